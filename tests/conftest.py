@@ -1,0 +1,45 @@
+"""Shared fixtures: small fleets with the constant latency model, trace builders."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+
+def make_trace(arrivals, prompts, outputs, **extra) -> pd.DataFrame:
+    """A canonical trace DataFrame from plain sequences."""
+    df = pd.DataFrame({
+        "arrival_s": np.asarray(arrivals, dtype=np.float64),
+        "prompt_tokens": np.asarray(prompts, dtype=np.int64),
+        "output_tokens": np.asarray(outputs, dtype=np.int64),
+    })
+    for k, v in extra.items():
+        df[k] = v
+    return df
+
+
+def constant_cfg(step_s=0.01, count=1, kv_blocks=100_000, policy="sarathi", max_seqs=256,
+                 token_budget=2048, block_size=16, router="RoundRobin", prefill_s_per_token=0.0,
+                 **pool_extra) -> dict:
+    """A run config with one pool of constant-latency instances."""
+    pool = {
+        "gpu": "h100-80gb", "model": "llama3.1-8b", "tp": 1, "count": count,
+        "kv_blocks": kv_blocks,
+        "scheduler": {"policy": policy, "max_seqs": max_seqs, "token_budget": token_budget,
+                      "block_size": block_size},
+        "latency": {"kind": "constant", "decode_step_s": step_s,
+                    "prefill_s_per_token": prefill_s_per_token},
+    }
+    pool.update(pool_extra)
+    return {
+        "seed": 0, "slo": {"ttft_s": 1.0, "tpot_s": 0.1}, "pue": 1.0,
+        "pool": {"name": "test", "pools": {"p": pool}},
+        "router": {"_target_": f"wrpsim.router.{router}"},
+    }
+
+
+@pytest.fixture
+def trace_factory():
+    """Expose `make_trace` to tests."""
+    return make_trace

@@ -1,0 +1,263 @@
+"""Trace loaders: shipped traces (counts, sums, timestamps), generic formats, errors and cache.
+
+Expected values are computed independently with the csv / json / datetime stdlib modules.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from wrpsim.errors import ConfigError, TraceError
+from wrpsim.workload import load_trace, validate_trace
+from wrpsim.workload.cache import cache_file
+
+TRACES = Path(__file__).resolve().parents[1] / "workloads" / "traces"
+HEADER = "TIMESTAMP,ContextTokens,GeneratedTokens\n"
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _cache_env(tmp_path_factory):
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("WRPSIM_CACHE", str(tmp_path_factory.mktemp("trace-cache")))
+        yield
+
+
+def _azure_ns(ts: str) -> int:
+    """Integer nanoseconds since the epoch of an Azure timestamp, parsed by hand."""
+    base, frac = ts.split(".")
+    sec = datetime.strptime(base, "%Y-%m-%d %H:%M:%S").timestamp()
+    return int(sec) * 10**9 + int(frac.ljust(9, "0"))
+
+
+def _write(tmp_path: Path, name: str, text: str) -> Path:
+    p = tmp_path / name
+    p.write_text(text, encoding="utf-8")
+    return p
+
+
+@pytest.mark.parametrize(
+    ("name", "rows"), [("azure_conv_2023.csv", 19366), ("azure_code_2023.csv", 8819)]
+)
+def test_azure_counts_sums_and_arrivals(name, rows):
+    with (TRACES / name).open(newline="") as f:
+        recs = list(csv.DictReader(f))
+    assert len(recs) == rows
+    df = load_trace(TRACES / name, kind="azure")
+    validate_trace(df)
+    assert len(df) == rows
+    assert list(df.columns) == ["arrival_s", "prompt_tokens", "output_tokens"]
+    assert int(df.prompt_tokens.sum()) == sum(int(r["ContextTokens"]) for r in recs)
+    assert int(df.output_tokens.sum()) == sum(int(r["GeneratedTokens"]) for r in recs)
+    ns = np.array([_azure_ns(r["TIMESTAMP"]) for r in recs], dtype=np.int64)
+    np.testing.assert_allclose(df.arrival_s.to_numpy(), (ns - ns.min()) / 1e9, rtol=0, atol=1e-9)
+
+
+def test_azure_conv_first_arrivals_by_hand():
+    df = load_trace(TRACES / "azure_conv_2023.csv", kind="azure")
+    # 18:15:46.6805900, 18:15:50.9951690, 18:15:51.2224670
+    assert df.arrival_s.iloc[:3].tolist() == pytest.approx([0.0, 4.314579, 4.541877], abs=1e-12)
+    assert df.prompt_tokens.iloc[:2].tolist() == [374, 396]
+    assert df.output_tokens.iloc[:2].tolist() == [44, 109]
+
+
+def test_seven_fractional_digits_are_kept(tmp_path):
+    p = _write(tmp_path, "t.csv", HEADER + "2023-11-16 18:15:46.0000001,10,1\n"
+               "2023-11-16 18:15:46.0000009,10,1\n2023-11-16 18:15:47.1234567,10,1")
+    a = load_trace(p, kind="azure", cache=False).arrival_s.to_numpy()
+    np.testing.assert_allclose(a, [0.0, 8e-7, 1.1234566], rtol=0, atol=1e-13)
+
+
+@pytest.mark.parametrize(
+    ("name", "rows"), [("mooncake_conversation.jsonl", 12031), ("mooncake_synthetic.jsonl", 3993)]
+)
+def test_mooncake_counts_sums_and_hash_ids(name, rows):
+    with (TRACES / name).open() as f:
+        recs = [json.loads(line) for line in f if line.strip()]
+    assert len(recs) == rows
+    df = load_trace(TRACES / name, kind="mooncake")
+    validate_trace(df)
+    assert len(df) == rows
+    assert int(df.prompt_tokens.sum()) == sum(r["input_length"] for r in recs)
+    assert int(df.output_tokens.sum()) == sum(r["output_length"] for r in recs)
+    ts = sorted(r["timestamp"] for r in recs)
+    assert df.arrival_s.tolist() == [(t - ts[0]) / 1000 for t in ts]
+    assert df.hash_ids.tolist() == [r["hash_ids"] for r in recs]  # file is sorted already
+    assert all(type(h) is list for h in df.hash_ids)
+
+
+def test_generic_csv_with_mapping_and_ms(tmp_path):
+    p = _write(tmp_path, "g.csv", "ts,in_len,out_len,who\n1500,10,2,m1\n2500,20,3,\n1000,5,1,m2\n")
+    df = load_trace(p, columns={"arrival_s": "ts", "prompt_tokens": "in_len",
+                                "output_tokens": "out_len", "model": "who"}, time_unit="ms")
+    validate_trace(df)
+    assert df.arrival_s.tolist() == [0.0, 0.5, 1.5]
+    assert df.prompt_tokens.tolist() == [5, 10, 20]
+    assert df.model.tolist() == ["m2", "m1", ""]
+
+
+def test_generic_parquet_and_jsonl_us(tmp_path):
+    t = pa.table({"arrival_s": [0.0, 2.5], "prompt_tokens": [3, 4], "output_tokens": [1, 9],
+                  "session_id": ["a", None]})
+    pq.write_table(t, tmp_path / "g.parquet")
+    df = load_trace(tmp_path / "g.parquet", columns={"session_id": "session_id"})
+    assert df.arrival_s.tolist() == [0.0, 2.5]
+    assert df.session_id.tolist() == ["a", None] and df.session_id.dtype == object
+    p = _write(tmp_path, "g.jsonl", '{"t": 10, "p": 3, "o": 1}\n{"t": 1000010, "p": 4, "o": 2}\n')
+    df = load_trace(p, columns={"arrival_s": "t", "prompt_tokens": "p", "output_tokens": "o"},
+                    time_unit="us")
+    assert df.arrival_s.tolist() == [0.0, 1.0]
+
+
+def test_generic_datetime_iso(tmp_path):
+    p = _write(tmp_path, "d.csv", "arrival_s,prompt_tokens,output_tokens\n"
+               "2024-01-01T00:00:01.5,1,1\n2024-01-01T00:00:00,2,2\n")
+    df = load_trace(p, time_unit="datetime")
+    assert df.arrival_s.tolist() == [0.0, 1.5]
+    assert df.prompt_tokens.tolist() == [2, 1]
+
+
+def test_unsorted_timestamps_are_sorted_stably(tmp_path):
+    p = _write(tmp_path, "u.csv", "arrival_s,prompt_tokens,output_tokens\n"
+               "3.0,1,1\n1.0,2,1\n1.0,3,1\n2.0,4,1\n")
+    df = load_trace(p, cache=False)
+    assert df.prompt_tokens.tolist() == [2, 3, 4, 1]
+    assert df.arrival_s.tolist() == [0.0, 0.0, 1.0, 2.0]
+    assert df.index.tolist() == [0, 1, 2, 3]
+
+
+# --- errors: file, line (header = line 1), field and value are named --------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "match"),
+    [
+        ("2023-11-16 18:15:46.1,1,1\n\n2023-11-16 18:15:47.1,3x4,44\n",
+         r"bad\.csv: line 4: field ContextTokens \(prompt_tokens\): not a number: '3x4'"),
+        ("2023-11-16 18:15:46.1,1,1\n2023-11-16 18:15:47.1,5\n",
+         r"bad\.csv: line 3: expected 3 fields .*found 2"),
+        ("2023-11-16 18:15:46.1,1,1\n2023-11-16 18:15:47.1,5,5,5\n",
+         r"bad\.csv: line 3: expected 3 fields .*found 4"),
+        ("2023-11-16 18:15:46.1,1,1\n2023-11-16 18:15:4x.1,5,5\n",
+         r"bad\.csv: line 3: field TIMESTAMP \(arrival_s\): cannot parse timestamp"),
+        ("2023-11-16 18:15:46.1,1,1\n2023-11-16 18:15:47.1,1,1\n2023-11-16 18:15:48.1,-5,1\n",
+         r"bad\.csv: line 4: field ContextTokens \(prompt_tokens\): .*>= 1, got -5"),
+        ("2023-11-16 18:15:46.1,0,1\n",
+         r"bad\.csv: line 2: field ContextTokens \(prompt_tokens\): .*>= 1, got 0"),
+        ("2023-11-16 18:15:46.1,7,0\n",
+         r"bad\.csv: line 2: field GeneratedTokens \(output_tokens\): .*>= 1, got 0"),
+        ("2023-11-16 18:15:46.1,7,2.5\n",
+         r"bad\.csv: line 2: field GeneratedTokens \(output_tokens\): not an integer: '2\.5'"),
+    ],
+    ids=["non-numeric", "too-few-fields", "too-many-fields", "bad-timestamp", "negative",
+         "zero-prompt", "zero-output", "non-integer"],
+)
+def test_azure_bad_rows(tmp_path, body, match):
+    p = _write(tmp_path, "bad.csv", HEADER + body)
+    with pytest.raises(TraceError, match=match):
+        load_trace(p, kind="azure")
+
+
+def test_missing_column_names_file_column_and_found(tmp_path):
+    p = _write(tmp_path, "m.csv", "TIMESTAMP,Context,GeneratedTokens\n2023-11-16 18:15:46.1,1,1\n")
+    with pytest.raises(TraceError, match=r"m\.csv: missing column\(s\) ContextTokens "
+                       r"\(for prompt_tokens\); columns found: TIMESTAMP, Context, Generated"):
+        load_trace(p, kind="azure")
+
+
+_OK = '{"timestamp": 0, "input_length": 5, "output_length": 3, "hash_ids": [1]}\n'
+
+
+@pytest.mark.parametrize(
+    ("body", "match"),
+    [
+        ('{"timestamp": 5, "input_length": 5\n', r"line 3: invalid JSON"),
+        ('[1, 2]\n', r"line 3: expected a JSON object"),
+        ('{"timestamp": 5, "input_length": "abc", "output_length": 3, "hash_ids": []}\n',
+         r"line 3: field input_length \(prompt_tokens\): not a number: 'abc'"),
+        ('{"timestamp": 5, "output_length": 3, "hash_ids": []}\n',
+         r"line 3: field input_length \(prompt_tokens\): missing value"),
+        ('{"timestamp": 5, "input_length": 5, "output_length": -2, "hash_ids": []}\n',
+         r"line 3: field output_length \(output_tokens\): .*>= 1, got -2"),
+        ('{"timestamp": 5, "input_length": 5, "output_length": 2, "hash_ids": ["a"]}\n',
+         r"line 3: field hash_ids \(hash_ids\): expected a list of integers"),
+    ],
+    ids=["bad-json", "not-object", "non-numeric", "missing-key", "negative", "bad-hash-ids"],
+)
+def test_mooncake_bad_lines(tmp_path, body, match):
+    p = _write(tmp_path, "bad.jsonl", _OK + "\n" + body)  # blank line 2 still counts
+    with pytest.raises(TraceError, match=r"bad\.jsonl: " + match):
+        load_trace(p, kind="mooncake")
+
+
+def test_file_and_option_errors(tmp_path):
+    with pytest.raises(TraceError, match=r"nope\.csv: trace file not found"):
+        load_trace(tmp_path / "nope.csv", kind="azure")
+    with pytest.raises(TraceError, match=r"empty file"):
+        load_trace(_write(tmp_path, "e.csv", ""), kind="azure")
+    with pytest.raises(TraceError, match=r"holds no records"):
+        load_trace(_write(tmp_path, "h.csv", HEADER), kind="azure")
+    with pytest.raises(TraceError, match=r"valid suffixes"):
+        load_trace(_write(tmp_path, "x.txt", "a"))
+    p = TRACES / "azure_conv_2023.csv"
+    with pytest.raises(ConfigError, match=r"kind: unknown value 'azur'; valid choices: azure, "
+                       r"generic, mooncake"):
+        load_trace(p, kind="azur")
+    with pytest.raises(ConfigError, match=r"time_unit: .*valid choices: datetime, ms, s, us"):
+        load_trace(p, kind="azure", time_unit="ns")
+    with pytest.raises(ConfigError, match=r"columns\.prompt: unknown value"):
+        load_trace(p, columns={"prompt": "x"})
+
+
+# --- cache ------------------------------------------------------------------------------------
+
+
+def _params(p: Path) -> Path:
+    from wrpsim.workload.loaders import loader_params
+
+    return cache_file(p, {"kind": "azure", **loader_params("azure")})
+
+
+def test_cache_is_transparent_and_recovers_from_corruption(tmp_path, monkeypatch):
+    monkeypatch.setenv("WRPSIM_CACHE", str(tmp_path / "c"))
+    src = TRACES / "azure_code_2023.csv"
+    fresh = load_trace(src, kind="azure", cache=False)
+    first = load_trace(src, kind="azure")
+    cfile = _params(src)
+    assert cfile.is_file() and cfile.parent == tmp_path / "c"
+    hit = load_trace(src, kind="azure")
+    pd.testing.assert_frame_equal(fresh, first)
+    pd.testing.assert_frame_equal(fresh, hit)
+    cfile.write_bytes(b"not parquet at all")
+    pd.testing.assert_frame_equal(fresh, load_trace(src, kind="azure"))
+    assert pq.read_table(cfile).num_rows == len(fresh)  # rebuilt
+    assert not [p for p in cfile.parent.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_cache_keeps_optional_columns_and_tracks_source_changes(tmp_path, monkeypatch):
+    monkeypatch.setenv("WRPSIM_CACHE", str(tmp_path / "c"))
+    p = _write(tmp_path, "s.jsonl", _OK + '{"timestamp": 9, "input_length": 7, '
+               '"output_length": 1, "hash_ids": [1, 2]}\n')
+    fresh = load_trace(p, kind="mooncake", cache=False)
+    load_trace(p, kind="mooncake")
+    pd.testing.assert_frame_equal(fresh, load_trace(p, kind="mooncake"))
+    assert load_trace(p, kind="mooncake").hash_ids.tolist() == [[1], [1, 2]]
+    p.write_text(_OK)
+    os.utime(p, ns=(1, 1))
+    assert len(load_trace(p, kind="mooncake")) == 1
+
+
+def test_cache_off(tmp_path, monkeypatch):
+    monkeypatch.setenv("WRPSIM_CACHE", "off")
+    df = load_trace(TRACES / "azure_code_2023.csv", kind="azure")
+    assert len(df) == 8819
+    assert cache_file(TRACES / "azure_code_2023.csv", {}) is None

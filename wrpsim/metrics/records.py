@@ -1,0 +1,124 @@
+"""Per-request and per-instance result rows with explicit Arrow schemas.
+
+Rows are buffered as tuples in the column order of their schema and converted to Arrow once at
+the end of the run (`to_table`). Times are simulated seconds; latencies are NaN where undefined
+(e.g. TPOT of a one-token answer, TTFT of a dropped request).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from wrpsim.io import atomic_path
+
+REQUEST_SCHEMA = pa.schema(
+    [
+        ("request_id", pa.int64()),
+        ("arrival_s", pa.float64()),
+        ("model", pa.string()),
+        ("pool", pa.string()),
+        ("instance", pa.int32()),
+        ("prompt_tokens", pa.int64()),
+        ("output_tokens", pa.int64()),
+        ("queue_wait_s", pa.float64()),
+        ("ttft_s", pa.float64()),
+        ("tpot_s", pa.float64()),
+        ("e2e_s", pa.float64()),
+        ("first_token_s", pa.float64()),
+        ("finish_s", pa.float64()),
+        ("preemptions", pa.int32()),
+        ("status", pa.string()),  # completed | dropped | in_flight
+        ("drop_reason", pa.string()),
+    ],
+    metadata={"wrpsim.table": "requests", "wrpsim.version": "1",
+              "wrpsim.units": "seconds of simulated time"},
+)
+
+INSTANCE_SCHEMA = pa.schema(
+    [
+        ("pool", pa.string()),
+        ("instance", pa.int32()),
+        ("gpu", pa.string()),
+        ("model", pa.string()),
+        ("tp", pa.int32()),
+        ("busy_s", pa.float64()),
+        ("utilization", pa.float64()),
+        ("iterations", pa.int64()),
+        ("prefill_tokens", pa.int64()),
+        ("decode_tokens", pa.int64()),
+        ("requests_completed", pa.int64()),
+        ("preemptions", pa.int64()),
+        ("kv_capacity_blocks", pa.int64()),
+        ("kv_peak_blocks", pa.int64()),
+        ("kv_mean_util", pa.float64()),
+        ("energy_j", pa.float64()),
+        ("price_per_gpu_hour_usd", pa.float64()),
+        ("mean_requests_in_system", pa.float64()),  # time average of waiting + running
+    ],
+    metadata={"wrpsim.table": "instances", "wrpsim.version": "1",
+              "wrpsim.energy": "IT energy of the instance's GPUs, before PUE"},
+)
+
+NAN = math.nan
+
+
+class RequestLog:
+    """Collects one row per request (the engine's `sink`)."""
+
+    def __init__(self):
+        self.rows: list[tuple] = []
+
+    def finished(self, seq, inst, now: float) -> None:
+        """Record a completed sequence."""
+        r = seq.req
+        ttft = seq.first_token_s - r.arrival_s
+        tpot = (now - seq.first_token_s) / (r.output_tokens - 1) if r.output_tokens > 1 else NAN
+        self.rows.append((
+            r.id, r.arrival_s, r.model, inst.pool, inst.index, r.prompt_tokens, r.output_tokens,
+            seq.admit_s - r.arrival_s, ttft, tpot, now - r.arrival_s, seq.first_token_s, now,
+            seq.preemptions, "completed", None,
+        ))
+
+    def dropped(self, req, model: str, reason: str) -> None:
+        """Record a request that was never served."""
+        self.rows.append((
+            req.id, req.arrival_s, model, None, None, req.prompt_tokens, req.output_tokens,
+            NAN, NAN, NAN, NAN, NAN, NAN, 0, "dropped", reason,
+        ))
+
+    def in_flight(self, seq, inst) -> None:
+        """Record a request still queued or running when the horizon ends the run."""
+        r = seq.req
+        first = seq.first_token_s
+        self.rows.append((
+            r.id, r.arrival_s, r.model, inst.pool, inst.index, r.prompt_tokens, r.output_tokens,
+            NAN if seq.admit_s is None else seq.admit_s - r.arrival_s,
+            NAN if first is None else first - r.arrival_s, NAN, NAN,
+            NAN if first is None else first, NAN, seq.preemptions, "in_flight", None,
+        ))
+
+    def table(self) -> pa.Table:
+        """All rows sorted by request id, as an Arrow table of `REQUEST_SCHEMA`."""
+        rows = sorted(self.rows, key=lambda t: t[0])
+        cols = list(zip(*rows)) if rows else [[] for _ in REQUEST_SCHEMA]
+        return pa.table(
+            [pa.array(c, type=f.type) for c, f in zip(cols, REQUEST_SCHEMA)], schema=REQUEST_SCHEMA
+        )
+
+
+def instance_table(rows: list[tuple]) -> pa.Table:
+    """Arrow table of `INSTANCE_SCHEMA` from tuples in its column order."""
+    cols = list(zip(*rows)) if rows else [[] for _ in INSTANCE_SCHEMA]
+    return pa.table(
+        [pa.array(c, type=f.type) for c, f in zip(cols, INSTANCE_SCHEMA)], schema=INSTANCE_SCHEMA
+    )
+
+
+def write_parquet(table: pa.Table, path: Path) -> None:
+    """Write `table` to `path` atomically, with deterministic bytes for identical tables."""
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp, compression="zstd", write_statistics=True)

@@ -1,0 +1,89 @@
+"""Run summary: latency percentiles, SLO attainment, goodput, cost and energy.
+
+Definitions (all in `summary.json`):
+
+- latency percentiles are over *completed* requests; TPOT = (finish − first token)/(output − 1)
+  and is undefined for one-token answers;
+- `slo_attainment`: fraction of *all* requests that completed with TTFT <= `slo.ttft_s` and TPOT
+  <= `slo.tpot_s` (dropped and unfinished requests count as misses); `goodput_rps` is the number
+  of such requests per simulated second;
+- `throughput_tokens_per_s`: output tokens of completed requests per simulated second;
+- `gpu_hours` = provisioned GPUs × simulated duration; `cost_usd` = Σ GPU-hours × price per
+  GPU-hour of each pool;
+- `energy_kwh` = ∫ power dt of every GPU (busy and idle) × PUE; `tokens_per_joule` = output tokens
+  of completed requests / that facility energy in joules.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pyarrow as pa
+
+
+def _pct(x: np.ndarray, q: float) -> float | None:
+    x = x[~np.isnan(x)]
+    return float(np.percentile(x, q)) if x.size else None
+
+
+def _mean(x: np.ndarray) -> float | None:
+    x = x[~np.isnan(x)]
+    return float(x.mean()) if x.size else None
+
+
+def summarize(requests: pa.Table, instances: pa.Table, duration_s: float, slo: dict,
+              pue: float) -> dict:
+    """Compute the summary dictionary (JSON-ready: None where a value is undefined)."""
+    status = np.asarray(requests.column("status").to_pylist(), dtype=object)
+    done = status == "completed"
+    col = {n: requests.column(n).to_numpy(zero_copy_only=False).astype(np.float64)
+           for n in ("ttft_s", "tpot_s", "e2e_s", "queue_wait_s", "output_tokens",
+                     "prompt_tokens", "preemptions")}
+    ttft, tpot, e2e = col["ttft_s"][done], col["tpot_s"][done], col["e2e_s"][done]
+    out_tokens = float(col["output_tokens"][done].sum())
+    in_tokens = float(col["prompt_tokens"][done].sum())
+    ok = done.copy()
+    ok[done] = (ttft <= slo["ttft_s"]) & (np.isnan(tpot) | (tpot <= slo["tpot_s"]))
+    total = len(status)
+    dur = max(duration_s, 1e-12)
+
+    gpus = instances.column("tp").to_numpy().astype(np.int64)
+    price = instances.column("price_per_gpu_hour_usd").to_numpy()
+    it_energy_j = float(instances.column("energy_j").to_numpy().sum())
+    facility_j = it_energy_j * pue
+    gpu_hours = float(gpus.sum()) * duration_s / 3600.0
+    cost = float((gpus * price).sum()) * duration_s / 3600.0
+    s = {
+        "requests_total": total,
+        "requests_completed": int(done.sum()),
+        "requests_dropped": int((status == "dropped").sum()),
+        "requests_in_flight": int((status == "in_flight").sum()),
+        "ttft_mean_s": _mean(ttft), "ttft_p50_s": _pct(ttft, 50), "ttft_p90_s": _pct(ttft, 90),
+        "ttft_p99_s": _pct(ttft, 99),
+        "tpot_mean_s": _mean(tpot), "tpot_p50_s": _pct(tpot, 50), "tpot_p90_s": _pct(tpot, 90),
+        "tpot_p99_s": _pct(tpot, 99),
+        "e2e_mean_s": _mean(e2e), "e2e_p50_s": _pct(e2e, 50), "e2e_p90_s": _pct(e2e, 90),
+        "e2e_p99_s": _pct(e2e, 99),
+        "queue_wait_mean_s": _mean(col["queue_wait_s"][done]),
+        "slo_ttft_s": float(slo["ttft_s"]), "slo_tpot_s": float(slo["tpot_s"]),
+        "slo_attainment": float(ok.sum() / total) if total else None,
+        "goodput_rps": float(ok.sum()) / dur,
+        "throughput_tokens_per_s": out_tokens / dur,
+        "throughput_prompt_tokens_per_s": in_tokens / dur,
+        "preemptions": int(col["preemptions"].sum()),
+        "duration_s": float(duration_s),
+        "gpu_count": int(gpus.sum()),
+        "instance_count": len(gpus),
+        "gpu_hours": gpu_hours,
+        "cost_usd": cost,
+        "cost_per_hour_usd": float((gpus * price).sum()),
+        "pue": float(pue),
+        "energy_it_kwh": it_energy_j / 3.6e6,
+        "energy_kwh": facility_j / 3.6e6,
+        "tokens_per_joule": out_tokens / facility_j if facility_j > 0 else None,
+        "mean_utilization": float(np.mean(instances.column("utilization").to_numpy()))
+        if len(gpus) else None,
+    }
+    return {k: (None if isinstance(v, float) and not math.isfinite(v) else v)
+            for k, v in s.items()}

@@ -1,0 +1,149 @@
+"""Pools and fleets built from the `pool` config group.
+
+A *pool* is `count` identical instances: one model on `tp` GPUs of one type with one scheduler.
+A *fleet* is one or more pools, possibly of different GPU types and models. The fleet is also
+the routers' read-only *view*: `candidates(request)` lists the instances that can serve it.
+
+Config (one YAML per fleet in `pools/`)::
+
+    pools:
+      h100:                       # pool name
+        gpu: h100-80gb            # GPU catalog name
+        model: llama3.1-70b       # model catalog name
+        tp: 4
+        count: 4
+        scheduler: {policy: sarathi, token_budget: 2048, max_seqs: 256}
+        latency: {kind: analytical}   # or {kind: constant, decode_step_s: 0.02, ...}
+        kv_blocks: null           # override the computed KV capacity (blocks)
+    default_model: null           # model of requests that name none (default: first pool's)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from wrpsim.errors import ConfigError, unknown_choice
+from wrpsim.pool.catalog import get_gpu, get_model
+from wrpsim.pool.constant import ConstantLatency
+from wrpsim.pool.instance import Instance
+from wrpsim.pool.scheduler import SchedulerConfig
+
+POOL_KEYS = ("gpu", "model", "tp", "count", "scheduler", "latency", "kv_blocks")
+LATENCY_KINDS = ("analytical", "constant")
+
+
+@dataclass(frozen=True)
+class PoolSpec:
+    """A validated pool configuration."""
+
+    name: str
+    gpu: str
+    model: str
+    tp: int
+    count: int
+    scheduler: SchedulerConfig
+    latency: dict
+    kv_blocks: int | None
+    price_per_gpu_hour: float
+
+
+def parse_pool(name: str, d: dict) -> PoolSpec:
+    """Validate one pool's mapping, naming the offending field (`pool.pools.<name>.<field>`)."""
+    where = f"pool.pools.{name}"
+    if not isinstance(d, dict):
+        raise ConfigError(f"{where} must be a mapping with keys {', '.join(POOL_KEYS)}")
+    bad = sorted(k for k in d if k not in POOL_KEYS)
+    if bad:
+        raise ConfigError(f"{where}: unknown key(s) {bad}; valid keys: {', '.join(POOL_KEYS)}")
+    for key in ("gpu", "model"):
+        if not d.get(key):
+            raise ConfigError(f"{where}.{key} is required")
+    gpu = get_gpu(d["gpu"])
+    get_model(d["model"])
+    for key, default in (("tp", 1), ("count", 1)):
+        v = d.get(key, default)
+        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+            raise ConfigError(f"{where}.{key} must be an integer >= 1, got {v!r}")
+    latency = dict(d.get("latency") or {"kind": "analytical"})
+    kind = latency.get("kind", "analytical")
+    if kind not in LATENCY_KINDS:
+        raise unknown_choice(f"{where}.latency.kind", kind, LATENCY_KINDS)
+    kv_blocks = d.get("kv_blocks")
+    if kv_blocks is not None and (not isinstance(kv_blocks, int) or kv_blocks < 1):
+        raise ConfigError(f"{where}.kv_blocks must be null or an integer >= 1, got {kv_blocks!r}")
+    return PoolSpec(
+        name=name, gpu=d["gpu"], model=d["model"], tp=d.get("tp", 1), count=d.get("count", 1),
+        scheduler=SchedulerConfig.from_dict(d.get("scheduler"), f"{where}.scheduler"),
+        latency=latency, kv_blocks=kv_blocks, price_per_gpu_hour=gpu.price_per_hour_usd,
+    )
+
+
+def build_latency(spec: PoolSpec):
+    """The latency model of one instance of the pool."""
+    opts = {k: v for k, v in spec.latency.items() if k != "kind"}
+    where = f"pool.pools.{spec.name}.latency"
+    try:
+        if spec.latency.get("kind", "analytical") == "constant":
+            return ConstantLatency(tp=spec.tp, **opts)
+        from wrpsim.pool.perf import AnalyticalLatency
+
+        return AnalyticalLatency(get_model(spec.model), get_gpu(spec.gpu), spec.tp, **opts)
+    except TypeError as e:
+        raise ConfigError(f"{where}: {e}") from None
+
+
+class Candidates(list):
+    """Instances that can serve one model, with the model's name attached."""
+
+    model: str
+
+
+class Fleet:
+    """All pools of a run; the routers' read-only view of it."""
+
+    def __init__(self, env, specs: list[PoolSpec], sink, default_model: str | None = None):
+        if not specs:
+            raise ConfigError("pool.pools must define at least one pool")
+        self.specs = specs
+        self.pools: dict[str, list[Instance]] = {}
+        self.latency = {}
+        self.max_tokens: dict[str, int] = {}  # per model: longest request any instance can hold
+        for spec in specs:
+            lat = build_latency(spec)
+            blocks = spec.kv_blocks
+            if blocks is None:
+                if not hasattr(lat, "kv_capacity_blocks"):
+                    raise ConfigError(f"pool.pools.{spec.name}.kv_blocks is required with a "
+                                      "constant latency model")
+                s = spec.scheduler
+                blocks = lat.kv_capacity_blocks(s.block_size, s.gpu_mem_util, s.reserve_gib)
+            self.latency[spec.name] = lat
+            self.pools[spec.name] = [
+                Instance(env, spec.name, i, lat, spec.scheduler, blocks, sink)
+                for i in range(spec.count)
+            ]
+            cap = blocks * spec.scheduler.block_size
+            self.max_tokens[spec.model] = max(self.max_tokens.get(spec.model, 0), cap)
+        self.models = sorted({s.model for s in specs})
+        self.default_model = default_model or specs[0].model
+        if self.default_model not in self.models:
+            raise unknown_choice("pool.default_model", self.default_model, self.models)
+        self._cands: dict[str, Candidates] = {}
+        for model in self.models:
+            c = Candidates(i for s in specs if s.model == model for i in self.pools[s.name])
+            c.model = model
+            self._cands[model] = c
+        self.instances = [i for s in specs for i in self.pools[s.name]]
+
+    def model_of(self, request) -> str:
+        """The model that serves `request` (its own, or the fleet's default)."""
+        return request.model or self.default_model
+
+    def candidates(self, request) -> Candidates:
+        """Instances whose pool serves the request's model (pool order, then index)."""
+        return self._cands[request.model or self.default_model]
+
+    @property
+    def gpu_count(self) -> int:
+        """GPUs provisioned in the fleet."""
+        return sum(s.tp * s.count for s in self.specs)

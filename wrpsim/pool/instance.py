@@ -1,0 +1,386 @@
+"""One model replica on `tp` GPUs: waiting queue, continuous batching, paged KV, preemption.
+
+The instance is event-driven with one SimPy event per *stretch* of iterations, not per token:
+
+- an iteration that prefills (prompt chunks, possibly mixed with decode steps) is one event;
+- a run of decode-only iterations is planned in one go up to the next change of batch
+  membership (the first sequence to finish, or the KV cache running out) and is one event; an
+  arrival that could join the batch cuts the run short at the end of the iteration in progress.
+
+Simulated behaviour is the same as stepping every iteration: iteration times come from the
+`LatencyModel` one by one (`decode_run_s`), and arrivals join only at iteration boundaries.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import deque
+
+import numpy as np
+
+from wrpsim.pool.kvcache import KVLedger
+from wrpsim.pool.latency import LatencyModel
+from wrpsim.pool.scheduler import SchedulerConfig
+from wrpsim.pool.sequence import DECODE, DONE, PREFILL, WAITING, Seq
+
+_DECODE_RUN, _MIXED = 1, 2
+
+
+class Instance:
+    """A model replica with an iteration-level scheduler (see module docstring).
+
+    Read-only attributes for routers: `pool` (name), `index` (within the pool), `outstanding`
+    (requests waiting or running), `num_waiting`, `num_running`, `kv_used_frac`.
+    """
+
+    #: longest decode-only run planned as one event; 1 steps every iteration (tests compare both)
+    max_run_steps: int = 1 << 62
+
+    def __init__(self, env, pool: str, index: int, latency: LatencyModel,
+                 sched: SchedulerConfig, kv_blocks: int, sink):
+        self.env = env
+        self.pool = pool
+        self.index = index
+        self.name = f"{pool}/{index}"
+        self.latency = latency
+        self.tp = latency.tp
+        self.sched = sched
+        self.kv = KVLedger(sched.block_size, kv_blocks)
+        self.sink = sink  # receives finished sequences: sink.finished(seq, instance, now)
+        self.waiting: deque[Seq] = deque()
+        self.running: dict[int, Seq] = {}  # admission order
+        self.prefilling: list[Seq] = []  # FCFS
+        self._heap: list = []  # (s_fin, req id, push number, seq) of decoding sequences
+        self._pushes = 0
+        self.step = 0  # decode-step counter
+        self.n_dec = 0  # decoding sequences tracked by the KV phase histogram or reserved
+        self._ctx_const = 0  # sum over decoders of kv0 - s0
+        self._watermark = int(sched.watermark * kv_blocks)
+        # current stretch of iterations
+        self.busy = False
+        self._kick = False
+        self._token = 0
+        self._kind = 0
+        self._t0 = 0.0
+        self._n = 0
+        self._cum: np.ndarray | None = None
+        self._dur = 0.0
+        self._chunks: list = []
+        self._dec_in_iter = 0
+        # statistics
+        self.busy_s = 0.0
+        self.energy_j = 0.0
+        self.iterations = 0
+        self.prefill_tokens = 0
+        self.decode_tokens = 0
+        self.preemptions = 0
+        self.completed = 0
+        self._in_system = 0
+        self._in_area = 0.0
+        self._in_t = 0.0
+
+    # ------------------------------------------------------------------ router view
+    @property
+    def outstanding(self) -> int:
+        """Requests on this instance: waiting plus running."""
+        return self._in_system
+
+    @property
+    def num_waiting(self) -> int:
+        """Requests waiting to be admitted."""
+        return len(self.waiting)
+
+    @property
+    def num_running(self) -> int:
+        """Requests admitted (prefilling or decoding)."""
+        return len(self.running)
+
+    @property
+    def kv_used_frac(self) -> float:
+        """Fraction of KV blocks held (as of the last iteration boundary)."""
+        return self.kv.used / self.kv.capacity
+
+    def _count(self, delta: int) -> None:
+        now = self.env.now
+        self._in_area += self._in_system * (now - self._in_t)
+        self._in_t = now
+        self._in_system += delta
+
+    def in_system_integral(self, now: float) -> float:
+        """Integral over [0, now] of the number of requests on the instance (for Little's law)."""
+        return self._in_area + self._in_system * (now - self._in_t)
+
+    # ------------------------------------------------------------------ arrivals
+    def admit(self, req) -> None:
+        """Accept a routed request into the waiting queue (at the current simulated time)."""
+        self.waiting.append(Seq(req))
+        self._count(+1)
+        if not self.busy:
+            if not self._kick:  # plan after all arrivals of this instant have been admitted
+                self._kick = True
+                ev = self.env.timeout(0)
+                ev.callbacks.append(self._on_kick)
+        elif self._kind == _DECODE_RUN and self._n > 1 and len(self.running) < self.sched.max_seqs:
+            self._truncate()
+
+    def _on_kick(self, _ev) -> None:
+        self._kick = False
+        if not self.busy:
+            self._plan()
+
+    def _truncate(self) -> None:
+        """End the current decode run at the end of the iteration now in progress."""
+        k = int(np.searchsorted(self._cum, self.env.now - self._t0, side="right"))
+        if k + 1 < self._n:
+            self._n = k + 1
+            self._dur = float(self._cum[k])
+            self._schedule(max(0.0, self._t0 + self._dur - self.env.now))
+
+    def _schedule(self, delay: float) -> None:
+        self._token += 1
+        ev = self.env.timeout(delay, value=self._token)
+        ev.callbacks.append(self._on_end)
+
+    # ------------------------------------------------------------------ decoding set
+    def _add_decoder(self, seq: Seq) -> None:
+        seq.state = DECODE
+        seq.kv0 = seq.target
+        seq.s0 = self.step
+        seq.s_fin = self.step + seq.req.output_tokens - seq.gen
+        if not seq.reserved:
+            self.kv.add_decoder(seq.kv0, seq.s0)
+            seq.blocks = 0
+        self._ctx_const += seq.kv0 - seq.s0
+        self.n_dec += 1
+        self._pushes += 1
+        seq.heap_no = self._pushes
+        heapq.heappush(self._heap, (seq.s_fin, seq.req.id, self._pushes, seq))
+
+    def _remove_decoder(self, seq: Seq) -> int:
+        """Take `seq` out of the decoding set; return the blocks it holds."""
+        if not seq.reserved:
+            self.kv.remove_decoder(seq.kv0, seq.s0)
+            held = self.kv.blocks_for(seq.kv0 + self.step - seq.s0)
+        else:
+            held = seq.blocks
+        self._ctx_const -= seq.kv0 - seq.s0
+        self.n_dec -= 1
+        seq.gen += self.step - seq.s0
+        return held
+
+    def _next_finish(self) -> int:
+        heap = self._heap
+        while heap[0][3].state != DECODE or heap[0][3].heap_no != heap[0][2]:
+            heapq.heappop(heap)  # stale entry of a preempted sequence
+        return heap[0][0]
+
+    def _finish(self, seq: Seq, held: int, now: float) -> None:
+        seq.state = DONE
+        seq.gen = seq.req.output_tokens
+        del self.running[seq.req.id]
+        self.kv.release(held, now)
+        self.completed += 1
+        self._count(-1)
+        self.sink.finished(seq, self, now)
+
+    def _preempt_last(self, now: float) -> None:
+        """Preempt the most recently admitted running sequence (recompute later)."""
+        _, seq = self.running.popitem()
+        if seq.state == DECODE:
+            held = self._remove_decoder(seq)
+        else:
+            self.prefilling.remove(seq)
+            held = seq.blocks
+        self.kv.release(held, now)
+        seq.state = WAITING
+        seq.target = seq.req.prompt_tokens + seq.gen
+        seq.done = 0
+        seq.blocks = 0
+        seq.reserved = False
+        seq.preemptions += 1
+        self.preemptions += 1
+        self.waiting.appendleft(seq)
+
+    # ------------------------------------------------------------------ planning
+    def _plan(self) -> None:
+        """At an iteration boundary with nothing in progress: start the next stretch."""
+        now = self.env.now
+        policy = self.sched.policy
+        preempted = False
+        while True:
+            admit = not (preempted and self.running)  # no new prompts in a step that preempted
+            if policy == "vllm":
+                chunks = self._admit_whole(now, False, admit) if self.waiting else []
+                n_dec = 0 if chunks else self.n_dec
+            else:
+                if self.n_dec and self.kv.step_blocks(self.step, 1) > self.kv.free:
+                    self._preempt_last(now)
+                    preempted = True
+                    continue
+                if policy == "orca":
+                    chunks = self._admit_whole(now, True, admit)
+                else:
+                    chunks = self._admit_chunks(now, admit)
+                n_dec = self.n_dec
+            if chunks:
+                self._start_mixed(now, chunks, n_dec)
+                return
+            # a prompt held back only because this step preempted may join at the next boundary
+            if self.n_dec and self._start_decode_run(now, 1 if preempted and self.waiting else 0):
+                return
+            if self.running:  # KV exhausted: free blocks by preemption, then try again
+                self._preempt_last(now)
+                preempted = True
+                continue
+            return  # idle
+
+    def _admit_chunks(self, now: float, admit: bool) -> list:
+        """sarathi: fill the token budget left by decodes with prompt chunks (FCFS)."""
+        kv, bs = self.kv, self.sched.block_size
+        budget = self.sched.token_budget - self.n_dec
+        free = kv.free - kv.step_blocks(self.step, 1) if self.n_dec else kv.free
+        chunks = []
+        for seq in self.prefilling:
+            if budget <= 0:
+                break
+            c = min(seq.target - seq.done, budget)
+            nb = -(-(seq.done + c) // bs) - seq.blocks
+            if nb > free:
+                break
+            free -= nb
+            budget -= c
+            chunks.append((seq, c, nb))
+        waiting, running = self.waiting, self.running
+        while admit and waiting and budget > 0 and len(running) < self.sched.max_seqs:
+            seq = waiting[0]
+            c = min(seq.target, budget)
+            nb = -(-c // bs)
+            if nb > free - (self._watermark if running else 0):
+                break
+            waiting.popleft()
+            self._start_seq(seq, now)
+            self.prefilling.append(seq)
+            free -= nb
+            budget -= c
+            chunks.append((seq, c, nb))
+        return chunks
+
+    def _admit_whole(self, now: float, reserve: bool, admit: bool) -> list:
+        """vllm / orca: admit whole prompts FCFS within the token budget (at least one)."""
+        kv = self.kv
+        budget = self.sched.token_budget - (self.n_dec if reserve else 0)
+        free = kv.free
+        chunks = []
+        waiting, running = self.waiting, self.running
+        while admit and waiting and len(running) < self.sched.max_seqs:
+            seq = waiting[0]
+            if chunks and seq.target > budget:
+                break
+            total = seq.target + (seq.req.output_tokens - seq.gen - 1 if reserve else 0)
+            nb = kv.blocks_for(total)
+            if nb > free - (self._watermark if running else 0):
+                break
+            waiting.popleft()
+            self._start_seq(seq, now)
+            seq.reserved = reserve
+            self.prefilling.append(seq)
+            free -= nb
+            budget -= seq.target
+            chunks.append((seq, seq.target, nb))
+        return chunks
+
+    def _start_seq(self, seq: Seq, now: float) -> None:
+        seq.state = PREFILL
+        if seq.admit_s is None:
+            seq.admit_s = now
+        self.running[seq.req.id] = seq
+
+    def _start_mixed(self, now: float, chunks: list, n_dec: int) -> None:
+        attn = 0.0
+        tokens = 0
+        alloc = 0
+        for seq, c, nb in chunks:
+            tokens += c
+            attn += c * (seq.done + (c + 1) / 2)
+            alloc += nb
+        if n_dec:
+            alloc += self.kv.step_blocks(self.step, 1)
+        self.kv.allocate(alloc, now)
+        ctx = self._ctx_const + self.n_dec * self.step if n_dec else 0
+        dur = self.latency.iteration_s(tokens, attn, n_dec, ctx)
+        self._kind = _MIXED
+        self._chunks = chunks
+        self._dec_in_iter = n_dec
+        self._begin(now, dur, 1, None, self.latency.power_w(tokens, n_dec))
+        self.prefill_tokens += tokens
+
+    def _start_decode_run(self, now: float, max_steps: int = 0) -> bool:
+        """Plan decode-only iterations up to the next membership change (or `max_steps` > 0)."""
+        limit = min(self._next_finish() - self.step, max_steps or self.max_run_steps)
+        n = self.kv.max_steps(self.step, limit)
+        if n == 0:
+            return False
+        ctx = self._ctx_const + self.n_dec * self.step
+        if n == 1:
+            dur, cum = self.latency.iteration_s(0, 0.0, self.n_dec, ctx), None
+        else:
+            cum = np.cumsum(self.latency.decode_run_s(self.n_dec, ctx, n))
+            dur = float(cum[-1])
+        self._kind = _DECODE_RUN
+        self._dec_in_iter = self.n_dec
+        self._begin(now, dur, n, cum, self.latency.power_w(0, self.n_dec))
+        return True
+
+    def _begin(self, now, dur, n, cum, power_w) -> None:
+        self.busy = True
+        self._t0, self._dur, self._n, self._cum = now, dur, n, cum
+        self._power = power_w
+        self._schedule(dur)
+
+    # ------------------------------------------------------------------ iteration end
+    def _on_end(self, ev) -> None:
+        if ev.value != self._token:
+            return  # superseded by a truncation
+        now = self.env.now
+        dur, n = self._dur, self._n
+        self.busy_s += dur
+        self.energy_j += self._power * self.tp * dur
+        self.iterations += n
+        if self._kind == _DECODE_RUN:
+            self.kv.allocate(self.kv.step_blocks(self.step, n), now)
+            self.step += n
+            self.decode_tokens += n * self._dec_in_iter
+            self._pop_finished(now)
+        else:
+            if self._dec_in_iter:
+                self.step += 1
+                self.decode_tokens += self._dec_in_iter
+                self._pop_finished(now)
+            for seq, c, _nb in self._chunks:
+                seq.done += c
+                seq.blocks += _nb
+                if seq.done == seq.target:
+                    self.prefilling.remove(seq)
+                    seq.gen += 1
+                    if seq.first_token_s is None:
+                        seq.first_token_s = now
+                    if seq.gen >= seq.req.output_tokens:
+                        self._finish(seq, seq.blocks, now)
+                    else:
+                        self._add_decoder(seq)
+            self._chunks = []
+        self.busy = False
+        self._plan()
+
+    def _pop_finished(self, now: float) -> None:
+        heap = self._heap
+        while self.n_dec and self._next_finish() <= self.step:
+            seq = heapq.heappop(heap)[3]
+            held = self._remove_decoder(seq)
+            self._finish(seq, held, now)
+
+    # ------------------------------------------------------------------ end of run
+    def energy_until(self, now: float) -> float:
+        """Energy in joules of the instance's GPUs over [0, now], idle time included."""
+        idle_s = max(0.0, now - self.busy_s)
+        return self.energy_j + self.latency.idle_power_w() * self.tp * idle_s

@@ -1,0 +1,55 @@
+"""The latency/power model contract used by instances.
+
+An instance asks its `LatencyModel` for the duration of one scheduler iteration (a batch that may
+mix prefill chunks and decode steps) and for the per-GPU power drawn meanwhile. Implementations:
+`wrpsim.pool.perf.AnalyticalLatency` (roofline, calibrated on measured profiles) and
+`wrpsim.pool.constant.ConstantLatency` (fixed times, for queueing oracles).
+
+Contract: methods are pure functions of their arguments (no randomness, no simulated time), cheap
+enough for the engine's hot loop (scalar float arithmetic, no pandas), and `decode_run_s` equals
+calling `iteration_s` once per step.
+"""
+
+from __future__ import annotations
+
+import abc
+
+import numpy as np
+
+
+class LatencyModel(abc.ABC):
+    """Time and power of scheduler iterations on one instance (one model replica on `tp` GPUs)."""
+
+    #: tensor-parallel degree: number of GPUs of the instance
+    tp: int
+
+    @abc.abstractmethod
+    def iteration_s(
+        self, prefill_tokens: int, prefill_attn: float, decode_seqs: int, decode_ctx: int
+    ) -> float:
+        """Seconds for one iteration.
+
+        `prefill_tokens`: prompt tokens processed this iteration (sum of prefill chunks).
+        `prefill_attn`: causal attention work of those chunks, sum over chunks of c*(p + (c+1)/2)
+        for a chunk of c tokens after p tokens already in the KV cache (token-pairs).
+        `decode_seqs`: sequences doing one decode step; `decode_ctx`: the sum of their context
+        lengths (tokens already in their KV cache). An iteration with no work takes 0 s.
+        """
+
+    def decode_run_s(self, batch: int, ctx0: int, n: int) -> np.ndarray:
+        """Durations of `n` consecutive decode-only iterations of `batch` sequences.
+
+        The summed context is `ctx0` at the first step and grows by `batch` each step. The default
+        loops over `iteration_s`; implementations vectorise it.
+        """
+        return np.array(
+            [self.iteration_s(0, 0.0, batch, ctx0 + k * batch) for k in range(n)], dtype=np.float64
+        )
+
+    @abc.abstractmethod
+    def power_w(self, prefill_tokens: int, decode_seqs: int) -> float:
+        """Average power of ONE GPU of the instance during an iteration of that composition."""
+
+    @abc.abstractmethod
+    def idle_power_w(self) -> float:
+        """Power of one GPU of the instance while it holds the model but runs no iteration."""

@@ -1,0 +1,72 @@
+"""Iteration-level batch scheduling policies (continuous batching).
+
+At every iteration boundary an instance asks its policy what the next iteration does:
+which prompt chunks to prefill, and whether its decoding sequences take a step. Policies:
+
+- ``sarathi``: chunked prefill, decode-first, stall-free (Sarathi-Serve; vLLM v1's default).
+  Every decoding sequence steps; the rest of the token budget goes to prompt chunks, first of
+  partially prefilled sequences, then of newly admitted ones (FCFS).
+- ``vllm``: prefill-prioritised without chunking (vLLM v0's default). When waiting prompts can
+  be admitted, an iteration prefills whole prompts only (decodes stall); otherwise it decodes.
+- ``orca``: iteration-level mixing of whole prompts with decode steps (Orca); KV for prompt and
+  all output is reserved at admission, so it never preempts.
+
+KV blocks are allocated on demand (vLLM's paged cache); when a decode step cannot get blocks,
+the most recently admitted running sequence is preempted and later recomputed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from wrpsim.errors import ConfigError, unknown_choice
+
+POLICIES = ("sarathi", "vllm", "orca")
+
+
+@dataclass(frozen=True)
+class SchedulerConfig:
+    """Per-instance scheduler settings.
+
+    `token_budget`: max tokens (prefill chunk tokens + one per decoding sequence) per iteration.
+    `max_seqs`: max running sequences. `block_size`: tokens per KV block. `gpu_mem_util`: fraction
+    of GPU memory the engine may use; `reserve_gib`: activation/workspace memory per GPU.
+    `watermark`: fraction of KV blocks kept free when admitting new prompts (vLLM's 1 %).
+    """
+
+    policy: str = "sarathi"
+    token_budget: int = 2048
+    max_seqs: int = 256
+    block_size: int = 16
+    gpu_mem_util: float = 0.9
+    reserve_gib: float = 3.5
+    watermark: float = 0.01
+
+    def __post_init__(self):
+        if self.policy not in POLICIES:
+            raise unknown_choice("scheduler.policy", self.policy, POLICIES)
+        for name in ("token_budget", "max_seqs", "block_size"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or v < 1:
+                raise ConfigError(f"scheduler.{name} must be an integer >= 1, got {v!r}")
+        if self.max_seqs > self.token_budget:
+            raise ConfigError(
+                f"scheduler.max_seqs ({self.max_seqs}) must be <= scheduler.token_budget "
+                f"({self.token_budget}): every running sequence needs a token each decode step"
+            )
+        if not 0.0 < self.gpu_mem_util <= 1.0:
+            raise ConfigError(f"scheduler.gpu_mem_util must be in (0, 1], got {self.gpu_mem_util}")
+        if self.reserve_gib < 0:
+            raise ConfigError(f"scheduler.reserve_gib must be >= 0, got {self.reserve_gib}")
+        if not 0.0 <= self.watermark < 1.0:
+            raise ConfigError(f"scheduler.watermark must be in [0, 1), got {self.watermark}")
+
+    @classmethod
+    def from_dict(cls, d: dict | None, where: str = "scheduler") -> SchedulerConfig:
+        """Build from a config mapping, naming unknown keys and the valid ones."""
+        d = dict(d or {})
+        valid = cls.__dataclass_fields__.keys()
+        bad = sorted(k for k in d if k not in valid)
+        if bad:
+            raise ConfigError(f"{where}: unknown key(s) {bad}; valid keys: {', '.join(valid)}")
+        return cls(**d)

@@ -1,0 +1,53 @@
+"""The per-instance state of one request (a *sequence*) inside the engine.
+
+A sequence is WAITING in the instance's queue, PREFILL while its prompt (or, after a preemption,
+its prompt plus the tokens generated so far) is being processed in chunks, DECODE while it
+generates one token per decode step, and DONE once all `output_tokens` exist.
+
+While decoding, counters are kept relative to the instance's decode-step counter `s`:
+tokens generated `gen(s) = gen0 + s - s0`, cached tokens `kv(s) = kv0 + s - s0`, and the sequence
+is finished when `s` reaches `s_fin = s0 + output_tokens - gen0`.
+"""
+
+from __future__ import annotations
+
+from wrpsim.workload.request import Request
+
+WAITING, PREFILL, DECODE, DONE = 0, 1, 2, 3
+
+
+class Seq:
+    """Mutable engine state of one request on one instance."""
+
+    __slots__ = (
+        "admit_s",
+        "blocks",
+        "done",
+        "first_token_s",
+        "gen",
+        "heap_no",
+        "kv0",
+        "preemptions",
+        "req",
+        "reserved",
+        "s0",
+        "s_fin",
+        "state",
+        "target",
+    )
+
+    def __init__(self, req: Request):
+        self.req = req
+        self.target = req.prompt_tokens  # tokens to (re)compute in prefill
+        self.done = 0  # prefill tokens computed so far
+        self.gen = 0  # output tokens generated (valid outside DECODE)
+        self.kv0 = 0
+        self.s0 = 0
+        self.s_fin = 0
+        self.state = WAITING
+        self.blocks = 0  # blocks held while PREFILL, or reserved for life (orca)
+        self.reserved = False
+        self.admit_s: float | None = None
+        self.first_token_s: float | None = None
+        self.preemptions = 0
+        self.heap_no = 0  # identifies the live entry in the instance's finish heap

@@ -1,0 +1,90 @@
+"""Baseline load-balancing policies.
+
+All of them choose among `view.candidates(request)`: the instances of every pool that serves the
+request's model, in pool order then instance order (so with several pools for one model they
+balance across pools). Ties are broken by that order, which keeps runs deterministic.
+"""
+
+from __future__ import annotations
+
+from wrpsim.errors import ConfigError
+from wrpsim.router.base import Placement, Router
+
+
+class RoundRobin(Router):
+    """Cycle through the candidate instances, one counter per model."""
+
+    name = "round_robin"
+
+    def bind(self, fleet, rng):
+        """See `Router.bind`."""
+        super().bind(fleet, rng)
+        self._next: dict[str, int] = {}
+
+    def route(self, request, view):
+        """Next instance in turn."""
+        cands = view.candidates(request)
+        i = self._next.get(cands.model, 0)
+        self._next[cands.model] = i + 1
+        return Placement(cands[i % len(cands)])
+
+
+class Random(Router):
+    """Pick a candidate uniformly at random."""
+
+    name = "random"
+
+    def route(self, request, view):
+        """Uniform choice from the router's stream."""
+        cands = view.candidates(request)
+        return Placement(cands[int(self.rng.integers(len(cands)))])
+
+
+def _argmin(cands, key):
+    best, best_v = cands[0], key(cands[0])
+    for inst in cands[1:]:
+        v = key(inst)
+        if v < best_v:
+            best, best_v = inst, v
+    return best
+
+
+class LeastOutstanding(Router):
+    """Send to the instance with the fewest outstanding (waiting + running) requests."""
+
+    name = "least_outstanding"
+
+    def route(self, request, view):
+        """Join the shortest queue."""
+        return Placement(_argmin(view.candidates(request), lambda i: i.outstanding))
+
+
+class LeastKV(Router):
+    """Send to the instance with the lowest KV-cache occupancy, then fewest waiting."""
+
+    name = "least_kv"
+
+    def route(self, request, view):
+        """Lowest KV use first."""
+        return Placement(
+            _argmin(view.candidates(request), lambda i: (i.kv_used_frac, i.num_waiting))
+        )
+
+
+class PowerOfD(Router):
+    """Sample `d` distinct candidates at random and take the least outstanding of them."""
+
+    name = "power_of_d"
+
+    def __init__(self, d: int = 2):
+        if not isinstance(d, int) or d < 1:
+            raise ConfigError(f"router.d must be an integer >= 1, got {d!r}")
+        self.d = d
+
+    def route(self, request, view):
+        """Power of d choices."""
+        cands = view.candidates(request)
+        if len(cands) <= self.d:
+            return Placement(_argmin(cands, lambda i: i.outstanding))
+        idx = sorted(self.rng.choice(len(cands), size=self.d, replace=False).tolist())
+        return Placement(_argmin([cands[k] for k in idx], lambda i: i.outstanding))

@@ -1,0 +1,205 @@
+"""The pure core of a run: config in, result files and a summary out.
+
+`run(cfg, out_dir)` builds the workload, fleet and router from a plain config mapping (what the
+Hydra app composes), replays every request through the router onto the fleet in a SimPy
+environment, and writes `requests.parquet`, `instances.parquet`, `summary.json` and
+`config.yaml` into `out_dir`. It never reads Hydra state, so tests and other tools call it
+directly.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import simpy
+
+from wrpsim.errors import ConfigError
+from wrpsim.io import write_json, write_text
+from wrpsim.metrics.records import RequestLog, instance_table, write_parquet
+from wrpsim.metrics.summary import summarize
+from wrpsim.pool.fleet import Fleet, parse_pool
+from wrpsim.progress import Progress
+from wrpsim.rng import stream
+from wrpsim.workload.request import to_requests
+
+RUN_KEYS = ("workload", "pool", "router", "network", "seed", "slo", "pue", "sim", "experiment")
+
+
+def _require(cfg: dict, key: str):
+    if key not in cfg or cfg[key] is None:
+        raise ConfigError(f"config key {key!r} is required")
+    return cfg[key]
+
+
+def build_router(rcfg: dict):
+    """Instantiate the router config (`_target_` plus keyword arguments)."""
+    from hydra.errors import InstantiationException
+    from hydra.utils import instantiate
+
+    from wrpsim.router.base import Router
+
+    if not isinstance(rcfg, dict) or "_target_" not in rcfg:
+        raise ConfigError("router: must be a mapping with a _target_ (see routers/README.md)")
+    try:
+        router = instantiate(rcfg)
+    except InstantiationException as e:
+        cause = e.__cause__
+        if isinstance(cause, ConfigError):
+            raise cause from None
+        raise ConfigError(f"router: cannot instantiate {rcfg['_target_']!r}: {e}") from None
+    if not isinstance(router, Router):
+        raise ConfigError(f"router: {rcfg['_target_']!r} is not a wrpsim.router.Router")
+    return router
+
+
+def build_fleet(env, pcfg: dict, sink) -> Fleet:
+    """Validate the `pool` config and build the fleet's instances."""
+    pools = _require(pcfg, "pools") if isinstance(pcfg, dict) else None
+    if not isinstance(pools, dict) or not pools:
+        raise ConfigError("pool.pools must be a mapping of pool name -> pool settings")
+    bad = sorted(k for k in pcfg if k not in ("pools", "default_model", "name", "description"))
+    if bad:
+        raise ConfigError(f"pool: unknown key(s) {bad}; valid: pools, default_model, name")
+    specs = [parse_pool(name, d) for name, d in pools.items()]
+    return Fleet(env, specs, sink, pcfg.get("default_model"))
+
+
+class Simulation:
+    """One replay of a workload through a router onto a fleet (see module docstring)."""
+
+    def __init__(self, cfg: dict, trace=None):
+        """`trace`: a canonical trace DataFrame to replay instead of building `cfg['workload']`."""
+
+        unknown = sorted(k for k in cfg if k not in RUN_KEYS and k != "hydra")
+        if unknown:
+            raise ConfigError(f"unknown top-level key(s) {unknown}; valid: {', '.join(RUN_KEYS)}")
+        self.cfg = cfg
+        self.seed = int(cfg.get("seed", 0))
+        net = cfg.get("network") or {"kind": "none"}
+        if net.get("kind", "none") != "none":
+            raise ConfigError(
+                f"network.kind: {net.get('kind')!r} is not available yet; valid choices: none")
+        self.slo = dict(_require(cfg, "slo"))
+        for k in ("ttft_s", "tpot_s"):
+            if not isinstance(self.slo.get(k), (int, float)) or self.slo[k] <= 0:
+                raise ConfigError(f"slo.{k} must be a number > 0, got {self.slo.get(k)!r}")
+        self.pue = float(cfg.get("pue", 1.0))
+        if self.pue < 1.0:
+            raise ConfigError(f"pue must be >= 1.0, got {self.pue}")
+        simcfg = cfg.get("sim") or {}
+        self.horizon_s = simcfg.get("horizon_s")
+        if self.horizon_s is not None and self.horizon_s <= 0:
+            raise ConfigError(f"sim.horizon_s must be null or > 0, got {self.horizon_s}")
+        self.progress = simcfg.get("progress", "auto")
+
+        if trace is None:
+            from wrpsim.workload import build_workload
+
+            trace = build_workload(_require(cfg, "workload"), self.seed)
+        self.beyond_horizon = 0
+        if self.horizon_s is not None:  # requests arriving after the horizon are not replayed
+            keep = trace["arrival_s"].to_numpy() < self.horizon_s
+            self.beyond_horizon = int((~keep).sum())
+            trace = trace[keep]
+        self.trace = trace
+        self.env = simpy.Environment()
+        self.log = RequestLog()
+        self.fleet = build_fleet(self.env, _require(cfg, "pool"), self.log)
+        if "model" in self.trace.columns:
+            wanted = sorted({m for m in self.trace["model"].dropna().unique()})
+            missing = [m for m in wanted if m not in self.fleet.models]
+            if missing:
+                raise ConfigError(
+                    f"workload requests model(s) {missing} that no pool serves; "
+                    f"the fleet serves: {', '.join(self.fleet.models)}")
+        self.router = build_router(_require(cfg, "router"))
+        self.router.bind(self.fleet, stream(self.seed, "router"))
+
+    def _dispatch(self, req) -> None:
+        placement = self.router.route(req, self.fleet)
+        if placement is None:
+            self.log.dropped(req, self.fleet.model_of(req), "router_rejected")
+            return
+        inst = placement.instance
+        if req.prompt_tokens + req.output_tokens > inst.kv.capacity * inst.kv.block_size:
+            self.log.dropped(req, self.fleet.model_of(req), "exceeds_kv_capacity")
+            return
+        inst.admit(req)
+
+    def _arrivals(self, requests, progress):
+        env, dispatch = self.env, self._dispatch
+        for k, req in enumerate(requests):
+            dt = req.arrival_s - env.now
+            if dt > 0:
+                yield env.timeout(dt)
+            dispatch(req)
+            if progress and not k & 1023:
+                progress.update(env.now)
+
+    def run(self) -> tuple:
+        """Simulate; return (requests table, instances table, duration_s)."""
+        requests = to_requests(self.trace)
+        last = requests[-1].arrival_s if requests else 0.0
+        progress = Progress.maybe(self.progress, self.horizon_s or last)
+        self.env.process(self._arrivals(requests, progress))
+        if self.horizon_s is not None:
+            self.env.run(until=self.horizon_s)
+            end = float(self.horizon_s)
+        else:
+            self.env.run()
+            end = float(self.env.now)
+        if progress:
+            progress.close(end)
+        return self.log_remaining(end)
+
+    def log_remaining(self, end: float) -> tuple:
+        """Record requests still in the system at `end`; build the two result tables."""
+        rows = []
+        for inst in self.fleet.instances:
+            for seq in list(inst.waiting) + list(inst.running.values()):
+                self.log.in_flight(seq, inst)
+            spec = next(s for s in self.fleet.specs if s.name == inst.pool)
+            cap = inst.kv.capacity
+            rows.append((
+                inst.pool, inst.index, spec.gpu, spec.model, inst.tp, inst.busy_s,
+                inst.busy_s / end if end > 0 else 0.0, inst.iterations, inst.prefill_tokens,
+                inst.decode_tokens, inst.completed, inst.preemptions, cap, inst.kv.peak,
+                inst.kv.occupancy_integral(end) / (cap * end) if end > 0 else 0.0,
+                inst.energy_until(end), spec.price_per_gpu_hour,
+                inst.in_system_integral(end) / end if end > 0 else 0.0,
+            ))
+        return self.log.table(), instance_table(rows), end
+
+
+def run(cfg: dict, out_dir: Path | str, trace=None) -> dict:
+    """Run one scenario and write its result files into `out_dir`; return the summary.
+
+    `trace` optionally replaces the configured workload by a canonical trace DataFrame.
+    """
+    from omegaconf import OmegaConf
+
+    t0 = time.perf_counter()
+    sim = Simulation(cfg, trace)
+    req_t, inst_t, end = sim.run()
+    summary = summarize(req_t, inst_t, end, sim.slo, sim.pue)
+    summary["requests_beyond_horizon"] = sim.beyond_horizon
+    summary["seed"] = sim.seed
+    summary["workload"] = str((cfg.get("workload") or {}).get("name", ""))
+    summary["pool"] = str(cfg["pool"].get("name", ""))
+    summary["router"] = getattr(sim.router, "name", type(sim.router).__name__)
+    summary["sim_wall_s"] = time.perf_counter() - t0
+    out = Path(out_dir)
+    write_parquet(req_t, out / "requests.parquet")
+    write_parquet(inst_t, out / "instances.parquet")
+    clean = {k: v for k, v in cfg.items() if k != "hydra"}
+    write_text(out / "config.yaml", OmegaConf.to_yaml(OmegaConf.create(clean)))
+    write_json(out / "summary.json", summary)
+    return summary
+
+
+def fail(msg: str) -> None:
+    """Print a user error without a traceback and exit with status 2."""
+    print(f"wrpsim: error: {msg}", file=sys.stderr)
+    raise SystemExit(2)

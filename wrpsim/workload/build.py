@@ -1,0 +1,127 @@
+"""Build a workload (the canonical trace frame) from its plain-dict config.
+
+A workload config is what one YAML of the `workloads/` catalog holds (Hydra group `workload`)::
+
+    name: azure-conv-2023
+    source:                          # where the requests come from
+      kind: azure                    # azure | mooncake | generic | synthetic
+      path: traces/azure_conv_2023.csv   # relative to workloads/ unless absolute
+    start_s: null                    # flat transform keys, overridable as workload.<key>=...
+    end_s: null
+    sample_fraction: null
+    max_requests: null
+    rate_scale: 1.0
+    max_prompt_tokens: null
+    max_output_tokens: null
+    model: null
+    model_mix: null
+
+`source` of a trace kind takes `path` and the loader options of `loaders.load_trace` (`format`,
+`columns`, `time_unit`, `time_format`, `cache`); `kind: synthetic` takes the keys documented in
+`synthetic`. The transform keys are applied in the order documented in `transforms`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from wrpsim.errors import ConfigError, unknown_choice
+from wrpsim.workload.loaders import KINDS, LOADER_OPTIONS, load_trace
+from wrpsim.workload.request import TRACE_COLUMNS
+from wrpsim.workload.synthetic import generate
+from wrpsim.workload.transforms import TRANSFORM_KEYS, apply_transforms
+from wrpsim.workload.validate import validate_trace
+
+SOURCE_KINDS = (*KINDS, "synthetic")
+TOP_KEYS = ("name", "description", "source", *TRANSFORM_KEYS)
+
+
+def workloads_dir() -> Path:
+    """The `workloads/` catalog directory (see `wrpsim.paths`; falls back to the checkout's)."""
+    from wrpsim.paths import catalog_dir
+
+    try:
+        return catalog_dir("workloads")
+    except ConfigError:
+        here = Path(__file__).resolve().parents[2] / "workloads"
+        if here.is_dir():
+            return here
+        raise
+
+
+def _plain(cfg: Any) -> Any:
+    """An OmegaConf DictConfig as a plain resolved dict; anything else unchanged."""
+    if type(cfg).__name__ == "DictConfig":
+        from omegaconf import OmegaConf
+
+        return OmegaConf.to_container(cfg, resolve=True)
+    return cfg
+
+
+def _source_frame(src: Mapping, seed: int, base: Path) -> tuple[pd.DataFrame, str]:
+    if not isinstance(src, Mapping):
+        raise ConfigError(f"workload.source: expected a mapping with a kind, got {src!r}")
+    kind = src.get("kind")
+    if kind not in SOURCE_KINDS:
+        raise unknown_choice("workload.source.kind", kind, SOURCE_KINDS)
+    if kind == "synthetic":
+        return generate(src, seed, base, field="workload.source"), "synthetic workload"
+    allowed = ("kind", "path", *LOADER_OPTIONS)
+    for key in src:
+        if key not in allowed:
+            raise unknown_choice(f"workload.source.{key}", key, allowed)
+    if not src.get("path"):
+        raise ConfigError(f"workload.source.path: a trace file is required for kind {kind}")
+    path = Path(str(src["path"])).expanduser()
+    path = path if path.is_absolute() else base / path
+    opts = {k: src[k] for k in LOADER_OPTIONS if src.get(k) is not None}
+    return load_trace(path, kind=kind, **opts), str(path)
+
+
+def build_workload(cfg: Mapping[str, Any], seed: int,
+                   base_dir: str | Path | None = None) -> pd.DataFrame:
+    """Return the validated canonical frame of workload config `cfg` for run seed `seed`.
+
+    `cfg` is the plain dict of a workload YAML (a DictConfig is converted). Relative paths are
+    resolved against `base_dir` (default: the `workloads/` catalog). Same `cfg` and `seed` give
+    an identical frame. Raises `ConfigError` for unknown keys or kinds (naming the field and the
+    valid choices) or bad values, and `TraceError` for bad trace content.
+    """
+    cfg = _plain(cfg)
+    if not isinstance(cfg, Mapping):
+        raise ConfigError(f"workload: expected a mapping, got {type(cfg).__name__}")
+    for key in cfg:
+        if key not in TOP_KEYS:
+            raise unknown_choice(f"workload.{key}", key, TOP_KEYS)
+    base = Path(base_dir) if base_dir is not None else workloads_dir()
+    df, where = _source_frame(cfg.get("source"), int(seed), base)
+    df = apply_transforms(df, cfg, int(seed))
+    df = df[[c for c in TRACE_COLUMNS if c in df.columns]].reset_index(drop=True)
+    if len(df) == 0:
+        raise ConfigError(f"workload {cfg.get('name', '?')}: no request left after the "
+                          "transforms (check start_s/end_s, sample_fraction, max_requests)")
+    return validate_trace(df, source=where)
+
+
+def list_workloads(base_dir: str | Path | None = None) -> list[str]:
+    """Names (file stems) of the workload YAMLs in the catalog, sorted."""
+    base = Path(base_dir) if base_dir is not None else workloads_dir()
+    return sorted(p.stem for p in base.glob("*.yaml"))
+
+
+def load_workload(name: str, seed: int = 0, base_dir: str | Path | None = None,
+                  **overrides: Any) -> pd.DataFrame:
+    """Build catalog workload `name` (a YAML stem) with flat key `overrides` applied."""
+    from omegaconf import OmegaConf
+
+    base = Path(base_dir) if base_dir is not None else workloads_dir()
+    names = list_workloads(base)
+    if name not in names:
+        raise unknown_choice("workload", name, names)
+    cfg = OmegaConf.to_container(OmegaConf.load(base / f"{name}.yaml"), resolve=True)
+    cfg.update(overrides)
+    return build_workload(cfg, seed, base)

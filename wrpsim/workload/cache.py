@@ -1,0 +1,116 @@
+"""Parquet cache of parsed traces.
+
+Parsing a text trace is done once: the canonical frame is stored as Parquet (schema: the columns'
+subset of `TRACE_SCHEMA`) under `$WRPSIM_CACHE` (default `~/.cache/wrpsim/traces`), in a file
+named by a hash of the source's absolute path, size, modification time (ns) and the loader
+parameters. `WRPSIM_CACHE=off` disables the cache. Files are written atomically (a temporary file
+in the same directory, then `os.replace`), so concurrent runs of a sweep never read a partial
+file; a cache file that cannot be read back as a canonical trace is ignored and rebuilt; a cache
+directory that cannot be written is ignored. The cache is transparent: a hit returns a frame
+equal (values and dtypes) to the one a fresh parse gives.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+
+from wrpsim.workload.request import TRACE_SCHEMA
+from wrpsim.workload.validate import REQUIRED, arrow_schema, canonical_frame
+
+CACHE_FORMAT = 1
+_OFF = ("off", "0", "false", "no", "none")
+
+
+def cache_dir() -> Path | None:
+    """The trace cache directory, or None when `WRPSIM_CACHE` is set to off/0/false/no/none."""
+    env = os.environ.get("WRPSIM_CACHE")
+    if env is not None and env.strip().lower() in _OFF:
+        return None
+    if env:
+        return Path(env).expanduser()
+    return Path.home() / ".cache" / "wrpsim" / "traces"
+
+
+def cache_file(source: Path, params: Mapping) -> Path | None:
+    """Cache file for `source` parsed with loader `params` (JSON-serialisable), or None if off."""
+    d = cache_dir()
+    if d is None:
+        return None
+    st = source.stat()
+    key = {"path": str(source.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns,
+           "params": params, "format": CACHE_FORMAT,
+           "schema": TRACE_SCHEMA.metadata[b"wrpsim.version"].decode()}
+    payload = json.dumps(key, sort_keys=True, default=str)
+    digest = hashlib.sha256(payload.encode()).hexdigest()[:24]
+    return d / f"{source.stem}-{digest}.parquet"
+
+
+def read_cached(path: Path) -> pd.DataFrame | None:
+    """The canonical frame stored in `path`, or None if it is absent or not a valid trace file."""
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(path)
+    except (OSError, pa.ArrowException, ValueError):
+        return None
+    schema = table.schema
+    names = schema.names
+    if (schema.metadata or {}).get(b"wrpsim.table") != b"trace" or not set(REQUIRED) <= set(names):
+        return None
+    for name in names:
+        if TRACE_SCHEMA.get_field_index(name) < 0 or not schema.field(name).type.equals(
+            TRACE_SCHEMA.field(name).type
+        ):
+            return None
+    if any(table.column(c).null_count for c in REQUIRED):
+        return None
+    optional = {}
+    for name in names:
+        if name in REQUIRED:
+            continue
+        col = table.column(name)
+        optional[name] = col.to_pylist() if name == "hash_ids" else col.to_numpy(
+            zero_copy_only=False)
+    return canonical_frame(
+        table.column("arrival_s").to_numpy(),
+        table.column("prompt_tokens").to_numpy(),
+        table.column("output_tokens").to_numpy(),
+        optional,
+    )
+
+
+def write_cached(path: Path, df: pd.DataFrame) -> bool:
+    """Store canonical `df` in `path` atomically; return False (and leave nothing) on I/O error."""
+    import pyarrow.parquet as pq
+
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        table = pa.Table.from_pandas(df, schema=arrow_schema(df), preserve_index=False)
+        table = table.replace_schema_metadata(TRACE_SCHEMA.metadata)
+        pq.write_table(table, tmp)
+        os.replace(tmp, path)
+        return True
+    except OSError:
+        tmp.unlink(missing_ok=True)
+        return False
+
+
+def cached(source: Path, params: Mapping, build: Callable[[], pd.DataFrame]) -> pd.DataFrame:
+    """Return the cached frame of (`source`, `params`), else `build()` it and store it."""
+    path = cache_file(source, params)
+    if path is not None:
+        df = read_cached(path)
+        if df is not None:
+            return df
+    df = build()
+    if path is not None:
+        write_cached(path, df)
+    return df

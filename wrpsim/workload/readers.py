@@ -1,0 +1,194 @@
+"""Vectorised readers of tabular trace files (CSV, JSON Lines, Parquet) into raw columns.
+
+A reader returns a `RawTable`: the file's columns as pandas Series (values still as the file wrote
+them) and a way to name where record `i` sits in the file (`line N` as a text editor numbers it,
+header = line 1; `row N` for Parquet). The fast paths are pandas' C CSV parser, pyarrow's JSON
+reader and pyarrow's Parquet reader; Python loops run only to locate a bad line for an error.
+Blank lines are skipped in CSV and JSONL files (they hold no record).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+
+from wrpsim.errors import TraceError
+
+FORMATS = ("csv", "jsonl", "parquet")
+_SUFFIXES = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet",
+             ".pq": "parquet"}
+
+
+def detect_format(path: Path) -> str:
+    """Format of `path` from its suffix (.csv, .jsonl/.ndjson, .parquet/.pq); TraceError else."""
+    fmt = _SUFFIXES.get(path.suffix.lower())
+    if fmt is None:
+        raise TraceError(
+            f"{path}: cannot tell the trace format from suffix {path.suffix!r}; "
+            f"valid suffixes: {', '.join(sorted(_SUFFIXES))} (or set format: csv|jsonl|parquet)"
+        )
+    return fmt
+
+
+@dataclass
+class RawTable:
+    """Columns of one trace file, plus the file position of each record for error messages."""
+
+    path: Path
+    fmt: str
+    columns: dict[str, pd.Series]
+    _lines: list[int] | None = field(default=None, repr=False)
+
+    def __len__(self) -> int:
+        return len(next(iter(self.columns.values()))) if self.columns else 0
+
+    def where(self, i: int) -> str:
+        """Where record `i` (0-based) is in the file: 'line N' (1-based) or 'row N' (Parquet)."""
+        if self.fmt == "parquet":
+            return f"row {i + 1}"
+        if self._lines is None:
+            self._lines = _record_lines(self.path, self.fmt)
+        return f"line {self._lines[i]}" if i < len(self._lines) else f"record {i + 1}"
+
+    def field_count_problem(self, i: int) -> str | None:
+        """For CSV: a message if record `i` has the wrong number of fields, else None."""
+        if self.fmt != "csv":
+            return None
+        want = len(self.columns)
+        with self.path.open(newline="", encoding="utf-8-sig") as f:
+            rows = (r for r in csv.reader(f) if r)
+            next(rows, None)
+            for k, row in enumerate(rows):
+                if k == i:
+                    if len(row) != want:
+                        names = ", ".join(self.columns)
+                        return f"expected {want} fields ({names}), found {len(row)}"
+                    return None
+        return None
+
+
+def _record_lines(path: Path, fmt: str) -> list[int]:
+    """1-based line number of each data record (CSV: after the header; blank lines skipped)."""
+    out: list[int] = []
+    with path.open(newline="", encoding="utf-8-sig") as f:
+        if fmt == "csv":
+            reader = csv.reader(f)
+            header_seen, prev = False, 0
+            for row in reader:
+                start, prev = prev + 1, reader.line_num
+                if not row:
+                    continue
+                if header_seen:
+                    out.append(start)
+                header_seen = True
+        else:
+            out = [n for n, line in enumerate(f, start=1) if line.strip()]
+    return out
+
+
+def _read_csv(path: Path) -> RawTable:
+    try:
+        df = pd.read_csv(path, dtype=str, keep_default_na=False, skip_blank_lines=True,
+                         encoding="utf-8-sig")
+    except pd.errors.ParserError:
+        _raise_csv_shape(path)
+        raise
+    except pd.errors.EmptyDataError as e:
+        raise TraceError(f"{path}: empty file (no header line)") from e
+    cols = {str(c): df[c] for c in df.columns}
+    return RawTable(path, "csv", cols)
+
+
+def _raise_csv_shape(path: Path) -> None:
+    """Locate the first CSV line whose field count differs from the header's and raise."""
+    with path.open(newline="", encoding="utf-8-sig") as f:
+        reader = csv.reader(f)
+        header = None
+        for row in reader:
+            if not row:
+                continue
+            if header is None:
+                header = row
+            elif len(row) != len(header):
+                raise TraceError(
+                    f"{path}: line {reader.line_num}: expected {len(header)} fields "
+                    f"({', '.join(header)}), found {len(row)}"
+                )
+    raise TraceError(f"{path}: malformed CSV (could not locate the bad line)")
+
+
+def _read_jsonl(path: Path) -> RawTable:
+    import pyarrow.json as pj
+
+    try:
+        table = pj.read_json(path)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return _read_jsonl_slow(path)
+    cols = {name: _arrow_series(table.column(name)) for name in table.column_names}
+    return RawTable(path, "jsonl", cols)
+
+
+def _read_jsonl_slow(path: Path) -> RawTable:
+    """Line-by-line JSONL reader: raises on the first bad line, else keeps raw Python values."""
+    records: list[dict] = []
+    lines: list[int] = []
+    with path.open(encoding="utf-8") as f:
+        for n, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise TraceError(f"{path}: line {n}: invalid JSON: {e.msg}") from None
+            if not isinstance(rec, dict):
+                raise TraceError(f"{path}: line {n}: expected a JSON object, got {line.strip()!r}")
+            records.append(rec)
+            lines.append(n)
+    names = list(dict.fromkeys(k for r in records for k in r))
+    cols = {k: pd.Series([r.get(k) for r in records], dtype=object) for k in names}
+    return RawTable(path, "jsonl", cols, _lines=lines)
+
+
+def _read_parquet(path: Path) -> RawTable:
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(path)
+    except (pa.ArrowInvalid, OSError) as e:
+        raise TraceError(f"{path}: not a readable Parquet file: {e}") from None
+    cols = {name: _arrow_series(table.column(name)) for name in table.column_names}
+    return RawTable(path, "parquet", cols)
+
+
+def _arrow_series(col: pa.ChunkedArray) -> pd.Series:
+    """Arrow column -> pandas Series; lists become Python lists, text becomes object/None."""
+    t = col.type
+    if pa.types.is_list(t) or pa.types.is_large_list(t):
+        return pd.Series(col.to_pylist(), dtype=object)
+    if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_null(t):
+        return pd.Series(col.to_numpy(zero_copy_only=False), dtype=object)
+    return col.to_pandas()
+
+
+def read_table(path: Path, fmt: str | None = None) -> RawTable:
+    """Read `path` (format from its suffix unless `fmt` is given) into a `RawTable`.
+
+    Raises `TraceError` if the file is missing, empty, not valid JSON on some line, or a CSV line
+    has the wrong number of fields (naming the line).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise TraceError(f"{path}: trace file not found")
+    fmt = fmt or detect_format(path)
+    readers = {"csv": _read_csv, "jsonl": _read_jsonl, "parquet": _read_parquet}
+    if fmt not in readers:
+        raise TraceError(f"{path}: unknown format {fmt!r}; valid choices: {', '.join(FORMATS)}")
+    raw = readers[fmt](path)
+    if not raw.columns or len(raw) == 0:
+        raise TraceError(f"{path}: the trace holds no records")
+    return raw

@@ -1,0 +1,81 @@
+"""The Request model and the canonical columnar trace form.
+
+A workload is carried as a pandas DataFrame in *canonical form* (see `TRACE_COLUMNS`): one row per
+request, sorted by `arrival_s` (seconds from the start of the trace, first arrival at 0 unless a
+transform shifts it). Loaders produce it, transforms map it to itself, and `to_requests` turns it
+into `Request` objects for the engine.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+#: Canonical trace columns: name -> (pandas dtype, required). Optional columns may be absent.
+TRACE_COLUMNS: dict[str, tuple[str, bool]] = {
+    "arrival_s": ("float64", True),
+    "prompt_tokens": ("int64", True),
+    "output_tokens": ("int64", True),
+    "model": ("object", False),  # requested model name (catalog name) or None
+    "session_id": ("object", False),  # conversation / agent session id or None
+    "category": ("object", False),  # task category or None
+    "hash_ids": ("object", False),  # list of prefix-block ids (Mooncake) or None
+}
+
+#: Arrow schema of the canonical form, used when a parsed trace is cached as Parquet.
+TRACE_SCHEMA = pa.schema(
+    [
+        pa.field("arrival_s", pa.float64(), nullable=False),
+        pa.field("prompt_tokens", pa.int64(), nullable=False),
+        pa.field("output_tokens", pa.int64(), nullable=False),
+        pa.field("model", pa.string()),
+        pa.field("session_id", pa.string()),
+        pa.field("category", pa.string()),
+        pa.field("hash_ids", pa.list_(pa.int64())),
+    ],
+    metadata={"wrpsim.table": "trace", "wrpsim.version": "1"},
+)
+
+
+@dataclass(slots=True, eq=False)
+class Request:
+    """One inference request as the engine sees it.
+
+    `id` is the row index in the (transformed) trace, unique within a run. `arrival_s` is the
+    simulated arrival time. `prompt_tokens` >= 1 and `output_tokens` >= 1 (the first output token
+    is produced by the prefill). Optional attributes are None when the trace does not carry them.
+    """
+
+    id: int
+    arrival_s: float
+    prompt_tokens: int
+    output_tokens: int
+    model: str | None = None
+    session_id: str | None = None
+    category: str | None = None
+    hash_ids: tuple[int, ...] | None = None
+
+
+def to_requests(df: pd.DataFrame) -> list[Request]:
+    """Convert a canonical trace DataFrame to `Request` objects, ids 0..n-1 in row order."""
+    n = len(df)
+    arrival = df["arrival_s"].to_numpy(dtype=np.float64).tolist()
+    prompt = df["prompt_tokens"].to_numpy(dtype=np.int64).tolist()
+    output = df["output_tokens"].to_numpy(dtype=np.int64).tolist()
+
+    def col(name):
+        if name not in df.columns:
+            return [None] * n
+        return [None if (v is None or (isinstance(v, float) and math.isnan(v))) else v
+                for v in df[name]]
+
+    model, session, category = col("model"), col("session_id"), col("category")
+    hashes = [None if h is None else tuple(int(x) for x in h) for h in col("hash_ids")]
+    return [
+        Request(i, arrival[i], prompt[i], output[i], model[i], session[i], category[i], hashes[i])
+        for i in range(n)
+    ]

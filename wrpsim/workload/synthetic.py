@@ -1,0 +1,161 @@
+"""Synthetic workloads: an arrival process plus token-length distributions.
+
+Source spec (the `source:` block of a workload YAML with `kind: synthetic`)::
+
+    num_requests: 10000        # at least one of num_requests / duration_s; both = whichever first
+    duration_s: null           # keep arrivals < duration_s
+    arrivals: {process: gamma, rate: 10.0, cv: 2.0}   # poisson | gamma | deterministic
+    lengths: {kind: cdf, path: cdfs/fleetsim_azure_total_tokens_cdf.json, output_fraction: 0.1}
+
+Arrivals: the first request arrives at 0; inter-arrival gaps are i.i.d. with mean 1/rate:
+exponential (`poisson`), Gamma with shape 1/cv^2 (`gamma`; cv is the coefficient of variation of
+the gaps, cv = 1 is Poisson, cv > 1 is burstier) or constant (`deterministic`).
+
+Lengths: `kind: cdf` samples the *total* (prompt + output) tokens T from a fleet-sim CDF file
+(`lengths.EmpiricalCDF`; T >= 2) and splits it either by a fixed `output_fraction`
+(output = round(fraction * T), clipped to [1, T - 1]) or by an `output` distribution (clipped to
+[1, T - 1]); prompt = T - output, so the total follows the CDF exactly. `kind: fitted` draws
+`prompt` and `output` independently from fitted distributions (`lengths.draw_dist`).
+
+Random streams: arrivals from `workload.arrivals`, totals / prompts from `workload.lengths`,
+outputs from `workload.lengths.output`; the same seed gives the same frame.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from wrpsim.errors import ConfigError, unknown_choice
+from wrpsim.rng import stream
+from wrpsim.workload.lengths import EmpiricalCDF, check_dist, draw_dist
+from wrpsim.workload.validate import canonical_frame
+
+PROCESSES: dict[str, tuple[str, ...]] = {
+    "deterministic": ("rate",),
+    "gamma": ("rate", "cv"),
+    "poisson": ("rate",),
+}
+LENGTH_KINDS: dict[str, tuple[str, ...]] = {
+    "cdf": ("path", "output_fraction", "output"),
+    "fitted": ("prompt", "output"),
+}
+SOURCE_KEYS = ("kind", "num_requests", "duration_s", "arrivals", "lengths")
+MAX_REQUESTS = 50_000_000
+
+
+def _number(spec: Mapping, key: str, field: str, low: float, strict: bool = True) -> float:
+    v = spec.get(key)
+    if not isinstance(v, (int, float)) or isinstance(v, bool) or not np.isfinite(v):
+        raise ConfigError(f"{field}.{key}: a number is required, got {v!r}")
+    if v < low or (strict and v == low):
+        raise ConfigError(f"{field}.{key} must be {'>' if strict else '>='} {low}, got {v}")
+    return float(v)
+
+
+def _check_keys(spec: Mapping, allowed, field: str) -> None:
+    for key in spec:
+        if key not in allowed:
+            raise unknown_choice(f"{field}.{key}", key, allowed)
+
+
+def _gaps(spec: Mapping, rng: np.random.Generator, m: int) -> np.ndarray:
+    rate = float(spec["rate"])
+    if spec["process"] == "poisson":
+        return rng.exponential(1.0 / rate, size=m)
+    if spec["process"] == "gamma":
+        shape = 1.0 / float(spec["cv"]) ** 2
+        return rng.gamma(shape, 1.0 / (rate * shape), size=m)
+    return np.full(m, 1.0 / rate)
+
+
+def arrival_times(spec: Mapping, rng: np.random.Generator, num_requests: int | None = None,
+                  duration_s: float | None = None, field: str = "arrivals") -> np.ndarray:
+    """Arrival times (s, ascending, first = 0) of `num_requests` and/or those < `duration_s`."""
+    if not isinstance(spec, Mapping):
+        raise ConfigError(f"{field}: expected a mapping like {{process: poisson, rate: 10}}")
+    process = spec.get("process")
+    if process not in PROCESSES:
+        raise unknown_choice(f"{field}.process", process, PROCESSES)
+    _check_keys(spec, ("process", *PROCESSES[process]), field)
+    rate = _number(spec, "rate", field, 0.0)
+    if process == "gamma":
+        _number(spec, "cv", field, 0.0)
+    if num_requests is not None:
+        t = np.concatenate([[0.0], np.cumsum(_gaps(spec, rng, num_requests - 1))])
+    else:
+        chunk = max(1024, int(rate * duration_s * 1.1) + 16)
+        parts, end = [np.zeros(1)], 0.0
+        while end < duration_s:
+            g = np.cumsum(_gaps(spec, rng, chunk)) + end
+            parts.append(g)
+            end = float(g[-1])
+        t = np.concatenate(parts)
+    if duration_s is not None:
+        t = t[t < duration_s]
+    return t
+
+
+def _lengths(spec: Mapping, seed: int, n: int, base_dir: Path,
+             field: str) -> tuple[np.ndarray, np.ndarray]:
+    if not isinstance(spec, Mapping):
+        raise ConfigError(f"{field}: expected a mapping with kind: cdf | fitted")
+    kind = spec.get("kind")
+    if kind not in LENGTH_KINDS:
+        raise unknown_choice(f"{field}.kind", kind, LENGTH_KINDS)
+    _check_keys(spec, ("kind", *LENGTH_KINDS[kind]), field)
+    rng, rng_out = stream(seed, "workload.lengths"), stream(seed, "workload.lengths.output")
+    if kind == "fitted":
+        for key in ("prompt", "output"):
+            check_dist(spec.get(key), f"{field}.{key}")
+        return (draw_dist(spec["prompt"], rng, n, f"{field}.prompt"),
+                draw_dist(spec["output"], rng_out, n, f"{field}.output"))
+    if not spec.get("path"):
+        raise ConfigError(f"{field}.path: a CDF file is required for kind cdf")
+    has_frac, has_out = spec.get("output_fraction") is not None, spec.get("output") is not None
+    if has_frac == has_out:
+        raise ConfigError(f"{field}: give exactly one of output_fraction or output for kind cdf")
+    path = Path(spec["path"])
+    total = np.maximum(EmpiricalCDF.from_file(path if path.is_absolute() else base_dir / path)
+                       .sample(rng, n), 2)
+    if has_frac:
+        frac = _number(spec, "output_fraction", field, 0.0)
+        if frac >= 1:
+            raise ConfigError(f"{field}.output_fraction must be < 1, got {frac}")
+        out = np.rint(frac * total)
+    else:
+        out = draw_dist(spec["output"], rng_out, n, f"{field}.output")
+    out = np.clip(out, 1, total - 1).astype(np.int64)
+    return total - out, out
+
+
+def generate(source: Mapping, seed: int, base_dir: Path, field: str = "source") -> pd.DataFrame:
+    """Generate the canonical frame of a synthetic source spec (see the module docstring).
+
+    Relative CDF paths are resolved against `base_dir`. Raises `ConfigError` naming the field for
+    unknown processes, length kinds or keys, and for missing or out-of-range parameters.
+    """
+    _check_keys(source, SOURCE_KEYS, field)
+    n, dur = source.get("num_requests"), source.get("duration_s")
+    if n is None and dur is None:
+        raise ConfigError(f"{field}: give num_requests or duration_s (or both) for a synthetic "
+                          "workload")
+    if n is not None:
+        n = _number(source, "num_requests", field, 1, strict=False)
+        if not n.is_integer():
+            raise ConfigError(f"{field}.num_requests must be an integer, got {n}")
+        n = int(n)
+    if dur is not None:
+        dur = _number(source, "duration_s", field, 0.0)
+    arrivals_spec = source.get("arrivals")
+    rate = arrivals_spec.get("rate") if isinstance(arrivals_spec, Mapping) else None
+    if n is None and isinstance(rate, (int, float)) and rate * dur > MAX_REQUESTS:
+        raise ConfigError(f"{field}: rate * duration_s = {rate * dur:.3g} requests exceeds "
+                          f"{MAX_REQUESTS}; set num_requests to bound it")
+    t = arrival_times(arrivals_spec, stream(seed, "workload.arrivals"), n, dur,
+                      f"{field}.arrivals")
+    prompt, output = _lengths(source.get("lengths"), seed, len(t), base_dir, f"{field}.lengths")
+    return canonical_frame(t, prompt, output)

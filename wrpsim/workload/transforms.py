@@ -1,0 +1,135 @@
+"""Transforms of canonical trace frames (each returns a new frame, the input is not modified).
+
+`apply_transforms` applies the flat workload keys in one fixed order:
+
+1. `start_s` / `end_s`: keep requests with start_s <= arrival_s < end_s (in the source's time),
+   then shift times by -start_s so the window starts at 0;
+2. `sample_fraction`: keep round(fraction * n) requests drawn without replacement (stream
+   `workload.sample`), in their original order;
+3. `max_requests`: keep the first N requests;
+4. `rate_scale`: divide every arrival time by the factor (2.0 doubles the rate, halves the span);
+5. `max_prompt_tokens` / `max_output_tokens`: clip token counts to the bound (rows are kept);
+6. `model` (one name for every request) or `model_mix` ({name: weight}; each request drawn
+   independently with probability weight / sum, stream `workload.model`). With neither, a
+   `model` column the trace already has is kept.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from wrpsim.errors import ConfigError
+from wrpsim.rng import stream
+
+TRANSFORM_KEYS = ("start_s", "end_s", "sample_fraction", "max_requests", "rate_scale",
+                  "max_prompt_tokens", "max_output_tokens", "model", "model_mix")
+
+
+def _num(value: Any, field: str, low: float, strict: bool) -> float:
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not np.isfinite(value):
+        raise ConfigError(f"{field}: a number is required, got {value!r}")
+    if value < low or (strict and value == low):
+        raise ConfigError(f"{field} must be {'>' if strict else '>='} {low}, got {value}")
+    return float(value)
+
+
+def _int(value: Any, field: str, low: int) -> int:
+    v = _num(value, field, low, strict=False)
+    if not v.is_integer():
+        raise ConfigError(f"{field} must be an integer, got {value}")
+    return int(v)
+
+
+def time_window(df: pd.DataFrame, start_s: float | None = None,
+                end_s: float | None = None) -> pd.DataFrame:
+    """Rows with start_s <= arrival_s < end_s (None = unbounded), times shifted by -start_s."""
+    start = 0.0 if start_s is None else _num(start_s, "start_s", 0.0, strict=False)
+    a = df["arrival_s"].to_numpy()
+    keep = a >= start
+    if end_s is not None:
+        end = _num(end_s, "end_s", start, strict=True)
+        keep &= a < end
+    out = df.loc[keep].reset_index(drop=True)
+    if start:
+        out["arrival_s"] = out["arrival_s"].to_numpy() - start
+    return out
+
+
+def rate_scale(df: pd.DataFrame, factor: float) -> pd.DataFrame:
+    """Arrival times divided by `factor` (> 0): factor 2 doubles the request rate."""
+    f = _num(factor, "rate_scale", 0.0, strict=True)
+    out = df.copy()
+    out["arrival_s"] = out["arrival_s"].to_numpy() / f
+    return out
+
+
+def sample_fraction(df: pd.DataFrame, fraction: float, rng: np.random.Generator) -> pd.DataFrame:
+    """Exactly round(fraction * len(df)) rows drawn without replacement, original order kept."""
+    f = _num(fraction, "sample_fraction", 0.0, strict=True)
+    if f > 1:
+        raise ConfigError(f"sample_fraction must be <= 1, got {fraction}")
+    k = round(f * len(df))
+    idx = np.sort(rng.choice(len(df), size=k, replace=False))
+    return df.iloc[idx].reset_index(drop=True)
+
+
+def first_n(df: pd.DataFrame, n: int) -> pd.DataFrame:
+    """The first `n` (>= 1) rows."""
+    return df.iloc[: _int(n, "max_requests", 1)].reset_index(drop=True)
+
+
+def clip_tokens(df: pd.DataFrame, max_prompt_tokens: int | None = None,
+                max_output_tokens: int | None = None) -> pd.DataFrame:
+    """Token counts clipped to the given maxima (None = no bound); no row is dropped."""
+    out = df.copy()
+    for col, bound in (("prompt_tokens", max_prompt_tokens), ("output_tokens", max_output_tokens)):
+        if bound is not None:
+            b = _int(bound, f"max_{col}", 1)
+            out[col] = np.minimum(out[col].to_numpy(), b).astype(np.int64)
+    return out
+
+
+def assign_model(df: pd.DataFrame, model: str | None = None,
+                 model_mix: Mapping[str, float] | None = None,
+                 rng: np.random.Generator | None = None) -> pd.DataFrame:
+    """Set the `model` column to one name, or draw it per request from `model_mix` weights."""
+    if model is not None and model_mix:
+        raise ConfigError("model and model_mix are exclusive; set one of them to null")
+    out = df.copy()
+    if model is not None:
+        if not isinstance(model, str) or not model:
+            raise ConfigError(f"model: a catalog model name is required, got {model!r}")
+        out["model"] = pd.Series([model] * len(out), dtype=object)
+        return out
+    if not isinstance(model_mix, Mapping) or not model_mix:
+        raise ConfigError(f"model_mix: expected a mapping {{model: weight}}, got {model_mix!r}")
+    names = sorted(str(k) for k in model_mix)
+    w = np.array([_num(model_mix[k], f"model_mix.{k}", 0.0, strict=False) for k in names])
+    if w.sum() <= 0:
+        raise ConfigError("model_mix: the weights must not all be 0")
+    rng = rng if rng is not None else np.random.default_rng(0)
+    pick = rng.choice(len(names), size=len(out), p=w / w.sum())
+    out["model"] = pd.Series(np.array(names, dtype=object)[pick], dtype=object)
+    return out
+
+
+def apply_transforms(df: pd.DataFrame, opts: Mapping[str, Any], seed: int) -> pd.DataFrame:
+    """Apply the transform keys of `opts` (see the module docstring) in their fixed order."""
+    o = {k: opts.get(k) for k in TRANSFORM_KEYS}
+    if o["start_s"] is not None or o["end_s"] is not None:
+        df = time_window(df, o["start_s"], o["end_s"])
+    if o["sample_fraction"] is not None:
+        df = sample_fraction(df, o["sample_fraction"], stream(seed, "workload.sample"))
+    if o["max_requests"] is not None:
+        df = first_n(df, o["max_requests"])
+    if o["rate_scale"] is not None:
+        df = rate_scale(df, o["rate_scale"])
+    if o["max_prompt_tokens"] is not None or o["max_output_tokens"] is not None:
+        df = clip_tokens(df, o["max_prompt_tokens"], o["max_output_tokens"])
+    if o["model"] is not None or o["model_mix"]:
+        df = assign_model(df, o["model"], o["model_mix"], stream(seed, "workload.model"))
+    return df

@@ -1,0 +1,120 @@
+"""Building and checking the canonical trace frame.
+
+`canonical_frame` assembles the canonical DataFrame (see `wrpsim.workload.request.TRACE_COLUMNS`)
+from column arrays with the exact dtypes the rest of wrpsim relies on: `arrival_s` float64,
+token counts int64, optional text columns as `object` holding `str` or None (never pandas' `str`
+dtype, never NaN), `hash_ids` as `object` holding `list[int]` or None. `validate_trace` checks a
+frame against that contract and raises `TraceError` naming the first offending row and field.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from wrpsim.errors import TraceError
+from wrpsim.workload.request import TRACE_COLUMNS, TRACE_SCHEMA
+
+REQUIRED = tuple(c for c, (_, req) in TRACE_COLUMNS.items() if req)
+OPTIONAL = tuple(c for c, (_, req) in TRACE_COLUMNS.items() if not req)
+TEXT_COLUMNS = ("model", "session_id", "category")
+
+
+def _text(values: Sequence | np.ndarray) -> pd.Series:
+    """Object series of `str` or None (NaN and None become None, other values str())."""
+    out = [None if v is None or (isinstance(v, float) and np.isnan(v)) else str(v) for v in values]
+    return pd.Series(out, dtype=object)
+
+
+def _hashes(values: Sequence | np.ndarray) -> pd.Series:
+    """Object series of `list[int]` or None (lists are kept as given, arrays become lists)."""
+    out = [v if (v is None or isinstance(v, list)) else np.asarray(v).tolist() for v in values]
+    return pd.Series(out, dtype=object)
+
+
+def canonical_frame(
+    arrival_s: np.ndarray,
+    prompt_tokens: np.ndarray,
+    output_tokens: np.ndarray,
+    optional: Mapping[str, Sequence | np.ndarray] | None = None,
+) -> pd.DataFrame:
+    """Return a canonical frame from column arrays (not sorted or checked; see `validate_trace`).
+
+    `optional` maps optional canonical column names to per-row values; only the columns given
+    appear in the result, in `TRACE_COLUMNS` order.
+    """
+    cols: dict[str, pd.Series | np.ndarray] = {
+        "arrival_s": np.asarray(arrival_s, dtype=np.float64),
+        "prompt_tokens": np.asarray(prompt_tokens, dtype=np.int64),
+        "output_tokens": np.asarray(output_tokens, dtype=np.int64),
+    }
+    optional = optional or {}
+    for name in OPTIONAL:
+        if name in optional:
+            conv = _hashes if name == "hash_ids" else _text
+            cols[name] = conv(optional[name])
+    return pd.DataFrame(cols)
+
+
+def sort_by_arrival(df: pd.DataFrame) -> pd.DataFrame:
+    """Stable sort by `arrival_s` (ties keep file order), index reset to 0..n-1."""
+    a = df["arrival_s"].to_numpy()
+    if len(a) > 1 and not bool(np.all(a[1:] >= a[:-1])):
+        df = df.iloc[np.argsort(a, kind="stable")]
+    return df.reset_index(drop=True)
+
+
+def arrow_schema(df: pd.DataFrame) -> pa.Schema:
+    """The subset of `TRACE_SCHEMA` for the columns `df` carries (metadata kept)."""
+    return pa.schema([TRACE_SCHEMA.field(c) for c in df.columns], metadata=TRACE_SCHEMA.metadata)
+
+
+def validate_trace(df: pd.DataFrame, source: str = "trace") -> pd.DataFrame:
+    """Check `df` is in canonical form and return it unchanged; raise `TraceError` otherwise.
+
+    Checks: required columns present, no unknown columns, dtypes as in `TRACE_COLUMNS`,
+    `arrival_s` finite, >= 0 and sorted ascending, token counts >= 1, optional text columns hold
+    `str` or None, `hash_ids` holds lists or None. `source` names the trace in messages.
+    """
+    missing = [c for c in REQUIRED if c not in df.columns]
+    if missing:
+        raise TraceError(
+            f"{source}: missing required column(s) {', '.join(missing)}; "
+            f"columns found: {', '.join(map(str, df.columns))}"
+        )
+    unknown = [c for c in df.columns if c not in TRACE_COLUMNS]
+    if unknown:
+        raise TraceError(
+            f"{source}: unknown column(s) {', '.join(map(str, unknown))}; "
+            f"valid columns: {', '.join(TRACE_COLUMNS)}"
+        )
+    for c in df.columns:
+        want = TRACE_COLUMNS[c][0]
+        if str(df[c].dtype) != want:
+            raise TraceError(f"{source}: column {c} has dtype {df[c].dtype}, expected {want}")
+    a = df["arrival_s"].to_numpy()
+    bad = np.flatnonzero(~np.isfinite(a) | (a < 0))
+    if bad.size:
+        i = bad[0]
+        raise TraceError(f"{source}: row {i}: arrival_s must be finite and >= 0, got {a[i]}")
+    dec = np.flatnonzero(a[1:] < a[:-1])
+    if dec.size:
+        raise TraceError(f"{source}: row {dec[0] + 1}: arrival_s decreases (not sorted)")
+    for c in ("prompt_tokens", "output_tokens"):
+        v = df[c].to_numpy()
+        bad = np.flatnonzero(v < 1)
+        if bad.size:
+            raise TraceError(f"{source}: row {bad[0]}: {c} must be >= 1, got {v[bad[0]]}")
+    for c in TEXT_COLUMNS:
+        if c in df.columns:
+            for i, v in enumerate(df[c].tolist()):
+                if v is not None and not isinstance(v, str):
+                    raise TraceError(f"{source}: row {i}: {c} must be a string or None, got {v!r}")
+    if "hash_ids" in df.columns:
+        for i, v in enumerate(df["hash_ids"].tolist()):
+            if v is not None and not isinstance(v, list):
+                raise TraceError(f"{source}: row {i}: hash_ids must be a list or None, got {v!r}")
+    return df
