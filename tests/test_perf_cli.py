@@ -1,0 +1,73 @@
+"""`python -m wrpsim.perf key=value ...`: one JSON line, consistent with the Python API."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from wrpsim.perf import evaluate, parse_args
+from wrpsim.pool.perf import GIB, AnalyticalLatency
+
+ROOT = Path(__file__).resolve().parents[1]
+KEYS = {"prefill_s", "decode_step_s", "power_w", "prefill_power_w", "idle_power_w", "tdp_w",
+        "kv_capacity_tokens", "kv_capacity_blocks", "weight_gib_per_gpu", "model", "gpu", "tp",
+        "batch", "prompt_tokens", "ctx_tokens"}
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])}
+    return subprocess.run([sys.executable, "-m", "wrpsim.perf", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_contract_example_matches_python_api():
+    r = run("model=llama2-70b", "gpu=h100-80gb", "tp=8", "batch=4", "prompt_tokens=512")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    assert KEYS <= set(out)
+    lat = AnalyticalLatency.from_names("llama2-70b", "h100-80gb", 8)
+    assert out["prefill_s"] == pytest.approx(lat.prefill_s(4, 512), rel=1e-12)
+    assert out["decode_step_s"] == pytest.approx(lat.decode_step_s(4, 512), rel=1e-12)
+    assert out["power_w"] == pytest.approx(lat.power_at(0, 4, 512), rel=1e-12)
+    assert out["prefill_power_w"] == pytest.approx(lat.power_w(4 * 512, 0), rel=1e-12)
+    assert out["idle_power_w"] == lat.idle_power_w() == 75.0
+    assert out["kv_capacity_tokens"] == 16 * lat.kv_capacity_blocks(16)
+    assert out["weight_gib_per_gpu"] == pytest.approx(lat.weight_bytes_per_gpu / GIB)
+    assert (out["model"], out["gpu"], out["tp"], out["batch"], out["prompt_tokens"]) == (
+        "llama2-70b", "h100-80gb", 8, 4, 512)
+    assert out["idle_power_w"] <= out["power_w"] <= out["tdp_w"]
+
+
+def test_overrides_in_process():
+    cfg = parse_args(["model=llama3.1-8b", "gpu=a100-80gb", "tp=1", "batch=2",
+                      "ctx_tokens=4000", "latency.layer_overhead_us=3"])
+    out = evaluate(cfg)
+    lat = AnalyticalLatency.from_names("llama3.1-8b", "a100-80gb", 1, layer_overhead_us=3)
+    assert out["decode_step_s"] == lat.decode_step_s(2, 4000)
+    assert out["ctx_tokens"] == 4000 and out["latency_overrides"] == {"layer_overhead_us": 3}
+
+
+@pytest.mark.parametrize("args, pattern", [
+    (["colour=red"], r"unknown key 'colour'; valid keys: batch, .*model, prompt_tokens"),
+    (["gpu=h900"], r"gpu: unknown value 'h900'; valid choices: a100-80gb, .*mi300x-192gb"),
+    (["model=gpt5"], r"model: unknown value 'gpt5'; valid choices: .*llama2-70b"),
+    (["tp=3"], r"tp must be an integer >= 1 that divides the attention heads of llama2-70b"),
+    (["batch=0"], r"batch must be an integer >= 1, got 0"),
+    (["latency.eff_magic=1"], r"unknown key 'latency.eff_magic'; valid latency.\* keys"),
+    (["model=llama3.1-70b", "gpu=a10g-24gb", "tp=2"], r"needs 65.7 GiB of weights per GPU"),
+    (["tp=[1"], r"bad override"),
+])
+def test_errors_exit_2_with_one_line(args, pattern):
+    r = run(*args)
+    assert r.returncode == 2
+    assert r.stdout == ""
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in r.stderr
+    assert re.search(pattern, lines[0]), lines[0]
