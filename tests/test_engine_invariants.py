@@ -25,10 +25,12 @@ def scenarios(draw):
     max_seqs = draw(st.integers(1, 16))
     budget = draw(st.integers(max_seqs, 512))
     cfg = constant_cfg(
-        step_s=draw(st.sampled_from([0.01, 0.013])), count=draw(st.integers(1, 3)),
+        # step times with no short rational relation to the arrival gaps: an arrival exactly on
+        # an iteration boundary is a float tie that stepping and jumping may break differently
+        step_s=draw(st.sampled_from([0.0101327, 0.0130711])), count=draw(st.integers(1, 3)),
         kv_blocks=kv_blocks, policy=draw(st.sampled_from(["sarathi", "vllm", "orca"])),
         max_seqs=max_seqs, token_budget=budget, block_size=block,
-        prefill_s_per_token=draw(st.sampled_from([0.0, 1e-4])),
+        prefill_s_per_token=draw(st.sampled_from([0.0, 1.03e-4])),
         router=draw(st.sampled_from(["RoundRobin", "LeastOutstanding", "PowerOfD", "LeastKV"])),
     )
     return cfg, make_trace(np.cumsum(gaps), prompts, outputs)

@@ -51,7 +51,7 @@ class ConstantLatency(LatencyModel):
         """See `LatencyModel.decode_run_s`."""
         return np.full(n, self.decode_step_s if batch else 0.0)
 
-    def power_w(self, prefill_tokens, decode_seqs):
+    def power_w(self, prefill_tokens, decode_seqs, decode_ctx=None):
         """Busy power, whatever the batch."""
         return self.busy_power_w
 

@@ -97,8 +97,16 @@ class Instance:
 
     @property
     def kv_used_frac(self) -> float:
-        """Fraction of KV blocks held (as of the last iteration boundary)."""
-        return self.kv.used / self.kv.capacity
+        """Fraction of KV blocks held now, counting the steps of a decode run completed so far."""
+        used = self.kv.used
+        if self.busy and self._kind == _DECODE_RUN:
+            x = self.env.now - self._t0
+            if self._cum is None:
+                k = 1 if x >= self._dur else 0
+            else:
+                k = int(np.searchsorted(self._cum, x, side="right"))
+            used += self.kv.step_blocks(self.step, min(k, self._n))
+        return used / self.kv.capacity
 
     def _count(self, delta: int) -> None:
         now = self.env.now
@@ -311,7 +319,7 @@ class Instance:
         self._kind = _MIXED
         self._chunks = chunks
         self._dec_in_iter = n_dec
-        self._begin(now, dur, 1, None, self.latency.power_w(tokens, n_dec))
+        self._begin(now, dur, 1, None, self.latency.power_w(tokens, n_dec, ctx))
         self.prefill_tokens += tokens
 
     def _start_decode_run(self, now: float, max_steps: int = 0) -> bool:
@@ -328,7 +336,9 @@ class Instance:
             dur = float(cum[-1])
         self._kind = _DECODE_RUN
         self._dec_in_iter = self.n_dec
-        self._begin(now, dur, n, cum, self.latency.power_w(0, self.n_dec))
+        # power at the run's middle context (it changes little within a run)
+        power = self.latency.power_w(0, self.n_dec, ctx + (self.n_dec * (n - 1)) // 2)
+        self._begin(now, dur, n, cum, power)
         return True
 
     def _begin(self, now, dur, n, cum, power_w) -> None:

@@ -47,8 +47,14 @@ class LatencyModel(abc.ABC):
         )
 
     @abc.abstractmethod
-    def power_w(self, prefill_tokens: int, decode_seqs: int) -> float:
-        """Average power of ONE GPU of the instance during an iteration of that composition."""
+    def power_w(
+        self, prefill_tokens: int, decode_seqs: int, decode_ctx: int | None = None
+    ) -> float:
+        """Average power of ONE GPU of the instance during an iteration of that composition.
+
+        `decode_ctx` is the summed context of the decoding sequences, as for `iteration_s`; when
+        None, an implementation-defined typical context is assumed.
+        """
 
     @abc.abstractmethod
     def idle_power_w(self) -> float:

@@ -167,10 +167,14 @@ class AnalyticalLatency(LatencyModel):
              / self._flops) / dt
         return self._p_base + self._p_span * (u if u < 1.0 else 1.0)
 
-    def power_w(self, prefill_tokens: int, decode_seqs: int) -> float:
-        """Per-GPU power of an iteration, decode sequences at `power_ctx_tokens` context each;
-        between `idle_power_w()` and the GPU's TDP."""
-        return self.power_at(prefill_tokens, decode_seqs, self.power_ctx_tokens)
+    def power_w(
+        self, prefill_tokens: int, decode_seqs: int, decode_ctx: int | None = None
+    ) -> float:
+        """Per-GPU power of an iteration whose decode sequences hold `decode_ctx` tokens in all
+        (`power_ctx_tokens` each when None); between `idle_power_w()` and the GPU's TDP."""
+        if decode_ctx is None or not decode_seqs:
+            return self.power_at(prefill_tokens, decode_seqs, self.power_ctx_tokens)
+        return self.power_at(prefill_tokens, decode_seqs, decode_ctx / decode_seqs)
 
     def idle_power_w(self) -> float:
         """Idle power of one GPU (catalog `idle_w`)."""
