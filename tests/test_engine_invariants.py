@@ -21,6 +21,16 @@ def scenarios(draw):
     outputs = draw(st.lists(st.integers(1, 120), min_size=n, max_size=n))
     block = draw(st.sampled_from([1, 4, 16]))
     need = max(p + o for p, o in zip(prompts, outputs))
+    prefix = draw(st.booleans())
+    hbt = block * draw(st.sampled_from([1, 2, 4]))
+    # prefix ids drawn from a few shared chains: requests share leading blocks
+    chains = [[1000 * c + j for j in range(64)] for c in range(3)]
+    ids = []
+    for p in prompts:
+        chain = chains[draw(st.integers(0, 2))]
+        cut = draw(st.integers(0, -(-p // hbt)))
+        tail = [10**6 + len(ids) * 100 + j for j in range(-(-p // hbt) - cut)]
+        ids.append(chain[:cut] + tail)
     kv_blocks = draw(st.integers(-(-need // block), 4 * -(-need // block) + 2))
     max_seqs = draw(st.integers(1, 16))
     budget = draw(st.integers(max_seqs, 512))
@@ -32,8 +42,12 @@ def scenarios(draw):
         max_seqs=max_seqs, token_budget=budget, block_size=block,
         prefill_s_per_token=draw(st.sampled_from([0.0, 1.03e-4])),
         router=draw(st.sampled_from(["RoundRobin", "LeastOutstanding", "PowerOfD", "LeastKV"])),
+        prefix_cache={"enabled": prefix,
+                      "capacity_blocks": draw(st.sampled_from([None, 0, 3, 50]))},
     )
-    return cfg, make_trace(np.cumsum(gaps), prompts, outputs)
+    trace = make_trace(np.cumsum(gaps), prompts, outputs, hash_ids=ids)
+    trace.attrs["hash_block_tokens"] = hbt
+    return cfg, trace
 
 
 def run(cfg, trace, step_mode=False):
@@ -57,7 +71,11 @@ def test_invariants(sc):
         assert r["first_token_s"] <= r["finish_s"] <= end
         assert r["ttft_s"] > 0
     for inst, row in zip(sim.fleet.instances, insts):
-        assert inst.kv.used == 0  # every block returned
+        cached = inst.prefix.size_blocks if inst.prefix else 0
+        assert inst.kv.used == cached  # every block returned or held by the cache
+        assert inst.kv.evictable == cached  # no pins left
+        assert inst.prefix is None or inst.prefix.capacity is None or (
+            cached <= inst.prefix.capacity)
         assert row["kv_peak_blocks"] <= row["kv_capacity_blocks"]
         assert 0.0 <= row["utilization"] <= 1.0 + 1e-12
         assert row["energy_j"] >= inst.latency.idle_power_w() * inst.tp * end - 1e-9
@@ -68,7 +86,11 @@ def test_invariants(sc):
     # every output token comes from a decode step or a prefill that completes; a recompute
     # prefill after a preemption in decode yields one token too
     assert served - first_tokens - preempt <= decoded <= served - first_tokens
-    assert sum(r["prefill_tokens"] for r in insts) >= int(trace["prompt_tokens"].sum())
+    saved = sum(r["prefix_hit_tokens"] for r in rows)
+    assert sum(r["prefill_tokens"] for r in insts) >= int(trace["prompt_tokens"].sum()) - saved
+    for r in rows:
+        assert 0 <= r["prefix_hit_tokens"] < r["prompt_tokens"]
+        assert r["prefix_hit_blocks"] <= r["prefix_blocks"]
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])

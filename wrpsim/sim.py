@@ -54,7 +54,7 @@ def build_router(rcfg: dict):
     return router
 
 
-def build_fleet(env, pcfg: dict, sink) -> Fleet:
+def build_fleet(env, pcfg: dict, sink, hash_block_tokens: int = 0) -> Fleet:
     """Validate the `pool` config and build the fleet's instances."""
     pools = _require(pcfg, "pools") if isinstance(pcfg, dict) else None
     if not isinstance(pools, dict) or not pools:
@@ -63,7 +63,7 @@ def build_fleet(env, pcfg: dict, sink) -> Fleet:
     if bad:
         raise ConfigError(f"pool: unknown key(s) {bad}; valid: pools, default_model, name")
     specs = [parse_pool(name, d) for name, d in pools.items()]
-    return Fleet(env, specs, sink, pcfg.get("default_model"))
+    return Fleet(env, specs, sink, pcfg.get("default_model"), hash_block_tokens)
 
 
 class Simulation:
@@ -106,7 +106,8 @@ class Simulation:
         self.trace = trace
         self.env = simpy.Environment()
         self.log = RequestLog()
-        self.fleet = build_fleet(self.env, _require(cfg, "pool"), self.log)
+        hbt = int(trace.attrs.get("hash_block_tokens") or 0) if "hash_ids" in trace.columns else 0
+        self.fleet = build_fleet(self.env, _require(cfg, "pool"), self.log, hbt)
         if "model" in self.trace.columns:
             wanted = sorted({m for m in self.trace["model"].dropna().unique()})
             missing = [m for m in wanted if m not in self.fleet.models]

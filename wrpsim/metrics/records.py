@@ -31,6 +31,9 @@ REQUEST_SCHEMA = pa.schema(
         ("first_token_s", pa.float64()),
         ("finish_s", pa.float64()),
         ("preemptions", pa.int32()),
+        ("prefix_blocks", pa.int32()),  # prefix-hash ids of the prompt (0 without ids)
+        ("prefix_hit_blocks", pa.int32()),  # of those, found cached at first admission
+        ("prefix_hit_tokens", pa.int64()),  # prompt tokens whose prefill the cache saved
         ("status", pa.string()),  # completed | dropped | in_flight
         ("drop_reason", pa.string()),
     ],
@@ -79,15 +82,16 @@ class RequestLog:
         tpot = (now - seq.first_token_s) / (r.output_tokens - 1) if r.output_tokens > 1 else NAN
         self.rows.append((
             r.id, r.arrival_s, r.model, inst.pool, inst.index, r.prompt_tokens, r.output_tokens,
-            seq.admit_s - r.arrival_s, ttft, tpot, now - r.arrival_s, seq.first_token_s, now,
-            seq.preemptions, "completed", None,
+            max(0.0, seq.admit_s - r.arrival_s), ttft, tpot, now - r.arrival_s,
+            seq.first_token_s, now, seq.preemptions, len(r.hash_ids or ()), seq.hit_blocks,
+            seq.hit_tokens, "completed", None,
         ))
 
     def dropped(self, req, model: str, reason: str) -> None:
         """Record a request that was never served."""
         self.rows.append((
             req.id, req.arrival_s, model, None, None, req.prompt_tokens, req.output_tokens,
-            NAN, NAN, NAN, NAN, NAN, NAN, 0, "dropped", reason,
+            NAN, NAN, NAN, NAN, NAN, NAN, 0, len(req.hash_ids or ()), 0, 0, "dropped", reason,
         ))
 
     def in_flight(self, seq, inst) -> None:
@@ -96,9 +100,10 @@ class RequestLog:
         first = seq.first_token_s
         self.rows.append((
             r.id, r.arrival_s, r.model, inst.pool, inst.index, r.prompt_tokens, r.output_tokens,
-            NAN if seq.admit_s is None else seq.admit_s - r.arrival_s,
+            NAN if seq.admit_s is None else max(0.0, seq.admit_s - r.arrival_s),
             NAN if first is None else first - r.arrival_s, NAN, NAN,
-            NAN if first is None else first, NAN, seq.preemptions, "in_flight", None,
+            NAN if first is None else first, NAN, seq.preemptions, len(r.hash_ids or ()),
+            seq.hit_blocks, seq.hit_tokens, "in_flight", None,
         ))
 
     def table(self) -> pa.Table:

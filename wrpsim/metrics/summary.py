@@ -8,6 +8,9 @@ Definitions (all in `summary.json`):
   <= `slo.tpot_s` (dropped and unfinished requests count as misses); `goodput_rps` is the number
   of such requests per simulated second;
 - `throughput_tokens_per_s`: output tokens of completed requests per simulated second;
+- `prefix_hit_ratio_blocks`: prefix-hash ids found cached at each request's first admission over
+  all ids; `prefix_hit_ratio_tokens`: prompt tokens whose prefill the cache saved over all prompt
+  tokens (both over all requests, None when the workload carries no ids);
 - `gpu_hours` = provisioned GPUs × simulated duration; `cost_usd` = Σ GPU-hours × price per
   GPU-hour of each pool;
 - `energy_kwh` = ∫ power dt of every GPU (busy and idle) × PUE; `tokens_per_joule` = output tokens
@@ -32,6 +35,11 @@ def _mean(x: np.ndarray) -> float | None:
     return float(x.mean()) if x.size else None
 
 
+def _ratio(num: np.ndarray, den: np.ndarray) -> float | None:
+    d = den.sum()
+    return float(num.sum() / d) if d > 0 else None
+
+
 def summarize(requests: pa.Table, instances: pa.Table, duration_s: float, slo: dict,
               pue: float) -> dict:
     """Compute the summary dictionary (JSON-ready: None where a value is undefined)."""
@@ -39,7 +47,8 @@ def summarize(requests: pa.Table, instances: pa.Table, duration_s: float, slo: d
     done = status == "completed"
     col = {n: requests.column(n).to_numpy(zero_copy_only=False).astype(np.float64)
            for n in ("ttft_s", "tpot_s", "e2e_s", "queue_wait_s", "output_tokens",
-                     "prompt_tokens", "preemptions")}
+                     "prompt_tokens", "preemptions", "prefix_blocks", "prefix_hit_blocks",
+                     "prefix_hit_tokens")}
     ttft, tpot, e2e = col["ttft_s"][done], col["tpot_s"][done], col["e2e_s"][done]
     out_tokens = float(col["output_tokens"][done].sum())
     in_tokens = float(col["prompt_tokens"][done].sum())
@@ -72,6 +81,9 @@ def summarize(requests: pa.Table, instances: pa.Table, duration_s: float, slo: d
         "throughput_tokens_per_s": out_tokens / dur,
         "throughput_prompt_tokens_per_s": in_tokens / dur,
         "preemptions": int(col["preemptions"].sum()),
+        "prefix_hit_ratio_blocks": _ratio(col["prefix_hit_blocks"], col["prefix_blocks"]),
+        "prefix_hit_ratio_tokens": _ratio(col["prefix_hit_tokens"], col["prompt_tokens"])
+        if col["prefix_blocks"].sum() > 0 else None,
         "duration_s": float(duration_s),
         "gpu_count": int(gpus.sum()),
         "instance_count": len(gpus),

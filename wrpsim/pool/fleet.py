@@ -28,7 +28,8 @@ from wrpsim.pool.constant import ConstantLatency
 from wrpsim.pool.instance import Instance
 from wrpsim.pool.scheduler import SchedulerConfig
 
-POOL_KEYS = ("gpu", "model", "tp", "count", "scheduler", "latency", "kv_blocks")
+POOL_KEYS = ("gpu", "model", "tp", "count", "scheduler", "latency", "kv_blocks", "prefix_cache")
+PREFIX_KEYS = ("enabled", "capacity_blocks")
 LATENCY_KINDS = ("analytical", "constant")
 
 
@@ -45,6 +46,8 @@ class PoolSpec:
     latency: dict
     kv_blocks: int | None
     price_per_gpu_hour: float
+    prefix_cache: bool = False
+    prefix_capacity_blocks: int | None = None
 
 
 def parse_pool(name: str, d: dict) -> PoolSpec:
@@ -71,10 +74,19 @@ def parse_pool(name: str, d: dict) -> PoolSpec:
     kv_blocks = d.get("kv_blocks")
     if kv_blocks is not None and (not isinstance(kv_blocks, int) or kv_blocks < 1):
         raise ConfigError(f"{where}.kv_blocks must be null or an integer >= 1, got {kv_blocks!r}")
+    pc = d.get("prefix_cache") or {}
+    if not isinstance(pc, dict) or sorted(k for k in pc if k not in PREFIX_KEYS):
+        raise ConfigError(f"{where}.prefix_cache must be a mapping with keys "
+                          f"{', '.join(PREFIX_KEYS)}; got {pc!r}")
+    cap = pc.get("capacity_blocks")
+    if cap is not None and (not isinstance(cap, int) or cap < 0):
+        raise ConfigError(f"{where}.prefix_cache.capacity_blocks must be null or an integer >= 0,"
+                          f" got {cap!r}")
     return PoolSpec(
         name=name, gpu=d["gpu"], model=d["model"], tp=d.get("tp", 1), count=d.get("count", 1),
         scheduler=SchedulerConfig.from_dict(d.get("scheduler"), f"{where}.scheduler"),
         latency=latency, kv_blocks=kv_blocks, price_per_gpu_hour=gpu.price_per_hour_usd,
+        prefix_cache=bool(pc.get("enabled", False)), prefix_capacity_blocks=cap,
     )
 
 
@@ -101,7 +113,9 @@ class Candidates(list):
 class Fleet:
     """All pools of a run; the routers' read-only view of it."""
 
-    def __init__(self, env, specs: list[PoolSpec], sink, default_model: str | None = None):
+    def __init__(self, env, specs: list[PoolSpec], sink, default_model: str | None = None,
+                 hash_block_tokens: int = 0):
+        """`hash_block_tokens`: tokens per prefix-hash id of the workload (0: it has no ids)."""
         if not specs:
             raise ConfigError("pool.pools must define at least one pool")
         self.specs = specs
@@ -118,8 +132,15 @@ class Fleet:
                 s = spec.scheduler
                 blocks = lat.kv_capacity_blocks(s.block_size, s.gpu_mem_util, s.reserve_gib)
             self.latency[spec.name] = lat
+            pbt = hash_block_tokens if spec.prefix_cache else 0
+            if pbt % spec.scheduler.block_size:
+                raise ConfigError(
+                    f"pool.pools.{spec.name}.prefix_cache: the workload's hash_block_tokens "
+                    f"({pbt}) must be a multiple of scheduler.block_size "
+                    f"({spec.scheduler.block_size})")
             self.pools[spec.name] = [
-                Instance(env, spec.name, i, lat, spec.scheduler, blocks, sink)
+                Instance(env, spec.name, i, lat, spec.scheduler, blocks, sink, pbt,
+                         spec.prefix_capacity_blocks)
                 for i in range(spec.count)
             ]
             cap = blocks * spec.scheduler.block_size

@@ -20,6 +20,7 @@ import numpy as np
 
 from wrpsim.pool.kvcache import KVLedger
 from wrpsim.pool.latency import LatencyModel
+from wrpsim.pool.prefix import PrefixCache
 from wrpsim.pool.scheduler import SchedulerConfig
 from wrpsim.pool.sequence import DECODE, DONE, PREFILL, WAITING, Seq
 
@@ -37,7 +38,9 @@ class Instance:
     max_run_steps: int = 1 << 62
 
     def __init__(self, env, pool: str, index: int, latency: LatencyModel,
-                 sched: SchedulerConfig, kv_blocks: int, sink):
+                 sched: SchedulerConfig, kv_blocks: int, sink, prefix_block_tokens: int = 0,
+                 prefix_capacity_blocks: int | None = None):
+        """`prefix_block_tokens` > 0 enables the prefix cache (ids of that many tokens each)."""
         self.env = env
         self.pool = pool
         self.index = index
@@ -46,6 +49,8 @@ class Instance:
         self.tp = latency.tp
         self.sched = sched
         self.kv = KVLedger(sched.block_size, kv_blocks)
+        self.prefix = (PrefixCache(self.kv, prefix_block_tokens, prefix_capacity_blocks)
+                       if prefix_block_tokens else None)
         self.sink = sink  # receives finished sequences: sink.finished(seq, instance, now)
         self.waiting: deque[Seq] = deque()
         self.running: dict[int, Seq] = {}  # admission order
@@ -54,7 +59,7 @@ class Instance:
         self._pushes = 0
         self.step = 0  # decode-step counter
         self.n_dec = 0  # decoding sequences tracked by the KV phase histogram or reserved
-        self._ctx_const = 0  # sum over decoders of kv0 - s0
+        self._ctx_const = 0  # sum over decoders of (cached tokens at step s) - s
         self._watermark = int(sched.watermark * kv_blocks)
         # current stretch of iterations
         self.busy = False
@@ -108,6 +113,12 @@ class Instance:
             used += self.kv.step_blocks(self.step, min(k, self._n))
         return used / self.kv.capacity
 
+    def prefix_match(self, request) -> int:
+        """Leading prefix blocks of `request` cached here (0 without a prefix cache or ids)."""
+        if self.prefix is None or not request.hash_ids:
+            return 0
+        return self.prefix.match(request.hash_ids)
+
     def _count(self, delta: int) -> None:
         now = self.env.now
         self._in_area += self._in_system * (now - self._in_t)
@@ -152,13 +163,13 @@ class Instance:
     # ------------------------------------------------------------------ decoding set
     def _add_decoder(self, seq: Seq) -> None:
         seq.state = DECODE
-        seq.kv0 = seq.target
+        seq.kv0 = seq.target - seq.shared  # own (non-shared) cached tokens
         seq.s0 = self.step
         seq.s_fin = self.step + seq.req.output_tokens - seq.gen
         if not seq.reserved:
             self.kv.add_decoder(seq.kv0, seq.s0)
             seq.blocks = 0
-        self._ctx_const += seq.kv0 - seq.s0
+        self._ctx_const += seq.kv0 + seq.shared - seq.s0
         self.n_dec += 1
         self._pushes += 1
         seq.heap_no = self._pushes
@@ -171,7 +182,7 @@ class Instance:
             held = self.kv.blocks_for(seq.kv0 + self.step - seq.s0)
         else:
             held = seq.blocks
-        self._ctx_const -= seq.kv0 - seq.s0
+        self._ctx_const -= seq.kv0 + seq.shared - seq.s0
         self.n_dec -= 1
         seq.gen += self.step - seq.s0
         return held
@@ -186,7 +197,7 @@ class Instance:
         seq.state = DONE
         seq.gen = seq.req.output_tokens
         del self.running[seq.req.id]
-        self.kv.release(held, now)
+        self._release(seq, held, seq.req.prompt_tokens, now)
         self.completed += 1
         self._count(-1)
         self.sink.finished(seq, self, now)
@@ -196,18 +207,78 @@ class Instance:
         _, seq = self.running.popitem()
         if seq.state == DECODE:
             held = self._remove_decoder(seq)
+            computed = seq.req.prompt_tokens
         else:
             self.prefilling.remove(seq)
             held = seq.blocks
-        self.kv.release(held, now)
+            computed = seq.done
+        self._release(seq, held, computed, now)
         seq.state = WAITING
         seq.target = seq.req.prompt_tokens + seq.gen
         seq.done = 0
+        seq.shared = 0
         seq.blocks = 0
         seq.reserved = False
         seq.preemptions += 1
         self.preemptions += 1
         self.waiting.appendleft(seq)
+
+    def _release(self, seq: Seq, held: int, computed: int, now: float) -> None:
+        """Free a leaving sequence's `held` own blocks; with a prefix cache, the blocks of its
+        first `computed` prompt tokens become cache entries instead, and its pins are undone."""
+        cache = self.prefix
+        if cache is not None and seq.req.hash_ids:
+            ids, hb, bs = seq.req.hash_ids, cache.block_tokens, self.sched.block_size
+            prompt = seq.req.prompt_tokens
+            j = len(seq.pinned)
+            moved = 0
+            new = []
+            while j < len(ids):
+                end = min((j + 1) * hb, prompt)
+                if end > computed:
+                    break
+                if ids[j] not in cache:
+                    b = -(-(end - j * hb) // bs)
+                    if moved + b > held:
+                        break
+                    new.append((ids[j], b))
+                    moved += b
+                j += 1
+            # deepest blocks first, so a prefix's head stays cached longest (as in vLLM)
+            cache.unpin(seq.pinned[::-1])
+            for hid, b in reversed(new):
+                cache.insert(hid, b)
+            seq.pinned = ()
+            held -= moved
+        self.kv.release(held, now)
+        if cache is not None:
+            cache.trim(now)
+
+    def _lookup(self, seq: Seq) -> None:
+        """Pin the cached leading blocks of a sequence about to be admitted; skip their prefill.
+
+        Only whole blocks inside both the prompt and all but the last token to compute count,
+        so the skipped prefix is a multiple of the block size and one token is always computed.
+        """
+        cache = self.prefix
+        ids = seq.req.hash_ids
+        if cache is None or not ids:
+            return
+        hb = cache.block_tokens
+        k = cache.match(ids)
+        if seq.admit_s is None:
+            seq.hit_blocks = k
+        k = min(k, min(seq.req.prompt_tokens, seq.target - 1) // hb)
+        if k:
+            seq.pinned = ids[:k]
+            cache.pin(seq.pinned)
+            seq.shared = seq.done = k * hb
+
+    def _unlookup(self, seq: Seq) -> None:
+        if seq.pinned:
+            self.prefix.unpin(seq.pinned[::-1])
+            seq.pinned = ()
+            seq.shared = seq.done = 0
 
     # ------------------------------------------------------------------ planning
     def _plan(self) -> None:
@@ -221,7 +292,7 @@ class Instance:
                 chunks = self._admit_whole(now, False, admit) if self.waiting else []
                 n_dec = 0 if chunks else self.n_dec
             else:
-                if self.n_dec and self.kv.step_blocks(self.step, 1) > self.kv.free:
+                if self.n_dec and self.kv.step_blocks(self.step, 1) > self.kv.available:
                     self._preempt_last(now)
                     preempted = True
                     continue
@@ -233,8 +304,10 @@ class Instance:
             if chunks:
                 self._start_mixed(now, chunks, n_dec)
                 return
-            # a prompt held back only because this step preempted may join at the next boundary
-            if self.n_dec and self._start_decode_run(now, 1 if preempted and self.waiting else 0):
+            # a prompt held back only because this step preempted may join at the next boundary;
+            # with a prefix cache, evictions during a run can turn a blocked prompt admissible
+            one = self.waiting and (preempted or self.prefix is not None)
+            if self.n_dec and self._start_decode_run(now, 1 if one else 0):
                 return
             if self.running:  # KV exhausted: free blocks by preemption, then try again
                 self._preempt_last(now)
@@ -246,29 +319,30 @@ class Instance:
         """sarathi: fill the token budget left by decodes with prompt chunks (FCFS)."""
         kv, bs = self.kv, self.sched.block_size
         budget = self.sched.token_budget - self.n_dec
-        free = kv.free - kv.step_blocks(self.step, 1) if self.n_dec else kv.free
+        pending = kv.step_blocks(self.step, 1) if self.n_dec else 0  # blocks promised so far
         chunks = []
         for seq in self.prefilling:
             if budget <= 0:
                 break
             c = min(seq.target - seq.done, budget)
-            nb = -(-(seq.done + c) // bs) - seq.blocks
-            if nb > free:
+            nb = -(-(seq.done + c - seq.shared) // bs) - seq.blocks
+            if nb > kv.available - pending:
                 break
-            free -= nb
+            pending += nb
             budget -= c
             chunks.append((seq, c, nb))
         waiting, running = self.waiting, self.running
         while admit and waiting and budget > 0 and len(running) < self.sched.max_seqs:
             seq = waiting[0]
-            c = min(seq.target, budget)
-            nb = -(-c // bs)
-            if nb > free - (self._watermark if running else 0):
+            self._lookup(seq)
+            c = min(seq.target - seq.done, budget)
+            nb = -(-(seq.done + c - seq.shared) // bs)
+            if nb > kv.available - pending - (self._watermark if running else 0):
+                self._unlookup(seq)
                 break
             waiting.popleft()
             self._start_seq(seq, now)
-            self.prefilling.append(seq)
-            free -= nb
+            pending += nb
             budget -= c
             chunks.append((seq, c, nb))
         return chunks
@@ -277,31 +351,36 @@ class Instance:
         """vllm / orca: admit whole prompts FCFS within the token budget (at least one)."""
         kv = self.kv
         budget = self.sched.token_budget - (self.n_dec if reserve else 0)
-        free = kv.free
+        pending = 0
         chunks = []
         waiting, running = self.waiting, self.running
         while admit and waiting and len(running) < self.sched.max_seqs:
             seq = waiting[0]
-            if chunks and seq.target > budget:
+            self._lookup(seq)
+            c = seq.target - seq.done
+            if chunks and c > budget:
+                self._unlookup(seq)
                 break
-            total = seq.target + (seq.req.output_tokens - seq.gen - 1 if reserve else 0)
-            nb = kv.blocks_for(total)
-            if nb > free - (self._watermark if running else 0):
+            own = seq.target - seq.shared
+            nb = kv.blocks_for(own + (seq.req.output_tokens - seq.gen - 1 if reserve else 0))
+            if nb > kv.available - pending - (self._watermark if running else 0):
+                self._unlookup(seq)
                 break
             waiting.popleft()
             self._start_seq(seq, now)
             seq.reserved = reserve
-            self.prefilling.append(seq)
-            free -= nb
-            budget -= seq.target
-            chunks.append((seq, seq.target, nb))
+            pending += nb
+            budget -= c
+            chunks.append((seq, c, nb))
         return chunks
 
     def _start_seq(self, seq: Seq, now: float) -> None:
         seq.state = PREFILL
         if seq.admit_s is None:
             seq.admit_s = now
+            seq.hit_tokens = seq.done
         self.running[seq.req.id] = seq
+        self.prefilling.append(seq)
 
     def _start_mixed(self, now: float, chunks: list, n_dec: int) -> None:
         attn = 0.0

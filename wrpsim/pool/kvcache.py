@@ -18,7 +18,8 @@ from __future__ import annotations
 class KVLedger:
     """Block counts, peak and time-weighted occupancy of one instance's paged KV cache."""
 
-    __slots__ = ("_area", "_hist", "_t_last", "block_size", "capacity", "decoders", "peak", "used")
+    __slots__ = ("_area", "_hist", "_t_last", "block_size", "capacity", "decoders", "evictable",
+                 "evictor", "peak", "used")
 
     def __init__(self, block_size: int, capacity_blocks: int):
         self.block_size = block_size
@@ -26,14 +27,21 @@ class KVLedger:
         self.used = 0
         self.peak = 0
         self.decoders = 0  # sequences in the phase histogram
+        self.evictable = 0  # used blocks a prefix cache can free on demand
+        self.evictor = None  # callable(need_free_blocks, now) that frees evictable blocks
         self._hist = [0] * block_size  # number of decoding sequences per phase
         self._area = 0.0  # integral of used blocks over time
         self._t_last = 0.0
 
     @property
     def free(self) -> int:
-        """Blocks not held by any sequence."""
+        """Blocks not held by any sequence or cache entry."""
         return self.capacity - self.used
+
+    @property
+    def available(self) -> int:
+        """Blocks that can be allocated now: free plus evictable cache blocks."""
+        return self.capacity - self.used + self.evictable
 
     def blocks_for(self, tokens: int) -> int:
         """Blocks needed to hold `tokens` tokens."""
@@ -45,6 +53,8 @@ class KVLedger:
 
     def allocate(self, blocks: int, now: float) -> None:
         """Take `blocks` free blocks at time `now`."""
+        if blocks > self.capacity - self.used and self.evictor is not None:
+            self.evictor(blocks, now)
         if blocks > self.capacity - self.used:
             raise RuntimeError(f"KV over-allocation: {blocks} > {self.capacity - self.used} free")
         self._advance(now)
@@ -82,8 +92,8 @@ class KVLedger:
         return total
 
     def max_steps(self, step: int, limit: int) -> int:
-        """Largest n <= `limit` such that `step_blocks(step, n)` <= free blocks."""
-        free = self.capacity - self.used
+        """Largest n <= `limit` such that `step_blocks(step, n)` <= available blocks."""
+        free = self.capacity - self.used + self.evictable
         batch = self.decoders
         if batch == 0:
             return limit

@@ -26,12 +26,16 @@ class Seq:
         "first_token_s",
         "gen",
         "heap_no",
+        "hit_blocks",
+        "hit_tokens",
         "kv0",
+        "pinned",
         "preemptions",
         "req",
         "reserved",
         "s0",
         "s_fin",
+        "shared",
         "state",
         "target",
     )
@@ -51,3 +55,7 @@ class Seq:
         self.first_token_s: float | None = None
         self.preemptions = 0
         self.heap_no = 0  # identifies the live entry in the instance's finish heap
+        self.shared = 0  # leading tokens read from pinned prefix-cache entries (not own blocks)
+        self.pinned: tuple[int, ...] = ()  # prefix-cache ids this sequence pins
+        self.hit_blocks = 0  # prefix-cache ids matched at first admission
+        self.hit_tokens = 0  # prompt tokens whose prefill the cache saved at first admission
