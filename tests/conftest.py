@@ -43,3 +43,17 @@ def constant_cfg(step_s=0.01, count=1, kv_blocks=100_000, policy="sarathi", max_
 def trace_factory():
     """Expose `make_trace` to tests."""
     return make_trace
+
+
+def compose_cfg(*overrides: str) -> dict:
+    """The run config `python -m wrpsim <overrides>` would use, as a plain dict."""
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from wrpsim.app import register_catalogs
+    from wrpsim.paths import catalog_dir
+
+    register_catalogs()
+    with initialize_config_dir(config_dir=str(catalog_dir("conf")), version_base="1.3"):
+        cfg = compose("config", overrides=list(overrides))
+    return OmegaConf.to_container(cfg, resolve=True)

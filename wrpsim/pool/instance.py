@@ -245,9 +245,9 @@ class Instance:
                     moved += b
                 j += 1
             # deepest blocks first, so a prefix's head stays cached longest (as in vLLM)
-            cache.unpin(seq.pinned[::-1])
             for hid, b in reversed(new):
                 cache.insert(hid, b)
+            cache.unpin(seq.pinned[::-1])
             seq.pinned = ()
             held -= moved
         self.kv.release(held, now)
@@ -306,7 +306,8 @@ class Instance:
                 return
             # a prompt held back only because this step preempted may join at the next boundary;
             # with a prefix cache, evictions during a run can turn a blocked prompt admissible
-            one = self.waiting and (preempted or self.prefix is not None)
+            one = (self.waiting and (preempted or self.prefix is not None)
+                   and len(self.running) < self.sched.max_seqs)
             if self.n_dec and self._start_decode_run(now, 1 if one else 0):
                 return
             if self.running:  # KV exhausted: free blocks by preemption, then try again

@@ -1,0 +1,91 @@
+"""Prefix caching: exact micro-scenario, the prefix_oracle experiment, prefix-aware routing."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import compose_cfg, constant_cfg, make_trace
+from wrpsim.sim import Simulation
+
+TRACES = Path(__file__).resolve().parent.parent / "workloads" / "traces"
+
+
+def test_hits_skip_whole_cached_blocks_and_cache_keeps_prompt_blocks():
+    # blocks of 32 tokens, one request at a time: request 1 finds ids 1,2,3 of request 0
+    # (96 tokens skipped; its 4th block differs); request 2 finds 1,2 (64 tokens).
+    cfg = constant_cfg(step_s=0.01, max_seqs=1, prefix_cache={"enabled": True})
+    trace = make_trace([0, 0, 0], [100, 100, 70], [2, 2, 2],
+                       hash_ids=[[1, 2, 3, 4], [1, 2, 3, 5], [1, 2, 9]])
+    trace.attrs["hash_block_tokens"] = 32
+    sim = Simulation(cfg, trace)
+    req, inst, _ = sim.run()
+    rows = req.to_pylist()
+    assert [r["prefix_hit_blocks"] for r in rows] == [0, 3, 2]
+    assert [r["prefix_hit_tokens"] for r in rows] == [0, 96, 64]
+    assert inst.column("prefill_tokens")[0].as_py() == 100 + 4 + 6
+    cache = sim.fleet.instances[0].prefix
+    # entries: ids 1,2,3 (2 blocks of 16 each), 4, 5, 9 (partial: 1 block each)
+    assert cache.size_blocks == 3 * 2 + 3 == sim.fleet.instances[0].kv.used
+
+
+def test_eviction_keeps_prefix_heads_longest():
+    # a 2-block cache: of request 0's entries 7, 8, 9, 10 the deepest (10, 9) are evicted
+    cfg = constant_cfg(step_s=0.01, max_seqs=1, kv_blocks=64, block_size=16,
+                       prefix_cache={"enabled": True, "capacity_blocks": 2})
+    trace = make_trace([0, 1], [64, 48], [1, 1], hash_ids=[[7, 8, 9, 10], [7, 8, 9]])
+    trace.attrs["hash_block_tokens"] = 16
+    sim = Simulation(cfg, trace)
+    req, _, _ = sim.run()
+    assert req.column("prefix_hit_blocks").to_pylist() == [0, 2]
+    assert req.column("prefix_hit_tokens").to_pylist() == [0, 32]
+    cache = sim.fleet.instances[0].prefix
+    assert 7 in cache and 8 in cache and 10 not in cache
+    assert cache.size_blocks <= 2
+
+
+def _direct_hit_ratio(path: Path) -> float:
+    """Longest prefix of each request's ids seen in any earlier request, over all ids."""
+    seen: set[int] = set()
+    hit = total = 0
+    with path.open() as f:
+        rows = [json.loads(line) for line in f if line.strip()]
+    rows.sort(key=lambda r: r["timestamp"])  # stable: ties keep file order
+    for r in rows:
+        ids = r["hash_ids"]
+        k = 0
+        while k < len(ids) and ids[k] in seen:
+            k += 1
+        hit += k
+        total += len(ids)
+        seen.update(ids)
+    return hit / total
+
+
+@pytest.mark.parametrize(("workload", "file"), [
+    ("mooncake-conversation", "mooncake_conversation.jsonl"),
+    ("mooncake-synthetic", "mooncake_synthetic.jsonl"),
+])
+def test_prefix_oracle_reports_the_traces_intrinsic_block_hit_ratio(tmp_path, workload, file):
+    from wrpsim.sim import run
+
+    cfg = compose_cfg("+experiment=prefix_oracle", f"workload={workload}")
+    summary = run(cfg, tmp_path)
+    assert summary["requests_completed"] == summary["requests_total"]
+    assert summary["prefix_hit_ratio_blocks"] == _direct_hit_ratio(TRACES / file)
+
+
+def test_prefix_aware_routing_beats_least_loaded_on_mooncake(tmp_path):
+    from wrpsim.sim import run
+
+    common = ("workload=mooncake-conversation", "pool.pools.h100.prefix_cache.enabled=true",
+              "pool.pools.h100.model=llama3.1-8b", "pool.pools.h100.tp=1",
+              "pool.pools.h100.count=4", "+pool.pools.h100.kv_blocks=2000000")
+    out = {}
+    for router in ("least-outstanding", "prefix-aware"):
+        out[router] = run(compose_cfg(f"router={router}", *common), tmp_path / router)
+    lo, pa = out["least-outstanding"], out["prefix-aware"]
+    assert pa["prefix_hit_ratio_blocks"] > lo["prefix_hit_ratio_blocks"] + 0.05
+    assert pa["ttft_p50_s"] < lo["ttft_p50_s"]

@@ -1,0 +1,88 @@
+"""Cache-aware policies: prefix-aware routing and session affinity.
+
+`PrefixAware` weighs each candidate's longest cached prefix of the request against its load, as
+llm-d's scorers (prefix-cache scorer + load scorer) and SGLang's cache-aware router do, with
+SGLang's guard: when the fleet is badly imbalanced it falls back to the least loaded instance.
+`SessionAffinity` keeps every request of a session on the instance that served its first one,
+unless that instance is overloaded.
+"""
+
+from __future__ import annotations
+
+from wrpsim.errors import ConfigError
+from wrpsim.router.base import Placement, Router
+
+
+def _check(name: str, value, lo: float = 0.0) -> None:
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or value < lo:
+        raise ConfigError(f"router.{name} must be a number >= {lo}, got {value!r}")
+
+
+class PrefixAware(Router):
+    """Score = prefix_weight × (cached leading blocks / request blocks)
+    − load_weight × (outstanding / max outstanding among candidates); highest wins.
+
+    If the candidates' outstanding counts differ by more than `balance_abs_threshold` and the
+    busiest has more than `balance_rel_threshold` × the idlest, route to the least loaded.
+    """
+
+    name = "prefix_aware"
+
+    def __init__(self, prefix_weight: float = 1.0, load_weight: float = 1.0,
+                 balance_abs_threshold: int = 32, balance_rel_threshold: float = 1.5):
+        for k, v in (("prefix_weight", prefix_weight), ("load_weight", load_weight),
+                     ("balance_abs_threshold", balance_abs_threshold),
+                     ("balance_rel_threshold", balance_rel_threshold)):
+            _check(k, v)
+        self.prefix_weight = float(prefix_weight)
+        self.load_weight = float(load_weight)
+        self.abs_thr = balance_abs_threshold
+        self.rel_thr = float(balance_rel_threshold)
+
+    def route(self, request, view):
+        """Best prefix/load score (see class docstring)."""
+        cands = view.candidates(request)
+        loads = [i.outstanding for i in cands]
+        lo, hi = min(loads), max(loads)
+        if hi - lo > self.abs_thr and hi > self.rel_thr * lo:
+            return Placement(cands[loads.index(lo)])
+        n = len(request.hash_ids) if request.hash_ids else 0
+        best, best_s = cands[0], None
+        for inst, load in zip(cands, loads):
+            s = -self.load_weight * (load / hi if hi else 0.0)
+            if n:
+                s += self.prefix_weight * inst.prefix_match(request) / n
+            if best_s is None or s > best_s:
+                best, best_s = inst, s
+        return Placement(best)
+
+
+class SessionAffinity(Router):
+    """Sticky sessions: a session's first request goes to the least outstanding instance and
+    the rest follow it, unless it has `max_outstanding` or more requests (then the least
+    outstanding instance takes the request and becomes the session's home). Requests without a
+    session go to the least outstanding instance."""
+
+    name = "session_affinity"
+
+    def __init__(self, max_outstanding: int = 64):
+        if not isinstance(max_outstanding, int) or max_outstanding < 1:
+            raise ConfigError(f"router.max_outstanding must be an integer >= 1, "
+                              f"got {max_outstanding!r}")
+        self.max_outstanding = max_outstanding
+
+    def bind(self, fleet, rng):
+        """See `Router.bind`."""
+        super().bind(fleet, rng)
+        self._home: dict[str, object] = {}
+
+    def route(self, request, view):
+        """Home instance of the session, or the least outstanding one."""
+        cands = view.candidates(request)
+        sid = request.session_id
+        home = self._home.get(sid) if sid is not None else None
+        if home is None or home not in cands or home.outstanding >= self.max_outstanding:
+            home = min(cands, key=lambda i: i.outstanding)
+            if sid is not None:
+                self._home[sid] = home
+        return Placement(home)
