@@ -45,6 +45,12 @@ def scenarios(draw):
         prefix_cache={"enabled": prefix,
                       "capacity_blocks": draw(st.sampled_from([None, 0, 3, 50]))},
     )
+    if draw(st.booleans()):  # disaggregated: the same pool split into prefill and decode roles
+        p = cfg["pool"]["pools"].pop("p")
+        mode = draw(st.sampled_from(["layerwise", "serialized"]))
+        cfg["pool"]["pools"]["pre"] = {**p, "role": "prefill", "kv_transfer": {"mode": mode}}
+        cfg["pool"]["pools"]["dec"] = {**p, "role": "decode", "count": draw(st.integers(1, 2))}
+        cfg["network"] = {"kind": "nic", "nic_gbps": draw(st.sampled_from([0.1, 1.0, 50.0]))}
     trace = make_trace(np.cumsum(gaps), prompts, outputs, hash_ids=ids)
     trace.attrs["hash_block_tokens"] = hbt
     return cfg, trace
@@ -82,6 +88,8 @@ def test_invariants(sc):
     served = sum(o for o in trace["output_tokens"])
     decoded = sum(r["decode_tokens"] for r in insts)
     first_tokens = len(rows)
+    handed = sum(r["requests_handed_off"] for r in insts)
+    assert handed == (0 if "p" in cfg["pool"]["pools"] else sum(o > 1 for o in trace.output_tokens))
     preempt = sum(r["preemptions"] for r in insts)
     # every output token comes from a decode step or a prefill that completes; a recompute
     # prefill after a preemption in decode yields one token too

@@ -15,11 +15,12 @@ from pathlib import Path
 
 import simpy
 
-from wrpsim.errors import ConfigError
+from wrpsim.errors import ConfigError, unknown_choice
 from wrpsim.io import write_json, write_text
 from wrpsim.metrics.records import RequestLog, instance_table, write_parquet
 from wrpsim.metrics.summary import summarize
 from wrpsim.pool.fleet import Fleet, parse_pool
+from wrpsim.pool.transfer import KVTransfer
 from wrpsim.progress import Progress
 from wrpsim.rng import stream
 from wrpsim.workload.request import to_requests
@@ -54,7 +55,19 @@ def build_router(rcfg: dict):
     return router
 
 
-def build_fleet(env, pcfg: dict, sink, hash_block_tokens: int = 0) -> Fleet:
+def build_transfer(env, net: dict) -> KVTransfer:
+    """The KV-transfer link model of the `network` config group."""
+    kind = net.get("kind", "none")
+    if kind in ("none", "nic"):
+        bad = sorted(k for k in net if k not in ("kind", "nic_gbps"))
+        if bad:
+            raise ConfigError(f"network: unknown key(s) {bad} for kind {kind}; "
+                              "valid keys: kind, nic_gbps")
+        return KVTransfer(env, kind, net.get("nic_gbps"))
+    raise unknown_choice("network.kind", kind, ("nic", "none"))
+
+
+def build_fleet(env, pcfg: dict, sink, hash_block_tokens: int = 0, transfer=None) -> Fleet:
     """Validate the `pool` config and build the fleet's instances."""
     pools = _require(pcfg, "pools") if isinstance(pcfg, dict) else None
     if not isinstance(pools, dict) or not pools:
@@ -63,7 +76,7 @@ def build_fleet(env, pcfg: dict, sink, hash_block_tokens: int = 0) -> Fleet:
     if bad:
         raise ConfigError(f"pool: unknown key(s) {bad}; valid: pools, default_model, name")
     specs = [parse_pool(name, d) for name, d in pools.items()]
-    return Fleet(env, specs, sink, pcfg.get("default_model"), hash_block_tokens)
+    return Fleet(env, specs, sink, pcfg.get("default_model"), hash_block_tokens, transfer)
 
 
 class Simulation:
@@ -77,10 +90,7 @@ class Simulation:
             raise ConfigError(f"unknown top-level key(s) {unknown}; valid: {', '.join(RUN_KEYS)}")
         self.cfg = cfg
         self.seed = int(cfg.get("seed", 0))
-        net = cfg.get("network") or {"kind": "none"}
-        if net.get("kind", "none") != "none":
-            raise ConfigError(
-                f"network.kind: {net.get('kind')!r} is not available yet; valid choices: none")
+        self.net = dict(cfg.get("network") or {"kind": "none"})
         self.slo = dict(_require(cfg, "slo"))
         for k in ("ttft_s", "tpot_s"):
             if not isinstance(self.slo.get(k), (int, float)) or self.slo[k] <= 0:
@@ -107,7 +117,8 @@ class Simulation:
         self.env = simpy.Environment()
         self.log = RequestLog()
         hbt = int(trace.attrs.get("hash_block_tokens") or 0) if "hash_ids" in trace.columns else 0
-        self.fleet = build_fleet(self.env, _require(cfg, "pool"), self.log, hbt)
+        self.fleet = build_fleet(self.env, _require(cfg, "pool"), self.log, hbt,
+                                 build_transfer(self.env, self.net))
         if "model" in self.trace.columns:
             wanted = sorted({m for m in self.trace["model"].dropna().unique()})
             missing = [m for m in wanted if m not in self.fleet.models]
@@ -126,6 +137,15 @@ class Simulation:
         inst = placement.instance
         if req.prompt_tokens + req.output_tokens > inst.kv.capacity * inst.kv.block_size:
             self.log.dropped(req, self.fleet.model_of(req), "exceeds_kv_capacity")
+            return
+        if inst.role == "prefill":
+            dec = placement.decode_instance or self.router.route_decode(req, self.fleet)
+            if dec is None:
+                self.log.dropped(req, self.fleet.model_of(req), "router_rejected")
+            elif req.prompt_tokens + req.output_tokens > dec.kv.capacity * dec.kv.block_size:
+                self.log.dropped(req, self.fleet.model_of(req), "exceeds_kv_capacity")
+            else:
+                inst.admit_disaggregated(req, dec)
             return
         inst.admit(req)
 
@@ -166,7 +186,8 @@ class Simulation:
             rows.append((
                 inst.pool, inst.index, spec.gpu, spec.model, inst.tp, inst.busy_s,
                 inst.busy_s / end if end > 0 else 0.0, inst.iterations, inst.prefill_tokens,
-                inst.decode_tokens, inst.completed, inst.preemptions, cap, inst.kv.peak,
+                inst.decode_tokens, inst.completed, inst.handed_off, inst.preemptions, cap,
+                inst.kv.peak,
                 inst.kv.occupancy_integral(end) / (cap * end) if end > 0 else 0.0,
                 inst.energy_until(end), spec.price_per_gpu_hour,
                 inst.in_system_integral(end) / end if end > 0 else 0.0,

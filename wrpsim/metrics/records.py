@@ -34,6 +34,11 @@ REQUEST_SCHEMA = pa.schema(
         ("prefix_blocks", pa.int32()),  # prefix-hash ids of the prompt (0 without ids)
         ("prefix_hit_blocks", pa.int32()),  # of those, found cached at first admission
         ("prefix_hit_tokens", pa.int64()),  # prompt tokens whose prefill the cache saved
+        ("tt2t_s", pa.float64()),  # time to second token (NaN for one-token answers)
+        ("prefill_pool", pa.string()),  # disaggregated: where the prompt was computed
+        ("prefill_instance", pa.int32()),
+        ("kv_transfer_bytes", pa.float64()),  # KV bytes sent prefill -> decode (0 colocated)
+        ("kv_transfer_s", pa.float64()),  # exposed transfer: prompt done -> KV arrived
         ("status", pa.string()),  # completed | dropped | in_flight
         ("drop_reason", pa.string()),
     ],
@@ -54,6 +59,7 @@ INSTANCE_SCHEMA = pa.schema(
         ("prefill_tokens", pa.int64()),
         ("decode_tokens", pa.int64()),
         ("requests_completed", pa.int64()),
+        ("requests_handed_off", pa.int64()),  # prompts sent on to a decode instance
         ("preemptions", pa.int64()),
         ("kv_capacity_blocks", pa.int64()),
         ("kv_peak_blocks", pa.int64()),
@@ -67,6 +73,19 @@ INSTANCE_SCHEMA = pa.schema(
 )
 
 NAN = math.nan
+
+
+def _second_and_transfer(seq) -> tuple:
+    """tt2t_s, prefill pool, prefill index, KV bytes sent, exposed transfer seconds."""
+    r = seq.req
+    tt2t = NAN if seq.second_token_s is None else seq.second_token_s - r.arrival_s
+    if seq.prefill_inst is None:
+        return tt2t, None, None, 0.0, NAN
+    pool, _, idx = seq.prefill_inst.rpartition("/")
+    exposed = NAN
+    if seq.first_token_s is not None and seq.prefill_end_s is not None:
+        exposed = seq.first_token_s - seq.prefill_end_s
+    return tt2t, pool, int(idx), float(seq.xfer_bytes), exposed
 
 
 class RequestLog:
@@ -84,14 +103,15 @@ class RequestLog:
             r.id, r.arrival_s, r.model, inst.pool, inst.index, r.prompt_tokens, r.output_tokens,
             max(0.0, seq.admit_s - r.arrival_s), ttft, tpot, now - r.arrival_s,
             seq.first_token_s, now, seq.preemptions, len(r.hash_ids or ()), seq.hit_blocks,
-            seq.hit_tokens, "completed", None,
+            seq.hit_tokens, *_second_and_transfer(seq), "completed", None,
         ))
 
     def dropped(self, req, model: str, reason: str) -> None:
         """Record a request that was never served."""
         self.rows.append((
             req.id, req.arrival_s, model, None, None, req.prompt_tokens, req.output_tokens,
-            NAN, NAN, NAN, NAN, NAN, NAN, 0, len(req.hash_ids or ()), 0, 0, "dropped", reason,
+            NAN, NAN, NAN, NAN, NAN, NAN, 0, len(req.hash_ids or ()), 0, 0, NAN, None, None, 0.0,
+            NAN, "dropped", reason,
         ))
 
     def in_flight(self, seq, inst) -> None:
@@ -103,7 +123,7 @@ class RequestLog:
             NAN if seq.admit_s is None else max(0.0, seq.admit_s - r.arrival_s),
             NAN if first is None else first - r.arrival_s, NAN, NAN,
             NAN if first is None else first, NAN, seq.preemptions, len(r.hash_ids or ()),
-            seq.hit_blocks, seq.hit_tokens, "in_flight", None,
+            seq.hit_blocks, seq.hit_tokens, *_second_and_transfer(seq), "in_flight", None,
         ))
 
     def table(self) -> pa.Table:

@@ -48,7 +48,7 @@ def summarize(requests: pa.Table, instances: pa.Table, duration_s: float, slo: d
     col = {n: requests.column(n).to_numpy(zero_copy_only=False).astype(np.float64)
            for n in ("ttft_s", "tpot_s", "e2e_s", "queue_wait_s", "output_tokens",
                      "prompt_tokens", "preemptions", "prefix_blocks", "prefix_hit_blocks",
-                     "prefix_hit_tokens")}
+                     "prefix_hit_tokens", "tt2t_s", "kv_transfer_bytes", "kv_transfer_s")}
     ttft, tpot, e2e = col["ttft_s"][done], col["tpot_s"][done], col["e2e_s"][done]
     out_tokens = float(col["output_tokens"][done].sum())
     in_tokens = float(col["prompt_tokens"][done].sum())
@@ -75,6 +75,10 @@ def summarize(requests: pa.Table, instances: pa.Table, duration_s: float, slo: d
         "e2e_mean_s": _mean(e2e), "e2e_p50_s": _pct(e2e, 50), "e2e_p90_s": _pct(e2e, 90),
         "e2e_p99_s": _pct(e2e, 99),
         "queue_wait_mean_s": _mean(col["queue_wait_s"][done]),
+        "tt2t_p50_s": _pct(col["tt2t_s"][done], 50), "tt2t_p99_s": _pct(col["tt2t_s"][done], 99),
+        "kv_transfer_bytes": float(col["kv_transfer_bytes"].sum()),
+        "kv_transfer_mean_s": _mean(col["kv_transfer_s"][done]),
+        "kv_transfer_p99_s": _pct(col["kv_transfer_s"][done], 99),
         "slo_ttft_s": float(slo["ttft_s"]), "slo_tpot_s": float(slo["tpot_s"]),
         "slo_attainment": float(ok.sum() / total) if total else None,
         "goodput_rps": float(ok.sum()) / dur,

@@ -27,8 +27,12 @@ from wrpsim.pool.catalog import get_gpu, get_model
 from wrpsim.pool.constant import ConstantLatency
 from wrpsim.pool.instance import Instance
 from wrpsim.pool.scheduler import SchedulerConfig
+from wrpsim.pool.transfer import MODES, KVTransfer
 
-POOL_KEYS = ("gpu", "model", "tp", "count", "scheduler", "latency", "kv_blocks", "prefix_cache")
+POOL_KEYS = ("gpu", "model", "tp", "count", "scheduler", "latency", "kv_blocks", "prefix_cache",
+             "role", "kv_transfer")
+ROLES = ("both", "prefill", "decode")
+KV_TRANSFER_KEYS = ("mode",)
 PREFIX_KEYS = ("enabled", "capacity_blocks")
 LATENCY_KINDS = ("analytical", "constant")
 
@@ -48,6 +52,8 @@ class PoolSpec:
     price_per_gpu_hour: float
     prefix_cache: bool = False
     prefix_capacity_blocks: int | None = None
+    role: str = "both"
+    kv_mode: str = "layerwise"
 
 
 def parse_pool(name: str, d: dict) -> PoolSpec:
@@ -82,11 +88,23 @@ def parse_pool(name: str, d: dict) -> PoolSpec:
     if cap is not None and (not isinstance(cap, int) or cap < 0):
         raise ConfigError(f"{where}.prefix_cache.capacity_blocks must be null or an integer >= 0,"
                           f" got {cap!r}")
+    role = d.get("role", "both")
+    if role not in ROLES:
+        raise unknown_choice(f"{where}.role", role, ROLES)
+    kt = d.get("kv_transfer") or {}
+    bad = sorted(k for k in kt if k not in KV_TRANSFER_KEYS) if isinstance(kt, dict) else [kt]
+    if bad:
+        raise ConfigError(f"{where}.kv_transfer: unknown key(s) {bad}; valid keys: "
+                          f"{', '.join(KV_TRANSFER_KEYS)}")
+    mode = kt.get("mode", "layerwise")
+    if mode not in MODES:
+        raise unknown_choice(f"{where}.kv_transfer.mode", mode, MODES)
     return PoolSpec(
         name=name, gpu=d["gpu"], model=d["model"], tp=d.get("tp", 1), count=d.get("count", 1),
         scheduler=SchedulerConfig.from_dict(d.get("scheduler"), f"{where}.scheduler"),
         latency=latency, kv_blocks=kv_blocks, price_per_gpu_hour=gpu.price_per_hour_usd,
         prefix_cache=bool(pc.get("enabled", False)), prefix_capacity_blocks=cap,
+        role=role, kv_mode=mode,
     )
 
 
@@ -105,17 +123,20 @@ def build_latency(spec: PoolSpec):
 
 
 class Candidates(list):
-    """Instances that can serve one model, with the model's name attached."""
+    """Instances that can serve one model, with the model's name and a per-role key attached."""
 
     model: str
+    key: str
 
 
 class Fleet:
     """All pools of a run; the routers' read-only view of it."""
 
     def __init__(self, env, specs: list[PoolSpec], sink, default_model: str | None = None,
-                 hash_block_tokens: int = 0):
-        """`hash_block_tokens`: tokens per prefix-hash id of the workload (0: it has no ids)."""
+                 hash_block_tokens: int = 0, transfer: KVTransfer | None = None):
+        """`hash_block_tokens`: tokens per prefix-hash id of the workload (0: it has no ids);
+        `transfer`: the KV-transfer link model for disaggregated pools (default: instant)."""
+        self.transfer = transfer or KVTransfer(env)
         if not specs:
             raise ConfigError("pool.pools must define at least one pool")
         self.specs = specs
@@ -143,6 +164,13 @@ class Fleet:
                          spec.prefix_capacity_blocks)
                 for i in range(spec.count)
             ]
+            model = get_model(spec.model)
+            for inst in self.pools[spec.name]:
+                inst.role = spec.role
+                inst.transfer = self.transfer
+                inst.kv_mode = spec.kv_mode
+                inst.layers = model.layers
+                inst.kv_bytes_per_token = model.kv_bytes_per_token
             cap = blocks * spec.scheduler.block_size
             self.max_tokens[spec.model] = max(self.max_tokens.get(spec.model, 0), cap)
         self.models = sorted({s.model for s in specs})
@@ -150,10 +178,24 @@ class Fleet:
         if self.default_model not in self.models:
             raise unknown_choice("pool.default_model", self.default_model, self.models)
         self._cands: dict[str, Candidates] = {}
+        self._decode: dict[str, Candidates] = {}
+        self.disaggregated: set[str] = set()
         for model in self.models:
-            c = Candidates(i for s in specs if s.model == model for i in self.pools[s.name])
-            c.model = model
+            mine = [s for s in specs if s.model == model]
+            roles = {s.role for s in mine}
+            if "prefill" in roles or "decode" in roles:
+                if not ("prefill" in roles and "decode" in roles) or "both" in roles:
+                    raise ConfigError(
+                        f"pool: model {model} has pools with roles {sorted(roles)}; a "
+                        "disaggregated model needs pools with role prefill and role decode "
+                        "and no pool with role both")
+                self.disaggregated.add(model)
+            c = Candidates(i for s in mine if s.role != "decode" for i in self.pools[s.name])
+            c.model, c.key = model, model
             self._cands[model] = c
+            d = Candidates(i for s in mine if s.role == "decode" for i in self.pools[s.name])
+            d.model, d.key = model, model + "/decode"
+            self._decode[model] = d
         self.instances = [i for s in specs for i in self.pools[s.name]]
 
     def model_of(self, request) -> str:
@@ -161,8 +203,13 @@ class Fleet:
         return request.model or self.default_model
 
     def candidates(self, request) -> Candidates:
-        """Instances whose pool serves the request's model (pool order, then index)."""
+        """Instances that can take the request first: those whose pool serves its model with
+        role both or prefill (pool order, then index)."""
         return self._cands[request.model or self.default_model]
+
+    def decode_candidates(self, request) -> Candidates:
+        """Decode-role instances for the request's model (empty unless it is disaggregated)."""
+        return self._decode[request.model or self.default_model]
 
     @property
     def gpu_count(self) -> int:

@@ -13,21 +13,22 @@ Simulated behaviour is the same as stepping every iteration: iteration times com
 
 from __future__ import annotations
 
-import heapq
 from collections import deque
 
 import numpy as np
 
+from wrpsim.pool.batching import BatchingMixin
 from wrpsim.pool.kvcache import KVLedger
 from wrpsim.pool.latency import LatencyModel
+from wrpsim.pool.lifecycle import SequenceSetMixin
 from wrpsim.pool.prefix import PrefixCache
 from wrpsim.pool.scheduler import SchedulerConfig
-from wrpsim.pool.sequence import DECODE, DONE, PREFILL, WAITING, Seq
+from wrpsim.pool.sequence import DECODE, Seq
 
 _DECODE_RUN, _MIXED = 1, 2
 
 
-class Instance:
+class Instance(BatchingMixin, SequenceSetMixin):
     """A model replica with an iteration-level scheduler (see module docstring).
 
     Read-only attributes for routers: `pool` (name), `index` (within the pool), `outstanding`
@@ -80,6 +81,15 @@ class Instance:
         self.decode_tokens = 0
         self.preemptions = 0
         self.completed = 0
+        self.handed_off = 0
+        # disaggregation (set by the fleet): role, KV transfer link and parameters
+        self.role = "both"
+        self.transfer = None
+        self.kv_mode = "layerwise"
+        self.layers = 1
+        self.kv_bytes_per_token = 0.0
+        self.nic_free_at = 0.0
+        self._fresh: list[Seq] = []  # new decoders whose second-token time is not known yet
         self._in_system = 0
         self._in_area = 0.0
         self._in_t = 0.0
@@ -102,8 +112,9 @@ class Instance:
 
     @property
     def kv_used_frac(self) -> float:
-        """Fraction of KV blocks held now, counting the steps of a decode run completed so far."""
-        used = self.kv.used
+        """Fraction of KV blocks in active use now (held by sequences or pinned; evictable prefix
+        cache blocks count as free, as in vLLM), counting the steps of a decode run so far."""
+        used = self.kv.used - self.kv.evictable
         if self.busy and self._kind == _DECODE_RUN:
             x = self.env.now - self._t0
             if self._cum is None:
@@ -134,6 +145,18 @@ class Instance:
         """Accept a routed request into the waiting queue (at the current simulated time)."""
         self.waiting.append(Seq(req))
         self._count(+1)
+        self._wake()
+
+    def admit_disaggregated(self, req, decode_instance) -> None:
+        """Accept a request to prefill here and decode on `decode_instance`."""
+        seq = Seq(req)
+        seq.handoff = decode_instance
+        self.waiting.append(seq)
+        self._count(+1)
+        self._wake()
+
+    def _wake(self) -> None:
+        """A sequence joined the waiting queue now: plan if idle, or cut a decode run short."""
         if not self.busy:
             if not self._kick:  # plan after all arrivals of this instant have been admitted
                 self._kick = True
@@ -161,125 +184,6 @@ class Instance:
         ev.callbacks.append(self._on_end)
 
     # ------------------------------------------------------------------ decoding set
-    def _add_decoder(self, seq: Seq) -> None:
-        seq.state = DECODE
-        seq.kv0 = seq.target - seq.shared  # own (non-shared) cached tokens
-        seq.s0 = self.step
-        seq.s_fin = self.step + seq.req.output_tokens - seq.gen
-        if not seq.reserved:
-            self.kv.add_decoder(seq.kv0, seq.s0)
-            seq.blocks = 0
-        self._ctx_const += seq.kv0 + seq.shared - seq.s0
-        self.n_dec += 1
-        self._pushes += 1
-        seq.heap_no = self._pushes
-        heapq.heappush(self._heap, (seq.s_fin, seq.req.id, self._pushes, seq))
-
-    def _remove_decoder(self, seq: Seq) -> int:
-        """Take `seq` out of the decoding set; return the blocks it holds."""
-        if not seq.reserved:
-            self.kv.remove_decoder(seq.kv0, seq.s0)
-            held = self.kv.blocks_for(seq.kv0 + self.step - seq.s0)
-        else:
-            held = seq.blocks
-        self._ctx_const -= seq.kv0 + seq.shared - seq.s0
-        self.n_dec -= 1
-        seq.gen += self.step - seq.s0
-        return held
-
-    def _next_finish(self) -> int:
-        heap = self._heap
-        while heap[0][3].state != DECODE or heap[0][3].heap_no != heap[0][2]:
-            heapq.heappop(heap)  # stale entry of a preempted sequence
-        return heap[0][0]
-
-    def _finish(self, seq: Seq, held: int, now: float) -> None:
-        seq.state = DONE
-        seq.gen = seq.req.output_tokens
-        del self.running[seq.req.id]
-        self._release(seq, held, seq.req.prompt_tokens, now)
-        self.completed += 1
-        self._count(-1)
-        self.sink.finished(seq, self, now)
-
-    def _preempt_last(self, now: float) -> None:
-        """Preempt the most recently admitted running sequence (recompute later)."""
-        _, seq = self.running.popitem()
-        if seq.state == DECODE:
-            held = self._remove_decoder(seq)
-            computed = seq.req.prompt_tokens
-        else:
-            self.prefilling.remove(seq)
-            held = seq.blocks
-            computed = seq.done
-        self._release(seq, held, computed, now)
-        seq.state = WAITING
-        seq.target = seq.req.prompt_tokens + seq.gen
-        seq.done = 0
-        seq.shared = 0
-        seq.blocks = 0
-        seq.reserved = False
-        seq.preemptions += 1
-        self.preemptions += 1
-        self.waiting.appendleft(seq)
-
-    def _release(self, seq: Seq, held: int, computed: int, now: float) -> None:
-        """Free a leaving sequence's `held` own blocks; with a prefix cache, the blocks of its
-        first `computed` prompt tokens become cache entries instead, and its pins are undone."""
-        cache = self.prefix
-        if cache is not None and seq.req.hash_ids:
-            ids, hb, bs = seq.req.hash_ids, cache.block_tokens, self.sched.block_size
-            prompt = seq.req.prompt_tokens
-            j = len(seq.pinned)
-            moved = 0
-            new = []
-            while j < len(ids):
-                end = min((j + 1) * hb, prompt)
-                if end > computed:
-                    break
-                if ids[j] not in cache:
-                    b = -(-(end - j * hb) // bs)
-                    if moved + b > held:
-                        break
-                    new.append((ids[j], b))
-                    moved += b
-                j += 1
-            # deepest blocks first, so a prefix's head stays cached longest (as in vLLM)
-            for hid, b in reversed(new):
-                cache.insert(hid, b)
-            cache.unpin(seq.pinned[::-1])
-            seq.pinned = ()
-            held -= moved
-        self.kv.release(held, now)
-        if cache is not None:
-            cache.trim(now)
-
-    def _lookup(self, seq: Seq) -> None:
-        """Pin the cached leading blocks of a sequence about to be admitted; skip their prefill.
-
-        Only whole blocks inside both the prompt and all but the last token to compute count,
-        so the skipped prefix is a multiple of the block size and one token is always computed.
-        """
-        cache = self.prefix
-        ids = seq.req.hash_ids
-        if cache is None or not ids:
-            return
-        hb = cache.block_tokens
-        k = cache.match(ids)
-        if seq.admit_s is None:
-            seq.hit_blocks = k
-        k = min(k, min(seq.req.prompt_tokens, seq.target - 1) // hb)
-        if k:
-            seq.pinned = ids[:k]
-            cache.pin(seq.pinned)
-            seq.shared = seq.done = k * hb
-
-    def _unlookup(self, seq: Seq) -> None:
-        if seq.pinned:
-            self.prefix.unpin(seq.pinned[::-1])
-            seq.pinned = ()
-            seq.shared = seq.done = 0
-
     # ------------------------------------------------------------------ planning
     def _plan(self) -> None:
         """At an iteration boundary with nothing in progress: start the next stretch."""
@@ -288,6 +192,7 @@ class Instance:
         preempted = False
         while True:
             admit = not (preempted and self.running)  # no new prompts in a step that preempted
+            self._admit_ready(now, admit)
             if policy == "vllm":
                 chunks = self._admit_whole(now, False, admit) if self.waiting else []
                 n_dec = 0 if chunks else self.n_dec
@@ -316,73 +221,6 @@ class Instance:
                 continue
             return  # idle
 
-    def _admit_chunks(self, now: float, admit: bool) -> list:
-        """sarathi: fill the token budget left by decodes with prompt chunks (FCFS)."""
-        kv, bs = self.kv, self.sched.block_size
-        budget = self.sched.token_budget - self.n_dec
-        pending = kv.step_blocks(self.step, 1) if self.n_dec else 0  # blocks promised so far
-        chunks = []
-        for seq in self.prefilling:
-            if budget <= 0:
-                break
-            c = min(seq.target - seq.done, budget)
-            nb = -(-(seq.done + c - seq.shared) // bs) - seq.blocks
-            if nb > kv.available - pending:
-                break
-            pending += nb
-            budget -= c
-            chunks.append((seq, c, nb))
-        waiting, running = self.waiting, self.running
-        while admit and waiting and budget > 0 and len(running) < self.sched.max_seqs:
-            seq = waiting[0]
-            self._lookup(seq)
-            c = min(seq.target - seq.done, budget)
-            nb = -(-(seq.done + c - seq.shared) // bs)
-            if nb > kv.available - pending - (self._watermark if running else 0):
-                self._unlookup(seq)
-                break
-            waiting.popleft()
-            self._start_seq(seq, now)
-            pending += nb
-            budget -= c
-            chunks.append((seq, c, nb))
-        return chunks
-
-    def _admit_whole(self, now: float, reserve: bool, admit: bool) -> list:
-        """vllm / orca: admit whole prompts FCFS within the token budget (at least one)."""
-        kv = self.kv
-        budget = self.sched.token_budget - (self.n_dec if reserve else 0)
-        pending = 0
-        chunks = []
-        waiting, running = self.waiting, self.running
-        while admit and waiting and len(running) < self.sched.max_seqs:
-            seq = waiting[0]
-            self._lookup(seq)
-            c = seq.target - seq.done
-            if chunks and c > budget:
-                self._unlookup(seq)
-                break
-            own = seq.target - seq.shared
-            nb = kv.blocks_for(own + (seq.req.output_tokens - seq.gen - 1 if reserve else 0))
-            if nb > kv.available - pending - (self._watermark if running else 0):
-                self._unlookup(seq)
-                break
-            waiting.popleft()
-            self._start_seq(seq, now)
-            seq.reserved = reserve
-            pending += nb
-            budget -= c
-            chunks.append((seq, c, nb))
-        return chunks
-
-    def _start_seq(self, seq: Seq, now: float) -> None:
-        seq.state = PREFILL
-        if seq.admit_s is None:
-            seq.admit_s = now
-            seq.hit_tokens = seq.done
-        self.running[seq.req.id] = seq
-        self.prefilling.append(seq)
-
     def _start_mixed(self, now: float, chunks: list, n_dec: int) -> None:
         attn = 0.0
         tokens = 0
@@ -399,6 +237,8 @@ class Instance:
         self._kind = _MIXED
         self._chunks = chunks
         self._dec_in_iter = n_dec
+        if n_dec and self._fresh:
+            self._second_tokens(now + dur)
         self._begin(now, dur, 1, None, self.latency.power_w(tokens, n_dec, ctx))
         self.prefill_tokens += tokens
 
@@ -416,10 +256,19 @@ class Instance:
             dur = float(cum[-1])
         self._kind = _DECODE_RUN
         self._dec_in_iter = self.n_dec
+        if self._fresh:
+            self._second_tokens(now + (dur if cum is None else float(cum[0])))
         # power at the run's middle context (it changes little within a run)
         power = self.latency.power_w(0, self.n_dec, ctx + (self.n_dec * (n - 1)) // 2)
         self._begin(now, dur, n, cum, power)
         return True
+
+    def _second_tokens(self, t: float) -> None:
+        """New decoders produce their second token at the end of the coming iteration `t`."""
+        for seq in self._fresh:
+            if seq.state == DECODE and seq.second_token_s is None:
+                seq.second_token_s = t
+        self._fresh.clear()
 
     def _begin(self, now, dur, n, cum, power_w) -> None:
         self.busy = True
@@ -452,6 +301,9 @@ class Instance:
                 if seq.done == seq.target:
                     self.prefilling.remove(seq)
                     seq.gen += 1
+                    if seq.handoff is not None and seq.gen < seq.req.output_tokens:
+                        self._handoff(seq, now)
+                        continue
                     if seq.first_token_s is None:
                         seq.first_token_s = now
                     if seq.gen >= seq.req.output_tokens:
@@ -461,13 +313,6 @@ class Instance:
             self._chunks = []
         self.busy = False
         self._plan()
-
-    def _pop_finished(self, now: float) -> None:
-        heap = self._heap
-        while self.n_dec and self._next_finish() <= self.step:
-            seq = heapq.heappop(heap)[3]
-            held = self._remove_decoder(seq)
-            self._finish(seq, held, now)
 
     # ------------------------------------------------------------------ end of run
     def energy_until(self, now: float) -> float:

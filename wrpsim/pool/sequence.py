@@ -25,19 +25,25 @@ class Seq:
         "done",
         "first_token_s",
         "gen",
+        "handoff",
         "heap_no",
         "hit_blocks",
         "hit_tokens",
         "kv0",
+        "kv_ready",
         "pinned",
         "preemptions",
+        "prefill_end_s",
+        "prefill_inst",
         "req",
         "reserved",
         "s0",
         "s_fin",
+        "second_token_s",
         "shared",
         "state",
         "target",
+        "xfer_bytes",
     )
 
     def __init__(self, req: Request):
@@ -59,3 +65,9 @@ class Seq:
         self.pinned: tuple[int, ...] = ()  # prefix-cache ids this sequence pins
         self.hit_blocks = 0  # prefix-cache ids matched at first admission
         self.hit_tokens = 0  # prompt tokens whose prefill the cache saved at first admission
+        self.second_token_s: float | None = None
+        self.handoff = None  # decode instance that takes over after the prompt (disaggregated)
+        self.kv_ready = False  # waiting with its KV cache already here (sent by a prefill inst.)
+        self.prefill_inst: str | None = None  # "pool/index" of the prefill instance, if any
+        self.prefill_end_s: float | None = None
+        self.xfer_bytes = 0.0

@@ -10,7 +10,7 @@ unless that instance is overloaded.
 from __future__ import annotations
 
 from wrpsim.errors import ConfigError
-from wrpsim.router.base import Placement, Router
+from wrpsim.router.base import Router
 
 
 def _check(name: str, value, lo: float = 0.0) -> None:
@@ -39,13 +39,12 @@ class PrefixAware(Router):
         self.abs_thr = balance_abs_threshold
         self.rel_thr = float(balance_rel_threshold)
 
-    def route(self, request, view):
+    def choose(self, request, cands):
         """Best prefix/load score (see class docstring)."""
-        cands = view.candidates(request)
         loads = [i.outstanding for i in cands]
         lo, hi = min(loads), max(loads)
         if hi - lo > self.abs_thr and hi > self.rel_thr * lo:
-            return Placement(cands[loads.index(lo)])
+            return cands[loads.index(lo)]
         n = len(request.hash_ids) if request.hash_ids else 0
         best, best_s = cands[0], None
         for inst, load in zip(cands, loads):
@@ -54,7 +53,7 @@ class PrefixAware(Router):
                 s += self.prefix_weight * inst.prefix_match(request) / n
             if best_s is None or s > best_s:
                 best, best_s = inst, s
-        return Placement(best)
+        return best
 
 
 class SessionAffinity(Router):
@@ -76,13 +75,13 @@ class SessionAffinity(Router):
         super().bind(fleet, rng)
         self._home: dict[str, object] = {}
 
-    def route(self, request, view):
+    def choose(self, request, cands):
         """Home instance of the session, or the least outstanding one."""
-        cands = view.candidates(request)
         sid = request.session_id
-        home = self._home.get(sid) if sid is not None else None
+        key = (cands.key, sid)
+        home = self._home.get(key) if sid is not None else None
         if home is None or home not in cands or home.outstanding >= self.max_outstanding:
             home = min(cands, key=lambda i: i.outstanding)
             if sid is not None:
-                self._home[sid] = home
-        return Placement(home)
+                self._home[key] = home
+        return home

@@ -12,7 +12,6 @@ validates the config against the fleet.
 
 from __future__ import annotations
 
-import abc
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,17 +21,24 @@ from wrpsim.workload.request import Request
 
 @dataclass(frozen=True, slots=True)
 class Placement:
-    """Where a request runs: the instance that prefills and decodes it."""
+    """Where a request runs: `instance` takes it first (prefills, and decodes unless the model
+    is disaggregated); `decode_instance` decodes it in a disaggregated fleet (None: let the
+    router's `route_decode` pick one)."""
 
     instance: object
+    decode_instance: object = None
 
 
-class Router(abc.ABC):
+class Router:
     """Chooses a placement for each arriving request.
 
     Contract: `route` does not advance simulated time, reads `view` without mutating it, draws
     randomness only from `self.rng`, and returns an instance among `view.candidates(request)`
-    (the instances whose pool serves the request's model) or None.
+    (the instances whose pool serves the request's model) or None. In a disaggregated fleet the
+    decode instance comes from `view.decode_candidates(request)`.
+
+    Most policies only implement `choose(request, candidates)`; the default `route` applies it
+    to the prefill-capable candidates and `route_decode` to the decode candidates.
     """
 
     #: short name recorded in results
@@ -43,6 +49,14 @@ class Router(abc.ABC):
         self.fleet = fleet
         self.rng = rng
 
-    @abc.abstractmethod
+    def choose(self, request: Request, candidates):
+        """Pick one of `candidates` (a non-empty list of instances) for `request`."""
+        raise NotImplementedError(f"{type(self).__name__} implements neither choose nor route")
+
     def route(self, request: Request, view) -> Placement | None:
         """Return the placement of `request`, or None to reject it."""
+        return Placement(self.choose(request, view.candidates(request)))
+
+    def route_decode(self, request: Request, view):
+        """The decode instance of a disaggregated request (called after `route`)."""
+        return self.choose(request, view.decode_candidates(request))

@@ -8,7 +8,7 @@ balance across pools). Ties are broken by that order, which keeps runs determini
 from __future__ import annotations
 
 from wrpsim.errors import ConfigError
-from wrpsim.router.base import Placement, Router
+from wrpsim.router.base import Router
 
 
 class RoundRobin(Router):
@@ -21,12 +21,11 @@ class RoundRobin(Router):
         super().bind(fleet, rng)
         self._next: dict[str, int] = {}
 
-    def route(self, request, view):
-        """Next instance in turn."""
-        cands = view.candidates(request)
-        i = self._next.get(cands.model, 0)
-        self._next[cands.model] = i + 1
-        return Placement(cands[i % len(cands)])
+    def choose(self, request, cands):
+        """Next instance in turn, one counter per candidate set."""
+        i = self._next.get(cands.key, 0)
+        self._next[cands.key] = i + 1
+        return cands[i % len(cands)]
 
 
 class Random(Router):
@@ -34,10 +33,9 @@ class Random(Router):
 
     name = "random"
 
-    def route(self, request, view):
+    def choose(self, request, cands):
         """Uniform choice from the router's stream."""
-        cands = view.candidates(request)
-        return Placement(cands[int(self.rng.integers(len(cands)))])
+        return cands[int(self.rng.integers(len(cands)))]
 
 
 def _argmin(cands, key):
@@ -54,9 +52,9 @@ class LeastOutstanding(Router):
 
     name = "least_outstanding"
 
-    def route(self, request, view):
+    def choose(self, request, cands):
         """Join the shortest queue."""
-        return Placement(_argmin(view.candidates(request), lambda i: i.outstanding))
+        return _argmin(cands, lambda i: i.outstanding)
 
 
 class LeastKV(Router):
@@ -64,11 +62,9 @@ class LeastKV(Router):
 
     name = "least_kv"
 
-    def route(self, request, view):
+    def choose(self, request, cands):
         """Lowest KV use first."""
-        return Placement(
-            _argmin(view.candidates(request), lambda i: (i.kv_used_frac, i.num_waiting))
-        )
+        return _argmin(cands, lambda i: (i.kv_used_frac, i.num_waiting))
 
 
 class PowerOfD(Router):
@@ -81,10 +77,9 @@ class PowerOfD(Router):
             raise ConfigError(f"router.d must be an integer >= 1, got {d!r}")
         self.d = d
 
-    def route(self, request, view):
+    def choose(self, request, cands):
         """Power of d choices."""
-        cands = view.candidates(request)
         if len(cands) <= self.d:
-            return Placement(_argmin(cands, lambda i: i.outstanding))
+            return _argmin(cands, lambda i: i.outstanding)
         idx = sorted(self.rng.choice(len(cands), size=self.d, replace=False).tolist())
-        return Placement(_argmin([cands[k] for k in idx], lambda i: i.outstanding))
+        return _argmin([cands[k] for k in idx], lambda i: i.outstanding)

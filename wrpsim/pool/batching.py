@@ -1,0 +1,136 @@
+"""Admission of waiting sequences into an instance's running batch (the scheduling policies).
+
+Mixed into `Instance`. Each `_admit_*` method is called at an iteration boundary and returns
+the prompt chunks `(seq, tokens, new_blocks)` the next iteration computes; new blocks are only
+*promised* (allocated when the iteration starts), so every check subtracts what is pending.
+Sequences whose KV cache arrived from a prefill instance (`kv_ready`) join the decode batch
+directly (`_admit_ready`). With a prefix cache, `_lookup` pins the cached leading blocks of a
+sequence about to be admitted and `_unlookup` undoes that if it is not admitted after all.
+"""
+
+from __future__ import annotations
+
+from wrpsim.pool.sequence import PREFILL, Seq
+
+
+class BatchingMixin:
+    """Admission policies of `Instance` (see module docstring)."""
+
+    def _admit_ready(self, now: float, admit: bool) -> None:
+        """Move waiting sequences whose KV has arrived into the decode batch (FCFS head only)."""
+        waiting, kv = self.waiting, self.kv
+        reserve = self.sched.policy == "orca"
+        while admit and waiting and waiting[0].kv_ready and len(self.running) < self.sched.max_seqs:
+            seq = waiting[0]
+            extra = seq.req.output_tokens - seq.gen - 1 if reserve else 0
+            nb = kv.blocks_for(seq.target + extra)
+            step = kv.step_blocks(self.step, 1) if self.n_dec and not reserve else 0
+            if nb + step > kv.available - (self._watermark if self.running else 0):
+                break
+            waiting.popleft()
+            kv.allocate(nb, now)
+            seq.state = PREFILL
+            if seq.admit_s is None:
+                seq.admit_s = now
+            self.running[seq.req.id] = seq
+            seq.reserved = reserve
+            seq.blocks = nb
+            self._add_decoder(seq)
+
+    def _lookup(self, seq: Seq) -> None:
+        """Pin the cached leading blocks of a sequence about to be admitted; skip their prefill.
+
+        Only whole blocks inside both the prompt and all but the last token to compute count,
+        so the skipped prefix is a multiple of the block size and one token is always computed.
+        """
+        cache = self.prefix
+        ids = seq.req.hash_ids
+        if cache is None or not ids:
+            return
+        hb = cache.block_tokens
+        k = cache.match(ids)
+        if seq.admit_s is None:
+            seq.hit_blocks = k
+        k = min(k, min(seq.req.prompt_tokens, seq.target - 1) // hb)
+        if k:
+            seq.pinned = ids[:k]
+            cache.pin(seq.pinned)
+            seq.shared = seq.done = k * hb
+
+    def _unlookup(self, seq: Seq) -> None:
+        if seq.pinned:
+            self.prefix.unpin(seq.pinned[::-1])
+            seq.pinned = ()
+            seq.shared = seq.done = 0
+
+    def _admit_chunks(self, now: float, admit: bool) -> list:
+        """sarathi: fill the token budget left by decodes with prompt chunks (FCFS)."""
+        kv, bs = self.kv, self.sched.block_size
+        budget = self.sched.token_budget - self.n_dec
+        pending = kv.step_blocks(self.step, 1) if self.n_dec else 0  # blocks promised so far
+        chunks = []
+        for seq in self.prefilling:
+            if budget <= 0:
+                break
+            c = min(seq.target - seq.done, budget)
+            nb = -(-(seq.done + c - seq.shared) // bs) - seq.blocks
+            if nb > kv.available - pending:
+                break
+            pending += nb
+            budget -= c
+            chunks.append((seq, c, nb))
+        waiting, running = self.waiting, self.running
+        while admit and waiting and budget > 0 and len(running) < self.sched.max_seqs:
+            seq = waiting[0]
+            if seq.kv_ready:  # waits for _admit_ready (FCFS)
+                break
+            self._lookup(seq)
+            c = min(seq.target - seq.done, budget)
+            nb = -(-(seq.done + c - seq.shared) // bs)
+            if nb > kv.available - pending - (self._watermark if running else 0):
+                self._unlookup(seq)
+                break
+            waiting.popleft()
+            self._start_seq(seq, now)
+            pending += nb
+            budget -= c
+            chunks.append((seq, c, nb))
+        return chunks
+
+    def _admit_whole(self, now: float, reserve: bool, admit: bool) -> list:
+        """vllm / orca: admit whole prompts FCFS within the token budget (at least one)."""
+        kv = self.kv
+        budget = self.sched.token_budget - (self.n_dec if reserve else 0)
+        pending = 0
+        chunks = []
+        waiting, running = self.waiting, self.running
+        while admit and waiting and len(running) < self.sched.max_seqs:
+            seq = waiting[0]
+            if seq.kv_ready:  # waits for _admit_ready (FCFS)
+                break
+            self._lookup(seq)
+            c = seq.target - seq.done
+            if chunks and c > budget:
+                self._unlookup(seq)
+                break
+            own = seq.target - seq.shared
+            decodes_here = reserve and seq.handoff is None
+            nb = kv.blocks_for(own + (seq.req.output_tokens - seq.gen - 1 if decodes_here else 0))
+            if nb > kv.available - pending - (self._watermark if running else 0):
+                self._unlookup(seq)
+                break
+            waiting.popleft()
+            self._start_seq(seq, now)
+            seq.reserved = reserve
+            pending += nb
+            budget -= c
+            chunks.append((seq, c, nb))
+        return chunks
+
+    def _start_seq(self, seq: Seq, now: float) -> None:
+        seq.state = PREFILL
+        if seq.admit_s is None:
+            seq.admit_s = now
+            seq.hit_tokens = seq.done
+        self.running[seq.req.id] = seq
+        self.prefilling.append(seq)

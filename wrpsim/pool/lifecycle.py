@@ -1,0 +1,155 @@
+"""The life of sequences inside an instance: decoding set, completion, preemption, hand-off.
+
+Mixed into `Instance`. Decoding sequences are tracked relative to the instance's decode-step
+counter (see `sequence.py`) with a heap of finish steps, so a decode run of any length costs
+O(log n) per finishing sequence. Leaving sequences return their blocks through `_release`,
+which turns prompt blocks into prefix-cache entries when the instance has a cache. In a
+disaggregated fleet a prefill instance hands a sequence whose prompt is done to its decode
+instance (`_handoff`): the KV cache is sent, its blocks are held until the last byte has left,
+and the decode instance `receive`s the sequence ready to decode.
+"""
+
+from __future__ import annotations
+
+import heapq
+
+from wrpsim.pool.sequence import DECODE, DONE, WAITING, Seq
+
+
+class SequenceSetMixin:
+    """Decoding set and sequence exits of `Instance` (see module docstring)."""
+
+    def _add_decoder(self, seq: Seq) -> None:
+        seq.state = DECODE
+        seq.kv0 = seq.target - seq.shared  # own (non-shared) cached tokens
+        seq.s0 = self.step
+        seq.s_fin = self.step + seq.req.output_tokens - seq.gen
+        if not seq.reserved:
+            self.kv.add_decoder(seq.kv0, seq.s0)
+            seq.blocks = 0
+        self._ctx_const += seq.kv0 + seq.shared - seq.s0
+        self.n_dec += 1
+        if seq.second_token_s is None:
+            self._fresh.append(seq)
+        self._pushes += 1
+        seq.heap_no = self._pushes
+        heapq.heappush(self._heap, (seq.s_fin, seq.req.id, self._pushes, seq))
+
+    def _remove_decoder(self, seq: Seq) -> int:
+        """Take `seq` out of the decoding set; return the blocks it holds."""
+        if not seq.reserved:
+            self.kv.remove_decoder(seq.kv0, seq.s0)
+            held = self.kv.blocks_for(seq.kv0 + self.step - seq.s0)
+        else:
+            held = seq.blocks
+        self._ctx_const -= seq.kv0 + seq.shared - seq.s0
+        self.n_dec -= 1
+        seq.gen += self.step - seq.s0
+        return held
+
+    def _next_finish(self) -> int:
+        heap = self._heap
+        while heap[0][3].state != DECODE or heap[0][3].heap_no != heap[0][2]:
+            heapq.heappop(heap)  # stale entry of a preempted sequence
+        return heap[0][0]
+
+    def _finish(self, seq: Seq, held: int, now: float) -> None:
+        seq.state = DONE
+        seq.gen = seq.req.output_tokens
+        del self.running[seq.req.id]
+        self._release(seq, held, seq.req.prompt_tokens, now)
+        self.completed += 1
+        self._count(-1)
+        self.sink.finished(seq, self, now)
+
+    def _preempt_last(self, now: float) -> None:
+        """Preempt the most recently admitted running sequence (recompute later)."""
+        _, seq = self.running.popitem()
+        if seq.state == DECODE:
+            held = self._remove_decoder(seq)
+            computed = seq.req.prompt_tokens
+        else:
+            self.prefilling.remove(seq)
+            held = seq.blocks
+            computed = seq.done
+        self._release(seq, held, computed, now)
+        seq.state = WAITING
+        seq.target = seq.req.prompt_tokens + seq.gen
+        seq.done = 0
+        seq.shared = 0
+        seq.kv_ready = False
+        seq.blocks = 0
+        seq.reserved = False
+        seq.preemptions += 1
+        self.preemptions += 1
+        self.waiting.appendleft(seq)
+
+    def _release(self, seq: Seq, held: int, computed: int, now: float) -> None:
+        """Free a leaving sequence's `held` own blocks; with a prefix cache, the blocks of its
+        first `computed` prompt tokens become cache entries instead, and its pins are undone."""
+        cache = self.prefix
+        if cache is not None and seq.req.hash_ids:
+            ids, hb, bs = seq.req.hash_ids, cache.block_tokens, self.sched.block_size
+            prompt = seq.req.prompt_tokens
+            j = len(seq.pinned)
+            moved = 0
+            new = []
+            while j < len(ids):
+                end = min((j + 1) * hb, prompt)
+                if end > computed:
+                    break
+                if ids[j] not in cache:
+                    b = -(-(end - j * hb) // bs)
+                    if moved + b > held:
+                        break
+                    new.append((ids[j], b))
+                    moved += b
+                j += 1
+            # deepest blocks first, so a prefix's head stays cached longest (as in vLLM)
+            for hid, b in reversed(new):
+                cache.insert(hid, b)
+            cache.unpin(seq.pinned[::-1])
+            seq.pinned = ()
+            held -= moved
+        self.kv.release(held, now)
+        if cache is not None:
+            cache.trim(now)
+
+    def _pop_finished(self, now: float) -> None:
+        heap = self._heap
+        while self.n_dec and self._next_finish() <= self.step:
+            seq = heapq.heappop(heap)[3]
+            held = self._remove_decoder(seq)
+            self._finish(seq, held, now)
+
+    def _handoff(self, seq: Seq, now: float) -> None:
+        """Prompt done on this prefill instance: send the KV cache to the decode instance."""
+        del self.running[seq.req.id]
+        self._count(-1)
+        self.handed_off += 1
+        seq.prefill_inst = self.name
+        seq.prefill_end_s = now
+        nbytes = seq.target * self.kv_bytes_per_token
+        seq.xfer_bytes = nbytes
+        dst = seq.handoff
+
+        def arrived(t: float) -> None:
+            self._release(seq, seq.blocks, seq.req.prompt_tokens, t)
+            if self.waiting:
+                self._wake()  # the freed blocks may admit a waiting prompt
+            dst.receive(seq)
+
+        self.transfer.send(self, nbytes, self.kv_mode, self._t0, self.layers, arrived)
+
+    def receive(self, seq: Seq) -> None:
+        """Accept a sequence whose KV cache has just arrived from a prefill instance."""
+        now = self.env.now
+        seq.state = WAITING
+        seq.kv_ready = True
+        seq.handoff = None
+        seq.blocks = 0
+        seq.shared = 0
+        seq.first_token_s = now  # the decode instance streams the first token to the user
+        self.waiting.append(seq)
+        self._count(+1)
+        self._wake()
