@@ -209,8 +209,8 @@ def test_file_and_option_errors(tmp_path):
     with pytest.raises(TraceError, match=r"valid suffixes"):
         load_trace(_write(tmp_path, "x.txt", "a"))
     p = TRACES / "azure_conv_2023.csv"
-    with pytest.raises(ConfigError, match=r"kind: unknown value 'azur'; valid choices: azure, "
-                       r"generic, mooncake"):
+    with pytest.raises(ConfigError, match=r"kind: unknown value 'azur'; valid choices: "
+                       r"agent_rounds, azure, generic, mooncake, ragpulse"):
         load_trace(p, kind="azur")
     with pytest.raises(ConfigError, match=r"time_unit: .*valid choices: datetime, ms, s, us"):
         load_trace(p, kind="azure", time_unit="ns")

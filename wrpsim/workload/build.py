@@ -4,9 +4,12 @@ A workload config is what one YAML of the `workloads/` catalog holds (Hydra grou
 
     name: azure-conv-2023
     source:                          # where the requests come from
-      kind: azure                    # azure | mooncake | generic | synthetic
-      path: traces/azure_conv_2023.csv   # relative to workloads/ unless absolute
-    start_s: null                    # flat transform keys, overridable as workload.<key>=...
+      kind: azure                    # azure | mooncake | generic | ragpulse | agent_rounds
+      path: traces/azure_conv_2023.csv   # | synthetic | sessions; relative to workloads/
+    hash_block_tokens: null          # flat transform keys, overridable as workload.<key>=...
+    prefix_ids: null
+    prefix_reuse: null
+    start_s: null
     end_s: null
     sample_fraction: null
     max_requests: null
@@ -17,8 +20,14 @@ A workload config is what one YAML of the `workloads/` catalog holds (Hydra grou
     model_mix: null
 
 `source` of a trace kind takes `path` and the loader options of `loaders.load_trace` (`format`,
-`columns`, `time_unit`, `time_format`, `cache`); `kind: synthetic` takes the keys documented in
-`synthetic`. The transform keys are applied in the order documented in `transforms`.
+`columns`, `time_unit`, `time_format`, `hash_block_tokens`, `cache`; the record kinds their
+own); `kind: synthetic` takes the keys documented in `synthetic`, `kind: sessions` those of
+`sessions`. The transform keys are applied in the order documented in `transforms`.
+
+`hash_block_tokens` (top level): null keeps the source's own block size (Mooncake 512, RAGPulse
+512, generated ids 16); a value re-blocks a trace's ids, or is the size the `ragpulse`,
+`agent_rounds`, `sessions` sources and `prefix_ids` generate ids at. A frame with hash ids
+always carries `attrs["hash_block_tokens"]`.
 """
 
 from __future__ import annotations
@@ -30,13 +39,15 @@ from typing import Any
 import pandas as pd
 
 from wrpsim.errors import ConfigError, unknown_choice
-from wrpsim.workload.loaders import KINDS, LOADER_OPTIONS, load_trace
+from wrpsim.workload.loaders import GENERATING_KINDS, KINDS, load_trace, source_options
+from wrpsim.workload.prefix import check_block_tokens
 from wrpsim.workload.request import TRACE_COLUMNS
+from wrpsim.workload.sessions import generate_sessions
 from wrpsim.workload.synthetic import generate
 from wrpsim.workload.transforms import TRANSFORM_KEYS, apply_transforms
 from wrpsim.workload.validate import validate_trace
 
-SOURCE_KINDS = (*KINDS, "synthetic")
+SOURCE_KINDS = tuple(sorted((*KINDS, "sessions", "synthetic")))
 TOP_KEYS = ("name", "description", "source", *TRANSFORM_KEYS)
 
 
@@ -62,7 +73,8 @@ def _plain(cfg: Any) -> Any:
     return cfg
 
 
-def _source_frame(src: Mapping, seed: int, base: Path) -> tuple[pd.DataFrame, str]:
+def _source_frame(src: Mapping, seed: int, base: Path,
+                  block: int | None) -> tuple[pd.DataFrame, str]:
     if not isinstance(src, Mapping):
         raise ConfigError(f"workload.source: expected a mapping with a kind, got {src!r}")
     kind = src.get("kind")
@@ -70,7 +82,12 @@ def _source_frame(src: Mapping, seed: int, base: Path) -> tuple[pd.DataFrame, st
         raise unknown_choice("workload.source.kind", kind, SOURCE_KINDS)
     if kind == "synthetic":
         return generate(src, seed, base, field="workload.source"), "synthetic workload"
-    allowed = ("kind", "path", *LOADER_OPTIONS)
+    if kind == "sessions":
+        return (generate_sessions(src, seed, block, field="workload.source"),
+                "synthetic sessions")
+    options = tuple(o for o in source_options(kind)
+                    if not (kind in GENERATING_KINDS and o == "hash_block_tokens"))
+    allowed = ("kind", "path", *options)
     for key in src:
         if key not in allowed:
             raise unknown_choice(f"workload.source.{key}", key, allowed)
@@ -78,7 +95,9 @@ def _source_frame(src: Mapping, seed: int, base: Path) -> tuple[pd.DataFrame, st
         raise ConfigError(f"workload.source.path: a trace file is required for kind {kind}")
     path = Path(str(src["path"])).expanduser()
     path = path if path.is_absolute() else base / path
-    opts = {k: src[k] for k in LOADER_OPTIONS if src.get(k) is not None}
+    opts = {k: src[k] for k in options if src.get(k) is not None}
+    if kind in GENERATING_KINDS and block is not None:
+        opts["hash_block_tokens"] = block
     return load_trace(path, kind=kind, **opts), str(path)
 
 
@@ -98,7 +117,10 @@ def build_workload(cfg: Mapping[str, Any], seed: int,
         if key not in TOP_KEYS:
             raise unknown_choice(f"workload.{key}", key, TOP_KEYS)
     base = Path(base_dir) if base_dir is not None else workloads_dir()
-    df, where = _source_frame(cfg.get("source"), int(seed), base)
+    block = cfg.get("hash_block_tokens")
+    if block is not None:
+        block = check_block_tokens(block, "workload.hash_block_tokens")
+    df, where = _source_frame(cfg.get("source"), int(seed), base, block)
     df = apply_transforms(df, cfg, int(seed))
     df = df[[c for c in TRACE_COLUMNS if c in df.columns]].reset_index(drop=True)
     if len(df) == 0:

@@ -7,7 +7,8 @@ parameters. `WRPSIM_CACHE=off` disables the cache. Files are written atomically 
 in the same directory, then `os.replace`), so concurrent runs of a sweep never read a partial
 file; a cache file that cannot be read back as a canonical trace is ignored and rebuilt; a cache
 directory that cannot be written is ignored. The cache is transparent: a hit returns a frame
-equal (values and dtypes) to the one a fresh parse gives.
+equal (values and dtypes) to the one a fresh parse gives, with the same `attrs`: the frame's
+`hash_block_tokens` is stored in the Parquet schema metadata (key `wrpsim.hash_block_tokens`).
 """
 
 from __future__ import annotations
@@ -21,10 +22,12 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 
+from wrpsim.workload.prefix import ATTR, set_block_tokens
 from wrpsim.workload.request import TRACE_SCHEMA
 from wrpsim.workload.validate import REQUIRED, arrow_schema, canonical_frame
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
+_ATTR_KEY = f"wrpsim.{ATTR}".encode()
 _OFF = ("off", "0", "false", "no", "none")
 
 
@@ -78,12 +81,14 @@ def read_cached(path: Path) -> pd.DataFrame | None:
         col = table.column(name)
         optional[name] = col.to_pylist() if name == "hash_ids" else col.to_numpy(
             zero_copy_only=False)
-    return canonical_frame(
+    df = canonical_frame(
         table.column("arrival_s").to_numpy(),
         table.column("prompt_tokens").to_numpy(),
         table.column("output_tokens").to_numpy(),
         optional,
     )
+    block = (schema.metadata or {}).get(_ATTR_KEY)
+    return set_block_tokens(df, int(block) if block is not None else None)
 
 
 def write_cached(path: Path, df: pd.DataFrame) -> bool:
@@ -94,7 +99,10 @@ def write_cached(path: Path, df: pd.DataFrame) -> bool:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         table = pa.Table.from_pandas(df, schema=arrow_schema(df), preserve_index=False)
-        table = table.replace_schema_metadata(TRACE_SCHEMA.metadata)
+        meta = dict(TRACE_SCHEMA.metadata)
+        if df.attrs.get(ATTR) is not None:
+            meta[_ATTR_KEY] = str(int(df.attrs[ATTR])).encode()
+        table = table.replace_schema_metadata(meta)
         pq.write_table(table, tmp)
         os.replace(tmp, path)
         return True

@@ -1,11 +1,15 @@
-"""Trace loaders: Azure LLM inference CSV, Mooncake JSONL, and a generic column-mapped loader.
+"""Trace loaders: Azure LLM inference CSV, Mooncake JSONL, a generic column-mapped loader, and the
+record loaders `ragpulse` (`wrpsim.workload.ragpulse`) and `agent_rounds` (`.agent`).
 
-All three are one conversion (`convert`) from a `RawTable` with a column mapping and a timestamp
-unit; `azure` and `mooncake` are presets of it. Conversion is vectorised. Every bad value raises
-`TraceError` naming the file, the line (header = line 1), the field and the value. Contract of
-the result: canonical form (`wrpsim.workload.request`), `arrival_s = t - min(t)` in seconds, rows
-sorted by arrival with a *stable* sort (a trace whose timestamps go backwards is reordered, not
-rejected; ties keep file order), token counts >= 1 (0 or negative is an error).
+The three columnar kinds are one conversion (`convert`) from a `RawTable` with a column mapping
+and a timestamp unit; `azure` and `mooncake` are presets of it. Conversion is vectorised. A
+trace with `hash_ids` gets `df.attrs["hash_block_tokens"]`: the file's block size, 512 for
+Mooncake, `source.hash_block_tokens` (required) for a generic file that maps `hash_ids`. Every
+bad value raises `TraceError` naming the file, the line (header = line 1), the field and the
+value. Contract of the result: canonical form (`wrpsim.workload.request`),
+`arrival_s = t - min(t)` in seconds, rows sorted by arrival with a *stable* sort (a trace whose
+timestamps go backwards is reordered, not rejected; ties keep file order), token counts >= 1
+(0 or negative is an error).
 """
 
 from __future__ import annotations
@@ -18,14 +22,24 @@ import numpy as np
 import pandas as pd
 
 from wrpsim.errors import ConfigError, TraceError, unknown_choice
+from wrpsim.workload import agent, ragpulse
 from wrpsim.workload.cache import cached
+from wrpsim.workload.prefix import check_block_tokens, set_block_tokens
 from wrpsim.workload.readers import FORMATS, RawTable, read_table
 from wrpsim.workload.request import TRACE_COLUMNS
 from wrpsim.workload.validate import REQUIRED, canonical_frame, sort_by_arrival
 
-KINDS = ("azure", "generic", "mooncake")
+COLUMN_KINDS = ("azure", "generic", "mooncake")
+#: Record loaders: kind -> (options, parameter resolver, loader).
+RECORD_KINDS = {
+    "agent_rounds": (agent.OPTIONS, agent.agent_params, agent.load_agent_rounds),
+    "ragpulse": (ragpulse.OPTIONS, ragpulse.ragpulse_params, ragpulse.load_ragpulse),
+}
+KINDS = tuple(sorted((*COLUMN_KINDS, *RECORD_KINDS)))
+#: Kinds whose loader generates hash ids at the workload's `hash_block_tokens`.
+GENERATING_KINDS = tuple(sorted(RECORD_KINDS))
 TIME_UNITS = {"s": 1.0, "ms": 1e3, "us": 1e6, "datetime": None}
-LOADER_OPTIONS = ("cache", "columns", "format", "time_format", "time_unit")
+LOADER_OPTIONS = ("cache", "columns", "format", "hash_block_tokens", "time_format", "time_unit")
 
 #: Loader presets: the defaults each `kind` passes to `convert`.
 PRESETS: dict[str, dict[str, Any]] = {
@@ -41,9 +55,17 @@ PRESETS: dict[str, dict[str, Any]] = {
         "columns": {"arrival_s": "timestamp", "prompt_tokens": "input_length",
                     "output_tokens": "output_length", "hash_ids": "hash_ids"},
         "time_unit": "ms",
+        "hash_block_tokens": 512,
     },
     "generic": {"format": None, "columns": {}, "time_unit": "s"},
 }
+
+
+def source_options(kind: str) -> tuple[str, ...]:
+    """The `source:` options (besides kind and path) a trace kind accepts."""
+    if kind in RECORD_KINDS:
+        return RECORD_KINDS[kind][0]
+    return LOADER_OPTIONS
 
 
 def _fail(raw: RawTable, i: int, src: str, dst: str, what: str) -> TraceError:
@@ -136,12 +158,14 @@ def _mapping(columns: Mapping[str, str] | None) -> dict[str, str]:
 
 
 def convert(raw: RawTable, columns: Mapping[str, str] | None = None, time_unit: str = "s",
-            time_format: str | None = None) -> pd.DataFrame:
+            time_format: str | None = None, hash_block_tokens: int | None = None) -> pd.DataFrame:
     """Map a `RawTable` to the canonical frame.
 
     `columns` maps canonical names to the file's column names (required ones default to their
     own name); `time_unit` is the unit of the arrival column: s, ms, us, or datetime (text parsed
     with `time_format`, strptime syntax, default ISO 8601; nanosecond precision is kept).
+    `hash_block_tokens` (the block size of the file's hash ids) becomes the frame's attribute
+    when it has a `hash_ids` column.
     """
     if time_unit not in TIME_UNITS:
         raise unknown_choice("time_unit", time_unit, TIME_UNITS)
@@ -159,11 +183,12 @@ def convert(raw: RawTable, columns: Mapping[str, str] | None = None, time_unit: 
             optional[dst] = _hash_lists(raw, src)
         elif dst not in REQUIRED:
             optional[dst] = raw.columns[src].to_numpy(dtype=object)
-    return sort_by_arrival(canonical_frame(arrival, prompt, output, optional))
+    df = sort_by_arrival(canonical_frame(arrival, prompt, output, optional))
+    return set_block_tokens(df, hash_block_tokens if "hash_ids" in df.columns else None)
 
 
 def loader_params(kind: str, **opts: Any) -> dict[str, Any]:
-    """Resolve `kind` and options to the full parameter set (preset defaults + `opts`)."""
+    """Resolve a columnar `kind` and options to the full parameter set (preset defaults + opts)."""
     if kind not in PRESETS:
         raise unknown_choice("kind", kind, KINDS)
     for key in opts:
@@ -176,27 +201,45 @@ def loader_params(kind: str, **opts: Any) -> dict[str, Any]:
     if params["time_unit"] not in TIME_UNITS:
         raise unknown_choice("time_unit", params["time_unit"], TIME_UNITS)
     params["columns"] = _mapping(params.get("columns"))
+    if params.get("hash_block_tokens") is not None:
+        params["hash_block_tokens"] = check_block_tokens(params["hash_block_tokens"],
+                                                         "source.hash_block_tokens")
+    elif "hash_ids" in params["columns"]:
+        raise ConfigError("source.hash_block_tokens: give the block size (tokens per id) of the "
+                          "file's hash_ids, e.g. 512 for Mooncake-style ids")
     return params
 
 
 def load_trace(path: str | Path, kind: str = "generic", **opts: Any) -> pd.DataFrame:
     """Load a trace file into the canonical frame (cached as Parquet unless `cache=False`).
 
-    `kind`: azure (Azure LLM inference CSV), mooncake (Mooncake JSONL) or generic. Options:
+    `kind`: azure (Azure LLM inference CSV), mooncake (Mooncake JSONL), generic, ragpulse
+    (`ragpulse.load_ragpulse`) or agent_rounds (`agent.load_agent_rounds`). Columnar options:
     `format` (csv|jsonl|parquet; default from the suffix), `columns` (canonical name -> file
     column), `time_unit` (s|ms|us|datetime), `time_format` (strptime format for datetime),
-    `cache` (bool, default True). Raises `TraceError` for any bad file content and `ConfigError`
-    for unknown kinds or options.
+    `hash_block_tokens` (block size of the file's hash ids); record kinds take the options of
+    their module. All take `cache` (bool, default True). Raises `TraceError` for any bad file
+    content and `ConfigError` for unknown kinds or options.
     """
     path = Path(path)
     use_cache = bool(opts.get("cache", True))
-    params = loader_params(kind, **opts)
+    if kind in RECORD_KINDS:
+        allowed, resolve, load = RECORD_KINDS[kind]
+        for key in opts:
+            if key not in allowed:
+                raise unknown_choice(f"source.{key}", key, allowed)
+        params = resolve(**{k: v for k, v in opts.items() if k != "cache"})
+    else:
+        params = loader_params(kind, **opts)
     if not path.is_file():
         raise TraceError(f"{path}: trace file not found")
 
     def build() -> pd.DataFrame:
+        if kind in RECORD_KINDS:
+            return load(path, params)
         raw = read_table(path, params.get("format"))
-        return convert(raw, params["columns"], params["time_unit"], params.get("time_format"))
+        return convert(raw, params["columns"], params["time_unit"], params.get("time_format"),
+                       params.get("hash_block_tokens"))
 
     if not use_cache:
         return build()

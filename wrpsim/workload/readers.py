@@ -154,6 +154,32 @@ def _read_jsonl_slow(path: Path) -> RawTable:
     return RawTable(path, "jsonl", cols, _lines=lines)
 
 
+def read_records(path: Path) -> list[tuple[int, dict]]:
+    """(1-based line number, JSON object) of each non-blank line of a JSONL file.
+
+    Raises `TraceError` naming the file and line for a missing file, invalid JSON, a line that is
+    not a JSON object, or a file without any record.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise TraceError(f"{path}: trace file not found")
+    out: list[tuple[int, dict]] = []
+    with path.open(encoding="utf-8") as f:
+        for n, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise TraceError(f"{path}: line {n}: invalid JSON: {e.msg}") from None
+            if not isinstance(rec, dict):
+                raise TraceError(f"{path}: line {n}: expected a JSON object, got {line.strip()!r}")
+            out.append((n, rec))
+    if not out:
+        raise TraceError(f"{path}: the trace holds no records")
+    return out
+
+
 def _read_parquet(path: Path) -> RawTable:
     import pyarrow.parquet as pq
 

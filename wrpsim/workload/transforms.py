@@ -2,16 +2,24 @@
 
 `apply_transforms` applies the flat workload keys in one fixed order:
 
+0. `hash_block_tokens`: re-express the trace's hash ids at this block size (a multiple or a
+   divisor of the trace's own, `prefix.reblock`); `prefix_ids` (null | session | synthetic,
+   with `prefix_reuse:` parameters): generate ids (`reuse`) at `hash_block_tokens` (else the
+   trace's block size, else 16). Ids are made before any request is dropped, so they describe
+   the same content whatever the window or sample;
 1. `start_s` / `end_s`: keep requests with start_s <= arrival_s < end_s (in the source's time),
    then shift times by -start_s so the window starts at 0;
 2. `sample_fraction`: keep round(fraction * n) requests drawn without replacement (stream
    `workload.sample`), in their original order;
 3. `max_requests`: keep the first N requests;
 4. `rate_scale`: divide every arrival time by the factor (2.0 doubles the rate, halves the span);
-5. `max_prompt_tokens` / `max_output_tokens`: clip token counts to the bound (rows are kept);
+5. `max_prompt_tokens` / `max_output_tokens`: clip token counts to the bound (rows are kept;
+   hash ids are cut to the clipped prompt's ceil(P / B) blocks);
 6. `model` (one name for every request) or `model_mix` ({name: weight}; each request drawn
    independently with probability weight / sum, stream `workload.model`). With neither, a
    `model` column the trace already has is kept.
+
+Every transform keeps the frame's `attrs` (`hash_block_tokens`).
 """
 
 from __future__ import annotations
@@ -24,9 +32,18 @@ import pandas as pd
 
 from wrpsim.errors import ConfigError
 from wrpsim.rng import stream
+from wrpsim.workload.prefix import (
+    DEFAULT_BLOCK_TOKENS,
+    block_tokens,
+    check_block_tokens,
+    reblock,
+    truncate_ids,
+)
+from wrpsim.workload.reuse import apply_prefix_ids, reuse_params
 
-TRANSFORM_KEYS = ("start_s", "end_s", "sample_fraction", "max_requests", "rate_scale",
-                  "max_prompt_tokens", "max_output_tokens", "model", "model_mix")
+TRANSFORM_KEYS = ("hash_block_tokens", "prefix_ids", "prefix_reuse", "start_s", "end_s",
+                  "sample_fraction", "max_requests", "rate_scale", "max_prompt_tokens",
+                  "max_output_tokens", "model", "model_mix")
 
 
 def _num(value: Any, field: str, low: float, strict: bool) -> float:
@@ -84,12 +101,17 @@ def first_n(df: pd.DataFrame, n: int) -> pd.DataFrame:
 
 def clip_tokens(df: pd.DataFrame, max_prompt_tokens: int | None = None,
                 max_output_tokens: int | None = None) -> pd.DataFrame:
-    """Token counts clipped to the given maxima (None = no bound); no row is dropped."""
+    """Token counts clipped to the given maxima (None = no bound); no row is dropped.
+
+    Hash ids are cut to the clipped prompt's ceil(P / B) blocks (`prefix.truncate_ids`).
+    """
     out = df.copy()
     for col, bound in (("prompt_tokens", max_prompt_tokens), ("output_tokens", max_output_tokens)):
         if bound is not None:
             b = _int(bound, f"max_{col}", 1)
             out[col] = np.minimum(out[col].to_numpy(), b).astype(np.int64)
+    if max_prompt_tokens is not None:
+        truncate_ids(out)
     return out
 
 
@@ -120,6 +142,17 @@ def assign_model(df: pd.DataFrame, model: str | None = None,
 def apply_transforms(df: pd.DataFrame, opts: Mapping[str, Any], seed: int) -> pd.DataFrame:
     """Apply the transform keys of `opts` (see the module docstring) in their fixed order."""
     o = {k: opts.get(k) for k in TRANSFORM_KEYS}
+    source, attrs = df, dict(df.attrs)
+    block = None
+    if o["hash_block_tokens"] is not None:
+        block = check_block_tokens(o["hash_block_tokens"], "hash_block_tokens")
+        df = reblock(df, block)
+    if o["prefix_reuse"] is not None:
+        reuse_params(o["prefix_reuse"])
+    if o["prefix_ids"] is not None:
+        block = block or block_tokens(df) or DEFAULT_BLOCK_TOKENS
+        df = apply_prefix_ids(df, o["prefix_ids"], o["prefix_reuse"], block, seed)
+        attrs = dict(df.attrs)
     if o["start_s"] is not None or o["end_s"] is not None:
         df = time_window(df, o["start_s"], o["end_s"])
     if o["sample_fraction"] is not None:
@@ -132,4 +165,11 @@ def apply_transforms(df: pd.DataFrame, opts: Mapping[str, Any], seed: int) -> pd
         df = clip_tokens(df, o["max_prompt_tokens"], o["max_output_tokens"])
     if o["model"] is not None or o["model_mix"]:
         df = assign_model(df, o["model"], o["model_mix"], stream(seed, "workload.model"))
+    if block is not None and "hash_ids" in df.columns:
+        attrs["hash_block_tokens"] = block
+    if "hash_ids" not in df.columns:
+        attrs.pop("hash_block_tokens", None)
+    if df.attrs != attrs:
+        df = df if df is not source else df.copy(deep=False)
+        df.attrs = attrs
     return df

@@ -5,6 +5,8 @@ from column arrays with the exact dtypes the rest of wrpsim relies on: `arrival_
 token counts int64, optional text columns as `object` holding `str` or None (never pandas' `str`
 dtype, never NaN), `hash_ids` as `object` holding `list[int]` or None. `validate_trace` checks a
 frame against that contract and raises `TraceError` naming the first offending row and field.
+A frame with hash ids may carry `attrs["hash_block_tokens"]` (B, see `wrpsim.workload.prefix`);
+when it does, B must be a positive multiple of 16 and every id list must have ceil(P / B) ids.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from wrpsim.errors import TraceError
+from wrpsim.errors import ConfigError, TraceError
+from wrpsim.workload.prefix import ATTR, check_block_tokens, n_blocks
 from wrpsim.workload.request import TRACE_COLUMNS, TRACE_SCHEMA
 
 REQUIRED = tuple(c for c, (_, req) in TRACE_COLUMNS.items() if req)
@@ -77,7 +80,8 @@ def validate_trace(df: pd.DataFrame, source: str = "trace") -> pd.DataFrame:
 
     Checks: required columns present, no unknown columns, dtypes as in `TRACE_COLUMNS`,
     `arrival_s` finite, >= 0 and sorted ascending, token counts >= 1, optional text columns hold
-    `str` or None, `hash_ids` holds lists or None. `source` names the trace in messages.
+    `str` or None, `hash_ids` holds lists or None (of ceil(P / B) ids when the frame's
+    `attrs["hash_block_tokens"]` = B is set). `source` names the trace in messages.
     """
     missing = [c for c in REQUIRED if c not in df.columns]
     if missing:
@@ -117,4 +121,18 @@ def validate_trace(df: pd.DataFrame, source: str = "trace") -> pd.DataFrame:
         for i, v in enumerate(df["hash_ids"].tolist()):
             if v is not None and not isinstance(v, list):
                 raise TraceError(f"{source}: row {i}: hash_ids must be a list or None, got {v!r}")
+        if df.attrs.get(ATTR) is not None:
+            _check_block_counts(df, source)
     return df
+
+
+def _check_block_counts(df: pd.DataFrame, source: str) -> None:
+    try:
+        b = check_block_tokens(df.attrs[ATTR], "attrs hash_block_tokens")
+    except ConfigError as e:
+        raise TraceError(f"{source}: {e}") from None
+    for i, (h, p) in enumerate(zip(df["hash_ids"].tolist(), df["prompt_tokens"].tolist())):
+        if h is not None and len(h) != n_blocks(p, b):
+            raise TraceError(f"{source}: row {i}: hash_ids has {len(h)} ids but prompt_tokens "
+                             f"{p} spans ceil({p} / {b}) = {n_blocks(p, b)} blocks of "
+                             f"hash_block_tokens {b}")

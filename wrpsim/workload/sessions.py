@@ -1,0 +1,126 @@
+"""Synthetic multi-turn sessions (`kind: sessions`): growing contexts with prefix hash ids.
+
+Source spec (the `source:` block of a workload YAML)::
+
+    kind: sessions
+    num_sessions: 1000         # and/or duration_s (session starts < duration_s)
+    duration_s: null
+    arrivals: {process: poisson, rate: 0.5}         # session starts, as for kind: synthetic
+    turns: {dist: geometric, mean: 4, max: 32}      # turns per session (fitted distribution)
+    think_time_s: 30.0         # mean of the exponential gap between a session's turns (s)
+    system: {tokens: 1024, prefixes: 4, zipf_s: 1.0}   # shared system prompts (null = none)
+    first_prompt: {dist: lognormal, mean: 512, sigma: 1.0, max: 8192}   # user tokens, turn 1
+    new_tokens: {dist: lognormal, mean: 128, sigma: 1.0, max: 4096}     # user tokens, turn t > 1
+    output: {dist: geometric, mean: 256, max: 2048}
+    max_context: 32768         # a turn whose prompt would exceed this ends the session
+
+Turn 1's prompt is the session's system prompt (system.tokens, drawn from system.prefixes
+prompts with Zipf popularity (k+1)^-zipf_s) plus `first_prompt` tokens; turn t's prompt is turn
+t-1's prompt + its output + `new_tokens`. Arrivals are open loop: turn t arrives an exponential
+think time after turn t-1 *arrived* (choose think_time_s above the expected response time).
+Each session is one `session_id` ("s<n>", n in start order). Hash ids (block size B = the
+workload's `hash_block_tokens`, default 16): turn 1 shares its system prompt's first
+min(floor(tokens / B), floor((P - 1) / B)) blocks, turn t shares turn t-1's first
+floor(P_{t-1} / B) blocks, every other block is fresh.
+
+Streams: starts `workload.arrivals`, turn counts and think times `workload.sessions`, user
+tokens `workload.lengths`, outputs `workload.lengths.output`, system prompts `workload.prefix`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+
+from wrpsim.errors import ConfigError
+from wrpsim.rng import stream
+from wrpsim.workload.lengths import check_dist, draw_dist
+from wrpsim.workload.prefix import DEFAULT_BLOCK_TOKENS, IdMinter, set_block_tokens
+from wrpsim.workload.reuse import reuse_params, zipf_weights
+from wrpsim.workload.synthetic import MAX_REQUESTS, _check_keys, _number, arrival_times
+from wrpsim.workload.validate import canonical_frame, sort_by_arrival
+
+SOURCE_KEYS = ("kind", "num_sessions", "duration_s", "arrivals", "turns", "think_time_s",
+               "system", "first_prompt", "new_tokens", "output", "max_context")
+SYSTEM_KEYS = ("tokens", "prefixes", "zipf_s")
+
+
+def _system(spec, field: str) -> dict | None:
+    if spec is None:
+        return None
+    if not isinstance(spec, Mapping):
+        raise ConfigError(f"{field}: expected a mapping like {{tokens: 1024, prefixes: 4}}")
+    _check_keys(spec, SYSTEM_KEYS, field)
+    return reuse_params({k: spec[k] for k in SYSTEM_KEYS if k in spec}, field)
+
+
+def generate_sessions(source: Mapping, seed: int, block: int | None = None,
+                      field: str = "source") -> pd.DataFrame:
+    """Generate the canonical frame of a `kind: sessions` spec (see the module docstring).
+
+    Raises `ConfigError` naming the field for unknown keys, missing or out-of-range values.
+    """
+    _check_keys(source, SOURCE_KEYS, field)
+    ns, dur = source.get("num_sessions"), source.get("duration_s")
+    if ns is None and dur is None:
+        raise ConfigError(f"{field}: give num_sessions or duration_s (or both)")
+    if ns is not None:
+        v = _number(source, "num_sessions", field, 1, strict=False)
+        if not v.is_integer():
+            raise ConfigError(f"{field}.num_sessions must be an integer, got {ns}")
+        ns = int(v)
+    if dur is not None:
+        dur = _number(source, "duration_s", field, 0.0)
+    for key in ("turns", "first_prompt", "new_tokens", "output"):
+        check_dist(source.get(key), f"{field}.{key}")
+    think = _number(source, "think_time_s", field, 0.0, strict=False)
+    cap = int(_number(source, "max_context", field, 1)) if source.get("max_context") else None
+    system = _system(source.get("system"), f"{field}.system")
+    b = block or DEFAULT_BLOCK_TOKENS
+
+    start = arrival_times(source.get("arrivals"), stream(seed, "workload.arrivals"), ns, dur,
+                          f"{field}.arrivals")
+    n = len(start)
+    rs, rl = stream(seed, "workload.sessions"), stream(seed, "workload.lengths")
+    turns = draw_dist(source["turns"], rs, n, f"{field}.turns")
+    if int(turns.sum()) > MAX_REQUESTS:
+        raise ConfigError(f"{field}: {int(turns.sum())} turns exceed {MAX_REQUESTS}")
+    total = int(turns.sum())
+    gaps = rs.exponential(think, size=total) if think > 0 else np.zeros(total)
+    first = draw_dist(source["first_prompt"], rl, n, f"{field}.first_prompt")
+    new = draw_dist(source["new_tokens"], rl, total, f"{field}.new_tokens")
+    out = draw_dist(source["output"], stream(seed, "workload.lengths.output"), total,
+                    f"{field}.output")
+    sys_tokens, per = (int(system["tokens"]), int(system["tokens"]) // b) if system else (0, 0)
+    pick = stream(seed, "workload.prefix").choice(
+        int(system["prefixes"]), size=n, p=zipf_weights(int(system["prefixes"]),
+                                                        system["zipf_s"])) if system else None
+    minter = IdMinter(int(system["prefixes"]) * per if system else 0)
+    rows: dict[str, list] = {"t": [], "p": [], "o": [], "s": [], "ids": []}
+    k = 0
+    for i in range(n):
+        t, prev_p, prev_o, ids = float(start[i]), 0, 0, []
+        for turn in range(int(turns[i])):
+            j, k = k, k + 1
+            if turn == 0:
+                p = sys_tokens + int(first[i])
+                m = min(per, (p - 1) // b)
+                head = range(int(pick[i]) * per, int(pick[i]) * per + m) if system else []
+                shared = m * b
+            else:
+                t += float(gaps[j])
+                p, head, shared = prev_p + prev_o + int(new[j]), ids, prev_p
+            if cap is not None and p > cap:
+                k += int(turns[i]) - turn - 1
+                break
+            ids = minter.chain(head, shared, p, b)
+            for key, v in zip(rows, (t, p, int(out[j]), f"s{i}", ids)):
+                rows[key].append(v)
+            prev_p, prev_o = p, int(out[j])
+    if not rows["t"]:
+        raise ConfigError(f"{field}: no turn fits in max_context {cap}")
+    df = canonical_frame(np.asarray(rows["t"]), rows["p"], rows["o"],
+                         {"session_id": rows["s"], "hash_ids": rows["ids"]})
+    return set_block_tokens(sort_by_arrival(df), b)
