@@ -3,18 +3,38 @@
 The catalogs at the repository's top level feed Hydra's config groups: every `workloads/*.yaml`
 is an option of group `workload`, `pools/*.yaml` of `pool`, `routers/*.yaml` of `router` (file
 stem = option name). They are registered in Hydra's ConfigStore at start-up, so Hydra's own
-messages list the valid options of a group. User errors (`WrpsimError`) are printed as one line
-on stderr with exit status 2, never as a traceback.
+messages list the valid options of a group.
+
+Contracts of a job (one run, or one point of a `-m` sweep), in its output directory:
+
+- a run that returns normally gets a completion marker `_DONE` (JSON: the SHA-256 of the resolved
+  config, the overrides, the wall time), written atomically *after* every result file; a directory
+  without `_DONE` is never a finished run (stale `_DONE` / `error.json` are removed first);
+- single run: a user error (`WrpsimError`) prints one line `wrpsim: error: …` on stderr and exits
+  with status 2, never a traceback;
+- sweep (`-m`): a failing job — user error or any other exception — writes `error.json` (message,
+  exception type, traceback, overrides) atomically, prints one line on stderr and returns normally,
+  so the other jobs go on; a job whose directory already holds `_DONE` with the same config digest
+  is skipped with a line `wrpsim: skip …` (resume: re-run the sweep with the same
+  `hydra.sweep.dir`). `WRPSIM_RERUN=1` in the environment disables the skipping.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 import sys
+import time
+import traceback
+from pathlib import Path
 
 from wrpsim.errors import ConfigError, WrpsimError
 from wrpsim.paths import catalog_dir
 
 GROUPS = (("workload", "workloads"), ("pool", "pools"), ("router", "routers"))
+DONE = "_DONE"
+ERROR = "error.json"
 
 
 def register_catalogs() -> None:
@@ -34,10 +54,85 @@ def register_catalogs() -> None:
             cs.store(group=group, name=path.stem, node=node, provider="wrpsim")
 
 
+def config_digest(container: dict) -> str:
+    """SHA-256 of a resolved config (canonical JSON, keys sorted; `hydra` node excluded)."""
+    clean = {k: v for k, v in container.items() if k != "hydra"}
+    blob = json.dumps(clean, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+def completed_with(out_dir: Path, digest: str) -> bool:
+    """True when `out_dir` holds a completion marker for a config with this digest."""
+    try:
+        done = json.loads((Path(out_dir) / DONE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(done, dict) and done.get("config_sha256") == digest
+
+
+def say(line: str, stream=None) -> None:
+    """Write one whole line in one call and flush, so lines of parallel jobs never interleave."""
+    stream = stream or sys.stdout
+    stream.write(line + "\n")
+    stream.flush()
+
+
+def _clear_markers(out: Path) -> None:
+    for name in (DONE, ERROR):
+        (out / name).unlink(missing_ok=True)
+
+
+def _run_marked(task, container: dict, out: Path, digest: str, overrides: list[str]) -> None:
+    """Run the task, then write `_DONE` last."""
+    from wrpsim.io import write_json
+
+    _clear_markers(out)
+    t0 = time.perf_counter()
+    task(container, str(out))
+    write_json(out / DONE, {"status": "completed", "config_sha256": digest,
+                            "overrides": overrides, "wall_s": time.perf_counter() - t0})
+
+
+def record_failure(out: Path, exc: BaseException, overrides: list[str], digest: str | None) -> None:
+    """Write `error.json` for a failed sweep job (atomically) and say so on stderr."""
+    from wrpsim.io import write_json
+
+    user = isinstance(exc, WrpsimError)
+    message = str(exc) if not isinstance(exc, SystemExit) else f"exit status {exc.code}"
+    write_json(out / ERROR, {
+        "status": "failed", "message": message, "exception_type": type(exc).__name__,
+        "user_error": user, "overrides": overrides, "config_sha256": digest,
+        "traceback": "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)),
+    })
+    kind = "error" if user else f"{type(exc).__name__}"
+    say(f"wrpsim: {kind}: {message} [run {out} failed; recorded in {ERROR}]", sys.stderr)
+
+
+def sweep_job(task, cfg, out_dir: str, overrides: list[str]) -> None:
+    """One job of a multirun: skip if already completed, record failures, never raise."""
+    from omegaconf import OmegaConf
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    digest = None
+    try:
+        container = OmegaConf.to_container(cfg, resolve=True)
+        digest = config_digest(container)
+        if os.environ.get("WRPSIM_RERUN") != "1" and completed_with(out, digest):
+            say(f"wrpsim: skip {out}: already completed with the same config")
+            return
+        _run_marked(task, container, out, digest, overrides)
+    except (Exception, SystemExit) as e:  # a sweep outlives any one failing job
+        if isinstance(e, SystemExit) and e.code in (0, None):
+            return
+        record_failure(out, e, overrides, digest)
+
+
 def hydra_entry(task, config_name: str = "config"):
     """Run `task(cfg_dict, out_dir)` as a Hydra app over `conf/<config_name>.yaml`."""
     import hydra
     from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
     from omegaconf import OmegaConf
 
     try:
@@ -48,9 +143,15 @@ def hydra_entry(task, config_name: str = "config"):
         raise SystemExit(2) from None
 
     def _job(cfg) -> None:
+        hc = HydraConfig.get()
+        out_dir = hc.runtime.output_dir
+        overrides = list(hc.overrides.task)
+        if hc.mode == RunMode.MULTIRUN:
+            sweep_job(task, cfg, out_dir, overrides)
+            return
         try:
             container = OmegaConf.to_container(cfg, resolve=True)
-            task(container, HydraConfig.get().runtime.output_dir)
+            _run_marked(task, container, Path(out_dir), config_digest(container), overrides)
         except WrpsimError as e:
             print(f"wrpsim: error: {e}", file=sys.stderr)
             raise SystemExit(2) from None

@@ -1,0 +1,196 @@
+"""The dashboard in a real headless Chromium: every plot drawn, controls redraw, no JS errors,
+no network fetch, hostile config strings inert. Chromium is driven over the DevTools protocol by
+a small stdlib websocket client (no browser-automation package needed). Skips when `chromium`
+is not installed (`apt-get install -y chromium`)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+HOSTILE = "</script><img src=x onerror=alert(1)>"
+PLOTS = ("cdf-ttft", "cdf-tpot", "cdf-e2e", "slo", "cost", "energy", "insys", "mix")
+FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         "--disable-dev-shm-usage", "--remote-debugging-port=0")
+
+
+class DevTools:
+    """A minimal Chrome DevTools protocol client over one websocket (RFC 6455, text frames)."""
+
+    def __init__(self, ws_url: str):
+        u = urlparse(ws_url)
+        self.sock = socket.create_connection((u.hostname, u.port), timeout=30)
+        key = base64.b64encode(os.urandom(16)).decode()
+        self.sock.sendall((f"GET {u.path} HTTP/1.1\r\nHost: {u.hostname}:{u.port}\r\n"
+                           "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                           f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n")
+                          .encode())
+        self.buf = b""
+        while b"\r\n\r\n" not in self.buf:
+            self.buf += self.sock.recv(4096)
+        head, self.buf = self.buf.split(b"\r\n\r\n", 1)
+        assert b" 101 " in head.split(b"\r\n")[0], head
+        self.ids, self.events = 0, []
+
+    def _exact(self, n: int) -> bytes:
+        while len(self.buf) < n:
+            chunk = self.sock.recv(1 << 16)
+            if not chunk:
+                raise ConnectionError("devtools socket closed")
+            self.buf += chunk
+        out, self.buf = self.buf[:n], self.buf[n:]
+        return out
+
+    def _message(self) -> dict:
+        data = b""
+        while True:
+            b0, b1 = self._exact(2)
+            n = b1 & 0x7F
+            if n == 126:
+                n = struct.unpack(">H", self._exact(2))[0]
+            elif n == 127:
+                n = struct.unpack(">Q", self._exact(8))[0]
+            payload = self._exact(n)
+            if b0 & 0x0F == 8:
+                raise ConnectionError("devtools websocket closed")
+            data += payload
+            if b0 & 0x80:
+                return json.loads(data)
+
+    def call(self, method: str, **params):
+        self.ids += 1
+        msg = json.dumps({"id": self.ids, "method": method, "params": params}).encode()
+        n, mask = len(msg), os.urandom(4)
+        head = bytes([0x81]) + (bytes([0x80 | n]) if n < 126 else
+                                bytes([0x80 | 126]) + struct.pack(">H", n) if n < 65536 else
+                                bytes([0x80 | 127]) + struct.pack(">Q", n))
+        self.sock.sendall(head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(msg)))
+        while True:
+            m = self._message()
+            if m.get("id") == self.ids:
+                if "error" in m:
+                    raise RuntimeError(f"{method}: {m['error']}")
+                return m.get("result", {})
+            self.events.append(m)
+
+    def js(self, expr: str):
+        r = self.call("Runtime.evaluate", expression=expr, returnByValue=True, awaitPromise=True)
+        if "exceptionDetails" in r:
+            raise AssertionError(f"{expr!r} raised {r['exceptionDetails']}")
+        return r["result"].get("value")
+
+    def wait(self, expr: str, timeout: float = 30.0):
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < timeout:
+            if self.js(expr):
+                return
+            time.sleep(0.1)
+        raise AssertionError(f"timed out waiting for {expr!r}")
+
+    def errors(self) -> list:
+        bad = []
+        for e in self.events:
+            m, p = e.get("method"), e.get("params", {})
+            if m == "Runtime.exceptionThrown" or m == "Page.javascriptDialogOpening" or (
+                    m == "Runtime.consoleAPICalled" and p.get("type") in ("error", "assert")) or (
+                    m == "Log.entryAdded" and p.get("entry", {}).get("level") == "error"):
+                bad.append(e)
+            if m == "Network.requestWillBeSent" and not p["request"]["url"].startswith(
+                    ("file:", "data:", "blob:", "about:")):
+                bad.append(e)
+        return bad
+
+
+@pytest.fixture(scope="module")
+def dashboard(tmp_path_factory):
+    """A 2 × 2 × 2 sweep (half of it failing, a hostile pool name) and its report."""
+    sweep = tmp_path_factory.mktemp("dash") / "sweep"
+    cmd = [sys.executable, "-m", "wrpsim", "-m", f"hydra.sweep.dir={sweep}",
+           "router=round-robin,least-outstanding", "workload.rate_scale=1,2",
+           "pool.pools.h100.gpu=h100-80gb,a10g-24gb", "workload.max_requests=300",
+           f"pool.name='{HOSTILE}'", "sim.progress=false"]
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    r = subprocess.run([sys.executable, "-m", "wrpsim.report", f"sweep_dir={sweep}"],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def test_hostile_strings_never_reach_the_page_unescaped(dashboard):
+    text = Path(dashboard["dashboard"]).read_text(encoding="utf-8")
+    assert dashboard["completed"] == 4 and dashboard["failed"] == 4
+    assert "<img src=x" not in text and "</script><img" not in text
+    assert text.count("<script") == text.count("</script>") == 3
+
+
+@pytest.fixture()
+def browser(tmp_path):
+    if CHROMIUM is None:
+        pytest.skip("chromium is not installed (apt-get install -y chromium)")
+    profile = tmp_path / "profile"
+    log = (tmp_path / "chromium.log").open("w")
+    proc = subprocess.Popen([CHROMIUM, *FLAGS, f"--user-data-dir={profile}", "about:blank"],
+                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        port_file = profile / "DevToolsActivePort"
+        for _ in range(600):
+            if port_file.is_file() and port_file.read_text().strip():
+                break
+            time.sleep(0.1)
+        else:
+            log.flush()
+            pytest.fail(f"chromium did not open its DevTools port (exit status {proc.poll()}): "
+                        + (tmp_path / "chromium.log").read_text()[-2000:])
+        port = int(port_file.read_text().split()[0])
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=10) as f:
+            pages = [t for t in json.load(f) if t["type"] == "page"]
+        dev = DevTools(pages[0]["webSocketDebuggerUrl"])
+        for domain in ("Page", "Runtime", "Log", "Network"):
+            dev.call(f"{domain}.enable")
+        yield dev
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+        log.close()
+
+
+def test_dashboard_renders_every_view_and_controls_switch_it(dashboard, browser):
+    dev = browser
+    dev.call("Page.navigate", url=Path(dashboard["dashboard"]).as_uri())
+    dev.wait("document.body && document.body.dataset.renders === '1'")
+    for name in PLOTS:
+        assert dev.js(f"!!document.querySelector('#plot-{name}.js-plotly-plot .main-svg')"), name
+    n_traces = "document.getElementById('plot-cdf-ttft').data.length"
+    assert dev.js(n_traces) == 4
+    assert dev.js("document.querySelectorAll('#runs tbody tr').length") == 8
+    assert dev.js("document.querySelectorAll('#runs tr.failed').length") == 4
+    keys = dev.js("[...document.querySelectorAll('#controls select')].map(s => s.id)")
+    assert len(keys) == 3
+    router = dev.js("[...document.querySelectorAll('#controls label')]"
+                    ".findIndex(l => l.textContent.startsWith('router'))")
+    dev.js(f"(() => {{ const s = document.getElementById('dim-{router}');"
+           "s.value = 'least-outstanding'; s.dispatchEvent(new Event('change')); })()")
+    dev.wait("document.body.dataset.renders === '2'")
+    assert dev.js(n_traces) == 2
+    assert dev.js("document.querySelectorAll('#runs tbody tr').length") == 4
+    assert dev.js("document.getElementById('plot-slo').data.length") == 1
+    assert dev.js("document.querySelectorAll('img').length") == 0
+    assert HOSTILE in dev.js("document.getElementById('fixed').textContent")
+    dev.js("new Promise(r => setTimeout(r, 300))")
+    assert dev.errors() == []

@@ -1,0 +1,149 @@
+"""A run killed mid-write, or any directory without a valid completion marker, is never read as
+a finished run by `wrpsim.report`; the report's schemas, escaping and command-line errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from wrpsim.metrics.records import REQUEST_SCHEMA
+from wrpsim.report.collect import scan
+from wrpsim.report.dashboard import json_for_script
+from wrpsim.report.schemas import requests_all_schema
+
+
+def run_into(out, *overrides):
+    cmd = [sys.executable, "-m", "wrpsim", f"hydra.run.dir={out}", "sim.progress=false",
+           *overrides]
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    return p
+
+
+def report(sweep_dir, *extra):
+    return subprocess.run([sys.executable, "-m", "wrpsim.report", f"sweep_dir={sweep_dir}",
+                           *extra], capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    """One completed small run to copy from."""
+    d = tmp_path_factory.mktemp("done") / "run"
+    run_into(d, "workload.max_requests=200")
+    return d
+
+
+def kill_mid_write(run_dir) -> bool:
+    """Start the full default run in `run_dir`; SIGKILL it as soon as a temp file appears.
+    False if it finished first."""
+    cmd = [sys.executable, "-m", "wrpsim", f"hydra.run.dir={run_dir}", "sim.progress=false",
+           "seed=3"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        while proc.poll() is None:
+            if any(run_dir.glob(".*.tmp-*")):
+                os.kill(proc.pid, signal.SIGKILL)
+                break
+            time.sleep(0.001)
+    finally:
+        proc.wait(timeout=120)
+    return proc.returncode == -signal.SIGKILL
+
+
+def test_run_killed_while_writing_over_a_finished_run_is_not_complete(tmp_path, finished):
+    sweep = tmp_path / "sweep"
+    for attempt in range(3):
+        run_dir = sweep / str(attempt)
+        shutil.copytree(finished, run_dir)  # an old, finished run in the same directory
+        if kill_mid_write(run_dir):
+            break
+        shutil.rmtree(run_dir)
+    else:
+        pytest.skip("the run finished before it could be killed three times")
+    assert (run_dir / "summary.json").is_file()  # the old summary is still there ...
+    assert not (run_dir / "_DONE").exists()  # ... but the marker went first
+    assert any(run_dir.glob(".*.tmp-*"))
+    p = report(sweep)
+    assert p.returncode == 0, p.stderr
+    s = json.loads(p.stdout.strip().splitlines()[-1])
+    assert (s["completed"], s["incomplete"]) == (0, 1)
+    assert "interrupted while writing" in s["not_completed"][run_dir.name]
+    assert pq.read_table(sweep / "requests_all.parquet").num_rows == 0
+
+
+def test_directories_without_a_valid_marker_are_flagged_not_read(tmp_path, finished):
+    sweep = tmp_path / "sweep"
+    for name in ("ok", "no-marker", "tmp-left", "bad-marker", "marker-no-summary"):
+        shutil.copytree(finished, sweep / name)
+    (sweep / "no-marker" / "_DONE").unlink()
+    (sweep / "tmp-left" / "_DONE").unlink()
+    (sweep / "tmp-left" / ".summary.json.tmp-99").write_text("{")
+    (sweep / "bad-marker" / "_DONE").write_text("{trunc")
+    (sweep / "marker-no-summary" / "summary.json").unlink()
+    runs = {r.name: r for r in scan(sweep)}
+    assert {n: r.status for n, r in runs.items()} == {
+        "bad-marker": "incomplete", "marker-no-summary": "incomplete", "no-marker": "incomplete",
+        "ok": "completed", "tmp-left": "incomplete"}
+    assert "no completion marker" in runs["no-marker"].reason
+    assert ".summary.json.tmp-99" in runs["tmp-left"].reason
+    assert all(r.summary is None for n, r in runs.items() if n != "ok")
+    p = report(sweep, f"out_dir={tmp_path / 'out'}")
+    assert p.returncode == 0, p.stderr
+    t = pq.read_table(tmp_path / "out" / "results.parquet").to_pandas().set_index("run")
+    assert t.loc["ok", "requests_total"] == 200
+    assert t.drop(index="ok")["requests_total"].isna().all()
+    assert set(pq.read_table(tmp_path / "out" / "requests_all.parquet")
+               .column("run").to_pylist()) == {"ok"}
+
+
+def test_schemas_are_explicit(tmp_path, finished):
+    sweep = tmp_path / "sweep"
+    shutil.copytree(finished, sweep / "0")
+    (sweep / "0" / ".hydra").mkdir(exist_ok=True)
+    (sweep / "0" / ".hydra" / "overrides.yaml").write_text("- router=random\n- +a.b=3\n")
+    assert report(sweep).returncode == 0
+    schema = pq.read_schema(sweep / "results.parquet")
+    assert schema.field("sweep.router").type == pa.string()
+    assert schema.field("sweep.a.b").type == pa.string()
+    assert schema.field("cost_usd").type == pa.float64()
+    assert schema.field("requests_total").type == pa.int64()
+    assert json.loads(schema.metadata[b"wrpsim.swept"]) == ["router", "a.b"]
+    req = pq.read_schema(sweep / "requests_all.parquet")
+    assert req.names == ["run", *REQUEST_SCHEMA.names]
+    assert req.remove_metadata().equals(requests_all_schema().remove_metadata())
+
+
+def test_json_for_script_cannot_close_the_script_element():
+    text = json_for_script({"k": "</script><!-- \u2028 & >"})
+    assert "</" not in text and "<!--" not in text and "\u2028" not in text and "&" not in text
+    assert json.loads(text) == {"k": "</script><!-- \u2028 & >"}
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    ([], r"sweep_dir is required"),
+    (["sweep_dir=/nonexistent/x"], r"is not a directory"),
+    (["sweep_dir=.", "colour=red"], r"unknown key 'colour'; valid keys: cdf_points"),
+    (["sweep_dir=.", "cdf_points=1"], r"cdf_points must be an integer >= 2"),
+])
+def test_report_bad_input_is_one_line_and_status_2(tmp_path, args, message):
+    import re
+
+    p = subprocess.run([sys.executable, "-m", "wrpsim.report", *args], capture_output=True,
+                       text=True, timeout=120, cwd=tmp_path)
+    assert p.returncode == 2
+    assert p.stderr.startswith("wrpsim: error:") and len(p.stderr.strip().splitlines()) == 1
+    assert re.search(message, p.stderr), p.stderr
+
+
+def test_report_on_an_empty_directory_says_there_is_no_run(tmp_path):
+    p = report(tmp_path)
+    assert p.returncode == 2 and "no runs under" in p.stderr

@@ -1,0 +1,79 @@
+"""Failure recording and resume rules of the Hydra shell (wrpsim/app.py), on the basic launcher."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from wrpsim.app import completed_with, config_digest
+
+BASE = ("workload.max_requests=100", "sim.progress=false")
+
+
+def multirun(sweep_dir, *overrides, env=None):
+    cmd = [sys.executable, "-m", "wrpsim", "-m", f"hydra.sweep.dir={sweep_dir}", *BASE, *overrides]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, **(env or {})})
+
+
+def skips(p) -> int:
+    return sum(ln.startswith("wrpsim: skip ") for ln in p.stdout.splitlines())
+
+
+def test_a_user_error_in_a_sweep_is_recorded_and_the_sweep_goes_on(tmp_path):
+    p = multirun(tmp_path, "pool.pools.h100.gpu=a10g-24gb,h100-80gb")
+    assert p.returncode == 0, p.stderr
+    assert "Traceback" not in p.stderr
+    err_line = [ln for ln in p.stderr.splitlines() if ln.startswith("wrpsim: error:")]
+    assert len(err_line) == 1 and "GiB" in err_line[0]
+    err = json.loads((tmp_path / "0" / "error.json").read_text())
+    assert err["exception_type"] == "ConfigError" and err["user_error"] is True
+    assert "a10g-24gb" in err["message"]
+    assert "pool.pools.h100.gpu=a10g-24gb" in err["overrides"]
+    assert not (tmp_path / "0" / "_DONE").exists()
+    done = json.loads((tmp_path / "1" / "_DONE").read_text())
+    assert done["status"] == "completed" and len(done["config_sha256"]) == 64
+    assert (tmp_path / "1" / "summary.json").is_file()
+
+
+def test_a_changed_config_is_rerun_not_skipped(tmp_path):
+    assert multirun(tmp_path, "router=round-robin,random").returncode == 0
+    same = multirun(tmp_path, "router=round-robin,random")
+    assert skips(same) == 2
+    other = multirun(tmp_path, "router=round-robin,random", "seed=1")
+    assert skips(other) == 0
+    assert json.loads((tmp_path / "0" / "summary.json").read_text())["seed"] == 1
+    forced = multirun(tmp_path, "router=round-robin,random", "seed=1", env={"WRPSIM_RERUN": "1"})
+    assert skips(forced) == 0 and forced.returncode == 0
+
+
+def test_a_failed_run_is_retried_and_its_stale_error_removed(tmp_path):
+    assert multirun(tmp_path, "router=round-robin").returncode == 0
+    (tmp_path / "0" / "_DONE").unlink()
+    (tmp_path / "0" / "error.json").write_text('{"message": "old"}')
+    p = multirun(tmp_path, "router=round-robin")
+    assert skips(p) == 0
+    assert (tmp_path / "0" / "_DONE").is_file() and not (tmp_path / "0" / "error.json").exists()
+
+
+def test_single_run_user_error_stays_one_line_and_status_2(tmp_path):
+    cmd = [sys.executable, "-m", "wrpsim", f"hydra.run.dir={tmp_path}", *BASE,
+           "pool.pools.h100.count=0"]
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 2
+    assert p.stderr.startswith("wrpsim: error:") and "Traceback" not in p.stderr
+    assert not (tmp_path / "_DONE").exists() and not (tmp_path / "error.json").exists()
+
+
+@pytest.mark.parametrize("content", ["", "not json", '{"config_sha256": "abc"}', "[1]"])
+def test_completion_marker_must_match_the_digest(tmp_path, content):
+    digest = config_digest({"seed": 0, "hydra": {"ignored": True}})
+    assert digest == config_digest({"seed": 0})
+    (tmp_path / "_DONE").write_text(content)
+    assert not completed_with(tmp_path, digest)
+    (tmp_path / "_DONE").write_text(json.dumps({"config_sha256": digest}))
+    assert completed_with(tmp_path, digest)

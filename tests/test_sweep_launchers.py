@@ -1,0 +1,68 @@
+"""Launcher presets for clusters: they compose, and tiny sweeps run on a real local Ray cluster
+(wrpsim's own plugin) and on submitit's local executor."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+
+from wrpsim.app import register_catalogs
+from wrpsim.paths import catalog_dir
+
+PRESETS = {
+    "joblib": "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher",
+    "ray": "hydra_plugins.wrpsim_ray_launcher.ray_launcher.RayLauncher",
+    "slurm": "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher",
+}
+
+
+@pytest.mark.parametrize(("name", "target"), sorted(PRESETS.items()))
+def test_launcher_preset_composes(name, target):
+    register_catalogs()
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(catalog_dir("conf")), version_base="1.3"):
+        cfg = compose("config", overrides=[f"hydra/launcher={name}"], return_hydra_config=True)
+    assert cfg.hydra.launcher._target_ == target
+    if name == "slurm":
+        assert cfg.hydra.launcher.cpus_per_task == 1 and cfg.hydra.launcher.partition is None
+    if name == "ray":
+        assert cfg.hydra.launcher.ray.remote.num_cpus == 1
+
+
+def tiny_sweep(cwd, launcher, *extra):
+    cmd = [sys.executable, "-m", "wrpsim", "-m", f"hydra/launcher={launcher}",
+           "hydra.sweep.dir=sweep", "router=round-robin,least-outstanding",
+           "workload.max_requests=100", "sim.progress=false", *extra]
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=540, cwd=cwd)
+    assert p.returncode == 0, (p.stdout[-2000:], p.stderr[-4000:])
+    r = subprocess.run([sys.executable, "-m", "wrpsim.report", "sweep_dir=sweep"],
+                       capture_output=True, text=True, timeout=300, cwd=cwd)
+    assert r.returncode == 0, r.stderr
+    return p, json.loads(r.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.slow
+def test_tiny_sweep_on_a_local_ray_cluster(tmp_path):
+    pytest.importorskip("ray", reason="ray is not installed (pip install -e '.[ray]')")
+    p, s = tiny_sweep(tmp_path, "ray", "hydra.launcher.ray.init.num_cpus=2",
+                      "hydra.launcher.ray.init.object_store_memory=78643200")
+    assert (s["runs"], s["completed"]) == (2, 2), s
+    out = p.stdout + p.stderr
+    assert "Ray launcher: 2 jobs" in out
+    assert "(execute_job pid=" in out  # job output relayed from Ray worker processes
+    for n in ("0", "1"):
+        assert (tmp_path / "sweep" / n / "_DONE").is_file()
+
+
+def test_tiny_sweep_on_submitits_local_executor(tmp_path):
+    if importlib.util.find_spec("hydra_plugins.hydra_submitit_launcher") is None:
+        pytest.skip("hydra-submitit-launcher is not installed (pip install -e '.[slurm]')")
+    _, s = tiny_sweep(tmp_path, "submitit_local", "hydra.launcher.timeout_min=5")
+    assert (s["runs"], s["completed"]) == (2, 2), s
+    assert (tmp_path / "sweep" / ".submitit").is_dir()

@@ -1,0 +1,95 @@
+"""`python -m wrpsim.report sweep_dir=DIR [out_dir=DIR] [key=value ...]`: one dataset, one page.
+
+Gathers every run of a sweep (the `hydra.sweep.dir` of a `python -m wrpsim -m …`) into
+`results.parquet` (one row per run: status, swept values, summary), `requests_all.parquet`
+(every completed run's requests with a `run` column), `manifest.json` (per run: directory,
+overrides, status, reason, error) and the offline what-if page `dashboard.html`, all written
+atomically into `out_dir` (default: the sweep directory). Keys and defaults: conf/report.yaml.
+
+The last line of stdout is one JSON object: `runs`, `completed`, `failed`, `incomplete`, the
+paths written, and `not_completed` (run → reason) for the runs that are not completed. Bad input
+prints one line `wrpsim: error: …` on stderr and exits with status 2; failed runs in the sweep are
+reported, not an error of this command.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from wrpsim.errors import ConfigError, WrpsimError
+
+
+def _defaults() -> dict[str, Any]:
+    from wrpsim.paths import catalog_dir
+
+    try:
+        path = catalog_dir("conf") / "report.yaml"
+    except ConfigError:
+        path = Path(__file__).resolve().parents[2] / "conf" / "report.yaml"
+    return yaml.safe_load(path.read_text(encoding="utf-8"))
+
+
+def parse_args(argv: list[str]) -> dict[str, Any]:
+    """conf/report.yaml with the `key=value` overrides of `argv` applied (Hydra's grammar)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    cfg = _defaults()
+    try:
+        overrides = OverridesParser.create().parse_overrides(list(argv))
+    except HydraException as exc:
+        raise ConfigError(f"report: bad override: {str(exc).splitlines()[0]}") from None
+    for o in overrides:
+        key = o.key_or_group
+        if key not in cfg:
+            raise ConfigError(f"report: unknown key {key!r}; valid keys: {', '.join(sorted(cfg))}")
+        cfg[key] = o.value()
+    if not cfg["sweep_dir"]:
+        raise ConfigError("report: sweep_dir is required (python -m wrpsim.report sweep_dir=DIR)")
+    for k in ("dashboard", "requests"):
+        if not isinstance(cfg[k], bool):
+            raise ConfigError(f"report: {k} must be true or false, got {cfg[k]!r}")
+    for k in ("cdf_points", "time_bins"):
+        if isinstance(cfg[k], bool) or not isinstance(cfg[k], int) or cfg[k] < 2:
+            raise ConfigError(f"report: {k} must be an integer >= 2, got {cfg[k]!r}")
+    return cfg
+
+
+def build(cfg: dict[str, Any]) -> dict[str, Any]:
+    """Write the dataset (and dashboard) for a parsed config; return the JSON summary."""
+    from wrpsim.report.collect import scan
+    from wrpsim.report.dataset import write_dataset
+
+    sweep = Path(str(cfg["sweep_dir"]))
+    out = Path(str(cfg["out_dir"])) if cfg["out_dir"] else sweep
+    runs = scan(sweep, exclude=out)
+    files = write_dataset(runs, sweep, out, with_requests=cfg["requests"])
+    if cfg["dashboard"]:
+        from wrpsim.report.dashboard import write_dashboard
+
+        files["dashboard"] = str(write_dashboard(runs, sweep, out, cfg["cdf_points"],
+                                                 cfg["time_bins"]))
+    counts = {s: sum(r.status == s for r in runs) for s in ("completed", "failed", "incomplete")}
+    return {"runs": len(runs), **counts, **files,
+            "not_completed": {r.name: (r.error or {}).get("message") or r.reason
+                              for r in runs if r.status != "completed"}}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: one JSON line on stdout; bad input one line on stderr, status 2."""
+    try:
+        summary = build(parse_args(sys.argv[1:] if argv is None else argv))
+    except WrpsimError as exc:
+        print(f"wrpsim: error: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(summary, sort_keys=True))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,146 @@
+"""Walk a sweep directory and classify every run in it.
+
+A *run directory* is any directory under the sweep directory that holds a Hydra job record
+(`.hydra/overrides.yaml`), a completion marker (`_DONE`), an `error.json` or a `summary.json`.
+Its status is decided from the files the Hydra shell (`wrpsim/app.py`) writes, never from the
+mere presence of result files:
+
+- `completed` — `_DONE` is present and valid, and `summary.json` and `requests.parquet` can be
+  read (`_DONE` is written last, after every result file was renamed into place);
+- `failed` — no `_DONE`, and `error.json` records the exception;
+- `incomplete` — anything else: a run still going, killed mid-write (leftover `.*.tmp-*` files)
+  or made by an older wrpsim without markers. Its files are never read as results.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from wrpsim.errors import ConfigError
+
+DONE, ERROR, SUMMARY, REQUESTS = "_DONE", "error.json", "summary.json", "requests.parquet"
+_MARKERS = (DONE, ERROR, SUMMARY)
+
+
+@dataclass(frozen=True)
+class Run:
+    """One run of a sweep as found on disk (see the module docstring for `status`)."""
+
+    name: str
+    path: Path
+    status: str
+    overrides: tuple[str, ...] = ()
+    params: dict = field(default_factory=dict)
+    summary: dict | None = None
+    error: dict | None = None
+    reason: str | None = None
+    config_sha256: str | None = None
+
+
+def _natural(name: str) -> list:
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]
+
+
+def _is_run_dir(path: Path) -> bool:
+    return (path / ".hydra" / "overrides.yaml").is_file() or any(
+        (path / m).is_file() for m in _MARKERS)
+
+
+def find_run_dirs(sweep_dir: Path, exclude: Path | None = None) -> list[Path]:
+    """Every run directory under `sweep_dir` (itself included), in natural order of name."""
+    found = []
+    for root, dirs, _files in os.walk(sweep_dir):
+        here = Path(root)
+        if exclude is not None and here.resolve() == exclude.resolve() and here != sweep_dir:
+            dirs[:] = []
+            continue
+        if _is_run_dir(here):
+            found.append(here)
+            dirs[:] = []
+            continue
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+    return sorted(found, key=lambda p: _natural(p.relative_to(sweep_dir).as_posix()))
+
+
+def _read_json(path: Path) -> dict | None:
+    try:
+        obj = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return obj if isinstance(obj, dict) else None
+
+
+def split_override(text: str) -> tuple[str, str]:
+    """`'+a.b=3'` -> `('a.b', '3')`; a deletion `'~a.b'` -> `('a.b', '~')`."""
+    key, eq, value = text.partition("=")
+    if key.startswith("~"):
+        return key.lstrip("~"), "~" if not eq else f"~{value}"
+    return key.lstrip("+"), value
+
+
+def _overrides(path: Path, *records: dict | None) -> tuple[str, ...]:
+    try:
+        ov = yaml.safe_load((path / ".hydra" / "overrides.yaml").read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        ov = None
+    if not isinstance(ov, list):
+        ov = next((r["overrides"] for r in records if r and isinstance(r.get("overrides"), list)),
+                  [])
+    return tuple(str(o) for o in ov)
+
+
+def read_run(sweep_dir: Path, path: Path) -> Run:
+    """Classify one run directory and read what it holds."""
+    name = path.relative_to(sweep_dir).as_posix()
+    done, error = _read_json(path / DONE), _read_json(path / ERROR)
+    overrides = _overrides(path, done, error)
+    params = dict(split_override(o) for o in overrides)
+    common = {"name": name, "path": path, "overrides": overrides, "params": params}
+    leftovers = sorted(p.name for p in path.glob(".*.tmp-*"))
+    if done is not None:
+        summary = _read_json(path / SUMMARY)
+        if summary is not None and (path / REQUESTS).is_file():
+            return Run(status="completed", summary=summary,
+                       config_sha256=done.get("config_sha256"), **common)
+        reason = f"{DONE} present but {SUMMARY} or {REQUESTS} missing or unreadable"
+    elif error is not None:
+        return Run(status="failed", error=error, reason="the run raised an exception", **common)
+    elif (path / DONE).exists():
+        reason = f"{DONE} is unreadable"
+    elif leftovers:
+        reason = f"interrupted while writing ({', '.join(leftovers)}); no {DONE} marker"
+    else:
+        reason = f"no completion marker ({DONE}): still running, killed, or not made by wrpsim"
+    return Run(status="incomplete", reason=reason, **common)
+
+
+def scan(sweep_dir: Path | str, exclude: Path | None = None) -> list[Run]:
+    """All runs of a sweep; `ConfigError` when the directory is missing or holds no run."""
+    sweep = Path(sweep_dir)
+    if not sweep.is_dir():
+        raise ConfigError(f"report: sweep_dir {str(sweep)!r} is not a directory")
+    runs = [read_run(sweep, p) for p in find_run_dirs(sweep, exclude)]
+    if not runs:
+        raise ConfigError(f"report: no runs under {str(sweep)!r} (no directory holds "
+                          f".hydra/overrides.yaml, {DONE}, {ERROR} or {SUMMARY})")
+    return runs
+
+
+def swept_keys(runs: list[Run]) -> list[str]:
+    """Every override key of any run, in order of first appearance."""
+    keys: dict[str, None] = {}
+    for r in runs:
+        for k in r.params:
+            keys.setdefault(k, None)
+    return list(keys)
+
+
+def varying_keys(runs: list[Run]) -> list[str]:
+    """The swept keys that take more than one value across the runs (the dashboard's controls)."""
+    return [k for k in swept_keys(runs) if len({r.params.get(k) for r in runs}) > 1]

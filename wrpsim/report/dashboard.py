@@ -1,0 +1,148 @@
+"""The what-if dashboard: one self-contained, offline HTML page for a whole sweep.
+
+The page inlines plotly.js (no network fetch), a style sheet, a script (`_template.py`) and one
+JSON data block: per run its swept values, status, the summary metrics and the reduced
+per-request views of `views.py`. Controls are one `<select>` per swept dimension that takes more
+than one value; every view redraws for the runs matching the selection: TTFT/TPOT/E2E CDFs, SLO
+attainment vs load (the swept dimension named like `rate_scale`, else per run), cost and energy
+per configuration, requests in system over time, the router's decision mix, and a table of every
+run with failed and incomplete ones flagged. HTML files found under the sweep directory (e.g. a
+capacity-planning `plan/report.html`) are linked relatively.
+
+Safety: every string that comes from a config, an override, a trace or an error message reaches
+the page either through `html.escape` (static parts) or inside the JSON data block with `<`, `>`,
+`&` and the JS line separators escaped as `\\uXXXX`; the script inserts them with `textContent`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+import json
+import os
+from pathlib import Path
+from urllib.parse import quote
+
+from wrpsim.report import _template
+from wrpsim.report.collect import REQUESTS, Run, swept_keys, varying_keys
+from wrpsim.report.views import run_view
+
+DASHBOARD = "dashboard.html"
+LOAD_NAMES = ("rate_scale", "rate", "rps", "qps", "arrival_rate", "load")
+METRICS = ("requests_total", "ttft_p99_s", "tpot_p99_s", "e2e_p99_s", "slo_attainment",
+           "goodput_rps", "throughput_tokens_per_s", "gpu_count", "cost_usd", "energy_kwh",
+           "tokens_per_joule", "mean_utilization")
+
+
+def json_for_script(obj) -> str:
+    """JSON safe to embed in a `<script>` element (no `</script>`, `<!--` or U+2028/9)."""
+    text = json.dumps(obj, separators=(",", ":"), allow_nan=False, sort_keys=True)
+    for ch, rep in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"),
+                    ("\u2028", "\\u2028"), ("\u2029", "\\u2029")):
+        text = text.replace(ch, rep)
+    return text
+
+
+def _is_number(s) -> bool:
+    try:
+        float(s)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def load_dimension(runs: list[Run], dims: list[str]) -> str | None:
+    """The swept key that measures offered load (last component in `LOAD_NAMES`, numeric)."""
+    for k in dims:
+        if k.rsplit(".", 1)[-1] in LOAD_NAMES and all(
+                _is_number(r.params[k]) for r in runs if k in r.params):
+            return k
+    return None
+
+
+def report_links(sweep_dir: Path, out_dir: Path) -> list[tuple[str, str]]:
+    """(relative href, shown text) of every HTML file under the sweep dir but our own page."""
+    own = (out_dir / DASHBOARD).resolve()
+    found = []
+    for p in sorted(sweep_dir.rglob("*.html")):
+        if p.resolve() == own or any(part.startswith(".") for part in p.parts[-3:]):
+            continue
+        rel = os.path.relpath(p.resolve(), out_dir.resolve())
+        found.append((quote(Path(rel).as_posix()), p.relative_to(sweep_dir).as_posix()))
+    return found
+
+
+def _clean(summary: dict | None) -> dict:
+    """The summary restricted to JSON-able scalars (the dashboard's metric values)."""
+    return {k: v for k, v in (summary or {}).items()
+            if v is None or isinstance(v, (str, int, float, bool))}
+
+
+def payload(runs: list[Run], sweep_dir: Path, points: int = 500, bins: int = 200) -> dict:
+    """Everything the page's script needs, as one JSON-ready dict."""
+    dims = varying_keys(runs)
+    fixed = [(k, runs[0].params.get(k)) for k in swept_keys(runs) if k not in dims]
+    if len(runs) > 50:
+        points = min(points, 200)
+    items = []
+    for r in runs:
+        view = None
+        if r.status == "completed":
+            view = run_view(r.path / REQUESTS, (r.summary or {}).get("duration_s"), points, bins)
+        err = r.error or {}
+        items.append({
+            "run": r.name, "status": r.status, "params": r.params, "summary": _clean(r.summary),
+            "error": f"{err.get('exception_type')}: {err.get('message')}" if r.error else None,
+            "reason": r.reason, "view": view,
+        })
+    return {
+        "title": str(sweep_dir), "dims": [
+            {"key": k, "values": sorted({r.params[k] for r in runs if k in r.params},
+                                        key=lambda v: (not _is_number(v), _num_or_text(v)))}
+            for k in dims],
+        "fixed": fixed, "load": load_dimension(runs, dims), "metrics": list(METRICS),
+        "runs": items,
+    }
+
+
+def _num_or_text(v: str):
+    return (float(v), "") if _is_number(v) else (0.0, v)
+
+
+def render(data: dict, links: list[tuple[str, str]], plotly_js: str | None = None) -> str:
+    """The complete HTML page for a payload (plotly.js inlined)."""
+    if plotly_js is None:
+        from plotly.offline import get_plotlyjs
+
+        plotly_js = get_plotlyjs()
+    counts = {s: sum(r["status"] == s for r in data["runs"])
+              for s in ("completed", "failed", "incomplete")}
+    subtitle = (f"{len(data['runs'])} runs: {counts['completed']} completed, {counts['failed']} "
+                f"failed, {counts['incomplete']} incomplete · generated "
+                f"{dt.datetime.now().isoformat(timespec='seconds')} by wrpsim.report")
+    if links:
+        items = "".join(f'<li><a href="{html.escape(href, quote=True)}">{html.escape(text)}</a>'
+                        "</li>" for href, text in links)
+        links_html = f"<ul>{items}</ul>"
+    else:
+        links_html = '<div class="note">no report HTML found under the sweep directory</div>'
+    body = _template.BODY.format(title=html.escape(f"wrpsim sweep: {data['title']}"),
+                                 subtitle=html.escape(subtitle), links=links_html)
+    return "\n".join([
+        "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>{html.escape('wrpsim · ' + data['title'])}</title>",
+        f"<style>{_template.CSS}</style>", f"<script>{plotly_js}</script>", "</head><body>",
+        body,
+        f'<script type="application/json" id="wrpsim-data">{json_for_script(data)}</script>',
+        f"<script>{_template.JS}</script>", "</body></html>", ""])
+
+
+def write_dashboard(runs: list[Run], sweep_dir: Path, out_dir: Path, points: int = 500,
+                    bins: int = 200) -> Path:
+    """Build the page for a sweep and write it atomically to `out_dir/dashboard.html`."""
+    from wrpsim.io import write_text
+
+    html_text = render(payload(runs, sweep_dir, points, bins), report_links(sweep_dir, out_dir))
+    path = out_dir / DASHBOARD
+    write_text(path, html_text)
+    return path
