@@ -15,6 +15,7 @@ from pathlib import Path
 
 import simpy
 
+from wrpsim.dispatcher import Dispatcher
 from wrpsim.errors import ConfigError, unknown_choice
 from wrpsim.io import write_json, write_text
 from wrpsim.metrics.records import RequestLog, instance_table, write_parquet
@@ -128,29 +129,10 @@ class Simulation:
                     f"the fleet serves: {', '.join(self.fleet.models)}")
         self.router = build_router(_require(cfg, "router"))
         self.router.bind(self.fleet, stream(self.seed, "router"))
-
-    def _dispatch(self, req) -> None:
-        placement = self.router.route(req, self.fleet)
-        if placement is None:
-            self.log.dropped(req, self.fleet.model_of(req), "router_rejected")
-            return
-        inst = placement.instance
-        if req.prompt_tokens + req.output_tokens > inst.kv.capacity * inst.kv.block_size:
-            self.log.dropped(req, self.fleet.model_of(req), "exceeds_kv_capacity")
-            return
-        if inst.role == "prefill":
-            dec = placement.decode_instance or self.router.route_decode(req, self.fleet)
-            if dec is None:
-                self.log.dropped(req, self.fleet.model_of(req), "router_rejected")
-            elif req.prompt_tokens + req.output_tokens > dec.kv.capacity * dec.kv.block_size:
-                self.log.dropped(req, self.fleet.model_of(req), "exceeds_kv_capacity")
-            else:
-                inst.admit_disaggregated(req, dec)
-            return
-        inst.admit(req)
+        self.dispatcher = Dispatcher(self.env, self.fleet, self.router, self.log, len(trace))
 
     def _arrivals(self, requests, progress):
-        env, dispatch = self.env, self._dispatch
+        env, dispatch = self.env, self.dispatcher.dispatch
         for k, req in enumerate(requests):
             dt = req.arrival_s - env.now
             if dt > 0:

@@ -18,6 +18,7 @@ from wrpsim.io import atomic_path
 REQUEST_SCHEMA = pa.schema(
     [
         ("request_id", pa.int64()),
+        ("parent_id", pa.int64()),  # the request a router's follow-up call derives from
         ("arrival_s", pa.float64()),
         ("model", pa.string()),
         ("pool", pa.string()),
@@ -93,23 +94,28 @@ class RequestLog:
 
     def __init__(self):
         self.rows: list[tuple] = []
+        self.on_complete = None  # callable(request, record dict) for routers that learn
 
     def finished(self, seq, inst, now: float) -> None:
         """Record a completed sequence."""
         r = seq.req
         ttft = seq.first_token_s - r.arrival_s
         tpot = (now - seq.first_token_s) / (r.output_tokens - 1) if r.output_tokens > 1 else NAN
-        self.rows.append((
-            r.id, r.arrival_s, r.model, inst.pool, inst.index, r.prompt_tokens, r.output_tokens,
-            max(0.0, seq.admit_s - r.arrival_s), ttft, tpot, now - r.arrival_s,
+        row = (
+            r.id, r.parent_id, r.arrival_s, r.model, inst.pool, inst.index, r.prompt_tokens,
+            r.output_tokens, max(0.0, seq.admit_s - r.arrival_s), ttft, tpot, now - r.arrival_s,
             seq.first_token_s, now, seq.preemptions, len(r.hash_ids or ()), seq.hit_blocks,
             seq.hit_tokens, *_second_and_transfer(seq), "completed", None,
-        ))
+        )
+        self.rows.append(row)
+        if self.on_complete is not None:
+            self.on_complete(r, dict(zip(REQUEST_SCHEMA.names, row)))
 
     def dropped(self, req, model: str, reason: str) -> None:
         """Record a request that was never served."""
         self.rows.append((
-            req.id, req.arrival_s, model, None, None, req.prompt_tokens, req.output_tokens,
+            req.id, req.parent_id, req.arrival_s, model, None, None, req.prompt_tokens,
+            req.output_tokens,
             NAN, NAN, NAN, NAN, NAN, NAN, 0, len(req.hash_ids or ()), 0, 0, NAN, None, None, 0.0,
             NAN, "dropped", reason,
         ))
@@ -119,8 +125,8 @@ class RequestLog:
         r = seq.req
         first = seq.first_token_s
         self.rows.append((
-            r.id, r.arrival_s, r.model, inst.pool, inst.index, r.prompt_tokens, r.output_tokens,
-            NAN if seq.admit_s is None else max(0.0, seq.admit_s - r.arrival_s),
+            r.id, r.parent_id, r.arrival_s, r.model, inst.pool, inst.index, r.prompt_tokens,
+            r.output_tokens, NAN if seq.admit_s is None else max(0.0, seq.admit_s - r.arrival_s),
             NAN if first is None else first - r.arrival_s, NAN, NAN,
             NAN if first is None else first, NAN, seq.preemptions, len(r.hash_ids or ()),
             seq.hit_blocks, seq.hit_tokens, *_second_and_transfer(seq), "in_flight", None,

@@ -27,6 +27,7 @@ class Placement:
 
     instance: object
     decode_instance: object = None
+    delay_s: float = 0.0  # the router's decision latency, added before admission (and to TTFT)
 
 
 class Router:
@@ -56,6 +57,11 @@ class Router:
     def route(self, request: Request, view) -> Placement | None:
         """Return the placement of `request`, or None to reject it."""
         return Placement(self.choose(request, view.candidates(request)))
+
+    def on_complete(self, request: Request, record: dict) -> None:
+        """Called when a request completes, with its result row; default: nothing. Policies
+        that learn (bandits) or act after a call (cascades) override it, and may inject
+        follow-up requests with `self.fleet.submit(self.fleet.follow_up(request, ...))`."""
 
     def route_decode(self, request: Request, view):
         """The decode instance of a disaggregated request (called after `route`)."""

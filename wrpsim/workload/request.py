@@ -58,6 +58,7 @@ class Request:
     session_id: str | None = None
     category: str | None = None
     hash_ids: tuple[int, ...] | None = None
+    parent_id: int | None = None  # set on follow-up calls made by a router (cascades, chains)
 
 
 def to_requests(df: pd.DataFrame) -> list[Request]:

@@ -1,0 +1,79 @@
+"""From an arriving request to an instance: routing, decision delay, follow-up calls.
+
+The dispatcher asks the router for a `Placement`, applies the router's decision latency
+(`Placement.delay_s`, counted in the request's TTFT), checks that the request fits the chosen
+instances, and admits it (colocated, or prefill + decode when disaggregated). It also gives
+routers two hooks for policies that act after a request ends (cascades, bandits, multi-call):
+
+- `Router.on_complete(request, record)` is called with the request's result row (a dict of
+  `REQUEST_SCHEMA` columns) when a request completes;
+- `view.submit(request, delay_s=0.0)` injects a new request — typically made with
+  `view.follow_up(parent, **changes)` — which is routed like an arrival and recorded as its own
+  row with `parent_id` set.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from wrpsim.router.base import Router
+
+
+class Dispatcher:
+    """Routes and admits requests for one simulation (see module docstring)."""
+
+    def __init__(self, env, fleet, router, log, first_free_id: int):
+        self.env = env
+        self.fleet = fleet
+        self.router = router
+        self.log = log
+        self._next_id = first_free_id
+        fleet.submit = self.submit
+        fleet.follow_up = self.follow_up
+        if type(router).on_complete is not Router.on_complete:
+            log.on_complete = router.on_complete
+
+    def follow_up(self, parent, **changes):
+        """A new request derived from `parent` (fresh id, `parent_id` = parent's id, arriving now
+        unless `arrival_s` is given); `changes` override any other `Request` field."""
+        fields = {"arrival_s": self.env.now, **changes, "id": self._next_id,
+                  "parent_id": parent.id}
+        self._next_id += 1
+        return dataclasses.replace(parent, **fields)
+
+    def submit(self, req, delay_s: float = 0.0) -> None:
+        """Route `req` now, or after `delay_s` simulated seconds."""
+        if delay_s > 0:
+            ev = self.env.timeout(delay_s)
+            ev.callbacks.append(lambda _e: self.dispatch(req))
+        else:
+            self.dispatch(req)
+
+    def dispatch(self, req) -> None:
+        """Route an arriving request and admit it where the router says."""
+        placement = self.router.route(req, self.fleet)
+        if placement is None:
+            self.log.dropped(req, self.fleet.model_of(req), "router_rejected")
+            return
+        if placement.delay_s > 0:
+            ev = self.env.timeout(placement.delay_s)
+            ev.callbacks.append(lambda _e: self._admit(req, placement))
+        else:
+            self._admit(req, placement)
+
+    def _admit(self, req, placement) -> None:
+        inst = placement.instance
+        need = req.prompt_tokens + req.output_tokens
+        if need > inst.kv.capacity * inst.kv.block_size:
+            self.log.dropped(req, self.fleet.model_of(req), "exceeds_kv_capacity")
+            return
+        if inst.role != "prefill":
+            inst.admit(req)
+            return
+        dec = placement.decode_instance or self.router.route_decode(req, self.fleet)
+        if dec is None:
+            self.log.dropped(req, self.fleet.model_of(req), "router_rejected")
+        elif need > dec.kv.capacity * dec.kv.block_size:
+            self.log.dropped(req, self.fleet.model_of(req), "exceeds_kv_capacity")
+        else:
+            inst.admit_disaggregated(req, dec)
