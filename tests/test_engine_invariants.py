@@ -44,7 +44,10 @@ def scenarios(draw):
         router=draw(st.sampled_from(["RoundRobin", "LeastOutstanding", "PowerOfD", "LeastKV"])),
         prefix_cache={"enabled": prefix,
                       "capacity_blocks": draw(st.sampled_from([None, 0, 3, 50]))},
+        kv_tiers={"dram_gib": draw(st.sampled_from([0.0, 1e-4, 1.0])), "pcie_gbps": 25.0},
     )
+    if draw(st.booleans()):
+        cfg["pool"]["remote_kv"] = {"capacity_gib": draw(st.sampled_from([1e-4, 1.0]))}
     if draw(st.booleans()):  # disaggregated: the same pool split into prefill and decode roles
         p = cfg["pool"]["pools"].pop("p")
         mode = draw(st.sampled_from(["layerwise", "serialized"]))
@@ -82,6 +85,10 @@ def test_invariants(sc):
         assert inst.kv.evictable == cached  # no pins left
         assert inst.prefix is None or inst.prefix.capacity is None or (
             cached <= inst.prefix.capacity)
+        if inst.prefix is not None and inst.prefix.dram is not None:
+            dram = inst.prefix.dram
+            assert dram.used <= dram.capacity
+            assert not any(h in dram for h in inst.prefix._blocks)  # one tier per instance
         assert row["kv_peak_blocks"] <= row["kv_capacity_blocks"]
         assert 0.0 <= row["utilization"] <= 1.0 + 1e-12
         assert row["energy_j"] >= inst.latency.idle_power_w() * inst.tp * end - 1e-9

@@ -73,11 +73,13 @@ def build_fleet(env, pcfg: dict, sink, hash_block_tokens: int = 0, transfer=None
     pools = _require(pcfg, "pools") if isinstance(pcfg, dict) else None
     if not isinstance(pools, dict) or not pools:
         raise ConfigError("pool.pools must be a mapping of pool name -> pool settings")
-    bad = sorted(k for k in pcfg if k not in ("pools", "default_model", "name", "description"))
+    valid = ("pools", "default_model", "name", "description", "remote_kv")
+    bad = sorted(k for k in pcfg if k not in valid)
     if bad:
-        raise ConfigError(f"pool: unknown key(s) {bad}; valid: pools, default_model, name")
+        raise ConfigError(f"pool: unknown key(s) {bad}; valid: {', '.join(valid)}")
     specs = [parse_pool(name, d) for name, d in pools.items()]
-    return Fleet(env, specs, sink, pcfg.get("default_model"), hash_block_tokens, transfer)
+    return Fleet(env, specs, sink, pcfg.get("default_model"), hash_block_tokens, transfer,
+                 pcfg.get("remote_kv"))
 
 
 class Simulation:
@@ -171,10 +173,21 @@ class Simulation:
                 inst.decode_tokens, inst.completed, inst.handed_off, inst.preemptions, cap,
                 inst.kv.peak,
                 inst.kv.occupancy_integral(end) / (cap * end) if end > 0 else 0.0,
+                *_tier_stats(inst),
                 inst.energy_until(end), spec.price_per_gpu_hour,
                 inst.in_system_integral(end) / end if end > 0 else 0.0,
             ))
         return self.log.table(), instance_table(rows), end
+
+
+def _tier_stats(inst) -> tuple:
+    """prefix_cache_blocks, kv_dram_capacity_blocks, kv_dram_peak_blocks, kv_load_blocks."""
+    cache = inst.prefix
+    if cache is None:
+        return 0, 0, 0, 0
+    dram = cache.dram
+    return (cache.size_blocks, dram.capacity if dram else 0, dram.peak if dram else 0,
+            inst.kv_load_blocks)
 
 
 def run(cfg: dict, out_dir: Path | str, trace=None) -> dict:
@@ -189,6 +202,9 @@ def run(cfg: dict, out_dir: Path | str, trace=None) -> dict:
     req_t, inst_t, end = sim.run()
     summary = summarize(req_t, inst_t, end, sim.slo, sim.pue)
     summary["requests_beyond_horizon"] = sim.beyond_horizon
+    stores = sim.fleet.remote_stores.values()
+    summary["remote_kv_peak_blocks"] = sum(s.peak for s in stores)
+    summary["remote_kv_loaded_blocks"] = sum(s.loaded_blocks for s in stores)
     summary["seed"] = sim.seed
     summary["workload"] = str((cfg.get("workload") or {}).get("name", ""))
     summary["pool"] = str(cfg["pool"].get("name", ""))

@@ -65,6 +65,10 @@ INSTANCE_SCHEMA = pa.schema(
         ("kv_capacity_blocks", pa.int64()),
         ("kv_peak_blocks", pa.int64()),
         ("kv_mean_util", pa.float64()),
+        ("prefix_cache_blocks", pa.int64()),  # HBM blocks held by prefix-cache entries at the end
+        ("kv_dram_capacity_blocks", pa.int64()),  # host-DRAM tier (0: none)
+        ("kv_dram_peak_blocks", pa.int64()),
+        ("kv_load_blocks", pa.int64()),  # blocks loaded back into HBM from DRAM / remote tiers
         ("energy_j", pa.float64()),
         ("price_per_gpu_hour_usd", pa.float64()),
         ("mean_requests_in_system", pa.float64()),  # time average of waiting + running

@@ -37,31 +37,48 @@ class BatchingMixin:
             seq.blocks = nb
             self._add_decoder(seq)
 
-    def _lookup(self, seq: Seq) -> None:
+    def _lookup(self, seq: Seq) -> int:
         """Pin the cached leading blocks of a sequence about to be admitted; skip their prefill.
 
         Only whole blocks inside both the prompt and all but the last token to compute count,
         so the skipped prefix is a multiple of the block size and one token is always computed.
+        Returns the HBM blocks that loading the lower-tier part of that prefix will take.
         """
         cache = self.prefix
         ids = seq.req.hash_ids
         if cache is None or not ids:
-            return
+            return 0
         hb = cache.block_tokens
         k = cache.match(ids)
         if seq.admit_s is None:
             seq.hit_blocks = k
         k = min(k, min(seq.req.prompt_tokens, seq.target - 1) // hb)
         if k:
-            seq.pinned = ids[:k]
+            here = [h for h in ids[:k] if h in cache]
+            seq.promote = [h for h in ids[:k] if h not in cache]
+            seq.pinned = tuple(here)
             cache.pin(seq.pinned)
             seq.shared = seq.done = k * hb
+            return sum(cache.lower_blocks(h) for h in seq.promote)
+        return 0
 
     def _unlookup(self, seq: Seq) -> None:
-        if seq.pinned:
+        if seq.pinned or seq.promote:
             self.prefix.unpin(seq.pinned[::-1])
             seq.pinned = ()
+            seq.promote = ()
             seq.shared = seq.done = 0
+
+    def _promote(self, seq: Seq, now: float) -> None:
+        """Load the lower-tier blocks of an admitted sequence's prefix into HBM (blocking)."""
+        if seq.promote:
+            cache = self.prefix
+            for hid in seq.promote:
+                self._load_s += cache.promote(hid, now)
+                self.kv_load_blocks += cache._blocks[hid]
+            n = len(seq.pinned) + len(seq.promote)
+            seq.pinned = seq.req.hash_ids[:n]
+            seq.promote = ()
 
     def _admit_chunks(self, now: float, admit: bool) -> list:
         """sarathi: fill the token budget left by decodes with prompt chunks (FCFS)."""
@@ -84,14 +101,15 @@ class BatchingMixin:
             seq = waiting[0]
             if seq.kv_ready:  # waits for _admit_ready (FCFS)
                 break
-            self._lookup(seq)
+            load = self._lookup(seq)
             c = min(seq.target - seq.done, budget)
             nb = -(-(seq.done + c - seq.shared) // bs)
-            if nb > kv.available - pending - (self._watermark if running else 0):
+            if nb + load > kv.available - pending - (self._watermark if running else 0):
                 self._unlookup(seq)
                 break
             waiting.popleft()
             self._start_seq(seq, now)
+            self._promote(seq, now)
             pending += nb
             budget -= c
             chunks.append((seq, c, nb))
@@ -108,7 +126,7 @@ class BatchingMixin:
             seq = waiting[0]
             if seq.kv_ready:  # waits for _admit_ready (FCFS)
                 break
-            self._lookup(seq)
+            load = self._lookup(seq)
             c = seq.target - seq.done
             if chunks and c > budget:
                 self._unlookup(seq)
@@ -116,11 +134,12 @@ class BatchingMixin:
             own = seq.target - seq.shared
             decodes_here = reserve and seq.handoff is None
             nb = kv.blocks_for(own + (seq.req.output_tokens - seq.gen - 1 if decodes_here else 0))
-            if nb > kv.available - pending - (self._watermark if running else 0):
+            if nb + load > kv.available - pending - (self._watermark if running else 0):
                 self._unlookup(seq)
                 break
             waiting.popleft()
             self._start_seq(seq, now)
+            self._promote(seq, now)
             seq.reserved = reserve
             pending += nb
             budget -= c

@@ -27,10 +27,13 @@ from wrpsim.pool.catalog import get_gpu, get_model
 from wrpsim.pool.constant import ConstantLatency
 from wrpsim.pool.instance import Instance
 from wrpsim.pool.scheduler import SchedulerConfig
+from wrpsim.pool.tiers import TierStore
 from wrpsim.pool.transfer import MODES, KVTransfer
 
 POOL_KEYS = ("gpu", "model", "tp", "count", "scheduler", "latency", "kv_blocks", "prefix_cache",
-             "role", "kv_transfer")
+             "role", "kv_transfer", "kv_tiers")
+TIER_KEYS = ("dram_gib", "pcie_gbps")
+REMOTE_KEYS = ("capacity_gib", "nic_gbps")
 ROLES = ("both", "prefill", "decode")
 KV_TRANSFER_KEYS = ("mode",)
 PREFIX_KEYS = ("enabled", "capacity_blocks")
@@ -54,6 +57,8 @@ class PoolSpec:
     prefix_capacity_blocks: int | None = None
     role: str = "both"
     kv_mode: str = "layerwise"
+    dram_gib: float = 0.0
+    pcie_gbps: float = 25.0
 
 
 def parse_pool(name: str, d: dict) -> PoolSpec:
@@ -99,13 +104,33 @@ def parse_pool(name: str, d: dict) -> PoolSpec:
     mode = kt.get("mode", "layerwise")
     if mode not in MODES:
         raise unknown_choice(f"{where}.kv_transfer.mode", mode, MODES)
+    tiers = _numbers(d.get("kv_tiers"), f"{where}.kv_tiers", TIER_KEYS)
     return PoolSpec(
         name=name, gpu=d["gpu"], model=d["model"], tp=d.get("tp", 1), count=d.get("count", 1),
         scheduler=SchedulerConfig.from_dict(d.get("scheduler"), f"{where}.scheduler"),
         latency=latency, kv_blocks=kv_blocks, price_per_gpu_hour=gpu.price_per_hour_usd,
         prefix_cache=bool(pc.get("enabled", False)), prefix_capacity_blocks=cap,
-        role=role, kv_mode=mode,
+        role=role, kv_mode=mode, dram_gib=tiers.get("dram_gib", 0.0),
+        pcie_gbps=tiers.get("pcie_gbps", 25.0),
     )
+
+
+def _numbers(d, where: str, keys: tuple) -> dict:
+    """Validate a small mapping of non-negative numbers with known keys."""
+    d = d or {}
+    if not isinstance(d, dict):
+        raise ConfigError(f"{where} must be a mapping with keys {', '.join(keys)}")
+    bad = sorted(k for k in d if k not in keys)
+    if bad:
+        raise ConfigError(f"{where}: unknown key(s) {bad}; valid keys: {', '.join(keys)}")
+    out = {}
+    for k, v in d.items():
+        if v is None:
+            continue
+        if not isinstance(v, (int, float)) or isinstance(v, bool) or v < 0:
+            raise ConfigError(f"{where}.{k} must be a number >= 0, got {v!r}")
+        out[k] = float(v)
+    return out
 
 
 def build_latency(spec: PoolSpec):
@@ -133,9 +158,13 @@ class Fleet:
     """All pools of a run; the routers' read-only view of it."""
 
     def __init__(self, env, specs: list[PoolSpec], sink, default_model: str | None = None,
-                 hash_block_tokens: int = 0, transfer: KVTransfer | None = None):
+                 hash_block_tokens: int = 0, transfer: KVTransfer | None = None,
+                 remote_kv: dict | None = None):
         """`hash_block_tokens`: tokens per prefix-hash id of the workload (0: it has no ids);
-        `transfer`: the KV-transfer link model for disaggregated pools (default: instant)."""
+        `transfer`: the KV-transfer link model for disaggregated pools (default: instant);
+        `remote_kv`: {capacity_gib, nic_gbps} of a remote KV pool per model (prefix caches)."""
+        remote = _numbers(remote_kv, "pool.remote_kv", REMOTE_KEYS)
+        self.remote_stores: dict[str, TierStore] = {}
         self.transfer = transfer or KVTransfer(env)
         if not specs:
             raise ConfigError("pool.pools must define at least one pool")
@@ -165,6 +194,8 @@ class Fleet:
                 for i in range(spec.count)
             ]
             model = get_model(spec.model)
+            if pbt:
+                self._attach_tiers(spec, model, lat, remote)
             for inst in self.pools[spec.name]:
                 inst.role = spec.role
                 inst.transfer = self.transfer
@@ -197,6 +228,26 @@ class Fleet:
             d.model, d.key = model, model + "/decode"
             self._decode[model] = d
         self.instances = [i for s in specs for i in self.pools[s.name]]
+
+    def _attach_tiers(self, spec: PoolSpec, model, lat, remote: dict) -> None:
+        """Give each instance's prefix cache its DRAM tier and the model's remote pool."""
+        bs = spec.scheduler.block_size
+        block_bytes = bs * model.kv_bytes_per_token  # whole instance
+        per_gpu = block_bytes / spec.tp
+        store = None
+        if remote.get("capacity_gib"):
+            store = self.remote_stores.get(spec.model)
+            if store is None:
+                cap = int(remote["capacity_gib"] * 2**30 // block_bytes)
+                rate = remote.get("nic_gbps", 400.0) * 1e9 / 8
+                store = self.remote_stores[spec.model] = TierStore("remote", cap, rate)
+        for inst in self.pools[spec.name]:
+            cache = inst.prefix
+            cache.block_bytes_per_gpu = per_gpu
+            cache.remote = store
+            if spec.dram_gib:
+                cap = int(spec.dram_gib * 2**30 // block_bytes)
+                cache.dram = TierStore("dram", cap, spec.pcie_gbps * 1e9)
 
     def model_of(self, request) -> str:
         """The model that serves `request` (its own, or the fleet's default)."""

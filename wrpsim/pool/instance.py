@@ -90,6 +90,8 @@ class Instance(BatchingMixin, SequenceSetMixin):
         self.kv_bytes_per_token = 0.0
         self.nic_free_at = 0.0
         self._fresh: list[Seq] = []  # new decoders whose second-token time is not known yet
+        self._load_s = 0.0  # lower-tier KV loads to add to the iteration being planned
+        self.kv_load_blocks = 0
         self._in_system = 0
         self._in_area = 0.0
         self._in_t = 0.0
@@ -233,7 +235,8 @@ class Instance(BatchingMixin, SequenceSetMixin):
             alloc += self.kv.step_blocks(self.step, 1)
         self.kv.allocate(alloc, now)
         ctx = self._ctx_const + self.n_dec * self.step if n_dec else 0
-        dur = self.latency.iteration_s(tokens, attn, n_dec, ctx)
+        dur = self.latency.iteration_s(tokens, attn, n_dec, ctx) + self._load_s
+        self._load_s = 0.0
         self._kind = _MIXED
         self._chunks = chunks
         self._dec_in_iter = n_dec

@@ -8,7 +8,9 @@ prefill. Entries nobody pins are evictable, least recently used first, whenever 
 needs blocks (or the cache exceeds `capacity_blocks`).
 
 Accounting: entry blocks are part of the ledger's `used` blocks; the ledger's `evictable` counts
-the blocks of unpinned entries, so `available = free + evictable`.
+the blocks of unpinned entries, so `available = free + evictable`. With lower tiers
+(`wrpsim.pool.tiers`), evicted entries are demoted to host DRAM and then to the remote pool, and
+`match` also finds entries there; `promote` brings one back into HBM, pinned.
 """
 
 from __future__ import annotations
@@ -31,20 +33,46 @@ class PrefixCache:
         self.size_blocks = 0
         self.inserted = 0
         self.evicted = 0
+        self.dram = None  # TierStore of this instance's host memory, or None
+        self.remote = None  # TierStore shared by the fleet's instances of the model, or None
+        self.block_bytes_per_gpu = 0.0  # bytes of one KV block on each GPU (load times)
         ledger.evictor = self.evict
 
     def __contains__(self, hid: int) -> bool:
         return hid in self._blocks
 
     def match(self, ids) -> int:
-        """Number of leading `ids` present in the cache."""
+        """Number of leading `ids` present in HBM or a lower tier."""
         k = 0
-        blocks = self._blocks
+        blocks, dram, remote = self._blocks, self.dram, self.remote
         for hid in ids:
-            if hid not in blocks:
+            if hid not in blocks and (dram is None or hid not in dram) and (
+                    remote is None or hid not in remote):
                 break
             k += 1
         return k
+
+    def lower_blocks(self, hid: int) -> int:
+        """Blocks of an entry found only in a lower tier (0 if it is in HBM)."""
+        if hid in self._blocks:
+            return 0
+        if self.dram is not None and hid in self.dram:
+            return self.dram.blocks(hid)
+        return self.remote.blocks(hid)
+
+    def promote(self, hid: int, now: float) -> float:
+        """Load a lower-tier entry into HBM, pinned once; return the load time in seconds."""
+        if self.dram is not None and hid in self.dram:
+            tier = self.dram
+            blocks = tier.take(hid)
+        else:
+            tier = self.remote
+            blocks = tier.peek(hid)
+        self.ledger.allocate(blocks, now)
+        self._blocks[hid] = blocks
+        self._pins[hid] = 1
+        self.size_blocks += blocks
+        return blocks * self.block_bytes_per_gpu / tier.rate
 
     def pin(self, ids) -> None:
         """Pin cached entries (they must be present) so they cannot be evicted."""
@@ -67,7 +95,10 @@ class PrefixCache:
                 self.ledger.evictable += self._blocks[hid]
 
     def insert(self, hid: int, blocks: int) -> None:
-        """Add an unpinned entry made of `blocks` blocks already counted as used in the ledger."""
+        """Add an unpinned entry made of `blocks` blocks already counted as used in the ledger
+        (a stale copy in this instance's DRAM tier is dropped)."""
+        if self.dram is not None:
+            self.dram.discard(hid)
         self._blocks[hid] = blocks
         self._lru[hid] = None
         self.ledger.evictable += blocks
@@ -93,3 +124,9 @@ class PrefixCache:
         self.size_blocks -= blocks
         self.evicted += 1
         self.ledger.release(blocks, now)
+        if self.dram is not None:
+            for old, b in self.dram.put(hid, blocks):
+                if self.remote is not None:
+                    self.remote.put(old, b)
+        elif self.remote is not None:
+            self.remote.put(hid, blocks)

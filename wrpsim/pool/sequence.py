@@ -35,6 +35,7 @@ class Seq:
         "preemptions",
         "prefill_end_s",
         "prefill_inst",
+        "promote",
         "req",
         "reserved",
         "s0",
@@ -63,6 +64,7 @@ class Seq:
         self.heap_no = 0  # identifies the live entry in the instance's finish heap
         self.shared = 0  # leading tokens read from pinned prefix-cache entries (not own blocks)
         self.pinned: tuple[int, ...] = ()  # prefix-cache ids this sequence pins
+        self.promote: tuple[int, ...] | list = ()  # lower-tier ids to load at admission
         self.hit_blocks = 0  # prefix-cache ids matched at first admission
         self.hit_tokens = 0  # prompt tokens whose prefill the cache saved at first admission
         self.second_token_s: float | None = None

@@ -1,0 +1,125 @@
+"""Answer quality, model mix, and cost and energy per request: the routing-study metrics.
+
+`quality_summary` reads a run's result tables and the replayed workload. Definitions (all keys
+JSON-ready, None where undefined):
+
+- *original requests*: rows of `requests.parquet` with a null `parent_id` (the workload's own
+  requests); a router's follow-up calls (cascade escalations) have `parent_id` set and belong to
+  the chain of their root original. A chain's *final answer* is its completed call of greatest
+  depth (ties: the latest finish) — for a cascade, the answer the user keeps.
+- `quality`: mean over the original requests that carry outcomes (`Request.outcomes`, from the
+  workload's `outcomes` / `accuracy` transforms) of the final answer's correctness,
+  outcomes[final model] (1/0 replayed, or an expected accuracy); an original with no completed
+  answer scores 0; one whose final model has no outcome is left out. `quality_requests`: how
+  many were scored. `quality_answered`: the same mean over answered originals only.
+- `model_share`: {model: fraction of answered originals whose final answer it gave};
+  `call_share`: {model: fraction of all calls routed to it (follow-ups included)};
+  `followups_per_request`: follow-up calls / original requests.
+- `cost_per_1k_requests_usd`: the GPU time the run kept busy, priced — Σ over instances of
+  busy seconds × tp × price per GPU-hour / 3600 — per 1,000 original requests. Every call
+  counts, follow-ups included, so a cascade pays for its cheap attempts. (Idle provisioned
+  capacity is not charged here: it depends on fleet sizing, not on routing.)
+  `provisioned_cost_per_1k_requests_usd`: the whole provisioned fleet over the run (summary's
+  `cost_usd`) per 1,000 original requests, when `duration_s` is given.
+- `energy_per_request_j`: facility energy of every GPU over the run, busy and idle (Σ
+  instance `energy_j` × `pue`), per original request.
+- `e2e_final_p50_s` / `e2e_final_p99_s`: final answer's finish − the original's arrival, over
+  answered originals (a cascade's user-perceived latency, cheap attempt included).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+
+import numpy as np
+import pyarrow as pa
+
+
+def _outcomes(trace_or_requests) -> dict[int, dict]:
+    """{original request id: outcomes} from a canonical trace frame or a list of Requests."""
+    if trace_or_requests is None:
+        return {}
+    if hasattr(trace_or_requests, "columns"):
+        if "outcomes" not in trace_or_requests.columns:
+            return {}
+        return {i: o for i, o in enumerate(trace_or_requests["outcomes"].tolist())
+                if isinstance(o, dict)}
+    return {r.id: r.outcomes for r in trace_or_requests
+            if r.parent_id is None and r.outcomes is not None}
+
+
+def _final_answers(req: pa.Table) -> tuple[dict[int, tuple], int, Counter]:
+    """{root id: (model, finish_s, arrival of root)}, number of originals, calls per model."""
+    ids = req.column("request_id").to_pylist()
+    parents = req.column("parent_id").to_pylist()
+    models = req.column("model").to_pylist()
+    status = req.column("status").to_pylist()
+    finish = req.column("finish_s").to_pylist()
+    arrival = req.column("arrival_s").to_pylist()
+    parent_of = dict(zip(ids, parents))
+    arrival_of = dict(zip(ids, arrival))
+    best: dict[int, tuple] = {}
+    for i, m, s, f in zip(ids, models, status, finish):
+        if s != "completed":
+            continue
+        root, depth = i, 0
+        while parent_of.get(root) is not None:
+            root, depth = parent_of[root], depth + 1
+        key = (depth, f)
+        if root not in best or key > best[root][0]:
+            best[root] = (key, m, f)
+    finals = {r: (m, f, arrival_of[r]) for r, (_, m, f) in best.items()}
+    return finals, sum(p is None for p in parents), Counter(m for m in models if m is not None)
+
+
+def _pct(x: list[float], q: float) -> float | None:
+    return float(np.percentile(x, q)) if x else None
+
+
+def quality_summary(requests_table: pa.Table, instances_table: pa.Table, trace_or_requests,
+                    fleet_specs=None, pue: float = 1.0, duration_s: float | None = None) -> dict:
+    """Routing-study metrics of one run (see the module docstring for the definitions).
+
+    `trace_or_requests`: the replayed canonical trace frame (row i = request id i) or the list
+    of `Request`s (None: no quality figures). `fleet_specs` (the fleet's `PoolSpec`s) is
+    accepted for symmetry with the run's other inputs; prices come from `instances_table`.
+    """
+    finals, n_orig, calls = _final_answers(requests_table)
+    outcomes = _outcomes(trace_or_requests)
+    scored, answered = [], []
+    for rid, o in outcomes.items():
+        f = finals.get(rid)
+        if f is None:
+            scored.append(0.0)
+            continue
+        c = o.get(f[0])
+        if c is not None:
+            scored.append(float(c))
+            answered.append(float(c))
+    shares = Counter(m for m, _, _ in finals.values())
+    n_ans = sum(shares.values())
+    n_calls = sum(calls.values())
+    tp = instances_table.column("tp").to_numpy().astype(np.float64)
+    price = instances_table.column("price_per_gpu_hour_usd").to_numpy()
+    busy = instances_table.column("busy_s").to_numpy()
+    energy = float(instances_table.column("energy_j").to_numpy().sum()) * pue
+    per_k = 1000.0 / n_orig if n_orig else math.nan
+    lat = [f - a for _, f, a in finals.values()]
+    out = {
+        "quality": float(np.mean(scored)) if scored else None,
+        "quality_answered": float(np.mean(answered)) if answered else None,
+        "quality_requests": len(scored),
+        "model_share": {m: shares[m] / n_ans for m in sorted(shares)} if n_ans else {},
+        "call_share": {m: calls[m] / n_calls for m in sorted(calls)} if n_calls else {},
+        "followups_per_request": (requests_table.num_rows - n_orig) / n_orig if n_orig else None,
+        "cost_per_1k_requests_usd": float((busy * tp * price).sum()) / 3600.0 * per_k,
+        "provisioned_cost_per_1k_requests_usd": (
+            float((tp * price).sum()) * duration_s / 3600.0 * per_k
+            if duration_s is not None else None),
+        "energy_per_request_j": energy / n_orig if n_orig else None,
+        "e2e_final_p50_s": _pct(lat, 50),
+        "e2e_final_p99_s": _pct(lat, 99),
+    }
+    return {k: (None if isinstance(v, float) and not math.isfinite(v) else v)
+            for k, v in out.items()}
