@@ -1,0 +1,9 @@
+"""The leaf-spine network: topology, ECMP hashing, load balancing, fluid and packet engines.
+
+Modules (one concept each): `config` (parameters, validation), `topology` (ports, rates, paths),
+`hashing` (deterministic salted ECMP), `paths` (load-balancing modes), `coloring` (König edge
+colouring for `split`), `fluid` (max-min engine), `packet` and `transport` (packet engine),
+`patterns` (standalone traffic), `scenario` (one standalone run), `records` (Arrow schemas),
+`placement` (instances on GPUs), `transfer` (the `Fabric` API the pools use), `theory` (closed
+forms). Nothing is imported here, so `import wrpsim.network` stays cheap. See docs/network.md.
+"""

@@ -1,0 +1,211 @@
+"""The transfer API (`Fabric`) inside SimPy: none / fluid / packet."""
+
+from __future__ import annotations
+
+import pytest
+import simpy
+
+from wrpsim.errors import ConfigError
+from wrpsim.network.transfer import build_fabric
+
+MIB = 1 << 20
+SMALL = {"leaves": 2, "hosts_per_leaf": 2, "spines": 1, "gpus_per_host": 1, "host_gbps": 400,
+         "prop_delay_ns": 1000}
+
+
+def fabric(kind, **kw):
+    f = build_fabric({"kind": kind, **SMALL, **kw}, seed=0)
+    env = simpy.Environment()
+    f.attach(env)
+    return f, env
+
+
+def run_transfers(kind, plan, **kw):
+    """plan: [(start_s, src_gpus, dst_gpus, nbytes, name)] → {name: finish time}."""
+    f, env = fabric(kind, **kw)
+    out = {}
+
+    def starter(t, src, dst, nbytes, name):
+        yield env.timeout(t)
+        f.transfer(src, dst, nbytes, lambda now, n=name: out.setdefault(n, now))
+
+    for t, src, dst, nbytes, name in plan:
+        env.process(starter(t, src, dst, nbytes, name))
+    env.run()
+    return out, f
+
+
+def test_none_is_instantaneous_but_not_reentrant():
+    f, env = fabric("none")
+    calls = []
+    env.run(until=1.5)
+    f.transfer([0], [3], 10 * MIB, lambda t: calls.append(t))
+    assert calls == []                   # via a zero-delay event, never inside transfer()
+    env.run()
+    assert calls == [1.5]
+    assert f.stats()["bytes_moved"] == 10 * MIB and f.stats()["transfers"] == 1
+
+
+@pytest.mark.parametrize("kind", ["fluid", "packet"])
+def test_two_transfers_sharing_a_link_take_twice_as_long(kind):
+    alone, _ = run_transfers(kind, [(1.0, [0], [2], 8 * MIB, "a")])
+    both, f = run_transfers(kind, [(1.0, [0], [2], 8 * MIB, "a"), (1.0, [1], [2], 8 * MIB, "b")])
+    t1 = alone["a"] - 1.0
+    assert both["a"] - 1.0 == pytest.approx(2 * t1, rel=0.03)
+    assert both["b"] - 1.0 == pytest.approx(2 * t1, rel=0.03)
+    st = f.stats()
+    assert st["flows_completed"] == 2 and st["bytes_moved"] == 16 * MIB
+    assert 0.9 < st["max_link_utilization"] <= 1.0 + 1e-9
+
+
+def test_fluid_exact_times():
+    """One 8 MiB flow alone: M/C; a second one arriving halfway: both share from then on."""
+    t = 8 * MIB * 8 / 400e9
+    out, _ = run_transfers("fluid", [(0.0, [0], [2], 8 * MIB, "a"),
+                                     (t / 2, [1], [2], 8 * MIB, "b")])
+    assert out["a"] == pytest.approx(t / 2 + t, rel=1e-9)
+    assert out["b"] == pytest.approx(t / 2 + t + t / 2, rel=1e-9)
+
+
+def test_packet_within_a_few_percent_of_fluid():
+    """Staggered transfers over one shared uplink, buffers deep enough for no loss: FIFO ports
+    with equal windows share in proportion to windows, not max-min, so finishing times differ
+    by a few percent."""
+    plan = [(0.0, [0], [2], 8 * MIB, "a"), (20e-6, [1], [3], 8 * MIB, "b"),
+            (30e-6, [0, 1], [3, 2], 4 * MIB, "c"), (1.0, [3], [0], 8 * MIB, "d")]
+    fl, _ = run_transfers("fluid", plan, buffer_bdp=8)
+    pk, f = run_transfers("packet", plan, buffer_bdp=8)
+    assert f.stats()["drops"] == 0
+    for name, start in [("a", 0.0), ("b", 20e-6), ("c", 30e-6), ("d", 1.0)]:
+        assert pk[name] - start == pytest.approx(fl[name] - start, rel=0.08), name
+    assert f.stats()["data_packets"] >= (8 + 8 + 4 + 8) * MIB // 4096
+
+
+def test_packet_alone_matches_oracle1_in_simpy():
+    out, _ = run_transfers("packet", [(2.0, [0], [2], 4 * MIB, "a")])
+    assert out["a"] == pytest.approx(2.0 + 88.13184e-6, abs=1e-12)
+
+
+@pytest.mark.parametrize("kind", ["fluid", "packet"])
+def test_tensor_parallel_transfer_is_n_equal_flows(kind):
+    """A 3-flow transfer: nbytes/3 each, remainder on the first; done once, at the last."""
+    calls = []
+    f, env = fabric(kind, leaves=2, hosts_per_leaf=3)
+    f.transfer([0, 1, 2], [3, 4, 5], 3 * MIB + 2, lambda t: calls.append(t))
+    env.run()
+    assert len(calls) == 1
+    assert [fl[4] for fl in f._flows] == [MIB + 2, MIB, MIB]
+    assert calls[0] == pytest.approx(max(fl[6] for fl in f._flows))
+
+
+def test_same_server_uses_nvlink_and_self_is_instant():
+    out, _ = run_transfers("fluid", [(0.0, [0], [1], 9 * MIB, "nv"), (0.0, [2], [2], MIB, "self")],
+                           gpus_per_host=2, nvlink_gbps=3600)
+    assert out["nv"] == pytest.approx(9 * MIB * 8 / 3600e9)
+    assert out["self"] == 0.0
+    out, _ = run_transfers("packet", [(0.0, [0], [1], MIB, "nv")], gpus_per_host=2,
+                           nvlink_gbps=None)
+    assert out["nv"] == 0.0
+
+
+@pytest.mark.parametrize("kind", ["fluid", "packet"])
+def test_done_callback_may_start_the_next_transfer(kind):
+    """Chained transfers from inside `done`: three back-to-back 1 MiB hops."""
+    f, env = fabric(kind)
+    times = []
+
+    def hop(t, left=3):
+        times.append(t)
+        if left:
+            f.transfer([0], [2], MIB, lambda now: hop(now, left - 1))
+
+    hop(0.0)
+    env.run()
+    one = times[1] - times[0]
+    assert len(times) == 4
+    assert times[3] == pytest.approx(3 * one, rel=1e-6)
+
+
+@pytest.mark.parametrize("kind", ["fluid", "packet"])
+def test_interleaves_with_other_simpy_events(kind):
+    """Run-ahead never skips over other SimPy activity: a process waking every 10 µs sees
+    the transfer still running until it ends, and `env.run(until=...)` stops in the middle."""
+    f, env = fabric(kind)
+    seen = []
+
+    def ticker():
+        while True:
+            yield env.timeout(10e-6)
+            seen.append((env.now, f.stats()["flows_completed"]))
+
+    env.process(ticker())
+    done = []
+    f.transfer([0], [2], 8 * MIB, lambda t: done.append(t))
+    env.run(until=100e-6)
+    assert done == [] and all(c == 0 for _, c in seen)
+    env.run(until=300e-6)
+    assert len(done) == 1 and 160e-6 < done[0] < 180e-6
+    assert [c for t, c in seen if t > done[0]] == [1] * len([t for t, _ in seen if t > done[0]])
+
+
+def test_place_and_errors():
+    f = build_fabric({"kind": "fluid", "leaves": 4, "hosts_per_leaf": 4, "spines": 2,
+                      "gpus_per_host": 2, "placement": "spread"}, 0)
+    gpus = f.place([("prefill", 2, 2), ("decode", 2, 2)])
+    assert sorted(gpus) == [("decode", 0), ("decode", 1), ("prefill", 0), ("prefill", 1)]
+    assert len({g for v in gpus.values() for g in v}) == 8
+    with pytest.raises(ConfigError, match="the fabric has 16 GPUs"):
+        f.place([("big", 5, 4)])
+    assert build_fabric(None, 0).place([("p", 3, 8)])[("p", 2)] == list(range(16, 24))
+    with pytest.raises(ConfigError, match=r"network: unknown key\(s\) \['speed'\]"):
+        build_fabric({"kind": "fluid", "speed": 1}, 0)
+    with pytest.raises(ConfigError, match=r"network\.kind: unknown value 'ns3'"):
+        build_fabric({"kind": "ns3"}, 0)
+    f, _ = fabric("fluid")
+    with pytest.raises(ConfigError, match="GPU id 9 outside"):
+        f.transfer([9], [0], 1, lambda t: None)
+
+
+@pytest.mark.parametrize("name", ["none", "fluid", "packet"])
+def test_shipped_network_configs_build(name):
+    """Every option of the `network` config group builds a fabric and moves a KV cache."""
+    import yaml
+
+    from wrpsim.paths import catalog_dir
+
+    cfg = yaml.safe_load((catalog_dir("conf") / "network" / f"{name}.yaml").read_text())
+    assert cfg["kind"] == name
+    f = build_fabric(cfg, 0)
+    env = simpy.Environment()
+    f.attach(env)
+    gpus = f.place([("prefill", 4, 8), ("decode", 4, 8)])
+    done = []
+    f.transfer(gpus["prefill", 0], gpus["decode", 3], 1 << 30, lambda t: done.append(t))
+    env.run()
+    assert len(done) == 1
+    if name != "none":
+        assert f.topo.n >= 256 and 0 < done[0] < 0.01
+
+
+class CountingEnv(simpy.Environment):
+    """Counts the SimPy events processed."""
+
+    steps = 0
+
+    def step(self):
+        self.steps += 1
+        return super().step()
+
+
+@pytest.mark.parametrize("kind", ["fluid", "packet"])
+def test_few_simpy_events_per_transfer(kind):
+    """The packet engine runs ahead between SimPy events: a 2048-packet transfer costs a
+    handful of SimPy events, not one per packet."""
+    f = build_fabric({"kind": kind, **SMALL}, 0)
+    env = CountingEnv()
+    f.attach(env)
+    done = []
+    for i in range(2):
+        f.transfer([i], [2 + i], 8 * MIB, lambda t: done.append(t))
+    env.run()
+    assert len(done) == 2 and env.steps <= 6

@@ -1,0 +1,130 @@
+"""Standalone network scenarios: one JSON summary line on stdout, tables in an output directory.
+
+    python -m wrpsim.net pattern=permutation leaves=16 hosts_per_leaf=16 spines=16 \
+        link_gbps=400 flow_bytes=4MiB lb=ecmp engine=fluid seed=0
+
+Arguments are Hydra overrides (`key=value`) of conf/net.yaml: the traffic `pattern`, the
+`engine` (fluid | packet), `flow_bytes` (an integer or a size such as 4MiB), `seed`, `out_dir`
+and every fabric key of the network config group (`link_gbps` is the host link rate, and the
+uplink rate unless `uplink_gbps` or `oversubscription` is given). Writes `flows.parquet`,
+`links.parquet` and `summary.json` into `out_dir` (default `results/net/<date>/<time>` under the
+current directory) and prints the summary (see `wrpsim.network.scenario`) as the last line.
+Bad input prints one line on stderr and exits with status 2.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from wrpsim.errors import ConfigError, WrpsimError
+
+CLI_KEYS = ("pattern", "engine", "flow_bytes", "seed", "out_dir", "link_gbps")
+UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "kib": 2**10, "mib": 2**20,
+         "gib": 2**30}
+
+
+def _defaults() -> dict[str, Any]:
+    """The defaults of conf/net.yaml."""
+    from wrpsim.paths import catalog_dir
+
+    try:
+        path = catalog_dir("conf") / "net.yaml"
+    except ConfigError:
+        path = Path(__file__).resolve().parents[1] / "conf" / "net.yaml"
+    return yaml.safe_load(path.read_text())
+
+
+def parse_bytes(v, field: str = "flow_bytes") -> int:
+    """An integer number of bytes from an int or a string like `4MiB`, `512KiB`, `1.5GB`."""
+    if isinstance(v, bool):
+        raise ConfigError(f"{field} must be a byte count like 4194304 or 4MiB, got {v!r}")
+    if isinstance(v, int):
+        n = v
+    else:
+        m = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]*)?)\s*([A-Za-z]*)\s*", str(v))
+        unit = m.group(2).lower() if m else None
+        if m is None or unit not in UNITS:
+            raise ConfigError(f"{field} must be a byte count like 4194304 or 4MiB (units: "
+                              f"{', '.join(u for u in UNITS if u)}), got {v!r}")
+        n = round(float(m.group(1)) * UNITS[unit])
+    if n < 1:
+        raise ConfigError(f"{field} must be >= 1 byte, got {v!r}")
+    return n
+
+
+def parse_args(argv: list[str]) -> dict[str, Any]:
+    """conf/net.yaml with the `key=value` overrides of `argv` applied (Hydra's grammar)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    cfg = _defaults()
+    try:
+        overrides = OverridesParser.create().parse_overrides(list(argv))
+    except HydraException as exc:
+        raise ConfigError(f"net: bad override: {str(exc).splitlines()[0]}") from None
+    for o in overrides:
+        key = o.key_or_group
+        if key not in cfg:
+            raise ConfigError(f"net: unknown key {key!r}; valid keys: {', '.join(sorted(cfg))}")
+        cfg[key] = o.value()
+    return cfg
+
+
+def net_config(cfg: dict[str, Any]):
+    """The `NetConfig` of a parsed CLI config (engine -> kind, link_gbps -> host_gbps)."""
+    from wrpsim.network.config import NetConfig
+
+    fabric = {k: v for k, v in cfg.items() if k not in CLI_KEYS}
+    fabric["kind"] = cfg["engine"]
+    fabric["host_gbps"] = cfg["link_gbps"]
+    if cfg["engine"] not in ("fluid", "packet"):
+        from wrpsim.errors import unknown_choice
+
+        raise unknown_choice("engine", cfg["engine"], ("fluid", "packet"))
+    try:
+        return NetConfig.from_dict(fabric, where="net")
+    except ConfigError as e:
+        raise ConfigError(str(e).replace("net.host_gbps", "net.link_gbps")) from None
+
+
+def run(cfg: dict[str, Any]) -> dict[str, Any]:
+    """Run the scenario of a parsed config, write its files; the summary."""
+    from wrpsim.metrics.records import write_parquet
+    from wrpsim.network.scenario import run_scenario
+
+    ncfg = net_config(cfg)
+    seed = cfg["seed"]
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise ConfigError(f"net: seed must be an integer, got {seed!r}")
+    nbytes = parse_bytes(cfg["flow_bytes"])
+    res = run_scenario(ncfg, cfg["pattern"], nbytes, seed)
+    out = Path(cfg["out_dir"] or time.strftime("results/net/%Y-%m-%d/%H-%M-%S"))
+    write_parquet(res.flows, out / "flows.parquet")
+    write_parquet(res.links, out / "links.parquet")
+    from wrpsim.io import write_json
+
+    summary = {**res.summary, "out_dir": str(out)}
+    write_json(out / "summary.json", summary)
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: print one JSON line; on bad input one error line on stderr, status 2."""
+    try:
+        summary = run(parse_args(sys.argv[1:] if argv is None else argv))
+    except WrpsimError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

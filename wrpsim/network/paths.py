@@ -1,0 +1,148 @@
+"""Load balancing: which path(s) each flow's bytes take.
+
+A *flow* (src endpoint, dst endpoint, bytes) is carried by one or more *connections* (queue
+pairs, `Conn`), each with its own window in the packet engine and its own max-min rate in the
+fluid engine; a flow is complete when its last connection is. Modes:
+
+- `ecmp`: one connection; the source leaf hashes (src, dst, qp) with its salt to pick a spine.
+- `ecmp_subflows`: `subflows` connections of equal size (remainder on the first), each with its
+  own qp number and so its own, independent hash.
+- `spray`: one connection over every spine; per packet round-robin (from a hashed start) or
+  random in the packet engine, an even 1/S split in the fluid engine.
+- `split`: Theorem 1 of Addanki et al. (2024): with S spines and at most r inter-leaf flows at
+  any leaf (in or out) among the flows started together, each flow is split into
+  S/gcd(r, S) equal pieces and the pieces are placed — chosen, not hashed — by a König edge
+  colouring of the leaf-to-leaf multigraph with r·S/gcd(r, S) colours, r/gcd(r, S) colours per
+  spine. Every uplink and downlink then carries exactly its share under ideal spraying. The
+  guarantee covers the flows of one call (a collective or one transfer); independent calls are
+  decorrelated by rotating the spines by a hashed offset.
+
+Flows within one leaf have a single 2-port path in every mode.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+from wrpsim.network.coloring import edge_coloring
+from wrpsim.network.hashing import ecmp_index, switch_salts
+from wrpsim.network.topology import LeafSpine
+
+
+class Conn(NamedTuple):
+    """One connection: its flow's index in the call, endpoints, bytes and candidate paths
+    (one path, or one per spine with `spray`)."""
+
+    flow: int
+    src: int
+    dst: int
+    nbytes: int
+    paths: tuple[tuple[int, ...], ...]
+    spray: bool
+    qp: int
+
+
+class LoadBalancer:
+    """Turns flows into connections with paths, per the configured mode (module docstring).
+
+    Deterministic: qp numbers come from a per-instance counter, salts from the run seed."""
+
+    def __init__(self, topo: LeafSpine, seed: int):
+        self.topo = topo
+        self.cfg = topo.cfg
+        self.salts = switch_salts(seed, topo.L + topo.S, topo.cfg.salted)
+        self.next_qp = 0
+        self.calls = 0
+
+    def _qp(self) -> int:
+        self.next_qp += 1
+        return self.next_qp - 1
+
+    def ecmp_spine(self, src: int, dst: int, qp: int) -> int:
+        """The spine the source leaf's ECMP hash picks for queue pair (src, dst, qp)."""
+        return ecmp_index(self.salts[self.topo.leaf_of[src]], (src, dst, qp), self.topo.S)
+
+    def connections(self, flows: list[tuple[int, int, int]]) -> list[Conn]:
+        """Connections of `flows` = [(src, dst, nbytes)] started together (zero-byte flows and
+        src == dst flows get none)."""
+        topo, mode = self.topo, self.cfg.lb
+        self.calls += 1
+        out: list[Conn] = []
+        split_flows = []
+        for i, (src, dst, nbytes) in enumerate(flows):
+            if nbytes <= 0 or src == dst:
+                continue
+            if topo.same_leaf(src, dst):
+                out.append(Conn(i, src, dst, nbytes, (topo.path(src, dst, 0),), False, self._qp()))
+            elif mode == "ecmp":
+                qp = self._qp()
+                path = topo.path(src, dst, self.ecmp_spine(src, dst, qp))
+                out.append(Conn(i, src, dst, nbytes, (path,), False, qp))
+            elif mode == "ecmp_subflows":
+                k = min(self.cfg.subflows, nbytes)
+                for j in range(k):
+                    qp = self._qp()
+                    size = nbytes // k + (nbytes % k if j == 0 else 0)
+                    path = topo.path(src, dst, self.ecmp_spine(src, dst, qp))
+                    out.append(Conn(i, src, dst, size, (path,), False, qp))
+            elif mode == "spray":
+                out.append(Conn(i, src, dst, nbytes, tuple(topo.paths(src, dst)), True,
+                                self._qp()))
+            else:
+                split_flows.append((i, src, dst, nbytes))
+        if split_flows:
+            out.extend(self._split(split_flows))
+        out.sort(key=lambda c: (c.flow, c.qp))
+        return out
+
+    def _split(self, flows: list[tuple[int, int, int, int]]) -> list[Conn]:
+        topo, S = self.topo, self.topo.S
+        leaf = topo.leaf_of
+        edges = [(leaf[s], leaf[d]) for _, s, d, _ in flows]
+        out_deg: dict[int, int] = {}
+        in_deg: dict[int, int] = {}
+        for a, b in edges:
+            out_deg[a] = out_deg.get(a, 0) + 1
+            in_deg[b] = in_deg.get(b, 0) + 1
+        r = max([*out_deg.values(), *in_deg.values()])
+        g = math.gcd(r, S)
+        pieces, per_spine = S // g, r // g
+        piece_edges = [e for e in edges for _ in range(pieces)]
+        colors = edge_coloring(piece_edges, r * pieces)
+        offset = ecmp_index(self.salts[0], (self.calls,), S) if self.calls > 1 else 0
+        out = []
+        for n, (i, src, dst, nbytes) in enumerate(flows):
+            k = min(pieces, nbytes)
+            for j in range(k):
+                spine = (colors[n * pieces + j] // per_spine + offset) % S
+                size = nbytes // k + (nbytes % k if j == 0 else 0)
+                out.append(Conn(i, src, dst, size, (topo.path(src, dst, spine),), False,
+                                self._qp()))
+        return out
+
+
+def offered_bytes(topo: LeafSpine, conns: list[Conn]) -> list[float]:
+    """Bytes each port is asked to carry by `conns` (a sprayed connection spreads its bytes
+    evenly over its paths)."""
+    load = [0.0] * topo.nports
+    for c in conns:
+        share = c.nbytes / len(c.paths)
+        for path in c.paths:
+            for p in path:
+                load[p] += share
+    return load
+
+
+def ideal_cct_s(topo: LeafSpine, flows: list[tuple[int, int, int]]) -> float:
+    """Completion time of `flows` started together under ideal (fluid, perfectly even) spraying:
+    the most loaded port's bytes over its rate."""
+    load = [0.0] * topo.nports
+    for src, dst, nbytes in flows:
+        if nbytes <= 0 or src == dst:
+            continue
+        paths = topo.paths(src, dst)
+        for path in paths:
+            for p in path:
+                load[p] += nbytes / len(paths)
+    return max(8 * b / r for b, r in zip(load, topo.rate))

@@ -1,0 +1,110 @@
+"""Closed-form leaf-spine results (the network oracles of shared/guide/oracles.md).
+
+Pure functions, exact where the formula is exact (`fractions.Fraction` for the balls-in-bins
+distribution), used by the tests to check the engines and by the docs' tables.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from math import factorial
+
+import numpy as np
+
+
+def one_flow_latency_s(nbytes: int, rate_bps: float, pkt_bytes: int, hops: int,
+                       prop_s: list[float]) -> float:
+    """Oracle 1: T_min = M/C + (h − 1)·S_pkt/C + Σ d_i (one flow, empty fabric, equal rates)."""
+    return nbytes * 8 / rate_bps + (hops - 1) * pkt_bytes * 8 / rate_bps + sum(prop_s)
+
+
+def expected_distinct_bins(n: int, m: int) -> float:
+    """Oracle 3: expected number of distinct next hops used by n uniformly hashed flows over m:
+    m·(1 − (1 − 1/m)^n)."""
+    return m * (1 - (1 - 1 / m) ** n)
+
+
+def max_load_cdf(n: int, m: int, k: int) -> Fraction:
+    """Oracle 4: P(max load ≤ k) for n balls in m bins, (n!/m^n)·[x^n](Σ_{j≤k} x^j/j!)^m."""
+    if k >= n:
+        return Fraction(1)
+    if k < 0 or (k == 0 and n > 0) or k * m < n:
+        return Fraction(0)
+    base = [Fraction(1, factorial(j)) for j in range(k + 1)]
+    poly = [Fraction(1)]
+    for _ in range(m):
+        out = [Fraction(0)] * min(len(poly) + k, n + 1)
+        for i, a in enumerate(poly):
+            if a:
+                for j, b in enumerate(base):
+                    if i + j > n:
+                        break
+                    out[i + j] += a * b
+        poly = out
+    coef = poly[n] if n < len(poly) else Fraction(0)
+    return coef * factorial(n) / Fraction(m) ** n
+
+
+def max_load_cdf_float(n: int, m: int, k: int) -> float:
+    """P(max load ≤ k) in floating point, by throwing the balls bin by bin: bin b takes
+    Binomial(r, 1/(m − b)) of the r balls left (equal to `max_load_cdf`, fast for large n, m)."""
+    from scipy.stats import binom
+
+    if k >= n:
+        return 1.0
+    r = np.arange(n + 1)
+    j = np.arange(k + 1)[:, None]
+    valid = r[None, :] >= j
+    src = np.where(valid, r[None, :] - j, 0)
+    p = (r <= k).astype(float)  # the last bin: it must take all r balls left
+    for bins_left in range(2, m + 1):
+        pmf = np.where(valid, binom.pmf(j, r[None, :], 1 / bins_left), 0.0)
+        p = (pmf * p[src]).sum(axis=0)
+    return float(p[n])
+
+
+def expected_max_load(n: int, m: int, groups: int = 1) -> float:
+    """E[max load] of n balls in m bins; with `groups` > 1 the expected maximum over that many
+    independent such experiments (Σ_k P(max > k))."""
+    total = float(-(-n // m))  # the max load is at least ceil(n/m)
+    for k in range(-(-n // m), n):
+        tail = 1 - max_load_cdf_float(n, m, k) ** groups
+        total += tail
+        if tail < 1e-13:
+            break
+    return total
+
+
+def oversubscription(hosts_per_leaf: int, host_bps: float, spines: int, uplink_bps: float
+                     ) -> float:
+    """Oracle 9: σ = H·C_host / (S·C_uplink)."""
+    return hosts_per_leaf * host_bps / (spines * uplink_bps)
+
+
+def spray_interleaf_rate(sigma: float, host_bps: float) -> float:
+    """Oracle 9: per-host inter-leaf throughput under ideal spraying, min(1, 1/σ)·C_host."""
+    return min(1.0, 1.0 / sigma) * host_bps
+
+
+def permutation_max_load_mc(leaves: int, hosts: int, spines: int, subflows: int = 1,
+                            trials: int = 2000, seed: int = 0) -> float:
+    """Oracles 5–6 by Monte Carlo: E[max over the 2L leaf uplink/downlink groups of the most
+    loaded link's bytes] relative to ideal spraying, for a permutation of equal flows (every host
+    to a host on another leaf), each flow split into `subflows` uniformly hashed equal parts."""
+    rng = np.random.default_rng(seed)
+    L, H, S, k = leaves, hosts, spines, subflows
+    src_leaf = np.repeat(np.arange(L), H)
+    ideal = max(H / S, 1.0)
+    out = np.empty(trials)
+    for t in range(trials):
+        dst_leaf = src_leaf[rng.permutation(L * H)]
+        while (bad := np.flatnonzero(dst_leaf == src_leaf)).size:
+            j = rng.integers(0, L * H, size=bad.size)
+            dst_leaf[bad], dst_leaf[j] = dst_leaf[j], dst_leaf[bad].copy()
+        spine = rng.integers(0, S, size=(L * H, k))
+        up = np.zeros((L, S))
+        down = np.zeros((L, S))
+        np.add.at(up, (np.repeat(src_leaf, k), spine.ravel()), 1.0 / k)
+        np.add.at(down, (np.repeat(dst_leaf, k), spine.ravel()), 1.0 / k)
+        out[t] = max(up.max(), down.max(), 1.0) / ideal
+    return float(out.mean())

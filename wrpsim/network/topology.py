@@ -1,0 +1,138 @@
+"""The two-tier leaf-spine fabric: endpoints, ports, rates, delays, buffers and paths.
+
+Endpoints are GPU NICs, numbered like GPUs: GPU `k` of server `j` is endpoint `j·G + k`
+(`G = gpus_per_host`). Each leaf has `hosts_per_leaf` downlink ports (one NIC each) and one
+uplink to every spine. Without rail optimisation a server's `G` NICs sit on consecutive ports of
+one leaf; with it, leaves form rail groups of `G` and GPU `k` of every server in group `q` plugs
+into leaf `q·G + k` (a leaf then holds one NIC of each of `hosts_per_leaf` servers).
+
+A *port* is one direction of one link, identified by an integer:
+
+    [0, N)                     host_up     NIC of endpoint e -> its leaf   (unbounded queue)
+    [N, 2N)                    leaf_down   leaf -> endpoint e
+    2N + l·S + s               leaf_up     leaf l -> spine s
+    2N + L·S + s·L + l         spine_down  spine s -> leaf l
+
+A path is the tuple of ports a packet is queued at: 4 (host_up, leaf_up, spine_down, leaf_down)
+between leaves, 2 within a leaf. Every port has a rate (bit/s, integer), a propagation delay
+(integer picoseconds) and, except host_up, a finite buffer. The uplink rate is `uplink_gbps`,
+else `hosts_per_leaf·host_gbps / (spines·oversubscription)`, else `host_gbps`.
+"""
+
+from __future__ import annotations
+
+import math
+
+from wrpsim.network.config import NetConfig
+
+PS_PER_S = 10**12
+
+
+def tx_ps(nbytes: int, rate_bps: int) -> int:
+    """Serialization time of `nbytes` at `rate_bps`, in whole picoseconds (rounded up)."""
+    return -(-nbytes * 8 * PS_PER_S // rate_bps)
+
+
+class LeafSpine:
+    """Immutable description of one fabric (see the module docstring for the numbering)."""
+
+    def __init__(self, cfg: NetConfig):
+        self.cfg = cfg
+        L, H, S, G = cfg.leaves, cfg.hosts_per_leaf, cfg.spines, cfg.gpus_per_host
+        self.L, self.H, self.S, self.G = L, H, S, G
+        self.n = N = L * H
+        self.servers = N // G
+        self.leaf_of: list[int] = [0] * N
+        self.server_of: list[int] = [e // G for e in range(N)]
+        for e in range(N):
+            j, k = divmod(e, G)
+            if cfg.rail_optimized:
+                self.leaf_of[e] = (j // H) * G + k
+            else:
+                self.leaf_of[e] = e // H
+        host_bps = round(cfg.host_gbps * 1e9)
+        if cfg.uplink_gbps is not None:
+            up_bps = round(cfg.uplink_gbps * 1e9)
+        elif cfg.oversubscription is not None:
+            up_bps = round(H * cfg.host_gbps * 1e9 / (S * cfg.oversubscription))
+        else:
+            up_bps = host_bps
+        self.host_bps, self.uplink_bps = host_bps, up_bps
+        prop = round(cfg.prop_delay_ns * 1000)
+        self.nports = 2 * N + 2 * L * S
+        self.rate = [host_bps] * (2 * N) + [up_bps] * (2 * L * S)
+        self.prop = [prop] * self.nports
+        self.kind = ["host_up"] * N + ["leaf_down"] * N + ["leaf_up"] * (L * S) + \
+            ["spine_down"] * (L * S)
+        self.src_node = [f"gpu{e}" for e in range(N)] + \
+            [f"leaf{self.leaf_of[e]}" for e in range(N)] + \
+            [f"leaf{a}" for a in range(L) for _ in range(S)] + \
+            [f"spine{s}" for s in range(S) for _ in range(L)]
+        self.dst_node = [f"leaf{self.leaf_of[e]}" for e in range(N)] + \
+            [f"gpu{e}" for e in range(N)] + \
+            [f"spine{s}" for _ in range(L) for s in range(S)] + \
+            [f"leaf{a}" for _ in range(S) for a in range(L)]
+        mtu = cfg.mtu_bytes
+        hops = 4 if L > 1 else 2
+        fwd = [host_bps, up_bps, up_bps, host_bps][:hops] if hops == 4 else [host_bps] * 2
+        self.base_rtt_ps = sum(tx_ps(mtu, r) + tx_ps(cfg.ack_bytes, r) + 2 * prop for r in fwd)
+        self.window_packets = cfg.window_packets or max(
+            1, math.ceil(cfg.window_bdp * self.bdp_bytes(host_bps) / mtu))
+        self.buffer = [
+            None if self.kind[p] == "host_up" else
+            (cfg.buffer_bytes or math.ceil(cfg.buffer_bdp * self.bdp_bytes(self.rate[p])))
+            for p in range(self.nports)
+        ]
+
+    def bdp_bytes(self, rate_bps: int) -> float:
+        """Bandwidth-delay product at `rate_bps` over the unloaded round trip `base_rtt_ps`."""
+        return rate_bps * self.base_rtt_ps / (8 * PS_PER_S)
+
+    @property
+    def oversubscription(self) -> float:
+        """σ = H·C_host / (S·C_uplink) (oracle 9)."""
+        return self.H * self.host_bps / (self.S * self.uplink_bps)
+
+    def host_up(self, e: int) -> int:
+        """Port of endpoint `e`'s NIC towards its leaf."""
+        return e
+
+    def leaf_down(self, e: int) -> int:
+        """Port of the leaf towards endpoint `e`."""
+        return self.n + e
+
+    def leaf_up(self, leaf: int, spine: int) -> int:
+        """Port of `leaf` towards `spine`."""
+        return 2 * self.n + leaf * self.S + spine
+
+    def spine_down(self, spine: int, leaf: int) -> int:
+        """Port of `spine` towards `leaf`."""
+        return 2 * self.n + self.L * self.S + spine * self.L + leaf
+
+    def path(self, src: int, dst: int, spine: int) -> tuple[int, ...]:
+        """Ports from endpoint `src` to endpoint `dst` via `spine` (ignored within a leaf)."""
+        a, b = self.leaf_of[src], self.leaf_of[dst]
+        if a == b:
+            return (src, self.n + dst)
+        return (src, self.leaf_up(a, spine), self.spine_down(spine, b), self.n + dst)
+
+    def paths(self, src: int, dst: int) -> list[tuple[int, ...]]:
+        """All equal-cost paths from `src` to `dst`, indexed by spine (one within a leaf)."""
+        if self.leaf_of[src] == self.leaf_of[dst]:
+            return [self.path(src, dst, 0)]
+        return [self.path(src, dst, s) for s in range(self.S)]
+
+    def same_leaf(self, src: int, dst: int) -> bool:
+        """Whether `src` and `dst` hang off the same leaf (no spine on the path)."""
+        return self.leaf_of[src] == self.leaf_of[dst]
+
+    def min_latency_ps(self, nbytes: int, src: int, dst: int) -> int:
+        """Oracle 1 on an empty fabric with equal rates: M/C + (h−1)·S_pkt/C + Σ d_i, where the
+        first packet (the largest) sets the store-and-forward pipeline's per-hop lag."""
+        path = self.path(src, dst, 0)
+        mtu = self.cfg.mtu_bytes
+        full, last = divmod(nbytes, mtu)
+        sizes = [mtu] * full + ([last] if last else [])
+        rate = self.rate[path[0]]
+        t = sum(tx_ps(s, rate) for s in sizes) + (len(path) - 1) * tx_ps(sizes[0], rate)
+        return t + sum(self.prop[p] for p in path)

@@ -1,0 +1,271 @@
+"""The transfer API the pools use: KV-cache transfers and collective traffic over the fabric.
+
+    fabric = build_fabric(cfg["network"], seed)     # kind none | fluid | packet
+    fabric.attach(env)
+    gpus = fabric.place([("prefill", 4, 8), ("decode", 4, 8)])
+    fabric.transfer(gpus["prefill", 0], gpus["decode", 2], nbytes, done=lambda t: ...)
+
+A transfer of `n = len(src_gpus)` flows starts them together at `env.now` (flow i from
+`src_gpus[i]` to `dst_gpus[i]`, `nbytes // n` bytes each, the remainder on the first) and calls
+`done(env.now)` once, when the last byte of the last flow has arrived. Flows between two GPUs of
+one server use the server's scale-up link (`nvlink_gbps`: bytes / rate, no contention; instant
+when null); a flow from a GPU to itself, a zero-byte transfer and every transfer under
+`kind: none` complete at once (through a zero-delay event, never re-entrantly). Other flows cross
+the leaf-spine fabric as connections of the configured load-balancing mode.
+
+Engines under SimPy. Fluid: rates are recomputed when connections start or finish, and the next
+completion is a SimPy timeout; a generation counter voids stale timeouts (SimPy cannot cancel
+them). Packet: the engine keeps its own integer-picosecond event queue and is advanced by SimPy
+timeouts at its event times (seconds = ps / 1e12). Between SimPy events it runs ahead up to the
+next SimPy event (`env.peek()`) or the next connection completion, whichever is first, so one
+SimPy event serves thousands of packets. Both drive exactly the engine code the standalone
+scenarios use.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from functools import partial
+
+import simpy
+
+from wrpsim.errors import ConfigError
+from wrpsim.network.config import NetConfig
+from wrpsim.network.fluid import FluidEngine
+from wrpsim.network.packet import PacketEngine
+from wrpsim.network.paths import LoadBalancer
+from wrpsim.network.placement import place
+from wrpsim.network.topology import PS_PER_S, LeafSpine
+
+
+def build_fabric(cfg: dict | None, seed: int) -> Fabric:
+    """The fabric of the main app's `network` group (a plain dict; None means `kind: none`)."""
+    return Fabric(NetConfig.from_dict(cfg), seed)
+
+
+def _delay(now: float, target: float) -> float:
+    """A delay `d >= 0` with `now + d == target` in floating point where one exists."""
+    d = max(0.0, target - now)
+    for _ in range(4):
+        if now + d >= target or d == math.inf:
+            break
+        d = math.nextafter(d, math.inf)
+    return d
+
+
+class Fabric:
+    """The network of one run (module docstring). Two-phase: build, then `attach(env)`."""
+
+    def __init__(self, cfg: NetConfig, seed: int):
+        self.cfg = cfg
+        self.kind = cfg.kind
+        self.seed = seed
+        self.topo = LeafSpine(cfg) if cfg.kind != "none" else None
+        self.lb = LoadBalancer(self.topo, seed) if self.topo else None
+        self.env: simpy.Environment | None = None
+        self.engine = None
+        self._driver = None
+        self._xfers: list[list] = []        # [flows left, done, start_s, finish_s]
+        self._flows: list[list] = []        # [transfer, conns left, src, dst, bytes, start, end]
+        self._conn_flow: list[int] = []     # engine connection id -> flow index
+        self.bytes_moved = 0
+        self.bytes_by_tag: dict[str, int] = {}
+
+    def attach(self, env: simpy.Environment) -> None:
+        """Bind to the run's SimPy environment (once, before the first transfer)."""
+        self.env = env
+        if self.kind == "fluid":
+            self.engine = FluidEngine(self.topo)
+            self._driver = _FluidDriver(self, env, self.engine)
+        elif self.kind == "packet":
+            self.engine = PacketEngine(self.topo, self.seed)
+            self._driver = _PacketDriver(self, env, self.engine)
+
+    def place(self, pools: list[tuple[str, int, int]]) -> dict[tuple[str, int], list[int]]:
+        """GPU ids of every (pool, instance); `placement` pack | spread; ConfigError when the
+        fabric has too few GPUs. Under `kind: none` GPUs are numbered consecutively, unbounded."""
+        if self.topo is None:
+            out, nxt = {}, 0
+            for name, count, g in pools:
+                for i in range(count):
+                    out[(name, i)] = list(range(nxt, nxt + g))
+                    nxt += g
+            return out
+        return place(self.topo, pools, self.cfg.placement)
+
+    def transfer(self, src_gpus: list[int], dst_gpus: list[int], nbytes: int,
+                 done: Callable[[float], None], tag: str = "") -> None:
+        """Move `nbytes` from `src_gpus` to `dst_gpus` (module docstring); `done(t)` at the end."""
+        env = self.env
+        if env is None:
+            raise RuntimeError("Fabric.transfer before Fabric.attach(env)")
+        n = len(src_gpus)
+        if n == 0 or n != len(dst_gpus):
+            raise ValueError(f"transfer needs equal, non-empty GPU lists, got {n} and "
+                             f"{len(dst_gpus)}")
+        if nbytes < 0:
+            raise ValueError(f"transfer bytes must be >= 0, got {nbytes}")
+        if self.topo is not None:
+            bad = [g for g in (*src_gpus, *dst_gpus) if not 0 <= g < self.topo.n]
+            if bad:
+                raise ConfigError(f"network: GPU id {bad[0]} outside the fabric's "
+                                  f"0..{self.topo.n - 1}")
+        x = len(self._xfers)
+        now = env.now
+        xfer = [0, done, now, math.nan]
+        self._xfers.append(xfer)
+        self.bytes_moved += nbytes
+        self.bytes_by_tag[tag] = self.bytes_by_tag.get(tag, 0) + nbytes
+        sizes = [nbytes // n + (nbytes % n if i == 0 else 0) for i in range(n)]
+        net_flows = []
+        for s, d, b in zip(src_gpus, dst_gpus, sizes):
+            fid = len(self._flows)
+            self._flows.append([x, 0, s, d, b, now, math.nan])
+            xfer[0] += 1
+            if self.topo is None or b == 0 or s == d:
+                self._flows[fid][6] = now
+                xfer[0] -= 1
+            elif self.topo.server_of[s] == self.topo.server_of[d]:
+                rate = self.cfg.nvlink_gbps
+                self._later(0.0 if rate is None else b * 8 / (rate * 1e9), fid)
+            else:
+                net_flows.append((fid, s, d, b))
+        if net_flows:
+            conns = self.lb.connections([(s, d, b) for _, s, d, b in net_flows])
+            for c in conns:
+                fid = net_flows[c.flow][0]
+                self._flows[fid][1] += 1
+                self._conn_flow.append(fid)
+            self._driver.add(conns)
+        if xfer[0] == 0:  # nothing to wait for: done at this instant, but not re-entrantly
+            xfer[3] = now
+            env.timeout(0).callbacks.append(lambda _e: done(env.now))
+
+    def _later(self, delay: float, fid: int) -> None:
+        self._flows[fid][1] = 1
+        ev = self.env.timeout(delay)
+        ev.callbacks.append(lambda _e, f=fid: self._flow_part_done(f))
+
+    def _conns_done(self, cids: list[int]) -> None:
+        for c in cids:
+            self._flow_part_done(self._conn_flow[c])
+
+    def _flow_part_done(self, fid: int) -> None:
+        f = self._flows[fid]
+        f[1] -= 1
+        if f[1]:
+            return
+        now = self.env.now
+        f[6] = now
+        xfer = self._xfers[f[0]]
+        xfer[0] -= 1
+        if xfer[0] == 0:
+            xfer[3] = now
+            xfer[1](now)
+
+    def stats(self) -> dict:
+        """Bytes moved (in total and per transfer tag), transfers, flows, mean/max flow
+        completion time (s), max link utilisation over the busy span (first transfer start to
+        last completion), and the packet engine's counters."""
+        fcts = [f[6] - f[5] for f in self._flows if f[6] == f[6]]
+        out = {
+            "kind": self.kind, "bytes_moved": self.bytes_moved,
+            "bytes_by_tag": dict(sorted(self.bytes_by_tag.items())), "transfers": len(self._xfers),
+            "flows": len(self._flows), "flows_completed": len(fcts),
+            "mean_fct_s": sum(fcts) / len(fcts) if fcts else 0.0,
+            "max_fct_s": max(fcts, default=0.0), "max_link_utilization": 0.0,
+        }
+        if self.engine is None:
+            return out
+        ends = [x[3] for x in self._xfers if x[3] == x[3]]
+        span = max(ends, default=0.0) - min((x[2] for x in self._xfers), default=0.0)
+        if isinstance(self.engine, PacketEngine):
+            carried = self.engine.pbytes
+            out.update(self.engine.stats())
+        else:
+            carried = self.engine.port_bytes
+        if span > 0:
+            out["max_link_utilization"] = float(max(
+                8 * b / (r * span) for b, r in zip(carried, self.topo.rate)))
+        return out
+
+
+class _FluidDriver:
+    """Runs a `FluidEngine` inside SimPy (module docstring)."""
+
+    def __init__(self, fabric: Fabric, env: simpy.Environment, engine: FluidEngine):
+        self.fabric, self.env, self.engine = fabric, env, engine
+        self.gen = 0
+        self.pending: list[int] = []
+        self._arming = False
+
+    def add(self, conns) -> None:
+        eng, now = self.engine, self.env.now
+        self.pending += eng.advance(max(now, eng.now))
+        for c in conns:
+            eng.add(c)
+        if not self._arming:  # one recomputation for all transfers started at this instant
+            self._arming = True
+            self.env.timeout(0).callbacks.append(self._deferred_arm)
+
+    def _deferred_arm(self, _ev) -> None:
+        self._arming = False
+        self._arm()
+
+    def _arm(self) -> None:
+        t = self.env.now if self.pending else self.engine.next_time()
+        if t is None:
+            return
+        self.gen += 1
+        ev = self.env.timeout(_delay(self.env.now, t))
+        ev.callbacks.append(partial(self._wake, self.gen, t))
+
+    def _wake(self, gen: int, t: float, _ev) -> None:
+        if gen != self.gen:
+            return
+        done, self.pending = self.pending, []
+        done += self.engine.advance(max(t, self.engine.now))
+        self.fabric._conns_done(done)
+        self._arm()
+
+
+class _PacketDriver:
+    """Runs a `PacketEngine` inside SimPy (module docstring)."""
+
+    def __init__(self, fabric: Fabric, env: simpy.Environment, engine: PacketEngine):
+        self.fabric, self.env, self.engine = fabric, env, engine
+        self.gen = 0
+        self.pending: list[tuple[int, int]] = []
+
+    def _now_ps(self) -> int:
+        return max(round(self.env.now * PS_PER_S), self.engine.now)
+
+    def add(self, conns) -> None:
+        eng = self.engine
+        t = self._now_ps()
+        self.pending += eng.run(t)
+        for c in conns:
+            eng.add(c, t)
+        self._arm()
+
+    def _arm(self) -> None:
+        t = min(p[0] for p in self.pending) if self.pending else self.engine.peek()
+        if t is None:
+            return
+        self.gen += 1
+        ev = self.env.timeout(_delay(self.env.now, t / PS_PER_S))
+        ev.callbacks.append(partial(self._wake, self.gen, t))
+
+    def _wake(self, gen: int, t: int, _ev) -> None:
+        if gen != self.gen:
+            return
+        eng = self.engine
+        done = [p for p in self.pending if p[0] <= t] + eng.run(t)
+        self.pending = [p for p in self.pending if p[0] > t]
+        self.fabric._conns_done([c for _, c in done])
+        horizon = self.env.peek()
+        if horizon > self.env.now and not self.pending:
+            limit = None if horizon == math.inf else round(horizon * PS_PER_S)
+            self.pending += eng.run(limit, inclusive=False, stop_at_done=True)
+        self._arm()
