@@ -113,3 +113,29 @@ def test_a_disaggregated_model_needs_both_roles():
     cfg["pool"]["pools"]["pre"]["role"] = "primary"
     with pytest.raises(ConfigError, match="valid choices: both, decode, prefill"):
         Simulation(cfg, make_trace([0.0], [10], [2]))
+
+
+@pytest.mark.parametrize("kind", ["fluid", "packet"])
+@pytest.mark.parametrize("mode", ["serialized", "layerwise"])
+def test_a_lone_transfer_over_the_fabric_matches_the_nic_closed_form(kind, mode):
+    net = {"kind": kind, "leaves": 2, "hosts_per_leaf": 2, "spines": 2, "gpus_per_host": 1,
+           "host_gbps": 100.0}
+    r, _, sim = one(disagg_cfg(mode, network=net))
+    xfer = 4096 * KV_8B / 12.5e9
+    expect = xfer if mode == "serialized" else xfer / LAYERS_8B
+    # fluid: exact rates; packet: plus serialization of a packet per hop and propagation
+    assert r["kv_transfer_s"] == pytest.approx(expect, rel=0.01 if kind == "fluid" else 0.05)
+    assert sim.fleet.transfer.fabric.stats()["bytes_moved"] == pytest.approx(4096 * KV_8B, rel=1e-6)
+
+
+def test_transfers_sharing_a_fabric_link_slow_each_other_down():
+    # two prefill instances send to one decode instance at once: its NIC is
+    # the bottleneck, so two simultaneous serialized transfers take about twice as long
+    net = {"kind": "fluid", "leaves": 2, "hosts_per_leaf": 2, "spines": 2, "gpus_per_host": 1,
+           "host_gbps": 100.0, "placement": "pack"}
+    cfg = disagg_cfg("serialized", network=net, p_count=2, d_count=1)
+    sim = Simulation(cfg, make_trace([0.0, 0.0], [4096, 4096], [2, 2]))
+    req, _, _ = sim.run()
+    xfer = 4096 * KV_8B / 12.5e9
+    for r in req.to_pylist():
+        assert r["kv_transfer_s"] == pytest.approx(2 * xfer, rel=0.01)

@@ -21,7 +21,7 @@ from wrpsim.io import write_json, write_text
 from wrpsim.metrics.records import RequestLog, instance_table, write_parquet
 from wrpsim.metrics.summary import summarize
 from wrpsim.pool.fleet import Fleet, parse_pool
-from wrpsim.pool.transfer import KVTransfer
+from wrpsim.pool.transfer import FABRIC_KINDS, KVTransfer
 from wrpsim.progress import Progress
 from wrpsim.rng import stream
 from wrpsim.workload.request import to_requests
@@ -56,16 +56,20 @@ def build_router(rcfg: dict):
     return router
 
 
-def build_transfer(env, net: dict) -> KVTransfer:
+def build_transfer(env, net: dict, seed: int = 0) -> KVTransfer:
     """The KV-transfer link model of the `network` config group."""
     kind = net.get("kind", "none")
+    if kind in FABRIC_KINDS:
+        from wrpsim.network.transfer import build_fabric
+
+        return KVTransfer(env, fabric=build_fabric(net, seed))
     if kind in ("none", "nic"):
         bad = sorted(k for k in net if k not in ("kind", "nic_gbps"))
         if bad:
             raise ConfigError(f"network: unknown key(s) {bad} for kind {kind}; "
                               "valid keys: kind, nic_gbps")
         return KVTransfer(env, kind, net.get("nic_gbps"))
-    raise unknown_choice("network.kind", kind, ("nic", "none"))
+    raise unknown_choice("network.kind", kind, ("nic", "none", *FABRIC_KINDS))
 
 
 def build_fleet(env, pcfg: dict, sink, hash_block_tokens: int = 0, transfer=None) -> Fleet:
@@ -121,7 +125,8 @@ class Simulation:
         self.log = RequestLog()
         hbt = int(trace.attrs.get("hash_block_tokens") or 0) if "hash_ids" in trace.columns else 0
         self.fleet = build_fleet(self.env, _require(cfg, "pool"), self.log, hbt,
-                                 build_transfer(self.env, self.net))
+                                 build_transfer(self.env, self.net, self.seed))
+        self.fleet.transfer.place(self.fleet)
         if "model" in self.trace.columns:
             wanted = sorted({m for m in self.trace["model"].dropna().unique()})
             missing = [m for m in wanted if m not in self.fleet.models]

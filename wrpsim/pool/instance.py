@@ -89,6 +89,7 @@ class Instance(BatchingMixin, SequenceSetMixin):
         self.layers = 1
         self.kv_bytes_per_token = 0.0
         self.nic_free_at = 0.0
+        self.gpus: list[int] = []  # fabric GPU ids (network=fluid|packet)
         self._fresh: list[Seq] = []  # new decoders whose second-token time is not known yet
         self._load_s = 0.0  # lower-tier KV loads to add to the iteration being planned
         self.kv_load_blocks = 0
@@ -237,6 +238,12 @@ class Instance(BatchingMixin, SequenceSetMixin):
         ctx = self._ctx_const + self.n_dec * self.step if n_dec else 0
         dur = self.latency.iteration_s(tokens, attn, n_dec, ctx) + self._load_s
         self._load_s = 0.0
+        if self.role == "prefill" and self.kv_mode == "layerwise":
+            for seq, c, _ in chunks:  # prompts this iteration completes start streaming early
+                if (seq.done + c == seq.target and seq.handoff is not None
+                        and seq.gen + 1 < seq.req.output_tokens):
+                    self.transfer.early(self, seq, seq.target * self.kv_bytes_per_token, now,
+                                        dur, self.layers)
         self._kind = _MIXED
         self._chunks = chunks
         self._dec_in_iter = n_dec

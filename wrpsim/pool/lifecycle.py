@@ -139,7 +139,7 @@ class SequenceSetMixin:
                 self._wake()  # the freed blocks may admit a waiting prompt
             dst.receive(seq)
 
-        self.transfer.send(self, nbytes, self.kv_mode, self._t0, self.layers, arrived)
+        self.transfer.send(self, dst, seq, nbytes, self.kv_mode, self._t0, self.layers, arrived)
 
     def receive(self, seq: Seq) -> None:
         """Accept a sequence whose KV cache has just arrived from a prefill instance."""

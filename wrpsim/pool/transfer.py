@@ -12,8 +12,11 @@ together, one per prefill GPU. `mode` says when the bytes may leave:
 
 Link models (`network.kind`): ``none`` — infinite bandwidth, the transfer takes no time;
 ``nic`` — each GPU's NIC moves `nic_gbps`; a NIC carries one transfer at a time (FIFO), so a
-busy prefill instance queues its transfers. The fluid and packet fabrics of `wrpsim.network`
-plug in through the same `send`.
+busy prefill instance queues its transfers; ``fluid`` / ``packet`` — the leaf-spine fabric of
+`wrpsim.network` (instances placed on its GPUs, flows sharing links). On a fabric a layer-wise
+transfer is two transfers: the first L−1 layers' bytes start when the last prefill iteration
+has computed its first layer (`early`), the last layer's share when it ends; the KV has arrived
+when both have.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from wrpsim.errors import ConfigError, unknown_choice
 
 MODES = ("layerwise", "serialized")
 LINK_KINDS = ("none", "nic")
+FABRIC_KINDS = ("fluid", "packet")
 
 
 def finish_time(mode: str, t_start: float, t_end: float, layers: int, xfer_s: float,
@@ -37,9 +41,14 @@ def finish_time(mode: str, t_start: float, t_end: float, layers: int, xfer_s: fl
 class KVTransfer:
     """Schedules KV transfers on the run's SimPy environment (see module docstring)."""
 
-    def __init__(self, env, kind: str = "none", nic_gbps: float | None = None):
-        if kind not in LINK_KINDS:
-            raise unknown_choice("network.kind", kind, LINK_KINDS)
+    def __init__(self, env, kind: str = "none", nic_gbps: float | None = None, fabric=None):
+        """`fabric`: a `wrpsim.network.transfer.Fabric` (then `kind` is its kind)."""
+        self.fabric = fabric
+        if fabric is not None:
+            fabric.attach(env)
+            kind = "fabric"
+        elif kind not in LINK_KINDS:
+            raise unknown_choice("network.kind", kind, LINK_KINDS + FABRIC_KINDS)
         if kind == "nic" and (not isinstance(nic_gbps, (int, float)) or nic_gbps <= 0):
             raise ConfigError(f"network.nic_gbps must be a number > 0, got {nic_gbps!r}")
         self.env = env
@@ -47,14 +56,62 @@ class KVTransfer:
         self.byte_rate = (nic_gbps or 0) * 1e9 / 8  # bytes/s per NIC
         self.bytes_total = 0
         self.transfers = 0
+        self._early: dict[int, list] = {}  # request id -> [bulk done?, callback when both]
 
-    def send(self, src, nbytes: float, mode: str, t_start: float, layers: int, done) -> None:
-        """Move `nbytes` from instance `src` (whose last prefill iteration ran [t_start, now])
-        and call `done(t)` when they have arrived."""
+    def place(self, fleet) -> None:
+        """Put every instance of `fleet` on fabric GPUs (`inst.gpus`); no-op without a fabric."""
+        if self.fabric is None:
+            return
+        gpus = self.fabric.place([(s.name, s.count, s.tp) for s in fleet.specs])
+        for inst in fleet.instances:
+            inst.gpus = gpus[(inst.pool, inst.index)]
+
+    def _flows(self, src, dst, nbytes: float, done) -> None:
+        dst_gpus = [dst.gpus[i % len(dst.gpus)] for i in range(len(src.gpus))]
+        self.fabric.transfer(src.gpus, dst_gpus, round(nbytes), done, tag="kv")
+
+    def early(self, src, seq, nbytes: float, t_start: float, dur: float, layers: int) -> None:
+        """On a fabric, start the first L−1 layers of a layer-wise transfer at t_start + dur/L
+        (called when the iteration that completes `seq`'s prompt is planned)."""
+        if self.fabric is None or layers < 2:
+            return
+        state = self._early[seq.req.id] = [False, None]
+
+        def bulk_done(t: float) -> None:
+            state[0] = True
+            if state[1] is not None:
+                state[1]()
+
+        ev = self.env.timeout(dur / layers)
+        ev.callbacks.append(lambda _e: self._flows(
+            src, seq.handoff, nbytes * (layers - 1) / layers, bulk_done))
+
+    def send(self, src, dst, seq, nbytes: float, mode: str, t_start: float, layers: int,
+             done) -> None:
+        """Move `nbytes` of `seq`'s KV from instance `src` (whose last prefill iteration ran
+        [t_start, now]) to `dst` and call `done(t)` when they have arrived."""
         env = self.env
         now = env.now
         self.bytes_total += nbytes
         self.transfers += 1
+        if self.fabric is not None:
+            state = self._early.pop(seq.req.id, None)
+            if state is None:  # serialized: everything leaves now
+                self._flows(src, dst, nbytes, done)
+                return
+            tail = [False]
+
+            def both() -> None:
+                if state[0] and tail[0]:
+                    done(env.now)
+
+            def tail_done(_t: float) -> None:
+                tail[0] = True
+                both()
+
+            state[1] = both
+            self._flows(src, dst, nbytes / layers, tail_done)
+            return
         if self.kind == "none":
             t = now
         else:
