@@ -110,6 +110,9 @@ class Simulation:
         if self.horizon_s is not None and self.horizon_s <= 0:
             raise ConfigError(f"sim.horizon_s must be null or > 0, got {self.horizon_s}")
         self.progress = simcfg.get("progress", "auto")
+        bad = sorted(k for k in simcfg if k not in ("horizon_s", "progress", "trace"))
+        if bad:
+            raise ConfigError(f"sim: unknown key(s) {bad}; valid keys: horizon_s, progress, trace")
 
         if trace is None:
             from wrpsim.workload import build_workload
@@ -136,6 +139,13 @@ class Simulation:
                     f"the fleet serves: {', '.join(self.fleet.models)}")
         self.router = build_router(_require(cfg, "router"))
         self.router.bind(self.fleet, stream(self.seed, "router"))
+        self.tracer = None
+        if simcfg.get("trace"):
+            from wrpsim.metrics.trace import Tracer
+
+            self.tracer = Tracer()
+            for inst in self.fleet.instances:
+                inst.tracer = self.tracer
         self.dispatcher = Dispatcher(self.env, self.fleet, self.router, self.log, len(trace))
 
     def _arrivals(self, requests, progress):
@@ -220,6 +230,8 @@ def run(cfg: dict, out_dir: Path | str, trace=None) -> dict:
     write_parquet(inst_t, out / "instances.parquet")
     clean = {k: v for k, v in cfg.items() if k != "hydra"}
     write_text(out / "config.yaml", OmegaConf.to_yaml(OmegaConf.create(clean)))
+    if sim.tracer is not None:
+        sim.tracer.write(out / "trace.json")
     write_json(out / "summary.json", summary)
     return summary
 

@@ -90,6 +90,7 @@ class Instance(BatchingMixin, SequenceSetMixin):
         self.kv_bytes_per_token = 0.0
         self.nic_free_at = 0.0
         self.gpus: list[int] = []  # fabric GPU ids (network=fluid|packet)
+        self.tracer = None  # a wrpsim.metrics.trace.Tracer when the run is traced
         self._fresh: list[Seq] = []  # new decoders whose second-token time is not known yet
         self._load_s = 0.0  # lower-tier KV loads to add to the iteration being planned
         self.kv_load_blocks = 0
@@ -177,6 +178,12 @@ class Instance(BatchingMixin, SequenceSetMixin):
         """End the current decode run at the end of the iteration now in progress."""
         k = int(np.searchsorted(self._cum, self.env.now - self._t0, side="right"))
         if k + 1 < self._n:
+            if self.tracer is not None:  # the slice recorded at the start ends earlier
+                for ev in reversed(self.tracer.events):
+                    if ev.get("pid") == self.tracer.pid(self.name) and ev.get("tid") == 0:
+                        ev["dur"] = float(self._cum[k]) * 1e6
+                        ev["name"] = f"decode x{k + 1}"
+                        break
             self._n = k + 1
             self._dur = float(self._cum[k])
             self._schedule(max(0.0, self._t0 + self._dur - self.env.now))
@@ -281,6 +288,12 @@ class Instance(BatchingMixin, SequenceSetMixin):
         self._fresh.clear()
 
     def _begin(self, now, dur, n, cum, power_w) -> None:
+        if self.tracer is not None:
+            prefill = sum(c for _, c, _ in self._chunks) if self._kind == _MIXED else 0
+            name = "prefill+decode" if prefill and self._dec_in_iter else (
+                "prefill" if prefill else f"decode x{n}")
+            self.tracer.slice(self.name, 0, name, now, dur, decode_seqs=self._dec_in_iter,
+                              prefill_tokens=prefill, waiting=len(self.waiting))
         self.busy = True
         self._t0, self._dur, self._n, self._cum = now, dur, n, cum
         self._power = power_w

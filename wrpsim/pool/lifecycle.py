@@ -134,6 +134,9 @@ class SequenceSetMixin:
         dst = seq.handoff
 
         def arrived(t: float) -> None:
+            if self.tracer is not None:
+                self.tracer.slice(self.name, 1, f"kv -> {dst.name}", now, t - now,
+                                  request=seq.req.id, bytes=nbytes)
             self._release(seq, seq.blocks, seq.req.prompt_tokens, t)
             if self.waiting:
                 self._wake()  # the freed blocks may admit a waiting prompt
