@@ -14,16 +14,15 @@ Bad input prints one line on stderr and exits with status 2.
 
 from __future__ import annotations
 
-import json
 import re
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from wrpsim.errors import ConfigError, WrpsimError
+from wrpsim.cli import apply_flat, verb_main
+from wrpsim.errors import ConfigError
 
 CLI_KEYS = ("pattern", "engine", "flow_bytes", "seed", "out_dir", "link_gbps")
 UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "kib": 2**10, "mib": 2**20,
@@ -61,20 +60,7 @@ def parse_bytes(v, field: str = "flow_bytes") -> int:
 
 def parse_args(argv: list[str]) -> dict[str, Any]:
     """conf/net.yaml with the `key=value` overrides of `argv` applied (Hydra's grammar)."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-    from hydra.errors import HydraException
-
-    cfg = _defaults()
-    try:
-        overrides = OverridesParser.create().parse_overrides(list(argv))
-    except HydraException as exc:
-        raise ConfigError(f"net: bad override: {str(exc).splitlines()[0]}") from None
-    for o in overrides:
-        key = o.key_or_group
-        if key not in cfg:
-            raise ConfigError(f"net: unknown key {key!r}; valid keys: {', '.join(sorted(cfg))}")
-        cfg[key] = o.value()
-    return cfg
+    return apply_flat(_defaults(), argv, "net")
 
 
 def net_config(cfg: dict[str, Any]):
@@ -117,13 +103,7 @@ def run(cfg: dict[str, Any]) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: print one JSON line; on bad input one error line on stderr, status 2."""
-    try:
-        summary = run(parse_args(sys.argv[1:] if argv is None else argv))
-    except WrpsimError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(json.dumps(summary))
-    return 0
+    return verb_main(lambda a: run(parse_args(a)), argv)
 
 
 if __name__ == "__main__":

@@ -13,14 +13,13 @@ exits with status 2.
 
 from __future__ import annotations
 
-import json
-import sys
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from wrpsim.errors import ConfigError, WrpsimError
+from wrpsim.cli import parse_overrides, verb_main
+from wrpsim.errors import ConfigError
 
 
 def _defaults() -> dict[str, Any]:
@@ -37,19 +36,11 @@ def _defaults() -> dict[str, Any]:
 def parse_args(argv: list[str]) -> dict[str, Any]:
     """conf/perf.yaml with the `key=value` overrides of `argv` applied (Hydra's grammar);
     `ConfigError` naming an unknown key or a malformed override."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-    from hydra.errors import HydraException
-
     from wrpsim.pool.catalog import CALIBRATION_FIELDS
 
     cfg = _defaults()
     cfg["latency"] = dict(cfg.get("latency") or {})
-    try:
-        overrides = OverridesParser.create().parse_overrides(list(argv))
-    except HydraException as exc:
-        raise ConfigError(f"perf: bad override: {str(exc).splitlines()[0]}") from None
-    for o in overrides:
-        key, value = o.key_or_group, o.value()
+    for key, value in parse_overrides(argv, "perf"):
         head, _, sub = key.partition(".")
         if head == "latency" and sub:
             if sub not in CALIBRATION_FIELDS:
@@ -113,13 +104,7 @@ def evaluate(cfg: dict[str, Any]) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: print one JSON line; on bad input one error line on stderr, status 2."""
-    try:
-        record = evaluate(parse_args(sys.argv[1:] if argv is None else argv))
-    except WrpsimError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(json.dumps(record))
-    return 0
+    return verb_main(lambda a: evaluate(parse_args(a)), argv)
 
 
 if __name__ == "__main__":

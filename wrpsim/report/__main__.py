@@ -21,6 +21,7 @@ from typing import Any
 
 import yaml
 
+from wrpsim.cli import apply_flat
 from wrpsim.errors import ConfigError, WrpsimError
 
 
@@ -36,19 +37,7 @@ def _defaults() -> dict[str, Any]:
 
 def parse_args(argv: list[str]) -> dict[str, Any]:
     """conf/report.yaml with the `key=value` overrides of `argv` applied (Hydra's grammar)."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-    from hydra.errors import HydraException
-
-    cfg = _defaults()
-    try:
-        overrides = OverridesParser.create().parse_overrides(list(argv))
-    except HydraException as exc:
-        raise ConfigError(f"report: bad override: {str(exc).splitlines()[0]}") from None
-    for o in overrides:
-        key = o.key_or_group
-        if key not in cfg:
-            raise ConfigError(f"report: unknown key {key!r}; valid keys: {', '.join(sorted(cfg))}")
-        cfg[key] = o.value()
+    cfg = apply_flat(_defaults(), argv, "report")
     if not cfg["sweep_dir"]:
         raise ConfigError("report: sweep_dir is required (python -m wrpsim.report sweep_dir=DIR)")
     for k in ("dashboard", "requests"):
@@ -69,6 +58,9 @@ def build(cfg: dict[str, Any]) -> dict[str, Any]:
     out = Path(str(cfg["out_dir"])) if cfg["out_dir"] else sweep
     runs = scan(sweep, exclude=out)
     files = write_dataset(runs, sweep, out, with_requests=cfg["requests"])
+    from wrpsim.report.aiq import maybe_write_aiq
+
+    files.update(maybe_write_aiq(Path(files["results"]), out))  # aiq.json for routing sweeps
     if cfg["dashboard"]:
         from wrpsim.report.dashboard import write_dashboard
 
