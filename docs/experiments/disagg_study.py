@@ -14,9 +14,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from tests.conftest import compose_cfg  # noqa: E402
-from wrpsim.sim import Simulation  # noqa: E402
-from wrpsim.metrics.summary import summarize  # noqa: E402
+from tests.conftest import compose_cfg
+from wrpsim.metrics.summary import summarize
+from wrpsim.sim import Simulation
 
 KEYS = ("ttft_p50_s", "ttft_p99_s", "tpot_p50_s", "tpot_p99_s", "tt2t_p50_s",
         "kv_transfer_mean_s", "slo_attainment", "cost_usd", "energy_kwh")
@@ -52,15 +52,15 @@ def main() -> None:
     rows = [
         run("colocated", load, fleet(False)),
         run("disaggregated, layer-wise, 400 Gb/s NICs",
-            load + ["network=nic", "network.nic_gbps=400"], fleet(True)),
+            [*load, "network=nic", "network.nic_gbps=400"], fleet(True)),
         run("disaggregated, serialized, 400 Gb/s NICs",
-            load + ["network=nic", "network.nic_gbps=400"], fleet(True, "serialized")),
+            [*load, "network=nic", "network.nic_gbps=400"], fleet(True, "serialized")),
     ]
-    short = load + ["workload.max_prompt_tokens=128"]
+    short = [*load, "workload.max_prompt_tokens=128"]
     rows += [
         run("short prompts: colocated", short, fleet(False)),
         run("short prompts: disaggregated, serialized, 1 Gb/s NICs",
-            short + ["network=nic", "network.nic_gbps=1"], fleet(True, "serialized")),
+            [*short, "network=nic", "network.nic_gbps=1"], fleet(True, "serialized")),
     ]
     # KV traffic over an oversubscribed, non-rail fabric: ECMP vs spraying vs split
     fab = ["network=fluid", "network.rail_optimized=false", "network.leaves=8",

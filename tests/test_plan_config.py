@@ -1,0 +1,152 @@
+"""`conf/plan.yaml` and the `plan` section: composition, clear errors, impossible SLOs, the
+objectives, and determinism (same seed, same plan.json bytes)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pyarrow.parquet as pq
+import pytest
+
+from wrpsim.errors import ConfigError
+from wrpsim.plan import run_plan
+from wrpsim.plan.schemas import CANDIDATE_FIELDS
+
+SMALL = ("workload.max_requests=1000",)
+
+
+def compose_plan(*overrides: str) -> dict:
+    """The config `python -m wrpsim.plan <overrides>` would use, as a plain dict."""
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from wrpsim.app import register_catalogs
+    from wrpsim.paths import catalog_dir
+
+    register_catalogs()
+    with initialize_config_dir(config_dir=str(catalog_dir("conf")), version_base="1.3"):
+        cfg = compose("plan", overrides=list(overrides))
+    return OmegaConf.to_container(cfg, resolve=True)
+
+
+def plan_cli(tmp_path, *overrides):
+    cmd = [sys.executable, "-m", "wrpsim.plan", f"hydra.run.dir={tmp_path}", *overrides]
+    return subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, timeout=600)
+
+
+def test_plan_config_composes_with_the_run_groups_and_no_pool():
+    cfg = compose_plan("workload=azure-code-2023", "plan.objective=energy")
+    assert "pool" not in cfg
+    assert cfg["workload"]["name"] == "azure-code-2023"
+    assert cfg["router"]["_target_"] == "wrpsim.router.LeastOutstanding"
+    assert cfg["plan"]["objective"] == "energy"
+    assert sorted(cfg["plan"]["candidates"]) == ["a100", "h100", "h200"]
+
+
+@pytest.mark.parametrize(("overrides", "message"), [
+    (["plan.candidates.h100.gpu=h100-81gb"],
+     r"plan\.candidates\.h100\.gpu: unknown value 'h100-81gb'; valid choices: a100-80gb"),
+    (["+plan.candidates.h100.count=3"], r"plan\.candidates\.h100\.count: candidates have no count"),
+    (["plan.candidates.h100.gpu=a10g-24gb"], r"GiB"),
+    (["plan.candidates.h100.tp=3"], r"tp must be an integer >= 1 that divides"),
+    (["plan.objective=speed"], r"plan\.objective: unknown value 'speed'; valid choices: cost"),
+    (["plan.candidates.h100.role=sideways"], r"plan\.candidates\.h100\.role: unknown value"),
+    (["plan.pd_ratios=[1:0]"], r"plan\.pd_ratios: each ratio is 'P:D'"),
+    (["plan.slo.ttft_p99_s=null", "plan.slo.tpot_p99_s=null"], r"plan\.slo sets no target"),
+    (["+plan.slo.ttft_p42_s=1"], r"plan\.slo: unknown key\(s\) \['ttft_p42_s'\]"),
+    (["+plan.colour=red"], r"plan: unknown key\(s\) \['colour'\]"),
+    (["plan.max_instances=0"], r"plan\.max_instances must be an integer >= 1, got 0"),
+    (["plan.recheck_seed=0"], r"plan\.recheck_seed must differ from seed"),
+    (["plan.candidates.h200.model=llama3.1-8b"], r"several models"),
+    (["+pool=h100-llama70b"], r"pool group is replaced by plan\.candidates"),
+])
+def test_bad_plan_configs_name_the_field(overrides, message):
+    cfg = compose_plan(*SMALL, *overrides)
+    with pytest.raises(ConfigError, match=message):
+        run_plan(cfg, "/nonexistent-never-written")
+
+
+def test_bad_config_on_the_command_line_is_one_line_and_status_2(tmp_path):
+    p = plan_cli(tmp_path, *SMALL, "plan.candidates.a100.gpu=a100-81gb")
+    assert p.returncode == 2
+    assert p.stderr.strip().splitlines() == [
+        "wrpsim: error: plan.candidates.a100.gpu: unknown value 'a100-81gb'; valid choices: "
+        "a100-80gb, a10g-24gb, b200-180gb, h100-80gb, h200-141gb, l4-24gb, l40s-48gb, "
+        "mi300x-192gb"]
+    assert not (tmp_path / "plan.json").exists()
+
+
+def test_impossible_slo_is_a_plan_with_slo_met_false_and_a_message(tmp_path):
+    p = plan_cli(tmp_path, *SMALL, "plan.slo.tpot_p99_s=0.001", "plan.load_sensitivity=0")
+    assert p.returncode == 0, p.stderr
+    assert "Traceback" not in p.stderr
+    record = json.loads(p.stdout.strip().splitlines()[-1])
+    assert record == json.loads((tmp_path / "plan.json").read_text())
+    assert record["slo_met"] is False
+    assert record["message"].startswith("no fleet meets the SLO")
+    assert "tpot_p99_s target 0.001 s is below" in record["message"]
+    assert "impossible at any count" in p.stderr
+    assert len(record["search"]["impossible"]) == 3
+    assert (tmp_path / "report.html").is_file() and (tmp_path / "report.md").is_file()
+    assert "SLO NOT met" in (tmp_path / "report.md").read_text()
+
+
+def test_unreachable_slo_within_max_instances_says_which_target_misses(tmp_path):
+    cfg = compose_plan(*SMALL, "plan.slo.ttft_p99_s=0.3", "plan.slo.tpot_p99_s=null",
+                       "plan.max_instances=3", "plan.load_sensitivity=0", "plan.report=false")
+    record = run_plan(cfg, tmp_path)
+    assert record["slo_met"] is False
+    assert "no fleet of at most 3 instances per pool met it" in record["message"]
+    assert "misses ttft_p99_s by" in record["message"]
+
+
+def test_same_seed_gives_the_same_plan_json_bytes(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    args = (*SMALL, "plan.load_sensitivity=0", "plan.report=false")
+    for d in (a, b):
+        d.mkdir()
+        p = plan_cli(d, *args)
+        assert p.returncode == 0, p.stderr
+    assert (a / "plan.json").read_bytes() == (b / "plan.json").read_bytes()
+    ta, tb = (pq.read_table(d / "candidates.parquet").drop(["sim_wall_s"]) for d in (a, b))
+    assert ta.equals(tb)
+    fixed = [n for n, _ in CANDIDATE_FIELDS if n != "sim_wall_s"]
+    assert ta.schema.names[: len(fixed)] == fixed
+    assert ta.schema.metadata[b"wrpsim.table"] == b"plan_candidates"
+    assert [n for n in ta.schema.names if n.startswith("count.")] == [
+        "count.a100", "count.h100", "count.h200"]
+
+
+@pytest.mark.parametrize("objective", ["energy", "gpus"])
+def test_each_objective_picks_the_best_feasible_candidate_it_evaluated(tmp_path, objective):
+    cfg = compose_plan(*SMALL, f"plan.objective={objective}", "plan.load_sensitivity=0",
+                       "plan.report=false")
+    record = run_plan(cfg, tmp_path)
+    assert record["slo_met"] and record["objective"] == objective
+    t = pq.read_table(tmp_path / "candidates.parquet").to_pandas()
+    ok = t[(t.trace == "search") & t.slo_met]
+    col = {"energy": "energy_kwh", "gpus": "gpu_count"}[objective]
+    assert t.loc[t.chosen & (t.trace == "search"), col].iloc[0] == ok[col].min()
+
+
+def test_single_type_only_and_disaggregated_candidates(tmp_path):
+    cfg = compose_plan(*SMALL, "plan.mix=false", "plan.candidates.h100.role=disaggregated",
+                       "plan.pd_ratios=[1:1,1:2]", "plan.load_sensitivity=0",
+                       "plan.report=false")
+    record = run_plan(cfg, tmp_path)
+    assert record["slo_met"]
+    pools = {f["pool"] for f in record["fleet"]}
+    assert pools in ({"a100"}, {"h200"}, {"h100-prefill", "h100-decode"})
+    ratios = [r["pd_ratio"] for r in record["search"]["single_type"] if r["candidate"] == "h100"]
+    assert ratios == ["1:1", "1:2"]
+
+
+def test_an_exhausted_search_budget_is_reported(tmp_path):
+    cfg = compose_plan(*SMALL, "plan.max_evaluations=2", "plan.load_sensitivity=0",
+                       "plan.report=false")
+    record = run_plan(cfg, tmp_path)
+    assert record["search"]["complete"] is False
+    assert record["search"]["search_evaluations"] == 2
+    assert "stopped at plan.max_evaluations (2)" in record["message"]

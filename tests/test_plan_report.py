@@ -1,0 +1,64 @@
+"""The plan's report: report.html in a real headless Chromium (every plot drawn, no JavaScript
+error, no network fetch, hostile names inert) and report.md's sections. Chromium is driven with
+the stdlib DevTools client of tests/test_report_dashboard.py; skips without `chromium`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.test_plan_config import compose_plan
+from tests.test_report_dashboard import browser  # noqa: F401  (the fixture)
+from wrpsim.plan import run_plan
+from wrpsim.plan.page import PLOTS
+
+HOSTILE = "</script><img src=x onerror=alert(1)>"
+
+
+@pytest.fixture(scope="module")
+def planned(tmp_path_factory):
+    """A small plan whose H200 candidate carries a hostile name."""
+    out = tmp_path_factory.mktemp("plan")
+    cfg = compose_plan("workload.max_requests=1500")
+    cands = cfg["plan"]["candidates"]
+    cfg["plan"]["candidates"] = {("h200" + HOSTILE if k == "h200" else k): v
+                                 for k, v in cands.items()}
+    record = run_plan(cfg, out)
+    return out, record
+
+
+def test_report_files_are_self_contained_and_escape_names(planned):
+    out, record = planned
+    assert record["slo_met"]
+    text = (out / "report.html").read_text(encoding="utf-8")
+    assert "<img src=x" not in text and "</script><img" not in text
+    assert text.count("<script") == text.count("</script>") == 3
+    assert "https://" not in text.split("<script>", 2)[2].split("</script>")[0]  # our script
+    for name in PLOTS:
+        assert f'id="plot-{name}"' in text
+    md = (out / "report.md").read_text(encoding="utf-8")
+    for section in ("## Recommended fleet", "## Cost and energy", "## SLO margins",
+                    "## Robustness", "## Sensitivity to load", "## Per-pool utilisation",
+                    "## Pareto front", "## Search"):
+        assert section in md, section
+    assert "Re-checked with a fresh seed (1) before being reported" in md
+    assert "0.8 ×" in md and "1.2 ×" in md
+
+
+def test_report_renders_every_plot_without_errors(planned, browser):  # noqa: F811
+    out, record = planned
+    dev = browser
+    dev.call("Page.navigate", url=(Path(out) / "report.html").as_uri())
+    dev.wait(f"document.body && document.body.dataset.plots === '{len(PLOTS)}'")
+    for name in PLOTS:
+        assert dev.js(f"!!document.querySelector('#plot-{name}.js-plotly-plot .main-svg')"), name
+        assert dev.js(f"document.getElementById('plot-{name}').data.length") >= 1, name
+    n_cands = dev.js("document.getElementById('plot-search').data[0].x.length")
+    assert n_cands == record["search"]["search_evaluations"]
+    assert dev.js("document.getElementById('plot-cdf-ttft').data.length") == 2  # full + recheck
+    assert dev.js("document.getElementById('plot-sensitivity').data[0].x") == [0.8, 1.0, 1.2]
+    assert dev.js("document.querySelectorAll('img').length") == 0
+    assert HOSTILE in dev.js("document.querySelector('.verdict').textContent")
+    dev.js("new Promise(r => setTimeout(r, 300))")
+    assert dev.errors() == []

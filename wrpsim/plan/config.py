@@ -1,0 +1,191 @@
+"""The `plan` section of `conf/plan.yaml`, validated: candidate pools, SLO targets, search knobs.
+
+A *candidate* is a pool template without `count` (the planner chooses counts)::
+
+    plan:
+      candidates:
+        h100: {gpu: h100-80gb, model: llama3.1-70b, tp: 4, scheduler: {...}}
+        h100-pd:                        # disaggregated: one prefill and one decode pool
+          gpu: h100-80gb
+          model: llama3.1-70b
+          tp: 4
+          role: disaggregated
+          decode: {gpu: a100-80gb}      # optional per-side overrides of the template
+
+A colocated candidate (`role: both`, the default) becomes one pool named like the candidate; a
+disaggregated one becomes `<name>-prefill` and `<name>-decode`. Every template is checked by the
+engine's own pool parser, and its latency model and KV capacity are built once, so a bad GPU, a
+model that does not fit or an unknown key fails here with a message naming
+`plan.candidates.<name>.<field>`. All candidates must serve one model (see docs/planning.md).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from wrpsim.errors import ConfigError, unknown_choice
+from wrpsim.plan.slo import SLOTargets
+
+PLAN_KEYS = ("candidates", "slo", "objective", "max_instances", "mix", "pd_ratios",
+             "recheck_seed", "recheck_shuffle_window_s", "load_sensitivity", "search_window_s",
+             "max_evaluations", "report")
+OBJECTIVES = ("cost", "energy", "gpus")
+SIDES = ("prefill", "decode")
+
+
+@dataclass(frozen=True)
+class PoolTemplate:
+    """One pool the planner sizes: its engine config (no `count`), role and candidate."""
+
+    name: str
+    candidate: str
+    role: str
+    config: dict
+    gpu: str
+    tp: int
+    price_per_hour_usd: float  # for the whole instance (tp GPUs)
+
+
+@dataclass(frozen=True)
+class PlanConfig:
+    """The validated `plan` section (field meanings: conf/plan.yaml)."""
+
+    pools: tuple[PoolTemplate, ...]
+    candidates: tuple[str, ...]
+    model: str
+    slo: SLOTargets
+    objective: str
+    max_instances: int
+    mix: bool
+    pd_ratios: tuple[tuple[int, int], ...]
+    recheck_seed: int | None
+    recheck_shuffle_window_s: float | None
+    load_sensitivity: float
+    search_window_s: float | None
+    max_evaluations: int
+    report: bool
+
+
+def _int(d: dict, key: str, low: int, default=None) -> int:
+    v = d.get(key, default)
+    if isinstance(v, bool) or not isinstance(v, int) or v < low:
+        raise ConfigError(f"plan.{key} must be an integer >= {low}, got {v!r}")
+    return v
+
+
+def _opt_pos(d: dict, key: str) -> float | None:
+    v = d.get(key)
+    if v is None:
+        return None
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or v <= 0:
+        raise ConfigError(f"plan.{key} must be null or a number > 0, got {v!r}")
+    return float(v)
+
+
+def parse_ratio(text) -> tuple[int, int]:
+    """'1:2' -> (1, 2); `ConfigError` for anything but two positive integers."""
+    m = re.fullmatch(r"\s*(\d+)\s*:\s*(\d+)\s*", str(text))
+    if not m or int(m[1]) < 1 or int(m[2]) < 1:
+        raise ConfigError(f"plan.pd_ratios: each ratio is 'P:D' with integers >= 1, got {text!r}")
+    return int(m[1]), int(m[2])
+
+
+def _check_pool(where: str, name: str, cfg: dict) -> PoolTemplate:
+    """Validate one expanded pool with the engine's parser; errors renamed to `where`."""
+    from wrpsim.pool.catalog import get_gpu, get_model
+    from wrpsim.pool.fleet import build_latency, parse_pool
+
+    for key, get in (("gpu", get_gpu), ("model", get_model)):
+        if not cfg.get(key):
+            raise ConfigError(f"{where}.{key} is required")
+        try:
+            get(cfg[key])
+        except ConfigError as e:
+            raise ConfigError(f"{where}.{e}") from None
+    try:
+        spec = parse_pool(name, {**cfg, "count": 1})
+        lat = build_latency(spec)
+        if spec.kv_blocks is None:
+            if not hasattr(lat, "kv_capacity_blocks"):
+                raise ConfigError(f"pool.pools.{name}.kv_blocks is required with a constant "
+                                  "latency model")
+            s = spec.scheduler
+            lat.kv_capacity_blocks(s.block_size, s.gpu_mem_util, s.reserve_gib)
+    except ConfigError as e:
+        raise ConfigError(str(e).replace(f"pool.pools.{name}", where)
+                          .replace("pool.pools", "plan.candidates")) from None
+    return PoolTemplate(name, "", spec.role, cfg, spec.gpu, spec.tp,
+                        spec.price_per_gpu_hour * spec.tp)
+
+
+def expand_candidate(name: str, raw) -> list[PoolTemplate]:
+    """The pool template(s) of one candidate (one colocated pool, or a prefill/decode pair)."""
+    where = f"plan.candidates.{name}"
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where} must be a mapping (a pool template without count)")
+    if "count" in raw:
+        raise ConfigError(f"{where}.count: candidates have no count (the planner chooses it); "
+                          "remove the key")
+    role = raw.get("role", "both")
+    if role == "both":
+        bad = [s for s in SIDES if s in raw]
+        if bad:
+            raise ConfigError(f"{where}.{bad[0]} is only valid with role: disaggregated")
+        t = _check_pool(where, name, dict(raw))
+        return [PoolTemplate(name, name, "both", t.config, t.gpu, t.tp, t.price_per_hour_usd)]
+    if role != "disaggregated":
+        raise unknown_choice(f"{where}.role", role, ("both", "disaggregated"))
+    base = {k: v for k, v in raw.items() if k not in ("role", *SIDES)}
+    out = []
+    for side in SIDES:
+        extra = raw.get(side) or {}
+        if not isinstance(extra, dict) or "count" in extra or "role" in extra:
+            raise ConfigError(f"{where}.{side} must be a mapping of pool keys (no count or role)")
+        cfg = {**base, **extra, "role": side}
+        t = _check_pool(f"{where}.{side}" if side in raw else where, f"{name}-{side}", cfg)
+        out.append(PoolTemplate(f"{name}-{side}", name, side, cfg, t.gpu, t.tp,
+                                t.price_per_hour_usd))
+    return out
+
+
+def parse_plan(d) -> PlanConfig:
+    """Validate the `plan` mapping; `ConfigError` naming the key and the valid values."""
+    if not isinstance(d, dict):
+        raise ConfigError("plan must be a mapping (see conf/plan.yaml)")
+    bad = sorted(k for k in d if k not in PLAN_KEYS)
+    if bad:
+        raise ConfigError(f"plan: unknown key(s) {bad}; valid keys: {', '.join(PLAN_KEYS)}")
+    cands = d.get("candidates")
+    if not isinstance(cands, dict) or not cands:
+        raise ConfigError("plan.candidates must be a non-empty mapping of name -> pool template")
+    pools = [p for name, raw in cands.items() for p in expand_candidate(str(name), raw)]
+    models = sorted({p.config["model"] for p in pools})
+    if len(models) > 1:
+        raise ConfigError(f"plan.candidates serve several models {models}; a plan sizes the "
+                          "fleet of one model (run one plan per model)")
+    objective = d.get("objective", "cost")
+    if objective not in OBJECTIVES:
+        raise unknown_choice("plan.objective", objective, OBJECTIVES)
+    mix = d.get("mix", True)
+    if not isinstance(mix, bool):
+        raise ConfigError(f"plan.mix must be true or false, got {mix!r}")
+    ratios = d.get("pd_ratios") or ["1:1"]
+    if isinstance(ratios, str):
+        ratios = [ratios]
+    sens = d.get("load_sensitivity", 0.2)
+    if isinstance(sens, bool) or not isinstance(sens, (int, float)) or not 0 <= sens < 1:
+        raise ConfigError(f"plan.load_sensitivity must be a number in [0, 1), got {sens!r}")
+    report = d.get("report", True)
+    if not isinstance(report, bool):
+        raise ConfigError(f"plan.report must be true or false, got {report!r}")
+    return PlanConfig(
+        pools=tuple(pools), candidates=tuple(str(c) for c in cands), model=models[0],
+        slo=SLOTargets.parse(d.get("slo")), objective=objective,
+        max_instances=_int(d, "max_instances", 1, 32), mix=mix,
+        pd_ratios=tuple(dict.fromkeys(parse_ratio(r) for r in ratios)),
+        recheck_seed=None if d.get("recheck_seed") is None else _int(d, "recheck_seed", 0),
+        recheck_shuffle_window_s=_opt_pos(d, "recheck_shuffle_window_s"),
+        load_sensitivity=float(sens), search_window_s=_opt_pos(d, "search_window_s"),
+        max_evaluations=_int(d, "max_evaluations", 1, 300), report=report,
+    )

@@ -1,0 +1,153 @@
+"""Evaluate one candidate fleet: build its run config, simulate, summarise, judge the SLO.
+
+A fleet is a tuple of instance counts aligned with the plan's pool templates. `Evaluator`
+replays a named trace (`search`, `full`, `recheck`, `load-1.2`, …) through
+`wrpsim.sim.Simulation` and `summarize` — nothing is written per candidate — and caches the
+result by (counts, trace): the same fleet on the same trace with the same seed is the same
+simulation, so every candidate sees identical arrivals, lengths and router randomness (common
+random numbers) and is never simulated twice. Fleets that cannot run (no instance, or a
+disaggregated fleet without a prefill or decode pool) are judged infeasible without simulating.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from wrpsim.plan.slo import unserved_frac
+
+
+@dataclass(frozen=True)
+class TraceRun:
+    """A trace the planner replays and the seed it runs with."""
+
+    tag: str
+    frame: object
+    seed: int
+    description: str
+    start_s: float = 0.0
+    end_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """The judged result of one fleet on one trace (`summary` is the run's summary dict)."""
+
+    index: int
+    counts: tuple
+    trace: str
+    seed: int
+    phase: str
+    summary: dict
+    margins: dict
+    slo_met: bool
+    wall_s: float
+    note: str = ""
+    tables: tuple = field(default=(), repr=False, compare=False)
+
+
+class BudgetExhausted(Exception):
+    """Raised by `Evaluator.evaluate` in a search phase when `max_evaluations` is reached."""
+
+
+class Evaluator:
+    """Simulates fleets for a plan (see module docstring).
+
+    `base` holds the run-wide config (router, network, slo, pue, sim); `pools` the plan's pool
+    templates; `traces` maps tag -> `TraceRun`. `budget` bounds simulations made in phases
+    named in `budget_phases`; other phases (final checks) are not bounded."""
+
+    budget_phases = ("bisect", "descent")
+
+    def __init__(self, base: dict, pools, slo, traces: dict, budget: int):
+        self.base, self.pools, self.slo, self.traces = base, tuple(pools), slo, traces
+        self.budget, self.spent = budget, 0
+        self.cache: dict[tuple, Evaluation] = {}
+        self.rows: list[Evaluation] = []
+        self.alias: dict[str, str] = {}  # tag -> tag of the identical trace (e.g. full -> search)
+
+    def label(self, counts) -> str:
+        """Human-readable fleet, e.g. '2 × h100 + 1 × h200'."""
+        parts = [f"{n} × {p.name}" for p, n in zip(self.pools, counts) if n]
+        return " + ".join(parts) or "(empty)"
+
+    def cost(self, counts) -> float:
+        """USD per hour of the fleet (every instance's GPUs at catalog price)."""
+        return float(sum(p.price_per_hour_usd * n for p, n in zip(self.pools, counts)))
+
+    def gpus(self, counts) -> int:
+        """GPUs in the fleet."""
+        return int(sum(p.tp * n for p, n in zip(self.pools, counts)))
+
+    def invalid(self, counts) -> str:
+        """Why the fleet cannot run ('' when it can)."""
+        if not any(counts):
+            return "no instance"
+        roles = {p.role for p, n in zip(self.pools, counts) if n}
+        if roles != {"both"} and roles != {"prefill", "decode"}:
+            return f"roles {sorted(roles)}: needs only colocated pools, or prefill and decode"
+        return ""
+
+    def run_config(self, counts, seed: int) -> dict:
+        """The engine config of the fleet (pools with count 0 left out)."""
+        pools = {p.name: {**p.config, "count": n} for p, n in zip(self.pools, counts) if n}
+        return {**self.base, "seed": seed, "pool": {"name": self.label(counts), "pools": pools}}
+
+    def evaluate(self, counts, trace: str = "search", phase: str = "bisect",
+                 keep: bool = False) -> Evaluation:
+        """The (cached) evaluation of `counts` on trace `trace`; `keep` also retains the
+        request and instance tables. Raises `BudgetExhausted` past the search budget."""
+        counts = tuple(int(n) for n in counts)
+        trace = self.alias.get(trace, trace)
+        key = (counts, trace)
+        hit = self.cache.get(key)
+        if hit is not None and (hit.tables or not keep or not hit.summary):
+            return hit
+        run = self.traces[trace]
+        why = self.invalid(counts)
+        if why:
+            ev = Evaluation(-1, counts, trace, run.seed, phase, {}, {}, False, 0.0, why)
+            self.cache[key] = ev
+            return ev
+        if phase in self.budget_phases and hit is None:
+            if self.spent >= self.budget:
+                raise BudgetExhausted(f"plan.max_evaluations ({self.budget}) reached")
+            self.spent += 1
+        t0 = time.perf_counter()
+        summary, tables = self.simulate(counts, run)
+        summary["unserved_frac"] = unserved_frac(summary)
+        margins = self.slo.margins(summary)
+        ev = Evaluation(hit.index if hit else len(self.rows), counts, trace, run.seed,
+                        hit.phase if hit else phase, summary, margins, self.slo.met(margins),
+                        time.perf_counter() - t0, tables=tables if keep else ())
+        self.cache[key] = ev
+        if hit is None:
+            self.rows.append(ev)
+        else:
+            self.rows[hit.index] = ev
+        return ev
+
+    def simulate(self, counts: tuple, run: TraceRun) -> tuple[dict, tuple]:
+        """One simulation of the fleet on a trace: (summary, (requests, instances) tables)."""
+        from wrpsim.metrics.summary import summarize
+        from wrpsim.sim import Simulation
+
+        sim = Simulation(self.run_config(counts, run.seed), run.frame)
+        req, inst, end = sim.run()
+        return summarize(req, inst, end, sim.slo, sim.pue), (req, inst)
+
+    def objective(self, ev: Evaluation, objective: str) -> tuple:
+        """Sort key of a judged fleet: the objective first, then cost, GPUs, energy, counts."""
+        energy = ev.summary.get("energy_kwh") or 0.0
+        first = {"cost": self.cost(ev.counts), "gpus": float(self.gpus(ev.counts)),
+                 "energy": energy}[objective]
+        return (round(first, 9), round(self.cost(ev.counts), 9), self.gpus(ev.counts),
+                round(energy, 9), ev.counts)
+
+    def bound(self, counts, objective: str) -> float | None:
+        """The objective of a fleet known before simulating (None for energy)."""
+        if objective == "cost":
+            return self.cost(counts)
+        if objective == "gpus":
+            return float(self.gpus(counts))
+        return None

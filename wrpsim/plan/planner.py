@@ -1,0 +1,223 @@
+"""The pure core of `python -m wrpsim.plan`: config in, the cheapest fleet meeting the SLO out.
+
+`run_plan(cfg, out_dir, trace=None)` takes the composed `conf/plan.yaml` as a plain dict (the run
+keys of `conf/config.yaml` without `pool`, plus `plan`), and:
+
+1. builds the traces: `full` (the workload with `seed`), `search` (the busiest
+   `plan.search_window_s` of it, or the full trace), `recheck` (the workload rebuilt with
+   `plan.recheck_seed`, default seed + 1, its requests shuffled within
+   `plan.recheck_shuffle_window_s` windows), `load-<f>` (the full trace at 1 ± x load);
+2. sizes every candidate analytically (`estimate`) and drops candidates that cannot meet a
+   latency target at any count (their floor exceeds it);
+3. searches (`search`: bisection per candidate, coordinate descent over mixes and P:D ratios)
+   with common random numbers: one seed, one trace for every candidate;
+4. verifies (`verify`): the chosen fleet on the full trace, then on the fresh-seed recheck —
+   adding instances when either fails — then one instance fewer, then ±x % load;
+5. writes `plan.json` (also returned), `candidates.parquet`, `report.html` and `report.md`
+   (`write_outputs`).
+
+An SLO no fleet meets is a result, not an error: `slo_met` is false, `fleet` the closest fleet
+found and `message` says what misses. Bad config raises `ConfigError`.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from wrpsim.errors import ConfigError
+from wrpsim.plan import estimate, verify
+from wrpsim.plan.config import parse_plan
+from wrpsim.plan.evaluate import Evaluator, TraceRun
+from wrpsim.plan.record import plan_record
+from wrpsim.plan.search import Search
+from wrpsim.plan.slo import SLOTargets
+from wrpsim.plan.traces import busiest_window, describe, scale_load, shuffle_within
+
+PLAN_TOP_KEYS = ("workload", "router", "network", "seed", "slo", "pue", "sim", "plan",
+                 "experiment", "hydra")
+BASE_KEYS = ("router", "network", "slo", "pue", "sim")
+PLAN_JSON, CANDIDATES = "plan.json", "candidates.parquet"
+REPORT_HTML, REPORT_MD = "report.html", "report.md"
+
+
+def build_traces(cfg: dict, plan, seed: int, trace=None) -> dict:
+    """The named traces of a plan (module docstring, step 1)."""
+    from wrpsim.rng import stream
+    from wrpsim.workload import build_workload
+
+    def load(s: int):
+        if trace is not None:
+            return trace
+        if not cfg.get("workload"):
+            raise ConfigError("config key 'workload' is required")
+        return build_workload(cfg["workload"], s)
+
+    full = load(seed)
+    if not len(full):
+        raise ConfigError("the workload has no requests to plan for")
+    n, t0, t1 = describe(full)
+    out = {"full": TraceRun("full", full, seed, f"full trace: {n} requests over {t1 - t0:.0f} s",
+                            t0, t1)}
+    w = plan.search_window_s
+    if w is not None and w < t1 - t0:
+        win = busiest_window(full, w)
+        n2, _, _ = describe(win)
+        from wrpsim.plan.traces import window_bounds
+
+        lo, hi = window_bounds(full, w)
+        out["search"] = TraceRun("search", win, seed, f"busiest {w:g} s window "
+                                 f"[{lo:.0f}, {hi:.0f}) s: {n2} requests", lo, hi)
+    else:
+        out["search"] = TraceRun("search", full, seed, out["full"].description, t0, t1)
+    rs = plan.recheck_seed if plan.recheck_seed is not None else seed + 1
+    if rs == seed:
+        raise ConfigError(f"plan.recheck_seed must differ from seed ({seed}) to be a fresh seed")
+    shuffled = shuffle_within(load(rs), plan.recheck_shuffle_window_s, stream(rs, "plan.recheck"))
+    sw = plan.recheck_shuffle_window_s
+    out["recheck"] = TraceRun("recheck", shuffled, rs, f"workload rebuilt with seed {rs}" + (
+        f", requests shuffled within {sw:g} s windows" if sw else ""), *describe(shuffled)[1:])
+    s = plan.load_sensitivity
+    for f in ((1 - s, 1 + s) if s > 0 else ()):
+        tag = f"load-{f:g}"
+        out[tag] = TraceRun(tag, scale_load(full, f), seed, f"full trace at {f:g} × load",
+                            t0 / f, t1 / f)
+    return out
+
+
+def analyse(plan, stats) -> tuple[dict, dict, dict, list, set]:
+    """First guesses, per-instance rates and floors per pool; the candidates that can meet
+    the latency targets, and messages for those that cannot."""
+    guesses, rates, info, notes = {}, {}, {}, []
+    tpot = plan.slo.upper.get("tpot_p99_s") or plan.slo.upper.get("tpot_p90_s")
+    for cand in plan.candidates:
+        pools = [p for p in plan.pools if p.candidate == cand]
+        guesses.update(estimate.first_guess(pools, stats, plan.slo, plan.max_instances))
+        for p in pools:
+            c = estimate.capacity(p, stats, tpot)
+            fl = estimate.floors(p, stats)
+            rates[p.name] = (c.prefill_tokens_per_s / max(stats.prompt_mean, 1.0)
+                             if p.role == "prefill" else
+                             c.batch / (max(stats.output_mean, 1.0) * c.step_s)
+                             if p.role == "decode" else c.rate)
+            info[p.name] = {"guess": guesses[p.name], "batch": c.batch,
+                            "rate_rps": rates[p.name], "floor_ttft_s": fl["ttft"],
+                            "floor_tpot_s": fl["tpot"], "kv_tokens": c.kv_tokens}
+            for key, bound in sorted(plan.slo.upper.items()):
+                kind = key.split("_")[0]
+                if key.split("_")[1] in ("p50", "p90", "p99") and kind in ("ttft", "tpot") and (
+                        (p.role != "decode") if kind == "ttft" else (p.role != "prefill")):
+                    floor = fl[kind]
+                    if bound < floor:
+                        notes.append(f"candidate {cand}: {key} target {bound:g} s is below "
+                                     f"what one {p.name} instance takes alone for the median "
+                                     f"request ({floor:.4g} s) — impossible at any count")
+            if stats.longest_tokens > c.kv_tokens:
+                notes.append(f"candidate {cand}: the longest request needs "
+                             f"{stats.longest_tokens} KV tokens, a {p.name} instance holds "
+                             f"{c.kv_tokens} — it would be dropped at any count")
+    bad = {n.split(":")[0].removeprefix("candidate ") for n in notes}
+    return guesses, rates, info, notes, bad
+
+
+def run_plan(cfg: dict, out_dir: Path | str, trace=None) -> dict:
+    """Plan, write the result files into `out_dir`, return plan.json's content."""
+    t_start = time.perf_counter()
+    if "pool" in cfg:
+        raise ConfigError("plan: the pool group is replaced by plan.candidates "
+                          "(pool templates without count); remove pool=…")
+    unknown = sorted(k for k in cfg if k not in PLAN_TOP_KEYS)
+    if unknown:
+        raise ConfigError(f"unknown top-level key(s) {unknown}; valid: "
+                          f"{', '.join(k for k in PLAN_TOP_KEYS if k != 'hydra')}")
+    plan = parse_plan(cfg.get("plan"))
+    seed = int(cfg.get("seed", 0))
+    base = {k: cfg[k] for k in BASE_KEYS if k in cfg}
+    base["sim"] = {**(cfg.get("sim") or {}), "progress": False}
+    traces = build_traces(cfg, plan, seed, trace)
+    stats = estimate.trace_stats(traces["search"].frame)
+    guesses, rates, info, notes, bad = analyse(plan, stats)
+    from dataclasses import replace
+
+    ok_cands = tuple(c for c in plan.candidates if c not in bad)
+    ev = Evaluator(base, plan.pools, plan.slo, traces, plan.max_evaluations)
+    if traces["search"].frame is traces["full"].frame:
+        ev.alias["full"] = "search"
+    search = Search(ev, replace(plan, candidates=ok_cands), guesses, rates)
+    t0 = time.perf_counter()
+    best = search.run() if ok_cands else None
+    timing = {"search_s": time.perf_counter() - t0}
+    feasible = best is not None
+    if not feasible:
+        rows = [e for e in ev.rows if e.trace == "search" and e.summary]
+        if not rows:  # nothing simulated (every candidate impossible): judge load-only guesses
+            for cand in plan.candidates:
+                pools = [p for p in plan.pools if p.candidate == cand]
+                g = estimate.first_guess(pools, stats, SLOTargets(), plan.max_instances)
+                idx = {i: g[p.name] for i, p in enumerate(plan.pools) if p.candidate == cand}
+                ev.evaluate(tuple(idx.get(i, 0) for i in range(len(plan.pools))), "search",
+                            "best-effort")
+            rows = [e for e in ev.rows if e.summary]
+        best = max(rows, key=lambda e: (verify.worst_margin(ev, e.counts, ["search"], "x"),
+                                        [-c for c in e.counts])).counts
+    t0 = time.perf_counter()
+    checks = verify_plan(ev, plan, best, feasible, traces)
+    timing["verify_s"] = time.perf_counter() - t0
+    record = plan_record(ev, plan, cfg, checks, search, info, notes, traces, feasible)
+    timing["total_s"] = time.perf_counter() - t_start
+    timing["simulations"] = len(ev.rows)
+    write_outputs(Path(out_dir), ev, plan, record, checks, timing)
+    return record
+
+
+def verify_plan(ev, plan, best: tuple, feasible: bool, traces: dict) -> dict:
+    """Full-trace check, recheck, one fewer, load sensitivity (module docstring, step 4)."""
+    out = {"searched": best}
+    counts = best
+    if feasible and not ev.evaluate(counts, "full", "final").slo_met:
+        counts = verify.repair(ev, plan, counts, ["full"], "final")
+    out["after_full"] = counts
+    first = ev.evaluate(counts, "recheck", "recheck")
+    out["recheck_first_met"] = first.slo_met
+    if feasible and not (first.slo_met and ev.evaluate(counts, "full", "final").slo_met):
+        counts = verify.repair(ev, plan, counts, ["full", "recheck"], "recheck")
+    out["final"] = counts
+    out["full"] = ev.evaluate(counts, "full", "final", keep=True)
+    out["recheck"] = ev.evaluate(counts, "recheck", "recheck", keep=True)
+    out["one_fewer"] = verify.one_fewer(ev, counts, ["full", "recheck"]) if feasible else []
+    sens = []
+    for tag in sorted((t for t in traces if t.startswith("load-")),
+                      key=lambda t: float(t.removeprefix("load-"))):
+        e = ev.evaluate(counts, tag, "sensitivity")
+        need = None
+        if feasible:
+            need = (verify.shrink(ev, plan, counts, [tag], "sensitivity") if e.slo_met else
+                    verify.repair(ev, plan, counts, [tag], "sensitivity"))
+        met = need is not None and ev.evaluate(need, tag, "sensitivity").slo_met
+        sens.append({"tag": tag, "eval": e, "needed": need, "needed_met": met})
+    out["sensitivity"] = sens
+    out["violations"] = verify.monotonicity_violations(ev)
+    return out
+
+
+def write_outputs(out: Path, ev, plan, record: dict, checks: dict, timing: dict) -> dict:
+    """Write `candidates.parquet`, `report.html` and `report.md` (unless `plan.report` is
+    false), then `plan.json` — each atomically; return name -> path. The recommended fleet's
+    own run is not written as Parquet: its figures are in the record, its CDFs and utilisation
+    in the report."""
+    from wrpsim.io import write_json, write_text
+    from wrpsim.plan.schemas import candidate_table, write_candidates
+
+    out.mkdir(parents=True, exist_ok=True)
+    files = {"plan": out / PLAN_JSON, "candidates": out / CANDIDATES}
+    write_candidates(candidate_table(ev, checks["final"]), files["candidates"])
+    if plan.report:
+        from wrpsim.plan.page import render
+        from wrpsim.plan.report import markdown, report_data
+
+        data = report_data(ev, record, checks, timing)
+        files["report_html"], files["report_md"] = out / REPORT_HTML, out / REPORT_MD
+        write_text(files["report_html"], render(data))
+        write_text(files["report_md"], markdown(data))
+    write_json(files["plan"], record)
+    return {k: str(v) for k, v in files.items()}

@@ -1,0 +1,139 @@
+"""`plan.json`: the recommended fleet and the evidence for it, as one deterministic record.
+
+Keys (all figures of the recommended fleet on the full trace with the run's seed unless said):
+
+- `slo_met` (met on the full trace *and* on the fresh-seed recheck), `message` (one sentence);
+- `fleet` (one entry per pool with count > 0: pool, candidate, gpu, model, tp, role, count,
+  gpus, cost_per_hour_usd), `fleet_label`, `counts` (pool -> count, every planned pool);
+- `cost_per_hour_usd`, `cost_per_million_output_tokens_usd`, `cost_per_million_tokens_usd`
+  (prompt + output), `energy_kwh` (facility energy over the replayed trace), `energy_kwh_per_hour`,
+  `gpu_count`, `instance_count`;
+- `slo_targets`, `slo_margins` (see `wrpsim.plan.slo`), `metrics` (latency percentiles,
+  attainment, throughput, duration);
+- `recheck` (seed, trace, slo_met, margins, metrics, `first_met`: whether the searched fleet
+  passed before any instance was added), `one_fewer` (per pool), `load_sensitivity` (per load
+  factor: the plan's result, and the fleet needed at that load);
+- `search` (objective, evaluations, whether the budget sufficed, the traces, phase-1 results per
+  candidate, the analytical estimates, monotonicity violations, impossible candidates).
+
+No wall-clock time or path is recorded, so the same config and seed give a byte-identical file.
+"""
+
+from __future__ import annotations
+
+METRICS = ("ttft_p50_s", "ttft_p90_s", "ttft_p99_s", "tpot_p50_s", "tpot_p90_s", "tpot_p99_s",
+           "e2e_p50_s", "e2e_p99_s", "queue_wait_mean_s", "ttft_mean_s", "slo_attainment",
+           "unserved_frac", "requests_total", "requests_completed", "throughput_tokens_per_s",
+           "throughput_prompt_tokens_per_s", "duration_s", "energy_kwh", "mean_utilization")
+
+
+def metrics(summary: dict) -> dict:
+    """The plan's subset of a run summary."""
+    return {k: summary.get(k) for k in METRICS}
+
+
+def per_million(cost_per_hour: float, tokens_per_s: float | None) -> float | None:
+    """USD per million tokens at a throughput (None when nothing was served)."""
+    if not tokens_per_s:
+        return None
+    return cost_per_hour / (tokens_per_s * 3600.0) * 1e6
+
+
+def fleet_rows(ev, counts) -> list[dict]:
+    """One entry per pool with instances."""
+    return [{"pool": p.name, "candidate": p.candidate, "gpu": p.gpu, "model": p.config["model"],
+             "tp": p.tp, "role": p.role, "count": n, "gpus": n * p.tp,
+             "cost_per_hour_usd": n * p.price_per_hour_usd}
+            for p, n in zip(ev.pools, counts) if n]
+
+
+def _message(ev, plan, checks, notes, feasible: bool, slo_met: bool, complete: bool) -> str:
+    budget = "" if complete else (f" The search stopped at plan.max_evaluations "
+                                  f"({plan.max_evaluations}); raise it for a better answer.")
+    return _verdict(ev, plan, checks, notes, feasible, slo_met) + budget
+
+
+def _verdict(ev, plan, checks, notes, feasible: bool, slo_met: bool) -> str:
+    counts, full = checks["final"], checks["full"]
+    label = f"{ev.label(counts)} (${ev.cost(counts):.2f}/h, {ev.gpus(counts)} GPUs)"
+    if not feasible:
+        from wrpsim.plan.slo import SLOTargets
+
+        key, m = SLOTargets.worst(full.margins) if full.margins else ("?", None)
+        why = "; ".join(notes) if notes else (
+            f"no fleet of at most {plan.max_instances} instances per pool met it")
+        miss = "undefined" if m is None else f"{-m:.1%}" if key != "attainment_min" else f"{-m:.4f}"
+        return (f"no fleet meets the SLO: {why}. Closest fleet found: {label}, which misses "
+                f"{key} by {miss}.")
+    rc = checks["recheck"]
+    seed_note = (f"re-checked with fresh seed {rc.seed}: met" if checks["recheck_first_met"]
+                 else f"re-checked with fresh seed {rc.seed}: the searched fleet "
+                      f"{ev.label(checks['after_full'])} failed, instances were added")
+    state = "meets the SLO" if slo_met else "still misses the SLO after repair"
+    return f"cheapest fleet by {plan.objective}: {label} {state}; {seed_note}."
+
+
+def plan_record(ev, plan, cfg: dict, checks: dict, search, info: dict, notes: list,
+                traces: dict, feasible: bool) -> dict:
+    """The plan.json mapping (module docstring)."""
+    counts, full, rc = checks["final"], checks["full"], checks["recheck"]
+    s = full.summary
+    slo_met = feasible and full.slo_met and rc.slo_met
+    dur_h = (s.get("duration_s") or 0.0) / 3600.0
+    tok, ptok = s.get("throughput_tokens_per_s"), s.get("throughput_prompt_tokens_per_s") or 0.0
+    cost = ev.cost(counts)
+    sens = []
+    for r in checks["sensitivity"]:
+        e, need = r["eval"], r["needed"]
+        sens.append({"load": float(r["tag"].removeprefix("load-")), "slo_met": e.slo_met,
+                     "margins": e.margins, "metrics": metrics(e.summary),
+                     "needed_fleet": None if need is None else ev.label(need),
+                     "needed_counts": None if need is None else dict(
+                         zip([p.name for p in ev.pools], need)),
+                     "needed_cost_per_hour_usd": None if need is None else ev.cost(need),
+                     "needed_slo_met": r["needed_met"]})
+    single = [{"candidate": r["candidate"], "pd_ratio": r["ratio"], "guess": r["guess"],
+               "fleet": None if r["counts"] is None else ev.label(r["counts"]),
+               "cost_per_hour_usd": None if r["counts"] is None else ev.cost(r["counts"]),
+               "gpu_count": None if r["counts"] is None else ev.gpus(r["counts"])}
+              for r in search.single]
+    return {
+        "slo_met": bool(slo_met),
+        "message": _message(ev, plan, checks, notes, feasible, slo_met, search.complete),
+        "objective": plan.objective,
+        "model": plan.model,
+        "fleet": fleet_rows(ev, counts),
+        "fleet_label": ev.label(counts),
+        "counts": dict(zip([p.name for p in ev.pools], counts)),
+        "cost_per_hour_usd": cost,
+        "cost_per_million_output_tokens_usd": per_million(cost, tok),
+        "cost_per_million_tokens_usd": per_million(cost, (tok or 0.0) + ptok),
+        "energy_kwh": s.get("energy_kwh"),
+        "energy_kwh_per_hour": (s.get("energy_kwh") or 0.0) / dur_h if dur_h else None,
+        "gpu_count": ev.gpus(counts),
+        "instance_count": int(sum(counts)),
+        "slo_targets": plan.slo.as_dict(),
+        "slo_thresholds": {k: cfg.get("slo", {}).get(k) for k in ("ttft_s", "tpot_s")},
+        "slo_margins": full.margins,
+        "metrics": metrics(s),
+        "recheck": {"seed": rc.seed, "trace": traces["recheck"].description,
+                    "slo_met": rc.slo_met, "first_met": checks["recheck_first_met"],
+                    "searched_fleet": ev.label(checks["after_full"]),
+                    "margins": rc.margins, "metrics": metrics(rc.summary)},
+        "one_fewer": checks["one_fewer"],
+        "load_sensitivity": sens,
+        "search": {
+            "evaluations": len(ev.rows), "search_evaluations": ev.spent,
+            "complete": search.complete, "max_evaluations": plan.max_evaluations,
+            "trace": traces["search"].description, "full_trace": traces["full"].description,
+            "window_s": [traces["search"].start_s, traces["search"].end_s]
+            if plan.search_window_s else None,
+            "searched_fleet": ev.label(checks["searched"]),
+            "mix": plan.mix, "pd_ratios": [f"{p}:{d}" for p, d in plan.pd_ratios],
+            "single_type": single, "analytical": info, "impossible": notes,
+            "monotonicity_violations": checks["violations"],
+        },
+        "seed": full.seed,
+        "workload": str((cfg.get("workload") or {}).get("name", "")),
+        "router": str((cfg.get("router") or {}).get("_target_", "")),
+    }

@@ -1,0 +1,180 @@
+"""The plan's report data, and its Markdown summary (`report.md`); the HTML page is `page.py`.
+
+`report_data` reduces the evaluations to what both need: every candidate simulated on the
+search trace (cost, p99 TTFT/TPOT, verdict), the Pareto fronts of cost vs p99 TTFT and vs p99
+TPOT (fleets no cheaper-or-equal fleet beats on that latency), the load sensitivity rows, per-pool
+utilisation of the recommended fleet (busy fraction, mean KV use, mean requests in system, from
+its instance table) and its latency CDFs on the full trace and on the fresh-seed recheck
+(downsampled with the sweep dashboard's `cdf`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def pareto(points: list[tuple[float, float, int]]) -> list[int]:
+    """Indices of the (cost, latency, index) points on the lower-left front, by cost."""
+    front, best = [], float("inf")
+    for _cost, lat, idx in sorted(points):
+        if lat < best:
+            front.append(idx)
+            best = lat
+    return front
+
+
+def _cdfs(tables, points: int = 400) -> dict:
+    from wrpsim.report.views import cdf
+
+    if not tables:
+        return {}
+    req = tables[0]
+    done = np.asarray([s == "completed" for s in req.column("status").to_pylist()], dtype=bool)
+    return {c.removesuffix("_s"): cdf(req.column(c).to_numpy(zero_copy_only=False)
+                                      .astype(np.float64)[done], points)
+            for c in ("ttft_s", "tpot_s", "e2e_s")}
+
+
+def utilisation(tables) -> list[dict]:
+    """Per pool of the recommended fleet: instances, busy fraction, KV use, requests in system."""
+    if not tables:
+        return []
+    inst = tables[1].to_pydict()
+    out = {}
+    for k, pool in enumerate(inst["pool"]):
+        r = out.setdefault(pool, {"pool": pool, "gpu": inst["gpu"][k], "instances": 0,
+                                  "busy": 0.0, "kv": 0.0, "in_system": 0.0, "tokens": 0})
+        r["instances"] += 1
+        r["busy"] += inst["utilization"][k]
+        r["kv"] += inst["kv_mean_util"][k]
+        r["in_system"] += inst["mean_requests_in_system"][k]
+        r["tokens"] += inst["decode_tokens"][k] + inst["prefill_tokens"][k]
+    for r in out.values():
+        for key in ("busy", "kv", "in_system"):
+            r[key] /= r["instances"]
+    return list(out.values())
+
+
+def report_data(ev, record: dict, checks: dict, timing: dict) -> dict:
+    """Everything the HTML page draws (JSON-ready)."""
+    cands = []
+    for e in ev.rows:
+        if e.trace != "search" or not e.summary:
+            continue
+        cands.append({"index": e.index, "fleet": ev.label(e.counts), "cost": ev.cost(e.counts),
+                      "gpus": ev.gpus(e.counts), "phase": e.phase, "met": e.slo_met,
+                      "ttft_p99": e.summary.get("ttft_p99_s"),
+                      "tpot_p99": e.summary.get("tpot_p99_s"),
+                      "energy": e.summary.get("energy_kwh"),
+                      "chosen": e.counts == tuple(checks["final"])})
+    fronts = {k: pareto([(c["cost"], c[k], c["index"]) for c in cands if c[k] is not None])
+              for k in ("ttft_p99", "tpot_p99")}
+    full = checks["full"].summary
+    sens = [{"load": 1.0, "met": checks["full"].slo_met, "ttft_p99": full.get("ttft_p99_s"),
+             "tpot_p99": full.get("tpot_p99_s"), "attainment": full.get("slo_attainment"),
+             "needed_cost": record["cost_per_hour_usd"], "needed": record["fleet_label"]}]
+    for r in record["load_sensitivity"]:
+        m = r["metrics"]
+        sens.append({"load": r["load"], "met": r["slo_met"], "ttft_p99": m.get("ttft_p99_s"),
+                     "tpot_p99": m.get("tpot_p99_s"), "attainment": m.get("slo_attainment"),
+                     "needed_cost": r["needed_cost_per_hour_usd"], "needed": r["needed_fleet"]})
+    sens.sort(key=lambda r: r["load"])
+    return {"record": record, "candidates": cands, "pareto": fronts, "sensitivity": sens,
+            "utilisation": utilisation(checks["full"].tables),
+            "cdf": {"full trace": _cdfs(checks["full"].tables),
+                    f"recheck (seed {checks['recheck'].seed})": _cdfs(checks["recheck"].tables)},
+            "targets": record["slo_targets"], "timing": timing}
+
+
+def _f(v, fmt: str = ".4g") -> str:
+    if v is None:
+        return "–"
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    return format(v, fmt) if isinstance(v, (int, float)) else str(v)
+
+
+def fmt_margin(key: str, m) -> str:
+    """A signed margin as text: percent for latency bounds, absolute for shares."""
+    if m is None:
+        return "undefined"
+    return f"{m:+.4f}" if key in ("attainment_min", "unserved_max") else f"{m:+.1%}"
+
+
+def _table(head: list[str], rows: list[list]) -> list[str]:
+    out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    out += ["| " + " | ".join(str(c).replace("|", "\\|") for c in r) + " |" for r in rows]
+    return [*out, ""]
+
+
+def markdown(data: dict) -> str:
+    """The Markdown summary of a plan (a planner can paste it into a ticket)."""
+    r, t = data["record"], data["timing"]
+    rc = r["recheck"]
+    lines = [f"# Capacity plan: {r['workload'] or 'workload'} on {r['model']}", "",
+             f"**{'SLO met' if r['slo_met'] else 'SLO NOT met'}** — {r['message']}", "",
+             "## Recommended fleet", ""]
+    lines += _table(["pool", "GPU", "TP", "role", "instances", "GPUs", "USD/h"],
+                    [[f["pool"], f["gpu"], f["tp"], f["role"], f["count"], f["gpus"],
+                      f"{f['cost_per_hour_usd']:.2f}"] for f in r["fleet"]])
+    lines += ["## Cost and energy", ""]
+    lines += _table(["figure", "value"], [
+        ["cost per hour (USD)", _f(r["cost_per_hour_usd"], ".2f")],
+        ["cost per million output tokens (USD)", _f(r["cost_per_million_output_tokens_usd"])],
+        ["cost per million tokens, prompt + output (USD)", _f(r["cost_per_million_tokens_usd"])],
+        ["energy over the trace (kWh, facility)", _f(r["energy_kwh"])],
+        ["energy per hour (kWh)", _f(r["energy_kwh_per_hour"])],
+        ["GPUs / instances", f"{r['gpu_count']} / {r['instance_count']}"]])
+    lines += ["## SLO margins", "",
+              f"Margins are positive when met (relative headroom for latency bounds). Full "
+              f"trace with seed {r['seed']}, and the fresh-seed recheck ({rc['trace']}).", ""]
+    rows = []
+    for k, bound in r["slo_targets"].items():
+        metric = {"attainment_min": "slo_attainment", "unserved_max": "unserved_frac"}.get(k, k)
+        rows.append([k, _f(bound), _f(r["metrics"].get(metric)), fmt_margin(k, r["slo_margins"][k]),
+                     _f(rc["metrics"].get(metric)), fmt_margin(k, rc["margins"].get(k))])
+    lines += _table(["target", "bound", "value", "margin", "recheck value", "recheck margin"],
+                    rows)
+    lines += ["## Robustness", "",
+              f"- Re-checked with a fresh seed ({rc['seed']}) before being reported: "
+              f"{'met' if rc['slo_met'] else 'NOT met'}"
+              + ("" if rc["first_met"] else f" (the searched fleet {rc['searched_fleet']} failed "
+                 "the recheck; instances were added until both runs met the SLO)") + ".", ""]
+    lines += _table(["one instance fewer", "fleet", "meets SLO (full)", "meets SLO (recheck)"],
+                    [[o["pool"], o["fleet"], _f(o.get("slo_met_full")),
+                      _f(o.get("slo_met_recheck"))] for o in r["one_fewer"]])
+    lines += ["## Sensitivity to load", ""]
+    lines += _table(["load", "meets SLO", "p99 TTFT (s)", "p99 TPOT (s)", "attainment",
+                     "fleet needed", "USD/h needed"],
+                    [[f"{s['load']:g} ×", _f(s["met"]), _f(s["ttft_p99"]), _f(s["tpot_p99"]),
+                      _f(s["attainment"]), s["needed"] or "–", _f(s["needed_cost"], ".2f")]
+                     for s in data["sensitivity"]])
+    lines += ["## Per-pool utilisation (full trace)", ""]
+    lines += _table(["pool", "GPU", "instances", "busy fraction", "mean KV use",
+                     "mean requests in system"],
+                    [[u["pool"], u["gpu"], u["instances"], f"{u['busy']:.3f}", f"{u['kv']:.3f}",
+                      f"{u['in_system']:.2f}"] for u in data["utilisation"]])
+    by_index = {c["index"]: c for c in data["candidates"]}
+    for key, name in (("ttft_p99", "TTFT"), ("tpot_p99", "TPOT")):
+        lines += [f"## Pareto front: cost vs p99 {name} (search trace)", "",
+                  f"Fleets no cheaper (or equally priced) fleet beats on p99 {name}; ★ marks "
+                  "the recommendation, which is the cheapest fleet meeting *every* target.", ""]
+        lines += _table(["fleet", "USD/h", "p99 TTFT (s)", "p99 TPOT (s)", "meets SLO"],
+                        [[c["fleet"] + (" ★" if c["chosen"] else ""), f"{c['cost']:.2f}",
+                          _f(c["ttft_p99"]), _f(c["tpot_p99"]), _f(c["met"])]
+                         for c in (by_index[i] for i in data["pareto"][key])])
+    s = r["search"]
+    lines += ["## Search", "",
+              f"{s['evaluations']} simulations ({s['search_evaluations']} in the search, "
+              f"budget {s['max_evaluations']}{'' if s['complete'] else ', EXHAUSTED'}); search "
+              f"trace: {s['trace']}; wall time {t.get('total_s', 0):.1f} s (search "
+              f"{t.get('search_s', 0):.1f} s, checks {t.get('verify_s', 0):.1f} s).", ""]
+    lines += _table(["candidate", "P:D", "first guess", "smallest fleet meeting the SLO", "USD/h"],
+                    [[c["candidate"], c["pd_ratio"] or "–", c["guess"], c["fleet"] or "none",
+                      _f(c["cost_per_hour_usd"], ".2f")] for c in s["single_type"]])
+    mono = s["monotonicity_violations"]
+    lines += [f"Monotonicity (more instances never hurt): "
+              f"{'no violation among the evaluated fleets' if not mono else mono}.", ""]
+    lines += [f"- {n}" for n in s["impossible"]] + ([""] if s["impossible"] else [])
+    lines += ["Plots (Pareto fronts, load sensitivity, utilisation, latency CDFs): `report.html`."]
+    return "\n".join(lines) + "\n"

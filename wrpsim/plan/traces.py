@@ -1,0 +1,80 @@
+"""The traces a plan replays: search window, fresh-seed recheck, scaled load.
+
+All take and return canonical trace frames (`wrpsim.workload.request.TRACE_COLUMNS`), sorted by
+arrival, and keep the frame's `attrs` (e.g. `hash_block_tokens`).
+
+- `busiest_window(trace, w)`: the `w` seconds holding the most tokens (prompt + output) arriving,
+  shifted to start at 0 — the conservative slice a search can run on when the full trace is too
+  long for the time budget;
+- `shuffle_within(trace, w, rng)`: a fresh sample path of the same workload for the recheck: the
+  arrival instants stay, but the requests arriving in each window of `w` seconds are randomly
+  permuted among those instants (rows move whole: prompt, output, model, session, hash ids), so
+  the rate curve and the length mix of every window are kept while which request meets which
+  queue changes. A fixed trace rebuilt with a new seed is otherwise the same trace;
+- `scale_load(trace, f)`: arrival times divided by `f` (f = 1.2 is 20 % more load), like the
+  workload's `rate_scale`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+
+def _with_attrs(new: pd.DataFrame, old: pd.DataFrame) -> pd.DataFrame:
+    new.attrs.update(old.attrs)
+    return new
+
+
+def window_bounds(trace: pd.DataFrame, window_s: float) -> tuple[float, float]:
+    """[start, end) of the `window_s` seconds of `trace` with the most arriving tokens."""
+    t = trace["arrival_s"].to_numpy(dtype=np.float64)
+    if not len(t) or t[-1] - t[0] <= window_s:
+        return (float(t[0]) if len(t) else 0.0, float(t[-1]) + 1e-9 if len(t) else 0.0)
+    tok = (trace["prompt_tokens"].to_numpy(dtype=np.float64)
+           + trace["output_tokens"].to_numpy(dtype=np.float64))
+    csum = np.concatenate(([0.0], np.cumsum(tok)))
+    starts = t[t <= t[-1] - window_s]
+    ends = np.searchsorted(t, starts + window_s, side="left")
+    first = np.searchsorted(t, starts, side="left")
+    best = int(np.argmax(csum[ends] - csum[first]))
+    return float(starts[best]), float(starts[best] + window_s)
+
+
+def busiest_window(trace: pd.DataFrame, window_s: float) -> pd.DataFrame:
+    """The rows of the busiest `window_s` seconds (see `window_bounds`), arrivals from 0."""
+    lo, hi = window_bounds(trace, window_s)
+    t = trace["arrival_s"].to_numpy()
+    out = trace[(t >= lo) & (t < hi)].reset_index(drop=True).copy()
+    out["arrival_s"] = out["arrival_s"] - lo
+    return _with_attrs(out, trace)
+
+
+def shuffle_within(trace: pd.DataFrame, window_s: float | None,
+                   rng: np.random.Generator) -> pd.DataFrame:
+    """Permute whole requests among the arrival instants of each `window_s` window (module
+    docstring); `window_s` None returns the trace unchanged. Deterministic given `rng`."""
+    if window_s is None or len(trace) < 2:
+        return trace
+    t = trace["arrival_s"].to_numpy(dtype=np.float64)
+    group = np.floor((t - t[0]) / window_s).astype(np.int64)
+    order = np.arange(len(t))
+    edges = np.flatnonzero(np.diff(group)) + 1
+    for lo, hi in zip(np.concatenate(([0], edges)), np.concatenate((edges, [len(t)]))):
+        order[lo:hi] = lo + rng.permutation(hi - lo)
+    out = trace.iloc[order].reset_index(drop=True).copy()
+    out["arrival_s"] = t
+    return _with_attrs(out, trace)
+
+
+def scale_load(trace: pd.DataFrame, factor: float) -> pd.DataFrame:
+    """The trace with arrival times divided by `factor` (> 0)."""
+    out = trace.copy()
+    out["arrival_s"] = trace["arrival_s"].to_numpy(dtype=np.float64) / factor
+    return _with_attrs(out, trace)
+
+
+def describe(trace: pd.DataFrame) -> tuple[int, float, float]:
+    """(requests, first arrival, last arrival) of a trace."""
+    t = trace["arrival_s"].to_numpy(dtype=np.float64)
+    return len(t), float(t[0]) if len(t) else 0.0, float(t[-1]) if len(t) else 0.0
