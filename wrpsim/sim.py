@@ -18,12 +18,14 @@ import simpy
 from wrpsim.dispatcher import Dispatcher
 from wrpsim.errors import ConfigError, unknown_choice
 from wrpsim.io import write_json, write_text
+from wrpsim.metrics.quality import quality_summary
 from wrpsim.metrics.records import RequestLog, instance_table, write_parquet
 from wrpsim.metrics.summary import summarize
 from wrpsim.pool.fleet import Fleet, parse_pool
 from wrpsim.pool.transfer import FABRIC_KINDS, KVTransfer
 from wrpsim.progress import Progress
 from wrpsim.rng import stream
+from wrpsim.router import routing_table
 from wrpsim.workload.request import to_requests
 
 RUN_KEYS = ("workload", "pool", "router", "network", "seed", "slo", "pue", "sim", "experiment")
@@ -216,6 +218,7 @@ def run(cfg: dict, out_dir: Path | str, trace=None) -> dict:
     sim = Simulation(cfg, trace)
     req_t, inst_t, end = sim.run()
     summary = summarize(req_t, inst_t, end, sim.slo, sim.pue)
+    summary.update(quality_summary(req_t, inst_t, sim.trace, sim.fleet.specs, sim.pue, end))
     summary["requests_beyond_horizon"] = sim.beyond_horizon
     stores = sim.fleet.remote_stores.values()
     summary["remote_kv_peak_blocks"] = sum(s.peak for s in stores)
@@ -228,6 +231,9 @@ def run(cfg: dict, out_dir: Path | str, trace=None) -> dict:
     out = Path(out_dir)
     write_parquet(req_t, out / "requests.parquet")
     write_parquet(inst_t, out / "instances.parquet")
+    rt = routing_table(sim.router)  # None for routers that keep no decision log
+    if rt is not None:
+        write_parquet(rt, out / "routing.parquet")
     clean = {k: v for k, v in cfg.items() if k != "hydra"}
     write_text(out / "config.yaml", OmegaConf.to_yaml(OmegaConf.create(clean)))
     if sim.tracer is not None:

@@ -21,6 +21,10 @@ JSON-ready, None where undefined):
   capacity is not charged here: it depends on fleet sizing, not on routing.)
   `provisioned_cost_per_1k_requests_usd`: the whole provisioned fleet over the run (summary's
   `cost_usd`) per 1,000 original requests, when `duration_s` is given.
+  `token_cost_per_1k_requests_usd`: every completed call priced per token at its pool's
+  reference operating point (`wrpsim.router.pricing`: prefill of 1,024 tokens, decode at batch
+  32) — an API-style price, linear in the routing mix and blind to load (RouterBench's cost
+  axis), per 1,000 original requests; needs `fleet_specs`.
 - `energy_per_request_j`: facility energy of every GPU over the run, busy and idle (Σ
   instance `energy_j` × `pue`), per original request.
 - `e2e_final_p50_s` / `e2e_final_p99_s`: final answer's finish − the original's arrival, over
@@ -77,13 +81,31 @@ def _pct(x: list[float], q: float) -> float | None:
     return float(np.percentile(x, q)) if x else None
 
 
+def _token_cost(req: pa.Table, fleet_specs) -> float | None:
+    """Σ over completed calls of the pool's reference per-token price (USD)."""
+    if not fleet_specs:
+        return None
+    from wrpsim.pool.fleet import build_latency
+    from wrpsim.router.pricing import pool_prices
+
+    prices = {s.name: pool_prices(s, build_latency(s)) for s in fleet_specs}
+    total = 0.0
+    for pool, st, p, o in zip(req.column("pool").to_pylist(), req.column("status").to_pylist(),
+                              req.column("prompt_tokens").to_pylist(),
+                              req.column("output_tokens").to_pylist()):
+        if st == "completed" and pool in prices:
+            total += prices[pool].cost(p, o)
+    return total
+
+
 def quality_summary(requests_table: pa.Table, instances_table: pa.Table, trace_or_requests,
                     fleet_specs=None, pue: float = 1.0, duration_s: float | None = None) -> dict:
     """Routing-study metrics of one run (see the module docstring for the definitions).
 
     `trace_or_requests`: the replayed canonical trace frame (row i = request id i) or the list
-    of `Request`s (None: no quality figures). `fleet_specs` (the fleet's `PoolSpec`s) is
-    accepted for symmetry with the run's other inputs; prices come from `instances_table`.
+    of `Request`s (None: no quality figures). `fleet_specs`: the fleet's `PoolSpec`s (for the
+    token-priced cost; None leaves it out). `pue`: facility / IT energy. `duration_s`: the
+    run's simulated duration (for the provisioned cost; None leaves it out).
     """
     finals, n_orig, calls = _final_answers(requests_table)
     outcomes = _outcomes(trace_or_requests)
@@ -117,6 +139,9 @@ def quality_summary(requests_table: pa.Table, instances_table: pa.Table, trace_o
         "provisioned_cost_per_1k_requests_usd": (
             float((tp * price).sum()) * duration_s / 3600.0 * per_k
             if duration_s is not None else None),
+        "token_cost_per_1k_requests_usd": (
+            tok * per_k if (tok := _token_cost(requests_table, fleet_specs)) is not None
+            else None),
         "energy_per_request_j": energy / n_orig if n_orig else None,
         "e2e_final_p50_s": _pct(lat, 50),
         "e2e_final_p99_s": _pct(lat, 99),

@@ -1,10 +1,22 @@
-"""Routers: the Router contract and built-in policies."""
+"""Routers: the Router contract, load balancers, cache-aware and model/pool-selecting policies."""
 
 from wrpsim.router.affinity import PrefixAware, SessionAffinity
+from wrpsim.router.bandit import BanditRouter
 from wrpsim.router.base import Placement, Router
+from wrpsim.router.cascade import CascadeRouter
+from wrpsim.router.context import CompressAndRoute, TokenBudgetRouter
+from wrpsim.router.decisions import ROUTING_SCHEMA, routing_table
+from wrpsim.router.fleetaware import EnergyAwareRouter, SloAwareRouter
+from wrpsim.router.lengths import OutputLengthAware
 from wrpsim.router.policies import LeastKV, LeastOutstanding, PowerOfD, Random, RoundRobin
+from wrpsim.router.rules import RuleRouter
+from wrpsim.router.selection import ModelRouter
+from wrpsim.router.threshold import ThresholdRouter
+from wrpsim.router.utility import UtilityRouter
 
 __all__ = [
-    "LeastKV", "LeastOutstanding", "Placement", "PowerOfD", "PrefixAware", "Random", "RoundRobin",
-    "Router", "SessionAffinity",
+    "ROUTING_SCHEMA", "BanditRouter", "CascadeRouter", "CompressAndRoute", "EnergyAwareRouter",
+    "LeastKV", "LeastOutstanding", "ModelRouter", "OutputLengthAware", "Placement", "PowerOfD",
+    "PrefixAware", "Random", "RoundRobin", "Router", "RuleRouter", "SessionAffinity",
+    "SloAwareRouter", "ThresholdRouter", "TokenBudgetRouter", "UtilityRouter", "routing_table",
 ]

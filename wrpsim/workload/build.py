@@ -18,6 +18,9 @@ A workload config is what one YAML of the `workloads/` catalog holds (Hydra grou
     max_output_tokens: null
     model: null
     model_mix: null
+    outcomes: null                   # per-prompt correctness joined on (workload.outcomes)
+    categories: null                 # category mix / complexity (workload.categories)
+    accuracy: null                   # per-(model, category) accuracy table -> outcomes
 
 `source` of a trace kind takes `path` and the loader options of `loaders.load_trace` (`format`,
 `columns`, `time_unit`, `time_format`, `hash_block_tokens`, `cache`; the record kinds their
@@ -121,7 +124,7 @@ def build_workload(cfg: Mapping[str, Any], seed: int,
     if block is not None:
         block = check_block_tokens(block, "workload.hash_block_tokens")
     df, where = _source_frame(cfg.get("source"), int(seed), base, block)
-    df = apply_transforms(df, cfg, int(seed))
+    df = apply_transforms(df, cfg, int(seed), base)
     df = df[[c for c in TRACE_COLUMNS if c in df.columns]].reset_index(drop=True)
     if len(df) == 0:
         raise ConfigError(f"workload {cfg.get('name', '?')}: no request left after the "

@@ -24,6 +24,8 @@ TRACE_COLUMNS: dict[str, tuple[str, bool]] = {
     "session_id": ("object", False),  # conversation / agent session id or None
     "category": ("object", False),  # task category or None
     "hash_ids": ("object", False),  # list of prefix-block ids (Mooncake) or None
+    "complexity": ("float64", False),  # task complexity in [0, 1] (NaN = unknown)
+    "outcomes": ("object", False),  # {model: correctness in [0, 1]} or None (see outcomes.py)
 }
 
 #: Arrow schema of the canonical form, used when a parsed trace is cached as Parquet.
@@ -36,6 +38,8 @@ TRACE_SCHEMA = pa.schema(
         pa.field("session_id", pa.string()),
         pa.field("category", pa.string()),
         pa.field("hash_ids", pa.list_(pa.int64())),
+        pa.field("complexity", pa.float64()),
+        pa.field("outcomes", pa.map_(pa.string(), pa.float64())),
     ],
     metadata={"wrpsim.table": "trace", "wrpsim.version": "1"},
 )
@@ -59,6 +63,8 @@ class Request:
     category: str | None = None
     hash_ids: tuple[int, ...] | None = None
     parent_id: int | None = None  # set on follow-up calls made by a router (cascades, chains)
+    complexity: float | None = None  # task complexity in [0, 1], where the workload knows it
+    outcomes: dict | None = None  # {model: correctness in [0, 1]}: the replayed answer quality
 
 
 def to_requests(df: pd.DataFrame) -> list[Request]:
@@ -76,7 +82,14 @@ def to_requests(df: pd.DataFrame) -> list[Request]:
 
     model, session, category = col("model"), col("session_id"), col("category")
     hashes = [None if h is None else tuple(int(x) for x in h) for h in col("hash_ids")]
-    return [
+    reqs = [
         Request(i, arrival[i], prompt[i], output[i], model[i], session[i], category[i], hashes[i])
         for i in range(n)
     ]
+    if "complexity" in df.columns:
+        for r, c in zip(reqs, col("complexity")):
+            r.complexity = None if c is None else float(c)
+    if "outcomes" in df.columns:
+        for r, o in zip(reqs, col("outcomes")):
+            r.outcomes = None if o is None else dict(o)
+    return reqs

@@ -17,7 +17,15 @@
    hash ids are cut to the clipped prompt's ceil(P / B) blocks);
 6. `model` (one name for every request) or `model_mix` ({name: weight}; each request drawn
    independently with probability weight / sum, stream `workload.model`). With neither, a
-   `model` column the trace already has is kept.
+   `model` column the trace already has is kept;
+7. `outcomes` (a per-prompt outcomes file joined one row per request: category, prompt length,
+   per-model correctness; stream `workload.outcomes`; `wrpsim.workload.outcomes`);
+8. `categories` (category mix and complexity for traces without them; stream
+   `workload.category`; `wrpsim.workload.categories`);
+9. `accuracy` (outcomes of the requests that have none from a per-(model, category) accuracy
+   table: expected correctness; `wrpsim.workload.outcomes`).
+
+Paths of 7 and 9 are relative to `base_dir` (the `workloads/` catalog when built from a YAML).
 
 Every transform keeps the frame's `attrs` (`hash_block_tokens`).
 """
@@ -25,6 +33,7 @@ Every transform keeps the frame's `attrs` (`hash_block_tokens`).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -43,7 +52,7 @@ from wrpsim.workload.reuse import apply_prefix_ids, reuse_params
 
 TRANSFORM_KEYS = ("hash_block_tokens", "prefix_ids", "prefix_reuse", "start_s", "end_s",
                   "sample_fraction", "max_requests", "rate_scale", "max_prompt_tokens",
-                  "max_output_tokens", "model", "model_mix")
+                  "max_output_tokens", "model", "model_mix", "outcomes", "categories", "accuracy")
 
 
 def _num(value: Any, field: str, low: float, strict: bool) -> float:
@@ -139,8 +148,31 @@ def assign_model(df: pd.DataFrame, model: str | None = None,
     return out
 
 
-def apply_transforms(df: pd.DataFrame, opts: Mapping[str, Any], seed: int) -> pd.DataFrame:
-    """Apply the transform keys of `opts` (see the module docstring) in their fixed order."""
+def _quality(df: pd.DataFrame, o: Mapping[str, Any], seed: int,
+             base_dir: Path | None) -> pd.DataFrame:
+    """Steps 7-9: outcomes, categories, accuracy."""
+    from wrpsim.workload.categories import assign_categories
+    from wrpsim.workload.outcomes import expected_outcomes, join_outcomes
+
+    if base_dir is None:
+        from wrpsim.workload.build import workloads_dir
+
+        base_dir = workloads_dir()
+    if o["outcomes"] is not None:
+        df = join_outcomes(df, o["outcomes"], stream(seed, "workload.outcomes"), Path(base_dir))
+    if o["categories"] is not None:
+        df = assign_categories(df, o["categories"], stream(seed, "workload.category"))
+    if o["accuracy"] is not None:
+        df = expected_outcomes(df, o["accuracy"], Path(base_dir))
+    return df
+
+
+def apply_transforms(df: pd.DataFrame, opts: Mapping[str, Any], seed: int,
+                     base_dir: Path | None = None) -> pd.DataFrame:
+    """Apply the transform keys of `opts` (see the module docstring) in their fixed order.
+
+    `base_dir` resolves the relative paths of `outcomes` and `accuracy` (default: the
+    `workloads/` catalog)."""
     o = {k: opts.get(k) for k in TRANSFORM_KEYS}
     source, attrs = df, dict(df.attrs)
     block = None
@@ -165,6 +197,8 @@ def apply_transforms(df: pd.DataFrame, opts: Mapping[str, Any], seed: int) -> pd
         df = clip_tokens(df, o["max_prompt_tokens"], o["max_output_tokens"])
     if o["model"] is not None or o["model_mix"]:
         df = assign_model(df, o["model"], o["model_mix"], stream(seed, "workload.model"))
+    if o["outcomes"] is not None or o["categories"] is not None or o["accuracy"] is not None:
+        df = _quality(df, o, seed, base_dir)
     if block is not None and "hash_ids" in df.columns:
         attrs["hash_block_tokens"] = block
     if "hash_ids" not in df.columns:

@@ -1,0 +1,100 @@
+"""Cascades: try the cheap model first, escalate when its answer fails a check.
+
+`CascadeRouter` sends every new request to the first model of its cascade (`models`, cheapest
+first; default: the fleet's models by estimated cost). When an attempt completes, a verifier
+judges the answer: a wrong answer (by the request's replayed `outcomes`, or a draw at the
+predictor's prior accuracy where the outcome is unknown) is flagged with probability
+`verifier.tpr`, a right one with probability `verifier.fpr`. A flagged answer is re-asked of the
+next model as a follow-up call (`view.follow_up`, recorded with `parent_id`) after
+`verifier.latency_s`; the last model's answer is final. Every attempt is a real request on the
+fleet, so the cheap attempt's time, GPU time, energy and cost all count — a cascade can never be
+cheaper than its first model alone (it serves every request there, plus the escalations).
+
+Pool-aware abort (`abort_when_saturated: true`): when the first model's pool is saturated — its
+least loaded instance has `saturation_outstanding` or more requests, or `saturation_kv` or more
+of its KV cache in use — a new request skips the cheap attempt and goes straight to the last
+model, instead of queueing behind a backlog for an answer that may be thrown away.
+"""
+
+from __future__ import annotations
+
+import math
+
+from wrpsim.errors import ConfigError
+from wrpsim.router.config import number, plain, served
+from wrpsim.router.predict import QualityPredictor
+from wrpsim.router.selection import ModelRouter, least_outstanding
+
+NAN = math.nan
+VERIFIER_KEYS = ("tpr", "fpr", "latency_s")
+
+
+class CascadeRouter(ModelRouter):
+    """Cheap first, escalate on a flagged answer (see the module docstring)."""
+
+    name = "cascade"
+
+    def __init__(self, models=None, verifier=None, abort_when_saturated: bool = False,
+                 saturation_outstanding: int = 64, saturation_kv: float = 0.95,
+                 predictor=None, **common):
+        super().__init__(**common)
+        self.models = models
+        v = plain(verifier) or {}
+        bad = sorted(k for k in v if k not in VERIFIER_KEYS)
+        if bad:
+            raise ConfigError(f"router.verifier: unknown key(s) {bad}; valid keys: "
+                              f"{', '.join(VERIFIER_KEYS)}")
+        self.tpr = number("verifier.tpr", v.get("tpr", 1.0), 0.0, 1.0)
+        self.fpr = number("verifier.fpr", v.get("fpr", 0.0), 0.0, 1.0)
+        self.verify_s = number("verifier.latency_s", v.get("latency_s", 0.0), 0.0)
+        self.abort = bool(abort_when_saturated)
+        self.sat_out = number("saturation_outstanding", saturation_outstanding, 1.0)
+        self.sat_kv = number("saturation_kv", saturation_kv, 0.0, 1.0)
+        self.predictor = QualityPredictor(predictor)
+
+    def bind(self, fleet, rng):
+        """Resolve the cascade's models (cheapest first by default)."""
+        super().bind(fleet, rng)
+        chain = served("models", self.models, fleet)
+        self._chain = chain if self.models is not None else self.book.by_cost(chain)
+        if len(self._chain) < 2:
+            raise ConfigError("router.models: a cascade needs at least two models")
+        self._stage: dict[int, int] = {}
+        self.escalated = 0
+        self.aborted = 0
+
+    def _saturated(self, view, request) -> bool:
+        first = self._chain[0]
+        request.model = first
+        inst = least_outstanding(view.candidates(request))
+        return inst.outstanding >= self.sat_out or inst.kv_used_frac >= self.sat_kv
+
+    def select(self, request, view, category, complexity):
+        """Stage of the request: 0 for a new one (or the last when aborting), else its own."""
+        stage = self._stage.get(request.id)
+        label = "attempt"
+        if stage is None:
+            stage = 0
+            if self.abort and self._saturated(view, request):
+                stage, label = len(self._chain) - 1, "abort"
+                self.aborted += 1
+            self._stage[request.id] = stage
+        elif stage > 0:
+            label = "escalate"
+        return self._chain[stage], None, label, float(stage)
+
+    def on_complete(self, request, record):
+        """Verify the answer; escalate a flagged one to the next model."""
+        stage = self._stage.pop(request.id, None)
+        if stage is None or stage + 1 >= len(self._chain):
+            return
+        model = self._chain[stage]
+        y = request.outcomes.get(model) if request.outcomes else None
+        if y is None:
+            y = self.predictor.prior(model, request.category)
+        wrong = self.rng.random() >= y
+        if self.rng.random() < (self.tpr if wrong else self.fpr):
+            nxt = self.fleet.follow_up(request, model=self._chain[stage + 1])
+            self._stage[nxt.id] = stage + 1
+            self.escalated += 1
+            self.fleet.submit(nxt, self.verify_s)

@@ -1,0 +1,91 @@
+"""Predicted output length, and routing by predicted work.
+
+A router does not know how long an answer will be. `OutputPredictor` models a length predictor
+and its error (`output_predictor:` of the routers that use one)::
+
+    output_predictor: {kind: lognormal, sigma: 0.5, value: 256}
+    # oracle: the true length | constant: `value` tokens for every request |
+    # lognormal: true × exp(sigma · N(0, 1)), rounded, >= 1 (median-unbiased, ~sigma log-error)
+    # (keys a kind does not use are ignored, so one YAML can switch kinds by override)
+
+`OutputLengthAware` is least-work-left dispatch with predicted sizes: each request goes to the
+instance of its model with the fewest *predicted outstanding tokens* (Σ prompt + predicted output
+of the requests placed there and not yet completed), instead of the fewest requests. A request's
+predicted work is released when it completes; a request dropped after placement keeps its work
+counted (rare: it did not fit the instance's KV cache).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from wrpsim.errors import ConfigError
+from wrpsim.router.config import number, plain
+from wrpsim.router.selection import ModelRouter
+
+KINDS = ("constant", "lognormal", "oracle")
+KEYS = ("kind", "value", "sigma")
+NAN = math.nan
+
+
+class OutputPredictor:
+    """Predicted output tokens of a request (see the module docstring)."""
+
+    def __init__(self, spec: Any = None):
+        spec = plain(spec) or {"kind": "oracle"}
+        if not isinstance(spec, dict) or spec.get("kind") not in KINDS:
+            raise ConfigError(f"router.output_predictor.kind must be one of "
+                              f"{', '.join(KINDS)}, got {spec!r}")
+        self.kind = spec["kind"]
+        bad = sorted(k for k in spec if k not in KEYS)
+        if bad:
+            raise ConfigError(f"router.output_predictor: unknown key(s) {bad}; valid keys: "
+                              f"{', '.join(KEYS)}")
+        self.value = number("output_predictor.value", spec.get("value", 256), 1.0)
+        self.sigma = number("output_predictor.sigma", spec.get("sigma", 0.5), 0.0)
+
+    def predict(self, request, category, rng) -> int:
+        """Predicted output tokens (>= 1)."""
+        if self.kind == "oracle":
+            return request.output_tokens
+        if self.kind == "constant":
+            return int(self.value)
+        z = self.sigma * float(rng.standard_normal()) if self.sigma else 0.0
+        return max(1, round(request.output_tokens * math.exp(z)))
+
+
+class OutputLengthAware(ModelRouter):
+    """Least predicted work left among the instances of the request's model."""
+
+    name = "output_length_aware"
+
+    def __init__(self, output_predictor=None, **common):
+        super().__init__(**common)
+        self.lengths = OutputPredictor(output_predictor)
+
+    def bind(self, fleet, rng):
+        """Start with no work anywhere."""
+        super().bind(fleet, rng)
+        self._work = {inst.name: 0 for inst in fleet.instances}
+        self._pending: dict[int, tuple[str, int]] = {}
+        self._size = 0
+
+    def select(self, request, view, category, complexity):
+        """The request's own model; remember its predicted size for `place`."""
+        self._size = request.prompt_tokens + self.lengths.predict(request, category, self.rng)
+        return view.model_of(request), None, "least_work", float(self._size)
+
+    def place(self, request, cands):
+        """Fewest predicted outstanding tokens (first on ties)."""
+        work = self._work
+        best = min(cands, key=lambda i: work[i.name])
+        work[best.name] += self._size
+        self._pending[request.id] = (best.name, self._size)
+        return best
+
+    def on_complete(self, request, record):
+        """Release the request's predicted work."""
+        got = self._pending.pop(request.id, None)
+        if got is not None:
+            self._work[got[0]] -= got[1]

@@ -1,0 +1,79 @@
+"""Predicted answer quality: what a learned router (RouteLLM, CARROT) believes before routing.
+
+`QualityPredictor.predict(request, model, category)` is the predicted probability that `model`
+answers `request` correctly:
+
+    logit q̂ = logit(prior(model, category)) + skill · (2·y − 1) + ε,   ε ~ N(0, noise_sd²)
+
+- `prior` is the per-(model, category) accuracy of a table (`table:`, the formats of
+  `wrpsim.workload.outcomes.read_accuracy`; category = the one the router *sees*), else
+  `default` — a category-level predictor learned from data, with no per-prompt knowledge;
+- `y` is the request's replayed correctness on `model` (`request.outcomes`), so `skill > 0`
+  models a per-prompt predictor whose scores lean towards the truth (skill 0: category only;
+  larger: better ranking); unknown `y` adds nothing;
+- `ε` (drawn from the router's stream, one per (request, model)) is its error.
+
+RouteLLM's predicted *win rate* of a strong model S over a weak model W, with ties split evenly
+and the two answers independent, is P(S right, W wrong) + ½·P(tie) = ½ + ½·(q̂_S − q̂_W)
+(`win_rate`).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from wrpsim.errors import ConfigError
+from wrpsim.router.config import number, plain, router_path
+from wrpsim.workload.outcomes import lookup, read_accuracy
+
+KEYS = ("table", "skill", "noise_sd", "default")
+
+
+def _logit(p: float) -> float:
+    p = min(max(p, 1e-4), 1 - 1e-4)
+    return math.log(p / (1 - p))
+
+
+class QualityPredictor:
+    """Predicted P(correct) per (request, model) (see the module docstring)."""
+
+    def __init__(self, spec: Any = None):
+        spec = plain(spec) or {}
+        if not isinstance(spec, dict):
+            raise ConfigError(f"router.predictor must be a mapping, got {spec!r}")
+        bad = sorted(k for k in spec if k not in KEYS)
+        if bad:
+            raise ConfigError(f"router.predictor: unknown key(s) {bad}; valid keys: "
+                              f"{', '.join(KEYS)}")
+        t = spec.get("table")
+        self.table = read_accuracy(router_path("predictor.table", t)) if t else {}
+        self.skill = number("predictor.skill", spec.get("skill", 0.0), 0.0)
+        self.noise = number("predictor.noise_sd", spec.get("noise_sd", 0.0), 0.0)
+        self.default = number("predictor.default", spec.get("default", 0.5), 0.0, 1.0)
+        self._prior: dict[tuple, float] = {}
+
+    def prior(self, model: str, category: str | None) -> float:
+        """Table accuracy of `model` on `category` (else `default`)."""
+        key = (model, category)
+        p = self._prior.get(key)
+        if p is None:
+            p = lookup(self.table, model, category, self.default)
+            self._prior[key] = p
+        return p
+
+    def predict(self, request, model: str, category: str | None, rng) -> float:
+        """Predicted probability that `model` answers `request` correctly."""
+        z = _logit(self.prior(model, category))
+        if self.skill:
+            y = request.outcomes.get(model) if request.outcomes else None
+            if y is not None:
+                z += self.skill * (2.0 * y - 1.0)
+        if self.noise:
+            z += self.noise * float(rng.standard_normal())
+        return 1.0 / (1.0 + math.exp(-z))
+
+
+def win_rate(q_strong: float, q_weak: float) -> float:
+    """Predicted win rate of the strong model, ties split: ½ + ½·(q_S − q_W)."""
+    return 0.5 + 0.5 * (q_strong - q_weak)
