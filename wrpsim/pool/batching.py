@@ -107,9 +107,7 @@ class BatchingMixin:
             if nb + load > kv.available - pending - (self._watermark if running else 0):
                 self._unlookup(seq)
                 break
-            waiting.popleft()
-            self._start_seq(seq, now)
-            self._promote(seq, now)
+            self._take(seq, now)
             pending += nb
             budget -= c
             chunks.append((seq, c, nb))
@@ -137,14 +135,18 @@ class BatchingMixin:
             if nb + load > kv.available - pending - (self._watermark if running else 0):
                 self._unlookup(seq)
                 break
-            waiting.popleft()
-            self._start_seq(seq, now)
-            self._promote(seq, now)
+            self._take(seq, now)
             seq.reserved = reserve
             pending += nb
             budget -= c
             chunks.append((seq, c, nb))
         return chunks
+
+    def _take(self, seq: Seq, now: float) -> None:
+        """Admit the head of the waiting queue: start it and load its lower-tier prefix."""
+        self.waiting.popleft()
+        self._start_seq(seq, now)
+        self._promote(seq, now)
 
     def _start_seq(self, seq: Seq, now: float) -> None:
         seq.state = PREFILL
