@@ -50,6 +50,10 @@ def scenarios(draw):
         cfg["pool"]["remote_kv"] = {"capacity_gib": draw(st.sampled_from([1e-4, 1.0]))}
     if draw(st.booleans()):  # disaggregated: the same pool split into prefill and decode roles
         p = cfg["pool"]["pools"].pop("p")
+        # a prefill time unrelated to the decode step: otherwise KV arrivals (sums of prefill
+        # times) land exactly on decode-step boundaries, a float tie that stepping and jumping
+        # may break differently
+        p["latency"] = {**p["latency"], "prefill_s_fixed": 0.0071313}
         mode = draw(st.sampled_from(["layerwise", "serialized"]))
         cfg["pool"]["pools"]["pre"] = {**p, "role": "prefill", "kv_transfer": {"mode": mode}}
         cfg["pool"]["pools"]["dec"] = {**p, "role": "decode", "count": draw(st.integers(1, 2))}
@@ -68,7 +72,8 @@ def run(cfg, trace, step_mode=False):
     return sim, req.to_pylist(), inst.to_pylist(), end
 
 
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=120, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow])
 @given(scenarios())
 def test_invariants(sc):
     cfg, trace = sc
@@ -108,7 +113,8 @@ def test_invariants(sc):
         assert r["prefix_hit_blocks"] <= r["prefix_blocks"]
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=60, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow])
 @given(scenarios())
 def test_decode_runs_equal_stepping_every_iteration(sc):
     cfg, trace = sc
