@@ -135,8 +135,16 @@ def _read_jsonl(path: Path) -> RawTable:
 
 def _read_jsonl_slow(path: Path) -> RawTable:
     """Line-by-line JSONL reader: raises on the first bad line, else keeps raw Python values."""
-    records: list[dict] = []
-    lines: list[int] = []
+    pairs = list(_iter_records(path))
+    records = [rec for _, rec in pairs]
+    lines = [n for n, _ in pairs]
+    names = list(dict.fromkeys(k for r in records for k in r))
+    cols = {k: pd.Series([r.get(k) for r in records], dtype=object) for k in names}
+    return RawTable(path, "jsonl", cols, _lines=lines)
+
+
+def _iter_records(path: Path):
+    """(1-based line number, JSON object) of each non-blank line; `TraceError` on a bad line."""
     with path.open(encoding="utf-8") as f:
         for n, line in enumerate(f, start=1):
             if not line.strip():
@@ -147,11 +155,7 @@ def _read_jsonl_slow(path: Path) -> RawTable:
                 raise TraceError(f"{path}: line {n}: invalid JSON: {e.msg}") from None
             if not isinstance(rec, dict):
                 raise TraceError(f"{path}: line {n}: expected a JSON object, got {line.strip()!r}")
-            records.append(rec)
-            lines.append(n)
-    names = list(dict.fromkeys(k for r in records for k in r))
-    cols = {k: pd.Series([r.get(k) for r in records], dtype=object) for k in names}
-    return RawTable(path, "jsonl", cols, _lines=lines)
+            yield n, rec
 
 
 def read_records(path: Path) -> list[tuple[int, dict]]:
@@ -163,18 +167,7 @@ def read_records(path: Path) -> list[tuple[int, dict]]:
     path = Path(path)
     if not path.is_file():
         raise TraceError(f"{path}: trace file not found")
-    out: list[tuple[int, dict]] = []
-    with path.open(encoding="utf-8") as f:
-        for n, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise TraceError(f"{path}: line {n}: invalid JSON: {e.msg}") from None
-            if not isinstance(rec, dict):
-                raise TraceError(f"{path}: line {n}: expected a JSON object, got {line.strip()!r}")
-            out.append((n, rec))
+    out = list(_iter_records(path))
     if not out:
         raise TraceError(f"{path}: the trace holds no records")
     return out
