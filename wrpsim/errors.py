@@ -25,3 +25,10 @@ def unknown_choice(field: str, value: object, choices) -> ConfigError:
     """Build the standard 'unknown name' error listing the valid choices in sorted order."""
     valid = ", ".join(sorted(str(c) for c in choices))
     return ConfigError(f"{field}: unknown value {value!r}; valid choices: {valid}")
+
+
+def check_keys(mapping, valid, where: str) -> None:
+    """Raise the standard 'unknown key(s)' error if `mapping` has a key outside `valid`."""
+    bad = sorted(k for k in mapping if k not in valid)
+    if bad:
+        raise ConfigError(f"{where}: unknown key(s) {bad}; valid keys: {', '.join(valid)}")

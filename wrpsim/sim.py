@@ -16,7 +16,7 @@ from pathlib import Path
 import simpy
 
 from wrpsim.dispatcher import Dispatcher
-from wrpsim.errors import ConfigError, unknown_choice
+from wrpsim.errors import ConfigError, check_keys, unknown_choice
 from wrpsim.io import write_json, write_text
 from wrpsim.metrics.quality import quality_summary
 from wrpsim.metrics.records import RequestLog, instance_table, write_parquet
@@ -66,10 +66,7 @@ def build_transfer(env, net: dict, seed: int = 0) -> KVTransfer:
 
         return KVTransfer(env, fabric=build_fabric(net, seed))
     if kind in ("none", "nic"):
-        bad = sorted(k for k in net if k not in ("kind", "nic_gbps"))
-        if bad:
-            raise ConfigError(f"network: unknown key(s) {bad} for kind {kind}; "
-                              "valid keys: kind, nic_gbps")
+        check_keys(net, ("kind", "nic_gbps"), f"network (kind {kind})")
         return KVTransfer(env, kind, net.get("nic_gbps"))
     raise unknown_choice("network.kind", kind, ("nic", "none", *FABRIC_KINDS))
 
@@ -80,9 +77,7 @@ def build_fleet(env, pcfg: dict, sink, hash_block_tokens: int = 0, transfer=None
     if not isinstance(pools, dict) or not pools:
         raise ConfigError("pool.pools must be a mapping of pool name -> pool settings")
     valid = ("pools", "default_model", "name", "description", "remote_kv")
-    bad = sorted(k for k in pcfg if k not in valid)
-    if bad:
-        raise ConfigError(f"pool: unknown key(s) {bad}; valid: {', '.join(valid)}")
+    check_keys(pcfg, valid, "pool")
     specs = [parse_pool(name, d) for name, d in pools.items()]
     return Fleet(env, specs, sink, pcfg.get("default_model"), hash_block_tokens, transfer,
                  pcfg.get("remote_kv"))
@@ -112,9 +107,7 @@ class Simulation:
         if self.horizon_s is not None and self.horizon_s <= 0:
             raise ConfigError(f"sim.horizon_s must be null or > 0, got {self.horizon_s}")
         self.progress = simcfg.get("progress", "auto")
-        bad = sorted(k for k in simcfg if k not in ("horizon_s", "progress", "trace"))
-        if bad:
-            raise ConfigError(f"sim: unknown key(s) {bad}; valid keys: horizon_s, progress, trace")
+        check_keys(simcfg, ("horizon_s", "progress", "trace"), "sim")
 
         if trace is None:
             from wrpsim.workload import build_workload

@@ -24,7 +24,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from wrpsim.errors import ConfigError, unknown_choice
+from wrpsim.errors import ConfigError, check_keys, unknown_choice
 from wrpsim.plan.slo import SLOTargets
 
 PLAN_KEYS = ("candidates", "slo", "objective", "max_instances", "mix", "pd_ratios",
@@ -153,9 +153,7 @@ def parse_plan(d) -> PlanConfig:
     """Validate the `plan` mapping; `ConfigError` naming the key and the valid values."""
     if not isinstance(d, dict):
         raise ConfigError("plan must be a mapping (see conf/plan.yaml)")
-    bad = sorted(k for k in d if k not in PLAN_KEYS)
-    if bad:
-        raise ConfigError(f"plan: unknown key(s) {bad}; valid keys: {', '.join(PLAN_KEYS)}")
+    check_keys(d, PLAN_KEYS, "plan")
     cands = d.get("candidates")
     if not isinstance(cands, dict) or not cands:
         raise ConfigError("plan.candidates must be a non-empty mapping of name -> pool template")

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from wrpsim.errors import ConfigError
+from wrpsim.errors import ConfigError, check_keys
 
 _STATS = ("mean", "p50", "p90", "p99")
 LATENCY_KEYS = (*(f"{m}_{s}_s" for m in ("ttft", "tpot", "e2e") for s in _STATS),
@@ -50,10 +50,7 @@ class SLOTargets:
         if not isinstance(d, dict):
             raise ConfigError("plan.slo must be a mapping of target -> bound "
                               f"(keys: {', '.join(LATENCY_KEYS + OTHER_KEYS)})")
-        bad = sorted(k for k in d if k not in LATENCY_KEYS + OTHER_KEYS)
-        if bad:
-            raise ConfigError(f"plan.slo: unknown key(s) {bad}; valid keys: "
-                              f"{', '.join(LATENCY_KEYS + OTHER_KEYS)}")
+        check_keys(d, LATENCY_KEYS + OTHER_KEYS, "plan.slo")
         upper = {}
         for k in LATENCY_KEYS:
             v = d.get(k)

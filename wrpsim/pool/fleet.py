@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from wrpsim.errors import ConfigError, unknown_choice
+from wrpsim.errors import ConfigError, check_keys, unknown_choice
 from wrpsim.pool.catalog import get_gpu, get_model
 from wrpsim.pool.constant import ConstantLatency
 from wrpsim.pool.instance import Instance
@@ -66,9 +66,7 @@ def parse_pool(name: str, d: dict) -> PoolSpec:
     where = f"pool.pools.{name}"
     if not isinstance(d, dict):
         raise ConfigError(f"{where} must be a mapping with keys {', '.join(POOL_KEYS)}")
-    bad = sorted(k for k in d if k not in POOL_KEYS)
-    if bad:
-        raise ConfigError(f"{where}: unknown key(s) {bad}; valid keys: {', '.join(POOL_KEYS)}")
+    check_keys(d, POOL_KEYS, where)
     for key in ("gpu", "model"):
         if not d.get(key):
             raise ConfigError(f"{where}.{key} is required")
@@ -120,9 +118,7 @@ def _numbers(d, where: str, keys: tuple) -> dict:
     d = d or {}
     if not isinstance(d, dict):
         raise ConfigError(f"{where} must be a mapping with keys {', '.join(keys)}")
-    bad = sorted(k for k in d if k not in keys)
-    if bad:
-        raise ConfigError(f"{where}: unknown key(s) {bad}; valid keys: {', '.join(keys)}")
+    check_keys(d, keys, where)
     out = {}
     for k, v in d.items():
         if v is None:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from wrpsim.errors import ConfigError, unknown_choice
+from wrpsim.errors import ConfigError, check_keys, unknown_choice
 
 POLICIES = ("sarathi", "vllm", "orca")
 
@@ -66,7 +66,5 @@ class SchedulerConfig:
         """Build from a config mapping, naming unknown keys and the valid ones."""
         d = dict(d or {})
         valid = cls.__dataclass_fields__.keys()
-        bad = sorted(k for k in d if k not in valid)
-        if bad:
-            raise ConfigError(f"{where}: unknown key(s) {bad}; valid keys: {', '.join(valid)}")
+        check_keys(d, valid, where)
         return cls(**d)

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 
-from wrpsim.errors import ConfigError, unknown_choice
+from wrpsim.errors import ConfigError, check_keys, unknown_choice
 from wrpsim.router.config import number, plain, served
 from wrpsim.router.predict import QualityPredictor
 from wrpsim.router.selection import ModelRouter
@@ -60,10 +60,7 @@ class BanditRouter(ModelRouter):
         self.epsilon = number("epsilon", epsilon, 0.0, 1.0)
         self.decay = number("decay", decay, 0.0, 1.0)
         w = plain(reward) or {"quality": 1.0}
-        bad = sorted(k for k in w if k not in REWARD_KEYS)
-        if bad:
-            raise ConfigError(f"router.reward: unknown key(s) {bad}; valid keys: "
-                              f"{', '.join(REWARD_KEYS)}")
+        check_keys(w, REWARD_KEYS, "router.reward")
         ws = [number(f"reward.{k}", w.get(k, 0.0), 0.0) for k in REWARD_KEYS]
         if sum(ws) <= 0:
             raise ConfigError("router.reward: the weights must not all be 0")

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 
-from wrpsim.errors import ConfigError
+from wrpsim.errors import ConfigError, check_keys
 from wrpsim.router.config import number, plain, served
 from wrpsim.router.predict import QualityPredictor
 from wrpsim.router.selection import ModelRouter, least_outstanding
@@ -40,10 +40,7 @@ class CascadeRouter(ModelRouter):
         super().__init__(**common)
         self.models = models
         v = plain(verifier) or {}
-        bad = sorted(k for k in v if k not in VERIFIER_KEYS)
-        if bad:
-            raise ConfigError(f"router.verifier: unknown key(s) {bad}; valid keys: "
-                              f"{', '.join(VERIFIER_KEYS)}")
+        check_keys(v, VERIFIER_KEYS, "router.verifier")
         self.tpr = number("verifier.tpr", v.get("tpr", 1.0), 0.0, 1.0)
         self.fpr = number("verifier.fpr", v.get("fpr", 0.0), 0.0, 1.0)
         self.verify_s = number("verifier.latency_s", v.get("latency_s", 0.0), 0.0)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from wrpsim.errors import ConfigError
+from wrpsim.errors import ConfigError, check_keys
 from wrpsim.router.config import number, plain
 from wrpsim.router.selection import ModelRouter
 
@@ -38,10 +38,7 @@ class OutputPredictor:
             raise ConfigError(f"router.output_predictor.kind must be one of "
                               f"{', '.join(KINDS)}, got {spec!r}")
         self.kind = spec["kind"]
-        bad = sorted(k for k in spec if k not in KEYS)
-        if bad:
-            raise ConfigError(f"router.output_predictor: unknown key(s) {bad}; valid keys: "
-                              f"{', '.join(KEYS)}")
+        check_keys(spec, KEYS, "router.output_predictor")
         self.value = number("output_predictor.value", spec.get("value", 256), 1.0)
         self.sigma = number("output_predictor.sigma", spec.get("sigma", 0.5), 0.0)
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from wrpsim.errors import ConfigError
+from wrpsim.errors import ConfigError, check_keys
 from wrpsim.router.config import number, plain, router_path
 from wrpsim.workload.outcomes import lookup, read_accuracy
 
@@ -42,10 +42,7 @@ class QualityPredictor:
         spec = plain(spec) or {}
         if not isinstance(spec, dict):
             raise ConfigError(f"router.predictor must be a mapping, got {spec!r}")
-        bad = sorted(k for k in spec if k not in KEYS)
-        if bad:
-            raise ConfigError(f"router.predictor: unknown key(s) {bad}; valid keys: "
-                              f"{', '.join(KEYS)}")
+        check_keys(spec, KEYS, "router.predictor")
         t = spec.get("table")
         self.table = read_accuracy(router_path("predictor.table", t)) if t else {}
         self.skill = number("predictor.skill", spec.get("skill", 0.0), 0.0)

@@ -25,7 +25,7 @@ from bisect import bisect_right
 from itertools import accumulate
 from typing import Any
 
-from wrpsim.errors import ConfigError
+from wrpsim.errors import ConfigError, check_keys
 from wrpsim.router.config import number, plain, router_path
 
 KEYS = ("confusion", "accuracy", "categories", "complexity_noise_sd")
@@ -60,10 +60,7 @@ class Classifier:
         spec = plain(spec) or {}
         if not isinstance(spec, dict):
             raise ConfigError(f"router.classifier must be a mapping, got {spec!r}")
-        bad = sorted(k for k in spec if k not in KEYS)
-        if bad:
-            raise ConfigError(f"router.classifier: unknown key(s) {bad}; valid keys: "
-                              f"{', '.join(KEYS)}")
+        check_keys(spec, KEYS, "router.classifier")
         table = _confusion(spec["confusion"]) if spec.get("confusion") is not None else {}
         acc = spec.get("accuracy")
         if acc is not None:
