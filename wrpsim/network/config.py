@@ -3,14 +3,22 @@
 `NetConfig.from_dict(d, where)` accepts the keys of `conf/network/{fluid,packet}.yaml` (missing
 keys take the defaults below) and raises `ConfigError` with a one-line message naming the field,
 the bad value and the valid choices or bound. `where` prefixes field names (`network.lb`).
+
+`failed_links` lists failed or degraded leaf-spine links (docs/network.md, "Link failures"): each
+entry is a mapping `{leaf: 0, spine: 3}` (the leaf0<->spine3 link), `{spine: 3}` (every link of
+spine 3), with optional `direction` (both | up: leaf -> spine | down: spine -> leaf; default
+both) and `rate_factor` (0: down, the default; 0 < f < 1: the link stays up at f x its rate), or
+a string `leaf0-spine3` / `spine3`. `link_faults()` turns it into per-port factors.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from wrpsim.errors import ConfigError, unknown_choice
+from wrpsim.errors import ConfigError, check_keys, unknown_choice
 
 KINDS = ("none", "fluid", "packet")
 LB_MODES = ("ecmp", "ecmp_subflows", "spray", "split")
@@ -18,6 +26,10 @@ SPRAY_MODES = ("round_robin", "random")
 PLACEMENTS = ("pack", "spread")
 CC_MODES = ("fixed", "dctcp")
 OVERFLOW_MODES = ("drop", "trim")
+ECMP_REMAPS = ("rehash", "resilient")
+DIRECTIONS = ("both", "up", "down")
+LINK_KEYS = ("leaf", "spine", "direction", "rate_factor")
+_LINK_RE = re.compile(r"\s*(?:leaf\s*(\d+)\s*[-:<>=]+\s*)?spine\s*(\d+)\s*", re.IGNORECASE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +52,8 @@ class NetConfig:
     subflows: int = 4
     spray: str = "round_robin"
     salted: bool = True
+    failed_links: Sequence = ()
+    ecmp_remap: str = "rehash"
     mtu_bytes: int = 4096
     buffer_bytes: int | None = None
     buffer_bdp: float = 2.0
@@ -77,7 +91,7 @@ class NetConfig:
         """Raise `ConfigError` on the first bad field."""
         for name, choices in (("kind", KINDS), ("lb", LB_MODES), ("spray", SPRAY_MODES),
                               ("placement", PLACEMENTS), ("cc", CC_MODES),
-                              ("overflow", OVERFLOW_MODES)):
+                              ("overflow", OVERFLOW_MODES), ("ecmp_remap", ECMP_REMAPS)):
             if getattr(self, name) not in choices:
                 raise unknown_choice(f"{where}.{name}", getattr(self, name), choices)
         for name in ("leaves", "hosts_per_leaf", "spines", "gpus_per_host", "subflows",
@@ -108,6 +122,84 @@ class NetConfig:
         if not self.rail_optimized and self.hosts_per_leaf % g:
             raise ConfigError(f"{where}.hosts_per_leaf must be a multiple of gpus_per_host ({g}) "
                               f"unless rail_optimized, got {self.hosts_per_leaf}")
+        self.link_faults(where)
+
+    def link_faults(self, where: str = "network") -> dict[tuple[int, int, str], float]:
+        """`failed_links` as {(leaf, spine, "up" | "down"): rate factor} ("up": the port
+        leaf -> spine, "down": spine -> leaf; factor 0: down). A port named twice takes the
+        smallest factor. `ConfigError` naming the entry for a malformed one, and when a leaf
+        would lose every uplink or downlink, or a pair of leaves every common spine."""
+        field = f"{where}.failed_links"
+        links = self.failed_links
+        if links is None:
+            return {}
+        if isinstance(links, (str, Mapping)) or not isinstance(links, Sequence):
+            raise ConfigError(f"{field} must be a list of links like [{{leaf: 0, spine: 3}}], "
+                              f"got {links!r}")
+        L, S = self.leaves, self.spines
+        out: dict[tuple[int, int, str], float] = {}
+        for i, entry in enumerate(links):
+            leaf, spine, direction, factor = _parse_link(f"{field}[{i}]", entry, L, S)
+            leaves = range(L) if leaf is None else (leaf,)
+            dirs = ("up", "down") if direction == "both" else (direction,)
+            for a in leaves:
+                for d in dirs:
+                    out[(a, spine, d)] = min(factor, out.get((a, spine, d), 1.0))
+        if L > 1 and any(f == 0 for f in out.values()):
+            up = [(1 << S) - 1] * L
+            down = [(1 << S) - 1] * L
+            for (a, s, d), f in out.items():
+                if f == 0:
+                    mask = up if d == "up" else down
+                    mask[a] &= ~(1 << s)
+            for a in range(L):
+                for name, mask, way in (("uplink (leaf -> spine)", up, "from"),
+                                        ("downlink (spine -> leaf)", down, "to")):
+                    if not mask[a]:
+                        raise ConfigError(f"{field}: leaf {a} has no working {name} left (all "
+                                          f"{S} failed); inter-leaf flows {way} it would have "
+                                          f"no path")
+            for a in range(L):
+                for b in range(L):
+                    if a != b and not up[a] & down[b]:
+                        raise ConfigError(f"{field}: no path from leaf {a} to leaf {b} (no "
+                                          f"spine has both its link from leaf {a} and its link "
+                                          f"to leaf {b} up)")
+        return out
+
+
+def _parse_link(field: str, entry, L: int, S: int) -> tuple[int | None, int, str, float]:
+    """(leaf or None for every leaf, spine, direction, rate factor) of one `failed_links`
+    entry."""
+    if isinstance(entry, str):
+        m = _LINK_RE.fullmatch(entry)
+        if m is None:
+            raise ConfigError(f"{field} must be a link like leaf0-spine3 or spine3 (or a "
+                              f"mapping {{leaf: 0, spine: 3}}), got {entry!r}")
+        entry = {"spine": int(m.group(2)), **({} if m.group(1) is None else
+                                                 {"leaf": int(m.group(1))})}
+    if not isinstance(entry, Mapping):
+        raise ConfigError(f"{field} must be a mapping like {{leaf: 0, spine: 3}} or a string "
+                          f"like leaf0-spine3, got {entry!r}")
+    check_keys(entry, LINK_KEYS, field)
+    if "spine" not in entry:
+        raise ConfigError(f"{field}: missing key 'spine' (an integer in 0..{S - 1}); "
+                          f"e.g. {{leaf: 0, spine: 3}}")
+    for key, n, plural in (("leaf", L, "leaves"), ("spine", S, "spines")):
+        v = entry.get(key)
+        if v is None and key == "leaf":
+            continue
+        if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v < n:
+            raise ConfigError(f"{field}.{key} must be an integer in 0..{n - 1} ({n} {plural}), "
+                              f"got {v!r}")
+    direction = entry.get("direction", "both")
+    if direction not in DIRECTIONS:
+        raise unknown_choice(f"{field}.direction", direction, DIRECTIONS)
+    f = entry.get("rate_factor", 0.0)
+    if isinstance(f, bool) or not isinstance(f, (int, float)) or not 0 <= f <= 1:
+        raise ConfigError(f"{field}.rate_factor must be a number in [0, 1] (0: down), "
+                          f"got {f!r}")
+    return entry.get("leaf"), entry["spine"], direction, float(f)
 
 
 def _check_int(where: str, name: str, v, low: int) -> None:

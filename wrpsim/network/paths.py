@@ -18,6 +18,14 @@ fluid engine; a flow is complete when its last connection is. Modes:
   decorrelated by rotating the spines by a hashed offset.
 
 Flows within one leaf have a single 2-port path in every mode.
+
+Failed links (`failed_links`; degraded links change nothing here). Between leaves a and b only
+the spines of `topo.spines_between(a, b)` are used: `spray` sprays over them; `ecmp` picks among
+them by `ecmp_remap` — `rehash` hashes into the surviving group (multiply-shift over its size:
+what a switch does when the failed next hop leaves the group; the flows of every affected pair
+may move), `resilient` keeps the healthy choice and rehashes only the flows whose spine failed,
+uniformly over the survivors (resilient hashing); `split` keeps its colouring and divides a
+piece whose spine is unusable for its pair evenly over the pair's surviving spines.
 """
 
 from __future__ import annotations
@@ -28,6 +36,8 @@ from typing import NamedTuple
 from wrpsim.network.coloring import edge_coloring
 from wrpsim.network.hashing import ecmp_index, switch_salts
 from wrpsim.network.topology import LeafSpine
+
+REHASH_WORD = 0xFA11  # extra tuple word of the resilient rehash (an independent second hash)
 
 
 class Conn(NamedTuple):
@@ -60,8 +70,20 @@ class LoadBalancer:
         return self.next_qp - 1
 
     def ecmp_spine(self, src: int, dst: int, qp: int) -> int:
-        """The spine the source leaf's ECMP hash picks for queue pair (src, dst, qp)."""
-        return ecmp_index(self.salts[self.topo.leaf_of[src]], (src, dst, qp), self.topo.S)
+        """The spine the source leaf's ECMP hash picks for queue pair (src, dst, qp), among the
+        spines that reach the destination leaf (`ecmp_remap`, module docstring)."""
+        topo = self.topo
+        a = topo.leaf_of[src]
+        salt = self.salts[a]
+        if not topo.has_down:
+            return ecmp_index(salt, (src, dst, qp), topo.S)
+        alive = topo.spines_between(a, topo.leaf_of[dst])
+        if self.cfg.ecmp_remap == "resilient":
+            s = ecmp_index(salt, (src, dst, qp), topo.S)
+            if s in alive:
+                return s
+            return alive[ecmp_index(salt, (src, dst, qp, REHASH_WORD), len(alive))]
+        return alive[ecmp_index(salt, (src, dst, qp), len(alive))]
 
     def connections(self, flows: list[tuple[int, int, int]]) -> list[Conn]:
         """Connections of `flows` = [(src, dst, nbytes)] started together (zero-byte flows and
@@ -114,11 +136,15 @@ class LoadBalancer:
         out = []
         for n, (i, src, dst, nbytes) in enumerate(flows):
             k = min(pieces, nbytes)
+            alive = topo.spines_between(leaf[src], leaf[dst])
             for j in range(k):
                 spine = (colors[n * pieces + j] // per_spine + offset) % S
                 size = nbytes // k + (nbytes % k if j == 0 else 0)
-                out.append(Conn(i, src, dst, size, (topo.path(src, dst, spine),), False,
-                                self._qp()))
+                subs = [spine] if not topo.has_down or spine in alive else alive[:size]
+                for m, s in enumerate(subs):  # a piece on a failed spine: evenly over `alive`
+                    part = size // len(subs) + (size % len(subs) if m == 0 else 0)
+                    out.append(Conn(i, src, dst, part, (topo.path(src, dst, s),), False,
+                                    self._qp()))
         return out
 
 
@@ -135,8 +161,8 @@ def offered_bytes(topo: LeafSpine, conns: list[Conn]) -> list[float]:
 
 
 def ideal_cct_s(topo: LeafSpine, flows: list[tuple[int, int, int]]) -> float:
-    """Completion time of `flows` started together under ideal (fluid, perfectly even) spraying:
-    the most loaded port's bytes over its rate."""
+    """Completion time of `flows` started together under ideal (fluid, perfectly even) spraying
+    over the working paths: the most loaded port's bytes over its rate."""
     load = [0.0] * topo.nports
     for src, dst, nbytes in flows:
         if nbytes <= 0 or src == dst:

@@ -40,7 +40,7 @@ LINK_SCHEMA = pa.schema(
         ("kind", pa.string()),          # host_up | leaf_down | leaf_up | spine_down
         ("src_node", pa.string()),
         ("dst_node", pa.string()),
-        ("rate_gbps", pa.float64()),
+        ("rate_gbps", pa.float64()),      # 0 when the port is down (failed_links)
         ("offered_bytes", pa.float64()),  # bytes the path choices put on the port
         ("bytes", pa.float64()),          # bytes carried (packet engine: resends included)
         ("utilization", pa.float64()),    # bytes / (rate × collective completion time)

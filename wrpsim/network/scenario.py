@@ -5,11 +5,13 @@ started at t = 0) and their connections (`cfg.lb`), runs `cfg.kind` (fluid or pa
 end and returns a `ScenarioResult`: the flows and links tables (`records.py`) and the summary.
 
 Summary keys: `cct_s` (collective completion time: the last flow's finish), `ideal_cct_s`
-(ideal spraying's, `paths.ideal_cct_s`), `cct_ratio`, `max_link_load` (the most loaded fabric
-port's offered bytes over rate × ideal CCT: 1.0 means as balanced as ideal spraying),
-`mean_fct_s`, `max_fct_s`, `initial_rate_frac` (fluid: mean max-min flow rate at t = 0 over the
-host rate), `data_packets`, `out_of_order_packets`, `retransmits`, `drops`, `trims`
-(packet; null for fluid), `sim_wall_s` (whole scenario) and `engine_wall_s` (the event loop).
+(ideal spraying's over the working paths, `paths.ideal_cct_s`), `cct_ratio`, `max_link_load`
+(the most loaded fabric port's offered bytes over rate × ideal CCT: 1.0 means as balanced as
+ideal spraying), `mean_fct_s`, `max_fct_s`, `down_ports` and `degraded_ports` (`failed_links`:
+ports down, ports up at a reduced rate), `initial_rate_frac` (fluid: mean max-min flow rate at
+t = 0 over the host rate), `data_packets`, `out_of_order_packets`, `retransmits`, `drops`,
+`trims` (packet; null for fluid), `sim_wall_s` (whole scenario) and `engine_wall_s` (the event
+loop).
 """
 
 from __future__ import annotations
@@ -83,8 +85,9 @@ def run_scenario(cfg: NetConfig, pattern: str, flow_bytes: int, seed: int) -> Sc
     link_rows = []
     for p in range(topo.nports):
         util = 8 * port_bytes[p] / (topo.rate[p] * cct) if cct > 0 else 0.0
+        rate_gbps = topo.rate[p] / 1e9 if topo.port_up[p] else 0.0  # 0: the port is down
         link_rows.append((
-            p, topo.kind[p], topo.src_node[p], topo.dst_node[p], topo.rate[p] / 1e9, offered[p],
+            p, topo.kind[p], topo.src_node[p], topo.dst_node[p], rate_gbps, offered[p],
             port_bytes[p], util,
             None if packet else int(eng.port_max_conns[p]),
             eng.pmaxq[p] * topo.rate[p] / (8 * PS_PER_S) if packet else None,
@@ -97,6 +100,7 @@ def run_scenario(cfg: NetConfig, pattern: str, flow_bytes: int, seed: int) -> Sc
         "hosts_per_leaf": cfg.hosts_per_leaf, "spines": cfg.spines,
         "host_gbps": cfg.host_gbps, "uplink_gbps": topo.uplink_bps / 1e9,
         "oversubscription": topo.oversubscription, "flow_bytes": flow_bytes, "seed": seed,
+        "down_ports": len(topo.down_ports), "degraded_ports": len(topo.degraded),
         "flows": len(flows), "conns": len(conns),
         "cct_s": cct, "ideal_cct_s": ideal, "cct_ratio": cct / ideal if ideal > 0 else None,
         "max_link_load": max_load,

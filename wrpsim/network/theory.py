@@ -86,11 +86,23 @@ def spray_interleaf_rate(sigma: float, host_bps: float) -> float:
     return min(1.0, 1.0 / sigma) * host_bps
 
 
+def spray_cct_failed_s(flow_bytes: float, hosts_per_leaf: int, spines: int, failed: int,
+                       host_bps: float, uplink_bps: float) -> float:
+    """Completion time of a permutation of equal flows under ideal spraying when one leaf has
+    `failed` of its S spine links down (both directions) and the others none:
+    max(M/C_host, H·M / ((S − f)·C_uplink)) — the failed leaf's H flows share its S − f working
+    uplinks (and downlinks); every other link carries less."""
+    return max(flow_bytes * 8 / host_bps,
+               hosts_per_leaf * flow_bytes * 8 / ((spines - failed) * uplink_bps))
+
+
 def permutation_max_load_mc(leaves: int, hosts: int, spines: int, subflows: int = 1,
-                            trials: int = 2000, seed: int = 0) -> float:
+                            trials: int = 2000, seed: int = 0, failed: int = 0) -> float:
     """Oracles 5–6 by Monte Carlo: E[max over the 2L leaf uplink/downlink groups of the most
-    loaded link's bytes] relative to ideal spraying, for a permutation of equal flows (every host
-    to a host on another leaf), each flow split into `subflows` uniformly hashed equal parts."""
+    loaded link's bytes] relative to ideal spraying on the healthy fabric, for a permutation of
+    equal flows (every host to a host on another leaf), each flow split into `subflows`
+    uniformly hashed equal parts. `failed` > 0: leaf 0's links to spines 0..failed−1 are down
+    (both directions), so flows from or to leaf 0 hash over the other S − failed spines."""
     rng = np.random.default_rng(seed)
     L, H, S, k = leaves, hosts, spines, subflows
     src_leaf = np.repeat(np.arange(L), H)
@@ -102,6 +114,9 @@ def permutation_max_load_mc(leaves: int, hosts: int, spines: int, subflows: int 
             j = rng.integers(0, L * H, size=bad.size)
             dst_leaf[bad], dst_leaf[j] = dst_leaf[j], dst_leaf[bad].copy()
         spine = rng.integers(0, S, size=(L * H, k))
+        if failed:
+            hit = (src_leaf == 0) | (dst_leaf == 0)
+            spine[hit] = failed + rng.integers(0, S - failed, size=(int(hit.sum()), k))
         up = np.zeros((L, S))
         down = np.zeros((L, S))
         np.add.at(up, (np.repeat(src_leaf, k), spine.ravel()), 1.0 / k)

@@ -17,12 +17,20 @@ A path is the tuple of ports a packet is queued at: 4 (host_up, leaf_up, spine_d
 between leaves, 2 within a leaf. Every port has a rate (bit/s, integer), a propagation delay
 (integer picoseconds) and, except host_up, a finite buffer. The uplink rate is `uplink_gbps`,
 else `hosts_per_leaf·host_gbps / (spines·oversubscription)`, else `host_gbps`.
+
+Link failures (`failed_links`, docs/network.md "Link failures"): a failed port is *down*
+(`port_up[p]` false; it keeps its nominal `rate` so nothing divides by zero, but no path uses it);
+a degraded one stays up at `rate_factor` × its nominal rate (its buffer stays that of the nominal
+rate). `spines_between(a, b)` are the spines with both leaf a -> spine and spine -> leaf b up: the
+ECMP group a leaf keeps for another leaf's prefixes once routing has withdrawn the failed next
+hops; `paths` returns only those.
 """
 
 from __future__ import annotations
 
 import math
 
+from wrpsim.errors import ConfigError
 from wrpsim.network.config import NetConfig
 
 PS_PER_S = 10**12
@@ -83,6 +91,23 @@ class LeafSpine:
             (cfg.buffer_bytes or math.ceil(cfg.buffer_bdp * self.bdp_bytes(self.rate[p])))
             for p in range(self.nports)
         ]
+        self.port_up = [True] * self.nports
+        self.degraded: list[int] = []
+        for (leaf, spine, direction), f in sorted(cfg.link_faults().items()):
+            p = self.leaf_up(leaf, spine) if direction == "up" else self.spine_down(spine, leaf)
+            if f == 0:
+                self.port_up[p] = False
+            elif f < 1:
+                self.rate[p] = max(1, round(self.rate[p] * f))
+                self.degraded.append(p)
+        self.down_ports = [p for p in range(self.nports) if not self.port_up[p]]
+        self.has_down = bool(self.down_ports)
+        self.all_spines = tuple(range(S))
+        self.up_spines = [tuple(s for s in range(S) if self.port_up[self.leaf_up(a, s)])
+                          for a in range(L)]
+        self.down_spines = [tuple(s for s in range(S) if self.port_up[self.spine_down(s, a)])
+                            for a in range(L)]
+        self._between: dict[tuple[int, int], tuple[int, ...]] = {}
 
     def bdp_bytes(self, rate_bps: int) -> float:
         """Bandwidth-delay product at `rate_bps` over the unloaded round trip `base_rtt_ps`."""
@@ -116,11 +141,27 @@ class LeafSpine:
             return (src, self.n + dst)
         return (src, self.leaf_up(a, spine), self.spine_down(spine, b), self.n + dst)
 
+    def spines_between(self, a: int, b: int) -> tuple[int, ...]:
+        """Spines through which leaf `a` reaches leaf `b` (`a != b`) with both links up, in
+        increasing order (every spine on a fabric with no port down)."""
+        if not self.has_down:
+            return self.all_spines
+        key = (a, b)
+        out = self._between.get(key)
+        if out is None:
+            down = set(self.down_spines[b])
+            out = self._between[key] = tuple(s for s in self.up_spines[a] if s in down)
+            if not out:
+                raise ConfigError(f"network.failed_links: no path from leaf {a} to leaf {b}")
+        return out
+
     def paths(self, src: int, dst: int) -> list[tuple[int, ...]]:
-        """All equal-cost paths from `src` to `dst`, indexed by spine (one within a leaf)."""
-        if self.leaf_of[src] == self.leaf_of[dst]:
+        """All working equal-cost paths from `src` to `dst`, one per spine of
+        `spines_between` (one path within a leaf)."""
+        a, b = self.leaf_of[src], self.leaf_of[dst]
+        if a == b:
             return [self.path(src, dst, 0)]
-        return [self.path(src, dst, s) for s in range(self.S)]
+        return [self.path(src, dst, s) for s in self.spines_between(a, b)]
 
     def same_leaf(self, src: int, dst: int) -> bool:
         """Whether `src` and `dst` hang off the same leaf (no spine on the path)."""
