@@ -111,6 +111,13 @@ def test_invariants(sc):
     for r in rows:
         assert 0 <= r["prefix_hit_tokens"] < r["prompt_tokens"]
         assert r["prefix_hit_blocks"] <= r["prefix_blocks"]
+        assert 0.0 <= r["qoe"] <= 1.0
+        assert r["gpu_s"] > 0 and r["energy_j"] > 0 and r["attempts"] == 1
+    # the busy time of every instance is attributed to requests, nothing more or less
+    busy = sum(i["busy_s"] * i["tp"] for i in insts)
+    assert math.isclose(sum(r["gpu_s"] for r in rows), busy, rel_tol=1e-9)
+    cost = sum(i["busy_s"] * i["tp"] * i["price_per_gpu_hour_usd"] for i in insts) / 3600
+    assert math.isclose(sum(r["cost_usd"] for r in rows), cost, rel_tol=1e-9)
 
 
 @settings(max_examples=60, deadline=None, derandomize=True,
@@ -124,7 +131,7 @@ def test_decode_runs_equal_stepping_every_iteration(sc):
     for a, b in zip(jump, step):
         assert a["pool"] == b["pool"] and a["instance"] == b["instance"]
         assert a["preemptions"] == b["preemptions"]
-        for k in ("first_token_s", "finish_s", "queue_wait_s"):
+        for k in ("first_token_s", "finish_s", "queue_wait_s", "gpu_s", "qoe"):
             assert math.isclose(a[k], b[k], rel_tol=1e-9, abs_tol=1e-9), k
 
 

@@ -1,12 +1,17 @@
 """From an arriving request to an instance: routing, decision delay, follow-up calls.
 
+Instances that failed (`wrpsim.failures`) are not among any router's candidates; a request
+whose placement failed during the decision delay is routed again, and one that no instance can
+take goes to the failure policy (`FailureInjector.unavailable`).
+
 The dispatcher asks the router for a `Placement`, applies the router's decision latency
 (`Placement.delay_s`, counted in the request's TTFT), checks that the request fits the chosen
 instances, and admits it (colocated, or prefill + decode when disaggregated). It also gives
 routers two hooks for policies that act after a request ends (cascades, bandits, multi-call):
 
 - `Router.on_complete(request, record)` is called with the request's result row (a dict of
-  `REQUEST_SCHEMA` columns) when a request completes;
+  `REQUEST_SCHEMA` columns) when a request completes, `Router.on_dropped(request, record)` when
+  it ends unanswered (rejected, too large for any instance, or lost to an instance failure);
 - `view.submit(request, delay_s=0.0)` injects a new request — typically made with
   `view.follow_up(parent, **changes)` — which is routed like an arrival and recorded as its own
   row with `parent_id` set.
@@ -22,16 +27,22 @@ from wrpsim.router.base import Router
 class Dispatcher:
     """Routes and admits requests for one simulation (see module docstring)."""
 
-    def __init__(self, env, fleet, router, log, first_free_id: int):
+    def __init__(self, env, fleet, router, log, first_free_id: int, failures=None):
+        """`failures`: the run's `wrpsim.failures.FailureInjector`, or None."""
         self.env = env
         self.fleet = fleet
         self.router = router
         self.log = log
+        self.failures = failures
+        if failures is not None:
+            failures.dispatch = self.dispatch
         self._next_id = first_free_id
         fleet.submit = self.submit
         fleet.follow_up = self.follow_up
         if type(router).on_complete is not Router.on_complete:
-            log.on_complete = router.on_complete
+            log.on_complete.append(router.on_complete)
+        if type(router).on_dropped is not Router.on_dropped:
+            log.on_dropped.append(router.on_dropped)
 
     def follow_up(self, parent, **changes):
         """A new request derived from `parent` (fresh id, `parent_id` = parent's id, arriving now
@@ -51,7 +62,14 @@ class Dispatcher:
 
     def dispatch(self, req) -> None:
         """Route an arriving request and admit it where the router says."""
-        placement = self.router.route(req, self.fleet)
+        self.log.open[req.id] = req
+        try:
+            placement = self.router.route(req, self.fleet)
+        except (ValueError, IndexError, ZeroDivisionError):  # no candidate: all are down
+            if not self.fleet.down_count or self.failures is None:
+                raise
+            self.failures.unavailable(req)
+            return
         if placement is None:
             self.log.dropped(req, self.fleet.model_of(req), "router_rejected")
             return
@@ -63,6 +81,13 @@ class Dispatcher:
 
     def _admit(self, req, placement) -> None:
         inst = placement.instance
+        dec = placement.decode_instance
+        if inst.down or (dec is not None and dec.down):  # failed during the decision delay
+            if placement.delay_s > 0:
+                self.dispatch(req)
+            else:
+                self.failures.unavailable(req)
+            return
         need = req.prompt_tokens + req.output_tokens
         if need > inst.kv.capacity * inst.kv.block_size:
             self.log.dropped(req, self.fleet.model_of(req), "exceeds_kv_capacity")
@@ -70,7 +95,7 @@ class Dispatcher:
         if inst.role != "prefill":
             inst.admit(req)
             return
-        dec = placement.decode_instance or self.router.route_decode(req, self.fleet)
+        dec = dec or self.router.route_decode(req, self.fleet)
         if dec is None:
             self.log.dropped(req, self.fleet.model_of(req), "router_rejected")
         elif need > dec.kv.capacity * dec.kv.block_size:

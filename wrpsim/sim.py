@@ -2,9 +2,9 @@
 
 `run(cfg, out_dir)` builds the workload, fleet and router from a plain config mapping (what the
 Hydra app composes), replays every request through the router onto the fleet in a SimPy
-environment, and writes `requests.parquet`, `instances.parquet`, `summary.json` and
-`config.yaml` into `out_dir`. It never reads Hydra state, so tests and other tools call it
-directly.
+environment, and writes `requests.parquet`, `instances.parquet`, `tasks.parquet`,
+`summary.json` and `config.yaml` into `out_dir`. It never reads Hydra state, so tests and other
+tools call it directly.
 """
 
 from __future__ import annotations
@@ -21,20 +21,43 @@ from wrpsim.io import write_json, write_text
 from wrpsim.metrics.quality import quality_summary
 from wrpsim.metrics.records import RequestLog, instance_table, write_parquet
 from wrpsim.metrics.summary import summarize
+from wrpsim.metrics.tasks import task_summary, task_table
 from wrpsim.pool.fleet import Fleet, parse_pool
 from wrpsim.pool.transfer import FABRIC_KINDS, KVTransfer
 from wrpsim.progress import Progress
 from wrpsim.rng import stream
 from wrpsim.router import routing_table
+from wrpsim.sessions import SessionDriver, replayable
 from wrpsim.workload.request import to_requests
 
-RUN_KEYS = ("workload", "pool", "router", "network", "seed", "slo", "pue", "sim", "experiment")
+RUN_KEYS = ("workload", "pool", "router", "network", "seed", "slo", "pue", "sim", "experiment",
+            "qoe", "failures")
 
 
 def _require(cfg: dict, key: str):
     if key not in cfg or cfg[key] is None:
         raise ConfigError(f"config key {key!r} is required")
     return cfg[key]
+
+
+QOE_KEYS = ("ttft_s", "tokens_per_s", "target")
+
+
+def parse_qoe(q) -> dict | None:
+    """The `qoe` config (expected TTFT, reading pace, attainment target), or None (off)."""
+    if q is None:
+        return None
+    if not isinstance(q, dict):
+        raise ConfigError(f"qoe must be a mapping with keys {', '.join(QOE_KEYS)} or null")
+    check_keys(q, QOE_KEYS, "qoe")
+    out = {"ttft_s": 1.0, "tokens_per_s": 5.0, "target": 0.9, **q}
+    for k in QOE_KEYS:
+        v = out[k]
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or v <= 0:
+            raise ConfigError(f"qoe.{k} must be a number > 0, got {v!r}")
+    if out["target"] > 1:
+        raise ConfigError(f"qoe.target must be in (0, 1], got {out['target']!r}")
+    return {k: float(v) for k, v in out.items()}
 
 
 def build_router(rcfg: dict):
@@ -99,6 +122,7 @@ class Simulation:
         for k in ("ttft_s", "tpot_s"):
             if not isinstance(self.slo.get(k), (int, float)) or self.slo[k] <= 0:
                 raise ConfigError(f"slo.{k} must be a number > 0, got {self.slo.get(k)!r}")
+        self.qoe = parse_qoe(cfg.get("qoe", {}))  # absent: the defaults; null: off
         self.pue = float(cfg.get("pue", 1.0))
         if self.pue < 1.0:
             raise ConfigError(f"pue must be >= 1.0, got {self.pue}")
@@ -115,7 +139,7 @@ class Simulation:
             trace = build_workload(_require(cfg, "workload"), self.seed)
         self.beyond_horizon = 0
         if self.horizon_s is not None:  # requests arriving after the horizon are not replayed
-            keep = trace["arrival_s"].to_numpy() < self.horizon_s
+            keep = replayable(trace, self.horizon_s)  # (dependent rounds: wrpsim.sessions)
             self.beyond_horizon = int((~keep).sum())
             trace = trace[keep]
         self.trace = trace
@@ -125,6 +149,9 @@ class Simulation:
         self.fleet = build_fleet(self.env, _require(cfg, "pool"), self.log, hbt,
                                  build_transfer(self.env, self.net, self.seed))
         self.fleet.transfer.place(self.fleet)
+        if self.qoe is not None:
+            for inst in self.fleet.instances:
+                inst.qoe = (self.qoe["ttft_s"], self.qoe["tokens_per_s"])
         if "model" in self.trace.columns:
             wanted = sorted({m for m in self.trace["model"].dropna().unique()})
             missing = [m for m in wanted if m not in self.fleet.models]
@@ -141,7 +168,15 @@ class Simulation:
             self.tracer = Tracer()
             for inst in self.fleet.instances:
                 inst.tracer = self.tracer
-        self.dispatcher = Dispatcher(self.env, self.fleet, self.router, self.log, len(trace))
+        self.failures = None
+        if cfg.get("failures"):  # null or {}: no failures
+            from wrpsim.failures import FailureInjector
+
+            last = float(trace["arrival_s"].max()) if len(trace) else 0.0
+            self.failures = FailureInjector(self.env, self.fleet, self.log, cfg["failures"],
+                                            self.seed, self.horizon_s or last)
+        self.dispatcher = Dispatcher(self.env, self.fleet, self.router, self.log, len(trace),
+                                     self.failures)
 
     def _arrivals(self, requests, progress):
         env, dispatch = self.env, self.dispatcher.dispatch
@@ -155,7 +190,9 @@ class Simulation:
 
     def run(self) -> tuple:
         """Simulate; return (requests table, instances table, duration_s)."""
-        requests = to_requests(self.trace)
+        self.sessions = SessionDriver(self.env, self.fleet, self.log, self.dispatcher.dispatch,
+                                      to_requests(self.trace))  # holds closed-loop rounds
+        requests = self.sessions.open_loop
         last = requests[-1].arrival_s if requests else 0.0
         progress = Progress.maybe(self.progress, self.horizon_s or last)
         self.env.process(self._arrivals(requests, progress))
@@ -167,12 +204,16 @@ class Simulation:
             end = float(self.env.now)
         if progress:
             progress.close(end)
+        self.beyond_horizon += self.sessions.not_sent  # dependent rounds never sent
         return self.log_remaining(end)
 
     def log_remaining(self, end: float) -> tuple:
         """Record requests still in the system at `end`; build the two result tables."""
+        from wrpsim.pool.sequence import Seq
+
         rows = []
         for inst in self.fleet.instances:
+            inst.settle(end)
             for seq in list(inst.waiting) + list(inst.running.values()):
                 self.log.in_flight(seq, inst)
             spec = next(s for s in self.fleet.specs if s.name == inst.pool)
@@ -186,7 +227,10 @@ class Simulation:
                 *_tier_stats(inst),
                 inst.energy_until(end), spec.price_per_gpu_hour,
                 inst.in_system_integral(end) / end if end > 0 else 0.0,
+                inst.failures, inst.downtime(end),
             ))
+        for req in list(self.log.open.values()):  # between instances when the run ended
+            self.log.in_flight(Seq(req), None)
         return self.log.table(), instance_table(rows), end
 
 
@@ -210,9 +254,14 @@ def run(cfg: dict, out_dir: Path | str, trace=None) -> dict:
     t0 = time.perf_counter()
     sim = Simulation(cfg, trace)
     req_t, inst_t, end = sim.run()
-    summary = summarize(req_t, inst_t, end, sim.slo, sim.pue)
-    summary.update(quality_summary(req_t, inst_t, sim.trace, sim.fleet.specs, sim.pue, end))
+    summary = summarize(req_t, inst_t, end, sim.slo, sim.pue, sim.qoe)
+    summary.update(quality_summary(req_t, inst_t, sim.trace, sim.fleet.specs, sim.pue, end,
+                                   answers=getattr(sim.router, "answers", None)))
     summary["requests_beyond_horizon"] = sim.beyond_horizon
+    if sim.failures is not None:
+        summary.update(sim.failures.summary(end))
+    tasks_t = task_table(req_t, sim.trace)
+    summary.update(task_summary(tasks_t))
     stores = sim.fleet.remote_stores.values()
     summary["remote_kv_peak_blocks"] = sum(s.peak for s in stores)
     summary["remote_kv_loaded_blocks"] = sum(s.loaded_blocks for s in stores)
@@ -224,6 +273,7 @@ def run(cfg: dict, out_dir: Path | str, trace=None) -> dict:
     out = Path(out_dir)
     write_parquet(req_t, out / "requests.parquet")
     write_parquet(inst_t, out / "instances.parquet")
+    write_parquet(tasks_t, out / "tasks.parquet")
     rt = routing_table(sim.router)  # None for routers that keep no decision log
     if rt is not None:
         write_parquet(rt, out / "routing.parquet")

@@ -29,6 +29,14 @@ JSON-ready, None where undefined):
   instance `energy_j` × `pue`), per original request.
 - `e2e_final_p50_s` / `e2e_final_p99_s`: final answer's finish − the original's arrival, over
   answered originals (a cascade's user-perceived latency, cheap attempt included).
+
+*Answers* (`answers=`, a multi-call or guarded router's `answers`: {request id: (quality,
+finish_s, …)}, e.g. `wrpsim.router.multicall.Answer`) override the final-call rule for the
+originals they cover: an answer keyed by any call of a chain applies to its root original (the
+deepest key wins when several do). Its quality replaces outcomes[final model] (None: left out),
+its finish the final call's (NaN or None: unanswered, scored 0); model and call shares keep the
+final-call rule. With answers, `answer_status` counts them by status (`Answer.status`:
+answered, partial, failed, pending, blocked, diverted).
 """
 
 from __future__ import annotations
@@ -38,6 +46,8 @@ from collections import Counter
 
 import numpy as np
 import pyarrow as pa
+
+NAN = math.nan
 
 
 def _outcomes(trace_or_requests) -> dict[int, dict]:
@@ -53,8 +63,17 @@ def _outcomes(trace_or_requests) -> dict[int, dict]:
             if r.parent_id is None and r.outcomes is not None}
 
 
-def _final_answers(req: pa.Table) -> tuple[dict[int, tuple], int, Counter]:
-    """{root id: (model, finish_s, arrival of root)}, number of originals, calls per model."""
+def _root(i: int, parent_of: dict) -> tuple[int, int]:
+    """(root original, depth) of request `i` in its follow-up chain."""
+    root, depth = i, 0
+    while parent_of.get(root) is not None:
+        root, depth = parent_of[root], depth + 1
+    return root, depth
+
+
+def _final_answers(req: pa.Table) -> tuple[dict[int, tuple], int, Counter, dict, dict]:
+    """{root id: (model, finish_s, arrival of root)}, number of originals, calls per model,
+    {id: parent id}, {id: arrival_s}."""
     ids = req.column("request_id").to_pylist()
     parents = req.column("parent_id").to_pylist()
     models = req.column("model").to_pylist()
@@ -67,14 +86,27 @@ def _final_answers(req: pa.Table) -> tuple[dict[int, tuple], int, Counter]:
     for i, m, s, f in zip(ids, models, status, finish):
         if s != "completed":
             continue
-        root, depth = i, 0
-        while parent_of.get(root) is not None:
-            root, depth = parent_of[root], depth + 1
+        root, depth = _root(i, parent_of)
         key = (depth, f)
         if root not in best or key > best[root][0]:
             best[root] = (key, m, f)
     finals = {r: (m, f, arrival_of[r]) for r, (_, m, f) in best.items()}
-    return finals, sum(p is None for p in parents), Counter(m for m in models if m is not None)
+    return (finals, sum(p is None for p in parents), Counter(m for m in models if m is not None),
+            parent_of, arrival_of)
+
+
+def _by_root(answers, parent_of: dict) -> dict[int, tuple]:
+    """The answers keyed by root original (deepest key wins): {root: answer}."""
+    best: dict[int, tuple] = {}
+    for key, a in answers.items():
+        root, depth = _root(key, parent_of)
+        if root not in best or depth > best[root][0]:
+            best[root] = (depth, a)
+    return {r: a for r, (_, a) in best.items()}
+
+
+def _finite(x) -> bool:
+    return x is not None and math.isfinite(x)
 
 
 def _pct(x: list[float], q: float) -> float | None:
@@ -99,18 +131,29 @@ def _token_cost(req: pa.Table, fleet_specs) -> float | None:
 
 
 def quality_summary(requests_table: pa.Table, instances_table: pa.Table, trace_or_requests,
-                    fleet_specs=None, pue: float = 1.0, duration_s: float | None = None) -> dict:
+                    fleet_specs=None, pue: float = 1.0, duration_s: float | None = None,
+                    answers=None) -> dict:
     """Routing-study metrics of one run (see the module docstring for the definitions).
 
     `trace_or_requests`: the replayed canonical trace frame (row i = request id i) or the list
     of `Request`s (None: no quality figures). `fleet_specs`: the fleet's `PoolSpec`s (for the
     token-priced cost; None leaves it out). `pue`: facility / IT energy. `duration_s`: the
-    run's simulated duration (for the provisioned cost; None leaves it out).
+    run's simulated duration (for the provisioned cost; None leaves it out). `answers`: a
+    multi-call router's answers (None: the final-call rule everywhere).
     """
-    finals, n_orig, calls = _final_answers(requests_table)
+    finals, n_orig, calls, parent_of, arrival_of = _final_answers(requests_table)
+    over = _by_root(answers, parent_of) if answers is not None else {}
     outcomes = _outcomes(trace_or_requests)
     scored, answered = [], []
     for rid, o in outcomes.items():
+        a = over.get(rid)
+        if a is not None:
+            if not _finite(a[1]):
+                scored.append(0.0)
+            elif a[0] is not None:
+                scored.append(float(a[0]))
+                answered.append(float(a[0]))
+            continue
         f = finals.get(rid)
         if f is None:
             scored.append(0.0)
@@ -127,7 +170,8 @@ def quality_summary(requests_table: pa.Table, instances_table: pa.Table, trace_o
     busy = instances_table.column("busy_s").to_numpy()
     energy = float(instances_table.column("energy_j").to_numpy().sum()) * pue
     per_k = 1000.0 / n_orig if n_orig else math.nan
-    lat = [f - a for _, f, a in finals.values()]
+    lat = [f - a for r, (_, f, a) in finals.items() if r not in over]
+    lat += [a[1] - arrival_of.get(r, NAN) for r, a in over.items() if _finite(a[1])]
     out = {
         "quality": float(np.mean(scored)) if scored else None,
         "quality_answered": float(np.mean(answered)) if answered else None,
@@ -146,5 +190,8 @@ def quality_summary(requests_table: pa.Table, instances_table: pa.Table, trace_o
         "e2e_final_p50_s": _pct(lat, 50),
         "e2e_final_p99_s": _pct(lat, 99),
     }
+    if answers is not None:
+        out["answer_status"] = dict(sorted(Counter(
+            getattr(a, "status", "answered") for a in over.values()).items()))
     return {k: (None if isinstance(v, float) and not math.isfinite(v) else v)
             for k, v in out.items()}

@@ -44,6 +44,15 @@ REQUEST_SCHEMA = pa.schema(
         ("kv_transfer_s", pa.float64()),  # exposed transfer: prompt done -> KV arrived
         ("status", pa.string()),  # completed | dropped | in_flight
         ("drop_reason", pa.string()),
+        # busy GPU time, IT energy and cost attributed to the request: every iteration's time
+        # and energy split equally among the tokens it processed (prompt and decode), priced at
+        # the instance's GPU-hour price; failed attempts included. Sums to the fleet's busy
+        # time (instances.busy_s × tp), busy energy and busy cost.
+        ("gpu_s", pa.float64()),
+        ("energy_j", pa.float64()),
+        ("cost_usd", pa.float64()),
+        ("qoe", pa.float64()),  # streaming QoE (wrpsim.metrics.qoe); NaN unless completed
+        ("attempts", pa.int32()),  # times the request was sent to an instance (retries + 1)
     ],
     metadata={"wrpsim.table": "requests", "wrpsim.version": "1",
               "wrpsim.units": "seconds of simulated time"},
@@ -74,6 +83,8 @@ INSTANCE_SCHEMA = pa.schema(
         ("energy_j", pa.float64()),
         ("price_per_gpu_hour_usd", pa.float64()),
         ("mean_requests_in_system", pa.float64()),  # time average of waiting + running
+        ("failures", pa.int32()),  # times the instance failed (wrpsim.failures)
+        ("down_s", pa.float64()),  # seconds it was down (no power, no requests)
     ],
     metadata={"wrpsim.table": "instances", "wrpsim.version": "1",
               "wrpsim.energy": "IT energy of the instance's GPUs, before PUE"},
@@ -122,11 +133,23 @@ class RequestLog:
 
     def __init__(self):
         self.rows = _Rows()
-        self.on_complete = None  # callable(request, record dict) for routers that learn
+        #: request id -> [attempts, gpu_s, energy_j, cost_usd] of attempts lost to failures
+        self.retried: dict[int, list] = {}
+        #: requests dispatched and not yet recorded (id -> Request), so that a run cut short by
+        #: its horizon records those between instances (decision delay, KV transfer, retry
+        #: back-off) too
+        self.open: dict[int, object] = {}
+        #: callables(request, record dict) told of every completed request (routers that learn,
+        #: multi-call aggregation, closed-loop sessions), in subscription order
+        self.on_complete: list = []
+        #: callables(request, record dict) told of every request that ends unanswered
+        #: (status ``dropped``: rejected, too large, or lost to a failure)
+        self.on_dropped: list = []
 
     def finished(self, seq, inst, now: float) -> None:
         """Record a completed sequence."""
         r = seq.req
+        self.open.pop(r.id, None)
         ttft = seq.first_token_s - r.arrival_s
         tpot = (now - seq.first_token_s) / (r.output_tokens - 1) if r.output_tokens > 1 else NAN
         row = (
@@ -134,31 +157,58 @@ class RequestLog:
             r.output_tokens, max(0.0, seq.admit_s - r.arrival_s), ttft, tpot, now - r.arrival_s,
             seq.first_token_s, now, seq.preemptions, len(r.hash_ids or ()), seq.hit_blocks,
             seq.hit_tokens, *_second_and_transfer(seq), "completed", None,
+            *self._spent(seq, r.id), NAN if seq.qoe is None else seq.qoe.finish(now),
+            self._attempts(r.id),
         )
         self.rows.append(row)
-        if self.on_complete is not None:
-            self.on_complete(r, dict(zip(REQUEST_SCHEMA.names, row)))
+        if self.on_complete:
+            record = dict(zip(REQUEST_SCHEMA.names, row))
+            for fn in self.on_complete:
+                fn(r, record)
 
     def dropped(self, req, model: str, reason: str) -> None:
         """Record a request that was never served."""
-        self.rows.append((
+        self.open.pop(req.id, None)
+        row = (
             req.id, req.parent_id, req.arrival_s, model, None, None, req.prompt_tokens,
             req.output_tokens,
             NAN, NAN, NAN, NAN, NAN, NAN, 0, len(req.hash_ids or ()), 0, 0, NAN, None, None, 0.0,
-            NAN, "dropped", reason,
-        ))
+            NAN, "dropped", reason, *self._spent(None, req.id), NAN,
+            self._attempts(req.id) - 1,  # attempts lost to failures before it was dropped
+        )
+        self.rows.append(row)
+        if self.on_dropped:
+            record = dict(zip(REQUEST_SCHEMA.names, row))
+            for fn in self.on_dropped:
+                fn(req, record)
 
     def in_flight(self, seq, inst) -> None:
-        """Record a request still queued or running when the horizon ends the run."""
+        """Record a request still queued or running when the horizon ends the run (`inst`
+        None: between instances — routed with a decision delay, in KV transfer, backing off)."""
         r = seq.req
+        self.open.pop(r.id, None)
         first = seq.first_token_s
+        pool, index = (None, None) if inst is None else (inst.pool, inst.index)
         self.rows.append((
-            r.id, r.parent_id, r.arrival_s, r.model, inst.pool, inst.index, r.prompt_tokens,
+            r.id, r.parent_id, r.arrival_s, r.model, pool, index, r.prompt_tokens,
             r.output_tokens, NAN if seq.admit_s is None else max(0.0, seq.admit_s - r.arrival_s),
             NAN if first is None else first - r.arrival_s, NAN, NAN,
             NAN if first is None else first, NAN, seq.preemptions, len(r.hash_ids or ()),
             seq.hit_blocks, seq.hit_tokens, *_second_and_transfer(seq), "in_flight", None,
+            *self._spent(seq, r.id), NAN, self._attempts(r.id),
         ))
+
+    def _spent(self, seq, rid: int) -> tuple:
+        """(gpu_s, energy_j, cost_usd) of `seq` (None: nothing) plus earlier failed attempts."""
+        g, e, c = (0.0, 0.0, 0.0) if seq is None else (seq.gpu_s, seq.energy_j, seq.cost_usd)
+        prior = self.retried.get(rid)
+        if prior is not None:
+            g, e, c = g + prior[1], e + prior[2], c + prior[3]
+        return g, e, c
+
+    def _attempts(self, rid: int) -> int:
+        prior = self.retried.get(rid)
+        return 1 if prior is None else prior[0] + 1
 
     def table(self) -> pa.Table:
         """All rows sorted by request id, as an Arrow table of `REQUEST_SCHEMA`."""

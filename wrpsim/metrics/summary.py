@@ -14,7 +14,14 @@ Definitions (all in `summary.json`):
 - `gpu_hours` = provisioned GPUs × simulated duration; `cost_usd` = Σ GPU-hours × price per
   GPU-hour of each pool;
 - `energy_kwh` = ∫ power dt of every GPU (busy and idle) × PUE; `tokens_per_joule` = output tokens
-  of completed requests / that facility energy in joules.
+  of completed requests / that facility energy in joules;
+- `busy_cost_usd` / `busy_gpu_hours`: the GPU time requests kept busy (Σ of the per-request
+  `cost_usd` / `gpu_s`; the rest of `cost_usd` paid for idle capacity);
+- `qoe_mean`, `qoe_p10`: streaming QoE (`wrpsim.metrics.qoe`) over completed requests;
+  `qoe_attainment`: fraction of all requests completed with QoE >= `qoe.target`;
+- failures (`failures` config): `requests_retried` (sent to an instance more than once),
+  `requests_lost` (ended unanswered because of an instance failure), `requests_interrupted`
+  (either), `slo_attainment_interrupted` (SLO attainment among those).
 """
 
 from __future__ import annotations
@@ -40,15 +47,43 @@ def _ratio(num: np.ndarray, den: np.ndarray) -> float | None:
     return float(num.sum() / d) if d > 0 else None
 
 
+def _qoe_keys(q: np.ndarray, done: np.ndarray, cfg: dict | None) -> dict:
+    """qoe_mean / qoe_p10 over completed requests; qoe_attainment over all requests (requests
+    not completed count as misses, as for slo_attainment)."""
+    if cfg is None:
+        return {"qoe_mean": None, "qoe_p10": None, "qoe_attainment": None}
+    qd = q[done]
+    return {"qoe_mean": _mean(qd), "qoe_p10": _pct(qd, 10),
+            "qoe_attainment": float((qd >= cfg["target"]).sum() / len(q)) if len(q) else None,
+            "qoe_ttft_s": cfg["ttft_s"], "qoe_tokens_per_s": cfg["tokens_per_s"]}
+
+
+def _failure_keys(requests: pa.Table, attempts: np.ndarray, ok: np.ndarray) -> dict:
+    """Requests touched by instance failures: retried (sent more than once), lost (ended
+    unanswered because of a failure), and the SLO attainment of the interrupted ones."""
+    reason = np.asarray(requests.column("drop_reason").to_pylist(), dtype=object)
+    lost = reason == "instance_failed"
+    hit = (attempts > 1) | lost
+    return {
+        "requests_retried": int((attempts > 1).sum()),
+        "requests_lost": int(lost.sum()),
+        "requests_interrupted": int(hit.sum()),
+        "slo_attainment_interrupted": float(ok[hit].mean()) if hit.any() else None,
+    }
+
+
 def summarize(requests: pa.Table, instances: pa.Table, duration_s: float, slo: dict,
-              pue: float) -> dict:
-    """Compute the summary dictionary (JSON-ready: None where a value is undefined)."""
+              pue: float, qoe: dict | None = None) -> dict:
+    """Compute the summary dictionary (JSON-ready: None where a value is undefined).
+
+    `qoe`: the run's QoE settings (`target` is used), None when QoE is not measured."""
     status = np.asarray(requests.column("status").to_pylist(), dtype=object)
     done = status == "completed"
     col = {n: requests.column(n).to_numpy(zero_copy_only=False).astype(np.float64)
            for n in ("ttft_s", "tpot_s", "e2e_s", "queue_wait_s", "output_tokens",
                      "prompt_tokens", "preemptions", "prefix_blocks", "prefix_hit_blocks",
-                     "prefix_hit_tokens", "tt2t_s", "kv_transfer_bytes", "kv_transfer_s")}
+                     "prefix_hit_tokens", "tt2t_s", "kv_transfer_bytes", "kv_transfer_s",
+                     "qoe", "gpu_s", "energy_j", "cost_usd", "attempts")}
     ttft, tpot, e2e = col["ttft_s"][done], col["tpot_s"][done], col["e2e_s"][done]
     out_tokens = float(col["output_tokens"][done].sum())
     in_tokens = float(col["prompt_tokens"][done].sum())
@@ -100,6 +135,10 @@ def summarize(requests: pa.Table, instances: pa.Table, duration_s: float, slo: d
         "tokens_per_joule": out_tokens / facility_j if facility_j > 0 else None,
         "mean_utilization": float(np.mean(instances.column("utilization").to_numpy()))
         if len(gpus) else None,
+        "busy_cost_usd": float(col["cost_usd"].sum()),
+        "busy_gpu_hours": float(col["gpu_s"].sum()) / 3600.0,
+        **_qoe_keys(col["qoe"], done, qoe),
+        **_failure_keys(requests, col["attempts"], ok),
     }
     return {k: (None if isinstance(v, float) and not math.isfinite(v) else v)
             for k, v in s.items()}

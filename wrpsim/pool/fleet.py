@@ -20,6 +20,7 @@ Config (one YAML per fleet in `pools/`)::
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 
 from wrpsim.errors import ConfigError, check_keys, unknown_choice
@@ -144,10 +145,21 @@ def build_latency(spec: PoolSpec):
 
 
 class Candidates(list):
-    """Instances that can serve one model, with the model's name and a per-role key attached."""
+    """Instances that can serve one model, with the model's name and a per-role key attached.
+
+    Every Candidates list is registered so that `Fleet.set_down` can leave a failed instance
+    out of all of them — the fleet's and those routers build — and put it back on repair."""
 
     model: str
     key: str
+
+    def __init__(self, instances=()):
+        super().__init__(instances)
+        self.every = tuple(self)  # all instances, up or down, in order
+        _REGISTRY.append(weakref.ref(self))
+
+
+_REGISTRY: list = []  # weak references to every Candidates list (lists are unhashable)
 
 
 class Fleet:
@@ -194,6 +206,7 @@ class Fleet:
                 self._attach_tiers(spec, model, lat, remote)
             for inst in self.pools[spec.name]:
                 inst.role = spec.role
+                inst.price_per_gpu_hour = spec.price_per_gpu_hour
                 inst.transfer = self.transfer
                 inst.kv_mode = spec.kv_mode
                 inst.layers = model.layers
@@ -224,6 +237,7 @@ class Fleet:
             d.model, d.key = model, model + "/decode"
             self._decode[model] = d
         self.instances = [i for s in specs for i in self.pools[s.name]]
+        self.down_count = 0  # instances down now (wrpsim.failures)
 
     def _attach_tiers(self, spec: PoolSpec, model, lat, remote: dict) -> None:
         """Give each instance's prefix cache its DRAM tier and the model's remote pool."""
@@ -244,6 +258,22 @@ class Fleet:
             if spec.dram_gib:
                 cap = int(spec.dram_gib * 2**30 // block_bytes)
                 cache.dram = TierStore("dram", cap, spec.pcie_gbps * 1e9)
+
+    def set_down(self, inst, down: bool) -> list:
+        """Fail an instance and leave it out of every candidate list (return the sequences it
+        lost), or repair it and put it back (return [])."""
+        if down == inst.down:
+            return []
+        seqs = inst.fail() if down else []
+        if not down:
+            inst.recover()
+        self.down_count += 1 if down else -1
+        _REGISTRY[:] = [r for r in _REGISTRY if r() is not None]
+        for r in _REGISTRY:
+            c = r()
+            if c is not None and any(i is inst for i in c.every):
+                c[:] = [i for i in c.every if not i.down]
+        return seqs
 
     def model_of(self, request) -> str:
         """The model that serves `request` (its own, or the fleet's default)."""

@@ -13,11 +13,14 @@ Simulated behaviour is the same as stepping every iteration: iteration times com
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from collections import deque
 
 import numpy as np
 
+from wrpsim.metrics.qoe import QoEMeter
 from wrpsim.pool.batching import BatchingMixin
+from wrpsim.pool.failure import FailureMixin
 from wrpsim.pool.kvcache import KVLedger
 from wrpsim.pool.latency import LatencyModel
 from wrpsim.pool.lifecycle import SequenceSetMixin
@@ -28,7 +31,7 @@ from wrpsim.pool.sequence import DECODE, Seq
 _DECODE_RUN, _MIXED = 1, 2
 
 
-class Instance(BatchingMixin, SequenceSetMixin):
+class Instance(BatchingMixin, SequenceSetMixin, FailureMixin):
     """A model replica with an iteration-level scheduler (see module docstring).
 
     Read-only attributes for routers: `pool` (name), `index` (within the pool), `outstanding`
@@ -97,6 +100,19 @@ class Instance(BatchingMixin, SequenceSetMixin):
         self._in_system = 0
         self._in_area = 0.0
         self._in_t = 0.0
+        # attribution of busy time and energy to sequences (see `_charge`): running sums of one
+        # decoder's share of every iteration so far, in instance-seconds and joules
+        self.price_per_gpu_hour = 0.0  # set by the fleet
+        self._c_cum = 0.0
+        self._e_cum = 0.0
+        # streaming QoE: (expected TTFT s, expected tokens/s) or None; breakpoints of the
+        # decode-step clock, step _qs[i] reached at time _qt[i] (see `_stint_qoe`)
+        self.qoe = None
+        self._qs: list[int] = []
+        self._qt: list[float] = []
+        self._qbase = 0  # breakpoints forgotten so far (absolute index of _qs[0])
+        self._mi: list[int] = []  # suffix minima of s − pace·t: absolute indices, values
+        self._mh: list[float] = []
 
     # ------------------------------------------------------------------ router view
     @property
@@ -305,16 +321,29 @@ class Instance(BatchingMixin, SequenceSetMixin):
             return  # superseded by a truncation
         now = self.env.now
         dur, n = self._dur, self._n
+        joules = self._power * self.tp * dur
         self.busy_s += dur
-        self.energy_j += self._power * self.tp * dur
+        self.energy_j += joules
         self.iterations += n
         if self._kind == _DECODE_RUN:
+            nd = self._dec_in_iter
+            self._c_cum += dur / nd
+            self._e_cum += joules / nd
+            self._log_steps(n, now)
             self.kv.allocate(self.kv.step_blocks(self.step, n), now)
             self.step += n
             self.decode_tokens += n * self._dec_in_iter
             self._pop_finished(now)
         else:
-            if self._dec_in_iter:
+            # the iteration's time and energy are shared equally by the tokens it processed
+            nd = self._dec_in_iter
+            per = 1.0 / (sum(c for _, c, _ in self._chunks) + nd)
+            for seq, c, _nb in self._chunks:
+                self._charge(seq, dur * c * per, joules * c * per)
+            if nd:
+                self._c_cum += dur * per
+                self._e_cum += joules * per
+                self._log_steps(1, now)
                 self.step += 1
                 self.decode_tokens += self._dec_in_iter
                 self._pop_finished(now)
@@ -329,6 +358,8 @@ class Instance(BatchingMixin, SequenceSetMixin):
                         continue
                     if seq.first_token_s is None:
                         seq.first_token_s = now
+                    if self.qoe is not None:
+                        self._token_out(seq, now)
                     if seq.gen >= seq.req.output_tokens:
                         self._finish(seq, seq.blocks, now)
                     else:
@@ -337,8 +368,79 @@ class Instance(BatchingMixin, SequenceSetMixin):
         self.busy = False
         self._plan()
 
+    # ------------------------------------------------------------------ attribution, QoE
+    def _charge(self, seq: Seq, inst_s: float, joules: float) -> None:
+        """Attribute `inst_s` seconds of this instance (all its GPUs) and `joules` to `seq`."""
+        gpu_s = inst_s * self.tp
+        seq.gpu_s += gpu_s
+        seq.energy_j += joules
+        seq.cost_usd += gpu_s * self.price_per_gpu_hour / 3600.0
+
+    def settle(self, now: float) -> None:
+        """The run ends: charge decoding sequences their share of the iterations so far."""
+        for seq in self.running.values():
+            if seq.state == DECODE:
+                self._charge(seq, self._c_cum - seq.c0, self._e_cum - seq.e0)
+                seq.c0, seq.e0 = self._c_cum, self._e_cum
+
+    def _log_steps(self, n: int, now: float) -> None:
+        """The decode-step clock went from `step` (at the stretch's start) to `step + n`."""
+        if self.qoe is None:
+            return
+        self._qpoint(self.step, self._t0)
+        self._qpoint(self.step + n, now)
+        qs = self._qs
+        if len(qs) > 1 << 16:  # forget breakpoints no decoder can still need
+            first = min((q.s0 for q in self.running.values() if q.state == DECODE),
+                        default=self.step)
+            k = bisect_right(qs, first) - 1
+            if k > 0:
+                del qs[:k], self._qt[:k]
+                self._qbase += k
+                i = bisect_left(self._mi, self._qbase)
+                del self._mi[:i], self._mh[:i]
+
+    def _qpoint(self, s: int, t: float) -> None:
+        """Append a breakpoint; keep the stack of suffix minima of h = s − pace·t."""
+        self._qs.append(s)
+        self._qt.append(t)
+        h = s - self.qoe[1] * t
+        mi, mh = self._mi, self._mh
+        while mh and mh[-1] >= h:
+            mi.pop()
+            mh.pop()
+        mi.append(self._qbase + len(self._qs) - 1)
+        mh.append(h)
+
+    def _token_out(self, seq: Seq, now: float) -> None:
+        """A prefill (or a KV arrival) just delivered the sequence's token number `seq.gen`."""
+        m = seq.qoe
+        if m is None:
+            m = seq.qoe = QoEMeter(seq.req.arrival_s, self.qoe[0], self.qoe[1],
+                                   seq.req.output_tokens)
+        m.advance(now, float(seq.gen))
+
+    def _stint_qoe(self, seq: Seq) -> None:
+        """Feed the QoE meter the tokens `seq` decoded since it joined the decode set at step
+        `seq.s0`: A(t) runs through the step clock's breakpoints. Where every later breakpoint
+        has A >= T (a suffix minimum of s − pace·t, O(log n)), the rest is ∫ T in closed form;
+        only a stream that is behind its reader is integrated piece by piece."""
+        m = seq.qoe
+        qs, qt, base = self._qs, self._qt, self._qbase
+        s0 = seq.s0
+        y0 = float(seq.gen) - (self.step - s0)  # tokens when it joined (gen already updated)
+        # A >= T at breakpoint j  <=>  s_j − p·t_j >= 1 + s0 − y0 − p·e
+        thr = 1.0 + s0 - y0 - m.p * m.e
+        mi, mh = self._mi, self._mh
+        last = len(qs) - 1
+        for j in range(max(0, bisect_right(qs, s0) - 1), last + 1):
+            m.line(qt[j], y0 + max(0, qs[j] - s0))
+            if mh[bisect_left(mi, j + base)] >= thr:
+                m.ahead(qt[last], y0 + (qs[last] - s0))
+                return
+
     # ------------------------------------------------------------------ end of run
     def energy_until(self, now: float) -> float:
         """Energy in joules of the instance's GPUs over [0, now], idle time included."""
-        idle_s = max(0.0, now - self.busy_s)
+        idle_s = max(0.0, now - self.busy_s - self.downtime(now))  # no power while down
         return self.energy_j + self.latency.idle_power_w() * self.tp * idle_s

@@ -113,6 +113,13 @@ class KVLedger:
             m += 1
         return min(limit, q * bs + m)
 
+    def reset(self, now: float) -> None:
+        """Forget every block and decoder (the instance failed); statistics are kept."""
+        self.release(self.used, now)
+        self.decoders = 0
+        self.evictable = 0
+        self._hist = [0] * self.block_size
+
     def occupancy_integral(self, now: float) -> float:
         """Integral of used blocks over [0, now] (block-seconds)."""
         self._advance(now)

@@ -28,6 +28,8 @@ class SequenceSetMixin:
             self.kv.add_decoder(seq.kv0, seq.s0)
             seq.blocks = 0
         self._ctx_const += seq.kv0 + seq.shared - seq.s0
+        seq.c0 = self._c_cum
+        seq.e0 = self._e_cum
         self.n_dec += 1
         if seq.second_token_s is None:
             self._fresh.append(seq)
@@ -45,6 +47,9 @@ class SequenceSetMixin:
         self._ctx_const -= seq.kv0 + seq.shared - seq.s0
         self.n_dec -= 1
         seq.gen += self.step - seq.s0
+        self._charge(seq, self._c_cum - seq.c0, self._e_cum - seq.e0)
+        if seq.qoe is not None:
+            self._stint_qoe(seq)
         return held
 
     def _next_finish(self) -> int:
@@ -133,19 +138,25 @@ class SequenceSetMixin:
         seq.xfer_bytes = nbytes
         dst = seq.handoff
 
+        epoch = self.epoch
+
         def arrived(t: float) -> None:
             if self.tracer is not None:
                 self.tracer.slice(self.name, 1, f"kv -> {dst.name}", now, t - now,
                                   request=seq.req.id, bytes=nbytes)
-            self._release(seq, seq.blocks, seq.req.prompt_tokens, t)
-            if self.waiting:
-                self._wake()  # the freed blocks may admit a waiting prompt
+            if self.epoch == epoch:  # (a failure meanwhile freed every block already)
+                self._release(seq, seq.blocks, seq.req.prompt_tokens, t)
+                if self.waiting:
+                    self._wake()  # the freed blocks may admit a waiting prompt
             dst.receive(seq)
 
         self.transfer.send(self, dst, seq, nbytes, self.kv_mode, self._t0, self.layers, arrived)
 
     def receive(self, seq: Seq) -> None:
         """Accept a sequence whose KV cache has just arrived from a prefill instance."""
+        if self.down:
+            self.lost_handler(seq, self)
+            return
         now = self.env.now
         seq.state = WAITING
         seq.kv_ready = True
@@ -153,6 +164,8 @@ class SequenceSetMixin:
         seq.blocks = 0
         seq.shared = 0
         seq.first_token_s = now  # the decode instance streams the first token to the user
+        if self.qoe is not None:
+            self._token_out(seq, now)
         self.waiting.append(seq)
         self._count(+1)
         self._wake()

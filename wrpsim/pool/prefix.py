@@ -83,6 +83,16 @@ class PrefixCache:
                 self.ledger.evictable -= self._blocks[hid]
             self._pins[hid] = n + 1
 
+    def reset(self) -> None:
+        """Forget every entry and this instance's DRAM tier (its node failed; blocks are
+        released by the ledger's own reset). The shared remote tier survives."""
+        self._blocks.clear()
+        self._pins.clear()
+        self._lru.clear()
+        self.size_blocks = 0
+        if self.dram is not None:
+            self.dram.clear()
+
     def unpin(self, ids) -> None:
         """Undo `pin`; entries no longer pinned become the most recently used evictable ones."""
         for hid in ids:

@@ -22,9 +22,14 @@ class Seq:
     __slots__ = (
         "admit_s",
         "blocks",
+        "c0",
+        "cost_usd",
         "done",
+        "e0",
+        "energy_j",
         "first_token_s",
         "gen",
+        "gpu_s",
         "handoff",
         "heap_no",
         "hit_blocks",
@@ -36,6 +41,7 @@ class Seq:
         "prefill_end_s",
         "prefill_inst",
         "promote",
+        "qoe",
         "req",
         "reserved",
         "s0",
@@ -73,3 +79,10 @@ class Seq:
         self.prefill_inst: str | None = None  # "pool/index" of the prefill instance, if any
         self.prefill_end_s: float | None = None
         self.xfer_bytes = 0.0
+        # attributed resources (see Instance._charge) and the streaming-QoE meter
+        self.gpu_s = 0.0
+        self.energy_j = 0.0
+        self.cost_usd = 0.0
+        self.c0 = 0.0  # the instance's per-decoder share counters when this decoder joined
+        self.e0 = 0.0
+        self.qoe = None  # a wrpsim.metrics.qoe.QoEMeter once the first token is out

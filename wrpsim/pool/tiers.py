@@ -59,6 +59,11 @@ class TierStore:
         self.loaded_blocks += b
         return b
 
+    def clear(self) -> None:
+        """Forget every entry (the host failed)."""
+        self._lru.clear()
+        self.used = 0
+
     def discard(self, hid: int) -> None:
         """Drop entry `hid` if present (a fresher copy now lives in HBM)."""
         b = self._lru.pop(hid, None)

@@ -63,6 +63,11 @@ class Router:
         that learn (bandits) or act after a call (cascades) override it, and may inject
         follow-up requests with `self.fleet.submit(self.fleet.follow_up(request, ...))`."""
 
+    def on_dropped(self, request: Request, record: dict) -> None:
+        """Called when a request ends unanswered (its row has status ``dropped`` and a
+        `drop_reason`); default: nothing. Multi-call policies use it to resolve a fan-out
+        whose call was lost."""
+
     def route_decode(self, request: Request, view):
         """The decode instance of a disaggregated request (called after `route`)."""
         return self.choose(request, view.decode_candidates(request))

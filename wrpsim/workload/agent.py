@@ -36,6 +36,24 @@ is none); times include the recorded model and tool latency. `align_sessions: tr
 starts every session at 0, as the sample's two sessions were recorded months apart; `false`
 keeps absolute times (arrival_s from the earliest round). With `think_time_s: x` the timing
 events are ignored and rounds of a session arrive x seconds apart (first at 0).
+
+Dependent rounds (`dependent: true`, the default): every round but a session's first gets the
+canonical `think_s` column, so the simulation replays the session closed-loop (`wrpsim.sessions`):
+round r is sent `think_s` seconds after round r - 1 has been answered *in the simulation*, and
+its `arrival_s` above only keeps the recorded schedule (order; the first round's send time).
+`think_s` is the agent's own time between rounds — tool execution, the user, the client:
+
+    think_s_r = max(0, sent_r - end_{r-1})
+
+where sent_r is round r's send time above (its last input event) and end_{r-1} the end of round
+r - 1's recorded model output: the latest of its other events (`reasoning`, `text`,
+`tool_call`, and Codex's `usage_report`, which closes a response), or sent_{r-1} when it has
+none. The recorded model latency (sent_{r-1} .. end_{r-1}) is thus left out: the simulated fleet
+supplies its own. Clipping at 0 covers a tool result stamped before the last output event. In
+the shipped sample the pauses are 0.002-21.5 s (tool calls, web searches, the user's next
+message; 92.5 s in all for the Claude session, 31.1 s for the Codex one). With
+`think_time_s: x`, think_s = x. `dependent: false` keeps open-loop replay (no `think_s`
+column): every round arrives at its recorded time whatever the fleet's latency.
 """
 
 from __future__ import annotations
@@ -59,14 +77,15 @@ from wrpsim.workload.records import fail, integer, text
 from wrpsim.workload.validate import canonical_frame, sort_by_arrival
 
 REUSE = ("context", "observed")
-OPTIONS = ("align_sessions", "cache", "hash_block_tokens", "reuse", "think_time_s")
+OPTIONS = ("align_sessions", "cache", "dependent", "hash_block_tokens", "reuse", "think_time_s")
 INPUT_EVENTS = ("user_message", "tool_result")
 
 
 def agent_params(hash_block_tokens: int | None = None, reuse: str | None = None,
-                 think_time_s: float | None = None, align_sessions: bool | None = None
-                 ) -> dict[str, Any]:
-    """Resolved loader parameters (defaults: 16-token blocks, context reuse, trace timing)."""
+                 think_time_s: float | None = None, align_sessions: bool | None = None,
+                 dependent: bool | None = None) -> dict[str, Any]:
+    """Resolved loader parameters (defaults: 16-token blocks, context reuse, trace timing,
+    dependent rounds)."""
     reuse = reuse or "context"
     if reuse not in REUSE:
         raise unknown_choice("source.reuse", reuse, REUSE)
@@ -74,17 +93,20 @@ def agent_params(hash_block_tokens: int | None = None, reuse: str | None = None,
             think_time_s, (int, float)) or not np.isfinite(think_time_s) or think_time_s < 0):
         raise ConfigError(f"source.think_time_s must be a number >= 0 or null, got "
                           f"{think_time_s!r}")
-    if align_sessions is not None and not isinstance(align_sessions, bool):
-        raise ConfigError(f"source.align_sessions must be true or false, got {align_sessions!r}")
+    for name, v in (("align_sessions", align_sessions), ("dependent", dependent)):
+        if v is not None and not isinstance(v, bool):
+            raise ConfigError(f"source.{name} must be true or false, got {v!r}")
     b = DEFAULT_BLOCK_TOKENS if hash_block_tokens is None else check_block_tokens(
         hash_block_tokens, "hash_block_tokens")
     return {"hash_block_tokens": b, "reuse": reuse,
             "think_time_s": None if think_time_s is None else float(think_time_s),
-            "align_sessions": True if align_sessions is None else align_sessions}
+            "align_sessions": True if align_sessions is None else align_sessions,
+            "dependent": True if dependent is None else dependent}
 
 
-def _sent_at(path: Path, line: int, rec: dict) -> float:
-    """Seconds since the epoch of the round's last input event (or its first event)."""
+def _timing(path: Path, line: int, rec: dict) -> tuple[float, float | None]:
+    """Seconds since the epoch of the round's send (its last input event, else its first event)
+    and of the end of its recorded model output (its last other event; None if it has none)."""
     events = rec.get("timing_events")
     if not isinstance(events, list) or not events:
         raise fail(path, line, "timing_events", f"expected a non-empty list of events to time "
@@ -99,7 +121,8 @@ def _sent_at(path: Path, line: int, rec: dict) -> float:
                        f"cannot parse timestamp {ts!r} (ISO 8601)", "arrival_s")
         stamps.append((e.get("event_type") in INPUT_EVENTS, t.value / 1e9))
     inputs = [s for is_input, s in stamps if is_input]
-    return max(inputs) if inputs else stamps[0][1]
+    outputs = [s for is_input, s in stamps if not is_input]
+    return (max(inputs) if inputs else stamps[0][1]), (max(outputs) if outputs else None)
 
 
 def _shared(cur: dict, prev: dict | None, reuse: str) -> int:
@@ -116,10 +139,11 @@ def _shared(cur: dict, prev: dict | None, reuse: str) -> int:
 def load_agent_rounds(path: str | Path, params: Mapping[str, Any]) -> pd.DataFrame:
     """Load an agent-round trace into the canonical frame (see the module docstring).
 
-    `params` comes from `agent_params`. The result has `session_id` and `hash_ids` columns and
-    `attrs["hash_block_tokens"]`. Raises `TraceError` naming the file, line and field for a
-    missing session or round index, a repeated round, token counts out of range
-    (`prefix_tokens` must lie in [0, input_tokens_total]) or unparsable timing.
+    `params` comes from `agent_params`. The result has `session_id` and `hash_ids` columns (and
+    `think_s` with `dependent: true`) and `attrs["hash_block_tokens"]`. Raises `TraceError`
+    naming the file, line and field for a missing session or round index, a repeated round,
+    token counts out of range (`prefix_tokens` must lie in [0, input_tokens_total]) or
+    unparsable timing.
     """
     path = Path(path)
     rounds: list[dict] = []
@@ -141,7 +165,8 @@ def load_agent_rounds(path: str | Path, params: Mapping[str, Any]) -> pd.DataFra
             raise fail(path, line, "round_index", f"round {r['index']} of session "
                        f"{r['session']!r} already appears on line {seen[key]}")
         seen[key] = line
-        r["t"] = None if params["think_time_s"] is not None else _sent_at(path, line, rec)
+        r["t"], r["end"] = ((None, None) if params["think_time_s"] is not None
+                            else _timing(path, line, rec))
         rounds.append(r)
     sessions = list(dict.fromkeys(r["session"] for r in rounds))
     minter = IdMinter()
@@ -155,12 +180,18 @@ def load_agent_rounds(path: str | Path, params: Mapping[str, Any]) -> pd.DataFra
             r["ids"] = minter.chain(head, _shared(r, prev, params["reuse"]), r["input"], b)
             if params["think_time_s"] is not None:
                 r["t"] = k * params["think_time_s"]
-            elif params["align_sessions"]:
-                r["t0"] = mine[0]["t"]
+                r["think"] = params["think_time_s"] if k else np.nan
+            else:
+                if params["align_sessions"]:
+                    r["t0"] = mine[0]["t"]
+                r["think"] = np.nan if prev is None else max(
+                    0.0, r["t"] - (prev["t"] if prev["end"] is None else prev["end"]))
             rows.append(r)
             prev = r
     t = np.array([r["t"] - r.get("t0", 0.0) for r in rows])
+    optional = {"session_id": [r["session"] for r in rows], "hash_ids": [r["ids"] for r in rows]}
+    if params["dependent"]:
+        optional["think_s"] = [r["think"] for r in rows]
     df = canonical_frame(t - t.min(), [r["input"] for r in rows], [r["output"] for r in rows],
-                         {"session_id": [r["session"] for r in rows],
-                          "hash_ids": [r["ids"] for r in rows]})
+                         optional)
     return set_block_tokens(sort_by_arrival(df), b)

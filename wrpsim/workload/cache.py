@@ -9,6 +9,9 @@ file; a cache file that cannot be read back as a canonical trace is ignored and 
 directory that cannot be written is ignored. The cache is transparent: a hit returns a frame
 equal (values and dtypes) to the one a fresh parse gives, with the same `attrs`: the frame's
 `hash_block_tokens` is stored in the Parquet schema metadata (key `wrpsim.hash_block_tokens`).
+The canonical schema's version (`TRACE_SCHEMA` metadata `wrpsim.version`; 2 since the optional
+`think_s` column) is part of the file name's hash and is checked on reading, so a cache written
+under an older schema is never read (it is rebuilt under a new name).
 """
 
 from __future__ import annotations
@@ -65,7 +68,9 @@ def read_cached(path: Path) -> pd.DataFrame | None:
         return None
     schema = table.schema
     names = schema.names
-    if (schema.metadata or {}).get(b"wrpsim.table") != b"trace" or not set(REQUIRED) <= set(names):
+    meta = schema.metadata or {}
+    if (meta.get(b"wrpsim.table") != b"trace" or not set(REQUIRED) <= set(names)
+            or meta.get(b"wrpsim.version") != TRACE_SCHEMA.metadata[b"wrpsim.version"]):
         return None
     for name in names:
         if TRACE_SCHEMA.get_field_index(name) < 0 or not schema.field(name).type.equals(

@@ -27,7 +27,7 @@ from wrpsim.workload.cache import cached
 from wrpsim.workload.prefix import check_block_tokens, set_block_tokens
 from wrpsim.workload.readers import FORMATS, RawTable, read_table
 from wrpsim.workload.request import TRACE_COLUMNS
-from wrpsim.workload.validate import REQUIRED, canonical_frame, sort_by_arrival
+from wrpsim.workload.validate import FLOAT_COLUMNS, REQUIRED, canonical_frame, sort_by_arrival
 
 COLUMN_KINDS = ("azure", "generic", "mooncake")
 #: Record loaders: kind -> (options, parameter resolver, loader).
@@ -137,6 +137,22 @@ def _arrivals(raw: RawTable, src: str, unit: str, fmt: str | None) -> np.ndarray
     return (v - v.min()) / TIME_UNITS[unit]
 
 
+def _optional_numbers(raw: RawTable, src: str, dst: str) -> np.ndarray:
+    """float64 values of an optional numeric column (`think_s`, `complexity`); blank = NaN."""
+    s = raw.columns[src]
+    if pd.api.types.is_numeric_dtype(s.dtype) and not pd.api.types.is_bool_dtype(s.dtype):
+        return s.to_numpy(dtype=np.float64)
+    blank = s.map(lambda v: v is None or (isinstance(v, str) and not v.strip()) or (
+        isinstance(v, float) and np.isnan(v))).to_numpy(bool)
+    v = pd.to_numeric(s.where(~blank), errors="coerce").to_numpy(dtype=np.float64)
+    bad = np.flatnonzero(np.isnan(v) & ~blank | s.map(lambda x: isinstance(x, bool)).to_numpy(
+        bool))
+    if bad.size:
+        i = int(bad[0])
+        raise _fail(raw, i, src, dst, f"not a number: {_show(s.iloc[i])}")
+    return v
+
+
 def _hash_lists(raw: RawTable, src: str) -> list:
     vals = raw.columns[src].tolist()
     for i, h in enumerate(vals):
@@ -181,6 +197,8 @@ def convert(raw: RawTable, columns: Mapping[str, str] | None = None, time_unit: 
     for dst, src in cols.items():
         if dst == "hash_ids":
             optional[dst] = _hash_lists(raw, src)
+        elif dst in FLOAT_COLUMNS:
+            optional[dst] = _optional_numbers(raw, src, dst)
         elif dst not in REQUIRED:
             optional[dst] = raw.columns[src].to_numpy(dtype=object)
     df = sort_by_arrival(canonical_frame(arrival, prompt, output, optional))

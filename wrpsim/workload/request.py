@@ -4,6 +4,13 @@ A workload is carried as a pandas DataFrame in *canonical form* (see `TRACE_COLU
 request, sorted by `arrival_s` (seconds from the start of the trace, first arrival at 0 unless a
 transform shifts it). Loaders produce it, transforms map it to itself, and `to_requests` turns it
 into `Request` objects for the engine.
+
+`think_s` makes a request a *dependent round* of its session (closed-loop replay, see
+`wrpsim.sessions`): a row with `session_id` set and a finite `think_s` >= 0 that is not the first
+row of its session is sent `think_s` seconds after the previous row of the same session has been
+answered in the simulation, not at its `arrival_s` (which then only keeps the recorded schedule:
+the order of rows and the first round's send time). NaN (or no column) = open loop: the row
+arrives at `arrival_s`. The `think_s` of a session's first row is ignored.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ TRACE_COLUMNS: dict[str, tuple[str, bool]] = {
     "hash_ids": ("object", False),  # list of prefix-block ids (Mooncake) or None
     "complexity": ("float64", False),  # task complexity in [0, 1] (NaN = unknown)
     "outcomes": ("object", False),  # {model: correctness in [0, 1]} or None (see outcomes.py)
+    "think_s": ("float64", False),  # closed loop: pause after the previous round (NaN = open)
 }
 
 #: Arrow schema of the canonical form, used when a parsed trace is cached as Parquet.
@@ -40,8 +48,9 @@ TRACE_SCHEMA = pa.schema(
         pa.field("hash_ids", pa.list_(pa.int64())),
         pa.field("complexity", pa.float64()),
         pa.field("outcomes", pa.map_(pa.string(), pa.float64())),
+        pa.field("think_s", pa.float64()),
     ],
-    metadata={"wrpsim.table": "trace", "wrpsim.version": "1"},
+    metadata={"wrpsim.table": "trace", "wrpsim.version": "2"},
 )
 
 
@@ -65,6 +74,7 @@ class Request:
     parent_id: int | None = None  # set on follow-up calls made by a router (cascades, chains)
     complexity: float | None = None  # task complexity in [0, 1], where the workload knows it
     outcomes: dict | None = None  # {model: correctness in [0, 1]}: the replayed answer quality
+    think_s: float | None = None  # closed loop: seconds after the previous round is answered
 
 
 def to_requests(df: pd.DataFrame) -> list[Request]:
@@ -92,4 +102,7 @@ def to_requests(df: pd.DataFrame) -> list[Request]:
     if "outcomes" in df.columns:
         for r, o in zip(reqs, col("outcomes")):
             r.outcomes = None if o is None else dict(o)
+    if "think_s" in df.columns:
+        for r, t in zip(reqs, col("think_s")):
+            r.think_s = None if t is None else float(t)
     return reqs

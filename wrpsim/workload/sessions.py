@@ -8,6 +8,7 @@ Source spec (the `source:` block of a workload YAML)::
     arrivals: {process: poisson, rate: 0.5}         # session starts, as for kind: synthetic
     turns: {dist: geometric, mean: 4, max: 32}      # turns per session (fitted distribution)
     think_time_s: 30.0         # mean of the exponential gap between a session's turns (s)
+    dependent: false           # true: closed loop, the gap runs from the previous answer
     system: {tokens: 1024, prefixes: 4, zipf_s: 1.0}   # shared system prompts (null = none)
     first_prompt: {dist: lognormal, mean: 512, sigma: 1.0, max: 8192}   # user tokens, turn 1
     new_tokens: {dist: lognormal, mean: 128, sigma: 1.0, max: 4096}     # user tokens, turn t > 1
@@ -16,8 +17,11 @@ Source spec (the `source:` block of a workload YAML)::
 
 Turn 1's prompt is the session's system prompt (system.tokens, drawn from system.prefixes
 prompts with Zipf popularity (k+1)^-zipf_s) plus `first_prompt` tokens; turn t's prompt is turn
-t-1's prompt + its output + `new_tokens`. Arrivals are open loop: turn t arrives an exponential
-think time after turn t-1 *arrived* (choose think_time_s above the expected response time).
+t-1's prompt + its output + `new_tokens`. Arrivals are open loop by default: turn t arrives an
+exponential think time after turn t-1 *arrived* (choose think_time_s above the expected response
+time). With `dependent: true` the same draws become the canonical `think_s` column of turns
+t > 1, so the simulation sends turn t that long after turn t-1 has been *answered* (closed loop,
+`wrpsim.sessions`); `arrival_s` keeps the open-loop schedule (session starts, row order).
 Each session is one `session_id` ("s<n>", n in start order). Hash ids (block size B = the
 workload's `hash_block_tokens`, default 16): turn 1 shares its system prompt's first
 min(floor(tokens / B), floor((P - 1) / B)) blocks, turn t shares turn t-1's first
@@ -43,7 +47,7 @@ from wrpsim.workload.synthetic import MAX_REQUESTS, _check_keys, _number, arriva
 from wrpsim.workload.validate import canonical_frame, sort_by_arrival
 
 SOURCE_KEYS = ("kind", "num_sessions", "duration_s", "arrivals", "turns", "think_time_s",
-               "system", "first_prompt", "new_tokens", "output", "max_context")
+               "dependent", "system", "first_prompt", "new_tokens", "output", "max_context")
 SYSTEM_KEYS = ("tokens", "prefixes", "zipf_s")
 
 
@@ -76,6 +80,11 @@ def generate_sessions(source: Mapping, seed: int, block: int | None = None,
     for key in ("turns", "first_prompt", "new_tokens", "output"):
         check_dist(source.get(key), f"{field}.{key}")
     think = _number(source, "think_time_s", field, 0.0, strict=False)
+    dependent = source.get("dependent", False)
+    if dependent is None:
+        dependent = False
+    if not isinstance(dependent, bool):
+        raise ConfigError(f"{field}.dependent must be true or false, got {dependent!r}")
     cap = int(_number(source, "max_context", field, 1)) if source.get("max_context") else None
     system = _system(source.get("system"), f"{field}.system")
     b = block or DEFAULT_BLOCK_TOKENS
@@ -98,29 +107,33 @@ def generate_sessions(source: Mapping, seed: int, block: int | None = None,
         int(system["prefixes"]), size=n, p=zipf_weights(int(system["prefixes"]),
                                                         system["zipf_s"])) if system else None
     minter = IdMinter(int(system["prefixes"]) * per if system else 0)
-    rows: dict[str, list] = {"t": [], "p": [], "o": [], "s": [], "ids": []}
+    rows: dict[str, list] = {"t": [], "p": [], "o": [], "s": [], "ids": [], "think": []}
     k = 0
     for i in range(n):
         t, prev_p, prev_o, ids = float(start[i]), 0, 0, []
         for turn in range(int(turns[i])):
             j, k = k, k + 1
             if turn == 0:
+                gap = np.nan
                 p = sys_tokens + int(first[i])
                 m = min(per, (p - 1) // b)
                 head = range(int(pick[i]) * per, int(pick[i]) * per + m) if system else []
                 shared = m * b
             else:
-                t += float(gaps[j])
+                gap = float(gaps[j])
+                t += gap
                 p, head, shared = prev_p + prev_o + int(new[j]), ids, prev_p
             if cap is not None and p > cap:
                 k += int(turns[i]) - turn - 1
                 break
             ids = minter.chain(head, shared, p, b)
-            for key, v in zip(rows, (t, p, int(out[j]), f"s{i}", ids)):
+            for key, v in zip(rows, (t, p, int(out[j]), f"s{i}", ids, gap)):
                 rows[key].append(v)
             prev_p, prev_o = p, int(out[j])
     if not rows["t"]:
         raise ConfigError(f"{field}: no turn fits in max_context {cap}")
-    df = canonical_frame(np.asarray(rows["t"]), rows["p"], rows["o"],
-                         {"session_id": rows["s"], "hash_ids": rows["ids"]})
+    optional = {"session_id": rows["s"], "hash_ids": rows["ids"]}
+    if dependent:
+        optional["think_s"] = rows["think"]
+    df = canonical_frame(np.asarray(rows["t"]), rows["p"], rows["o"], optional)
     return set_block_tokens(sort_by_arrival(df), b)

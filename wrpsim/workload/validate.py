@@ -3,7 +3,8 @@
 `canonical_frame` assembles the canonical DataFrame (see `wrpsim.workload.request.TRACE_COLUMNS`)
 from column arrays with the exact dtypes the rest of wrpsim relies on: `arrival_s` float64,
 token counts int64, optional text columns as `object` holding `str` or None (never pandas' `str`
-dtype, never NaN), `hash_ids` as `object` holding `list[int]` or None. `validate_trace` checks a
+dtype, never NaN), `hash_ids` as `object` holding `list[int]` or None, optional numbers
+(`complexity`, `think_s`) as float64 with NaN for unknown. `validate_trace` checks a
 frame against that contract and raises `TraceError` naming the first offending row and field.
 A frame with hash ids may carry `attrs["hash_block_tokens"]` (B, see `wrpsim.workload.prefix`);
 when it does, B must be a positive multiple of 16 and every id list must have ceil(P / B) ids.
@@ -24,12 +25,19 @@ from wrpsim.workload.request import TRACE_COLUMNS, TRACE_SCHEMA
 REQUIRED = tuple(c for c, (_, req) in TRACE_COLUMNS.items() if req)
 OPTIONAL = tuple(c for c, (_, req) in TRACE_COLUMNS.items() if not req)
 TEXT_COLUMNS = ("model", "session_id", "category")
+FLOAT_COLUMNS = tuple(c for c, (dtype, req) in TRACE_COLUMNS.items()
+                      if dtype == "float64" and not req)
 
 
 def _text(values: Sequence | np.ndarray) -> pd.Series:
     """Object series of `str` or None (NaN and None become None, other values str())."""
     out = [None if v is None or (isinstance(v, float) and np.isnan(v)) else str(v) for v in values]
     return pd.Series(out, dtype=object)
+
+
+def _floats(values: Sequence | np.ndarray) -> np.ndarray:
+    """float64 array (None becomes NaN)."""
+    return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
 
 
 def _hashes(values: Sequence | np.ndarray) -> pd.Series:
@@ -57,7 +65,8 @@ def canonical_frame(
     optional = optional or {}
     for name in OPTIONAL:
         if name in optional:
-            conv = _hashes if name == "hash_ids" else _text
+            conv = (_hashes if name == "hash_ids" else _floats if name in FLOAT_COLUMNS
+                    else _text)
             cols[name] = conv(optional[name])
     return pd.DataFrame(cols)
 
@@ -81,7 +90,8 @@ def validate_trace(df: pd.DataFrame, source: str = "trace") -> pd.DataFrame:
     Checks: required columns present, no unknown columns, dtypes as in `TRACE_COLUMNS`,
     `arrival_s` finite, >= 0 and sorted ascending, token counts >= 1, optional text columns hold
     `str` or None, `hash_ids` holds lists or None (of ceil(P / B) ids when the frame's
-    `attrs["hash_block_tokens"]` = B is set). `source` names the trace in messages.
+    `attrs["hash_block_tokens"]` = B is set), `think_s` NaN or finite and >= 0. `source`
+    names the trace in messages.
     """
     missing = [c for c in REQUIRED if c not in df.columns]
     if missing:
@@ -117,6 +127,12 @@ def validate_trace(df: pd.DataFrame, source: str = "trace") -> pd.DataFrame:
             for i, v in enumerate(df[c].tolist()):
                 if v is not None and not isinstance(v, str):
                     raise TraceError(f"{source}: row {i}: {c} must be a string or None, got {v!r}")
+    if "think_s" in df.columns:
+        v = df["think_s"].to_numpy()
+        bad = np.flatnonzero(np.isinf(v) | (v < 0))
+        if bad.size:
+            raise TraceError(f"{source}: row {bad[0]}: think_s must be NaN or a finite number "
+                             f">= 0, got {v[bad[0]]}")
     if "hash_ids" in df.columns:
         for i, v in enumerate(df["hash_ids"].tolist()):
             if v is not None and not isinstance(v, list):

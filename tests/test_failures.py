@@ -1,0 +1,183 @@
+"""Instance failures: conservation of requests under every policy, retry timing, MTBF/MTTR,
+energy while down, attribution of the work lost attempts burnt, clear config errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+from conftest import constant_cfg, make_trace
+
+from wrpsim.errors import ConfigError
+from wrpsim.sim import Simulation, run
+
+
+def loaded_trace(n=400, gap=0.05, seed=5):
+    rng = np.random.default_rng(seed)
+    return make_trace(np.cumsum(rng.exponential(gap, n)), rng.integers(20, 800, n),
+                      rng.integers(1, 200, n))
+
+
+def simulate(failures, trace=None, **pool):
+    cfg = constant_cfg(step_s=0.02, prefill_s_per_token=0.0001, count=pool.pop("count", 3),
+                       **pool)
+    cfg["failures"] = failures
+    sim = Simulation(cfg, loaded_trace() if trace is None else trace)
+    req, inst, end = sim.run()
+    return sim, req.to_pandas(), inst.to_pandas(), end
+
+
+OUTAGE = [{"pool": "p", "instance": 1, "at_s": 5.0, "down_s": 4.0},
+          {"pool": "p", "instance": 2, "at_s": 7.5, "down_s": None}]
+
+
+@pytest.mark.parametrize("policy", ["retry", "reroute", "drop"])
+def test_every_interrupted_request_is_retried_rerouted_or_lost(policy):
+    """Conservation: each trace request ends as exactly one row; the requests in flight on the
+    failed instances are all accounted for by the policy."""
+    sim, df, inst, _ = simulate({"policy": policy, "events": OUTAGE})
+    n = len(sim.trace)
+    assert sorted(df.request_id) == list(range(n))
+    assert set(df.status) <= {"completed", "dropped"}
+    interrupted = sim.failures.interrupted
+    assert interrupted > 10  # the outages hit busy instances
+    assert sim.failures.failures == 2
+    lost = (df.drop_reason == "instance_failed").sum()
+    retried = (df.attempts > 1).sum()
+    if policy == "drop":
+        assert lost == interrupted and retried == 0
+        assert (df.status == "completed").sum() == n - interrupted
+    else:  # every lost attempt was sent again (max_retries 3 is never reached here)
+        assert lost == 0 and (df.attempts - 1).sum() == interrupted
+        assert 0 < retried <= interrupted
+        assert (df.status == "completed").all()
+    assert inst.failures.tolist() == [0, 1, 1]
+    assert inst.down_s.iloc[1] == pytest.approx(4.0)
+    # nobody is served by an instance while it is down
+    down1 = (df.instance == 1) & (df.first_token_s > 5.0) & (df.first_token_s < 9.0)
+    assert not down1.any()
+    assert not ((df.instance == 2) & (df.arrival_s > 7.5) & (df.status == "completed")).any()
+
+
+def test_slo_impact_is_reported(tmp_path):
+    base = run(constant_cfg(step_s=0.02, prefill_s_per_token=0.0001, count=3), tmp_path / "a",
+               loaded_trace())
+    cfg = constant_cfg(step_s=0.02, prefill_s_per_token=0.0001, count=3)
+    cfg["failures"] = {"policy": "retry", "retry_delay_s": 2.0, "events": OUTAGE}
+    hit = run(cfg, tmp_path / "b", loaded_trace())
+    assert base["requests_retried"] == 0 and base["slo_attainment_interrupted"] is None
+    assert hit["instance_failures"] == 2 and hit["requests_retried"] > 10
+    assert hit["slo_attainment"] < base["slo_attainment"]
+    assert hit["slo_attainment_interrupted"] < hit["slo_attainment"]
+    assert 0 < hit["availability"] < 1
+    assert hit["instance_downtime_s"] == pytest.approx(4.0 + (hit["duration_s"] - 7.5))
+
+
+def test_a_retried_request_restarts_after_the_back_off():
+    """Two instances, one 100-token answer at 0.1 s per iteration on instance 0, which fails at
+    t = 3.05 s: the client re-sends at 3.05 + 2 s to instance 1, which needs 10 s again."""
+    cfg = constant_cfg(step_s=0.1, count=2)
+    cfg["failures"] = {"policy": "retry", "retry_delay_s": 2.0,
+                       "events": [{"pool": "p", "instance": 0, "at_s": 3.05, "down_s": 100.0}]}
+    sim = Simulation(cfg, make_trace([0.0], [10], [100]))
+    row = sim.run()[0].to_pylist()[0]
+    assert row["status"] == "completed" and row["attempts"] == 2 and row["instance"] == 1
+    assert row["finish_s"] == pytest.approx(5.05 + 100 * 0.1)
+    assert row["ttft_s"] == pytest.approx(5.15)
+    # the 30 iterations (3 s) the lost attempt completed are paid for, and the 10 s of the
+    # second one; the iteration cut off at 3.05 s is not
+    assert row["gpu_s"] == pytest.approx(13.0)
+
+
+def test_retries_are_bounded_by_max_retries():
+    cfg = constant_cfg(step_s=0.1, count=2)
+    cfg["failures"] = {"policy": "retry", "retry_delay_s": 0.5, "max_retries": 1, "events": [
+        {"pool": "p", "instance": 0, "at_s": 1.0, "down_s": 1.0},
+        {"pool": "p", "instance": 1, "at_s": 3.0, "down_s": 1.0}]}
+    row = Simulation(cfg, make_trace([0.0], [10], [100])).run()[0].to_pylist()[0]
+    assert row["status"] == "dropped" and row["drop_reason"] == "instance_failed"
+    assert row["attempts"] == 2
+
+
+def test_with_every_instance_down_requests_wait_for_the_repair_or_are_dropped():
+    events = [{"pool": "p", "instance": 0, "at_s": 0.5, "down_s": 2.0}]
+    cfg = constant_cfg(step_s=0.1, count=1)
+    cfg["failures"] = {"policy": "retry", "retry_delay_s": 1.0, "max_retries": 5,
+                       "events": events}
+    row = Simulation(cfg, make_trace([1.0], [10], [5])).run()[0].to_pylist()[0]
+    assert row["status"] == "completed" and row["attempts"] == 1
+    assert row["first_token_s"] == pytest.approx(3.0 + 0.1)  # tries at 1, 2, 3 s; up at 2.5 s
+    cfg["failures"] = {"policy": "drop", "events": events}
+    row = Simulation(cfg, make_trace([1.0], [10], [5])).run()[0].to_pylist()[0]
+    assert row["status"] == "dropped" and row["drop_reason"] == "no_healthy_instance"
+
+
+def test_random_failures_are_deterministic_and_conserve_requests(tmp_path):
+    f = {"policy": "reroute", "mtbf_s": 6.0, "mttr_s": 2.0}
+    outs = []
+    for k in range(2):
+        cfg = constant_cfg(step_s=0.02, prefill_s_per_token=0.0001, count=3)
+        cfg["failures"] = f
+        s = run(cfg, tmp_path / str(k), loaded_trace())
+        outs.append((tmp_path / str(k) / "requests.parquet").read_bytes())
+    assert outs[0] == outs[1]
+    df = pq.read_table(tmp_path / "0" / "requests.parquet").to_pandas()
+    assert s["instance_failures"] >= 3
+    assert sorted(df.request_id) == list(range(400))
+    lost = df[df.status != "completed"]  # interrupted more than max_retries (3) times
+    assert (lost.drop_reason == "instance_failed").all() and (lost.attempts == 4).all()
+    assert s["requests_retried"] > 0 and s["requests_lost"] == len(lost)
+
+
+def test_no_power_while_down_and_attribution_adds_up():
+    sim, df, inst, end = simulate({"policy": "retry", "events": OUTAGE})
+    lat = sim.fleet.instances[0].latency
+    busy_energy = inst.energy_j - lat.idle_power_w() * inst.tp * (end - inst.busy_s - inst.down_s)
+    assert df.energy_j.sum() == pytest.approx(busy_energy.sum(), rel=1e-9)
+    assert df.gpu_s.sum() == pytest.approx((inst.busy_s * inst.tp).sum(), rel=1e-9)
+    price = inst.price_per_gpu_hour_usd
+    assert df.cost_usd.sum() == pytest.approx((inst.busy_s * inst.tp * price).sum() / 3600)
+
+
+def test_disaggregated_decode_failure_conserves_requests():
+    from wrpsim.pool.fleet import Fleet  # noqa: F401  (the fleet builds both roles)
+
+    cfg = constant_cfg(step_s=0.02, prefill_s_per_token=0.0001, count=2)
+    pool = cfg["pool"]["pools"].pop("p")
+    cfg["pool"]["pools"]["pre"] = {**pool, "role": "prefill"}
+    cfg["pool"]["pools"]["dec"] = {**pool, "role": "decode"}
+    cfg["network"] = {"kind": "nic", "nic_gbps": 1.0}  # slow: KV transfers are in flight
+    cfg["failures"] = {"policy": "reroute", "events": [
+        {"pool": "dec", "instance": 0, "at_s": 4.0, "down_s": 3.0},
+        {"pool": "pre", "instance": 1, "at_s": 6.0, "down_s": 2.0}]}
+    sim = Simulation(cfg, loaded_trace())
+    df = sim.run()[0].to_pandas()
+    assert sorted(df.request_id) == list(range(400))
+    assert (df.status == "completed").all()
+    assert sim.failures.interrupted == (df.attempts - 1).sum() > 0
+
+
+def test_horizon_records_requests_between_instances():
+    cfg = constant_cfg(step_s=0.1, count=1)
+    cfg["sim"] = {"horizon_s": 2.0}
+    cfg["failures"] = {"policy": "retry", "retry_delay_s": 5.0,
+                       "events": [{"pool": "p", "instance": 0, "at_s": 1.0, "down_s": 0.5}]}
+    row = Simulation(cfg, make_trace([0.0], [10], [100])).run()[0].to_pylist()[0]
+    assert row["status"] == "in_flight" and row["pool"] is None and row["attempts"] == 2
+
+
+@pytest.mark.parametrize("bad,msg", [
+    ({"policy": "pray"}, r"failures\.policy.*valid choices: drop, reroute, retry"),
+    ({"events": [{"pool": "q", "at_s": 1}]}, r"failures\.events\[0\]\.pool.*valid choices: p"),
+    ({"events": [{"pool": "p", "instance": 3, "at_s": 1}]},
+     r"failures\.events\[0\]\.instance must be an integer in \[0, 2\]"),
+    ({"events": [{"pool": "p", "at_s": -1}]}, r"failures\.events\[0\]\.at_s must be a number"),
+    ({"mtbf_s": 0}, r"failures\.mtbf_s must be a number > 0"),
+    ({"mtbf": 10}, r"unknown key\(s\) \['mtbf'\]"),
+    ({"max_retries": -1}, r"failures\.max_retries must be an integer >= 0"),
+])
+def test_bad_failure_config_is_a_clear_error(bad, msg):
+    cfg = constant_cfg(count=3)
+    cfg["failures"] = bad
+    with pytest.raises(ConfigError, match=msg):
+        Simulation(cfg, make_trace([0.0], [10], [2]))

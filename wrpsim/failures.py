@@ -1,0 +1,186 @@
+"""Failure what-ifs: instances that crash and come back, and what happens to their requests.
+
+Configured by the top-level `failures` key (null: no failures)::
+
+    failures:
+      policy: retry        # retry | reroute | drop: what happens to a request a failure interrupts
+      retry_delay_s: 1.0   # retry: the client re-sends after this back-off
+      max_retries: 3       # a request whose attempts were lost more often than this is lost
+      events:              # scheduled outages
+        - {pool: h100, instance: 0, at_s: 600, down_s: 300}   # down_s null: never repaired
+      mtbf_s: null         # random failures: every instance of `pools` fails after an
+      mttr_s: 600          #   exponential up time (mean mtbf_s) and is repaired after an
+      pools: null          #   exponential repair time (mean mttr_s); pools null = all
+
+When an instance fails (`wrpsim.pool.failure`), every request on it — queued, prefilling,
+decoding, or whose KV cache reaches it while it is down — is *interrupted*. By policy it is
+
+- `retry`: sent again by the client after `retry_delay_s`, through the router (which no longer
+  sees the failed instance), keeping its original arrival time, so its TTFT and end-to-end
+  latency include the lost attempt and the back-off;
+- `reroute`: re-dispatched by the serving layer at once (the same, without back-off);
+- `drop`: lost — recorded with status ``dropped`` and drop_reason ``instance_failed``.
+
+A request interrupted more than `max_retries` times is lost the same way. Nothing disappears:
+each request ends as exactly one row (completed, dropped or in flight) whose `attempts` counts
+the times it was sent to an instance and whose `gpu_s` / `energy_j` / `cost_usd` include the
+work its lost attempts burnt. A request routed while no instance can take it (every candidate
+down) is retried after the back-off under `retry` (up to `max_retries` times) and otherwise
+dropped with reason ``no_healthy_instance``.
+
+Random failures are drawn from the run's seed (one stream per instance) and only start before
+the last arrival of the workload (or the horizon), so a run still ends; a repair in progress
+then still completes.
+"""
+
+from __future__ import annotations
+
+import math
+
+from wrpsim.errors import ConfigError, check_keys, unknown_choice
+from wrpsim.rng import stream
+
+KEYS = ("policy", "retry_delay_s", "max_retries", "events", "mtbf_s", "mttr_s", "pools")
+EVENT_KEYS = ("pool", "instance", "at_s", "down_s")
+POLICIES = ("drop", "reroute", "retry")
+
+
+def _num(where: str, v, lo: float = 0.0, strict: bool = False, none: bool = False):
+    if v is None and none:
+        return None
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or (
+            v <= lo if strict else v < lo):
+        rel = ">" if strict else ">="
+        raise ConfigError(f"{where} must be a number {rel} {lo:g}{' or null' if none else ''}, "
+                          f"got {v!r}")
+    return float(v)
+
+
+class FailureInjector:
+    """Schedules instance failures and handles the requests they interrupt (module docstring)."""
+
+    def __init__(self, env, fleet, log, cfg: dict, seed: int, last_arrival_s: float):
+        if not isinstance(cfg, dict):
+            raise ConfigError("failures must be a mapping (see wrpsim/failures.py) or null")
+        check_keys(cfg, KEYS, "failures")
+        self.env, self.fleet, self.log = env, fleet, log
+        self.policy = cfg.get("policy", "retry")
+        if self.policy not in POLICIES:
+            raise unknown_choice("failures.policy", self.policy, POLICIES)
+        self.retry_delay_s = _num("failures.retry_delay_s", cfg.get("retry_delay_s", 1.0))
+        mr = cfg.get("max_retries", 3)
+        if isinstance(mr, bool) or not isinstance(mr, int) or mr < 0:
+            raise ConfigError(f"failures.max_retries must be an integer >= 0, got {mr!r}")
+        self.max_retries = mr
+        self.dispatch = None  # set by the dispatcher
+        self.failures = 0
+        self.interrupted = 0
+        self._tries: dict[int, int] = {}
+        for inst in fleet.instances:
+            inst.lost_handler = self.lost
+        for k, ev in enumerate(cfg.get("events") or []):
+            self._schedule(k, ev)
+        mtbf = _num("failures.mtbf_s", cfg.get("mtbf_s"), strict=True, none=True)
+        if mtbf is not None:
+            mttr = _num("failures.mttr_s", cfg.get("mttr_s", 600.0), strict=True)
+            for inst in self._random_targets(cfg.get("pools")):
+                rng = stream(seed, f"failures/{inst.name}")
+                env.process(self._random(inst, rng, mtbf, mttr, last_arrival_s))
+
+    # ------------------------------------------------------------------ configuration
+    def _instance(self, where: str, pool, index):
+        pools = self.fleet.pools
+        if pool not in pools:
+            raise unknown_choice(f"{where}.pool", pool, sorted(pools))
+        n = len(pools[pool])
+        if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < n:
+            raise ConfigError(f"{where}.instance must be an integer in [0, {n - 1}] "
+                              f"(pool {pool} has {n} instances), got {index!r}")
+        return pools[pool][index]
+
+    def _schedule(self, k: int, ev) -> None:
+        where = f"failures.events[{k}]"
+        if not isinstance(ev, dict):
+            raise ConfigError(f"{where} must be a mapping with keys {', '.join(EVENT_KEYS)}")
+        check_keys(ev, EVENT_KEYS, where)
+        inst = self._instance(where, ev.get("pool"), ev.get("instance", 0))
+        at = _num(f"{where}.at_s", ev.get("at_s"))
+        down = _num(f"{where}.down_s", ev.get("down_s"), strict=True, none=True)
+
+        def outage():
+            yield self.env.timeout(at)
+            self.fail(inst)
+            if down is not None:
+                yield self.env.timeout(down)
+                self.fleet.set_down(inst, False)
+
+        self.env.process(outage())
+
+    def _random_targets(self, pools) -> list:
+        if pools is None:
+            return list(self.fleet.instances)
+        if isinstance(pools, str) or not isinstance(pools, (list, tuple)):
+            raise ConfigError(f"failures.pools must be a list of pool names or null, "
+                              f"got {pools!r}")
+        out = []
+        for p in pools:
+            if p not in self.fleet.pools:
+                raise unknown_choice("failures.pools", p, sorted(self.fleet.pools))
+            out.extend(self.fleet.pools[p])
+        return out
+
+    def _random(self, inst, rng, mtbf: float, mttr: float, until: float):
+        while True:
+            up = float(rng.exponential(mtbf))
+            if self.env.now + up >= until:
+                return
+            yield self.env.timeout(up)
+            self.fail(inst)
+            yield self.env.timeout(float(rng.exponential(mttr)))
+            self.fleet.set_down(inst, False)
+
+    # ------------------------------------------------------------------ failures
+    def fail(self, inst) -> None:
+        """Take `inst` down now and handle the requests it held."""
+        if inst.down:
+            return
+        self.failures += 1
+        for seq in self.fleet.set_down(inst, True):
+            self.lost(seq, inst)
+
+    def lost(self, seq, inst) -> None:
+        """`seq`'s attempt died with `inst`: retry, reroute or drop its request."""
+        req = seq.req
+        prior = self.log.retried.setdefault(req.id, [0, 0.0, 0.0, 0.0])
+        prior[0] += 1
+        prior[1] += seq.gpu_s
+        prior[2] += seq.energy_j
+        prior[3] += seq.cost_usd
+        self.interrupted += 1
+        if self.policy == "drop" or prior[0] > self.max_retries:
+            self.log.dropped(req, self.fleet.model_of(req), "instance_failed")
+        elif self.policy == "reroute":
+            self.dispatch(req)
+        else:
+            ev = self.env.timeout(self.retry_delay_s)
+            ev.callbacks.append(lambda _e: self.dispatch(req))
+
+    def unavailable(self, req) -> None:
+        """No instance could take `req` (its candidates are all down)."""
+        n = self._tries.get(req.id, 0) + 1
+        self._tries[req.id] = n
+        if self.policy == "retry" and n <= self.max_retries:
+            ev = self.env.timeout(self.retry_delay_s)
+            ev.callbacks.append(lambda _e: self.dispatch(req))
+        else:
+            self.log.dropped(req, self.fleet.model_of(req), "no_healthy_instance")
+
+    def summary(self, end: float) -> dict:
+        """instance_failures, instance_downtime_s, availability (up instance-time share)."""
+        insts = self.fleet.instances
+        down = sum(i.downtime(end) for i in insts)
+        return {
+            "instance_failures": self.failures,
+            "instance_downtime_s": down,
+            "availability": 1.0 - down / (len(insts) * end) if end > 0 else None,
+        }

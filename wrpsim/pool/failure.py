@@ -1,0 +1,94 @@
+"""Instance failure and repair: what a crashed replica loses and how it comes back.
+
+Mixed into `Instance`. `fail()` takes the instance down at the current simulated time: the
+iteration in progress never completes (its time is not counted as busy; the iterations of a
+planned decode run that did end before the failure are), every sequence on the
+instance — queued, prefilling, decoding, or whose KV cache arrives while it is down — is handed
+to `lost_handler` (the run's `wrpsim.failures.FailureInjector`, which retries, reroutes or drops
+it by policy), and its HBM KV cache, prefix cache and host-DRAM tier are emptied (a node crash;
+the fleet's remote KV pool survives). `recover()` brings it back empty. While down the instance
+draws no power and is left out of every router's candidate lists (`Fleet.set_down`).
+
+Simplifications: KV transfers that already left a prefill instance complete even if that
+instance fails meanwhile; the work of the interrupted iteration is lost, not charged.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from wrpsim.pool.sequence import DECODE
+
+
+class FailureMixin:
+    """Failure state of `Instance` (see module docstring)."""
+
+    down = False
+    down_since = 0.0
+    down_s = 0.0  # total time down, before the current outage
+    failures = 0
+    epoch = 0  # failures so far: callbacks scheduled before a failure check it
+    lost_handler = None  # callable(seq, instance) for sequences lost to a failure
+
+    def fail(self) -> list:
+        """Go down now; return the sequences that were on the instance (see module docstring)."""
+        now = self.env.now
+        self._count_done_iterations(now)
+        seqs = list(self.running.values()) + list(self.waiting)
+        for seq in self.running.values():
+            if seq.state == DECODE:
+                self._charge(seq, self._c_cum - seq.c0, self._e_cum - seq.e0)
+        early = getattr(self.transfer, "_early", None)
+        if early:
+            for seq in seqs:
+                early.pop(seq.req.id, None)
+        self._count(-self._in_system)
+        self._token += 1  # the stretch in progress never ends
+        self.busy = False
+        self.waiting.clear()
+        self.running.clear()
+        self.prefilling.clear()
+        self._heap.clear()
+        self._fresh.clear()
+        self._chunks = []
+        self._load_s = 0.0
+        self.n_dec = 0
+        self._ctx_const = 0
+        self.kv.reset(now)
+        if self.prefix is not None:
+            self.prefix.reset()
+        self.down = True
+        self.down_since = now
+        self.failures += 1
+        self.epoch += 1
+        return seqs
+
+    def _count_done_iterations(self, now: float) -> None:
+        """The iterations of the decode run in progress that ended by `now` did happen: count
+        their time and energy (busy, and the decoders' shares); the one cut off is lost."""
+        if not (self.busy and self._kind == 1):  # 1: a decode-only run (instance._DECODE_RUN)
+            return
+        x = now - self._t0
+        if self._cum is None:
+            k, d = (1, self._dur) if x >= self._dur else (0, 0.0)
+        else:
+            k = min(int(np.searchsorted(self._cum, x, side="right")), self._n)
+            d = float(self._cum[k - 1]) if k else 0.0
+        if k:
+            joules = self._power * self.tp * d
+            self.busy_s += d
+            self.energy_j += joules
+            self.iterations += k
+            self.decode_tokens += k * self._dec_in_iter
+            self._c_cum += d / self._dec_in_iter
+            self._e_cum += joules / self._dec_in_iter
+
+    def recover(self) -> None:
+        """Come back up, empty."""
+        if self.down:
+            self.down = False
+            self.down_s += self.env.now - self.down_since
+
+    def downtime(self, now: float) -> float:
+        """Seconds down over [0, now]."""
+        return self.down_s + (now - self.down_since if self.down else 0.0)

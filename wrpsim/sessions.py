@@ -1,0 +1,172 @@
+"""Closed-loop replay of sessions: a dependent round is sent after the previous one is answered.
+
+A trace row is a *dependent round* when it has a `session_id`, a defined `think_s` (NaN/None =
+open loop) and an earlier row of the same session in the replayed trace (rows in trace order;
+the `think_s` of a session's first row is ignored). It is not sent at its `arrival_s`: the
+`SessionDriver` holds it until the previous row of its session — its *predecessor round* — has
+ended in the simulation, then sends it `think_s` seconds later; its `arrival_s` (and so its row
+in `requests.parquet`) becomes that actual send time. Every other row arrives at its `arrival_s`
+as before (`open_loop`), so a trace without dependent rounds replays exactly as without the
+driver.
+
+**When a round ends.** A round is its trace request plus the follow-up calls a router makes for
+it (rows with `parent_id`, e.g. cascade escalations or multi-call fan-outs, followed through
+`parent_id` chains). Follow-ups are counted when the router submits them through
+`fleet.submit` (the dispatcher's `view.submit`; the driver wraps it), so they must be submitted
+at the latest in the router's `on_complete` / `on_dropped` of one of the round's calls, or by
+its `route`. The round ends at the simulated instant when none of its calls is pending any more
+(checked once every event of that instant has run, so a follow-up submitted at that instant
+after its parent ended still counts); it is *answered* if at least one of its calls completed.
+
+**Aborted sessions.** A round that ends unanswered (every call dropped: rejected, too large, lost
+to a failure) ends its session: its held successors — the rest of the chain of dependent rounds
+— are recorded at once as dropped with `drop_reason` ``session_aborted`` (`RequestLog.dropped`,
+`arrival_s` = the abort time, as they were never sent), so every trace row still appears exactly
+once in `requests.parquet`. An open-loop row of the same session is not held and still arrives
+at its time.
+
+**Horizon.** With `sim.horizon_s`, `replayable` decides which rows take part: open-loop rows
+arriving before the horizon, and dependent rounds whose predecessor takes part (their recorded
+`arrival_s` does not matter). Dependent rounds not yet sent when the run ends (their predecessor
+still running, or in the think pause) are *not replayed*: they have no row in
+`requests.parquet`, are counted in `summary.json`'s `requests_beyond_horizon` (with the open-loop
+rows past the horizon) and leave their task `in_flight` in `tasks.parquet`.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+ABORTED = "session_aborted"
+
+
+def dependent_mask(trace: pd.DataFrame) -> np.ndarray:
+    """Boolean mask of the trace's dependent rounds (see the module docstring)."""
+    n = len(trace)
+    if "think_s" not in trace.columns or "session_id" not in trace.columns:
+        return np.zeros(n, dtype=bool)
+    think = trace["think_s"].to_numpy(dtype=np.float64)
+    session = trace["session_id"].to_numpy(dtype=object)
+    out = np.zeros(n, dtype=bool)
+    seen: set = set()
+    for i in np.flatnonzero(pd.notna(session)):
+        s = session[i]
+        out[i] = s in seen and not math.isnan(think[i])
+        seen.add(s)
+    return out
+
+
+def replayable(trace: pd.DataFrame, horizon_s: float) -> np.ndarray:
+    """Rows that take part in a run with horizon `horizon_s`: open-loop rows arriving before it,
+    and dependent rounds whose predecessor round (the previous row of its session) takes part."""
+    keep = trace["arrival_s"].to_numpy() < horizon_s
+    dep = dependent_mask(trace)
+    if not dep.any():
+        return keep
+    session = trace["session_id"].to_numpy(dtype=object)
+    last: dict = {}
+    for i in np.flatnonzero(pd.notna(session)):
+        s = session[i]
+        if dep[i]:
+            keep[i] = bool(keep[last[s]])
+        last[s] = i
+    return keep
+
+
+class SessionDriver:
+    """Holds the dependent rounds of one simulation and releases them (module docstring).
+
+    `requests`: the trace's `Request`s in trace order. `open_loop` is the list of the others,
+    to be dispatched at their `arrival_s` by the caller; `dispatch(req)` routes one request now.
+    Subscribes to `log.on_complete` / `log.on_dropped` (after the router, which the dispatcher
+    subscribed first) and wraps `fleet.submit` only when the trace has dependent rounds.
+    """
+
+    def __init__(self, env, fleet, log, dispatch, requests):
+        self.env = env
+        self.fleet = fleet
+        self.log = log
+        self.dispatch = dispatch
+        self.open_loop = []
+        #: predecessor round id -> its held dependent successor
+        self.waiting: dict = {}
+        #: tracked round id (one with a held successor) -> its calls not yet ended
+        self.pending: dict[int, int] = {}
+        self.answered: set[int] = set()
+        self._root: dict[int, int] = {}  # follow-up id -> the id of its (tracked) round
+        #: dependent rounds not yet sent, by id
+        self.unsent: dict = {}
+        self.aborted = 0
+        last: dict = {}
+        for req in requests:
+            s = req.session_id
+            prev = last.get(s) if s is not None else None
+            if prev is not None and req.think_s is not None and not math.isnan(req.think_s):
+                self.waiting[prev.id] = req
+                self.pending[prev.id] = 1
+                self.unsent[req.id] = req
+            else:
+                self.open_loop.append(req)
+            if s is not None:
+                last[s] = req
+        if self.waiting:
+            log.on_complete.append(self._ended)
+            log.on_dropped.append(self._ended)
+            self._submit = fleet.submit
+            fleet.submit = self._tracked_submit
+
+    @property
+    def not_sent(self) -> int:
+        """Dependent rounds not sent (yet): at the end of a run, the ones not replayed."""
+        return len(self.unsent)
+
+    def _tracked_submit(self, req, delay_s: float = 0.0) -> None:
+        if req.parent_id is not None:
+            r = self._root.get(req.parent_id, req.parent_id)
+            if r in self.pending:
+                self._root[req.id] = r
+                self.pending[r] += 1
+        self._submit(req, delay_s)
+
+    def _ended(self, req, record: dict) -> None:
+        r = req.id if req.parent_id is None else self._root.get(req.id)
+        if r is None or r not in self.pending:
+            return
+        if record["status"] == "completed":
+            self.answered.add(r)
+        self.pending[r] -= 1
+        if self.pending[r] == 0:  # decide once every event of this instant has run
+            ev = self.env.timeout(0)
+            ev.callbacks.append(lambda _e: self._round_ended(r))
+
+    def _round_ended(self, r: int) -> None:
+        if self.pending.get(r) != 0:  # a follow-up was submitted in the same instant
+            return
+        del self.pending[r]
+        nxt = self.waiting.pop(r)
+        if r in self.answered:
+            self.answered.discard(r)
+            if nxt.think_s > 0:
+                ev = self.env.timeout(nxt.think_s)
+                ev.callbacks.append(lambda _e: self._send(nxt))
+            else:
+                self._send(nxt)
+            return
+        chain = [nxt]  # unanswered: the session's held rounds are never sent
+        while chain[-1].id in self.waiting:
+            self.pending.pop(chain[-1].id, None)
+            chain.append(self.waiting.pop(chain[-1].id))
+        self.pending.pop(chain[-1].id, None)
+        for q in chain:
+            del self.unsent[q.id]
+            q.arrival_s = self.env.now
+            self.aborted += 1
+            self.log.dropped(q, self.fleet.model_of(q), ABORTED)
+
+    def _send(self, req) -> None:
+        del self.unsent[req.id]
+        req.arrival_s = self.env.now
+        self.dispatch(req)
