@@ -52,9 +52,11 @@ def quality_trace(n=400, p_small=0.3, p_large=0.8, gap_s=0.05, seed=1, **extra):
 
 
 def _fleet_for(name: str) -> list[str]:
-    if name in ("routellm-threshold", "carrot-utility", "cascade", "cascade-abort") or \
-            name.startswith("bandit"):
+    if name in ("routellm-threshold", "carrot-utility", "cascade", "cascade-abort",
+                "chain-refine", "best-effort-downgrade") or name.startswith(("bandit", "ensemble")):
         return ["pool=two-model-mixtral-gpt4like", "workload=routellm-mmlu-gsm8k"]
+    if name == "guarded":
+        return ["pool=guarded-mixtral-gpt4like", "workload=routellm-mmlu-gsm8k"]
     if name in ("token-budget", "compress-route"):
         return ["pool=short-long-context", "workload=semantic-router-sample"]
     if name == "semantic-rules":

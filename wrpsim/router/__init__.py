@@ -6,8 +6,11 @@ from wrpsim.router.base import Placement, Router
 from wrpsim.router.cascade import CascadeRouter
 from wrpsim.router.context import CompressAndRoute, TokenBudgetRouter
 from wrpsim.router.decisions import ROUTING_SCHEMA, routing_table
+from wrpsim.router.downgrade import DowngradeRouter
 from wrpsim.router.fleetaware import EnergyAwareRouter, SloAwareRouter
+from wrpsim.router.guard import GuardedRouter
 from wrpsim.router.lengths import OutputLengthAware
+from wrpsim.router.multicall import Answer, ChainRouter, EnsembleRouter
 from wrpsim.router.policies import LeastKV, LeastOutstanding, PowerOfD, Random, RoundRobin
 from wrpsim.router.rules import RuleRouter
 from wrpsim.router.selection import ModelRouter
@@ -15,8 +18,9 @@ from wrpsim.router.threshold import ThresholdRouter
 from wrpsim.router.utility import UtilityRouter
 
 __all__ = [
-    "ROUTING_SCHEMA", "BanditRouter", "CascadeRouter", "CompressAndRoute", "EnergyAwareRouter",
-    "LeastKV", "LeastOutstanding", "ModelRouter", "OutputLengthAware", "Placement", "PowerOfD",
+    "ROUTING_SCHEMA", "Answer", "BanditRouter", "CascadeRouter", "ChainRouter", "CompressAndRoute",
+    "DowngradeRouter", "EnergyAwareRouter", "EnsembleRouter", "GuardedRouter", "LeastKV",
+    "LeastOutstanding", "ModelRouter", "OutputLengthAware", "Placement", "PowerOfD",
     "PrefixAware", "Random", "RoundRobin", "Router", "RuleRouter", "SessionAffinity",
     "SloAwareRouter", "ThresholdRouter", "TokenBudgetRouter", "UtilityRouter", "routing_table",
 ]
