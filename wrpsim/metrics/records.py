@@ -153,7 +153,7 @@ class RequestLog:
         ttft = seq.first_token_s - r.arrival_s
         tpot = (now - seq.first_token_s) / (r.output_tokens - 1) if r.output_tokens > 1 else NAN
         row = (
-            r.id, r.parent_id, r.arrival_s, r.model, inst.pool, inst.index, r.prompt_tokens,
+            r.id, r.parent_id, r.arrival_s, inst.model, inst.pool, inst.index, r.prompt_tokens,
             r.output_tokens, max(0.0, seq.admit_s - r.arrival_s), ttft, tpot, now - r.arrival_s,
             seq.first_token_s, now, seq.preemptions, len(r.hash_ids or ()), seq.hit_blocks,
             seq.hit_tokens, *_second_and_transfer(seq), "completed", None,
@@ -190,7 +190,8 @@ class RequestLog:
         first = seq.first_token_s
         pool, index = (None, None) if inst is None else (inst.pool, inst.index)
         self.rows.append((
-            r.id, r.parent_id, r.arrival_s, r.model, pool, index, r.prompt_tokens,
+            r.id, r.parent_id, r.arrival_s, r.model if inst is None else inst.model, pool, index,
+            r.prompt_tokens,
             r.output_tokens, NAN if seq.admit_s is None else max(0.0, seq.admit_s - r.arrival_s),
             NAN if first is None else first - r.arrival_s, NAN, NAN,
             NAN if first is None else first, NAN, seq.preemptions, len(r.hash_ids or ()),

@@ -207,6 +207,7 @@ class Fleet:
             for inst in self.pools[spec.name]:
                 inst.role = spec.role
                 inst.price_per_gpu_hour = spec.price_per_gpu_hour
+                inst.model = spec.model
                 inst.transfer = self.transfer
                 inst.kv_mode = spec.kv_mode
                 inst.layers = model.layers

@@ -103,6 +103,7 @@ class Instance(BatchingMixin, SequenceSetMixin, FailureMixin):
         # attribution of busy time and energy to sequences (see `_charge`): running sums of one
         # decoder's share of every iteration so far, in instance-seconds and joules
         self.price_per_gpu_hour = 0.0  # set by the fleet
+        self.model: str | None = None  # the catalog model it serves (set by the fleet)
         self._c_cum = 0.0
         self._e_cum = 0.0
         # streaming QoE: (expected TTFT s, expected tokens/s) or None; breakpoints of the
