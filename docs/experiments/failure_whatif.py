@@ -1,7 +1,7 @@
 """What if an instance fails? SLO impact of crashes and of the retry / reroute / drop policies.
 
 Run from the repository root: `python docs/experiments/failure_whatif.py [out_dir]`. It replays
-the default scenario (Azure conversation trace, 4 × H100-TP4 Llama-2-70B, round robin) with
+the default scenario (Azure conversation trace, 4 × H100-TP4 Llama-3.1-70B, round robin) with
 the failure settings below through `wrpsim.sim.run`, prints one JSON line per scenario and
 writes `failure_whatif.json` into `out_dir` (default `docs/experiments/`). docs/failures.md
 quotes its figures.
