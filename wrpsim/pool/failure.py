@@ -15,10 +15,6 @@ instance fails meanwhile; the work of the interrupted iteration is lost, not cha
 
 from __future__ import annotations
 
-import numpy as np
-
-from wrpsim.pool.sequence import DECODE
-
 
 class FailureMixin:
     """Failure state of `Instance` (see module docstring)."""
@@ -33,15 +29,11 @@ class FailureMixin:
     def fail(self) -> list:
         """Go down now; return the sequences that were on the instance (see module docstring)."""
         now = self.env.now
-        self._count_done_iterations(now)
+        self._count_ended_iterations(now)
+        self.settle()
         seqs = list(self.running.values()) + list(self.waiting)
-        for seq in self.running.values():
-            if seq.state == DECODE:
-                self._charge(seq, self._c_cum - seq.c0, self._e_cum - seq.e0)
-        early = getattr(self.transfer, "_early", None)
-        if early:
-            for seq in seqs:
-                early.pop(seq.req.id, None)
+        for seq in seqs:
+            self.transfer.abandon(seq)
         self._count(-self._in_system)
         self._token += 1  # the stretch in progress never ends
         self.busy = False
@@ -62,26 +54,6 @@ class FailureMixin:
         self.failures += 1
         self.epoch += 1
         return seqs
-
-    def _count_done_iterations(self, now: float) -> None:
-        """The iterations of the decode run in progress that ended by `now` did happen: count
-        their time and energy (busy, and the decoders' shares); the one cut off is lost."""
-        if not (self.busy and self._kind == 1):  # 1: a decode-only run (instance._DECODE_RUN)
-            return
-        x = now - self._t0
-        if self._cum is None:
-            k, d = (1, self._dur) if x >= self._dur else (0, 0.0)
-        else:
-            k = min(int(np.searchsorted(self._cum, x, side="right")), self._n)
-            d = float(self._cum[k - 1]) if k else 0.0
-        if k:
-            joules = self._power * self.tp * d
-            self.busy_s += d
-            self.energy_j += joules
-            self.iterations += k
-            self.decode_tokens += k * self._dec_in_iter
-            self._c_cum += d / self._dec_in_iter
-            self._e_cum += joules / self._dec_in_iter
 
     def recover(self) -> None:
         """Come back up, empty."""

@@ -137,13 +137,15 @@ class Instance(BatchingMixin, SequenceSetMixin, FailureMixin):
         cache blocks count as free, as in vLLM), counting the steps of a decode run so far."""
         used = self.kv.used - self.kv.evictable
         if self.busy and self._kind == _DECODE_RUN:
-            x = self.env.now - self._t0
-            if self._cum is None:
-                k = 1 if x >= self._dur else 0
-            else:
-                k = int(np.searchsorted(self._cum, x, side="right"))
-            used += self.kv.step_blocks(self.step, min(k, self._n))
+            used += self.kv.step_blocks(self.step, self._done_steps(self.env.now))
         return used / self.kv.capacity
+
+    def _done_steps(self, now: float) -> int:
+        """Iterations of the decode run in progress that have ended by `now`."""
+        x = now - self._t0
+        if self._cum is None:
+            return 1 if x >= self._dur else 0
+        return min(int(np.searchsorted(self._cum, x, side="right")), self._n)
 
     def prefix_match(self, request) -> int:
         """Leading prefix blocks of `request` cached here (0 without a prefix cache or ids)."""
@@ -193,7 +195,7 @@ class Instance(BatchingMixin, SequenceSetMixin, FailureMixin):
 
     def _truncate(self) -> None:
         """End the current decode run at the end of the iteration now in progress."""
-        k = int(np.searchsorted(self._cum, self.env.now - self._t0, side="right"))
+        k = self._done_steps(self.env.now)
         if k + 1 < self._n:
             if self.tracer is not None:  # the slice recorded at the start ends earlier
                 for ev in reversed(self.tracer.events):
@@ -322,20 +324,17 @@ class Instance(BatchingMixin, SequenceSetMixin, FailureMixin):
             return  # superseded by a truncation
         now = self.env.now
         dur, n = self._dur, self._n
-        joules = self._power * self.tp * dur
-        self.busy_s += dur
-        self.energy_j += joules
-        self.iterations += n
         if self._kind == _DECODE_RUN:
-            nd = self._dec_in_iter
-            self._c_cum += dur / nd
-            self._e_cum += joules / nd
+            self._count_decode_run(dur, n)
             self._log_steps(n, now)
             self.kv.allocate(self.kv.step_blocks(self.step, n), now)
             self.step += n
-            self.decode_tokens += n * self._dec_in_iter
             self._pop_finished(now)
         else:
+            joules = self._power * self.tp * dur
+            self.busy_s += dur
+            self.energy_j += joules
+            self.iterations += n
             # the iteration's time and energy are shared equally by the tokens it processed
             nd = self._dec_in_iter
             per = 1.0 / (sum(c for _, c, _ in self._chunks) + nd)
@@ -377,12 +376,38 @@ class Instance(BatchingMixin, SequenceSetMixin, FailureMixin):
         seq.energy_j += joules
         seq.cost_usd += gpu_s * self.price_per_gpu_hour / 3600.0
 
-    def settle(self, now: float) -> None:
-        """The run ends: charge decoding sequences their share of the iterations so far."""
+    def _count_decode_run(self, dur: float, n: int) -> None:
+        """`n` decode-only iterations of `dur` seconds in all happened: busy time, energy,
+        tokens, and every decoder's equal share of them."""
+        joules = self._power * self.tp * dur
+        nd = self._dec_in_iter
+        self.busy_s += dur
+        self.energy_j += joules
+        self.iterations += n
+        self.decode_tokens += n * nd
+        self._c_cum += dur / nd
+        self._e_cum += joules / nd
+
+    def _count_ended_iterations(self, now: float) -> None:
+        """The stretch in progress is cut off at `now` (a crash): the iterations of a decode run
+        that ended by then happened; the one in progress, or a prefill iteration, is lost."""
+        if self.busy and self._kind == _DECODE_RUN:
+            k = self._done_steps(now)
+            if k:
+                self._count_decode_run(self._dur if self._cum is None else float(self._cum[k - 1]),
+                                       k)
+
+    def _charge_decoder(self, seq: Seq) -> None:
+        """Charge a decoder its share of the iterations since it joined (or was last charged)."""
+        self._charge(seq, self._c_cum - seq.c0, self._e_cum - seq.e0)
+        seq.c0, seq.e0 = self._c_cum, self._e_cum
+
+    def settle(self) -> None:
+        """Charge every decoding sequence its share of the iterations so far (the run ends, or
+        the instance fails)."""
         for seq in self.running.values():
             if seq.state == DECODE:
-                self._charge(seq, self._c_cum - seq.c0, self._e_cum - seq.e0)
-                seq.c0, seq.e0 = self._c_cum, self._e_cum
+                self._charge_decoder(seq)
 
     def _log_steps(self, n: int, now: float) -> None:
         """The decode-step clock went from `step` (at the stretch's start) to `step + n`."""

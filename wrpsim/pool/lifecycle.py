@@ -47,7 +47,7 @@ class SequenceSetMixin:
         self._ctx_const -= seq.kv0 + seq.shared - seq.s0
         self.n_dec -= 1
         seq.gen += self.step - seq.s0
-        self._charge(seq, self._c_cum - seq.c0, self._e_cum - seq.e0)
+        self._charge_decoder(seq)
         if seq.qoe is not None:
             self._stint_qoe(seq)
         return held

@@ -86,6 +86,11 @@ class KVTransfer:
         ev.callbacks.append(lambda _e: self._flows(
             src, seq.handoff, nbytes * (layers - 1) / layers, bulk_done))
 
+    def abandon(self, seq) -> None:
+        """`seq`'s prefill instance crashed before the hand-off: forget its layer-wise early
+        start (the bytes already on the fabric finish; a retry starts afresh)."""
+        self._early.pop(seq.req.id, None)
+
     def send(self, src, dst, seq, nbytes: float, mode: str, t_start: float, layers: int,
              done) -> None:
         """Move `nbytes` of `seq`'s KV from instance `src` (whose last prefill iteration ran
