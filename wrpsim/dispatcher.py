@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from wrpsim.errors import WrpsimError
 from wrpsim.router.base import Router
 
 
@@ -35,7 +36,7 @@ class Dispatcher:
         self.log = log
         self.failures = failures
         if failures is not None:
-            failures.dispatch = self.dispatch
+            failures.resend = self.submit
         self._next_id = first_free_id
         fleet.submit = self.submit
         fleet.follow_up = self.follow_up
@@ -65,6 +66,8 @@ class Dispatcher:
         self.log.open[req.id] = req
         try:
             placement = self.router.route(req, self.fleet)
+        except WrpsimError:
+            raise
         except (ValueError, IndexError, ZeroDivisionError):  # no candidate: all are down
             if not self.fleet.down_count or self.failures is None:
                 raise

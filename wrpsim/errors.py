@@ -8,6 +8,8 @@ print these messages without a traceback and exit with status 2.
 
 from __future__ import annotations
 
+import math
+
 
 class WrpsimError(Exception):
     """Base class of errors caused by user input; the message is shown verbatim."""
@@ -32,3 +34,28 @@ def check_keys(mapping, valid, where: str) -> None:
     bad = sorted(k for k in mapping if k not in valid)
     if bad:
         raise ConfigError(f"{where}: unknown key(s) {bad}; valid keys: {', '.join(valid)}")
+
+
+def number(where: str, value, lo: float | None = None, hi: float | None = None,
+           strict_lo: bool = False, finite: bool = False, or_null: bool = False) -> float | None:
+    """`value` as a float within the bounds (`lo` exclusive when `strict_lo`; finite when
+    `finite`; None allowed when `or_null`), else the standard 'must be a number' error."""
+    if value is None and or_null:
+        return None
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if ok and finite:
+        ok = math.isfinite(value)
+    if ok and lo is not None:
+        ok = value > lo if strict_lo else value >= lo
+    if ok and hi is not None:
+        ok = value <= hi
+    if not ok:
+        bounds = []
+        if lo is not None:
+            bounds.append(f"{'>' if strict_lo else '>='} {lo}")
+        if hi is not None:
+            bounds.append(f"<= {hi}")
+        rule = f" {' and '.join(bounds)}" if bounds else ""
+        raise ConfigError(f"{where} must be a number{rule}{' or null' if or_null else ''}, "
+                          f"got {value!r}")
+    return float(value)

@@ -35,25 +35,12 @@ then still completes.
 
 from __future__ import annotations
 
-import math
-
-from wrpsim.errors import ConfigError, check_keys, unknown_choice
+from wrpsim.errors import ConfigError, check_keys, number, unknown_choice
 from wrpsim.rng import stream
 
 KEYS = ("policy", "retry_delay_s", "max_retries", "events", "mtbf_s", "mttr_s", "pools")
 EVENT_KEYS = ("pool", "instance", "at_s", "down_s")
 POLICIES = ("drop", "reroute", "retry")
-
-
-def _num(where: str, v, lo: float = 0.0, strict: bool = False, none: bool = False):
-    if v is None and none:
-        return None
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or (
-            v <= lo if strict else v < lo):
-        rel = ">" if strict else ">="
-        raise ConfigError(f"{where} must be a number {rel} {lo:g}{' or null' if none else ''}, "
-                          f"got {v!r}")
-    return float(v)
 
 
 class FailureInjector:
@@ -67,12 +54,13 @@ class FailureInjector:
         self.policy = cfg.get("policy", "retry")
         if self.policy not in POLICIES:
             raise unknown_choice("failures.policy", self.policy, POLICIES)
-        self.retry_delay_s = _num("failures.retry_delay_s", cfg.get("retry_delay_s", 1.0))
+        self.retry_delay_s = number("failures.retry_delay_s", cfg.get("retry_delay_s", 1.0), 0,
+                                    finite=True)
         mr = cfg.get("max_retries", 3)
         if isinstance(mr, bool) or not isinstance(mr, int) or mr < 0:
             raise ConfigError(f"failures.max_retries must be an integer >= 0, got {mr!r}")
         self.max_retries = mr
-        self.dispatch = None  # set by the dispatcher
+        self.resend = None  # the dispatcher's submit(request, delay_s): set by the dispatcher
         self.failures = 0
         self.interrupted = 0
         self._tries: dict[int, int] = {}
@@ -80,9 +68,11 @@ class FailureInjector:
             inst.lost_handler = self.lost
         for k, ev in enumerate(cfg.get("events") or []):
             self._schedule(k, ev)
-        mtbf = _num("failures.mtbf_s", cfg.get("mtbf_s"), strict=True, none=True)
+        mtbf = number("failures.mtbf_s", cfg.get("mtbf_s"), 0, strict_lo=True, finite=True,
+                      or_null=True)
         if mtbf is not None:
-            mttr = _num("failures.mttr_s", cfg.get("mttr_s", 600.0), strict=True)
+            mttr = number("failures.mttr_s", cfg.get("mttr_s", 600.0), 0, strict_lo=True,
+                          finite=True)
             for inst in self._random_targets(cfg.get("pools")):
                 rng = stream(seed, f"failures/{inst.name}")
                 env.process(self._random(inst, rng, mtbf, mttr, last_arrival_s))
@@ -104,8 +94,9 @@ class FailureInjector:
             raise ConfigError(f"{where} must be a mapping with keys {', '.join(EVENT_KEYS)}")
         check_keys(ev, EVENT_KEYS, where)
         inst = self._instance(where, ev.get("pool"), ev.get("instance", 0))
-        at = _num(f"{where}.at_s", ev.get("at_s"))
-        down = _num(f"{where}.down_s", ev.get("down_s"), strict=True, none=True)
+        at = number(f"{where}.at_s", ev.get("at_s"), 0, finite=True)
+        down = number(f"{where}.down_s", ev.get("down_s"), 0, strict_lo=True, finite=True,
+                      or_null=True)
 
         def outage():
             yield self.env.timeout(at)
@@ -159,19 +150,15 @@ class FailureInjector:
         self.interrupted += 1
         if self.policy == "drop" or prior[0] > self.max_retries:
             self.log.dropped(req, self.fleet.model_of(req), "instance_failed")
-        elif self.policy == "reroute":
-            self.dispatch(req)
         else:
-            ev = self.env.timeout(self.retry_delay_s)
-            ev.callbacks.append(lambda _e: self.dispatch(req))
+            self.resend(req, self.retry_delay_s if self.policy == "retry" else 0.0)
 
     def unavailable(self, req) -> None:
         """No instance could take `req` (its candidates are all down)."""
         n = self._tries.get(req.id, 0) + 1
         self._tries[req.id] = n
         if self.policy == "retry" and n <= self.max_retries:
-            ev = self.env.timeout(self.retry_delay_s)
-            ev.callbacks.append(lambda _e: self.dispatch(req))
+            self.resend(req, self.retry_delay_s)
         else:
             self.log.dropped(req, self.fleet.model_of(req), "no_healthy_instance")
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import simpy
 
 from wrpsim.dispatcher import Dispatcher
-from wrpsim.errors import ConfigError, check_keys, unknown_choice
+from wrpsim.errors import ConfigError, check_keys, number, unknown_choice
 from wrpsim.io import write_json, write_text
 from wrpsim.metrics.quality import quality_summary
 from wrpsim.metrics.records import RequestLog, instance_table, write_parquet
@@ -51,13 +51,10 @@ def parse_qoe(q) -> dict | None:
         raise ConfigError(f"qoe must be a mapping with keys {', '.join(QOE_KEYS)} or null")
     check_keys(q, QOE_KEYS, "qoe")
     out = {"ttft_s": 1.0, "tokens_per_s": 5.0, "target": 0.9, **q}
-    for k in QOE_KEYS:
-        v = out[k]
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or v <= 0:
-            raise ConfigError(f"qoe.{k} must be a number > 0, got {v!r}")
+    out = {k: number(f"qoe.{k}", out[k], 0, strict_lo=True) for k in QOE_KEYS}
     if out["target"] > 1:
         raise ConfigError(f"qoe.target must be in (0, 1], got {out['target']!r}")
-    return {k: float(v) for k, v in out.items()}
+    return out
 
 
 def build_router(rcfg: dict):
@@ -213,7 +210,7 @@ class Simulation:
 
         rows = []
         for inst in self.fleet.instances:
-            inst.settle(end)
+            inst.settle()
             for seq in list(inst.waiting) + list(inst.running.values()):
                 self.log.in_flight(seq, inst)
             spec = next(s for s in self.fleet.specs if s.name == inst.pool)

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from wrpsim.errors import ConfigError
+from wrpsim.errors import number as _number
 
 
 def plain(value: Any) -> Any:
@@ -26,20 +27,7 @@ def plain(value: Any) -> Any:
 def number(field: str, value: Any, lo: float | None = None, hi: float | None = None,
            strict_lo: bool = False) -> float:
     """`value` as a float within the bounds, else `ConfigError` naming `router.<field>`."""
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if ok and lo is not None:
-        ok = value > lo if strict_lo else value >= lo
-    if ok and hi is not None:
-        ok = value <= hi
-    if not ok:
-        bounds = []
-        if lo is not None:
-            bounds.append(f"{'>' if strict_lo else '>='} {lo}")
-        if hi is not None:
-            bounds.append(f"<= {hi}")
-        raise ConfigError(f"router.{field} must be a number {' and '.join(bounds)}, "
-                          f"got {value!r}")
-    return float(value)
+    return _number(f"router.{field}", value, lo, hi, strict_lo)
 
 
 def routers_dir() -> Path:
@@ -64,14 +52,20 @@ def router_path(field: str, value: Any) -> Path:
     return p
 
 
+def name_list(field: str, values: Any, kind: str) -> list:
+    """`values` as a non-empty list (of `kind` names), else `ConfigError` naming the field."""
+    values = plain(values)
+    if isinstance(values, str) or not isinstance(values, (list, tuple)) or not values:
+        raise ConfigError(f"router.{field} must be a non-empty list of {kind} names, got "
+                          f"{values!r}")
+    return list(values)
+
+
 def served(field: str, models: Any, fleet) -> list[str]:
     """Validate a list of model names against the fleet; None means every served model."""
-    models = plain(models)
-    if models is None:
+    if plain(models) is None:
         return list(fleet.models)
-    if isinstance(models, str) or not isinstance(models, (list, tuple)) or not models:
-        raise ConfigError(f"router.{field} must be a non-empty list of model names, got "
-                          f"{models!r}")
+    models = name_list(field, models, "model")
     for m in models:
         if m not in fleet.models:
             raise ConfigError(f"router.{field}: model {m!r} is served by no pool; the fleet "
