@@ -89,9 +89,8 @@ def _t_integral(u: float, v: float, e: float, p: float, n: int, te: float) -> fl
 
 
 def expected_area(e: float, p: float, n: int, t_end: float) -> float:
-    """∫_e^t_end T(t) dt, for t_end >= the expected completion e + (n − 1)/p."""
-    rise = (n - 1) / p
-    return rise * (1 + n) / 2 + n * (t_end - e - rise)
+    """∫_e^t_end T(t) dt."""
+    return _t_integral(e, t_end, e, p, n, e + (n - 1) / p)
 
 
 def constant_rate_qoe(n: int, p: float, r: float) -> float:

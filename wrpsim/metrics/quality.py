@@ -47,6 +47,8 @@ from collections import Counter
 import numpy as np
 import pyarrow as pa
 
+from wrpsim.metrics.summary import json_ready, pct
+
 NAN = math.nan
 
 
@@ -107,10 +109,6 @@ def _by_root(answers, parent_of: dict) -> dict[int, tuple]:
 
 def _finite(x) -> bool:
     return x is not None and math.isfinite(x)
-
-
-def _pct(x: list[float], q: float) -> float | None:
-    return float(np.percentile(x, q)) if x else None
 
 
 def _token_cost(req: pa.Table, fleet_specs) -> float | None:
@@ -187,11 +185,10 @@ def quality_summary(requests_table: pa.Table, instances_table: pa.Table, trace_o
             tok * per_k if (tok := _token_cost(requests_table, fleet_specs)) is not None
             else None),
         "energy_per_request_j": energy / n_orig if n_orig else None,
-        "e2e_final_p50_s": _pct(lat, 50),
-        "e2e_final_p99_s": _pct(lat, 99),
+        "e2e_final_p50_s": pct(lat, 50),
+        "e2e_final_p99_s": pct(lat, 99),
     }
     if answers is not None:
         out["answer_status"] = dict(sorted(Counter(
             getattr(a, "status", "answered") for a in over.values()).items()))
-    return {k: (None if isinstance(v, float) and not math.isfinite(v) else v)
-            for k, v in out.items()}
+    return json_ready(out)

@@ -32,14 +32,24 @@ import numpy as np
 import pyarrow as pa
 
 
-def _pct(x: np.ndarray, q: float) -> float | None:
+def pct(x, q: float) -> float | None:
+    """The q-th percentile of the non-NaN values of `x` (None if there are none)."""
+    x = np.asarray(x, dtype=np.float64)
     x = x[~np.isnan(x)]
     return float(np.percentile(x, q)) if x.size else None
 
 
-def _mean(x: np.ndarray) -> float | None:
+def mean(x) -> float | None:
+    """The mean of the non-NaN values of `x` (None if there are none)."""
+    x = np.asarray(x, dtype=np.float64)
     x = x[~np.isnan(x)]
     return float(x.mean()) if x.size else None
+
+
+def json_ready(d: dict) -> dict:
+    """`d` with non-finite floats as None (summary.json holds no NaN or infinity)."""
+    return {k: (None if isinstance(v, float) and not math.isfinite(v) else v)
+            for k, v in d.items()}
 
 
 def _ratio(num: np.ndarray, den: np.ndarray) -> float | None:
@@ -53,7 +63,7 @@ def _qoe_keys(q: np.ndarray, done: np.ndarray, cfg: dict | None) -> dict:
     if cfg is None:
         return {"qoe_mean": None, "qoe_p10": None, "qoe_attainment": None}
     qd = q[done]
-    return {"qoe_mean": _mean(qd), "qoe_p10": _pct(qd, 10),
+    return {"qoe_mean": mean(qd), "qoe_p10": pct(qd, 10),
             "qoe_attainment": float((qd >= cfg["target"]).sum() / len(q)) if len(q) else None,
             "qoe_ttft_s": cfg["ttft_s"], "qoe_tokens_per_s": cfg["tokens_per_s"]}
 
@@ -103,17 +113,17 @@ def summarize(requests: pa.Table, instances: pa.Table, duration_s: float, slo: d
         "requests_completed": int(done.sum()),
         "requests_dropped": int((status == "dropped").sum()),
         "requests_in_flight": int((status == "in_flight").sum()),
-        "ttft_mean_s": _mean(ttft), "ttft_p50_s": _pct(ttft, 50), "ttft_p90_s": _pct(ttft, 90),
-        "ttft_p99_s": _pct(ttft, 99),
-        "tpot_mean_s": _mean(tpot), "tpot_p50_s": _pct(tpot, 50), "tpot_p90_s": _pct(tpot, 90),
-        "tpot_p99_s": _pct(tpot, 99),
-        "e2e_mean_s": _mean(e2e), "e2e_p50_s": _pct(e2e, 50), "e2e_p90_s": _pct(e2e, 90),
-        "e2e_p99_s": _pct(e2e, 99),
-        "queue_wait_mean_s": _mean(col["queue_wait_s"][done]),
-        "tt2t_p50_s": _pct(col["tt2t_s"][done], 50), "tt2t_p99_s": _pct(col["tt2t_s"][done], 99),
+        "ttft_mean_s": mean(ttft), "ttft_p50_s": pct(ttft, 50), "ttft_p90_s": pct(ttft, 90),
+        "ttft_p99_s": pct(ttft, 99),
+        "tpot_mean_s": mean(tpot), "tpot_p50_s": pct(tpot, 50), "tpot_p90_s": pct(tpot, 90),
+        "tpot_p99_s": pct(tpot, 99),
+        "e2e_mean_s": mean(e2e), "e2e_p50_s": pct(e2e, 50), "e2e_p90_s": pct(e2e, 90),
+        "e2e_p99_s": pct(e2e, 99),
+        "queue_wait_mean_s": mean(col["queue_wait_s"][done]),
+        "tt2t_p50_s": pct(col["tt2t_s"][done], 50), "tt2t_p99_s": pct(col["tt2t_s"][done], 99),
         "kv_transfer_bytes": float(col["kv_transfer_bytes"].sum()),
-        "kv_transfer_mean_s": _mean(col["kv_transfer_s"][done]),
-        "kv_transfer_p99_s": _pct(col["kv_transfer_s"][done], 99),
+        "kv_transfer_mean_s": mean(col["kv_transfer_s"][done]),
+        "kv_transfer_p99_s": pct(col["kv_transfer_s"][done], 99),
         "slo_ttft_s": float(slo["ttft_s"]), "slo_tpot_s": float(slo["tpot_s"]),
         "slo_attainment": float(ok.sum() / total) if total else None,
         "goodput_rps": float(ok.sum()) / dur,
@@ -140,5 +150,4 @@ def summarize(requests: pa.Table, instances: pa.Table, duration_s: float, slo: d
         **_qoe_keys(col["qoe"], done, qoe),
         **_failure_keys(requests, col["attempts"], ok),
     }
-    return {k: (None if isinstance(v, float) and not math.isfinite(v) else v)
-            for k, v in s.items()}
+    return json_ready(s)

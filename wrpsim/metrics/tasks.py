@@ -39,12 +39,11 @@ tasks: their calls' busy GPU time priced, failed attempts included; None where u
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from wrpsim.metrics.summary import json_ready, mean, pct
 from wrpsim.sessions import dependent_mask
 
 TASK_SCHEMA = pa.schema(
@@ -167,15 +166,6 @@ def task_table(requests: pa.Table, trace: pd.DataFrame) -> pa.Table:
                     schema=TASK_SCHEMA)
 
 
-def _pct(x: np.ndarray, q: float) -> float | None:
-    return float(np.percentile(x, q)) if x.size else None
-
-
-def _mean(x: np.ndarray) -> float | None:
-    x = x[~np.isnan(x)]
-    return float(x.mean()) if x.size else None
-
-
 def task_summary(tasks: pa.Table) -> dict:
     """The task keys of `summary.json` (module docstring); None where undefined."""
     status = np.asarray(tasks.column("status").to_pylist(), dtype=object)
@@ -189,14 +179,13 @@ def task_summary(tasks: pa.Table) -> dict:
         "tasks_in_flight": int((status == "in_flight").sum()),
         "sessions_total": int(session.sum()),
         "sessions_completed": int((session & done).sum()),
-        "task_completion_mean_s": _mean(comp[done]),
-        "task_completion_p50_s": _pct(comp[done], 50),
-        "task_completion_p90_s": _pct(comp[done], 90),
-        "task_completion_p99_s": _pct(comp[done], 99),
-        "session_completion_p50_s": _pct(comp[done & session], 50),
-        "session_completion_p99_s": _pct(comp[done & session], 99),
-        "cost_per_task_usd": _mean(tasks.column("cost_usd").to_numpy()[done]),
-        "energy_per_task_j": _mean(tasks.column("energy_j").to_numpy()[done]),
+        "task_completion_mean_s": mean(comp[done]),
+        "task_completion_p50_s": pct(comp[done], 50),
+        "task_completion_p90_s": pct(comp[done], 90),
+        "task_completion_p99_s": pct(comp[done], 99),
+        "session_completion_p50_s": pct(comp[done & session], 50),
+        "session_completion_p99_s": pct(comp[done & session], 99),
+        "cost_per_task_usd": mean(tasks.column("cost_usd").to_numpy()[done]),
+        "energy_per_task_j": mean(tasks.column("energy_j").to_numpy()[done]),
     }
-    return {k: (None if isinstance(v, float) and not math.isfinite(v) else v)
-            for k, v in out.items()}
+    return json_ready(out)
