@@ -189,26 +189,27 @@ class _MultiCall(ModelRouter):
         _, index, model, label = info
         return model, None, label, (NAN if index == AGG else float(index))
 
-    def on_complete(self, request, record):
-        """One call of a task completed."""
+    def _ended(self, request, record):
+        """(task, call index, model) of a call of a task that just ended, with its cost booked;
+        None for a request that is not one of this router's calls."""
         info = self._calls.pop(request.id, None)
         if info is None:
-            return
+            return None
         task, index, model, _ = info
         task.pending -= 1
         task.cost += _cost(record)
-        self.completed(task, index, model, request, record)
+        return task, index, model
+
+    def on_complete(self, request, record):
+        """One call of a task completed."""
+        if (call := self._ended(request, record)) is not None:
+            self.completed(*call, request, record)
 
     def on_dropped(self, request, record):
         """One call of a task was lost."""
-        info = self._calls.pop(request.id, None)
-        if info is None:
-            return
-        task, index, model, _ = info
-        task.pending -= 1
-        task.lost += 1
-        task.cost += _cost(record)
-        self.lost(task, index, model, request, record)
+        if (call := self._ended(request, record)) is not None:
+            call[0].lost += 1
+            self.lost(*call, request, record)
 
     def completed(self, task, index, model, request, record) -> None:
         raise NotImplementedError

@@ -22,7 +22,7 @@ from __future__ import annotations
 from wrpsim.errors import ConfigError
 from wrpsim.pool.fleet import Candidates
 from wrpsim.router.base import Placement, Router
-from wrpsim.router.config import number, plain
+from wrpsim.router.config import name_list, number
 from wrpsim.router.pricing import PriceBook
 from wrpsim.router.signals import Classifier
 
@@ -73,10 +73,7 @@ class ModelRouter(Router):
 
     def check_pools(self, field: str, pools) -> list[str]:
         """Validate pool names against the fleet (prefill-capable pools)."""
-        pools = plain(pools)
-        if isinstance(pools, str) or not isinstance(pools, (list, tuple)) or not pools:
-            raise ConfigError(f"router.{field} must be a non-empty list of pool names, got "
-                              f"{pools!r}")
+        pools = name_list(field, pools, "pool")
         for p in pools:
             if p not in self._pool_cands:
                 raise ConfigError(f"router.{field}: unknown pool {p!r}; valid pools: "

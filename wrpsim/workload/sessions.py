@@ -43,7 +43,13 @@ from wrpsim.rng import stream
 from wrpsim.workload.lengths import check_dist, draw_dist
 from wrpsim.workload.prefix import DEFAULT_BLOCK_TOKENS, IdMinter, set_block_tokens
 from wrpsim.workload.reuse import reuse_params, zipf_weights
-from wrpsim.workload.synthetic import MAX_REQUESTS, _check_keys, _number, arrival_times
+from wrpsim.workload.synthetic import (
+    MAX_REQUESTS,
+    _check_keys,
+    _number,
+    arrival_times,
+    count_or_duration,
+)
 from wrpsim.workload.validate import canonical_frame, sort_by_arrival
 
 SOURCE_KEYS = ("kind", "num_sessions", "duration_s", "arrivals", "turns", "think_time_s",
@@ -67,16 +73,7 @@ def generate_sessions(source: Mapping, seed: int, block: int | None = None,
     Raises `ConfigError` naming the field for unknown keys, missing or out-of-range values.
     """
     _check_keys(source, SOURCE_KEYS, field)
-    ns, dur = source.get("num_sessions"), source.get("duration_s")
-    if ns is None and dur is None:
-        raise ConfigError(f"{field}: give num_sessions or duration_s (or both)")
-    if ns is not None:
-        v = _number(source, "num_sessions", field, 1, strict=False)
-        if not v.is_integer():
-            raise ConfigError(f"{field}.num_sessions must be an integer, got {ns}")
-        ns = int(v)
-    if dur is not None:
-        dur = _number(source, "duration_s", field, 0.0)
+    ns, dur = count_or_duration(source, "num_sessions", field)
     for key in ("turns", "first_prompt", "new_tokens", "output"):
         check_dist(source.get(key), f"{field}.{key}")
     think = _number(source, "think_time_s", field, 0.0, strict=False)

@@ -56,6 +56,23 @@ def _number(spec: Mapping, key: str, field: str, low: float, strict: bool = True
     return float(v)
 
 
+def count_or_duration(source: Mapping, count_key: str, field: str,
+                      what: str = "") -> tuple[int | None, float | None]:
+    """(`count_key` as an integer >= 1, `duration_s` > 0) of a generator spec, either None
+    when absent but not both (`what` ends the error that says so)."""
+    n, dur = source.get(count_key), source.get("duration_s")
+    if n is None and dur is None:
+        raise ConfigError(f"{field}: give {count_key} or duration_s (or both){what}")
+    if n is not None:
+        v = _number(source, count_key, field, 1, strict=False)
+        if not v.is_integer():
+            raise ConfigError(f"{field}.{count_key} must be an integer, got {v}")
+        n = int(v)
+    if dur is not None:
+        dur = _number(source, "duration_s", field, 0.0)
+    return n, dur
+
+
 def _check_keys(spec: Mapping, allowed, field: str) -> None:
     for key in spec:
         if key not in allowed:
@@ -139,17 +156,7 @@ def generate(source: Mapping, seed: int, base_dir: Path, field: str = "source") 
     unknown processes, length kinds or keys, and for missing or out-of-range parameters.
     """
     _check_keys(source, SOURCE_KEYS, field)
-    n, dur = source.get("num_requests"), source.get("duration_s")
-    if n is None and dur is None:
-        raise ConfigError(f"{field}: give num_requests or duration_s (or both) for a synthetic "
-                          "workload")
-    if n is not None:
-        n = _number(source, "num_requests", field, 1, strict=False)
-        if not n.is_integer():
-            raise ConfigError(f"{field}.num_requests must be an integer, got {n}")
-        n = int(n)
-    if dur is not None:
-        dur = _number(source, "duration_s", field, 0.0)
+    n, dur = count_or_duration(source, "num_requests", field, " for a synthetic workload")
     arrivals_spec = source.get("arrivals")
     rate = arrivals_spec.get("rate") if isinstance(arrivals_spec, Mapping) else None
     if n is None and isinstance(rate, (int, float)) and rate * dur > MAX_REQUESTS:
