@@ -23,7 +23,10 @@ to a failure) ends its session: its held successors — the rest of the chain of
 — are recorded at once as dropped with `drop_reason` ``session_aborted`` (`RequestLog.dropped`,
 `arrival_s` = the abort time, as they were never sent), so every trace row still appears exactly
 once in `requests.parquet`. An open-loop row of the same session is not held and still arrives
-at its time.
+at its time. A trace whose `attrs["session_on_drop"]` (`ON_DROP_ATTR`) is ``continue`` — the
+closed-loop benchmark clients of `wrpsim.workload.closed_loop`, whose requests are independent —
+instead sends the next round `think_s` after an unanswered one ended, as after an answer; the
+default ``abort`` is the behaviour above.
 
 **Horizon.** With `sim.horizon_s`, `replayable` decides which rows take part: open-loop rows
 arriving before the horizon, and dependent rounds whose predecessor takes part (their recorded
@@ -40,7 +43,13 @@ import math
 import numpy as np
 import pandas as pd
 
+from wrpsim.errors import unknown_choice
+
 ABORTED = "session_aborted"
+#: trace attribute: what an unanswered round does to the rest of its session (ON_DROP choices)
+ON_DROP_ATTR = "session_on_drop"
+ABORT, CONTINUE = "abort", "continue"
+ON_DROP = (ABORT, CONTINUE)
 
 
 def dependent_mask(trace: pd.DataFrame) -> np.ndarray:
@@ -83,9 +92,14 @@ class SessionDriver:
     to be dispatched at their `arrival_s` by the caller; `dispatch(req)` routes one request now.
     Subscribes to `log.on_complete` / `log.on_dropped` (after the router, which the dispatcher
     subscribed first) and wraps `fleet.submit` only when the trace has dependent rounds.
+    `on_drop` (``abort`` | ``continue``, the trace's `attrs[ON_DROP_ATTR]`): what an unanswered
+    round does to the rest of its session.
     """
 
-    def __init__(self, env, fleet, log, dispatch, requests):
+    def __init__(self, env, fleet, log, dispatch, requests, on_drop: str = ABORT):
+        if on_drop not in ON_DROP:
+            raise unknown_choice(f"trace attrs {ON_DROP_ATTR}", on_drop, ON_DROP)
+        self.on_drop = on_drop
         self.env = env
         self.fleet = fleet
         self.log = log
@@ -147,7 +161,7 @@ class SessionDriver:
             return
         del self.pending[r]
         nxt = self.waiting.pop(r)
-        if r in self.answered:
+        if r in self.answered or self.on_drop == CONTINUE:
             self.answered.discard(r)
             if nxt.think_s > 0:
                 ev = self.env.timeout(nxt.think_s)

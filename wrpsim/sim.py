@@ -27,7 +27,7 @@ from wrpsim.pool.transfer import FABRIC_KINDS, KVTransfer
 from wrpsim.progress import Progress
 from wrpsim.rng import stream
 from wrpsim.router import routing_table
-from wrpsim.sessions import SessionDriver, replayable
+from wrpsim.sessions import ABORT, ON_DROP_ATTR, SessionDriver, replayable
 from wrpsim.workload.request import to_requests
 
 RUN_KEYS = ("workload", "pool", "router", "network", "seed", "slo", "pue", "sim", "experiment",
@@ -188,7 +188,8 @@ class Simulation:
     def run(self) -> tuple:
         """Simulate; return (requests table, instances table, duration_s)."""
         self.sessions = SessionDriver(self.env, self.fleet, self.log, self.dispatcher.dispatch,
-                                      to_requests(self.trace))  # holds closed-loop rounds
+                                      to_requests(self.trace),  # holds closed-loop rounds
+                                      self.trace.attrs.get(ON_DROP_ATTR, ABORT))
         requests = self.sessions.open_loop
         last = requests[-1].arrival_s if requests else 0.0
         progress = Progress.maybe(self.progress, self.horizon_s or last)
