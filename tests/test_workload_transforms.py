@@ -191,7 +191,8 @@ def test_generic_source_with_absolute_path(tmp_path):
     ("cfg", "match"),
     [({"source": {"kind": "csv"}},
       r"workload\.source\.kind: unknown value 'csv'; "
-      + r"valid choices: agent_rounds, azure, generic, mooncake, ragpulse, sessions, synthetic"),
+      + r"valid choices: agent_rounds, azure, closed_loop, constant_rate, generic, mooncake, "
+      + r"ragpulse, sessions, synthetic"),
      ({"source": {"kind": "azure", "path": "traces/azure_conv_2023.csv"}, "ratescale": 2},
       r"workload\.ratescale: unknown value .*valid choices: .*rate_scale"),
      ({"source": {"kind": "azure", "path": "traces/azure_conv_2023.csv", "sep": ";"}},

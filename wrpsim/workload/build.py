@@ -5,7 +5,8 @@ A workload config is what one YAML of the `workloads/` catalog holds (Hydra grou
     name: azure-conv-2023
     source:                          # where the requests come from
       kind: azure                    # azure | mooncake | generic | ragpulse | agent_rounds
-      path: traces/azure_conv_2023.csv   # | synthetic | sessions; relative to workloads/
+      path: traces/azure_conv_2023.csv   # | synthetic | sessions | closed_loop | constant_rate
+                                         # (generated); paths relative to workloads/
     hash_block_tokens: null          # flat transform keys, overridable as workload.<key>=...
     prefix_ids: null
     prefix_reuse: null
@@ -25,7 +26,9 @@ A workload config is what one YAML of the `workloads/` catalog holds (Hydra grou
 `source` of a trace kind takes `path` and the loader options of `loaders.load_trace` (`format`,
 `columns`, `time_unit`, `time_format`, `hash_block_tokens`, `cache`; the record kinds their
 own); `kind: synthetic` takes the keys documented in `synthetic`, `kind: sessions` those of
-`sessions`. The transform keys are applied in the order documented in `transforms`.
+`sessions`, `kind: closed_loop` those of `closed_loop` (which also rejects the transform keys it
+cannot honour) and `kind: constant_rate` those of `constant_rate`. The transform keys are applied
+in the order documented in `transforms`.
 
 `hash_block_tokens` (top level): null keeps the source's own block size (Mooncake 512, RAGPulse
 512, generated ids 16); a value re-blocks a trace's ids, or is the size the `ragpulse`,
@@ -42,6 +45,8 @@ from typing import Any
 import pandas as pd
 
 from wrpsim.errors import ConfigError, unknown_choice
+from wrpsim.workload.closed_loop import check_transforms, generate_closed_loop
+from wrpsim.workload.constant_rate import generate_constant_rate
 from wrpsim.workload.loaders import GENERATING_KINDS, KINDS, load_trace, source_options
 from wrpsim.workload.prefix import check_block_tokens
 from wrpsim.workload.request import TRACE_COLUMNS
@@ -50,7 +55,11 @@ from wrpsim.workload.synthetic import generate
 from wrpsim.workload.transforms import TRANSFORM_KEYS, apply_transforms
 from wrpsim.workload.validate import validate_trace
 
-SOURCE_KINDS = tuple(sorted((*KINDS, "sessions", "synthetic")))
+GENERATORS = {
+    "closed_loop": (generate_closed_loop, "closed-loop clients"),
+    "constant_rate": (generate_constant_rate, "constant-rate stages"),
+}
+SOURCE_KINDS = tuple(sorted((*KINDS, *GENERATORS, "sessions", "synthetic")))
 TOP_KEYS = ("name", "description", "source", *TRANSFORM_KEYS)
 
 
@@ -88,6 +97,9 @@ def _source_frame(src: Mapping, seed: int, base: Path,
     if kind == "sessions":
         return (generate_sessions(src, seed, block, field="workload.source"),
                 "synthetic sessions")
+    if kind in GENERATORS:
+        gen, what = GENERATORS[kind]
+        return gen(src, seed, field="workload.source"), what
     options = tuple(o for o in source_options(kind)
                     if not (kind in GENERATING_KINDS and o == "hash_block_tokens"))
     allowed = ("kind", "path", *options)
@@ -124,6 +136,8 @@ def build_workload(cfg: Mapping[str, Any], seed: int,
     if block is not None:
         block = check_block_tokens(block, "workload.hash_block_tokens")
     df, where = _source_frame(cfg.get("source"), int(seed), base, block)
+    if cfg["source"]["kind"] == "closed_loop":
+        check_transforms(cfg)
     df = apply_transforms(df, cfg, int(seed), base)
     df = df[[c for c in TRACE_COLUMNS if c in df.columns]].reset_index(drop=True)
     if len(df) == 0:

@@ -12,6 +12,10 @@ Two families:
   mean in tokens, sigma = the sigma of the underlying normal, so mu = ln(mean) - sigma^2/2),
   `exponential` (mean; rounded up), `geometric` (mean >= 1; support 1, 2, ...). Every spec takes
   an optional `max` (samples are clipped to it); samples are always >= 1.
+
+Benchmark-style sources (`closed_loop`, `constant_rate`) take a *length spec* per token count
+(`token_counts`): an integer >= 1 (every request gets it, as `vllm bench serve
+--random-input-len` or AIConfigurator's isl/osl) or a fitted-distribution mapping.
 """
 
 from __future__ import annotations
@@ -137,3 +141,15 @@ def draw_dist(spec: Mapping, rng: np.random.Generator, n: int, field: str = "dis
     if spec.get("max") is not None:
         x = np.minimum(x, float(spec["max"]))
     return x.astype(np.int64)
+
+
+def token_counts(spec, rng: np.random.Generator, n: int, field: str) -> np.ndarray:
+    """`n` token counts of a length spec: an integer >= 1 (every request gets it; no draw) or a
+    fitted-distribution mapping (`draw_dist`). ConfigError names `field` otherwise."""
+    if isinstance(spec, Mapping):
+        return draw_dist(spec, rng, n, field)
+    ok = isinstance(spec, (int, float)) and not isinstance(spec, bool)
+    if not (ok and float(spec).is_integer() and spec >= 1):
+        raise ConfigError(f"{field}: an integer >= 1 or a distribution like {{dist: lognormal, "
+                          f"mean: 512, sigma: 1.0}} is required, got {spec!r}")
+    return np.full(n, int(spec), dtype=np.int64)

@@ -1,0 +1,336 @@
+"""Benchmark-style workloads: closed-loop clients (`kind: closed_loop`) and constant-rate stages
+(`kind: constant_rate`).
+
+Closed-form checks run on a constant-latency pool (step δ = 0.01 s, prompts of one chunk): a
+batch of requests of O output tokens admitted together finishes O·δ after it was sent.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+import yaml
+
+from tests.conftest import constant_cfg
+from wrpsim.errors import ConfigError
+from wrpsim.metrics.tasks import task_table
+from wrpsim.rng import stream
+from wrpsim.sessions import ON_DROP_ATTR, SessionDriver
+from wrpsim.sim import Simulation, run
+from wrpsim.workload import build_workload, draw_dist, load_workload
+from wrpsim.workload.constant_rate import stage_count
+
+ROOT = Path(__file__).resolve().parent.parent
+WORKLOADS = ROOT / "workloads"
+STEP = 0.01
+
+
+def _closed(concurrency=4, num_requests=16, prompt=10, output=5, **extra) -> dict:
+    src = {"kind": "closed_loop", "concurrency": concurrency, "num_requests": num_requests,
+           "prompt_tokens": prompt, "output_tokens": output, **extra}
+    return {"name": "test", "source": src}
+
+
+def _rate(stages, prompt=10, output=5) -> dict:
+    return {"name": "test", "source": {"kind": "constant_rate", "stages": stages,
+                                       "prompt_tokens": prompt, "output_tokens": output}}
+
+
+def _simulate(workload: dict, seed: int = 0, **pool):
+    trace = build_workload(workload, seed, WORKLOADS)
+    cfg = constant_cfg(step_s=STEP, **pool)
+    cfg["seed"] = seed
+    sim = Simulation(cfg, trace)
+    req, _, end = sim.run()
+    return trace, sim, req, req.to_pandas().set_index("request_id"), end
+
+
+def _ended(r: pd.DataFrame) -> np.ndarray:
+    """When each request ended: its finish, or its send time when dropped at once."""
+    return np.where(r.status == "completed", r.finish_s, r.arrival_s)
+
+
+# --- closed loop: the frame ------------------------------------------------------------------
+
+
+def test_closed_loop_frame_spreads_requests_round_robin_over_clients():
+    df = build_workload(_closed(3, 10, 512, 64, think_s=0.5), 0, WORKLOADS)
+    assert len(df) == 10 and (df.arrival_s == 0).all()
+    assert df.session_id.tolist() == [f"client-{i % 3}" for i in range(10)]
+    assert df.think_s.isna().tolist() == [True] * 3 + [False] * 7
+    assert (df.think_s.dropna() == 0.5).all()
+    assert (df.prompt_tokens == 512).all() and (df.output_tokens == 64).all()
+    assert df.attrs[ON_DROP_ATTR] == "continue"
+    # fewer requests than clients: only that many clients, each sends one request
+    few = build_workload(_closed(8, 3), 0, WORKLOADS)
+    assert few.session_id.tolist() == ["client-0", "client-1", "client-2"]
+    assert few.think_s.isna().all()
+
+
+def test_closed_loop_lengths_from_a_distribution_are_seeded():
+    prompt = {"dist": "lognormal", "mean": 300, "sigma": 0.5, "max": 2000}
+    output = {"dist": "geometric", "mean": 20}
+    wl = _closed(4, 200, prompt, output)
+    a = build_workload(wl, 7, WORKLOADS)
+    pd.testing.assert_frame_equal(a, build_workload(wl, 7, WORKLOADS))
+    assert not a.prompt_tokens.equals(build_workload(wl, 8, WORKLOADS).prompt_tokens)
+    # the documented streams, drawn in request order
+    np.testing.assert_array_equal(a.prompt_tokens,
+                                  draw_dist(prompt, stream(7, "workload.lengths"), 200))
+    np.testing.assert_array_equal(a.output_tokens,
+                                  draw_dist(output, stream(7, "workload.lengths.output"), 200))
+    # a fixed length next to a distribution leaves the other stream's draws unchanged
+    mixed = build_workload(_closed(4, 200, 128, output), 7, WORKLOADS)
+    assert (mixed.prompt_tokens == 128).all()
+    np.testing.assert_array_equal(mixed.output_tokens, a.output_tokens)
+
+
+def test_shipped_closed_loop_yaml():
+    df = load_workload("closed-loop", 0, WORKLOADS)
+    cfg = yaml.safe_load((WORKLOADS / "closed-loop.yaml").read_text())["source"]
+    assert cfg["kind"] == "closed_loop" and len(df) == cfg["num_requests"]
+    assert df.session_id.nunique() == cfg["concurrency"]
+    assert load_workload("closed-loop", 0, WORKLOADS, max_requests=40).session_id.nunique() \
+        == min(40, cfg["concurrency"])
+
+
+# --- closed loop: the simulation --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("c, think", [(1, 0.0), (4, 0.0), (4, 0.5), (3, 0.25)])
+def test_closed_loop_throughput_is_the_closed_form(c, think):
+    k, out = 5, 5  # rounds per client, output tokens: every request takes out·δ
+    *_, r, end = _simulate(_closed(c, k * c, 10, out, think_s=think))
+    service = out * STEP
+    assert (r.status == "completed").all() and len(r) == k * c
+    np.testing.assert_allclose(r.e2e_s, service, rtol=1e-9)
+    # the clients run in lockstep: round j of every client is sent at j·(service + think)
+    np.testing.assert_allclose(r.arrival_s, (np.arange(k * c) // c) * (service + think),
+                               rtol=0, atol=1e-9)
+    assert end == pytest.approx(k * service + (k - 1) * think)
+    # Little's law, measured: throughput × (mean e2e + mean pause taken) = concurrency
+    throughput = len(r) / end
+    assert throughput == pytest.approx(k * c / (k * service + (k - 1) * think))
+    assert throughput * (r.e2e_s.mean() + think * (k - 1) / k) == pytest.approx(c)
+
+
+def test_closed_loop_never_has_more_than_concurrency_requests_in_the_system():
+    wl = _closed(5, 120, {"dist": "uniform", "low": 10, "high": 400},
+                 {"dist": "geometric", "mean": 12}, think_s=0.02)
+    trace, _, req, r, end = _simulate(wl, count=2, token_budget=256)
+    assert (r.status == "completed").all()
+    # requests in the system (sent, not finished) over time, from the arrival / finish events
+    times = np.concatenate([r.arrival_s, r.finish_s])
+    step = np.concatenate([np.ones(len(r)), -np.ones(len(r))])
+    order = np.lexsort((step, times))  # a finish before a send at the same instant
+    in_system = np.cumsum(step[order])
+    assert in_system.max() == 5 and in_system.min() >= 0
+    # every client: first request at 0, each next one think_s after the previous one ended
+    r["client"] = trace.session_id.to_numpy()[r.index]
+    for _, g in r.groupby("client"):
+        assert g.arrival_s.iloc[0] == 0.0
+        np.testing.assert_allclose(g.arrival_s.to_numpy()[1:], _ended(g)[:-1] + 0.02,
+                                   rtol=0, atol=1e-12)
+    # finite-run Little's law: Σ client run times = Σ e2e + Σ think pauses
+    tasks = task_table(req, trace).to_pandas()
+    assert len(tasks) == 5 and (tasks.status == "completed").all()
+    assert tasks.completion_s.sum() == pytest.approx(r.e2e_s.sum() + 0.02 * (120 - 5))
+    assert (tasks.first_arrival_s == 0).all() and tasks.finish_s.max() == pytest.approx(end)
+
+
+def test_a_dropped_request_does_not_end_its_client():
+    # 4 KV blocks of 16 tokens: prompts above 64 tokens can never be served (dropped at once)
+    wl = _closed(2, 24, {"dist": "uniform", "low": 10, "high": 100}, 3, think_s=0.1)
+    trace, sim, req, r, _ = _simulate(wl, kv_blocks=4)
+    assert len(r) == 24 and set(r.status) == {"completed", "dropped"}
+    assert set(r.drop_reason.dropna()) == {"exceeds_kv_capacity"}  # no session_aborted
+    assert sim.sessions.aborted == 0
+    r["client"] = trace.session_id.to_numpy()[r.index]
+    for _, g in r.groupby("client"):
+        np.testing.assert_allclose(g.arrival_s.to_numpy()[1:], _ended(g)[:-1] + 0.1,
+                                   rtol=0, atol=1e-12)
+    # a client with a dropped request is a failed task, as a session with an unanswered round
+    tasks = task_table(req, trace).to_pandas().set_index("task_id")
+    assert tasks.rounds.tolist() == [12, 12] and tasks.requests.tolist() == [12, 12]
+    assert tasks.dropped.sum() == (r.status == "dropped").sum()
+    assert ((tasks.status == "failed") == (tasks.dropped > 0)).all()
+
+
+def test_agent_sessions_still_abort_on_an_unanswered_round():
+    wl = _closed(2, 24, {"dist": "uniform", "low": 10, "high": 100}, 3, think_s=0.1)
+    trace = build_workload(wl, 0, WORKLOADS)
+    trace.attrs.pop(ON_DROP_ATTR)  # the default: abort
+    sim = Simulation(constant_cfg(step_s=STEP, kv_blocks=4), trace)
+    r = sim.run()[0].to_pandas()
+    assert len(r) == 24 and "session_aborted" in set(r.drop_reason.dropna())
+    with pytest.raises(ConfigError, match=r"session_on_drop.*valid choices: abort, continue"):
+        SessionDriver(sim.env, sim.fleet, sim.log, None, [], on_drop="retry")
+
+
+def test_closed_loop_with_a_horizon_stops_sending():
+    wl = _closed(4, 400, 10, 5)
+    trace = build_workload(wl, 0, WORKLOADS)
+    cfg = constant_cfg(step_s=STEP)
+    cfg["sim"] = {"horizon_s": 0.12}
+    sim = Simulation(cfg, trace)
+    r = sim.run()[0].to_pandas()
+    # rounds sent at 0, 0.05, 0.10; the last still running at the horizon
+    assert len(r) == 12 and r.arrival_s.max() == pytest.approx(0.10)
+    assert (r.status == "in_flight").sum() == 4
+    assert sim.beyond_horizon == 400 - 12
+
+
+def test_closed_loop_is_deterministic_for_a_seed(tmp_path):
+    wl = _closed(3, 30, {"dist": "lognormal", "mean": 200, "sigma": 1.0, "max": 1000},
+                 {"dist": "geometric", "mean": 8}, think_s=0.01)
+    cfg = {**constant_cfg(step_s=STEP, count=2), "workload": wl, "seed": 4}
+    run(cfg, tmp_path / "a")
+    run(cfg, tmp_path / "b")
+    for name in ("requests.parquet", "tasks.parquet"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+
+
+def test_closed_loop_workload_runs_from_the_cli(tmp_path):
+    cmd = [sys.executable, "-m", "wrpsim", f"hydra.run.dir={tmp_path}", "workload=closed-loop",
+           "workload.source.concurrency=4", "workload.source.num_requests=40",
+           "workload.source.prompt_tokens=256", "workload.source.output_tokens=16",
+           "workload.source.think_s=0.5"]
+    # this checkout's package, even where another checkout is the installed one
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])}
+    p = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, timeout=120, env=env)
+    assert p.returncode == 0, p.stderr
+    s = json.loads(p.stdout.strip().splitlines()[-1])
+    assert s["workload"] == "closed-loop" and s["requests_completed"] == 40
+    assert s["sessions_total"] == s["sessions_completed"] == 4
+    r = pq.read_table(tmp_path / "requests.parquet").to_pandas().sort_values("request_id")
+    assert (r.arrival_s.to_numpy()[:4] == 0).all()
+    client = np.arange(40) % 4
+    for k in range(4):
+        g = r[client == k]
+        np.testing.assert_allclose(g.arrival_s.to_numpy()[1:], g.finish_s.to_numpy()[:-1] + 0.5,
+                                   rtol=0, atol=1e-9)
+    # Little's law over the run: 4 clients busy for the whole run, within the last round
+    x = 40 / s["duration_s"]
+    assert x * (r.e2e_s.mean() + 0.5 * 36 / 40) == pytest.approx(4, rel=0.02)
+
+
+# --- constant-rate stages ---------------------------------------------------------------------
+
+
+def test_constant_rate_arrivals_are_exactly_spaced_stage_after_stage():
+    df = build_workload(_rate([{"rate": 4, "duration_s": 2}, {"rate": 0.5, "duration_s": 5},
+                               {"rate": 10, "duration_s": 0.35}]), 0, WORKLOADS)
+    want = np.concatenate([np.arange(8) / 4, 2 + np.arange(3) / 0.5, 7 + np.arange(4) / 10])
+    np.testing.assert_array_equal(df.arrival_s.to_numpy(), want)
+    assert (df.prompt_tokens == 10).all() and "session_id" not in df.columns
+    assert [stage_count(0.1, 30), stage_count(3, 1), stage_count(0.3, 1)] == [3, 3, 1]
+
+
+def test_constant_rate_requests_arrive_at_their_times_in_the_simulation():
+    wl = _rate([{"rate": 50, "duration_s": 0.2}, {"rate": 200, "duration_s": 0.1}], 10,
+               {"dist": "uniform", "low": 2, "high": 8})
+    trace, _, _, r, _ = _simulate(wl)
+    np.testing.assert_array_equal(r.arrival_s.to_numpy(), trace.arrival_s.to_numpy())
+    assert len(r) == 10 + 20 and (r.status == "completed").all()
+    # rate_scale scales every stage's rate
+    fast = build_workload({**wl, "rate_scale": 2.0}, 0, WORKLOADS)
+    np.testing.assert_allclose(fast.arrival_s, trace.arrival_s / 2)
+
+
+def test_shipped_constant_rate_yaml():
+    df = load_workload("constant-rate", 0, WORKLOADS)
+    assert len(df) == 2 * 60 + 4 * 60 + 8 * 60
+    assert np.diff(df.arrival_s.to_numpy()[:120]) == pytest.approx(0.5)
+
+
+# --- bad input --------------------------------------------------------------------------------
+
+
+BAD_CLOSED = [
+    ({"concurency": 4}, r"workload\.source: unknown key\(s\) \['concurency'\]; valid keys: "
+                        r"kind, concurrency, num_requests"),
+    ({"concurrency": 2.5}, r"workload\.source\.concurrency must be an integer >= 1"),
+    ({"concurrency": 0}, r"workload\.source\.concurrency must be an integer >= 1"),
+    ({"concurrency": True}, r"workload\.source\.concurrency must be an integer"),
+    ({"concurrency": "8"}, r"workload\.source\.concurrency must be an integer"),
+    ({"concurrency": None}, r"workload\.source\.concurrency must be an integer"),
+    ({"num_requests": -1}, r"workload\.source\.num_requests must be an integer >= 1"),
+    ({"think_s": -1}, r"workload\.source\.think_s must be a number >= 0"),
+    ({"think_s": float("inf")}, r"workload\.source\.think_s must be a number >= 0"),
+    ({"prompt_tokens": 0}, r"workload\.source\.prompt_tokens: an integer >= 1 or a "
+                           r"distribution"),
+    ({"prompt_tokens": 12.5}, r"workload\.source\.prompt_tokens: an integer >= 1"),
+    ({"output_tokens": None}, r"workload\.source\.output_tokens is required"),
+    ({"output_tokens": {"dist": "zipf"}}, r"workload\.source\.output_tokens\.dist: unknown "
+                                          r"value 'zipf'; valid choices: constant"),
+    ({"output_tokens": {"dist": "geometric", "mean": 5, "sd": 1}},
+     r"workload\.source\.output_tokens\.sd: unknown value 'sd'; valid choices: dist"),
+]
+
+
+@pytest.mark.parametrize("patch, message", BAD_CLOSED, ids=[str(p) for p, _ in BAD_CLOSED])
+def test_bad_closed_loop_input_is_one_line(patch, message):
+    wl = _closed()
+    wl["source"].update(patch)
+    with pytest.raises(ConfigError, match=message) as e:
+        build_workload(wl, 0, WORKLOADS)
+    assert "\n" not in str(e.value)
+
+
+BAD_RATE = [
+    ([], r"workload\.source\.stages: a non-empty list"),
+    (None, r"workload\.source\.stages: a non-empty list"),
+    ({"rate": 1, "duration_s": 1}, r"workload\.source\.stages: a non-empty list"),
+    ([{"rate": 0, "duration_s": 1}], r"workload\.source\.stages\[0\]\.rate must be a number > 0"),
+    ([{"rate": 1, "duration_s": 1}, {"rate": -2, "duration_s": 1}],
+     r"workload\.source\.stages\[1\]\.rate must be a number > 0"),
+    ([{"rate": 1, "duration_s": 0}], r"stages\[0\]\.duration_s must be a number > 0"),
+    ([{"rate": 1}], r"stages\[0\]\.duration_s must be a number > 0, got None"),
+    ([{"rate": 1, "duration_s": 1, "ramp": 2}],
+     r"workload\.source\.stages\[0\]: unknown key\(s\) \['ramp'\]; valid keys: rate, duration_s"),
+    ([5], r"workload\.source\.stages\[0\]: expected a mapping"),
+    ([{"rate": 1e6, "duration_s": 1e6}], r"workload\.source\.stages: more than"),
+]
+
+
+@pytest.mark.parametrize("stages, message", BAD_RATE, ids=[str(s) for s, _ in BAD_RATE])
+def test_bad_constant_rate_input_is_one_line(stages, message):
+    with pytest.raises(ConfigError, match=message) as e:
+        build_workload(_rate(stages), 0, WORKLOADS)
+    assert "\n" not in str(e.value)
+
+
+def test_constant_rate_unknown_key_and_bad_kind():
+    wl = _rate([{"rate": 1, "duration_s": 1}])
+    wl["source"]["concurrency"] = 4
+    with pytest.raises(ConfigError, match=r"workload\.source: unknown key\(s\) \['concurrency'\]; "
+                                          r"valid keys: kind, stages, prompt_tokens"):
+        build_workload(wl, 0, WORKLOADS)
+    wl = _closed()
+    wl["source"]["kind"] = "closed-loop"
+    with pytest.raises(ConfigError, match=r"workload\.source\.kind: unknown value "
+                                          r"'closed-loop'; valid choices: .*closed_loop, "
+                                          r"constant_rate"):
+        build_workload(wl, 0, WORKLOADS)
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("rate_scale", 2.0, r"workload\.rate_scale: a closed_loop source sends as fast"),
+    ("start_s", 10.0, r"workload\.start_s: a closed_loop source has no arrival schedule"),
+    ("end_s", 10.0, r"workload\.end_s: a closed_loop source has no arrival schedule"),
+    ("prefix_ids", "session", r"workload\.prefix_ids: session would chain"),
+])
+def test_closed_loop_rejects_transforms_it_cannot_honour(key, value, message):
+    with pytest.raises(ConfigError, match=message):
+        build_workload({**_closed(), key: value}, 0, WORKLOADS)
+    ok = build_workload({**_closed(), "rate_scale": 1.0, "prefix_ids": "synthetic"}, 0, WORKLOADS)
+    assert ok.hash_ids.notna().all() and ok.attrs[ON_DROP_ATTR] == "continue"

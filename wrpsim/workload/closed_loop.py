@@ -1,0 +1,107 @@
+"""Closed-loop benchmark clients (`kind: closed_loop`), as `vllm bench serve --max-concurrency`,
+ML.ENERGY and NVIDIA AIConfigurator measure a serving engine.
+
+Source spec (the `source:` block of a workload YAML)::
+
+    kind: closed_loop
+    concurrency: 8             # clients (integer >= 1)
+    num_requests: 200          # requests sent over all clients (integer >= 1)
+    prompt_tokens: 1024        # an integer, or a distribution {dist: lognormal, mean: ..., ...}
+    output_tokens: 128         # the same forms (`lengths.token_counts`)
+    think_s: 0.0               # optional (>= 0, default 0): pause before a client's next request
+
+Semantics: each of the `concurrency` clients sends its first request at t = 0 and its next one
+`think_s` after its previous one has ended — answered or dropped — until `num_requests` have
+been sent in all. The frame is a trace of closed-loop sessions replayed by
+`wrpsim.sessions.SessionDriver`: request i belongs to client i mod c (session id
+``client-<k>``; client k sends requests k, k + c, k + 2c, ...), every row has `arrival_s` 0 (a
+client's first request is sent then; the others' send times are decided by the simulation and
+recorded in `requests.parquet`) and the rows after a client's first carry `think_s`. The frame
+carries `attrs["session_on_drop"] = "continue"`, so a dropped request does not end its client
+(an agent session, by contrast, is aborted by an unanswered round). Each client is one task
+(`kind: session`) of `tasks.parquet`.
+
+Lengths are drawn in request order: prompts from the stream `workload.lengths`, outputs from
+`workload.lengths.output`; the same seed gives the same frame.
+
+The arrival-time transforms mean nothing here (every `arrival_s` is 0), and per-session prefix
+ids would chain unrelated requests of a client: `check_transforms` rejects `start_s`, `end_s`,
+`rate_scale` other than 1 and `prefix_ids: session`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+
+from wrpsim.errors import ConfigError, check_keys, number
+from wrpsim.rng import stream
+from wrpsim.sessions import CONTINUE, ON_DROP_ATTR
+from wrpsim.workload.lengths import token_counts
+from wrpsim.workload.synthetic import MAX_REQUESTS
+from wrpsim.workload.validate import canonical_frame
+
+SOURCE_KEYS = ("kind", "concurrency", "num_requests", "prompt_tokens", "output_tokens",
+               "think_s")
+
+
+def count(source: Mapping, key: str, field: str, hi: int = MAX_REQUESTS) -> int:
+    """`source[key]` as an integer in [1, hi]; ConfigError naming `field.key` otherwise."""
+    v = source.get(key)
+    ok = isinstance(v, (int, float)) and not isinstance(v, bool)
+    if not (ok and float(v).is_integer() and 1 <= v <= hi):
+        raise ConfigError(f"{field}.{key} must be an integer >= 1 and <= {hi}, got {v!r}")
+    return int(v)
+
+
+def lengths(source: Mapping, seed: int, n: int, field: str) -> tuple[np.ndarray, np.ndarray]:
+    """(prompt, output) token counts of `n` requests from `source`'s `prompt_tokens` and
+    `output_tokens` length specs (streams `workload.lengths`, `workload.lengths.output`)."""
+    for key in ("prompt_tokens", "output_tokens"):
+        if source.get(key) is None:
+            raise ConfigError(f"{field}.{key} is required: an integer >= 1 or a distribution "
+                              "like {dist: lognormal, mean: 512, sigma: 1.0}")
+    return (token_counts(source["prompt_tokens"], stream(seed, "workload.lengths"), n,
+                         f"{field}.prompt_tokens"),
+            token_counts(source["output_tokens"], stream(seed, "workload.lengths.output"), n,
+                         f"{field}.output_tokens"))
+
+
+def generate_closed_loop(source: Mapping, seed: int, field: str = "source") -> pd.DataFrame:
+    """The canonical frame of a `kind: closed_loop` spec (see the module docstring).
+
+    Raises `ConfigError` naming the field for unknown keys and missing or out-of-range values.
+    """
+    check_keys(source, SOURCE_KEYS, field)
+    c = count(source, "concurrency", field)
+    n = count(source, "num_requests", field)
+    think = number(f"{field}.think_s", source.get("think_s", 0.0), 0, finite=True, or_null=True)
+    think = 0.0 if think is None else think
+    prompt, output = lengths(source, seed, n, field)
+    i = np.arange(n)
+    df = canonical_frame(np.zeros(n), prompt, output, {
+        "session_id": [f"client-{k}" for k in (i % c).tolist()],
+        "think_s": np.where(i < c, np.nan, think),
+    })
+    df.attrs[ON_DROP_ATTR] = CONTINUE
+    return df
+
+
+def check_transforms(cfg: Mapping, field: str = "workload") -> None:
+    """Reject the transform keys of workload `cfg` that a closed-loop source cannot honour."""
+    for key in ("start_s", "end_s"):
+        if cfg.get(key) is not None:
+            raise ConfigError(f"{field}.{key}: a closed_loop source has no arrival schedule to "
+                              "window (every client starts at 0); use null and set "
+                              "source.num_requests or sim.horizon_s")
+    scale = cfg.get("rate_scale")
+    if scale is not None and scale != 1:
+        raise ConfigError(f"{field}.rate_scale: a closed_loop source sends as fast as it is "
+                          f"answered, so only 1 or null is valid, got {scale!r}; change "
+                          "source.concurrency or source.think_s instead")
+    if cfg.get("prefix_ids") == "session":
+        raise ConfigError(f"{field}.prefix_ids: session would chain a client's unrelated "
+                          "requests into one growing context; valid choices for a closed_loop "
+                          "source: null, synthetic")
