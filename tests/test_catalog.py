@@ -38,8 +38,8 @@ PARAMS_B = {"llama3.1-8b": 8.03, "llama3.1-70b": 70.55, "llama2-70b": 68.98,
             "mixtral-8x7b": 46.70, "bloom-176b": 176.2, "llama3.1-405b": 405.8, "qwen2.5-7b": 7.62}
 
 
-def test_catalog_names_exact():
-    assert sorted(gpus()) == sorted(GPUS)
+def test_catalog_holds_the_contract_names():
+    assert set(GPUS) <= set(gpus())
     assert {"llama3.1-8b", "llama3.1-70b", "llama2-70b", "bloom-176b", "mixtral-8x7b"} <= set(
         models())
 

@@ -18,6 +18,7 @@ import yaml
 
 from wrpsim.errors import ConfigError, unknown_choice
 from wrpsim.paths import catalog_dir
+from wrpsim.pool.modelspec import INT_FIELDS, REQUIRED, SPEC_FIELDS, ModelSpec, from_hf_config
 
 #: calibrated fields of a GPU (latency efficiencies, overheads, power shape), in YAML order
 CALIBRATION_FIELDS = (
@@ -33,7 +34,8 @@ _ZERO_OK = {"coll_latency_us", "layer_overhead_us", "prefill_overhead_us", "iter
 @dataclass(frozen=True, slots=True)
 class GpuSpec:
     """One GPU type. Memory in GiB (the nameplate figure read as GiB, as aiconfigurator does);
-    bandwidths in GB/s (10^9 B/s); `link_gbs` is the scale-up link per GPU and direction.
+    bandwidths in GB/s (10^9 B/s); `link_gbs` is the scale-up link per GPU and direction;
+    `fp8_tflops` / `fp4_tflops` are dense tensor-core rates (0: no native support).
     `eff_*` are fractions of peak reached by an op group; overheads are in microseconds; the
     `power_*` fields shape `AnalyticalLatency.power_w`. `calibration_source` says where the
     calibrated fields come from."""
@@ -61,61 +63,8 @@ class GpuSpec:
     power_mem_weight: float
     power_compute_weight: float
     calibration_source: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class ModelSpec:
-    """One transformer architecture (dense or mixture-of-experts). `intermediate` is the FFN
-    width of one expert; `gated_mlp` means three FFN matrices (SwiGLU) instead of two. Norms and
-    biases are ignored (< 0.1 % of parameters)."""
-
-    name: str
-    layers: int
-    hidden: int
-    heads: int
-    kv_heads: int
-    head_dim: int
-    intermediate: int
-    vocab: int
-    experts: int = 1
-    active_experts: int = 1
-    bytes_per_param: int = 2
-    gated_mlp: bool = True
-    tied_embeddings: bool = False
-    source: str = ""
-
-    @property
-    def attn_params_per_layer(self) -> int:
-        """Q, K, V and output projection weights of one layer."""
-        q = self.heads * self.head_dim
-        return 2 * self.hidden * q + 2 * self.hidden * self.kv_heads * self.head_dim
-
-    @property
-    def expert_params_per_layer(self) -> int:
-        """FFN weights of one expert in one layer."""
-        return (3 if self.gated_mlp else 2) * self.hidden * self.intermediate
-
-    @property
-    def embedding_params(self) -> int:
-        """Input embedding plus the LM head (shared when `tied_embeddings`)."""
-        return self.vocab * self.hidden * (1 if self.tied_embeddings else 2)
-
-    @property
-    def params(self) -> int:
-        """Total parameters (all experts)."""
-        per_layer = self.attn_params_per_layer + self.experts * self.expert_params_per_layer
-        return self.layers * per_layer + self.embedding_params
-
-    @property
-    def active_params(self) -> int:
-        """Parameters one token goes through (routed experts only)."""
-        per_layer = self.attn_params_per_layer + self.active_experts * self.expert_params_per_layer
-        return self.layers * per_layer + self.embedding_params
-
-    @property
-    def kv_bytes_per_token(self) -> int:
-        """KV-cache bytes of one token: 2 (K and V) x layers x kv_heads x head_dim x bytes."""
-        return 2 * self.layers * self.kv_heads * self.head_dim * self.bytes_per_param
+    fp8_tflops: float = 0.0
+    fp4_tflops: float = 0.0
 
 
 def catalog_path() -> Path:
@@ -165,6 +114,7 @@ def _check_keys(path: Path, entry: str, raw: dict, allowed: set[str], prefix: st
 
 _GPU_BASE = ("bf16_tflops", "mem_gib", "mem_bw_gbs", "tdp_w", "idle_w", "link_gbs",
              "price_per_hour_usd")
+_GPU_OPTIONAL = ("fp8_tflops", "fp4_tflops")
 
 
 def load_gpus(path: Path) -> dict[str, GpuSpec]:
@@ -172,7 +122,8 @@ def load_gpus(path: Path) -> dict[str, GpuSpec]:
     data = _read(path)
     calib: dict[str, dict[str, float] | str] = {}
     for name, raw in data.items():
-        _check_keys(path, name, raw, set(_GPU_BASE) | {"calibration", "sources"})
+        _check_keys(path, name, raw, set(_GPU_BASE) | set(_GPU_OPTIONAL)
+                    | {"calibration", "sources"})
         c = raw.get("calibration")
         if not isinstance(c, dict):
             raise ConfigError(f"{path}: entry {name!r}: missing field 'calibration' (a mapping)")
@@ -193,6 +144,8 @@ def load_gpus(path: Path) -> dict[str, GpuSpec]:
             raise ConfigError(f"{path}: entry {name!r}: field 'calibration.from' names {src!r}, "
                               f"which is not a GPU with its own calibration")
         vals = {k: _num(path, name, k, raw, integer=False) for k in _GPU_BASE}
+        vals.update({k: _num(path, name, k, raw, integer=False, zero_ok=True)
+                     for k in _GPU_OPTIONAL if k in raw})
         if vals["idle_w"] >= vals["tdp_w"]:
             raise ConfigError(f"{path}: entry {name!r}: field 'idle_w' must be below tdp_w")
         c = dict(calib[src])
@@ -201,29 +154,66 @@ def load_gpus(path: Path) -> dict[str, GpuSpec]:
     return out
 
 
-_MODEL_INT = ("layers", "hidden", "heads", "kv_heads", "head_dim", "intermediate", "vocab")
+_ZERO_OK_MODEL = set(INT_FIELDS) - set(REQUIRED) - {"experts", "active_experts",
+                                                    "bytes_per_param"}
+
+
+def _hf_entry(path: Path, name: str, raw: dict) -> dict:
+    """An entry given as a Hugging Face config.json (`hf_config:` inline or `config_json:` path
+    relative to the catalog file), converted to wrpsim's fields; other keys override them."""
+    import json
+
+    extra = {k: v for k, v in raw.items() if k not in ("hf_config", "config_json")}
+    if "config_json" in raw:
+        p = Path(str(raw["config_json"])).expanduser()
+        p = p if p.is_absolute() else path.parent / p
+        try:
+            cfg = json.loads(p.read_text())
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"{path}: entry {name!r}: field 'config_json': cannot read {p}: "
+                              f"{exc}") from None
+    else:
+        cfg = raw["hf_config"]
+    if not isinstance(cfg, dict):
+        raise ConfigError(f"{path}: entry {name!r}: field 'hf_config' must be a mapping")
+    try:
+        return {**from_hf_config(cfg), **extra}
+    except KeyError as exc:
+        raise ConfigError(f"{path}: entry {name!r}: config.json lacks {exc.args[0]!r}") from None
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{path}: entry {name!r}: bad config.json value: {exc}") from None
 
 
 def load_models(path: Path) -> dict[str, ModelSpec]:
-    """Parse and validate a model catalog file."""
+    """Parse and validate a model catalog file (own fields, or `hf_config` / `config_json`)."""
     out = {}
     for name, raw in _read(path).items():
-        _check_keys(path, name, raw, set(_MODEL_INT) | {
-            "experts", "active_experts", "bytes_per_param", "gated_mlp", "tied_embeddings",
-            "source"})
-        vals: dict[str, Any] = {k: _num(path, name, k, raw, integer=True) for k in _MODEL_INT}
-        for k, default in (("experts", 1), ("active_experts", 1), ("bytes_per_param", 2)):
-            vals[k] = _num(path, name, k, {k: default, **raw}, integer=True)
+        if "hf_config" in raw or "config_json" in raw:
+            raw = _hf_entry(path, name, raw)
+        _check_keys(path, name, raw, set(SPEC_FIELDS))
+        vals: dict[str, Any] = {}
+        for k in INT_FIELDS:
+            if k in REQUIRED:
+                vals[k] = _num(path, name, k, raw, integer=True)
+            elif k in raw:
+                vals[k] = _num(path, name, k, raw, integer=True, zero_ok=k in _ZERO_OK_MODEL)
         for k in ("gated_mlp", "tied_embeddings"):
             v = raw.get(k, k == "gated_mlp")
             if not isinstance(v, bool):
                 raise ConfigError(f"{path}: entry {name!r}: field {k!r} must be true or false")
             vals[k] = v
-        if vals["active_experts"] > vals["experts"]:
+        experts = vals.get("experts", 1)
+        if vals.get("active_experts", 1) > experts:
             raise ConfigError(f"{path}: entry {name!r}: field 'active_experts' must be <= "
-                              f"experts ({vals['experts']}), got {vals['active_experts']}")
+                              f"experts ({experts}), got {vals['active_experts']}")
         if vals["heads"] % vals["kv_heads"]:
             raise ConfigError(f"{path}: entry {name!r}: field 'kv_heads' must divide heads")
+        if vals.get("sliding_layers", 0) > (vals.get("attention_layers") or vals["layers"]):
+            raise ConfigError(f"{path}: entry {name!r}: field 'sliding_layers' must be <= the "
+                              f"attention layers")
+        if vals.get("sliding_layers", 0) and not vals.get("sliding_window", 0):
+            raise ConfigError(f"{path}: entry {name!r}: field 'sliding_window' must be > 0 "
+                              f"when sliding_layers is set")
         out[name] = ModelSpec(name=name, source=str(raw.get("source", "")), **vals)
     return out
 

@@ -1,0 +1,261 @@
+"""Model architectures: `ModelSpec`, its sizes, and the conversion from a Hugging Face
+`config.json`.
+
+A catalog entry (pools/catalog/models.yaml) is either wrpsim's own field names or a
+`config.json` given inline (`hf_config: {...}`) or by path (`config_json: file`), converted by
+`from_hf_config`: a new model needs nothing but its config.json numbers.
+
+Architectures covered: dense transformers (GQA / MHA), mixture-of-experts (routed experts with
+an expert FFN width, shared experts, leading dense layers), MLA (DeepSeek-style latent KV:
+`kv_lora_rank` > 0), sliding-window layers (`sliding_window`, `sliding_layers`) and hybrid
+attention / Mamba-2 stacks (`attention_layers`, `mamba_layers`, `mlp_layers`). Norms, biases and
+rotary tables are ignored (< 0.1 % of parameters).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+
+@dataclass(frozen=True, slots=True)
+class ModelSpec:
+    """One transformer architecture. `intermediate` is the FFN width of one routed expert for a
+    mixture-of-experts model (of the dense FFN otherwise); `dense_intermediate` that of its
+    `dense_layers` leading dense layers and `shared_intermediate` the summed width of its shared
+    experts. `gated_mlp`: three FFN matrices (SwiGLU) instead of two. `bytes_per_param` is the
+    checkpoint's native width (2 = BF16); a pool's `precision` overrides it."""
+
+    name: str
+    layers: int
+    hidden: int
+    heads: int
+    kv_heads: int
+    head_dim: int
+    intermediate: int
+    vocab: int
+    experts: int = 1
+    active_experts: int = 1
+    bytes_per_param: int = 2
+    gated_mlp: bool = True
+    tied_embeddings: bool = False
+    max_context: int = 0
+    dense_intermediate: int = 0
+    dense_layers: int = 0
+    shared_intermediate: int = 0
+    sliding_window: int = 0
+    sliding_layers: int = 0
+    kv_lora_rank: int = 0
+    q_lora_rank: int = 0
+    qk_rope_head_dim: int = 0
+    v_head_dim: int = 0
+    attention_layers: int = 0
+    mamba_layers: int = 0
+    mlp_layers: int = 0
+    mamba_heads: int = 0
+    mamba_head_dim: int = 0
+    ssm_state: int = 0
+    mamba_groups: int = 0
+    conv_kernel: int = 0
+    source: str = ""
+
+    # ------------------------------------------------------------------ layer counts
+    @property
+    def attn_layers(self) -> int:
+        """Layers with self-attention (all of them unless the model is a hybrid)."""
+        return self.attention_layers or self.layers
+
+    @property
+    def ffn_layers(self) -> int:
+        """Layers with an FFN (dense or MoE)."""
+        return self.mlp_layers or self.layers
+
+    @property
+    def moe(self) -> bool:
+        return self.experts > 1
+
+    @property
+    def moe_layers(self) -> int:
+        """FFN layers with routed experts."""
+        return self.ffn_layers - self.dense_layers if self.moe else 0
+
+    @property
+    def full_attn_layers(self) -> int:
+        """Attention layers that keep every token's KV (not sliding-window)."""
+        return self.attn_layers - self.sliding_layers
+
+    @property
+    def mla(self) -> bool:
+        """DeepSeek-style multi-head latent attention (one latent KV vector per token)."""
+        return self.kv_lora_rank > 0
+
+    # ------------------------------------------------------------------ parameters
+    @property
+    def attn_params_per_layer(self) -> int:
+        """Attention projection weights of one layer (Q, K, V, O; MLA: its low-rank factors)."""
+        h, H = self.hidden, self.heads
+        if self.mla:
+            qk = self.head_dim  # nope + rope per head
+            q = (h * self.q_lora_rank + self.q_lora_rank * H * qk) if self.q_lora_rank \
+                else h * H * qk
+            kv = h * (self.kv_lora_rank + self.qk_rope_head_dim) + self.kv_lora_rank * H * (
+                qk - self.qk_rope_head_dim + self.v_head_dim)
+            return q + kv + H * self.v_head_dim * h
+        return 2 * h * H * self.head_dim + 2 * h * self.kv_heads * self.head_dim
+
+    @property
+    def mats(self) -> int:
+        return 3 if self.gated_mlp else 2
+
+    @property
+    def expert_params_per_layer(self) -> int:
+        """FFN weights of one routed expert (of the dense FFN for a dense model) in one layer."""
+        return self.mats * self.hidden * self.intermediate
+
+    @property
+    def mamba_params_per_layer(self) -> int:
+        """Mamba-2 mixer weights: in_proj (z, x, B, C, dt), conv, out_proj."""
+        if not self.mamba_layers:
+            return 0
+        d_in = self.mamba_heads * self.mamba_head_dim
+        bc = 2 * self.mamba_groups * self.ssm_state
+        return (self.hidden * (2 * d_in + bc + self.mamba_heads)
+                + self.conv_kernel * (d_in + bc) + d_in * self.hidden)
+
+    @property
+    def embedding_params(self) -> int:
+        """Input embedding plus the LM head (shared when `tied_embeddings`)."""
+        return self.vocab * self.hidden * (1 if self.tied_embeddings else 2)
+
+    def _ffn_params(self, experts: int) -> int:
+        dense_w = self.mats * self.hidden * (self.dense_intermediate or self.intermediate)
+        if not self.moe:
+            return self.ffn_layers * self.expert_params_per_layer
+        shared = self.mats * self.hidden * self.shared_intermediate
+        router = self.hidden * self.experts
+        return (self.dense_layers * dense_w
+                + self.moe_layers * (experts * self.expert_params_per_layer + shared + router))
+
+    @property
+    def params(self) -> int:
+        """Total parameters (all experts)."""
+        return (self.attn_layers * self.attn_params_per_layer + self._ffn_params(self.experts)
+                + self.mamba_layers * self.mamba_params_per_layer + self.embedding_params)
+
+    @property
+    def active_params(self) -> int:
+        """Parameters one token goes through (routed experts only)."""
+        return (self.attn_layers * self.attn_params_per_layer
+                + self._ffn_params(self.active_experts)
+                + self.mamba_layers * self.mamba_params_per_layer + self.embedding_params)
+
+    @property
+    def expert_params(self) -> int:
+        """Weights of all routed experts (the part expert parallelism distributes)."""
+        return self.moe_layers * self.experts * self.expert_params_per_layer if self.moe else 0
+
+    # ------------------------------------------------------------------ KV cache
+    def kv_elems_per_token_layer(self) -> int:
+        """KV elements one token stores in one attention layer (whole model, all heads)."""
+        if self.mla:
+            return self.kv_lora_rank + self.qk_rope_head_dim
+        return 2 * self.kv_heads * self.head_dim
+
+    @property
+    def kv_bytes_per_token(self) -> int:
+        """KV-cache bytes of one token at the native width: 2 (K and V) x attention layers x
+        kv_heads x head_dim x bytes (MLA: the latent vector per layer). Sliding-window layers
+        are counted like full ones: exact while a sequence is shorter than the window, an upper
+        bound beyond it (they then hold only the last `sliding_window` tokens)."""
+        return self.attn_layers * self.kv_elems_per_token_layer() * self.bytes_per_param
+
+    @property
+    def mamba_state_bytes(self) -> int:
+        """Bytes of recurrent state one sequence holds in the Mamba-2 layers, whatever its
+        length: SSM state (heads x head_dim x state) and the convolution window, in BF16."""
+        if not self.mamba_layers:
+            return 0
+        d_in = self.mamba_heads * self.mamba_head_dim
+        conv = (self.conv_kernel - 1) * (d_in + 2 * self.mamba_groups * self.ssm_state)
+        return self.mamba_layers * 2 * (conv + d_in * self.ssm_state)
+
+
+SPEC_FIELDS = tuple(f.name for f in fields(ModelSpec) if f.name != "name")
+INT_FIELDS = tuple(f for f in SPEC_FIELDS if f not in ("gated_mlp", "tied_embeddings", "source"))
+REQUIRED = ("layers", "hidden", "heads", "kv_heads", "head_dim", "intermediate", "vocab")
+
+
+def _pattern_counts(pattern: str) -> tuple[int, int, int]:
+    """(attention, mamba, mlp) layer counts of a Nemotron-H `hybrid_override_pattern`
+    ('*' attention, 'M' Mamba-2, '-' MLP, 'E' MoE)."""
+    return pattern.count("*"), pattern.count("M"), pattern.count("-") + pattern.count("E")
+
+
+def from_hf_config(cfg: dict) -> dict:
+    """wrpsim model fields from a Hugging Face `config.json` mapping (text config of a
+    multimodal model). Raises `KeyError` naming a config.json key that is required but absent.
+
+    Read: num_hidden_layers, hidden_size, num_attention_heads, num_key_value_heads, head_dim
+    (default hidden / heads), intermediate_size, moe_intermediate_size (expert width),
+    num_experts / n_routed_experts / num_local_experts, num_experts_per_tok, n_shared_experts or
+    shared_expert_intermediate_size, first_k_dense_replace, vocab_size, tie_word_embeddings,
+    max_position_embeddings, sliding_window with layer_types / sliding_window_pattern, MLA
+    (kv_lora_rank, q_lora_rank, qk_rope_head_dim, qk_nope_head_dim, v_head_dim) and Nemotron-H
+    hybrids (hybrid_override_pattern, mamba_num_heads, mamba_head_dim, ssm_state_size,
+    n_groups / mamba_num_groups, conv_kernel)."""
+    c = {**cfg, **(cfg.get("text_config") or {})}
+    layers = int(c["num_hidden_layers"])
+    hidden = int(c["hidden_size"])
+    heads = int(c["num_attention_heads"])
+    out: dict = {"layers": layers, "hidden": hidden, "heads": heads,
+                 "kv_heads": int(c.get("num_key_value_heads") or heads),
+                 "vocab": int(c["vocab_size"]),
+                 "tied_embeddings": bool(c.get("tie_word_embeddings", False)),
+                 "max_context": int(c.get("max_position_embeddings") or 0)}
+    head_dim = c.get("head_dim") or c.get("attention_head_dim") or hidden // heads
+    experts = int(c.get("num_experts") or c.get("n_routed_experts")
+                  or c.get("num_local_experts") or 1)
+    inter = int(c.get("intermediate_size") or 0)
+    if experts > 1:
+        out["experts"] = experts
+        out["active_experts"] = int(c["num_experts_per_tok"])
+        moe_inter = int(c.get("moe_intermediate_size") or inter)
+        out["intermediate"] = moe_inter
+        if c.get("first_k_dense_replace"):
+            out["dense_layers"] = int(c["first_k_dense_replace"])
+            out["dense_intermediate"] = inter
+        shared = int(c.get("shared_expert_intermediate_size") or 0)
+        if not shared and c.get("n_shared_experts"):
+            shared = int(c["n_shared_experts"]) * moe_inter
+        out["shared_intermediate"] = shared
+    else:
+        out["intermediate"] = inter
+    if c.get("kv_lora_rank"):
+        rope = int(c["qk_rope_head_dim"])
+        out.update(kv_lora_rank=int(c["kv_lora_rank"]), q_lora_rank=int(c.get("q_lora_rank")
+                   or 0), qk_rope_head_dim=rope, v_head_dim=int(c["v_head_dim"]),
+                   kv_heads=heads)
+        head_dim = int(c["qk_nope_head_dim"]) + rope
+    out["head_dim"] = int(head_dim)
+    window = c.get("sliding_window")
+    if window and c.get("use_sliding_window", True) is not False:
+        if c.get("layer_types"):
+            n = sum(1 for t in c["layer_types"] if "sliding" in str(t))
+        elif c.get("sliding_window_pattern"):
+            p = int(c["sliding_window_pattern"])
+            n = layers - layers // p
+        else:
+            n = layers
+        if n:
+            out["sliding_window"], out["sliding_layers"] = int(window), int(n)
+    if c.get("hybrid_override_pattern"):
+        a, m, f = _pattern_counts(c["hybrid_override_pattern"])
+        out.update(attention_layers=a, mamba_layers=m, mlp_layers=f,
+                   mamba_heads=int(c["mamba_num_heads"]), mamba_head_dim=int(c["mamba_head_dim"]),
+                   ssm_state=int(c["ssm_state_size"]),
+                   mamba_groups=int(c.get("n_groups") or c.get("mamba_num_groups") or 1),
+                   conv_kernel=int(c.get("conv_kernel") or 4))
+        act = str(c.get("mlp_hidden_act", "silu"))
+        out["gated_mlp"] = act not in ("relu2", "gelu")
+    elif str(c.get("hidden_act", "silu")) in ("gelu",) and c.get("model_type") == "bloom":
+        out["gated_mlp"] = False
+    return out
