@@ -12,12 +12,14 @@ from pathlib import Path
 import pytest
 
 from wrpsim.perf import evaluate, parse_args
+from wrpsim.pool.engines import build_latency_model
 from wrpsim.pool.perf import GIB, AnalyticalLatency
 
 ROOT = Path(__file__).resolve().parents[1]
 KEYS = {"prefill_s", "decode_step_s", "power_w", "prefill_power_w", "idle_power_w", "tdp_w",
         "kv_capacity_tokens", "kv_capacity_blocks", "weight_gib_per_gpu", "model", "gpu", "tp",
-        "batch", "prompt_tokens", "ctx_tokens"}
+        "batch", "prompt_tokens", "ctx_tokens", "engine", "precision", "kv_dtype", "ep",
+        "calibration"}
 
 
 def run(*args: str) -> subprocess.CompletedProcess:
@@ -32,6 +34,24 @@ def test_contract_example_matches_python_api():
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout.strip().splitlines()[-1])
     assert KEYS <= set(out)
+    lat = build_latency_model("llama2-70b", "h100-80gb", 8)  # the default engine
+    assert out["engine"] == "vllm-0.24" and out["calibration"] == lat.calibration
+    assert "kernels: vllm 0.24.0 (NVIDIA H100 80GB HBM3)" in out["calibration"]
+    assert out["prefill_s"] == pytest.approx(lat.prefill_s(4, 512), rel=1e-12)
+    assert out["decode_step_s"] == pytest.approx(lat.decode_step_s(4, 512), rel=1e-12)
+    assert out["power_w"] == pytest.approx(lat.power_w(0, 4, 4 * 512), rel=1e-12)
+    assert out["prefill_power_w"] == pytest.approx(lat.power_w(4 * 512, 0), rel=1e-12)
+    assert out["idle_power_w"] == lat.idle_power_w() == 75.0
+    assert out["kv_capacity_tokens"] == 16 * lat.kv_capacity_blocks(16, max_seqs=256)
+    assert out["weight_gib_per_gpu"] == pytest.approx(lat.weight_bytes_per_gpu / GIB)
+    assert out["idle_power_w"] <= out["power_w"] <= out["tdp_w"]
+
+
+def test_splitwise_engine_reproduces_the_2023_model():
+    r = run("model=llama2-70b", "gpu=h100-80gb", "tp=8", "batch=4", "prompt_tokens=512",
+            "engine=splitwise-2023")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout.strip().splitlines()[-1])
     lat = AnalyticalLatency.from_names("llama2-70b", "h100-80gb", 8)
     assert out["prefill_s"] == pytest.approx(lat.prefill_s(4, 512), rel=1e-12)
     assert out["decode_step_s"] == pytest.approx(lat.decode_step_s(4, 512), rel=1e-12)
@@ -49,18 +69,52 @@ def test_overrides_in_process():
     cfg = parse_args(["model=llama3.1-8b", "gpu=a100-80gb", "tp=1", "batch=2",
                       "ctx_tokens=4000", "latency.layer_overhead_us=3"])
     out = evaluate(cfg)
-    lat = AnalyticalLatency.from_names("llama3.1-8b", "a100-80gb", 1, layer_overhead_us=3)
+    lat = build_latency_model("llama3.1-8b", "a100-80gb", 1, overrides={"layer_overhead_us": 3})
     assert out["decode_step_s"] == lat.decode_step_s(2, 4000)
     assert out["ctx_tokens"] == 4000 and out["latency_overrides"] == {"layer_overhead_us": 3}
+    base = evaluate(parse_args(["model=llama3.1-8b", "gpu=a100-80gb", "tp=1", "batch=2",
+                                "ctx_tokens=4000"]))
+    default = build_latency_model("llama3.1-8b", "a100-80gb", 1).c.layer_overhead_us
+    # 32 attention + 32 FFN blocks, each (3 - default) us longer
+    assert out["decode_step_s"] - base["decode_step_s"] == pytest.approx(
+        64 * (3 - default) * 1e-6, rel=1e-9)
+
+
+def test_every_catalog_gpu_and_model_runs_and_labels_its_calibration():
+    from wrpsim.pool.catalog import gpus, models
+
+    for g in gpus():
+        for m in models():
+            lat = None
+            for tp in (1, 2, 4, 8):
+                try:
+                    lat = build_latency_model(m, g, tp)
+                    lat.kv_capacity_blocks(16)
+                    break
+                except Exception:  # too large for this GPU at this tp: try more GPUs
+                    lat = None
+            if lat is None:
+                continue
+            assert lat.decode_step_s(8, 1000) > 0 and lat.prefill_s(1, 1000) > 0
+            label = lat.calibration
+            if g in ("h100-80gb", "h200-141gb", "b200-180gb", "l40s-48gb", "a100-80gb"):
+                assert "kernels: vllm" in label and "uncalibrated" not in label, (g, label)
+            else:
+                assert "uncalibrated: roofline" in label, (g, label)
 
 
 @pytest.mark.parametrize("args, pattern", [
-    (["colour=red"], r"unknown key 'colour'; valid keys: batch, .*model, prompt_tokens"),
+    (["colour=red"], r"unknown key 'colour'; valid keys: batch, .*model, precision, prompt_tokens"),
     (["gpu=h900"], r"gpu: unknown value 'h900'; valid choices: a100-80gb, .*mi300x-192gb"),
     (["model=gpt5"], r"model: unknown value 'gpt5'; valid choices: .*llama2-70b"),
     (["tp=3"], r"tp must be an integer >= 1 that divides the attention heads of llama2-70b"),
     (["batch=0"], r"batch must be an integer >= 1, got 0"),
     (["latency.eff_magic=1"], r"unknown key 'latency.eff_magic'; valid latency.\* keys"),
+    (["engine=vllm-9"], r"perf: engine: unknown value 'vllm-9'; valid choices: splitwise-2023, "),
+    (["precision=fp9"], r"perf: precision: unknown value 'fp9'; valid choices: bf16, fp4, fp8"),
+    (["kv_dtype=int2"], r"perf: kv_dtype: unknown value 'int2'; valid choices: auto, bf16, fp8"),
+    (["model=llama3.1-8b", "tp=1", "ep=2"], r"ep must be 1 or equal to tp"),
+    (["engine=splitwise-2023", "precision=fp8"], r"knows only precision bf16"),
     (["model=llama3.1-70b", "gpu=a10g-24gb", "tp=2"], r"needs 65.7 GiB of weights per GPU"),
     (["tp=[1"], r"bad override"),
 ])

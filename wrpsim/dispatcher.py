@@ -5,13 +5,16 @@ whose placement failed during the decision delay is routed again, and one that n
 take goes to the failure policy (`FailureInjector.unavailable`).
 
 The dispatcher asks the router for a `Placement`, applies the router's decision latency
-(`Placement.delay_s`, counted in the request's TTFT), checks that the request fits the chosen
-instances, and admits it (colocated, or prefill + decode when disaggregated). It also gives
+(`Placement.delay_s`) and the serving engine's front-end time (`LatencyModel.frontend_s`: the
+API server's HTTP handling and tokenization before the engine sees the request), both counted
+in the request's TTFT, checks that the request fits the chosen instances, and admits it
+(colocated, or prefill + decode when disaggregated). It also gives
 routers two hooks for policies that act after a request ends (cascades, bandits, multi-call):
 
 - `Router.on_complete(request, record)` is called with the request's result row (a dict of
   `REQUEST_SCHEMA` columns) when a request completes, `Router.on_dropped(request, record)` when
-  it ends unanswered (rejected, too large for any instance, or lost to an instance failure);
+  it ends unanswered (rejected, longer than the model's context length — `drop_reason`
+  ``context`` —, too large for any instance's KV cache, or lost to an instance failure);
 - `view.submit(request, delay_s=0.0)` injects a new request — typically made with
   `view.follow_up(parent, **changes)` — which is routed like an arrival and recorded as its own
   row with `parent_id` set.
@@ -76,22 +79,26 @@ class Dispatcher:
         if placement is None:
             self.log.dropped(req, self.fleet.model_of(req), "router_rejected")
             return
-        if placement.delay_s > 0:
-            ev = self.env.timeout(placement.delay_s)
-            ev.callbacks.append(lambda _e: self._admit(req, placement))
+        delay = placement.delay_s + placement.instance.latency.frontend_s(req.prompt_tokens)
+        if delay > 0:
+            ev = self.env.timeout(delay)
+            ev.callbacks.append(lambda _e: self._admit(req, placement, delay))
         else:
             self._admit(req, placement)
 
-    def _admit(self, req, placement) -> None:
+    def _admit(self, req, placement, delay: float = 0.0) -> None:
         inst = placement.instance
         dec = placement.decode_instance
         if inst.down or (dec is not None and dec.down):  # failed during the decision delay
-            if placement.delay_s > 0:
+            if delay > 0:
                 self.dispatch(req)
             else:
                 self.failures.unavailable(req)
             return
         need = req.prompt_tokens + req.output_tokens
+        if inst.max_context and need > inst.max_context:
+            self.log.dropped(req, self.fleet.model_of(req), "context")
+            return
         if need > inst.kv.capacity * inst.kv.block_size:
             self.log.dropped(req, self.fleet.model_of(req), "exceeds_kv_capacity")
             return

@@ -6,9 +6,12 @@ prints `{"prefill_s": ..., "decode_step_s": ..., "power_w": ..., ...}`: `prefill
 prefill of `batch` prompts of `prompt_tokens` each, `decode_step_s` for one decode iteration of
 `batch` sequences at `ctx_tokens` (default `prompt_tokens`) context each, `power_w` the per-GPU
 power during that decode step, plus `prefill_power_w`, `idle_power_w`, `tdp_w`, KV capacity and
-weight sizes, and the inputs. Arguments are Hydra overrides (`key=value`) of conf/perf.yaml;
-`latency.<field>=value` overrides a calibrated field. Bad input prints one line on stderr and
-exits with status 2.
+weight sizes, the inputs, and `calibration`: what the numbers rest on (the engine and its kernel
+tables, or "uncalibrated: roofline" for a GPU without measurements). `engine=`, `precision=`,
+`kv_dtype=` and `ep=` choose the engine calibration and the pool settings. Arguments are Hydra
+overrides (`key=value`) of conf/perf.yaml; `latency.<field>=value` overrides an engine
+constant (a calibrated GPU field under `splitwise-2023`). Bad input prints one line on stderr
+and exits with status 2.
 """
 
 from __future__ import annotations
@@ -37,15 +40,17 @@ def parse_args(argv: list[str]) -> dict[str, Any]:
     """conf/perf.yaml with the `key=value` overrides of `argv` applied (Hydra's grammar);
     `ConfigError` naming an unknown key or a malformed override."""
     from wrpsim.pool.catalog import CALIBRATION_FIELDS
+    from wrpsim.pool.engines import CONSTANT_FIELDS
 
     cfg = _defaults()
     cfg["latency"] = dict(cfg.get("latency") or {})
+    valid_sub = sorted(set(CALIBRATION_FIELDS) | set(CONSTANT_FIELDS))
     for key, value in parse_overrides(argv, "perf"):
         head, _, sub = key.partition(".")
         if head == "latency" and sub:
-            if sub not in CALIBRATION_FIELDS:
+            if sub not in valid_sub:
                 raise ConfigError(f"perf: unknown key {key!r}; valid latency.* keys: "
-                                  f"{', '.join(CALIBRATION_FIELDS)}")
+                                  f"{', '.join(valid_sub)}")
             cfg["latency"][sub] = value
         elif key in cfg and key != "latency":
             cfg[key] = value
@@ -65,11 +70,12 @@ def _int(cfg: dict, key: str, low: int) -> int:
 
 def evaluate(cfg: dict[str, Any]) -> dict[str, Any]:
     """The JSON record for a parsed config (see the module docstring)."""
-    from wrpsim.pool.perf import GIB, AnalyticalLatency
+    from wrpsim.pool.engines import build_latency_model
+    from wrpsim.pool.perf import GIB
 
-    for k in ("model", "gpu"):
+    for k in ("model", "gpu", "engine", "precision", "kv_dtype"):
         if not isinstance(cfg[k], str):
-            raise ConfigError(f"perf: {k} must be a catalog name, got {cfg[k]!r}")
+            raise ConfigError(f"perf: {k} must be a name, got {cfg[k]!r}")
     batch, prompt = _int(cfg, "batch", 1), _int(cfg, "prompt_tokens", 1)
     ctx = prompt if cfg["ctx_tokens"] is None else _int(cfg, "ctx_tokens", 0)
     block = _int(cfg, "block_size", 1)
@@ -79,17 +85,29 @@ def evaluate(cfg: dict[str, Any]) -> dict[str, Any]:
     for k, v in cfg["latency"].items():
         if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
             raise ConfigError(f"perf: latency.{k} must be a number >= 0, got {v!r}")
-    tp = cfg["tp"]
-    lat = AnalyticalLatency.from_names(cfg["model"], cfg["gpu"], tp, **cfg["latency"])
-    blocks = lat.kv_capacity_blocks(block, float(cfg["gpu_mem_util"]), float(cfg["reserve_gib"]))
+    tp, ep = cfg["tp"], _int(cfg, "ep", 1)
+    max_seqs = _int(cfg, "max_seqs", 1)
+    try:
+        lat = build_latency_model(cfg["model"], cfg["gpu"], tp, cfg["engine"], cfg["precision"],
+                                  cfg["kv_dtype"], ep, cfg["latency"], where="perf: latency",
+                                  prefix="perf: ")
+    except ConfigError as e:
+        msg = str(e)
+        raise ConfigError(msg if msg.startswith("perf") else f"perf: {msg}") from None
+    blocks = lat.kv_capacity_blocks(block, float(cfg["gpu_mem_util"]), float(cfg["reserve_gib"]),
+                                    max_seqs)
     decode_s = lat.decode_step_s(batch, ctx)
+    power = lat.power_at(0, batch, ctx) if hasattr(lat, "power_at") else lat.power_w(
+        0, batch, batch * ctx)
     return {
         "model": cfg["model"], "gpu": cfg["gpu"], "tp": tp, "batch": batch,
+        "engine": cfg["engine"], "precision": cfg["precision"], "kv_dtype": cfg["kv_dtype"],
+        "ep": ep, "calibration": lat.calibration,
         "prompt_tokens": prompt, "ctx_tokens": ctx,
         "prefill_s": lat.prefill_s(batch, prompt),
         "decode_step_s": decode_s,
         "decode_tokens_per_s": batch / decode_s,
-        "power_w": lat.power_at(0, batch, ctx),
+        "power_w": power,
         "prefill_power_w": lat.power_w(batch * prompt, 0),
         "idle_power_w": lat.idle_power_w(),
         "tdp_w": lat.gpu.tdp_w,

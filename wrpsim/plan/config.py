@@ -94,7 +94,7 @@ def parse_ratio(text) -> tuple[int, int]:
 def _check_pool(where: str, name: str, cfg: dict) -> PoolTemplate:
     """Validate one expanded pool with the engine's parser; errors renamed to `where`."""
     from wrpsim.pool.catalog import get_gpu, get_model
-    from wrpsim.pool.fleet import build_latency, parse_pool
+    from wrpsim.pool.fleet import build_latency, kv_capacity, parse_pool
 
     for key, get in (("gpu", get_gpu), ("model", get_model)):
         if not cfg.get(key):
@@ -110,8 +110,7 @@ def _check_pool(where: str, name: str, cfg: dict) -> PoolTemplate:
             if not hasattr(lat, "kv_capacity_blocks"):
                 raise ConfigError(f"pool.pools.{name}.kv_blocks is required with a constant "
                                   "latency model")
-            s = spec.scheduler
-            lat.kv_capacity_blocks(s.block_size, s.gpu_mem_util, s.reserve_gib)
+            kv_capacity(lat, spec.scheduler)
     except ConfigError as e:
         raise ConfigError(str(e).replace(f"pool.pools.{name}", where)
                           .replace("pool.pools", "plan.candidates")) from None

@@ -103,13 +103,12 @@ class Capacity:
 
 def capacity(template, stats: TraceStats, tpot_target: float | None) -> Capacity:
     """The `Capacity` of one instance of a `PoolTemplate` under the trace's mean request."""
-    from wrpsim.pool.fleet import build_latency, parse_pool
+    from wrpsim.pool.fleet import build_latency, kv_capacity, parse_pool
 
     spec = parse_pool(template.name, {**template.config, "count": 1})
     lat = build_latency(spec)
     s = spec.scheduler
-    blocks = spec.kv_blocks or lat.kv_capacity_blocks(s.block_size, s.gpu_mem_util,
-                                                      s.reserve_gib)
+    blocks = spec.kv_blocks or kv_capacity(lat, s)
     kv_tokens = blocks * s.block_size
     pm, om = max(stats.prompt_mean, 1.0), max(stats.output_mean, 1.0)
     ctx = pm + om / 2

@@ -38,7 +38,8 @@ class ConstantLatency(LatencyModel):
         self.busy_power_w = float(busy_power_w)
         self.idle_w = float(idle_w)
 
-    def iteration_s(self, prefill_tokens, prefill_attn, decode_seqs, decode_ctx):
+    def iteration_s(self, prefill_tokens, prefill_attn, decode_seqs, decode_ctx,
+                    prefill_seqs=1):
         """See `LatencyModel.iteration_s`."""
         t = self.prefill_s_per_token * prefill_tokens
         if decode_seqs:

@@ -13,7 +13,14 @@ Config (one YAML per fleet in `pools/`)::
         tp: 4
         count: 4
         scheduler: {policy: sarathi, token_budget: 2048, max_seqs: 256}
-        latency: {kind: analytical}   # or {kind: constant, decode_step_s: 0.02, ...}
+        engine: vllm-0.24         # serving-engine calibration (pools/catalog/engines/)
+        precision: bf16           # bf16 | fp8 | fp8_block | fp4 | mxfp4 | int4
+        kv_dtype: auto            # auto (BF16) | bf16 | fp8
+        ep: 1                     # expert parallelism: 1, or tp (experts spread over the GPUs)
+        max_context: null         # vLLM's max_model_len (default: the model's max_context;
+                                  # no limit with a constant latency model)
+        latency: {kind: engine}   # or {kind: constant, decode_step_s: 0.02, ...}; other keys
+                                  # override engine constants, e.g. {iter_overhead_us: 500}
         kv_blocks: null           # override the computed KV capacity (blocks)
     default_model: null           # model of requests that name none (default: first pool's)
 """
@@ -32,13 +39,14 @@ from wrpsim.pool.tiers import TierStore
 from wrpsim.pool.transfer import MODES, KVTransfer
 
 POOL_KEYS = ("gpu", "model", "tp", "count", "scheduler", "latency", "kv_blocks", "prefix_cache",
-             "role", "kv_transfer", "kv_tiers")
+             "role", "kv_transfer", "kv_tiers", "engine", "precision", "kv_dtype", "ep",
+             "max_context")
 TIER_KEYS = ("dram_gib", "pcie_gbps")
 REMOTE_KEYS = ("capacity_gib", "nic_gbps")
 ROLES = ("both", "prefill", "decode")
 KV_TRANSFER_KEYS = ("mode",)
 PREFIX_KEYS = ("enabled", "capacity_blocks")
-LATENCY_KINDS = ("analytical", "constant")
+LATENCY_KINDS = ("engine", "constant")
 
 
 @dataclass(frozen=True)
@@ -60,6 +68,11 @@ class PoolSpec:
     kv_mode: str = "layerwise"
     dram_gib: float = 0.0
     pcie_gbps: float = 25.0
+    engine: str = "vllm-0.24"
+    precision: str = "bf16"
+    kv_dtype: str = "auto"
+    ep: int = 1
+    max_context: int = 0
 
 
 def parse_pool(name: str, d: dict) -> PoolSpec:
@@ -72,15 +85,46 @@ def parse_pool(name: str, d: dict) -> PoolSpec:
         if not d.get(key):
             raise ConfigError(f"{where}.{key} is required")
     gpu = get_gpu(d["gpu"])
-    get_model(d["model"])
-    for key, default in (("tp", 1), ("count", 1)):
+    model = get_model(d["model"])
+    from wrpsim.pool.engines import DEFAULT_ENGINE, get_engine
+    from wrpsim.pool.kernels.model import KV_DTYPES, PRECISIONS
+
+    engine = d.get("engine") or DEFAULT_ENGINE
+    try:
+        get_engine(engine)
+    except ConfigError as e:
+        raise ConfigError(f"{where}.{e}") from None
+    precision = d.get("precision") or "bf16"
+    if precision not in PRECISIONS:
+        raise unknown_choice(f"{where}.precision", precision, PRECISIONS)
+    kv_dtype = d.get("kv_dtype") or "auto"
+    if kv_dtype not in KV_DTYPES:
+        raise unknown_choice(f"{where}.kv_dtype", kv_dtype, KV_DTYPES)
+    for key, default in (("tp", 1), ("count", 1), ("ep", 1)):
         v = d.get(key, default)
         if not isinstance(v, int) or isinstance(v, bool) or v < 1:
             raise ConfigError(f"{where}.{key} must be an integer >= 1, got {v!r}")
-    latency = dict(d.get("latency") or {"kind": "analytical"})
-    kind = latency.get("kind", "analytical")
+    ep = d.get("ep", 1)
+    if ep not in (1, d.get("tp", 1)):
+        raise ConfigError(f"{where}.ep must be 1 or equal to tp ({d.get('tp', 1)}), got {ep!r}")
+    if ep > 1 and not model.moe:
+        raise ConfigError(f"{where}.ep: {model.name} is not a mixture-of-experts model; "
+                          f"use ep: 1")
+    max_ctx = d.get("max_context")
+    if max_ctx is not None and (isinstance(max_ctx, bool) or not isinstance(max_ctx, int)
+                                or max_ctx < 1):
+        raise ConfigError(f"{where}.max_context must be null or an integer >= 1, "
+                          f"got {max_ctx!r}")
+    if max_ctx and model.max_context and max_ctx > model.max_context:
+        raise ConfigError(f"{where}.max_context ({max_ctx}) exceeds {model.name}'s maximum "
+                          f"context length ({model.max_context})")
+    latency = dict(d.get("latency") or {"kind": "engine"})
+    kind = latency.get("kind", "engine")
     if kind not in LATENCY_KINDS:
         raise unknown_choice(f"{where}.latency.kind", kind, LATENCY_KINDS)
+    # a constant-latency pool is an abstract server (queueing oracles, measurement fleets): the
+    # model's context length binds it only when max_context says so
+    max_ctx = max_ctx or (0 if kind == "constant" else model.max_context)
     kv_blocks = d.get("kv_blocks")
     if kv_blocks is not None and (not isinstance(kv_blocks, int) or kv_blocks < 1):
         raise ConfigError(f"{where}.kv_blocks must be null or an integer >= 1, got {kv_blocks!r}")
@@ -110,7 +154,8 @@ def parse_pool(name: str, d: dict) -> PoolSpec:
         latency=latency, kv_blocks=kv_blocks, price_per_gpu_hour=gpu.price_per_hour_usd,
         prefix_cache=bool(pc.get("enabled", False)), prefix_capacity_blocks=cap,
         role=role, kv_mode=mode, dram_gib=tiers.get("dram_gib", 0.0),
-        pcie_gbps=tiers.get("pcie_gbps", 25.0),
+        pcie_gbps=tiers.get("pcie_gbps", 25.0), engine=engine, precision=precision,
+        kv_dtype=kv_dtype, ep=ep, max_context=max_ctx,
     )
 
 
@@ -131,17 +176,30 @@ def _numbers(d, where: str, keys: tuple) -> dict:
 
 
 def build_latency(spec: PoolSpec):
-    """The latency model of one instance of the pool."""
+    """The latency model of one instance of the pool (shared by its instances)."""
     opts = {k: v for k, v in spec.latency.items() if k != "kind"}
     where = f"pool.pools.{spec.name}.latency"
     try:
-        if spec.latency.get("kind", "analytical") == "constant":
+        if spec.latency.get("kind", "engine") == "constant":
             return ConstantLatency(tp=spec.tp, **opts)
-        from wrpsim.pool.perf import AnalyticalLatency
+        from wrpsim.pool.engines import build_latency_model
 
-        return AnalyticalLatency(get_model(spec.model), get_gpu(spec.gpu), spec.tp, **opts)
+        for k, v in opts.items():
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
+                raise ConfigError(f"{where}.{k} must be a number >= 0, got {v!r}")
+        s = spec.scheduler
+        return build_latency_model(
+            spec.model, spec.gpu, spec.tp, spec.engine, spec.precision, spec.kv_dtype, spec.ep,
+            opts, max_tokens=max(s.token_budget, s.max_seqs, 2048), where=where,
+            prefix=f"pool.pools.{spec.name}.")
     except TypeError as e:
         raise ConfigError(f"{where}: {e}") from None
+
+
+def kv_capacity(lat, sched) -> int:
+    """KV blocks of an instance with latency model `lat` under scheduler settings `sched`."""
+    return lat.kv_capacity_blocks(sched.block_size, sched.gpu_mem_util, sched.reserve_gib,
+                                  sched.max_seqs)
 
 
 class Candidates(list):
@@ -188,7 +246,7 @@ class Fleet:
                     raise ConfigError(f"pool.pools.{spec.name}.kv_blocks is required with a "
                                       "constant latency model")
                 s = spec.scheduler
-                blocks = lat.kv_capacity_blocks(s.block_size, s.gpu_mem_util, s.reserve_gib)
+                blocks = kv_capacity(lat, s)
             self.latency[spec.name] = lat
             pbt = hash_block_tokens if spec.prefix_cache else 0
             if pbt % spec.scheduler.block_size:
@@ -212,6 +270,7 @@ class Fleet:
                 inst.kv_mode = spec.kv_mode
                 inst.layers = model.layers
                 inst.kv_bytes_per_token = model.kv_bytes_per_token
+                inst.max_context = spec.max_context
             cap = blocks * spec.scheduler.block_size
             self.max_tokens[spec.model] = max(self.max_tokens.get(spec.model, 0), cap)
         self.models = sorted({s.model for s in specs})

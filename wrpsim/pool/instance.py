@@ -94,6 +94,7 @@ class Instance(BatchingMixin, SequenceSetMixin, FailureMixin):
         self.nic_free_at = 0.0
         self.gpus: list[int] = []  # fabric GPU ids (network=fluid|packet)
         self.tracer = None  # a wrpsim.metrics.trace.Tracer when the run is traced
+        self.itl = None  # a wrpsim.metrics.itl.ItlLog when inter-token gaps are recorded
         self._fresh: list[Seq] = []  # new decoders whose second-token time is not known yet
         self._load_s = 0.0  # lower-tier KV loads to add to the iteration being planned
         self.kv_load_blocks = 0
@@ -104,6 +105,7 @@ class Instance(BatchingMixin, SequenceSetMixin, FailureMixin):
         # decoder's share of every iteration so far, in instance-seconds and joules
         self.price_per_gpu_hour = 0.0  # set by the fleet
         self.model: str | None = None  # the catalog model it serves (set by the fleet)
+        self.max_context = 0  # longest prompt + output accepted (0: no limit; set by the fleet)
         self._c_cum = 0.0
         self._e_cum = 0.0
         # streaming QoE: (expected TTFT s, expected tokens/s) or None; breakpoints of the
@@ -262,7 +264,7 @@ class Instance(BatchingMixin, SequenceSetMixin, FailureMixin):
             alloc += self.kv.step_blocks(self.step, 1)
         self.kv.allocate(alloc, now)
         ctx = self._ctx_const + self.n_dec * self.step if n_dec else 0
-        dur = self.latency.iteration_s(tokens, attn, n_dec, ctx) + self._load_s
+        dur = self.latency.iteration_s(tokens, attn, n_dec, ctx, len(chunks)) + self._load_s
         self._load_s = 0.0
         if self.role == "prefill" and self.kv_mode == "layerwise":
             for seq, c, _ in chunks:  # prompts this iteration completes start streaming early
@@ -325,6 +327,8 @@ class Instance(BatchingMixin, SequenceSetMixin, FailureMixin):
         now = self.env.now
         dur, n = self._dur, self._n
         if self._kind == _DECODE_RUN:
+            if self.itl is not None:
+                self.itl.add_run(self._cum, dur, n, self._dec_in_iter)
             self._count_decode_run(dur, n)
             self._log_steps(n, now)
             self.kv.allocate(self.kv.step_blocks(self.step, n), now)
@@ -337,6 +341,8 @@ class Instance(BatchingMixin, SequenceSetMixin, FailureMixin):
             self.iterations += n
             # the iteration's time and energy are shared equally by the tokens it processed
             nd = self._dec_in_iter
+            if self.itl is not None:
+                self.itl.add(dur, nd)
             per = 1.0 / (sum(c for _, c, _ in self._chunks) + nd)
             for seq, c, _nb in self._chunks:
                 self._charge(seq, dur * c * per, joules * c * per)

@@ -2,8 +2,10 @@
 
 An instance asks its `LatencyModel` for the duration of one scheduler iteration (a batch that may
 mix prefill chunks and decode steps) and for the per-GPU power drawn meanwhile. Implementations:
-`wrpsim.pool.perf.AnalyticalLatency` (roofline, calibrated on measured profiles) and
-`wrpsim.pool.constant.ConstantLatency` (fixed times, for queueing oracles).
+`wrpsim.pool.kernels.model.KernelLatency` (operators timed from measured kernel tables: the
+default engines), `wrpsim.pool.perf.AnalyticalLatency` (the 2023 roofline calibrated on the
+Splitwise profile: engine `splitwise-2023`) and `wrpsim.pool.constant.ConstantLatency` (fixed
+times, for queueing oracles).
 
 Contract: methods are pure functions of their arguments (no randomness, no simulated time), cheap
 enough for the engine's hot loop (scalar float arithmetic, no pandas), and `decode_run_s` equals
@@ -25,7 +27,8 @@ class LatencyModel(abc.ABC):
 
     @abc.abstractmethod
     def iteration_s(
-        self, prefill_tokens: int, prefill_attn: float, decode_seqs: int, decode_ctx: int
+        self, prefill_tokens: int, prefill_attn: float, decode_seqs: int, decode_ctx: int,
+        prefill_seqs: int = 1,
     ) -> float:
         """Seconds for one iteration.
 
@@ -33,7 +36,8 @@ class LatencyModel(abc.ABC):
         `prefill_attn`: causal attention work of those chunks, sum over chunks of c*(p + (c+1)/2)
         for a chunk of c tokens after p tokens already in the KV cache (token-pairs).
         `decode_seqs`: sequences doing one decode step; `decode_ctx`: the sum of their context
-        lengths (tokens already in their KV cache). An iteration with no work takes 0 s.
+        lengths (tokens already in their KV cache). `prefill_seqs`: the number of prompt chunks
+        (sequences prefilling) when `prefill_tokens` > 0. An iteration with no work takes 0 s.
         """
 
     def decode_run_s(self, batch: int, ctx0: int, n: int) -> np.ndarray:
@@ -55,6 +59,11 @@ class LatencyModel(abc.ABC):
         `decode_ctx` is the summed context of the decoding sequences, as for `iteration_s`; when
         None, an implementation-defined typical context is assumed.
         """
+
+    def frontend_s(self, prompt_tokens: int) -> float:
+        """Seconds the engine's API server spends on a request before the engine sees it
+        (HTTP handling, tokenization); added to its TTFT by the dispatcher. Default 0."""
+        return 0.0
 
     @abc.abstractmethod
     def idle_power_w(self) -> float:

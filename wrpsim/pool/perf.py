@@ -1,4 +1,7 @@
-"""Analytical (roofline) latency and power model of one model replica on `tp` GPUs.
+"""The 2023 analytical (roofline) latency and power model: engine `splitwise-2023`.
+
+Calibrated on the Splitwise Llama-2-70B profile (an engine much slower than today's); kept so
+that results made before the kernel-table engines (`wrpsim.pool.kernels`) can be reproduced.
 
 Per iteration, per GPU, with T = prefill tokens + decode sequences (tokens through the linear
 layers), A = causal prefill attention (token pairs), B = decode sequences, C = their summed
@@ -103,9 +106,11 @@ class AnalyticalLatency(LatencyModel):
         return 2.0 * m.layers * math.ceil(m.kv_heads / self.tp) * m.head_dim * m.bytes_per_param
 
     def iteration_s(
-        self, prefill_tokens: int, prefill_attn: float, decode_seqs: int, decode_ctx: int
+        self, prefill_tokens: int, prefill_attn: float, decode_seqs: int, decode_ctx: int,
+        prefill_seqs: int = 1,
     ) -> float:
-        """Seconds for one iteration (see `LatencyModel.iteration_s`); 0 for an empty one."""
+        """Seconds for one iteration (see `LatencyModel.iteration_s`); 0 for an empty one
+        (`prefill_seqs` does not enter this model)."""
         t = prefill_tokens + decode_seqs
         if t <= 0:
             return 0.0
@@ -181,11 +186,14 @@ class AnalyticalLatency(LatencyModel):
         return self.gpu.idle_w
 
     def kv_capacity_blocks(
-        self, block_size: int, gpu_mem_util: float = 0.9, reserve_gib: float = 3.5
+        self, block_size: int, gpu_mem_util: float = 0.9, reserve_gib: float = 3.5,
+        max_seqs: int = 0,
     ) -> int:
         """KV blocks per instance: floor((HBM x util - weights/tp - reserve) /
         (block_size x kv bytes per token / tp)). `ConfigError` when the weights leave no room
-        for one block (message gives the sizes in GiB) or an argument is out of range."""
+        for one block (message gives the sizes in GiB) or an argument is out of range.
+        `max_seqs` is accepted for the common signature (this model keeps no per-sequence
+        state)."""
         if block_size < 1 or not 0.0 < gpu_mem_util <= 1.0 or reserve_gib < 0:
             raise ConfigError(f"kv capacity needs block_size >= 1, 0 < gpu_mem_util <= 1 and "
                               f"reserve_gib >= 0; got {block_size}, {gpu_mem_util}, {reserve_gib}")

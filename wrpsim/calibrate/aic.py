@@ -1,0 +1,199 @@
+"""Compact kernel timings in NVIDIA AIConfigurator's layout into an engine profile's tables.
+
+Input layout (AIConfigurator `systems/data/<system>/`): `<op>/<framework>/<version>/*.parquet`,
+one table per operator, latencies in ms measured with CUDA events on one GPU. A version folder
+that holds only `reuse.yaml` points at an older one; the newest folder with the table is used.
+
+Output: one Parquet file per operator family in `out_dir`, columns normalised (latency `ms` as
+float32, sizes as int32; names below). Every row is a measurement; nothing is fitted here:
+
+- `gemm.parquet`: dtype, m, n, k, ms — `y = x W^T` with x of m × k (m = tokens) and W of n × k;
+  dtype is the weight/GEMM precision (`bf16`, `fp8` per-tensor, `fp8_block`, `fp4`). The
+  `m = 16 j + 1` tile-boundary points are dropped (they differ from `16 j` by < 10 %) and the
+  time is made non-decreasing in m by its lower envelope, t(m) = min over m' >= m of t(m') (a
+  smaller GEMM of the same shape need not be slower; the few inversions, such as a slow m = 1
+  kernel, are heuristics picking a worse tile the engine's padded CUDA graphs avoid).
+- `attn_prefill.parquet`: kv_dtype, heads, kv_heads, head_dim, window, batch, isl, ms — causal
+  self-attention of `batch` prompts of `isl` tokens (no cached prefix).
+- `attn_decode.parquet`: kv_dtype, heads, kv_heads, head_dim, window, batch, ctx, ms — one
+  decode step of `batch` sequences with `ctx` tokens already in their KV cache.
+- `allreduce.parquet`: tp, elements, graph, ms — vLLM's custom all-reduce of `elements` bf16
+  values over `tp` GPUs, inside a CUDA graph (`graph` = 1) or eagerly (0).
+- `moe.parquet`: dtype, hidden, inter, topk, experts, moe_tp, moe_ep, tokens, ms — the fused MoE
+  layer (routing, expert GEMMs, combine) under the `power_law_1.01` token-to-expert
+  distribution (real routers are skewed; `balanced` is the optimistic case).
+
+Slow quantised kernels: a quantised GEMM reads at most half the weight bytes of a BF16 one, so
+at memory-bound sizes (m <= 64) it must not be slower. A GEMM dtype whose median time there
+exceeds `SLOW_RATIO` x the BF16 time of the same shapes was timed on a path the engine does not
+take there: with a per-call host cost outside a CUDA graph (block-scaled FP8: 90-330 us at
+m = 1 on H100, B200, L40S against 10-50 us for BF16) or on a kernel not tuned for the GPU
+(per-tensor FP8 CUTLASS on B200: 27 % of HBM bandwidth at m = 16 where BF16 reaches 74 %, while
+InferenceMAX's B200 FP8 decode times need more). Such a table is left out (recorded in
+meta.json) and the model times that precision from the FP8 or BF16 table by the roofline ratio,
+i.e. at their measured efficiency.
+
+Kernel choice: where a table holds several kernels for one dtype (e.g. DeepGEMM and CUTLASS for
+block-scaled FP8), the kernel with the most measurements is kept — the collector sweeps the
+engine's default kernel over the full grid and alternatives on a subset — and its name is
+recorded in `meta.json` next to the tables, with the source version of every table.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from wrpsim.errors import ConfigError
+
+#: AIConfigurator dtype names -> wrpsim precision names
+GEMM_DTYPES = {"bfloat16": "bf16", "fp8": "fp8", "fp8_block": "fp8_block", "nvfp4": "fp4"}
+MOE_DTYPES = {"bfloat16": "bf16", "fp8": "fp8", "fp8_block": "fp8_block", "nvfp4": "fp4",
+              "w4a16_mxfp4": "mxfp4", "int4_wo": "int4"}
+KV_DTYPES = {"bfloat16": "bf16", "fp8": "fp8"}
+MOE_DISTRIBUTION = "power_law_1.01"
+#: the tables of one profile and the AIConfigurator tables they come from: (op dir, file stem)
+SOURCES = {
+    "gemm": ("gemm", "gemm_perf"),
+    "attn_prefill": ("attention", "context_attention_perf"),
+    "attn_decode": ("attention", "generation_attention_perf"),
+    "allreduce": ("comm", "custom_allreduce_perf"),
+    "moe": ("moe", "moe_perf"),
+}
+REQUIRED = ("gemm", "attn_prefill", "attn_decode")
+SLOW_RATIO = 1.25
+SLOW_M = 64
+
+
+def _version_key(name: str) -> tuple:
+    return tuple(int(p) if p.isdigit() else -1 for p in name.replace("-", ".").split("."))
+
+
+def find_table(system_dir: Path, op: str, stem: str) -> Path | None:
+    """The newest `<op>/<framework>/<version>/<stem>.parquet` under `system_dir`, or None."""
+    hits = sorted(system_dir.glob(f"{op}/*/*/{stem}.parquet"),
+                  key=lambda p: _version_key(p.parent.name))
+    return hits[-1] if hits else None
+
+
+def _pick_kernel(df: pd.DataFrame, by: list[str]) -> tuple[pd.DataFrame, dict]:
+    """Keep, per group of `by`, the kernel_source with the most rows; return it and the choice
+    (no choice when `by` is empty: every kernel of the table is kept, e.g. graph and eager)."""
+    if "kernel_source" not in df.columns or not by:
+        return df, {}
+    counts = df.groupby([*by, "kernel_source"]).size().reset_index(name="n")
+    order = [True] * len(by) + [False, True]
+    best = counts.sort_values([*by, "n", "kernel_source"], ascending=order).drop_duplicates(by)
+    keep = df.merge(best[[*by, "kernel_source"]], on=[*by, "kernel_source"])
+    choice = {"/".join(str(v) for v in row[:-1]): row[-1]
+              for row in best[[*by, "kernel_source"]].itertuples(index=False)}
+    return keep, choice
+
+
+def _gemm(df: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
+    df = df[df["gemm_dtype"].isin(GEMM_DTYPES)].copy()
+    df["dtype"] = df["gemm_dtype"].map(GEMM_DTYPES)
+    m = df["m"]
+    df = df[~((m > 16) & (m % 16 == 1))]
+    df = df.groupby(["dtype", "n", "k", "m"], as_index=False)["latency"].median()
+    dropped = slow_dtypes(df)
+    df = df[~df["dtype"].isin(dropped)]
+    df = df.sort_values(["dtype", "n", "k", "m"])
+    rev = df.iloc[::-1]
+    df["latency"] = rev.groupby(["dtype", "n", "k"])["latency"].cummin().iloc[::-1]
+    return df.rename(columns={"latency": "ms"})[["dtype", "m", "n", "k", "ms"]], dropped
+
+
+def slow_dtypes(df: pd.DataFrame) -> dict:
+    """{dtype: median ratio} of the GEMM dtypes whose median time at m <= SLOW_M exceeds
+    SLOW_RATIO x the BF16 time of the same (m, n, k) (see module docstring)."""
+    small = df[df["m"] <= SLOW_M]
+    base = small[small["dtype"] == "bf16"].set_index(["m", "n", "k"])["latency"]
+    out = {}
+    for dt, rows in small[small["dtype"] != "bf16"].groupby("dtype"):
+        ratio = (rows.set_index(["m", "n", "k"])["latency"] / base).dropna()
+        if len(ratio) and float(ratio.median()) > SLOW_RATIO:
+            out[str(dt)] = round(float(ratio.median()), 2)
+    return out
+
+
+def _attention(df: pd.DataFrame, decode: bool) -> pd.DataFrame:
+    df = df[df["kv_cache_dtype"].isin(KV_DTYPES)].copy()
+    df["kv_dtype"] = df["kv_cache_dtype"].map(KV_DTYPES)
+    if "window_size" not in df.columns:
+        df["window_size"] = 0
+    df = df.rename(columns={"num_heads": "heads", "num_key_value_heads": "kv_heads",
+                            "window_size": "window", "batch_size": "batch", "latency": "ms"})
+    size = ["ctx"] if decode else ["isl"]
+    if decode:
+        df["ctx"] = df["step"]
+    keys = ["kv_dtype", "heads", "kv_heads", "head_dim", "window", "batch", *size]
+    return df.groupby(keys, as_index=False)["ms"].median()[[*keys, "ms"]]
+
+
+def _allreduce(df: pd.DataFrame) -> pd.DataFrame:
+    df = df.rename(columns={"num_gpus": "tp", "message_size": "elements", "latency": "ms"})
+    df["graph"] = (df["backend"] == "vllm_graph").astype(int)
+    keys = ["tp", "graph", "elements"]
+    return df.groupby(keys, as_index=False)["ms"].median()[[*keys, "ms"]]
+
+
+def _moe(df: pd.DataFrame) -> pd.DataFrame:
+    df = df[df["moe_dtype"].isin(MOE_DTYPES) & (df["distribution"] == MOE_DISTRIBUTION)].copy()
+    df["dtype"] = df["moe_dtype"].map(MOE_DTYPES)
+    df = df.rename(columns={"hidden_size": "hidden", "inter_size": "inter",
+                            "num_experts": "experts", "moe_tp_size": "moe_tp",
+                            "moe_ep_size": "moe_ep", "num_tokens": "tokens", "latency": "ms"})
+    keys = ["dtype", "hidden", "inter", "topk", "experts", "moe_tp", "moe_ep", "tokens"]
+    return df.groupby(keys, as_index=False)["ms"].median()[[*keys, "ms"]]
+
+
+_KERNEL_KEYS = {"gemm": ["gemm_dtype"], "attn_prefill": ["kv_cache_dtype"],
+                "attn_decode": ["kv_cache_dtype"], "allreduce": [], "moe": ["moe_dtype"]}
+
+
+def compact(system_dir: str | Path, out_dir: str | Path) -> dict:
+    """Write the compact tables of one AIConfigurator system folder into `out_dir`; return the
+    provenance written to `out_dir/meta.json` (source file, version, kernel per dtype, rows).
+    `ConfigError` if the folder lacks a required table (GEMM, prefill and decode attention)."""
+    system_dir, out_dir = Path(system_dir), Path(out_dir)
+    if not system_dir.is_dir():
+        raise ConfigError(f"kernels: {system_dir} is not a directory")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    meta: dict = {"source": str(system_dir), "tables": {}}
+    for name, (op, stem) in SOURCES.items():
+        path = find_table(system_dir, op, stem)
+        if path is None:
+            if name in REQUIRED:
+                raise ConfigError(f"kernels: {system_dir} has no {op}/*/*/{stem}.parquet "
+                                  f"(AIConfigurator layout)")
+            continue
+        raw = pd.read_parquet(path)
+        raw, kernels = _pick_kernel(raw, _KERNEL_KEYS[name])
+        dropped: dict = {}
+        if name == "gemm":
+            tab, dropped = _gemm(raw)
+        elif name in ("attn_prefill", "attn_decode"):
+            tab = _attention(raw, name == "attn_decode")
+        elif name == "allreduce":
+            tab = _allreduce(raw)
+        else:
+            tab = _moe(raw)
+        for c in tab.columns:
+            if c == "ms":
+                tab[c] = tab[c].astype(np.float32)
+            elif tab[c].dtype.kind in "iuf":
+                tab[c] = tab[c].astype(np.int32)
+        tab.to_parquet(out_dir / f"{name}.parquet", index=False, compression="zstd")
+        device = str(raw["device"].iloc[0]) if "device" in raw.columns and len(raw) else ""
+        meta["tables"][name] = {
+            "file": str(path.relative_to(system_dir)), "version": path.parent.name,
+            "framework": path.parent.parent.name, "device": device, "kernels": kernels,
+            "rows": len(tab)}
+        if dropped:
+            meta["tables"][name]["slow_dtypes_dropped"] = dropped
+    (out_dir / "meta.json").write_text(json.dumps(meta, indent=1, sort_keys=True) + "\n")
+    return meta

@@ -1,0 +1,224 @@
+"""Serving-engine calibrations: `pools/catalog/engines/<name>.yaml` and their kernel tables.
+
+An *engine* is one serving engine version calibrated per GPU. A pool names it (`engine:`,
+default `DEFAULT_ENGINE`) and `python -m wrpsim.perf engine=…` asks it directly. Two kinds:
+
+- ``kernels``: iteration times summed from measured kernel tables
+  (`wrpsim.pool.kernels.model.KernelLatency`). The YAML lists, per catalog GPU, either
+  `tables: <dir>` (relative to the YAML's folder; written by `python -m wrpsim.calibrate`) or
+  `roofline: <gpu>` (no measurements: that GPU's tables moved over by the roofline ratio,
+  labelled "uncalibrated: roofline"); a GPU the engine does not list is treated as
+  `roofline: <default_roofline>`. `constants:` are the per-iteration constants of
+  `EngineConstants`, fitted end to end. Power comes from the per-GPU fits of
+  `pools/catalog/power.yaml` (`wrpsim.pool.kernels.power`), shared by the kernels engines.
+- ``analytical``: the 2023 roofline model calibrated on the Splitwise profile
+  (`wrpsim.pool.perf.AnalyticalLatency`, GPU `calibration:` blocks of gpus.yaml), kept so old
+  results can be reproduced.
+
+Engines are read from `pools/catalog/engines/` and, when the environment variable
+`WRPSIM_CATALOG` names a folder, from its `engines/` subfolder too (a user's own calibrations
+without editing the repository; a name there replaces the shipped one). Every latency model
+built here carries a `calibration` label that outputs repeat.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from functools import cache
+from pathlib import Path
+
+import yaml
+
+from wrpsim.errors import ConfigError, check_keys, unknown_choice
+from wrpsim.pool.catalog import CALIBRATION_FIELDS, catalog_path, get_gpu, get_model
+from wrpsim.pool.kernels.model import KV_DTYPES, PRECISIONS, EngineConstants
+
+DEFAULT_ENGINE = "vllm-0.24"
+KINDS = ("kernels", "analytical")
+ENGINE_KEYS = ("description", "kind", "constants", "gpus", "default_roofline", "fit", "source")
+CONSTANT_FIELDS = tuple(f.name for f in fields(EngineConstants))
+
+
+@dataclass(frozen=True)
+class Engine:
+    """One engine calibration (see module docstring)."""
+
+    name: str
+    kind: str
+    description: str
+    path: Path
+    constants: EngineConstants = field(default_factory=EngineConstants)
+    gpus: dict = field(default_factory=dict)
+    default_roofline: str = "h100-80gb"
+
+    def gpu_entry(self, gpu: str) -> dict:
+        """`{'tables': dir}` or `{'roofline': ref_gpu}` for a catalog GPU."""
+        return self.gpus.get(gpu) or {"roofline": self.default_roofline}
+
+
+def engines_dir() -> Path:
+    return catalog_path() / "engines"
+
+
+def _constants(path: Path, raw) -> EngineConstants:
+    raw = raw or {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: field 'constants' must be a mapping")
+    check_keys(raw, CONSTANT_FIELDS, f"{path}: constants")
+    vals = {}
+    for f in fields(EngineConstants):
+        if f.name not in raw:
+            continue
+        v = raw[f.name]
+        if f.type in ("bool", bool):
+            if not isinstance(v, bool):
+                raise ConfigError(f"{path}: constants.{f.name} must be true or false")
+        elif isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
+            raise ConfigError(f"{path}: constants.{f.name} must be a number >= 0, got {v!r}")
+        vals[f.name] = int(v) if f.name == "cudagraph_max_tokens" else v
+    return EngineConstants(**vals)
+
+
+def load_engine(path: Path) -> Engine:
+    """Parse and validate one engine YAML."""
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{path}: cannot read engine: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping")
+    check_keys(raw, ENGINE_KEYS, str(path))
+    kind = raw.get("kind", "kernels")
+    if kind not in KINDS:
+        raise unknown_choice(f"{path}: kind", kind, KINDS)
+    gpus = raw.get("gpus") or {}
+    for g, entry in gpus.items():
+        if not isinstance(entry, dict) or len(entry) != 1 or not (
+                set(entry) <= {"tables", "roofline"}):
+            raise ConfigError(f"{path}: gpus.{g} must be {{tables: DIR}} or {{roofline: GPU}}")
+    return Engine(name=path.stem, kind=kind, description=str(raw.get("description", "")),
+                  path=path, constants=_constants(path, raw.get("constants")), gpus=gpus,
+                  default_roofline=str(raw.get("default_roofline", "h100-80gb")))
+
+
+@cache
+def power_fits() -> dict:
+    """pools/catalog/power.yaml (empty when absent)."""
+    from wrpsim.pool.kernels.power import load_power
+
+    path = catalog_path() / "power.yaml"
+    return load_power(path) if path.is_file() else {}
+
+
+def engine_dirs() -> list[Path]:
+    """The folders engines are read from (see module docstring), in override order."""
+    import os
+
+    dirs = [engines_dir()]
+    user = os.environ.get("WRPSIM_CATALOG")
+    if user:
+        dirs.append(Path(user).expanduser() / "engines")
+    return dirs
+
+
+@cache
+def engines() -> dict[str, Engine]:
+    """Every engine of the catalog by name."""
+    out = {}
+    for d in engine_dirs():
+        for p in sorted(d.glob("*.yaml")):
+            out[p.stem] = load_engine(p)
+    return out
+
+
+def get_engine(name: str) -> Engine:
+    """The engine `name`; `ConfigError` listing the valid names if unknown."""
+    table = engines()
+    if name not in table:
+        raise unknown_choice("engine", name, table)
+    return table[name]
+
+
+def kernels_for(engine: Engine, gpu_name: str):
+    """The kernel source of `gpu_name` under a kernels engine: its own tables, or a reference
+    GPU's moved over by the roofline ratio."""
+    from wrpsim.pool.kernels.tables import Transferred, load_kernels
+
+    gpu = get_gpu(gpu_name)
+    entry = engine.gpu_entry(gpu_name)
+    base = engine.path.parent
+    if "tables" in entry:
+        d = base / str(entry["tables"])
+        return load_kernels(str(d), gpu, _label(engine, d))
+    ref = str(entry["roofline"])
+    ref_entry = engine.gpus.get(ref, {})
+    if "tables" not in ref_entry:
+        raise ConfigError(f"{engine.path}: gpus.{gpu_name}.roofline names {ref!r}, which has "
+                          f"no kernel tables")
+    d = base / str(ref_entry["tables"])
+    return Transferred(load_kernels(str(d), get_gpu(ref), _label(engine, d)), gpu)
+
+
+def _label(engine: Engine, d: Path) -> str:
+    """'kernels: vLLM 0.24.0 (NVIDIA H100 80GB HBM3)' from the tables' meta.json."""
+    import json
+
+    meta = d / "meta.json"
+    try:
+        tab = json.loads(meta.read_text())["tables"]["gemm"]
+        return f"kernels: {tab['framework']} {tab['version']} ({tab['device']})"
+    except (OSError, KeyError, ValueError):
+        return f"kernels: {engine.name} {d.name}"
+
+
+def calibration_label(engine_name: str, gpu_name: str) -> str:
+    """What a run on `gpu_name` under `engine_name` is calibrated on (for catalogs, outputs)."""
+    engine = get_engine(engine_name)
+    if engine.kind == "analytical":
+        return f"{engine.name}: " + get_gpu(gpu_name).calibration_source
+    return f"{engine.name}: " + kernels_for(engine, gpu_name).label
+
+
+def build_latency_model(model: str, gpu: str, tp: int, engine: str = DEFAULT_ENGINE,
+                        precision: str = "bf16", kv_dtype: str = "auto", ep: int = 1,
+                        overrides: dict | None = None, max_tokens: int = 16384,
+                        where: str = "latency", prefix: str = ""):
+    """The latency/power model of `model` on `tp` x `gpu` under `engine`.
+
+    `overrides` replace engine constants (kernels engines: `EngineConstants` fields) or
+    calibrated GPU fields (analytical engine: `CALIBRATION_FIELDS`); an unknown name raises
+    `ConfigError` naming `where` and the valid names. Errors about the other settings name
+    `prefix + field` (e.g. `pool.pools.h100.precision`)."""
+    try:
+        eng = get_engine(engine)
+    except ConfigError as e:
+        raise ConfigError(f"{prefix}{e}") from None
+    overrides = dict(overrides or {})
+    if eng.kind == "analytical":
+        if precision != "bf16" or kv_dtype not in ("auto", "bf16") or ep != 1:
+            raise ConfigError(f"{prefix}engine: {engine} (the analytical 2023 model) knows only "
+                              f"precision bf16, kv_dtype auto and ep 1")
+        check_keys(overrides, CALIBRATION_FIELDS, where)
+        from wrpsim.pool.perf import AnalyticalLatency
+
+        lat = AnalyticalLatency(get_model(model), get_gpu(gpu), tp, **overrides)
+        lat.calibration = f"{engine}: {lat.gpu.calibration_source}"
+        lat.engine = engine
+        return lat
+    from dataclasses import replace
+
+    from wrpsim.pool.kernels.model import KernelLatency
+    from wrpsim.pool.kernels.power import power_model
+
+    check_keys(overrides, CONSTANT_FIELDS, where)
+    consts = replace(eng.constants, **overrides) if overrides else eng.constants
+    if precision not in PRECISIONS:
+        raise unknown_choice(f"{prefix}precision", precision, PRECISIONS)
+    if kv_dtype not in KV_DTYPES:
+        raise unknown_choice(f"{prefix}kv_dtype", kv_dtype, KV_DTYPES)
+    g = get_gpu(gpu)
+    lat = KernelLatency(get_model(model), g, tp, kernels_for(eng, gpu), consts, precision,
+                        kv_dtype, ep, max_tokens, power_model(g, power_fits()))
+    lat.calibration = f"{engine}: {lat.calibration}"
+    lat.engine = engine
+    return lat

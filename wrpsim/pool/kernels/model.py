@@ -1,0 +1,406 @@
+"""`KernelLatency`: an iteration's time as the sum of its operators, timed from kernel tables.
+
+One iteration of a model replica on `tp` GPUs processes T tokens (prompt chunks plus one token
+per decoding sequence) for m sequences. Its GPU time is, per GPU (all terms in seconds):
+
+    linear(T)      every projection GEMM of every layer at m = T (QKV / MLA factors, O, dense
+                   FFN, shared experts, router, Mamba in/out projections), timed from the GEMM
+                   table in the pool's precision; the fused MoE layers from the MoE table
+    allreduce(T)   one all-reduce of T x hidden BF16 values after every attention, Mamba and FFN
+                   block (tp > 1), from vLLM's custom all-reduce table: in a CUDA graph when
+                   T <= `cudagraph_max_tokens`, eagerly (with its buffer copy) above
+    stream(T)      the element-wise kernels (residual + RMSNorm, RoPE, KV-cache write,
+                   activation, SSM scan) move bytes_per_token x T bytes at the GPU's measured
+                   streaming bandwidth (`Kernels.stream_bw`)
+    attention      prefill attention of the chunks and decode attention of the decoding
+                   sequences, per attention layer, from the attention tables (sliding-window
+                   layers see at most `sliding_window` tokens)
+    head(m)        the LM head GEMM at m (vLLM computes logits for the last token of every
+                   scheduled sequence) and sampling: `sampling_passes` passes over m x vocab
+                   FP32 logits at the streaming bandwidth
+    layer floor    `layer_overhead_us` per layer: the minimum duration and launch gaps of a
+                   layer's small kernels inside a CUDA graph, which do not scale with tokens
+
+and the CPU time of the engine is `iter_overhead_us + seq_overhead_us x m` (scheduling, input
+preparation, output processing). With `async_scheduling` the CPU prepares the next iteration
+while the GPU runs this one, so an iteration takes max(GPU, CPU); otherwise GPU + CPU. Before
+the engine sees a request, its API server spends `frontend_us + frontend_us_per_token x prompt
+tokens` on it (HTTP, tokenization): `frontend_s`, added to the request's TTFT.
+
+Only these overheads and `sampling_passes` are engine constants fitted end to end
+(`wrpsim.calibrate`); every other term is a measured kernel time or a byte count from the
+model's config.json numbers. Per-token terms are precomputed per instance for T up to
+`max_tokens` (array lookups in the hot loop); larger T is evaluated from the same curves.
+"""
+
+from __future__ import annotations
+
+import math
+from bisect import bisect_right
+from dataclasses import dataclass
+
+import numpy as np
+
+from wrpsim.errors import ConfigError
+from wrpsim.pool.kernels import roofline as rl
+from wrpsim.pool.latency import LatencyModel
+
+GIB = float(1 << 30)
+#: precisions of a pool: GEMM dtype of the dense layers and of the routed experts
+PRECISIONS = {"bf16": ("bf16", "bf16"), "fp8": ("fp8", "fp8"),
+              "fp8_block": ("fp8_block", "fp8_block"), "fp4": ("fp4", "fp4"),
+              "mxfp4": ("bf16", "mxfp4"), "int4": ("bf16", "int4")}
+KV_DTYPES = ("auto", "bf16", "fp8")
+KV_BYTES = {"bf16": 2.0, "fp8": 1.0}
+
+
+@dataclass(frozen=True)
+class EngineConstants:
+    """The per-iteration constants of an engine version (fitted end to end, see module doc)."""
+
+    iter_overhead_us: float = 0.0
+    seq_overhead_us: float = 0.0
+    layer_overhead_us: float = 0.0
+    frontend_us: float = 0.0
+    frontend_us_per_token: float = 0.0
+    sampling_passes: float = 3.0
+    async_scheduling: bool = True
+    cudagraph_max_tokens: int = 512
+
+
+class KernelLatency(LatencyModel):
+    """Iteration times of `model` on `tp` x `gpu` from `kernels` (a `tables.Kernels` or
+    `tables.Transferred`), with an engine's `constants` (see the module docstring).
+
+    `precision`: one of `PRECISIONS` (weights and GEMMs); `kv_dtype`: `auto` (BF16), `bf16` or
+    `fp8`; `ep`: 1 (experts sharded by tensor parallelism) or `tp` (whole experts distributed
+    over the instance's GPUs, vLLM's expert parallelism). Power is given by `power` (a
+    `wrpsim.pool.kernels.power.PowerModel`) or, when None, by a constant TDP/idle split."""
+
+    def __init__(self, model, gpu, tp: int, kernels, constants: EngineConstants,
+                 precision: str = "bf16", kv_dtype: str = "auto", ep: int = 1,
+                 max_tokens: int = 16384, power=None):
+        if isinstance(tp, bool) or not isinstance(tp, int) or tp < 1 or model.heads % tp:
+            raise ConfigError(f"tp must be an integer >= 1 that divides the attention heads of "
+                              f"{model.name} ({model.heads}), got {tp!r}")
+        if precision not in PRECISIONS:
+            from wrpsim.errors import unknown_choice
+
+            raise unknown_choice("precision", precision, PRECISIONS)
+        if kv_dtype not in KV_DTYPES:
+            from wrpsim.errors import unknown_choice
+
+            raise unknown_choice("kv_dtype", kv_dtype, KV_DTYPES)
+        if ep not in (1, tp):
+            raise ConfigError(f"ep must be 1 or equal to tp ({tp}), got {ep!r}")
+        if ep > 1 and not model.moe:
+            raise ConfigError(f"ep > 1 needs a mixture-of-experts model; {model.name} is dense")
+        self.model, self.gpu, self.tp, self.ep = model, gpu, tp, ep
+        self.kernels, self.c = kernels, constants
+        self.precision, self.kv_dtype = precision, ("bf16" if kv_dtype == "auto" else kv_dtype)
+        self.dense_dtype, self.moe_dtype = PRECISIONS[precision]
+        self.calibration = kernels.label
+        self.max_tokens = max_tokens
+        self._power = power
+        self._stream = kernels.stream_bw()
+        m = model
+        self._layers_total = m.attn_layers + m.mamba_layers + m.ffn_layers
+        self._floor = self._layers_total * constants.layer_overhead_us * 1e-6
+        self._cpu0 = constants.iter_overhead_us * 1e-6
+        self._cpu_seq = constants.seq_overhead_us * 1e-6
+        self._build_linear()
+        self._build_attention()
+        self._dec_rows: dict = {}
+
+    # ------------------------------------------------------------------ sizes
+    @property
+    def kv_heads_per_gpu(self) -> int:
+        """KV heads each GPU holds (replicated when tp exceeds the KV heads; MLA: 1 latent)."""
+        return 1 if self.model.mla else math.ceil(self.model.kv_heads / self.tp)
+
+    @property
+    def kv_bytes_per_token_per_gpu(self) -> float:
+        """KV-cache bytes of one token on each GPU (MLA's latent KV is replicated on every
+        GPU; sliding-window layers counted like full ones, see `ModelSpec.kv_bytes_per_token`)."""
+        m = self.model
+        per_layer = (m.kv_elems_per_token_layer() if m.mla
+                     else 2 * self.kv_heads_per_gpu * m.head_dim)
+        return m.attn_layers * per_layer * KV_BYTES[self.kv_dtype]
+
+    @property
+    def weight_bytes_per_gpu(self) -> float:
+        """Bytes of weights held by each GPU: experts in the expert precision, embeddings and
+        LM head in BF16, everything else in the dense precision, all sharded over `tp`."""
+        m = self.model
+        experts = m.expert_params
+        embed = m.embedding_params
+        dense = m.params - experts - embed
+        return (dense * rl.WEIGHT_BYTES[self.dense_dtype]
+                + experts * rl.WEIGHT_BYTES[self.moe_dtype] + embed * 2.0) / self.tp
+
+    # ------------------------------------------------------------------ precomputation
+    def _gemms(self) -> list[tuple[int, str, int, int]]:
+        """(layers, dtype, n, k) of every per-token projection GEMM on one GPU."""
+        m, tp, d = self.model, self.tp, self.dense_dtype
+        h, H = m.hidden, m.heads
+        out = []
+        if m.mla:
+            qk = m.head_dim
+            nope = qk - m.qk_rope_head_dim
+            out.append((m.attn_layers, d, m.q_lora_rank + m.kv_lora_rank + m.qk_rope_head_dim,
+                        h))
+            if m.q_lora_rank:
+                out.append((m.attn_layers, d, H // tp * qk, m.q_lora_rank))
+            out.append((m.attn_layers, d, H // tp * (nope + m.v_head_dim), m.kv_lora_rank))
+            out.append((m.attn_layers, d, h, H // tp * m.v_head_dim))
+        else:
+            out.append((m.attn_layers, d, (H // tp + 2 * self.kv_heads_per_gpu) * m.head_dim,
+                        h))
+            out.append((m.attn_layers, d, h, H // tp * m.head_dim))
+        g = 2 if m.gated_mlp else 1
+        dense_layers = m.dense_layers if m.moe else m.ffn_layers
+        width = (m.dense_intermediate or m.intermediate) if m.moe else m.intermediate
+        if dense_layers:
+            out.append((dense_layers, d, g * width // tp, h))
+            out.append((dense_layers, d, h, width // tp))
+        if m.moe and m.shared_intermediate:
+            out.append((m.moe_layers, d, g * m.shared_intermediate // tp, h))
+            out.append((m.moe_layers, d, h, m.shared_intermediate // tp))
+        if m.moe:
+            out.append((m.moe_layers, "bf16", m.experts, h))
+        if m.mamba_layers:
+            d_in = m.mamba_heads * m.mamba_head_dim
+            n_in = 2 * d_in + 2 * m.mamba_groups * m.ssm_state + m.mamba_heads
+            out.append((m.mamba_layers, d, n_in // tp, h))
+            out.append((m.mamba_layers, d, h, d_in // tp))
+        return [(n_l, dt, max(1, n), max(1, k)) for n_l, dt, n, k in out if n_l]
+
+    def _stream_bytes_per_token(self) -> float:
+        """Bytes the element-wise kernels move per token (all layers, one GPU)."""
+        m, tp = self.model, self.tp
+        h = m.hidden
+        norms = self._layers_total * 4 * h * 2.0  # residual add + RMSNorm: read 2h, write 2h
+        if m.mla:
+            rope = m.attn_layers * (m.heads // tp + 1) * m.qk_rope_head_dim * 2 * 2.0
+        else:
+            rope = m.attn_layers * (m.heads // tp + self.kv_heads_per_gpu) * m.head_dim * 2 * 2.0
+        kv = self.kv_bytes_per_token_per_gpu * (1.0 + 2.0 / KV_BYTES[self.kv_dtype])
+        dense_layers = m.dense_layers if m.moe else m.ffn_layers
+        width = (m.dense_intermediate or m.intermediate) if m.moe else m.intermediate
+        act = dense_layers * 3 * width / tp * 2.0
+        if m.moe and m.shared_intermediate:
+            act += m.moe_layers * 3 * m.shared_intermediate / tp * 2.0
+        scan = m.mamba_layers * 6 * m.mamba_heads * m.mamba_head_dim / tp * 2.0
+        return norms + rope + kv + act + scan
+
+    def _linear_curve(self, T: np.ndarray) -> np.ndarray:
+        """Seconds of the per-token terms (GEMMs, MoE, all-reduce, element-wise) at T tokens."""
+        k = self.kernels
+        t = np.zeros(len(T))
+        for n_l, dt, n, kk in self._gemms():
+            t += n_l * k.gemm(dt, n, kk)(T)
+        m = self.model
+        if m.moe:
+            moe_tp, moe_ep = (1, self.tp) if self.ep > 1 else (self.tp, 1)
+            t += m.moe_layers * k.moe(self.moe_dtype, m.hidden, m.intermediate,
+                                      m.active_experts, m.experts, moe_tp, moe_ep,
+                                      m.gated_mlp)(T)
+        if self.tp > 1:
+            n_ar = self._layers_total
+            graph = k.allreduce(self.tp, True)(T * m.hidden)
+            eager = k.allreduce(self.tp, False)(T * m.hidden)
+            t += n_ar * np.where(T <= self.c.cudagraph_max_tokens, graph, eager)
+        t += T * self._stream_bytes_per_token() / self._stream
+        return np.where(T > 0, t, 0.0)
+
+    def _head_curve(self, M: np.ndarray) -> np.ndarray:
+        """Seconds of LM head and sampling for M sequences."""
+        m = self.model
+        t = self.kernels.gemm("bf16", -(-m.vocab // self.tp), m.hidden)(M)
+        t = t + self.c.sampling_passes * M * m.vocab * 4.0 / self._stream
+        return np.where(M > 0, t, 0.0)
+
+    def _build_linear(self) -> None:
+        T = np.arange(self.max_tokens + 1, dtype=np.float64)
+        self._lin = self._linear_curve(T)
+        self._head = self._head_curve(T)
+        self._lin_list = self._lin.tolist()
+        self._head_list = self._head.tolist()
+
+    def _build_attention(self) -> None:
+        m, tp, k = self.model, self.tp, self.kernels
+        if m.mla:
+            self._pre = k.attn_prefill(self.kv_dtype, m.heads // tp, m.heads // tp, m.head_dim)
+            self._dec = k.attn_decode(self.kv_dtype, m.heads // tp, 1,
+                                      m.kv_lora_rank + m.qk_rope_head_dim)
+        else:
+            self._pre = k.attn_prefill(self.kv_dtype, m.heads // tp, self.kv_heads_per_gpu,
+                                       m.head_dim)
+            self._dec = k.attn_decode(self.kv_dtype, m.heads // tp, self.kv_heads_per_gpu,
+                                      m.head_dim)
+        self._n_full = m.full_attn_layers
+        self._n_slide = m.sliding_layers
+        self._window = m.sliding_window
+        self._pre_s = self._pre.s.tolist()
+        self._dec_s = self._dec.s
+        # a decoding sequence reads and writes its Mamba state once per iteration
+        self._mamba_dec = 2.0 * m.mamba_state_bytes / tp / self._stream
+
+    # ------------------------------------------------------------------ attention
+    def _dec_row(self, batch: int) -> np.ndarray:
+        row = self._dec_rows.get(batch)
+        if row is None:
+            row = self._dec_rows[batch] = self._dec.row(float(batch))
+        return row
+
+    def _decode_attn(self, batch: int, ctx_per_seq) -> np.ndarray:
+        """Decode attention seconds (all attention layers) at per-sequence context(s)."""
+        row, s = self._dec_row(batch), self._dec_s
+        c = np.asarray(ctx_per_seq, dtype=np.float64)
+        t = self._n_full * _interp_tail(c, s, row)
+        if self._n_slide:
+            t = t + self._n_slide * _interp_tail(np.minimum(c, self._window), s, row)
+        return t + self._mamba_dec * batch
+
+    def _prefill_attn(self, seqs: int, tokens: int, pairs: float) -> float:
+        """Prefill attention seconds (all attention layers) of `seqs` chunks holding `tokens`
+        tokens and `pairs` causal (query, key) pairs in all.
+
+        A chunk of c tokens after p cached ones has c (p + (c + 1) / 2) pairs. The kernel time
+        is the larger of (a) the measured time of `seqs` fresh prompts with the same pairs per
+        prompt (length sqrt(2 pairs / seqs): equal work, at the efficiency measured there) and
+        (b) the measured decode-attention time of `seqs` sequences reading the chunks' whole
+        context (a short chunk after a long prefix reads its KV like a decode step)."""
+        b = max(1, seqs)
+        s = tokens / b
+        ctx = pairs / tokens + s / 2.0 if tokens else 0.0  # keys per query, on average
+        row, drow = self._pre.row(float(b)), self._dec_row(b)
+        total = self._n_full * max(_pairs_time(row, self._pre_s, b, pairs),
+                                   float(_interp_tail(ctx, self._dec_s, drow)))
+        if self._n_slide:
+            w = float(self._window)
+            pw = min(pairs, tokens * w)
+            total += self._n_slide * max(_pairs_time(row, self._pre_s, b, pw),
+                                         float(_interp_tail(min(ctx, w), self._dec_s, drow)))
+        return total
+
+    # ------------------------------------------------------------------ LatencyModel
+    def _lin_at(self, t: int) -> float:
+        if t <= self.max_tokens:
+            return self._lin_list[t]
+        return float(self._linear_curve(np.array([float(t)]))[0])
+
+    def _head_at(self, m: int) -> float:
+        if m <= self.max_tokens:
+            return self._head_list[m]
+        return float(self._head_curve(np.array([float(m)]))[0])
+
+    def gpu_s(self, prefill_tokens: int, prefill_attn: float, decode_seqs: int,
+              decode_ctx: int, prefill_seqs: int = 1) -> float:
+        """GPU seconds of one iteration (see `iteration_s`)."""
+        t = prefill_tokens + decode_seqs
+        if t <= 0:
+            return 0.0
+        pre_seqs = prefill_seqs if prefill_tokens else 0
+        g = self._lin_at(t) + self._head_at(decode_seqs + pre_seqs) + self._floor
+        if prefill_tokens:
+            g += self._prefill_attn(pre_seqs, prefill_tokens, prefill_attn)
+        if decode_seqs:
+            g += float(self._decode_attn(decode_seqs, decode_ctx / decode_seqs))
+        return g
+
+    def iteration_s(self, prefill_tokens: int, prefill_attn: float, decode_seqs: int,
+                    decode_ctx: int, prefill_seqs: int = 1) -> float:
+        """Seconds for one iteration (`LatencyModel.iteration_s`); `prefill_seqs` is the number
+        of prompt chunks in it (1 when unknown)."""
+        g = self.gpu_s(prefill_tokens, prefill_attn, decode_seqs, decode_ctx, prefill_seqs)
+        if g == 0.0:
+            return 0.0
+        seqs = decode_seqs + (prefill_seqs if prefill_tokens else 0)
+        cpu = self._cpu0 + self._cpu_seq * seqs
+        if self.c.async_scheduling:
+            return g if g > cpu else cpu
+        return g + cpu
+
+    def decode_run_s(self, batch: int, ctx0: int, n: int) -> np.ndarray:
+        """Durations of `n` decode-only iterations (vectorised `iteration_s`)."""
+        if batch <= 0 or n <= 0:
+            return np.zeros(max(n, 0), dtype=np.float64)
+        fixed = self._lin_at(batch) + self._head_at(batch) + self._floor
+        ctx = (ctx0 + batch * np.arange(n, dtype=np.float64)) / batch
+        g = fixed + self._decode_attn(batch, ctx)
+        cpu = self._cpu0 + self._cpu_seq * batch
+        return np.maximum(g, cpu) if self.c.async_scheduling else g + cpu
+
+    def frontend_s(self, prompt_tokens: int) -> float:
+        """The API server's time on a request before the engine sees it (module docstring)."""
+        return (self.c.frontend_us + self.c.frontend_us_per_token * prompt_tokens) * 1e-6
+
+    def prefill_s(self, batch: int, prompt_tokens: int) -> float:
+        """One prefill iteration of `batch` prompts of `prompt_tokens` each (no chunking)."""
+        p = prompt_tokens
+        return self.iteration_s(batch * p, batch * p * (p + 1) / 2.0, 0, 0, batch)
+
+    def decode_step_s(self, batch: int, ctx_per_seq: int) -> float:
+        """One decode iteration of `batch` sequences with `ctx_per_seq` cached tokens each."""
+        return self.iteration_s(0, 0.0, batch, batch * ctx_per_seq)
+
+    # ------------------------------------------------------------------ power
+    def power_w(self, prefill_tokens: int, decode_seqs: int,
+                decode_ctx: int | None = None) -> float:
+        """Per-GPU power of an iteration (`wrpsim.pool.kernels.power`)."""
+        if self._power is None:
+            if prefill_tokens + decode_seqs <= 0:
+                return self.gpu.idle_w
+            return self.gpu.tdp_w
+        return self._power.power_w(self, prefill_tokens, decode_seqs, decode_ctx)
+
+    def idle_power_w(self) -> float:
+        return self.gpu.idle_w if self._power is None else self._power.idle_w
+
+    # ------------------------------------------------------------------ memory
+    def kv_capacity_blocks(self, block_size: int, gpu_mem_util: float = 0.9,
+                           reserve_gib: float = 3.5, max_seqs: int = 0) -> int:
+        """KV blocks per instance: floor((HBM x util - weights/tp - reserve - Mamba state of
+        `max_seqs` sequences) / (block_size x KV bytes per token per GPU)). `ConfigError` when
+        nothing is left for one block (message gives the sizes in GiB)."""
+        if block_size < 1 or not 0.0 < gpu_mem_util <= 1.0 or reserve_gib < 0:
+            raise ConfigError(f"kv capacity needs block_size >= 1, 0 < gpu_mem_util <= 1 and "
+                              f"reserve_gib >= 0; got {block_size}, {gpu_mem_util}, {reserve_gib}")
+        usable = self.gpu.mem_gib * gpu_mem_util - reserve_gib
+        weights = self.weight_bytes_per_gpu / GIB
+        state = max_seqs * self.model.mamba_state_bytes / self.tp / GIB
+        per_block = block_size * self.kv_bytes_per_token_per_gpu
+        blocks = math.floor((usable - weights - state) * GIB / per_block)
+        if blocks < 1:
+            raise ConfigError(
+                f"{self.model.name} needs {weights:.1f} GiB of weights per GPU at tp={self.tp} "
+                f"({self.precision}) on {self.gpu.name} (mem_gib {self.gpu.mem_gib:g} GiB x "
+                f"gpu_mem_util {gpu_mem_util:.2f} - reserve_gib {reserve_gib:g} GiB = "
+                f"{usable:.1f} GiB usable), leaving no room for one KV block of {block_size} "
+                f"tokens")
+        return blocks
+
+
+def _interp_tail(c, s: np.ndarray, row: np.ndarray):
+    """np.interp of `row` over grid `s` at `c`, proportional to (c + 1) beyond the grid."""
+    out = np.interp(c, s, row)
+    big = c > s[-1]
+    if np.any(big):
+        out = np.where(big, row[-1] * (c + 1.0) / (s[-1] + 1.0), out)
+    return out
+
+
+def _pairs_time(row: np.ndarray, s_grid: list, b: float, pairs: float) -> float:
+    """Table time of b fresh prompts with `pairs` causal pairs in all (row over s_grid at batch
+    b): each prompt of length s with s (s + 1) / 2 = pairs / b; beyond the grid's longest
+    prompt the time grows with the pairs (compute-bound)."""
+    s = (math.sqrt(8.0 * pairs / b + 1.0) - 1.0) / 2.0 if pairs > 0 else 0.0
+    if s >= s_grid[-1]:
+        s_ref = s_grid[-1]
+        return float(row[-1]) * pairs / (b * s_ref * (s_ref + 1) / 2.0)
+    i = bisect_right(s_grid, s) - 1
+    if i < 0:
+        return float(row[0])
+    w = (s - s_grid[i]) / (s_grid[i + 1] - s_grid[i])
+    return float(row[i] * (1 - w) + row[i + 1] * w)

@@ -1,0 +1,132 @@
+"""Per-GPU power of an iteration from its compute and memory utilisation.
+
+    P = idle + (TDP - idle) x min(1, active + w_compute x u_compute + w_memory x u_memory)
+
+u_compute is the iteration's FLOPs (projections, attention, LM head) over the GPU's peak rate
+for the pool's precision times the iteration's duration; u_memory its bytes (weights read,
+experts touched, KV read and written, activations) over peak bandwidth times duration. `active`
+is the fraction of the idle-to-TDP span a GPU draws as soon as it runs kernels at all (clocks
+up, SMs busy waiting on memory); the weights say how much more full compute or full bandwidth
+costs. Three numbers per GPU, fitted on measured average power (`wrpsim.calibrate.power`:
+ML.ENERGY for H100 and B200, Splitwise for A100); a GPU without measurements takes another's
+fit, labelled as copied. Between iterations a GPU draws `idle_w` (catalog).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from wrpsim.pool.kernels import roofline as rl
+
+POWER_FIELDS = ("active", "w_compute", "w_memory")
+
+
+@dataclass(frozen=True)
+class PowerModel:
+    """Fitted power shape of one GPU (see module docstring); `source` says where it is from."""
+
+    idle_w: float
+    tdp_w: float
+    active: float
+    w_compute: float
+    w_memory: float
+    source: str = ""
+
+    def utilisation(self, lat, prefill_tokens: int, decode_seqs: int,
+                    decode_ctx: float, prefill_attn: float | None = None) -> tuple[float, float]:
+        """(u_compute, u_memory) of one iteration of `lat` (a `KernelLatency`) over its GPU
+        time (`KernelLatency.gpu_s`)."""
+        if prefill_tokens + decode_seqs <= 0:
+            return 0.0, 0.0
+        if prefill_attn is None:
+            prefill_attn = prefill_tokens * (prefill_tokens + 1) / 2.0
+        dt = lat.gpu_s(prefill_tokens, prefill_attn, decode_seqs, round(decode_ctx),
+                       1 if prefill_tokens else 0)
+        return utilisation(lat, prefill_tokens, decode_seqs, decode_ctx, prefill_attn, dt)
+
+    def power_at(self, u_c: float, u_m: float) -> float:
+        """Watts at utilisations (u_compute, u_memory)."""
+        f = self.active + self.w_compute * u_c + self.w_memory * u_m
+        return self.idle_w + (self.tdp_w - self.idle_w) * (f if f < 1.0 else 1.0)
+
+    def power_w(self, lat, prefill_tokens: int, decode_seqs: int,
+                decode_ctx: int | None = None) -> float:
+        """Per-GPU watts of an iteration (`LatencyModel.power_w`); decode sequences hold 1024
+        tokens each when `decode_ctx` is None."""
+        if prefill_tokens + decode_seqs <= 0:
+            return self.idle_w
+        ctx = float(decode_seqs * 1024 if decode_ctx is None else decode_ctx)
+        return self.power_at(*self.utilisation(lat, prefill_tokens, decode_seqs, ctx))
+
+
+def iteration_work(lat, prefill_tokens: int, decode_seqs: int, decode_ctx: float,
+                   prefill_attn: float) -> tuple[float, float]:
+    """(FLOPs, bytes) one GPU of `lat`'s instance spends on an iteration: projections at 2
+    FLOPs per active parameter and token, LM head per sequence, attention at 4 x heads x
+    head_dim per (query, key) pair; weights read once (experts: those the tokens touch), KV read
+    and written, element-wise traffic."""
+    m, tp = lat.model, lat.tp
+    t_tok = prefill_tokens + decode_seqs
+    linear = (m.active_params - m.embedding_params) / tp
+    seqs = decode_seqs + (1 if prefill_tokens else 0)
+    head = m.vocab * m.hidden / tp
+    flops = (2.0 * linear * t_tok + 2.0 * head * seqs
+             + 4.0 * (m.heads // tp) * m.head_dim * (prefill_attn + decode_ctx) * m.attn_layers)
+    wb = rl.WEIGHT_BYTES
+    experts = m.expert_params / tp
+    dense = (m.params - m.expert_params - m.embedding_params) / tp
+    touched = 1.0 - (1.0 - m.active_experts / m.experts) ** t_tok if m.moe else 1.0
+    nbytes = (dense * wb[lat.dense_dtype] + experts * touched * wb[lat.moe_dtype] + head * 2.0
+              + (decode_ctx + t_tok) * lat.kv_bytes_per_token_per_gpu
+              + t_tok * lat._stream_bytes_per_token())
+    return flops, nbytes
+
+
+def utilisation(lat, prefill_tokens: int, decode_seqs: int, decode_ctx: float,
+                prefill_attn: float, dt: float) -> tuple[float, float]:
+    """(u_compute, u_memory) of an iteration that took `dt` seconds."""
+    flops, nbytes = iteration_work(lat, prefill_tokens, decode_seqs, decode_ctx, prefill_attn)
+    return (flops / (rl.peak_flops(lat.gpu, lat.dense_dtype) * dt),
+            nbytes / (lat.gpu.mem_bw_gbs * 1e9 * dt))
+
+
+def load_power(path) -> dict:
+    """The per-GPU power fits of `path` (pools/catalog/power.yaml): {gpu: fields or {from:}}."""
+    import yaml
+
+    from wrpsim.errors import ConfigError
+
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{path}: cannot read power fits: {exc}") from None
+    for g, e in data.items():
+        if not isinstance(e, dict):
+            raise ConfigError(f"{path}: entry {g!r} must be a mapping")
+        if "from" in e:
+            continue
+        for k in POWER_FIELDS:
+            v = e.get(k)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
+                raise ConfigError(f"{path}: entry {g!r}: field {k!r} must be a number >= 0")
+    return data
+
+
+def power_model(gpu, table: dict) -> PowerModel | None:
+    """The power model of `gpu` from the fits `table` (`load_power`): its own entry, or the
+    entry it names with `from:` (labelled as copied), or `default_from`'s; None without fits."""
+    if not table:
+        return None
+    entry = table.get(gpu.name)
+    source_gpu = gpu.name
+    copied = entry is None or "from" in entry
+    if copied:
+        source_gpu = (entry or {}).get("from") or table.get("default_from", {}).get("from")
+        if source_gpu is None or source_gpu not in table:
+            return None
+        entry = table[source_gpu]
+    vals = {k: float(entry[k]) for k in POWER_FIELDS}
+    src = str(entry.get("source", ""))
+    if copied:
+        src = f"copied from {source_gpu}: {src}"
+    return PowerModel(gpu.idle_w, gpu.tdp_w, source=src, **vals)

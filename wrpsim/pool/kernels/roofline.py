@@ -1,0 +1,81 @@
+"""Roofline times of single operators, used to carry a measured time to an unmeasured case.
+
+A measured kernel time t_ref at shape s_ref on GPU g_ref is moved to shape s on GPU g (or to
+another precision) as `t = t_ref * R(s, g) / R(s_ref, g_ref)`, where R is the roofline time
+max(FLOPs / peak FLOP/s, bytes / peak bandwidth): the fraction of the roofline that the kernel
+reached where it was measured (its efficiency) is assumed to hold where it was not. This is the
+documented fallback for shapes outside a table, precisions a GPU's table lacks, and GPUs without
+kernel tables ("uncalibrated: roofline"). Peaks are the catalog's dense figures
+(`GpuSpec.tflops`, `mem_bw_gbs`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+#: bytes per weight element by GEMM precision (fp4 / mxfp4 / int4 carry a small scale overhead)
+WEIGHT_BYTES = {"bf16": 2.0, "fp8": 1.0, "fp8_block": 1.0 + 1.0 / 128, "fp4": 0.5625,
+                "mxfp4": 0.53125, "int4": 0.53125}
+#: bytes per activation element entering the GEMM (quantised activations for W8A8 / W4A4)
+ACT_BYTES = {"bf16": 2.0, "fp8": 1.0, "fp8_block": 1.0, "fp4": 0.5625, "mxfp4": 2.0,
+             "int4": 2.0}
+#: the tensor-core rate a precision computes at (weight-only formats dequantise to bf16)
+MATH = {"bf16": "bf16", "fp8": "fp8", "fp8_block": "fp8", "fp4": "fp4", "mxfp4": "bf16",
+        "int4": "bf16"}
+
+
+def peak_flops(gpu, dtype: str) -> float:
+    """Dense FLOP/s of `gpu` for GEMMs in `dtype`; a GPU without native support for the
+    precision's math computes it at the best rate it has below it (fp4 -> fp8 -> bf16)."""
+    rate = {"bf16": gpu.bf16_tflops, "fp8": gpu.fp8_tflops or gpu.bf16_tflops,
+            "fp4": gpu.fp4_tflops or gpu.fp8_tflops or gpu.bf16_tflops}
+    return rate[MATH[dtype]] * 1e12
+
+
+def gemm_roofline(m, n: float, k: float, dtype: str, gpu) -> np.ndarray:
+    """Roofline seconds of y[m, n] = x[m, k] W[n, k]^T (vectorised over m)."""
+    m, n, k = np.asarray(m, dtype=np.float64), float(n), float(k)
+    flops = 2.0 * m * n * k
+    nbytes = n * k * WEIGHT_BYTES[dtype] + m * k * ACT_BYTES[dtype] + 2.0 * m * n
+    return np.maximum(flops / peak_flops(gpu, dtype), nbytes / (gpu.mem_bw_gbs * 1e9))
+
+
+def attn_prefill_roofline(batch, isl, heads: int, kv_heads: int, head_dim: int, gpu,
+                          kv_bytes: float = 2.0) -> np.ndarray:
+    """Roofline seconds of causal prefill attention of `batch` prompts of `isl` tokens (one
+    layer, one GPU's heads): 4 d H isl (isl+1)/2 FLOPs per prompt at bf16 rate; Q, K, V, O."""
+    b, s = np.asarray(batch, dtype=np.float64), np.asarray(isl, dtype=np.float64)
+    flops = 4.0 * head_dim * heads * b * s * (s + 1) / 2
+    nbytes = b * s * head_dim * (2 * heads * 2.0 + 2 * kv_heads * kv_bytes)
+    return np.maximum(flops / (gpu.bf16_tflops * 1e12), nbytes / (gpu.mem_bw_gbs * 1e9))
+
+
+def attn_decode_roofline(batch, ctx, heads: int, kv_heads: int, head_dim: int, gpu,
+                         kv_bytes: float = 2.0) -> np.ndarray:
+    """Roofline seconds of one decode step of attention: every sequence reads its K and V."""
+    b, c = np.asarray(batch, dtype=np.float64), np.asarray(ctx, dtype=np.float64)
+    flops = 4.0 * head_dim * heads * b * (c + 1)
+    nbytes = b * (c + 1) * 2 * kv_heads * head_dim * kv_bytes
+    return np.maximum(flops / (gpu.bf16_tflops * 1e12), nbytes / (gpu.mem_bw_gbs * 1e9))
+
+
+def moe_roofline(tokens, hidden: int, inter: int, topk: int, experts: int, moe_tp: int,
+                 moe_ep: int, dtype: str, gpu, gated: bool = True) -> np.ndarray:
+    """Roofline seconds of one fused MoE layer on one GPU: the experts it holds that the tokens
+    touch (uniform routing: E_local (1 - (1 - k/E)^tokens)) are read once; every routed token
+    goes through its experts' FFN (local share 1/moe_ep of the token-expert pairs)."""
+    t = np.asarray(tokens, dtype=np.float64)
+    mats = 3.0 if gated else 2.0
+    per_expert = mats * hidden * inter / moe_tp
+    local = experts / moe_ep
+    touched = local * (1.0 - (1.0 - topk / experts) ** t)
+    flops = 2.0 * t * topk / moe_ep * per_expert
+    nbytes = touched * per_expert * WEIGHT_BYTES[dtype] + 4.0 * t * hidden * 2.0
+    return np.maximum(flops / peak_flops(gpu, dtype), nbytes / (gpu.mem_bw_gbs * 1e9))
+
+
+def allreduce_bytes_s(elements, tp: int, link_gbs: float) -> np.ndarray:
+    """Bandwidth term of a ring all-reduce of bf16 `elements` over `tp` GPUs on links of
+    `link_gbs` GB/s per direction: 2 (tp - 1) / tp x bytes / link."""
+    e = np.asarray(elements, dtype=np.float64)
+    return 2.0 * (tp - 1) / tp * e * 2.0 / (link_gbs * 1e9)

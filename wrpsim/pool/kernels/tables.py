@@ -1,0 +1,323 @@
+"""One GPU's measured kernel tables and the shape queries the latency model asks of them.
+
+The tables are those `wrpsim.calibrate.aic.compact` writes (see there for their columns). A query
+names an operator's shape and returns a `Curve` (time as a function of one size: tokens,
+elements) or a `Grid` (time over batch x length), in seconds, ready for the per-instance
+precomputation of `wrpsim.pool.kernels.model`:
+
+- inside the measured range, times are interpolated: GEMMs bilinearly in (log n, log k) of
+  log t at every measured m, then linearly in m; attention linearly on its (batch, length) grid;
+- outside it (a larger m, n or batch, a head layout, MoE shape or precision the table lacks),
+  the nearest measured time is carried over by the ratio of roofline times
+  (`wrpsim.pool.kernels.roofline`): the measured efficiency is kept, the work is the real one.
+
+`Kernels` answers from a GPU's own tables; `Transferred` answers for a GPU without tables from
+a reference GPU's, scaled by the roofline ratio of the two GPUs ("uncalibrated: roofline").
+"""
+
+from __future__ import annotations
+
+import json
+from bisect import bisect_right
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+
+from wrpsim.errors import ConfigError
+from wrpsim.pool.kernels import roofline as rl
+
+MS = 1e-3
+
+
+@dataclass(frozen=True)
+class Curve:
+    """Seconds `y` at increasing sizes `x`; linear in between, the first value below the first
+    size, proportional to the size beyond the last (work grows linearly)."""
+
+    x: np.ndarray
+    y: np.ndarray
+
+    def __call__(self, v):
+        """Time(s) at size(s) `v` (scalar or array)."""
+        v = np.asarray(v, dtype=np.float64)
+        out = np.interp(v, self.x, self.y)
+        big = v > self.x[-1]
+        if np.any(big):
+            out = np.where(big, self.y[-1] * v / self.x[-1], out)
+        return out
+
+    def scaled(self, factor) -> Curve:
+        """The curve with its times multiplied by `factor` (scalar or per-point array)."""
+        return Curve(self.x, self.y * factor)
+
+
+@dataclass(frozen=True)
+class Grid:
+    """Seconds `t[i, j]` at batch `b[i]` and length `s[j]` (both increasing), every cell filled;
+    linear in both between grid points, clamped below, proportional to the batch beyond the
+    last batch (`row`), and extrapolated in length by the caller."""
+
+    b: np.ndarray
+    s: np.ndarray
+    t: np.ndarray
+
+    def row(self, batch: float) -> np.ndarray:
+        """Times over `s` at `batch` (interpolated between batch rows)."""
+        b = self.b
+        if batch >= b[-1]:
+            return self.t[-1] * (batch / b[-1])
+        if batch <= b[0]:
+            return self.t[0]
+        i = bisect_right(b.tolist(), batch) - 1
+        w = (batch - b[i]) / (b[i + 1] - b[i])
+        return self.t[i] * (1.0 - w) + self.t[i + 1] * w
+
+    def scaled(self, factor) -> Grid:
+        return Grid(self.b, self.s, self.t * factor)
+
+
+def _read(path: Path):
+    import pyarrow.parquet as pq
+
+    return pq.read_table(path).to_pandas()
+
+
+class Kernels:
+    """The kernel tables of one GPU for one engine, loaded from `directory` (see module doc)."""
+
+    calibrated = True
+
+    def __init__(self, directory: str | Path, gpu, label: str = ""):
+        self.dir = Path(directory)
+        self.gpu = gpu
+        if not (self.dir / "gemm.parquet").is_file():
+            raise ConfigError(f"engine tables: {self.dir} has no gemm.parquet")
+        meta = self.dir / "meta.json"
+        self.meta = json.loads(meta.read_text()) if meta.is_file() else {}
+        self.label = label or f"kernels: {self.dir.name}"
+        self._cache: dict = {}
+
+    def _table(self, name: str):
+        if name not in self._cache:
+            path = self.dir / f"{name}.parquet"
+            self._cache[name] = _read(path) if path.is_file() else None
+        return self._cache[name]
+
+    # ------------------------------------------------------------------ GEMM
+    def _gemm_cube(self, dtype: str):
+        key = ("cube", dtype)
+        if key not in self._cache:
+            df = self._table("gemm")
+            df = df[df["dtype"] == dtype]
+            if df.empty:
+                self._cache[key] = None
+            else:
+                ms = np.sort(df["m"].unique())
+                ns = np.sort(df["n"].unique())
+                ks = np.sort(df["k"].unique())
+                cube = np.full((len(ms), len(ns), len(ks)), np.nan)
+                cube[np.searchsorted(ms, df["m"]), np.searchsorted(ns, df["n"]),
+                     np.searchsorted(ks, df["k"])] = df["ms"].to_numpy(np.float64) * MS
+                self._fill_gemm(cube, ms, ns, ks, dtype)
+                self._cache[key] = (ms.astype(np.float64), ns.astype(np.float64),
+                                    ks.astype(np.float64), np.log(cube))
+        return self._cache[key]
+
+    def _fill_gemm(self, cube, ms, ns, ks, dtype) -> None:
+        """Fill unmeasured (m, n, k) cells from the nearest measured (n, k) at the same m."""
+        for j, q in zip(*np.nonzero(np.isnan(cube).any(axis=0))):
+            for i in np.flatnonzero(np.isnan(cube[:, j, q])):
+                ok = np.argwhere(~np.isnan(cube[i]))
+                d = np.abs(np.log(ns[ok[:, 0]] / ns[j])) + np.abs(np.log(ks[ok[:, 1]] / ks[q]))
+                jj, qq = ok[int(np.argmin(d))]
+                r = (rl.gemm_roofline(ms[i], ns[j], ks[q], dtype, self.gpu)
+                     / rl.gemm_roofline(ms[i], ns[jj], ks[qq], dtype, self.gpu))
+                cube[i, j, q] = cube[i, jj, qq] * r
+
+    def gemm(self, dtype: str, n: int, k: int) -> Curve:
+        """Time of a GEMM with weight n x k in `dtype` as a function of m (tokens)."""
+        cube = self._gemm_cube(dtype)
+        if cube is None:
+            if dtype == "bf16":
+                raise ConfigError(f"engine tables {self.dir}: no bf16 GEMM rows")
+            src = "fp8" if rl.MATH[dtype] == "fp8" and self._gemm_cube("fp8") else "bf16"
+            base = self.gemm(src, n, k)
+            return base.scaled(rl.gemm_roofline(base.x, n, k, dtype, self.gpu)
+                               / rl.gemm_roofline(base.x, n, k, src, self.gpu))
+        ms, ns, ks, lc = cube
+        nq, kq = min(max(n, ns[0]), ns[-1]), min(max(k, ks[0]), ks[-1])
+        j, wn = _weights(np.log(ns), np.log(nq))
+        q, wk = _weights(np.log(ks), np.log(kq))
+        logt = ((1 - wn) * (1 - wk) * lc[:, j, q] + wn * (1 - wk) * lc[:, j + 1, q]
+                + (1 - wn) * wk * lc[:, j, q + 1] + wn * wk * lc[:, j + 1, q + 1])
+        t = np.exp(logt)
+        if nq != n or kq != k:  # outside the measured n or k: carry the edge over
+            t = t * (rl.gemm_roofline(ms, n, k, dtype, self.gpu)
+                     / rl.gemm_roofline(ms, nq, kq, dtype, self.gpu))
+        return Curve(ms, t)
+
+    # ------------------------------------------------------------------ all-reduce
+    def allreduce(self, tp: int, graph: bool) -> Curve:
+        """Time of vLLM's custom all-reduce of bf16 elements over `tp` GPUs (in a CUDA graph or
+        eager) as a function of the element count."""
+        df = self._table("allreduce")
+        if df is None or df.empty:
+            raise ConfigError(f"engine tables {self.dir}: no all-reduce table")
+        df = df[df["graph"] == int(graph)]
+        tps = sorted(df["tp"].unique())
+        ref = min(tps, key=lambda v: abs(np.log(v / tp)))
+        sub = df[df["tp"] == ref].sort_values("elements")
+        x = sub["elements"].to_numpy(np.float64)
+        y = np.maximum.accumulate(sub["ms"].to_numpy(np.float64) * MS)
+        if ref != tp:  # another group size: scale the bandwidth part by the ring factor
+            lat = y[0]
+            y = lat + (y - lat) * ((tp - 1) / tp) / ((ref - 1) / ref)
+        return Curve(x, y)
+
+    # ------------------------------------------------------------------ attention
+    def _attn(self, name: str, kv_dtype: str, heads: int, kv_heads: int, head_dim: int) -> Grid:
+        key = (name, kv_dtype, heads, kv_heads, head_dim)
+        if key in self._cache:
+            return self._cache[key]
+        df = self._table(name)
+        size = "ctx" if name == "attn_decode" else "isl"
+        df = df[df["window"] == 0]
+        if kv_dtype not in set(df["kv_dtype"]):
+            kv_dtype_src = "bf16"
+        else:
+            kv_dtype_src = kv_dtype
+        df = df[df["kv_dtype"] == kv_dtype_src]
+        cfgs = df[["heads", "kv_heads", "head_dim"]].drop_duplicates().to_numpy()
+        dist = (np.abs(np.log(cfgs[:, 0] / heads)) + np.abs(np.log(cfgs[:, 1] / kv_heads))
+                + 4 * np.abs(np.log(cfgs[:, 2] / head_dim)))
+        h, kvh, d = (int(v) for v in cfgs[int(np.argmin(dist))])
+        sub = df[(df["heads"] == h) & (df["kv_heads"] == kvh) & (df["head_dim"] == d)]
+        piv = sub.pivot_table(index="batch", columns=size, values="ms")
+        b = piv.index.to_numpy(np.float64)
+        s = piv.columns.to_numpy(np.float64)
+        t = piv.to_numpy(np.float64) * MS
+        roof = rl.attn_decode_roofline if size == "ctx" else rl.attn_prefill_roofline
+        kvb = {"bf16": 2.0, "fp8": 1.0}
+        bb, ss = np.meshgrid(b, s, indexing="ij")
+        r_ref = roof(bb, ss, h, kvh, d, self.gpu, kvb[kv_dtype_src])
+        for j in range(len(s)):  # unmeasured large batches: proportional to the roofline
+            col = t[:, j]
+            ok = np.flatnonzero(~np.isnan(col))
+            if len(ok) == 0:
+                continue
+            last = ok[-1]
+            col[last + 1:] = col[last] * r_ref[last + 1:, j] / r_ref[last, j]
+            col[:ok[0]] = col[ok[0]]
+        t = np.maximum.accumulate(np.maximum.accumulate(t, axis=0), axis=1)
+        if (h, kvh, d) != (heads, kv_heads, head_dim) or kv_dtype_src != kv_dtype:
+            t = t * roof(bb, ss, heads, kv_heads, head_dim, self.gpu, kvb[kv_dtype]) / r_ref
+        grid = Grid(b, s, t)
+        self._cache[key] = grid
+        return grid
+
+    def attn_prefill(self, kv_dtype: str, heads: int, kv_heads: int, head_dim: int) -> Grid:
+        """Prefill attention time over (batch, prompt length) for one GPU's head layout."""
+        return self._attn("attn_prefill", kv_dtype, heads, kv_heads, head_dim)
+
+    def attn_decode(self, kv_dtype: str, heads: int, kv_heads: int, head_dim: int) -> Grid:
+        """Decode attention time over (batch, cached tokens per sequence)."""
+        return self._attn("attn_decode", kv_dtype, heads, kv_heads, head_dim)
+
+    def stream_bw(self) -> float:
+        """Highest bandwidth (bytes/s) a measured decode-attention step reached streaming its
+        KV cache: the GPU's achievable HBM bandwidth for streaming kernels."""
+        key = "stream_bw"
+        if key not in self._cache:
+            df = self._table("attn_decode")
+            df = df[(df["kv_dtype"] == "bf16") & (df["window"] == 0)]
+            nbytes = df["batch"] * (df["ctx"] + 1.0) * 2 * df["kv_heads"] * df["head_dim"] * 2
+            self._cache[key] = float((nbytes / (df["ms"] * MS)).max())
+        return self._cache[key]
+
+    # ------------------------------------------------------------------ MoE
+    def moe(self, dtype: str, hidden: int, inter: int, topk: int, experts: int, moe_tp: int,
+            moe_ep: int, gated: bool = True) -> Curve:
+        """Time of one fused MoE layer as a function of the tokens entering it."""
+        df = self._table("moe")
+        want = (hidden, inter, topk, experts, moe_tp, moe_ep)
+        if df is None or df.empty:
+            raise ConfigError(f"engine tables {self.dir}: no MoE table")
+        src = dtype if dtype in set(df["dtype"]) else "bf16"
+        df = df[df["dtype"] == src]
+        cols = ["hidden", "inter", "topk", "experts", "moe_tp", "moe_ep"]
+        cfgs = df[cols].drop_duplicates().to_numpy(np.float64)
+        w = np.array(want, dtype=np.float64)
+        dist = np.abs(np.log(cfgs / w)).sum(axis=1)
+        ref = cfgs[int(np.argmin(dist))]
+        sel = np.ones(len(df), dtype=bool)
+        for c, v in zip(cols, ref):
+            sel &= df[c].to_numpy() == v
+        sub = df[sel].sort_values("tokens")
+        x = sub["tokens"].to_numpy(np.float64)
+        y = np.maximum.accumulate(sub["ms"].to_numpy(np.float64) * MS)
+        h0, i0, k0, e0, tp0, ep0 = (int(v) for v in ref)
+        if tuple(int(v) for v in ref) != want or src != dtype:
+            y = y * (rl.moe_roofline(x, hidden, inter, topk, experts, moe_tp, moe_ep, dtype,
+                                     self.gpu, gated)
+                     / rl.moe_roofline(x, h0, i0, k0, e0, tp0, ep0, src, self.gpu, gated))
+        return Curve(x, y)
+
+
+class Transferred:
+    """Answers for `gpu` (no kernel tables) from `ref`'s tables, each time multiplied by the
+    ratio of the two GPUs' roofline times for the same operator ("uncalibrated: roofline")."""
+
+    calibrated = False
+
+    def __init__(self, ref: Kernels, gpu):
+        self.ref, self.gpu = ref, gpu
+        self.label = f"uncalibrated: roofline (efficiencies of {ref.label})"
+
+    def gemm(self, dtype, n, k) -> Curve:
+        c = self.ref.gemm(dtype, n, k)
+        return c.scaled(rl.gemm_roofline(c.x, n, k, dtype, self.gpu)
+                        / rl.gemm_roofline(c.x, n, k, dtype, self.ref.gpu))
+
+    def allreduce(self, tp, graph) -> Curve:
+        c = self.ref.allreduce(tp, graph)
+        lat = c.y[0]
+        return Curve(c.x, lat + (c.y - lat) * self.ref.gpu.link_gbs / self.gpu.link_gbs)
+
+    def _grid(self, g: Grid, roof, heads, kv_heads, head_dim, kv_dtype) -> Grid:
+        kvb = {"bf16": 2.0, "fp8": 1.0}[kv_dtype]
+        bb, ss = np.meshgrid(g.b, g.s, indexing="ij")
+        return g.scaled(roof(bb, ss, heads, kv_heads, head_dim, self.gpu, kvb)
+                        / roof(bb, ss, heads, kv_heads, head_dim, self.ref.gpu, kvb))
+
+    def attn_prefill(self, kv_dtype, heads, kv_heads, head_dim) -> Grid:
+        return self._grid(self.ref.attn_prefill(kv_dtype, heads, kv_heads, head_dim),
+                          rl.attn_prefill_roofline, heads, kv_heads, head_dim, kv_dtype)
+
+    def attn_decode(self, kv_dtype, heads, kv_heads, head_dim) -> Grid:
+        return self._grid(self.ref.attn_decode(kv_dtype, heads, kv_heads, head_dim),
+                          rl.attn_decode_roofline, heads, kv_heads, head_dim, kv_dtype)
+
+    def stream_bw(self) -> float:
+        return self.ref.stream_bw() * self.gpu.mem_bw_gbs / self.ref.gpu.mem_bw_gbs
+
+    def moe(self, dtype, hidden, inter, topk, experts, moe_tp, moe_ep, gated=True) -> Curve:
+        c = self.ref.moe(dtype, hidden, inter, topk, experts, moe_tp, moe_ep, gated)
+        args = (hidden, inter, topk, experts, moe_tp, moe_ep, dtype)
+        return c.scaled(rl.moe_roofline(c.x, *args, self.gpu, gated)
+                        / rl.moe_roofline(c.x, *args, self.ref.gpu, gated))
+
+
+def _weights(grid: np.ndarray, v: float) -> tuple[int, float]:
+    """Index i and weight w with v = (1 - w) grid[i] + w grid[i + 1] (grid of length >= 2)."""
+    if len(grid) == 1:
+        return 0, 0.0
+    i = int(min(max(np.searchsorted(grid, v, side="right") - 1, 0), len(grid) - 2))
+    return i, float((v - grid[i]) / (grid[i + 1] - grid[i]))
+
+
+@cache
+def load_kernels(directory: str, gpu, label: str = "") -> Kernels:
+    """One `Kernels` per (directory, GPU) per process: tables are read once."""
+    return Kernels(directory, gpu, label)
