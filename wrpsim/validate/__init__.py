@@ -1,0 +1,5 @@
+"""Validation against measured serving runs: `python -m wrpsim.validate` (see `__main__`).
+
+`sets` turns each shipped measurement set into simulation cases, `replay` simulates one case,
+`table` builds the error table docs/validation.md publishes.
+"""

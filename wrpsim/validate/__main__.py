@@ -1,0 +1,156 @@
+"""`python -m wrpsim.validate [key=value ...]`: replay every measured set and tabulate errors.
+
+Replays the measured sets the repository ships (`pools/measured/`: AIConfigurator's silicon
+vLLM benchmarks, the LLMServingSim vLLM runs) and, when its data is given or found, ML.ENERGY
+(see `wrpsim.validate.sets`), each case through the simulator under its engine, and writes into
+`out_dir`: `validation_cases.csv` (one row per case and metric: measured, simulated, error),
+`validation_summary.csv` / `.md` (per set, GPU and split: cases, median and 90th-percentile
+absolute % error of TTFT, TPOT, ITL, end-to-end latency and power) and `worst.csv`. The summary
+table is printed; the last line of stdout is one JSON object (cases, goals met, files). Keys and
+defaults: conf/validate.yaml. Bad input prints one line on stderr and exits with status 2.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from wrpsim.cli import apply_flat
+from wrpsim.errors import ConfigError, WrpsimError
+
+SETS = ("silicon", "llmservingsim", "mlenergy")
+SPLITS = ("all", "fit", "test")
+
+
+def _defaults() -> dict[str, Any]:
+    from wrpsim.paths import catalog_dir
+
+    try:
+        path = catalog_dir("conf") / "validate.yaml"
+    except ConfigError:
+        path = Path(__file__).resolve().parents[2] / "conf" / "validate.yaml"
+    return yaml.safe_load(path.read_text(encoding="utf-8"))
+
+
+def parse_args(argv: list[str]) -> dict[str, Any]:
+    """conf/validate.yaml with the overrides of `argv` applied, checked."""
+    cfg = apply_flat(_defaults(), argv, "validate")
+    sets = cfg["sets"]
+    sets = [sets] if isinstance(sets, str) else list(sets or [])
+    bad = [s for s in sets if s not in SETS]
+    if bad or not sets:
+        raise ConfigError(f"validate: sets: unknown value(s) {bad or sets}; valid choices: "
+                          f"{', '.join(SETS)}")
+    cfg["sets"] = sets
+    if cfg["split"] not in SPLITS:
+        raise ConfigError(f"validate: split: unknown value {cfg['split']!r}; valid choices: "
+                          f"{', '.join(SPLITS)}")
+    for k in ("fast",):
+        if not isinstance(cfg[k], bool):
+            raise ConfigError(f"validate: {k} must be true or false, got {cfg[k]!r}")
+    if isinstance(cfg["jobs"], bool) or not isinstance(cfg["jobs"], int) or cfg["jobs"] < 1:
+        raise ConfigError(f"validate: jobs must be an integer >= 1, got {cfg['jobs']!r}")
+    if cfg["engine"] is not None:
+        from wrpsim.pool.engines import get_engine
+
+        get_engine(str(cfg["engine"]))
+    return cfg
+
+
+def mlenergy_root(value) -> Path | None:
+    """The ML.ENERGY data folder: `value`, or ../shared/data/measured/mlenergy next to the
+    checkout when it exists; `ConfigError` for a given folder without llm_configs.csv."""
+    if value:
+        p = Path(str(value)).expanduser()
+        if not (p / "llm_configs.csv").is_file():
+            raise ConfigError(f"validate: mlenergy_dir: {p} has no llm_configs.csv")
+        return p
+    from wrpsim.paths import catalog_root
+
+    p = catalog_root().parent / "shared" / "data" / "measured" / "mlenergy"
+    return p if (p / "llm_configs.csv").is_file() else None
+
+
+def collect_cases(cfg: dict[str, Any]) -> tuple[list, list[str]]:
+    """The cases of the chosen sets and split, and notes on sets left out."""
+    from wrpsim.validate import sets as S
+
+    cases, notes = [], []
+    for name in cfg["sets"]:
+        if name == "silicon":
+            got = S.silicon_cases()
+        elif name == "llmservingsim":
+            got = S.llmservingsim_cases()
+        else:
+            root = mlenergy_root(cfg["mlenergy_dir"])
+            if root is None:
+                notes.append("mlenergy: skipped (its data is not shipped; give mlenergy_dir=)")
+                continue
+            got = S.mlenergy_cases(root)
+        if cfg["split"] != "all":
+            got = [c for c in got if c.split == cfg["split"]]
+        if cfg["fast"]:
+            got = got[::8]
+        cases += got
+    return cases, notes
+
+
+def run_case(args) -> dict:
+    """Simulate one case (picklable for worker processes)."""
+    case, engine = args
+    from wrpsim.validate.replay import simulate
+
+    sim = simulate(case, engine)
+    return {"set": case.set, "name": case.name, "gpu": case.gpu, "model": case.model,
+            "split": case.split, "measured": case.measured, "simulated": sim,
+            "calibration": sim.get("calibration", "")}
+
+
+def run(cfg: dict[str, Any]) -> dict[str, Any]:
+    """Replay the cases, write the tables; return the JSON summary."""
+    from wrpsim.validate.table import goals_met, long_errors, markdown, summary, worst
+
+    cases, notes = collect_cases(cfg)
+    work = [(c, cfg["engine"]) for c in cases]
+    if cfg["jobs"] > 1 and len(work) > 1:
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(cfg["jobs"]) as ex:
+            rows = list(ex.map(run_case, work, chunksize=4))
+    else:
+        rows = [run_case(w) for w in work]
+    errors = long_errors(rows)
+    tab = summary(errors)
+    out = Path(str(cfg["out_dir"]))
+    out.mkdir(parents=True, exist_ok=True)
+    files = {"cases": out / "validation_cases.csv", "summary": out / "validation_summary.csv",
+             "markdown": out / "validation_summary.md", "worst": out / "worst.csv"}
+    errors.to_csv(files["cases"], index=False)
+    tab.to_csv(files["summary"], index=False)
+    files["markdown"].write_text(markdown(tab))
+    worst(errors).to_csv(files["worst"], index=False)
+    print(markdown(tab), end="")
+    for n in notes:
+        print(f"note: {n}")
+    calib = sorted({r["calibration"] for r in rows if r["calibration"]})
+    return {"cases": len(rows), "goals_met": goals_met(tab), "notes": notes,
+            "calibrations": calib, **{k: str(v) for k, v in files.items()}}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: the table, then one JSON line; bad input one line on stderr, status 2."""
+    try:
+        result = run(parse_args(sys.argv[1:] if argv is None else argv))
+    except WrpsimError as exc:
+        print(f"wrpsim: error: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,306 @@
+"""The measured sets `wrpsim.validate` replays, each turned into simulation cases.
+
+A `Case` is one measured run: the fleet it ran on (one pool), the workload (a trace frame or a
+workload config), the measured metrics, and whether it belongs to the calibration's *fit* split
+(used to fit the engine constants) or its *test* split (never seen by any fit). Sets:
+
+- ``silicon``: NVIDIA AIConfigurator's end-to-end vLLM benchmarks (`pools/measured/
+  silicon_vllm.csv`, Apache-2.0): closed loop at concurrency `batch_size`, mean TTFT and mean
+  TPOT. Rows whose model, GPU and parallelism the catalog covers (no attention data
+  parallelism; experts either TP-sharded or spread over the TP group). The rows on the
+  InferenceMAX grid (isl, osl in {1024, 8192}) replay InferenceMAX's client: lengths uniform in
+  [0.8 x isl, isl] and [0.8 x osl, osl] (`--random-range-ratio 0.8`), 10 x concurrency
+  requests, `--max-num-seqs` = concurrency, `--max-num-batched-tokens 8192`; the other rows use
+  fixed lengths and the same request count.
+- ``llmservingsim``: three vLLM 0.19 runs from LLMServingSim (`pools/measured/llmservingsim/`,
+  MIT), replayed request by request from their exact arrivals and lengths: mean and median TTFT,
+  TPOT and end-to-end latency.
+- ``mlenergy``: ML.ENERGY benchmark v3 (vLLM 0.11.1, H100 / B200; the leaderboard has no licence,
+  so it is read from `mlenergy_dir` when given and never shipped): closed loop at concurrency
+  `max_num_seqs`, output lengths from the model's published distribution, median ITL and
+  average power per GPU.
+
+Split: the fit split is the Llama-3.1 cases of ML.ENERGY (8B and 70B chat on H100 and B200: the
+vllm-0.11 constants and the H100 / B200 power fits) and silicon's H100 Llama-3.1-70B FP8 rows
+(the vllm-0.24 constants); every other model, GPU, workload and the LLMServingSim runs are test
+cases.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from wrpsim.paths import catalog_dir
+
+#: Hugging Face model ids of the measurements -> catalog names
+MODELS = {
+    "meta-llama/Llama-3.1-8B": "llama3.1-8b", "meta-llama/Llama-3.1-8B-Instruct": "llama3.1-8b",
+    "nvidia/Llama-3.1-8B-Instruct-FP8": "llama3.1-8b",
+    "meta-llama/Llama-3.1-70B": "llama3.1-70b", "meta-llama/Llama-3.1-70B-Instruct": "llama3.1-70b",
+    "meta-llama/Llama-3.3-70B-Instruct": "llama3.3-70b",
+    "meta-llama/Llama-3.1-405B-Instruct": "llama3.1-405b",
+    "meta-llama/Llama-3.1-405B-Instruct-FP8": "llama3.1-405b",
+    "Qwen/Qwen3-8B": "qwen3-8b", "Qwen/Qwen3-14B": "qwen3-14b", "Qwen/Qwen3-32B": "qwen3-32b",
+    "Qwen/Qwen3-30B-A3B-Instruct-2507": "qwen3-30b-a3b",
+    "Qwen/Qwen3-Coder-30B-A3B-Instruct": "qwen3-30b-a3b",
+    "Qwen/Qwen3-235B-A22B-FP8": "qwen3-235b-a22b",
+    "Qwen/Qwen3-235B-A22B-Instruct-2507": "qwen3-235b-a22b",
+    "Qwen/Qwen3-235B-A22B-Instruct-2507-FP8": "qwen3-235b-a22b",
+    "Qwen/Qwen3-Coder-480B-A35B-Instruct": "qwen3-coder-480b-a35b",
+    "Qwen/Qwen3-Coder-480B-A35B-Instruct-FP8": "qwen3-coder-480b-a35b",
+    "deepseek-ai/DeepSeek-V3.1": "deepseek-v3", "deepseek-ai/DeepSeek-R1-0528": "deepseek-r1",
+    "moonshotai/Kimi-K2.5": "kimi-k2.5", "openai/gpt-oss-120b": "gpt-oss-120b",
+    "openai/gpt-oss-20b": "gpt-oss-20b", "google/gemma-3-12b-it": "gemma-3-12b",
+    "google/gemma-3-27b-it": "gemma-3-27b",
+    "nvidia/NVIDIA-Nemotron-Nano-9B-v2": "nemotron-nano-9b-v2",
+}
+SYSTEMS = {"h100_sxm": "h100-80gb", "h200_sxm": "h200-141gb", "b200_sxm": "b200-180gb",
+           "H100": "h100-80gb", "H200": "h200-141gb", "B200": "b200-180gb",
+           "RTX4090": "rtx4090-24gb", "RTXPRO6000": "rtxpro6000-96gb"}
+#: vLLM's scheduler defaults for online serving on GPUs with >= 70 GiB (V1 engine)
+BIG_GPU_SCHED = {"policy": "sarathi", "token_budget": 8192, "max_seqs": 1024, "block_size": 16}
+METRICS = ("ttft", "tpot", "itl", "e2e", "power")
+
+
+@dataclass
+class Case:
+    """One measured run to replay (see module docstring). `measured` maps metric keys
+    (`ttft_mean_s`, `tpot_p50_s`, `itl_p50_s`, `power_w`, ...) to measured values."""
+
+    set: str
+    name: str
+    gpu: str
+    model: str
+    split: str
+    pool: dict
+    measured: dict
+    workload: dict | None = None
+    trace: pd.DataFrame | None = None
+    count: int = 1
+    router: str = "round-robin"
+    notes: str = ""
+    info: dict = field(default_factory=dict)
+
+
+def measured_dir() -> Path:
+    return catalog_dir("pools") / "measured"
+
+
+# ---------------------------------------------------------------------- silicon
+def _precision(model: str, gemm: str, moe: str) -> str:
+    if model.startswith("gpt-oss"):
+        return "mxfp4"  # the checkpoint's MXFP4 experts, BF16 attention
+    if moe == "int4_wo" or gemm == "int4_wo":
+        return "int4"
+    return {"nvfp4": "fp4", "fp8_block": "fp8_block", "fp8": "fp8"}.get(gemm, "bf16")
+
+
+#: rows of AIConfigurator's own gap analysis (vLLM 0.12: Llama-3.1-8B FP8, Qwen3-235B FP8 on
+#: H200) are left out: their protocol is unpublished and their numbers are not a closed loop
+#: at the stated concurrency (e.g. 112 clients of 1,000-token prompts and 100-token answers
+#: would need more prefill FLOP/s than an H200 has, yet TTFT is one prefill's time)
+GAP_ANALYSIS = "aic-auto-gap-analysis"
+#: rows at concurrency 512 (gpt-oss on H100, vLLM 0.11.2) are left out too: their TTFTs of 20 to
+#: 460 s with TPOTs of 4 to 27 ms mean most clients queued behind a small running batch, and the
+#: engine's max_num_seqs and the request count that decide that queue are not recorded
+MAX_CONCURRENCY = 128
+INFERENCEMAX_LENGTHS = (1024, 8192)
+INFERENCEMAX_RANGE = 0.8
+
+
+def _lengths(n: int, grid: bool) -> int | dict:
+    if not grid:
+        return n
+    return {"dist": "uniform", "low": int(n * INFERENCEMAX_RANGE), "high": n}
+
+
+def silicon_cases(requests_per_client: int = 10) -> list[Case]:
+    """Closed-loop cases of the shipped vLLM rows of AIConfigurator's silicon sample."""
+    df = pd.read_csv(measured_dir() / "silicon_vllm.csv")
+    keys = ["model_path", "system", "precision", "isl", "osl", "batch_size", "tp_size",
+            "moe_tp_size", "moe_ep_size", "attention_dp_size"]
+    df = df.drop_duplicates(keys)  # the sample repeats some measurements verbatim
+    out = []
+    for r in df.itertuples(index=False):
+        model = MODELS.get(r.model_path)
+        gpu = SYSTEMS.get(r.system)
+        if model is None or gpu is None or not (r.tp_size > 0):
+            continue
+        if GAP_ANALYSIS in str(r.silicon_data_source) or r.batch_size > MAX_CONCURRENCY:
+            continue
+        tp = int(r.tp_size)
+        if not math.isnan(r.attention_dp_size) and r.attention_dp_size > 1:
+            continue
+        moe_tp = r.moe_tp_size if not math.isnan(r.moe_tp_size) else tp
+        moe_ep = r.moe_ep_size if not math.isnan(r.moe_ep_size) else 1
+        if int(moe_tp) * int(moe_ep) != tp:
+            continue
+        ep = int(moe_ep) if moe_ep > 1 else 1
+        prec = _precision(model, str(r.gemm_quant_mode), str(r.moe_quant_mode))
+        if model == "qwen3-235b-a22b":
+            prec = "fp8_block"  # Qwen's FP8 checkpoints are 128 x 128 block-scaled
+        # NVIDIA's ModelOpt FP8 / NVFP4 checkpoints (InferenceMAX's Llama and Kimi) carry FP8
+        # KV-cache scales, so vLLM keeps the KV cache in FP8
+        kv = "fp8" if prec in ("fp8", "fp4") else "auto"
+        c = int(r.batch_size)
+        grid = r.isl in INFERENCEMAX_LENGTHS and r.osl in INFERENCEMAX_LENGTHS
+        pool = {"gpu": gpu, "model": model, "tp": tp, "ep": ep, "count": 1, "precision": prec,
+                "kv_dtype": kv, "scheduler": {**BIG_GPU_SCHED, "max_seqs": c if grid else 1024}}
+        wl = {"name": "silicon", "source": {
+            "kind": "closed_loop", "concurrency": c, "num_requests": requests_per_client * c,
+            "prompt_tokens": _lengths(int(r.isl), grid),
+            "output_tokens": _lengths(int(r.osl), grid)}}
+        fit = gpu == "h100-80gb" and model == "llama3.1-70b"
+        out.append(Case(
+            "silicon", f"{r.model_path} {r.system} {prec} tp{tp} ep{ep} isl{r.isl} osl{r.osl} "
+            f"c{c}", gpu, model, "fit" if fit else "test", pool,
+            {"ttft_mean_s": r.silicon_ttft_ms / 1e3, "tpot_mean_s": r.silicon_tpot_ms / 1e3},
+            workload=wl, info={"concurrency": c, "isl": int(r.isl), "osl": int(r.osl),
+                               "vllm": str(r.silicon_data_source).rsplit("vllm-openai:", 1)[-1]
+                               if "vllm-openai:" in str(r.silicon_data_source) else ""}))
+    return out
+
+
+# ---------------------------------------------------------------------- LLMServingSim
+_LSS = {  # run folder -> (catalog model, GPU, instances, notes)
+    "RTX4090/Llama-3.1-8B": ("llama3.1-8b", "rtx4090-24gb", 1, ""),
+    "RTXPRO6000/Llama-3.1-8B": ("llama3.1-8b", "rtxpro6000-96gb", 1, ""),
+    "RTXPRO6000/Qwen3-30B-A3B-Instruct-2507": (
+        "qwen3-30b-a3b", "rtxpro6000-96gb", 2,
+        "vLLM ran DP 2 x EP 2 (experts split over the two ranks); simulated as two data-parallel"
+        " instances holding all experts each, behind least-outstanding routing"),
+}
+
+
+def _pct(x: np.ndarray, q: float) -> float:
+    return float(np.percentile(x, q))
+
+
+def llmservingsim_cases() -> list[Case]:
+    """The three exactly replayable vLLM runs, request by request."""
+    out = []
+    for folder, (model, gpu, count, notes) in _LSS.items():
+        d = measured_dir() / "llmservingsim" / folder
+        rows = [json.loads(line) for line in (d / "requests.jsonl").read_text().splitlines()
+                if line.strip()]
+        meta = json.loads((d / "meta.json").read_text())
+        r = pd.DataFrame(rows)
+        t0 = r["queued_ts"].min()
+        ttft = (r["first_token_ts"] - r["queued_ts"]).to_numpy()
+        tpot = ((r["last_token_ts"] - r["first_token_ts"])
+                / (r["output_toks"] - 1).clip(lower=1)).to_numpy()[r["output_toks"] > 1]
+        e2e = (r["last_token_ts"] - r["queued_ts"]).to_numpy()
+        trace = pd.DataFrame({
+            "arrival_s": (r["queued_ts"] - t0).to_numpy(np.float64),
+            "prompt_tokens": r["input_toks"].astype(np.int64),
+            "output_tokens": r["output_toks"].astype(np.int64)})
+        trace = trace.sort_values("arrival_s", kind="stable").reset_index(drop=True)
+        eng = meta["engine_kwargs"]
+        pool = {"gpu": gpu, "model": model, "tp": int(eng["tensor_parallel_size"]),
+                "count": count, "precision": "bf16",
+                "scheduler": {"policy": "sarathi", "token_budget": eng["max_num_batched_tokens"],
+                              "max_seqs": eng["max_num_seqs"], "block_size": 16}}
+        kv = meta.get("kv_cache") or {}
+        if kv.get("num_gpu_blocks"):  # the measured block count (the card's KV is full)
+            pool["kv_blocks"] = int(kv["num_gpu_blocks"]) * int(kv.get("block_size", 16)) // 16
+        measured = {"ttft_mean_s": float(ttft.mean()), "ttft_p50_s": _pct(ttft, 50),
+                    "tpot_mean_s": float(tpot.mean()), "tpot_p50_s": _pct(tpot, 50),
+                    "e2e_mean_s": float(e2e.mean()), "e2e_p50_s": _pct(e2e, 50)}
+        out.append(Case("llmservingsim", f"{folder} vLLM {meta.get('vllm_version', '')}", gpu,
+                        model, "test", pool, measured, trace=trace, count=count,
+                        router="least-outstanding" if count > 1 else "round-robin",
+                        notes=notes))
+    return out
+
+
+# ---------------------------------------------------------------------- ML.ENERGY
+#: assumed prompt lengths of the ML.ENERGY tasks (their input lengths are not published):
+#: LM Arena conversations (history + prompt) and GPQA questions; see docs/validation.md
+MLENERGY_PROMPTS = {
+    "lm-arena-chat": {"dist": "lognormal", "mean": 600, "sigma": 1.2, "max": 16000},
+    "gpqa": {"dist": "lognormal", "mean": 280, "sigma": 0.4, "max": 2000},
+    "sourcegraph-fim": {"dist": "lognormal", "mean": 1500, "sigma": 0.6, "max": 8000},
+}
+MLENERGY_FIT = {"meta-llama/Llama-3.1-8B-Instruct", "meta-llama/Llama-3.1-70B-Instruct"}
+#: ML.ENERGY ran vLLM 0.11.1: its engine calibration (same kernels, that version's overheads)
+MLENERGY_ENGINE = "vllm-0.11"
+
+
+def _output_dist(models_dir: Path, model_id: str, task: str, gpu_model: str, mns: int):
+    """The published output-length histogram of one configuration as (bin edges, counts)."""
+    path = models_dir / f"{model_id.replace('/', '__')}__{task}.json"
+    if not path.is_file():
+        return None
+    data = json.loads(path.read_text())
+    for c in data.get("configurations", []):
+        if c.get("gpu_model") == gpu_model and c.get("max_num_seqs") == mns:
+            d = c.get("output_length_distribution") or data.get("output_length_distribution")
+            return np.asarray(d["bins"], dtype=float), np.asarray(d["counts"], dtype=float)
+    d = data.get("output_length_distribution")
+    return (np.asarray(d["bins"], dtype=float), np.asarray(d["counts"], dtype=float)) if d else None
+
+
+def mlenergy_cases(root: str | Path, max_requests: int = 1024) -> list[Case]:
+    """Closed-loop cases of the ML.ENERGY leaderboard found under `root` (llm_configs.csv and
+    models/*.json); dense and MoE models of the catalog, one instance per configuration."""
+    root = Path(root)
+    df = pd.read_csv(root / "llm_configs.csv")
+    out = []
+    for r in df.itertuples(index=False):
+        model, gpu = MODELS.get(r.model_id), SYSTEMS.get(r.gpu_model)
+        if model is None or gpu is None or r.task not in MLENERGY_PROMPTS:
+            continue
+        n_gpu = int(r.num_gpus)
+        tp, ep = int(r.par_tensor_parallel), int(r.par_expert_parallel)
+        if int(r.par_data_parallel) != 1:
+            continue
+        if ep > 1:  # vLLM --enable-expert-parallel over the instance's GPUs
+            tp = n_gpu
+            ep = n_gpu
+        if tp != n_gpu:
+            continue
+        prec = {"bfloat16": "bf16", "fp8": "fp8", "mxfp4": "mxfp4"}.get(r.weight_precision)
+        if prec is None:
+            continue
+        if prec == "fp8" and ("Qwen" in r.model_id or "DeepSeek" in r.model_id):
+            prec = "fp8_block"
+        hist = _output_dist(root / "models", r.model_id, r.task, r.gpu_model, int(r.max_num_seqs))
+        mns = int(r.max_num_seqs)
+        n_req = max(2 * mns, min(max_requests, 4 * mns))
+        engine = MLENERGY_ENGINE
+        out_spec: dict | int = round(r.avg_output_len)
+        if hist is not None:
+            bins, counts = hist
+            mids = (bins[:-1] + bins[1:]) / 2
+            out_spec = {"dist": "lognormal", "mean": float(max(1.0, r.avg_output_len)),
+                        "sigma": float(_lognormal_sigma(mids, counts)),
+                        "max": int(bins[-1])}
+        pool = {"gpu": gpu, "model": model, "tp": tp, "ep": ep if ep > 1 else 1, "count": 1,
+                "precision": prec, "max_context": None, "engine": engine,
+                "scheduler": {**BIG_GPU_SCHED, "max_seqs": mns}}
+        wl = {"name": "mlenergy", "source": {
+            "kind": "closed_loop", "concurrency": mns, "num_requests": n_req,
+            "prompt_tokens": MLENERGY_PROMPTS[r.task], "output_tokens": out_spec}}
+        fit = r.model_id in MLENERGY_FIT and r.task == "lm-arena-chat"
+        out.append(Case(
+            "mlenergy", f"{r.model_id} {r.task} {r.gpu_model}x{n_gpu} {prec} c{mns}", gpu, model,
+            "fit" if fit else "test", pool,
+            {"itl_p50_s": r.median_itl_ms / 1e3, "power_w": r.avg_power_watts / n_gpu},
+            workload=wl, info={"concurrency": mns, "avg_batch": float(r.avg_batch_size)}))
+    return out
+
+
+def _lognormal_sigma(x: np.ndarray, w: np.ndarray) -> float:
+    """Sigma of a lognormal matching the weighted log-spread of histogram midpoints."""
+    ok = (x > 0) & (w > 0)
+    if ok.sum() < 2:
+        return 0.5
+    lx = np.log(x[ok])
+    m = np.average(lx, weights=w[ok])
+    return float(min(2.0, max(0.1, math.sqrt(np.average((lx - m) ** 2, weights=w[ok])))))
