@@ -1,0 +1,133 @@
+"""`python -m wrpsim.calibrate engine=NAME [key=value ...]`: build or refit an engine profile.
+
+Steps, each optional but at least one:
+
+1. `kernels=DIR gpu=GPU`: compact the kernel timings of one GPU in NVIDIA AIConfigurator's
+   layout (`DIR/<op>/<framework>/<version>/*.parquet`, e.g. `systems/data/h100_sxm`) into the
+   engine's tables (`wrpsim.calibrate.aic`); the GPU must be in the GPU catalog.
+2. `steps=CSV` and/or `benchmarks=CSV`: fit the engine constants named in `fit` on per-step
+   timings or closed-loop benchmarks (`wrpsim.calibrate.fit` documents the columns) and report
+   the median / p90 absolute % error before and after.
+
+The engine is `out_dir/NAME.yaml` (created from `base` when new; default `out_dir` the
+catalog's engines folder). With another `out_dir`, point `WRPSIM_CATALOG` at its parent so runs
+find the engine. `write=false` reports the fit but leaves the engine's constants as they were
+(a new engine's file is still created, since the fit simulates with it). The last line of stdout
+is one JSON object; bad input prints one line on stderr and exits with status 2.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from wrpsim.cli import apply_flat
+from wrpsim.errors import ConfigError, WrpsimError
+
+DEFAULTS = {"engine": None, "base": "vllm-0.24", "gpu": None, "kernels": None, "steps": None,
+            "benchmarks": None, "fit": None, "out_dir": None, "write": True}
+
+
+def parse_args(argv: list[str]) -> dict[str, Any]:
+    """DEFAULTS with the `key=value` overrides of `argv`, checked."""
+    from wrpsim.calibrate.fit import BOUNDS, FIT_FIELDS
+
+    cfg = apply_flat(DEFAULTS, argv, "calibrate")
+    name = cfg["engine"]
+    if not isinstance(name, str) or not name or "/" in name:
+        raise ConfigError("calibrate: engine=NAME is required (a file name, e.g. my-vllm)")
+    if not (cfg["kernels"] or cfg["steps"] or cfg["benchmarks"]):
+        raise ConfigError("calibrate: give kernels=DIR gpu=GPU, steps=CSV and/or benchmarks=CSV")
+    if cfg["kernels"] and not cfg["gpu"]:
+        raise ConfigError("calibrate: kernels=DIR needs gpu=GPU (a GPU catalog name)")
+    fit = cfg["fit"]
+    fit = list(FIT_FIELDS) if fit is None else ([fit] if isinstance(fit, str) else list(fit))
+    bad = [f for f in fit if f not in BOUNDS]
+    if bad:
+        raise ConfigError(f"calibrate: fit: unknown field(s) {bad}; valid: {', '.join(BOUNDS)}")
+    cfg["fit"] = fit
+    if not isinstance(cfg["write"], bool):
+        raise ConfigError(f"calibrate: write must be true or false, got {cfg['write']!r}")
+    return cfg
+
+
+def _engine_yaml(out_dir: Path, name: str, base: str) -> tuple[Path, dict]:
+    from wrpsim.pool.engines import get_engine
+
+    path = out_dir / f"{name}.yaml"
+    if path.is_file():
+        return path, yaml.safe_load(path.read_text()) or {}
+    b = get_engine(base)
+    if b.kind != "kernels":
+        raise ConfigError(f"calibrate: base engine {base!r} is not a kernels engine")
+    raw = yaml.safe_load(b.path.read_text()) or {}
+    rel = {}
+    for g, e in (raw.get("gpus") or {}).items():  # keep pointing at the base's tables
+        if "tables" in e:
+            rel[g] = {"tables": os.path.relpath((b.path.parent / e["tables"]).resolve(),
+                                                out_dir.resolve())}
+        else:
+            rel[g] = dict(e)
+    raw["gpus"] = rel
+    raw["description"] = f"{name}: calibrated with python -m wrpsim.calibrate (base {base})"
+    return path, raw
+
+
+def run(cfg: dict[str, Any]) -> dict[str, Any]:
+    """Do the steps of a parsed config; return the JSON summary."""
+    from wrpsim.pool import engines as E
+    from wrpsim.pool.catalog import get_gpu
+
+    out_dir = Path(str(cfg["out_dir"])) if cfg["out_dir"] else E.engines_dir()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path, raw = _engine_yaml(out_dir, cfg["engine"], cfg["base"])
+    result: dict[str, Any] = {"engine": cfg["engine"], "file": str(path)}
+    if cfg["kernels"]:
+        from wrpsim.calibrate.aic import compact
+
+        get_gpu(str(cfg["gpu"]))
+        tables = out_dir / cfg["engine"] / str(cfg["gpu"])
+        meta = compact(cfg["kernels"], tables)
+        raw.setdefault("gpus", {})[str(cfg["gpu"])] = {
+            "tables": str(tables.relative_to(out_dir))}
+        result["tables"] = {k: v["rows"] for k, v in meta["tables"].items()}
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    E.engines.cache_clear()
+    if cfg["steps"] or cfg["benchmarks"]:
+        import pandas as pd
+
+        from wrpsim.calibrate.fit import STEP_COLUMNS, _read_csv, benchmark_cases, fit_constants
+
+        steps = _read_csv(cfg["steps"], STEP_COLUMNS) if cfg["steps"] else None
+        cases = benchmark_cases(cfg["benchmarks"]) if cfg["benchmarks"] else []
+        if steps is not None:
+            steps = pd.DataFrame(steps)
+        fitted, report = fit_constants(cfg["engine"], cases, steps, cfg["fit"])
+        result["fitted"], result["error_pct"] = fitted, report
+        if cfg["write"]:
+            raw.setdefault("constants", {}).update(fitted)
+            path.write_text(yaml.safe_dump(raw, sort_keys=False))
+            E.engines.cache_clear()
+    if not cfg["write"] and not cfg["kernels"]:
+        result["written"] = False
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: one JSON line; bad input one line on stderr, status 2."""
+    try:
+        result = run(parse_args(sys.argv[1:] if argv is None else argv))
+    except WrpsimError as exc:
+        print(f"wrpsim: error: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

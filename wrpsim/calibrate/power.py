@@ -1,0 +1,82 @@
+"""Fit the per-GPU power shape (`wrpsim.pool.kernels.power.PowerModel`) on measured watts.
+
+Per GPU type, `active`, `w_compute` and `w_memory` minimise the squared error of the average
+power per GPU, a linear least-squares problem with non-negative coefficients, because average
+power is linear in them: with busy fraction b and time-averaged utilisations u_c, u_m,
+
+    P = idle + (TDP - idle) x (active x b + w_compute x u_c + w_memory x u_m).
+
+Sources of (b, u_c, u_m, P) points:
+
+- ML.ENERGY closed-loop runs (`wrpsim.validate.sets.mlenergy_cases`): each case is simulated
+  three times with a probe power model that reports b, u_c and u_m as its "power", so the
+  utilisations are those of the simulated iterations;
+- the Splitwise profile (A100, `pools/catalog/profiles/splitwise_llama2_70b.csv`): each run is a
+  prefill of its measured duration and decode steps of theirs; the utilisations are the work
+  of those iterations (`iteration_work`) over the measured times.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from wrpsim.pool.kernels.power import POWER_FIELDS, PowerModel, utilisation
+
+
+def probe_points(case, engine: str | None = None) -> tuple[float, float, float]:
+    """(busy fraction, mean u_compute, mean u_memory) of `case`'s simulation, time-averaged
+    over the run and per GPU."""
+    from wrpsim.sim import Simulation
+    from wrpsim.validate.replay import case_config
+
+    out = []
+    for unit in ((1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0)):
+        sim = Simulation(case_config(case, engine), trace=case.trace)
+        for lat in sim.fleet.latency.values():
+            lat._power = PowerModel(0.0, 1.0, *unit, source="probe")
+        _req, inst, end = sim.run()
+        gpus = float(np.sum(inst.column("tp").to_numpy()))
+        out.append(float(np.sum(inst.column("energy_j").to_numpy())) / end / gpus)
+    return tuple(out)
+
+
+def splitwise_points(gpu: str = "a100-80gb") -> list[tuple[float, float, float, float]]:
+    """(b, u_c, u_m, measured W per GPU) of the Splitwise profile runs on `gpu` with a usable
+    power reading (`wrpsim.pool.calibrate`'s filters), engine vllm-0.24's model of Llama-2-70B
+    for the work and the measured durations for the time."""
+    from wrpsim.pool.calibrate import MIN_POWER_FRAC, load_profile
+    from wrpsim.pool.catalog import get_gpu
+    from wrpsim.pool.engines import build_latency_model
+
+    prof = load_profile()
+    prof = prof[(prof["hardware"] == gpu) & prof["fits"]
+                & (prof["average_power"] >= MIN_POWER_FRAC)]
+    g = get_gpu(gpu)
+    pts = []
+    for r in prof.itertuples():
+        lat = build_latency_model("llama2-70b", gpu, int(r.tensor_parallel))
+        b, p = int(r.batch_size), int(r.prompt_size)
+        t_pre = r.prompt_time / 1e3
+        t_dec = (r.e2e_time - r.prompt_time) / 1e3
+        steps = max(1, int(r.n_gen) - 1)
+        uc_p, um_p = utilisation(lat, b * p, 0, 0.0, b * p * (p + 1) / 2.0, t_pre)
+        uc_d, um_d = utilisation(lat, 0, b, b * r.ctx, 0.0, t_dec / steps)
+        tot = t_pre + t_dec
+        pts.append((1.0, (uc_p * t_pre + uc_d * t_dec) / tot, (um_p * t_pre + um_d * t_dec) / tot,
+                    float(r.average_power) * g.tdp_w))
+    return pts
+
+
+def fit_gpu(points, idle_w: float, tdp_w: float) -> tuple[dict, dict]:
+    """Non-negative least squares of the three power fields on `points` (b, u_c, u_m, W);
+    returns (fields, {'n', 'median_pct', 'max_pct'}) of the fit's absolute % errors."""
+    from scipy.optimize import lsq_linear
+
+    a = np.array([[b, uc, um] for b, uc, um, _ in points]) * (tdp_w - idle_w)
+    y = np.array([w for *_, w in points]) - idle_w
+    res = lsq_linear(a, y, bounds=(0.0, np.inf))
+    pred = a @ res.x + idle_w
+    ape = np.abs(pred / (y + idle_w) - 1.0) * 100
+    fields = {k: round(float(v), 4) for k, v in zip(POWER_FIELDS, res.x)}
+    return fields, {"n": len(y), "median_pct": round(float(np.median(ape)), 1),
+                    "max_pct": round(float(ape.max()), 1)}
