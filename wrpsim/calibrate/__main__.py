@@ -97,7 +97,7 @@ def run(cfg: dict[str, Any]) -> dict[str, Any]:
             "tables": str(tables.relative_to(out_dir))}
         result["tables"] = {k: v["rows"] for k, v in meta["tables"].items()}
     path.write_text(yaml.safe_dump(raw, sort_keys=False))
-    E.engines.cache_clear()
+    E.clear_caches()
     if cfg["steps"] or cfg["benchmarks"]:
         import pandas as pd
 
@@ -112,7 +112,7 @@ def run(cfg: dict[str, Any]) -> dict[str, Any]:
         if cfg["write"]:
             raw.setdefault("constants", {}).update(fitted)
             path.write_text(yaml.safe_dump(raw, sort_keys=False))
-            E.engines.cache_clear()
+            E.clear_caches()
     if not cfg["write"] and not cfg["kernels"]:
         result["written"] = False
     return result

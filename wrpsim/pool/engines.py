@@ -24,7 +24,7 @@ built here carries a `calibration` label that outputs repeat.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 import yaml
@@ -183,6 +183,36 @@ def build_latency_model(model: str, gpu: str, tp: int, engine: str = DEFAULT_ENG
                         precision: str = "bf16", kv_dtype: str = "auto", ep: int = 1,
                         overrides: dict | None = None, max_tokens: int = 16384,
                         where: str = "latency", prefix: str = ""):
+    """The latency/power model of `model` on `tp` x `gpu` under `engine` (see `_build`); one
+    object per distinct set of arguments per process (the models are pure, so pools and runs of
+    a sweep share them and their precomputed tables)."""
+    key = tuple(sorted((overrides or {}).items()))
+    try:
+        return _cached(model, gpu, tp, engine, precision, kv_dtype, ep, key, max_tokens)
+    except ConfigError as e:
+        raise _named(e, where, prefix) from None
+
+
+def _named(e: ConfigError, where: str, prefix: str) -> ConfigError:
+    return ConfigError(str(e).replace("\x00where", where).replace("\x00", prefix))
+
+
+@lru_cache(maxsize=256)
+def _cached(model, gpu, tp, engine, precision, kv_dtype, ep, overrides, max_tokens):
+    return _build(model, gpu, tp, engine, precision, kv_dtype, ep, dict(overrides), max_tokens,
+                  "\x00where", "\x00")
+
+
+def clear_caches() -> None:
+    """Forget loaded engines and built models (after an engine file changed on disk)."""
+    engines.cache_clear()
+    _cached.cache_clear()
+
+
+def _build(model: str, gpu: str, tp: int, engine: str = DEFAULT_ENGINE,
+           precision: str = "bf16", kv_dtype: str = "auto", ep: int = 1,
+           overrides: dict | None = None, max_tokens: int = 16384,
+           where: str = "latency", prefix: str = ""):
     """The latency/power model of `model` on `tp` x `gpu` under `engine`.
 
     `overrides` replace engine constants (kernels engines: `EngineConstants` fields) or

@@ -277,7 +277,7 @@ class Instance(BatchingMixin, SequenceSetMixin, FailureMixin):
         self._dec_in_iter = n_dec
         if n_dec and self._fresh:
             self._second_tokens(now + dur)
-        self._begin(now, dur, 1, None, self.latency.power_w(tokens, n_dec, ctx))
+        self._begin(now, dur, 1, None, self.latency.power_w(tokens, n_dec, ctx, dur))
         self.prefill_tokens += tokens
 
     def _start_decode_run(self, now: float, max_steps: int = 0) -> bool:
@@ -297,7 +297,7 @@ class Instance(BatchingMixin, SequenceSetMixin, FailureMixin):
         if self._fresh:
             self._second_tokens(now + (dur if cum is None else float(cum[0])))
         # power at the run's middle context (it changes little within a run)
-        power = self.latency.power_w(0, self.n_dec, ctx + (self.n_dec * (n - 1)) // 2)
+        power = self.latency.power_w(0, self.n_dec, ctx + (self.n_dec * (n - 1)) // 2, dur / n)
         self._begin(now, dur, n, cum, power)
         return True
 

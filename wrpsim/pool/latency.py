@@ -52,12 +52,15 @@ class LatencyModel(abc.ABC):
 
     @abc.abstractmethod
     def power_w(
-        self, prefill_tokens: int, decode_seqs: int, decode_ctx: int | None = None
+        self, prefill_tokens: int, decode_seqs: int, decode_ctx: int | None = None,
+        duration_s: float | None = None,
     ) -> float:
         """Average power of ONE GPU of the instance during an iteration of that composition.
 
         `decode_ctx` is the summed context of the decoding sequences, as for `iteration_s`; when
-        None, an implementation-defined typical context is assumed.
+        None, an implementation-defined typical context is assumed. `duration_s`, when the
+        caller knows it, is the iteration's duration (models whose power depends on it then
+        need not recompute it).
         """
 
     def frontend_s(self, prompt_tokens: int) -> float:

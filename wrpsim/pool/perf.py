@@ -173,10 +173,12 @@ class AnalyticalLatency(LatencyModel):
         return self._p_base + self._p_span * (u if u < 1.0 else 1.0)
 
     def power_w(
-        self, prefill_tokens: int, decode_seqs: int, decode_ctx: int | None = None
+        self, prefill_tokens: int, decode_seqs: int, decode_ctx: int | None = None,
+        duration_s: float | None = None,
     ) -> float:
         """Per-GPU power of an iteration whose decode sequences hold `decode_ctx` tokens in all
-        (`power_ctx_tokens` each when None); between `idle_power_w()` and the GPU's TDP."""
+        (`power_ctx_tokens` each when None); between `idle_power_w()` and the GPU's TDP
+        (`duration_s` is not used: this model recomputes its own)."""
         if decode_ctx is None or not decode_seqs:
             return self.power_at(prefill_tokens, decode_seqs, self.power_ctx_tokens)
         return self.power_at(prefill_tokens, decode_seqs, decode_ctx / decode_seqs)

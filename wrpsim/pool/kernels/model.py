@@ -243,23 +243,37 @@ class KernelLatency(LatencyModel):
         self._window = m.sliding_window
         self._pre_s = self._pre.s.tolist()
         self._dec_s = self._dec.s
+        self._dec_sl = self._dec.s.tolist()
+        self._pre_rows: dict = {}
         # a decoding sequence reads and writes its Mamba state once per iteration
         self._mamba_dec = 2.0 * m.mamba_state_bytes / tp / self._stream
 
     # ------------------------------------------------------------------ attention
-    def _dec_row(self, batch: int) -> np.ndarray:
+    def _dec_row(self, batch: int) -> tuple[np.ndarray, list]:
+        """Decode-attention times over the context grid at `batch` (array and list)."""
         row = self._dec_rows.get(batch)
         if row is None:
-            row = self._dec_rows[batch] = self._dec.row(float(batch))
+            r = self._dec.row(float(batch))
+            row = self._dec_rows[batch] = (r, r.tolist())
         return row
 
-    def _decode_attn(self, batch: int, ctx_per_seq) -> np.ndarray:
-        """Decode attention seconds (all attention layers) at per-sequence context(s)."""
-        row, s = self._dec_row(batch), self._dec_s
+    def _decode_attn(self, batch: int, ctx_per_seq: np.ndarray) -> np.ndarray:
+        """Decode attention seconds (all attention layers) at per-sequence contexts (array)."""
+        row, s = self._dec_row(batch)[0], self._dec_s
         c = np.asarray(ctx_per_seq, dtype=np.float64)
         t = self._n_full * _interp_tail(c, s, row)
         if self._n_slide:
             t = t + self._n_slide * _interp_tail(np.minimum(c, self._window), s, row)
+        return t + self._mamba_dec * batch
+
+    def _decode_attn1(self, batch: int, c: float) -> float:
+        """`_decode_attn` at one context, in plain floats (the hot path)."""
+        row = self._dec_row(batch)[1]
+        s = self._dec_sl
+        t = self._n_full * _interp1(c, s, row)
+        if self._n_slide:
+            w = self._window
+            t += self._n_slide * _interp1(c if c < w else float(w), s, row)
         return t + self._mamba_dec * batch
 
     def _prefill_attn(self, seqs: int, tokens: int, pairs: float) -> float:
@@ -274,14 +288,17 @@ class KernelLatency(LatencyModel):
         b = max(1, seqs)
         s = tokens / b
         ctx = pairs / tokens + s / 2.0 if tokens else 0.0  # keys per query, on average
-        row, drow = self._pre.row(float(b)), self._dec_row(b)
+        row = self._pre_rows.get(b)
+        if row is None:
+            row = self._pre_rows[b] = self._pre.row(float(b)).tolist()
+        drow, s_dec = self._dec_row(b)[1], self._dec_sl
         total = self._n_full * max(_pairs_time(row, self._pre_s, b, pairs),
-                                   float(_interp_tail(ctx, self._dec_s, drow)))
+                                   _interp1(ctx, s_dec, drow))
         if self._n_slide:
             w = float(self._window)
             pw = min(pairs, tokens * w)
             total += self._n_slide * max(_pairs_time(row, self._pre_s, b, pw),
-                                         float(_interp_tail(min(ctx, w), self._dec_s, drow)))
+                                         _interp1(min(ctx, w), s_dec, drow))
         return total
 
     # ------------------------------------------------------------------ LatencyModel
@@ -306,7 +323,7 @@ class KernelLatency(LatencyModel):
         if prefill_tokens:
             g += self._prefill_attn(pre_seqs, prefill_tokens, prefill_attn)
         if decode_seqs:
-            g += float(self._decode_attn(decode_seqs, decode_ctx / decode_seqs))
+            g += self._decode_attn1(decode_seqs, decode_ctx / decode_seqs)
         return g
 
     def iteration_s(self, prefill_tokens: int, prefill_attn: float, decode_seqs: int,
@@ -327,10 +344,35 @@ class KernelLatency(LatencyModel):
         if batch <= 0 or n <= 0:
             return np.zeros(max(n, 0), dtype=np.float64)
         fixed = self._lin_at(batch) + self._head_at(batch) + self._floor
-        ctx = (ctx0 + batch * np.arange(n, dtype=np.float64)) / batch
-        g = fixed + self._decode_attn(batch, ctx)
+        c0 = ctx0 / batch
+        attn = self._decode_run_attn(batch, c0, n)
+        g = attn + fixed if attn is not None else fixed + self._decode_attn(
+            batch, c0 + np.arange(n, dtype=np.float64))
         cpu = self._cpu0 + self._cpu_seq * batch
-        return np.maximum(g, cpu) if self.c.async_scheduling else g + cpu
+        if self.c.async_scheduling:
+            return np.maximum(g, cpu) if cpu > fixed else g
+        return g + cpu
+
+    def _decode_run_attn(self, batch: int, c0: float, n: int) -> np.ndarray | None:
+        """Decode attention of a run whose per-sequence context goes c0, c0 + 1, ... when it
+        stays inside one segment of the grid (the common case: the time is then linear in the
+        step, one numpy operation); None otherwise."""
+        s = self._dec_sl
+        c1 = c0 + n - 1
+        if c0 < s[0] or c1 >= s[-1]:
+            return None
+        i = bisect_right(s, c0) - 1
+        if c1 > s[i + 1] or (self._n_slide and c0 < self._window <= c1):
+            return None
+        row = self._dec_row(batch)[1]
+        slope = (row[i + 1] - row[i]) / (s[i + 1] - s[i])
+        t0 = row[i] + slope * (c0 - s[i])
+        k = np.arange(n, dtype=np.float64)
+        lay = self._n_full + (self._n_slide if c1 < self._window else 0)
+        out = lay * (t0 + slope * k)
+        if self._n_slide and c0 >= self._window:  # sliding layers saturated at the window
+            out += self._n_slide * _interp1(float(self._window), s, row)
+        return out + self._mamba_dec * batch
 
     def frontend_s(self, prompt_tokens: int) -> float:
         """The API server's time on a request before the engine sees it (module docstring)."""
@@ -347,13 +389,14 @@ class KernelLatency(LatencyModel):
 
     # ------------------------------------------------------------------ power
     def power_w(self, prefill_tokens: int, decode_seqs: int,
-                decode_ctx: int | None = None) -> float:
-        """Per-GPU power of an iteration (`wrpsim.pool.kernels.power`)."""
+                decode_ctx: int | None = None, duration_s: float | None = None) -> float:
+        """Per-GPU power of an iteration (`wrpsim.pool.kernels.power`); `duration_s` is the
+        iteration's duration when the caller knows it."""
         if self._power is None:
             if prefill_tokens + decode_seqs <= 0:
                 return self.gpu.idle_w
             return self.gpu.tdp_w
-        return self._power.power_w(self, prefill_tokens, decode_seqs, decode_ctx)
+        return self._power.power_w(self, prefill_tokens, decode_seqs, decode_ctx, duration_s)
 
     def idle_power_w(self) -> float:
         return self.gpu.idle_w if self._power is None else self._power.idle_w
@@ -380,6 +423,17 @@ class KernelLatency(LatencyModel):
                 f"{usable:.1f} GiB usable), leaving no room for one KV block of {block_size} "
                 f"tokens")
         return blocks
+
+
+def _interp1(c: float, s: list, row: list) -> float:
+    """`_interp_tail` for one value, on lists (plain floats)."""
+    if c >= s[-1]:
+        return row[-1] * (c + 1.0) / (s[-1] + 1.0)
+    if c <= s[0]:
+        return row[0]
+    i = bisect_right(s, c) - 1
+    w = (c - s[i]) / (s[i + 1] - s[i])
+    return row[i] + (row[i + 1] - row[i]) * w
 
 
 def _interp_tail(c, s: np.ndarray, row: np.ndarray):

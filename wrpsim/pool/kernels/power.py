@@ -50,35 +50,54 @@ class PowerModel:
         return self.idle_w + (self.tdp_w - self.idle_w) * (f if f < 1.0 else 1.0)
 
     def power_w(self, lat, prefill_tokens: int, decode_seqs: int,
-                decode_ctx: int | None = None) -> float:
+                decode_ctx: int | None = None, duration_s: float | None = None) -> float:
         """Per-GPU watts of an iteration (`LatencyModel.power_w`); decode sequences hold 1024
-        tokens each when `decode_ctx` is None."""
+        tokens each when `decode_ctx` is None; the utilisations are over `duration_s` when
+        given (the whole iteration: CPU time the GPU waits through lowers them), else over the
+        iteration's GPU time."""
         if prefill_tokens + decode_seqs <= 0:
             return self.idle_w
         ctx = float(decode_seqs * 1024 if decode_ctx is None else decode_ctx)
+        if duration_s:
+            pairs = prefill_tokens * (prefill_tokens + 1) / 2.0
+            return self.power_at(*utilisation(lat, prefill_tokens, decode_seqs, ctx, pairs,
+                                              duration_s))
         return self.power_at(*self.utilisation(lat, prefill_tokens, decode_seqs, ctx))
+
+
+def _constants(lat) -> tuple:
+    """Per-model work coefficients of `iteration_work`, computed once per latency model."""
+    c = getattr(lat, "_work_c", None)
+    if c is None:
+        m, tp = lat.model, lat.tp
+        wb = rl.WEIGHT_BYTES
+        head = m.vocab * m.hidden / tp
+        dense = (m.params - m.expert_params - m.embedding_params) / tp
+        c = lat._work_c = (
+            2.0 * (m.active_params - m.embedding_params) / tp,  # FLOPs per token
+            2.0 * head,  # LM-head FLOPs per sequence
+            4.0 * (m.heads // tp) * m.head_dim * m.attn_layers,  # FLOPs per (query, key) pair
+            dense * wb[lat.dense_dtype] + head * 2.0,  # bytes read every iteration
+            m.expert_params / tp * wb[lat.moe_dtype],  # bytes of all experts
+            1.0 - m.active_experts / m.experts if m.moe else 0.0,
+            lat.kv_bytes_per_token_per_gpu,
+            lat._stream_bytes_per_token(),
+            rl.peak_flops(lat.gpu, lat.dense_dtype), lat.gpu.mem_bw_gbs * 1e9)
+    return c
 
 
 def iteration_work(lat, prefill_tokens: int, decode_seqs: int, decode_ctx: float,
                    prefill_attn: float) -> tuple[float, float]:
     """(FLOPs, bytes) one GPU of `lat`'s instance spends on an iteration: projections at 2
     FLOPs per active parameter and token, LM head per sequence, attention at 4 x heads x
-    head_dim per (query, key) pair; weights read once (experts: those the tokens touch), KV read
-    and written, element-wise traffic."""
-    m, tp = lat.model, lat.tp
+    head_dim per (query, key) pair; weights read once (experts: those the tokens touch, uniform
+    routing), KV read and written, element-wise traffic."""
+    lin, head, attn, fixed, experts, q, kv, stream, _, _ = _constants(lat)
     t_tok = prefill_tokens + decode_seqs
-    linear = (m.active_params - m.embedding_params) / tp
     seqs = decode_seqs + (1 if prefill_tokens else 0)
-    head = m.vocab * m.hidden / tp
-    flops = (2.0 * linear * t_tok + 2.0 * head * seqs
-             + 4.0 * (m.heads // tp) * m.head_dim * (prefill_attn + decode_ctx) * m.attn_layers)
-    wb = rl.WEIGHT_BYTES
-    experts = m.expert_params / tp
-    dense = (m.params - m.expert_params - m.embedding_params) / tp
-    touched = 1.0 - (1.0 - m.active_experts / m.experts) ** t_tok if m.moe else 1.0
-    nbytes = (dense * wb[lat.dense_dtype] + experts * touched * wb[lat.moe_dtype] + head * 2.0
-              + (decode_ctx + t_tok) * lat.kv_bytes_per_token_per_gpu
-              + t_tok * lat._stream_bytes_per_token())
+    flops = lin * t_tok + head * seqs + attn * (prefill_attn + decode_ctx)
+    touched = 1.0 - q ** t_tok if q else 1.0
+    nbytes = fixed + experts * touched + (decode_ctx + t_tok) * kv + t_tok * stream
     return flops, nbytes
 
 
@@ -86,8 +105,8 @@ def utilisation(lat, prefill_tokens: int, decode_seqs: int, decode_ctx: float,
                 prefill_attn: float, dt: float) -> tuple[float, float]:
     """(u_compute, u_memory) of an iteration that took `dt` seconds."""
     flops, nbytes = iteration_work(lat, prefill_tokens, decode_seqs, decode_ctx, prefill_attn)
-    return (flops / (rl.peak_flops(lat.gpu, lat.dense_dtype) * dt),
-            nbytes / (lat.gpu.mem_bw_gbs * 1e9 * dt))
+    c = _constants(lat)
+    return flops / (c[8] * dt), nbytes / (c[9] * dt)
 
 
 def load_power(path) -> dict:

@@ -78,10 +78,23 @@ class Grid:
         return Grid(self.b, self.s, self.t * factor)
 
 
-def _read(path: Path):
+class Cols(dict):
+    """A table as {column: numpy array}, read straight from Parquet (no pandas: building an
+    instance's latency model must stay cheap)."""
+
+    @property
+    def rows(self) -> int:
+        return len(next(iter(self.values()))) if self else 0
+
+    def where(self, mask: np.ndarray) -> Cols:
+        return Cols({k: v[mask] for k, v in self.items()})
+
+
+def _read(path: Path) -> Cols:
     import pyarrow.parquet as pq
 
-    return pq.read_table(path).to_pandas()
+    t = pq.read_table(path)
+    return Cols({c: t.column(c).to_numpy() for c in t.column_names})
 
 
 class Kernels:
@@ -110,19 +123,16 @@ class Kernels:
         key = ("cube", dtype)
         if key not in self._cache:
             df = self._table("gemm")
-            df = df[df["dtype"] == dtype]
-            if df.empty:
+            df = df.where(df["dtype"] == dtype)
+            if df.rows == 0:
                 self._cache[key] = None
             else:
-                ms = np.sort(df["m"].unique())
-                ns = np.sort(df["n"].unique())
-                ks = np.sort(df["k"].unique())
+                ms, ns, ks = (np.unique(df[c]).astype(np.float64) for c in ("m", "n", "k"))
                 cube = np.full((len(ms), len(ns), len(ks)), np.nan)
                 cube[np.searchsorted(ms, df["m"]), np.searchsorted(ns, df["n"]),
-                     np.searchsorted(ks, df["k"])] = df["ms"].to_numpy(np.float64) * MS
+                     np.searchsorted(ks, df["k"])] = df["ms"].astype(np.float64) * MS
                 self._fill_gemm(cube, ms, ns, ks, dtype)
-                self._cache[key] = (ms.astype(np.float64), ns.astype(np.float64),
-                                    ks.astype(np.float64), np.log(cube))
+                self._cache[key] = (ms, ns, ks, np.log(cube))
         return self._cache[key]
 
     def _fill_gemm(self, cube, ms, ns, ks, dtype) -> None:
@@ -163,14 +173,15 @@ class Kernels:
         """Time of vLLM's custom all-reduce of bf16 elements over `tp` GPUs (in a CUDA graph or
         eager) as a function of the element count."""
         df = self._table("allreduce")
-        if df is None or df.empty:
+        if df is None or df.rows == 0:
             raise ConfigError(f"engine tables {self.dir}: no all-reduce table")
-        df = df[df["graph"] == int(graph)]
-        tps = sorted(df["tp"].unique())
+        df = df.where(df["graph"] == int(graph))
+        tps = np.unique(df["tp"]).tolist()
         ref = min(tps, key=lambda v: abs(np.log(v / tp)))
-        sub = df[df["tp"] == ref].sort_values("elements")
-        x = sub["elements"].to_numpy(np.float64)
-        y = np.maximum.accumulate(sub["ms"].to_numpy(np.float64) * MS)
+        sub = df.where(df["tp"] == ref)
+        order = np.argsort(sub["elements"], kind="stable")
+        x = sub["elements"][order].astype(np.float64)
+        y = np.maximum.accumulate(sub["ms"][order].astype(np.float64) * MS)
         if ref != tp:  # another group size: scale the bandwidth part by the ring factor
             lat = y[0]
             y = lat + (y - lat) * ((tp - 1) / tp) / ((ref - 1) / ref)
@@ -183,33 +194,25 @@ class Kernels:
             return self._cache[key]
         df = self._table(name)
         size = "ctx" if name == "attn_decode" else "isl"
-        df = df[df["window"] == 0]
-        if kv_dtype not in set(df["kv_dtype"]):
-            kv_dtype_src = "bf16"
-        else:
-            kv_dtype_src = kv_dtype
-        df = df[df["kv_dtype"] == kv_dtype_src]
-        cfgs = df[["heads", "kv_heads", "head_dim"]].drop_duplicates().to_numpy()
+        df = df.where(df["window"] == 0)
+        kv_dtype_src = kv_dtype if np.any(df["kv_dtype"] == kv_dtype) else "bf16"
+        df = df.where(df["kv_dtype"] == kv_dtype_src)
+        cfgs = np.unique(np.stack([df["heads"], df["kv_heads"], df["head_dim"]], axis=1), axis=0)
+        cfgs = cfgs.astype(np.float64)
         dist = (np.abs(np.log(cfgs[:, 0] / heads)) + np.abs(np.log(cfgs[:, 1] / kv_heads))
                 + 4 * np.abs(np.log(cfgs[:, 2] / head_dim)))
         h, kvh, d = (int(v) for v in cfgs[int(np.argmin(dist))])
-        sub = df[(df["heads"] == h) & (df["kv_heads"] == kvh) & (df["head_dim"] == d)]
-        piv = sub.pivot_table(index="batch", columns=size, values="ms")
-        b = piv.index.to_numpy(np.float64)
-        s = piv.columns.to_numpy(np.float64)
-        t = piv.to_numpy(np.float64) * MS
+        sub = df.where((df["heads"] == h) & (df["kv_heads"] == kvh) & (df["head_dim"] == d))
+        b, bi = np.unique(sub["batch"], return_inverse=True)
+        s, si = np.unique(sub[size], return_inverse=True)
+        b, s = b.astype(np.float64), s.astype(np.float64)
+        t = np.full((len(b), len(s)), np.nan)
+        t[bi, si] = sub["ms"].astype(np.float64) * MS
         roof = rl.attn_decode_roofline if size == "ctx" else rl.attn_prefill_roofline
         kvb = {"bf16": 2.0, "fp8": 1.0}
         bb, ss = np.meshgrid(b, s, indexing="ij")
         r_ref = roof(bb, ss, h, kvh, d, self.gpu, kvb[kv_dtype_src])
-        for j in range(len(s)):  # unmeasured large batches: proportional to the roofline
-            col = t[:, j]
-            ok = np.flatnonzero(~np.isnan(col))
-            if len(ok) == 0:
-                continue
-            last = ok[-1]
-            col[last + 1:] = col[last] * r_ref[last + 1:, j] / r_ref[last, j]
-            col[:ok[0]] = col[ok[0]]
+        t = _fill(t, r_ref)
         t = np.maximum.accumulate(np.maximum.accumulate(t, axis=0), axis=1)
         if (h, kvh, d) != (heads, kv_heads, head_dim) or kv_dtype_src != kv_dtype:
             t = t * roof(bb, ss, heads, kv_heads, head_dim, self.gpu, kvb[kv_dtype]) / r_ref
@@ -231,9 +234,10 @@ class Kernels:
         key = "stream_bw"
         if key not in self._cache:
             df = self._table("attn_decode")
-            df = df[(df["kv_dtype"] == "bf16") & (df["window"] == 0)]
-            nbytes = df["batch"] * (df["ctx"] + 1.0) * 2 * df["kv_heads"] * df["head_dim"] * 2
-            self._cache[key] = float((nbytes / (df["ms"] * MS)).max())
+            df = df.where((df["kv_dtype"] == "bf16") & (df["window"] == 0))
+            nbytes = (df["batch"] * (df["ctx"] + 1.0) * 2.0 * df["kv_heads"] * df["head_dim"]
+                      * 2.0)
+            self._cache[key] = float(np.max(nbytes / (df["ms"] * MS)))
         return self._cache[key]
 
     # ------------------------------------------------------------------ MoE
@@ -242,21 +246,22 @@ class Kernels:
         """Time of one fused MoE layer as a function of the tokens entering it."""
         df = self._table("moe")
         want = (hidden, inter, topk, experts, moe_tp, moe_ep)
-        if df is None or df.empty:
+        if df is None or df.rows == 0:
             raise ConfigError(f"engine tables {self.dir}: no MoE table")
-        src = dtype if dtype in set(df["dtype"]) else "bf16"
-        df = df[df["dtype"] == src]
+        src = dtype if np.any(df["dtype"] == dtype) else "bf16"
+        df = df.where(df["dtype"] == src)
         cols = ["hidden", "inter", "topk", "experts", "moe_tp", "moe_ep"]
-        cfgs = df[cols].drop_duplicates().to_numpy(np.float64)
+        cfgs = np.unique(np.stack([df[c] for c in cols], axis=1), axis=0).astype(np.float64)
         w = np.array(want, dtype=np.float64)
         dist = np.abs(np.log(cfgs / w)).sum(axis=1)
         ref = cfgs[int(np.argmin(dist))]
-        sel = np.ones(len(df), dtype=bool)
+        sel = np.ones(df.rows, dtype=bool)
         for c, v in zip(cols, ref):
-            sel &= df[c].to_numpy() == v
-        sub = df[sel].sort_values("tokens")
-        x = sub["tokens"].to_numpy(np.float64)
-        y = np.maximum.accumulate(sub["ms"].to_numpy(np.float64) * MS)
+            sel &= df[c] == v
+        sub = df.where(sel)
+        order = np.argsort(sub["tokens"], kind="stable")
+        x = sub["tokens"][order].astype(np.float64)
+        y = np.maximum.accumulate(sub["ms"][order].astype(np.float64) * MS)
         h0, i0, k0, e0, tp0, ep0 = (int(v) for v in ref)
         if tuple(int(v) for v in ref) != want or src != dtype:
             y = y * (rl.moe_roofline(x, hidden, inter, topk, experts, moe_tp, moe_ep, dtype,
@@ -307,6 +312,23 @@ class Transferred:
         args = (hidden, inter, topk, experts, moe_tp, moe_ep, dtype)
         return c.scaled(rl.moe_roofline(c.x, *args, self.gpu, gated)
                         / rl.moe_roofline(c.x, *args, self.ref.gpu, gated))
+
+
+def _fill(t: np.ndarray, roof: np.ndarray) -> np.ndarray:
+    """Fill the unmeasured cells of a (batch x length) grid: from the nearest measured cell
+    of the same length (else of the same batch), scaled by the ratio of roofline times."""
+    t = t.copy()
+    for axis in (0, 1):
+        for j in range(t.shape[1 - axis]):
+            col = t[:, j] if axis == 0 else t[j, :]
+            r = roof[:, j] if axis == 0 else roof[j, :]
+            ok = np.flatnonzero(~np.isnan(col))
+            if len(ok) == 0 or len(ok) == len(col):
+                continue
+            for i in np.flatnonzero(np.isnan(col)):
+                near = ok[np.argmin(np.abs(ok - i))]
+                col[i] = col[near] * r[i] / r[near]
+    return t
 
 
 def _weights(grid: np.ndarray, v: float) -> tuple[int, float]:

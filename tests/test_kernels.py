@@ -1,0 +1,227 @@
+"""The kernel-table latency model (engines vllm-0.24 / vllm-0.11): measured points, physics
+invariants, precisions, architectures, calibration labels and context limits."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from wrpsim.errors import ConfigError
+from wrpsim.pool.catalog import catalog_path, get_gpu, get_model
+from wrpsim.pool.engines import build_latency_model, get_engine, kernels_for
+
+TABLES = catalog_path() / "engines" / "vllm-0.24"
+
+
+def _rows(gpu: str, table: str) -> dict:
+    t = pq.read_table(TABLES / gpu / f"{table}.parquet")
+    return {c: t.column(c).to_numpy() for c in t.column_names}
+
+
+@pytest.mark.parametrize("gpu", ["h100-80gb", "b200-180gb", "a100-80gb"])
+def test_gemm_curve_returns_the_measurement_at_measured_shapes(gpu):
+    k = kernels_for(get_engine("vllm-0.24"), gpu)
+    rows = _rows(gpu, "gemm")
+    rng = np.random.default_rng(0)
+    for i in rng.choice(len(rows["m"]), 40, replace=False):
+        dt, m, n, kk = rows["dtype"][i], rows["m"][i], rows["n"][i], rows["k"][i]
+        assert float(k.gemm(str(dt), int(n), int(kk))(float(m))) == pytest.approx(
+            rows["ms"][i] * 1e-3, rel=1e-5)
+
+
+def test_decode_attention_grid_returns_the_measurement():
+    k = kernels_for(get_engine("vllm-0.24"), "h100-80gb")
+    grid = k.attn_decode("bf16", 16, 2, 128)
+    rows = _rows("h100-80gb", "attn_decode")
+    sel = ((rows["heads"] == 16) & (rows["kv_heads"] == 2) & (rows["head_dim"] == 128)
+           & (rows["window"] == 0) & (rows["kv_dtype"] == "bf16"))
+    for b, c, ms in zip(rows["batch"][sel], rows["ctx"][sel], rows["ms"][sel]):
+        i, j = list(grid.b).index(b), list(grid.s).index(c)
+        # the grid keeps the lower envelope's monotone version of the measurement
+        assert grid.t[i, j] >= ms * 1e-3 * (1 - 1e-6)
+        assert grid.t[i, j] == pytest.approx(ms * 1e-3, rel=0.25)
+
+
+MODELS = [("llama3.1-8b", "h100-80gb", 1), ("llama3.1-70b", "h200-141gb", 4),
+          ("qwen3-30b-a3b", "h100-80gb", 1), ("gpt-oss-120b", "b200-180gb", 2),
+          ("gemma-3-12b", "l40s-48gb", 1), ("deepseek-v3", "h200-141gb", 8),
+          ("nemotron-nano-9b-v2", "a100-80gb", 1), ("llama3.1-8b", "mi300x-192gb", 1)]
+
+
+@pytest.mark.parametrize("model, gpu, tp", MODELS)
+def test_decode_runs_equal_stepping_iterations(model, gpu, tp):
+    lat = build_latency_model(model, gpu, tp)
+    for batch, ctx0, n in ((1, 5, 3), (7, 7 * 126 + 3, 40), (33, 33 * 1000, 300),
+                           (100, 100 * 120, 20), (64, 64 * 131000, 5)):
+        run = lat.decode_run_s(batch, ctx0, n)
+        step = [lat.iteration_s(0, 0.0, batch, ctx0 + k * batch) for k in range(n)]
+        np.testing.assert_allclose(run, step, rtol=1e-12)
+
+
+@pytest.mark.parametrize("model, gpu, tp", MODELS)
+def test_iteration_time_grows_with_work(model, gpu, tp):
+    lat = build_latency_model(model, gpu, tp)
+    dec = [lat.decode_step_s(b, 1000) for b in (1, 8, 64, 256)]
+    assert dec == sorted(dec) and dec[0] > 0
+    ctx = [lat.decode_step_s(32, c) for c in (100, 1000, 10000)]
+    assert ctx == sorted(ctx)
+    pre = [lat.prefill_s(1, p) for p in (16, 512, 4096, 16384)]
+    assert pre == sorted(pre)
+    # a prefill chunk after a long cached prefix costs more than the same chunk alone
+    p, c = 8000, 512
+    assert lat.iteration_s(c, c * (p + (c + 1) / 2), 0, 0) > lat.iteration_s(
+        c, c * (c + 1) / 2, 0, 0)
+    assert lat.iteration_s(0, 0.0, 0, 0) == 0.0
+
+
+def test_decode_is_memory_bound_at_small_batch():
+    """The projections of one decode step of a dense model at batch 1 read every weight once:
+    their measured time is at least weights / peak bandwidth, and the measured kernels reach
+    at least 60 % of it on a calibrated GPU."""
+    for gpu in ("h100-80gb", "h200-141gb", "b200-180gb", "a100-80gb", "l40s-48gb"):
+        lat = build_latency_model("llama3.1-8b", gpu, 1)
+        ideal = lat.weight_bytes_per_gpu / (lat.gpu.mem_bw_gbs * 1e9)
+        t = lat._lin_at(1) + lat._head_at(1)
+        assert ideal < t < ideal / 0.6, (gpu, t, ideal)
+
+
+def test_uncalibrated_gpu_moves_by_the_roofline_ratio():
+    h100 = build_latency_model("llama3.1-8b", "h100-80gb", 1)
+    mi = build_latency_model("llama3.1-8b", "mi300x-192gb", 1)
+    assert "uncalibrated: roofline" in mi.calibration and "H100" in mi.calibration
+    # memory-bound decode: faster by about the bandwidth ratio (5.3 / 3.35 TB/s)
+    ratio = h100.gpu_s(0, 0.0, 4, 400) / mi.gpu_s(0, 0.0, 4, 400)
+    assert ratio == pytest.approx(5300 / 3350, rel=0.15)
+    # compute-bound prefill: about the FLOP ratio (1307 / 989)
+    ratio = h100.gpu_s(8192, 8192 * 8193 / 2, 0, 0) / mi.gpu_s(8192, 8192 * 8193 / 2, 0, 0)
+    assert ratio == pytest.approx(1307 / 989, rel=0.15)
+
+
+def test_precisions_change_weights_kv_and_speed():
+    bf = build_latency_model("llama3.1-70b", "h100-80gb", 4)
+    f8 = build_latency_model("llama3.1-70b", "h100-80gb", 4, precision="fp8")
+    kv8 = build_latency_model("llama3.1-70b", "h100-80gb", 4, precision="fp8", kv_dtype="fp8")
+    m = get_model("llama3.1-70b")
+    emb = m.embedding_params * 2 / 4
+    assert f8.weight_bytes_per_gpu - emb == pytest.approx((bf.weight_bytes_per_gpu - emb) / 2)
+    assert kv8.kv_bytes_per_token_per_gpu == bf.kv_bytes_per_token_per_gpu / 2
+    assert kv8.kv_capacity_blocks(16) > 2 * bf.kv_capacity_blocks(16)
+    assert f8.decode_step_s(16, 1000) < 0.8 * bf.decode_step_s(16, 1000)
+    assert kv8.decode_step_s(64, 8000) < f8.decode_step_s(64, 8000)
+
+
+def test_architectures_size_their_kv_and_weights():
+    ds = build_latency_model("deepseek-v3", "h200-141gb", 8, precision="fp8_block")
+    assert ds.kv_bytes_per_token_per_gpu == 61 * (512 + 64) * 2  # MLA latent, replicated
+    assert ds.weight_bytes_per_gpu / 2**30 == pytest.approx(671e9 * 1.0078 / 8 / 2**30, rel=0.03)
+    q = build_latency_model("qwen3-30b-a3b", "h100-80gb", 2, ep=2)
+    assert q.ep == 2
+    with pytest.raises(ConfigError, match="ep must be 1 or equal to tp"):
+        build_latency_model("qwen3-30b-a3b", "h100-80gb", 2, ep=4)
+    with pytest.raises(ConfigError, match="mixture-of-experts"):
+        build_latency_model("llama3.1-8b", "h100-80gb", 2, ep=2)
+    nem = build_latency_model("nemotron-nano-9b-v2", "h100-80gb", 1)
+    # 4 attention layers keep KV; the Mamba state is reserved per sequence
+    assert nem.kv_bytes_per_token_per_gpu == 4 * 2 * 8 * 128 * 2
+    assert nem.kv_capacity_blocks(16, max_seqs=256) < nem.kv_capacity_blocks(16, max_seqs=1)
+
+
+def test_sliding_window_layers_stop_growing_past_the_window():
+    from dataclasses import replace
+
+    from wrpsim.pool.kernels.model import KernelLatency
+
+    g = build_latency_model("gemma-3-12b", "h100-80gb", 1)
+    spec = replace(get_model("gemma-3-12b"), sliding_layers=0, sliding_window=0)
+    full = KernelLatency(spec, g.gpu, 1, g.kernels, g.c)
+    # 40 of Gemma-3's 48 layers see at most 1024 tokens: past the window only 8 layers grow
+    dg = g.decode_step_s(32, 16000) - g.decode_step_s(32, 2000)
+    df = full.decode_step_s(32, 16000) - full.decode_step_s(32, 2000)
+    assert dg == pytest.approx(df * 8 / 48, rel=1e-6)
+    assert g.decode_step_s(32, 500) == pytest.approx(full.decode_step_s(32, 500), rel=1e-12)
+
+
+def test_every_calibrated_gpu_labels_its_tables():
+    for gpu, version in (("h100-80gb", "0.24.0"), ("l40s-48gb", "0.24.0"),
+                         ("a100-80gb", "0.14.0")):
+        lat = build_latency_model("llama3.1-8b", gpu, 1)
+        assert lat.calibration.startswith("vllm-0.24: kernels: vllm " + version), lat.calibration
+
+
+def test_engine_constants_have_physical_meaning():
+    """Each fitted constant adds exactly its share: layer floor per block, CPU per sequence
+    (hidden by async scheduling while the GPU is slower), front end per request."""
+    base = build_latency_model("llama3.1-8b", "h100-80gb", 1, engine="vllm-0.11",
+                               overrides={"layer_overhead_us": 0, "seq_overhead_us": 0,
+                                          "iter_overhead_us": 0})
+    lay = build_latency_model("llama3.1-8b", "h100-80gb", 1, engine="vllm-0.11",
+                              overrides={"layer_overhead_us": 10, "seq_overhead_us": 0,
+                                         "iter_overhead_us": 0})
+    assert lay.decode_step_s(8, 500) - base.decode_step_s(8, 500) == pytest.approx(64 * 10e-6)
+    seq = build_latency_model("llama3.1-8b", "h100-80gb", 1, engine="vllm-0.11",
+                              overrides={"layer_overhead_us": 0, "seq_overhead_us": 50,
+                                         "iter_overhead_us": 0})
+    assert seq.decode_step_s(100, 500) - base.decode_step_s(100, 500) == pytest.approx(5e-3)
+    asyn = build_latency_model("llama3.1-8b", "h100-80gb", 1, engine="vllm-0.24",
+                               overrides={"seq_overhead_us": 50, "iter_overhead_us": 0})
+    assert asyn.decode_step_s(100, 500) == pytest.approx(max(asyn.gpu_s(0, 0.0, 100, 50000),
+                                                             5e-3))
+    assert asyn.frontend_s(1000) == pytest.approx(
+        (asyn.c.frontend_us + 1000 * asyn.c.frontend_us_per_token) * 1e-6)
+
+
+def test_power_between_idle_and_tdp_and_rising_with_load():
+    lat = build_latency_model("llama3.1-70b", "h100-80gb", 4)
+    g = get_gpu("h100-80gb")
+    p = [lat.power_w(0, b, b * 1000) for b in (1, 16, 128)]
+    assert g.idle_w <= p[0] <= p[1] <= p[2] <= g.tdp_w
+    assert lat.power_w(8192, 0) >= p[0]
+    assert lat.power_w(0, 0) == lat.idle_power_w() == g.idle_w
+    assert "ML.ENERGY" in lat._power.source
+    assert "copied from h100-80gb" in build_latency_model(
+        "llama3.1-8b", "h200-141gb", 1)._power.source
+
+
+@pytest.mark.parametrize("field, kwargs, pattern", [
+    ("engine", {"engine": "vllm-9"}, r"engine: unknown value 'vllm-9'; valid choices: "),
+    ("precision", {"precision": "fp9"}, r"precision: unknown value 'fp9'; valid choices: bf16"),
+    ("kv_dtype", {"kv_dtype": "int3"}, r"kv_dtype: unknown value 'int3'; valid choices: auto"),
+    ("override", {"overrides": {"warp_speed": 1}}, r"unknown key\(s\) \['warp_speed'\]"),
+])
+def test_bad_names_fail_with_one_line(field, kwargs, pattern):
+    with pytest.raises(ConfigError, match=pattern) as e:
+        build_latency_model("llama3.1-8b", "h100-80gb", 1, **kwargs)
+    assert "\n" not in str(e.value)
+
+
+def test_requests_longer_than_the_context_are_dropped(tmp_path):
+    import pandas as pd
+
+    from wrpsim.sim import Simulation
+    from wrpsim.workload.validate import canonical_frame
+
+    trace = canonical_frame(np.array([0.0, 0.1, 0.2]), np.array([1000, 40000, 4000]),
+                            np.array([100, 1000, 100]))
+    cfg = {"workload": {"name": "t"}, "seed": 0, "slo": {"ttft_s": 10, "tpot_s": 1},
+           "router": {"_target_": "wrpsim.router.RoundRobin"},
+           "pool": {"pools": {"p": {"gpu": "h100-80gb", "model": "qwen3-8b", "tp": 1}}}}
+    req, _, _ = Simulation(cfg, trace=trace).run()
+    df = req.to_pandas()
+    assert get_model("qwen3-8b").max_context == 40960
+    assert df["status"].tolist() == ["completed", "dropped", "completed"]
+    assert df["drop_reason"].tolist()[1] == "context"
+    cfg["pool"]["pools"]["p"]["max_context"] = 4096
+    df = Simulation(cfg, trace=trace).run()[0].to_pandas()
+    assert (df["drop_reason"] == "context").sum() == 2
+    cfg["pool"]["pools"]["p"]["max_context"] = 100000
+    with pytest.raises(ConfigError, match=r"max_context \(100000\) exceeds qwen3-8b"):
+        Simulation(cfg, trace=trace)
+    assert isinstance(pd.__version__, str)
+
+
+def test_kv_bytes_follow_math():
+    lat = build_latency_model("llama3.1-8b", "h100-80gb", 2)
+    assert lat.kv_bytes_per_token_per_gpu == 2 * 32 * math.ceil(8 / 2) * 128 * 2
