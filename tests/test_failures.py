@@ -112,6 +112,24 @@ def test_with_every_instance_down_requests_wait_for_the_repair_or_are_dropped():
     assert row["status"] == "dropped" and row["drop_reason"] == "no_healthy_instance"
 
 
+def test_a_disaggregated_request_waits_while_every_decode_instance_is_down():
+    """The prefill instance is up, the only decode instance down: the request is retried (or
+    dropped) like one whose every candidate is down."""
+    cfg = constant_cfg(step_s=0.1, count=1)
+    pool = cfg["pool"]["pools"].pop("p")
+    cfg["pool"]["pools"]["pre"] = {**pool, "role": "prefill"}
+    cfg["pool"]["pools"]["dec"] = {**pool, "role": "decode"}
+    events = [{"pool": "dec", "instance": 0, "at_s": 0.5, "down_s": 2.0}]
+    cfg["failures"] = {"policy": "retry", "retry_delay_s": 1.0, "max_retries": 5,
+                       "events": events}
+    row = Simulation(cfg, make_trace([1.0], [10], [5])).run()[0].to_pylist()[0]
+    assert row["status"] == "completed" and row["attempts"] == 1
+    assert row["first_token_s"] == pytest.approx(3.0 + 0.1)  # tries at 1, 2, 3 s; up at 2.5 s
+    cfg["failures"] = {"policy": "drop", "events": events}
+    row = Simulation(cfg, make_trace([1.0], [10], [5])).run()[0].to_pylist()[0]
+    assert row["status"] == "dropped" and row["drop_reason"] == "no_healthy_instance"
+
+
 def test_random_failures_are_deterministic_and_conserve_requests(tmp_path):
     f = {"policy": "reroute", "mtbf_s": 6.0, "mttr_s": 2.0}
     outs = []

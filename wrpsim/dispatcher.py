@@ -67,14 +67,8 @@ class Dispatcher:
     def dispatch(self, req) -> None:
         """Route an arriving request and admit it where the router says."""
         self.log.open[req.id] = req
-        try:
-            placement = self.router.route(req, self.fleet)
-        except WrpsimError:
-            raise
-        except (ValueError, IndexError, ZeroDivisionError):  # no candidate: all are down
-            if not self.fleet.down_count or self.failures is None:
-                raise
-            self.failures.unavailable(req)
+        placement = self._routed(self.router.route, req)
+        if placement is False:
             return
         if placement is None:
             self.log.dropped(req, self.fleet.model_of(req), "router_rejected")
@@ -85,6 +79,19 @@ class Dispatcher:
             ev.callbacks.append(lambda _e: self._admit(req, placement, delay))
         else:
             self._admit(req, placement)
+
+    def _routed(self, route, req):
+        """`route(req, fleet)`, or False when it found no candidate because every one is down
+        (the request then goes to the failure policy)."""
+        try:
+            return route(req, self.fleet)
+        except WrpsimError:
+            raise
+        except (ValueError, IndexError, ZeroDivisionError):  # no candidate: all are down
+            if not self.fleet.down_count or self.failures is None:
+                raise
+            self.failures.unavailable(req)
+            return False
 
     def _admit(self, req, placement, delay: float = 0.0) -> None:
         inst = placement.instance
@@ -105,7 +112,9 @@ class Dispatcher:
         if inst.role != "prefill":
             inst.admit(req)
             return
-        dec = dec or self.router.route_decode(req, self.fleet)
+        dec = dec or self._routed(self.router.route_decode, req)
+        if dec is False:
+            return
         if dec is None:
             self.log.dropped(req, self.fleet.model_of(req), "router_rejected")
         elif need > dec.kv.capacity * dec.kv.block_size:

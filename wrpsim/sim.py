@@ -212,7 +212,7 @@ class Simulation:
         rows = []
         for inst in self.fleet.instances:
             inst.settle()
-            for seq in list(inst.waiting) + list(inst.running.values()):
+            for seq in [*inst.waiting, *inst.running.values(), *inst.waiting_handoffs()]:
                 self.log.in_flight(seq, inst)
             spec = next(s for s in self.fleet.specs if s.name == inst.pool)
             cap = inst.kv.capacity

@@ -42,6 +42,8 @@ REQUEST_SCHEMA = pa.schema(
         ("prefill_instance", pa.int32()),
         ("kv_transfer_bytes", pa.float64()),  # KV bytes sent prefill -> decode (0 colocated)
         ("kv_transfer_s", pa.float64()),  # exposed transfer: prompt done -> KV arrived
+        # of which waiting for the decode instance to reserve the KV's blocks (back-pressure)
+        ("kv_wait_s", pa.float64()),
         ("status", pa.string()),  # completed | dropped | in_flight
         ("drop_reason", pa.string()),
         # busy GPU time, IT energy and cost attributed to the request: every iteration's time
@@ -94,16 +96,19 @@ NAN = math.nan
 
 
 def _second_and_transfer(seq) -> tuple:
-    """tt2t_s, prefill pool, prefill index, KV bytes sent, exposed transfer seconds."""
+    """tt2t_s, prefill pool, prefill index, KV bytes sent, exposed transfer seconds, seconds
+    waited for the decode instance's reservation."""
     r = seq.req
     tt2t = NAN if seq.second_token_s is None else seq.second_token_s - r.arrival_s
     if seq.prefill_inst is None:
-        return tt2t, None, None, 0.0, NAN
+        return tt2t, None, None, 0.0, NAN, NAN
     pool, _, idx = seq.prefill_inst.rpartition("/")
-    exposed = NAN
+    exposed = wait = NAN
     if seq.first_token_s is not None and seq.prefill_end_s is not None:
         exposed = seq.first_token_s - seq.prefill_end_s
-    return tt2t, pool, int(idx), float(seq.xfer_bytes), exposed
+    if seq.grant_s is not None and seq.prefill_end_s is not None:
+        wait = max(0.0, seq.grant_s - seq.prefill_end_s)
+    return tt2t, pool, int(idx), float(seq.xfer_bytes), exposed, wait
 
 
 CHUNK_ROWS = 65_536
@@ -173,7 +178,7 @@ class RequestLog:
             req.id, req.parent_id, req.arrival_s, model, None, None, req.prompt_tokens,
             req.output_tokens,
             NAN, NAN, NAN, NAN, NAN, NAN, 0, len(req.hash_ids or ()), 0, 0, NAN, None, None, 0.0,
-            NAN, "dropped", reason, *self._spent(None, req.id), NAN,
+            NAN, NAN, "dropped", reason, *self._spent(None, req.id), NAN,
             self._attempts(req.id) - 1,  # attempts lost to failures before it was dropped
         )
         self.rows.append(row)

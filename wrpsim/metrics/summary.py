@@ -17,6 +17,9 @@ Definitions (all in `summary.json`):
   of completed requests / that facility energy in joules;
 - `busy_cost_usd` / `busy_gpu_hours`: the GPU time requests kept busy (Σ of the per-request
   `cost_usd` / `gpu_s`; the rest of `cost_usd` paid for idle capacity);
+- `kv_transfer_mean_s` / `kv_transfer_p99_s`: exposed KV transfer of disaggregated requests
+  (prompt done -> KV arrived at the decode instance), of which `kv_wait_mean_s` was spent
+  waiting for the decode instance to reserve the KV's blocks (`wrpsim/pool/handoff.py`);
 - `qoe_mean`, `qoe_p10`: streaming QoE (`wrpsim.metrics.qoe`) over completed requests;
   `qoe_attainment`: fraction of all requests completed with QoE >= `qoe.target`;
 - failures (`failures` config): `requests_retried` (sent to an instance more than once),
@@ -93,7 +96,7 @@ def summarize(requests: pa.Table, instances: pa.Table, duration_s: float, slo: d
            for n in ("ttft_s", "tpot_s", "e2e_s", "queue_wait_s", "output_tokens",
                      "prompt_tokens", "preemptions", "prefix_blocks", "prefix_hit_blocks",
                      "prefix_hit_tokens", "tt2t_s", "kv_transfer_bytes", "kv_transfer_s",
-                     "qoe", "gpu_s", "energy_j", "cost_usd", "attempts")}
+                     "kv_wait_s", "qoe", "gpu_s", "energy_j", "cost_usd", "attempts")}
     ttft, tpot, e2e = col["ttft_s"][done], col["tpot_s"][done], col["e2e_s"][done]
     out_tokens = float(col["output_tokens"][done].sum())
     in_tokens = float(col["prompt_tokens"][done].sum())
@@ -124,6 +127,7 @@ def summarize(requests: pa.Table, instances: pa.Table, duration_s: float, slo: d
         "kv_transfer_bytes": float(col["kv_transfer_bytes"].sum()),
         "kv_transfer_mean_s": mean(col["kv_transfer_s"][done]),
         "kv_transfer_p99_s": pct(col["kv_transfer_s"][done], 99),
+        "kv_wait_mean_s": mean(col["kv_wait_s"][done]),
         "slo_ttft_s": float(slo["ttft_s"]), "slo_tpot_s": float(slo["tpot_s"]),
         "slo_attainment": float(ok.sum() / total) if total else None,
         "goodput_rps": float(ok.sum()) / dur,

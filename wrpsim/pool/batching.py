@@ -3,9 +3,11 @@
 Mixed into `Instance`. Each `_admit_*` method is called at an iteration boundary and returns
 the prompt chunks `(seq, tokens, new_blocks)` the next iteration computes; new blocks are only
 *promised* (allocated when the iteration starts), so every check subtracts what is pending.
-Sequences whose KV cache arrived from a prefill instance (`kv_ready`) join the decode batch
-directly (`_admit_ready`). With a prefix cache, `_lookup` pins the cached leading blocks of a
-sequence about to be admitted and `_unlookup` undoes that if it is not admitted after all.
+Sequences whose KV cache arrived from a prefill instance (`kv_ready`) hold the blocks their
+decode instance reserved for it (`handoff.py`) and join the decode batch directly
+(`_admit_ready`), before any prompt. With a prefix cache, `_lookup` pins the cached leading
+blocks of a sequence about to be admitted and `_unlookup` undoes that if it is not admitted
+after all.
 """
 
 from __future__ import annotations
@@ -17,24 +19,31 @@ class BatchingMixin:
     """Admission policies of `Instance` (see module docstring)."""
 
     def _admit_ready(self, now: float, admit: bool) -> None:
-        """Move waiting sequences whose KV has arrived into the decode batch (FCFS head only)."""
+        """Move waiting sequences whose KV has arrived into the decode batch, in arrival order.
+
+        They hold their blocks already (the whole KV plus the slot of their first decode step;
+        orca: their whole life), so only the batch's next step must fit, with the watermark.
+        They go before sequences this instance preempted (which would otherwise wait for
+        blocks that arrived sequences hold); those are the only other waiting sequences of a
+        decode instance and sit at the queue's head, so the arrived ones are its last
+        `n_ready`."""
         waiting, kv = self.waiting, self.kv
         reserve = self.sched.policy == "orca"
-        while admit and waiting and waiting[0].kv_ready and len(self.running) < self.sched.max_seqs:
-            seq = waiting[0]
-            extra = seq.req.output_tokens - seq.gen - 1 if reserve else 0
-            nb = kv.blocks_for(seq.target + extra)
-            step = kv.step_blocks(self.step, 1) if self.n_dec and not reserve else 0
-            if nb + step > kv.available - (self._watermark if self.running else 0):
+        while admit and self.n_ready and len(self.running) < self.sched.max_seqs:
+            i = len(waiting) - self.n_ready
+            seq = waiting[i]
+            step = kv.step_blocks(self.step, 1) if self.n_dec else 0
+            if step > kv.available - (self._watermark if self.running else 0):
                 break
-            waiting.popleft()
-            kv.allocate(nb, now)
+            del waiting[i]
+            self.n_ready -= 1
+            if not reserve:  # the first step's slot: the batch's step blocks count it now
+                kv.release(seq.blocks - kv.blocks_for(seq.target), now)
             seq.state = PREFILL
             if seq.admit_s is None:
                 seq.admit_s = now
             self.running[seq.req.id] = seq
             seq.reserved = reserve
-            seq.blocks = nb
             self._add_decoder(seq)
 
     def _lookup(self, seq: Seq) -> int:
@@ -97,10 +106,10 @@ class BatchingMixin:
             budget -= c
             chunks.append((seq, c, nb))
         waiting, running = self.waiting, self.running
-        while admit and waiting and budget > 0 and len(running) < self.sched.max_seqs:
+        # prompts wait while a sequence whose KV arrived does (see _admit_ready)
+        while (admit and waiting and not self.n_ready and budget > 0
+               and len(running) < self.sched.max_seqs):
             seq = waiting[0]
-            if seq.kv_ready:  # waits for _admit_ready (FCFS)
-                break
             load = self._lookup(seq)
             c = min(seq.target - seq.done, budget)
             nb = -(-(seq.done + c - seq.shared) // bs)
@@ -120,10 +129,8 @@ class BatchingMixin:
         pending = 0
         chunks = []
         waiting, running = self.waiting, self.running
-        while admit and waiting and len(running) < self.sched.max_seqs:
-            seq = waiting[0]
-            if seq.kv_ready:  # waits for _admit_ready (FCFS)
-                break
+        while admit and waiting and not self.n_ready and len(running) < self.sched.max_seqs:
+            seq = waiting[0]  # (prompts wait while a sequence whose KV arrived does)
             load = self._lookup(seq)
             c = seq.target - seq.done
             if chunks and c > budget:

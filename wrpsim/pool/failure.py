@@ -3,11 +3,13 @@
 Mixed into `Instance`. `fail()` takes the instance down at the current simulated time: the
 iteration in progress never completes (its time is not counted as busy; the iterations of a
 planned decode run that did end before the failure are), every sequence on the
-instance — queued, prefilling, decoding, or whose KV cache arrives while it is down — is handed
-to `lost_handler` (the run's `wrpsim.failures.FailureInjector`, which retries, reroutes or drops
-it by policy), and its HBM KV cache, prefix cache and host-DRAM tier are emptied (a node crash;
-the fleet's remote KV pool survives). `recover()` brings it back empty. While down the instance
-draws no power and is left out of every router's candidate lists (`Fleet.set_down`).
+instance — queued, prefilling, decoding, done and waiting for a decode instance's reservation,
+or whose KV transfer to it is under way — is handed to `lost_handler` (the run's
+`wrpsim.failures.FailureInjector`, which retries, reroutes or drops it by policy; the hand-off
+details are in `handoff.py`), and its HBM KV cache, prefix cache and host-DRAM tier are emptied
+(a node crash; the fleet's remote KV pool survives). `recover()` brings it back empty. While
+down the instance draws no power and is left out of every router's candidate lists
+(`Fleet.set_down`).
 
 Simplifications: KV transfers that already left a prefill instance complete even if that
 instance fails meanwhile; the work of the interrupted iteration is lost, not charged.
@@ -34,6 +36,7 @@ class FailureMixin:
         seqs = list(self.running.values()) + list(self.waiting)
         for seq in seqs:
             self.transfer.abandon(seq)
+        seqs += self._fail_handoffs(now)
         self._count(-self._in_system)
         self._token += 1  # the stretch in progress never ends
         self.busy = False

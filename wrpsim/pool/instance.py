@@ -21,6 +21,7 @@ import numpy as np
 from wrpsim.metrics.qoe import QoEMeter
 from wrpsim.pool.batching import BatchingMixin
 from wrpsim.pool.failure import FailureMixin
+from wrpsim.pool.handoff import HandoffMixin
 from wrpsim.pool.kvcache import KVLedger
 from wrpsim.pool.latency import LatencyModel
 from wrpsim.pool.lifecycle import SequenceSetMixin
@@ -31,7 +32,7 @@ from wrpsim.pool.sequence import DECODE, Seq
 _DECODE_RUN, _MIXED = 1, 2
 
 
-class Instance(BatchingMixin, SequenceSetMixin, FailureMixin):
+class Instance(BatchingMixin, SequenceSetMixin, HandoffMixin, FailureMixin):
     """A model replica with an iteration-level scheduler (see module docstring).
 
     Read-only attributes for routers: `pool` (name), `index` (within the pool), `outstanding`
@@ -84,15 +85,7 @@ class Instance(BatchingMixin, SequenceSetMixin, FailureMixin):
         self.decode_tokens = 0
         self.preemptions = 0
         self.completed = 0
-        self.handed_off = 0
-        # disaggregation (set by the fleet): role, KV transfer link and parameters
-        self.role = "both"
-        self.transfer = None
-        self.kv_mode = "layerwise"
-        self.layers = 1
-        self.kv_bytes_per_token = 0.0
-        self.nic_free_at = 0.0
-        self.gpus: list[int] = []  # fabric GPU ids (network=fluid|packet)
+        self._init_handoff()  # disaggregation: role, KV transfer, reservations
         self.tracer = None  # a wrpsim.metrics.trace.Tracer when the run is traced
         self.itl = None  # a wrpsim.metrics.itl.ItlLog when inter-token gaps are recorded
         self._fresh: list[Seq] = []  # new decoders whose second-token time is not known yet
@@ -142,6 +135,21 @@ class Instance(BatchingMixin, SequenceSetMixin, FailureMixin):
             used += self.kv.step_blocks(self.step, self._done_steps(self.env.now))
         return used / self.kv.capacity
 
+    def _promised_blocks(self) -> int:
+        """Blocks still to be allocated for the iterations done or in progress now (a decode
+        run's; a run's later steps are planned again if their blocks are taken: `_refit_run`)."""
+        if self.busy and self._kind == _DECODE_RUN:
+            k = min(self._done_steps(self.env.now) + 1, self._n)
+            return self.kv.step_blocks(self.step, k)
+        return 0
+
+    def _refit_run(self) -> None:
+        """Blocks were just taken: end a decode run whose later steps no longer fit after the
+        iteration in progress (stepping would find that out at the next boundary)."""
+        if (self.busy and self._kind == _DECODE_RUN
+                and self.kv.step_blocks(self.step, self._n) > self.kv.available):
+            self._truncate()
+
     def _done_steps(self, now: float) -> int:
         """Iterations of the decode run in progress that have ended by `now`."""
         x = now - self._t0
@@ -172,14 +180,6 @@ class Instance(BatchingMixin, SequenceSetMixin, FailureMixin):
         self._count(+1)
         self._wake()
 
-    def admit_disaggregated(self, req, decode_instance) -> None:
-        """Accept a request to prefill here and decode on `decode_instance`."""
-        seq = Seq(req)
-        seq.handoff = decode_instance
-        self.waiting.append(seq)
-        self._count(+1)
-        self._wake()
-
     def _wake(self) -> None:
         """A sequence joined the waiting queue now: plan if idle, or cut a decode run short."""
         if not self.busy:
@@ -194,6 +194,8 @@ class Instance(BatchingMixin, SequenceSetMixin, FailureMixin):
         self._kick = False
         if not self.busy:
             self._plan()
+            if self.reservations:
+                self._grant_reservations(self.env.now)
 
     def _truncate(self) -> None:
         """End the current decode run at the end of the iteration now in progress."""
@@ -267,11 +269,7 @@ class Instance(BatchingMixin, SequenceSetMixin, FailureMixin):
         dur = self.latency.iteration_s(tokens, attn, n_dec, ctx, len(chunks)) + self._load_s
         self._load_s = 0.0
         if self.role == "prefill" and self.kv_mode == "layerwise":
-            for seq, c, _ in chunks:  # prompts this iteration completes start streaming early
-                if (seq.done + c == seq.target and seq.handoff is not None
-                        and seq.gen + 1 < seq.req.output_tokens):
-                    self.transfer.early(self, seq, seq.target * self.kv_bytes_per_token, now,
-                                        dur, self.layers)
+            self._stream_early(chunks, now, dur)
         self._kind = _MIXED
         self._chunks = chunks
         self._dec_in_iter = n_dec
@@ -373,6 +371,8 @@ class Instance(BatchingMixin, SequenceSetMixin, FailureMixin):
             self._chunks = []
         self.busy = False
         self._plan()
+        if self.reservations:  # KV reservations get what the batch's next stretch leaves
+            self._grant_reservations(now)
 
     # ------------------------------------------------------------------ attribution, QoE
     def _charge(self, seq: Seq, inst_s: float, joules: float) -> None:

@@ -1,12 +1,10 @@
-"""The life of sequences inside an instance: decoding set, completion, preemption, hand-off.
+"""The life of sequences inside an instance: decoding set, completion, preemption.
 
 Mixed into `Instance`. Decoding sequences are tracked relative to the instance's decode-step
 counter (see `sequence.py`) with a heap of finish steps, so a decode run of any length costs
 O(log n) per finishing sequence. Leaving sequences return their blocks through `_release`,
-which turns prompt blocks into prefix-cache entries when the instance has a cache. In a
-disaggregated fleet a prefill instance hands a sequence whose prompt is done to its decode
-instance (`_handoff`): the KV cache is sent, its blocks are held until the last byte has left,
-and the decode instance `receive`s the sequence ready to decode.
+which turns prompt blocks into prefix-cache entries when the instance has a cache. The
+hand-off of a prompt from a prefill to a decode instance is in `handoff.py`.
 """
 
 from __future__ import annotations
@@ -126,46 +124,3 @@ class SequenceSetMixin:
             seq = heapq.heappop(heap)[3]
             held = self._remove_decoder(seq)
             self._finish(seq, held, now)
-
-    def _handoff(self, seq: Seq, now: float) -> None:
-        """Prompt done on this prefill instance: send the KV cache to the decode instance."""
-        del self.running[seq.req.id]
-        self._count(-1)
-        self.handed_off += 1
-        seq.prefill_inst = self.name
-        seq.prefill_end_s = now
-        nbytes = seq.target * self.kv_bytes_per_token
-        seq.xfer_bytes = nbytes
-        dst = seq.handoff
-
-        epoch = self.epoch
-
-        def arrived(t: float) -> None:
-            if self.tracer is not None:
-                self.tracer.slice(self.name, 1, f"kv -> {dst.name}", now, t - now,
-                                  request=seq.req.id, bytes=nbytes)
-            if self.epoch == epoch:  # (a failure meanwhile freed every block already)
-                self._release(seq, seq.blocks, seq.req.prompt_tokens, t)
-                if self.waiting:
-                    self._wake()  # the freed blocks may admit a waiting prompt
-            dst.receive(seq)
-
-        self.transfer.send(self, dst, seq, nbytes, self.kv_mode, self._t0, self.layers, arrived)
-
-    def receive(self, seq: Seq) -> None:
-        """Accept a sequence whose KV cache has just arrived from a prefill instance."""
-        if self.down:
-            self.lost_handler(seq, self)
-            return
-        now = self.env.now
-        seq.state = WAITING
-        seq.kv_ready = True
-        seq.handoff = None
-        seq.blocks = 0
-        seq.shared = 0
-        seq.first_token_s = now  # the decode instance streams the first token to the user
-        if self.qoe is not None:
-            self._token_out(seq, now)
-        self.waiting.append(seq)
-        self._count(+1)
-        self._wake()

@@ -25,11 +25,13 @@ class Seq:
         "c0",
         "cost_usd",
         "done",
+        "dst_blocks",
         "e0",
         "energy_j",
         "first_token_s",
         "gen",
         "gpu_s",
+        "grant_s",
         "handoff",
         "heap_no",
         "hit_blocks",
@@ -50,6 +52,7 @@ class Seq:
         "shared",
         "state",
         "target",
+        "xfer",
         "xfer_bytes",
     )
 
@@ -76,6 +79,9 @@ class Seq:
         self.second_token_s: float | None = None
         self.handoff = None  # decode instance that takes over after the prompt (disaggregated)
         self.kv_ready = False  # waiting with its KV cache already here (sent by a prefill inst.)
+        self.xfer = 0  # where its hand-off stands (wrpsim.pool.handoff: NONE … SENT)
+        self.dst_blocks = 0  # blocks its decode instance reserved for its KV
+        self.grant_s: float | None = None  # when they were reserved
         self.prefill_inst: str | None = None  # "pool/index" of the prefill instance, if any
         self.prefill_end_s: float | None = None
         self.xfer_bytes = 0.0
