@@ -23,13 +23,20 @@ def _rows(gpu: str, table: str) -> dict:
 
 @pytest.mark.parametrize("gpu", ["h100-80gb", "b200-180gb", "a100-80gb"])
 def test_gemm_curve_returns_the_measurement_at_measured_shapes(gpu):
+    """BF16 cells come back exactly; a quantised cell comes back as measured or, where it was
+    measured slower than BF16, no slower than BF16 (the engine's path: see calibrate.aic)."""
     k = kernels_for(get_engine("vllm-0.24"), gpu)
     rows = _rows(gpu, "gemm")
     rng = np.random.default_rng(0)
-    for i in rng.choice(len(rows["m"]), 40, replace=False):
-        dt, m, n, kk = rows["dtype"][i], rows["m"][i], rows["n"][i], rows["k"][i]
-        assert float(k.gemm(str(dt), int(n), int(kk))(float(m))) == pytest.approx(
-            rows["ms"][i] * 1e-3, rel=1e-5)
+    for i in rng.choice(len(rows["m"]), 60, replace=False):
+        dt, m, n, kk = str(rows["dtype"][i]), rows["m"][i], rows["n"][i], rows["k"][i]
+        got = float(k.gemm(dt, int(n), int(kk))(float(m)))
+        meas = rows["ms"][i] * 1e-3
+        if dt == "bf16":
+            assert got == pytest.approx(meas, rel=1e-5)
+        else:
+            bf16 = float(k.gemm("bf16", int(n), int(kk))(float(m)))
+            assert got <= meas * (1 + 1e-6) and got <= bf16 * (1 + 1e-6)
 
 
 def test_decode_attention_grid_returns_the_measurement():

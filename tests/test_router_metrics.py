@@ -38,7 +38,8 @@ def _instances(busy, tp, price, energy):
     n = len(busy)
     data = {f.name: [0] * n for f in INSTANCE_SCHEMA}
     data.update(busy_s=busy, tp=tp, price_per_gpu_hour_usd=price, energy_j=energy,
-                pool=["a"] * n, gpu=["g"] * n, model=["m"] * n)
+                pool=["a"] * n, gpu=["g"] * n, model=["m"] * n, engine=["e"] * n,
+                calibration=["c"] * n)
     return pa.table([pa.array(data[f.name], type=f.type) for f in INSTANCE_SCHEMA],
                     schema=INSTANCE_SCHEMA)
 

@@ -225,7 +225,8 @@ class Simulation:
                 *_tier_stats(inst),
                 inst.energy_until(end), spec.price_per_gpu_hour,
                 inst.in_system_integral(end) / end if end > 0 else 0.0,
-                inst.failures, inst.downtime(end),
+                inst.failures, inst.downtime(end), spec.engine,
+                getattr(inst.latency, "calibration", "constant latency"),
             ))
         for req in list(self.log.open.values()):  # between instances when the run ended
             self.log.in_flight(Seq(req), None)
@@ -266,6 +267,9 @@ def run(cfg: dict, out_dir: Path | str, trace=None) -> dict:
     summary["seed"] = sim.seed
     summary["workload"] = str((cfg.get("workload") or {}).get("name", ""))
     summary["pool"] = str(cfg["pool"].get("name", ""))
+    summary["calibration"] = {
+        name: getattr(lat, "calibration", "constant latency")
+        for name, lat in sim.fleet.latency.items()}
     summary["router"] = getattr(sim.router, "name", type(sim.router).__name__)
     summary["sim_wall_s"] = time.perf_counter() - t0
     out = Path(out_dir)

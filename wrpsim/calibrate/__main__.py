@@ -85,6 +85,7 @@ def run(cfg: dict[str, Any]) -> dict[str, Any]:
 
     out_dir = Path(str(cfg["out_dir"])) if cfg["out_dir"] else E.engines_dir()
     out_dir.mkdir(parents=True, exist_ok=True)
+    E.register_engine_dir(out_dir)
     path, raw = _engine_yaml(out_dir, cfg["engine"], cfg["base"])
     result: dict[str, Any] = {"engine": cfg["engine"], "file": str(path)}
     if cfg["kernels"]:

@@ -19,19 +19,19 @@ float32, sizes as int32; names below). Every row is a measurement; nothing is fi
   decode step of `batch` sequences with `ctx` tokens already in their KV cache.
 - `allreduce.parquet`: tp, elements, graph, ms — vLLM's custom all-reduce of `elements` bf16
   values over `tp` GPUs, inside a CUDA graph (`graph` = 1) or eagerly (0).
+- `nccl.parquet`: op, tp, elements, ms — NCCL collectives (`all_gather`, `reduce_scatter`,
+  `all_reduce`, `alltoall`) of `elements` half-precision values over `tp` GPUs.
 - `moe.parquet`: dtype, hidden, inter, topk, experts, moe_tp, moe_ep, tokens, ms — the fused MoE
   layer (routing, expert GEMMs, combine) under the `power_law_1.01` token-to-expert
   distribution (real routers are skewed; `balanced` is the optimistic case).
 
-Slow quantised kernels: a quantised GEMM reads at most half the weight bytes of a BF16 one, so
-at memory-bound sizes (m <= 64) it must not be slower. A GEMM dtype whose median time there
-exceeds `SLOW_RATIO` x the BF16 time of the same shapes was timed on a path the engine does not
-take there: with a per-call host cost outside a CUDA graph (block-scaled FP8: 90-330 us at
-m = 1 on H100, B200, L40S against 10-50 us for BF16) or on a kernel not tuned for the GPU
-(per-tensor FP8 CUTLASS on B200: 27 % of HBM bandwidth at m = 16 where BF16 reaches 74 %, while
-InferenceMAX's B200 FP8 decode times need more). Such a table is left out (recorded in
-meta.json) and the model times that precision from the FP8 or BF16 table by the roofline ratio,
-i.e. at their measured efficiency.
+Quantised GEMM cells slower than BF16: a quantised GEMM reads at most half the weight bytes
+of a BF16 one, so where the measured time of a cell exceeds the BF16 time of the same (m, n, k)
+it was timed on a path the engine does not take there (block-scaled FP8: a per-call host cost
+of 90-330 us at m = 1 outside a CUDA graph; per-tensor FP8 CUTLASS on B200 at small m). The
+tables keep every measurement; meta.json records per dtype the share of such cells, and the
+model (`wrpsim.pool.kernels.tables.Kernels.gemm`) times those cells from BF16 by the roofline
+ratio.
 
 Kernel choice: where a table holds several kernels for one dtype (e.g. DeepGEMM and CUTLASS for
 block-scaled FP8), the kernel with the most measurements is kept — the collector sweeps the
@@ -61,11 +61,10 @@ SOURCES = {
     "attn_prefill": ("attention", "context_attention_perf"),
     "attn_decode": ("attention", "generation_attention_perf"),
     "allreduce": ("comm", "custom_allreduce_perf"),
+    "nccl": ("comm", "nccl_perf"),
     "moe": ("moe", "moe_perf"),
 }
 REQUIRED = ("gemm", "attn_prefill", "attn_decode")
-SLOW_RATIO = 1.25
-SLOW_M = 64
 
 
 def _version_key(name: str) -> tuple:
@@ -99,24 +98,21 @@ def _gemm(df: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
     m = df["m"]
     df = df[~((m > 16) & (m % 16 == 1))]
     df = df.groupby(["dtype", "n", "k", "m"], as_index=False)["latency"].median()
-    dropped = slow_dtypes(df)
-    df = df[~df["dtype"].isin(dropped)]
+    slower = slower_than_bf16(df)
     df = df.sort_values(["dtype", "n", "k", "m"])
     rev = df.iloc[::-1]
     df["latency"] = rev.groupby(["dtype", "n", "k"])["latency"].cummin().iloc[::-1]
-    return df.rename(columns={"latency": "ms"})[["dtype", "m", "n", "k", "ms"]], dropped
+    return df.rename(columns={"latency": "ms"})[["dtype", "m", "n", "k", "ms"]], slower
 
 
-def slow_dtypes(df: pd.DataFrame) -> dict:
-    """{dtype: median ratio} of the GEMM dtypes whose median time at m <= SLOW_M exceeds
-    SLOW_RATIO x the BF16 time of the same (m, n, k) (see module docstring)."""
-    small = df[df["m"] <= SLOW_M]
-    base = small[small["dtype"] == "bf16"].set_index(["m", "n", "k"])["latency"]
+def slower_than_bf16(df: pd.DataFrame) -> dict:
+    """{dtype: share of its cells measured slower than BF16 at the same (m, n, k)}."""
+    base = df[df["dtype"] == "bf16"].set_index(["m", "n", "k"])["latency"]
     out = {}
-    for dt, rows in small[small["dtype"] != "bf16"].groupby("dtype"):
+    for dt, rows in df[df["dtype"] != "bf16"].groupby("dtype"):
         ratio = (rows.set_index(["m", "n", "k"])["latency"] / base).dropna()
-        if len(ratio) and float(ratio.median()) > SLOW_RATIO:
-            out[str(dt)] = round(float(ratio.median()), 2)
+        if len(ratio):
+            out[str(dt)] = round(float((ratio > 1.0).mean()), 3)
     return out
 
 
@@ -141,6 +137,14 @@ def _allreduce(df: pd.DataFrame) -> pd.DataFrame:
     return df.groupby(keys, as_index=False)["ms"].median()[[*keys, "ms"]]
 
 
+def _nccl(df: pd.DataFrame) -> pd.DataFrame:
+    df = df[df["nccl_dtype"] == "half"].rename(columns={"op_name": "op", "num_gpus": "tp",
+                                                        "message_size": "elements",
+                                                        "latency": "ms"})
+    keys = ["op", "tp", "elements"]
+    return df.groupby(keys, as_index=False)["ms"].median()[[*keys, "ms"]]
+
+
 def _moe(df: pd.DataFrame) -> pd.DataFrame:
     df = df[df["moe_dtype"].isin(MOE_DTYPES) & (df["distribution"] == MOE_DISTRIBUTION)].copy()
     df["dtype"] = df["moe_dtype"].map(MOE_DTYPES)
@@ -152,7 +156,8 @@ def _moe(df: pd.DataFrame) -> pd.DataFrame:
 
 
 _KERNEL_KEYS = {"gemm": ["gemm_dtype"], "attn_prefill": ["kv_cache_dtype"],
-                "attn_decode": ["kv_cache_dtype"], "allreduce": [], "moe": ["moe_dtype"]}
+                "attn_decode": ["kv_cache_dtype"], "allreduce": [], "nccl": [],
+                "moe": ["moe_dtype"]}
 
 
 def compact(system_dir: str | Path, out_dir: str | Path) -> dict:
@@ -180,6 +185,8 @@ def compact(system_dir: str | Path, out_dir: str | Path) -> dict:
             tab = _attention(raw, name == "attn_decode")
         elif name == "allreduce":
             tab = _allreduce(raw)
+        elif name == "nccl":
+            tab = _nccl(raw)
         else:
             tab = _moe(raw)
         for c in tab.columns:
@@ -194,6 +201,6 @@ def compact(system_dir: str | Path, out_dir: str | Path) -> dict:
             "framework": path.parent.parent.name, "device": device, "kernels": kernels,
             "rows": len(tab)}
         if dropped:
-            meta["tables"][name]["slow_dtypes_dropped"] = dropped
+            meta["tables"][name]["share_slower_than_bf16"] = dropped
     (out_dir / "meta.json").write_text(json.dumps(meta, indent=1, sort_keys=True) + "\n")
     return meta

@@ -80,3 +80,41 @@ def fit_gpu(points, idle_w: float, tdp_w: float) -> tuple[dict, dict]:
     fields = {k: round(float(v), 4) for k, v in zip(POWER_FIELDS, res.x)}
     return fields, {"n": len(y), "median_pct": round(float(np.median(ape)), 1),
                     "max_pct": round(float(ape.max()), 1)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m wrpsim.calibrate.power [mlenergy_dir=DIR]`: fit the power shapes of the GPUs
+    with measurements (H100 and B200 on ML.ENERGY's fit split, A100 on the Splitwise profile)
+    and print them as pools/catalog/power.yaml entries, with the in-fit error."""
+    import sys
+
+    from wrpsim.cli import apply_flat
+    from wrpsim.errors import WrpsimError
+    from wrpsim.pool.catalog import get_gpu
+    from wrpsim.validate.__main__ import mlenergy_root
+    from wrpsim.validate.sets import mlenergy_cases
+
+    try:
+        cfg = apply_flat({"mlenergy_dir": None}, sys.argv[1:] if argv is None else argv,
+                         "calibrate.power")
+        root = mlenergy_root(cfg["mlenergy_dir"])
+        points: dict[str, list] = {"a100-80gb": splitwise_points()}
+        if root is not None:
+            for case in mlenergy_cases(root):
+                if case.split == "fit":
+                    b, uc, um = probe_points(case)
+                    points.setdefault(case.gpu, []).append((b, uc, um, case.measured["power_w"]))
+        for gpu, pts in points.items():
+            g = get_gpu(gpu)
+            fields, err = fit_gpu(pts, g.idle_w, g.tdp_w)
+            body = "".join(f"\n  {k}: {v}" for k, v in fields.items())
+            print(f"{gpu}:{body}\n  # {err['n']} runs, in-fit median {err['median_pct']} %, "
+                  f"max {err['max_pct']} %")
+    except WrpsimError as exc:
+        print(f"wrpsim: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

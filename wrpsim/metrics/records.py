@@ -87,6 +87,8 @@ INSTANCE_SCHEMA = pa.schema(
         ("mean_requests_in_system", pa.float64()),  # time average of waiting + running
         ("failures", pa.int32()),  # times the instance failed (wrpsim.failures)
         ("down_s", pa.float64()),  # seconds it was down (no power, no requests)
+        ("engine", pa.string()),  # the engine calibration it runs (pool `engine`)
+        ("calibration", pa.string()),  # what its iteration times rest on ("uncalibrated: ...")
     ],
     metadata={"wrpsim.table": "instances", "wrpsim.version": "1",
               "wrpsim.energy": "IT energy of the instance's GPUs, before PUE"},

@@ -110,6 +110,16 @@ def power_fits() -> dict:
     return load_power(path) if path.is_file() else {}
 
 
+_EXTRA_DIRS: list[Path] = []
+
+
+def register_engine_dir(path: Path) -> None:
+    """Also read engines from `path` in this process (`python -m wrpsim.calibrate out_dir=`)."""
+    if path not in _EXTRA_DIRS:
+        _EXTRA_DIRS.append(path)
+        clear_caches()
+
+
 def engine_dirs() -> list[Path]:
     """The folders engines are read from (see module docstring), in override order."""
     import os
@@ -118,7 +128,7 @@ def engine_dirs() -> list[Path]:
     user = os.environ.get("WRPSIM_CATALOG")
     if user:
         dirs.append(Path(user).expanduser() / "engines")
-    return dirs
+    return dirs + _EXTRA_DIRS
 
 
 @cache

@@ -95,6 +95,17 @@ def collect_cases(cfg: dict[str, Any]) -> tuple[list, list[str]]:
             got = [c for c in got if c.split == cfg["split"]]
         if cfg["fast"]:
             got = got[::8]
+        if cfg["engine"] is not None:
+            from wrpsim.pool.engines import get_engine
+
+            if get_engine(str(cfg["engine"])).kind == "analytical":
+                keep = [c for c in got if c.pool.get("precision", "bf16") == "bf16"
+                        and c.pool.get("kv_dtype", "auto") in ("auto", "bf16")
+                        and c.pool.get("ep", 1) == 1]
+                if len(keep) < len(got):
+                    notes.append(f"{name}: {len(got) - len(keep)} cases left out (engine "
+                                 f"{cfg['engine']} models only BF16 weights and KV, ep 1)")
+                got = keep
         cases += got
     return cases, notes
 
@@ -127,12 +138,13 @@ def run(cfg: dict[str, Any]) -> dict[str, Any]:
     tab = summary(errors)
     out = Path(str(cfg["out_dir"]))
     out.mkdir(parents=True, exist_ok=True)
-    files = {"cases": out / "validation_cases.csv", "summary": out / "validation_summary.csv",
-             "markdown": out / "validation_summary.md", "worst": out / "worst.csv"}
-    errors.to_csv(files["cases"], index=False)
-    tab.to_csv(files["summary"], index=False)
-    files["markdown"].write_text(markdown(tab))
-    worst(errors).to_csv(files["worst"], index=False)
+    files = {"cases_csv": out / "validation_cases.csv",
+             "summary_csv": out / "validation_summary.csv",
+             "summary_md": out / "validation_summary.md", "worst_csv": out / "worst.csv"}
+    errors.to_csv(files["cases_csv"], index=False)
+    tab.to_csv(files["summary_csv"], index=False)
+    files["summary_md"].write_text(markdown(tab))
+    worst(errors).to_csv(files["worst_csv"], index=False)
     print(markdown(tab), end="")
     for n in notes:
         print(f"note: {n}")

@@ -8,7 +8,9 @@ per decoding sequence) for m sequences. Its GPU time is, per GPU (all terms in s
                    table in the pool's precision; the fused MoE layers from the MoE table
     allreduce(T)   one all-reduce of T x hidden BF16 values after every attention, Mamba and FFN
                    block (tp > 1), from vLLM's custom all-reduce table: in a CUDA graph when
-                   T <= `cudagraph_max_tokens`, eagerly (with its buffer copy) above
+                   T <= `cudagraph_max_tokens`, eagerly (with its buffer copy) above; with
+                   expert parallelism (ep > 1) an MoE layer instead gathers its tokens and
+                   scatters the expert outputs (NCCL all-gather + reduce-scatter of T x hidden)
     stream(T)      the element-wise kernels (residual + RMSNorm, RoPE, KV-cache write,
                    activation, SSM scan) move bytes_per_token x T bytes at the GPU's measured
                    streaming bandwidth (`Kernels.stream_bw`)
@@ -206,10 +208,14 @@ class KernelLatency(LatencyModel):
                                       m.active_experts, m.experts, moe_tp, moe_ep,
                                       m.gated_mlp)(T)
         if self.tp > 1:
-            n_ar = self._layers_total
+            ep_layers = m.moe_layers if self.ep > 1 else 0
+            n_ar = self._layers_total - ep_layers
             graph = k.allreduce(self.tp, True)(T * m.hidden)
             eager = k.allreduce(self.tp, False)(T * m.hidden)
             t += n_ar * np.where(T <= self.c.cudagraph_max_tokens, graph, eager)
+            if ep_layers:
+                t += ep_layers * (k.nccl("all_gather", self.tp)(T * m.hidden)
+                                  + k.nccl("reduce_scatter", self.tp)(T * m.hidden))
         t += T * self._stream_bytes_per_token() / self._stream
         return np.where(T > 0, t, 0.0)
 
@@ -391,11 +397,16 @@ class KernelLatency(LatencyModel):
     def power_w(self, prefill_tokens: int, decode_seqs: int,
                 decode_ctx: int | None = None, duration_s: float | None = None) -> float:
         """Per-GPU power of an iteration (`wrpsim.pool.kernels.power`); `duration_s` is the
-        iteration's duration when the caller knows it."""
+        iteration's duration when the caller knows it. Utilisation is taken over the GPU's
+        share of the iteration and that power is drawn for the whole of it: the per-sequence
+        time the engine adds (sampling, output handling) does not lower the measured power."""
         if self._power is None:
             if prefill_tokens + decode_seqs <= 0:
                 return self.gpu.idle_w
             return self.gpu.tdp_w
+        if duration_s and not self.c.async_scheduling:  # the GPU's share of the iteration
+            seqs = decode_seqs + (1 if prefill_tokens else 0)
+            duration_s = max(duration_s - self._cpu0 - self._cpu_seq * seqs, 1e-9)
         return self._power.power_w(self, prefill_tokens, decode_seqs, decode_ctx, duration_s)
 
     def idle_power_w(self) -> float:

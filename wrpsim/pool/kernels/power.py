@@ -53,8 +53,8 @@ class PowerModel:
                 decode_ctx: int | None = None, duration_s: float | None = None) -> float:
         """Per-GPU watts of an iteration (`LatencyModel.power_w`); decode sequences hold 1024
         tokens each when `decode_ctx` is None; the utilisations are over `duration_s` when
-        given (the whole iteration: CPU time the GPU waits through lowers them), else over the
-        iteration's GPU time."""
+        given (the iteration's GPU time, as the latency model computed it), else over
+        `gpu_s` recomputed."""
         if prefill_tokens + decode_seqs <= 0:
             return self.idle_w
         ctx = float(decode_seqs * 1024 if decode_ctx is None else decode_ctx)

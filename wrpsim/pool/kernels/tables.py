@@ -132,8 +132,32 @@ class Kernels:
                 cube[np.searchsorted(ms, df["m"]), np.searchsorted(ns, df["n"]),
                      np.searchsorted(ks, df["k"])] = df["ms"].astype(np.float64) * MS
                 self._fill_gemm(cube, ms, ns, ks, dtype)
+                if dtype != "bf16":
+                    self._not_slower_than_bf16(cube, ms, ns, ks, dtype)
                 self._cache[key] = (ms, ns, ks, np.log(cube))
         return self._cache[key]
+
+    def _not_slower_than_bf16(self, cube, ms, ns, ks, dtype) -> None:
+        """Cells of a quantised GEMM measured slower than BF16 at the same shape were timed on
+        a path the engine does not take there (`wrpsim.calibrate.aic`): time them from BF16 by
+        the roofline ratio, then keep the time non-decreasing in m (lower envelope)."""
+        base = self._gemm_cube("bf16")
+        if base is None:
+            return
+        bm, bn, bk, blog = base
+        im, jn, qk = (np.searchsorted(b, a) for a, b in ((ms, bm), (ns, bn), (ks, bk)))
+        ok_m = (im < len(bm)) & (bm[np.minimum(im, len(bm) - 1)] == ms)
+        ok_n = (jn < len(bn)) & (bn[np.minimum(jn, len(bn) - 1)] == ns)
+        ok_k = (qk < len(bk)) & (bk[np.minimum(qk, len(bk) - 1)] == ks)
+        for a in np.flatnonzero(ok_m):
+            b16 = np.exp(blog[im[a]][np.ix_(jn[ok_n], qk[ok_k])])
+            sub = cube[a][np.ix_(np.flatnonzero(ok_n), np.flatnonzero(ok_k))]
+            nn, kk = np.meshgrid(ns[ok_n], ks[ok_k], indexing="ij")
+            ratio = _roof_ratio(ms[a], nn, kk, dtype, self.gpu)
+            slow = sub > b16
+            sub[slow] = (b16 * ratio)[slow]
+            cube[a][np.ix_(np.flatnonzero(ok_n), np.flatnonzero(ok_k))] = sub
+        cube[:] = np.minimum.accumulate(cube[::-1], axis=0)[::-1]
 
     def _fill_gemm(self, cube, ms, ns, ks, dtype) -> None:
         """Fill unmeasured (m, n, k) cells from the nearest measured (n, k) at the same m."""
@@ -183,6 +207,25 @@ class Kernels:
         x = sub["elements"][order].astype(np.float64)
         y = np.maximum.accumulate(sub["ms"][order].astype(np.float64) * MS)
         if ref != tp:  # another group size: scale the bandwidth part by the ring factor
+            lat = y[0]
+            y = lat + (y - lat) * ((tp - 1) / tp) / ((ref - 1) / ref)
+        return Curve(x, y)
+
+    def nccl(self, op: str, tp: int) -> Curve:
+        """Time of an NCCL collective `op` (all_gather, reduce_scatter, ...) of half-precision
+        elements over `tp` GPUs as a function of the element count; the custom all-reduce's
+        eager curve when the GPU has no NCCL table."""
+        df = self._table("nccl")
+        if df is None or not np.any(df["op"] == op):
+            return self.allreduce(tp, False)
+        df = df.where(df["op"] == op)
+        tps = np.unique(df["tp"]).tolist()
+        ref = min(tps, key=lambda v: abs(np.log(v / tp)))
+        sub = df.where(df["tp"] == ref)
+        order = np.argsort(sub["elements"], kind="stable")
+        x = sub["elements"][order].astype(np.float64)
+        y = np.maximum.accumulate(sub["ms"][order].astype(np.float64) * MS)
+        if ref != tp:
             lat = y[0]
             y = lat + (y - lat) * ((tp - 1) / tp) / ((ref - 1) / ref)
         return Curve(x, y)
@@ -248,7 +291,8 @@ class Kernels:
         want = (hidden, inter, topk, experts, moe_tp, moe_ep)
         if df is None or df.rows == 0:
             raise ConfigError(f"engine tables {self.dir}: no MoE table")
-        src = dtype if np.any(df["dtype"] == dtype) else "bf16"
+        family = [dtype, "fp8"] if rl.MATH.get(dtype) == "fp8" else [dtype]
+        src = next((d for d in family if np.any(df["dtype"] == d)), "bf16")
         df = df.where(df["dtype"] == src)
         cols = ["hidden", "inter", "topk", "experts", "moe_tp", "moe_ep"]
         cfgs = np.unique(np.stack([df[c] for c in cols], axis=1), axis=0).astype(np.float64)
@@ -290,6 +334,11 @@ class Transferred:
         lat = c.y[0]
         return Curve(c.x, lat + (c.y - lat) * self.ref.gpu.link_gbs / self.gpu.link_gbs)
 
+    def nccl(self, op, tp) -> Curve:
+        c = self.ref.nccl(op, tp)
+        lat = c.y[0]
+        return Curve(c.x, lat + (c.y - lat) * self.ref.gpu.link_gbs / self.gpu.link_gbs)
+
     def _grid(self, g: Grid, roof, heads, kv_heads, head_dim, kv_dtype) -> Grid:
         kvb = {"bf16": 2.0, "fp8": 1.0}[kv_dtype]
         bb, ss = np.meshgrid(g.b, g.s, indexing="ij")
@@ -312,6 +361,18 @@ class Transferred:
         args = (hidden, inter, topk, experts, moe_tp, moe_ep, dtype)
         return c.scaled(rl.moe_roofline(c.x, *args, self.gpu, gated)
                         / rl.moe_roofline(c.x, *args, self.ref.gpu, gated))
+
+
+def _roof_ratio(m: float, n: np.ndarray, k: np.ndarray, dtype: str, gpu) -> np.ndarray:
+    """Roofline time of a GEMM in `dtype` over the same GEMM in BF16 (element-wise over n, k)."""
+    flops = 2.0 * m * n * k
+    bw = gpu.mem_bw_gbs * 1e9
+
+    def roof(dt: str) -> np.ndarray:
+        nbytes = n * k * rl.WEIGHT_BYTES[dt] + m * k * rl.ACT_BYTES[dt] + 2.0 * m * n
+        return np.maximum(flops / rl.peak_flops(gpu, dt), nbytes / bw)
+
+    return roof(dtype) / roof("bf16")
 
 
 def _fill(t: np.ndarray, roof: np.ndarray) -> np.ndarray:

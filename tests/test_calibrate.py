@@ -1,0 +1,164 @@
+"""`python -m wrpsim.calibrate`: kernel tables from the AIConfigurator layout, constants fitted
+on step timings, the engine found through WRPSIM_CATALOG, clear errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from wrpsim.calibrate.aic import compact
+
+ROOT = Path(__file__).resolve().parents[1]
+SHIPPED = ROOT / "pools" / "catalog" / "engines" / "vllm-0.24" / "h100-80gb"
+
+
+def _aic_dir(tmp_path: Path) -> Path:
+    """A small AIConfigurator-layout system folder rebuilt from the shipped H100 tables, with
+    the raw quirks compaction must handle."""
+    sysdir = tmp_path / "h100_sxm"
+    g = pd.read_parquet(SHIPPED / "gemm.parquet")
+    g = g[g["dtype"] == "bf16"].rename(columns={"ms": "latency"})
+    g = g.assign(gemm_dtype="bfloat16", kernel_source="torch.nn.functional.linear",
+                 device="NVIDIA H100 80GB HBM3")
+    odd = g[g["m"] == 16].assign(m=17, latency=g[g["m"] == 16]["latency"] * 1.05)
+    slow = g[g["m"] <= 64].assign(gemm_dtype="fp8_block", kernel_source="Slow",
+                                  latency=lambda d: d["latency"] * 8)
+    spike = g[(g["m"] == 1)].assign(latency=lambda d: d["latency"] * 3)  # slow m = 1 kernel
+    other = g[g["m"] == 1].assign(kernel_source="Other", latency=0.0001)  # fewer rows: dropped
+    raw = pd.concat([g[g["m"] != 1], spike, odd, slow, other.head(5)])
+    _write(sysdir / "gemm" / "vllm" / "0.24.0" / "gemm_perf.parquet", raw)
+    (sysdir / "gemm" / "vllm" / "0.22.0").mkdir(parents=True)
+    (sysdir / "gemm" / "vllm" / "0.22.0" / "reuse.yaml").write_text("reuse: []\n")
+    for name, stem, size in (("attn_prefill", "context_attention_perf", "isl"),
+                             ("attn_decode", "generation_attention_perf", "ctx")):
+        a = pd.read_parquet(SHIPPED / f"{name}.parquet")
+        a = a[(a["heads"] == 16) & (a["kv_heads"] == 2)].rename(columns={
+            "heads": "num_heads", "kv_heads": "num_key_value_heads", "window": "window_size",
+            "batch": "batch_size", "ms": "latency"})
+        a = a.assign(kv_cache_dtype=a["kv_dtype"].map({"bf16": "bfloat16", "fp8": "fp8"}),
+                     kernel_source="fa3", device="NVIDIA H100 80GB HBM3")
+        if size == "ctx":
+            a = a.rename(columns={"ctx": "step"})
+        _write(sysdir / "attention" / "vllm" / "0.24.0" / f"{stem}.parquet", a)
+    return sysdir
+
+
+def _write(path: Path, df: pd.DataFrame) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    df.to_parquet(path, index=False)
+
+
+def test_compact_keeps_measurements_and_cleans_them(tmp_path):
+    out = tmp_path / "tables"
+    meta = compact(_aic_dir(tmp_path), out)
+    g = pd.read_parquet(out / "gemm.parquet")
+    assert set(g["dtype"]) == {"bf16", "fp8_block"}  # measurements are all kept
+    g = g[g["dtype"] == "bf16"]
+    assert meta["tables"]["gemm"]["share_slower_than_bf16"] == {"fp8_block": 1.0}
+    assert meta["tables"]["gemm"]["kernels"] == {"bfloat16": "torch.nn.functional.linear",
+                                                 "fp8_block": "Slow"}
+    assert 17 not in set(g["m"])  # tile-boundary points
+    ref = pd.read_parquet(SHIPPED / "gemm.parquet")
+    ref = ref[ref["dtype"] == "bf16"].set_index(["n", "k", "m"])["ms"]
+    got = g.set_index(["n", "k", "m"])["ms"]
+    rest = ref.index.get_level_values("m") > 1
+    np.testing.assert_allclose(got.loc[ref.index[rest]], ref[rest], rtol=1e-6)
+    # the 3x slow m = 1 kernel is replaced by the lower envelope: t(1) = t(2) where it spiked
+    one = g[g["m"] == 1].set_index(["n", "k"])["ms"]
+    two = g[g["m"] == 2].set_index(["n", "k"])["ms"]
+    assert (one <= two.loc[one.index] * (1 + 1e-6)).all()
+    assert meta["tables"]["gemm"]["version"] == "0.24.0"  # not the reuse-only 0.22.0 folder
+    assert (out / "attn_decode.parquet").is_file() and "allreduce" not in meta["tables"]
+
+
+def test_compact_names_a_missing_table(tmp_path):
+    from wrpsim.errors import ConfigError
+
+    (tmp_path / "x" / "gemm").mkdir(parents=True)
+    with pytest.raises(ConfigError, match=r"has no gemm/\*/\*/gemm_perf.parquet"):
+        compact(tmp_path / "x", tmp_path / "out")
+
+
+def _cli(*args, env=None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "wrpsim.calibrate", *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300,
+                          env={**os.environ, **(env or {})})
+
+
+def test_cli_builds_an_engine_and_fits_it_on_steps(tmp_path):
+    from wrpsim.pool.engines import build_latency_model
+
+    # step timings of a made-up engine: the shipped one with a 30 us layer floor
+    truth = build_latency_model("llama3.1-8b", "h100-80gb", 1,
+                                overrides={"layer_overhead_us": 30.0})
+    rows = [{"model": "llama3.1-8b", "gpu": "h100-80gb", "tp": 1, "prefill_tokens": p,
+             "decode_seqs": b, "decode_ctx": b * 700,
+             "step_ms": truth.iteration_s(p, p * (p + 1) / 2, b, b * 700) * 1e3}
+            for p, b in ((0, 1), (0, 16), (0, 128), (512, 8), (2048, 0))]
+    steps = tmp_path / "steps.csv"
+    pd.DataFrame(rows).to_csv(steps, index=False)
+    cat = tmp_path / "catalog"
+    # 1. an engine based on vllm-0.24 refitted on the steps recovers the 30 us
+    r = _cli("engine=fitted", f"steps={steps}", "fit=[layer_overhead_us]",
+             f"out_dir={cat / 'engines'}")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    assert out["fitted"]["layer_overhead_us"] == pytest.approx(30.0, rel=0.02)
+    assert out["error_pct"]["after"]["median_pct"] < 0.5 < out["error_pct"]["before"][
+        "median_pct"]
+    assert "layer_overhead_us: 30" in (cat / "engines" / "fitted.yaml").read_text()
+    # 2. an engine with kernel tables of its own for the H100
+    r = _cli("engine=my-vllm", f"out_dir={cat / 'engines'}", "gpu=h100-80gb",
+             f"kernels={_aic_dir(tmp_path)}")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    assert out["tables"]["gemm"] > 1000
+    engine_yaml = cat / "engines" / "my-vllm.yaml"
+    assert engine_yaml.is_file() and (cat / "engines" / "my-vllm" / "h100-80gb").is_dir()
+    # the new engine is found through WRPSIM_CATALOG by every verb
+    p = subprocess.run([sys.executable, "-m", "wrpsim.perf", "engine=my-vllm",
+                        "model=llama3.1-8b", "gpu=h100-80gb", "tp=1"], cwd=ROOT,
+                       capture_output=True, text=True, timeout=120,
+                       env={**os.environ, "WRPSIM_CATALOG": str(cat)})
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout)["engine"] == "my-vllm"
+
+
+@pytest.mark.parametrize("args, pattern", [
+    ((), "calibrate: engine=NAME is required"),
+    (("engine=x",), "calibrate: give kernels=DIR gpu=GPU, steps=CSV and/or benchmarks=CSV"),
+    (("engine=x", "kernels=/tmp"), "calibrate: kernels=DIR needs gpu=GPU"),
+    (("engine=x", "steps=s.csv", "fit=[warp]"), "calibrate: fit: unknown field(s) ['warp']"),
+    (("engine=x", "steps=/nonexistent.csv", "write=false"), "/nonexistent.csv: cannot read CSV"),
+])
+def test_bad_input_is_one_line(args, pattern, tmp_path):
+    r = _cli(*args, f"out_dir={tmp_path}")
+    assert r.returncode == 2 and r.stdout == ""
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and pattern in lines[0], r.stderr
+
+
+def test_benchmark_rows_become_closed_loop_cases(tmp_path):
+    from wrpsim.calibrate.fit import benchmark_cases
+
+    csv = tmp_path / "b.csv"
+    csv.write_text("model,gpu,tp,concurrency,isl,osl,ttft_ms,tpot_ms,range_ratio,precision\n"
+                   "llama3.1-70b,h100-80gb,4,8,1024,128,90,12,0.8,fp8\n")
+    (case,) = benchmark_cases(csv)
+    src = case.workload["source"]
+    assert src["concurrency"] == 8 and src["num_requests"] == 80
+    assert src["prompt_tokens"] == {"dist": "uniform", "low": 819, "high": 1024}
+    assert case.measured == {"ttft_mean_s": 0.09, "tpot_mean_s": 0.012}
+    assert case.pool["precision"] == "fp8"
+    csv.write_text("model,gpu,tp,concurrency,isl,osl,ttft_ms\nllama3.1-8b,h100-80gb,1,0,1,1,1\n")
+    from wrpsim.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"b.csv: line 2: concurrency must be an integer >= 1"):
+        benchmark_cases(csv)

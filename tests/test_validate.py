@@ -1,0 +1,95 @@
+"""`python -m wrpsim.validate` and the fast subset of the validation that CI runs: measured
+serving runs replayed through the simulator must stay within the error goals."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from wrpsim.validate.replay import errors, simulate
+from wrpsim.validate.sets import llmservingsim_cases, silicon_cases
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _median_abs(cases, metric: str) -> float:
+    errs = []
+    for case in cases:
+        e = errors(case, simulate(case))
+        errs.append(abs(e[metric]) * 100)
+    return float(np.median(errs))
+
+
+@pytest.mark.parametrize("gpu", ["h100-80gb", "h200-141gb"])
+def test_llama70b_inferencemax_benchmarks_within_goals(gpu):
+    """Every 3rd InferenceMAX-protocol Llama-3.1-70B FP8 case of a GPU (H100: the fit split,
+    H200: never fitted): median |error| of mean TPOT <= 10 % and of mean TTFT <= 15 %."""
+    cases = [c for c in silicon_cases() if c.gpu == gpu and c.model == "llama3.1-70b"][::3]
+    assert len(cases) >= 15
+    assert _median_abs(cases, "tpot_mean_s") <= 10.0
+    assert _median_abs(cases, "ttft_mean_s") <= 15.0
+
+
+def test_llmservingsim_run_replayed_request_by_request():
+    """The RTX PRO 6000 Llama-3.1-8B vLLM run (300 ShareGPT requests at their measured arrival
+    times, an uncalibrated GPU): mean TPOT and end-to-end latency within 15 %."""
+    case = next(c for c in llmservingsim_cases() if c.name.startswith("RTXPRO6000/Llama"))
+    assert len(case.trace) == 300 and case.gpu == "rtxpro6000-96gb"
+    sim = simulate(case)
+    assert sim["requests"] == 300
+    assert "uncalibrated: roofline" in sim["calibration"]
+    e = errors(case, sim)
+    assert abs(e["tpot_mean_s"]) <= 0.15 and abs(e["e2e_mean_s"]) <= 0.15
+
+
+def test_silicon_cases_follow_the_benchmark_protocol():
+    cases = silicon_cases()
+    c = next(c for c in cases if c.model == "llama3.1-70b" and c.info["isl"] == 8192)
+    src = c.workload["source"]
+    assert src["kind"] == "closed_loop"
+    assert src["num_requests"] == 10 * src["concurrency"]
+    assert src["prompt_tokens"] == {"dist": "uniform", "low": 6553, "high": 8192}
+    assert c.pool["scheduler"]["max_seqs"] == src["concurrency"]
+    assert c.pool["kv_dtype"] == "fp8" and c.pool["precision"] == "fp8"
+    names = [x.name for x in cases]
+    assert len(names) == len(set(names))  # the sample's verbatim repeats are dropped
+    assert all(x.info["concurrency"] <= 128 for x in cases)
+    assert {x.split for x in cases} == {"fit", "test"}
+
+
+def _cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "wrpsim.validate", *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_cli_writes_the_error_table(tmp_path):
+    r = _cli("sets=[llmservingsim]", f"out_dir={tmp_path}", "mlenergy_dir=null")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    assert out["cases"] == 3
+    for k in ("cases_csv", "summary_csv", "summary_md", "worst_csv"):
+        assert Path(out[k]).is_file()
+    md = (tmp_path / "validation_summary.md").read_text()
+    assert md.startswith("| set | gpu | split | cases | ttft_median |")
+    assert "| llmservingsim | rtx4090-24gb | test | 1 |" in md
+    assert set(out["goals_met"]) == {"ttft", "tpot", "itl", "e2e", "power"}
+
+
+@pytest.mark.parametrize("arg, pattern", [
+    ("sets=[silicon,bogus]", "validate: sets: unknown value(s) ['bogus']; valid choices: "
+                             "silicon, llmservingsim, mlenergy"),
+    ("split=train", "validate: split: unknown value 'train'; valid choices: all, fit, test"),
+    ("mlenergy_dir=/nonexistent", "validate: mlenergy_dir: /nonexistent has no llm_configs.csv"),
+    ("engine=vllm-7", "engine: unknown value 'vllm-7'; valid choices: "),
+    ("jobs=0", "validate: jobs must be an integer >= 1, got 0"),
+])
+def test_bad_input_is_one_line(arg, pattern):
+    r = _cli(arg)
+    assert r.returncode == 2 and r.stdout == ""
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and pattern in lines[0], r.stderr
