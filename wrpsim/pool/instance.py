@@ -288,7 +288,7 @@ class Instance(BatchingMixin, SequenceSetMixin, HandoffMixin, FailureMixin):
         if n == 1:
             dur, cum = self.latency.iteration_s(0, 0.0, self.n_dec, ctx), None
         else:
-            cum = np.cumsum(self.latency.decode_run_s(self.n_dec, ctx, n))
+            cum = self.latency.decode_run_cum_s(self.n_dec, ctx, n)
             dur = float(cum[-1])
         self._kind = _DECODE_RUN
         self._dec_in_iter = self.n_dec

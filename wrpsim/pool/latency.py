@@ -50,6 +50,11 @@ class LatencyModel(abc.ABC):
             [self.iteration_s(0, 0.0, batch, ctx0 + k * batch) for k in range(n)], dtype=np.float64
         )
 
+    def decode_run_cum_s(self, batch: int, ctx0: int, n: int) -> np.ndarray:
+        """End times of `n` consecutive decode-only iterations, measured from the start of the
+        first: the cumulative sum of `decode_run_s` (implementations may compute it directly)."""
+        return np.cumsum(self.decode_run_s(batch, ctx0, n))
+
     @abc.abstractmethod
     def power_w(
         self, prefill_tokens: int, decode_seqs: int, decode_ctx: int | None = None,

@@ -359,6 +359,43 @@ class KernelLatency(LatencyModel):
             return np.maximum(g, cpu) if cpu > fixed else g
         return g + cpu
 
+    def decode_run_cum_s(self, batch: int, ctx0: int, n: int) -> np.ndarray:
+        """End times of a decode run (`LatencyModel.decode_run_cum_s`). While the context stays
+        inside one segment of the attention grid and the GPU outlasts the CPU, every step is
+        a + b k, so the end times are (k + 1) a + b k (k + 1) / 2: one numpy expression."""
+        lin = self._decode_run_linear(batch, ctx0 / batch, n) if batch > 0 and n > 1 else None
+        if lin is None:
+            return np.cumsum(self.decode_run_s(batch, ctx0, n))
+        a, b = lin
+        k = np.arange(1, n + 1, dtype=np.float64)
+        return a * k + b * (k * (k - 1) / 2.0)
+
+    def _decode_run_linear(self, batch: int, c0: float, n: int) -> tuple[float, float] | None:
+        """(a, b) with step k lasting a + b k, or None when the run is not that simple."""
+        s = self._dec_sl
+        c1 = c0 + n - 1
+        if c0 < s[0] or c1 >= s[-1]:
+            return None
+        i = bisect_right(s, c0) - 1
+        w = self._window
+        if c1 > s[i + 1] or (self._n_slide and c0 < w <= c1):
+            return None
+        row = self._dec_row(batch)[1]
+        slope = (row[i + 1] - row[i]) / (s[i + 1] - s[i])
+        t0 = row[i] + slope * (c0 - s[i])
+        lay = self._n_full + (self._n_slide if c1 < w else 0)
+        a = lay * t0 + self._mamba_dec * batch
+        if self._n_slide and c0 >= w:
+            a += self._n_slide * _interp1(float(w), s, row)
+        a += self._lin_at(batch) + self._head_at(batch) + self._floor
+        cpu = self._cpu0 + self._cpu_seq * batch
+        if self.c.async_scheduling:
+            if cpu > a:  # the CPU may bound some steps: not linear
+                return None
+        else:
+            a += cpu
+        return a, lay * slope
+
     def _decode_run_attn(self, batch: int, c0: float, n: int) -> np.ndarray | None:
         """Decode attention of a run whose per-sequence context goes c0, c0 + 1, ... when it
         stays inside one segment of the grid (the common case: the time is then linear in the
