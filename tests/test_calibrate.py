@@ -133,7 +133,14 @@ def test_cli_builds_an_engine_and_fits_it_on_steps(tmp_path):
 
 @pytest.mark.parametrize("args, pattern", [
     ((), "calibrate: engine=NAME is required"),
-    (("engine=x",), "calibrate: give kernels=DIR gpu=GPU, steps=CSV and/or benchmarks=CSV"),
+    (("engine=x",), "calibrate: give kernels=DIR gpu=GPU, steps=CSV, benchmarks=CSV and/or "
+                    "validation=SET"),
+    (("engine=x", "validation=imagenet"), "calibrate: validation: unknown set 'imagenet'; "
+                                          "valid choices: silicon, llmservingsim, mlenergy"),
+    (("engine=x", "validation=mlenergy", "mlenergy_dir=/nonexistent"),
+     "calibrate: mlenergy_dir: /nonexistent has no llm_configs.csv"),
+    (("engine=x", "validation=llmservingsim"),
+     "calibrate: validation=llmservingsim: no cases to fit (it has no fit split)"),
     (("engine=x", "kernels=/tmp"), "calibrate: kernels=DIR needs gpu=GPU"),
     (("engine=x", "steps=s.csv", "fit=[warp]"), "calibrate: fit: unknown field(s) ['warp']"),
     (("engine=x", "steps=/nonexistent.csv", "write=false"), "/nonexistent.csv: cannot read CSV"),
@@ -162,3 +169,34 @@ def test_benchmark_rows_become_closed_loop_cases(tmp_path):
 
     with pytest.raises(ConfigError, match=r"b.csv: line 2: concurrency must be an integer >= 1"):
         benchmark_cases(csv)
+
+
+def test_fitted_constants_keep_the_engine_files_comments(tmp_path):
+    import yaml
+
+    from wrpsim.calibrate.__main__ import _write_constants
+
+    path = tmp_path / "e.yaml"
+    path.write_text("# header\nkind: kernels\nconstants:\n  # fitted on X\n"
+                    "  layer_overhead_us: 15.2  # per layer\n  frontend_us: 100\n")
+    _write_constants(path, yaml.safe_load(path.read_text()),
+                     {"layer_overhead_us": 17.5, "frontend_us": 20000.0})
+    text = path.read_text()
+    assert "# header" in text and "# fitted on X" in text and "# per layer" in text
+    assert yaml.safe_load(text)["constants"] == {"layer_overhead_us": 17.5,
+                                                 "frontend_us": 20000.0}
+    # a constant without a line of its own: the file is rewritten with it
+    _write_constants(path, yaml.safe_load(path.read_text()), {"sampling_passes": 2.0})
+    assert yaml.safe_load(path.read_text())["constants"]["sampling_passes"] == 2.0
+
+
+def test_a_failed_calibration_leaves_a_shipped_engine_untouched(tmp_path):
+    from wrpsim.pool.engines import get_engine
+
+    shipped = get_engine("vllm-0.24").path
+    before = shipped.read_bytes()
+    r = _cli("engine=vllm-0.24", "validation=llmservingsim", "write=false")
+    assert r.returncode == 2
+    r = _cli("engine=vllm-0.24", "steps=/nonexistent.csv", "write=false")
+    assert r.returncode == 2
+    assert shipped.read_bytes() == before

@@ -30,7 +30,8 @@ from wrpsim.cli import apply_flat
 from wrpsim.errors import ConfigError, WrpsimError
 
 DEFAULTS = {"engine": None, "base": "vllm-0.24", "gpu": None, "kernels": None, "steps": None,
-            "benchmarks": None, "fit": None, "out_dir": None, "write": True}
+            "benchmarks": None, "validation": None, "mlenergy_dir": None, "fit": None,
+            "out_dir": None, "write": True}
 
 
 def parse_args(argv: list[str]) -> dict[str, Any]:
@@ -41,8 +42,19 @@ def parse_args(argv: list[str]) -> dict[str, Any]:
     name = cfg["engine"]
     if not isinstance(name, str) or not name or "/" in name:
         raise ConfigError("calibrate: engine=NAME is required (a file name, e.g. my-vllm)")
-    if not (cfg["kernels"] or cfg["steps"] or cfg["benchmarks"]):
-        raise ConfigError("calibrate: give kernels=DIR gpu=GPU, steps=CSV and/or benchmarks=CSV")
+    if not (cfg["kernels"] or cfg["steps"] or cfg["benchmarks"] or cfg["validation"]):
+        raise ConfigError("calibrate: give kernels=DIR gpu=GPU, steps=CSV, benchmarks=CSV "
+                          "and/or validation=SET")
+    if cfg["validation"] is not None:
+        from wrpsim.validate.__main__ import SETS, mlenergy_root
+
+        if cfg["validation"] not in SETS:
+            raise ConfigError(f"calibrate: validation: unknown set {cfg['validation']!r}; "
+                              f"valid choices: {', '.join(SETS)}")
+        try:
+            mlenergy_root(cfg["mlenergy_dir"])
+        except ConfigError as e:
+            raise ConfigError(str(e).replace("validate:", "calibrate:", 1)) from None
     if cfg["kernels"] and not cfg["gpu"]:
         raise ConfigError("calibrate: kernels=DIR needs gpu=GPU (a GPU catalog name)")
     fit = cfg["fit"]
@@ -78,6 +90,34 @@ def _engine_yaml(out_dir: Path, name: str, base: str) -> tuple[Path, dict]:
     return path, raw
 
 
+def _write_constants(path: Path, raw: dict, fitted: dict) -> None:
+    """Set the `constants:` entries `fitted` in the engine file at `path`, editing their lines
+    in place so the file's comments survive (a rewrite when a key has no line of its own)."""
+    import re
+
+    text = path.read_text()
+    for k, v in fitted.items():
+        pat = re.compile(rf"^(\s+{re.escape(k)}:)[^\n#]*?(\s*#.*)?$", re.M)
+        text, n = pat.subn(lambda m: f"{m.group(1)} {v}{m.group(2) or ''}", text, count=1)
+        if n == 0:
+            raw.setdefault("constants", {}).update(fitted)
+            path.write_text(yaml.safe_dump(raw, sort_keys=False))
+            return
+    path.write_text(text)
+
+
+def _validation_fit_cases(cfg: dict[str, Any]) -> list:
+    """The fit split of the measured set `cfg['validation']` (`wrpsim.validate.sets`)."""
+    from wrpsim.validate.__main__ import collect_cases
+
+    cases, notes = collect_cases({"sets": [cfg["validation"]], "split": "fit", "fast": False,
+                                  "engine": None, "mlenergy_dir": cfg["mlenergy_dir"]})
+    if not cases:
+        why = "; ".join(notes) or "it has no fit split"
+        raise ConfigError(f"calibrate: validation={cfg['validation']}: no cases to fit ({why})")
+    return cases
+
+
 def run(cfg: dict[str, Any]) -> dict[str, Any]:
     """Do the steps of a parsed config; return the JSON summary."""
     from wrpsim.pool import engines as E
@@ -97,22 +137,24 @@ def run(cfg: dict[str, Any]) -> dict[str, Any]:
         raw.setdefault("gpus", {})[str(cfg["gpu"])] = {
             "tables": str(tables.relative_to(out_dir))}
         result["tables"] = {k: v["rows"] for k, v in meta["tables"].items()}
-    path.write_text(yaml.safe_dump(raw, sort_keys=False))
-    E.clear_caches()
-    if cfg["steps"] or cfg["benchmarks"]:
+    if cfg["kernels"] or not path.is_file():
+        path.write_text(yaml.safe_dump(raw, sort_keys=False))
+        E.clear_caches()
+    if cfg["steps"] or cfg["benchmarks"] or cfg["validation"]:
         import pandas as pd
 
         from wrpsim.calibrate.fit import STEP_COLUMNS, _read_csv, benchmark_cases, fit_constants
 
         steps = _read_csv(cfg["steps"], STEP_COLUMNS) if cfg["steps"] else None
         cases = benchmark_cases(cfg["benchmarks"]) if cfg["benchmarks"] else []
+        if cfg["validation"]:
+            cases += _validation_fit_cases(cfg)
         if steps is not None:
             steps = pd.DataFrame(steps)
         fitted, report = fit_constants(cfg["engine"], cases, steps, cfg["fit"])
         result["fitted"], result["error_pct"] = fitted, report
         if cfg["write"]:
-            raw.setdefault("constants", {}).update(fitted)
-            path.write_text(yaml.safe_dump(raw, sort_keys=False))
+            _write_constants(path, raw, fitted)
             E.clear_caches()
     if not cfg["write"] and not cfg["kernels"]:
         result["written"] = False

@@ -155,7 +155,7 @@ class Instance(BatchingMixin, SequenceSetMixin, HandoffMixin, FailureMixin):
         x = now - self._t0
         if self._cum is None:
             return 1 if x >= self._dur else 0
-        return min(int(np.searchsorted(self._cum, x, side="right")), self._n)
+        return min(bisect_right(self._cum, x), self._n)
 
     def prefix_match(self, request) -> int:
         """Leading prefix blocks of `request` cached here (0 without a prefix cache or ids)."""

@@ -252,6 +252,7 @@ def mlenergy_cases(root: str | Path, max_requests: int = 1024) -> list[Case]:
     root = Path(root)
     df = pd.read_csv(root / "llm_configs.csv")
     out = []
+    seen: dict[str, int] = {}
     for r in df.itertuples(index=False):
         model, gpu = MODELS.get(r.model_id), SYSTEMS.get(r.gpu_model)
         if model is None or gpu is None or r.task not in MLENERGY_PROMPTS:
@@ -288,8 +289,12 @@ def mlenergy_cases(root: str | Path, max_requests: int = 1024) -> list[Case]:
             "kind": "closed_loop", "concurrency": mns, "num_requests": n_req,
             "prompt_tokens": MLENERGY_PROMPTS[r.task], "output_tokens": out_spec}}
         fit = r.model_id in MLENERGY_FIT and r.task == "lm-arena-chat"
+        name = f"{r.model_id} {r.task} {r.gpu_model}x{n_gpu} {prec} c{mns}"
+        seen[name] = seen.get(name, 0) + 1
+        if seen[name] > 1:  # the leaderboard lists some configurations twice (repeat runs)
+            name += f" run {seen[name]}"
         out.append(Case(
-            "mlenergy", f"{r.model_id} {r.task} {r.gpu_model}x{n_gpu} {prec} c{mns}", gpu, model,
+            "mlenergy", name, gpu, model,
             "fit" if fit else "test", pool,
             {"itl_p50_s": r.median_itl_ms / 1e3, "power_w": r.avg_power_watts / n_gpu},
             workload=wl, info={"concurrency": mns, "avg_batch": float(r.avg_batch_size)}))

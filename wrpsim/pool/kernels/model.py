@@ -70,6 +70,22 @@ class EngineConstants:
     cudagraph_max_tokens: int = 512
 
 
+_GRID: list = [np.zeros(0), np.zeros(0)]
+
+
+def _step_grid(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """(k, k (k - 1) / 2) for k = 1..n, as views of arrays grown by doubling (shared, never
+    written)."""
+    k = _GRID[0]
+    if len(k) < n:
+        k = np.arange(1, max(n, 2 * len(k), 1024) + 1, dtype=np.float64)
+        k.flags.writeable = False
+        tri = k * (k - 1) / 2.0
+        tri.flags.writeable = False
+        _GRID[:] = [k, tri]
+    return _GRID[0][:n], _GRID[1][:n]
+
+
 class KernelLatency(LatencyModel):
     """Iteration times of `model` on `tp` x `gpu` from `kernels` (a `tables.Kernels` or
     `tables.Transferred`), with an engine's `constants` (see the module docstring).
@@ -367,8 +383,8 @@ class KernelLatency(LatencyModel):
         if lin is None:
             return np.cumsum(self.decode_run_s(batch, ctx0, n))
         a, b = lin
-        k = np.arange(1, n + 1, dtype=np.float64)
-        return a * k + b * (k * (k - 1) / 2.0)
+        k, tri = _step_grid(n)
+        return a * k + b * tri
 
     def _decode_run_linear(self, batch: int, c0: float, n: int) -> tuple[float, float] | None:
         """(a, b) with step k lasting a + b k, or None when the run is not that simple."""
