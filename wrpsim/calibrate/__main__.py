@@ -98,7 +98,7 @@ def _write_constants(path: Path, raw: dict, fitted: dict) -> None:
     text = path.read_text()
     for k, v in fitted.items():
         pat = re.compile(rf"^(\s+{re.escape(k)}:)[^\n#]*?(\s*#.*)?$", re.M)
-        text, n = pat.subn(lambda m: f"{m.group(1)} {v}{m.group(2) or ''}", text, count=1)
+        text, n = pat.subn(lambda m, v=v: f"{m.group(1)} {v}{m.group(2) or ''}", text, count=1)
         if n == 0:
             raw.setdefault("constants", {}).update(fitted)
             path.write_text(yaml.safe_dump(raw, sort_keys=False))
