@@ -199,17 +199,7 @@ class Kernels:
         df = self._table("allreduce")
         if df is None or df.rows == 0:
             raise ConfigError(f"engine tables {self.dir}: no all-reduce table")
-        df = df.where(df["graph"] == int(graph))
-        tps = np.unique(df["tp"]).tolist()
-        ref = min(tps, key=lambda v: abs(np.log(v / tp)))
-        sub = df.where(df["tp"] == ref)
-        order = np.argsort(sub["elements"], kind="stable")
-        x = sub["elements"][order].astype(np.float64)
-        y = np.maximum.accumulate(sub["ms"][order].astype(np.float64) * MS)
-        if ref != tp:  # another group size: scale the bandwidth part by the ring factor
-            lat = y[0]
-            y = lat + (y - lat) * ((tp - 1) / tp) / ((ref - 1) / ref)
-        return Curve(x, y)
+        return _collective_curve(df.where(df["graph"] == int(graph)), tp)
 
     def nccl(self, op: str, tp: int) -> Curve:
         """Time of an NCCL collective `op` (all_gather, reduce_scatter, ...) of half-precision
@@ -218,17 +208,7 @@ class Kernels:
         df = self._table("nccl")
         if df is None or not np.any(df["op"] == op):
             return self.allreduce(tp, False)
-        df = df.where(df["op"] == op)
-        tps = np.unique(df["tp"]).tolist()
-        ref = min(tps, key=lambda v: abs(np.log(v / tp)))
-        sub = df.where(df["tp"] == ref)
-        order = np.argsort(sub["elements"], kind="stable")
-        x = sub["elements"][order].astype(np.float64)
-        y = np.maximum.accumulate(sub["ms"][order].astype(np.float64) * MS)
-        if ref != tp:
-            lat = y[0]
-            y = lat + (y - lat) * ((tp - 1) / tp) / ((ref - 1) / ref)
-        return Curve(x, y)
+        return _collective_curve(df.where(df["op"] == op), tp)
 
     # ------------------------------------------------------------------ attention
     def _attn(self, name: str, kv_dtype: str, heads: int, kv_heads: int, head_dim: int) -> Grid:
@@ -361,6 +341,22 @@ class Transferred:
         args = (hidden, inter, topk, experts, moe_tp, moe_ep, dtype)
         return c.scaled(rl.moe_roofline(c.x, *args, self.gpu, gated)
                         / rl.moe_roofline(c.x, *args, self.ref.gpu, gated))
+
+
+def _collective_curve(df, tp: int) -> Curve:
+    """Time vs element count of one collective's rows `df` at group size `tp`: the measured
+    curve of the nearest measured size (monotone), its bandwidth part scaled by the ring
+    factor (tp - 1) / tp when the size differs."""
+    tps = np.unique(df["tp"]).tolist()
+    ref = min(tps, key=lambda v: abs(np.log(v / tp)))
+    sub = df.where(df["tp"] == ref)
+    order = np.argsort(sub["elements"], kind="stable")
+    x = sub["elements"][order].astype(np.float64)
+    y = np.maximum.accumulate(sub["ms"][order].astype(np.float64) * MS)
+    if ref != tp:
+        lat = y[0]
+        y = lat + (y - lat) * ((tp - 1) / tp) / ((ref - 1) / ref)
+    return Curve(x, y)
 
 
 def _roof_ratio(m: float, n: np.ndarray, k: np.ndarray, dtype: str, gpu) -> np.ndarray:
