@@ -18,12 +18,12 @@ HOSTILE = "</script><img src=x onerror=alert(1)>"
 
 @pytest.fixture(scope="module")
 def planned(tmp_path_factory):
-    """A small plan whose H200 candidate carries a hostile name."""
+    """A small plan whose every candidate carries a hostile name (so the recommended one does,
+    whichever wins)."""
     out = tmp_path_factory.mktemp("plan")
     cfg = compose_plan("workload.max_requests=1500")
     cands = cfg["plan"]["candidates"]
-    cfg["plan"]["candidates"] = {("h200" + HOSTILE if k == "h200" else k): v
-                                 for k, v in cands.items()}
+    cfg["plan"]["candidates"] = {k + HOSTILE: v for k, v in cands.items()}
     record = run_plan(cfg, out)
     return out, record
 
@@ -59,6 +59,6 @@ def test_report_renders_every_plot_without_errors(planned, browser):  # noqa: F8
     assert dev.js("document.getElementById('plot-cdf-ttft').data.length") == 2  # full + recheck
     assert dev.js("document.getElementById('plot-sensitivity').data[0].x") == [0.8, 1.0, 1.2]
     assert dev.js("document.querySelectorAll('img').length") == 0
-    assert HOSTILE in dev.js("document.querySelector('.verdict').textContent")
+    assert HOSTILE in dev.js("document.querySelector('.verdict').textContent")  # text, inert
     dev.js("new Promise(r => setTimeout(r, 300))")
     assert dev.errors() == []
