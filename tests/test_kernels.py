@@ -120,6 +120,31 @@ def test_precisions_change_weights_kv_and_speed():
     assert kv8.decode_step_s(64, 8000) < f8.decode_step_s(64, 8000)
 
 
+def test_mxfp4_expert_kernels_are_timed_from_their_own_measurements():
+    """gpt-oss's MXFP4 experts under the three kernels vLLM can pick (calibrate.aic): same
+    weights; at prefill sizes Marlin (Hopper) is slower than the default Triton kernel, MXFP8
+    activations (B200) are faster than BF16 ones, and a GPU whose table has only Marlin (L40S)
+    times the default precision from it."""
+    m = get_model("gpt-oss-120b")
+    t = {}  # (gpu, precision) -> MoE layer seconds at 4 and at 8192 tokens, moe_tp 2
+    for gpu, prec in [("h100-80gb", "mxfp4"), ("h100-80gb", "mxfp4_marlin"),
+                      ("b200-180gb", "mxfp4"), ("b200-180gb", "mxfp4_mxfp8")]:
+        k = kernels_for(get_engine("vllm-0.24"), gpu)
+        curve = k.moe(prec, m.hidden, m.intermediate, m.active_experts, m.experts, 2, 1)
+        t[gpu, prec] = (float(curve(4.0)), float(curve(8192.0)))
+    h_tri, h_mar = t["h100-80gb", "mxfp4"], t["h100-80gb", "mxfp4_marlin"]
+    assert h_mar[1] > 1.5 * h_tri[1]  # measured: ~2x at 8k tokens
+    assert h_mar[0] == pytest.approx(h_tri[0], rel=0.5)  # both read the same 4-bit weights
+    b_bf, b_f8 = t["b200-180gb", "mxfp4"], t["b200-180gb", "mxfp4_mxfp8"]
+    assert b_f8[1] < 0.5 * b_bf[1]
+    a = build_latency_model("gpt-oss-120b", "h100-80gb", 2, precision="mxfp4")
+    b = build_latency_model("gpt-oss-120b", "h100-80gb", 2, precision="mxfp4_marlin")
+    assert a.weight_bytes_per_gpu == b.weight_bytes_per_gpu
+    lk = kernels_for(get_engine("vllm-0.24"), "l40s-48gb")
+    args = (m.hidden, m.intermediate, m.active_experts, m.experts, 1, 1)
+    assert float(lk.moe("mxfp4", *args)(512.0)) == float(lk.moe("mxfp4_marlin", *args)(512.0))
+
+
 def test_architectures_size_their_kv_and_weights():
     ds = build_latency_model("deepseek-v3", "h200-141gb", 8, precision="fp8_block")
     assert ds.kv_bytes_per_token_per_gpu == 61 * (512 + 64) * 2  # MLA latent, replicated

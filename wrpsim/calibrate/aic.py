@@ -23,7 +23,12 @@ float32, sizes as int32; names below). Every row is a measurement; nothing is fi
   `all_reduce`, `alltoall`) of `elements` half-precision values over `tp` GPUs.
 - `moe.parquet`: dtype, hidden, inter, topk, experts, moe_tp, moe_ep, tokens, ms — the fused MoE
   layer (routing, expert GEMMs, combine) under the `power_law_1.01` token-to-expert
-  distribution (real routers are skewed; `balanced` is the optimistic case).
+  distribution (real routers are skewed; `balanced` is the optimistic case). MXFP4 experts
+  come as three kernels an engine chooses between, kept apart because their speed differs by
+  up to 3x at prefill sizes: `mxfp4` (BF16 activations, the checkpoint's default kernel:
+  OpenAI's Triton kernel on Hopper, FlashInfer TRT-LLM on Blackwell), `mxfp4_marlin` (Marlin
+  W4A16, vLLM's `VLLM_MXFP4_USE_MARLIN=1`) and `mxfp4_mxfp8` (MXFP8 activations on the FP8
+  tensor cores, vLLM's `VLLM_USE_FLASHINFER_MOE_MXFP4_MXFP8=1`; Blackwell only).
 
 Quantised GEMM cells slower than BF16: a quantised GEMM reads at most half the weight bytes
 of a BF16 one, so where the measured time of a cell exceeds the BF16 time of the same (m, n, k)
@@ -52,7 +57,7 @@ from wrpsim.errors import ConfigError
 #: AIConfigurator dtype names -> wrpsim precision names
 GEMM_DTYPES = {"bfloat16": "bf16", "fp8": "fp8", "fp8_block": "fp8_block", "nvfp4": "fp4"}
 MOE_DTYPES = {"bfloat16": "bf16", "fp8": "fp8", "fp8_block": "fp8_block", "nvfp4": "fp4",
-              "w4a16_mxfp4": "mxfp4", "int4_wo": "int4"}
+              "w4a16_mxfp4": "mxfp4", "int4_wo": "int4", "w4a8_mxfp4_mxfp8": "mxfp4_mxfp8"}
 KV_DTYPES = {"bfloat16": "bf16", "fp8": "fp8"}
 MOE_DISTRIBUTION = "power_law_1.01"
 #: the tables of one profile and the AIConfigurator tables they come from: (op dir, file stem)
@@ -145,9 +150,20 @@ def _nccl(df: pd.DataFrame) -> pd.DataFrame:
     return df.groupby(keys, as_index=False)["ms"].median()[[*keys, "ms"]]
 
 
+def moe_variant(moe_dtype: pd.Series, kernel_source: pd.Series | None) -> pd.Series:
+    """The wrpsim MoE dtype of each row: `MOE_DTYPES`, with MXFP4 rows timed by a Marlin kernel
+    split off as `mxfp4_marlin` (see the module docstring)."""
+    out = moe_dtype.map(MOE_DTYPES)
+    if kernel_source is not None:
+        marlin = (out == "mxfp4") & kernel_source.astype(str).str.contains("marlin")
+        out = out.where(~marlin, "mxfp4_marlin")
+    return out
+
+
 def _moe(df: pd.DataFrame) -> pd.DataFrame:
     df = df[df["moe_dtype"].isin(MOE_DTYPES) & (df["distribution"] == MOE_DISTRIBUTION)].copy()
-    df["dtype"] = df["moe_dtype"].map(MOE_DTYPES)
+    df["dtype"] = (df["moe_variant"] if "moe_variant" in df.columns
+                   else moe_variant(df["moe_dtype"], df.get("kernel_source")))
     df = df.rename(columns={"hidden_size": "hidden", "inter_size": "inter",
                             "num_experts": "experts", "moe_tp_size": "moe_tp",
                             "moe_ep_size": "moe_ep", "num_tokens": "tokens", "latency": "ms"})
@@ -157,7 +173,7 @@ def _moe(df: pd.DataFrame) -> pd.DataFrame:
 
 _KERNEL_KEYS = {"gemm": ["gemm_dtype"], "attn_prefill": ["kv_cache_dtype"],
                 "attn_decode": ["kv_cache_dtype"], "allreduce": [], "nccl": [],
-                "moe": ["moe_dtype"]}
+                "moe": ["moe_variant"]}
 
 
 def compact(system_dir: str | Path, out_dir: str | Path) -> dict:
@@ -177,6 +193,8 @@ def compact(system_dir: str | Path, out_dir: str | Path) -> dict:
                                   f"(AIConfigurator layout)")
             continue
         raw = pd.read_parquet(path)
+        if name == "moe":
+            raw["moe_variant"] = moe_variant(raw["moe_dtype"], raw.get("kernel_source"))
         raw, kernels = _pick_kernel(raw, _KERNEL_KEYS[name])
         dropped: dict = {}
         if name == "gemm":

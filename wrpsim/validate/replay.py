@@ -23,8 +23,8 @@ def case_config(case, engine: str | None = None, overrides: dict | None = None) 
     pool = {k: v for k, v in case.pool.items() if v is not None}
     if engine:
         pool["engine"] = engine
-    if overrides:
-        pool["latency"] = {"kind": "engine", **overrides}
+    if overrides:  # on top of the case's own engine settings (`Case.pool["latency"]`)
+        pool["latency"] = {"kind": "engine", **(pool.get("latency") or {}), **overrides}
     return {
         "workload": case.workload or {"name": case.set},
         "pool": {"name": case.name, "pools": {case.gpu: pool}},

@@ -93,9 +93,29 @@ def measured_dir() -> Path:
 
 
 # ---------------------------------------------------------------------- silicon
-def _precision(model: str, gemm: str, moe: str) -> str:
+#: the MXFP4 expert kernel InferenceMAX's gpt-oss vLLM scripts select per system
+#: (SemiAnalysisAI/InferenceX benchmarks/gptoss_fp4_{h100,h200,b200}.sh: Hopper exports
+#: VLLM_MXFP4_USE_MARLIN=1, B200 exports VLLM_USE_FLASHINFER_MOE_MXFP4_MXFP8=1)
+GPTOSS_KERNEL = {"h100_sxm": "mxfp4_marlin", "h200_sxm": "mxfp4_marlin",
+                 "b200_sxm": "mxfp4_mxfp8"}
+#: ... and its KV-cache dtype there (`kv-cache-dtype: fp8` in the B200 script only)
+GPTOSS_KV = {"b200_sxm": "fp8"}
+#: vLLM's CUDA-graph capture limit (tokens) in those scripts: gpt-oss sets
+#: `max-cudagraph-capture-size: 2048`; the others keep vLLM's default, min(2 x max_num_seqs,
+#: 512), with `--max-num-seqs` = concurrency on Hopper and 512 on B200
+GPTOSS_CAPTURE = 2048
+
+
+def _capture_size(model: str, system: str, concurrency: int) -> int:
     if model.startswith("gpt-oss"):
-        return "mxfp4"  # the checkpoint's MXFP4 experts, BF16 attention
+        return GPTOSS_CAPTURE
+    return min(2 * (512 if system == "b200_sxm" else concurrency), 512)
+
+
+def _precision(model: str, gemm: str, moe: str, system: str = "") -> str:
+    if model.startswith("gpt-oss"):
+        # the checkpoint's MXFP4 experts (BF16 attention) under the script's expert kernel
+        return GPTOSS_KERNEL.get(system, "mxfp4")
     if moe == "int4_wo" or gemm == "int4_wo":
         return "int4"
     return {"nvfp4": "fp4", "fp8_block": "fp8_block", "fp8": "fp8"}.get(gemm, "bf16")
@@ -142,16 +162,21 @@ def silicon_cases(requests_per_client: int = 10) -> list[Case]:
         if int(moe_tp) * int(moe_ep) != tp:
             continue
         ep = int(moe_ep) if moe_ep > 1 else 1
-        prec = _precision(model, str(r.gemm_quant_mode), str(r.moe_quant_mode))
+        prec = _precision(model, str(r.gemm_quant_mode), str(r.moe_quant_mode), r.system)
         if model == "qwen3-235b-a22b":
             prec = "fp8_block"  # Qwen's FP8 checkpoints are 128 x 128 block-scaled
         # NVIDIA's ModelOpt FP8 / NVFP4 checkpoints (InferenceMAX's Llama and Kimi) carry FP8
         # KV-cache scales, so vLLM keeps the KV cache in FP8
         kv = "fp8" if prec in ("fp8", "fp4") else "auto"
+        if model.startswith("gpt-oss"):
+            kv = GPTOSS_KV.get(r.system, "auto")
         c = int(r.batch_size)
         grid = r.isl in INFERENCEMAX_LENGTHS and r.osl in INFERENCEMAX_LENGTHS
+        max_seqs = c if grid else 1024
         pool = {"gpu": gpu, "model": model, "tp": tp, "ep": ep, "count": 1, "precision": prec,
-                "kv_dtype": kv, "scheduler": {**BIG_GPU_SCHED, "max_seqs": c if grid else 1024}}
+                "kv_dtype": kv, "scheduler": {**BIG_GPU_SCHED, "max_seqs": max_seqs},
+                "latency": {"kind": "engine",
+                            "cudagraph_max_tokens": _capture_size(model, r.system, c)}}
         wl = {"name": "silicon", "source": {
             "kind": "closed_loop", "concurrency": c, "num_requests": requests_per_client * c,
             "prompt_tokens": _lengths(int(r.isl), grid),

@@ -48,10 +48,15 @@ from wrpsim.pool.kernels import roofline as rl
 from wrpsim.pool.latency import LatencyModel
 
 GIB = float(1 << 30)
-#: precisions of a pool: GEMM dtype of the dense layers and of the routed experts
+#: precisions of a pool: GEMM dtype of the dense layers and of the routed experts. The three
+#: MXFP4 entries are one checkpoint (MXFP4 experts, BF16 elsewhere, e.g. gpt-oss) under the
+#: three expert kernels vLLM can run it with: `mxfp4` its default (BF16 activations), and the
+#: ones its environment switches select, `mxfp4_marlin` (VLLM_MXFP4_USE_MARLIN=1) and
+#: `mxfp4_mxfp8` (VLLM_USE_FLASHINFER_MOE_MXFP4_MXFP8=1, MXFP8 activations, Blackwell)
 PRECISIONS = {"bf16": ("bf16", "bf16"), "fp8": ("fp8", "fp8"),
               "fp8_block": ("fp8_block", "fp8_block"), "fp4": ("fp4", "fp4"),
-              "mxfp4": ("bf16", "mxfp4"), "int4": ("bf16", "int4")}
+              "mxfp4": ("bf16", "mxfp4"), "mxfp4_marlin": ("bf16", "mxfp4_marlin"),
+              "mxfp4_mxfp8": ("bf16", "mxfp4_mxfp8"), "int4": ("bf16", "int4")}
 KV_DTYPES = ("auto", "bf16", "fp8")
 KV_BYTES = {"bf16": 2.0, "fp8": 1.0}
 

@@ -15,13 +15,16 @@ import numpy as np
 
 #: bytes per weight element by GEMM precision (fp4 / mxfp4 / int4 carry a small scale overhead)
 WEIGHT_BYTES = {"bf16": 2.0, "fp8": 1.0, "fp8_block": 1.0 + 1.0 / 128, "fp4": 0.5625,
-                "mxfp4": 0.53125, "int4": 0.53125}
-#: bytes per activation element entering the GEMM (quantised activations for W8A8 / W4A4)
+                "mxfp4": 0.53125, "mxfp4_marlin": 0.53125, "mxfp4_mxfp8": 0.53125,
+                "int4": 0.53125}
+#: bytes per activation element entering the GEMM (quantised activations for W8A8 / W4A4;
+#: MXFP8 carries one 8-bit scale per 32 values)
 ACT_BYTES = {"bf16": 2.0, "fp8": 1.0, "fp8_block": 1.0, "fp4": 0.5625, "mxfp4": 2.0,
-             "int4": 2.0}
-#: the tensor-core rate a precision computes at (weight-only formats dequantise to bf16)
+             "mxfp4_marlin": 2.0, "mxfp4_mxfp8": 1.03125, "int4": 2.0}
+#: the tensor-core rate a precision computes at (weight-only formats dequantise to bf16; MXFP4
+#: weights with MXFP8 activations run on the FP8 tensor cores)
 MATH = {"bf16": "bf16", "fp8": "fp8", "fp8_block": "fp8", "fp4": "fp4", "mxfp4": "bf16",
-        "int4": "bf16"}
+        "mxfp4_marlin": "bf16", "mxfp4_mxfp8": "fp8", "int4": "bf16"}
 
 
 def peak_flops(gpu, dtype: str) -> float:

@@ -29,6 +29,14 @@ from wrpsim.errors import ConfigError
 from wrpsim.pool.kernels import roofline as rl
 
 MS = 1e-3
+#: MoE dtypes to time a precision from, in order, when a GPU's table lacks it (then moved over
+#: by the roofline ratio): the closest kernel family first, BF16 last. A GPU whose engine has
+#: no default MXFP4 kernel (Ada, Ampere) runs MXFP4 experts with Marlin.
+MOE_FALLBACK = {"fp8": ["fp8", "fp8_block"], "fp8_block": ["fp8_block", "fp8"],
+                "mxfp4": ["mxfp4", "mxfp4_marlin"],
+                "mxfp4_marlin": ["mxfp4_marlin", "int4", "mxfp4"],
+                "mxfp4_mxfp8": ["mxfp4_mxfp8", "fp8", "fp8_block"],
+                "int4": ["int4", "mxfp4_marlin"]}
 
 
 @dataclass(frozen=True)
@@ -271,8 +279,8 @@ class Kernels:
         want = (hidden, inter, topk, experts, moe_tp, moe_ep)
         if df is None or df.rows == 0:
             raise ConfigError(f"engine tables {self.dir}: no MoE table")
-        family = [dtype, "fp8"] if rl.MATH.get(dtype) == "fp8" else [dtype]
-        src = next((d for d in family if np.any(df["dtype"] == d)), "bf16")
+        src = next((d for d in MOE_FALLBACK.get(dtype, [dtype]) if np.any(df["dtype"] == d)),
+                   "bf16")
         df = df.where(df["dtype"] == src)
         cols = ["hidden", "inter", "topk", "experts", "moe_tp", "moe_ep"]
         cfgs = np.unique(np.stack([df[c] for c in cols], axis=1), axis=0).astype(np.float64)
