@@ -75,7 +75,7 @@ def _constants(path: Path, raw) -> EngineConstants:
                 raise ConfigError(f"{path}: constants.{f.name} must be true or false")
         elif isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
             raise ConfigError(f"{path}: constants.{f.name} must be a number >= 0, got {v!r}")
-        vals[f.name] = int(v) if f.name == "cudagraph_max_tokens" else v
+        vals[f.name] = int(v) if f.name in ("cudagraph_max_tokens", "cudagraph_mixed") else v
     return EngineConstants(**vals)
 
 

@@ -106,6 +106,12 @@ GPTOSS_KV = {"b200_sxm": "fp8"}
 GPTOSS_CAPTURE = 2048
 
 
+#: systems whose InferenceMAX Llama scripts capture only pure-decode iterations in CUDA graphs
+#: (`"cudagraph_mode": "FULL_DECODE_ONLY", "splitting_ops": []` in 70b_fp{8,4}_b200_docker.sh):
+#: every iteration holding a prompt chunk is launched eagerly
+DECODE_ONLY_GRAPHS = {("llama3.1-70b", "b200_sxm")}
+
+
 def _capture_size(model: str, system: str, concurrency: int) -> int:
     if model.startswith("gpt-oss"):
         return GPTOSS_CAPTURE
@@ -176,7 +182,8 @@ def silicon_cases(requests_per_client: int = 10) -> list[Case]:
         pool = {"gpu": gpu, "model": model, "tp": tp, "ep": ep, "count": 1, "precision": prec,
                 "kv_dtype": kv, "scheduler": {**BIG_GPU_SCHED, "max_seqs": max_seqs},
                 "latency": {"kind": "engine",
-                            "cudagraph_max_tokens": _capture_size(model, r.system, c)}}
+                            "cudagraph_max_tokens": _capture_size(model, r.system, c),
+                            "cudagraph_mixed": int((model, r.system) not in DECODE_ONLY_GRAPHS)}}
         wl = {"name": "silicon", "source": {
             "kind": "closed_loop", "concurrency": c, "num_requests": requests_per_client * c,
             "prompt_tokens": _lengths(int(r.isl), grid),
