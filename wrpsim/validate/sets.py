@@ -278,6 +278,40 @@ def _output_dist(models_dir: Path, model_id: str, task: str, gpu_model: str, mns
     return (np.asarray(d["bins"], dtype=float), np.asarray(d["counts"], dtype=float)) if d else None
 
 
+#: vLLM environment switches of ML.ENERGY's engine configs that choose an MXFP4 expert kernel
+MXFP4_ENV = {"VLLM_USE_FLASHINFER_MOE_MXFP4_MXFP8": "mxfp4_mxfp8",
+             "VLLM_MXFP4_USE_MARLIN": "mxfp4_marlin"}
+
+
+def _mlenergy_settings(root: Path, task: str, model_id: str, gpu_model: str) -> dict:
+    """The engine settings of one ML.ENERGY configuration that change iteration times, read
+    from its published vLLM config (`benchmark_configs/<task>/<model>/<GPU>/monolithic.
+    {config,env}.yaml`, Apache-2.0) when `root` has it: the MXFP4 expert kernel its
+    environment selects (`precision`) and its CUDA-graph mode (`cudagraph_mixed` = 0 for
+    FULL_DECODE_ONLY). Empty when the files are absent (vLLM's defaults then)."""
+    import yaml
+
+    d = root / "benchmark_configs" / task / model_id / gpu_model
+    out: dict = {}
+    try:
+        env = yaml.safe_load((d / "monolithic.env.yaml").read_text()) or {}
+        cfg = yaml.safe_load((d / "monolithic.config.yaml").read_text()) or {}
+    except (OSError, yaml.YAMLError):
+        return out
+    for key, prec in MXFP4_ENV.items():
+        if str(env.get(key, "0")) == "1":
+            out["precision"] = prec
+    comp = cfg.get("compilation-config")
+    if isinstance(comp, str):
+        try:
+            comp = json.loads(comp)
+        except ValueError:
+            comp = None
+    if isinstance(comp, dict) and comp.get("cudagraph_mode") == "FULL_DECODE_ONLY":
+        out["cudagraph_mixed"] = 0
+    return out
+
+
 def mlenergy_cases(root: str | Path, max_requests: int = 1024) -> list[Case]:
     """Closed-loop cases of the ML.ENERGY leaderboard found under `root` (llm_configs.csv and
     models/*.json); dense and MoE models of the catalog, one instance per configuration."""
@@ -314,9 +348,14 @@ def mlenergy_cases(root: str | Path, max_requests: int = 1024) -> list[Case]:
             out_spec = {"dist": "lognormal", "mean": float(max(1.0, r.avg_output_len)),
                         "sigma": float(_lognormal_sigma(mids, counts)),
                         "max": int(bins[-1])}
+        settings = _mlenergy_settings(root, r.task, r.model_id, r.gpu_model)
+        if prec == "mxfp4":
+            prec = settings.get("precision", prec)
         pool = {"gpu": gpu, "model": model, "tp": tp, "ep": ep if ep > 1 else 1, "count": 1,
                 "precision": prec, "max_context": None, "engine": engine,
                 "scheduler": {**BIG_GPU_SCHED, "max_seqs": mns}}
+        if "cudagraph_mixed" in settings:
+            pool["latency"] = {"kind": "engine", "cudagraph_mixed": settings["cudagraph_mixed"]}
         wl = {"name": "mlenergy", "source": {
             "kind": "closed_loop", "concurrency": mns, "num_requests": n_req,
             "prompt_tokens": MLENERGY_PROMPTS[r.task], "output_tokens": out_spec}}
