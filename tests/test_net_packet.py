@@ -17,6 +17,7 @@ from wrpsim.network.topology import LeafSpine
 
 MIB = 1 << 20
 CUBE = {"leaves": 16, "hosts_per_leaf": 16, "spines": 16}
+CUBE8 = {"leaves": 8, "hosts_per_leaf": 8, "spines": 8}
 
 
 def packet(**kw) -> NetConfig:
@@ -183,20 +184,25 @@ def test_ring_allreduce_no_penalty_packet_oracle8():
 
 @pytest.mark.slow
 def test_permutation_ecmp_vs_spray_packet_oracle5():
-    """Oracle 5 at packet level (16×16×16, 400 Gb/s, 4 MiB): mean ECMP / spray CCT within 15 %
-    of 4.85 over 6 seeds, each within 10 % of the fluid engine's ratio."""
+    """Oracle 5 at packet level (8×8×8, 400 Gb/s, 4 MiB): mean ECMP / spray CCT within 15 %
+    of 3.94 (the table's L = 8 row) over 10 seeds, each within 10 % of the fluid engine's ratio.
+
+    8×8×8, not 16×16×16: a quarter of the hosts and packets, 0.4 s a seed instead of 3 s (the
+    fluid engine checks 16×16×16 over 100 seeds in test_net_fluid). A seed's ratio varies with
+    s.d. 0.65 at either size (400 fluid seeds), so the mean of 10 has s.d. 0.2 and 15 % of 3.94
+    is 2.9 s.d. — as 15 % of 4.85 was for the mean of 6 at 16×16×16."""
     ratios = []
-    for seed in range(6):
+    for seed in range(10):
         r = {}
         for kind in ("packet", "fluid"):
             for lb in ("ecmp", "spray"):
-                s = run_scenario(NetConfig(kind=kind, lb=lb, **CUBE), "permutation", 4 * MIB,
+                s = run_scenario(NetConfig(kind=kind, lb=lb, **CUBE8), "permutation", 4 * MIB,
                                  seed).summary
                 r[kind, lb] = s["cct_s"]
         ratio = r["packet", "ecmp"] / r["packet", "spray"]
         assert ratio == pytest.approx(r["fluid", "ecmp"] / r["fluid", "spray"], rel=0.10)
         ratios.append(ratio)
-    assert np.mean(ratios) == pytest.approx(4.85, rel=0.15)
+    assert np.mean(ratios) == pytest.approx(3.94, rel=0.15)
 
 
 @pytest.mark.slow
