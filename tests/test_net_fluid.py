@@ -160,10 +160,13 @@ def test_oracle5_more_spines(S, expect):
     assert r == pytest.approx(expect, abs=0.45)
 
 
+# Seeds per k: a seed's ratio has s.d. 0.67, 0.41, 0.26, 0.16, 0.11 for k = 1, 2, 4, 8, 16 (2,000
+# Monte Carlo trials), so abs=0.3 is 3.4-4.7 s.d. of each mean. k = 8 and 16 (1 s a seed at
+# k = 16) had 8 and 6 seeds, 5.2 and 6.7 s.d.
 @pytest.mark.parametrize("k, expect, seeds", [
     (1, 4.85, 60), (2, 3.57, 30), (4, 2.73, 12),
-    pytest.param(8, 2.18, 8, marks=pytest.mark.slow),
-    pytest.param(16, 1.81, 6, marks=pytest.mark.slow),
+    pytest.param(8, 2.18, 5, marks=pytest.mark.slow),
+    pytest.param(16, 1.81, 3, marks=pytest.mark.slow),
 ])
 def test_subflows_table_oracle6(k, expect, seeds):
     """Oracle 6: ECMP with k independently hashed subflows per flow (fluid engine)."""
