@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -45,15 +47,24 @@ def trace_factory():
     return make_trace
 
 
+@functools.cache
+def register_catalogs_once() -> None:
+    """`wrpsim.app.register_catalogs`, once per test session: it parses every catalog YAML
+    (0.25 s) into Hydra's process-wide ConfigStore, and the catalogs do not change while the
+    tests run (their root is fixed, `wrpsim.paths.catalog_root` is cached)."""
+    from wrpsim.app import register_catalogs
+
+    register_catalogs()
+
+
 def compose_cfg(*overrides: str) -> dict:
     """The run config `python -m wrpsim <overrides>` would use, as a plain dict."""
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
-    from wrpsim.app import register_catalogs
     from wrpsim.paths import catalog_dir
 
-    register_catalogs()
+    register_catalogs_once()
     with initialize_config_dir(config_dir=str(catalog_dir("conf")), version_base="1.3"):
         cfg = compose("config", overrides=list(overrides))
     return OmegaConf.to_container(cfg, resolve=True)

@@ -22,10 +22,10 @@ def compose_plan(*overrides: str) -> dict:
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
-    from wrpsim.app import register_catalogs
+    from tests.conftest import register_catalogs_once
     from wrpsim.paths import catalog_dir
 
-    register_catalogs()
+    register_catalogs_once()
     with initialize_config_dir(config_dir=str(catalog_dir("conf")), version_base="1.3"):
         cfg = compose("plan", overrides=list(overrides))
     return OmegaConf.to_container(cfg, resolve=True)

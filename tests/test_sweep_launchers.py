@@ -12,7 +12,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 
-from wrpsim.app import register_catalogs
+from tests.conftest import register_catalogs_once
 from wrpsim.paths import catalog_dir
 
 PRESETS = {
@@ -24,7 +24,7 @@ PRESETS = {
 
 @pytest.mark.parametrize(("name", "target"), sorted(PRESETS.items()))
 def test_launcher_preset_composes(name, target):
-    register_catalogs()
+    register_catalogs_once()
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(catalog_dir("conf")), version_base="1.3"):
         cfg = compose("config", overrides=[f"hydra/launcher={name}"], return_hydra_config=True)
