@@ -82,7 +82,11 @@ def test_prefix_aware_routing_beats_least_loaded_on_mooncake(tmp_path):
 
     common = ("workload=mooncake-conversation", "pool.pools.h100.prefix_cache.enabled=true",
               "pool.pools.h100.model=llama3.1-8b", "pool.pools.h100.tp=1",
-              "pool.pools.h100.count=4", "+pool.pools.h100.kv_blocks=2000000")
+              "pool.pools.h100.count=4", "+pool.pools.h100.kv_blocks=2000000",
+              # the first 3,000 of the trace's 12,031 requests: a quarter of the time, and the
+              # same picture (hit ratio 0.26 vs 0.14, TTFT p50 0.32 vs 0.47 s; whole trace:
+              # 0.31 vs 0.19, 0.27 vs 0.41 s)
+              "workload.max_requests=3000")
     out = {}
     for router in ("least-outstanding", "prefix-aware"):
         out[router] = run(compose_cfg(f"router={router}", *common), tmp_path / router)
