@@ -32,6 +32,28 @@ def test_sarathi_arrival_joins_running_decode_at_iteration_boundary():
     assert inst[0]["prefill_tokens"] == 20
 
 
+def test_schedule_lag_admits_an_arrival_into_the_iteration_after_next():
+    # As above, but the engine schedules iteration N + 1 while N runs (vLLM async scheduling):
+    # req1 arrives at .025 during the step [.02, .03]; the step [.03, .04] was already
+    # scheduled, so its chunk joins at .04 and its first token comes at .05. An idle engine
+    # schedules at once: req0's first token is unchanged.
+    trace = make_trace([0.0, 0.025], [10, 10], [5, 3])
+    cfg = constant_cfg(step_s=0.01)
+    cfg["pool"]["pools"]["p"]["latency"]["schedule_lag"] = True
+    rows, _, end, _ = _rows(cfg, trace)
+    r0, r1 = rows[0], rows[1]
+    assert r0["first_token_s"] == pytest.approx(0.01)
+    assert r0["finish_s"] == pytest.approx(0.05)
+    assert r1["queue_wait_s"] == pytest.approx(0.015)
+    assert r1["first_token_s"] == pytest.approx(0.05)
+    assert r1["finish_s"] == pytest.approx(0.07)
+    assert end == pytest.approx(0.07)
+    # a lone arrival at an idle engine is not delayed; one behind a lone prefill waits for it
+    rows, _, _, _ = _rows(cfg, make_trace([0.0, 0.005], [10, 10], [1, 1]))
+    assert rows[0]["first_token_s"] == pytest.approx(0.01)
+    assert rows[1]["first_token_s"] == pytest.approx(0.02)
+
+
 def test_vllm_prefill_stalls_decodes():
     # Same arrivals: with prefill priority req1's prefill iteration [.03, .04] pauses req0.
     trace = make_trace([0.0, 0.025], [10, 10], [5, 3])

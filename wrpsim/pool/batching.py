@@ -1,7 +1,8 @@
 """Admission of waiting sequences into an instance's running batch (the scheduling policies).
 
 Mixed into `Instance`. Each `_admit_*` method is called at an iteration boundary and returns
-the prompt chunks `(seq, tokens, new_blocks)` the next iteration computes; new blocks are only
+the prompt chunks `(seq, tokens, new_blocks)` the next iteration computes (new prompts only if
+they joined the queue by `_cutoff`: the schedule lag of `Instance._plan`); new blocks are only
 *promised* (allocated when the iteration starts), so every check subtracts what is pending.
 Sequences whose KV cache arrived from a prefill instance (`kv_ready`) hold the blocks their
 decode instance reserved for it (`handoff.py`) and join the decode batch directly
@@ -108,7 +109,7 @@ class BatchingMixin:
         waiting, running = self.waiting, self.running
         # prompts wait while a sequence whose KV arrived does (see _admit_ready)
         while (admit and waiting and not self.n_ready and budget > 0
-               and len(running) < self.sched.max_seqs):
+               and len(running) < self.sched.max_seqs and waiting[0].enq_s <= self._cutoff):
             seq = waiting[0]
             load = self._lookup(seq)
             c = min(seq.target - seq.done, budget)
@@ -129,7 +130,8 @@ class BatchingMixin:
         pending = 0
         chunks = []
         waiting, running = self.waiting, self.running
-        while admit and waiting and not self.n_ready and len(running) < self.sched.max_seqs:
+        while (admit and waiting and not self.n_ready and len(running) < self.sched.max_seqs
+               and waiting[0].enq_s <= self._cutoff):
             seq = waiting[0]  # (prompts wait while a sequence whose KV arrived does)
             load = self._lookup(seq)
             c = seq.target - seq.done

@@ -4,7 +4,8 @@ Any iteration that does work takes `prefill_s_per_token × prefill_tokens + deco
 has decode sequences, and `prefill_s_per_token × prefill_tokens + prefill_s_fixed` otherwise.
 With `prefill_s_fixed = decode_step_s = δ`, `prefill_s_per_token = 0` and one sequence at a time,
 a request of `o` output tokens occupies the instance for exactly `o·δ`: geometric `o` then gives
-(nearly) exponential service, the M/M/1 case of `oracles.md`.
+(nearly) exponential service, the M/M/1 case of `oracles.md`. `schedule_lag: true` makes it
+schedule like an async engine (`LatencyModel.schedule_lag`); off by default.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ class ConstantLatency(LatencyModel):
         tp: int = 1,
         busy_power_w: float = 400.0,
         idle_w: float = 100.0,
+        schedule_lag: bool = False,
     ):
         for name, v in (("decode_step_s", decode_step_s),
                         ("prefill_s_per_token", prefill_s_per_token)):
@@ -37,6 +39,9 @@ class ConstantLatency(LatencyModel):
         self.tp = int(tp)
         self.busy_power_w = float(busy_power_w)
         self.idle_w = float(idle_w)
+        if not isinstance(schedule_lag, bool):
+            raise ConfigError(f"latency.schedule_lag must be true or false, got {schedule_lag!r}")
+        self.schedule_lag = schedule_lag
 
     def iteration_s(self, prefill_tokens, prefill_attn, decode_seqs, decode_ctx,
                     prefill_seqs=1):

@@ -77,6 +77,10 @@ class Instance(BatchingMixin, SequenceSetMixin, HandoffMixin, FailureMixin):
         self._dur = 0.0
         self._chunks: list = []
         self._dec_in_iter = 0
+        # schedule lag (`LatencyModel.schedule_lag`): at a boundary of a busy engine, prompts
+        # that arrived after the iteration just ended had started are not admitted yet
+        self._lag = bool(getattr(latency, "schedule_lag", False))
+        self._cutoff = float("inf")  # latest enq_s admissible at the boundary being planned
         # statistics
         self.busy_s = 0.0
         self.energy_j = 0.0
@@ -176,7 +180,9 @@ class Instance(BatchingMixin, SequenceSetMixin, HandoffMixin, FailureMixin):
     # ------------------------------------------------------------------ arrivals
     def admit(self, req) -> None:
         """Accept a routed request into the waiting queue (at the current simulated time)."""
-        self.waiting.append(Seq(req))
+        seq = Seq(req)
+        seq.enq_s = self.env.now
+        self.waiting.append(seq)
         self._count(+1)
         self._wake()
 
@@ -188,18 +194,20 @@ class Instance(BatchingMixin, SequenceSetMixin, HandoffMixin, FailureMixin):
                 ev = self.env.timeout(0)
                 ev.callbacks.append(self._on_kick)
         elif self._kind == _DECODE_RUN and self._n > 1 and len(self.running) < self.sched.max_seqs:
-            self._truncate()
+            # with a schedule lag the next step is already scheduled: end the run after it
+            self._truncate(1 if self._lag else 0)
 
     def _on_kick(self, _ev) -> None:
         self._kick = False
         if not self.busy:
-            self._plan()
+            self._plan()  # an idle engine schedules at once: no lag
             if self.reservations:
                 self._grant_reservations(self.env.now)
 
-    def _truncate(self) -> None:
-        """End the current decode run at the end of the iteration now in progress."""
-        k = self._done_steps(self.env.now)
+    def _truncate(self, extra: int = 0) -> None:
+        """End the current decode run at the end of the iteration now in progress (`extra`
+        iterations later)."""
+        k = self._done_steps(self.env.now) + extra
         if k + 1 < self._n:
             if self.tracer is not None:  # the slice recorded at the start ends earlier
                 for ev in reversed(self.tracer.events):
@@ -218,11 +226,14 @@ class Instance(BatchingMixin, SequenceSetMixin, HandoffMixin, FailureMixin):
 
     # ------------------------------------------------------------------ decoding set
     # ------------------------------------------------------------------ planning
-    def _plan(self) -> None:
-        """At an iteration boundary with nothing in progress: start the next stretch."""
+    def _plan(self, cutoff: float = float("inf")) -> None:
+        """At an iteration boundary with nothing in progress: start the next stretch. Waiting
+        prompts that joined after `cutoff` are held for one more iteration when there is other
+        work to run (schedule lag); with none, the engine schedules them now."""
         now = self.env.now
         policy = self.sched.policy
         preempted = False
+        self._cutoff = cutoff
         while True:
             admit = not (preempted and self.running)  # no new prompts in a step that preempted
             self._admit_ready(now, admit)
@@ -242,9 +253,14 @@ class Instance(BatchingMixin, SequenceSetMixin, HandoffMixin, FailureMixin):
             if chunks:
                 self._start_mixed(now, chunks, n_dec)
                 return
-            # a prompt held back only because this step preempted may join at the next boundary;
-            # with a prefix cache, evictions during a run can turn a blocked prompt admissible
-            one = (self.waiting and (preempted or self.prefix is not None)
+            lagged = bool(self.waiting) and self.waiting[0].enq_s > self._cutoff
+            if lagged and not self.n_dec and not self.prefilling:
+                self._cutoff = float("inf")  # nothing else to run: schedule them now
+                continue
+            # a prompt held back only because this step preempted (or lagged) may join at the
+            # next boundary; with a prefix cache, evictions during a run can turn a blocked
+            # prompt admissible
+            one = (self.waiting and (preempted or lagged or self.prefix is not None)
                    and len(self.running) < self.sched.max_seqs)
             if self.n_dec and self._start_decode_run(now, 1 if one else 0):
                 return
@@ -370,7 +386,9 @@ class Instance(BatchingMixin, SequenceSetMixin, HandoffMixin, FailureMixin):
                         self._add_decoder(seq)
             self._chunks = []
         self.busy = False
-        self._plan()
+        # the next iteration was scheduled when the last one started (schedule lag)
+        self._plan(now - (dur - float(self._cum[n - 2]) if n > 1 else dur) if self._lag
+                   else float("inf"))
         if self.reservations:  # KV reservations get what the batch's next stretch leaves
             self._grant_reservations(now)
 

@@ -68,6 +68,10 @@ class LatencyModel(abc.ABC):
         need not recompute it).
         """
 
+    #: True when the engine schedules iteration N + 1 while iteration N runs (vLLM's async
+    #: scheduling): a request that arrives during N can join N + 2 at the earliest
+    schedule_lag: bool = False
+
     def frontend_s(self, prompt_tokens: int) -> float:
         """Seconds the engine's API server spends on a request before the engine sees it
         (HTTP handling, tokenization); added to its TTFT by the dispatcher. Default 0."""

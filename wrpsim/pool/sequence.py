@@ -28,6 +28,7 @@ class Seq:
         "dst_blocks",
         "e0",
         "energy_j",
+        "enq_s",
         "first_token_s",
         "gen",
         "gpu_s",
@@ -68,6 +69,7 @@ class Seq:
         self.blocks = 0  # blocks held while PREFILL, or reserved for life (orca)
         self.reserved = False
         self.admit_s: float | None = None
+        self.enq_s = -1.0  # when it joined this instance's waiting queue (schedule lag)
         self.first_token_s: float | None = None
         self.preemptions = 0
         self.heap_no = 0  # identifies the live entry in the instance's finish heap

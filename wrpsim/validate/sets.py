@@ -21,9 +21,9 @@ workload config), the measured metrics, and whether it belongs to the calibratio
   average power per GPU.
 
 Split: the fit split is the Llama-3.1 cases of ML.ENERGY (8B and 70B chat on H100 and B200: the
-vllm-0.11 constants and the H100 / B200 power fits) and silicon's H100 Llama-3.1-70B FP8 rows
-(the vllm-0.24 constants); every other model, GPU, workload and the LLMServingSim runs are test
-cases.
+vllm-0.11 constants and the H100 / B200 power fits) and silicon's H100 rows (Llama-3.1-70B FP8
+and gpt-oss-120b: the vllm-0.24 constants); every other model, GPU, workload and the
+LLMServingSim runs are test cases.
 """
 
 from __future__ import annotations
@@ -188,7 +188,7 @@ def silicon_cases(requests_per_client: int = 10) -> list[Case]:
             "kind": "closed_loop", "concurrency": c, "num_requests": requests_per_client * c,
             "prompt_tokens": _lengths(int(r.isl), grid),
             "output_tokens": _lengths(int(r.osl), grid)}}
-        fit = gpu == "h100-80gb" and model == "llama3.1-70b"
+        fit = gpu == "h100-80gb"
         out.append(Case(
             "silicon", f"{r.model_path} {r.system} {prec} tp{tp} ep{ep} isl{r.isl} osl{r.osl} "
             f"c{c}", gpu, model, "fit" if fit else "test", pool,

@@ -30,7 +30,9 @@ per decoding sequence) for m sequences. Its GPU time is, per GPU (all terms in s
 
 and the CPU time of the engine is `iter_overhead_us + seq_overhead_us x m` (scheduling, input
 preparation, output processing). With `async_scheduling` the CPU prepares the next iteration
-while the GPU runs this one, so an iteration takes max(GPU, CPU); otherwise GPU + CPU. Before
+while the GPU runs this one, so an iteration takes max(GPU, CPU); otherwise GPU + CPU. (The
+schedule for the next iteration is then fixed before this one ends: a request arriving now
+joins the iteration after next, `LatencyModel.schedule_lag`.) Before
 the engine sees a request, its API server spends `frontend_us + frontend_us_per_token x prompt
 tokens` on it (HTTP, tokenization): `frontend_s`, added to the request's TTFT.
 
@@ -139,6 +141,7 @@ class KernelLatency(LatencyModel):
         self._eager = self._layers_total * constants.eager_layer_us * 1e-6
         self._graph_max = constants.cudagraph_max_tokens
         self._graph_mixed = bool(constants.cudagraph_mixed)
+        self.schedule_lag = bool(constants.async_scheduling)
         self._cpu0 = constants.iter_overhead_us * 1e-6
         self._cpu_seq = constants.seq_overhead_us * 1e-6
         self._build_linear()
