@@ -85,7 +85,7 @@ def test_bad_input_one_line_status_2(args, pattern, tmp_path):
 def test_bad_input_exit_code():
     r = cli("lb=nope")
     assert r.returncode == 2 and r.stdout == ""
-    assert r.stderr.startswith("error: net.lb: unknown value 'nope'")
+    assert r.stderr.startswith("wrpsim: error: net.lb: unknown value 'nope'")
     assert len(r.stderr.strip().splitlines()) == 1
 
 

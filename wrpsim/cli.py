@@ -1,8 +1,9 @@
 """Shared plumbing of the small `python -m wrpsim.<verb> key=value …` commands.
 
-Each verb (`perf`, `net`, `report`) starts from its flat defaults (`conf/<verb>.yaml`), applies
-the command line's overrides in Hydra's grammar, does its work, and prints one JSON line; bad
-input prints one `error: …` line on stderr and exits with status 2.
+Each verb (`perf`, `net`, `report`, `validate`, `calibrate`) starts from its defaults
+(`conf/<verb>.yaml`), applies the command line's overrides in Hydra's grammar, does its work,
+and prints one JSON line; bad input prints one `wrpsim: error: …` line on stderr (the prefix of
+every wrpsim command) and exits with status 2.
 """
 
 from __future__ import annotations
@@ -37,13 +38,14 @@ def apply_flat(defaults: dict[str, Any], argv: list[str], verb: str) -> dict[str
     return cfg
 
 
-def verb_main(work: Callable[[list[str]], dict], argv: list[str] | None = None) -> int:
+def verb_main(work: Callable[[list[str]], dict], argv: list[str] | None = None,
+              sort_keys: bool = False) -> int:
     """Run `work(argv)` and print its result as one JSON line (exit status 0), or print a user
-    error on stderr (exit status 2)."""
+    error as one `wrpsim: error: …` line on stderr (exit status 2)."""
     try:
         result = work(sys.argv[1:] if argv is None else argv)
     except WrpsimError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"wrpsim: error: {exc}", file=sys.stderr)
         return 2
-    print(json.dumps(result))
+    print(json.dumps(result, sort_keys=sort_keys))
     return 0

@@ -18,16 +18,14 @@ is one JSON object; bad input prints one line on stderr and exits with status 2.
 
 from __future__ import annotations
 
-import json
 import os
-import sys
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from wrpsim.cli import apply_flat
-from wrpsim.errors import ConfigError, WrpsimError
+from wrpsim.cli import apply_flat, verb_main
+from wrpsim.errors import ConfigError
 
 DEFAULTS = {"engine": None, "base": "vllm-0.24", "gpu": None, "kernels": None, "steps": None,
             "benchmarks": None, "validation": None, "mlenergy_dir": None, "fit": None,
@@ -163,13 +161,7 @@ def run(cfg: dict[str, Any]) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: one JSON line; bad input one line on stderr, status 2."""
-    try:
-        result = run(parse_args(sys.argv[1:] if argv is None else argv))
-    except WrpsimError as exc:
-        print(f"wrpsim: error: {exc}", file=sys.stderr)
-        return 2
-    print(json.dumps(result))
-    return 0
+    return verb_main(lambda a: run(parse_args(a)), argv)
 
 
 if __name__ == "__main__":

@@ -14,15 +14,13 @@ reported, not an error of this command.
 
 from __future__ import annotations
 
-import json
-import sys
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from wrpsim.cli import apply_flat
-from wrpsim.errors import ConfigError, WrpsimError
+from wrpsim.cli import apply_flat, verb_main
+from wrpsim.errors import ConfigError
 
 
 def _defaults() -> dict[str, Any]:
@@ -74,13 +72,7 @@ def build(cfg: dict[str, Any]) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: one JSON line on stdout; bad input one line on stderr, status 2."""
-    try:
-        summary = build(parse_args(sys.argv[1:] if argv is None else argv))
-    except WrpsimError as exc:
-        print(f"wrpsim: error: {exc}", file=sys.stderr)
-        return 2
-    print(json.dumps(summary, sort_keys=True))
-    return 0
+    return verb_main(lambda a: build(parse_args(a)), argv, sort_keys=True)
 
 
 if __name__ == "__main__":

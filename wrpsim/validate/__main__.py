@@ -12,15 +12,13 @@ defaults: conf/validate.yaml. Bad input prints one line on stderr and exits with
 
 from __future__ import annotations
 
-import json
-import sys
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from wrpsim.cli import apply_flat
-from wrpsim.errors import ConfigError, WrpsimError
+from wrpsim.cli import apply_flat, verb_main
+from wrpsim.errors import ConfigError
 
 SETS = ("silicon", "llmservingsim", "mlenergy")
 SPLITS = ("all", "fit", "test")
@@ -155,13 +153,7 @@ def run(cfg: dict[str, Any]) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: the table, then one JSON line; bad input one line on stderr, status 2."""
-    try:
-        result = run(parse_args(sys.argv[1:] if argv is None else argv))
-    except WrpsimError as exc:
-        print(f"wrpsim: error: {exc}", file=sys.stderr)
-        return 2
-    print(json.dumps(result))
-    return 0
+    return verb_main(lambda a: run(parse_args(a)), argv)
 
 
 if __name__ == "__main__":
