@@ -71,7 +71,10 @@ def test_dram_tier_recovers_the_mooncake_traces_reuse(tmp_path):
 
     common = ("workload=mooncake-conversation", "router=prefix-aware",
               "pool.pools.h100.prefix_cache.enabled=true", "pool.pools.h100.model=llama3.1-8b",
-              "pool.pools.h100.tp=1", "pool.pools.h100.count=4")
+              "pool.pools.h100.tp=1",
+              # 3 instances on the first 4,000 of the trace's 12,031 requests: half the time of
+              # 4 instances on all of it, with the same gain (hit ratio +0.23; whole trace +0.23)
+              "pool.pools.h100.count=3", "workload.max_requests=4000")
     hbm = run(compose_cfg(*common), tmp_path / "hbm")
     dram = run(compose_cfg(*common, "+pool.pools.h100.kv_tiers.dram_gib=1000"), tmp_path / "d")
     assert dram["prefix_hit_ratio_blocks"] > hbm["prefix_hit_ratio_blocks"] + 0.2
