@@ -103,7 +103,7 @@ def test_planner_finds_the_exact_minimum_count(tmp_path, service, target, n, sd_
 
     # The reported mean wait is exactly that of c* FIFO servers fed by the router's split ...
     run = {k: cfg[k] for k in ("router", "slo", "pue", "sim")}
-    run.update(seed=cfg["seed"], pool={"name": f"{c_star} × server", "pools": {
+    run.update(seed=cfg["seed"], qoe=None, pool={"name": f"{c_star} × server", "pools": {
         "server": {**cfg["plan"]["candidates"]["server"], "count": c_star}}})
     req = Simulation(run, trace).run()[0].to_pandas().sort_values("request_id")
     assert len(req) == n and req["instance"].nunique() == c_star
