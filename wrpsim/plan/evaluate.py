@@ -89,9 +89,12 @@ class Evaluator:
         return ""
 
     def run_config(self, counts, seed: int) -> dict:
-        """The engine config of the fleet (pools with count 0 left out)."""
+        """The engine config of the fleet (pools with count 0 left out). Streaming QoE is off:
+        no plan target, record or report reads it, and its per-token accounting was half the
+        time of a plan (most of an under-provisioned fleet's run)."""
         pools = {p.name: {**p.config, "count": n} for p, n in zip(self.pools, counts) if n}
-        return {**self.base, "seed": seed, "pool": {"name": self.label(counts), "pools": pools}}
+        return {**self.base, "seed": seed, "qoe": None,
+                "pool": {"name": self.label(counts), "pools": pools}}
 
     def evaluate(self, counts, trace: str = "search", phase: str = "bisect",
                  keep: bool = False) -> Evaluation:
