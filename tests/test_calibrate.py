@@ -200,3 +200,16 @@ def test_a_failed_calibration_leaves_a_shipped_engine_untouched(tmp_path):
     r = _cli("engine=vllm-0.24", "steps=/nonexistent.csv", "write=false")
     assert r.returncode == 2
     assert shipped.read_bytes() == before
+
+
+def test_validation_fit_on_one_gpu_names_a_gpu_without_cases():
+    """`validation=SET gpu=GPU` fits on that GPU's fit cases only; none is one clear line."""
+    import subprocess
+    import sys
+
+    p = subprocess.run([sys.executable, "-m", "wrpsim.calibrate", "engine=vllm-0.24",
+                        "validation=silicon", "gpu=rtx4090-24gb", "write=false"],
+                       capture_output=True, text=True)
+    assert p.returncode == 2
+    assert p.stderr.strip() == ("wrpsim: error: calibrate: validation=silicon: no cases to fit "
+                                "(none on gpu rtx4090-24gb)")

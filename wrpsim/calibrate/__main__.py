@@ -5,9 +5,10 @@ Steps, each optional but at least one:
 1. `kernels=DIR gpu=GPU`: compact the kernel timings of one GPU in NVIDIA AIConfigurator's
    layout (`DIR/<op>/<framework>/<version>/*.parquet`, e.g. `systems/data/h100_sxm`) into the
    engine's tables (`wrpsim.calibrate.aic`); the GPU must be in the GPU catalog.
-2. `steps=CSV` and/or `benchmarks=CSV`: fit the engine constants named in `fit` on per-step
-   timings or closed-loop benchmarks (`wrpsim.calibrate.fit` documents the columns) and report
-   the median / p90 absolute % error before and after.
+2. `steps=CSV` and/or `benchmarks=CSV` and/or `validation=SET`: fit the engine constants named
+   in `fit` on per-step timings, closed-loop benchmarks (`wrpsim.calibrate.fit` documents the
+   columns) or a shipped measured set's fit split (only its cases on `gpu=` when given) and
+   report the median / p90 absolute % error before and after.
 
 The engine is `out_dir/NAME.yaml` (created from `base` when new; default `out_dir` the
 catalog's engines folder). With another `out_dir`, point `WRPSIM_CATALOG` at its parent so runs
@@ -105,11 +106,15 @@ def _write_constants(path: Path, raw: dict, fitted: dict) -> None:
 
 
 def _validation_fit_cases(cfg: dict[str, Any]) -> list:
-    """The fit split of the measured set `cfg['validation']` (`wrpsim.validate.sets`)."""
+    """The fit split of the measured set `cfg['validation']` (`wrpsim.validate.sets`), only
+    its cases on `cfg['gpu']` when that is given."""
     from wrpsim.validate.__main__ import collect_cases
 
     cases, notes = collect_cases({"sets": [cfg["validation"]], "split": "fit", "fast": False,
                                   "engine": None, "mlenergy_dir": cfg["mlenergy_dir"]})
+    if cfg["gpu"]:
+        cases = [c for c in cases if c.gpu == cfg["gpu"]]
+        notes = [*notes, f"none on gpu {cfg['gpu']}"]
     if not cases:
         why = "; ".join(notes) or "it has no fit split"
         raise ConfigError(f"calibrate: validation={cfg['validation']}: no cases to fit ({why})")

@@ -32,8 +32,8 @@ from wrpsim.errors import ConfigError
 FIT_FIELDS = ("iter_overhead_us", "seq_overhead_us", "layer_overhead_us", "frontend_us",
               "frontend_us_per_token")
 #: upper bounds of the fittable constants (physical ranges: a few ms per iteration at most);
-#: `eager_layer_us` is fitted only when named (`fit=[...]`): it needs data with CPU-bound eager
-#: iterations, which the shipped fit split lacks
+#: `eager_layer_us` is fitted only when named (`fit=[...]`): it needs runs whose prompt steps
+#: are launched eagerly (FULL_DECODE_ONLY graphs) and CPU-bound
 BOUNDS = {"iter_overhead_us": 20000.0, "seq_overhead_us": 500.0, "layer_overhead_us": 200.0,
           "frontend_us": 200000.0, "frontend_us_per_token": 50.0, "sampling_passes": 50.0,
           "eager_layer_us": 2000.0}

@@ -22,11 +22,12 @@ per decoding sequence) for m sequences. Its GPU time is, per GPU (all terms in s
                    FP32 logits at the streaming bandwidth
     layer floor    `layer_overhead_us` per layer: the minimum duration and launch gaps of a
                    layer's small kernels inside a CUDA graph, which do not scale with tokens
-    eager launch   an iteration outside a CUDA graph (more tokens than `cudagraph_max_tokens`,
-                   or, with `cudagraph_mixed` = 0 as in vLLM's FULL_DECODE_ONLY mode, any
-                   iteration holding a prompt chunk) has its kernels launched one by one by the
-                   CPU: the GPU cannot finish before the CPU has launched every layer, so the
-                   GPU time is at least `eager_layer_us` per layer
+    eager launch   with `cudagraph_mixed` = 0 (vLLM's FULL_DECODE_ONLY mode, no piecewise
+                   graphs) an iteration holding a prompt chunk runs outside any CUDA graph and
+                   its kernels are launched one by one by the CPU: the GPU cannot finish before
+                   the CPU has launched every layer, so it takes at least `eager_layer_us` per
+                   layer. (Iterations above `cudagraph_max_tokens` in piecewise mode are not
+                   bounded so: the measured runs in that mode show no such floor.)
 
 and the CPU time of the engine is `iter_overhead_us + seq_overhead_us x m` (scheduling, input
 preparation, output processing). With `async_scheduling` the CPU prepares the next iteration
@@ -139,7 +140,6 @@ class KernelLatency(LatencyModel):
         self._layers_total = m.attn_layers + m.mamba_layers + m.ffn_layers
         self._floor = self._layers_total * constants.layer_overhead_us * 1e-6
         self._eager = self._layers_total * constants.eager_layer_us * 1e-6
-        self._graph_max = constants.cudagraph_max_tokens
         self._graph_mixed = bool(constants.cudagraph_mixed)
         self.schedule_lag = bool(constants.async_scheduling)
         self._cpu0 = constants.iter_overhead_us * 1e-6
@@ -364,7 +364,7 @@ class KernelLatency(LatencyModel):
             g += self._prefill_attn(pre_seqs, prefill_tokens, prefill_attn)
         if decode_seqs:
             g += self._decode_attn1(decode_seqs, decode_ctx / decode_seqs)
-        if g < self._eager and (t > self._graph_max or (prefill_tokens and not self._graph_mixed)):
+        if g < self._eager and prefill_tokens and not self._graph_mixed:
             return self._eager  # launched eagerly: bound by the CPU's launches
         return g
 
@@ -390,8 +390,6 @@ class KernelLatency(LatencyModel):
         attn = self._decode_run_attn(batch, c0, n)
         g = attn + fixed if attn is not None else fixed + self._decode_attn(
             batch, c0 + np.arange(n, dtype=np.float64))
-        if batch > self._graph_max and self._eager > fixed:
-            g = np.maximum(g, self._eager)
         cpu = self._cpu0 + self._cpu_seq * batch
         if self.c.async_scheduling:
             return np.maximum(g, cpu) if cpu > fixed else g
@@ -426,8 +424,6 @@ class KernelLatency(LatencyModel):
         if self._n_slide and c0 >= w:
             a += self._n_slide * _interp1(float(w), s, row)
         a += self._lin_at(batch) + self._head_at(batch) + self._floor
-        if batch > self._graph_max and self._eager > a:  # eager launches may bound: not linear
-            return None
         cpu = self._cpu0 + self._cpu_seq * batch
         if self.c.async_scheduling:
             if cpu > a:  # the CPU may bound some steps: not linear
