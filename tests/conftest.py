@@ -21,6 +21,16 @@ def make_trace(arrivals, prompts, outputs, **extra) -> pd.DataFrame:
     return df
 
 
+def lindley(arrivals, service) -> np.ndarray:
+    """Queue waits of a FIFO single server, in arrival order."""
+    out, free = [], 0.0
+    for a, s in zip(arrivals.tolist(), service.tolist()):
+        start = a if a > free else free
+        out.append(start - a)
+        free = start + s
+    return np.asarray(out)
+
+
 def constant_cfg(step_s=0.01, count=1, kv_blocks=100_000, policy="sarathi", max_seqs=256,
                  token_budget=2048, block_size=16, router="RoundRobin", prefill_s_per_token=0.0,
                  **pool_extra) -> dict:

@@ -17,20 +17,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.conftest import constant_cfg, make_trace
+from tests.conftest import constant_cfg, lindley, make_trace
 from wrpsim.sim import Simulation
 
 DELTA = 1e-3
-
-
-def _lindley(arrivals, service) -> np.ndarray:
-    """Queue waits of a FIFO single server, in arrival order."""
-    out, free = [], 0.0
-    for a, s in zip(arrivals.tolist(), service.tolist()):
-        start = a if a > free else free
-        out.append(start - a)
-        free = start + s
-    return np.asarray(out)
 
 
 def _mean_wait(trace) -> float:
@@ -39,8 +29,8 @@ def _mean_wait(trace) -> float:
     req, _, _ = Simulation(cfg, trace).run()
     waits = np.full(len(trace), np.nan)  # a request missing from the table fails the check
     waits[req.column("request_id").to_numpy()] = req.column("queue_wait_s").to_numpy()
-    lindley = _lindley(trace["arrival_s"].to_numpy(), trace["output_tokens"].to_numpy() * DELTA)
-    np.testing.assert_allclose(waits, lindley, rtol=0, atol=1e-9)
+    waits_fifo = lindley(trace["arrival_s"].to_numpy(), trace["output_tokens"].to_numpy() * DELTA)
+    np.testing.assert_allclose(waits, waits_fifo, rtol=0, atol=1e-9)
     return float(np.mean(waits))
 
 

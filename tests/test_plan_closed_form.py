@@ -21,7 +21,7 @@ import math
 import numpy as np
 import pytest
 
-from tests.conftest import make_trace
+from tests.conftest import lindley, make_trace
 from wrpsim.plan import run_plan
 from wrpsim.sim import Simulation
 
@@ -38,16 +38,6 @@ def pk_wait(c: int, es: float, es2: float) -> float:
 
 def exact_min(target: float, es: float, es2: float) -> int:
     return next(c for c in range(1, 100) if pk_wait(c, es, es2) <= target)
-
-
-def lindley(arrivals, service) -> np.ndarray:
-    """Queue waits of a FIFO single server, in arrival order."""
-    out, free = [], 0.0
-    for a, s in zip(arrivals.tolist(), service.tolist()):
-        start = a if a > free else free
-        out.append(start - a)
-        free = start + s
-    return np.asarray(out)
 
 
 def plan_cfg(target: float) -> dict:
