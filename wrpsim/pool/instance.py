@@ -79,7 +79,7 @@ class Instance(BatchingMixin, SequenceSetMixin, HandoffMixin, FailureMixin):
         self._dec_in_iter = 0
         # schedule lag (`LatencyModel.schedule_lag`): at a boundary of a busy engine, prompts
         # that arrived after the iteration just ended had started are not admitted yet
-        self._lag = bool(getattr(latency, "schedule_lag", False))
+        self._lag = bool(latency.schedule_lag)
         self._cutoff = float("inf")  # latest enq_s admissible at the boundary being planned
         # statistics
         self.busy_s = 0.0

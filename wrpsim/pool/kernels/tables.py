@@ -317,15 +317,17 @@ class Transferred:
         return c.scaled(rl.gemm_roofline(c.x, n, k, dtype, self.gpu)
                         / rl.gemm_roofline(c.x, n, k, dtype, self.ref.gpu))
 
-    def allreduce(self, tp, graph) -> Curve:
-        c = self.ref.allreduce(tp, graph)
+    def _on_own_link(self, c: Curve) -> Curve:
+        """A collective's curve on the reference GPU with its bandwidth part (above the
+        smallest message's time) moved to this GPU's link rate."""
         lat = c.y[0]
         return Curve(c.x, lat + (c.y - lat) * self.ref.gpu.link_gbs / self.gpu.link_gbs)
 
+    def allreduce(self, tp, graph) -> Curve:
+        return self._on_own_link(self.ref.allreduce(tp, graph))
+
     def nccl(self, op, tp) -> Curve:
-        c = self.ref.nccl(op, tp)
-        lat = c.y[0]
-        return Curve(c.x, lat + (c.y - lat) * self.ref.gpu.link_gbs / self.gpu.link_gbs)
+        return self._on_own_link(self.ref.nccl(op, tp))
 
     def _grid(self, g: Grid, roof, heads, kv_heads, head_dim, kv_dtype) -> Grid:
         kvb = {"bf16": 2.0, "fp8": 1.0}[kv_dtype]
