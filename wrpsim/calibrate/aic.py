@@ -162,8 +162,7 @@ def moe_variant(moe_dtype: pd.Series, kernel_source: pd.Series | None) -> pd.Ser
 
 def _moe(df: pd.DataFrame) -> pd.DataFrame:
     df = df[df["moe_dtype"].isin(MOE_DTYPES) & (df["distribution"] == MOE_DISTRIBUTION)].copy()
-    df["dtype"] = (df["moe_variant"] if "moe_variant" in df.columns
-                   else moe_variant(df["moe_dtype"], df.get("kernel_source")))
+    df["dtype"] = df["moe_variant"]  # set by `compact` before the kernel choice
     df = df.rename(columns={"hidden_size": "hidden", "inter_size": "inter",
                             "num_experts": "experts", "moe_tp_size": "moe_tp",
                             "moe_ep_size": "moe_ep", "num_tokens": "tokens", "latency": "ms"})
