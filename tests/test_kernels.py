@@ -226,6 +226,23 @@ def test_engine_constants_have_physical_meaning():
         (asyn.c.frontend_us + 1000 * asyn.c.frontend_us_per_token) * 1e-6)
 
 
+def test_frontend_tokenizes_one_prompt_at_a_time():
+    """The API server's fixed latency overlaps across requests; its tokenization queues: a
+    burst of n equal prompts at t = 0 reaches the engine at fixed + k x work, k = 1 … n, and a
+    prompt arriving after the queue drained waits only for itself."""
+    from wrpsim.pool.frontend import FrontEnd
+    lat = build_latency_model("llama3.1-8b", "h100-80gb", 1, engine="vllm-0.24",
+                              overrides={"frontend_us": 15000, "frontend_us_per_token": 2.0})
+    work = lat.frontend_work_s(1000)
+    fixed = lat.frontend_s(1000) - work
+    assert work == pytest.approx(2e-3) and fixed == pytest.approx(15e-3)
+    fe = FrontEnd(lat)
+    assert [fe.delay_s(0.0, 1000) for _ in range(4)] == pytest.approx(
+        [fixed + k * work for k in (1, 2, 3, 4)])
+    assert fe.delay_s(1.0, 1000) == pytest.approx(fixed + work)  # idle again: no wait
+    assert fe.delay_s(1.0005, 1000) == pytest.approx(fixed + 2 * work - 0.0005)
+
+
 def test_power_between_idle_and_tdp_and_rising_with_load():
     lat = build_latency_model("llama3.1-70b", "h100-80gb", 4)
     g = get_gpu("h100-80gb")

@@ -5,8 +5,9 @@ whose placement failed during the decision delay is routed again, and one that n
 take goes to the failure policy (`FailureInjector.unavailable`).
 
 The dispatcher asks the router for a `Placement`, applies the router's decision latency
-(`Placement.delay_s`) and the serving engine's front-end time (`LatencyModel.frontend_s`: the
-API server's HTTP handling and tokenization before the engine sees the request), both counted
+(`Placement.delay_s`) and the serving engine's front-end time (`Instance.frontend`: the API
+server's HTTP handling and tokenization, queued behind the prompts it is already tokenizing,
+before the engine sees the request), both counted
 in the request's TTFT, checks that the request fits the chosen instances, and admits it
 (colocated, or prefill + decode when disaggregated). It also gives
 routers two hooks for policies that act after a request ends (cascades, bandits, multi-call):
@@ -73,7 +74,8 @@ class Dispatcher:
         if placement is None:
             self.log.dropped(req, self.fleet.model_of(req), "router_rejected")
             return
-        delay = placement.delay_s + placement.instance.latency.frontend_s(req.prompt_tokens)
+        delay = placement.delay_s + placement.instance.frontend.delay_s(
+            self.env.now + placement.delay_s, req.prompt_tokens)
         if delay > 0:
             ev = self.env.timeout(delay)
             ev.callbacks.append(lambda _e: self._admit(req, placement, delay))

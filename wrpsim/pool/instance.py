@@ -21,6 +21,7 @@ import numpy as np
 from wrpsim.metrics.qoe import QoEMeter
 from wrpsim.pool.batching import BatchingMixin
 from wrpsim.pool.failure import FailureMixin
+from wrpsim.pool.frontend import FrontEnd
 from wrpsim.pool.handoff import HandoffMixin
 from wrpsim.pool.kvcache import KVLedger
 from wrpsim.pool.latency import LatencyModel
@@ -51,6 +52,7 @@ class Instance(BatchingMixin, SequenceSetMixin, HandoffMixin, FailureMixin):
         self.index = index
         self.name = f"{pool}/{index}"
         self.latency = latency
+        self.frontend = FrontEnd(latency)
         self.tp = latency.tp
         self.sched = sched
         self.kv = KVLedger(sched.block_size, kv_blocks)

@@ -77,6 +77,11 @@ class LatencyModel(abc.ABC):
         (HTTP handling, tokenization); added to its TTFT by the dispatcher. Default 0."""
         return 0.0
 
+    def frontend_work_s(self, prompt_tokens: int) -> float:
+        """The part of `frontend_s` that is the API server's own CPU work on the prompt
+        (tokenization), done one request at a time (`wrpsim.pool.frontend`). Default 0."""
+        return 0.0
+
     @abc.abstractmethod
     def idle_power_w(self) -> float:
         """Power of one GPU of the instance while it holds the model but runs no iteration."""

@@ -35,7 +35,8 @@ while the GPU runs this one, so an iteration takes max(GPU, CPU); otherwise GPU 
 schedule for the next iteration is then fixed before this one ends: a request arriving now
 joins the iteration after next, `LatencyModel.schedule_lag`.) Before
 the engine sees a request, its API server spends `frontend_us + frontend_us_per_token x prompt
-tokens` on it (HTTP, tokenization): `frontend_s`, added to the request's TTFT.
+tokens` on it (HTTP, tokenization): `frontend_s`, added to the request's TTFT; the per-token
+part is the API server's CPU work and queues there, one prompt at a time (`wrpsim.pool.frontend`).
 
 Only these overheads and `sampling_passes` are engine constants fitted end to end
 (`wrpsim.calibrate`); every other term is a measured kernel time or a byte count from the
@@ -456,6 +457,10 @@ class KernelLatency(LatencyModel):
     def frontend_s(self, prompt_tokens: int) -> float:
         """The API server's time on a request before the engine sees it (module docstring)."""
         return (self.c.frontend_us + self.c.frontend_us_per_token * prompt_tokens) * 1e-6
+
+    def frontend_work_s(self, prompt_tokens: int) -> float:
+        """Tokenization: the per-token part of `frontend_s`, queued in the one API server."""
+        return self.c.frontend_us_per_token * prompt_tokens * 1e-6
 
     def prefill_s(self, batch: int, prompt_tokens: int) -> float:
         """One prefill iteration of `batch` prompts of `prompt_tokens` each (no chunking)."""

@@ -1,0 +1,36 @@
+"""An engine's API server as its requests meet it: a fixed latency plus serial per-token work.
+
+Before the engine core sees a request, the serving engine's API server handles it: HTTP, the
+hops between processes and the first token's way back (a fixed latency that overlaps across
+requests), and tokenizing the prompt (CPU work proportional to its tokens). vLLM runs one API
+server process per deployment (`--api-server-count 1`) and tokenizes one prompt at a time in
+it, so that work queues: a burst of prompts — the first wave of a closed-loop benchmark, a
+traffic spike — waits for the prompts ahead of it. `FrontEnd` is that single-server FIFO queue
+(a Lindley recursion on `free_at`), with the amounts from `LatencyModel.frontend_s` (total) and
+`LatencyModel.frontend_work_s` (the queued part).
+"""
+
+from __future__ import annotations
+
+
+class FrontEnd:
+    """One instance's API server (see module docstring)."""
+
+    __slots__ = ("free_at", "latency")
+
+    def __init__(self, latency):
+        self.latency = latency
+        self.free_at = 0.0  # when the server's tokenizer is next idle
+
+    def delay_s(self, now: float, prompt_tokens: int) -> float:
+        """Seconds from `now` until the engine sees a prompt of `prompt_tokens` that reaches
+        the API server at `now`: the fixed latency plus its tokenization, after the work of
+        every prompt that reached the server before it (calls must come in time order)."""
+        lat = self.latency
+        total = lat.frontend_s(prompt_tokens)
+        work = lat.frontend_work_s(prompt_tokens)
+        if work <= 0.0:
+            return total
+        start = now if now > self.free_at else self.free_at
+        self.free_at = start + work
+        return total - work + (self.free_at - now)
