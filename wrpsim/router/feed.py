@@ -29,6 +29,21 @@ def _reading(inst) -> tuple:
     return inst.outstanding, inst.num_waiting, inst.num_running, inst.kv_used_frac
 
 
+def _index_capacity(inst, block_size: int, hash_block_tokens: int) -> int:
+    """Hash ids the router's prefix index keeps for `inst`: as many as the engine's prefix cache
+    can hold — its HBM share (`capacity_blocks`, else the whole KV cache) plus its host-DRAM
+    tier — as an operator would size a gateway's index (0 without a prefix cache). A shared
+    remote pool is not per instance and is not counted."""
+    cache = inst.prefix
+    if cache is None or not hash_block_tokens:
+        return 0
+    blocks = inst.kv.capacity if cache.capacity is None else min(cache.capacity,
+                                                                   inst.kv.capacity)
+    if cache.dram is not None:
+        blocks += cache.dram.capacity
+    return blocks * block_size // hash_block_tokens
+
+
 class _Live:
     """The oracle's snapshot: each field read from the instance when the policy reads it."""
 
@@ -64,10 +79,8 @@ class ViewFeed:
             if spec.kind == "oracle":
                 prefix = inst.prefix_match
             else:
-                cap = 0
-                if spec_p.prefix_cache and hash_block_tokens:
-                    cap = inst.kv.capacity * spec_p.scheduler.block_size // hash_block_tokens
-                prefix = PrefixIndex(cap)
+                prefix = PrefixIndex(_index_capacity(inst, spec_p.scheduler.block_size,
+                                                     hash_block_tokens))
             self._views[inst.name] = InstanceView(inst, spec_p, prefix)
         cands, decode = fleet.candidate_lists()
         self.view = FleetView(fleet, spec, self._views, lambda: env.now,
