@@ -5,9 +5,9 @@ SGLang's cache-aware router keeps an approximate radix tree of the requests it r
 size limit and eviction, and llm-d's approximate prefix-cache scorer keeps an LRU index of the
 block hashes it routed to each pod. `PrefixIndex` is that index for one instance: the prefix-hash
 ids of the requests this router dispatched there, least recently sent evicted first once it
-holds `capacity` ids (`wrpsim.router.feed` sizes it to what the instance's prefix cache can hold,
-HBM and host-DRAM tiers together). It knows nothing of the engine's evictions, so it can claim a prefix
-the engine has dropped, and misses nothing the router sent.
+holds `capacity` ids (`wrpsim.router.feed` sizes it to what the instance's prefix cache can
+hold, HBM and host-DRAM tiers together). It knows nothing of the engine's evictions, so it can
+claim a prefix the engine has dropped, and misses nothing the router sent.
 """
 
 from __future__ import annotations
