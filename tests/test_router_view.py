@@ -95,6 +95,32 @@ def test_least_outstanding_sees_completions_only_through_scrapes(view, third_on)
     assert [r["instance"] for r in rows] == [0, 1, third_on]
 
 
+class Recorder(RoundRobin):
+    """Round-robin that logs what the view shows of the first instance at each decision."""
+
+    def bind(self, fleet, rng):
+        super().bind(fleet, rng)
+        self.log = []
+
+    def choose(self, request, cands):
+        i = cands[0]
+        self.log.append((i.outstanding, i.num_waiting, i.outstanding_tokens))
+        return i
+
+
+@pytest.mark.parametrize(("view", "seen"), [
+    # scrape at 0 (empty) + own dispatches, then the scrape at 1 s: 1 running, 30 + 40 waiting
+    ({"interval_s": 1.0}, [(0, 0, 0), (1, 1, 100), (2, 2, 130), (3, 2, 70)]),
+    ({"kind": "oracle"}, [(0, 0, 0), (1, 0, 0), (2, 1, 30), (3, 2, 70)]),
+])
+def test_the_view_shows_queued_prompt_tokens(view, seen):
+    """One sequence at a time: request 0 runs for 5 s, the next ones wait."""
+    cfg = _cfg(f"{__name__}.Recorder", count=1, view=view, max_seqs=1)
+    sim = Simulation(cfg, make_trace([0.0, 0.1, 0.2, 1.5], [100, 30, 40, 50], [500, 5, 5, 5]))
+    sim.run()
+    assert sim.router.log == seen
+
+
 def test_local_dispatch_counts_keep_a_stale_view_from_herding():
     """Between scrapes a burst is spread by the router's own counts, not sent to one instance."""
     trace = make_trace([0.001 * i for i in range(8)], [10] * 8, [500] * 8)

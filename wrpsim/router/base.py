@@ -4,9 +4,9 @@ A router sees each request once, when a router replica starts on it (`wrpsim.rou
 as a `RequestView` (no true output length, no per-model correctness:
 `wrpsim.router.requestview`), together with the `FleetView` (`wrpsim.router.view`): the fleet's
 pools and instances as scraped metrics show them (`outstanding`, `num_waiting`, `num_running`,
-`kv_used_frac`, `prefix_match`), never the fleet itself. It returns a `Placement` naming the
-instance (of the view) that serves the request, or None to drop it (recorded with reason
-``router_rejected``).
+`kv_used_frac`, `outstanding_tokens`, `prefix_match`), never the fleet itself. It returns a
+`Placement` naming the instance (of the view) that serves the request, or None to drop it
+(recorded with reason ``router_rejected``).
 
 Two-phase construction (style.md): `__init__` takes only config values (Hydra-instantiable and
 picklable); `bind(view, rng)` attaches the run's `FleetView` and the router's own random stream

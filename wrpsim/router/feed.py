@@ -23,10 +23,17 @@ from wrpsim.router.view import FleetView, InstanceView, ViewSpec
 
 
 def _reading(inst) -> tuple:
-    """(outstanding, num_waiting, num_running, kv_used_frac) of `inst` (zeros while down)."""
+    """(outstanding, num_waiting, num_running, kv_used_frac, waiting prompt tokens) of `inst`
+    (zeros while down)."""
     if inst.down:
-        return 0, 0, 0, 0.0
-    return inst.outstanding, inst.num_waiting, inst.num_running, inst.kv_used_frac
+        return 0, 0, 0, 0.0, 0
+    return (inst.outstanding, inst.num_waiting, inst.num_running, inst.kv_used_frac,
+            _waiting_tokens(inst))
+
+
+def _waiting_tokens(inst) -> int:
+    """Prompt tokens of the requests waiting for admission on `inst`."""
+    return sum(s.req.prompt_tokens for s in inst.waiting)
 
 
 def _index_capacity(inst, block_size: int, hash_block_tokens: int) -> int:
@@ -62,7 +69,10 @@ class _Live:
             return i.num_running
         if k == 3:
             return i.kv_used_frac
-        return self._view._sent  # no dispatches "since the scrape": the view is live
+        if k == 4:
+            return _waiting_tokens(i)
+        # no dispatches "since the scrape": the view is live
+        return self._view._sent if k == 5 else self._view._sent_tokens
 
 
 class ViewFeed:
@@ -114,7 +124,7 @@ class ViewFeed:
 
     def _scrape(self) -> None:
         """Read every instance now; publish now or after `delay_s`."""
-        readings = [(v, (*_reading(self._live[n]), v._sent))
+        readings = [(v, (*_reading(self._live[n]), v._sent, v._sent_tokens))
                     for n, v in self._views.items()]
         if self.spec.delay_s > 0:
             self._pending.append((self.env.now + self.spec.delay_s, readings))
@@ -135,6 +145,7 @@ class ViewFeed:
     def sent(self, view_inst, req) -> None:
         """The router sent `req` to `view_inst`: count it and remember its prefix."""
         view_inst._sent += 1
+        view_inst._sent_tokens += req.prompt_tokens
         p = view_inst._prefix
         if req.hash_ids and isinstance(p, PrefixIndex):
             p.sent(req.hash_ids)

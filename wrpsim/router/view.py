@@ -28,8 +28,9 @@ endpoint-picker-like gateway, 15-30 for a Prometheus-fed one. Per instance the v
 - scraped load, plus the requests this router dispatched there since the scrape was taken
   (gateways count their own dispatches, so that a stale view does not send a burst to one
   instance): `outstanding` (waiting + running), `num_waiting`, `num_running` (scraped only),
-  `kv_used_frac` (scraped only). There is no queued-token count: vLLM exports no such gauge
-  (a router that wants one keeps its own, as `OutputLengthAware` does with predicted work);
+  `kv_used_frac` (scraped only), `outstanding_tokens` (prompt tokens waiting for admission: the
+  queued prefill work; neither engine nor router knows the answers' lengths, so decode work to
+  come is not in it — a router that wants it predicts it, as `OutputLengthAware` does);
 - `prefix_match(request)`: the leading prefix blocks of the request this router *sent* to the
   instance (`wrpsim.router.prefixindex`; a gateway does not see the engine's cache).
 
@@ -87,14 +88,16 @@ class ViewSpec:
 class InstanceView:
     """One instance as the router sees it (fields: the module docstring).
 
-    `_s` is the snapshot in force: (outstanding, num_waiting, num_running, kv_used_frac, sent)
-    where `sent` is this router's dispatch counter when the snapshot was taken; `_sent` is the
-    counter now."""
+    `_s` is the snapshot in force: (outstanding, num_waiting, num_running, kv_used_frac,
+    waiting prompt tokens, sent, sent_tokens) where the last two are this router's dispatch
+    counters (requests, prompt tokens) when the snapshot was taken; `_sent` / `_sent_tokens` are
+    the counters now."""
 
     __slots__ = (
         "_prefix",
         "_s",
         "_sent",
+        "_sent_tokens",
         "block_size",
         "down",
         "gpu",
@@ -119,21 +122,21 @@ class InstanceView:
         self.price_per_gpu_hour = spec.price_per_gpu_hour
         self.latency = inst.latency
         self.down = inst.down
-        self._s = (0, 0, 0, 0.0, 0)
-        self._sent = 0
+        self._s = (0, 0, 0, 0.0, 0, 0, 0)
+        self._sent = self._sent_tokens = 0
         self._prefix = prefix  # PrefixIndex, or the engine's prefix_match (oracle)
 
     @property
     def outstanding(self) -> int:
         """Requests waiting or running at the scrape, plus those sent here since."""
         s = self._s
-        return s[0] + self._sent - s[4]
+        return s[0] + self._sent - s[5]
 
     @property
     def num_waiting(self) -> int:
         """Requests waiting at the scrape, plus those sent here since."""
         s = self._s
-        return s[1] + self._sent - s[4]
+        return s[1] + self._sent - s[5]
 
     @property
     def num_running(self) -> int:
@@ -144,6 +147,12 @@ class InstanceView:
     def kv_used_frac(self) -> float:
         """KV-cache use at the scrape (vLLM's `kv_cache_usage_perc`)."""
         return self._s[3]
+
+    @property
+    def outstanding_tokens(self) -> int:
+        """Prompt tokens waiting for admission at the scrape, plus those sent here since."""
+        s = self._s
+        return s[4] + self._sent_tokens - s[6]
 
     def prefix_match(self, request) -> int:
         """Leading prefix blocks of `request` the router believes this instance holds."""
