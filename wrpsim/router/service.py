@@ -29,6 +29,11 @@ time) and holds it for the service time (the Kiefer-Wolfowitz recursion — exac
 service times known at arrival, and no simulation events unless a request waits). The policy
 decides when its replica starts on the request (it reads the view then); the request leaves the
 router when the service ends.
+
+Replicas share one policy state and one view, including the dispatch counts and prefix index
+kept between scrapes: they behave as one router with more capacity. Real replicas each know only
+their own dispatches, so with several replicas and a stale view wrpsim's load balancing is
+optimistic.
 """
 
 from __future__ import annotations
