@@ -68,6 +68,43 @@ def test_a_policy_sees_a_view_not_the_fleet():
         assert not hasattr(inst, name)
 
 
+def _reachable(root, depth: int = 8) -> set:
+    """Types of the objects reachable from `root` through attributes, slots and containers
+    (not through the cells of closures: `view.submit` must call into the simulation)."""
+    seen, types, frontier = set(), set(), [root]
+    for _ in range(depth):
+        nxt = []
+        for o in frontier:
+            if id(o) in seen or isinstance(o, (str, bytes, int, float, type(None), type)):
+                continue
+            seen.add(id(o))
+            types.add(type(o).__name__)
+            kids = list(o.values()) + list(o) if isinstance(o, dict) else []
+            if isinstance(o, (list, tuple, set, frozenset)):
+                kids = list(o)
+            kids += list(getattr(o, "__dict__", {}).values())
+            for cls in type(o).__mro__:
+                for slot in cls.__dict__.get("__slots__", ()):
+                    if hasattr(o, slot):
+                        kids.append(getattr(o, slot))
+            nxt += kids
+        frontier = nxt
+    return types
+
+
+def test_no_attribute_path_leads_from_a_policy_to_the_live_fleet():
+    sim = Simulation(compose_cfg("router=least-outstanding", "workload.max_requests=50"))
+    sim.run()
+    types = _reachable(sim.router)
+    assert "InstanceView" in types and "FleetView" in types
+    assert not types & {"Fleet", "Instance", "Dispatcher", "RequestLog", "Environment",
+                        "ViewFeed", "KVLedger", "PrefixCache", "Seq"}
+    # the search finds the live instances where they are reachable: the oracle view reads them
+    oracle = Simulation(compose_cfg("router=least-outstanding", "workload.max_requests=50",
+                                    "router.view.kind=oracle"))
+    assert "Instance" in _reachable(oracle.router)
+
+
 def test_only_predictor_models_and_call_mechanics_read_the_truth():
     """Policies never call `ground_truth`; the predictor models and follow-up mechanics may."""
     router_dir = Path(__file__).resolve().parents[1] / "wrpsim" / "router"
