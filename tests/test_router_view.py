@@ -243,10 +243,11 @@ def test_bad_view_configs_name_the_field_and_the_choices(view, message):
         Simulation(_cfg("wrpsim.router.LeastOutstanding", view=view), LONG_THEN_SHORT)
 
 
-def test_same_config_same_bytes_with_a_stale_view(tmp_path):
+def test_same_config_same_bytes_with_a_stale_view_and_a_router_queue(tmp_path):
     trace = make_trace([0.003 * i for i in range(300)], [20 + i % 7 for i in range(300)],
                        [5 + i % 13 for i in range(300)])
     cfg = _cfg("wrpsim.router.PowerOfD", count=3, view={"interval_s": 0.05, "delay_s": 0.02})
+    cfg["router"].update(replicas=2, service={"signal": "llm"})  # and a queue at the router
     a, b = tmp_path / "a", tmp_path / "b"
     run(cfg, a, trace)
     run(cfg, b, trace)
