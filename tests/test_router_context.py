@@ -14,6 +14,9 @@ from wrpsim.errors import ConfigError
 from wrpsim.router.lengths import OutputPredictor
 from wrpsim.sim import Simulation
 
+#: the true output length as the prediction: only under the oracle (upper-bound) view
+EXACT_LENGTHS = {"output_predictor": {"kind": "oracle"}, "view": {"kind": "oracle"}}
+
 
 def _one_model_cfg(router, short=None, long=None):
     cfg = two_model_cfg(router, small=short or pool(LARGE, kv_blocks=2_000),
@@ -30,7 +33,8 @@ def _run(cfg, trace):
 
 
 def test_token_budget_splits_at_the_boundary_on_prompt_plus_output():
-    router = {"_target_": "wrpsim.router.TokenBudgetRouter", "boundary_tokens": 1000}
+    router = {"_target_": "wrpsim.router.TokenBudgetRouter", "boundary_tokens": 1000,
+              **EXACT_LENGTHS}
     trace = make_trace([0.0, 0.1, 0.2, 0.3], [900, 990, 1200, 100], [100, 20, 4, 4])
     sim, rows = _run(_one_model_cfg(router), trace)
     assert [r["pool"] for r in rows] == ["short", "long", "long", "short"]
@@ -54,7 +58,7 @@ def test_spillover_when_the_short_pool_is_saturated():
 
 def test_compress_and_route_compresses_safe_borderline_prompts_only():
     router = {"_target_": "wrpsim.router.CompressAndRoute", "boundary_tokens": 1000,
-              "gamma": 1.5, "compress_latency_s": 0.003}
+              "gamma": 1.5, "compress_latency_s": 0.003, **EXACT_LENGTHS}
     trace = make_trace([0.0, 0.1, 0.2, 0.3], [1200, 1200, 1600, 500], [100] * 4,
                        category=["prose", "code", "prose", "code"])
     sim, rows = _run(_one_model_cfg(router), trace)
@@ -70,7 +74,8 @@ def test_output_predictor_kinds_and_errors():
         output_tokens = 100
 
     rng = np.random.default_rng(0)
-    assert OutputPredictor().predict(R, None, rng) == 100
+    assert OutputPredictor().kind == "lognormal"  # never the oracle by default
+    assert OutputPredictor({"kind": "oracle"}).predict(R, None, rng) == 100
     assert OutputPredictor({"kind": "constant", "value": 7}).predict(R, None, rng) == 7
     draws = [OutputPredictor({"kind": "lognormal", "sigma": 0.5}).predict(R, None, rng)
              for _ in range(2000)]

@@ -50,12 +50,15 @@ def test_downgrade_under_load_and_only_while_the_primary_is_loaded():
 def test_hysteresis_keeps_downgrading_until_the_load_falls_below_resume():
     trace = quality_trace(n=200, gap_s=0.02)
     trace["output_tokens"] = np.random.default_rng(3).integers(2, 30, 200)  # staggered ends
-    sim, _, _ = _run({"max_outstanding": 4, "max_kv": 1.0, "resume_outstanding": 2}, trace)
+    live = {"view": {"kind": "oracle"}}  # the rule on the live load (a stale view changes
+    # what the rule reads, not the rule)
+    sim, _, _ = _run({"max_outstanding": 4, "max_kv": 1.0, "resume_outstanding": 2, **live},
+                     trace)
     down = False
     for d in sim.router.decisions:  # replay the two-threshold rule on the logged load
         down = d[6] >= (2 if down else 4)
         assert d[3] == ("downgrade" if down else "primary")
-    no_hyst, _, _ = _run({"max_outstanding": 4, "max_kv": 1.0}, trace)
+    no_hyst, _, _ = _run({"max_outstanding": 4, "max_kv": 1.0, **live}, trace)
     assert sim.router.downgraded > no_hyst.router.downgraded
 
 

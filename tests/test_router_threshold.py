@@ -84,7 +84,8 @@ def test_utility_router_trades_quality_for_cost_with_lambda():
     shares = []
     for lam in (0.0, 1.0, 1000.0):
         cfg = two_model_cfg({"_target_": "wrpsim.router.UtilityRouter", "lam": lam,
-                             "predictor": {"skill": 3.0}})
+                             "predictor": {"skill": 3.0},
+                             "output_predictor": {"kind": "constant", "value": 256}})
         sim = Simulation(cfg, trace)
         req, inst, _ = sim.run()
         shares.append(quality_summary(req, inst, sim.trace, None)["model_share"].get(LARGE, 0))

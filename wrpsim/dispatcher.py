@@ -4,11 +4,17 @@ Instances that failed (`wrpsim.failures`) are not among any router's candidates;
 whose placement failed during the decision delay is routed again, and one that no instance can
 take goes to the failure policy (`FailureInjector.unavailable`).
 
-The dispatcher asks the router for a `Placement`, applies the router's decision latency
+The router is a service (`wrpsim.router.service`): a request first waits for a router replica
+and holds it for the decision's service time. When its replica starts on it, the dispatcher
+brings the router's view up to date (`wrpsim.router.feed`) and asks the router — with the
+request as a `RequestView` and the `FleetView`, never the fleet — for a `Placement` of view
+instances, which it maps back to the fleet's and counts as the router's own dispatches. It then
+applies the rest of the router's service time, the policy's decision latency
 (`Placement.delay_s`) and the serving engine's front-end time (`Instance.frontend`: the API
 server's HTTP handling and tokenization, queued behind the prompts it is already tokenizing,
-before the engine sees the request), both counted
-in the request's TTFT, checks that the request fits the chosen instances, and admits it
+before the engine sees the request), all counted
+in the request's TTFT (the routing part, queue + service + decision latency, is the row's
+`route_s`), checks that the request fits the chosen instances, and admits it
 (colocated, or prefill + decode when disaggregated). It also gives
 routers two hooks for policies that act after a request ends (cascades, bandits, multi-call):
 
@@ -27,18 +33,30 @@ import dataclasses
 
 from wrpsim.errors import WrpsimError
 from wrpsim.router.base import Router
+from wrpsim.router.feed import ViewFeed
+from wrpsim.router.requestview import RequestView, ground_truth
+from wrpsim.router.service import RouterService, ServiceSpec
+from wrpsim.router.view import ViewSpec
 
 
 class Dispatcher:
     """Routes and admits requests for one simulation (see module docstring)."""
 
-    def __init__(self, env, fleet, router, log, first_free_id: int, failures=None):
-        """`failures`: the run's `wrpsim.failures.FailureInjector`, or None."""
+    def __init__(self, env, fleet, router, log, first_free_id: int, failures=None, feed=None,
+                 service=None):
+        """`failures`: the run's `wrpsim.failures.FailureInjector`, or None; `feed`: the
+        `ViewFeed` the router was bound to (default: a fresh oracle view); `service`: the
+        router's `RouterService` (default: one free replica)."""
         self.env = env
         self.fleet = fleet
         self.router = router
         self.log = log
         self.failures = failures
+        self.feed = feed or ViewFeed(env, fleet, ViewSpec("oracle"))
+        self.service = service or RouterService(ServiceSpec())
+        view = self.feed.view
+        view.submit = lambda req, delay_s=0.0: fleet.submit(ground_truth(req), delay_s)
+        view.follow_up = lambda parent, **changes: RequestView(self.follow_up(parent, **changes))
         if failures is not None:
             failures.resend = self.submit
         self._next_id = first_free_id
@@ -55,7 +73,7 @@ class Dispatcher:
         fields = {"arrival_s": self.env.now, **changes, "id": self._next_id,
                   "parent_id": parent.id}
         self._next_id += 1
-        return dataclasses.replace(parent, **fields)
+        return dataclasses.replace(ground_truth(parent), **fields)
 
     def submit(self, req, delay_s: float = 0.0) -> None:
         """Route `req` now, or after `delay_s` simulated seconds."""
@@ -66,27 +84,50 @@ class Dispatcher:
             self.dispatch(req)
 
     def dispatch(self, req) -> None:
-        """Route an arriving request and admit it where the router says."""
+        """A request reaches the router: queue for a replica, then decide (`_decide`)."""
         self.log.open[req.id] = req
+        now = self.env.now
+        if self.service.free:
+            self.service.decisions += 1
+            self._decide(req, now, now)
+            return
+        start, end = self.service.take(now)
+        if start > now:
+            ev = self.env.timeout(start - now)
+            ev.callbacks.append(lambda _e: self._decide(req, now, end))
+        else:
+            self._decide(req, now, end)
+
+    def _decide(self, req, came: float, end: float) -> None:
+        """Route `req` on the view as it is now and admit it where the router says, after the
+        rest of the service time (`end`), the decision latency and the front end."""
+        self.feed.refresh()
         placement = self._routed(self.router.route, req)
         if placement is False:
             return
+        now = self.env.now
+        self.log.route_s[req.id] = end - came + (placement.delay_s if placement else 0.0)
         if placement is None:
             self.log.dropped(req, self.fleet.model_of(req), "router_rejected")
             return
-        delay = placement.delay_s + placement.instance.frontend.delay_s(
-            self.env.now + placement.delay_s, req.prompt_tokens)
+        feed = self.feed
+        inst, dec = feed.live(placement.instance), feed.live(placement.decode_instance)
+        feed.sent(placement.instance, req)
+        if dec is not None:
+            feed.sent(placement.decode_instance, req)
+        delay = end - now + placement.delay_s
+        delay += inst.frontend.delay_s(now + delay, req.prompt_tokens)
         if delay > 0:
             ev = self.env.timeout(delay)
-            ev.callbacks.append(lambda _e: self._admit(req, placement, delay))
+            ev.callbacks.append(lambda _e: self._admit(req, inst, dec, delay))
         else:
-            self._admit(req, placement)
+            self._admit(req, inst, dec)
 
     def _routed(self, route, req):
-        """`route(req, fleet)`, or False when it found no candidate because every one is down
-        (the request then goes to the failure policy)."""
+        """`route(request view, fleet view)`, or False when it found no candidate because every
+        one is down (the request then goes to the failure policy)."""
         try:
-            return route(req, self.fleet)
+            return route(RequestView(req), self.feed.view)
         except WrpsimError:
             raise
         except (ValueError, IndexError, ZeroDivisionError):  # no candidate: all are down
@@ -95,9 +136,7 @@ class Dispatcher:
             self.failures.unavailable(req)
             return False
 
-    def _admit(self, req, placement, delay: float = 0.0) -> None:
-        inst = placement.instance
-        dec = placement.decode_instance
+    def _admit(self, req, inst, dec, delay: float = 0.0) -> None:
         if inst.down or (dec is not None and dec.down):  # failed during the decision delay
             if delay > 0:
                 self.dispatch(req)
@@ -114,9 +153,13 @@ class Dispatcher:
         if inst.role != "prefill":
             inst.admit(req)
             return
-        dec = dec or self._routed(self.router.route_decode, req)
-        if dec is False:
-            return
+        if dec is None:
+            dec = self._routed(self.router.route_decode, req)
+            if dec is False:
+                return
+            if dec is not None:
+                self.feed.sent(dec, req)
+                dec = self.feed.live(dec)
         if dec is None:
             self.log.dropped(req, self.fleet.model_of(req), "router_rejected")
         elif need > dec.kv.capacity * dec.kv.block_size:

@@ -27,6 +27,8 @@ from wrpsim.pool.transfer import FABRIC_KINDS, KVTransfer
 from wrpsim.progress import Progress
 from wrpsim.rng import stream
 from wrpsim.router import routing_table
+from wrpsim.router.feed import ViewFeed
+from wrpsim.router.service import RouterService
 from wrpsim.sessions import ABORT, ON_DROP_ATTR, SessionDriver, replayable
 from wrpsim.workload.request import to_requests
 
@@ -57,8 +59,23 @@ def parse_qoe(q) -> dict | None:
     return out
 
 
+#: keys of the `router` config that describe its deployment, not its policy
+DEPLOYMENT_KEYS = ("view", "replicas", "service")
+
+
+def router_deployment(rcfg: dict) -> tuple:
+    """(ViewSpec, ServiceSpec) of the `router` config's `view`, `replicas` and `service`."""
+    from wrpsim.router.service import ServiceSpec
+    from wrpsim.router.view import ViewSpec
+
+    rcfg = rcfg if isinstance(rcfg, dict) else {}
+    return (ViewSpec.parse(rcfg.get("view")),
+            ServiceSpec.parse(rcfg.get("replicas"), rcfg.get("service")))
+
+
 def build_router(rcfg: dict):
-    """Instantiate the router config (`_target_` plus keyword arguments)."""
+    """Instantiate the router config (`_target_` plus keyword arguments; the deployment keys
+    `view`, `replicas` and `service` are not the policy's: `router_deployment`)."""
     from hydra.errors import InstantiationException
     from hydra.utils import instantiate
 
@@ -66,6 +83,7 @@ def build_router(rcfg: dict):
 
     if not isinstance(rcfg, dict) or "_target_" not in rcfg:
         raise ConfigError("router: must be a mapping with a _target_ (see routers/README.md)")
+    rcfg = {k: v for k, v in rcfg.items() if k not in DEPLOYMENT_KEYS}
     try:
         router = instantiate(rcfg)
     except InstantiationException as e:
@@ -156,8 +174,12 @@ class Simulation:
                 raise ConfigError(
                     f"workload requests model(s) {missing} that no pool serves; "
                     f"the fleet serves: {', '.join(self.fleet.models)}")
-        self.router = build_router(_require(cfg, "router"))
-        self.router.bind(self.fleet, stream(self.seed, "router"))
+        rcfg = _require(cfg, "router")
+        self.view_spec, service = router_deployment(rcfg)
+        self.router = build_router(rcfg)
+        self.feed = ViewFeed(self.env, self.fleet, self.view_spec, hbt)
+        self.service = RouterService(service)
+        self.router.bind(self.feed.view, stream(self.seed, "router"))
         self.tracer = None
         if simcfg.get("trace"):
             from wrpsim.metrics.trace import Tracer
@@ -173,7 +195,7 @@ class Simulation:
             self.failures = FailureInjector(self.env, self.fleet, self.log, cfg["failures"],
                                             self.seed, self.horizon_s or last)
         self.dispatcher = Dispatcher(self.env, self.fleet, self.router, self.log, len(trace),
-                                     self.failures)
+                                     self.failures, self.feed, self.service)
 
     def _arrivals(self, requests, progress):
         env, dispatch = self.env, self.dispatcher.dispatch
@@ -198,7 +220,9 @@ class Simulation:
             self.env.run(until=self.horizon_s)
             end = float(self.horizon_s)
         else:
-            self.env.run()
+            env, feed = self.env, self.feed
+            while not feed.idle(env):  # the view's scrapes alone do not prolong the run
+                env.step()
             end = float(self.env.now)
         if progress:
             progress.close(end)
@@ -271,6 +295,12 @@ def run(cfg: dict, out_dir: Path | str, trace=None) -> dict:
         name: getattr(lat, "calibration", "constant latency")
         for name, lat in sim.fleet.latency.items()}
     summary["router"] = getattr(sim.router, "name", type(sim.router).__name__)
+    v = sim.view_spec
+    summary["router_view"] = v.label
+    summary["router_view_kind"] = v.kind
+    summary["router_view_interval_s"] = v.interval_s if v.kind == "scrape" else None
+    summary["router_view_delay_s"] = v.delay_s if v.kind == "scrape" else None
+    summary.update(sim.service.summary(end))
     summary["sim_wall_s"] = time.perf_counter() - t0
     out = Path(out_dir)
     write_parquet(req_t, out / "requests.parquet")

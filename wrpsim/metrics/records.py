@@ -55,6 +55,9 @@ REQUEST_SCHEMA = pa.schema(
         ("cost_usd", pa.float64()),
         ("qoe", pa.float64()),  # streaming QoE (wrpsim.metrics.qoe); NaN unless completed
         ("attempts", pa.int32()),  # times the request was sent to an instance (retries + 1)
+        # routing: waiting for a router replica + its service time + the policy's decision
+        # latency (wrpsim.router.service; part of ttft_s); NaN if never routed
+        ("route_s", pa.float64()),
     ],
     metadata={"wrpsim.table": "requests", "wrpsim.version": "1",
               "wrpsim.units": "seconds of simulated time"},
@@ -152,6 +155,8 @@ class RequestLog:
         #: callables(request, record dict) told of every request that ends unanswered
         #: (status ``dropped``: rejected, too large, or lost to a failure)
         self.on_dropped: list = []
+        #: request id -> seconds spent being routed (the dispatcher's; `route_s` column)
+        self.route_s: dict[int, float] = {}
 
     def finished(self, seq, inst, now: float) -> None:
         """Record a completed sequence."""
@@ -165,7 +170,7 @@ class RequestLog:
             seq.first_token_s, now, seq.preemptions, len(r.hash_ids or ()), seq.hit_blocks,
             seq.hit_tokens, *_second_and_transfer(seq), "completed", None,
             *self._spent(seq, r.id), NAN if seq.qoe is None else seq.qoe.finish(now),
-            self._attempts(r.id),
+            self._attempts(r.id), self.route_s.get(r.id, NAN),
         )
         self.rows.append(row)
         if self.on_complete:
@@ -182,6 +187,7 @@ class RequestLog:
             NAN, NAN, NAN, NAN, NAN, NAN, 0, len(req.hash_ids or ()), 0, 0, NAN, None, None, 0.0,
             NAN, NAN, "dropped", reason, *self._spent(None, req.id), NAN,
             self._attempts(req.id) - 1,  # attempts lost to failures before it was dropped
+            self.route_s.get(req.id, NAN),
         )
         self.rows.append(row)
         if self.on_dropped:
@@ -203,7 +209,7 @@ class RequestLog:
             NAN if first is None else first - r.arrival_s, NAN, NAN,
             NAN if first is None else first, NAN, seq.preemptions, len(r.hash_ids or ()),
             seq.hit_blocks, seq.hit_tokens, *_second_and_transfer(seq), "in_flight", None,
-            *self._spent(seq, r.id), NAN, self._attempts(r.id),
+            *self._spent(seq, r.id), NAN, self._attempts(r.id), self.route_s.get(r.id, NAN),
         ))
 
     def _spent(self, seq, rid: int) -> tuple:

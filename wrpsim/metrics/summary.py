@@ -22,6 +22,9 @@ Definitions (all in `summary.json`):
   waiting for the decode instance to reserve the KV's blocks (`wrpsim/pool/handoff.py`);
 - `qoe_mean`, `qoe_p10`: streaming QoE (`wrpsim.metrics.qoe`) over completed requests;
   `qoe_attainment`: fraction of all requests completed with QoE >= `qoe.target`;
+- `route_mean_s` / `route_p99_s`: time being routed (router queue + service + decision
+  latency, the `route_s` column) over completed requests; the router's replicas, signal and
+  utilisation and its view are added by `wrpsim.sim` (`router_*` keys);
 - failures (`failures` config): `requests_retried` (sent to an instance more than once),
   `requests_lost` (ended unanswered because of an instance failure), `requests_interrupted`
   (either), `slo_attainment_interrupted` (SLO attainment among those).
@@ -96,7 +99,8 @@ def summarize(requests: pa.Table, instances: pa.Table, duration_s: float, slo: d
            for n in ("ttft_s", "tpot_s", "e2e_s", "queue_wait_s", "output_tokens",
                      "prompt_tokens", "preemptions", "prefix_blocks", "prefix_hit_blocks",
                      "prefix_hit_tokens", "tt2t_s", "kv_transfer_bytes", "kv_transfer_s",
-                     "kv_wait_s", "qoe", "gpu_s", "energy_j", "cost_usd", "attempts")}
+                     "kv_wait_s", "qoe", "gpu_s", "energy_j", "cost_usd", "attempts",
+                     "route_s")}
     ttft, tpot, e2e = col["ttft_s"][done], col["tpot_s"][done], col["e2e_s"][done]
     out_tokens = float(col["output_tokens"][done].sum())
     in_tokens = float(col["prompt_tokens"][done].sum())
@@ -151,6 +155,7 @@ def summarize(requests: pa.Table, instances: pa.Table, duration_s: float, slo: d
         if len(gpus) else None,
         "busy_cost_usd": float(col["cost_usd"].sum()),
         "busy_gpu_hours": float(col["gpu_s"].sum()) / 3600.0,
+        "route_mean_s": mean(col["route_s"][done]), "route_p99_s": pct(col["route_s"][done], 99),
         **_qoe_keys(col["qoe"], done, qoe),
         **_failure_keys(requests, col["attempts"], ok),
     }

@@ -298,6 +298,9 @@ class Fleet:
             self._decode[model] = d
         self.instances = [i for s in specs for i in self.pools[s.name]]
         self.down_count = 0  # instances down now (wrpsim.failures)
+        #: callables(instance, down) told of every failure and repair before the candidate
+        #: lists change (the router's view mirrors health: `wrpsim.router.feed`)
+        self.health_watchers: list = []
 
     def _attach_tiers(self, spec: PoolSpec, model, lat, remote: dict) -> None:
         """Give each instance's prefix cache its DRAM tier and the model's remote pool."""
@@ -328,10 +331,13 @@ class Fleet:
         if not down:
             inst.recover()
         self.down_count += 1 if down else -1
+        for fn in self.health_watchers:
+            fn(inst, down)
         _REGISTRY[:] = [r for r in _REGISTRY if r() is not None]
-        for r in _REGISTRY:
+        name = inst.name
+        for r in _REGISTRY:  # lists of instances, or of the router's views of them (same names)
             c = r()
-            if c is not None and any(i is inst for i in c.every):
+            if c is not None and any(i.name == name for i in c.every):
                 c[:] = [i for i in c.every if not i.down]
         return seqs
 
@@ -343,6 +349,11 @@ class Fleet:
         """Instances that can take the request first: those whose pool serves its model with
         role both or prefill (pool order, then index)."""
         return self._cands[request.model or self.default_model]
+
+    def candidate_lists(self) -> tuple[dict, dict]:
+        """(model -> Candidates, model -> decode Candidates): every list `candidates` and
+        `decode_candidates` return."""
+        return self._cands, self._decode
 
     def decode_candidates(self, request) -> Candidates:
         """Decode-role instances for the request's model (empty unless it is disaggregated)."""

@@ -1,13 +1,16 @@
 """The Router contract and the placement it returns.
 
-A router sees each request once, at its arrival, together with the *fleet view*: the fleet's
-pools and instances with their read-only load signals (`outstanding`, `num_waiting`,
-`num_running`, `kv_used_frac`). It returns a `Placement` naming the instance that serves the
-request, or None to drop it (recorded with reason ``router_rejected``).
+A router sees each request once, when a router replica starts on it (`wrpsim.router.service`),
+as a `RequestView` (no true output length, no per-model correctness:
+`wrpsim.router.requestview`), together with the `FleetView` (`wrpsim.router.view`): the fleet's
+pools and instances as scraped metrics show them (`outstanding`, `num_waiting`, `num_running`,
+`kv_used_frac`, `outstanding_tokens`, `prefix_match`), never the fleet itself. It returns a
+`Placement` naming the instance (of the view) that serves the request, or None to drop it
+(recorded with reason ``router_rejected``).
 
 Two-phase construction (style.md): `__init__` takes only config values (Hydra-instantiable and
-picklable); `bind(fleet, rng)` attaches the run's fleet and the router's own random stream and
-validates the config against the fleet.
+picklable); `bind(view, rng)` attaches the run's `FleetView` and the router's own random stream
+and validates the config against it.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ class Placement:
     is disaggregated); `decode_instance` decodes it in a disaggregated fleet (None: let the
     router's `route_decode` pick one)."""
 
-    instance: object
+    instance: object  # an InstanceView of the FleetView
     decode_instance: object = None
     delay_s: float = 0.0  # the router's decision latency, added before admission (and to TTFT)
 
@@ -46,7 +49,8 @@ class Router:
     name: str = "router"
 
     def bind(self, fleet, rng: np.random.Generator) -> None:
-        """Attach the run's fleet view and random stream; validate against the fleet."""
+        """Attach the run's `FleetView` (as `self.fleet`) and random stream; validate against
+        it."""
         self.fleet = fleet
         self.rng = rng
 

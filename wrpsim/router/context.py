@@ -1,7 +1,7 @@
 """Token-budget pool routing: short- and long-context pools, spillover, compress-and-route.
 
 `TokenBudgetRouter` splits the pools of a model at a token boundary B: a request whose length —
-prompt + predicted output (`output_predictor:`, `wrpsim.router.lengths`; the oracle by default)
+prompt + predicted output (`output_predictor:`, `wrpsim.router.lengths`)
 — is at most B goes to the short pool(s), the rest to the long pool(s). When the short pools are
 saturated (their least loaded instance has `spill_outstanding` or more requests, or
 `spill_kv` or more of its KV cache in use) a short request *spills over* to the long pools,
@@ -61,7 +61,7 @@ class TokenBudgetRouter(ModelRouter):
             if model in self._groups:
                 continue
             pools = [s for s in fleet.specs if s.model == model and s.name in self._pool_cands]
-            pools.sort(key=lambda s: fleet.pools[s.name][0].kv.capacity)
+            pools.sort(key=lambda s: fleet.pools[s.name][0].kv_capacity_blocks)
             names = [s.name for s in pools]
             self._groups[model] = (self._insts(names[:1]), self._insts(names[1:] or names[:1]))
         self.counts = {"short": 0, "long": 0, "spill": 0, "compressed": 0}

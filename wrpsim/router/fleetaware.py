@@ -1,7 +1,7 @@
 """Routing on the fleet view's live state: SLO/latency-aware and energy-aware policies.
 
 Both estimate, for every candidate instance (of every pool serving one of the router's `models`;
-default: the request's own model), from its live `num_waiting` / `num_running` and its pool's
+default: the request's own model), from the view's `num_waiting` / `num_running` and its pool's
 latency/power model:
 
 - TTFT ≈ (num_waiting · p̄ + P) · t_tok, with t_tok the prefill time per token of one full chunk

@@ -42,6 +42,7 @@ from wrpsim.errors import ConfigError
 from wrpsim.router.base import Router
 from wrpsim.router.config import number, plain, routers_dir, served
 from wrpsim.router.multicall import Answer, _cost, outcome
+from wrpsim.router.requestview import ground_truth
 from wrpsim.router.selection import ModelRouter
 
 NAN = math.nan
@@ -174,7 +175,7 @@ class GuardedRouter(ModelRouter):
             v = self.verdict(category)
             self.verdicts[v] += 1
             self._guard[request.id] = g = (v, request.model, request.prompt_tokens,
-                                           request.output_tokens)
+                                           ground_truth(request).output_tokens)
             request.prompt_tokens += self.guard_instr
             request.output_tokens = self.guard_out
         return self._guard_m, None, "guard:" + g[0], NAN

@@ -4,8 +4,10 @@ A router does not know how long an answer will be. `OutputPredictor` models a le
 and its error (`output_predictor:` of the routers that use one)::
 
     output_predictor: {kind: lognormal, sigma: 0.5, value: 256}
-    # oracle: the true length | constant: `value` tokens for every request |
-    # lognormal: true × exp(sigma · N(0, 1)), rounded, >= 1 (median-unbiased, ~sigma log-error)
+    # lognormal (the default): true × exp(sigma · N(0, 1)), rounded, >= 1 (median-unbiased,
+    #   ~sigma log-error: a learned length predictor) | constant: `value` tokens for every
+    #   request | oracle: the true length — only with `router.view.kind: oracle`, the
+    #   upper-bound view (a router cannot know the answer's length before it exists)
     # (keys a kind does not use are ignored, so one YAML can switch kinds by override)
 
 `OutputLengthAware` is least-work-left dispatch with predicted sizes: each request goes to the
@@ -22,10 +24,12 @@ from typing import Any
 
 from wrpsim.errors import ConfigError, check_keys
 from wrpsim.router.config import number, plain
+from wrpsim.router.requestview import ground_truth
 from wrpsim.router.selection import ModelRouter
 
 KINDS = ("constant", "lognormal", "oracle")
 KEYS = ("kind", "value", "sigma")
+DEFAULT = {"kind": "lognormal", "sigma": 0.5}
 NAN = math.nan
 
 
@@ -33,7 +37,7 @@ class OutputPredictor:
     """Predicted output tokens of a request (see the module docstring)."""
 
     def __init__(self, spec: Any = None):
-        spec = plain(spec) or {"kind": "oracle"}
+        spec = plain(spec) or dict(DEFAULT)
         if not isinstance(spec, dict) or spec.get("kind") not in KINDS:
             raise ConfigError(f"router.output_predictor.kind must be one of "
                               f"{', '.join(KINDS)}, got {spec!r}")
@@ -42,14 +46,23 @@ class OutputPredictor:
         self.value = number("output_predictor.value", spec.get("value", 256), 1.0)
         self.sigma = number("output_predictor.sigma", spec.get("sigma", 0.5), 0.0)
 
+    def check(self, view) -> None:
+        """The oracle needs the oracle view: else `ConfigError` naming both fields."""
+        if self.kind == "oracle" and view.kind != "oracle":
+            raise ConfigError("router.output_predictor.kind: oracle needs router.view.kind: "
+                              f"oracle (an upper-bound study); with router.view.kind: "
+                              f"{view.kind} use one of constant, lognormal")
+
     def predict(self, request, category, rng) -> int:
-        """Predicted output tokens (>= 1)."""
-        if self.kind == "oracle":
-            return request.output_tokens
+        """Predicted output tokens (>= 1); the modelled predictor's error is drawn around the
+        true length (`ground_truth`), which the policy never sees."""
         if self.kind == "constant":
             return int(self.value)
+        true = ground_truth(request).output_tokens
+        if self.kind == "oracle":
+            return true
         z = self.sigma * float(rng.standard_normal()) if self.sigma else 0.0
-        return max(1, round(request.output_tokens * math.exp(z)))
+        return max(1, round(true * math.exp(z)))
 
 
 class OutputLengthAware(ModelRouter):

@@ -65,6 +65,7 @@ from typing import NamedTuple
 
 from wrpsim.errors import ConfigError, unknown_choice
 from wrpsim.router.config import number, plain, served
+from wrpsim.router.requestview import ground_truth
 from wrpsim.router.selection import ModelRouter
 
 NAN = math.nan
@@ -84,7 +85,7 @@ class Answer(NamedTuple):
 
 def outcome(request, model: str) -> float | None:
     """`request`'s replayed correctness on `model` (None where unknown)."""
-    o = request.outcomes
+    o = ground_truth(request).outcomes
     y = o.get(model) if o else None
     return None if y is None else float(y)
 
@@ -131,9 +132,8 @@ def _cost(record: dict) -> float:
     return 0.0 if c is None or c != c else float(c)
 
 
-def _now(fleet) -> float:
-    env = getattr(fleet, "env", None) or fleet.instances[0].env
-    return float(env.now)
+def _now(view) -> float:
+    return float(view.now)
 
 
 @dataclass(eq=False)
@@ -264,7 +264,7 @@ class EnsembleRouter(_MultiCall):
 
     def start(self, request):
         """Call 0 is the request itself; calls 1..k-1 are follow-ups submitted now."""
-        task = _Task(request)
+        task = _Task(ground_truth(request))
         self._open[request.id] = task
         self._register(task, request, 0, self._models[0], "call")
         extra = []
@@ -347,7 +347,7 @@ class ChainRouter(_MultiCall):
 
     def start(self, request):
         """Round 0 is the request itself."""
-        task = _Task(request)
+        task = _Task(ground_truth(request))
         self._open[request.id] = task
         self._register(task, request, 0, self._models[0], "round")
         return self._models[0], "round"

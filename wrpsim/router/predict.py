@@ -25,6 +25,7 @@ from typing import Any
 
 from wrpsim.errors import ConfigError, check_keys
 from wrpsim.router.config import number, plain, router_path
+from wrpsim.router.requestview import ground_truth
 from wrpsim.workload.outcomes import lookup, read_accuracy
 
 KEYS = ("table", "skill", "noise_sd", "default")
@@ -63,7 +64,8 @@ class QualityPredictor:
         """Predicted probability that `model` answers `request` correctly."""
         z = _logit(self.prior(model, category))
         if self.skill:
-            y = request.outcomes.get(model) if request.outcomes else None
+            o = ground_truth(request).outcomes  # the modelled predictor's skill leans on it
+            y = o.get(model) if o else None
             if y is not None:
                 z += self.skill * (2.0 * y - 1.0)
         if self.noise:

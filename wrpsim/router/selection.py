@@ -68,6 +68,9 @@ class ModelRouter(Router):
             c.model, c.key = spec.model, "pool:" + spec.name
             self._pool_cands[spec.name] = c
         self._pool_model = {s.name: s.model for s in fleet.specs}
+        lengths = getattr(self, "lengths", None)  # an OutputPredictor, where the policy has one
+        if lengths is not None:
+            lengths.check(fleet)
         self._timed = (self.latency_s > 0 or self.latency_tok_s > 0
                        or type(self).delay_s is not ModelRouter.delay_s)
 

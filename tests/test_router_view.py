@@ -1,0 +1,254 @@
+"""What a router may see: the scraped FleetView, its staleness and local counts, the oracle view,
+and the ground truth no policy can read."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import compose_cfg, constant_cfg, make_trace
+from wrpsim.errors import ConfigError
+from wrpsim.metrics.summary import summarize
+from wrpsim.router import RoundRobin
+from wrpsim.router.prefixindex import PrefixIndex
+from wrpsim.router.requestview import TRUTH_READERS
+from wrpsim.router.view import FleetView, InstanceView
+from wrpsim.sim import Simulation, run
+
+
+class ReadsTrueLength(RoundRobin):
+    """A policy that tries to route on the answer's true length."""
+
+    def choose(self, request, cands):
+        return cands[request.output_tokens % len(cands)]
+
+
+class ReadsOutcomes(RoundRobin):
+    """A policy that tries to route on per-model correctness."""
+
+    def choose(self, request, cands):
+        return cands[0] if request.outcomes else cands[-1]
+
+
+class GrabsTheFleet(RoundRobin):
+    """A policy that tries to reach the live fleet through its view."""
+
+    def route(self, request, view):
+        self.seen = (view, view.candidates(request)[0])
+        view.candidates(request)[0].admit(request)
+
+
+def _cfg(router: str, count: int = 2, view=None, **kw) -> dict:
+    cfg = constant_cfg(step_s=0.01, count=count, **kw)
+    cfg["router"] = {"_target_": router}
+    if view is not None:
+        cfg["router"]["view"] = view
+    return cfg
+
+
+@pytest.mark.parametrize("policy", [ReadsTrueLength, ReadsOutcomes])
+def test_a_policy_cannot_read_the_ground_truth(policy):
+    sim = Simulation(_cfg(f"{__name__}.{policy.__name__}"), make_trace([0.0], [10], [3]))
+    with pytest.raises(AttributeError, match="ground truth the router does not know"):
+        sim.run()
+
+
+def test_a_policy_sees_a_view_not_the_fleet():
+    sim = Simulation(_cfg(f"{__name__}.GrabsTheFleet"), make_trace([0.0], [10], [3]))
+    with pytest.raises(AttributeError, match="admit"):
+        sim.run()
+    view, inst = sim.router.seen
+    assert isinstance(view, FleetView) and sim.router.fleet is view
+    assert isinstance(inst, InstanceView)
+    for name in ("fleet", "pools_live", "env", "dispatcher"):
+        assert not hasattr(view, name)
+    for name in ("waiting", "running", "kv", "prefix", "admit", "env", "__dict__"):
+        assert not hasattr(inst, name)
+
+
+def _reachable(root, depth: int = 8) -> set:
+    """Types of the objects reachable from `root` through attributes, slots and containers
+    (not through the cells of closures: `view.submit` must call into the simulation)."""
+    seen, types, frontier = set(), set(), [root]
+    for _ in range(depth):
+        nxt = []
+        for o in frontier:
+            if id(o) in seen or isinstance(o, (str, bytes, int, float, type(None), type)):
+                continue
+            seen.add(id(o))
+            types.add(type(o).__name__)
+            kids = list(o.values()) + list(o) if isinstance(o, dict) else []
+            if isinstance(o, (list, tuple, set, frozenset)):
+                kids = list(o)
+            kids += list(getattr(o, "__dict__", {}).values())
+            for cls in type(o).__mro__:
+                for slot in cls.__dict__.get("__slots__", ()):
+                    if hasattr(o, slot):
+                        kids.append(getattr(o, slot))
+            nxt += kids
+        frontier = nxt
+    return types
+
+
+def test_no_attribute_path_leads_from_a_policy_to_the_live_fleet():
+    sim = Simulation(compose_cfg("router=least-outstanding", "workload.max_requests=50"))
+    sim.run()
+    types = _reachable(sim.router)
+    assert "InstanceView" in types and "FleetView" in types
+    assert not types & {"Fleet", "Instance", "Dispatcher", "RequestLog", "Environment",
+                        "ViewFeed", "KVLedger", "PrefixCache", "Seq"}
+    # the search finds the live instances where they are reachable: the oracle view reads them
+    oracle = Simulation(compose_cfg("router=least-outstanding", "workload.max_requests=50",
+                                    "router.view.kind=oracle"))
+    assert "Instance" in _reachable(oracle.router)
+
+
+def test_only_predictor_models_and_call_mechanics_read_the_truth():
+    """Policies never call `ground_truth`; the predictor models and follow-up mechanics may."""
+    router_dir = Path(__file__).resolve().parents[1] / "wrpsim" / "router"
+    readers = sorted(p.stem for p in router_dir.glob("*.py")
+                     if re.search(r"\bground_truth\b", p.read_text(encoding="utf-8"))
+                     and p.stem != "requestview")
+    assert readers == sorted(TRUTH_READERS)
+
+
+LONG_THEN_SHORT = make_trace([0.0, 0.05, 1.0], [10, 10, 10], [1000, 10, 10])
+
+
+@pytest.mark.parametrize(("view", "third_on"), [
+    ({"kind": "oracle"}, 1),                       # live: instance 1 is empty again
+    ({"interval_s": 0.5}, 1),                      # the scrape at 0.5 s shows it
+    ({"interval_s": 0.5, "delay_s": 0.6}, 0),      # ... but only from 1.1 s on
+    ({"interval_s": 10.0}, 0),                     # no scrape since t = 0: counts only
+])
+def test_least_outstanding_sees_completions_only_through_scrapes(view, third_on):
+    """Request 0 (long) goes to instance 0 and request 1 (short) to instance 1, which is empty
+    again at 0.2 s. At 1 s the router knows that only if a scrape since then is visible; else
+    its own dispatch counts (1 and 1) tie and it picks instance 0."""
+    sim = Simulation(_cfg("wrpsim.router.LeastOutstanding", view=view), LONG_THEN_SHORT)
+    rows = sim.run()[0].to_pylist()
+    assert [r["instance"] for r in rows] == [0, 1, third_on]
+
+
+class Recorder(RoundRobin):
+    """Round-robin that logs what the view shows of the first instance at each decision."""
+
+    def bind(self, fleet, rng):
+        super().bind(fleet, rng)
+        self.log = []
+
+    def choose(self, request, cands):
+        i = cands[0]
+        self.log.append((i.outstanding, i.num_waiting, i.outstanding_tokens))
+        return i
+
+
+@pytest.mark.parametrize(("view", "seen"), [
+    # scrape at 0 (empty) + own dispatches, then the scrape at 1 s: 1 running, 30 + 40 waiting
+    ({"interval_s": 1.0}, [(0, 0, 0), (1, 1, 100), (2, 2, 130), (3, 2, 70)]),
+    ({"kind": "oracle"}, [(0, 0, 0), (1, 0, 0), (2, 1, 30), (3, 2, 70)]),
+])
+def test_the_view_shows_queued_prompt_tokens(view, seen):
+    """One sequence at a time: request 0 runs for 5 s, the next ones wait."""
+    cfg = _cfg(f"{__name__}.Recorder", count=1, view=view, max_seqs=1)
+    sim = Simulation(cfg, make_trace([0.0, 0.1, 0.2, 1.5], [100, 30, 40, 50], [500, 5, 5, 5]))
+    sim.run()
+    assert sim.router.log == seen
+
+
+def test_local_dispatch_counts_keep_a_stale_view_from_herding():
+    """Between scrapes a burst is spread by the router's own counts, not sent to one instance."""
+    trace = make_trace([0.001 * i for i in range(8)], [10] * 8, [500] * 8)
+    sim = Simulation(_cfg("wrpsim.router.LeastOutstanding", count=4,
+                          view={"interval_s": 30.0}), trace)
+    rows = sim.run()[0].to_pylist()
+    assert [r["instance"] for r in rows] == [0, 1, 2, 3, 0, 1, 2, 3]
+
+
+def test_scrapes_do_not_prolong_the_run():
+    sim = Simulation(_cfg("wrpsim.router.LeastOutstanding", view={"interval_s": 7.0}),
+                     LONG_THEN_SHORT)
+    req, _inst, end = sim.run()
+    assert end == max(req.column("finish_s").to_pylist()) == pytest.approx(10.0, abs=0.1)
+
+
+def test_the_router_remembers_the_prefixes_it_sent():
+    """The engine caches a prompt only when it finishes; the router's own index knows at once
+    where it sent a prefix, so the second request follows the first (the oracle, reading the
+    engine's still-empty cache, spreads them)."""
+    trace = make_trace([0.0, 0.01], [64, 64], [50, 50], hash_ids=[[1, 2, 3, 4], [1, 2, 3, 4]])
+    trace.attrs["hash_block_tokens"] = 16
+    got = {}
+    for kind in ("scrape", "oracle"):
+        cfg = _cfg("wrpsim.router.PrefixAware", view={"kind": kind},
+                   prefix_cache={"enabled": True})
+        got[kind] = [r["instance"] for r in Simulation(cfg, trace).run()[0].to_pylist()]
+    assert got == {"scrape": [0, 0], "oracle": [0, 1]}
+
+
+def test_prefix_index_is_an_lru_of_the_ids_sent():
+    idx = PrefixIndex(capacity=4)
+    idx.sent([1, 2, 3])
+    assert idx.match([1, 2, 9]) == 2 and idx.match([5]) == 0
+    idx.sent([7, 8])  # 1 is the least recently sent: evicted
+    assert len(idx) == 4 and idx.match([1, 2]) == 0 and idx.match([7, 8]) == 2
+
+
+def test_raising_the_scrape_interval_makes_least_outstanding_worse_on_the_default_scenario():
+    """The default workload and fleet, first 3,000 requests at 6x the trace's rate (at its own
+    rate the fleet is lightly loaded and where a request goes hardly matters). A 5 s scrape
+    sends each scrape's apparent imbalance to the emptiest instance in a burst."""
+    base = ("router=least-outstanding", "workload.max_requests=3000", "workload.rate_scale=6")
+    out = {}
+    for interval in (1.0, 5.0):
+        sim = Simulation(compose_cfg(*base, f"router.view.interval_s={interval}"))
+        req, inst, end = sim.run()
+        out[interval] = summarize(req, inst, end, sim.slo, 1.0)
+    assert out[5.0]["ttft_mean_s"] > 1.5 * out[1.0]["ttft_mean_s"]
+    assert out[5.0]["ttft_p99_s"] > 2.0 * out[1.0]["ttft_p99_s"]
+
+
+def test_the_oracle_view_is_labelled_an_upper_bound(tmp_path):
+    s = run(_cfg("wrpsim.router.LeastOutstanding", view={"kind": "oracle"}), tmp_path,
+            LONG_THEN_SHORT)
+    assert s["router_view_kind"] == "oracle" and "upper bound" in s["router_view"]
+    assert s["router_view_interval_s"] is None
+    s = run(_cfg("wrpsim.router.LeastOutstanding"), tmp_path, LONG_THEN_SHORT)
+    assert (s["router_view_kind"], s["router_view_interval_s"], s["router_view_delay_s"]) == (
+        "scrape", 1.0, 0.0)
+
+
+def test_the_oracle_length_predictor_needs_the_oracle_view():
+    cfg = _cfg("wrpsim.router.OutputLengthAware")
+    cfg["router"]["output_predictor"] = {"kind": "oracle"}
+    with pytest.raises(ConfigError, match=r"router\.output_predictor\.kind: oracle needs "
+                                          r"router\.view\.kind: oracle"):
+        Simulation(cfg, LONG_THEN_SHORT)
+    cfg["router"]["view"] = {"kind": "oracle"}
+    Simulation(cfg, LONG_THEN_SHORT).run()
+
+
+@pytest.mark.parametrize(("view", "message"), [
+    ({"interval_s": -1}, r"router\.view\.interval_s must be a number > 0"),
+    ({"interval_s": 0}, r"router\.view\.interval_s must be a number > 0"),
+    ({"delay_s": -0.5}, r"router\.view\.delay_s must be a number >= 0"),
+    ({"kind": "psychic"}, r"router\.view\.kind: unknown value 'psychic'; valid choices: "
+                          r"oracle, scrape"),
+    ({"every": 1}, r"router\.view: unknown key\(s\) \['every'\]; valid keys: kind, interval_s"),
+])
+def test_bad_view_configs_name_the_field_and_the_choices(view, message):
+    with pytest.raises(ConfigError, match=message):
+        Simulation(_cfg("wrpsim.router.LeastOutstanding", view=view), LONG_THEN_SHORT)
+
+
+def test_same_config_same_bytes_with_a_stale_view_and_a_router_queue(tmp_path):
+    trace = make_trace([0.003 * i for i in range(300)], [20 + i % 7 for i in range(300)],
+                       [5 + i % 13 for i in range(300)])
+    cfg = _cfg("wrpsim.router.PowerOfD", count=3, view={"interval_s": 0.05, "delay_s": 0.02})
+    cfg["router"].update(replicas=2, service={"signal": "llm"})  # and a queue at the router
+    a, b = tmp_path / "a", tmp_path / "b"
+    run(cfg, a, trace)
+    run(cfg, b, trace)
+    assert (a / "requests.parquet").read_bytes() == (b / "requests.parquet").read_bytes()

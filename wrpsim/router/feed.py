@@ -1,0 +1,159 @@
+"""The simulator's side of the router's view: scraping the fleet into a `FleetView`.
+
+`ViewFeed` owns the live fleet and the `FleetView` built from it; the router gets only the view
+(`wrpsim.router.view`). With `kind: scrape` a SimPy process takes a snapshot of every instance at
+t = 0, `interval_s`, 2·`interval_s`, …; a snapshot becomes the view's when it is `delay_s` old
+(`refresh`, called by the dispatcher before each decision). With `kind: oracle` the view reads
+every instance when the policy does. The dispatcher also tells the feed where each request was sent
+(`sent`: the router's own dispatch counts and prefix index) and turns the view's instances back
+into the fleet's (`live`).
+
+The scrape process never ends on its own; `idle(env)` tells the run loop when the scrape is the
+only thing left to happen, so a run without a horizon ends at its last real event, exactly as it
+would without the feed.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+from wrpsim.pool.fleet import Candidates
+from wrpsim.router.prefixindex import PrefixIndex
+from wrpsim.router.view import FleetView, InstanceView, ViewSpec
+
+
+def _reading(inst) -> tuple:
+    """(outstanding, num_waiting, num_running, kv_used_frac, waiting prompt tokens) of `inst`
+    (zeros while down)."""
+    if inst.down:
+        return 0, 0, 0, 0.0, 0
+    return (inst.outstanding, inst.num_waiting, inst.num_running, inst.kv_used_frac,
+            _waiting_tokens(inst))
+
+
+def _waiting_tokens(inst) -> int:
+    """Prompt tokens of the requests waiting for admission on `inst`."""
+    return sum(s.req.prompt_tokens for s in inst.waiting)
+
+
+def _index_capacity(inst, block_size: int, hash_block_tokens: int) -> int:
+    """Hash ids the router's prefix index keeps for `inst`: as many as the engine's prefix cache
+    can hold — its HBM share (`capacity_blocks`, else the whole KV cache) plus its host-DRAM
+    tier — as an operator would size a gateway's index (0 without a prefix cache). A shared
+    remote pool is not per instance and is not counted."""
+    cache = inst.prefix
+    if cache is None or not hash_block_tokens:
+        return 0
+    blocks = inst.kv.capacity if cache.capacity is None else min(cache.capacity,
+                                                                   inst.kv.capacity)
+    if cache.dram is not None:
+        blocks += cache.dram.capacity
+    return blocks * block_size // hash_block_tokens
+
+
+class _Live:
+    """The oracle's snapshot: each field read from the instance when the policy reads it."""
+
+    __slots__ = ("_inst", "_view")
+
+    def __init__(self, inst, view):
+        self._inst, self._view = inst, view
+
+    def __getitem__(self, k: int):
+        i = self._inst
+        if k == 0:
+            return i.outstanding
+        if k == 1:
+            return i.num_waiting
+        if k == 2:
+            return i.num_running
+        if k == 3:
+            return i.kv_used_frac
+        if k == 4:
+            return _waiting_tokens(i)
+        # no dispatches "since the scrape": the view is live
+        return self._view._sent if k == 5 else self._view._sent_tokens
+
+
+class ViewFeed:
+    """Fills a `FleetView` from the live fleet (see the module docstring)."""
+
+    def __init__(self, env, fleet, spec: ViewSpec, hash_block_tokens: int = 0):
+        self.env = env
+        self.spec = spec
+        self._live = {i.name: i for i in fleet.instances}
+        by_pool = {s.name: s for s in fleet.specs}
+        self._views: dict[str, InstanceView] = {}
+        for inst in fleet.instances:
+            spec_p = by_pool[inst.pool]
+            if spec.kind == "oracle":
+                prefix = inst.prefix_match
+            else:
+                prefix = PrefixIndex(_index_capacity(inst, spec_p.scheduler.block_size,
+                                                     hash_block_tokens))
+            self._views[inst.name] = InstanceView(inst, spec_p, prefix)
+        cands, decode = fleet.candidate_lists()
+        self.view = FleetView(fleet, spec, self._views, lambda: env.now,
+                              self._mirror(cands), self._mirror(decode))
+        fleet.health_watchers.append(self._health)
+        self._pending: deque = deque()  # (visible at, readings) of delayed scrapes
+        self.ticking = spec.kind == "scrape"
+        if not self.ticking:
+            for n, v in self._views.items():
+                v._s = _Live(self._live[n], v)
+        else:
+            self._scrape()
+            env.process(self._scraper())
+
+    def _mirror(self, lists: dict) -> dict:
+        """Candidate lists of the views of the fleet's candidate lists (all up at the start)."""
+        out = {}
+        for key, c in lists.items():
+            m = Candidates(self._views[i.name] for i in c.every)
+            m.model, m.key = c.model, c.key
+            out[key] = m
+        return out
+
+    def _health(self, inst, down: bool) -> None:
+        self._views[inst.name].down = down
+
+    def _scraper(self):
+        while True:
+            yield self.env.timeout(self.spec.interval_s)
+            self._scrape()
+
+    def _scrape(self) -> None:
+        """Read every instance now; publish now or after `delay_s`."""
+        readings = [(v, (*_reading(self._live[n]), v._sent, v._sent_tokens))
+                    for n, v in self._views.items()]
+        if self.spec.delay_s > 0:
+            self._pending.append((self.env.now + self.spec.delay_s, readings))
+        else:
+            self._install(readings)
+
+    @staticmethod
+    def _install(readings) -> None:
+        for v, s in readings:
+            v._s = s
+
+    def refresh(self) -> None:
+        """Bring the view up to now before a decision (the oracle's is always live)."""
+        pend, now = self._pending, self.env.now
+        while pend and pend[0][0] <= now:
+            self._install(pend.popleft()[1])
+
+    def sent(self, view_inst, req) -> None:
+        """The router sent `req` to `view_inst`: count it and remember its prefix."""
+        view_inst._sent += 1
+        view_inst._sent_tokens += req.prompt_tokens
+        p = view_inst._prefix
+        if req.hash_ids and isinstance(p, PrefixIndex):
+            p.sent(req.hash_ids)
+
+    def live(self, view_inst):
+        """The fleet's instance behind a view's instance (None stays None)."""
+        return None if view_inst is None else self._live[view_inst.name]
+
+    def idle(self, env) -> bool:
+        """True when nothing but the scrape process is left to happen."""
+        return len(env._queue) <= (1 if self.ticking else 0)  # simpy's event heap
