@@ -11,7 +11,11 @@ Contracts of a job (one run, or one point of a `-m` sweep), in its output direct
   config, the overrides, the wall time), written atomically *after* every result file; a directory
   without `_DONE` is never a finished run (stale `_DONE` / `error.json` are removed first);
 - single run: a user error (`WrpsimError`) prints one line `wrpsim: error: …` on stderr and exits
-  with status 2, never a traceback;
+  with status 2, never a traceback; so does a bad command line that Hydra rejects before the run
+  (unknown group option or key, malformed override, a launcher that cannot start: see
+  `wrpsim.hydra_errors`); any other exception is a failure of the run: traceback, status 1;
+- a `WrpsimWarning` (a configuration that runs but is probably not meant) prints one line
+  `wrpsim: warning: …` on stderr;
 - sweep (`-m`): a failing job — user error or any other exception — writes `error.json` (message,
   exception type, traceback, overrides) atomically, prints one line on stderr and returns normally,
   so the other jobs go on; a job whose directory already holds `_DONE` with the same config digest
@@ -27,9 +31,10 @@ import os
 import sys
 import time
 import traceback
+import warnings
 from pathlib import Path
 
-from wrpsim.errors import ConfigError, WrpsimError
+from wrpsim.errors import ConfigError, WrpsimError, WrpsimWarning
 from wrpsim.paths import catalog_dir
 
 GROUPS = (("workload", "workloads"), ("pool", "pools"), ("router", "routers"))
@@ -128,6 +133,51 @@ def sweep_job(task, cfg, out_dir: str, overrides: list[str]) -> None:
         record_failure(out, e, overrides, digest)
 
 
+def user_error(message: str) -> SystemExit:
+    """Print one line `wrpsim: error: message` on stderr; the SystemExit (status 2) to raise."""
+    say(f"wrpsim: error: {message}", sys.stderr)
+    return SystemExit(2)
+
+
+def show_warnings() -> None:
+    """Show every `WrpsimWarning` as one line `wrpsim: warning: …` on stderr (others as usual)."""
+    shown = warnings.showwarning
+    if getattr(shown, "wrpsim", False):
+        return
+
+    def _show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, WrpsimWarning):
+            say(f"wrpsim: warning: {message}", sys.stderr)
+        else:
+            shown(message, category, filename, lineno, file, line)
+
+    _show.wrpsim = True
+    warnings.showwarning = _show
+    warnings.simplefilter("always", WrpsimWarning)
+
+
+def _hydra_main(main) -> None:
+    """Call a `hydra.main` app with Hydra's exceptions let through (`HYDRA_FULL_ERROR=1`) and
+    turn the command-line ones into one line (`wrpsim.hydra_errors`). A user who set
+    HYDRA_FULL_ERROR=1 gets Hydra's tracebacks."""
+    from wrpsim.hydra_errors import explain
+
+    full = os.environ.get("HYDRA_FULL_ERROR")
+    os.environ["HYDRA_FULL_ERROR"] = "1"
+    try:
+        main()
+    except Exception as e:
+        line = None if full == "1" else explain(e)
+        if line is None:
+            raise
+        raise user_error(line) from None
+    finally:
+        if full is None:
+            os.environ.pop("HYDRA_FULL_ERROR", None)
+        else:
+            os.environ["HYDRA_FULL_ERROR"] = full
+
+
 def hydra_entry(task, config_name: str = "config"):
     """Run `task(cfg_dict, out_dir)` as a Hydra app over `conf/<config_name>.yaml`."""
     import hydra
@@ -135,12 +185,17 @@ def hydra_entry(task, config_name: str = "config"):
     from hydra.types import RunMode
     from omegaconf import OmegaConf
 
+    from wrpsim.hydra_errors import missing_extra
+
+    show_warnings()
     try:
         register_catalogs()
         conf_dir = str(catalog_dir("conf"))
     except WrpsimError as e:
-        print(f"wrpsim: error: {e}", file=sys.stderr)
-        raise SystemExit(2) from None
+        raise user_error(str(e)) from None
+    missing = missing_extra(sys.argv[1:])
+    if missing:
+        raise user_error(missing)
 
     def _job(cfg) -> None:
         hc = HydraConfig.get()
@@ -153,7 +208,6 @@ def hydra_entry(task, config_name: str = "config"):
             container = OmegaConf.to_container(cfg, resolve=True)
             _run_marked(task, container, Path(out_dir), config_digest(container), overrides)
         except WrpsimError as e:
-            print(f"wrpsim: error: {e}", file=sys.stderr)
-            raise SystemExit(2) from None
+            raise user_error(str(e)) from None
 
-    return hydra.main(version_base="1.3", config_path=conf_dir, config_name=config_name)(_job)()
+    _hydra_main(hydra.main(version_base="1.3", config_path=conf_dir, config_name=config_name)(_job))

@@ -27,6 +27,7 @@ from wrpsim.pool.transfer import FABRIC_KINDS, KVTransfer
 from wrpsim.progress import Progress
 from wrpsim.rng import stream
 from wrpsim.router import routing_table
+from wrpsim.sanity import check_fleet_vs_trace, check_pool_sizes, run_seed
 from wrpsim.sessions import ABORT, ON_DROP_ATTR, SessionDriver, replayable
 from wrpsim.workload.request import to_requests
 
@@ -91,14 +92,18 @@ def build_transfer(env, net: dict, seed: int = 0) -> KVTransfer:
     raise unknown_choice("network.kind", kind, ("nic", "none", *FABRIC_KINDS))
 
 
-def build_fleet(env, pcfg: dict, sink, hash_block_tokens: int = 0, transfer=None) -> Fleet:
-    """Validate the `pool` config and build the fleet's instances."""
+def build_fleet(env, pcfg: dict, sink, hash_block_tokens: int = 0, transfer=None,
+                requests: int = 0) -> Fleet:
+    """Validate the `pool` config (against a trace of `requests` requests when given: see
+    `wrpsim.sanity`) and build the fleet's instances."""
     pools = _require(pcfg, "pools") if isinstance(pcfg, dict) else None
     if not isinstance(pools, dict) or not pools:
         raise ConfigError("pool.pools must be a mapping of pool name -> pool settings")
     valid = ("pools", "default_model", "name", "description", "remote_kv")
     check_keys(pcfg, valid, "pool")
     specs = [parse_pool(name, d) for name, d in pools.items()]
+    check_pool_sizes(specs)
+    check_fleet_vs_trace(specs, requests)
     return Fleet(env, specs, sink, pcfg.get("default_model"), hash_block_tokens, transfer,
                  pcfg.get("remote_kv"))
 
@@ -113,9 +118,10 @@ class Simulation:
         if unknown:
             raise ConfigError(f"unknown top-level key(s) {unknown}; valid: {', '.join(RUN_KEYS)}")
         self.cfg = cfg
-        self.seed = int(cfg.get("seed", 0))
+        self.seed = run_seed(cfg.get("seed", 0))
         self.net = dict(cfg.get("network") or {"kind": "none"})
         self.slo = dict(_require(cfg, "slo"))
+        check_keys(self.slo, ("ttft_s", "tpot_s"), "slo")
         for k in ("ttft_s", "tpot_s"):
             if not isinstance(self.slo.get(k), (int, float)) or self.slo[k] <= 0:
                 raise ConfigError(f"slo.{k} must be a number > 0, got {self.slo.get(k)!r}")
@@ -144,7 +150,7 @@ class Simulation:
         self.log = RequestLog()
         hbt = int(trace.attrs.get("hash_block_tokens") or 0) if "hash_ids" in trace.columns else 0
         self.fleet = build_fleet(self.env, _require(cfg, "pool"), self.log, hbt,
-                                 build_transfer(self.env, self.net, self.seed))
+                                 build_transfer(self.env, self.net, self.seed), len(trace))
         self.fleet.transfer.place(self.fleet)
         if self.qoe is not None:
             for inst in self.fleet.instances:

@@ -131,11 +131,17 @@ class Evaluator:
         return ev
 
     def simulate(self, counts: tuple, run: TraceRun) -> tuple[dict, tuple]:
-        """One simulation of the fleet on a trace: (summary, (requests, instances) tables)."""
+        """One simulation of the fleet on a trace: (summary, (requests, instances) tables).
+        A fleet larger than the trace is a candidate like any other here: its warning is muted."""
+        import warnings
+
+        from wrpsim.errors import WrpsimWarning
         from wrpsim.metrics.summary import summarize
         from wrpsim.sim import Simulation
 
-        sim = Simulation(self.run_config(counts, run.seed), run.frame)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", WrpsimWarning)
+            sim = Simulation(self.run_config(counts, run.seed), run.frame)
         req, inst, end = sim.run()
         return summarize(req, inst, end, sim.slo, sim.pue), (req, inst)
 

@@ -33,6 +33,7 @@ from wrpsim.plan.record import plan_record
 from wrpsim.plan.search import Search
 from wrpsim.plan.slo import SLOTargets
 from wrpsim.plan.traces import busiest_window, describe, scale_load, shuffle_within
+from wrpsim.sanity import run_seed
 
 PLAN_TOP_KEYS = ("workload", "router", "network", "seed", "slo", "pue", "sim", "plan",
                  "experiment", "hydra")
@@ -131,7 +132,7 @@ def run_plan(cfg: dict, out_dir: Path | str, trace=None) -> dict:
         raise ConfigError(f"unknown top-level key(s) {unknown}; valid: "
                           f"{', '.join(k for k in PLAN_TOP_KEYS if k != 'hydra')}")
     plan = parse_plan(cfg.get("plan"))
-    seed = int(cfg.get("seed", 0))
+    seed = run_seed(cfg.get("seed", 0))
     base = {k: cfg[k] for k in BASE_KEYS if k in cfg}
     base["sim"] = {**(cfg.get("sim") or {}), "progress": False}
     traces = build_traces(cfg, plan, seed, trace)
