@@ -5,32 +5,13 @@ Hydra app, as a user's `python -m wrpsim …` (a subprocess each would cost ~2 s
 from __future__ import annotations
 
 import re
-import sys
 
 import pytest
 
+from tests.conftest import run_app
 from wrpsim.errors import WrpsimWarning
 
 SMALL = "workload.max_requests=10"
-
-
-def run_app(monkeypatch, capsys, tmp_path, *args, module="wrpsim"):
-    """(exit status, stdout, stderr) of `python -m <module> args` run in this process."""
-    from importlib import import_module
-
-    main = import_module(f"{module}.__main__").main
-    flags = [a for a in args if a.startswith("-")]
-    rest = [a for a in args if not a.startswith("-")]
-    monkeypatch.setattr(sys, "argv", [module, *flags, f"hydra.run.dir={tmp_path / 'run'}",
-                                      f"hydra.sweep.dir={tmp_path / 'sweep'}", *rest])
-    monkeypatch.chdir(tmp_path)
-    try:
-        main()
-        code = 0
-    except SystemExit as e:
-        code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def one_error_line(err: str) -> str:

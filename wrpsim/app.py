@@ -178,6 +178,29 @@ def _hydra_main(main) -> None:
             os.environ["HYDRA_FULL_ERROR"] = full
 
 
+def app_help(config_name: str) -> str:
+    """`--help` of a Hydra app: its config groups (catalogs, conf/ folders, launchers) with the
+    defaults list's choices marked, then the keys of conf/<config_name>.yaml (`wrpsim.keyhelp`)."""
+    import yaml
+
+    from wrpsim.keyhelp import app_help as page
+
+    conf = catalog_dir("conf")
+    raw = yaml.safe_load((conf / f"{config_name}.yaml").read_text(encoding="utf-8")) or {}
+    chosen = {k: v for d in raw.get("defaults") or [] if isinstance(d, dict) for k, v in d.items()}
+    groups = {g: (sorted(p.stem for p in catalog_dir(d).glob("*.yaml")), chosen.get(g))
+              for g, d in GROUPS if g in chosen}
+    for sub in sorted(p for p in conf.iterdir() if p.is_dir()):
+        if sub.name in chosen or sub.name == "experiment":  # the one optional group
+            groups[sub.name] = (sorted(p.stem for p in sub.glob("*.yaml")), chosen.get(sub.name))
+    shipped = (p.stem for p in (conf / "hydra" / "launcher").glob("*.yaml"))
+    launchers = sorted({"basic", "joblib", *shipped})
+    groups["hydra/launcher"] = (launchers, "basic")
+    help_cfg = (raw.get("hydra") or {}).get("help") or {}
+    return page(config_name, help_cfg.get("header", ""), groups, conf / f"{config_name}.yaml",
+                help_cfg.get("footer", ""))
+
+
 def hydra_entry(task, config_name: str = "config"):
     """Run `task(cfg_dict, out_dir)` as a Hydra app over `conf/<config_name>.yaml`."""
     import hydra
@@ -193,6 +216,9 @@ def hydra_entry(task, config_name: str = "config"):
         conf_dir = str(catalog_dir("conf"))
     except WrpsimError as e:
         raise user_error(str(e)) from None
+    if any(a in ("--help", "-h") for a in sys.argv[1:]):
+        print(app_help(config_name), end="")
+        return
     missing = missing_extra(sys.argv[1:])
     if missing:
         raise user_error(missing)
