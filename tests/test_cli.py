@@ -19,9 +19,13 @@ def wrpsim(tmp_path, *overrides, module="wrpsim"):
 
 
 def test_default_scenario_replays_every_request_of_the_conversation_trace(tmp_path):
-    p = wrpsim(tmp_path)
+    p = wrpsim(tmp_path, "json=true")
     assert p.returncode == 0, p.stderr
-    summary = json.loads(p.stdout.strip().splitlines()[-1])
+    assert len(p.stdout.splitlines()) == 1  # json=true: the summary, one line, nothing else
+    summary = json.loads(p.stdout)
+    assert p.stderr.splitlines()[0] == ("wrpsim: azure-conv-2023 -> round_robin -> "
+                                        "h100-llama70b (seed 0)")
+    assert f"  results    {tmp_path}  " in p.stderr
     assert summary["requests_total"] == 19_366
     assert summary["requests_completed"] == 19_366
     assert summary["workload"] == "azure-conv-2023"

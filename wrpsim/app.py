@@ -19,7 +19,7 @@ Contracts of a job (one run, or one point of a `-m` sweep), in its output direct
 - sweep (`-m`): a failing job — user error or any other exception — writes `error.json` (message,
   exception type, traceback, overrides) atomically, prints one line on stderr and returns normally,
   so the other jobs go on; a job whose directory already holds `_DONE` with the same config digest
-  is skipped with a line `wrpsim: skip …` (resume: re-run the sweep with the same
+  is skipped with a line `wrpsim: skip …` on stderr (resume: re-run the sweep with the same
   `hydra.sweep.dir`). `WRPSIM_RERUN=1` in the environment disables the skipping.
 """
 
@@ -38,6 +38,9 @@ from wrpsim.errors import ConfigError, WrpsimError, WrpsimWarning
 from wrpsim.paths import catalog_dir
 
 GROUPS = (("workload", "workloads"), ("pool", "pools"), ("router", "routers"))
+# keys of a run's config that change what is printed, not what is simulated: left out of the
+# config digest and of the config the core sees (`wrpsim.sim`)
+OUTPUT_KEYS = ("hydra", "json")
 DONE = "_DONE"
 ERROR = "error.json"
 
@@ -60,8 +63,8 @@ def register_catalogs() -> None:
 
 
 def config_digest(container: dict) -> str:
-    """SHA-256 of a resolved config (canonical JSON, keys sorted; `hydra` node excluded)."""
-    clean = {k: v for k, v in container.items() if k != "hydra"}
+    """SHA-256 of a resolved config (canonical JSON, keys sorted; `OUTPUT_KEYS` excluded)."""
+    clean = {k: v for k, v in container.items() if k not in OUTPUT_KEYS}
     blob = json.dumps(clean, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
@@ -124,7 +127,7 @@ def sweep_job(task, cfg, out_dir: str, overrides: list[str]) -> None:
         container = OmegaConf.to_container(cfg, resolve=True)
         digest = config_digest(container)
         if os.environ.get("WRPSIM_RERUN") != "1" and completed_with(out, digest):
-            say(f"wrpsim: skip {out}: already completed with the same config")
+            say(f"wrpsim: skip {out}: already completed with the same config", sys.stderr)
             return
         _run_marked(task, container, out, digest, overrides)
     except (Exception, SystemExit) as e:  # a sweep outlives any one failing job

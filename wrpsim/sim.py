@@ -15,6 +15,7 @@ from pathlib import Path
 
 import simpy
 
+from wrpsim.app import OUTPUT_KEYS
 from wrpsim.dispatcher import Dispatcher
 from wrpsim.errors import ConfigError, check_keys, number, unknown_choice
 from wrpsim.io import write_json, write_text
@@ -114,7 +115,7 @@ class Simulation:
     def __init__(self, cfg: dict, trace=None):
         """`trace`: a canonical trace DataFrame to replay instead of building `cfg['workload']`."""
 
-        unknown = sorted(k for k in cfg if k not in RUN_KEYS and k != "hydra")
+        unknown = sorted(k for k in cfg if k not in RUN_KEYS and k not in OUTPUT_KEYS)
         if unknown:
             raise ConfigError(f"unknown top-level key(s) {unknown}; valid: {', '.join(RUN_KEYS)}")
         self.cfg = cfg
@@ -285,7 +286,7 @@ def run(cfg: dict, out_dir: Path | str, trace=None) -> dict:
     rt = routing_table(sim.router)  # None for routers that keep no decision log
     if rt is not None:
         write_parquet(rt, out / "routing.parquet")
-    clean = {k: v for k, v in cfg.items() if k != "hydra"}
+    clean = {k: v for k, v in cfg.items() if k not in OUTPUT_KEYS}
     write_text(out / "config.yaml", OmegaConf.to_yaml(OmegaConf.create(clean)))
     if sim.tracer is not None:
         sim.tracer.write(out / "trace.json")
