@@ -126,3 +126,11 @@ def test_plan_rejects_a_fractional_seed(monkeypatch, capsys, tmp_path):
     code, _, err = run_app(monkeypatch, capsys, tmp_path, SMALL, "seed=2.5", module="wrpsim.plan")
     assert code == 2
     assert one_error_line(err) == "wrpsim: error: seed must be an integer >= 0, got 2.5"
+
+
+def test_plan_names_a_candidate_whose_tp_spans_servers(monkeypatch, capsys, tmp_path):
+    code, _, err = run_app(monkeypatch, capsys, tmp_path, SMALL, "plan.candidates.a100.tp=16",
+                           module="wrpsim.plan")
+    assert code == 2
+    assert one_error_line(err).startswith("wrpsim: error: plan.candidates.a100.tp=16 spans more "
+                                          "than one 8-GPU server")

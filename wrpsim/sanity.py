@@ -34,8 +34,7 @@ def check_pool_sizes(specs) -> None:
             raise ConfigError(
                 f"pool.pools.{s.name}.tp={s.tp} spans more than one {GPUS_PER_SERVER}-GPU "
                 f"server; wrpsim models tensor parallelism inside one server's scale-up link, "
-                f"so tp must be at most {GPUS_PER_SERVER} (more capacity: raise "
-                f"pool.pools.{s.name}.count)")
+                f"so tp must be at most {GPUS_PER_SERVER} (for more capacity, add instances)")
 
 
 def check_fleet_vs_trace(specs, requests: int) -> None:
