@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from tests.conftest import run_app
-from wrpsim.runview import SWEEP_HEADER, sweep_line
+from wrpsim.runview import SWEEP_HEADER, run_line, sweep_line
 
 SMALL = ("workload.max_requests=200", "pool.pools.h100.count=2")
 
@@ -49,8 +49,6 @@ def test_a_sweep_prints_aligned_lines_and_a_closing_table(monkeypatch, capsys, t
     assert code == 0 and out == ""
     lines = [ln for ln in err.splitlines() if not ln.startswith("[")]
     sweep = tmp_path / "sweep"
-    assert lines[0] == f"wrpsim: sweep into {sweep}"
-    assert lines[1] == SWEEP_HEADER
     start = lines.index(f"wrpsim: sweep {sweep}: 4 runs (p99 latencies in s; goodput in "
                         f"req/s; cost and energy are totals over the trace)")
     table = lines[start:]
@@ -62,9 +60,22 @@ def test_a_sweep_prints_aligned_lines_and_a_closing_table(monkeypatch, capsys, t
     ok = [r for r in rows if "failed" not in r]
     assert len(ok) == 2 and len({r.index(" router=") for r in ok}) == 1  # aligned columns
     assert table[7].startswith("best SLO attainment, then lowest cost: run ")
-    per_run = [ln for ln in lines[2:start] if ln[:5].strip().isdigit()]
-    assert len(per_run) == 2  # one line per completed run as it finished
-    assert sum(ln.startswith("wrpsim: error: ") for ln in lines[2:start]) == 2  # failed ones
+    per_run = [ln for ln in lines[:start] if ln.startswith("wrpsim: run ")]
+    assert [ln.split()[2] for ln in per_run] == ["0", "2"]  # as each completed run finished
+    assert len({ln.index(" | SLO ") for ln in per_run}) == 1  # aligned
+    assert per_run[1].endswith("GPUs | workload.max_requests=200 pool.pools.h100.count=2 "
+                               "router=least-outstanding pool.pools.h100.gpu=h100-80gb")
+    assert sum(ln.startswith("wrpsim: error: ") for ln in lines[:start]) == 2  # failed ones
+
+
+def test_run_line_has_labelled_fixed_width_fields():
+    s = {"ttft_p99_s": 0.5, "tpot_p99_s": 0.02, "slo_attainment": 0.987, "cost_usd": 1234.5,
+         "energy_kwh": 12.0, "gpu_count": 16}
+    a = run_line(s, "3", ["router=x"])
+    assert a == ("wrpsim: run    3 | TTFT p99    500 ms | TPOT p99     20 ms | SLO  98.7 % | "
+                 "$   1,234.50 |     12.00 kWh |    16 GPUs | router=x")
+    b = run_line({**s, "ttft_p99_s": 12.25, "cost_usd": 1.0}, "12", ["router=yy"])
+    assert len(a.split("router=")[0]) == len(b.split("router=")[0])
 
 
 def test_sweep_line_columns_have_fixed_widths():

@@ -33,7 +33,7 @@ def _task(cfg: dict, out_dir: str) -> None:
 
     from wrpsim.app import say
     from wrpsim.errors import ConfigError
-    from wrpsim.runview import run_summary, sweep_line
+    from wrpsim.runview import run_line, run_summary
     from wrpsim.sim import run
 
     as_json = cfg.pop("json", False)
@@ -42,7 +42,7 @@ def _task(cfg: dict, out_dir: str) -> None:
     summary = run(cfg, out_dir)
     sweep, overrides = _job_context()
     if sweep:
-        say(sweep_line(summary, Path(out_dir).name, overrides), sys.stderr)
+        say(run_line(summary, Path(out_dir).name, overrides), sys.stderr)
     else:
         say(run_summary(summary, cfg, out_dir), sys.stderr)
     if as_json:

@@ -7,12 +7,14 @@ printed here, `wrpsim.__main__` and `SweepView` print on stderr):
 - `run_summary(summary, cfg, out_dir)`: a dozen lines: workload, fleet, router, seed; requests;
   p50 / p99 TTFT and TPOT against the SLO; SLO attainment and goodput; cost; energy; simulated
   and wall time; the results directory. The full summary stays in `summary.json`.
-- `sweep_line(summary, name, overrides)`: one line of fixed-width columns (`SWEEP_HEADER`), so
-  the lines of a sweep align whatever order its jobs finish in.
-- `sweep_table(sweep_dir)`: the header, one line per run (completed, failed or incomplete, in
+- `run_line(summary, name, overrides)`: what a sweep prints as each run finishes: one line of
+  labelled fixed-width fields, so the lines align whatever order (or process) the jobs finish
+  in, and need no header printed before the launcher has started.
+- `sweep_line(summary, name, overrides)`: one row of the closing table (`SWEEP_HEADER`).
+- `sweep_table(sweep_dir)`: the header, one row per run (completed, failed or incomplete, in
   job order), and which completed run has the best SLO attainment (then the lowest cost).
-  `SweepView` is the Hydra callback that prints the header when a `-m` sweep starts and the
-  table when it ends (registered in conf/config.yaml under `hydra.callbacks`).
+  `SweepView` is the Hydra callback that prints it when a `-m` sweep ends (registered in
+  conf/config.yaml under `hydra.callbacks`).
 """
 
 from __future__ import annotations
@@ -80,6 +82,14 @@ def run_summary(s: dict, cfg: dict, out_dir: str) -> str:
     return "\n".join(lines)
 
 
+def run_line(s: dict, name: str, overrides) -> str:
+    """The line a sweep prints when run `name` finishes (see module docstring)."""
+    return (f"wrpsim: run {name:>4} | TTFT p99 {_t(s.get('ttft_p99_s')):>9} | TPOT p99 "
+            f"{_t(s.get('tpot_p99_s')):>9} | SLO {_pct(s.get('slo_attainment')):>7} | "
+            f"${s.get('cost_usd', 0):>11,.2f} | {s.get('energy_kwh', 0):>9,.2f} kWh | "
+            f"{s.get('gpu_count', 0):>5} GPUs | {' '.join(overrides)}")
+
+
 def sweep_line(s: dict | None, name: str, overrides, status: str = "completed") -> str:
     """One fixed-width line of a sweep run (`SWEEP_HEADER`); `s` None for a run without one."""
     ov = " ".join(overrides)
@@ -125,11 +135,7 @@ def sweep_table(sweep_dir: Path | str) -> str:
 
 
 class SweepView(Callback):
-    """Hydra callback: the sweep header when a `-m` sweep starts, the closing table at its end."""
-
-    def on_multirun_start(self, config, **kwargs) -> None:
-        """Print the column header of the per-run lines."""
-        _say(f"wrpsim: sweep into {config.hydra.sweep.dir}\n{SWEEP_HEADER}")
+    """Hydra callback: the closing table when a `-m` sweep ends."""
 
     def on_multirun_end(self, config, **kwargs) -> None:
         """Print the closing table."""
