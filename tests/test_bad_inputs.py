@@ -88,7 +88,7 @@ def _trace_path(tmp_path, name: str, data: bytes):
     ("missing.csv", None, r"missing\.csv: trace file not found"),
     ("bin.csv", b"\x7fELF\x02\x01\x01\x00\xd0\xff\xfe" * 50, r"bin\.csv: not a text file"),
     ("bin.jsonl", b"\x00\xc3\x28\xff" * 50, r"bin\.jsonl: not a text file"),
-])
+], ids=["directory", "missing", "binary-csv", "binary-jsonl"])
 def test_bad_trace_path_is_named(monkeypatch, capsys, tmp_path, name, data, message):
     path = tmp_path / name
     if name == "dir":
