@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from tests.conftest import run_app
-from wrpsim.runview import SWEEP_HEADER, run_line, sweep_line
+from wrpsim.runview import SWEEP_HEADER, run_line, sweep_line, verdict
 
 SMALL = ("workload.max_requests=200", "pool.pools.h100.count=2")
 
@@ -86,3 +86,22 @@ def test_sweep_line_columns_have_fixed_widths():
     assert len(a.split("router=")[0]) == len(b.split("router=")[0]) == len(SWEEP_HEADER) - 9
     assert a.split() == ["3", "0.5", "0.02", "98.7", "%", "4.2", "1,234.50", "12.00", "16",
                          "router=x"]
+
+
+def test_an_overloaded_fleet_says_it_cannot_carry_the_trace(monkeypatch, capsys, tmp_path):
+    code, _, err = run_app(monkeypatch, capsys, tmp_path, "workload.max_requests=300",
+                           "workload.rate_scale=20", "pool.pools.h100.count=1")
+    assert code == 0
+    s = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert s["slo_attainment"] < 0.5
+    assert err.splitlines()[-1].startswith(
+        f"wrpsim: warning: only {100 * s['slo_attainment']:.1f} % of requests met the SLO "
+        f"(p99 TTFT ")
+    assert err.splitlines()[-1].endswith("this fleet cannot carry the trace (python -m "
+                                         "wrpsim.plan finds one that can)")
+
+
+def test_verdict_is_silent_for_a_fleet_that_carries_its_trace():
+    assert verdict({"requests_total": 10, "requests_completed": 10, "slo_attainment": 0.9}) is None
+    assert verdict({"requests_total": 10, "requests_completed": 0, "slo_attainment": 0.0}) \
+        .startswith("no request of 10 completed")

@@ -3,7 +3,8 @@
 Hydra overrides select and tweak the catalogs, e.g.
 `python -m wrpsim workload=azure-code-2023 pool=h100-llama70b router=least-outstanding seed=3`;
 `-m` sweeps. A run prints a short summary on stderr (`wrpsim.runview`: fleet, requests, p50 / p99
-TTFT and TPOT, SLO attainment, goodput, cost, energy, time, results directory); a sweep prints
+TTFT and TPOT, SLO attainment, goodput, cost, energy, time, results directory; a warning line
+when fewer than half the requests met the SLO); a sweep prints
 one aligned line per run and a closing table. `json=true` also prints the whole summary as one
 JSON line on stdout (for scripts); it is always in `summary.json`. The result files land in the
 run's output directory (see conf/config.yaml), followed by the completion marker `_DONE`.
@@ -33,7 +34,7 @@ def _task(cfg: dict, out_dir: str) -> None:
 
     from wrpsim.app import say
     from wrpsim.errors import ConfigError
-    from wrpsim.runview import run_line, run_summary
+    from wrpsim.runview import run_line, run_summary, verdict
     from wrpsim.sim import run
 
     as_json = cfg.pop("json", False)
@@ -45,6 +46,9 @@ def _task(cfg: dict, out_dir: str) -> None:
         say(run_line(summary, Path(out_dir).name, overrides), sys.stderr)
     else:
         say(run_summary(summary, cfg, out_dir), sys.stderr)
+        warning = verdict(summary)
+        if warning:
+            say(f"wrpsim: warning: {warning}", sys.stderr)
     if as_json:
         say(json.dumps(summary, sort_keys=True))
 

@@ -7,6 +7,9 @@ printed here, `wrpsim.__main__` and `SweepView` print on stderr):
 - `run_summary(summary, cfg, out_dir)`: a dozen lines: workload, fleet, router, seed; requests;
   p50 / p99 TTFT and TPOT against the SLO; SLO attainment and goodput; cost; energy; simulated
   and wall time; the results directory. The full summary stays in `summary.json`.
+- `verdict(summary)`: a one-line warning when the fleet could not carry the trace (fewer than
+  `CARRY_MIN` of the requests met the SLO, or none completed), else None — so a run whose
+  numbers mean "overloaded" says so.
 - `run_line(summary, name, overrides)`: what a sweep prints as each run finishes: one line of
   labelled fixed-width fields, so the lines align whatever order (or process) the jobs finish
   in, and need no header printed before the launcher has started.
@@ -80,6 +83,23 @@ def run_summary(s: dict, cfg: dict, out_dir: str) -> str:
         f"  results    {out_dir}  (summary.json: every metric; json=true prints it on stdout)",
     ]
     return "\n".join(lines)
+
+
+CARRY_MIN = 0.5
+
+
+def verdict(s: dict) -> str | None:
+    """The 'this fleet cannot carry the trace' warning (see module docstring), or None."""
+    total, done = s.get("requests_total") or 0, s.get("requests_completed") or 0
+    if total and not done:
+        return (f"no request of {total:,} completed: the fleet served nothing (see "
+                f"requests.parquet's status and drop_reason)")
+    att = s.get("slo_attainment")
+    if total and att is not None and att < CARRY_MIN:
+        return (f"only {_pct(att)} of requests met the SLO (p99 TTFT {_t(s.get('ttft_p99_s'))}, "
+                f"p99 TPOT {_t(s.get('tpot_p99_s'))}): this fleet cannot carry the trace "
+                f"(python -m wrpsim.plan finds one that can)")
+    return None
 
 
 def run_line(s: dict, name: str, overrides) -> str:
