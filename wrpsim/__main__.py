@@ -21,12 +21,13 @@ import sys
 
 
 def _job_context() -> tuple[bool, list[str]]:
-    """(inside a -m sweep, the job's overrides)."""
+    """(inside a -m sweep, the job's overrides but the printing flag json=)."""
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
     hc = HydraConfig.get()
-    return hc.mode == RunMode.MULTIRUN, list(hc.overrides.task)
+    shown = [o for o in hc.overrides.task if not o.lstrip("+").startswith("json=")]
+    return hc.mode == RunMode.MULTIRUN, shown
 
 
 def _task(cfg: dict, out_dir: str) -> None:

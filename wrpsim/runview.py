@@ -124,6 +124,7 @@ def sweep_line(s: dict | None, name: str, overrides, status: str = "completed") 
 
 def sweep_table(sweep_dir: Path | str) -> str:
     """The closing table of a sweep (see module docstring); '' when it holds no run."""
+    from wrpsim.app import OUTPUT_KEYS
     from wrpsim.errors import WrpsimError
     from wrpsim.report.collect import scan, split_override, varying_keys
 
@@ -131,9 +132,9 @@ def sweep_table(sweep_dir: Path | str) -> str:
         runs = scan(Path(sweep_dir))
     except WrpsimError:
         return ""
-    varying = set(varying_keys(runs))
+    varying = set(varying_keys(runs)) - set(OUTPUT_KEYS)
     common = sorted({o for r in runs for o in r.overrides
-                     if split_override(o)[0] not in varying})
+                     if split_override(o)[0] not in varying | set(OUTPUT_KEYS)})
     lines = [f"wrpsim: sweep {sweep_dir}: {len(runs)} runs (p99 latencies in s; goodput in "
              f"req/s; cost and energy are totals over the trace)"]
     if common:
