@@ -128,6 +128,15 @@ def test_plan_rejects_a_fractional_seed(monkeypatch, capsys, tmp_path):
     assert one_error_line(err) == "wrpsim: error: seed must be an integer >= 0, got 2.5"
 
 
+def test_plan_has_no_pool_group_and_says_so(monkeypatch, capsys, tmp_path):
+    code, _, err = run_app(monkeypatch, capsys, tmp_path, "pool=h100-llama70b",
+                           module="wrpsim.plan")
+    assert code == 2
+    assert one_error_line(err) == ("wrpsim: error: pool: not a config group of this command "
+                                   "(--help lists its groups; an optional one is added as "
+                                   "+pool=NAME)")
+
+
 def test_plan_names_a_candidate_whose_tp_spans_servers(monkeypatch, capsys, tmp_path):
     code, _, err = run_app(monkeypatch, capsys, tmp_path, SMALL, "plan.candidates.a100.tp=16",
                            module="wrpsim.plan")

@@ -15,6 +15,7 @@ asks for has its optional dependency installed.
 from __future__ import annotations
 
 import importlib.util
+import re
 import traceback
 
 from wrpsim.errors import did_you_mean
@@ -105,6 +106,10 @@ def explain(exc: BaseException) -> str | None:
         line = _unknown_key(exc)
         if line:
             return line
+        group = re.match(r"Could not override '([^']+)'\. No match in the defaults list", str(exc))
+        if group:
+            return (f"{group[1]}: not a config group of this command (--help lists its groups; "
+                    f"an optional one is added as +{group[1]}=NAME)")
         cause = f": {_first(exc.__cause__)}" if exc.__cause__ is not None else ""
         return f"{_first(exc)}{cause}"
     if isinstance(exc, HydraException):
