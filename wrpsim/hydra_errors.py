@@ -114,7 +114,7 @@ def explain(exc: BaseException) -> str | None:
         return f"{_first(exc)}{cause}"
     if isinstance(exc, HydraException):
         return _first(exc)
-    if isinstance(exc, ImportError) or _from_launcher(exc):
+    if _from_launcher(exc):  # (an ImportError elsewhere is a bug: its traceback is shown)
         return (f"the sweep launcher (hydra/launcher) cannot start: {type(exc).__name__}: "
                 f"{_first(exc)}")
     return None
