@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import sys
 
 import numpy as np
 import pandas as pd
@@ -78,3 +79,22 @@ def compose_cfg(*overrides: str) -> dict:
     with initialize_config_dir(config_dir=str(catalog_dir("conf")), version_base="1.3"):
         cfg = compose("config", overrides=list(overrides))
     return OmegaConf.to_container(cfg, resolve=True)
+
+
+def run_app(monkeypatch, capsys, tmp_path, *args, module="wrpsim"):
+    """(exit status, stdout, stderr) of `python -m <module> args` run in this process."""
+    from importlib import import_module
+
+    main = import_module(f"{module}.__main__").main
+    flags = [a for a in args if a.startswith("-")]
+    rest = [a for a in args if not a.startswith("-")]
+    monkeypatch.setattr(sys, "argv", [module, *flags, f"hydra.run.dir={tmp_path / 'run'}",
+                                      f"hydra.sweep.dir={tmp_path / 'sweep'}", *rest])
+    monkeypatch.chdir(tmp_path)
+    try:
+        main()
+        code = 0
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    out, err = capsys.readouterr()
+    return code, out, err

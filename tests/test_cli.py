@@ -1,14 +1,18 @@
-"""The command-line app as a user runs it: outputs, determinism, clear errors (subprocesses)."""
+"""The command-line app as a user runs it: outputs and determinism (subprocesses), clear errors
+(in-process, as `python -m wrpsim` runs them: tests/conftest.py `run_app`)."""
 
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+
+from tests.conftest import run_app
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -19,9 +23,13 @@ def wrpsim(tmp_path, *overrides, module="wrpsim"):
 
 
 def test_default_scenario_replays_every_request_of_the_conversation_trace(tmp_path):
-    p = wrpsim(tmp_path)
+    p = wrpsim(tmp_path, "json=true")
     assert p.returncode == 0, p.stderr
-    summary = json.loads(p.stdout.strip().splitlines()[-1])
+    assert len(p.stdout.splitlines()) == 1  # json=true: the summary, one line, nothing else
+    summary = json.loads(p.stdout)
+    assert p.stderr.splitlines()[0] == ("wrpsim: azure-conv-2023 -> round_robin -> "
+                                        "h100-llama70b (seed 0)")
+    assert f"  results    {tmp_path}  " in p.stderr
     assert summary["requests_total"] == 19_366
     assert summary["requests_completed"] == 19_366
     assert summary["workload"] == "azure-conv-2023"
@@ -59,18 +67,16 @@ def test_same_seed_gives_byte_identical_requests_parquet(tmp_path):
         (["+pool.pools.h100.colour=red"], r"unknown key\(s\) \['colour'\]"),
     ],
 )
-def test_bad_config_stops_with_one_clear_line(tmp_path, overrides, message):
-    p = wrpsim(tmp_path, "workload.max_requests=10", *overrides)
-    assert p.returncode != 0
-    assert "Traceback" not in p.stderr
-    assert p.stderr.startswith("wrpsim: error:")
-    import re
-
-    assert re.search(message, p.stderr), p.stderr
+def test_bad_config_stops_with_one_clear_line(monkeypatch, capsys, tmp_path, overrides, message):
+    code, _, err = run_app(monkeypatch, capsys, tmp_path, "workload.max_requests=10", *overrides)
+    assert code == 2
+    assert "Traceback" not in err
+    assert err.startswith("wrpsim: error:") and len(err.splitlines()) == 1, err
+    assert re.search(message, err), err
 
 
-def test_unknown_catalog_option_lists_available_options(tmp_path):
-    p = wrpsim(tmp_path, "router=telepathy")
-    assert p.returncode != 0
-    assert "Traceback" not in p.stderr
-    assert "round-robin" in p.stderr and "least-outstanding" in p.stderr
+def test_unknown_catalog_option_lists_available_options(monkeypatch, capsys, tmp_path):
+    code, _, err = run_app(monkeypatch, capsys, tmp_path, "router=telepathy")
+    assert code == 2
+    assert "Traceback" not in err
+    assert "round-robin" in err and "least-outstanding" in err

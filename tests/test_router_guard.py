@@ -183,7 +183,7 @@ def test_cli_blocks_a_category_of_the_shipped_workload(tmp_path):
            "router.guard_model=llama3.1-8b", f"hydra.run.dir={tmp_path}"]
     p = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, timeout=300)
     assert p.returncode == 0, p.stderr
-    summary = json.loads(p.stdout.strip().splitlines()[-1])
+    summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["answer_status"] == {"blocked": 100}  # the file's first 100 prompts
     req = pq.read_table(tmp_path / "requests.parquet").to_pandas()
     assert len(req) == 150 + 50 and set(req["status"]) == {"completed"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import subprocess
 import sys
@@ -310,7 +311,8 @@ def test_cli_runs_the_catalog_entries_and_reports_bad_values_in_one_line(tmp_pat
     p = subprocess.run([*base, "router=ensemble-judge"], capture_output=True, text=True,
                        cwd=tmp_path, timeout=300)
     assert p.returncode == 0, p.stderr
-    assert '"answer_status": {"answered": 100}' in p.stdout
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["answer_status"] == {"answered": 100}
     p = subprocess.run([*base, "router=ensemble-vote", "router.aggregate=majority"],
                        capture_output=True, text=True, cwd=tmp_path, timeout=300)
     assert p.returncode == 2 and "Traceback" not in p.stderr

@@ -216,7 +216,7 @@ def test_tracelab_agent_runs_closed_loop_from_the_cli(tmp_path):
     cmd = [sys.executable, "-m", "wrpsim", f"hydra.run.dir={tmp_path}", "workload=tracelab-agent"]
     p = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, timeout=300)
     assert p.returncode == 0, p.stderr
-    summary = json.loads(p.stdout.strip().splitlines()[-1])
+    summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["sessions_total"] == summary["sessions_completed"] == 2
     assert summary["tasks_total"] == 2 and summary["requests_completed"] == 19
     req = pq.read_table(tmp_path / "requests.parquet").to_pandas()

@@ -21,7 +21,7 @@ def multirun(sweep_dir, *overrides, env=None):
 
 
 def skips(p) -> int:
-    return sum(ln.startswith("wrpsim: skip ") for ln in p.stdout.splitlines())
+    return sum(ln.startswith("wrpsim: skip ") for ln in p.stderr.splitlines())
 
 
 def test_a_user_error_in_a_sweep_is_recorded_and_the_sweep_goes_on(tmp_path):

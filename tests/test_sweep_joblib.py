@@ -91,11 +91,11 @@ def test_rerun_skips_the_eight_finished_runs_then_completes_the_fixed_one(swept)
               for r in d.iterdir() if (r / "_DONE").is_file()}
     assert len(mtimes) == 8
     p = sweep(d)
-    assert p.stdout.count("wrpsim: skip ") == 8, p.stdout
+    assert p.stderr.count("wrpsim: skip ") == 8, p.stderr
     assert all((d / n / "requests.parquet").stat().st_mtime_ns == m for n, m in mtimes.items())
     assert (d / FAILING / "error.json").is_file()
     shutil.rmtree(d / FAILING / "requests.parquet")
     p = sweep(d)
-    assert p.stdout.count("wrpsim: skip ") == 8, p.stdout
+    assert p.stderr.count("wrpsim: skip ") == 8, p.stderr
     assert (d / FAILING / "_DONE").is_file() and not (d / FAILING / "error.json").exists()
     assert report(d)["completed"] == 9

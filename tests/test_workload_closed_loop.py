@@ -208,7 +208,7 @@ def test_closed_loop_workload_runs_from_the_cli(tmp_path):
         [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])}
     p = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, timeout=120, env=env)
     assert p.returncode == 0, p.stderr
-    s = json.loads(p.stdout.strip().splitlines()[-1])
+    s = json.loads((tmp_path / "summary.json").read_text())
     assert s["workload"] == "closed-loop" and s["requests_completed"] == 40
     assert s["sessions_total"] == s["sessions_completed"] == 4
     r = pq.read_table(tmp_path / "requests.parquet").to_pandas().sort_values("request_id")

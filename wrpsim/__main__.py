@@ -2,8 +2,12 @@
 
 Hydra overrides select and tweak the catalogs, e.g.
 `python -m wrpsim workload=azure-code-2023 pool=h100-llama70b router=least-outstanding seed=3`;
-`-m` sweeps. The summary is printed as one JSON line; the result files land in the run's output
-directory (see conf/config.yaml), followed by the completion marker `_DONE`.
+`-m` sweeps. A run prints a short summary on stderr (`wrpsim.runview`: fleet, requests, p50 / p99
+TTFT and TPOT, SLO attainment, goodput, cost, energy, time, results directory; a warning line
+when fewer than half the requests met the SLO); a sweep prints
+one aligned line per run and a closing table. `json=true` also prints the whole summary as one
+JSON line on stdout (for scripts); it is always in `summary.json`. The result files land in the
+run's output directory (see conf/config.yaml), followed by the completion marker `_DONE`.
 
 In a sweep (`-m`) a failing run writes `error.json` and the sweep goes on; re-running a sweep
 with the same `hydra.sweep.dir=…` skips the runs already completed with the same config (see
@@ -13,15 +17,41 @@ with the same `hydra.sweep.dir=…` skips the runs already completed with the sa
 from __future__ import annotations
 
 import json
+import sys
+
+
+def _job_context() -> tuple[bool, list[str]]:
+    """(inside a -m sweep, the job's overrides but the printing flag json=)."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    hc = HydraConfig.get()
+    shown = [o for o in hc.overrides.task if not o.lstrip("+").startswith("json=")]
+    return hc.mode == RunMode.MULTIRUN, shown
 
 
 def _task(cfg: dict, out_dir: str) -> None:
+    from pathlib import Path
+
     from wrpsim.app import say
+    from wrpsim.errors import ConfigError
+    from wrpsim.runview import run_line, run_summary, verdict
     from wrpsim.sim import run
 
+    as_json = cfg.pop("json", False)
+    if not isinstance(as_json, bool):
+        raise ConfigError(f"json must be true or false, got {as_json!r}")
     summary = run(cfg, out_dir)
-    say(f"wrpsim: results in {out_dir}")
-    say(json.dumps(summary, sort_keys=True))
+    sweep, overrides = _job_context()
+    if sweep:
+        say(run_line(summary, Path(out_dir).name, overrides), sys.stderr)
+    else:
+        say(run_summary(summary, cfg, out_dir), sys.stderr)
+        warning = verdict(summary)
+        if warning:
+            say(f"wrpsim: warning: {warning}", sys.stderr)
+    if as_json:
+        say(json.dumps(summary, sort_keys=True))
 
 
 def main() -> None:

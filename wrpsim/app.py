@@ -11,11 +11,15 @@ Contracts of a job (one run, or one point of a `-m` sweep), in its output direct
   config, the overrides, the wall time), written atomically *after* every result file; a directory
   without `_DONE` is never a finished run (stale `_DONE` / `error.json` are removed first);
 - single run: a user error (`WrpsimError`) prints one line `wrpsim: error: …` on stderr and exits
-  with status 2, never a traceback;
+  with status 2, never a traceback; so does a bad command line that Hydra rejects before the run
+  (unknown group option or key, malformed override, a launcher that cannot start: see
+  `wrpsim.hydra_errors`); any other exception is a failure of the run: traceback, status 1;
+- a `WrpsimWarning` (a configuration that runs but is probably not meant) prints one line
+  `wrpsim: warning: …` on stderr;
 - sweep (`-m`): a failing job — user error or any other exception — writes `error.json` (message,
   exception type, traceback, overrides) atomically, prints one line on stderr and returns normally,
   so the other jobs go on; a job whose directory already holds `_DONE` with the same config digest
-  is skipped with a line `wrpsim: skip …` (resume: re-run the sweep with the same
+  is skipped with a line `wrpsim: skip …` on stderr (resume: re-run the sweep with the same
   `hydra.sweep.dir`). `WRPSIM_RERUN=1` in the environment disables the skipping.
 """
 
@@ -27,12 +31,16 @@ import os
 import sys
 import time
 import traceback
+import warnings
 from pathlib import Path
 
-from wrpsim.errors import ConfigError, WrpsimError
+from wrpsim.errors import ConfigError, WrpsimError, WrpsimWarning
 from wrpsim.paths import catalog_dir
 
 GROUPS = (("workload", "workloads"), ("pool", "pools"), ("router", "routers"))
+# keys of a run's config that change what is printed, not what is simulated: left out of the
+# config digest and of the config the core sees (`wrpsim.sim`)
+OUTPUT_KEYS = ("hydra", "json")
 DONE = "_DONE"
 ERROR = "error.json"
 
@@ -55,8 +63,8 @@ def register_catalogs() -> None:
 
 
 def config_digest(container: dict) -> str:
-    """SHA-256 of a resolved config (canonical JSON, keys sorted; `hydra` node excluded)."""
-    clean = {k: v for k, v in container.items() if k != "hydra"}
+    """SHA-256 of a resolved config (canonical JSON, keys sorted; `OUTPUT_KEYS` excluded)."""
+    clean = {k: v for k, v in container.items() if k not in OUTPUT_KEYS}
     blob = json.dumps(clean, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
@@ -119,13 +127,81 @@ def sweep_job(task, cfg, out_dir: str, overrides: list[str]) -> None:
         container = OmegaConf.to_container(cfg, resolve=True)
         digest = config_digest(container)
         if os.environ.get("WRPSIM_RERUN") != "1" and completed_with(out, digest):
-            say(f"wrpsim: skip {out}: already completed with the same config")
+            say(f"wrpsim: skip {out}: already completed with the same config", sys.stderr)
             return
         _run_marked(task, container, out, digest, overrides)
     except (Exception, SystemExit) as e:  # a sweep outlives any one failing job
         if isinstance(e, SystemExit) and e.code in (0, None):
             return
         record_failure(out, e, overrides, digest)
+
+
+def user_error(message: str) -> SystemExit:
+    """Print one line `wrpsim: error: message` on stderr; the SystemExit (status 2) to raise."""
+    say(f"wrpsim: error: {message}", sys.stderr)
+    return SystemExit(2)
+
+
+def show_warnings() -> None:
+    """Show every `WrpsimWarning` as one line `wrpsim: warning: …` on stderr (others as usual)."""
+    shown = warnings.showwarning
+    if getattr(shown, "wrpsim", False):
+        return
+
+    def _show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, WrpsimWarning):
+            say(f"wrpsim: warning: {message}", sys.stderr)
+        else:
+            shown(message, category, filename, lineno, file, line)
+
+    _show.wrpsim = True
+    warnings.showwarning = _show
+    warnings.simplefilter("always", WrpsimWarning)
+
+
+def _hydra_main(main) -> None:
+    """Call a `hydra.main` app with Hydra's exceptions let through (`HYDRA_FULL_ERROR=1`) and
+    turn the command-line ones into one line (`wrpsim.hydra_errors`). A user who set
+    HYDRA_FULL_ERROR=1 gets Hydra's tracebacks."""
+    from wrpsim.hydra_errors import explain
+
+    full = os.environ.get("HYDRA_FULL_ERROR")
+    os.environ["HYDRA_FULL_ERROR"] = "1"
+    try:
+        main()
+    except Exception as e:
+        line = None if full == "1" else explain(e)
+        if line is None:
+            raise
+        raise user_error(line) from None
+    finally:
+        if full is None:
+            os.environ.pop("HYDRA_FULL_ERROR", None)
+        else:
+            os.environ["HYDRA_FULL_ERROR"] = full
+
+
+def app_help(config_name: str) -> str:
+    """`--help` of a Hydra app: its config groups (catalogs, conf/ folders, launchers) with the
+    defaults list's choices marked, then the keys of conf/<config_name>.yaml (`wrpsim.keyhelp`)."""
+    import yaml
+
+    from wrpsim.keyhelp import app_help as page
+
+    conf = catalog_dir("conf")
+    raw = yaml.safe_load((conf / f"{config_name}.yaml").read_text(encoding="utf-8")) or {}
+    chosen = {k: v for d in raw.get("defaults") or [] if isinstance(d, dict) for k, v in d.items()}
+    groups = {g: (sorted(p.stem for p in catalog_dir(d).glob("*.yaml")), chosen.get(g))
+              for g, d in GROUPS if g in chosen}
+    for sub in sorted(p for p in conf.iterdir() if p.is_dir()):
+        if sub.name in chosen or sub.name == "experiment":  # the one optional group
+            groups[sub.name] = (sorted(p.stem for p in sub.glob("*.yaml")), chosen.get(sub.name))
+    shipped = (p.stem for p in (conf / "hydra" / "launcher").glob("*.yaml"))
+    launchers = sorted({"basic", "joblib", *shipped})
+    groups["hydra/launcher"] = (launchers, "basic")
+    help_cfg = (raw.get("hydra") or {}).get("help") or {}
+    return page(config_name, help_cfg.get("header", ""), groups, conf / f"{config_name}.yaml",
+                help_cfg.get("footer", ""))
 
 
 def hydra_entry(task, config_name: str = "config"):
@@ -135,12 +211,20 @@ def hydra_entry(task, config_name: str = "config"):
     from hydra.types import RunMode
     from omegaconf import OmegaConf
 
+    from wrpsim.hydra_errors import missing_extra
+
+    show_warnings()
     try:
         register_catalogs()
         conf_dir = str(catalog_dir("conf"))
     except WrpsimError as e:
-        print(f"wrpsim: error: {e}", file=sys.stderr)
-        raise SystemExit(2) from None
+        raise user_error(str(e)) from None
+    if any(a in ("--help", "-h") for a in sys.argv[1:]):
+        print(app_help(config_name), end="")
+        return
+    missing = missing_extra(sys.argv[1:])
+    if missing:
+        raise user_error(missing)
 
     def _job(cfg) -> None:
         hc = HydraConfig.get()
@@ -153,7 +237,6 @@ def hydra_entry(task, config_name: str = "config"):
             container = OmegaConf.to_container(cfg, resolve=True)
             _run_marked(task, container, Path(out_dir), config_digest(container), overrides)
         except WrpsimError as e:
-            print(f"wrpsim: error: {e}", file=sys.stderr)
-            raise SystemExit(2) from None
+            raise user_error(str(e)) from None
 
-    return hydra.main(version_base="1.3", config_path=conf_dir, config_name=config_name)(_job)()
+    _hydra_main(hydra.main(version_base="1.3", config_path=conf_dir, config_name=config_name)(_job))

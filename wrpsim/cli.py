@@ -3,7 +3,9 @@
 Each verb (`perf`, `net`, `report`, `validate`, `calibrate`) starts from its defaults
 (`conf/<verb>.yaml`), applies the command line's overrides in Hydra's grammar, does its work,
 and prints one JSON line; bad input prints one `wrpsim: error: …` line on stderr (the prefix of
-every wrpsim command) and exits with status 2.
+every wrpsim command) and exits with status 2. `--help` (or `-h`) anywhere on the command line
+prints the verb's docstring and its keys with defaults and descriptions (`wrpsim.keyhelp`) and
+exits 0. Exit statuses, as for the Hydra apps: 0 done, 2 bad input, 1 a failure inside the run.
 """
 
 from __future__ import annotations
@@ -11,9 +13,29 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from wrpsim.errors import ConfigError, WrpsimError
+
+HELP_FLAGS = ("--help", "-h")
+
+
+def defaults_path(verb: str) -> Path:
+    """`conf/<verb>.yaml` of the catalogs (or of this checkout when the catalogs are elsewhere)."""
+    from wrpsim.paths import catalog_dir
+
+    try:
+        return catalog_dir("conf") / f"{verb}.yaml"
+    except ConfigError:
+        return Path(__file__).resolve().parents[1] / "conf" / f"{verb}.yaml"
+
+
+def load_defaults(verb: str) -> dict[str, Any]:
+    """The defaults of `verb` (`conf/<verb>.yaml`) as a plain mapping."""
+    import yaml
+
+    return yaml.safe_load(defaults_path(verb).read_text(encoding="utf-8")) or {}
 
 
 def parse_overrides(argv: list[str], verb: str) -> list[tuple[str, Any]]:
@@ -39,11 +61,18 @@ def apply_flat(defaults: dict[str, Any], argv: list[str], verb: str) -> dict[str
 
 
 def verb_main(work: Callable[[list[str]], dict], argv: list[str] | None = None,
-              sort_keys: bool = False) -> int:
+              sort_keys: bool = False, verb: str | None = None, doc: str | None = None) -> int:
     """Run `work(argv)` and print its result as one JSON line (exit status 0), or print a user
-    error as one `wrpsim: error: …` line on stderr (exit status 2)."""
+    error as one `wrpsim: error: …` line on stderr (exit status 2). With `--help` / `-h` in
+    `argv`, print the help of `verb` (its `doc`, the keys of conf/<verb>.yaml) instead, status 0."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if verb is not None and any(a in HELP_FLAGS for a in argv):
+        from wrpsim.keyhelp import verb_help
+
+        print(verb_help(verb, doc, defaults_path(verb)), end="")
+        return 0
     try:
-        result = work(sys.argv[1:] if argv is None else argv)
+        result = work(argv)
     except WrpsimError as exc:
         print(f"wrpsim: error: {exc}", file=sys.stderr)
         return 2

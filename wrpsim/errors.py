@@ -8,7 +8,9 @@ print these messages without a traceback and exit with status 2.
 
 from __future__ import annotations
 
+import difflib
 import math
+import warnings
 
 
 class WrpsimError(Exception):
@@ -23,17 +25,47 @@ class TraceError(WrpsimError, ValueError):
     """A trace file is missing, malformed or holds an invalid value (file, line, field named)."""
 
 
+class WrpsimWarning(UserWarning):
+    """A configuration that runs but is probably not what the user meant (e.g. a fleet with more
+    instances than the trace has requests); the command-line entry points print it as one line
+    `wrpsim: warning: …` on stderr."""
+
+
+def warn(message: str) -> None:
+    """Issue a `WrpsimWarning` (the pure core never prints; the CLI shows it as one line)."""
+    warnings.warn(WrpsimWarning(message), stacklevel=2)
+
+
+def did_you_mean(name: str, valid) -> str:
+    """'; did you mean 'x'?' for the valid name closest to `name`, or '' when none is close."""
+    close = difflib.get_close_matches(str(name), [str(v) for v in valid], n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
 def unknown_choice(field: str, value: object, choices) -> ConfigError:
     """Build the standard 'unknown name' error listing the valid choices in sorted order."""
     valid = ", ".join(sorted(str(c) for c in choices))
-    return ConfigError(f"{field}: unknown value {value!r}; valid choices: {valid}")
+    hint = did_you_mean(value, choices) if isinstance(value, str) else ""
+    return ConfigError(f"{field}: unknown value {value!r}; valid choices: {valid}{hint}")
 
 
 def check_keys(mapping, valid, where: str) -> None:
-    """Raise the standard 'unknown key(s)' error if `mapping` has a key outside `valid`."""
+    """Raise the standard 'unknown key(s)' error if `mapping` has a key outside `valid`, with the
+    nearest valid key suggested for the first unknown one."""
     bad = sorted(k for k in mapping if k not in valid)
     if bad:
-        raise ConfigError(f"{where}: unknown key(s) {bad}; valid keys: {', '.join(valid)}")
+        raise ConfigError(f"{where}: unknown key(s) {bad}; valid keys: {', '.join(valid)}"
+                          f"{did_you_mean(bad[0], valid)}")
+
+
+def integer(where: str, value, lo: int | None = None) -> int:
+    """`value` as an int (not a bool, not a float such as 1.5) >= `lo`, else the standard
+    'must be an integer' error."""
+    ok = isinstance(value, int) and not isinstance(value, bool)
+    if not ok or (lo is not None and value < lo):
+        rule = f" >= {lo}" if lo is not None else ""
+        raise ConfigError(f"{where} must be an integer{rule}, got {value!r}")
+    return int(value)
 
 
 def number(where: str, value, lo: float | None = None, hi: float | None = None,

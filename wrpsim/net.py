@@ -19,9 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from wrpsim.cli import apply_flat, verb_main
+from wrpsim.cli import apply_flat, load_defaults, verb_main
 from wrpsim.errors import ConfigError
 
 CLI_KEYS = ("pattern", "engine", "flow_bytes", "seed", "out_dir", "link_gbps")
@@ -31,13 +29,7 @@ UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "kib": 2**10, "mi
 
 def _defaults() -> dict[str, Any]:
     """The defaults of conf/net.yaml."""
-    from wrpsim.paths import catalog_dir
-
-    try:
-        path = catalog_dir("conf") / "net.yaml"
-    except ConfigError:
-        path = Path(__file__).resolve().parents[1] / "conf" / "net.yaml"
-    return yaml.safe_load(path.read_text())
+    return load_defaults("net")
 
 
 def parse_bytes(v, field: str = "flow_bytes") -> int:
@@ -103,7 +95,7 @@ def run(cfg: dict[str, Any]) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: print one JSON line; on bad input one error line on stderr, status 2."""
-    return verb_main(lambda a: run(parse_args(a)), argv)
+    return verb_main(lambda a: run(parse_args(a)), argv, verb="net", doc=__doc__)
 
 
 if __name__ == "__main__":

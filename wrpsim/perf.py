@@ -16,24 +16,15 @@ and exits with status 2.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
-import yaml
-
-from wrpsim.cli import parse_overrides, verb_main
+from wrpsim.cli import load_defaults, parse_overrides, verb_main
 from wrpsim.errors import ConfigError
 
 
 def _defaults() -> dict[str, Any]:
     """The defaults of conf/perf.yaml."""
-    from wrpsim.paths import catalog_dir
-
-    try:
-        path = catalog_dir("conf") / "perf.yaml"
-    except ConfigError:
-        path = Path(__file__).resolve().parents[1] / "conf" / "perf.yaml"
-    return yaml.safe_load(path.read_text())
+    return load_defaults("perf")
 
 
 def parse_args(argv: list[str]) -> dict[str, Any]:
@@ -122,7 +113,7 @@ def evaluate(cfg: dict[str, Any]) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: print one JSON line; on bad input one error line on stderr, status 2."""
-    return verb_main(lambda a: evaluate(parse_args(a)), argv)
+    return verb_main(lambda a: evaluate(parse_args(a)), argv, verb="perf", doc=__doc__)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import simpy
 
+from wrpsim.app import OUTPUT_KEYS
 from wrpsim.dispatcher import Dispatcher
 from wrpsim.errors import ConfigError, check_keys, number, unknown_choice
 from wrpsim.io import write_json, write_text
@@ -29,6 +30,7 @@ from wrpsim.rng import stream
 from wrpsim.router import routing_table
 from wrpsim.router.feed import ViewFeed
 from wrpsim.router.service import RouterService
+from wrpsim.sanity import check_fleet_vs_trace, check_pool_sizes, run_seed
 from wrpsim.sessions import ABORT, ON_DROP_ATTR, SessionDriver, replayable
 from wrpsim.workload.request import to_requests
 
@@ -109,14 +111,18 @@ def build_transfer(env, net: dict, seed: int = 0) -> KVTransfer:
     raise unknown_choice("network.kind", kind, ("nic", "none", *FABRIC_KINDS))
 
 
-def build_fleet(env, pcfg: dict, sink, hash_block_tokens: int = 0, transfer=None) -> Fleet:
-    """Validate the `pool` config and build the fleet's instances."""
+def build_fleet(env, pcfg: dict, sink, hash_block_tokens: int = 0, transfer=None,
+                requests: int = 0) -> Fleet:
+    """Validate the `pool` config (against a trace of `requests` requests when given: see
+    `wrpsim.sanity`) and build the fleet's instances."""
     pools = _require(pcfg, "pools") if isinstance(pcfg, dict) else None
     if not isinstance(pools, dict) or not pools:
         raise ConfigError("pool.pools must be a mapping of pool name -> pool settings")
     valid = ("pools", "default_model", "name", "description", "remote_kv")
     check_keys(pcfg, valid, "pool")
     specs = [parse_pool(name, d) for name, d in pools.items()]
+    check_pool_sizes(specs)
+    check_fleet_vs_trace(specs, requests)
     return Fleet(env, specs, sink, pcfg.get("default_model"), hash_block_tokens, transfer,
                  pcfg.get("remote_kv"))
 
@@ -127,13 +133,14 @@ class Simulation:
     def __init__(self, cfg: dict, trace=None):
         """`trace`: a canonical trace DataFrame to replay instead of building `cfg['workload']`."""
 
-        unknown = sorted(k for k in cfg if k not in RUN_KEYS and k != "hydra")
+        unknown = sorted(k for k in cfg if k not in RUN_KEYS and k not in OUTPUT_KEYS)
         if unknown:
             raise ConfigError(f"unknown top-level key(s) {unknown}; valid: {', '.join(RUN_KEYS)}")
         self.cfg = cfg
-        self.seed = int(cfg.get("seed", 0))
+        self.seed = run_seed(cfg.get("seed", 0))
         self.net = dict(cfg.get("network") or {"kind": "none"})
         self.slo = dict(_require(cfg, "slo"))
+        check_keys(self.slo, ("ttft_s", "tpot_s"), "slo")
         for k in ("ttft_s", "tpot_s"):
             if not isinstance(self.slo.get(k), (int, float)) or self.slo[k] <= 0:
                 raise ConfigError(f"slo.{k} must be a number > 0, got {self.slo.get(k)!r}")
@@ -162,7 +169,7 @@ class Simulation:
         self.log = RequestLog()
         hbt = int(trace.attrs.get("hash_block_tokens") or 0) if "hash_ids" in trace.columns else 0
         self.fleet = build_fleet(self.env, _require(cfg, "pool"), self.log, hbt,
-                                 build_transfer(self.env, self.net, self.seed))
+                                 build_transfer(self.env, self.net, self.seed), len(trace))
         self.fleet.transfer.place(self.fleet)
         if self.qoe is not None:
             for inst in self.fleet.instances:
@@ -309,7 +316,7 @@ def run(cfg: dict, out_dir: Path | str, trace=None) -> dict:
     rt = routing_table(sim.router)  # None for routers that keep no decision log
     if rt is not None:
         write_parquet(rt, out / "routing.parquet")
-    clean = {k: v for k, v in cfg.items() if k != "hydra"}
+    clean = {k: v for k, v in cfg.items() if k not in OUTPUT_KEYS}
     write_text(out / "config.yaml", OmegaConf.to_yaml(OmegaConf.create(clean)))
     if sim.tracer is not None:
         sim.tracer.write(out / "trace.json")

@@ -25,19 +25,15 @@ from typing import Any
 
 import yaml
 
-from wrpsim.cli import apply_flat, verb_main
+from wrpsim.cli import apply_flat, load_defaults, verb_main
 from wrpsim.errors import ConfigError
-
-DEFAULTS = {"engine": None, "base": "vllm-0.24", "gpu": None, "kernels": None, "steps": None,
-            "benchmarks": None, "validation": None, "mlenergy_dir": None, "fit": None,
-            "out_dir": None, "write": True}
 
 
 def parse_args(argv: list[str]) -> dict[str, Any]:
-    """DEFAULTS with the `key=value` overrides of `argv`, checked."""
+    """conf/calibrate.yaml with the `key=value` overrides of `argv`, checked."""
     from wrpsim.calibrate.fit import BOUNDS, FIT_FIELDS
 
-    cfg = apply_flat(DEFAULTS, argv, "calibrate")
+    cfg = apply_flat(load_defaults("calibrate"), argv, "calibrate")
     name = cfg["engine"]
     if not isinstance(name, str) or not name or "/" in name:
         raise ConfigError("calibrate: engine=NAME is required (a file name, e.g. my-vllm)")
@@ -166,7 +162,7 @@ def run(cfg: dict[str, Any]) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: one JSON line; bad input one line on stderr, status 2."""
-    return verb_main(lambda a: run(parse_args(a)), argv)
+    return verb_main(lambda a: run(parse_args(a)), argv, verb="calibrate", doc=__doc__)
 
 
 if __name__ == "__main__":

@@ -95,6 +95,7 @@ def _check_pool(where: str, name: str, cfg: dict) -> PoolTemplate:
     """Validate one expanded pool with the engine's parser; errors renamed to `where`."""
     from wrpsim.pool.catalog import get_gpu, get_model
     from wrpsim.pool.fleet import build_latency, kv_capacity, parse_pool
+    from wrpsim.sanity import check_pool_sizes
 
     for key, get in (("gpu", get_gpu), ("model", get_model)):
         if not cfg.get(key):
@@ -105,6 +106,7 @@ def _check_pool(where: str, name: str, cfg: dict) -> PoolTemplate:
             raise ConfigError(f"{where}.{e}") from None
     try:
         spec = parse_pool(name, {**cfg, "count": 1})
+        check_pool_sizes([spec])
         lat = build_latency(spec)
         if spec.kv_blocks is None:
             if not hasattr(lat, "kv_capacity_blocks"):

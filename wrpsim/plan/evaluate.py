@@ -65,6 +65,8 @@ class Evaluator:
         self.cache: dict[tuple, Evaluation] = {}
         self.rows: list[Evaluation] = []
         self.alias: dict[str, str] = {}  # tag -> tag of the identical trace (e.g. full -> search)
+        self.stage = ""  # what the planner is doing, for progress lines (`wrpsim.plan.progress`)
+        self.on_eval = None  # called as on_eval(self, evaluation) after every simulation
 
     def label(self, counts) -> str:
         """Human-readable fleet, e.g. '2 × h100 + 1 × h200'."""
@@ -128,14 +130,22 @@ class Evaluator:
             self.rows.append(ev)
         else:
             self.rows[hit.index] = ev
+        if self.on_eval is not None:
+            self.on_eval(self, ev)
         return ev
 
     def simulate(self, counts: tuple, run: TraceRun) -> tuple[dict, tuple]:
-        """One simulation of the fleet on a trace: (summary, (requests, instances) tables)."""
+        """One simulation of the fleet on a trace: (summary, (requests, instances) tables).
+        A fleet larger than the trace is a candidate like any other here: its warning is muted."""
+        import warnings
+
+        from wrpsim.errors import WrpsimWarning
         from wrpsim.metrics.summary import summarize
         from wrpsim.sim import Simulation
 
-        sim = Simulation(self.run_config(counts, run.seed), run.frame)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", WrpsimWarning)
+            sim = Simulation(self.run_config(counts, run.seed), run.frame)
         req, inst, end = sim.run()
         return summarize(req, inst, end, sim.slo, sim.pue), (req, inst)
 

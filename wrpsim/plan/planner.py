@@ -1,7 +1,8 @@
 """The pure core of `python -m wrpsim.plan`: config in, the cheapest fleet meeting the SLO out.
 
-`run_plan(cfg, out_dir, trace=None)` takes the composed `conf/plan.yaml` as a plain dict (the run
-keys of `conf/config.yaml` without `pool`, plus `plan`), and:
+`run_plan(cfg, out_dir, trace=None, progress=None)` takes the composed `conf/plan.yaml` as a plain
+dict (the run keys of `conf/config.yaml` without `pool`, plus `plan`) — and optionally a callable
+told of every simulation (`wrpsim.plan.progress.PlanProgress`, what the CLI shows) — and:
 
 1. builds the traces: `full` (the workload with `seed`), `search` (the busiest
    `plan.search_window_s` of it, or the full trace), `recheck` (the workload rebuilt with
@@ -33,6 +34,7 @@ from wrpsim.plan.record import plan_record
 from wrpsim.plan.search import Search
 from wrpsim.plan.slo import SLOTargets
 from wrpsim.plan.traces import busiest_window, describe, scale_load, shuffle_within
+from wrpsim.sanity import run_seed
 
 PLAN_TOP_KEYS = ("workload", "router", "network", "seed", "slo", "pue", "sim", "plan",
                  "experiment", "hydra")
@@ -120,7 +122,7 @@ def analyse(plan, stats) -> tuple[dict, dict, dict, list, set]:
     return guesses, rates, info, notes, bad
 
 
-def run_plan(cfg: dict, out_dir: Path | str, trace=None) -> dict:
+def run_plan(cfg: dict, out_dir: Path | str, trace=None, progress=None) -> dict:
     """Plan, write the result files into `out_dir`, return plan.json's content."""
     t_start = time.perf_counter()
     if "pool" in cfg:
@@ -131,7 +133,7 @@ def run_plan(cfg: dict, out_dir: Path | str, trace=None) -> dict:
         raise ConfigError(f"unknown top-level key(s) {unknown}; valid: "
                           f"{', '.join(k for k in PLAN_TOP_KEYS if k != 'hydra')}")
     plan = parse_plan(cfg.get("plan"))
-    seed = int(cfg.get("seed", 0))
+    seed = run_seed(cfg.get("seed", 0))
     base = {k: cfg[k] for k in BASE_KEYS if k in cfg}
     base["sim"] = {**(cfg.get("sim") or {}), "progress": False}
     traces = build_traces(cfg, plan, seed, trace)
@@ -141,6 +143,7 @@ def run_plan(cfg: dict, out_dir: Path | str, trace=None) -> dict:
 
     ok_cands = tuple(c for c in plan.candidates if c not in bad)
     ev = Evaluator(base, plan.pools, plan.slo, traces, plan.max_evaluations)
+    ev.on_eval = progress  # e.g. wrpsim.plan.progress.PlanProgress (the CLI's)
     if traces["search"].frame is traces["full"].frame:
         ev.alias["full"] = "search"
     search = Search(ev, replace(plan, candidates=ok_cands), guesses, rates)
@@ -161,6 +164,7 @@ def run_plan(cfg: dict, out_dir: Path | str, trace=None) -> dict:
         best = max(rows, key=lambda e: (verify.worst_margin(ev, e.counts, ["search"], "x"),
                                         [-c for c in e.counts])).counts
     t0 = time.perf_counter()
+    ev.stage = "checks"
     checks = verify_plan(ev, plan, best, feasible, traces)
     timing["verify_s"] = time.perf_counter() - t0
     record = plan_record(ev, plan, cfg, checks, search, info, notes, traces, feasible)

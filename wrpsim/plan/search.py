@@ -87,7 +87,8 @@ class Search:
     def phase1(self) -> None:
         """Bisection per candidate (and P:D ratio); fills `self.single`."""
         cap = self.plan.max_instances
-        for cand in self.plan.candidates:
+        for k, cand in enumerate(self.plan.candidates, 1):
+            self.ev.stage = f"candidate {k} of {len(self.plan.candidates)}: {cand}"
             idx = [i for i, p in enumerate(self.pools) if p.candidate == cand]
             if len(idx) == 1:
                 i = idx[0]
@@ -172,6 +173,7 @@ class Search:
                 full = self._unit({i: self.plan.max_instances for i, p in enumerate(self.pools)
                                    if p.role == "both" and p.candidate in self.plan.candidates})
                 starts = [full] if any(full) and self.ok(full, "descent") else []
+            self.ev.stage = "mixing" if self.plan.mix else "descent"
             for s in starts[: 2 if self.plan.mix else 1]:
                 self.descent(s)
         except BudgetExhausted:

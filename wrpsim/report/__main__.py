@@ -17,20 +17,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from wrpsim.cli import apply_flat, verb_main
+from wrpsim.cli import apply_flat, load_defaults, verb_main
 from wrpsim.errors import ConfigError
 
 
 def _defaults() -> dict[str, Any]:
-    from wrpsim.paths import catalog_dir
-
-    try:
-        path = catalog_dir("conf") / "report.yaml"
-    except ConfigError:
-        path = Path(__file__).resolve().parents[2] / "conf" / "report.yaml"
-    return yaml.safe_load(path.read_text(encoding="utf-8"))
+    """The defaults of conf/report.yaml."""
+    return load_defaults("report")
 
 
 def parse_args(argv: list[str]) -> dict[str, Any]:
@@ -72,7 +65,8 @@ def build(cfg: dict[str, Any]) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: one JSON line on stdout; bad input one line on stderr, status 2."""
-    return verb_main(lambda a: build(parse_args(a)), argv, sort_keys=True)
+    return verb_main(lambda a: build(parse_args(a)), argv, sort_keys=True, verb="report",
+                     doc=__doc__)
 
 
 if __name__ == "__main__":

@@ -15,9 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from wrpsim.cli import apply_flat, verb_main
+from wrpsim.cli import apply_flat, load_defaults, verb_main
 from wrpsim.errors import ConfigError
 
 SETS = ("silicon", "llmservingsim", "mlenergy")
@@ -25,13 +23,8 @@ SPLITS = ("all", "fit", "test")
 
 
 def _defaults() -> dict[str, Any]:
-    from wrpsim.paths import catalog_dir
-
-    try:
-        path = catalog_dir("conf") / "validate.yaml"
-    except ConfigError:
-        path = Path(__file__).resolve().parents[2] / "conf" / "validate.yaml"
-    return yaml.safe_load(path.read_text(encoding="utf-8"))
+    """The defaults of conf/validate.yaml."""
+    return load_defaults("validate")
 
 
 def parse_args(argv: list[str]) -> dict[str, Any]:
@@ -153,7 +146,7 @@ def run(cfg: dict[str, Any]) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: the table, then one JSON line; bad input one line on stderr, status 2."""
-    return verb_main(lambda a: run(parse_args(a)), argv)
+    return verb_main(lambda a: run(parse_args(a)), argv, verb="validate", doc=__doc__)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ from wrpsim.errors import ConfigError, TraceError, unknown_choice
 from wrpsim.workload import agent, ragpulse
 from wrpsim.workload.cache import cached
 from wrpsim.workload.prefix import check_block_tokens, set_block_tokens
-from wrpsim.workload.readers import FORMATS, RawTable, read_table
+from wrpsim.workload.readers import FORMATS, RawTable, read_table, require_file
 from wrpsim.workload.request import TRACE_COLUMNS
 from wrpsim.workload.validate import FLOAT_COLUMNS, REQUIRED, canonical_frame, sort_by_arrival
 
@@ -249,8 +249,7 @@ def load_trace(path: str | Path, kind: str = "generic", **opts: Any) -> pd.DataF
         params = resolve(**{k: v for k, v in opts.items() if k != "cache"})
     else:
         params = loader_params(kind, **opts)
-    if not path.is_file():
-        raise TraceError(f"{path}: trace file not found")
+    require_file(path)
 
     def build() -> pd.DataFrame:
         if kind in RECORD_KINDS:

@@ -24,6 +24,23 @@ _SUFFIXES = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "
              ".pq": "parquet"}
 
 
+def require_file(path: Path, what: str = "trace file") -> Path:
+    """`path` if it is a regular file; else `TraceError` saying it is missing or a directory."""
+    path = Path(path)
+    if path.is_dir():
+        raise TraceError(f"{path}: is a directory; give the {what} itself "
+                         f"(csv, jsonl or parquet)")
+    if not path.is_file():
+        raise TraceError(f"{path}: {what} not found")
+    return path
+
+
+def not_text(path: Path, exc: UnicodeDecodeError) -> TraceError:
+    """The error for a trace that is not UTF-8 text (a binary file given as a CSV or JSONL)."""
+    return TraceError(f"{path}: not a text file (byte {exc.start} is not UTF-8); a trace is CSV "
+                      f"or JSON Lines text, or Parquet")
+
+
 def detect_format(path: Path) -> str:
     """Format of `path` from its suffix (.csv, .jsonl/.ndjson, .parquet/.pq); TraceError else."""
     fmt = _SUFFIXES.get(path.suffix.lower())
@@ -164,10 +181,11 @@ def read_records(path: Path) -> list[tuple[int, dict]]:
     Raises `TraceError` naming the file and line for a missing file, invalid JSON, a line that is
     not a JSON object, or a file without any record.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise TraceError(f"{path}: trace file not found")
-    out = list(_iter_records(path))
+    path = require_file(path)
+    try:
+        out = list(_iter_records(path))
+    except UnicodeDecodeError as e:
+        raise not_text(path, e) from None
     if not out:
         raise TraceError(f"{path}: the trace holds no records")
     return out
@@ -200,14 +218,15 @@ def read_table(path: Path, fmt: str | None = None) -> RawTable:
     Raises `TraceError` if the file is missing, empty, not valid JSON on some line, or a CSV line
     has the wrong number of fields (naming the line).
     """
-    path = Path(path)
-    if not path.is_file():
-        raise TraceError(f"{path}: trace file not found")
+    path = require_file(path)
     fmt = fmt or detect_format(path)
     readers = {"csv": _read_csv, "jsonl": _read_jsonl, "parquet": _read_parquet}
     if fmt not in readers:
         raise TraceError(f"{path}: unknown format {fmt!r}; valid choices: {', '.join(FORMATS)}")
-    raw = readers[fmt](path)
+    try:
+        raw = readers[fmt](path)
+    except UnicodeDecodeError as e:
+        raise not_text(path, e) from None
     if not raw.columns or len(raw) == 0:
         raise TraceError(f"{path}: the trace holds no records")
     return raw

@@ -1,0 +1,145 @@
+"""A corpus of bad command lines: each ends with one line `wrpsim: error: …` and status 2 (no
+traceback, no silent run), or runs with one `wrpsim: warning: …` line. In-process calls of the
+Hydra app, as a user's `python -m wrpsim …` (a subprocess each would cost ~2 s of start-up)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.conftest import run_app
+from wrpsim.errors import WrpsimWarning
+
+SMALL = "workload.max_requests=10"
+
+
+def one_error_line(err: str) -> str:
+    lines = [ln for ln in err.splitlines() if ln.strip() and not ln.startswith("[")]
+    assert len(lines) == 1 and lines[0].startswith("wrpsim: error: "), err
+    assert "Traceback" not in err
+    return lines[0]
+
+
+BAD = [
+    (["seed=abc"], r"seed must be an integer >= 0, got 'abc'"),
+    (["seed=1.5"], r"seed must be an integer >= 0, got 1\.5"),
+    (["seed=-1"], r"seed must be an integer >= 0, got -1"),
+    (["+slo.ttf_s=1"], r"slo: unknown key\(s\) \['ttf_s'\]; valid keys: ttft_s, tpot_s; "
+                       r"did you mean 'ttft_s'\?"),
+    (["slo.ttf_s=1"], r"slo\.ttf_s: unknown key; valid keys under slo: ttft_s, tpot_s; "
+                      r"did you mean 'ttft_s'\?"),
+    (["foo=1"], r"^wrpsim: error: foo: unknown key; valid keys: workload, pool, router"),
+    (["workload.count=100000"], r"workload\.count: unknown key; valid keys under workload: "
+                                r"name, .*max_requests"),
+    (["pool.pools.h100.tp=64"], r"pool\.pools\.h100\.tp=64 spans more than one 8-GPU server.*"
+                                r"tp must be at most 8"),
+    (["pool.pools.h100.count=1000000"], r"1,000,000 instances \(pool\.pools\.h100\.count="
+                                        r"1000000\); at most 100,000"),
+    (["router=least-outstandin"], r"^wrpsim: error: router: unknown value 'least-outstandin'; "
+                                  r"valid choices: .*round-robin.*; did you mean "
+                                  r"'least-outstanding'\?$"),
+    (["pool=nope"], r"^wrpsim: error: pool: unknown value 'nope'; valid choices: .*h100-llama70b"),
+    (["workload=nope"], r"workload: unknown value 'nope'; valid choices: .*azure-conv-2023"),
+    (["+experiment=nope"], r"experiment: unknown value 'nope'; valid choices: overload, "),
+    (["hydra/launcher=nope"], r"hydra/launcher: unknown value 'nope'; valid choices: basic, "
+                              r"joblib, ray, slurm"),
+    (["seed=[1"], r"bad override 'seed=\[1'"),
+    (["-m", "hydra.launcher._target_=hydra_plugins.nomod.X"],
+     r"the sweep launcher \(hydra/launcher\) cannot start: RuntimeError: Unknown plugin class"),
+]
+
+
+@pytest.mark.parametrize(("args", "message"), BAD, ids=[" ".join(a) for a, _ in BAD])
+def test_bad_command_line_gives_one_line_and_status_2(monkeypatch, capsys, tmp_path, args,
+                                                      message):
+    code, _, err = run_app(monkeypatch, capsys, tmp_path, SMALL, *args)
+    assert code == 2
+    assert re.search(message, one_error_line(err)), err
+    assert not (tmp_path / "run" / "_DONE").exists()
+
+
+def test_slurm_launcher_off_a_cluster_or_without_the_extra_is_one_line(monkeypatch, capsys,
+                                                                       tmp_path):
+    code, _, err = run_app(monkeypatch, capsys, tmp_path, "-m", SMALL, "hydra/launcher=slurm")
+    assert code == 2
+    assert "hydra/launcher" in one_error_line(err)
+
+
+def test_launcher_whose_extra_is_missing_names_the_pip_extra():
+    from wrpsim.hydra_errors import missing_extra
+
+    extras = {"ray": ("wrpsim_no_such_module", "ray")}
+    line = missing_extra(["-m", "hydra/launcher=ray", "seed=1"], extras)
+    assert line.startswith("hydra/launcher=ray needs wrpsim_no_such_module, which is not "
+                           "installed: pip install -e '.[ray]'")
+    assert missing_extra(["hydra/launcher=basic"], extras) is None
+    assert missing_extra(["hydra/launcher=ray"], {"ray": ("json", "ray")}) is None
+
+
+def _trace_path(tmp_path, name: str, data: bytes):
+    p = tmp_path / name
+    p.write_bytes(data)
+    return p
+
+
+@pytest.mark.parametrize(("name", "data", "message"), [
+    ("dir", None, r"is a directory; give the trace file itself"),
+    ("missing.csv", None, r"missing\.csv: trace file not found"),
+    ("bin.csv", b"\x7fELF\x02\x01\x01\x00\xd0\xff\xfe" * 50, r"bin\.csv: not a text file"),
+    ("bin.jsonl", b"\x00\xc3\x28\xff" * 50, r"bin\.jsonl: not a text file"),
+], ids=["directory", "missing", "binary-csv", "binary-jsonl"])
+def test_bad_trace_path_is_named(monkeypatch, capsys, tmp_path, name, data, message):
+    path = tmp_path / name
+    if name == "dir":
+        path.mkdir()
+    elif data is not None:
+        path.write_bytes(data)
+    extra = ["workload=tracelab-agent"] if name.endswith(".jsonl") else []
+    code, _, err = run_app(monkeypatch, capsys, tmp_path, *extra,
+                           f"workload.source.path={path}")
+    assert code == 2
+    assert re.search(message, one_error_line(err)), err
+
+
+def test_fleet_larger_than_the_trace_runs_with_one_warning(monkeypatch, capsys, tmp_path):
+    code, _, err = run_app(monkeypatch, capsys, tmp_path, SMALL, "pool.pools.h100.count=11",
+                           "pool.pools.h100.tp=1", "pool.pools.h100.model=llama3.1-8b")
+    assert code == 0, err
+    warns = [ln for ln in err.splitlines() if ln.startswith("wrpsim: warning:")]
+    assert warns == ["wrpsim: warning: the fleet has 11 instances (11 GPUs) for 10 requests: "
+                     "most instances stay idle, and cost and energy count every one of them "
+                     "(python -m wrpsim.plan finds the smallest fleet that meets the SLO)"]
+
+
+def test_the_pure_core_warns_instead_of_printing(tmp_path, capsys):
+    from tests.conftest import constant_cfg, make_trace
+    from wrpsim.sim import run
+
+    trace = make_trace([0.0, 0.5, 1.0], [10, 10, 10], [5, 5, 5])
+    with pytest.warns(WrpsimWarning, match=r"the fleet has 4 instances \(4 GPUs\) for 3 "):
+        run(constant_cfg(count=4), tmp_path, trace=trace)
+    assert capsys.readouterr().err == ""
+
+
+def test_plan_rejects_a_fractional_seed(monkeypatch, capsys, tmp_path):
+    code, _, err = run_app(monkeypatch, capsys, tmp_path, SMALL, "seed=2.5", module="wrpsim.plan")
+    assert code == 2
+    assert one_error_line(err) == "wrpsim: error: seed must be an integer >= 0, got 2.5"
+
+
+def test_plan_has_no_pool_group_and_says_so(monkeypatch, capsys, tmp_path):
+    code, _, err = run_app(monkeypatch, capsys, tmp_path, "pool=h100-llama70b",
+                           module="wrpsim.plan")
+    assert code == 2
+    assert one_error_line(err) == ("wrpsim: error: pool: not a config group of this command "
+                                   "(--help lists its groups; an optional one is added as "
+                                   "+pool=NAME)")
+
+
+def test_plan_names_a_candidate_whose_tp_spans_servers(monkeypatch, capsys, tmp_path):
+    code, _, err = run_app(monkeypatch, capsys, tmp_path, SMALL, "plan.candidates.a100.tp=16",
+                           module="wrpsim.plan")
+    assert code == 2
+    assert one_error_line(err).startswith("wrpsim: error: plan.candidates.a100.tp=16 spans more "
+                                          "than one 8-GPU server")

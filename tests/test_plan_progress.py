@@ -1,0 +1,54 @@
+"""`python -m wrpsim.plan` shows its progress on stderr: a line per simulation with the stage,
+the budget spent, the fleet, the best fleet so far and the elapsed time — without changing the
+plan."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+
+from tests.conftest import run_app
+from tests.test_plan_config import SMALL, compose_plan
+from wrpsim.plan import run_plan
+from wrpsim.plan.progress import PlanProgress
+
+LINE = re.compile(r"^wrpsim\.plan: (candidate \d of 3: (a100|h100|h200)|mixing|checks) \| "
+                  r"search \d+/300 simulations \| .+ on [\w.-]+: (meets|misses) the SLO \| "
+                  r"best so far: (none yet|.+ \(\$[\d,.]+/h, \d+ GPUs\)) \| [\d,]+ s$")
+
+
+def test_progress_lines_follow_the_search_and_leave_the_plan_unchanged(tmp_path):
+    cfg = compose_plan(*SMALL, "plan.load_sensitivity=0")
+    stream = io.StringIO()
+    progress = PlanProgress("cost", stream, redraw=False)
+    with_progress = run_plan(cfg, tmp_path / "a", progress=progress)
+    lines = stream.getvalue().splitlines()
+    assert lines and all(LINE.match(ln) for ln in lines), lines
+    stages = [ln.split(" | ")[0].removeprefix("wrpsim.plan: ") for ln in lines]
+    assert stages[0] == "candidate 1 of 3: a100" and stages[-1] == "checks"
+    assert "candidate 3 of 3: h200" in stages
+    assert f"best so far: {with_progress['fleet_label']} (" in lines[-1]  # the plan's fleet
+    without = run_plan(compose_plan(*SMALL, "plan.load_sensitivity=0"), tmp_path / "b")
+    assert (json.dumps(with_progress, sort_keys=True, default=str)
+            == json.dumps(without, sort_keys=True, default=str))
+
+
+def test_redrawn_progress_ends_its_line_on_close():
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    stream = Tty()
+    progress = PlanProgress("cost", stream)
+    assert progress.redraw
+    progress.close()
+    assert stream.getvalue() == ""  # nothing drawn: nothing to end
+
+
+def test_the_cli_prints_progress_on_stderr_and_the_plan_on_stdout(monkeypatch, capsys, tmp_path):
+    code, out, err = run_app(monkeypatch, capsys, tmp_path, *SMALL, "plan.load_sensitivity=0",
+                             "plan.candidates.a100.gpu=h100-80gb", module="wrpsim.plan")
+    assert code == 0, err
+    assert json.loads(out.splitlines()[-1])["slo_met"] is True
+    assert sum(bool(LINE.match(ln)) for ln in err.splitlines()) >= 3

@@ -1,0 +1,107 @@
+"""What a run and a sweep print for a person (stderr) and for a script (`json=true`, stdout)."""
+
+from __future__ import annotations
+
+import json
+
+from tests.conftest import run_app
+from wrpsim.runview import SWEEP_HEADER, run_line, sweep_line, verdict
+
+SMALL = ("workload.max_requests=200", "pool.pools.h100.count=2")
+
+
+def test_a_run_prints_a_short_summary_on_stderr_and_nothing_on_stdout(monkeypatch, capsys,
+                                                                      tmp_path):
+    code, out, err = run_app(monkeypatch, capsys, tmp_path, *SMALL)
+    assert code == 0, err
+    assert out == ""
+    lines = err.splitlines()
+    assert lines[0] == "wrpsim: azure-conv-2023 -> round_robin -> h100-llama70b (seed 0)"
+    assert [ln.split()[0] for ln in lines[1:]] == [
+        "fleet", "requests", "TTFT", "TPOT", "SLO", "cost", "energy", "time", "results"]
+    assert lines[1] == "  fleet      h100: 2 x 4 h100-80gb (llama3.1-70b) = 8 GPUs"
+    assert lines[2] == "  requests   200 total, 200 completed, 0 dropped, 0 unfinished"
+    s = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert f"${s['cost_usd']:,.2f} total over the trace" in err
+    assert f"{s['energy_kwh']:,.2f} kWh total (PUE 1.3)" in err
+    assert f"results    {tmp_path / 'run'}" in err
+
+
+def test_json_true_prints_the_summary_json_on_stdout_and_does_not_change_results(
+        monkeypatch, capsys, tmp_path):
+    code, out, _ = run_app(monkeypatch, capsys, tmp_path, *SMALL, "json=true")
+    assert code == 0
+    assert json.loads(out) == json.loads((tmp_path / "run" / "summary.json").read_text())
+    first = (tmp_path / "run" / "requests.parquet").read_bytes()
+    config = (tmp_path / "run" / "config.yaml").read_text()
+    assert "json" not in config  # a printing option, not part of the scenario
+    code, out, _ = run_app(monkeypatch, capsys, tmp_path, *SMALL)
+    assert code == 0 and out == ""
+    assert (tmp_path / "run" / "requests.parquet").read_bytes() == first
+    code, _, err = run_app(monkeypatch, capsys, tmp_path, *SMALL, "json=yes")
+    assert code == 2 and err.strip() == "wrpsim: error: json must be true or false, got 'yes'"
+
+
+def test_a_sweep_prints_aligned_lines_and_a_closing_table(monkeypatch, capsys, tmp_path):
+    code, out, err = run_app(monkeypatch, capsys, tmp_path, "-m", *SMALL,
+                             "router=round-robin,least-outstanding",
+                             "pool.pools.h100.gpu=h100-80gb,a10g-24gb")
+    assert code == 0 and out == ""
+    lines = [ln for ln in err.splitlines() if not ln.startswith("[")]
+    sweep = tmp_path / "sweep"
+    start = lines.index(f"wrpsim: sweep {sweep}: 4 runs (p99 latencies in s; goodput in "
+                        f"req/s; cost and energy are totals over the trace)")
+    table = lines[start:]
+    assert table[1] == "  every run: pool.pools.h100.count=2 workload.max_requests=200"
+    assert table[2] == SWEEP_HEADER
+    rows = table[3:7]
+    assert [r.split()[0] for r in rows] == ["0", "1", "2", "3"]
+    assert rows[1].split()[1:4] == ["failed", "(see", "1/error.json)"]  # a10g: 70B does not fit
+    ok = [r for r in rows if "failed" not in r]
+    assert len(ok) == 2 and len({r.index(" router=") for r in ok}) == 1  # aligned columns
+    assert table[7].startswith("best SLO attainment, then lowest cost: run ")
+    per_run = [ln for ln in lines[:start] if ln.startswith("wrpsim: run ")]
+    assert [ln.split()[2] for ln in per_run] == ["0", "2"]  # as each completed run finished
+    assert len({ln.index(" | SLO ") for ln in per_run}) == 1  # aligned
+    assert per_run[1].endswith("GPUs | workload.max_requests=200 pool.pools.h100.count=2 "
+                               "router=least-outstanding pool.pools.h100.gpu=h100-80gb")
+    assert sum(ln.startswith("wrpsim: error: ") for ln in lines[:start]) == 2  # failed ones
+
+
+def test_run_line_has_labelled_fixed_width_fields():
+    s = {"ttft_p99_s": 0.5, "tpot_p99_s": 0.02, "slo_attainment": 0.987, "cost_usd": 1234.5,
+         "energy_kwh": 12.0, "gpu_count": 16}
+    a = run_line(s, "3", ["router=x"])
+    assert a == ("wrpsim: run    3 | TTFT p99    500 ms | TPOT p99     20 ms | SLO  98.7 % | "
+                 "$   1,234.50 |     12.00 kWh |    16 GPUs | router=x")
+    b = run_line({**s, "ttft_p99_s": 12.25, "cost_usd": 1.0}, "12", ["router=yy"])
+    assert len(a.split("router=")[0]) == len(b.split("router=")[0])
+
+
+def test_sweep_line_columns_have_fixed_widths():
+    s = {"ttft_p99_s": 0.5, "tpot_p99_s": 0.02, "slo_attainment": 0.987, "goodput_rps": 4.2,
+         "cost_usd": 1234.5, "energy_kwh": 12.0, "gpu_count": 16}
+    a = sweep_line(s, "3", ["router=x"])
+    b = sweep_line({**s, "cost_usd": 1.0, "ttft_p99_s": 12.25}, "12", ["router=yy"])
+    assert len(a.split("router=")[0]) == len(b.split("router=")[0]) == len(SWEEP_HEADER) - 9
+    assert a.split() == ["3", "0.5", "0.02", "98.7", "%", "4.2", "1,234.50", "12.00", "16",
+                         "router=x"]
+
+
+def test_an_overloaded_fleet_says_it_cannot_carry_the_trace(monkeypatch, capsys, tmp_path):
+    code, _, err = run_app(monkeypatch, capsys, tmp_path, "workload.max_requests=300",
+                           "workload.rate_scale=20", "pool.pools.h100.count=1")
+    assert code == 0
+    s = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert s["slo_attainment"] < 0.5
+    assert err.splitlines()[-1].startswith(
+        f"wrpsim: warning: only {100 * s['slo_attainment']:.1f} % of requests met the SLO "
+        f"(p99 TTFT ")
+    assert err.splitlines()[-1].endswith("this fleet cannot carry the trace (python -m "
+                                         "wrpsim.plan finds one that can)")
+
+
+def test_verdict_is_silent_for_a_fleet_that_carries_its_trace():
+    assert verdict({"requests_total": 10, "requests_completed": 10, "slo_attainment": 0.9}) is None
+    assert verdict({"requests_total": 10, "requests_completed": 0, "slo_attainment": 0.0}) \
+        .startswith("no request of 10 completed")

@@ -1,0 +1,120 @@
+"""Hydra's failures before a run starts, told in wrpsim's one-line form.
+
+Hydra reports a bad command line (unknown config-group option, unknown key, malformed override,
+a sweep launcher that cannot start) as a multi-line message, or as a traceback. The Hydra apps
+(`wrpsim`, `wrpsim.plan`) run Hydra with `HYDRA_FULL_ERROR=1` so those exceptions reach
+`wrpsim.app.hydra_entry`, which prints `explain(exc)` as one line `wrpsim: error: …` (exit
+status 2). Contract of `explain`: one line naming the field and the valid choices where Hydra
+knows them, or None for an exception that is not a command-line problem (a bug: its traceback is
+shown).
+
+`missing_extra(argv)` checks, before Hydra starts, that a `hydra/launcher=NAME` the command line
+asks for has its optional dependency installed.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import traceback
+
+from wrpsim.errors import did_you_mean
+
+# launcher option -> (module it needs, pip extra of wrpsim that installs it)
+EXTRAS = {
+    "ray": ("ray", "ray"),
+    "slurm": ("hydra_plugins.hydra_submitit_launcher", "slurm"),
+    "submitit_local": ("hydra_plugins.hydra_submitit_launcher", "slurm"),
+    "submitit_slurm": ("hydra_plugins.hydra_submitit_launcher", "slurm"),
+}
+# code that starts a sweep's launcher: an exception raised there is the launcher's, not a run's
+LAUNCHER_PATHS = ("/hydra_plugins/", "/submitit/", "/ray/", "/joblib/", "/hydra/core/plugins.py")
+
+
+def _first(text: str) -> str:
+    return " ".join(str(text).strip().splitlines()[:1]).strip()
+
+
+def _installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def missing_extra(argv: list[str], extras: dict | None = None) -> str | None:
+    """The one-line error for a `hydra/launcher=NAME` whose module is not installed, else None."""
+    extras = EXTRAS if extras is None else extras
+    for arg in argv:
+        key, _, name = arg.partition("=")
+        if key.lstrip("+~") != "hydra/launcher" or name not in extras:
+            continue
+        module, extra = extras[name]
+        if not _installed(module):
+            return (f"hydra/launcher={name} needs {module.split('.')[-1]}, which is not "
+                    f"installed: pip install -e '.[{extra}]' (or drop hydra/launcher= to run "
+                    f"the sweep in this process)")
+    return None
+
+
+def _missing_config(exc) -> str:
+    missing = str(getattr(exc, "missing_cfg_file", "") or "")
+    options = list(getattr(exc, "options", None) or [])
+    group, _, value = missing.rpartition("/")
+    if not group or not options:
+        return _first(exc)
+    return (f"{group}: unknown value {value!r}; valid choices: {', '.join(sorted(options))}"
+            f"{did_you_mean(value, options)}")
+
+
+def _unknown_key(exc) -> str | None:
+    cause = exc.__cause__
+    full_key = getattr(cause, "full_key", None)
+    parent = getattr(cause, "parent_node", None)
+    if not full_key or parent is None or "not in struct" not in str(cause):
+        return None
+    try:
+        valid = [str(k) for k in parent.keys() if k != "hydra"]
+    except Exception:
+        return None
+    where = full_key.rpartition(".")[0]
+    under = f" under {where}" if where else ""
+    return (f"{full_key}: unknown key; valid keys{under}: {', '.join(valid)}"
+            f"{did_you_mean(full_key.rpartition('.')[2], valid)}")
+
+
+def _from_launcher(exc: BaseException) -> bool:
+    frames = traceback.extract_tb(exc.__traceback__)
+    return any(m in f.filename.replace("\\", "/") for f in frames for m in LAUNCHER_PATHS)
+
+
+def explain(exc: BaseException) -> str | None:
+    """One line for a command-line problem Hydra raised (see module docstring), else None."""
+    from hydra.errors import (
+        ConfigCompositionException,
+        HydraException,
+        MissingConfigException,
+        OverrideParseException,
+    )
+
+    if isinstance(exc, MissingConfigException):
+        return _missing_config(exc)
+    if isinstance(exc, OverrideParseException):
+        override = getattr(exc, "override", "")
+        return f"bad override {override!r}: {_first(exc)}" if override else _first(exc)
+    if isinstance(exc, ConfigCompositionException):
+        line = _unknown_key(exc)
+        if line:
+            return line
+        group = re.match(r"Could not override '([^']+)'\. No match in the defaults list", str(exc))
+        if group:
+            return (f"{group[1]}: not a config group of this command (--help lists its groups; "
+                    f"an optional one is added as +{group[1]}=NAME)")
+        cause = f": {_first(exc.__cause__)}" if exc.__cause__ is not None else ""
+        return f"{_first(exc)}{cause}"
+    if isinstance(exc, HydraException):
+        return _first(exc)
+    if _from_launcher(exc):  # (an ImportError elsewhere is a bug: its traceback is shown)
+        return (f"the sweep launcher (hydra/launcher) cannot start: {type(exc).__name__}: "
+                f"{_first(exc)}")
+    return None

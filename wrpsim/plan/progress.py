@@ -1,0 +1,58 @@
+"""What `python -m wrpsim.plan` shows on stderr while it searches (it takes minutes).
+
+`PlanProgress` is called by `Evaluator.evaluate` after every simulation (`Evaluator.on_eval`)
+and prints one line: the stage (`candidate k of n: NAME` while bisecting each candidate,
+`mixing` during the descent over mixed fleets, `checks` while verifying), the simulations spent
+out of the search budget (`plan.max_evaluations`; checks come on top), the fleet just simulated
+and whether it met the SLO, the best fleet so far (met the SLO on the search trace; lowest
+objective) and the elapsed wall time. On a terminal the line is redrawn in place; elsewhere (a
+log, a pipe) each simulation gets its own line. Contract: it only reads the evaluator, never
+changes the plan's result.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+
+class PlanProgress:
+    """Progress lines of a plan (see module docstring)."""
+
+    def __init__(self, objective: str, stream=None, redraw: bool | None = None):
+        self.objective = objective
+        self.stream = stream or sys.stderr
+        self.redraw = self.stream.isatty() if redraw is None else redraw
+        self.t0 = time.perf_counter()
+        self.count = 0
+        self.best = None  # (objective key, Evaluation)
+        self._open = False
+
+    def __call__(self, evaluator, ev) -> None:
+        """Record one finished simulation `ev` of `evaluator` and print its line."""
+        self.count += 1
+        if ev.trace == "search" and ev.slo_met:
+            key = evaluator.objective(ev, self.objective)
+            if self.best is None or key < self.best[0]:
+                self.best = (key, ev)
+        best = "none yet"
+        if self.best is not None:
+            b = self.best[1].counts
+            best = f"{evaluator.label(b)} (${evaluator.cost(b):,.2f}/h, {evaluator.gpus(b)} GPUs)"
+        line = (f"wrpsim.plan: {evaluator.stage or ev.phase} | search {evaluator.spent}/"
+                f"{evaluator.budget} simulations | {evaluator.label(ev.counts)} on {ev.trace}: "
+                f"{'meets' if ev.slo_met else 'misses'} the SLO | best so far: {best} | "
+                f"{time.perf_counter() - self.t0:,.0f} s")
+        if self.redraw:
+            self.stream.write(f"\r\033[K{line}")
+            self._open = True
+        else:
+            self.stream.write(line + "\n")
+        self.stream.flush()
+
+    def close(self) -> None:
+        """End a redrawn line (so what follows starts on a line of its own)."""
+        if self._open:
+            self.stream.write("\n")
+            self.stream.flush()
+            self._open = False

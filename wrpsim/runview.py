@@ -1,0 +1,170 @@
+"""What a person reads after `python -m wrpsim`: a short summary of a run, a line per sweep run,
+and a closing table of a sweep.
+
+Contracts (pure functions of a run's summary dict — `summary.json` — and its config; nothing is
+printed here, `wrpsim.__main__` and `SweepView` print on stderr):
+
+- `run_summary(summary, cfg, out_dir)`: a dozen lines: workload, fleet, router, seed; requests;
+  p50 / p99 TTFT and TPOT against the SLO; SLO attainment and goodput; cost; energy; simulated
+  and wall time; the results directory. The full summary stays in `summary.json`.
+- `verdict(summary)`: a one-line warning when the fleet could not carry the trace (fewer than
+  `CARRY_MIN` of the requests met the SLO, or none completed), else None — so a run whose
+  numbers mean "overloaded" says so.
+- `run_line(summary, name, overrides)`: what a sweep prints as each run finishes: one line of
+  labelled fixed-width fields, so the lines align whatever order (or process) the jobs finish
+  in, and need no header printed before the launcher has started.
+- `sweep_line(summary, name, overrides)`: one row of the closing table (`SWEEP_HEADER`).
+- `sweep_table(sweep_dir)`: the header, one row per run (completed, failed or incomplete, in
+  job order), and which completed run has the best SLO attainment (then the lowest cost).
+  `SweepView` is the Hydra callback that prints it when a `-m` sweep ends (registered in
+  conf/config.yaml under `hydra.callbacks`).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from hydra.experimental.callback import Callback
+
+COLUMNS = (("run", 5), ("ttft_p99", 9), ("tpot_p99", 9), ("slo_att", 8), ("goodput", 8),
+           ("cost_usd", 10), ("energy_kwh", 10), ("gpus", 6))
+SWEEP_HEADER = "  ".join(f"{n:>{w}}" for n, w in COLUMNS) + "  overrides"
+
+
+def _s(v, unit: str = " s") -> str:
+    return "n/a" if v is None else f"{v:.3g}{unit}"
+
+
+def _t(v) -> str:
+    """A latency: milliseconds below one second, else seconds."""
+    if v is None:
+        return "n/a"
+    return f"{1000 * v:.3g} ms" if v < 1 else f"{v:,.3g} s" if v < 1000 else f"{v:,.0f} s"
+
+
+def _pct(v) -> str:
+    return "n/a" if v is None else f"{100 * v:.1f} %"
+
+
+def fleet_text(pool_cfg: dict) -> str:
+    """'h100: 4 x 4 h100-80gb (llama3.1-70b)' (instances x GPUs each) per pool, joined by '; '."""
+    parts = []
+    for name, p in sorted(((pool_cfg or {}).get("pools") or {}).items()):
+        if isinstance(p, dict):
+            role = f", {p['role']}" if p.get("role", "both") != "both" else ""
+            parts.append(f"{name}: {p.get('count', 1)} x {p.get('tp', 1)} {p.get('gpu')} "
+                         f"({p.get('model')}{role})")
+    return "; ".join(parts)
+
+
+def run_summary(s: dict, cfg: dict, out_dir: str) -> str:
+    """The human summary of one run (see module docstring)."""
+    total, done = s.get("requests_total", 0), s.get("requests_completed", 0)
+    dropped, left = s.get("requests_dropped", 0), s.get("requests_in_flight", 0)
+    lines = [
+        f"wrpsim: {s.get('workload') or 'workload'} -> {s.get('router')} -> "
+        f"{s.get('pool') or 'fleet'} (seed {s.get('seed')})",
+        f"  fleet      {fleet_text(cfg.get('pool') or {})} = {s.get('gpu_count')} GPUs",
+        f"  requests   {total:,} total, {done:,} completed, {dropped:,} dropped, "
+        f"{left:,} unfinished",
+        f"  TTFT       p50 {_t(s.get('ttft_p50_s'))}  p99 {_t(s.get('ttft_p99_s'))}  "
+        f"(SLO {_t(s.get('slo_ttft_s'))})",
+        f"  TPOT       p50 {_t(s.get('tpot_p50_s'))}  p99 {_t(s.get('tpot_p99_s'))}  "
+        f"(SLO {_t(s.get('slo_tpot_s'))})",
+        f"  SLO        {_pct(s.get('slo_attainment'))} of requests within both; goodput "
+        f"{_s(s.get('goodput_rps'), ' req/s')}",
+        f"  cost       ${s.get('cost_usd', 0):,.2f} total over the trace "
+        f"(${s.get('cost_per_hour_usd', 0):,.2f}/h; ${s.get('cost_per_1k_requests_usd') or 0:.3f}"
+        f" per 1k requests)",
+        f"  energy     {s.get('energy_kwh', 0):,.2f} kWh total (PUE {s.get('pue')}); "
+        f"{_s(s.get('tokens_per_joule'), ' output tokens/J')}",
+        f"  time       {s.get('duration_s', 0):,.0f} s simulated in {s.get('sim_wall_s', 0):.1f} s",
+        f"  results    {out_dir}  (summary.json: every metric; json=true prints it on stdout)",
+    ]
+    return "\n".join(lines)
+
+
+CARRY_MIN = 0.5
+
+
+def verdict(s: dict) -> str | None:
+    """The 'this fleet cannot carry the trace' warning (see module docstring), or None."""
+    total, done = s.get("requests_total") or 0, s.get("requests_completed") or 0
+    if total and not done:
+        return (f"no request of {total:,} completed: the fleet served nothing (see "
+                f"requests.parquet's status and drop_reason)")
+    att = s.get("slo_attainment")
+    if total and att is not None and att < CARRY_MIN:
+        return (f"only {_pct(att)} of requests met the SLO (p99 TTFT {_t(s.get('ttft_p99_s'))}, "
+                f"p99 TPOT {_t(s.get('tpot_p99_s'))}): this fleet cannot carry the trace "
+                f"(python -m wrpsim.plan finds one that can)")
+    return None
+
+
+def run_line(s: dict, name: str, overrides) -> str:
+    """The line a sweep prints when run `name` finishes (see module docstring)."""
+    return (f"wrpsim: run {name:>4} | TTFT p99 {_t(s.get('ttft_p99_s')):>9} | TPOT p99 "
+            f"{_t(s.get('tpot_p99_s')):>9} | SLO {_pct(s.get('slo_attainment')):>7} | "
+            f"${s.get('cost_usd', 0):>11,.2f} | {s.get('energy_kwh', 0):>9,.2f} kWh | "
+            f"{s.get('gpu_count', 0):>5} GPUs | {' '.join(overrides)}")
+
+
+def sweep_line(s: dict | None, name: str, overrides, status: str = "completed") -> str:
+    """One fixed-width line of a sweep run (`SWEEP_HEADER`); `s` None for a run without one."""
+    ov = " ".join(overrides)
+    if s is None:
+        return f"{name:>5}  {status:<{sum(w + 2 for _, w in COLUMNS[1:]) - 2}}  {ov}"
+    cells = [name, _s(s.get("ttft_p99_s"), ""), _s(s.get("tpot_p99_s"), ""),
+             _pct(s.get("slo_attainment")), _s(s.get("goodput_rps"), ""),
+             f"{s.get('cost_usd', 0):,.2f}", f"{s.get('energy_kwh', 0):,.2f}",
+             str(s.get("gpu_count", ""))]
+    return "  ".join(f"{c:>{w}}" for c, (_, w) in zip(cells, COLUMNS)) + f"  {ov}"
+
+
+def sweep_table(sweep_dir: Path | str) -> str:
+    """The closing table of a sweep (see module docstring); '' when it holds no run."""
+    from wrpsim.app import OUTPUT_KEYS
+    from wrpsim.errors import WrpsimError
+    from wrpsim.report.collect import scan, split_override, varying_keys
+
+    try:
+        runs = scan(Path(sweep_dir))
+    except WrpsimError:
+        return ""
+    varying = set(varying_keys(runs)) - set(OUTPUT_KEYS)
+    common = sorted({o for r in runs for o in r.overrides
+                     if split_override(o)[0] not in varying | set(OUTPUT_KEYS)})
+    lines = [f"wrpsim: sweep {sweep_dir}: {len(runs)} runs (p99 latencies in s; goodput in "
+             f"req/s; cost and energy are totals over the trace)"]
+    if common:
+        lines.append(f"  every run: {' '.join(common)}")
+    lines.append(SWEEP_HEADER)
+    for r in runs:
+        status = f"failed (see {r.name}/error.json)" if r.status == "failed" else r.status
+        shown = [o for o in r.overrides if split_override(o)[0] in varying]
+        lines.append(sweep_line(r.summary, r.name, shown, status))
+    done = [r for r in runs if r.status == "completed"]
+    if done:
+        best = max(done, key=lambda r: (r.summary.get("slo_attainment") or 0,
+                                        -(r.summary.get("cost_usd") or 0)))
+        shown = [o for o in best.overrides if split_override(o)[0] in varying]
+        lines.append(f"best SLO attainment, then lowest cost: run {best.name} "
+                     f"({' '.join(shown) or 'the only configuration'}). Dashboard: "
+                     f"python -m wrpsim.report sweep_dir={sweep_dir}")
+    return "\n".join(lines)
+
+
+class SweepView(Callback):
+    """Hydra callback: the closing table when a `-m` sweep ends."""
+
+    def on_multirun_end(self, config, **kwargs) -> None:
+        """Print the closing table."""
+        table = sweep_table(config.hydra.sweep.dir)
+        if table:
+            _say(table)
+
+
+def _say(text: str) -> None:
+    sys.stderr.write(text + "\n")
+    sys.stderr.flush()

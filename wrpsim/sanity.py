@@ -1,0 +1,51 @@
+"""Checks that stop or flag a run configuration that would run but answer nothing useful.
+
+Contracts:
+
+- `run_seed(value)`: the run seed as an int >= 0; `ConfigError` for anything else (`seed=abc`,
+  `seed=1.5`, `seed=true`, `seed=-1`), never a silent truncation.
+- `check_pool_sizes(specs)`: `ConfigError` for a pool whose tensor-parallel group is larger than
+  one server (`GPUS_PER_SERVER` GPUs): the latency model times TP collectives over the GPUs'
+  scale-up link (NVLink / Infinity Fabric inside a server), so a larger group would be timed as
+  if it had a scale-up domain no shipped server has.
+- `check_fleet_vs_trace(specs, requests)`: a `WrpsimWarning` when the fleet has more instances
+  than the trace has requests (most instances never see a request; cost and energy still count
+  every one of them), and a `ConfigError` when the instances could not even be built in
+  reasonable memory (more than `MAX_INSTANCES`).
+"""
+
+from __future__ import annotations
+
+from wrpsim.errors import ConfigError, integer, warn
+
+GPUS_PER_SERVER = 8  # HGX / OAM servers of every GPU in the shipped catalog
+MAX_INSTANCES = 100_000
+
+
+def run_seed(value, where: str = "seed") -> int:
+    """The run seed, an integer >= 0 (see module docstring)."""
+    return integer(where, value, 0)
+
+
+def check_pool_sizes(specs) -> None:
+    """`ConfigError` naming the first pool whose `tp` exceeds one server."""
+    for s in specs:
+        if s.tp > GPUS_PER_SERVER:
+            raise ConfigError(
+                f"pool.pools.{s.name}.tp={s.tp} spans more than one {GPUS_PER_SERVER}-GPU "
+                f"server; wrpsim models tensor parallelism inside one server's scale-up link, "
+                f"so tp must be at most {GPUS_PER_SERVER} (for more capacity, add instances)")
+
+
+def check_fleet_vs_trace(specs, requests: int) -> None:
+    """Stop on a fleet too large to build; warn on one larger than the trace (module doc)."""
+    instances = sum(s.count for s in specs)
+    if instances > MAX_INSTANCES:
+        counts = ", ".join(f"pool.pools.{s.name}.count={s.count}" for s in specs)
+        raise ConfigError(f"the fleet has {instances:,} instances ({counts}); at most "
+                          f"{MAX_INSTANCES:,} are simulated")
+    if requests and instances > requests:
+        gpus = sum(s.count * s.tp for s in specs)
+        warn(f"the fleet has {instances:,} instances ({gpus:,} GPUs) for {requests:,} requests: "
+             f"most instances stay idle, and cost and energy count every one of them "
+             f"(python -m wrpsim.plan finds the smallest fleet that meets the SLO)")
