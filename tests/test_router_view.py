@@ -252,3 +252,19 @@ def test_same_config_same_bytes_with_a_stale_view_and_a_router_queue(tmp_path):
     run(cfg, a, trace)
     run(cfg, b, trace)
     assert (a / "requests.parquet").read_bytes() == (b / "requests.parquet").read_bytes()
+
+
+class ScrapedRoundRobin(RoundRobin):
+    """Round-robin declared as reading load (subclasses read load unless they say not)."""
+
+
+def test_a_router_that_reads_no_load_takes_no_scrapes_and_loses_nothing():
+    """Round-robin never reads the scraped metrics, so the run takes no scrapes for it; the
+    same policy with scrapes gives the same rows (they could change nothing)."""
+    assert RoundRobin.reads_load is False and ScrapedRoundRobin.reads_load is True
+    trace = make_trace([0.3 * i for i in range(30)], [50] * 30, [40] * 30)
+    plain = Simulation(_cfg("wrpsim.router.RoundRobin", count=3), trace)
+    scraped = Simulation(_cfg(f"{__name__}.ScrapedRoundRobin", count=3), trace)
+    assert not plain.feed.ticking and scraped.feed.ticking
+    a, b = plain.run(), scraped.run()
+    assert a[0].to_pandas().equals(b[0].to_pandas()) and a[2] == b[2]  # NaN-aware

@@ -184,7 +184,8 @@ class Simulation:
         rcfg = _require(cfg, "router")
         self.view_spec, service = router_deployment(rcfg)
         self.router = build_router(rcfg)
-        self.feed = ViewFeed(self.env, self.fleet, self.view_spec, hbt)
+        self.feed = ViewFeed(self.env, self.fleet, self.view_spec, hbt,
+                             scrape=self.router.reads_load)
         self.service = RouterService(service)
         self.router.bind(self.feed.view, stream(self.seed, "router"))
         self.tracer = None
@@ -228,6 +229,8 @@ class Simulation:
             end = float(self.horizon_s)
         else:
             env, feed = self.env, self.feed
+            if not feed.ticking:
+                env.run()
             while not feed.idle(env):  # the view's scrapes alone do not prolong the run
                 env.step()
             end = float(self.env.now)

@@ -47,6 +47,15 @@ class Router:
 
     #: short name recorded in results
     name: str = "router"
+    #: False for a policy that never reads the view's scraped metrics (queues, KV use, prefix
+    #: index): the run then takes no periodic scrapes for it (they could change nothing). Not
+    #: inherited: a subclass reads load unless its own body says otherwise
+    reads_load: bool = True
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "reads_load" not in cls.__dict__:
+            cls.reads_load = True
 
     def bind(self, fleet, rng: np.random.Generator) -> None:
         """Attach the run's `FleetView` (as `self.fleet`) and random stream; validate against

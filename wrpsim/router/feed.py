@@ -78,7 +78,10 @@ class _Live:
 class ViewFeed:
     """Fills a `FleetView` from the live fleet (see the module docstring)."""
 
-    def __init__(self, env, fleet, spec: ViewSpec, hash_block_tokens: int = 0):
+    def __init__(self, env, fleet, spec: ViewSpec, hash_block_tokens: int = 0,
+                 scrape: bool = True):
+        """`scrape` False: the router reads no scraped metrics (`Router.reads_load`), so the
+        view is read once and never scraped again."""
         self.env = env
         self.spec = spec
         self._live = {i.name: i for i in fleet.instances}
@@ -97,13 +100,14 @@ class ViewFeed:
                               self._mirror(cands), self._mirror(decode))
         fleet.health_watchers.append(self._health)
         self._pending: deque = deque()  # (visible at, readings) of delayed scrapes
-        self.ticking = spec.kind == "scrape"
-        if not self.ticking:
+        self.ticking = spec.kind == "scrape" and scrape
+        if spec.kind != "scrape":
             for n, v in self._views.items():
                 v._s = _Live(self._live[n], v)
         else:
-            self._scrape()
-            env.process(self._scraper())
+            self._scrape()  # a router that reads no load keeps this first reading
+            if self.ticking:
+                env.process(self._scraper())
 
     def _mirror(self, lists: dict) -> dict:
         """Candidate lists of the views of the fleet's candidate lists (all up at the start)."""

@@ -15,6 +15,7 @@ class RoundRobin(Router):
     """Cycle through the candidate instances, one counter per model."""
 
     name = "round_robin"
+    reads_load = False
 
     def bind(self, fleet, rng):
         """See `Router.bind`."""
@@ -32,6 +33,7 @@ class Random(Router):
     """Pick a candidate uniformly at random."""
 
     name = "random"
+    reads_load = False
 
     def choose(self, request, cands):
         """Uniform choice from the router's stream."""
