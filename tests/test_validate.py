@@ -93,3 +93,48 @@ def test_bad_input_is_one_line(arg, pattern):
     assert r.returncode == 2 and r.stdout == ""
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and pattern in lines[0], r.stderr
+
+
+def test_power_log_integrates_busy_stretches_and_idle_over_a_window():
+    """Energy over [a, b] = each busy stretch's overlap x its watts + the rest at idle."""
+    from wrpsim.metrics.powerlog import PowerLog
+
+    log = PowerLog()
+    log.add(0.0, 2.0, 500.0)
+    log.add(3.0, 4.0, 300.0)
+    assert log.energy_j(1.0, 5.0, 100.0) == pytest.approx(1 * 500 + 1 * 300 + 2 * 100)
+    assert log.energy_j(2.0, 3.0, 100.0) == pytest.approx(100.0)  # idle gap only
+    assert log.energy_j(4.0, 4.0, 100.0) == 0.0
+    assert PowerLog().energy_j(0.0, 2.0, 70.0) == pytest.approx(140.0)
+
+
+def test_steady_window_is_the_benchmarks_and_power_is_averaged_over_it():
+    """ML.ENERGY's steady state: from the c-th first token to the (N - c - 1)-th finish; a
+    closed loop's power over it is at least its whole-run average (the ramp-down, with fewer
+    and fewer sequences, is left out) and between idle and TDP."""
+    import pyarrow as pa
+
+    from wrpsim.pool.catalog import get_gpu
+    from wrpsim.validate.replay import steady_window
+    from wrpsim.validate.sets import Case
+
+    done = pa.table({"first_token_s": [5.0, 1.0, 2.0, 3.0, 4.0, 6.0],
+                     "finish_s": [10.0, 7.0, 8.0, 9.0, 11.0, 12.0]})
+    assert steady_window(done, 2) == (2.0, 9.0)  # 2nd first token, 3rd (6 - 2 - 1) finish
+    assert steady_window(done, 5) is None  # N - c - 1 = 0 finishes: no steady state
+    pool = {"gpu": "h100-80gb", "model": "llama3.1-8b", "tp": 1, "count": 1,
+            "engine": "vllm-0.11", "scheduler": {"policy": "sarathi", "token_budget": 8192,
+                                                  "max_seqs": 16, "block_size": 16}}
+    wl = {"name": "t", "source": {"kind": "closed_loop", "concurrency": 16, "num_requests": 96,
+                                   "prompt_tokens": 500, "output_tokens": {
+                                       "dist": "lognormal", "mean": 300, "sigma": 1.0,
+                                       "max": 3000}}}
+    whole = simulate(Case("t", "t", "h100-80gb", "llama3.1-8b", "test", pool,
+                          {"power_w": 1.0}, workload=wl, info={"concurrency": 16}))
+    steady = simulate(Case("t", "t", "h100-80gb", "llama3.1-8b", "test", pool,
+                           {"power_w": 1.0}, workload=wl,
+                           info={"concurrency": 16, "steady_state": True}))
+    g = get_gpu("h100-80gb")
+    assert 0 < steady["steady_s"] < steady["sim_s"]
+    assert whole["power_w"] < steady["power_w"] <= g.tdp_w
+    assert steady["itl_p50_s"] == whole["itl_p50_s"]  # ITL is over all tokens either way

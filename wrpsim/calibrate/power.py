@@ -10,7 +10,8 @@ Sources of (b, u_c, u_m, P) points:
 
 - ML.ENERGY closed-loop runs (`wrpsim.validate.sets.mlenergy_cases`): each case is simulated
   three times with a probe power model that reports b, u_c and u_m as its "power", so the
-  utilisations are those of the simulated iterations;
+  utilisations are those of the simulated iterations, averaged over the benchmark's steady
+  state as its watts are;
 - the Splitwise profile (A100, `pools/catalog/profiles/splitwise_llama2_70b.csv`): each run is a
   prefill of its measured duration and decode steps of theirs; the utilisations are the work
   of those iterations (`iteration_work`) over the measured times.
@@ -20,24 +21,17 @@ from __future__ import annotations
 
 import numpy as np
 
-from wrpsim.pool.kernels.power import POWER_FIELDS, PowerModel, utilisation
+from wrpsim.pool.kernels.power import POWER_FIELDS, utilisation
 
 
 def probe_points(case, engine: str | None = None) -> tuple[float, float, float]:
-    """(busy fraction, mean u_compute, mean u_memory) of `case`'s simulation, time-averaged
-    over the run and per GPU."""
-    from wrpsim.sim import Simulation
-    from wrpsim.validate.replay import case_config
+    """(busy fraction, mean u_compute, mean u_memory) per GPU of `case`'s simulation, averaged
+    over the window its benchmark measured power on (`wrpsim.validate.replay.simulate`: the
+    steady state for ML.ENERGY, else the whole run)."""
+    from wrpsim.validate.replay import simulate
 
-    out = []
-    for unit in ((1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0)):
-        sim = Simulation(case_config(case, engine), trace=case.trace)
-        for lat in sim.fleet.latency.values():
-            lat._power = PowerModel(0.0, 1.0, *unit, source="probe")
-        _req, inst, end = sim.run()
-        gpus = float(np.sum(inst.column("tp").to_numpy()))
-        out.append(float(np.sum(inst.column("energy_j").to_numpy())) / end / gpus)
-    return tuple(out)
+    return tuple(simulate(case, engine, power_probe=unit)["power_w"]
+                 for unit in ((1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0)))
 
 
 def splitwise_points(gpu: str = "a100-80gb") -> list[tuple[float, float, float, float]]:

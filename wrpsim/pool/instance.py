@@ -94,6 +94,7 @@ class Instance(BatchingMixin, SequenceSetMixin, HandoffMixin, FailureMixin):
         self._init_handoff()  # disaggregation: role, KV transfer, reservations
         self.tracer = None  # a wrpsim.metrics.trace.Tracer when the run is traced
         self.itl = None  # a wrpsim.metrics.itl.ItlLog when inter-token gaps are recorded
+        self.power_log = None  # a wrpsim.metrics.powerlog.PowerLog when power is logged
         self._fresh: list[Seq] = []  # new decoders whose second-token time is not known yet
         self._load_s = 0.0  # lower-tier KV loads to add to the iteration being planned
         self.kv_load_blocks = 0
@@ -342,6 +343,8 @@ class Instance(BatchingMixin, SequenceSetMixin, HandoffMixin, FailureMixin):
             return  # superseded by a truncation
         now = self.env.now
         dur, n = self._dur, self._n
+        if self.power_log is not None:
+            self.power_log.add(now - dur, now, self._power * self.tp)
         if self._kind == _DECODE_RUN:
             if self.itl is not None:
                 self.itl.add_run(self._cum, dur, n, self._dec_in_iter)

@@ -5,7 +5,10 @@ trace (replayed request by request) or workload config (closed loop). Metrics, o
 completed requests: mean / median TTFT, TPOT (`(finish - first token) / (output - 1)`, as the
 benchmarks compute it) and end-to-end latency; the token-weighted median inter-token gap
 (`wrpsim.metrics.itl`); the average power per GPU over the run (busy and idle energy of the
-instances over the run's duration, divided by its GPUs).
+instances over the run's duration, divided by its GPUs) or, for a case whose benchmark measured
+power over its steady state (`Case.info["steady_state"]`, ML.ENERGY), over the same window:
+from the moment `concurrency` requests have their first token to the moment all but
+`concurrency + 1` have finished (`steady_window`).
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from wrpsim.metrics.itl import ItlLog
+from wrpsim.metrics.powerlog import PowerLog
 
 ROUTERS = {"round-robin": "wrpsim.router.RoundRobin",
            "least-outstanding": "wrpsim.router.LeastOutstanding"}
@@ -34,15 +38,28 @@ def case_config(case, engine: str | None = None, overrides: dict | None = None) 
     }
 
 
-def simulate(case, engine: str | None = None, overrides: dict | None = None) -> dict:
-    """Simulated metrics of `case` (keys as `Case.measured`, plus `requests`, `sim_s`)."""
+def simulate(case, engine: str | None = None, overrides: dict | None = None,
+             power_probe: tuple | None = None) -> dict:
+    """Simulated metrics of `case` (keys as `Case.measured`, plus `requests`, `sim_s`).
+
+    `power_probe`: fields (active, w_compute, w_memory) of a power model with idle 0 W and a
+    1 W span put in place of every instance's (`wrpsim.calibrate.power`), so `power_w`
+    reports that combination of busy fraction and utilisations instead of watts."""
+    from wrpsim.pool.kernels.power import PowerModel
     from wrpsim.sim import Simulation
 
     sim = Simulation(case_config(case, engine, overrides), trace=case.trace)
-    logs = []
+    if power_probe is not None:
+        for lat in sim.fleet.latency.values():
+            lat._power = PowerModel(0.0, 1.0, *power_probe, source="probe")
+    logs, plogs = [], []
+    steady = bool(case.info.get("steady_state"))
     for inst in sim.fleet.instances:
         inst.itl = ItlLog()
         logs.append(inst.itl)
+        if steady:
+            inst.power_log = PowerLog()
+            plogs.append((inst.power_log, inst.latency.idle_power_w() * inst.tp))
     req, inst_t, end = sim.run()
     done = req.filter(np.asarray(req.column("status").to_numpy(zero_copy_only=False))
                       == "completed")
@@ -63,9 +80,28 @@ def simulate(case, engine: str | None = None, overrides: dict | None = None) -> 
         out.update(tpot_mean_s=float(tpot.mean()), tpot_p50_s=float(np.median(tpot)))
     out["itl_p50_s"] = itl.quantile(0.5)
     out["power_w"] = energy / end / gpus if end > 0 and gpus else float("nan")
+    window = steady_window(done, int(case.info.get("concurrency", 0))) if steady else None
+    if window is not None and gpus:
+        a, b = window
+        joules = sum(log.energy_j(a, b, idle) for log, idle in plogs)
+        out["power_w"] = joules / (b - a) / gpus
+        out["steady_s"] = b - a
     out["calibration"] = sim.fleet.latency[case.gpu].calibration \
         if hasattr(sim.fleet.latency[case.gpu], "calibration") else ""
     return out
+
+
+def steady_window(done, concurrency: int) -> tuple[float, float] | None:
+    """ML.ENERGY's steady state of a closed loop of `concurrency` clients over the completed
+    requests `done`: from the `concurrency`-th first token to the (N - concurrency - 1)-th
+    finish (N requests); None when that window is empty."""
+    n = done.num_rows
+    if concurrency < 1 or n - concurrency - 1 < 1 or n < concurrency:
+        return None
+    first = np.sort(done.column("first_token_s").to_numpy())
+    fin = np.sort(done.column("finish_s").to_numpy())
+    a, b = float(first[concurrency - 1]), float(fin[n - concurrency - 2])
+    return (a, b) if b > a else None
 
 
 def errors(case, sim: dict) -> dict:

@@ -260,6 +260,10 @@ MLENERGY_PROMPTS = {
     "sourcegraph-fim": {"dist": "lognormal", "mean": 1500, "sigma": 0.6, "max": 8000},
 }
 MLENERGY_FIT = {"meta-llama/Llama-3.1-8B-Instruct", "meta-llama/Llama-3.1-70B-Instruct"}
+#: requests per run of each ML.ENERGY task before repeats (ml-energy/benchmark @ c1d6557,
+#: configs/vllm/<task>/benchmark.yaml `num_requests`, Apache-2.0); a task folder's own
+#: benchmark.yaml in the data overrides it
+MLENERGY_NUM_REQUESTS = {"lm-arena-chat": 1024, "gpqa": 198, "sourcegraph-fim": 1024}
 #: ML.ENERGY ran vLLM 0.11.1: its engine calibration (same kernels, that version's overheads)
 MLENERGY_ENGINE = "vllm-0.11"
 
@@ -312,7 +316,35 @@ def _mlenergy_settings(root: Path, task: str, model_id: str, gpu_model: str) -> 
     return out
 
 
-def mlenergy_cases(root: str | Path, max_requests: int = 1024) -> list[Case]:
+def _mlenergy_requests(root: Path, task: str, model_id: str, gpu_model: str, mns: int,
+                       n_gpu: int) -> int:
+    """Requests of one ML.ENERGY run: the task's `num_requests` times the configuration's
+    `num_request_repeats` (the benchmark sends the task's request list that many times), read
+    from `benchmark_configs/<task>/benchmark.yaml` (`sweep_defaults`) and the model's
+    `<model>/<GPU>/sweeps.yaml` (`sweep`: the first entry whose `max_num_seqs`, and
+    `num_gpus` if it names any, match) when the data folder has them; 1 repeat otherwise."""
+    import yaml
+
+    base = root / "benchmark_configs" / task
+
+    def load(path: Path) -> dict:
+        try:
+            return yaml.safe_load(path.read_text()) or {}
+        except (OSError, yaml.YAMLError):
+            return {}
+
+    bench = load(base / "benchmark.yaml")
+    n = int((bench.get("workload_defaults") or {}).get("num_requests",
+                                                          MLENERGY_NUM_REQUESTS[task]))
+    entries = list(load(base / model_id / gpu_model / "sweeps.yaml").get("sweep") or [])
+    entries += list(bench.get("sweep_defaults") or [])
+    for e in entries:
+        if mns in (e.get("max_num_seqs") or []) and n_gpu in (e.get("num_gpus") or [n_gpu]):
+            return n * int((e.get("num_request_repeats") or [1])[0])
+    return n
+
+
+def mlenergy_cases(root: str | Path) -> list[Case]:
     """Closed-loop cases of the ML.ENERGY leaderboard found under `root` (llm_configs.csv and
     models/*.json); dense and MoE models of the catalog, one instance per configuration."""
     root = Path(root)
@@ -339,7 +371,7 @@ def mlenergy_cases(root: str | Path, max_requests: int = 1024) -> list[Case]:
             prec = "fp8_block"
         hist = _output_dist(root / "models", r.model_id, r.task, r.gpu_model, int(r.max_num_seqs))
         mns = int(r.max_num_seqs)
-        n_req = max(2 * mns, min(max_requests, 4 * mns))
+        n_req = _mlenergy_requests(root, r.task, r.model_id, r.gpu_model, mns, n_gpu)
         engine = MLENERGY_ENGINE
         out_spec: dict | int = round(r.avg_output_len)
         if hist is not None:
@@ -368,7 +400,8 @@ def mlenergy_cases(root: str | Path, max_requests: int = 1024) -> list[Case]:
             "mlenergy", name, gpu, model,
             "fit" if fit else "test", pool,
             {"itl_p50_s": r.median_itl_ms / 1e3, "power_w": r.avg_power_watts / n_gpu},
-            workload=wl, info={"concurrency": mns, "avg_batch": float(r.avg_batch_size)}))
+            workload=wl, info={"concurrency": mns, "avg_batch": float(r.avg_batch_size),
+                               "steady_state": True}))
     return out
 
 
