@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import functools
+import os
 import sys
 
 import numpy as np
 import pandas as pd
 import pytest
+
+
+def pytest_configure(config):
+    """The suite tests the shipped catalog: a developer's own `WRPSIM_CATALOG` is set aside
+    (tests that need a user catalog set it themselves)."""
+    os.environ.pop("WRPSIM_CATALOG", None)
 
 
 def make_trace(arrivals, prompts, outputs, **extra) -> pd.DataFrame:

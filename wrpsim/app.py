@@ -35,7 +35,7 @@ import warnings
 from pathlib import Path
 
 from wrpsim.errors import ConfigError, WrpsimError, WrpsimWarning
-from wrpsim.paths import catalog_dir
+from wrpsim.paths import catalog_dir, catalog_dirs, use_user_modules
 
 GROUPS = (("workload", "workloads"), ("pool", "pools"), ("router", "routers"))
 # keys of a run's config that change what is printed, not what is simulated: left out of the
@@ -52,14 +52,16 @@ def register_catalogs() -> None:
     from omegaconf.errors import OmegaConfBaseException
     from yaml import YAMLError
 
+    use_user_modules()
     cs = ConfigStore.instance()
     for group, dirname in GROUPS:
-        for path in sorted(catalog_dir(dirname).glob("*.yaml")):
-            try:
-                node = OmegaConf.load(path)
-            except (YAMLError, OmegaConfBaseException) as e:
-                raise ConfigError(f"{path}: invalid YAML: {e}") from None
-            cs.store(group=group, name=path.stem, node=node, provider="wrpsim")
+        for folder in catalog_dirs(dirname):  # the user's catalog last: its names win
+            for path in sorted(folder.glob("*.yaml")):
+                try:
+                    node = OmegaConf.load(path)
+                except (YAMLError, OmegaConfBaseException) as e:
+                    raise ConfigError(f"{path}: invalid YAML: {e}") from None
+                cs.store(group=group, name=path.stem, node=node, provider="wrpsim")
 
 
 def config_digest(container: dict) -> str:
@@ -191,8 +193,8 @@ def app_help(config_name: str) -> str:
     conf = catalog_dir("conf")
     raw = yaml.safe_load((conf / f"{config_name}.yaml").read_text(encoding="utf-8")) or {}
     chosen = {k: v for d in raw.get("defaults") or [] if isinstance(d, dict) for k, v in d.items()}
-    groups = {g: (sorted(p.stem for p in catalog_dir(d).glob("*.yaml")), chosen.get(g))
-              for g, d in GROUPS if g in chosen}
+    groups = {g: (sorted({p.stem for f in catalog_dirs(d) for p in f.glob("*.yaml")}),
+                  chosen.get(g)) for g, d in GROUPS if g in chosen}
     for sub in sorted(p for p in conf.iterdir() if p.is_dir()):
         if sub.name in chosen or sub.name == "experiment":  # the one optional group
             groups[sub.name] = (sorted(p.stem for p in sub.glob("*.yaml")), chosen.get(sub.name))

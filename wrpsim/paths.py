@@ -4,11 +4,18 @@ The catalogs (`workloads/`, `pools/`, `routers/`, `conf/`) sit at the repository
 users add a workload, fleet or router without touching the engine. They are found, in order, under
 `$WRPSIM_ROOT`, the parent of the installed package (an editable install or a checkout), or the
 current working directory.
+
+A user's own catalog lives outside the repository: `$WRPSIM_CATALOG` names a folder that may
+hold `gpus.yaml` and `models.yaml` (entries added to the shipped ones; a shipped name is
+replaced), `engines/` (engine profiles), `pools/`, `routers/` and `workloads/` (YAML options of
+those config groups, next to the shipped ones), and Python modules its router YAMLs name in
+`_target_` (the folder is put on `sys.path`). See README, "Your own catalog".
 """
 
 from __future__ import annotations
 
 import os
+import sys
 from functools import cache
 from pathlib import Path
 
@@ -38,3 +45,34 @@ def catalog_dir(name: str) -> Path:
     if name not in CATALOGS:
         raise ValueError(f"unknown catalog {name!r}; valid: {', '.join(CATALOGS)}")
     return catalog_root() / name
+
+
+def user_catalog() -> Path | None:
+    """The user's catalog folder `$WRPSIM_CATALOG` (None when unset); `ConfigError` when it
+    names something that is not a folder."""
+    value = os.environ.get("WRPSIM_CATALOG")
+    if not value:
+        return None
+    path = Path(value).expanduser()
+    if not path.is_dir():
+        raise ConfigError(
+            f"WRPSIM_CATALOG={value}: not a directory; it names a folder of your own catalog "
+            f"entries (gpus.yaml, models.yaml, engines/, pools/, routers/, workloads/)")
+    return path.resolve()
+
+
+def catalog_dirs(name: str) -> list[Path]:
+    """The folders of catalog `name`: the shipped one, then the user's (`user_catalog`) when it
+    has that subfolder; a YAML in a later folder replaces one of the same name."""
+    dirs = [catalog_dir(name)]
+    user = user_catalog()
+    if user is not None and (user / name).is_dir():
+        dirs.append(user / name)
+    return dirs
+
+
+def use_user_modules() -> None:
+    """Put the user's catalog folder on `sys.path` (once) so its router modules import."""
+    user = user_catalog()
+    if user is not None and str(user) not in sys.path:
+        sys.path.insert(0, str(user))

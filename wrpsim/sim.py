@@ -81,11 +81,13 @@ def build_router(rcfg: dict):
     from hydra.errors import InstantiationException
     from hydra.utils import instantiate
 
+    from wrpsim.paths import use_user_modules
     from wrpsim.router.base import Router
 
     if not isinstance(rcfg, dict) or "_target_" not in rcfg:
         raise ConfigError("router: must be a mapping with a _target_ (see routers/README.md)")
     rcfg = {k: v for k, v in rcfg.items() if k not in DEPLOYMENT_KEYS}
+    use_user_modules()  # a router module of the user's catalog (`wrpsim.paths`)
     try:
         router = instantiate(rcfg)
     except InstantiationException as e:

@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 
 from wrpsim.errors import ConfigError, unknown_choice
-from wrpsim.paths import catalog_dir
+from wrpsim.paths import catalog_dir, user_catalog
 from wrpsim.pool.modelspec import INT_FIELDS, REQUIRED, SPEC_FIELDS, ModelSpec, from_hf_config
 
 #: calibrated fields of a GPU (latency efficiencies, overheads, power shape), in YAML order
@@ -117,8 +117,9 @@ _GPU_BASE = ("bf16_tflops", "mem_gib", "mem_bw_gbs", "tdp_w", "idle_w", "link_gb
 _GPU_OPTIONAL = ("fp8_tflops", "fp4_tflops")
 
 
-def load_gpus(path: Path) -> dict[str, GpuSpec]:
-    """Parse and validate a GPU catalog file; resolve `calibration: {from: ...}` references."""
+def load_gpus(path: Path, known: dict[str, GpuSpec] | None = None) -> dict[str, GpuSpec]:
+    """Parse and validate a GPU catalog file; resolve `calibration: {from: ...}` references to
+    its own entries or, for a user's file, to the `known` (shipped) GPUs."""
     data = _read(path)
     calib: dict[str, dict[str, float] | str] = {}
     for name, raw in data.items():
@@ -137,6 +138,12 @@ def load_gpus(path: Path) -> dict[str, GpuSpec]:
         calib[name] = {k: _num(path, name, k, c, integer=False, zero_ok=k in _ZERO_OK,
                                prefix="calibration.") for k in CALIBRATION_FIELDS}
         calib[name]["source"] = str(c.get("source", ""))
+    known = known or {}
+    for src in {c for c in calib.values() if isinstance(c, str)}:
+        if src not in calib and src in known:  # a user's GPU copying a shipped one
+            k = known[src]
+            calib[src] = {f: getattr(k, f) for f in CALIBRATION_FIELDS}
+            calib[src]["source"] = k.calibration_source
     out = {}
     for name, raw in data.items():
         src = calib[name] if isinstance(calib[name], str) else name
@@ -218,16 +225,32 @@ def load_models(path: Path) -> dict[str, ModelSpec]:
     return out
 
 
+def _user_file(name: str) -> Path | None:
+    """`name` in the user's catalog folder (`wrpsim.paths.user_catalog`), if it is there."""
+    user = user_catalog()
+    return user / name if user is not None and (user / name).is_file() else None
+
+
 @cache
 def gpus() -> dict[str, GpuSpec]:
-    """All GPUs of the catalog by name (loaded once)."""
-    return load_gpus(catalog_path() / "gpus.yaml")
+    """All GPUs of the catalog by name (loaded once): the shipped ones, then the user's
+    `gpus.yaml` (`$WRPSIM_CATALOG`), whose entries are added or replace shipped ones."""
+    table = load_gpus(catalog_path() / "gpus.yaml")
+    user = _user_file("gpus.yaml")
+    if user is not None:
+        table.update(load_gpus(user, known=table))
+    return table
 
 
 @cache
 def models() -> dict[str, ModelSpec]:
-    """All models of the catalog by name (loaded once)."""
-    return load_models(catalog_path() / "models.yaml")
+    """All models of the catalog by name (loaded once): the shipped ones, then the user's
+    `models.yaml` (`$WRPSIM_CATALOG`), whose entries are added or replace shipped ones."""
+    table = load_models(catalog_path() / "models.yaml")
+    user = _user_file("models.yaml")
+    if user is not None:
+        table.update(load_models(user))
+    return table
 
 
 def get_gpu(name: str) -> GpuSpec:

@@ -122,12 +122,12 @@ def register_engine_dir(path: Path) -> None:
 
 def engine_dirs() -> list[Path]:
     """The folders engines are read from (see module docstring), in override order."""
-    import os
+    from wrpsim.paths import user_catalog
 
     dirs = [engines_dir()]
-    user = os.environ.get("WRPSIM_CATALOG")
-    if user:
-        dirs.append(Path(user).expanduser() / "engines")
+    user = user_catalog()
+    if user is not None:
+        dirs.append(user / "engines")
     return dirs + _EXTRA_DIRS
 
 
