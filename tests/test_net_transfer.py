@@ -82,8 +82,11 @@ def test_packet_within_a_few_percent_of_fluid():
 
 
 def test_packet_alone_matches_oracle1_in_simpy():
-    out, _ = run_transfers("packet", [(2.0, [0], [2], 4 * MIB, "a")])
+    out, _ = run_transfers("packet", [(2.0, [0], [2], 4 * MIB, "a")], header_bytes=0)
     assert out["a"] == pytest.approx(2.0 + 88.13184e-6, abs=1e-12)
+    out, f = run_transfers("packet", [(2.0, [0], [2], 4 * MIB, "a")])  # 64-byte headers
+    assert out["a"] == pytest.approx(2.0 + f.topo.min_latency_ps(4 * MIB, 0, 2) / 1e12,
+                                     abs=1e-12)
 
 
 @pytest.mark.parametrize("kind", ["fluid", "packet"])
