@@ -43,13 +43,12 @@ from operator import itemgetter
 from wrpsim.network.dctcp import DctcpMixin
 from wrpsim.network.roce import RoceMixin
 from wrpsim.network.topology import PS_PER_S, LeafSpine, tx_ps
-from wrpsim.network.transport import CONN_FIELDS, TransportBase
+from wrpsim.network.transport import CONN_FIELDS, CTRL, DATA, TRIM, TransportBase
 from wrpsim.network.uec import UecMixin
 from wrpsim.rng import stream
 
 INF = 1 << 62
 BITPS = 8 * PS_PER_S
-DATA, CTRL, TRIM, TIMER = 0, 1, 2, 3
 _time = itemgetter(0)
 
 

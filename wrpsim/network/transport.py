@@ -35,6 +35,7 @@ CONN_FIELDS = ("paths", "rpaths", "chooser", "npk", "last", "next", "top", "una"
                "alpha", "acked", "marked", "wend", "cut", "sendt", "sacked", "got", "lost",
                "scan", "hi", "epsn", "nakpsn")
 ECN_FLAG, NACK_FLAG = 1, 2
+DATA, CTRL, TRIM, TIMER = 0, 1, 2, 3  # event kinds (packet.py)
 
 
 class TransportBase:
@@ -65,7 +66,7 @@ class TransportBase:
             else:
                 fwd = [conn.paths[0]]
             rev = self._rev
-            for p in set(fwd):
+            for p in dict.fromkeys(fwd):
                 if p not in rev:
                     rev[p] = self.topo.reverse_path(p)
             got = self._evpaths[key] = (fwd, [rev[p] for p in fwd])
@@ -123,7 +124,7 @@ class TransportBase:
         st = self.c_sendt[c]
         if st is not None:
             st[k] = t
-        self._push((b + self.prop[p], 0, c, k, 1, ev, size, 0))
+        self._push((b + self.prop[p], DATA, c, k, 1, ev, size, 0))
 
     def _ctrl(self, c: int, k: int, ev: int, flags: int, t: int) -> None:
         """Send an ACK / NACK of packet `k` from the receiver's NIC at time `t`: ahead of the
@@ -136,7 +137,7 @@ class TransportBase:
         self.busy[p] = max(self.busy[p], t) + tx
         self.pbytes[p] += size
         self.ctrl_packets += 1
-        self._push((b + self.prop[p], 1, c, k, 1, ev, size, flags))
+        self._push((b + self.prop[p], CTRL, c, k, 1, ev, size, flags))
 
     def _feedback(self, c: int, ev: int, flags: int) -> None:
         """Tell the connection's path chooser how the packet that carried `ev` fared."""
@@ -202,7 +203,7 @@ class TransportBase:
         if lost is None:  # a duplicate of a fully acknowledged connection
             return
         lost[k] = t
-        self._push((t + self.rto_ps, 3, c, k, 0, ev, t, 0))
+        self._push((t + self.rto_ps, TIMER, c, k, 0, ev, t, 0))
 
     def sent(self, c: int) -> int:
         """Data packets connection `c` has sent, resends included."""

@@ -28,9 +28,7 @@ its exact constants.
 from __future__ import annotations
 
 from wrpsim.network.topology import tx_ps
-from wrpsim.network.transport import ECN_FLAG, NACK_FLAG
-
-TRIM = 2
+from wrpsim.network.transport import ECN_FLAG, NACK_FLAG, TRIM
 
 
 class UecMixin:
