@@ -53,6 +53,8 @@ def test_packet_engine_delivers_everything_once(sc):
     st_ = eng.stats()
     if cfg["transport"] == "uec":  # trimmed, never dropped; one resend per trim
         assert st_["drops"] == 0 and st_["retransmits"] == st_["trims"]
+        # the bounded reorder window: nothing arrives reorder_window packets behind
+        assert st_["max_reorder_distance"] < cfg["reorder_window"]
     else:  # every lost copy is sent again; reordering adds spurious resends
         assert st_["trims"] == 0 and st_["retransmits"] >= st_["drops"]
     assert st_["data_packets"] == sum(eng.c_npk) + st_["retransmits"]

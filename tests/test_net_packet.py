@@ -178,6 +178,16 @@ def test_roce_go_back_n_pays_for_reordering():
     assert st["roce"]["cct_s"] > 4 * st["dctcp"]["cct_s"] > 4 * st["uec"]["cct_s"]
 
 
+def test_uec_reorder_window_bounds_reordering():
+    """uec never sends beyond its lowest unacknowledged packet + reorder_window, so no packet
+    arrives that far behind; a small window bounds reordering and throttles the sender."""
+    base = dict(lb="spray", spray="random", leaves=4, hosts_per_leaf=4, spines=4)
+    small = run_scenario(packet(reorder_window=4, **base), "permutation", MIB, 0).summary
+    big = run_scenario(packet(**base), "permutation", MIB, 0).summary
+    assert small["max_reorder_distance"] < 4 < big["max_reorder_distance"] < 256
+    assert small["cct_s"] > 5 * big["cct_s"]
+
+
 def test_adaptive_spraying_avoids_a_slow_spine():
     """A gray failure (spine 0 at a quarter of its rate, 4×4×4, 4 MiB): REPS and the bitmap
     learn from ECN marks to avoid it; oblivious spraying keeps sending a quarter of every flow
