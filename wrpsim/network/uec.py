@@ -9,7 +9,7 @@ per connection (window `w` in packets, `infl` packets unacknowledged, `una` the 
     SEND     while infl < w and next < min(npk, una + reorder_window): send `next`
              (the bounded reorder window: the receiver's bitmap spans reorder_window packets)
     ACK k    first ACK of k: infl -= 1, advance una; RTT sample r = now - send time of k,
-             target T = 1.5 x the base RTT (htsim's UEC default: 50 % over the base RTT):
+             target T = 1.5 x the base RTT (the htsim UEC model's default: 50 % over it):
                no ECN, r <= T   w += (1 + B/2 x (T - r)/T) / w  (proportional increase: up to
                                                         1 + B/6 packets per RTT, B the host BDP
                                                         in packets, so a halved window
