@@ -22,6 +22,7 @@ a connection still in flight (duplicates) are then ignored.
 
 from __future__ import annotations
 
+import heapq
 from math import ceil
 
 from wrpsim.network.config import SPRAYED
@@ -48,6 +49,8 @@ class TransportBase:
         self._on_timer = getattr(self, f"_{name}_timer", None)  # uec loses nothing: no timer
         self.rwnd = self.cfg.reorder_window if name == "uec" else 1 << 62
         self.target_ps = self.topo.base_rtt_ps * 3 // 2
+        self.ack = self.cfg.ack_bytes
+        self.acktx = [tx_ps(self.ack, r) for r in self.rate]
         self.pi_gain = self.topo.bdp_bytes(self.topo.host_bps) / self.wire / 2
         self.sacking = name != "roce"
         self.salts = switch_salts(self.seed, self.topo.L + self.topo.S, self.cfg.salted)
@@ -124,20 +127,34 @@ class TransportBase:
         st = self.c_sendt[c]
         if st is not None:
             st[k] = t
-        self._push((b + self.prop[p], DATA, c, k, 1, ev, size, 0))
+        arr = b + self.prop[p]
+        bi = arr // self.width
+        lst = self.buckets.get(bi)
+        if lst is None:
+            self.buckets[bi] = [(arr, DATA, c, k, 1, ev, size, 0)]
+            heapq.heappush(self.bheap, bi)
+        else:
+            lst.append((arr, DATA, c, k, 1, ev, size, 0))
 
     def _ctrl(self, c: int, k: int, ev: int, flags: int, t: int) -> None:
         """Send an ACK / NACK of packet `k` from the receiver's NIC at time `t`: ahead of the
         data waiting there (a NIC's transport engine schedules its control packets before
         queued data), whose departures its serialisation pushes back."""
         p = self.c_rpaths[c][ev][0]
-        size = self.cfg.ack_bytes
-        tx = tx_ps(size, self.rate[p])
-        b = t + tx
-        self.busy[p] = max(self.busy[p], t) + tx
+        size = self.ack
+        tx = self.acktx[p]
+        busy = self.busy[p]
+        self.busy[p] = (busy if busy > t else t) + tx
         self.pbytes[p] += size
         self.ctrl_packets += 1
-        self._push((b + self.prop[p], CTRL, c, k, 1, ev, size, flags))
+        arr = t + tx + self.prop[p]
+        bi = arr // self.width
+        lst = self.buckets.get(bi)
+        if lst is None:
+            self.buckets[bi] = [(arr, CTRL, c, k, 1, ev, size, flags)]
+            heapq.heappush(self.bheap, bi)
+        else:
+            lst.append((arr, CTRL, c, k, 1, ev, size, flags))
 
     def _feedback(self, c: int, ev: int, flags: int) -> None:
         """Tell the connection's path chooser how the packet that carried `ev` fared."""
@@ -159,6 +176,10 @@ class TransportBase:
             self.c_ooo[c] += 1
             if ms - k > self.c_maxdist[c]:
                 self.c_maxdist[c] = ms - k
+        r = self.c_rcv[c] + 1
+        if r < self.c_npk[c]:
+            self.c_rcv[c] = r
+            return False
         return self._received(c, t)
 
     def _received(self, c: int, t: int) -> bool:
