@@ -224,14 +224,14 @@ def test_degraded_link_slows_spray_but_not_ecmp_choices():
     assert s["down_ports"] == 0 and s["degraded_ports"] == 1
 
 
-@pytest.mark.parametrize("lb, cct_tol, fct_tol", [("ecmp", 0.08, 0.08), ("split", 0.25, 0.15),
-                                                  ("spray", 0.25, 0.25)])
+@pytest.mark.parametrize("lb, cct_tol, fct_tol", [("ecmp", 0.08, 0.08), ("split", 0.25, 0.15)])
 def test_fluid_and_packet_agree_with_a_failed_link(lb, cct_tol, fct_tol):
     """Oracle 10 on a fabric with a failed link (4×4×4, 32 MiB flows), looser than on a healthy
-    fabric: the packet engine is never faster than the fluid one by more than its tolerance
-    and never slower by more than `cct_tol`. The packet transports' congestion control is not
-    max-min fair when split's re-divided pieces share links with whole pieces (+15–20 %), and
-    oblivious spraying of hashed entropies over 3 spines is uneven (docs/network.md)."""
+    fabric: the packet engine is never faster than the fluid one by more than 5 % (CCT) or
+    `fct_tol` (mean FCT) and never slower by more than the tolerances. The packet transports'
+    congestion control is not max-min fair when split's re-divided pieces share links with
+    whole pieces (+15–20 %). (Oblivious spraying at packet level is compared with the fluid
+    engine's ideal split in test_net_packet's oracle 10.)"""
     kw = dict(**SMALL, lb=lb, buffer_bdp=4, failed_links=ONE)
     f = summary("fluid", nbytes=32 * MIB, seed=2, **kw)
     p = summary("packet", nbytes=32 * MIB, seed=2, **kw)
