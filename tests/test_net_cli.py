@@ -67,8 +67,9 @@ def test_default_out_dir_is_dated(tmp_path):
 
 @pytest.mark.parametrize("args, pattern", [
     (["colour=red"], r"unknown key 'colour'; valid keys: ack_bytes, .*lb, .*seed"),
-    (["lb=ecnp"], r"net\.lb: unknown value 'ecnp'; valid choices: ecmp, ecmp_subflows, "
-                  r"split, spray"),
+    (["lb=ecnp"], r"net\.lb: unknown value 'ecnp'; valid choices: bitmap, ecmp, ecmp_subflows, "
+                  r"flowlet, reps, split, spray"),
+    (["transport=tcp"], r"net\.transport: unknown value 'tcp'; valid choices: dctcp, roce, uec"),
     (["engine=ns3"], r"engine: unknown value 'ns3'; valid choices: fluid, packet"),
     (["pattern=ring"], r"pattern: unknown value 'ring'; valid choices: all_to_all, "
                        r"permutation, ring_allreduce"),
@@ -82,10 +83,14 @@ def test_bad_input_one_line_status_2(args, pattern, tmp_path):
         run(parse_args([*args, f"out_dir={tmp_path}"]))
 
 
-def test_bad_input_exit_code():
-    r = cli("lb=nope")
+@pytest.mark.parametrize("arg, start", [
+    ("lb=nope", "wrpsim: error: net.lb: unknown value 'nope'; valid choices: bitmap, ecmp"),
+    ("transport=tcp", "wrpsim: error: net.transport: unknown value 'tcp'; valid choices: dctcp, "
+                      "roce, uec")])
+def test_bad_input_exit_code(arg, start):
+    r = cli(arg)
     assert r.returncode == 2 and r.stdout == ""
-    assert r.stderr.startswith("wrpsim: error: net.lb: unknown value 'nope'")
+    assert r.stderr.startswith(start)
     assert len(r.stderr.strip().splitlines()) == 1
 
 

@@ -34,79 +34,169 @@ def run_flows(cfg, flows, seed=0):
     return topo, eng, conns, done
 
 
-def test_one_flow_latency_oracle1_exact():
-    """Oracle 1: 4 MiB at 400 Gb/s in 4 KiB packets through 4 queues with 4 × 1 µs of
-    propagation takes M/C + 3·S_pkt/C + 4 µs = 88.13184 µs, to the picosecond."""
+TRANSPORTS = ["uec", "dctcp", "roce"]
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_one_flow_latency_oracle1_exact(transport):
+    """Oracle 1: 4 MiB at 400 Gb/s in 4 KiB packets (no headers) through 4 queues with 4 × 1 µs
+    of propagation takes M/C + 3·S_pkt/C + 4 µs = 88.13184 µs, to the picosecond, whatever
+    the transport (the window never binds a lone flow; its ACKs use the other direction)."""
     cfg = packet(leaves=2, hosts_per_leaf=1, spines=1, host_gbps=400, prop_delay_ns=1000,
-                 mtu_bytes=4096)
+                 mtu_bytes=4096, header_bytes=0, transport=transport)
     topo, eng, _, done = run_flows(cfg, [(0, 1, 4 * MIB)])
     assert done == [(88_131_840, 0)]
     assert eng.c_finish[0] == topo.min_latency_ps(4 * MIB, 0, 1) == 88_131_840
     assert one_flow_latency_s(4 * MIB, 400e9, 4096, 4, [1e-6] * 4) == \
         pytest.approx(88.13184e-6, abs=1e-15)
     assert eng.stats()["data_packets"] == 1024
+    assert eng.stats()["control_packets"] == 1024  # one ACK per data packet
 
 
-@pytest.mark.parametrize("nbytes, mtu, gbps, prop", [(4 * MIB + 100, 4096, 400, 1000),
-                                                      (1_000_000, 1500, 100, 250),
-                                                      (3000, 9000, 200, 0)])
-def test_one_flow_latency_general(nbytes, mtu, gbps, prop):
-    """The same closed form with a short last packet, other rates and delays, 2 and 4 hops."""
+def test_lone_flow_with_headers_at_line_rate_times_payload_share():
+    """With 64-byte headers a lone flow streams at C·mtu/(mtu + header): 4 MiB in 1024 packets
+    of 4160 bytes, plus the 3-hop pipeline lag of one packet and 4 µs of propagation."""
+    cfg = packet(leaves=2, hosts_per_leaf=1, spines=1, host_gbps=400, header_bytes=64)
+    topo, eng, _, _ = run_flows(cfg, [(0, 1, 4 * MIB)])
+    stream_ps = 4 * MIB * 8 * 10**12 // (400 * 10**9) * 4160 // 4096
+    assert eng.c_finish[0] == stream_ps + 3 * 83_200 + 4_000_000
+    assert eng.c_finish[0] == topo.min_latency_ps(4 * MIB, 0, 1)
+    goodput = 4 * MIB * 8 / ((eng.c_finish[0] - 3 * 83_200 - 4_000_000) / 1e12)
+    assert goodput == pytest.approx(400e9 * 4096 / 4160, rel=1e-12)
+
+
+@pytest.mark.parametrize("nbytes, mtu, gbps, prop, hdr", [(4 * MIB + 100, 4096, 400, 1000, 64),
+                                                          (1_000_000, 1500, 100, 250, 0),
+                                                          (3000, 9000, 200, 0, 40)])
+def test_one_flow_latency_general(nbytes, mtu, gbps, prop, hdr):
+    """The same closed form with a short last packet, headers, other rates and delays, 2 and 4
+    hops."""
     cfg = packet(leaves=2, hosts_per_leaf=2, spines=3, host_gbps=gbps, prop_delay_ns=prop,
-                 mtu_bytes=mtu)
+                 mtu_bytes=mtu, header_bytes=hdr)
     for dst in (1, 2):  # same leaf (2 queues), other leaf (4 queues)
         topo, eng, _, _ = run_flows(cfg, [(0, dst, nbytes)])
         assert eng.c_finish[0] == topo.min_latency_ps(nbytes, 0, dst)
 
 
+@pytest.mark.parametrize("transport", TRANSPORTS)
 @pytest.mark.parametrize("k", [2, 4])
-def test_fair_share_oracle2(k):
-    """Oracle 2: k long flows into one receiver each finish at ≈ k·M/C."""
-    cfg = packet(leaves=2, hosts_per_leaf=k, spines=1, host_gbps=400, buffer_bdp=8)
+def test_fair_share_oracle2(k, transport):
+    """Oracle 2: k long flows into one receiver each finish at ≈ k·M'/C (M' with headers):
+    within 3 % under uec; DCTCP's law (dctcp, roce), whose first cuts halve the windows
+    (α starts at 1), leaves the port idle a little longer: 5 %."""
+    cfg = packet(leaves=2, hosts_per_leaf=k, spines=1, host_gbps=400, buffer_bdp=8,
+                 transport=transport)
     M = 8 * MIB
     _, eng, _, _ = run_flows(cfg, [(i, k, M) for i in range(k)])
-    ideal = k * M * 8 / 400e9
+    ideal = k * M * 8 / 400e9 * 4160 / 4096
     fin = np.array(eng.c_finish) / 1e12
-    assert fin.max() == pytest.approx(ideal, rel=0.03)
-    assert fin.min() > 0.9 * ideal  # fair: nobody finishes far ahead
+    assert fin.max() == pytest.approx(ideal, rel=0.03 if transport == "uec" else 0.05)
+    assert fin.min() > 0.85 * ideal  # fair: nobody finishes far ahead
     assert eng.stats()["drops"] == 0
 
 
-def test_drops_are_recovered_and_bytes_conserved():
-    """A small buffer forces drops; every packet still arrives exactly once."""
-    cfg = packet(leaves=2, hosts_per_leaf=4, spines=1, buffer_bytes=40_000, window_packets=64)
-    _, eng, _, done = run_flows(cfg, [(i, 4, 2 * MIB) for i in range(4)])
+INCAST = dict(leaves=2, hosts_per_leaf=4, spines=1, buffer_bytes=40_000, window_packets=64,
+              rto_us=200)
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_losses_are_recovered_and_packets_conserved(transport):
+    """A small buffer forces losses (trims under uec, drops otherwise); every packet still
+    arrives, and every sent copy is either new or a counted resend."""
+    _, eng, _, done = run_flows(packet(transport=transport, **INCAST),
+                                [(i, 4, 2 * MIB) for i in range(4)])
     st = eng.stats()
-    assert st["drops"] > 0 and st["retransmits"] == st["drops"]
-    assert len(done) == 4
+    lost = st["drops"] + st["trims"]
+    assert lost > 0 and len(done) == 4
+    assert (st["trims"] > 0) == (transport == "uec") and (st["drops"] > 0) != (transport == "uec")
     assert eng.c_rcv == eng.c_npk
     assert st["data_packets"] == sum(eng.c_npk) + st["retransmits"]
+    if transport == "uec":  # a trimmed packet is resent exactly once, on its NACK
+        assert st["retransmits"] == st["trims"]
+    else:
+        assert st["retransmits"] >= lost
 
 
-def test_trim_recovers_faster_than_drop():
-    base = dict(leaves=2, hosts_per_leaf=4, spines=1, buffer_bytes=40_000, window_packets=64,
-                rto_us=200)
+def test_trimming_recovers_faster_than_timeouts():
+    """uec resends a trimmed packet one NACK trip after the trim; dctcp and roce wait for
+    duplicate ACKs, NAKs or the 200 µs timer."""
     flows = [(i, 4, 2 * MIB) for i in range(4)]
-    _, drop, _, _ = run_flows(packet(overflow="drop", **base), flows)
-    _, trim, _, _ = run_flows(packet(overflow="trim", **base), flows)
-    assert trim.stats()["trims"] > 0 and trim.stats()["drops"] == 0
-    assert max(trim.c_finish) < max(drop.c_finish)
-    assert trim.c_rcv == trim.c_npk
+    fin = {tr: max(run_flows(packet(transport=tr, **INCAST), flows)[1].c_finish)
+           for tr in TRANSPORTS}
+    assert fin["uec"] < fin["dctcp"] and fin["uec"] < fin["roce"]
 
 
 def test_dctcp_marks_and_shrinks_windows():
-    """Four 2-BDP windows into one port: DCTCP-like control reacts to ECN marks by cutting the
-    windows well below the fixed window, without losing throughput."""
+    """Four 2-BDP windows into one port: DCTCP's law reacts to ECN marks by cutting the windows
+    well below the cap, without losing throughput or packets."""
     base = dict(leaves=2, hosts_per_leaf=4, spines=1, buffer_bdp=8, window_bdp=2)
     flows = [(i, 4, 16 * MIB) for i in range(4)]
-    _, fixed, _, _ = run_flows(packet(cc="fixed", **base), flows)
-    _, dctcp, _, _ = run_flows(packet(cc="dctcp", ecn_bdp=0.5, **base), flows)
-    assert dctcp.stats()["ecn_marks"] > 0 and fixed.stats()["ecn_marks"] == 0
-    assert max(dctcp.c_wnd) < 0.5 * dctcp.window and set(fixed.c_wnd) == {fixed.window}
+    _, dctcp, _, _ = run_flows(packet(transport="dctcp", ecn_bdp=0.5, **base), flows)
+    assert dctcp.stats()["ecn_marks"] > 0
+    assert max(dctcp.c_wnd) < 0.5 * dctcp.window
     assert 0 < min(dctcp.c_alpha) and max(dctcp.c_alpha) < 1
-    ideal = 4 * 16 * MIB * 8 / 400e9 * 1e12
+    ideal = 4 * 16 * MIB * 8 / 400e9 * 1e12 * 4160 / 4096
     assert max(dctcp.c_finish) == pytest.approx(ideal, rel=0.10)
     assert dctcp.c_rcv == dctcp.c_npk and dctcp.stats()["drops"] == 0
+
+
+def test_uec_congestion_control_shrinks_windows_under_incast():
+    """Four flows into one port with room for their first windows: ECN marks with RTTs above
+    1.5 × the base RTT cut the uec windows well below the cap, at full throughput."""
+    base = dict(leaves=2, hosts_per_leaf=4, spines=1, window_bdp=2, buffer_bdp=8)
+    flows = [(i, 4, 16 * MIB) for i in range(4)]
+    _, eng, _, _ = run_flows(packet(**base), flows)
+    st = eng.stats()
+    assert st["ecn_marks"] > 0 and max(eng.c_wnd) < 0.6 * eng.window
+    assert st["trims"] == 0
+    ideal = 4 * 16 * MIB * 8 / 400e9 * 1e12 * 4160 / 4096
+    assert max(eng.c_finish) == pytest.approx(ideal, rel=0.05)
+
+
+def test_acks_queue_on_the_reverse_path():
+    """The receiver's ACKs (64 bytes each) occupy the ports of the way back: its leaf's uplink
+    to the spine, the spine's downlink and the sender's leaf downlink."""
+    cfg = packet(leaves=2, hosts_per_leaf=1, spines=1)
+    topo, eng, _, _ = run_flows(cfg, [(0, 1, MIB)])
+    back = topo.reverse_path(topo.path(0, 1, 0))
+    assert back == (1, topo.leaf_up(1, 0), topo.spine_down(0, 0), topo.leaf_down(0))
+    assert [eng.pbytes[p] for p in back] == [256 * 64] * 4
+    assert eng.pbytes[0] == 256 * 4160
+
+
+def test_roce_go_back_n_pays_for_reordering():
+    """Random per-packet spraying reorders packets without losing any: uec delivers them out
+    of order at no cost, dctcp takes reordering by more than 3 packets for losses (spurious
+    fast retransmits, halved windows), roce's go-back-N resends every packet after an
+    out-of-sequence one — more than the flows' size — and finishes several times later."""
+    base = dict(leaves=4, hosts_per_leaf=4, spines=4, buffer_bdp=8, lb="spray", spray="random")
+    st = {tr: run_scenario(packet(transport=tr, **base), "permutation", MIB, 0).summary
+          for tr in TRANSPORTS}
+    assert all(s["drops"] == 0 and s["trims"] == 0 for s in st.values())
+    assert st["uec"]["retransmits"] == 0 and st["uec"]["out_of_order_packets"] > 0
+    assert st["roce"]["retransmits"] > 16 * 256 > st["dctcp"]["retransmits"] > 0
+    assert st["roce"]["cct_s"] > 4 * st["dctcp"]["cct_s"] > 4 * st["uec"]["cct_s"]
+
+
+def test_uec_reorder_window_bounds_reordering():
+    """uec never sends beyond its lowest unacknowledged packet + reorder_window, so no packet
+    arrives that far behind; a small window bounds reordering and throttles the sender."""
+    base = dict(lb="spray", spray="random", leaves=4, hosts_per_leaf=4, spines=4)
+    small = run_scenario(packet(reorder_window=4, **base), "permutation", MIB, 0).summary
+    big = run_scenario(packet(**base), "permutation", MIB, 0).summary
+    assert small["max_reorder_distance"] < 4 < big["max_reorder_distance"] < 256
+    assert small["cct_s"] > 5 * big["cct_s"]
+
+
+def test_adaptive_spraying_avoids_a_slow_spine():
+    """A gray failure (spine 0 at a quarter of its rate, 4×4×4, 4 MiB): REPS and the bitmap
+    learn from ECN marks to avoid it; oblivious spraying keeps sending a quarter of every flow
+    through it."""
+    base = dict(leaves=4, hosts_per_leaf=4, spines=4, failed_links=[{"spine": 0,
+                                                                     "rate_factor": 0.25}])
+    cct = {lb: run_scenario(packet(lb=lb, **base), "permutation", 4 * MIB, 0).summary["cct_s"]
+           for lb in ("spray", "reps", "bitmap")}
+    assert cct["reps"] < 0.6 * cct["spray"] and cct["bitmap"] < 0.8 * cct["spray"]
 
 
 def test_random_spray_reorders_and_ecmp_does_not():
@@ -164,13 +254,31 @@ def test_same_seed_same_flows_parquet(tmp_path, kind):
     assert t.schema.metadata[b"wrpsim.table"] == b"flows"
 
 
-@pytest.mark.parametrize("lb", ["ecmp", "spray", "split"])
+@pytest.mark.parametrize("transport, lb", [("uec", "reps"), ("dctcp", "flowlet"),
+                                           ("roce", "bitmap")])
+def test_transports_and_adaptive_choices_are_deterministic(transport, lb):
+    """Same config and seed → identical flow and link tables (the choosers draw only from the
+    engine's seeded stream); another seed gives other permutations and salts."""
+    cfg = packet(transport=transport, lb=lb, leaves=4, hosts_per_leaf=4, spines=4,
+                 flowlet_gap_us=0.5)
+    a, b, c = (run_scenario(cfg, "permutation", MIB // 4, seed) for seed in (3, 3, 4))
+    assert a.flows.equals(b.flows) and a.links.equals(b.links)
+    assert not a.flows.equals(c.flows)
+
+
+@pytest.mark.parametrize("lb", ["ecmp", "split", "spray"])
 def test_fluid_and_packet_agree_for_long_flows_oracle10(lb):
-    """Oracle 10: completion times within 5 % for long flows (64 MiB: 16384 packets per flow,
-    chunk ≪ flow/(8·S))."""
+    """Oracle 10 (4×4×4, 16 MiB: 4096 packets per flow, chunk ≪ flow/(8·S)): completion times
+    within 5 % for single-path modes, though the packet engine also carries 64 header bytes
+    per packet and 64-byte ACKs (3.1 % more bytes). Oblivious spraying at packet level hashes
+    256 entropy values onto the spines and keeps standing queues on every hop of its paths
+    (docs/network.md): 5–15 % slower than the fluid engine's ideal 1/S split."""
     kw = dict(leaves=4, hosts_per_leaf=4, spines=4, lb=lb, buffer_bdp=4)
-    f = run_scenario(NetConfig(kind="fluid", **kw), "permutation", 64 * MIB, 2).summary
-    p = run_scenario(NetConfig(kind="packet", **kw), "permutation", 64 * MIB, 2).summary
+    f = run_scenario(NetConfig(kind="fluid", **kw), "permutation", 16 * MIB, 2).summary
+    p = run_scenario(NetConfig(kind="packet", **kw), "permutation", 16 * MIB, 2).summary
+    if lb == "spray":
+        assert 1.05 < p["cct_s"] / f["cct_s"] < 1.15
+        return
     assert p["cct_s"] == pytest.approx(f["cct_s"], rel=0.05)
     assert p["mean_fct_s"] == pytest.approx(f["mean_fct_s"], rel=0.05)
 
@@ -183,32 +291,32 @@ def test_ring_allreduce_no_penalty_packet_oracle8():
 
 
 @pytest.mark.slow
-def test_permutation_ecmp_vs_spray_packet_oracle5():
-    """Oracle 5 at packet level (8×8×8, 400 Gb/s, 4 MiB): mean ECMP / spray CCT within 15 %
-    of 3.94 (the table's L = 8 row) over 10 seeds, each within 10 % of the fluid engine's ratio.
-
-    8×8×8, not 16×16×16: a quarter of the hosts and packets, 0.4 s a seed instead of 3 s (the
-    fluid engine checks 16×16×16 over 100 seeds in test_net_fluid). A seed's ratio varies with
-    s.d. 0.65 at either size (400 fluid seeds), so the mean of 10 has s.d. 0.2 and 15 % of 3.94
-    is 2.9 s.d. — as 15 % of 4.85 was for the mean of 6 at 16×16×16."""
+def test_permutation_ecmp_vs_ideal_packet_oracle5():
+    """Oracle 5 at packet level (8×8×8, 400 Gb/s, 4 MiB): ECMP over the ideal balance. At
+    packet level the ideal is `split` (chosen paths, every link at its ideal-spraying share;
+    oblivious spraying of hashed entropies is not ideal there). Each seed's packet ECMP / split
+    ratio is within 10 % of the fluid ECMP / spray ratio, and the mean over 3 seeds within 25 %
+    of 3.94 (the table's L = 8 row; a seed's ratio has s.d. 0.65, the mean of 3 0.375: 25 % is
+    2.6 s.d.)."""
     ratios = []
-    for seed in range(10):
+    for seed in range(3):
         r = {}
-        for kind in ("packet", "fluid"):
-            for lb in ("ecmp", "spray"):
+        for kind, lbs in (("packet", ("ecmp", "split")), ("fluid", ("ecmp", "spray"))):
+            for lb in lbs:
                 s = run_scenario(NetConfig(kind=kind, lb=lb, **CUBE8), "permutation", 4 * MIB,
                                  seed).summary
                 r[kind, lb] = s["cct_s"]
-        ratio = r["packet", "ecmp"] / r["packet", "spray"]
+        ratio = r["packet", "ecmp"] / r["packet", "split"]
         assert ratio == pytest.approx(r["fluid", "ecmp"] / r["fluid", "spray"], rel=0.10)
         ratios.append(ratio)
-    assert np.mean(ratios) == pytest.approx(3.94, rel=0.15)
+    assert np.mean(ratios) == pytest.approx(3.94, rel=0.25)
 
 
 @pytest.mark.slow
-def test_split_equals_spray_packet_oracle7():
-    """On 8×8×8 (the fluid engine checks 16×16×16 and two other fabrics in test_net_fluid)."""
+def test_split_is_ideal_packet_oracle7():
+    """Oracle 7 at packet level on 8×8×8: `split` completes within 10 % of ideal spraying's
+    fluid time (headers and ACKs are 3.1 % more bytes, the path latency 5 %), in order and
+    without a trim (oblivious spraying of hashed entropies: 1.27, docs/network.md)."""
     s = run_scenario(packet(lb="split", **CUBE8), "permutation", 4 * MIB, 0).summary
-    p = run_scenario(packet(lb="spray", **CUBE8), "permutation", 4 * MIB, 0).summary
-    assert s["cct_s"] / p["cct_s"] == pytest.approx(1.0, abs=0.03)
-    assert s["out_of_order_packets"] == 0
+    assert 1.0 < s["cct_ratio"] < 1.10
+    assert s["out_of_order_packets"] == 0 and s["trims"] == 0

@@ -54,16 +54,18 @@ def test_serialization_and_bdp():
     assert tx_ps(4096, 400 * 10**9) == 81_920
     assert tx_ps(1, 3 * 10**9) == 2667  # rounded up
     t = topo(leaves=2, hosts_per_leaf=1, spines=1, host_gbps=400, prop_delay_ns=1000)
-    assert t.base_rtt_ps == 4 * (81_920 + 1_280 + 2_000_000)
-    assert t.window_packets == -(-int(1.25 * t.bdp_bytes(t.host_bps)) // 4096)
+    assert t.base_rtt_ps == 4 * (83_200 + 1_280 + 2_000_000)  # 4096 + 64 header bytes out
+    assert t.window_packets == -(-int(1.25 * t.bdp_bytes(t.host_bps)) // 4160)
+    t0 = topo(leaves=2, hosts_per_leaf=1, spines=1, host_gbps=400, header_bytes=0)
+    assert t0.base_rtt_ps == 4 * (81_920 + 1_280 + 2_000_000)
     assert t.buffer[0] is None and t.buffer[t.leaf_up(0, 0)] >= 2 * t.bdp_bytes(t.uplink_bps)
     t = topo(buffer_bytes=10_000, window_packets=7)
     assert set(t.buffer[t.n:]) == {10_000} and t.window_packets == 7
 
 
 @pytest.mark.parametrize("kw, pattern", [
-    ({"lb": "ecmpp"}, r"network\.lb: unknown value 'ecmpp'; valid choices: ecmp, "
-                      r"ecmp_subflows, split, spray"),
+    ({"lb": "ecmpp"}, r"network\.lb: unknown value 'ecmpp'; valid choices: bitmap, ecmp, "
+                      r"ecmp_subflows, flowlet, reps, split, spray"),
     ({"kind": "exact"}, r"network\.kind: unknown value 'exact'; valid choices: fluid, none, "
                         r"packet"),
     ({"leaves": 0}, r"network\.leaves must be an integer >= 1, got 0"),
@@ -75,8 +77,14 @@ def test_serialization_and_bdp():
     ({"spray": "zigzag"}, r"network\.spray: unknown value 'zigzag'; valid choices: random, "
                           r"round_robin"),
     ({"placement": "random"}, r"valid choices: pack, spread"),
-    ({"cc": "bbr"}, r"valid choices: dctcp, fixed"),
-    ({"overflow": "pause"}, r"valid choices: drop, trim"),
+    ({"transport": "tcp"}, r"network\.transport: unknown value 'tcp'; valid choices: dctcp, "
+                           r"roce, uec"),
+    ({"cc": "dctcp"}, r"network: unknown key\(s\) \['cc'\]; valid keys: .*transport"),
+    ({"entropies": 0}, r"network\.entropies must be an integer >= 1, got 0"),
+    ({"entropies": 70000}, r"network\.entropies must be an integer in 1\.\.65536"),
+    ({"header_bytes": -1}, r"network\.header_bytes must be an integer >= 0, got -1"),
+    ({"reorder_window": 0}, r"network\.reorder_window must be an integer >= 1"),
+    ({"flowlet_gap_us": -1}, r"network\.flowlet_gap_us must be a number >= 0"),
     ({"rail_optimized": "yes"}, r"rail_optimized must be true or false"),
     ({"dctcp_g": 2}, r"dctcp_g must be in \(0, 1\]"),
     ({"colour": 1}, r"network: unknown key\(s\) \['colour'\]; valid keys: kind, leaves"),

@@ -82,8 +82,11 @@ def test_packet_within_a_few_percent_of_fluid():
 
 
 def test_packet_alone_matches_oracle1_in_simpy():
-    out, _ = run_transfers("packet", [(2.0, [0], [2], 4 * MIB, "a")])
+    out, _ = run_transfers("packet", [(2.0, [0], [2], 4 * MIB, "a")], header_bytes=0)
     assert out["a"] == pytest.approx(2.0 + 88.13184e-6, abs=1e-12)
+    out, f = run_transfers("packet", [(2.0, [0], [2], 4 * MIB, "a")])  # 64-byte headers
+    assert out["a"] == pytest.approx(2.0 + f.topo.min_latency_ps(4 * MIB, 0, 2) / 1e12,
+                                     abs=1e-12)
 
 
 @pytest.mark.parametrize("kind", ["fluid", "packet"])
@@ -168,7 +171,8 @@ def test_place_and_errors():
 
 @pytest.mark.parametrize("name", ["none", "fluid", "packet"])
 def test_shipped_network_configs_build(name):
-    """Every option of the `network` config group builds a fabric and moves a KV cache."""
+    """Every option of the `network` config group builds a fabric and moves a KV cache (256 MiB:
+    65,536 packets at packet level)."""
     import yaml
 
     from wrpsim.paths import catalog_dir
@@ -180,7 +184,7 @@ def test_shipped_network_configs_build(name):
     f.attach(env)
     gpus = f.place([("prefill", 4, 8), ("decode", 4, 8)])
     done = []
-    f.transfer(gpus["prefill", 0], gpus["decode", 3], 1 << 30, lambda t: done.append(t))
+    f.transfer(gpus["prefill", 0], gpus["decode", 3], 1 << 28, lambda t: done.append(t))
     env.run()
     assert len(done) == 1
     if name != "none":

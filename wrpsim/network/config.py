@@ -21,11 +21,12 @@ from dataclasses import dataclass
 from wrpsim.errors import ConfigError, check_keys, unknown_choice
 
 KINDS = ("none", "fluid", "packet")
-LB_MODES = ("ecmp", "ecmp_subflows", "spray", "split")
+LB_MODES = ("ecmp", "ecmp_subflows", "spray", "reps", "bitmap", "flowlet", "split")
+SPRAYED = ("spray", "reps", "bitmap", "flowlet")  # per-packet choice among entropy values
 SPRAY_MODES = ("round_robin", "random")
 PLACEMENTS = ("pack", "spread")
-CC_MODES = ("fixed", "dctcp")
-OVERFLOW_MODES = ("drop", "trim")
+TRANSPORTS = ("uec", "dctcp", "roce")
+MAX_ENTROPIES = 65536
 ECMP_REMAPS = ("rehash", "resilient")
 DIRECTIONS = ("both", "up", "down")
 LINK_KEYS = ("leaf", "spine", "direction", "rate_factor")
@@ -51,18 +52,22 @@ class NetConfig:
     lb: str = "ecmp"
     subflows: int = 4
     spray: str = "round_robin"
+    entropies: int = 256
+    reps_buffer: int = 8
+    flowlet_gap_us: float = 2.0
     salted: bool = True
     failed_links: Sequence = ()
     ecmp_remap: str = "rehash"
+    transport: str = "uec"
     mtu_bytes: int = 4096
+    header_bytes: int = 64
     buffer_bytes: int | None = None
     buffer_bdp: float = 2.0
     window_packets: int | None = None
     window_bdp: float = 1.25
-    cc: str = "fixed"
+    reorder_window: int = 256
     ecn_bdp: float = 0.5
     dctcp_g: float = 0.0625
-    overflow: str = "drop"
     rto_us: float = 50.0
     ack_bytes: int = 64
 
@@ -90,19 +95,25 @@ class NetConfig:
     def validate(self, where: str = "network") -> None:
         """Raise `ConfigError` on the first bad field."""
         for name, choices in (("kind", KINDS), ("lb", LB_MODES), ("spray", SPRAY_MODES),
-                              ("placement", PLACEMENTS), ("cc", CC_MODES),
-                              ("overflow", OVERFLOW_MODES), ("ecmp_remap", ECMP_REMAPS)):
+                              ("placement", PLACEMENTS), ("transport", TRANSPORTS),
+                              ("ecmp_remap", ECMP_REMAPS)):
             if getattr(self, name) not in choices:
                 raise unknown_choice(f"{where}.{name}", getattr(self, name), choices)
         for name in ("leaves", "hosts_per_leaf", "spines", "gpus_per_host", "subflows",
-                     "mtu_bytes", "ack_bytes"):
+                     "mtu_bytes", "ack_bytes", "reps_buffer", "reorder_window"):
             _check_int(where, name, getattr(self, name), 1)
+        _check_int(where, "header_bytes", self.header_bytes, 0)
+        _check_int(where, "entropies", self.entropies, 1)
+        if self.entropies > MAX_ENTROPIES:
+            raise ConfigError(f"{where}.entropies must be an integer in 1..{MAX_ENTROPIES} "
+                              f"(a 16-bit entropy field), got {self.entropies!r}")
         for name in ("buffer_bytes", "window_packets"):
             if getattr(self, name) is not None:
                 _check_int(where, name, getattr(self, name), 1)
         for name in ("host_gbps", "buffer_bdp", "window_bdp", "ecn_bdp", "rto_us"):
             _check_num(where, name, getattr(self, name), positive=True)
         _check_num(where, "prop_delay_ns", self.prop_delay_ns, positive=False)
+        _check_num(where, "flowlet_gap_us", self.flowlet_gap_us, positive=False)
         for name in ("uplink_gbps", "oversubscription", "nvlink_gbps"):
             if getattr(self, name) is not None:
                 _check_num(where, name, getattr(self, name), positive=True)

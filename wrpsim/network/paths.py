@@ -7,8 +7,9 @@ fluid engine; a flow is complete when its last connection is. Modes:
 - `ecmp`: one connection; the source leaf hashes (src, dst, qp) with its salt to pick a spine.
 - `ecmp_subflows`: `subflows` connections of equal size (remainder on the first), each with its
   own qp number and so its own, independent hash.
-- `spray`: one connection over every spine; per packet round-robin (from a hashed start) or
-  random in the packet engine, an even 1/S split in the fluid engine.
+- `spray`, `reps`, `bitmap`, `flowlet`: one connection over every spine. The packet engine
+  chooses an entropy value per packet (`entropy.py`) and the source leaf hashes it to a spine;
+  the fluid engine splits the rate evenly, 1/S per spine (it has no per-packet feedback).
 - `split`: Theorem 1 of Addanki et al. (2024): with S spines and at most r inter-leaf flows at
   any leaf (in or out) among the flows started together, each flow is split into
   S/gcd(r, S) equal pieces and the pieces are placed — chosen, not hashed — by a König edge
@@ -34,6 +35,7 @@ import math
 from typing import NamedTuple
 
 from wrpsim.network.coloring import edge_coloring
+from wrpsim.network.config import SPRAYED
 from wrpsim.network.hashing import ecmp_index, switch_salts
 from wrpsim.network.topology import LeafSpine
 
@@ -108,7 +110,7 @@ class LoadBalancer:
                     size = nbytes // k + (nbytes % k if j == 0 else 0)
                     path = topo.path(src, dst, self.ecmp_spine(src, dst, qp))
                     out.append(Conn(i, src, dst, size, (path,), False, qp))
-            elif mode == "spray":
+            elif mode in SPRAYED:
                 out.append(Conn(i, src, dst, nbytes, tuple(topo.paths(src, dst)), True,
                                 self._qp()))
             else:

@@ -10,7 +10,8 @@ Summary keys: `cct_s` (collective completion time: the last flow's finish), `ide
 ideal spraying), `mean_fct_s`, `max_fct_s`, `down_ports` and `degraded_ports` (`failed_links`:
 ports down, ports up at a reduced rate), `initial_rate_frac` (fluid: mean max-min flow rate at
 t = 0 over the host rate), `data_packets`, `out_of_order_packets`, `retransmits`, `drops`,
-`trims` (packet; null for fluid), `sim_wall_s` (whole scenario) and `engine_wall_s` (the event
+`trims`, `ecn_marks`, `control_packets`, `max_reorder_distance` and `transport` (packet; null
+for fluid), `sim_wall_s` (whole scenario) and `engine_wall_s` (the event
 loop).
 """
 
@@ -106,7 +107,9 @@ def run_scenario(cfg: NetConfig, pattern: str, flow_bytes: int, seed: int) -> Sc
         "max_link_load": max_load,
         "mean_fct_s": float(np.mean(fcts)) if fcts else 0.0, "max_fct_s": max(fcts, default=0.0),
         "initial_rate_frac": None, "data_packets": None, "out_of_order_packets": None,
-        "retransmits": None, "drops": None, "trims": None,
+        "retransmits": None, "drops": None, "trims": None, "ecn_marks": None,
+        "control_packets": None, "max_reorder_distance": None,
+        "transport": cfg.transport if packet else None,
     }
     summary.update(extra)
     summary["engine_wall_s"] = t2 - t1

@@ -80,7 +80,7 @@ class LeafSpine:
             [f"gpu{e}" for e in range(N)] + \
             [f"spine{s}" for _ in range(L) for s in range(S)] + \
             [f"leaf{a}" for _ in range(S) for a in range(L)]
-        mtu = cfg.mtu_bytes
+        mtu = cfg.mtu_bytes + cfg.header_bytes  # a full packet on the wire
         hops = 4 if L > 1 else 2
         fwd = [host_bps, up_bps, up_bps, host_bps][:hops] if hops == 4 else [host_bps] * 2
         self.base_rtt_ps = sum(tx_ps(mtu, r) + tx_ps(cfg.ack_bytes, r) + 2 * prop for r in fwd)
@@ -167,13 +167,27 @@ class LeafSpine:
         """Whether `src` and `dst` hang off the same leaf (no spine on the path)."""
         return self.leaf_of[src] == self.leaf_of[dst]
 
+    def reverse_path(self, path: tuple[int, ...]) -> tuple[int, ...]:
+        """Ports an ACK of a packet that took `path` queues at on its way back: from the
+        receiver's NIC through the same spine when both its links back are up (else the spine of
+        the working reverse group at the same index modulo its size) to the sender."""
+        src, dst = path[0], path[-1] - self.n
+        if len(path) == 2:
+            return self.path(dst, src, 0)
+        spine = (path[1] - 2 * self.n) % self.S
+        back = self.spines_between(self.leaf_of[dst], self.leaf_of[src])
+        if spine not in back:
+            spine = back[spine % len(back)]
+        return self.path(dst, src, spine)
+
     def min_latency_ps(self, nbytes: int, src: int, dst: int) -> int:
-        """Oracle 1 on an empty fabric with equal rates: M/C + (h−1)·S_pkt/C + Σ d_i, where the
-        first packet (the largest) sets the store-and-forward pipeline's per-hop lag."""
+        """Oracle 1 on an empty fabric with equal rates: M'/C + (h−1)·S_pkt/C + Σ d_i, where
+        M' counts `header_bytes` per packet and the first packet (the largest) sets the
+        store-and-forward pipeline's per-hop lag."""
         path = self.path(src, dst, 0)
-        mtu = self.cfg.mtu_bytes
+        mtu, hdr = self.cfg.mtu_bytes, self.cfg.header_bytes
         full, last = divmod(nbytes, mtu)
-        sizes = [mtu] * full + ([last] if last else [])
+        sizes = [mtu + hdr] * full + ([last + hdr] if last else [])
         rate = self.rate[path[0]]
         t = sum(tx_ps(s, rate) for s in sizes) + (len(path) - 1) * tx_ps(sizes[0], rate)
         return t + sum(self.prop[p] for p in path)

@@ -1,79 +1,249 @@
-"""Transport reactions of the packet engine: loss recovery, DCTCP-like control, counters.
+"""What every transport of the packet engine shares: connection state, sending, ACKs, counters.
 
-A mixin of `PacketEngine` (it uses the engine's flat per-port and per-connection lists and its
-`_push` / `_send`), kept apart from the hot event loop: these paths run once per drop, per ACK
-under `cc: dctcp`, or once per run.
+A mixin of `PacketEngine` (it uses the engine's flat per-port lists and `_push`). The transports
+(`uec.py`, `dctcp.py`, `roce.py`) add four handlers, bound by `_bind_transport`:
 
-- Loss: a dropped packet is resent `rto_us` after the drop (the timer only exists for lost
-  packets, so there are no spurious timeouts); with `overflow: trim` the header reaches the
-  receiver, which NACKs, and the packet is resent one NACK trip after the trim. The window slot
-  stays held until the resent copy is acknowledged.
-- DCTCP-like: α ← (1−g)·α + g·F once per window of ACKs (F: fraction marked; α starts at 1);
-  the window is cut by α/2 on a marked ACK at most once per window, and grows by 1/window per
-  unmarked ACK, never above the configured fixed window nor below one packet.
+- `_on_recv(c, k, ev, ecn, t, trimmed)`: data packet (or, trimmed, its header) `k` reaches the
+  receiver at `t`; returns True when it completes the connection (every packet received once);
+- `_on_ctrl(c, k, ev, flags, t)`: an ACK or NACK (`flags`: 1 ECN echo, 2 NACK) reaches the
+  sender;
+- `_on_loss(c, k, hop, ev, t)`: packet `k` overflows the port at `hop` of its path;
+- `_on_timer(c, k, t0, t)`: the loss timer of packet `k`, lost at `t0`, fires (dctcp, roce).
+
+Shared sender rules: a connection never has more than its window `wnd` (packets, a float) of
+distinct packets sent and unacknowledged (`infl`), starts with the full window
+(`window_packets`, or `window_bdp` × the host BDP, also its ceiling), and sends new packets in
+sequence order; a send of a sequence number already sent once counts as a retransmission.
+Every control packet is `ack_bytes` on the wire and echoes the EV of the packet it answers, so
+the path chooser (`entropy.py`) learns which paths are congested. The receiver state of a
+finished connection and the sender state of a fully acknowledged one are freed; packets of such
+a connection still in flight (duplicates) are then ignored.
 """
 
 from __future__ import annotations
 
+import heapq
+from math import ceil
 
-class TransportMixin:
-    """Cold-path transport behaviour of `PacketEngine` (module docstring)."""
+from wrpsim.network.config import SPRAYED
+from wrpsim.network.entropy import ECN, GOOD, NACK, ev_spines, make_chooser
+from wrpsim.network.hashing import switch_salts
+from wrpsim.network.paths import Conn
+from wrpsim.network.topology import tx_ps
 
-    def _overflow(self, c: int, k: int, hop: int, path: tuple, t: int) -> None:
-        """Drop (resend after the RTO) or trim (resend after a NACK trip) packet k of c."""
-        p = path[hop]
-        self.c_drops[c] += 1
-        if self.trim:
-            self.ptrims[p] += 1
-            back = sum(self.prop[q] for q in path[hop:]) + self.c_ackd[c]
+CONN_FIELDS = ("paths", "rpaths", "chooser", "npk", "last", "next", "top", "una", "infl",
+               "wnd", "rcv", "maxseen", "ooo", "maxdist", "retx", "drops", "start", "finish",
+               "alpha", "acked", "marked", "wend", "cut", "sendt", "sacked", "got", "lost",
+               "scan", "hi", "epsn", "nakpsn")
+ECN_FLAG, NACK_FLAG = 1, 2
+DATA, CTRL, TRIM, TIMER = 0, 1, 2, 3  # event kinds (packet.py)
+
+
+class TransportBase:
+    """Connection set-up, sending and counters shared by the transports (module docstring)."""
+
+    def _bind_transport(self, name: str) -> None:
+        self._on_recv = getattr(self, f"_{name}_recv")
+        self._on_ctrl = getattr(self, f"_{name}_ctrl")
+        self._on_loss = getattr(self, f"_{name}_loss")
+        self._on_timer = getattr(self, f"_{name}_timer", None)  # uec loses nothing: no timer
+        self.rwnd = self.cfg.reorder_window if name == "uec" else 1 << 62
+        self.target_ps = self.topo.base_rtt_ps * 3 // 2
+        self.ack = self.cfg.ack_bytes
+        self.acktx = [tx_ps(self.ack, r) for r in self.rate]
+        self.pi_gain = self.topo.bdp_bytes(self.topo.host_bps) / self.wire / 2
+        self.sacking = name != "roce"
+        self.salts = switch_salts(self.seed, self.topo.L + self.topo.S, self.cfg.salted)
+        self._evpaths: dict[tuple, tuple[list, list]] = {}
+        self._rev: dict[tuple, tuple] = {}
+
+    def _path_sets(self, conn: Conn) -> tuple[list, list]:
+        """Forward and reverse path of each EV (one of each for a single-path connection)."""
+        key = (conn.src, conn.dst, conn.paths) if conn.spray else (conn.paths[0],)
+        got = self._evpaths.get(key)
+        if got is None:
+            if conn.spray:
+                salt = self.salts[self.topo.leaf_of[conn.src]]
+                idx = ev_spines(salt, conn.src, conn.dst, self.cfg.entropies, len(conn.paths))
+                fwd = [conn.paths[i] for i in idx]
+            else:
+                fwd = [conn.paths[0]]
+            rev = self._rev
+            for p in dict.fromkeys(fwd):
+                if p not in rev:
+                    rev[p] = self.topo.reverse_path(p)
+            got = self._evpaths[key] = (fwd, [rev[p] for p in fwd])
+        return got
+
+    def add(self, conn: Conn, t: int) -> int:
+        """Start `conn` at time `t` (ps) and send its first window; returns its id."""
+        if t < self.now:
+            raise ValueError(f"packet engine cannot go back in time: now={self.now}, t={t}")
+        self.now = t
+        cid = self.nconns
+        self.nconns += 1
+        npk = max(1, ceil(conn.nbytes / self.mtu))
+        spray = conn.spray and self.cfg.lb in SPRAYED
+        conn = conn._replace(spray=spray)
+        fwd, rev = self._path_sets(conn)
+        chooser = make_chooser(self.cfg.lb, self.cfg, self.salts[self.topo.leaf_of[conn.src]],
+                               conn.qp, self.rng) if spray else None
+        sack = self.sacking
+        for name, v in zip(CONN_FIELDS, (
+                fwd, rev, chooser, npk, conn.nbytes - (npk - 1) * self.mtu + self.hdr, 0, 0, 0,
+                0, float(self.window), 0, -1, 0, 0, 0, 0, t, -1, 1.0, 0, 0, 0, -1,
+                [0] * npk if self.cfg.transport == "uec" else None,
+                bytearray(npk) if sack else None, bytearray(npk) if sack else None, {}, 0, -1,
+                0, -1)):
+            getattr(self, "c_" + name).append(v)
+        self._pump(cid, t)
+        return cid
+
+    def _pump(self, c: int, t: int) -> None:
+        """Send new packets while the window (and, for uec, the reorder window) allows."""
+        nxt, infl, w = self.c_next[c], self.c_infl[c], self.c_wnd[c]
+        lim = min(self.c_npk[c], self.c_una[c] + self.rwnd)
+        while infl < w and nxt < lim:
+            self._emit(c, nxt, t)
+            nxt += 1
+            infl += 1
+        self.c_next[c], self.c_infl[c] = nxt, infl
+
+    def _emit(self, c: int, k: int, t: int) -> None:
+        """Enqueue data packet `k` of connection `c` at its NIC at time `t`."""
+        ch = self.c_chooser[c]
+        ev = 0 if ch is None else ch.choose(t)
+        path = self.c_paths[c][ev]
+        size = self.wire if k != self.c_npk[c] - 1 else self.c_last[c]
+        p = path[0]
+        b = max(self.busy[p], t) + (self.txf[p] if size == self.wire else
+                                    tx_ps(size, self.rate[p]))
+        self.busy[p] = b
+        self.pbytes[p] += size
+        if k < self.c_top[c]:
+            self.c_retx[c] += 1
         else:
-            self.pdrops[p] += 1
-            back = self.rto_ps
-        self._push((t + back, c, k, -2, None, 0, 0))
+            self.c_top[c] = k + 1
+        st = self.c_sendt[c]
+        if st is not None:
+            st[k] = t
+        arr = b + self.prop[p]
+        bi = arr // self.width
+        lst = self.buckets.get(bi)
+        if lst is None:
+            self.buckets[bi] = [(arr, DATA, c, k, 1, ev, size, 0)]
+            heapq.heappush(self.bheap, bi)
+        else:
+            lst.append((arr, DATA, c, k, 1, ev, size, 0))
 
-    def _ack_dctcp(self, c: int, k: int, ecn: int, t: int) -> None:
-        """An ACK of packet k (ecn: the echoed mark) under DCTCP-like control: update α once
-        per window, cut the window by α/2 at most once per window, else grow it by 1/window;
-        then send while the window allows."""
+    def _ctrl(self, c: int, k: int, ev: int, flags: int, t: int) -> None:
+        """Send an ACK / NACK of packet `k` from the receiver's NIC at time `t`: ahead of the
+        data waiting there (a NIC's transport engine schedules its control packets before
+        queued data), whose departures its serialisation pushes back."""
+        p = self.c_rpaths[c][ev][0]
+        size = self.ack
+        tx = self.acktx[p]
+        busy = self.busy[p]
+        self.busy[p] = (busy if busy > t else t) + tx
+        self.pbytes[p] += size
+        self.ctrl_packets += 1
+        arr = t + tx + self.prop[p]
+        bi = arr // self.width
+        lst = self.buckets.get(bi)
+        if lst is None:
+            self.buckets[bi] = [(arr, CTRL, c, k, 1, ev, size, flags)]
+            heapq.heappush(self.bheap, bi)
+        else:
+            lst.append((arr, CTRL, c, k, 1, ev, size, flags))
+
+    def _feedback(self, c: int, ev: int, flags: int) -> None:
+        """Tell the connection's path chooser how the packet that carried `ev` fared."""
+        ch = self.c_chooser[c]
+        if ch is not None and ch.adaptive:
+            ch.feedback(ev, NACK if flags & NACK_FLAG else ECN if flags & ECN_FLAG else GOOD)
+
+    def _sack_accept(self, c: int, k: int, t: int) -> bool:
+        """Receiver with a bitmap (uec, dctcp): record packet `k`; True when it completes the
+        connection (its receiver state is then freed)."""
+        got = self.c_got[c]
+        if got is None or got[k]:
+            return False
+        got[k] = 1
+        ms = self.c_maxseen[c]
+        if k > ms:
+            self.c_maxseen[c] = k
+        else:
+            self.c_ooo[c] += 1
+            if ms - k > self.c_maxdist[c]:
+                self.c_maxdist[c] = ms - k
+        r = self.c_rcv[c] + 1
+        if r < self.c_npk[c]:
+            self.c_rcv[c] = r
+            return False
+        return self._received(c, t)
+
+    def _received(self, c: int, t: int) -> bool:
+        """Count one newly received packet; True (and the finish time set) at the last one."""
+        r = self.c_rcv[c] + 1
+        self.c_rcv[c] = r
+        if r < self.c_npk[c]:
+            return False
+        self.c_finish[c] = t
+        self.c_got[c] = None
+        return True
+
+    def _sack_ack(self, c: int, k: int) -> bool:
+        """Sender with a bitmap: first ACK of `k`? (then the window slot is released and the
+        lowest unacknowledged sequence advanced; the state is freed once all are acked)."""
+        sacked = self.c_sacked[c]
+        if sacked is None or sacked[k]:
+            return False
+        sacked[k] = 1
         self.c_infl[c] -= 1
-        self.c_acked[c] += 1
-        if ecn:
-            self.c_marked[c] += 1
-        w = self.c_wnd[c]
-        if k >= self.c_wend[c]:
-            g = self.cfg.dctcp_g
-            frac = self.c_marked[c] / self.c_acked[c]
-            self.c_alpha[c] = (1 - g) * self.c_alpha[c] + g * frac
-            self.c_acked[c] = self.c_marked[c] = 0
-            self.c_wend[c] = self.c_next[c]
-        if ecn and k > self.c_cut[c]:
-            w = max(1.0, w * (1 - self.c_alpha[c] / 2))
-            self.c_cut[c] = self.c_next[c]
-        else:
-            w = min(float(self.window), w + 1.0 / w)
-        self.c_wnd[c] = w
-        while self.c_infl[c] < w and self.c_next[c] < self.c_npk[c]:
-            self._send(c, self.c_next[c], t)
-            self.c_next[c] += 1
-            self.c_infl[c] += 1
+        una, npk = self.c_una[c], self.c_npk[c]
+        while una < npk and sacked[una]:
+            una += 1
+        self.c_una[c] = una
+        if k > self.c_hi[c]:
+            self.c_hi[c] = k
+        return True
+
+    def _sender_done(self, c: int) -> bool:
+        """Free the sender state once every packet is acknowledged; True if it was."""
+        if self.c_una[c] < self.c_npk[c]:
+            return False
+        self.c_sacked[c] = self.c_sendt[c] = self.c_lost[c] = self.c_chooser[c] = None
+        return True
+
+    def _drop(self, c: int, k: int, hop: int, ev: int, t: int) -> None:
+        """Drop packet `k` at the port of `hop` and arm its loss timer (`rto_us`)."""
+        p = self.c_paths[c][ev][hop]
+        self.pdrops[p] += 1
+        self.c_drops[c] += 1
+        lost = self.c_lost[c]
+        if lost is None:  # a duplicate of a fully acknowledged connection
+            return
+        lost[k] = t
+        self._push((t + self.rto_ps, TIMER, c, k, 0, ev, t, 0))
 
     def sent(self, c: int) -> int:
         """Data packets connection `c` has sent, resends included."""
-        return self.c_next[c] + self.c_retx[c]
+        return self.c_top[c] + self.c_retx[c]
 
     def sent_total(self) -> int:
         """Data packets sent by every connection, resends included."""
-        return sum(self.c_next) + sum(self.c_retx)
+        return sum(self.c_top) + sum(self.c_retx)
 
     def stats(self) -> dict:
-        """Totals: data packets sent (with resends), resends, drops, trims, ECN marks,
-        out-of-order arrivals, largest reorder distance (packets)."""
+        """Totals: data packets sent (with resends), resends, drops, trims, ECN marks, control
+        packets (ACKs and NACKs), out-of-order arrivals, largest reorder distance (packets)."""
         return {
             "data_packets": self.sent_total(),
             "retransmits": sum(self.c_retx),
             "drops": sum(self.pdrops),
             "trims": sum(self.ptrims),
             "ecn_marks": sum(self.pmarks),
+            "control_packets": self.ctrl_packets,
             "out_of_order_packets": sum(self.c_ooo),
             "max_reorder_distance": max(self.c_maxdist, default=0),
         }
