@@ -105,3 +105,19 @@ def test_verdict_is_silent_for_a_fleet_that_carries_its_trace():
     assert verdict({"requests_total": 10, "requests_completed": 10, "slo_attainment": 0.9}) is None
     assert verdict({"requests_total": 10, "requests_completed": 0, "slo_attainment": 0.0}) \
         .startswith("no request of 10 completed")
+
+
+def test_summary_shows_prefix_hits_and_flags_a_measurement_fleet():
+    from wrpsim.runview import run_summary
+
+    s = {"requests_total": 10, "requests_completed": 10, "slo_attainment": 1.0,
+         "prefix_hit_ratio_blocks": 0.366, "prefix_hit_ratio_tokens": 0.373}
+    oracle = {"pool": {"pools": {"oracle": {"gpu": "h100-80gb", "model": "m", "count": 1,
+                                            "latency": {"kind": "constant"}}}}}
+    text = run_summary(s, oracle, "out")
+    assert ("  prefix     36.6 % of prompt blocks (37.3 % of prompt tokens) served from the "
+            "prefix cache") in text
+    assert "not a serving estimate" in text
+    served = {"pool": {"pools": {"h100": {"gpu": "h100-80gb", "model": "m", "count": 4}}}}
+    text = run_summary({**s, "prefix_hit_ratio_blocks": None}, served, "out")
+    assert "prefix " not in text and "not a serving estimate" not in text

@@ -80,9 +80,32 @@ def run_summary(s: dict, cfg: dict, out_dir: str) -> str:
         f"  energy     {s.get('energy_kwh', 0):,.2f} kWh total (PUE {s.get('pue')}); "
         f"{_s(s.get('tokens_per_joule'), ' output tokens/J')}",
         f"  time       {s.get('duration_s', 0):,.0f} s simulated in {s.get('sim_wall_s', 0):.1f} s",
+        *_extra_lines(s, cfg),
         f"  results    {out_dir}  (summary.json: every metric; json=true prints it on stdout)",
     ]
     return "\n".join(lines)
+
+
+def measurement_fleet(cfg: dict) -> bool:
+    """True when every pool runs a constant iteration time (`latency.kind: constant`, e.g.
+    pools/prefix-oracle.yaml): its latencies, cost and energy are not a serving estimate."""
+    pools = [p for p in (((cfg or {}).get("pool") or {}).get("pools") or {}).values()
+             if isinstance(p, dict)]
+    return bool(pools) and all((p.get("latency") or {}).get("kind") == "constant"
+                               for p in pools)
+
+
+def _extra_lines(s: dict, cfg: dict) -> list[str]:
+    """The prefix-cache hit ratio when a pool caches prefixes; a note on a measurement fleet."""
+    out = []
+    if s.get("prefix_hit_ratio_blocks") is not None:
+        out.append(f"  prefix     {_pct(s.get('prefix_hit_ratio_blocks'))} of prompt blocks "
+                   f"({_pct(s.get('prefix_hit_ratio_tokens'))} of prompt tokens) served from "
+                   f"the prefix cache")
+    if measurement_fleet(cfg):
+        out.append("  note       constant iteration time (a measurement fleet): latencies, SLO, "
+                   "cost and energy above are not a serving estimate")
+    return out
 
 
 CARRY_MIN = 0.5
