@@ -3,7 +3,9 @@
 The defaults files (`conf/<verb>.yaml`, `conf/config.yaml` for `wrpsim`, `conf/plan.yaml`) are
 the single source: a key's description is its inline comment, or else the first line of the
 comment block right above it (a one- or two-word block is a section heading, not a description);
-the first key under a mapping without a description of its own takes the mapping's. `yaml_keys`
+the first key under a mapping without a description of its own takes the mapping's; comment lines
+right below a key whose `#` stands in the column of its inline comment continue that description.
+`yaml_keys`
 reads them (dotted keys for nested mappings; the
 `defaults:` list and the `hydra:` node are left out); `verb_help` and `app_help` assemble the
 page. Contract: the text ends with the exit statuses shared by every verb (`EXIT_STATUSES`).
@@ -32,17 +34,33 @@ def _split_comment(text: str) -> tuple[str, str]:
     return text.strip(), ""
 
 
+def _comment_col(raw: str) -> int:
+    """Column of the inline comment's '#' on a `key: value  # comment` line."""
+    m = _KEY.match(raw)
+    start = m.start(3)
+    value, _ = _split_comment(m.group(3))
+    return raw.index("#", start + len(value))
+
+
 def yaml_keys(path: Path) -> list[tuple[str, str, str]]:
     """(dotted key, default as written, description) of every leaf key of a defaults file."""
     out: list[tuple[str, str, str]] = []
     stack: list[tuple[int, str, str]] = []  # (indent, key, unused description) of open mappings
     block: list[str] = []  # comment lines right above the current line
     skip_indent = None
+    cont = None  # column of the last key line's inline '#' while its description may continue
     for raw in Path(path).read_text(encoding="utf-8").splitlines():
         stripped = raw.strip()
         if stripped.startswith("#"):
-            block.append(stripped.lstrip("#").strip())
+            text = stripped.lstrip("#").strip()
+            if cont is not None and raw.index("#") == cont and out and text:
+                k, v, d = out[-1]
+                out[-1] = (k, v, f"{d} {text}")
+                continue
+            cont = None
+            block.append(text)
             continue
+        cont = None
         m = _KEY.match(raw) if stripped and not stripped.startswith("-") else None
         if m is None:
             block = []
@@ -68,6 +86,8 @@ def yaml_keys(path: Path) -> list[tuple[str, str, str]]:
                     desc, stack[i] = d, (ind, k, "")
                     break
         out.append((".".join([k for _, k, _ in stack] + [key]), value, desc))
+        if comment:
+            cont = _comment_col(raw)
     return out
 
 

@@ -10,9 +10,14 @@ Steps, each optional but at least one:
    columns) or a shipped measured set's fit split (only its cases on `gpu=` when given) and
    report the median / p90 absolute % error before and after.
 
-The engine is `out_dir/NAME.yaml` (created from `base` when new; default `out_dir` the
-catalog's engines folder). With another `out_dir`, point `WRPSIM_CATALOG` at its parent so runs
-find the engine. `write=false` reports the fit but leaves the engine's constants as they were
+The engine is `out_dir/NAME.yaml`: a copy of the engine NAME when one exists already (shipped or
+yours), else created from `base`. `out_dir` follows every verb's convention: a relative path is
+taken from the current directory, never the package; null means `$WRPSIM_CATALOG/engines` when
+`WRPSIM_CATALOG` is set, else `results/calibrate/<date>/<time>/engines` under the current
+directory — a catalog folder of its own, so the shipped engines are never edited unless
+`out_dir=pools/catalog/engines` says so. Runs find the engine with `WRPSIM_CATALOG` set to the
+parent of `out_dir` (the JSON line's `catalog` when `out_dir` is an `engines` folder).
+`write=false` reports the fit but leaves the engine's constants as they were
 (a new engine's file is still created, since the fit simulates with it). The last line of stdout
 is one JSON object; bad input prints one line on stderr and exits with status 2.
 """
@@ -64,11 +69,14 @@ def parse_args(argv: list[str]) -> dict[str, Any]:
 
 
 def _engine_yaml(out_dir: Path, name: str, base: str) -> tuple[Path, dict]:
+    from wrpsim.pool import engines as E
     from wrpsim.pool.engines import get_engine
 
     path = out_dir / f"{name}.yaml"
     if path.is_file():
         return path, yaml.safe_load(path.read_text()) or {}
+    if name in E.engines() and E.engines()[name].kind == "kernels":
+        base = name  # refit an existing engine: start from its own tables and constants
     b = get_engine(base)
     if b.kind != "kernels":
         raise ConfigError(f"calibrate: base engine {base!r} is not a kernels engine")
@@ -117,16 +125,43 @@ def _validation_fit_cases(cfg: dict[str, Any]) -> list:
     return cases
 
 
+def default_out_dir(out_dir: Any) -> Path:
+    """`out_dir` as given (relative to the current directory), or its default (module
+    docstring): `$WRPSIM_CATALOG/engines`, else `results/calibrate/<date>/<time>/engines`."""
+    import time
+
+    from wrpsim.paths import user_catalog
+
+    if out_dir:
+        return Path(str(out_dir)).expanduser()
+    cat = user_catalog()
+    if cat is not None:
+        return cat / "engines"
+    return Path(time.strftime("results/calibrate/%Y-%m-%d/%H-%M-%S")) / "engines"
+
+
 def run(cfg: dict[str, Any]) -> dict[str, Any]:
     """Do the steps of a parsed config; return the JSON summary."""
     from wrpsim.pool import engines as E
     from wrpsim.pool.catalog import get_gpu
 
-    out_dir = Path(str(cfg["out_dir"])) if cfg["out_dir"] else E.engines_dir()
+    steps, cases = None, []  # read the inputs first: bad input stops before anything is written
+    if cfg["steps"] or cfg["benchmarks"] or cfg["validation"]:
+        import pandas as pd
+
+        from wrpsim.calibrate.fit import STEP_COLUMNS, _read_csv, benchmark_cases
+
+        steps = pd.DataFrame(_read_csv(cfg["steps"], STEP_COLUMNS)) if cfg["steps"] else None
+        cases = benchmark_cases(cfg["benchmarks"]) if cfg["benchmarks"] else []
+        if cfg["validation"]:
+            cases += _validation_fit_cases(cfg)
+    out_dir = default_out_dir(cfg["out_dir"])
     out_dir.mkdir(parents=True, exist_ok=True)
     E.register_engine_dir(out_dir)
     path, raw = _engine_yaml(out_dir, cfg["engine"], cfg["base"])
     result: dict[str, Any] = {"engine": cfg["engine"], "file": str(path)}
+    if out_dir.name == "engines":
+        result["catalog"] = str(out_dir.parent)  # WRPSIM_CATALOG=<this> finds the engine
     if cfg["kernels"]:
         from wrpsim.calibrate.aic import compact
 
@@ -140,16 +175,8 @@ def run(cfg: dict[str, Any]) -> dict[str, Any]:
         path.write_text(yaml.safe_dump(raw, sort_keys=False))
         E.clear_caches()
     if cfg["steps"] or cfg["benchmarks"] or cfg["validation"]:
-        import pandas as pd
+        from wrpsim.calibrate.fit import fit_constants
 
-        from wrpsim.calibrate.fit import STEP_COLUMNS, _read_csv, benchmark_cases, fit_constants
-
-        steps = _read_csv(cfg["steps"], STEP_COLUMNS) if cfg["steps"] else None
-        cases = benchmark_cases(cfg["benchmarks"]) if cfg["benchmarks"] else []
-        if cfg["validation"]:
-            cases += _validation_fit_cases(cfg)
-        if steps is not None:
-            steps = pd.DataFrame(steps)
         fitted, report = fit_constants(cfg["engine"], cases, steps, cfg["fit"])
         result["fitted"], result["error_pct"] = fitted, report
         if cfg["write"]:

@@ -3,7 +3,8 @@
 Replays the measured sets the repository ships (`pools/measured/`: AIConfigurator's silicon
 vLLM benchmarks, the LLMServingSim vLLM runs) and, when its data is given or found, ML.ENERGY
 (see `wrpsim.validate.sets`), each case through the simulator under its engine, and writes into
-`out_dir`: `validation_cases.csv` (one row per case and metric: measured, simulated, error),
+`out_dir` (relative to the current directory; default `results/validate/<date>/<time>`):
+`validation_cases.csv` (one row per case and metric: measured, simulated, error),
 `validation_summary.csv` / `.md` (per set, GPU and split: cases, median and 90th-percentile
 absolute % error of TTFT, TPOT, ITL, end-to-end latency and power) and `worst.csv`. The summary
 table is printed; the last line of stdout is one JSON object (cases, goals met, files). Keys and
@@ -12,6 +13,7 @@ defaults: conf/validate.yaml. Bad input prints one line on stderr and exits with
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -127,7 +129,7 @@ def run(cfg: dict[str, Any]) -> dict[str, Any]:
         rows = [run_case(w) for w in work]
     errors = long_errors(rows)
     tab = summary(errors)
-    out = Path(str(cfg["out_dir"]))
+    out = Path(str(cfg["out_dir"] or time.strftime("results/validate/%Y-%m-%d/%H-%M-%S")))
     out.mkdir(parents=True, exist_ok=True)
     files = {"cases_csv": out / "validation_cases.csv",
              "summary_csv": out / "validation_summary.csv",

@@ -1,0 +1,99 @@
+"""One convention for the folders the verbs write into (issue 15): `out_dir=DIR` names the
+folder, a relative DIR is taken from the current directory (never the package or the
+repository), and null is the verb's default under the current directory — `results/<verb>/
+<date>/<time>` for net and validate; report's is the sweep it reads; calibrate's is
+`$WRPSIM_CATALOG/engines`, else `results/calibrate/<date>/<time>/engines`. perf writes nothing.
+(`tests/test_net_cli.py` checks net's default.)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from wrpsim.keyhelp import yaml_keys
+
+ROOT = Path(__file__).resolve().parents[1]
+SHIPPED_ENGINES = ROOT / "pools" / "catalog" / "engines"
+
+
+def _verb(verb: str, *args: str, cwd: Path, catalog: Path | None = None):
+    env = {k: v for k, v in os.environ.items() if k != "WRPSIM_CATALOG"}
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
+    if catalog is not None:
+        env["WRPSIM_CATALOG"] = str(catalog)
+    return subprocess.run([sys.executable, "-m", f"wrpsim.{verb}", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def _last_json(r) -> dict:
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("verb", ["net", "report", "validate", "calibrate"])
+def test_every_writing_verb_documents_out_dir_the_same_way(verb):
+    keys = {k: (v, d) for k, v, d in yaml_keys(ROOT / "conf" / f"{verb}.yaml")}
+    value, desc = keys["out_dir"]
+    assert value == "null"
+    assert "relative to the current directory; null: " in desc, desc
+
+
+def test_perf_writes_nothing_and_says_so():
+    assert "out_dir" not in {k for k, _, _ in yaml_keys(ROOT / "conf" / "perf.yaml")}
+    assert "writes no files" in (ROOT / "conf" / "perf.yaml").read_text()
+
+
+def test_validate_writes_under_the_current_directory(tmp_path):
+    out = _last_json(_verb("validate", "sets=[llmservingsim]", "mlenergy_dir=null",
+                           cwd=tmp_path))
+    parts = Path(out["summary_md"]).parts
+    assert parts[:2] == ("results", "validate") and len(parts) == 5, parts
+    assert (tmp_path / out["summary_md"]).is_file()
+    out = _last_json(_verb("validate", "sets=[llmservingsim]", "mlenergy_dir=null",
+                           "out_dir=mine", cwd=tmp_path))
+    assert (tmp_path / "mine" / "validation_summary.md").is_file()
+
+
+def _steps_csv(path: Path) -> Path:
+    rows = [{"model": "llama3.1-8b", "gpu": "h100-80gb", "tp": 1, "prefill_tokens": p,
+             "decode_seqs": b, "decode_ctx": b * 700, "step_ms": ms}
+            for p, b, ms in ((0, 1, 7.0), (0, 16, 8.0), (512, 8, 30.0))]
+    pd.DataFrame(rows).to_csv(path, index=False)
+    return path
+
+
+def test_calibrate_never_writes_into_the_package_by_default(tmp_path):
+    steps = _steps_csv(tmp_path / "steps.csv")
+    before = sorted(p.name for p in SHIPPED_ENGINES.iterdir())
+    shipped = (SHIPPED_ENGINES / "vllm-0.24.yaml").read_bytes()
+    # no out_dir, no WRPSIM_CATALOG: a catalog folder of its own under the current directory;
+    # refitting a shipped engine copies it there (its own constants, not base's)
+    work = tmp_path / "work"
+    work.mkdir()
+    out = _last_json(_verb("calibrate", "engine=vllm-0.11", f"steps={steps}",
+                           "fit=[layer_overhead_us]", cwd=work))
+    f = Path(out["file"])
+    assert f.parts[:2] == ("results", "calibrate") and f.parts[-2:] == ("engines",
+                                                                         "vllm-0.11.yaml")
+    assert out["catalog"] == str(f.parent.parent)
+    text = (work / f).read_text()
+    assert "async_scheduling: false" in text  # vllm-0.11's, not base vllm-0.24's
+    # with WRPSIM_CATALOG: its engines/ folder; a relative out_dir: from the current directory
+    cat = tmp_path / "cat"
+    cat.mkdir()
+    out = _last_json(_verb("calibrate", "engine=mine", f"steps={steps}",
+                           "fit=[layer_overhead_us]", cwd=work, catalog=cat))
+    assert Path(out["file"]) == cat / "engines" / "mine.yaml" and Path(out["file"]).is_file()
+    out = _last_json(_verb("calibrate", "engine=mine", f"steps={steps}",
+                           "fit=[layer_overhead_us]", "out_dir=here/engines", cwd=work))
+    assert (work / "here" / "engines" / "mine.yaml").is_file()
+    assert out["catalog"] == "here"
+    assert sorted(p.name for p in SHIPPED_ENGINES.iterdir()) == before
+    assert (SHIPPED_ENGINES / "vllm-0.24.yaml").read_bytes() == shipped
