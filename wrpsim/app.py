@@ -48,20 +48,22 @@ ERROR = "error.json"
 def register_catalogs() -> None:
     """Store every catalog YAML as an option of its Hydra config group."""
     from hydra.core.config_store import ConfigStore
-    from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
     from yaml import YAMLError
+
+    from wrpsim.yamlfast import omegaconf_load
 
     use_user_modules()
     cs = ConfigStore.instance()
     for group, dirname in GROUPS:
         for folder in catalog_dirs(dirname):  # the user's catalog last: its names win
             for path in sorted(folder.glob("*.yaml")):
-                try:
-                    node = OmegaConf.load(path)
+                try:  # what OmegaConf.load(path) reads, parsed by libyaml, wrapped once by store
+                    node = omegaconf_load(path)
+                    node = {} if node is None else node
+                    cs.store(group=group, name=path.stem, node=node, provider="wrpsim")
                 except (YAMLError, OmegaConfBaseException) as e:
                     raise ConfigError(f"{path}: invalid YAML: {e}") from None
-                cs.store(group=group, name=path.stem, node=node, provider="wrpsim")
 
 
 def config_digest(container: dict) -> str:
