@@ -216,6 +216,7 @@ def hydra_entry(task, config_name: str = "config"):
     from omegaconf import OmegaConf
 
     from wrpsim.hydra_errors import missing_extra
+    from wrpsim.hydra_mode import single_composition
 
     show_warnings()
     try:
@@ -243,4 +244,6 @@ def hydra_entry(task, config_name: str = "config"):
         except WrpsimError as e:
             raise user_error(str(e)) from None
 
-    _hydra_main(hydra.main(version_base="1.3", config_path=conf_dir, config_name=config_name)(_job))
+    app = hydra.main(version_base="1.3", config_path=conf_dir, config_name=config_name)(_job)
+    with single_composition(GROUPS):  # Hydra composes once, not twice (`wrpsim.hydra_mode`)
+        _hydra_main(app)
