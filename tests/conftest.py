@@ -67,8 +67,8 @@ def trace_factory():
 
 @functools.cache
 def register_catalogs_once() -> None:
-    """`wrpsim.app.register_catalogs`, once per test session: it parses every catalog YAML
-    (0.25 s) into Hydra's process-wide ConfigStore, and the catalogs do not change while the
+    """`wrpsim.app.register_catalogs`, once per test session: it checks every catalog YAML (Hydra
+    reads the options through `wrpsim://catalogs`), and the catalogs do not change while the
     tests run (their root is fixed, `wrpsim.paths.catalog_root` is cached)."""
     from wrpsim.app import register_catalogs
 

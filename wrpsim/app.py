@@ -2,8 +2,10 @@
 
 The catalogs at the repository's top level feed Hydra's config groups: every `workloads/*.yaml`
 is an option of group `workload`, `pools/*.yaml` of `pool`, `routers/*.yaml` of `router` (file
-stem = option name). They are registered in Hydra's ConfigStore at start-up, so Hydra's own
-messages list the valid options of a group.
+stem = option name). Hydra reads them through the config source `wrpsim://catalogs`
+(`hydra_plugins/wrpsim_catalog`, on every Hydra app's search path), which parses only the options
+a composition selects; `check_catalogs` parses every file once at start-up so a broken one fails
+there. Hydra's own messages list the valid options of a group.
 
 Contracts of a job (one run, or one point of a `-m` sweep), in its output directory:
 
@@ -45,23 +47,32 @@ DONE = "_DONE"
 ERROR = "error.json"
 
 
-def register_catalogs() -> None:
-    """Store every catalog YAML as an option of its Hydra config group."""
-    from hydra.core.config_store import ConfigStore
+def check_catalogs() -> None:
+    """Parse every catalog YAML (`ConfigError` naming the file of an invalid one) and put
+    the user's router modules on `sys.path`; the options are read by `wrpsim://catalogs`."""
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
     from yaml import YAMLError
 
+    from wrpsim.yamlfast import omegaconf_load
+
     use_user_modules()
-    cs = ConfigStore.instance()
-    for group, dirname in GROUPS:
-        for folder in catalog_dirs(dirname):  # the user's catalog last: its names win
+    for _, dirname in GROUPS:
+        for folder in catalog_dirs(dirname):
             for path in sorted(folder.glob("*.yaml")):
                 try:
-                    node = OmegaConf.load(path)
+                    node = omegaconf_load(path)
+                    if not isinstance(node, (dict, list, type(None))):
+                        OmegaConf.create(node)  # what the ConfigStore would reject
                 except (YAMLError, OmegaConfBaseException) as e:
                     raise ConfigError(f"{path}: invalid YAML: {e}") from None
-                cs.store(group=group, name=path.stem, node=node, provider="wrpsim")
+
+
+def register_catalogs() -> None:
+    """For callers of Hydra's compose API (tests, studies, benchmarks): `check_catalogs`. Every
+    Hydra app in the process reads the catalog groups through `wrpsim://catalogs`, so nothing is
+    stored in Hydra's ConfigStore (a same-named stored copy would only add schema warnings)."""
+    check_catalogs()
 
 
 def config_digest(container: dict) -> str:
@@ -214,10 +225,11 @@ def hydra_entry(task, config_name: str = "config"):
     from omegaconf import OmegaConf
 
     from wrpsim.hydra_errors import missing_extra
+    from wrpsim.hydra_mode import single_composition
 
     show_warnings()
     try:
-        register_catalogs()
+        check_catalogs()
         conf_dir = str(catalog_dir("conf"))
     except WrpsimError as e:
         raise user_error(str(e)) from None
@@ -241,4 +253,6 @@ def hydra_entry(task, config_name: str = "config"):
         except WrpsimError as e:
             raise user_error(str(e)) from None
 
-    _hydra_main(hydra.main(version_base="1.3", config_path=conf_dir, config_name=config_name)(_job))
+    app = hydra.main(version_base="1.3", config_path=conf_dir, config_name=config_name)(_job)
+    with single_composition(GROUPS):  # Hydra composes once, not twice (`wrpsim.hydra_mode`)
+        _hydra_main(app)

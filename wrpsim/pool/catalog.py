@@ -19,6 +19,7 @@ import yaml
 from wrpsim.errors import ConfigError, unknown_choice
 from wrpsim.paths import catalog_dir, user_catalog
 from wrpsim.pool.modelspec import INT_FIELDS, REQUIRED, SPEC_FIELDS, ModelSpec, from_hf_config
+from wrpsim.yamlfast import safe_load
 
 #: calibrated fields of a GPU (latency efficiencies, overheads, power shape), in YAML order
 CALIBRATION_FIELDS = (
@@ -80,7 +81,7 @@ def catalog_path() -> Path:
 def _read(path: Path) -> dict[str, dict[str, Any]]:
     """The YAML mapping of name -> fields in `path`; `ConfigError` if unreadable or malformed."""
     try:
-        data = yaml.safe_load(path.read_text())
+        data = safe_load(path.read_text())
     except (OSError, yaml.YAMLError) as exc:
         raise ConfigError(f"{path}: cannot read catalog: {exc}") from None
     if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):

@@ -32,6 +32,7 @@ import yaml
 from wrpsim.errors import ConfigError, check_keys, unknown_choice
 from wrpsim.pool.catalog import CALIBRATION_FIELDS, catalog_path, get_gpu, get_model
 from wrpsim.pool.kernels.model import KV_DTYPES, PRECISIONS, EngineConstants
+from wrpsim.yamlfast import safe_load
 
 DEFAULT_ENGINE = "vllm-0.24"
 KINDS = ("kernels", "analytical")
@@ -82,7 +83,7 @@ def _constants(path: Path, raw) -> EngineConstants:
 def load_engine(path: Path) -> Engine:
     """Parse and validate one engine YAML."""
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
+        raw = safe_load(path.read_text()) or {}
     except (OSError, yaml.YAMLError) as exc:
         raise ConfigError(f"{path}: cannot read engine: {exc}") from None
     if not isinstance(raw, dict):

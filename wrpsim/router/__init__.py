@@ -1,24 +1,44 @@
 """Routers: the Router contract and what it sees (FleetView, InstanceView, RequestView), load
-balancers, cache-aware and model/pool-selecting policies."""
+balancers, cache-aware and model/pool-selecting policies.
 
-from wrpsim.router.affinity import PrefixAware, SessionAffinity
-from wrpsim.router.bandit import BanditRouter
-from wrpsim.router.base import Placement, Router
-from wrpsim.router.cascade import CascadeRouter
-from wrpsim.router.context import CompressAndRoute, TokenBudgetRouter
-from wrpsim.router.decisions import ROUTING_SCHEMA, routing_table
-from wrpsim.router.downgrade import DowngradeRouter
-from wrpsim.router.fleetaware import EnergyAwareRouter, SloAwareRouter
-from wrpsim.router.guard import GuardedRouter
-from wrpsim.router.lengths import OutputLengthAware
-from wrpsim.router.multicall import Answer, ChainRouter, EnsembleRouter
-from wrpsim.router.policies import LeastKV, LeastOutstanding, PowerOfD, Random, RoundRobin
-from wrpsim.router.requestview import RequestView
-from wrpsim.router.rules import RuleRouter
-from wrpsim.router.selection import ModelRouter
-from wrpsim.router.threshold import ThresholdRouter
-from wrpsim.router.utility import UtilityRouter
-from wrpsim.router.view import FleetView, InstanceView
+The names below are imported from their submodules on first use (PEP 562), so a run loads only
+the routers it uses (`_target_: wrpsim.router.RoundRobin` and `from wrpsim.router import X` work
+as before)."""
+
+from importlib import import_module
+
+_WHERE = {  # public name -> the submodule defining it
+    "PrefixAware": "affinity",
+    "SessionAffinity": "affinity",
+    "BanditRouter": "bandit",
+    "Placement": "base",
+    "Router": "base",
+    "CascadeRouter": "cascade",
+    "CompressAndRoute": "context",
+    "TokenBudgetRouter": "context",
+    "ROUTING_SCHEMA": "decisions",
+    "routing_table": "decisions",
+    "DowngradeRouter": "downgrade",
+    "EnergyAwareRouter": "fleetaware",
+    "SloAwareRouter": "fleetaware",
+    "GuardedRouter": "guard",
+    "OutputLengthAware": "lengths",
+    "Answer": "multicall",
+    "ChainRouter": "multicall",
+    "EnsembleRouter": "multicall",
+    "LeastKV": "policies",
+    "LeastOutstanding": "policies",
+    "PowerOfD": "policies",
+    "Random": "policies",
+    "RoundRobin": "policies",
+    "RequestView": "requestview",
+    "RuleRouter": "rules",
+    "ModelRouter": "selection",
+    "ThresholdRouter": "threshold",
+    "UtilityRouter": "utility",
+    "FleetView": "view",
+    "InstanceView": "view",
+}
 
 __all__ = [
     "ROUTING_SCHEMA", "Answer", "BanditRouter", "CascadeRouter", "ChainRouter", "CompressAndRoute",
@@ -28,3 +48,15 @@ __all__ = [
     "RuleRouter", "SessionAffinity",
     "SloAwareRouter", "ThresholdRouter", "TokenBudgetRouter", "UtilityRouter", "routing_table",
 ]
+
+
+def __getattr__(name: str):
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(f"{__name__}.{_WHERE[name]}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -63,7 +63,8 @@ def read_cached(path: Path) -> pd.DataFrame | None:
     import pyarrow.parquet as pq
 
     try:
-        table = pq.read_table(path)
+        with pq.ParquetFile(path) as f:  # not pq.read_table: that imports pyarrow.dataset
+            table = f.read()
     except (OSError, pa.ArrowException, ValueError):
         return None
     schema = table.schema

@@ -114,9 +114,10 @@ def load_power(path) -> dict:
     import yaml
 
     from wrpsim.errors import ConfigError
+    from wrpsim.yamlfast import safe_load
 
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = safe_load(path.read_text()) or {}
     except (OSError, yaml.YAMLError) as exc:
         raise ConfigError(f"{path}: cannot read power fits: {exc}") from None
     for g, e in data.items():

@@ -101,7 +101,8 @@ class Cols(dict):
 def _read(path: Path) -> Cols:
     import pyarrow.parquet as pq
 
-    t = pq.read_table(path)
+    with pq.ParquetFile(path) as f:  # not pq.read_table: that imports pyarrow.dataset (start-up)
+        t = f.read()
     return Cols({c: t.column(c).to_numpy() for c in t.column_names})
 
 

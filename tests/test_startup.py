@@ -1,0 +1,47 @@
+"""Start-up stays lean (issue 16): one Hydra composition, catalogs read on demand, no module a
+plain run does not need."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from wrpsim.app import GROUPS
+from wrpsim.hydra_mode import mode_may_be_set
+
+ROOT = Path(__file__).resolve().parents[1]
+PROBE = """
+import json, sys
+sys.argv = ["wrpsim", "workload.max_requests=3", "hydra.run.dir=" + sys.argv[1]]
+from hydra._internal.hydra import Hydra
+composed = []
+compose = Hydra.compose_config
+def counted(self, *a, **k):
+    composed.append(1)
+    return compose(self, *a, **k)
+Hydra.compose_config = counted
+from wrpsim.__main__ import main
+main()
+print(json.dumps({"compositions": len(composed), "modules": sorted(sys.modules)}))
+"""
+
+
+def test_shipped_configs_cannot_set_hydra_mode():
+    assert not mode_may_be_set(["workload.max_requests=10", "router=random"], GROUPS)
+    assert mode_may_be_set(["hydra.mode=MULTIRUN"], GROUPS)
+    assert mode_may_be_set(["--config-dir=/tmp"], GROUPS)
+
+
+def test_plain_run_composes_once_and_imports_only_what_it_uses(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop("WRPSIM_CATALOG", None)
+    out = subprocess.run([sys.executable, "-c", PROBE, str(tmp_path / "run")], cwd=ROOT, env=env,
+                         capture_output=True, text=True, check=True).stdout
+    probe = json.loads(out.strip().splitlines()[-1])
+    assert probe["compositions"] == 1
+    modules = set(probe["modules"])
+    assert "wrpsim.router.policies" in modules  # the router it runs
+    unused = {"wrpsim.router.bandit", "wrpsim.router.multicall", "wrpsim.router.rules",
+              "pyarrow.dataset", "plotly", "scipy"}
+    assert not unused & modules

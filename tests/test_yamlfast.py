@@ -1,0 +1,47 @@
+"""`wrpsim.yamlfast` returns what the pure-Python loaders return, for every YAML in the repo."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+from omegaconf._utils import get_yaml_loader
+
+from wrpsim import yamlfast
+
+ROOT = Path(__file__).resolve().parents[1]
+FILES = sorted(p for d in ("conf", "pools", "routers", "workloads")
+               for p in (ROOT / d).rglob("*.yaml"))
+
+
+def _typed(x):
+    """x with the type of every value kept (1 == 1.0 == True otherwise)."""
+    if isinstance(x, dict):
+        return ("dict", [(k, _typed(v)) for k, v in x.items()])
+    if isinstance(x, list):
+        return ("list", [_typed(v) for v in x])
+    return (type(x).__name__, repr(x))
+
+
+def test_catalogs_parse_identically():
+    assert len(FILES) > 40
+    for path in FILES:
+        text = path.read_text(encoding="utf-8")
+        assert _typed(yamlfast.safe_load(text)) == _typed(yaml.safe_load(text)), path
+        ref = yaml.load(text, Loader=get_yaml_loader())
+        assert _typed(yamlfast.omegaconf_load(path)) == _typed(ref), path
+
+
+def test_omegaconf_rules_kept(tmp_path):
+    f = tmp_path / "a.yaml"
+    f.write_text("x: 1e-3\nwhen: 2024-01-01\n")
+    assert yamlfast.omegaconf_load(f) == {"x": 0.001, "when": "2024-01-01"}
+    f.write_text("x: 1\nx: 2\n")
+    with pytest.raises(yaml.YAMLError, match="duplicate key"):
+        yamlfast.omegaconf_load(f)
+
+
+def test_cache_returns_copies(tmp_path):
+    f = tmp_path / "a.yaml"
+    f.write_text("a: {b: 1}\n")
+    yamlfast.omegaconf_load(f)["a"]["b"] = 2
+    assert yamlfast.omegaconf_load(f) == {"a": {"b": 1}}
