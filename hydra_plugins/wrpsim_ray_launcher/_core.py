@@ -25,14 +25,16 @@ log = logging.getLogger(__name__)
 
 
 def execute_job(hydra_context, sweep_config: DictConfig, task_function,
-                singleton_state: dict[Any, Any], cwd: str) -> JobReturn:
-    """Run one job inside a Ray worker, in the driver's working directory."""
+                singleton_state: dict[Any, Any], cwd: str) -> tuple[int, JobReturn]:
+    """Run one job inside a Ray worker, in the driver's working directory; return the worker's
+    process id with the job's result (the driver logs where each job ran)."""
     os.chdir(cwd)
     setup_globals()
     Singleton.set_state(singleton_state)
     HydraConfig.instance().set_config(sweep_config)
-    return run_job(hydra_context=hydra_context, config=sweep_config, task_function=task_function,
-                   job_dir_key="hydra.sweep.dir", job_subdir_key="hydra.sweep.subdir")
+    ret = run_job(hydra_context=hydra_context, config=sweep_config, task_function=task_function,
+                  job_dir_key="hydra.sweep.dir", job_subdir_key="hydra.sweep.subdir")
+    return os.getpid(), ret
 
 
 def _options(node) -> dict[str, Any]:
@@ -44,10 +46,13 @@ def _gather(ray, ref, overrides: Sequence[str]) -> JobReturn:
     """The job's `JobReturn`; a Ray-level failure (worker crash, OOM kill) becomes a failed one
     so that the other jobs' results are still returned."""
     try:
-        return ray.get(ref)
+        pid, ret = ray.get(ref)
     except ray.exceptions.RayError as e:
         log.error(f"Ray task of job {' '.join(overrides)} failed: {e}")
         return JobReturn(overrides=list(overrides), status=JobStatus.FAILED, _return_value=e)
+    log.info(f"Ray worker pid {pid} (driver pid {os.getpid()}) ran job "
+             f"{' '.join(filter_overrides(overrides))}")
+    return ret
 
 
 def launch(launcher, job_overrides: Sequence[Sequence[str]],
