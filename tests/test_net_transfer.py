@@ -213,3 +213,39 @@ def test_few_simpy_events_per_transfer(kind):
         f.transfer([i], [2 + i], 8 * MIB, lambda t: done.append(t))
     env.run()
     assert len(done) == 2 and env.steps <= 6
+
+
+@pytest.mark.parametrize("kind", ["fluid", "packet"])
+def test_figures_give_each_tier_its_link_load_over_the_run(kind):
+    """One 8 MiB flow from GPU 0 (leaf 0) to GPU 2 (leaf 1) over a 10 s run: its host uplink,
+    one leaf uplink, one spine downlink and the destination's leaf downlink each carry the 8 MiB
+    (plus headers and nothing else), so each of those tiers' max load is 8 MiB x 8 / (rate x
+    10 s) and the other links carry nothing."""
+    _, f = run_transfers(kind, [(1.0, [0], [2], 8 * MIB, "a")])
+    fig = f.figures(10.0)
+    util = fig["link_utilization"]
+    assert set(util) == {"host_up", "leaf_down", "leaf_up", "spine_down"}
+    wire = 8 * MIB * 8 / (400e9 * 10.0)
+    for tier in util.values():
+        assert tier["max"] == pytest.approx(wire, rel=0.03)  # headers: +1.6 % on packets
+        assert tier["mean"] <= tier["max"]
+    assert fig["bytes_moved"] == 8 * MIB and fig["flows_completed"] == 1
+
+
+def test_fleet_run_on_a_fabric_writes_the_network_figures(tmp_path):
+    """A disaggregated fleet on the fluid fabric: network.json is written, and summary.json's
+    network bytes are exactly the KV bytes the requests moved (no other traffic)."""
+    import json
+
+    from tests.conftest import compose_cfg
+    from wrpsim.sim import run
+
+    cfg = compose_cfg("pool=h100-llama70b-disagg", "network=fluid", "workload.max_requests=60")
+    summary = run(cfg, tmp_path)
+    net = json.loads((tmp_path / "network.json").read_text())
+    assert summary["network_kind"] == "fluid" == net["kind"]
+    assert summary["network_bytes"] == net["bytes_moved"] == summary["kv_transfer_bytes"] > 0
+    assert 0 < summary["network_max_link_utilization"] <= 1.0
+    plain = run(compose_cfg("workload.max_requests=60"), tmp_path / "plain")
+    assert not any(k.startswith("network_") for k in plain)
+    assert not (tmp_path / "plain" / "network.json").exists()

@@ -313,8 +313,14 @@ def run(cfg: dict, out_dir: Path | str, trace=None) -> dict:
     summary["router_view_interval_s"] = v.interval_s if v.kind == "scrape" else None
     summary["router_view_delay_s"] = v.delay_s if v.kind == "scrape" else None
     summary.update(sim.service.summary(end))
+    fabric = getattr(sim.fleet.transfer, "fabric", None)
+    network = fabric.figures(end) if fabric is not None else None
+    if network is not None:
+        summary.update(network_headline(network))
     summary["sim_wall_s"] = time.perf_counter() - t0
     out = Path(out_dir)
+    if network is not None:
+        write_json(out / "network.json", network)
     write_parquet(req_t, out / "requests.parquet")
     write_parquet(inst_t, out / "instances.parquet")
     write_parquet(tasks_t, out / "tasks.parquet")
@@ -327,6 +333,26 @@ def run(cfg: dict, out_dir: Path | str, trace=None) -> dict:
         sim.tracer.write(out / "trace.json")
     write_json(out / "summary.json", summary)
     return summary
+
+
+def network_headline(net: dict) -> dict:
+    """The `network_*` keys of summary.json from a fabric's figures (`Fabric.figures`; the
+    whole of them goes to network.json): bytes moved, flows, flow completion times, the busiest
+    link, the busiest link of the spine tier, and the packet engine's loss / reorder counters
+    when it ran."""
+    util = net.get("link_utilization", {})
+    out = {
+        "network_kind": net["kind"], "network_bytes": net["bytes_moved"],
+        "network_flows": net["flows"], "network_mean_fct_s": net["mean_fct_s"],
+        "network_max_fct_s": net["max_fct_s"],
+        "network_max_link_utilization": max((u["max"] for u in util.values()), default=0.0),
+        "network_leaf_up_utilization_mean": util.get("leaf_up", {}).get("mean"),
+        "network_leaf_up_utilization_max": util.get("leaf_up", {}).get("max"),
+    }
+    for k in ("drops", "trims", "retransmits", "out_of_order_packets", "ecn_marks"):
+        if k in net:
+            out[f"network_{k}"] = net[k]
+    return out
 
 
 def fail(msg: str) -> None:

@@ -191,6 +191,24 @@ class Fabric:
         return out
 
 
+    def figures(self, duration_s: float) -> dict:
+        """The network figures of a fleet run (`network.json`): `stats()` plus the mean and
+        max utilisation of the links of each tier (`host_up`, `leaf_down`, `leaf_up`,
+        `spine_down`: bytes carried x 8 / (rate x the run's duration)) under
+        `link_utilization`."""
+        out = self.stats()
+        if self.engine is None or duration_s <= 0:
+            return out
+        carried = (self.engine.pbytes if isinstance(self.engine, PacketEngine)
+                   else self.engine.port_bytes)
+        tiers: dict[str, list[float]] = {}
+        for b, r, k in zip(carried, self.topo.rate, self.topo.kind):
+            tiers.setdefault(k, []).append(8 * b / (r * duration_s))
+        out["link_utilization"] = {k: {"mean": sum(u) / len(u), "max": max(u)}
+                                   for k, u in tiers.items()}
+        return out
+
+
 class _FluidDriver:
     """Runs a `FluidEngine` inside SimPy (module docstring)."""
 
