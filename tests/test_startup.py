@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from wrpsim.app import GROUPS
 from wrpsim.hydra_mode import mode_may_be_set
 
@@ -45,3 +47,20 @@ def test_plain_run_composes_once_and_imports_only_what_it_uses(tmp_path):
     unused = {"wrpsim.router.bandit", "wrpsim.router.multicall", "wrpsim.router.rules",
               "pyarrow.dataset", "plotly", "scipy"}
     assert not unused & modules
+
+
+def test_another_hydra_app_does_not_see_wrpsims_catalogs(tmp_path):
+    """The catalog source joins only wrpsim's own apps: a Hydra app elsewhere in the same
+    environment, with a `pool` group of its own, sees its options and no wrpsim pool."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    (tmp_path / "pool").mkdir()
+    (tmp_path / "pool" / "mine.yaml").write_text("size: 3\n")
+    (tmp_path / "config.yaml").write_text("defaults:\n  - pool: mine\n")
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(tmp_path), version_base="1.3"):
+        assert compose("config")["pool"] == {"size": 3}
+        with pytest.raises(Exception, match="h100-llama70b"):  # not an option here
+            compose("config", overrides=["pool=h100-llama70b"])
+    GlobalHydra.instance().clear()

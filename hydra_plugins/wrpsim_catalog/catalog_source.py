@@ -2,7 +2,7 @@
 
 Group `workload` is `workloads/*.yaml`, `pool` is `pools/*.yaml`, `router` is `routers/*.yaml`
 (file stem = option name), each over `wrpsim.paths.catalog_dirs` (the user's catalog last: its
-names win). `CatalogSearchPath` appends the source to every Hydra app's search path. Only the
+names win). `CatalogSearchPath` appends the source to wrpsim's own apps' search paths. Only the
 options a composition selects are parsed (`wrpsim.yamlfast.omegaconf_load`: what `OmegaConf.load`
 reads), with no package header: the configs the ConfigStore gave when every option was stored
 there at start-up (before issue 16).
@@ -22,8 +22,11 @@ GROUPS = {"workload": "workloads", "pool": "pools", "router": "routers"}
 
 def _catalog_file(group: str, filename: str) -> Path | None:
     """The YAML that option `filename` (with `.yaml`) of `group` names, or None."""
-    from wrpsim.errors import ConfigError
-    from wrpsim.paths import catalog_dirs
+    try:
+        from wrpsim.errors import ConfigError
+        from wrpsim.paths import catalog_dirs
+    except ImportError:  # another wrpsim checkout first on sys.path: its own ConfigStore serves
+        return None
 
     if group not in GROUPS or "/" in filename:
         return None
@@ -93,7 +96,16 @@ class CatalogSource(ConfigSource):
 
 
 class CatalogSearchPath(SearchPathPlugin):
-    """Appends `wrpsim://catalogs` (provider `wrpsim`) to the config search path."""
+    """Appends `wrpsim://catalogs` (provider `wrpsim`) to the config search path of wrpsim's
+    own apps only — those whose search path holds wrpsim's `conf/` — so another Hydra app in
+    the same environment never sees wrpsim's groups."""
 
     def manipulate_search_path(self, search_path: ConfigSearchPath) -> None:
-        search_path.append(provider="wrpsim", path="wrpsim://catalogs")
+        try:
+            from wrpsim.paths import catalog_dir
+
+            conf = str(catalog_dir("conf"))
+        except Exception:  # no wrpsim catalogs here: not a wrpsim app
+            return
+        if any(conf in str(e.path) for e in search_path.get_path()):
+            search_path.append(provider="wrpsim", path="wrpsim://catalogs")
