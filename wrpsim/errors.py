@@ -58,6 +58,17 @@ def check_keys(mapping, valid, where: str) -> None:
                           f"{did_you_mean(bad[0], valid)}")
 
 
+def keyed_mapping(value, valid, where: str) -> dict:
+    """`value` as a mapping whose keys are among `valid` (None: an empty one); otherwise the
+    standard error naming `where` and the valid keys."""
+    value = {} if value is None else value
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where} must be a mapping with keys {', '.join(valid)}, "
+                          f"got {value!r}")
+    check_keys(value, valid, where)
+    return value
+
+
 def integer(where: str, value, lo: int | None = None) -> int:
     """`value` as an int (not a bool, not a float such as 1.5) >= `lo`, else the standard
     'must be an integer' error."""

@@ -41,7 +41,7 @@ from __future__ import annotations
 import heapq
 from dataclasses import dataclass
 
-from wrpsim.errors import ConfigError, check_keys, number, unknown_choice
+from wrpsim.errors import ConfigError, keyed_mapping, number, unknown_choice
 
 SIGNALS = {"none": 0.0, "cpu_rule": 50e-6, "cpu_classifier": 0.030, "gpu_classifier": 0.020,
            "embedding": 0.010, "llm": 0.300}
@@ -62,11 +62,7 @@ class ServiceSpec:
         replicas = 1 if replicas is None else replicas
         if isinstance(replicas, bool) or not isinstance(replicas, int) or replicas < 1:
             raise ConfigError(f"router.replicas must be an integer >= 1, got {replicas!r}")
-        service = {} if service is None else service
-        if not isinstance(service, dict):
-            raise ConfigError(f"router.service must be a mapping with keys "
-                              f"{', '.join(SERVICE_KEYS)}, got {service!r}")
-        check_keys(service, SERVICE_KEYS, "router.service")
+        service = keyed_mapping(service, SERVICE_KEYS, "router.service")
         signal = service.get("signal", "none")
         if signal not in SIGNALS:
             raise unknown_choice("router.service.signal", signal, SIGNALS)

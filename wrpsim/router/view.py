@@ -46,7 +46,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from wrpsim.errors import ConfigError, check_keys, number, unknown_choice
+from wrpsim.errors import keyed_mapping, number, unknown_choice
 
 KINDS = ("oracle", "scrape")
 KEYS = ("kind", "interval_s", "delay_s")
@@ -64,11 +64,7 @@ class ViewSpec:
     @classmethod
     def parse(cls, d) -> ViewSpec:
         """Validate the `router.view` mapping (None: the defaults)."""
-        d = {} if d is None else d
-        if not isinstance(d, dict):
-            raise ConfigError(f"router.view must be a mapping with keys {', '.join(KEYS)}, "
-                              f"got {d!r}")
-        check_keys(d, KEYS, "router.view")
+        d = keyed_mapping(d, KEYS, "router.view")
         kind = d.get("kind", "scrape")
         if kind not in KINDS:
             raise unknown_choice("router.view.kind", kind, KINDS)
