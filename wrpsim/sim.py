@@ -233,8 +233,9 @@ class Simulation:
             env, feed = self.env, self.feed
             if not feed.ticking:
                 env.run()
-            while not feed.idle(env):  # the view's scrapes alone do not prolong the run
-                env.step()
+            else:
+                while not feed.idle(env):  # the view's scrapes alone do not prolong the run
+                    env.step()
             end = float(self.env.now)
         if progress:
             progress.close(end)

@@ -181,15 +181,19 @@ class Fabric:
         ends = [x[3] for x in self._xfers if x[3] == x[3]]
         span = max(ends, default=0.0) - min((x[2] for x in self._xfers), default=0.0)
         if isinstance(self.engine, PacketEngine):
-            carried = self.engine.pbytes
             out.update(self.engine.stats())
-        else:
-            carried = self.engine.port_bytes
+        carried = self._carried()
         if span > 0:
             out["max_link_utilization"] = float(max(
                 8 * b / (r * span) for b, r in zip(carried, self.topo.rate)))
         return out
 
+
+    def _carried(self) -> list:
+        """Bytes each port of the topology has carried (the engine's own counter)."""
+        if isinstance(self.engine, PacketEngine):
+            return self.engine.pbytes
+        return self.engine.port_bytes
 
     def figures(self, duration_s: float) -> dict:
         """The network figures of a fleet run (`network.json`): `stats()` plus the mean and
@@ -199,10 +203,8 @@ class Fabric:
         out = self.stats()
         if self.engine is None or duration_s <= 0:
             return out
-        carried = (self.engine.pbytes if isinstance(self.engine, PacketEngine)
-                   else self.engine.port_bytes)
         tiers: dict[str, list[float]] = {}
-        for b, r, k in zip(carried, self.topo.rate, self.topo.kind):
+        for b, r, k in zip(self._carried(), self.topo.rate, self.topo.kind):
             tiers.setdefault(k, []).append(8 * b / (r * duration_s))
         out["link_utilization"] = {k: {"mean": sum(u) / len(u), "max": max(u)}
                                    for k, u in tiers.items()}
