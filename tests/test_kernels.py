@@ -182,6 +182,26 @@ def test_architectures_size_their_kv_and_weights():
     assert nem.kv_capacity_blocks(16, max_seqs=256) < nem.kv_capacity_blocks(16, max_seqs=1)
 
 
+def test_mamba_ssm_state_dtype_sets_state_memory_and_decode_traffic():
+    """vLLM's --mamba-ssm-cache-dtype float32 (NVIDIA's setting for Nemotron-H) doubles the
+    SSM state: twice the bytes a decode step reads and writes per sequence, less KV room."""
+    bf = build_latency_model("nemotron-nano-9b-v2", "h100-80gb", 1)
+    f32 = build_latency_model("nemotron-nano-9b-v2", "h100-80gb", 1,
+                              overrides={"mamba_ssm_dtype": "fp32"})
+    m = bf.model
+    d_in = m.mamba_heads * m.mamba_head_dim  # 128 heads x 80
+    ssm = m.mamba_layers * d_in * m.ssm_state  # 27 layers x 10,240 x 128 elements
+    assert f32.mamba_state_bytes - bf.mamba_state_bytes == pytest.approx(2 * ssm)
+    # the extra state is read and written once per decoding sequence at the streaming rate
+    extra = 128 * 2 * 2 * ssm / bf.kernels.stream_bw()
+    assert f32.decode_step_s(128, 1000) - bf.decode_step_s(128, 1000) == pytest.approx(extra)
+    assert f32.kv_capacity_blocks(16, max_seqs=256) < bf.kv_capacity_blocks(16, max_seqs=256)
+    with pytest.raises(ConfigError, match=r"^pool\.pools\.p\.latency\.mamba_ssm_dtype: .*fp32"):
+        build_latency_model("nemotron-nano-9b-v2", "h100-80gb", 1,
+                            overrides={"mamba_ssm_dtype": "float64"},
+                            where="pool.pools.p.latency")
+
+
 def test_sliding_window_layers_stop_growing_past_the_window():
     from dataclasses import replace
 

@@ -31,7 +31,7 @@ import yaml
 
 from wrpsim.errors import ConfigError, check_keys, unknown_choice
 from wrpsim.pool.catalog import CALIBRATION_FIELDS, catalog_path, get_gpu, get_model
-from wrpsim.pool.kernels.model import KV_DTYPES, PRECISIONS, EngineConstants
+from wrpsim.pool.kernels.model import KV_DTYPES, MAMBA_SSM_DTYPES, PRECISIONS, EngineConstants
 from wrpsim.yamlfast import safe_load
 
 DEFAULT_ENGINE = "vllm-0.24"
@@ -61,23 +61,33 @@ def engines_dir() -> Path:
     return catalog_path() / "engines"
 
 
+def _constant_value(name: str, v, label: str):
+    """`v` checked as the value of `EngineConstants` field `name`; `label` names it in the
+    one-line error (`<file>: constants.<name>` or `pool.pools.<p>.latency.<name>`)."""
+    f = _FIELDS[name]
+    if name == "mamba_ssm_dtype":
+        if v not in MAMBA_SSM_DTYPES:
+            raise unknown_choice(label, v, MAMBA_SSM_DTYPES)
+        return v
+    if f.type in ("bool", bool):
+        if not isinstance(v, bool):
+            raise ConfigError(f"{label} must be true or false, got {v!r}")
+        return v
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
+        raise ConfigError(f"{label} must be a number >= 0, got {v!r}")
+    return int(v) if name in ("cudagraph_max_tokens", "cudagraph_mixed") else v
+
+
+_FIELDS = {f.name: f for f in fields(EngineConstants)}
+
+
 def _constants(path: Path, raw) -> EngineConstants:
     raw = raw or {}
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: field 'constants' must be a mapping")
     check_keys(raw, CONSTANT_FIELDS, f"{path}: constants")
-    vals = {}
-    for f in fields(EngineConstants):
-        if f.name not in raw:
-            continue
-        v = raw[f.name]
-        if f.type in ("bool", bool):
-            if not isinstance(v, bool):
-                raise ConfigError(f"{path}: constants.{f.name} must be true or false")
-        elif isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
-            raise ConfigError(f"{path}: constants.{f.name} must be a number >= 0, got {v!r}")
-        vals[f.name] = int(v) if f.name in ("cudagraph_max_tokens", "cudagraph_mixed") else v
-    return EngineConstants(**vals)
+    return EngineConstants(**{k: _constant_value(k, v, f"{path}: constants.{k}")
+                              for k, v in raw.items()})
 
 
 def load_engine(path: Path) -> Engine:
@@ -252,6 +262,7 @@ def _build(model: str, gpu: str, tp: int, engine: str = DEFAULT_ENGINE,
     from wrpsim.pool.kernels.power import power_model
 
     check_keys(overrides, CONSTANT_FIELDS, where)
+    overrides = {k: _constant_value(k, v, f"{where}.{k}") for k, v in overrides.items()}
     consts = replace(eng.constants, **overrides) if overrides else eng.constants
     if precision not in PRECISIONS:
         raise unknown_choice(f"{prefix}precision", precision, PRECISIONS)

@@ -172,11 +172,17 @@ class ModelSpec:
     def mamba_state_bytes(self) -> int:
         """Bytes of recurrent state one sequence holds in the Mamba-2 layers, whatever its
         length: SSM state (heads x head_dim x state) and the convolution window, in BF16."""
+        return self.mamba_state_bytes_at(2.0)
+
+    def mamba_state_bytes_at(self, ssm_bytes: float) -> float:
+        """`mamba_state_bytes` with the SSM state stored at `ssm_bytes` per element (vLLM's
+        `--mamba-ssm-cache-dtype`: 2 for the model's BF16, 4 for float32); the convolution
+        window stays BF16."""
         if not self.mamba_layers:
             return 0
         d_in = self.mamba_heads * self.mamba_head_dim
         conv = (self.conv_kernel - 1) * (d_in + 2 * self.mamba_groups * self.ssm_state)
-        return self.mamba_layers * 2 * (conv + d_in * self.ssm_state)
+        return self.mamba_layers * (2 * conv + ssm_bytes * d_in * self.ssm_state)
 
 
 SPEC_FIELDS = tuple(f.name for f in fields(ModelSpec) if f.name != "name")

@@ -291,8 +291,8 @@ def _mlenergy_settings(root: Path, task: str, model_id: str, gpu_model: str) -> 
     """The engine settings of one ML.ENERGY configuration that change iteration times, read
     from its published vLLM config (`benchmark_configs/<task>/<model>/<GPU>/monolithic.
     {config,env}.yaml`, Apache-2.0) when `root` has it: the MXFP4 expert kernel its
-    environment selects (`precision`) and its CUDA-graph mode (`cudagraph_mixed` = 0 for
-    FULL_DECODE_ONLY). Empty when the files are absent (vLLM's defaults then)."""
+    environment selects (`precision`), its CUDA-graph mode (`cudagraph_mixed` = 0 for
+    FULL_DECODE_ONLY) and its Mamba SSM-state dtype (`mamba_ssm_dtype`). Empty when the files are absent (vLLM's defaults then)."""
     import yaml
 
     d = root / "benchmark_configs" / task / model_id / gpu_model
@@ -313,6 +313,9 @@ def _mlenergy_settings(root: Path, task: str, model_id: str, gpu_model: str) -> 
             comp = None
     if isinstance(comp, dict) and comp.get("cudagraph_mode") == "FULL_DECODE_ONLY":
         out["cudagraph_mixed"] = 0
+    ssm = {"float32": "fp32", "bfloat16": "bf16"}.get(str(cfg.get("mamba-ssm-cache-dtype")))
+    if ssm is not None:
+        out["mamba_ssm_dtype"] = ssm
     return out
 
 
@@ -386,8 +389,10 @@ def mlenergy_cases(root: str | Path) -> list[Case]:
         pool = {"gpu": gpu, "model": model, "tp": tp, "ep": ep if ep > 1 else 1, "count": 1,
                 "precision": prec, "max_context": None, "engine": engine,
                 "scheduler": {**BIG_GPU_SCHED, "max_seqs": mns}}
-        if "cudagraph_mixed" in settings:
-            pool["latency"] = {"kind": "engine", "cudagraph_mixed": settings["cudagraph_mixed"]}
+        engine_keys = {k: settings[k] for k in ("cudagraph_mixed", "mamba_ssm_dtype")
+                       if k in settings}
+        if engine_keys:
+            pool["latency"] = {"kind": "engine", **engine_keys}
         wl = {"name": "mlenergy", "source": {
             "kind": "closed_loop", "concurrency": mns, "num_requests": n_req,
             "prompt_tokens": MLENERGY_PROMPTS[r.task], "output_tokens": out_spec}}

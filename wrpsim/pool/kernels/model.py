@@ -68,6 +68,9 @@ PRECISIONS = {"bf16": ("bf16", "bf16"), "fp8": ("fp8", "fp8"),
               "mxfp4_mxfp8": ("bf16", "mxfp4_mxfp8"), "int4": ("bf16", "int4")}
 KV_DTYPES = ("auto", "bf16", "fp8")
 KV_BYTES = {"bf16": 2.0, "fp8": 1.0}
+#: bytes per element of a Mamba layer's SSM state by vLLM's `--mamba-ssm-cache-dtype`
+#: (`auto`: the model's dtype, BF16; NVIDIA recommends float32 for Nemotron-H)
+MAMBA_SSM_DTYPES = {"auto": 2.0, "bf16": 2.0, "fp32": 4.0}
 
 
 @dataclass(frozen=True)
@@ -84,6 +87,9 @@ class EngineConstants:
     cudagraph_max_tokens: int = 512
     cudagraph_mixed: int = 1
     eager_layer_us: float = 0.0
+    #: engine setting, not fitted: the dtype of the Mamba SSM state (`MAMBA_SSM_DTYPES`);
+    #: it sets the state's memory and the bytes every decode step reads and writes
+    mamba_ssm_dtype: str = "auto"
 
 
 _GRID: list = [np.zeros(0), np.zeros(0)]
@@ -137,6 +143,13 @@ class KernelLatency(LatencyModel):
         self.max_tokens = max_tokens
         self._power = power
         self._stream = kernels.stream_bw()
+        if constants.mamba_ssm_dtype not in MAMBA_SSM_DTYPES:
+            from wrpsim.errors import unknown_choice
+
+            raise unknown_choice("mamba_ssm_dtype", constants.mamba_ssm_dtype, MAMBA_SSM_DTYPES)
+        #: bytes of Mamba state one sequence holds (all layers, whole instance)
+        self.mamba_state_bytes = model.mamba_state_bytes_at(
+            MAMBA_SSM_DTYPES[constants.mamba_ssm_dtype])
         m = model
         self._layers_total = m.attn_layers + m.mamba_layers + m.ffn_layers
         self._floor = self._layers_total * constants.layer_overhead_us * 1e-6
@@ -287,7 +300,7 @@ class KernelLatency(LatencyModel):
         self._dec_sl = self._dec.s.tolist()
         self._pre_rows: dict = {}
         # a decoding sequence reads and writes its Mamba state once per iteration
-        self._mamba_dec = 2.0 * m.mamba_state_bytes / tp / self._stream
+        self._mamba_dec = 2.0 * self.mamba_state_bytes / tp / self._stream
 
     # ------------------------------------------------------------------ attention
     def _dec_row(self, batch: int) -> tuple[np.ndarray, list]:
@@ -501,7 +514,7 @@ class KernelLatency(LatencyModel):
                               f"reserve_gib >= 0; got {block_size}, {gpu_mem_util}, {reserve_gib}")
         usable = self.gpu.mem_gib * gpu_mem_util - reserve_gib
         weights = self.weight_bytes_per_gpu / GIB
-        state = max_seqs * self.model.mamba_state_bytes / self.tp / GIB
+        state = max_seqs * self.mamba_state_bytes / self.tp / GIB
         per_block = block_size * self.kv_bytes_per_token_per_gpu
         blocks = math.floor((usable - weights - state) * GIB / per_block)
         if blocks < 1:

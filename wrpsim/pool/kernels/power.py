@@ -82,7 +82,8 @@ def _constants(lat) -> tuple:
             1.0 - m.active_experts / m.experts if m.moe else 0.0,
             lat.kv_bytes_per_token_per_gpu,
             lat._stream_bytes_per_token(),
-            rl.peak_flops(lat.gpu, lat.dense_dtype), lat.gpu.mem_bw_gbs * 1e9)
+            rl.peak_flops(lat.gpu, lat.dense_dtype), lat.gpu.mem_bw_gbs * 1e9,
+            2.0 * getattr(lat, "mamba_state_bytes", 0.0) / tp)  # Mamba state read + written
     return c
 
 
@@ -91,13 +92,15 @@ def iteration_work(lat, prefill_tokens: int, decode_seqs: int, decode_ctx: float
     """(FLOPs, bytes) one GPU of `lat`'s instance spends on an iteration: projections at 2
     FLOPs per active parameter and token, LM head per sequence, attention at 4 x heads x
     head_dim per (query, key) pair; weights read once (experts: those the tokens touch, uniform
-    routing), KV read and written, element-wise traffic."""
-    lin, head, attn, fixed, experts, q, kv, stream, _, _ = _constants(lat)
+    routing), KV read and written, element-wise traffic, each sequence's Mamba state read and
+    written."""
+    lin, head, attn, fixed, experts, q, kv, stream, _, _, state = _constants(lat)
     t_tok = prefill_tokens + decode_seqs
     seqs = decode_seqs + (1 if prefill_tokens else 0)
     flops = lin * t_tok + head * seqs + attn * (prefill_attn + decode_ctx)
     touched = 1.0 - q ** t_tok if q else 1.0
-    nbytes = fixed + experts * touched + (decode_ctx + t_tok) * kv + t_tok * stream
+    nbytes = (fixed + experts * touched + (decode_ctx + t_tok) * kv + t_tok * stream
+              + seqs * state)
     return flops, nbytes
 
 
