@@ -20,8 +20,9 @@ workload config), the measured metrics, and whether it belongs to the calibratio
   `max_num_seqs`, output lengths from the model's published distribution, median ITL and
   average power per GPU.
 
-Split: the fit split is the Llama-3.1 cases of ML.ENERGY (8B and 70B chat on H100 and B200: the
-vllm-0.11 constants and the H100 / B200 power fits) and silicon's H100 rows (Llama-3.1-70B FP8
+Split: the fit split is ML.ENERGY's chat runs of Llama-3.1-8B, Llama-3.1-70B and Qwen3-30B-A3B
+on H100 and B200 (the vllm-0.11 constants and the H100 / B200 power fits: dense and MoE, so the
+power shape's "busy at all" term is told apart from its bandwidth term) and silicon's H100 rows (Llama-3.1-70B FP8
 and gpt-oss-120b: the vllm-0.24 constants); every other model, GPU, workload and the
 LLMServingSim runs are test cases.
 """
@@ -259,7 +260,9 @@ MLENERGY_PROMPTS = {
     "gpqa": {"dist": "lognormal", "mean": 280, "sigma": 0.4, "max": 2000},
     "sourcegraph-fim": {"dist": "lognormal", "mean": 1500, "sigma": 0.6, "max": 8000},
 }
-MLENERGY_FIT = {"meta-llama/Llama-3.1-8B-Instruct", "meta-llama/Llama-3.1-70B-Instruct"}
+#: ML.ENERGY models whose chat runs form the fit split (module docstring)
+MLENERGY_FIT = {"meta-llama/Llama-3.1-8B-Instruct", "meta-llama/Llama-3.1-70B-Instruct",
+                "Qwen/Qwen3-30B-A3B-Instruct-2507"}
 #: requests per run of each ML.ENERGY task before repeats (ml-energy/benchmark @ c1d6557,
 #: configs/vllm/<task>/benchmark.yaml `num_requests`, Apache-2.0); a task folder's own
 #: benchmark.yaml in the data overrides it
