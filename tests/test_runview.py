@@ -59,7 +59,8 @@ def test_a_sweep_prints_aligned_lines_and_a_closing_table(monkeypatch, capsys, t
     assert rows[1].split()[1:4] == ["failed", "(see", "1/error.json)"]  # a10g: 70B does not fit
     ok = [r for r in rows if "failed" not in r]
     assert len(ok) == 2 and len({r.index(" router=") for r in ok}) == 1  # aligned columns
-    assert table[7].startswith("best SLO attainment, then lowest cost: run ")
+    assert table[7].startswith("best SLO attainment, then lowest cost (ties: lower p99 TTFT, "
+                               "then run number): run ")
     per_run = [ln for ln in lines[:start] if ln.startswith("wrpsim: run ")]
     assert [ln.split()[2] for ln in per_run] == ["0", "2"]  # as each completed run finished
     assert len({ln.index(" | SLO ") for ln in per_run}) == 1  # aligned
@@ -121,3 +122,15 @@ def test_summary_shows_prefix_hits_and_flags_a_measurement_fleet():
     served = {"pool": {"pools": {"h100": {"gpu": "h100-80gb", "model": "m", "count": 4}}}}
     text = run_summary({**s, "prefix_hit_ratio_blocks": None}, served, "out")
     assert "prefix " not in text and "not a serving estimate" not in text
+
+
+def test_the_winner_breaks_ties_by_p99_ttft_then_run_number():
+    from wrpsim.report.choice import winner
+
+    a = {"slo_attainment": 1.0, "cost_usd": 10.0, "ttft_p99_s": 0.5}
+    assert winner([("0", {**a, "slo_attainment": 0.9, "cost_usd": 1.0}), ("1", a)]) == "1"
+    assert winner([("0", a), ("1", {**a, "cost_usd": 9.0})]) == "1"  # then the lowest cost
+    assert winner([("0", a), ("1", {**a, "ttft_p99_s": 0.4})]) == "1"  # equal cost: p99 TTFT
+    assert winner([("10", a), ("2", a), ("3", a)]) == "2"  # all equal: run number, not text
+    assert winner([("0", {**a, "ttft_p99_s": None}), ("1", a)]) == "1"  # missing p99 last
+    assert winner([("0", None)]) is None

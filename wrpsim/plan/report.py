@@ -12,15 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-
-def pareto(points: list[tuple[float, float, int]]) -> list[int]:
-    """Indices of the (cost, latency, index) points on the lower-left front, by cost."""
-    front, best = [], float("inf")
-    for _cost, lat, idx in sorted(points):
-        if lat < best:
-            front.append(idx)
-            best = lat
-    return front
+from wrpsim.report.choice import pareto  # the front, shared with the sweep dashboard
 
 
 def _cdfs(tables, points: int = 400) -> dict:
