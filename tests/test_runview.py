@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from tests.conftest import run_app
 from wrpsim.runview import SWEEP_HEADER, run_line, sweep_line, verdict
 
@@ -25,6 +27,15 @@ def test_a_run_prints_a_short_summary_on_stderr_and_nothing_on_stdout(monkeypatc
     assert f"${s['cost_usd']:,.2f} total over the trace" in err
     assert f"{s['energy_kwh']:,.2f} kWh total (PUE 1.3)" in err
     assert f"results    {tmp_path / 'run'}" in err
+    import pyarrow.parquet as pq  # token-budget use: batch tokens over the budget, per instance
+
+    inst = pq.read_table(tmp_path / "run" / "instances.parquet").to_pylist()
+    for i in inst:
+        tokens = i["prefill_tokens"] + i["decode_tokens"]
+        assert 0 < i["token_budget_use"] == min(1.0, tokens / (i["iterations"] * 2048))
+    assert s["mean_token_budget_use"] == pytest.approx(
+        sum(i["token_budget_use"] for i in inst) / len(inst))
+    assert s["mean_kv_use"] == pytest.approx(sum(i["kv_mean_util"] for i in inst) / len(inst))
 
 
 def test_json_true_prints_the_summary_json_on_stdout_and_does_not_change_results(
