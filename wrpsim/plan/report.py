@@ -126,7 +126,10 @@ def _why_fewer(o: dict) -> str:
     for t, name in (("full", "full trace"), ("recheck", "recheck")):
         w = o.get(f"worst_{t}")
         if o.get(f"slo_met_{t}") is False and w:
-            return f"{w['target']} margin {fmt_margin(w['target'], w['margin'])} ({name})"
+            m, key = w["margin"], w["target"]
+            by = ("an undefined margin" if m is None else f"{-m:.4f}"
+                  if key in ("attainment_min", "unserved_max") else f"{-m:.1%}")
+            return f"misses {key} by {by} ({name})"
     return "misses the SLO"
 
 

@@ -203,6 +203,9 @@ function winner() {
   box.appendChild(el('div', 'Rule: ' + w.rule + '; over the ' + w.among +
     ' completed runs' + (w.excluded.length ? '; not considered (not completed): ' +
     w.excluded.join(', ') : '') + '.', 'why'));
+  if (DATA.load) box.appendChild(el('div', 'The runs differ in offered load (' + DATA.load +
+    '): a total over the trace shrinks with a shorter trace, so compare costs of runs at the ' +
+    'same load (control above).', 'why'));
 }
 function render() {
   const runs = selected();
