@@ -225,7 +225,10 @@ def render(data: dict, plotly_js: str | None = None) -> str:
     why = "".join(
         f"<h3>{html.escape(title)}</h3>"
         + (f'<p class="lead">{html.escape(lead)}</p>' if lead else "")
-        + f'<div id="why-{key}">{_rows(*tables[key])}</div>' for key, title, lead in WHY)
+        + f'<div id="why-{key}">{_rows(*tables[key])}</div>'
+        + ("" if tables[key][1] else '<p class="note">none: the plan does not meet the SLO, '
+           "so there is no smaller fleet to judge</p>" if key == "fewer" else "")
+        for key, title, lead in WHY)
     stamp = dt.datetime.now().isoformat(timespec="seconds")
     title = f"Capacity plan: {r['workload'] or 'workload'} on {r['model']}"
     body = (
@@ -234,7 +237,8 @@ def render(data: dict, plotly_js: str | None = None) -> str:
         f'<p>This page with its tables as Markdown, to paste into a ticket: '
         f'<a href="report.md">report.md</a> · the record: <a href="plan.json">plan.json</a>'
         f' · every simulated fleet: candidates.parquet</p>'
-        f"<h2>Recommended fleet</h2>{fleet}{_rows(['figure', 'value'], fig)}"
+        f"<h2>{'Recommended fleet' if r['slo_met'] else 'Closest fleet found (misses the SLO)'}"
+        f"</h2>{fleet}{_rows(['figure', 'value'], fig)}"
         f"<h2>SLO margins</h2>{margins}<p>{html.escape(recheck)}</p>"
         f"<h2>Why this fleet</h2>{why}"
         f"<h2>Plots</h2><div class=\"grid\">{plots}</div>"

@@ -71,7 +71,8 @@ def report_data(ev, record: dict, checks: dict, timing: dict) -> dict:
     full = checks["full"].summary
     sens = [{"load": 1.0, "met": checks["full"].slo_met, "ttft_p99": full.get("ttft_p99_s"),
              "tpot_p99": full.get("tpot_p99_s"), "attainment": full.get("slo_attainment"),
-             "needed_cost": record["cost_per_hour_usd"], "needed": record["fleet_label"]}]
+             "needed_cost": record["cost_per_hour_usd"] if record["slo_met"] else None,
+             "needed": record["fleet_label"] if record["slo_met"] else None}]
     for r in record["load_sensitivity"]:
         m = r["metrics"]
         sens.append({"load": r["load"], "met": r["slo_met"], "ttft_p99": m.get("ttft_p99_s"),
@@ -117,7 +118,18 @@ def _usd_delta(cost, base) -> str:
     return f"{'+' if d > 0 else '−'}${abs(d):.2f}/h ({d / base:+.0%})" if base else f"{d:+.2f}"
 
 
-def _why_fewer(o: dict) -> str:
+def _miss(key: str, margin, bound) -> str:
+    """'misses tpot_p99_s: 0.104 s against 0.1 s (+4%)' from a (negative) margin."""
+    if margin is None:
+        return f"{key} undefined (nothing served)"
+    if key in ("attainment_min", "unserved_max") or not bound:
+        return f"misses {key} by {-margin:.4f}"
+    ratio = 1.0 - margin  # value / bound for an upper bound on a latency
+    how = f"{ratio:.1f}× the target" if ratio >= 2 else f"+{-margin:.0%}"
+    return f"misses {key}: {ratio * bound:.3g} s against {bound:g} s ({how})"
+
+
+def _why_fewer(o: dict, targets: dict) -> str:
     """Why the fleet with one instance fewer is not the plan (or that it would do)."""
     if o.get("reason"):
         return str(o["reason"])
@@ -126,10 +138,7 @@ def _why_fewer(o: dict) -> str:
     for t, name in (("full", "full trace"), ("recheck", "recheck")):
         w = o.get(f"worst_{t}")
         if o.get(f"slo_met_{t}") is False and w:
-            m, key = w["margin"], w["target"]
-            by = ("an undefined margin" if m is None else f"{-m:.4f}"
-                  if key in ("attainment_min", "unserved_max") else f"{-m:.1%}")
-            return f"misses {key} by {by} ({name})"
+            return f"{_miss(w['target'], w['margin'], targets.get(w['target']))} ({name})"
     return "misses the SLO"
 
 
@@ -146,7 +155,7 @@ def why_tables(data: dict) -> dict[str, tuple[list[str], list[list[str]]]]:
     fewer = (["pool with one instance fewer", "fleet", "meets SLO (full trace)",
               "meets SLO (recheck)", "why not"],
              [[o["pool"], o["fleet"], _f(o.get("slo_met_full")), _f(o.get("slo_met_recheck")),
-               _why_fewer(o)] for o in r["one_fewer"]])
+               _why_fewer(o, r["slo_targets"])] for o in r["one_fewer"]])
     load = (["load", "recommended fleet meets SLO", "p99 TTFT (s)", "p99 TPOT (s)",
              "attainment", "fleet needed", "USD/h needed", "vs recommended"],
             [[f"{s['load']:g} ×", _f(s["met"]), _f(s["ttft_p99"]), _f(s["tpot_p99"]),
@@ -172,7 +181,8 @@ def markdown(data: dict) -> str:
     rc = r["recheck"]
     lines = [f"# Capacity plan: {r['workload'] or 'workload'} on {r['model']}", "",
              f"**{'SLO met' if r['slo_met'] else 'SLO NOT met'}** — {r['message']}", "",
-             "## Recommended fleet", ""]
+             "## Recommended fleet" if r["slo_met"] else "## Closest fleet found (misses the SLO)",
+             ""]
     lines += _table(["pool", "GPU", "TP", "role", "instances", "GPUs", "USD/h"],
                     [[f["pool"], f["gpu"], f["tp"], f["role"], f["count"], f["gpus"],
                       f"{f['cost_per_hour_usd']:.2f}"] for f in r["fleet"]])
