@@ -38,7 +38,8 @@ def main() -> None:
     times, record = [], None
     for _ in range(args.repeat):
         with tempfile.TemporaryDirectory() as out:
-            cmd = [sys.executable, "-m", "wrpsim.plan", f"hydra.run.dir={out}", *args.overrides]
+            cmd = [sys.executable, "-m", "wrpsim.plan", f"hydra.run.dir={out}", "json=true",
+                   *args.overrides]
             t0 = time.perf_counter()
             p = subprocess.run(cmd, capture_output=True, text=True, env=env, preexec_fn=_pin)
             times.append(time.perf_counter() - t0)

@@ -79,15 +79,18 @@ def test_bad_config_on_the_command_line_is_one_line_and_status_2(tmp_path):
 
 
 def test_impossible_slo_is_a_plan_with_slo_met_false_and_a_message(tmp_path):
-    p = plan_cli(tmp_path, *SMALL, "plan.slo.tpot_p99_s=0.001", "plan.load_sensitivity=0")
+    p = plan_cli(tmp_path, *SMALL, "plan.slo.tpot_p99_s=0.001", "plan.load_sensitivity=0",
+                 "json=true")
     assert p.returncode == 0, p.stderr
     assert "Traceback" not in p.stderr
-    record = json.loads(p.stdout.strip().splitlines()[-1])
+    assert len(p.stdout.splitlines()) == 1  # json=true: plan.json, nothing else
+    record = json.loads(p.stdout)
     assert record == json.loads((tmp_path / "plan.json").read_text())
     assert record["slo_met"] is False
     assert record["message"].startswith("no fleet meets the SLO")
     assert "tpot_p99_s target 0.001 s is below" in record["message"]
     assert "impossible at any count" in p.stderr
+    assert f"wrpsim.plan: warning: {record['message']}" in p.stderr.splitlines()
     assert len(record["search"]["impossible"]) == 3
     assert (tmp_path / "report.html").is_file() and (tmp_path / "report.md").is_file()
     assert "SLO NOT met" in (tmp_path / "report.md").read_text()

@@ -46,9 +46,21 @@ def test_redrawn_progress_ends_its_line_on_close():
     assert stream.getvalue() == ""  # nothing drawn: nothing to end
 
 
-def test_the_cli_prints_progress_on_stderr_and_the_plan_on_stdout(monkeypatch, capsys, tmp_path):
-    code, out, err = run_app(monkeypatch, capsys, tmp_path, *SMALL, "plan.load_sensitivity=0",
-                             "plan.candidates.a100.gpu=h100-80gb", module="wrpsim.plan")
+def test_the_cli_prints_for_a_person_on_stderr_and_json_only_when_asked(monkeypatch, capsys,
+                                                                        tmp_path):
+    args = (*SMALL, "plan.load_sensitivity=0", "plan.candidates.a100.gpu=h100-80gb",
+            "plan.report=false")
+    code, out, err = run_app(monkeypatch, capsys, tmp_path, *args, module="wrpsim.plan")
     assert code == 0, err
-    assert json.loads(out.splitlines()[-1])["slo_met"] is True
+    assert out == ""  # like python -m wrpsim: stdout stays empty without json=true
     assert sum(bool(LINE.match(ln)) for ln in err.splitlines()) >= 3
+    record = json.loads((tmp_path / "run" / "plan.json").read_text())
+    assert err.splitlines()[-2:] == [
+        f"wrpsim.plan: {record['message']}",
+        f"wrpsim.plan: plan.json, candidates.parquet in {tmp_path / 'run'}"]
+    code, out, err = run_app(monkeypatch, capsys, tmp_path, *args, "json=true",
+                             module="wrpsim.plan")
+    assert code == 0, err
+    assert json.loads(out) == record  # one JSON line, the same plan
+    code, _, err = run_app(monkeypatch, capsys, tmp_path, *args, "json=1", module="wrpsim.plan")
+    assert code == 2 and err.strip() == "wrpsim: error: json must be true or false, got 1"

@@ -9,7 +9,10 @@ from pathlib import Path
 import pytest
 
 from tests.test_plan_config import compose_plan
-from tests.test_report_dashboard import browser  # noqa: F401  (the fixture)
+from tests.test_report_dashboard import (
+    browser,  # noqa: F401  (the fixture)
+    check_layout,
+)
 from wrpsim.plan import run_plan
 from wrpsim.plan.page import PLOTS
 
@@ -44,6 +47,12 @@ def test_report_files_are_self_contained_and_escape_names(planned):
         assert section in md, section
     assert "Re-checked with a fresh seed (1) before being reported" in md
     assert "0.8 ×" in md and "1.2 ×" in md
+    for section in ("## Single-type alternatives", "| pool with one instance fewer |",
+                    "| token-budget use |", "Busy fraction: share of the time"):
+        assert section in md, section
+    assert '<a href="report.md">report.md</a>' in text  # the page links its Markdown twin
+    for metric in ("mean_token_budget_use", "mean_kv_use"):
+        assert 0.0 < record["metrics"][metric] <= 1.0, metric
 
 
 def test_report_renders_every_plot_without_errors(planned, browser):  # noqa: F811
@@ -56,9 +65,26 @@ def test_report_renders_every_plot_without_errors(planned, browser):  # noqa: F8
         assert dev.js(f"document.getElementById('plot-{name}').data.length") >= 1, name
     n_cands = dev.js("document.getElementById('plot-search').data[0].x.length")
     assert n_cands == record["search"]["search_evaluations"]
-    assert dev.js("document.getElementById('plot-cdf-ttft').data.length") == 2  # full + recheck
+    assert dev.js("document.getElementById('plot-cdf-ttft').data.map(t => t.name)") == [
+        "full trace", f"recheck (seed {record['recheck']['seed']})", "SLO threshold"]
     assert dev.js("document.getElementById('plot-sensitivity').data[0].x") == [0.8, 1.0, 1.2]
     assert dev.js("document.querySelectorAll('img').length") == 0
     assert HOSTILE in dev.js("document.querySelector('.verdict').textContent")  # text, inert
+    rows = ("(id) => [...document.querySelectorAll('#why-' + id + ' tbody tr')]"
+            ".map(tr => [...tr.cells].map(c => c.textContent))")
+    single = dev.js(f"({rows})('single')")
+    assert [r[0] for r in single] == [c["candidate"] for c in record["search"]["single_type"]]
+    assert sum(r[-1] == "recommended" for r in single) <= 1
+    fewer = dev.js(f"({rows})('fewer')")
+    assert [r[0] for r in fewer] == [o["pool"] for o in record["one_fewer"]]
+    assert all(r[-1] for r in fewer)  # says why not (or that it would do)
+    assert [r[0] for r in dev.js(f"({rows})('load')")] == ["0.8 ×", "1 ×", "1.2 ×"]
+    util = dev.js("document.getElementById('plot-util').data.map(t => t.name)")
+    assert util[:3] == ["busy fraction", "token-budget use", "KV use"]
+    assert "not headroom" in dev.js("document.querySelector('#plot-util + .pnote').textContent")
+    assert dev.js("document.querySelector('a[href=\"report.md\"]').textContent") == "report.md"
+    assert dev.js("document.getElementById('plot-cdf-ttft').layout.shapes[0].x0") == (
+        record["slo_thresholds"]["ttft_s"])
+    check_layout(dev)
     dev.js("new Promise(r => setTimeout(r, 300))")
     assert dev.errors() == []

@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -23,7 +24,64 @@ import pytest
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 HOSTILE = "</script><img src=x onerror=alert(1)>"
-PLOTS = ("cdf-ttft", "cdf-tpot", "cdf-e2e", "slo", "cost", "energy", "insys", "mix")
+PLOTS = ("pareto-ttft", "pareto-tpot", "cdf-ttft", "cdf-tpot", "cdf-e2e", "slo", "cost", "energy",
+         "insys", "mix")
+# Layout faults of every Plotly plot on a page (`wrpsim.report.plotstyle`'s contracts): a legend
+# over the plot area, an axis title or tick labels, or outside its div; the mode bar over the
+# legend, the plot area or the plot's title (an HTML caption above the div); labels that overlap.
+LAYOUT_FAULTS = r"""(() => {
+  const box = (e) => {
+    const r = e && e.getBoundingClientRect();
+    return r && r.width && r.height ? r : null;
+  };
+  const hit = (a, b) => a && b && a.left < b.right - 1 && b.left < a.right - 1 &&
+    a.top < b.bottom - 1 && b.top < a.bottom - 1;
+  const out = [];
+  document.querySelectorAll('.js-plotly-plot').forEach((p) => {
+    const q = (s) => [...p.querySelectorAll(s)].map(box).filter((b) => b);
+    const legend = q('g.legend')[0] || null, modebar = q('.modebar')[0] || null;
+    const area = q('.nsewdrag')[0] || null, div = box(p);
+    const title = box(p.parentElement.querySelector('.ptitle'));
+    const labels = [['x title', q('.g-xtitle')], ['y title', q('.g-ytitle')],
+      ['y2 title', q('.g-y2title')], ['x tick', q('.xtick text')], ['y tick', q('.ytick text')],
+      ['y2 tick', q('.y2tick text')]];
+    const say = (what) => out.push(p.id + ': ' + what);
+    if (!title || title.bottom > div.top + 1) say('title not above the plot');
+    if (!modebar) say('no mode bar');
+    if (legend) {
+      if (hit(legend, area)) say('legend over the plot area');
+      labels.forEach(([n, bs]) => bs.forEach((b) => {
+        if (hit(legend, b)) say('legend over ' + n);
+      }));
+      if (legend.bottom > div.bottom + 1 || legend.right > div.right + 1) say('legend outside');
+    }
+    if (hit(modebar, legend)) say('mode bar over the legend');
+    if (hit(modebar, area)) say('mode bar over the plot area');
+    if (hit(modebar, title)) say('mode bar over the title');
+    labels.forEach(([n, bs]) => labels.forEach(([m, cs]) => {
+      if (n < m) bs.forEach((b) => cs.forEach((c) => { if (hit(b, c)) say(n + ' over ' + m); }));
+    }));
+  });
+  return out;
+})()"""
+# the tick labels of every log axis on a page, as "plot-id: label"
+LOG_TICKS = r"""[...document.querySelectorAll('.js-plotly-plot')].flatMap((gd) =>
+  Object.keys(gd._fullLayout).filter((k) => /^[xy]axis\d*$/.test(k) &&
+    gd._fullLayout[k].type === 'log').flatMap((k) => [...gd.querySelectorAll(
+      '.' + gd._fullLayout[k]._id + 'tick text')].map((t) => gd.id + ': ' + t.textContent)))"""
+
+
+def check_layout(dev) -> None:
+    """Assert the page's plots keep plotstyle's contracts: no layout fault; log-axis tick
+    labels carry a unit (never a bare digit such as "4" for 40 s). Hovers a plot first, so the
+    mode bar is drawn where a user sees it."""
+    dev.js("document.querySelector('.js-plotly-plot .nsewdrag').dispatchEvent("
+           "new MouseEvent('mousemove', {bubbles: true, clientX: 200, clientY: 200}))")
+    assert dev.js(LAYOUT_FAULTS) == []
+    ticks = dev.js(LOG_TICKS)
+    assert ticks, "no log axis drawn"
+    bare = [t for t in ticks if not re.fullmatch(r"[\w-]+: [\d.]+ (µs|ms|s)", t)]
+    assert bare == [], bare
 FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
          "--disable-dev-shm-usage", "--remote-debugging-port=0")
@@ -129,7 +187,17 @@ def dashboard(tmp_path_factory):
     r = subprocess.run([sys.executable, "-m", "wrpsim.report", f"sweep_dir={sweep}"],
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
-    return json.loads(r.stdout.strip().splitlines()[-1])
+    return {**json.loads(r.stdout.strip().splitlines()[-1]), "sweep_stderr": p.stderr}
+
+
+def _expected_winner(results: str) -> str:
+    """The winner by the documented rule, computed here from results.parquet."""
+    import pyarrow.parquet as pq
+
+    rows = [r for r in pq.read_table(results).to_pylist() if r["status"] == "completed"]
+    best = min(rows, key=lambda r: (-r["slo_attainment"], r["cost_usd"], r["ttft_p99_s"],
+                                    int(r["run"])))
+    return best["run"]
 
 
 def test_hostile_strings_never_reach_the_page_unescaped(dashboard):
@@ -176,7 +244,8 @@ def test_dashboard_renders_every_view_and_controls_switch_it(dashboard, browser)
     dev.wait("document.body && document.body.dataset.renders === '1'")
     for name in PLOTS:
         assert dev.js(f"!!document.querySelector('#plot-{name}.js-plotly-plot .main-svg')"), name
-    n_traces = "document.getElementById('plot-cdf-ttft').data.length"
+    n_traces = ("document.getElementById('plot-cdf-ttft').data"
+                ".filter(t => t.name !== 'SLO threshold').length")  # one line per run
     assert dev.js(n_traces) == 4
     assert dev.js("document.querySelectorAll('#runs tbody tr').length") == 8
     assert dev.js("document.querySelectorAll('#runs tr.failed').length") == 4
@@ -194,3 +263,33 @@ def test_dashboard_renders_every_view_and_controls_switch_it(dashboard, browser)
     assert HOSTILE in dev.js("document.getElementById('fixed').textContent")
     dev.js("new Promise(r => setTimeout(r, 300))")
     assert dev.errors() == []
+
+
+def test_dashboard_names_the_winner_and_draws_pareto_and_slo_lines(dashboard, browser):
+    dev = browser
+    dev.call("Page.navigate", url=Path(dashboard["dashboard"]).as_uri())
+    dev.wait("document.body && document.body.dataset.renders === '1'")
+    win = _expected_winner(dashboard["results"])
+    closing = [ln for ln in dashboard["sweep_stderr"].splitlines()
+               if ln.startswith("best SLO attainment, then lowest cost")]
+    assert closing and f": run {win} (" in closing[0]  # the terminal names the same run
+    box = dev.js("document.getElementById('winner').textContent")
+    assert box.startswith(f"Winner: run {win} — ") and "router=" in box
+    assert "not considered (not completed): " in box and box.count("(failed)") == 4
+    assert dev.js("document.querySelector('#runs tr.winner td').textContent") == f"{win} ★ winner"
+    for key, slo in (("ttft", 2.0), ("tpot", 0.1)):
+        data = dev.js(f"document.getElementById('plot-pareto-{key}').data"
+                      ".map(t => [t.name, (t.x || []).length])")
+        assert data[0] == ["run (colour: SLO attainment)", 4]  # completed runs only
+        assert ["winner", 1] in data and data[1][0] == "Pareto front" and data[1][1] >= 1
+        shapes = dev.js(f"document.getElementById('plot-cdf-{key}').layout.shapes"
+                        ".map(s => [s.x0, s.x1])")
+        assert shapes == [[slo, slo]]  # the runs' slo.{key}_s threshold
+        assert dev.js(f"document.getElementById('plot-pareto-{key}').layout.shapes"
+                      ".map(s => s.y0)") == [slo]
+    titles = dev.js("[...document.querySelectorAll('.ptitle')].map(t => t.textContent)")
+    assert "Cost per configuration: total over the trace (USD)" in titles
+    assert "Energy per configuration: total over the trace (kWh, facility)" in titles
+    assert dev.js("document.getElementById('plot-cost').layout.yaxis.title.text") == (
+        "USD, total over the trace")
+    check_layout(dev)

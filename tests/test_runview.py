@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from tests.conftest import run_app
 from wrpsim.runview import SWEEP_HEADER, run_line, sweep_line, verdict
 
@@ -25,6 +27,15 @@ def test_a_run_prints_a_short_summary_on_stderr_and_nothing_on_stdout(monkeypatc
     assert f"${s['cost_usd']:,.2f} total over the trace" in err
     assert f"{s['energy_kwh']:,.2f} kWh total (PUE 1.3)" in err
     assert f"results    {tmp_path / 'run'}" in err
+    import pyarrow.parquet as pq  # token-budget use: batch tokens over the budget, per instance
+
+    inst = pq.read_table(tmp_path / "run" / "instances.parquet").to_pylist()
+    for i in inst:
+        tokens = i["prefill_tokens"] + i["decode_tokens"]
+        assert 0 < i["token_budget_use"] == min(1.0, tokens / (i["iterations"] * 2048))
+    assert s["mean_token_budget_use"] == pytest.approx(
+        sum(i["token_budget_use"] for i in inst) / len(inst))
+    assert s["mean_kv_use"] == pytest.approx(sum(i["kv_mean_util"] for i in inst) / len(inst))
 
 
 def test_json_true_prints_the_summary_json_on_stdout_and_does_not_change_results(
@@ -59,7 +70,8 @@ def test_a_sweep_prints_aligned_lines_and_a_closing_table(monkeypatch, capsys, t
     assert rows[1].split()[1:4] == ["failed", "(see", "1/error.json)"]  # a10g: 70B does not fit
     ok = [r for r in rows if "failed" not in r]
     assert len(ok) == 2 and len({r.index(" router=") for r in ok}) == 1  # aligned columns
-    assert table[7].startswith("best SLO attainment, then lowest cost: run ")
+    assert table[7].startswith("best SLO attainment, then lowest cost (ties: lower p99 TTFT, "
+                               "then run number): run ")
     per_run = [ln for ln in lines[:start] if ln.startswith("wrpsim: run ")]
     assert [ln.split()[2] for ln in per_run] == ["0", "2"]  # as each completed run finished
     assert len({ln.index(" | SLO ") for ln in per_run}) == 1  # aligned
@@ -121,3 +133,15 @@ def test_summary_shows_prefix_hits_and_flags_a_measurement_fleet():
     served = {"pool": {"pools": {"h100": {"gpu": "h100-80gb", "model": "m", "count": 4}}}}
     text = run_summary({**s, "prefix_hit_ratio_blocks": None}, served, "out")
     assert "prefix " not in text and "not a serving estimate" not in text
+
+
+def test_the_winner_breaks_ties_by_p99_ttft_then_run_number():
+    from wrpsim.report.choice import winner
+
+    a = {"slo_attainment": 1.0, "cost_usd": 10.0, "ttft_p99_s": 0.5}
+    assert winner([("0", {**a, "slo_attainment": 0.9, "cost_usd": 1.0}), ("1", a)]) == "1"
+    assert winner([("0", a), ("1", {**a, "cost_usd": 9.0})]) == "1"  # then the lowest cost
+    assert winner([("0", a), ("1", {**a, "ttft_p99_s": 0.4})]) == "1"  # equal cost: p99 TTFT
+    assert winner([("10", a), ("2", a), ("3", a)]) == "2"  # all equal: run number, not text
+    assert winner([("0", {**a, "ttft_p99_s": None}), ("1", a)]) == "1"  # missing p99 last
+    assert winner([("0", None)]) is None

@@ -15,7 +15,8 @@ printed here, `wrpsim.__main__` and `SweepView` print on stderr):
   in, and need no header printed before the launcher has started.
 - `sweep_line(summary, name, overrides)`: one row of the closing table (`SWEEP_HEADER`).
 - `sweep_table(sweep_dir)`: the header, one row per run (completed, failed or incomplete, in
-  job order), and which completed run has the best SLO attainment (then the lowest cost).
+  job order), and which completed run wins by `wrpsim.report.choice` (best SLO attainment, then
+  lowest cost; ties: lower p99 TTFT, then run number) — the dashboard's winner too.
   `SweepView` is the Hydra callback that prints it when a `-m` sweep ends (registered in
   conf/config.yaml under `hydra.callbacks`).
 """
@@ -149,6 +150,7 @@ def sweep_table(sweep_dir: Path | str) -> str:
     """The closing table of a sweep (see module docstring); '' when it holds no run."""
     from wrpsim.app import OUTPUT_KEYS
     from wrpsim.errors import WrpsimError
+    from wrpsim.report.choice import RULE, winner
     from wrpsim.report.collect import scan, split_override, varying_keys
 
     try:
@@ -167,12 +169,11 @@ def sweep_table(sweep_dir: Path | str) -> str:
         status = f"failed (see {r.name}/error.json)" if r.status == "failed" else r.status
         shown = [o for o in r.overrides if split_override(o)[0] in varying]
         lines.append(sweep_line(r.summary, r.name, shown, status))
-    done = [r for r in runs if r.status == "completed"]
-    if done:
-        best = max(done, key=lambda r: (r.summary.get("slo_attainment") or 0,
-                                        -(r.summary.get("cost_usd") or 0)))
+    name = winner([(r.name, r.summary) for r in runs if r.status == "completed"])
+    if name is not None:
+        best = next(r for r in runs if r.name == name)
         shown = [o for o in best.overrides if split_override(o)[0] in varying]
-        lines.append(f"best SLO attainment, then lowest cost: run {best.name} "
+        lines.append(f"{RULE}: run {best.name} "
                      f"({' '.join(shown) or 'the only configuration'}). Dashboard: "
                      f"python -m wrpsim.report sweep_dir={sweep_dir}")
     return "\n".join(lines)

@@ -255,7 +255,8 @@ class Simulation:
             cap = inst.kv.capacity
             rows.append((
                 inst.pool, inst.index, spec.gpu, spec.model, inst.tp, inst.busy_s,
-                inst.busy_s / end if end > 0 else 0.0, inst.iterations, inst.prefill_tokens,
+                inst.busy_s / end if end > 0 else 0.0, _budget_use(inst),
+                inst.iterations, inst.prefill_tokens,
                 inst.decode_tokens, inst.completed, inst.handed_off, inst.preemptions, cap,
                 inst.kv.peak,
                 inst.kv.occupancy_integral(end) / (cap * end) if end > 0 else 0.0,
@@ -268,6 +269,17 @@ class Simulation:
         for req in list(self.log.open.values()):  # between instances when the run ended
             self.log.in_flight(Seq(req), None)
         return self.log.table(), instance_table(rows), end
+
+
+def _budget_use(inst) -> float:
+    """Mean tokens per iteration over the scheduler's token budget (0 without iterations);
+    from the instance's running token and iteration counters, so nothing per iteration is kept.
+    Prefill tokens count when their iteration starts, so at most 1 (an iteration cut by the
+    horizon)."""
+    if not inst.iterations:
+        return 0.0
+    tokens = inst.prefill_tokens + inst.decode_tokens
+    return min(1.0, tokens / (inst.iterations * inst.sched.token_budget))
 
 
 def _tier_stats(inst) -> tuple:

@@ -71,7 +71,10 @@ INSTANCE_SCHEMA = pa.schema(
         ("model", pa.string()),
         ("tp", pa.int32()),
         ("busy_s", pa.float64()),
-        ("utilization", pa.float64()),
+        ("utilization", pa.float64()),  # busy fraction: share of the run an iteration ran
+        # mean tokens per iteration (prefill chunks + one per decoding sequence) over the
+        # scheduler's token_budget: how full the batches were while busy
+        ("token_budget_use", pa.float64()),
         ("iterations", pa.int64()),
         ("prefill_tokens", pa.int64()),
         ("decode_tokens", pa.int64()),

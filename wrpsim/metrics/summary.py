@@ -15,6 +15,12 @@ Definitions (all in `summary.json`):
   GPU-hour of each pool;
 - `energy_kwh` = ∫ power dt of every GPU (busy and idle) × PUE; `tokens_per_joule` = output tokens
   of completed requests / that facility energy in joules;
+- capacity use, each a mean over instances (per instance in `instances.parquet`):
+  `mean_utilization` — busy fraction, the share of the run an iteration was running; under
+  continuous batching it is near 1 as soon as any request is in flight, so it is *not* headroom;
+  `mean_token_budget_use` — tokens per iteration (prefill chunk tokens + one per decoding
+  sequence) over the scheduler's `token_budget` (the compute headroom of a batch);
+  `mean_kv_use` — the time-average share of KV-cache blocks held (the memory headroom);
 - `busy_cost_usd` / `busy_gpu_hours`: the GPU time requests kept busy (Σ of the per-request
   `cost_usd` / `gpu_s`; the rest of `cost_usd` paid for idle capacity);
 - `kv_transfer_mean_s` / `kv_transfer_p99_s`: exposed KV transfer of disaggregated requests
@@ -50,6 +56,13 @@ def mean(x) -> float | None:
     x = np.asarray(x, dtype=np.float64)
     x = x[~np.isnan(x)]
     return float(x.mean()) if x.size else None
+
+
+def _col_mean(table: pa.Table, name: str) -> float | None:
+    """Mean of an instance-table column over instances (None without instances or column)."""
+    if not len(table) or name not in table.column_names:
+        return None
+    return float(np.mean(table.column(name).to_numpy()))
 
 
 def json_ready(d: dict) -> dict:
@@ -153,6 +166,8 @@ def summarize(requests: pa.Table, instances: pa.Table, duration_s: float, slo: d
         "tokens_per_joule": out_tokens / facility_j if facility_j > 0 else None,
         "mean_utilization": float(np.mean(instances.column("utilization").to_numpy()))
         if len(gpus) else None,
+        "mean_token_budget_use": _col_mean(instances, "token_budget_use"),
+        "mean_kv_use": _col_mean(instances, "kv_mean_util"),
         "busy_cost_usd": float(col["cost_usd"].sum()),
         "busy_gpu_hours": float(col["gpu_s"].sum()) / 3600.0,
         "route_mean_s": mean(col["route_s"][done]), "route_p99_s": pct(col["route_s"][done], 99),

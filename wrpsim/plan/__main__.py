@@ -4,11 +4,13 @@ Same config groups as `python -m wrpsim` (workload, router, network; `conf/plan.
 `pool` group replaced by `plan.candidates`, e.g.
 `python -m wrpsim.plan workload=azure-code-2023 plan.objective=energy plan.slo.tpot_p99_s=0.08`.
 Writes `plan.json`, `candidates.parquet`, `report.html` and `report.md` into the run's output
-directory (`results/plans/<date>/<time>/`), then `_DONE`; the last line of stdout is plan.json
-as one JSON line. While it searches, stderr shows a line per simulation (`wrpsim.plan.progress`:
-stage — candidate k of n, mixing, checks —, simulations spent of the budget, best fleet so far,
-elapsed time). A plan whose SLO no fleet meets still exits 0, with `slo_met: false` and a
-message (also printed on stderr); bad config prints `wrpsim: error: …` and exits with status 2.
+directory (`results/plans/<date>/<time>/`), then `_DONE`. Like `python -m wrpsim`, it prints
+for a person on stderr — a line per simulation while it searches (`wrpsim.plan.progress`: stage
+— candidate k of n, mixing, checks —, simulations spent of the budget, best fleet so far,
+elapsed time), then the verdict and where the files are — and nothing on stdout unless
+`json=true`, which prints plan.json as one JSON line there (for scripts). A plan whose SLO no
+fleet meets still exits 0, with `slo_met: false` and a warning line; bad config prints
+`wrpsim: error: …` and exits with status 2.
 """
 
 from __future__ import annotations
@@ -19,19 +21,27 @@ import sys
 
 def _task(cfg: dict, out_dir: str) -> None:
     from wrpsim.app import say
+    from wrpsim.errors import ConfigError
     from wrpsim.plan.planner import run_plan
     from wrpsim.plan.progress import PlanProgress
 
+    as_json = cfg.pop("json", False)
+    if not isinstance(as_json, bool):
+        raise ConfigError(f"json must be true or false, got {as_json!r}")
     progress = PlanProgress(str((cfg.get("plan") or {}).get("objective", "cost")))
     try:
         record = run_plan(cfg, out_dir, progress=progress)
     finally:
         progress.close()
-    say(f"wrpsim.plan: {record['message']}")
-    if not record["slo_met"]:
+    if record["slo_met"]:
+        say(f"wrpsim.plan: {record['message']}", sys.stderr)
+    else:
         say(f"wrpsim.plan: warning: {record['message']}", sys.stderr)
-    say(f"wrpsim.plan: plan.json, candidates.parquet and reports in {out_dir}")
-    say(json.dumps(record, sort_keys=True, allow_nan=False))
+    files = "plan.json, candidates.parquet" + (
+        ", report.html and report.md" if (cfg.get("plan") or {}).get("report", True) else "")
+    say(f"wrpsim.plan: {files} in {out_dir}", sys.stderr)
+    if as_json:
+        say(json.dumps(record, sort_keys=True, allow_nan=False))
 
 
 def main() -> None:

@@ -37,7 +37,7 @@ from wrpsim.plan.traces import busiest_window, describe, scale_load, shuffle_wit
 from wrpsim.sanity import run_seed
 
 PLAN_TOP_KEYS = ("workload", "router", "network", "seed", "slo", "pue", "sim", "plan",
-                 "experiment", "hydra")
+                 "experiment", "json", "hydra")  # json: a printing flag, not used here
 BASE_KEYS = ("router", "network", "slo", "pue", "sim")
 PLAN_JSON, CANDIDATES = "plan.json", "candidates.parquet"
 REPORT_HTML, REPORT_MD = "report.html", "report.md"

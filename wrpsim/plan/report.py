@@ -3,24 +3,20 @@
 `report_data` reduces the evaluations to what both need: every candidate simulated on the
 search trace (cost, p99 TTFT/TPOT, verdict), the Pareto fronts of cost vs p99 TTFT and vs p99
 TPOT (fleets no cheaper-or-equal fleet beats on that latency), the load sensitivity rows, per-pool
-utilisation of the recommended fleet (busy fraction, mean KV use, mean requests in system, from
-its instance table) and its latency CDFs on the full trace and on the fresh-seed recheck
-(downsampled with the sweep dashboard's `cdf`).
+utilisation of the recommended fleet (busy fraction, token-budget use, mean KV use, mean
+requests in system, from its instance table) and its latency CDFs on the full trace and on the
+fresh-seed recheck (downsampled with the sweep dashboard's `cdf`).
+
+The "why" tables — single-type alternatives, one instance fewer, what other loads need, and
+utilisation — are built once here as `(head, rows)` of strings (`why_tables`), so report.md and
+report.html show the same rows; `UTIL_NOTE` defines the utilisation figures for both.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-
-def pareto(points: list[tuple[float, float, int]]) -> list[int]:
-    """Indices of the (cost, latency, index) points on the lower-left front, by cost."""
-    front, best = [], float("inf")
-    for _cost, lat, idx in sorted(points):
-        if lat < best:
-            front.append(idx)
-            best = lat
-    return front
+from wrpsim.report.choice import pareto  # the front, shared with the sweep dashboard
 
 
 def _cdfs(tables, points: int = 400) -> dict:
@@ -36,21 +32,24 @@ def _cdfs(tables, points: int = 400) -> dict:
 
 
 def utilisation(tables) -> list[dict]:
-    """Per pool of the recommended fleet: instances, busy fraction, KV use, requests in system."""
+    """Per pool of the recommended fleet: instances, and the per-instance means of busy
+    fraction, token-budget use, KV use and requests in system."""
     if not tables:
         return []
     inst = tables[1].to_pydict()
     out = {}
     for k, pool in enumerate(inst["pool"]):
         r = out.setdefault(pool, {"pool": pool, "gpu": inst["gpu"][k], "instances": 0,
-                                  "busy": 0.0, "kv": 0.0, "in_system": 0.0, "tokens": 0})
+                                  "busy": 0.0, "budget": 0.0, "kv": 0.0, "in_system": 0.0,
+                                  "tokens": 0})
         r["instances"] += 1
         r["busy"] += inst["utilization"][k]
+        r["budget"] += inst["token_budget_use"][k]
         r["kv"] += inst["kv_mean_util"][k]
         r["in_system"] += inst["mean_requests_in_system"][k]
         r["tokens"] += inst["decode_tokens"][k] + inst["prefill_tokens"][k]
     for r in out.values():
-        for key in ("busy", "kv", "in_system"):
+        for key in ("busy", "budget", "kv", "in_system"):
             r[key] /= r["instances"]
     return list(out.values())
 
@@ -72,7 +71,8 @@ def report_data(ev, record: dict, checks: dict, timing: dict) -> dict:
     full = checks["full"].summary
     sens = [{"load": 1.0, "met": checks["full"].slo_met, "ttft_p99": full.get("ttft_p99_s"),
              "tpot_p99": full.get("tpot_p99_s"), "attainment": full.get("slo_attainment"),
-             "needed_cost": record["cost_per_hour_usd"], "needed": record["fleet_label"]}]
+             "needed_cost": record["cost_per_hour_usd"] if record["slo_met"] else None,
+             "needed": record["fleet_label"] if record["slo_met"] else None}]
     for r in record["load_sensitivity"]:
         m = r["metrics"]
         sens.append({"load": r["load"], "met": r["slo_met"], "ttft_p99": m.get("ttft_p99_s"),
@@ -101,6 +101,74 @@ def fmt_margin(key: str, m) -> str:
     return f"{m:+.4f}" if key in ("attainment_min", "unserved_max") else f"{m:+.1%}"
 
 
+UTIL_NOTE = ("Busy fraction: share of the time an iteration runs; under continuous batching it "
+             "is near 1 as soon as any request is in flight, so it is not headroom. Token-budget "
+             "use: tokens per iteration (prefill chunks + one per decoding sequence) over the "
+             "scheduler's token_budget — compute headroom. KV use: time-average share of "
+             "KV-cache blocks held — memory headroom. Low token-budget and KV use with latency "
+             "near its target means latency, not capacity, sets the instance count.")
+
+
+def _usd_delta(cost, base) -> str:
+    if cost is None:
+        return "–"
+    d = cost - base
+    if abs(d) < 5e-3:
+        return "same cost"
+    return f"{'+' if d > 0 else '−'}${abs(d):.2f}/h ({d / base:+.0%})" if base else f"{d:+.2f}"
+
+
+def _miss(key: str, margin, bound) -> str:
+    """'misses tpot_p99_s: 0.104 s against 0.1 s (+4%)' from a (negative) margin."""
+    if margin is None:
+        return f"{key} undefined (nothing served)"
+    if key in ("attainment_min", "unserved_max") or not bound:
+        return f"misses {key} by {-margin:.4f}"
+    ratio = 1.0 - margin  # value / bound for an upper bound on a latency
+    how = f"{ratio:.1f}× the target" if ratio >= 2 else f"+{-margin:.0%}"
+    return f"misses {key}: {ratio * bound:.3g} s against {bound:g} s ({how})"
+
+
+def _why_fewer(o: dict, targets: dict) -> str:
+    """Why the fleet with one instance fewer is not the plan (or that it would do)."""
+    if o.get("reason"):
+        return str(o["reason"])
+    if o.get("slo_met"):
+        return "meets the SLO on both traces"
+    for t, name in (("full", "full trace"), ("recheck", "recheck")):
+        w = o.get(f"worst_{t}")
+        if o.get(f"slo_met_{t}") is False and w:
+            return f"{_miss(w['target'], w['margin'], targets.get(w['target']))} ({name})"
+    return "misses the SLO"
+
+
+def why_tables(data: dict) -> dict[str, tuple[list[str], list[list[str]]]]:
+    """The tables that say why this fleet: name -> (head, rows), every cell a string."""
+    r = data["record"]
+    base = r["cost_per_hour_usd"]
+    single = (["candidate", "P:D", "smallest fleet meeting the SLO", "GPUs", "USD/h",
+               "vs recommended"],
+              [[c["candidate"], c["pd_ratio"] or "–", c["fleet"] or "none meets the SLO",
+                _f(c.get("gpu_count")), _f(c["cost_per_hour_usd"], ".2f"),
+                "recommended" if c["fleet"] == r["fleet_label"] else
+                _usd_delta(c["cost_per_hour_usd"], base)] for c in r["search"]["single_type"]])
+    fewer = (["pool with one instance fewer", "fleet", "meets SLO (full trace)",
+              "meets SLO (recheck)", "why not"],
+             [[o["pool"], o["fleet"], _f(o.get("slo_met_full")), _f(o.get("slo_met_recheck")),
+               _why_fewer(o, r["slo_targets"])] for o in r["one_fewer"]])
+    load = (["load", "recommended fleet meets SLO", "p99 TTFT (s)", "p99 TPOT (s)",
+             "attainment", "fleet needed", "USD/h needed", "vs recommended"],
+            [[f"{s['load']:g} ×", _f(s["met"]), _f(s["ttft_p99"]), _f(s["tpot_p99"]),
+              _f(s["attainment"]), s["needed"] or "none found", _f(s["needed_cost"], ".2f"),
+              _usd_delta(s["needed_cost"], base)] for s in data["sensitivity"]])
+    util = (["pool", "GPU", "instances", "busy fraction", "token-budget use", "KV use",
+             "mean requests in system"],
+            [[u["pool"], u["gpu"], str(u["instances"]), f"{u['busy']:.3f}",
+              f"{u.get('budget', 0.0):.3f}", f"{u['kv']:.3f}", f"{u['in_system']:.2f}"]
+             for u in data["utilisation"]])
+    return {"single": single, "fewer": fewer, "load": load, "util": util}
+
+
 def _table(head: list[str], rows: list[list]) -> list[str]:
     out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     out += ["| " + " | ".join(str(c).replace("|", "\\|") for c in r) + " |" for r in rows]
@@ -113,7 +181,8 @@ def markdown(data: dict) -> str:
     rc = r["recheck"]
     lines = [f"# Capacity plan: {r['workload'] or 'workload'} on {r['model']}", "",
              f"**{'SLO met' if r['slo_met'] else 'SLO NOT met'}** — {r['message']}", "",
-             "## Recommended fleet", ""]
+             "## Recommended fleet" if r["slo_met"] else "## Closest fleet found (misses the SLO)",
+             ""]
     lines += _table(["pool", "GPU", "TP", "role", "instances", "GPUs", "USD/h"],
                     [[f["pool"], f["gpu"], f["tp"], f["role"], f["count"], f["gpus"],
                       f"{f['cost_per_hour_usd']:.2f}"] for f in r["fleet"]])
@@ -140,20 +209,15 @@ def markdown(data: dict) -> str:
               f"{'met' if rc['slo_met'] else 'NOT met'}"
               + ("" if rc["first_met"] else f" (the searched fleet {rc['searched_fleet']} failed "
                  "the recheck; instances were added until both runs met the SLO)") + ".", ""]
-    lines += _table(["one instance fewer", "fleet", "meets SLO (full)", "meets SLO (recheck)"],
-                    [[o["pool"], o["fleet"], _f(o.get("slo_met_full")),
-                      _f(o.get("slo_met_recheck"))] for o in r["one_fewer"]])
+    why = why_tables(data)
+    lines += _table(*why["fewer"])
+    lines += ["## Single-type alternatives", "",
+              "The smallest fleet of each candidate alone that meets the SLO (search trace).", ""]
+    lines += _table(*why["single"])
     lines += ["## Sensitivity to load", ""]
-    lines += _table(["load", "meets SLO", "p99 TTFT (s)", "p99 TPOT (s)", "attainment",
-                     "fleet needed", "USD/h needed"],
-                    [[f"{s['load']:g} ×", _f(s["met"]), _f(s["ttft_p99"]), _f(s["tpot_p99"]),
-                      _f(s["attainment"]), s["needed"] or "–", _f(s["needed_cost"], ".2f")]
-                     for s in data["sensitivity"]])
-    lines += ["## Per-pool utilisation (full trace)", ""]
-    lines += _table(["pool", "GPU", "instances", "busy fraction", "mean KV use",
-                     "mean requests in system"],
-                    [[u["pool"], u["gpu"], u["instances"], f"{u['busy']:.3f}", f"{u['kv']:.3f}",
-                      f"{u['in_system']:.2f}"] for u in data["utilisation"]])
+    lines += _table(*why["load"])
+    lines += ["## Per-pool utilisation (full trace)", "", UTIL_NOTE, ""]
+    lines += _table(*why["util"])
     by_index = {c["index"]: c for c in data["candidates"]}
     for key, name in (("ttft_p99", "TTFT"), ("tpot_p99", "TPOT")):
         lines += [f"## Pareto front: cost vs p99 {name} (search trace)", "",
@@ -169,9 +233,10 @@ def markdown(data: dict) -> str:
               f"budget {s['max_evaluations']}{'' if s['complete'] else ', EXHAUSTED'}); search "
               f"trace: {s['trace']}; wall time {t.get('total_s', 0):.1f} s (search "
               f"{t.get('search_s', 0):.1f} s, checks {t.get('verify_s', 0):.1f} s).", ""]
-    lines += _table(["candidate", "P:D", "first guess", "smallest fleet meeting the SLO", "USD/h"],
-                    [[c["candidate"], c["pd_ratio"] or "–", c["guess"], c["fleet"] or "none",
-                      _f(c["cost_per_hour_usd"], ".2f")] for c in s["single_type"]])
+    lines += _table(["candidate", "P:D", "first guess (analytical)",
+                     "smallest fleet meeting the SLO"],
+                    [[c["candidate"], c["pd_ratio"] or "–", c["guess"], c["fleet"] or "none"]
+                     for c in s["single_type"]])
     mono = s["monotonicity_violations"]
     lines += [f"Monotonicity (more instances never hurt): "
               f"{'no violation among the evaluated fleets' if not mono else mono}.", ""]

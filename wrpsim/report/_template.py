@@ -1,6 +1,9 @@
 """The dashboard's page skeleton, style sheet and script (kept as Python strings so they ship
-inside the package). The script reads the data block `#wrpsim-data` (JSON), builds one `<select>`
-per swept dimension and redraws every view with `Plotly.react` when a control changes. Strings
+inside the package). The script runs after `wrpsim.report.plotstyle.JS` (titles, legends, log
+axes, threshold lines), reads the data block `#wrpsim-data` (JSON), fills the winner box, builds
+one `<select>` per swept dimension and redraws every view with `Plotly.react` when a control
+changes. The cost-vs-p99 views show every completed run whatever the selection (unselected ones
+faded) with the Pareto front and the winner; the other views show the selected runs. Strings
 from configs and traces reach the page only through `textContent` (DOM) or `esc()` (Plotly's
 pseudo-HTML labels), never through `innerHTML`. `document.body.dataset.renders` counts redraws.
 """
@@ -11,32 +14,35 @@ h1{font-size:1.35em;margin:0 0 .2em} h2{font-size:1.05em;margin:1.2em 0 .3em}
 #controls{display:flex;flex-wrap:wrap;gap:.8em;padding:.6em;background:#fff;border:1px solid #ddd}
 #controls label{font-size:.9em} .fixed,.note{color:#666;font-size:.85em}
 .grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(440px,1fr));gap:.8em}
-.plot{background:#fff;border:1px solid #ddd;min-height:340px}
+#winner{margin:.6em 0;padding:.6em .8em;background:#fff;border:1px solid #ddd;
+  border-left:6px solid #f90} #winner b{font-size:1.05em} #winner .why{color:#555;font-size:.85em}
 #tablebox{overflow-x:auto} table{border-collapse:collapse;font-size:.82em;background:#fff}
 th,td{border:1px solid #ddd;padding:.25em .5em;text-align:right} th{background:#eee}
 td.txt{text-align:left;white-space:nowrap} td.err{text-align:left;min-width:30em}
-tr.failed{background:#fde2e2} tr.incomplete{background:#fff4cc}
+tr.failed{background:#fde2e2} tr.incomplete{background:#fff4cc} tr.winner{background:#fff0d6}
 """
 
 BODY = """
 <h1>{title}</h1>
 <div class="note">{subtitle}</div>
+<div id="winner"></div>
 <h2>Controls</h2>
 <div id="controls"></div>
 <div class="fixed" id="fixed"></div>
 <div class="note" id="selection"></div>
-<h2>Latency CDFs</h2>
-<div class="grid">
-<div class="plot" id="plot-cdf-ttft"></div><div class="plot" id="plot-cdf-tpot"></div>
-<div class="plot" id="plot-cdf-e2e"></div></div>
+<h2>Which configuration: cost vs p99 latency, every completed run</h2>
+<div class="grid">{pareto}</div>
+<h2>Latency distributions</h2>
+<div class="grid">{cdfs}</div>
 <h2>SLO attainment, cost and energy</h2>
-<div class="grid">
-<div class="plot" id="plot-slo"></div><div class="plot" id="plot-cost"></div>
-<div class="plot" id="plot-energy"></div></div>
-<h2>Utilisation over time and router decisions</h2>
-<div class="grid"><div class="plot" id="plot-insys"></div><div class="plot" id="plot-mix"></div>
-</div>
+<div class="grid">{totals}</div>
+<h2>Load over time and router decisions</h2>
+<div class="grid">{over_time}</div>
 <h2>Runs</h2>
+<div class="note">Latencies in seconds; cost_usd and energy_kwh (facility, PUE included) are
+totals over each run's trace; mean_utilization is the busy fraction (near 1 whenever any request
+is in flight), mean_token_budget_use and mean_kv_use how full batches and the KV cache were.
+</div>
 <div id="tablebox"><table id="runs"><thead></thead><tbody></tbody></table></div>
 <h2>Reports</h2>
 {links}
@@ -48,7 +54,6 @@ JS = r"""
 const DATA = JSON.parse(document.getElementById('wrpsim-data').textContent);
 const MAXLINES = 30;
 const sel = {};
-const esc = (s) => String(s).replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 const el = (tag, text, cls) => {
   const e = document.createElement(tag);
   if (text !== undefined && text !== null) e.textContent = String(text);
@@ -57,7 +62,9 @@ const el = (tag, text, cls) => {
 };
 const fmt = (v) => (v === null || v === undefined) ? '' :
   (typeof v === 'number' ? (Number.isInteger(v) ? String(v) : v.toPrecision(4)) : String(v));
-const CONFIG = {displaylogo: false, responsive: true};
+const pct = (v) => (v === null || v === undefined) ? 'n/a' : (100 * v).toFixed(1) + ' %';
+const secs = (v) => (v === null || v === undefined) ? 'n/a' : fmtUnit(v, 's');
+const WIN = DATA.winner ? DATA.winner.run : null;
 
 function label(r) {
   const parts = DATA.dims.map((d) => r.params[d.key] === undefined ? '-' : r.params[d.key]);
@@ -67,34 +74,71 @@ function selected() {
   const match = (r, d) => !sel[d.key] || r.params[d.key] === sel[d.key];
   return DATA.runs.filter((r) => DATA.dims.every((d) => match(r, d)));
 }
-function layout(title, xt, yt, extra) {
-  return Object.assign({title: {text: esc(title), x: 0.01, xanchor: 'left'},
-    margin: {l: 60, r: 10, t: 40, b: 60},
-    xaxis: {title: {text: esc(xt)}, automargin: true}, yaxis: {title: {text: esc(yt)}},
-    legend: {font: {size: 10}}, showlegend: true}, extra || {});
+const names = (traces) => traces.filter((t) => t.showlegend !== false).map((t) => t.name);
+function empty(id) {
+  Plotly.react('plot-' + id, [], layout('', '', {annotations: [{text: 'no completed run selected',
+    showarrow: false, xref: 'paper', yref: 'paper', x: 0.5, y: 0.5}]}, []), CONFIG);
 }
-function empty(id, title) {
-  Plotly.react(id, [], layout(title, '', '', {annotations: [{text: 'no completed run selected',
-    showarrow: false, xref: 'paper', yref: 'paper', x: 0.5, y: 0.5}]}), CONFIG);
+function thresholds(runs, key) {
+  return [...new Set(runs.map((r) => r.summary[key]).filter((v) => typeof v === 'number'))];
 }
-function lines(id, title, xt, yt, runs, pick) {
-  if (!runs.length) { empty(id, title); return; }
-  const traces = runs.slice(0, MAXLINES).map((r) => {
-    const xy = pick(r);
-    return {x: xy[0], y: xy[1], mode: 'lines', type: 'scatter', name: esc(label(r))};
-  });
-  Plotly.react(id, traces, layout(title, xt, yt), CONFIG);
+function sloLegend(values) {
+  return values.length ? [{type: 'scatter', mode: 'lines', name: 'SLO threshold', x: [null],
+    y: [null], line: {dash: 'dash', color: '#c22'}}] : [];
 }
-function bars(id, title, yt, runs, key) {
-  if (!runs.length) { empty(id, title); return; }
-  Plotly.react(id, [{type: 'bar', x: runs.map((r) => esc(label(r))),
-    y: runs.map((r) => r.summary[key]), name: esc(key)}],
-    layout(title, 'configuration', yt, {showlegend: false}), CONFIG);
+function cdf(key, name, sloKey, runs) {
+  setTitle('cdf-' + key, name + ' distribution (CDF), selected runs');
+  if (!runs.length) { empty('cdf-' + key); return; }
+  const traces = runs.slice(0, MAXLINES).map((r) => ({x: r.view.cdf[key][0],
+    y: r.view.cdf[key][1], mode: 'lines', type: 'scatter', name: esc(label(r))}));
+  const slo = sloKey ? thresholds(runs, sloKey) : [];
+  traces.push(...sloLegend(slo));
+  Plotly.react('plot-cdf-' + key, traces, layout(name + ' (log scale)', 'fraction of requests',
+    {xaxis: logAxisOf(traces.flatMap((t) => t.x), slo, 's'), yaxis: {range: [0, 1.02]},
+     shapes: slo.flatMap((v) => vline(v))}, names(traces)), CONFIG);
+}
+function pareto(key, name, sloKey, shown) {
+  const id = 'pareto-' + key;
+  const runs = DATA.runs.filter((r) => r.status === 'completed' &&
+    typeof r.summary[key + '_p99_s'] === 'number' && typeof r.summary.cost_usd === 'number');
+  if (!runs.length) { empty(id); return; }
+  const front = new Set(DATA.pareto[key] || []);
+  const isShown = new Set(shown.map((r) => r.run));
+  const y = (r) => r.summary[key + '_p99_s'];
+  const pts = (rs, nm, color, symbol, size) => ({type: 'scatter', mode: 'markers', name: nm,
+    x: rs.map((r) => r.summary.cost_usd), y: rs.map(y),
+    text: rs.map((r) => esc(label(r) + ' · SLO attainment ' + pct(r.summary.slo_attainment))),
+    marker: {color: color, symbol: symbol, size: size,
+      opacity: rs.map((r) => isShown.has(r.run) ? 1 : 0.25)},
+    hovertemplate: '%{text}<br>$%{x:.2f} total<br>p99 %{y:.4g} s<extra></extra>'});
+  const line = DATA.runs.filter((r) => front.has(r.run) && runs.includes(r))
+    .sort((a, b) => a.summary.cost_usd - b.summary.cost_usd);
+  const slo = thresholds(runs, sloKey);
+  const all = pts(runs, 'run (colour: SLO attainment)', null, 'circle', 10);
+  all.marker.color = runs.map((r) => r.summary.slo_attainment || 0);
+  Object.assign(all.marker, {colorscale: [[0, '#c22'], [0.5, '#e8b830'], [1, '#2a2']],
+    cmin: 0, cmax: 1, line: {color: '#444', width: 0.5}, colorbar: {thickness: 10, len: 0.9,
+      title: {text: 'SLO att.', side: 'top'}, tickformat: '.0%', x: 1.01, xpad: 4}});
+  const traces = [all,
+    {type: 'scatter', mode: 'lines', name: 'Pareto front', x: line.map((r) => r.summary.cost_usd),
+     y: line.map(y), line: {shape: 'hv', color: '#555'}, hoverinfo: 'skip'},
+    pts(runs.filter((r) => r.run === WIN), 'winner', '#f90', 'star', 20), ...sloLegend(slo)];
+  Plotly.react('plot-' + id, traces, layout('cost, total over the trace (USD)',
+    'p99 ' + name + ' (log scale)', {yaxis: logAxisOf(runs.map(y), slo, 's'),
+      shapes: slo.flatMap((v) => hline(v))}, names(traces)), CONFIG);
+}
+function bars(id, yt, runs, key) {
+  if (!runs.length) { empty(id); return; }
+  Plotly.react('plot-' + id, [{type: 'bar', x: runs.map((r) => esc(label(r))),
+    y: runs.map((r) => r.summary[key]), name: esc(key),
+    marker: {color: runs.map((r) => r.run === WIN ? '#f90' : '#1f77b4')}}],
+    layout('configuration (orange: the winner)', yt, {}, []), CONFIG);
 }
 function slo(runs) {
-  const title = 'SLO attainment vs ' + (DATA.load || 'run');
-  if (!runs.length) { empty('plot-slo', title); return; }
-  if (!DATA.load) { bars('plot-slo', title, 'SLO attainment', runs, 'slo_attainment'); return; }
+  setTitle('slo', 'SLO attainment vs ' + (DATA.load || 'run') + ', selected runs');
+  if (!runs.length) { empty('slo'); return; }
+  if (!DATA.load) { bars('slo', 'SLO attainment (share of requests)', runs, 'slo_attainment');
+    return; }
   const others = DATA.dims.filter((d) => d.key !== DATA.load);
   const series = new Map();
   runs.forEach((r) => {
@@ -108,18 +152,24 @@ function slo(runs) {
     traces.push({x: rs.map((r) => parseFloat(r.params[DATA.load])), type: 'scatter',
       y: rs.map((r) => r.summary.slo_attainment), mode: 'lines+markers', name: esc(name)});
   });
-  Plotly.react('plot-slo', traces, layout(title, DATA.load, '', {
-    yaxis: {title: {text: 'SLO attainment'}, range: [0, 1.05]}}), CONFIG);
+  Plotly.react('plot-slo', traces, layout(DATA.load + ' (offered load)',
+    'SLO attainment (share of requests)', {yaxis: {range: [0, 1.05]}}, names(traces)), CONFIG);
 }
 function mix(runs) {
-  const title = 'Router decision mix (share of requests)';
-  if (!runs.length) { empty('plot-mix', title); return; }
+  if (!runs.length) { empty('mix'); return; }
   const keys = [...new Set(runs.flatMap((r) => Object.keys(r.view.mix)))].sort();
   const total = (r) => Object.values(r.view.mix).reduce((a, b) => a + b, 0) || 1;
   const traces = keys.map((k) => ({type: 'bar', name: esc(k), x: runs.map((r) => esc(label(r))),
     y: runs.map((r) => (r.view.mix[k] || 0) / total(r))}));
-  Plotly.react('plot-mix', traces, layout(title, 'configuration', 'share', {barmode: 'stack'}),
-    CONFIG);
+  Plotly.react('plot-mix', traces, layout('configuration', 'share of requests',
+    {barmode: 'stack'}, names(traces)), CONFIG);
+}
+function insys(runs) {
+  if (!runs.length) { empty('insys'); return; }
+  const traces = runs.slice(0, MAXLINES).map((r) => ({x: r.view.insys[0], y: r.view.insys[1],
+    mode: 'lines', type: 'scatter', name: esc(label(r))}));
+  Plotly.react('plot-insys', traces, layout('simulated time (s)', 'requests in the system',
+    {}, names(traces)), CONFIG);
 }
 function table(runs) {
   const t = document.getElementById('runs');
@@ -128,8 +178,9 @@ function table(runs) {
     .forEach((h) => head.appendChild(el('th', h)));
   t.tHead.replaceChildren(head);
   const rows = runs.map((r) => {
-    const tr = el('tr', null, r.status === 'completed' ? '' : r.status);
-    tr.appendChild(el('td', r.run, 'txt'));
+    const tr = el('tr', null, r.status === 'completed' ? (r.run === WIN ? 'winner' : '') :
+      r.status);
+    tr.appendChild(el('td', r.run + (r.run === WIN ? ' ★ winner' : ''), 'txt'));
     tr.appendChild(el('td', r.status, 'txt'));
     DATA.dims.forEach((d) => tr.appendChild(el('td', r.params[d.key], 'txt')));
     DATA.metrics.forEach((m) => tr.appendChild(el('td', fmt((r.summary || {})[m]))));
@@ -138,6 +189,24 @@ function table(runs) {
   });
   t.tBodies[0].replaceChildren(...rows);
 }
+function winner() {
+  const box = document.getElementById('winner');
+  const w = DATA.winner;
+  if (!w) { box.appendChild(el('b', 'No completed run: no winner.')); return; }
+  const s = w.summary;
+  box.appendChild(el('b', 'Winner: run ' + w.run));
+  box.appendChild(el('span', ' — ' + (w.overrides.join(' ') || 'the only configuration')));
+  box.appendChild(el('div', 'SLO attainment ' + pct(s.slo_attainment) + ' · cost ' +
+    (typeof s.cost_usd === 'number' ? '$' + s.cost_usd.toFixed(2) : 'n/a') +
+    ' total over the trace · p99 TTFT ' + secs(s.ttft_p99_s) + ' · p99 TPOT ' +
+    secs(s.tpot_p99_s) + ' · ' + fmt(s.gpu_count) + ' GPUs'));
+  box.appendChild(el('div', 'Rule: ' + w.rule + '; over the ' + w.among +
+    ' completed runs' + (w.excluded.length ? '; not considered (not completed): ' +
+    w.excluded.join(', ') : '') + '.', 'why'));
+  if (DATA.load) box.appendChild(el('div', 'The runs differ in offered load (' + DATA.load +
+    '): a total over the trace shrinks with a shorter trace, so compare costs of runs at the ' +
+    'same load (control above).', 'why'));
+}
 function render() {
   const runs = selected();
   const done = runs.filter((r) => r.status === 'completed' && r.view);
@@ -145,14 +214,15 @@ function render() {
   document.getElementById('selection').textContent = runs.length + ' of ' + DATA.runs.length +
     ' runs selected, ' + done.length + ' completed' +
     (done.length > MAXLINES ? '; line plots show the first ' + shown : '');
-  [['ttft', 'TTFT'], ['tpot', 'TPOT'], ['e2e', 'End-to-end latency']].forEach(([k, name]) =>
-    lines('plot-cdf-' + k, name + ' CDF', name + ' (s)', 'fraction of requests', done,
-      (r) => r.view.cdf[k]));
+  pareto('ttft', 'TTFT', 'slo_ttft_s', done);
+  pareto('tpot', 'TPOT', 'slo_tpot_s', done);
+  cdf('ttft', 'TTFT', 'slo_ttft_s', done);
+  cdf('tpot', 'TPOT', 'slo_tpot_s', done);
+  cdf('e2e', 'End-to-end latency', null, done);
   slo(done);
-  bars('plot-cost', 'Cost per configuration', 'cost (USD)', done, 'cost_usd');
-  bars('plot-energy', 'Energy per configuration', 'energy (kWh, facility)', done, 'energy_kwh');
-  lines('plot-insys', 'Requests in system over time', 'simulated time (s)', 'requests', done,
-    (r) => r.view.insys);
+  bars('cost', 'USD, total over the trace', done, 'cost_usd');
+  bars('energy', 'kWh (facility), total over the trace', done, 'energy_kwh');
+  insys(done);
   mix(done);
   table(runs);
   document.body.dataset.renders = String(Number(document.body.dataset.renders || 0) + 1);
@@ -174,6 +244,7 @@ function controls() {
   document.getElementById('fixed').textContent = DATA.fixed.length ?
     'fixed in every run: ' + DATA.fixed.map((kv) => kv[0] + '=' + kv[1]).join(', ') : '';
 }
+winner();
 controls();
 render();
 })();

@@ -2,11 +2,16 @@
 
 The page inlines plotly.js (no network fetch), a style sheet, a script (`_template.py`) and one
 JSON data block: per run its swept values, status, the summary metrics and the reduced
-per-request views of `views.py`. Controls are one `<select>` per swept dimension that takes more
-than one value; every view redraws for the runs matching the selection: TTFT/TPOT/E2E CDFs, SLO
-attainment vs load (the swept dimension named like `rate_scale`, else per run), cost and energy
-per configuration, requests in system over time, the router's decision mix, and a table of every
-run with failed and incomplete ones flagged. HTML files found under the sweep directory (e.g. a
+per-request views of `views.py`; the winner (`wrpsim.report.choice`: the rule of the sweep's
+closing line) with its overrides, and the runs on the cost-vs-p99 TTFT and TPOT Pareto fronts of
+the completed runs (failed and incomplete runs are left out of both and listed). At the top, a
+box names the winner. Controls are one `<select>` per swept dimension that takes more than one
+value; the cost-vs-p99 views show every completed run (unselected ones faded), the other views
+redraw for the runs matching the selection: TTFT/TPOT/E2E CDFs with the runs' SLO thresholds,
+SLO attainment vs load (the swept dimension named like `rate_scale`, else per run), cost and
+energy per configuration (totals over the trace), requests in system over time, the router's
+decision mix, and a table of every run with failed and incomplete ones flagged. Plot titles,
+legends and log axes follow `plotstyle`. HTML files found under the sweep directory (e.g. a
 capacity-planning `plan/report.html`) are linked relatively.
 
 Safety: every string that comes from a config, an override, a trace or an error message reaches
@@ -23,15 +28,43 @@ import os
 from pathlib import Path
 from urllib.parse import quote
 
-from wrpsim.report import _template
-from wrpsim.report.collect import REQUESTS, Run, swept_keys, varying_keys
+from wrpsim.report import _template, plotstyle
+from wrpsim.report.choice import RULE, pareto, winner
+from wrpsim.report.collect import REQUESTS, Run, split_override, swept_keys, varying_keys
 from wrpsim.report.views import run_view
 
 DASHBOARD = "dashboard.html"
 LOAD_NAMES = ("rate_scale", "rate", "rps", "qps", "arrival_rate", "load")
 METRICS = ("requests_total", "ttft_p99_s", "tpot_p99_s", "e2e_p99_s", "slo_attainment",
            "goodput_rps", "throughput_tokens_per_s", "gpu_count", "cost_usd", "energy_kwh",
-           "tokens_per_joule", "mean_utilization")
+           "tokens_per_joule", "mean_utilization", "mean_token_budget_use", "mean_kv_use")
+# (id, title, note) of every plot, by section of the page; titles the script sets are
+# placeholders until it runs
+FIGURES = {
+    "pareto": (
+        ("pareto-ttft", "Cost vs p99 TTFT, every completed run",
+         "Line: Pareto front (no run at most as costly is faster). Star: the winner. Dashed "
+         "red: slo.ttft_s. Faded: runs outside the selection. Failed and incomplete runs are "
+         "left out (listed in the winner box and the table)."),
+        ("pareto-tpot", "Cost vs p99 TPOT, every completed run",
+         "Line: Pareto front. Star: the winner. Dashed red: slo.tpot_s.")),
+    "cdfs": (
+        ("cdf-ttft", "TTFT distribution (CDF)", "Dashed red: slo.ttft_s of the runs shown."),
+        ("cdf-tpot", "TPOT distribution (CDF)", "Dashed red: slo.tpot_s of the runs shown."),
+        ("cdf-e2e", "End-to-end latency distribution (CDF)", "Completed requests.")),
+    "totals": (
+        ("slo", "SLO attainment", "Share of all requests that completed within slo.ttft_s "
+         "and slo.tpot_s (dropped and unfinished ones count as misses)."),
+        ("cost", "Cost per configuration: total over the trace (USD)",
+         "Provisioned GPU-hours over the simulated duration × catalog price."),
+        ("energy", "Energy per configuration: total over the trace (kWh, facility)",
+         "Every GPU's energy, busy and idle, × PUE.")),
+    "over_time": (
+        ("insys", "Requests in the system over time",
+         "Arrived and not yet finished (dropped requests never enter)."),
+        ("mix", "Router decision mix (share of requests)",
+         "Requests per pool/instance the router chose; 'dropped' never reached one.")),
+}
 
 
 def json_for_script(obj) -> str:
@@ -95,7 +128,14 @@ def payload(runs: list[Run], sweep_dir: Path, points: int = 500, bins: int = 200
             "error": f"{err.get('exception_type')}: {err.get('message')}" if r.error else None,
             "reason": r.reason, "view": view,
         })
+    done = [r for r in runs if r.status == "completed"]
+    fronts = {k: pareto([(r.summary["cost_usd"], r.summary[f"{k}_p99_s"], i)
+                         for i, r in enumerate(done)
+                         if _num(r.summary.get("cost_usd")) and _num(r.summary.get(f"{k}_p99_s"))])
+              for k in ("ttft", "tpot")}
     return {
+        "winner": _winner(runs, dims),
+        "pareto": {k: [done[i].name for i in front] for k, front in fronts.items()},
         "title": str(sweep_dir), "dims": [
             {"key": k, "values": sorted({r.params[k] for r in runs if k in r.params},
                                         key=lambda v: (not _is_number(v), _num_or_text(v)))}
@@ -103,6 +143,24 @@ def payload(runs: list[Run], sweep_dir: Path, points: int = 500, bins: int = 200
         "fixed": fixed, "load": load_dimension(runs, dims), "metrics": list(METRICS),
         "runs": items,
     }
+
+
+def _num(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _winner(runs: list[Run], dims: list[str]) -> dict | None:
+    """The winning completed run (`wrpsim.report.choice`), its overrides and key figures."""
+    name = winner([(r.name, r.summary) for r in runs if r.status == "completed"])
+    if name is None:
+        return None
+    best = next(r for r in runs if r.name == name)
+    keys = ("slo_attainment", "cost_usd", "ttft_p99_s", "tpot_p99_s", "gpu_count", "energy_kwh")
+    varying = [o for o in best.overrides if split_override(o)[0] in dims]
+    return {"run": name, "rule": RULE, "overrides": varying or list(best.overrides),
+            "summary": {k: _clean(best.summary).get(k) for k in keys},
+            "among": sum(r.status == "completed" for r in runs),
+            "excluded": [f"{r.name} ({r.status})" for r in runs if r.status != "completed"]}
 
 
 def _num_or_text(v: str):
@@ -126,15 +184,16 @@ def render(data: dict, links: list[tuple[str, str]], plotly_js: str | None = Non
         links_html = f"<ul>{items}</ul>"
     else:
         links_html = '<div class="note">no report HTML found under the sweep directory</div>'
+    figs = {k: "".join(plotstyle.figure(*f) for f in v) for k, v in FIGURES.items()}
     body = _template.BODY.format(title=html.escape(f"wrpsim sweep: {data['title']}"),
-                                 subtitle=html.escape(subtitle), links=links_html)
+                                 subtitle=html.escape(subtitle), links=links_html, **figs)
     return "\n".join([
         "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
         f"<title>{html.escape('wrpsim · ' + data['title'])}</title>",
-        f"<style>{_template.CSS}</style>", f"<script>{plotly_js}</script>", "</head><body>",
-        body,
+        f"<style>{_template.CSS}{plotstyle.CSS}</style>", f"<script>{plotly_js}</script>",
+        "</head><body>", body,
         f'<script type="application/json" id="wrpsim-data">{json_for_script(data)}</script>',
-        f"<script>{_template.JS}</script>", "</body></html>", ""])
+        f"<script>{plotstyle.JS}{_template.JS}</script>", "</body></html>", ""])
 
 
 def write_dashboard(runs: list[Run], sweep_dir: Path, out_dir: Path, points: int = 500,

@@ -46,7 +46,8 @@ _FLOAT = (
     "queue_wait_mean_s", "slo_ttft_s", "slo_tpot_s", "slo_attainment", "goodput_rps",
     "throughput_tokens_per_s", "throughput_prompt_tokens_per_s", "duration_s", "gpu_hours",
     "cost_usd", "cost_per_hour_usd", "pue", "energy_it_kwh", "energy_kwh", "tokens_per_joule",
-    "mean_utilization", "sim_wall_s", "prefix_hit_ratio_blocks", "prefix_hit_ratio_tokens",
+    "mean_utilization", "mean_token_budget_use", "mean_kv_use", "sim_wall_s",
+    "prefix_hit_ratio_blocks", "prefix_hit_ratio_tokens",
 )
 _NUMERIC_HINTS = ("_s", "_usd", "_kwh", "_rps", "_per_s", "_per_joule")
 SUMMARY_TYPES: dict[str, pa.DataType] = {
