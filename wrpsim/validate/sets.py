@@ -22,9 +22,9 @@ workload config), the measured metrics, and whether it belongs to the calibratio
 
 Split: the fit split is ML.ENERGY's chat runs of Llama-3.1-8B, Llama-3.1-70B and Qwen3-30B-A3B
 on H100 and B200 (the vllm-0.11 constants and the H100 / B200 power fits: dense and MoE, so the
-power shape's "busy at all" term is told apart from its bandwidth term) and silicon's H100 rows (Llama-3.1-70B FP8
-and gpt-oss-120b: the vllm-0.24 constants); every other model, GPU, workload and the
-LLMServingSim runs are test cases.
+power shape's "busy at all" term is told apart from its bandwidth term) and silicon's H100 rows
+(Llama-3.1-70B FP8 and gpt-oss-120b: the vllm-0.24 constants); every other model, GPU,
+workload and the LLMServingSim runs are test cases.
 """
 
 from __future__ import annotations
@@ -295,7 +295,8 @@ def _mlenergy_settings(root: Path, task: str, model_id: str, gpu_model: str) -> 
     from its published vLLM config (`benchmark_configs/<task>/<model>/<GPU>/monolithic.
     {config,env}.yaml`, Apache-2.0) when `root` has it: the MXFP4 expert kernel its
     environment selects (`precision`), its CUDA-graph mode (`cudagraph_mixed` = 0 for
-    FULL_DECODE_ONLY) and its Mamba SSM-state dtype (`mamba_ssm_dtype`). Empty when the files are absent (vLLM's defaults then)."""
+    FULL_DECODE_ONLY) and its Mamba SSM-state dtype (`mamba_ssm_dtype`). Empty when the files
+    are absent (vLLM's defaults then)."""
     import yaml
 
     d = root / "benchmark_configs" / task / model_id / gpu_model
