@@ -263,6 +263,25 @@ def test_frontend_tokenizes_one_prompt_at_a_time():
     assert fe.delay_s(1.0005, 1000) == pytest.approx(fixed + 2 * work - 0.0005)
 
 
+def test_frontend_slows_under_the_streaming_load_of_running_requests():
+    """The API server also streams every output token (`frontend_us_per_stream_token` each):
+    at r tokens/s a share rho = r x that of its CPU is taken, and a new request's handling —
+    fixed part and tokenization alike — takes 1 / (1 - rho) as long (processor sharing),
+    rho capped at RHO_MAX; no streaming, no change."""
+    from wrpsim.pool.frontend import RHO_MAX, FrontEnd
+    lat = build_latency_model("llama3.1-8b", "h100-80gb", 1, engine="vllm-0.24",
+                              overrides={"frontend_us": 15000, "frontend_us_per_token": 2.0,
+                                         "frontend_us_per_stream_token": 100.0})
+    base = lat.frontend_s(1000)
+    assert FrontEnd(lat).delay_s(0.0, 1000) == pytest.approx(base)
+    # 5,000 tokens/s x 100 us = half the server
+    assert FrontEnd(lat).delay_s(0.0, 1000, 5000.0) == pytest.approx(base / 0.5)
+    fe = FrontEnd(lat)  # queued tokenization is stretched too: 2 ms -> 4 ms each
+    assert [fe.delay_s(0.0, 1000, 5000.0) for _ in range(2)] == pytest.approx(
+        [(15e-3 + 2e-3) / 0.5, (15e-3 + 2 * 2e-3) / 0.5])
+    assert FrontEnd(lat).delay_s(0.0, 1000, 1e6) == pytest.approx(base / (1.0 - RHO_MAX))
+
+
 def test_power_between_idle_and_tdp_and_rising_with_load():
     lat = build_latency_model("llama3.1-70b", "h100-80gb", 4)
     g = get_gpu("h100-80gb")

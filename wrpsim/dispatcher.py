@@ -116,7 +116,7 @@ class Dispatcher:
         if dec is not None:
             feed.sent(placement.decode_instance, req)
         delay = end - now + placement.delay_s
-        delay += inst.frontend.delay_s(now + delay, req.prompt_tokens)
+        delay += inst.frontend.delay_s(now + delay, req.prompt_tokens, inst.stream_rate())
         if delay > 0:
             ev = self.env.timeout(delay)
             ev.callbacks.append(lambda _e: self._admit(req, inst, dec, delay))

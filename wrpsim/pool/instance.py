@@ -157,6 +157,13 @@ class Instance(BatchingMixin, SequenceSetMixin, HandoffMixin, FailureMixin):
                 and self.kv.step_blocks(self.step, self._n) > self.kv.available):
             self._truncate()
 
+    def stream_rate(self) -> float:
+        """Output tokens per second the instance produces now: the decoding sequences of the
+        iteration in progress over its mean step time (0 when idle)."""
+        if not self.busy or self._dur <= 0.0:
+            return 0.0
+        return self._dec_in_iter * self._n / self._dur
+
     def _done_steps(self, now: float) -> int:
         """Iterations of the decode run in progress that have ended by `now`."""
         x = now - self._t0

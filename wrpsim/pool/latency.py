@@ -82,6 +82,12 @@ class LatencyModel(abc.ABC):
         (tokenization), done one request at a time (`wrpsim.pool.frontend`). Default 0."""
         return 0.0
 
+    def frontend_stream_s(self) -> float:
+        """The API server's CPU seconds per output token it streams back (detokenizing and
+        sending every token of every running request): the background load under which the
+        front end handles a new request (`wrpsim.pool.frontend`). Default 0."""
+        return 0.0
+
     @abc.abstractmethod
     def idle_power_w(self) -> float:
         """Power of one GPU of the instance while it holds the model but runs no iteration."""

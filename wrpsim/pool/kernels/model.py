@@ -87,6 +87,8 @@ class EngineConstants:
     cudagraph_max_tokens: int = 512
     cudagraph_mixed: int = 1
     eager_layer_us: float = 0.0
+    #: API-server CPU time per output token it streams (detokenizing, the SSE chunk); fitted
+    frontend_us_per_stream_token: float = 0.0
     #: engine setting, not fitted: the dtype of the Mamba SSM state (`MAMBA_SSM_DTYPES`);
     #: it sets the state's memory and the bytes every decode step reads and writes
     mamba_ssm_dtype: str = "auto"
@@ -474,6 +476,10 @@ class KernelLatency(LatencyModel):
     def frontend_work_s(self, prompt_tokens: int) -> float:
         """Tokenization: the per-token part of `frontend_s`, queued in the one API server."""
         return self.c.frontend_us_per_token * prompt_tokens * 1e-6
+
+    def frontend_stream_s(self) -> float:
+        """API-server seconds per output token streamed (`LatencyModel.frontend_stream_s`)."""
+        return self.c.frontend_us_per_stream_token * 1e-6
 
     def prefill_s(self, batch: int, prompt_tokens: int) -> float:
         """One prefill iteration of `batch` prompts of `prompt_tokens` each (no chunking)."""
