@@ -11,7 +11,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from tests.conftest import constant_cfg, make_trace, run_app
+from tests.conftest import compose_cfg, constant_cfg, make_trace, run_app
 from tests.test_bad_inputs import SMALL, one_error_line
 from wrpsim.sim import Simulation, run
 from wrpsim.workload.loaders import load_trace
@@ -159,6 +159,16 @@ def test_false_hits_score_zero_and_report_the_quality_lost(tmp_path):
     assert good["quality"] == 1.0 and good["cache_quality_lost"] == 0.0
     rows = pq.read_table(tmp_path / "bad" / "requests.parquet").to_pandas()
     assert (rows["cache_false_hit"] == rows["cache_hit"]).all()
+
+
+def test_the_shipped_experiment_runs(tmp_path):
+    """+experiment=semantic-cache: rag is not looked up, hits come, quality drops by exactly
+    the quality lost to false hits."""
+    s = run(compose_cfg("+experiment=semantic-cache"), tmp_path)
+    off = run(compose_cfg("+experiment=semantic-cache", "router.cache.enabled=false"),
+              tmp_path / "off")
+    assert s["cache_lookups"] == 180 and 0.15 < s["cache_hit_ratio"] < 0.4
+    assert s["quality"] == pytest.approx(off["quality"] - s["cache_quality_lost"])
 
 
 def test_loaders_keep_the_semantic_columns(tmp_path):

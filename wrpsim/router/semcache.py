@@ -50,11 +50,12 @@ this prompt and scores quality 0 (an answer with status ``cache_false_hit`` in t
 metrics). A true hit scores what the cached answer's model scores on this prompt (the
 workload's outcomes). `summary.json` (`summary`): `cache_lookups`, `cache_hits`,
 `cache_hit_ratio` (hits / lookups), `cache_false_hits`, `cache_false_hit_ratio` (of hits),
-`cache_saved_gpu_s` and `cache_saved_cost_usd` (Σ over hits of the GPU time and cost the cached
-answer took when it was computed — what serving the hit again would have taken, under the load
-of its time), `cache_quality_lost` (Σ over false hits of the quality the cached model would have
-scored on the prompt, over the scored requests: how much lower the run's `quality` is than with
-every hit true), `cache_entries`, `cache_evictions`, `cache_expired` and the settings.
+`cache_saved_gpu_s` and `cache_saved_cost_usd` (Σ over hits of the GPU time and cost attributed
+to the cached answer when it was computed — an estimate of what serving the hit would have
+taken; batched requests share iterations, so the fleet's busy time falls by less),
+`cache_quality_lost` (Σ over false hits of the quality the cached model would have scored on the
+prompt, over the scored requests: how much lower the run's `quality` is than with every hit
+true), `cache_entries`, `cache_evictions`, `cache_expired` and the settings.
 `requests.parquet` gains the columns `cache_hit` and `cache_false_hit` (only when the cache is on).
 """
 
