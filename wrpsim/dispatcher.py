@@ -25,13 +25,19 @@ routers two hooks for policies that act after a request ends (cascades, bandits,
 - `view.submit(request, delay_s=0.0)` injects a new request — typically made with
   `view.follow_up(parent, **changes)` — which is routed like an arrival and recorded as its own
   row with `parent_id` set.
+
+With the router's semantic cache on (`wrpsim.router.semcache`), a workload request is looked up
+when its replica starts on it: a hit is answered `lookup_s` after the service ends, without the
+policy or the fleet; a miss is routed with `lookup_s` added to its routing time.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 
 from wrpsim.errors import WrpsimError
+from wrpsim.metrics.qoe import QoEMeter
 from wrpsim.router.base import Router
 from wrpsim.router.feed import ViewFeed
 from wrpsim.router.requestview import RequestView, ground_truth
@@ -43,10 +49,11 @@ class Dispatcher:
     """Routes and admits requests for one simulation (see module docstring)."""
 
     def __init__(self, env, fleet, router, log, first_free_id: int, failures=None, feed=None,
-                 service=None):
+                 service=None, cache=None):
         """`failures`: the run's `wrpsim.failures.FailureInjector`, or None; `feed`: the
         `ViewFeed` the router was bound to (default: a fresh oracle view); `service`: the
-        router's `RouterService` (default: one free replica)."""
+        router's `RouterService` (default: one free replica); `cache`: the router's
+        `SemanticCache`, or None."""
         self.env = env
         self.fleet = fleet
         self.router = router
@@ -66,6 +73,9 @@ class Dispatcher:
             log.on_complete.append(router.on_complete)
         if type(router).on_dropped is not Router.on_dropped:
             log.on_dropped.append(router.on_dropped)
+        self.cache = cache
+        if cache is not None:
+            log.on_complete.append(cache.on_complete)
 
     def follow_up(self, parent, **changes):
         """A new request derived from `parent` (fresh id, `parent_id` = parent's id, arriving now
@@ -101,11 +111,19 @@ class Dispatcher:
     def _decide(self, req, came: float, end: float) -> None:
         """Route `req` on the view as it is now and admit it where the router says, after the
         rest of the service time (`end`), the decision latency and the front end."""
+        lookup = 0.0
+        if self.cache is not None and req.parent_id is None and req.id not in self.cache.looked_up:
+            hit = self.cache.lookup(req, self.env.now)
+            lookup = self.cache.spec.lookup_s if req.id in self.cache.looked_up else 0.0
+            if hit is not None:
+                self._cached(req, hit, end + lookup, end - came + lookup)
+                return
         self.feed.refresh()
         placement = self._routed(self.router.route, req)
         if placement is False:
             return
         now = self.env.now
+        end += lookup
         self.log.route_s[req.id] = end - came + (placement.delay_s if placement else 0.0)
         if placement is None:
             self.log.dropped(req, self.fleet.model_of(req), "router_rejected")
@@ -122,6 +140,24 @@ class Dispatcher:
             ev.callbacks.append(lambda _e: self._admit(req, inst, dec, delay))
         else:
             self._admit(req, inst, dec)
+
+    def _cached(self, req, hit, done: float, route_s: float) -> None:
+        """Answer `req` from the semantic cache at `done` (routing took `route_s`)."""
+        self.log.route_s[req.id] = route_s
+        cache, log, router = self.cache, self.log, self.router
+
+        def answer(_e=None):
+            qoe = math.nan
+            if cache.qoe is not None:
+                meter = QoEMeter(req.arrival_s, cache.qoe[0], cache.qoe[1], req.output_tokens)
+                qoe = meter.finish(self.env.now)
+            cache.answered(req, self.env.now, hit)
+            log.cached(req, hit.model, self.env.now, qoe, skip=(router.on_complete,))
+
+        if done > self.env.now:
+            self.env.timeout(done - self.env.now).callbacks.append(answer)
+        else:
+            answer()
 
     def _routed(self, route, req):
         """`route(request view, fleet view)`, or False when it found no candidate because every

@@ -29,6 +29,7 @@ from wrpsim.progress import Progress
 from wrpsim.rng import stream
 from wrpsim.router import routing_table
 from wrpsim.router.feed import ViewFeed
+from wrpsim.router.semcache import CacheSpec, SemanticCache
 from wrpsim.router.service import RouterService
 from wrpsim.sanity import check_fleet_vs_trace, check_pool_sizes, run_seed
 from wrpsim.sessions import ABORT, ON_DROP_ATTR, SessionDriver, replayable
@@ -62,7 +63,7 @@ def parse_qoe(q) -> dict | None:
 
 
 #: keys of the `router` config that describe its deployment, not its policy
-DEPLOYMENT_KEYS = ("view", "replicas", "service")
+DEPLOYMENT_KEYS = ("view", "replicas", "service", "cache")
 
 
 def router_deployment(rcfg: dict) -> tuple:
@@ -77,7 +78,8 @@ def router_deployment(rcfg: dict) -> tuple:
 
 def build_router(rcfg: dict):
     """Instantiate the router config (`_target_` plus keyword arguments; the deployment keys
-    `view`, `replicas` and `service` are not the policy's: `router_deployment`)."""
+    `view`, `replicas`, `service` and `cache` are not the policy's: `router_deployment`,
+    `wrpsim.router.semcache`)."""
     from hydra.errors import InstantiationException
     from hydra.utils import instantiate
 
@@ -190,6 +192,11 @@ class Simulation:
                              scrape=self.router.reads_load)
         self.service = RouterService(service)
         self.router.bind(self.feed.view, stream(self.seed, "router"))
+        self.cache = None
+        cache_spec = CacheSpec.parse(rcfg.get("cache") if isinstance(rcfg, dict) else None)
+        if cache_spec is not None:
+            qoe = None if self.qoe is None else (self.qoe["ttft_s"], self.qoe["tokens_per_s"])
+            self.cache = SemanticCache(cache_spec, stream(self.seed, "router.cache"), qoe)
         self.tracer = None
         if simcfg.get("trace"):
             from wrpsim.metrics.trace import Tracer
@@ -205,7 +212,7 @@ class Simulation:
             self.failures = FailureInjector(self.env, self.fleet, self.log, cfg["failures"],
                                             self.seed, self.horizon_s or last)
         self.dispatcher = Dispatcher(self.env, self.fleet, self.router, self.log, len(trace),
-                                     self.failures, self.feed, self.service)
+                                     self.failures, self.feed, self.service, self.cache)
 
     def _arrivals(self, requests, progress):
         env, dispatch = self.env, self.dispatcher.dispatch
@@ -268,7 +275,10 @@ class Simulation:
             ))
         for req in list(self.log.open.values()):  # between instances when the run ended
             self.log.in_flight(Seq(req), None)
-        return self.log.table(), instance_table(rows), end
+        table = self.log.table()
+        if self.cache is not None:
+            table = self.cache.columns(table)
+        return table, instance_table(rows), end
 
 
 def _budget_use(inst) -> float:
@@ -303,8 +313,11 @@ def run(cfg: dict, out_dir: Path | str, trace=None) -> dict:
     sim = Simulation(cfg, trace)
     req_t, inst_t, end = sim.run()
     summary = summarize(req_t, inst_t, end, sim.slo, sim.pue, sim.qoe)
+    answers = getattr(sim.router, "answers", None)
+    if sim.cache is not None and sim.cache.answers:  # false hits score 0
+        answers = {**(answers or {}), **sim.cache.answers}
     summary.update(quality_summary(req_t, inst_t, sim.trace, sim.fleet.specs, sim.pue, end,
-                                   answers=getattr(sim.router, "answers", None)))
+                                   answers=answers))
     summary["requests_beyond_horizon"] = sim.beyond_horizon
     if sim.failures is not None:
         summary.update(sim.failures.summary(end))
@@ -326,6 +339,8 @@ def run(cfg: dict, out_dir: Path | str, trace=None) -> dict:
     summary["router_view_interval_s"] = v.interval_s if v.kind == "scrape" else None
     summary["router_view_delay_s"] = v.delay_s if v.kind == "scrape" else None
     summary.update(sim.service.summary(end))
+    if sim.cache is not None:
+        summary.update(sim.cache.summary(req_t, summary.get("quality_requests")))
     fabric = getattr(sim.fleet.transfer, "fabric", None)
     network = fabric.figures(end) if fabric is not None else None
     if network is not None:

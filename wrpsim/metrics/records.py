@@ -198,6 +198,26 @@ class RequestLog:
             for fn in self.on_dropped:
                 fn(req, record)
 
+    def cached(self, req, model: str | None, now: float, qoe: float, skip=()) -> None:
+        """Record a request answered by the router's semantic cache at `now`
+        (`wrpsim.router.semcache`): the whole answer at once, no instance, no GPU time; the
+        `on_complete` subscribers in `skip` (the router's) are not told."""
+        self.open.pop(req.id, None)
+        e2e = now - req.arrival_s
+        many = req.output_tokens > 1
+        row = (
+            req.id, req.parent_id, req.arrival_s, model, None, None, req.prompt_tokens,
+            req.output_tokens, NAN, e2e, 0.0 if many else NAN, e2e, now, now, 0,
+            len(req.hash_ids or ()), 0, 0, e2e if many else NAN, None, None, 0.0, NAN, NAN,
+            "completed", None, 0.0, 0.0, 0.0, qoe, 0, self.route_s.get(req.id, NAN),
+        )
+        self.rows.append(row)
+        if self.on_complete:
+            record = dict(zip(REQUEST_SCHEMA.names, row))
+            for fn in self.on_complete:
+                if fn not in skip:
+                    fn(req, record)
+
     def in_flight(self, seq, inst) -> None:
         """Record a request still queued or running when the horizon ends the run (`inst`
         None: between instances — routed with a decision delay, in KV transfer, backing off)."""

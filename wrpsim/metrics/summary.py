@@ -31,6 +31,10 @@ Definitions (all in `summary.json`):
 - `route_mean_s` / `route_p99_s`: time being routed (router queue + service + decision
   latency, the `route_s` column) over completed requests; the router's replicas, signal and
   utilisation and its view are added by `wrpsim.sim` (`router_*` keys);
+- the router's semantic cache (`router.cache`, only when on): `cache_*` keys defined in
+  `wrpsim.router.semcache` (`cache_hit_ratio`, `cache_false_hit_ratio`, `cache_saved_gpu_s` —
+  the GPU time attributed to the cached answers when computed, not the fleet's busy-time drop —,
+  `cache_quality_lost`, entries, evictions); added by `wrpsim.sim`;
 - failures (`failures` config): `requests_retried` (sent to an instance more than once),
   `requests_lost` (ended unanswered because of an instance failure), `requests_interrupted`
   (either), `slo_attainment_interrupted` (SLO attainment among those).

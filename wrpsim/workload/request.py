@@ -34,6 +34,10 @@ TRACE_COLUMNS: dict[str, tuple[str, bool]] = {
     "complexity": ("float64", False),  # task complexity in [0, 1] (NaN = unknown)
     "outcomes": ("object", False),  # {model: correctness in [0, 1]} or None (see outcomes.py)
     "think_s": ("float64", False),  # closed loop: pause after the previous round (NaN = open)
+    # semantic cache (wrpsim.router.semcache, hit_model trace): prompts one answer serves share a
+    # cluster id; the similarity of the prompt to its cluster's cached one (NaN = 1, a duplicate)
+    "semantic_cluster": ("object", False),
+    "semantic_similarity": ("float64", False),
 }
 
 #: Arrow schema of the canonical form, used when a parsed trace is cached as Parquet.
@@ -49,6 +53,8 @@ TRACE_SCHEMA = pa.schema(
         pa.field("complexity", pa.float64()),
         pa.field("outcomes", pa.map_(pa.string(), pa.float64())),
         pa.field("think_s", pa.float64()),
+        pa.field("semantic_cluster", pa.string()),
+        pa.field("semantic_similarity", pa.float64()),
     ],
     metadata={"wrpsim.table": "trace", "wrpsim.version": "2"},
 )
@@ -75,6 +81,8 @@ class Request:
     complexity: float | None = None  # task complexity in [0, 1], where the workload knows it
     outcomes: dict | None = None  # {model: correctness in [0, 1]}: the replayed answer quality
     think_s: float | None = None  # closed loop: seconds after the previous round is answered
+    semantic_cluster: str | None = None  # prompts one answer serves share it (semantic cache)
+    semantic_similarity: float | None = None  # to its cluster's cached prompt (None: 1)
 
 
 def to_requests(df: pd.DataFrame) -> list[Request]:
@@ -105,4 +113,10 @@ def to_requests(df: pd.DataFrame) -> list[Request]:
     if "think_s" in df.columns:
         for r, t in zip(reqs, col("think_s")):
             r.think_s = None if t is None else float(t)
+    if "semantic_cluster" in df.columns:
+        for r, c in zip(reqs, col("semantic_cluster")):
+            r.semantic_cluster = c
+    if "semantic_similarity" in df.columns:
+        for r, v in zip(reqs, col("semantic_similarity")):
+            r.semantic_similarity = v
     return reqs
