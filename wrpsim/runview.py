@@ -97,8 +97,11 @@ def measurement_fleet(cfg: dict) -> bool:
 
 
 def _extra_lines(s: dict, cfg: dict) -> list[str]:
-    """The prefix-cache hit ratio when a pool caches prefixes; a note on a measurement fleet."""
+    """The prefix-cache hit ratio when a pool caches prefixes; a note on a measurement fleet;
+    an `oracle` line when the router read the ground truth or the live fleet (an upper bound)."""
     out = []
+    if s.get("router_oracle") or s.get("router_view_kind") == "oracle":
+        out.append(f"  oracle     {s.get('router_oracle') or s.get('router_view')}")
     if s.get("prefix_hit_ratio_blocks") is not None:
         out.append(f"  prefix     {_pct(s.get('prefix_hit_ratio_blocks'))} of prompt blocks "
                    f"({_pct(s.get('prefix_hit_ratio_tokens'))} of prompt tokens) served from "
