@@ -6,7 +6,8 @@ printed here, `wrpsim.__main__` and `SweepView` print on stderr):
 
 - `run_summary(summary, cfg, out_dir)`: a dozen lines: workload, fleet, router, seed; requests;
   p50 / p99 TTFT and TPOT against the SLO; SLO attainment and goodput; cost; energy; simulated
-  and wall time; the results directory. The full summary stays in `summary.json`.
+  and wall time; an `oracle` line when the run is an upper bound (the router read the ground
+  truth, or the live fleet); the results directory. The full summary stays in `summary.json`.
 - `verdict(summary)`: a one-line warning when the fleet could not carry the trace (fewer than
   `CARRY_MIN` of the requests met the SLO, or none completed), else None — so a run whose
   numbers mean "overloaded" says so.
