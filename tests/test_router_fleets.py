@@ -53,7 +53,8 @@ def quality_trace(n=400, p_small=0.3, p_large=0.8, gap_s=0.05, seed=1, **extra):
 
 def _fleet_for(name: str) -> list[str]:
     if name in ("routellm-threshold", "carrot-utility", "cascade", "cascade-abort",
-                "chain-refine", "best-effort-downgrade") or name.startswith(("bandit", "ensemble")):
+                "chain-refine", "best-effort-downgrade", "oracle", "zero") or name.startswith(
+                    ("bandit", "ensemble")):
         return ["pool=two-model-mixtral-gpt4like", "workload=routellm-mmlu-gsm8k"]
     if name == "guarded":
         return ["pool=guarded-mixtral-gpt4like", "workload=routellm-mmlu-gsm8k"]

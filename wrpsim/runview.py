@@ -6,7 +6,8 @@ printed here, `wrpsim.__main__` and `SweepView` print on stderr):
 
 - `run_summary(summary, cfg, out_dir)`: a dozen lines: workload, fleet, router, seed; requests;
   p50 / p99 TTFT and TPOT against the SLO; SLO attainment and goodput; cost; energy; simulated
-  and wall time; the results directory. The full summary stays in `summary.json`.
+  and wall time; an `oracle` line when the run is an upper bound (the router read the ground
+  truth, or the live fleet); the results directory. The full summary stays in `summary.json`.
 - `verdict(summary)`: a one-line warning when the fleet could not carry the trace (fewer than
   `CARRY_MIN` of the requests met the SLO, or none completed), else None — so a run whose
   numbers mean "overloaded" says so.
@@ -97,8 +98,11 @@ def measurement_fleet(cfg: dict) -> bool:
 
 
 def _extra_lines(s: dict, cfg: dict) -> list[str]:
-    """The prefix-cache hit ratio when a pool caches prefixes; a note on a measurement fleet."""
+    """The prefix-cache hit ratio when a pool caches prefixes; a note on a measurement fleet;
+    an `oracle` line when the router read the ground truth or the live fleet (an upper bound)."""
     out = []
+    if s.get("router_oracle") or s.get("router_view_kind") == "oracle":
+        out.append(f"  oracle     {s.get('router_oracle') or s.get('router_view')}")
     if s.get("prefix_hit_ratio_blocks") is not None:
         out.append(f"  prefix     {_pct(s.get('prefix_hit_ratio_blocks'))} of prompt blocks "
                    f"({_pct(s.get('prefix_hit_ratio_tokens'))} of prompt tokens) served from "

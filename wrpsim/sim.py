@@ -338,6 +338,10 @@ def run(cfg: dict, out_dir: Path | str, trace=None) -> dict:
     summary["router_view_kind"] = v.kind
     summary["router_view_interval_s"] = v.interval_s if v.kind == "scrape" else None
     summary["router_view_delay_s"] = v.delay_s if v.kind == "scrape" else None
+    reads = getattr(sim.router, "oracle_reads", ())
+    if reads:  # only then: summaries of real routers keep their keys
+        summary["router_oracle"] = (f"upper bound: the router read the ground truth "
+                                    f"({', '.join(reads)})")
     summary.update(sim.service.summary(end))
     if sim.cache is not None:
         summary.update(sim.cache.summary(req_t, summary.get("quality_requests")))

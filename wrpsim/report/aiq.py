@@ -10,7 +10,11 @@ convex hull, flattened to its running maximum once it would decrease — and
 with R̃ that piecewise-linear curve, 0 below the router's cheapest point and flat at its best
 quality beyond its dearest. Routers of one sweep are compared over the same [c_min, c_max]: the
 range of all their points. Mixing two single models at random traces the straight line between
-their points (`random_mix`): a router worth having lies above it.
+their points (`random_mix`): a router worth having lies above it. RouterBench's *zero router*
+mixes the single models with fixed probabilities p (`wrpsim.router.ZeroRouter`): its expected
+point is the p-weighted mean of theirs (`mixture_point`), and over all p its curve is the
+non-decreasing convex hull of the single-model points (`zero_curve`; for two models, the line
+between them, AIQ = the mean of their qualities when the dearer is the better).
 
 `python -m wrpsim.report` calls `maybe_write_aiq` on every sweep: when runs carry `quality` and
 a cost per 1,000 requests (`COST_KEYS`, see `wrpsim.metrics.quality`) it writes `aiq.json` —
@@ -88,6 +92,22 @@ def random_mix(cheap: tuple[float, float], strong: tuple[float, float], c: float
     """Quality of a random mix of two models that costs `c` (the line through their points)."""
     (c0, q0), (c1, q1) = cheap, strong
     return q0 + (q1 - q0) * (c - c0) / (c1 - c0)
+
+
+def mixture_point(weights: dict, points: dict) -> tuple[float, float]:
+    """Expected (cost, quality) of routing to model m with probability `weights[m]`, given each
+    model's own (cost, quality) `points[m]` (both linear in the mix on a token-priced axis)."""
+    c = sum(w * points[m][0] for m, w in weights.items())
+    q = sum(w * points[m][1] for m, w in weights.items())
+    return c, q
+
+
+def zero_curve(points: dict) -> list[tuple]:
+    """The zero router's curve: the non-decreasing convex hull of the single models' (cost,
+    quality) `points` ({model: (cost, quality)}), the best any fixed mixture reaches at each
+    cost."""
+    pts = list(points.values())
+    return nondecreasing_hull([c for c, _ in pts], [q for _, q in pts])
 
 
 def curves(rows: Sequence[dict], group: str = "router", cost: str = COST) -> dict:

@@ -32,6 +32,8 @@ _WHERE = {  # public name -> the submodule defining it
     "Random": "policies",
     "RoundRobin": "policies",
     "RequestView": "requestview",
+    "OracleRouter": "routerbench",
+    "ZeroRouter": "routerbench",
     "RuleRouter": "rules",
     "ModelRouter": "selection",
     "ThresholdRouter": "threshold",
@@ -43,10 +45,12 @@ _WHERE = {  # public name -> the submodule defining it
 __all__ = [
     "ROUTING_SCHEMA", "Answer", "BanditRouter", "CascadeRouter", "ChainRouter", "CompressAndRoute",
     "DowngradeRouter", "EnergyAwareRouter", "EnsembleRouter", "FleetView", "GuardedRouter",
-    "InstanceView", "LeastKV", "LeastOutstanding", "ModelRouter", "OutputLengthAware",
+    "InstanceView", "LeastKV", "LeastOutstanding", "ModelRouter", "OracleRouter",
+    "OutputLengthAware",
     "Placement", "PowerOfD", "PrefixAware", "Random", "RequestView", "RoundRobin", "Router",
     "RuleRouter", "SessionAffinity",
-    "SloAwareRouter", "ThresholdRouter", "TokenBudgetRouter", "UtilityRouter", "routing_table",
+    "SloAwareRouter", "ThresholdRouter", "TokenBudgetRouter", "UtilityRouter", "ZeroRouter",
+    "routing_table",
 ]
 
 

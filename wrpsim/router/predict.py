@@ -16,6 +16,12 @@ answers `request` correctly:
 RouteLLM's predicted *win rate* of a strong model S over a weak model W, with ties split evenly
 and the two answers independent, is P(S right, W wrong) + ½·P(tie) = ½ + ½·(q̂_S − q̂_W)
 (`win_rate`).
+
+`kind: oracle` (default `model`, the noisy predictor above) predicts the replayed outcome itself
+(the prior where the request has none): the ground truth no real router has before the answer
+exists, so — like the oracle output-length predictor (`wrpsim.router.lengths`) — it is allowed
+only with `router.view.kind: oracle`, the labelled upper-bound view (`check`). RouterBench's
+oracle router (`wrpsim.router.routerbench.OracleRouter`) reads the outcomes through it.
 """
 
 from __future__ import annotations
@@ -23,12 +29,13 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from wrpsim.errors import ConfigError, check_keys
+from wrpsim.errors import ConfigError, check_keys, unknown_choice
 from wrpsim.router.config import number, plain, router_path
 from wrpsim.router.requestview import ground_truth
 from wrpsim.workload.outcomes import lookup, read_accuracy
 
-KEYS = ("table", "skill", "noise_sd", "default")
+KEYS = ("kind", "table", "skill", "noise_sd", "default")
+KINDS = ("model", "oracle")
 
 
 def _logit(p: float) -> float:
@@ -44,6 +51,9 @@ class QualityPredictor:
         if not isinstance(spec, dict):
             raise ConfigError(f"router.predictor must be a mapping, got {spec!r}")
         check_keys(spec, KEYS, "router.predictor")
+        self.kind = spec.get("kind", "model")
+        if self.kind not in KINDS:
+            raise unknown_choice("router.predictor.kind", self.kind, KINDS)
         t = spec.get("table")
         self.table = read_accuracy(router_path("predictor.table", t)) if t else {}
         self.skill = number("predictor.skill", spec.get("skill", 0.0), 0.0)
@@ -60,8 +70,19 @@ class QualityPredictor:
             self._prior[key] = p
         return p
 
+    def check(self, view) -> None:
+        """The oracle needs the oracle view: else `ConfigError` naming both fields."""
+        if self.kind == "oracle" and view.kind != "oracle":
+            raise ConfigError("router.predictor.kind: oracle needs router.view.kind: oracle (an "
+                              f"upper-bound study); with router.view.kind: {view.kind} use "
+                              "kind: model")
+
     def predict(self, request, model: str, category: str | None, rng) -> float:
         """Predicted probability that `model` answers `request` correctly."""
+        if self.kind == "oracle":
+            o = ground_truth(request).outcomes  # the upper bound: the replayed outcome itself
+            y = o.get(model) if o else None
+            return self.prior(model, category) if y is None else float(y)
         z = _logit(self.prior(model, category))
         if self.skill:
             o = ground_truth(request).outcomes  # the modelled predictor's skill leans on it

@@ -9,6 +9,11 @@ the ground-truth ones in `HIDDEN`, whose reads raise `AttributeError`:
 - `outcomes`: the replayed per-model correctness (a router predicts it:
   `wrpsim.router.predict`).
 
+Upper-bound studies read both through the oracle kinds of those predictors
+(`output_predictor.kind: oracle`, `predictor.kind: oracle`: RouterBench's oracle router), which
+run only under the labelled oracle view (`router.view.kind: oracle`); `summary.json` then names
+what was read (`router_oracle`).
+
 `ground_truth(request)` returns the wrapped `Request`. It is for the simulator's *models* of the
 router's learned components, which need the truth to draw their configured error (the length
 and quality predictors, the classifier), and for the mechanics of follow-up calls (the answer

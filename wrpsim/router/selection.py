@@ -68,11 +68,23 @@ class ModelRouter(Router):
             c.model, c.key = spec.model, "pool:" + spec.name
             self._pool_cands[spec.name] = c
         self._pool_model = {s.name: s.model for s in fleet.specs}
-        lengths = getattr(self, "lengths", None)  # an OutputPredictor, where the policy has one
-        if lengths is not None:
-            lengths.check(fleet)
+        for part in ("lengths", "predictor"):  # Output- / QualityPredictor, where it has one
+            got = getattr(self, part, None)
+            if got is not None:
+                got.check(fleet)
         self._timed = (self.latency_s > 0 or self.latency_tok_s > 0
                        or type(self).delay_s is not ModelRouter.delay_s)
+
+    @property
+    def oracle_reads(self) -> tuple[str, ...]:
+        """The ground truth this router's predictors read (oracle kinds): empty for a real
+        router; `summary.json` labels a run that read any as an upper bound (`router_oracle`)."""
+        out = []
+        if getattr(getattr(self, "predictor", None), "kind", None) == "oracle":
+            out.append("per-model outcomes")
+        if getattr(getattr(self, "lengths", None), "kind", None) == "oracle":
+            out.append("output lengths")
+        return tuple(out)
 
     def check_pools(self, field: str, pools) -> list[str]:
         """Validate pool names against the fleet (prefill-capable pools)."""
