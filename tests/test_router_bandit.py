@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
-from tests.test_router_fleets import LARGE, SMALL, quality_trace, two_model_cfg
+from tests.test_router_fleets import LARGE, SMALL, pool, quality_trace, two_model_cfg
 from wrpsim.errors import ConfigError
 from wrpsim.sim import Simulation
 
@@ -35,6 +36,36 @@ def test_cost_in_the_reward_moves_equal_quality_traffic_to_the_cheap_arm(policy)
     _, models = _run(policy, trace, reward={"quality": 0.5, "cost": 0.5})
     late = models[750:]
     assert sum(m == SMALL for m in late) / len(late) >= 0.85
+
+
+def test_measured_reward_follows_what_the_run_spent_not_the_price_book():
+    """GreenServ's reward from the cost and energy the simulation attributed to each answer.
+    The price book assumes a batch of 32 everywhere, so it calls the small model (half the
+    step time on the same GPU) the cheap one. Spread over eight instances the small model's
+    answers run almost alone, each paying its whole iteration, while the one large instance
+    batches what it gets: measured per token, the large model is the cheaper. A cost- and
+    energy-only bandit follows the measurement; with `reward_from: book` it keeps the small."""
+    trace = quality_trace(n=1200, p_small=0.7, p_large=0.7, gap_s=0.02)
+    small = pool(SMALL, step_s=0.01, count=8)
+    large = pool(LARGE, step_s=0.02, count=1)
+    late = {}
+    for source in ("measured", "book"):
+        cfg = two_model_cfg({"_target_": "wrpsim.router.BanditRouter", "policy": "ucb1",
+                             "reward": {"cost": 0.5, "energy": 0.5},
+                             "reward_from": source}, small=small, large=large)
+        sim = Simulation(cfg, trace)
+        req, _, _ = sim.run()
+        rows = req.to_pylist()
+        late[source] = sum(r["model"] == LARGE for r in rows[600:]) / 600
+        if source == "measured":  # what the rows say each arm spent per token
+            per_tok = {m: np.mean([r["cost_usd"] / (r["prompt_tokens"] + r["output_tokens"])
+                                   for r in rows if r["model"] == m]) for m in (SMALL, LARGE)}
+            assert per_tok[LARGE] < per_tok[SMALL]
+    book = sim.router.book.models
+    assert book[SMALL].cost(64, 8) < book[LARGE].cost(64, 8)
+    assert late["measured"] >= 0.85 and late["book"] <= 0.15
+    with pytest.raises(ConfigError, match=r"router\.reward_from: unknown value 'guess'"):
+        _run("ucb1", trace, reward_from="guess")
 
 
 def test_per_category_statistics_learn_a_different_best_arm_per_category():

@@ -3,13 +3,24 @@
 The arms are the router's `models`. When a request completes, its arm earns a reward in [0, 1]
 that mixes answer quality, cost and energy per token in the manner of GreenServ:
 
-    r = w_q · y + w_c · (1 − ĉ_arm / ĉ_max) + w_e · (1 − ê_arm / ê_max)
+    r = w_q · y + w_c · (1 − ĉ / ĉ_max) + w_e · (1 − ê / ê_max)
 
 with y the answer's correctness (the request's replayed `outcomes`; a Bernoulli draw at the
-predictor's prior accuracy where unknown), ĉ and ê the arm's estimated cost and energy per token
-for this request's tokens (`wrpsim.router.pricing`), normalised by the dearest arm, and weights
-`reward: {quality, cost, energy}` normalised to sum to 1. Feedback arrives when a request
-completes, so decisions taken meanwhile use the estimates of the moment.
+predictor's prior accuracy where unknown) and weights `reward: {quality, cost, energy}`
+normalised to sum to 1. ĉ and ê are the request's cost and energy per token:
+
+- `reward_from: measured` (default): what the simulation measured for this request — its
+  `cost_usd` and `energy_j` (the GPU time, energy and price attributed to it, iteration by
+  iteration, `wrpsim.metrics.records`) over its prompt + output tokens; ĉ_max and ê_max are the
+  largest per-arm running means of those measurements (this one included), so the dearest
+  arm's answers earn 0 on that term on average (an answer dearer than its arm's mean earns less,
+  the reward is clipped to [0, 1]) and a batch that made an answer cheap is rewarded;
+- `reward_from: book`: the price book's estimate for this request's tokens on the arm
+  (`wrpsim.router.pricing`), normalised by the dearest arm's estimate — static figures that do
+  not see load, batching or the GPU the arm runs on.
+
+Feedback arrives when a request completes, so decisions taken meanwhile use the estimates of
+the moment.
 
 Policies (`policy:`): `epsilon_greedy` (a random arm with probability ε·decay^n, else the best
 mean; `epsilon`, `decay`), `ucb1` (every arm once, then the best mean + sqrt(2 ln n / n_a)),
@@ -30,6 +41,7 @@ from wrpsim.router.selection import ModelRouter
 
 POLICIES = ("epsilon_greedy", "thompson", "ucb1")
 REWARD_KEYS = ("quality", "cost", "energy")
+REWARD_FROM = ("measured", "book")
 
 
 class _Arms:
@@ -50,7 +62,7 @@ class BanditRouter(ModelRouter):
 
     def __init__(self, policy: str = "ucb1", models=None, epsilon: float = 0.1,
                  decay: float = 1.0, reward=None, per_category: bool = False,
-                 predictor=None, **common):
+                 predictor=None, reward_from: str = "measured", **common):
         super().__init__(**common)
         if policy not in POLICIES:
             raise unknown_choice("router.policy", policy, POLICIES)
@@ -67,6 +79,9 @@ class BanditRouter(ModelRouter):
         self.w_q, self.w_c, self.w_e = (x / sum(ws) for x in ws)
         self.per_category = bool(per_category)
         self.predictor = QualityPredictor(predictor)
+        if reward_from not in REWARD_FROM:
+            raise unknown_choice("router.reward_from", reward_from, REWARD_FROM)
+        self.reward_from = reward_from
 
     def bind(self, fleet, rng):
         """Fresh statistics for every arm."""
@@ -77,6 +92,9 @@ class BanditRouter(ModelRouter):
         self._ctx: dict[object, _Arms] = {}
         self._seen: dict[int, object] = {}
         self.pulls = [0] * len(self._arms)
+        k = len(self._arms)
+        #: per arm: [answers measured, Σ cost per token, Σ energy per token] (reward_from measured)
+        self._measured = [[0, 0.0, 0.0] for _ in range(k)]
 
     def _stats(self, key) -> _Arms:
         st = self._ctx.get(key)
@@ -107,20 +125,40 @@ class BanditRouter(ModelRouter):
         self.pulls[i] += 1
         return self._arms[i], None, self._arms[i], float(i)
 
-    def reward(self, request, model: str) -> float:
-        """The reward of `model`'s answer to `request` (see the module docstring)."""
+    def reward(self, request, model: str, record: dict | None = None) -> float:
+        """The reward of `model`'s answer to `request`, from its result row `record` when the
+        reward is measured (see the module docstring)."""
         y = request.outcomes.get(model) if request.outcomes else None
         if y is None:
             y = self.predictor.prior(model, request.category)
         y = 1.0 if self.rng.random() < y else 0.0
-        p, o = request.prompt_tokens, request.output_tokens
         r = self.w_q * y
+        if not (self.w_c or self.w_e):
+            return r
+        i = self._index[model]
+        if self.reward_from == "measured" and record is not None:
+            tokens = max(1, request.prompt_tokens + request.output_tokens)
+            c = _finite(record.get("cost_usd")) / tokens
+            e = _finite(record.get("energy_j")) / tokens
+            m = self._measured[i]
+            m[0] += 1
+            m[1] += c
+            m[2] += e
+            seen = [a for a in self._measured if a[0]]
+            c_max = max(a[1] / a[0] for a in seen)
+            e_max = max(a[2] / a[0] for a in seen)
+            if self.w_c and c_max > 0:
+                r += self.w_c * (1.0 - c / c_max)
+            if self.w_e and e_max > 0:
+                r += self.w_e * (1.0 - e / e_max)
+            return min(1.0, max(0.0, r))
+        p, o = request.prompt_tokens, request.output_tokens
         if self.w_c:
             costs = [tp.cost(p, o) for tp in self._prices]
-            r += self.w_c * (1.0 - costs[self._index[model]] / max(costs))
+            r += self.w_c * (1.0 - costs[i] / max(costs))
         if self.w_e:
             js = [tp.energy(p, o) for tp in self._prices]
-            r += self.w_e * (1.0 - js[self._index[model]] / max(js))
+            r += self.w_e * (1.0 - js[i] / max(js))
         return r
 
     def on_complete(self, request, record):
@@ -130,7 +168,12 @@ class BanditRouter(ModelRouter):
         if i is None:
             return
         st = self._stats(key)
-        r = self.reward(request, request.model)
+        r = self.reward(request, request.model, record)
         st.n[i] += 1
         st.s[i] += r
         st.wins[i] += 1 if self.rng.random() < r else 0
+
+
+def _finite(x) -> float:
+    """`x` as a float, 0 when missing or NaN."""
+    return float(x) if x is not None and x == x else 0.0
