@@ -72,7 +72,9 @@ def test_tree_dag(n, chunks):
 
 
 def test_alltoall_dag():
-    steps = Collective("alltoall", (3, 1, 4, 0), 4 * 1000 + 2).steps()
+    coll = Collective("alltoall", [3, 1, 4, 0], 4 * 1000 + 2)
+    assert coll.ranks == (3, 1, 4, 0)
+    steps = coll.steps()
     assert len(steps) == 12 and all(s.deps == () for s in steps)
     assert sorted(s.nbytes for s in steps if s.src == 0) == [1000, 1000, 1001]
 

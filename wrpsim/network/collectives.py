@@ -76,6 +76,7 @@ class Collective:
     chunks: int = 1
 
     def __post_init__(self):
+        object.__setattr__(self, "ranks", tuple(self.ranks))  # hashable: the connection key
         if self.kind not in KINDS:
             raise unknown_choice("collective", self.kind, KINDS)
         if len(set(self.ranks)) != len(self.ranks):
