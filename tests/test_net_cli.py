@@ -71,8 +71,9 @@ def test_default_out_dir_is_dated(tmp_path):
                   r"flowlet, reps, split, spray"),
     (["transport=tcp"], r"net\.transport: unknown value 'tcp'; valid choices: dctcp, roce, uec"),
     (["engine=ns3"], r"engine: unknown value 'ns3'; valid choices: fluid, packet"),
-    (["pattern=ring"], r"pattern: unknown value 'ring'; valid choices: all_to_all, "
-                       r"permutation, ring_allreduce"),
+    (["pattern=ring"], r"pattern: unknown value 'ring'; valid choices: all_to_all, allgather, "
+                       r"allreduce_ring, allreduce_tree, alltoall, permutation, reducescatter, "
+                       r"ring_allreduce"),
     (["flow_bytes=4XB"], r"flow_bytes must be a byte count like 4194304 or 4MiB"),
     (["link_gbps=0"], r"net\.link_gbps must be a number > 0, got 0"),
     (["leaves=1"], r"pattern=permutation needs leaves >= 2"),

@@ -4,9 +4,12 @@
         link_gbps=400 flow_bytes=4MiB lb=ecmp engine=fluid seed=0
 
 Arguments are Hydra overrides (`key=value`) of conf/net.yaml: the traffic `pattern`, the
-`engine` (fluid | packet), `flow_bytes` (an integer or a size such as 4MiB), `seed`, `out_dir`
-and every fabric key of the network config group (`link_gbps` is the host link rate, and the
-uplink rate unless `uplink_gbps` or `oversubscription` is given). Writes `flows.parquet`,
+`engine` (fluid | packet), `flow_bytes` (an integer or a size such as 4MiB), `seed`, `out_dir`,
+the collective keys (`group`, `ranks`, `alpha_us`, `chunks`: patterns allreduce_ring,
+allreduce_tree, allgather, reducescatter, alltoall, where `flow_bytes` is the buffer S per rank;
+see `wrpsim.network.collective_scenario`) and every fabric key of the network config group
+(`link_gbps` is the host link rate, and the uplink rate unless `uplink_gbps` or
+`oversubscription` is given). Writes `flows.parquet`,
 `links.parquet` and `summary.json` into `out_dir` (default `results/net/<date>/<time>` under the
 current directory) and prints the summary (see `wrpsim.network.scenario`) as the last line.
 Bad input prints one line on stderr and exits with status 2.
@@ -22,7 +25,8 @@ from typing import Any
 from wrpsim.cli import apply_flat, load_defaults, verb_main
 from wrpsim.errors import ConfigError
 
-CLI_KEYS = ("pattern", "engine", "flow_bytes", "seed", "out_dir", "link_gbps")
+CLI_KEYS = ("pattern", "engine", "flow_bytes", "seed", "out_dir", "link_gbps", "group", "ranks",
+            "alpha_us", "chunks")
 UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "kib": 2**10, "mib": 2**20,
          "gib": 2**30}
 
@@ -75,6 +79,7 @@ def net_config(cfg: dict[str, Any]):
 def run(cfg: dict[str, Any]) -> dict[str, Any]:
     """Run the scenario of a parsed config, write its files; the summary."""
     from wrpsim.metrics.records import write_parquet
+    from wrpsim.network.collectives import KINDS
     from wrpsim.network.scenario import run_scenario
 
     ncfg = net_config(cfg)
@@ -82,7 +87,13 @@ def run(cfg: dict[str, Any]) -> dict[str, Any]:
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise ConfigError(f"net: seed must be an integer, got {seed!r}")
     nbytes = parse_bytes(cfg["flow_bytes"])
-    res = run_scenario(ncfg, cfg["pattern"], nbytes, seed)
+    if cfg["pattern"] in KINDS:
+        from wrpsim.network.collective_scenario import run_collective
+
+        res = run_collective(ncfg, cfg["pattern"], nbytes, seed, cfg["group"], cfg["ranks"],
+                             cfg["alpha_us"], cfg["chunks"])
+    else:
+        res = run_scenario(ncfg, cfg["pattern"], nbytes, seed)
     out = Path(cfg["out_dir"] or time.strftime("results/net/%Y-%m-%d/%H-%M-%S"))
     write_parquet(res.flows, out / "flows.parquet")
     write_parquet(res.links, out / "links.parquet")

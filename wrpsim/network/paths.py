@@ -66,10 +66,22 @@ class LoadBalancer:
         self.salts = switch_salts(seed, topo.L + topo.S, topo.cfg.salted)
         self.next_qp = 0
         self.calls = 0
+        self._pinned: dict[tuple, int] = {}
 
     def _qp(self) -> int:
         self.next_qp += 1
         return self.next_qp - 1
+
+    def _qp_of(self, key, src: int, dst: int, j: int) -> int:
+        """A new qp number, or with `key` the one (key, src, dst, j) got the first time (a
+        connection kept open across the calls of one collective)."""
+        if key is None:
+            return self._qp()
+        k = (key, src, dst, j)
+        qp = self._pinned.get(k)
+        if qp is None:
+            qp = self._pinned[k] = self._qp()
+        return qp
 
     def ecmp_spine(self, src: int, dst: int, qp: int) -> int:
         """The spine the source leaf's ECMP hash picks for queue pair (src, dst, qp), among the
@@ -87,9 +99,11 @@ class LoadBalancer:
             return alive[ecmp_index(salt, (src, dst, qp, REHASH_WORD), len(alive))]
         return alive[ecmp_index(salt, (src, dst, qp), len(alive))]
 
-    def connections(self, flows: list[tuple[int, int, int]]) -> list[Conn]:
+    def connections(self, flows: list[tuple[int, int, int]], key=None) -> list[Conn]:
         """Connections of `flows` = [(src, dst, nbytes)] started together (zero-byte flows and
-        src == dst flows get none)."""
+        src == dst flows get none). With a `key` (hashable), every (src, dst) pair keeps the qp
+        numbers it got in the first call with that key, so ECMP keeps its spines across the
+        steps of one collective, as persistent queue pairs do."""
         topo, mode = self.topo, self.cfg.lb
         self.calls += 1
         out: list[Conn] = []
@@ -100,19 +114,19 @@ class LoadBalancer:
             if topo.same_leaf(src, dst):
                 out.append(Conn(i, src, dst, nbytes, (topo.path(src, dst, 0),), False, self._qp()))
             elif mode == "ecmp":
-                qp = self._qp()
+                qp = self._qp_of(key, src, dst, 0)
                 path = topo.path(src, dst, self.ecmp_spine(src, dst, qp))
                 out.append(Conn(i, src, dst, nbytes, (path,), False, qp))
             elif mode == "ecmp_subflows":
                 k = min(self.cfg.subflows, nbytes)
                 for j in range(k):
-                    qp = self._qp()
+                    qp = self._qp_of(key, src, dst, j)
                     size = nbytes // k + (nbytes % k if j == 0 else 0)
                     path = topo.path(src, dst, self.ecmp_spine(src, dst, qp))
                     out.append(Conn(i, src, dst, size, (path,), False, qp))
             elif mode in SPRAYED:
                 out.append(Conn(i, src, dst, nbytes, tuple(topo.paths(src, dst)), True,
-                                self._qp()))
+                                self._qp_of(key, src, dst, 0)))
             else:
                 split_flows.append((i, src, dst, nbytes))
         if split_flows:

@@ -57,4 +57,6 @@ def flows(topo: LeafSpine, pattern: str, flow_bytes: int, seed: int) -> list[tup
         order = ring_order(topo)
         return [(order[i], order[(i + 1) % len(order)], flow_bytes) for i in range(len(order))
                 if len(order) > 1]
-    raise unknown_choice("pattern", pattern, PATTERNS)
+    from wrpsim.network.collectives import KINDS
+
+    raise unknown_choice("pattern", pattern, PATTERNS + KINDS)

@@ -1,5 +1,5 @@
-"""Arrow schemas of the network tables: one row per flow (`flows.parquet`) and per port
-(`links.parquet`).
+"""Arrow schemas of the network tables: one row per flow (`flows.parquet`; a collective's flows
+have their own schema, with steps and dependencies) and per port (`links.parquet`).
 
 Times are simulated seconds (the packet engine's integer picoseconds divided by 1e12). Packet-only
 columns are null for the fluid engine and fluid-only ones null for the packet engine.
@@ -32,6 +32,37 @@ FLOW_SCHEMA = pa.schema(
     ],
     metadata={"wrpsim.table": "flows", "wrpsim.version": "1",
               "wrpsim.units": "seconds of simulated time, bytes"},
+)
+
+COLLECTIVE_FLOW_SCHEMA = pa.schema(
+    [
+        ("flow_id", pa.int64()),        # position in the collective's DAG
+        ("step", pa.int32()),           # round of the algorithm the flow belongs to
+        ("src_rank", pa.int32()),       # ranks: positions in the group
+        ("dst_rank", pa.int32()),
+        ("src", pa.int32()),            # endpoint (GPU NIC) ids
+        ("dst", pa.int32()),
+        ("src_leaf", pa.int32()),
+        ("dst_leaf", pa.int32()),
+        ("bytes", pa.int64()),
+        ("link", pa.string()),          # fabric | nvlink (same server) | none (zero bytes)
+        # flow ids whose arrival the flow waited for
+        ("deps", pa.list_(pa.field("element", pa.int64()))),
+        ("conns", pa.int32()),
+        ("spines", pa.list_(pa.field("element", pa.int32()))),
+        ("sprayed", pa.bool_()),
+        ("ready_s", pa.float64()),      # its last input arrived
+        ("start_s", pa.float64()),      # ready_s + the per-step latency alpha
+        ("finish_s", pa.float64()),     # its last byte arrived
+        ("fct_s", pa.float64()),
+        ("data_packets", pa.int64()),
+        ("retransmits", pa.int64()),
+        ("drops", pa.int64()),
+        ("out_of_order", pa.int64()),
+        ("max_reorder", pa.int64()),
+    ],
+    metadata={"wrpsim.table": "collective_flows", "wrpsim.version": "1",
+              "wrpsim.units": "seconds of simulated time from the collective's start, bytes"},
 )
 
 LINK_SCHEMA = pa.schema(

@@ -83,18 +83,7 @@ def run_scenario(cfg: NetConfig, pattern: str, flow_bytes: int, seed: int) -> Sc
     fabric = [p for p in range(topo.nports) if topo.kind[p] in ("leaf_up", "spine_down")]
     max_load = max((8 * offered[p] / (topo.rate[p] * ideal) for p in fabric), default=0.0)
     flow_rows = _flow_rows(topo, flows, conns, by_flow, flow_fin, eng if packet else None)
-    link_rows = []
-    for p in range(topo.nports):
-        util = 8 * port_bytes[p] / (topo.rate[p] * cct) if cct > 0 else 0.0
-        rate_gbps = topo.rate[p] / 1e9 if topo.port_up[p] else 0.0  # 0: the port is down
-        link_rows.append((
-            p, topo.kind[p], topo.src_node[p], topo.dst_node[p], rate_gbps, offered[p],
-            port_bytes[p], util,
-            None if packet else int(eng.port_max_conns[p]),
-            eng.pmaxq[p] * topo.rate[p] / (8 * PS_PER_S) if packet else None,
-            eng.pdrops[p] if packet else None, eng.ptrims[p] if packet else None,
-            eng.pmarks[p] if packet else None,
-        ))
+    link_rows = port_rows(topo, eng, port_bytes, offered, cct)
     fcts = [flow_fin[i] for i in by_flow]
     summary = {
         "engine": cfg.kind, "pattern": pattern, "lb": cfg.lb, "leaves": cfg.leaves,
@@ -116,6 +105,25 @@ def run_scenario(cfg: NetConfig, pattern: str, flow_bytes: int, seed: int) -> Sc
     summary["sim_wall_s"] = time.perf_counter() - t0
     return ScenarioResult(to_table(flow_rows, FLOW_SCHEMA), to_table(link_rows, LINK_SCHEMA),
                           summary)
+
+
+def port_rows(topo: LeafSpine, eng, port_bytes: list[float], offered: list[float],
+              cct: float) -> list[tuple]:
+    """Rows of the links table (`LINK_SCHEMA`) from an engine after its run."""
+    packet = isinstance(eng, PacketEngine)
+    rows = []
+    for p in range(topo.nports):
+        util = 8 * port_bytes[p] / (topo.rate[p] * cct) if cct > 0 else 0.0
+        rate_gbps = topo.rate[p] / 1e9 if topo.port_up[p] else 0.0  # 0: the port is down
+        rows.append((
+            p, topo.kind[p], topo.src_node[p], topo.dst_node[p], rate_gbps, offered[p],
+            port_bytes[p], util,
+            None if packet else int(eng.port_max_conns[p]),
+            eng.pmaxq[p] * topo.rate[p] / (8 * PS_PER_S) if packet else None,
+            eng.pdrops[p] if packet else None, eng.ptrims[p] if packet else None,
+            eng.pmarks[p] if packet else None,
+        ))
+    return rows
 
 
 def _flow_rows(topo, flows, conns, by_flow, flow_fin, eng) -> list[tuple]:

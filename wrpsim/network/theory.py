@@ -123,3 +123,37 @@ def permutation_max_load_mc(leaves: int, hosts: int, spines: int, subflows: int 
         np.add.at(down, (np.repeat(dst_leaf, k), spine.ravel()), 1.0 / k)
         out[t] = max(up.max(), down.max(), 1.0) / ideal
     return float(out.mean())
+
+
+def ring_collective_s(kind: str, n: int, nbytes: float, rate_bps: float, alpha_s: float = 0.0,
+                      latency_s: float = 0.0) -> float:
+    """Ring all-reduce, all-gather or reduce-scatter of S = `nbytes` per rank over n ranks whose
+    ring links run at `rate_bps` with nothing else on them: every step moves S/n per rank and
+    waits α (per-step latency) + the path latency, so 2(n − 1)·(S/(n·B) + α + ℓ) for
+    all-reduce and (n − 1)·(S/(n·B) + α + ℓ) for the others (the α-β model)."""
+    steps = 2 * (n - 1) if kind == "allreduce_ring" else n - 1
+    return steps * (nbytes * 8 / (n * rate_bps) + alpha_s + latency_s)
+
+
+def tree_allreduce_s(n: int, nbytes: float, rate_bps: float, alpha_s: float = 0.0,
+                     chunks: int = 1, latency_s: float = 0.0) -> float:
+    """Binomial-tree all-reduce (reduce to the root, then broadcast) over n ranks, links at
+    `rate_bps`: unpipelined (chunks = 1) 2⌈log2 n⌉·(S/B + α + ℓ), exact for n a power of two on
+    an uncongested fabric. With c > 1 pieces a lower bound: the larger of the root's link,
+    ⌈log2 n⌉·S/B, and one piece's chain through the tree, 2⌈log2 n⌉·(S/(c·B) + α + ℓ)."""
+    depth = (n - 1).bit_length()
+    chain = 2 * depth * (nbytes * 8 / (chunks * rate_bps) + alpha_s + latency_s)
+    return chain if chunks == 1 else max(depth * nbytes * 8 / rate_bps, chain)
+
+
+def alltoall_bound_s(n: int, nbytes: float, rate_bps: float, alpha_s: float = 0.0) -> float:
+    """All-to-all of S = `nbytes` per rank (S/n to every other rank) over NICs at `rate_bps`:
+    every NIC sends and receives (n − 1)/n·S, so at least α + (n − 1)·S/(n·B) — the time when
+    the fabric's bisection is not the bottleneck (ranks on a non-blocking fabric)."""
+    return alpha_s + (n - 1) * nbytes * 8 / (n * rate_bps)
+
+
+def collective_bus_factor(kind: str, n: int) -> float:
+    """NCCL's bus-bandwidth factor: busbw = algbw × this (2(n − 1)/n for all-reduce, (n − 1)/n
+    for all-gather, reduce-scatter and all-to-all), so a link-rate-bound run shows busbw ≈ B."""
+    return (2 if kind.startswith("allreduce") else 1) * (n - 1) / n

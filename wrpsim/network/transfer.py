@@ -69,6 +69,7 @@ class Fabric:
         self._xfers: list[list] = []        # [flows left, done, start_s, finish_s]
         self._flows: list[list] = []        # [transfer, conns left, src, dst, bytes, start, end]
         self._conn_flow: list[int] = []     # engine connection id -> flow index
+        self.conn_log: list | None = None   # a list: every `Conn`, by engine id (standalone)
         self.bytes_moved = 0
         self.bytes_by_tag: dict[str, int] = {}
 
@@ -95,8 +96,10 @@ class Fabric:
         return place(self.topo, pools, self.cfg.placement)
 
     def transfer(self, src_gpus: list[int], dst_gpus: list[int], nbytes: int,
-                 done: Callable[[float], None], tag: str = "") -> None:
-        """Move `nbytes` from `src_gpus` to `dst_gpus` (module docstring); `done(t)` at the end."""
+                 done: Callable[[float], None], tag: str = "", key=None) -> int:
+        """Move `nbytes` from `src_gpus` to `dst_gpus` (module docstring); `done(t)` at the end.
+        Returns the transfer's id (`flow_ids`). `key`: `LoadBalancer.connections`' key (the
+        steps of one collective keep their queue pairs)."""
         env = self.env
         if env is None:
             raise RuntimeError("Fabric.transfer before Fabric.attach(env)")
@@ -113,7 +116,7 @@ class Fabric:
                                   f"0..{self.topo.n - 1}")
         x = len(self._xfers)
         now = env.now
-        xfer = [0, done, now, math.nan]
+        xfer = [0, done, now, math.nan, len(self._flows)]
         self._xfers.append(xfer)
         self.bytes_moved += nbytes
         self.bytes_by_tag[tag] = self.bytes_by_tag.get(tag, 0) + nbytes
@@ -132,7 +135,9 @@ class Fabric:
             else:
                 net_flows.append((fid, s, d, b))
         if net_flows:
-            conns = self.lb.connections([(s, d, b) for _, s, d, b in net_flows])
+            conns = self.lb.connections([(s, d, b) for _, s, d, b in net_flows], key)
+            if self.conn_log is not None:
+                self.conn_log += conns
             for c in conns:
                 fid = net_flows[c.flow][0]
                 self._flows[fid][1] += 1
@@ -141,6 +146,25 @@ class Fabric:
         if xfer[0] == 0:  # nothing to wait for: done at this instant, but not re-entrantly
             xfer[3] = now
             env.timeout(0).callbacks.append(lambda _e: done(env.now))
+        return x
+
+    def flow_ids(self, x: int) -> range:
+        """Ids of the flows of transfer `x` (`flow`)."""
+        end = len(self._flows) if x + 1 == len(self._xfers) else self._xfers[x + 1][4]
+        return range(self._xfers[x][4], end)
+
+    def flow(self, fid: int) -> tuple[int, int, int, float, float]:
+        """(src GPU, dst GPU, bytes, start time, arrival time) of flow `fid` (arrival NaN while
+        it runs)."""
+        f = self._flows[fid]
+        return f[2], f[3], f[4], f[5], f[6]
+
+    def flow_conns(self) -> dict[int, list[int]]:
+        """Engine connection ids of every flow that crossed the fabric, by flow id."""
+        out: dict[int, list[int]] = {}
+        for cid, fid in enumerate(self._conn_flow):
+            out.setdefault(fid, []).append(cid)
+        return out
 
     def _later(self, delay: float, fid: int) -> None:
         self._flows[fid][1] = 1

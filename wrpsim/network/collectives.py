@@ -1,0 +1,230 @@
+"""Collectives as traffic: NCCL-style algorithms as DAGs of flows, run on a fabric.
+
+    coll = Collective("allreduce_ring", ranks=(0, 16, 32, 48), nbytes=64 << 20, alpha_s=5e-6)
+    run = start_collective(fabric, coll, done=lambda t: ...)   # at fabric.env.now
+    yield run.event                                            # or wait for done(t)
+
+Contract (what the fleet calls, inside a running SimPy environment with any other traffic, e.g.
+KV transfers, on the same `Fabric`): `start_collective` starts the collective at `env.now` and
+returns a `CollectiveRun`; `done(t)` is called once and `run.event` succeeds (value `t`) when
+the last flow of the DAG has arrived. It never calls `done` re-entrantly (a group of one rank, or
+one with nothing to send, completes through a zero-delay event). Every flow is one `Fabric.
+transfer` of one flow: same-server pairs take the GPU link (`nvlink_gbps`), others cross the
+fabric and share it max-min (fluid) or packet by packet with everything else; under
+`kind: none` every flow is instantaneous and only the step latencies count. Connections are
+keyed by the group (`key`), so ECMP keeps each rank pair on one spine across steps and calls,
+like NCCL's persistent queue pairs. Cost: one SimPy timeout and one transfer per flow.
+
+`nbytes` = S is the buffer per rank: the all-reduce's input (= output), the all-gather's
+output, the reduce-scatter's input, the all-to-all's send buffer. A flow starts `alpha_s` (the
+per-step software / launch latency) after its last input has arrived. Algorithms (n ranks in the
+order given; chunk c is S/n bytes, the remainder spread over the first chunks):
+
+- `reducescatter`, `allgather`: ring, n − 1 steps. In step k rank i sends chunk (i − k) mod n to
+  rank i + 1; the send waits for the flow that brought that chunk (rank i − 1's step k − 1) and
+  for rank i's own step k − 1 send (one connection per neighbour, as one NCCL channel).
+- `allreduce_ring`: reduce-scatter then all-gather on the same ring and rule, 2(n − 1) steps.
+- `allreduce_tree`: binomial tree rooted at the first rank: reduce (rank r sends to
+  r − lowbit(r) once every child r + 2^j, 2^j < lowbit(r), has arrived), then broadcast (a rank
+  forwards to its children, largest subtree first, one send after another) — the textbook /
+  MPI tree: every round a rank sends and receives at most one message. With `chunks` c > 1 every
+  message is c pieces and piece p of a send waits for piece p of its inputs and for piece p − 1
+  of the same send (pipelining). Not NCCL's double binary tree.
+- `alltoall`: every rank sends chunk j to rank j, all n(n − 1) flows at once (NCCL posts them
+  together as one group of sends and receives); no dependencies.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+
+from wrpsim.errors import ConfigError, unknown_choice
+
+KINDS = ("allreduce_ring", "allreduce_tree", "allgather", "reducescatter", "alltoall")
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One flow of a collective's DAG: ranks (indices into the group), bytes, the step (round)
+    it belongs to, and the ids of the flows whose arrival it waits for (all lower ids)."""
+
+    src: int
+    dst: int
+    nbytes: int
+    step: int
+    deps: tuple[int, ...]
+
+
+def chunk_sizes(nbytes: int, n: int) -> list[int]:
+    """`nbytes` cut into `n` chunks that differ by at most one byte (larger ones first)."""
+    q, r = divmod(nbytes, n)
+    return [q + (c < r) for c in range(n)]
+
+
+@dataclass(frozen=True)
+class Collective:
+    """A collective of `kind` over the endpoints `ranks` with S = `nbytes` per rank (module
+    docstring); `alpha_s` seconds of latency per step; `chunks` pieces per tree message."""
+
+    kind: str
+    ranks: tuple[int, ...]
+    nbytes: int
+    alpha_s: float = 0.0
+    chunks: int = 1
+
+    def __post_init__(self):
+        object.__setattr__(self, "ranks", tuple(self.ranks))  # hashable: the connection key
+        if self.kind not in KINDS:
+            raise unknown_choice("collective", self.kind, KINDS)
+        if len(set(self.ranks)) != len(self.ranks):
+            raise ConfigError(f"collective: ranks must be distinct, got {list(self.ranks)}")
+        if self.nbytes < 0 or self.alpha_s < 0 or self.chunks < 1:
+            raise ConfigError(f"collective: need nbytes >= 0, alpha_s >= 0 and chunks >= 1, "
+                              f"got {self.nbytes}, {self.alpha_s}, {self.chunks}")
+
+    @property
+    def n(self) -> int:
+        """Number of ranks."""
+        return len(self.ranks)
+
+    def steps(self) -> list[Step]:
+        """The DAG, in an order where every flow comes after the flows it waits for."""
+        n = self.n
+        if n < 2:
+            return []
+        if self.kind == "alltoall":
+            sizes = chunk_sizes(self.nbytes, n)
+            return [Step(i, j, sizes[j], 0, ()) for i in range(n) for j in range(n) if i != j]
+        if self.kind == "allreduce_tree":
+            return _tree(n, self.nbytes, self.chunks)
+        return _ring(n, self.nbytes, 2 * (n - 1) if self.kind == "allreduce_ring" else n - 1)
+
+    def depth(self) -> int:
+        """Flows on the longest dependency chain (the steps an ideal run waits for)."""
+        if self.n < 2:
+            return 0
+        if self.kind == "alltoall":
+            return 1
+        if self.kind == "allreduce_tree":
+            return 2 * log2_ceil(self.n) + self.chunks - 1
+        return 2 * (self.n - 1) if self.kind == "allreduce_ring" else self.n - 1
+
+
+def log2_ceil(n: int) -> int:
+    """⌈log2 n⌉ for n >= 1."""
+    return (n - 1).bit_length()
+
+
+def _ring(n: int, nbytes: int, nsteps: int) -> list[Step]:
+    sizes = chunk_sizes(nbytes, n)
+    out = []
+    for k in range(nsteps):
+        for i in range(n):
+            deps = () if k == 0 else ((k - 1) * n + (i - 1) % n, (k - 1) * n + i)
+            out.append(Step(i, (i + 1) % n, sizes[(i - k) % n], k, deps))
+    return out
+
+
+def _tree(n: int, nbytes: int, chunks: int) -> list[Step]:
+    pieces = chunk_sizes(nbytes, chunks)
+    L = log2_ceil(n)
+    out: list[Step] = []
+    up: dict[tuple[int, int], int] = {}    # (child rank, piece) -> id of its reduce send
+    # reduce: ranks by increasing lowbit, so every child is emitted before its parent
+    order = sorted(range(1, n), key=lambda r: (r & -r, r))
+    for p in range(chunks):
+        for r in order:
+            low = r & -r
+            kids = [r + (1 << j) for j in range(low.bit_length() - 1) if r + (1 << j) < n]
+            deps = tuple(up[(c, p)] for c in kids) + ((up[(r, p - 1)],) if p else ())
+            up[(r, p)] = len(out)
+            out.append(Step(r, r - low, pieces[p], low.bit_length() - 1, deps))
+    down: dict[tuple[int, int], int] = {}  # (receiving rank, piece) -> id of the send to it
+    for p in range(chunks):
+        root_in = tuple(up[(1 << j, p)] for j in range(L) if (1 << j) < n)
+        for r in sorted(range(n), key=lambda r: -(r & -r) if r else -n):
+            bits = L if r == 0 else (r & -r).bit_length() - 1
+            prev: int | None = down.get((r, p))
+            got = root_in if r == 0 else (prev,)
+            last = None
+            for j in reversed(range(bits)):
+                c = r + (1 << j)
+                if c >= n:
+                    continue
+                deps = got + ((last,) if last is not None else ()) + \
+                    ((down[(c, p - 1)],) if p else ())
+                last = down[(c, p)] = len(out)
+                out.append(Step(r, c, pieces[p], L + (L - 1 - j), deps))
+    return out
+
+
+@dataclass
+class CollectiveRun:
+    """One collective in flight on a fabric (`start_collective`). `ready_s[i]`: when flow i's
+    inputs had all arrived; `xfer[i]`: its `Fabric.transfer` id (-1 until started);
+    `finish_s[i]`: its arrival; `finish` the collective's end (NaN while running)."""
+
+    coll: Collective
+    start: float
+    steps: list[Step]
+    ready_s: list[float]
+    xfer: list[int]
+    finish_s: list[float]
+    event: object
+    finish: float = math.nan
+
+
+def start_collective(fabric, coll: Collective, done: Callable[[float], None] | None = None,
+                     tag: str = "collective", key=None) -> CollectiveRun:
+    """Start `coll` on `fabric` (a `wrpsim.network.transfer.Fabric` attached to its SimPy
+    environment) at `env.now` (module docstring); `key`: the connection key, by default the
+    group, so repeated collectives of one group reuse their queue pairs."""
+    env = fabric.env
+    if env is None:
+        raise RuntimeError("start_collective before Fabric.attach(env)")
+    steps = coll.steps()
+    m = len(steps)
+    run = CollectiveRun(coll, env.now, steps, [math.nan] * m, [-1] * m, [math.nan] * m,
+                        env.event())
+    waiting = [len(s.deps) for s in steps]
+    after: list[list[int]] = [[] for _ in range(m)]
+    for i, s in enumerate(steps):
+        for d in s.deps:
+            after[d].append(i)
+    left = [m]
+    key = ("collective", coll.ranks) if key is None else key
+
+    def finished(t: float) -> None:
+        run.finish = t
+        run.event.succeed(t)
+        if done is not None:
+            done(t)
+
+    def launch(i: int, _ev=None) -> None:
+        s = steps[i]
+        run.xfer[i] = fabric.transfer([coll.ranks[s.src]], [coll.ranks[s.dst]], s.nbytes,
+                                      partial(arrived, i), tag=tag, key=key)
+
+    def ready(i: int) -> None:
+        run.ready_s[i] = env.now
+        env.timeout(coll.alpha_s).callbacks.append(partial(launch, i))
+
+    def arrived(i: int, t: float) -> None:
+        run.finish_s[i] = t
+        for j in after[i]:
+            waiting[j] -= 1
+            if waiting[j] == 0:
+                ready(j)
+        left[0] -= 1
+        if left[0] == 0:
+            finished(t)
+
+    if m == 0:
+        env.timeout(0).callbacks.append(lambda _e: finished(env.now))
+    for i in range(m):
+        if not steps[i].deps:
+            ready(i)
+    return run
