@@ -204,7 +204,8 @@ def test_signals_transform_draws_configured_shares_only_where_missing():
     bad = make_trace([0, 1, 2], [8] * 3, [8] * 3, jailbreak=[0.0, 0.5, 1.0])
     with pytest.raises(TraceError, match=r"row 1: jailbreak must be NaN, 0 or 1"):
         validate_trace(bad)
-    with pytest.raises(ConfigError, match=r"signals\.jailbrake: unknown value"):
+    with pytest.raises(ConfigError, match=r"signals: unknown key\(s\) \['jailbrake'\]; valid "
+                                          r"keys: jailbreak.*did you mean"):
         assign_signals(df, {"jailbrake": 0.1}, np.random.default_rng(0))
     with pytest.raises(ConfigError, match=r"signals\.jailbreak\.prose: a share in \[0, 1\]"):
         assign_signals(df, {"jailbreak": {"prose": 2}}, np.random.default_rng(0))

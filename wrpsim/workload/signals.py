@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from wrpsim.errors import ConfigError, unknown_choice
+from wrpsim.errors import ConfigError, keyed_mapping
 
 KEYS = ("jailbreak", "pii", "tags", "language", "modality", "intent")
 
@@ -78,11 +78,7 @@ def _column(out: pd.DataFrame, name: str) -> list:
 
 def assign_signals(df: pd.DataFrame, spec: Mapping, rng: np.random.Generator) -> pd.DataFrame:
     """The trace with the configured signal columns drawn (see the module docstring)."""
-    if not isinstance(spec, Mapping):
-        raise ConfigError(f"signals: expected a mapping with keys {', '.join(KEYS)}")
-    for key in spec:
-        if key not in KEYS:
-            raise unknown_choice(f"signals.{key}", key, KEYS)
+    spec = keyed_mapping(dict(spec) if isinstance(spec, Mapping) else spec, KEYS, "signals")
     out = df.copy()
     n = len(out)
     cats = _column(out, "category")
