@@ -134,7 +134,8 @@ def test_decision_latency_counts_in_ttft():
       {"name": "r1", "when": "code", "models": [SMALL]}], None,
      r"decision 'r1' field name: duplicate"),
     ([{"when": "code", "models": [SMALL]}], None, r"decision #0 field name"),
-    ([], {"s": {"type": "keyword", "values": ["x"]}}, r"signal 's' field type: expected one of"),
+    ([], {"s": {"type": "regex", "values": ["x"]}}, r"signal 's' field type: unknown signal type "
+                                                    r"'regex'; valid types: category, complexity"),
     ([], {"s": {"type": "context", "min_tokens": "4K"}}, r"signal 's' field min_tokens: a "
                                                           r"number is required"),
     ([], {"s": {"type": "complexity", "min": 0.9, "max": 0.1}}, r"signal 's' field max"),

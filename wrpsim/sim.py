@@ -188,6 +188,7 @@ class Simulation:
         rcfg = _require(cfg, "router")
         self.view_spec, service = router_deployment(rcfg)
         self.router = build_router(rcfg)
+        service = service.resolve(self.router)
         self.feed = ViewFeed(self.env, self.fleet, self.view_spec, hbt,
                              scrape=self.router.reads_load)
         self.service = RouterService(service)

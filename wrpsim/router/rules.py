@@ -3,8 +3,15 @@
 `RuleRouter` evaluates the decisions of a rule file (`wrpsim.router.ruleset`) in priority order
 on the request as its classifier sees it; the first decision that matches names the target —
 the first model of its `models` list that the fleet serves, or the first of its `pools` that
-exists — and the default decision catches the rest. Within the target it places the request on
-the least outstanding instance. Preference lists make one rule file portable across fleets:
+exists, or a refusal (`block: true`: the request is dropped, reason ``router_rejected``) — and
+the default decision catches the rest. Within the target it places the request on the least
+outstanding instance. Detector signals (keyword, embedding, PII, jailbreak, language,
+modality: `wrpsim.router.detectors`) are computed for every request, each with its own errors
+drawn from the router's stream after the classifier's; under `router.service.signal: rules`
+the router's service time per request is the rule file's `signal_time_s` (the used signals'
+latencies: their max when evaluated in parallel, their sum when sequential).
+
+Preference lists make one rule file portable across fleets:
 on a one-model fleet every decision falls back to that model and only the rule evaluation
 remains (the overhead measured in `benchmarks/README.md`).
 """
@@ -17,7 +24,7 @@ from typing import Any
 
 from wrpsim.errors import ConfigError
 from wrpsim.router.config import plain, router_path
-from wrpsim.router.ruleset import Decision, parse_rules
+from wrpsim.router.ruleset import Decision, parse_ruleset
 from wrpsim.router.selection import ModelRouter
 
 NAN = math.nan
@@ -49,7 +56,10 @@ class RuleRouter(ModelRouter):
     def __init__(self, rules: Any = "rules/semantic-default.yaml", **common):
         super().__init__(**common)
         raw, self.source = load_rules(rules)
-        self.rules, self.default, self._first = parse_rules(raw, self.source)
+        self.ruleset = rs = parse_ruleset(raw, self.source)
+        self.rules, self.default, self._first = rs.decisions, rs.default, rs.first
+        self._detectors = rs.detectors
+        self.signal_time_s = rs.signal_time_s
 
     def bind(self, fleet, rng):
         """Resolve every decision's target against the fleet (error names the decision)."""
@@ -58,6 +68,8 @@ class RuleRouter(ModelRouter):
 
     def _resolve(self, d: Decision) -> tuple[str | None, str | None]:
         where = f"{self.source}: decision {d.name!r}"
+        if d.block:
+            return None, None
         if d.models:
             for m in d.models:
                 if m in self.fleet.models:
@@ -71,6 +83,14 @@ class RuleRouter(ModelRouter):
                           f"{', '.join(sorted(self._pool_cands))}")
 
     def select(self, request, view, category, complexity):
-        """The target of the first matching decision (the default when none matches)."""
-        name, model, pool = self._targets[self._first(request, category, complexity)]
+        """The target of the first matching decision (the default when none matches); model
+        and pool None for a blocking decision."""
+        if self._detectors:
+            S = [False] * self.ruleset.n_detectors
+            for i, _name, det in self._detectors:
+                S[i] = det.observe(request, self.rng)
+            k = self._first(request, category, complexity, S)
+        else:
+            k = self._first(request, category, complexity)
+        name, model, pool = self._targets[k]
         return model, pool, name, NAN

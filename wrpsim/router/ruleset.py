@@ -1,22 +1,42 @@
 """Rule files for static semantic routing, in the style of vLLM Semantic Router.
 
-A rule file defines *signals* (cheap facts about a request) and *decisions* that combine them
-with AND / OR / NOT and name where matching requests go::
+A rule file defines *signals* (facts about a request, each computed by the router with its own
+errors and latency) and *decisions* that combine them with AND / OR / NOT and name where
+matching requests go::
 
+    evaluation: parallel                               # or sequential (the signals' cost)
     signals:
-      code:  {type: category, values: [code]}          # the category the router sees
+      code:  {type: category, values: [code]}          # the category the router sees (or
+                                                       #   type: domain, the same)
       long:  {type: context, min_tokens: 4096}         # prompt tokens in [min, max]
       hard:  {type: complexity, min: 0.7}              # complexity in [min, max]; or high…
+      urgent: {type: keyword, keywords: [urgent, asap]}        # detectors (detectors.py):
+      debug: {type: embedding, candidates: [debug_code]}       #   keyword, embedding, pii,
+      jb:    {type: jailbreak, tpr: 0.95, fpr: 0.01}           #   jailbreak, language,
+      pii:   {type: pii, pii_types_allowed: [EMAIL_ADDRESS]}   #   modality
+      es:    {type: language, values: [es]}
     decisions:
+      - name: block-jailbreak
+        priority: 200                                  # higher first; ties keep file order
+        when: jb                                       # signal | and/or: [...] | not: c
+        block: true                                    # refuse (dropped: router_rejected)
       - name: hard-code
-        priority: 100                                  # higher first; ties keep file order
-        when: {and: [code, hard]}                      # signal | and/or: [...] | not: c
+        priority: 100
+        when: {and: [code, hard]}
         models: [llama3.1-70b]                         # preference list: first model served
       - name: long-context
         priority: 90
         when: long
         pools: [long]                                  # or a preference list of pools
     default: {models: [llama3.1-8b, llama3.1-70b]}     # when no decision matches (required)
+
+Every signal takes `latency_s` (default by type: `wrpsim.router.detectors.LATENCY_S`). The
+signals the decisions refer to are the ones the router computes for every request (vLLM SR
+extracts the used signals before its decision engine runs); their cost is the largest latency
+with `evaluation: parallel` (the default: vLLM SR runs its classifiers concurrently) or the sum
+with `sequential` — `RuleSet.signal_time_s`, the router's service time under
+`router.service.signal: rules` (`wrpsim.router.service`). A signal no decision uses costs
+nothing and draws nothing.
 
 `parse_rules` validates the whole file and raises `ConfigError` naming the file, the signal or
 decision and the field (``decision 'hard-code' field when.and[1]: unknown signal 'hrd'``).
@@ -30,12 +50,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from wrpsim.errors import ConfigError
+from wrpsim.router.detectors import DETECTORS, LATENCY_S
 from wrpsim.workload.categories import LEVELS
 
-SIGNAL_KEYS = {"category": ("values",), "context": ("min_tokens", "max_tokens"),
-               "complexity": ("min", "max")}
-DECISION_KEYS = ("name", "priority", "when", "models", "pools", "description")
-TOP_KEYS = ("signals", "decisions", "default", "description")
+SIGNAL_KEYS = {"category": ("values",), "domain": ("values",),
+               "context": ("min_tokens", "max_tokens"), "complexity": ("min", "max"),
+               **{k: c.KEYS for k, c in DETECTORS.items()}}
+DECISION_KEYS = ("name", "priority", "when", "models", "pools", "block", "description")
+TOP_KEYS = ("signals", "decisions", "default", "evaluation", "description")
+EVALUATION = ("parallel", "sequential")
 
 @dataclass(frozen=True)
 class Decision:
@@ -48,6 +71,23 @@ class Decision:
     expr: str
     models: tuple[str, ...]
     pools: tuple[str, ...]
+    block: bool = False
+
+
+@dataclass(frozen=True)
+class RuleSet:
+    """A parsed rule file: decisions by priority, the default, the compiled first-match
+    function `first(request, cat, cx, S)`, the detectors the decisions use as (index into `S`,
+    name, detector), and the per-request cost of the used signals (`signal_time_s`)."""
+
+    decisions: list
+    default: Decision
+    first: Callable
+    detectors: tuple
+    n_detectors: int
+    used: tuple[str, ...]
+    signal_time_s: float
+    evaluation: str
 
 
 def _bound(where: str, key: str, v: Any, levels: bool) -> float:
@@ -58,17 +98,32 @@ def _bound(where: str, key: str, v: Any, levels: bool) -> float:
     return float(v)
 
 
-def _signal(where: str, spec: Any, consts: dict) -> str:
-    """The signal as an expression; its category set goes into `consts`."""
-    if not isinstance(spec, dict) or spec.get("type") not in SIGNAL_KEYS:
-        raise ConfigError(f"{where} field type: expected one of "
-                          f"{', '.join(sorted(SIGNAL_KEYS))}, got {spec!r}")
+def _signal(where: str, spec: Any, consts: dict, dets: list) -> tuple[str, float]:
+    """(the signal as an expression, its latency); its category set goes into `consts`, a
+    detector into `dets` (read as `S[i]`)."""
+    if not isinstance(spec, dict):
+        raise ConfigError(f"{where}: expected a mapping with a type, got {spec!r}")
+    if spec.get("type") not in SIGNAL_KEYS:
+        raise ConfigError(f"{where} field type: unknown signal type {spec.get('type')!r}; "
+                          f"valid types: {', '.join(sorted(SIGNAL_KEYS))}")
     kind = spec["type"]
-    bad = sorted(k for k in spec if k not in ("type", "description", *SIGNAL_KEYS[kind]))
+    bad = sorted(k for k in spec
+                 if k not in ("type", "description", "latency_s", *SIGNAL_KEYS[kind]))
     if bad:
         raise ConfigError(f"{where} field {bad[0]}: unknown for type {kind}; valid: "
-                          f"{', '.join(SIGNAL_KEYS[kind])}")
-    if kind == "category":
+                          f"{', '.join(('latency_s', *SIGNAL_KEYS[kind]))}")
+    lat = spec.get("latency_s", LATENCY_S[kind])
+    if not isinstance(lat, (int, float)) or isinstance(lat, bool) or not 0 <= lat < float("inf"):
+        raise ConfigError(f"{where} field latency_s: a finite number >= 0 is required, "
+                          f"got {lat!r}")
+    return _expr(where, kind, spec, consts, dets), float(lat)
+
+
+def _expr(where: str, kind: str, spec: dict, consts: dict, dets: list) -> str:
+    if kind in DETECTORS:
+        dets.append(DETECTORS[kind](where, spec))
+        return f"S[{len(dets) - 1}]"
+    if kind in ("category", "domain"):
         vals = spec.get("values")
         if not isinstance(vals, list) or not vals or not all(isinstance(v, str) for v in vals):
             raise ConfigError(f"{where} field values: a non-empty list of category names is "
@@ -93,30 +148,35 @@ def _signal(where: str, spec: Any, consts: dict) -> str:
     return "(" + " and ".join(parts) + ")"
 
 
-def _condition(where: str, field: str, c: Any, signals: dict[str, str]) -> str:
+def _condition(where: str, field: str, c: Any, signals: dict[str, str],
+               used: dict | None = None) -> str:
     if isinstance(c, str):
         if c not in signals:
             raise ConfigError(f"{where} field {field}: unknown signal {c!r}; defined signals: "
                               f"{', '.join(sorted(signals)) or '(none)'}")
+        if used is not None:
+            used[c] = True
         return signals[c]
     if not isinstance(c, dict) or len(c) != 1 or next(iter(c)) not in ("and", "or", "not"):
         raise ConfigError(f"{where} field {field}: expected a signal name or a mapping with one "
                           f"key and / or / not, got {c!r}")
     op, arg = next(iter(c.items()))
     if op == "not":
-        return f"(not {_condition(where, f'{field}.not', arg, signals)})"
+        return f"(not {_condition(where, f'{field}.not', arg, signals, used)})"
     if not isinstance(arg, list) or not arg:
         raise ConfigError(f"{where} field {field}.{op}: a non-empty list of conditions is "
                           f"required, got {arg!r}")
-    parts = [_condition(where, f"{field}.{op}[{i}]", a, signals) for i, a in enumerate(arg)]
+    parts = [_condition(where, f"{field}.{op}[{i}]", a, signals, used)
+             for i, a in enumerate(arg)]
     return "(" + f" {op} ".join(parts) + ")"
 
 
 def compile_rules(decisions: list[Decision], consts: dict) -> Callable[[Any, Any, Any], int]:
-    """One function (request, category, complexity) -> index of the first matching decision
-    (len(decisions) when none does). The expressions come from `_signal` / `_condition`, built
-    only from validated numbers, operators and the names of `consts` — never from user text."""
-    lines = ["def first_match(r, cat, cx):", "    p = r.prompt_tokens"]
+    """One function (request, category, complexity, detector results S) -> index of the first
+    matching decision (len(decisions) when none does). The expressions come from `_signal` /
+    `_condition`, built only from validated numbers, operators, `S[i]` and the names of
+    `consts` — never from user text."""
+    lines = ["def first_match(r, cat, cx, S=()):", "    p = r.prompt_tokens"]
     lines += [f"    if {d.expr}: return {i}" for i, d in enumerate(decisions)]
     lines.append(f"    return {len(decisions)}")
     ns = dict(consts)
@@ -127,7 +187,8 @@ def compile_rules(decisions: list[Decision], consts: dict) -> Callable[[Any, Any
 def _targets(where: str, d: dict) -> tuple[tuple[str, ...], tuple[str, ...]]:
     models, pools = d.get("models"), d.get("pools")
     if (models is None) == (pools is None):
-        raise ConfigError(f"{where} field models: give exactly one of models or pools")
+        alt = "" if where.endswith("'default'") else " (or block: true)"
+        raise ConfigError(f"{where} field models: give exactly one of models or pools{alt}")
     key, val = ("models", models) if models is not None else ("pools", pools)
     if not isinstance(val, list) or not val or not all(isinstance(v, str) for v in val):
         raise ConfigError(f"{where} field {key}: a non-empty list of names is required, "
@@ -138,6 +199,21 @@ def _targets(where: str, d: dict) -> tuple[tuple[str, ...], tuple[str, ...]]:
 def parse_rules(raw: Any, source: str) -> tuple[list[Decision], Decision, Callable]:
     """Decisions sorted by priority (highest first, ties in file order), the default, and the
     compiled first-match function over the sorted decisions (`compile_rules`)."""
+    rs = parse_ruleset(raw, source)
+    return rs.decisions, rs.default, rs.first
+
+
+def _block(where: str, d: dict) -> bool:
+    b = d.get("block", False)
+    if not isinstance(b, bool):
+        raise ConfigError(f"{where} field block: true or false is required, got {b!r}")
+    if b and (d.get("models") is not None or d.get("pools") is not None):
+        raise ConfigError(f"{where} field block: a blocking decision takes no models or pools")
+    return b
+
+
+def parse_ruleset(raw: Any, source: str) -> RuleSet:
+    """The whole rule file as a `RuleSet` (see the module docstring)."""
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: a rule file must be a mapping with keys "
                           f"{', '.join(TOP_KEYS)}")
@@ -147,8 +223,16 @@ def parse_rules(raw: Any, source: str) -> tuple[list[Decision], Decision, Callab
     sig = raw.get("signals") or {}
     if not isinstance(sig, dict):
         raise ConfigError(f"{source} field signals: expected a mapping of name -> signal")
+    ev = raw.get("evaluation", "parallel")
+    if ev not in EVALUATION:
+        raise ConfigError(f"{source} field evaluation: expected one of "
+                          f"{', '.join(EVALUATION)}, got {ev!r}")
     consts: dict[str, frozenset] = {}
-    signals = {str(n): _signal(f"{source}: signal {n!r}", s, consts) for n, s in sig.items()}
+    dets: list = []
+    parsed = {str(n): _signal(f"{source}: signal {n!r}", s, consts, dets)
+              for n, s in sig.items()}
+    signals = {n: e for n, (e, _) in parsed.items()}
+    used: dict[str, bool] = {}
     decs = raw.get("decisions") or []
     if not isinstance(decs, list):
         raise ConfigError(f"{source} field decisions: expected a list of decisions")
@@ -169,8 +253,11 @@ def parse_rules(raw: Any, source: str) -> tuple[list[Decision], Decision, Callab
             raise ConfigError(f"{where} field priority: a number is required, got {pr!r}")
         if "when" not in d:
             raise ConfigError(f"{where} field when: a condition is required")
-        expr = _condition(where, "when", d["when"], signals)
-        out.append(Decision(d["name"], float(pr), i, expr, *_targets(where, d)))
+        expr = _condition(where, "when", d["when"], signals, used)
+        if _block(where, d):
+            out.append(Decision(d["name"], float(pr), i, expr, (), (), True))
+        else:
+            out.append(Decision(d["name"], float(pr), i, expr, *_targets(where, d)))
     dflt = raw.get("default")
     if not isinstance(dflt, dict):
         raise ConfigError(f"{source} field default: a mapping with models or pools is required")
@@ -181,4 +268,10 @@ def parse_rules(raw: Any, source: str) -> tuple[list[Decision], Decision, Callab
     default = Decision("default", float("-inf"), len(out), "True",
                        *_targets(f"{source}: decision 'default'", dflt))
     out.sort(key=lambda d: (-d.priority, d.order))
-    return out, default, compile_rules(out, consts)
+    names = [n for n in signals if n in used]
+    lat = [parsed[n][1] for n in names]
+    cost = (max(lat, default=0.0) if ev == "parallel" else sum(lat))
+    idx = [(int(signals[n][2:-1]), n) for n in names if signals[n].startswith("S[")]
+    detectors = tuple((i, n, dets[i]) for i, n in idx)
+    return RuleSet(out, default, compile_rules(out, consts), detectors, len(dets), tuple(names),
+                   float(cost), ev)

@@ -41,7 +41,8 @@ class ModelRouter(Router):
     """Base of model- and pool-selecting policies (see the module docstring).
 
     Subclasses implement `select(request, view, category, complexity)` returning
-    `(model, pool, decision, score)`: `pool` None means any pool of `model`; `decision` is a short
+    `(model, pool, decision, score)`: `pool` None means any pool of `model`, both None a
+    refusal (the request is dropped, reason ``router_rejected``); `decision` is a short
     label recorded in the side table (rule name, arm, "strong"/"weak"…), `score` the number the
     policy decided on (NaN when none)."""
 
@@ -118,6 +119,11 @@ class ModelRouter(Router):
         else:
             cat, cx = self.classifier.observe(request, self.rng)
         model, pool, label, score = self.select(request, view, cat, cx)
+        if model is None and pool is None:  # the policy refuses the request
+            if self.record:
+                self.decisions.append((request.id, request.parent_id, self.name, label, None,
+                                       None, score, cat, request.prompt_tokens, 0.0))
+            return None
         if pool is not None:
             model = self._pool_model[pool]
             request.model = model

@@ -20,7 +20,11 @@ Per-decision service time by the heaviest signal the router computes (`SIGNALS`)
 - `embedding` 10 ms: an embedding model plus a nearest-neighbour lookup (semantic routing by
   similarity to reference prompts);
 - `llm` 300 ms: a small LLM as the router (Router-R1 / "LLM-as-router"): a prompt prefill and a
-  few output tokens of a 1-8B model.
+  few output tokens of a 1-8B model;
+- `rules`: the rule router's own signals (`router=semantic-rules` and the `semantic-*`
+  configs): the latencies of the signals its decisions use, their max when evaluated in
+  parallel (vLLM Semantic Router's default) or their sum when sequential
+  (`wrpsim.router.ruleset`, `RuleSet.signal_time_s`); only for a router with a rule file.
 
 These are order-of-magnitude defaults for comparison, not measurements of one deployment; give
 your own with `time_s`. `RouterService` is the FIFO multi-server queue: requests arrive in time
@@ -44,7 +48,7 @@ from dataclasses import dataclass
 from wrpsim.errors import ConfigError, keyed_mapping, number, unknown_choice
 
 SIGNALS = {"none": 0.0, "cpu_rule": 50e-6, "cpu_classifier": 0.030, "gpu_classifier": 0.020,
-           "embedding": 0.010, "llm": 0.300}
+           "embedding": 0.010, "llm": 0.300, "rules": None}
 SERVICE_KEYS = ("signal", "time_s")
 
 
@@ -68,8 +72,22 @@ class ServiceSpec:
             raise unknown_choice("router.service.signal", signal, SIGNALS)
         t = number("router.service.time_s", service.get("time_s"), 0.0, finite=True,
                    or_null=True)
+        if signal == "rules" and t is not None:
+            raise ConfigError("router.service: give signal: rules (the rule file's signal "
+                              "latencies) or time_s, not both")
         return cls(replicas, signal, SIGNALS[signal] if t is None else t)
 
+    def resolve(self, router) -> ServiceSpec:
+        """The spec with `signal: rules` replaced by the router's rule-file cost."""
+        if self.signal != "rules":
+            return self
+        t = getattr(router, "signal_time_s", None)
+        if t is None:
+            raise ConfigError("router.service.signal: rules needs a router with a rule file "
+                              f"(router=semantic-rules, semantic-*); {type(router).__name__} "
+                              "has none; valid choices for it: "
+                              f"{', '.join(k for k in SIGNALS if k != 'rules')}")
+        return ServiceSpec(self.replicas, self.signal, float(t))
 
 class RouterService:
     """FIFO queue in front of `replicas` router replicas (see the module docstring)."""

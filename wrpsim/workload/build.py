@@ -22,6 +22,7 @@ A workload config is what one YAML of the `workloads/` catalog holds (Hydra grou
     outcomes: null                   # per-prompt correctness joined on (workload.outcomes)
     categories: null                 # category mix / complexity (workload.categories)
     accuracy: null                   # per-(model, category) accuracy table -> outcomes
+    signals: null                    # jailbreak / pii / tags / language / ... (workload.signals)
 
 `source` of a trace kind takes `path` and the loader options of `loaders.load_trace` (`format`,
 `columns`, `time_unit`, `time_format`, `hash_block_tokens`, `cache`; the record kinds their

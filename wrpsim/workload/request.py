@@ -38,6 +38,16 @@ TRACE_COLUMNS: dict[str, tuple[str, bool]] = {
     # cluster id; the similarity of the prompt to its cluster's cached one (NaN = 1, a duplicate)
     "semantic_cluster": ("object", False),
     "semantic_similarity": ("float64", False),
+    # what a semantic router's signals read (wrpsim.router.detectors): keyword tags the prompt
+    # carries and the PII types it holds (comma-separated), its true intent, jailbreak flag
+    # (1 attempt, 0 / NaN benign), language (None: "en") and the modality it asks for
+    # (None: "text"); each detector applies its own error model to these
+    "tags": ("object", False),
+    "intent": ("object", False),
+    "pii": ("object", False),
+    "jailbreak": ("float64", False),
+    "language": ("object", False),
+    "modality": ("object", False),
 }
 
 #: Arrow schema of the canonical form, used when a parsed trace is cached as Parquet.
@@ -55,6 +65,12 @@ TRACE_SCHEMA = pa.schema(
         pa.field("think_s", pa.float64()),
         pa.field("semantic_cluster", pa.string()),
         pa.field("semantic_similarity", pa.float64()),
+        pa.field("tags", pa.string()),
+        pa.field("intent", pa.string()),
+        pa.field("pii", pa.string()),
+        pa.field("jailbreak", pa.float64()),
+        pa.field("language", pa.string()),
+        pa.field("modality", pa.string()),
     ],
     metadata={"wrpsim.table": "trace", "wrpsim.version": "2"},
 )
@@ -83,6 +99,12 @@ class Request:
     think_s: float | None = None  # closed loop: seconds after the previous round is answered
     semantic_cluster: str | None = None  # prompts one answer serves share it (semantic cache)
     semantic_similarity: float | None = None  # to its cluster's cached prompt (None: 1)
+    tags: str | None = None  # keyword tags of the prompt, comma-separated (keyword signal)
+    intent: str | None = None  # true intent (embedding signal; None: the category stands in)
+    pii: str | None = None  # PII types in the prompt, comma-separated (pii signal)
+    jailbreak: float | None = None  # 1: a jailbreak attempt; 0 / None: benign
+    language: str | None = None  # language of the prompt (None: "en")
+    modality: str | None = None  # modality the request asks for (None: "text")
 
 
 def to_requests(df: pd.DataFrame) -> list[Request]:
@@ -119,4 +141,11 @@ def to_requests(df: pd.DataFrame) -> list[Request]:
     if "semantic_similarity" in df.columns:
         for r, v in zip(reqs, col("semantic_similarity")):
             r.semantic_similarity = v
+    for name in ("tags", "intent", "pii", "language", "modality"):
+        if name in df.columns:
+            for r, v in zip(reqs, col(name)):
+                setattr(r, name, v)
+    if "jailbreak" in df.columns:
+        for r, v in zip(reqs, col("jailbreak")):
+            r.jailbreak = None if v is None else float(v)
     return reqs

@@ -23,7 +23,10 @@
 8. `categories` (category mix and complexity for traces without them; stream
    `workload.category`; `wrpsim.workload.categories`);
 9. `accuracy` (outcomes of the requests that have none from a per-(model, category) accuracy
-   table: expected correctness; `wrpsim.workload.outcomes`).
+   table: expected correctness; `wrpsim.workload.outcomes`);
+10. `signals` (what a semantic router's signals read: jailbreak flags, PII types, keyword tags,
+   language, modality, intent, drawn from configured rates; stream `workload.signals`;
+   `wrpsim.workload.signals`).
 
 Paths of 7 and 9 are relative to `base_dir` (the `workloads/` catalog when built from a YAML).
 
@@ -52,7 +55,8 @@ from wrpsim.workload.reuse import apply_prefix_ids, reuse_params
 
 TRANSFORM_KEYS = ("hash_block_tokens", "prefix_ids", "prefix_reuse", "start_s", "end_s",
                   "sample_fraction", "max_requests", "rate_scale", "max_prompt_tokens",
-                  "max_output_tokens", "model", "model_mix", "outcomes", "categories", "accuracy")
+                  "max_output_tokens", "model", "model_mix", "outcomes", "categories", "accuracy",
+                  "signals")
 
 
 def _num(value: Any, field: str, low: float, strict: bool) -> float:
@@ -199,6 +203,10 @@ def apply_transforms(df: pd.DataFrame, opts: Mapping[str, Any], seed: int,
         df = assign_model(df, o["model"], o["model_mix"], stream(seed, "workload.model"))
     if o["outcomes"] is not None or o["categories"] is not None or o["accuracy"] is not None:
         df = _quality(df, o, seed, base_dir)
+    if o["signals"] is not None:
+        from wrpsim.workload.signals import assign_signals
+
+        df = assign_signals(df, o["signals"], stream(seed, "workload.signals"))
     if block is not None and "hash_ids" in df.columns:
         attrs["hash_block_tokens"] = block
     if "hash_ids" not in df.columns:

@@ -24,7 +24,8 @@ from wrpsim.workload.request import TRACE_COLUMNS, TRACE_SCHEMA
 
 REQUIRED = tuple(c for c, (_, req) in TRACE_COLUMNS.items() if req)
 OPTIONAL = tuple(c for c, (_, req) in TRACE_COLUMNS.items() if not req)
-TEXT_COLUMNS = ("model", "session_id", "category", "semantic_cluster")
+TEXT_COLUMNS = ("model", "session_id", "category", "semantic_cluster", "tags", "intent", "pii",
+                "language", "modality")
 FLOAT_COLUMNS = tuple(c for c, (dtype, req) in TRACE_COLUMNS.items()
                       if dtype == "float64" and not req)
 
@@ -139,6 +140,12 @@ def validate_trace(df: pd.DataFrame, source: str = "trace") -> pd.DataFrame:
         if bad.size:
             raise TraceError(f"{source}: row {bad[0]}: semantic_similarity must be NaN or a "
                              f"cosine similarity in [-1, 1], got {v[bad[0]]}")
+    if "jailbreak" in df.columns:
+        v = df["jailbreak"].to_numpy()
+        bad = np.flatnonzero(~np.isnan(v) & (v != 0) & (v != 1))
+        if bad.size:
+            raise TraceError(f"{source}: row {bad[0]}: jailbreak must be NaN, 0 or 1, got "
+                             f"{v[bad[0]]}")
     if "hash_ids" in df.columns:
         for i, v in enumerate(df["hash_ids"].tolist()):
             if v is not None and not isinstance(v, list):
