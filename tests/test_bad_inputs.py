@@ -40,6 +40,12 @@ BAD = [
     (["router=least-outstandin"], r"^wrpsim: error: router: unknown value 'least-outstandin'; "
                                   r"valid choices: .*round-robin.*; did you mean "
                                   r"'least-outstanding'\?$"),
+    (["router=least-outstanding", "+router.rules_x=1"],
+     r"^wrpsim: error: router: unknown key\(s\) \['rules_x'\]; wrpsim\.router\.LeastOutstanding "
+     r"takes no settings$"),
+    (["router=power-of-d", "+router.dd=3"],
+     r"^wrpsim: error: router \(wrpsim\.router\.PowerOfD\): unknown key\(s\) \['dd'\]; "
+     r"valid keys: .*\bd\b.*; did you mean 'd'\?$"),
     (["pool=nope"], r"^wrpsim: error: pool: unknown value 'nope'; valid choices: .*h100-llama70b"),
     (["workload=nope"], r"workload: unknown value 'nope'; valid choices: .*azure-conv-2023"),
     (["+experiment=nope"], r"experiment: unknown value 'nope'; valid choices: overload, "),

@@ -76,6 +76,43 @@ def router_deployment(rcfg: dict) -> tuple:
             ServiceSpec.parse(rcfg.get("replicas"), rcfg.get("service")))
 
 
+def _router_keys(cls) -> list[str]:
+    """The keyword arguments `cls` accepts: its constructor's named parameters and, while a
+    constructor passes `**kwargs` on, its bases' (empty when it takes none)."""
+    import inspect
+
+    keys: list[str] = []
+    for klass in cls.__mro__:
+        init = klass.__dict__.get("__init__")
+        if init is None:
+            continue
+        params = list(inspect.signature(init).parameters.values())[1:]
+        keys += [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+                 and p.name not in keys]
+        if not any(p.kind is p.VAR_KEYWORD for p in params):
+            break
+    return sorted(keys)
+
+
+def _router_type_error(rcfg: dict, cause: TypeError) -> str:
+    """One line for a router config whose keys its class does not take."""
+    from hydra.utils import get_class
+
+    target = rcfg["_target_"]
+    given = sorted(k for k in rcfg if k != "_target_")
+    try:
+        valid = _router_keys(get_class(target))
+    except Exception:  # the class itself failed to load: say what Python said
+        return f"router: cannot instantiate {target!r}: {' '.join(str(cause).split())}"
+    if not valid and given:
+        return f"router: unknown key(s) {given}; {target} takes no settings"
+    try:
+        check_keys(dict.fromkeys(given), valid, f"router ({target})")
+    except ConfigError as e:
+        return str(e)
+    return f"router: cannot instantiate {target!r}: {' '.join(str(cause).split())}"
+
+
 def build_router(rcfg: dict):
     """Instantiate the router config (`_target_` plus keyword arguments; the deployment keys
     `view`, `replicas`, `service` and `cache` are not the policy's: `router_deployment`,
@@ -96,7 +133,10 @@ def build_router(rcfg: dict):
         cause = e.__cause__
         if isinstance(cause, ConfigError):
             raise cause from None
-        raise ConfigError(f"router: cannot instantiate {rcfg['_target_']!r}: {e}") from None
+        if isinstance(cause, TypeError):
+            raise ConfigError(_router_type_error(rcfg, cause)) from None
+        msg = " ".join(str(e).split())
+        raise ConfigError(f"router: cannot instantiate {rcfg['_target_']!r}: {msg}") from None
     if not isinstance(router, Router):
         raise ConfigError(f"router: {rcfg['_target_']!r} is not a wrpsim.router.Router")
     return router
