@@ -246,7 +246,8 @@ class _FluidDriver:
 
     def add(self, conns) -> None:
         eng, now = self.engine, self.env.now
-        self.pending += eng.advance(max(now, eng.now))
+        if not self._arming or eng.now < now:  # a second add in one instant: already there
+            self.pending += eng.advance(max(now, eng.now))
         for c in conns:
             eng.add(c)
         if not self._arming:  # one recomputation for all transfers started at this instant
