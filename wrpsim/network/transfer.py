@@ -31,6 +31,7 @@ from functools import partial
 import simpy
 
 from wrpsim.errors import ConfigError
+from wrpsim.network import FLEET_KEYS
 from wrpsim.network.config import NetConfig
 from wrpsim.network.fluid import FluidEngine
 from wrpsim.network.packet import PacketEngine
@@ -40,7 +41,10 @@ from wrpsim.network.topology import PS_PER_S, LeafSpine
 
 
 def build_fabric(cfg: dict | None, seed: int) -> Fabric:
-    """The fabric of the main app's `network` group (a plain dict; None means `kind: none`)."""
+    """The fabric of the main app's `network` group (a plain dict; None means `kind: none`;
+    the fleet's keys `FLEET_KEYS` are not the fabric's and are left out)."""
+    if cfg is not None:
+        cfg = {k: v for k, v in cfg.items() if k not in FLEET_KEYS}
     return Fabric(NetConfig.from_dict(cfg), seed)
 
 
