@@ -190,7 +190,8 @@ class Fabric:
         xfer[0] -= 1
         if xfer[0] == 0:
             xfer[3] = now
-            xfer[1](now)
+            done, xfer[1] = xfer[1], None  # called once: keep no closure (and what it holds)
+            done(now)
 
     def stats(self) -> dict:
         """Bytes moved (in total and per transfer tag), transfers, flows, mean/max flow
