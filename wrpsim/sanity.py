@@ -4,10 +4,13 @@ Contracts:
 
 - `run_seed(value)`: the run seed as an int >= 0; `ConfigError` for anything else (`seed=abc`,
   `seed=1.5`, `seed=true`, `seed=-1`), never a silent truncation.
-- `check_pool_sizes(specs)`: `ConfigError` for a pool whose tensor-parallel group is larger than
-  one server (`GPUS_PER_SERVER` GPUs): the latency model times TP collectives over the GPUs'
-  scale-up link (NVLink / Infinity Fabric inside a server), so a larger group would be timed as
-  if it had a scale-up domain no shipped server has.
+- `check_pool_sizes(specs, server_gpus)`: `ConfigError` for a pool whose tensor-parallel group
+  is larger than one server (`GPUS_PER_SERVER` GPUs): the latency model times TP collectives
+  over the GPUs' scale-up link (NVLink / Infinity Fabric inside a server), so a larger group
+  would be timed as if it had a scale-up domain no shipped server has. Such a group is valid
+  only when its inter-server collectives run on a fabric (`network.collectives: true` with
+  `network=fluid|packet`; `server_gpus` is then the fabric's `gpus_per_host` and the group must
+  be whole servers of it: `wrpsim.pool.spanning`).
 - `check_fleet_vs_trace(specs, requests)`: a `WrpsimWarning` when the fleet has more instances
   than the trace has requests (most instances never see a request; cost and energy still count
   every one of them), and a `ConfigError` when the instances could not even be built in
@@ -27,14 +30,24 @@ def run_seed(value, where: str = "seed") -> int:
     return integer(where, value, 0)
 
 
-def check_pool_sizes(specs) -> None:
-    """`ConfigError` naming the first pool whose `tp` exceeds one server."""
+def check_pool_sizes(specs, server_gpus: int | None = None) -> None:
+    """`ConfigError` naming the first pool whose `tp` exceeds one server, unless its
+    collectives run on a fabric of `server_gpus`-GPU servers and it is whole servers of it."""
     for s in specs:
+        if server_gpus is not None and s.tp > server_gpus:
+            if s.tp % server_gpus:
+                raise ConfigError(
+                    f"pool.pools.{s.name}.tp={s.tp} spans servers of {server_gpus} GPUs "
+                    f"(network.gpus_per_host) but is not a multiple of {server_gpus}; a group "
+                    f"spanning servers takes whole servers")
+            continue
         if s.tp > GPUS_PER_SERVER:
             raise ConfigError(
                 f"pool.pools.{s.name}.tp={s.tp} spans more than one {GPUS_PER_SERVER}-GPU "
                 f"server; wrpsim models tensor parallelism inside one server's scale-up link, "
-                f"so tp must be at most {GPUS_PER_SERVER} (for more capacity, add instances)")
+                f"so tp must be at most {GPUS_PER_SERVER} (for more capacity, add instances; "
+                f"for a group across servers, put its collectives on a fabric: network=fluid "
+                f"network.collectives=true)")
 
 
 def check_fleet_vs_trace(specs, requests: int) -> None:

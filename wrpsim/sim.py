@@ -24,6 +24,7 @@ from wrpsim.metrics.records import RequestLog, instance_table, write_parquet
 from wrpsim.metrics.summary import summarize
 from wrpsim.metrics.tasks import task_summary, task_table
 from wrpsim.pool.fleet import Fleet, parse_pool
+from wrpsim.pool.spanning import parse_collectives
 from wrpsim.pool.transfer import FABRIC_KINDS, KVTransfer
 from wrpsim.progress import Progress
 from wrpsim.rng import stream
@@ -143,12 +144,16 @@ def build_router(rcfg: dict):
 
 
 def build_transfer(env, net: dict, seed: int = 0) -> KVTransfer:
-    """The KV-transfer link model of the `network` config group."""
+    """The KV-transfer link model of the `network` config group, with the collectives switch
+    (`network.collectives`, `wrpsim.pool.spanning`) as its `collectives`."""
+    net, coll = parse_collectives(net)
     kind = net.get("kind", "none")
     if kind in FABRIC_KINDS:
         from wrpsim.network.transfer import build_fabric
 
-        return KVTransfer(env, fabric=build_fabric(net, seed))
+        transfer = KVTransfer(env, fabric=build_fabric(net, seed))
+        transfer.collectives = coll
+        return transfer
     if kind in ("none", "nic"):
         check_keys(net, ("kind", "nic_gbps"), f"network (kind {kind})")
         return KVTransfer(env, kind, net.get("nic_gbps"))
@@ -165,7 +170,8 @@ def build_fleet(env, pcfg: dict, sink, hash_block_tokens: int = 0, transfer=None
     valid = ("pools", "default_model", "name", "description", "remote_kv")
     check_keys(pcfg, valid, "pool")
     specs = [parse_pool(name, d) for name, d in pools.items()]
-    check_pool_sizes(specs)
+    spanning = transfer is not None and getattr(transfer, "collectives", None) is not None
+    check_pool_sizes(specs, transfer.fabric.cfg.gpus_per_host if spanning else None)
     check_fleet_vs_trace(specs, requests)
     return Fleet(env, specs, sink, pcfg.get("default_model"), hash_block_tokens, transfer,
                  pcfg.get("remote_kv"))
@@ -389,6 +395,8 @@ def run(cfg: dict, out_dir: Path | str, trace=None) -> dict:
     fabric = getattr(sim.fleet.transfer, "fabric", None)
     network = fabric.figures(end) if fabric is not None else None
     if network is not None:
+        tags = network["bytes_by_tag"]
+        network["bytes_by_class"] = {c: tags.get(c, 0) for c in ("kv", "collective")}
         summary.update(network_headline(network))
     summary["sim_wall_s"] = time.perf_counter() - t0
     out = Path(out_dir)
@@ -410,12 +418,16 @@ def run(cfg: dict, out_dir: Path | str, trace=None) -> dict:
 
 def network_headline(net: dict) -> dict:
     """The `network_*` keys of summary.json from a fabric's figures (`Fabric.figures`; the
-    whole of them goes to network.json): bytes moved, flows, flow completion times, the busiest
-    link, the busiest link of the spine tier, and the packet engine's loss / reorder counters
-    when it ran."""
+    whole of them goes to network.json): bytes moved, in all and by traffic class (`kv`:
+    KV-cache transfers, `collective`: inter-server collectives of spanning instances), flows,
+    flow completion times, the busiest link, the busiest link of the spine tier, and the packet
+    engine's loss / reorder counters when it ran."""
     util = net.get("link_utilization", {})
+    tags = net.get("bytes_by_tag", {})
     out = {
         "network_kind": net["kind"], "network_bytes": net["bytes_moved"],
+        "network_kv_bytes": tags.get("kv", 0),
+        "network_collective_bytes": tags.get("collective", 0),
         "network_flows": net["flows"], "network_mean_fct_s": net["mean_fct_s"],
         "network_max_fct_s": net["max_fct_s"],
         "network_max_link_utilization": max((u["max"] for u in util.values()), default=0.0),

@@ -7,3 +7,7 @@ colouring for `split`), `fluid` (max-min engine), `packet` and `transport` (pack
 `placement` (instances on GPUs), `transfer` (the `Fabric` API the pools use), `theory` (closed
 forms). Nothing is imported here, so `import wrpsim.network` stays cheap. See docs/network.md.
 """
+
+#: keys of the main app's `network` group that configure fleet runs, not the fabric
+#: (`wrpsim.pool.spanning`): `transfer.build_fabric` leaves them out
+FLEET_KEYS = ("collectives", "collective_alpha_us")

@@ -31,6 +31,7 @@ from functools import partial
 import simpy
 
 from wrpsim.errors import ConfigError
+from wrpsim.network import FLEET_KEYS
 from wrpsim.network.config import NetConfig
 from wrpsim.network.fluid import FluidEngine
 from wrpsim.network.packet import PacketEngine
@@ -40,7 +41,10 @@ from wrpsim.network.topology import PS_PER_S, LeafSpine
 
 
 def build_fabric(cfg: dict | None, seed: int) -> Fabric:
-    """The fabric of the main app's `network` group (a plain dict; None means `kind: none`)."""
+    """The fabric of the main app's `network` group (a plain dict; None means `kind: none`;
+    the fleet's keys `FLEET_KEYS` are not the fabric's and are left out)."""
+    if cfg is not None:
+        cfg = {k: v for k, v in cfg.items() if k not in FLEET_KEYS}
     return Fabric(NetConfig.from_dict(cfg), seed)
 
 
@@ -186,7 +190,8 @@ class Fabric:
         xfer[0] -= 1
         if xfer[0] == 0:
             xfer[3] = now
-            xfer[1](now)
+            done, xfer[1] = xfer[1], None  # called once: keep no closure (and what it holds)
+            done(now)
 
     def stats(self) -> dict:
         """Bytes moved (in total and per transfer tag), transfers, flows, mean/max flow
@@ -246,7 +251,8 @@ class _FluidDriver:
 
     def add(self, conns) -> None:
         eng, now = self.engine, self.env.now
-        self.pending += eng.advance(max(now, eng.now))
+        if not self._arming or eng.now < now:  # a second add in one instant: already there
+            self.pending += eng.advance(max(now, eng.now))
         for c in conns:
             eng.add(c)
         if not self._arming:  # one recomputation for all transfers started at this instant

@@ -203,13 +203,14 @@ def calibration_label(engine_name: str, gpu_name: str) -> str:
 def build_latency_model(model: str, gpu: str, tp: int, engine: str = DEFAULT_ENGINE,
                         precision: str = "bf16", kv_dtype: str = "auto", ep: int = 1,
                         overrides: dict | None = None, max_tokens: int = 16384,
-                        where: str = "latency", prefix: str = ""):
+                        where: str = "latency", prefix: str = "", scaleup: int | None = None):
     """The latency/power model of `model` on `tp` x `gpu` under `engine` (see `_build`); one
     object per distinct set of arguments per process (the models are pure, so pools and runs of
-    a sweep share them and their precomputed tables)."""
+    a sweep share them and their precomputed tables). `scaleup`: GPUs per server of a group
+    that spans servers (`wrpsim.pool.spanning`; kernels engines only)."""
     key = tuple(sorted((overrides or {}).items()))
     try:
-        return _cached(model, gpu, tp, engine, precision, kv_dtype, ep, key, max_tokens)
+        return _cached(model, gpu, tp, engine, precision, kv_dtype, ep, key, max_tokens, scaleup)
     except ConfigError as e:
         raise _named(e, where, prefix) from None
 
@@ -219,9 +220,10 @@ def _named(e: ConfigError, where: str, prefix: str) -> ConfigError:
 
 
 @lru_cache(maxsize=256)
-def _cached(model, gpu, tp, engine, precision, kv_dtype, ep, overrides, max_tokens):
+def _cached(model, gpu, tp, engine, precision, kv_dtype, ep, overrides, max_tokens,
+            scaleup=None):
     return _build(model, gpu, tp, engine, precision, kv_dtype, ep, dict(overrides), max_tokens,
-                  "\x00where", "\x00")
+                  "\x00where", "\x00", scaleup)
 
 
 def clear_caches() -> None:
@@ -233,7 +235,7 @@ def clear_caches() -> None:
 def _build(model: str, gpu: str, tp: int, engine: str = DEFAULT_ENGINE,
            precision: str = "bf16", kv_dtype: str = "auto", ep: int = 1,
            overrides: dict | None = None, max_tokens: int = 16384,
-           where: str = "latency", prefix: str = ""):
+           where: str = "latency", prefix: str = "", scaleup: int | None = None):
     """The latency/power model of `model` on `tp` x `gpu` under `engine`.
 
     `overrides` replace engine constants (kernels engines: `EngineConstants` fields) or
@@ -246,6 +248,10 @@ def _build(model: str, gpu: str, tp: int, engine: str = DEFAULT_ENGINE,
         raise ConfigError(f"{prefix}{e}") from None
     overrides = dict(overrides or {})
     if eng.kind == "analytical":
+        if scaleup is not None:
+            raise ConfigError(f"{prefix}tp={tp} spans servers: engine {engine} (the analytical "
+                              f"2023 model) cannot split its collectives; use a kernels engine "
+                              f"such as {DEFAULT_ENGINE}")
         if precision != "bf16" or kv_dtype not in ("auto", "bf16") or ep != 1:
             raise ConfigError(f"{prefix}engine: {engine} (the analytical 2023 model) knows only "
                               f"precision bf16, kv_dtype auto and ep 1")
@@ -270,7 +276,7 @@ def _build(model: str, gpu: str, tp: int, engine: str = DEFAULT_ENGINE,
         raise unknown_choice(f"{prefix}kv_dtype", kv_dtype, KV_DTYPES)
     g = get_gpu(gpu)
     lat = KernelLatency(get_model(model), g, tp, kernels_for(eng, gpu), consts, precision,
-                        kv_dtype, ep, max_tokens, power_model(g, power_fits()))
+                        kv_dtype, ep, max_tokens, power_model(g, power_fits()), scaleup)
     lat.calibration = f"{engine}: {lat.calibration}"
     lat.engine = engine
     return lat

@@ -35,6 +35,7 @@ from wrpsim.pool.catalog import get_gpu, get_model
 from wrpsim.pool.constant import ConstantLatency
 from wrpsim.pool.instance import Instance
 from wrpsim.pool.scheduler import SchedulerConfig
+from wrpsim.pool.spanning import SpanningInstance, spans
 from wrpsim.pool.tiers import TierStore
 from wrpsim.pool.transfer import MODES, KVTransfer
 
@@ -175,8 +176,9 @@ def _numbers(d, where: str, keys: tuple) -> dict:
     return out
 
 
-def build_latency(spec: PoolSpec):
-    """The latency model of one instance of the pool (shared by its instances)."""
+def build_latency(spec: PoolSpec, scaleup: int | None = None):
+    """The latency model of one instance of the pool (shared by its instances); `scaleup`:
+    GPUs per server when the pool's group spans servers (`wrpsim.pool.spanning`)."""
     opts = {k: v for k, v in spec.latency.items() if k != "kind"}
     where = f"pool.pools.{spec.name}.latency"
     try:
@@ -188,7 +190,7 @@ def build_latency(spec: PoolSpec):
         return build_latency_model(
             spec.model, spec.gpu, spec.tp, spec.engine, spec.precision, spec.kv_dtype, spec.ep,
             opts, max_tokens=max(s.token_budget, s.max_seqs, 2048), where=where,
-            prefix=f"pool.pools.{spec.name}.")
+            prefix=f"pool.pools.{spec.name}.", scaleup=scaleup)
     except TypeError as e:
         raise ConfigError(f"{where}: {e}") from None
 
@@ -235,8 +237,12 @@ class Fleet:
         self.pools: dict[str, list[Instance]] = {}
         self.latency = {}
         self.max_tokens: dict[str, int] = {}  # per model: longest request any instance can hold
+        # collectives of groups spanning servers, on the fabric (None: off)
+        coll = getattr(self.transfer, "collectives", None)
+        server = self.transfer.fabric.cfg.gpus_per_host if coll is not None else None
         for spec in specs:
-            lat = build_latency(spec)
+            span = spans(spec.tp, server)
+            lat = build_latency(spec, server if span else None)
             blocks = spec.kv_blocks
             if blocks is None:
                 if not hasattr(lat, "kv_capacity_blocks"):
@@ -251,12 +257,17 @@ class Fleet:
                     f"pool.pools.{spec.name}.prefix_cache: the workload's hash_block_tokens "
                     f"({pbt}) must be a multiple of scheduler.block_size "
                     f"({spec.scheduler.block_size})")
+            model = get_model(spec.model)
+            kind, kw = Instance, {}
+            if span:
+                kind = SpanningInstance
+                kw["span"] = (server, model.hidden,
+                              model.attn_layers + model.ffn_layers + model.mamba_layers, coll)
             self.pools[spec.name] = [
-                Instance(env, spec.name, i, lat, spec.scheduler, blocks, sink, pbt,
-                         spec.prefix_capacity_blocks)
+                kind(env, spec.name, i, lat, spec.scheduler, blocks, sink, pbt,
+                     spec.prefix_capacity_blocks, **kw)
                 for i in range(spec.count)
             ]
-            model = get_model(spec.model)
             if pbt:
                 self._attach_tiers(spec, model, lat, remote)
             for inst in self.pools[spec.name]:

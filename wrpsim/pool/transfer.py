@@ -57,6 +57,9 @@ class KVTransfer:
         self.bytes_total = 0
         self.transfers = 0
         self._early: dict[int, list] = {}  # request id -> [bulk done?, callback when both]
+        #: a `wrpsim.pool.spanning.CollectiveSpec` when groups spanning servers put their
+        #: collectives on the fabric (`network.collectives`); None: off
+        self.collectives = None
 
     def place(self, fleet) -> None:
         """Put every instance of `fleet` on fabric GPUs (`inst.gpus`); no-op without a fabric."""

@@ -11,6 +11,8 @@ per decoding sequence) for m sequences. Its GPU time is, per GPU (all terms in s
                    T <= `cudagraph_max_tokens`, eagerly (with its buffer copy) above; with
                    expert parallelism (ep > 1) an MoE layer instead gathers its tokens and
                    scatters the expert outputs (NCCL all-gather + reduce-scatter of T x hidden)
+                   — over the GPUs of one server when the group spans servers (the
+                   inter-server part then crosses the fabric: `wrpsim.pool.spanning`)
     stream(T)      the element-wise kernels (residual + RMSNorm, RoPE, KV-cache write,
                    activation, SSM scan) move bytes_per_token x T bytes at the GPU's measured
                    streaming bandwidth (`Kernels.stream_bw`)
@@ -117,11 +119,14 @@ class KernelLatency(LatencyModel):
     `precision`: one of `PRECISIONS` (weights and GEMMs); `kv_dtype`: `auto` (BF16), `bf16` or
     `fp8`; `ep`: 1 (experts sharded by tensor parallelism) or `tp` (whole experts distributed
     over the instance's GPUs, vLLM's expert parallelism). Power is given by `power` (a
-    `wrpsim.pool.kernels.power.PowerModel`) or, when None, by a constant TDP/idle split."""
+    `wrpsim.pool.kernels.power.PowerModel`) or, when None, by a constant TDP/idle split.
+    `scaleup`: GPUs of one server when the group spans servers (`wrpsim.pool.spanning`): the
+    all-reduce term then covers only the intra-server part, a collective over `scaleup` GPUs
+    (the inter-server part runs on the fabric); None: the whole group is one server."""
 
     def __init__(self, model, gpu, tp: int, kernels, constants: EngineConstants,
                  precision: str = "bf16", kv_dtype: str = "auto", ep: int = 1,
-                 max_tokens: int = 16384, power=None):
+                 max_tokens: int = 16384, power=None, scaleup: int | None = None):
         if isinstance(tp, bool) or not isinstance(tp, int) or tp < 1 or model.heads % tp:
             raise ConfigError(f"tp must be an integer >= 1 that divides the attention heads of "
                               f"{model.name} ({model.heads}), got {tp!r}")
@@ -138,6 +143,7 @@ class KernelLatency(LatencyModel):
         if ep > 1 and not model.moe:
             raise ConfigError(f"ep > 1 needs a mixture-of-experts model; {model.name} is dense")
         self.model, self.gpu, self.tp, self.ep = model, gpu, tp, ep
+        self.coll_tp = tp if scaleup is None else min(tp, scaleup)  # all-reduce group on NVLink
         self.kernels, self.c = kernels, constants
         self.precision, self.kv_dtype = precision, ("bf16" if kv_dtype == "auto" else kv_dtype)
         self.dense_dtype, self.moe_dtype = PRECISIONS[precision]
@@ -257,15 +263,16 @@ class KernelLatency(LatencyModel):
             t += m.moe_layers * k.moe(self.moe_dtype, m.hidden, m.intermediate,
                                       m.active_experts, m.experts, moe_tp, moe_ep,
                                       m.gated_mlp)(T)
-        if self.tp > 1:
+        g = self.coll_tp
+        if g > 1:
             ep_layers = m.moe_layers if self.ep > 1 else 0
             n_ar = self._layers_total - ep_layers
-            graph = k.allreduce(self.tp, True)(T * m.hidden)
-            eager = k.allreduce(self.tp, False)(T * m.hidden)
+            graph = k.allreduce(g, True)(T * m.hidden)
+            eager = k.allreduce(g, False)(T * m.hidden)
             t += n_ar * np.where(T <= self.c.cudagraph_max_tokens, graph, eager)
             if ep_layers:
-                t += ep_layers * (k.nccl("all_gather", self.tp)(T * m.hidden)
-                                  + k.nccl("reduce_scatter", self.tp)(T * m.hidden))
+                t += ep_layers * (k.nccl("all_gather", g)(T * m.hidden)
+                                  + k.nccl("reduce_scatter", g)(T * m.hidden))
         t += T * self._stream_bytes_per_token() / self._stream
         return np.where(T > 0, t, 0.0)
 
