@@ -21,8 +21,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from wrpsim.network.collective_scenario import run_collective  # noqa: E402
-from wrpsim.network.config import NetConfig  # noqa: E402
+from wrpsim.network.collective_scenario import run_collective
+from wrpsim.network.config import NetConfig
 
 FABRIC = {"leaves": 8, "hosts_per_leaf": 4, "spines": 4, "host_gbps": 400}
 KINDS = ("allreduce_ring", "alltoall")
