@@ -246,6 +246,17 @@ def test_fleet_run_on_a_fabric_writes_the_network_figures(tmp_path):
     assert summary["network_kind"] == "fluid" == net["kind"]
     assert summary["network_bytes"] == net["bytes_moved"] == summary["kv_transfer_bytes"] > 0
     assert 0 < summary["network_max_link_utilization"] <= 1.0
+    # network.parquet: one row per port; its per-tier means and maxima are network.json's
+    import pyarrow.parquet as pq
+
+    links = pq.read_table(tmp_path / "network.parquet").to_pandas()
+    assert len(links) == links["port"].nunique() > 0
+    assert links["bytes"].sum() >= net["bytes_moved"]  # each byte crosses 2-4 ports
+    for kind, tier in net["link_utilization"].items():
+        u = links.loc[links["kind"] == kind, "utilization"]
+        assert u.mean() == pytest.approx(tier["mean"], rel=1e-9)
+        assert u.max() == pytest.approx(tier["max"], rel=1e-9)
     plain = run(compose_cfg("workload.max_requests=60"), tmp_path / "plain")
     assert not any(k.startswith("network_") for k in plain)
     assert not (tmp_path / "plain" / "network.json").exists()
+    assert not (tmp_path / "plain" / "network.parquet").exists()

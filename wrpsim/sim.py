@@ -402,6 +402,9 @@ def run(cfg: dict, out_dir: Path | str, trace=None) -> dict:
     out = Path(out_dir)
     if network is not None:
         write_json(out / "network.json", network)
+        links = fabric.link_table(end)
+        if links is not None:
+            write_parquet(links, out / "network.parquet")
     write_parquet(req_t, out / "requests.parquet")
     write_parquet(inst_t, out / "instances.parquet")
     write_parquet(tasks_t, out / "tasks.parquet")

@@ -224,6 +224,20 @@ class Fabric:
             return self.engine.pbytes
         return self.engine.port_bytes
 
+    def link_table(self, duration_s: float):
+        """The per-port table of a fleet run (`network.parquet`, `records.LINK_SCHEMA`): bytes
+        carried and utilisation = bytes x 8 / (rate x the run's duration) of every port, with
+        the engine's per-port counters; `offered_bytes` is null (a fleet's transfers have no
+        fixed offered load). None without an engine."""
+        if self.engine is None:
+            return None
+        from wrpsim.network.records import LINK_SCHEMA, to_table
+        from wrpsim.network.scenario import port_rows
+
+        rows = port_rows(self.topo, self.engine, list(self._carried()),
+                         [None] * self.topo.nports, duration_s)
+        return to_table(rows, LINK_SCHEMA)
+
     def figures(self, duration_s: float) -> dict:
         """The network figures of a fleet run (`network.json`): `stats()` plus the mean and
         max utilisation of the links of each tier (`host_up`, `leaf_down`, `leaf_up`,
