@@ -246,6 +246,8 @@ def test_fleet_run_on_a_fabric_writes_the_network_figures(tmp_path):
     assert summary["network_kind"] == "fluid" == net["kind"]
     assert summary["network_bytes"] == net["bytes_moved"] == summary["kv_transfer_bytes"] > 0
     assert 0 < summary["network_max_link_utilization"] <= 1.0
+    assert 0 < net["p50_fct_s"] <= summary["network_p99_fct_s"] <= net["max_fct_s"]
+    assert 0 < net["p50_transfer_s"] <= summary["network_p99_transfer_s"]
     # network.parquet: one row per port; its per-tier means and maxima are network.json's
     import pyarrow.parquet as pq
 

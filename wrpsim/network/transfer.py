@@ -28,6 +28,7 @@ import math
 from collections.abc import Callable
 from functools import partial
 
+import numpy as np
 import simpy
 
 from wrpsim.errors import ConfigError
@@ -194,16 +195,21 @@ class Fabric:
             done(now)
 
     def stats(self) -> dict:
-        """Bytes moved (in total and per transfer tag), transfers, flows, mean/max flow
-        completion time (s), max link utilisation over the busy span (first transfer start to
-        last completion), and the packet engine's counters."""
+        """Bytes moved (in total and per transfer tag), transfers, flows, mean / p50 / p99 / max
+        flow completion time and p50 / p99 transfer completion time (a transfer: all flows of
+        one KV move or one collective step; s), max link utilisation over the busy span (first
+        transfer start to last completion), and the packet engine's counters."""
         fcts = [f[6] - f[5] for f in self._flows if f[6] == f[6]]
+        tcts = [x[3] - x[2] for x in self._xfers if x[3] == x[3]]
         out = {
             "kind": self.kind, "bytes_moved": self.bytes_moved,
             "bytes_by_tag": dict(sorted(self.bytes_by_tag.items())), "transfers": len(self._xfers),
             "flows": len(self._flows), "flows_completed": len(fcts),
             "mean_fct_s": sum(fcts) / len(fcts) if fcts else 0.0,
-            "max_fct_s": max(fcts, default=0.0), "max_link_utilization": 0.0,
+            "p50_fct_s": _pct(fcts, 50), "p99_fct_s": _pct(fcts, 99),
+            "max_fct_s": max(fcts, default=0.0),
+            "p50_transfer_s": _pct(tcts, 50), "p99_transfer_s": _pct(tcts, 99),
+            "max_link_utilization": 0.0,
         }
         if self.engine is None:
             return out
@@ -333,3 +339,10 @@ class _PacketDriver:
             limit = None if horizon == math.inf else round(horizon * PS_PER_S)
             self.pending += eng.run(limit, inclusive=False, stop_at_done=True)
         self._arm()
+
+
+def _pct(xs: list, q: float) -> float:
+    """The q-th percentile of `xs` (linear interpolation, numpy's default); 0 when empty."""
+    if not xs:
+        return 0.0
+    return float(np.percentile(np.asarray(xs, dtype=np.float64), q))
