@@ -66,7 +66,7 @@ def test_an_oracle_predictor_is_only_for_the_oracle_view():
         Simulation(two_model_cfg(dict(router)), quality_trace(n=5))
     router["predictor"]["kind"] = "psychic"
     with pytest.raises(ConfigError, match=r"router\.predictor\.kind: unknown value 'psychic'; "
-                                          r"valid choices: model, oracle"):
+                                          r"valid choices: learned, model, oracle"):
         Simulation(two_model_cfg(router), quality_trace(n=5))
 
 

@@ -22,6 +22,13 @@ and the two answers independent, is P(S right, W wrong) + ½·P(tie) = ½ + ½·
 exists, so — like the oracle output-length predictor (`wrpsim.router.lengths`) — it is allowed
 only with `router.view.kind: oracle`, the labelled upper-bound view (`check`). RouterBench's
 oracle router (`wrpsim.router.routerbench.OracleRouter`) reads the outcomes through it.
+
+`kind: learned` with `model: <file>` (relative to `routers/`) predicts from a model fitted
+offline on a training split (`wrpsim.router.learned`: per-(category seen, prompt-length bucket)
+smoothed mean scores; `routers/studies/fit_learned_predictor.py` fits it and records its
+accuracy on the held-out split in the file). It reads only the category the router sees and
+`request.prompt_tokens` — never the replayed outcome — so `skill` must be 0 and `table` is not
+read; `noise_sd` still adds logit noise; `default` answers for a model the file does not name.
 """
 
 from __future__ import annotations
@@ -31,11 +38,12 @@ from typing import Any
 
 from wrpsim.errors import ConfigError, check_keys, unknown_choice
 from wrpsim.router.config import number, plain, router_path
+from wrpsim.router.learned import LearnedModel
 from wrpsim.router.requestview import ground_truth
 from wrpsim.workload.outcomes import lookup, read_accuracy
 
-KEYS = ("kind", "table", "skill", "noise_sd", "default")
-KINDS = ("model", "oracle")
+KEYS = ("kind", "table", "skill", "noise_sd", "default", "model")
+KINDS = ("model", "oracle", "learned")
 
 
 def _logit(p: float) -> float:
@@ -60,6 +68,15 @@ class QualityPredictor:
         self.noise = number("predictor.noise_sd", spec.get("noise_sd", 0.0), 0.0)
         self.default = number("predictor.default", spec.get("default", 0.5), 0.0, 1.0)
         self._prior: dict[tuple, float] = {}
+        self.learned = None
+        if self.kind == "learned":
+            if self.skill:
+                raise ConfigError("router.predictor.skill must be 0 with kind: learned (skill "
+                                  "leans on the replayed outcome, which a learned model has not)")
+            self.learned = LearnedModel.load(router_path("predictor.model", spec.get("model")))
+        elif spec.get("model") is not None:
+            raise ConfigError(f"router.predictor.model is read only with kind: learned (kind: "
+                              f"{self.kind})")
 
     def prior(self, model: str, category: str | None) -> float:
         """Table accuracy of `model` on `category` (else `default`)."""
@@ -83,7 +100,13 @@ class QualityPredictor:
             o = ground_truth(request).outcomes  # the upper bound: the replayed outcome itself
             y = o.get(model) if o else None
             return self.prior(model, category) if y is None else float(y)
-        z = _logit(self.prior(model, category))
+        if self.learned is not None:  # features the router has: category seen, prompt length
+            p = self.learned.predict(model, category, request.prompt_tokens, self.default)
+            if not self.noise:
+                return p
+            z = _logit(p)
+        else:
+            z = _logit(self.prior(model, category))
         if self.skill:
             o = ground_truth(request).outcomes  # the modelled predictor's skill leans on it
             y = o.get(model) if o else None

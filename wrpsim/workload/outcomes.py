@@ -17,10 +17,13 @@ trace, one file row per request::
       prompt: outcomes            # outcomes: prompt length from the file | trace: keep the trace's
       output: null                # null: keep the trace's | {benchmark: fitted dist spec}
       order: shuffle              # shuffle (stream workload.outcomes) | file
+      split: null                 # null: every row | a value of the file's `split` column
 
 The file needs `category`, `prompt_chars` and the `correct_<key>` columns (`benchmark` when
 `output` is given). Requests take the file's rows in a random permutation (`order: shuffle`) or
 in file order; a trace longer than the file starts a new permutation when one is used up.
+`split: test` keeps only the file rows whose `split` column is `test` (a router fitted on the
+`train` rows is then evaluated on prompts it was not fitted on); without it every row is used.
 The 4 characters per token ratio is OpenAI's rule of thumb for English text (tiktoken averages
 ≈ 4 characters per token on English prose).
 
@@ -42,7 +45,7 @@ from wrpsim.errors import ConfigError, unknown_choice
 from wrpsim.workload.lengths import draw_dist
 
 OUTCOME_KEYS = ("path", "models", "chars_per_token", "prompt_overhead_tokens", "prompt", "output",
-                "order")
+                "order", "split")
 
 
 def _path(value: Any, base: Path, field: str) -> Path:
@@ -110,6 +113,14 @@ def join_outcomes(df: pd.DataFrame, spec: Mapping, rng: np.random.Generator,
         if key not in OUTCOME_KEYS:
             raise unknown_choice(f"outcomes.{key}", key, OUTCOME_KEYS)
     src = pd.read_csv(_path(spec.get("path"), base, "outcomes.path"))
+    split = spec.get("split")
+    if split is not None:
+        if "split" not in src.columns:
+            raise ConfigError("outcomes.split: the outcomes file has no split column")
+        values = sorted(src["split"].astype(str).unique())
+        if str(split) not in values:
+            raise unknown_choice("outcomes.split", split, values)
+        src = src[src["split"].astype(str) == str(split)].reset_index(drop=True)
     models = spec.get("models")
     if not isinstance(models, Mapping) or not models:
         raise ConfigError("outcomes.models: map each correct_<key> column to a model name")
