@@ -108,3 +108,20 @@ def test_bad_vision_block_one_line(tmp_path, vision, pattern):
     with pytest.raises(ConfigError, match=pattern) as e:
         load_models(p)
     assert "\n" not in str(e.value)
+
+
+def test_shipped_modality_routing_drops_none_and_text_fleet_refuses_images():
+    from tests.conftest import compose_cfg
+
+    cfg = compose_cfg("router=modality-vision", "pool=vision-text-h100-a100",
+                      "workload=semantic-router-images", "workload.max_requests=80")
+    sim = Simulation(cfg)
+    req = sim.run()[0].to_pandas()
+    imgs = sim.trace["images"].to_numpy()
+    assert set(req["status"]) == {"completed"} and 5 <= (imgs > 0).sum() <= 30
+    got = req.set_index("request_id")
+    assert (got.loc[np.flatnonzero(imgs > 0), "model"] == "gemma-3-12b").all()
+    cfg = compose_cfg("pool=h100-llama70b", "workload=semantic-router-images",
+                      "workload.max_requests=80")
+    req = Simulation(cfg).run()[0].to_pandas()
+    assert (req["drop_reason"] == "modality").sum() == (imgs > 0).sum()
