@@ -125,3 +125,28 @@ def test_shipped_modality_routing_drops_none_and_text_fleet_refuses_images():
                       "workload.max_requests=80")
     req = Simulation(cfg).run()[0].to_pandas()
     assert (req["drop_reason"] == "modality").sum() == (imgs > 0).sum()
+
+
+def test_loaders_keep_images_and_the_trace_cache_round_trips(tmp_path, monkeypatch):
+    from wrpsim.workload import load_trace
+
+    monkeypatch.setenv("WRPSIM_CACHE", str(tmp_path / "cache"))
+    f = tmp_path / "t.csv"
+    f.write_text("t,p,o,m,k\n0,10,5,image,2\n1,20,5,text,\n")
+    cols = {"arrival_s": "t", "prompt_tokens": "p", "output_tokens": "o", "modality": "m",
+            "images": "k"}
+    for _ in range(2):  # parsed, then read back from the cache
+        df = validate_trace(load_trace(f, kind="generic", columns=cols))
+        assert df["images"].dtype == np.int64 and df["images"].tolist() == [2, 0]
+
+
+def test_encoder_time_of_the_analytical_and_constant_models():
+    from wrpsim.pool.catalog import get_gpu
+    from wrpsim.pool.constant import ConstantLatency
+    from wrpsim.pool.perf import AnalyticalLatency
+
+    m, g = get_model("gemma-3-12b"), get_gpu("h100-80gb")
+    lat = AnalyticalLatency(m, g, 2)
+    want = m.vision.flops(3) / 2 / (g.bf16_tflops * 1e12 * g.eff_compute)
+    assert lat.encoder_s(m.vision, 3) == pytest.approx(want)
+    assert ConstantLatency.encoder_s(None, m.vision, 3) == 0.0
