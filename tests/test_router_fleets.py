@@ -64,6 +64,8 @@ def _fleet_for(name: str) -> list[str]:
         return ["pool=short-long-context", "workload=semantic-router-sample"]
     if name == "semantic-rules":
         return ["pool=mixed-a100-h100", "workload=semantic-router-sample"]
+    if name == "modality-vision":
+        return ["pool=vision-text-h100-a100", "workload=semantic-router-images"]
     if name in ("semantic-guard-first", "semantic-multi-signal"):
         return ["pool=mixed-a100-h100", "workload=semantic-router-signals"]
     return ["pool=h100-llama70b", "workload=semantic-router-sample"]

@@ -21,7 +21,8 @@ routers two hooks for policies that act after a request ends (cascades, bandits,
 - `Router.on_complete(request, record)` is called with the request's result row (a dict of
   `REQUEST_SCHEMA` columns) when a request completes, `Router.on_dropped(request, record)` when
   it ends unanswered (rejected, longer than the model's context length — `drop_reason`
-  ``context`` —, too large for any instance's KV cache, or lost to an instance failure);
+  ``context`` —, carrying images to a text-only model — ``modality``, `wrpsim.pool.vision` —,
+  too large for any instance's KV cache, or lost to an instance failure);
 - `view.submit(request, delay_s=0.0)` injects a new request — typically made with
   `view.follow_up(parent, **changes)` — which is routed like an arrival and recorded as its own
   row with `parent_id` set.
@@ -38,6 +39,7 @@ import math
 
 from wrpsim.errors import WrpsimError
 from wrpsim.metrics.qoe import QoEMeter
+from wrpsim.pool.vision import admit_images
 from wrpsim.router.base import Router
 from wrpsim.router.feed import ViewFeed
 from wrpsim.router.requestview import RequestView, ground_truth
@@ -178,6 +180,9 @@ class Dispatcher:
                 self.dispatch(req)
             else:
                 self.failures.unavailable(req)
+            return
+        if req.images and not admit_images(req, inst):  # text-only model (wrpsim.pool.vision)
+            self.log.dropped(req, self.fleet.model_of(req), "modality")
             return
         need = req.prompt_tokens + req.output_tokens
         if inst.max_context and need > inst.max_context:

@@ -18,7 +18,15 @@ import yaml
 
 from wrpsim.errors import ConfigError, unknown_choice
 from wrpsim.paths import catalog_dir, user_catalog
-from wrpsim.pool.modelspec import INT_FIELDS, REQUIRED, SPEC_FIELDS, ModelSpec, from_hf_config
+from wrpsim.pool.modelspec import (
+    INT_FIELDS,
+    REQUIRED,
+    SPEC_FIELDS,
+    VISION_FIELDS,
+    ModelSpec,
+    VisionSpec,
+    from_hf_config,
+)
 from wrpsim.yamlfast import safe_load
 
 #: calibrated fields of a GPU (latency efficiencies, overheads, power shape), in YAML order
@@ -222,8 +230,22 @@ def load_models(path: Path) -> dict[str, ModelSpec]:
         if vals.get("sliding_layers", 0) and not vals.get("sliding_window", 0):
             raise ConfigError(f"{path}: entry {name!r}: field 'sliding_window' must be > 0 "
                               f"when sliding_layers is set")
+        if raw.get("vision") is not None:
+            vals["vision"] = _vision(path, name, raw["vision"])
         out[name] = ModelSpec(name=name, source=str(raw.get("source", "")), **vals)
     return out
+
+
+def _vision(path: Path, name: str, raw) -> VisionSpec:
+    """An entry's `vision:` block: tokens_per_image, patches_per_image and encoder_params > 0
+    (encoder_layers and encoder_hidden >= 0, optional)."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: entry {name!r}: field 'vision' must be a mapping, got {raw!r}")
+    _check_keys(path, name, raw, set(VISION_FIELDS), "vision.")
+    req = VISION_FIELDS[:3]
+    vals = {k: _num(path, name, k, raw, integer=True, zero_ok=k not in req, prefix="vision.")
+            for k in VISION_FIELDS if k in req or k in raw}
+    return VisionSpec(**vals)
 
 
 def _user_file(name: str) -> Path | None:

@@ -97,6 +97,7 @@ class Instance(BatchingMixin, SequenceSetMixin, HandoffMixin, FailureMixin):
         self.power_log = None  # a wrpsim.metrics.powerlog.PowerLog when power is logged
         self._fresh: list[Seq] = []  # new decoders whose second-token time is not known yet
         self._load_s = 0.0  # lower-tier KV loads to add to the iteration being planned
+        self.encode_s: dict[int, float] = {}  # vision-encoder s by request (wrpsim.pool.vision)
         self.kv_load_blocks = 0
         self._in_system = 0
         self._in_area = 0.0
@@ -294,6 +295,8 @@ class Instance(BatchingMixin, SequenceSetMixin, HandoffMixin, FailureMixin):
         ctx = self._ctx_const + self.n_dec * self.step if n_dec else 0
         dur = self.latency.iteration_s(tokens, attn, n_dec, ctx, len(chunks)) + self._load_s
         self._load_s = 0.0
+        if self.encode_s:  # images of requests starting their prefill: encoder first
+            dur += sum(self.encode_s.pop(seq.req.id, 0.0) for seq, _c, _nb in chunks)
         if self.role == "prefill" and self.kv_mode == "layerwise":
             self._stream_early(chunks, now, dur)
         self._kind = _MIXED

@@ -25,6 +25,11 @@ class LatencyModel(abc.ABC):
     #: tensor-parallel degree: number of GPUs of the instance
     tp: int
 
+    def encoder_s(self, vision, images: int) -> float:
+        """Seconds of the vision encoder (`wrpsim.pool.modelspec.VisionSpec`) on `images`
+        images (`wrpsim.pool.vision`); a model without a GPU behind it (constant) charges 0."""
+        return 0.0
+
     @abc.abstractmethod
     def iteration_s(
         self, prefill_tokens: int, prefill_attn: float, decode_seqs: int, decode_ctx: int,

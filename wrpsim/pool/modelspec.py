@@ -10,11 +10,41 @@ an expert FFN width, shared experts, leading dense layers), MLA (DeepSeek-style 
 `kv_lora_rank` > 0), sliding-window layers (`sliding_window`, `sliding_layers`) and hybrid
 attention / Mamba-2 stacks (`attention_layers`, `mamba_layers`, `mlp_layers`). Norms, biases and
 rotary tables are ignored (< 0.1 % of parameters).
+
+A model that accepts images has a `vision` block (`VisionSpec`, catalog key `vision:`); a
+text-only model has none and refuses image requests (`wrpsim.pool.vision`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+
+
+@dataclass(frozen=True, slots=True)
+class VisionSpec:
+    """The vision encoder of a multimodal model (numbers from its config.json `vision_config`).
+
+    `tokens_per_image`: encoder output tokens one image adds to the prompt (Gemma-3's
+    `mm_tokens_per_image`); `patches_per_image`: tokens the encoder itself runs on,
+    (image_size / patch_size)^2; `encoder_params`: its weights; `encoder_layers` and
+    `encoder_hidden`: for the attention term of its FLOPs (0: term left out)."""
+
+    tokens_per_image: int
+    patches_per_image: int
+    encoder_params: int
+    encoder_layers: int = 0
+    encoder_hidden: int = 0
+
+    def flops(self, images: int) -> float:
+        """Encoder FLOPs of `images` images: per image 2 P n (every weight once per patch) plus
+        4 L n^2 H (bidirectional attention over the n patches: QK^T and PV)."""
+        n = float(self.patches_per_image)
+        return images * (2.0 * self.encoder_params * n
+                         + 4.0 * self.encoder_layers * n * n * self.encoder_hidden)
+
+
+VISION_FIELDS = ("tokens_per_image", "patches_per_image", "encoder_params", "encoder_layers",
+                 "encoder_hidden")
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +86,7 @@ class ModelSpec:
     ssm_state: int = 0
     mamba_groups: int = 0
     conv_kernel: int = 0
+    vision: VisionSpec | None = None
     source: str = ""
 
     # ------------------------------------------------------------------ layer counts
@@ -186,7 +217,8 @@ class ModelSpec:
 
 
 SPEC_FIELDS = tuple(f.name for f in fields(ModelSpec) if f.name != "name")
-INT_FIELDS = tuple(f for f in SPEC_FIELDS if f not in ("gated_mlp", "tied_embeddings", "source"))
+INT_FIELDS = tuple(f for f in SPEC_FIELDS
+                   if f not in ("gated_mlp", "tied_embeddings", "source", "vision"))
 REQUIRED = ("layers", "hidden", "heads", "kv_heads", "head_dim", "intermediate", "vocab")
 
 

@@ -89,6 +89,11 @@ class AnalyticalLatency(LatencyModel):
         self._p_base = min(g.tdp_w, g.idle_w + a)
         self._p_span = g.tdp_w - self._p_base
 
+    def encoder_s(self, vision, images: int) -> float:
+        """Vision-encoder FLOPs over tp GPUs at the compute roofline of the linear layers,
+        F e_c (`wrpsim.pool.vision`)."""
+        return vision.flops(images) / self.tp / (self._flops * self.gpu.eff_compute)
+
     @classmethod
     def from_names(cls, model: str, gpu: str, tp: int = 1, **overrides: float) -> AnalyticalLatency:
         """Build from catalog names (`ConfigError` listing valid names if unknown)."""

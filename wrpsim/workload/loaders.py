@@ -197,7 +197,7 @@ def convert(raw: RawTable, columns: Mapping[str, str] | None = None, time_unit: 
     for dst, src in cols.items():
         if dst == "hash_ids":
             optional[dst] = _hash_lists(raw, src)
-        elif dst in FLOAT_COLUMNS:
+        elif dst in FLOAT_COLUMNS or dst == "images":
             optional[dst] = _optional_numbers(raw, src, dst)
         elif dst not in REQUIRED:
             optional[dst] = raw.columns[src].to_numpy(dtype=object)

@@ -48,6 +48,9 @@ TRACE_COLUMNS: dict[str, tuple[str, bool]] = {
     "jailbreak": ("float64", False),
     "language": ("object", False),
     "modality": ("object", False),
+    # images the prompt carries (0 / no column: none); a vision model turns each into its
+    # catalog entry's `vision.tokens_per_image` encoder tokens (wrpsim.pool.vision)
+    "images": ("int64", False),
 }
 
 #: Arrow schema of the canonical form, used when a parsed trace is cached as Parquet.
@@ -71,6 +74,7 @@ TRACE_SCHEMA = pa.schema(
         pa.field("jailbreak", pa.float64()),
         pa.field("language", pa.string()),
         pa.field("modality", pa.string()),
+        pa.field("images", pa.int64()),
     ],
     metadata={"wrpsim.table": "trace", "wrpsim.version": "2"},
 )
@@ -105,6 +109,8 @@ class Request:
     jailbreak: float | None = None  # 1: a jailbreak attempt; 0 / None: benign
     language: str | None = None  # language of the prompt (None: "en")
     modality: str | None = None  # modality the request asks for (None: "text")
+    images: int = 0  # images in the prompt (each becomes encoder tokens on a vision model)
+    image_tokens: int = 0  # encoder tokens of its images counted in prompt_tokens (at admission)
 
 
 def to_requests(df: pd.DataFrame) -> list[Request]:
@@ -145,6 +151,9 @@ def to_requests(df: pd.DataFrame) -> list[Request]:
         if name in df.columns:
             for r, v in zip(reqs, col(name)):
                 setattr(r, name, v)
+    if "images" in df.columns:
+        for r, v in zip(reqs, df["images"].to_numpy(dtype=np.int64).tolist()):
+            r.images = v
     if "jailbreak" in df.columns:
         for r, v in zip(reqs, col("jailbreak")):
             r.jailbreak = None if v is None else float(v)

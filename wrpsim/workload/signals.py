@@ -13,8 +13,12 @@ columns (`tags`, `intent`, `pii`, `jailbreak`, `language`, `modality`: see
       language: {en: 0.9, es: 0.06, zh: 0.04}           # mix: one per row, weight / sum
       modality: {text: 0.97, image: 0.03}               # mix
       intent: {code: {debug: 0.6, write_code: 0.4}, default: {chat: 1}}  # mix per category
+      images: 1                             # images per image / both request (not drawn)
 
-Only rows without a value draw one (a trace's own column wins). Draws come from stream
+Only rows without a value draw one (a trace's own column wins). `images: N` (an integer >= 1)
+gives N images to every row whose modality is image or both and has no images of its own,
+and modality "image" to a row with images but no modality, so the two columns agree (the
+image share is the modality mix's); it draws nothing. Draws come from stream
 `workload.signals` in the order above (n uniforms per configured item, types and tags in
 sorted order), so adding a tag leaves the other columns' draws unchanged. Without `signals:`
 nothing is drawn and the frame is unchanged.
@@ -30,7 +34,7 @@ import pandas as pd
 
 from wrpsim.errors import ConfigError, keyed_mapping
 
-KEYS = ("jailbreak", "pii", "tags", "language", "modality", "intent")
+KEYS = ("jailbreak", "pii", "tags", "language", "modality", "intent", "images")
 
 
 def _share(value: Any, field: str) -> float:
@@ -125,4 +129,21 @@ def assign_signals(df: pd.DataFrame, spec: Mapping, rng: np.random.Generator) ->
                 mixes.get("default")
             vals.append(old[i] if old[i] is not None or mix is None else _pick(*mix, u[i]))
         out["intent"] = pd.Series(vals, dtype=object)
+    if spec.get("images") is not None:
+        _images(out, spec["images"])
     return out
+
+
+def _images(out: pd.DataFrame, per: Any) -> None:
+    """Set `images` (and `modality`) consistently in place (module docstring)."""
+    if isinstance(per, bool) or not isinstance(per, int) or per < 1:
+        raise ConfigError(f"signals.images: an integer >= 1 (images per image request) is "
+                          f"required, got {per!r}")
+    n = len(out)
+    mod = _column(out, "modality")
+    old = out["images"].tolist() if "images" in out.columns else [0] * n
+    imgs = [int(old[i]) if old[i] > 0 else per if mod[i] in ("image", "both") else 0
+            for i in range(n)]
+    out["images"] = np.array(imgs, dtype=np.int64)
+    out["modality"] = pd.Series([m if m is not None or not k else "image"
+                                 for m, k in zip(mod, imgs)], dtype=object)

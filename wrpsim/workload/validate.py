@@ -4,8 +4,9 @@
 from column arrays with the exact dtypes the rest of wrpsim relies on: `arrival_s` float64,
 token counts int64, optional text columns as `object` holding `str` or None (never pandas' `str`
 dtype, never NaN), `hash_ids` as `object` holding `list[int]` or None, optional numbers
-(`complexity`, `think_s`) as float64 with NaN for unknown. `validate_trace` checks a
-frame against that contract and raises `TraceError` naming the first offending row and field.
+(`complexity`, `think_s`) as float64 with NaN for unknown, the `images` count as int64 (0:
+none). `validate_trace` checks a frame against that contract and raises `TraceError` naming
+the first offending row and field.
 A frame with hash ids may carry `attrs["hash_block_tokens"]` (B, see `wrpsim.workload.prefix`);
 when it does, B must be a positive multiple of 16 and every id list must have ceil(P / B) ids.
 """
@@ -47,6 +48,16 @@ def _hashes(values: Sequence | np.ndarray) -> pd.Series:
     return pd.Series(out, dtype=object)
 
 
+def _ints(values: Sequence | np.ndarray) -> np.ndarray:
+    """int64 array of counts (None and NaN become 0); a fractional count is a `TraceError`."""
+    out = np.array([0.0 if v is None or (isinstance(v, float) and np.isnan(v)) else v
+                    for v in values], dtype=np.float64)
+    bad = np.flatnonzero(out != np.round(out))
+    if bad.size:
+        raise TraceError(f"row {bad[0]}: images must be a whole number, got {out[bad[0]]}")
+    return out.astype(np.int64)
+
+
 def canonical_frame(
     arrival_s: np.ndarray,
     prompt_tokens: np.ndarray,
@@ -67,7 +78,7 @@ def canonical_frame(
     for name in OPTIONAL:
         if name in optional:
             conv = (_hashes if name == "hash_ids" else _floats if name in FLOAT_COLUMNS
-                    else _text)
+                    else _ints if name == "images" else _text)
             cols[name] = conv(optional[name])
     return pd.DataFrame(cols)
 
@@ -91,8 +102,8 @@ def validate_trace(df: pd.DataFrame, source: str = "trace") -> pd.DataFrame:
     Checks: required columns present, no unknown columns, dtypes as in `TRACE_COLUMNS`,
     `arrival_s` finite, >= 0 and sorted ascending, token counts >= 1, optional text columns hold
     `str` or None, `hash_ids` holds lists or None (of ceil(P / B) ids when the frame's
-    `attrs["hash_block_tokens"]` = B is set), `think_s` NaN or finite and >= 0. `source`
-    names the trace in messages.
+    `attrs["hash_block_tokens"]` = B is set), `think_s` NaN or finite and >= 0, `images` >= 0.
+    `source` names the trace in messages.
     """
     missing = [c for c in REQUIRED if c not in df.columns]
     if missing:
@@ -140,6 +151,11 @@ def validate_trace(df: pd.DataFrame, source: str = "trace") -> pd.DataFrame:
         if bad.size:
             raise TraceError(f"{source}: row {bad[0]}: semantic_similarity must be NaN or a "
                              f"cosine similarity in [-1, 1], got {v[bad[0]]}")
+    if "images" in df.columns:
+        v = df["images"].to_numpy()
+        bad = np.flatnonzero(v < 0)
+        if bad.size:
+            raise TraceError(f"{source}: row {bad[0]}: images must be >= 0, got {v[bad[0]]}")
     if "jailbreak" in df.columns:
         v = df["jailbreak"].to_numpy()
         bad = np.flatnonzero(~np.isnan(v) & (v != 0) & (v != 1))

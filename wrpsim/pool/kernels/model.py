@@ -476,6 +476,15 @@ class KernelLatency(LatencyModel):
             out += self._n_slide * _interp1(float(self._window), s, row)
         return out + self._mamba_dec * batch
 
+    def encoder_s(self, vision, images: int) -> float:
+        """Vision-encoder FLOPs (`wrpsim.pool.vision`) over tp GPUs at the rate the measured
+        BF16 GEMM table gives the encoder's MLP shape (n = 4 x hidden / tp, k = hidden; the
+        language model's hidden when the entry has none) at m = images x patches."""
+        h = vision.encoder_hidden or self.model.hidden
+        n, m = -(-4 * h // self.tp), images * vision.patches_per_image
+        t = float(self.kernels.gemm("bf16", n, h)(m))
+        return vision.flops(images) / self.tp * t / (2.0 * m * n * h)
+
     def frontend_s(self, prompt_tokens: int) -> float:
         """The API server's time on a request before the engine sees it (module docstring)."""
         return (self.c.frontend_us + self.c.frontend_us_per_token * prompt_tokens) * 1e-6
