@@ -4,7 +4,12 @@ Switch: a data packet that finds its port's buffer full is dropped (lossy RoCE: 
 Receiver (expected sequence `e`, starting at 0):
 
     k == e   accept, e += 1, ACK k (cumulative, echoing the ECN mark)
-    k >  e   out of sequence: discard (counted as out of order), and NAK e once per value of e
+    k >  e   out of sequence: discard (counted as out of order), and NAK e once per value of
+             e; the discarded packet stays covered by the sender's retransmission timer (an RC
+             sender times every unacknowledged packet), modelled as its loss timer armed at the
+             discard: if no NAK made the sender go back first (a NAK can be overtaken by a
+             later ACK on another path, and e is NAKed only once), `rto_us` later it goes back
+             to `una`
     k <  e   duplicate: discard silently (ACKs are never lost, so no cumulative ACK is missing)
 
 Sender (window `w` in packets, `una` the lowest unacknowledged, `infl = next − una`):
@@ -23,7 +28,7 @@ resends.
 
 from __future__ import annotations
 
-from wrpsim.network.transport import ECN_FLAG, NACK_FLAG
+from wrpsim.network.transport import ECN_FLAG, NACK_FLAG, TIMER
 
 
 class RoceMixin:
@@ -42,6 +47,12 @@ class RoceMixin:
             if self.c_nakpsn[c] != e:
                 self.c_nakpsn[c] = e
                 self._ctrl(c, e, ev, NACK_FLAG | ecn, t)
+            # the sender's retransmission timer for k (a NAK overtaken by a later ACK, or a
+            # second discard for the same e, would otherwise leave it waiting for ever)
+            lost = self.c_lost[c]
+            if lost is not None and k not in lost:
+                lost[k] = t
+                self._push((t + self.rto_ps, TIMER, c, k, 0, ev, t, 0))
         return False
 
     def _roce_ctrl(self, c: int, k: int, ev: int, fl: int, t: int) -> None:
