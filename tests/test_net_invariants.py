@@ -42,14 +42,7 @@ def scenarios(draw):
 @given(scenarios())
 def test_packet_engine_delivers_everything_once(sc):
     cfg, flows, seed = sc
-    topo = LeafSpine(NetConfig(kind="packet", **cfg))
-    conns = LoadBalancer(topo, seed).connections(flows)
-    eng = PacketEngine(topo, seed)
-    for c in conns:
-        eng.add(c, 0)
-    done = eng.run()
-    assert sorted(c for _, c in done) == list(range(len(conns)))
-    assert eng.c_rcv == eng.c_npk
+    eng, topo, conns = _delivered(cfg, flows, seed)
     st_ = eng.stats()
     if cfg["transport"] == "uec":  # trimmed, never dropped; one resend per trim
         assert st_["drops"] == 0 and st_["retransmits"] == st_["trims"]
@@ -107,11 +100,18 @@ def test_roce_never_stalls_when_a_nak_is_overtaken_or_suppressed():
               uplink_gbps=100.0), [(0, 1, 1), (0, 4, 1140), (4, 0, 1001)], 3),
     ]
     for cfg, flows, seed in cases:
-        topo = LeafSpine(NetConfig(kind="packet", **base, **cfg))
-        conns = LoadBalancer(topo, seed).connections(flows)
-        eng = PacketEngine(topo, seed)
-        for c in conns:
-            eng.add(c, 0)
-        done = eng.run()
-        assert sorted(c for _, c in done) == list(range(len(conns)))
-        assert eng.c_rcv == eng.c_npk
+        _delivered({**base, **cfg}, flows, seed)
+
+
+def _delivered(cfg: dict, flows: list, seed: int) -> tuple:
+    """Run `flows` on the packet engine of `cfg`; assert every connection completed with every
+    packet received once; return (engine, topology, connections)."""
+    topo = LeafSpine(NetConfig(kind="packet", **cfg))
+    conns = LoadBalancer(topo, seed).connections(flows)
+    eng = PacketEngine(topo, seed)
+    for c in conns:
+        eng.add(c, 0)
+    done = eng.run()
+    assert sorted(c for _, c in done) == list(range(len(conns)))
+    assert eng.c_rcv == eng.c_npk
+    return eng, topo, conns
