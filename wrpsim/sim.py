@@ -395,8 +395,6 @@ def run(cfg: dict, out_dir: Path | str, trace=None) -> dict:
     fabric = getattr(sim.fleet.transfer, "fabric", None)
     network = fabric.figures(end) if fabric is not None else None
     if network is not None:
-        tags = network["bytes_by_tag"]
-        network["bytes_by_class"] = {c: tags.get(c, 0) for c in ("kv", "collective")}
         summary.update(network_headline(network))
     summary["sim_wall_s"] = time.perf_counter() - t0
     out = Path(out_dir)
@@ -426,11 +424,10 @@ def network_headline(net: dict) -> dict:
     flow completion times, the busiest link, the busiest link of the spine tier, and the packet
     engine's loss / reorder counters when it ran."""
     util = net.get("link_utilization", {})
-    tags = net.get("bytes_by_tag", {})
+    by_class = net["bytes_by_class"]
     out = {
         "network_kind": net["kind"], "network_bytes": net["bytes_moved"],
-        "network_kv_bytes": tags.get("kv", 0),
-        "network_collective_bytes": tags.get("collective", 0),
+        "network_kv_bytes": by_class["kv"], "network_collective_bytes": by_class["collective"],
         "network_flows": net["flows"], "network_mean_fct_s": net["mean_fct_s"],
         "network_p99_fct_s": net.get("p99_fct_s"), "network_max_fct_s": net["max_fct_s"],
         "network_p99_transfer_s": net.get("p99_transfer_s"),

@@ -245,11 +245,15 @@ class Fabric:
         return to_table(rows, LINK_SCHEMA)
 
     def figures(self, duration_s: float) -> dict:
-        """The network figures of a fleet run (`network.json`): `stats()` plus the mean and
-        max utilisation of the links of each tier (`host_up`, `leaf_down`, `leaf_up`,
+        """The network figures of a fleet run (`network.json`): `stats()`, the bytes of each
+        traffic class under `bytes_by_class` (`kv`: KV-cache transfers, `collective`: the
+        inter-server collectives of spanning instances; 0 when absent), and the mean and max
+        utilisation of the links of each tier (`host_up`, `leaf_down`, `leaf_up`,
         `spine_down`: bytes carried x 8 / (rate x the run's duration)) under
         `link_utilization`."""
         out = self.stats()
+        tags = out["bytes_by_tag"]
+        out["bytes_by_class"] = {c: tags.get(c, 0) for c in ("kv", "collective")}
         if self.engine is None or duration_s <= 0:
             return out
         tiers: dict[str, list[float]] = {}
