@@ -17,7 +17,6 @@ shares the CPU with it, is stretched by 1 / (1 - rho) (processor sharing; rho ca
 instance's output rate when the request arrives (decoding sequences / step time).
 """
 
-
 from __future__ import annotations
 
 #: the largest API-server share taken by streaming (beyond it the server cannot keep up and
