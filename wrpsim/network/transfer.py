@@ -28,10 +28,10 @@ import math
 from collections.abc import Callable
 from functools import partial
 
-import numpy as np
 import simpy
 
 from wrpsim.errors import ConfigError
+from wrpsim.metrics.summary import pct
 from wrpsim.network import FLEET_KEYS
 from wrpsim.network.config import NetConfig
 from wrpsim.network.fluid import FluidEngine
@@ -206,9 +206,9 @@ class Fabric:
             "bytes_by_tag": dict(sorted(self.bytes_by_tag.items())), "transfers": len(self._xfers),
             "flows": len(self._flows), "flows_completed": len(fcts),
             "mean_fct_s": sum(fcts) / len(fcts) if fcts else 0.0,
-            "p50_fct_s": _pct(fcts, 50), "p99_fct_s": _pct(fcts, 99),
+            "p50_fct_s": pct(fcts, 50) or 0.0, "p99_fct_s": pct(fcts, 99) or 0.0,
             "max_fct_s": max(fcts, default=0.0),
-            "p50_transfer_s": _pct(tcts, 50), "p99_transfer_s": _pct(tcts, 99),
+            "p50_transfer_s": pct(tcts, 50) or 0.0, "p99_transfer_s": pct(tcts, 99) or 0.0,
             "max_link_utilization": 0.0,
         }
         if self.engine is None:
@@ -343,10 +343,3 @@ class _PacketDriver:
             limit = None if horizon == math.inf else round(horizon * PS_PER_S)
             self.pending += eng.run(limit, inclusive=False, stop_at_done=True)
         self._arm()
-
-
-def _pct(xs: list, q: float) -> float:
-    """The q-th percentile of `xs` (linear interpolation, numpy's default); 0 when empty."""
-    if not xs:
-        return 0.0
-    return float(np.percentile(np.asarray(xs, dtype=np.float64), q))
