@@ -37,6 +37,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from wrpsim.metrics.summary import pct
 from wrpsim.paths import catalog_dir
 
 #: Hugging Face model ids of the measurements -> catalog names
@@ -211,10 +212,6 @@ _LSS = {  # run folder -> (catalog model, GPU, instances, notes)
 }
 
 
-def _pct(x: np.ndarray, q: float) -> float:
-    return float(np.percentile(x, q))
-
-
 def llmservingsim_cases() -> list[Case]:
     """The three exactly replayable vLLM runs, request by request."""
     out = []
@@ -242,9 +239,9 @@ def llmservingsim_cases() -> list[Case]:
         kv = meta.get("kv_cache") or {}
         if kv.get("num_gpu_blocks"):  # the measured block count (the card's KV is full)
             pool["kv_blocks"] = int(kv["num_gpu_blocks"]) * int(kv.get("block_size", 16)) // 16
-        measured = {"ttft_mean_s": float(ttft.mean()), "ttft_p50_s": _pct(ttft, 50),
-                    "tpot_mean_s": float(tpot.mean()), "tpot_p50_s": _pct(tpot, 50),
-                    "e2e_mean_s": float(e2e.mean()), "e2e_p50_s": _pct(e2e, 50)}
+        measured = {"ttft_mean_s": float(ttft.mean()), "ttft_p50_s": pct(ttft, 50),
+                    "tpot_mean_s": float(tpot.mean()), "tpot_p50_s": pct(tpot, 50),
+                    "e2e_mean_s": float(e2e.mean()), "e2e_p50_s": pct(e2e, 50)}
         out.append(Case("llmservingsim", f"{folder} vLLM {meta.get('vllm_version', '')}", gpu,
                         model, "test", pool, measured, trace=trace, count=count,
                         router="least-outstanding" if count > 1 else "round-robin",
