@@ -135,7 +135,8 @@ class RoundRouter(_MultiCall):
         if (last or not cands) and index == 0:  # one answer, nothing to decide
             self._finish(task, st, "rounds" if last else "budget", finish)
             return
-        accepted, conf = self.verifier.judge(request, model, st.category, self.rng)
+        # judged as an answer to the task's question: its category seen, its own prompt
+        accepted, conf = self.verifier.judge(task.root, model, st.category, self.rng)
         if conf != conf:  # oracle-rates: no confidence, the verdict only
             conf = 1.0 if accepted else 0.0
         if st.best is None or conf >= st.best[0]:
