@@ -121,7 +121,9 @@ def test_every_round_is_a_real_call_and_the_answer_is_the_best_judged_one():
 def test_stop_decisions_happen_for_every_reason_and_are_counted():
     sim, df, q = _run("router-r1", n=500)
     stops, rounds = sim.router.stops, sim.router.rounds
-    assert all(v > 0 for v in stops.values()), stops
+    # six candidates and three rounds: never out of models; every other reason happens
+    assert stops.pop("models") == 0 and all(v > 0 for v in stops.values()), stops
+    stops = sim.router.stops
     assert sum(stops.values()) == sum(rounds.values()) == 500
     assert sum(k * v for k, v in rounds.items()) == len(df)
     f = sim.router.summary_figures()
@@ -189,3 +191,20 @@ def test_same_config_same_bytes(tmp_path):
     b = (tmp_path / "b" / "summary.json").read_text().splitlines()
     assert [x for x in a if "wall" not in x] == [x for x in b if "wall" not in x]
     assert np.isfinite(float(next(x for x in a if '"quality"' in x).split(":")[1].strip(" ,")))
+
+
+def test_out_of_models_stops_and_ties_keep_the_later_answer():
+    from tests.test_router_fleets import LARGE, SMALL
+
+    trace = quality_trace(n=40)
+    # both models predicted at 0.5 (round 0: the first listed); every answer judged at 0.2 and
+    # rejected (threshold 1): the second round is worth 0.3, then no model is left
+    cfg = two_model_cfg({"_target_": "wrpsim.router.RoundRouter", "models": [SMALL, LARGE],
+                         "predictor": {"default": 0.5},
+                         "verifier": {"threshold": 1.0, "predictor": {"default": 0.2}}})
+    sim = Simulation(cfg, trace)
+    req, _, _ = sim.run()
+    assert sim.router.stops["models"] == 40 and sim.router.rounds == {2: 40}
+    assert req.column("model").to_pylist() == [SMALL] * 40 + [LARGE] * 40
+    out = trace["outcomes"].tolist()
+    assert [sim.router.answers[i].quality for i in range(40)] == [o[LARGE] for o in out]

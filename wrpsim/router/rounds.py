@@ -22,8 +22,9 @@ answer length (every round answers the same question; the chain's rule).
 predictors, made whatever the budget (every task is answered once). After round r it stops when
 
 1. `max_rounds` rounds are done (stop `rounds`); or
-2. no candidate not yet asked fits the budget — Σ price-book cost of the rounds so far + the next
-   call's ≤ `budget_usd` (null: no cost cap) (stop `budget`); or
+2. every candidate has been asked (stop `models`), or none not yet asked fits the budget — Σ
+   price-book cost of the rounds so far + the next call's ≤ `budget_usd` (null: no cost cap)
+   (stop `budget`); or
 3. the verifier accepts an answer (stop `accepted`); or
 4. no affordable candidate m has an expected gain worth its price: gain(m) = q̂(m) − c_best (c_best
    the best confidence so far), net(m) = gain(m) − λ·ĉ₁ₖ(m) ≤ `min_gain` (stop `no_gain`);
@@ -53,7 +54,7 @@ from wrpsim.router.multicall import NAN, _MultiCall, outcome
 from wrpsim.router.predict import QualityPredictor
 from wrpsim.router.verifier import Verifier
 
-STOPS = ("accepted", "budget", "no_gain", "rounds")
+STOPS = ("accepted", "budget", "models", "no_gain", "rounds")
 
 
 @dataclass(eq=False)
@@ -129,11 +130,13 @@ class RoundRouter(_MultiCall):
         prompt = request.prompt_tokens + request.output_tokens + self.instruction_tokens
         out = request.output_tokens  # every round answers at the task's length
         room = math.inf if self.budget is None else self.budget - st.spent
-        cands = [(m, c) for m in self._models if m not in st.asked
-                 and (c := self.book.cost(m, prompt, out)) <= room * (1 + 1e-12)]
+        left = [m for m in self._models if m not in st.asked]
+        cands = [(m, c) for m in left
+                 if (c := self.book.cost(m, prompt, out)) <= room * (1 + 1e-12)]
         last = index + 1 >= self.max_rounds
+        over = "rounds" if last else ("models" if not left else "budget")
         if (last or not cands) and index == 0:  # one answer, nothing to decide
-            self._finish(task, st, "rounds" if last else "budget", finish)
+            self._finish(task, st, over, finish)
             return
         # judged as an answer to the task's question: its category seen, its own prompt
         accepted, conf = self.verifier.judge(task.root, model, st.category, self.rng)
@@ -142,8 +145,7 @@ class RoundRouter(_MultiCall):
         if st.best is None or conf >= st.best[0]:
             st.best = (conf, index, model)
         if last or not cands or accepted:
-            self._finish(task, st, "rounds" if last else ("budget" if not cands
-                                                          else "accepted"), finish)
+            self._finish(task, st, over if last or not cands else "accepted", finish)
             return
         pick, pick_net = None, None
         for m, c in cands:
