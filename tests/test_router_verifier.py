@@ -145,3 +145,11 @@ def test_cli_reports_a_bad_threshold_in_one_line(tmp_path):
     assert p.returncode == 2 and "Traceback" not in p.stderr
     assert p.stderr.strip() == ("wrpsim: error: router.verifier.threshold must be a number "
                                 ">= 0.0 and <= 1.0, got 2")
+
+
+def test_an_oracle_predictor_in_the_verifier_is_labelled_an_upper_bound():
+    cfg = two_model_cfg({"_target_": "wrpsim.router.CascadeRouter",
+                         "verifier": {"kind": "confidence", "predictor": {"kind": "oracle"}},
+                         "view": {"kind": "oracle"}})
+    sim = Simulation(cfg, quality_trace(n=5))
+    assert sim.router.oracle_reads == ("per-model outcomes (verifier)",)

@@ -12,7 +12,8 @@ from the category the router sees and the prompt length — for a router that ne
 outcomes) and the price book's estimated cost ĉ(m) at the prompt length and the *predicted*
 output length (`output_predictor:`), as `UtilityRouter` sees them; these q̂ are the estimates of
 every round. After round r completes, the verifier (`verifier:`, `wrpsim.router.verifier`,
-default `kind: confidence`) judges its answer: confidence c_r, accepted iff c_r ≥
+default `kind: confidence`) judges its answer as one to the task's own question (the category
+the router saw for it, its prompt length): confidence c_r, accepted iff c_r ≥
 `verifier.threshold`. The round's tokens are then known, so the next call's cost is exact on the
 price book: prompt = round r's prompt + its output + `instruction_tokens`, output = the task's
 answer length (every round answers the same question; the chain's rule).
