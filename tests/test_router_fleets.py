@@ -56,7 +56,8 @@ def _fleet_for(name: str) -> list[str]:
                 "chain-refine", "best-effort-downgrade", "oracle", "zero") or name.startswith(
                     ("bandit", "ensemble")):
         return ["pool=two-model-mixtral-gpt4like", "workload=routellm-mmlu-gsm8k"]
-    if name == "learned-utility":  # its predictor was fitted on the LLMRouter train split
+    if name in ("learned-utility", "router-r1", "cascade-confidence"):  # their predictor was
+        # fitted on the LLMRouter train split
         return ["pool=six-model-llmrouter", "workload=llmrouter-14-tasks-test"]
     if name == "guarded":
         return ["pool=guarded-mixtral-gpt4like", "workload=routellm-mmlu-gsm8k"]

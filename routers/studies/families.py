@@ -2,7 +2,8 @@
 router's view and capacity varied.
 
 Usage: `python routers/studies/families.py [--requests N] [--rate-scale X] [--count K]
-[--jobs 2] [--out FILE]`
+[--jobs 2] [--out FILE] [--only FAMILY,...]` (`--only`: run those families; with `--out`, their
+rows replace theirs in the file, the other rows are kept)
 
 Replays the first `--requests` (default 4,000) prompts of `routellm-mmlu-gsm8k` (MMLU + GSM8K
 with the real per-prompt correctness of Mixtral-8x7B and GPT-4-1106) at `--rate-scale` times
@@ -12,7 +13,9 @@ H100), the GPT-4-class stand-in on 4 × (8 × H200), so the view has instances t
 with one shipped configuration of each family: the zero
 router at a 50 % mix, the RouteLLM threshold router, the CARROT utility router, a cascade, a
 GreenServ bandit, the ensemble judge, the semantic rules router, the oracle (an upper bound,
-labelled as such) and the threshold router behind the semantic cache (30 % hit curve). Each is
+labelled as such), the threshold router behind the semantic cache (30 % hit curve), a cascade
+whose verifier's confidence is Mixtral's category accuracy (`cascade-confidence`) and
+Router-R1-style rounds (`router-r1`, category-prior predictor, λ = 0.3, no cost cap). Each is
 run in three deployments: `as shipped` (a 1 s metrics scrape, routing free), `stale` (a 5 s
 scrape seen 2 s late) and `one GPU classifier` (every decision takes a 20 ms GPU classifier on
 a single router replica). For each run: quality, token-priced and busy-GPU cost per 1,000
@@ -39,6 +42,16 @@ FAMILIES = {
     "semantic rules": ["router=semantic-rules", "router.rules=rules/routellm-two-model.yaml"],
     "threshold + semantic cache": ["router=routellm-threshold", "router.cache.enabled=true",
                                    "router.cache.hit_rate=0.3", "router.cache.false_hit=0.05"],
+    # a cascade whose verifier's confidence is the category prior of Mixtral (no per-answer
+    # signal), and Router-R1-style rounds with an answer-reading judge (skill 1, an assumption)
+    "cascade (confidence from data)": [
+        "router=cascade-confidence", "router.models=null", "router.predictor.kind=model",
+        "~router.predictor.model", "+router.predictor.table=data/routellm_category_accuracy.csv",
+        "router.verifier.threshold=0.8"],
+    "Router-R1 rounds": [
+        "router=router-r1", "router.predictor.kind=model", "~router.predictor.model",
+        "+router.predictor.table=data/routellm_category_accuracy.csv", "router.budget_usd=null",
+        "router.lam=0.3"],
     "oracle (upper bound)": ["router=oracle"],
 }
 DEPLOYMENTS = {
@@ -99,8 +112,18 @@ def main() -> None:
     ap.add_argument("--count", type=int, default=4)
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--only", default=None,
+                    help="comma-separated families to run; with --out, their rows replace "
+                         "those of the file's other families (kept), in FAMILIES order")
     args = ap.parse_args()
     todo = runs(args.requests, args.rate_scale, args.count)
+    if args.only is not None:
+        only = [f.strip() for f in args.only.split(",")]
+        bad = [f for f in only if f not in FAMILIES]
+        if bad:
+            sys.exit(f"families.py: error: --only: unknown family {bad[0]!r}; valid: "
+                     f"{', '.join(FAMILIES)}")
+        todo = [t for t in todo if t[0] in only]
     if args.jobs > 1:
         from concurrent.futures import ProcessPoolExecutor
 
@@ -108,6 +131,10 @@ def main() -> None:
             rows = list(ex.map(one, todo))
     else:
         rows = [one(t) for t in todo]
+    if args.only is not None and args.out is not None and args.out.exists():
+        kept = [r for r in json.loads(args.out.read_text()) if r["family"] not in only]
+        order = {f: i for i, f in enumerate(FAMILIES)}
+        rows = sorted(kept + rows, key=lambda r: order.get(r["family"], len(order)))
     print(table(rows))
     if args.out is not None:
         args.out.write_text(json.dumps(rows, indent=1, sort_keys=True))

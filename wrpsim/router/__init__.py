@@ -34,6 +34,7 @@ _WHERE = {  # public name -> the submodule defining it
     "RequestView": "requestview",
     "OracleRouter": "routerbench",
     "ZeroRouter": "routerbench",
+    "RoundRouter": "rounds",
     "RuleRouter": "rules",
     "ModelRouter": "selection",
     "ThresholdRouter": "threshold",
@@ -47,8 +48,8 @@ __all__ = [
     "DowngradeRouter", "EnergyAwareRouter", "EnsembleRouter", "FleetView", "GuardedRouter",
     "InstanceView", "LeastKV", "LeastOutstanding", "ModelRouter", "OracleRouter",
     "OutputLengthAware",
-    "Placement", "PowerOfD", "PrefixAware", "Random", "RequestView", "RoundRobin", "Router",
-    "RuleRouter", "SessionAffinity",
+    "Placement", "PowerOfD", "PrefixAware", "Random", "RequestView", "RoundRobin",
+    "RoundRouter", "Router", "RuleRouter", "SessionAffinity",
     "SloAwareRouter", "ThresholdRouter", "TokenBudgetRouter", "UtilityRouter", "ZeroRouter",
     "routing_table",
 ]

@@ -2,9 +2,18 @@
 
 `CascadeRouter` sends every new request to the first model of its cascade (`models`, cheapest
 first; default: the fleet's models by estimated cost). When an attempt completes, a verifier
-judges the answer: a wrong answer (by the request's replayed `outcomes`, or a draw at the
-predictor's prior accuracy where the outcome is unknown) is flagged with probability
-`verifier.tpr`, a right one with probability `verifier.fpr`. A flagged answer is re-asked of the
+(`wrpsim.router.verifier`) judges the answer, on the category the router saw for the request:
+
+- `verifier.kind: oracle-rates` (the default, the cascade's behaviour before verifiers had
+  kinds): a wrong answer (by the request's replayed `outcomes`, or a draw at the predictor's
+  prior accuracy where the outcome is unknown) is flagged with probability `verifier.tpr`, a
+  right one with probability `verifier.fpr` — error rates given, not measured;
+- `verifier.kind: confidence`: the answer is flagged when the verifier's confidence — the
+  predictor's estimate for the answering model (a learned one: from outcome data), plus an
+  optional answer-reading term (`skill`) and noise — is below `verifier.threshold`; its false
+  accept and false reject rates are measured against the replayed outcomes (`figures`).
+
+A flagged answer is re-asked of the
 next model as a follow-up call (`view.follow_up`, recorded with `parent_id`) after
 `verifier.latency_s`; the last model's answer is final. Every attempt is a real request on the
 fleet, so the cheap attempt's time, GPU time, energy and cost all count — a cascade can never be
@@ -20,13 +29,13 @@ from __future__ import annotations
 
 import math
 
-from wrpsim.errors import ConfigError, check_keys
+from wrpsim.errors import ConfigError
 from wrpsim.router.config import number, plain, served
 from wrpsim.router.predict import QualityPredictor
 from wrpsim.router.selection import ModelRouter, least_outstanding
+from wrpsim.router.verifier import Verifier
 
 NAN = math.nan
-VERIFIER_KEYS = ("tpr", "fpr", "latency_s")
 
 
 class CascadeRouter(ModelRouter):
@@ -39,11 +48,8 @@ class CascadeRouter(ModelRouter):
                  predictor=None, **common):
         super().__init__(**common)
         self.models = models
-        v = plain(verifier) or {}
-        check_keys(v, VERIFIER_KEYS, "router.verifier")
-        self.tpr = number("verifier.tpr", v.get("tpr", 1.0), 0.0, 1.0)
-        self.fpr = number("verifier.fpr", v.get("fpr", 0.0), 0.0, 1.0)
-        self.verify_s = number("verifier.latency_s", v.get("latency_s", 0.0), 0.0)
+        self.verifier = Verifier(verifier, plain(predictor))
+        self.verify_s = self.verifier.latency_s
         self.abort = bool(abort_when_saturated)
         self.sat_out = number("saturation_outstanding", saturation_outstanding, 1.0)
         self.sat_kv = number("saturation_kv", saturation_kv, 0.0, 1.0)
@@ -56,7 +62,9 @@ class CascadeRouter(ModelRouter):
         self._chain = chain if self.models is not None else self.book.by_cost(chain)
         if len(self._chain) < 2:
             raise ConfigError("router.models: a cascade needs at least two models")
+        self.verifier.check(fleet)
         self._stage: dict[int, int] = {}
+        self._seen: dict[int, object] = {}  # request id -> the category the router saw
         self.escalated = 0
         self.aborted = 0
 
@@ -78,20 +86,28 @@ class CascadeRouter(ModelRouter):
             self._stage[request.id] = stage
         elif stage > 0:
             label = "escalate"
+        self._seen[request.id] = category
         return self._chain[stage], None, label, float(stage)
 
     def on_complete(self, request, record):
         """Verify the answer; escalate a flagged one to the next model."""
         stage = self._stage.pop(request.id, None)
+        seen = self._seen.pop(request.id, None)
         if stage is None or stage + 1 >= len(self._chain):
             return
-        model = self._chain[stage]
-        y = request.outcomes.get(model) if request.outcomes else None
-        if y is None:
-            y = self.predictor.prior(model, request.category)
-        wrong = self.rng.random() >= y
-        if self.rng.random() < (self.tpr if wrong else self.fpr):
+        accepted, _ = self.verifier.judge(request, self._chain[stage], seen, self.rng)
+        if not accepted:
             nxt = self.fleet.follow_up(request, model=self._chain[stage + 1])
             self._stage[nxt.id] = stage + 1
             self.escalated += 1
             self.fleet.submit(nxt, self.verify_s)
+
+    def on_dropped(self, request, record):
+        """Forget a lost attempt (nothing to verify)."""
+        self._stage.pop(request.id, None)
+        self._seen.pop(request.id, None)
+
+    def summary_figures(self) -> dict:
+        """The verifier's measured figures and the cascade's counts, for `summary.json`."""
+        return {**self.verifier.figures(), "cascade_escalated": self.escalated,
+                "cascade_aborted": self.aborted}

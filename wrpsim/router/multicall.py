@@ -32,7 +32,8 @@ the task's prompt and output length. When all k have ended, `aggregate` combines
 
 The answer finishes when its last call (the aggregation call included) finishes.
 
-`ChainRouter` (multi-round, Router-R1 style). Round 0 is the task's request on `models[0]`;
+`ChainRouter` (multi-round, a fixed chain; `wrpsim.router.rounds.RoundRouter` chooses each
+round's model or stops, after Router-R1). Round 0 is the task's request on `models[0]`;
 when round r completes, round r+1 is a follow-up of it (its `parent_id`) on `models[r+1]` with
 prompt = round r's prompt + round r's output + `instruction_tokens` and the task's output
 length. The answer is the last round's: quality = outcomes[last model], finish = its finish.
@@ -165,6 +166,13 @@ class _MultiCall(ModelRouter):
             out[rid] = Answer(None, NAN, t.calls, t.cost, "pending")
         return out
 
+    def _open_task(self, request) -> _Task:
+        """Open the task whose first call is `request`; the task keeps the engine's request
+        (the follow-up mechanics' answer length, the answer's replayed quality)."""
+        task = _Task(ground_truth(request))
+        self._open[request.id] = task
+        return task
+
     def _register(self, task: _Task, req, index: int, model: str, label: str) -> None:
         self._calls[req.id] = (task, index, model, label)
         task.calls += 1
@@ -264,8 +272,7 @@ class EnsembleRouter(_MultiCall):
 
     def start(self, request):
         """Call 0 is the request itself; calls 1..k-1 are follow-ups submitted now."""
-        task = _Task(ground_truth(request))
-        self._open[request.id] = task
+        task = self._open_task(request)
         self._register(task, request, 0, self._models[0], "call")
         extra = []
         for i, m in enumerate(self._models[1:], 1):
@@ -347,8 +354,7 @@ class ChainRouter(_MultiCall):
 
     def start(self, request):
         """Round 0 is the request itself."""
-        task = _Task(ground_truth(request))
-        self._open[request.id] = task
+        task = self._open_task(request)
         self._register(task, request, 0, self._models[0], "round")
         return self._models[0], "round"
 

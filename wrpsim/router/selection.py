@@ -85,6 +85,9 @@ class ModelRouter(Router):
             out.append("per-model outcomes")
         if getattr(getattr(self, "lengths", None), "kind", None) == "oracle":
             out.append("output lengths")
+        verifier = getattr(self, "verifier", None)  # a cascade's or a rounds router's
+        if getattr(getattr(verifier, "predictor", None), "kind", None) == "oracle":
+            out.append("per-model outcomes (verifier)")
         return tuple(out)
 
     def check_pools(self, field: str, pools) -> list[str]:
