@@ -52,7 +52,10 @@ def test_the_oracle_needs_the_oracle_view_and_is_labelled_an_upper_bound(tmp_pat
     assert s["router"] == "oracle" and "upper bound" in s["router_view"]
     assert s["router_oracle"] == ("upper bound: the router read the ground truth (per-model "
                                   "outcomes, output lengths)")
-    assert "  oracle     upper bound: the router read the ground truth" in run_summary(s, {}, "o")
+    text = run_summary(s, {}, "o")
+    assert "  oracle     upper bound: the router read the ground truth" in text
+    assert (f"  quality    {s['quality']:.4f} mean replayed score over "
+            f"{s['quality_requests']} tasks") in text
     z = run(two_model_cfg({"_target_": "wrpsim.router.ZeroRouter"}), tmp_path / "z", trace)
     assert "router_oracle" not in z and "  oracle " not in run_summary(z, {}, "z")
 

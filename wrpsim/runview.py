@@ -98,11 +98,19 @@ def measurement_fleet(cfg: dict) -> bool:
 
 
 def _extra_lines(s: dict, cfg: dict) -> list[str]:
-    """The prefix-cache hit ratio when a pool caches prefixes; a note on a measurement fleet;
-    an `oracle` line when the router read the ground truth or the live fleet (an upper bound)."""
+    """The mean answer quality when the workload replays outcomes (and calls per task for a
+    multi-round router); the prefix-cache hit ratio when a pool caches prefixes; a note on a
+    measurement fleet; an `oracle` line when the router read the ground truth or the live
+    fleet (an upper bound)."""
     out = []
     if s.get("router_oracle") or s.get("router_view_kind") == "oracle":
         out.append(f"  oracle     {s.get('router_oracle') or s.get('router_view')}")
+    if s.get("quality") is not None:
+        line = (f"  quality    {s['quality']:.4f} mean replayed score over "
+                f"{s.get('quality_requests') or 0:,} tasks")
+        if s.get("rounds_mean") is not None:
+            line += f"; {s['rounds_mean']:.2f} calls per task"
+        out.append(line)
     if s.get("prefix_hit_ratio_blocks") is not None:
         out.append(f"  prefix     {_pct(s.get('prefix_hit_ratio_blocks'))} of prompt blocks "
                    f"({_pct(s.get('prefix_hit_ratio_tokens'))} of prompt tokens) served from "
