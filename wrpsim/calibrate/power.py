@@ -1,10 +1,19 @@
 """Fit the per-GPU power shape (`wrpsim.pool.kernels.power.PowerModel`) on measured watts.
 
-Per GPU type, `active`, `w_compute` and `w_memory` minimise the squared error of the average
-power per GPU, a linear least-squares problem with non-negative coefficients, because average
-power is linear in them: with busy fraction b and time-averaged utilisations u_c, u_m,
+`active`, `w_compute` and `w_memory` minimise the squared error of the average power per GPU,
+a linear least-squares problem with non-negative coefficients, because average power is linear
+in them: with busy fraction b and time-averaged utilisations u_c, u_m,
 
     P = idle + (TDP - idle) x (active x b + w_compute x u_c + w_memory x u_m).
+
+The GPUs measured by ML.ENERGY (H100, B200) share one shape by default (`shared=true`): the
+three numbers are fractions of each GPU's own idle-to-TDP span, i.e. how much of its power
+headroom a GPU spends when its silicon is busy, computing or streaming, which need not depend
+on the generation. Fitted jointly (one least-squares problem over both GPUs' runs, each row
+scaled by its own span) it predicts the held-out runs better than a shape per GPU (median
+power error on ML.ENERGY's test split: H100 8.8 against 12.7 %, B200 13.1 against 13.6 %;
+docs/validation.md), because three numbers fitted on 31 noisy B200 runs overfit. `shared=false`
+fits each GPU alone. The A100 (Splitwise profile, a 2023 engine) is always fitted alone.
 
 Sources of (b, u_c, u_m, P) points:
 
@@ -64,33 +73,47 @@ def splitwise_points(gpu: str = "a100-80gb") -> list[tuple[float, float, float, 
 def fit_gpu(points, idle_w: float, tdp_w: float) -> tuple[dict, dict]:
     """Non-negative least squares of the three power fields on `points` (b, u_c, u_m, W);
     returns (fields, {'n', 'median_pct', 'max_pct'}) of the fit's absolute % errors."""
+    return fit_shared([(idle_w, tdp_w, p) for p in points])
+
+
+def fit_shared(rows, fields: dict | None = None) -> tuple[dict, dict]:
+    """`fit_gpu` over rows (idle_w, tdp_w, (b, u_c, u_m, W)) of possibly different GPUs: one
+    shape, each row's utilisations scaled by its own GPU's idle-to-TDP span. With `fields`
+    given, nothing is fitted: the errors are those of that shape on `rows`."""
     from scipy.optimize import lsq_linear
 
-    a = np.array([[b, uc, um] for b, uc, um, _ in points]) * (tdp_w - idle_w)
-    y = np.array([w for *_, w in points]) - idle_w
-    res = lsq_linear(a, y, bounds=(0.0, np.inf))
-    pred = a @ res.x + idle_w
+    a = np.array([[b * (tdp - idle), uc * (tdp - idle), um * (tdp - idle)]
+                  for idle, tdp, (b, uc, um, _) in rows])
+    idle_w = np.array([idle for idle, _, _ in rows])
+    y = np.array([p[3] for _, _, p in rows]) - idle_w
+    if fields is None:
+        x = lsq_linear(a, y, bounds=(0.0, np.inf)).x
+        fields = {k: round(float(v), 4) for k, v in zip(POWER_FIELDS, x)}
+    pred = a @ np.array([fields[k] for k in POWER_FIELDS]) + idle_w
     ape = np.abs(pred / (y + idle_w) - 1.0) * 100
-    fields = {k: round(float(v), 4) for k, v in zip(POWER_FIELDS, res.x)}
     return fields, {"n": len(y), "median_pct": round(float(np.median(ape)), 1),
                     "max_pct": round(float(ape.max()), 1)}
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m wrpsim.calibrate.power [mlenergy_dir=DIR]`: fit the power shapes of the GPUs
-    with measurements (H100 and B200 on ML.ENERGY's fit split, A100 on the Splitwise profile)
-    and print them as pools/catalog/power.yaml entries, with the in-fit error."""
+    """`python -m wrpsim.calibrate.power [mlenergy_dir=DIR] [shared=true|false]`: fit the power
+    shapes of the GPUs with measurements (H100 and B200 on ML.ENERGY's fit split, one shared
+    shape unless shared=false; A100 on the Splitwise profile) and print them as
+    pools/catalog/power.yaml entries, with the in-fit error (per GPU)."""
     import sys
 
     from wrpsim.cli import apply_flat
-    from wrpsim.errors import WrpsimError
+    from wrpsim.errors import ConfigError, WrpsimError
     from wrpsim.pool.catalog import get_gpu
     from wrpsim.validate.__main__ import mlenergy_root
     from wrpsim.validate.sets import mlenergy_cases
 
     try:
-        cfg = apply_flat({"mlenergy_dir": None}, sys.argv[1:] if argv is None else argv,
-                         "calibrate.power")
+        cfg = apply_flat({"mlenergy_dir": None, "shared": True},
+                         sys.argv[1:] if argv is None else argv, "calibrate.power")
+        if not isinstance(cfg["shared"], bool):
+            raise ConfigError(f"calibrate.power: shared must be true or false, got "
+                              f"{cfg['shared']!r}")
         root = mlenergy_root(cfg["mlenergy_dir"])
         points: dict[str, list] = {"a100-80gb": splitwise_points()}
         if root is not None:
@@ -98,12 +121,21 @@ def main(argv: list[str] | None = None) -> int:
                 if case.split == "fit":
                     b, uc, um = probe_points(case)
                     points.setdefault(case.gpu, []).append((b, uc, um, case.measured["power_w"]))
+        shared = [g for g in points if g != "a100-80gb"] if cfg["shared"] else []
+        if len(shared) > 1:
+            rows = [(get_gpu(g).idle_w, get_gpu(g).tdp_w, p) for g in shared for p in points[g]]
+            joint, _ = fit_shared(rows)
         for gpu, pts in points.items():
             g = get_gpu(gpu)
             fields, err = fit_gpu(pts, g.idle_w, g.tdp_w)
+            note = ""
+            if gpu in shared and len(shared) > 1:
+                fields = joint
+                err = fit_shared([(g.idle_w, g.tdp_w, p) for p in pts], fields)[1]
+                note = f" (shape shared with {', '.join(x for x in shared if x != gpu)})"
             body = "".join(f"\n  {k}: {v}" for k, v in fields.items())
             print(f"{gpu}:{body}\n  # {err['n']} runs, in-fit median {err['median_pct']} %, "
-                  f"max {err['max_pct']} %")
+                  f"max {err['max_pct']} %{note}")
     except WrpsimError as exc:
         print(f"wrpsim: error: {exc}", file=sys.stderr)
         return 2
