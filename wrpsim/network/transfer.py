@@ -114,7 +114,9 @@ class Fabric:
                              f"{len(dst_gpus)}")
         if nbytes < 0:
             raise ValueError(f"transfer bytes must be >= 0, got {nbytes}")
-        if self.topo is not None:
+        if self.topo is not None and not (
+                0 <= min(src_gpus) and 0 <= min(dst_gpus)
+                and max(src_gpus) < self.topo.n and max(dst_gpus) < self.topo.n):
             bad = [g for g in (*src_gpus, *dst_gpus) if not 0 <= g < self.topo.n]
             if bad:
                 raise ConfigError(f"network: GPU id {bad[0]} outside the fabric's "
