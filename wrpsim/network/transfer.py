@@ -188,6 +188,11 @@ class Fabric:
         f = self._flows[fid]
         return f[2], f[3], f[4], f[5], f[6]
 
+    def transfer_times(self, t0: float = 0.0, t1: float = math.inf) -> list[float]:
+        """Completion times (finish - start, s) of the finished transfers that started in
+        [t0, t1), in start order (e.g. a packet window's, or the same span of a fluid run)."""
+        return [x[3] - x[2] for x in self._xfers if t0 <= x[2] < t1 and x[3] == x[3]]
+
     def flow_conns(self) -> dict[int, list[int]]:
         """Engine connection ids of every flow that crossed the fabric, by flow id (the main
         engine's; a packet window's flows are left out)."""
