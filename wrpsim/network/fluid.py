@@ -291,11 +291,16 @@ class FluidEngine:
             cap = self._capl
             r = []
             for c in comp:
-                st = conns[c]
-                rc = min([cap[p] / a for p, a in zip(st[0], st[1])])
+                ports, coefs = conns[c][:2]
+                if coefs is _ONES[len(ports)] if len(ports) < len(_ONES) else False:
+                    rc = min([cap[p] for p in ports])  # x / 1.0 and 1.0 * x are x exactly
+                    for p in ports:
+                        pr[p] = rc
+                else:
+                    rc = min([cap[p] / a for p, a in zip(ports, coefs)])
+                    for p, a in zip(ports, coefs):
+                        pr[p] = a * rc
                 r.append(rc)
-                for p, a in zip(st[0], st[1]):
-                    pr[p] = a * rc
         else:
             r = maxmin_small([(conns[c][0], conns[c][1]) for c in comp], self._capl)
             for c in comp:
