@@ -70,6 +70,7 @@ class NetConfig:
     dctcp_g: float = 0.0625
     rto_us: float = 50.0
     ack_bytes: int = 64
+    packet_window: Sequence | None = None
 
     @classmethod
     def from_dict(cls, d: dict | None, where: str = "network") -> NetConfig:
@@ -126,6 +127,7 @@ class NetConfig:
         if self.uplink_gbps is not None and self.oversubscription is not None:
             raise ConfigError(f"{where}: give uplink_gbps or oversubscription, not both "
                               f"(got {self.uplink_gbps!r} and {self.oversubscription!r})")
+        _check_window(where, self.packet_window, self.kind)
         g = self.gpus_per_host
         if self.rail_optimized and self.leaves % g:
             raise ConfigError(f"{where}.leaves must be a multiple of gpus_per_host ({g}) when "
@@ -211,6 +213,21 @@ def _parse_link(field: str, entry, L: int, S: int) -> tuple[int | None, int, str
         raise ConfigError(f"{field}.rate_factor must be a number in [0, 1] (0: down), "
                           f"got {f!r}")
     return entry.get("leaf"), entry["spine"], direction, float(f)
+
+
+def _check_window(where: str, w, kind: str) -> None:
+    """`packet_window`: null, or [t0, t1] in simulated seconds with 0 <= t0 < t1 (t1 may be
+    .inf), only on a fluid fabric (the fluid engine carries the transfers outside it)."""
+    if w is None:
+        return
+    nums = isinstance(w, (list, tuple)) and len(w) == 2 and all(
+        not isinstance(x, bool) and isinstance(x, (int, float)) and x == x for x in w)
+    if not nums or not 0 <= w[0] < w[1] or w[0] == float("inf"):
+        raise ConfigError(f"{where}.packet_window must be null or [t0, t1], simulated seconds "
+                          f"with 0 <= t0 < t1, got {w!r}")
+    if kind != "fluid":
+        raise ConfigError(f"{where}.packet_window needs kind fluid (network=fluid: the fluid "
+                          f"engine carries the transfers outside the window), got kind {kind}")
 
 
 def _check_int(where: str, name: str, v, low: int) -> None:

@@ -17,12 +17,17 @@ Driving contract (identical standalone and under SimPy): `add(conn)` at the engi
 
 from __future__ import annotations
 
+import heapq
+
 import numpy as np
 
 from wrpsim.network.paths import Conn
 from wrpsim.network.topology import LeafSpine
 
 SMALL = 48
+TRIM_STEPS = 4096  # steps kept before dropping the ones nothing has to replay
+NAN, INF = float("nan"), float("inf")
+_ONES = tuple((1.0,) * k for k in range(9))
 
 
 def maxmin_small(flows: list[tuple[list[int], list[float]]], cap) -> list[float]:
@@ -102,135 +107,277 @@ def maxmin_rates(nflows: int, e_flow: np.ndarray, e_link: np.ndarray, e_coef: np
 
 
 class FluidEngine:
-    """Max-min fluid simulation of connections on a `LeafSpine` (module docstring)."""
+    """Max-min fluid simulation of connections on a `LeafSpine` (module docstring).
+
+    Incremental and lazy: a connection's remaining bytes and a port's carried bytes are brought
+    up to date only when its rate changes or they are read, by replaying the engine's steps
+    (`_steps`: the `dt` of every `advance` that moved time) with the rate it had over them —
+    exactly the float operations (`rem - rate*dt`, `bytes + rate*dt`, one step after another)
+    of updating every connection and port at every step, so results do not depend on when
+    they are read. Per change the work is the recomputed component and the steps its
+    connections lived through; the next completion comes from a heap."""
 
     def __init__(self, topo: LeafSpine):
         self.topo = topo
         self.now = 0.0
         self.cap = np.asarray(topo.rate, dtype=float) / 8.0  # bytes per second
+        self._capl = self.cap.tolist()
         n = topo.nports
-        self.port_bytes = np.zeros(n)
-        self.port_max_conns = np.zeros(n, dtype=np.int64)
+        self.port_max_conns = [0] * n
         self.start_s: list[float] = []
         self.finish_s: list[float] = []
-        self.act = np.zeros(0, dtype=np.int64)      # active connection ids
-        self.rem = np.zeros(0)                      # their remaining bytes
-        self.rate = np.zeros(0)                     # their rates (bytes/s)
-        self._finish = np.zeros(0)
-        self.e_idx = np.zeros(0, dtype=np.int64)    # entries: position in `act`,
-        self.e_port = np.zeros(0, dtype=np.int64)   # port,
-        self.e_coef = np.zeros(0)                   # share of the connection's rate
-        self._new: list[tuple[int, list[int], list[float], float]] = []
-        self._port_rate = np.zeros(n)
+        self._steps: list[float] = []        # dt of every advance that moved time
+        self._base = 0                       # absolute index of _steps[0] (trimmed prefix)
+        # active connection id -> [ports, coefs, rem, rate, synced step, finish]
+        self._conns: dict[int, list] = {}
+        self._trim_at = TRIM_STEPS
+        self._heap: list[tuple[float, int]] = []   # (finish, id), stale entries skipped
         self._port_conns: dict[int, set[int]] = {}   # port -> active connection ids
-        self._conn_ports: dict[int, list[int]] = {}  # active connection id -> ports
-        self._conn_coefs: dict[int, list[float]] = {}
+        self._pbytes = [0.0] * n             # bytes carried up to step _psync[p]
+        self._prate = [0.0] * n              # current rate through the port (bytes/s)
+        self._psync = [0] * n
+        self._busy: set[int] = set()         # ports with a non-zero rate
         self._dirty_ports: set[int] = set()
         self._dirty = False
         self.recomputes = 0
 
+    # -- lazy state ---------------------------------------------------------------------------
+
+    def _replay(self, x: float, r: float, since: int, sign: float) -> float:
+        """`x` moved by `sign`·r·dt for every step from absolute index `since` on."""
+        steps = self._steps
+        i = since - self._base
+        if sign < 0:
+            for dt in steps[i:] if i else steps:
+                x = x - r * dt
+        else:
+            for dt in steps[i:] if i else steps:
+                x = x + r * dt
+        return x
+
+    def _sync_conn(self, st: list) -> None:
+        end = self._base + len(self._steps)
+        if st[4] != end:
+            if st[3]:
+                st[2] = self._replay(st[2], st[3], st[4], -1.0)
+            st[4] = end
+
+    def _sync_port(self, p: int) -> None:
+        end = self._base + len(self._steps)
+        if self._psync[p] != end:
+            r = self._prate[p]
+            if r:
+                self._pbytes[p] = self._replay(self._pbytes[p], r, self._psync[p], 1.0)
+            self._psync[p] = end
+
+    def _trim(self) -> None:
+        """Drop the steps no active connection or busy port still has to replay."""
+        end = self._base + len(self._steps)
+        low = min((st[4] for st in self._conns.values()), default=end)
+        low = min(low, min((self._psync[p] for p in self._busy), default=end))
+        if low > self._base:
+            del self._steps[:low - self._base]
+            self._base = low
+
+    # -- views (tests, scenarios) -------------------------------------------------------------
+
     @property
     def active(self) -> list[int]:
-        """Ids of the connections still running."""
-        return [int(c) for c in self.act] + [c for c, *_ in self._new]
+        """Ids of the connections still running (ascending)."""
+        return sorted(self._conns)
+
+    @property
+    def act(self) -> np.ndarray:
+        """Ids of the active connections, ascending (the order of `rate` and the entries)."""
+        return np.asarray(self.active, dtype=np.int64)
+
+    @property
+    def rate(self) -> np.ndarray:
+        """Rates (bytes/s) of the active connections, in `act` order."""
+        return np.asarray([self._conns[c][3] for c in self.active], dtype=float)
+
+    @property
+    def rem(self) -> np.ndarray:
+        """Remaining bytes of the active connections, in `act` order."""
+        out = []
+        for c in self.active:
+            self._sync_conn(self._conns[c])
+            out.append(self._conns[c][2])
+        return np.asarray(out, dtype=float)
+
+    def _entries(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        idx, ports, coefs = [], [], []
+        for i, c in enumerate(self.active):
+            st = self._conns[c]
+            idx += [i] * len(st[0])
+            ports += st[0]
+            coefs += st[1]
+        return (np.asarray(idx, dtype=np.int64), np.asarray(ports, dtype=np.int64),
+                np.asarray(coefs, dtype=float))
+
+    @property
+    def e_idx(self) -> np.ndarray:
+        """Entry i: connection `act[e_idx[i]]` puts `e_coef[i]` × its rate on `e_port[i]`."""
+        return self._entries()[0]
+
+    @property
+    def e_port(self) -> np.ndarray:
+        return self._entries()[1]
+
+    @property
+    def e_coef(self) -> np.ndarray:
+        return self._entries()[2]
+
+    @property
+    def port_bytes(self) -> np.ndarray:
+        """Bytes every port has carried up to `now`."""
+        for p in self._busy:
+            self._sync_port(p)
+        return np.asarray(self._pbytes, dtype=float)
+
+    # -- driving ------------------------------------------------------------------------------
 
     def add(self, conn: Conn) -> int:
         """Start `conn` at `now`; returns its connection id."""
         cid = len(self.start_s)
         self.start_s.append(self.now)
-        self.finish_s.append(float("nan"))
-        if len(conn.paths) == 1:
-            plist = list(conn.paths[0])
-            coefs = [1.0] * len(plist)
+        self.finish_s.append(NAN)
+        paths = conn.paths
+        if len(paths) == 1:
+            plist = paths[0]
+            coefs = _ONES[len(plist)] if len(plist) < len(_ONES) else (1.0,) * len(plist)
         else:  # a sprayed connection: 1/k of its rate per path, shared ports summed
             share: dict[int, float] = {}
-            for path in conn.paths:
+            for path in paths:
                 for p in path:
-                    share[p] = share.get(p, 0.0) + 1.0 / len(conn.paths)
-            plist, coefs = sorted(share), [share[p] for p in sorted(share)]
-        self._new.append((cid, plist, coefs, float(conn.nbytes)))
-        self._conn_ports[cid] = plist
-        self._conn_coefs[cid] = coefs
+                    share[p] = share.get(p, 0.0) + 1.0 / len(paths)
+            plist = tuple(sorted(share))
+            coefs = tuple(share[p] for p in plist)
+        self._conns[cid] = [plist, coefs, float(conn.nbytes), 0.0,
+                            self._base + len(self._steps), INF]
+        pc = self._port_conns
         for p in plist:
-            self._port_conns.setdefault(p, set()).add(cid)
+            s = pc.get(p)
+            if s is None:
+                pc[p] = {cid}
+            else:
+                s.add(cid)
         self._dirty_ports.update(plist)
         self._dirty = True
         return cid
 
-    def _merge_new(self) -> None:
-        new, self._new = self._new, []
-        base = len(self.act)
-        self.act = np.append(self.act, [c for c, *_ in new]).astype(np.int64)
-        self.rem = np.append(self.rem, [b for *_, b in new])
-        self.rate = np.append(self.rate, np.zeros(len(new)))
-        self._finish = np.append(self._finish, np.full(len(new), np.inf))
-        idx = [base + i for i, (_, p, _, _) in enumerate(new) for _ in p]
-        self.e_idx = np.append(self.e_idx, np.asarray(idx, dtype=np.int64))
-        self.e_port = np.append(self.e_port, np.asarray([x for _, p, _, _ in new for x in p],
-                                                        dtype=np.int64))
-        self.e_coef = np.append(self.e_coef, [x for _, _, w, _ in new for x in w])
-
     def _recompute(self) -> None:
         self._dirty = False
         self.recomputes += 1
-        if self._new:
-            self._merge_new()
-        n = len(self.act)
-        nports = len(self.cap)
-        comp = self._component(n)
-        if comp is None:
-            self.rate = maxmin_rates(n, self.e_idx, self.e_port, self.e_coef, self.cap)
-            self._finish = self.now + self.rem / self.rate if n else np.zeros(0)
-            self._port_rate = np.bincount(self.e_port, self.e_coef * self.rate[self.e_idx],
-                                          minlength=nports)
-            np.maximum(self.port_max_conns, np.bincount(self.e_port, minlength=nports),
-                       out=self.port_max_conns)
-        elif comp:
-            pos = np.searchsorted(self.act, comp)
-            r = np.asarray(maxmin_small([(self._conn_ports[c], self._conn_coefs[c])
-                                         for c in comp], self.cap))
-            self.rate[pos] = r
-            self._finish[pos] = self.now + self.rem[pos] / r
-            rates = dict(zip(comp, r.tolist()))
-            ports = {p for c in comp for p in self._conn_ports[c]}
-            pr, pmax, pc = self._port_rate, self.port_max_conns, self._port_conns
-            for p in ports:
-                pr[p] = 0.0
+        conns, pcs = self._conns, self._port_conns
+        comp = self._component()
+        pr: dict[int, float] = {}
+        if comp is None:  # a large component: every rate, vectorised
+            comp = sorted(conns)
+            e_idx, e_port, e_coef = self._entries()
+            r = maxmin_rates(len(comp), e_idx, e_port, e_coef, self.cap).tolist()
+            for c, rc in zip(comp, r):  # port rates summed in entry order (as np.bincount)
+                st = conns[c]
+                for p, a in zip(st[0], st[1]):
+                    pr[p] = pr.get(p, 0.0) + a * rc
+            for p in self._busy:
+                if p not in pr:
+                    pr[p] = 0.0
+        elif not comp:
+            return
+        elif all(len(pcs[p]) == 1 for c in comp for p in conns[c][0]):
+            # no two connections share a port: each gets its tightest port (what water-filling
+            # gives, bit for bit: the share cap/a of its first saturated port)
+            cap = self._capl
+            r = []
             for c in comp:
-                for p, a in zip(self._conn_ports[c], self._conn_coefs[c]):
-                    pr[p] += a * rates[c]
-            for p in ports:
-                if len(pc[p]) > pmax[p]:
-                    pmax[p] = len(pc[p])
+                ports, coefs = conns[c][:2]
+                if coefs is _ONES[len(ports)] if len(ports) < len(_ONES) else False:
+                    rc = min([cap[p] for p in ports])  # x / 1.0 and 1.0 * x are x exactly
+                    for p in ports:
+                        pr[p] = rc
+                else:
+                    rc = min([cap[p] / a for p, a in zip(ports, coefs)])
+                    for p, a in zip(ports, coefs):
+                        pr[p] = a * rc
+                r.append(rc)
+        else:
+            r = maxmin_small([(conns[c][0], conns[c][1]) for c in comp], self._capl)
+            for c in comp:
+                for p in conns[c][0]:
+                    pr[p] = 0.0
+            for c, rc in zip(comp, r):
+                st = conns[c]
+                for p, a in zip(st[0], st[1]):
+                    pr[p] += a * rc
+        now, heap, steps = self.now, self._heap, self._steps
+        end = self._base + len(steps)
+        push = heapq.heappush
+        for c, rc in zip(comp, r):
+            st = conns[c]
+            if st[4] != end:
+                if st[3]:
+                    st[2] = self._replay(st[2], st[3], st[4], -1.0)
+                st[4] = end
+            st[3] = rc
+            f = st[5] = now + st[2] / rc
+            push(heap, (f, c))
+        prate, psync, pbytes, busy, pmax = (self._prate, self._psync, self._pbytes, self._busy,
+                                            self.port_max_conns)
+        for p, v in pr.items():
+            if psync[p] != end:
+                if prate[p]:
+                    pbytes[p] = self._replay(pbytes[p], prate[p], psync[p], 1.0)
+                psync[p] = end
+            prate[p] = v
+            if v:
+                busy.add(p)
+                k = len(pcs[p])
+                if k > pmax[p]:
+                    pmax[p] = k
+            else:
+                busy.discard(p)
+        if len(steps) >= self._trim_at:
+            self._trim()
+            self._trim_at = max(TRIM_STEPS, 2 * len(self._steps))
 
-    def _component(self, n: int) -> list[int] | None:
+    def _component(self) -> list[int] | None:
         """Ids of the connections sharing ports, transitively, with the ports touched since the
         last recomputation, sorted; None when there are more than `SMALL` (recompute all)."""
         seeds, self._dirty_ports = self._dirty_ports, set()
-        port_conns, conn_ports = self._port_conns, self._conn_ports
-        seen_ports: set[int] = set()
-        conns: set[int] = set()
+        port_conns, conns = self._port_conns, self._conns
+        seen = set(seeds)
         stack = list(seeds)
+        comp: set[int] = set()
         while stack:
-            p = stack.pop()
-            if p in seen_ports:
-                continue
-            seen_ports.add(p)
-            for c in port_conns.get(p, ()):
-                if c not in conns:
-                    conns.add(c)
-                    if len(conns) > SMALL:
+            for c in port_conns.get(stack.pop(), ()):
+                if c not in comp:
+                    comp.add(c)
+                    if len(comp) > SMALL:
                         return None
-                    stack.extend(conn_ports[c])
-        return sorted(conns)
+                    for q in conns[c][0]:
+                        if q not in seen:
+                            seen.add(q)
+                            stack.append(q)
+        return sorted(comp)
+
+    def _top(self) -> tuple[float, int] | None:
+        """The earliest valid (finish, id) of the heap (stale entries dropped)."""
+        heap, conns = self._heap, self._conns
+        while heap:
+            f, c = heap[0]
+            st = conns.get(c)
+            if st is not None and st[5] == f:
+                return f, c
+            heapq.heappop(heap)
+        return None
 
     def next_time(self) -> float | None:
         """Time of the next completion, or None when no connection is active."""
         if self._dirty:
             self._recompute()
-        if not len(self.act):
-            return None
-        return float(self._finish.min())
+        top = self._top()
+        return None if top is None else top[0]
 
     def advance(self, t: float) -> list[int]:
         """Move to time `t` (not past `next_time()`); ids of connections that finish at `t`."""
@@ -240,34 +387,40 @@ class FluidEngine:
         if dt < 0:
             raise ValueError(f"fluid engine cannot go back in time: now={self.now}, t={t}")
         if dt > 0:
-            self.rem = self.rem - self.rate * dt
-            self.port_bytes += self._port_rate * dt
+            self._steps.append(dt)
             self.now = t
-        if not len(self.act):
+        if not self._conns:
             return []
-        done_mask = self._finish <= t + 1e-12 * abs(t) + 1e-15
-        if not done_mask.any():
+        lim = t + 1e-12 * abs(t) + 1e-15
+        heap, conns = self._heap, self._conns
+        done = []
+        while heap and heap[0][0] <= lim:
+            f, c = heapq.heappop(heap)
+            st = conns.get(c)
+            if st is not None and st[5] == f:
+                done.append((c, st[0]))
+                del conns[c]
+        if not done:
             return []
-        done = [int(c) for c in self.act[done_mask]]
-        for c in done:
+        done.sort()
+        pc, dirty, prate, busy = self._port_conns, self._dirty_ports, self._prate, self._busy
+        psync, pbytes, end = self._psync, self._pbytes, self._base + len(self._steps)
+        for c, ports in done:
             self.finish_s[c] = t
-            del self._conn_coefs[c]
-            for p in self._conn_ports.pop(c):
-                self._port_conns[p].discard(c)
-                self._dirty_ports.add(p)
-                self._port_rate[p] = 0.0 if not self._port_conns[p] else self._port_rate[p]
-        keep = ~done_mask
-        newpos = np.cumsum(keep) - 1
-        ekeep = keep[self.e_idx]
-        self.e_idx = newpos[self.e_idx[ekeep]]
-        self.e_port = self.e_port[ekeep]
-        self.e_coef = self.e_coef[ekeep]
-        self.act = self.act[keep]
-        self.rem = self.rem[keep]
-        self.rate = self.rate[keep]
-        self._finish = self._finish[keep]
+            # a port's rate drops to 0 when no connection is left on it; the others are
+            # recomputed with the component before the next step
+            for p in ports:
+                s = pc[p]
+                s.discard(c)
+                dirty.add(p)
+                if not s and prate[p]:
+                    if psync[p] != end:
+                        pbytes[p] = self._replay(pbytes[p], prate[p], psync[p], 1.0)
+                        psync[p] = end
+                    prate[p] = 0.0
+                    busy.discard(p)
         self._dirty = True
-        return done
+        return [c for c, _ in done]
 
     def run(self) -> float:
         """Run standalone until every connection has finished; the last finish time."""

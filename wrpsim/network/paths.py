@@ -129,9 +129,9 @@ class LoadBalancer:
                                 self._qp_of(key, src, dst, 0)))
             else:
                 split_flows.append((i, src, dst, nbytes))
-        if split_flows:
+        if split_flows:  # the other modes append in (flow, qp) order already
             out.extend(self._split(split_flows))
-        out.sort(key=lambda c: (c.flow, c.qp))
+            out.sort(key=lambda c: (c.flow, c.qp))
         return out
 
     def _split(self, flows: list[tuple[int, int, int, int]]) -> list[Conn]:

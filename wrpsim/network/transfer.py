@@ -20,6 +20,16 @@ timeouts at its event times (seconds = ps / 1e12). Between SimPy events it runs 
 next SimPy event (`env.peek()`) or the next connection completion, whichever is first, so one
 SimPy event serves thousands of packets. Both drive exactly the engine code the standalone
 scenarios use.
+
+Packet window (`packet_window: [t0, t1]`, kind fluid only). A transfer that *starts* at a time t
+with t0 <= t < t1 runs on a packet engine of its own, every other one on the fluid engine; a
+transfer keeps its engine to the end, so one started inside the window finishes as packets even
+after t1 and one started before t0 finishes as a fluid. The two engines share the topology and
+the path choices (one `LoadBalancer`) but not the links' state: window transfers and fluid
+transfers do not slow each other down (cross-engine contention is not modelled). Per-port bytes
+are the sum of both engines; the packet counters (`stats`) are the window engine's. A window
+covering the whole run is `kind: packet`, one no transfer starts in is `kind: fluid`, result
+for result.
 """
 
 from __future__ import annotations
@@ -71,9 +81,12 @@ class Fabric:
         self.env: simpy.Environment | None = None
         self.engine = None
         self._driver = None
+        self.window = tuple(cfg.packet_window) if cfg.packet_window is not None else None
+        self.wengine: PacketEngine | None = None   # the packet window's engine
+        self._wdriver = None
+        self.window_transfers = 0
         self._xfers: list[list] = []        # [flows left, done, start_s, finish_s]
         self._flows: list[list] = []        # [transfer, conns left, src, dst, bytes, start, end]
-        self._conn_flow: list[int] = []     # engine connection id -> flow index
         self.conn_log: list | None = None   # a list: every `Conn`, by engine id (standalone)
         self.bytes_moved = 0
         self.bytes_by_tag: dict[str, int] = {}
@@ -87,6 +100,9 @@ class Fabric:
         elif self.kind == "packet":
             self.engine = PacketEngine(self.topo, self.seed)
             self._driver = _PacketDriver(self, env, self.engine)
+        if self.window is not None:
+            self.wengine = PacketEngine(self.topo, self.seed)
+            self._wdriver = _PacketDriver(self, env, self.wengine)
 
     def place(self, pools: list[tuple[str, int, int]]) -> dict[tuple[str, int], list[int]]:
         """GPU ids of every (pool, instance); `placement` pack | spread; ConfigError when the
@@ -114,7 +130,9 @@ class Fabric:
                              f"{len(dst_gpus)}")
         if nbytes < 0:
             raise ValueError(f"transfer bytes must be >= 0, got {nbytes}")
-        if self.topo is not None:
+        if self.topo is not None and not (
+                0 <= min(src_gpus) and 0 <= min(dst_gpus)
+                and max(src_gpus) < self.topo.n and max(dst_gpus) < self.topo.n):
             bad = [g for g in (*src_gpus, *dst_gpus) if not 0 <= g < self.topo.n]
             if bad:
                 raise ConfigError(f"network: GPU id {bad[0]} outside the fabric's "
@@ -141,13 +159,19 @@ class Fabric:
                 net_flows.append((fid, s, d, b))
         if net_flows:
             conns = self.lb.connections([(s, d, b) for _, s, d, b in net_flows], key)
-            if self.conn_log is not None:
+            driver = self._driver
+            if self.window is not None and self.window[0] <= now < self.window[1]:
+                driver = self._wdriver
+                self.window_transfers += 1
+            elif self.conn_log is not None:
                 self.conn_log += conns
+            cf = driver.conn_flow
+            flows = self._flows
             for c in conns:
                 fid = net_flows[c.flow][0]
-                self._flows[fid][1] += 1
-                self._conn_flow.append(fid)
-            self._driver.add(conns)
+                flows[fid][1] += 1
+                cf.append(fid)
+            driver.add(conns)
         if xfer[0] == 0:  # nothing to wait for: done at this instant, but not re-entrantly
             xfer[3] = now
             env.timeout(0).callbacks.append(lambda _e: done(env.now))
@@ -164,10 +188,16 @@ class Fabric:
         f = self._flows[fid]
         return f[2], f[3], f[4], f[5], f[6]
 
+    def transfer_times(self, t0: float = 0.0, t1: float = math.inf) -> list[float]:
+        """Completion times (finish - start, s) of the finished transfers that started in
+        [t0, t1), in start order (e.g. a packet window's, or the same span of a fluid run)."""
+        return [x[3] - x[2] for x in self._xfers if t0 <= x[2] < t1 and x[3] == x[3]]
+
     def flow_conns(self) -> dict[int, list[int]]:
-        """Engine connection ids of every flow that crossed the fabric, by flow id."""
+        """Engine connection ids of every flow that crossed the fabric, by flow id (the main
+        engine's; a packet window's flows are left out)."""
         out: dict[int, list[int]] = {}
-        for cid, fid in enumerate(self._conn_flow):
+        for cid, fid in enumerate(self._driver.conn_flow if self._driver else ()):
             out.setdefault(fid, []).append(cid)
         return out
 
@@ -176,9 +206,9 @@ class Fabric:
         ev = self.env.timeout(delay)
         ev.callbacks.append(lambda _e, f=fid: self._flow_part_done(f))
 
-    def _conns_done(self, cids: list[int]) -> None:
+    def _conns_done(self, cids: list[int], conn_flow: list[int]) -> None:
         for c in cids:
-            self._flow_part_done(self._conn_flow[c])
+            self._flow_part_done(conn_flow[c])
 
     def _flow_part_done(self, fid: int) -> None:
         f = self._flows[fid]
@@ -217,6 +247,10 @@ class Fabric:
         span = max(ends, default=0.0) - min((x[2] for x in self._xfers), default=0.0)
         if isinstance(self.engine, PacketEngine):
             out.update(self.engine.stats())
+        if self.wengine is not None:
+            out["packet_window"] = list(self.window)
+            out["window_transfers"] = self.window_transfers
+            out.update(self.wengine.stats())
         carried = self._carried()
         if span > 0:
             out["max_link_utilization"] = float(max(
@@ -225,9 +259,12 @@ class Fabric:
 
 
     def _carried(self) -> list:
-        """Bytes each port of the topology has carried (the engine's own counter)."""
+        """Bytes each port of the topology has carried (the engine's own counter; with a packet
+        window, the sum of both engines')."""
         if isinstance(self.engine, PacketEngine):
             return self.engine.pbytes
+        if self.wengine is not None:
+            return [f + p for f, p in zip(self.engine.port_bytes.tolist(), self.wengine.pbytes)]
         return self.engine.port_bytes
 
     def link_table(self, duration_s: float):
@@ -242,6 +279,10 @@ class Fabric:
 
         rows = port_rows(self.topo, self.engine, list(self._carried()),
                          [None] * self.topo.nports, duration_s)
+        if self.wengine is not None:  # both engines' counters: fluid's max_conns, packet's rest
+            w = port_rows(self.topo, self.wengine, list(self._carried()),
+                          [None] * self.topo.nports, duration_s)
+            rows = [r[:9] + x[9:] for r, x in zip(rows, w)]
         return to_table(rows, LINK_SCHEMA)
 
     def figures(self, duration_s: float) -> dict:
@@ -269,6 +310,7 @@ class _FluidDriver:
 
     def __init__(self, fabric: Fabric, env: simpy.Environment, engine: FluidEngine):
         self.fabric, self.env, self.engine = fabric, env, engine
+        self.conn_flow: list[int] = []   # engine connection id -> the fabric's flow index
         self.gen = 0
         self.pending: list[int] = []
         self._arming = False
@@ -300,7 +342,7 @@ class _FluidDriver:
             return
         done, self.pending = self.pending, []
         done += self.engine.advance(max(t, self.engine.now))
-        self.fabric._conns_done(done)
+        self.fabric._conns_done(done, self.conn_flow)
         self._arm()
 
 
@@ -309,6 +351,7 @@ class _PacketDriver:
 
     def __init__(self, fabric: Fabric, env: simpy.Environment, engine: PacketEngine):
         self.fabric, self.env, self.engine = fabric, env, engine
+        self.conn_flow: list[int] = []   # engine connection id -> the fabric's flow index
         self.gen = 0
         self.pending: list[tuple[int, int]] = []
 
@@ -337,7 +380,7 @@ class _PacketDriver:
         eng = self.engine
         done = [p for p in self.pending if p[0] <= t] + eng.run(t)
         self.pending = [p for p in self.pending if p[0] > t]
-        self.fabric._conns_done([c for _, c in done])
+        self.fabric._conns_done([c for _, c in done], self.conn_flow)
         horizon = self.env.peek()
         if horizon > self.env.now and not self.pending:
             limit = None if horizon == math.inf else round(horizon * PS_PER_S)

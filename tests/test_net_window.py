@@ -1,0 +1,152 @@
+"""`network.packet_window`: transfers starting inside [t0, t1) run on the packet engine, the
+others on the fluid engine (wrpsim/network/transfer.py docstring)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import simpy
+
+from wrpsim.errors import ConfigError
+from wrpsim.network.config import NetConfig
+from wrpsim.network.transfer import build_fabric
+
+MIB = 1 << 20
+SMALL = {"leaves": 2, "hosts_per_leaf": 4, "spines": 2, "gpus_per_host": 1, "host_gbps": 400,
+         "prop_delay_ns": 1000}
+# (start s, src GPUs, dst GPUs, bytes, name): overlapping pairs on shared links at 0 and 2 s,
+# a lone transfer at 1 s and a tensor-parallel one at 3 s
+PLAN = [(0.0, [0], [4], 2 * MIB, "a"), (0.0, [1], [4], MIB, "b"),
+        (1.0, [2], [5], MIB, "c"),
+        (2.0, [0], [4], MIB, "d"), (2.0, [1], [4], 2 * MIB, "e"),
+        (3.0, [0, 1], [6, 7], 3 * MIB, "f")]
+
+
+def run(kind, plan=PLAN, **kw):
+    """Finish time of every transfer of `plan`, and the fabric's stats."""
+    f = build_fabric({"kind": kind, **SMALL, **kw}, seed=0)
+    env = simpy.Environment()
+    f.attach(env)
+    out = {}
+
+    def starter(t, src, dst, nbytes, name):
+        yield env.timeout(t)
+        f.transfer(src, dst, nbytes, lambda now, n=name: out.setdefault(n, now))
+
+    for t, src, dst, nbytes, name in plan:
+        env.process(starter(t, src, dst, nbytes, name))
+    env.run()
+    return out, f
+
+
+def without_window_keys(stats: dict) -> dict:
+    return {k: v for k, v in stats.items() if k not in ("kind", "packet_window",
+                                                        "window_transfers")}
+
+
+def test_window_over_the_whole_run_is_the_packet_engine():
+    out, f = run("fluid", packet_window=[0, math.inf])
+    ref, p = run("packet")
+    assert out == ref
+    assert without_window_keys(f.stats()) == without_window_keys(p.stats())
+    assert f.stats()["window_transfers"] == len(PLAN)
+    assert f.engine.start_s == []  # the fluid engine carried nothing
+
+
+def test_window_no_transfer_starts_in_is_the_fluid_engine():
+    out, f = run("fluid", packet_window=[10.0, 20.0])
+    ref, g = run("fluid")
+    assert out == ref
+    assert without_window_keys(f.stats()) == {
+        **without_window_keys(g.stats()), "data_packets": 0, "retransmits": 0, "drops": 0,
+        "trims": 0, "ecn_marks": 0, "control_packets": 0, "out_of_order_packets": 0,
+        "max_reorder_distance": 0}
+    assert f.stats()["window_transfers"] == 0
+    assert list(f._carried()) == g.engine.port_bytes.tolist()
+
+
+def test_window_transfers_are_packets_and_the_rest_stays_fluid():
+    """Window [1.5, 2.5): the pair at 2 s runs as packets (exactly as on a packet fabric carrying
+    only them), everything else exactly as on the all-fluid fabric; no transfer of one engine
+    overlaps one of the other here, so nothing is lost by not modelling cross-engine contention."""
+    out, f = run("fluid", packet_window=[1.5, 2.5])
+    fluid, _ = run("fluid")
+    inside = [x for x in PLAN if 1.5 <= x[0] < 2.5]
+    packet, _ = run("packet", plan=inside)
+    assert {k: out[k] for k in "abcf"} == {k: fluid[k] for k in "abcf"}
+    assert {k: out[k] for k in "de"} == packet
+    assert out["d"] != fluid["d"]  # packets: headers, ACKs and path latency
+    st = f.stats()
+    assert st["window_transfers"] == 2 and st["packet_window"] == [1.5, 2.5]
+    assert st["data_packets"] >= 3 * MIB // 4096 and st["flows_completed"] == 7
+    # per-port bytes are both engines' together
+    assert sum(f._carried()) == pytest.approx(
+        sum(f.engine.port_bytes) + sum(f.wengine.pbytes), rel=1e-12)
+
+
+def test_window_takes_transfers_by_start_time_half_open():
+    """A transfer starting at t0 is in the window, one starting at t1 is not; one started
+    inside keeps its engine after t1."""
+    plan = [(1.0, [0], [4], 8 * MIB, "at_t0"), (2.0, [1], [5], MIB, "at_t1")]
+    out, f = run("fluid", plan=plan, packet_window=[1.0, 1.0001])
+    assert f.stats()["window_transfers"] == 1
+    assert len(f.engine.start_s) == 1 and f.wengine.nconns == 1
+    assert out["at_t0"] > 1.0001  # finished as packets after the window closed
+    fluid, _ = run("fluid", plan=plan)
+    assert out["at_t1"] == fluid["at_t1"]
+
+
+def test_fleet_run_with_a_window_writes_both_engines_figures(tmp_path):
+    """A disaggregated fleet: a window over the whole run gives network=packet's requests and
+    figures; a window after the last transfer gives network=fluid's, byte for byte."""
+    import json
+
+    from tests.conftest import compose_cfg
+    from wrpsim.sim import run as run_sim
+
+    base = ("pool=h100-llama70b-disagg", "workload.max_requests=4",
+            "pool.pools.prefill.model=llama3.1-8b", "pool.pools.decode.model=llama3.1-8b")
+    runs = {}
+    for name, extra in (("whole", ("network=fluid", "network.packet_window=[0,1e9]")),
+                        ("packet", ("network=packet",)),
+                        ("late", ("network=fluid", "network.packet_window=[1e8,1e9]")),
+                        ("fluid", ("network=fluid",))):
+        run_sim(compose_cfg(*base, *extra), tmp_path / name)
+        runs[name] = tmp_path / name
+    same = ("requests.parquet", "instances.parquet")
+    for a, b in (("whole", "packet"), ("late", "fluid")):
+        for fn in same:
+            assert (runs[a] / fn).read_bytes() == (runs[b] / fn).read_bytes(), (a, b, fn)
+    whole = json.loads((runs["whole"] / "network.json").read_text())
+    packet = json.loads((runs["packet"] / "network.json").read_text())
+    assert whole["packet_window"] == [0, 1e9] and whole["window_transfers"] == 8
+    assert without_window_keys(whole) == without_window_keys(packet)
+    late = json.loads((runs["late"] / "network.json").read_text())
+    fluid = json.loads((runs["fluid"] / "network.json").read_text())
+    assert late["window_transfers"] == 0 and late["data_packets"] == 0
+    assert {k: late[k] for k in fluid} == fluid
+    assert (runs["late"] / "network.parquet").exists()
+
+
+@pytest.mark.parametrize("value", [[2.0, 1.0], [1.0, 1.0], [-1.0, 2.0], ["a", "b"], [1.0],
+                                   5, [1.0, math.nan], [math.inf, math.inf], [True, 2]])
+def test_bad_windows_name_the_field_and_the_valid_form(value):
+    with pytest.raises(ConfigError, match=r"^network\.packet_window must be null or \[t0, t1\], "
+                                          r"simulated seconds with 0 <= t0 < t1, got "):
+        NetConfig.from_dict({"kind": "fluid", "packet_window": value})
+
+
+@pytest.mark.parametrize("kind", ["packet", "none"])
+def test_window_needs_the_fluid_engine(kind):
+    with pytest.raises(ConfigError, match=f"^network.packet_window needs kind fluid .*got kind "
+                                          f"{kind}$"):
+        NetConfig.from_dict({"kind": kind, "packet_window": [0, 1]})
+
+
+def test_window_without_a_fabric_is_an_unknown_key():
+    from wrpsim.sim import build_transfer
+
+    with pytest.raises(ConfigError, match=r"unknown key\(s\) \['packet_window'\]; valid keys: "
+                                          r"kind, nic_gbps"):
+        build_transfer(simpy.Environment(), {"kind": "none", "packet_window": [0, 1]})
