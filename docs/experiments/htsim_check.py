@@ -89,7 +89,8 @@ def htsim_run(binary: Path, topo: Path, cm: Path, lb: list[str], seed: int) -> d
     cmd = [str(binary), "-nodes", "256", "-topo", str(topo), "-tm", str(cm), "-mtu", "4096",
            "-linkspeed", "400000", "-q", "200", "-cwnd", "125", "-hop_latency", "1",
            "-end", "100000", "-seed", str(seed + 1), *lb]
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True,
+                         cwd=topo.parent).stdout  # htsim writes its logs into the cwd
     fct = [float(x) for x in re.findall(r"finished at ([0-9.]+)", out)]
     if len(fct) != 256:
         raise RuntimeError(f"{' '.join(cmd)}: {len(fct)} of 256 flows finished")
