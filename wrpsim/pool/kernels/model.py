@@ -56,6 +56,7 @@ import numpy as np
 
 from wrpsim.errors import ConfigError
 from wrpsim.pool.kernels import roofline as rl
+from wrpsim.pool.kernels.power import work_constants
 from wrpsim.pool.latency import LatencyModel
 
 GIB = float(1 << 30)
@@ -150,6 +151,7 @@ class KernelLatency(LatencyModel):
         self.calibration = kernels.label
         self.max_tokens = max_tokens
         self._power = power
+        self._power_c: tuple | None = None  # (power model, its constants): see `power_w`
         self._stream = kernels.stream_bw()
         if constants.mamba_ssm_dtype not in MAMBA_SSM_DTYPES:
             from wrpsim.errors import unknown_choice
@@ -418,6 +420,12 @@ class KernelLatency(LatencyModel):
             return np.maximum(g, cpu) if cpu > fixed else g
         return g + cpu
 
+    def decode_run_linear(self, batch: int, ctx0: int, n: int) -> tuple[float, float] | None:
+        """(a, b) of `decode_run_cum_s`'s closed form when it applies (`LatencyModel`)."""
+        if batch > 0 and n > 1:
+            return self._decode_run_linear(batch, ctx0 / batch, n)
+        return None
+
     def decode_run_cum_s(self, batch: int, ctx0: int, n: int) -> np.ndarray:
         """End times of a decode run (`LatencyModel.decode_run_cum_s`). While the context stays
         inside one segment of the attention grid and the GPU outlasts the CPU, every step is
@@ -513,14 +521,34 @@ class KernelLatency(LatencyModel):
         iteration's duration when the caller knows it. Utilisation is taken over the GPU's
         share of the iteration and that power is drawn for the whole of it: the per-sequence
         time the engine adds (sampling, output handling) does not lower the measured power."""
-        if self._power is None:
+        pm = self._power
+        if pm is None:
             if prefill_tokens + decode_seqs <= 0:
                 return self.gpu.idle_w
             return self.gpu.tdp_w
+        t_tok = prefill_tokens + decode_seqs
+        seqs = decode_seqs + (1 if prefill_tokens else 0)
         if duration_s and not self.c.async_scheduling:  # the GPU's share of the iteration
-            seqs = decode_seqs + (1 if prefill_tokens else 0)
             duration_s = max(duration_s - self._cpu0 - self._cpu_seq * seqs, 1e-9)
-        return self._power.power_w(self, prefill_tokens, decode_seqs, decode_ctx, duration_s)
+        if t_tok <= 0 or not duration_s:
+            return pm.power_w(self, prefill_tokens, decode_seqs, decode_ctx, duration_s)
+        # `PowerModel.power_w` with the duration given, in one function (the hot loop calls
+        # this once per iteration): the same operations in the same order, on the constants
+        # of `power.iteration_work` and of `pm` fetched once per (model, power model)
+        c = self._power_c
+        if c is None or c[0] is not pm:
+            c = self._power_c = (pm, *work_constants(self), pm.active, pm.w_compute,
+                                 pm.w_memory, pm.idle_w, pm.tdp_w - pm.idle_w)
+        (_, lin, head, attn, fixed, experts, q, kv, stream, peak, bw, state, active, w_c, w_m,
+         idle, span) = c
+        ctx = float(decode_seqs * 1024 if decode_ctx is None else decode_ctx)
+        pairs = prefill_tokens * (prefill_tokens + 1) / 2.0
+        flops = lin * t_tok + head * seqs + attn * (pairs + ctx)
+        touched = 1.0 - q ** t_tok if q else 1.0
+        nbytes = (fixed + experts * touched + (ctx + t_tok) * kv + t_tok * stream
+                  + seqs * state)
+        f = active + w_c * (flops / (peak * duration_s)) + w_m * (nbytes / (bw * duration_s))
+        return idle + span * (f if f < 1.0 else 1.0)
 
     def idle_power_w(self) -> float:
         return self.gpu.idle_w if self._power is None else self._power.idle_w
