@@ -164,16 +164,27 @@ class RequestLog:
     def finished(self, seq, inst, now: float) -> None:
         """Record a completed sequence."""
         r = seq.req
-        self.open.pop(r.id, None)
+        rid = r.id
+        self.open.pop(rid, None)
         ttft = seq.first_token_s - r.arrival_s
         tpot = (now - seq.first_token_s) / (r.output_tokens - 1) if r.output_tokens > 1 else NAN
+        prior = self.retried.get(rid)  # (`_spent` and `_attempts`, inlined: once per request)
+        if prior is None:
+            spent, attempts = (seq.gpu_s, seq.energy_j, seq.cost_usd), 1
+        else:
+            spent = (seq.gpu_s + prior[1], seq.energy_j + prior[2], seq.cost_usd + prior[3])
+            attempts = prior[0] + 1
+        if seq.prefill_inst is None and seq.second_token_s is not None:
+            tr = (seq.second_token_s - r.arrival_s, None, None, 0.0, NAN, NAN)
+        else:
+            tr = _second_and_transfer(seq)
         row = (
-            r.id, r.parent_id, r.arrival_s, inst.model, inst.pool, inst.index, r.prompt_tokens,
+            rid, r.parent_id, r.arrival_s, inst.model, inst.pool, inst.index, r.prompt_tokens,
             r.output_tokens, max(0.0, seq.admit_s - r.arrival_s), ttft, tpot, now - r.arrival_s,
             seq.first_token_s, now, seq.preemptions, len(r.hash_ids or ()), seq.hit_blocks,
-            seq.hit_tokens, *_second_and_transfer(seq), "completed", None,
-            *self._spent(seq, r.id), NAN if seq.qoe is None else seq.qoe.finish(now),
-            self._attempts(r.id), self.route_s.get(r.id, NAN),
+            seq.hit_tokens, *tr, "completed", None,
+            *spent, NAN if seq.qoe is None else seq.qoe.finish(now),
+            attempts, self.route_s.get(rid, NAN),
         )
         self.rows.append(row)
         if self.on_complete:

@@ -76,16 +76,19 @@ class AccountingMixin:
         of h = s − pace·t (called only with QoE on)."""
         qs, qt, mi, mh = self._qs, self._qt, self._mi, self._mh
         pace = self.qoe[1]
+        s, t0 = self.step, self._t0
+        if not qs or qs[-1] != s or qt[-1] != t0:
+            # (a stretch that starts when and where the last one ended adds no breakpoint:
+            # a repeated point changes no line `_stint_qoe` draws and no suffix minimum)
+            qs.append(s)
+            qt.append(t0)
+            h = s - pace * t0
+            while mh and mh[-1] >= h:
+                mi.pop()
+                mh.pop()
+            mi.append(self._qbase + len(qs) - 1)
+            mh.append(h)
         top = self._qbase + len(qs)  # absolute index of the next breakpoint
-        s = self.step
-        qs.append(s)
-        qt.append(self._t0)
-        h = s - pace * self._t0
-        while mh and mh[-1] >= h:
-            mi.pop()
-            mh.pop()
-        mi.append(top)
-        mh.append(h)
         s += n
         qs.append(s)
         qt.append(now)
@@ -93,7 +96,7 @@ class AccountingMixin:
         while mh and mh[-1] >= h:
             mi.pop()
             mh.pop()
-        mi.append(top + 1)
+        mi.append(top)
         mh.append(h)
         if len(qs) > 1 << 16:  # forget breakpoints no decoder can still need
             first = min((q.s0 for q in self.running.values() if q.state == DECODE),

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from collections import deque
+from heapq import heappush
 
 import numpy as np
 
@@ -35,7 +36,7 @@ from wrpsim.pool.lifecycle import SequenceSetMixin
 from wrpsim.pool.prefix import PrefixCache
 from wrpsim.pool.scheduler import SchedulerConfig
 from wrpsim.pool.sequence import DECODE, Seq
-from wrpsim.pool.wakeup import wake
+from wrpsim.pool.wakeup import NORMAL, Wakeup, wake
 
 __all__ = ["_DECODE_RUN", "_MIXED", "Instance"]
 INF = float("inf")
@@ -304,8 +305,10 @@ class Instance(BatchingMixin, SequenceSetMixin, HandoffMixin, FailureMixin, Acco
                     continue
                 if policy == "orca":
                     chunks = self._admit_whole(now, True, admit)
-                else:
+                elif self.prefilling or self.waiting:
                     chunks = self._admit_chunks(now, admit, step1)
+                else:
+                    chunks = None
                 n_dec = self.n_dec
             if chunks:
                 self._start_mixed(now, chunks, n_dec, step1)
@@ -361,7 +364,9 @@ class Instance(BatchingMixin, SequenceSetMixin, HandoffMixin, FailureMixin, Acco
     def _start_decode_run(self, now: float, max_steps: int = 0) -> bool:
         """Plan decode-only iterations up to the next membership change (or `max_steps` > 0)."""
         step = self.step
-        limit = min(self._next_finish() - step, max_steps or self.max_run_steps)
+        top = self._heap[0]
+        fin = top[0] if top[3].heap_no == top[2] and top[3].state == DECODE else self._next_finish()
+        limit = min(fin - step, max_steps or self.max_run_steps)
         n = self.kv.max_steps(step, limit)
         if n == 0:
             return False
@@ -407,7 +412,9 @@ class Instance(BatchingMixin, SequenceSetMixin, HandoffMixin, FailureMixin, Acco
         self._t0, self._dur, self._n, self._cum = now, dur, n, cum
         self._power = power_w
         self._token += 1
-        wake(self.env, dur, self._on_end, self._token)
+        env = self.env  # (`wake`, inlined: hot loop)
+        heappush(env._queue, (env._now + dur, NORMAL, next(env._eid),
+                              Wakeup(self._on_end, self._token)))
 
     # ------------------------------------------------------------------ iteration end
     def _on_end(self, ev) -> None:
@@ -420,7 +427,15 @@ class Instance(BatchingMixin, SequenceSetMixin, HandoffMixin, FailureMixin, Acco
         if self._kind == _DECODE_RUN:
             if self.itl is not None:
                 self.itl.add_run(self._cum_array(), dur, n, self._dec_in_iter)
-            self._count_decode_run(dur, n)
+            # `_count_decode_run`, inlined (hot loop)
+            joules = self._power * self.tp * dur
+            nd = self._dec_in_iter
+            self.busy_s += dur
+            self.energy_j += joules
+            self.iterations += n
+            self.decode_tokens += n * nd
+            self._c_cum += dur / nd
+            self._e_cum += joules / nd
             if self.qoe is not None:
                 self._log_steps(n, now)
             kv = self.kv

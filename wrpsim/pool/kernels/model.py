@@ -171,6 +171,7 @@ class KernelLatency(LatencyModel):
         self._build_linear()
         self._build_attention()
         self._dec_rows: dict = {}
+        self._run_consts: dict = {}  # batch -> `_decode_run_consts`
 
     # ------------------------------------------------------------------ sizes
     @property
@@ -384,7 +385,10 @@ class KernelLatency(LatencyModel):
         if t <= 0:
             return 0.0
         pre_seqs = prefill_seqs if prefill_tokens else 0
-        g = self._lin_at(t) + self._head_at(decode_seqs + pre_seqs) + self._floor
+        m = decode_seqs + pre_seqs
+        top = self.max_tokens  # (`_lin_at`, `_head_at`, inlined: hot loop)
+        g = ((self._lin_list[t] if t <= top else self._lin_at(t))
+             + (self._head_list[m] if m <= top else self._head_at(m)) + self._floor)
         if prefill_tokens:
             g += self._prefill_attn(pre_seqs, prefill_tokens, prefill_attn)
         if decode_seqs:
@@ -447,21 +451,36 @@ class KernelLatency(LatencyModel):
         w = self._window
         if c1 > s[i + 1] or (self._n_slide and c0 < w <= c1):
             return None
-        row = self._dec_row(batch)[1]
+        consts = self._run_consts.get(batch)
+        if consts is None:
+            consts = self._decode_run_consts(batch)
+        row, mamba, saturated, fixed, cpu = consts
         slope = (row[i + 1] - row[i]) / (s[i + 1] - s[i])
         t0 = row[i] + slope * (c0 - s[i])
         lay = self._n_full + (self._n_slide if c1 < w else 0)
-        a = lay * t0 + self._mamba_dec * batch
+        a = lay * t0 + mamba
         if self._n_slide and c0 >= w:
-            a += self._n_slide * _interp1(float(w), s, row)
-        a += self._lin_at(batch) + self._head_at(batch) + self._floor
-        cpu = self._cpu0 + self._cpu_seq * batch
+            a += saturated
+        a += fixed
         if self.c.async_scheduling:
             if cpu > a:  # the CPU may bound some steps: not linear
                 return None
         else:
             a += cpu
         return a, lay * slope
+
+    def _decode_run_consts(self, batch: int) -> tuple:
+        """The terms of `_decode_run_linear` that depend on the batch only, computed once per
+        batch size: (decode-attention row over the context grid, Mamba state traffic, the
+        sliding layers' attention at the window, linear + head + layer floor, engine CPU)."""
+        row = self._dec_row(batch)[1]
+        s, w = self._dec_sl, self._window
+        consts = self._run_consts[batch] = (
+            row, self._mamba_dec * batch,
+            self._n_slide * _interp1(float(w), s, row) if self._n_slide else 0.0,
+            self._lin_at(batch) + self._head_at(batch) + self._floor,
+            self._cpu0 + self._cpu_seq * batch)
+        return consts
 
     def _decode_run_attn(self, batch: int, c0: float, n: int) -> np.ndarray | None:
         """Decode attention of a run whose per-sequence context goes c0, c0 + 1, ... when it
