@@ -31,6 +31,8 @@ class AccountingMixin:
     """Attribution of busy time and energy, and QoE breakpoints, of `Instance` (module
     docstring)."""
 
+    __slots__ = ()  # (the attributes are `Instance`'s slots)
+
     def _charge(self, seq: Seq, inst_s: float, joules: float) -> None:
         """Attribute `inst_s` seconds of this instance (all its GPUs) and `joules` to `seq`."""
         gpu_s = inst_s * self.tp

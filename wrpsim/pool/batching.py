@@ -19,6 +19,8 @@ from wrpsim.pool.sequence import PREFILL, Seq
 class BatchingMixin:
     """Admission policies of `Instance` (see module docstring)."""
 
+    __slots__ = ()  # (the attributes are `Instance`'s slots)
+
     def _admit_ready(self, now: float, admit: bool) -> None:
         """Move waiting sequences whose KV has arrived into the decode batch, in arrival order.
 

@@ -49,14 +49,32 @@ class Instance(BatchingMixin, SequenceSetMixin, HandoffMixin, FailureMixin, Acco
     (requests waiting or running), `num_waiting`, `num_running`, `kv_used_frac`.
     """
 
-    #: longest decode-only run planned as one event; 1 steps every iteration (tests compare both)
-    max_run_steps: int = 1 << 62
+    # Every attribute is a slot (the mixins' too): the hot loop reads and writes them through
+    # the interpreter's slot fast paths instead of a large instance dict. Attributes of the
+    # mixins are set by their `_init_*` methods.
+    __slots__ = ("_c_cum", "_chunks", "_ctx_const", "_cum", "_cutoff", "_dec_in_iter", "_dur",
+                 "_e_cum", "_fresh", "_heap", "_in_area", "_in_system", "_in_t", "_kick", "_kind",
+                 "_lag", "_load_s", "_mh", "_mi", "_n", "_power", "_pre_tokens", "_pushes",
+                 "_qbase", "_qs", "_qt", "_t0", "_token", "_watermark", "busy", "busy_s",
+                 "completed", "decode_tokens", "down", "down_s", "down_since", "encode_s",
+                 "energy_j", "env", "epoch", "failures", "frontend", "gpus", "handed_off",
+                 "incoming", "index", "iterations", "itl", "kv", "kv_bytes_per_token",
+                 "kv_load_blocks", "kv_mode", "latency", "layers", "lost_handler", "max_context",
+                 "max_run_steps", "model", "n_dec", "n_ready", "name", "nic_free_at", "outgoing",
+                 "pool", "power_log", "preemptions", "prefill_tokens", "prefilling", "prefix",
+                 "price_per_gpu_hour", "qoe", "reservations", "role", "running", "sched", "sink",
+                 "step", "tp", "tracer", "transfer", "waiting")
+    #: the default of `max_run_steps` (the longest decode-only run planned as one event; 1
+    #: steps every iteration: tests compare both), set per instance at construction
+    _default_run_steps: int = 1 << 62
 
     def __init__(self, env, pool: str, index: int, latency: LatencyModel,
                  sched: SchedulerConfig, kv_blocks: int, sink, prefix_block_tokens: int = 0,
                  prefix_capacity_blocks: int | None = None):
         """`prefix_block_tokens` > 0 enables the prefix cache (ids of that many tokens each)."""
         self.env = env
+        self.max_run_steps = self._default_run_steps
+        self._init_failure()
         self.pool = pool
         self.index = index
         self.name = f"{pool}/{index}"
@@ -88,6 +106,7 @@ class Instance(BatchingMixin, SequenceSetMixin, HandoffMixin, FailureMixin, Acco
         self._dur = 0.0
         self._chunks: list = []
         self._pre_tokens = 0  # prompt tokens of the iteration in progress (`_MIXED`)
+        self._power = 0.0  # per-GPU watts of the stretch in progress
         self._dec_in_iter = 0
         # schedule lag (`LatencyModel.schedule_lag`): at a boundary of a busy engine, prompts
         # that arrived after the iteration just ended had started are not admitted yet
@@ -384,7 +403,8 @@ class Instance(BatchingMixin, SequenceSetMixin, HandoffMixin, FailureMixin, Acco
             else:  # the end times `decode_run_cum_s` would give, at the last step and the first
                 a, b = lin
                 cum = (a, b, n)
-                dur, first = _lin_end(a, b, n - 1), _lin_end(a, b, 0)
+                dur = a * n + b * (n * (n - 1) / 2.0)  # `_lin_end(a, b, n - 1)`, inlined
+                first = a * 1 + b * 0.0  # `_lin_end(a, b, 0)`
         self._kind = _DECODE_RUN
         self._dec_in_iter = nd
         if self._fresh:
@@ -442,6 +462,18 @@ class Instance(BatchingMixin, SequenceSetMixin, HandoffMixin, FailureMixin, Acco
             kv.allocate(kv.step_blocks(self.step, n), now)
             self.step += n
             self._pop_finished(now)
+            if self._lag:  # (`_end_at(n - 2)` inlined)
+                cum = self._cum
+                if n < 2:
+                    last = dur
+                elif type(cum) is tuple:
+                    k = n - 2
+                    last = dur - (cum[0] * (k + 1) + cum[1] * ((k + 1) * k / 2.0))
+                else:
+                    last = dur - float(cum[n - 2])
+                cutoff = now - last
+            else:
+                cutoff = INF
         else:
             tp = self.tp
             joules = self._power * tp * dur
@@ -461,7 +493,9 @@ class Instance(BatchingMixin, SequenceSetMixin, HandoffMixin, FailureMixin, Acco
                     self._log_steps(1, now)
                 self.step += 1
                 self.decode_tokens += nd
-                self._pop_finished(now)
+                top = self._heap[0]
+                if top[0] <= self.step or top[3].heap_no != top[2] or top[3].state != DECODE:
+                    self._pop_finished(now)  # (someone may finish; else skip the call)
             price = self.price_per_gpu_hour
             for seq, c, nb in chunks:
                 # its share (`AccountingMixin._charge`), before it may finish below
@@ -486,9 +520,10 @@ class Instance(BatchingMixin, SequenceSetMixin, HandoffMixin, FailureMixin, Acco
                     else:
                         self._add_decoder(seq)
             self._chunks = []
+            cutoff = now - dur if self._lag else INF
         self.busy = False
         # the next iteration was scheduled when the last one started (schedule lag)
-        self._plan(now - (dur - self._end_at(n - 2) if n > 1 else dur) if self._lag else INF)
+        self._plan(cutoff)
         if self.reservations:  # KV reservations get what the batch's next stretch leaves
             self._grant_reservations(now)
 

@@ -17,6 +17,8 @@ from wrpsim.pool.sequence import DECODE, DONE, WAITING, Seq
 class SequenceSetMixin:
     """Decoding set and sequence exits of `Instance` (see module docstring)."""
 
+    __slots__ = ()  # (the attributes are `Instance`'s slots)
+
     def _add_decoder(self, seq: Seq) -> None:
         seq.state = DECODE
         seq.kv0 = seq.target - seq.shared  # own (non-shared) cached tokens

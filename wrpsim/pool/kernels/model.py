@@ -424,25 +424,26 @@ class KernelLatency(LatencyModel):
             return np.maximum(g, cpu) if cpu > fixed else g
         return g + cpu
 
-    def decode_run_linear(self, batch: int, ctx0: int, n: int) -> tuple[float, float] | None:
-        """(a, b) of `decode_run_cum_s`'s closed form when it applies (`LatencyModel`)."""
-        if batch > 0 and n > 1:
-            return self._decode_run_linear(batch, ctx0 / batch, n)
-        return None
 
     def decode_run_cum_s(self, batch: int, ctx0: int, n: int) -> np.ndarray:
         """End times of a decode run (`LatencyModel.decode_run_cum_s`). While the context stays
         inside one segment of the attention grid and the GPU outlasts the CPU, every step is
         a + b k, so the end times are (k + 1) a + b k (k + 1) / 2: one numpy expression."""
-        lin = self._decode_run_linear(batch, ctx0 / batch, n) if batch > 0 and n > 1 else None
+        lin = self.decode_run_linear(batch, ctx0, n)
         if lin is None:
             return np.cumsum(self.decode_run_s(batch, ctx0, n))
         a, b = lin
         k, tri = _step_grid(n)
         return a * k + b * tri
 
-    def _decode_run_linear(self, batch: int, c0: float, n: int) -> tuple[float, float] | None:
-        """(a, b) with step k lasting a + b k, or None when the run is not that simple."""
+    def decode_run_linear(self, batch: int, ctx0: int, n: int) -> tuple[float, float] | None:
+        """(a, b) with step k of the run lasting a + b k (`LatencyModel.decode_run_linear`), or
+        None when the run is not that simple: one iteration, the per-sequence context leaving
+        a segment of the attention grid or crossing the sliding window, or the engine's CPU
+        bounding some steps."""
+        if batch <= 0 or n <= 1:
+            return None
+        c0 = ctx0 / batch
         s = self._dec_sl
         c1 = c0 + n - 1
         if c0 < s[0] or c1 >= s[-1]:
@@ -470,7 +471,7 @@ class KernelLatency(LatencyModel):
         return a, lay * slope
 
     def _decode_run_consts(self, batch: int) -> tuple:
-        """The terms of `_decode_run_linear` that depend on the batch only, computed once per
+        """The terms of `decode_run_linear` that depend on the batch only, computed once per
         batch size: (decode-attention row over the context grid, Mamba state traffic, the
         sliding layers' attention at the window, linear + head + layer floor, engine CPU)."""
         row = self._dec_row(batch)[1]
