@@ -51,19 +51,21 @@ class Instance(BatchingMixin, SequenceSetMixin, HandoffMixin, FailureMixin, Acco
 
     # Every attribute is a slot (the mixins' too): the hot loop reads and writes them through
     # the interpreter's slot fast paths instead of a large instance dict. Attributes of the
-    # mixins are set by their `_init_*` methods.
-    __slots__ = ("_c_cum", "_chunks", "_ctx_const", "_cum", "_cutoff", "_dec_in_iter", "_dur",
-                 "_e_cum", "_fresh", "_heap", "_in_area", "_in_system", "_in_t", "_kick", "_kind",
-                 "_lag", "_load_s", "_mh", "_mi", "_n", "_power", "_pre_tokens", "_pushes",
-                 "_qbase", "_qs", "_qt", "_t0", "_token", "_watermark", "busy", "busy_s",
-                 "completed", "decode_tokens", "down", "down_s", "down_since", "encode_s",
-                 "energy_j", "env", "epoch", "failures", "frontend", "gpus", "handed_off",
-                 "incoming", "index", "iterations", "itl", "kv", "kv_bytes_per_token",
-                 "kv_load_blocks", "kv_mode", "latency", "layers", "lost_handler", "max_context",
-                 "max_run_steps", "model", "n_dec", "n_ready", "name", "nic_free_at", "outgoing",
-                 "pool", "power_log", "preemptions", "prefill_tokens", "prefilling", "prefix",
-                 "price_per_gpu_hour", "qoe", "reservations", "role", "running", "sched", "sink",
-                 "step", "tp", "tracer", "transfer", "waiting")
+    # mixins are set by their `_init_*` methods. (`__dict__` stays, empty, for attributes
+    # tests and tools add or replace: an instance's method patched by a test, a log.)
+    __slots__ = ("__dict__", "_c_cum", "_chunks", "_ctx_const", "_cum", "_cutoff", "_dec_in_iter",
+                 "_dur", "_e_cum", "_fresh", "_heap", "_in_area", "_in_system", "_in_t", "_kick",
+                 "_kind", "_lag", "_load_s", "_mh", "_mi", "_n", "_power", "_pre_tokens",
+                 "_pushes", "_qbase", "_qs", "_qt", "_t0", "_token", "_watermark", "busy",
+                 "busy_s", "completed", "decode_tokens", "down", "down_s", "down_since",
+                 "encode_s", "energy_j", "env", "epoch", "failures", "frontend", "gpus",
+                 "handed_off", "incoming", "index", "iterations", "itl", "kv",
+                 "kv_bytes_per_token", "kv_load_blocks", "kv_mode", "latency", "layers",
+                 "lost_handler", "max_context", "max_run_steps", "model", "n_dec", "n_ready",
+                 "name", "nic_free_at", "outgoing", "pool", "power_log", "preemptions",
+                 "prefill_tokens", "prefilling", "prefix", "price_per_gpu_hour", "qoe",
+                 "reservations", "role", "running", "sched", "sink", "step", "tp", "tracer",
+                 "transfer", "waiting")
     #: the default of `max_run_steps` (the longest decode-only run planned as one event; 1
     #: steps every iteration: tests compare both), set per instance at construction
     _default_run_steps: int = 1 << 62
