@@ -185,7 +185,9 @@ class Arrivals:
     by an urgent event now (a process's initialisation), a request due after the current time
     `dt` ahead waits `env.timeout(dt)` (so it is dispatched at `now + dt`), requests due by then
     are dispatched at once in the same step, and a last event at the last dispatch (the
-    process's end) closes it. `progress` (or None) is updated every 1,024 requests."""
+    process's end) closes it. `progress` (or None) is updated every 1,024 requests. Each
+    request leaves the list once dispatched (its slot becomes None), so a long run does not
+    keep every finished request alive."""
 
     __slots__ = ("dispatch", "env", "k", "progress", "requests")
 
@@ -207,6 +209,7 @@ class Arrivals:
                     wake(env, dt, self._next, True)
                     return
             due = False
+            requests[k] = None
             dispatch(req)
             if progress and not k & 1023:
                 progress.update(env._now)

@@ -158,7 +158,8 @@ class RequestLog:
         #: callables(request, record dict) told of every request that ends unanswered
         #: (status ``dropped``: rejected, too large, or lost to a failure)
         self.on_dropped: list = []
-        #: request id -> seconds spent being routed (the dispatcher's; `route_s` column)
+        #: request id -> seconds spent being routed (the dispatcher's; `route_s` column), until
+        #: the request's row is recorded (then taken out: a long run keeps only the open ones)
         self.route_s: dict[int, float] = {}
 
     def finished(self, seq, inst, now: float) -> None:
@@ -184,7 +185,7 @@ class RequestLog:
             seq.first_token_s, now, seq.preemptions, len(r.hash_ids or ()), seq.hit_blocks,
             seq.hit_tokens, *tr, "completed", None,
             *spent, NAN if seq.qoe is None else seq.qoe.finish(now),
-            attempts, self.route_s.get(rid, NAN),
+            attempts, self.route_s.pop(rid, NAN),
         )
         self.rows.append(row)
         if self.on_complete:
@@ -201,7 +202,7 @@ class RequestLog:
             NAN, NAN, NAN, NAN, NAN, NAN, 0, len(req.hash_ids or ()), 0, 0, NAN, None, None, 0.0,
             NAN, NAN, "dropped", reason, *self._spent(None, req.id), NAN,
             self._attempts(req.id) - 1,  # attempts lost to failures before it was dropped
-            self.route_s.get(req.id, NAN),
+            self.route_s.pop(req.id, NAN),
         )
         self.rows.append(row)
         if self.on_dropped:
@@ -220,7 +221,7 @@ class RequestLog:
             req.id, req.parent_id, req.arrival_s, model, None, None, req.prompt_tokens,
             req.output_tokens, NAN, e2e, 0.0 if many else NAN, e2e, now, now, 0,
             len(req.hash_ids or ()), 0, 0, e2e if many else NAN, None, None, 0.0, NAN, NAN,
-            "completed", None, 0.0, 0.0, 0.0, qoe, 0, self.route_s.get(req.id, NAN),
+            "completed", None, 0.0, 0.0, 0.0, qoe, 0, self.route_s.pop(req.id, NAN),
         )
         self.rows.append(row)
         if self.on_complete:
@@ -243,7 +244,7 @@ class RequestLog:
             NAN if first is None else first - r.arrival_s, NAN, NAN,
             NAN if first is None else first, NAN, seq.preemptions, len(r.hash_ids or ()),
             seq.hit_blocks, seq.hit_tokens, *_second_and_transfer(seq), "in_flight", None,
-            *self._spent(seq, r.id), NAN, self._attempts(r.id), self.route_s.get(r.id, NAN),
+            *self._spent(seq, r.id), NAN, self._attempts(r.id), self.route_s.pop(r.id, NAN),
         ))
 
     def _spent(self, seq, rid: int) -> tuple:
