@@ -40,6 +40,7 @@ import math
 from wrpsim.errors import WrpsimError
 from wrpsim.metrics.qoe import QoEMeter
 from wrpsim.pool.vision import admit_images
+from wrpsim.pool.wakeup import wake
 from wrpsim.router.base import Router
 from wrpsim.router.feed import ViewFeed
 from wrpsim.router.requestview import RequestView, ground_truth
@@ -90,8 +91,7 @@ class Dispatcher:
     def submit(self, req, delay_s: float = 0.0) -> None:
         """Route `req` now, or after `delay_s` simulated seconds."""
         if delay_s > 0:
-            ev = self.env.timeout(delay_s)
-            ev.callbacks.append(lambda _e: self.dispatch(req))
+            wake(self.env, delay_s, lambda _e: self.dispatch(req))
         else:
             self.dispatch(req)
 
@@ -105,8 +105,7 @@ class Dispatcher:
             return
         start, end = self.service.take(now)
         if start > now:
-            ev = self.env.timeout(start - now)
-            ev.callbacks.append(lambda _e: self._decide(req, now, end))
+            wake(self.env, start - now, lambda _e: self._decide(req, now, end))
         else:
             self._decide(req, now, end)
 
@@ -138,8 +137,7 @@ class Dispatcher:
         delay = end - now + placement.delay_s
         delay += inst.frontend.delay_s(now + delay, req.prompt_tokens, inst.stream_rate())
         if delay > 0:
-            ev = self.env.timeout(delay)
-            ev.callbacks.append(lambda _e: self._admit(req, inst, dec, delay))
+            wake(self.env, delay, lambda _e: self._admit(req, inst, dec, delay))
         else:
             self._admit(req, inst, dec)
 

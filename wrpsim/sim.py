@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sys
 import time
+from heapq import heappop
 from pathlib import Path
 
 import simpy
@@ -26,6 +27,7 @@ from wrpsim.metrics.tasks import task_summary, task_table
 from wrpsim.pool.fleet import Fleet, parse_pool
 from wrpsim.pool.spanning import parse_collectives
 from wrpsim.pool.transfer import FABRIC_KINDS, KVTransfer
+from wrpsim.pool.wakeup import URGENT, Wakeup, wake
 from wrpsim.progress import Progress
 from wrpsim.rng import stream
 from wrpsim.router import routing_table
@@ -177,6 +179,71 @@ def build_fleet(env, pcfg: dict, sink, hash_block_tokens: int = 0, transfer=None
                  pcfg.get("remote_kv"))
 
 
+class Arrivals:
+    """Dispatches open-loop requests at their arrival times with one light event per distinct
+    arrival time (`wrpsim.pool.wakeup`), as a SimPy process looping over them would: started
+    by an urgent event now (a process's initialisation), a request due after the current time
+    `dt` ahead waits `env.timeout(dt)` (so it is dispatched at `now + dt`), requests due by then
+    are dispatched at once in the same step, and a last event at the last dispatch (the
+    process's end) closes it. `progress` (or None) is updated every 1,024 requests. Each
+    request leaves the list once dispatched (its slot becomes None), so a long run does not
+    keep every finished request alive."""
+
+    __slots__ = ("dispatch", "env", "k", "progress", "requests")
+
+    def __init__(self, env, requests, dispatch, progress=None):
+        self.env, self.requests, self.dispatch, self.progress = env, requests, dispatch, progress
+        self.k = 0  # the next request to dispatch
+        wake(env, 0, self._next, False, URGENT)
+
+    def _next(self, ev) -> None:
+        env, requests, dispatch, progress = self.env, self.requests, self.dispatch, self.progress
+        k = self.k
+        due = ev.value  # woken by the timeout of requests[k]: it is due now
+        while k < len(requests):
+            req = requests[k]
+            if not due:
+                dt = req.arrival_s - env._now
+                if dt > 0:
+                    self.k = k
+                    wake(env, dt, self._next, True)
+                    return
+            due = False
+            requests[k] = None
+            dispatch(req)
+            if progress and not k & 1023:
+                progress.update(env._now)
+            k += 1
+        self.k = k
+        wake(env, 0, _done)  # the process's end
+
+
+def _done(_ev) -> None:
+    """The arrivals are all dispatched (nothing to do: `Arrivals`)."""
+
+
+def run_all(env) -> None:
+    """`env.run()`: process every event until none is left. A light event
+    (`wrpsim.pool.wakeup.Wakeup`) is processed here as `Environment.step` would (pop it, set
+    the clock, call its callbacks; it cannot fail); any other event by `env.step()` itself.
+    An environment whose `step` was replaced (a test checking invariants after every event)
+    is run by `env.run()`, which calls it for every event."""
+    if "step" in vars(env):
+        env.run()
+        return
+    queue = env._queue
+    step = env.step
+    while queue:
+        ev = queue[0][3]
+        if type(ev) is Wakeup:
+            env._now = heappop(queue)[0]
+            callbacks, ev.callbacks = ev.callbacks, None
+            for fn in callbacks:
+                fn(ev)
+        else:
+            step()
+
+
 class Simulation:
     """One replay of a workload through a router onto a fleet (see module docstring)."""
 
@@ -262,14 +329,8 @@ class Simulation:
                                      self.failures, self.feed, self.service, self.cache)
 
     def _arrivals(self, requests, progress):
-        env, dispatch = self.env, self.dispatcher.dispatch
-        for k, req in enumerate(requests):
-            dt = req.arrival_s - env.now
-            if dt > 0:
-                yield env.timeout(dt)
-            dispatch(req)
-            if progress and not k & 1023:
-                progress.update(env.now)
+        """Dispatch `requests` at their arrival times, in order (`Arrivals`)."""
+        Arrivals(self.env, requests, self.dispatcher.dispatch, progress)
 
     def run(self) -> tuple:
         """Simulate; return (requests table, instances table, duration_s)."""
@@ -279,14 +340,14 @@ class Simulation:
         requests = self.sessions.open_loop
         last = requests[-1].arrival_s if requests else 0.0
         progress = Progress.maybe(self.progress, self.horizon_s or last)
-        self.env.process(self._arrivals(requests, progress))
+        self._arrivals(requests, progress)
         if self.horizon_s is not None:
             self.env.run(until=self.horizon_s)
             end = float(self.horizon_s)
         else:
             env, feed = self.env, self.feed
             if not feed.ticking:
-                env.run()
+                run_all(env)
             else:
                 while not feed.idle(env):  # the view's scrapes alone do not prolong the run
                     env.step()

@@ -158,22 +158,34 @@ class RequestLog:
         #: callables(request, record dict) told of every request that ends unanswered
         #: (status ``dropped``: rejected, too large, or lost to a failure)
         self.on_dropped: list = []
-        #: request id -> seconds spent being routed (the dispatcher's; `route_s` column)
+        #: request id -> seconds spent being routed (the dispatcher's; `route_s` column), until
+        #: the request's row is recorded (then taken out: a long run keeps only the open ones)
         self.route_s: dict[int, float] = {}
 
     def finished(self, seq, inst, now: float) -> None:
         """Record a completed sequence."""
         r = seq.req
-        self.open.pop(r.id, None)
+        rid = r.id
+        self.open.pop(rid, None)
         ttft = seq.first_token_s - r.arrival_s
         tpot = (now - seq.first_token_s) / (r.output_tokens - 1) if r.output_tokens > 1 else NAN
+        prior = self.retried.get(rid)  # (`_spent` and `_attempts`, inlined: once per request)
+        if prior is None:
+            spent, attempts = (seq.gpu_s, seq.energy_j, seq.cost_usd), 1
+        else:
+            spent = (seq.gpu_s + prior[1], seq.energy_j + prior[2], seq.cost_usd + prior[3])
+            attempts = prior[0] + 1
+        if seq.prefill_inst is None and seq.second_token_s is not None:
+            tr = (seq.second_token_s - r.arrival_s, None, None, 0.0, NAN, NAN)
+        else:
+            tr = _second_and_transfer(seq)
         row = (
-            r.id, r.parent_id, r.arrival_s, inst.model, inst.pool, inst.index, r.prompt_tokens,
+            rid, r.parent_id, r.arrival_s, inst.model, inst.pool, inst.index, r.prompt_tokens,
             r.output_tokens, max(0.0, seq.admit_s - r.arrival_s), ttft, tpot, now - r.arrival_s,
             seq.first_token_s, now, seq.preemptions, len(r.hash_ids or ()), seq.hit_blocks,
-            seq.hit_tokens, *_second_and_transfer(seq), "completed", None,
-            *self._spent(seq, r.id), NAN if seq.qoe is None else seq.qoe.finish(now),
-            self._attempts(r.id), self.route_s.get(r.id, NAN),
+            seq.hit_tokens, *tr, "completed", None,
+            *spent, NAN if seq.qoe is None else seq.qoe.finish(now),
+            attempts, self.route_s.pop(rid, NAN),
         )
         self.rows.append(row)
         if self.on_complete:
@@ -190,7 +202,7 @@ class RequestLog:
             NAN, NAN, NAN, NAN, NAN, NAN, 0, len(req.hash_ids or ()), 0, 0, NAN, None, None, 0.0,
             NAN, NAN, "dropped", reason, *self._spent(None, req.id), NAN,
             self._attempts(req.id) - 1,  # attempts lost to failures before it was dropped
-            self.route_s.get(req.id, NAN),
+            self.route_s.pop(req.id, NAN),
         )
         self.rows.append(row)
         if self.on_dropped:
@@ -209,7 +221,7 @@ class RequestLog:
             req.id, req.parent_id, req.arrival_s, model, None, None, req.prompt_tokens,
             req.output_tokens, NAN, e2e, 0.0 if many else NAN, e2e, now, now, 0,
             len(req.hash_ids or ()), 0, 0, e2e if many else NAN, None, None, 0.0, NAN, NAN,
-            "completed", None, 0.0, 0.0, 0.0, qoe, 0, self.route_s.get(req.id, NAN),
+            "completed", None, 0.0, 0.0, 0.0, qoe, 0, self.route_s.pop(req.id, NAN),
         )
         self.rows.append(row)
         if self.on_complete:
@@ -232,7 +244,7 @@ class RequestLog:
             NAN if first is None else first - r.arrival_s, NAN, NAN,
             NAN if first is None else first, NAN, seq.preemptions, len(r.hash_ids or ()),
             seq.hit_blocks, seq.hit_tokens, *_second_and_transfer(seq), "in_flight", None,
-            *self._spent(seq, r.id), NAN, self._attempts(r.id), self.route_s.get(r.id, NAN),
+            *self._spent(seq, r.id), NAN, self._attempts(r.id), self.route_s.pop(r.id, NAN),
         ))
 
     def _spent(self, seq, rid: int) -> tuple:

@@ -19,6 +19,8 @@ from wrpsim.pool.sequence import PREFILL, Seq
 class BatchingMixin:
     """Admission policies of `Instance` (see module docstring)."""
 
+    __slots__ = ()  # (the attributes are `Instance`'s slots)
+
     def _admit_ready(self, now: float, admit: bool) -> None:
         """Move waiting sequences whose KV has arrived into the decode batch, in arrival order.
 
@@ -90,18 +92,20 @@ class BatchingMixin:
             seq.pinned = seq.req.hash_ids[:n]
             seq.promote = ()
 
-    def _admit_chunks(self, now: float, admit: bool) -> list:
-        """sarathi: fill the token budget left by decodes with prompt chunks (FCFS)."""
+    def _admit_chunks(self, now: float, admit: bool, step1: int) -> list:
+        """sarathi: fill the token budget left by decodes with prompt chunks (FCFS); the
+        decoding batch's next step needs `step1` blocks (0 without decoders)."""
         kv, bs = self.kv, self.sched.block_size
         budget = self.sched.token_budget - self.n_dec
-        pending = kv.step_blocks(self.step, 1) if self.n_dec else 0  # blocks promised so far
+        pending = step1  # blocks promised so far
         chunks = []
+        available = kv.available  # (constant until a prompt is taken below)
         for seq in self.prefilling:
             if budget <= 0:
                 break
             c = min(seq.target - seq.done, budget)
             nb = -(-(seq.done + c - seq.shared) // bs) - seq.blocks
-            if nb > kv.available - pending:
+            if nb > available - pending:
                 break
             pending += nb
             budget -= c

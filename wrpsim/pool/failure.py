@@ -21,12 +21,15 @@ from __future__ import annotations
 class FailureMixin:
     """Failure state of `Instance` (see module docstring)."""
 
-    down = False
-    down_since = 0.0
-    down_s = 0.0  # total time down, before the current outage
-    failures = 0
-    epoch = 0  # failures so far: callbacks scheduled before a failure check it
-    lost_handler = None  # callable(seq, instance) for sequences lost to a failure
+    __slots__ = ()  # (the attributes are `Instance`'s slots)
+
+    def _init_failure(self) -> None:
+        self.down = False
+        self.down_since = 0.0
+        self.down_s = 0.0  # total time down, before the current outage
+        self.failures = 0
+        self.epoch = 0  # failures so far: callbacks scheduled before a failure check it
+        self.lost_handler = None  # callable(seq, instance) for sequences lost to a failure
 
     def fail(self) -> list:
         """Go down now; return the sequences that were on the instance (see module docstring)."""

@@ -52,6 +52,8 @@ NONE, ASKED, GRANTED, STREAMING, SENT = 0, 1, 2, 3, 4
 class HandoffMixin:
     """Both sides of the disaggregated hand-off of `Instance` (see module docstring)."""
 
+    __slots__ = ()  # (the attributes are `Instance`'s slots)
+
     def _init_handoff(self) -> None:
         # role, KV transfer link and parameters: set by the fleet
         self.role = "both"

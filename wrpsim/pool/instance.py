@@ -9,16 +9,23 @@ The instance is event-driven with one SimPy event per *stretch* of iterations, n
 
 Simulated behaviour is the same as stepping every iteration: iteration times come from the
 `LatencyModel` one by one (`decode_run_s`), and arrivals join only at iteration boundaries.
+
+A decode run's end times (from its start) are `_cum`: None for one iteration; (a, b, n) when
+step k of its n lasts a + b k (`LatencyModel.decode_run_linear`; step k then ends at
+a (k + 1) + b k (k + 1) / 2, computed when needed: `_end_at`, `_done_steps`); else the array
+`LatencyModel.decode_run_cum_s`. A stretch ends with one light event (`wrpsim.pool.wakeup`).
+Attribution of time and energy and the QoE breakpoints are in `accounting.py`.
 """
 
 from __future__ import annotations
 
-from bisect import bisect_left, bisect_right
+from bisect import bisect_right
 from collections import deque
+from heapq import heappush
 
 import numpy as np
 
-from wrpsim.metrics.qoe import QoEMeter
+from wrpsim.pool.accounting import _DECODE_RUN, _MIXED, AccountingMixin
 from wrpsim.pool.batching import BatchingMixin
 from wrpsim.pool.failure import FailureMixin
 from wrpsim.pool.frontend import FrontEnd
@@ -29,25 +36,47 @@ from wrpsim.pool.lifecycle import SequenceSetMixin
 from wrpsim.pool.prefix import PrefixCache
 from wrpsim.pool.scheduler import SchedulerConfig
 from wrpsim.pool.sequence import DECODE, Seq
+from wrpsim.pool.wakeup import NORMAL, Wakeup, wake
 
-_DECODE_RUN, _MIXED = 1, 2
+__all__ = ["_DECODE_RUN", "_MIXED", "Instance"]
+INF = float("inf")
 
 
-class Instance(BatchingMixin, SequenceSetMixin, HandoffMixin, FailureMixin):
+class Instance(BatchingMixin, SequenceSetMixin, HandoffMixin, FailureMixin, AccountingMixin):
     """A model replica with an iteration-level scheduler (see module docstring).
 
     Read-only attributes for routers: `pool` (name), `index` (within the pool), `outstanding`
     (requests waiting or running), `num_waiting`, `num_running`, `kv_used_frac`.
     """
 
-    #: longest decode-only run planned as one event; 1 steps every iteration (tests compare both)
-    max_run_steps: int = 1 << 62
+    # Every attribute is a slot (the mixins' too): the hot loop reads and writes them through
+    # the interpreter's slot fast paths instead of a large instance dict. Attributes of the
+    # mixins are set by their `_init_*` methods. (`__dict__` stays, empty, for attributes
+    # tests and tools add or replace: an instance's method patched by a test, a log.)
+    __slots__ = ("__dict__", "_c_cum", "_chunks", "_ctx_const", "_cum", "_cutoff", "_dec_in_iter",
+                 "_dur", "_e_cum", "_fresh", "_heap", "_in_area", "_in_system", "_in_t", "_kick",
+                 "_kind", "_lag", "_load_s", "_mh", "_mi", "_n", "_power", "_pre_tokens",
+                 "_pushes", "_qbase", "_qs", "_qt", "_t0", "_token", "_watermark", "busy",
+                 "busy_s", "completed", "decode_tokens", "down", "down_s", "down_since",
+                 "encode_s", "energy_j", "env", "epoch", "failures", "frontend", "gpus",
+                 "handed_off", "incoming", "index", "iterations", "itl", "kv",
+                 "kv_bytes_per_token", "kv_load_blocks", "kv_mode", "latency", "layers",
+                 "lost_handler", "max_context", "max_run_steps", "model", "n_dec", "n_ready",
+                 "name", "nic_free_at", "outgoing", "pool", "power_log", "preemptions",
+                 "prefill_tokens", "prefilling", "prefix", "price_per_gpu_hour", "qoe",
+                 "reservations", "role", "running", "sched", "sink", "step", "tp", "tracer",
+                 "transfer", "waiting")
+    #: the default of `max_run_steps` (the longest decode-only run planned as one event; 1
+    #: steps every iteration: tests compare both), set per instance at construction
+    _default_run_steps: int = 1 << 62
 
     def __init__(self, env, pool: str, index: int, latency: LatencyModel,
                  sched: SchedulerConfig, kv_blocks: int, sink, prefix_block_tokens: int = 0,
                  prefix_capacity_blocks: int | None = None):
         """`prefix_block_tokens` > 0 enables the prefix cache (ids of that many tokens each)."""
         self.env = env
+        self.max_run_steps = self._default_run_steps
+        self._init_failure()
         self.pool = pool
         self.index = index
         self.name = f"{pool}/{index}"
@@ -75,14 +104,16 @@ class Instance(BatchingMixin, SequenceSetMixin, HandoffMixin, FailureMixin):
         self._kind = 0
         self._t0 = 0.0
         self._n = 0
-        self._cum: np.ndarray | None = None
+        self._cum: np.ndarray | tuple | None = None  # end times of a decode run (module doc)
         self._dur = 0.0
         self._chunks: list = []
+        self._pre_tokens = 0  # prompt tokens of the iteration in progress (`_MIXED`)
+        self._power = 0.0  # per-GPU watts of the stretch in progress
         self._dec_in_iter = 0
         # schedule lag (`LatencyModel.schedule_lag`): at a boundary of a busy engine, prompts
         # that arrived after the iteration just ended had started are not admitted yet
         self._lag = bool(latency.schedule_lag)
-        self._cutoff = float("inf")  # latest enq_s admissible at the boundary being planned
+        self._cutoff = INF  # latest enq_s admissible at the boundary being planned
         # statistics
         self.busy_s = 0.0
         self.energy_j = 0.0
@@ -165,12 +196,44 @@ class Instance(BatchingMixin, SequenceSetMixin, HandoffMixin, FailureMixin):
             return 0.0
         return self._dec_in_iter * self._n / self._dur
 
+    def _end_at(self, k: int) -> float:
+        """End of iteration `k` (0-based) of the stretch in progress, from its start `_t0`."""
+        cum = self._cum
+        if cum is None:
+            return self._dur
+        if type(cum) is tuple:
+            return _lin_end(cum[0], cum[1], k)
+        return float(cum[k])
+
+    def _cum_array(self) -> np.ndarray | None:
+        """`_cum` as the array `LatencyModel.decode_run_cum_s` returns (None: one iteration)."""
+        cum = self._cum
+        if type(cum) is tuple:
+            from wrpsim.pool.kernels.model import _step_grid
+
+            a, b, n = cum
+            k, tri = _step_grid(n)
+            return a * k + b * tri
+        return cum
+
     def _done_steps(self, now: float) -> int:
         """Iterations of the decode run in progress that have ended by `now`."""
         x = now - self._t0
-        if self._cum is None:
+        cum = self._cum
+        if cum is None:
             return 1 if x >= self._dur else 0
-        return min(bisect_right(self._cum, x), self._n)
+        if type(cum) is tuple:  # bisect_right over the end times, computed as needed
+            a, b, lo = cum[0], cum[1], 0
+            hi = cum[2]
+            while lo < hi:
+                mid = (lo + hi) // 2
+                j = mid + 1
+                if x < a * j + b * (j * mid / 2.0):  # _lin_end(a, b, mid)
+                    hi = mid
+                else:
+                    lo = j
+            return min(lo, self._n)
+        return min(bisect_right(cum, x), self._n)
 
     def prefix_match(self, request) -> int:
         """Leading prefix blocks of `request` cached here (0 without a prefix cache or ids)."""
@@ -179,7 +242,7 @@ class Instance(BatchingMixin, SequenceSetMixin, HandoffMixin, FailureMixin):
         return self.prefix.match(request.hash_ids)
 
     def _count(self, delta: int) -> None:
-        now = self.env.now
+        now = self.env._now
         self._in_area += self._in_system * (now - self._in_t)
         self._in_t = now
         self._in_system += delta
@@ -192,7 +255,7 @@ class Instance(BatchingMixin, SequenceSetMixin, HandoffMixin, FailureMixin):
     def admit(self, req) -> None:
         """Accept a routed request into the waiting queue (at the current simulated time)."""
         seq = Seq(req)
-        seq.enq_s = self.env.now
+        seq.enq_s = self.env._now
         self.waiting.append(seq)
         self._count(+1)
         self._wake()
@@ -202,8 +265,7 @@ class Instance(BatchingMixin, SequenceSetMixin, HandoffMixin, FailureMixin):
         if not self.busy:
             if not self._kick:  # plan after all arrivals of this instant have been admitted
                 self._kick = True
-                ev = self.env.timeout(0)
-                ev.callbacks.append(self._on_kick)
+                wake(self.env, 0, self._on_kick)
         elif self._kind == _DECODE_RUN and self._n > 1 and len(self.running) < self.sched.max_seqs:
             # with a schedule lag the next step is already scheduled: end the run after it
             self._truncate(1 if self._lag else 0)
@@ -213,65 +275,74 @@ class Instance(BatchingMixin, SequenceSetMixin, HandoffMixin, FailureMixin):
         if not self.busy:
             self._plan()  # an idle engine schedules at once: no lag
             if self.reservations:
-                self._grant_reservations(self.env.now)
+                self._grant_reservations(self.env._now)
 
     def _truncate(self, extra: int = 0) -> None:
         """End the current decode run at the end of the iteration now in progress (`extra`
         iterations later)."""
-        k = self._done_steps(self.env.now) + extra
+        now = self.env._now
+        k = self._done_steps(now) + extra
         if k + 1 < self._n:
+            end = self._end_at(k)
             if self.tracer is not None:  # the slice recorded at the start ends earlier
                 for ev in reversed(self.tracer.events):
                     if ev.get("pid") == self.tracer.pid(self.name) and ev.get("tid") == 0:
-                        ev["dur"] = float(self._cum[k]) * 1e6
+                        ev["dur"] = end * 1e6
                         ev["name"] = f"decode x{k + 1}"
                         break
             self._n = k + 1
-            self._dur = float(self._cum[k])
-            self._schedule(max(0.0, self._t0 + self._dur - self.env.now))
+            self._dur = end
+            self._schedule(max(0.0, self._t0 + end - now))
 
     def _schedule(self, delay: float) -> None:
+        """End the stretch in progress `delay` from now (one light event; an earlier one it
+        replaces is ignored when it comes: `_on_end` checks the token)."""
         self._token += 1
-        ev = self.env.timeout(delay, value=self._token)
-        ev.callbacks.append(self._on_end)
+        wake(self.env, delay, self._on_end, self._token)
 
-    # ------------------------------------------------------------------ decoding set
     # ------------------------------------------------------------------ planning
-    def _plan(self, cutoff: float = float("inf")) -> None:
+    def _plan(self, cutoff: float = INF) -> None:
         """At an iteration boundary with nothing in progress: start the next stretch. Waiting
         prompts that joined after `cutoff` are held for one more iteration when there is other
         work to run (schedule lag); with none, the engine schedules them now."""
-        now = self.env.now
+        now = self.env._now
         policy = self.sched.policy
+        kv = self.kv
         preempted = False
         self._cutoff = cutoff
         while True:
             admit = not (preempted and self.running)  # no new prompts in a step that preempted
-            self._admit_ready(now, admit)
+            if admit and self.n_ready:
+                self._admit_ready(now, admit)
+            # blocks the decoding batch's next step needs (`KVLedger.step_blocks(step, 1)`)
+            step1 = kv.next_step_blocks(self.step) if self.n_dec else 0
             if policy == "vllm":
                 chunks = self._admit_whole(now, False, admit) if self.waiting else []
                 n_dec = 0 if chunks else self.n_dec
             else:
-                if self.n_dec and self.kv.step_blocks(self.step, 1) > self.kv.available:
+                if step1 > kv.capacity - kv.used + kv.evictable:  # (n_dec > 0: step1 > 0)
                     self._preempt_last(now)
                     preempted = True
                     continue
                 if policy == "orca":
                     chunks = self._admit_whole(now, True, admit)
+                elif self.prefilling or self.waiting:
+                    chunks = self._admit_chunks(now, admit, step1)
                 else:
-                    chunks = self._admit_chunks(now, admit)
+                    chunks = None
                 n_dec = self.n_dec
             if chunks:
-                self._start_mixed(now, chunks, n_dec)
+                self._start_mixed(now, chunks, n_dec, step1)
                 return
-            lagged = bool(self.waiting) and self.waiting[0].enq_s > self._cutoff
+            waiting = self.waiting
+            lagged = bool(waiting) and waiting[0].enq_s > self._cutoff
             if lagged and not self.n_dec and not self.prefilling:
-                self._cutoff = float("inf")  # nothing else to run: schedule them now
+                self._cutoff = INF  # nothing else to run: schedule them now
                 continue
             # a prompt held back only because this step preempted (or lagged) may join at the
             # next boundary; with a prefix cache, evictions during a run can turn a blocked
             # prompt admissible
-            one = (self.waiting and (preempted or lagged or self.prefix is not None)
+            one = (waiting and (preempted or lagged or self.prefix is not None)
                    and len(self.running) < self.sched.max_seqs)
             if self.n_dec and self._start_decode_run(now, 1 if one else 0):
                 return
@@ -281,7 +352,9 @@ class Instance(BatchingMixin, SequenceSetMixin, HandoffMixin, FailureMixin):
                 continue
             return  # idle
 
-    def _start_mixed(self, now: float, chunks: list, n_dec: int) -> None:
+    def _start_mixed(self, now: float, chunks: list, n_dec: int, step1: int) -> None:
+        """Start one iteration computing the prompt `chunks` and, when `n_dec`, a step of the
+        decoding batch (which needs `step1` new blocks)."""
         attn = 0.0
         tokens = 0
         alloc = 0
@@ -290,10 +363,11 @@ class Instance(BatchingMixin, SequenceSetMixin, HandoffMixin, FailureMixin):
             attn += c * (seq.done + (c + 1) / 2)
             alloc += nb
         if n_dec:
-            alloc += self.kv.step_blocks(self.step, 1)
+            alloc += step1
         self.kv.allocate(alloc, now)
         ctx = self._ctx_const + self.n_dec * self.step if n_dec else 0
-        dur = self.latency.iteration_s(tokens, attn, n_dec, ctx, len(chunks)) + self._load_s
+        lat = self.latency
+        dur = lat.iteration_s(tokens, attn, n_dec, ctx, len(chunks)) + self._load_s
         self._load_s = 0.0
         if self.encode_s:  # images of requests starting their prefill: encoder first
             dur += sum(self.encode_s.pop(seq.req.id, 0.0) for seq, _c, _nb in chunks)
@@ -301,30 +375,44 @@ class Instance(BatchingMixin, SequenceSetMixin, HandoffMixin, FailureMixin):
             self._stream_early(chunks, now, dur)
         self._kind = _MIXED
         self._chunks = chunks
+        self._pre_tokens = tokens
         self._dec_in_iter = n_dec
         if n_dec and self._fresh:
             self._second_tokens(now + dur)
-        self._begin(now, dur, 1, None, self.latency.power_w(tokens, n_dec, ctx, dur))
+        self._begin(now, dur, 1, None, lat.power_w(tokens, n_dec, ctx, dur))
         self.prefill_tokens += tokens
 
     def _start_decode_run(self, now: float, max_steps: int = 0) -> bool:
         """Plan decode-only iterations up to the next membership change (or `max_steps` > 0)."""
-        limit = min(self._next_finish() - self.step, max_steps or self.max_run_steps)
-        n = self.kv.max_steps(self.step, limit)
+        step = self.step
+        top = self._heap[0]
+        fin = top[0] if top[3].heap_no == top[2] and top[3].state == DECODE else self._next_finish()
+        limit = min(fin - step, max_steps or self.max_run_steps)
+        n = self.kv.max_steps(step, limit)
         if n == 0:
             return False
-        ctx = self._ctx_const + self.n_dec * self.step
+        nd = self.n_dec
+        ctx = self._ctx_const + nd * step
+        lat = self.latency
         if n == 1:
-            dur, cum = self.latency.iteration_s(0, 0.0, self.n_dec, ctx), None
+            dur = first = lat.iteration_s(0, 0.0, nd, ctx)
+            cum = None
         else:
-            cum = self.latency.decode_run_cum_s(self.n_dec, ctx, n)
-            dur = float(cum[-1])
+            lin = lat.decode_run_linear(nd, ctx, n)
+            if lin is None:
+                cum = lat.decode_run_cum_s(nd, ctx, n)
+                dur, first = float(cum[-1]), float(cum[0])
+            else:  # the end times `decode_run_cum_s` would give, at the last step and the first
+                a, b = lin
+                cum = (a, b, n)
+                dur = a * n + b * (n * (n - 1) / 2.0)  # `_lin_end(a, b, n - 1)`, inlined
+                first = a * 1 + b * 0.0  # `_lin_end(a, b, 0)`
         self._kind = _DECODE_RUN
-        self._dec_in_iter = self.n_dec
+        self._dec_in_iter = nd
         if self._fresh:
-            self._second_tokens(now + (dur if cum is None else float(cum[0])))
+            self._second_tokens(now + first)
         # power at the run's middle context (it changes little within a run)
-        power = self.latency.power_w(0, self.n_dec, ctx + (self.n_dec * (n - 1)) // 2, dur / n)
+        power = lat.power_w(0, nd, ctx + (nd * (n - 1)) // 2, dur / n)
         self._begin(now, dur, n, cum, power)
         return True
 
@@ -337,7 +425,7 @@ class Instance(BatchingMixin, SequenceSetMixin, HandoffMixin, FailureMixin):
 
     def _begin(self, now, dur, n, cum, power_w) -> None:
         if self.tracer is not None:
-            prefill = sum(c for _, c, _ in self._chunks) if self._kind == _MIXED else 0
+            prefill = self._pre_tokens if self._kind == _MIXED else 0
             name = "prefill+decode" if prefill and self._dec_in_iter else (
                 "prefill" if prefill else f"decode x{n}")
             self.tracer.slice(self.name, 0, name, now, dur, decode_seqs=self._dec_in_iter,
@@ -345,26 +433,52 @@ class Instance(BatchingMixin, SequenceSetMixin, HandoffMixin, FailureMixin):
         self.busy = True
         self._t0, self._dur, self._n, self._cum = now, dur, n, cum
         self._power = power_w
-        self._schedule(dur)
+        self._token += 1
+        env = self.env  # (`wake`, inlined: hot loop)
+        heappush(env._queue, (env._now + dur, NORMAL, next(env._eid),
+                              Wakeup(self._on_end, self._token)))
 
     # ------------------------------------------------------------------ iteration end
     def _on_end(self, ev) -> None:
         if ev.value != self._token:
             return  # superseded by a truncation
-        now = self.env.now
+        now = self.env._now
         dur, n = self._dur, self._n
         if self.power_log is not None:
             self.power_log.add(now - dur, now, self._power * self.tp)
         if self._kind == _DECODE_RUN:
             if self.itl is not None:
-                self.itl.add_run(self._cum, dur, n, self._dec_in_iter)
-            self._count_decode_run(dur, n)
-            self._log_steps(n, now)
-            self.kv.allocate(self.kv.step_blocks(self.step, n), now)
+                self.itl.add_run(self._cum_array(), dur, n, self._dec_in_iter)
+            # `_count_decode_run`, inlined (hot loop)
+            joules = self._power * self.tp * dur
+            nd = self._dec_in_iter
+            self.busy_s += dur
+            self.energy_j += joules
+            self.iterations += n
+            self.decode_tokens += n * nd
+            self._c_cum += dur / nd
+            self._e_cum += joules / nd
+            if self.qoe is not None:
+                self._log_steps(n, now)
+            kv = self.kv
+            kv.allocate(kv.step_blocks(self.step, n), now)
             self.step += n
             self._pop_finished(now)
+            if self._lag:  # (`_end_at(n - 2)` inlined)
+                cum = self._cum
+                if n < 2:
+                    last = dur
+                elif type(cum) is tuple:
+                    k = n - 2
+                    last = dur - (cum[0] * (k + 1) + cum[1] * ((k + 1) * k / 2.0))
+                else:
+                    last = dur - float(cum[n - 2])
+                cutoff = now - last
+            else:
+                cutoff = INF
         else:
-            joules = self._power * self.tp * dur
+            tp = self.tp
+            joules = self._power * tp * dur
             self.busy_s += dur
             self.energy_j += joules
             self.iterations += n
@@ -372,19 +486,27 @@ class Instance(BatchingMixin, SequenceSetMixin, HandoffMixin, FailureMixin):
             nd = self._dec_in_iter
             if self.itl is not None:
                 self.itl.add(dur, nd)
-            per = 1.0 / (sum(c for _, c, _ in self._chunks) + nd)
-            for seq, c, _nb in self._chunks:
-                self._charge(seq, dur * c * per, joules * c * per)
+            per = 1.0 / (self._pre_tokens + nd)
+            chunks = self._chunks
             if nd:
                 self._c_cum += dur * per
                 self._e_cum += joules * per
-                self._log_steps(1, now)
+                if self.qoe is not None:
+                    self._log_steps(1, now)
                 self.step += 1
-                self.decode_tokens += self._dec_in_iter
-                self._pop_finished(now)
-            for seq, c, _nb in self._chunks:
+                self.decode_tokens += nd
+                top = self._heap[0]
+                if top[0] <= self.step or top[3].heap_no != top[2] or top[3].state != DECODE:
+                    self._pop_finished(now)  # (someone may finish; else skip the call)
+            price = self.price_per_gpu_hour
+            for seq, c, nb in chunks:
+                # its share (`AccountingMixin._charge`), before it may finish below
+                gpu_s = dur * c * per * tp
+                seq.gpu_s += gpu_s
+                seq.energy_j += joules * c * per
+                seq.cost_usd += gpu_s * price / 3600.0
                 seq.done += c
-                seq.blocks += _nb
+                seq.blocks += nb
                 if seq.done == seq.target:
                     self.prefilling.remove(seq)
                     seq.gen += 1
@@ -400,112 +522,17 @@ class Instance(BatchingMixin, SequenceSetMixin, HandoffMixin, FailureMixin):
                     else:
                         self._add_decoder(seq)
             self._chunks = []
+            cutoff = now - dur if self._lag else INF
         self.busy = False
         # the next iteration was scheduled when the last one started (schedule lag)
-        self._plan(now - (dur - float(self._cum[n - 2]) if n > 1 else dur) if self._lag
-                   else float("inf"))
+        self._plan(cutoff)
         if self.reservations:  # KV reservations get what the batch's next stretch leaves
             self._grant_reservations(now)
 
-    # ------------------------------------------------------------------ attribution, QoE
-    def _charge(self, seq: Seq, inst_s: float, joules: float) -> None:
-        """Attribute `inst_s` seconds of this instance (all its GPUs) and `joules` to `seq`."""
-        gpu_s = inst_s * self.tp
-        seq.gpu_s += gpu_s
-        seq.energy_j += joules
-        seq.cost_usd += gpu_s * self.price_per_gpu_hour / 3600.0
 
-    def _count_decode_run(self, dur: float, n: int) -> None:
-        """`n` decode-only iterations of `dur` seconds in all happened: busy time, energy,
-        tokens, and every decoder's equal share of them."""
-        joules = self._power * self.tp * dur
-        nd = self._dec_in_iter
-        self.busy_s += dur
-        self.energy_j += joules
-        self.iterations += n
-        self.decode_tokens += n * nd
-        self._c_cum += dur / nd
-        self._e_cum += joules / nd
-
-    def _count_ended_iterations(self, now: float) -> None:
-        """The stretch in progress is cut off at `now` (a crash): the iterations of a decode run
-        that ended by then happened; the one in progress, or a prefill iteration, is lost."""
-        if self.busy and self._kind == _DECODE_RUN:
-            k = self._done_steps(now)
-            if k:
-                self._count_decode_run(self._dur if self._cum is None else float(self._cum[k - 1]),
-                                       k)
-
-    def _charge_decoder(self, seq: Seq) -> None:
-        """Charge a decoder its share of the iterations since it joined (or was last charged)."""
-        self._charge(seq, self._c_cum - seq.c0, self._e_cum - seq.e0)
-        seq.c0, seq.e0 = self._c_cum, self._e_cum
-
-    def settle(self) -> None:
-        """Charge every decoding sequence its share of the iterations so far (the run ends, or
-        the instance fails)."""
-        for seq in self.running.values():
-            if seq.state == DECODE:
-                self._charge_decoder(seq)
-
-    def _log_steps(self, n: int, now: float) -> None:
-        """The decode-step clock went from `step` (at the stretch's start) to `step + n`."""
-        if self.qoe is None:
-            return
-        self._qpoint(self.step, self._t0)
-        self._qpoint(self.step + n, now)
-        qs = self._qs
-        if len(qs) > 1 << 16:  # forget breakpoints no decoder can still need
-            first = min((q.s0 for q in self.running.values() if q.state == DECODE),
-                        default=self.step)
-            k = bisect_right(qs, first) - 1
-            if k > 0:
-                del qs[:k], self._qt[:k]
-                self._qbase += k
-                i = bisect_left(self._mi, self._qbase)
-                del self._mi[:i], self._mh[:i]
-
-    def _qpoint(self, s: int, t: float) -> None:
-        """Append a breakpoint; keep the stack of suffix minima of h = s − pace·t."""
-        self._qs.append(s)
-        self._qt.append(t)
-        h = s - self.qoe[1] * t
-        mi, mh = self._mi, self._mh
-        while mh and mh[-1] >= h:
-            mi.pop()
-            mh.pop()
-        mi.append(self._qbase + len(self._qs) - 1)
-        mh.append(h)
-
-    def _token_out(self, seq: Seq, now: float) -> None:
-        """A prefill (or a KV arrival) just delivered the sequence's token number `seq.gen`."""
-        m = seq.qoe
-        if m is None:
-            m = seq.qoe = QoEMeter(seq.req.arrival_s, self.qoe[0], self.qoe[1],
-                                   seq.req.output_tokens)
-        m.advance(now, float(seq.gen))
-
-    def _stint_qoe(self, seq: Seq) -> None:
-        """Feed the QoE meter the tokens `seq` decoded since it joined the decode set at step
-        `seq.s0`: A(t) runs through the step clock's breakpoints. Where every later breakpoint
-        has A >= T (a suffix minimum of s − pace·t, O(log n)), the rest is ∫ T in closed form;
-        only a stream that is behind its reader is integrated piece by piece."""
-        m = seq.qoe
-        qs, qt, base = self._qs, self._qt, self._qbase
-        s0 = seq.s0
-        y0 = float(seq.gen) - (self.step - s0)  # tokens when it joined (gen already updated)
-        # A >= T at breakpoint j  <=>  s_j − p·t_j >= 1 + s0 − y0 − p·e
-        thr = 1.0 + s0 - y0 - m.p * m.e
-        mi, mh = self._mi, self._mh
-        last = len(qs) - 1
-        for j in range(max(0, bisect_right(qs, s0) - 1), last + 1):
-            m.line(qt[j], y0 + max(0, qs[j] - s0))
-            if mh[bisect_left(mi, j + base)] >= thr:
-                m.ahead(qt[last], y0 + (qs[last] - s0))
-                return
-
-    # ------------------------------------------------------------------ end of run
-    def energy_until(self, now: float) -> float:
-        """Energy in joules of the instance's GPUs over [0, now], idle time included."""
-        idle_s = max(0.0, now - self.busy_s - self.downtime(now))  # no power while down
-        return self.energy_j + self.latency.idle_power_w() * self.tp * idle_s
+def _lin_end(a: float, b: float, k: int) -> float:
+    """End of step `k` (0-based) of a decode run whose step i lasts a + b i: the element k of
+    `KernelLatency.decode_run_cum_s`'s a·K + b·K(K − 1)/2 (K = k + 1), with the same float
+    operations, so the same number."""
+    j = k + 1
+    return a * j + b * (j * k / 2.0)

@@ -57,14 +57,16 @@ class KVLedger:
             self.evictor(blocks, now)
         if blocks > self.capacity - self.used:
             raise RuntimeError(f"KV over-allocation: {blocks} > {self.capacity - self.used} free")
-        self._advance(now)
+        self._area += self.used * (now - self._t_last)  # (`_advance`, inlined: hot loop)
+        self._t_last = now
         self.used += blocks
         if self.used > self.peak:
             self.peak = self.used
 
     def release(self, blocks: int, now: float) -> None:
         """Return `blocks` blocks at time `now`."""
-        self._advance(now)
+        self._area += self.used * (now - self._t_last)  # (`_advance`, inlined: hot loop)
+        self._t_last = now
         self.used -= blocks
         assert self.used >= 0, "KV ledger went negative"
 
@@ -90,6 +92,14 @@ class KVLedger:
             for r in range(bs - m, bs):
                 total += hist[(r - step) % bs]
         return total
+
+    def next_step_blocks(self, step: int) -> int:
+        """`step_blocks(step, 1)`: new blocks the decoding batch needs for its next step (the
+        sequences whose residue is block_size - 1)."""
+        bs = self.block_size
+        if bs == 1:
+            return self.decoders
+        return self._hist[(bs - 1 - step) % bs]
 
     def max_steps(self, step: int, limit: int) -> int:
         """Largest n <= `limit` such that `step_blocks(step, n)` <= available blocks."""

@@ -55,6 +55,13 @@ class LatencyModel(abc.ABC):
             [self.iteration_s(0, 0.0, batch, ctx0 + k * batch) for k in range(n)], dtype=np.float64
         )
 
+    def decode_run_linear(self, batch: int, ctx0: int, n: int) -> tuple[float, float] | None:
+        """(a, b) when step k of the run of `decode_run_s` lasts a + b k and
+        `decode_run_cum_s` is exactly a (k + 1) + b k (k + 1) / 2 at step k (evaluated in
+        float64 as a·K + b·(K (K − 1) / 2) with K = k + 1), so a caller may compute the end
+        times it needs instead of the array; None (the default) when not."""
+        return None
+
     def decode_run_cum_s(self, batch: int, ctx0: int, n: int) -> np.ndarray:
         """End times of `n` consecutive decode-only iterations, measured from the start of the
         first: the cumulative sum of `decode_run_s` (implementations may compute it directly)."""

@@ -17,6 +17,8 @@ from wrpsim.pool.sequence import DECODE, DONE, WAITING, Seq
 class SequenceSetMixin:
     """Decoding set and sequence exits of `Instance` (see module docstring)."""
 
+    __slots__ = ()  # (the attributes are `Instance`'s slots)
+
     def _add_decoder(self, seq: Seq) -> None:
         seq.state = DECODE
         seq.kv0 = seq.target - seq.shared  # own (non-shared) cached tokens
@@ -119,8 +121,17 @@ class SequenceSetMixin:
             cache.trim(now)
 
     def _pop_finished(self, now: float) -> None:
+        """Decoders whose last token came with the step just ended leave (`_finish`), in
+        finish-heap order; stale heap entries are dropped as `_next_finish` does."""
         heap = self._heap
-        while self.n_dec and self._next_finish() <= self.step:
-            seq = heapq.heappop(heap)[3]
+        step = self.step
+        while self.n_dec:
+            s_fin, _rid, no, seq = heap[0]
+            if seq.state != DECODE or seq.heap_no != no:
+                heapq.heappop(heap)  # stale entry of a preempted sequence
+                continue
+            if s_fin > step:
+                return
+            heapq.heappop(heap)
             held = self._remove_decoder(seq)
             self._finish(seq, held, now)

@@ -101,7 +101,7 @@ class SpanningInstance(Instance):
     `iteration_log`, when a list, gets (start, compute_s, collective_s,
     tokens) per iteration."""
 
-    max_run_steps = 1
+    _default_run_steps = 1  # (`Instance.max_run_steps`)
 
     def __init__(self, *args, span: tuple, **kw):
         super().__init__(*args, **kw)

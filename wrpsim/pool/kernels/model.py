@@ -56,6 +56,7 @@ import numpy as np
 
 from wrpsim.errors import ConfigError
 from wrpsim.pool.kernels import roofline as rl
+from wrpsim.pool.kernels.power import work_constants
 from wrpsim.pool.latency import LatencyModel
 
 GIB = float(1 << 30)
@@ -150,6 +151,7 @@ class KernelLatency(LatencyModel):
         self.calibration = kernels.label
         self.max_tokens = max_tokens
         self._power = power
+        self._power_c: tuple | None = None  # (power model, its constants): see `power_w`
         self._stream = kernels.stream_bw()
         if constants.mamba_ssm_dtype not in MAMBA_SSM_DTYPES:
             from wrpsim.errors import unknown_choice
@@ -169,6 +171,7 @@ class KernelLatency(LatencyModel):
         self._build_linear()
         self._build_attention()
         self._dec_rows: dict = {}
+        self._run_consts: dict = {}  # batch -> `_decode_run_consts`
 
     # ------------------------------------------------------------------ sizes
     @property
@@ -382,7 +385,10 @@ class KernelLatency(LatencyModel):
         if t <= 0:
             return 0.0
         pre_seqs = prefill_seqs if prefill_tokens else 0
-        g = self._lin_at(t) + self._head_at(decode_seqs + pre_seqs) + self._floor
+        m = decode_seqs + pre_seqs
+        top = self.max_tokens  # (`_lin_at`, `_head_at`, inlined: hot loop)
+        g = ((self._lin_list[t] if t <= top else self._lin_at(t))
+             + (self._head_list[m] if m <= top else self._head_at(m)) + self._floor)
         if prefill_tokens:
             g += self._prefill_attn(pre_seqs, prefill_tokens, prefill_attn)
         if decode_seqs:
@@ -418,19 +424,26 @@ class KernelLatency(LatencyModel):
             return np.maximum(g, cpu) if cpu > fixed else g
         return g + cpu
 
+
     def decode_run_cum_s(self, batch: int, ctx0: int, n: int) -> np.ndarray:
         """End times of a decode run (`LatencyModel.decode_run_cum_s`). While the context stays
         inside one segment of the attention grid and the GPU outlasts the CPU, every step is
         a + b k, so the end times are (k + 1) a + b k (k + 1) / 2: one numpy expression."""
-        lin = self._decode_run_linear(batch, ctx0 / batch, n) if batch > 0 and n > 1 else None
+        lin = self.decode_run_linear(batch, ctx0, n)
         if lin is None:
             return np.cumsum(self.decode_run_s(batch, ctx0, n))
         a, b = lin
         k, tri = _step_grid(n)
         return a * k + b * tri
 
-    def _decode_run_linear(self, batch: int, c0: float, n: int) -> tuple[float, float] | None:
-        """(a, b) with step k lasting a + b k, or None when the run is not that simple."""
+    def decode_run_linear(self, batch: int, ctx0: int, n: int) -> tuple[float, float] | None:
+        """(a, b) with step k of the run lasting a + b k (`LatencyModel.decode_run_linear`), or
+        None when the run is not that simple: one iteration, the per-sequence context leaving
+        a segment of the attention grid or crossing the sliding window, or the engine's CPU
+        bounding some steps."""
+        if batch <= 0 or n <= 1:
+            return None
+        c0 = ctx0 / batch
         s = self._dec_sl
         c1 = c0 + n - 1
         if c0 < s[0] or c1 >= s[-1]:
@@ -439,21 +452,36 @@ class KernelLatency(LatencyModel):
         w = self._window
         if c1 > s[i + 1] or (self._n_slide and c0 < w <= c1):
             return None
-        row = self._dec_row(batch)[1]
+        consts = self._run_consts.get(batch)
+        if consts is None:
+            consts = self._decode_run_consts(batch)
+        row, mamba, saturated, fixed, cpu = consts
         slope = (row[i + 1] - row[i]) / (s[i + 1] - s[i])
         t0 = row[i] + slope * (c0 - s[i])
         lay = self._n_full + (self._n_slide if c1 < w else 0)
-        a = lay * t0 + self._mamba_dec * batch
+        a = lay * t0 + mamba
         if self._n_slide and c0 >= w:
-            a += self._n_slide * _interp1(float(w), s, row)
-        a += self._lin_at(batch) + self._head_at(batch) + self._floor
-        cpu = self._cpu0 + self._cpu_seq * batch
+            a += saturated
+        a += fixed
         if self.c.async_scheduling:
             if cpu > a:  # the CPU may bound some steps: not linear
                 return None
         else:
             a += cpu
         return a, lay * slope
+
+    def _decode_run_consts(self, batch: int) -> tuple:
+        """The terms of `decode_run_linear` that depend on the batch only, computed once per
+        batch size: (decode-attention row over the context grid, Mamba state traffic, the
+        sliding layers' attention at the window, linear + head + layer floor, engine CPU)."""
+        row = self._dec_row(batch)[1]
+        s, w = self._dec_sl, self._window
+        consts = self._run_consts[batch] = (
+            row, self._mamba_dec * batch,
+            self._n_slide * _interp1(float(w), s, row) if self._n_slide else 0.0,
+            self._lin_at(batch) + self._head_at(batch) + self._floor,
+            self._cpu0 + self._cpu_seq * batch)
+        return consts
 
     def _decode_run_attn(self, batch: int, c0: float, n: int) -> np.ndarray | None:
         """Decode attention of a run whose per-sequence context goes c0, c0 + 1, ... when it
@@ -513,14 +541,34 @@ class KernelLatency(LatencyModel):
         iteration's duration when the caller knows it. Utilisation is taken over the GPU's
         share of the iteration and that power is drawn for the whole of it: the per-sequence
         time the engine adds (sampling, output handling) does not lower the measured power."""
-        if self._power is None:
+        pm = self._power
+        if pm is None:
             if prefill_tokens + decode_seqs <= 0:
                 return self.gpu.idle_w
             return self.gpu.tdp_w
+        t_tok = prefill_tokens + decode_seqs
+        seqs = decode_seqs + (1 if prefill_tokens else 0)
         if duration_s and not self.c.async_scheduling:  # the GPU's share of the iteration
-            seqs = decode_seqs + (1 if prefill_tokens else 0)
             duration_s = max(duration_s - self._cpu0 - self._cpu_seq * seqs, 1e-9)
-        return self._power.power_w(self, prefill_tokens, decode_seqs, decode_ctx, duration_s)
+        if t_tok <= 0 or not duration_s:
+            return pm.power_w(self, prefill_tokens, decode_seqs, decode_ctx, duration_s)
+        # `PowerModel.power_w` with the duration given, in one function (the hot loop calls
+        # this once per iteration): the same operations in the same order, on the constants
+        # of `power.iteration_work` and of `pm` fetched once per (model, power model)
+        c = self._power_c
+        if c is None or c[0] is not pm:
+            c = self._power_c = (pm, *work_constants(self), pm.active, pm.w_compute,
+                                 pm.w_memory, pm.idle_w, pm.tdp_w - pm.idle_w)
+        (_, lin, head, attn, fixed, experts, q, kv, stream, peak, bw, state, active, w_c, w_m,
+         idle, span) = c
+        ctx = float(decode_seqs * 1024 if decode_ctx is None else decode_ctx)
+        pairs = prefill_tokens * (prefill_tokens + 1) / 2.0
+        flops = lin * t_tok + head * seqs + attn * (pairs + ctx)
+        touched = 1.0 - q ** t_tok if q else 1.0
+        nbytes = (fixed + experts * touched + (ctx + t_tok) * kv + t_tok * stream
+                  + seqs * state)
+        f = active + w_c * (flops / (peak * duration_s)) + w_m * (nbytes / (bw * duration_s))
+        return idle + span * (f if f < 1.0 else 1.0)
 
     def idle_power_w(self) -> float:
         return self.gpu.idle_w if self._power is None else self._power.idle_w

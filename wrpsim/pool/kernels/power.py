@@ -65,8 +65,12 @@ class PowerModel:
         return self.power_at(*self.utilisation(lat, prefill_tokens, decode_seqs, ctx))
 
 
-def _constants(lat) -> tuple:
-    """Per-model work coefficients of `iteration_work`, computed once per latency model."""
+def work_constants(lat) -> tuple:
+    """Per-model work coefficients of `iteration_work` (FLOPs per token, LM-head FLOPs per
+    sequence, FLOPs per attention pair, bytes read every iteration, bytes of all experts, the
+    probability an expert is untouched by one token, KV bytes per token, element-wise bytes per
+    token, peak FLOP/s, peak bytes/s, Mamba state bytes per sequence), computed once per
+    latency model."""
     c = getattr(lat, "_work_c", None)
     if c is None:
         m, tp = lat.model, lat.tp
@@ -94,7 +98,7 @@ def iteration_work(lat, prefill_tokens: int, decode_seqs: int, decode_ctx: float
     head_dim per (query, key) pair; weights read once (experts: those the tokens touch, uniform
     routing), KV read and written, element-wise traffic, each sequence's Mamba state read and
     written."""
-    lin, head, attn, fixed, experts, q, kv, stream, _, _, state = _constants(lat)
+    lin, head, attn, fixed, experts, q, kv, stream, _, _, state = work_constants(lat)
     t_tok = prefill_tokens + decode_seqs
     seqs = decode_seqs + (1 if prefill_tokens else 0)
     flops = lin * t_tok + head * seqs + attn * (prefill_attn + decode_ctx)
@@ -108,7 +112,7 @@ def utilisation(lat, prefill_tokens: int, decode_seqs: int, decode_ctx: float,
                 prefill_attn: float, dt: float) -> tuple[float, float]:
     """(u_compute, u_memory) of an iteration that took `dt` seconds."""
     flops, nbytes = iteration_work(lat, prefill_tokens, decode_seqs, decode_ctx, prefill_attn)
-    c = _constants(lat)
+    c = work_constants(lat)
     return flops / (c[8] * dt), nbytes / (c[9] * dt)
 
 
