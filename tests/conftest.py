@@ -29,6 +29,29 @@ def make_trace(arrivals, prompts, outputs, **extra) -> pd.DataFrame:
     return df
 
 
+def fabric_transfers(net_cfg: dict, plan) -> tuple[dict, object]:
+    """Run `plan` — [(start_s, src_gpus, dst_gpus, nbytes, name)] — on a fabric built from the
+    network config `net_cfg` (`wrpsim.network.transfer.build_fabric`, seed 0); returns
+    ({name: finish time}, the fabric)."""
+    import simpy
+
+    from wrpsim.network.transfer import build_fabric
+
+    f = build_fabric(net_cfg, seed=0)
+    env = simpy.Environment()
+    f.attach(env)
+    out = {}
+
+    def starter(t, src, dst, nbytes, name):
+        yield env.timeout(t)
+        f.transfer(src, dst, nbytes, lambda now, n=name: out.setdefault(n, now))
+
+    for t, src, dst, nbytes, name in plan:
+        env.process(starter(t, src, dst, nbytes, name))
+    env.run()
+    return out, f
+
+
 def lindley(arrivals, service) -> np.ndarray:
     """Queue waits of a FIFO single server, in arrival order."""
     out, free = [], 0.0

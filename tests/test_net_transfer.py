@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import simpy
 
+from tests.conftest import fabric_transfers
 from wrpsim.errors import ConfigError
 from wrpsim.network.transfer import build_fabric
 
@@ -22,17 +23,7 @@ def fabric(kind, **kw):
 
 def run_transfers(kind, plan, **kw):
     """plan: [(start_s, src_gpus, dst_gpus, nbytes, name)] → {name: finish time}."""
-    f, env = fabric(kind, **kw)
-    out = {}
-
-    def starter(t, src, dst, nbytes, name):
-        yield env.timeout(t)
-        f.transfer(src, dst, nbytes, lambda now, n=name: out.setdefault(n, now))
-
-    for t, src, dst, nbytes, name in plan:
-        env.process(starter(t, src, dst, nbytes, name))
-    env.run()
-    return out, f
+    return fabric_transfers({"kind": kind, **SMALL, **kw}, plan)
 
 
 def test_none_is_instantaneous_but_not_reentrant():

@@ -8,9 +8,9 @@ import math
 import pytest
 import simpy
 
+from tests.conftest import fabric_transfers
 from wrpsim.errors import ConfigError
 from wrpsim.network.config import NetConfig
-from wrpsim.network.transfer import build_fabric
 
 MIB = 1 << 20
 SMALL = {"leaves": 2, "hosts_per_leaf": 4, "spines": 2, "gpus_per_host": 1, "host_gbps": 400,
@@ -24,20 +24,8 @@ PLAN = [(0.0, [0], [4], 2 * MIB, "a"), (0.0, [1], [4], MIB, "b"),
 
 
 def run(kind, plan=PLAN, **kw):
-    """Finish time of every transfer of `plan`, and the fabric's stats."""
-    f = build_fabric({"kind": kind, **SMALL, **kw}, seed=0)
-    env = simpy.Environment()
-    f.attach(env)
-    out = {}
-
-    def starter(t, src, dst, nbytes, name):
-        yield env.timeout(t)
-        f.transfer(src, dst, nbytes, lambda now, n=name: out.setdefault(n, now))
-
-    for t, src, dst, nbytes, name in plan:
-        env.process(starter(t, src, dst, nbytes, name))
-    env.run()
-    return out, f
+    """Finish time of every transfer of `plan`, and the fabric."""
+    return fabric_transfers({"kind": kind, **SMALL, **kw}, plan)
 
 
 def without_window_keys(stats: dict) -> dict:
