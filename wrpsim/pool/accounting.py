@@ -76,30 +76,13 @@ class AccountingMixin:
         """The decode-step clock went from `step` (at the stretch's start `_t0`) to
         `step + n` (at `now`): append both breakpoints, keeping the stack of suffix minima
         of h = s − pace·t (called only with QoE on)."""
-        qs, qt, mi, mh = self._qs, self._qt, self._mi, self._mh
-        pace = self.qoe[1]
+        qs, qt = self._qs, self._qt
         s, t0 = self.step, self._t0
         if not qs or qs[-1] != s or qt[-1] != t0:
             # (a stretch that starts when and where the last one ended adds no breakpoint:
             # a repeated point changes no line `_stint_qoe` draws and no suffix minimum)
-            qs.append(s)
-            qt.append(t0)
-            h = s - pace * t0
-            while mh and mh[-1] >= h:
-                mi.pop()
-                mh.pop()
-            mi.append(self._qbase + len(qs) - 1)
-            mh.append(h)
-        top = self._qbase + len(qs)  # absolute index of the next breakpoint
-        s += n
-        qs.append(s)
-        qt.append(now)
-        h = s - pace * now
-        while mh and mh[-1] >= h:
-            mi.pop()
-            mh.pop()
-        mi.append(top)
-        mh.append(h)
+            self._push_breakpoint(s, t0)
+        self._push_breakpoint(s + n, now)
         if len(qs) > 1 << 16:  # forget breakpoints no decoder can still need
             first = min((q.s0 for q in self.running.values() if q.state == DECODE),
                         default=self.step)
@@ -109,6 +92,19 @@ class AccountingMixin:
                 self._qbase += k
                 i = bisect_left(self._mi, self._qbase)
                 del self._mi[:i], self._mh[:i]
+
+    def _push_breakpoint(self, s: int, t: float) -> None:
+        """Append the step clock's breakpoint (s, t) and keep `_mi` / `_mh` the stack of suffix
+        minima of h = s − pace·t (a new point pops every entry it is not above)."""
+        qs, mi, mh = self._qs, self._mi, self._mh
+        qs.append(s)
+        self._qt.append(t)
+        h = s - self.qoe[1] * t
+        while mh and mh[-1] >= h:
+            mi.pop()
+            mh.pop()
+        mi.append(self._qbase + len(qs) - 1)
+        mh.append(h)
 
     def _token_out(self, seq: Seq, now: float) -> None:
         """A prefill (or a KV arrival) just delivered the sequence's token number `seq.gen`."""
