@@ -70,16 +70,12 @@ def splitwise_points(gpu: str = "a100-80gb") -> list[tuple[float, float, float, 
     return pts
 
 
-def fit_gpu(points, idle_w: float, tdp_w: float) -> tuple[dict, dict]:
-    """Non-negative least squares of the three power fields on `points` (b, u_c, u_m, W);
-    returns (fields, {'n', 'median_pct', 'max_pct'}) of the fit's absolute % errors."""
-    return fit_shared([(idle_w, tdp_w, p) for p in points])
-
-
 def fit_shared(rows, fields: dict | None = None) -> tuple[dict, dict]:
-    """`fit_gpu` over rows (idle_w, tdp_w, (b, u_c, u_m, W)) of possibly different GPUs: one
-    shape, each row's utilisations scaled by its own GPU's idle-to-TDP span. With `fields`
-    given, nothing is fitted: the errors are those of that shape on `rows`."""
+    """Non-negative least squares of the three power fields on rows (idle_w, tdp_w, (b, u_c,
+    u_m, W)) of one GPU or several: one shape, each row's utilisations scaled by its own GPU's
+    idle-to-TDP span; returns (fields, {'n', 'median_pct', 'max_pct'}) of the absolute %
+    errors. With `fields` given, nothing is fitted: the errors are those of that shape on
+    `rows`."""
     from scipy.optimize import lsq_linear
 
     a = np.array([[b * (tdp - idle), uc * (tdp - idle), um * (tdp - idle)]
@@ -122,17 +118,16 @@ def main(argv: list[str] | None = None) -> int:
                     b, uc, um = probe_points(case)
                     points.setdefault(case.gpu, []).append((b, uc, um, case.measured["power_w"]))
         shared = [g for g in points if g != "a100-80gb"] if cfg["shared"] else []
-        if len(shared) > 1:
-            rows = [(get_gpu(g).idle_w, get_gpu(g).tdp_w, p) for g in shared for p in points[g]]
-            joint, _ = fit_shared(rows)
+        if len(shared) < 2:
+            shared = []
+        joint = fit_shared([(get_gpu(g).idle_w, get_gpu(g).tdp_w, p)
+                            for g in shared for p in points[g]])[0] if shared else None
         for gpu, pts in points.items():
             g = get_gpu(gpu)
-            fields, err = fit_gpu(pts, g.idle_w, g.tdp_w)
-            note = ""
-            if gpu in shared and len(shared) > 1:
-                fields = joint
-                err = fit_shared([(g.idle_w, g.tdp_w, p) for p in pts], fields)[1]
-                note = f" (shape shared with {', '.join(x for x in shared if x != gpu)})"
+            fields, err = fit_shared([(g.idle_w, g.tdp_w, p) for p in pts],
+                                     joint if gpu in shared else None)
+            note = (f" (shape shared with {', '.join(x for x in shared if x != gpu)})"
+                    if gpu in shared else "")
             body = "".join(f"\n  {k}: {v}" for k, v in fields.items())
             print(f"{gpu}:{body}\n  # {err['n']} runs, in-fit median {err['median_pct']} %, "
                   f"max {err['max_pct']} %{note}")
