@@ -385,9 +385,7 @@ def run(cfg: dict, out_dir: Path | str, trace=None) -> dict:
         summary["router_oracle"] = (f"upper bound: the router read the ground truth "
                                     f"({', '.join(reads)})")
     summary.update(sim.service.summary(end))
-    figures = getattr(sim.router, "summary_figures", None)
-    if figures is not None:  # a policy's own measured figures (a verifier's error rates)
-        summary.update(figures())
+    summary.update(sim.router.summary_figures())
     if sim.cache is not None:
         summary.update(sim.cache.summary(req_t, summary.get("quality_requests")))
     fabric = getattr(sim.fleet.transfer, "fabric", None)

@@ -81,6 +81,11 @@ class Router:
         `drop_reason`); default: nothing. Multi-call policies use it to resolve a fan-out
         whose call was lost."""
 
+    def summary_figures(self) -> dict:
+        """The policy's own measured figures for `summary.json` at the end of the run (e.g. a
+        verifier's error rates); default: none."""
+        return {}
+
     def route_decode(self, request: Request, view):
         """The decode instance of a disaggregated request (called after `route`)."""
         return self.choose(request, view.decode_candidates(request))
