@@ -2,9 +2,13 @@
 
 Steps, each optional but at least one:
 
-1. `kernels=DIR gpu=GPU`: compact the kernel timings of one GPU in NVIDIA AIConfigurator's
-   layout (`DIR/<op>/<framework>/<version>/*.parquet`, e.g. `systems/data/h100_sxm`) into the
-   engine's tables (`wrpsim.calibrate.aic`); the GPU must be in the GPU catalog.
+1. `kernels=DIR gpu=GPU`: compact the kernel timings of one GPU into the engine's tables; the
+   GPU must be in the GPU catalog. DIR is either NVIDIA AIConfigurator's layout
+   (`DIR/<op>/<framework>/<version>/*.parquet`, e.g. `systems/data/h100_sxm`;
+   `wrpsim.calibrate.aic`) or an LLMServingSim layer profile of one model
+   (`profiler/perf/<hw>/<org>/<model>/<variant>`; `wrpsim.calibrate.llmss`), which has GEMM and
+   attention tables only: the GPU then keeps a `roofline:` reference GPU for MoE layers and
+   collectives (its current one, else the engine's default).
 2. `steps=CSV` and/or `benchmarks=CSV` and/or `validation=SET`: fit the engine constants named
    in `fit` on per-step timings, closed-loop benchmarks (`wrpsim.calibrate.fit` documents the
    columns) or a shipped measured set's fit split (only its cases on `gpu=` when given) and
@@ -84,8 +88,8 @@ def _engine_yaml(out_dir: Path, name: str, base: str) -> tuple[Path, dict]:
     rel = {}
     for g, e in (raw.get("gpus") or {}).items():  # keep pointing at the base's tables
         if "tables" in e:
-            rel[g] = {"tables": os.path.relpath((b.path.parent / e["tables"]).resolve(),
-                                                out_dir.resolve())}
+            rel[g] = {**e, "tables": os.path.relpath((b.path.parent / e["tables"]).resolve(),
+                                                     out_dir.resolve())}
         else:
             rel[g] = dict(e)
     raw["gpus"] = rel
@@ -163,13 +167,19 @@ def run(cfg: dict[str, Any]) -> dict[str, Any]:
     if out_dir.name == "engines":
         result["catalog"] = str(out_dir.parent)  # WRPSIM_CATALOG=<this> finds the engine
     if cfg["kernels"]:
-        from wrpsim.calibrate.aic import compact
+        from wrpsim.calibrate import aic, llmss
 
-        get_gpu(str(cfg["gpu"]))
-        tables = out_dir / cfg["engine"] / str(cfg["gpu"])
-        meta = compact(cfg["kernels"], tables)
-        raw.setdefault("gpus", {})[str(cfg["gpu"])] = {
-            "tables": str(tables.relative_to(out_dir))}
+        gpu = str(cfg["gpu"])
+        get_gpu(gpu)
+        tables = out_dir / cfg["engine"] / gpu
+        entry = {"tables": str(tables.relative_to(out_dir))}
+        if llmss.is_profile(cfg["kernels"]):
+            meta = llmss.compact(cfg["kernels"], tables)
+            old = (raw.get("gpus") or {}).get(gpu) or {}
+            entry["roofline"] = old.get("roofline") or raw.get("default_roofline", "h100-80gb")
+        else:
+            meta = aic.compact(cfg["kernels"], tables)
+        raw.setdefault("gpus", {})[gpu] = entry
         result["tables"] = {k: v["rows"] for k, v in meta["tables"].items()}
     if cfg["kernels"] or not path.is_file():
         path.write_text(yaml.safe_dump(raw, sort_keys=False))

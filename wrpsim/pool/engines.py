@@ -53,7 +53,8 @@ class Engine:
     default_roofline: str = "h100-80gb"
 
     def gpu_entry(self, gpu: str) -> dict:
-        """`{'tables': dir}` or `{'roofline': ref_gpu}` for a catalog GPU."""
+        """`{'tables': dir}`, `{'roofline': ref_gpu}` or both (own tables for the operators
+        they hold, the reference for the rest) for a catalog GPU."""
         return self.gpus.get(gpu) or {"roofline": self.default_roofline}
 
 
@@ -104,9 +105,9 @@ def load_engine(path: Path) -> Engine:
         raise unknown_choice(f"{path}: kind", kind, KINDS)
     gpus = raw.get("gpus") or {}
     for g, entry in gpus.items():
-        if not isinstance(entry, dict) or len(entry) != 1 or not (
-                set(entry) <= {"tables", "roofline"}):
-            raise ConfigError(f"{path}: gpus.{g} must be {{tables: DIR}} or {{roofline: GPU}}")
+        if not isinstance(entry, dict) or not entry or not set(entry) <= {"tables", "roofline"}:
+            raise ConfigError(f"{path}: gpus.{g} must be {{tables: DIR}}, {{roofline: GPU}} or "
+                              f"{{tables: DIR, roofline: GPU}} (own tables for some operators)")
     return Engine(name=path.stem, kind=kind, description=str(raw.get("description", "")),
                   path=path, constants=_constants(path, raw.get("constants")), gpus=gpus,
                   default_roofline=str(raw.get("default_roofline", "h100-80gb")))
@@ -161,23 +162,27 @@ def get_engine(name: str) -> Engine:
 
 
 def kernels_for(engine: Engine, gpu_name: str):
-    """The kernel source of `gpu_name` under a kernels engine: its own tables, or a reference
-    GPU's moved over by the roofline ratio."""
-    from wrpsim.pool.kernels.tables import Transferred, load_kernels
+    """The kernel source of `gpu_name` under a kernels engine: its own tables, a reference
+    GPU's moved over by the roofline ratio, or both (`tables.Partial`)."""
+    from wrpsim.pool.kernels.tables import Partial, Transferred, load_kernels
 
     gpu = get_gpu(gpu_name)
     entry = engine.gpu_entry(gpu_name)
     base = engine.path.parent
+    own = None
     if "tables" in entry:
         d = base / str(entry["tables"])
-        return load_kernels(str(d), gpu, _label(engine, d))
+        own = load_kernels(str(d), gpu, _label(engine, d))
+        if "roofline" not in entry:
+            return own
     ref = str(entry["roofline"])
     ref_entry = engine.gpus.get(ref, {})
     if "tables" not in ref_entry:
         raise ConfigError(f"{engine.path}: gpus.{gpu_name}.roofline names {ref!r}, which has "
                           f"no kernel tables")
     d = base / str(ref_entry["tables"])
-    return Transferred(load_kernels(str(d), get_gpu(ref), _label(engine, d)), gpu)
+    moved = Transferred(load_kernels(str(d), get_gpu(ref), _label(engine, d)), gpu)
+    return moved if own is None else Partial(own, moved)
 
 
 def _label(engine: Engine, d: Path) -> str:
@@ -187,7 +192,8 @@ def _label(engine: Engine, d: Path) -> str:
     meta = d / "meta.json"
     try:
         tab = json.loads(meta.read_text())["tables"]["gemm"]
-        return f"kernels: {tab['framework']} {tab['version']} ({tab['device']})"
+        of = f"; {tab['profile']}" if tab.get("profile") else ""
+        return f"kernels: {tab['framework']} {tab['version']} ({tab['device']}{of})"
     except (OSError, KeyError, ValueError):
         return f"kernels: {engine.name} {d.name}"
 

@@ -12,7 +12,9 @@ precomputation of `wrpsim.pool.kernels.model`:
   (`wrpsim.pool.kernels.roofline`): the measured efficiency is kept, the work is the real one.
 
 `Kernels` answers from a GPU's own tables; `Transferred` answers for a GPU without tables from
-a reference GPU's, scaled by the roofline ratio of the two GPUs ("uncalibrated: roofline").
+a reference GPU's, scaled by the roofline ratio of the two GPUs ("uncalibrated: roofline");
+`Partial` answers from a GPU's own tables where it has them (e.g. a layer profile of one model:
+GEMMs and attention) and from a `Transferred` reference for the operators they lack.
 """
 
 from __future__ import annotations
@@ -120,6 +122,11 @@ class Kernels:
         self.meta = json.loads(meta.read_text()) if meta.is_file() else {}
         self.label = label or f"kernels: {self.dir.name}"
         self._cache: dict = {}
+
+    def has(self, name: str) -> bool:
+        """Whether the GPU has a non-empty table `name` (gemm, moe, allreduce, nccl, ...)."""
+        t = self._table(name)
+        return t is not None and t.rows > 0
 
     def _table(self, name: str):
         if name not in self._cache:
@@ -352,6 +359,45 @@ class Transferred:
         args = (hidden, inter, topk, experts, moe_tp, moe_ep, dtype)
         return c.scaled(rl.moe_roofline(c.x, *args, self.gpu, gated)
                         / rl.moe_roofline(c.x, *args, self.ref.gpu, gated))
+
+
+class Partial:
+    """Answers for a GPU whose own tables (`own`) hold only some operator families: GEMMs,
+    attention and the streaming bandwidth from them; MoE layers and collectives from `own` when
+    it has those tables, else from `ref` (another GPU's tables moved over by the roofline
+    ratio). The label names both sources."""
+
+    calibrated = True
+
+    def __init__(self, own: Kernels, ref: Transferred):
+        self.own, self.ref, self.gpu = own, ref, own.gpu
+        lacks = [n for n, t in (("MoE", "moe"), ("all-reduce", "allreduce"), ("NCCL", "nccl"))
+                 if not own.has(t)]
+        self.label = own.label + (f"; {', '.join(lacks)}: {ref.label}" if lacks else "")
+
+    def gemm(self, dtype, n, k) -> Curve:
+        return self.own.gemm(dtype, n, k)
+
+    def attn_prefill(self, kv_dtype, heads, kv_heads, head_dim) -> Grid:
+        return self.own.attn_prefill(kv_dtype, heads, kv_heads, head_dim)
+
+    def attn_decode(self, kv_dtype, heads, kv_heads, head_dim) -> Grid:
+        return self.own.attn_decode(kv_dtype, heads, kv_heads, head_dim)
+
+    def stream_bw(self) -> float:
+        return self.own.stream_bw()
+
+    def allreduce(self, tp, graph) -> Curve:
+        return (self.own if self.own.has("allreduce") else self.ref).allreduce(tp, graph)
+
+    def nccl(self, op, tp) -> Curve:
+        if self.own.has("nccl") or self.own.has("allreduce"):
+            return self.own.nccl(op, tp)
+        return self.ref.nccl(op, tp)
+
+    def moe(self, dtype, hidden, inter, topk, experts, moe_tp, moe_ep, gated=True) -> Curve:
+        src = self.own if self.own.has("moe") else self.ref
+        return src.moe(dtype, hidden, inter, topk, experts, moe_tp, moe_ep, gated)
 
 
 def _collective_curve(df, tp: int) -> Curve:

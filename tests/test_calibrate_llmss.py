@@ -1,0 +1,161 @@
+"""Kernel tables from an LLMServingSim layer profile (`wrpsim.calibrate.llmss`) and a GPU whose
+own tables cover only some operators (`wrpsim.pool.kernels.tables.Partial`)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from wrpsim.calibrate.llmss import compact, is_profile
+from wrpsim.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[1]
+SHIPPED = ROOT / "pools" / "catalog" / "engines" / "vllm-0.24" / "rtxpro6000-96gb"
+#: (n, k) of Llama-3.1-8B's projections at TP 1 (config.json: hidden 4096, 32 / 8 heads of 128,
+#: intermediate 14336, vocab 128256)
+SHAPES = {"qkv_proj": (6144, 4096), "o_proj": (4096, 4096), "gate_up_proj": (28672, 4096),
+          "down_proj": (4096, 14336), "lm_head": (128256, 4096)}
+META = """profiler_version: 1.0.0
+vllm_version: 0.19.0
+gpu: NVIDIA RTX PRO 6000 Blackwell Server Edition
+hardware: RTXPRO6000
+model: meta-llama/Llama-3.1-8B
+variant: {variant}
+tp_degrees: [1]
+"""
+
+
+def _profile(tmp_path: Path, variant: str = "bf16", model: str = "") -> Path:
+    """An LLMServingSim-layout profile rebuilt from the shipped tables, with what compaction
+    must leave out (element-wise layers, sampling, mixed and prefix attention rows) and a slow
+    m = 1 kernel the lower envelope removes."""
+    d = tmp_path / "Llama-3.1-8B" / variant
+    (d / "tp1").mkdir(parents=True)
+    meta = META.format(variant=variant)
+    if model:
+        meta = meta.replace("meta-llama/Llama-3.1-8B", model)
+    (d / "meta.yaml").write_text(meta)
+    g = pd.read_parquet(SHIPPED / "gemm.parquet")
+    dense, per_seq = [], []
+    for layer, (n, k) in SHAPES.items():
+        rows = g[(g["n"] == n) & (g["k"] == k)]
+        us = rows["ms"].to_numpy() * 1e3
+        if layer == "o_proj":
+            us = np.where(rows["m"] == 1, us * 3, us)  # slow m = 1 kernel
+        frame = pd.DataFrame({"layer": layer, "tokens": rows["m"], "time_us": us})
+        (per_seq if layer == "lm_head" else dense).append(frame)
+    dense.append(pd.DataFrame({"layer": "act_fn", "tokens": [1, 2], "time_us": [2.7, 2.8]}))
+    pd.concat(dense).to_csv(d / "tp1" / "dense.csv", index=False)
+    per_seq.append(pd.DataFrame({"layer": "sampler", "tokens": [1], "time_us": [24.7]}))
+    pd.concat(per_seq).rename(columns={"tokens": "sequences"}).to_csv(
+        d / "tp1" / "per_sequence.csv", index=False)
+    dec = pd.read_parquet(SHIPPED / "attn_decode.parquet")
+    pre = pd.read_parquet(SHIPPED / "attn_prefill.parquet")
+    att = pd.concat([
+        pd.DataFrame({"prefill_chunk": 0, "kv_prefill": 0, "n_decode": dec["batch"],
+                      "kv_decode": dec["ctx"], "time_us": dec["ms"] * 1e3}),
+        pd.DataFrame({"prefill_chunk": pre["isl"], "kv_prefill": 0, "n_decode": 0,
+                      "kv_decode": 0, "time_us": pre["ms"] * 1e3}),
+        pd.DataFrame({"prefill_chunk": [512, 512], "kv_prefill": [0, 1024], "n_decode": [8, 0],
+                      "kv_decode": [1024, 0], "time_us": [999.0, 999.0]}),  # mixed, prefix
+    ])
+    att.to_csv(d / "tp1" / "attention.csv", index=False)
+    return d
+
+
+def test_compact_maps_the_profile_onto_the_models_shapes(tmp_path):
+    src = _profile(tmp_path)
+    assert is_profile(src) and not is_profile(tmp_path)
+    out = tmp_path / "tables"
+    meta = compact(src, out)
+    assert sorted(meta["tables"]) == ["attn_decode", "attn_prefill", "gemm"]
+    gemm = meta["tables"]["gemm"]
+    assert (gemm["version"], gemm["device"]) == ("0.19.0", "NVIDIA RTX PRO 6000 Blackwell "
+                                                            "Server Edition")
+    for name in ("gemm", "attn_prefill", "attn_decode"):
+        got, ref = pd.read_parquet(out / f"{name}.parquet"), pd.read_parquet(SHIPPED /
+                                                                             f"{name}.parquet")
+        assert list(got.columns) == list(ref.columns)
+        keys = [c for c in ref.columns if c != "ms"]
+        m = got.merge(ref, on=keys, suffixes=("", "_ref"), how="outer", indicator=True)
+        assert (m["_merge"] == "both").all(), name  # the same rows: nothing extra, none lost
+        np.testing.assert_allclose(m["ms"], m["ms_ref"], rtol=1e-5)  # the 3x spike is gone
+    dec = pd.read_parquet(out / "attn_decode.parquet")
+    assert set(dec["heads"]) == {32} and set(dec["kv_heads"]) == {8}
+
+
+@pytest.mark.parametrize("kind, pattern", [
+    ("variant", "variant 'int3' not supported; valid: bf16, fp16"),
+    ("model", "model 'acme/Unknown-7B' is in no catalog entry's source"),
+    ("empty", "is not an LLMServingSim profile"),
+])
+def test_bad_profiles_fail_with_one_line(tmp_path, kind, pattern):
+    if kind == "variant":
+        src = _profile(tmp_path, variant="int3")
+    elif kind == "model":
+        src = _profile(tmp_path, model="acme/Unknown-7B")
+    else:
+        src = tmp_path
+    with pytest.raises(ConfigError, match=pattern):
+        compact(src, tmp_path / "out")
+
+
+def test_partial_tables_answer_gemms_themselves_and_moe_from_the_reference():
+    from wrpsim.pool.catalog import get_gpu
+    from wrpsim.pool.engines import get_engine, kernels_for
+    from wrpsim.pool.kernels.tables import Partial, Transferred, load_kernels
+
+    k = kernels_for(get_engine("vllm-0.24"), "rtxpro6000-96gb")
+    assert isinstance(k, Partial)
+    assert "LLMServingSim" in k.label and "MoE, all-reduce, NCCL: uncalibrated: roofline" in k.label
+    # a measured GEMM cell is answered as measured (gate_up_proj, one token: 159.5 us)
+    g = pd.read_parquet(SHIPPED / "gemm.parquet")
+    cell = g[(g["n"] == 28672) & (g["k"] == 4096) & (g["m"] == 1)]["ms"].iloc[0]
+    assert k.gemm("bf16", 28672, 4096)(1.0) == pytest.approx(cell * 1e-3, rel=1e-6)
+    # MoE and all-reduce: the L40S tables moved over by the roofline ratio
+    ref = Transferred(load_kernels(str(SHIPPED.parent / "l40s-48gb"), get_gpu("l40s-48gb")),
+                      get_gpu("rtxpro6000-96gb"))
+    x = np.array([1.0, 64.0, 512.0])
+    args = ("bf16", 2048, 768, 8, 128, 1, 1)
+    np.testing.assert_allclose(k.moe(*args)(x), ref.moe(*args)(x))
+    np.testing.assert_allclose(k.allreduce(2, True)(x * 4096), ref.allreduce(2, True)(x * 4096))
+    # the streaming bandwidth is the GPU's own, measured in its decode-attention table
+    assert 0.7 * 1597e9 < k.stream_bw() < 1.0 * 1597e9
+
+
+def test_cli_builds_an_engine_from_a_profile_keeping_a_reference(tmp_path):
+    cat = tmp_path / "catalog"
+    r = subprocess.run([sys.executable, "-m", "wrpsim.calibrate", "engine=my-rtx",
+                        "gpu=rtxpro6000-96gb", f"kernels={_profile(tmp_path)}",
+                        f"out_dir={cat / 'engines'}"], cwd=ROOT, capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0, r.stderr
+    import yaml
+
+    raw = yaml.safe_load((cat / "engines" / "my-rtx.yaml").read_text())
+    assert raw["gpus"]["rtxpro6000-96gb"] == {"tables": "my-rtx/rtxpro6000-96gb",
+                                              "roofline": "l40s-48gb"}
+    # an MoE model runs on it: its experts are timed from the reference GPU
+    p = subprocess.run([sys.executable, "-m", "wrpsim.perf", "engine=my-rtx",
+                        "model=qwen3-30b-a3b", "gpu=rtxpro6000-96gb", "tp=1"], cwd=ROOT,
+                       capture_output=True, text=True, timeout=120,
+                       env={**os.environ, "WRPSIM_CATALOG": str(cat)})
+    assert p.returncode == 0, p.stderr
+    assert "LLMServingSim" in json.loads(p.stdout)["calibration"]
+
+
+def test_an_engine_gpu_entry_with_an_unknown_key_is_one_line(tmp_path):
+    from wrpsim.pool.engines import load_engine
+
+    f = tmp_path / "e.yaml"
+    f.write_text("kind: kernels\ngpus:\n  h100-80gb: {tables: x, speed: 2}\n")
+    with pytest.raises(ConfigError, match=r"gpus.h100-80gb must be \{tables: DIR\}, "
+                                          r"\{roofline: GPU\} or \{tables: DIR, roofline: GPU\}"):
+        load_engine(f)
