@@ -213,3 +213,33 @@ def test_validation_fit_on_one_gpu_names_a_gpu_without_cases():
     assert p.returncode == 2
     assert p.stderr.strip() == ("wrpsim: error: calibrate: validation=silicon: no cases to fit "
                                 "(none on gpu rtx4090-24gb)")
+
+
+def test_moe_kernel_is_chosen_per_parallel_layout(tmp_path):
+    """The engine picks an MoE kernel per layout (vLLM 0.24 on Hopper: block-FP8 experts run
+    Triton under TP, FlashInfer CUTLASS under EP); the kernel with fewer rows overall must not
+    be dropped for the layout only it measures."""
+    sysdir = _aic_dir(tmp_path)
+    rows = []
+    for kernel, tp, ep, n in (("triton", 8, 1, 3), ("cutlass", 1, 8, 5), ("cutlass", 1, 4, 5)):
+        for t in range(1, n + 1):
+            rows.append({"moe_dtype": "fp8_block", "kernel_source": kernel, "num_tokens": t,
+                         "hidden_size": 4096, "inter_size": 1536, "topk": 8, "num_experts": 128,
+                         "moe_tp_size": tp, "moe_ep_size": ep, "distribution": "power_law_1.01",
+                         "latency": 0.1 * t, "device": "NVIDIA H100 80GB HBM3"})
+    _write(sysdir / "moe" / "vllm" / "0.24.0" / "moe_perf.parquet", pd.DataFrame(rows))
+    meta = compact(sysdir, tmp_path / "out")
+    assert meta["tables"]["moe"]["kernels"] == {"fp8_block/ep": "cutlass",
+                                                "fp8_block/tp": "triton"}
+    moe = pd.read_parquet(tmp_path / "out" / "moe.parquet")
+    assert sorted(set(zip(moe["moe_tp"], moe["moe_ep"]))) == [(1, 4), (1, 8), (8, 1)]
+
+
+def test_shipped_hopper_tables_time_tp_sharded_block_fp8_experts_from_triton():
+    for gpu in ("h100-80gb", "h200-141gb"):
+        d = SHIPPED.parent / gpu
+        meta = json.loads((d / "meta.json").read_text())["tables"]["moe"]["kernels"]
+        assert "triton" in meta["fp8_block/tp"] and "cutlass" in meta["fp8_block/ep"]
+        moe = pd.read_parquet(d / "moe.parquet")
+        blk = moe[moe["dtype"] == "fp8_block"]
+        assert (blk["moe_ep"] == 1).any() and (blk["moe_ep"] > 1).any()

@@ -41,7 +41,11 @@ ratio.
 Kernel choice: where a table holds several kernels for one dtype (e.g. DeepGEMM and CUTLASS for
 block-scaled FP8), the kernel with the most measurements is kept — the collector sweeps the
 engine's default kernel over the full grid and alternatives on a subset — and its name is
-recorded in `meta.json` next to the tables, with the source version of every table.
+recorded in `meta.json` next to the tables, with the source version of every table. For MoE the
+choice is made per parallel layout (experts sharded by tensor parallelism, `tp`, or whole experts
+spread by expert parallelism, `ep`; meta keys `<dtype>/<layout>`), because the engine picks the
+kernel per layout: vLLM 0.24 on Hopper runs block-FP8 experts with Triton under TP and with
+FlashInfer CUTLASS under EP, and the tables measure each only in its own layout.
 """
 
 from __future__ import annotations
@@ -172,7 +176,7 @@ def _moe(df: pd.DataFrame) -> pd.DataFrame:
 
 _KERNEL_KEYS = {"gemm": ["gemm_dtype"], "attn_prefill": ["kv_cache_dtype"],
                 "attn_decode": ["kv_cache_dtype"], "allreduce": [], "nccl": [],
-                "moe": ["moe_variant"]}
+                "moe": ["moe_variant", "moe_layout"]}
 
 
 def compact(system_dir: str | Path, out_dir: str | Path) -> dict:
@@ -194,6 +198,7 @@ def compact(system_dir: str | Path, out_dir: str | Path) -> dict:
         raw = pd.read_parquet(path)
         if name == "moe":
             raw["moe_variant"] = moe_variant(raw["moe_dtype"], raw.get("kernel_source"))
+            raw["moe_layout"] = np.where(raw["moe_ep_size"] > 1, "ep", "tp")
         raw, kernels = _pick_kernel(raw, _KERNEL_KEYS[name])
         dropped: dict = {}
         if name == "gemm":
