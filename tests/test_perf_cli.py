@@ -107,7 +107,8 @@ def test_every_catalog_gpu_and_model_runs_and_labels_its_calibration():
 
 
 @pytest.mark.parametrize("args, pattern", [
-    (["colour=red"], r"unknown key 'colour'; valid keys: batch, .*model, precision, prompt_tokens"),
+    (["colour=red"], r"unknown key 'colour'; valid keys: attn_dp, batch, .*model, precision, "
+                     r"prompt_tokens"),
     (["gpu=h900"], r"gpu: unknown value 'h900'; valid choices: a100-80gb, .*mi300x-192gb"),
     (["model=gpt5"], r"model: unknown value 'gpt5'; valid choices: .*llama2-70b"),
     (["tp=3"], r"tp must be an integer >= 1 that divides the attention heads of llama2-70b"),

@@ -8,10 +8,10 @@ prefill of `batch` prompts of `prompt_tokens` each, `decode_step_s` for one deco
 power during that decode step, plus `prefill_power_w`, `idle_power_w`, `tdp_w`, KV capacity and
 weight sizes, the inputs, and `calibration`: what the numbers rest on (the engine and its kernel
 tables, or "uncalibrated: roofline" for a GPU without measurements). `engine=`, `precision=`,
-`kv_dtype=` and `ep=` choose the engine calibration and the pool settings. Arguments are Hydra
-overrides (`key=value`) of conf/perf.yaml; `latency.<field>=value` overrides an engine
-constant (a calibrated GPU field under `splitwise-2023`). Bad input prints one line on stderr
-and exits with status 2.
+`kv_dtype=`, `ep=` and `attn_dp=` choose the engine calibration and the pool settings.
+Arguments are Hydra overrides (`key=value`) of conf/perf.yaml; `latency.<field>=value`
+overrides an engine constant (a calibrated GPU field under `splitwise-2023`). Bad input prints
+one line on stderr and exits with status 2.
 """
 
 from __future__ import annotations
@@ -76,12 +76,12 @@ def evaluate(cfg: dict[str, Any]) -> dict[str, Any]:
     for k, v in cfg["latency"].items():
         if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
             raise ConfigError(f"perf: latency.{k} must be a number >= 0, got {v!r}")
-    tp, ep = cfg["tp"], _int(cfg, "ep", 1)
+    tp, ep, attn_dp = cfg["tp"], _int(cfg, "ep", 1), _int(cfg, "attn_dp", 1)
     max_seqs = _int(cfg, "max_seqs", 1)
     try:
         lat = build_latency_model(cfg["model"], cfg["gpu"], tp, cfg["engine"], cfg["precision"],
                                   cfg["kv_dtype"], ep, cfg["latency"], where="perf: latency",
-                                  prefix="perf: ")
+                                  prefix="perf: ", attn_dp=attn_dp)
     except ConfigError as e:
         msg = str(e)
         raise ConfigError(msg if msg.startswith("perf") else f"perf: {msg}") from None
@@ -93,7 +93,7 @@ def evaluate(cfg: dict[str, Any]) -> dict[str, Any]:
     return {
         "model": cfg["model"], "gpu": cfg["gpu"], "tp": tp, "batch": batch,
         "engine": cfg["engine"], "precision": cfg["precision"], "kv_dtype": cfg["kv_dtype"],
-        "ep": ep, "calibration": lat.calibration,
+        "ep": ep, "attn_dp": attn_dp, "calibration": lat.calibration,
         "prompt_tokens": prompt, "ctx_tokens": ctx,
         "prefill_s": lat.prefill_s(batch, prompt),
         "decode_step_s": decode_s,

@@ -209,14 +209,17 @@ def calibration_label(engine_name: str, gpu_name: str) -> str:
 def build_latency_model(model: str, gpu: str, tp: int, engine: str = DEFAULT_ENGINE,
                         precision: str = "bf16", kv_dtype: str = "auto", ep: int = 1,
                         overrides: dict | None = None, max_tokens: int = 16384,
-                        where: str = "latency", prefix: str = "", scaleup: int | None = None):
+                        where: str = "latency", prefix: str = "", scaleup: int | None = None,
+                        attn_dp: int = 1):
     """The latency/power model of `model` on `tp` x `gpu` under `engine` (see `_build`); one
     object per distinct set of arguments per process (the models are pure, so pools and runs of
     a sweep share them and their precomputed tables). `scaleup`: GPUs per server of a group
-    that spans servers (`wrpsim.pool.spanning`; kernels engines only)."""
+    that spans servers (`wrpsim.pool.spanning`; kernels engines only). `attn_dp`: data-parallel
+    attention groups (`KernelLatency`; kernels engines only)."""
     key = tuple(sorted((overrides or {}).items()))
     try:
-        return _cached(model, gpu, tp, engine, precision, kv_dtype, ep, key, max_tokens, scaleup)
+        return _cached(model, gpu, tp, engine, precision, kv_dtype, ep, key, max_tokens, scaleup,
+                       attn_dp)
     except ConfigError as e:
         raise _named(e, where, prefix) from None
 
@@ -227,9 +230,9 @@ def _named(e: ConfigError, where: str, prefix: str) -> ConfigError:
 
 @lru_cache(maxsize=256)
 def _cached(model, gpu, tp, engine, precision, kv_dtype, ep, overrides, max_tokens,
-            scaleup=None):
+            scaleup=None, attn_dp=1):
     return _build(model, gpu, tp, engine, precision, kv_dtype, ep, dict(overrides), max_tokens,
-                  "\x00where", "\x00", scaleup)
+                  "\x00where", "\x00", scaleup, attn_dp)
 
 
 def clear_caches() -> None:
@@ -241,7 +244,8 @@ def clear_caches() -> None:
 def _build(model: str, gpu: str, tp: int, engine: str = DEFAULT_ENGINE,
            precision: str = "bf16", kv_dtype: str = "auto", ep: int = 1,
            overrides: dict | None = None, max_tokens: int = 16384,
-           where: str = "latency", prefix: str = "", scaleup: int | None = None):
+           where: str = "latency", prefix: str = "", scaleup: int | None = None,
+           attn_dp: int = 1):
     """The latency/power model of `model` on `tp` x `gpu` under `engine`.
 
     `overrides` replace engine constants (kernels engines: `EngineConstants` fields) or
@@ -258,9 +262,9 @@ def _build(model: str, gpu: str, tp: int, engine: str = DEFAULT_ENGINE,
             raise ConfigError(f"{prefix}tp={tp} spans servers: engine {engine} (the analytical "
                               f"2023 model) cannot split its collectives; use a kernels engine "
                               f"such as {DEFAULT_ENGINE}")
-        if precision != "bf16" or kv_dtype not in ("auto", "bf16") or ep != 1:
+        if precision != "bf16" or kv_dtype not in ("auto", "bf16") or ep != 1 or attn_dp != 1:
             raise ConfigError(f"{prefix}engine: {engine} (the analytical 2023 model) knows only "
-                              f"precision bf16, kv_dtype auto and ep 1")
+                              f"precision bf16, kv_dtype auto, ep 1 and attn_dp 1")
         check_keys(overrides, CALIBRATION_FIELDS, where)
         from wrpsim.pool.perf import AnalyticalLatency
 
@@ -282,7 +286,7 @@ def _build(model: str, gpu: str, tp: int, engine: str = DEFAULT_ENGINE,
         raise unknown_choice(f"{prefix}kv_dtype", kv_dtype, KV_DTYPES)
     g = get_gpu(gpu)
     lat = KernelLatency(get_model(model), g, tp, kernels_for(eng, gpu), consts, precision,
-                        kv_dtype, ep, max_tokens, power_model(g, power_fits()), scaleup)
+                        kv_dtype, ep, max_tokens, power_model(g, power_fits()), scaleup, attn_dp)
     lat.calibration = f"{engine}: {lat.calibration}"
     lat.engine = engine
     return lat

@@ -17,6 +17,8 @@ Config (one YAML per fleet in `pools/`)::
         precision: bf16           # bf16 | fp8 | fp8_block | fp4 | mxfp4[_marlin|_mxfp8] | int4
         kv_dtype: auto            # auto (BF16) | bf16 | fp8
         ep: 1                     # expert parallelism: 1, or tp (experts spread over the GPUs)
+        attn_dp: 1                # data-parallel attention groups (MoE models): tp GPUs as
+                                  # attn_dp groups of tp / attn_dp for attention, all tp for MoE
         max_context: null         # vLLM's max_model_len (default: the model's max_context;
                                   # no limit with a constant latency model)
         latency: {kind: engine}   # or {kind: constant, decode_step_s: 0.02, ...}; other keys
@@ -40,7 +42,7 @@ from wrpsim.pool.tiers import TierStore
 from wrpsim.pool.transfer import MODES, KVTransfer
 
 POOL_KEYS = ("gpu", "model", "tp", "count", "scheduler", "latency", "kv_blocks", "prefix_cache",
-             "role", "kv_transfer", "kv_tiers", "engine", "precision", "kv_dtype", "ep",
+             "role", "kv_transfer", "kv_tiers", "engine", "precision", "kv_dtype", "ep", "attn_dp",
              "max_context")
 TIER_KEYS = ("dram_gib", "pcie_gbps")
 REMOTE_KEYS = ("capacity_gib", "nic_gbps")
@@ -74,6 +76,7 @@ class PoolSpec:
     kv_dtype: str = "auto"
     ep: int = 1
     max_context: int = 0
+    attn_dp: int = 1
 
 
 def parse_pool(name: str, d: dict) -> PoolSpec:
@@ -101,7 +104,7 @@ def parse_pool(name: str, d: dict) -> PoolSpec:
     kv_dtype = d.get("kv_dtype") or "auto"
     if kv_dtype not in KV_DTYPES:
         raise unknown_choice(f"{where}.kv_dtype", kv_dtype, KV_DTYPES)
-    for key, default in (("tp", 1), ("count", 1), ("ep", 1)):
+    for key, default in (("tp", 1), ("count", 1), ("ep", 1), ("attn_dp", 1)):
         v = d.get(key, default)
         if not isinstance(v, int) or isinstance(v, bool) or v < 1:
             raise ConfigError(f"{where}.{key} must be an integer >= 1, got {v!r}")
@@ -111,6 +114,12 @@ def parse_pool(name: str, d: dict) -> PoolSpec:
     if ep > 1 and not model.moe:
         raise ConfigError(f"{where}.ep: {model.name} is not a mixture-of-experts model; "
                           f"use ep: 1")
+    attn_dp = d.get("attn_dp", 1)
+    if d.get("tp", 1) % attn_dp:
+        raise ConfigError(f"{where}.attn_dp must divide tp ({d.get('tp', 1)}), got {attn_dp!r}")
+    if attn_dp > 1 and not model.moe:
+        raise ConfigError(f"{where}.attn_dp: {model.name} is not a mixture-of-experts model; "
+                          f"use attn_dp: 1 and count for data-parallel replicas")
     max_ctx = d.get("max_context")
     if max_ctx is not None and (isinstance(max_ctx, bool) or not isinstance(max_ctx, int)
                                 or max_ctx < 1):
@@ -156,7 +165,7 @@ def parse_pool(name: str, d: dict) -> PoolSpec:
         prefix_cache=bool(pc.get("enabled", False)), prefix_capacity_blocks=cap,
         role=role, kv_mode=mode, dram_gib=tiers.get("dram_gib", 0.0),
         pcie_gbps=tiers.get("pcie_gbps", 25.0), engine=engine, precision=precision,
-        kv_dtype=kv_dtype, ep=ep, max_context=max_ctx,
+        kv_dtype=kv_dtype, ep=ep, max_context=max_ctx, attn_dp=attn_dp,
     )
 
 
@@ -190,7 +199,7 @@ def build_latency(spec: PoolSpec, scaleup: int | None = None):
         return build_latency_model(
             spec.model, spec.gpu, spec.tp, spec.engine, spec.precision, spec.kv_dtype, spec.ep,
             opts, max_tokens=max(s.token_budget, s.max_seqs, 2048), where=where,
-            prefix=f"pool.pools.{spec.name}.", scaleup=scaleup)
+            prefix=f"pool.pools.{spec.name}.", scaleup=scaleup, attn_dp=spec.attn_dp)
     except TypeError as e:
         raise ConfigError(f"{where}: {e}") from None
 

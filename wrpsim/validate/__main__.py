@@ -94,12 +94,13 @@ def collect_cases(cfg: dict[str, Any]) -> tuple[list, list[str]]:
             if get_engine(str(cfg["engine"])).kind == "analytical":
                 keep = [c for c in got if c.pool.get("precision", "bf16") == "bf16"
                         and c.pool.get("kv_dtype", "auto") in ("auto", "bf16")
-                        and c.pool.get("ep", 1) == 1 and "latency" not in c.pool]
+                        and c.pool.get("ep", 1) == 1 and c.pool.get("attn_dp", 1) == 1
+                        and "latency" not in c.pool]
                 if len(keep) < len(got):
                     notes.append(f"{name}: {len(got) - len(keep)} cases left out (engine "
-                                 f"{cfg['engine']} models only BF16 weights and KV, ep 1, and "
-                                 f"none of the serving engine's settings such as CUDA-graph "
-                                 f"mode or the Mamba state dtype)")
+                                 f"{cfg['engine']} models only BF16 weights and KV, ep 1, "
+                                 f"attn_dp 1 and none of the serving engine's settings such as "
+                                 f"CUDA-graph mode or the Mamba state dtype)")
                 got = keep
         cases += got
     return cases, notes

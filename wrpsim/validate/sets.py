@@ -164,7 +164,7 @@ def silicon_cases(requests_per_client: int = 10) -> list[Case]:
             continue
         tp = int(r.tp_size)
         if not math.isnan(r.attention_dp_size) and r.attention_dp_size > 1:
-            continue
+            continue  # DP attention x TP 4 over 16 B200s: spans servers, which attn_dp does not
         moe_tp = r.moe_tp_size if not math.isnan(r.moe_tp_size) else tp
         moe_ep = r.moe_ep_size if not math.isnan(r.moe_ep_size) else 1
         if int(moe_tp) * int(moe_ep) != tp:
@@ -206,9 +206,10 @@ _LSS = {  # run folder -> (catalog model, GPU, instances, notes)
     "RTX4090/Llama-3.1-8B": ("llama3.1-8b", "rtx4090-24gb", 1, ""),
     "RTXPRO6000/Llama-3.1-8B": ("llama3.1-8b", "rtxpro6000-96gb", 1, ""),
     "RTXPRO6000/Qwen3-30B-A3B-Instruct-2507": (
-        "qwen3-30b-a3b", "rtxpro6000-96gb", 2,
-        "vLLM ran DP 2 x EP 2 (experts split over the two ranks); simulated as two data-parallel"
-        " instances holding all experts each, behind least-outstanding routing"),
+        "qwen3-30b-a3b", "rtxpro6000-96gb", 1,
+        "vLLM ran DP 2 x EP 2: one instance of 2 GPUs with data-parallel attention (attn_dp 2)"
+        " and the experts spread over both (ep 2); the two ranks' schedulers are one with twice"
+        " the token budget and sequences"),
 }
 
 
@@ -232,10 +233,15 @@ def llmservingsim_cases() -> list[Case]:
             "output_tokens": r["output_toks"].astype(np.int64)})
         trace = trace.sort_values("arrival_s", kind="stable").reset_index(drop=True)
         eng = meta["engine_kwargs"]
-        pool = {"gpu": gpu, "model": model, "tp": int(eng["tensor_parallel_size"]),
-                "count": count, "precision": "bf16",
-                "scheduler": {"policy": "sarathi", "token_budget": eng["max_num_batched_tokens"],
-                              "max_seqs": eng["max_num_seqs"], "block_size": 16}}
+        dp = int(eng.get("data_parallel_size") or 1)  # vLLM DP ranks: data-parallel attention
+        tp = int(eng["tensor_parallel_size"]) * dp
+        pool = {"gpu": gpu, "model": model, "tp": tp, "count": count, "precision": "bf16",
+                "scheduler": {"policy": "sarathi",
+                              "token_budget": dp * eng["max_num_batched_tokens"],
+                              "max_seqs": dp * eng["max_num_seqs"], "block_size": 16}}
+        if dp > 1:
+            pool["attn_dp"] = dp
+            pool["ep"] = tp if eng.get("enable_expert_parallel") else 1
         kv = meta.get("kv_cache") or {}
         if kv.get("num_gpu_blocks"):  # the measured block count (the card's KV is full)
             pool["kv_blocks"] = int(kv["num_gpu_blocks"]) * int(kv.get("block_size", 16)) // 16

@@ -123,14 +123,44 @@ class KernelLatency(LatencyModel):
     `wrpsim.pool.kernels.power.PowerModel`) or, when None, by a constant TDP/idle split.
     `scaleup`: GPUs of one server when the group spans servers (`wrpsim.pool.spanning`): the
     all-reduce term then covers only the intra-server part, a collective over `scaleup` GPUs
-    (the inter-server part runs on the fabric); None: the whole group is one server."""
+    (the inter-server part runs on the fabric); None: the whole group is one server.
+
+    `attn_dp`: data-parallel attention (vLLM `--data-parallel-size attn_dp` with
+    `--tensor-parallel-size tp / attn_dp` and expert parallelism; SGLang's DP attention): the
+    instance's `tp` GPUs form `attn_dp` groups of `tp / attn_dp` GPUs; each group runs
+    attention, the dense layers and the LM head, tensor-parallel inside the group, for its own
+    share of the sequences and holds their KV cache (the instance holds `attn_dp` times one
+    group's KV); the MoE layers run on all `tp` GPUs (experts spread by `ep` = tp, or sharded
+    by tensor parallelism with `ep` = 1) over every token of the instance, gathered from and
+    scattered back to the groups (NCCL all-gather + reduce-scatter). The ranks step in lock
+    step, so an iteration lasts as long as its busiest group: the instance's sequences are
+    taken as spread evenly, the busiest group holding ceil(n / attn_dp) of n. Each group's
+    engine core has its own CPU, so the per-sequence CPU time is over the group's share."""
 
     def __init__(self, model, gpu, tp: int, kernels, constants: EngineConstants,
                  precision: str = "bf16", kv_dtype: str = "auto", ep: int = 1,
-                 max_tokens: int = 16384, power=None, scaleup: int | None = None):
-        if isinstance(tp, bool) or not isinstance(tp, int) or tp < 1 or model.heads % tp:
+                 max_tokens: int = 16384, power=None, scaleup: int | None = None,
+                 attn_dp: int = 1):
+        if isinstance(tp, bool) or not isinstance(tp, int) or tp < 1:
             raise ConfigError(f"tp must be an integer >= 1 that divides the attention heads of "
                               f"{model.name} ({model.heads}), got {tp!r}")
+        if isinstance(attn_dp, bool) or not isinstance(attn_dp, int) or attn_dp < 1 or (
+                tp % attn_dp):
+            raise ConfigError(f"attn_dp must be an integer >= 1 that divides tp ({tp}), "
+                              f"got {attn_dp!r}")
+        atp = tp // attn_dp
+        if model.heads % atp:
+            if attn_dp == 1:
+                raise ConfigError(f"tp must be an integer >= 1 that divides the attention heads "
+                                  f"of {model.name} ({model.heads}), got {tp!r}")
+            raise ConfigError(f"tp / attn_dp ({atp}) must divide the attention heads of "
+                              f"{model.name} ({model.heads})")
+        if attn_dp > 1 and not model.moe:
+            raise ConfigError(f"attn_dp > 1 needs a mixture-of-experts model; {model.name} is "
+                              f"dense: run data-parallel replicas as separate instances (count)")
+        if attn_dp > 1 and scaleup is not None:
+            raise ConfigError(f"attn_dp > 1 with a group of tp={tp} spanning servers is not "
+                              f"modelled; keep the instance within one server")
         if precision not in PRECISIONS:
             from wrpsim.errors import unknown_choice
 
@@ -144,7 +174,9 @@ class KernelLatency(LatencyModel):
         if ep > 1 and not model.moe:
             raise ConfigError(f"ep > 1 needs a mixture-of-experts model; {model.name} is dense")
         self.model, self.gpu, self.tp, self.ep = model, gpu, tp, ep
-        self.coll_tp = tp if scaleup is None else min(tp, scaleup)  # all-reduce group on NVLink
+        #: data-parallel attention groups and the tensor-parallel size inside one
+        self.adp, self.atp = attn_dp, atp
+        self.coll_tp = atp if scaleup is None else min(tp, scaleup)  # all-reduce group on NVLink
         self.kernels, self.c = kernels, constants
         self.precision, self.kv_dtype = precision, ("bf16" if kv_dtype == "auto" else kv_dtype)
         self.dense_dtype, self.moe_dtype = PRECISIONS[precision]
@@ -167,7 +199,7 @@ class KernelLatency(LatencyModel):
         self._graph_mixed = bool(constants.cudagraph_mixed)
         self.schedule_lag = bool(constants.async_scheduling)
         self._cpu0 = constants.iter_overhead_us * 1e-6
-        self._cpu_seq = constants.seq_overhead_us * 1e-6
+        self._cpu_seq = constants.seq_overhead_us * 1e-6 / attn_dp  # each group's own CPU
         self._build_linear()
         self._build_attention()
         self._dec_rows: dict = {}
@@ -177,7 +209,7 @@ class KernelLatency(LatencyModel):
     @property
     def kv_heads_per_gpu(self) -> int:
         """KV heads each GPU holds (replicated when tp exceeds the KV heads; MLA: 1 latent)."""
-        return 1 if self.model.mla else math.ceil(self.model.kv_heads / self.tp)
+        return 1 if self.model.mla else math.ceil(self.model.kv_heads / self.atp)
 
     @property
     def kv_bytes_per_token_per_gpu(self) -> float:
@@ -191,18 +223,22 @@ class KernelLatency(LatencyModel):
     @property
     def weight_bytes_per_gpu(self) -> float:
         """Bytes of weights held by each GPU: experts in the expert precision, embeddings and
-        LM head in BF16, everything else in the dense precision, all sharded over `tp`."""
+        LM head in BF16, everything else in the dense precision, all sharded over `tp` (with
+        `attn_dp`, all but the experts over one group's `tp / attn_dp`)."""
         m = self.model
         experts = m.expert_params
         embed = m.embedding_params
         dense = m.params - experts - embed
+        if self.adp > 1:
+            return ((dense * rl.WEIGHT_BYTES[self.dense_dtype] + embed * 2.0) / self.atp
+                    + experts * rl.WEIGHT_BYTES[self.moe_dtype] / self.tp)
         return (dense * rl.WEIGHT_BYTES[self.dense_dtype]
                 + experts * rl.WEIGHT_BYTES[self.moe_dtype] + embed * 2.0) / self.tp
 
     # ------------------------------------------------------------------ precomputation
     def _gemms(self) -> list[tuple[int, str, int, int]]:
         """(layers, dtype, n, k) of every per-token projection GEMM on one GPU."""
-        m, tp, d = self.model, self.tp, self.dense_dtype
+        m, tp, d = self.model, self.atp, self.dense_dtype
         h, H = m.hidden, m.heads
         out = []
         if m.mla:
@@ -237,8 +273,8 @@ class KernelLatency(LatencyModel):
         return [(n_l, dt, max(1, n), max(1, k)) for n_l, dt, n, k in out if n_l]
 
     def _stream_bytes_per_token(self) -> float:
-        """Bytes the element-wise kernels move per token (all layers, one GPU)."""
-        m, tp = self.model, self.tp
+        """Bytes the element-wise kernels move per token of its group (all layers, one GPU)."""
+        m, tp = self.model, self.atp
         h = m.hidden
         norms = self._layers_total * 4 * h * 2.0  # residual add + RMSNorm: read 2h, write 2h
         if m.mla:
@@ -255,11 +291,14 @@ class KernelLatency(LatencyModel):
         return norms + rope + kv + act + scan
 
     def _linear_curve(self, T: np.ndarray) -> np.ndarray:
-        """Seconds of the per-token terms (GEMMs, MoE, all-reduce, element-wise) at T tokens."""
+        """Seconds of the per-token terms (GEMMs, MoE, all-reduce, element-wise) at T tokens of
+        the instance (with `attn_dp`, everything but the MoE layers at the busiest group's
+        ceil(T / attn_dp))."""
         k = self.kernels
         t = np.zeros(len(T))
+        Tr = T if self.adp == 1 else np.ceil(T / self.adp)
         for n_l, dt, n, kk in self._gemms():
-            t += n_l * k.gemm(dt, n, kk)(T)
+            t += n_l * k.gemm(dt, n, kk)(Tr)
         m = self.model
         if m.moe:
             moe_tp, moe_ep = (1, self.tp) if self.ep > 1 else (self.tp, 1)
@@ -267,7 +306,15 @@ class KernelLatency(LatencyModel):
                                       m.active_experts, m.experts, moe_tp, moe_ep,
                                       m.gated_mlp)(T)
         g = self.coll_tp
-        if g > 1:
+        if self.adp > 1:  # all-reduce inside a group; MoE tokens gathered from every group
+            if g > 1:
+                graph = k.allreduce(g, True)(Tr * m.hidden)
+                eager = k.allreduce(g, False)(Tr * m.hidden)
+                t += (self._layers_total - m.moe_layers) * np.where(
+                    Tr <= self.c.cudagraph_max_tokens, graph, eager)
+            t += m.moe_layers * (k.nccl("all_gather", self.tp)(T * m.hidden)
+                                 + k.nccl("reduce_scatter", self.tp)(T * m.hidden))
+        elif g > 1:
             ep_layers = m.moe_layers if self.ep > 1 else 0
             n_ar = self._layers_total - ep_layers
             graph = k.allreduce(g, True)(T * m.hidden)
@@ -276,13 +323,14 @@ class KernelLatency(LatencyModel):
             if ep_layers:
                 t += ep_layers * (k.nccl("all_gather", g)(T * m.hidden)
                                   + k.nccl("reduce_scatter", g)(T * m.hidden))
-        t += T * self._stream_bytes_per_token() / self._stream
+        t += Tr * self._stream_bytes_per_token() / self._stream
         return np.where(T > 0, t, 0.0)
 
     def _head_curve(self, M: np.ndarray) -> np.ndarray:
-        """Seconds of LM head and sampling for M sequences."""
+        """Seconds of LM head and sampling for M sequences (the busiest group's share)."""
         m = self.model
-        t = self.kernels.gemm("bf16", -(-m.vocab // self.tp), m.hidden)(M)
+        M = M if self.adp == 1 else np.ceil(M / self.adp)
+        t = self.kernels.gemm("bf16", -(-m.vocab // self.atp), m.hidden)(M)
         t = t + self.c.sampling_passes * M * m.vocab * 4.0 / self._stream
         return np.where(M > 0, t, 0.0)
 
@@ -294,7 +342,7 @@ class KernelLatency(LatencyModel):
         self._head_list = self._head.tolist()
 
     def _build_attention(self) -> None:
-        m, tp, k = self.model, self.tp, self.kernels
+        m, tp, k = self.model, self.atp, self.kernels
         if m.mla:
             self._pre = k.attn_prefill(self.kv_dtype, m.heads // tp, m.heads // tp, m.head_dim)
             self._dec = k.attn_decode(self.kv_dtype, m.heads // tp, 1,
@@ -311,15 +359,17 @@ class KernelLatency(LatencyModel):
         self._dec_s = self._dec.s
         self._dec_sl = self._dec.s.tolist()
         self._pre_rows: dict = {}
-        # a decoding sequence reads and writes its Mamba state once per iteration
-        self._mamba_dec = 2.0 * self.mamba_state_bytes / tp / self._stream
+        # a decoding sequence reads and writes its Mamba state once per iteration (over its
+        # group's GPUs; with attn_dp the busiest group holds 1 / attn_dp of the sequences)
+        self._mamba_dec = 2.0 * self.mamba_state_bytes / self.tp / self._stream
 
     # ------------------------------------------------------------------ attention
     def _dec_row(self, batch: int) -> tuple[np.ndarray, list]:
-        """Decode-attention times over the context grid at `batch` (array and list)."""
+        """Decode-attention times over the context grid at `batch` sequences of the instance
+        (array and list): the busiest group's ceil(batch / attn_dp)."""
         row = self._dec_rows.get(batch)
         if row is None:
-            r = self._dec.row(float(batch))
+            r = self._dec.row(float(batch if self.adp == 1 else -(-batch // self.adp)))
             row = self._dec_rows[batch] = (r, r.tolist())
         return row
 
@@ -354,16 +404,20 @@ class KernelLatency(LatencyModel):
         b = max(1, seqs)
         s = tokens / b
         ctx = pairs / tokens + s / 2.0 if tokens else 0.0  # keys per query, on average
+        br, pr = b, pairs  # the busiest group's chunks and pairs (attn_dp)
+        if self.adp > 1:
+            br = -(-b // self.adp)
+            pr = pairs * br / b
         row = self._pre_rows.get(b)
         if row is None:
-            row = self._pre_rows[b] = self._pre.row(float(b)).tolist()
+            row = self._pre_rows[b] = self._pre.row(float(br)).tolist()
         drow, s_dec = self._dec_row(b)[1], self._dec_sl
-        total = self._n_full * max(_pairs_time(row, self._pre_s, b, pairs),
+        total = self._n_full * max(_pairs_time(row, self._pre_s, br, pr),
                                    _interp1(ctx, s_dec, drow))
         if self._n_slide:
             w = float(self._window)
-            pw = min(pairs, tokens * w)
-            total += self._n_slide * max(_pairs_time(row, self._pre_s, b, pw),
+            pw = min(pr, tokens * w) if self.adp == 1 else min(pr, tokens * w * br / b)
+            total += self._n_slide * max(_pairs_time(row, self._pre_s, br, pw),
                                          _interp1(min(ctx, w), s_dec, drow))
         return total
 
@@ -577,8 +631,9 @@ class KernelLatency(LatencyModel):
     def kv_capacity_blocks(self, block_size: int, gpu_mem_util: float = 0.9,
                            reserve_gib: float = 3.5, max_seqs: int = 0) -> int:
         """KV blocks per instance: floor((HBM x util - weights/tp - reserve - Mamba state of
-        `max_seqs` sequences) / (block_size x KV bytes per token per GPU)). `ConfigError` when
-        nothing is left for one block (message gives the sizes in GiB)."""
+        `max_seqs` sequences) / (block_size x KV bytes per token per GPU)), times `attn_dp`
+        (each data-parallel group holds its own sequences' KV). `ConfigError` when nothing is
+        left for one block (message gives the sizes in GiB)."""
         if block_size < 1 or not 0.0 < gpu_mem_util <= 1.0 or reserve_gib < 0:
             raise ConfigError(f"kv capacity needs block_size >= 1, 0 < gpu_mem_util <= 1 and "
                               f"reserve_gib >= 0; got {block_size}, {gpu_mem_util}, {reserve_gib}")
@@ -594,7 +649,7 @@ class KernelLatency(LatencyModel):
                 f"gpu_mem_util {gpu_mem_util:.2f} - reserve_gib {reserve_gib:g} GiB = "
                 f"{usable:.1f} GiB usable), leaving no room for one KV block of {block_size} "
                 f"tokens")
-        return blocks
+        return blocks * self.adp
 
 
 def _interp1(c: float, s: list, row: list) -> float:

@@ -70,22 +70,27 @@ def work_constants(lat) -> tuple:
     sequence, FLOPs per attention pair, bytes read every iteration, bytes of all experts, the
     probability an expert is untouched by one token, KV bytes per token, element-wise bytes per
     token, peak FLOP/s, peak bytes/s, Mamba state bytes per sequence), computed once per
-    latency model."""
+    latency model. Per token and sequence of the instance: with data-parallel attention
+    (`lat.adp` groups of `lat.atp` GPUs) a GPU does 1 / adp of the attention and dense work of
+    its group's share, but reads the dense weights of its group's shard every iteration."""
     c = getattr(lat, "_work_c", None)
     if c is None:
         m, tp = lat.model, lat.tp
+        adp, atp = getattr(lat, "adp", 1), getattr(lat, "atp", tp)
         wb = rl.WEIGHT_BYTES
         head = m.vocab * m.hidden / tp
-        dense = (m.params - m.expert_params - m.embedding_params) / tp
+        dense = (m.params - m.expert_params - m.embedding_params) / atp
+        attn = (4.0 * (m.heads // tp) * m.head_dim * m.attn_layers if adp == 1
+                else 4.0 * (m.heads // atp) * m.head_dim * m.attn_layers / adp)
         c = lat._work_c = (
             2.0 * (m.active_params - m.embedding_params) / tp,  # FLOPs per token
             2.0 * head,  # LM-head FLOPs per sequence
-            4.0 * (m.heads // tp) * m.head_dim * m.attn_layers,  # FLOPs per (query, key) pair
-            dense * wb[lat.dense_dtype] + head * 2.0,  # bytes read every iteration
+            attn,  # FLOPs per (query, key) pair
+            dense * wb[lat.dense_dtype] + m.vocab * m.hidden / atp * 2.0,  # read every iteration
             m.expert_params / tp * wb[lat.moe_dtype],  # bytes of all experts
             1.0 - m.active_experts / m.experts if m.moe else 0.0,
-            lat.kv_bytes_per_token_per_gpu,
-            lat._stream_bytes_per_token(),
+            lat.kv_bytes_per_token_per_gpu / adp,
+            lat._stream_bytes_per_token() / adp,
             rl.peak_flops(lat.gpu, lat.dense_dtype), lat.gpu.mem_bw_gbs * 1e9,
             2.0 * getattr(lat, "mamba_state_bytes", 0.0) / tp)  # Mamba state read + written
     return c

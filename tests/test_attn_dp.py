@@ -1,0 +1,128 @@
+"""Data-parallel attention with expert-parallel MoE (`attn_dp`): the busiest group's share of
+the attention, LM head and dense layers, every token through the MoE layers, one group's KV
+times the groups, decode runs equal to stepping, a fleet run, and one-line errors."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from wrpsim.errors import ConfigError
+from wrpsim.pool.engines import build_latency_model
+
+MODEL, GPU = "qwen3-30b-a3b", "h100-80gb"
+
+
+def _dp(tp=4, attn_dp=2, ep=4):
+    return build_latency_model(MODEL, GPU, tp, ep=ep, attn_dp=attn_dp)
+
+
+@pytest.mark.parametrize("tp, attn_dp", [(2, 2), (4, 2), (4, 4), (8, 4)])
+def test_attention_and_head_are_the_busiest_groups_share(tp, attn_dp):
+    """Each group runs attention and the LM head tensor-parallel over tp / attn_dp GPUs for its
+    own sequences; the iteration waits for the group holding ceil(n / attn_dp) of them."""
+    dp = _dp(tp, attn_dp, tp)
+    group = build_latency_model(MODEL, GPU, tp // attn_dp)
+    for batch in (1, 3, 16, 64, 255):
+        per = math.ceil(batch / attn_dp)
+        for ctx in (100.0, 1500.0, 20000.0):
+            assert dp._decode_attn1(batch, ctx) == pytest.approx(group._decode_attn1(per, ctx),
+                                                                 rel=1e-12)
+        assert dp._head_at(batch) == pytest.approx(group._head_at(per), rel=1e-12)
+    # a prefill of `seqs` equal chunks: the busiest group's chunks, their causal pairs
+    for seqs, chunk in ((1, 2048), (4, 512), (7, 300)):
+        pairs = seqs * chunk * (chunk + 1) / 2.0
+        per = math.ceil(seqs / attn_dp)
+        assert dp._prefill_attn(seqs, seqs * chunk, pairs) == pytest.approx(
+            group._prefill_attn(per, per * chunk, per * chunk * (chunk + 1) / 2.0), rel=1e-9)
+
+
+def test_kv_cache_is_one_groups_times_the_groups():
+    """A group's GPUs hold that group's sequences: per GPU, KV of tp / attn_dp sharding, and
+    weights of the group's dense shard plus 1 / tp of the experts."""
+    dp, group = _dp(4, 2, 4), build_latency_model(MODEL, GPU, 2)
+    m = dp.model
+    assert dp.kv_bytes_per_token_per_gpu == group.kv_bytes_per_token_per_gpu
+    dense = m.params - m.expert_params - m.embedding_params
+    want = (dense * 2.0 + m.embedding_params * 2.0) / 2 + m.expert_params * 2.0 / 4
+    assert dp.weight_bytes_per_gpu == pytest.approx(want, rel=1e-12)
+    usable = (dp.gpu.mem_gib * 0.9 - 3.5) * (1 << 30)
+    blocks = math.floor((usable - dp.weight_bytes_per_gpu) / (16 * dp.kv_bytes_per_token_per_gpu))
+    assert dp.kv_capacity_blocks(16) == 2 * blocks
+
+
+def test_moe_layers_see_every_token_of_the_instance():
+    """The per-token curve is the group's dense work at ceil(T / attn_dp) plus the MoE layers
+    at all T tokens: doubling the groups at a fixed T (same GPUs, same experts per GPU) only
+    shrinks the dense part, so the difference from the MoE-free part is the same MoE time."""
+    T = np.array([64.0, 512.0, 2048.0])
+    dp2, dp4 = _dp(4, 2, 4), _dp(4, 4, 4)
+    k = dp2.kernels
+    m = dp2.model
+    moe = m.moe_layers * k.moe(dp2.moe_dtype, m.hidden, m.intermediate, m.active_experts,
+                               m.experts, 1, 4, m.gated_mlp)(T)
+    coll = m.moe_layers * (k.nccl("all_gather", 4)(T * m.hidden)
+                           + k.nccl("reduce_scatter", 4)(T * m.hidden))
+    for lat in (dp2, dp4):
+        Tr = np.ceil(T / lat.adp)
+        dense = sum(n_l * k.gemm(dt, n, kk)(Tr) for n_l, dt, n, kk in lat._gemms())
+        dense = dense + Tr * lat._stream_bytes_per_token() / lat._stream
+        if lat.atp > 1:
+            ar = np.where(Tr <= lat.c.cudagraph_max_tokens, k.allreduce(lat.atp, True)(
+                Tr * m.hidden), k.allreduce(lat.atp, False)(Tr * m.hidden))
+            dense = dense + (lat._layers_total - m.moe_layers) * ar
+        np.testing.assert_allclose(lat._linear_curve(T), dense + moe + coll, rtol=1e-12)
+
+
+def test_decode_runs_equal_stepping_and_times_grow_with_load():
+    lat = _dp(4, 2, 4)
+    for batch, ctx0, n in ((5, 5 * 700, 40), (64, 64 * 2000, 30)):
+        run = lat.decode_run_s(batch, ctx0, n)
+        step = [lat.iteration_s(0, 0.0, batch, ctx0 + k * batch) for k in range(n)]
+        np.testing.assert_allclose(run, step, rtol=1e-12)
+        cum = lat.decode_run_cum_s(batch, ctx0, n)
+        np.testing.assert_allclose(cum, np.cumsum(step), rtol=1e-9)
+    dec = [lat.decode_step_s(b, 1000) for b in (1, 8, 64, 256)]
+    assert dec == sorted(dec)
+    assert lat.idle_power_w() < lat.power_w(0, 64, 64 * 1000, dec[2]) <= lat.gpu.tdp_w
+
+
+def test_default_is_plain_tensor_parallelism():
+    a = build_latency_model(MODEL, GPU, 4, ep=4)
+    b = build_latency_model(MODEL, GPU, 4, ep=4, attn_dp=1)
+    assert a is b  # the same cached model: attn_dp 1 changes nothing
+
+
+@pytest.mark.parametrize("kwargs, pattern", [
+    ({"model": MODEL, "tp": 4, "attn_dp": 3}, r"attn_dp must be an integer >= 1 that divides tp "
+                                              r"\(4\), got 3"),
+    ({"model": "llama3.1-8b", "tp": 2, "attn_dp": 2},
+     "attn_dp > 1 needs a mixture-of-experts model; llama3.1-8b is dense"),
+    ({"model": MODEL, "tp": 2, "attn_dp": 2, "engine": "splitwise-2023"},
+     "knows only precision bf16, kv_dtype auto, ep 1 and attn_dp 1"),
+])
+def test_bad_settings_fail_with_one_line(kwargs, pattern):
+    with pytest.raises(ConfigError, match=pattern):
+        build_latency_model(kwargs.pop("model"), GPU, kwargs.pop("tp"), **kwargs)
+
+
+def test_pool_field_is_checked_and_a_fleet_runs(trace_factory, tmp_path):
+    from wrpsim.pool.fleet import parse_pool
+    from wrpsim.sim import run
+
+    base = {"gpu": GPU, "model": MODEL, "tp": 2, "ep": 2,
+            "scheduler": {"policy": "sarathi", "token_budget": 4096, "max_seqs": 256}}
+    with pytest.raises(ConfigError, match=r"pool.pools.p.attn_dp must divide tp \(2\), got 4"):
+        parse_pool("p", {**base, "attn_dp": 4})
+    with pytest.raises(ConfigError, match=r"pool.pools.p.attn_dp: llama3.1-8b is not a "
+                                          r"mixture-of-experts model"):
+        parse_pool("p", {**base, "model": "llama3.1-8b", "ep": 1, "attn_dp": 2})
+    assert parse_pool("p", {**base, "attn_dp": 2}).attn_dp == 2
+    trace = trace_factory(np.arange(40) * 0.05, [600] * 40, [120] * 40)
+    cfg = {"seed": 0, "slo": {"ttft_s": 2.0, "tpot_s": 0.1}, "pue": 1.0,
+           "pool": {"name": "t", "pools": {"p": {**base, "attn_dp": 2}}},
+           "router": {"_target_": "wrpsim.router.RoundRobin"}}
+    summary = run(cfg, tmp_path, trace)
+    assert summary["requests_completed"] == 40 and summary["requests_dropped"] == 0
