@@ -53,13 +53,14 @@ NAN = math.nan
 
 
 def _outcomes(trace_or_requests) -> dict[int, dict]:
-    """{original request id: outcomes} from a canonical trace frame or a list of Requests."""
+    """{original request id: outcomes} from a canonical trace (`TraceColumns` or DataFrame) or
+    a list of Requests."""
     if trace_or_requests is None:
         return {}
     if hasattr(trace_or_requests, "columns"):
         if "outcomes" not in trace_or_requests.columns:
             return {}
-        return {i: o for i, o in enumerate(trace_or_requests["outcomes"].tolist())
+        return {i: o for i, o in enumerate(list(trace_or_requests["outcomes"]))
                 if isinstance(o, dict)}
     return {r.id: r.outcomes for r in trace_or_requests
             if r.parent_id is None and r.outcomes is not None}

@@ -40,11 +40,11 @@ tasks: their calls' busy GPU time priced, failed attempts included; None where u
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 
 from wrpsim.metrics.summary import json_ready, mean, pct
 from wrpsim.sessions import dependent_mask
+from wrpsim.workload.columns import as_columns, present
 
 TASK_SCHEMA = pa.schema(
     [
@@ -83,20 +83,30 @@ def _roots(ids: np.ndarray, parents: list) -> np.ndarray:
     return root
 
 
-def task_table(requests: pa.Table, trace: pd.DataFrame) -> pa.Table:
+def _factorize(values) -> tuple[np.ndarray, int]:
+    """(code of each value, number of distinct values), codes in order of first appearance."""
+    index: dict = {}
+    codes = np.fromiter((index.setdefault(v, len(index)) for v in values), dtype=np.int64,
+                        count=len(values))
+    return codes, len(index)
+
+
+def task_table(requests: pa.Table, trace) -> pa.Table:
     """The tasks of a run (module docstring) from its requests table and the replayed trace
-    (row i = request id i; its `session_id` and `think_s` columns are used when present)."""
+    (a canonical `TraceColumns` or DataFrame; row i = request id i; its `session_id` and
+    `think_s` columns are used when present)."""
+    trace = as_columns(trace)
     n = len(trace)
-    session = (trace["session_id"].to_numpy(dtype=object) if "session_id" in trace.columns
+    session = (np.asarray(trace["session_id"], dtype=object) if "session_id" in trace.columns
                else np.full(n, None, dtype=object))
-    think = np.where(dependent_mask(trace), trace["think_s"].to_numpy(dtype=np.float64)
+    think = np.where(dependent_mask(trace), np.asarray(trace["think_s"], dtype=np.float64)
                      if "think_s" in trace.columns else 0.0, 0.0)
     # task of each trace row: sessions by first appearance, other rows one task each
-    has = pd.notna(session)
-    codes, uniq = pd.factorize(pd.Series(session[has], dtype=object), sort=False)
+    has = present(session)
+    codes, n_sessions = _factorize(session[has])
     first = np.full(n, -1, dtype=np.int64)
     rows = np.flatnonzero(has)
-    first_of_session = np.full(len(uniq), n, dtype=np.int64)
+    first_of_session = np.full(n_sessions, n, dtype=np.int64)
     np.minimum.at(first_of_session, codes, rows)
     first[rows] = first_of_session[codes]
     first[~has] = np.flatnonzero(~has)
