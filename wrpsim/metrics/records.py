@@ -15,6 +15,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from wrpsim.arrowcols import table
 from wrpsim.io import atomic_path
 
 REQUEST_SCHEMA = pa.schema(
@@ -124,7 +125,7 @@ CHUNK_ROWS = 65_536
 
 def _rows_to_table(rows: list[tuple], schema: pa.Schema) -> pa.Table:
     cols = list(zip(*rows)) if rows else [[] for _ in schema]
-    return pa.table([pa.array(c, type=f.type) for c, f in zip(cols, schema)], schema=schema)
+    return table(cols, schema)
 
 
 class _Rows(list):

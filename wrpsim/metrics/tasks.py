@@ -42,6 +42,7 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
+from wrpsim.arrowcols import table, to_numpy
 from wrpsim.metrics.summary import json_ready, mean, pct
 from wrpsim.sessions import dependent_mask
 from wrpsim.workload.columns import as_columns, present
@@ -114,7 +115,7 @@ def task_table(requests: pa.Table, trace) -> pa.Table:
     order, task_of_row = np.unique(first, return_inverse=True)
     n_tasks = len(order)
 
-    ids = requests.column("request_id").to_numpy()
+    ids = to_numpy(requests.column("request_id"))
     root = _roots(ids, requests.column("parent_id").to_pylist())
     rows_in = root < n  # (a follow-up of a row not in the trace would be a bug; skip it)
     root, sel = root[rows_in], np.flatnonzero(rows_in)
@@ -125,7 +126,7 @@ def task_table(requests: pa.Table, trace) -> pa.Table:
     def col(name, dtype=np.float64):
         if name not in requests.column_names:
             return np.full(len(sel), np.nan)
-        return requests.column(name).to_numpy(zero_copy_only=False).astype(dtype)[sel]
+        return to_numpy(requests.column(name)).astype(dtype)[sel]
 
     # rounds: answered / unanswered / in flight (unsent rounds have no calls)
     calls = np.bincount(root, minlength=n)
@@ -171,9 +172,8 @@ def task_table(requests: pa.Table, trace) -> pa.Table:
         **spent,
         "status": state,
     }
-    return pa.table([pa.array(np.asarray(cols[f.name]).tolist() if f.type == pa.string()
-                              else cols[f.name], type=f.type) for f in TASK_SCHEMA],
-                    schema=TASK_SCHEMA)
+    return table([np.asarray(cols[f.name]).tolist() if f.type == pa.string() else cols[f.name]
+                  for f in TASK_SCHEMA], TASK_SCHEMA)
 
 
 def task_summary(tasks: pa.Table) -> dict:
@@ -181,7 +181,7 @@ def task_summary(tasks: pa.Table) -> dict:
     status = np.asarray(tasks.column("status").to_pylist(), dtype=object)
     session = np.asarray(tasks.column("kind").to_pylist(), dtype=object) == "session"
     done = status == "completed"
-    comp = tasks.column("completion_s").to_numpy()
+    comp = to_numpy(tasks.column("completion_s"))
     out = {
         "tasks_total": len(status),
         "tasks_completed": int(done.sum()),
@@ -195,7 +195,7 @@ def task_summary(tasks: pa.Table) -> dict:
         "task_completion_p99_s": pct(comp[done], 99),
         "session_completion_p50_s": pct(comp[done & session], 50),
         "session_completion_p99_s": pct(comp[done & session], 99),
-        "cost_per_task_usd": mean(tasks.column("cost_usd").to_numpy()[done]),
-        "energy_per_task_j": mean(tasks.column("energy_j").to_numpy()[done]),
+        "cost_per_task_usd": mean(to_numpy(tasks.column("cost_usd"))[done]),
+        "energy_per_task_j": mean(to_numpy(tasks.column("energy_j"))[done]),
     }
     return json_ready(out)
