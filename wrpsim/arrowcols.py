@@ -16,21 +16,28 @@ schemas use, and give exactly what the pyarrow calls give:
 
 from __future__ import annotations
 
+import sys
+from itertools import repeat
+from operator import is_
+
 import numpy as np
 import pyarrow as pa
 
 _FIXED = {pa.float64(): np.float64, pa.int64(): np.int64, pa.int32(): np.int32}
 type_of = type  # (the builtin; `array` takes an argument named `type`, as `pa.array` does)
+_NONE = type(None)
+_FAST = (*_FIXED, pa.bool_(), pa.string())  # the types `array` builds from buffers
 
 
 def _validity(is_null: np.ndarray) -> pa.Buffer:
     return pa.py_buffer(np.packbits(~is_null, bitorder="little"))
 
 
-def _fixed(values, nulls: np.ndarray | None, type: pa.DataType) -> np.ndarray | None:
+def _fixed(values: list, kinds: set, nulls: np.ndarray | None,
+           type: pa.DataType) -> np.ndarray | None:
     """`values` as the numpy array of a fixed-width `type` (0 at nulls), or None when pyarrow
-    might convert them differently (a value of another Python type, out of range)."""
-    kinds = set(map(type_of, values)) - {type_of(None)}
+    might convert them differently (a value of another Python type, out of range). `kinds`:
+    the Python types of the non-null values."""
     if any(issubclass(k, bool) or not issubclass(k, (int, float)) for k in kinds):
         return None
     floats = any(issubclass(k, float) for k in kinds)
@@ -51,36 +58,57 @@ def _fixed(values, nulls: np.ndarray | None, type: pa.DataType) -> np.ndarray | 
     return out.astype(_FIXED[type], copy=False)
 
 
+def _strings(values: list, nulls: np.ndarray | None) -> tuple[np.ndarray, bytes]:
+    """(int64 offsets, UTF-8 data) of a string column (nulls: empty)."""
+    texts = values if nulls is None else ["" if v is None else v for v in values]
+    data = "".join(texts).encode("utf-8")
+    lengths = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
+    if len(data) != lengths.sum():  # not all ASCII: lengths in bytes
+        lengths = np.fromiter((len(t.encode("utf-8")) for t in texts), dtype=np.int64,
+                              count=len(texts))
+    offsets = np.zeros(len(texts) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    return offsets, data
+
+
 def array(values, type: pa.DataType) -> pa.Array:
     """`values` (a sequence of Python values, None = null, or a numpy array) as an Arrow array
-    of `type`; equal to `pa.array(values, type=type)` (module docstring)."""
+    of `type`; equal to `pa.array(values, type=type)` (module docstring). When pandas is
+    already imported there is no import to avoid and `pa.array` itself is used: its C
+    conversion is faster (~0.5 vs ~1.2 ms per 20,000-value column)."""
+    if "pandas" in sys.modules:
+        return pa.array(values, type=type)
     if isinstance(values, np.ndarray):
         if type in _FIXED and values.dtype == _FIXED[type]:
             return pa.Array.from_buffers(type, len(values),
                                          [None, pa.py_buffer(np.ascontiguousarray(values))])
         values = values.tolist()
+    values = values if isinstance(values, list) else list(values)
     n = len(values)
-    nulls = np.fromiter((v is None for v in values), dtype=bool, count=n)
-    null_count = int(nulls.sum())
-    validity = _validity(nulls) if null_count else None
-    valid = [v for v in values if v is not None] if null_count else values
+    kinds = set(map(type_of, values))
+    nulls = None
+    if _NONE in kinds:
+        kinds.discard(_NONE)
+        if not kinds and type in _FAST:  # all null
+            return pa.nulls(n, type)
+        nulls = np.fromiter(map(is_, values, repeat(None)), dtype=bool, count=n)
+    null_count = 0 if nulls is None else int(nulls.sum())
+    validity = None if nulls is None else _validity(nulls)
     if type in _FIXED:
-        data = _fixed(values, nulls if null_count else None, type)
+        data = _fixed(values, kinds, nulls, type)
         if data is not None:
             return pa.Array.from_buffers(type, n, [validity, pa.py_buffer(data)],
                                          null_count=null_count)
-    elif type == pa.bool_() and all(type_of(v) is bool for v in valid):
+    elif type == pa.bool_() and kinds <= {bool}:
         bits = np.array([v is True for v in values], dtype=bool)
         return pa.Array.from_buffers(type, n, [validity, pa.py_buffer(
             np.packbits(bits, bitorder="little"))], null_count=null_count)
-    elif type == pa.string() and all(type_of(v) is str for v in valid):
-        encoded = [b"" if v is None else v.encode("utf-8") for v in values]
-        offsets = np.zeros(n + 1, dtype=np.int64)
-        np.cumsum([len(b) for b in encoded], out=offsets[1:])
+    elif type == pa.string() and kinds <= {str}:
+        offsets, data = _strings(values, nulls)
         if offsets[-1] < 2**31:
             return pa.Array.from_buffers(type, n, [
-                validity, pa.py_buffer(offsets.astype(np.int32)),
-                pa.py_buffer(b"".join(encoded))], null_count=null_count)
+                validity, pa.py_buffer(offsets.astype(np.int32)), pa.py_buffer(data)],
+                null_count=null_count)
     return pa.array(values, type=type)
 
 
