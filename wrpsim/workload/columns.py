@@ -8,9 +8,10 @@ numpy array of that dtype, each `object` column (text, `hash_ids`, `outcomes`) a
 of the row values (`str` / `list[int]` / dict, or None), plus `attrs` (`hash_block_tokens`,
 `session_on_drop`).
 
-Contract: every column has `len(trace)` values; a `TraceColumns` is never modified in place
-(its methods return new ones, which may share column objects with it; callers do not mutate
-the arrays or lists they read). `to_frame` / `from_frame` convert to and from the canonical
+Contract: every column has `len(trace)` values; columns are never modified in place (the
+methods return new `TraceColumns`, which may share column objects with the old one; callers do
+not mutate the arrays or lists they read). `attrs` is a plain dict, copied by every method;
+whoever makes a new trace may set it before handing the trace on (`prefix.set_block_tokens`). `to_frame` / `from_frame` convert to and from the canonical
 DataFrame, importing pandas only there; `as_columns` accepts either form. `columnwise` lets one
 implementation of a transform serve both forms (DataFrame in, DataFrame out).
 """
