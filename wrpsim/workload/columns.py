@@ -11,9 +11,10 @@ of the row values (`str` / `list[int]` / dict, or None), plus `attrs` (`hash_blo
 Contract: every column has `len(trace)` values; columns are never modified in place (the
 methods return new `TraceColumns`, which may share column objects with the old one; callers do
 not mutate the arrays or lists they read). `attrs` is a plain dict, copied by every method;
-whoever makes a new trace may set it before handing the trace on (`prefix.set_block_tokens`). `to_frame` / `from_frame` convert to and from the canonical
-DataFrame, importing pandas only there; `as_columns` accepts either form. `columnwise` lets one
-implementation of a transform serve both forms (DataFrame in, DataFrame out).
+whoever makes a new trace may set it before handing the trace on (`prefix.set_block_tokens`).
+`to_frame` / `from_frame` convert to and from the canonical DataFrame, importing pandas only
+there; `as_columns` accepts either form. `columnwise` lets one implementation of a transform
+serve both forms (DataFrame in, DataFrame out).
 """
 
 from __future__ import annotations
