@@ -117,7 +117,7 @@ def test_shipped_modality_routing_drops_none_and_text_fleet_refuses_images():
                       "workload=semantic-router-images", "workload.max_requests=80")
     sim = Simulation(cfg)
     req = sim.run()[0].to_pandas()
-    imgs = sim.trace["images"].to_numpy()
+    imgs = np.asarray(sim.trace["images"])
     assert set(req["status"]) == {"completed"} and 5 <= (imgs > 0).sum() <= 30
     got = req.set_index("request_id")
     assert (got.loc[np.flatnonzero(imgs > 0), "model"] == "gemma-3-12b").all()

@@ -113,7 +113,7 @@ def test_learned_utility_lies_between_the_best_single_model_and_the_oracle(monke
     sim, learned = _quality("router=learned-utility")
     monkeypatch.undo()
     _, oracle = _quality("router=oracle")
-    outcomes = sim.trace["outcomes"].tolist()
+    outcomes = list(sim.trace["outcomes"])
     best_single = max(np.mean([o[m] for o in outcomes]) for m in outcomes[0])
     assert learned["quality_requests"] == oracle["quality_requests"] == 500
     assert best_single < learned["quality"] < oracle["quality"]

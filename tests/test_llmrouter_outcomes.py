@@ -123,7 +123,7 @@ def test_routed_run_quality_is_the_mean_of_the_chosen_models_scores(spec):
                        "workload.max_requests=400")
     rows = [r for r in req.to_pylist() if r["parent_id"] is None]
     assert len(rows) == 400 and all(not math.isnan(r["finish_s"]) for r in rows)
-    outcomes = sim.trace["outcomes"].tolist()
+    outcomes = list(sim.trace["outcomes"])
     chosen = [outcomes[r["request_id"]][r["model"]] for r in rows]
     assert q["quality"] == pytest.approx(np.mean(chosen), abs=1e-12)
     assert len(q["model_share"]) >= 3  # the utility router mixes the models

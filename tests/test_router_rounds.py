@@ -82,7 +82,7 @@ def test_every_round_is_a_real_call_and_the_answer_is_the_best_judged_one():
     sim, df, q = _run("router-r1", "router.budget_usd=null", "router.instruction_tokens=20")
     learned = LearnedModel.load(ROOT / "routers" / "data" / "llmrouter_predictor.json")
     tau, skill = sim.router.verifier.threshold, sim.router.verifier.skill
-    trace = sim.trace
+    trace = sim.trace.to_frame()
     answers = sim.router.answers
     multi = 0
     for i, rounds in df.groupby("root"):

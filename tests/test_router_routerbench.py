@@ -140,7 +140,7 @@ def test_the_oracle_bounds_every_router_on_the_routing_workload(tmp_path):
     req, inst, _end = sim.run()
     q = quality_summary(req, inst, sim.trace, sim.fleet.specs)
     c_o, q_o = q["token_cost_per_1k_requests_usd"], q["quality"]
-    outcomes = sim.trace["outcomes"].tolist()
+    outcomes = list(sim.trace["outcomes"])
     assert q_o == pytest.approx(sum(max(o.values()) for o in outcomes) / len(outcomes))
     points = {name: _point(tmp_path, name, *ov) for name, ov in OTHERS.items()}
     as_good = []

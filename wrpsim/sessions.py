@@ -41,9 +41,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import pandas as pd
 
 from wrpsim.errors import unknown_choice
+from wrpsim.workload.columns import as_columns, present
 
 ABORTED = "session_aborted"
 #: trace attribute: what an unanswered round does to the rest of its session (ON_DROP choices)
@@ -52,32 +52,36 @@ ABORT, CONTINUE = "abort", "continue"
 ON_DROP = (ABORT, CONTINUE)
 
 
-def dependent_mask(trace: pd.DataFrame) -> np.ndarray:
-    """Boolean mask of the trace's dependent rounds (see the module docstring)."""
+def dependent_mask(trace) -> np.ndarray:
+    """Boolean mask of the trace's dependent rounds (see the module docstring); `trace`: a
+    canonical `TraceColumns` or DataFrame."""
+    trace = as_columns(trace)
     n = len(trace)
     if "think_s" not in trace.columns or "session_id" not in trace.columns:
         return np.zeros(n, dtype=bool)
-    think = trace["think_s"].to_numpy(dtype=np.float64)
-    session = trace["session_id"].to_numpy(dtype=object)
+    think = np.asarray(trace["think_s"], dtype=np.float64)
+    session = trace["session_id"]
     out = np.zeros(n, dtype=bool)
     seen: set = set()
-    for i in np.flatnonzero(pd.notna(session)):
+    for i in np.flatnonzero(present(session)):
         s = session[i]
         out[i] = s in seen and not math.isnan(think[i])
         seen.add(s)
     return out
 
 
-def replayable(trace: pd.DataFrame, horizon_s: float) -> np.ndarray:
+def replayable(trace, horizon_s: float) -> np.ndarray:
     """Rows that take part in a run with horizon `horizon_s`: open-loop rows arriving before it,
-    and dependent rounds whose predecessor round (the previous row of its session) takes part."""
-    keep = trace["arrival_s"].to_numpy() < horizon_s
+    and dependent rounds whose predecessor round (the previous row of its session) takes part.
+    `trace`: a canonical `TraceColumns` or DataFrame."""
+    trace = as_columns(trace)
+    keep = np.asarray(trace["arrival_s"]) < horizon_s
     dep = dependent_mask(trace)
     if not dep.any():
         return keep
-    session = trace["session_id"].to_numpy(dtype=object)
+    session = trace["session_id"]
     last: dict = {}
-    for i in np.flatnonzero(pd.notna(session)):
+    for i in np.flatnonzero(present(session)):
         s = session[i]
         if dep[i]:
             keep[i] = bool(keep[last[s]])

@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import simpy
 
 from wrpsim.app import OUTPUT_KEYS
@@ -35,6 +36,7 @@ from wrpsim.router.semcache import CacheSpec, SemanticCache
 from wrpsim.router.service import RouterService
 from wrpsim.sanity import check_fleet_vs_trace, check_pool_sizes, run_seed
 from wrpsim.sessions import ABORT, ON_DROP_ATTR, SessionDriver, replayable
+from wrpsim.workload.columns import as_columns, present
 from wrpsim.workload.request import to_requests
 
 RUN_KEYS = ("workload", "pool", "router", "network", "seed", "slo", "pue", "sim", "experiment",
@@ -182,7 +184,8 @@ class Simulation:
     """One replay of a workload through a router onto a fleet (see module docstring)."""
 
     def __init__(self, cfg: dict, trace=None):
-        """`trace`: a canonical trace DataFrame to replay instead of building `cfg['workload']`."""
+        """`trace`: a canonical trace (`TraceColumns` or DataFrame) to replay instead of building
+        `cfg['workload']`; `self.trace` holds the replayed one as `TraceColumns`."""
 
         unknown = sorted(k for k in cfg if k not in RUN_KEYS and k not in OUTPUT_KEYS)
         if unknown:
@@ -207,14 +210,15 @@ class Simulation:
         check_keys(simcfg, ("horizon_s", "progress", "trace"), "sim")
 
         if trace is None:
-            from wrpsim.workload import build_workload
+            from wrpsim.workload.build import build_trace
 
-            trace = build_workload(_require(cfg, "workload"), self.seed)
+            trace = build_trace(_require(cfg, "workload"), self.seed)
+        trace = as_columns(trace)
         self.beyond_horizon = 0
         if self.horizon_s is not None:  # requests arriving after the horizon are not replayed
             keep = replayable(trace, self.horizon_s)  # (dependent rounds: wrpsim.sessions)
             self.beyond_horizon = int((~keep).sum())
-            trace = trace[keep]
+            trace = trace.take(keep)
         self.trace = trace
         self.env = simpy.Environment()
         self.log = RequestLog()
@@ -226,7 +230,8 @@ class Simulation:
             for inst in self.fleet.instances:
                 inst.qoe = (self.qoe["ttft_s"], self.qoe["tokens_per_s"])
         if "model" in self.trace.columns:
-            wanted = sorted({m for m in self.trace["model"].dropna().unique()})
+            models = self.trace["model"]
+            wanted = sorted({m for m, ok in zip(models, present(models)) if ok})
             missing = [m for m in wanted if m not in self.fleet.models]
             if missing:
                 raise ConfigError(
@@ -256,7 +261,7 @@ class Simulation:
         if cfg.get("failures"):  # null or {}: no failures
             from wrpsim.failures import FailureInjector
 
-            last = float(trace["arrival_s"].max()) if len(trace) else 0.0
+            last = float(np.max(trace["arrival_s"])) if len(trace) else 0.0
             self.failures = FailureInjector(self.env, self.fleet, self.log, cfg["failures"],
                                             self.seed, self.horizon_s or last)
         self.dispatcher = Dispatcher(self.env, self.fleet, self.router, self.log, len(trace),
@@ -347,7 +352,8 @@ def _tier_stats(inst) -> tuple:
 def run(cfg: dict, out_dir: Path | str, trace=None) -> dict:
     """Run one scenario and write its result files into `out_dir`; return the summary.
 
-    `trace` optionally replaces the configured workload by a canonical trace DataFrame.
+    `trace` optionally replaces the configured workload by a canonical trace (`TraceColumns` or
+    DataFrame).
     """
     from omegaconf import OmegaConf
 

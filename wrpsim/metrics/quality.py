@@ -47,19 +47,21 @@ from collections import Counter
 import numpy as np
 import pyarrow as pa
 
+from wrpsim.arrowcols import to_numpy
 from wrpsim.metrics.summary import json_ready, pct
 
 NAN = math.nan
 
 
 def _outcomes(trace_or_requests) -> dict[int, dict]:
-    """{original request id: outcomes} from a canonical trace frame or a list of Requests."""
+    """{original request id: outcomes} from a canonical trace (`TraceColumns` or DataFrame) or
+    a list of Requests."""
     if trace_or_requests is None:
         return {}
     if hasattr(trace_or_requests, "columns"):
         if "outcomes" not in trace_or_requests.columns:
             return {}
-        return {i: o for i, o in enumerate(trace_or_requests["outcomes"].tolist())
+        return {i: o for i, o in enumerate(list(trace_or_requests["outcomes"]))
                 if isinstance(o, dict)}
     return {r.id: r.outcomes for r in trace_or_requests
             if r.parent_id is None and r.outcomes is not None}
@@ -163,10 +165,10 @@ def quality_summary(requests_table: pa.Table, instances_table: pa.Table, trace_o
     shares = Counter(m for m, _, _ in finals.values())
     n_ans = sum(shares.values())
     n_calls = sum(calls.values())
-    tp = instances_table.column("tp").to_numpy().astype(np.float64)
-    price = instances_table.column("price_per_gpu_hour_usd").to_numpy()
-    busy = instances_table.column("busy_s").to_numpy()
-    energy = float(instances_table.column("energy_j").to_numpy().sum()) * pue
+    tp = to_numpy(instances_table.column("tp")).astype(np.float64)
+    price = to_numpy(instances_table.column("price_per_gpu_hour_usd"))
+    busy = to_numpy(instances_table.column("busy_s"))
+    energy = float(to_numpy(instances_table.column("energy_j")).sum()) * pue
     per_k = 1000.0 / n_orig if n_orig else math.nan
     lat = [f - a for r, (_, f, a) in finals.items() if r not in over]
     lat += [a[1] - arrival_of.get(r, NAN) for r, a in over.items() if _finite(a[1])]

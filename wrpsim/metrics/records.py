@@ -10,16 +10,18 @@ answer, TTFT of a dropped request).
 from __future__ import annotations
 
 import math
+from operator import itemgetter
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from wrpsim.arrowcols import table
 from wrpsim.io import atomic_path
 
 REQUEST_SCHEMA = pa.schema(
     [
-        ("request_id", pa.int64()),
+        ("request_id", pa.int64()),  # first: `RequestLog.table` sorts rows by field 0
         ("parent_id", pa.int64()),  # the request a router's follow-up call derives from
         ("arrival_s", pa.float64()),
         ("model", pa.string()),
@@ -124,7 +126,7 @@ CHUNK_ROWS = 65_536
 
 def _rows_to_table(rows: list[tuple], schema: pa.Schema) -> pa.Table:
     cols = list(zip(*rows)) if rows else [[] for _ in schema]
-    return pa.table([pa.array(c, type=f.type) for c, f in zip(cols, schema)], schema=schema)
+    return table(cols, schema)
 
 
 class _Rows(list):
@@ -260,7 +262,11 @@ class RequestLog:
         return 1 if prior is None else prior[0] + 1
 
     def table(self) -> pa.Table:
-        """All rows sorted by request id, as an Arrow table of `REQUEST_SCHEMA`."""
+        """All rows sorted by request id, as an Arrow table of `REQUEST_SCHEMA`. Rows not yet
+        moved into Arrow chunks (a run of fewer than `CHUNK_ROWS` requests) are sorted as
+        tuples (a stable sort, as Arrow's), so such a run never imports `pyarrow.compute`."""
+        if not self.rows.chunks:
+            return _rows_to_table(sorted(self.rows, key=itemgetter(0)), REQUEST_SCHEMA)
         import pyarrow.compute as pc
 
         parts = [*self.rows.chunks, _rows_to_table(self.rows, REQUEST_SCHEMA)]

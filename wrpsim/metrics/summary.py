@@ -47,6 +47,8 @@ import math
 import numpy as np
 import pyarrow as pa
 
+from wrpsim.arrowcols import to_numpy
+
 
 def pct(x, q: float) -> float | None:
     """The q-th percentile of the non-NaN values of `x` (None if there are none)."""
@@ -66,7 +68,7 @@ def _col_mean(table: pa.Table, name: str) -> float | None:
     """Mean of an instance-table column over instances (None without instances or column)."""
     if not len(table) or name not in table.column_names:
         return None
-    return float(np.mean(table.column(name).to_numpy()))
+    return float(np.mean(to_numpy(table.column(name))))
 
 
 def json_ready(d: dict) -> dict:
@@ -112,7 +114,7 @@ def summarize(requests: pa.Table, instances: pa.Table, duration_s: float, slo: d
     `qoe`: the run's QoE settings (`target` is used), None when QoE is not measured."""
     status = np.asarray(requests.column("status").to_pylist(), dtype=object)
     done = status == "completed"
-    col = {n: requests.column(n).to_numpy(zero_copy_only=False).astype(np.float64)
+    col = {n: to_numpy(requests.column(n)).astype(np.float64)
            for n in ("ttft_s", "tpot_s", "e2e_s", "queue_wait_s", "output_tokens",
                      "prompt_tokens", "preemptions", "prefix_blocks", "prefix_hit_blocks",
                      "prefix_hit_tokens", "tt2t_s", "kv_transfer_bytes", "kv_transfer_s",
@@ -126,9 +128,9 @@ def summarize(requests: pa.Table, instances: pa.Table, duration_s: float, slo: d
     total = len(status)
     dur = max(duration_s, 1e-12)
 
-    gpus = instances.column("tp").to_numpy().astype(np.int64)
-    price = instances.column("price_per_gpu_hour_usd").to_numpy()
-    it_energy_j = float(instances.column("energy_j").to_numpy().sum())
+    gpus = to_numpy(instances.column("tp")).astype(np.int64)
+    price = to_numpy(instances.column("price_per_gpu_hour_usd"))
+    it_energy_j = float(to_numpy(instances.column("energy_j")).sum())
     facility_j = it_energy_j * pue
     gpu_hours = float(gpus.sum()) * duration_s / 3600.0
     cost = float((gpus * price).sum()) * duration_s / 3600.0
@@ -168,7 +170,7 @@ def summarize(requests: pa.Table, instances: pa.Table, duration_s: float, slo: d
         "energy_it_kwh": it_energy_j / 3.6e6,
         "energy_kwh": facility_j / 3.6e6,
         "tokens_per_joule": out_tokens / facility_j if facility_j > 0 else None,
-        "mean_utilization": float(np.mean(instances.column("utilization").to_numpy()))
+        "mean_utilization": float(np.mean(to_numpy(instances.column("utilization"))))
         if len(gpus) else None,
         "mean_token_budget_use": _col_mean(instances, "token_budget_use"),
         "mean_kv_use": _col_mean(instances, "kv_mean_util"),

@@ -40,11 +40,12 @@ tasks: their calls' busy GPU time priced, failed attempts included; None where u
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 
+from wrpsim.arrowcols import table, to_numpy
 from wrpsim.metrics.summary import json_ready, mean, pct
 from wrpsim.sessions import dependent_mask
+from wrpsim.workload.columns import as_columns, present
 
 TASK_SCHEMA = pa.schema(
     [
@@ -83,20 +84,30 @@ def _roots(ids: np.ndarray, parents: list) -> np.ndarray:
     return root
 
 
-def task_table(requests: pa.Table, trace: pd.DataFrame) -> pa.Table:
+def _factorize(values) -> tuple[np.ndarray, int]:
+    """(code of each value, number of distinct values), codes in order of first appearance."""
+    index: dict = {}
+    codes = np.fromiter((index.setdefault(v, len(index)) for v in values), dtype=np.int64,
+                        count=len(values))
+    return codes, len(index)
+
+
+def task_table(requests: pa.Table, trace) -> pa.Table:
     """The tasks of a run (module docstring) from its requests table and the replayed trace
-    (row i = request id i; its `session_id` and `think_s` columns are used when present)."""
+    (a canonical `TraceColumns` or DataFrame; row i = request id i; its `session_id` and
+    `think_s` columns are used when present)."""
+    trace = as_columns(trace)
     n = len(trace)
-    session = (trace["session_id"].to_numpy(dtype=object) if "session_id" in trace.columns
+    session = (np.asarray(trace["session_id"], dtype=object) if "session_id" in trace.columns
                else np.full(n, None, dtype=object))
-    think = np.where(dependent_mask(trace), trace["think_s"].to_numpy(dtype=np.float64)
+    think = np.where(dependent_mask(trace), np.asarray(trace["think_s"], dtype=np.float64)
                      if "think_s" in trace.columns else 0.0, 0.0)
     # task of each trace row: sessions by first appearance, other rows one task each
-    has = pd.notna(session)
-    codes, uniq = pd.factorize(pd.Series(session[has], dtype=object), sort=False)
+    has = present(session)
+    codes, n_sessions = _factorize(session[has])
     first = np.full(n, -1, dtype=np.int64)
     rows = np.flatnonzero(has)
-    first_of_session = np.full(len(uniq), n, dtype=np.int64)
+    first_of_session = np.full(n_sessions, n, dtype=np.int64)
     np.minimum.at(first_of_session, codes, rows)
     first[rows] = first_of_session[codes]
     first[~has] = np.flatnonzero(~has)
@@ -104,7 +115,7 @@ def task_table(requests: pa.Table, trace: pd.DataFrame) -> pa.Table:
     order, task_of_row = np.unique(first, return_inverse=True)
     n_tasks = len(order)
 
-    ids = requests.column("request_id").to_numpy()
+    ids = to_numpy(requests.column("request_id"))
     root = _roots(ids, requests.column("parent_id").to_pylist())
     rows_in = root < n  # (a follow-up of a row not in the trace would be a bug; skip it)
     root, sel = root[rows_in], np.flatnonzero(rows_in)
@@ -115,7 +126,7 @@ def task_table(requests: pa.Table, trace: pd.DataFrame) -> pa.Table:
     def col(name, dtype=np.float64):
         if name not in requests.column_names:
             return np.full(len(sel), np.nan)
-        return requests.column(name).to_numpy(zero_copy_only=False).astype(dtype)[sel]
+        return to_numpy(requests.column(name)).astype(dtype)[sel]
 
     # rounds: answered / unanswered / in flight (unsent rounds have no calls)
     calls = np.bincount(root, minlength=n)
@@ -161,9 +172,8 @@ def task_table(requests: pa.Table, trace: pd.DataFrame) -> pa.Table:
         **spent,
         "status": state,
     }
-    return pa.table([pa.array(np.asarray(cols[f.name]).tolist() if f.type == pa.string()
-                              else cols[f.name], type=f.type) for f in TASK_SCHEMA],
-                    schema=TASK_SCHEMA)
+    return table([np.asarray(cols[f.name]).tolist() if f.type == pa.string() else cols[f.name]
+                  for f in TASK_SCHEMA], TASK_SCHEMA)
 
 
 def task_summary(tasks: pa.Table) -> dict:
@@ -171,7 +181,7 @@ def task_summary(tasks: pa.Table) -> dict:
     status = np.asarray(tasks.column("status").to_pylist(), dtype=object)
     session = np.asarray(tasks.column("kind").to_pylist(), dtype=object) == "session"
     done = status == "completed"
-    comp = tasks.column("completion_s").to_numpy()
+    comp = to_numpy(tasks.column("completion_s"))
     out = {
         "tasks_total": len(status),
         "tasks_completed": int(done.sum()),
@@ -185,7 +195,7 @@ def task_summary(tasks: pa.Table) -> dict:
         "task_completion_p99_s": pct(comp[done], 99),
         "session_completion_p50_s": pct(comp[done & session], 50),
         "session_completion_p99_s": pct(comp[done & session], 99),
-        "cost_per_task_usd": mean(tasks.column("cost_usd").to_numpy()[done]),
-        "energy_per_task_j": mean(tasks.column("energy_j").to_numpy()[done]),
+        "cost_per_task_usd": mean(to_numpy(tasks.column("cost_usd"))[done]),
+        "energy_per_task_j": mean(to_numpy(tasks.column("energy_j"))[done]),
     }
     return json_ready(out)

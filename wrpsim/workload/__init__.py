@@ -3,64 +3,47 @@
 Entry points: `build_workload(cfg, seed)` (a workload YAML's plain dict -> canonical frame),
 `load_workload(name, seed)` (a catalog workload by name), `load_trace(path, kind=...)` (one trace
 file), `to_requests(df)` (canonical frame -> `Request` objects for the engine),
-`intrinsic_hit_ratio(df)` (the prefix-cache reference of a frame with hash ids).
+`intrinsic_hit_ratio(df)` (the prefix-cache reference of a frame with hash ids),
+`build_trace(cfg, seed)` (the same workload as `TraceColumns`, the run's pandas-free form).
+
+The names are imported on first use (PEP 562 `__getattr__`), so importing one submodule, e.g.
+`wrpsim.workload.request` on every run's path, does not import the others (and pandas).
 """
 
-from wrpsim.workload.agent import load_agent_rounds
-from wrpsim.workload.build import build_workload, list_workloads, load_workload, workloads_dir
-from wrpsim.workload.lengths import EmpiricalCDF, draw_dist
-from wrpsim.workload.loaders import load_trace
-from wrpsim.workload.prefix import (
-    block_tokens,
-    intrinsic_hit_ratio,
-    prefix_violation,
-    reblock,
-)
-from wrpsim.workload.ragpulse import load_ragpulse
-from wrpsim.workload.request import TRACE_COLUMNS, TRACE_SCHEMA, Request, to_requests
-from wrpsim.workload.reuse import apply_prefix_ids
-from wrpsim.workload.sessions import generate_sessions
-from wrpsim.workload.synthetic import arrival_times, generate
-from wrpsim.workload.transforms import (
-    apply_transforms,
-    assign_model,
-    clip_tokens,
-    first_n,
-    rate_scale,
-    sample_fraction,
-    time_window,
-)
-from wrpsim.workload.validate import canonical_frame, validate_trace
+from importlib import import_module
 
-__all__ = [
-    "TRACE_COLUMNS",
-    "TRACE_SCHEMA",
-    "EmpiricalCDF",
-    "Request",
-    "apply_prefix_ids",
-    "apply_transforms",
-    "arrival_times",
-    "assign_model",
-    "block_tokens",
-    "build_workload",
-    "canonical_frame",
-    "clip_tokens",
-    "draw_dist",
-    "first_n",
-    "generate",
-    "generate_sessions",
-    "intrinsic_hit_ratio",
-    "list_workloads",
-    "load_agent_rounds",
-    "load_ragpulse",
-    "load_trace",
-    "load_workload",
-    "prefix_violation",
-    "rate_scale",
-    "reblock",
-    "sample_fraction",
-    "time_window",
-    "to_requests",
-    "validate_trace",
-    "workloads_dir",
-]
+_WHERE = {
+    "load_agent_rounds": "agent",
+    "build_trace": "build", "build_workload": "build", "list_workloads": "build",
+    "load_workload": "build", "workloads_dir": "build",
+    "TraceColumns": "columns",
+    "EmpiricalCDF": "lengths", "draw_dist": "lengths",
+    "load_trace": "loaders",
+    "block_tokens": "prefix", "intrinsic_hit_ratio": "prefix", "prefix_violation": "prefix",
+    "reblock": "prefix",
+    "load_ragpulse": "ragpulse",
+    "TRACE_COLUMNS": "request", "TRACE_SCHEMA": "request", "Request": "request",
+    "to_requests": "request",
+    "apply_prefix_ids": "reuse",
+    "generate_sessions": "sessions",
+    "arrival_times": "synthetic", "generate": "synthetic",
+    "apply_transforms": "transforms", "assign_model": "transforms", "clip_tokens": "transforms",
+    "first_n": "transforms", "rate_scale": "transforms", "sample_fraction": "transforms",
+    "time_window": "transforms",
+    "canonical_frame": "validate", "validate_trace": "validate",
+}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str):
+    """Import `name` from its submodule on first use (module docstring)."""
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(f"{__name__}.{_WHERE[name]}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_WHERE})

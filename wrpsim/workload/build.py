@@ -35,32 +35,41 @@ in the order documented in `transforms`.
 512, generated ids 16); a value re-blocks a trace's ids, or is the size the `ragpulse`,
 `agent_rounds`, `sessions` sources and `prefix_ids` generate ids at. A frame with hash ids
 always carries `attrs["hash_block_tokens"]`.
+
+`build_trace` returns the workload as `TraceColumns` (`wrpsim.workload.columns`), what a run
+replays: a trace source whose parse is cached and transforms that have a column form (all but
+`prefix_ids`, `outcomes`, `categories`, `accuracy`, `signals`) never import pandas.
+`build_workload` returns the same workload as the canonical DataFrame.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from importlib import import_module
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from wrpsim.errors import ConfigError, unknown_choice
-from wrpsim.workload.closed_loop import check_transforms, generate_closed_loop
-from wrpsim.workload.constant_rate import generate_constant_rate
-from wrpsim.workload.loaders import GENERATING_KINDS, KINDS, load_trace, source_options
+from wrpsim.workload.columns import TraceColumns
+from wrpsim.workload.loaders import GENERATING_KINDS, KINDS, load_columns, source_options
 from wrpsim.workload.prefix import check_block_tokens
 from wrpsim.workload.request import TRACE_COLUMNS
-from wrpsim.workload.sessions import generate_sessions
-from wrpsim.workload.synthetic import generate
 from wrpsim.workload.transforms import TRANSFORM_KEYS, apply_transforms
-from wrpsim.workload.validate import validate_trace
+from wrpsim.workload.validate import validate_columns
 
+if TYPE_CHECKING:
+    import pandas as pd
+
+#: Generated sources: kind -> (module, generator function, what it makes). The generators
+#: build DataFrames (pandas); a module is imported when its kind is used.
 GENERATORS = {
-    "closed_loop": (generate_closed_loop, "closed-loop clients"),
-    "constant_rate": (generate_constant_rate, "constant-rate stages"),
+    "closed_loop": ("wrpsim.workload.closed_loop", "generate_closed_loop", "closed-loop clients"),
+    "constant_rate": ("wrpsim.workload.constant_rate", "generate_constant_rate",
+                      "constant-rate stages"),
+    "sessions": ("wrpsim.workload.sessions", "generate_sessions", "synthetic sessions"),
+    "synthetic": ("wrpsim.workload.synthetic", "generate", "synthetic workload"),
 }
-SOURCE_KINDS = tuple(sorted((*KINDS, *GENERATORS, "sessions", "synthetic")))
+SOURCE_KINDS = tuple(sorted((*KINDS, *GENERATORS)))
 TOP_KEYS = ("name", "description", "source", *TRANSFORM_KEYS)
 
 
@@ -86,21 +95,23 @@ def _plain(cfg: Any) -> Any:
     return cfg
 
 
-def _source_frame(src: Mapping, seed: int, base: Path,
-                  block: int | None) -> tuple[pd.DataFrame, str]:
+def _source(src: Mapping, seed: int, base: Path, block: int | None) -> tuple[TraceColumns, str]:
+    """The trace of `workload.source` and the name errors give it."""
     if not isinstance(src, Mapping):
         raise ConfigError(f"workload.source: expected a mapping with a kind, got {src!r}")
     kind = src.get("kind")
     if kind not in SOURCE_KINDS:
         raise unknown_choice("workload.source.kind", kind, SOURCE_KINDS)
-    if kind == "synthetic":
-        return generate(src, seed, base, field="workload.source"), "synthetic workload"
-    if kind == "sessions":
-        return (generate_sessions(src, seed, block, field="workload.source"),
-                "synthetic sessions")
     if kind in GENERATORS:
-        gen, what = GENERATORS[kind]
-        return gen(src, seed, field="workload.source"), what
+        module, name, what = GENERATORS[kind]
+        gen = getattr(import_module(module), name)
+        if kind == "synthetic":
+            df = gen(src, seed, base, field="workload.source")
+        elif kind == "sessions":
+            df = gen(src, seed, block, field="workload.source")
+        else:
+            df = gen(src, seed, field="workload.source")
+        return TraceColumns.from_frame(df), what
     options = tuple(o for o in source_options(kind)
                     if not (kind in GENERATING_KINDS and o == "hash_block_tokens"))
     allowed = ("kind", "path", *options)
@@ -114,16 +125,17 @@ def _source_frame(src: Mapping, seed: int, base: Path,
     opts = {k: src[k] for k in options if src.get(k) is not None}
     if kind in GENERATING_KINDS and block is not None:
         opts["hash_block_tokens"] = block
-    return load_trace(path, kind=kind, **opts), str(path)
+    return load_columns(path, kind=kind, **opts), str(path)
 
 
-def build_workload(cfg: Mapping[str, Any], seed: int,
-                   base_dir: str | Path | None = None) -> pd.DataFrame:
-    """Return the validated canonical frame of workload config `cfg` for run seed `seed`.
+def build_trace(cfg: Mapping[str, Any], seed: int,
+                base_dir: str | Path | None = None) -> TraceColumns:
+    """Return the validated canonical trace of workload config `cfg` for run seed `seed`, as
+    `TraceColumns` (module docstring: which configs import pandas).
 
     `cfg` is the plain dict of a workload YAML (a DictConfig is converted). Relative paths are
     resolved against `base_dir` (default: the `workloads/` catalog). Same `cfg` and `seed` give
-    an identical frame. Raises `ConfigError` for unknown keys or kinds (naming the field and the
+    an identical trace. Raises `ConfigError` for unknown keys or kinds (naming the field and the
     valid choices) or bad values, and `TraceError` for bad trace content.
     """
     cfg = _plain(cfg)
@@ -136,15 +148,22 @@ def build_workload(cfg: Mapping[str, Any], seed: int,
     block = cfg.get("hash_block_tokens")
     if block is not None:
         block = check_block_tokens(block, "workload.hash_block_tokens")
-    df, where = _source_frame(cfg.get("source"), int(seed), base, block)
+    trace, where = _source(cfg.get("source"), int(seed), base, block)
     if cfg["source"]["kind"] == "closed_loop":
+        from wrpsim.workload.closed_loop import check_transforms
+
         check_transforms(cfg)
-    df = apply_transforms(df, cfg, int(seed), base)
-    df = df[[c for c in TRACE_COLUMNS if c in df.columns]].reset_index(drop=True)
-    if len(df) == 0:
+    trace = apply_transforms(trace, cfg, int(seed), base).select(TRACE_COLUMNS)
+    if len(trace) == 0:
         raise ConfigError(f"workload {cfg.get('name', '?')}: no request left after the "
                           "transforms (check start_s/end_s, sample_fraction, max_requests)")
-    return validate_trace(df, source=where)
+    return validate_columns(trace, source=where)
+
+
+def build_workload(cfg: Mapping[str, Any], seed: int,
+                   base_dir: str | Path | None = None) -> pd.DataFrame:
+    """`build_trace` as the canonical DataFrame (same contract and errors)."""
+    return build_trace(cfg, seed, base_dir).to_frame()
 
 
 def list_workloads(base_dir: str | Path | None = None) -> list[str]:

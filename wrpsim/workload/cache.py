@@ -6,8 +6,9 @@ named by a hash of the source's absolute path, size, modification time (ns) and 
 parameters. `WRPSIM_CACHE=off` disables the cache. Files are written atomically (a temporary file
 in the same directory, then `os.replace`), so concurrent runs of a sweep never read a partial
 file; a cache file that cannot be read back as a canonical trace is ignored and rebuilt; a cache
-directory that cannot be written is ignored. The cache is transparent: a hit returns a frame
-equal (values and dtypes) to the one a fresh parse gives, with the same `attrs`: the frame's
+directory that cannot be written is ignored. The cache is transparent: a hit returns the trace (as
+`TraceColumns`, read without pandas) equal in values and dtypes to the one a fresh parse gives,
+with the same `attrs`: the frame's
 `hash_block_tokens` is stored in the Parquet schema metadata (key `wrpsim.hash_block_tokens`).
 The canonical schema's version (`TRACE_SCHEMA` metadata `wrpsim.version`; 2 since the optional
 `think_s` column) is part of the file name's hash and is checked on reading, so a cache written
@@ -21,13 +22,18 @@ import json
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
+import numpy as np
 import pyarrow as pa
 
+from wrpsim.workload.columns import REQUIRED, TraceColumns, canonical_columns
 from wrpsim.workload.prefix import ATTR, set_block_tokens
 from wrpsim.workload.request import TRACE_SCHEMA
-from wrpsim.workload.validate import REQUIRED, arrow_schema, canonical_frame
+from wrpsim.workload.validate import arrow_schema
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 CACHE_FORMAT = 2
 _ATTR_KEY = f"wrpsim.{ATTR}".encode()
@@ -58,8 +64,9 @@ def cache_file(source: Path, params: Mapping) -> Path | None:
     return d / f"{source.stem}-{digest}.parquet"
 
 
-def read_cached(path: Path) -> pd.DataFrame | None:
-    """The canonical frame stored in `path`, or None if it is absent or not a valid trace file."""
+def read_cached(path: Path) -> TraceColumns | None:
+    """The canonical trace stored in `path` (as `TraceColumns`), or None if it is absent or not
+    a valid trace file."""
     import pyarrow.parquet as pq
 
     try:
@@ -80,21 +87,23 @@ def read_cached(path: Path) -> pd.DataFrame | None:
             return None
     if any(table.column(c).null_count for c in REQUIRED):
         return None
-    optional = {}
-    for name in names:
-        if name in REQUIRED:
-            continue
-        col = table.column(name)
-        optional[name] = col.to_pylist() if name == "hash_ids" else col.to_numpy(
-            zero_copy_only=False)
-    df = canonical_frame(
-        table.column("arrival_s").to_numpy(),
-        table.column("prompt_tokens").to_numpy(),
-        table.column("output_tokens").to_numpy(),
+    optional = {name: table.column(name).to_pylist() for name in names if name not in REQUIRED}
+    trace = canonical_columns(
+        _dense(table.column("arrival_s"), np.float64),
+        _dense(table.column("prompt_tokens"), np.int64),
+        _dense(table.column("output_tokens"), np.int64),
         optional,
     )
     block = (schema.metadata or {}).get(_ATTR_KEY)
-    return set_block_tokens(df, int(block) if block is not None else None)
+    return set_block_tokens(trace, int(block) if block is not None else None)
+
+
+def _dense(col: pa.ChunkedArray, dtype) -> np.ndarray:
+    """The values of a null-free fixed-width column as a new numpy array. Read from the Arrow
+    buffers: pyarrow's `to_numpy` imports pandas, which a cache hit must not."""
+    parts = [np.frombuffer(c.buffers()[1], dtype=dtype)[c.offset:c.offset + len(c)]
+             for c in col.chunks if len(c)]
+    return np.concatenate(parts) if parts else np.empty(0, dtype=dtype)
 
 
 def write_cached(path: Path, df: pd.DataFrame) -> bool:
@@ -117,14 +126,16 @@ def write_cached(path: Path, df: pd.DataFrame) -> bool:
         return False
 
 
-def cached(source: Path, params: Mapping, build: Callable[[], pd.DataFrame]) -> pd.DataFrame:
-    """Return the cached frame of (`source`, `params`), else `build()` it and store it."""
+def cached(source: Path, params: Mapping,
+           build: Callable[[], pd.DataFrame]) -> TraceColumns:
+    """Return the cached trace of (`source`, `params`), else `build()` its canonical frame, store
+    it and return it as `TraceColumns`."""
     path = cache_file(source, params)
     if path is not None:
-        df = read_cached(path)
-        if df is not None:
-            return df
+        trace = read_cached(path)
+        if trace is not None:
+            return trace
     df = build()
     if path is not None:
         write_cached(path, df)
-    return df
+    return TraceColumns.from_frame(df)

@@ -18,12 +18,15 @@ unbounded cache that sees every request's blocks at its arrival (see its docstri
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from wrpsim.errors import ConfigError
+from wrpsim.workload.columns import TraceColumns, columnwise
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 KV_BLOCK_TOKENS = 16
 DEFAULT_BLOCK_TOKENS = 16
@@ -39,15 +42,16 @@ def check_block_tokens(value: Any, field: str = "hash_block_tokens") -> int:
                       f"engine's KV block size default), got {value!r}")
 
 
-def block_tokens(df: pd.DataFrame) -> int | None:
-    """The frame's `hash_block_tokens` attribute, or None when it carries no hash ids."""
+def block_tokens(df: pd.DataFrame | TraceColumns) -> int | None:
+    """The trace's `hash_block_tokens` attribute, or None when it carries no hash ids."""
     if "hash_ids" not in df.columns:
         return None
     v = df.attrs.get(ATTR)
     return None if v is None else int(v)
 
 
-def set_block_tokens(df: pd.DataFrame, value: int | None) -> pd.DataFrame:
+def set_block_tokens(df: pd.DataFrame | TraceColumns,
+                     value: int | None) -> pd.DataFrame | TraceColumns:
     """Set (or, with None, drop) the `hash_block_tokens` attribute of `df` in place; return df."""
     if value is None:
         df.attrs.pop(ATTR, None)
@@ -77,30 +81,32 @@ def reblock_ids(ids: Sequence[int], old: int, new: int, prompt_tokens: int) -> l
     return [int(ids[s // f]) * f + s % f for s in range(n)]
 
 
-def reblock(df: pd.DataFrame, new: int, field: str = "hash_block_tokens") -> pd.DataFrame:
-    """`df` with its hash ids re-expressed at block size `new` (a copy; see `reblock_ids`)."""
+@columnwise
+def reblock(trace: TraceColumns, new: int, field: str = "hash_block_tokens") -> TraceColumns:
+    """The trace with its hash ids re-expressed at block size `new` (see `reblock_ids`); takes
+    and returns `TraceColumns` or a DataFrame (`columns.columnwise`)."""
     new = check_block_tokens(new, field)
-    old = block_tokens(df)
+    old = block_tokens(trace)
     if old is None or old == new:
-        return df
+        return trace
     if new % old and old % new:
         raise ConfigError(f"{field}: cannot re-block hash ids of {old}-token blocks into "
                           f"{new}-token blocks; use a multiple or a divisor of {old}")
-    out = df.copy()
-    out["hash_ids"] = pd.Series(
-        [None if h is None else reblock_ids(h, old, new, p)
-         for h, p in zip(df["hash_ids"], df["prompt_tokens"].tolist())], dtype=object)
+    ids = [None if h is None else reblock_ids(h, old, new, p)
+           for h, p in zip(trace["hash_ids"], trace["prompt_tokens"].tolist())]
+    out = trace.with_columns({"hash_ids": ids})
     return set_block_tokens(out, new)
 
 
-def truncate_ids(df: pd.DataFrame) -> pd.DataFrame:
-    """Cut every id list to ceil(prompt_tokens / B) ids (after prompts were clipped), in place."""
-    b = block_tokens(df)
-    if b is not None:
-        df["hash_ids"] = pd.Series(
-            [None if h is None else list(h[: n_blocks(p, b)])
-             for h, p in zip(df["hash_ids"], df["prompt_tokens"].tolist())], dtype=object)
-    return df
+def truncate_ids(trace: TraceColumns) -> TraceColumns:
+    """The trace with every id list cut to ceil(prompt_tokens / B) ids (after prompts were
+    clipped); unchanged without hash ids or B."""
+    b = block_tokens(trace)
+    if b is None:
+        return trace
+    return trace.with_columns({"hash_ids": [
+        None if h is None else list(h[: n_blocks(p, b)])
+        for h, p in zip(trace["hash_ids"], trace["prompt_tokens"].tolist())]})
 
 
 class IdMinter:

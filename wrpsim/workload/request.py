@@ -1,9 +1,10 @@
 """The Request model and the canonical columnar trace form.
 
-A workload is carried as a pandas DataFrame in *canonical form* (see `TRACE_COLUMNS`): one row per
-request, sorted by `arrival_s` (seconds from the start of the trace, first arrival at 0 unless a
-transform shifts it). Loaders produce it, transforms map it to itself, and `to_requests` turns it
-into `Request` objects for the engine.
+A workload is carried in *canonical form* (see `TRACE_COLUMNS`): one row per request, sorted by
+`arrival_s` (seconds from the start of the trace, first arrival at 0 unless a transform shifts
+it), either as a pandas DataFrame or as `wrpsim.workload.columns.TraceColumns` (the same columns
+without pandas: what a run carries). Loaders produce it, transforms map it to itself, and
+`to_requests` turns it into `Request` objects for the engine.
 
 `think_s` makes a request a *dependent round* of its session (closed-loop replay, see
 `wrpsim.sessions`): a row with `session_id` set and a finite `think_s` >= 0 that is not the first
@@ -19,7 +20,6 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 
 #: Canonical trace columns: name -> (pandas dtype, required). Optional columns may be absent.
@@ -113,18 +113,24 @@ class Request:
     image_tokens: int = 0  # encoder tokens of its images counted in prompt_tokens (at admission)
 
 
-def to_requests(df: pd.DataFrame) -> list[Request]:
-    """Convert a canonical trace DataFrame to `Request` objects, ids 0..n-1 in row order."""
-    n = len(df)
-    arrival = df["arrival_s"].to_numpy(dtype=np.float64).tolist()
-    prompt = df["prompt_tokens"].to_numpy(dtype=np.int64).tolist()
-    output = df["output_tokens"].to_numpy(dtype=np.int64).tolist()
+def to_requests(trace) -> list[Request]:
+    """Convert a canonical trace (`TraceColumns` or DataFrame) to `Request` objects, ids 0..n-1
+    in row order."""
+    from wrpsim.workload.columns import as_columns
+
+    t = as_columns(trace)
+    n = len(t)
+    names = t.columns
+    arrival = np.asarray(t["arrival_s"], dtype=np.float64).tolist()
+    prompt = np.asarray(t["prompt_tokens"], dtype=np.int64).tolist()
+    output = np.asarray(t["output_tokens"], dtype=np.int64).tolist()
 
     def col(name):
-        if name not in df.columns:
+        if name not in names:
             return [None] * n
-        return [None if (v is None or (isinstance(v, float) and math.isnan(v))) else v
-                for v in df[name]]
+        v = t[name]
+        return [None if (x is None or (isinstance(x, float) and math.isnan(x))) else x
+                for x in (v.tolist() if isinstance(v, np.ndarray) else v)]
 
     model, session, category = col("model"), col("session_id"), col("category")
     hashes = [None if h is None else tuple(int(x) for x in h) for h in col("hash_ids")]
@@ -132,29 +138,29 @@ def to_requests(df: pd.DataFrame) -> list[Request]:
         Request(i, arrival[i], prompt[i], output[i], model[i], session[i], category[i], hashes[i])
         for i in range(n)
     ]
-    if "complexity" in df.columns:
+    if "complexity" in names:
         for r, c in zip(reqs, col("complexity")):
             r.complexity = None if c is None else float(c)
-    if "outcomes" in df.columns:
+    if "outcomes" in names:
         for r, o in zip(reqs, col("outcomes")):
             r.outcomes = None if o is None else dict(o)
-    if "think_s" in df.columns:
-        for r, t in zip(reqs, col("think_s")):
-            r.think_s = None if t is None else float(t)
-    if "semantic_cluster" in df.columns:
+    if "think_s" in names:
+        for r, x in zip(reqs, col("think_s")):
+            r.think_s = None if x is None else float(x)
+    if "semantic_cluster" in names:
         for r, c in zip(reqs, col("semantic_cluster")):
             r.semantic_cluster = c
-    if "semantic_similarity" in df.columns:
+    if "semantic_similarity" in names:
         for r, v in zip(reqs, col("semantic_similarity")):
             r.semantic_similarity = v
     for name in ("tags", "intent", "pii", "language", "modality"):
-        if name in df.columns:
+        if name in names:
             for r, v in zip(reqs, col(name)):
                 setattr(r, name, v)
-    if "images" in df.columns:
-        for r, v in zip(reqs, df["images"].to_numpy(dtype=np.int64).tolist()):
+    if "images" in names:
+        for r, v in zip(reqs, np.asarray(t["images"], dtype=np.int64).tolist()):
             r.images = v
-    if "jailbreak" in df.columns:
+    if "jailbreak" in names:
         for r, v in zip(reqs, col("jailbreak")):
             r.jailbreak = None if v is None else float(v)
     return reqs

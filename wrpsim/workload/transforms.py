@@ -30,7 +30,13 @@
 
 Paths of 7 and 9 are relative to `base_dir` (the `workloads/` catalog when built from a YAML).
 
-Every transform keeps the frame's `attrs` (`hash_block_tokens`).
+Every transform keeps the trace's `attrs` (`hash_block_tokens`).
+
+Steps 0 (re-blocking), 1-6 are written once, on `TraceColumns` (`wrpsim.workload.columns`); each
+also takes a DataFrame and then returns one (`columns.columnwise`), so the frame form has no
+second implementation. `prefix_ids` and steps 7-10 are written on DataFrames: `apply_transforms`
+converts to a frame for them only when they are configured, so a workload using none of them
+never imports pandas.
 """
 
 from __future__ import annotations
@@ -40,10 +46,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from wrpsim.errors import ConfigError
 from wrpsim.rng import stream
+from wrpsim.workload.columns import TraceColumns, columnwise
 from wrpsim.workload.prefix import (
     DEFAULT_BLOCK_TOKENS,
     block_tokens,
@@ -51,7 +57,6 @@ from wrpsim.workload.prefix import (
     reblock,
     truncate_ids,
 )
-from wrpsim.workload.reuse import apply_prefix_ids, reuse_params
 
 TRANSFORM_KEYS = ("hash_block_tokens", "prefix_ids", "prefix_reuse", "start_s", "end_s",
                   "sample_fraction", "max_requests", "rate_scale", "max_prompt_tokens",
@@ -74,72 +79,75 @@ def _int(value: Any, field: str, low: int) -> int:
     return int(v)
 
 
-def time_window(df: pd.DataFrame, start_s: float | None = None,
-                end_s: float | None = None) -> pd.DataFrame:
+@columnwise
+def time_window(trace: TraceColumns, start_s: float | None = None,
+                end_s: float | None = None) -> TraceColumns:
     """Rows with start_s <= arrival_s < end_s (None = unbounded), times shifted by -start_s."""
     start = 0.0 if start_s is None else _num(start_s, "start_s", 0.0, strict=False)
-    a = df["arrival_s"].to_numpy()
+    a = trace["arrival_s"]
     keep = a >= start
     if end_s is not None:
         end = _num(end_s, "end_s", start, strict=True)
         keep &= a < end
-    out = df.loc[keep].reset_index(drop=True)
+    out = trace.take(keep)
     if start:
-        out["arrival_s"] = out["arrival_s"].to_numpy() - start
+        out = out.with_columns({"arrival_s": out["arrival_s"] - start})
     return out
 
 
-def rate_scale(df: pd.DataFrame, factor: float) -> pd.DataFrame:
+@columnwise
+def rate_scale(trace: TraceColumns, factor: float) -> TraceColumns:
     """Arrival times divided by `factor` (> 0): factor 2 doubles the request rate."""
     f = _num(factor, "rate_scale", 0.0, strict=True)
-    out = df.copy()
-    out["arrival_s"] = out["arrival_s"].to_numpy() / f
-    return out
+    return trace.with_columns({"arrival_s": trace["arrival_s"] / f})
 
 
-def sample_fraction(df: pd.DataFrame, fraction: float, rng: np.random.Generator) -> pd.DataFrame:
-    """Exactly round(fraction * len(df)) rows drawn without replacement, original order kept."""
+@columnwise
+def sample_fraction(trace: TraceColumns, fraction: float,
+                    rng: np.random.Generator) -> TraceColumns:
+    """Exactly round(fraction * len(trace)) rows drawn without replacement, original order kept."""
     f = _num(fraction, "sample_fraction", 0.0, strict=True)
     if f > 1:
         raise ConfigError(f"sample_fraction must be <= 1, got {fraction}")
-    k = round(f * len(df))
-    idx = np.sort(rng.choice(len(df), size=k, replace=False))
-    return df.iloc[idx].reset_index(drop=True)
+    k = round(f * len(trace))
+    idx = np.sort(rng.choice(len(trace), size=k, replace=False))
+    return trace.take(idx)
 
 
-def first_n(df: pd.DataFrame, n: int) -> pd.DataFrame:
+@columnwise
+def first_n(trace: TraceColumns, n: int) -> TraceColumns:
     """The first `n` (>= 1) rows."""
-    return df.iloc[: _int(n, "max_requests", 1)].reset_index(drop=True)
+    return trace.head(_int(n, "max_requests", 1))
 
 
-def clip_tokens(df: pd.DataFrame, max_prompt_tokens: int | None = None,
-                max_output_tokens: int | None = None) -> pd.DataFrame:
+@columnwise
+def clip_tokens(trace: TraceColumns, max_prompt_tokens: int | None = None,
+                max_output_tokens: int | None = None) -> TraceColumns:
     """Token counts clipped to the given maxima (None = no bound); no row is dropped.
 
     Hash ids are cut to the clipped prompt's ceil(P / B) blocks (`prefix.truncate_ids`).
     """
-    out = df.copy()
+    out = trace
     for col, bound in (("prompt_tokens", max_prompt_tokens), ("output_tokens", max_output_tokens)):
         if bound is not None:
             b = _int(bound, f"max_{col}", 1)
-            out[col] = np.minimum(out[col].to_numpy(), b).astype(np.int64)
+            out = out.with_columns({col: np.minimum(out[col], b).astype(np.int64)})
     if max_prompt_tokens is not None:
-        truncate_ids(out)
+        out = truncate_ids(out)
     return out
 
 
-def assign_model(df: pd.DataFrame, model: str | None = None,
+@columnwise
+def assign_model(trace: TraceColumns, model: str | None = None,
                  model_mix: Mapping[str, float] | None = None,
-                 rng: np.random.Generator | None = None) -> pd.DataFrame:
+                 rng: np.random.Generator | None = None) -> TraceColumns:
     """Set the `model` column to one name, or draw it per request from `model_mix` weights."""
     if model is not None and model_mix:
         raise ConfigError("model and model_mix are exclusive; set one of them to null")
-    out = df.copy()
     if model is not None:
         if not isinstance(model, str) or not model:
             raise ConfigError(f"model: a catalog model name is required, got {model!r}")
-        out["model"] = pd.Series([model] * len(out), dtype=object)
-        return out
+        return trace.with_columns({"model": [model] * len(trace)})
     if not isinstance(model_mix, Mapping) or not model_mix:
         raise ConfigError(f"model_mix: expected a mapping {{model: weight}}, got {model_mix!r}")
     names = sorted(str(k) for k in model_mix)
@@ -147,14 +155,17 @@ def assign_model(df: pd.DataFrame, model: str | None = None,
     if w.sum() <= 0:
         raise ConfigError("model_mix: the weights must not all be 0")
     rng = rng if rng is not None else np.random.default_rng(0)
-    pick = rng.choice(len(names), size=len(out), p=w / w.sum())
-    out["model"] = pd.Series(np.array(names, dtype=object)[pick], dtype=object)
-    return out
+    pick = rng.choice(len(names), size=len(trace), p=w / w.sum())
+    return trace.with_columns({"model": np.array(names, dtype=object)[pick].tolist()})
 
 
-def _quality(df: pd.DataFrame, o: Mapping[str, Any], seed: int,
-             base_dir: Path | None) -> pd.DataFrame:
-    """Steps 7-9: outcomes, categories, accuracy."""
+def _on_frame(trace: TraceColumns, fn) -> TraceColumns:
+    """Apply a DataFrame step `fn` (pandas) to `trace`."""
+    return TraceColumns.from_frame(fn(trace.to_frame()))
+
+
+def _quality(df, o: Mapping[str, Any], seed: int, base_dir: Path | None):
+    """Steps 7-9 on a DataFrame: outcomes, categories, accuracy."""
     from wrpsim.workload.categories import assign_categories
     from wrpsim.workload.outcomes import expected_outcomes, join_outcomes
 
@@ -171,47 +182,51 @@ def _quality(df: pd.DataFrame, o: Mapping[str, Any], seed: int,
     return df
 
 
-def apply_transforms(df: pd.DataFrame, opts: Mapping[str, Any], seed: int,
-                     base_dir: Path | None = None) -> pd.DataFrame:
+@columnwise
+def apply_transforms(trace: TraceColumns, opts: Mapping[str, Any], seed: int,
+                     base_dir: Path | None = None) -> TraceColumns:
     """Apply the transform keys of `opts` (see the module docstring) in their fixed order.
 
-    `base_dir` resolves the relative paths of `outcomes` and `accuracy` (default: the
-    `workloads/` catalog)."""
+    Takes and returns `TraceColumns`, or a DataFrame (`columns.columnwise`). `base_dir` resolves
+    the relative paths of `outcomes` and `accuracy` (default: the `workloads/` catalog)."""
     o = {k: opts.get(k) for k in TRANSFORM_KEYS}
-    source, attrs = df, dict(df.attrs)
+    t, attrs = trace, dict(trace.attrs)
     block = None
     if o["hash_block_tokens"] is not None:
         block = check_block_tokens(o["hash_block_tokens"], "hash_block_tokens")
-        df = reblock(df, block)
+        t = reblock(t, block)
     if o["prefix_reuse"] is not None:
+        from wrpsim.workload.reuse import reuse_params
+
         reuse_params(o["prefix_reuse"])
     if o["prefix_ids"] is not None:
-        block = block or block_tokens(df) or DEFAULT_BLOCK_TOKENS
-        df = apply_prefix_ids(df, o["prefix_ids"], o["prefix_reuse"], block, seed)
-        attrs = dict(df.attrs)
+        from wrpsim.workload.reuse import apply_prefix_ids
+
+        block = block or block_tokens(t) or DEFAULT_BLOCK_TOKENS
+        t = _on_frame(t, lambda df: apply_prefix_ids(df, o["prefix_ids"], o["prefix_reuse"],
+                                                     block, seed))
+        attrs = dict(t.attrs)
     if o["start_s"] is not None or o["end_s"] is not None:
-        df = time_window(df, o["start_s"], o["end_s"])
+        t = time_window(t, o["start_s"], o["end_s"])
     if o["sample_fraction"] is not None:
-        df = sample_fraction(df, o["sample_fraction"], stream(seed, "workload.sample"))
+        t = sample_fraction(t, o["sample_fraction"], stream(seed, "workload.sample"))
     if o["max_requests"] is not None:
-        df = first_n(df, o["max_requests"])
+        t = first_n(t, o["max_requests"])
     if o["rate_scale"] is not None:
-        df = rate_scale(df, o["rate_scale"])
+        t = rate_scale(t, o["rate_scale"])
     if o["max_prompt_tokens"] is not None or o["max_output_tokens"] is not None:
-        df = clip_tokens(df, o["max_prompt_tokens"], o["max_output_tokens"])
+        t = clip_tokens(t, o["max_prompt_tokens"], o["max_output_tokens"])
     if o["model"] is not None or o["model_mix"]:
-        df = assign_model(df, o["model"], o["model_mix"], stream(seed, "workload.model"))
+        t = assign_model(t, o["model"], o["model_mix"], stream(seed, "workload.model"))
     if o["outcomes"] is not None or o["categories"] is not None or o["accuracy"] is not None:
-        df = _quality(df, o, seed, base_dir)
+        t = _on_frame(t, lambda df: _quality(df, o, seed, base_dir))
     if o["signals"] is not None:
         from wrpsim.workload.signals import assign_signals
 
-        df = assign_signals(df, o["signals"], stream(seed, "workload.signals"))
-    if block is not None and "hash_ids" in df.columns:
+        t = _on_frame(t, lambda df: assign_signals(df, o["signals"],
+                                                   stream(seed, "workload.signals")))
+    if block is not None and "hash_ids" in t.columns:
         attrs["hash_block_tokens"] = block
-    if "hash_ids" not in df.columns:
+    if "hash_ids" not in t.columns:
         attrs.pop("hash_block_tokens", None)
-    if df.attrs != attrs:
-        df = df if df is not source else df.copy(deep=False)
-        df.attrs = attrs
-    return df
+    return t.with_attrs(attrs) if t.attrs != attrs else t

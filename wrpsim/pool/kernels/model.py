@@ -43,7 +43,8 @@ part is the API server's CPU work and queues there, one prompt at a time (`wrpsi
 Only these overheads and `sampling_passes` are engine constants fitted end to end
 (`wrpsim.calibrate`); every other term is a measured kernel time or a byte count from the
 model's config.json numbers. Per-token terms are precomputed per instance for T up to
-`max_tokens` (array lookups in the hot loop); larger T is evaluated from the same curves.
+`max_tokens` (array lookups in the hot loop); larger T is evaluated from the same curves. The
+precomputed curves are cached across processes (`wrpsim.pool.kernels.precomputed`).
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from wrpsim.errors import ConfigError
+from wrpsim.pool.kernels import precomputed
 from wrpsim.pool.kernels import roofline as rl
 from wrpsim.pool.kernels.power import work_constants
 from wrpsim.pool.latency import LatencyModel
@@ -184,7 +186,6 @@ class KernelLatency(LatencyModel):
         self.max_tokens = max_tokens
         self._power = power
         self._power_c: tuple | None = None  # (power model, its constants): see `power_w`
-        self._stream = kernels.stream_bw()
         if constants.mamba_ssm_dtype not in MAMBA_SSM_DTYPES:
             from wrpsim.errors import unknown_choice
 
@@ -200,8 +201,12 @@ class KernelLatency(LatencyModel):
         self.schedule_lag = bool(constants.async_scheduling)
         self._cpu0 = constants.iter_overhead_us * 1e-6
         self._cpu_seq = constants.seq_overhead_us * 1e-6 / attn_dp  # each group's own CPU
-        self._build_linear()
-        self._build_attention()
+        key = precomputed.model_key(self)
+        curves = precomputed.load(key)
+        if curves is None:
+            curves = self._precompute()
+            precomputed.store(key, curves)
+        self._adopt(curves)
         self._dec_rows: dict = {}
         self._run_consts: dict = {}  # batch -> `_decode_run_consts`
 
@@ -334,24 +339,44 @@ class KernelLatency(LatencyModel):
         t = t + self.c.sampling_passes * M * m.vocab * 4.0 / self._stream
         return np.where(M > 0, t, 0.0)
 
-    def _build_linear(self) -> None:
-        T = np.arange(self.max_tokens + 1, dtype=np.float64)
-        self._lin = self._linear_curve(T)
-        self._head = self._head_curve(T)
-        self._lin_list = self._lin.tolist()
-        self._head_list = self._head.tolist()
-
-    def _build_attention(self) -> None:
+    def _attention_grids(self):
+        """The prefill and decode attention `Grid`s of this instance's head layout (one
+        group's heads with `attn_dp`)."""
         m, tp, k = self.model, self.atp, self.kernels
         if m.mla:
-            self._pre = k.attn_prefill(self.kv_dtype, m.heads // tp, m.heads // tp, m.head_dim)
-            self._dec = k.attn_decode(self.kv_dtype, m.heads // tp, 1,
-                                      m.kv_lora_rank + m.qk_rope_head_dim)
+            pre = k.attn_prefill(self.kv_dtype, m.heads // tp, m.heads // tp, m.head_dim)
+            dec = k.attn_decode(self.kv_dtype, m.heads // tp, 1,
+                                m.kv_lora_rank + m.qk_rope_head_dim)
         else:
-            self._pre = k.attn_prefill(self.kv_dtype, m.heads // tp, self.kv_heads_per_gpu,
-                                       m.head_dim)
-            self._dec = k.attn_decode(self.kv_dtype, m.heads // tp, self.kv_heads_per_gpu,
-                                      m.head_dim)
+            pre = k.attn_prefill(self.kv_dtype, m.heads // tp, self.kv_heads_per_gpu,
+                                 m.head_dim)
+            dec = k.attn_decode(self.kv_dtype, m.heads // tp, self.kv_heads_per_gpu,
+                                m.head_dim)
+        return pre, dec
+
+    def _precompute(self) -> dict:
+        """What the kernel tables give this instance (`precomputed.FIELDS`): the streaming
+        bandwidth, the per-token curves for T = 0..max_tokens, the attention grids. Cached
+        across processes by `wrpsim.pool.kernels.precomputed`."""
+        self._stream = self.kernels.stream_bw()  # (the curves read it)
+        T = np.arange(self.max_tokens + 1, dtype=np.float64)
+        lin, head = self._linear_curve(T), self._head_curve(T)
+        pre, dec = self._attention_grids()
+        return {"stream": np.float64(self._stream), "lin": lin, "head": head,
+                "pre_b": pre.b, "pre_s": pre.s, "pre_t": pre.t,
+                "dec_b": dec.b, "dec_s": dec.s, "dec_t": dec.t}
+
+    def _adopt(self, c: dict) -> None:
+        """Set the precomputed state from `_precompute`'s result (or its cached copy)."""
+        from wrpsim.pool.kernels.tables import Grid
+
+        self._stream = float(c["stream"])
+        self._lin, self._head = c["lin"], c["head"]
+        self._lin_list = self._lin.tolist()
+        self._head_list = self._head.tolist()
+        m = self.model
+        self._pre = Grid(c["pre_b"], c["pre_s"], c["pre_t"])
+        self._dec = Grid(c["dec_b"], c["dec_s"], c["dec_t"])
         self._n_full = m.full_attn_layers
         self._n_slide = m.sliding_layers
         self._window = m.sliding_window

@@ -1,0 +1,144 @@
+"""Cross-process cache of a `KernelLatency`'s precomputed kernel curves (start-up of short runs).
+
+Building a kernel latency model reads the GPU's kernel tables (Parquet; pyarrow's conversion to
+numpy imports pandas) and interpolates them into per-token curves and two attention grids
+(`KernelLatency._precompute`): 0.15-0.5 s of a 10-request run, the same in every run of a sweep.
+The result is stored as one `.npz` file per key and read back by later processes.
+
+The key is everything the curves are computed from: the kernel source (a GPU's own tables, a
+reference GPU's moved over by the roofline ratio, or both for a `Partial` source; the tables
+directory with the name, size and modification time in ns of every file in it; the GPU specs;
+the label), the model spec, tp, ep, attn_dp, the all-reduce group, precision, KV dtype,
+`max_tokens`, the engine constants, the code (SHA-256 of the sources of `wrpsim/pool/kernels/`
+and of the model and GPU spec modules) and the numpy version. The file name is a hash of the
+key and the file holds the whole key, compared on reading: a stale or colliding file is never
+read (a new one is written). A kernel source of another type is not cached (no key). Files are
+written atomically (temporary file, then `os.replace`); a file that cannot be read or written
+is ignored (the curves are computed).
+
+Location: `$WRPSIM_MODEL_CACHE`, default `~/.cache/wrpsim/latency`; `off` (or 0 / false / no /
+none) there or in `WRPSIM_CACHE` (the trace cache's switch) disables it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+
+#: arrays a cache file holds besides the key (`KernelLatency._precompute`'s result)
+FIELDS = ("stream", "lin", "head", "pre_b", "pre_s", "pre_t", "dec_b", "dec_s", "dec_t")
+_OFF = ("off", "0", "false", "no", "none")
+_FORMAT = 1
+
+
+def cache_dir() -> Path | None:
+    """The cache directory, or None when disabled (module docstring)."""
+    for var in ("WRPSIM_CACHE", "WRPSIM_MODEL_CACHE"):
+        env = os.environ.get(var)
+        if env is not None and env.strip().lower() in _OFF:
+            return None
+    env = os.environ.get("WRPSIM_MODEL_CACHE")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "wrpsim" / "latency"
+
+
+@cache
+def code_version() -> str:
+    """SHA-256 of the sources the precomputation runs (kernels package, model and GPU specs)."""
+    pool = Path(__file__).resolve().parents[1]
+    files = [*sorted(pool.joinpath("kernels").glob("*.py")), pool / "modelspec.py",
+             pool / "catalog.py"]
+    h = hashlib.sha256()
+    for f in files:
+        h.update(f.name.encode() + b"\0" + f.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+def _tables(directory: Path) -> dict:
+    d = Path(directory).resolve()
+    files = []
+    for p in sorted(d.iterdir()):
+        st = p.stat()
+        files.append([p.name, st.st_size, st.st_mtime_ns])
+    return {"dir": str(d), "files": files}
+
+
+def source_key(kernels) -> dict | None:
+    """The key part of a kernel source: its own tables, or a reference's moved over; None for
+    a source of another type (not cached)."""
+    from wrpsim.pool.kernels.tables import Kernels, Partial, Transferred
+
+    if type(kernels) is Partial:
+        own, ref = source_key(kernels.own), source_key(kernels.ref)
+        if own is None or ref is None:
+            return None
+        return {"kind": "partial", "own": own, "ref": ref, "label": kernels.label}
+    if type(kernels) is Kernels:
+        return {"kind": "tables", **_tables(kernels.dir), "gpu": repr(kernels.gpu),
+                "label": kernels.label}
+    if type(kernels) is Transferred:
+        ref = source_key(kernels.ref)
+        if ref is None:
+            return None
+        return {"kind": "transferred", "ref": ref, "gpu": repr(kernels.gpu),
+                "label": kernels.label}
+    return None
+
+
+def model_key(lat) -> str | None:
+    """The whole key of latency model `lat` (canonical JSON), or None when not cacheable."""
+    try:
+        src = source_key(lat.kernels)
+    except OSError:
+        return None
+    if src is None:
+        return None
+    key = {"format": _FORMAT, "source": src, "model": repr(lat.model), "gpu": repr(lat.gpu),
+           "tp": lat.tp, "ep": lat.ep, "attn_dp": lat.adp, "coll_tp": lat.coll_tp,
+           "precision": lat.precision,
+           "kv_dtype": lat.kv_dtype, "max_tokens": lat.max_tokens, "constants": repr(lat.c),
+           "code": code_version(), "numpy": np.__version__}
+    return json.dumps(key, sort_keys=True)
+
+
+def _file(key: str) -> Path | None:
+    d = cache_dir()
+    if d is None:
+        return None
+    return d / f"{hashlib.sha256(key.encode()).hexdigest()[:32]}.npz"
+
+
+def load(key: str | None) -> dict | None:
+    """The stored arrays (`FIELDS`) for `key`, or None (no key, no file, unreadable, or a file
+    of another key)."""
+    path = _file(key) if key is not None else None
+    if path is None:
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            if str(f["key"][()]) != key:
+                return None
+            return {name: f[name] for name in FIELDS}
+    except (OSError, KeyError, ValueError, EOFError):
+        return None
+
+
+def store(key: str | None, arrays: dict) -> bool:
+    """Store `arrays` (`FIELDS`) under `key` atomically; False (nothing left) on I/O error."""
+    path = _file(key) if key is not None else None
+    if path is None:
+        return False
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "wb") as f:
+            np.savez(f, key=np.array(key), **{name: arrays[name] for name in FIELDS})
+        os.replace(tmp, path)
+        return True
+    except OSError:
+        tmp.unlink(missing_ok=True)
+        return False
