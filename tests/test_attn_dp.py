@@ -126,3 +126,53 @@ def test_pool_field_is_checked_and_a_fleet_runs(trace_factory, tmp_path):
            "router": {"_target_": "wrpsim.router.RoundRobin"}}
     summary = run(cfg, tmp_path, trace)
     assert summary["requests_completed"] == 40 and summary["requests_dropped"] == 0
+
+
+def test_a_prompt_chunk_stays_on_one_group():
+    """A request lives on one data-parallel rank: its prompt chunk goes through one group's
+    dense layers whole (not split over the groups), while the MoE layers see every token."""
+    lat = _dp(4, 2, 4)
+    one = lat._split_linear(2048, 1, 0)
+    want = lat._group_curve(np.array([2048.0]))[0] + lat._moe_curve(np.array([2048.0]))[0]
+    assert one == pytest.approx(want, rel=1e-12)
+    assert one > lat._lin_at(2048)  # the even split would be too fast
+    # two chunks: one per group; with 8 decodes besides, 4 on the busiest group
+    two = lat._split_linear(2048, 2, 8)
+    want = (lat._group_curve(np.array([1024.0 + 4]))[0]
+            + lat._moe_curve(np.array([2056.0]))[0])
+    assert two == pytest.approx(want, rel=1e-12)
+
+
+def test_one_sequence_fits_in_one_groups_kv_and_transfers_from_its_gpus(trace_factory,
+                                                                         tmp_path):
+    """The KV of a sequence is held by one group: a request longer than one group's share is
+    dropped, and a KV transfer is sent by that group's GPUs only."""
+    from wrpsim.pool.transfer import kv_gpus
+    from wrpsim.sim import Simulation
+
+    pool = {"gpu": GPU, "model": MODEL, "tp": 2, "ep": 2, "attn_dp": 2,
+            "scheduler": {"policy": "sarathi", "token_budget": 4096, "max_seqs": 64,
+                          "gpu_mem_util": 0.42}}
+    cfg = {"seed": 0, "slo": {"ttft_s": 2.0, "tpot_s": 0.1}, "pue": 1.0,
+           "pool": {"name": "t", "pools": {"p": pool}},
+           "router": {"_target_": "wrpsim.router.RoundRobin"}}
+    sim = Simulation(cfg, trace_factory([0.0], [10], [10]))
+    inst = sim.fleet.instances[0]
+    group = inst.kv.capacity // 2 * inst.kv.block_size
+    assert kv_gpus(inst) == 1 and sim.fleet.max_tokens[MODEL] == group
+    from wrpsim.sim import run
+
+    n = group - 100  # fits one group; and one longer than a group, shorter than the instance
+    trace = trace_factory([0.0, 0.1], [n - 10, group + 100], [10, 10])
+    summary = run(cfg, tmp_path, trace)
+    assert summary["requests_completed"] == 1 and summary["requests_dropped"] == 1
+
+
+def test_constant_pools_reject_attention_groups():
+    from wrpsim.pool.fleet import build_latency, parse_pool
+
+    spec = parse_pool("p", {"gpu": GPU, "model": MODEL, "tp": 2, "attn_dp": 2,
+                            "kv_blocks": 100, "latency": {"kind": "constant",
+                                                          "decode_step_s": 0.01}})
+    with pytest.raises(ConfigError, match="attn_dp: a constant latency model has no attention"):
+        build_latency(spec)

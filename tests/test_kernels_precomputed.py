@@ -123,3 +123,12 @@ def test_partial_sources_and_data_parallel_attention_are_cached_under_their_own_
     first = moe(part, attn_dp=2)
     again = moe(kernels_for(get_engine("vllm-0.24"), "rtxpro6000-96gb"), attn_dp=2)
     _same(again, first)
+
+
+def test_a_damaged_cache_file_is_ignored(cache):
+    """A corrupt or truncated `.npz` (zip) is not read: the curves are computed again."""
+    k = Kernels(TABLES, get_gpu("h100-80gb"))
+    first = _model(k)
+    (path,) = cache.glob("*.npz")
+    path.write_bytes(path.read_bytes()[:200])  # truncated: not a zip file any more
+    _same(_model(Kernels(TABLES, get_gpu("h100-80gb"))), first)

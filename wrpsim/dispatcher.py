@@ -186,7 +186,7 @@ class Dispatcher:
         if inst.max_context and need > inst.max_context:
             self.log.dropped(req, self.fleet.model_of(req), "context")
             return
-        if need > inst.kv.capacity * inst.kv.block_size:
+        if need > _seq_kv_tokens(inst):
             self.log.dropped(req, self.fleet.model_of(req), "exceeds_kv_capacity")
             return
         if inst.role != "prefill":
@@ -201,7 +201,13 @@ class Dispatcher:
                 dec = self.feed.live(dec)
         if dec is None:
             self.log.dropped(req, self.fleet.model_of(req), "router_rejected")
-        elif need > dec.kv.capacity * dec.kv.block_size:
+        elif need > _seq_kv_tokens(dec):
             self.log.dropped(req, self.fleet.model_of(req), "exceeds_kv_capacity")
         else:
             inst.admit_disaggregated(req, dec)
+
+
+def _seq_kv_tokens(inst) -> int:
+    """KV tokens one sequence can hold on `inst`: its capacity, or one attention group's share
+    of it with data-parallel attention (`attn_dp`: each group holds its own sequences)."""
+    return inst.kv.capacity // getattr(inst.latency, "adp", 1) * inst.kv.block_size

@@ -101,6 +101,10 @@ def compact(profile_dir: str | Path, out_dir: str | Path) -> dict:
                           f"{', '.join(VARIANTS)}")
     dtype = VARIANTS[variant]
     model = _model_for(str(meta.get("model", "")), meta_path)
+    if model.moe or model.mla:
+        raise ConfigError(f"{meta_path}: {model.name} is "
+                          f"{'a mixture-of-experts' if model.moe else 'an MLA'} model; only "
+                          f"dense layer profiles (projections and GQA attention) are read")
     tps = sorted(int(p.name[2:]) for p in src.glob("tp*") if p.name[2:].isdigit()
                  and (p / "dense.csv").is_file())
     if not tps:
@@ -134,6 +138,8 @@ def compact(profile_dir: str | Path, out_dir: str | Path) -> dict:
     dd = pd.concat(dec).groupby([*akeys, "ctx"], as_index=False)["ms"].median()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    for stale in ("moe", "allreduce", "nccl"):  # a profile has none: never keep older ones
+        (out / f"{stale}.parquet").unlink(missing_ok=True)
     info = {"device": str(meta.get("gpu", meta.get("hardware", ""))), "framework": "vllm",
             "version": str(meta.get("vllm_version", "")), "kernels": {},
             "profile": f"LLMServingSim profiler {meta.get('profiler_version', '')}, "

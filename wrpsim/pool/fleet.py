@@ -192,6 +192,9 @@ def build_latency(spec: PoolSpec, scaleup: int | None = None):
     where = f"pool.pools.{spec.name}.latency"
     try:
         if spec.latency.get("kind", "engine") == "constant":
+            if spec.attn_dp > 1:
+                raise ConfigError(f"pool.pools.{spec.name}.attn_dp: a constant latency model "
+                                  f"has no attention groups; use attn_dp: 1")
             return ConstantLatency(tp=spec.tp, **opts)
         from wrpsim.pool.engines import build_latency_model
 
@@ -288,7 +291,7 @@ class Fleet:
                 inst.layers = model.layers
                 inst.kv_bytes_per_token = model.kv_bytes_per_token
                 inst.max_context = spec.max_context
-            cap = blocks * spec.scheduler.block_size
+            cap = blocks // spec.attn_dp * spec.scheduler.block_size  # one sequence: one group
             self.max_tokens[spec.model] = max(self.max_tokens.get(spec.model, 0), cap)
         self.models = sorted({s.model for s in specs})
         self.default_model = default_model or specs[0].model
@@ -323,7 +326,7 @@ class Fleet:
         """Give each instance's prefix cache its DRAM tier and the model's remote pool."""
         bs = spec.scheduler.block_size
         block_bytes = bs * model.kv_bytes_per_token  # whole instance
-        per_gpu = block_bytes / spec.tp
+        per_gpu = block_bytes / (spec.tp // spec.attn_dp)  # one attention group holds it
         store = None
         if remote.get("capacity_gib"):
             store = self.remote_stores.get(spec.model)

@@ -70,8 +70,11 @@ class KVTransfer:
             inst.gpus = gpus[(inst.pool, inst.index)]
 
     def _flows(self, src, dst, nbytes: float, done) -> None:
-        dst_gpus = [dst.gpus[i % len(dst.gpus)] for i in range(len(src.gpus))]
-        self.fabric.transfer(src.gpus, dst_gpus, round(nbytes), done, tag="kv")
+        # a sequence's KV is held by the GPUs of one attention group (all of them unless the
+        # pool has data-parallel attention, `attn_dp`): those send it
+        src_gpus = src.gpus[:kv_gpus(src)]
+        dst_gpus = [dst.gpus[i % len(dst.gpus)] for i in range(len(src_gpus))]
+        self.fabric.transfer(src_gpus, dst_gpus, round(nbytes), done, tag="kv")
 
     def early(self, src, seq, nbytes: float, t_start: float, dur: float, layers: int) -> None:
         """On a fabric, start the first L−1 layers of a layer-wise transfer at t_start + dur/L
@@ -123,8 +126,14 @@ class KVTransfer:
         if self.kind == "none":
             t = now
         else:
-            xfer = nbytes / (self.byte_rate * src.tp)
+            xfer = nbytes / (self.byte_rate * kv_gpus(src))
             t = finish_time(mode, t_start, now, layers, xfer, src.nic_free_at)
             src.nic_free_at = t
         ev = env.timeout(max(0.0, t - now))
         ev.callbacks.append(lambda _e: done(env.now))
+
+
+def kv_gpus(inst) -> int:
+    """GPUs (and their NICs) holding one sequence's KV on `inst`: its tensor-parallel group,
+    `tp / attn_dp` with data-parallel attention, else all `tp`."""
+    return inst.tp // getattr(inst.latency, "adp", 1)

@@ -297,13 +297,16 @@ class KernelLatency(LatencyModel):
 
     def _linear_curve(self, T: np.ndarray) -> np.ndarray:
         """Seconds of the per-token terms (GEMMs, MoE, all-reduce, element-wise) at T tokens of
-        the instance (with `attn_dp`, everything but the MoE layers at the busiest group's
-        ceil(T / attn_dp))."""
+        the instance (with `attn_dp`, when the tokens are one per sequence: the busiest group's
+        ceil(T / attn_dp) through its dense layers, all T through the MoE layers; a step with
+        prompt chunks is split by `_split_linear`)."""
+        if self.adp > 1:
+            return np.where(T > 0, self._group_curve(np.ceil(T / self.adp))
+                            + self._moe_curve(T), 0.0)
         k = self.kernels
         t = np.zeros(len(T))
-        Tr = T if self.adp == 1 else np.ceil(T / self.adp)
         for n_l, dt, n, kk in self._gemms():
-            t += n_l * k.gemm(dt, n, kk)(Tr)
+            t += n_l * k.gemm(dt, n, kk)(T)
         m = self.model
         if m.moe:
             moe_tp, moe_ep = (1, self.tp) if self.ep > 1 else (self.tp, 1)
@@ -311,15 +314,7 @@ class KernelLatency(LatencyModel):
                                       m.active_experts, m.experts, moe_tp, moe_ep,
                                       m.gated_mlp)(T)
         g = self.coll_tp
-        if self.adp > 1:  # all-reduce inside a group; MoE tokens gathered from every group
-            if g > 1:
-                graph = k.allreduce(g, True)(Tr * m.hidden)
-                eager = k.allreduce(g, False)(Tr * m.hidden)
-                t += (self._layers_total - m.moe_layers) * np.where(
-                    Tr <= self.c.cudagraph_max_tokens, graph, eager)
-            t += m.moe_layers * (k.nccl("all_gather", self.tp)(T * m.hidden)
-                                 + k.nccl("reduce_scatter", self.tp)(T * m.hidden))
-        elif g > 1:
+        if g > 1:
             ep_layers = m.moe_layers if self.ep > 1 else 0
             n_ar = self._layers_total - ep_layers
             graph = k.allreduce(g, True)(T * m.hidden)
@@ -328,8 +323,42 @@ class KernelLatency(LatencyModel):
             if ep_layers:
                 t += ep_layers * (k.nccl("all_gather", g)(T * m.hidden)
                                   + k.nccl("reduce_scatter", g)(T * m.hidden))
-        t += Tr * self._stream_bytes_per_token() / self._stream
+        t += T * self._stream_bytes_per_token() / self._stream
         return np.where(T > 0, t, 0.0)
+
+    def _group_curve(self, Tg: np.ndarray) -> np.ndarray:
+        """attn_dp: seconds of one group's dense work at Tg tokens on that group: projection
+        GEMMs, the all-reduce inside the group, element-wise traffic."""
+        k, m = self.kernels, self.model
+        t = np.zeros(len(Tg))
+        for n_l, dt, n, kk in self._gemms():
+            t += n_l * k.gemm(dt, n, kk)(Tg)
+        g = self.coll_tp
+        if g > 1:
+            graph = k.allreduce(g, True)(Tg * m.hidden)
+            eager = k.allreduce(g, False)(Tg * m.hidden)
+            t += (self._layers_total - m.moe_layers) * np.where(
+                Tg <= self.c.cudagraph_max_tokens, graph, eager)
+        return t + Tg * self._stream_bytes_per_token() / self._stream
+
+    def _moe_curve(self, T: np.ndarray) -> np.ndarray:
+        """attn_dp: seconds of the MoE layers over all T tokens of the instance on all tp GPUs,
+        the tokens gathered from every group and scattered back."""
+        k, m = self.kernels, self.model
+        moe_tp, moe_ep = (1, self.tp) if self.ep > 1 else (self.tp, 1)
+        t = m.moe_layers * k.moe(self.moe_dtype, m.hidden, m.intermediate, m.active_experts,
+                                 m.experts, moe_tp, moe_ep, m.gated_mlp)(T)
+        return t + m.moe_layers * (k.nccl("all_gather", self.tp)(T * m.hidden)
+                                   + k.nccl("reduce_scatter", self.tp)(T * m.hidden))
+
+    def _split_linear(self, prefill_tokens: int, pre_seqs: int, decode_seqs: int) -> float:
+        """attn_dp: per-token seconds of a step with prompt chunks. A request lives on one
+        group, so a chunk is never split: the busiest group holds ceil(chunks / attn_dp) of the
+        chunks (their share of the prompt tokens) and ceil(decodes / attn_dp) decodes."""
+        busy = (-(-prefill_tokens * -(-pre_seqs // self.adp) // pre_seqs)
+                + -(-decode_seqs // self.adp))
+        x = np.array([float(busy), float(prefill_tokens + decode_seqs)])
+        return float(self._group_curve(x[:1])[0] + self._moe_curve(x[1:])[0])
 
     def _head_curve(self, M: np.ndarray) -> np.ndarray:
         """Seconds of LM head and sampling for M sequences (the busiest group's share)."""
@@ -466,8 +495,11 @@ class KernelLatency(LatencyModel):
         pre_seqs = prefill_seqs if prefill_tokens else 0
         m = decode_seqs + pre_seqs
         top = self.max_tokens  # (`_lin_at`, `_head_at`, inlined: hot loop)
-        g = ((self._lin_list[t] if t <= top else self._lin_at(t))
-             + (self._head_list[m] if m <= top else self._head_at(m)) + self._floor)
+        if prefill_tokens and self.adp > 1:
+            lin = self._split_linear(prefill_tokens, pre_seqs, decode_seqs)
+        else:
+            lin = self._lin_list[t] if t <= top else self._lin_at(t)
+        g = lin + (self._head_list[m] if m <= top else self._head_at(m)) + self._floor
         if prefill_tokens:
             g += self._prefill_attn(pre_seqs, prefill_tokens, prefill_attn)
         if decode_seqs:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import zipfile
 from functools import cache
 from pathlib import Path
 
@@ -123,7 +124,7 @@ def load(key: str | None) -> dict | None:
             if str(f["key"][()]) != key:
                 return None
             return {name: f[name] for name in FIELDS}
-    except (OSError, KeyError, ValueError, EOFError):
+    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile):
         return None
 
 
