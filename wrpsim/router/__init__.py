@@ -5,7 +5,7 @@ The names below are imported from their submodules on first use (PEP 562), so a 
 the routers it uses (`_target_: wrpsim.router.RoundRobin` and `from wrpsim.router import X` work
 as before)."""
 
-from importlib import import_module
+from wrpsim.lazy import lazy_names
 
 _WHERE = {  # public name -> the submodule defining it
     "PrefixAware": "affinity",
@@ -55,13 +55,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str):
-    if name not in _WHERE:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(import_module(f"{__name__}.{_WHERE[name]}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+__getattr__, __dir__ = lazy_names(__name__, _WHERE)

@@ -10,7 +10,7 @@ The names are imported on first use (PEP 562 `__getattr__`), so importing one su
 `wrpsim.workload.request` on every run's path, does not import the others (and pandas).
 """
 
-from importlib import import_module
+from wrpsim.lazy import lazy_names
 
 _WHERE = {
     "load_agent_rounds": "agent",
@@ -36,14 +36,4 @@ _WHERE = {
 __all__ = sorted(_WHERE)
 
 
-def __getattr__(name: str):
-    """Import `name` from its submodule on first use (module docstring)."""
-    if name not in _WHERE:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(import_module(f"{__name__}.{_WHERE[name]}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_WHERE})
+__getattr__, __dir__ = lazy_names(__name__, _WHERE)
