@@ -303,53 +303,66 @@ class KernelLatency(LatencyModel):
         if self.adp > 1:
             return np.where(T > 0, self._group_curve(np.ceil(T / self.adp))
                             + self._moe_curve(T), 0.0)
-        k = self.kernels
-        t = np.zeros(len(T))
-        for n_l, dt, n, kk in self._gemms():
-            t += n_l * k.gemm(dt, n, kk)(T)
         m = self.model
+        t = self._gemms_s(T)
         if m.moe:
-            moe_tp, moe_ep = (1, self.tp) if self.ep > 1 else (self.tp, 1)
-            t += m.moe_layers * k.moe(self.moe_dtype, m.hidden, m.intermediate,
-                                      m.active_experts, m.experts, moe_tp, moe_ep,
-                                      m.gated_mlp)(T)
+            t += self._moe_layers_s(T)
         g = self.coll_tp
         if g > 1:
             ep_layers = m.moe_layers if self.ep > 1 else 0
-            n_ar = self._layers_total - ep_layers
-            graph = k.allreduce(g, True)(T * m.hidden)
-            eager = k.allreduce(g, False)(T * m.hidden)
-            t += n_ar * np.where(T <= self.c.cudagraph_max_tokens, graph, eager)
+            t += self._allreduce_s(self._layers_total - ep_layers, T)
             if ep_layers:
-                t += ep_layers * (k.nccl("all_gather", g)(T * m.hidden)
-                                  + k.nccl("reduce_scatter", g)(T * m.hidden))
-        t += T * self._stream_bytes_per_token() / self._stream
+                t += self._dispatch_s(ep_layers, g, T)
+        t += self._stream_s(T)
         return np.where(T > 0, t, 0.0)
 
     def _group_curve(self, Tg: np.ndarray) -> np.ndarray:
         """attn_dp: seconds of one group's dense work at Tg tokens on that group: projection
         GEMMs, the all-reduce inside the group, element-wise traffic."""
-        k, m = self.kernels, self.model
-        t = np.zeros(len(Tg))
-        for n_l, dt, n, kk in self._gemms():
-            t += n_l * k.gemm(dt, n, kk)(Tg)
-        g = self.coll_tp
-        if g > 1:
-            graph = k.allreduce(g, True)(Tg * m.hidden)
-            eager = k.allreduce(g, False)(Tg * m.hidden)
-            t += (self._layers_total - m.moe_layers) * np.where(
-                Tg <= self.c.cudagraph_max_tokens, graph, eager)
-        return t + Tg * self._stream_bytes_per_token() / self._stream
+        t = self._gemms_s(Tg)
+        if self.coll_tp > 1:
+            t += self._allreduce_s(self._layers_total - self.model.moe_layers, Tg)
+        return t + self._stream_s(Tg)
 
     def _moe_curve(self, T: np.ndarray) -> np.ndarray:
         """attn_dp: seconds of the MoE layers over all T tokens of the instance on all tp GPUs,
         the tokens gathered from every group and scattered back."""
-        k, m = self.kernels, self.model
+        return (self._moe_layers_s(T)
+                + self._dispatch_s(self.model.moe_layers, self.tp, T))
+
+    def _gemms_s(self, T: np.ndarray) -> np.ndarray:
+        """Seconds of every projection GEMM (`_gemms`) at T tokens."""
+        k = self.kernels
+        t = np.zeros(len(T))
+        for n_l, dt, n, kk in self._gemms():
+            t += n_l * k.gemm(dt, n, kk)(T)
+        return t
+
+    def _moe_layers_s(self, T: np.ndarray) -> np.ndarray:
+        """Seconds of the fused MoE layers at T tokens (experts spread by `ep` = tp, else
+        sharded by tensor parallelism)."""
+        m = self.model
         moe_tp, moe_ep = (1, self.tp) if self.ep > 1 else (self.tp, 1)
-        t = m.moe_layers * k.moe(self.moe_dtype, m.hidden, m.intermediate, m.active_experts,
-                                 m.experts, moe_tp, moe_ep, m.gated_mlp)(T)
-        return t + m.moe_layers * (k.nccl("all_gather", self.tp)(T * m.hidden)
-                                   + k.nccl("reduce_scatter", self.tp)(T * m.hidden))
+        return m.moe_layers * self.kernels.moe(self.moe_dtype, m.hidden, m.intermediate,
+                                               m.active_experts, m.experts, moe_tp, moe_ep,
+                                               m.gated_mlp)(T)
+
+    def _allreduce_s(self, layers: int, T: np.ndarray) -> np.ndarray:
+        """Seconds of `layers` all-reduces of T x hidden over the all-reduce group: in a CUDA
+        graph up to `cudagraph_max_tokens`, eagerly above."""
+        k, g, e = self.kernels, self.coll_tp, T * self.model.hidden
+        return layers * np.where(T <= self.c.cudagraph_max_tokens, k.allreduce(g, True)(e),
+                                 k.allreduce(g, False)(e))
+
+    def _dispatch_s(self, layers: int, g: int, T: np.ndarray) -> np.ndarray:
+        """Seconds of `layers` MoE dispatches of T tokens over g GPUs (NCCL all-gather, then
+        reduce-scatter of the expert outputs, T x hidden each)."""
+        k, e = self.kernels, T * self.model.hidden
+        return layers * (k.nccl("all_gather", g)(e) + k.nccl("reduce_scatter", g)(e))
+
+    def _stream_s(self, T: np.ndarray) -> np.ndarray:
+        """Seconds of the element-wise kernels' traffic at T tokens."""
+        return T * self._stream_bytes_per_token() / self._stream
 
     def _split_linear(self, prefill_tokens: int, pre_seqs: int, decode_seqs: int) -> float:
         """attn_dp: per-token seconds of a step with prompt chunks. A request lives on one
