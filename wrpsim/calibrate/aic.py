@@ -108,10 +108,17 @@ def _gemm(df: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
     df = df[~((m > 16) & (m % 16 == 1))]
     df = df.groupby(["dtype", "n", "k", "m"], as_index=False)["latency"].median()
     slower = slower_than_bf16(df)
-    df = df.sort_values(["dtype", "n", "k", "m"])
+    df = lower_envelope(df.rename(columns={"latency": "ms"}), ["dtype", "n", "k"], "m")
+    return df[["dtype", "m", "n", "k", "ms"]], slower
+
+
+def lower_envelope(df: pd.DataFrame, keys: list[str], size: str) -> pd.DataFrame:
+    """`df` sorted by `keys` and `size`, its `ms` made non-decreasing in `size` within each
+    group of `keys` by the lower envelope t(x) = min over x' >= x of t(x') (module doc)."""
+    df = df.sort_values([*keys, size])
     rev = df.iloc[::-1]
-    df["latency"] = rev.groupby(["dtype", "n", "k"])["latency"].cummin().iloc[::-1]
-    return df.rename(columns={"latency": "ms"})[["dtype", "m", "n", "k", "ms"]], slower
+    df["ms"] = rev.groupby(keys)["ms"].cummin().iloc[::-1]
+    return df
 
 
 def slower_than_bf16(df: pd.DataFrame) -> dict:

@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from wrpsim.calibrate.aic import lower_envelope
 from wrpsim.errors import ConfigError
 
 #: LLMServingSim variant name -> wrpsim GEMM precision
@@ -74,14 +75,6 @@ def _gemm_shapes(model, tp: int) -> dict[str, tuple[int, int]]:
             "gate_up_proj": (g * model.intermediate // tp, h),
             "down_proj": (h, model.intermediate // tp),
             "lm_head": (-(-model.vocab // tp), h)}
-
-
-def _envelope(df: pd.DataFrame, keys: list[str], size: str) -> pd.DataFrame:
-    """Per group of `keys`, the time made non-decreasing in `size` (lower envelope)."""
-    df = df.sort_values([*keys, size]).reset_index(drop=True)
-    rev = df.iloc[::-1]
-    df["ms"] = rev.groupby(keys)["ms"].cummin().iloc[::-1]
-    return df
 
 
 def compact(profile_dir: str | Path, out_dir: str | Path) -> dict:
@@ -132,7 +125,7 @@ def compact(profile_dir: str | Path, out_dir: str | Path) -> dict:
         pre.append(pd.DataFrame({**head, "batch": 1, "isl": pr["prefill_chunk"],
                                  "ms": pr["time_us"] / 1e3}))
     g = pd.concat(gemm).groupby(["dtype", "n", "k", "m"], as_index=False)["ms"].median()
-    g = _envelope(g, ["dtype", "n", "k"], "m")[["dtype", "m", "n", "k", "ms"]]
+    g = lower_envelope(g, ["dtype", "n", "k"], "m")[["dtype", "m", "n", "k", "ms"]]
     akeys = ["kv_dtype", "heads", "kv_heads", "head_dim", "window", "batch"]
     p = pd.concat(pre).groupby([*akeys, "isl"], as_index=False)["ms"].median()
     dd = pd.concat(dec).groupby([*akeys, "ctx"], as_index=False)["ms"].median()
