@@ -99,7 +99,7 @@ def test_every_catalog_gpu_and_model_runs_and_labels_its_calibration():
             label = lat.calibration
             if g in ("h100-80gb", "h200-141gb", "b200-180gb", "l40s-48gb", "a100-80gb"):
                 assert "kernels: vllm" in label and "uncalibrated" not in label, (g, label)
-            elif g == "rtxpro6000-96gb":  # own GEMM / attention tables, L40S for the rest
+            elif g in ("rtxpro6000-96gb", "rtx4090-24gb"):  # own GEMMs / attention, L40S rest
                 assert label.startswith("vllm-0.24: kernels: vllm 0.19.0") and (
                     "LLMServingSim" in label and "uncalibrated: roofline" in label), label
             else:

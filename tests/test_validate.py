@@ -35,12 +35,14 @@ def test_llama70b_inferencemax_benchmarks_within_goals(gpu):
     assert _median_abs(cases, "ttft_mean_s") <= 15.0
 
 
-def test_llmservingsim_run_replayed_request_by_request():
-    """The RTX PRO 6000 Llama-3.1-8B vLLM run (300 ShareGPT requests at their measured arrival
-    times; GEMM and attention tables from LLMServingSim's layer profile of that GPU): mean TPOT
-    and end-to-end latency within the 10 % goal, mean TTFT within 15 %."""
-    case = next(c for c in llmservingsim_cases() if c.name.startswith("RTXPRO6000/Llama"))
-    assert len(case.trace) == 300 and case.gpu == "rtxpro6000-96gb"
+@pytest.mark.parametrize("prefix, gpu", [("RTXPRO6000/Llama", "rtxpro6000-96gb"),
+                                         ("RTX4090/Llama", "rtx4090-24gb")])
+def test_llmservingsim_run_replayed_request_by_request(prefix, gpu):
+    """The RTX PRO 6000 and RTX 4090 Llama-3.1-8B vLLM runs (300 ShareGPT requests each at
+    their measured arrival times; GEMM and attention tables from LLMServingSim's layer profile
+    of each GPU): mean TPOT and end-to-end latency within the 10 % goal, mean TTFT within 15 %."""
+    case = next(c for c in llmservingsim_cases() if c.name.startswith(prefix))
+    assert len(case.trace) == 300 and case.gpu == gpu
     sim = simulate(case)
     assert sim["requests"] == 300
     assert "LLMServingSim" in sim["calibration"]
