@@ -100,7 +100,8 @@ class Cols(dict):
         return Cols({k: v[mask] for k, v in self.items()})
 
 
-def _read(path: Path) -> Cols:
+def read_cols(path: Path) -> Cols:
+    """A Parquet table as `Cols` (numpy arrays by column name)."""
     import pyarrow.parquet as pq
 
     with pq.ParquetFile(path) as f:  # not pq.read_table: that imports pyarrow.dataset (start-up)
@@ -131,7 +132,7 @@ class Kernels:
     def _table(self, name: str):
         if name not in self._cache:
             path = self.dir / f"{name}.parquet"
-            self._cache[name] = _read(path) if path.is_file() else None
+            self._cache[name] = read_cols(path) if path.is_file() else None
         return self._cache[name]
 
     # ------------------------------------------------------------------ GEMM
@@ -251,10 +252,15 @@ class Kernels:
         kvb = {"bf16": 2.0, "fp8": 1.0}
         bb, ss = np.meshgrid(b, s, indexing="ij")
         r_ref = roof(bb, ss, h, kvh, d, self.gpu, kvb[kv_dtype_src])
+        floor = float(np.nanmin(t))
         t = _fill(t, r_ref)
         t = np.maximum.accumulate(np.maximum.accumulate(t, axis=0), axis=1)
         if (h, kvh, d) != (heads, kv_heads, head_dim) or kv_dtype_src != kv_dtype:
-            t = t * roof(bb, ss, heads, kv_heads, head_dim, self.gpu, kvb[kv_dtype]) / r_ref
+            # another head layout: only the work above the kernel's fixed latency (the
+            # smallest measured time: launch and one wave, whatever the heads) scales with the
+            # roofline ratio
+            r = roof(bb, ss, heads, kv_heads, head_dim, self.gpu, kvb[kv_dtype]) / r_ref
+            t = floor + np.maximum(t - floor, 0.0) * r
         grid = Grid(b, s, t)
         self._cache[key] = grid
         return grid

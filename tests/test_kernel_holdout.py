@@ -1,0 +1,54 @@
+"""Kernel tables on shapes they never saw: the RTX PRO 6000's tables (compacted from
+LLMServingSim's profile of Llama-3.1-8B at TP 1) against measured profiles of Qwen3-32B (TP 1
+and 2) and Llama-3.1-8B at TP 2 on the same GPU, and the head-layout transfer's fixed latency."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from wrpsim.pool.catalog import get_gpu
+from wrpsim.pool.engines import get_engine, kernels_for
+from wrpsim.pool.kernels import roofline as rl
+from wrpsim.validate.kernels import COLUMNS, holdout_errors, shipped_holdouts
+
+HOLDOUTS = shipped_holdouts()
+
+
+def test_shipped_holdouts_are_other_shapes_than_the_engine_tables():
+    assert set(HOLDOUTS) == {"rtxpro6000-96gb"}
+    names = {d.name for d in HOLDOUTS["rtxpro6000-96gb"]}
+    assert names == {"Qwen3-32B-tp1", "Qwen3-32B-tp2", "Llama-3.1-8B-tp2"}
+    label = kernels_for(get_engine("vllm-0.24"), "rtxpro6000-96gb").label
+    assert "Llama-3.1-8B bf16, TP [1]" in label  # the tables' own source is not held out
+
+
+@pytest.mark.parametrize("tables", HOLDOUTS.get("rtxpro6000-96gb", []), ids=lambda p: p.name)
+def test_rtxpro6000_tables_predict_held_out_kernels(tables):
+    """Every column within 10 % median absolute error, no column biased by more than 10 %
+    (measured: GEMMs 3.6-5.0 %, decode attention 1.3-7.8 %, prefill attention 3.0-7.8 %)."""
+    k = kernels_for(get_engine("vllm-0.24"), "rtxpro6000-96gb")
+    res = holdout_errors(k, tables)
+    assert res["source"].startswith("casys-kaist/LLMServingSim @ 5daddb2")
+    for col in COLUMNS:
+        assert res[col]["n"] >= 19, col
+        assert res[col]["abs_median"] <= 10.0, (col, res[col])
+        assert abs(res[col]["signed_median"]) <= 10.0, (col, res[col])
+
+
+def test_head_layout_transfer_keeps_the_kernel_latency_floor():
+    """Half the heads (TP 2 of the tables' layout): the smallest cell stays at the measured
+    launch floor, the largest (bandwidth-bound) cell moves by the roofline ratio (1/2)."""
+    k = kernels_for(get_engine("vllm-0.24"), "rtxpro6000-96gb")
+    own = k.attn_decode("bf16", 32, 8, 128)
+    half = k.attn_decode("bf16", 16, 4, 128)
+    assert np.array_equal(own.b, half.b) and np.array_equal(own.s, half.s)
+    floor = own.t.min()
+    assert half.t[0, 0] == pytest.approx(floor, rel=1e-12)
+    gpu = get_gpu("rtxpro6000-96gb")
+    b, s = own.b[-1], own.s[-1]
+    r = (rl.attn_decode_roofline(b, s, 16, 4, 128, gpu)
+         / rl.attn_decode_roofline(b, s, 32, 8, 128, gpu))
+    assert r == pytest.approx(0.5)
+    assert half.t[-1, -1] == pytest.approx(floor + (own.t[-1, -1] - floor) * r, rel=1e-12)
+    assert np.all(half.t <= own.t + 1e-15) and np.all(half.t >= floor - 1e-15)

@@ -1,0 +1,86 @@
+"""Kernel tables on shapes they never saw: a GPU's engine tables against measured kernel tables
+of other models or TP degrees on the same GPU.
+
+A held-out table folder holds `gemm.parquet`, `attn_decode.parquet` and `attn_prefill.parquet`
+in the layout `wrpsim.calibrate.aic` documents (as `python -m wrpsim.calibrate ... kernels=`
+writes them) and a `meta.json` naming its source. The shipped ones
+(`pools/measured/llmservingsim/kernels/<gpu>/<label>/`) are LLMServingSim layer profiles of
+models and TP degrees other than the one the GPU's engine tables were compacted from. Every
+row (a projection GEMM or LM head at m tokens; a pure-decode or fresh-prompt attention layer)
+is timed by the engine's tables and compared: error = simulated / measured - 1, in %.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from wrpsim.paths import catalog_dir
+from wrpsim.pool.kernels.tables import read_cols
+
+COLUMNS = ("gemm", "gemm_m_le_64", "gemm_m_gt_64", "attn_decode", "attn_prefill")
+
+
+def _stats(e: np.ndarray) -> dict:
+    if len(e) == 0:
+        return {"n": 0, "abs_median": None, "signed_median": None}
+    return {"n": len(e), "abs_median": round(float(np.median(np.abs(e))), 1),
+            "signed_median": round(float(np.median(e)), 1)}
+
+
+def gemm_errors(kernels, g: dict[str, np.ndarray]) -> np.ndarray:
+    """% error of every GEMM row (dtype, m, n, k, ms)."""
+    pred = np.array([float(kernels.gemm(str(d), int(n), int(k))(m))
+                     for d, n, k, m in zip(g["dtype"], g["n"], g["k"], g["m"])])
+    return (pred * 1e3 / g["ms"] - 1) * 100
+
+
+def attn_errors(kernels, a: dict[str, np.ndarray], size: str) -> np.ndarray:
+    """% error of every attention row inside the engine table's measured length range (`size`:
+    `ctx` for decode, `isl` for prefill; beyond the range wrpsim extrapolates by its callers'
+    rule, not by the grid)."""
+    fn = kernels.attn_decode if size == "ctx" else kernels.attn_prefill
+    errs = []
+    for i in range(len(a["ms"])):
+        grid = fn(str(a["kv_dtype"][i]), int(a["heads"][i]), int(a["kv_heads"][i]),
+                  int(a["head_dim"][i]))
+        s = float(a[size][i])
+        if grid.s[0] <= s <= grid.s[-1]:
+            pred = np.interp(s, grid.s, grid.row(float(a["batch"][i])))
+            errs.append((pred * 1e3 / a["ms"][i] - 1) * 100)
+    return np.asarray(errs)
+
+
+def holdout_errors(kernels, tables_dir: str | Path) -> dict:
+    """Error statistics (n, median absolute and median signed %) of `kernels` on the measured
+    tables in `tables_dir`, per column of `COLUMNS` (GEMMs split at m = 64: decode-sized and
+    prefill-sized)."""
+    d = Path(tables_dir)
+    g = read_cols(d / "gemm.parquet")
+    e = gemm_errors(kernels, g)
+    small = g["m"] <= 64
+    meta = json.loads((d / "meta.json").read_text()) if (d / "meta.json").is_file() else {}
+    return {"tables": d.name, "source": meta.get("source", ""),
+            "profile": meta.get("tables", {}).get("gemm", {}).get("profile", ""),
+            "gemm": _stats(e), "gemm_m_le_64": _stats(e[small]),
+            "gemm_m_gt_64": _stats(e[~small]),
+            "attn_decode": _stats(attn_errors(kernels, read_cols(d / "attn_decode.parquet"),
+                                              "ctx")),
+            "attn_prefill": _stats(attn_errors(kernels, read_cols(d / "attn_prefill.parquet"),
+                                               "isl"))}
+
+
+def holdout_dir() -> Path:
+    """Where the shipped held-out tables live: `<gpu catalog name>/<label>/` below it."""
+    return catalog_dir("pools") / "measured" / "llmservingsim" / "kernels"
+
+
+def shipped_holdouts() -> dict[str, list[Path]]:
+    """{gpu catalog name: held-out table folders} shipped in `holdout_dir()`."""
+    root = holdout_dir()
+    if not root.is_dir():
+        return {}
+    return {g.name: sorted(p for p in g.iterdir() if (p / "gemm.parquet").is_file())
+            for g in sorted(root.iterdir()) if g.is_dir()}
