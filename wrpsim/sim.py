@@ -319,7 +319,7 @@ class Simulation:
             ))
         for req in list(self.log.open.values()):  # between instances when the run ended
             self.log.in_flight(Seq(req), None)
-        table = self.log.table()
+        table = self.log.take_table()
         if self.cache is not None:
             table = self.cache.columns(table)
         return table, instance_table(rows), end
