@@ -103,3 +103,39 @@ print("pandas" in sys.modules)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, env={**os.environ, "PYTHONPATH": str(root)})
     assert out.stdout.strip() == "False"
+
+
+def test_factorize_codes_give_back_the_values(monkeypatch):
+    monkeypatch.setattr(arrowcols, "BLOCK_ROWS", 3)  # several blocks, across chunk bounds
+    values = ["b", None, "a", "b", "é", None, "a", "b"]
+    col = pa.chunked_array([pa.array(values[:5]), pa.array(values[5:])])
+    codes, distinct = arrowcols.factorize(col)
+    assert distinct == ["b", None, "a", "é"] and codes.dtype == np.int64
+    assert [distinct[c] for c in codes] == values
+
+
+def test_request_log_take_table_equals_table_and_releases_the_rows(monkeypatch):
+    import pyarrow.compute as pc
+
+    from wrpsim.metrics import records
+    from wrpsim.workload import Request
+
+    monkeypatch.setattr(records, "CHUNK_ROWS", 8)  # 50 rows: six Arrow chunks and a tail
+    log = records.RequestLog()
+    for i in np.random.default_rng(0).permutation(50).tolist():
+        log.dropped(Request(i, i * 0.5, 10 + i, 5), f"m{i % 3}", "context")
+    ref = pa.concat_tables([*log.rows.chunks, records._rows_to_table(
+        log.rows, records.REQUEST_SCHEMA)]).combine_chunks()  # (one table sorted as a whole)
+    ref = ref.take(pc.sort_indices(ref, sort_keys=[("request_id", "ascending")]))
+    got, again = log.table(), log.take_table()
+
+    def parquet(t):
+        buf = io.BytesIO()
+        pq.write_table(t, buf, compression="zstd", write_statistics=True)
+        return buf.getvalue()
+
+    assert parquet(got) == parquet(again) == parquet(ref)
+    assert again.schema.equals(records.REQUEST_SCHEMA, check_metadata=True)
+    assert again.column("request_id").to_pylist() == list(range(50))
+    assert all(c.num_chunks == 1 for c in again.columns)
+    assert not log.rows and not log.rows.chunks

@@ -80,6 +80,23 @@ def test_quality_follows_the_final_answer_of_each_chain():
     assert quality_summary(req, inst, None)["quality"] is None
 
 
+def test_final_answer_is_deepest_then_latest_then_first_in_table_order():
+    # rows out of id order: chain 0's two depth-1 calls tie (same finish); the first in the
+    # table (2, model c) is its final answer, not the root's later finish
+    req = _requests([
+        (3, None, "d", "completed", 0.0, 4.0),
+        (4, 3, "e", "dropped", 4.0, NAN),
+        (0, None, "a", "completed", 0.0, 3.0),
+        (2, 0, "c", "completed", 1.0, 2.0),
+        (1, 0, "b", "completed", 1.0, 2.0),
+    ])
+    inst = _instances([1.0], [1], [1.0], [1.0])
+    q = quality_summary(req, inst, None)
+    assert q["model_share"] == {"c": 0.5, "d": 0.5}
+    assert q["call_share"] == {m: 0.2 for m in "abcde"}
+    assert q["e2e_final_p50_s"] == 3.0 and q["followups_per_request"] == 1.5
+
+
 def test_summary_of_a_real_run_is_consistent():
     cfg = compose_cfg("workload=routellm-mmlu-gsm8k", "pool=two-model-mixtral-gpt4like",
                       "workload.max_requests=500", "workload.model=mixtral-8x7b")

@@ -23,7 +23,7 @@ from tests.conftest import compose_cfg, constant_cfg, make_trace
 from wrpsim.errors import TraceError
 from wrpsim.metrics.tasks import TASK_SCHEMA, task_table
 from wrpsim.router.policies import RoundRobin
-from wrpsim.sessions import dependent_mask, replayable
+from wrpsim.sessions import SessionDriver, dependent_mask, replayable
 from wrpsim.sim import Simulation, run
 from wrpsim.workload import build_workload, load_trace, load_workload
 from wrpsim.workload.cache import read_cached, write_cached
@@ -49,6 +49,23 @@ def _session(think, prompts=(10, 30, 50), outputs=(5, 5, 5), arrivals=None, sid=
 
 
 # --- closed-loop semantics -------------------------------------------------------------------
+
+
+def test_an_open_loop_trace_builds_its_requests_as_they_are_dispatched():
+    from dataclasses import astuple
+
+    from wrpsim.workload.columns import as_columns
+    from wrpsim.workload.request import to_requests
+
+    trace = as_columns(make_trace([0.0, 0.5, 1.0], [10, 20, 30], [5, 5, 5]))
+    sim = Simulation(constant_cfg(step_s=0.01), trace)
+    driver = SessionDriver.for_trace(sim.env, sim.fleet, sim.log, None, trace)
+    assert not isinstance(driver.open_loop, list) and driver.last_open_s == 1.0
+    assert list(map(astuple, driver.open_loop)) == list(map(astuple, to_requests(trace)))
+    closed = as_columns(_session([NAN, 0.5, 0.25]))
+    sim = Simulation(constant_cfg(step_s=0.01), closed)
+    driver = SessionDriver.for_trace(sim.env, sim.fleet, sim.log, None, closed)
+    assert [r.id for r in driver.open_loop] == [0] and sorted(driver.unsent) == [1, 2]
 
 
 def test_round_is_sent_its_think_time_after_the_previous_answer():

@@ -224,3 +224,14 @@ def test_build_trace_is_build_workload_in_columns():
     cols = build_trace(cfg, 0)
     assert isinstance(cols, TraceColumns)
     _same(cols.to_frame(), build_workload(cfg, 0))
+
+
+def test_iter_requests_builds_the_same_requests_a_block_at_a_time():
+    from wrpsim.workload.request import iter_requests
+
+    cols = apply_transforms(TraceColumns.from_frame(_frame()), {"hash_block_tokens": 64}, 7)
+    want = list(map(astuple, to_requests(cols)))
+    it = iter_requests(cols, block=7)
+    first = next(it)  # built before the rest of the trace is read
+    assert [astuple(first), *map(astuple, it)] == want
+    assert list(map(astuple, iter_requests(cols.to_frame(), block=1000))) == want

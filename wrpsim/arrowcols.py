@@ -11,7 +11,10 @@ schemas use, and give exactly what the pyarrow calls give:
   value the fast path does not take as pyarrow would, goes to `pa.array`);
 - `to_numpy(column)`: what `column.to_numpy(zero_copy_only=False)` returns (a new array; nulls
   of a float column NaN, an integer column with nulls float64 with NaN, strings an object
-  array of `str` / None; other types go to pyarrow's `to_numpy`).
+  array of `str` / None; other types go to pyarrow's `to_numpy`);
+- `factorize(column)`: (codes, values) with `values[codes[i]]` the i-th value as
+  `to_pylist()` gives it, converting `BLOCK_ROWS` values at a time: a million-row string
+  column is read without a million Python strings at once.
 """
 
 from __future__ import annotations
@@ -144,6 +147,22 @@ def to_numpy(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
     if t == pa.string():
         return np.array(column.to_pylist(), dtype=object)
     return column.to_numpy(zero_copy_only=False)
+
+
+#: values `factorize` converts to Python at a time
+BLOCK_ROWS = 65_536
+
+
+def factorize(column: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, list]:
+    """(int64 code of each value, distinct values in order of first appearance) of a column of
+    hashable values (strings, numbers): values[code] equals the value `column.to_pylist()` has
+    there (None for a null)."""
+    index: dict = {}
+    codes = np.empty(len(column), dtype=np.int64)
+    for lo in range(0, len(column), BLOCK_ROWS):
+        block = column.slice(lo, BLOCK_ROWS).to_pylist()
+        codes[lo:lo + len(block)] = [index.setdefault(v, len(index)) for v in block]
+    return codes, list(index)
 
 
 def _null_mask(chunk: pa.Array) -> np.ndarray | None:

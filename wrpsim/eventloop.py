@@ -20,37 +20,51 @@ class Arrivals:
     by an urgent event now (a process's initialisation), a request due after the current time
     `dt` ahead waits `env.timeout(dt)` (so it is dispatched at `now + dt`), requests due by then
     are dispatched at once in the same step, and a last event at the last dispatch (the
-    process's end) closes it. `progress` (or None) is updated every 1,024 requests. Each
-    request leaves the list once dispatched (its slot becomes None), so a long run does not
-    keep every finished request alive."""
+    process's end) closes it. `progress` (or None) is updated every 1,024 requests.
 
-    __slots__ = ("dispatch", "env", "k", "progress", "requests")
+    `requests`: the requests in arrival order, as an iterable taken one at a time (an iterator
+    may build them as they are taken: `wrpsim.workload.request.iter_requests`); a list is
+    consumed, each slot set to None once its request is taken. So a long run keeps no
+    finished request alive through its arrivals."""
+
+    __slots__ = ("dispatch", "env", "k", "pending", "progress", "requests")
 
     def __init__(self, env, requests, dispatch, progress=None):
-        self.env, self.requests, self.dispatch, self.progress = env, requests, dispatch, progress
-        self.k = 0  # the next request to dispatch
+        self.env, self.dispatch, self.progress = env, dispatch, progress
+        self.requests = _taken(requests) if isinstance(requests, list) else iter(requests)
+        self.k = 0  # requests dispatched so far
+        self.pending = None  # the next request to dispatch, once taken from `requests`
         wake(env, 0, self._next, False, URGENT)
 
     def _next(self, ev) -> None:
-        env, requests, dispatch, progress = self.env, self.requests, self.dispatch, self.progress
+        env, dispatch, progress = self.env, self.dispatch, self.progress
+        requests = self.requests
         k = self.k
-        due = ev.value  # woken by the timeout of requests[k]: it is due now
-        while k < len(requests):
-            req = requests[k]
+        req = self.pending if self.pending is not None else next(requests, None)
+        self.pending = None
+        due = ev.value  # woken by the timeout of `req`: it is due now
+        while req is not None:
             if not due:
                 dt = req.arrival_s - env._now
                 if dt > 0:
-                    self.k = k
+                    self.k, self.pending = k, req
                     wake(env, dt, self._next, True)
                     return
             due = False
-            requests[k] = None
             dispatch(req)
             if progress and not k & 1023:
                 progress.update(env._now)
             k += 1
+            req = next(requests, None)
         self.k = k
         wake(env, 0, _done)  # the process's end
+
+
+def _taken(requests: list):
+    """The items of `requests`, each slot set to None as its item is taken."""
+    for k in range(len(requests)):
+        req, requests[k] = requests[k], None
+        yield req
 
 
 def _done(_ev) -> None:

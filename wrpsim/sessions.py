@@ -44,6 +44,7 @@ import numpy as np
 
 from wrpsim.errors import unknown_choice
 from wrpsim.workload.columns import as_columns, present
+from wrpsim.workload.request import iter_requests, to_requests
 
 ABORTED = "session_aborted"
 #: trace attribute: what an unanswered round does to the rest of its session (ON_DROP choices)
@@ -93,7 +94,9 @@ class SessionDriver:
     """Holds the dependent rounds of one simulation and releases them (module docstring).
 
     `requests`: the trace's `Request`s in trace order. `open_loop` is the list of the others,
-    to be dispatched at their `arrival_s` by the caller; `dispatch(req)` routes one request now.
+    to be dispatched at their `arrival_s` by the caller (`for_trace`: an iterator building them
+    as they are taken when the trace has no dependent rounds); `dispatch(req)` routes one
+    request now.
     Subscribes to `log.on_complete` / `log.on_dropped` (after the router, which the dispatcher
     subscribed first) and wraps `fleet.submit` only when the trace has dependent rounds.
     `on_drop` (``abort`` | ``continue``, the trace's `attrs[ON_DROP_ATTR]`): what an unanswered
@@ -130,11 +133,29 @@ class SessionDriver:
                 self.open_loop.append(req)
             if s is not None:
                 last[s] = req
+        #: arrival time of the last open-loop request (0 without any)
+        self.last_open_s = self.open_loop[-1].arrival_s if self.open_loop else 0.0
         if self.waiting:
             log.on_complete.append(self._ended)
             log.on_dropped.append(self._ended)
             self._submit = fleet.submit
             fleet.submit = self._tracked_submit
+
+    @classmethod
+    def for_trace(cls, env, fleet, log, dispatch, trace) -> SessionDriver:
+        """The driver of the canonical trace `trace` (`TraceColumns`), its `on_drop` the
+        trace's `attrs[ON_DROP_ATTR]`. A trace without dependent rounds has nothing to hold:
+        its `open_loop` is then `iter_requests(trace)`, which builds the requests a block at a
+        time as they are dispatched instead of all of them up front (a million-request trace's
+        `Request`s are ~300 MB)."""
+        on_drop = trace.attrs.get(ON_DROP_ATTR, ABORT)
+        if dependent_mask(trace).any():
+            return cls(env, fleet, log, dispatch, to_requests(trace), on_drop)
+        driver = cls(env, fleet, log, dispatch, (), on_drop)
+        driver.open_loop = iter_requests(trace)
+        arrival = trace["arrival_s"]
+        driver.last_open_s = float(arrival[-1]) if len(arrival) else 0.0
+        return driver
 
     @property
     def not_sent(self) -> int:

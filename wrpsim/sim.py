@@ -35,9 +35,8 @@ from wrpsim.router.feed import ViewFeed
 from wrpsim.router.semcache import CacheSpec, SemanticCache
 from wrpsim.router.service import RouterService
 from wrpsim.sanity import check_fleet_vs_trace, check_pool_sizes, run_seed
-from wrpsim.sessions import ABORT, ON_DROP_ATTR, SessionDriver, replayable
+from wrpsim.sessions import SessionDriver, replayable
 from wrpsim.workload.columns import as_columns, present
-from wrpsim.workload.request import to_requests
 
 RUN_KEYS = ("workload", "pool", "router", "network", "seed", "slo", "pue", "sim", "experiment",
             "qoe", "failures")
@@ -273,12 +272,10 @@ class Simulation:
 
     def run(self) -> tuple:
         """Simulate; return (requests table, instances table, duration_s)."""
-        self.sessions = SessionDriver(self.env, self.fleet, self.log, self.dispatcher.dispatch,
-                                      to_requests(self.trace),  # holds closed-loop rounds
-                                      self.trace.attrs.get(ON_DROP_ATTR, ABORT))
+        self.sessions = SessionDriver.for_trace(self.env, self.fleet, self.log,
+                                                self.dispatcher.dispatch, self.trace)
         requests = self.sessions.open_loop
-        last = requests[-1].arrival_s if requests else 0.0
-        progress = Progress.maybe(self.progress, self.horizon_s or last)
+        progress = Progress.maybe(self.progress, self.horizon_s or self.sessions.last_open_s)
         self._arrivals(requests, progress)
         if self.horizon_s is not None:
             self.env.run(until=self.horizon_s)
@@ -322,7 +319,7 @@ class Simulation:
             ))
         for req in list(self.log.open.values()):  # between instances when the run ended
             self.log.in_flight(Seq(req), None)
-        table = self.log.table()
+        table = self.log.take_table()
         if self.cache is not None:
             table = self.cache.columns(table)
         return table, instance_table(rows), end

@@ -47,7 +47,7 @@ from collections import Counter
 import numpy as np
 import pyarrow as pa
 
-from wrpsim.arrowcols import to_numpy
+from wrpsim.arrowcols import BLOCK_ROWS, factorize, to_numpy
 from wrpsim.metrics.summary import json_ready, pct
 
 NAN = math.nan
@@ -75,28 +75,80 @@ def _root(i: int, parent_of: dict) -> tuple[int, int]:
     return root, depth
 
 
-def _final_answers(req: pa.Table) -> tuple[dict[int, tuple], int, Counter, dict, dict]:
-    """{root id: (model, finish_s, arrival of root)}, number of originals, calls per model,
-    {id: parent id}, {id: arrival_s}."""
-    ids = req.column("request_id").to_pylist()
+class _Finals:
+    """The final answer of each chain (module docstring) by its root original: `roots` (ids,
+    ascending) and, per root, the final call's `model` and `finish` and the root's `arrival`
+    (arrays; `model` a list)."""
+
+    __slots__ = ("arrival", "finish", "model", "roots")
+
+    def __init__(self, roots: np.ndarray, model: list, finish: np.ndarray, arrival: np.ndarray):
+        self.roots, self.model, self.finish, self.arrival = roots, model, finish, arrival
+
+    def get(self, rid: int) -> tuple | None:
+        """(model, finish_s, arrival of the root) of root `rid`'s final answer; None if its
+        chain has no completed call."""
+        k = int(np.searchsorted(self.roots, rid))
+        if k < len(self.roots) and self.roots[k] == rid:
+            return self.model[k], float(self.finish[k]), float(self.arrival[k])
+        return None
+
+    def latencies(self, skip) -> np.ndarray:
+        """finish − root arrival of the final answers whose root is not in `skip`."""
+        lat = self.finish - self.arrival
+        if skip:
+            lat = lat[[r not in skip for r in self.roots.tolist()]]
+        return lat
+
+
+def _final_answers(req: pa.Table) -> tuple[_Finals, int, Counter, dict, object]:
+    """The chains of a requests table (request ids unique): the final answers, number of
+    originals, calls per model, {follow-up id: parent id} and `arrival_of(id, default)`.
+    Columns are read as arrays and codes, not as a Python object per row (a million-row
+    table's would take ~0.5 GB)."""
+    ids = to_numpy(req.column("request_id"))
     parents = req.column("parent_id").to_pylist()
-    models = req.column("model").to_pylist()
-    status = req.column("status").to_pylist()
-    finish = req.column("finish_s").to_pylist()
-    arrival = req.column("arrival_s").to_pylist()
-    parent_of = dict(zip(ids, parents))
-    arrival_of = dict(zip(ids, arrival))
-    best: dict[int, tuple] = {}
-    for i, m, s, f in zip(ids, models, status, finish):
-        if s != "completed":
-            continue
-        root, depth = _root(i, parent_of)
-        key = (depth, f)
-        if root not in best or key > best[root][0]:
-            best[root] = (key, m, f)
-    finals = {r: (m, f, arrival_of[r]) for r, (_, m, f) in best.items()}
-    return (finals, sum(p is None for p in parents), Counter(m for m in models if m is not None),
-            parent_of, arrival_of)
+    follow = [k for k, p in enumerate(parents) if p is not None]
+    parent_of = {int(ids[k]): parents[k] for k in follow}
+    n_orig = len(parents) - len(follow)
+    del parents
+    models, names = factorize(req.column("model"))
+    status, states = factorize(req.column("status"))
+    done = (status == states.index("completed") if "completed" in states
+            else np.zeros(len(status), dtype=bool))
+    finish = to_numpy(req.column("finish_s")).astype(np.float64, copy=False)
+    arrival = to_numpy(req.column("arrival_s")).astype(np.float64, copy=False)
+    root, depth = ids.copy(), np.zeros(len(ids), dtype=np.int64)
+    for k in follow:
+        root[k], depth[k] = _root(int(ids[k]), parent_of)
+    # each root's completed call of greatest (depth, finish), the first in table order on ties
+    c = np.flatnonzero(done)
+    c = c[np.lexsort((c, -finish[c], -depth[c], root[c]))]
+    first = np.ones(len(c), dtype=bool)
+    first[1:] = root[c[1:]] != root[c[:-1]]
+    best = c[first]
+    roots = root[best]
+    by_id = np.argsort(ids, kind="stable")
+    sorted_ids = ids[by_id]
+
+    def rows_of(keys: np.ndarray) -> np.ndarray:  # the last row of each id, as a dict keeps
+        pos = np.searchsorted(sorted_ids, keys, side="right") - 1
+        missing = (pos < 0) | (sorted_ids[np.maximum(pos, 0)] != keys)
+        if missing.any():
+            raise KeyError(int(keys[np.argmax(missing)]))
+        return by_id[pos]
+
+    def arrival_of(rid, default=NAN) -> float:
+        try:
+            return float(arrival[rows_of(np.array([rid]))[0]])
+        except KeyError:
+            return default
+
+    finals = _Finals(roots, [names[m] for m in models[best].tolist()], finish[best],
+                     arrival[rows_of(roots)])
+    counts = np.bincount(models, minlength=len(names)).tolist()
+    calls = Counter({m: k for m, k in zip(names, counts) if m is not None and k})
+    return finals, n_orig, calls, parent_of, arrival_of
 
 
 def _by_root(answers, parent_of: dict) -> dict[int, tuple]:
@@ -122,11 +174,14 @@ def _token_cost(req: pa.Table, fleet_specs) -> float | None:
 
     prices = {s.name: pool_prices(s, build_latency(s)) for s in fleet_specs}
     total = 0.0
-    for pool, st, p, o in zip(req.column("pool").to_pylist(), req.column("status").to_pylist(),
-                              req.column("prompt_tokens").to_pylist(),
-                              req.column("output_tokens").to_pylist()):
-        if st == "completed" and pool in prices:
-            total += prices[pool].cost(p, o)
+    for lo in range(0, req.num_rows, BLOCK_ROWS):  # (a block at a time: no row per object)
+        part = req.slice(lo, BLOCK_ROWS)
+        for pool, st, p, o in zip(part.column("pool").to_pylist(),
+                                  part.column("status").to_pylist(),
+                                  part.column("prompt_tokens").to_pylist(),
+                                  part.column("output_tokens").to_pylist()):
+            if st == "completed" and pool in prices:
+                total += prices[pool].cost(p, o)
     return total
 
 
@@ -162,7 +217,7 @@ def quality_summary(requests_table: pa.Table, instances_table: pa.Table, trace_o
         if c is not None:
             scored.append(float(c))
             answered.append(float(c))
-    shares = Counter(m for m, _, _ in finals.values())
+    shares = Counter(finals.model)
     n_ans = sum(shares.values())
     n_calls = sum(calls.values())
     tp = to_numpy(instances_table.column("tp")).astype(np.float64)
@@ -170,8 +225,8 @@ def quality_summary(requests_table: pa.Table, instances_table: pa.Table, trace_o
     busy = to_numpy(instances_table.column("busy_s"))
     energy = float(to_numpy(instances_table.column("energy_j")).sum()) * pue
     per_k = 1000.0 / n_orig if n_orig else math.nan
-    lat = [f - a for r, (_, f, a) in finals.items() if r not in over]
-    lat += [a[1] - arrival_of.get(r, NAN) for r, a in over.items() if _finite(a[1])]
+    lat = np.concatenate([finals.latencies(over), np.array(
+        [a[1] - arrival_of(r, NAN) for r, a in over.items() if _finite(a[1])], dtype=np.float64)])
     out = {
         "quality": float(np.mean(scored)) if scored else None,
         "quality_answered": float(np.mean(answered)) if answered else None,

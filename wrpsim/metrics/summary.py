@@ -47,7 +47,7 @@ import math
 import numpy as np
 import pyarrow as pa
 
-from wrpsim.arrowcols import to_numpy
+from wrpsim.arrowcols import factorize, to_numpy
 
 
 def pct(x, q: float) -> float | None:
@@ -77,6 +77,28 @@ def json_ready(d: dict) -> dict:
             for k, v in d.items()}
 
 
+def equals(column: pa.ChunkedArray | pa.Array, value) -> np.ndarray:
+    """Boolean mask of the rows of `column` (of strings) equal to `value`, read through codes
+    (`factorize`), not as one Python object per row."""
+    codes, values = factorize(column)
+    if value not in values:
+        return np.zeros(len(codes), dtype=bool)
+    return codes == values.index(value)
+
+
+class _Columns:
+    """Request-table columns as float64 arrays, converted when read and not kept: a summary
+    of a million requests holds a few of its columns at a time, not twenty."""
+
+    __slots__ = ("table",)
+
+    def __init__(self, table: pa.Table):
+        self.table = table
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return to_numpy(self.table.column(name)).astype(np.float64)
+
+
 def _ratio(num: np.ndarray, den: np.ndarray) -> float | None:
     d = den.sum()
     return float(num.sum() / d) if d > 0 else None
@@ -96,8 +118,7 @@ def _qoe_keys(q: np.ndarray, done: np.ndarray, cfg: dict | None) -> dict:
 def _failure_keys(requests: pa.Table, attempts: np.ndarray, ok: np.ndarray) -> dict:
     """Requests touched by instance failures: retried (sent more than once), lost (ended
     unanswered because of a failure), and the SLO attainment of the interrupted ones."""
-    reason = np.asarray(requests.column("drop_reason").to_pylist(), dtype=object)
-    lost = reason == "instance_failed"
+    lost = equals(requests.column("drop_reason"), "instance_failed")
     hit = (attempts > 1) | lost
     return {
         "requests_retried": int((attempts > 1).sum()),
@@ -112,20 +133,15 @@ def summarize(requests: pa.Table, instances: pa.Table, duration_s: float, slo: d
     """Compute the summary dictionary (JSON-ready: None where a value is undefined).
 
     `qoe`: the run's QoE settings (`target` is used), None when QoE is not measured."""
-    status = np.asarray(requests.column("status").to_pylist(), dtype=object)
-    done = status == "completed"
-    col = {n: to_numpy(requests.column(n)).astype(np.float64)
-           for n in ("ttft_s", "tpot_s", "e2e_s", "queue_wait_s", "output_tokens",
-                     "prompt_tokens", "preemptions", "prefix_blocks", "prefix_hit_blocks",
-                     "prefix_hit_tokens", "tt2t_s", "kv_transfer_bytes", "kv_transfer_s",
-                     "kv_wait_s", "qoe", "gpu_s", "energy_j", "cost_usd", "attempts",
-                     "route_s")}
+    status = requests.column("status")
+    done = equals(status, "completed")
+    col = _Columns(requests)
     ttft, tpot, e2e = col["ttft_s"][done], col["tpot_s"][done], col["e2e_s"][done]
     out_tokens = float(col["output_tokens"][done].sum())
     in_tokens = float(col["prompt_tokens"][done].sum())
     ok = done.copy()
     ok[done] = (ttft <= slo["ttft_s"]) & (np.isnan(tpot) | (tpot <= slo["tpot_s"]))
-    total = len(status)
+    total = len(done)
     dur = max(duration_s, 1e-12)
 
     gpus = to_numpy(instances.column("tp")).astype(np.int64)
@@ -137,8 +153,8 @@ def summarize(requests: pa.Table, instances: pa.Table, duration_s: float, slo: d
     s = {
         "requests_total": total,
         "requests_completed": int(done.sum()),
-        "requests_dropped": int((status == "dropped").sum()),
-        "requests_in_flight": int((status == "in_flight").sum()),
+        "requests_dropped": int(equals(status, "dropped").sum()),
+        "requests_in_flight": int(equals(status, "in_flight").sum()),
         "ttft_mean_s": mean(ttft), "ttft_p50_s": pct(ttft, 50), "ttft_p90_s": pct(ttft, 90),
         "ttft_p99_s": pct(ttft, 99),
         "tpot_mean_s": mean(tpot), "tpot_p50_s": pct(tpot, 50), "tpot_p90_s": pct(tpot, 90),

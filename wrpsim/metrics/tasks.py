@@ -43,7 +43,7 @@ import numpy as np
 import pyarrow as pa
 
 from wrpsim.arrowcols import table, to_numpy
-from wrpsim.metrics.summary import json_ready, mean, pct
+from wrpsim.metrics.summary import equals, json_ready, mean, pct
 from wrpsim.sessions import dependent_mask
 from wrpsim.workload.columns import as_columns, present
 
@@ -119,8 +119,8 @@ def task_table(requests: pa.Table, trace) -> pa.Table:
     root = _roots(ids, requests.column("parent_id").to_pylist())
     rows_in = root < n  # (a follow-up of a row not in the trace would be a bug; skip it)
     root, sel = root[rows_in], np.flatnonzero(rows_in)
-    status = np.asarray(requests.column("status").to_pylist(), dtype=object)[sel]
-    done, drop, live = (status == "completed"), (status == "dropped"), (status == "in_flight")
+    status = requests.column("status")
+    done, drop, live = (equals(status, v)[sel] for v in ("completed", "dropped", "in_flight"))
     fdone, flive = done.astype(np.float64), live.astype(np.float64)
 
     def col(name, dtype=np.float64):
@@ -150,14 +150,16 @@ def task_table(requests: pa.Table, trace) -> pa.Table:
     failed = per_task(unanswered, rows=True) > 0
     in_flight = ~failed & (per_task(~answered & ~unanswered, rows=True) > 0)
     ok = ~failed & ~in_flight
-    state = np.where(failed, "failed", np.where(in_flight, "in_flight", "completed"))
+    # (text columns as lists of a few shared strings, not a new one per task)
+    state = ["failed" if f else "in_flight" if i else "completed"
+             for f, i in zip(failed.tolist(), in_flight.tolist())]
     spent = {name: per_task(np.nan_to_num(col(name))) if name in requests.column_names
              else np.full(n_tasks, np.nan) for name in SPENT}  # (NaN: a table without them)
     is_session = has[order]
     task_id = [str(session[i]) if s else f"request:{i}" for i, s in zip(order, is_session)]
     cols = {
         "task_id": task_id,
-        "kind": np.where(is_session, "session", "request"),
+        "kind": ["session" if s else "request" for s in is_session.tolist()],
         "rounds": np.bincount(task_of_row, minlength=n_tasks),
         "rounds_answered": per_task(answered, rows=True).astype(np.int64),
         "requests": np.bincount(task, minlength=n_tasks),
@@ -172,21 +174,20 @@ def task_table(requests: pa.Table, trace) -> pa.Table:
         **spent,
         "status": state,
     }
-    return table([np.asarray(cols[f.name]).tolist() if f.type == pa.string() else cols[f.name]
-                  for f in TASK_SCHEMA], TASK_SCHEMA)
+    return table([cols[f.name] for f in TASK_SCHEMA], TASK_SCHEMA)
 
 
 def task_summary(tasks: pa.Table) -> dict:
     """The task keys of `summary.json` (module docstring); None where undefined."""
-    status = np.asarray(tasks.column("status").to_pylist(), dtype=object)
-    session = np.asarray(tasks.column("kind").to_pylist(), dtype=object) == "session"
-    done = status == "completed"
+    status = tasks.column("status")
+    session = equals(tasks.column("kind"), "session")
+    done = equals(status, "completed")
     comp = to_numpy(tasks.column("completion_s"))
     out = {
         "tasks_total": len(status),
         "tasks_completed": int(done.sum()),
-        "tasks_failed": int((status == "failed").sum()),
-        "tasks_in_flight": int((status == "in_flight").sum()),
+        "tasks_failed": int(equals(status, "failed").sum()),
+        "tasks_in_flight": int(equals(status, "in_flight").sum()),
         "sessions_total": int(session.sum()),
         "sessions_completed": int((session & done).sum()),
         "task_completion_mean_s": mean(comp[done]),

@@ -4,7 +4,8 @@ A workload is carried in *canonical form* (see `TRACE_COLUMNS`): one row per req
 `arrival_s` (seconds from the start of the trace, first arrival at 0 unless a transform shifts
 it), either as a pandas DataFrame or as `wrpsim.workload.columns.TraceColumns` (the same columns
 without pandas: what a run carries). Loaders produce it, transforms map it to itself, and
-`to_requests` turns it into `Request` objects for the engine.
+`to_requests` (or `iter_requests`, a block at a time) turns it into `Request` objects for the
+engine.
 
 `think_s` makes a request a *dependent round* of its session (closed-loop replay, see
 `wrpsim.sessions`): a row with `session_id` set and a finite `think_s` >= 0 that is not the first
@@ -119,23 +120,45 @@ def to_requests(trace) -> list[Request]:
     from wrpsim.workload.columns import as_columns
 
     t = as_columns(trace)
+    return _build(t, 0, len(t))
+
+
+#: rows `iter_requests` converts at a time
+BLOCK_ROWS = 4096
+
+
+def iter_requests(trace, block: int = BLOCK_ROWS):
+    """The `Request`s of `to_requests(trace)`, equal to them field by field, built `block` rows
+    at a time as they are taken: a run that dispatches them in order holds about one block of
+    not yet dispatched requests instead of the whole trace's."""
+    from wrpsim.workload.columns import as_columns
+
+    t = as_columns(trace)
     n = len(t)
+    for lo in range(0, n, block):
+        yield from _build(t, lo, min(lo + block, n))
+
+
+def _build(t, lo: int, hi: int) -> list[Request]:
+    """The `Request`s of rows lo..hi-1 of the `TraceColumns` `t` (ids lo..hi-1)."""
+    n = hi - lo
     names = t.columns
-    arrival = np.asarray(t["arrival_s"], dtype=np.float64).tolist()
-    prompt = np.asarray(t["prompt_tokens"], dtype=np.int64).tolist()
-    output = np.asarray(t["output_tokens"], dtype=np.int64).tolist()
+    arrival = np.asarray(t["arrival_s"], dtype=np.float64)[lo:hi].tolist()
+    prompt = np.asarray(t["prompt_tokens"], dtype=np.int64)[lo:hi].tolist()
+    output = np.asarray(t["output_tokens"], dtype=np.int64)[lo:hi].tolist()
 
     def col(name):
         if name not in names:
             return [None] * n
-        v = t[name]
+        v = t[name][lo:hi]
         return [None if (x is None or (isinstance(x, float) and math.isnan(x))) else x
                 for x in (v.tolist() if isinstance(v, np.ndarray) else v)]
 
     model, session, category = col("model"), col("session_id"), col("category")
     hashes = [None if h is None else tuple(int(x) for x in h) for h in col("hash_ids")]
     reqs = [
-        Request(i, arrival[i], prompt[i], output[i], model[i], session[i], category[i], hashes[i])
+        Request(lo + i, arrival[i], prompt[i], output[i], model[i], session[i], category[i],
+                hashes[i])
         for i in range(n)
     ]
     if "complexity" in names:
@@ -158,7 +181,7 @@ def to_requests(trace) -> list[Request]:
             for r, v in zip(reqs, col(name)):
                 setattr(r, name, v)
     if "images" in names:
-        for r, v in zip(reqs, np.asarray(t["images"], dtype=np.int64).tolist()):
+        for r, v in zip(reqs, np.asarray(t["images"], dtype=np.int64)[lo:hi].tolist()):
             r.images = v
     if "jailbreak" in names:
         for r, v in zip(reqs, col("jailbreak")):
