@@ -77,13 +77,17 @@ def json_ready(d: dict) -> dict:
             for k, v in d.items()}
 
 
+def masks(column: pa.ChunkedArray | pa.Array, *values) -> list[np.ndarray]:
+    """Boolean masks of the rows of `column` (of strings) equal to each of `values`, from one
+    pass through codes (`factorize`), not one Python object per row or a pass per value."""
+    codes, seen = factorize(column)
+    return [codes == seen.index(v) if v in seen else np.zeros(len(codes), dtype=bool)
+            for v in values]
+
+
 def equals(column: pa.ChunkedArray | pa.Array, value) -> np.ndarray:
-    """Boolean mask of the rows of `column` (of strings) equal to `value`, read through codes
-    (`factorize`), not as one Python object per row."""
-    codes, values = factorize(column)
-    if value not in values:
-        return np.zeros(len(codes), dtype=bool)
-    return codes == values.index(value)
+    """Boolean mask of the rows of `column` (of strings) equal to `value` (`masks`)."""
+    return masks(column, value)[0]
 
 
 class _Columns:
@@ -133,8 +137,8 @@ def summarize(requests: pa.Table, instances: pa.Table, duration_s: float, slo: d
     """Compute the summary dictionary (JSON-ready: None where a value is undefined).
 
     `qoe`: the run's QoE settings (`target` is used), None when QoE is not measured."""
-    status = requests.column("status")
-    done = equals(status, "completed")
+    done, dropped, in_flight = masks(requests.column("status"), "completed", "dropped",
+                                     "in_flight")
     col = _Columns(requests)
     ttft, tpot, e2e = col["ttft_s"][done], col["tpot_s"][done], col["e2e_s"][done]
     out_tokens = float(col["output_tokens"][done].sum())
@@ -153,8 +157,8 @@ def summarize(requests: pa.Table, instances: pa.Table, duration_s: float, slo: d
     s = {
         "requests_total": total,
         "requests_completed": int(done.sum()),
-        "requests_dropped": int(equals(status, "dropped").sum()),
-        "requests_in_flight": int(equals(status, "in_flight").sum()),
+        "requests_dropped": int(dropped.sum()),
+        "requests_in_flight": int(in_flight.sum()),
         "ttft_mean_s": mean(ttft), "ttft_p50_s": pct(ttft, 50), "ttft_p90_s": pct(ttft, 90),
         "ttft_p99_s": pct(ttft, 99),
         "tpot_mean_s": mean(tpot), "tpot_p50_s": pct(tpot, 50), "tpot_p90_s": pct(tpot, 90),

@@ -43,7 +43,7 @@ import numpy as np
 import pyarrow as pa
 
 from wrpsim.arrowcols import table, to_numpy
-from wrpsim.metrics.summary import equals, json_ready, mean, pct
+from wrpsim.metrics.summary import equals, json_ready, masks, mean, pct
 from wrpsim.sessions import dependent_mask
 from wrpsim.workload.columns import as_columns, present
 
@@ -119,8 +119,8 @@ def task_table(requests: pa.Table, trace) -> pa.Table:
     root = _roots(ids, requests.column("parent_id").to_pylist())
     rows_in = root < n  # (a follow-up of a row not in the trace would be a bug; skip it)
     root, sel = root[rows_in], np.flatnonzero(rows_in)
-    status = requests.column("status")
-    done, drop, live = (equals(status, v)[sel] for v in ("completed", "dropped", "in_flight"))
+    done, drop, live = (m[sel] for m in masks(requests.column("status"), "completed",
+                                              "dropped", "in_flight"))
     fdone, flive = done.astype(np.float64), live.astype(np.float64)
 
     def col(name, dtype=np.float64):
@@ -179,15 +179,14 @@ def task_table(requests: pa.Table, trace) -> pa.Table:
 
 def task_summary(tasks: pa.Table) -> dict:
     """The task keys of `summary.json` (module docstring); None where undefined."""
-    status = tasks.column("status")
+    done, failed, in_flight = masks(tasks.column("status"), "completed", "failed", "in_flight")
     session = equals(tasks.column("kind"), "session")
-    done = equals(status, "completed")
     comp = to_numpy(tasks.column("completion_s"))
     out = {
-        "tasks_total": len(status),
+        "tasks_total": len(done),
         "tasks_completed": int(done.sum()),
-        "tasks_failed": int(equals(status, "failed").sum()),
-        "tasks_in_flight": int(equals(status, "in_flight").sum()),
+        "tasks_failed": int(failed.sum()),
+        "tasks_in_flight": int(in_flight.sum()),
         "sessions_total": int(session.sum()),
         "sessions_completed": int((session & done).sum()),
         "task_completion_mean_s": mean(comp[done]),
