@@ -29,6 +29,17 @@ float32, sizes as int32; names below). Every row is a measurement; nothing is fi
   OpenAI's Triton kernel on Hopper, FlashInfer TRT-LLM on Blackwell), `mxfp4_marlin` (Marlin
   W4A16, vLLM's `VLLM_MXFP4_USE_MARLIN=1`) and `mxfp4_mxfp8` (MXFP8 activations on the FP8
   tensor cores, vLLM's `VLLM_USE_FLASHINFER_MOE_MXFP4_MXFP8=1`; Blackwell only).
+- `mla_prefill.parquet` / `mla_decode.parquet`: kv_dtype, gemm, heads, batch, isl | ctx, ms —
+  one whole multi-head latent attention module (DeepSeek-V3's: its q / kv down- and
+  up-projections in precision `gemm`, norms, RoPE, the KV-cache write, the attention kernels with
+  the absorbed per-head products in decode, the output projection) with `heads` heads on the GPU,
+  inside a CUDA graph: `batch` fresh prompts of `isl` tokens, or one decode step of `batch`
+  sequences with `ctx` cached tokens. meta.json records the module's attention shape
+  (`MLA_MODULES`), which a model must share for the tables to apply. Decode rows come from one
+  backend per KV and GEMM dtype (the kernel choice below); prompt rows pool every backend's
+  (median per cell): the MLA backends share the prefill attention kernels — where two measured
+  the same cell they agree within a few per cent on Hopper — and each covers only part of the
+  length range (FlashAttention-MLA up to 512 tokens, FlashAttention from 2,048).
 
 Quantised GEMM cells slower than BF16: a quantised GEMM reads at most half the weight bytes
 of a BF16 one, so where the measured time of a cell exceeds the BF16 time of the same (m, n, k)
@@ -39,9 +50,10 @@ model (`wrpsim.pool.kernels.tables.Kernels.gemm`) times those cells from BF16 by
 ratio.
 
 Kernel choice: where a table holds several kernels for one dtype (e.g. DeepGEMM and CUTLASS for
-block-scaled FP8), the kernel with the most measurements is kept — the collector sweeps the
-engine's default kernel over the full grid and alternatives on a subset — and its name is
-recorded in `meta.json` next to the tables, with the source version of every table. For MoE the
+block-scaled FP8; the MLA decode backends per KV and GEMM dtype), the kernel with the most
+measurements is kept — the collector sweeps the engine's default kernel over the full grid and
+alternatives on a subset — and its name is recorded in `meta.json` next to the tables, with the
+source version of every table. For MoE the
 choice is made per parallel layout (experts sharded by tensor parallelism, `tp`, or whole experts
 spread by expert parallelism, `ep`; meta keys `<dtype>/<layout>`), because the engine picks the
 kernel per layout: vLLM 0.24 on Hopper runs block-FP8 experts with Triton under TP and with
@@ -72,7 +84,15 @@ SOURCES = {
     "allreduce": ("comm", "custom_allreduce_perf"),
     "nccl": ("comm", "nccl_perf"),
     "moe": ("moe", "moe_perf"),
+    "mla_prefill": ("mla", "mla_context_module_perf"),
+    "mla_decode": ("mla", "mla_generation_module_perf"),
 }
+#: the attention shape of the MLA module tables' model (its config.json numbers), by the
+#: tables' `model` column: the collector times DeepSeek-V3's attention module with `num_heads`
+#: overridden (AIConfigurator `collector/vllm/collect_mla_module.py`)
+MLA_MODULES = {"deepseek-ai/DeepSeek-V3": {
+    "hidden": 7168, "q_lora_rank": 1536, "kv_lora_rank": 512, "qk_rope_head_dim": 64,
+    "qk_nope_head_dim": 128, "v_head_dim": 128}}
 REQUIRED = ("gemm", "attn_prefill", "attn_decode")
 
 
@@ -146,6 +166,24 @@ def _attention(df: pd.DataFrame, decode: bool) -> pd.DataFrame:
     return df.groupby(keys, as_index=False)["ms"].median()[[*keys, "ms"]]
 
 
+def _mla(df: pd.DataFrame, decode: bool) -> tuple[pd.DataFrame, dict]:
+    """MLA module rows (BF16 compute) -> kv_dtype, gemm, heads, batch, isl | ctx, ms; and the
+    module's attention shape (`MLA_MODULES`)."""
+    df = df[(df["mla_dtype"] == "bfloat16") & df["kv_cache_dtype"].isin(KV_DTYPES)
+            & df["gemm_type"].isin(GEMM_DTYPES)].copy()
+    models = sorted(set(df["model"].astype(str)))
+    if len(models) != 1 or models[0] not in MLA_MODULES:
+        raise ConfigError(f"kernels: MLA module tables of {models}; known: {sorted(MLA_MODULES)}")
+    df["kv_dtype"] = df["kv_cache_dtype"].map(KV_DTYPES)
+    df["gemm"] = df["gemm_type"].map(GEMM_DTYPES)
+    df = df.rename(columns={"num_heads": "heads", "batch_size": "batch", "latency": "ms"})
+    size = "ctx" if decode else "isl"
+    if decode:
+        df["ctx"] = df["step"]
+    keys = ["kv_dtype", "gemm", "heads", "batch", size]
+    return df.groupby(keys, as_index=False)["ms"].median()[[*keys, "ms"]], MLA_MODULES[models[0]]
+
+
 def _allreduce(df: pd.DataFrame) -> pd.DataFrame:
     df = df.rename(columns={"num_gpus": "tp", "message_size": "elements", "latency": "ms"})
     df["graph"] = (df["backend"] == "vllm_graph").astype(int)
@@ -183,7 +221,9 @@ def _moe(df: pd.DataFrame) -> pd.DataFrame:
 
 _KERNEL_KEYS = {"gemm": ["gemm_dtype"], "attn_prefill": ["kv_cache_dtype"],
                 "attn_decode": ["kv_cache_dtype"], "allreduce": [], "nccl": [],
-                "moe": ["moe_variant", "moe_layout"]}
+                "moe": ["moe_variant", "moe_layout"],
+                "mla_prefill": [],  # every backend's rows: see the module docstring
+                "mla_decode": ["kv_cache_dtype", "gemm_type"]}
 
 
 def compact(system_dir: str | Path, out_dir: str | Path) -> dict:
@@ -208,6 +248,7 @@ def compact(system_dir: str | Path, out_dir: str | Path) -> dict:
             raw["moe_layout"] = np.where(raw["moe_ep_size"] > 1, "ep", "tp")
         raw, kernels = _pick_kernel(raw, _KERNEL_KEYS[name])
         dropped: dict = {}
+        module: dict = {}
         if name == "gemm":
             tab, dropped = _gemm(raw)
         elif name in ("attn_prefill", "attn_decode"):
@@ -216,6 +257,8 @@ def compact(system_dir: str | Path, out_dir: str | Path) -> dict:
             tab = _allreduce(raw)
         elif name == "nccl":
             tab = _nccl(raw)
+        elif name in ("mla_prefill", "mla_decode"):
+            tab, module = _mla(raw, name == "mla_decode")
         else:
             tab = _moe(raw)
         for c in tab.columns:
@@ -231,5 +274,7 @@ def compact(system_dir: str | Path, out_dir: str | Path) -> dict:
             "rows": len(tab)}
         if dropped:
             meta["tables"][name]["share_slower_than_bf16"] = dropped
+        if module:
+            meta["tables"][name]["module"] = module
     (out_dir / "meta.json").write_text(json.dumps(meta, indent=1, sort_keys=True) + "\n")
     return meta

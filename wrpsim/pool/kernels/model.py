@@ -18,7 +18,9 @@ per decoding sequence) for m sequences. Its GPU time is, per GPU (all terms in s
                    streaming bandwidth (`Kernels.stream_bw`)
     attention      prefill attention of the chunks and decode attention of the decoding
                    sequences, per attention layer, from the attention tables (sliding-window
-                   layers see at most `sliding_window` tokens)
+                   layers see at most `sliding_window` tokens); an MLA model of DeepSeek-V3's
+                   latent shape grows over batch and length as the measured MLA module does
+                   (`_mla_module_grids`; the module's RoPE and KV-cache write then leave stream)
     head(m)        the LM head GEMM at m (vLLM computes logits for the last token of every
                    scheduled sequence) and sampling: `sampling_passes` passes over m x vocab
                    FP32 logits at the streaming bandwidth
@@ -201,6 +203,8 @@ class KernelLatency(LatencyModel):
         self.schedule_lag = bool(constants.async_scheduling)
         self._cpu0 = constants.iter_overhead_us * 1e-6
         self._cpu_seq = constants.seq_overhead_us * 1e-6 / attn_dp  # each group's own CPU
+        #: the attention of every layer is timed from the measured MLA module (`_mla_module_grids`)
+        self._mla_tables = self._mla_module_applies()
         key = precomputed.model_key(self)
         curves = precomputed.load(key)
         if curves is None:
@@ -247,14 +251,7 @@ class KernelLatency(LatencyModel):
         h, H = m.hidden, m.heads
         out = []
         if m.mla:
-            qk = m.head_dim
-            nope = qk - m.qk_rope_head_dim
-            out.append((m.attn_layers, d, m.q_lora_rank + m.kv_lora_rank + m.qk_rope_head_dim,
-                        h))
-            if m.q_lora_rank:
-                out.append((m.attn_layers, d, H // tp * qk, m.q_lora_rank))
-            out.append((m.attn_layers, d, H // tp * (nope + m.v_head_dim), m.kv_lora_rank))
-            out.append((m.attn_layers, d, h, H // tp * m.v_head_dim))
+            out.extend((m.attn_layers, d, n, k) for n, k in self._mla_projections())
         else:
             out.append((m.attn_layers, d, (H // tp + 2 * self.kv_heads_per_gpu) * m.head_dim,
                         h))
@@ -277,16 +274,80 @@ class KernelLatency(LatencyModel):
             out.append((m.mamba_layers, d, h, d_in // tp))
         return [(n_l, dt, max(1, n), max(1, k)) for n_l, dt, n, k in out if n_l]
 
+    def _mla_projections(self) -> list[tuple[int, int]]:
+        """(n, k) of an MLA layer's projection GEMMs on one GPU: the fused q / kv
+        down-projection, q up-projection, kv up-projection, output projection."""
+        m, tp = self.model, self.atp
+        h, H, qk = m.hidden, m.heads, m.head_dim
+        nope = qk - m.qk_rope_head_dim
+        out = [(m.q_lora_rank + m.kv_lora_rank + m.qk_rope_head_dim, h)]
+        if m.q_lora_rank:
+            out.append((H // tp * qk, m.q_lora_rank))
+        out.append((H // tp * (nope + m.v_head_dim), m.kv_lora_rank))
+        out.append((h, H // tp * m.v_head_dim))
+        return out
+
+    def _mla_module_applies(self) -> bool:
+        """Whether the GPU's MLA module tables time this model's attention: an MLA model of the
+        tables' attention shape (`Kernels.mla_module`), whose heads per GPU were measured."""
+        m = self.model
+        if not m.mla:
+            return False
+        shape = getattr(self.kernels, "mla_module", lambda: None)()
+        if not shape:
+            return False
+        own = {"hidden": m.hidden, "q_lora_rank": m.q_lora_rank, "kv_lora_rank": m.kv_lora_rank,
+               "qk_rope_head_dim": m.qk_rope_head_dim,
+               "qk_nope_head_dim": m.head_dim - m.qk_rope_head_dim, "v_head_dim": m.v_head_dim}
+        if any(own.get(f) != v for f, v in shape.items()):
+            return False
+        heads = m.heads // self.atp
+        return all(self.kernels.mla(ph, self.kv_dtype, self.dense_dtype, heads) is not None
+                   for ph in ("prefill", "decode"))
+
+    def _mla_module_grids(self):
+        """The prefill and decode attention `Grid`s of an MLA model from the measured MLA module.
+
+        At each measured cell, the module's time minus its projection GEMMs at the cell's tokens
+        (the linear term times those at T for the whole batch) is the rest of the module: the
+        attention kernels, the absorbed per-head products, norms, RoPE and the KV-cache write.
+        Its growth above the smallest measured cell (batch 1, shortest length) is taken as
+        measured; its fixed part is not: the collector times one module per CUDA-graph launch,
+        so the smallest cell holds a graph launch and every small kernel's minimum duration,
+        which in an engine that runs the whole model in one graph are paid once per iteration
+        or hidden (67 us on H200 but 30 us on B200 at one head). The smallest cell keeps the
+        composed attention kernel's time there (`_composed_mla_grids`), as without the tables,
+        and the per-layer floor (`layer_overhead_us`) stands for the small kernels."""
+        from wrpsim.pool.kernels.tables import Grid
+
+        k, heads = self.kernels, self.model.heads // self.atp
+        out = []
+        for phase, base in zip(("prefill", "decode"), self._composed_mla_grids()):
+            grid, gemm = k.mla(phase, self.kv_dtype, self.dense_dtype, heads)
+            curves = [k.gemm(gemm, n, kk) for n, kk in self._mla_projections()]
+            tokens = np.outer(grid.b, grid.s) if phase == "prefill" else np.repeat(
+                grid.b[:, None], len(grid.s), axis=1)
+            rest = grid.t - sum(c(tokens) for c in curves)
+            b0, s0 = float(grid.b[0]), float(grid.s[0])
+            floor = float(np.interp(s0, base.s, base.row(b0)))
+            t = floor + np.maximum(rest - rest[0, 0], 0.0)
+            t = np.maximum.accumulate(np.maximum.accumulate(t, axis=0), axis=1)
+            out.append(Grid(grid.b, grid.s, t))
+        return tuple(out)
+
     def _stream_bytes_per_token(self) -> float:
         """Bytes the element-wise kernels move per token of its group (all layers, one GPU)."""
         m, tp = self.model, self.atp
         h = m.hidden
         norms = self._layers_total * 4 * h * 2.0  # residual add + RMSNorm: read 2h, write 2h
-        if m.mla:
+        if self._mla_tables:  # RoPE and the KV-cache write are inside the measured module
+            rope = kv = 0.0
+        elif m.mla:
             rope = m.attn_layers * (m.heads // tp + 1) * m.qk_rope_head_dim * 2 * 2.0
         else:
             rope = m.attn_layers * (m.heads // tp + self.kv_heads_per_gpu) * m.head_dim * 2 * 2.0
-        kv = self.kv_bytes_per_token_per_gpu * (1.0 + 2.0 / KV_BYTES[self.kv_dtype])
+        if not self._mla_tables:
+            kv = self.kv_bytes_per_token_per_gpu * (1.0 + 2.0 / KV_BYTES[self.kv_dtype])
         dense_layers = m.dense_layers if m.moe else m.ffn_layers
         width = (m.dense_intermediate or m.intermediate) if m.moe else m.intermediate
         act = dense_layers * 3 * width / tp * 2.0
@@ -384,16 +445,23 @@ class KernelLatency(LatencyModel):
     def _attention_grids(self):
         """The prefill and decode attention `Grid`s of this instance's head layout (one
         group's heads with `attn_dp`)."""
+        if self._mla_tables:
+            return self._mla_module_grids()
+        return self._composed_mla_grids() if self.model.mla else self._mha_grids()
+
+    def _composed_mla_grids(self):
+        """MLA attention from the attention tables: prefill as multi-head attention over the
+        q / k head dimension, decode as the absorbed multi-query form over the latent KV."""
         m, tp, k = self.model, self.atp, self.kernels
-        if m.mla:
-            pre = k.attn_prefill(self.kv_dtype, m.heads // tp, m.heads // tp, m.head_dim)
-            dec = k.attn_decode(self.kv_dtype, m.heads // tp, 1,
-                                m.kv_lora_rank + m.qk_rope_head_dim)
-        else:
-            pre = k.attn_prefill(self.kv_dtype, m.heads // tp, self.kv_heads_per_gpu,
-                                 m.head_dim)
-            dec = k.attn_decode(self.kv_dtype, m.heads // tp, self.kv_heads_per_gpu,
-                                m.head_dim)
+        pre = k.attn_prefill(self.kv_dtype, m.heads // tp, m.heads // tp, m.head_dim)
+        dec = k.attn_decode(self.kv_dtype, m.heads // tp, 1, m.kv_lora_rank + m.qk_rope_head_dim)
+        return pre, dec
+
+    def _mha_grids(self):
+        """Attention of the model's head layout on one GPU from the attention tables."""
+        m, tp, k = self.model, self.atp, self.kernels
+        pre = k.attn_prefill(self.kv_dtype, m.heads // tp, self.kv_heads_per_gpu, m.head_dim)
+        dec = k.attn_decode(self.kv_dtype, m.heads // tp, self.kv_heads_per_gpu, m.head_dim)
         return pre, dec
 
     def _precompute(self) -> dict:

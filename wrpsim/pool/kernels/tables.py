@@ -273,6 +273,55 @@ class Kernels:
         """Decode attention time over (batch, cached tokens per sequence)."""
         return self._attn("attn_decode", kv_dtype, heads, kv_heads, head_dim)
 
+    def mla_module(self) -> dict | None:
+        """The attention shape (config.json numbers) of the model whose MLA module the
+        `mla_prefill` / `mla_decode` tables time, or None without those tables."""
+        if not (self.has("mla_prefill") and self.has("mla_decode")):
+            return None
+        return self.meta.get("tables", {}).get("mla_decode", {}).get("module")
+
+    def mla(self, phase: str, kv_dtype: str, gemm: str, heads: int) -> tuple[Grid, str] | None:
+        """Measured seconds of one whole MLA module (`wrpsim.calibrate.aic`) with `heads` heads
+        on the GPU, over (batch, prompt length) for `phase` "prefill" or (batch, cached tokens)
+        for "decode"; projections in `gemm` (BF16 rows when the table lacks it), KV in
+        `kv_dtype` (BF16 rows when it lacks it); returned with the projections' precision used.
+        None when no row has `heads` heads: the model then composes the module from GEMMs and
+        the attention tables."""
+        name = f"mla_{phase}"
+        key = (name, kv_dtype, gemm, heads)
+        if key in self._cache:
+            return self._cache[key]
+        df = self._table(name)
+        grid = None
+        if df is not None:
+            if not np.any(df["kv_dtype"] == kv_dtype):
+                kv_dtype = "bf16"
+            df = df.where(df["kv_dtype"] == kv_dtype)
+            gemm = gemm if np.any(df["gemm"] == gemm) else "bf16"
+            df = df.where(df["gemm"] == gemm)
+            df = df.where(df["heads"] == heads)
+            if df.rows:
+                size = "ctx" if phase == "decode" else "isl"
+                b, bi = np.unique(df["batch"], return_inverse=True)
+                s, si = np.unique(df[size], return_inverse=True)
+                b, s = b.astype(np.float64), s.astype(np.float64)
+                t = np.full((len(b), len(s)), np.nan)
+                t[bi, si] = df["ms"].astype(np.float64) * MS
+                bb, ss = np.meshgrid(b, s, indexing="ij")
+                kvb = {"bf16": 2.0, "fp8": 1.0}[kv_dtype]
+                m = self.meta["tables"][name]["module"]
+                if phase == "decode":  # holes filled by the absorbed-MQA attention's roofline
+                    roof = rl.attn_decode_roofline(bb, ss, heads, 1, m["kv_lora_rank"]
+                                                   + m["qk_rope_head_dim"], self.gpu, kvb)
+                else:
+                    roof = rl.attn_prefill_roofline(bb, ss, heads, heads, m["qk_nope_head_dim"]
+                                                    + m["qk_rope_head_dim"], self.gpu, kvb)
+                t = _fill(t, roof)
+                t = np.maximum.accumulate(np.maximum.accumulate(t, axis=0), axis=1)
+                grid = (Grid(b, s, t), gemm)
+        self._cache[key] = grid
+        return grid
+
     def stream_bw(self) -> float:
         """Highest bandwidth (bytes/s) a measured decode-attention step reached streaming its
         KV cache: the GPU's achievable HBM bandwidth for streaming kernels."""
@@ -360,6 +409,10 @@ class Transferred:
     def stream_bw(self) -> float:
         return self.ref.stream_bw() * self.gpu.mem_bw_gbs / self.ref.gpu.mem_bw_gbs
 
+    def mla_module(self) -> None:
+        """No MLA module tables for a GPU without its own: the model composes the module."""
+        return None
+
     def moe(self, dtype, hidden, inter, topk, experts, moe_tp, moe_ep, gated=True) -> Curve:
         c = self.ref.moe(dtype, hidden, inter, topk, experts, moe_tp, moe_ep, gated)
         args = (hidden, inter, topk, experts, moe_tp, moe_ep, dtype)
@@ -392,6 +445,12 @@ class Partial:
 
     def stream_bw(self) -> float:
         return self.own.stream_bw()
+
+    def mla_module(self) -> dict | None:
+        return self.own.mla_module()
+
+    def mla(self, phase, kv_dtype, gemm, heads) -> tuple[Grid, str] | None:
+        return self.own.mla(phase, kv_dtype, gemm, heads)
 
     def allreduce(self, tp, graph) -> Curve:
         return (self.own if self.own.has("allreduce") else self.ref).allreduce(tp, graph)
