@@ -178,7 +178,7 @@ def run(cfg: dict[str, Any]) -> dict[str, Any]:
             old = (raw.get("gpus") or {}).get(gpu) or {}
             entry["roofline"] = old.get("roofline") or raw.get("default_roofline", "h100-80gb")
         else:
-            meta = aic.compact(cfg["kernels"], tables)
+            meta = aic.compact(cfg["kernels"], tables, gpu=get_gpu(gpu))
         raw.setdefault("gpus", {})[gpu] = entry
         result["tables"] = {k: v["rows"] for k, v in meta["tables"].items()}
     if cfg["kernels"] or not path.is_file():
