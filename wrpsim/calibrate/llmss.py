@@ -180,7 +180,6 @@ def compact(profile_dir, out_dir: str | Path, gpu=None) -> dict:
                           f"attention become the tables), got {len(dense)} among "
                           f"{[str(d) for d in dirs]}")
     src = dense[0]
-    meta_path = src / "meta.yaml"
     meta, dtype, model = _read_meta(src)
     variant = str(meta.get("variant", ""))
     tps = sorted(int(p.name[2:]) for p in src.glob("tp*") if p.name[2:].isdigit()
