@@ -243,3 +243,53 @@ def test_shipped_hopper_tables_time_tp_sharded_block_fp8_experts_from_triton():
         moe = pd.read_parquet(d / "moe.parquet")
         blk = moe[moe["dtype"] == "fp8_block"]
         assert (blk["moe_ep"] == 1).any() and (blk["moe_ep"] > 1).any()
+
+
+def test_moe_rows_faster_than_dram_are_retimed_from_the_nearest_valid_row(tmp_path):
+    """A row faster than streaming a token's topk experts from DRAM was timed from L2 (the
+    collector repeats one call): it is retimed from the nearest valid token count by the
+    roofline ratio, never below its DRAM floor; the other rows are kept as measured; EP rows
+    (a rank may hold none of a token's experts) have no floor."""
+    from wrpsim.calibrate.aic import moe_dram_floor_s
+    from wrpsim.pool.catalog import get_gpu
+    from wrpsim.pool.kernels import roofline as rl
+
+    gpu = get_gpu("l40s-48gb")
+    sysdir = _aic_dir(tmp_path)
+    shape = {"hidden_size": 2048, "inter_size": 768, "topk": 8, "num_experts": 128}
+    # floor at one token: 8 experts x 2 matrices x 2048 x 768 x 2 B / 864 GB/s = 58.3 us
+    times = {1: 0.034, 2: 0.220, 4: 0.420}
+    rows = [{"moe_dtype": "bfloat16", "kernel_source": "triton", "num_tokens": t, **shape,
+             "moe_tp_size": 1, "moe_ep_size": ep, "distribution": "power_law_1.01",
+             "latency": ms, "device": "NVIDIA L40S"}
+            for ep in (1, 8) for t, ms in times.items()]
+    _write(sysdir / "moe" / "vllm" / "0.24.0" / "moe_perf.parquet", pd.DataFrame(rows))
+    plain = compact(sysdir, tmp_path / "plain")
+    assert "cache_resident_rows" not in plain["tables"]["moe"]  # no GPU given: no floor
+    meta = compact(sysdir, tmp_path / "out", gpu=gpu)
+    assert meta["tables"]["moe"]["cache_resident_rows"] == 1
+    moe = pd.read_parquet(tmp_path / "out" / "moe.parquet").set_index(["moe_ep", "tokens"])
+    r = rl.moe_roofline(np.array([1.0, 2.0]), 2048, 768, 8, 128, 1, 1, "bf16", gpu)
+    assert moe.loc[(1, 1), "ms"] == pytest.approx(0.220 * r[0] / r[1], rel=1e-6)
+    floor = moe_dram_floor_s(pd.DataFrame({"dtype": ["bf16"], "hidden": [2048], "inter": [768],
+                                           "moe_tp": [1]}), [8], gpu)[0] * 1e3
+    assert floor == pytest.approx(0.0583, abs=1e-4) and moe.loc[(1, 1), "ms"] > floor
+    for t in (2, 4):
+        assert moe.loc[(1, t), "ms"] == pytest.approx(times[t], rel=1e-6)
+    for t, ms in times.items():
+        assert moe.loc[(8, t), "ms"] == pytest.approx(ms, rel=1e-6)
+
+
+def test_shipped_l40s_moe_table_has_no_row_faster_than_dram():
+    from wrpsim.calibrate.aic import moe_dram_floor_s
+    from wrpsim.pool.catalog import get_gpu
+
+    d = SHIPPED.parent / "l40s-48gb"
+    moe = pd.read_parquet(d / "moe.parquet")
+    least = np.where(moe["moe_ep"] == 1, np.minimum(moe["topk"], moe["experts"]), 0)
+    floor = moe_dram_floor_s(moe, least, get_gpu("l40s-48gb")) * 1e3
+    assert np.all(moe["ms"].to_numpy(np.float64) >= floor * (1 - 1e-6))
+    assert json.loads((d / "meta.json").read_text())["tables"]["moe"]["cache_resident_rows"] == 55
+    qwen = moe[(moe["dtype"] == "bf16") & (moe["hidden"] == 2048) & (moe["inter"] == 768)
+               & (moe["moe_tp"] == 1) & (moe["moe_ep"] == 1)].set_index("tokens")["ms"]
+    assert 0.09 < qwen[1] < qwen[2]  # was 0.034 ms, an L2-resident measurement

@@ -114,20 +114,104 @@ def test_partial_tables_answer_gemms_themselves_and_moe_from_the_reference():
 
     k = kernels_for(get_engine("vllm-0.24"), "rtxpro6000-96gb")
     assert isinstance(k, Partial)
-    assert "LLMServingSim" in k.label and "MoE, all-reduce, NCCL: uncalibrated: roofline" in k.label
+    assert "LLMServingSim" in k.label and "all-reduce, NCCL: uncalibrated: roofline" in k.label
     # a measured GEMM cell is answered as measured (gate_up_proj, one token: 159.5 us)
     g = pd.read_parquet(SHIPPED / "gemm.parquet")
     cell = g[(g["n"] == 28672) & (g["k"] == 4096) & (g["m"] == 1)]["ms"].iloc[0]
     assert k.gemm("bf16", 28672, 4096)(1.0) == pytest.approx(cell * 1e-3, rel=1e-6)
-    # MoE and all-reduce: the L40S tables moved over by the roofline ratio
-    ref = Transferred(load_kernels(str(SHIPPED.parent / "l40s-48gb"), get_gpu("l40s-48gb")),
-                      get_gpu("rtxpro6000-96gb"))
+    # all-reduce (and, on the RTX 4090, which has no MoE profile, MoE layers): the L40S tables
+    # moved over by the roofline ratio
     x = np.array([1.0, 64.0, 512.0])
+    for gpu in ("rtxpro6000-96gb", "rtx4090-24gb"):
+        ref = Transferred(load_kernels(str(SHIPPED.parent / "l40s-48gb"),
+                                       get_gpu("l40s-48gb")), get_gpu(gpu))
+        kg = kernels_for(get_engine("vllm-0.24"), gpu)
+        np.testing.assert_allclose(kg.allreduce(2, True)(x * 4096),
+                                   ref.allreduce(2, True)(x * 4096))
     args = ("bf16", 2048, 768, 8, 128, 1, 1)
-    np.testing.assert_allclose(k.moe(*args)(x), ref.moe(*args)(x))
-    np.testing.assert_allclose(k.allreduce(2, True)(x * 4096), ref.allreduce(2, True)(x * 4096))
+    k4090 = kernels_for(get_engine("vllm-0.24"), "rtx4090-24gb")
+    assert "MoE, all-reduce, NCCL: uncalibrated: roofline" in k4090.label
+    np.testing.assert_allclose(k4090.moe(*args)(x), ref.moe(*args)(x))
     # the streaming bandwidth is the GPU's own, measured in its decode-attention table
     assert 0.7 * 1597e9 < k.stream_bw() < 1.0 * 1597e9
+
+
+def test_rtxpro6000_times_moe_layers_from_its_own_profile_not_the_l40s():
+    """The shipped RTX PRO 6000 MoE table (LLMServingSim's Qwen3-30B-A3B MoE block on this GPU)
+    is read and used: Qwen3-30B-A3B's layer is answered as converted, not from the L40S."""
+    from wrpsim.pool.catalog import get_gpu, models
+    from wrpsim.pool.engines import get_engine, kernels_for
+    from wrpsim.pool.kernels.model import KernelLatency
+    from wrpsim.pool.kernels.tables import Transferred, load_kernels
+
+    k = kernels_for(get_engine("vllm-0.24"), "rtxpro6000-96gb")
+    assert k.own.has("moe") and "MoE: LLMServingSim profiler 1.0.0, Qwen/Qwen3-30B-A3B" in k.label
+    assert "MoE, all-reduce" not in k.label
+    moe = pd.read_parquet(SHIPPED / "moe.parquet")
+    assert set(moe["tokens"]) == {2 ** i for i in range(12)}
+    m = models()["qwen3-30b-a3b"]
+    args = ("bf16", m.hidden, m.intermediate, m.active_experts, m.experts, 1, 1)
+    assert tuple(moe.iloc[0][["hidden", "inter", "topk", "experts"]]) == args[1:5]
+    x = moe["tokens"].to_numpy(np.float64)
+    np.testing.assert_allclose(k.moe(*args)(x), moe["ms"].to_numpy(np.float64) * 1e-3,
+                               rtol=1e-6)
+    # one token reads 8 experts: the measured 50.2 us (moe.csv tokens 1, activated 8)
+    assert float(k.moe(*args)(1.0)) == pytest.approx(50.2297e-6, rel=1e-5)
+    l40s = Transferred(load_kernels(str(SHIPPED.parent / "l40s-48gb"), get_gpu("l40s-48gb")),
+                       get_gpu("rtxpro6000-96gb"))
+    assert not np.allclose(k.moe(*args)(x), l40s.moe(*args)(x), rtol=0.02)
+    # and the latency model of a Qwen3-30B-A3B instance on this GPU sums it per MoE layer
+    lat = KernelLatency(m, get_gpu("rtxpro6000-96gb"), 1, k, get_engine("vllm-0.24").constants,
+                        max_tokens=4096)
+    np.testing.assert_allclose(lat._moe_layers_s(x), m.moe_layers * k.moe(*args)(x))
+
+
+def _moe_profile(tmp_path: Path) -> Path:
+    """An LLMServingSim profile of Qwen3-30B-A3B with a synthetic MoE block: time_us = 10 +
+    6 x activated + 0.1 x tokens, on the profiler's grid (powers of two, activated from top-k
+    to min(experts, tokens x top-k))."""
+    d = tmp_path / "Qwen3-30B-A3B" / "bf16"
+    (d / "tp1").mkdir(parents=True)
+    (d / "meta.yaml").write_text(META.replace("meta-llama/Llama-3.1-8B",
+                                              "Qwen/Qwen3-30B-A3B-Instruct-2507")
+                                 .replace("variant: {variant}", "variant: bf16"))
+    rows = [{"tokens": t, "activated_experts": a, "time_us": 10 + 6 * a + 0.1 * t}
+            for t in (2 ** i for i in range(12)) for a in (8, 16, 32, 64, 128) if a <= 8 * t]
+    pd.DataFrame(rows).to_csv(d / "tp1" / "moe.csv", index=False)
+    return d
+
+
+def test_an_moe_profile_adds_its_moe_block_at_the_expected_activated_experts(tmp_path):
+    from wrpsim.calibrate.llmss import expected_experts
+    from wrpsim.pool.catalog import get_gpu
+
+    dense, moe_src = _profile(tmp_path), _moe_profile(tmp_path)
+    meta = compact([dense, moe_src], tmp_path / "out", gpu=get_gpu("rtxpro6000-96gb"))
+    assert sorted(meta["tables"]) == ["attn_decode", "attn_prefill", "gemm", "moe"]
+    info = meta["tables"]["moe"]
+    assert "Qwen3-30B-A3B" in info["profile"] and info["sources"][0]["cache_resident_rows"] == 0
+    # GEMMs are the dense profile's only
+    assert "Llama-3.1-8B" in meta["tables"]["gemm"]["profile"]
+    moe = pd.read_parquet(tmp_path / "out" / "moe.parquet")
+    assert list(moe.columns) == ["dtype", "hidden", "inter", "topk", "experts", "moe_tp",
+                                 "moe_ep", "tokens", "ms"]
+    assert set(zip(moe["dtype"], moe["hidden"], moe["inter"], moe["topk"], moe["experts"],
+                   moe["moe_tp"], moe["moe_ep"])) == {("bf16", 2048, 768, 8, 128, 1, 1)}
+    t = moe["tokens"].to_numpy(np.float64)
+    a = expected_experts(t, 8, 128)  # linear in activated: exact at the expected count
+    assert a[0] == pytest.approx(8.0) and 111 < a[5] < 112  # 1 token: 8; 32 tokens: 111.7
+    np.testing.assert_allclose(moe["ms"] * 1e3, 10 + 6 * a + 0.1 * t, rtol=1e-5)
+    # a profile of the MoE model alone has no dense model's GEMMs: one line
+    with pytest.raises(ConfigError, match="exactly one profile of a dense model"):
+        compact(moe_src, tmp_path / "out2")
+    # rows faster than streaming their experts from DRAM are dropped (L2-resident)
+    csv = moe_src / "tp1" / "moe.csv"
+    raw = pd.read_csv(csv)
+    raw.loc[(raw["tokens"] == 1), "time_us"] = 1.0
+    raw.to_csv(csv, index=False)
+    meta = compact([dense, moe_src], tmp_path / "out3", gpu=get_gpu("rtxpro6000-96gb"))
+    assert meta["tables"]["moe"]["sources"][0]["cache_resident_rows"] == 1
+    assert 1 not in set(pd.read_parquet(tmp_path / "out3" / "moe.parquet")["tokens"])
 
 
 def test_cli_builds_an_engine_from_a_profile_keeping_a_reference(tmp_path):

@@ -7,8 +7,9 @@ Steps, each optional but at least one:
    (`DIR/<op>/<framework>/<version>/*.parquet`, e.g. `systems/data/h100_sxm`;
    `wrpsim.calibrate.aic`) or an LLMServingSim layer profile of one model
    (`profiler/perf/<hw>/<org>/<model>/<variant>`; `wrpsim.calibrate.llmss`), which has GEMM and
-   attention tables only: the GPU then keeps a `roofline:` reference GPU for MoE layers and
-   collectives (its current one, else the engine's default).
+   attention tables only — `kernels=[DENSE,MOE]` adds the MoE block of an MoE model's profile
+   on the same GPU: the GPU then keeps a `roofline:` reference GPU for collectives (and MoE
+   layers without an MoE profile; its current one, else the engine's default).
 2. `steps=CSV` and/or `benchmarks=CSV` and/or `validation=SET`: fit the engine constants named
    in `fit` on per-step timings, closed-loop benchmarks (`wrpsim.calibrate.fit` documents the
    columns) or a shipped measured set's fit split (only its cases on `gpu=` when given) and
@@ -173,12 +174,16 @@ def run(cfg: dict[str, Any]) -> dict[str, Any]:
         get_gpu(gpu)
         tables = out_dir / cfg["engine"] / gpu
         entry = {"tables": str(tables.relative_to(out_dir))}
-        if llmss.is_profile(cfg["kernels"]):
-            meta = llmss.compact(cfg["kernels"], tables)
+        srcs = cfg["kernels"] if isinstance(cfg["kernels"], list) else [cfg["kernels"]]
+        if all(llmss.is_profile(s) for s in srcs):
+            meta = llmss.compact(srcs, tables, gpu=get_gpu(gpu))
             old = (raw.get("gpus") or {}).get(gpu) or {}
             entry["roofline"] = old.get("roofline") or raw.get("default_roofline", "h100-80gb")
+        elif len(srcs) == 1:
+            meta = aic.compact(srcs[0], tables, gpu=get_gpu(gpu))
         else:
-            meta = aic.compact(cfg["kernels"], tables)
+            raise ConfigError("calibrate: kernels: a list names LLMServingSim profiles only "
+                              "(one dense model's, plus MoE models' for their MoE block)")
         raw.setdefault("gpus", {})[gpu] = entry
         result["tables"] = {k: v["rows"] for k, v in meta["tables"].items()}
     if cfg["kernels"] or not path.is_file():

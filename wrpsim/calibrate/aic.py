@@ -28,7 +28,11 @@ float32, sizes as int32; names below). Every row is a measurement; nothing is fi
   up to 3x at prefill sizes: `mxfp4` (BF16 activations, the checkpoint's default kernel:
   OpenAI's Triton kernel on Hopper, FlashInfer TRT-LLM on Blackwell), `mxfp4_marlin` (Marlin
   W4A16, vLLM's `VLLM_MXFP4_USE_MARLIN=1`) and `mxfp4_mxfp8` (MXFP8 activations on the FP8
-  tensor cores, vLLM's `VLLM_USE_FLASHINFER_MOE_MXFP4_MXFP8=1`; Blackwell only).
+  tensor cores, vLLM's `VLLM_USE_FLASHINFER_MOE_MXFP4_MXFP8=1`; Blackwell only). A row
+  measured faster than reading the least weight it must (a token's `topk` experts) from DRAM
+  was timed from the L2 cache (the collector repeats one call; the L40S's 96 MB hold one
+  token's experts of a small MoE): it is retimed from the nearest valid token count by the
+  roofline ratio (`replace_cache_resident`) — the counterpart of the lower envelope.
 - `mla_prefill.parquet` / `mla_decode.parquet`: kv_dtype, gemm, heads, batch, isl | ctx, ms —
   one whole multi-head latent attention module (DeepSeek-V3's: its q / kv down- and
   up-projections in precision `gemm`, norms, RoPE, the KV-cache write, the attention kernels with
@@ -209,6 +213,56 @@ def moe_variant(moe_dtype: pd.Series, kernel_source: pd.Series | None) -> pd.Ser
     return out
 
 
+def moe_dram_floor_s(tab: pd.DataFrame, experts_read, gpu) -> np.ndarray:
+    """Least seconds an MoE row can take with its weights in DRAM: `experts_read` experts' up
+    and down matrices (the TP slice; gated FFNs read a third matrix, which only raises the
+    bound) streamed once at the GPU's memory bandwidth (`gpus.yaml` `mem_bw_gbs`)."""
+    from wrpsim.pool.kernels import roofline as rl
+
+    wbytes = tab["dtype"].map(lambda d: rl.WEIGHT_BYTES.get(d, 0.0)).to_numpy(np.float64)
+    per_expert = 2.0 * tab["hidden"].to_numpy(np.float64) * tab["inter"] / tab["moe_tp"]
+    return np.asarray(experts_read, np.float64) * per_expert * wbytes / (gpu.mem_bw_gbs * 1e9)
+
+
+def replace_cache_resident(tab: pd.DataFrame, gpu) -> tuple[pd.DataFrame, int]:
+    """The MoE rows of `tab` measured faster than their DRAM floor (`moe_dram_floor_s` of the
+    `topk` experts every token reads; with expert parallelism a rank may hold none of a token's
+    experts, so those rows have no floor), each timed instead from the nearest valid row of the
+    same shape (in log tokens, the larger on a tie) by the ratio of roofline times
+    (`wrpsim.pool.kernels.roofline.moe_roofline`), as every unmeasured size is, and at least its
+    floor (the nearest row may itself be partly cached); and how many.
+
+    Why: a collector times the same call over and over, so a layer whose weights fit in the
+    GPU's L2 cache (the experts of one token on an L40S, 96 MB) is timed from the cache; in a
+    model the other layers' weights evict them. Only the L40S tables have such rows (54 at one
+    token, one at two; the other GPUs' rows are all >= 1.2 x their floor). The counterpart of
+    the lower envelope, which removes rows too slow for their size."""
+    from wrpsim.pool.kernels import roofline as rl
+
+    tab = tab.reset_index(drop=True)
+    least = np.where(tab["moe_ep"] == 1, np.minimum(tab["topk"], tab["experts"]), 0)
+    floor = moe_dram_floor_s(tab, least, gpu) * 1e3
+    bad = tab["ms"].to_numpy(np.float64) < floor
+    if not bad.any():
+        return tab, 0
+    keys = ["dtype", "hidden", "inter", "topk", "experts", "moe_tp", "moe_ep"]
+    ms = tab["ms"].to_numpy(np.float64).copy()
+    tab["_bad"] = bad
+    for key, grp in tab.groupby(keys):
+        ok = grp[~grp["_bad"]]
+        if ok.empty:
+            continue
+        dtype, h, i, k, e, tp, ep = key
+        for idx, row in grp[grp["_bad"]].iterrows():
+            d = np.abs(np.log(ok["tokens"].to_numpy(np.float64) / row["tokens"]))
+            near = ok.iloc[int(np.lexsort((-ok["tokens"].to_numpy(), d))[0])]
+            t = np.array([row["tokens"], near["tokens"]], dtype=np.float64)
+            r = rl.moe_roofline(t, int(h), int(i), int(k), int(e), int(tp), int(ep), dtype, gpu)
+            ms[idx] = max(near["ms"] * r[0] / r[1], floor[idx])
+    tab["ms"] = ms
+    return tab.drop(columns="_bad"), int(bad.sum())
+
+
 def _moe(df: pd.DataFrame) -> pd.DataFrame:
     df = df[df["moe_dtype"].isin(MOE_DTYPES) & (df["distribution"] == MOE_DISTRIBUTION)].copy()
     df["dtype"] = df["moe_variant"]  # set by `compact` before the kernel choice
@@ -226,10 +280,12 @@ _KERNEL_KEYS = {"gemm": ["gemm_dtype"], "attn_prefill": ["kv_cache_dtype"],
                 "mla_decode": ["kv_cache_dtype", "gemm_type"]}
 
 
-def compact(system_dir: str | Path, out_dir: str | Path) -> dict:
+def compact(system_dir: str | Path, out_dir: str | Path, gpu=None) -> dict:
     """Write the compact tables of one AIConfigurator system folder into `out_dir`; return the
     provenance written to `out_dir/meta.json` (source file, version, kernel per dtype, rows).
-    `ConfigError` if the folder lacks a required table (GEMM, prefill and decode attention)."""
+    With `gpu` (the catalog GPU the folder measured), MoE rows faster than their DRAM floor are
+    retimed (`replace_cache_resident`; meta `cache_resident_rows`). `ConfigError` if the folder
+    lacks a required table (GEMM, prefill and decode attention)."""
     system_dir, out_dir = Path(system_dir), Path(out_dir)
     if not system_dir.is_dir():
         raise ConfigError(f"kernels: {system_dir} is not a directory")
@@ -261,6 +317,9 @@ def compact(system_dir: str | Path, out_dir: str | Path) -> dict:
             tab, module = _mla(raw, name == "mla_decode")
         else:
             tab = _moe(raw)
+            if gpu is not None:
+                tab, n_cached = replace_cache_resident(tab, gpu)
+                dropped = {"cache_resident_rows": n_cached}
         for c in tab.columns:
             if c == "ms":
                 tab[c] = tab[c].astype(np.float32)
@@ -272,8 +331,10 @@ def compact(system_dir: str | Path, out_dir: str | Path) -> dict:
             "file": str(path.relative_to(system_dir)), "version": path.parent.name,
             "framework": path.parent.parent.name, "device": device, "kernels": kernels,
             "rows": len(tab)}
-        if dropped:
+        if name == "gemm" and dropped:
             meta["tables"][name]["share_slower_than_bf16"] = dropped
+        elif dropped:
+            meta["tables"][name].update(dropped)
         if module:
             meta["tables"][name]["module"] = module
     (out_dir / "meta.json").write_text(json.dumps(meta, indent=1, sort_keys=True) + "\n")

@@ -20,8 +20,30 @@ and times each operator with CUDA events, in microseconds:
   prefix rows are not kept: wrpsim composes those from the two (`KernelLatency._prefill_attn`).
 
 Each GEMM shape's time is made non-decreasing in m by its lower envelope, as for AIConfigurator.
-The profile has no MoE, all-reduce or NCCL tables; an engine that names these tables for a GPU
-also names a `roofline:` GPU for them (`wrpsim.pool.kernels.tables.Partial`).
+
+A profile of a mixture-of-experts model (`catalog.moe` in the profiler's architecture YAML)
+adds `tp1/moe.csv` (tokens, activated_experts, time_us): the model's whole MoE block
+(`Qwen3MoeSparseMoeBlock`: router gate GEMM, top-k routing, fused experts, combine) at TP 1,
+with the routing forced (`profiler/core/hooks/moe_hook.py`) so that exactly `activated_experts`
+distinct experts share the tokens' top-k slots evenly; tokens and activated experts on powers
+of two, activated from top-k to min(experts, tokens x top-k). It becomes `moe.parquet` in the
+AIConfigurator layout (dtype = the variant, hidden, inter = the model's expert FFN width, topk,
+experts, moe_tp = moe_ep = 1, tokens, ms): at each profiled token count T the time is
+interpolated linearly in activated experts (the weights read grow with them) at the expected
+number of distinct experts T tokens touch under uniform routing, E (1 - (1 - k / E)^T) — the
+count `wrpsim.pool.kernels.roofline.moe_roofline` assumes; other TP / EP layouts are carried
+over from TP 1 by the roofline ratio, as for any shape a table lacks. The router gate GEMM
+stays in the block although wrpsim also times the router as a GEMM of its own: on the RTX PRO
+6000 the model's router GEMM is under 1 % of the block (0.4 us of 50 us at one token, 8 us of
+1.07 ms at 2048), so it is counted twice within that. Rows faster than streaming their
+activated experts from DRAM (`wrpsim.calibrate.aic.moe_dram_floor_s`; none in the shipped
+profile) are dropped when the GPU is given. Only the MoE block is read from an MoE model's
+profile: GEMMs and attention come from the one dense-model profile given with it, so that
+those tables stay those of one profile, checked on held-out ones (docs/validation.md).
+
+A profile has no all-reduce or NCCL tables (nor MoE, for a dense model); an engine that names
+such a GPU also names a `roofline:` GPU for what its tables lack
+(`wrpsim.pool.kernels.tables.Partial`).
 """
 
 from __future__ import annotations
@@ -77,12 +99,10 @@ def _gemm_shapes(model, tp: int) -> dict[str, tuple[int, int]]:
             "lm_head": (-(-model.vocab // tp), h)}
 
 
-def compact(profile_dir: str | Path, out_dir: str | Path) -> dict:
-    """Write `gemm.parquet`, `attn_prefill.parquet`, `attn_decode.parquet` and `meta.json`
-    (provenance: profiler, vLLM version, device, rows) for the profile in `profile_dir`."""
+def _read_meta(src: Path) -> tuple[dict, str, object]:
+    """(meta.yaml, wrpsim dtype of its variant, catalog model) of the profile in `src`."""
     import yaml
 
-    src = Path(profile_dir)
     meta_path = src / "meta.yaml"
     if not is_profile(src):
         raise ConfigError(f"kernels: {src} is not an LLMServingSim profile (no meta.yaml with "
@@ -92,12 +112,76 @@ def compact(profile_dir: str | Path, out_dir: str | Path) -> dict:
     if variant not in VARIANTS:
         raise ConfigError(f"{meta_path}: variant {variant!r} not supported; valid: "
                           f"{', '.join(VARIANTS)}")
-    dtype = VARIANTS[variant]
     model = _model_for(str(meta.get("model", "")), meta_path)
-    if model.moe or model.mla:
-        raise ConfigError(f"{meta_path}: {model.name} is "
-                          f"{'a mixture-of-experts' if model.moe else 'an MLA'} model; only "
-                          f"dense layer profiles (projections and GQA attention) are read")
+    if model.mla:
+        raise ConfigError(f"{meta_path}: {model.name} is an MLA model; only GQA layer "
+                          f"profiles are read")
+    return meta, VARIANTS[variant], model
+
+
+def expected_experts(tokens, topk: int, experts: int) -> np.ndarray:
+    """Expected distinct experts `tokens` tokens touch when each picks `topk` of `experts`
+    uniformly: E (1 - (1 - k / E)^T)."""
+    t = np.asarray(tokens, dtype=np.float64)
+    return experts * (1.0 - (1.0 - topk / experts) ** t)
+
+
+def moe_rows(profile_dir: str | Path, gpu=None) -> tuple[pd.DataFrame, dict]:
+    """The `moe.parquet` rows of an MoE model's profile (module docstring) and its provenance
+    (`ConfigError` if the model is dense or the profile has no `tp1/moe.csv`)."""
+    src = Path(profile_dir)
+    meta, dtype, model = _read_meta(src)
+    path = src / "tp1" / "moe.csv"
+    if not model.moe or not path.is_file():
+        raise ConfigError(f"kernels: {src}: no MoE block profile (tp1/moe.csv of a "
+                          f"mixture-of-experts model)")
+    raw = pd.read_csv(path)
+    h, inter, k, e = model.hidden, model.intermediate, model.active_experts, model.experts
+    dropped = 0
+    if gpu is not None:
+        from wrpsim.calibrate.aic import moe_dram_floor_s
+
+        shape = pd.DataFrame({"dtype": dtype, "hidden": h, "inter": inter, "moe_tp": 1},
+                             index=raw.index)
+        ok = raw["time_us"] * 1e-6 >= moe_dram_floor_s(shape, raw["activated_experts"], gpu)
+        dropped, raw = int((~ok).sum()), raw[ok]
+    tokens, ms = [], []
+    for t, grp in raw.groupby("tokens"):
+        grp = grp.groupby("activated_experts", as_index=False)["time_us"].median()
+        want = np.clip(expected_experts(t, k, e), k, min(e, t * k))
+        tokens.append(int(t))
+        ms.append(float(np.interp(want, grp["activated_experts"], grp["time_us"])) / 1e3)
+    rows = pd.DataFrame({"dtype": dtype, "hidden": h, "inter": inter, "topk": k, "experts": e,
+                         "moe_tp": 1, "moe_ep": 1, "tokens": tokens, "ms": ms})
+    info = {"device": str(meta.get("gpu", meta.get("hardware", ""))), "framework": "vllm",
+            "version": str(meta.get("vllm_version", "")), "kernels": {},
+            "profile": f"LLMServingSim profiler {meta.get('profiler_version', '')}, "
+                       f"{meta.get('model', '')} {meta.get('variant', '')}, TP [1]",
+            "file": "tp1/moe.csv", "source": str(src), "measured_rows": len(raw),
+            "routing": "uniform: activated = E (1 - (1 - k/E)^T), linear in activated"}
+    if gpu is not None:
+        info["cache_resident_rows"] = dropped
+    return rows, info
+
+
+def compact(profile_dir, out_dir: str | Path, gpu=None) -> dict:
+    """Write `gemm.parquet`, `attn_prefill.parquet`, `attn_decode.parquet` and `meta.json`
+    (provenance: profiler, vLLM version, device, rows) for the dense-model profile among
+    `profile_dir` (one folder or a list), and `moe.parquet` from the MoE-model profiles in it
+    (module docstring); `gpu`, the catalog GPU profiled, enables the DRAM-floor check of MoE
+    rows."""
+    dirs = [Path(p) for p in (profile_dir if isinstance(profile_dir, (list, tuple))
+                              else [profile_dir])]
+    models_of = {d: _read_meta(d)[2] for d in dirs}
+    dense = [d for d in dirs if not models_of[d].moe]
+    moe = [d for d in dirs if models_of[d].moe]
+    if len(dense) != 1:
+        raise ConfigError(f"kernels: give exactly one profile of a dense model (its GEMMs and "
+                          f"attention become the tables), got {len(dense)} among "
+                          f"{[str(d) for d in dirs]}")
+    src = dense[0]
+    meta, dtype, model = _read_meta(src)
+    variant = str(meta.get("variant", ""))
     tps = sorted(int(p.name[2:]) for p in src.glob("tp*") if p.name[2:].isdigit()
                  and (p / "dense.csv").is_file())
     if not tps:
@@ -131,7 +215,7 @@ def compact(profile_dir: str | Path, out_dir: str | Path) -> dict:
     dd = pd.concat(dec).groupby([*akeys, "ctx"], as_index=False)["ms"].median()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    for stale in ("moe", "allreduce", "nccl"):  # a profile has none: never keep older ones
+    for stale in ("moe", "allreduce", "nccl"):  # never keep older ones
         (out / f"{stale}.parquet").unlink(missing_ok=True)
     info = {"device": str(meta.get("gpu", meta.get("hardware", ""))), "framework": "vllm",
             "version": str(meta.get("vllm_version", "")), "kernels": {},
@@ -139,6 +223,11 @@ def compact(profile_dir: str | Path, out_dir: str | Path) -> dict:
                        f"{meta.get('model', '')} {variant}, TP {tps}"}
     tables = {"gemm": g, "attn_prefill": p, "attn_decode": dd}
     result = {"source": str(src), "format": "llmservingsim", "tables": {}}
+    moe_info = {}
+    if moe:
+        parts = [moe_rows(d, gpu) for d in moe]
+        tables["moe"] = pd.concat([r for r, _ in parts], ignore_index=True)
+        moe_info = {"sources": [i for _, i in parts]}
     for name, df in tables.items():
         df = df.copy()
         for c in df.columns:
@@ -147,7 +236,14 @@ def compact(profile_dir: str | Path, out_dir: str | Path) -> dict:
             elif c not in ("dtype", "kv_dtype"):
                 df[c] = df[c].astype(np.int32)
         df.to_parquet(out / f"{name}.parquet", index=False, compression="zstd")
-        result["tables"][name] = {**info, "file": f"tp*/{_FILES[name]}", "rows": len(df)}
+        if name == "moe":
+            first = moe_info["sources"][0]
+            result["tables"][name] = {**{k: first[k] for k in ("device", "framework",
+                                                                "version", "kernels",
+                                                                "profile", "file")},
+                                      **moe_info, "rows": len(df)}
+        else:
+            result["tables"][name] = {**info, "file": f"tp*/{_FILES[name]}", "rows": len(df)}
     (out / "meta.json").write_text(json.dumps(result, indent=1, sort_keys=True) + "\n")
     return result
 

@@ -191,8 +191,12 @@ def _label(engine: Engine, d: Path) -> str:
 
     meta = d / "meta.json"
     try:
-        tab = json.loads(meta.read_text())["tables"]["gemm"]
+        tables = json.loads(meta.read_text())["tables"]
+        tab = tables["gemm"]
         of = f"; {tab['profile']}" if tab.get("profile") else ""
+        moe = (tables.get("moe") or {}).get("profile")
+        if moe and moe != tab.get("profile"):  # MoE block from another model's profile
+            of += f"; MoE: {moe}"
         return f"kernels: {tab['framework']} {tab['version']} ({tab['device']}{of})"
     except (OSError, KeyError, ValueError):
         return f"kernels: {engine.name} {d.name}"
