@@ -12,7 +12,7 @@ workload config), the measured metrics, and whether it belongs to the calibratio
   [0.8 x isl, isl] and [0.8 x osl, osl] (`--random-range-ratio 0.8`), 10 x concurrency
   requests, `--max-num-seqs` = concurrency, `--max-num-batched-tokens 8192`; the other rows use
   fixed lengths and the same request count.
-- ``llmservingsim``: three vLLM 0.19 runs from LLMServingSim (`pools/measured/llmservingsim/`,
+- ``llmservingsim``: four vLLM 0.19 runs from LLMServingSim (`pools/measured/llmservingsim/`,
   MIT), replayed request by request from their exact arrivals and lengths: mean and median TTFT,
   TPOT and end-to-end latency.
 - ``mlenergy``: ML.ENERGY benchmark v3 (vLLM 0.11.1, H100 / B200; the leaderboard has no licence,
@@ -205,6 +205,8 @@ def silicon_cases(requests_per_client: int = 10) -> list[Case]:
 _LSS = {  # run folder -> (catalog model, GPU, instances, notes)
     "RTX4090/Llama-3.1-8B": ("llama3.1-8b", "rtx4090-24gb", 1, ""),
     "RTXPRO6000/Llama-3.1-8B": ("llama3.1-8b", "rtxpro6000-96gb", 1, ""),
+    "RTXPRO6000/Qwen3-32B": ("qwen3-32b", "rtxpro6000-96gb", 1,
+                             "TP 2 over PCIe; the GPU's tables are from Llama-3.1-8B's profile"),
     "RTXPRO6000/Qwen3-30B-A3B-Instruct-2507": (
         "qwen3-30b-a3b", "rtxpro6000-96gb", 1,
         "vLLM ran DP 2 x EP 2: one instance of 2 GPUs with data-parallel attention (attn_dp 2)"
@@ -214,7 +216,7 @@ _LSS = {  # run folder -> (catalog model, GPU, instances, notes)
 
 
 def llmservingsim_cases() -> list[Case]:
-    """The three exactly replayable vLLM runs, request by request."""
+    """The four exactly replayable vLLM runs, request by request."""
     out = []
     for folder, (model, gpu, count, notes) in _LSS.items():
         d = measured_dir() / "llmservingsim" / folder
