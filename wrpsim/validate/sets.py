@@ -63,6 +63,7 @@ MODELS = {
     "nvidia/NVIDIA-Nemotron-Nano-9B-v2": "nemotron-nano-9b-v2",
 }
 SYSTEMS = {"h100_sxm": "h100-80gb", "h200_sxm": "h200-141gb", "b200_sxm": "b200-180gb",
+           "b300_sxm": "b300-288gb",
            "H100": "h100-80gb", "H200": "h200-141gb", "B200": "b200-180gb",
            "RTX4090": "rtx4090-24gb", "RTXPRO6000": "rtxpro6000-96gb"}
 #: vLLM's scheduler defaults for online serving on GPUs with >= 70 GiB (V1 engine)
