@@ -18,6 +18,7 @@ Driving contract (identical standalone and under SimPy): `add(conn)` at the engi
 from __future__ import annotations
 
 import heapq
+from array import array
 
 import numpy as np
 
@@ -124,8 +125,8 @@ class FluidEngine:
         self._capl = self.cap.tolist()
         n = topo.nports
         self.port_max_conns = [0] * n
-        self.start_s: list[float] = []
-        self.finish_s: list[float] = []
+        self.start_s = array("d")            # by connection id, for the whole run
+        self.finish_s = array("d")           # NaN while the connection runs
         self._steps: list[float] = []        # dt of every advance that moved time
         self._base = 0                       # absolute index of _steps[0] (trimmed prefix)
         # active connection id -> [ports, coefs, rem, rate, synced step, finish]
