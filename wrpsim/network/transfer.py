@@ -25,11 +25,12 @@ Packet window (`packet_window: [t0, t1]`, kind fluid only). A transfer that *sta
 with t0 <= t < t1 runs on a packet engine of its own, every other one on the fluid engine; a
 transfer keeps its engine to the end, so one started inside the window finishes as packets even
 after t1 and one started before t0 finishes as a fluid. The two engines share the topology and
-the path choices (one `LoadBalancer`) but not the links' state: window transfers and fluid
-transfers do not slow each other down (cross-engine contention is not modelled). Per-port bytes
-are the sum of both engines; the packet counters (`stats`) are the window engine's. A window
-covering the whole run is `kind: packet`, one no transfer starts in is `kind: fluid`, result
-for result.
+the path choices (one `LoadBalancer`) and see each other's traffic (`crosstraffic.py`): a
+running window connection is a phantom taking its max-min share in the fluid engine, and the
+fluid rate through a port is background load that slows that port for the packet engine.
+Per-port bytes are the sum of both engines; the packet counters (`stats`) are the window
+engine's. A window covering the whole run is `kind: packet`, one no transfer starts in is
+`kind: fluid`, result for result.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ from wrpsim.errors import ConfigError
 from wrpsim.metrics.summary import pct
 from wrpsim.network import FLEET_KEYS
 from wrpsim.network.config import NetConfig
+from wrpsim.network.crosstraffic import CrossTraffic
 from wrpsim.network.flowlog import FlowLog
 from wrpsim.network.fluid import FluidEngine
 from wrpsim.network.packet import PacketEngine
@@ -86,6 +88,7 @@ class Fabric:
         self.window = tuple(cfg.packet_window) if cfg.packet_window is not None else None
         self.wengine: PacketEngine | None = None   # the packet window's engine
         self._wdriver = None
+        self.cross: CrossTraffic | None = None   # the window's cross-engine contention
         self.window_transfers = 0
         self.log = FlowLog()                # every transfer and flow (`flowlog`)
         self.conn_log: list | None = None   # a list: every `Conn`, by engine id (standalone)
@@ -104,6 +107,8 @@ class Fabric:
         if self.window is not None:
             self.wengine = PacketEngine(self.topo, self.seed)
             self._wdriver = _PacketDriver(self, env, self.wengine)
+            self.cross = CrossTraffic(self._driver, self.wengine)
+            self._wdriver.on_done = self.cross.finished
 
     def place(self, pools: list[tuple[str, int, int]]) -> dict[tuple[str, int], list[int]]:
         """GPU ids of every (pool, instance); `placement` pack | spread; ConfigError when the
@@ -167,11 +172,15 @@ class Fabric:
             elif self.conn_log is not None:
                 self.conn_log += conns
             cf = driver.conn_flow
+            first = len(cf)
             for c in conns:
                 fid = net_flows[c.flow][0]
                 log.flow_parts(fid, x, 1)
                 cf.append(fid)
-            driver.add(conns)
+            if driver is self._wdriver:  # the fluid engine makes room before packets leave
+                driver.add(conns, before=partial(self.cross.started, first, conns))
+            else:
+                driver.add(conns)
         if left == 0:  # nothing to wait for: done at this instant, but not re-entrantly
             log.x_end[x] = now
             env.timeout(0).callbacks.append(lambda _e: done(env.now))
@@ -306,6 +315,7 @@ class _FluidDriver:
         self.gen = 0
         self.pending: list[int] = []
         self._arming = False
+        self.on_rates: Callable[[], None] | None = None  # after rates may have changed
 
     def add(self, conns) -> None:
         eng, now = self.engine, self.env.now
@@ -321,8 +331,22 @@ class _FluidDriver:
         self._arming = False
         self._arm()
 
+    def reshape(self, add=(), remove=()) -> list[int]:
+        """Add phantoms `add` = [(ports, coefs)] and remove phantoms `remove` now; rates are
+        recomputed at once (`on_rates` sees them); the new phantoms' ids."""
+        eng = self.engine
+        self.pending += eng.advance(max(self.env.now, eng.now))
+        ids = [eng.add_phantom(ports, coefs) for ports, coefs in add]
+        for pid in remove:
+            eng.remove(pid)
+        eng.next_time()
+        self._arm()
+        return ids
+
     def _arm(self) -> None:
         t = self.env.now if self.pending else self.engine.next_time()
+        if self.on_rates is not None:
+            self.on_rates()
         if t is None:
             return
         self.gen += 1
@@ -346,14 +370,18 @@ class _PacketDriver:
         self.conn_flow = array("q")      # engine connection id -> the fabric's flow index
         self.gen = 0
         self.pending: list[tuple[int, int]] = []
+        self.on_done: Callable[[list[int]], None] | None = None  # connections complete now
 
     def _now_ps(self) -> int:
         return max(round(self.env.now * PS_PER_S), self.engine.now)
 
-    def add(self, conns) -> None:
+    def add(self, conns, before: Callable[[], None] | None = None) -> None:
+        """Start `conns` now; `before()` once the engine has caught up with now."""
         eng = self.engine
         t = self._now_ps()
         self.pending += eng.run(t)
+        if before is not None:
+            before()
         for c in conns:
             eng.add(c, t)
         self._arm()
@@ -372,7 +400,10 @@ class _PacketDriver:
         eng = self.engine
         done = [p for p in self.pending if p[0] <= t] + eng.run(t)
         self.pending = [p for p in self.pending if p[0] > t]
-        self.fabric._conns_done([c for _, c in done], self.conn_flow)
+        cids = [c for _, c in done]
+        if self.on_done is not None and cids:
+            self.on_done(cids)
+        self.fabric._conns_done(cids, self.conn_flow)
         horizon = self.env.peek()
         if horizon > self.env.now and not self.pending:
             limit = None if horizon == math.inf else round(horizon * PS_PER_S)
