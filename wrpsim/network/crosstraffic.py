@@ -23,9 +23,12 @@ packet start instant, fluid rates recomputed there and pushed to the packet engi
 first packet leaves) → *running* (its packets see the fluid background of the moment; the
 fluid flows see its max-min share, whatever its real packet rate) → *complete* (packet engine
 reports its last packet; the phantom is removed at that instant, fluid rates recomputed and
-pushed). Rates are applied when the engines are driven: the packet engine may already have run
-ahead to the next SimPy event with the old ones (`transfer.py`, at most the time to the next
-scheduled event), and a packet already queued keeps its departure time.
+pushed while other window connections run). With no window connection running nothing is
+pushed (the ports that changed are remembered and pushed when the next one starts), so fluid
+traffic after the window costs nothing extra. Rates are applied when the engines are driven:
+the packet engine may already have run ahead to the next SimPy event with the old ones
+(`transfer.py`, at most the time to the next scheduled event), and a packet already queued
+keeps its departure time.
 
 Assumptions. The phantom stands for the packet connection's *share*, not its measured rate: a
 window connection slowed by its own losses or congestion control still reserves its max-min
@@ -50,6 +53,7 @@ class CrossTraffic:
         cfg = packet.cfg
         self.ack = cfg.ack_bytes / (cfg.mtu_bytes + cfg.header_bytes)
         self.phantom: dict[int, int] = {}    # running window connection -> phantom id
+        self.live = 0                        # window connections running (or starting)
         fluid.engine.watch = set()
         fluid.on_rates = self.push
 
@@ -68,16 +72,22 @@ class CrossTraffic:
 
     def started(self, first: int, conns: list[Conn]) -> None:
         """Window connections `first`, `first + 1`, ... (packet engine ids) start now."""
+        self.live += len(conns)
         ids = self.fluid.reshape(add=[self.loads(c) for c in conns])
         for i, pid in enumerate(ids):
             self.phantom[first + i] = pid
 
     def finished(self, cids: list[int]) -> None:
         """Window connections `cids` are complete now."""
+        self.live -= len(cids)
         self.fluid.reshape(remove=[self.phantom.pop(c) for c in cids])
 
     def push(self) -> None:
-        """Hand the fluid rates of the ports that changed to the packet engine."""
+        """Hand the fluid rates of the ports that changed to the packet engine — while window
+        connections run; otherwise the changed ports pile up in `watch` (at most every port)
+        until the next one starts."""
+        if not self.live:
+            return
         eng = self.fluid.engine
         ports, eng.watch = eng.watch, set()
         for p in sorted(ports):
