@@ -234,3 +234,25 @@ def test_all_to_all_runs_and_conserves_bytes():
     assert up == pytest.approx(30 * MIB, rel=1e-9)
     down = links[links.kind == "leaf_down"]["bytes"].sum()
     assert down == pytest.approx(30 * MIB, rel=1e-9)
+
+
+def test_a_phantom_takes_its_share_moves_no_bytes_and_leaves_no_trace():
+    """`add_phantom` (a packet window's connection, crosstraffic.py): a fluid connection on the
+    same port gets half the port while it is there, the port counts only the fluid bytes and
+    one connection, and after `remove` the connection runs at line rate again."""
+    topo = LeafSpine(fluid(leaves=2, hosts_per_leaf=2, spines=1))
+    eng = FluidEngine(topo)
+    path = topo.path(0, 1, 0)  # same leaf: host 0 up, leaf down to host 1
+    eng.watch = set()
+    cid = eng.add(Conn(0, 0, 1, 8 * MIB, (path,), False, 0))
+    ph = eng.add_phantom(path, (1.0, 1.0))
+    assert ph < 0 and eng.next_time() is not None
+    line = topo.rate[path[0]] / 8
+    assert eng.port_rate(path[0]) == pytest.approx(line / 2) and set(path) <= eng.watch
+    half = 2 * MIB / (line / 2)          # a quarter of the bytes at half rate
+    eng.advance(half)
+    eng.remove(ph)
+    assert eng.next_time() == pytest.approx(half + 6 * MIB / line, rel=1e-12)
+    assert eng.run() == pytest.approx(half + 6 * MIB / line, rel=1e-12)
+    assert eng.port_bytes[path[0]] == pytest.approx(8 * MIB, rel=1e-12)
+    assert eng.port_max_conns[path[0]] == 1 and eng.active == [] and cid == 0

@@ -320,3 +320,21 @@ def test_split_is_ideal_packet_oracle7():
     s = run_scenario(packet(lb="split", **CUBE8), "permutation", 4 * MIB, 0).summary
     assert 1.0 < s["cct_ratio"] < 1.10
     assert s["out_of_order_packets"] == 0 and s["trims"] == 0
+
+
+def test_background_slows_a_port_and_zero_restores_it_exactly():
+    """`set_background` (crosstraffic.py): half the line rate taken by fluid traffic doubles a
+    full packet's serialisation and its buffer in time; zero background restores every
+    per-port figure exactly."""
+    topo = LeafSpine(packet(leaves=2, hosts_per_leaf=2, spines=1))
+    eng = PacketEngine(topo)
+    p = topo.path(0, 1, 0)[1]
+    before = (eng.rate[p], eng.txf[p], eng.acktx[p], eng.bufps[p], eng.ecnps[p])
+    eng.set_background(p, topo.rate[p] / 2)
+    assert eng.rate[p] == topo.rate[p] // 2
+    assert eng.txf[p] in (2 * before[1] - 1, 2 * before[1])
+    assert eng.bufps[p] == pytest.approx(2 * before[3], rel=1e-9)
+    eng.set_background(p, topo.rate[p] * 2)      # more than the line: floored at 1/1000
+    assert eng.rate[p] == topo.rate[p] // 1000
+    eng.set_background(p, 0.0)
+    assert (eng.rate[p], eng.txf[p], eng.acktx[p], eng.bufps[p], eng.ecnps[p]) == before

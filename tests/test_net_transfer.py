@@ -88,8 +88,10 @@ def test_tensor_parallel_transfer_is_n_equal_flows(kind):
     f.transfer([0, 1, 2], [3, 4, 5], 3 * MIB + 2, lambda t: calls.append(t))
     env.run()
     assert len(calls) == 1
-    assert [fl[4] for fl in f._flows] == [MIB + 2, MIB, MIB]
-    assert calls[0] == pytest.approx(max(fl[6] for fl in f._flows))
+    flows = [f.flow(i) for i in f.flow_ids(0)]
+    assert [fl[2] for fl in flows] == [MIB + 2, MIB, MIB]
+    assert calls[0] == pytest.approx(max(fl[4] for fl in flows))
+    assert not f.log.x_live and not f.log.f_live  # finished: no live state left
 
 
 def test_same_server_uses_nvlink_and_self_is_instant():

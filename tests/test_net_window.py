@@ -39,7 +39,7 @@ def test_window_over_the_whole_run_is_the_packet_engine():
     assert out == ref
     assert without_window_keys(f.stats()) == without_window_keys(p.stats())
     assert f.stats()["window_transfers"] == len(PLAN)
-    assert f.engine.start_s == []  # the fluid engine carried nothing
+    assert len(f.engine.start_s) == 0  # the fluid engine carried nothing
 
 
 def test_window_no_transfer_starts_in_is_the_fluid_engine():
@@ -56,8 +56,8 @@ def test_window_no_transfer_starts_in_is_the_fluid_engine():
 
 def test_window_transfers_are_packets_and_the_rest_stays_fluid():
     """Window [1.5, 2.5): the pair at 2 s runs as packets (exactly as on a packet fabric carrying
-    only them), everything else exactly as on the all-fluid fabric; no transfer of one engine
-    overlaps one of the other here, so nothing is lost by not modelling cross-engine contention."""
+    only them), everything else exactly as on the all-fluid fabric: no transfer of one engine
+    overlaps one of the other here, so the cross-engine coupling changes nothing."""
     out, f = run("fluid", packet_window=[1.5, 2.5])
     fluid, _ = run("fluid")
     inside = [x for x in PLAN if 1.5 <= x[0] < 2.5]
@@ -71,6 +71,37 @@ def test_window_transfers_are_packets_and_the_rest_stays_fluid():
     # per-port bytes are both engines' together
     assert sum(f._carried()) == pytest.approx(
         sum(f.engine.port_bytes) + sum(f.wengine.pbytes), rel=1e-12)
+
+
+def test_a_fluid_transfer_straddling_t0_slows_a_window_transfer_on_its_link():
+    """Fluid `a` (0 s, 8 MiB to host 4) still runs when window transfer `b` (1 MiB, host 1 to
+    host 4) starts at t0 = 50 us: they share host 4's downlink, so b's packets see a's fluid
+    rate as background and a sees b's phantom (crosstraffic.py): both slower than alone."""
+    t0 = 50e-6
+    a, b = (0.0, [0], [4], 8 * MIB, "a"), (t0, [1], [4], MIB, "b")
+    out, f = run("fluid", plan=[a, b], packet_window=[t0, 1.0])
+    alone_b, _ = run("packet", plan=[b])
+    alone_a, _ = run("fluid", plan=[a])
+    assert out["b"] - t0 > 1.6 * (alone_b["b"] - t0)  # about half the link: 46.8 vs 25.5 us
+    assert out["a"] > alone_a["a"] + 0.9 * MIB * 8 / 400e9  # b's bytes took a's share
+    assert out["a"] > out["b"] > t0
+    assert not f.cross.phantom and not f.engine._conns  # every phantom removed at its end
+    assert f.engine.port_max_conns[f.topo.n + 4] == 1  # phantoms are not fluid connections
+    # the port's bytes: a's as a fluid, b's packets with their 64-byte headers, nothing twice
+    assert list(f._carried())[f.topo.n + 4] == pytest.approx(9 * MIB + MIB // 4096 * 64,
+                                                              rel=1e-9)
+
+
+def test_a_window_transfer_running_after_t1_slows_a_new_fluid_one():
+    """Window transfer `a` (8 MiB, started at 0, window [0, 1 us)) still runs when fluid `b`
+    (1 MiB, same downlink) starts at 20 us: b gets half the link while a runs."""
+    a, b = (0.0, [0], [4], 8 * MIB, "a"), (20e-6, [1], [4], MIB, "b")
+    out, f = run("fluid", plan=[a, b], packet_window=[0.0, 1e-6])
+    alone_a, _ = run("packet", plan=[a])
+    alone_b, _ = run("fluid", plan=[b])
+    assert out["b"] - 20e-6 == pytest.approx(2 * (alone_b["b"] - 20e-6), rel=1e-9)
+    assert out["a"] > alone_a["a"] + 0.9 * MIB * 8 / 400e9
+    assert f.stats()["window_transfers"] == 1
 
 
 def test_window_takes_transfers_by_start_time_half_open():

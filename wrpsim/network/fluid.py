@@ -13,11 +13,19 @@ and same `Conn` paths as the packet engine, so the two can be compared. Time is 
 Driving contract (identical standalone and under SimPy): `add(conn)` at the engine's `now`;
 `next_time()` is the time of the next completion (None when idle); `advance(t)` with
 `now <= t <= next_time()` moves to `t` and returns the ids of connections finished at `t`.
+
+Phantoms (a packet window's cross traffic, `crosstraffic.py`): `add_phantom(ports, coefs)`
+adds a connection with no bytes of its own (negative id) that takes its max-min share like
+any other but never finishes, carries no bytes in `port_bytes` and is not counted in
+`port_max_conns`; `remove(id)` takes it out. `watch`, when a set, collects the ports whose
+rate (`port_rate`) may have changed. An engine that never gets a phantom behaves exactly as
+one without these hooks.
 """
 
 from __future__ import annotations
 
 import heapq
+from array import array
 
 import numpy as np
 
@@ -124,8 +132,8 @@ class FluidEngine:
         self._capl = self.cap.tolist()
         n = topo.nports
         self.port_max_conns = [0] * n
-        self.start_s: list[float] = []
-        self.finish_s: list[float] = []
+        self.start_s = array("d")            # by connection id, for the whole run
+        self.finish_s = array("d")           # NaN while the connection runs
         self._steps: list[float] = []        # dt of every advance that moved time
         self._base = 0                       # absolute index of _steps[0] (trimmed prefix)
         # active connection id -> [ports, coefs, rem, rate, synced step, finish]
@@ -140,6 +148,37 @@ class FluidEngine:
         self._dirty_ports: set[int] = set()
         self._dirty = False
         self.recomputes = 0
+        self._phantoms = 0                   # phantoms added (their ids: -1, -2, ...)
+        self._ph_ports: dict[int, int] = {}  # port -> phantoms on it
+        self.watch: set[int] | None = None   # ports whose rate may have changed
+
+    def port_rate(self, p: int) -> float:
+        """Bytes per second the connections (not the phantoms) put through port `p` now."""
+        return self._prate[p]
+
+    def add_phantom(self, ports: tuple[int, ...], coefs: tuple[float, ...]) -> int:
+        """Start a phantom on `ports` (rate × `coefs[i]` on `ports[i]`) at `now`; its id."""
+        self._phantoms += 1
+        cid = -self._phantoms
+        self._conns[cid] = [tuple(ports), tuple(coefs), INF, 0.0, self._base + len(self._steps),
+                            INF]
+        pc, ph = self._port_conns, self._ph_ports
+        for p in ports:
+            pc.setdefault(p, set()).add(cid)
+            ph[p] = ph.get(p, 0) + 1
+        self._dirty_ports.update(ports)
+        self._dirty = True
+        return cid
+
+    def remove(self, cid: int) -> None:
+        """Take phantom `cid` out at `now`; the others' rates are recomputed."""
+        st = self._conns.pop(cid)
+        pc, ph = self._port_conns, self._ph_ports
+        for p in st[0]:
+            pc[p].discard(cid)
+            ph[p] -= 1
+        self._dirty_ports.update(st[0])
+        self._dirty = True
 
     # -- lazy state ---------------------------------------------------------------------------
 
@@ -278,6 +317,10 @@ class FluidEngine:
             r = maxmin_rates(len(comp), e_idx, e_port, e_coef, self.cap).tolist()
             for c, rc in zip(comp, r):  # port rates summed in entry order (as np.bincount)
                 st = conns[c]
+                if c < 0:  # a phantom carries nothing
+                    for p in st[0]:
+                        pr.setdefault(p, 0.0)
+                    continue
                 for p, a in zip(st[0], st[1]):
                     pr[p] = pr.get(p, 0.0) + a * rc
             for p in self._busy:
@@ -299,7 +342,7 @@ class FluidEngine:
                 else:
                     rc = min([cap[p] / a for p, a in zip(ports, coefs)])
                     for p, a in zip(ports, coefs):
-                        pr[p] = a * rc
+                        pr[p] = a * rc if c >= 0 else 0.0  # a phantom carries nothing
                 r.append(rc)
         else:
             r = maxmin_small([(conns[c][0], conns[c][1]) for c in comp], self._capl)
@@ -307,6 +350,8 @@ class FluidEngine:
                 for p in conns[c][0]:
                     pr[p] = 0.0
             for c, rc in zip(comp, r):
+                if c < 0:  # a phantom carries nothing
+                    continue
                 st = conns[c]
                 for p, a in zip(st[0], st[1]):
                     pr[p] += a * rc
@@ -320,6 +365,8 @@ class FluidEngine:
                     st[2] = self._replay(st[2], st[3], st[4], -1.0)
                 st[4] = end
             st[3] = rc
+            if c < 0:  # a phantom never finishes
+                continue
             f = st[5] = now + st[2] / rc
             push(heap, (f, c))
         prate, psync, pbytes, busy, pmax = (self._prate, self._psync, self._pbytes, self._busy,
@@ -333,10 +380,14 @@ class FluidEngine:
             if v:
                 busy.add(p)
                 k = len(pcs[p])
+                if self._phantoms:
+                    k -= self._ph_ports.get(p, 0)
                 if k > pmax[p]:
                     pmax[p] = k
             else:
                 busy.discard(p)
+        if self.watch is not None:
+            self.watch.update(pr)
         if len(steps) >= self._trim_at:
             self._trim()
             self._trim_at = max(TRIM_STEPS, 2 * len(self._steps))
@@ -419,6 +470,8 @@ class FluidEngine:
                         psync[p] = end
                     prate[p] = 0.0
                     busy.discard(p)
+                    if self.watch is not None:
+                        self.watch.add(p)
         self._dirty = True
         return [c for c, _ in done]
 

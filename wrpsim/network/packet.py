@@ -90,6 +90,22 @@ class PacketEngine(UecMixin, DctcpMixin, RoceMixin, TransportBase):
             setattr(self, "c_" + name, [])
         self._bind_transport(cfg.transport)
 
+    def set_background(self, p: int, bps: float) -> None:
+        """Port `p` also carries `bps` bits per second this engine does not simulate (a packet
+        window's fluid flows, `crosstraffic.py`): packets enqueued from now on are serialised at
+        the rest of its line rate (never below 1/1000 of it), against the same buffer and ECN
+        thresholds in bytes. Packets already queued keep their departure times."""
+        r0 = self.topo.rate[p]
+        r = max(r0 // 1000, 1, int(r0 - bps))
+        if r == self.rate[p]:
+            return
+        self.rate[p] = r
+        self.txf[p] = tx_ps(self.wire, r)
+        self.acktx[p] = tx_ps(self.ack, r)
+        if self.topo.buffer[p] is not None:
+            self.bufps[p] = self.topo.buffer[p] * BITPS // r
+            self.ecnps[p] = round(self.cfg.ecn_bdp * self.topo.bdp_bytes(r0)) * BITPS // r
+
     def _push(self, ev: tuple) -> None:
         """Schedule event `ev` (cold path; the hot loop inlines this)."""
         b = ev[0] // self.width

@@ -25,16 +25,18 @@ Packet window (`packet_window: [t0, t1]`, kind fluid only). A transfer that *sta
 with t0 <= t < t1 runs on a packet engine of its own, every other one on the fluid engine; a
 transfer keeps its engine to the end, so one started inside the window finishes as packets even
 after t1 and one started before t0 finishes as a fluid. The two engines share the topology and
-the path choices (one `LoadBalancer`) but not the links' state: window transfers and fluid
-transfers do not slow each other down (cross-engine contention is not modelled). Per-port bytes
-are the sum of both engines; the packet counters (`stats`) are the window engine's. A window
-covering the whole run is `kind: packet`, one no transfer starts in is `kind: fluid`, result
-for result.
+the path choices (one `LoadBalancer`) and see each other's traffic (`crosstraffic.py`): a
+running window connection is a phantom taking its max-min share in the fluid engine, and the
+fluid rate through a port is background load that slows that port for the packet engine.
+Per-port bytes are the sum of both engines; the packet counters (`stats`) are the window
+engine's. A window covering the whole run is `kind: packet`, one no transfer starts in is
+`kind: fluid`, result for result.
 """
 
 from __future__ import annotations
 
 import math
+from array import array
 from collections.abc import Callable
 from functools import partial
 
@@ -44,6 +46,8 @@ from wrpsim.errors import ConfigError
 from wrpsim.metrics.summary import pct
 from wrpsim.network import FLEET_KEYS
 from wrpsim.network.config import NetConfig
+from wrpsim.network.crosstraffic import CrossTraffic
+from wrpsim.network.flowlog import FlowLog
 from wrpsim.network.fluid import FluidEngine
 from wrpsim.network.packet import PacketEngine
 from wrpsim.network.paths import LoadBalancer
@@ -84,9 +88,9 @@ class Fabric:
         self.window = tuple(cfg.packet_window) if cfg.packet_window is not None else None
         self.wengine: PacketEngine | None = None   # the packet window's engine
         self._wdriver = None
+        self.cross: CrossTraffic | None = None   # the window's cross-engine contention
         self.window_transfers = 0
-        self._xfers: list[list] = []        # [flows left, done, start_s, finish_s]
-        self._flows: list[list] = []        # [transfer, conns left, src, dst, bytes, start, end]
+        self.log = FlowLog()                # every transfer and flow (`flowlog`)
         self.conn_log: list | None = None   # a list: every `Conn`, by engine id (standalone)
         self.bytes_moved = 0
         self.bytes_by_tag: dict[str, int] = {}
@@ -103,6 +107,8 @@ class Fabric:
         if self.window is not None:
             self.wengine = PacketEngine(self.topo, self.seed)
             self._wdriver = _PacketDriver(self, env, self.wengine)
+            self.cross = CrossTraffic(self._driver, self.wengine)
+            self._wdriver.on_done = self.cross.finished
 
     def place(self, pools: list[tuple[str, int, int]]) -> dict[tuple[str, int], list[int]]:
         """GPU ids of every (pool, instance); `placement` pack | spread; ConfigError when the
@@ -137,23 +143,23 @@ class Fabric:
             if bad:
                 raise ConfigError(f"network: GPU id {bad[0]} outside the fabric's "
                                   f"0..{self.topo.n - 1}")
-        x = len(self._xfers)
+        log = self.log
         now = env.now
-        xfer = [0, done, now, math.nan, len(self._flows)]
-        self._xfers.append(xfer)
+        x = log.new_transfer(now)
         self.bytes_moved += nbytes
         self.bytes_by_tag[tag] = self.bytes_by_tag.get(tag, 0) + nbytes
         sizes = [nbytes // n + (nbytes % n if i == 0 else 0) for i in range(n)]
         net_flows = []
+        left = 0
         for s, d, b in zip(src_gpus, dst_gpus, sizes):
-            fid = len(self._flows)
-            self._flows.append([x, 0, s, d, b, now, math.nan])
-            xfer[0] += 1
+            fid = log.new_flow(s, d, b)
             if self.topo is None or b == 0 or s == d:
-                self._flows[fid][6] = now
-                xfer[0] -= 1
-            elif self.topo.server_of[s] == self.topo.server_of[d]:
+                log.f_end[fid] = now
+                continue
+            left += 1
+            if self.topo.server_of[s] == self.topo.server_of[d]:
                 rate = self.cfg.nvlink_gbps
+                log.flow_parts(fid, x, 1)
                 self._later(0.0 if rate is None else b * 8 / (rate * 1e9), fid)
             else:
                 net_flows.append((fid, s, d, b))
@@ -166,32 +172,35 @@ class Fabric:
             elif self.conn_log is not None:
                 self.conn_log += conns
             cf = driver.conn_flow
-            flows = self._flows
+            first = len(cf)
             for c in conns:
                 fid = net_flows[c.flow][0]
-                flows[fid][1] += 1
+                log.flow_parts(fid, x, 1)
                 cf.append(fid)
-            driver.add(conns)
-        if xfer[0] == 0:  # nothing to wait for: done at this instant, but not re-entrantly
-            xfer[3] = now
+            if driver is self._wdriver:  # the fluid engine makes room before packets leave
+                driver.add(conns, before=partial(self.cross.started, first, conns))
+            else:
+                driver.add(conns)
+        if left == 0:  # nothing to wait for: done at this instant, but not re-entrantly
+            log.x_end[x] = now
             env.timeout(0).callbacks.append(lambda _e: done(env.now))
+        else:
+            log.wait(x, left, done)
         return x
 
     def flow_ids(self, x: int) -> range:
         """Ids of the flows of transfer `x` (`flow`)."""
-        end = len(self._flows) if x + 1 == len(self._xfers) else self._xfers[x + 1][4]
-        return range(self._xfers[x][4], end)
+        return self.log.flow_ids(x)
 
     def flow(self, fid: int) -> tuple[int, int, int, float, float]:
         """(src GPU, dst GPU, bytes, start time, arrival time) of flow `fid` (arrival NaN while
         it runs)."""
-        f = self._flows[fid]
-        return f[2], f[3], f[4], f[5], f[6]
+        return self.log.flow(fid)
 
     def transfer_times(self, t0: float = 0.0, t1: float = math.inf) -> list[float]:
         """Completion times (finish - start, s) of the finished transfers that started in
         [t0, t1), in start order (e.g. a packet window's, or the same span of a fluid run)."""
-        return [x[3] - x[2] for x in self._xfers if t0 <= x[2] < t1 and x[3] == x[3]]
+        return [e - s for s, e in zip(*self.log.transfer_spans()) if t0 <= s < t1]
 
     def flow_conns(self) -> dict[int, list[int]]:
         """Engine connection ids of every flow that crossed the fabric, by flow id (the main
@@ -202,7 +211,6 @@ class Fabric:
         return out
 
     def _later(self, delay: float, fid: int) -> None:
-        self._flows[fid][1] = 1
         ev = self.env.timeout(delay)
         ev.callbacks.append(lambda _e, f=fid: self._flow_part_done(f))
 
@@ -211,17 +219,9 @@ class Fabric:
             self._flow_part_done(conn_flow[c])
 
     def _flow_part_done(self, fid: int) -> None:
-        f = self._flows[fid]
-        f[1] -= 1
-        if f[1]:
-            return
         now = self.env.now
-        f[6] = now
-        xfer = self._xfers[f[0]]
-        xfer[0] -= 1
-        if xfer[0] == 0:
-            xfer[3] = now
-            done, xfer[1] = xfer[1], None  # called once: keep no closure (and what it holds)
+        done = self.log.flow_part_done(fid, now)
+        if done is not None:  # the transfer's live state (and `done`'s closure) is gone
             done(now)
 
     def stats(self) -> dict:
@@ -229,12 +229,14 @@ class Fabric:
         flow completion time and p50 / p99 transfer completion time (a transfer: all flows of
         one KV move or one collective step; s), max link utilisation over the busy span (first
         transfer start to last completion), and the packet engine's counters."""
-        fcts = [f[6] - f[5] for f in self._flows if f[6] == f[6]]
-        tcts = [x[3] - x[2] for x in self._xfers if x[3] == x[3]]
+        log = self.log
+        fcts = log.flow_fcts()
+        starts, ends = log.transfer_spans()
+        tcts = [e - s for s, e in zip(starts, ends)]
         out = {
             "kind": self.kind, "bytes_moved": self.bytes_moved,
-            "bytes_by_tag": dict(sorted(self.bytes_by_tag.items())), "transfers": len(self._xfers),
-            "flows": len(self._flows), "flows_completed": len(fcts),
+            "bytes_by_tag": dict(sorted(self.bytes_by_tag.items())),
+            "transfers": log.ntransfers, "flows": log.nflows, "flows_completed": len(fcts),
             "mean_fct_s": sum(fcts) / len(fcts) if fcts else 0.0,
             "p50_fct_s": pct(fcts, 50) or 0.0, "p99_fct_s": pct(fcts, 99) or 0.0,
             "max_fct_s": max(fcts, default=0.0),
@@ -243,8 +245,7 @@ class Fabric:
         }
         if self.engine is None:
             return out
-        ends = [x[3] for x in self._xfers if x[3] == x[3]]
-        span = max(ends, default=0.0) - min((x[2] for x in self._xfers), default=0.0)
+        span = max(ends, default=0.0) - min(log.x_start, default=0.0)
         if isinstance(self.engine, PacketEngine):
             out.update(self.engine.stats())
         if self.wengine is not None:
@@ -310,10 +311,11 @@ class _FluidDriver:
 
     def __init__(self, fabric: Fabric, env: simpy.Environment, engine: FluidEngine):
         self.fabric, self.env, self.engine = fabric, env, engine
-        self.conn_flow: list[int] = []   # engine connection id -> the fabric's flow index
+        self.conn_flow = array("q")      # engine connection id -> the fabric's flow index
         self.gen = 0
         self.pending: list[int] = []
         self._arming = False
+        self.on_rates: Callable[[], None] | None = None  # after rates may have changed
 
     def add(self, conns) -> None:
         eng, now = self.engine, self.env.now
@@ -329,8 +331,22 @@ class _FluidDriver:
         self._arming = False
         self._arm()
 
+    def reshape(self, add=(), remove=()) -> list[int]:
+        """Add phantoms `add` = [(ports, coefs)] and remove phantoms `remove` now; rates are
+        recomputed at once (`on_rates` sees them); the new phantoms' ids."""
+        eng = self.engine
+        self.pending += eng.advance(max(self.env.now, eng.now))
+        ids = [eng.add_phantom(ports, coefs) for ports, coefs in add]
+        for pid in remove:
+            eng.remove(pid)
+        eng.next_time()
+        self._arm()
+        return ids
+
     def _arm(self) -> None:
         t = self.env.now if self.pending else self.engine.next_time()
+        if self.on_rates is not None:
+            self.on_rates()
         if t is None:
             return
         self.gen += 1
@@ -351,17 +367,21 @@ class _PacketDriver:
 
     def __init__(self, fabric: Fabric, env: simpy.Environment, engine: PacketEngine):
         self.fabric, self.env, self.engine = fabric, env, engine
-        self.conn_flow: list[int] = []   # engine connection id -> the fabric's flow index
+        self.conn_flow = array("q")      # engine connection id -> the fabric's flow index
         self.gen = 0
         self.pending: list[tuple[int, int]] = []
+        self.on_done: Callable[[list[int]], None] | None = None  # connections complete now
 
     def _now_ps(self) -> int:
         return max(round(self.env.now * PS_PER_S), self.engine.now)
 
-    def add(self, conns) -> None:
+    def add(self, conns, before: Callable[[], None] | None = None) -> None:
+        """Start `conns` now; `before()` once the engine has caught up with now."""
         eng = self.engine
         t = self._now_ps()
         self.pending += eng.run(t)
+        if before is not None:
+            before()
         for c in conns:
             eng.add(c, t)
         self._arm()
@@ -380,7 +400,10 @@ class _PacketDriver:
         eng = self.engine
         done = [p for p in self.pending if p[0] <= t] + eng.run(t)
         self.pending = [p for p in self.pending if p[0] > t]
-        self.fabric._conns_done([c for _, c in done], self.conn_flow)
+        cids = [c for _, c in done]
+        if self.on_done is not None and cids:
+            self.on_done(cids)
+        self.fabric._conns_done(cids, self.conn_flow)
         horizon = self.env.peek()
         if horizon > self.env.now and not self.pending:
             limit = None if horizon == math.inf else round(horizon * PS_PER_S)
