@@ -334,3 +334,18 @@ def test_requests_longer_than_the_context_are_dropped(tmp_path):
 def test_kv_bytes_follow_math():
     lat = build_latency_model("llama3.1-8b", "h100-80gb", 2)
     assert lat.kv_bytes_per_token_per_gpu == 2 * 32 * math.ceil(8 / 2) * 128 * 2
+
+
+def test_own_moe_table_answers_only_its_precisions_and_grows_past_its_last_size_by_roofline():
+    """The RTX PRO 6000 measured one MoE block in BF16 up to 2,048 tokens: other precisions
+    come from the reference GPU's tables (which measure their kernels), and larger batches keep
+    the last measured efficiency (roofline ratio), not a time proportional to the tokens."""
+    k = kernels_for(get_engine("vllm-0.24"), "rtxpro6000-96gb")
+    assert k.own.moe_dtypes() == {"bf16"}
+    shape = (2048, 768, 8, 128, 1, 1)
+    fp8 = k.moe("fp8", *shape)
+    assert np.array_equal(fp8.y, k.ref.moe("fp8", *shape).y)
+    bf16 = k.moe("bf16", *shape)
+    t2k, t4k = float(bf16(2048.0)), float(bf16(4096.0))
+    assert t2k < t4k < 1.5 * t2k  # memory-bound there: the experts are read once either way
+    assert bf16.x[-1] == 16384

@@ -94,3 +94,25 @@ def test_converter_pools_prompt_backends_and_names_the_module():
     bad = raw.assign(model="someone/Other-MLA")
     with pytest.raises(ConfigError, match=r"MLA module tables of .*known"):
         aic._mla(bad, decode=False)
+
+
+def test_a_gpu_without_tables_moves_the_module_over_and_a_cache_hit_reads_no_table(
+        tmp_path, monkeypatch):
+    """B300 (no tables of its own) takes the B200's measured module by the roofline ratio, like
+    every other operator; the decision is stored with the precomputed curves, so a cache hit
+    does not read the MLA tables again."""
+    b300 = build_latency_model("kimi-k2.5", "b300-288gb", 4, precision="fp4")
+    assert b300._mla_tables and "uncalibrated: roofline" in b300.calibration
+    monkeypatch.setenv("WRPSIM_MODEL_CACHE", str(tmp_path))
+    spec, gpu = get_model("deepseek-v3"), get_gpu("h200-141gb")
+    kernels = kernels_for(get_engine("vllm-0.24"), "h200-141gb")
+    first = KernelLatency(spec, gpu, 8, kernels, EngineConstants(), precision="fp8_block")
+    assert first._mla_tables and list(tmp_path.iterdir())
+
+    def no_read(*_a, **_k):
+        raise AssertionError("a cache hit read the MLA tables")
+
+    monkeypatch.setattr(type(kernels), "mla", no_read)
+    again = KernelLatency(spec, gpu, 8, kernels, EngineConstants(), precision="fp8_block")
+    assert again._mla_tables
+    np.testing.assert_array_equal(again._dec.t, first._dec.t)

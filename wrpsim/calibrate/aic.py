@@ -176,6 +176,10 @@ def _mla(df: pd.DataFrame, decode: bool) -> tuple[pd.DataFrame, dict]:
     df = df[(df["mla_dtype"] == "bfloat16") & df["kv_cache_dtype"].isin(KV_DTYPES)
             & df["gemm_type"].isin(GEMM_DTYPES)].copy()
     models = sorted(set(df["model"].astype(str)))
+    if not models:
+        raise ConfigError("kernels: MLA module table has no rows with mla_dtype bfloat16, "
+                          f"kv_cache_dtype in {sorted(KV_DTYPES)} and gemm_type in "
+                          f"{sorted(GEMM_DTYPES)}")
     if len(models) != 1 or models[0] not in MLA_MODULES:
         raise ConfigError(f"kernels: MLA module tables of {models}; known: {sorted(MLA_MODULES)}")
     df["kv_dtype"] = df["kv_cache_dtype"].map(KV_DTYPES)
@@ -242,7 +246,8 @@ def replace_cache_resident(tab: pd.DataFrame, gpu) -> tuple[pd.DataFrame, int]:
     tab = tab.reset_index(drop=True)
     least = np.where(tab["moe_ep"] == 1, np.minimum(tab["topk"], tab["experts"]), 0)
     floor = moe_dram_floor_s(tab, least, gpu) * 1e3
-    bad = tab["ms"].to_numpy(np.float64) < floor
+    # (a row retimed to its floor and stored as float32 may sit an ulp below it: not again)
+    bad = tab["ms"].to_numpy(np.float64) < floor * (1.0 - 1e-6)
     if not bad.any():
         return tab, 0
     keys = ["dtype", "hidden", "inter", "topk", "experts", "moe_tp", "moe_ep"]
@@ -250,7 +255,9 @@ def replace_cache_resident(tab: pd.DataFrame, gpu) -> tuple[pd.DataFrame, int]:
     tab["_bad"] = bad
     for key, grp in tab.groupby(keys):
         ok = grp[~grp["_bad"]]
-        if ok.empty:
+        if ok.empty:  # no valid row of this shape to carry over: at least the floor
+            for idx in grp.index:
+                ms[idx] = max(ms[idx], floor[idx])
             continue
         dtype, h, i, k, e, tp, ep = key
         for idx, row in grp[grp["_bad"]].iterrows():

@@ -203,11 +203,12 @@ class KernelLatency(LatencyModel):
         self.schedule_lag = bool(constants.async_scheduling)
         self._cpu0 = constants.iter_overhead_us * 1e-6
         self._cpu_seq = constants.seq_overhead_us * 1e-6 / attn_dp  # each group's own CPU
-        #: the attention of every layer is timed from the measured MLA module (`_mla_module_grids`)
-        self._mla_tables = self._mla_module_applies()
         key = precomputed.model_key(self)
         curves = precomputed.load(key)
         if curves is None:
+            #: attention timed from the measured MLA module (`_mla_module_grids`); decided from
+            #: the tables on a cache miss (it reads them), else read back with the curves
+            self._mla_tables = self._mla_module_applies()
             curves = self._precompute()
             precomputed.store(key, curves)
         self._adopt(curves)
@@ -310,7 +311,8 @@ class KernelLatency(LatencyModel):
 
         At each measured cell, the module's time minus its projection GEMMs at the cell's tokens
         (the linear term times those at T for the whole batch) is the rest of the module: the
-        attention kernels, the absorbed per-head products, norms, RoPE and the KV-cache write.
+        attention kernels, norms, RoPE and the KV-cache write (in decode the absorbed per-head
+        products stand where the kv up-projection GEMM is subtracted: the same FLOPs).
         Its growth above the smallest measured cell (batch 1, shortest length) is taken as
         measured; its fixed part is not: the collector times one module per CUDA-graph launch,
         so the smallest cell holds a graph launch and every small kernel's minimum duration,
@@ -335,18 +337,20 @@ class KernelLatency(LatencyModel):
             out.append(Grid(grid.b, grid.s, t))
         return tuple(out)
 
-    def _stream_bytes_per_token(self) -> float:
-        """Bytes the element-wise kernels move per token of its group (all layers, one GPU)."""
+    def _stream_bytes_per_token(self, all_bytes: bool = False) -> float:
+        """Bytes the element-wise kernels move per token of its group (all layers, one GPU);
+        without those the measured MLA module already times (RoPE, KV-cache write) unless
+        `all_bytes` (the power model counts every byte the GPU moves)."""
         m, tp = self.model, self.atp
         h = m.hidden
         norms = self._layers_total * 4 * h * 2.0  # residual add + RMSNorm: read 2h, write 2h
-        if self._mla_tables:  # RoPE and the KV-cache write are inside the measured module
+        if self._mla_tables and not all_bytes:  # RoPE, KV-cache write: in the measured module
             rope = kv = 0.0
         elif m.mla:
             rope = m.attn_layers * (m.heads // tp + 1) * m.qk_rope_head_dim * 2 * 2.0
         else:
             rope = m.attn_layers * (m.heads // tp + self.kv_heads_per_gpu) * m.head_dim * 2 * 2.0
-        if not self._mla_tables:
+        if all_bytes or not self._mla_tables:
             kv = self.kv_bytes_per_token_per_gpu * (1.0 + 2.0 / KV_BYTES[self.kv_dtype])
         dense_layers = m.dense_layers if m.moe else m.ffn_layers
         width = (m.dense_intermediate or m.intermediate) if m.moe else m.intermediate
@@ -474,13 +478,15 @@ class KernelLatency(LatencyModel):
         pre, dec = self._attention_grids()
         return {"stream": np.float64(self._stream), "lin": lin, "head": head,
                 "pre_b": pre.b, "pre_s": pre.s, "pre_t": pre.t,
-                "dec_b": dec.b, "dec_s": dec.s, "dec_t": dec.t}
+                "dec_b": dec.b, "dec_s": dec.s, "dec_t": dec.t,
+                "mla_tables": np.bool_(self._mla_tables)}
 
     def _adopt(self, c: dict) -> None:
         """Set the precomputed state from `_precompute`'s result (or its cached copy)."""
         from wrpsim.pool.kernels.tables import Grid
 
         self._stream = float(c["stream"])
+        self._mla_tables = bool(c["mla_tables"])
         self._lin, self._head = c["lin"], c["head"]
         self._lin_list = self._lin.tolist()
         self._head_list = self._head.tolist()

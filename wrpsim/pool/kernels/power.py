@@ -90,7 +90,7 @@ def work_constants(lat) -> tuple:
             m.expert_params / tp * wb[lat.moe_dtype],  # bytes of all experts
             1.0 - m.active_experts / m.experts if m.moe else 0.0,
             lat.kv_bytes_per_token_per_gpu / adp,
-            lat._stream_bytes_per_token() / adp,
+            lat._stream_bytes_per_token(all_bytes=True) / adp,
             rl.peak_flops(lat.gpu, lat.dense_dtype), lat.gpu.mem_bw_gbs * 1e9,
             2.0 * getattr(lat, "mamba_state_bytes", 0.0) / tp)  # Mamba state read + written
     return c

@@ -32,9 +32,10 @@ from pathlib import Path
 import numpy as np
 
 #: arrays a cache file holds besides the key (`KernelLatency._precompute`'s result)
-FIELDS = ("stream", "lin", "head", "pre_b", "pre_s", "pre_t", "dec_b", "dec_s", "dec_t")
+FIELDS = ("stream", "lin", "head", "pre_b", "pre_s", "pre_t", "dec_b", "dec_s", "dec_t",
+          "mla_tables")
 _OFF = ("off", "0", "false", "no", "none")
-_FORMAT = 1
+_FORMAT = 2
 
 
 def cache_dir() -> Path | None:

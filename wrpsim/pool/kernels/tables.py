@@ -31,6 +31,8 @@ from wrpsim.errors import ConfigError
 from wrpsim.pool.kernels import roofline as rl
 
 MS = 1e-3
+#: MoE curves reach this many tokens (measured, or past the last measurement by the roofline)
+MOE_MAX_TOKENS = 16384
 #: MoE dtypes to time a precision from, in order, when a GPU's table lacks it (then moved over
 #: by the roofline ratio): the closest kernel family first, BF16 last. A GPU whose engine has
 #: no default MXFP4 kernel (Ada, Ampere) runs MXFP4 experts with Marlin.
@@ -335,9 +337,16 @@ class Kernels:
         return self._cache[key]
 
     # ------------------------------------------------------------------ MoE
+    def moe_dtypes(self) -> set:
+        """The MoE precisions the GPU's MoE table measured (empty without one)."""
+        df = self._table("moe")
+        return set() if df is None or df.rows == 0 else {str(d) for d in np.unique(df["dtype"])}
+
     def moe(self, dtype: str, hidden: int, inter: int, topk: int, experts: int, moe_tp: int,
             moe_ep: int, gated: bool = True) -> Curve:
-        """Time of one fused MoE layer as a function of the tokens entering it."""
+        """Time of one fused MoE layer as a function of the tokens entering it; beyond the
+        largest measured token count, that time moved over by the roofline ratio (up to
+        `MOE_MAX_TOKENS`, proportional past it)."""
         df = self._table("moe")
         want = (hidden, inter, topk, experts, moe_tp, moe_ep)
         if df is None or df.rows == 0:
@@ -362,6 +371,11 @@ class Kernels:
             y = y * (rl.moe_roofline(x, hidden, inter, topk, experts, moe_tp, moe_ep, dtype,
                                      self.gpu, gated)
                      / rl.moe_roofline(x, h0, i0, k0, e0, tp0, ep0, src, self.gpu, gated))
+        if x[-1] < MOE_MAX_TOKENS:  # larger batches at the last point's efficiency
+            more = x[-1] * 2.0 ** np.arange(1, 1 + int(np.log2(MOE_MAX_TOKENS / x[-1])))
+            roof = rl.moe_roofline(np.append(x[-1:], more), hidden, inter, topk, experts,
+                                   moe_tp, moe_ep, dtype, self.gpu, gated)
+            x, y = np.append(x, more), np.append(y, y[-1] * roof[1:] / roof[0])
         return Curve(x, y)
 
 
@@ -409,9 +423,27 @@ class Transferred:
     def stream_bw(self) -> float:
         return self.ref.stream_bw() * self.gpu.mem_bw_gbs / self.ref.gpu.mem_bw_gbs
 
-    def mla_module(self) -> None:
-        """No MLA module tables for a GPU without its own: the model composes the module."""
-        return None
+    def mla_module(self) -> dict | None:
+        return self.ref.mla_module()
+
+    def mla(self, phase, kv_dtype, gemm, heads) -> tuple[Grid, str] | None:
+        """The reference GPU's measured MLA module moved over by the ratio of the module's
+        attention rooflines (the roofline its unmeasured cells are filled from)."""
+        got = self.ref.mla(phase, kv_dtype, gemm, heads)
+        if got is None:
+            return None
+        grid, used = got
+        m = self.ref.mla_module()
+        kvb = {"bf16": 2.0, "fp8": 1.0}[kv_dtype if kv_dtype in ("bf16", "fp8") else "bf16"]
+        bb, ss = np.meshgrid(grid.b, grid.s, indexing="ij")
+        if phase == "decode":
+            args = (heads, 1, m["kv_lora_rank"] + m["qk_rope_head_dim"])
+            roof = rl.attn_decode_roofline
+        else:
+            args = (heads, heads, m["qk_nope_head_dim"] + m["qk_rope_head_dim"])
+            roof = rl.attn_prefill_roofline
+        ratio = roof(bb, ss, *args, self.gpu, kvb) / roof(bb, ss, *args, self.ref.gpu, kvb)
+        return grid.scaled(ratio), used
 
     def moe(self, dtype, hidden, inter, topk, experts, moe_tp, moe_ep, gated=True) -> Curve:
         c = self.ref.moe(dtype, hidden, inter, topk, experts, moe_tp, moe_ep, gated)
@@ -461,7 +493,9 @@ class Partial:
         return self.ref.nccl(op, tp)
 
     def moe(self, dtype, hidden, inter, topk, experts, moe_tp, moe_ep, gated=True) -> Curve:
-        src = self.own if self.own.has("moe") else self.ref
+        """From the GPU's own MoE table for a precision it measured, else from the reference
+        (whose tables measure the other precisions' kernels)."""
+        src = self.own if self.own.moe_dtypes() & {dtype} else self.ref
         return src.moe(dtype, hidden, inter, topk, experts, moe_tp, moe_ep, gated)
 
 
