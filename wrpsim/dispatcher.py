@@ -137,9 +137,14 @@ class Dispatcher:
         delay = end - now + placement.delay_s
         delay += inst.frontend.delay_s(now + delay, req.prompt_tokens, inst.stream_rate())
         if delay > 0:
-            wake(self.env, delay, lambda _e: self._admit(req, inst, dec, delay))
+            wake(self.env, delay, self._admit_due, (req, inst, dec, delay))
         else:
             self._admit(req, inst, dec)
+
+    def _admit_due(self, ev) -> None:
+        """The front-end delay of `_decide` is over: admit (`ev.value`: `_admit`'s arguments).
+        (A bound method and a tuple: no closure cells in `_decide`, the hot path.)"""
+        self._admit(*ev.value)
 
     def _cached(self, req, hit, done: float, route_s: float) -> None:
         """Answer `req` from the semantic cache at `done` (routing took `route_s`)."""

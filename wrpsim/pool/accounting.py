@@ -82,7 +82,16 @@ class AccountingMixin:
             # (a stretch that starts when and where the last one ended adds no breakpoint:
             # a repeated point changes no line `_stint_qoe` draws and no suffix minimum)
             self._push_breakpoint(s, t0)
-        self._push_breakpoint(s + n, now)
+        # `_push_breakpoint(s + n, now)`, inlined (once per stretch)
+        mi, mh = self._mi, self._mh
+        qs.append(s + n)
+        qt.append(now)
+        h = (s + n) - self.qoe[1] * now
+        while mh and mh[-1] >= h:
+            mi.pop()
+            mh.pop()
+        mi.append(self._qbase + len(qs) - 1)
+        mh.append(h)
         if len(qs) > 1 << 16:  # forget breakpoints no decoder can still need
             first = min((q.s0 for q in self.running.values() if q.state == DECODE),
                         default=self.step)

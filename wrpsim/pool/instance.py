@@ -314,8 +314,12 @@ class Instance(BatchingMixin, SequenceSetMixin, HandoffMixin, FailureMixin, Acco
             admit = not (preempted and self.running)  # no new prompts in a step that preempted
             if admit and self.n_ready:
                 self._admit_ready(now, admit)
-            # blocks the decoding batch's next step needs (`KVLedger.step_blocks(step, 1)`)
-            step1 = kv.next_step_blocks(self.step) if self.n_dec else 0
+            # blocks the decoding batch's next step needs (`KVLedger.next_step_blocks`, inlined)
+            if self.n_dec:
+                bs = kv.block_size
+                step1 = kv._hist[(bs - 1 - self.step) % bs] if bs != 1 else kv.decoders
+            else:
+                step1 = 0
             if policy == "vllm":
                 chunks = self._admit_whole(now, False, admit) if self.waiting else []
                 n_dec = 0 if chunks else self.n_dec
@@ -449,13 +453,24 @@ class Instance(BatchingMixin, SequenceSetMixin, HandoffMixin, FailureMixin, Acco
         if self._kind == _DECODE_RUN:
             if self.itl is not None:
                 self.itl.add_run(self._cum_array(), dur, n, self._dec_in_iter)
-            self._count_decode_run(dur, n)
+            # `_count_decode_run(dur, n)`, inlined (hot loop)
+            joules = self._power * self.tp * dur
+            nd = self._dec_in_iter
+            self.busy_s += dur
+            self.energy_j += joules
+            self.iterations += n
+            self.decode_tokens += n * nd
+            self._c_cum += dur / nd
+            self._e_cum += joules / nd
             if self.qoe is not None:
                 self._log_steps(n, now)
             kv = self.kv
-            kv.allocate(kv.step_blocks(self.step, n), now)
-            self.step += n
-            self._pop_finished(now)
+            step = self.step
+            kv.allocate(kv.step_blocks(step, n), now)
+            self.step = step = step + n
+            top = self._heap[0]
+            if top[0] <= step or top[3].heap_no != top[2] or top[3].state != DECODE:
+                self._pop_finished(now)  # (someone may finish; else skip the call)
             if self._lag:  # (`_end_at(n - 2)` inlined)
                 cum = self._cum
                 if n < 2:
