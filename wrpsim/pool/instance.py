@@ -391,33 +391,43 @@ class Instance(BatchingMixin, SequenceSetMixin, HandoffMixin, FailureMixin, Acco
         step = self.step
         top = self._heap[0]
         fin = top[0] if top[3].heap_no == top[2] and top[3].state == DECODE else self._next_finish()
-        limit = min(fin - step, max_steps or self.max_run_steps)
-        n = self.kv.max_steps(step, limit)
+        limit = fin - step
+        cap = max_steps or self.max_run_steps
+        n = self.kv.max_steps(step, limit if limit <= cap else cap)  # (min, without the call)
         if n == 0:
             return False
         nd = self.n_dec
         ctx = self._ctx_const + nd * step
         lat = self.latency
         if n == 1:
-            dur = first = lat.iteration_s(0, 0.0, nd, ctx)
+            dur = lat.iteration_s(0, 0.0, nd, ctx)
             cum = None
         else:
             lin = lat.decode_run_linear(nd, ctx, n)
             if lin is None:
                 cum = lat.decode_run_cum_s(nd, ctx, n)
-                dur, first = float(cum[-1]), float(cum[0])
-            else:  # the end times `decode_run_cum_s` would give, at the last step and the first
+                dur = float(cum[-1])
+            else:  # the end times `decode_run_cum_s` would give (`_end_at`)
                 a, b = lin
                 cum = (a, b, n)
                 dur = a * n + b * (n * (n - 1) / 2.0)  # `_lin_end(a, b, n - 1)`, inlined
-                first = a * 1 + b * 0.0  # `_lin_end(a, b, 0)`
         self._kind = _DECODE_RUN
         self._dec_in_iter = nd
-        if self._fresh:
+        if self._fresh:  # (the end of the run's first step, as `_end_at(0)` will give it)
+            first = dur if cum is None else (
+                cum[0] * 1 + cum[1] * 0.0 if type(cum) is tuple else float(cum[0]))
             self._second_tokens(now + first)
         # power at the run's middle context (it changes little within a run)
         power = lat.power_w(0, nd, ctx + (nd * (n - 1)) // 2, dur / n)
-        self._begin(now, dur, n, cum, power)
+        # `_begin(now, dur, n, cum, power)`, inlined (hot loop)
+        if self.tracer is not None:
+            self._trace_begin(now, dur, n)
+        self.busy = True
+        self._t0, self._dur, self._n, self._cum = now, dur, n, cum
+        self._power = power
+        self._token = token = self._token + 1
+        env = self.env
+        heappush(env._queue, (now + dur, NORMAL, next(env._eid), Wakeup(self._on_end, token)))
         return True
 
     def _second_tokens(self, t: float) -> None:
@@ -428,19 +438,24 @@ class Instance(BatchingMixin, SequenceSetMixin, HandoffMixin, FailureMixin, Acco
         self._fresh.clear()
 
     def _begin(self, now, dur, n, cum, power_w) -> None:
+        """Start the stretch of `n` iterations planned at `now` (`now` is the clock's time):
+        it ends `dur` later with one light event."""
         if self.tracer is not None:
-            prefill = self._pre_tokens if self._kind == _MIXED else 0
-            name = "prefill+decode" if prefill and self._dec_in_iter else (
-                "prefill" if prefill else f"decode x{n}")
-            self.tracer.slice(self.name, 0, name, now, dur, decode_seqs=self._dec_in_iter,
-                              prefill_tokens=prefill, waiting=len(self.waiting))
+            self._trace_begin(now, dur, n)
         self.busy = True
         self._t0, self._dur, self._n, self._cum = now, dur, n, cum
         self._power = power_w
-        self._token += 1
+        self._token = token = self._token + 1
         env = self.env  # (`wake`, inlined: hot loop)
-        heappush(env._queue, (env._now + dur, NORMAL, next(env._eid),
-                              Wakeup(self._on_end, self._token)))
+        heappush(env._queue, (now + dur, NORMAL, next(env._eid), Wakeup(self._on_end, token)))
+
+    def _trace_begin(self, now, dur, n) -> None:
+        """Record the stretch starting now as a trace slice."""
+        prefill = self._pre_tokens if self._kind == _MIXED else 0
+        name = "prefill+decode" if prefill and self._dec_in_iter else (
+            "prefill" if prefill else f"decode x{n}")
+        self.tracer.slice(self.name, 0, name, now, dur, decode_seqs=self._dec_in_iter,
+                          prefill_tokens=prefill, waiting=len(self.waiting))
 
     # ------------------------------------------------------------------ iteration end
     def _on_end(self, ev) -> None:

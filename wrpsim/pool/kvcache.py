@@ -87,10 +87,12 @@ class KVLedger:
         q, m = divmod(n, bs)
         total = q * self.decoders
         if m:
+            # residue r = (phase + step) % bs needs a block within m steps iff r >= bs - m:
+            # the phases (r - step) % bs of those m residues, a circular slice of the histogram
             hist = self._hist
-            # residue r = (phase + step) % bs needs a block within m steps iff r >= bs - m
-            for r in range(bs - m, bs):
-                total += hist[(r - step) % bs]
+            lo = (bs - m - step) % bs
+            hi = lo + m
+            total += sum(hist[lo:hi]) if hi <= bs else sum(hist[lo:]) + sum(hist[:hi - bs])
         return total
 
     def next_step_blocks(self, step: int) -> int:
