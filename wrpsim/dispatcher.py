@@ -98,7 +98,7 @@ class Dispatcher:
     def dispatch(self, req) -> None:
         """A request reaches the router: queue for a replica, then decide (`_decide`)."""
         self.log.open[req.id] = req
-        now = self.env.now
+        now = self.env._now
         if self.service.free:
             self.service.decisions += 1
             self._decide(req, now, now)
@@ -114,7 +114,7 @@ class Dispatcher:
         rest of the service time (`end`), the decision latency and the front end."""
         lookup = 0.0
         if self.cache is not None and req.parent_id is None and req.id not in self.cache.looked_up:
-            hit = self.cache.lookup(req, self.env.now)
+            hit = self.cache.lookup(req, self.env._now)
             lookup = self.cache.spec.lookup_s if req.id in self.cache.looked_up else 0.0
             if hit is not None:
                 self._cached(req, hit, end + lookup, end - came + lookup)
@@ -123,7 +123,7 @@ class Dispatcher:
         placement = self._routed(self.router.route, req)
         if placement is False:
             return
-        now = self.env.now
+        now = self.env._now
         end += lookup
         self.log.route_s[req.id] = end - came + (placement.delay_s if placement else 0.0)
         if placement is None:

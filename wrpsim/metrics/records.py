@@ -171,24 +171,33 @@ class RequestLog:
         self.open.pop(rid, None)
         ttft = seq.first_token_s - r.arrival_s
         tpot = (now - seq.first_token_s) / (r.output_tokens - 1) if r.output_tokens > 1 else NAN
-        prior = self.retried.get(rid)  # (`_spent` and `_attempts`, inlined: once per request)
-        if prior is None:
-            spent, attempts = (seq.gpu_s, seq.energy_j, seq.cost_usd), 1
+        qoe = NAN if seq.qoe is None else seq.qoe.finish(now)
+        route_s = self.route_s.pop(rid, NAN)
+        prior = self.retried.get(rid)
+        if prior is None and seq.prefill_inst is None and seq.second_token_s is not None:
+            # the common row (first attempt, colocated, two tokens or more) in one tuple display:
+            # `_second_and_transfer`, `_spent` and `_attempts` inlined, no unpacking
+            row = (
+                rid, r.parent_id, r.arrival_s, inst.model, inst.pool, inst.index,
+                r.prompt_tokens, r.output_tokens, max(0.0, seq.admit_s - r.arrival_s), ttft, tpot,
+                now - r.arrival_s, seq.first_token_s, now, seq.preemptions,
+                len(r.hash_ids or ()), seq.hit_blocks, seq.hit_tokens,
+                seq.second_token_s - r.arrival_s, None, None, 0.0, NAN, NAN, "completed", None,
+                seq.gpu_s, seq.energy_j, seq.cost_usd, qoe, 1, route_s,
+            )
         else:
-            spent = (seq.gpu_s + prior[1], seq.energy_j + prior[2], seq.cost_usd + prior[3])
-            attempts = prior[0] + 1
-        if seq.prefill_inst is None and seq.second_token_s is not None:
-            tr = (seq.second_token_s - r.arrival_s, None, None, 0.0, NAN, NAN)
-        else:
-            tr = _second_and_transfer(seq)
-        row = (
-            rid, r.parent_id, r.arrival_s, inst.model, inst.pool, inst.index, r.prompt_tokens,
-            r.output_tokens, max(0.0, seq.admit_s - r.arrival_s), ttft, tpot, now - r.arrival_s,
-            seq.first_token_s, now, seq.preemptions, len(r.hash_ids or ()), seq.hit_blocks,
-            seq.hit_tokens, *tr, "completed", None,
-            *spent, NAN if seq.qoe is None else seq.qoe.finish(now),
-            attempts, self.route_s.pop(rid, NAN),
-        )
+            if prior is None:
+                spent, attempts = (seq.gpu_s, seq.energy_j, seq.cost_usd), 1
+            else:
+                spent = (seq.gpu_s + prior[1], seq.energy_j + prior[2], seq.cost_usd + prior[3])
+                attempts = prior[0] + 1
+            row = (
+                rid, r.parent_id, r.arrival_s, inst.model, inst.pool, inst.index,
+                r.prompt_tokens, r.output_tokens, max(0.0, seq.admit_s - r.arrival_s), ttft, tpot,
+                now - r.arrival_s, seq.first_token_s, now, seq.preemptions,
+                len(r.hash_ids or ()), seq.hit_blocks, seq.hit_tokens,
+                *_second_and_transfer(seq), "completed", None, *spent, qoe, attempts, route_s,
+            )
         self.rows.append(row)
         if self.on_complete:
             record = dict(zip(REQUEST_SCHEMA.names, row))

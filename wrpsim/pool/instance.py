@@ -418,7 +418,7 @@ class Instance(BatchingMixin, SequenceSetMixin, HandoffMixin, FailureMixin, Acco
                 cum[0] * 1 + cum[1] * 0.0 if type(cum) is tuple else float(cum[0]))
             self._second_tokens(now + first)
         # power at the run's middle context (it changes little within a run)
-        power = lat.power_w(0, nd, ctx + (nd * (n - 1)) // 2, dur / n)
+        power = lat.decode_power_w(nd, ctx + (nd * (n - 1)) // 2, dur / n)
         # `_begin(now, dur, n, cum, power)`, inlined (hot loop)
         if self.tracer is not None:
             self._trace_begin(now, dur, n)

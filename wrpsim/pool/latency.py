@@ -80,6 +80,12 @@ class LatencyModel(abc.ABC):
         need not recompute it).
         """
 
+    def decode_power_w(self, decode_seqs: int, decode_ctx: int, duration_s: float) -> float:
+        """`power_w(0, decode_seqs, decode_ctx, duration_s)`: a decode-only iteration (the
+        engine asks once per decode run; implementations may cache what depends on the batch
+        only)."""
+        return self.power_w(0, decode_seqs, decode_ctx, duration_s)
+
     #: True when the engine schedules iteration N + 1 while iteration N runs (vLLM's async
     #: scheduling): a request that arrives during N can join N + 2 at the earliest
     schedule_lag: bool = False

@@ -188,6 +188,7 @@ class KernelLatency(LatencyModel):
         self.max_tokens = max_tokens
         self._power = power
         self._power_c: tuple | None = None  # (power model, its constants): see `power_w`
+        self._dec_power: dict = {}  # batch -> its terms of `decode_power_w`
         if constants.mamba_ssm_dtype not in MAMBA_SSM_DTYPES:
             from wrpsim.errors import unknown_choice
 
@@ -765,6 +766,31 @@ class KernelLatency(LatencyModel):
         touched = 1.0 - q ** t_tok if q else 1.0
         nbytes = (fixed + experts * touched + (ctx + t_tok) * kv + t_tok * stream
                   + seqs * state)
+        f = active + w_c * (flops / (peak * duration_s)) + w_m * (nbytes / (bw * duration_s))
+        return idle + span * (f if f < 1.0 else 1.0)
+
+    def decode_power_w(self, decode_seqs: int, decode_ctx: int, duration_s: float) -> float:
+        """`power_w(0, decode_seqs, decode_ctx, duration_s)` (`LatencyModel.decode_power_w`):
+        the same operations in the same order, the terms that depend on the batch only (and the
+        constants) taken from a cache per batch size."""
+        pm = self._power
+        t = self._dec_power.get(decode_seqs)
+        if t is None or t[0] is not pm:
+            if pm is None or decode_seqs <= 0 or not self.c.async_scheduling:
+                return self.power_w(0, decode_seqs, decode_ctx, duration_s)
+            self.power_w(0, decode_seqs, decode_ctx, duration_s)  # (fetches `_power_c`)
+            (_, lin, head, attn, fixed, experts, q, kv, stream, peak, bw, state, active, w_c,
+             w_m, idle, span) = self._power_c
+            n = decode_seqs  # prefill 0: tokens = sequences = n, pairs = 0.0
+            t = self._dec_power[n] = (
+                pm, lin * n + head * n, attn, fixed + experts * (1.0 - q ** n if q else 1.0),
+                kv, n * stream, n * state, peak, bw, active, w_c, w_m, idle, span)
+        if not duration_s:
+            return self.power_w(0, decode_seqs, decode_ctx, duration_s)
+        _, flops0, attn, bytes0, kv, b_stream, b_state, peak, bw, active, w_c, w_m, idle, span = t
+        ctx = float(decode_ctx)
+        flops = flops0 + attn * ctx  # (`power_w`: `attn * (pairs + ctx)`, pairs = 0.0)
+        nbytes = bytes0 + (ctx + decode_seqs) * kv + b_stream + b_state
         f = active + w_c * (flops / (peak * duration_s)) + w_m * (nbytes / (bw * duration_s))
         return idle + span * (f if f < 1.0 else 1.0)
 
