@@ -51,9 +51,10 @@ def piece_deficit(ta: float, ya: float, tb: float, yb: float, e: float, p: float
     te = e + (n - 1) / p
     slope = (yb - ya) / (tb - ta)
     total = 0.0
-    u = max(ta, e)
+    u = e if e > ta else ta  # (max and min written out: a few per token run, per request)
     for v in (te, tb):  # T rises until te, then stays at n
-        v = min(v, tb)
+        if tb < v:
+            v = tb
         if v <= u:
             continue
         au, av = ya + slope * (u - ta), ya + slope * (v - ta)
@@ -68,7 +69,7 @@ def piece_deficit(ta: float, ya: float, tb: float, yb: float, e: float, p: float
 
 def piece_area(ta: float, ya: float, tb: float, yb: float, e: float, p: float, n: int) -> float:
     """∫_ta^tb min(A, T) (= ∫ T − the deficit) for A linear from (ta, ya) to (tb, yb)."""
-    lo = max(ta, e)
+    lo = e if e > ta else ta
     if tb <= lo:
         return 0.0
     te = e + (n - 1) / p
@@ -80,7 +81,7 @@ def _t_integral(u: float, v: float, e: float, p: float, n: int, te: float) -> fl
     """∫_u^v T(t) dt for e <= u <= v."""
     total = 0.0
     if u < te:
-        w = min(v, te)
+        w = te if te < v else v
         total += (2 + p * (u - e) + p * (w - e)) * (w - u) / 2
         u = w
     if v > u:
@@ -133,7 +134,8 @@ class QoEMeter:
 
     def ahead(self, t: float, y: float) -> None:
         """A stays at or above T from the current point until `t` (then it is `y`)."""
-        self.t = max(self.t, t)  # no deficit
+        if t > self.t:  # no deficit
+            self.t = t
         self.y = y
 
     def finish(self, t: float) -> float:
@@ -141,5 +143,7 @@ class QoEMeter:
         self.advance(t, float(self.n))  # A = n from here on: no more deficit
         if self.deficit <= 0:
             return 1.0
-        s_exp = expected_area(self.e, self.p, self.n, max(t, self.e + (self.n - 1) / self.p))
-        return max(0.0, 1.0 - self.deficit / s_exp)
+        t_exp = self.e + (self.n - 1) / self.p
+        s_exp = expected_area(self.e, self.p, self.n, t_exp if t_exp > t else t)
+        q = 1.0 - self.deficit / s_exp
+        return q if q > 0.0 else 0.0

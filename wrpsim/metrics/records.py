@@ -177,9 +177,10 @@ class RequestLog:
         if prior is None and seq.prefill_inst is None and seq.second_token_s is not None:
             # the common row (first attempt, colocated, two tokens or more) in one tuple display:
             # `_second_and_transfer`, `_spent` and `_attempts` inlined, no unpacking
+            wait_s = seq.admit_s - r.arrival_s
             row = (
                 rid, r.parent_id, r.arrival_s, inst.model, inst.pool, inst.index,
-                r.prompt_tokens, r.output_tokens, max(0.0, seq.admit_s - r.arrival_s), ttft, tpot,
+                r.prompt_tokens, r.output_tokens, wait_s if wait_s > 0.0 else 0.0, ttft, tpot,
                 now - r.arrival_s, seq.first_token_s, now, seq.preemptions,
                 len(r.hash_ids or ()), seq.hit_blocks, seq.hit_tokens,
                 seq.second_token_s - r.arrival_s, None, None, 0.0, NAN, NAN, "completed", None,

@@ -136,8 +136,10 @@ class AccountingMixin:
         thr = 1.0 + s0 - y0 - m.p * m.e
         mi, mh = self._mi, self._mh
         last = len(qs) - 1
-        for j in range(max(0, bisect_right(qs, s0) - 1), last + 1):
-            m.line(qt[j], y0 + max(0, qs[j] - s0))
+        first = bisect_right(qs, s0) - 1
+        for j in range(first if first > 0 else 0, last + 1):  # (max(0, ·), as below)
+            d = qs[j] - s0
+            m.line(qt[j], y0 + (d if d > 0 else 0))
             if mh[bisect_left(mi, j + base)] >= thr:
                 m.ahead(qt[last], y0 + (qs[last] - s0))
                 return

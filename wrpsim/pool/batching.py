@@ -99,11 +99,14 @@ class BatchingMixin:
         budget = self.sched.token_budget - self.n_dec
         pending = step1  # blocks promised so far
         chunks = []
-        available = kv.available  # (constant until a prompt is taken below)
+        available = kv.capacity - kv.used + kv.evictable  # (`kv.available`: constant until a
+        # prompt is taken below)
         for seq in self.prefilling:
             if budget <= 0:
                 break
-            c = min(seq.target - seq.done, budget)
+            c = seq.target - seq.done
+            if budget < c:  # (min, without the builtin's call)
+                c = budget
             nb = -(-(seq.done + c - seq.shared) // bs) - seq.blocks
             if nb > available - pending:
                 break
@@ -115,8 +118,10 @@ class BatchingMixin:
         while (admit and waiting and not self.n_ready and budget > 0
                and len(running) < self.sched.max_seqs and waiting[0].enq_s <= self._cutoff):
             seq = waiting[0]
-            load = self._lookup(seq)
-            c = min(seq.target - seq.done, budget)
+            load = self._lookup(seq) if self.prefix is not None else 0
+            c = seq.target - seq.done
+            if budget < c:  # (min, without the builtin's call)
+                c = budget
             nb = -(-(seq.done + c - seq.shared) // bs)
             if nb + load > kv.available - pending - (self._watermark if running else 0):
                 self._unlookup(seq)

@@ -232,8 +232,10 @@ class Instance(BatchingMixin, SequenceSetMixin, HandoffMixin, FailureMixin, Acco
                     hi = mid
                 else:
                     lo = j
-            return min(lo, self._n)
-        return min(bisect_right(cum, x), self._n)
+            n = self._n  # (min(k, n), without the builtin's call: hot loop)
+            return n if n < lo else lo
+        k, n = bisect_right(cum, x), self._n
+        return n if n < k else k
 
     def prefix_match(self, request) -> int:
         """Leading prefix blocks of `request` cached here (0 without a prefix cache or ids)."""
@@ -292,7 +294,8 @@ class Instance(BatchingMixin, SequenceSetMixin, HandoffMixin, FailureMixin, Acco
                         break
             self._n = k + 1
             self._dur = end
-            self._schedule(max(0.0, self._t0 + end - now))
+            delay = self._t0 + end - now
+            self._schedule(delay if delay > 0.0 else 0.0)  # (max(0.0, delay))
 
     def _schedule(self, delay: float) -> None:
         """End the stretch in progress `delay` from now (one light event; an earlier one it

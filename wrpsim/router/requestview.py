@@ -40,6 +40,13 @@ class RequestView:
     def __init__(self, req):
         object.__setattr__(self, "_req", req)
 
+    @property
+    def model(self):
+        """The request's model (None: the fleet's default). Forwarded here, not by `__getattr__`,
+        which runs only after a failed lookup (raising and clearing an `AttributeError`): the
+        view reads it for every routing decision."""
+        return self._req.model
+
     def __getattr__(self, name: str):
         if name in HIDDEN:
             raise AttributeError(

@@ -543,7 +543,7 @@ class KernelLatency(LatencyModel):
         prompt (length sqrt(2 pairs / seqs): equal work, at the efficiency measured there) and
         (b) the measured decode-attention time of `seqs` sequences reading the chunks' whole
         context (a short chunk after a long prefix reads its KV like a decode step)."""
-        b = max(1, seqs)
+        b = seqs if seqs > 1 else 1  # (max(1, seqs) without the builtin call, as below)
         s = tokens / b
         ctx = pairs / tokens + s / 2.0 if tokens else 0.0  # keys per query, on average
         br, pr = b, pairs  # the busiest group's chunks and pairs (attn_dp)
@@ -554,8 +554,8 @@ class KernelLatency(LatencyModel):
         if row is None:
             row = self._pre_rows[b] = self._pre.row(float(br)).tolist()
         drow, s_dec = self._dec_row(b)[1], self._dec_sl
-        total = self._n_full * max(_pairs_time(row, self._pre_s, br, pr),
-                                   _interp1(ctx, s_dec, drow))
+        t_pairs, t_read = _pairs_time(row, self._pre_s, br, pr), _interp1(ctx, s_dec, drow)
+        total = self._n_full * (t_read if t_read > t_pairs else t_pairs)
         if self._n_slide:
             w = float(self._window)
             pw = min(pr, tokens * w) if self.adp == 1 else min(pr, tokens * w * br / b)
