@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from heapq import heappop
 
-from wrpsim.pool.wakeup import URGENT, Wakeup, wake
+from wrpsim.pool.wakeup import SPARE, URGENT, Wakeup, wake
 
 
 class Arrivals:
@@ -74,7 +74,8 @@ def _done(_ev) -> None:
 def run_all(env) -> None:
     """`env.run()`: process every event until none is left. A light event
     (`wrpsim.pool.wakeup.Wakeup`) is processed here as `Environment.step` would (pop it, set
-    the clock, call its callbacks; it cannot fail); any other event by `env.step()` itself.
+    the clock, call its callback; it cannot fail), then kept for reuse; any other event by
+    `env.step()` itself.
     An environment whose `step` was replaced (a test checking invariants after every event)
     is run by `env.run()`, which calls it for every event."""
     if "step" in vars(env):
@@ -82,12 +83,15 @@ def run_all(env) -> None:
         return
     queue = env._queue
     step = env.step
-    while queue:
-        ev = queue[0][3]
-        if type(ev) is Wakeup:
-            env._now = heappop(queue)[0]
-            callbacks, ev.callbacks = ev.callbacks, None
-            for fn in callbacks:
-                fn(ev)
-        else:
-            step()
+    spare = SPARE
+    try:
+        while queue:
+            ev = queue[0][3]
+            if type(ev) is Wakeup:
+                env._now = heappop(queue)[0]
+                ev.fn(ev)
+                spare.append(ev)  # processed: `wake` may reuse it
+            else:
+                step()
+    finally:
+        spare.clear()  # (they hold this run's callbacks and values)

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from collections import deque
-from heapq import heappush
 
 import numpy as np
 
@@ -36,7 +35,7 @@ from wrpsim.pool.lifecycle import SequenceSetMixin
 from wrpsim.pool.prefix import PrefixCache
 from wrpsim.pool.scheduler import SchedulerConfig
 from wrpsim.pool.sequence import DECODE, Seq
-from wrpsim.pool.wakeup import NORMAL, Wakeup, wake
+from wrpsim.pool.wakeup import wake
 
 __all__ = ["_DECODE_RUN", "_MIXED", "Instance"]
 INF = float("inf")
@@ -429,8 +428,7 @@ class Instance(BatchingMixin, SequenceSetMixin, HandoffMixin, FailureMixin, Acco
         self._t0, self._dur, self._n, self._cum = now, dur, n, cum
         self._power = power
         self._token = token = self._token + 1
-        env = self.env
-        heappush(env._queue, (now + dur, NORMAL, next(env._eid), Wakeup(self._on_end, token)))
+        wake(self.env, dur, self._on_end, token)
         return True
 
     def _second_tokens(self, t: float) -> None:
@@ -449,8 +447,7 @@ class Instance(BatchingMixin, SequenceSetMixin, HandoffMixin, FailureMixin, Acco
         self._t0, self._dur, self._n, self._cum = now, dur, n, cum
         self._power = power_w
         self._token = token = self._token + 1
-        env = self.env  # (`wake`, inlined: hot loop)
-        heappush(env._queue, (now + dur, NORMAL, next(env._eid), Wakeup(self._on_end, token)))
+        wake(self.env, dur, self._on_end, token)
 
     def _trace_begin(self, now, dur, n) -> None:
         """Record the stretch starting now as a trace slice."""

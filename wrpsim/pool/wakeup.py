@@ -8,7 +8,9 @@ a timeout — `(now + delay, NORMAL, next id, event)` — so it is processed at 
 in the same order as the `Timeout` it replaces, and `Environment.step` treats it as any
 succeeded event: it calls `fn(event)`, where `event.value` is `value`.
 
-Only for events nobody yields on or waits for (a process cannot wait on a `Wakeup`).
+Only for events nobody yields on or waits for (a process cannot wait on a `Wakeup`), and
+nobody keeps once processed: `wrpsim.eventloop.run_all` puts a processed `Wakeup` in `SPARE`
+and `wake` reuses it (building an object costs more than the rest of an event).
 `delay` must be >= 0 (not checked: the callers compute it as a duration or a maximum with 0).
 """
 
@@ -18,23 +20,43 @@ from heapq import heappush
 
 from simpy.events import NORMAL, URGENT
 
-__all__ = ["NORMAL", "URGENT", "Wakeup", "wake"]
+__all__ = ["NORMAL", "SPARE", "URGENT", "Wakeup", "wake"]
 
 
 class Wakeup:
-    """A triggered, succeeded event with callbacks `[fn]` and `value` (module docstring)."""
+    """A triggered, succeeded event that calls `fn(event)` once, with `value` (module
+    docstring). SimPy's `Environment.step` sees `callbacks`: `[fn]`, then None."""
 
-    __slots__ = ("callbacks", "value")
+    __slots__ = ("fn", "value")
     _ok = True  # succeeded: what `Environment.step` checks after the callbacks
 
     def __init__(self, fn, value=None):
-        self.callbacks = [fn]
+        self.fn = fn
         self.value = value
 
+    @property
+    def callbacks(self) -> list | None:
+        """`[fn]` until processed, None after (SimPy's view of the event)."""
+        return None if self.fn is None else [self.fn]
 
-def wake(env, delay: float, fn, value=None, priority: int = NORMAL) -> Wakeup:
+    @callbacks.setter
+    def callbacks(self, callbacks: list | None) -> None:
+        # `Environment.step` sets None once it has taken them; a list holds the one callback
+        (self.fn,) = callbacks if callbacks is not None else (None,)
+
+
+#: processed `Wakeup`s that `wake` reuses (`run_all` fills it and empties it when it returns)
+SPARE: list[Wakeup] = []
+
+
+def wake(env, delay: float, fn, value=None, priority: int = NORMAL) -> None:
     """Call `fn(event)` `delay` simulated seconds from now, as `env.timeout(delay, value)`
     with `fn` appended to its callbacks would (module docstring)."""
-    ev = Wakeup(fn, value)
+    try:
+        ev = SPARE.pop()
+    except IndexError:
+        ev = Wakeup(fn, value)
+    else:
+        ev.fn = fn
+        ev.value = value
     heappush(env._queue, (env._now + delay, priority, next(env._eid), ev))
-    return ev
