@@ -40,8 +40,9 @@ class SequenceSetMixin:
     def _remove_decoder(self, seq: Seq) -> int:
         """Take `seq` out of the decoding set; return the blocks it holds."""
         if not seq.reserved:
-            self.kv.remove_decoder(seq.kv0, seq.s0)
-            held = self.kv.blocks_for(seq.kv0 + self.step - seq.s0)
+            kv = self.kv
+            kv.remove_decoder(seq.kv0, seq.s0)
+            held = -(-(seq.kv0 + self.step - seq.s0) // kv.block_size)  # `kv.blocks_for`
         else:
             held = seq.blocks
         self._ctx_const -= seq.kv0 + seq.shared - seq.s0
