@@ -130,10 +130,12 @@ class Dispatcher:
             self.log.dropped(req, self.fleet.model_of(req), "router_rejected")
             return
         feed = self.feed
-        inst, dec = feed.live(placement.instance), feed.live(placement.decode_instance)
+        inst = feed.live(placement.instance)
         feed.sent(placement.instance, req)
+        dec = placement.decode_instance
         if dec is not None:
-            feed.sent(placement.decode_instance, req)
+            feed.sent(dec, req)
+            dec = feed.live(dec)
         delay = end - now + placement.delay_s
         delay += inst.frontend.delay_s(now + delay, req.prompt_tokens, inst.stream_rate())
         if delay > 0:

@@ -256,9 +256,11 @@ class Instance(BatchingMixin, SequenceSetMixin, HandoffMixin, FailureMixin, Acco
     def admit(self, req) -> None:
         """Accept a routed request into the waiting queue (at the current simulated time)."""
         seq = Seq(req)
-        seq.enq_s = self.env._now
+        seq.enq_s = now = self.env._now
         self.waiting.append(seq)
-        self._count(+1)
+        self._in_area += self._in_system * (now - self._in_t)  # (`_count(+1)`, inlined)
+        self._in_t = now
+        self._in_system += 1
         self._wake()
 
     def _wake(self) -> None:
@@ -293,14 +295,11 @@ class Instance(BatchingMixin, SequenceSetMixin, HandoffMixin, FailureMixin, Acco
                         break
             self._n = k + 1
             self._dur = end
+            # the stretch now ends `delay` from now: one light event; the one it replaces is
+            # ignored when it comes (`_on_end` checks the token)
             delay = self._t0 + end - now
-            self._schedule(delay if delay > 0.0 else 0.0)  # (max(0.0, delay))
-
-    def _schedule(self, delay: float) -> None:
-        """End the stretch in progress `delay` from now (one light event; an earlier one it
-        replaces is ignored when it comes: `_on_end` checks the token)."""
-        self._token += 1
-        wake(self.env, delay, self._on_end, self._token)
+            self._token = token = self._token + 1
+            wake(self.env, delay if delay > 0.0 else 0.0, self._on_end, token)  # (max(0.0, ·))
 
     # ------------------------------------------------------------------ planning
     def _plan(self, cutoff: float = INF) -> None:
