@@ -420,14 +420,7 @@ class Instance(BatchingMixin, SequenceSetMixin, HandoffMixin, FailureMixin, Acco
             self._second_tokens(now + first)
         # power at the run's middle context (it changes little within a run)
         power = lat.decode_power_w(nd, ctx + (nd * (n - 1)) // 2, dur / n)
-        # `_begin(now, dur, n, cum, power)`, inlined (hot loop)
-        if self.tracer is not None:
-            self._trace_begin(now, dur, n)
-        self.busy = True
-        self._t0, self._dur, self._n, self._cum = now, dur, n, cum
-        self._power = power
-        self._token = token = self._token + 1
-        wake(self.env, dur, self._on_end, token)
+        self._begin(now, dur, n, cum, power)  # (a method: `SpanningInstance` replaces it)
         return True
 
     def _second_tokens(self, t: float) -> None:
