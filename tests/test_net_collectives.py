@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 from collections import Counter
+from functools import partial
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -317,6 +318,10 @@ def test_a_rank_outside_the_fabric_is_a_config_error():
         start_collective(fabric, Collective("allreduce_ring", (0, 99), MIB))
 
 
+def _note(got: list, k: int, t: float) -> None:
+    got.append((k, t))
+
+
 @pytest.mark.parametrize("lb", ["ecmp", "ecmp_subflows", "spray", "split"])
 def test_send_is_a_one_flow_transfer(lb):
     """`Fabric.send` leaves the same records, connections and completion times as
@@ -331,7 +336,7 @@ def test_send_is_a_one_flow_transfer(lb):
         calls = [(0, 5, 3 * MIB + 7), (1, 1, MIB), (2, 9, 0), (0, 1, MIB), (4, 13, 2 * MIB),
                  (13, 4, MIB), (0, 5, MIB)]
         for k, (s, d, b) in enumerate(calls):
-            fn = (lambda t, k=k: got.append((k, t)))
+            fn = partial(_note, got, k)
             if one:
                 fabric.send(s, d, b, fn, tag="x", key=("g",))
             else:
