@@ -46,6 +46,8 @@ from wrpsim.errors import ConfigError, unknown_choice
 from wrpsim.pool.wakeup import wake_joined
 
 KINDS = ("allreduce_ring", "allreduce_tree", "allgather", "reducescatter", "alltoall")
+STEPS_CACHE = 1024  # DAGs kept by (kind, group size, bytes, chunks) (`Collective.steps`)
+_STEPS: dict[tuple, list] = {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,16 +95,27 @@ class Collective:
         return len(self.ranks)
 
     def steps(self) -> list[Step]:
-        """The DAG, in an order where every flow comes after the flows it waits for."""
+        """The DAG, in an order where every flow comes after the flows it waits for. The list is
+        shared by every collective of the same kind, size, bytes and chunks (the rails of a
+        spanning instance, its iterations of one batch size): read it, do not change it."""
         n = self.n
         if n < 2:
             return []
+        shape = (self.kind, n, self.nbytes, self.chunks)
+        out = _STEPS.get(shape)
+        if out is not None:
+            return out
         if self.kind == "alltoall":
             sizes = chunk_sizes(self.nbytes, n)
-            return [Step(i, j, sizes[j], 0, ()) for i in range(n) for j in range(n) if i != j]
-        if self.kind == "allreduce_tree":
-            return _tree(n, self.nbytes, self.chunks)
-        return _ring(n, self.nbytes, 2 * (n - 1) if self.kind == "allreduce_ring" else n - 1)
+            out = [Step(i, j, sizes[j], 0, ()) for i in range(n) for j in range(n) if i != j]
+        elif self.kind == "allreduce_tree":
+            out = _tree(n, self.nbytes, self.chunks)
+        else:
+            out = _ring(n, self.nbytes, 2 * (n - 1) if self.kind == "allreduce_ring" else n - 1)
+        if len(_STEPS) >= STEPS_CACHE:
+            _STEPS.clear()
+        _STEPS[shape] = out
+        return out
 
     def depth(self) -> int:
         """Flows on the longest dependency chain (the steps an ideal run waits for)."""

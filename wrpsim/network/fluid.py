@@ -309,7 +309,10 @@ class FluidEngine:
         self._dirty = False
         self.recomputes += 1
         conns, pcs = self._conns, self._port_conns
-        comp = self._component()
+        comp = self._alone()
+        lone = comp is not None
+        if not lone:
+            comp = self._component()
         pr: dict[int, float] = {}
         if comp is None:  # a large component: every rate, vectorised
             comp = sorted(conns)
@@ -328,7 +331,7 @@ class FluidEngine:
                     pr[p] = 0.0
         elif not comp:
             return
-        elif all(len(pcs[p]) == 1 for c in comp for p in conns[c][0]):
+        elif lone or all(len(pcs[p]) == 1 for c in comp for p in conns[c][0]):
             # no two connections share a port: each gets its tightest port (what water-filling
             # gives, bit for bit: the share cap/a of its first saturated port)
             cap = self._capl
@@ -391,6 +394,29 @@ class FluidEngine:
         if len(steps) >= self._trim_at:
             self._trim()
             self._trim_at = max(TRIM_STEPS, 2 * len(self._steps))
+
+    def _alone(self) -> list[int] | None:
+        """`_component()` in the common case of a fleet's sparse traffic — every connection on
+        the ports touched since the last recomputation alone on each of its ports (so each is a
+        component of its own) and at most `SMALL` of them: their ids, sorted, found without the
+        search (the touched ports are then consumed); else None, the touched ports left for
+        `_component`."""
+        pcs, conns = self._port_conns, self._conns
+        comp: set[int] = set()
+        for p in self._dirty_ports:
+            s = pcs.get(p)
+            if s:
+                if len(s) > 1:
+                    return None
+                comp |= s
+        if len(comp) > SMALL:
+            return None
+        for c in comp:
+            for q in conns[c][0]:
+                if len(pcs[q]) != 1:
+                    return None
+        self._dirty_ports = set()
+        return sorted(comp)
 
     def _component(self) -> list[int] | None:
         """Ids of the connections sharing ports, transitively, with the ports touched since the

@@ -213,7 +213,7 @@ class Fabric:
             self._later(0.0 if rate is None else nbytes * 8 / (rate * 1e9), fid)
             log.wait(x, 1, done)
             return x
-        conns = self.lb.connections([(src, dst, nbytes)], key)
+        conns = self.lb.connection(src, dst, nbytes, key)
         driver = self._driver
         if self.window is not None and self.window[0] <= now < self.window[1]:
             driver = self._wdriver
