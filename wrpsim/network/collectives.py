@@ -43,7 +43,7 @@ from dataclasses import dataclass
 from functools import partial
 
 from wrpsim.errors import ConfigError, unknown_choice
-from wrpsim.pool.wakeup import wake_joined
+from wrpsim.pool.wakeup import wake, wake_joined
 
 KINDS = ("allreduce_ring", "allreduce_tree", "allgather", "reducescatter", "alltoall")
 STEPS_CACHE = 1024  # DAGs kept by (kind, group size, bytes, chunks) (`Collective.steps`)
@@ -278,7 +278,7 @@ def start_collective(fabric, coll: Collective, done: Callable[[float], None] | N
     key = ("collective", coll.ranks) if key is None else key
     run = CollectiveRun(fabric, coll, env.now, steps, done, tag, key)
     if not steps:
-        env.timeout(0).callbacks.append(lambda _e: run._finished(env.now))
+        wake(env, 0, lambda _e: run._finished(env.now))
     for i, s in enumerate(steps):
         if not s.deps:
             run._ready(i)

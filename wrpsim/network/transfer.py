@@ -19,7 +19,8 @@ them). Packet: the engine keeps its own integer-picosecond event queue and is ad
 timeouts at its event times (seconds = ps / 1e12). Between SimPy events it runs ahead up to the
 next SimPy event (`env.peek()`) or the next connection completion, whichever is first, so one
 SimPy event serves thousands of packets. Both drive exactly the engine code the standalone
-scenarios use.
+scenarios use. The fabric's timeouts are the light events of `wrpsim.pool.wakeup` (same times,
+same order as `env.timeout`, without the `Timeout` objects).
 
 Packet window (`packet_window: [t0, t1]`, kind fluid only). A transfer that *starts* at a time t
 with t0 <= t < t1 runs on a packet engine of its own, every other one on the fluid engine; a
@@ -53,6 +54,7 @@ from wrpsim.network.packet import PacketEngine
 from wrpsim.network.paths import LoadBalancer
 from wrpsim.network.placement import place
 from wrpsim.network.topology import PS_PER_S, LeafSpine
+from wrpsim.pool.wakeup import wake
 
 
 def build_fabric(cfg: dict | None, seed: int) -> Fabric:
@@ -183,7 +185,7 @@ class Fabric:
                 driver.add(conns)
         if left == 0:  # nothing to wait for: done at this instant, but not re-entrantly
             log.x_end[x] = now
-            env.timeout(0).callbacks.append(lambda _e: done(env.now))
+            wake(env, 0, lambda _e: done(env.now))
         else:
             log.wait(x, left, done)
         return x
@@ -205,7 +207,7 @@ class Fabric:
         if topo is None or nbytes == 0 or src == dst:
             log.f_end[fid] = now
             log.x_end[x] = now
-            env.timeout(0).callbacks.append(lambda _e: done(env.now))
+            wake(env, 0, lambda _e: done(env.now))
             return x
         if topo.server_of[src] == topo.server_of[dst]:
             rate = self.cfg.nvlink_gbps
@@ -255,8 +257,7 @@ class Fabric:
         return out
 
     def _later(self, delay: float, fid: int) -> None:
-        ev = self.env.timeout(delay)
-        ev.callbacks.append(lambda _e, f=fid: self._flow_part_done(f))
+        wake(self.env, delay, lambda _e, f=fid: self._flow_part_done(f))
 
     def _conns_done(self, cids: list[int], conn_flow: list[int]) -> None:
         for c in cids:
@@ -369,7 +370,7 @@ class _FluidDriver:
             eng.add(c)
         if not self._arming:  # one recomputation for all transfers started at this instant
             self._arming = True
-            self.env.timeout(0).callbacks.append(self._deferred_arm)
+            wake(self.env, 0, self._deferred_arm)
 
     def _deferred_arm(self, _ev) -> None:
         self._arming = False
@@ -394,8 +395,7 @@ class _FluidDriver:
         if t is None:
             return
         self.gen += 1
-        ev = self.env.timeout(_delay(self.env.now, t))
-        ev.callbacks.append(partial(self._wake, self.gen, t))
+        wake(self.env, _delay(self.env.now, t), partial(self._wake, self.gen, t))
 
     def _wake(self, gen: int, t: float, _ev) -> None:
         if gen != self.gen:
@@ -435,8 +435,7 @@ class _PacketDriver:
         if t is None:
             return
         self.gen += 1
-        ev = self.env.timeout(_delay(self.env.now, t / PS_PER_S))
-        ev.callbacks.append(partial(self._wake, self.gen, t))
+        wake(self.env, _delay(self.env.now, t / PS_PER_S), partial(self._wake, self.gen, t))
 
     def _wake(self, gen: int, t: int, _ev) -> None:
         if gen != self.gen:

@@ -53,6 +53,7 @@ from wrpsim.errors import ConfigError, number
 from wrpsim.network import FLEET_KEYS
 from wrpsim.pool.instance import _MIXED, Instance
 from wrpsim.pool.sequence import DECODE
+from wrpsim.pool.wakeup import wake
 
 #: keys of the `network` config that belong to fleet runs' collectives, not to the fabric
 COLLECTIVE_KEYS = FLEET_KEYS
@@ -169,8 +170,7 @@ class SpanningInstance(Instance):
             return  # rails still running, or the instance failed meanwhile
         self._coll_t = t
         self._dur = t - self._t0 + self._compute
-        ev = self.env.timeout(self._compute, value=token)
-        ev.callbacks.append(self._on_end)
+        wake(self.env, self._compute, self._on_end, token)
 
     def _done_steps(self, now: float) -> int:
         """1 once the iteration in progress has ended (its end is known after its collectives)."""
