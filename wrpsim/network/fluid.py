@@ -310,9 +310,11 @@ class FluidEngine:
         self.recomputes += 1
         conns, pcs = self._conns, self._port_conns
         comp = self._alone()
-        lone = comp is not None
-        if not lone:
-            comp = self._component()
+        if comp is not None:
+            if comp:
+                self._set_alone(comp)
+            return
+        comp = self._component()
         pr: dict[int, float] = {}
         if comp is None:  # a large component: every rate, vectorised
             comp = sorted(conns)
@@ -331,7 +333,7 @@ class FluidEngine:
                     pr[p] = 0.0
         elif not comp:
             return
-        elif lone or all(len(pcs[p]) == 1 for c in comp for p in conns[c][0]):
+        elif all(len(pcs[p]) == 1 for c in comp for p in conns[c][0]):
             # no two connections share a port: each gets its tightest port (what water-filling
             # gives, bit for bit: the share cap/a of its first saturated port)
             cap = self._capl
@@ -391,6 +393,56 @@ class FluidEngine:
                 busy.discard(p)
         if self.watch is not None:
             self.watch.update(pr)
+        if len(steps) >= self._trim_at:
+            self._trim()
+            self._trim_at = max(TRIM_STEPS, 2 * len(self._steps))
+
+    def _set_alone(self, comp: list[int]) -> None:
+        """`_recompute` for connections `comp` (sorted) each alone on every one of its ports
+        (`_alone`), in one pass: each gets its tightest port, as the disjoint case of
+        `_recompute` gives it, with the same float operations, heap pushes in the same order
+        and the same per-port updates."""
+        conns, cap, pcs = self._conns, self._capl, self._port_conns
+        now, heap, steps = self.now, self._heap, self._steps
+        end = self._base + len(steps)
+        push = heapq.heappush
+        prate, psync, pbytes, busy, pmax = (self._prate, self._psync, self._pbytes, self._busy,
+                                            self.port_max_conns)
+        watch, phantoms = self.watch, self._phantoms
+        for c in comp:
+            st = conns[c]
+            ports, coefs = st[0], st[1]
+            ones = coefs is _ONES[len(ports)] if len(ports) < len(_ONES) else False
+            if ones:
+                rc = min([cap[p] for p in ports])  # x / 1.0 and 1.0 * x are x exactly
+            else:
+                rc = min([cap[p] / a for p, a in zip(ports, coefs)])
+            if st[4] != end:
+                if st[3]:
+                    st[2] = self._replay(st[2], st[3], st[4], -1.0)
+                st[4] = end
+            st[3] = rc
+            if c >= 0:  # a phantom never finishes
+                f = st[5] = now + st[2] / rc
+                push(heap, (f, c))
+            for p, a in zip(ports, coefs):
+                v = rc if ones else (a * rc if c >= 0 else 0.0)  # a phantom carries nothing
+                if psync[p] != end:
+                    if prate[p]:
+                        pbytes[p] = self._replay(pbytes[p], prate[p], psync[p], 1.0)
+                    psync[p] = end
+                prate[p] = v
+                if v:
+                    busy.add(p)
+                    k = len(pcs[p])
+                    if phantoms:
+                        k -= self._ph_ports.get(p, 0)
+                    if k > pmax[p]:
+                        pmax[p] = k
+                else:
+                    busy.discard(p)
+            if watch is not None:
+                watch.update(ports)
         if len(steps) >= self._trim_at:
             self._trim()
             self._trim_at = max(TRIM_STEPS, 2 * len(self._steps))
