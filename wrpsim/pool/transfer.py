@@ -114,6 +114,7 @@ class KVTransfer:
 
             def both() -> None:
                 if state[0] and tail[0]:
+                    state[1] = None  # state -> both -> state: freed by refcount, not by gc
                     done(env.now)
 
             def tail_done(_t: float) -> None:
