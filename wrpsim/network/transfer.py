@@ -198,11 +198,10 @@ class Fabric:
         env = self.env
         log = self.log
         now = env._now
-        x = log.new_transfer(now)
+        x, fid = log.new_single(now, src, dst, nbytes)
         self.bytes_moved += nbytes
         tags = self.bytes_by_tag
         tags[tag] = tags.get(tag, 0) + nbytes
-        fid = log.new_flow(src, dst, nbytes)
         topo = self.topo
         if topo is None or nbytes == 0 or src == dst:
             log.f_end[fid] = now

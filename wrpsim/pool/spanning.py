@@ -110,6 +110,7 @@ class SpanningInstance(Instance):
         self.collective_s = 0.0
         self.iteration_log: list | None = None
         self._rails: list[tuple[int, ...]] | None = None
+        self._colls: dict[int, list] = {}  # bytes per rank -> the rails' `Collective`s
         self._compute = 0.0
         self._coll_t = math.nan  # when the iteration in progress finished its collectives
         self._second: list = []
@@ -161,8 +162,14 @@ class SpanningInstance(Instance):
         self._token += 1
         left = [len(rails)]
         done = partial(self._rail_done, self._token, left)
-        for rail in rails:
-            start_collective(fabric, Collective("allreduce_ring", rail, nbytes, alpha), done)
+        colls = self._colls.get(nbytes)
+        if colls is None:  # one ring per rail, the same for every iteration of this size
+            if len(self._colls) >= 4096:
+                self._colls.clear()
+            colls = self._colls[nbytes] = [Collective("allreduce_ring", rail, nbytes, alpha)
+                                           for rail in rails]
+        for coll in colls:
+            start_collective(fabric, coll, done)
 
     def _rail_done(self, token: int, left: list, t: float) -> None:
         left[0] -= 1
