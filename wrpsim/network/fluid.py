@@ -186,6 +186,8 @@ class FluidEngine:
         """`x` moved by `sign`·r·dt for every step from absolute index `since` on."""
         steps = self._steps
         i = since - self._base
+        if i == len(steps) - 1:  # one step (the common case): no slice
+            return x - r * steps[i] if sign < 0 else x + r * steps[i]
         if sign < 0:
             for dt in steps[i:] if i else steps:
                 x = x - r * dt

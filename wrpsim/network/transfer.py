@@ -263,7 +263,7 @@ class Fabric:
             self._flow_part_done(conn_flow[c])
 
     def _flow_part_done(self, fid: int) -> None:
-        now = self.env.now
+        now = self.env._now
         done = self.log.flow_part_done(fid, now)
         if done is not None:  # the transfer's live state (and `done`'s closure) is gone
             done(now)
@@ -362,7 +362,7 @@ class _FluidDriver:
         self.on_rates: Callable[[], None] | None = None  # after rates may have changed
 
     def add(self, conns) -> None:
-        eng, now = self.engine, self.env.now
+        eng, now = self.engine, self.env._now
         if not self._arming or eng.now < now:  # a second add in one instant: already there
             self.pending += eng.advance(max(now, eng.now))
         for c in conns:
@@ -388,13 +388,14 @@ class _FluidDriver:
         return ids
 
     def _arm(self) -> None:
-        t = self.env.now if self.pending else self.engine.next_time()
+        now = self.env._now
+        t = now if self.pending else self.engine.next_time()
         if self.on_rates is not None:
             self.on_rates()
         if t is None:
             return
         self.gen += 1
-        wake(self.env, _delay(self.env.now, t), partial(self._wake, self.gen, t))
+        wake(self.env, _delay(now, t), partial(self._wake, self.gen, t))
 
     def _wake(self, gen: int, t: float, _ev) -> None:
         if gen != self.gen:
