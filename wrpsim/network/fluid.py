@@ -414,7 +414,8 @@ class FluidEngine:
         for c in comp:
             st = conns[c]
             ports, coefs = st[0], st[1]
-            ones = coefs is _ONES[len(ports)] if len(ports) < len(_ONES) else False
+            n = len(ports)
+            ones = n < len(_ONES) and coefs is _ONES[n]
             if ones:
                 rc = min([cap[p] for p in ports])  # x / 1.0 and 1.0 * x are x exactly
             else:
@@ -536,8 +537,9 @@ class FluidEngine:
         done.sort()
         pc, dirty, prate, busy = self._port_conns, self._dirty_ports, self._prate, self._busy
         psync, pbytes, end = self._psync, self._pbytes, self._base + len(self._steps)
+        watch, finish_s = self.watch, self.finish_s
         for c, ports in done:
-            self.finish_s[c] = t
+            finish_s[c] = t
             # a port's rate drops to 0 when no connection is left on it; the others are
             # recomputed with the component before the next step
             for p in ports:
@@ -550,8 +552,8 @@ class FluidEngine:
                         psync[p] = end
                     prate[p] = 0.0
                     busy.discard(p)
-                    if self.watch is not None:
-                        self.watch.add(p)
+                    if watch is not None:
+                        watch.add(p)
         self._dirty = True
         return [c for c, _ in done]
 

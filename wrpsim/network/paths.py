@@ -139,9 +139,12 @@ class LoadBalancer:
         `src != dst` (same connections, qp numbers and state), taking a path within one leaf
         and ECMP directly."""
         topo = self.topo
-        if topo.same_leaf(src, dst):
+        leaf = topo.leaf_of
+        if leaf[src] == leaf[dst]:  # (`same_leaf`)
             self.calls += 1
-            return [Conn(0, src, dst, nbytes, (topo.path(src, dst, 0),), False, self._qp())]
+            qp = self.next_qp  # (`_qp`)
+            self.next_qp = qp + 1
+            return [Conn(0, src, dst, nbytes, (topo.path(src, dst, 0),), False, qp)]
         if self.cfg.lb == "ecmp":
             self.calls += 1
             qp = self._qp_of(key, src, dst, 0)

@@ -224,8 +224,10 @@ class Fabric:
         cf = driver.conn_flow
         first = len(cf)
         log.flow_parts(fid, x, len(conns))
-        for _ in conns:
+        if len(conns) == 1:
             cf.append(fid)
+        else:
+            cf.extend([fid] * len(conns))
         if driver is self._wdriver:  # the fluid engine makes room before packets leave
             driver.add(conns, before=partial(self.cross.started, first, conns))
         else:
