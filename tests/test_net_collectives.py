@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 from collections import Counter
+from functools import partial
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -292,3 +293,56 @@ def test_every_kind_runs_on_both_engines(tmp_path):
             assert out["cct_s"] >= out["ideal_cct_s"] * (1 - 1e-9) > 0
             summary = json.loads((tmp_path / kind / engine / "summary.json").read_text())
             assert summary["pattern"] == kind and summary["engine"] == engine
+
+
+def test_event_asked_for_before_the_end_wakes_a_waiting_process():
+    fabric = Fabric(cfg(), seed=0)
+    env = simpy.Environment()
+    fabric.attach(env)
+    run = start_collective(fabric, Collective("allreduce_ring", (0, 4, 8), 3 * MIB, 2e-6))
+    woke = []
+
+    def waiter():
+        t = yield run.event
+        woke.append((t, env.now))
+
+    env.process(waiter())
+    env.run()
+    assert woke == [(run.finish, run.finish)] and run.finish > 0
+
+
+def test_a_rank_outside_the_fabric_is_a_config_error():
+    fabric = Fabric(cfg(), seed=0)
+    fabric.attach(simpy.Environment())
+    with pytest.raises(ConfigError, match="GPU id 99 outside"):
+        start_collective(fabric, Collective("allreduce_ring", (0, 99), MIB))
+
+
+def _note(got: list, k: int, t: float) -> None:
+    got.append((k, t))
+
+
+@pytest.mark.parametrize("lb", ["ecmp", "ecmp_subflows", "spray", "split"])
+def test_send_is_a_one_flow_transfer(lb):
+    """`Fabric.send` leaves the same records, connections and completion times as
+    `Fabric.transfer` of one flow (zero bytes, one GPU to itself, the GPU link and the fabric)."""
+    outs = []
+    for one in (False, True):
+        fabric = Fabric(cfg(lb=lb, nvlink_gbps=900, gpus_per_host=2), seed=3)
+        env = simpy.Environment()
+        fabric.attach(env)
+        fabric.conn_log = []
+        got = []
+        calls = [(0, 5, 3 * MIB + 7), (1, 1, MIB), (2, 9, 0), (0, 1, MIB), (4, 13, 2 * MIB),
+                 (13, 4, MIB), (0, 5, MIB)]
+        for k, (s, d, b) in enumerate(calls):
+            fn = partial(_note, got, k)
+            if one:
+                fabric.send(s, d, b, fn, tag="x", key=("g",))
+            else:
+                fabric.transfer([s], [d], b, fn, tag="x", key=("g",))
+        env.run()
+        outs.append((got, [fabric.flow(f) for f in range(fabric.log.nflows)],
+                     [(c.src, c.dst, c.nbytes, c.paths, c.qp) for c in fabric.conn_log],
+                     fabric.stats(), fabric.flow_conns()))
+    assert outs[0] == outs[1]

@@ -256,3 +256,39 @@ def test_a_phantom_takes_its_share_moves_no_bytes_and_leaves_no_trace():
     assert eng.run() == pytest.approx(half + 6 * MIB / line, rel=1e-12)
     assert eng.port_bytes[path[0]] == pytest.approx(8 * MIB, rel=1e-12)
     assert eng.port_max_conns[path[0]] == 1 and eng.active == [] and cid == 0
+
+
+def _sparse_run(alone: bool, lb: str, seed: int) -> tuple:
+    """Random sparse traffic (mostly flows alone on their ports, some sharing) with arrivals
+    between completions; everything the engine reports."""
+    import random
+
+    topo = LeafSpine(fluid(leaves=8, hosts_per_leaf=16, spines=4, lb=lb))
+    eng = FluidEngine(topo)
+    if not alone:  # the general path only: the component search and water-filling
+        eng._alone = lambda: None
+    lb_ = LoadBalancer(topo, seed)
+    rng = random.Random(seed)
+    done = []
+    for _ in range(100):
+        k = rng.choice([1, 1, 1, 2, 4])
+        flows = [(rng.randrange(128), rng.randrange(128), rng.randrange(1, 8 * MIB))
+                 for _ in range(k)]
+        for c in lb_.connections(flows):
+            eng.add(c)
+        t = eng.next_time()
+        if t is not None:  # part of the way to the next completion, or on past a few
+            done.append(eng.advance(eng.now + (t - eng.now) * rng.choice([0.3, 1.0])))
+        while rng.random() < 0.8 and (t := eng.next_time()) is not None:
+            done.append(eng.advance(t))
+    eng.run()
+    return (done, eng.start_s.tolist(), eng.finish_s.tolist(), eng.port_bytes.tolist(),
+            eng.port_max_conns)
+
+
+@pytest.mark.parametrize("lb", ["ecmp", "spray"])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_lone_connections_fast_path_is_bit_identical(lb, seed):
+    """`_alone` / `_set_alone` (connections alone on their ports) give exactly what the
+    component search and the disjoint case of `_recompute` give."""
+    assert _sparse_run(True, lb, seed) == _sparse_run(False, lb, seed)

@@ -13,7 +13,8 @@ transfer` of one flow: same-server pairs take the GPU link (`nvlink_gbps`), othe
 fabric and share it max-min (fluid) or packet by packet with everything else; under
 `kind: none` every flow is instantaneous and only the step latencies count. Connections are
 keyed by the group (`key`), so ECMP keeps each rank pair on one spine across steps and calls,
-like NCCL's persistent queue pairs. Cost: one SimPy timeout and one transfer per flow.
+like NCCL's persistent queue pairs. Cost: one transfer per flow and one SimPy heap entry per
+set of flows that become ready together (`wrpsim.pool.wakeup.wake_joined`).
 
 `nbytes` = S is the buffer per rank: the all-reduce's input (= output), the all-gather's
 output, the reduce-scatter's input, the all-to-all's send buffer. A flow starts `alpha_s` (the
@@ -42,8 +43,11 @@ from dataclasses import dataclass
 from functools import partial
 
 from wrpsim.errors import ConfigError, unknown_choice
+from wrpsim.pool.wakeup import wake, wake_joined
 
 KINDS = ("allreduce_ring", "allreduce_tree", "allgather", "reducescatter", "alltoall")
+STEPS_CACHE = 1024  # DAGs kept by (kind, group size, bytes, chunks) (`Collective.steps`)
+_STEPS: dict[tuple, list] = {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,16 +95,27 @@ class Collective:
         return len(self.ranks)
 
     def steps(self) -> list[Step]:
-        """The DAG, in an order where every flow comes after the flows it waits for."""
+        """The DAG, in an order where every flow comes after the flows it waits for. The list is
+        shared by every collective of the same kind, size, bytes and chunks (the rails of a
+        spanning instance, its iterations of one batch size): read it, do not change it."""
         n = self.n
         if n < 2:
             return []
+        shape = (self.kind, n, self.nbytes, self.chunks)
+        out = _STEPS.get(shape)
+        if out is not None:
+            return out
         if self.kind == "alltoall":
             sizes = chunk_sizes(self.nbytes, n)
-            return [Step(i, j, sizes[j], 0, ()) for i in range(n) for j in range(n) if i != j]
-        if self.kind == "allreduce_tree":
-            return _tree(n, self.nbytes, self.chunks)
-        return _ring(n, self.nbytes, 2 * (n - 1) if self.kind == "allreduce_ring" else n - 1)
+            out = [Step(i, j, sizes[j], 0, ()) for i in range(n) for j in range(n) if i != j]
+        elif self.kind == "allreduce_tree":
+            out = _tree(n, self.nbytes, self.chunks)
+        else:
+            out = _ring(n, self.nbytes, 2 * (n - 1) if self.kind == "allreduce_ring" else n - 1)
+        if len(_STEPS) >= STEPS_CACHE:
+            _STEPS.clear()
+        _STEPS[shape] = out
+        return out
 
     def depth(self) -> int:
         """Flows on the longest dependency chain (the steps an ideal run waits for)."""
@@ -161,20 +176,90 @@ def _tree(n: int, nbytes: int, chunks: int) -> list[Step]:
     return out
 
 
-@dataclass
 class CollectiveRun:
     """One collective in flight on a fabric (`start_collective`). `ready_s[i]`: when flow i's
     inputs had all arrived; `xfer[i]`: its `Fabric.transfer` id (-1 until started);
-    `finish_s[i]`: its arrival; `finish` the collective's end (NaN while running)."""
+    `finish_s[i]`: its arrival; `finish` the collective's end (NaN while running); `event`: a
+    SimPy event that succeeds with the end time (made when first asked for: one asked for
+    after the end succeeds at once).
 
-    coll: Collective
-    start: float
-    steps: list[Step]
-    ready_s: list[float]
-    xfer: list[int]
-    finish_s: list[float]
-    event: object
-    finish: float = math.nan
+    Its callbacks are bound methods (`partial(run._arrived, i)`), not closures over each
+    other, so a finished run is freed by reference counting, not left to the cycle collector.
+    """
+
+    __slots__ = ("_after", "_done", "_event", "_fabric", "_key", "_left", "_tag", "_waiting",
+                 "coll", "finish", "finish_s", "ready_s", "start", "steps", "xfer")
+
+    def __init__(self, fabric, coll: Collective, start: float, steps: list[Step],
+                 done: Callable[[float], None] | None, tag: str, key):
+        m = len(steps)
+        self.coll, self.start, self.steps = coll, start, steps
+        self.ready_s = [math.nan] * m
+        self.xfer = [-1] * m
+        self.finish_s = [math.nan] * m
+        self.finish = math.nan
+        self._fabric, self._done, self._tag, self._key = fabric, done, tag, key
+        self._event = None
+        self._waiting = [len(s.deps) for s in steps]
+        self._after = _after(coll, steps)
+        self._left = m
+
+    @property
+    def event(self):
+        """A SimPy event that succeeds (value: the end time) when the collective ends."""
+        if self._event is None:
+            self._event = self._fabric.env.event()
+            if self.finish == self.finish:  # already over
+                self._event.succeed(self.finish)
+        return self._event
+
+    def _finished(self, t: float) -> None:
+        self.finish = t
+        if self._event is not None:
+            self._event.succeed(t)
+        if self._done is not None:
+            self._done(t)
+
+    def _launch(self, i: int, _ev=None) -> None:
+        s = self.steps[i]
+        ranks = self.coll.ranks
+        self.xfer[i] = self._fabric.send(ranks[s.src], ranks[s.dst], s.nbytes,
+                                         partial(self._arrived, i), self._tag, self._key)
+
+    def _ready(self, i: int) -> None:
+        env = self._fabric.env
+        self.ready_s[i] = env._now
+        wake_joined(env, self.coll.alpha_s, partial(self._launch, i))
+
+    def _arrived(self, i: int, t: float) -> None:
+        self.finish_s[i] = t
+        waiting = self._waiting
+        for j in self._after[i]:
+            waiting[j] -= 1
+            if waiting[j] == 0:
+                self._ready(j)
+        self._left -= 1
+        if self._left == 0:
+            self._finished(t)
+
+
+_AFTER: dict[tuple, list[tuple[int, ...]]] = {}
+
+
+def _after(coll: Collective, steps: list[Step]) -> list[tuple[int, ...]]:
+    """For every flow of `steps`, the flows that wait for it (cached by the DAG's shape: the
+    dependencies depend on the kind, the group size and the chunks, not on the bytes)."""
+    shape = (coll.kind, coll.n, coll.chunks)
+    out = _AFTER.get(shape)
+    if out is None or len(out) != len(steps):
+        after: list[list[int]] = [[] for _ in steps]
+        for i, s in enumerate(steps):
+            for d in s.deps:
+                after[d].append(i)
+        out = [tuple(a) for a in after]
+        if len(_AFTER) < 64:
+            _AFTER[shape] = out
+    return out
 
 
 def start_collective(fabric, coll: Collective, done: Callable[[float], None] | None = None,
@@ -185,46 +270,16 @@ def start_collective(fabric, coll: Collective, done: Callable[[float], None] | N
     env = fabric.env
     if env is None:
         raise RuntimeError("start_collective before Fabric.attach(env)")
+    topo = fabric.topo
+    if topo is not None and coll.ranks and not (0 <= min(coll.ranks) and max(coll.ranks) < topo.n):
+        bad = [g for g in coll.ranks if not 0 <= g < topo.n]
+        raise ConfigError(f"network: GPU id {bad[0]} outside the fabric's 0..{topo.n - 1}")
     steps = coll.steps()
-    m = len(steps)
-    run = CollectiveRun(coll, env.now, steps, [math.nan] * m, [-1] * m, [math.nan] * m,
-                        env.event())
-    waiting = [len(s.deps) for s in steps]
-    after: list[list[int]] = [[] for _ in range(m)]
-    for i, s in enumerate(steps):
-        for d in s.deps:
-            after[d].append(i)
-    left = [m]
     key = ("collective", coll.ranks) if key is None else key
-
-    def finished(t: float) -> None:
-        run.finish = t
-        run.event.succeed(t)
-        if done is not None:
-            done(t)
-
-    def launch(i: int, _ev=None) -> None:
-        s = steps[i]
-        run.xfer[i] = fabric.transfer([coll.ranks[s.src]], [coll.ranks[s.dst]], s.nbytes,
-                                      partial(arrived, i), tag=tag, key=key)
-
-    def ready(i: int) -> None:
-        run.ready_s[i] = env.now
-        env.timeout(coll.alpha_s).callbacks.append(partial(launch, i))
-
-    def arrived(i: int, t: float) -> None:
-        run.finish_s[i] = t
-        for j in after[i]:
-            waiting[j] -= 1
-            if waiting[j] == 0:
-                ready(j)
-        left[0] -= 1
-        if left[0] == 0:
-            finished(t)
-
-    if m == 0:
-        env.timeout(0).callbacks.append(lambda _e: finished(env.now))
-    for i in range(m):
-        if not steps[i].deps:
-            ready(i)
+    run = CollectiveRun(fabric, coll, env.now, steps, done, tag, key)
+    if not steps:
+        wake(env, 0, lambda _e: run._finished(env.now))
+    for i, s in enumerate(steps):
+        if not s.deps:
+            run._ready(i)
     return run

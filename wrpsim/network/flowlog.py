@@ -66,6 +66,20 @@ class FlowLog:
         self.f_end.append(NAN)
         return len(self.f_end) - 1
 
+    def new_single(self, now: float, src: int, dst: int, nbytes: int) -> tuple[int, int]:
+        """`new_transfer(now)` and its one flow `new_flow(src, dst, nbytes)`: (transfer id, flow
+        id)."""
+        fid = len(self.f_end)
+        x = len(self.x_start)
+        self.x_start.append(now)
+        self.x_end.append(NAN)
+        self.x_first.append(fid)
+        self.f_src.append(src)
+        self.f_dst.append(dst)
+        self.f_bytes.append(nbytes)
+        self.f_end.append(NAN)
+        return x, fid
+
     def wait(self, x: int, flows: int, done: Callable[[float], None]) -> None:
         """Transfer `x` finishes when `flows` of its flows have (`flow_part_done`)."""
         self.x_live[x] = [flows, done]

@@ -186,6 +186,8 @@ class FluidEngine:
         """`x` moved by `sign`·r·dt for every step from absolute index `since` on."""
         steps = self._steps
         i = since - self._base
+        if i == len(steps) - 1:  # one step (the common case): no slice
+            return x - r * steps[i] if sign < 0 else x + r * steps[i]
         if sign < 0:
             for dt in steps[i:] if i else steps:
                 x = x - r * dt
@@ -309,6 +311,11 @@ class FluidEngine:
         self._dirty = False
         self.recomputes += 1
         conns, pcs = self._conns, self._port_conns
+        comp = self._alone()
+        if comp is not None:
+            if comp:
+                self._set_alone(comp)
+            return
         comp = self._component()
         pr: dict[int, float] = {}
         if comp is None:  # a large component: every rate, vectorised
@@ -392,6 +399,80 @@ class FluidEngine:
             self._trim()
             self._trim_at = max(TRIM_STEPS, 2 * len(self._steps))
 
+    def _set_alone(self, comp: list[int]) -> None:
+        """`_recompute` for connections `comp` (sorted) each alone on every one of its ports
+        (`_alone`), in one pass: each gets its tightest port, as the disjoint case of
+        `_recompute` gives it, with the same float operations, heap pushes in the same order
+        and the same per-port updates."""
+        conns, cap, pcs = self._conns, self._capl, self._port_conns
+        now, heap, steps = self.now, self._heap, self._steps
+        end = self._base + len(steps)
+        push = heapq.heappush
+        prate, psync, pbytes, busy, pmax = (self._prate, self._psync, self._pbytes, self._busy,
+                                            self.port_max_conns)
+        watch, phantoms = self.watch, self._phantoms
+        for c in comp:
+            st = conns[c]
+            ports, coefs = st[0], st[1]
+            n = len(ports)
+            ones = n < len(_ONES) and coefs is _ONES[n]
+            if ones:
+                rc = min([cap[p] for p in ports])  # x / 1.0 and 1.0 * x are x exactly
+            else:
+                rc = min([cap[p] / a for p, a in zip(ports, coefs)])
+            if st[4] != end:
+                if st[3]:
+                    st[2] = self._replay(st[2], st[3], st[4], -1.0)
+                st[4] = end
+            st[3] = rc
+            if c >= 0:  # a phantom never finishes
+                f = st[5] = now + st[2] / rc
+                push(heap, (f, c))
+            for p, a in zip(ports, coefs):
+                v = rc if ones else (a * rc if c >= 0 else 0.0)  # a phantom carries nothing
+                if psync[p] != end:
+                    if prate[p]:
+                        pbytes[p] = self._replay(pbytes[p], prate[p], psync[p], 1.0)
+                    psync[p] = end
+                prate[p] = v
+                if v:
+                    busy.add(p)
+                    k = len(pcs[p])
+                    if phantoms:
+                        k -= self._ph_ports.get(p, 0)
+                    if k > pmax[p]:
+                        pmax[p] = k
+                else:
+                    busy.discard(p)
+            if watch is not None:
+                watch.update(ports)
+        if len(steps) >= self._trim_at:
+            self._trim()
+            self._trim_at = max(TRIM_STEPS, 2 * len(self._steps))
+
+    def _alone(self) -> list[int] | None:
+        """`_component()` in the common case of a fleet's sparse traffic — every connection on
+        the ports touched since the last recomputation alone on each of its ports (so each is a
+        component of its own) and at most `SMALL` of them: their ids, sorted, found without the
+        search (the touched ports are then consumed); else None, the touched ports left for
+        `_component`."""
+        pcs, conns = self._port_conns, self._conns
+        comp: set[int] = set()
+        for p in self._dirty_ports:
+            s = pcs.get(p)
+            if s:
+                if len(s) > 1:
+                    return None
+                comp |= s
+        if len(comp) > SMALL:
+            return None
+        for c in comp:
+            for q in conns[c][0]:
+                if len(pcs[q]) != 1:
+                    return None
+        self._dirty_ports = set()
+        return sorted(comp)
+
     def _component(self) -> list[int] | None:
         """Ids of the connections sharing ports, transitively, with the ports touched since the
         last recomputation, sorted; None when there are more than `SMALL` (recompute all)."""
@@ -456,8 +537,9 @@ class FluidEngine:
         done.sort()
         pc, dirty, prate, busy = self._port_conns, self._dirty_ports, self._prate, self._busy
         psync, pbytes, end = self._psync, self._pbytes, self._base + len(self._steps)
+        watch, finish_s = self.watch, self.finish_s
         for c, ports in done:
-            self.finish_s[c] = t
+            finish_s[c] = t
             # a port's rate drops to 0 when no connection is left on it; the others are
             # recomputed with the component before the next step
             for p in ports:
@@ -470,8 +552,8 @@ class FluidEngine:
                         psync[p] = end
                     prate[p] = 0.0
                     busy.discard(p)
-                    if self.watch is not None:
-                        self.watch.add(p)
+                    if watch is not None:
+                        watch.add(p)
         self._dirty = True
         return [c for c, _ in done]
 

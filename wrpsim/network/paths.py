@@ -134,6 +134,24 @@ class LoadBalancer:
             out.sort(key=lambda c: (c.flow, c.qp))
         return out
 
+    def connection(self, src: int, dst: int, nbytes: int, key=None) -> list[Conn]:
+        """`connections([(src, dst, nbytes)], key)` for one flow with `nbytes > 0` and
+        `src != dst` (same connections, qp numbers and state), taking a path within one leaf
+        and ECMP directly."""
+        topo = self.topo
+        leaf = topo.leaf_of
+        if leaf[src] == leaf[dst]:  # (`same_leaf`)
+            self.calls += 1
+            qp = self.next_qp  # (`_qp`)
+            self.next_qp = qp + 1
+            return [Conn(0, src, dst, nbytes, (topo.path(src, dst, 0),), False, qp)]
+        if self.cfg.lb == "ecmp":
+            self.calls += 1
+            qp = self._qp_of(key, src, dst, 0)
+            path = topo.path(src, dst, self.ecmp_spine(src, dst, qp))
+            return [Conn(0, src, dst, nbytes, (path,), False, qp)]
+        return self.connections([(src, dst, nbytes)], key)
+
     def _split(self, flows: list[tuple[int, int, int, int]]) -> list[Conn]:
         topo, S = self.topo, self.topo.S
         leaf = topo.leaf_of

@@ -19,7 +19,8 @@ them). Packet: the engine keeps its own integer-picosecond event queue and is ad
 timeouts at its event times (seconds = ps / 1e12). Between SimPy events it runs ahead up to the
 next SimPy event (`env.peek()`) or the next connection completion, whichever is first, so one
 SimPy event serves thousands of packets. Both drive exactly the engine code the standalone
-scenarios use.
+scenarios use. The fabric's timeouts are the light events of `wrpsim.pool.wakeup` (same times,
+same order as `env.timeout`, without the `Timeout` objects).
 
 Packet window (`packet_window: [t0, t1]`, kind fluid only). A transfer that *starts* at a time t
 with t0 <= t < t1 runs on a packet engine of its own, every other one on the fluid engine; a
@@ -53,6 +54,7 @@ from wrpsim.network.packet import PacketEngine
 from wrpsim.network.paths import LoadBalancer
 from wrpsim.network.placement import place
 from wrpsim.network.topology import PS_PER_S, LeafSpine
+from wrpsim.pool.wakeup import wake
 
 
 def build_fabric(cfg: dict | None, seed: int) -> Fabric:
@@ -183,9 +185,54 @@ class Fabric:
                 driver.add(conns)
         if left == 0:  # nothing to wait for: done at this instant, but not re-entrantly
             log.x_end[x] = now
-            env.timeout(0).callbacks.append(lambda _e: done(env.now))
+            wake(env, 0, lambda _e: done(env.now))
         else:
             log.wait(x, left, done)
+        return x
+
+    def send(self, src: int, dst: int, nbytes: int, done: Callable[[float], None],
+             tag: str = "", key=None) -> int:
+        """`transfer([src], [dst], nbytes, done, tag, key)` — one flow — with the same records,
+        connections, events and id, in fewer steps (a collective's flows are all of this kind);
+        `src` and `dst` must be GPUs of the fabric and `nbytes >= 0` (not checked)."""
+        env = self.env
+        log = self.log
+        now = env._now
+        x, fid = log.new_single(now, src, dst, nbytes)
+        self.bytes_moved += nbytes
+        tags = self.bytes_by_tag
+        tags[tag] = tags.get(tag, 0) + nbytes
+        topo = self.topo
+        if topo is None or nbytes == 0 or src == dst:
+            log.f_end[fid] = now
+            log.x_end[x] = now
+            wake(env, 0, lambda _e: done(env.now))
+            return x
+        if topo.server_of[src] == topo.server_of[dst]:
+            rate = self.cfg.nvlink_gbps
+            log.flow_parts(fid, x, 1)
+            self._later(0.0 if rate is None else nbytes * 8 / (rate * 1e9), fid)
+            log.wait(x, 1, done)
+            return x
+        conns = self.lb.connection(src, dst, nbytes, key)
+        driver = self._driver
+        if self.window is not None and self.window[0] <= now < self.window[1]:
+            driver = self._wdriver
+            self.window_transfers += 1
+        elif self.conn_log is not None:
+            self.conn_log += conns
+        cf = driver.conn_flow
+        first = len(cf)
+        log.flow_parts(fid, x, len(conns))
+        if len(conns) == 1:
+            cf.append(fid)
+        else:
+            cf.extend([fid] * len(conns))
+        if driver is self._wdriver:  # the fluid engine makes room before packets leave
+            driver.add(conns, before=partial(self.cross.started, first, conns))
+        else:
+            driver.add(conns)
+        log.wait(x, 1, done)
         return x
 
     def flow_ids(self, x: int) -> range:
@@ -211,15 +258,14 @@ class Fabric:
         return out
 
     def _later(self, delay: float, fid: int) -> None:
-        ev = self.env.timeout(delay)
-        ev.callbacks.append(lambda _e, f=fid: self._flow_part_done(f))
+        wake(self.env, delay, lambda _e, f=fid: self._flow_part_done(f))
 
     def _conns_done(self, cids: list[int], conn_flow: list[int]) -> None:
         for c in cids:
             self._flow_part_done(conn_flow[c])
 
     def _flow_part_done(self, fid: int) -> None:
-        now = self.env.now
+        now = self.env._now
         done = self.log.flow_part_done(fid, now)
         if done is not None:  # the transfer's live state (and `done`'s closure) is gone
             done(now)
@@ -318,14 +364,14 @@ class _FluidDriver:
         self.on_rates: Callable[[], None] | None = None  # after rates may have changed
 
     def add(self, conns) -> None:
-        eng, now = self.engine, self.env.now
+        eng, now = self.engine, self.env._now
         if not self._arming or eng.now < now:  # a second add in one instant: already there
             self.pending += eng.advance(max(now, eng.now))
         for c in conns:
             eng.add(c)
         if not self._arming:  # one recomputation for all transfers started at this instant
             self._arming = True
-            self.env.timeout(0).callbacks.append(self._deferred_arm)
+            wake(self.env, 0, self._deferred_arm)
 
     def _deferred_arm(self, _ev) -> None:
         self._arming = False
@@ -344,14 +390,14 @@ class _FluidDriver:
         return ids
 
     def _arm(self) -> None:
-        t = self.env.now if self.pending else self.engine.next_time()
+        now = self.env._now
+        t = now if self.pending else self.engine.next_time()
         if self.on_rates is not None:
             self.on_rates()
         if t is None:
             return
         self.gen += 1
-        ev = self.env.timeout(_delay(self.env.now, t))
-        ev.callbacks.append(partial(self._wake, self.gen, t))
+        wake(self.env, _delay(now, t), partial(self._wake, self.gen, t))
 
     def _wake(self, gen: int, t: float, _ev) -> None:
         if gen != self.gen:
@@ -391,8 +437,7 @@ class _PacketDriver:
         if t is None:
             return
         self.gen += 1
-        ev = self.env.timeout(_delay(self.env.now, t / PS_PER_S))
-        ev.callbacks.append(partial(self._wake, self.gen, t))
+        wake(self.env, _delay(self.env.now, t / PS_PER_S), partial(self._wake, self.gen, t))
 
     def _wake(self, gen: int, t: int, _ev) -> None:
         if gen != self.gen:

@@ -53,6 +53,7 @@ from wrpsim.errors import ConfigError, number
 from wrpsim.network import FLEET_KEYS
 from wrpsim.pool.instance import _MIXED, Instance
 from wrpsim.pool.sequence import DECODE
+from wrpsim.pool.wakeup import wake
 
 #: keys of the `network` config that belong to fleet runs' collectives, not to the fabric
 COLLECTIVE_KEYS = FLEET_KEYS
@@ -109,6 +110,7 @@ class SpanningInstance(Instance):
         self.collective_s = 0.0
         self.iteration_log: list | None = None
         self._rails: list[tuple[int, ...]] | None = None
+        self._colls: dict[int, list] = {}  # bytes per rank -> the rails' `Collective`s
         self._compute = 0.0
         self._coll_t = math.nan  # when the iteration in progress finished its collectives
         self._second: list = []
@@ -160,8 +162,14 @@ class SpanningInstance(Instance):
         self._token += 1
         left = [len(rails)]
         done = partial(self._rail_done, self._token, left)
-        for rail in rails:
-            start_collective(fabric, Collective("allreduce_ring", rail, nbytes, alpha), done)
+        colls = self._colls.get(nbytes)
+        if colls is None:  # one ring per rail, the same for every iteration of this size
+            if len(self._colls) >= 4096:
+                self._colls.clear()
+            colls = self._colls[nbytes] = [Collective("allreduce_ring", rail, nbytes, alpha)
+                                           for rail in rails]
+        for coll in colls:
+            start_collective(fabric, coll, done)
 
     def _rail_done(self, token: int, left: list, t: float) -> None:
         left[0] -= 1
@@ -169,8 +177,7 @@ class SpanningInstance(Instance):
             return  # rails still running, or the instance failed meanwhile
         self._coll_t = t
         self._dur = t - self._t0 + self._compute
-        ev = self.env.timeout(self._compute, value=token)
-        ev.callbacks.append(self._on_end)
+        wake(self.env, self._compute, self._on_end, token)
 
     def _done_steps(self, now: float) -> int:
         """1 once the iteration in progress has ended (its end is known after its collectives)."""

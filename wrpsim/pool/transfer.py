@@ -22,6 +22,7 @@ when both have.
 from __future__ import annotations
 
 from wrpsim.errors import ConfigError, unknown_choice
+from wrpsim.pool.wakeup import wake
 
 MODES = ("layerwise", "serialized")
 LINK_KINDS = ("none", "nic")
@@ -88,8 +89,7 @@ class KVTransfer:
             if state[1] is not None:
                 state[1]()
 
-        ev = self.env.timeout(dur / layers)
-        ev.callbacks.append(lambda _e: self._flows(
+        wake(self.env, dur / layers, lambda _e: self._flows(
             src, seq.handoff, nbytes * (layers - 1) / layers, bulk_done))
 
     def abandon(self, seq) -> None:
@@ -114,6 +114,7 @@ class KVTransfer:
 
             def both() -> None:
                 if state[0] and tail[0]:
+                    state[1] = None  # state -> both -> state: freed by refcount, not by gc
                     done(env.now)
 
             def tail_done(_t: float) -> None:
@@ -129,8 +130,7 @@ class KVTransfer:
             xfer = nbytes / (self.byte_rate * kv_gpus(src))
             t = finish_time(mode, t_start, now, layers, xfer, src.nic_free_at)
             src.nic_free_at = t
-        ev = env.timeout(max(0.0, t - now))
-        ev.callbacks.append(lambda _e: done(env.now))
+        wake(env, max(0.0, t - now), lambda _e: done(env.now))
 
 
 def kv_gpus(inst) -> int:

@@ -20,7 +20,7 @@ from heapq import heappush
 
 from simpy.events import NORMAL, URGENT
 
-__all__ = ["NORMAL", "SPARE", "URGENT", "Wakeup", "wake"]
+__all__ = ["NORMAL", "SPARE", "URGENT", "JoinedWakeup", "Wakeup", "wake", "wake_joined"]
 
 
 class Wakeup:
@@ -60,3 +60,40 @@ def wake(env, delay: float, fn, value=None, priority: int = NORMAL) -> None:
         ev.fn = fn
         ev.value = value
     heappush(env._queue, (env._now + delay, priority, next(env._eid), ev))
+
+
+class JoinedWakeup:
+    """The heap entry of `wake_joined`: a list of callbacks, processed by `Environment.step`
+    (not reused: `run_all` handles only plain `Wakeup`s itself)."""
+
+    __slots__ = ("callbacks", "value")
+    _ok = True
+
+    def __init__(self, fn):
+        self.callbacks = [fn]
+        self.value = None
+
+
+def wake_joined(env, delay: float, fn) -> JoinedWakeup:
+    """Call `fn(event)` `delay` simulated seconds from now, as `wake(env, delay, fn)` would, but
+    with one heap entry for a run of such calls: when the previous `wake_joined` of `env` is
+    due at the same time, is still on the heap and nothing else has been scheduled since, `fn`
+    joins its entry's callbacks instead of getting an entry of its own.
+
+    Same order as separate entries: the joined waiters have consecutive event ids (each call
+    still takes one, so nobody else's order moves), so no other event can come between them —
+    provided no waiter schedules an `URGENT` event for the current time (one scheduled at
+    `NORMAL` priority, or later, comes after the rest of the waiters either way). `event.value`
+    is None. Only for events nobody yields on or waits for, like `wake`."""
+    t = env._now + delay
+    eid = next(env._eid)
+    last = env.__dict__.get("_joined_wake")
+    if last is not None and last[0] == t and last[1] + 1 == eid and last[2].callbacks is not None:
+        last[1] = eid
+        ev = last[2]
+        ev.callbacks.append(fn)
+        return ev
+    ev = JoinedWakeup(fn)
+    heappush(env._queue, (t, NORMAL, eid, ev))
+    env._joined_wake = [t, eid, ev]
+    return ev
