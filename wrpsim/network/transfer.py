@@ -167,12 +167,7 @@ class Fabric:
                 net_flows.append((fid, s, d, b))
         if net_flows:
             conns = self.lb.connections([(s, d, b) for _, s, d, b in net_flows], key)
-            driver = self._driver
-            if self.window is not None and self.window[0] <= now < self.window[1]:
-                driver = self._wdriver
-                self.window_transfers += 1
-            elif self.conn_log is not None:
-                self.conn_log += conns
+            driver = self._driver_for(now, conns)
             cf = driver.conn_flow
             first = len(cf)
             for c in conns:
@@ -189,6 +184,17 @@ class Fabric:
         else:
             log.wait(x, left, done)
         return x
+
+    def _driver_for(self, now: float, conns: list):
+        """The engine driver that carries connections `conns` starting at `now`: the packet
+        window's (counted in `window_transfers`) inside `network.packet_window`, else the fluid
+        one (the connections then logged in `conn_log` when it is kept)."""
+        if self.window is not None and self.window[0] <= now < self.window[1]:
+            self.window_transfers += 1
+            return self._wdriver
+        if self.conn_log is not None:
+            self.conn_log += conns
+        return self._driver
 
     def send(self, src: int, dst: int, nbytes: int, done: Callable[[float], None],
              tag: str = "", key=None) -> int:
@@ -215,12 +221,7 @@ class Fabric:
             log.wait(x, 1, done)
             return x
         conns = self.lb.connection(src, dst, nbytes, key)
-        driver = self._driver
-        if self.window is not None and self.window[0] <= now < self.window[1]:
-            driver = self._wdriver
-            self.window_transfers += 1
-        elif self.conn_log is not None:
-            self.conn_log += conns
+        driver = self._driver_for(now, conns)
         cf = driver.conn_flow
         first = len(cf)
         log.flow_parts(fid, x, len(conns))

@@ -460,15 +460,7 @@ class Instance(BatchingMixin, SequenceSetMixin, HandoffMixin, FailureMixin, Acco
         if self._kind == _DECODE_RUN:
             if self.itl is not None:
                 self.itl.add_run(self._cum_array(), dur, n, self._dec_in_iter)
-            # `_count_decode_run(dur, n)`, inlined (hot loop)
-            joules = self._power * self.tp * dur
-            nd = self._dec_in_iter
-            self.busy_s += dur
-            self.energy_j += joules
-            self.iterations += n
-            self.decode_tokens += n * nd
-            self._c_cum += dur / nd
-            self._e_cum += joules / nd
+            self._count_decode_run(dur, n)
             if self.qoe is not None:
                 self._log_steps(n, now)
             kv = self.kv
