@@ -36,6 +36,7 @@ SMALL = 48
 TRIM_STEPS = 4096  # steps kept before dropping the ones nothing has to replay
 NAN, INF = float("nan"), float("inf")
 _ONES = tuple((1.0,) * k for k in range(9))
+_NONES = len(_ONES)
 
 
 def maxmin_small(flows: list[tuple[list[int], list[float]]], cap) -> list[float]:
@@ -308,61 +309,95 @@ class FluidEngine:
         return cid
 
     def _recompute(self) -> None:
+        """New rates for the connections the changes since the last one can affect: the
+        touched ports' component (`_alone` / `_component`), rated by the cheapest method that
+        gives water-filling's answer bit for bit, then applied (`_apply`)."""
         self._dirty = False
         self.recomputes += 1
-        conns, pcs = self._conns, self._port_conns
         comp = self._alone()
-        if comp is not None:
+        if comp is not None:  # each alone on its ports: a component of its own
             if comp:
-                self._set_alone(comp)
+                self._apply(comp, *self._lone_rates(comp))
             return
         comp = self._component()
-        pr: dict[int, float] = {}
         if comp is None:  # a large component: every rate, vectorised
-            comp = sorted(conns)
-            e_idx, e_port, e_coef = self._entries()
-            r = maxmin_rates(len(comp), e_idx, e_port, e_coef, self.cap).tolist()
-            for c, rc in zip(comp, r):  # port rates summed in entry order (as np.bincount)
-                st = conns[c]
-                if c < 0:  # a phantom carries nothing
-                    for p in st[0]:
-                        pr.setdefault(p, 0.0)
-                    continue
-                for p, a in zip(st[0], st[1]):
-                    pr[p] = pr.get(p, 0.0) + a * rc
-            for p in self._busy:
-                if p not in pr:
-                    pr[p] = 0.0
-        elif not comp:
-            return
-        elif all(len(pcs[p]) == 1 for c in comp for p in conns[c][0]):
-            # no two connections share a port: each gets its tightest port (what water-filling
-            # gives, bit for bit: the share cap/a of its first saturated port)
-            cap = self._capl
-            r = []
-            for c in comp:
-                ports, coefs = conns[c][:2]
-                if coefs is _ONES[len(ports)] if len(ports) < len(_ONES) else False:
-                    rc = min([cap[p] for p in ports])  # x / 1.0 and 1.0 * x are x exactly
-                    for p in ports:
-                        pr[p] = rc
-                else:
-                    rc = min([cap[p] / a for p, a in zip(ports, coefs)])
-                    for p, a in zip(ports, coefs):
-                        pr[p] = a * rc if c >= 0 else 0.0  # a phantom carries nothing
-                r.append(rc)
-        else:
-            r = maxmin_small([(conns[c][0], conns[c][1]) for c in comp], self._capl)
-            for c in comp:
-                for p in conns[c][0]:
-                    pr[p] = 0.0
-            for c, rc in zip(comp, r):
-                if c < 0:  # a phantom carries nothing
-                    continue
-                st = conns[c]
-                for p, a in zip(st[0], st[1]):
-                    pr[p] += a * rc
-        now, heap, steps = self.now, self._heap, self._steps
+            comp = sorted(self._conns)
+            self._apply(comp, *self._all_rates(comp))
+        elif comp:
+            conns, pcs = self._conns, self._port_conns
+            if all(len(pcs[p]) == 1 for c in comp for p in conns[c][0]):
+                self._apply(comp, *self._lone_rates(comp))
+            else:
+                self._apply(comp, *self._small_rates(comp))
+
+    def _all_rates(self, comp: list[int]) -> tuple[list[float], dict[int, float]]:
+        """Rates of every connection `comp` (= all, sorted) by `maxmin_rates`, and the rate
+        through every port they use or that was busy (port rates summed in entry order, as
+        np.bincount sums them)."""
+        conns = self._conns
+        e_idx, e_port, e_coef = self._entries()
+        r = maxmin_rates(len(comp), e_idx, e_port, e_coef, self.cap).tolist()
+        pr: dict[int, float] = {}
+        for c, rc in zip(comp, r):
+            st = conns[c]
+            if c < 0:  # a phantom carries nothing
+                for p in st[0]:
+                    pr.setdefault(p, 0.0)
+                continue
+            for p, a in zip(st[0], st[1]):
+                pr[p] = pr.get(p, 0.0) + a * rc
+        for p in self._busy:
+            if p not in pr:
+                pr[p] = 0.0
+        return r, pr
+
+    def _lone_rates(self, comp: list[int]) -> tuple[list[float], dict[int, float]]:
+        """Rates of connections `comp` no two of which share a port: each gets its tightest
+        port (what water-filling gives, bit for bit: the share cap/a of its first saturated
+        port); and the rate through each of their ports."""
+        conns, cap, ones = self._conns, self._capl, _ONES
+        r = []
+        pr: dict[int, float] = {}
+        for c in comp:
+            st = conns[c]
+            ports = st[0]
+            coefs = st[1]
+            n = len(ports)
+            if n < _NONES and coefs is ones[n]:
+                rc = min([cap[p] for p in ports])  # x / 1.0 and 1.0 * x are x exactly
+                v = rc if c >= 0 else 0.0  # a phantom carries nothing
+                for p in ports:
+                    pr[p] = v
+            else:
+                rc = min([cap[p] / a for p, a in zip(ports, coefs)])
+                for p, a in zip(ports, coefs):
+                    pr[p] = a * rc if c >= 0 else 0.0
+            r.append(rc)
+        return r, pr
+
+    def _small_rates(self, comp: list[int]) -> tuple[list[float], dict[int, float]]:
+        """Rates of a small component `comp` by `maxmin_small`; and the rate through each of
+        its ports."""
+        conns = self._conns
+        r = maxmin_small([(conns[c][0], conns[c][1]) for c in comp], self._capl)
+        pr: dict[int, float] = {}
+        for c in comp:
+            for p in conns[c][0]:
+                pr[p] = 0.0
+        for c, rc in zip(comp, r):
+            if c < 0:  # a phantom carries nothing
+                continue
+            st = conns[c]
+            for p, a in zip(st[0], st[1]):
+                pr[p] += a * rc
+        return r, pr
+
+    def _apply(self, comp: list[int], r: list[float], pr: dict[int, float]) -> None:
+        """Give connection comp[i] rate r[i] (its remaining bytes brought up to now first; its
+        finish on the heap, pushed in `comp` order) and port p the rate pr[p] (its carried
+        bytes brought up to now first; busy set, peak connection count, `watch`); trim the
+        steps now and then."""
+        conns, heap, steps, now = self._conns, self._heap, self._steps, self.now
         end = self._base + len(steps)
         push = heapq.heappush
         for c, rc in zip(comp, r):
@@ -372,12 +407,13 @@ class FluidEngine:
                     st[2] = self._replay(st[2], st[3], st[4], -1.0)
                 st[4] = end
             st[3] = rc
-            if c < 0:  # a phantom never finishes
-                continue
-            f = st[5] = now + st[2] / rc
-            push(heap, (f, c))
+            if c >= 0:  # a phantom never finishes
+                f = st[5] = now + st[2] / rc
+                push(heap, (f, c))
+        pcs = self._port_conns
         prate, psync, pbytes, busy, pmax = (self._prate, self._psync, self._pbytes, self._busy,
                                             self.port_max_conns)
+        ph_ports = self._ph_ports if self._phantoms else None
         for p, v in pr.items():
             if psync[p] != end:
                 if prate[p]:
@@ -387,65 +423,14 @@ class FluidEngine:
             if v:
                 busy.add(p)
                 k = len(pcs[p])
-                if self._phantoms:
-                    k -= self._ph_ports.get(p, 0)
+                if ph_ports is not None:
+                    k -= ph_ports.get(p, 0)
                 if k > pmax[p]:
                     pmax[p] = k
             else:
                 busy.discard(p)
         if self.watch is not None:
             self.watch.update(pr)
-        if len(steps) >= self._trim_at:
-            self._trim()
-            self._trim_at = max(TRIM_STEPS, 2 * len(self._steps))
-
-    def _set_alone(self, comp: list[int]) -> None:
-        """`_recompute` for connections `comp` (sorted) each alone on every one of its ports
-        (`_alone`), in one pass: each gets its tightest port, as the disjoint case of
-        `_recompute` gives it, with the same float operations, heap pushes in the same order
-        and the same per-port updates."""
-        conns, cap, pcs = self._conns, self._capl, self._port_conns
-        now, heap, steps = self.now, self._heap, self._steps
-        end = self._base + len(steps)
-        push = heapq.heappush
-        prate, psync, pbytes, busy, pmax = (self._prate, self._psync, self._pbytes, self._busy,
-                                            self.port_max_conns)
-        watch, phantoms = self.watch, self._phantoms
-        for c in comp:
-            st = conns[c]
-            ports, coefs = st[0], st[1]
-            n = len(ports)
-            ones = n < len(_ONES) and coefs is _ONES[n]
-            if ones:
-                rc = min([cap[p] for p in ports])  # x / 1.0 and 1.0 * x are x exactly
-            else:
-                rc = min([cap[p] / a for p, a in zip(ports, coefs)])
-            if st[4] != end:
-                if st[3]:
-                    st[2] = self._replay(st[2], st[3], st[4], -1.0)
-                st[4] = end
-            st[3] = rc
-            if c >= 0:  # a phantom never finishes
-                f = st[5] = now + st[2] / rc
-                push(heap, (f, c))
-            for p, a in zip(ports, coefs):
-                v = rc if ones else (a * rc if c >= 0 else 0.0)  # a phantom carries nothing
-                if psync[p] != end:
-                    if prate[p]:
-                        pbytes[p] = self._replay(pbytes[p], prate[p], psync[p], 1.0)
-                    psync[p] = end
-                prate[p] = v
-                if v:
-                    busy.add(p)
-                    k = len(pcs[p])
-                    if phantoms:
-                        k -= self._ph_ports.get(p, 0)
-                    if k > pmax[p]:
-                        pmax[p] = k
-                else:
-                    busy.discard(p)
-            if watch is not None:
-                watch.update(ports)
         if len(steps) >= self._trim_at:
             self._trim()
             self._trim_at = max(TRIM_STEPS, 2 * len(self._steps))
