@@ -150,3 +150,44 @@ def test_plan_names_a_candidate_whose_tp_spans_servers(monkeypatch, capsys, tmp_
     assert code == 2
     assert one_error_line(err).startswith("wrpsim: error: plan.candidates.a100.tp=16 spans more "
                                           "than one 8-GPU server")
+
+
+@pytest.mark.parametrize("flag, key", [("", "hydra.run.dir"), ("-m", "hydra.sweep.dir")])
+def test_output_folder_that_cannot_be_made_is_one_line(monkeypatch, capsys, tmp_path, flag, key):
+    """Hydra creates the run's (or sweep's) folder; one under a file fails there with one line
+    naming both keys, not Hydra's traceback."""
+    import sys
+
+    from wrpsim.__main__ import main
+
+    (tmp_path / "f").write_text("x")
+    bad = tmp_path / "f" / "out"
+    monkeypatch.setattr(sys, "argv", ["wrpsim", *filter(None, [flag]), f"{key}={bad}", SMALL])
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as e:
+        main()
+    line = one_error_line(capsys.readouterr().err)
+    assert e.value.code == 2
+    assert line.startswith(f"wrpsim: error: hydra.run.dir / hydra.sweep.dir: cannot create the "
+                           f"output directory '{bad}': ")
+
+
+@pytest.mark.parametrize("verb, args", [
+    ("wrpsim.validate", ["sets=[llmservingsim]"]),
+    ("wrpsim.calibrate", ["engine=x", "benchmarks=docs/examples/calibrate_benchmarks.csv"]),
+    ("wrpsim.report", ["sweep_dir=."]),
+])
+def test_verb_out_dir_that_cannot_be_made_is_one_line(monkeypatch, capsys, tmp_path, verb, args):
+    """The verbs with an `out_dir` create it before any work and name the key when they cannot
+    (validate used to replay every case first and then fail with a traceback)."""
+    from importlib import import_module
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    (tmp_path / "f").write_text("x")
+    bad = tmp_path / "f" / "out"
+    monkeypatch.chdir(root)
+    code = import_module(f"{verb}.__main__").main([*args, f"out_dir={bad}"])
+    line = one_error_line(capsys.readouterr().err)
+    assert code == 2
+    assert line.startswith(f"wrpsim: error: out_dir: cannot create the folder '{bad}': ")

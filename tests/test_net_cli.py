@@ -78,6 +78,23 @@ def test_default_out_dir_is_dated(tmp_path):
     (["link_gbps=0"], r"net\.link_gbps must be a number > 0, got 0"),
     (["leaves=1"], r"pattern=permutation needs leaves >= 2"),
     (["seed=abc"], r"seed must be an integer"),
+    (["seed=-1"], r"^net: seed must be an integer >= 0, got -1$"),
+    (["flow_bytes=1.5"], r"^flow_bytes must be a whole number of bytes like 4194304 or a size "
+                         r"like 4MiB, got 1\.5$"),
+    (["flow_bytes=0.5B"], r"^flow_bytes must be a whole number of bytes"),
+    (["pattern=all_to_all", "leaves=1", "hosts_per_leaf=1", "spines=1"],
+     r"^pattern=all_to_all needs at least 2 endpoints \(leaves x hosts_per_leaf\), got 1$"),
+    (["pattern=ring_allreduce", "leaves=1", "hosts_per_leaf=1", "spines=1"],
+     r"^pattern=ring_allreduce needs at least 2 endpoints"),
+    (["pattern=alltoall", "leaves=1", "hosts_per_leaf=1", "spines=1"],
+     r"^group=spread: a collective needs at least 2 endpoints and this fabric has 1"),
+    (["engine=packet", "buffer_bytes=1"],
+     r"^net\.buffer_bytes must hold at least one packet \(mtu_bytes \+ header_bytes = 4160\), "
+     r"got 1$"),
+    (["leaves=100000", "hosts_per_leaf=1000", "spines=1000"],
+     r"^net: leaves x hosts_per_leaf = 100,000,000 endpoints; at most 262,144$"),
+    (["leaves=2048", "hosts_per_leaf=2", "spines=1024"],
+     r"^net: leaves x spines = 2,097,152 leaf-spine links; at most 1,048,576$"),
 ])
 def test_bad_input_one_line_status_2(args, pattern, tmp_path):
     with pytest.raises(ConfigError, match=pattern):
@@ -95,8 +112,19 @@ def test_bad_input_exit_code(arg, start):
     assert len(r.stderr.strip().splitlines()) == 1
 
 
+def test_out_dir_that_cannot_be_made_is_one_line(tmp_path):
+    """An `out_dir` under a file stops before the scenario runs, naming the key."""
+    (tmp_path / "f").write_text("x")
+    r = cli("leaves=2", "hosts_per_leaf=2", "spines=2", f"out_dir={tmp_path / 'f' / 'sub'}")
+    assert r.returncode == 2 and r.stdout == ""
+    assert r.stderr.startswith(f"wrpsim: error: out_dir: cannot create the folder "
+                               f"'{tmp_path / 'f' / 'sub'}': ")
+    assert len(r.stderr.strip().splitlines()) == 1
+
+
 def test_parse_bytes():
     assert parse_bytes("4MiB") == 4 * 2**20 and parse_bytes(4096) == 4096
     assert parse_bytes("1.5 GB") == 1_500_000_000 and parse_bytes("512KiB") == 524288
+    assert parse_bytes(4096.0) == 4096 and parse_bytes("1.5MiB") == 1_572_864
     with pytest.raises(ConfigError):
         parse_bytes(0)

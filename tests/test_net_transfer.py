@@ -239,6 +239,8 @@ def test_fleet_run_on_a_fabric_writes_the_network_figures(tmp_path):
     assert summary["network_kind"] == "fluid" == net["kind"]
     assert summary["network_bytes"] == net["bytes_moved"] == summary["kv_transfer_bytes"] > 0
     assert 0 < summary["network_max_link_utilization"] <= 1.0
+    assert summary["network_down_ports"] == net["down_ports"] == 0
+    assert summary["network_degraded_ports"] == net["degraded_ports"] == 0
     assert 0 < net["p50_fct_s"] <= summary["network_p99_fct_s"] <= net["max_fct_s"]
     assert 0 < net["p50_transfer_s"] <= summary["network_p99_transfer_s"]
     # network.parquet: one row per port; its per-tier means and maxima are network.json's
@@ -255,3 +257,20 @@ def test_fleet_run_on_a_fabric_writes_the_network_figures(tmp_path):
     assert not any(k.startswith("network_") for k in plain)
     assert not (tmp_path / "plain" / "network.json").exists()
     assert not (tmp_path / "plain" / "network.parquet").exists()
+
+
+def test_fleet_run_counts_failed_and_degraded_ports(tmp_path):
+    """`failed_links` in a fleet run: network.json and summary.json count the ports down (one
+    link both ways: 2) and degraded (one link at half rate both ways: 2), as the standalone
+    summary does."""
+    import json
+
+    from tests.conftest import compose_cfg
+    from wrpsim.sim import run
+
+    cfg = compose_cfg("pool=h100-llama70b-disagg", "network=fluid", "workload.max_requests=10",
+                      "network.failed_links=[leaf0-spine3,{leaf: 1, spine: 2, rate_factor: 0.5}]")
+    summary = run(cfg, tmp_path)
+    net = json.loads((tmp_path / "network.json").read_text())
+    assert summary["network_down_ports"] == net["down_ports"] == 2
+    assert summary["network_degraded_ports"] == net["degraded_ports"] == 2

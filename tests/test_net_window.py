@@ -148,11 +148,32 @@ def test_fleet_run_with_a_window_writes_both_engines_figures(tmp_path):
     assert (runs["late"] / "network.parquet").exists()
 
 
+@pytest.mark.parametrize("end", ["inf", ".inf"])
+def test_open_ended_window_runs_and_writes_its_end_as_null(tmp_path, end):
+    """`[t0, inf]` (and YAML's `.inf`, text on a command line) is an open-ended window: the run
+    finishes, and network.json (JSON has no infinity) writes the end as null, with the same
+    requests as a window ending after the run."""
+    import json
+
+    from tests.conftest import compose_cfg
+    from wrpsim.sim import run as run_sim
+
+    base = ("pool=h100-llama70b-disagg", "workload.max_requests=4", "network=fluid",
+            "pool.pools.prefill.model=llama3.1-8b", "pool.pools.decode.model=llama3.1-8b")
+    run_sim(compose_cfg(*base, f"network.packet_window=[0,{end}]"), tmp_path / "open")
+    run_sim(compose_cfg(*base, "network.packet_window=[0,1e9]"), tmp_path / "closed")
+    net = json.loads((tmp_path / "open" / "network.json").read_text())
+    assert net["packet_window"] == [0, None] and net["window_transfers"] > 0
+    assert ((tmp_path / "open" / "requests.parquet").read_bytes()
+            == (tmp_path / "closed" / "requests.parquet").read_bytes())
+
+
 @pytest.mark.parametrize("value", [[2.0, 1.0], [1.0, 1.0], [-1.0, 2.0], ["a", "b"], [1.0],
                                    5, [1.0, math.nan], [math.inf, math.inf], [True, 2]])
 def test_bad_windows_name_the_field_and_the_valid_form(value):
     with pytest.raises(ConfigError, match=r"^network\.packet_window must be null or \[t0, t1\], "
-                                          r"simulated seconds with 0 <= t0 < t1, got "):
+                                          r"simulated seconds with 0 <= t0 < t1 "
+                                          r"\(t1 may be inf\), got "):
         NetConfig.from_dict({"kind": "fluid", "packet_window": value})
 
 

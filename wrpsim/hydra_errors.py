@@ -1,7 +1,8 @@
 """Hydra's failures before a run starts, told in wrpsim's one-line form.
 
 Hydra reports a bad command line (unknown config-group option, unknown key, malformed override,
-a sweep launcher that cannot start) as a multi-line message, or as a traceback. The Hydra apps
+a sweep launcher that cannot start, an output directory it cannot create) as a multi-line
+message, or as a traceback. The Hydra apps
 (`wrpsim`, `wrpsim.plan`) run Hydra with `HYDRA_FULL_ERROR=1` so those exceptions reach
 `wrpsim.app.hydra_entry`, which prints `explain(exc)` as one line `wrpsim: error: …` (exit
 status 2). Contract of `explain`: one line naming the field and the valid choices where Hydra
@@ -88,6 +89,24 @@ def _from_launcher(exc: BaseException) -> bool:
     return any(m in f.filename.replace("\\", "/") for f in frames for m in LAUNCHER_PATHS)
 
 
+def _output_dir(exc: BaseException) -> str | None:
+    """One line for an `OSError` that Hydra itself raised creating a run's or a sweep's output
+    directory (`hydra.run.dir`, `hydra.sweep.dir`), else None: the innermost frame outside
+    `pathlib` / `os` is Hydra's own code calling `mkdir`."""
+    if not isinstance(exc, OSError):
+        return None
+    frames = [f for f in traceback.extract_tb(exc.__traceback__)
+              if not f.filename.replace("\\", "/").endswith(("/pathlib.py", "/os.py"))]
+    if not frames:
+        return None
+    last = frames[-1]
+    if "/hydra/" not in last.filename.replace("\\", "/") or "mkdir" not in (last.line or ""):
+        return None
+    reason = exc.strerror or type(exc).__name__
+    return (f"hydra.run.dir / hydra.sweep.dir: cannot create the output directory "
+            f"{exc.filename!r}: {reason}")
+
+
 def explain(exc: BaseException) -> str | None:
     """One line for a command-line problem Hydra raised (see module docstring), else None."""
     from hydra.errors import (
@@ -114,6 +133,9 @@ def explain(exc: BaseException) -> str | None:
         return f"{_first(exc)}{cause}"
     if isinstance(exc, HydraException):
         return _first(exc)
+    line = _output_dir(exc)
+    if line:
+        return line
     if _from_launcher(exc):  # (an ImportError elsewhere is a bug: its traceback is shown)
         return (f"the sweep launcher (hydra/launcher) cannot start: {type(exc).__name__}: "
                 f"{_first(exc)}")

@@ -26,6 +26,21 @@ def atomic_path(path: Path):
             tmp.unlink()
 
 
+def make_dir(path: Path | str, field: str) -> Path:
+    """Create the output folder `path` (and its parents) now, before any work is done; a folder
+    that cannot be created is a `ConfigError` naming `field` (one line), not a traceback at the
+    end of the run."""
+    from wrpsim.errors import ConfigError
+
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ConfigError(f"{field}: cannot create the folder {str(path)!r}: "
+                          f"{e.strerror or type(e).__name__}") from None
+    return path
+
+
 def write_text(path: Path, text: str) -> None:
     """Write `text` to `path` atomically."""
     with atomic_path(path) as tmp:

@@ -1,6 +1,6 @@
 """Standalone network scenarios: one JSON summary line on stdout, tables in an output directory.
 
-    python -m wrpsim.net pattern=permutation leaves=16 hosts_per_leaf=16 spines=16 \
+    python -m wrpsim.net pattern=permutation leaves=16 hosts_per_leaf=16 spines=16 \\
         link_gbps=400 flow_bytes=4MiB lb=ecmp engine=fluid seed=0
 
 Arguments are Hydra overrides (`key=value`) of conf/net.yaml: the traffic `pattern`, the
@@ -17,9 +17,9 @@ Bad input prints one line on stderr and exits with status 2.
 
 from __future__ import annotations
 
+import math
 import re
 import time
-from pathlib import Path
 from typing import Any
 
 from wrpsim.cli import apply_flat, load_defaults, verb_main
@@ -42,13 +42,22 @@ def parse_bytes(v, field: str = "flow_bytes") -> int:
         raise ConfigError(f"{field} must be a byte count like 4194304 or 4MiB, got {v!r}")
     if isinstance(v, int):
         n = v
+    elif isinstance(v, float):
+        if not math.isfinite(v) or v != int(v):
+            raise ConfigError(f"{field} must be a whole number of bytes like 4194304 or a size "
+                              f"like 4MiB, got {v!r}")
+        n = int(v)
     else:
         m = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]*)?)\s*([A-Za-z]*)\s*", str(v))
         unit = m.group(2).lower() if m else None
         if m is None or unit not in UNITS:
             raise ConfigError(f"{field} must be a byte count like 4194304 or 4MiB (units: "
                               f"{', '.join(u for u in UNITS if u)}), got {v!r}")
-        n = round(float(m.group(1)) * UNITS[unit])
+        x = float(m.group(1)) * UNITS[unit]
+        if x != int(x):  # (1.5 bytes is not a size; 1.5MiB is)
+            raise ConfigError(f"{field} must be a whole number of bytes like 4194304 or a "
+                              f"size like 4MiB, got {v!r}")
+        n = int(x)
     if n < 1:
         raise ConfigError(f"{field} must be >= 1 byte, got {v!r}")
     return n
@@ -78,15 +87,17 @@ def net_config(cfg: dict[str, Any]):
 
 def run(cfg: dict[str, Any]) -> dict[str, Any]:
     """Run the scenario of a parsed config, write its files; the summary."""
+    from wrpsim.io import make_dir, write_json
     from wrpsim.metrics.records import write_parquet
     from wrpsim.network.collectives import KINDS
     from wrpsim.network.scenario import run_scenario
 
     ncfg = net_config(cfg)
     seed = cfg["seed"]
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise ConfigError(f"net: seed must be an integer, got {seed!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ConfigError(f"net: seed must be an integer >= 0, got {seed!r}")
     nbytes = parse_bytes(cfg["flow_bytes"])
+    out = make_dir(cfg["out_dir"] or time.strftime("results/net/%Y-%m-%d/%H-%M-%S"), "out_dir")
     if cfg["pattern"] in KINDS:
         from wrpsim.network.collective_scenario import run_collective
 
@@ -94,11 +105,8 @@ def run(cfg: dict[str, Any]) -> dict[str, Any]:
                              cfg["alpha_us"], cfg["chunks"])
     else:
         res = run_scenario(ncfg, cfg["pattern"], nbytes, seed)
-    out = Path(cfg["out_dir"] or time.strftime("results/net/%Y-%m-%d/%H-%M-%S"))
     write_parquet(res.flows, out / "flows.parquet")
     write_parquet(res.links, out / "links.parquet")
-    from wrpsim.io import write_json
-
     summary = {**res.summary, "out_dir": str(out)}
     write_json(out / "summary.json", summary)
     return summary

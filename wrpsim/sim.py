@@ -449,6 +449,7 @@ def network_headline(net: dict) -> dict:
         "network_max_link_utilization": max((u["max"] for u in util.values()), default=0.0),
         "network_leaf_up_utilization_mean": util.get("leaf_up", {}).get("mean"),
         "network_leaf_up_utilization_max": util.get("leaf_up", {}).get("max"),
+        "network_down_ports": net["down_ports"], "network_degraded_ports": net["degraded_ports"],
     }
     for k in ("drops", "trims", "retransmits", "out_of_order_packets", "ecn_marks"):
         if k in net:

@@ -160,8 +160,9 @@ def run(cfg: dict[str, Any]) -> dict[str, Any]:
         cases = benchmark_cases(cfg["benchmarks"]) if cfg["benchmarks"] else []
         if cfg["validation"]:
             cases += _validation_fit_cases(cfg)
-    out_dir = default_out_dir(cfg["out_dir"])
-    out_dir.mkdir(parents=True, exist_ok=True)
+    from wrpsim.io import make_dir
+
+    out_dir = make_dir(default_out_dir(cfg["out_dir"]), "out_dir")
     E.register_engine_dir(out_dir)
     path, raw = _engine_yaml(out_dir, cfg["engine"], cfg["base"])
     result: dict[str, Any] = {"engine": cfg["engine"], "file": str(path)}

@@ -59,6 +59,10 @@ def group_endpoints(topo: LeafSpine, group, ranks) -> list[int]:
         raise ConfigError(f"group: unknown value {group!r}; valid choices: leaf, pack, spread, "
                           f"or a list of endpoint ids like [0, 5, 10]")
     limit = topo.H if group == "leaf" else topo.n
+    if limit < 2:
+        where = "hosts_per_leaf" if group == "leaf" else "leaves x hosts_per_leaf"
+        raise ConfigError(f"group={group}: a collective needs at least 2 endpoints and this "
+                          f"fabric has {limit} ({where})")
     if isinstance(ranks, bool) or not isinstance(ranks, int) or not 2 <= ranks <= limit:
         where = "hosts_per_leaf" if group == "leaf" else "endpoints"
         raise ConfigError(f"ranks must be an integer in 2..{limit} ({where}) with group={group},"

@@ -14,6 +14,7 @@ a string `leaf0-spine3` / `spine3`. `link_faults()` turns it into per-port facto
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -27,6 +28,9 @@ SPRAY_MODES = ("round_robin", "random")
 PLACEMENTS = ("pack", "spread")
 TRANSPORTS = ("uec", "dctcp", "roce")
 MAX_ENTROPIES = 65536
+MAX_ENDPOINTS = 1 << 18  # leaves x hosts_per_leaf: 262,144 NIC ports (the largest AI fabrics)
+MAX_LEAF_SPINE_LINKS = 1 << 20  # leaves x spines
+INF_WORDS = (".inf", "inf", "+inf", "+.inf", "infinity")  # an open-ended window's t1, as text
 ECMP_REMAPS = ("rehash", "resilient")
 DIRECTIONS = ("both", "up", "down")
 LINK_KEYS = ("leaf", "spine", "direction", "rate_factor")
@@ -83,6 +87,10 @@ class NetConfig:
         bad = sorted(k for k in d if k not in names)
         if bad:
             raise ConfigError(f"{where}: unknown key(s) {bad}; valid keys: {', '.join(names)}")
+        w = d.get("packet_window")
+        if isinstance(w, (list, tuple)) and len(w) == 2 and isinstance(w[1], str) \
+                and w[1].strip().lower() in INF_WORDS:  # `.inf` on a command line is text
+            d = {**d, "packet_window": [w[0], math.inf]}
         cfg = cls(**d)
         cfg.validate(where)
         return cfg
@@ -111,6 +119,17 @@ class NetConfig:
         for name in ("buffer_bytes", "window_packets"):
             if getattr(self, name) is not None:
                 _check_int(where, name, getattr(self, name), 1)
+        packet = self.mtu_bytes + self.header_bytes
+        if self.buffer_bytes is not None and self.buffer_bytes < packet:
+            raise ConfigError(f"{where}.buffer_bytes must hold at least one packet (mtu_bytes + "
+                              f"header_bytes = {packet}), got {self.buffer_bytes}")
+        n, links = self.leaves * self.hosts_per_leaf, self.leaves * self.spines
+        if n > MAX_ENDPOINTS:
+            raise ConfigError(f"{where}: leaves x hosts_per_leaf = {n:,} endpoints; at most "
+                              f"{MAX_ENDPOINTS:,}")
+        if links > MAX_LEAF_SPINE_LINKS:
+            raise ConfigError(f"{where}: leaves x spines = {links:,} leaf-spine links; at most "
+                              f"{MAX_LEAF_SPINE_LINKS:,}")
         for name in ("host_gbps", "buffer_bdp", "window_bdp", "ecn_bdp", "rto_us"):
             _check_num(where, name, getattr(self, name), positive=True)
         _check_num(where, "prop_delay_ns", self.prop_delay_ns, positive=False)
@@ -217,14 +236,15 @@ def _parse_link(field: str, entry, L: int, S: int) -> tuple[int | None, int, str
 
 def _check_window(where: str, w, kind: str) -> None:
     """`packet_window`: null, or [t0, t1] in simulated seconds with 0 <= t0 < t1 (t1 may be
-    .inf), only on a fluid fabric (the fluid engine carries the transfers outside it)."""
+    inf: `.inf` in YAML, `inf` or `.inf` on a command line), only on a fluid fabric (the fluid
+    engine carries the transfers outside it)."""
     if w is None:
         return
     nums = isinstance(w, (list, tuple)) and len(w) == 2 and all(
         not isinstance(x, bool) and isinstance(x, (int, float)) and x == x for x in w)
     if not nums or not 0 <= w[0] < w[1] or w[0] == float("inf"):
         raise ConfigError(f"{where}.packet_window must be null or [t0, t1], simulated seconds "
-                          f"with 0 <= t0 < t1, got {w!r}")
+                          f"with 0 <= t0 < t1 (t1 may be inf), got {w!r}")
     if kind != "fluid":
         raise ConfigError(f"{where}.packet_window needs kind fluid (network=fluid: the fluid "
                           f"engine carries the transfers outside the window), got kind {kind}")

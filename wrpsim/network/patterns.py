@@ -51,6 +51,9 @@ def flows(topo: LeafSpine, pattern: str, flow_bytes: int, seed: int) -> list[tup
     if pattern == "permutation":
         dst = permutation(topo, stream(seed, "network.pattern"))
         return [(e, dst[e], flow_bytes) for e in range(topo.n)]
+    if pattern in ("all_to_all", "ring_allreduce") and topo.n < 2:
+        raise ConfigError(f"pattern={pattern} needs at least 2 endpoints (leaves x "
+                          f"hosts_per_leaf), got {topo.n}")
     if pattern == "all_to_all":
         return [(a, b, flow_bytes) for a in range(topo.n) for b in range(topo.n) if a != b]
     if pattern == "ring_allreduce":

@@ -296,7 +296,8 @@ class Fabric:
         if isinstance(self.engine, PacketEngine):
             out.update(self.engine.stats())
         if self.wengine is not None:
-            out["packet_window"] = list(self.window)
+            t0, t1 = self.window  # (JSON has no infinity: an open end is null)
+            out["packet_window"] = [t0, t1 if math.isfinite(t1) else None]
             out["window_transfers"] = self.window_transfers
             out.update(self.wengine.stats())
         carried = self._carried()
@@ -339,10 +340,14 @@ class Fabric:
         inter-server collectives of spanning instances; 0 when absent), and the mean and max
         utilisation of the links of each tier (`host_up`, `leaf_down`, `leaf_up`,
         `spine_down`: bytes carried x 8 / (rate x the run's duration)) under
-        `link_utilization`."""
+        `link_utilization`; `down_ports` and `degraded_ports`, the ports of `failed_links`
+        that are down or run at a reduced rate (0 without a fabric)."""
         out = self.stats()
         tags = out["bytes_by_tag"]
         out["bytes_by_class"] = {c: tags.get(c, 0) for c in ("kv", "collective")}
+        topo = self.topo
+        out["down_ports"] = len(topo.down_ports) if topo is not None else 0
+        out["degraded_ports"] = len(topo.degraded) if topo is not None else 0
         if self.engine is None or duration_s <= 0:
             return out
         tiers: dict[str, list[float]] = {}

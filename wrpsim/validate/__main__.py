@@ -119,9 +119,12 @@ def run_case(args) -> dict:
 
 def run(cfg: dict[str, Any]) -> dict[str, Any]:
     """Replay the cases, write the tables; return the JSON summary."""
+    from wrpsim.io import make_dir
     from wrpsim.validate.table import goals_met, long_errors, markdown, summary, worst
 
     cases, notes = collect_cases(cfg)
+    out = make_dir(cfg["out_dir"] or time.strftime("results/validate/%Y-%m-%d/%H-%M-%S"),
+                   "out_dir")
     work = [(c, cfg["engine"]) for c in cases]
     if cfg["jobs"] > 1 and len(work) > 1:
         from concurrent.futures import ProcessPoolExecutor
@@ -132,8 +135,6 @@ def run(cfg: dict[str, Any]) -> dict[str, Any]:
         rows = [run_case(w) for w in work]
     errors = long_errors(rows)
     tab = summary(errors)
-    out = Path(str(cfg["out_dir"] or time.strftime("results/validate/%Y-%m-%d/%H-%M-%S")))
-    out.mkdir(parents=True, exist_ok=True)
     files = {"cases_csv": out / "validation_cases.csv",
              "summary_csv": out / "validation_summary.csv",
              "summary_md": out / "validation_summary.md", "worst_csv": out / "worst.csv"}
