@@ -52,6 +52,21 @@ BAD = [
     (["hydra/launcher=nope"], r"hydra/launcher: unknown value 'nope'; valid choices: basic, "
                               r"joblib, ray, slurm"),
     (["seed=[1"], r"bad override 'seed=\[1'"),
+    (["pool.pools.h100.scheduler.token_budget=100000000000"],
+     r"^wrpsim: error: pool\.pools\.h100\.scheduler\.token_budget must be an integer in "
+     r"1\.\.1,048,576, got 100000000000$"),
+    (["pool.pools.h100.scheduler.max_seqs=0"],
+     r"pool\.pools\.h100\.scheduler\.max_seqs must be an integer in 1\.\.65,536, got 0"),
+    (["pool.pools.h100.model=llama3.1-8b", "pool.pools.h100.precision=mxfp4"],
+     r"^wrpsim: error: pool\.pools\.h100\.precision: mxfp4 quantises the routed experts only "
+     r".*llama3\.1-8b is dense, so it would run as bf16: use one of bf16, fp4, fp8, fp8_block$"),
+    (["pool.pools.h100.ep=4"],
+     r"^wrpsim: error: pool\.pools\.h100\.ep: not set in this pool's config, so add it with a "
+     r"'\+': \+pool\.pools\.h100\.ep=…; keys of a pool: gpu, model, tp, .*attn_dp"),
+    (["pool.pools.h100.model=nope"], r"^wrpsim: error: pool\.pools\.h100\.model: unknown value "
+                                     r"'nope'; valid choices: "),
+    (["pool.pools.h100.tp=3"], r"^wrpsim: error: pool\.pools\.h100\.tp must be an integer >= 1 "
+                               r"that divides the attention heads of llama3\.1-70b \(64\)"),
     (["-m", "hydra.launcher._target_=hydra_plugins.nomod.X"],
      r"the sweep launcher \(hydra/launcher\) cannot start: RuntimeError: Unknown plugin class"),
 ]

@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 
 from wrpsim.calibrate.aic import compact
+from wrpsim.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ROOT / "pools" / "catalog" / "engines" / "vllm-0.24" / "h100-80gb"
@@ -293,3 +294,47 @@ def test_shipped_l40s_moe_table_has_no_row_faster_than_dram():
     qwen = moe[(moe["dtype"] == "bf16") & (moe["hidden"] == 2048) & (moe["inter"] == 768)
                & (moe["moe_tp"] == 1) & (moe["moe_ep"] == 1)].set_index("tokens")["ms"]
     assert 0.09 < qwen[1] < qwen[2]  # was 0.034 ms, an L2-resident measurement
+
+
+BENCH_HEAD = "model,gpu,tp,concurrency,isl,osl,ttft_ms,tpot_ms\n"
+STEP_HEAD = "model,gpu,tp,prefill_tokens,decode_seqs,decode_ctx,step_ms\n"
+
+
+@pytest.mark.parametrize("head, row, pattern", [
+    (BENCH_HEAD, "llama3.1-8b,h100-80gb,1,4,abc,128,90,12",
+     r"line 2: isl must be an integer >= 1, got 'abc'"),
+    (BENCH_HEAD, "llama3.1-8b,h100-80gb,1,4,1024,128,-80.5,12",
+     r"line 2: ttft_ms must be a number > 0, got -80\.5"),
+    (BENCH_HEAD, "llama3.1-8b,h100-80gb,1,4,1024,128,,",
+     r"line 2: no measurement: needs at least one of ttft_ms, tpot_ms, itl_ms"),
+    (STEP_HEAD, "llama3.1-8b,h100-80gb,1,abc,0,0,10",
+     r"line 2: prefill_tokens must be an integer >= 0, got 'abc'"),
+    (STEP_HEAD, "llama3.1-8b,h100-80gb,1,-512,0,0,10",
+     r"line 2: prefill_tokens must be an integer >= 0, got -512"),
+    (STEP_HEAD, "llama3.1-8b,h100-80gb,1,512,0,0,-5", r"line 2: step_ms must be a number > 0"),
+    (STEP_HEAD, "llama3.1-8b,h100-80gb,1,0,0,0,5",
+     r"line 2: a step needs prefill_tokens or decode_seqs > 0"),
+])
+def test_bad_measurement_cells_name_file_line_and_column(tmp_path, head, row, pattern):
+    """Text, negative or empty measurements stop the fit with one line naming the cell (they
+    used to end in a traceback, or were fitted on)."""
+    from wrpsim.calibrate import __main__ as cal
+
+    csv = tmp_path / "m.csv"
+    csv.write_text(head + row + "\n")
+    key = "steps" if head == STEP_HEAD else "benchmarks"
+    with pytest.raises(ConfigError, match=rf"m\.csv: {pattern}"):
+        cal.run(cal.parse_args(["engine=x", f"{key}={csv}", f"out_dir={tmp_path / 'out'}"]))
+
+
+@pytest.mark.parametrize("args, pattern", [
+    (["benchmarks=[a.csv,b.csv]"], r"calibrate: benchmarks must be the path of one CSV file"),
+    (["steps=s.csv", "fit=[]"], r"calibrate: fit must name at least one constant"),
+    (["base=nope", "benchmarks=docs/examples/calibrate_benchmarks.csv"],
+     r"^base: unknown value 'nope'; valid choices: "),
+])
+def test_bad_calibrate_arguments(tmp_path, args, pattern):
+    from wrpsim.calibrate import __main__ as cal
+
+    with pytest.raises(ConfigError, match=pattern):
+        cal.run(cal.parse_args(["engine=x", *args, f"out_dir={tmp_path / 'out'}"]))

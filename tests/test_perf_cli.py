@@ -121,6 +121,12 @@ def test_every_catalog_gpu_and_model_runs_and_labels_its_calibration():
     (["engine=splitwise-2023", "precision=fp8"], r"knows only precision bf16"),
     (["model=llama3.1-70b", "gpu=a10g-24gb", "tp=2"], r"needs 65.7 GiB of weights per GPU"),
     (["tp=[1"], r"bad override"),
+    (["prompt_tokens=100000000"], r"perf: prompt_tokens \(100,000,000\) exceeds llama2-70b's "
+                                  r"context of 4,096 tokens"),
+    (["ctx_tokens=5000", "batch=4"], r"perf: ctx_tokens \(5,000\) exceeds llama2-70b's context"),
+    (["batch=100000000"], r"perf: batch must be an integer in 1\.\.65,536"),
+    (["precision=mxfp4"], r"perf: precision: mxfp4 quantises the routed experts only"),
+    (["gpu_mem_util=2"], r"perf: gpu_mem_util must be in \(0, 1\], got 2"),
 ])
 def test_errors_exit_2_with_one_line(args, pattern, capsys):
     from wrpsim.perf import main
@@ -131,3 +137,14 @@ def test_errors_exit_2_with_one_line(args, pattern, capsys):
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("wrpsim: error: ")
     assert re.search(pattern, lines[0]), lines[0]
+
+
+def test_kv_fits_says_whether_the_decode_batch_fits():
+    """`kv_fits` compares the decode batch's KV (batch x ctx_tokens) with the capacity."""
+    from wrpsim.perf import evaluate, parse_args
+
+    small = evaluate(parse_args(["batch=8", "ctx_tokens=1000"]))
+    assert small["kv_tokens_needed"] == 8000 and small["kv_fits"]
+    cap = small["kv_capacity_tokens"]
+    big = evaluate(parse_args([f"batch={cap // 4000 + 1}", "ctx_tokens=4000"]))
+    assert big["kv_tokens_needed"] > cap and not big["kv_fits"]

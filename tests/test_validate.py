@@ -100,6 +100,8 @@ def test_cli_writes_the_error_table(tmp_path):
     ("sets=[silicon,bogus]", "validate: sets: unknown value(s) ['bogus']; valid choices: "
                              "silicon, llmservingsim, mlenergy"),
     ("split=train", "validate: split: unknown value 'train'; valid choices: all, fit, test"),
+    ("sets=[]", "validate: sets must name at least one of silicon, llmservingsim, mlenergy, "
+                "got []"),
     ("mlenergy_dir=/nonexistent", "validate: mlenergy_dir: /nonexistent has no llm_configs.csv"),
     ("engine=vllm-7", "engine: unknown value 'vllm-7'; valid choices: "),
     ("jobs=0", "validate: jobs must be an integer >= 1, got 0"),

@@ -78,7 +78,13 @@ def _unknown_key(exc) -> str | None:
         valid = [str(k) for k in parent.keys() if k != "hydra"]
     except Exception:
         return None
-    where = full_key.rpartition(".")[0]
+    where, _, leaf = full_key.rpartition(".")
+    if re.fullmatch(r"(pool\.pools|plan\.candidates)\.[^.]+", where):
+        from wrpsim.pool.fleet import POOL_KEYS
+
+        if leaf in POOL_KEYS:  # a pool key this pool's file leaves out: Hydra wants a `+`
+            return (f"{full_key}: not set in this pool's config, so add it with a '+': "
+                    f"+{full_key}=…; keys of a pool: {', '.join(POOL_KEYS)}")
     under = f" under {where}" if where else ""
     return (f"{full_key}: unknown key; valid keys{under}: {', '.join(valid)}"
             f"{did_you_mean(full_key.rpartition('.')[2], valid)}")

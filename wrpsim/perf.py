@@ -5,12 +5,14 @@
 prints `{"prefill_s": ..., "decode_step_s": ..., "power_w": ..., ...}`: `prefill_s` for one
 prefill of `batch` prompts of `prompt_tokens` each, `decode_step_s` for one decode iteration of
 `batch` sequences at `ctx_tokens` (default `prompt_tokens`) context each, `power_w` the per-GPU
-power during that decode step, plus `prefill_power_w`, `idle_power_w`, `tdp_w`, KV capacity and
-weight sizes, the inputs, and `calibration`: what the numbers rest on (the engine and its kernel
+power during that decode step, plus `prefill_power_w`, `idle_power_w`, `tdp_w`, KV capacity
+(`kv_fits`: whether the decode batch's `batch` x `ctx_tokens` KV tokens fit in it) and weight
+sizes, the inputs, and `calibration`: what the numbers rest on (the engine and its kernel
 tables, or "uncalibrated: roofline" for a GPU without measurements). `engine=`, `precision=`,
 `kv_dtype=`, `ep=` and `attn_dp=` choose the engine calibration and the pool settings.
 Arguments are Hydra overrides (`key=value`) of conf/perf.yaml; `latency.<field>=value`
-overrides an engine constant (a calibrated GPU field under `splitwise-2023`). Bad input prints
+overrides an engine constant (a calibrated GPU field under `splitwise-2023`). Bad input — also
+a `prompt_tokens` or `ctx_tokens` beyond the model's context, or `batch` above 65,536 — prints
 one line on stderr and exits with status 2.
 """
 
@@ -59,6 +61,10 @@ def _int(cfg: dict, key: str, low: int) -> int:
     return v
 
 
+#: the largest `batch` (the scheduler's own bound on running sequences)
+MAX_BATCH = 1 << 16
+
+
 def evaluate(cfg: dict[str, Any]) -> dict[str, Any]:
     """The JSON record for a parsed config (see the module docstring)."""
     from wrpsim.pool.engines import build_latency_model
@@ -73,6 +79,10 @@ def evaluate(cfg: dict[str, Any]) -> dict[str, Any]:
     for k in ("gpu_mem_util", "reserve_gib"):
         if isinstance(cfg[k], bool) or not isinstance(cfg[k], (int, float)):
             raise ConfigError(f"perf: {k} must be a number, got {cfg[k]!r}")
+    if not 0 < cfg["gpu_mem_util"] <= 1:
+        raise ConfigError(f"perf: gpu_mem_util must be in (0, 1], got {cfg['gpu_mem_util']!r}")
+    if cfg["reserve_gib"] < 0:
+        raise ConfigError(f"perf: reserve_gib must be >= 0, got {cfg['reserve_gib']!r}")
     for k, v in cfg["latency"].items():
         if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
             raise ConfigError(f"perf: latency.{k} must be a number >= 0, got {v!r}")
@@ -85,6 +95,14 @@ def evaluate(cfg: dict[str, Any]) -> dict[str, Any]:
     except ConfigError as e:
         msg = str(e)
         raise ConfigError(msg if msg.startswith("perf") else f"perf: {msg}") from None
+    limit = lat.model.max_context
+    for key, v in (("prompt_tokens", prompt), ("ctx_tokens", ctx)):
+        if limit and v > limit:
+            raise ConfigError(f"perf: {key} ({v:,}) exceeds {cfg['model']}'s context of "
+                              f"{limit:,} tokens")
+    if batch > MAX_BATCH:
+        raise ConfigError(f"perf: batch must be an integer in 1..{MAX_BATCH:,} (sequences in "
+                          f"one iteration), got {batch:,}")
     blocks = lat.kv_capacity_blocks(block, float(cfg["gpu_mem_util"]), float(cfg["reserve_gib"]),
                                     max_seqs)
     decode_s = lat.decode_step_s(batch, ctx)
@@ -104,6 +122,10 @@ def evaluate(cfg: dict[str, Any]) -> dict[str, Any]:
         "tdp_w": lat.gpu.tdp_w,
         "kv_capacity_blocks": blocks,
         "kv_capacity_tokens": blocks * block,
+        # the KV the decode step's batch holds (batch x ctx_tokens): above the capacity the
+        # engine could not hold that batch at once (it would queue or preempt)
+        "kv_tokens_needed": batch * ctx,
+        "kv_fits": batch * ctx <= blocks * block,
         "block_size": block,
         "weight_gib_per_gpu": lat.weight_bytes_per_gpu / GIB,
         "kv_bytes_per_token_per_gpu": lat.kv_bytes_per_token_per_gpu,

@@ -77,8 +77,9 @@ def run_summary(s: dict, cfg: dict, out_dir: str) -> str:
         f"  SLO        {_pct(s.get('slo_attainment'))} of requests within both; goodput "
         f"{_s(s.get('goodput_rps'), ' req/s')}",
         f"  cost       ${s.get('cost_usd', 0):,.2f} total over the trace "
-        f"(${s.get('cost_per_hour_usd', 0):,.2f}/h; ${s.get('cost_per_1k_requests_usd') or 0:.3f}"
-        f" per 1k requests)",
+        f"(${s.get('cost_per_hour_usd', 0):,.2f}/h); per 1k requests "
+        f"${s.get('provisioned_cost_per_1k_requests_usd') or 0:.3f} provisioned, "
+        f"${s.get('cost_per_1k_requests_usd') or 0:.3f} of busy GPU time",
         f"  energy     {s.get('energy_kwh', 0):,.2f} kWh total (PUE {s.get('pue')}); "
         f"{_s(s.get('tokens_per_joule'), ' output tokens/J')}",
         f"  time       {s.get('duration_s', 0):,.0f} s simulated in {s.get('sim_wall_s', 0):.1f} s",

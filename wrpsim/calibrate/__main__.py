@@ -82,7 +82,10 @@ def _engine_yaml(out_dir: Path, name: str, base: str) -> tuple[Path, dict]:
         return path, yaml.safe_load(path.read_text()) or {}
     if name in E.engines() and E.engines()[name].kind == "kernels":
         base = name  # refit an existing engine: start from its own tables and constants
-    b = get_engine(base)
+    try:
+        b = get_engine(base)
+    except ConfigError as e:  # the field is `base` here, not a pool's `engine`
+        raise ConfigError(f"base: {str(e).split(': ', 1)[-1]}") from None
     if b.kind != "kernels":
         raise ConfigError(f"calibrate: base engine {base!r} is not a kernels engine")
     raw = yaml.safe_load(b.path.read_text()) or {}
@@ -151,12 +154,17 @@ def run(cfg: dict[str, Any]) -> dict[str, Any]:
     from wrpsim.pool.catalog import get_gpu
 
     steps, cases = None, []  # read the inputs first: bad input stops before anything is written
+    for key in ("steps", "benchmarks"):
+        if cfg[key] is not None and not isinstance(cfg[key], str):
+            raise ConfigError(f"calibrate: {key} must be the path of one CSV file, "
+                              f"got {cfg[key]!r}")
+    if cfg["fit"] is not None and not cfg["fit"]:
+        raise ConfigError("calibrate: fit must name at least one constant (null: the default "
+                          "set), got []")
     if cfg["steps"] or cfg["benchmarks"] or cfg["validation"]:
-        import pandas as pd
+        from wrpsim.calibrate.fit import benchmark_cases, read_steps
 
-        from wrpsim.calibrate.fit import STEP_COLUMNS, _read_csv, benchmark_cases
-
-        steps = pd.DataFrame(_read_csv(cfg["steps"], STEP_COLUMNS)) if cfg["steps"] else None
+        steps = read_steps(cfg["steps"]) if cfg["steps"] else None
         cases = benchmark_cases(cfg["benchmarks"]) if cfg["benchmarks"] else []
         if cfg["validation"]:
             cases += _validation_fit_cases(cfg)

@@ -71,24 +71,28 @@ def benchmark_cases(path: str | Path, split: str = "fit") -> list:
         where = f"{path}: line {i}"
         c = _int(r, "concurrency", where)
         isl, osl = _int(r, "isl", where), _int(r, "osl", where)
-        ratio = float(r.get("range_ratio", 1.0) or 1.0)
-        if not 0 < ratio <= 1:
-            raise ConfigError(f"{where}: range_ratio must be in (0, 1], got {ratio}")
+        ratio = 1.0 if _nan(r.get("range_ratio")) else _number(r.get("range_ratio"))
+        if ratio is None or not 0 < ratio <= 1:
+            raise ConfigError(f"{where}: range_ratio must be a number in (0, 1], "
+                              f"got {r.get('range_ratio')!r}")
+        if all(_nan(r.get(k)) for k in BENCH_METRICS):
+            raise ConfigError(f"{where}: no measurement: needs at least one of "
+                              f"{', '.join(BENCH_METRICS)}")
 
 
-        mns = int(r.get("max_num_seqs") or c)
-        budget = int(r.get("max_num_batched_tokens") or 8192)
+        mns = _int(r, "max_num_seqs", where, default=c)
+        budget = _int(r, "max_num_batched_tokens", where, default=8192)
         pool = {"gpu": str(r["gpu"]), "model": str(r["model"]), "tp": _int(r, "tp", where),
-                "ep": int(r.get("ep") or 1), "count": 1,
+                "ep": _int(r, "ep", where, default=1), "count": 1,
                 "precision": str(r.get("precision") or "bf16"),
                 "kv_dtype": str(r.get("kv_dtype") or "auto"),
                 "scheduler": {"policy": "sarathi", "token_budget": max(budget, mns),
                               "max_seqs": mns, "block_size": 16}}
-        measured = {v: float(r[k]) / 1e3 for k, v in BENCH_METRICS.items()
+        measured = {v: _positive(r, k, where) / 1e3 for k, v in BENCH_METRICS.items()
                     if k in r and not _nan(r[k])}
         wl = {"name": "benchmark", "source": {
             "kind": "closed_loop", "concurrency": c,
-            "num_requests": int(r.get("num_requests") or 10 * c),
+            "num_requests": _int(r, "num_requests", where, default=10 * c),
             "prompt_tokens": _lengths(isl, ratio), "output_tokens": _lengths(osl, ratio)}}
         out.append(Case("benchmarks", f"{path.name if hasattr(path, 'name') else path}:{i}",
                         pool["gpu"], pool["model"], split, pool, measured, workload=wl))
@@ -104,11 +108,58 @@ def _nan(v) -> bool:
     return v is None or (isinstance(v, float) and math.isnan(v))
 
 
-def _int(r: dict, key: str, where: str) -> int:
+def _number(v) -> float | None:
+    """`v` as a finite float, or None (missing, text, NaN or infinite)."""
+    if _nan(v) or isinstance(v, bool):
+        return None
+    try:
+        x = float(v)
+    except (TypeError, ValueError):
+        return None
+    return x if math.isfinite(x) else None
+
+
+def _int(r: dict, key: str, where: str, low: int = 1, default: int | None = None) -> int:
+    """Column `key` of row `r` as an integer >= `low` (`default` when the cell is empty and a
+    default is given); `ConfigError` naming the file, line and column otherwise."""
     v = r.get(key)
-    if _nan(v) or float(v) != int(float(v)) or int(float(v)) < 1:
-        raise ConfigError(f"{where}: {key} must be an integer >= 1, got {v!r}")
-    return int(float(v))
+    if default is not None and (_nan(v) or v == ""):
+        return default
+    x = _number(v)
+    if x is None or x != int(x) or int(x) < low:
+        raise ConfigError(f"{where}: {key} must be an integer >= {low}, got {v!r}")
+    return int(x)
+
+
+def _positive(r: dict, key: str, where: str) -> float:
+    """Column `key` of row `r` as a number > 0 (a measured time); `ConfigError` otherwise."""
+    x = _number(r.get(key))
+    if x is None or x <= 0:
+        raise ConfigError(f"{where}: {key} must be a number > 0, got {r.get(key)!r}")
+    return x
+
+
+def read_steps(path: str | Path) -> pd.DataFrame:
+    """The rows of a steps CSV (module docstring), each checked: `tp` an integer >= 1,
+    `prefill_tokens`, `decode_seqs`, `decode_ctx` (and `prefill_seqs` when given) integers >= 0
+    with some work in the step, `step_ms` (and `prefill_pairs` when given) a number > 0;
+    `ConfigError` naming the file, line and column of the first bad cell."""
+    df = _read_csv(path, STEP_COLUMNS)
+    for i, r in enumerate(df.to_dict("records"), start=2):
+        where = f"{path}: line {i}"
+        _int(r, "tp", where)
+        p = _int(r, "prefill_tokens", where, low=0)
+        d = _int(r, "decode_seqs", where, low=0)
+        _int(r, "decode_ctx", where, low=0)
+        if p + d == 0:
+            raise ConfigError(f"{where}: a step needs prefill_tokens or decode_seqs > 0 "
+                              f"(a step with no work has no time to fit)")
+        _positive(r, "step_ms", where)
+        if not _nan(r.get("prefill_pairs")):
+            _positive(r, "prefill_pairs", where)
+        if not _nan(r.get("prefill_seqs")):
+            _int(r, "prefill_seqs", where)
+    return df
 
 
 def case_residuals(cases, engine: str, overrides: dict) -> np.ndarray:

@@ -228,8 +228,15 @@ def build_latency_model(model: str, gpu: str, tp: int, engine: str = DEFAULT_ENG
         raise _named(e, where, prefix) from None
 
 
+#: fields `KernelLatency` names at the start of its messages (they get the caller's prefix)
+_FIELD_MESSAGES = ("tp ", "attn_dp ", "ep ")
+
+
 def _named(e: ConfigError, where: str, prefix: str) -> ConfigError:
-    return ConfigError(str(e).replace("\x00where", where).replace("\x00", prefix))
+    msg = str(e).replace("\x00where", where).replace("\x00", prefix)
+    if prefix and msg.startswith(_FIELD_MESSAGES):
+        msg = prefix + msg
+    return ConfigError(msg)
 
 
 @lru_cache(maxsize=256)
@@ -288,8 +295,14 @@ def _build(model: str, gpu: str, tp: int, engine: str = DEFAULT_ENGINE,
         raise unknown_choice(f"{prefix}precision", precision, PRECISIONS)
     if kv_dtype not in KV_DTYPES:
         raise unknown_choice(f"{prefix}kv_dtype", kv_dtype, KV_DTYPES)
+    m = get_model(model)
+    if not m.moe and PRECISIONS[precision][0] != PRECISIONS[precision][1]:
+        dense = sorted(k for k, (d, e) in PRECISIONS.items() if d == e)
+        raise ConfigError(f"{prefix}precision: {precision} quantises the routed experts only "
+                          f"(the other layers stay BF16); {m.name} is dense, so it would run "
+                          f"as bf16: use one of {', '.join(dense)}")
     g = get_gpu(gpu)
-    lat = KernelLatency(get_model(model), g, tp, kernels_for(eng, gpu), consts, precision,
+    lat = KernelLatency(m, g, tp, kernels_for(eng, gpu), consts, precision,
                         kv_dtype, ep, max_tokens, power_model(g, power_fits()), scaleup, attn_dp)
     lat.calibration = f"{engine}: {lat.calibration}"
     lat.engine = engine

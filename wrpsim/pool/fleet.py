@@ -88,8 +88,11 @@ def parse_pool(name: str, d: dict) -> PoolSpec:
     for key in ("gpu", "model"):
         if not d.get(key):
             raise ConfigError(f"{where}.{key} is required")
-    gpu = get_gpu(d["gpu"])
-    model = get_model(d["model"])
+    try:
+        gpu = get_gpu(d["gpu"])
+        model = get_model(d["model"])
+    except ConfigError as e:  # name the field where the config has it
+        raise ConfigError(f"{where}.{e}") from None
     from wrpsim.pool.engines import DEFAULT_ENGINE, get_engine
     from wrpsim.pool.kernels.model import KV_DTYPES, PRECISIONS
 

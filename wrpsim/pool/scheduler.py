@@ -24,6 +24,13 @@ from wrpsim.errors import ConfigError, check_keys, unknown_choice
 POLICIES = ("sarathi", "vllm", "orca")
 
 
+#: upper bounds (far above any engine's setting; beyond them the latency tables, sized by the
+#: budget, would not fit in memory): tokens per iteration, running sequences, tokens per block
+MAX_TOKEN_BUDGET = 1 << 20
+MAX_SEQS = 1 << 16
+MAX_BLOCK_SIZE = 4096
+
+
 @dataclass(frozen=True)
 class SchedulerConfig:
     """Per-instance scheduler settings.
@@ -45,10 +52,12 @@ class SchedulerConfig:
     def __post_init__(self):
         if self.policy not in POLICIES:
             raise unknown_choice("scheduler.policy", self.policy, POLICIES)
-        for name in ("token_budget", "max_seqs", "block_size"):
+        for name, top in (("token_budget", MAX_TOKEN_BUDGET), ("max_seqs", MAX_SEQS),
+                          ("block_size", MAX_BLOCK_SIZE)):
             v = getattr(self, name)
-            if not isinstance(v, int) or v < 1:
-                raise ConfigError(f"scheduler.{name} must be an integer >= 1, got {v!r}")
+            if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= top:
+                raise ConfigError(f"scheduler.{name} must be an integer in 1..{top:,}, "
+                                  f"got {v!r}")
         if self.max_seqs > self.token_budget:
             raise ConfigError(
                 f"scheduler.max_seqs ({self.max_seqs}) must be <= scheduler.token_budget "
@@ -67,4 +76,7 @@ class SchedulerConfig:
         d = dict(d or {})
         valid = cls.__dataclass_fields__.keys()
         check_keys(d, valid, where)
-        return cls(**d)
+        try:
+            return cls(**d)
+        except ConfigError as e:  # name the field where the config has it
+            raise ConfigError(str(e).replace("scheduler.", f"{where}.")) from None

@@ -35,7 +35,10 @@ def parse_args(argv: list[str]) -> dict[str, Any]:
     sets = cfg["sets"]
     sets = [sets] if isinstance(sets, str) else list(sets or [])
     bad = [s for s in sets if s not in SETS]
-    if bad or not sets:
+    if not sets:
+        raise ConfigError(f"validate: sets must name at least one of {', '.join(SETS)}, "
+                          f"got {cfg['sets']!r}")
+    if bad:
         raise ConfigError(f"validate: sets: unknown value(s) {bad or sets}; valid choices: "
                           f"{', '.join(SETS)}")
     cfg["sets"] = sets
