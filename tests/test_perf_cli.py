@@ -127,6 +127,7 @@ def test_every_catalog_gpu_and_model_runs_and_labels_its_calibration():
     (["batch=100000000"], r"perf: batch must be an integer in 1\.\.65,536"),
     (["precision=mxfp4"], r"perf: precision: mxfp4 quantises the routed experts only"),
     (["gpu_mem_util=2"], r"perf: gpu_mem_util must be in \(0, 1\], got 2"),
+    (["tp=16"], r"perf: tp=16 spans more than one 8-GPU server"),
 ])
 def test_errors_exit_2_with_one_line(args, pattern, capsys):
     from wrpsim.perf import main

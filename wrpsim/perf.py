@@ -87,6 +87,14 @@ def evaluate(cfg: dict[str, Any]) -> dict[str, Any]:
         if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
             raise ConfigError(f"perf: latency.{k} must be a number >= 0, got {v!r}")
     tp, ep, attn_dp = cfg["tp"], _int(cfg, "ep", 1), _int(cfg, "attn_dp", 1)
+    from wrpsim.sanity import GPUS_PER_SERVER
+
+    if isinstance(tp, int) and not isinstance(tp, bool) and tp > GPUS_PER_SERVER:
+        raise ConfigError(f"perf: tp={tp} spans more than one {GPUS_PER_SERVER}-GPU server; "
+                          f"perf models tensor parallelism inside one server's scale-up link, "
+                          f"so tp must be at most {GPUS_PER_SERVER} (a group across servers "
+                          f"runs in a fleet: python -m wrpsim network=fluid "
+                          f"network.collectives=true)")
     max_seqs = _int(cfg, "max_seqs", 1)
     try:
         lat = build_latency_model(cfg["model"], cfg["gpu"], tp, cfg["engine"], cfg["precision"],
