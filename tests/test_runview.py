@@ -145,3 +145,22 @@ def test_the_winner_breaks_ties_by_p99_ttft_then_run_number():
     assert winner([("10", a), ("2", a), ("3", a)]) == "2"  # all equal: run number, not text
     assert winner([("0", {**a, "ttft_p99_s": None}), ("1", a)]) == "1"  # missing p99 last
     assert winner([("0", None)]) is None
+
+
+def test_summary_says_which_pools_rest_on_the_roofline_and_what_each_cost_figure_is():
+    """A pool whose GPU has no kernel measurements gets a note (it was only in summary.json);
+    the cost line names the provisioned and the busy per-1k figures."""
+    from wrpsim.runview import run_summary
+
+    s = {"requests_total": 10, "requests_completed": 10, "cost_usd": 4.0,
+         "provisioned_cost_per_1k_requests_usd": 0.4, "cost_per_1k_requests_usd": 0.1,
+         "calibration": {"a": "vllm-0.24: uncalibrated: roofline (efficiencies of …)",
+                         "b": "vllm-0.24: kernels: vllm 0.24.0 (NVIDIA H100 80GB HBM3)"}}
+    cfg = {"pool": {"pools": {"a": {"gpu": "mi300x-192gb", "model": "m"},
+                              "b": {"gpu": "h100-80gb", "model": "m"}}}}
+    text = run_summary(s, cfg, "out")
+    assert ("  note       uncalibrated: roofline for pool(s) a (mi300x-192gb): no kernel "
+            "measurements for that GPU (summary.json: calibration)") in text
+    assert "per 1k requests $0.400 provisioned, $0.100 of busy GPU time" in text
+    s["calibration"] = {"b": s["calibration"]["b"]}
+    assert "uncalibrated" not in run_summary(s, cfg, "out")

@@ -101,7 +101,8 @@ def measurement_fleet(cfg: dict) -> bool:
 def _extra_lines(s: dict, cfg: dict) -> list[str]:
     """The mean answer quality when the workload replays outcomes (and calls per task for a
     multi-round router); the prefix-cache hit ratio when a pool caches prefixes; a note on a
-    measurement fleet; an `oracle` line when the router read the ground truth or the live
+    measurement fleet and on pools whose GPU has no kernel measurements ("uncalibrated:
+    roofline"); an `oracle` line when the router read the ground truth or the live
     fleet (an upper bound)."""
     out = []
     if s.get("router_oracle") or s.get("router_view_kind") == "oracle":
@@ -119,6 +120,14 @@ def _extra_lines(s: dict, cfg: dict) -> list[str]:
     if measurement_fleet(cfg):
         out.append("  note       constant iteration time (a measurement fleet): latencies, SLO, "
                    "cost and energy above are not a serving estimate")
+    rough = sorted(name for name, label in (s.get("calibration") or {}).items()
+                   if "uncalibrated" in str(label))
+    if rough:
+        gpus = {name: (((cfg.get("pool") or {}).get("pools") or {}).get(name) or {}).get("gpu")
+                for name in rough}
+        out.append("  note       uncalibrated: roofline for pool(s) "
+                   + ", ".join(f"{n} ({gpus[n]})" if gpus[n] else n for n in rough)
+                   + ": no kernel measurements for that GPU (summary.json: calibration)")
     return out
 
 
