@@ -147,3 +147,14 @@ def test_report_bad_input_is_one_line_and_status_2(tmp_path, args, message):
 def test_report_on_an_empty_directory_says_there_is_no_run(tmp_path):
     p = report(tmp_path)
     assert p.returncode == 2 and "no runs under" in p.stderr
+
+
+def test_report_on_a_capacity_plan_says_it_is_not_a_sweep(tmp_path):
+    """A `wrpsim.plan` folder (plan.json) is not a sweep: one line pointing at its own report,
+    nothing written into it (the report used to count the plan as one incomplete run)."""
+    (tmp_path / "plan.json").write_text("{}")
+    (tmp_path / "_DONE").write_text("{}")
+    p = report(tmp_path)
+    assert p.returncode == 2 and len(p.stderr.strip().splitlines()) == 1
+    assert "is a capacity plan (plan.json), not a sweep" in p.stderr
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["_DONE", "plan.json"]

@@ -125,6 +125,10 @@ def scan(sweep_dir: Path | str, exclude: Path | None = None) -> list[Run]:
     sweep = Path(sweep_dir)
     if not sweep.is_dir():
         raise ConfigError(f"report: sweep_dir {str(sweep)!r} is not a directory")
+    if (sweep / "plan.json").is_file():
+        raise ConfigError(f"report: sweep_dir {str(sweep)!r} is a capacity plan (plan.json), "
+                          f"not a sweep: its report is report.html / report.md there; "
+                          f"python -m wrpsim.report reads the runs of python -m wrpsim -m …")
     runs = [read_run(sweep, p) for p in find_run_dirs(sweep, exclude)]
     if not runs:
         raise ConfigError(f"report: no runs under {str(sweep)!r} (no directory holds "
