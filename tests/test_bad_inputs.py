@@ -63,6 +63,26 @@ BAD = [
     (["pool.pools.h100.ep=4"],
      r"^wrpsim: error: pool\.pools\.h100\.ep: not set in this pool's config, so add it with a "
      r"'\+': \+pool\.pools\.h100\.ep=…; keys of a pool: gpu, model, tp, .*attn_dp"),
+    (["pool=mixed-a100-h100", "workload.model_mix={}"],
+     r"^wrpsim: error: workload\.model_mix: an empty mapping; give \{model: weight, \.\.\.\}"),
+    (["workload=chat-sessions", "workload.source.max_context=0"],
+     r"^wrpsim: error: workload\.source\.max_context must be > 1, got 0$"),
+    (["failures=random", "failures.pools=[]"],
+     r"^wrpsim: error: failures\.pools must be a non-empty list of pool names or null \(every "
+     r"pool\), got \[\]; valid choices: h100$"),
+    (["failures=scheduled", "failures.events=[]"],
+     r"^wrpsim: error: failures: nothing would fail: give failures\.events"),
+    (["failures=random", "failures.mtbf_s=null"], r"^wrpsim: error: failures: nothing would fail"),
+    (["failures.policy=drop"],
+     r"^wrpsim: error: failures\.policy: unknown key: the selected failures option sets no keys; "
+     r"choose one that does first \(failures=NAME"),
+    (["workload.source.kind=generic", "workload.source.path=workloads/traces/azure_conv_2023.csv",
+      "workload.source.time_unit=hours"],
+     r"^wrpsim: error: workload\.source\.time_unit: unknown key; valid keys under "
+     r"workload\.source: kind, path \(a key this file leaves out is added with '\+': "
+     r"\+workload\.source\.time_unit=…\)$"),
+    (["router=oracle", "pool=two-model-mixtral-gpt4like"],
+     r"^wrpsim: error: router=oracle needs a workload that replays per-model outcomes"),
     (["pool.pools.h100.model=nope"], r"^wrpsim: error: pool\.pools\.h100\.model: unknown value "
                                      r"'nope'; valid choices: "),
     (["pool.pools.h100.tp=3"], r"^wrpsim: error: pool\.pools\.h100\.tp must be an integer >= 1 "

@@ -66,10 +66,20 @@ class FailureInjector:
         self._tries: dict[int, int] = {}
         for inst in fleet.instances:
             inst.lost_handler = self.lost
-        for k, ev in enumerate(cfg.get("events") or []):
+        events = cfg.get("events")
+        if events is not None and (isinstance(events, (str, dict))
+                                   or not isinstance(events, (list, tuple))):
+            raise ConfigError(f"failures.events must be a list of outages like "
+                              f"[{{pool: h100, instance: 0, at_s: 600, down_s: 300}}], "
+                              f"got {events!r}")
+        for k, ev in enumerate(events or []):
             self._schedule(k, ev)
         mtbf = number("failures.mtbf_s", cfg.get("mtbf_s"), 0, strict_lo=True, finite=True,
                       or_null=True)
+        if not events and mtbf is None:
+            raise ConfigError("failures: nothing would fail: give failures.events (scheduled "
+                              "outages, failures=scheduled) or failures.mtbf_s (random crashes, "
+                              "failures=random); failures=none runs without failures")
         if mtbf is not None:
             mttr = number("failures.mttr_s", cfg.get("mttr_s", 600.0), 0, strict_lo=True,
                           finite=True)
@@ -110,9 +120,10 @@ class FailureInjector:
     def _random_targets(self, pools) -> list:
         if pools is None:
             return list(self.fleet.instances)
-        if isinstance(pools, str) or not isinstance(pools, (list, tuple)):
-            raise ConfigError(f"failures.pools must be a list of pool names or null, "
-                              f"got {pools!r}")
+        if isinstance(pools, str) or not isinstance(pools, (list, tuple)) or not pools:
+            raise ConfigError(f"failures.pools must be a non-empty list of pool names or null "
+                              f"(every pool), got {pools!r}; valid choices: "
+                              f"{', '.join(sorted(self.fleet.pools))}")
         out = []
         for p in pools:
             if p not in self.fleet.pools:

@@ -68,6 +68,11 @@ def _missing_config(exc) -> str:
             f"{did_you_mean(value, options)}")
 
 
+#: config sections whose valid keys depend on a kind or option (a workload source's `kind`, a
+#: router's class, ...): the YAML file lists only its own, the others need Hydra's `+`
+OPEN_SECTIONS = ("workload", "router", "network", "failures")
+
+
 def _unknown_key(exc) -> str | None:
     cause = exc.__cause__
     full_key = getattr(cause, "full_key", None)
@@ -85,9 +90,14 @@ def _unknown_key(exc) -> str | None:
         if leaf in POOL_KEYS:  # a pool key this pool's file leaves out: Hydra wants a `+`
             return (f"{full_key}: not set in this pool's config, so add it with a '+': "
                     f"+{full_key}=…; keys of a pool: {', '.join(POOL_KEYS)}")
+    if where and not valid:  # the selected option is an empty mapping (failures=none)
+        return (f"{full_key}: unknown key: the selected {where} option sets no keys; choose "
+                f"one that does first ({where}=NAME; --help lists the options)")
     under = f" under {where}" if where else ""
-    return (f"{full_key}: unknown key; valid keys{under}: {', '.join(valid)}"
-            f"{did_you_mean(full_key.rpartition('.')[2], valid)}")
+    hint = did_you_mean(leaf, valid)
+    if not hint and where.startswith(OPEN_SECTIONS):  # keys some kinds take, this file omits
+        hint = f" (a key this file leaves out is added with '+': +{full_key}=…)"
+    return f"{full_key}: unknown key; valid keys{under}: {', '.join(valid)}{hint}"
 
 
 def _from_launcher(exc: BaseException) -> bool:

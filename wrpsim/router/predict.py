@@ -94,6 +94,11 @@ class QualityPredictor:
                               f"upper-bound study); with router.view.kind: {view.kind} use "
                               "kind: model")
 
+    def replayed(self, request) -> bool:
+        """True when `request` carries replayed per-model outcomes (what the oracle reads; the
+        oracle router refuses a workload without them)."""
+        return bool(ground_truth(request).outcomes)
+
     def predict(self, request, model: str, category: str | None, rng) -> float:
         """Predicted probability that `model` answers `request` correctly."""
         if self.kind == "oracle":

@@ -65,7 +65,13 @@ class OracleRouter(ModelRouter):
         self.routed = {"correct": 0, "none_correct": 0, "expected": 0}
 
     def select(self, request, view, category, complexity):
-        """Highest outcome, then lowest estimated cost, then price order."""
+        """Highest outcome, then lowest estimated cost, then price order. A request without
+        replayed outcomes stops the run (`ConfigError`): the oracle would route on the category
+        prior and still call itself an upper bound."""
+        if not self.predictor.replayed(request):
+            raise ConfigError("router=oracle needs a workload that replays per-model outcomes "
+                              "(workload.outcomes, e.g. workload=routellm-mmlu-gsm8k); request "
+                              f"{request.id} has none")
         out = self.lengths.predict(request, category, self.rng)
         p = request.prompt_tokens
         best, best_key = None, None

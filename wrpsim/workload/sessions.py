@@ -82,7 +82,13 @@ def generate_sessions(source: Mapping, seed: int, block: int | None = None,
         dependent = False
     if not isinstance(dependent, bool):
         raise ConfigError(f"{field}.dependent must be true or false, got {dependent!r}")
-    cap = int(_number(source, "max_context", field, 1)) if source.get("max_context") else None
+    cap = None
+    if source.get("max_context") is not None:  # (0 is a bad cap, not "no cap": null is that)
+        cap = _number(source, "max_context", field, 1)
+        if cap != int(cap):
+            raise ConfigError(f"{field}.max_context must be an integer, got "
+                              f"{source['max_context']!r}")
+        cap = int(cap)
     system = _system(source.get("system"), f"{field}.system")
     b = block or DEFAULT_BLOCK_TOKENS
 

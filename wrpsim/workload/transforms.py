@@ -142,6 +142,9 @@ def assign_model(trace: TraceColumns, model: str | None = None,
                  model_mix: Mapping[str, float] | None = None,
                  rng: np.random.Generator | None = None) -> TraceColumns:
     """Set the `model` column to one name, or draw it per request from `model_mix` weights."""
+    if model_mix is not None and isinstance(model_mix, Mapping) and not model_mix:
+        raise ConfigError("workload.model_mix: an empty mapping; give {model: weight, ...} "
+                          "(weights, normalised) or null")
     if model is not None and model_mix:
         raise ConfigError("model and model_mix are exclusive; set one of them to null")
     if model is not None:
@@ -216,7 +219,7 @@ def apply_transforms(trace: TraceColumns, opts: Mapping[str, Any], seed: int,
         t = rate_scale(t, o["rate_scale"])
     if o["max_prompt_tokens"] is not None or o["max_output_tokens"] is not None:
         t = clip_tokens(t, o["max_prompt_tokens"], o["max_output_tokens"])
-    if o["model"] is not None or o["model_mix"]:
+    if o["model"] is not None or o["model_mix"] is not None:
         t = assign_model(t, o["model"], o["model_mix"], stream(seed, "workload.model"))
     if o["outcomes"] is not None or o["categories"] is not None or o["accuracy"] is not None:
         t = _on_frame(t, lambda df: _quality(df, o, seed, base_dir))
