@@ -83,6 +83,8 @@ BAD = [
      r"\+workload\.source\.time_unit=…\)$"),
     (["router=oracle", "pool=two-model-mixtral-gpt4like"],
      r"^wrpsim: error: router=oracle needs a workload that replays per-model outcomes"),
+    (["workload.rate_scale=-1"], r"^wrpsim: error: workload\.rate_scale must be > 0\.0, got -1$"),
+    (["workload.prefix_ids=zz"], r"^wrpsim: error: workload\.prefix_ids: unknown value 'zz'"),
     (["pool.pools.h100.model=nope"], r"^wrpsim: error: pool\.pools\.h100\.model: unknown value "
                                      r"'nope'; valid choices: "),
     (["pool.pools.h100.tp=3"], r"^wrpsim: error: pool\.pools\.h100\.tp must be an integer >= 1 "

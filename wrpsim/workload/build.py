@@ -153,7 +153,13 @@ def build_trace(cfg: Mapping[str, Any], seed: int,
         from wrpsim.workload.closed_loop import check_transforms
 
         check_transforms(cfg)
-    trace = apply_transforms(trace, cfg, int(seed), base).select(TRACE_COLUMNS)
+    try:
+        trace = apply_transforms(trace, cfg, int(seed), base).select(TRACE_COLUMNS)
+    except ConfigError as e:  # the transforms name their key; the config has it under workload
+        msg = str(e)
+        if msg.split(" ", 1)[0].split(":", 1)[0].split(".", 1)[0] in TRANSFORM_KEYS:
+            msg = f"workload.{msg}"
+        raise ConfigError(msg) from None
     if len(trace) == 0:
         raise ConfigError(f"workload {cfg.get('name', '?')}: no request left after the "
                           "transforms (check start_s/end_s, sample_fraction, max_requests)")
