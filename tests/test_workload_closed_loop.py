@@ -273,7 +273,12 @@ BAD_CLOSED = [
     ({"output_tokens": {"dist": "zipf"}}, r"workload\.source\.output_tokens\.dist: unknown "
                                           r"value 'zipf'; valid choices: constant"),
     ({"output_tokens": {"dist": "geometric", "mean": 5, "sd": 1}},
-     r"workload\.source\.output_tokens\.sd: unknown value 'sd'; valid choices: dist"),
+     r"workload\.source\.output_tokens\.sd: unknown key; valid keys for dist geometric: "
+     r"dist, max, mean"),
+    ({"output_tokens": {"foo": 1}}, r"workload\.source\.output_tokens: a fitted distribution "
+                                   r"needs dist, one of constant"),
+    ({"prompt_tokens": {"cdf": "x.csv"}}, r"workload\.source\.prompt_tokens: an empirical CDF "
+                                         r"is not accepted here; a fitted distribution needs dist"),
 ]
 
 

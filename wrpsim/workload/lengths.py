@@ -97,12 +97,19 @@ def check_dist(spec: Mapping, field: str) -> dict:
                           f"sigma: 1.0}}, got {spec!r}")
     spec = dict(spec)
     name = spec.get("dist")
+    if name is None:
+        how = ("an empirical CDF is not accepted here; " if "cdf" in spec or "path" in spec
+               else "")
+        raise ConfigError(f"{field}: {how}a fitted distribution needs dist, one of "
+                          f"{', '.join(DISTS)} (e.g. {{dist: lognormal, mean: 512, sigma: 1.0}}),"
+                          f" got {spec!r}")
     if name not in DISTS:
         raise unknown_choice(f"{field}.dist", name, DISTS)
     allowed = ("dist", "max", *DISTS[name])
     for key in spec:
         if key not in allowed:
-            raise unknown_choice(f"{field}.{key}", key, allowed)
+            raise ConfigError(f"{field}.{key}: unknown key; valid keys for dist {name}: "
+                              f"{', '.join(allowed)}")
     for key in DISTS[name]:
         if not isinstance(spec.get(key), (int, float)) or isinstance(spec.get(key), bool):
             raise ConfigError(f"{field}.{key}: a number is required for dist {name}, "
