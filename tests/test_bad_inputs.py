@@ -83,6 +83,8 @@ BAD = [
      r"\+workload\.source\.time_unit=…\)$"),
     (["router=oracle", "pool=two-model-mixtral-gpt4like"],
      r"^wrpsim: error: router=oracle needs a workload that replays per-model outcomes"),
+    (["router=token-budget", "pool=short-long-context", "router.boundary_tokens=10.5"],
+     r"^wrpsim: error: router\.boundary_tokens must be an integer >= 1, got 10\.5$"),
     (["workload.rate_scale=-1"], r"^wrpsim: error: workload\.rate_scale must be > 0\.0, got -1$"),
     (["workload.prefix_ids=zz"], r"^wrpsim: error: workload\.prefix_ids: unknown value 'zz'"),
     (["pool.pools.h100.model=nope"], r"^wrpsim: error: pool\.pools\.h100\.model: unknown value "

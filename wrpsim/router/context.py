@@ -38,7 +38,11 @@ class TokenBudgetRouter(ModelRouter):
                  spill: bool = True, spill_outstanding: int = 64, spill_kv: float = 0.95,
                  output_predictor=None, **common):
         super().__init__(**common)
-        self.boundary = int(number("boundary_tokens", boundary_tokens, 1.0))
+        b = number("boundary_tokens", boundary_tokens, 1.0)
+        if b != int(b):  # a token count: 10.5 would have been cut to 10 silently
+            raise ConfigError(f"router.boundary_tokens must be an integer >= 1, "
+                              f"got {boundary_tokens!r}")
+        self.boundary = int(b)
         self.short_names, self.long_names = short_pools, long_pools
         self.spill = bool(spill)
         self.spill_out = number("spill_outstanding", spill_outstanding, 1.0)
