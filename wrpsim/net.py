@@ -42,21 +42,19 @@ def parse_bytes(v, field: str = "flow_bytes") -> int:
         raise ConfigError(f"{field} must be a byte count like 4194304 or 4MiB, got {v!r}")
     if isinstance(v, int):
         n = v
-    elif isinstance(v, float):
-        if not math.isfinite(v) or v != int(v):
+    else:
+        if isinstance(v, float):
+            x = v
+        else:
+            m = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]*)?)\s*([A-Za-z]*)\s*", str(v))
+            unit = m.group(2).lower() if m else None
+            if m is None or unit not in UNITS:
+                raise ConfigError(f"{field} must be a byte count like 4194304 or 4MiB (units: "
+                                  f"{', '.join(u for u in UNITS if u)}), got {v!r}")
+            x = float(m.group(1)) * UNITS[unit]
+        if not math.isfinite(x) or x != int(x):  # (1.5 bytes is not a size; 1.5MiB is)
             raise ConfigError(f"{field} must be a whole number of bytes like 4194304 or a size "
                               f"like 4MiB, got {v!r}")
-        n = int(v)
-    else:
-        m = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]*)?)\s*([A-Za-z]*)\s*", str(v))
-        unit = m.group(2).lower() if m else None
-        if m is None or unit not in UNITS:
-            raise ConfigError(f"{field} must be a byte count like 4194304 or 4MiB (units: "
-                              f"{', '.join(u for u in UNITS if u)}), got {v!r}")
-        x = float(m.group(1)) * UNITS[unit]
-        if x != int(x):  # (1.5 bytes is not a size; 1.5MiB is)
-            raise ConfigError(f"{field} must be a whole number of bytes like 4194304 or a "
-                              f"size like 4MiB, got {v!r}")
         n = int(x)
     if n < 1:
         raise ConfigError(f"{field} must be >= 1 byte, got {v!r}")

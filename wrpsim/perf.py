@@ -61,10 +61,6 @@ def _int(cfg: dict, key: str, low: int) -> int:
     return v
 
 
-#: the largest `batch` (the scheduler's own bound on running sequences)
-MAX_BATCH = 1 << 16
-
-
 def evaluate(cfg: dict[str, Any]) -> dict[str, Any]:
     """The JSON record for a parsed config (see the module docstring)."""
     from wrpsim.pool.engines import build_latency_model
@@ -108,8 +104,10 @@ def evaluate(cfg: dict[str, Any]) -> dict[str, Any]:
         if limit and v > limit:
             raise ConfigError(f"perf: {key} ({v:,}) exceeds {cfg['model']}'s context of "
                               f"{limit:,} tokens")
-    if batch > MAX_BATCH:
-        raise ConfigError(f"perf: batch must be an integer in 1..{MAX_BATCH:,} (sequences in "
+    from wrpsim.pool.scheduler import MAX_SEQS  # a batch is at most a scheduler's sequences
+
+    if batch > MAX_SEQS:
+        raise ConfigError(f"perf: batch must be an integer in 1..{MAX_SEQS:,} (sequences in "
                           f"one iteration), got {batch:,}")
     blocks = lat.kv_capacity_blocks(block, float(cfg["gpu_mem_util"]), float(cfg["reserve_gib"]),
                                     max_seqs)

@@ -44,6 +44,7 @@ replays: a trace source whose parse is cached and transforms that have a column 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from importlib import import_module
 from pathlib import Path
@@ -156,10 +157,8 @@ def build_trace(cfg: Mapping[str, Any], seed: int,
     try:
         trace = apply_transforms(trace, cfg, int(seed), base).select(TRACE_COLUMNS)
     except ConfigError as e:  # the transforms name their key; the config has it under workload
-        msg = str(e)
-        if msg.split(" ", 1)[0].split(":", 1)[0].split(".", 1)[0] in TRANSFORM_KEYS:
-            msg = f"workload.{msg}"
-        raise ConfigError(msg) from None
+        key = re.match(r"\w*", str(e)).group()  # the message's first word: its key, if any
+        raise ConfigError(f"workload.{e}" if key in TRANSFORM_KEYS else str(e)) from None
     if len(trace) == 0:
         raise ConfigError(f"workload {cfg.get('name', '?')}: no request left after the "
                           "transforms (check start_s/end_s, sample_fraction, max_requests)")

@@ -142,17 +142,19 @@ def assign_model(trace: TraceColumns, model: str | None = None,
                  model_mix: Mapping[str, float] | None = None,
                  rng: np.random.Generator | None = None) -> TraceColumns:
     """Set the `model` column to one name, or draw it per request from `model_mix` weights."""
-    if model_mix is not None and isinstance(model_mix, Mapping) and not model_mix:
-        raise ConfigError("workload.model_mix: an empty mapping; give {model: weight, ...} "
-                          "(weights, normalised) or null")
+    if model is None or model_mix is not None:  # the mix is what this call would use
+        if not isinstance(model_mix, Mapping):
+            raise ConfigError(f"model_mix: expected a mapping {{model: weight}}, "
+                              f"got {model_mix!r}")
+        if not model_mix:
+            raise ConfigError("model_mix: an empty mapping; give {model: weight, ...} "
+                              "(weights, normalised) or null")
     if model is not None and model_mix:
         raise ConfigError("model and model_mix are exclusive; set one of them to null")
     if model is not None:
         if not isinstance(model, str) or not model:
             raise ConfigError(f"model: a catalog model name is required, got {model!r}")
         return trace.with_columns({"model": [model] * len(trace)})
-    if not isinstance(model_mix, Mapping) or not model_mix:
-        raise ConfigError(f"model_mix: expected a mapping {{model: weight}}, got {model_mix!r}")
     names = sorted(str(k) for k in model_mix)
     w = np.array([_num(model_mix[k], f"model_mix.{k}", 0.0, strict=False) for k in names])
     if w.sum() <= 0:
