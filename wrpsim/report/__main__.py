@@ -47,11 +47,11 @@ def build(cfg: dict[str, Any]) -> dict[str, Any]:
 
     sweep = Path(str(cfg["sweep_dir"]))
     out = Path(str(cfg["out_dir"])) if cfg["out_dir"] else sweep
-    runs = scan(sweep, exclude=out)
-    if cfg["out_dir"]:
+    if cfg["out_dir"]:  # before any work, as the other verbs do
         from wrpsim.io import make_dir
 
         make_dir(out, "out_dir")
+    runs = scan(sweep, exclude=out)
     files = write_dataset(runs, sweep, out, with_requests=cfg["requests"])
     from wrpsim.report.aiq import maybe_write_aiq
 
