@@ -1,7 +1,9 @@
 """Kernel tables on shapes they never saw (docs/validation.md, "Kernel tables on held-out
 shapes"): each GPU's shipped GEMM and attention tables (engine vllm-0.24) against the measured
 tables of other models and TP degrees on the same GPU shipped in
-`pools/measured/llmservingsim/kernels/<gpu>/<label>/` (`wrpsim/validate/kernels.py`).
+`pools/measured/<source>/kernels/<gpu>/<label>/` (`wrpsim/validate/kernels.py`): LLMServingSim's
+RTX PRO 6000 profiles, and the developers' own H200 GEMM timings
+(`docs/experiments/device_gemm.py`).
 
 Run from the repository root: `python docs/experiments/kernel_holdout.py`. Prints one markdown
 row per held-out table (median absolute error %, in brackets the median signed error, positive:
@@ -29,7 +31,8 @@ def main() -> None:
     print("| gpu | held-out tables | " + " | ".join(COLUMNS) + " |")
     print("|---|---|" + "---|" * len(COLUMNS))
     for r in rows:
-        cells = [f"{r[c]['abs_median']} ({r[c]['signed_median']:+}; {r[c]['n']})" for c in COLUMNS]
+        cells = [f"{r[c]['abs_median']} ({r[c]['signed_median']:+}; {r[c]['n']})"
+                 if r[c]["n"] else "–" for c in COLUMNS]
         print(f"| {r['gpu']} | {r['tables']} | " + " | ".join(cells) + " |")
     Path(__file__).with_suffix(".json").write_text(json.dumps(rows, indent=1) + "\n")
 

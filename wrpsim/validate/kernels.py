@@ -1,13 +1,16 @@
 """Kernel tables on shapes they never saw: a GPU's engine tables against measured kernel tables
 of other models or TP degrees on the same GPU.
 
-A held-out table folder holds `gemm.parquet`, `attn_decode.parquet` and `attn_prefill.parquet`
-in the layout `wrpsim.calibrate.aic` documents (as `python -m wrpsim.calibrate ... kernels=`
-writes them) and a `meta.json` naming its source. The shipped ones
-(`pools/measured/llmservingsim/kernels/<gpu>/<label>/`) are LLMServingSim layer profiles of
-models and TP degrees other than the one the GPU's engine tables were compacted from. Every
-row (a projection GEMM or LM head at m tokens; a pure-decode or fresh-prompt attention layer)
-is timed by the engine's tables and compared: error = simulated / measured - 1, in %.
+A held-out table folder holds `gemm.parquet` and, where measured, `attn_decode.parquet` and
+`attn_prefill.parquet`, in the layout `wrpsim.calibrate.aic` documents (as
+`python -m wrpsim.calibrate ... kernels=` writes them), and a `meta.json` naming its source. The
+shipped ones live in `pools/measured/<source>/kernels/<gpu>/<label>/`: LLMServingSim layer
+profiles of models and TP degrees other than the one the RTX PRO 6000's engine tables were
+compacted from (`llmservingsim`), and the developers' own H200 timings of catalog models'
+GEMM shapes off the AIConfigurator grid, with a control set on the grid (`device`,
+`docs/experiments/device_gemm.py`). Every row (a projection GEMM or LM head at m tokens; a
+pure-decode or fresh-prompt attention layer) is timed by the engine's tables and compared:
+error = simulated / measured - 1, in %.
 """
 
 from __future__ import annotations
@@ -25,9 +28,10 @@ COLUMNS = ("gemm", "gemm_m_le_64", "gemm_m_gt_64", "attn_decode", "attn_prefill"
 
 def _stats(e: np.ndarray) -> dict:
     if len(e) == 0:
-        return {"n": 0, "abs_median": None, "signed_median": None}
+        return {"n": 0, "abs_median": None, "signed_median": None, "abs_p90": None}
     return {"n": len(e), "abs_median": round(float(np.median(np.abs(e))), 1),
-            "signed_median": round(float(np.median(e)), 1)}
+            "signed_median": round(float(np.median(e)), 1),
+            "abs_p90": round(float(np.percentile(np.abs(e), 90)), 1)}
 
 
 def gemm_errors(kernels, g: dict[str, np.ndarray]) -> np.ndarray:
@@ -54,9 +58,9 @@ def attn_errors(kernels, a: dict[str, np.ndarray], size: str) -> np.ndarray:
 
 
 def holdout_errors(kernels, tables_dir: str | Path) -> dict:
-    """Error statistics (n, median absolute and median signed %) of `kernels` on the measured
-    tables in `tables_dir`, per column of `COLUMNS` (GEMMs split at m = 64: decode-sized and
-    prefill-sized)."""
+    """Error statistics (n, median absolute, median signed and 90th-percentile absolute %) of
+    `kernels` on the measured tables in `tables_dir`, per column of `COLUMNS` (GEMMs split at
+    m = 64: decode-sized and prefill-sized; an attention table the folder lacks: n = 0)."""
     d = Path(tables_dir)
     g = read_cols(d / "gemm.parquet")
     e = gemm_errors(kernels, g)
@@ -66,21 +70,26 @@ def holdout_errors(kernels, tables_dir: str | Path) -> dict:
             "profile": meta.get("tables", {}).get("gemm", {}).get("profile", ""),
             "gemm": _stats(e), "gemm_m_le_64": _stats(e[small]),
             "gemm_m_gt_64": _stats(e[~small]),
-            "attn_decode": _stats(attn_errors(kernels, read_cols(d / "attn_decode.parquet"),
-                                              "ctx")),
-            "attn_prefill": _stats(attn_errors(kernels, read_cols(d / "attn_prefill.parquet"),
-                                               "isl"))}
+            "attn_decode": _attn_stats(kernels, d / "attn_decode.parquet", "ctx"),
+            "attn_prefill": _attn_stats(kernels, d / "attn_prefill.parquet", "isl")}
 
 
-def holdout_dir() -> Path:
-    """Where the shipped held-out tables live: `<gpu catalog name>/<label>/` below it."""
-    return catalog_dir("pools") / "measured" / "llmservingsim" / "kernels"
+def _attn_stats(kernels, path: Path, size: str) -> dict:
+    return _stats(attn_errors(kernels, read_cols(path), size) if path.is_file() else
+                  np.zeros(0))
+
+
+def holdout_dirs() -> list[Path]:
+    """Where the shipped held-out tables live, one folder per source:
+    `<gpu catalog name>/<label>/` below each."""
+    return sorted((catalog_dir("pools") / "measured").glob("*/kernels"))
 
 
 def shipped_holdouts() -> dict[str, list[Path]]:
-    """{gpu catalog name: held-out table folders} shipped in `holdout_dir()`."""
-    root = holdout_dir()
-    if not root.is_dir():
-        return {}
-    return {g.name: sorted(p for p in g.iterdir() if (p / "gemm.parquet").is_file())
-            for g in sorted(root.iterdir()) if g.is_dir()}
+    """{gpu catalog name: held-out table folders} shipped in `holdout_dirs()`."""
+    out: dict[str, list[Path]] = {}
+    for root in holdout_dirs():
+        for g in sorted(p for p in root.iterdir() if p.is_dir()):
+            out.setdefault(g.name, []).extend(sorted(
+                p for p in g.iterdir() if (p / "gemm.parquet").is_file()))
+    return out
