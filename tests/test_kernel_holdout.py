@@ -72,3 +72,34 @@ def test_head_layout_transfer_keeps_the_kernel_latency_floor():
     assert r == pytest.approx(0.5)
     assert half.t[-1, -1] == pytest.approx(floor + (own.t[-1, -1] - floor) * r, rel=1e-12)
     assert np.all(half.t <= own.t + 1e-15) and np.all(half.t >= floor - 1e-15)
+
+
+def test_h200_power_shape_on_measured_watts():
+    """H200's power shape is copied from H100 / B200 (no serving measurements); against watts
+    measured on an H200 (pools/measured/device/power/): idle is the measured value; compute-
+    bound GEMMs and prefill steps within 8 % (measured: -2 … +1 % and -5 / -8 %);
+    bandwidth-bound GEMMs 9-16 % low; Llama-3.1-8B decode steps of 1-32 sequences within 6 %
+    (measured: +3, +5, -5 %).
+    (A device copy, which keeps few SMs busy, is 32 % high; decode steps of 128-256 sequences,
+    whose PyTorch attention is slower than the engine's, are 19-21 % low: documented, not
+    asserted.)"""
+    from wrpsim.paths import catalog_dir
+    from wrpsim.validate.kernels import power_at_known_utilisation, power_of_measured_steps
+
+    d = catalog_dir("pools") / "measured" / "device" / "power"
+    rows = {(r["workload"], r["m"]): r for r in
+            power_at_known_utilisation(d / "h200-141gb.csv", "h200-141gb")}
+    assert abs(rows[("idle", 0)]["error"]) < 1.0
+    for key, r in rows.items():
+        if key[0].startswith("gemm") and r["u_compute"] > 0.5:
+            assert abs(r["error"]) <= 8.0, (key, r)
+        elif key[0].startswith("gemm"):
+            assert -20.0 <= r["error"] <= 0.0, (key, r)  # bandwidth-bound: the model is low
+    steps = power_of_measured_steps(d / "h200-141gb-steps.csv", "llama3.1-8b", "h200-141gb")
+    assert len(steps) == 7
+    for r in steps:
+        if r["prompt"]:
+            assert abs(r["error"]) <= 8.0, r
+        elif r["seqs"] <= 32:
+            assert abs(r["error"]) <= 6.0, r
+            assert r["gpu_s"] == pytest.approx(r["step_s"], rel=0.2)  # same step, two stacks

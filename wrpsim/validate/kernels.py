@@ -93,3 +93,65 @@ def shipped_holdouts() -> dict[str, list[Path]]:
             out.setdefault(g.name, []).extend(sorted(
                 p for p in g.iterdir() if (p / "gemm.parquet").is_file()))
     return out
+
+
+def power_at_known_utilisation(path: str | Path, gpu_name: str) -> list[dict]:
+    """The power model of `gpu_name` against watts measured at known utilisation (a CSV as
+    `docs/experiments/device_power.py measure` writes: per workload its FLOPs and bytes per
+    replay, the kernel time per replay and the average watts). Per row: workload, m,
+    u_compute (FLOPs over the precision's peak rate x time), u_memory (bytes over the peak
+    bandwidth x time), measured and model watts, error % (model / measured - 1); an idle row
+    (no kernel time) is compared with the catalog's `idle_w`."""
+    import pyarrow.csv as pc
+
+    from wrpsim.pool.catalog import get_gpu
+    from wrpsim.pool.engines import power_fits
+    from wrpsim.pool.kernels.power import power_model
+
+    gpu = get_gpu(gpu_name)
+    fit = power_model(gpu, power_fits())
+    t_ = pc.read_csv(Path(path))
+    c = {k: t_.column(k).to_numpy() for k in t_.column_names}
+    out = []
+    for i in range(t_.num_rows):
+        w, t = str(c["workload"][i]), float(c["replay_s"][i])
+        peak = (gpu.fp8_tflops if w.endswith("fp8") else gpu.bf16_tflops) * 1e12
+        uc = float(c["flops"][i]) / t / peak if t else 0.0
+        um = float(c["bytes"][i]) / t / (gpu.mem_bw_gbs * 1e9) if t else 0.0
+        model = fit.power_at(uc, um) if t else fit.idle_w
+        measured = float(c["watts"][i])
+        out.append({"workload": w, "m": int(c["m"][i]), "u_compute": uc, "u_memory": um,
+                    "measured_w": measured, "model_w": model,
+                    "error": (model / measured - 1) * 100})
+    return out
+
+
+def power_of_measured_steps(path: str | Path, model: str, gpu_name: str,
+                            tp: int = 1) -> list[dict]:
+    """The power model against watts measured over whole forward steps of `model` (a CSV as
+    `docs/experiments/device_power.py steps` writes: decode sequences `seqs` at context `ctx`
+    each, or one prompt of `prompt` tokens; the measured step time `step_s` and average
+    `watts`). The utilisations are the step's FLOPs and bytes as wrpsim counts them
+    (`wrpsim.pool.kernels.power.iteration_work`) over the measured step time. Per row: seqs,
+    ctx, prompt, step_s, wrpsim's own GPU time for the step (`gpu_s`), u_compute, u_memory,
+    measured and model watts, error %."""
+    import pyarrow.csv as pc
+
+    from wrpsim.pool.engines import build_latency_model
+    from wrpsim.pool.kernels.power import utilisation
+
+    lat = build_latency_model(model, gpu_name, tp)
+    t_ = pc.read_csv(Path(path))
+    c = {k: t_.column(k).to_numpy() for k in t_.column_names}
+    out = []
+    for i in range(t_.num_rows):
+        seqs, ctx, prompt = int(c["seqs"][i]), int(c["ctx"][i]), int(c["prompt"][i])
+        step, measured = float(c["step_s"][i]), float(c["watts"][i])
+        pairs = prompt * (prompt + 1) / 2.0
+        uc, um = utilisation(lat, prompt, seqs, seqs * ctx, pairs, step)
+        model_w = lat._power.power_at(uc, um)
+        out.append({"seqs": seqs, "ctx": ctx, "prompt": prompt, "step_s": step,
+                    "gpu_s": lat.gpu_s(prompt, pairs, seqs, ctx, 1 if prompt else 0),
+                    "u_compute": uc, "u_memory": um, "measured_w": measured,
+                    "model_w": model_w, "error": (model_w / measured - 1) * 100})
+    return out
