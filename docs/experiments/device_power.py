@@ -147,8 +147,9 @@ STEPS = [(1, 1024, 0), (8, 1024, 0), (32, 1024, 0), (128, 1024, 0), (256, 1024, 
 
 def measure_steps(out_dir: str) -> None:
     """Watts of whole Llama-3.1-8B forward steps (random weights of the real shapes, 32 layers
-    with their own weights, RMSNorm, QKV / O / gate-up / down projections, SiLU, GQA attention
-    through PyTorch's scaled_dot_product_attention over a KV cache, LM head) at the batch and
+    with their own weights, RMSNorm, QKV / O / gate-up / down projections, SiLU, attention
+    through PyTorch's scaled_dot_product_attention — decode: each KV head's query heads as its
+    query rows, so the cache is read once — over a KV cache, LM head) at the batch and
     context of `STEPS`, each captured in one CUDA graph and replayed back to back; writes
     `OUT_DIR/device_power_steps.csv` (seqs, ctx, prompt, step_s, watts, sm_mhz, temp_c)."""
     import pynvml
@@ -187,9 +188,13 @@ def measure_steps(out_dir: str) -> None:
                     k = qkv[:, :, nh:nh + nkv].transpose(1, 2)
                     v = qkv[:, :, nh + nkv:].transpose(1, 2)
                     a = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=True)
-                else:
-                    a = F.scaled_dot_product_attention(q, kv[i][0], kv[i][1], enable_gqa=True)
-                x = x + F.linear(a.transpose(1, 2).reshape(b * q_len, nh * hd), wo)
+                    a = a.transpose(1, 2).reshape(b * q_len, nh * hd)
+                else:  # decode: a KV head's query heads as its query rows, as decode kernels
+                    # do (each KV head read once, not expanded to every query head)
+                    qg = qkv[:, 0, :nh].reshape(b, nkv, nh // nkv, hd)
+                    a = F.scaled_dot_product_attention(qg, kv[i][0], kv[i][1])
+                    a = a.reshape(b, nh * hd)
+                x = x + F.linear(a, wo)
                 gu = F.linear(rms(x, g2), wgu)
                 x = x + F.linear(F.silu(gu[:, :inter]) * gu[:, inter:], wd)
             last = rms(x, norm).view(b, q_len, hid)[:, -1]
