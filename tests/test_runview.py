@@ -53,6 +53,25 @@ def test_json_true_prints_the_summary_json_on_stdout_and_does_not_change_results
     assert code == 2 and err.strip() == "wrpsim: error: json must be true or false, got 'yes'"
 
 
+def test_json_true_in_a_sweep_names_each_run_also_when_resumed(monkeypatch, capsys, tmp_path):
+    """Parallel jobs print in completion order: each line says its run, folder and overrides;
+    a run skipped on resume prints its stored summary the same way."""
+    args = ("-m", *SMALL, "router=round-robin,least-outstanding", "json=true")
+    code, out, _ = run_app(monkeypatch, capsys, tmp_path, *args)
+    assert code == 0
+    first = [json.loads(ln) for ln in out.splitlines()]
+    assert [(d["run"], d["overrides"][-1]) for d in first] == [
+        ("0", "router=round-robin"), ("1", "router=least-outstanding")]
+    for d in first:
+        stored = json.loads((tmp_path / "sweep" / d["run"] / "summary.json").read_text())
+        assert {k: v for k, v in d.items() if k not in ("run", "out_dir", "overrides")} == stored
+        assert d["out_dir"] == str(tmp_path / "sweep" / d["run"])
+        assert not any(o.startswith("json=") for o in d["overrides"])
+    code, out, err = run_app(monkeypatch, capsys, tmp_path, *args)
+    assert code == 0 and err.count("already completed with the same config") == 2
+    assert [json.loads(ln) for ln in out.splitlines()] == first
+
+
 def test_a_sweep_prints_aligned_lines_and_a_closing_table(monkeypatch, capsys, tmp_path):
     code, out, err = run_app(monkeypatch, capsys, tmp_path, "-m", *SMALL,
                              "router=round-robin,least-outstanding",

@@ -6,7 +6,8 @@ Hydra overrides select and tweak the catalogs, e.g.
 TTFT and TPOT, SLO attainment, goodput, cost, energy, time, results directory; a warning line
 when fewer than half the requests met the SLO); a sweep prints
 one aligned line per run and a closing table. `json=true` also prints the whole summary as one
-JSON line on stdout (for scripts); it is always in `summary.json`. The result files land in the
+JSON line on stdout (for scripts; in a sweep with `run`, `out_dir` and `overrides` added, also
+for a run skipped on resume); it is always in `summary.json`. The result files land in the
 run's output directory (see conf/config.yaml), followed by the completion marker `_DONE`.
 
 In a sweep (`-m`) a failing run writes `error.json` and the sweep goes on; re-running a sweep
@@ -51,7 +52,19 @@ def _task(cfg: dict, out_dir: str) -> None:
         if warning:
             say(f"wrpsim: warning: {warning}", sys.stderr)
     if as_json:
-        say(json.dumps(summary, sort_keys=True))
+        say(json_line(summary, out_dir, overrides if sweep else None))
+
+
+def json_line(summary: dict, out_dir: str, overrides: list[str] | None) -> str:
+    """The `json=true` line: the summary; in a sweep (`overrides` given) with `run` (the run's
+    folder name), `out_dir` and `overrides` added, so that the lines of parallel jobs, which
+    arrive in completion order, say which run they are."""
+    from pathlib import Path
+
+    if overrides is not None:
+        summary = {**summary, "run": Path(out_dir).name, "out_dir": str(out_dir),
+                   "overrides": overrides}
+    return json.dumps(summary, sort_keys=True)
 
 
 def main() -> None:

@@ -129,6 +129,20 @@ def record_failure(out: Path, exc: BaseException, overrides: list[str], digest: 
     say(f"wrpsim: {kind}: {message} [run {out} failed; recorded in {ERROR}]", sys.stderr)
 
 
+def _json_of_skipped(container: dict, out: Path, overrides: list[str]) -> None:
+    """With `json=true`, a run skipped on resume prints its stored summary as a run would."""
+    if container.get("json") is not True:
+        return
+    from wrpsim.__main__ import json_line
+
+    try:
+        summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return
+    shown = [o for o in overrides if not o.lstrip("+").startswith("json=")]
+    say(json_line(summary, str(out), shown))
+
+
 def sweep_job(task, cfg, out_dir: str, overrides: list[str]) -> None:
     """One job of a multirun: skip if already completed, record failures, never raise."""
     from omegaconf import OmegaConf
@@ -141,6 +155,7 @@ def sweep_job(task, cfg, out_dir: str, overrides: list[str]) -> None:
         digest = config_digest(container)
         if os.environ.get("WRPSIM_RERUN") != "1" and completed_with(out, digest):
             say(f"wrpsim: skip {out}: already completed with the same config", sys.stderr)
+            _json_of_skipped(container, out, overrides)
             return
         _run_marked(task, container, out, digest, overrides)
     except (Exception, SystemExit) as e:  # a sweep outlives any one failing job
