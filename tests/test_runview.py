@@ -183,3 +183,18 @@ def test_summary_says_which_pools_rest_on_the_roofline_and_what_each_cost_figure
     assert "per 1k requests $0.400 provisioned, $0.100 of busy GPU time" in text
     s["calibration"] = {"b": s["calibration"]["b"]}
     assert "uncalibrated" not in run_summary(s, cfg, "out")
+
+
+def test_the_run_summary_names_failures_and_semantic_cache_hits():
+    from wrpsim.runview import run_summary
+
+    s = {"instance_failures": 2, "availability": 0.9, "requests_interrupted": 7,
+         "requests_retried": 5, "slo_attainment_interrupted": 0.4, "cache_lookups": 180,
+         "cache_hit_ratio": 0.272, "cache_false_hit_ratio": 0.143, "cache_saved_cost_usd": 0.24}
+    lines = run_summary(s, {}, "out").splitlines()
+    assert ("  failures   2 instance failures, availability 90.0 %; 7 requests interrupted "
+            "(5 retried), 40.0 % of them within the SLO") in lines
+    assert ("  cache      27.2 % of 180 lookups answered by the semantic cache (14.3 % of hits "
+            "false); $0.24 of GPU time saved") in lines
+    plain = run_summary({}, {}, "out")
+    assert "failures" not in plain and "semantic cache" not in plain

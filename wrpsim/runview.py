@@ -100,7 +100,8 @@ def measurement_fleet(cfg: dict) -> bool:
 
 def _extra_lines(s: dict, cfg: dict) -> list[str]:
     """The mean answer quality when the workload replays outcomes (and calls per task for a
-    multi-round router); the prefix-cache hit ratio when a pool caches prefixes; a note on a
+    multi-round router); the prefix-cache hit ratio when a pool caches prefixes; instance
+    failures and the requests they interrupted; the semantic cache's hits; a note on a
     measurement fleet and on pools whose GPU has no kernel measurements ("uncalibrated:
     roofline"); an `oracle` line when the router read the ground truth or the live
     fleet (an upper bound)."""
@@ -117,6 +118,19 @@ def _extra_lines(s: dict, cfg: dict) -> list[str]:
         out.append(f"  prefix     {_pct(s.get('prefix_hit_ratio_blocks'))} of prompt blocks "
                    f"({_pct(s.get('prefix_hit_ratio_tokens'))} of prompt tokens) served from "
                    f"the prefix cache")
+    if s.get("instance_failures"):
+        n = s["instance_failures"]
+        line = (f"  failures   {n:,} instance failure{'' if n == 1 else 's'}, availability "
+                f"{_pct(s.get('availability'))}; {s.get('requests_interrupted') or 0:,} requests "
+                f"interrupted ({s.get('requests_retried') or 0:,} retried)")
+        if s.get("slo_attainment_interrupted") is not None:
+            line += f", {_pct(s['slo_attainment_interrupted'])} of them within the SLO"
+        out.append(line)
+    if s.get("cache_lookups"):
+        out.append(f"  cache      {_pct(s.get('cache_hit_ratio'))} of {s['cache_lookups']:,} "
+                   f"lookups answered by the semantic cache ({_pct(s.get('cache_false_hit_ratio'))}"
+                   f" of hits false); ${s.get('cache_saved_cost_usd') or 0:,.2f} of GPU time "
+                   f"saved")
     if measurement_fleet(cfg):
         out.append("  note       constant iteration time (a measurement fleet): latencies, SLO, "
                    "cost and energy above are not a serving estimate")
