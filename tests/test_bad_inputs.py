@@ -91,6 +91,30 @@ BAD = [
                                      r"'nope'; valid choices: "),
     (["pool.pools.h100.tp=3"], r"^wrpsim: error: pool\.pools\.h100\.tp must be an integer >= 1 "
                                r"that divides the attention heads of llama3\.1-70b \(64\)"),
+    # a boolean setting takes true or false, not any string as true ('off' ran with it on)
+    (["workload=chat-sessions", "pool.pools.h100.prefix_cache.enabled=off"],
+     r"^wrpsim: error: pool\.pools\.h100\.prefix_cache\.enabled must be true or false, "
+     r"got 'off'$"),
+    (["pool.pools.h100.prefix_cache.enabled=maybe"],
+     r"^wrpsim: error: pool\.pools\.h100\.prefix_cache\.enabled must be true or false"),
+    (["sim.trace=maybe"], r"^wrpsim: error: sim\.trace must be true or false, got 'maybe'$"),
+    (["router=bandit-epsilon-greedy", "router.per_category=maybe"],
+     r"^wrpsim: error: router\.per_category must be true or false, got 'maybe'$"),
+    (["router=bandit-epsilon-greedy", "router.record=maybe"],
+     r"^wrpsim: error: router\.record must be true or false, got 'maybe'$"),
+    (["router=compress-route", "router.spill=maybe"],
+     r"^wrpsim: error: router\.spill must be true or false, got 'maybe'$"),
+    (["router.cache.enabled=maybe"],
+     r"^wrpsim: error: router\.cache\.enabled must be true or false, got 'maybe'$"),
+    (["workload=tracelab-agent", "workload.source.dependent=maybe"],
+     r"^wrpsim: error: workload\.source\.dependent must be true or false, got 'maybe'$"),
+    # a loader's option is named as the config has it, an unknown key is called a key
+    (["workload=tracelab-agent", "workload.source.reuse=xx"],
+     r"^wrpsim: error: workload\.source\.reuse: unknown value 'xx'; valid choices: context, "
+     r"observed$"),
+    (["workload=tracelab-agent", "+workload.source.bogus=1"],
+     r"^wrpsim: error: workload\.source\.bogus: unknown key 'bogus'; valid keys: kind, path, "
+     r"align_sessions, "),
     (["-m", "hydra.launcher._target_=hydra_plugins.nomod.X"],
      r"the sweep launcher \(hydra/launcher\) cannot start: RuntimeError: Unknown plugin class"),
 ]

@@ -194,6 +194,21 @@ def _hydra_main(main) -> None:
             os.environ["HYDRA_FULL_ERROR"] = full
 
 
+def launcher_options(conf: Path) -> list[str]:
+    """The `hydra/launcher` options Hydra would accept: conf/hydra/launcher/*.yaml and those the
+    installed Hydra plugins register (basic, joblib, submitit_local, ...), not a fixed list."""
+    names = {p.stem for p in (conf / "hydra" / "launcher").glob("*.yaml")}
+    try:
+        from hydra.core.config_store import ConfigStore
+        from hydra.core.plugins import Plugins
+
+        Plugins.instance()  # imports the plugins, which register their launcher configs
+        names |= {n.removesuffix(".yaml") for n in ConfigStore.instance().list("hydra/launcher")}
+    except Exception:  # help must print: fall back to the ones Hydra ships
+        names |= {"basic"}
+    return sorted(names)
+
+
 def app_help(config_name: str) -> str:
     """`--help` of a Hydra app: its config groups (catalogs, conf/ folders, launchers) with the
     defaults list's choices marked, then the keys of conf/<config_name>.yaml (`wrpsim.keyhelp`)."""
@@ -209,9 +224,7 @@ def app_help(config_name: str) -> str:
     for sub in sorted(p for p in conf.iterdir() if p.is_dir()):
         if sub.name in chosen or sub.name == "experiment":  # the one optional group
             groups[sub.name] = (sorted(p.stem for p in sub.glob("*.yaml")), chosen.get(sub.name))
-    shipped = (p.stem for p in (conf / "hydra" / "launcher").glob("*.yaml"))
-    launchers = sorted({"basic", "joblib", *shipped})
-    groups["hydra/launcher"] = (launchers, "basic")
+    groups["hydra/launcher"] = (launcher_options(conf), "basic")
     help_cfg = (raw.get("hydra") or {}).get("help") or {}
     return page(config_name, help_cfg.get("header", ""), groups, conf / f"{config_name}.yaml",
                 help_cfg.get("footer", ""))

@@ -19,7 +19,7 @@ import simpy
 
 from wrpsim.app import OUTPUT_KEYS
 from wrpsim.dispatcher import Dispatcher
-from wrpsim.errors import ConfigError, check_keys, number, unknown_choice
+from wrpsim.errors import ConfigError, boolean, check_keys, number, unknown_choice
 from wrpsim.eventloop import Arrivals, run_all
 from wrpsim.io import write_json, write_text
 from wrpsim.metrics.quality import quality_summary
@@ -251,7 +251,7 @@ class Simulation:
             qoe = None if self.qoe is None else (self.qoe["ttft_s"], self.qoe["tokens_per_s"])
             self.cache = SemanticCache(cache_spec, stream(self.seed, "router.cache"), qoe)
         self.tracer = None
-        if simcfg.get("trace"):
+        if boolean("sim.trace", simcfg.get("trace"), False):
             from wrpsim.metrics.trace import Tracer
 
             self.tracer = Tracer()
