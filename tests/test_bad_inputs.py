@@ -115,6 +115,16 @@ BAD = [
     (["workload=tracelab-agent", "+workload.source.bogus=1"],
      r"^wrpsim: error: workload\.source\.bogus: unknown key 'bogus'; valid keys: kind, path, "
      r"align_sessions, "),
+    # a sweep over a group checks key overrides against the group's default option first:
+    # the line says so and gives '++', which works for every option ('+' fails where it has it)
+    (["-m", "workload=tracelab-agent,chat-sessions", "workload.source.dependent=true"],
+     r"^wrpsim: error: workload\.source\.dependent: Hydra checks this key against the default "
+     r"workload=azure-conv-2023 \(keys under workload\.source: kind, path\) before the command "
+     r"line's workload=tracelab-agent,chat-sessions applies; write "
+     r"\+\+workload\.source\.dependent=true "),
+    (["-m", "router=round-robin,session-affinity", "router.max_outstanding=5"],
+     r"^wrpsim: error: router\.max_outstanding: Hydra checks this key against the default "
+     r"router=round-robin .*write \+\+router\.max_outstanding=5 "),
     (["-m", "hydra.launcher._target_=hydra_plugins.nomod.X"],
      r"the sweep launcher \(hydra/launcher\) cannot start: RuntimeError: Unknown plugin class"),
 ]
@@ -127,6 +137,15 @@ def test_bad_command_line_gives_one_line_and_status_2(monkeypatch, capsys, tmp_p
     assert code == 2
     assert re.search(message, one_error_line(err)), err
     assert not (tmp_path / "run" / "_DONE").exists()
+
+
+def test_the_double_plus_the_sweep_error_gives_runs_for_every_option(monkeypatch, capsys,
+                                                                    tmp_path):
+    code, _, err = run_app(monkeypatch, capsys, tmp_path, "-m", SMALL,
+                           "workload=tracelab-agent,chat-sessions",
+                           "++workload.source.dependent=true")
+    assert code == 0, err
+    assert sorted(p.name for p in (tmp_path / "sweep").iterdir() if p.is_dir()) == ["0", "1"]
 
 
 def test_slurm_launcher_off_a_cluster_or_without_the_extra_is_one_line(monkeypatch, capsys,

@@ -172,7 +172,7 @@ def show_warnings() -> None:
     warnings.simplefilter("always", WrpsimWarning)
 
 
-def _hydra_main(main) -> None:
+def _hydra_main(main, config_name: str = "config") -> None:
     """Call a `hydra.main` app with Hydra's exceptions let through (`HYDRA_FULL_ERROR=1`) and
     turn the command-line ones into one line (`wrpsim.hydra_errors`). A user who set
     HYDRA_FULL_ERROR=1 gets Hydra's tracebacks."""
@@ -183,7 +183,7 @@ def _hydra_main(main) -> None:
     try:
         main()
     except Exception as e:
-        line = None if full == "1" else explain(e)
+        line = None if full == "1" else explain(e, config_name=config_name)
         if line is None:
             raise
         raise user_error(line) from None
@@ -268,4 +268,4 @@ def hydra_entry(task, config_name: str = "config"):
 
     app = hydra.main(version_base="1.3", config_path=conf_dir, config_name=config_name)(_job)
     with single_composition(GROUPS):  # Hydra composes once, not twice (`wrpsim.hydra_mode`)
-        _hydra_main(app)
+        _hydra_main(app, config_name)
