@@ -148,6 +148,27 @@ def test_the_double_plus_the_sweep_error_gives_runs_for_every_option(monkeypatch
     assert sorted(p.name for p in (tmp_path / "sweep").iterdir() if p.is_dir()) == ["0", "1"]
 
 
+def test_a_dead_worker_is_told_apart_from_a_launcher_that_cannot_start():
+    from wrpsim.hydra_errors import explain
+
+    class WorkerCrashedError(Exception):  # Ray's, by name: Ray need not be installed
+        pass
+
+    class RayTaskError(Exception):
+        def __init__(self, cause):
+            super().__init__("task failed")
+            self.cause = cause
+
+    argv = ["-m", "hydra.sweep.dir=/tmp/s"]
+    for exc in (WorkerCrashedError("The worker died unexpectedly"),
+                RayTaskError(WorkerCrashedError("died"))):
+        line = explain(exc, argv)
+        assert line.startswith("a sweep job's worker died (killed, e.g. out of memory, or "
+                               "crashed): "), line
+        assert "runs that finished are in /tmp/s " in line
+    assert explain(RayTaskError(ValueError("x")), argv) is None  # a job's own error: not this
+
+
 def test_slurm_launcher_off_a_cluster_or_without_the_extra_is_one_line(monkeypatch, capsys,
                                                                        tmp_path):
     code, _, err = run_app(monkeypatch, capsys, tmp_path, "-m", SMALL, "hydra/launcher=slurm")

@@ -146,6 +146,32 @@ def _unknown_key(exc, argv: list[str] | None = None, config_name: str = "config"
     return f"{full_key}: unknown key; valid keys{under}: {', '.join(valid)}{hint}"
 
 
+#: exceptions a sweep launcher raises when a job's worker process died (killed, e.g. out of
+#: memory, or crashed): joblib/loky, concurrent.futures, Ray
+WORKER_DIED = ("TerminatedWorkerError", "BrokenProcessPool", "WorkerCrashedError",
+               "OutOfMemoryError", "NodeDiedError", "LocalRayletDiedError")
+
+
+def _worker_died(exc: BaseException) -> bool:
+    """True for a launcher's error that says a job's worker died (Ray wraps one in a
+    RayTaskError whose `cause` is it), not that the launcher could not start."""
+    for e in (exc, getattr(exc, "cause", None), exc.__cause__):
+        if e is not None and any(c.__name__ in WORKER_DIED for c in type(e).__mro__):
+            return True
+    return False
+
+
+def _sweep_dir(argv: list[str]) -> str:
+    """The sweep's output directory as far as it is known here."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        return str(HydraConfig.get().sweep.dir)
+    except Exception:  # Hydra's config is not set: the command line's, else its key
+        sel = _override(argv, "hydra.sweep.dir")
+        return sel[1] if sel else "the sweep directory (hydra.sweep.dir)"
+
+
 def _from_launcher(exc: BaseException) -> bool:
     frames = traceback.extract_tb(exc.__traceback__)
     return any(m in f.filename.replace("\\", "/") for f in frames for m in LAUNCHER_PATHS)
@@ -201,6 +227,12 @@ def explain(exc: BaseException, argv: list[str] | None = None,
     line = _output_dir(exc)
     if line:
         return line
+    if _worker_died(exc):  # the launcher had started the jobs: one died, the others may be done
+        where = _sweep_dir(argv)
+        return (f"a sweep job's worker died (killed, e.g. out of memory, or crashed): "
+                f"{type(exc).__name__}: {_first(exc).split('. ')[0]}; runs that finished are "
+                f"in {where} "
+                f"(python -m wrpsim.report sweep_dir={where} tabulates them)")
     if _from_launcher(exc):  # (an ImportError elsewhere is a bug: its traceback is shown)
         return (f"the sweep launcher (hydra/launcher) cannot start: {type(exc).__name__}: "
                 f"{_first(exc)}")
