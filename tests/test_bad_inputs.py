@@ -125,6 +125,9 @@ BAD = [
     (["-m", "router=round-robin,session-affinity", "router.max_outstanding=5"],
      r"^wrpsim: error: router\.max_outstanding: Hydra checks this key against the default "
      r"router=round-robin .*write \+\+router\.max_outstanding=5 "),
+    (["router.cache.enabled=true", "router.cache.hit_model=trace"],
+     r"^wrpsim: error: router\.cache\.hit_model: trace needs the trace's semantic_cluster "
+     r"column, .*valid choices: curve$"),
     (["-m", "hydra.launcher._target_=hydra_plugins.nomod.X"],
      r"the sweep launcher \(hydra/launcher\) cannot start: RuntimeError: Unknown plugin class"),
 ]

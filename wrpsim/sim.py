@@ -247,6 +247,13 @@ class Simulation:
         self.router.bind(self.feed.view, stream(self.seed, "router"))
         self.cache = None
         cache_spec = CacheSpec.parse(rcfg.get("cache") if isinstance(rcfg, dict) else None)
+        if cache_spec is not None and cache_spec.hit_model == "trace":
+            col = self.trace["semantic_cluster"] if "semantic_cluster" in \
+                self.trace.columns else []
+            if all(v is None or v != v for v in col):  # absent, or every value null / NaN
+                raise ConfigError("router.cache.hit_model: trace needs the trace's "
+                                  "semantic_cluster column, which this workload has no value "
+                                  "in (0 hits would follow); valid choices: curve")
         if cache_spec is not None:
             qoe = None if self.qoe is None else (self.qoe["ttft_s"], self.qoe["tokens_per_s"])
             self.cache = SemanticCache(cache_spec, stream(self.seed, "router.cache"), qoe)
