@@ -91,6 +91,43 @@ BAD = [
                                      r"'nope'; valid choices: "),
     (["pool.pools.h100.tp=3"], r"^wrpsim: error: pool\.pools\.h100\.tp must be an integer >= 1 "
                                r"that divides the attention heads of llama3\.1-70b \(64\)"),
+    # a boolean setting takes true or false, not any string as true ('off' ran with it on)
+    (["workload=chat-sessions", "pool.pools.h100.prefix_cache.enabled=off"],
+     r"^wrpsim: error: pool\.pools\.h100\.prefix_cache\.enabled must be true or false, "
+     r"got 'off'$"),
+    (["pool.pools.h100.prefix_cache.enabled=maybe"],
+     r"^wrpsim: error: pool\.pools\.h100\.prefix_cache\.enabled must be true or false"),
+    (["sim.trace=maybe"], r"^wrpsim: error: sim\.trace must be true or false, got 'maybe'$"),
+    (["router=bandit-epsilon-greedy", "router.per_category=maybe"],
+     r"^wrpsim: error: router\.per_category must be true or false, got 'maybe'$"),
+    (["router=bandit-epsilon-greedy", "router.record=maybe"],
+     r"^wrpsim: error: router\.record must be true or false, got 'maybe'$"),
+    (["router=compress-route", "router.spill=maybe"],
+     r"^wrpsim: error: router\.spill must be true or false, got 'maybe'$"),
+    (["router.cache.enabled=maybe"],
+     r"^wrpsim: error: router\.cache\.enabled must be true or false, got 'maybe'$"),
+    (["workload=tracelab-agent", "workload.source.dependent=maybe"],
+     r"^wrpsim: error: workload\.source\.dependent must be true or false, got 'maybe'$"),
+    # a loader's option is named as the config has it, an unknown key is called a key
+    (["workload=tracelab-agent", "workload.source.reuse=xx"],
+     r"^wrpsim: error: workload\.source\.reuse: unknown value 'xx'; valid choices: context, "
+     r"observed$"),
+    (["workload=tracelab-agent", "+workload.source.bogus=1"],
+     r"^wrpsim: error: workload\.source\.bogus: unknown key 'bogus'; valid keys: kind, path, "
+     r"align_sessions, "),
+    # a sweep over a group checks key overrides against the group's default option first:
+    # the line says so and gives '++', which works for every option ('+' fails where it has it)
+    (["-m", "workload=tracelab-agent,chat-sessions", "workload.source.dependent=true"],
+     r"^wrpsim: error: workload\.source\.dependent: Hydra checks this key against the default "
+     r"workload=azure-conv-2023 \(keys under workload\.source: kind, path\) before the command "
+     r"line's workload=tracelab-agent,chat-sessions applies; write "
+     r"\+\+workload\.source\.dependent=true "),
+    (["-m", "router=round-robin,session-affinity", "router.max_outstanding=5"],
+     r"^wrpsim: error: router\.max_outstanding: Hydra checks this key against the default "
+     r"router=round-robin .*write \+\+router\.max_outstanding=5 "),
+    (["router.cache.enabled=true", "router.cache.hit_model=trace"],
+     r"^wrpsim: error: router\.cache\.hit_model: trace needs the trace's semantic_cluster "
+     r"column, .*valid choices: curve$"),
     (["-m", "hydra.launcher._target_=hydra_plugins.nomod.X"],
      r"the sweep launcher \(hydra/launcher\) cannot start: RuntimeError: Unknown plugin class"),
 ]
@@ -103,6 +140,36 @@ def test_bad_command_line_gives_one_line_and_status_2(monkeypatch, capsys, tmp_p
     assert code == 2
     assert re.search(message, one_error_line(err)), err
     assert not (tmp_path / "run" / "_DONE").exists()
+
+
+def test_the_double_plus_the_sweep_error_gives_runs_for_every_option(monkeypatch, capsys,
+                                                                    tmp_path):
+    code, _, err = run_app(monkeypatch, capsys, tmp_path, "-m", SMALL,
+                           "workload=tracelab-agent,chat-sessions",
+                           "++workload.source.dependent=true")
+    assert code == 0, err
+    assert sorted(p.name for p in (tmp_path / "sweep").iterdir() if p.is_dir()) == ["0", "1"]
+
+
+def test_a_dead_worker_is_told_apart_from_a_launcher_that_cannot_start():
+    from wrpsim.hydra_errors import explain
+
+    class WorkerCrashedError(Exception):  # Ray's, by name: Ray need not be installed
+        pass
+
+    class RayTaskError(Exception):
+        def __init__(self, cause):
+            super().__init__("task failed")
+            self.cause = cause
+
+    argv = ["-m", "hydra.sweep.dir=/tmp/s"]
+    for exc in (WorkerCrashedError("The worker died unexpectedly"),
+                RayTaskError(WorkerCrashedError("died"))):
+        line = explain(exc, argv)
+        assert line.startswith("a sweep job's worker died (killed, e.g. out of memory, or "
+                               "crashed): "), line
+        assert "runs that finished are in /tmp/s " in line
+    assert explain(RayTaskError(ValueError("x")), argv) is None  # a job's own error: not this
 
 
 def test_slurm_launcher_off_a_cluster_or_without_the_extra_is_one_line(monkeypatch, capsys,

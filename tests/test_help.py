@@ -55,6 +55,15 @@ def test_hydra_apps_list_groups_with_defaults_and_keys(monkeypatch, capsys, tmp_
     assert not (tmp_path / "run").exists()
 
 
+def test_help_lists_the_launchers_hydra_accepts(monkeypatch, capsys, tmp_path):
+    """The launcher list comes from the config group, plugins included (docs/sweeps.md uses
+    hydra/launcher=submitit_local), not from a fixed list."""
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
+    code, out, _ = run_app(monkeypatch, capsys, tmp_path, "--help")
+    line = next(ln for ln in out.splitlines() if ln.strip().startswith("hydra/launcher:"))
+    assert code == 0 and "submitit_local" in line and "submitit_slurm" in line
+
+
 def test_yaml_keys_reads_inline_and_block_comments(tmp_path):
     f = tmp_path / "x.yaml"
     f.write_text("defaults:\n  - a: b\n# The seed of the run, an integer\nseed: 0\n"

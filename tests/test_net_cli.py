@@ -67,15 +67,18 @@ def test_default_out_dir_is_dated(tmp_path):
 
 @pytest.mark.parametrize("args, pattern", [
     (["colour=red"], r"unknown key 'colour'; valid keys: ack_bytes, .*lb, .*seed"),
-    (["lb=ecnp"], r"net\.lb: unknown value 'ecnp'; valid choices: bitmap, ecmp, ecmp_subflows, "
+    (["lb=ecnp"], r"^lb: unknown value 'ecnp'; valid choices: bitmap, ecmp, ecmp_subflows, "
                   r"flowlet, reps, split, spray"),
-    (["transport=tcp"], r"net\.transport: unknown value 'tcp'; valid choices: dctcp, roce, uec"),
+    (["transport=tcp"], r"^transport: unknown value 'tcp'; valid choices: dctcp, roce, uec"),
     (["engine=ns3"], r"engine: unknown value 'ns3'; valid choices: fluid, packet"),
     (["pattern=ring"], r"pattern: unknown value 'ring'; valid choices: all_to_all, allgather, "
                        r"allreduce_ring, allreduce_tree, alltoall, permutation, reducescatter, "
                        r"ring_allreduce"),
     (["flow_bytes=4XB"], r"flow_bytes must be a byte count like 4194304 or 4MiB"),
-    (["link_gbps=0"], r"net\.link_gbps must be a number > 0, got 0"),
+    # keys named as typed on this command line (lb=, failed_links=), not net.<key>
+    (["failed_links=x"], r"^failed_links must be a list of links like"),
+    (["rail_optimized=maybe"], r"^rail_optimized must be true or false, got 'maybe'$"),
+    (["link_gbps=0"], r"^link_gbps must be a number > 0, got 0"),
     (["leaves=1"], r"pattern=permutation needs leaves >= 2"),
     (["seed=abc"], r"seed must be an integer"),
     (["seed=-1"], r"^net: seed must be an integer >= 0, got -1$"),
@@ -89,7 +92,7 @@ def test_default_out_dir_is_dated(tmp_path):
     (["pattern=alltoall", "leaves=1", "hosts_per_leaf=1", "spines=1"],
      r"^group=spread: a collective needs at least 2 endpoints and this fabric has 1"),
     (["engine=packet", "buffer_bytes=1"],
-     r"^net\.buffer_bytes must hold at least one packet \(mtu_bytes \+ header_bytes = 4160\), "
+     r"^buffer_bytes must hold at least one packet \(mtu_bytes \+ header_bytes = 4160\), "
      r"got 1$"),
     (["leaves=100000", "hosts_per_leaf=1000", "spines=1000"],
      r"^net: leaves x hosts_per_leaf = 100,000,000 endpoints; at most 262,144$"),
@@ -102,8 +105,8 @@ def test_bad_input_one_line_status_2(args, pattern, tmp_path):
 
 
 @pytest.mark.parametrize("arg, start", [
-    ("lb=nope", "wrpsim: error: net.lb: unknown value 'nope'; valid choices: bitmap, ecmp"),
-    ("transport=tcp", "wrpsim: error: net.transport: unknown value 'tcp'; valid choices: dctcp, "
+    ("lb=nope", "wrpsim: error: lb: unknown value 'nope'; valid choices: bitmap, ecmp"),
+    ("transport=tcp", "wrpsim: error: transport: unknown value 'tcp'; valid choices: dctcp, "
                       "roce, uec")])
 def test_bad_input_exit_code(arg, start):
     r = cli(arg)

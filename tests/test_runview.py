@@ -132,6 +132,22 @@ def test_an_overloaded_fleet_says_it_cannot_carry_the_trace(monkeypatch, capsys,
                                          "wrpsim.plan finds one that can)")
 
 
+def test_an_slo_missed_on_an_idle_fleet_is_not_called_load():
+    """tracelab-agent: 43-48k-token prefills miss the TTFT target with 0.08 s of queueing and
+    20 % utilization: more instances would not help, so the warning must not say so."""
+    from wrpsim.runview import verdict
+
+    s = {"requests_total": 300, "requests_completed": 300, "slo_attainment": 0.474,
+         "ttft_p99_s": 4.43, "tpot_p99_s": 0.0185, "queue_wait_mean_s": 0.08,
+         "mean_utilization": 0.20, "slo_ttft_s": 2.0}
+    line = verdict(s)
+    assert "cannot carry" not in line and line.startswith("only 47.4 % of requests met the SLO")
+    assert "without queueing (mean queue wait 80 ms, utilization 20.0 %)" in line
+    assert "prefill exceeds the TTFT target (2 s)" in line
+    assert "cannot carry the trace" in verdict({**s, "queue_wait_mean_s": 1.5})
+    assert "cannot carry the trace" in verdict({**s, "mean_utilization": 0.9})
+
+
 def test_verdict_is_silent_for_a_fleet_that_carries_its_trace():
     assert verdict({"requests_total": 10, "requests_completed": 10, "slo_attainment": 0.9}) is None
     assert verdict({"requests_total": 10, "requests_completed": 0, "slo_attainment": 0.0}) \

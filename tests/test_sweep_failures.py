@@ -77,3 +77,17 @@ def test_completion_marker_must_match_the_digest(tmp_path, content):
     assert not completed_with(tmp_path, digest)
     (tmp_path / "_DONE").write_text(json.dumps({"config_sha256": digest}))
     assert completed_with(tmp_path, digest)
+
+
+def test_a_worker_that_dies_is_not_called_a_launcher_that_cannot_start(tmp_path):
+    """A job whose process dies (os.abort stands for the out-of-memory killer) under joblib is
+    one line saying a worker died and where the finished runs are, not 'cannot start'."""
+    pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
+    p = multirun(tmp_path, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
+                 "router._target_=wrpsim.router.RoundRobin,os.abort")
+    assert p.returncode == 2
+    line = [ln for ln in p.stderr.splitlines() if ln.startswith("wrpsim: error:")]
+    assert len(line) == 1 and "Traceback" not in p.stderr, p.stderr
+    assert line[0].startswith("wrpsim: error: a sweep job's worker died (killed, e.g. out of "
+                              "memory, or crashed): TerminatedWorkerError: ")
+    assert f"runs that finished are in {tmp_path}" in line[0] and "cannot start" not in line[0]

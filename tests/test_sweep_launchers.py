@@ -34,6 +34,7 @@ def test_launcher_preset_composes(name, target):
         assert cfg.hydra.launcher.cpus_per_task == 1 and cfg.hydra.launcher.partition is None
     if name == "ray":
         assert cfg.hydra.launcher.ray.remote.num_cpus == 1
+        assert cfg.hydra.launcher.ray.remote.max_retries == 0  # a dead worker's job is not rerun
 
 
 def tiny_sweep(cwd, launcher, *extra):

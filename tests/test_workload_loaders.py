@@ -214,7 +214,8 @@ def test_file_and_option_errors(tmp_path):
         load_trace(p, kind="azur")
     with pytest.raises(ConfigError, match=r"time_unit: .*valid choices: datetime, ms, s, us"):
         load_trace(p, kind="azure", time_unit="ns")
-    with pytest.raises(ConfigError, match=r"columns\.prompt: unknown value"):
+    with pytest.raises(ConfigError, match=r"columns\.prompt: unknown key 'prompt'; valid keys: "
+                       r".*did you mean 'prompt_tokens'"):
         load_trace(p, columns={"prompt": "x"})
 
 

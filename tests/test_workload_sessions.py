@@ -139,10 +139,10 @@ def test_ragpulse_errors_name_file_line_and_field(tmp_path, line, match):
 def test_ragpulse_options():
     with pytest.raises(ConfigError, match=r"source\.chunk_tokens\.docs: unknown value"):
         load_trace(RAGPULSE, kind="ragpulse", chunk_tokens={"docs": 3})
-    with pytest.raises(ConfigError, match=r"source\.columns: unknown value .*valid choices: "
+    with pytest.raises(ConfigError, match=r"source\.columns: unknown key 'columns'; valid keys: "
                        r"cache, chunk_tokens, hash_block_tokens"):
         load_trace(RAGPULSE, kind="ragpulse", columns={})
-    with pytest.raises(ConfigError, match=r"workload\.source\.hash_block_tokens: unknown value"):
+    with pytest.raises(ConfigError, match=r"workload\.source\.hash_block_tokens: unknown key"):
         build_workload({"source": {"kind": "ragpulse", "path": str(RAGPULSE),
                                    "hash_block_tokens": 64}}, 0)
 
@@ -285,7 +285,8 @@ def test_sessions_source_errors():
             "first_prompt": {"dist": "constant", "value": 10},
             "new_tokens": {"dist": "constant", "value": 10},
             "output": {"dist": "constant", "value": 10}}
-    with pytest.raises(ConfigError, match=r"workload\.source\.turn: unknown value"):
+    with pytest.raises(ConfigError, match=r"workload\.source\.turn: unknown key 'turn'; "
+                       r".*did you mean 'turns'"):
         build_workload({"source": {**base, "turn": 1}}, 0)
     with pytest.raises(ConfigError, match=r"workload\.source\.new_tokens: expected a mapping"):
         build_workload({"source": {**base, "new_tokens": 5}}, 0)

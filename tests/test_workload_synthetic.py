@@ -147,7 +147,7 @@ def test_changing_lengths_does_not_move_arrivals():
      ({"arrivals": {"process": "poisson", "rate": 0}}, r"source\.arrivals\.rate must be > 0"),
      ({"arrivals": {"process": "gamma", "rate": 1}}, r"source\.arrivals\.cv: a number"),
      ({"arrivals": {"process": "poisson", "rate": 1, "cv": 2}},
-      r"source\.arrivals\.cv: unknown value"),
+      r"source\.arrivals\.cv: unknown key 'cv'; valid keys: process, rate"),
      ({"num_requests": None}, r"give num_requests or duration_s"),
      ({"num_requests": 2.5}, r"num_requests must be an integer"),
      ({"lengths": {"kind": "zipf"}}, r"source\.lengths\.kind: .*valid choices: cdf, fitted"),
@@ -158,7 +158,7 @@ def test_changing_lengths_does_not_move_arrivals():
      ({"lengths": {"kind": "fitted", "prompt": {"dist": "lognormal", "mean": 5},
                    "output": {"dist": "constant", "value": 1}}},
       r"source\.lengths\.prompt\.sigma: a number is required"),
-     ({"rate": 3}, r"source\.rate: unknown value 'rate'")],
+     ({"rate": 3}, r"source\.rate: unknown key 'rate'; valid keys: ")],
 )
 def test_config_errors_name_the_field(over, match):
     with pytest.raises(ConfigError, match=match):

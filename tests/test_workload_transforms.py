@@ -194,9 +194,10 @@ def test_generic_source_with_absolute_path(tmp_path):
       + r"valid choices: agent_rounds, azure, closed_loop, constant_rate, generic, mooncake, "
       + r"ragpulse, sessions, synthetic"),
      ({"source": {"kind": "azure", "path": "traces/azure_conv_2023.csv"}, "ratescale": 2},
-      r"workload\.ratescale: unknown value .*valid choices: .*rate_scale"),
+      r"workload\.ratescale: unknown key 'ratescale'; valid keys: .*rate_scale"),
      ({"source": {"kind": "azure", "path": "traces/azure_conv_2023.csv", "sep": ";"}},
-      r"workload\.source\.sep: unknown value .*valid choices: cache, columns, format"),
+      r"workload\.source\.sep: unknown key 'sep'; valid keys: kind, path, cache, columns, "
+      r"format"),
      ({"source": {"kind": "azure"}}, r"workload\.source\.path: a trace file is required"),
      ({"source": {"kind": "azure", "path": "traces/azure_conv_2023.csv"}, "start_s": 1e9},
       r"no request left")],

@@ -35,13 +35,11 @@ def _task(cfg: dict, out_dir: str) -> None:
     from pathlib import Path
 
     from wrpsim.app import say
-    from wrpsim.errors import ConfigError
+    from wrpsim.errors import boolean
     from wrpsim.runview import run_line, run_summary, verdict
     from wrpsim.sim import run
 
-    as_json = cfg.pop("json", False)
-    if not isinstance(as_json, bool):
-        raise ConfigError(f"json must be true or false, got {as_json!r}")
+    as_json = boolean("json", cfg.pop("json", False))
     summary = run(cfg, out_dir)
     sweep, overrides = _job_context()
     if sweep:

@@ -187,7 +187,7 @@ def show_warnings() -> None:
     warnings.simplefilter("always", WrpsimWarning)
 
 
-def _hydra_main(main) -> None:
+def _hydra_main(main, config_name: str = "config") -> None:
     """Call a `hydra.main` app with Hydra's exceptions let through (`HYDRA_FULL_ERROR=1`) and
     turn the command-line ones into one line (`wrpsim.hydra_errors`). A user who set
     HYDRA_FULL_ERROR=1 gets Hydra's tracebacks."""
@@ -198,7 +198,7 @@ def _hydra_main(main) -> None:
     try:
         main()
     except Exception as e:
-        line = None if full == "1" else explain(e)
+        line = None if full == "1" else explain(e, config_name=config_name)
         if line is None:
             raise
         raise user_error(line) from None
@@ -207,6 +207,21 @@ def _hydra_main(main) -> None:
             os.environ.pop("HYDRA_FULL_ERROR", None)
         else:
             os.environ["HYDRA_FULL_ERROR"] = full
+
+
+def launcher_options(conf: Path) -> list[str]:
+    """The `hydra/launcher` options Hydra would accept: conf/hydra/launcher/*.yaml and those the
+    installed Hydra plugins register (basic, joblib, submitit_local, ...), not a fixed list."""
+    names = {p.stem for p in (conf / "hydra" / "launcher").glob("*.yaml")}
+    try:
+        from hydra.core.config_store import ConfigStore
+        from hydra.core.plugins import Plugins
+
+        Plugins.instance()  # imports the plugins, which register their launcher configs
+        names |= {n.removesuffix(".yaml") for n in ConfigStore.instance().list("hydra/launcher")}
+    except Exception:  # help must print: fall back to the ones Hydra ships
+        names |= {"basic"}
+    return sorted(names)
 
 
 def app_help(config_name: str) -> str:
@@ -224,9 +239,7 @@ def app_help(config_name: str) -> str:
     for sub in sorted(p for p in conf.iterdir() if p.is_dir()):
         if sub.name in chosen or sub.name == "experiment":  # the one optional group
             groups[sub.name] = (sorted(p.stem for p in sub.glob("*.yaml")), chosen.get(sub.name))
-    shipped = (p.stem for p in (conf / "hydra" / "launcher").glob("*.yaml"))
-    launchers = sorted({"basic", "joblib", *shipped})
-    groups["hydra/launcher"] = (launchers, "basic")
+    groups["hydra/launcher"] = (launcher_options(conf), "basic")
     help_cfg = (raw.get("hydra") or {}).get("help") or {}
     return page(config_name, help_cfg.get("header", ""), groups, conf / f"{config_name}.yaml",
                 help_cfg.get("footer", ""))
@@ -270,4 +283,4 @@ def hydra_entry(task, config_name: str = "config"):
 
     app = hydra.main(version_base="1.3", config_path=conf_dir, config_name=config_name)(_job)
     with single_composition(GROUPS):  # Hydra composes once, not twice (`wrpsim.hydra_mode`)
-        _hydra_main(app)
+        _hydra_main(app, config_name)

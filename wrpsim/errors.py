@@ -49,6 +49,13 @@ def unknown_choice(field: str, value: object, choices) -> ConfigError:
     return ConfigError(f"{field}: unknown value {value!r}; valid choices: {valid}{hint}")
 
 
+def unknown_key(field: str, key: object, valid) -> ConfigError:
+    """The standard error for a key outside `valid` (`field` is the key's full path), listing
+    the valid keys with the nearest one suggested."""
+    return ConfigError(f"{field}: unknown key {key!r}; valid keys: "
+                       f"{', '.join(str(v) for v in valid)}{did_you_mean(key, valid)}")
+
+
 def check_keys(mapping, valid, where: str) -> None:
     """Raise the standard 'unknown key(s)' error if `mapping` has a key outside `valid`, with the
     nearest valid key suggested for the first unknown one."""
@@ -66,6 +73,16 @@ def keyed_mapping(value, valid, where: str) -> dict:
         raise ConfigError(f"{where} must be a mapping with keys {', '.join(valid)}, "
                           f"got {value!r}")
     check_keys(value, valid, where)
+    return value
+
+
+def boolean(where: str, value, default: bool | None = None) -> bool:
+    """`value` as a bool (None: `default`, when one is given), else the standard 'must be true
+    or false' error: a string such as 'off' or 'maybe' is not taken as true."""
+    if value is None and default is not None:
+        return default
+    if not isinstance(value, bool):
+        raise ConfigError(f"{where} must be true or false, got {value!r}")
     return value
 
 

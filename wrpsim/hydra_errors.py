@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import importlib.util
 import re
+import sys
 import traceback
 
 from wrpsim.errors import did_you_mean
@@ -73,7 +74,39 @@ def _missing_config(exc) -> str:
 OPEN_SECTIONS = ("workload", "router", "network", "failures")
 
 
-def _unknown_key(exc) -> str | None:
+def _override(argv: list[str], key: str) -> tuple[str, str] | None:
+    """(as typed, value) of the command line's override of `key` (`key=v`, `+key=v`, ...)."""
+    for arg in argv:
+        k, eq, v = arg.partition("=")
+        if eq and k.lstrip("+~") == key:
+            return arg, v
+    return None
+
+
+def _sweeps_group(argv: list[str], group: str) -> bool:
+    """True when `argv` is a sweep (-m) whose override of `group` lists several options."""
+    sel = _override(argv, group)
+    return (any(a in ("-m", "--multirun") for a in argv) and sel is not None
+            and ("," in sel[1] or re.match(r"\s*(range|choice|glob)\(", sel[1]) is not None))
+
+
+def _default_option(group: str, config_name: str) -> str | None:
+    """The option conf/<config_name>.yaml's defaults list picks for `group`, else None."""
+    try:
+        import yaml
+
+        from wrpsim.paths import catalog_dir
+
+        raw = yaml.safe_load((catalog_dir("conf") / f"{config_name}.yaml").read_text("utf-8"))
+        for d in (raw or {}).get("defaults") or []:
+            if isinstance(d, dict) and group in d:
+                return str(d[group])
+    except Exception:  # an explanation must not fail: the caller words it without the name
+        return None
+    return None
+
+
+def _unknown_key(exc, argv: list[str] | None = None, config_name: str = "config") -> str | None:
     cause = exc.__cause__
     full_key = getattr(cause, "full_key", None)
     parent = getattr(cause, "parent_node", None)
@@ -94,10 +127,49 @@ def _unknown_key(exc) -> str | None:
         return (f"{full_key}: unknown key: the selected {where} option sets no keys; choose "
                 f"one that does first ({where}=NAME; --help lists the options)")
     under = f" under {where}" if where else ""
+    group = where.partition(".")[0]
+    if where and _sweeps_group(argv or [], group):  # e.g. -m workload=a,b workload.source.x=1
+        # A sweep over the group composes the primary config with the default option and the
+        # other overrides first, so a key the default lacks fails there, before any job's
+        # option applies; `++` sets it whether or not the option has it, in every job.
+        default = _default_option(group, config_name)
+        typed = _override(argv or [], full_key)
+        value = typed[1] if typed else "…"
+        named = f"{group}={default}" if default else f"the default {group}"
+        return (f"{full_key}: Hydra checks this key against the default {named} (keys"
+                f"{under}: {', '.join(valid)}) before the command line's "
+                f"{_override(argv, group)[0]} applies; write ++{full_key}={value} to set it "
+                f"whether or not an option has it")
     hint = did_you_mean(leaf, valid)
     if not hint and where.startswith(OPEN_SECTIONS):  # keys some kinds take, this file omits
         hint = f" (a key this file leaves out is added with '+': +{full_key}=…)"
     return f"{full_key}: unknown key; valid keys{under}: {', '.join(valid)}{hint}"
+
+
+#: exceptions a sweep launcher raises when a job's worker process died (killed, e.g. out of
+#: memory, or crashed): joblib/loky, concurrent.futures, Ray
+WORKER_DIED = ("TerminatedWorkerError", "BrokenProcessPool", "WorkerCrashedError",
+               "OutOfMemoryError", "NodeDiedError", "LocalRayletDiedError")
+
+
+def _worker_died(exc: BaseException) -> bool:
+    """True for a launcher's error that says a job's worker died (Ray wraps one in a
+    RayTaskError whose `cause` is it), not that the launcher could not start."""
+    for e in (exc, getattr(exc, "cause", None), exc.__cause__):
+        if e is not None and any(c.__name__ in WORKER_DIED for c in type(e).__mro__):
+            return True
+    return False
+
+
+def _sweep_dir(argv: list[str]) -> str:
+    """The sweep's output directory as far as it is known here."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        return str(HydraConfig.get().sweep.dir)
+    except Exception:  # Hydra's config is not set: the command line's, else its key
+        sel = _override(argv, "hydra.sweep.dir")
+        return sel[1] if sel else "the sweep directory (hydra.sweep.dir)"
 
 
 def _from_launcher(exc: BaseException) -> bool:
@@ -123,8 +195,11 @@ def _output_dir(exc: BaseException) -> str | None:
             f"{exc.filename!r}: {reason}")
 
 
-def explain(exc: BaseException) -> str | None:
-    """One line for a command-line problem Hydra raised (see module docstring), else None."""
+def explain(exc: BaseException, argv: list[str] | None = None,
+            config_name: str = "config") -> str | None:
+    """One line for a command-line problem Hydra raised (see module docstring), else None.
+    `argv`: the command line (default sys.argv[1:]); `config_name`: the app's primary config."""
+    argv = sys.argv[1:] if argv is None else argv
     from hydra.errors import (
         ConfigCompositionException,
         HydraException,
@@ -138,7 +213,7 @@ def explain(exc: BaseException) -> str | None:
         override = getattr(exc, "override", "")
         return f"bad override {override!r}: {_first(exc)}" if override else _first(exc)
     if isinstance(exc, ConfigCompositionException):
-        line = _unknown_key(exc)
+        line = _unknown_key(exc, argv, config_name)
         if line:
             return line
         group = re.match(r"Could not override '([^']+)'\. No match in the defaults list", str(exc))
@@ -152,6 +227,12 @@ def explain(exc: BaseException) -> str | None:
     line = _output_dir(exc)
     if line:
         return line
+    if _worker_died(exc):  # the launcher had started the jobs: one died, the others may be done
+        where = _sweep_dir(argv)
+        return (f"a sweep job's worker died (killed, e.g. out of memory, or crashed): "
+                f"{type(exc).__name__}: {_first(exc).split('. ')[0]}; runs that finished are "
+                f"in {where} "
+                f"(python -m wrpsim.report sweep_dir={where} tabulates them)")
     if _from_launcher(exc):  # (an ImportError elsewhere is a bug: its traceback is shown)
         return (f"the sweep launcher (hydra/launcher) cannot start: {type(exc).__name__}: "
                 f"{_first(exc)}")

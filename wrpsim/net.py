@@ -79,8 +79,10 @@ def net_config(cfg: dict[str, Any]):
         raise unknown_choice("engine", cfg["engine"], ("fluid", "packet"))
     try:
         return NetConfig.from_dict(fabric, where="net")
-    except ConfigError as e:
-        raise ConfigError(str(e).replace("net.host_gbps", "net.link_gbps")) from None
+    except ConfigError as e:  # name the key as typed here (lb=, link_gbps=), not net.<key>
+        msg = re.sub(r"(?<![\w.])net\.host_gbps\b", "link_gbps", str(e))
+        msg = re.sub(r"(?<![\w.])net\.kind\b", "engine", msg)
+        raise ConfigError(re.sub(r"(?<![\w.])net\.(?=\w)", "", msg)) from None
 
 
 def run(cfg: dict[str, Any]) -> dict[str, Any]:

@@ -155,11 +155,33 @@ def verdict(s: dict) -> str | None:
         return (f"no request of {total:,} completed: the fleet served nothing (see "
                 f"requests.parquet's status and drop_reason)")
     att = s.get("slo_attainment")
-    if total and att is not None and att < CARRY_MIN:
-        return (f"only {_pct(att)} of requests met the SLO (p99 TTFT {_t(s.get('ttft_p99_s'))}, "
-                f"p99 TPOT {_t(s.get('tpot_p99_s'))}): this fleet cannot carry the trace "
-                f"(python -m wrpsim.plan finds one that can)")
-    return None
+    if not (total and att is not None and att < CARRY_MIN):
+        return None
+    head = (f"only {_pct(att)} of requests met the SLO (p99 TTFT {_t(s.get('ttft_p99_s'))}, "
+            f"p99 TPOT {_t(s.get('tpot_p99_s'))})")
+    if loaded(s):
+        return (f"{head}: this fleet cannot carry the trace (python -m wrpsim.plan finds one "
+                f"that can)")
+    return (f"{head} without queueing (mean queue wait {_t(s.get('queue_wait_mean_s'))}, "
+            f"utilization {_pct(s.get('mean_utilization'))}): the requests miss it on an idle "
+            f"fleet, e.g. long prompts whose prefill exceeds the TTFT target "
+            f"({_t(s.get('slo_ttft_s'))}); more instances will not help, a faster GPU, more "
+            f"tensor parallelism or a looser SLO may")
+
+
+#: a fleet is loaded when requests queue for this share of the TTFT target on average, or its
+#: instances are busy this share of the run
+QUEUE_SHARE, BUSY_MIN = 0.25, 0.8
+
+
+def loaded(s: dict) -> bool:
+    """Whether a run's SLO misses come from load (queueing, busy instances), not from the
+    requests themselves; True when the summary lacks the figures (an older one)."""
+    wait, util, ttft = (s.get(k) for k in ("queue_wait_mean_s", "mean_utilization",
+                                           "slo_ttft_s"))
+    if wait is None or util is None or not ttft:
+        return True
+    return wait >= QUEUE_SHARE * ttft or util >= BUSY_MIN
 
 
 def run_line(s: dict, name: str, overrides) -> str:

@@ -19,7 +19,7 @@ import simpy
 
 from wrpsim.app import OUTPUT_KEYS
 from wrpsim.dispatcher import Dispatcher
-from wrpsim.errors import ConfigError, check_keys, number, unknown_choice
+from wrpsim.errors import ConfigError, boolean, check_keys, number, unknown_choice
 from wrpsim.eventloop import Arrivals, run_all
 from wrpsim.io import write_json, write_text
 from wrpsim.metrics.quality import quality_summary
@@ -247,11 +247,18 @@ class Simulation:
         self.router.bind(self.feed.view, stream(self.seed, "router"))
         self.cache = None
         cache_spec = CacheSpec.parse(rcfg.get("cache") if isinstance(rcfg, dict) else None)
+        if cache_spec is not None and cache_spec.hit_model == "trace":
+            col = self.trace["semantic_cluster"] if "semantic_cluster" in \
+                self.trace.columns else []
+            if all(v is None or v != v for v in col):  # absent, or every value null / NaN
+                raise ConfigError("router.cache.hit_model: trace needs the trace's "
+                                  "semantic_cluster column, which this workload has no value "
+                                  "in (0 hits would follow); valid choices: curve")
         if cache_spec is not None:
             qoe = None if self.qoe is None else (self.qoe["ttft_s"], self.qoe["tokens_per_s"])
             self.cache = SemanticCache(cache_spec, stream(self.seed, "router.cache"), qoe)
         self.tracer = None
-        if simcfg.get("trace"):
+        if boolean("sim.trace", simcfg.get("trace"), False):
             from wrpsim.metrics.trace import Tracer
 
             self.tracer = Tracer()

@@ -36,7 +36,7 @@ from typing import Any
 import yaml
 
 from wrpsim.cli import apply_flat, load_defaults, verb_main
-from wrpsim.errors import ConfigError
+from wrpsim.errors import ConfigError, boolean
 
 
 def parse_args(argv: list[str]) -> dict[str, Any]:
@@ -68,8 +68,7 @@ def parse_args(argv: list[str]) -> dict[str, Any]:
     if bad:
         raise ConfigError(f"calibrate: fit: unknown field(s) {bad}; valid: {', '.join(BOUNDS)}")
     cfg["fit"] = fit
-    if not isinstance(cfg["write"], bool):
-        raise ConfigError(f"calibrate: write must be true or false, got {cfg['write']!r}")
+    boolean("calibrate: write", cfg["write"])
     return cfg
 
 

@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     import sys
 
     from wrpsim.cli import apply_flat
-    from wrpsim.errors import ConfigError, WrpsimError
+    from wrpsim.errors import WrpsimError, boolean
     from wrpsim.pool.catalog import get_gpu
     from wrpsim.validate.__main__ import mlenergy_root
     from wrpsim.validate.sets import mlenergy_cases
@@ -107,9 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cfg = apply_flat({"mlenergy_dir": None, "shared": True},
                          sys.argv[1:] if argv is None else argv, "calibrate.power")
-        if not isinstance(cfg["shared"], bool):
-            raise ConfigError(f"calibrate.power: shared must be true or false, got "
-                              f"{cfg['shared']!r}")
+        boolean("calibrate.power: shared", cfg["shared"])
         root = mlenergy_root(cfg["mlenergy_dir"])
         points: dict[str, list] = {"a100-80gb": splitwise_points()}
         if root is not None:

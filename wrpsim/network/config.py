@@ -19,7 +19,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from wrpsim.errors import ConfigError, check_keys, unknown_choice
+from wrpsim.errors import ConfigError, boolean, check_keys, unknown_choice
 
 KINDS = ("none", "fluid", "packet")
 LB_MODES = ("ecmp", "ecmp_subflows", "spray", "reps", "bitmap", "flowlet", "split")
@@ -140,9 +140,7 @@ class NetConfig:
         if not 0 < self.dctcp_g <= 1:
             raise ConfigError(f"{where}.dctcp_g must be in (0, 1], got {self.dctcp_g!r}")
         for name in ("rail_optimized", "salted"):
-            if not isinstance(getattr(self, name), bool):
-                raise ConfigError(f"{where}.{name} must be true or false, "
-                                  f"got {getattr(self, name)!r}")
+            boolean(f"{where}.{name}", getattr(self, name))
         if self.uplink_gbps is not None and self.oversubscription is not None:
             raise ConfigError(f"{where}: give uplink_gbps or oversubscription, not both "
                               f"(got {self.uplink_gbps!r} and {self.oversubscription!r})")

@@ -21,13 +21,11 @@ import sys
 
 def _task(cfg: dict, out_dir: str) -> None:
     from wrpsim.app import say
-    from wrpsim.errors import ConfigError
+    from wrpsim.errors import boolean
     from wrpsim.plan.planner import run_plan
     from wrpsim.plan.progress import PlanProgress
 
-    as_json = cfg.pop("json", False)
-    if not isinstance(as_json, bool):
-        raise ConfigError(f"json must be true or false, got {as_json!r}")
+    as_json = boolean("json", cfg.pop("json", False))
     progress = PlanProgress(str((cfg.get("plan") or {}).get("objective", "cost")))
     try:
         record = run_plan(cfg, out_dir, progress=progress)

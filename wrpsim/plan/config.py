@@ -24,7 +24,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from wrpsim.errors import ConfigError, check_keys, unknown_choice
+from wrpsim.errors import ConfigError, boolean, check_keys, unknown_choice
 from wrpsim.plan.slo import SLOTargets
 
 PLAN_KEYS = ("candidates", "slo", "objective", "max_instances", "mix", "pd_ratios",
@@ -166,18 +166,14 @@ def parse_plan(d) -> PlanConfig:
     objective = d.get("objective", "cost")
     if objective not in OBJECTIVES:
         raise unknown_choice("plan.objective", objective, OBJECTIVES)
-    mix = d.get("mix", True)
-    if not isinstance(mix, bool):
-        raise ConfigError(f"plan.mix must be true or false, got {mix!r}")
+    mix = boolean("plan.mix", d.get("mix", True))
     ratios = d.get("pd_ratios") or ["1:1"]
     if isinstance(ratios, str):
         ratios = [ratios]
     sens = d.get("load_sensitivity", 0.2)
     if isinstance(sens, bool) or not isinstance(sens, (int, float)) or not 0 <= sens < 1:
         raise ConfigError(f"plan.load_sensitivity must be a number in [0, 1), got {sens!r}")
-    report = d.get("report", True)
-    if not isinstance(report, bool):
-        raise ConfigError(f"plan.report must be true or false, got {report!r}")
+    report = boolean("plan.report", d.get("report", True))
     return PlanConfig(
         pools=tuple(pools), candidates=tuple(str(c) for c in cands), model=models[0],
         slo=SLOTargets.parse(d.get("slo")), objective=objective,

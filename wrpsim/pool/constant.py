@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from wrpsim.errors import ConfigError
+from wrpsim.errors import ConfigError, boolean
 from wrpsim.pool.latency import LatencyModel
 
 
@@ -39,8 +39,7 @@ class ConstantLatency(LatencyModel):
         self.tp = int(tp)
         self.busy_power_w = float(busy_power_w)
         self.idle_w = float(idle_w)
-        if not isinstance(schedule_lag, bool):
-            raise ConfigError(f"latency.schedule_lag must be true or false, got {schedule_lag!r}")
+        boolean("latency.schedule_lag", schedule_lag)
         self.schedule_lag = schedule_lag
 
     def iteration_s(self, prefill_tokens, prefill_attn, decode_seqs, decode_ctx,

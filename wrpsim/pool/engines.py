@@ -29,7 +29,7 @@ from pathlib import Path
 
 import yaml
 
-from wrpsim.errors import ConfigError, check_keys, unknown_choice
+from wrpsim.errors import ConfigError, boolean, check_keys, unknown_choice
 from wrpsim.pool.catalog import CALIBRATION_FIELDS, catalog_path, get_gpu, get_model
 from wrpsim.pool.kernels.model import KV_DTYPES, MAMBA_SSM_DTYPES, PRECISIONS, EngineConstants
 from wrpsim.yamlfast import safe_load
@@ -71,9 +71,7 @@ def _constant_value(name: str, v, label: str):
             raise unknown_choice(label, v, MAMBA_SSM_DTYPES)
         return v
     if f.type in ("bool", bool):
-        if not isinstance(v, bool):
-            raise ConfigError(f"{label} must be true or false, got {v!r}")
-        return v
+        return boolean(label, v)
     if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
         raise ConfigError(f"{label} must be a number >= 0, got {v!r}")
     return int(v) if name in ("cudagraph_max_tokens", "cudagraph_mixed") else v

@@ -32,7 +32,7 @@ from __future__ import annotations
 import weakref
 from dataclasses import dataclass
 
-from wrpsim.errors import ConfigError, check_keys, unknown_choice
+from wrpsim.errors import ConfigError, boolean, check_keys, unknown_choice
 from wrpsim.pool.catalog import get_gpu, get_model
 from wrpsim.pool.constant import ConstantLatency
 from wrpsim.pool.instance import Instance
@@ -165,7 +165,8 @@ def parse_pool(name: str, d: dict) -> PoolSpec:
         name=name, gpu=d["gpu"], model=d["model"], tp=d.get("tp", 1), count=d.get("count", 1),
         scheduler=SchedulerConfig.from_dict(d.get("scheduler"), f"{where}.scheduler"),
         latency=latency, kv_blocks=kv_blocks, price_per_gpu_hour=gpu.price_per_hour_usd,
-        prefix_cache=bool(pc.get("enabled", False)), prefix_capacity_blocks=cap,
+        prefix_cache=boolean(f"{where}.prefix_cache.enabled", pc.get("enabled"), False),
+        prefix_capacity_blocks=cap,
         role=role, kv_mode=mode, dram_gib=tiers.get("dram_gib", 0.0),
         pcie_gbps=tiers.get("pcie_gbps", 25.0), engine=engine, precision=precision,
         kv_dtype=kv_dtype, ep=ep, max_context=max_ctx, attn_dp=attn_dp,

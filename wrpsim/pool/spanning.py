@@ -49,7 +49,7 @@ import math
 from dataclasses import dataclass
 from functools import partial
 
-from wrpsim.errors import ConfigError, number
+from wrpsim.errors import ConfigError, boolean, number
 from wrpsim.network import FLEET_KEYS
 from wrpsim.pool.instance import _MIXED, Instance
 from wrpsim.pool.sequence import DECODE
@@ -74,9 +74,7 @@ def parse_collectives(net: dict) -> tuple[dict, CollectiveSpec | None]:
     None). `ConfigError` for a non-boolean switch, a bad latency, or the switch on without a
     fabric."""
     rest = {k: v for k, v in net.items() if k not in COLLECTIVE_KEYS}
-    on = net.get("collectives", False)
-    if not isinstance(on, bool):
-        raise ConfigError(f"network.collectives must be true or false, got {on!r}")
+    on = boolean("network.collectives", net.get("collectives", False))
     alpha = net.get("collective_alpha_us")
     alpha = DEFAULT_ALPHA_US if alpha is None else number("network.collective_alpha_us", alpha, 0)
     if not on:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from wrpsim.cli import apply_flat, load_defaults, verb_main
-from wrpsim.errors import ConfigError
+from wrpsim.errors import ConfigError, boolean
 
 
 def _defaults() -> dict[str, Any]:
@@ -32,8 +32,7 @@ def parse_args(argv: list[str]) -> dict[str, Any]:
     if not cfg["sweep_dir"]:
         raise ConfigError("report: sweep_dir is required (python -m wrpsim.report sweep_dir=DIR)")
     for k in ("dashboard", "requests"):
-        if not isinstance(cfg[k], bool):
-            raise ConfigError(f"report: {k} must be true or false, got {cfg[k]!r}")
+        boolean(f"report: {k}", cfg[k])
     for k in ("cdf_points", "time_bins"):
         if isinstance(cfg[k], bool) or not isinstance(cfg[k], int) or cfg[k] < 2:
             raise ConfigError(f"report: {k} must be an integer >= 2, got {cfg[k]!r}")

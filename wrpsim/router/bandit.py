@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import math
 
-from wrpsim.errors import ConfigError, check_keys, unknown_choice
+from wrpsim.errors import ConfigError, boolean, check_keys, unknown_choice
 from wrpsim.router.config import number, plain, served
 from wrpsim.router.predict import QualityPredictor
 from wrpsim.router.selection import ModelRouter
@@ -77,7 +77,7 @@ class BanditRouter(ModelRouter):
         if sum(ws) <= 0:
             raise ConfigError("router.reward: the weights must not all be 0")
         self.w_q, self.w_c, self.w_e = (x / sum(ws) for x in ws)
-        self.per_category = bool(per_category)
+        self.per_category = boolean("router.per_category", per_category)
         self.predictor = QualityPredictor(predictor)
         if reward_from not in REWARD_FROM:
             raise unknown_choice("router.reward_from", reward_from, REWARD_FROM)

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import math
 
-from wrpsim.errors import ConfigError
+from wrpsim.errors import ConfigError, boolean
 from wrpsim.router.config import number, plain, served
 from wrpsim.router.predict import QualityPredictor
 from wrpsim.router.selection import ModelRouter, least_outstanding
@@ -50,7 +50,7 @@ class CascadeRouter(ModelRouter):
         self.models = models
         self.verifier = Verifier(verifier, plain(predictor))
         self.verify_s = self.verifier.latency_s
-        self.abort = bool(abort_when_saturated)
+        self.abort = boolean("router.abort_when_saturated", abort_when_saturated)
         self.sat_out = number("saturation_outstanding", saturation_outstanding, 1.0)
         self.sat_kv = number("saturation_kv", saturation_kv, 0.0, 1.0)
         self.predictor = QualityPredictor(predictor)

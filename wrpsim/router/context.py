@@ -23,7 +23,7 @@ cached prefix). The answer's quality is assumed unchanged.
 
 from __future__ import annotations
 
-from wrpsim.errors import ConfigError
+from wrpsim.errors import ConfigError, boolean
 from wrpsim.router.config import number
 from wrpsim.router.lengths import OutputPredictor
 from wrpsim.router.selection import ModelRouter, least_outstanding
@@ -44,7 +44,7 @@ class TokenBudgetRouter(ModelRouter):
                               f"got {boundary_tokens!r}")
         self.boundary = int(b)
         self.short_names, self.long_names = short_pools, long_pools
-        self.spill = bool(spill)
+        self.spill = boolean("router.spill", spill)
         self.spill_out = number("spill_outstanding", spill_outstanding, 1.0)
         self.spill_kv = number("spill_kv", spill_kv, 0.0, 1.0)
         self.lengths = OutputPredictor(output_predictor)

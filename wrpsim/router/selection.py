@@ -19,7 +19,7 @@ Common config (every model-selecting router takes these)::
 
 from __future__ import annotations
 
-from wrpsim.errors import ConfigError
+from wrpsim.errors import ConfigError, boolean
 from wrpsim.pool.fleet import Candidates
 from wrpsim.router.base import Placement, Router
 from wrpsim.router.config import name_list, number
@@ -54,7 +54,7 @@ class ModelRouter(Router):
         self.latency_s = number("decision_latency_s", decision_latency_s, 0.0)
         self.latency_tok_s = number("decision_latency_per_token_s",
                                     decision_latency_per_token_s, 0.0)
-        self.record = bool(record)
+        self.record = boolean("router.record", record)
 
     def bind(self, fleet, rng):
         """Attach the run; build the price book and the per-pool candidate lists."""

@@ -67,7 +67,7 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
-from wrpsim.errors import ConfigError, keyed_mapping, number, unknown_choice
+from wrpsim.errors import ConfigError, boolean, keyed_mapping, number, unknown_choice
 
 KEYS = ("enabled", "hit_model", "hit_rate", "threshold", "false_hit", "capacity", "eviction",
         "ttl_s", "lookup_s")
@@ -110,9 +110,7 @@ class CacheSpec:
     def parse(cls, d) -> CacheSpec | None:
         """Validate the `router.cache` mapping; None when it is absent or not enabled."""
         d = {**DEFAULTS, **keyed_mapping(d, KEYS, "router.cache")}
-        if not isinstance(d["enabled"], bool):
-            raise ConfigError(f"router.cache.enabled must be true or false, got "
-                              f"{d['enabled']!r}")
+        boolean("router.cache.enabled", d["enabled"])
         if d["hit_model"] not in HIT_MODELS:
             raise unknown_choice("router.cache.hit_model", d["hit_model"], HIT_MODELS)
         if d["eviction"] not in EVICTIONS:

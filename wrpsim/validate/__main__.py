@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from wrpsim.cli import apply_flat, load_defaults, verb_main
-from wrpsim.errors import ConfigError
+from wrpsim.errors import ConfigError, boolean
 
 SETS = ("silicon", "llmservingsim", "mlenergy")
 SPLITS = ("all", "fit", "test")
@@ -45,9 +45,7 @@ def parse_args(argv: list[str]) -> dict[str, Any]:
     if cfg["split"] not in SPLITS:
         raise ConfigError(f"validate: split: unknown value {cfg['split']!r}; valid choices: "
                           f"{', '.join(SPLITS)}")
-    for k in ("fast",):
-        if not isinstance(cfg[k], bool):
-            raise ConfigError(f"validate: {k} must be true or false, got {cfg[k]!r}")
+    boolean("validate: fast", cfg["fast"])
     if isinstance(cfg["jobs"], bool) or not isinstance(cfg["jobs"], int) or cfg["jobs"] < 1:
         raise ConfigError(f"validate: jobs must be an integer >= 1, got {cfg['jobs']!r}")
     if cfg["engine"] is not None:

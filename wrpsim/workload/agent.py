@@ -65,7 +65,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from wrpsim.errors import ConfigError, unknown_choice
+from wrpsim.errors import ConfigError, boolean, unknown_choice
 from wrpsim.workload.prefix import (
     DEFAULT_BLOCK_TOKENS,
     IdMinter,
@@ -93,15 +93,12 @@ def agent_params(hash_block_tokens: int | None = None, reuse: str | None = None,
             think_time_s, (int, float)) or not np.isfinite(think_time_s) or think_time_s < 0):
         raise ConfigError(f"source.think_time_s must be a number >= 0 or null, got "
                           f"{think_time_s!r}")
-    for name, v in (("align_sessions", align_sessions), ("dependent", dependent)):
-        if v is not None and not isinstance(v, bool):
-            raise ConfigError(f"source.{name} must be true or false, got {v!r}")
     b = DEFAULT_BLOCK_TOKENS if hash_block_tokens is None else check_block_tokens(
         hash_block_tokens, "hash_block_tokens")
     return {"hash_block_tokens": b, "reuse": reuse,
             "think_time_s": None if think_time_s is None else float(think_time_s),
-            "align_sessions": True if align_sessions is None else align_sessions,
-            "dependent": True if dependent is None else dependent}
+            "align_sessions": boolean("source.align_sessions", align_sessions, True),
+            "dependent": boolean("source.dependent", dependent, True)}
 
 
 def _timing(path: Path, line: int, rec: dict) -> tuple[float, float | None]:

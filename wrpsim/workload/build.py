@@ -50,7 +50,7 @@ from importlib import import_module
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from wrpsim.errors import ConfigError, unknown_choice
+from wrpsim.errors import ConfigError, unknown_choice, unknown_key
 from wrpsim.workload.columns import TraceColumns
 from wrpsim.workload.loaders import GENERATING_KINDS, KINDS, load_columns, source_options
 from wrpsim.workload.prefix import check_block_tokens
@@ -118,7 +118,7 @@ def _source(src: Mapping, seed: int, base: Path, block: int | None) -> tuple[Tra
     allowed = ("kind", "path", *options)
     for key in src:
         if key not in allowed:
-            raise unknown_choice(f"workload.source.{key}", key, allowed)
+            raise unknown_key(f"workload.source.{key}", key, allowed)
     if not src.get("path"):
         raise ConfigError(f"workload.source.path: a trace file is required for kind {kind}")
     path = Path(str(src["path"])).expanduser()
@@ -126,7 +126,16 @@ def _source(src: Mapping, seed: int, base: Path, block: int | None) -> tuple[Tra
     opts = {k: src[k] for k in options if src.get(k) is not None}
     if kind in GENERATING_KINDS and block is not None:
         opts["hash_block_tokens"] = block
-    return load_columns(path, kind=kind, **opts), str(path)
+    try:
+        return load_columns(path, kind=kind, **opts), str(path)
+    except ConfigError as e:  # the loaders name an option as source.<key> or <key>: the config
+        msg = str(e)          # has it under workload.source
+        key = re.match(r"\w*", msg).group()
+        if key == "source":
+            msg = f"workload.{msg}"
+        elif key in options or key == "columns":
+            msg = f"workload.source.{msg}"
+        raise ConfigError(msg) from None
 
 
 def build_trace(cfg: Mapping[str, Any], seed: int,
@@ -144,7 +153,7 @@ def build_trace(cfg: Mapping[str, Any], seed: int,
         raise ConfigError(f"workload: expected a mapping, got {type(cfg).__name__}")
     for key in cfg:
         if key not in TOP_KEYS:
-            raise unknown_choice(f"workload.{key}", key, TOP_KEYS)
+            raise unknown_key(f"workload.{key}", key, TOP_KEYS)
     base = Path(base_dir) if base_dir is not None else workloads_dir()
     block = cfg.get("hash_block_tokens")
     if block is not None:

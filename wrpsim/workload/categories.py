@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from wrpsim.errors import ConfigError, unknown_choice
+from wrpsim.errors import ConfigError, boolean, unknown_choice
 
 KEYS = ("mix", "overwrite", "complexity", "complexity_default")
 #: Numeric reading of categorical complexity labels.
@@ -71,7 +71,7 @@ def assign_categories(df: pd.DataFrame, spec: Mapping, rng: np.random.Generator)
         if (w < 0).any() or w.sum() <= 0:
             raise ConfigError("categories.mix: weights must be >= 0 and not all 0")
         pick = np.array(names, dtype=object)[rng.choice(len(names), size=n, p=w / w.sum())]
-        overwrite = bool(spec.get("overwrite", False))
+        overwrite = boolean("categories.overwrite", spec.get("overwrite"), False)
         have = [p if (overwrite or h is None) else h for h, p in zip(have, pick)]
     out["category"] = pd.Series(have, dtype=object)
     table = spec.get("complexity")

@@ -23,7 +23,7 @@ from importlib import import_module
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from wrpsim.errors import ConfigError, unknown_choice
+from wrpsim.errors import ConfigError, boolean, unknown_choice, unknown_key
 from wrpsim.workload.columns import REQUIRED, TraceColumns
 from wrpsim.workload.files import FORMATS, require_file
 from wrpsim.workload.prefix import check_block_tokens
@@ -85,7 +85,7 @@ def column_mapping(columns: Mapping[str, str] | None) -> dict[str, str]:
     columns = dict(columns or {})
     for key in columns:
         if key not in TRACE_COLUMNS:
-            raise unknown_choice(f"columns.{key}", key, TRACE_COLUMNS)
+            raise unknown_key(f"columns.{key}", key, TRACE_COLUMNS)
     for key in REQUIRED:
         columns.setdefault(key, key)
     return {k: str(columns[k]) for k in TRACE_COLUMNS if k in columns}
@@ -97,7 +97,7 @@ def loader_params(kind: str, **opts: Any) -> dict[str, Any]:
         raise unknown_choice("kind", kind, KINDS)
     for key in opts:
         if key not in LOADER_OPTIONS:
-            raise unknown_choice(f"source.{key}", key, LOADER_OPTIONS)
+            raise unknown_key(f"source.{key}", key, LOADER_OPTIONS)
     params = {k: v for k, v in PRESETS[kind].items()}
     params.update({k: v for k, v in opts.items() if k != "cache" and v is not None})
     if params.get("format") is not None and params["format"] not in FORMATS:
@@ -117,12 +117,12 @@ def loader_params(kind: str, **opts: Any) -> dict[str, Any]:
 def load_columns(path: str | Path, kind: str = "generic", **opts: Any) -> TraceColumns:
     """`load_trace` as `TraceColumns`: a trace-cache hit is read without pandas."""
     path = Path(path)
-    use_cache = bool(opts.get("cache", True))
+    use_cache = boolean("source.cache", opts.get("cache"), True)
     if kind in RECORD_KINDS:
         allowed, resolve, load = record_kind(kind)
         for key in opts:
             if key not in allowed:
-                raise unknown_choice(f"source.{key}", key, allowed)
+                raise unknown_key(f"source.{key}", key, allowed)
         params = resolve(**{k: v for k, v in opts.items() if k != "cache"})
     else:
         params = loader_params(kind, **opts)

@@ -38,7 +38,7 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from wrpsim.errors import ConfigError
+from wrpsim.errors import ConfigError, boolean
 from wrpsim.rng import stream
 from wrpsim.workload.lengths import check_dist, draw_dist
 from wrpsim.workload.prefix import DEFAULT_BLOCK_TOKENS, IdMinter, set_block_tokens
@@ -77,11 +77,7 @@ def generate_sessions(source: Mapping, seed: int, block: int | None = None,
     for key in ("turns", "first_prompt", "new_tokens", "output"):
         check_dist(source.get(key), f"{field}.{key}")
     think = _number(source, "think_time_s", field, 0.0, strict=False)
-    dependent = source.get("dependent", False)
-    if dependent is None:
-        dependent = False
-    if not isinstance(dependent, bool):
-        raise ConfigError(f"{field}.dependent must be true or false, got {dependent!r}")
+    dependent = boolean(f"{field}.dependent", source.get("dependent"), False)
     cap = None
     if source.get("max_context") is not None:  # (0 is a bad cap, not "no cap": null is that)
         cap = _number(source, "max_context", field, 1)

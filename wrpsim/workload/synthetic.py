@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from wrpsim.errors import ConfigError, unknown_choice
+from wrpsim.errors import ConfigError, unknown_choice, unknown_key
 from wrpsim.rng import stream
 from wrpsim.workload.lengths import EmpiricalCDF, check_dist, draw_dist
 from wrpsim.workload.validate import canonical_frame
@@ -76,7 +76,7 @@ def count_or_duration(source: Mapping, count_key: str, field: str,
 def _check_keys(spec: Mapping, allowed, field: str) -> None:
     for key in spec:
         if key not in allowed:
-            raise unknown_choice(f"{field}.{key}", key, allowed)
+            raise unknown_key(f"{field}.{key}", key, allowed)
 
 
 def _gaps(spec: Mapping, rng: np.random.Generator, m: int) -> np.ndarray:
