@@ -93,3 +93,24 @@ def test_prefix_aware_routing_beats_least_loaded_on_mooncake(tmp_path):
     lo, pa = out["least-outstanding"], out["prefix-aware"]
     assert pa["prefix_hit_ratio_blocks"] > lo["prefix_hit_ratio_blocks"] + 0.05
     assert pa["ttft_p50_s"] < lo["ttft_p50_s"]
+
+
+@pytest.mark.parametrize("cached, warns", [(False, True), (True, False)])
+def test_prefix_aware_warns_on_a_fleet_without_prefix_caching(tmp_path, cached, warns):
+    """With no pool caching prefixes every match is 0: prefix-aware routes on load alone and
+    says so (it ran silently with 0 % hits)."""
+    import warnings
+
+    from wrpsim.errors import WrpsimWarning
+    from wrpsim.sim import run
+
+    cfg = compose_cfg("router=prefix-aware", "workload.max_requests=20",
+                      f"pool.pools.h100.prefix_cache.enabled={str(cached).lower()}")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        run(cfg, tmp_path)
+    said = [str(w.message) for w in caught if issubclass(w.category, WrpsimWarning)
+            and "prefix-aware" in str(w.message)]
+    assert bool(said) == warns
+    if warns:
+        assert said[0].startswith("router=prefix-aware on a fleet where no pool caches prefixes")

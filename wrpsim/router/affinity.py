@@ -39,6 +39,17 @@ class PrefixAware(Router):
         self.abs_thr = balance_abs_threshold
         self.rel_thr = float(balance_rel_threshold)
 
+    def bind(self, fleet, rng):
+        """See `Router.bind`; warns when no instance caches prefixes (then every prefix match
+        is 0 and the policy routes on load alone)."""
+        super().bind(fleet, rng)
+        if not any(getattr(s, "prefix_cache", False) for s in fleet.specs):
+            from wrpsim.errors import warn
+
+            warn("router=prefix-aware on a fleet where no pool caches prefixes "
+                 "(pool.pools.<name>.prefix_cache.enabled=false): every prefix match is 0, so "
+                 "it routes on load alone")
+
     def choose(self, request, cands):
         """Best prefix/load score (see class docstring)."""
         loads = [i.outstanding for i in cands]
