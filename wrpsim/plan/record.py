@@ -58,9 +58,7 @@ def _verdict(ev, plan, checks, notes, feasible: bool, slo_met: bool) -> str:
     counts, full = checks["final"], checks["full"]
     label = f"{ev.label(counts)} (${ev.cost(counts):.2f}/h, {ev.gpus(counts)} GPUs)"
     if not feasible:
-        from wrpsim.plan.slo import SLOTargets
-
-        key, m = SLOTargets.worst(full.margins) if full.margins else ("?", None)
+        key, m = plan.slo.worst(full.margins) if full.margins else ("?", None)
         why = "; ".join(notes) if notes else (
             f"no fleet of at most {plan.max_instances} instances per pool met it")
         miss = "undefined" if m is None else f"{-m:.1%}" if key != "attainment_min" else f"{-m:.4f}"
