@@ -93,7 +93,12 @@ def test_impossible_slo_is_a_plan_with_slo_met_false_and_a_message(tmp_path):
     assert f"wrpsim.plan: warning: {record['message']}" in p.stderr.splitlines()
     assert len(record["search"]["impossible"]) == 3
     assert (tmp_path / "report.html").is_file() and (tmp_path / "report.md").is_file()
-    assert "SLO NOT met" in (tmp_path / "report.md").read_text()
+    md = (tmp_path / "report.md").read_text()
+    assert "SLO NOT met" in md
+    assert record["recheck"]["instances_added"] is False and record["search"]["found"] is False
+    for text in (md, (tmp_path / "report.html").read_text()):  # nothing was repaired
+        assert "instances were added" not in text
+        assert "so nothing was repaired: this is the closest fleet found" in text
 
 
 def test_unreachable_slo_within_max_instances_says_which_target_misses(tmp_path):

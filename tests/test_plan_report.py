@@ -45,7 +45,8 @@ def test_report_files_are_self_contained_and_escape_names(planned):
                     "## Robustness", "## Sensitivity to load", "## Per-pool utilisation",
                     "## Pareto front", "## Search"):
         assert section in md, section
-    assert "Re-checked with a fresh seed (1) before being reported" in md
+    assert f"Re-checked with a fresh seed (1: {record['recheck']['trace']}) before being " \
+        "reported: met" in md
     assert "0.8 ×" in md and "1.2 ×" in md
     for section in ("## Single-type alternatives", "| pool with one instance fewer |",
                     "| token-budget use |", "Busy fraction: share of the time"):

@@ -194,7 +194,7 @@ def _rows(head: list[str], rows: list[list]) -> str:
 
 def render(data: dict, plotly_js: str | None = None) -> str:
     """The complete page for `report_data(...)` (plotly.js inlined)."""
-    from wrpsim.plan.report import fmt_margin, why_tables
+    from wrpsim.plan.report import fmt_margin, recheck_sentence, why_tables
     from wrpsim.report.dashboard import json_for_script
 
     if plotly_js is None:
@@ -215,10 +215,7 @@ def render(data: dict, plotly_js: str | None = None) -> str:
     margins = _rows(["target", "bound", "margin (full trace)", "margin (recheck)"],
                     [[k, _num(v), fmt_margin(k, r["slo_margins"].get(k)),
                       fmt_margin(k, rc["margins"].get(k))] for k, v in r["slo_targets"].items()])
-    recheck = (f"Re-checked with a fresh seed ({rc['seed']}: {rc['trace']}) before being "
-               f"reported: {'met' if rc['slo_met'] else 'NOT met'}"
-               + ("." if rc["first_met"] else f"; the searched fleet {rc['searched_fleet']} "
-                  "failed it and instances were added."))
+    recheck = recheck_sentence(r)
     notes = _notes(r)
     plots = "".join(plotstyle.figure(p, TITLES[p], notes[p]) for p in PLOTS)
     tables = why_tables(data)

@@ -186,6 +186,7 @@ def verify_plan(ev, plan, best: tuple, feasible: bool, traces: dict) -> dict:
     if feasible and not (first.slo_met and ev.evaluate(counts, "full", "final").slo_met):
         counts = verify.repair(ev, plan, counts, ["full", "recheck"], "recheck")
     out["final"] = counts
+    out["added"] = counts != out["after_full"]  # instances added after the recheck failed
     out["full"] = ev.evaluate(counts, "full", "final", keep=True)
     out["recheck"] = ev.evaluate(counts, "recheck", "recheck", keep=True)
     out["one_fewer"] = verify.one_fewer(ev, counts, ["full", "recheck"]) if feasible else []

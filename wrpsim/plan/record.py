@@ -11,10 +11,13 @@ Keys (all figures of the recommended fleet on the full trace with the run's seed
 - `slo_targets`, `slo_margins` (see `wrpsim.plan.slo`), `metrics` (latency percentiles,
   attainment, throughput, duration);
 - `recheck` (seed, trace, slo_met, margins, metrics, `first_met`: whether the searched fleet
-  passed before any instance was added), `one_fewer` (per pool), `load_sensitivity` (per load
-  factor: the plan's result, and the fleet needed at that load);
-- `search` (objective, evaluations, whether the budget sufficed, the traces, phase-1 results per
-  candidate, the analytical estimates, monotonicity violations, impossible candidates).
+  passed before any instance was added, `instances_added`: whether instances were added after
+  it failed — never when no fleet met the SLO, whose closest fleet is not repaired),
+  `one_fewer` (per pool), `load_sensitivity` (per load factor: the plan's result, and the fleet
+  needed at that load);
+- `search` (objective, evaluations, `found` (some fleet met the SLO on the search trace),
+  whether the budget sufficed, the traces, phase-1 results per candidate, the analytical
+  estimates, monotonicity violations, impossible candidates).
 
 No wall-clock time or path is recorded, so the same config and seed give a byte-identical file.
 """
@@ -118,6 +121,7 @@ def plan_record(ev, plan, cfg: dict, checks: dict, search, info: dict, notes: li
         "recheck": {"seed": rc.seed, "trace": traces["recheck"].description,
                     "slo_met": rc.slo_met, "first_met": checks["recheck_first_met"],
                     "searched_fleet": ev.label(checks["after_full"]),
+                    "instances_added": bool(checks["added"]),
                     "margins": rc.margins, "metrics": metrics(rc.summary)},
         "one_fewer": checks["one_fewer"],
         "load_sensitivity": sens,
@@ -128,6 +132,7 @@ def plan_record(ev, plan, cfg: dict, checks: dict, search, info: dict, notes: li
             "window_s": [traces["search"].start_s, traces["search"].end_s]
             if plan.search_window_s else None,
             "searched_fleet": ev.label(checks["searched"]),
+            "found": bool(feasible),
             "mix": plan.mix, "pd_ratios": [f"{p}:{d}" for p, d in plan.pd_ratios],
             "single_type": single, "analytical": info, "impossible": notes,
             "monotonicity_violations": checks["violations"],

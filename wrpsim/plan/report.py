@@ -129,6 +129,26 @@ def _miss(key: str, margin, bound) -> str:
     return f"misses {key}: {ratio * bound:.3g} s against {bound:g} s ({how})"
 
 
+def recheck_sentence(r: dict) -> str:
+    """What the fresh-seed recheck found and what was done about it (report.md and .html):
+    instances are said to be added only when they were, and a fleet that met no SLO is said to
+    be the closest found, not a repaired one."""
+    rc = r["recheck"]
+    head = (f"Re-checked with a fresh seed ({rc['seed']}: {rc['trace']}) before being reported: "
+            f"{'met' if rc['slo_met'] else 'NOT met'}")
+    if rc["first_met"]:
+        return head + "."
+    if rc.get("instances_added"):
+        return head + (f" (the searched fleet {rc['searched_fleet']} failed the recheck; "
+                       + ("instances were added until both runs met the SLO)." if r["slo_met"]
+                          else "instances were added, but the fleet still misses the SLO)."))
+    if not r["search"].get("found", True):
+        return head + (" (no fleet met the SLO in the search, so nothing was repaired: this is "
+                       "the closest fleet found).")
+    return head + (f" (the searched fleet {rc['searched_fleet']} failed the recheck, and no "
+                   "instance could be added within plan.max_instances).")
+
+
 def _why_fewer(o: dict, targets: dict) -> str:
     """Why the fleet with one instance fewer is not the plan (or that it would do)."""
     if o.get("reason"):
@@ -205,10 +225,7 @@ def markdown(data: dict) -> str:
     lines += _table(["target", "bound", "value", "margin", "recheck value", "recheck margin"],
                     rows)
     lines += ["## Robustness", "",
-              f"- Re-checked with a fresh seed ({rc['seed']}) before being reported: "
-              f"{'met' if rc['slo_met'] else 'NOT met'}"
-              + ("" if rc["first_met"] else f" (the searched fleet {rc['searched_fleet']} failed "
-                 "the recheck; instances were added until both runs met the SLO)") + ".", ""]
+              f"- {recheck_sentence(r)}", ""]
     why = why_tables(data)
     lines += _table(*why["fewer"])
     lines += ["## Single-type alternatives", "",

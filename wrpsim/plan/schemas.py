@@ -21,7 +21,6 @@ from pathlib import Path
 
 import pyarrow as pa
 
-
 VERSION = "1"
 _F, _I, _S, _B = pa.float64(), pa.int64(), pa.string(), pa.bool_()
 RUN_METRICS = ("energy_kwh", "ttft_p50_s", "ttft_p99_s", "tpot_p50_s", "tpot_p99_s", "e2e_p99_s",

@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 
-
 def _step(counts, i: int, d: int) -> tuple:
     return tuple(c + d * (k == i) for k, c in enumerate(counts))
 
