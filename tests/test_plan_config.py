@@ -159,3 +159,30 @@ def test_an_exhausted_search_budget_is_reported(tmp_path):
     assert record["search"]["complete"] is False
     assert record["search"]["search_evaluations"] == 2
     assert "stopped at plan.max_evaluations (2)" in record["message"]
+
+
+def test_a_gpu_without_kernel_measurements_is_flagged_uncalibrated(tmp_path):
+    cfg = compose_plan(*SMALL, "plan.load_sensitivity=0", "plan.mix=false",
+                       "+plan.candidates.mi300x={gpu: mi300x-192gb, model: llama3.1-70b, tp: 1}")
+    record = run_plan(cfg, tmp_path)
+    assert record["uncalibrated"] == ["mi300x"]  # the other candidates' GPUs are measured
+    single = {c["candidate"]: c["uncalibrated"] for c in record["search"]["single_type"]}
+    assert single == {"a100": False, "h100": False, "h200": False, "mi300x": True}
+    md = (tmp_path / "report.md").read_text()
+    assert "| mi300x (uncalibrated: roofline) |" in md  # the compared single-type fleet
+    rough = [f for f in record["fleet"] if "uncalibrated" in f["calibration"]]
+    if rough:  # recommended: the verdict and the fleet table say so
+        assert "Note: uncalibrated: roofline for mi300x (mi300x-192gb)" in record["message"]
+        assert "| uncalibrated: roofline |" in md
+    else:
+        assert "uncalibrated" not in record["message"]
+
+
+def test_a_budget_that_stops_the_search_does_not_claim_no_fleet_meets_the_slo(tmp_path):
+    cfg = compose_plan(*SMALL, "plan.max_evaluations=1", "plan.load_sensitivity=0",
+                       "plan.report=false", "plan.slo.ttft_p99_s=0.3")
+    record = run_plan(cfg, tmp_path)
+    assert record["slo_met"] is False and record["search"]["complete"] is False
+    assert "instances per pool met it" not in record["message"]
+    assert "no fleet simulated before the search budget ran out met it" in record["message"]
+    assert "stopped at plan.max_evaluations (1)" in record["message"]

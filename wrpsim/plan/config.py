@@ -45,6 +45,8 @@ class PoolTemplate:
     gpu: str
     tp: int
     price_per_hour_usd: float  # for the whole instance (tp GPUs)
+    calibration: str = ""  # what its iteration times rest on ("uncalibrated: roofline ..." when
+    # its GPU has no kernel measurements), as summary.json's `calibration`
 
 
 @dataclass(frozen=True)
@@ -117,7 +119,8 @@ def _check_pool(where: str, name: str, cfg: dict) -> PoolTemplate:
         raise ConfigError(str(e).replace(f"pool.pools.{name}", where)
                           .replace("pool.pools", "plan.candidates")) from None
     return PoolTemplate(name, "", spec.role, cfg, spec.gpu, spec.tp,
-                        spec.price_per_gpu_hour * spec.tp)
+                        spec.price_per_gpu_hour * spec.tp,
+                        str(getattr(lat, "calibration", "constant latency")))
 
 
 def expand_candidate(name: str, raw) -> list[PoolTemplate]:
@@ -134,7 +137,8 @@ def expand_candidate(name: str, raw) -> list[PoolTemplate]:
         if bad:
             raise ConfigError(f"{where}.{bad[0]} is only valid with role: disaggregated")
         t = _check_pool(where, name, dict(raw))
-        return [PoolTemplate(name, name, "both", t.config, t.gpu, t.tp, t.price_per_hour_usd)]
+        return [PoolTemplate(name, name, "both", t.config, t.gpu, t.tp, t.price_per_hour_usd,
+                             t.calibration)]
     if role != "disaggregated":
         raise unknown_choice(f"{where}.role", role, ("both", "disaggregated"))
     base = {k: v for k, v in raw.items() if k not in ("role", *SIDES)}
@@ -146,7 +150,7 @@ def expand_candidate(name: str, raw) -> list[PoolTemplate]:
         cfg = {**base, **extra, "role": side}
         t = _check_pool(f"{where}.{side}" if side in raw else where, f"{name}-{side}", cfg)
         out.append(PoolTemplate(f"{name}-{side}", name, side, cfg, t.gpu, t.tp,
-                                t.price_per_hour_usd))
+                                t.price_per_hour_usd, t.calibration))
     return out
 
 

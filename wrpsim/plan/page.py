@@ -194,7 +194,7 @@ def _rows(head: list[str], rows: list[list]) -> str:
 
 def render(data: dict, plotly_js: str | None = None) -> str:
     """The complete page for `report_data(...)` (plotly.js inlined)."""
-    from wrpsim.plan.report import fmt_margin, recheck_sentence, why_tables
+    from wrpsim.plan.report import fleet_table, fmt_margin, recheck_sentence, why_tables
     from wrpsim.report.dashboard import json_for_script
 
     if plotly_js is None:
@@ -203,9 +203,7 @@ def render(data: dict, plotly_js: str | None = None) -> str:
         plotly_js = get_plotlyjs()
     r = data["record"]
     rc = r["recheck"]
-    fleet = _rows(["pool", "GPU", "TP", "role", "instances", "GPUs", "USD/h"],
-                  [[f["pool"], f["gpu"], f["tp"], f["role"], f["count"], f["gpus"],
-                    f"{f['cost_per_hour_usd']:.2f}"] for f in r["fleet"]])
+    fleet = _rows(*fleet_table(r))
     fig = [["USD per hour (fleet, provisioned)", f"{r['cost_per_hour_usd']:.2f}"],
            ["USD per million output tokens", _num(r["cost_per_million_output_tokens_usd"])],
            ["USD per million tokens (prompt + output)", _num(r["cost_per_million_tokens_usd"])],

@@ -4,7 +4,10 @@ Keys (all figures of the recommended fleet on the full trace with the run's seed
 
 - `slo_met` (met on the full trace *and* on the fresh-seed recheck), `message` (one sentence);
 - `fleet` (one entry per pool with count > 0: pool, candidate, gpu, model, tp, role, count,
-  gpus, cost_per_hour_usd), `fleet_label`, `counts` (pool -> count, every planned pool);
+  gpus, cost_per_hour_usd, calibration — "uncalibrated: roofline …" for a GPU without kernel
+  measurements, as in a run's summary.json, and then `message` says so), `fleet_label`,
+  `counts` (pool -> count, every planned pool), `uncalibrated` (the planned pools, recommended
+  or compared, whose latencies are a roofline estimate);
 - `cost_per_hour_usd`, `cost_per_million_output_tokens_usd`, `cost_per_million_tokens_usd`
   (prompt + output), `energy_kwh` (facility energy over the replayed trace), `energy_kwh_per_hour`,
   `gpu_count`, `instance_count`;
@@ -47,23 +50,42 @@ def fleet_rows(ev, counts) -> list[dict]:
     """One entry per pool with instances."""
     return [{"pool": p.name, "candidate": p.candidate, "gpu": p.gpu, "model": p.config["model"],
              "tp": p.tp, "role": p.role, "count": n, "gpus": n * p.tp,
-             "cost_per_hour_usd": n * p.price_per_hour_usd}
+             "cost_per_hour_usd": n * p.price_per_hour_usd, "calibration": p.calibration}
             for p, n in zip(ev.pools, counts) if n]
 
 
+def uncalibrated_note(pools) -> str:
+    """'uncalibrated: roofline for ...' naming the pools (and GPUs) among `pools` whose GPU has
+    no kernel measurements — their latencies are a roofline estimate — or ''."""
+    rough = [p for p in pools if "uncalibrated" in p.calibration]
+    if not rough:
+        return ""
+    return ("uncalibrated: roofline for " + ", ".join(f"{p.name} ({p.gpu})" for p in rough)
+            + ": no kernel measurements for that GPU, so its latencies (and this plan's counts "
+            "for it) are a roofline estimate")
+
+
 def _message(ev, plan, checks, notes, feasible: bool, slo_met: bool, complete: bool) -> str:
-    budget = "" if complete else (f" The search stopped at plan.max_evaluations "
-                                  f"({plan.max_evaluations}); raise it for a better answer.")
-    return _verdict(ev, plan, checks, notes, feasible, slo_met) + budget
+    out = _verdict(ev, plan, checks, notes, feasible, slo_met, complete)
+    rough = uncalibrated_note([p for p, n in zip(ev.pools, checks["final"]) if n])
+    if rough:
+        out += f" Note: {rough}."
+    if not complete:
+        out += (f" The search stopped at plan.max_evaluations ({plan.max_evaluations}); raise "
+                "it for a better answer.")
+    return out
 
 
-def _verdict(ev, plan, checks, notes, feasible: bool, slo_met: bool) -> str:
+def _verdict(ev, plan, checks, notes, feasible: bool, slo_met: bool,
+             complete: bool = True) -> str:
     counts, full = checks["final"], checks["full"]
     label = f"{ev.label(counts)} (${ev.cost(counts):.2f}/h, {ev.gpus(counts)} GPUs)"
     if not feasible:
         key, m = plan.slo.worst(full.margins) if full.margins else ("?", None)
         why = "; ".join(notes) if notes else (
-            f"no fleet of at most {plan.max_instances} instances per pool met it")
+            f"no fleet of at most {plan.max_instances} instances per pool met it" if complete
+            else "no fleet simulated before the search budget ran out met it (larger fleets "
+                 "were not tried)")
         miss = "undefined" if m is None else f"{-m:.1%}" if key != "attainment_min" else f"{-m:.4f}"
         return (f"no fleet meets the SLO: {why}. Closest fleet found: {label}, which misses "
                 f"{key} by {miss}.")
@@ -97,7 +119,9 @@ def plan_record(ev, plan, cfg: dict, checks: dict, search, info: dict, notes: li
     single = [{"candidate": r["candidate"], "pd_ratio": r["ratio"], "guess": r["guess"],
                "fleet": None if r["counts"] is None else ev.label(r["counts"]),
                "cost_per_hour_usd": None if r["counts"] is None else ev.cost(r["counts"]),
-               "gpu_count": None if r["counts"] is None else ev.gpus(r["counts"])}
+               "gpu_count": None if r["counts"] is None else ev.gpus(r["counts"]),
+               "uncalibrated": any("uncalibrated" in p.calibration for p in ev.pools
+                                   if p.candidate == r["candidate"])}
               for r in search.single]
     return {
         "slo_met": bool(slo_met),
@@ -107,6 +131,7 @@ def plan_record(ev, plan, cfg: dict, checks: dict, search, info: dict, notes: li
         "fleet": fleet_rows(ev, counts),
         "fleet_label": ev.label(counts),
         "counts": dict(zip([p.name for p in ev.pools], counts)),
+        "uncalibrated": [p.name for p in ev.pools if "uncalibrated" in p.calibration],
         "cost_per_hour_usd": cost,
         "cost_per_million_output_tokens_usd": per_million(cost, tok),
         "cost_per_million_tokens_usd": per_million(cost, (tok or 0.0) + ptok),

@@ -168,7 +168,8 @@ def why_tables(data: dict) -> dict[str, tuple[list[str], list[list[str]]]]:
     base = r["cost_per_hour_usd"]
     single = (["candidate", "P:D", "smallest fleet meeting the SLO", "GPUs", "USD/h",
                "vs recommended"],
-              [[c["candidate"], c["pd_ratio"] or "–", c["fleet"] or "none meets the SLO",
+              [[_cand(c),
+                c["pd_ratio"] or "–", c["fleet"] or "none meets the SLO",
                 _f(c.get("gpu_count")), _f(c["cost_per_hour_usd"], ".2f"),
                 "recommended" if c["fleet"] == r["fleet_label"] else
                 _usd_delta(c["cost_per_hour_usd"], base)] for c in r["search"]["single_type"]])
@@ -189,6 +190,23 @@ def why_tables(data: dict) -> dict[str, tuple[list[str], list[list[str]]]]:
     return {"single": single, "fewer": fewer, "load": load, "util": util}
 
 
+def _cand(c: dict) -> str:
+    return c["candidate"] + (" (uncalibrated: roofline)" if c.get("uncalibrated") else "")
+
+
+def timings(calibration: str) -> str:
+    """The fleet table's 'timings' cell: measured kernels, or the roofline estimate."""
+    return "uncalibrated: roofline" if "uncalibrated" in str(calibration) else "measured"
+
+
+def fleet_table(r: dict) -> tuple[list[str], list[list]]:
+    """The recommended (or closest) fleet, one row per pool, with what its timings rest on."""
+    return (["pool", "GPU", "TP", "role", "instances", "GPUs", "USD/h", "timings"],
+            [[f["pool"], f["gpu"], f["tp"], f["role"], f["count"], f["gpus"],
+              f"{f['cost_per_hour_usd']:.2f}", timings(f.get("calibration", ""))]
+             for f in r["fleet"]])
+
+
 def _table(head: list[str], rows: list[list]) -> list[str]:
     out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     out += ["| " + " | ".join(str(c).replace("|", "\\|") for c in r) + " |" for r in rows]
@@ -203,9 +221,7 @@ def markdown(data: dict) -> str:
              f"**{'SLO met' if r['slo_met'] else 'SLO NOT met'}** — {r['message']}", "",
              "## Recommended fleet" if r["slo_met"] else "## Closest fleet found (misses the SLO)",
              ""]
-    lines += _table(["pool", "GPU", "TP", "role", "instances", "GPUs", "USD/h"],
-                    [[f["pool"], f["gpu"], f["tp"], f["role"], f["count"], f["gpus"],
-                      f"{f['cost_per_hour_usd']:.2f}"] for f in r["fleet"]])
+    lines += _table(*fleet_table(r))
     lines += ["## Cost and energy", ""]
     lines += _table(["figure", "value"], [
         ["cost per hour (USD)", _f(r["cost_per_hour_usd"], ".2f")],
@@ -252,7 +268,8 @@ def markdown(data: dict) -> str:
               f"{t.get('search_s', 0):.1f} s, checks {t.get('verify_s', 0):.1f} s).", ""]
     lines += _table(["candidate", "P:D", "first guess (analytical)",
                      "smallest fleet meeting the SLO"],
-                    [[c["candidate"], c["pd_ratio"] or "–", c["guess"], c["fleet"] or "none"]
+                    [[_cand(c),
+                c["pd_ratio"] or "–", c["guess"], c["fleet"] or "none"]
                      for c in s["single_type"]])
     mono = s["monotonicity_violations"]
     lines += [f"Monotonicity (more instances never hurt): "
