@@ -117,15 +117,36 @@ function util() {
      yaxis2: {overlaying: 'y', side: 'right', title: {text: 'mean requests in system'},
        rangemode: 'tozero', automargin: true, showgrid: false, tickmode: 'auto'}}, names(traces)));
 }
+function target(key) {  // the plan's percentile target on this latency: [label, seconds]
+  for (const p of ['p99', 'p90', 'p50']) {
+    const v = D.targets[key + '_' + p + '_s'];
+    if (v) return [p + ' target', v];
+  }
+  return null;
+}
 function cdf(id, key, label, threshold) {
   const traces = Object.keys(D.cdf).filter((name) => D.cdf[name][key]).map((name) => ({
     type: 'scatter', mode: 'lines', name: esc(name), x: D.cdf[name][key][0],
     y: D.cdf[name][key][1]}));
-  if (threshold) traces.push({type: 'scatter', mode: 'lines', name: 'SLO threshold',
-    x: [null], y: [null], line: {dash: 'dash', color: '#c22'}});
+  const tg = target(key);
+  const marks = [];
+  let shapes = [];
+  if (threshold) {
+    traces.push({type: 'scatter', mode: 'lines', name: 'attainment threshold',
+      x: [null], y: [null], line: {dash: 'dash', color: '#c22'}});
+    marks.push(threshold);
+    shapes = shapes.concat(vline(threshold));
+  }
+  if (tg) {
+    traces.push({type: 'scatter', mode: 'lines', name: tg[0], x: [null], y: [null],
+      line: {dash: 'dot', color: '#f90'}});
+    marks.push(tg[1]);
+    shapes = shapes.concat([{type: 'line', yref: 'paper', y0: 0, y1: 1, x0: tg[1], x1: tg[1],
+      line: {dash: 'dot', color: '#f90', width: 2}}]);
+  }
   draw(id, traces, layout(label + ' (log scale)', 'fraction of requests',
-    {xaxis: logAxisOf(traces.flatMap((t) => t.x), threshold ? [threshold] : [], 's'),
-     yaxis: {range: [0, 1.02]}, shapes: threshold ? vline(threshold) : []}, names(traces)));
+    {xaxis: logAxisOf(traces.flatMap((t) => t.x), marks, 's'),
+     yaxis: {range: [0, 1.02]}, shapes: shapes}, names(traces)));
 }
 function search() {
   const c = D.candidates;
@@ -169,13 +190,24 @@ def _notes(r: dict) -> dict[str, str]:
                        "planner finds for that load costs per hour (table above).",
         "util": UTIL_NOTE,
         "cdf-ttft": f"Dashed red: slo.ttft_s = {sec(th.get('ttft_s'))}, the per-request "
-                    "threshold behind SLO attainment. Full trace and fresh-seed recheck.",
+                    f"threshold behind SLO attainment.{_target_note(tg, 'ttft')} Full trace "
+                    "and fresh-seed recheck.",
         "cdf-tpot": f"Dashed red: slo.tpot_s = {sec(th.get('tpot_s'))}, the per-request "
-                    "threshold behind SLO attainment.",
+                    f"threshold behind SLO attainment.{_target_note(tg, 'tpot')}",
         "cdf-e2e": "Completed requests; full trace and fresh-seed recheck.",
         "search": "Green: the fleet meets the SLO; red: it misses. Hover for the fleet and "
                   "the search phase.",
     }
+
+
+def _target_note(targets: dict, kind: str) -> str:
+    """' Dotted orange: the plan's p99 TTFT target (1 s).' for the CDF plot's note, or ''
+    (the first of p99, p90, p50 set — what the script marks)."""
+    for p in ("p99", "p90", "p50"):
+        v = targets.get(f"{kind}_{p}_s")
+        if v:
+            return f" Dotted orange: the plan's {p} {kind.upper()} target ({v:g} s)."
+    return ""
 
 
 def _is_figure(c) -> bool:
