@@ -99,6 +99,14 @@ def test_impossible_slo_is_a_plan_with_slo_met_false_and_a_message(tmp_path):
     for text in (md, (tmp_path / "report.html").read_text()):  # nothing was repaired
         assert "instances were added" not in text
         assert "so nothing was repaired: this is the closest fleet found" in text
+    assert "| pool with one instance fewer |" not in md  # no header-only tables
+    assert "One instance fewer: none" in md and "No candidate was searched" in md
+    # the closest fleet is the closest of every fleet evaluated, beyond the first guesses
+    t = pq.read_table(tmp_path / "candidates.parquet").to_pandas()
+    s = t[t.trace == "search"]
+    worst = s.margins_json.map(lambda j: min(v for v in json.loads(j).values()))
+    assert (s.phase == "best-effort").all() and len(s) > 3  # grown past the three guesses
+    assert worst[s.chosen].iloc[0] == worst.max()
 
 
 def test_unreachable_slo_within_max_instances_says_which_target_misses(tmp_path):

@@ -226,7 +226,7 @@ def _rows(head: list[str], rows: list[list]) -> str:
 
 def render(data: dict, plotly_js: str | None = None) -> str:
     """The complete page for `report_data(...)` (plotly.js inlined)."""
-    from wrpsim.plan.report import fleet_table, fmt_margin, recheck_sentence, why_tables
+    from wrpsim.plan.report import EMPTY, fleet_table, fmt_margin, recheck_sentence, why_tables
     from wrpsim.report.dashboard import json_for_script
 
     if plotly_js is None:
@@ -252,9 +252,9 @@ def render(data: dict, plotly_js: str | None = None) -> str:
     why = "".join(
         f"<h3>{html.escape(title)}</h3>"
         + (f'<p class="lead">{html.escape(lead)}</p>' if lead else "")
-        + f'<div id="why-{key}">{_rows(*tables[key])}</div>'
-        + ("" if tables[key][1] else '<p class="note">none: the plan does not meet the SLO, '
-           "so there is no smaller fleet to judge</p>" if key == "fewer" else "")
+        + f'<div id="why-{key}">'
+        + (_rows(*tables[key]) if tables[key][1] else
+           f'<p class="note">{html.escape(EMPTY.get(key, "none."))}</p>') + "</div>"
         for key, title, lead in WHY)
     stamp = dt.datetime.now().isoformat(timespec="seconds")
     title = f"Capacity plan: {r['workload'] or 'workload'} on {r['model']}"

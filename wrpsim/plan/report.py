@@ -207,7 +207,18 @@ def fleet_table(r: dict) -> tuple[list[str], list[list]]:
              for f in r["fleet"]])
 
 
-def _table(head: list[str], rows: list[list]) -> list[str]:
+EMPTY = {
+    "fewer": "One instance fewer: none — the plan does not meet the SLO, so there is no smaller "
+             "fleet to judge.",
+    "single": "none — no candidate was searched (every one is impossible at any count; below).",
+    "search": "No candidate was searched: every one is impossible at any count (below).",
+}
+
+
+def _table(head: list[str], rows: list[list], empty: str = "none.") -> list[str]:
+    """A Markdown table, or the line `empty` when there is no row (no header-only table)."""
+    if not rows:
+        return [empty, ""]
     out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     out += ["| " + " | ".join(str(c).replace("|", "\\|") for c in r) + " |" for r in rows]
     return [*out, ""]
@@ -243,10 +254,10 @@ def markdown(data: dict) -> str:
     lines += ["## Robustness", "",
               f"- {recheck_sentence(r)}", ""]
     why = why_tables(data)
-    lines += _table(*why["fewer"])
+    lines += _table(*why["fewer"], empty=EMPTY["fewer"])
     lines += ["## Single-type alternatives", "",
               "The smallest fleet of each candidate alone that meets the SLO (search trace).", ""]
-    lines += _table(*why["single"])
+    lines += _table(*why["single"], empty=EMPTY["single"])
     lines += ["## Sensitivity to load", ""]
     lines += _table(*why["load"])
     lines += ["## Per-pool utilisation (full trace)", "", UTIL_NOTE, ""]
@@ -270,7 +281,7 @@ def markdown(data: dict) -> str:
                      "smallest fleet meeting the SLO"],
                     [[_cand(c),
                 c["pd_ratio"] or "–", c["guess"], c["fleet"] or "none"]
-                     for c in s["single_type"]])
+                     for c in s["single_type"]], empty=EMPTY["search"])
     mono = s["monotonicity_violations"]
     lines += [f"Monotonicity (more instances never hurt): "
               f"{'no violation among the evaluated fleets' if not mono else mono}.", ""]
