@@ -187,7 +187,7 @@ def run_plan(cfg: dict, out_dir: Path | str, trace=None, progress=None) -> dict:
     timing["verify_s"] = time.perf_counter() - t0
     record = plan_record(ev, plan, cfg, checks, search, info, notes, traces, feasible)
     timing["total_s"] = time.perf_counter() - t_start
-    timing["simulations"] = len(ev.rows)
+    timing["simulations"] = len(ev.rows) + ev.reruns
     write_outputs(Path(out_dir), ev, plan, record, checks, timing)
     return record
 
@@ -196,10 +196,11 @@ def verify_plan(ev, plan, best: tuple, feasible: bool, traces: dict) -> dict:
     """Full-trace check, recheck, one fewer, load sensitivity (module docstring, step 4)."""
     out = {"searched": best}
     counts = best
-    if feasible and not ev.evaluate(counts, "full", "final").slo_met:
+    # keep=True: the plan's own runs keep their tables for the report (no second simulation)
+    if feasible and not ev.evaluate(counts, "full", "final", keep=True).slo_met:
         counts = verify.repair(ev, plan, counts, ["full"], "final")
     out["after_full"] = counts
-    first = ev.evaluate(counts, "recheck", "recheck")
+    first = ev.evaluate(counts, "recheck", "recheck", keep=True)
     out["recheck_first_met"] = first.slo_met
     if feasible and not (first.slo_met and ev.evaluate(counts, "full", "final").slo_met):
         counts = verify.repair(ev, plan, counts, ["full", "recheck"], "recheck")

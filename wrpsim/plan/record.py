@@ -18,9 +18,10 @@ Keys (all figures of the recommended fleet on the full trace with the run's seed
   it failed — never when no fleet met the SLO, whose closest fleet is not repaired),
   `one_fewer` (per pool), `load_sensitivity` (per load factor: the plan's result, and the fleet
   needed at that load);
-- `search` (objective, evaluations, `found` (some fleet met the SLO on the search trace),
-  whether the budget sufficed, the traces, phase-1 results per candidate, the analytical
-  estimates, monotonicity violations, impossible candidates).
+- `search` (objective, evaluations — distinct fleet × trace runs —, `reruns` (simulations
+  repeated only to keep a fleet's request tables for the report), `found` (some fleet met the
+  SLO on the search trace), whether the budget sufficed, the traces, phase-1 results per
+  candidate, the analytical estimates, monotonicity violations, impossible candidates).
 
 No wall-clock time or path is recorded, so the same config and seed give a byte-identical file.
 """
@@ -152,6 +153,7 @@ def plan_record(ev, plan, cfg: dict, checks: dict, search, info: dict, notes: li
         "load_sensitivity": sens,
         "search": {
             "evaluations": len(ev.rows), "search_evaluations": ev.spent,
+            "reruns": ev.reruns,
             "complete": search.complete, "max_evaluations": plan.max_evaluations,
             "trace": traces["search"].description, "full_trace": traces["full"].description,
             "window_s": [traces["search"].start_s, traces["search"].end_s]

@@ -273,9 +273,12 @@ def markdown(data: dict) -> str:
                          for c in (by_index[i] for i in data["pareto"][key])])
     s = r["search"]
     lines += ["## Search", "",
-              f"{s['evaluations']} simulations ({s['search_evaluations']} in the search, "
-              f"budget {s['max_evaluations']}{'' if s['complete'] else ', EXHAUSTED'}); search "
-              f"trace: {s['trace']}; wall time {t.get('total_s', 0):.1f} s (search "
+              f"{s['evaluations'] + s.get('reruns', 0)} simulations: {s['evaluations']} fleet × "
+              f"trace runs ({s['search_evaluations']} in the search, "
+              f"budget {s['max_evaluations']}{'' if s['complete'] else ', EXHAUSTED'})"
+              + (f" and {s['reruns']} repeated to keep a fleet's request tables for the plots"
+                 if s.get("reruns") else "")
+              + f"; search trace: {s['trace']}; wall time {t.get('total_s', 0):.1f} s (search "
               f"{t.get('search_s', 0):.1f} s, checks {t.get('verify_s', 0):.1f} s).", ""]
     lines += _table(["candidate", "P:D", "first guess (analytical)",
                      "smallest fleet meeting the SLO"],
