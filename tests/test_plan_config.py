@@ -61,6 +61,9 @@ def test_plan_config_composes_with_the_run_groups_and_no_pool():
     (["plan.recheck_seed=0"], r"plan\.recheck_seed must differ from seed"),
     (["plan.candidates.h200.model=llama3.1-8b"], r"several models"),
     (["+pool=h100-llama70b"], r"pool group is replaced by plan\.candidates"),
+    (["+plan.candidates.h100.foo=1"],
+     r"plan\.candidates\.h100: unknown key\(s\) \['foo'\]; valid keys: gpu, model, tp, scheduler"),
+    (["plan.candidates.h200.tp=1"], r"^plan\.candidates\.h200: llama3\.1-70b needs 131\.4 GiB"),
 ])
 def test_bad_plan_configs_name_the_field(overrides, message):
     cfg = compose_plan(*SMALL, *overrides)
@@ -76,6 +79,21 @@ def test_bad_config_on_the_command_line_is_one_line_and_status_2(tmp_path):
         "a100-80gb, a10g-24gb, b200-180gb, b300-288gb, h100-80gb, h200-141gb, l4-24gb, l40s-48gb, "
         "mi300x-192gb, rtx4090-24gb, rtxpro6000-96gb; did you mean 'a100-80gb'?"]
     assert not (tmp_path / "plan.json").exists()
+
+
+@pytest.mark.parametrize(("override", "line"), [
+    ("plan.candidates.h100.count=3",
+     "plan.candidates.h100.count: candidates have no count (the planner chooses it); "
+     "remove the key"),
+    ("plan.slo.e2e_p99_s=30",
+     "plan.slo.e2e_p99_s: not set in conf/plan.yaml, so add it with a '+': +plan.slo.e2e_p99_s=…; "
+     "targets: ttft_mean_s, ttft_p50_s, ttft_p90_s, ttft_p99_s, tpot_mean_s, tpot_p50_s, "
+     "tpot_p90_s, tpot_p99_s, e2e_mean_s, e2e_p50_s, e2e_p90_s, e2e_p99_s, queue_wait_mean_s, "
+     "attainment_min, unserved_max"),
+])
+def test_keys_the_yaml_leaves_out_get_the_plans_own_message(tmp_path, override, line):
+    p = plan_cli(tmp_path, *SMALL, override)
+    assert p.returncode == 2 and p.stderr.strip().splitlines() == [f"wrpsim: error: {line}"]
 
 
 def test_impossible_slo_is_a_plan_with_slo_met_false_and_a_message(tmp_path):

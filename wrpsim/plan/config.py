@@ -116,8 +116,11 @@ def _check_pool(where: str, name: str, cfg: dict) -> PoolTemplate:
                                   "latency model")
             kv_capacity(lat, spec.scheduler)
     except ConfigError as e:
-        raise ConfigError(str(e).replace(f"pool.pools.{name}", where)
-                          .replace("pool.pools", "plan.candidates")) from None
+        text = (str(e).replace(f"pool.pools.{name}", where)
+                .replace("pool.pools", "plan.candidates"))
+        if not text.startswith("plan.candidates"):  # e.g. the weights-per-GPU check: name it
+            text = f"{where}: {text}"
+        raise ConfigError(text) from None
     return PoolTemplate(name, "", spec.role, cfg, spec.gpu, spec.tp,
                         spec.price_per_gpu_hour * spec.tp,
                         str(getattr(lat, "calibration", "constant latency")))
@@ -131,6 +134,9 @@ def expand_candidate(name: str, raw) -> list[PoolTemplate]:
     if "count" in raw:
         raise ConfigError(f"{where}.count: candidates have no count (the planner chooses it); "
                           "remove the key")
+    from wrpsim.pool.fleet import POOL_KEYS
+
+    check_keys(raw, [k for k in POOL_KEYS if k != "count"] + list(SIDES), where)
     role = raw.get("role", "both")
     if role == "both":
         bad = [s for s in SIDES if s in raw]
