@@ -160,6 +160,10 @@ def test_each_objective_picks_the_best_feasible_candidate_it_evaluated(tmp_path,
                        "plan.report=false")
     record = run_plan(cfg, tmp_path)
     assert record["slo_met"] and record["objective"] == objective
+    assert record["message"].startswith(
+        {"energy": "lowest-energy fleet: ", "gpus": "fewest-GPU fleet: "}[objective])
+    if objective == "energy":  # the verdict shows the objective's own figure
+        assert f"{record['energy_kwh']:.4g} kWh over the trace)" in record["message"]
     t = pq.read_table(tmp_path / "candidates.parquet").to_pandas()
     ok = t[(t.trace == "search") & t.slo_met]
     col = {"energy": "energy_kwh", "gpus": "gpu_count"}[objective]

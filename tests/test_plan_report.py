@@ -49,7 +49,8 @@ def test_report_files_are_self_contained_and_escape_names(planned):
         "reported: met" in md
     assert "0.8 ×" in md and "1.2 ×" in md
     for section in ("## Single-type alternatives", "| pool with one instance fewer |",
-                    "| token-budget use |", "Busy fraction: share of the time"):
+                    "| token-budget use |", "| mean requests in system, per instance |",
+                    "Busy fraction: share of the time"):
         assert section in md, section
     assert '<a href="report.md">report.md</a>' in text  # the page links its Markdown twin
     assert "Dotted orange: the plan&#x27;s p99 TTFT target (2 s)." in text

@@ -109,12 +109,13 @@ function util() {
     {type: 'bar', name: 'token-budget use', x: x, y: u.map((r) => r.budget),
      marker: {color: '#1f77b4'}},
     {type: 'bar', name: 'KV use', x: x, y: u.map((r) => r.kv), marker: {color: '#ff7f0e'}},
-    {type: 'scatter', mode: 'markers', name: 'requests in system (right axis)', x: x,
+    {type: 'scatter', mode: 'markers', name: 'requests in system per instance (right axis)', x: x,
      yaxis: 'y2', y: u.map((r) => r.in_system), marker: {size: 12, symbol: 'diamond',
        color: '#2a2'}}];
   draw('util', traces, layout('pool (instances × GPU)', 'share (0–1), mean per instance',
     {barmode: 'group', yaxis: {range: [0, 1.05]},
-     yaxis2: {overlaying: 'y', side: 'right', title: {text: 'mean requests in system'},
+     yaxis2: {overlaying: 'y', side: 'right',
+       title: {text: 'mean requests in system, per instance'},
        rangemode: 'tozero', automargin: true, showgrid: false, tickmode: 'auto'}}, names(traces)));
 }
 function target(key) {  // the plan's percentile target on this latency: [label, seconds]

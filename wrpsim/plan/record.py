@@ -80,7 +80,10 @@ def _message(ev, plan, checks, notes, feasible: bool, slo_met: bool, complete: b
 def _verdict(ev, plan, checks, notes, feasible: bool, slo_met: bool,
              complete: bool = True) -> str:
     counts, full = checks["final"], checks["full"]
-    label = f"{ev.label(counts)} (${ev.cost(counts):.2f}/h, {ev.gpus(counts)} GPUs)"
+    kwh = full.summary.get("energy_kwh")
+    energy = ("" if plan.objective != "energy" or kwh is None
+              else f", {kwh:.4g} kWh over the trace")
+    label = f"{ev.label(counts)} (${ev.cost(counts):.2f}/h, {ev.gpus(counts)} GPUs{energy})"
     if not feasible:
         key, m = plan.slo.worst(full.margins) if full.margins else ("?", None)
         why = "; ".join(notes) if notes else (
@@ -95,7 +98,9 @@ def _verdict(ev, plan, checks, notes, feasible: bool, slo_met: bool,
                  else f"re-checked with fresh seed {rc.seed}: the searched fleet "
                       f"{ev.label(checks['after_full'])} failed, instances were added")
     state = "meets the SLO" if slo_met else "still misses the SLO after repair"
-    return f"cheapest fleet by {plan.objective}: {label} {state}; {seed_note}."
+    best = {"cost": "cheapest fleet", "energy": "lowest-energy fleet",
+            "gpus": "fewest-GPU fleet"}[plan.objective]
+    return f"{best}: {label} {state}; {seed_note}."
 
 
 def plan_record(ev, plan, cfg: dict, checks: dict, search, info: dict, notes: list,

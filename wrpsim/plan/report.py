@@ -183,7 +183,7 @@ def why_tables(data: dict) -> dict[str, tuple[list[str], list[list[str]]]]:
               _f(s["attainment"]), s["needed"] or "none found", _f(s["needed_cost"], ".2f"),
               _usd_delta(s["needed_cost"], base)] for s in data["sensitivity"]])
     util = (["pool", "GPU", "instances", "busy fraction", "token-budget use", "KV use",
-             "mean requests in system"],
+             "mean requests in system, per instance"],
             [[u["pool"], u["gpu"], str(u["instances"]), f"{u['busy']:.3f}",
               f"{u.get('budget', 0.0):.3f}", f"{u['kv']:.3f}", f"{u['in_system']:.2f}"]
              for u in data["utilisation"]])
