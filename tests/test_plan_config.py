@@ -180,6 +180,9 @@ def test_single_type_only_and_disaggregated_candidates(tmp_path):
     assert pools in ({"a100"}, {"h200"}, {"h100-prefill", "h100-decode"})
     ratios = [r["pd_ratio"] for r in record["search"]["single_type"] if r["candidate"] == "h100"]
     assert ratios == ["1:1", "1:2"]
+    same = [r for r in record["search"]["single_type"] if r["candidate"] == "h100"]
+    assert same[1]["same_as"] == ("1:1" if same[1]["fleet"] == same[0]["fleet"] and
+                                  same[0]["fleet"] else None)
 
 
 def test_an_exhausted_search_budget_is_reported(tmp_path):

@@ -21,7 +21,8 @@ Keys (all figures of the recommended fleet on the full trace with the run's seed
 - `search` (objective, evaluations — distinct fleet × trace runs —, `reruns` (simulations
   repeated only to keep a fleet's request tables for the report), `found` (some fleet met the
   SLO on the search trace), whether the budget sufficed, the traces, phase-1 results per
-  candidate, the analytical estimates, monotonicity violations, impossible candidates).
+  candidate and P:D ratio (`same_as`: an earlier ratio that rounded to the same fleet), the
+  analytical estimates, monotonicity violations, impossible candidates).
 
 No wall-clock time or path is recorded, so the same config and seed give a byte-identical file.
 """
@@ -129,6 +130,10 @@ def plan_record(ev, plan, cfg: dict, checks: dict, search, info: dict, notes: li
                "uncalibrated": any("uncalibrated" in p.calibration for p in ev.pools
                                    if p.candidate == r["candidate"])}
               for r in search.single]
+    for k, r in enumerate(single):  # P:D ratios that round to the same fleet: say so
+        r["same_as"] = next((o["pd_ratio"] for o in single[:k] if r["fleet"] and
+                             o["candidate"] == r["candidate"] and o["fleet"] == r["fleet"]),
+                            None)
     return {
         "slo_met": bool(slo_met),
         "message": _message(ev, plan, checks, notes, feasible, slo_met, search.complete),

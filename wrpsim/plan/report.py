@@ -169,7 +169,7 @@ def why_tables(data: dict) -> dict[str, tuple[list[str], list[list[str]]]]:
     single = (["candidate", "P:D", "smallest fleet meeting the SLO", "GPUs", "USD/h",
                "vs recommended"],
               [[_cand(c),
-                c["pd_ratio"] or "–", c["fleet"] or "none meets the SLO",
+                c["pd_ratio"] or "–", _same(c, "none meets the SLO"),
                 _f(c.get("gpu_count")), _f(c["cost_per_hour_usd"], ".2f"),
                 "recommended" if c["fleet"] == r["fleet_label"] else
                 _usd_delta(c["cost_per_hour_usd"], base)] for c in r["search"]["single_type"]])
@@ -188,6 +188,13 @@ def why_tables(data: dict) -> dict[str, tuple[list[str], list[list[str]]]]:
               f"{u.get('budget', 0.0):.3f}", f"{u['kv']:.3f}", f"{u['in_system']:.2f}"]
              for u in data["utilisation"]])
     return {"single": single, "fewer": fewer, "load": load, "util": util}
+
+
+def _same(c: dict, none: str) -> str:
+    """A single-type fleet, or that it is the fleet of an earlier P:D ratio (rounding)."""
+    if not c["fleet"]:
+        return none
+    return c["fleet"] + (f" (same fleet as {c['same_as']})" if c.get("same_as") else "")
 
 
 def _cand(c: dict) -> str:
@@ -283,7 +290,7 @@ def markdown(data: dict) -> str:
     lines += _table(["candidate", "P:D", "first guess (analytical)",
                      "smallest fleet meeting the SLO"],
                     [[_cand(c),
-                c["pd_ratio"] or "–", c["guess"], c["fleet"] or "none"]
+                c["pd_ratio"] or "–", c["guess"], _same(c, "none")]
                      for c in s["single_type"]], empty=EMPTY["search"])
     mono = s["monotonicity_violations"]
     lines += [f"Monotonicity (more instances never hurt): "
