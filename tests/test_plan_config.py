@@ -61,6 +61,9 @@ def test_plan_config_composes_with_the_run_groups_and_no_pool():
     (["plan.recheck_seed=0"], r"plan\.recheck_seed must differ from seed"),
     (["plan.candidates.h200.model=llama3.1-8b"], r"several models"),
     (["+pool=h100-llama70b"], r"pool group is replaced by plan\.candidates"),
+    (["+plan.candidates.h100.foo=1"],
+     r"plan\.candidates\.h100: unknown key\(s\) \['foo'\]; valid keys: gpu, model, tp, scheduler"),
+    (["plan.candidates.h200.tp=1"], r"^plan\.candidates\.h200: llama3\.1-70b needs 131\.4 GiB"),
 ])
 def test_bad_plan_configs_name_the_field(overrides, message):
     cfg = compose_plan(*SMALL, *overrides)
@@ -78,6 +81,21 @@ def test_bad_config_on_the_command_line_is_one_line_and_status_2(tmp_path):
     assert not (tmp_path / "plan.json").exists()
 
 
+@pytest.mark.parametrize(("override", "line"), [
+    ("plan.candidates.h100.count=3",
+     "plan.candidates.h100.count: candidates have no count (the planner chooses it); "
+     "remove the key"),
+    ("plan.slo.e2e_p99_s=30",
+     "plan.slo.e2e_p99_s: not set in conf/plan.yaml, so add it with a '+': +plan.slo.e2e_p99_s=…; "
+     "targets: ttft_mean_s, ttft_p50_s, ttft_p90_s, ttft_p99_s, tpot_mean_s, tpot_p50_s, "
+     "tpot_p90_s, tpot_p99_s, e2e_mean_s, e2e_p50_s, e2e_p90_s, e2e_p99_s, queue_wait_mean_s, "
+     "attainment_min, unserved_max"),
+])
+def test_keys_the_yaml_leaves_out_get_the_plans_own_message(tmp_path, override, line):
+    p = plan_cli(tmp_path, *SMALL, override)
+    assert p.returncode == 2 and p.stderr.strip().splitlines() == [f"wrpsim: error: {line}"]
+
+
 def test_impossible_slo_is_a_plan_with_slo_met_false_and_a_message(tmp_path):
     p = plan_cli(tmp_path, *SMALL, "plan.slo.tpot_p99_s=0.001", "plan.load_sensitivity=0",
                  "json=true")
@@ -93,7 +111,20 @@ def test_impossible_slo_is_a_plan_with_slo_met_false_and_a_message(tmp_path):
     assert f"wrpsim.plan: warning: {record['message']}" in p.stderr.splitlines()
     assert len(record["search"]["impossible"]) == 3
     assert (tmp_path / "report.html").is_file() and (tmp_path / "report.md").is_file()
-    assert "SLO NOT met" in (tmp_path / "report.md").read_text()
+    md = (tmp_path / "report.md").read_text()
+    assert "SLO NOT met" in md
+    assert record["recheck"]["instances_added"] is False and record["search"]["found"] is False
+    for text in (md, (tmp_path / "report.html").read_text()):  # nothing was repaired
+        assert "instances were added" not in text
+        assert "so nothing was repaired: this is the closest fleet found" in text
+    assert "| pool with one instance fewer |" not in md  # no header-only tables
+    assert "One instance fewer: none" in md and "No candidate was searched" in md
+    # the closest fleet is the closest of every fleet evaluated, beyond the first guesses
+    t = pq.read_table(tmp_path / "candidates.parquet").to_pandas()
+    s = t[t.trace == "search"]
+    worst = s.margins_json.map(lambda j: min(v for v in json.loads(j).values()))
+    assert (s.phase == "best-effort").all() and len(s) > 3  # grown past the three guesses
+    assert worst[s.chosen].iloc[0] == worst.max()
 
 
 def test_unreachable_slo_within_max_instances_says_which_target_misses(tmp_path):
@@ -129,6 +160,10 @@ def test_each_objective_picks_the_best_feasible_candidate_it_evaluated(tmp_path,
                        "plan.report=false")
     record = run_plan(cfg, tmp_path)
     assert record["slo_met"] and record["objective"] == objective
+    assert record["message"].startswith(
+        {"energy": "lowest-energy fleet: ", "gpus": "fewest-GPU fleet: "}[objective])
+    if objective == "energy":  # the verdict shows the objective's own figure
+        assert f"{record['energy_kwh']:.4g} kWh over the trace)" in record["message"]
     t = pq.read_table(tmp_path / "candidates.parquet").to_pandas()
     ok = t[(t.trace == "search") & t.slo_met]
     col = {"energy": "energy_kwh", "gpus": "gpu_count"}[objective]
@@ -145,6 +180,9 @@ def test_single_type_only_and_disaggregated_candidates(tmp_path):
     assert pools in ({"a100"}, {"h200"}, {"h100-prefill", "h100-decode"})
     ratios = [r["pd_ratio"] for r in record["search"]["single_type"] if r["candidate"] == "h100"]
     assert ratios == ["1:1", "1:2"]
+    same = [r for r in record["search"]["single_type"] if r["candidate"] == "h100"]
+    assert same[1]["same_as"] == ("1:1" if same[1]["fleet"] == same[0]["fleet"] and
+                                  same[0]["fleet"] else None)
 
 
 def test_an_exhausted_search_budget_is_reported(tmp_path):
@@ -154,3 +192,30 @@ def test_an_exhausted_search_budget_is_reported(tmp_path):
     assert record["search"]["complete"] is False
     assert record["search"]["search_evaluations"] == 2
     assert "stopped at plan.max_evaluations (2)" in record["message"]
+
+
+def test_a_gpu_without_kernel_measurements_is_flagged_uncalibrated(tmp_path):
+    cfg = compose_plan(*SMALL, "plan.load_sensitivity=0", "plan.mix=false",
+                       "+plan.candidates.mi300x={gpu: mi300x-192gb, model: llama3.1-70b, tp: 1}")
+    record = run_plan(cfg, tmp_path)
+    assert record["uncalibrated"] == ["mi300x"]  # the other candidates' GPUs are measured
+    single = {c["candidate"]: c["uncalibrated"] for c in record["search"]["single_type"]}
+    assert single == {"a100": False, "h100": False, "h200": False, "mi300x": True}
+    md = (tmp_path / "report.md").read_text()
+    assert "| mi300x (uncalibrated: roofline) |" in md  # the compared single-type fleet
+    rough = [f for f in record["fleet"] if "uncalibrated" in f["calibration"]]
+    if rough:  # recommended: the verdict and the fleet table say so
+        assert "Note: uncalibrated: roofline for mi300x (mi300x-192gb)" in record["message"]
+        assert "| uncalibrated: roofline |" in md
+    else:
+        assert "uncalibrated" not in record["message"]
+
+
+def test_a_budget_that_stops_the_search_does_not_claim_no_fleet_meets_the_slo(tmp_path):
+    cfg = compose_plan(*SMALL, "plan.max_evaluations=1", "plan.load_sensitivity=0",
+                       "plan.report=false", "plan.slo.ttft_p99_s=0.3")
+    record = run_plan(cfg, tmp_path)
+    assert record["slo_met"] is False and record["search"]["complete"] is False
+    assert "instances per pool met it" not in record["message"]
+    assert "no fleet simulated before the search budget ran out met it" in record["message"]
+    assert "stopped at plan.max_evaluations (1)" in record["message"]

@@ -14,8 +14,9 @@ from wrpsim.plan import run_plan
 from wrpsim.plan.progress import PlanProgress
 
 LINE = re.compile(r"^wrpsim\.plan: (candidate \d of 3: (a100|h100|h200)|mixing|checks) \| "
-                  r"search \d+/300 simulations \| .+ on [\w.-]+: (meets|misses) the SLO \| "
-                  r"best so far: (none yet|.+ \(\$[\d,.]+/h, \d+ GPUs\)) \| [\d,]+ s$")
+                  r"simulation (\d+) \(search budget \d+/300\) \| .+ on [\w.-]+"
+                  r"( \(= search\))?( \(again, to keep its request tables\))?: (meets|misses) "
+                  r"the SLO \| best so far: (none yet|.+ \(\$[\d,.]+/h, \d+ GPUs\)) \| [\d,]+ s$")
 
 
 def test_progress_lines_follow_the_search_and_leave_the_plan_unchanged(tmp_path):
@@ -29,6 +30,11 @@ def test_progress_lines_follow_the_search_and_leave_the_plan_unchanged(tmp_path)
     assert stages[0] == "candidate 1 of 3: a100" and stages[-1] == "checks"
     assert "candidate 3 of 3: h200" in stages
     assert f"best so far: {with_progress['fleet_label']} (" in lines[-1]  # the plan's fleet
+    # one line per simulation, numbered: a cached result is not printed again
+    assert [int(LINE.match(ln)[3]) for ln in lines] == list(range(1, len(lines) + 1))
+    s = with_progress["search"]
+    assert len(lines) == s["evaluations"] + s["reruns"]
+    assert len({ln.split(" | ")[2] for ln in lines if "(again" not in ln}) == s["evaluations"]
     without = run_plan(compose_plan(*SMALL, "plan.load_sensitivity=0"), tmp_path / "b")
     assert (json.dumps(with_progress, sort_keys=True, default=str)
             == json.dumps(without, sort_keys=True, default=str))

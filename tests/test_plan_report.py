@@ -45,12 +45,15 @@ def test_report_files_are_self_contained_and_escape_names(planned):
                     "## Robustness", "## Sensitivity to load", "## Per-pool utilisation",
                     "## Pareto front", "## Search"):
         assert section in md, section
-    assert "Re-checked with a fresh seed (1) before being reported" in md
+    assert f"Re-checked with a fresh seed (1: {record['recheck']['trace']}) before being " \
+        "reported: met" in md
     assert "0.8 ×" in md and "1.2 ×" in md
     for section in ("## Single-type alternatives", "| pool with one instance fewer |",
-                    "| token-budget use |", "Busy fraction: share of the time"):
+                    "| token-budget use |", "| mean requests in system, per instance |",
+                    "Busy fraction: share of the time"):
         assert section in md, section
     assert '<a href="report.md">report.md</a>' in text  # the page links its Markdown twin
+    assert "Dotted orange: the plan&#x27;s p99 TTFT target (2 s)." in text
     for metric in ("mean_token_budget_use", "mean_kv_use"):
         assert 0.0 < record["metrics"][metric] <= 1.0, metric
 
@@ -66,7 +69,8 @@ def test_report_renders_every_plot_without_errors(planned, browser):  # noqa: F8
     n_cands = dev.js("document.getElementById('plot-search').data[0].x.length")
     assert n_cands == record["search"]["search_evaluations"]
     assert dev.js("document.getElementById('plot-cdf-ttft').data.map(t => t.name)") == [
-        "full trace", f"recheck (seed {record['recheck']['seed']})", "SLO threshold"]
+        "full trace", f"recheck (seed {record['recheck']['seed']})", "attainment threshold",
+        "p99 target"]
     assert dev.js("document.getElementById('plot-sensitivity').data[0].x") == [0.8, 1.0, 1.2]
     assert dev.js("document.querySelectorAll('img').length") == 0
     assert HOSTILE in dev.js("document.querySelector('.verdict').textContent")  # text, inert
@@ -85,6 +89,8 @@ def test_report_renders_every_plot_without_errors(planned, browser):  # noqa: F8
     assert dev.js("document.querySelector('a[href=\"report.md\"]').textContent") == "report.md"
     assert dev.js("document.getElementById('plot-cdf-ttft').layout.shapes[0].x0") == (
         record["slo_thresholds"]["ttft_s"])
+    assert dev.js("document.getElementById('plot-cdf-ttft').layout.shapes[1].x0") == (
+        record["slo_targets"]["ttft_p99_s"])
     check_layout(dev)
     dev.js("new Promise(r => setTimeout(r, 300))")
     assert dev.errors() == []

@@ -56,6 +56,25 @@ def test_pd_split_keeps_both_sides_and_is_monotone(n, p, d):
     assert pre2 >= pre and dec2 >= dec
 
 
+def test_worst_target_is_the_tightest_on_a_common_scale():
+    slo = SLOTargets.parse({"ttft_p99_s": 2.0, "tpot_p99_s": 0.1, "unserved_max": 0.0})
+    # unserved_max 0 met exactly has no headroom to measure: the 7 % TPOT headroom is the worst
+    met = slo.margins({"ttft_p99_s": 1.4, "tpot_p99_s": 0.093, "requests_total": 10})
+    assert slo.worst(met) == ("tpot_p99_s", pytest.approx(0.07))
+    dropped = slo.margins({"ttft_p99_s": 1.4, "tpot_p99_s": 0.093, "requests_total": 10,
+                           "requests_dropped": 1})
+    assert slo.worst(dropped) == ("unserved_max", pytest.approx(-0.1))
+    assert slo.worst({**met, "ttft_p99_s": None})[0] == "ttft_p99_s"  # undefined is worst
+    att = SLOTargets.parse({"ttft_p99_s": 2.0, "attainment_min": 0.9, "unserved_max": 0.1})
+    # attainment 0.95 of min 0.9 keeps half the allowed miss share (50 %), TTFT 10 %
+    m = att.margins({"ttft_p99_s": 1.8, "slo_attainment": 0.95, "requests_total": 100,
+                     "requests_dropped": 5})
+    assert att.worst(m)[0] == "ttft_p99_s"
+    m = att.margins({"ttft_p99_s": 1.0, "slo_attainment": 0.95, "requests_total": 100,
+                     "requests_dropped": 8})  # 20 % of the unserved allowance left
+    assert att.worst(m) == ("unserved_max", pytest.approx(0.02))
+
+
 def test_pareto_front_keeps_points_no_cheaper_point_beats():
     pts = [(10.0, 5.0, 0), (20.0, 6.0, 1), (20.0, 2.0, 2), (30.0, 2.0, 3), (40.0, 1.0, 4)]
     assert pareto(pts) == [0, 2, 4]

@@ -120,9 +120,27 @@ def _unknown_key(exc, argv: list[str] | None = None, config_name: str = "config"
     if re.fullmatch(r"(pool\.pools|plan\.candidates)\.[^.]+", where):
         from wrpsim.pool.fleet import POOL_KEYS
 
-        if leaf in POOL_KEYS:  # a pool key this pool's file leaves out: Hydra wants a `+`
-            return (f"{full_key}: not set in this pool's config, so add it with a '+': "
-                    f"+{full_key}=…; keys of a pool: {', '.join(POOL_KEYS)}")
+        plan = where.startswith("plan.")
+        if plan and leaf == "count":  # what the plan would say with the '+' (config.py)
+            return f"{full_key}: candidates have no count (the planner chooses it); remove the key"
+        keys = [k for k in POOL_KEYS if not (plan and k == "count")]
+        keys += ["prefill", "decode"] if plan else []
+        if leaf in keys:  # a pool key this pool's file leaves out: Hydra wants a `+`
+            return (f"{full_key}: not set in this {'candidate' if plan else 'pool'}'s config, "
+                    f"so add it with a '+': +{full_key}=…; keys of a "
+                    f"{'candidate' if plan else 'pool'}: {', '.join(keys)}")
+        if plan:
+            return (f"{full_key}: unknown key; keys of a candidate (those its config leaves out "
+                    f"are added with '+'): {', '.join(keys)}{did_you_mean(leaf, keys)}")
+    if where == "plan.slo":  # targets conf/plan.yaml leaves out are added with '+'
+        from wrpsim.plan.slo import LATENCY_KEYS, OTHER_KEYS
+
+        targets = LATENCY_KEYS + OTHER_KEYS
+        if leaf in targets:
+            return (f"{full_key}: not set in conf/plan.yaml, so add it with a '+': "
+                    f"+{full_key}=…; targets: {', '.join(targets)}")
+        return (f"{full_key}: unknown target; valid targets (those conf/plan.yaml leaves out are "
+                f"added with '+'): {', '.join(targets)}{did_you_mean(leaf, targets)}")
     if where and not valid:  # the selected option is an empty mapping (failures=none)
         return (f"{full_key}: unknown key: the selected {where} option sets no keys; choose "
                 f"one that does first ({where}=NAME; --help lists the options)")

@@ -6,7 +6,7 @@ Same config groups as `python -m wrpsim` (workload, router, network; `conf/plan.
 Writes `plan.json`, `candidates.parquet`, `report.html` and `report.md` into the run's output
 directory (`results/plans/<date>/<time>/`), then `_DONE`. Like `python -m wrpsim`, it prints
 for a person on stderr — a line per simulation while it searches (`wrpsim.plan.progress`: stage
-— candidate k of n, mixing, checks —, simulations spent of the budget, best fleet so far,
+— candidate k of n, mixing, checks —, simulation number and search budget spent, best fleet so far,
 elapsed time), then the verdict and where the files are — and nothing on stdout unless
 `json=true`, which prints plan.json as one JSON line there (for scripts). A plan whose SLO no
 fleet meets still exits 0, with `slo_met: false` and a warning line; bad config prints

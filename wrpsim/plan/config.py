@@ -45,6 +45,8 @@ class PoolTemplate:
     gpu: str
     tp: int
     price_per_hour_usd: float  # for the whole instance (tp GPUs)
+    calibration: str = ""  # what its iteration times rest on ("uncalibrated: roofline ..." when
+    # its GPU has no kernel measurements), as summary.json's `calibration`
 
 
 @dataclass(frozen=True)
@@ -114,10 +116,14 @@ def _check_pool(where: str, name: str, cfg: dict) -> PoolTemplate:
                                   "latency model")
             kv_capacity(lat, spec.scheduler)
     except ConfigError as e:
-        raise ConfigError(str(e).replace(f"pool.pools.{name}", where)
-                          .replace("pool.pools", "plan.candidates")) from None
+        text = (str(e).replace(f"pool.pools.{name}", where)
+                .replace("pool.pools", "plan.candidates"))
+        if not text.startswith("plan.candidates"):  # e.g. the weights-per-GPU check: name it
+            text = f"{where}: {text}"
+        raise ConfigError(text) from None
     return PoolTemplate(name, "", spec.role, cfg, spec.gpu, spec.tp,
-                        spec.price_per_gpu_hour * spec.tp)
+                        spec.price_per_gpu_hour * spec.tp,
+                        str(getattr(lat, "calibration", "constant latency")))
 
 
 def expand_candidate(name: str, raw) -> list[PoolTemplate]:
@@ -128,13 +134,17 @@ def expand_candidate(name: str, raw) -> list[PoolTemplate]:
     if "count" in raw:
         raise ConfigError(f"{where}.count: candidates have no count (the planner chooses it); "
                           "remove the key")
+    from wrpsim.pool.fleet import POOL_KEYS
+
+    check_keys(raw, [k for k in POOL_KEYS if k != "count"] + list(SIDES), where)
     role = raw.get("role", "both")
     if role == "both":
         bad = [s for s in SIDES if s in raw]
         if bad:
             raise ConfigError(f"{where}.{bad[0]} is only valid with role: disaggregated")
         t = _check_pool(where, name, dict(raw))
-        return [PoolTemplate(name, name, "both", t.config, t.gpu, t.tp, t.price_per_hour_usd)]
+        return [PoolTemplate(name, name, "both", t.config, t.gpu, t.tp, t.price_per_hour_usd,
+                             t.calibration)]
     if role != "disaggregated":
         raise unknown_choice(f"{where}.role", role, ("both", "disaggregated"))
     base = {k: v for k, v in raw.items() if k not in ("role", *SIDES)}
@@ -146,7 +156,7 @@ def expand_candidate(name: str, raw) -> list[PoolTemplate]:
         cfg = {**base, **extra, "role": side}
         t = _check_pool(f"{where}.{side}" if side in raw else where, f"{name}-{side}", cfg)
         out.append(PoolTemplate(f"{name}-{side}", name, side, cfg, t.gpu, t.tp,
-                                t.price_per_hour_usd))
+                                t.price_per_hour_usd, t.calibration))
     return out
 
 

@@ -67,6 +67,9 @@ class Evaluator:
         self.alias: dict[str, str] = {}  # tag -> tag of the identical trace (e.g. full -> search)
         self.stage = ""  # what the planner is doing, for progress lines (`wrpsim.plan.progress`)
         self.on_eval = None  # called as on_eval(self, evaluation) after every simulation
+        self.reruns = 0  # simulations repeated only to keep a cached result's tables (`keep`)
+        self.requested = ""  # the trace tag the last evaluate() asked for (before `alias`)
+        self.rerun = False  # whether the last simulation was such a repeat
 
     def label(self, counts) -> str:
         """Human-readable fleet, e.g. '2 × h100 + 1 × h200'."""
@@ -101,9 +104,11 @@ class Evaluator:
     def evaluate(self, counts, trace: str = "search", phase: str = "bisect",
                  keep: bool = False) -> Evaluation:
         """The (cached) evaluation of `counts` on trace `trace`; `keep` also retains the
-        request and instance tables. Raises `BudgetExhausted` past the search budget."""
+        request and instance tables (a cached result without them is simulated again, counted
+        in `reruns`). `on_eval` is called once per simulation, never for a cached result.
+        Raises `BudgetExhausted` past the search budget."""
         counts = tuple(int(n) for n in counts)
-        trace = self.alias.get(trace, trace)
+        requested, trace = trace, self.alias.get(trace, trace)
         key = (counts, trace)
         hit = self.cache.get(key)
         if hit is not None and (hit.tables or not keep or not hit.summary):
@@ -130,6 +135,8 @@ class Evaluator:
             self.rows.append(ev)
         else:
             self.rows[hit.index] = ev
+            self.reruns += 1
+        self.requested, self.rerun = requested, hit is not None
         if self.on_eval is not None:
             self.on_eval(self, ev)
         return ev

@@ -109,23 +109,45 @@ function util() {
     {type: 'bar', name: 'token-budget use', x: x, y: u.map((r) => r.budget),
      marker: {color: '#1f77b4'}},
     {type: 'bar', name: 'KV use', x: x, y: u.map((r) => r.kv), marker: {color: '#ff7f0e'}},
-    {type: 'scatter', mode: 'markers', name: 'requests in system (right axis)', x: x,
+    {type: 'scatter', mode: 'markers', name: 'requests in system per instance (right axis)', x: x,
      yaxis: 'y2', y: u.map((r) => r.in_system), marker: {size: 12, symbol: 'diamond',
        color: '#2a2'}}];
   draw('util', traces, layout('pool (instances × GPU)', 'share (0–1), mean per instance',
     {barmode: 'group', yaxis: {range: [0, 1.05]},
-     yaxis2: {overlaying: 'y', side: 'right', title: {text: 'mean requests in system'},
+     yaxis2: {overlaying: 'y', side: 'right',
+       title: {text: 'mean requests in system, per instance'},
        rangemode: 'tozero', automargin: true, showgrid: false, tickmode: 'auto'}}, names(traces)));
+}
+function target(key) {  // the plan's percentile target on this latency: [label, seconds]
+  for (const p of ['p99', 'p90', 'p50']) {
+    const v = D.targets[key + '_' + p + '_s'];
+    if (v) return [p + ' target', v];
+  }
+  return null;
 }
 function cdf(id, key, label, threshold) {
   const traces = Object.keys(D.cdf).filter((name) => D.cdf[name][key]).map((name) => ({
     type: 'scatter', mode: 'lines', name: esc(name), x: D.cdf[name][key][0],
     y: D.cdf[name][key][1]}));
-  if (threshold) traces.push({type: 'scatter', mode: 'lines', name: 'SLO threshold',
-    x: [null], y: [null], line: {dash: 'dash', color: '#c22'}});
+  const tg = target(key);
+  const marks = [];
+  let shapes = [];
+  if (threshold) {
+    traces.push({type: 'scatter', mode: 'lines', name: 'attainment threshold',
+      x: [null], y: [null], line: {dash: 'dash', color: '#c22'}});
+    marks.push(threshold);
+    shapes = shapes.concat(vline(threshold));
+  }
+  if (tg) {
+    traces.push({type: 'scatter', mode: 'lines', name: tg[0], x: [null], y: [null],
+      line: {dash: 'dot', color: '#f90'}});
+    marks.push(tg[1]);
+    shapes = shapes.concat([{type: 'line', yref: 'paper', y0: 0, y1: 1, x0: tg[1], x1: tg[1],
+      line: {dash: 'dot', color: '#f90', width: 2}}]);
+  }
   draw(id, traces, layout(label + ' (log scale)', 'fraction of requests',
-    {xaxis: logAxisOf(traces.flatMap((t) => t.x), threshold ? [threshold] : [], 's'),
-     yaxis: {range: [0, 1.02]}, shapes: threshold ? vline(threshold) : []}, names(traces)));
+    {xaxis: logAxisOf(traces.flatMap((t) => t.x), marks, 's'),
+     yaxis: {range: [0, 1.02]}, shapes: shapes}, names(traces)));
 }
 function search() {
   const c = D.candidates;
@@ -169,13 +191,24 @@ def _notes(r: dict) -> dict[str, str]:
                        "planner finds for that load costs per hour (table above).",
         "util": UTIL_NOTE,
         "cdf-ttft": f"Dashed red: slo.ttft_s = {sec(th.get('ttft_s'))}, the per-request "
-                    "threshold behind SLO attainment. Full trace and fresh-seed recheck.",
+                    f"threshold behind SLO attainment.{_target_note(tg, 'ttft')} Full trace "
+                    "and fresh-seed recheck.",
         "cdf-tpot": f"Dashed red: slo.tpot_s = {sec(th.get('tpot_s'))}, the per-request "
-                    "threshold behind SLO attainment.",
+                    f"threshold behind SLO attainment.{_target_note(tg, 'tpot')}",
         "cdf-e2e": "Completed requests; full trace and fresh-seed recheck.",
         "search": "Green: the fleet meets the SLO; red: it misses. Hover for the fleet and "
                   "the search phase.",
     }
+
+
+def _target_note(targets: dict, kind: str) -> str:
+    """' Dotted orange: the plan's p99 TTFT target (1 s).' for the CDF plot's note, or ''
+    (the first of p99, p90, p50 set — what the script marks)."""
+    for p in ("p99", "p90", "p50"):
+        v = targets.get(f"{kind}_{p}_s")
+        if v:
+            return f" Dotted orange: the plan's {p} {kind.upper()} target ({v:g} s)."
+    return ""
 
 
 def _is_figure(c) -> bool:
@@ -194,7 +227,7 @@ def _rows(head: list[str], rows: list[list]) -> str:
 
 def render(data: dict, plotly_js: str | None = None) -> str:
     """The complete page for `report_data(...)` (plotly.js inlined)."""
-    from wrpsim.plan.report import fmt_margin, why_tables
+    from wrpsim.plan.report import EMPTY, fleet_table, fmt_margin, recheck_sentence, why_tables
     from wrpsim.report.dashboard import json_for_script
 
     if plotly_js is None:
@@ -203,9 +236,7 @@ def render(data: dict, plotly_js: str | None = None) -> str:
         plotly_js = get_plotlyjs()
     r = data["record"]
     rc = r["recheck"]
-    fleet = _rows(["pool", "GPU", "TP", "role", "instances", "GPUs", "USD/h"],
-                  [[f["pool"], f["gpu"], f["tp"], f["role"], f["count"], f["gpus"],
-                    f"{f['cost_per_hour_usd']:.2f}"] for f in r["fleet"]])
+    fleet = _rows(*fleet_table(r))
     fig = [["USD per hour (fleet, provisioned)", f"{r['cost_per_hour_usd']:.2f}"],
            ["USD per million output tokens", _num(r["cost_per_million_output_tokens_usd"])],
            ["USD per million tokens (prompt + output)", _num(r["cost_per_million_tokens_usd"])],
@@ -215,19 +246,16 @@ def render(data: dict, plotly_js: str | None = None) -> str:
     margins = _rows(["target", "bound", "margin (full trace)", "margin (recheck)"],
                     [[k, _num(v), fmt_margin(k, r["slo_margins"].get(k)),
                       fmt_margin(k, rc["margins"].get(k))] for k, v in r["slo_targets"].items()])
-    recheck = (f"Re-checked with a fresh seed ({rc['seed']}: {rc['trace']}) before being "
-               f"reported: {'met' if rc['slo_met'] else 'NOT met'}"
-               + ("." if rc["first_met"] else f"; the searched fleet {rc['searched_fleet']} "
-                  "failed it and instances were added."))
+    recheck = recheck_sentence(r)
     notes = _notes(r)
     plots = "".join(plotstyle.figure(p, TITLES[p], notes[p]) for p in PLOTS)
     tables = why_tables(data)
     why = "".join(
         f"<h3>{html.escape(title)}</h3>"
         + (f'<p class="lead">{html.escape(lead)}</p>' if lead else "")
-        + f'<div id="why-{key}">{_rows(*tables[key])}</div>'
-        + ("" if tables[key][1] else '<p class="note">none: the plan does not meet the SLO, '
-           "so there is no smaller fleet to judge</p>" if key == "fewer" else "")
+        + f'<div id="why-{key}">'
+        + (_rows(*tables[key]) if tables[key][1] else
+           f'<p class="note">{html.escape(EMPTY.get(key, "none."))}</p>') + "</div>"
         for key, title, lead in WHY)
     stamp = dt.datetime.now().isoformat(timespec="seconds")
     title = f"Capacity plan: {r['workload'] or 'workload'} on {r['model']}"

@@ -1,13 +1,16 @@
 """What `python -m wrpsim.plan` shows on stderr while it searches (it takes minutes).
 
 `PlanProgress` is called by `Evaluator.evaluate` after every simulation (`Evaluator.on_eval`)
-and prints one line: the stage (`candidate k of n: NAME` while bisecting each candidate,
-`mixing` during the descent over mixed fleets, `checks` while verifying), the simulations spent
-out of the search budget (`plan.max_evaluations`; checks come on top), the fleet just simulated
-and whether it met the SLO, the best fleet so far (met the SLO on the search trace; lowest
-objective) and the elapsed wall time. On a terminal the line is redrawn in place; elsewhere (a
-log, a pipe) each simulation gets its own line. Contract: it only reads the evaluator, never
-changes the plan's result.
+and prints one line per simulation — a cached result is not simulated, so not printed: the
+stage (`candidate k of n: NAME` while bisecting each candidate, `mixing` during the descent
+over mixed fleets, `best-effort` when every candidate is impossible, `checks` while verifying),
+the simulation's number and the search budget spent (`plan.max_evaluations`; checks and
+best-effort come on top), the fleet just simulated, on which trace (`full (= search)` when the
+search ran on the full trace) and whether it met the SLO — `(again, to keep its request
+tables)` when a fleet already judged is simulated once more for the report's plots —, the best
+fleet so far (met the SLO on the search trace; lowest objective) and the elapsed wall time.
+On a terminal the line is redrawn in place; elsewhere (a log, a pipe) each simulation gets its
+own line. Contract: it only reads the evaluator, never changes the plan's result.
 """
 
 from __future__ import annotations
@@ -39,10 +42,15 @@ class PlanProgress:
         if self.best is not None:
             b = self.best[1].counts
             best = f"{evaluator.label(b)} (${evaluator.cost(b):,.2f}/h, {evaluator.gpus(b)} GPUs)"
-        line = (f"wrpsim.plan: {evaluator.stage or ev.phase} | search {evaluator.spent}/"
-                f"{evaluator.budget} simulations | {evaluator.label(ev.counts)} on {ev.trace}: "
-                f"{'meets' if ev.slo_met else 'misses'} the SLO | best so far: {best} | "
-                f"{time.perf_counter() - self.t0:,.0f} s")
+        trace = getattr(evaluator, "requested", "") or ev.trace
+        if trace != ev.trace:  # e.g. the full trace when the search ran on all of it
+            trace = f"{trace} (= {ev.trace})"
+        again = " (again, to keep its request tables)" if getattr(evaluator, "rerun", False) \
+            else ""
+        line = (f"wrpsim.plan: {evaluator.stage or ev.phase} | simulation {self.count} (search "
+                f"budget {evaluator.spent}/{evaluator.budget}) | {evaluator.label(ev.counts)} on "
+                f"{trace}{again}: {'meets' if ev.slo_met else 'misses'} the SLO | best so far: "
+                f"{best} | {time.perf_counter() - self.t0:,.0f} s")
         if self.redraw:
             self.stream.write(f"\r\033[K{line}")
             self._open = True

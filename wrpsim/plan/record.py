@@ -4,17 +4,25 @@ Keys (all figures of the recommended fleet on the full trace with the run's seed
 
 - `slo_met` (met on the full trace *and* on the fresh-seed recheck), `message` (one sentence);
 - `fleet` (one entry per pool with count > 0: pool, candidate, gpu, model, tp, role, count,
-  gpus, cost_per_hour_usd), `fleet_label`, `counts` (pool -> count, every planned pool);
+  gpus, cost_per_hour_usd, calibration — "uncalibrated: roofline …" for a GPU without kernel
+  measurements, as in a run's summary.json, and then `message` says so), `fleet_label`,
+  `counts` (pool -> count, every planned pool), `uncalibrated` (the planned pools, recommended
+  or compared, whose latencies are a roofline estimate);
 - `cost_per_hour_usd`, `cost_per_million_output_tokens_usd`, `cost_per_million_tokens_usd`
   (prompt + output), `energy_kwh` (facility energy over the replayed trace), `energy_kwh_per_hour`,
   `gpu_count`, `instance_count`;
 - `slo_targets`, `slo_margins` (see `wrpsim.plan.slo`), `metrics` (latency percentiles,
   attainment, throughput, duration);
 - `recheck` (seed, trace, slo_met, margins, metrics, `first_met`: whether the searched fleet
-  passed before any instance was added), `one_fewer` (per pool), `load_sensitivity` (per load
-  factor: the plan's result, and the fleet needed at that load);
-- `search` (objective, evaluations, whether the budget sufficed, the traces, phase-1 results per
-  candidate, the analytical estimates, monotonicity violations, impossible candidates).
+  passed before any instance was added, `instances_added`: whether instances were added after
+  it failed — never when no fleet met the SLO, whose closest fleet is not repaired),
+  `one_fewer` (per pool), `load_sensitivity` (per load factor: the plan's result, and the fleet
+  needed at that load);
+- `search` (objective, evaluations — distinct fleet × trace runs —, `reruns` (simulations
+  repeated only to keep a fleet's request tables for the report), `found` (some fleet met the
+  SLO on the search trace), whether the budget sufficed, the traces, phase-1 results per
+  candidate and P:D ratio (`same_as`: an earlier ratio that rounded to the same fleet), the
+  analytical estimates, monotonicity violations, impossible candidates).
 
 No wall-clock time or path is recorded, so the same config and seed give a byte-identical file.
 """
@@ -44,25 +52,45 @@ def fleet_rows(ev, counts) -> list[dict]:
     """One entry per pool with instances."""
     return [{"pool": p.name, "candidate": p.candidate, "gpu": p.gpu, "model": p.config["model"],
              "tp": p.tp, "role": p.role, "count": n, "gpus": n * p.tp,
-             "cost_per_hour_usd": n * p.price_per_hour_usd}
+             "cost_per_hour_usd": n * p.price_per_hour_usd, "calibration": p.calibration}
             for p, n in zip(ev.pools, counts) if n]
 
 
+def uncalibrated_note(pools) -> str:
+    """'uncalibrated: roofline for ...' naming the pools (and GPUs) among `pools` whose GPU has
+    no kernel measurements — their latencies are a roofline estimate — or ''."""
+    rough = [p for p in pools if "uncalibrated" in p.calibration]
+    if not rough:
+        return ""
+    return ("uncalibrated: roofline for " + ", ".join(f"{p.name} ({p.gpu})" for p in rough)
+            + ": no kernel measurements for that GPU, so its latencies (and this plan's counts "
+            "for it) are a roofline estimate")
+
+
 def _message(ev, plan, checks, notes, feasible: bool, slo_met: bool, complete: bool) -> str:
-    budget = "" if complete else (f" The search stopped at plan.max_evaluations "
-                                  f"({plan.max_evaluations}); raise it for a better answer.")
-    return _verdict(ev, plan, checks, notes, feasible, slo_met) + budget
+    out = _verdict(ev, plan, checks, notes, feasible, slo_met, complete)
+    rough = uncalibrated_note([p for p, n in zip(ev.pools, checks["final"]) if n])
+    if rough:
+        out += f" Note: {rough}."
+    if not complete:
+        out += (f" The search stopped at plan.max_evaluations ({plan.max_evaluations}); raise "
+                "it for a better answer.")
+    return out
 
 
-def _verdict(ev, plan, checks, notes, feasible: bool, slo_met: bool) -> str:
+def _verdict(ev, plan, checks, notes, feasible: bool, slo_met: bool,
+             complete: bool = True) -> str:
     counts, full = checks["final"], checks["full"]
-    label = f"{ev.label(counts)} (${ev.cost(counts):.2f}/h, {ev.gpus(counts)} GPUs)"
+    kwh = full.summary.get("energy_kwh")
+    energy = ("" if plan.objective != "energy" or kwh is None
+              else f", {kwh:.4g} kWh over the trace")
+    label = f"{ev.label(counts)} (${ev.cost(counts):.2f}/h, {ev.gpus(counts)} GPUs{energy})"
     if not feasible:
-        from wrpsim.plan.slo import SLOTargets
-
-        key, m = SLOTargets.worst(full.margins) if full.margins else ("?", None)
+        key, m = plan.slo.worst(full.margins) if full.margins else ("?", None)
         why = "; ".join(notes) if notes else (
-            f"no fleet of at most {plan.max_instances} instances per pool met it")
+            f"no fleet of at most {plan.max_instances} instances per pool met it" if complete
+            else "no fleet simulated before the search budget ran out met it (larger fleets "
+                 "were not tried)")
         miss = "undefined" if m is None else f"{-m:.1%}" if key != "attainment_min" else f"{-m:.4f}"
         return (f"no fleet meets the SLO: {why}. Closest fleet found: {label}, which misses "
                 f"{key} by {miss}.")
@@ -71,7 +99,9 @@ def _verdict(ev, plan, checks, notes, feasible: bool, slo_met: bool) -> str:
                  else f"re-checked with fresh seed {rc.seed}: the searched fleet "
                       f"{ev.label(checks['after_full'])} failed, instances were added")
     state = "meets the SLO" if slo_met else "still misses the SLO after repair"
-    return f"cheapest fleet by {plan.objective}: {label} {state}; {seed_note}."
+    best = {"cost": "cheapest fleet", "energy": "lowest-energy fleet",
+            "gpus": "fewest-GPU fleet"}[plan.objective]
+    return f"{best}: {label} {state}; {seed_note}."
 
 
 def plan_record(ev, plan, cfg: dict, checks: dict, search, info: dict, notes: list,
@@ -96,8 +126,14 @@ def plan_record(ev, plan, cfg: dict, checks: dict, search, info: dict, notes: li
     single = [{"candidate": r["candidate"], "pd_ratio": r["ratio"], "guess": r["guess"],
                "fleet": None if r["counts"] is None else ev.label(r["counts"]),
                "cost_per_hour_usd": None if r["counts"] is None else ev.cost(r["counts"]),
-               "gpu_count": None if r["counts"] is None else ev.gpus(r["counts"])}
+               "gpu_count": None if r["counts"] is None else ev.gpus(r["counts"]),
+               "uncalibrated": any("uncalibrated" in p.calibration for p in ev.pools
+                                   if p.candidate == r["candidate"])}
               for r in search.single]
+    for k, r in enumerate(single):  # P:D ratios that round to the same fleet: say so
+        r["same_as"] = next((o["pd_ratio"] for o in single[:k] if r["fleet"] and
+                             o["candidate"] == r["candidate"] and o["fleet"] == r["fleet"]),
+                            None)
     return {
         "slo_met": bool(slo_met),
         "message": _message(ev, plan, checks, notes, feasible, slo_met, search.complete),
@@ -106,6 +142,7 @@ def plan_record(ev, plan, cfg: dict, checks: dict, search, info: dict, notes: li
         "fleet": fleet_rows(ev, counts),
         "fleet_label": ev.label(counts),
         "counts": dict(zip([p.name for p in ev.pools], counts)),
+        "uncalibrated": [p.name for p in ev.pools if "uncalibrated" in p.calibration],
         "cost_per_hour_usd": cost,
         "cost_per_million_output_tokens_usd": per_million(cost, tok),
         "cost_per_million_tokens_usd": per_million(cost, (tok or 0.0) + ptok),
@@ -120,16 +157,19 @@ def plan_record(ev, plan, cfg: dict, checks: dict, search, info: dict, notes: li
         "recheck": {"seed": rc.seed, "trace": traces["recheck"].description,
                     "slo_met": rc.slo_met, "first_met": checks["recheck_first_met"],
                     "searched_fleet": ev.label(checks["after_full"]),
+                    "instances_added": bool(checks["added"]),
                     "margins": rc.margins, "metrics": metrics(rc.summary)},
         "one_fewer": checks["one_fewer"],
         "load_sensitivity": sens,
         "search": {
             "evaluations": len(ev.rows), "search_evaluations": ev.spent,
+            "reruns": ev.reruns,
             "complete": search.complete, "max_evaluations": plan.max_evaluations,
             "trace": traces["search"].description, "full_trace": traces["full"].description,
             "window_s": [traces["search"].start_s, traces["search"].end_s]
             if plan.search_window_s else None,
             "searched_fleet": ev.label(checks["searched"]),
+            "found": bool(feasible),
             "mix": plan.mix, "pd_ratios": [f"{p}:{d}" for p, d in plan.pd_ratios],
             "single_type": single, "analytical": info, "impossible": notes,
             "monotonicity_violations": checks["violations"],

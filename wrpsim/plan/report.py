@@ -129,6 +129,26 @@ def _miss(key: str, margin, bound) -> str:
     return f"misses {key}: {ratio * bound:.3g} s against {bound:g} s ({how})"
 
 
+def recheck_sentence(r: dict) -> str:
+    """What the fresh-seed recheck found and what was done about it (report.md and .html):
+    instances are said to be added only when they were, and a fleet that met no SLO is said to
+    be the closest found, not a repaired one."""
+    rc = r["recheck"]
+    head = (f"Re-checked with a fresh seed ({rc['seed']}: {rc['trace']}) before being reported: "
+            f"{'met' if rc['slo_met'] else 'NOT met'}")
+    if rc["first_met"]:
+        return head + "."
+    if rc.get("instances_added"):
+        return head + (f" (the searched fleet {rc['searched_fleet']} failed the recheck; "
+                       + ("instances were added until both runs met the SLO)." if r["slo_met"]
+                          else "instances were added, but the fleet still misses the SLO)."))
+    if not r["search"].get("found", True):
+        return head + (" (no fleet met the SLO in the search, so nothing was repaired: this is "
+                       "the closest fleet found).")
+    return head + (f" (the searched fleet {rc['searched_fleet']} failed the recheck, and no "
+                   "instance could be added within plan.max_instances).")
+
+
 def _why_fewer(o: dict, targets: dict) -> str:
     """Why the fleet with one instance fewer is not the plan (or that it would do)."""
     if o.get("reason"):
@@ -148,7 +168,8 @@ def why_tables(data: dict) -> dict[str, tuple[list[str], list[list[str]]]]:
     base = r["cost_per_hour_usd"]
     single = (["candidate", "P:D", "smallest fleet meeting the SLO", "GPUs", "USD/h",
                "vs recommended"],
-              [[c["candidate"], c["pd_ratio"] or "–", c["fleet"] or "none meets the SLO",
+              [[_cand(c),
+                c["pd_ratio"] or "–", _same(c, "none meets the SLO"),
                 _f(c.get("gpu_count")), _f(c["cost_per_hour_usd"], ".2f"),
                 "recommended" if c["fleet"] == r["fleet_label"] else
                 _usd_delta(c["cost_per_hour_usd"], base)] for c in r["search"]["single_type"]])
@@ -162,14 +183,49 @@ def why_tables(data: dict) -> dict[str, tuple[list[str], list[list[str]]]]:
               _f(s["attainment"]), s["needed"] or "none found", _f(s["needed_cost"], ".2f"),
               _usd_delta(s["needed_cost"], base)] for s in data["sensitivity"]])
     util = (["pool", "GPU", "instances", "busy fraction", "token-budget use", "KV use",
-             "mean requests in system"],
+             "mean requests in system, per instance"],
             [[u["pool"], u["gpu"], str(u["instances"]), f"{u['busy']:.3f}",
               f"{u.get('budget', 0.0):.3f}", f"{u['kv']:.3f}", f"{u['in_system']:.2f}"]
              for u in data["utilisation"]])
     return {"single": single, "fewer": fewer, "load": load, "util": util}
 
 
-def _table(head: list[str], rows: list[list]) -> list[str]:
+def _same(c: dict, none: str) -> str:
+    """A single-type fleet, or that it is the fleet of an earlier P:D ratio (rounding)."""
+    if not c["fleet"]:
+        return none
+    return c["fleet"] + (f" (same fleet as {c['same_as']})" if c.get("same_as") else "")
+
+
+def _cand(c: dict) -> str:
+    return c["candidate"] + (" (uncalibrated: roofline)" if c.get("uncalibrated") else "")
+
+
+def timings(calibration: str) -> str:
+    """The fleet table's 'timings' cell: measured kernels, or the roofline estimate."""
+    return "uncalibrated: roofline" if "uncalibrated" in str(calibration) else "measured"
+
+
+def fleet_table(r: dict) -> tuple[list[str], list[list]]:
+    """The recommended (or closest) fleet, one row per pool, with what its timings rest on."""
+    return (["pool", "GPU", "TP", "role", "instances", "GPUs", "USD/h", "timings"],
+            [[f["pool"], f["gpu"], f["tp"], f["role"], f["count"], f["gpus"],
+              f"{f['cost_per_hour_usd']:.2f}", timings(f.get("calibration", ""))]
+             for f in r["fleet"]])
+
+
+EMPTY = {
+    "fewer": "One instance fewer: none — the plan does not meet the SLO, so there is no smaller "
+             "fleet to judge.",
+    "single": "none — no candidate was searched (every one is impossible at any count; below).",
+    "search": "No candidate was searched: every one is impossible at any count (below).",
+}
+
+
+def _table(head: list[str], rows: list[list], empty: str = "none.") -> list[str]:
+    """A Markdown table, or the line `empty` when there is no row (no header-only table)."""
+    if not rows:
+        return [empty, ""]
     out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     out += ["| " + " | ".join(str(c).replace("|", "\\|") for c in r) + " |" for r in rows]
     return [*out, ""]
@@ -183,9 +239,7 @@ def markdown(data: dict) -> str:
              f"**{'SLO met' if r['slo_met'] else 'SLO NOT met'}** — {r['message']}", "",
              "## Recommended fleet" if r["slo_met"] else "## Closest fleet found (misses the SLO)",
              ""]
-    lines += _table(["pool", "GPU", "TP", "role", "instances", "GPUs", "USD/h"],
-                    [[f["pool"], f["gpu"], f["tp"], f["role"], f["count"], f["gpus"],
-                      f"{f['cost_per_hour_usd']:.2f}"] for f in r["fleet"]])
+    lines += _table(*fleet_table(r))
     lines += ["## Cost and energy", ""]
     lines += _table(["figure", "value"], [
         ["cost per hour (USD)", _f(r["cost_per_hour_usd"], ".2f")],
@@ -205,15 +259,12 @@ def markdown(data: dict) -> str:
     lines += _table(["target", "bound", "value", "margin", "recheck value", "recheck margin"],
                     rows)
     lines += ["## Robustness", "",
-              f"- Re-checked with a fresh seed ({rc['seed']}) before being reported: "
-              f"{'met' if rc['slo_met'] else 'NOT met'}"
-              + ("" if rc["first_met"] else f" (the searched fleet {rc['searched_fleet']} failed "
-                 "the recheck; instances were added until both runs met the SLO)") + ".", ""]
+              f"- {recheck_sentence(r)}", ""]
     why = why_tables(data)
-    lines += _table(*why["fewer"])
+    lines += _table(*why["fewer"], empty=EMPTY["fewer"])
     lines += ["## Single-type alternatives", "",
               "The smallest fleet of each candidate alone that meets the SLO (search trace).", ""]
-    lines += _table(*why["single"])
+    lines += _table(*why["single"], empty=EMPTY["single"])
     lines += ["## Sensitivity to load", ""]
     lines += _table(*why["load"])
     lines += ["## Per-pool utilisation (full trace)", "", UTIL_NOTE, ""]
@@ -229,14 +280,18 @@ def markdown(data: dict) -> str:
                          for c in (by_index[i] for i in data["pareto"][key])])
     s = r["search"]
     lines += ["## Search", "",
-              f"{s['evaluations']} simulations ({s['search_evaluations']} in the search, "
-              f"budget {s['max_evaluations']}{'' if s['complete'] else ', EXHAUSTED'}); search "
-              f"trace: {s['trace']}; wall time {t.get('total_s', 0):.1f} s (search "
+              f"{s['evaluations'] + s.get('reruns', 0)} simulations: {s['evaluations']} fleet × "
+              f"trace runs ({s['search_evaluations']} in the search, "
+              f"budget {s['max_evaluations']}{'' if s['complete'] else ', EXHAUSTED'})"
+              + (f" and {s['reruns']} repeated to keep a fleet's request tables for the plots"
+                 if s.get("reruns") else "")
+              + f"; search trace: {s['trace']}; wall time {t.get('total_s', 0):.1f} s (search "
               f"{t.get('search_s', 0):.1f} s, checks {t.get('verify_s', 0):.1f} s).", ""]
     lines += _table(["candidate", "P:D", "first guess (analytical)",
                      "smallest fleet meeting the SLO"],
-                    [[c["candidate"], c["pd_ratio"] or "–", c["guess"], c["fleet"] or "none"]
-                     for c in s["single_type"]])
+                    [[_cand(c),
+                c["pd_ratio"] or "–", c["guess"], _same(c, "none")]
+                     for c in s["single_type"]], empty=EMPTY["search"])
     mono = s["monotonicity_violations"]
     lines += [f"Monotonicity (more instances never hurt): "
               f"{'no violation among the evaluated fleets' if not mono else mono}.", ""]

@@ -21,8 +21,6 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from wrpsim.plan.slo import SLOTargets
-
 VERSION = "1"
 _F, _I, _S, _B = pa.float64(), pa.int64(), pa.string(), pa.bool_()
 RUN_METRICS = ("energy_kwh", "ttft_p50_s", "ttft_p99_s", "tpot_p50_s", "tpot_p99_s", "e2e_p99_s",
@@ -52,7 +50,7 @@ def candidate_table(ev, chosen: tuple) -> pa.Table:
     rows = []
     for e in ev.rows:
         run = ev.traces[e.trace]
-        key, margin = SLOTargets.worst(e.margins) if e.margins else (None, None)
+        key, margin = ev.slo.worst(e.margins) if e.margins else (None, None)
         row = {"index": e.index, "phase": e.phase, "trace": e.trace, "seed": e.seed,
                "trace_description": run.description, "trace_start_s": run.start_s,
                "trace_end_s": run.end_s, "fleet": ev.label(e.counts),

@@ -13,6 +13,15 @@ Targets are optional bounds on `summary.json` keys (see `wrpsim/metrics/summary.
 Margins are signed, positive when met: relative headroom `(bound - value) / bound` for latency
 bounds, absolute `value - bound` for `attainment_min`, `bound - value` for `unserved_max`.
 A statistic that is undefined (no completed request) is a violation with margin None.
+
+The *worst* target (`SLOTargets.worst`: candidates.parquet `worst_target` / `worst_margin`, the
+"misses X" of messages) is the tightest one on a common scale, every target read as an upper
+bound with relative headroom: `(bound - value) / bound` for latencies (their margin),
+`(value - min) / (1 - min)` for `attainment_min` (headroom on the share allowed to miss), and
+`(bound - value) / bound` for `unserved_max`. A bound of 0 (`unserved_max: 0`, or
+`attainment_min: 1`) has no headroom to measure: met, it is never the tightest; missed, it is
+the worst. An undefined statistic is worse than any miss. The margin reported with it is the
+target's own (absolute for attainment and unserved).
 """
 
 from __future__ import annotations
@@ -96,8 +105,24 @@ class SLOTargets:
         """True when every margin is defined and >= 0."""
         return all(m is not None and m >= 0 for m in margins.values())
 
-    @staticmethod
-    def worst(margins: dict) -> tuple[str, float | None]:
-        """The most violated (or least met) target and its margin."""
-        key = min(sorted(margins), key=lambda k: -1e300 if margins[k] is None else margins[k])
+    def headroom(self, key: str, margin: float | None) -> float:
+        """`key`'s margin as relative headroom of an upper bound (module docstring): comparable
+        across targets; -inf when undefined, +inf for a met bound of 0, -inf for a missed one."""
+        if margin is None:
+            return float("-inf")
+        if key in self.upper:
+            return margin
+        room = (1.0 - self.attainment_min if key == "attainment_min" and
+                self.attainment_min is not None else self.unserved_max
+                if key == "unserved_max" else None)
+        if room is None:
+            return margin
+        if room <= 0:
+            return float("inf") if margin >= 0 else float("-inf")
+        return margin / room
+
+    def worst(self, margins: dict) -> tuple[str, float | None]:
+        """The tightest target (most violated, or least headroom when all are met; module
+        docstring) and its own margin."""
+        key = min(sorted(margins), key=lambda k: self.headroom(k, margins[k]))
         return key, margins[key]

@@ -12,8 +12,6 @@
 
 from __future__ import annotations
 
-from wrpsim.plan.slo import SLOTargets
-
 
 def _step(counts, i: int, d: int) -> tuple:
     return tuple(c + d * (k == i) for k, c in enumerate(counts))
@@ -83,7 +81,7 @@ def one_fewer(ev, counts, tags) -> list[dict]:
             e = ev.evaluate(c, t, "one-fewer")
             row[f"slo_met_{t}"] = e.slo_met
             if e.margins:
-                key, margin = SLOTargets.worst(e.margins)
+                key, margin = ev.slo.worst(e.margins)
                 row[f"worst_{t}"] = {"target": key, "margin": margin}
         row["slo_met"] = all(row[f"slo_met_{t}"] for t in tags)
         out.append(row)
