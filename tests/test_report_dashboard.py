@@ -195,9 +195,11 @@ def _expected_winner(results: str) -> str:
     import pyarrow.parquet as pq
 
     rows = [r for r in pq.read_table(results).to_pylist() if r["status"] == "completed"]
-    best = min(rows, key=lambda r: (-r["slo_attainment"], r["cost_usd"], r["ttft_p99_s"],
-                                    int(r["run"])))
-    return best["run"]
+    top = max(r["slo_attainment"] for r in rows)
+    rows = [r for r in rows if r["slo_attainment"] == top]
+    cheapest = min(r["cost_usd"] for r in rows)
+    rows = [r for r in rows if r["cost_usd"] <= 1.01 * cheapest]  # costs within 1 % tie
+    return min(rows, key=lambda r: (r["ttft_p99_s"], int(r["run"])))["run"]
 
 
 def test_hostile_strings_never_reach_the_page_unescaped(dashboard):
