@@ -69,8 +69,8 @@ def test_run_killed_while_writing_over_a_finished_run_is_not_complete(tmp_path, 
         shutil.rmtree(run_dir)
     else:
         pytest.skip("the run finished before it could be killed three times")
-    assert (run_dir / "summary.json").is_file()  # the old summary is still there ...
-    assert not (run_dir / "_DONE").exists()  # ... but the marker went first
+    # the old run's marker and result files went before the new run started (app.py)
+    assert not (run_dir / "_DONE").exists() and not (run_dir / "summary.json").exists()
     assert any(run_dir.glob(".*.tmp-*"))
     p = report(sweep)
     assert p.returncode == 0, p.stderr
@@ -158,3 +158,67 @@ def test_report_on_a_capacity_plan_says_it_is_not_a_sweep(tmp_path):
     assert p.returncode == 2 and len(p.stderr.strip().splitlines()) == 1
     assert "is a capacity plan (plan.json), not a sweep" in p.stderr
     assert sorted(x.name for x in tmp_path.iterdir()) == ["_DONE", "plan.json"]
+
+
+@pytest.fixture(scope="module")
+def other_verbs(tmp_path_factory):
+    """A real capacity plan and a real wrpsim.net scenario, to copy into sweeps."""
+    d = tmp_path_factory.mktemp("verbs")
+    p = subprocess.run([sys.executable, "-m", "wrpsim.plan", "workload.max_requests=200",
+                        f"hydra.run.dir={d / 'plan'}"], capture_output=True, text=True,
+                       timeout=300)
+    assert p.returncode == 0, p.stderr
+    n = subprocess.run([sys.executable, "-m", "wrpsim.net", "leaves=2", "hosts_per_leaf=2",
+                        "spines=2", f"out_dir={d / 'net'}"], capture_output=True, text=True,
+                       timeout=300)
+    assert n.returncode == 0, n.stderr
+    assert (d / "plan" / "plan.json").is_file() and (d / "net" / "summary.json").is_file()
+    return d
+
+
+def test_plan_and_net_folders_inside_a_sweep_are_not_runs(tmp_path, finished, other_verbs):
+    """A plan next to a sweep's runs (docs/sweeps.md: its report.html is linked) and a
+    wrpsim.net folder are neither rows nor controls; a plan job that failed before writing
+    plan.json (its Hydra record names the job wrpsim-plan) is not a run either."""
+    sweep = tmp_path / "sweep"
+    for name in ("0", "1"):
+        shutil.copytree(finished, sweep / name)
+    shutil.copytree(other_verbs / "plan", sweep / "plan")
+    shutil.copytree(other_verbs / "net", sweep / "net")
+    shutil.copytree(other_verbs / "plan", sweep / "plan-failed")
+    for f in ("plan.json", "_DONE"):
+        (sweep / "plan-failed" / f).unlink()
+    (sweep / "plan-failed" / "error.json").write_text('{"message": "boom"}')
+    assert [r.name for r in scan(sweep)] == ["0", "1"]
+    p = report(sweep)
+    assert p.returncode == 0, p.stderr
+    s = json.loads(p.stdout.strip().splitlines()[-1])
+    assert (s["runs"], s["completed"], s["incomplete"], s["failed"]) == (2, 2, 0, 0)
+    manifest = json.loads((sweep / "manifest.json").read_text())
+    assert [r["run"] for r in manifest["runs"]] == ["0", "1"]
+    assert 'href="plan/report.html"' in (sweep / "dashboard.html").read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("layout", ["plans", "net", "net-inside"])
+def test_report_on_other_verbs_output_is_one_line_and_writes_nothing(tmp_path, other_verbs,
+                                                                       layout):
+    """A sweep of capacity plans (`wrpsim.plan -m`) or a wrpsim.net folder holds no run: one
+    line naming what it holds, status 2, nothing written (both used to exit 0 with bogus
+    'incomplete' runs)."""
+    sweep = tmp_path / "sweep"
+    if layout == "plans":
+        for name in ("0", "1"):
+            shutil.copytree(other_verbs / "plan", sweep / name)
+    elif layout == "net":
+        shutil.copytree(other_verbs / "net", sweep)
+    else:
+        shutil.copytree(other_verbs / "net", sweep / "n1")
+    before = sorted(x.relative_to(sweep) for x in sweep.rglob("*"))
+    p = report(sweep)
+    assert p.returncode == 2 and len(p.stderr.strip().splitlines()) == 1, p.stderr
+    assert p.stderr.startswith("wrpsim: error: report: sweep_dir")
+    assert {"plans": "holds no simulation run, only capacity plans (0, 1;",
+            "net": "is a network scenario (python -m wrpsim.net), not a sweep",
+            "net-inside": "holds no simulation run, only network scenarios (n1)"}[layout] \
+        in p.stderr
+    assert sorted(x.relative_to(sweep) for x in sweep.rglob("*")) == before

@@ -89,8 +89,8 @@ def test_a_sweep_prints_aligned_lines_and_a_closing_table(monkeypatch, capsys, t
     assert rows[1].split()[1:4] == ["failed", "(see", "1/error.json)"]  # a10g: 70B does not fit
     ok = [r for r in rows if "failed" not in r]
     assert len(ok) == 2 and len({r.index(" router=") for r in ok}) == 1  # aligned columns
-    assert table[7].startswith("best SLO attainment, then lowest cost (ties: lower p99 TTFT, "
-                               "then run number): run ")
+    assert table[7].startswith("best SLO attainment, then lowest cost (costs within 1 % tie; "
+                               "ties: lower p99 TTFT, then run number): run ")
     per_run = [ln for ln in lines[:start] if ln.startswith("wrpsim: run ")]
     assert [ln.split()[2] for ln in per_run] == ["0", "2"]  # as each completed run finished
     assert len({ln.index(" | SLO ") for ln in per_run}) == 1  # aligned
@@ -179,7 +179,27 @@ def test_the_winner_breaks_ties_by_p99_ttft_then_run_number():
     assert winner([("0", a), ("1", {**a, "ttft_p99_s": 0.4})]) == "1"  # equal cost: p99 TTFT
     assert winner([("10", a), ("2", a), ("3", a)]) == "2"  # all equal: run number, not text
     assert winner([("0", {**a, "ttft_p99_s": None}), ("1", a)]) == "1"  # missing p99 last
+    assert winner([("0", {**a, "cost_usd": None}), ("1", {**a, "ttft_p99_s": 0.9})]) == "1"
+    assert winner([("0", {**a, "cost_usd": None}), ("1", {**a, "cost_usd": None,
+                                                          "ttft_p99_s": 0.4})]) == "1"
     assert winner([("0", None)]) is None
+
+
+def test_the_winner_is_not_decided_by_cost_noise():
+    """Identical fleets differ in cost only by when the last request finished (a sweep of
+    random vs round-robin: $2.4365 vs $2.4354): costs within 1 % of the cheapest tie, so the
+    lower p99 TTFT wins; a cost 1 % or more above the cheapest still loses."""
+    from wrpsim.report.choice import winner
+
+    rnd = {"slo_attainment": 1.0, "cost_usd": 2.4354, "ttft_p99_s": 0.400}
+    rr = {"slo_attainment": 1.0, "cost_usd": 2.4365, "ttft_p99_s": 0.341}
+    assert winner([("0", rnd), ("1", rr)]) == "1"
+    assert winner([("0", rnd), ("1", {**rr, "cost_usd": 2.4354 * 1.0099})]) == "1"
+    assert winner([("0", rnd), ("1", {**rr, "cost_usd": 2.4354 * 1.011})]) == "0"
+    # the band is measured from the cheapest run, so the order of the runs never matters
+    c = {"slo_attainment": 1.0, "cost_usd": 2.4354 * 1.008, "ttft_p99_s": 0.2}
+    runs = [("0", rnd), ("1", rr), ("2", c)]
+    assert winner(runs) == winner(runs[::-1]) == "2"
 
 
 def test_summary_says_which_pools_rest_on_the_roofline_and_what_each_cost_figure_is():

@@ -91,3 +91,39 @@ def test_a_worker_that_dies_is_not_called_a_launcher_that_cannot_start(tmp_path)
     assert line[0].startswith("wrpsim: error: a sweep job's worker died (killed, e.g. out of "
                               "memory, or crashed): TerminatedWorkerError: ")
     assert f"runs that finished are in {tmp_path}" in line[0] and "cannot start" not in line[0]
+
+
+def test_a_rerun_in_the_same_directory_leaves_no_file_of_the_earlier_run(tmp_path):
+    """trace.json of a sim.trace=true run and routing.parquet of a compress-route run used to
+    survive a plain rerun into the same directory, read as results of the new config. The
+    files wrpsim writes (and their interrupted temporaries) go first; a user's file stays."""
+    def run(*overrides):
+        cmd = [sys.executable, "-m", "wrpsim", f"hydra.run.dir={tmp_path}", *BASE, *overrides]
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+        assert p.returncode == 0, p.stderr
+
+    run("router=compress-route", "sim.trace=true")
+    assert (tmp_path / "trace.json").is_file() and (tmp_path / "routing.parquet").is_file()
+    (tmp_path / "notes.txt").write_text("mine")
+    (tmp_path / ".summary.json.tmp-1").write_text("{")
+    run("router=round-robin")
+    assert not (tmp_path / "trace.json").exists() and not (tmp_path / "routing.parquet").exists()
+    assert not (tmp_path / ".summary.json.tmp-1").exists()
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+    assert (tmp_path / "summary.json").is_file() and (tmp_path / "_DONE").is_file()
+
+
+def test_the_cleared_files_are_every_file_the_verbs_write():
+    """RUN_FILES / PLAN_FILES (what a rerun removes) name every file sim.run / the planner
+    writes into a run's directory, so a new output cannot be forgotten there."""
+    import re
+    from pathlib import Path
+
+    from wrpsim.__main__ import RUN_FILES
+    from wrpsim.plan import planner
+    from wrpsim.plan.__main__ import PLAN_FILES
+
+    sim = (Path(__file__).resolve().parents[1] / "wrpsim" / "sim.py").read_text()
+    assert set(re.findall(r'\bout / "([^"]+)"', sim)) == set(RUN_FILES)
+    assert {planner.PLAN_JSON, planner.CANDIDATES, planner.REPORT_HTML,
+            planner.REPORT_MD} == set(PLAN_FILES)

@@ -20,6 +20,12 @@ from __future__ import annotations
 import json
 import sys
 
+# every file `wrpsim.sim.run` may write into a run's directory (some only when a feature is on:
+# routing.parquet, network.*, trace.json); removed before a run, so a re-used directory keeps
+# none from an earlier run (tests/test_out_dir.py checks this list against wrpsim/sim.py)
+RUN_FILES = ("requests.parquet", "instances.parquet", "tasks.parquet", "routing.parquet",
+             "network.json", "network.parquet", "config.yaml", "trace.json", "summary.json")
+
 
 def _job_context() -> tuple[bool, list[str]]:
     """(inside a -m sweep, the job's overrides but the printing flag json=)."""
@@ -69,7 +75,7 @@ def main() -> None:
     """Console-script entry point."""
     from wrpsim.app import hydra_entry
 
-    hydra_entry(_task)
+    hydra_entry(_task, outputs=RUN_FILES)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,10 @@ Contracts of a job (one run, or one point of a `-m` sweep), in its output direct
 
 - a run that returns normally gets a completion marker `_DONE` (JSON: the SHA-256 of the resolved
   config, the overrides, the wall time), written atomically *after* every result file; a directory
-  without `_DONE` is never a finished run (stale `_DONE` / `error.json` are removed first);
+  without `_DONE` is never a finished run. Before a job runs, the files an earlier job left in a
+  re-used directory are removed: `_DONE`, `error.json` and the verb's own output files (the
+  `outputs` given to `hydra_entry`, e.g. `trace.json` of a run with `sim.trace=true`, and their
+  leftover `.NAME.tmp-*` files), so no stale result outlives a rerun; other files are left;
 - single run: a user error (`WrpsimError`) prints one line `wrpsim: error: …` on stderr and exits
   with status 2, never a traceback; so does a bad command line that Hydra rejects before the run
   (unknown group option or key, malformed override, a launcher that cannot start: see
@@ -98,16 +101,22 @@ def say(line: str, stream=None) -> None:
     stream.flush()
 
 
-def _clear_markers(out: Path) -> None:
-    for name in (DONE, ERROR):
+def clear_outputs(out: Path, outputs: tuple[str, ...] = ()) -> None:
+    """Remove `_DONE`, `error.json` and the named output files of an earlier job from `out`,
+    with the temporary files of their interrupted atomic writes (`.NAME.tmp-*`, `wrpsim.io`).
+    Nothing else is touched: a user's own files stay."""
+    for name in (DONE, ERROR, *outputs):
         (out / name).unlink(missing_ok=True)
+        for tmp in out.glob(f".{name}.tmp-*"):
+            tmp.unlink(missing_ok=True)
 
 
-def _run_marked(task, container: dict, out: Path, digest: str, overrides: list[str]) -> None:
-    """Run the task, then write `_DONE` last."""
+def _run_marked(task, container: dict, out: Path, digest: str, overrides: list[str],
+                outputs: tuple[str, ...] = ()) -> None:
+    """Clear an earlier job's files (`clear_outputs`), run the task, then write `_DONE` last."""
     from wrpsim.io import write_json
 
-    _clear_markers(out)
+    clear_outputs(out, outputs)
     t0 = time.perf_counter()
     task(container, str(out))
     write_json(out / DONE, {"status": "completed", "config_sha256": digest,
@@ -143,7 +152,8 @@ def _json_of_skipped(container: dict, out: Path, overrides: list[str]) -> None:
     say(json_line(summary, str(out), shown))
 
 
-def sweep_job(task, cfg, out_dir: str, overrides: list[str]) -> None:
+def sweep_job(task, cfg, out_dir: str, overrides: list[str],
+              outputs: tuple[str, ...] = ()) -> None:
     """One job of a multirun: skip if already completed, record failures, never raise."""
     from omegaconf import OmegaConf
 
@@ -157,7 +167,7 @@ def sweep_job(task, cfg, out_dir: str, overrides: list[str]) -> None:
             say(f"wrpsim: skip {out}: already completed with the same config", sys.stderr)
             _json_of_skipped(container, out, overrides)
             return
-        _run_marked(task, container, out, digest, overrides)
+        _run_marked(task, container, out, digest, overrides, outputs)
     except (Exception, SystemExit) as e:  # a sweep outlives any one failing job
         if isinstance(e, SystemExit) and e.code in (0, None):
             return
@@ -245,8 +255,9 @@ def app_help(config_name: str) -> str:
                 help_cfg.get("footer", ""))
 
 
-def hydra_entry(task, config_name: str = "config"):
-    """Run `task(cfg_dict, out_dir)` as a Hydra app over `conf/<config_name>.yaml`."""
+def hydra_entry(task, config_name: str = "config", outputs: tuple[str, ...] = ()):
+    """Run `task(cfg_dict, out_dir)` as a Hydra app over `conf/<config_name>.yaml`; `outputs`:
+    the names of every file the task may write into `out_dir` (removed before it runs)."""
     import hydra
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
@@ -273,11 +284,12 @@ def hydra_entry(task, config_name: str = "config"):
         out_dir = hc.runtime.output_dir
         overrides = list(hc.overrides.task)
         if hc.mode == RunMode.MULTIRUN:
-            sweep_job(task, cfg, out_dir, overrides)
+            sweep_job(task, cfg, out_dir, overrides, outputs)
             return
         try:
             container = OmegaConf.to_container(cfg, resolve=True)
-            _run_marked(task, container, Path(out_dir), config_digest(container), overrides)
+            _run_marked(task, container, Path(out_dir), config_digest(container), overrides,
+                        outputs)
         except WrpsimError as e:
             raise user_error(str(e)) from None
 

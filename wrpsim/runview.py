@@ -17,7 +17,8 @@ printed here, `wrpsim.__main__` and `SweepView` print on stderr):
 - `sweep_line(summary, name, overrides)`: one row of the closing table (`SWEEP_HEADER`).
 - `sweep_table(sweep_dir)`: the header, one row per run (completed, failed or incomplete, in
   job order), and which completed run wins by `wrpsim.report.choice` (best SLO attainment, then
-  lowest cost; ties: lower p99 TTFT, then run number) — the dashboard's winner too.
+  lowest cost, costs within 1 % tying; ties: lower p99 TTFT, then run number) — the
+  dashboard's winner too.
   `SweepView` is the Hydra callback that prints it when a `-m` sweep ends (registered in
   conf/config.yaml under `hydra.callbacks`).
 """

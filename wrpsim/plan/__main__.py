@@ -18,6 +18,10 @@ from __future__ import annotations
 import json
 import sys
 
+# every file a plan writes (wrpsim.plan.planner.write_outputs; report.* only with plan.report),
+# removed before a plan runs so a re-used directory keeps no report of an earlier plan
+PLAN_FILES = ("plan.json", "candidates.parquet", "report.html", "report.md")
+
 
 def _task(cfg: dict, out_dir: str) -> None:
     from wrpsim.app import say
@@ -46,7 +50,7 @@ def main() -> None:
     """Console entry point (Hydra app over conf/plan.yaml)."""
     from wrpsim.app import hydra_entry
 
-    hydra_entry(_task, "plan")
+    hydra_entry(_task, "plan", outputs=PLAN_FILES)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,9 @@ inside the package). The script runs after `wrpsim.report.plotstyle.JS` (titles,
 axes, threshold lines), reads the data block `#wrpsim-data` (JSON), fills the winner box, builds
 one `<select>` per swept dimension and redraws every view with `Plotly.react` when a control
 changes. The cost-vs-p99 views show every completed run whatever the selection (unselected ones
-faded) with the Pareto front and the winner; the other views show the selected runs. Strings
+faded) with the Pareto front and the winner, coloured on a scale from the lowest SLO attainment
+(down to a 5 % step, at most 95 %) to 100 %; the other views show the selected runs, each run
+(load series, router target) in one colour whatever the selection. Strings
 from configs and traces reach the page only through `textContent` (DOM) or `esc()` (Plotly's
 pseudo-HTML labels), never through `innerHTML`. `document.body.dataset.renders` counts redraws.
 """
@@ -65,6 +67,16 @@ const fmt = (v) => (v === null || v === undefined) ? '' :
 const pct = (v) => (v === null || v === undefined) ? 'n/a' : (100 * v).toFixed(1) + ' %';
 const secs = (v) => (v === null || v === undefined) ? 'n/a' : fmtUnit(v, 's');
 const WIN = DATA.winner ? DATA.winner.run : null;
+// a run's colour is fixed by its place among all completed runs (and a series' or a router
+// target's by its place among all of them), so it never changes with the selection
+const PALETTE = ['#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd', '#8c564b', '#e377c2',
+  '#7f7f7f', '#bcbd22', '#17becf'];
+const DONE = DATA.runs.filter((r) => r.status === 'completed' && r.view).map((r) => r.run);
+const colourOf = (r) => PALETTE[Math.max(0, DONE.indexOf(r.run)) % PALETTE.length];
+const stable = (keys) => {
+  const all = [...new Set(keys)].sort();
+  return (k) => PALETTE[Math.max(0, all.indexOf(k)) % PALETTE.length];
+};
 
 function label(r) {
   const parts = DATA.dims.map((d) => r.params[d.key] === undefined ? '-' : r.params[d.key]);
@@ -90,7 +102,8 @@ function cdf(key, name, sloKey, runs) {
   setTitle('cdf-' + key, name + ' distribution (CDF), selected runs');
   if (!runs.length) { empty('cdf-' + key); return; }
   const traces = runs.slice(0, MAXLINES).map((r) => ({x: r.view.cdf[key][0],
-    y: r.view.cdf[key][1], mode: 'lines', type: 'scatter', name: esc(label(r))}));
+    y: r.view.cdf[key][1], mode: 'lines', type: 'scatter', name: esc(label(r)),
+    line: {color: colourOf(r)}}));
   const slo = sloKey ? thresholds(runs, sloKey) : [];
   traces.push(...sloLegend(slo));
   Plotly.react('plot-cdf-' + key, traces, layout(name + ' (log scale)', 'fraction of requests',
@@ -116,8 +129,11 @@ function pareto(key, name, sloKey, shown) {
   const slo = thresholds(runs, sloKey);
   const all = pts(runs, 'run (colour: SLO attainment)', null, 'circle', 10);
   all.marker.color = runs.map((r) => r.summary.slo_attainment || 0);
+  // the scale spans the runs' attainments (from the lowest, down to a 5 % step, at most 95 %,
+  // to 100 %), so 95.7 % and 100 % differ in colour; the colour bar shows the range
+  const cmin = Math.min(0.95, Math.floor(Math.min(...all.marker.color) * 20) / 20);
   Object.assign(all.marker, {colorscale: [[0, '#c22'], [0.5, '#e8b830'], [1, '#2a2']],
-    cmin: 0, cmax: 1, line: {color: '#444', width: 0.5}, colorbar: {thickness: 10, len: 0.9,
+    cmin: cmin, cmax: 1, line: {color: '#444', width: 0.5}, colorbar: {thickness: 10, len: 0.9,
       title: {text: 'SLO att.', side: 'top'}, tickformat: '.0%', x: 1.01, xpad: 4}});
   const traces = [all,
     {type: 'scatter', mode: 'lines', name: 'Pareto front', x: line.map((r) => r.summary.cost_usd),
@@ -140,9 +156,11 @@ function slo(runs) {
   if (!DATA.load) { bars('slo', 'SLO attainment (share of requests)', runs, 'slo_attainment');
     return; }
   const others = DATA.dims.filter((d) => d.key !== DATA.load);
+  const seriesOf = (r) => others.map((d) => r.params[d.key]).join(' | ') || 'all';
+  const colour = stable(DATA.runs.filter((r) => r.status === 'completed').map(seriesOf));
   const series = new Map();
   runs.forEach((r) => {
-    const name = others.map((d) => r.params[d.key]).join(' | ') || 'all';
+    const name = seriesOf(r);
     if (!series.has(name)) series.set(name, []);
     series.get(name).push(r);
   });
@@ -150,7 +168,8 @@ function slo(runs) {
   series.forEach((rs, name) => {
     rs.sort((a, b) => parseFloat(a.params[DATA.load]) - parseFloat(b.params[DATA.load]));
     traces.push({x: rs.map((r) => parseFloat(r.params[DATA.load])), type: 'scatter',
-      y: rs.map((r) => r.summary.slo_attainment), mode: 'lines+markers', name: esc(name)});
+      y: rs.map((r) => r.summary.slo_attainment), mode: 'lines+markers', name: esc(name),
+      line: {color: colour(name)}, marker: {color: colour(name)}});
   });
   Plotly.react('plot-slo', traces, layout(DATA.load + ' (offered load)',
     'SLO attainment (share of requests)', {yaxis: {range: [0, 1.05]}}, names(traces)), CONFIG);
@@ -158,16 +177,17 @@ function slo(runs) {
 function mix(runs) {
   if (!runs.length) { empty('mix'); return; }
   const keys = [...new Set(runs.flatMap((r) => Object.keys(r.view.mix)))].sort();
+  const colour = stable(DATA.runs.filter((r) => r.view).flatMap((r) => Object.keys(r.view.mix)));
   const total = (r) => Object.values(r.view.mix).reduce((a, b) => a + b, 0) || 1;
   const traces = keys.map((k) => ({type: 'bar', name: esc(k), x: runs.map((r) => esc(label(r))),
-    y: runs.map((r) => (r.view.mix[k] || 0) / total(r))}));
+    y: runs.map((r) => (r.view.mix[k] || 0) / total(r)), marker: {color: colour(k)}}));
   Plotly.react('plot-mix', traces, layout('configuration', 'share of requests',
     {barmode: 'stack'}, names(traces)), CONFIG);
 }
 function insys(runs) {
   if (!runs.length) { empty('insys'); return; }
   const traces = runs.slice(0, MAXLINES).map((r) => ({x: r.view.insys[0], y: r.view.insys[1],
-    mode: 'lines', type: 'scatter', name: esc(label(r))}));
+    mode: 'lines', type: 'scatter', name: esc(label(r)), line: {color: colourOf(r)}}));
   Plotly.react('plot-insys', traces, layout('simulated time (s)', 'requests in the system',
     {}, names(traces)), CONFIG);
 }

@@ -1,11 +1,16 @@
 """Which configuration wins: the rule a sweep's closing line and its dashboard share, and the
 cost–latency Pareto front.
 
-- `winner_key(summary, name)`: the sort key of a completed run, smallest wins — best SLO
-  attainment (missing counts as 0), then lowest total cost over the trace (`cost_usd`), then
-  lowest p99 TTFT, then the run's name in natural order (`"2"` before `"10"`), so equal runs
-  always give the same winner; a missing cost or p99 sorts last.
-- `winner(runs)`: the winning run among `(name, summary)` pairs with a summary, or None.
+- `winner(runs)`: the winning run among `(name, summary)` pairs (summary None: skipped), or
+  None when none has a summary. The rule, in order:
+  1. best SLO attainment (`slo_attainment`; missing counts as 0);
+  2. among those, every run whose total cost over the trace (`cost_usd`) is within
+     `COST_TOLERANCE` (1 %) of the cheapest one's ties: identical fleets differ in cost only by
+     when their last request finished, noise that must not decide the winner (a missing cost
+     is never within it, unless no run has a cost);
+  3. among the tied, lowest p99 TTFT (`ttft_p99_s`; missing sorts last);
+  4. then the run's name in natural order (`"2"` before `"10"`),
+  so the winner is a deterministic function of the summaries: equal runs always give the same.
 - `pareto(points)`: the indices of the `(cost, latency, index)` points on the lower-left front
   (no point at most as costly is faster), in order of cost.
 """
@@ -14,7 +19,9 @@ from __future__ import annotations
 
 import re
 
-RULE = "best SLO attainment, then lowest cost (ties: lower p99 TTFT, then run number)"
+COST_TOLERANCE = 0.01
+RULE = ("best SLO attainment, then lowest cost (costs within 1 % tie; ties: lower p99 TTFT, "
+        "then run number)")
 
 
 def _natural(name: str) -> tuple:
@@ -22,18 +29,20 @@ def _natural(name: str) -> tuple:
                  for t in re.split(r"(\d+)", name) if t)
 
 
-def winner_key(summary: dict, name: str) -> tuple:
-    """The sort key of a completed run (module docstring); the smallest key wins."""
-    inf = float("inf")
-    att, cost, ttft = (summary.get(k) for k in ("slo_attainment", "cost_usd", "ttft_p99_s"))
-    return (-(att or 0.0), inf if cost is None else cost, inf if ttft is None else ttft,
-            _natural(name))
-
-
 def winner(runs) -> str | None:
-    """The name of the winning run among `(name, summary)` pairs (summary None: skipped)."""
-    done = [(winner_key(s, n), n) for n, s in runs if s is not None]
-    return min(done)[1] if done else None
+    """The name of the winning run among `(name, summary)` pairs (module docstring)."""
+    done = [(n, s) for n, s in runs if s is not None]
+    if not done:
+        return None
+    best = max(s.get("slo_attainment") or 0.0 for _, s in done)
+    done = [(n, s) for n, s in done if (s.get("slo_attainment") or 0.0) == best]
+    costs = [s["cost_usd"] for _, s in done if s.get("cost_usd") is not None]
+    if costs:
+        bound = min(costs) + COST_TOLERANCE * abs(min(costs))
+        done = [(n, s) for n, s in done if s.get("cost_usd") is not None and s["cost_usd"] <= bound]
+    inf = float("inf")
+    return min(done, key=lambda ns: (inf if ns[1].get("ttft_p99_s") is None
+                                     else ns[1]["ttft_p99_s"], _natural(ns[0])))[0]
 
 
 def pareto(points: list[tuple[float, float, int]]) -> list[int]:

@@ -1,9 +1,13 @@
 """Walk a sweep directory and classify every run in it.
 
 A *run directory* is any directory under the sweep directory that holds a Hydra job record
-(`.hydra/overrides.yaml`), a completion marker (`_DONE`), an `error.json` or a `summary.json`.
-Its status is decided from the files the Hydra shell (`wrpsim/app.py`) writes, never from the
-mere presence of result files:
+(`.hydra/overrides.yaml`), a completion marker (`_DONE`), an `error.json`, or a `summary.json` of
+a simulation (one with `requests_total`; a `python -m wrpsim.net` folder holds a `summary.json`
+too). The folders of other verbs are not runs and are not entered: a capacity plan
+(`plan.json`, or a Hydra record of the job `wrpsim-plan`) and a network scenario
+(`flows.parquet` and `links.parquet`); `scan` stops with one line when a sweep directory holds
+nothing but such folders. A run's status is decided from the files the Hydra shell
+(`wrpsim/app.py`) writes, never from the mere presence of result files:
 
 - `completed` — `_DONE` is present and valid, and `summary.json` and `requests.parquet` can be
   read (`_DONE` is written last, after every result file was renamed into place);
@@ -25,7 +29,11 @@ import yaml
 from wrpsim.errors import ConfigError
 
 DONE, ERROR, SUMMARY, REQUESTS = "_DONE", "error.json", "summary.json", "requests.parquet"
-_MARKERS = (DONE, ERROR, SUMMARY)
+PLAN = "plan.json"
+# what another verb's folder is, by the files that mark it (all must be present)
+OTHER_VERBS = (("capacity plan", "python -m wrpsim.plan", (PLAN,)),
+               ("network scenario", "python -m wrpsim.net", ("flows.parquet", "links.parquet")))
+_JOB_NAME = re.compile(r"^  job:\n    name: (\S+)$", re.M)
 
 
 @dataclass(frozen=True)
@@ -47,17 +55,40 @@ def _natural(name: str) -> list:
     return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]
 
 
+def other_verb(path: Path) -> tuple[str, str] | None:
+    """(what, command) when `path` is the folder of another verb (module docstring), else None."""
+    for what, command, files in OTHER_VERBS:
+        if all((path / f).is_file() for f in files):
+            return what, command
+    try:
+        record = (path / ".hydra" / "hydra.yaml").read_text(encoding="utf-8")
+    except OSError:
+        return None
+    job = _JOB_NAME.search(record)
+    if job and job.group(1) == "wrpsim-plan":  # a plan stopped before plan.json
+        return OTHER_VERBS[0][:2]
+    return None
+
+
 def _is_run_dir(path: Path) -> bool:
-    return (path / ".hydra" / "overrides.yaml").is_file() or any(
-        (path / m).is_file() for m in _MARKERS)
+    if (path / ".hydra" / "overrides.yaml").is_file() or any(
+            (path / m).is_file() for m in (DONE, ERROR)):
+        return True
+    summary = _read_json(path / SUMMARY) if (path / SUMMARY).is_file() else None
+    return summary is not None and "requests_total" in summary
 
 
-def find_run_dirs(sweep_dir: Path, exclude: Path | None = None) -> list[Path]:
-    """Every run directory under `sweep_dir` (itself included), in natural order of name."""
-    found = []
+def walk(sweep_dir: Path, exclude: Path | None = None) -> tuple[list[Path], list[Path]]:
+    """(run directories, other verbs' folders) under `sweep_dir` (itself included), each in
+    natural order of name; neither is entered, nor `exclude` (the report's own out_dir)."""
+    found, others = [], []
     for root, dirs, _files in os.walk(sweep_dir):
         here = Path(root)
         if exclude is not None and here.resolve() == exclude.resolve() and here != sweep_dir:
+            dirs[:] = []
+            continue
+        if other_verb(here) is not None:
+            others.append(here)
             dirs[:] = []
             continue
         if _is_run_dir(here):
@@ -65,7 +96,16 @@ def find_run_dirs(sweep_dir: Path, exclude: Path | None = None) -> list[Path]:
             dirs[:] = []
             continue
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-    return sorted(found, key=lambda p: _natural(p.relative_to(sweep_dir).as_posix()))
+
+    def order(p: Path) -> list:
+        return _natural(p.relative_to(sweep_dir).as_posix())
+
+    return sorted(found, key=order), sorted(others, key=order)
+
+
+def find_run_dirs(sweep_dir: Path, exclude: Path | None = None) -> list[Path]:
+    """Every run directory under `sweep_dir` (itself included), in natural order of name."""
+    return walk(sweep_dir, exclude)[0]
 
 
 def _read_json(path: Path) -> dict | None:
@@ -121,19 +161,33 @@ def read_run(sweep_dir: Path, path: Path) -> Run:
 
 
 def scan(sweep_dir: Path | str, exclude: Path | None = None) -> list[Run]:
-    """All runs of a sweep; `ConfigError` when the directory is missing or holds no run."""
+    """All runs of a sweep; `ConfigError` when the directory is missing, is a capacity plan, or
+    holds no run (one line; naming the other verbs' folders when it holds only those)."""
     sweep = Path(sweep_dir)
     if not sweep.is_dir():
         raise ConfigError(f"report: sweep_dir {str(sweep)!r} is not a directory")
-    if (sweep / "plan.json").is_file():
-        raise ConfigError(f"report: sweep_dir {str(sweep)!r} is a capacity plan (plan.json), "
-                          f"not a sweep: its report is report.html / report.md there; "
-                          f"python -m wrpsim.report reads the runs of python -m wrpsim -m …")
-    runs = [read_run(sweep, p) for p in find_run_dirs(sweep, exclude)]
-    if not runs:
+    reads = "python -m wrpsim.report reads the runs of python -m wrpsim -m …"
+    if (sweep / PLAN).is_file():
+        raise ConfigError(f"report: sweep_dir {str(sweep)!r} is a capacity plan ({PLAN}), "
+                          f"not a sweep: its report is report.html / report.md there; {reads}")
+    found, others = walk(sweep, exclude)
+    if not found and others == [sweep]:
+        what, command = other_verb(sweep)
+        raise ConfigError(f"report: sweep_dir {str(sweep)!r} is a {what} ({command}), not a "
+                          f"sweep; {reads}")
+    if not found and others:
+        kinds = sorted({other_verb(p)[0] for p in others})
+        names = ", ".join(p.relative_to(sweep).as_posix() for p in others[:5])
+        more = f" and {len(others) - 5} more" if len(others) > 5 else ""
+        hint = "; a plan's report is report.html / report.md in its folder" * (
+            OTHER_VERBS[0][0] in kinds)
+        raise ConfigError(f"report: sweep_dir {str(sweep)!r} holds no simulation run, only "
+                          f"{' and '.join(k + 's' for k in kinds)} ({names}{more}{hint}); "
+                          f"{reads}")
+    if not found:
         raise ConfigError(f"report: no runs under {str(sweep)!r} (no directory holds "
-                          f".hydra/overrides.yaml, {DONE}, {ERROR} or {SUMMARY})")
-    return runs
+                          f".hydra/overrides.yaml, {DONE}, {ERROR} or a simulation's {SUMMARY})")
+    return [read_run(sweep, p) for p in found]
 
 
 def swept_keys(runs: list[Run]) -> list[str]:

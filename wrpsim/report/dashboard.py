@@ -44,8 +44,9 @@ FIGURES = {
     "pareto": (
         ("pareto-ttft", "Cost vs p99 TTFT, every completed run",
          "Line: Pareto front (no run at most as costly is faster). Star: the winner. Dashed "
-         "red: slo.ttft_s. Faded: runs outside the selection. Failed and incomplete runs are "
-         "left out (listed in the winner box and the table)."),
+         "red: slo.ttft_s. Colour scale: from the lowest SLO attainment (rounded down to 5 %, "
+         "at most 95 %) to 100 %. Faded: runs outside the selection. Failed and incomplete "
+         "runs are left out (listed in the winner box and the table)."),
         ("pareto-tpot", "Cost vs p99 TPOT, every completed run",
          "Line: Pareto front. Star: the winner. Dashed red: slo.tpot_s.")),
     "cdfs": (

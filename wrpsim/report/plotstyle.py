@@ -12,7 +12,10 @@ Contracts, which the pages' browser tests check:
 - legends are horizontal, below the x-axis title (placed in pixels from the container's bottom,
   with the bottom margin grown to hold them), so they cover neither data nor axis labels;
 - log axes get explicit ticks at 1-2-5 per decade (1 per decade over more than three decades)
-  labelled with units (`logAxis(lo, hi, 's')` gives "40 ms", "2 s"), never bare digits.
+  labelled with units (`logAxis(lo, hi, 's')` gives "40 ms", "2 s"), never bare digits;
+  `logAxisOf` adds a tick at or below the smallest value and at or above the largest where that
+  grid has none (a narrow range; a grid tick that would crowd it gives way), so every value lies
+  between labelled ticks.
 
 The prelude defines, for the page's own script: `esc` (Plotly pseudo-HTML escaping),
 `CONFIG`, `layout(xTitle, yTitle, extra, legendNames)`, `logAxis(lo, hi, unit)`,
@@ -99,8 +102,40 @@ function logAxisOf(xs, extra, unit) {
   if (!v.length) return {type: 'log'};
   let lo = v[0], hi = v[0];
   v.forEach((x) => { if (x < lo) lo = x; if (x > hi) hi = x; });
+  const dlo = lo, dhi = hi;
   lo /= 1.35; hi *= 1.35;
-  return Object.assign(logAxis(lo, hi, unit), {range: [Math.log10(lo), Math.log10(hi)]});
+  const axis = logAxis(lo, hi, unit);
+  if (axis.tickvals) bracket(axis, dlo, dhi, lo, hi, unit);
+  return Object.assign(axis, {range: [Math.log10(lo), Math.log10(hi)]});
+}
+// a labelled tick at or below the smallest value and at or above the largest, where the 1-2-5
+// grid has none (a narrow range: 340 ms to 2 s got ticks 500 ms, 1 s, 2 s); a grid tick that
+// would crowd it gives way (400 ms replaces 500 ms); never in the axis's outer 3 %
+function bracket(axis, dlo, dhi, lo, hi, unit) {
+  const span = Math.log10(hi) - Math.log10(lo);
+  const cands = [];
+  for (let d = Math.floor(Math.log10(lo)); d <= Math.ceil(Math.log10(hi)); d++) {
+    [1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 7, 8, 9].forEach((m) =>
+      cands.push(Number((m * Math.pow(10, d)).toPrecision(6))));
+  }
+  const inside = (c) => Math.log10(c) >= Math.log10(lo) + 0.03 * span &&
+    Math.log10(c) <= Math.log10(hi) - 0.03 * span;
+  const apart = (a, b) => Math.abs(Math.log10(a) - Math.log10(b)) >= 0.08 * span;
+  let vals = axis.tickvals;
+  const add = (c) => {
+    const kept = vals.filter((t) => apart(t, c));
+    if (kept.length) vals = kept.concat([c]).sort((a, b) => a - b);
+  };
+  if (!vals.some((t) => t <= dlo)) {
+    const c = cands.filter((x) => x <= dlo && inside(x)).pop();
+    if (c !== undefined) add(c);
+  }
+  if (!vals.some((t) => t >= dhi)) {
+    const c = cands.find((x) => x >= dhi && inside(x));
+    if (c !== undefined) add(c);
+  }
+  axis.tickvals = vals;
+  axis.ticktext = vals.map((v) => fmtUnit(v, unit));
 }
 function vline(x, color) {
   return [{type: 'line', yref: 'paper', y0: 0, y1: 1, x0: x, x1: x,
