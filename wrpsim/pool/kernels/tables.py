@@ -36,6 +36,9 @@ MOE_MAX_TOKENS = 16384
 #: MoE dtypes to time a precision from, in order, when a GPU's table lacks it (then moved over
 #: by the roofline ratio): the closest kernel family first, BF16 last. A GPU whose engine has
 #: no default MXFP4 kernel (Ada, Ampere) runs MXFP4 experts with Marlin.
+#: MoE precisions that quantise activations too (W8A8: GEMMs on FP8 tensor cores), which can
+#: never be slower than BF16 on a path the engine takes (`Kernels._moe_not_slower_than_bf16`)
+W8A8_MOE = ("fp8", "fp8_block")
 MOE_FALLBACK = {"fp8": ["fp8", "fp8_block"], "fp8_block": ["fp8_block", "fp8"],
                 "mxfp4": ["mxfp4", "mxfp4_marlin"],
                 "mxfp4_marlin": ["mxfp4_marlin", "int4", "mxfp4"],
@@ -343,17 +346,18 @@ class Kernels:
         return set() if df is None or df.rows == 0 else {str(d) for d in np.unique(df["dtype"])}
 
     def moe(self, dtype: str, hidden: int, inter: int, topk: int, experts: int, moe_tp: int,
-            moe_ep: int, gated: bool = True) -> Curve:
+            moe_ep: int, gated: bool = True, as_measured: bool = False) -> Curve:
         """Time of one fused MoE layer as a function of the tokens entering it; beyond the
         largest measured token count, that time moved over by the roofline ratio (up to
-        `MOE_MAX_TOKENS`, proportional past it)."""
+        `MOE_MAX_TOKENS`, proportional past it). A quantised dtype's points measured slower
+        than BF16 are replaced (`_moe_not_slower_than_bf16`) unless `as_measured`."""
         df = self._table("moe")
         want = (hidden, inter, topk, experts, moe_tp, moe_ep)
         if df is None or df.rows == 0:
             raise ConfigError(f"engine tables {self.dir}: no MoE table")
         src = next((d for d in MOE_FALLBACK.get(dtype, [dtype]) if np.any(df["dtype"] == d)),
                    "bf16")
-        df = df.where(df["dtype"] == src)
+        df_all, df = df, df.where(df["dtype"] == src)
         cols = ["hidden", "inter", "topk", "experts", "moe_tp", "moe_ep"]
         cfgs = np.unique(np.stack([df[c] for c in cols], axis=1), axis=0).astype(np.float64)
         w = np.array(want, dtype=np.float64)
@@ -376,7 +380,31 @@ class Kernels:
             roof = rl.moe_roofline(np.append(x[-1:], more), hidden, inter, topk, experts,
                                    moe_tp, moe_ep, dtype, self.gpu, gated)
             x, y = np.append(x, more), np.append(y, y[-1] * roof[1:] / roof[0])
+        if not as_measured and src == dtype and dtype in W8A8_MOE and np.any(
+                df_all["dtype"] == "bf16"):
+            y = self._moe_not_slower_than_bf16(x, y, dtype, want, gated)
         return Curve(x, y)
+
+    def _moe_not_slower_than_bf16(self, x, y, dtype: str, want: tuple, gated: bool):
+        """An FP8 (W8A8) MoE layer reads half the BF16 expert bytes and computes on FP8 tensor
+        cores at twice the BF16 rate, so a token count where its measured time exceeds BF16's
+        was timed on a path the engine does not take there (H100 / H200 per-tensor FP8 experts
+        through FlashInfer's CUTLASS kernel: 2-3.5x the BF16 Triton time). Such a point takes the
+        fastest other measured kernel of its precision family (`MOE_FALLBACK`: block-scaled
+        FP8 for FP8) where that one is faster, else the BF16 time; the curve stays
+        non-decreasing. Points faster than BF16 keep their measurement. Weight-only formats
+        (MXFP4, INT4: W4A16) are exempt: they compute at the BF16 rate after dequantising, so
+        measured times above BF16's in compute-bound prefill are real (gpt-oss on Hopper)."""
+        b16 = self.moe("bf16", *want, gated=gated)(x)
+        slow = y > b16
+        if not np.any(slow):
+            return y
+        best = b16
+        for alt in MOE_FALLBACK.get(dtype, [])[1:]:
+            if alt in self.moe_dtypes() and alt != "bf16":
+                best = np.minimum(best, self.moe(alt, *want, gated=gated,
+                                                 as_measured=True)(x))
+        return np.maximum.accumulate(np.where(slow, best, y))
 
 
 class Transferred:
