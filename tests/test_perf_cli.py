@@ -119,7 +119,8 @@ def test_every_catalog_gpu_and_model_runs_and_labels_its_calibration():
     (["kv_dtype=int2"], r"perf: kv_dtype: unknown value 'int2'; valid choices: auto, bf16, fp8"),
     (["model=llama3.1-8b", "tp=1", "ep=2"], r"ep must be 1 or equal to tp"),
     (["engine=splitwise-2023", "precision=fp8"], r"knows only precision bf16"),
-    (["model=llama3.1-70b", "gpu=a10g-24gb", "tp=2"], r"needs 65.7 GiB of weights per GPU"),
+    (["model=llama3.1-70b", "gpu=a10g-24gb", "tp=2"], r"perf: llama3.1-70b needs 65.7 GiB of "
+                                                      r"weights per GPU"),
     (["tp=[1"], r"bad override"),
     (["prompt_tokens=100000000"], r"perf: prompt_tokens \(100,000,000\) exceeds llama2-70b's "
                                   r"context of 4,096 tokens"),

@@ -109,8 +109,11 @@ def evaluate(cfg: dict[str, Any]) -> dict[str, Any]:
     if batch > MAX_SEQS:
         raise ConfigError(f"perf: batch must be an integer in 1..{MAX_SEQS:,} (sequences in "
                           f"one iteration), got {batch:,}")
-    blocks = lat.kv_capacity_blocks(block, float(cfg["gpu_mem_util"]), float(cfg["reserve_gib"]),
-                                    max_seqs)
+    try:
+        blocks = lat.kv_capacity_blocks(block, float(cfg["gpu_mem_util"]),
+                                        float(cfg["reserve_gib"]), max_seqs)
+    except ConfigError as e:  # the model does not fit: named like perf's other errors
+        raise ConfigError(f"perf: {e}") from None
     decode_s = lat.decode_step_s(batch, ctx)
     power = lat.power_at(0, batch, ctx) if hasattr(lat, "power_at") else lat.power_w(
         0, batch, batch * ctx)
