@@ -246,7 +246,7 @@ def test_cache_is_transparent_and_recovers_from_corruption(tmp_path, monkeypatch
 
 def test_cache_keeps_optional_columns_and_tracks_source_changes(tmp_path, monkeypatch):
     monkeypatch.setenv("WRPSIM_CACHE", str(tmp_path / "c"))
-    p = _write(tmp_path, "s.jsonl", _OK + '{"timestamp": 9, "input_length": 7, '
+    p = _write(tmp_path, "s.jsonl", _OK + '{"timestamp": 9, "input_length": 700, '
                '"output_length": 1, "hash_ids": [1, 2]}\n')
     fresh = load_trace(p, kind="mooncake", cache=False)
     load_trace(p, kind="mooncake")
