@@ -215,6 +215,46 @@ def test_bad_trace_path_is_named(monkeypatch, capsys, tmp_path, name, data, mess
     assert re.search(message, one_error_line(err)), err
 
 
+H = "arrival_s,prompt_tokens,output_tokens"
+
+
+@pytest.mark.parametrize(("name", "text", "extra", "message"), [
+    ("dup.csv", "arrival_s,prompt_tokens,prompt_tokens,output_tokens\n0,1,2,3\n", [],
+     r"dup\.csv: line 1: column prompt_tokens appears more than once in the header"),
+    ("big.csv", f"{H}\n0,99999999999999999999,3\n", [],
+     r"big\.csv: line 2: field prompt_tokens \(prompt_tokens\): token count too large: "
+     r"'99999999999999999999'; at most 9007199254740991"),
+    ("big.jsonl", '{"arrival_s": 0, "prompt_tokens": 1e20, "output_tokens": 3}\n', [],
+     r"big\.jsonl: line 1: field prompt_tokens .*token count too large"),
+    ("img.csv", f"{H},images\n0,5,3,1\n1,5,3,1.5\n", [],
+     r"img\.csv: line 3: field images \(images\): must be a whole number, got '1\.5'"),
+    ("think.csv", f"{H},think_s\n5,5,3,1\n0,5,3,1\n2,5,3,-1\n", [],
+     r"think\.csv: line 4: think_s must be NaN or a finite number >= 0, got -1\.0"),
+    ("sim.csv", f"{H},semantic_similarity\n5,5,3,0.5\n0,5,3,2\n", [],
+     r"sim\.csv: line 3: semantic_similarity must be NaN or a cosine similarity"),
+    ("hm.csv", f'{H},hash_ids\n5,600,3,"[1, 2]"\n0,600,3,"[1]"\n',
+     ["+workload.source.hash_block_tokens=512"],
+     r"hm\.csv: line 3: hash_ids has 1 ids but prompt_tokens 600 spans"),
+    ("hx.csv", f'{H},hash_ids\n0,600,3,"1; 2"\n', ["+workload.source.hash_block_tokens=512"],
+     r"hx\.csv: line 2: field hash_ids \(hash_ids\): expected a list of integers"),
+    ("hb.csv", f'{H},hash_ids\n0,600,3,"[1, 2]"\n', [],
+     r"hb\.csv: column hash_ids \(hash_ids\) found: give source\.hash_block_tokens"),
+    ("oc.jsonl", '{"arrival_s": 0, "prompt_tokens": 5, "output_tokens": 3, '
+                 '"outcomes": {"llama3.1-70b": 2}}\n', [],
+     r"oc\.jsonl: line 1: field outcomes \(outcomes\): expected an object \{model name: "
+     r"score in \[0, 1\]\}"),
+], ids=["dup-header", "huge-csv", "huge-jsonl", "images-fraction", "think-negative",
+        "similarity-range", "hash-count", "hash-not-json", "hash-no-block", "outcome-range"])
+def test_bad_trace_content_is_one_line_with_the_file_line(monkeypatch, capsys, tmp_path, name,
+                                                          text, extra, message):
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    code, _, err = run_app(monkeypatch, capsys, tmp_path, "workload.source.kind=generic",
+                           f"workload.source.path={path}", *extra)
+    assert code == 2
+    assert re.search(message, one_error_line(err)), err
+
+
 def test_fleet_larger_than_the_trace_runs_with_one_warning(monkeypatch, capsys, tmp_path):
     code, _, err = run_app(monkeypatch, capsys, tmp_path, SMALL, "pool.pools.h100.count=11",
                            "pool.pools.h100.tp=1", "pool.pools.h100.model=llama3.1-8b")

@@ -115,3 +115,26 @@ def test_a_user_gpu_copying_an_unknown_calibration_names_it(tmp_path):
                  "  calibration: {from: nope-gpu}\n")
     with pytest.raises(ConfigError, match=r"calibration\.from' names 'nope-gpu'"):
         load_gpus(f, known=gpus())
+
+
+def test_a_user_workload_path_is_relative_to_its_yaml_and_load_workload_finds_it(tmp_path,
+                                                                                 monkeypatch):
+    from wrpsim.workload import load_workload
+    from wrpsim.workload.build import list_workloads, workload_label
+
+    wl = tmp_path / "cat" / "workloads"
+    (wl / "traces").mkdir(parents=True)
+    (wl / "traces" / "mine.csv").write_text("arrival_s,prompt_tokens,output_tokens\n"
+                                            "0,100,5\n2,200,6\n", encoding="utf-8")
+    (wl / "my-trace.yaml").write_text("name: my-trace\nsource:\n  kind: generic\n"
+                                      "  path: traces/mine.csv\n", encoding="utf-8")
+    monkeypatch.setenv("WRPSIM_CATALOG", str(tmp_path / "cat"))
+    monkeypatch.setenv("WRPSIM_CACHE", "off")
+    assert "my-trace" in list_workloads() and "azure-conv-2023" in list_workloads()
+    assert load_workload("my-trace")["prompt_tokens"].tolist() == [100, 200]
+    assert workload_label({"name": "my-trace",
+                           "source": {"kind": "generic", "path": "traces/mine.csv"}}) == "my-trace"
+    assert workload_label({"name": "azure-conv-2023",
+                           "source": {"kind": "generic", "path": "/x/mine.csv"}}) == \
+        "azure-conv-2023:mine.csv"
+    assert workload_label({"name": "mine", "source": {"path": "/x/mine.csv"}}) == "mine"

@@ -246,7 +246,7 @@ def test_cache_is_transparent_and_recovers_from_corruption(tmp_path, monkeypatch
 
 def test_cache_keeps_optional_columns_and_tracks_source_changes(tmp_path, monkeypatch):
     monkeypatch.setenv("WRPSIM_CACHE", str(tmp_path / "c"))
-    p = _write(tmp_path, "s.jsonl", _OK + '{"timestamp": 9, "input_length": 7, '
+    p = _write(tmp_path, "s.jsonl", _OK + '{"timestamp": 9, "input_length": 700, '
                '"output_length": 1, "hash_ids": [1, 2]}\n')
     fresh = load_trace(p, kind="mooncake", cache=False)
     load_trace(p, kind="mooncake")
@@ -262,3 +262,75 @@ def test_cache_off(tmp_path, monkeypatch):
     df = load_trace(TRACES / "azure_code_2023.csv", kind="azure")
     assert len(df) == 8819
     assert cache_file(TRACES / "azure_code_2023.csv", {}) is None
+
+
+# --- bring-your-own-trace: optional columns, outcomes, datetimes, CSV lists (review4) ---
+
+def test_mapped_outcomes_load_as_dicts_in_every_format_and_through_the_cache(tmp_path,
+                                                                             monkeypatch):
+    monkeypatch.setenv("WRPSIM_CACHE", str(tmp_path / "c"))
+    want = [{"llama3.1-70b": 1.0, "llama3.1-8b": 0.0}, {"llama3.1-70b": 0.5}]
+    j = _write(tmp_path, "o.jsonl", "".join(
+        json.dumps({"arrival_s": i, "prompt_tokens": 5, "output_tokens": 3, "outcomes": o}) + "\n"
+        for i, o in enumerate(want)))
+    c = _write(tmp_path, "o.csv", "arrival_s,prompt_tokens,output_tokens,outcomes\n"
+               '0,5,3,"{""llama3.1-70b"": 1, ""llama3.1-8b"": 0}"\n'
+               '1,5,3,"{""llama3.1-70b"": 0.5}"\n')
+    q = tmp_path / "o.parquet"
+    pq.write_table(pa.table({"arrival_s": [0.0, 1.0], "prompt_tokens": [5, 5],
+                             "output_tokens": [3, 3],
+                             "outcomes": pa.array([list(o.items()) for o in want],
+                                                  pa.map_(pa.string(), pa.float64()))}), q)
+    for p in (j, c, q):
+        assert load_trace(p, cache=False)["outcomes"].tolist() == want, p
+        load_trace(p)  # written to the cache
+        assert load_trace(p)["outcomes"].tolist() == want, p  # read back from it
+    from wrpsim.workload.request import to_requests
+    assert [r.outcomes for r in to_requests(load_trace(q))] == want
+
+
+def test_write_cached_skips_what_it_cannot_serialise(tmp_path):
+    from wrpsim.workload.cache import write_cached
+
+    df = pd.DataFrame({"arrival_s": [0.0], "prompt_tokens": [5], "output_tokens": [3],
+                       "outcomes": pd.Series(["not a map"], dtype=object)})
+    assert write_cached(tmp_path / "x.parquet", df) is False
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("unit", ["s", "ms", "datetime"])
+def test_a_parquet_timestamp_column_is_time_whatever_the_unit(tmp_path, unit):
+    q = tmp_path / "t.parquet"
+    t = pd.date_range("2024-01-01", periods=3, freq="1500ms")
+    pd.DataFrame({"arrival_s": t, "prompt_tokens": [5, 5, 5],
+                  "output_tokens": [3, 3, 3]}).to_parquet(q)
+    df = load_trace(q, time_unit=unit, cache=False)
+    assert df["arrival_s"].tolist() == [0.0, 1.5, 3.0]
+
+
+def test_optional_columns_of_canonical_name_are_read_unless_set_null(tmp_path):
+    p = _write(tmp_path, "o.csv", "arrival_s,prompt_tokens,output_tokens,model,session_id,"
+               "think_s,category,extra\n0,5,3,m1,s1,,chat,x\n1,5,3,m2,s1,2.5,code,y\n")
+    df = load_trace(p, cache=False)
+    assert list(df.columns) == ["arrival_s", "prompt_tokens", "output_tokens", "model",
+                                "session_id", "category", "think_s"]
+    assert df["model"].tolist() == ["m1", "m2"] and df["think_s"].tolist()[1] == 2.5
+    df = load_trace(p, cache=False, columns={"model": None, "session_id": "category"})
+    assert "model" not in df.columns and "category" not in df.columns  # used as session_id
+    assert df["session_id"].tolist() == ["chat", "code"]
+    with pytest.raises(ConfigError, match=r"columns\.arrival_s: a required column cannot be"):
+        load_trace(p, cache=False, columns={"arrival_s": None})
+
+
+def test_hash_ids_in_a_csv_cell_are_a_json_list(tmp_path):
+    p = _write(tmp_path, "h.csv", 'arrival_s,prompt_tokens,output_tokens,hash_ids\n'
+               '1,600,5,"[1, 2]"\n0,700,5,\n')
+    df = load_trace(p, hash_block_tokens=512, cache=False)
+    assert df["hash_ids"].tolist() == [None, [1, 2]]
+
+
+def test_checks_after_parsing_name_the_file_line_not_the_sorted_row(tmp_path):
+    p = _write(tmp_path, "s.csv", "arrival_s,prompt_tokens,output_tokens,images\n"
+               "9,5,3,0\n0,5,3,0\n5,5,3,-2\n")
+    with pytest.raises(TraceError, match=r"s\.csv: line 4: images must be >= 0, got -2$"):
+        load_trace(p, cache=False)

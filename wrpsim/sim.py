@@ -395,7 +395,9 @@ def run(cfg: dict, out_dir: Path | str, trace=None) -> dict:
     summary["remote_kv_peak_blocks"] = sum(s.peak for s in stores)
     summary["remote_kv_loaded_blocks"] = sum(s.loaded_blocks for s in stores)
     summary["seed"] = sim.seed
-    summary["workload"] = str((cfg.get("workload") or {}).get("name", ""))
+    from wrpsim.workload.build import workload_label
+
+    summary["workload"] = workload_label(cfg.get("workload") or {})
     summary["pool"] = str(cfg["pool"].get("name", ""))
     summary["calibration"] = {
         name: getattr(lat, "calibration", "constant latency")

@@ -6,7 +6,7 @@ A workload config is what one YAML of the `workloads/` catalog holds (Hydra grou
     source:                          # where the requests come from
       kind: azure                    # azure | mooncake | generic | ragpulse | agent_rounds
       path: traces/azure_conv_2023.csv   # | synthetic | sessions | closed_loop | constant_rate
-                                         # (generated); paths relative to workloads/
+                                         # (generated); paths relative to the YAML's folder
     hash_block_tokens: null          # flat transform keys, overridable as workload.<key>=...
     prefix_ids: null
     prefix_reuse: null
@@ -87,6 +87,60 @@ def workloads_dir() -> Path:
         raise
 
 
+def catalog_folders() -> list[Path]:
+    """The workload catalog folders: the shipped one, then `$WRPSIM_CATALOG/workloads` when the
+    user's catalog has one (a YAML there replaces a shipped one of the same name)."""
+    from wrpsim.paths import user_catalog
+
+    dirs = [workloads_dir()]
+    user = user_catalog()
+    if user is not None and (user / "workloads").is_dir():
+        dirs.append(user / "workloads")
+    return dirs
+
+
+def workload_file(name: Any) -> Path | None:
+    """The catalog YAML of workload `name` (the user's catalog first), or None."""
+    if not isinstance(name, str) or not name or "/" in name:
+        return None
+    for folder in reversed(catalog_folders()):
+        if (folder / f"{name}.yaml").is_file():
+            return folder / f"{name}.yaml"
+    return None
+
+
+def workload_base(name: Any) -> Path:
+    """The folder relative paths of workload `name` resolve against: that of its catalog YAML
+    (`workload_file`), else the shipped `workloads/`."""
+    path = workload_file(name)
+    return path.parent if path is not None else workloads_dir()
+
+
+def workload_label(cfg: Mapping[str, Any]) -> str:
+    """The name a run reports for workload config `cfg`: its `name`, or `<name>:<file name>`
+    when its source path is not the one its catalog YAML names (a run on one's own trace that
+    overrides only `workload.source.path` keeps the other settings of workload `name`)."""
+    cfg = _plain(cfg) or {}
+    name = str(cfg.get("name") or "")
+    src = cfg.get("source")
+    path = src.get("path") if isinstance(src, Mapping) else None
+    yaml_file = workload_file(name)
+    if not path or yaml_file is None:
+        return name
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+    from yaml import YAMLError
+
+    try:
+        shipped = OmegaConf.to_container(OmegaConf.load(yaml_file), resolve=True) or {}
+    except (OSError, YAMLError, OmegaConfBaseException):  # reported where it is loaded
+        return name
+    own = (shipped.get("source") or {}).get("path") if isinstance(shipped, Mapping) else None
+    if own is not None and str(own) == str(path):
+        return name
+    return f"{name}:{Path(str(path)).name}"
+
+
 def _plain(cfg: Any) -> Any:
     """An OmegaConf DictConfig as a plain resolved dict; anything else unchanged."""
     if type(cfg).__name__ == "DictConfig":
@@ -144,9 +198,10 @@ def build_trace(cfg: Mapping[str, Any], seed: int,
     `TraceColumns` (module docstring: which configs import pandas).
 
     `cfg` is the plain dict of a workload YAML (a DictConfig is converted). Relative paths are
-    resolved against `base_dir` (default: the `workloads/` catalog). Same `cfg` and `seed` give
-    an identical trace. Raises `ConfigError` for unknown keys or kinds (naming the field and the
-    valid choices) or bad values, and `TraceError` for bad trace content.
+    resolved against `base_dir` (default: the folder of the catalog YAML named `cfg["name"]`,
+    the user's catalog's where it has one, else the shipped `workloads/`). Same `cfg` and `seed`
+    give an identical trace. Raises `ConfigError` for unknown keys or kinds (naming the field
+    and the valid choices) or bad values, and `TraceError` for bad trace content.
     """
     cfg = _plain(cfg)
     if not isinstance(cfg, Mapping):
@@ -154,7 +209,7 @@ def build_trace(cfg: Mapping[str, Any], seed: int,
     for key in cfg:
         if key not in TOP_KEYS:
             raise unknown_key(f"workload.{key}", key, TOP_KEYS)
-    base = Path(base_dir) if base_dir is not None else workloads_dir()
+    base = Path(base_dir) if base_dir is not None else workload_base(cfg.get("name"))
     block = cfg.get("hash_block_tokens")
     if block is not None:
         block = check_block_tokens(block, "workload.hash_block_tokens")
@@ -181,20 +236,23 @@ def build_workload(cfg: Mapping[str, Any], seed: int,
 
 
 def list_workloads(base_dir: str | Path | None = None) -> list[str]:
-    """Names (file stems) of the workload YAMLs in the catalog, sorted."""
-    base = Path(base_dir) if base_dir is not None else workloads_dir()
-    return sorted(p.stem for p in base.glob("*.yaml"))
+    """Names (file stems) of the workload YAMLs in `base_dir`, else in the catalog (shipped and
+    the user's `$WRPSIM_CATALOG/workloads`), sorted."""
+    dirs = [Path(base_dir)] if base_dir is not None else catalog_folders()
+    return sorted({p.stem for d in dirs for p in d.glob("*.yaml")})
 
 
 def load_workload(name: str, seed: int = 0, base_dir: str | Path | None = None,
                   **overrides: Any) -> pd.DataFrame:
-    """Build catalog workload `name` (a YAML stem) with flat key `overrides` applied."""
+    """Build catalog workload `name` (a YAML stem; the user's catalog `$WRPSIM_CATALOG` is
+    searched too unless `base_dir` is given) with flat key `overrides` applied. Relative paths
+    resolve against the folder of the YAML."""
     from omegaconf import OmegaConf
 
-    base = Path(base_dir) if base_dir is not None else workloads_dir()
-    names = list_workloads(base)
+    names = list_workloads(base_dir)
     if name not in names:
         raise unknown_choice("workload", name, names)
+    base = Path(base_dir) if base_dir is not None else workload_base(name)
     cfg = OmegaConf.to_container(OmegaConf.load(base / f"{name}.yaml"), resolve=True)
     cfg.update(overrides)
     return build_workload(cfg, seed, base)

@@ -35,7 +35,7 @@ from wrpsim.workload.validate import arrow_schema
 if TYPE_CHECKING:
     import pandas as pd
 
-CACHE_FORMAT = 2
+CACHE_FORMAT = 3  # 3: optional columns of canonical name read by default, outcomes
 _ATTR_KEY = f"wrpsim.{ATTR}".encode()
 _OFF = ("off", "0", "false", "no", "none")
 
@@ -107,7 +107,8 @@ def _dense(col: pa.ChunkedArray, dtype) -> np.ndarray:
 
 
 def write_cached(path: Path, df: pd.DataFrame) -> bool:
-    """Store canonical `df` in `path` atomically; return False (and leave nothing) on I/O error."""
+    """Store canonical `df` in `path` atomically; return False (and leave nothing) when it
+    cannot be written or serialised (the run goes on uncached)."""
     import pyarrow.parquet as pq
 
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -121,7 +122,7 @@ def write_cached(path: Path, df: pd.DataFrame) -> bool:
         pq.write_table(table, tmp)
         os.replace(tmp, path)
         return True
-    except OSError:
+    except (OSError, pa.ArrowException, TypeError, ValueError):
         tmp.unlink(missing_ok=True)
         return False
 

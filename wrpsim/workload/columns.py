@@ -149,6 +149,12 @@ def _hashes(values: Sequence | np.ndarray) -> list:
     return [v if (v is None or isinstance(v, list)) else np.asarray(v).tolist() for v in values]
 
 
+def _maps(values: Sequence | np.ndarray) -> list:
+    """`dict` or None per value (an Arrow map read back as (key, value) pairs becomes a dict)."""
+    return [None if v is None or (isinstance(v, float) and np.isnan(v)) else dict(v)
+            for v in values]
+
+
 def _ints(values: Sequence | np.ndarray) -> np.ndarray:
     """int64 array of counts (None and NaN become 0); a fractional count is a `TraceError`."""
     out = np.array([0.0 if v is None or (isinstance(v, float) and np.isnan(v)) else v
@@ -170,7 +176,7 @@ def canonical_columns(
 
     `optional` maps optional canonical column names to per-row values; only the columns given
     appear in the result, in `TRACE_COLUMNS` order. Text values become `str` or None, optional
-    numbers float64 with NaN for None, `hash_ids` lists, `images` int64 counts.
+    numbers float64 with NaN for None, `hash_ids` lists, `outcomes` dicts, `images` int64 counts.
     """
     cols: dict[str, np.ndarray | list] = {
         "arrival_s": np.asarray(arrival_s, dtype=np.float64),
@@ -180,7 +186,8 @@ def canonical_columns(
     optional = optional or {}
     for name in OPTIONAL:
         if name in optional:
-            conv = (_hashes if name == "hash_ids" else _floats if name in FLOAT_COLUMNS
-                    else _ints if name == "images" else _text)
+            conv = (_hashes if name == "hash_ids" else _maps if name == "outcomes"
+                    else _floats if name in FLOAT_COLUMNS else _ints if name == "images"
+                    else _text)
             cols[name] = conv(optional[name])
     return TraceColumns(cols, attrs)

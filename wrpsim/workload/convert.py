@@ -7,6 +7,7 @@ parsing), so it is imported only then. Contract of the result: see `wrpsim.workl
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -14,10 +15,12 @@ import numpy as np
 import pandas as pd
 
 from wrpsim.errors import TraceError, unknown_choice
+from wrpsim.workload.columns import canonical_columns
 from wrpsim.workload.loaders import TIME_UNITS, column_mapping
+from wrpsim.workload.outcomes import in_unit
 from wrpsim.workload.prefix import set_block_tokens
 from wrpsim.workload.readers import RawTable
-from wrpsim.workload.validate import FLOAT_COLUMNS, REQUIRED, canonical_frame, sort_by_arrival
+from wrpsim.workload.validate import FLOAT_COLUMNS, REQUIRED, check_rows, sort_by_arrival
 
 
 def _fail(raw: RawTable, i: int, src: str, dst: str, what: str) -> TraceError:
@@ -57,23 +60,31 @@ def _numbers(raw: RawTable, src: str, dst: str) -> np.ndarray:
     return v
 
 
+#: the largest token count a trace may give (integers above it are not exact in float64)
+MAX_TOKENS = 2**53 - 1
+
+
 def _counts(raw: RawTable, src: str, dst: str) -> np.ndarray:
-    """Token counts of column `src` as int64, each an integer >= 1."""
+    """Token counts of column `src` as int64, each an integer in [1, `MAX_TOKENS`]."""
     v = _numbers(raw, src, dst)
-    if v.dtype.kind == "f":
-        i = int(np.flatnonzero(v != np.floor(v))[0])
+    frac = np.flatnonzero(v != np.floor(v)) if v.dtype.kind == "f" else ()
+    if len(frac):
+        i = int(frac[0])
         raise _fail(raw, i, src, dst, f"not an integer: {_show(raw.columns[src].iloc[i])}")
-    bad = np.flatnonzero(v < 1)
+    bad = np.flatnonzero((v < 1) | (v > MAX_TOKENS))
     if bad.size:
         i = int(bad[0])
-        raise _fail(raw, i, src, dst, f"token count must be >= 1, got {v[i]}")
-    return v
+        what = (f"token count must be >= 1, got {_show(v[i])}" if v[i] < 1 else
+                f"token count too large: {_show(raw.columns[src].iloc[i])}; at most {MAX_TOKENS}")
+        raise _fail(raw, i, src, dst, what)
+    return v.astype(np.int64)
 
 
 def _arrivals(raw: RawTable, src: str, unit: str, fmt: str | None) -> np.ndarray:
-    """Seconds since the earliest timestamp, float64, in file order."""
-    if unit == "datetime":
-        s = raw.columns[src]
+    """Seconds since the earliest timestamp, float64, in file order. A column the file stores
+    as timestamps (Parquet) is read as such whatever `unit` says."""
+    s = raw.columns[src]
+    if unit == "datetime" or pd.api.types.is_datetime64_any_dtype(s.dtype):
         if pd.api.types.is_datetime64_any_dtype(s.dtype):
             t = s
         else:
@@ -105,14 +116,53 @@ def _optional_numbers(raw: RawTable, src: str, dst: str) -> np.ndarray:
     return v
 
 
-def _hash_lists(raw: RawTable, src: str) -> list:
+def _json_cells(raw: RawTable, src: str, dst: str, want: str) -> list:
+    """The values of column `src`; a text cell (CSV) is parsed as JSON, a blank one is None."""
     vals = raw.columns[src].tolist()
+    for i, v in enumerate(vals):
+        if isinstance(v, str):
+            if not v.strip():
+                vals[i] = None
+                continue
+            try:
+                vals[i] = json.loads(v)
+            except json.JSONDecodeError:
+                raise _fail(raw, i, src, dst, f"expected {want} (JSON), got {v!r}") from None
+    return vals
+
+
+def _hash_lists(raw: RawTable, src: str) -> list:
+    """`hash_ids` values: a list of integers or None per row."""
+    want = "a list of integers, e.g. [1, 2]"
+    vals = _json_cells(raw, src, "hash_ids", want)
     for i, h in enumerate(vals):
         ok = h is None or (isinstance(h, list) and all(
             isinstance(x, int) and not isinstance(x, bool) for x in h))
         if not ok:
-            raise _fail(raw, i, src, "hash_ids", f"expected a list of integers, got {h!r}")
+            raise _fail(raw, i, src, "hash_ids", f"expected {want}, got {h!r}")
     return vals
+
+
+def _outcome_maps(raw: RawTable, src: str) -> list:
+    """`outcomes` values: {model name: score in [0, 1]} or None per row."""
+    want = 'an object {model name: score in [0, 1]}, e.g. {"llama3.1-70b": 1.0}'
+    vals = _json_cells(raw, src, "outcomes", want)
+    for i, o in enumerate(vals):
+        ok = o is None or (isinstance(o, dict) and all(
+            isinstance(k, str) and in_unit(x) for k, x in o.items()))
+        if not ok:
+            raise _fail(raw, i, src, "outcomes", f"expected {want}, got {o!r}")
+    return [None if o is None else {k: float(x) for k, x in o.items()} for o in vals]
+
+
+def _whole(raw: RawTable, src: str, dst: str, v: np.ndarray) -> np.ndarray:
+    """`v` (float64, NaN = blank) unchanged; `TraceError` for a fractional value."""
+    bad = np.flatnonzero(~np.isnan(v) & (v != np.floor(v)))
+    if bad.size:
+        i = int(bad[0])
+        orig = _show(raw.columns[src].iloc[i])
+        raise _fail(raw, i, src, dst, f"must be a whole number, got {orig}")
+    return v
 
 
 def convert(raw: RawTable, columns: Mapping[str, str] | None = None, time_unit: str = "s",
@@ -127,7 +177,11 @@ def convert(raw: RawTable, columns: Mapping[str, str] | None = None, time_unit: 
     """
     if time_unit not in TIME_UNITS:
         raise unknown_choice("time_unit", time_unit, TIME_UNITS)
-    cols = column_mapping(columns)
+    cols = column_mapping(columns, tuple(raw.columns))
+    if "hash_ids" in cols and hash_block_tokens is None:
+        raise TraceError(f"{raw.path}: column {cols['hash_ids']} (hash_ids) found: give "
+                         "source.hash_block_tokens (tokens per id, e.g. 512 for Mooncake-style "
+                         "ids), or set source.columns.hash_ids: null to ignore the column")
     missing = [f"{src} (for {dst})" for dst, src in cols.items() if src not in raw.columns]
     if missing:
         raise TraceError(f"{raw.path}: missing column(s) {', '.join(missing)}; "
@@ -139,9 +193,15 @@ def convert(raw: RawTable, columns: Mapping[str, str] | None = None, time_unit: 
     for dst, src in cols.items():
         if dst == "hash_ids":
             optional[dst] = _hash_lists(raw, src)
-        elif dst in FLOAT_COLUMNS or dst == "images":
+        elif dst == "outcomes":
+            optional[dst] = _outcome_maps(raw, src)
+        elif dst == "images":
+            optional[dst] = _whole(raw, src, dst, _optional_numbers(raw, src, dst))
+        elif dst in FLOAT_COLUMNS:
             optional[dst] = _optional_numbers(raw, src, dst)
         elif dst not in REQUIRED:
             optional[dst] = raw.columns[src].to_numpy(dtype=object)
-    df = sort_by_arrival(canonical_frame(arrival, prompt, output, optional))
-    return set_block_tokens(df, hash_block_tokens if "hash_ids" in df.columns else None)
+    block = hash_block_tokens if "hash_ids" in optional else None
+    trace = set_block_tokens(canonical_columns(arrival, prompt, output, optional), block)
+    check_rows(trace, str(raw.path), raw.where, ordered=False)  # file lines, before sorting
+    return set_block_tokens(sort_by_arrival(trace.to_frame()), block)

@@ -18,13 +18,13 @@ imports when it runs.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from importlib import import_module
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from wrpsim.errors import ConfigError, boolean, unknown_choice, unknown_key
-from wrpsim.workload.columns import REQUIRED, TraceColumns
+from wrpsim.workload.columns import OPTIONAL, REQUIRED, TraceColumns
 from wrpsim.workload.files import FORMATS, require_file
 from wrpsim.workload.prefix import check_block_tokens
 from wrpsim.workload.request import TRACE_COLUMNS
@@ -79,16 +79,37 @@ def source_options(kind: str) -> tuple[str, ...]:
     return LOADER_OPTIONS
 
 
-def column_mapping(columns: Mapping[str, str] | None) -> dict[str, str]:
-    """The full canonical name -> file column mapping (required ones default to their own
-    name), in `TRACE_COLUMNS` order; `ConfigError` for a key that is no canonical column."""
+def mapping_spec(columns: Mapping[str, Any] | None) -> dict[str, str | None]:
+    """`columns:` as given, checked: canonical name -> file column, or None (do not read that
+    column); `ConfigError` for a key that is no canonical column or a required one set null."""
     columns = dict(columns or {})
-    for key in columns:
+    for key, src in columns.items():
         if key not in TRACE_COLUMNS:
             raise unknown_key(f"columns.{key}", key, TRACE_COLUMNS)
+        if src is None and key in REQUIRED:
+            raise ConfigError(f"columns.{key}: a required column cannot be null; name the file "
+                              f"column that holds {key}")
+    return {k: None if columns[k] is None else str(columns[k])
+            for k in TRACE_COLUMNS if k in columns}
+
+
+def column_mapping(columns: Mapping[str, Any] | None,
+                   found: Sequence[str] = ()) -> dict[str, str]:
+    """The canonical name -> file column mapping to read, in `TRACE_COLUMNS` order.
+
+    A required column not in `columns` is read from the file column of its own name; so is an
+    optional one when the file (whose column names are `found`) has a column of exactly its
+    name that no other key maps. A key mapped to None is not read. `ConfigError` as
+    `mapping_spec`.
+    """
+    spec = mapping_spec(columns)
+    used = {src for src in spec.values() if src is not None}
     for key in REQUIRED:
-        columns.setdefault(key, key)
-    return {k: str(columns[k]) for k in TRACE_COLUMNS if k in columns}
+        spec.setdefault(key, key)
+    for key in OPTIONAL:
+        if key not in spec and key in found and key not in used:
+            spec[key] = key
+    return {k: spec[k] for k in TRACE_COLUMNS if spec.get(k) is not None}
 
 
 def loader_params(kind: str, **opts: Any) -> dict[str, Any]:
@@ -104,11 +125,11 @@ def loader_params(kind: str, **opts: Any) -> dict[str, Any]:
         raise unknown_choice("format", params["format"], FORMATS)
     if params["time_unit"] not in TIME_UNITS:
         raise unknown_choice("time_unit", params["time_unit"], TIME_UNITS)
-    params["columns"] = column_mapping(params.get("columns"))
+    params["columns"] = mapping_spec(params.get("columns"))
     if params.get("hash_block_tokens") is not None:
         params["hash_block_tokens"] = check_block_tokens(params["hash_block_tokens"],
                                                          "source.hash_block_tokens")
-    elif "hash_ids" in params["columns"]:
+    elif params["columns"].get("hash_ids") is not None:
         raise ConfigError("source.hash_block_tokens: give the block size (tokens per id) of the "
                           "file's hash_ids, e.g. 512 for Mooncake-style ids")
     return params

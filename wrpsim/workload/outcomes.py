@@ -33,7 +33,6 @@ category) accuracy table for requests that have none (`read_accuracy` for the fo
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -56,6 +55,12 @@ def _path(value: Any, base: Path, field: str) -> Path:
     if not p.is_file():
         raise ConfigError(f"{field}: file not found: {p}")
     return p
+
+
+def in_unit(value: Any) -> bool:
+    """Whether `value` is a correctness score: a number (not a bool) in [0, 1]."""
+    return (isinstance(value, (int, float, np.integer, np.floating))
+            and not isinstance(value, (bool, np.bool_)) and 0.0 <= value <= 1.0)
 
 
 def read_accuracy(path: str | Path) -> dict[str, dict[str, float]]:
@@ -86,7 +91,7 @@ def read_accuracy(path: str | Path) -> dict[str, dict[str, float]]:
             table[str(col)] = dict(zip(df[key].astype(str), df[col].astype(float)))
     for model, cats in table.items():
         for cat, acc in cats.items():
-            if not 0.0 <= acc <= 1.0 or math.isnan(acc):
+            if not in_unit(acc):
                 raise ConfigError(f"{path}: accuracy of {model} on {cat} must be in [0, 1], "
                                   f"got {acc}")
     return table

@@ -88,8 +88,22 @@ def _read_csv(path: Path) -> RawTable:
         raise
     except pd.errors.EmptyDataError as e:
         raise TraceError(f"{path}: empty file (no header line)") from e
+    _check_header(path)
     cols = {str(c): df[c] for c in df.columns}
     return RawTable(path, "csv", cols)
+
+
+def _check_header(path: Path) -> None:
+    """`TraceError` for a CSV header that names a column twice (pandas would rename the second
+    `name.1` and the first would be used silently)."""
+    with path.open(newline="", encoding="utf-8-sig") as f:
+        header = next((r for r in csv.reader(f) if r), [])
+    seen: set[str] = set()
+    for name in header:
+        if name in seen:
+            raise TraceError(f"{path}: line 1: column {name} appears more than once in the "
+                             f"header ({', '.join(header)}); each column name must be unique")
+        seen.add(name)
 
 
 def _raise_csv_shape(path: Path) -> None:
@@ -174,10 +188,17 @@ def _read_parquet(path: Path) -> RawTable:
 
 
 def _arrow_series(col: pa.ChunkedArray) -> pd.Series:
-    """Arrow column -> pandas Series; lists become Python lists, text becomes object/None."""
+    """Arrow column -> pandas Series; lists become Python lists, text becomes object/None,
+    JSON objects (structs) and Parquet maps become dicts (a struct's absent keys left out)."""
     t = col.type
     if pa.types.is_list(t) or pa.types.is_large_list(t):
         return pd.Series(col.to_pylist(), dtype=object)
+    if pa.types.is_struct(t):
+        return pd.Series([None if v is None else {k: x for k, x in v.items() if x is not None}
+                          for v in col.to_pylist()], dtype=object)
+    if pa.types.is_map(t):
+        return pd.Series([None if v is None else dict(v) for v in col.to_pylist()],
+                         dtype=object)
     if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_null(t):
         return pd.Series(col.to_numpy(zero_copy_only=False), dtype=object)
     return col.to_pandas()

@@ -14,7 +14,7 @@ when it does, B must be a positive multiple of 16 and every id list must have ce
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = ["FLOAT_COLUMNS", "OPTIONAL", "REQUIRED", "TEXT_COLUMNS", "arrow_schema",
-           "canonical_frame", "sort_by_arrival", "validate_columns", "validate_trace"]
+           "canonical_frame", "check_rows", "sort_by_arrival", "validate_columns", "validate_trace"]
 
 TEXT_COLUMNS = ("model", "session_id", "category", "semantic_cluster", "tags", "intent", "pii",
                 "language", "modality")
@@ -95,7 +95,7 @@ def validate_trace(df: pd.DataFrame, source: str = "trace") -> pd.DataFrame:
         want = TRACE_COLUMNS[c][0]
         if str(df[c].dtype) != want:
             raise TraceError(f"{source}: column {c} has dtype {df[c].dtype}, expected {want}")
-    _check_values(as_columns(df), source)
+    check_rows(as_columns(df), source)
     return df
 
 
@@ -117,68 +117,75 @@ def validate_columns(trace: TraceColumns, source: str = "trace") -> TraceColumns
             got = "object array (a list is expected)"
         if got != want:
             raise TraceError(f"{source}: column {c} has dtype {got}, expected {want}")
-    _check_values(trace, source)
+    check_rows(trace, source)
     return trace
 
 
-def _check_values(t: TraceColumns, source: str) -> None:
-    """The value checks of `validate_columns` (the columns' kinds already checked)."""
+def _row(i: int) -> str:
+    return f"row {i}"
+
+
+def check_rows(t: TraceColumns, source: str, where: Callable[[int], str] = _row,
+               ordered: bool = True) -> None:
+    """The value checks of `validate_columns` (the columns' kinds already checked): the first
+    bad value raises `TraceError` "`source`: `where(i)`: ..." (default `row i`, 0-based; a
+    loader passes the file line of row i). `ordered=False` skips the arrival order check (for
+    rows still in file order)."""
+    def fail(i, msg: str) -> TraceError:
+        return TraceError(f"{source}: {where(int(i))}: {msg}")
+
     a = t["arrival_s"]
     bad = np.flatnonzero(~np.isfinite(a) | (a < 0))
     if bad.size:
-        i = bad[0]
-        raise TraceError(f"{source}: row {i}: arrival_s must be finite and >= 0, got {a[i]}")
+        raise fail(bad[0], f"arrival_s must be finite and >= 0, got {a[bad[0]]}")
     dec = np.flatnonzero(a[1:] < a[:-1])
-    if dec.size:
-        raise TraceError(f"{source}: row {dec[0] + 1}: arrival_s decreases (not sorted)")
+    if ordered and dec.size:
+        raise fail(dec[0] + 1, "arrival_s decreases (not sorted)")
     for c in ("prompt_tokens", "output_tokens"):
         v = t[c]
         bad = np.flatnonzero(v < 1)
         if bad.size:
-            raise TraceError(f"{source}: row {bad[0]}: {c} must be >= 1, got {v[bad[0]]}")
+            raise fail(bad[0], f"{c} must be >= 1, got {v[bad[0]]}")
     for c in TEXT_COLUMNS:
         if c in t.columns:
             for i, v in enumerate(t[c]):
                 if v is not None and not isinstance(v, str):
-                    raise TraceError(f"{source}: row {i}: {c} must be a string or None, got {v!r}")
+                    raise fail(i, f"{c} must be a string or None, got {v!r}")
     if "think_s" in t.columns:
         v = t["think_s"]
         bad = np.flatnonzero(np.isinf(v) | (v < 0))
         if bad.size:
-            raise TraceError(f"{source}: row {bad[0]}: think_s must be NaN or a finite number "
-                             f">= 0, got {v[bad[0]]}")
+            raise fail(bad[0], f"think_s must be NaN or a finite number >= 0, got {v[bad[0]]}")
     if "semantic_similarity" in t.columns:
         v = t["semantic_similarity"]
         bad = np.flatnonzero(np.isinf(v) | (v < -1) | (v > 1))
         if bad.size:
-            raise TraceError(f"{source}: row {bad[0]}: semantic_similarity must be NaN or a "
-                             f"cosine similarity in [-1, 1], got {v[bad[0]]}")
+            raise fail(bad[0], f"semantic_similarity must be NaN or a cosine similarity in "
+                               f"[-1, 1], got {v[bad[0]]}")
     if "images" in t.columns:
         v = t["images"]
         bad = np.flatnonzero(v < 0)
         if bad.size:
-            raise TraceError(f"{source}: row {bad[0]}: images must be >= 0, got {v[bad[0]]}")
+            raise fail(bad[0], f"images must be >= 0, got {v[bad[0]]}")
     if "jailbreak" in t.columns:
         v = t["jailbreak"]
         bad = np.flatnonzero(~np.isnan(v) & (v != 0) & (v != 1))
         if bad.size:
-            raise TraceError(f"{source}: row {bad[0]}: jailbreak must be NaN, 0 or 1, got "
-                             f"{v[bad[0]]}")
+            raise fail(bad[0], f"jailbreak must be NaN, 0 or 1, got {v[bad[0]]}")
     if "hash_ids" in t.columns:
         for i, v in enumerate(t["hash_ids"]):
             if v is not None and not isinstance(v, list):
-                raise TraceError(f"{source}: row {i}: hash_ids must be a list or None, got {v!r}")
+                raise fail(i, f"hash_ids must be a list or None, got {v!r}")
         if t.attrs.get(ATTR) is not None:
-            _check_block_counts(t, source)
+            _check_block_counts(t, source, fail)
 
 
-def _check_block_counts(t: TraceColumns, source: str) -> None:
+def _check_block_counts(t: TraceColumns, source: str, fail: Callable) -> None:
     try:
         b = check_block_tokens(t.attrs[ATTR], "attrs hash_block_tokens")
     except ConfigError as e:
         raise TraceError(f"{source}: {e}") from None
     for i, (h, p) in enumerate(zip(t["hash_ids"], t["prompt_tokens"].tolist())):
         if h is not None and len(h) != n_blocks(p, b):
-            raise TraceError(f"{source}: row {i}: hash_ids has {len(h)} ids but prompt_tokens "
-                             f"{p} spans ceil({p} / {b}) = {n_blocks(p, b)} blocks of "
-                             f"hash_block_tokens {b}")
+            raise fail(i, f"hash_ids has {len(h)} ids but prompt_tokens {p} spans "
+                          f"ceil({p} / {b}) = {n_blocks(p, b)} blocks of hash_block_tokens {b}")
