@@ -146,6 +146,9 @@ def test_an_slo_missed_on_an_idle_fleet_is_not_called_load():
     assert "prefill exceeds the TTFT target (2 s)" in line
     assert "cannot carry the trace" in verdict({**s, "queue_wait_mean_s": 1.5})
     assert "cannot carry the trace" in verdict({**s, "mean_utilization": 0.9})
+    # disaggregated, decode-bound: prefill instances idle, requests wait for decode KV blocks
+    assert "cannot carry the trace" in verdict({**s, "kv_wait_mean_s": 3.5})
+    assert "cannot carry" not in verdict({**s, "kv_wait_mean_s": 0.0})
 
 
 def test_verdict_is_silent_for_a_fleet_that_carries_its_trace():

@@ -102,7 +102,7 @@ def test_generic_csv_with_mapping_and_ms(tmp_path):
     validate_trace(df)
     assert df.arrival_s.tolist() == [0.0, 0.5, 1.5]
     assert df.prompt_tokens.tolist() == [5, 10, 20]
-    assert df.model.tolist() == ["m2", "m1", ""]
+    assert df.model.tolist() == ["m2", "m1", None]  # a blank cell names no model
 
 
 def test_generic_parquet_and_jsonl_us(tmp_path):
@@ -334,3 +334,16 @@ def test_checks_after_parsing_name_the_file_line_not_the_sorted_row(tmp_path):
                "9,5,3,0\n0,5,3,0\n5,5,3,-2\n")
     with pytest.raises(TraceError, match=r"s\.csv: line 4: images must be >= 0, got -2$"):
         load_trace(p, cache=False)
+
+
+def test_a_blank_text_cell_is_a_missing_value(tmp_path):
+    """A blank `model` cell is a request that names no model (it goes to the default model);
+    it was the model '' that no pool serves."""
+    p = _write(tmp_path, "b.csv", "arrival_s,prompt_tokens,output_tokens,model,session_id\n"
+               "0,5,3,m1,s1\n1,5,3,,\n2,5,3,  ,s2\n")
+    df = load_trace(p, cache=False)
+    assert df["model"].tolist()[0] == "m1"
+    assert [v is None or v != v for v in df["model"].tolist()[1:]] == [True, True]
+    assert df["session_id"].tolist()[0] == "s1" and df["session_id"].tolist()[2] == "s2"
+    assert df["session_id"].tolist()[1] is None or df["session_id"].tolist()[1] != \
+        df["session_id"].tolist()[1]

@@ -176,13 +176,15 @@ QUEUE_SHARE, BUSY_MIN = 0.25, 0.8
 
 
 def loaded(s: dict) -> bool:
-    """Whether a run's SLO misses come from load (queueing, busy instances), not from the
-    requests themselves; True when the summary lacks the figures (an older one)."""
+    """Whether a run's SLO misses come from load (queueing for an instance or, disaggregated,
+    for a decode instance's KV blocks; busy instances), not from the requests themselves;
+    True when the summary lacks the figures (an older one)."""
     wait, util, ttft = (s.get(k) for k in ("queue_wait_mean_s", "mean_utilization",
                                            "slo_ttft_s"))
     if wait is None or util is None or not ttft:
         return True
-    return wait >= QUEUE_SHARE * ttft or util >= BUSY_MIN
+    kv_wait = s.get("kv_wait_mean_s") or 0.0
+    return max(wait, kv_wait) >= QUEUE_SHARE * ttft or util >= BUSY_MIN
 
 
 def run_line(s: dict, name: str, overrides) -> str:

@@ -134,9 +134,11 @@ def present(values: Sequence | np.ndarray) -> np.ndarray:
 
 
 def _text(values: Sequence | np.ndarray) -> list:
-    """`str` or None per value (NaN and None become None, other values str())."""
-    return [None if v is None or (isinstance(v, float) and np.isnan(v)) else str(v)
-            for v in values]
+    """`str` or None per value (NaN, None and a blank string — an empty CSV cell — become None:
+    a missing value, e.g. a request that names no model; other values str())."""
+    out = [None if v is None or (isinstance(v, float) and np.isnan(v)) else str(v)
+           for v in values]
+    return [None if v is not None and not v.strip() else v for v in out]
 
 
 def _floats(values: Sequence | np.ndarray) -> np.ndarray:
