@@ -163,7 +163,8 @@ def test_summary_shows_prefix_hits_and_flags_a_measurement_fleet():
     s = {"requests_total": 10, "requests_completed": 10, "slo_attainment": 1.0,
          "prefix_hit_ratio_blocks": 0.366, "prefix_hit_ratio_tokens": 0.373}
     oracle = {"pool": {"pools": {"oracle": {"gpu": "h100-80gb", "model": "m", "count": 1,
-                                            "latency": {"kind": "constant"}}}}}
+                                            "latency": {"kind": "constant"},
+                                            "prefix_cache": {"enabled": True}}}}}
     text = run_summary(s, oracle, "out")
     assert ("  prefix     36.6 % of prompt blocks (37.3 % of prompt tokens) served from the "
             "prefix cache") in text
@@ -171,6 +172,8 @@ def test_summary_shows_prefix_hits_and_flags_a_measurement_fleet():
     served = {"pool": {"pools": {"h100": {"gpu": "h100-80gb", "model": "m", "count": 4}}}}
     text = run_summary({**s, "prefix_hit_ratio_blocks": None}, served, "out")
     assert "prefix " not in text and "not a serving estimate" not in text
+    # hash ids in the trace but no pool caching prefixes: no line about the prefix cache
+    assert "prefix " not in run_summary({**s, "prefix_hit_ratio_blocks": 0.0}, served, "out")
 
 
 def test_the_winner_breaks_ties_by_p99_ttft_then_run_number():

@@ -347,3 +347,33 @@ def test_a_blank_text_cell_is_a_missing_value(tmp_path):
     assert df["session_id"].tolist()[0] == "s1" and df["session_id"].tolist()[2] == "s2"
     assert df["session_id"].tolist()[1] is None or df["session_id"].tolist()[1] != \
         df["session_id"].tolist()[1]
+
+
+def test_times_with_a_zone_are_compared_in_utc(tmp_path):
+    """A zone-qualified ISO time (…Z, +01:00) in text or a tz-aware Parquet timestamp column
+    was a TypeError traceback; both are moved to UTC."""
+    p = _write(tmp_path, "z.csv", "ts,prompt_tokens,output_tokens\n2024-01-01T00:00:02Z,5,3\n"
+               "2024-01-01T00:00:00+00:00,5,3\n2024-01-01T01:00:01+01:00,5,3\n")
+    df = load_trace(p, cache=False, columns={"arrival_s": "ts"}, time_unit="datetime")
+    assert df.arrival_s.tolist() == [0.0, 1.0, 2.0]
+    t = pd.DataFrame({"arrival_s": pd.date_range("2024-01-01", periods=3, freq="1500ms",
+                                                 tz="Europe/Paris")[::-1],
+                      "prompt_tokens": [5, 5, 5], "output_tokens": [3, 3, 3]})
+    t.to_parquet(tmp_path / "z.parquet")
+    assert load_trace(tmp_path / "z.parquet", cache=False).arrival_s.tolist() == [0.0, 1.5, 3.0]
+
+
+def test_a_preset_kinds_columns_take_user_entries_without_losing_their_own(tmp_path):
+    """An azure-format file with extra columns of trace-column names: one line naming the
+    column and how to skip it; `columns: {complexity: null}` merges into the preset's
+    mapping (it replaced it, losing TIMESTAMP / ContextTokens / GeneratedTokens)."""
+    p = _write(tmp_path, "az.csv", "TIMESTAMP,ContextTokens,GeneratedTokens,complexity\n"
+               "2023-11-16 18:15:46.6805900,374,44,low\n"
+               "2023-11-16 18:15:50.5011290,396,109,high\n")
+    with pytest.raises(TraceError, match=r"line 2: field complexity \(complexity\): not a "
+                       r"number: 'low' \(the column was read because it has the name of a "
+                       r"trace column; ignore it with \+workload\.source\.columns\."
+                       r"complexity=null\)"):
+        load_trace(p, kind="azure", cache=False)
+    df = load_trace(p, kind="azure", cache=False, columns={"complexity": None})
+    assert df.prompt_tokens.tolist() == [374, 396] and "complexity" not in df.columns

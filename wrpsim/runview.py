@@ -99,6 +99,16 @@ def measurement_fleet(cfg: dict) -> bool:
                                for p in pools)
 
 
+def _caches_prefixes(cfg: dict) -> bool:
+    """True when some pool of the run's config has its prefix cache on (or the config does not
+    say: a summary shown without it)."""
+    pools = (((cfg or {}).get("pool") or {}).get("pools") or {})
+    if not pools:
+        return True
+    return any(((p.get("prefix_cache") or {}).get("enabled") is True)
+               for p in pools.values() if isinstance(p, dict))
+
+
 def _extra_lines(s: dict, cfg: dict) -> list[str]:
     """The mean answer quality when the workload replays outcomes (and calls per task for a
     multi-round router); the prefix-cache hit ratio when a pool caches prefixes; instance
@@ -115,7 +125,7 @@ def _extra_lines(s: dict, cfg: dict) -> list[str]:
         if s.get("rounds_mean") is not None:
             line += f"; {s['rounds_mean']:.2f} calls per task"
         out.append(line)
-    if s.get("prefix_hit_ratio_blocks") is not None:
+    if s.get("prefix_hit_ratio_blocks") is not None and _caches_prefixes(cfg):
         out.append(f"  prefix     {_pct(s.get('prefix_hit_ratio_blocks'))} of prompt blocks "
                    f"({_pct(s.get('prefix_hit_ratio_tokens'))} of prompt tokens) served from "
                    f"the prefix cache")

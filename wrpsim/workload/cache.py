@@ -35,7 +35,8 @@ from wrpsim.workload.validate import arrow_schema
 if TYPE_CHECKING:
     import pandas as pd
 
-CACHE_FORMAT = 3  # 3: optional columns of canonical name read by default, outcomes
+CACHE_FORMAT = 4  # 3: optional columns of canonical name read by default, outcomes; 4: blank
+# text cells are missing values, zoned times in UTC
 _ATTR_KEY = f"wrpsim.{ATTR}".encode()
 _OFF = ("off", "0", "false", "no", "none")
 

@@ -82,13 +82,18 @@ def _counts(raw: RawTable, src: str, dst: str) -> np.ndarray:
 
 def _arrivals(raw: RawTable, src: str, unit: str, fmt: str | None) -> np.ndarray:
     """Seconds since the earliest timestamp, float64, in file order. A column the file stores
-    as timestamps (Parquet) is read as such whatever `unit` says."""
+    as timestamps (Parquet) is read as such whatever `unit` says; times with a zone are
+    compared in UTC."""
     s = raw.columns[src]
     if unit == "datetime" or pd.api.types.is_datetime64_any_dtype(s.dtype):
         if pd.api.types.is_datetime64_any_dtype(s.dtype):
             t = s
         else:
-            t = pd.to_datetime(s.astype(object), format=fmt or "ISO8601", errors="coerce")
+            # utc: a zone-qualified time (…Z, +02:00) is moved to UTC, a plain one read as UTC
+            t = pd.to_datetime(s.astype(object), format=fmt or "ISO8601", errors="coerce",
+                               utc=True)
+        if getattr(t.dtype, "tz", None) is not None:
+            t = t.dt.tz_convert("UTC").dt.tz_localize(None)
         bad = np.flatnonzero(t.isna().to_numpy())
         if bad.size:
             i = int(bad[0])
@@ -180,8 +185,10 @@ def convert(raw: RawTable, columns: Mapping[str, str] | None = None, time_unit: 
     cols = column_mapping(columns, tuple(raw.columns))
     if "hash_ids" in cols and hash_block_tokens is None:
         raise TraceError(f"{raw.path}: column {cols['hash_ids']} (hash_ids) found: give "
-                         "source.hash_block_tokens (tokens per id, e.g. 512 for Mooncake-style "
-                         "ids), or set source.columns.hash_ids: null to ignore the column")
+                         "workload.source.hash_block_tokens (tokens per id, e.g. 512 for "
+                         "Mooncake-style ids), or ignore the column with "
+                         "+workload.source.columns.hash_ids=null")
+    defaulted = {k for k in cols if k not in REQUIRED and k not in (columns or {})}
     missing = [f"{src} (for {dst})" for dst, src in cols.items() if src not in raw.columns]
     if missing:
         raise TraceError(f"{raw.path}: missing column(s) {', '.join(missing)}; "
@@ -191,16 +198,23 @@ def convert(raw: RawTable, columns: Mapping[str, str] | None = None, time_unit: 
     output = _counts(raw, cols["output_tokens"], "output_tokens")
     optional: dict[str, Any] = {}
     for dst, src in cols.items():
-        if dst == "hash_ids":
-            optional[dst] = _hash_lists(raw, src)
-        elif dst == "outcomes":
-            optional[dst] = _outcome_maps(raw, src)
-        elif dst == "images":
-            optional[dst] = _whole(raw, src, dst, _optional_numbers(raw, src, dst))
-        elif dst in FLOAT_COLUMNS:
-            optional[dst] = _optional_numbers(raw, src, dst)
-        elif dst not in REQUIRED:
-            optional[dst] = raw.columns[src].to_numpy(dtype=object)
+        try:
+            if dst == "hash_ids":
+                optional[dst] = _hash_lists(raw, src)
+            elif dst == "outcomes":
+                optional[dst] = _outcome_maps(raw, src)
+            elif dst == "images":
+                optional[dst] = _whole(raw, src, dst, _optional_numbers(raw, src, dst))
+            elif dst in FLOAT_COLUMNS:
+                optional[dst] = _optional_numbers(raw, src, dst)
+            elif dst not in REQUIRED:
+                optional[dst] = raw.columns[src].to_numpy(dtype=object)
+        except TraceError as e:
+            if dst not in defaulted:
+                raise
+            raise TraceError(f"{e} (the column was read because it has the name of a trace "
+                             f"column; ignore it with +workload.source.columns.{dst}=null)"
+                             ) from None
     block = hash_block_tokens if "hash_ids" in optional else None
     trace = set_block_tokens(canonical_columns(arrival, prompt, output, optional), block)
     check_rows(trace, str(raw.path), raw.where, ordered=False)  # file lines, before sorting

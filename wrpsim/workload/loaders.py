@@ -120,7 +120,12 @@ def loader_params(kind: str, **opts: Any) -> dict[str, Any]:
         if key not in LOADER_OPTIONS:
             raise unknown_key(f"source.{key}", key, LOADER_OPTIONS)
     params = {k: v for k, v in PRESETS[kind].items()}
-    params.update({k: v for k, v in opts.items() if k != "cache" and v is not None})
+    given = {k: v for k, v in opts.items() if k != "cache" and v is not None}
+    if isinstance(given.get("columns"), Mapping) and isinstance(params.get("columns"), Mapping):
+        # a kind's preset names its file's columns; the user's entries add to or override
+        # them (e.g. `columns: {complexity: null}` on an azure file), they do not replace them
+        given["columns"] = {**params["columns"], **given["columns"]}
+    params.update(given)
     if params.get("format") is not None and params["format"] not in FORMATS:
         raise unknown_choice("format", params["format"], FORMATS)
     if params["time_unit"] not in TIME_UNITS:
