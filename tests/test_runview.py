@@ -89,8 +89,8 @@ def test_a_sweep_prints_aligned_lines_and_a_closing_table(monkeypatch, capsys, t
     assert rows[1].split()[1:4] == ["failed", "(see", "1/error.json)"]  # a10g: 70B does not fit
     ok = [r for r in rows if "failed" not in r]
     assert len(ok) == 2 and len({r.index(" router=") for r in ok}) == 1  # aligned columns
-    assert table[7].startswith("best SLO attainment, then lowest cost (costs within 1 % tie; "
-                               "ties: lower p99 TTFT, then run number): run ")
+    assert table[7].startswith("best SLO attainment (within 0.1 point ties), then lowest cost "
+                               "(within 1 % ties), then lower p99 TTFT, then run number: run ")
     per_run = [ln for ln in lines[:start] if ln.startswith("wrpsim: run ")]
     assert [ln.split()[2] for ln in per_run] == ["0", "2"]  # as each completed run finished
     assert len({ln.index(" | SLO ") for ln in per_run}) == 1  # aligned
@@ -189,6 +189,20 @@ def test_the_winner_breaks_ties_by_p99_ttft_then_run_number():
     assert winner([("0", {**a, "cost_usd": None}), ("1", {**a, "cost_usd": None,
                                                           "ttft_p99_s": 0.4})]) == "1"
     assert winner([("0", None)]) is None
+
+
+def test_an_attainment_edge_the_table_cannot_show_does_not_outweigh_cost():
+    """99.95 % against 99.951 % (or 99.9 % against 100 %) tie: the cheaper run wins; a 0.2
+    point edge still decides."""
+    from wrpsim.report.choice import winner
+
+    cheap = {"slo_attainment": 0.9995, "cost_usd": 10.0, "ttft_p99_s": 1.0}
+    assert winner([("0", cheap), ("1", {**cheap, "slo_attainment": 0.99951,
+                                        "cost_usd": 20.0})]) == "0"
+    assert winner([("0", {**cheap, "slo_attainment": 0.999}),
+                   ("1", {**cheap, "slo_attainment": 1.0, "cost_usd": 20.0})]) == "0"
+    assert winner([("0", {**cheap, "slo_attainment": 0.998}),
+                   ("1", {**cheap, "slo_attainment": 1.0, "cost_usd": 20.0})]) == "1"
 
 
 def test_the_winner_is_not_decided_by_cost_noise():

@@ -138,3 +138,6 @@ def test_a_user_workload_path_is_relative_to_its_yaml_and_load_workload_finds_it
                            "source": {"kind": "generic", "path": "/x/mine.csv"}}) == \
         "azure-conv-2023:mine.csv"
     assert workload_label({"name": "mine", "source": {"path": "/x/mine.csv"}}) == "mine"
+    own = tmp_path / "cat" / "workloads" / "traces" / "mine.csv"  # the same file, spelled
+    for spelled in (str(own), "./traces/mine.csv", "traces/../traces/mine.csv"):  # otherwise
+        assert workload_label({"name": "my-trace", "source": {"path": spelled}}) == "my-trace"

@@ -3,7 +3,9 @@ cost–latency Pareto front.
 
 - `winner(runs)`: the winning run among `(name, summary)` pairs (summary None: skipped), or
   None when none has a summary. The rule, in order:
-  1. best SLO attainment (`slo_attainment`; missing counts as 0);
+  1. best SLO attainment (`slo_attainment`; missing counts as 0): every run within
+     `ATTAINMENT_TOLERANCE` (0.1 percentage point, the precision a sweep's table shows) of
+     the best ties, so a difference nobody can see does not outweigh cost;
   2. among those, every run whose total cost over the trace (`cost_usd`) is within
      `COST_TOLERANCE` (1 %) of the cheapest one's ties: identical fleets differ in cost only by
      when their last request finished, noise that must not decide the winner (a missing cost
@@ -20,8 +22,9 @@ from __future__ import annotations
 import re
 
 COST_TOLERANCE = 0.01
-RULE = ("best SLO attainment, then lowest cost (costs within 1 % tie; ties: lower p99 TTFT, "
-        "then run number)")
+ATTAINMENT_TOLERANCE = 0.001
+RULE = ("best SLO attainment (within 0.1 point ties), then lowest cost (within 1 % ties), then "
+        "lower p99 TTFT, then run number")
 
 
 def _natural(name: str) -> tuple:
@@ -35,7 +38,8 @@ def winner(runs) -> str | None:
     if not done:
         return None
     best = max(s.get("slo_attainment") or 0.0 for _, s in done)
-    done = [(n, s) for n, s in done if (s.get("slo_attainment") or 0.0) == best]
+    done = [(n, s) for n, s in done
+            if (s.get("slo_attainment") or 0.0) >= best - ATTAINMENT_TOLERANCE]
     costs = [s["cost_usd"] for _, s in done if s.get("cost_usd") is not None]
     if costs:
         bound = min(costs) + COST_TOLERANCE * abs(min(costs))

@@ -136,9 +136,19 @@ def workload_label(cfg: Mapping[str, Any]) -> str:
     except (OSError, YAMLError, OmegaConfBaseException):  # reported where it is loaded
         return name
     own = (shipped.get("source") or {}).get("path") if isinstance(shipped, Mapping) else None
-    if own is not None and str(own) == str(path):
+    if own is not None and _same_file(yaml_file.parent, str(own), str(path)):
         return name
     return f"{name}:{Path(str(path)).name}"
+
+
+def _same_file(base: Path, a: str, b: str) -> bool:
+    """Whether paths `a` and `b` (relative ones against `base`) name one file, however spelled
+    (`./traces/x.csv`, an absolute path, a link)."""
+    pa_, pb = (p if (p := Path(x).expanduser()).is_absolute() else base / p for x in (a, b))
+    try:
+        return pa_.resolve() == pb.resolve()
+    except OSError:
+        return str(pa_) == str(pb)
 
 
 def _plain(cfg: Any) -> Any:
