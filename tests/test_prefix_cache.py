@@ -110,7 +110,28 @@ def test_prefix_aware_warns_on_a_fleet_without_prefix_caching(tmp_path, cached, 
         warnings.simplefilter("always")
         run(cfg, tmp_path)
     said = [str(w.message) for w in caught if issubclass(w.category, WrpsimWarning)
-            and "prefix-aware" in str(w.message)]
+            and "no pool caches prefixes" in str(w.message)]
     assert bool(said) == warns
     if warns:
         assert said[0].startswith("router=prefix-aware on a fleet where no pool caches prefixes")
+
+
+def test_prefix_aware_warns_on_a_workload_without_prefix_ids(tmp_path):
+    """Prefix caching on, but the trace has no hash ids: every match is 0 (it ran silently)."""
+    import warnings
+
+    from wrpsim.errors import WrpsimWarning
+    from wrpsim.sim import run
+
+    said = []
+    for extra in ((), ("workload.prefix_ids=synthetic",)):
+        cfg = compose_cfg("router=prefix-aware", "workload.max_requests=20",
+                          "pool.pools.h100.prefix_cache.enabled=true", *extra)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            run(cfg, tmp_path / str(len(said)))
+        said.append([str(w.message) for w in caught if issubclass(w.category, WrpsimWarning)
+                     and "prefix-hash ids" in str(w.message)])
+    assert len(said[0]) == 1 and said[0][0].startswith(
+        "router=prefix-aware on a workload without prefix-hash ids (hash_ids)")
+    assert said[1] == []

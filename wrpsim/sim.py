@@ -245,6 +245,14 @@ class Simulation:
                              scrape=self.router.reads_load)
         self.service = RouterService(service)
         self.router.bind(self.feed.view, stream(self.seed, "router"))
+        if getattr(self.router, "needs_prefix_ids", False) and not hbt and any(
+                s.prefix_cache for s in self.fleet.specs):
+            from wrpsim.errors import warn
+
+            warn(f"router={rcfg.get('name') or 'prefix-aware'} on a workload without "
+                 f"prefix-hash ids (hash_ids): every prefix match is 0, so it routes on load "
+                 f"alone (give it ids: workload.prefix_ids=synthetic or session, or a trace "
+                 f"that has them, e.g. workload=mooncake-conversation)")
         self.cache = None
         cache_spec = CacheSpec.parse(rcfg.get("cache") if isinstance(rcfg, dict) else None)
         if cache_spec is not None and cache_spec.hit_model == "trace":

@@ -27,6 +27,8 @@ class PrefixAware(Router):
     """
 
     name = "prefix_aware"
+    #: the policy scores prefix-hash ids: `wrpsim.sim` warns on a workload without them
+    needs_prefix_ids = True
 
     def __init__(self, prefix_weight: float = 1.0, load_weight: float = 1.0,
                  balance_abs_threshold: int = 32, balance_rel_threshold: float = 1.5):
