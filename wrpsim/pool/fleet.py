@@ -225,10 +225,11 @@ def kv_bytes_per_token(lat, model, spec: PoolSpec) -> float:
     """KV-cache bytes one token of a sequence occupies on an instance of `spec`, all its
     layers on all the GPUs that hold the sequence: the latency model's bytes per GPU (at the
     pool's `kv_dtype`; KV heads replicated when the group's TP exceeds them, MLA's latent on
-    every GPU) times the GPUs of one attention group (`tp / attn_dp`). This is what a
-    disaggregated hand-off sends (one flow per GPU, each its GPU's share) and what a block
-    occupies in the host-DRAM and remote tiers. A constant latency model has no KV layout:
-    the model's native `kv_bytes_per_token`."""
+    every GPU) times the GPUs of one attention group (`tp / attn_dp`). A block occupies that
+    in the host-DRAM and remote tiers (each GPU offloads its HBM), and a disaggregated hand-off
+    sends the decode instance's figure: each decode GPU receives its share, its own copy of
+    replicated heads or of the latent included (as vLLM's KV connectors pull per worker). A
+    constant latency model has no KV layout: the model's native `kv_bytes_per_token`."""
     per_gpu = getattr(lat, "kv_bytes_per_token_per_gpu", None)
     if per_gpu is None:
         return float(model.kv_bytes_per_token)
@@ -267,7 +268,8 @@ def _check_disaggregated(model: str, mine: list, specs: list) -> None:
             f"{need} pool")
     raise ConfigError(
         f"pool.pools.{have.name}.role: model {model} has a {have.role} pool and no {need} "
-        f"pool; a disaggregated model needs both (valid roles: {', '.join(ROLES)})")
+        f"pool; a disaggregated model needs pools with role prefill and role decode (valid "
+        f"roles: {', '.join(ROLES)})")
 
 
 class Candidates(list):

@@ -1,8 +1,9 @@
 """KV-cache transfers from prefill to decode instances (disaggregated serving).
 
-A transfer moves a request's whole KV cache (`kv_bytes_per_token` × tokens, all layers, all TP
-shards) from the prefill instance to the decode instance as `tp` equal flows that start
-together, one per prefill GPU. `mode` says when the bytes may leave:
+A transfer moves a request's whole KV cache (the decode instance's `kv_bytes_per_token` ×
+tokens — all layers, all its GPUs' shards at the `kv_dtype` both pools share,
+`wrpsim.pool.fleet.kv_bytes_per_token`) from the prefill instance to the decode instance as
+`tp` equal flows that start together, one per prefill GPU. `mode` says when the bytes may leave:
 
 - ``serialized``: after the prefill iteration ends; it exposes all of bytes / bandwidth;
 - ``layerwise``: each layer's share leaves as soon as the last prefill iteration has computed
