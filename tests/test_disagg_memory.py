@@ -45,7 +45,7 @@ def disagg(kv_dec=400, kv_pre=100_000, step_s=0.01, prefill_s=0.005, nic_gbps=10
                 "kv_blocks": blocks, "role": role, "latency": lat,
                 "scheduler": {"policy": pol, "max_seqs": max_seqs,
                               "token_budget": token_budget, "block_size": block_size},
-                "kv_transfer": {"mode": mode}}
+                **({"kv_transfer": {"mode": mode}} if role == "prefill" else {})}
 
     return {
         "seed": 0, "slo": {"ttft_s": 1.0, "tpot_s": 0.1}, "pue": 1.0,

@@ -21,7 +21,7 @@ def disagg_cfg(mode="layerwise", nic_gbps=100.0, prefill_s=0.08, step_s=0.01, ma
         return {"gpu": "h100-80gb", "model": "llama3.1-8b", "tp": 1, "count": count,
                 "kv_blocks": kv_blocks, "role": role, "latency": lat,
                 "scheduler": {"max_seqs": max_seqs, "token_budget": 8192},
-                "kv_transfer": {"mode": mode}}
+                **({"kv_transfer": {"mode": mode}} if role == "prefill" else {})}
 
     return {
         "seed": 0, "slo": {"ttft_s": 1.0, "tpot_s": 0.1}, "pue": 1.0,
@@ -139,3 +139,96 @@ def test_transfers_sharing_a_fabric_link_slow_each_other_down():
     xfer = 4096 * KV_8B / 12.5e9
     for r in req.to_pylist():
         assert r["kv_transfer_s"] == pytest.approx(2 * xfer, rel=0.01)
+
+
+def engine_disagg_cfg(kv_pre="fp8", kv_dec="fp8", tp=2):
+    """Llama-3.1-8B on the engine latency model (KV layout and dtype are the model's)."""
+    def pool(role):
+        return {"gpu": "h100-80gb", "model": "llama3.1-8b", "tp": tp, "count": 1, "role": role,
+                "kv_dtype": kv_pre if role == "prefill" else kv_dec}
+
+    return {"seed": 0, "slo": {"ttft_s": 1.0, "tpot_s": 0.1}, "pue": 1.0,
+            "network": {"kind": "nic", "nic_gbps": 100.0},
+            "pool": {"pools": {"pre": pool("prefill"), "dec": pool("decode")}},
+            "router": {"_target_": "wrpsim.router.LeastOutstanding"}}
+
+
+@pytest.mark.parametrize("kv_dtype,width", [("fp8", 1), ("bf16", 2), ("auto", 2)])
+def test_transfer_bytes_follow_the_kv_dtype(kv_dtype, width):
+    # 8B at tp 2: 2 (K, V) x 32 layers x 4 KV heads per GPU x 128 x width bytes, on 2 GPUs
+    r, _, _ = one(engine_disagg_cfg(kv_dtype, kv_dtype), prompt=1000, output=3)
+    assert r["status"] == "completed"
+    assert r["kv_transfer_bytes"] == 1000 * 2 * 32 * 4 * 128 * width * 2
+
+
+def test_prefill_and_decode_pools_need_one_kv_dtype():
+    with pytest.raises(ConfigError, match=r"^pool\.pools\.dec\.kv_dtype: fp8 differs .*"
+                                          r"valid choices: auto, bf16$"):
+        Simulation(engine_disagg_cfg("bf16", "fp8"), make_trace([0.0], [10], [2]))
+
+
+def test_decode_pool_max_context_is_enforced():
+    cfg = disagg_cfg()
+    cfg["pool"]["pools"]["dec"]["max_context"] = 1000
+    req, _, _ = Simulation(cfg, make_trace([0.0, 0.0, 0.0], [800, 800, 999], [200, 201, 1])).run()
+    rows = {r["request_id"]: r for r in req.to_pylist()}
+    assert [rows[i]["status"] for i in range(3)] == ["completed", "dropped", "completed"]
+    assert rows[1]["drop_reason"] == "context"
+
+
+def test_prefill_pool_max_context_bounds_the_prompt_and_first_token():
+    cfg = disagg_cfg()
+    cfg["pool"]["pools"]["pre"]["max_context"] = 1000
+    req, _, _ = Simulation(cfg, make_trace([0.0, 0.0], [999, 1000], [500, 2])).run()
+    a, b = req.to_pylist()
+    assert a["status"] == "completed"  # 999 + 1 on the prefill instance, 1,499 on decode
+    assert b["status"] == "dropped" and b["drop_reason"] == "context"
+
+
+def test_a_prefill_instance_needs_only_the_prompts_kv():
+    cfg = disagg_cfg()
+    cfg["pool"]["pools"]["pre"]["kv_blocks"] = 10  # 160 tokens (block_size 16)
+    req, _, _ = Simulation(cfg, make_trace([0.0, 0.0], [160, 161], [400, 2])).run()
+    a, b = req.to_pylist()
+    assert a["status"] == "completed" and a["kv_transfer_bytes"] == 160 * KV_8B
+    assert b["status"] == "dropped" and b["drop_reason"] == "exceeds_kv_capacity"
+
+
+@pytest.mark.parametrize("tp_pre,tp_dec", [(2, 1), (1, 2), (4, 2), (2, 2)])
+def test_nic_transfer_runs_on_the_end_with_fewer_nics(tp_pre, tp_dec):
+    cfg = disagg_cfg("serialized", 100.0)
+    cfg["pool"]["pools"]["pre"]["tp"] = tp_pre
+    cfg["pool"]["pools"]["dec"]["tp"] = tp_dec
+    r, _, _ = one(cfg)
+    xfer = 4096 * KV_8B / (min(tp_pre, tp_dec) * 12.5e9)
+    assert r["kv_transfer_s"] == pytest.approx(xfer, rel=1e-9)
+
+
+def test_a_request_in_kv_transfer_at_the_horizon_keeps_its_prefill_gpu_time():
+    # prefill [0, .08] on 2 GPUs; the 0.43 s serialized transfer is under way at 0.2 s
+    cfg = disagg_cfg("serialized", 100.0)
+    cfg["pool"]["pools"]["pre"]["tp"] = 2
+    cfg["pool"]["pools"]["dec"]["tp"] = 2
+    cfg["sim"] = {"horizon_s": 0.1}
+    cfg["network"]["nic_gbps"] = 10.0
+    req, insts, _ = Simulation(cfg, make_trace([0.0], [4096], [3])).run()
+    r = req.to_pylist()[0]
+    assert r["status"] == "in_flight" and r["prefill_pool"] == "pre"
+    assert r["gpu_s"] == pytest.approx(0.08 * 2, rel=1e-9)
+    assert r["kv_transfer_bytes"] == 4096 * KV_8B
+    busy = sum(i["busy_s"] * i["tp"] for i in insts.to_pylist())
+    assert r["gpu_s"] == pytest.approx(busy, rel=1e-12)
+    assert r["energy_j"] > 0 and r["cost_usd"] > 0
+
+
+def test_kv_transfer_belongs_to_prefill_pools_and_pairs_name_the_pool():
+    cfg = disagg_cfg()
+    cfg["pool"]["pools"]["dec"]["kv_transfer"] = {"mode": "serialized"}
+    with pytest.raises(ConfigError, match=r"^pool\.pools\.dec\.kv_transfer applies to pools "
+                                          r"with role prefill"):
+        Simulation(cfg, make_trace([0.0], [10], [2]))
+    cfg = disagg_cfg()
+    cfg["pool"]["pools"]["dec"]["model"] = "qwen3-8b"
+    with pytest.raises(ConfigError, match=r"^pool\.pools\.dec\.model: qwen3-8b, but decode pool "
+                                          r"dec must serve"):
+        Simulation(cfg, make_trace([0.0], [10], [2]))

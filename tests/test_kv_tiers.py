@@ -79,3 +79,18 @@ def test_dram_tier_recovers_the_mooncake_traces_reuse(tmp_path):
     dram = run(compose_cfg(*common, "+pool.pools.h100.kv_tiers.dram_gib=1000"), tmp_path / "d")
     assert dram["prefix_hit_ratio_blocks"] > hbm["prefix_hit_ratio_blocks"] + 0.2
     assert dram["ttft_p50_s"] < hbm["ttft_p50_s"]
+
+
+@pytest.mark.parametrize("kv_dtype,width", [("fp8", 1), ("bf16", 2)])
+def test_dram_and_remote_tier_blocks_follow_the_kv_dtype(kv_dtype, width):
+    # engine latency model, 8B at tp 2: a 16-token block is 16 x 2 x 32 layers x 4 KV heads
+    # per GPU x 128 x width bytes on each of 2 GPUs
+    cfg = _tier_cfg(dram_gib=1.0, remote={"capacity_gib": 2.0, "nic_gbps": 100.0})
+    p = cfg["pool"]["pools"]["p"]
+    p.update(latency={"kind": "engine"}, kv_dtype=kv_dtype, tp=2, kv_blocks=None)
+    sim = Simulation(cfg, _two_turns())
+    block = 16 * 2 * 32 * 4 * 128 * width * 2
+    cache = sim.fleet.instances[0].prefix
+    assert cache.dram.capacity == 2**30 // block
+    assert sim.fleet.remote_stores["llama3.1-8b"].capacity == 2 * 2**30 // block
+    assert cache.block_bytes_per_gpu == block / 2

@@ -190,14 +190,14 @@ class Dispatcher:
             self.log.dropped(req, self.fleet.model_of(req), "modality")
             return
         need = req.prompt_tokens + req.output_tokens
-        if inst.max_context and need > inst.max_context:
-            self.log.dropped(req, self.fleet.model_of(req), "context")
-            return
-        if need > _seq_kv_tokens(inst):
-            self.log.dropped(req, self.fleet.model_of(req), "exceeds_kv_capacity")
-            return
         if inst.role != "prefill":
-            inst.admit(req)
+            if self._fits(req, inst, need):
+                inst.admit(req)
+            return
+        # a prefill instance holds the prompt's KV and computes the first token (the one a
+        # disaggregated vLLM prefill request asks for: max_tokens 1); its decode instance
+        # holds the prompt's and every output token's, as a colocated one does
+        if not self._fits(req, inst, req.prompt_tokens + 1, req.prompt_tokens):
             return
         if dec is None:
             dec = self._routed(self.router.route_decode, req)
@@ -208,10 +208,20 @@ class Dispatcher:
                 dec = self.feed.live(dec)
         if dec is None:
             self.log.dropped(req, self.fleet.model_of(req), "router_rejected")
-        elif need > _seq_kv_tokens(dec):
-            self.log.dropped(req, self.fleet.model_of(req), "exceeds_kv_capacity")
-        else:
+        elif self._fits(req, dec, need):
             inst.admit_disaggregated(req, dec)
+
+    def _fits(self, req, inst, context: int, kv: int | None = None) -> bool:
+        """Whether `req` fits `inst`: `context` tokens within its `max_context` and `kv`
+        tokens (default `context`) within one sequence's KV capacity; if not, record it as
+        dropped (``context`` / ``exceeds_kv_capacity``)."""
+        if inst.max_context and context > inst.max_context:
+            self.log.dropped(req, self.fleet.model_of(req), "context")
+            return False
+        if (context if kv is None else kv) > _seq_kv_tokens(inst):
+            self.log.dropped(req, self.fleet.model_of(req), "exceeds_kv_capacity")
+            return False
+        return True
 
 
 def _seq_kv_tokens(inst) -> int:

@@ -326,6 +326,7 @@ class Simulation:
 
     def log_remaining(self, end: float) -> tuple:
         """Record requests still in the system at `end`; build the two result tables."""
+        from wrpsim.pool.handoff import SENT
         from wrpsim.pool.sequence import Seq
 
         rows = []
@@ -348,6 +349,11 @@ class Simulation:
                 inst.failures, inst.downtime(end), spec.engine,
                 getattr(inst.latency, "calibration", "constant latency"),
             ))
+        for inst in self.fleet.instances:  # KV on its way to a decode instance: the row
+            # carries the GPU time, energy and cost its prefill already took
+            for seq in list(inst.incoming.values()):
+                if seq.xfer == SENT:
+                    self.log.in_flight(seq, None)
         for req in list(self.log.open.values()):  # between instances when the run ended
             self.log.in_flight(Seq(req), None)
         table = self.log.take_table()

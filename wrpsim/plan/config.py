@@ -154,6 +154,8 @@ def expand_candidate(name: str, raw) -> list[PoolTemplate]:
         if not isinstance(extra, dict) or "count" in extra or "role" in extra:
             raise ConfigError(f"{where}.{side} must be a mapping of pool keys (no count or role)")
         cfg = {**base, **extra, "role": side}
+        if side != "prefill" and "kv_transfer" not in extra:
+            cfg.pop("kv_transfer", None)  # (the prefill side sends: its key alone)
         t = _check_pool(f"{where}.{side}" if side in raw else where, f"{name}-{side}", cfg)
         out.append(PoolTemplate(f"{name}-{side}", name, side, cfg, t.gpu, t.tp,
                                 t.price_per_hour_usd, t.calibration))

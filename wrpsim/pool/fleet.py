@@ -157,6 +157,10 @@ def parse_pool(name: str, d: dict) -> PoolSpec:
     if bad:
         raise ConfigError(f"{where}.kv_transfer: unknown key(s) {bad}; valid keys: "
                           f"{', '.join(KV_TRANSFER_KEYS)}")
+    if d.get("kv_transfer") is not None and role != "prefill":
+        raise ConfigError(f"{where}.kv_transfer applies to pools with role prefill (they send "
+                          f"the KV); this pool's role is {role} (valid roles: "
+                          f"{', '.join(ROLES)}); remove kv_transfer or set role: prefill")
     mode = kt.get("mode", "layerwise")
     if mode not in MODES:
         raise unknown_choice(f"{where}.kv_transfer.mode", mode, MODES)
@@ -215,6 +219,57 @@ def kv_capacity(lat, sched) -> int:
     """KV blocks of an instance with latency model `lat` under scheduler settings `sched`."""
     return lat.kv_capacity_blocks(sched.block_size, sched.gpu_mem_util, sched.reserve_gib,
                                   sched.max_seqs)
+
+
+def kv_bytes_per_token(lat, model, spec: PoolSpec) -> float:
+    """KV-cache bytes one token of a sequence occupies on an instance of `spec`, all its
+    layers on all the GPUs that hold the sequence: the latency model's bytes per GPU (at the
+    pool's `kv_dtype`; KV heads replicated when the group's TP exceeds them, MLA's latent on
+    every GPU) times the GPUs of one attention group (`tp / attn_dp`). A block occupies that
+    in the host-DRAM and remote tiers (each GPU offloads its HBM), and a disaggregated hand-off
+    sends the decode instance's figure: each decode GPU receives its share, its own copy of
+    replicated heads or of the latent included (as vLLM's KV connectors pull per worker). A
+    constant latency model has no KV layout: the model's native `kv_bytes_per_token`."""
+    per_gpu = getattr(lat, "kv_bytes_per_token_per_gpu", None)
+    if per_gpu is None:
+        return float(model.kv_bytes_per_token)
+    return per_gpu * (spec.tp // spec.attn_dp)
+
+
+def _check_disaggregated(model: str, mine: list, specs: list) -> None:
+    """One line naming the pool field that makes a disaggregated model's pools unusable."""
+    roles = {s.role for s in mine}
+    if "both" in roles:
+        bad = next(s for s in mine if s.role == "both")
+        raise ConfigError(
+            f"pool.pools.{bad.name}.role: model {model} has pools with roles "
+            f"{sorted(roles)}; a disaggregated model needs pools with role prefill and role "
+            f"decode and none with role both")
+    need = "decode" if "prefill" in roles else "prefill"
+    if need in roles:
+        width = {"auto": "bf16"}  # (auto is BF16: `wrpsim.pool.kernels.model`)
+        p = next(s for s in mine if s.role == "prefill")
+        for s in mine:
+            if width.get(s.kv_dtype, s.kv_dtype) != width.get(p.kv_dtype, p.kv_dtype):
+                same = [d for d in ("auto", "bf16", "fp8")
+                        if width.get(d, d) == width.get(p.kv_dtype, p.kv_dtype)]
+                raise ConfigError(
+                    f"pool.pools.{s.name}.kv_dtype: {s.kv_dtype} differs from prefill pool "
+                    f"{p.name}'s {p.kv_dtype} and the KV cache moves between them as is; "
+                    f"valid choices: {', '.join(same)}")
+        return
+    have = next(s for s in mine if s.role in ("prefill", "decode"))
+    others = [s for s in specs if s.role == need]
+    if others:  # the pool that would pair with it serves another model
+        o = others[0]
+        raise ConfigError(
+            f"pool.pools.{o.name}.model: {o.model}, but {need} pool {o.name} must serve the "
+            f"model of a {have.role} pool and {have.role} pool {have.name}'s {model} has no "
+            f"{need} pool")
+    raise ConfigError(
+        f"pool.pools.{have.name}.role: model {model} has a {have.role} pool and no {need} "
+        f"pool; a disaggregated model needs pools with role prefill and role decode (valid "
+        f"roles: {', '.join(ROLES)})")
 
 
 class Candidates(list):
@@ -284,8 +339,9 @@ class Fleet:
                      spec.prefix_capacity_blocks, **kw)
                 for i in range(spec.count)
             ]
+            kv_token = kv_bytes_per_token(lat, model, spec)
             if pbt:
-                self._attach_tiers(spec, model, lat, remote)
+                self._attach_tiers(spec, kv_token, remote)
             for inst in self.pools[spec.name]:
                 inst.role = spec.role
                 inst.price_per_gpu_hour = spec.price_per_gpu_hour
@@ -293,7 +349,7 @@ class Fleet:
                 inst.transfer = self.transfer
                 inst.kv_mode = spec.kv_mode
                 inst.layers = model.layers
-                inst.kv_bytes_per_token = model.kv_bytes_per_token
+                inst.kv_bytes_per_token = kv_token
                 inst.max_context = spec.max_context
             cap = blocks // spec.attn_dp * spec.scheduler.block_size  # one sequence: one group
             self.max_tokens[spec.model] = max(self.max_tokens.get(spec.model, 0), cap)
@@ -308,11 +364,7 @@ class Fleet:
             mine = [s for s in specs if s.model == model]
             roles = {s.role for s in mine}
             if "prefill" in roles or "decode" in roles:
-                if not ("prefill" in roles and "decode" in roles) or "both" in roles:
-                    raise ConfigError(
-                        f"pool: model {model} has pools with roles {sorted(roles)}; a "
-                        "disaggregated model needs pools with role prefill and role decode "
-                        "and no pool with role both")
+                _check_disaggregated(model, mine, specs)
                 self.disaggregated.add(model)
             c = Candidates(i for s in mine if s.role != "decode" for i in self.pools[s.name])
             c.model, c.key = model, model
@@ -326,10 +378,11 @@ class Fleet:
         #: lists change (the router's view mirrors health: `wrpsim.router.feed`)
         self.health_watchers: list = []
 
-    def _attach_tiers(self, spec: PoolSpec, model, lat, remote: dict) -> None:
-        """Give each instance's prefix cache its DRAM tier and the model's remote pool."""
+    def _attach_tiers(self, spec: PoolSpec, kv_token: float, remote: dict) -> None:
+        """Give each instance's prefix cache its DRAM tier and the model's remote pool
+        (`kv_token`: KV bytes of one token on the instance, `kv_bytes_per_token`)."""
         bs = spec.scheduler.block_size
-        block_bytes = bs * model.kv_bytes_per_token  # whole instance
+        block_bytes = bs * kv_token  # whole instance
         per_gpu = block_bytes / (spec.tp // spec.attn_dp)  # one attention group holds it
         store = None
         if remote.get("capacity_gib"):

@@ -89,8 +89,8 @@ class HandoffMixin:
             if (seq.done + c == seq.target and seq.handoff is not None
                     and seq.gen + 1 < seq.req.output_tokens and self._ask(seq, now)):
                 seq.xfer = STREAMING
-                self.transfer.early(self, seq, seq.target * self.kv_bytes_per_token, now, dur,
-                                    self.layers)
+                self.transfer.early(self, seq, seq.target * seq.handoff.kv_bytes_per_token,
+                                    now, dur, self.layers)
 
     def _ask(self, seq: Seq, now: float) -> bool:
         """Ask the decode instance to reserve `seq`'s blocks; True if granted at once."""
@@ -107,7 +107,9 @@ class HandoffMixin:
         self.handed_off += 1
         seq.prefill_inst = self.name
         seq.prefill_end_s = now
-        seq.xfer_bytes = seq.target * self.kv_bytes_per_token
+        # what the decode instance will hold: each of its GPUs receives its share (its copy
+        # of replicated KV heads or of MLA's latent), at the kv_dtype both pools share
+        seq.xfer_bytes = seq.target * seq.handoff.kv_bytes_per_token
         self.outgoing[id(seq)] = seq
         if seq.xfer == STREAMING:
             self._send(seq, now, self.kv_mode, self._t0)

@@ -1,8 +1,9 @@
 """KV-cache transfers from prefill to decode instances (disaggregated serving).
 
-A transfer moves a request's whole KV cache (`kv_bytes_per_token` × tokens, all layers, all TP
-shards) from the prefill instance to the decode instance as `tp` equal flows that start
-together, one per prefill GPU. `mode` says when the bytes may leave:
+A transfer moves a request's whole KV cache (the decode instance's `kv_bytes_per_token` ×
+tokens — all layers, all its GPUs' shards at the `kv_dtype` both pools share,
+`wrpsim.pool.fleet.kv_bytes_per_token`) from the prefill instance to the decode instance as
+`tp` equal flows that start together, one per prefill GPU. `mode` says when the bytes may leave:
 
 - ``serialized``: after the prefill iteration ends; it exposes all of bytes / bandwidth;
 - ``layerwise``: each layer's share leaves as soon as the last prefill iteration has computed
@@ -11,8 +12,12 @@ together, one per prefill GPU. `mode` says when the bytes may leave:
   of the transfer plus the tail when the link keeps up.
 
 Link models (`network.kind`): ``none`` — infinite bandwidth, the transfer takes no time;
-``nic`` — each GPU's NIC moves `nic_gbps`; a NIC carries one transfer at a time (FIFO), so a
-busy prefill instance queues its transfers; ``fluid`` / ``packet`` — the leaf-spine fabric of
+``nic`` — each GPU's NIC moves `nic_gbps`, so a transfer runs at `nic_gbps` × the NICs of
+the end that has fewer (min of the prefill and decode instances' `kv_gpus`: a TP 8 prefill
+instance sends to a TP 4 decode instance through the decode side's 4 NICs); the prefill
+instance's NICs carry one transfer at a time (FIFO), so a busy prefill instance queues its
+transfers (the decode side's NICs are not queued: transfers from several prefill instances
+into one decode instance overlap); ``fluid`` / ``packet`` — the leaf-spine fabric of
 `wrpsim.network` (instances placed on its GPUs, flows sharing links). On a fabric a layer-wise
 transfer is two transfers: the first L−1 layers' bytes start when the last prefill iteration
 has computed its first layer (`early`), the last layer's share when it ends; the KV has arrived
@@ -127,7 +132,10 @@ class KVTransfer:
         if self.kind == "none":
             t = now
         else:
-            xfer = nbytes / (self.byte_rate * kv_gpus(src))
+            # each prefill GPU's NIC sends its share to a decode GPU's NIC: the end with
+            # fewer NICs (a TP 8 prefill instance sending to a TP 4 decode one) is the
+            # bottleneck, as on the fabric (`_flows` maps the flows onto the decode GPUs)
+            xfer = nbytes / (self.byte_rate * min(kv_gpus(src), kv_gpus(dst)))
             t = finish_time(mode, t_start, now, layers, xfer, src.nic_free_at)
             src.nic_free_at = t
         wake(env, max(0.0, t - now), lambda _e: done(env.now))
