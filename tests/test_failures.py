@@ -199,3 +199,28 @@ def test_bad_failure_config_is_a_clear_error(bad, msg):
     cfg["failures"] = bad
     with pytest.raises(ConfigError, match=msg):
         Simulation(cfg, make_trace([0.0], [10], [2]))
+
+
+def test_outages_to_come_do_not_prolong_a_finished_run():
+    """The run ends when its last request does: an outage scheduled after that (a whole-trace
+    schedule on a shortened trace) used to stretch the run to the repair — 4x the cost, and an
+    availability for idle time — and now does not happen, with a warning; an outage whose
+    repair falls after the end leaves the end where the work finished."""
+    import warnings
+
+    from wrpsim.errors import WrpsimWarning
+
+    trace = make_trace([0.0, 0.5], [10, 10], [5, 5])
+    late = [{"pool": "p", "instance": 0, "at_s": 600.0, "down_s": 300.0}]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        sim, req, _, end = simulate({"policy": "retry", "events": late}, trace, count=2)
+        s = sim.failures.summary(end)
+    assert end == pytest.approx(req["finish_s"].max()) and end < 2.0
+    assert s["instance_failures"] == 0 and s["availability"] == 1.0
+    said = [str(w.message) for w in caught if issubclass(w.category, WrpsimWarning)]
+    assert len(said) == 1 and said[0].startswith("failures.events[0] (at_s 600): the run ended")
+    early = [{"pool": "p", "instance": 1, "at_s": 0.2, "down_s": 300.0}]
+    sim, req, _, end = simulate({"policy": "retry", "events": early}, trace, count=2)
+    assert end == pytest.approx(req["finish_s"].max()) and end < 2.0
+    assert sim.failures.failures == 1

@@ -63,6 +63,9 @@ class FailureInjector:
         self.resend = None  # the dispatcher's submit(request, delay_s): set by the dispatcher
         self.failures = 0
         self.interrupted = 0
+        #: failure-schedule timeouts not yet fired: they alone do not prolong a run (`sim`)
+        self.pending = 0
+        self._not_started: dict[int, float] = {}  # scheduled outages (index: at_s) to come
         self._tries: dict[int, int] = {}
         for inst in fleet.instances:
             inst.lost_handler = self.lost
@@ -108,11 +111,14 @@ class FailureInjector:
         down = number(f"{where}.down_s", ev.get("down_s"), 0, strict_lo=True, finite=True,
                       or_null=True)
 
+        self._not_started[k] = at
+
         def outage():
-            yield self.env.timeout(at)
+            yield self._wait(at)
+            del self._not_started[k]
             self.fail(inst)
             if down is not None:
-                yield self.env.timeout(down)
+                yield self._wait(down)
                 self.fleet.set_down(inst, False)
 
         self.env.process(outage())
@@ -136,10 +142,20 @@ class FailureInjector:
             up = float(rng.exponential(mtbf))
             if self.env.now + up >= until:
                 return
-            yield self.env.timeout(up)
+            yield self._wait(up)
             self.fail(inst)
-            yield self.env.timeout(float(rng.exponential(mttr)))
+            yield self._wait(float(rng.exponential(mttr)))
             self.fleet.set_down(inst, False)
+
+    def _wait(self, delay: float):
+        """A timeout of the failure schedule, counted in `pending` until it fires."""
+        self.pending += 1
+        ev = self.env.timeout(delay)
+        ev.callbacks.append(self._fired)
+        return ev
+
+    def _fired(self, _ev) -> None:
+        self.pending -= 1
 
     # ------------------------------------------------------------------ failures
     def fail(self, inst) -> None:
@@ -174,7 +190,15 @@ class FailureInjector:
             self.log.dropped(req, self.fleet.model_of(req), "no_healthy_instance")
 
     def summary(self, end: float) -> dict:
-        """instance_failures, instance_downtime_s, availability (up instance-time share)."""
+        """instance_failures, instance_downtime_s, availability (up instance-time share); warns
+        about scheduled outages that never started (the run ended before their `at_s`)."""
+        if self._not_started:
+            from wrpsim.errors import warn
+
+            late = ", ".join(f"failures.events[{k}] (at_s {at:g})"
+                             for k, at in sorted(self._not_started.items()))
+            warn(f"{late}: the run ended at {end:.0f} s, when its last request finished, before "
+                 f"the outage began; it did not happen")
         insts = self.fleet.instances
         down = sum(i.downtime(end) for i in insts)
         return {

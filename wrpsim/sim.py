@@ -312,11 +312,12 @@ class Simulation:
             self.env.run(until=self.horizon_s)
             end = float(self.horizon_s)
         else:
-            env, feed = self.env, self.feed
-            if not feed.ticking:
+            env, feed, failures = self.env, self.feed, self.failures
+            if not feed.ticking and failures is None:
                 run_all(env)
-            else:
-                while not feed.idle(env):  # the view's scrapes alone do not prolong the run
+            else:  # the view's scrapes and outages to come alone do not prolong the run
+                base = 1 if feed.ticking else 0
+                while len(env._queue) > base + (failures.pending if failures else 0):
                     env.step()
             end = float(self.env.now)
         if progress:
