@@ -10,13 +10,17 @@ with per-prompt predictors of skill 0.5 and 1 — plus the cascade at three veri
 and the three bandits (their catalog settings). Prints one JSON object (points, AIQ per
 router) and writes `routers_cost_quality.json` and `routers_cost_quality.md` (the tables) into
 `--out` (default docs/experiments) and the plot, self-contained plotly HTML, to `--html`
-(default docs/routers_cost_quality.html). `--quick` replays the first 3,000 requests only.
+(default docs/routers_cost_quality.html) and, when a headless Chromium is on the PATH, a
+1400 × 700 screenshot of it to `--png` (default docs/routers_cost_quality.png, the image
+docs/routers.md shows). `--quick` replays the first 3,000 requests only.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
+import subprocess
 from pathlib import Path
 
 SHARES = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
@@ -110,6 +114,16 @@ def plot(points: list[dict], lines: dict, path: Path) -> None:
     fig.write_html(path, include_plotlyjs=True, full_html=True)
 
 
+def screenshot(html: Path, png: Path) -> None:
+    """A PNG of the HTML plot by headless Chromium, when one is on the PATH."""
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium:
+        subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu",
+                        "--hide-scrollbars", f"--screenshot={png.resolve()}",
+                        "--window-size=1400,700", html.resolve().as_uri()],
+                       check=False, capture_output=True, timeout=120)
+
+
 def table(result: dict) -> str:
     """Markdown tables of the points and of AIQ per cost axis."""
     head = ("| series | knob | strong share | quality | token cost /1k | random mix at that "
@@ -138,6 +152,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default="docs/experiments")
     ap.add_argument("--html", default="docs/routers_cost_quality.html")
+    ap.add_argument("--png", default="docs/routers_cost_quality.png")
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--replot", action="store_true", help="redraw the plot from --out's JSON")
@@ -145,6 +160,7 @@ def main() -> None:
     if a.replot:
         done = json.loads((Path(a.out) / "routers_cost_quality.json").read_text())
         plot(done["points"], done["lines"], Path(a.html))
+        screenshot(Path(a.html), Path(a.png))
         return
     todo = [(*r, a.quick) for r in runs()]
     with Pool(a.jobs) as pool:
@@ -168,6 +184,7 @@ def main() -> None:
     (out / "routers_cost_quality.json").write_text(json.dumps(result, indent=1))
     (out / "routers_cost_quality.md").write_text(table(result))
     plot(points, result["lines"], Path(a.html))
+    screenshot(Path(a.html), Path(a.png))
     print(json.dumps({"aiq": result["aiq"]}))
 
 
