@@ -127,3 +127,18 @@ def test_the_cleared_files_are_every_file_the_verbs_write():
     assert set(re.findall(r'\bout / "([^"]+)"', sim)) == set(RUN_FILES)
     assert {planner.PLAN_JSON, planner.CANDIDATES, planner.REPORT_HTML,
             planner.REPORT_MD} == set(PLAN_FILES)
+
+
+def test_a_rerun_rejected_for_a_bad_value_leaves_the_earlier_results(tmp_path):
+    """`seed=abc` stops with one line before simulating: the earlier run's results stay (it
+    removed them all, leaving an empty folder), only its `_DONE` goes."""
+    def run(*overrides):
+        cmd = [sys.executable, "-m", "wrpsim", f"hydra.run.dir={tmp_path}", *BASE, *overrides]
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+
+    assert run().returncode == 0
+    before = (tmp_path / "requests.parquet").read_bytes()
+    p = run("seed=abc")
+    assert p.returncode == 2 and "seed must be an integer" in p.stderr
+    assert (tmp_path / "requests.parquet").read_bytes() == before
+    assert (tmp_path / "summary.json").is_file() and not (tmp_path / "_DONE").exists()

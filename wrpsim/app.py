@@ -111,14 +111,32 @@ def clear_outputs(out: Path, outputs: tuple[str, ...] = ()) -> None:
             tmp.unlink(missing_ok=True)
 
 
+def _stamp(path: Path):
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_ino, st.st_mtime_ns, st.st_size
+
+
 def _run_marked(task, container: dict, out: Path, digest: str, overrides: list[str],
                 outputs: tuple[str, ...] = ()) -> None:
-    """Clear an earlier job's files (`clear_outputs`), run the task, then write `_DONE` last."""
+    """Remove an earlier job's markers (and the temporaries of interrupted writes), run the
+    task, remove the earlier job's `outputs` this run did not write again (`trace.json` of a
+    traced run, `routing.parquet` of a routing run), then write `_DONE` last. A run rejected
+    for bad input thus leaves an earlier run's results in place, without its `_DONE`."""
     from wrpsim.io import write_json
 
-    clear_outputs(out, outputs)
+    clear_outputs(out)
+    for name in outputs:
+        for tmp in out.glob(f".{name}.tmp-*"):
+            tmp.unlink(missing_ok=True)
+    before = {n: st for n in outputs if (st := _stamp(out / n)) is not None}
     t0 = time.perf_counter()
     task(container, str(out))
+    for name, st in before.items():
+        if _stamp(out / name) == st:  # not written by this run: an earlier config's
+            (out / name).unlink(missing_ok=True)
     write_json(out / DONE, {"status": "completed", "config_sha256": digest,
                             "overrides": overrides, "wall_s": time.perf_counter() - t0})
 
