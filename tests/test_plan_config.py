@@ -219,3 +219,29 @@ def test_a_budget_that_stops_the_search_does_not_claim_no_fleet_meets_the_slo(tm
     assert "instances per pool met it" not in record["message"]
     assert "no fleet simulated before the search budget ran out met it" in record["message"]
     assert "stopped at plan.max_evaluations (1)" in record["message"]
+
+
+def test_run_wide_slo_thresholds_the_plan_does_not_target_are_named():
+    """`python -m wrpsim.plan slo.ttft_s=1.0` planned for p99 TTFT <= 2 s and said 'meets the
+    SLO': the thresholds only matter with plan.slo.attainment_min, so a changed one warns."""
+    import warnings
+
+    from wrpsim.errors import WrpsimWarning
+    from wrpsim.plan.planner import _warn_unused_thresholds
+
+    def said(cfg, plan):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            _warn_unused_thresholds(cfg, plan)
+        return [str(w.message) for w in caught if issubclass(w.category, WrpsimWarning)]
+
+    from types import SimpleNamespace
+
+    from wrpsim.plan.slo import SLOTargets
+
+    plan = SimpleNamespace(slo=SLOTargets.parse({"ttft_p99_s": 2.0}))
+    assert said({"slo": {"ttft_s": 2.0, "tpot_s": 0.1}}, plan) == []  # the defaults
+    msg = said({"slo": {"ttft_s": 1.0, "tpot_s": 0.1}}, plan)
+    assert len(msg) == 1 and msg[0].startswith("slo.ttft_s=1.0 is the per-request threshold")
+    att = SimpleNamespace(slo=SLOTargets.parse({"ttft_p99_s": 2.0, "attainment_min": 0.99}))
+    assert said({"slo": {"ttft_s": 1.0}}, att) == []

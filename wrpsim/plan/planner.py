@@ -142,6 +142,27 @@ def best_effort(ev, plan, stats, cand: str, limit: int = 6) -> None:
         counts, margin = more, m
 
 
+def _warn_unused_thresholds(cfg: dict, plan) -> None:
+    """`slo.ttft_s` / `slo.tpot_s` are the per-request thresholds behind SLO attainment (as in
+    `python -m wrpsim`); the plan's targets are `plan.slo.*`. Set away from the defaults while
+    no attainment target reads them, they would change nothing: say so."""
+    if plan.slo.attainment_min is not None:
+        return
+    from omegaconf import OmegaConf
+
+    from wrpsim.errors import warn
+    from wrpsim.paths import catalog_dir
+
+    defaults = (OmegaConf.load(catalog_dir("conf") / "config.yaml").get("slo") or {})
+    changed = [f"slo.{k}={v}" for k, v in (cfg.get("slo") or {}).items()
+               if k in ("ttft_s", "tpot_s") and v != defaults.get(k)]
+    if changed:
+        warn(f"{' '.join(changed)} is the per-request threshold behind SLO attainment, which "
+             f"this plan does not target (plan.slo.attainment_min is null): the plan's targets "
+             f"are plan.slo.ttft_p99_s / tpot_p99_s (e.g. plan.slo.ttft_p99_s=1.0), or set "
+             f"plan.slo.attainment_min to use the thresholds")
+
+
 def run_plan(cfg: dict, out_dir: Path | str, trace=None, progress=None) -> dict:
     """Plan, write the result files into `out_dir`, return plan.json's content."""
     t_start = time.perf_counter()
@@ -153,6 +174,7 @@ def run_plan(cfg: dict, out_dir: Path | str, trace=None, progress=None) -> dict:
         raise ConfigError(f"unknown top-level key(s) {unknown}; valid: "
                           f"{', '.join(k for k in PLAN_TOP_KEYS if k != 'hydra')}")
     plan = parse_plan(cfg.get("plan"))
+    _warn_unused_thresholds(cfg, plan)
     seed = run_seed(cfg.get("seed", 0))
     base = {k: cfg[k] for k in BASE_KEYS if k in cfg}
     base["sim"] = {**(cfg.get("sim") or {}), "progress": False}
