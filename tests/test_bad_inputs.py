@@ -337,3 +337,15 @@ def test_verb_out_dir_that_cannot_be_made_is_one_line(monkeypatch, capsys, tmp_p
     line = one_error_line(capsys.readouterr().err)
     assert code == 2
     assert line.startswith(f"wrpsim: error: out_dir: cannot create the folder '{bad}': ")
+
+
+def test_a_name_missing_its_suffix_is_suggested():
+    """`gpu=h200` listed the choices but suggested nothing (difflib finds 'h200-141gb' too far):
+    a name that is one valid name's leading part up to a '-' is suggested."""
+    from wrpsim.errors import did_you_mean, unknown_choice
+
+    assert did_you_mean("h200", ["h100-80gb", "h200-141gb", "b200-180gb"]) == \
+        "; did you mean 'h200-141gb'?"
+    assert str(unknown_choice("gpu", "h200", ["h100-80gb", "h200-141gb"])).endswith(
+        "did you mean 'h200-141gb'?")
+    assert did_you_mean("zzz", ["h100-80gb"]) == ""

@@ -170,7 +170,9 @@ def test_azure_bad_rows(tmp_path, body, match):
 def test_missing_column_names_file_column_and_found(tmp_path):
     p = _write(tmp_path, "m.csv", "TIMESTAMP,Context,GeneratedTokens\n2023-11-16 18:15:46.1,1,1\n")
     with pytest.raises(TraceError, match=r"m\.csv: missing column\(s\) ContextTokens "
-                       r"\(for prompt_tokens\); columns found: TIMESTAMP, Context, Generated"):
+                       r"\(for prompt_tokens\); columns found: TIMESTAMP, Context, Generated"
+                       r"Tokens \(name the file's column: \+workload\.source\.columns\."
+                       r"prompt_tokens=<column>\)"):
         load_trace(p, kind="azure")
 
 

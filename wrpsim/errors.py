@@ -37,8 +37,14 @@ def warn(message: str) -> None:
 
 
 def did_you_mean(name: str, valid) -> str:
-    """'; did you mean 'x'?' for the valid name closest to `name`, or '' when none is close."""
-    close = difflib.get_close_matches(str(name), [str(v) for v in valid], n=1, cutoff=0.6)
+    """'; did you mean 'x'?' for the valid name closest to `name`, or '' when none is close; a
+    name that is the one valid name's leading part up to a '-' (`h200` for `h200-141gb`) is
+    that name."""
+    names = [str(v) for v in valid]
+    lead = [v for v in names if str(name) and v.startswith(f"{name}-")]
+    if len(lead) == 1:
+        return f"; did you mean {lead[0]!r}?"
+    close = difflib.get_close_matches(str(name), names, n=1, cutoff=0.6)
     return f"; did you mean {close[0]!r}?" if close else ""
 
 

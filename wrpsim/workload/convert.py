@@ -191,8 +191,10 @@ def convert(raw: RawTable, columns: Mapping[str, str] | None = None, time_unit: 
     defaulted = {k for k in cols if k not in REQUIRED and k not in (columns or {})}
     missing = [f"{src} (for {dst})" for dst, src in cols.items() if src not in raw.columns]
     if missing:
+        key = next(dst for dst, src in cols.items() if src not in raw.columns)
         raise TraceError(f"{raw.path}: missing column(s) {', '.join(missing)}; "
-                         f"columns found: {', '.join(raw.columns)}")
+                         f"columns found: {', '.join(raw.columns)} (name the file's column: "
+                         f"+workload.source.columns.{key}=<column>)")
     arrival = _arrivals(raw, cols["arrival_s"], time_unit, time_format)
     prompt = _counts(raw, cols["prompt_tokens"], "prompt_tokens")
     output = _counts(raw, cols["output_tokens"], "output_tokens")
