@@ -63,6 +63,11 @@ BAD = [
     (["pool.pools.h100.ep=4"],
      r"^wrpsim: error: pool\.pools\.h100\.ep: not set in this pool's config, so add it with a "
      r"'\+': \+pool\.pools\.h100\.ep=…; keys of a pool: gpu, model, tp, .*attn_dp"),
+    # a new pool under pool.pools is a new key: the line says how to add one
+    (["pool.pools.h200={gpu: h200-141gb, model: llama3.1-70b, tp: 2, count: 2}"],
+     r"^wrpsim: error: pool\.pools\.h200: unknown key; pool\.pools holds h100; to add a pool, "
+     r"write \+pool\.pools\.h200=\{gpu: …, model: …, tp: …, count: …\} \(or did you mean "
+     r"'h100'\?\)$"),
     (["pool=mixed-a100-h100", "workload.model_mix={}"],
      r"^wrpsim: error: workload\.model_mix: an empty mapping; give \{model: weight, \.\.\.\}"),
     (["workload=chat-sessions", "workload.source.max_context=0"],

@@ -158,6 +158,13 @@ def _unknown_key(exc, argv: list[str] | None = None, config_name: str = "config"
                 f"{under}: {', '.join(valid)}) before the command line's "
                 f"{_override(argv, group)[0]} applies; write ++{full_key}={value} to set it "
                 f"whether or not an option has it")
+    if where in ("pool.pools", "plan.candidates"):  # a new pool / candidate: a new key
+        what = "pool" if where == "pool.pools" else "candidate"
+        typo = did_you_mean(leaf, valid).removeprefix("; did you mean ").removesuffix("?")
+        return (f"{full_key}: unknown key; {where} holds {', '.join(valid)}; to add a {what}, "
+                f"write +{full_key}={{gpu: …, model: …, tp: …"
+                f"{', count: …' if what == 'pool' else ''}}}"
+                f"{f' (or did you mean {typo}?)' if typo else ''}")
     hint = did_you_mean(leaf, valid)
     if not hint and where.startswith(OPEN_SECTIONS):  # keys some kinds take, this file omits
         hint = f" (a key this file leaves out is added with '+': +{full_key}=…)"
