@@ -63,6 +63,10 @@ BAD = [
     (["pool.pools.h100.ep=4"],
      r"^wrpsim: error: pool\.pools\.h100\.ep: not set in this pool's config, so add it with a "
      r"'\+': \+pool\.pools\.h100\.ep=…; keys of a pool: gpu, model, tp, .*attn_dp"),
+    # '+' on a key the config has (Hydra: "Could not append to config")
+    (["+pool.pools.h100.kv_dtype=fp8"],
+     r"^wrpsim: error: pool\.pools\.h100\.kv_dtype: set already in the config, so drop the '\+' "
+     r"\(pool\.pools\.h100\.kv_dtype=…\), or write \+\+pool\.pools\.h100\.kv_dtype=… to set it"),
     # a new pool under pool.pools is a new key: the line says how to add one
     (["pool.pools.h200={gpu: h200-141gb, model: llama3.1-70b, tp: 2, count: 2}"],
      r"^wrpsim: error: pool\.pools\.h200: unknown key; pool\.pools holds h100; to add a pool, "

@@ -254,3 +254,14 @@ def test_the_run_summary_names_failures_and_semantic_cache_hits():
             "false); $0.24 of GPU time saved") in lines
     plain = run_summary({}, {}, "out")
     assert "failures" not in plain and "semantic cache" not in plain
+
+
+def test_the_fleet_line_names_precision_kv_dtype_and_role_when_not_the_defaults():
+    from wrpsim.runview import fleet_text
+
+    pools = {"pools": {"h100": {"gpu": "h100-80gb", "model": "m", "tp": 4, "count": 2,
+                                "precision": "fp8", "kv_dtype": "fp8"},
+                       "p": {"gpu": "h200-141gb", "model": "m", "tp": 2, "count": 1,
+                             "role": "prefill", "precision": "bf16", "kv_dtype": "auto"}}}
+    assert fleet_text(pools) == ("h100: 2 x 4 h100-80gb (m, fp8, KV fp8); "
+                                 "p: 1 x 2 h200-141gb (m, prefill)")

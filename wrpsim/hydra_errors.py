@@ -246,6 +246,11 @@ def explain(exc: BaseException, argv: list[str] | None = None,
             return (f"{group[1]}: not a config group of this command (--help lists its groups; "
                     f"an optional one is added as +{group[1]}=NAME)")
         cause = f": {_first(exc.__cause__)}" if exc.__cause__ is not None else ""
+        taken = re.search(r"An item is already at '([^']+)'", f"{exc}{cause}")
+        if taken:  # '+key=…' on a key the config has: Hydra wants it without the '+'
+            key = taken[1]
+            return (f"{key}: set already in the config, so drop the '+' ({key}=…), or write "
+                    f"++{key}=… to set it whether or not it is there")
         return f"{_first(exc)}{cause}"
     if isinstance(exc, HydraException):
         return _first(exc)

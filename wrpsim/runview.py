@@ -51,13 +51,18 @@ def _pct(v) -> str:
 
 
 def fleet_text(pool_cfg: dict) -> str:
-    """'h100: 4 x 4 h100-80gb (llama3.1-70b)' (instances x GPUs each) per pool, joined by '; '."""
+    """'h100: 4 x 4 h100-80gb (llama3.1-70b)' (instances x GPUs each) per pool, joined by '; ';
+    a pool's role, weight precision and KV dtype follow the model when not the defaults."""
     parts = []
     for name, p in sorted(((pool_cfg or {}).get("pools") or {}).items()):
         if isinstance(p, dict):
-            role = f", {p['role']}" if p.get("role", "both") != "both" else ""
+            extra = [p["role"]] if p.get("role", "both") != "both" else []
+            if p.get("precision", "bf16") not in ("bf16", None):
+                extra.append(str(p["precision"]))
+            if p.get("kv_dtype", "auto") not in ("auto", None):
+                extra.append(f"KV {p['kv_dtype']}")
             parts.append(f"{name}: {p.get('count', 1)} x {p.get('tp', 1)} {p.get('gpu')} "
-                         f"({p.get('model')}{role})")
+                         f"({', '.join([str(p.get('model')), *extra])})")
     return "; ".join(parts)
 
 
@@ -68,7 +73,8 @@ def run_summary(s: dict, cfg: dict, out_dir: str) -> str:
     lines = [
         f"wrpsim: {s.get('workload') or 'workload'} -> {s.get('router')} -> "
         f"{s.get('pool') or 'fleet'} (seed {s.get('seed')})",
-        f"  fleet      {fleet_text(cfg.get('pool') or {})} = {s.get('gpu_count')} GPUs",
+        f"  fleet      {fleet_text(cfg.get('pool') or {})} = {s.get('gpu_count')} "
+        f"GPU{'' if s.get('gpu_count') == 1 else 's'}",
         f"  requests   {total:,} total, {done:,} completed, {dropped:,} dropped, "
         f"{left:,} unfinished",
         f"  TTFT       p50 {_t(s.get('ttft_p50_s'))}  p99 {_t(s.get('ttft_p99_s'))}  "
