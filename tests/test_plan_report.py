@@ -94,3 +94,15 @@ def test_report_renders_every_plot_without_errors(planned, browser):  # noqa: F8
     check_layout(dev)
     dev.js("new Promise(r => setTimeout(r, 300))")
     assert dev.errors() == []
+
+
+def test_the_fleet_table_names_each_pools_precision():
+    """An FP8 plan's report read like a BF16 one (review): the fleet table has a precision
+    column, with the KV dtype when it is not the model's own."""
+    from wrpsim.plan.report import fleet_table
+
+    row = {"pool": "h200", "gpu": "h200-141gb", "tp": 2, "role": "both", "count": 2, "gpus": 4,
+           "cost_per_hour_usd": 24.0, "calibration": "", "precision": "fp8", "kv_dtype": "fp8"}
+    head, rows = fleet_table({"fleet": [row, {**row, "precision": "bf16", "kv_dtype": "auto"}]})
+    col = head.index("precision")
+    assert [r[col] for r in rows] == ["fp8, KV fp8", "bf16"]

@@ -52,6 +52,8 @@ def fleet_rows(ev, counts) -> list[dict]:
     """One entry per pool with instances."""
     return [{"pool": p.name, "candidate": p.candidate, "gpu": p.gpu, "model": p.config["model"],
              "tp": p.tp, "role": p.role, "count": n, "gpus": n * p.tp,
+             "precision": p.config.get("precision") or "bf16",
+             "kv_dtype": p.config.get("kv_dtype") or "auto",
              "cost_per_hour_usd": n * p.price_per_hour_usd, "calibration": p.calibration}
             for p, n in zip(ev.pools, counts) if n]
 

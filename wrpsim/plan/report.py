@@ -208,10 +208,17 @@ def timings(calibration: str) -> str:
 
 def fleet_table(r: dict) -> tuple[list[str], list[list]]:
     """The recommended (or closest) fleet, one row per pool, with what its timings rest on."""
-    return (["pool", "GPU", "TP", "role", "instances", "GPUs", "USD/h", "timings"],
-            [[f["pool"], f["gpu"], f["tp"], f["role"], f["count"], f["gpus"],
+    return (["pool", "GPU", "TP", "precision", "role", "instances", "GPUs", "USD/h", "timings"],
+            [[f["pool"], f["gpu"], f["tp"], precision_text(f), f["role"], f["count"], f["gpus"],
               f"{f['cost_per_hour_usd']:.2f}", timings(f.get("calibration", ""))]
              for f in r["fleet"]])
+
+
+def precision_text(f: dict) -> str:
+    """'bf16', 'fp8', 'fp8, KV fp8': a fleet row's weight precision and a KV dtype that is not
+    the model's own."""
+    kv = f.get("kv_dtype", "auto")
+    return f"{f.get('precision', 'bf16')}" + ("" if kv in ("auto", None) else f", KV {kv}")
 
 
 EMPTY = {
@@ -240,6 +247,10 @@ def markdown(data: dict) -> str:
              "## Recommended fleet" if r["slo_met"] else "## Closest fleet found (misses the SLO)",
              ""]
     lines += _table(*fleet_table(r))
+    if r.get("router"):
+        lines += [f"Routed by `{r['router']}`, the plan's `router=` (default least-outstanding, "
+                  f"where `python -m wrpsim` defaults to round-robin): to replay this fleet, give "
+                  f"`python -m wrpsim` the same `router=`.", ""]
     lines += ["## Cost and energy", ""]
     lines += _table(["figure", "value"], [
         ["cost per hour (USD)", _f(r["cost_per_hour_usd"], ".2f")],
