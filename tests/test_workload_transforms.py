@@ -208,7 +208,21 @@ def test_builder_config_errors(cfg, match):
 
 
 def test_builder_missing_trace_file():
-    with pytest.raises(TraceError, match=r"nope\.csv: trace file not found"):
+    with pytest.raises(ConfigError, match=r"workload\.source\.path: trace file 'nope\.csv' not "
+                       r"found in .*workloads \(the workload's folder\) nor in the current "
+                       r"directory"):
         build_workload({"source": {"kind": "azure", "path": "nope.csv"}}, 0, WORKLOADS)
+    with pytest.raises(TraceError, match=r"nope\.csv: trace file not found"):  # absolute
+        build_workload({"source": {"kind": "azure", "path": str(WORKLOADS / "nope.csv")}}, 0,
+                       WORKLOADS)
+
+
+def test_a_relative_trace_path_is_found_in_the_current_directory(tmp_path, monkeypatch):
+    """`workload.source.path=my.csv` with my.csv here was looked up in workloads/ only."""
+    (tmp_path / "my.csv").write_text("arrival_s,prompt_tokens,output_tokens\n0,100,5\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("WRPSIM_CACHE", "off")
+    df = build_workload({"source": {"kind": "generic", "path": "my.csv"}}, 0, WORKLOADS)
+    assert df["prompt_tokens"].tolist() == [100]
     with pytest.raises(ConfigError, match=r"workload: unknown value 'nope'; valid choices: "):
         load_workload("nope", base_dir=WORKLOADS)
