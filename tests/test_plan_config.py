@@ -245,3 +245,22 @@ def test_run_wide_slo_thresholds_the_plan_does_not_target_are_named():
     assert len(msg) == 1 and msg[0].startswith("slo.ttft_s=1.0 is the per-request threshold")
     att = SimpleNamespace(slo=SLOTargets.parse({"ttft_p99_s": 2.0, "attainment_min": 0.99}))
     assert said({"slo": {"ttft_s": 1.0}}, att) == []
+
+
+def test_a_p99_ttft_target_below_the_p99_prompts_prefill_is_impossible_at_any_count():
+    """The TTFT floor of a percentile target is the prefill of the prompt at that percentile,
+    alone (it was the median prompt's for every percentile, so a trace whose p99 prompt takes
+    9 s to prefill searched up to 32 instances and never said why it missed p99 <= 2 s)."""
+    from wrpsim.plan import estimate
+    from wrpsim.plan.config import PoolTemplate
+    from wrpsim.pool.fleet import build_latency, parse_pool
+
+    cfg = {"gpu": "h100-80gb", "model": "llama3.1-70b", "tp": 4}
+    t = PoolTemplate("h100", "h100", "both", cfg, "h100-80gb", 4, 16.0)
+    stats = estimate.TraceStats(100, 100.0, 1.0, 1.0, 2000.0, 200.0, 1000.0, 90000,
+                                prompt_p90=8000.0, prompt_p99=85000.0)
+    lat = build_latency(parse_pool("h100", {**cfg, "count": 1}))
+    p50, p99 = estimate.floors(t, stats), estimate.floors(t, stats, "p99")
+    assert p50["ttft"] == lat.iteration_s(1000, 1000 * 1001 / 2, 0, 0)
+    assert p99["ttft"] == lat.iteration_s(85000, 85000 * 85001 / 2, 0, 0) > 2.0 > p50["ttft"]
+    assert p99["prompt"] == 85000 and p99["tpot"] == p50["tpot"]

@@ -42,6 +42,8 @@ class TraceStats:
     output_mean: float
     prompt_p50: float
     longest_tokens: int
+    prompt_p90: float = 0.0
+    prompt_p99: float = 0.0
 
 
 def trace_stats(trace) -> TraceStats:
@@ -54,7 +56,8 @@ def trace_stats(trace) -> TraceStats:
     counts = np.searchsorted(t, t + w, side="left") - np.arange(len(t))
     return TraceStats(len(t), dur, len(t) / dur, max(len(t) / dur, float(counts.max()) / w),
                       float(p.mean()), float(o.mean()), float(np.median(p)),
-                      int((p + o).max()))
+                      int((p + o).max()), float(np.percentile(p, 90)),
+                      float(np.percentile(p, 99)))
 
 
 def erlang_c(c: int, a: float) -> float:
@@ -130,14 +133,18 @@ def capacity(template, stats: TraceStats, tpot_target: float | None) -> Capacity
     return Capacity(b, pre, step(b), max(service, 1e-12), pre_tps, kv_tokens)
 
 
-def floors(template, stats: TraceStats) -> dict:
-    """Lower bounds on p50 TTFT and TPOT of any fleet of this pool (at batch 1, no queueing)."""
+def floors(template, stats: TraceStats, pct: str = "p50") -> dict:
+    """Lower bounds on the `pct` (p50, p90, p99) TTFT and TPOT of any fleet of this pool: at no
+    load a request's TTFT is its prompt's prefill, which grows with the prompt, so the TTFT
+    percentile is at least the prefill of the prompt at that percentile, in one iteration
+    (chunks only add iterations); TPOT at batch 1 after the median prompt."""
     from wrpsim.pool.fleet import build_latency, parse_pool
 
     lat = build_latency(parse_pool(template.name, {**template.config, "count": 1}))
-    p = max(round(stats.prompt_p50), 1)
+    prompt = {"p90": stats.prompt_p90, "p99": stats.prompt_p99}.get(pct) or stats.prompt_p50
+    p, m = max(round(prompt), 1), max(round(stats.prompt_p50), 1)
     return {"ttft": lat.iteration_s(p, p * (p + 1) / 2, 0, 0),
-            "tpot": lat.iteration_s(0, 0.0, 1, p)}
+            "tpot": lat.iteration_s(0, 0.0, 1, m), "prompt": p}
 
 
 def _wait_target(slo) -> tuple[float | None, bool]:

@@ -106,14 +106,18 @@ def analyse(plan, stats) -> tuple[dict, dict, dict, list, set]:
                             "rate_rps": rates[p.name], "floor_ttft_s": fl["ttft"],
                             "floor_tpot_s": fl["tpot"], "kv_tokens": c.kv_tokens}
             for key, bound in sorted(plan.slo.upper.items()):
-                kind = key.split("_")[0]
-                if key.split("_")[1] in ("p50", "p90", "p99") and kind in ("ttft", "tpot") and (
+                kind, pct = key.split("_")[0], key.split("_")[1]
+                if pct in ("p50", "p90", "p99") and kind in ("ttft", "tpot") and (
                         (p.role != "decode") if kind == "ttft" else (p.role != "prefill")):
-                    floor = fl[kind]
+                    at = estimate.floors(p, stats, pct) if kind == "ttft" else fl
+                    floor = at[kind]
                     if bound < floor:
+                        which = ("the median request" if kind == "tpot" or pct == "p50" else
+                                 f"the {pct} prompt ({at['prompt']:,} tokens)")
                         notes.append(f"candidate {cand}: {key} target {bound:g} s is below "
-                                     f"what one {p.name} instance takes alone for the median "
-                                     f"request ({floor:.4g} s) — impossible at any count")
+                                     f"what one {p.name} instance takes alone for {which} "
+                                     f"({floor:.4g} s) — impossible at any count; a faster GPU, "
+                                     f"more tensor parallelism or a looser target may do")
             if stats.longest_tokens > c.kv_tokens:
                 notes.append(f"candidate {cand}: the longest request needs "
                              f"{stats.longest_tokens} KV tokens, a {p.name} instance holds "

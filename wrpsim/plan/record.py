@@ -89,10 +89,14 @@ def _verdict(ev, plan, checks, notes, feasible: bool, slo_met: bool,
     label = f"{ev.label(counts)} (${ev.cost(counts):.2f}/h, {ev.gpus(counts)} GPUs{energy})"
     if not feasible:
         key, m = plan.slo.worst(full.margins) if full.margins else ("?", None)
-        why = "; ".join(notes) if notes else (
-            f"no fleet of at most {plan.max_instances} instances per pool met it" if complete
-            else "no fleet simulated before the search budget ran out met it (larger fleets "
-                 "were not tried)")
+        impossible = {n.split(":")[0].removeprefix("candidate ") for n in notes}
+        searched = [c for c in plan.candidates if c not in impossible]
+        search = (f"no fleet of at most {plan.max_instances} instances per pool met it" if complete
+                  else "no fleet simulated before the search budget ran out met it (larger "
+                       "fleets were not tried)")
+        if searched and notes:
+            search = f"of {', '.join(searched)}, {search}"
+        why = "; ".join([*notes, *([search] if searched else [])])
         miss = "undefined" if m is None else f"{-m:.1%}" if key != "attainment_min" else f"{-m:.4f}"
         return (f"no fleet meets the SLO: {why}. Closest fleet found: {label}, which misses "
                 f"{key} by {miss}.")
