@@ -5,17 +5,22 @@ Definitions (all in `summary.json`):
 - latency percentiles are over *completed* requests; TPOT = (finish − first token)/(output − 1)
   and is undefined for one-token answers;
 - `slo_attainment`: fraction of *all* requests that completed with TTFT <= `slo.ttft_s` and TPOT
-  <= `slo.tpot_s` (dropped and unfinished requests count as misses); `goodput_rps` is the number
-  of such requests per simulated second;
+  <= `slo.tpot_s` (dropped and unfinished requests count as misses; a one-token answer, which
+  has no TPOT, meets the TPOT part); `goodput_rps` is the number of such requests per simulated
+  second;
 - `throughput_tokens_per_s`: output tokens of completed requests per simulated second;
 - `prefix_hit_ratio_blocks`: prefix-hash ids found cached at each request's first admission over
   all ids; `prefix_hit_ratio_tokens`: prompt tokens whose prefill the cache saved over all prompt
   tokens (both over all requests, None when the workload carries no ids);
+- the simulated duration (`duration_s`, the denominator of every per-second figure) runs from
+  0 to the last request's finish — the drain after the last arrival included — or to
+  `sim.horizon_s` when one is set;
 - `gpu_hours` = provisioned GPUs × simulated duration; `cost_usd` = Σ GPU-hours × price per
   GPU-hour of each pool;
 - `energy_kwh` = ∫ power dt of every GPU (busy and idle) × PUE; `tokens_per_joule` = output tokens
   of completed requests / that facility energy in joules;
-- capacity use, each a mean over instances (per instance in `instances.parquet`):
+- capacity use, each an unweighted mean over instances (a 1-GPU instance counts as much as an
+  8-GPU one; prefill and decode instances alike; per instance in `instances.parquet`):
   `mean_utilization` — busy fraction, the share of the run an iteration was running; under
   continuous batching it is near 1 as soon as any request is in flight, so it is *not* headroom;
   `mean_token_budget_use` — tokens per iteration (prefill chunk tokens + one per decoding

@@ -34,7 +34,9 @@ One row per task (schema `TASK_SCHEMA`), in the order of the task's first trace 
 `task_completion_p50_s`, `task_completion_p90_s`, `task_completion_p99_s` (over completed
 tasks), `session_completion_p50_s`, `session_completion_p99_s` (completed sessions),
 `cost_per_task_usd` and `energy_per_task_j` (mean `cost_usd` / `energy_j` of completed
-tasks: their calls' busy GPU time priced, failed attempts included; None where undefined).
+tasks: their calls' busy GPU time priced, failed attempts included; GPU energy while busy, no
+idle share and no PUE — unlike `energy_per_request_j`, the facility energy of the whole fleet,
+idle included, × PUE, per request; None where undefined).
 """
 
 from __future__ import annotations
