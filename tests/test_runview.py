@@ -265,3 +265,13 @@ def test_the_fleet_line_names_precision_kv_dtype_and_role_when_not_the_defaults(
                              "role": "prefill", "precision": "bf16", "kv_dtype": "auto"}}}
     assert fleet_text(pools) == ("h100: 2 x 4 h100-80gb (m, fp8, KV fp8); "
                                  "p: 1 x 2 h200-141gb (m, prefill)")
+
+
+def test_the_requests_line_names_those_beyond_the_horizon():
+    from wrpsim.runview import run_summary
+
+    s = {"requests_total": 191, "requests_completed": 175, "requests_dropped": 0,
+         "requests_in_flight": 16, "requests_beyond_horizon": 19175}
+    assert ("  requests   191 total, 175 completed, 0 dropped, 16 unfinished; 19,175 more "
+            "arrive after sim.horizon_s (not simulated)") in run_summary(s, {}, "out")
+    assert "horizon" not in run_summary({**s, "requests_beyond_horizon": 0}, {}, "out")
