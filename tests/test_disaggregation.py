@@ -81,6 +81,20 @@ def test_transfers_of_one_prefill_instance_queue_on_its_nic():
     assert b["first_token_s"] == pytest.approx(max(0.16, 0.08 + xfer) + xfer)
 
 
+def test_transfers_of_two_prefill_instances_into_one_decode_instance_queue_on_its_nic():
+    """Two prefill instances finish at the same time and both send to the one decode instance:
+    its NIC carries one transfer at a time, so the second arrives X after the first (they
+    overlapped, both arriving after X)."""
+    cfg = disagg_cfg("serialized", 100.0, p_count=2)
+    sim = Simulation(cfg, make_trace([0.0, 0.0], [4096, 4096], [2, 2]))
+    req, _, _ = sim.run()
+    a, b = sorted(req.to_pylist(), key=lambda r: r["first_token_s"])
+    xfer = 4096 * KV_8B / 12.5e9
+    assert a["prefill_instance"] != b["prefill_instance"]
+    assert a["first_token_s"] == pytest.approx(0.08 + xfer)
+    assert b["first_token_s"] == pytest.approx(0.08 + 2 * xfer)
+
+
 def test_infinite_bandwidth_network_none_makes_the_transfer_free():
     r, insts, sim = one(disagg_cfg(network={"kind": "none"}))
     assert r["kv_transfer_s"] == 0.0

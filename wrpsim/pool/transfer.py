@@ -14,10 +14,10 @@ tokens — all layers, all its GPUs' shards at the `kv_dtype` both pools share,
 Link models (`network.kind`): ``none`` — infinite bandwidth, the transfer takes no time;
 ``nic`` — each GPU's NIC moves `nic_gbps`, so a transfer runs at `nic_gbps` × the NICs of
 the end that has fewer (min of the prefill and decode instances' `kv_gpus`: a TP 8 prefill
-instance sends to a TP 4 decode instance through the decode side's 4 NICs); the prefill
-instance's NICs carry one transfer at a time (FIFO), so a busy prefill instance queues its
-transfers (the decode side's NICs are not queued: transfers from several prefill instances
-into one decode instance overlap); ``fluid`` / ``packet`` — the leaf-spine fabric of
+instance sends to a TP 4 decode instance through the decode side's 4 NICs); each instance's
+NICs carry one transfer at a time (FIFO, sending or receiving), so a busy prefill instance
+queues its transfers and so does a decode instance that several prefill instances send to;
+``fluid`` / ``packet`` — the leaf-spine fabric of
 `wrpsim.network` (instances placed on its GPUs, flows sharing links). On a fabric a layer-wise
 transfer is two transfers: the first L−1 layers' bytes start when the last prefill iteration
 has computed its first layer (`early`), the last layer's share when it ends; the KV has arrived
@@ -136,8 +136,9 @@ class KVTransfer:
             # fewer NICs (a TP 8 prefill instance sending to a TP 4 decode one) is the
             # bottleneck, as on the fabric (`_flows` maps the flows onto the decode GPUs)
             xfer = nbytes / (self.byte_rate * min(kv_gpus(src), kv_gpus(dst)))
-            t = finish_time(mode, t_start, now, layers, xfer, src.nic_free_at)
-            src.nic_free_at = t
+            t = finish_time(mode, t_start, now, layers, xfer,
+                            max(src.nic_free_at, dst.nic_free_at))
+            src.nic_free_at = dst.nic_free_at = t  # both ends' NICs carry it: FIFO at each
         wake(env, max(0.0, t - now), lambda _e: done(env.now))
 
 
