@@ -246,3 +246,19 @@ def test_kv_transfer_belongs_to_prefill_pools_and_pairs_name_the_pool():
     with pytest.raises(ConfigError, match=r"^pool\.pools\.dec\.model: qwen3-8b, but decode pool "
                                           r"dec must serve"):
         Simulation(cfg, make_trace([0.0], [10], [2]))
+
+
+def test_a_hybrid_models_handoff_moves_its_recurrent_state_too():
+    """Nemotron-Nano-9B-v2 (Mamba-2 hybrid): the decode instance needs the sequence's Mamba
+    state as well as the attention layers' KV; the bytes moved were the KV alone."""
+    from wrpsim.pool.engines import build_latency_model
+
+    cfg = disagg_cfg("serialized", 100.0)
+    for p in cfg["pool"]["pools"].values():
+        p.pop("latency")
+        p["model"] = "nemotron-nano-9b-v2"
+    r, _, _ = one(cfg, prompt=2048, output=3)
+    lat = build_latency_model("nemotron-nano-9b-v2", "h100-80gb", 1)
+    state = lat.mamba_state_bytes
+    assert state > 0
+    assert r["kv_transfer_bytes"] == pytest.approx(2048 * lat.kv_bytes_per_token_per_gpu + state)

@@ -350,6 +350,7 @@ class Fleet:
                 inst.kv_mode = spec.kv_mode
                 inst.layers = model.layers
                 inst.kv_bytes_per_token = kv_token
+                inst.state_bytes_per_seq = float(getattr(lat, "mamba_state_bytes", 0.0) or 0.0)
                 inst.max_context = spec.max_context
             cap = blocks // spec.attn_dp * spec.scheduler.block_size  # one sequence: one group
             self.max_tokens[spec.model] = max(self.max_tokens.get(spec.model, 0), cap)

@@ -61,6 +61,7 @@ class HandoffMixin:
         self.kv_mode = "layerwise"
         self.layers = 1
         self.kv_bytes_per_token = 0.0
+        self.state_bytes_per_seq = 0.0  # recurrent (Mamba) state of one sequence, all GPUs
         self.nic_free_at = 0.0
         self.gpus: list[int] = []  # fabric GPU ids (network=fluid|packet)
         self.handed_off = 0
@@ -89,8 +90,7 @@ class HandoffMixin:
             if (seq.done + c == seq.target and seq.handoff is not None
                     and seq.gen + 1 < seq.req.output_tokens and self._ask(seq, now)):
                 seq.xfer = STREAMING
-                self.transfer.early(self, seq, seq.target * seq.handoff.kv_bytes_per_token,
-                                    now, dur, self.layers)
+                self.transfer.early(self, seq, xfer_bytes(seq), now, dur, self.layers)
 
     def _ask(self, seq: Seq, now: float) -> bool:
         """Ask the decode instance to reserve `seq`'s blocks; True if granted at once."""
@@ -107,9 +107,7 @@ class HandoffMixin:
         self.handed_off += 1
         seq.prefill_inst = self.name
         seq.prefill_end_s = now
-        # what the decode instance will hold: each of its GPUs receives its share (its copy
-        # of replicated KV heads or of MLA's latent), at the kv_dtype both pools share
-        seq.xfer_bytes = seq.target * seq.handoff.kv_bytes_per_token
+        seq.xfer_bytes = xfer_bytes(seq)
         self.outgoing[id(seq)] = seq
         if seq.xfer == STREAMING:
             self._send(seq, now, self.kv_mode, self._t0)
@@ -248,3 +246,12 @@ class HandoffMixin:
         for dst in dsts:  # withdrawn reservations may make room for others
             dst._grant_reservations(now)
         return lost
+
+
+def xfer_bytes(seq) -> float:
+    """Bytes a hand-off moves for `seq`: what its decode instance will hold — each of its GPUs
+    its share of the KV cache (its copy of replicated KV heads or of MLA's latent) at the
+    kv_dtype both pools share, for every prompt token, and a hybrid model's recurrent (Mamba)
+    state of the sequence, which does not grow with the prompt."""
+    dst = seq.handoff
+    return seq.target * dst.kv_bytes_per_token + dst.state_bytes_per_seq
