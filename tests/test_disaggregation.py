@@ -262,3 +262,13 @@ def test_a_hybrid_models_handoff_moves_its_recurrent_state_too():
     state = lat.mamba_state_bytes
     assert state > 0
     assert r["kv_transfer_bytes"] == pytest.approx(2048 * lat.kv_bytes_per_token_per_gpu + state)
+
+
+def test_the_fleets_longest_request_is_bounded_by_the_decode_side():
+    """`max_tokens` (what a router sees as the longest request a model can take) counted the
+    prefill pool's capacity, which holds the prompt only."""
+    cfg = disagg_cfg("serialized", 100.0)
+    cfg["pool"]["pools"]["pre"]["kv_blocks"] = 100_000
+    cfg["pool"]["pools"]["dec"]["kv_blocks"] = 100
+    _, _, sim = one(cfg, prompt=100, output=3)
+    assert sim.fleet.max_tokens["llama3.1-8b"] == 100 * 16

@@ -307,7 +307,8 @@ class Fleet:
         self.specs = specs
         self.pools: dict[str, list[Instance]] = {}
         self.latency = {}
-        self.max_tokens: dict[str, int] = {}  # per model: longest request any instance can hold
+        self.max_tokens: dict[str, int] = {}  # per model: longest request (prompt + output) a
+        # colocated or decode instance can hold
         # collectives of groups spanning servers, on the fabric (None: off)
         coll = getattr(self.transfer, "collectives", None)
         server = self.transfer.fabric.cfg.gpus_per_host if coll is not None else None
@@ -353,7 +354,9 @@ class Fleet:
                 inst.state_bytes_per_seq = float(getattr(lat, "mamba_state_bytes", 0.0) or 0.0)
                 inst.max_context = spec.max_context
             cap = blocks // spec.attn_dp * spec.scheduler.block_size  # one sequence: one group
-            self.max_tokens[spec.model] = max(self.max_tokens.get(spec.model, 0), cap)
+            if spec.role != "prefill":  # a prefill instance holds the prompt only; the decode
+                # (or colocated) instance holds prompt + output and bounds the request
+                self.max_tokens[spec.model] = max(self.max_tokens.get(spec.model, 0), cap)
         self.models = sorted({s.model for s in specs})
         self.default_model = default_model or specs[0].model
         if self.default_model not in self.models:
