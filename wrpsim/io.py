@@ -50,3 +50,19 @@ def write_text(path: Path, text: str) -> None:
 def write_json(path: Path, obj) -> None:
     """Write `obj` as indented, key-sorted JSON to `path` atomically."""
     write_text(path, json.dumps(obj, indent=2, sort_keys=True, allow_nan=False) + "\n")
+
+
+def screenshot(html: Path, png: Path, width: int, height: int) -> bool:
+    """Write a PNG of the page `html` by headless Chromium (Debian's `chromium`), for the
+    studies that publish a plot as an image; False (nothing written) when no Chromium is on
+    the PATH."""
+    import shutil
+    import subprocess
+
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if not chromium:
+        return False
+    subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+                    f"--screenshot={Path(png).resolve()}", f"--window-size={width},{height}",
+                    Path(html).resolve().as_uri()], check=False, capture_output=True, timeout=120)
+    return True

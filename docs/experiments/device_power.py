@@ -36,6 +36,23 @@ MS = [1, 16, 64, 256, 1024, 4096, 16384]
 GPU = "h200-141gb"
 
 
+def graph_of(body):
+    """`body` (CUDA work) captured in one CUDA graph after a warm-up run on a side stream."""
+    import torch
+
+    s = torch.cuda.Stream()
+    s.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(s):
+        body()
+        torch.cuda.synchronize()
+        g = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(g, stream=s):
+            body()
+    torch.cuda.current_stream().wait_stream(s)
+    torch.cuda.synchronize()
+    return g
+
+
 def measure(out_dir: str) -> None:
     import pynvml
     import torch
@@ -78,19 +95,6 @@ def measure(out_dir: str) -> None:
         clk = pynvml.nvmlDeviceGetClockInfo(h, pynvml.NVML_CLOCK_SM)
         temp = pynvml.nvmlDeviceGetTemperature(h, pynvml.NVML_TEMPERATURE_GPU)
         return rep_s, watts, sum(samples) / max(1, len(samples)), clk, temp
-
-    def graph_of(body):
-        s = torch.cuda.Stream()
-        s.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(s):
-            body()
-            torch.cuda.synchronize()
-            g = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(g, stream=s):
-                body()
-        torch.cuda.current_stream().wait_stream(s)
-        torch.cuda.synchronize()
-        return g
 
     time.sleep(4.0)  # let the clocks settle after start-up
     r = window(None)
@@ -200,16 +204,7 @@ def measure_steps(out_dir: str) -> None:
             last = rms(x, norm).view(b, q_len, hid)[:, -1]
             return F.linear(last, head)
 
-        s = torch.cuda.Stream()
-        s.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(s):
-            step()
-            torch.cuda.synchronize()
-            g = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(g, stream=s):
-                step()
-        torch.cuda.current_stream().wait_stream(s)
-        torch.cuda.synchronize()
+        g = graph_of(step)
         t0, reps = time.time(), 0
         while time.time() - t0 < SECONDS - WINDOW:
             g.replay()

@@ -17,8 +17,6 @@ transport (`uec`: losses are trims) with 64-byte headers and ACKs on the way bac
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -133,12 +131,9 @@ def plot(result: dict, out_dir: Path) -> None:
                       title="wrpsim: one failed spine uplink, 16×16×16 permutation, 4 MiB flows")
     html = out_dir / "link_failure.html"
     fig.write_html(html, include_plotlyjs=True, config={"displayModeBar": False})
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    if chromium:
-        subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu",
-                        "--hide-scrollbars", f"--screenshot={out_dir / 'link_failure.png'}",
-                        "--window-size=1500,540", html.resolve().as_uri()],
-                       check=False, capture_output=True, timeout=120)
+    from wrpsim.io import screenshot
+
+    screenshot(html, out_dir / "link_failure.png", 1500, 540)
 
 
 if __name__ == "__main__":

@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
-import subprocess
 from pathlib import Path
 
 SHARES = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
@@ -115,13 +113,10 @@ def plot(points: list[dict], lines: dict, path: Path) -> None:
 
 
 def screenshot(html: Path, png: Path) -> None:
-    """A PNG of the HTML plot by headless Chromium, when one is on the PATH."""
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    if chromium:
-        subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu",
-                        "--hide-scrollbars", f"--screenshot={png.resolve()}",
-                        "--window-size=1400,700", html.resolve().as_uri()],
-                       check=False, capture_output=True, timeout=120)
+    """A 1400 x 700 PNG of the HTML plot by headless Chromium, when one is on the PATH."""
+    from wrpsim.io import screenshot as shot
+
+    shot(html, png, 1400, 700)
 
 
 def table(result: dict) -> str:
