@@ -131,3 +131,21 @@ def test_parse_bytes():
     assert parse_bytes(4096.0) == 4096 and parse_bytes("1.5MiB") == 1_572_864
     with pytest.raises(ConfigError):
         parse_bytes(0)
+
+
+def test_carried_ratio_shows_what_the_packets_did_where_offered_load_cannot(tmp_path):
+    """max_link_load spreads a sprayed connection's offered bytes evenly, so it reads 1.0 for
+    packet spraying; max_link_carried_ratio is the busiest working fabric port's carried bytes
+    over the mean: 1.0 for the fluid engine's ideal spray and for split, above for hashed
+    spraying on packets, far above for ECMP."""
+    def net(engine, lb):
+        return run(parse_args([f"engine={engine}", f"lb={lb}", "leaves=4", "hosts_per_leaf=4",
+                               "spines=4", "flow_bytes=1MiB", f"out_dir={tmp_path / lb}"]))
+
+    fluid = net("fluid", "spray")
+    assert fluid["max_link_carried_ratio"] == pytest.approx(1.0)
+    spray, split, ecmp = (net("packet", lb) for lb in ("spray", "split", "ecmp"))
+    assert spray["max_link_load"] == pytest.approx(1.0)
+    assert spray["max_link_carried_ratio"] > 1.02
+    assert split["max_link_carried_ratio"] == pytest.approx(1.0, abs=0.02)
+    assert ecmp["max_link_carried_ratio"] > spray["max_link_carried_ratio"]

@@ -7,7 +7,11 @@ end and returns a `ScenarioResult`: the flows and links tables (`records.py`) an
 Summary keys: `cct_s` (collective completion time: the last flow's finish), `ideal_cct_s`
 (ideal spraying's over the working paths, `paths.ideal_cct_s`), `cct_ratio`, `max_link_load`
 (the most loaded fabric port's offered bytes over rate × ideal CCT: 1.0 means as balanced as
-ideal spraying), `mean_fct_s`, `max_fct_s`, `down_ports` and `degraded_ports` (`failed_links`:
+ideal spraying; offered bytes spread a sprayed connection evenly over its paths),
+`max_link_carried_ratio` (the busiest working fabric port's bytes as the engine carried them —
+on the packet engine headers, ACKs and resends included — over the mean of the working fabric
+ports': 1.0 when the traffic spread evenly, whatever the load balancer), `mean_fct_s`,
+`max_fct_s`, `down_ports` and `degraded_ports` (`failed_links`:
 ports down, ports up at a reduced rate), `initial_rate_frac` (fluid: mean max-min flow rate at
 t = 0 over the host rate), `data_packets`, `out_of_order_packets`, `retransmits`, `drops`,
 `trims`, `ecn_marks`, `control_packets`, `max_reorder_distance` and `transport` (packet; null
@@ -82,6 +86,9 @@ def run_scenario(cfg: NetConfig, pattern: str, flow_bytes: int, seed: int) -> Sc
     offered = offered_bytes(topo, conns)
     fabric = [p for p in range(topo.nports) if topo.kind[p] in ("leaf_up", "spine_down")]
     max_load = max((8 * offered[p] / (topo.rate[p] * ideal) for p in fabric), default=0.0)
+    working = [port_bytes[p] for p in fabric if topo.port_up[p]]
+    mean_carried = sum(working) / len(working) if working else 0.0
+    carried_ratio = max(working) / mean_carried if mean_carried > 0 else None
     flow_rows = _flow_rows(topo, flows, conns, by_flow, flow_fin, eng if packet else None)
     link_rows = port_rows(topo, eng, port_bytes, offered, cct)
     fcts = [flow_fin[i] for i in by_flow]
@@ -93,7 +100,7 @@ def run_scenario(cfg: NetConfig, pattern: str, flow_bytes: int, seed: int) -> Sc
         "down_ports": len(topo.down_ports), "degraded_ports": len(topo.degraded),
         "flows": len(flows), "conns": len(conns),
         "cct_s": cct, "ideal_cct_s": ideal, "cct_ratio": cct / ideal if ideal > 0 else None,
-        "max_link_load": max_load,
+        "max_link_load": max_load, "max_link_carried_ratio": carried_ratio,
         "mean_fct_s": float(np.mean(fcts)) if fcts else 0.0, "max_fct_s": max(fcts, default=0.0),
         "initial_rate_frac": None, "data_packets": None, "out_of_order_packets": None,
         "retransmits": None, "drops": None, "trims": None, "ecn_marks": None,
