@@ -264,3 +264,15 @@ def test_a_p99_ttft_target_below_the_p99_prompts_prefill_is_impossible_at_any_co
     assert p50["ttft"] == lat.iteration_s(1000, 1000 * 1001 / 2, 0, 0)
     assert p99["ttft"] == lat.iteration_s(85000, 85000 * 85001 / 2, 0, 0) > 2.0 > p50["ttft"]
     assert p99["prompt"] == 85000 and p99["tpot"] == p50["tpot"]
+
+
+def test_a_plan_sweep_keeps_stdout_for_the_json_lines(tmp_path):
+    """Hydra's 'Launching 2 jobs locally' lines went to stdout in a plan sweep (conf/plan.yaml
+    lacked the run app's hydra_logging), so json=true lines could not be parsed."""
+    cmd = [sys.executable, "-m", "wrpsim.plan", "-m", "workload.max_requests=200",
+           "plan.load_sensitivity=0", "plan.report=false", "plan.objective=cost,gpus",
+           "json=true", f"hydra.sweep.dir={tmp_path / 'sweep'}"]
+    p = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, timeout=600)
+    assert p.returncode == 0, p.stderr
+    assert [json.loads(ln)["objective"] for ln in p.stdout.splitlines()] == ["cost", "gpus"]
+    assert "Launching 2 jobs" in p.stderr
