@@ -11,10 +11,12 @@ Contracts of a job (one run, or one point of a `-m` sweep), in its output direct
 
 - a run that returns normally gets a completion marker `_DONE` (JSON: the SHA-256 of the resolved
   config, the overrides, the wall time), written atomically *after* every result file; a directory
-  without `_DONE` is never a finished run. Before a job runs, the files an earlier job left in a
-  re-used directory are removed: `_DONE`, `error.json` and the verb's own output files (the
-  `outputs` given to `hydra_entry`, e.g. `trace.json` of a run with `sim.trace=true`, and their
-  leftover `.NAME.tmp-*` files), so no stale result outlives a rerun; other files are left;
+  without `_DONE` is never a finished run. Before a job runs, an earlier job's `_DONE`,
+  `error.json` and the leftover `.NAME.tmp-*` files of interrupted writes are removed; once it
+  completes, the earlier job's output files it did not write again (the `outputs` given to
+  `hydra_entry`, e.g. `trace.json` of a run with `sim.trace=true`) are, so no stale result
+  outlives a rerun and a rerun rejected for bad input leaves the earlier results (without
+  `_DONE`); other files are left;
 - single run: a user error (`WrpsimError`) prints one line `wrpsim: error: …` on stderr and exits
   with status 2, never a traceback; so does a bad command line that Hydra rejects before the run
   (unknown group option or key, malformed override, a launcher that cannot start: see
@@ -101,12 +103,13 @@ def say(line: str, stream=None) -> None:
     stream.flush()
 
 
-def clear_outputs(out: Path, outputs: tuple[str, ...] = ()) -> None:
-    """Remove `_DONE`, `error.json` and the named output files of an earlier job from `out`,
-    with the temporary files of their interrupted atomic writes (`.NAME.tmp-*`, `wrpsim.io`).
-    Nothing else is touched: a user's own files stay."""
-    for name in (DONE, ERROR, *outputs):
+def clear_markers(out: Path, outputs: tuple[str, ...] = ()) -> None:
+    """Remove an earlier job's `_DONE` and `error.json` from `out`, and the temporary files of
+    interrupted atomic writes (`.NAME.tmp-*`, `wrpsim.io`) of those and of `outputs`. Nothing
+    else is touched: results and a user's own files stay."""
+    for name in (DONE, ERROR):
         (out / name).unlink(missing_ok=True)
+    for name in (DONE, ERROR, *outputs):
         for tmp in out.glob(f".{name}.tmp-*"):
             tmp.unlink(missing_ok=True)
 
@@ -127,10 +130,7 @@ def _run_marked(task, container: dict, out: Path, digest: str, overrides: list[s
     for bad input thus leaves an earlier run's results in place, without its `_DONE`."""
     from wrpsim.io import write_json
 
-    clear_outputs(out)
-    for name in outputs:
-        for tmp in out.glob(f".{name}.tmp-*"):
-            tmp.unlink(missing_ok=True)
+    clear_markers(out, outputs)
     before = {n: st for n in outputs if (st := _stamp(out / n)) is not None}
     t0 = time.perf_counter()
     task(container, str(out))

@@ -36,16 +36,21 @@ def warn(message: str) -> None:
     warnings.warn(WrpsimWarning(message), stacklevel=2)
 
 
-def did_you_mean(name: str, valid) -> str:
-    """'; did you mean 'x'?' for the valid name closest to `name`, or '' when none is close; a
-    name that is the one valid name's leading part up to a '-' (`h200` for `h200-141gb`) is
-    that name."""
+def closest(name: str, valid) -> str | None:
+    """The valid name closest to `name`, or None when none is close; a name that is the one
+    valid name's leading part up to a '-' (`h200` for `h200-141gb`) is that name."""
     names = [str(v) for v in valid]
     lead = [v for v in names if str(name) and v.startswith(f"{name}-")]
     if len(lead) == 1:
-        return f"; did you mean {lead[0]!r}?"
+        return lead[0]
     close = difflib.get_close_matches(str(name), names, n=1, cutoff=0.6)
-    return f"; did you mean {close[0]!r}?" if close else ""
+    return close[0] if close else None
+
+
+def did_you_mean(name: str, valid) -> str:
+    """'; did you mean 'x'?' for the valid name closest to `name` (`closest`), or ''."""
+    near = closest(name, valid)
+    return f"; did you mean {near!r}?" if near else ""
 
 
 def unknown_choice(field: str, value: object, choices) -> ConfigError:

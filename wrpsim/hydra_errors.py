@@ -20,7 +20,7 @@ import re
 import sys
 import traceback
 
-from wrpsim.errors import did_you_mean
+from wrpsim.errors import closest, did_you_mean
 
 # launcher option -> (module it needs, pip extra of wrpsim that installs it)
 EXTRAS = {
@@ -160,11 +160,11 @@ def _unknown_key(exc, argv: list[str] | None = None, config_name: str = "config"
                 f"whether or not an option has it")
     if where in ("pool.pools", "plan.candidates"):  # a new pool / candidate: a new key
         what = "pool" if where == "pool.pools" else "candidate"
-        typo = did_you_mean(leaf, valid).removeprefix("; did you mean ").removesuffix("?")
+        typo = closest(leaf, valid)
         return (f"{full_key}: unknown key; {where} holds {', '.join(valid)}; to add a {what}, "
                 f"write +{full_key}={{gpu: …, model: …, tp: …"
                 f"{', count: …' if what == 'pool' else ''}}}"
-                f"{f' (or did you mean {typo}?)' if typo else ''}")
+                f"{f' (or did you mean {typo!r}?)' if typo else ''}")
     hint = did_you_mean(leaf, valid)
     if not hint and where.startswith(OPEN_SECTIONS):  # keys some kinds take, this file omits
         hint = f" (a key this file leaves out is added with '+': +{full_key}=…)"

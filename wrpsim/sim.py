@@ -245,14 +245,8 @@ class Simulation:
                              scrape=self.router.reads_load)
         self.service = RouterService(service)
         self.router.bind(self.feed.view, stream(self.seed, "router"))
-        if getattr(self.router, "needs_prefix_ids", False) and not hbt and any(
-                s.prefix_cache for s in self.fleet.specs):
-            from wrpsim.errors import warn
-
-            warn(f"router={rcfg.get('name') or 'prefix-aware'} on a workload without "
-                 f"prefix-hash ids (hash_ids): every prefix match is 0, so it routes on load "
-                 f"alone (give it ids: workload.prefix_ids=synthetic or session, or a trace "
-                 f"that has them, e.g. workload=mooncake-conversation)")
+        if getattr(self.router, "needs_prefix_ids", False):
+            self._warn_no_prefixes(rcfg, hbt)
         self.cache = None
         cache_spec = CacheSpec.parse(rcfg.get("cache") if isinstance(rcfg, dict) else None)
         if cache_spec is not None and cache_spec.hit_model == "trace":
@@ -285,6 +279,22 @@ class Simulation:
     def _arrivals(self, requests, progress):
         """Dispatch `requests` at their arrival times, in order (`Arrivals`)."""
         Arrivals(self.env, requests, self.dispatcher.dispatch, progress)
+
+    def _warn_no_prefixes(self, rcfg: dict, hbt: int) -> None:
+        """A prefix-scoring router (`needs_prefix_ids`) on a fleet that caches no prefixes or a
+        workload without prefix-hash ids matches 0 everywhere: it routes on load alone."""
+        from wrpsim.errors import warn
+
+        name = rcfg.get("name") or "prefix-aware"
+        if not any(s.prefix_cache for s in self.fleet.specs):
+            warn(f"router={name} on a fleet where no pool caches prefixes "
+                 f"(pool.pools.<name>.prefix_cache.enabled=false): every prefix match is 0, so "
+                 f"it routes on load alone")
+        elif not hbt:
+            warn(f"router={name} on a workload without prefix-hash ids (hash_ids): every "
+                 f"prefix match is 0, so it routes on load alone (give it ids: "
+                 f"workload.prefix_ids=synthetic or session, or a trace that has them, e.g. "
+                 f"workload=mooncake-conversation)")
 
     def run(self) -> tuple:
         """Simulate; return (requests table, instances table, duration_s).

@@ -152,12 +152,10 @@ def _warn_unused_thresholds(cfg: dict, plan) -> None:
     no attainment target reads them, they would change nothing: say so."""
     if plan.slo.attainment_min is not None:
         return
-    from omegaconf import OmegaConf
-
+    from wrpsim.cli import load_defaults
     from wrpsim.errors import warn
-    from wrpsim.paths import catalog_dir
 
-    defaults = (OmegaConf.load(catalog_dir("conf") / "config.yaml").get("slo") or {})
+    defaults = load_defaults("config").get("slo") or {}
     changed = [f"slo.{k}={v}" for k, v in (cfg.get("slo") or {}).items()
                if k in ("ttft_s", "tpot_s") and v != defaults.get(k)]
     if changed:

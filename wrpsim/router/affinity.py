@@ -27,7 +27,8 @@ class PrefixAware(Router):
     """
 
     name = "prefix_aware"
-    #: the policy scores prefix-hash ids: `wrpsim.sim` warns on a workload without them
+    #: the policy scores cached prefix-hash ids: `wrpsim.sim` warns when the fleet caches no
+    #: prefixes or the workload has no ids (every match 0: it routes on load alone)
     needs_prefix_ids = True
 
     def __init__(self, prefix_weight: float = 1.0, load_weight: float = 1.0,
@@ -40,17 +41,6 @@ class PrefixAware(Router):
         self.load_weight = float(load_weight)
         self.abs_thr = balance_abs_threshold
         self.rel_thr = float(balance_rel_threshold)
-
-    def bind(self, fleet, rng):
-        """See `Router.bind`; warns when no instance caches prefixes (then every prefix match
-        is 0 and the policy routes on load alone)."""
-        super().bind(fleet, rng)
-        if not any(getattr(s, "prefix_cache", False) for s in fleet.specs):
-            from wrpsim.errors import warn
-
-            warn("router=prefix-aware on a fleet where no pool caches prefixes "
-                 "(pool.pools.<name>.prefix_cache.enabled=false): every prefix match is 0, so "
-                 "it routes on load alone")
 
     def choose(self, request, cands):
         """Best prefix/load score (see class docstring)."""

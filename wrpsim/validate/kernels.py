@@ -95,6 +95,14 @@ def shipped_holdouts() -> dict[str, list[Path]]:
     return out
 
 
+def _csv_columns(path: str | Path) -> tuple[int, dict[str, np.ndarray]]:
+    """(rows, numpy array per column) of a measured CSV."""
+    import pyarrow.csv as pc
+
+    t = pc.read_csv(Path(path))
+    return t.num_rows, {k: t.column(k).to_numpy() for k in t.column_names}
+
+
 def power_at_known_utilisation(path: str | Path, gpu_name: str) -> list[dict]:
     """The power model of `gpu_name` against watts measured at known utilisation (a CSV as
     `docs/experiments/device_power.py measure` writes: per workload its FLOPs and bytes per
@@ -102,18 +110,15 @@ def power_at_known_utilisation(path: str | Path, gpu_name: str) -> list[dict]:
     u_compute (FLOPs over the precision's peak rate x time), u_memory (bytes over the peak
     bandwidth x time), measured and model watts, error % (model / measured - 1); an idle row
     (no kernel time) is compared with the catalog's `idle_w`."""
-    import pyarrow.csv as pc
-
     from wrpsim.pool.catalog import get_gpu
     from wrpsim.pool.engines import power_fits
     from wrpsim.pool.kernels.power import power_model
 
     gpu = get_gpu(gpu_name)
     fit = power_model(gpu, power_fits())
-    t_ = pc.read_csv(Path(path))
-    c = {k: t_.column(k).to_numpy() for k in t_.column_names}
+    rows, c = _csv_columns(path)
     out = []
-    for i in range(t_.num_rows):
+    for i in range(rows):
         w, t = str(c["workload"][i]), float(c["replay_s"][i])
         peak = (gpu.fp8_tflops if w.endswith("fp8") else gpu.bf16_tflops) * 1e12
         uc = float(c["flops"][i]) / t / peak if t else 0.0
@@ -135,16 +140,13 @@ def power_of_measured_steps(path: str | Path, model: str, gpu_name: str,
     (`wrpsim.pool.kernels.power.iteration_work`) over the measured step time. Per row: seqs,
     ctx, prompt, step_s, wrpsim's own GPU time for the step (`gpu_s`), u_compute, u_memory,
     measured and model watts, error %."""
-    import pyarrow.csv as pc
-
     from wrpsim.pool.engines import build_latency_model
     from wrpsim.pool.kernels.power import utilisation
 
     lat = build_latency_model(model, gpu_name, tp)
-    t_ = pc.read_csv(Path(path))
-    c = {k: t_.column(k).to_numpy() for k in t_.column_names}
+    rows, c = _csv_columns(path)
     out = []
-    for i in range(t_.num_rows):
+    for i in range(rows):
         seqs, ctx, prompt = int(c["seqs"][i]), int(c["ctx"][i]), int(c["prompt"][i])
         step, measured = float(c["step_s"][i]), float(c["watts"][i])
         pairs = prompt * (prompt + 1) / 2.0

@@ -189,11 +189,14 @@ def _source(src: Mapping, seed: int, base: Path, block: int | None) -> tuple[Tra
     if not path.is_absolute():
         # relative to the workload YAML's folder (the shipped traces); a file there wins, else
         # one in the current directory (a user's `workload.source.path=my.csv`)
-        if not (base / path).exists() and not path.exists():
+        if (base / path).exists():
+            path = base / path
+        elif path.exists():
+            path = path.resolve()
+        else:
             raise ConfigError(f"workload.source.path: trace file {str(path)!r} not found in "
                               f"{base} (the workload's folder) nor in the current directory "
                               f"{Path.cwd()}")
-        path = base / path if (base / path).exists() else path.resolve()
     opts = {k: src[k] for k in options if src.get(k) is not None}
     if kind in GENERATING_KINDS and block is not None:
         opts["hash_block_tokens"] = block

@@ -33,12 +33,12 @@ from wrpsim.pool.kernels import roofline as rl
 MS = 1e-3
 #: MoE curves reach this many tokens (measured, or past the last measurement by the roofline)
 MOE_MAX_TOKENS = 16384
-#: MoE dtypes to time a precision from, in order, when a GPU's table lacks it (then moved over
-#: by the roofline ratio): the closest kernel family first, BF16 last. A GPU whose engine has
-#: no default MXFP4 kernel (Ada, Ampere) runs MXFP4 experts with Marlin.
 #: MoE precisions that quantise activations too (W8A8: GEMMs on FP8 tensor cores), which can
 #: never be slower than BF16 on a path the engine takes (`Kernels._moe_not_slower_than_bf16`)
 W8A8_MOE = ("fp8", "fp8_block")
+#: MoE dtypes to time a precision from, in order, when a GPU's table lacks it (then moved over
+#: by the roofline ratio): the closest kernel family first, BF16 last. A GPU whose engine has
+#: no default MXFP4 kernel (Ada, Ampere) runs MXFP4 experts with Marlin.
 MOE_FALLBACK = {"fp8": ["fp8", "fp8_block"], "fp8_block": ["fp8_block", "fp8"],
                 "mxfp4": ["mxfp4", "mxfp4_marlin"],
                 "mxfp4_marlin": ["mxfp4_marlin", "int4", "mxfp4"],
@@ -405,9 +405,9 @@ class Kernels:
         slow = y > b16
         if not np.any(slow):
             return y
-        best = b16
-        for alt in MOE_FALLBACK.get(dtype, [])[1:]:
-            if alt in self.moe_dtypes() and alt != "bf16":
+        best, measured = b16, self.moe_dtypes()
+        for alt in MOE_FALLBACK[dtype][1:]:  # the other W8A8 kernels, never BF16
+            if alt in measured:
                 best = np.minimum(best, self.moe(alt, *want, gated=gated,
                                                  as_measured=True)(x))
         return np.maximum.accumulate(np.where(slow, best, y))
