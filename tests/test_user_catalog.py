@@ -141,3 +141,22 @@ def test_a_user_workload_path_is_relative_to_its_yaml_and_load_workload_finds_it
     own = tmp_path / "cat" / "workloads" / "traces" / "mine.csv"  # the same file, spelled
     for spelled in (str(own), "./traces/mine.csv", "traces/../traces/mine.csv"):  # otherwise
         assert workload_label({"name": "my-trace", "source": {"path": spelled}}) == "my-trace"
+
+
+def test_a_user_workload_keeps_its_trace_when_its_name_is_overridden(tmp_path, monkeypatch):
+    """`workload=mine workload.name=other`: the relative trace path of the user's YAML is still
+    found (it used to be looked up beside a YAML named `other`, i.e. in the shipped folder)."""
+    from wrpsim.workload.build import build_workload
+
+    (tmp_path / "workloads" / "traces").mkdir(parents=True)
+    (tmp_path / "workloads" / "traces" / "mini.csv").write_text(
+        "TIMESTAMP,ContextTokens,GeneratedTokens\n"
+        "2023-11-16 18:15:46.6805900,374,44\n2023-11-16 18:15:50.9951690,396,109\n")
+    monkeypatch.setenv("WRPSIM_CATALOG", str(tmp_path))
+    cfg = {"name": "other", "source": {"kind": "azure", "path": "traces/mini.csv"}}
+    df = build_workload(cfg, 0)
+    assert df["prompt_tokens"].tolist() == [374, 396]
+    cfg["source"]["path"] = "traces/none.csv"
+    with pytest.raises(ConfigError, match=r"not found in .*workloads nor in .*workloads \(the "
+                       r"workload catalog folders\)"):
+        build_workload(cfg, 0)

@@ -209,8 +209,8 @@ def test_builder_config_errors(cfg, match):
 
 def test_builder_missing_trace_file():
     with pytest.raises(ConfigError, match=r"workload\.source\.path: trace file 'nope\.csv' not "
-                       r"found in .*workloads \(the workload's folder\) nor in the current "
-                       r"directory"):
+                       r"found in .*workloads \(the workload catalog folders\) nor in the "
+                       r"current directory"):
         build_workload({"source": {"kind": "azure", "path": "nope.csv"}}, 0, WORKLOADS)
     with pytest.raises(TraceError, match=r"nope\.csv: trace file not found"):  # absolute
         build_workload({"source": {"kind": "azure", "path": str(WORKLOADS / "nope.csv")}}, 0,

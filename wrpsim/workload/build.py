@@ -187,16 +187,21 @@ def _source(src: Mapping, seed: int, base: Path, block: int | None) -> tuple[Tra
         raise ConfigError(f"workload.source.path: a trace file is required for kind {kind}")
     path = Path(str(src["path"])).expanduser()
     if not path.is_absolute():
-        # relative to the workload YAML's folder (the shipped traces); a file there wins, else
-        # one in the current directory (a user's `workload.source.path=my.csv`)
-        if (base / path).exists():
-            path = base / path
+        # relative to the workload YAML's folder (the shipped traces); a file there wins, then
+        # one in another catalog folder (the user's first: a workload whose `name` was
+        # overridden is no longer found by it), else one in the current directory (a user's
+        # `workload.source.path=my.csv`)
+        folders = [base, *(f for f in reversed(catalog_folders()) if f != base)]
+        found = next((f / path for f in folders if (f / path).exists()), None)
+        if found is not None:
+            path = found
         elif path.exists():
             path = path.resolve()
         else:
+            where = " nor in ".join(str(f) for f in folders)
             raise ConfigError(f"workload.source.path: trace file {str(path)!r} not found in "
-                              f"{base} (the workload's folder) nor in the current directory "
-                              f"{Path.cwd()}")
+                              f"{where} (the workload catalog folders) nor in the current "
+                              f"directory {Path.cwd()}")
     opts = {k: src[k] for k in options if src.get(k) is not None}
     if kind in GENERATING_KINDS and block is not None:
         opts["hash_block_tokens"] = block
