@@ -217,6 +217,28 @@ def test_sliding_window_layers_stop_growing_past_the_window():
     assert g.decode_step_s(32, 500) == pytest.approx(full.decode_step_s(32, 500), rel=1e-12)
 
 
+def test_sliding_window_prefill_counts_the_windowed_pairs():
+    """A sliding layer's prefill attention is timed on the pairs the window leaves: query i of a
+    prompt sees min(i, w) keys (n w - w (w - 1) / 2 for n > w), not min(all pairs, n w)."""
+    from wrpsim.pool.kernels import model as km
+
+    w = 4096.0
+    for n in (100, 4096, 6000, 8000, 20000):
+        assert km._window_pairs(n, w) == sum(min(i, w) for i in range(1, n + 1))
+    g = build_latency_model("gemma-3-12b", "h100-80gb", 1)
+    seen = []
+    real = km._pairs_time
+    km._pairs_time = lambda row, sg, b, pairs: seen.append(pairs) or real(row, sg, b, pairs)
+    try:  # one fresh 6,000-token prompt (Gemma-3: window 1,024), then 2,000 after 3,000 cached
+        g._prefill_attn(1, 6000, 6000 * 6001 / 2)
+        g._prefill_attn(1, 2000, 2000 * (3000 + 2001 / 2))
+    finally:
+        km._pairs_time = real
+    assert seen[0] == 6000 * 6001 / 2
+    assert seen[1] == pytest.approx(sum(min(i, 1024) for i in range(1, 6001)))
+    assert seen[3] == pytest.approx(sum(min(i, 1024) for i in range(3001, 5001)))
+
+
 def test_every_calibrated_gpu_labels_its_tables():
     for gpu, version in (("h100-80gb", "0.24.0"), ("l40s-48gb", "0.24.0"),
                          ("a100-80gb", "0.14.0")):

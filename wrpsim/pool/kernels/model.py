@@ -558,7 +558,11 @@ class KernelLatency(LatencyModel):
         total = self._n_full * (t_read if t_read > t_pairs else t_pairs)
         if self._n_slide:
             w = float(self._window)
-            pw = min(pr, tokens * w) if self.adp == 1 else min(pr, tokens * w * br / b)
+            # a sliding-window layer: query i sees min(i, w) keys; each of the br chunks taken
+            # as the average one, s tokens after p cached ones (pairs / b = s (p + (s + 1) / 2))
+            p = pairs / tokens - (s + 1.0) / 2.0 if tokens else 0.0
+            p = p if p > 0.0 else 0.0
+            pw = br * (_window_pairs(p + s, w) - _window_pairs(p, w))
             total += self._n_slide * max(_pairs_time(row, self._pre_s, br, pw),
                                          _interp1(min(ctx, w), s_dec, drow))
         return total
@@ -840,6 +844,15 @@ def _interp_tail(c, s: np.ndarray, row: np.ndarray):
     if np.any(big):
         out = np.where(big, row[-1] * (c + 1.0) / (s[-1] + 1.0), out)
     return out
+
+
+def _window_pairs(n: float, w: float) -> float:
+    """Causal (query, key) pairs of the first n positions of a sequence under a sliding window
+    of w keys: position i (1-based) attends to min(i, w) keys, so n (n + 1) / 2 up to the
+    window and w (w + 1) / 2 + (n - w) w beyond it (continuous in n)."""
+    if n <= w:
+        return n * (n + 1.0) / 2.0
+    return w * (w + 1.0) / 2.0 + (n - w) * w
 
 
 def _pairs_time(row: np.ndarray, s_grid: list, b: float, pairs: float) -> float:
