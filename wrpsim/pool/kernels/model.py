@@ -22,8 +22,11 @@ per decoding sequence) for m sequences. Its GPU time is, per GPU (all terms in s
                    latent shape grows over batch and length as the measured MLA module does
                    (`_mla_module_grids`; the module's RoPE and KV-cache write then leave stream)
     head(m)        the LM head GEMM at m (vLLM computes logits for the last token of every
-                   scheduled sequence) and sampling: `sampling_passes` passes over m x vocab
-                   FP32 logits at the streaming bandwidth
+                   scheduled sequence) and sampling: `sampling_floor_us` (the sampler's few
+                   kernels' minimum durations) plus `sampling_passes` passes over m x vocab
+                   FP32 logits at the streaming bandwidth; both measured on an H200 for vLLM's
+                   sampler at temperature > 0 without top-k / top-p, its default
+                   (`docs/experiments/device_sampler.py`)
     layer floor    `layer_overhead_us` per layer: the minimum duration and launch gaps of a
                    layer's small kernels inside a CUDA graph, which do not scale with tokens
     eager launch   with `cudagraph_mixed` = 0 (vLLM's FULL_DECODE_ONLY mode, no piecewise
@@ -42,7 +45,7 @@ the engine sees a request, its API server spends `frontend_us + frontend_us_per_
 tokens` on it (HTTP, tokenization): `frontend_s`, added to the request's TTFT; the per-token
 part is the API server's CPU work and queues there, one prompt at a time (`wrpsim.pool.frontend`).
 
-Only these overheads and `sampling_passes` are engine constants fitted end to end
+Only these overheads are engine constants fitted end to end
 (`wrpsim.calibrate`); every other term is a measured kernel time or a byte count from the
 model's config.json numbers. Per-token terms are precomputed per instance for T up to
 `max_tokens` (array lookups in the hot loop); larger T is evaluated from the same curves. The
@@ -89,7 +92,10 @@ class EngineConstants:
     layer_overhead_us: float = 0.0
     frontend_us: float = 0.0
     frontend_us_per_token: float = 0.0
+    #: bytes the sampler moves per logit, in 4-byte passes over m x vocab FP32 logits, and
+    #: the floor its kernels take at any m: measured, not fitted (`device_sampler.py`)
     sampling_passes: float = 3.0
+    sampling_floor_us: float = 0.0
     async_scheduling: bool = True
     cudagraph_max_tokens: int = 512
     cudagraph_mixed: int = 1
@@ -444,7 +450,8 @@ class KernelLatency(LatencyModel):
         m = self.model
         M = M if self.adp == 1 else np.ceil(M / self.adp)
         t = self.kernels.gemm("bf16", -(-m.vocab // self.atp), m.hidden)(M)
-        t = t + self.c.sampling_passes * M * m.vocab * 4.0 / self._stream
+        t = t + (self.c.sampling_floor_us * 1e-6
+                 + self.c.sampling_passes * M * m.vocab * 4.0 / self._stream)
         return np.where(M > 0, t, 0.0)
 
     def _attention_grids(self):
