@@ -266,9 +266,41 @@ BAD_CLOSED = [
     ({"num_requests": -1}, r"workload\.source\.num_requests must be an integer >= 1"),
     ({"think_s": -1}, r"workload\.source\.think_s must be a number >= 0"),
     ({"think_s": float("inf")}, r"workload\.source\.think_s must be a number >= 0"),
-    ({"prompt_tokens": 0}, r"workload\.source\.prompt_tokens: an integer >= 1 or a "
-                           r"distribution"),
-    ({"prompt_tokens": 12.5}, r"workload\.source\.prompt_tokens: an integer >= 1"),
+    ({"prompt_tokens": 0}, r"workload\.source\.prompt_tokens: an integer in "
+                           r"\[1, 9007199254740991\] \(2\^53 - 1\) or a distribution"),
+    ({"prompt_tokens": 12.5}, r"workload\.source\.prompt_tokens: an integer in \[1, "),
+    ({"prompt_tokens": 1e20}, r"workload\.source\.prompt_tokens: an integer in "
+                              r"\[1, 9007199254740991\].*got 1e\+20"),
+    ({"prompt_tokens": float("inf")}, r"workload\.source\.prompt_tokens: an integer in \[1, "),
+    ({"prompt_tokens": {"dist": "lognormal", "mean": 1024, "sigma": 1, "max": "abc"}},
+     r"workload\.source\.prompt_tokens\.max: a number is required for dist lognormal, "
+     r"got 'abc'"),
+    ({"prompt_tokens": {"dist": "lognormal", "mean": 1024, "sigma": 1, "max": float("nan")}},
+     r"workload\.source\.prompt_tokens\.max must be a finite number >= 1 and <= "
+     r"9007199254740991 \(2\^53 - 1\), got nan"),
+    ({"prompt_tokens": {"dist": "lognormal", "mean": float("nan"), "sigma": 1}},
+     r"workload\.source\.prompt_tokens\.mean must be a finite number >= 1 .*got nan"),
+    ({"prompt_tokens": {"dist": "lognormal", "mean": 1e30, "sigma": 1}},
+     r"workload\.source\.prompt_tokens\.mean must be a finite number >= 1 and <= "
+     r"9007199254740991 \(2\^53 - 1\), got 1e\+30"),
+    ({"prompt_tokens": {"dist": "lognormal", "mean": 10, "sigma": float("inf")}},
+     r"workload\.source\.prompt_tokens\.sigma must be a finite number >= 0 .*got inf"),
+    ({"prompt_tokens": {"dist": "constant", "value": float("inf")}},
+     r"workload\.source\.prompt_tokens\.value must be an integer >= 1 and <= "
+     r"9007199254740991 \(2\^53 - 1\) for dist constant, got inf"),
+    ({"prompt_tokens": {"dist": "constant", "value": 12.5}},
+     r"workload\.source\.prompt_tokens\.value must be an integer .*got 12\.5"),
+    ({"prompt_tokens": {"dist": "geometric", "mean": float("inf")}},
+     r"workload\.source\.prompt_tokens\.mean must be a finite number >= 1 .*got inf"),
+    ({"prompt_tokens": {"dist": "exponential", "mean": 0.5}},
+     r"workload\.source\.prompt_tokens\.mean must be a finite number >= 1 .*got 0\.5"),
+    ({"prompt_tokens": {"dist": "uniform", "low": 1, "high": 1e30}},
+     r"workload\.source\.prompt_tokens\.high must be an integer >= 1 and <= "
+     r"9007199254740991 \(2\^53 - 1\) for dist uniform, got 1e\+30"),
+    ({"prompt_tokens": {"dist": "uniform", "low": 1.5, "high": 2.9}},
+     r"workload\.source\.prompt_tokens\.low must be an integer .*got 1\.5"),
+    ({"output_tokens": {"dist": "uniform", "low": 1, "high": True}},
+     r"workload\.source\.output_tokens\.high: a number is required for dist uniform"),
     ({"output_tokens": None}, r"workload\.source\.output_tokens is required"),
     ({"output_tokens": {"dist": "zipf"}}, r"workload\.source\.output_tokens\.dist: unknown "
                                           r"value 'zipf'; valid choices: constant"),
