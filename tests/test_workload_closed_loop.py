@@ -314,6 +314,16 @@ BAD_CLOSED = [
 ]
 
 
+def test_a_source_key_at_the_top_level_points_at_workload_source():
+    wl = _closed()
+    for key, value in (("concurrency", 4), ("think_s", 1)):
+        with pytest.raises(ConfigError, match=rf"workload\.{key}: unknown key '{key}'; valid "
+                           rf"keys: .*; did you mean workload\.source\.{key}\?$"):
+            build_workload({**wl, key: value}, 0, WORKLOADS)
+    with pytest.raises(ConfigError, match=r"workload\.concurrency: .*did you mean 'accuracy'"):
+        build_workload({**_rate([{"rate": 1, "duration_s": 1}]), "concurrency": 4}, 0, WORKLOADS)
+
+
 @pytest.mark.parametrize("patch, message", BAD_CLOSED, ids=[str(p) for p, _ in BAD_CLOSED])
 def test_bad_closed_loop_input_is_one_line(patch, message):
     wl = _closed()
