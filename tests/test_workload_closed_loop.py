@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from tests.conftest import constant_cfg
+from tests.conftest import compose_cfg, constant_cfg
 from wrpsim.errors import ConfigError
 from wrpsim.metrics.tasks import task_table
 from wrpsim.rng import stream
@@ -54,8 +54,9 @@ def _simulate(workload: dict, seed: int = 0, **pool):
 
 
 def _ended(r: pd.DataFrame) -> np.ndarray:
-    """When each request ended: its finish, or its send time when dropped at once."""
-    return np.where(r.status == "completed", r.finish_s, r.arrival_s)
+    """When each request ended: its `finish_s`, answered or dropped (never NaN here)."""
+    assert not r.finish_s.isna().any()
+    return r.finish_s.to_numpy()
 
 
 # --- closed loop: the frame ------------------------------------------------------------------
@@ -162,6 +163,26 @@ def test_a_dropped_request_does_not_end_its_client():
     assert tasks.rounds.tolist() == [12, 12] and tasks.requests.tolist() == [12, 12]
     assert tasks.dropped.sum() == (r.status == "dropped").sum()
     assert ((tasks.status == "failed") == (tasks.dropped > 0)).all()
+
+
+def test_a_dropped_row_says_when_it_was_dropped_and_its_client_resumes_think_s_later(tmp_path):
+    # the default fleet's front end tokenizes a prompt before the context check drops it, so
+    # a request dropped for its context ends after it was sent; finish_s says when
+    cfg = compose_cfg("workload=closed-loop", "workload.source.concurrency=4",
+                      "workload.source.num_requests=12", "workload.source.think_s=0.5",
+                      "workload.source.prompt_tokens={dist: uniform, low: 1000, high: 250000}",
+                      "workload.source.output_tokens=16")
+    run(cfg, tmp_path)
+    r = pq.read_table(tmp_path / "requests.parquet").to_pandas().sort_values("request_id")
+    drop = r[r.status == "dropped"]
+    assert len(drop) and set(drop.drop_reason) == {"context"}
+    assert (drop.finish_s > drop.arrival_s).all()
+    latencies = drop[["queue_wait_s", "ttft_s", "tpot_s", "e2e_s", "first_token_s"]]
+    assert latencies.isna().to_numpy().all()
+    for k in range(4):
+        g = r[r.request_id % 4 == k]
+        np.testing.assert_allclose(g.arrival_s.to_numpy()[1:], g.finish_s.to_numpy()[:-1] + 0.5,
+                                   rtol=0, atol=1e-9)
 
 
 def test_agent_sessions_still_abort_on_an_unanswered_round():
