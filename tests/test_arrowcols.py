@@ -123,7 +123,7 @@ def test_request_log_take_table_equals_table_and_releases_the_rows(monkeypatch):
     monkeypatch.setattr(records, "CHUNK_ROWS", 8)  # 50 rows: six Arrow chunks and a tail
     log = records.RequestLog()
     for i in np.random.default_rng(0).permutation(50).tolist():
-        log.dropped(Request(i, i * 0.5, 10 + i, 5), f"m{i % 3}", "context")
+        log.dropped(Request(i, i * 0.5, 10 + i, 5), f"m{i % 3}", "context", i * 0.5)
     ref = pa.concat_tables([*log.rows.chunks, records._rows_to_table(
         log.rows, records.REQUEST_SCHEMA)]).combine_chunks()  # (one table sorted as a whole)
     ref = ref.take(pc.sort_indices(ref, sort_keys=[("request_id", "ascending")]))

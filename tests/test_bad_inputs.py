@@ -90,6 +90,20 @@ BAD = [
      r"^wrpsim: error: workload\.source\.time_unit: unknown key; valid keys under "
      r"workload\.source: kind, path \(a key this file leaves out is added with '\+': "
      r"\+workload\.source\.time_unit=…\)$"),
+    # a key of workload.source given one level up is pointed at where it belongs
+    (["workload=closed-loop", "workload.concurrency=4"],
+     r"^wrpsim: error: workload\.concurrency: unknown key; valid keys under workload: .*; did "
+     r"you mean workload\.source\.concurrency\?$"),
+    (["workload=closed-loop", "+workload.concurrency=4"],
+     r"^wrpsim: error: workload\.concurrency: unknown key 'concurrency'; valid keys: .*; did "
+     r"you mean workload\.source\.concurrency\?$"),
+    (["workload=closed-loop", "+workload.think_s=1"],
+     r"^wrpsim: error: workload\.think_s: unknown key 'think_s'; .*; did you mean "
+     r"workload\.source\.think_s\?$"),
+    (["workload.time_unit=ms"],
+     r"^wrpsim: error: workload\.time_unit: unknown key; .*; did you mean "
+     r"\+workload\.source\.time_unit=…\? \(a key of workload\.source this file leaves out "
+     r"is added with '\+'\)$"),
     (["router=oracle", "pool=two-model-mixtral-gpt4like"],
      r"^wrpsim: error: router=oracle needs a workload that replays per-model outcomes"),
     (["router=token-budget", "pool=short-long-context", "router.boundary_tokens=10.5"],

@@ -189,8 +189,9 @@ def test_horizon_records_requests_between_instances():
     ({"events": [{"pool": "q", "at_s": 1}]}, r"failures\.events\[0\]\.pool.*valid choices: p"),
     ({"events": [{"pool": "p", "instance": 3, "at_s": 1}]},
      r"failures\.events\[0\]\.instance must be an integer in \[0, 2\]"),
-    ({"events": [{"pool": "p", "at_s": -1}]}, r"failures\.events\[0\]\.at_s must be a number"),
-    ({"mtbf_s": 0}, r"failures\.mtbf_s must be a number > 0"),
+    ({"events": [{"pool": "p", "at_s": -1}]},
+     r"failures\.events\[0\]\.at_s must be a finite number"),
+    ({"mtbf_s": 0}, r"failures\.mtbf_s must be a finite number > 0"),
     ({"mtbf": 10}, r"unknown key\(s\) \['mtbf'\]"),
     ({"max_retries": -1}, r"failures\.max_retries must be an integer >= 0"),
 ])

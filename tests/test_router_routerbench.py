@@ -160,7 +160,7 @@ BAD = [
     (["router=zero", "router.p={mixtral-8x7b: 0.7, gpt4-class: 0.2}"],
      r"router\.p must sum to 1, got 0\.9 \(mixtral-8x7b: 0\.7, gpt4-class: 0\.2\)"),
     (["router=zero", "router.p={mixtral-8x7b: 1.2, gpt4-class: -0.2}"],
-     r"router\.p\.gpt4-class must be a number >= 0\.0, got -0\.2"),
+     r"router\.p\.gpt4-class must be a finite number >= 0\.0, got -0\.2"),
     (["router=zero", "router.strong_share=1.5"],
      r"router\.strong_share must be a number >= 0\.0 and <= 1\.0, got 1\.5"),
     (["router=zero", "router.strong_share=0.2", "router.p={gpt4-class: 1}"],

@@ -191,7 +191,7 @@ BAD = [
                                     r"<= 1\.0, got 1\.5"),
     (["router.cache.threshold={default:0.8,code:2}"],
      r"router\.cache\.threshold\.code must be a number >= 0\.0 and <= 1\.0 or null, got 2"),
-    (["router.cache.lookup_s=-1"], r"router\.cache\.lookup_s must be a number >= 0\.0"),
+    (["router.cache.lookup_s=-1"], r"router\.cache\.lookup_s must be a finite number >= 0\.0"),
     (["router.cache.ttl_s=0"], r"router\.cache\.ttl_s must be a number > 0\.0 or null"),
     (["router.cache.enabled=maybe"], r"router\.cache\.enabled must be true or false"),
     (["+router.cache.size=3"], r"router\.cache: unknown key\(s\) \['size'\]; valid keys: "

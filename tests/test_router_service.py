@@ -105,7 +105,7 @@ def test_explicit_service_time_overrides_the_signal():
     ("service", {"signal": "telepathy"},
      r"router\.service\.signal: unknown value 'telepathy'; valid choices: cpu_classifier, "
      r"cpu_rule, embedding, gpu_classifier, llm, none"),
-    ("service", {"time_s": -0.01}, r"router\.service\.time_s must be a number >= 0"),
+    ("service", {"time_s": -0.01}, r"router\.service\.time_s must be a finite number >= 0"),
     ("service", {"replicas": 2}, r"router\.service: unknown key\(s\) \['replicas'\]; valid "
                                  r"keys: signal, time_s"),
 ])

@@ -231,9 +231,9 @@ def test_the_oracle_length_predictor_needs_the_oracle_view():
 
 
 @pytest.mark.parametrize(("view", "message"), [
-    ({"interval_s": -1}, r"router\.view\.interval_s must be a number > 0"),
-    ({"interval_s": 0}, r"router\.view\.interval_s must be a number > 0"),
-    ({"delay_s": -0.5}, r"router\.view\.delay_s must be a number >= 0"),
+    ({"interval_s": -1}, r"router\.view\.interval_s must be a finite number > 0"),
+    ({"interval_s": 0}, r"router\.view\.interval_s must be a finite number > 0"),
+    ({"delay_s": -0.5}, r"router\.view\.delay_s must be a finite number >= 0"),
     ({"kind": "psychic"}, r"router\.view\.kind: unknown value 'psychic'; valid choices: "
                           r"oracle, scrape"),
     ({"every": 1}, r"router\.view: unknown key\(s\) \['every'\]; valid keys: kind, interval_s"),

@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from tests.conftest import constant_cfg
+from tests.conftest import compose_cfg, constant_cfg
 from wrpsim.errors import ConfigError
 from wrpsim.metrics.tasks import task_table
 from wrpsim.rng import stream
@@ -54,8 +54,9 @@ def _simulate(workload: dict, seed: int = 0, **pool):
 
 
 def _ended(r: pd.DataFrame) -> np.ndarray:
-    """When each request ended: its finish, or its send time when dropped at once."""
-    return np.where(r.status == "completed", r.finish_s, r.arrival_s)
+    """When each request ended: its `finish_s`, answered or dropped (never NaN here)."""
+    assert not r.finish_s.isna().any()
+    return r.finish_s.to_numpy()
 
 
 # --- closed loop: the frame ------------------------------------------------------------------
@@ -164,6 +165,26 @@ def test_a_dropped_request_does_not_end_its_client():
     assert ((tasks.status == "failed") == (tasks.dropped > 0)).all()
 
 
+def test_a_dropped_row_says_when_it_was_dropped_and_its_client_resumes_think_s_later(tmp_path):
+    # the default fleet's front end tokenizes a prompt before the context check drops it, so
+    # a request dropped for its context ends after it was sent; finish_s says when
+    cfg = compose_cfg("workload=closed-loop", "workload.source.concurrency=4",
+                      "workload.source.num_requests=12", "workload.source.think_s=0.5",
+                      "workload.source.prompt_tokens={dist: uniform, low: 1000, high: 250000}",
+                      "workload.source.output_tokens=16")
+    run(cfg, tmp_path)
+    r = pq.read_table(tmp_path / "requests.parquet").to_pandas().sort_values("request_id")
+    drop = r[r.status == "dropped"]
+    assert len(drop) and set(drop.drop_reason) == {"context"}
+    assert (drop.finish_s > drop.arrival_s).all()
+    latencies = drop[["queue_wait_s", "ttft_s", "tpot_s", "e2e_s", "first_token_s"]]
+    assert latencies.isna().to_numpy().all()
+    for k in range(4):
+        g = r[r.request_id % 4 == k]
+        np.testing.assert_allclose(g.arrival_s.to_numpy()[1:], g.finish_s.to_numpy()[:-1] + 0.5,
+                                   rtol=0, atol=1e-9)
+
+
 def test_agent_sessions_still_abort_on_an_unanswered_round():
     wl = _closed(2, 24, {"dist": "uniform", "low": 10, "high": 100}, 3, think_s=0.1)
     trace = build_workload(wl, 0, WORKLOADS)
@@ -264,11 +285,43 @@ BAD_CLOSED = [
     ({"concurrency": "8"}, r"workload\.source\.concurrency must be an integer"),
     ({"concurrency": None}, r"workload\.source\.concurrency must be an integer"),
     ({"num_requests": -1}, r"workload\.source\.num_requests must be an integer >= 1"),
-    ({"think_s": -1}, r"workload\.source\.think_s must be a number >= 0"),
-    ({"think_s": float("inf")}, r"workload\.source\.think_s must be a number >= 0"),
-    ({"prompt_tokens": 0}, r"workload\.source\.prompt_tokens: an integer >= 1 or a "
-                           r"distribution"),
-    ({"prompt_tokens": 12.5}, r"workload\.source\.prompt_tokens: an integer >= 1"),
+    ({"think_s": -1}, r"workload\.source\.think_s must be a finite number >= 0"),
+    ({"think_s": float("inf")}, r"workload\.source\.think_s must be a finite number >= 0"),
+    ({"prompt_tokens": 0}, r"workload\.source\.prompt_tokens: an integer in "
+                           r"\[1, 9007199254740991\] \(2\^53 - 1\) or a distribution"),
+    ({"prompt_tokens": 12.5}, r"workload\.source\.prompt_tokens: an integer in \[1, "),
+    ({"prompt_tokens": 1e20}, r"workload\.source\.prompt_tokens: an integer in "
+                              r"\[1, 9007199254740991\].*got 1e\+20"),
+    ({"prompt_tokens": float("inf")}, r"workload\.source\.prompt_tokens: an integer in \[1, "),
+    ({"prompt_tokens": {"dist": "lognormal", "mean": 1024, "sigma": 1, "max": "abc"}},
+     r"workload\.source\.prompt_tokens\.max: a number is required for dist lognormal, "
+     r"got 'abc'"),
+    ({"prompt_tokens": {"dist": "lognormal", "mean": 1024, "sigma": 1, "max": float("nan")}},
+     r"workload\.source\.prompt_tokens\.max must be a finite number >= 1 and <= "
+     r"9007199254740991 \(2\^53 - 1\), got nan"),
+    ({"prompt_tokens": {"dist": "lognormal", "mean": float("nan"), "sigma": 1}},
+     r"workload\.source\.prompt_tokens\.mean must be a finite number >= 1 .*got nan"),
+    ({"prompt_tokens": {"dist": "lognormal", "mean": 1e30, "sigma": 1}},
+     r"workload\.source\.prompt_tokens\.mean must be a finite number >= 1 and <= "
+     r"9007199254740991 \(2\^53 - 1\), got 1e\+30"),
+    ({"prompt_tokens": {"dist": "lognormal", "mean": 10, "sigma": float("inf")}},
+     r"workload\.source\.prompt_tokens\.sigma must be a finite number >= 0 .*got inf"),
+    ({"prompt_tokens": {"dist": "constant", "value": float("inf")}},
+     r"workload\.source\.prompt_tokens\.value must be an integer >= 1 and <= "
+     r"9007199254740991 \(2\^53 - 1\) for dist constant, got inf"),
+    ({"prompt_tokens": {"dist": "constant", "value": 12.5}},
+     r"workload\.source\.prompt_tokens\.value must be an integer .*got 12\.5"),
+    ({"prompt_tokens": {"dist": "geometric", "mean": float("inf")}},
+     r"workload\.source\.prompt_tokens\.mean must be a finite number >= 1 .*got inf"),
+    ({"prompt_tokens": {"dist": "exponential", "mean": 0.5}},
+     r"workload\.source\.prompt_tokens\.mean must be a finite number >= 1 .*got 0\.5"),
+    ({"prompt_tokens": {"dist": "uniform", "low": 1, "high": 1e30}},
+     r"workload\.source\.prompt_tokens\.high must be an integer >= 1 and <= "
+     r"9007199254740991 \(2\^53 - 1\) for dist uniform, got 1e\+30"),
+    ({"prompt_tokens": {"dist": "uniform", "low": 1.5, "high": 2.9}},
+     r"workload\.source\.prompt_tokens\.low must be an integer .*got 1\.5"),
+    ({"output_tokens": {"dist": "uniform", "low": 1, "high": True}},
+     r"workload\.source\.output_tokens\.high: a number is required for dist uniform"),
     ({"output_tokens": None}, r"workload\.source\.output_tokens is required"),
     ({"output_tokens": {"dist": "zipf"}}, r"workload\.source\.output_tokens\.dist: unknown "
                                           r"value 'zipf'; valid choices: constant"),
@@ -280,6 +333,16 @@ BAD_CLOSED = [
     ({"prompt_tokens": {"cdf": "x.csv"}}, r"workload\.source\.prompt_tokens: an empirical CDF "
                                          r"is not accepted here; a fitted distribution needs dist"),
 ]
+
+
+def test_a_source_key_at_the_top_level_points_at_workload_source():
+    wl = _closed()
+    for key, value in (("concurrency", 4), ("think_s", 1)):
+        with pytest.raises(ConfigError, match=rf"workload\.{key}: unknown key '{key}'; valid "
+                           rf"keys: .*; did you mean workload\.source\.{key}\?$"):
+            build_workload({**wl, key: value}, 0, WORKLOADS)
+    with pytest.raises(ConfigError, match=r"workload\.concurrency: .*did you mean 'accuracy'"):
+        build_workload({**_rate([{"rate": 1, "duration_s": 1}]), "concurrency": 4}, 0, WORKLOADS)
 
 
 @pytest.mark.parametrize("patch, message", BAD_CLOSED, ids=[str(p) for p, _ in BAD_CLOSED])
@@ -295,11 +358,16 @@ BAD_RATE = [
     ([], r"workload\.source\.stages: a non-empty list"),
     (None, r"workload\.source\.stages: a non-empty list"),
     ({"rate": 1, "duration_s": 1}, r"workload\.source\.stages: a non-empty list"),
-    ([{"rate": 0, "duration_s": 1}], r"workload\.source\.stages\[0\]\.rate must be a number > 0"),
+    ([{"rate": 0, "duration_s": 1}],
+     r"workload\.source\.stages\[0\]\.rate must be a finite number > 0"),
+    ([{"rate": float("inf"), "duration_s": 5}],
+     r"workload\.source\.stages\[0\]\.rate must be a finite number > 0, got inf"),
+    ([{"rate": 1, "duration_s": float("inf")}],
+     r"stages\[0\]\.duration_s must be a finite number > 0, got inf"),
     ([{"rate": 1, "duration_s": 1}, {"rate": -2, "duration_s": 1}],
-     r"workload\.source\.stages\[1\]\.rate must be a number > 0"),
-    ([{"rate": 1, "duration_s": 0}], r"stages\[0\]\.duration_s must be a number > 0"),
-    ([{"rate": 1}], r"stages\[0\]\.duration_s must be a number > 0, got None"),
+     r"workload\.source\.stages\[1\]\.rate must be a finite number > 0"),
+    ([{"rate": 1, "duration_s": 0}], r"stages\[0\]\.duration_s must be a finite number > 0"),
+    ([{"rate": 1}], r"stages\[0\]\.duration_s must be a finite number > 0, got None"),
     ([{"rate": 1, "duration_s": 1, "ramp": 2}],
      r"workload\.source\.stages\[0\]: unknown key\(s\) \['ramp'\]; valid keys: rate, duration_s"),
     ([5], r"workload\.source\.stages\[0\]: expected a mapping"),

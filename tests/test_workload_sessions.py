@@ -290,6 +290,12 @@ def test_sessions_source_errors():
         build_workload({"source": {**base, "turn": 1}}, 0)
     with pytest.raises(ConfigError, match=r"workload\.source\.new_tokens: expected a mapping"):
         build_workload({"source": {**base, "new_tokens": 5}}, 0)
+    with pytest.raises(ConfigError, match=r"workload\.source\.turns\.mean must be a finite "
+                       r"number >= 1 and <= 9007199254740991 \(2\^53 - 1\), got inf"):
+        build_workload({"source": {**base, "turns": {"dist": "geometric", "mean": float("inf")}}},
+                       0)
+    with pytest.raises(ConfigError, match=r"workload\.source\.output\.value must be an integer"):
+        build_workload({"source": {**base, "output": {"dist": "constant", "value": 12.5}}}, 0)
     with pytest.raises(ConfigError, match=r"workload\.source\.system\.prefixes must be an "
                        r"integer >= 1"):
         build_workload({"source": {**base, "system": {"tokens": 64, "prefixes": 0}}}, 0)

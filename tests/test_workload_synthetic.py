@@ -122,6 +122,53 @@ def test_fitted_distributions(spec, mean):
     assert capped.max() <= 30
 
 
+def test_fitted_distributions_keep_integral_floats_and_their_documented_rounding():
+    rng = lambda: stream(5, "workload.lengths")  # noqa: E731
+    np.testing.assert_array_equal(draw_dist({"dist": "constant", "value": 12.0}, rng(), 3), 12)
+    np.testing.assert_array_equal(
+        draw_dist({"dist": "uniform", "low": 3.0, "high": 5.0}, rng(), 100),
+        draw_dist({"dist": "uniform", "low": 3, "high": 5}, rng(), 100))
+    # exponential: rounded up, mean 1 / (1 - e^(-1/mean)) (1.58 for mean 1; lengths docstring)
+    x = draw_dist({"dist": "exponential", "mean": 1}, rng(), 200_000)
+    assert x.mean() == pytest.approx(1 / (1 - np.exp(-1)), rel=0.01)
+    # lognormal: rounded to nearest and raised to 1 (mean 1, sigma 1 -> 1.37)
+    x = draw_dist({"dist": "lognormal", "mean": 1, "sigma": 1}, rng(), 200_000)
+    assert x.mean() == pytest.approx(1.37, rel=0.01)
+
+
+@pytest.mark.parametrize("spec", [
+    {"dist": "lognormal", "mean": 2**53 - 1, "sigma": 3},
+    {"dist": "lognormal", "mean": 10, "sigma": 2**53 - 1},
+    {"dist": "lognormal", "mean": 10, "sigma": 60},
+    {"dist": "exponential", "mean": 2**53 - 1},
+    {"dist": "geometric", "mean": 2**53 - 1},
+    {"dist": "uniform", "low": 1, "high": 2**53 - 1},
+    {"dist": "constant", "value": 2**53 - 1, "max": 2**53 - 1},
+])
+def test_largest_parameters_draw_counts_within_the_token_limit(spec):
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        x = draw_dist(spec, stream(5, "workload.lengths"), 10_000)
+    assert x.dtype == np.int64 and x.min() >= 1 and x.max() <= 2**53 - 1
+
+
+@pytest.mark.parametrize(("where", "spec", "match"), [
+    ("prompt", {"dist": "constant", "value": float("inf")},
+     r"source\.lengths\.prompt\.value must be an integer >= 1 and <= 9007199254740991"),
+    ("output", {"dist": "lognormal", "mean": 5, "sigma": 1, "max": float("nan")},
+     r"source\.lengths\.output\.max must be a finite number >= 1 .*got nan"),
+    ("output", {"dist": "geometric", "mean": 5, "max": "abc"},
+     r"source\.lengths\.output\.max: a number is required for dist geometric, got 'abc'"),
+])
+def test_bad_fitted_parameters_are_one_line(where, spec, match):
+    lengths = {"kind": "fitted", "prompt": {"dist": "constant", "value": 10},
+               "output": {"dist": "constant", "value": 5}, where: spec}
+    with pytest.raises(ConfigError, match=match) as e:
+        generate(_source(lengths=lengths), seed=0, base_dir=WORKLOADS)
+    assert "\n" not in str(e.value)
+
+
 def test_same_seed_same_frame_different_seed_different():
     src = _source(arrivals={"process": "gamma", "rate": 5.0, "cv": 2.0})
     a = generate(src, seed=11, base_dir=WORKLOADS)

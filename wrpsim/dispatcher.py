@@ -127,7 +127,7 @@ class Dispatcher:
         end += lookup
         self.log.route_s[req.id] = end - came + (placement.delay_s if placement else 0.0)
         if placement is None:
-            self.log.dropped(req, self.fleet.model_of(req), "router_rejected")
+            self.log.dropped(req, self.fleet.model_of(req), "router_rejected", self.env.now)
             return
         feed = self.feed
         inst = feed.live(placement.instance)
@@ -187,7 +187,7 @@ class Dispatcher:
                 self.failures.unavailable(req)
             return
         if req.images and not admit_images(req, inst):  # text-only model (wrpsim.pool.vision)
-            self.log.dropped(req, self.fleet.model_of(req), "modality")
+            self.log.dropped(req, self.fleet.model_of(req), "modality", self.env.now)
             return
         need = req.prompt_tokens + req.output_tokens
         if inst.role != "prefill":
@@ -207,7 +207,7 @@ class Dispatcher:
                 self.feed.sent(dec, req)
                 dec = self.feed.live(dec)
         if dec is None:
-            self.log.dropped(req, self.fleet.model_of(req), "router_rejected")
+            self.log.dropped(req, self.fleet.model_of(req), "router_rejected", self.env.now)
         elif self._fits(req, dec, need):
             inst.admit_disaggregated(req, dec)
 
@@ -216,10 +216,10 @@ class Dispatcher:
         tokens (default `context`) within one sequence's KV capacity; if not, record it as
         dropped (``context`` / ``exceeds_kv_capacity``)."""
         if inst.max_context and context > inst.max_context:
-            self.log.dropped(req, self.fleet.model_of(req), "context")
+            self.log.dropped(req, self.fleet.model_of(req), "context", self.env.now)
             return False
         if (context if kv is None else kv) > _seq_kv_tokens(inst):
-            self.log.dropped(req, self.fleet.model_of(req), "exceeds_kv_capacity")
+            self.log.dropped(req, self.fleet.model_of(req), "exceeds_kv_capacity", self.env.now)
             return False
         return True
 

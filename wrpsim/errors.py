@@ -110,7 +110,8 @@ def integer(where: str, value, lo: int | None = None) -> int:
 def number(where: str, value, lo: float | None = None, hi: float | None = None,
            strict_lo: bool = False, finite: bool = False, or_null: bool = False) -> float | None:
     """`value` as a float within the bounds (`lo` exclusive when `strict_lo`; finite when
-    `finite`; None allowed when `or_null`), else the standard 'must be a number' error."""
+    `finite`; None allowed when `or_null`), else the standard 'must be a number' error ('must
+    be a finite number' when `finite`, so inf is not told it is below a bound)."""
     if value is None and or_null:
         return None
     ok = isinstance(value, (int, float)) and not isinstance(value, bool)
@@ -127,6 +128,7 @@ def number(where: str, value, lo: float | None = None, hi: float | None = None,
         if hi is not None:
             bounds.append(f"<= {hi}")
         rule = f" {' and '.join(bounds)}" if bounds else ""
-        raise ConfigError(f"{where} must be a number{rule}{' or null' if or_null else ''}, "
+        kind = "a finite number" if finite else "a number"
+        raise ConfigError(f"{where} must be {kind}{rule}{' or null' if or_null else ''}, "
                           f"got {value!r}")
     return float(value)

@@ -176,7 +176,7 @@ class FailureInjector:
         prior[3] += seq.cost_usd
         self.interrupted += 1
         if self.policy == "drop" or prior[0] > self.max_retries:
-            self.log.dropped(req, self.fleet.model_of(req), "instance_failed")
+            self.log.dropped(req, self.fleet.model_of(req), "instance_failed", self.env.now)
         else:
             self.resend(req, self.retry_delay_s if self.policy == "retry" else 0.0)
 
@@ -187,7 +187,7 @@ class FailureInjector:
         if self.policy == "retry" and n <= self.max_retries:
             self.resend(req, self.retry_delay_s)
         else:
-            self.log.dropped(req, self.fleet.model_of(req), "no_healthy_instance")
+            self.log.dropped(req, self.fleet.model_of(req), "no_healthy_instance", self.env.now)
 
     def summary(self, end: float) -> dict:
         """instance_failures, instance_downtime_s, availability (up instance-time share); warns

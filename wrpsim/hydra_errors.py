@@ -106,6 +106,18 @@ def _default_option(group: str, config_name: str) -> str | None:
     return None
 
 
+def _source_node(workload) -> dict | None:
+    """The `source` mapping of a workload config node as a plain dict, else None."""
+    try:
+        from omegaconf import OmegaConf
+
+        source = workload.get("source")
+        plain = OmegaConf.to_container(source) if OmegaConf.is_config(source) else source
+    except Exception:  # an explanation must not fail: the caller words it without the hint
+        return None
+    return plain if isinstance(plain, dict) else None
+
+
 def _unknown_key(exc, argv: list[str] | None = None, config_name: str = "config") -> str | None:
     cause = exc.__cause__
     full_key = getattr(cause, "full_key", None)
@@ -166,6 +178,14 @@ def _unknown_key(exc, argv: list[str] | None = None, config_name: str = "config"
                 f"{', count: …' if what == 'pool' else ''}}}"
                 f"{f' (or did you mean {typo!r}?)' if typo else ''}")
     hint = did_you_mean(leaf, valid)
+    source = _source_node(parent) if where == "workload" else None
+    if source is not None:  # a key of workload.source given one level up
+        from wrpsim.workload.build import misplaced_source_key
+
+        if misplaced_source_key(leaf, source):
+            hint = (f"; did you mean workload.source.{leaf}?" if leaf in source else
+                    f"; did you mean +workload.source.{leaf}=…? (a key of workload.source this "
+                    f"file leaves out is added with '+')")
     if not hint and where.startswith(OPEN_SECTIONS):  # keys some kinds take, this file omits
         hint = f" (a key this file leaves out is added with '+': +{full_key}=…)"
     return f"{full_key}: unknown key; valid keys{under}: {', '.join(valid)}{hint}"

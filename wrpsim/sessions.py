@@ -203,7 +203,7 @@ class SessionDriver:
             del self.unsent[q.id]
             q.arrival_s = self.env.now
             self.aborted += 1
-            self.log.dropped(q, self.fleet.model_of(q), ABORTED)
+            self.log.dropped(q, self.fleet.model_of(q), ABORTED, self.env.now)
 
     def _send(self, req) -> None:
         del self.unsent[req.id]

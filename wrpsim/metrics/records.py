@@ -4,7 +4,9 @@ Rows are buffered as tuples in the column order of their schema and converted to
 chunks of `CHUNK_ROWS` (columnar Arrow holds a row in a fraction of a tuple's memory, so a
 million-request run stays small) and concatenated, sorted by request id, at the end.
 Times are simulated seconds; latencies are NaN where undefined (e.g. TPOT of a one-token
-answer, TTFT of a dropped request).
+answer, TTFT of a dropped request). `finish_s` is when a request ended: its last token, or for
+a dropped one the moment it was dropped (after its routing and front-end delays, when a
+closed-loop client learns of it); NaN only for one in flight at the horizon.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ REQUEST_SCHEMA = pa.schema(
         ("tpot_s", pa.float64()),
         ("e2e_s", pa.float64()),
         ("first_token_s", pa.float64()),
+        # when it ended: its last token (completed) or when it was dropped; NaN in flight
         ("finish_s", pa.float64()),
         ("preemptions", pa.int32()),
         ("prefix_blocks", pa.int32()),  # prefix-hash ids of the prompt (0 without ids)
@@ -205,13 +208,13 @@ class RequestLog:
             for fn in self.on_complete:
                 fn(r, record)
 
-    def dropped(self, req, model: str, reason: str) -> None:
-        """Record a request that was never served."""
+    def dropped(self, req, model: str, reason: str, now: float) -> None:
+        """Record a request that was never served, dropped at `now` (its `finish_s`)."""
         self.open.pop(req.id, None)
         row = (
             req.id, req.parent_id, req.arrival_s, model, None, None, req.prompt_tokens,
             req.output_tokens,
-            NAN, NAN, NAN, NAN, NAN, NAN, 0, len(req.hash_ids or ()), 0, 0, NAN, None, None, 0.0,
+            NAN, NAN, NAN, NAN, NAN, now, 0, len(req.hash_ids or ()), 0, 0, NAN, None, None, 0.0,
             NAN, NAN, "dropped", reason, *self._spent(None, req.id), NAN,
             self._attempts(req.id) - 1,  # attempts lost to failures before it was dropped
             self.route_s.pop(req.id, NAN),

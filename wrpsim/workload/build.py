@@ -160,6 +160,25 @@ def _plain(cfg: Any) -> Any:
     return cfg
 
 
+def source_keys(kind: Any) -> tuple[str, ...]:
+    """The keys `workload.source` takes for source kind `kind` (none for an unknown kind)."""
+    if not isinstance(kind, str):
+        return ()
+    if kind in GENERATORS:
+        return tuple(import_module(GENERATORS[kind][0]).SOURCE_KEYS)
+    if kind in KINDS:
+        return ("kind", "path", *(o for o in source_options(kind)
+                                  if not (kind in GENERATING_KINDS and o == "hash_block_tokens")))
+    return ()
+
+
+def misplaced_source_key(key: Any, source: Any) -> bool:
+    """Whether `key`, given at the workload's top level where it is unknown, is a key of
+    `workload.source` for that source's kind (`workload.concurrency` for a closed loop)."""
+    kind = source.get("kind") if isinstance(source, Mapping) else None
+    return key in source_keys(kind)
+
+
 def _source(src: Mapping, seed: int, base: Path, block: int | None) -> tuple[TraceColumns, str]:
     """The trace of `workload.source` and the name errors give it."""
     if not isinstance(src, Mapping):
@@ -177,9 +196,8 @@ def _source(src: Mapping, seed: int, base: Path, block: int | None) -> tuple[Tra
         else:
             df = gen(src, seed, field="workload.source")
         return TraceColumns.from_frame(df), what
-    options = tuple(o for o in source_options(kind)
-                    if not (kind in GENERATING_KINDS and o == "hash_block_tokens"))
-    allowed = ("kind", "path", *options)
+    allowed = source_keys(kind)
+    options = allowed[2:]
     for key in src:
         if key not in allowed:
             raise unknown_key(f"workload.source.{key}", key, allowed)
@@ -232,8 +250,12 @@ def build_trace(cfg: Mapping[str, Any], seed: int,
     if not isinstance(cfg, Mapping):
         raise ConfigError(f"workload: expected a mapping, got {type(cfg).__name__}")
     for key in cfg:
-        if key not in TOP_KEYS:
-            raise unknown_key(f"workload.{key}", key, TOP_KEYS)
+        if key in TOP_KEYS:
+            continue
+        if misplaced_source_key(key, cfg.get("source")):
+            raise ConfigError(f"workload.{key}: unknown key {key!r}; valid keys: "
+                              f"{', '.join(TOP_KEYS)}; did you mean workload.source.{key}?")
+        raise unknown_key(f"workload.{key}", key, TOP_KEYS)
     base = Path(base_dir) if base_dir is not None else workload_base(cfg.get("name"))
     block = cfg.get("hash_block_tokens")
     if block is not None:

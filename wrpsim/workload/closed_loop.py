@@ -39,7 +39,7 @@ import pandas as pd
 from wrpsim.errors import ConfigError, check_keys, number
 from wrpsim.rng import stream
 from wrpsim.sessions import CONTINUE, ON_DROP_ATTR
-from wrpsim.workload.lengths import token_counts
+from wrpsim.workload.lengths import MAX_TOKENS, token_counts
 from wrpsim.workload.synthetic import MAX_REQUESTS
 from wrpsim.workload.validate import canonical_frame
 
@@ -61,8 +61,9 @@ def lengths(source: Mapping, seed: int, n: int, field: str) -> tuple[np.ndarray,
     `output_tokens` length specs (streams `workload.lengths`, `workload.lengths.output`)."""
     for key in ("prompt_tokens", "output_tokens"):
         if source.get(key) is None:
-            raise ConfigError(f"{field}.{key} is required: an integer >= 1 or a distribution "
-                              "like {dist: lognormal, mean: 512, sigma: 1.0}")
+            raise ConfigError(f"{field}.{key} is required: an integer in [1, {MAX_TOKENS}] "
+                              "(2^53 - 1) or a distribution like {dist: lognormal, mean: 512, "
+                              "sigma: 1.0}")
     return (token_counts(source["prompt_tokens"], stream(seed, "workload.lengths"), n,
                          f"{field}.prompt_tokens"),
             token_counts(source["output_tokens"], stream(seed, "workload.lengths.output"), n,

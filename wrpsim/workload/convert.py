@@ -16,6 +16,7 @@ import pandas as pd
 
 from wrpsim.errors import TraceError, unknown_choice
 from wrpsim.workload.columns import canonical_columns
+from wrpsim.workload.lengths import MAX_TOKENS
 from wrpsim.workload.loaders import TIME_UNITS, column_mapping
 from wrpsim.workload.outcomes import in_unit
 from wrpsim.workload.prefix import set_block_tokens
@@ -60,8 +61,6 @@ def _numbers(raw: RawTable, src: str, dst: str) -> np.ndarray:
     return v
 
 
-#: the largest token count a trace may give (integers above it are not exact in float64)
-MAX_TOKENS = 2**53 - 1
 
 
 def _counts(raw: RawTable, src: str, dst: str) -> np.ndarray:

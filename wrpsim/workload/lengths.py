@@ -8,19 +8,26 @@ Two families:
   as piecewise linear between the points and through (0, 0), sampled by inversion and rounded
   *up* to an integer, so P(sample <= tokens_k) equals fraction_k exactly at every point.
 - **Fitted distributions** (`draw_dist`), given as `{dist: name, ...}`:
-  `constant` (value), `uniform` (low, high; integers, both inclusive), `lognormal` (mean = the
-  mean in tokens, sigma = the sigma of the underlying normal, so mu = ln(mean) - sigma^2/2),
-  `exponential` (mean; rounded up), `geometric` (mean >= 1; support 1, 2, ...). Every spec takes
-  an optional `max` (samples are clipped to it); samples are always >= 1.
+  `constant` (value; an integer), `uniform` (low, high; integers, both inclusive; mean
+  (low + high) / 2), `lognormal` (mean = the mean in tokens, sigma = the sigma of the underlying
+  normal, so mu = ln(mean) - sigma^2/2; rounded to the nearest integer (half to even) and raised
+  to 1, which lifts the mean where much of the mass lies below 1: mean 1, sigma 1 gives 1.37,
+  mean 4, sigma 1 gives 4.06), `exponential` (mean; rounded *up*, so the mean is
+  1 / (1 - e^(-1/mean)), about mean + 0.5: mean 1 gives 1.58, mean 100 gives 100.5),
+  `geometric` (mean >= 1; support 1, 2, ...; exact mean). Every spec takes an optional `max`
+  (samples are clipped to it, which lowers the mean). Every parameter is a finite number in
+  [1, `MAX_TOKENS`] = [1, 2^53 - 1] (sigma in [0, 2^53 - 1]); samples are always in
+  [1, 2^53 - 1].
 
 Benchmark-style sources (`closed_loop`, `constant_rate`) take a *length spec* per token count
-(`token_counts`): an integer >= 1 (every request gets it, as `vllm bench serve
+(`token_counts`): an integer in [1, 2^53 - 1] (every request gets it, as `vllm bench serve
 --random-input-len` or AIConfigurator's isl/osl) or a fitted-distribution mapping.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -35,6 +42,11 @@ DISTS: dict[str, tuple[str, ...]] = {
     "exponential": ("mean",),
     "geometric": ("mean",),
 }
+#: parameters that are token counts themselves, so must be whole numbers
+INTEGER_PARAMS = ("value", "low", "high")
+#: the largest token count (integers above it are not exact in float64); every parameter and
+#: every sample is at most this
+MAX_TOKENS = 2**53 - 1
 
 
 class EmpiricalCDF:
@@ -110,21 +122,22 @@ def check_dist(spec: Mapping, field: str) -> dict:
         if key not in allowed:
             raise ConfigError(f"{field}.{key}: unknown key; valid keys for dist {name}: "
                               f"{', '.join(allowed)}")
-    for key in DISTS[name]:
-        if not isinstance(spec.get(key), (int, float)) or isinstance(spec.get(key), bool):
-            raise ConfigError(f"{field}.{key}: a number is required for dist {name}, "
-                              f"got {spec.get(key)!r}")
-    positive = {"constant": ["value"], "uniform": ["low"], "lognormal": ["mean"],
-                "exponential": ["mean"], "geometric": ["mean"]}[name]
-    for key in positive:
-        if spec[key] < 1:
-            raise ConfigError(f"{field}.{key} must be >= 1, got {spec[key]}")
+    for key in (*DISTS[name], "max"):
+        v = spec.get(key)
+        if key == "max" and v is None:
+            continue
+        if not isinstance(v, (int, float)) or isinstance(v, bool):
+            raise ConfigError(f"{field}.{key}: a number is required for dist {name}, got {v!r}")
+        low = 0 if key == "sigma" else 1
+        if key in INTEGER_PARAMS and not (math.isfinite(v) and float(v).is_integer()
+                                          and low <= v <= MAX_TOKENS):
+            raise ConfigError(f"{field}.{key} must be an integer >= {low} and <= {MAX_TOKENS}"
+                              f" (2^53 - 1) for dist {name}, got {v!r}")
+        if not (math.isfinite(v) and low <= v <= MAX_TOKENS):
+            raise ConfigError(f"{field}.{key} must be a finite number >= {low} and <= "
+                              f"{MAX_TOKENS} (2^53 - 1), got {v!r}")
     if name == "uniform" and spec["high"] < spec["low"]:
         raise ConfigError(f"{field}.high must be >= low ({spec['low']}), got {spec['high']}")
-    if name == "lognormal" and spec["sigma"] < 0:
-        raise ConfigError(f"{field}.sigma must be >= 0, got {spec['sigma']}")
-    if spec.get("max") is not None and spec["max"] < 1:
-        raise ConfigError(f"{field}.max must be >= 1, got {spec['max']}")
     return spec
 
 
@@ -133,7 +146,7 @@ def draw_dist(spec: Mapping, rng: np.random.Generator, n: int, field: str = "dis
     spec = check_dist(spec, field)
     name = spec["dist"]
     if name == "constant":
-        x = np.full(n, round(spec["value"]), dtype=np.int64)
+        x = np.full(n, int(spec["value"]), dtype=np.int64)
     elif name == "uniform":
         x = rng.integers(int(spec["low"]), int(spec["high"]), size=n, endpoint=True)
     elif name == "lognormal":
@@ -144,7 +157,7 @@ def draw_dist(spec: Mapping, rng: np.random.Generator, n: int, field: str = "dis
         x = np.ceil(rng.exponential(float(spec["mean"]), size=n))
     else:
         x = rng.geometric(1.0 / float(spec["mean"]), size=n)
-    x = np.maximum(np.asarray(x, dtype=np.float64), 1)
+    x = np.clip(np.asarray(x, dtype=np.float64), 1, MAX_TOKENS)
     if spec.get("max") is not None:
         x = np.minimum(x, float(spec["max"]))
     return x.astype(np.int64)
@@ -156,7 +169,8 @@ def token_counts(spec, rng: np.random.Generator, n: int, field: str) -> np.ndarr
     if isinstance(spec, Mapping):
         return draw_dist(spec, rng, n, field)
     ok = isinstance(spec, (int, float)) and not isinstance(spec, bool)
-    if not (ok and float(spec).is_integer() and spec >= 1):
-        raise ConfigError(f"{field}: an integer >= 1 or a distribution like {{dist: lognormal, "
-                          f"mean: 512, sigma: 1.0}} is required, got {spec!r}")
+    if not (ok and math.isfinite(spec) and float(spec).is_integer() and 1 <= spec <= MAX_TOKENS):
+        raise ConfigError(f"{field}: an integer in [1, {MAX_TOKENS}] (2^53 - 1) or a distribution"
+                          f" like {{dist: lognormal, mean: 512, sigma: 1.0}} is required, "
+                          f"got {spec!r}")
     return np.full(n, int(spec), dtype=np.int64)

@@ -93,8 +93,9 @@ def generate_sessions(source: Mapping, seed: int, block: int | None = None,
     n = len(start)
     rs, rl = stream(seed, "workload.sessions"), stream(seed, "workload.lengths")
     turns = draw_dist(source["turns"], rs, n, f"{field}.turns")
-    if int(turns.sum()) > MAX_REQUESTS:
-        raise ConfigError(f"{field}: {int(turns.sum())} turns exceed {MAX_REQUESTS}")
+    if turns.sum(dtype=np.float64) > MAX_REQUESTS:  # (float: an int64 sum could wrap)
+        raise ConfigError(f"{field}: {int(turns.sum(dtype=np.float64))} turns exceed "
+                          f"{MAX_REQUESTS}")
     total = int(turns.sum())
     gaps = rs.exponential(think, size=total) if think > 0 else np.zeros(total)
     first = draw_dist(source["first_prompt"], rl, n, f"{field}.first_prompt")
