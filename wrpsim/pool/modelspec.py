@@ -121,6 +121,28 @@ class ModelSpec:
         """DeepSeek-style multi-head latent attention (one latent KV vector per token)."""
         return self.kv_lora_rank > 0
 
+    # ------------------------------------------------------------------ tensor parallelism
+    def fits_tp(self, tp: int) -> bool:
+        """Whether `tp` GPUs can split the attention: tp divides the attention heads and, as
+        vLLM requires, the KV heads are split evenly (kv_heads % tp == 0 when kv_heads >= tp)
+        or replicated evenly (tp % kv_heads == 0 when tp > kv_heads). MLA has one latent KV
+        vector per token, replicated on every GPU: only the heads rule applies."""
+        if tp < 1 or self.heads % tp:
+            return False
+        kv = self.kv_heads
+        return self.mla or (kv % tp == 0 if kv >= tp else tp % kv == 0)
+
+    def tp_choices(self) -> list[int]:
+        """Every tensor-parallel degree `fits_tp` accepts (divisors of the attention heads)."""
+        return [t for t in range(1, self.heads + 1) if self.fits_tp(t)]
+
+    def tp_rule(self) -> str:
+        """The tp rule of this model in words, with its valid values (for error messages)."""
+        kv = "" if self.mla or self.kv_heads == self.heads else (
+            f" and splits or replicates its {self.kv_heads} KV heads evenly")
+        return (f"divides the attention heads of {self.name} ({self.heads}){kv}; valid: "
+                f"{', '.join(map(str, self.tp_choices()))}")
+
     # ------------------------------------------------------------------ parameters
     @property
     def attn_params_per_layer(self) -> int:
