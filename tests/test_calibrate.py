@@ -338,3 +338,97 @@ def test_bad_calibrate_arguments(tmp_path, args, pattern):
 
     with pytest.raises(ConfigError, match=pattern):
         cal.run(cal.parse_args(["engine=x", *args, f"out_dir={tmp_path / 'out'}"]))
+
+
+MISTRAL_ROW = "mistral-7b-v0.3,h100-80gb,1,4,{isl},{osl},{ttft},{tpot}\n"
+
+
+def test_benchmark_rows_beyond_the_context_are_left_out_and_none_left_is_an_error(tmp_path):
+    """A row no request of which the model can hold (isl 40,000 on a 32,768 context) used to
+    be dropped silently, and a file of such rows 'fitted' with n: 0 and exit status 0."""
+    bad = MISTRAL_ROW.format(isl=40000, osl=10, ttft=10, tpot=10)
+    csv = tmp_path / "b.csv"
+    csv.write_text(BENCH_HEAD + bad)
+    r = _cli("engine=x", f"benchmarks={csv}", f"out_dir={tmp_path / 'out'}")
+    assert r.returncode == 2 and r.stdout == ""
+    assert r.stderr.splitlines() == [
+        f"wrpsim: warning: {csv}: line 2: row left out of the fit: isl + osl (40,010 tokens) "
+        f"exceeds mistral-7b-v0.3's context of 32,768 tokens, so every request would be "
+        f"dropped",
+        f"wrpsim: error: {csv}: no usable row left to fit (each was left out: see the "
+        f"warnings)"]
+    assert not (tmp_path / "out").exists()
+    # in a mixed file the row is left out, named, and the others fitted; constants the rows do
+    # not see (async scheduling hides the per-iteration CPU time) keep the engine's values
+    csv.write_text(BENCH_HEAD + bad + MISTRAL_ROW.format(isl=400, osl=100, ttft=30, tpot=8)
+                   + MISTRAL_ROW.format(isl=1000, osl=100, ttft=50, tpot=9))
+    r = _cli("engine=x", f"benchmarks={csv}", f"out_dir={tmp_path / 'out'}")
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.splitlines()[0].startswith(f"wrpsim: warning: {csv}: line 2: row left out")
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    assert out["error_pct"]["before"]["n"] == 4
+    assert out["error_pct"]["not_constrained"] == ["iter_overhead_us", "seq_overhead_us"]
+    assert "iter_overhead_us" not in out["fitted"]
+    engine = (tmp_path / "out" / "x.yaml").read_text()
+    assert "iter_overhead_us: 166.448" in engine and "async_scheduling: true" in engine
+    rows = pd.read_csv(out["rows_csv"])
+    assert list(rows.columns) == ["row", "metric", "before_pct", "after_pct", "note"]
+    assert list(rows["row"]) == [f"{csv}: line {i}" for i in (3, 3, 4, 4)]
+    assert list(rows["metric"]) == ["ttft_ms", "tpot_ms"] * 2
+    # the JSON's median is that of the rows' absolute errors
+    assert out["error_pct"]["after"]["median_pct"] == pytest.approx(
+        np.median(np.abs(rows["after_pct"])), abs=0.1)
+
+
+def test_a_fit_far_off_or_at_a_bound_is_warned_about(tmp_path):
+    """Measurements 20x slower than any constant can explain: the median error stays > 50 %
+    and the constants end at the top of their ranges."""
+    csv = tmp_path / "b.csv"
+    csv.write_text(BENCH_HEAD + MISTRAL_ROW.format(isl=400, osl=100, ttft=30000, tpot=2000))
+    r = _cli("engine=x", f"benchmarks={csv}", f"out_dir={tmp_path / 'out'}",
+             "fit=[layer_overhead_us]")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    assert out["fitted"] == {"layer_overhead_us": 200.0}
+    assert out["error_pct"]["on_bound"] == ["layer_overhead_us"]
+    rows_csv = out["rows_csv"]
+    assert r.stderr.splitlines() == [
+        f"wrpsim: warning: calibrate: median error after the fit is "
+        f"{out['error_pct']['after']['median_pct']} % (> 50 %): the constants cannot explain "
+        f"these measurements; per-row errors in {rows_csv}",
+        f"wrpsim: warning: calibrate: layer_overhead_us sits on a bound of its range [0, 200]: "
+        f"the data push it beyond; per-row errors in {rows_csv}"]
+
+
+@pytest.mark.parametrize("head, row, message", [
+    (BENCH_HEAD, "qwen3-8x,h100-80gb,1,4,100,10,10,10",
+     "model: unknown value 'qwen3-8x'; valid choices: "),
+    (BENCH_HEAD, "qwen3-8b,h100-8gb,1,4,100,10,10,10", "gpu: unknown value 'h100-8gb'"),
+    (BENCH_HEAD, "qwen3-8b,h100-80gb,3,4,100,10,10,10",
+     "tp must be an integer >= 1 that divides the attention heads of qwen3-8b (32) and splits "
+     "or replicates its 8 KV heads evenly; valid: 1, 2, 4, 8, 16, 32; got 3"),
+    (STEP_HEAD, "qwen3-8x,h100-80gb,1,0,1,100,10",
+     "model: unknown value 'qwen3-8x'; valid choices: "),
+    (STEP_HEAD, "qwen3-8b,h100-80gb,3,0,1,100,10", "tp must be an integer >= 1 that divides"),
+    # the rule of wrpsim.perf: no sequence beyond the model's context ...
+    (STEP_HEAD, "mistral-7b-v0.3,h100-80gb,1,0,1,10000000,10",
+     "decode_ctx / decode_seqs (10,000,000 / 1 tokens a sequence) exceeds mistral-7b-v0.3's "
+     "context of 32,768 tokens"),
+    (STEP_HEAD, "mistral-7b-v0.3,h100-80gb,1,40000,0,0,10",
+     "prefill_tokens / prefill_seqs (40,000 / 1 tokens a sequence) exceeds mistral-7b-v0.3's "
+     "context of 32,768 tokens"),
+    # ... and no more KV than the GPU holds beside the weights: (80 GiB - 7.25 B x 2 B) /
+    # 128 KiB a token
+    (STEP_HEAD, "mistral-7b-v0.3,h100-80gb,1,0,256,8388608,10",
+     "decode_ctx + prefill_tokens (8,388,608 KV tokens) exceeds the KV cache mistral-7b-v0.3 "
+     "can have on tp=1 x h100-80gb ("),
+])
+def test_a_bad_row_names_file_line_and_column_not_a_pool_path(tmp_path, head, row, message):
+    csv = tmp_path / "m.csv"
+    csv.write_text(head + row + "\n")
+    key = "steps" if head == STEP_HEAD else "benchmarks"
+    r = _cli("engine=x", f"{key}={csv}", f"out_dir={tmp_path / 'out'}")
+    assert r.returncode == 2 and r.stdout == ""
+    (line,) = r.stderr.splitlines()
+    assert line.startswith(f"wrpsim: error: {csv}: line 2: {message}"), line
+    assert "pool.pools" not in line

@@ -161,3 +161,91 @@ def test_model_yaml_validation(tmp_path):
 
 def test_catalog_lives_in_repo():
     assert (catalog_path() / "profiles" / "splitwise_llama2_70b.csv").is_file()
+
+
+# google/gemma-2-9b-it config.json as published (no layer_types, no sliding_window_pattern, no
+# tie_word_embeddings: Gemma2Config's defaults fill them)
+GEMMA2_9B_CONFIG_JSON = {
+    "architectures": ["Gemma2ForCausalLM"], "attention_bias": False, "attention_dropout": 0.0,
+    "attn_logit_softcapping": 50.0, "bos_token_id": 2, "cache_implementation": "hybrid",
+    "eos_token_id": 1, "final_logit_softcapping": 30.0, "head_dim": 256,
+    "hidden_act": "gelu_pytorch_tanh", "hidden_activation": "gelu_pytorch_tanh",
+    "hidden_size": 3584, "initializer_range": 0.02, "intermediate_size": 14336,
+    "max_position_embeddings": 8192, "model_type": "gemma2", "num_attention_heads": 16,
+    "num_hidden_layers": 42, "num_key_value_heads": 8, "pad_token_id": 0,
+    "query_pre_attn_scalar": 256, "rms_norm_eps": 1e-06, "rope_theta": 10000.0,
+    "sliding_window": 4096, "sliding_window_size": 4096, "torch_dtype": "float32",
+    "transformers_version": "4.42.0.dev0", "use_cache": True, "vocab_size": 256000}
+
+
+def _user_models(tmp_path, monkeypatch, text: str):
+    from wrpsim.pool import catalog
+
+    (tmp_path / "models.yaml").write_text(text)
+    monkeypatch.setenv("WRPSIM_CATALOG", str(tmp_path))
+    catalog.models.cache_clear()
+    return catalog
+
+
+def test_gemma2s_own_config_json_is_the_shipped_gemma_2_9b(tmp_path, monkeypatch):
+    import dataclasses
+    import json
+
+    from wrpsim.pool.engines import build_latency_model
+
+    (tmp_path / "gemma2.json").write_text(json.dumps(GEMMA2_9B_CONFIG_JSON))
+    cat = _user_models(tmp_path, monkeypatch, "my-gemma2:\n  config_json: gemma2.json\n")
+    try:
+        mine, ship = cat.get_model("my-gemma2"), cat.get_model("gemma-2-9b")
+        # alternate layers sliding (21 of 42), tied embeddings: the same weights and KV
+        assert (mine.sliding_layers, mine.sliding_window, mine.tied_embeddings) == (21, 4096,
+                                                                                    True)
+        assert dataclasses.replace(mine, name=ship.name, source=ship.source) == ship
+        a = build_latency_model("my-gemma2", "h100-80gb", 1)
+        b = build_latency_model("gemma-2-9b", "h100-80gb", 1)
+        assert a.kv_bytes_per_token_per_gpu == b.kv_bytes_per_token_per_gpu
+        for step in ((6000, 6000 * 6001 / 2, 0, 0, 1), (0, 0.0, 64, 7000, 1),
+                     (512, 512 * 513 / 2, 32, 5000, 1)):
+            assert a.iteration_s(*step) == b.iteration_s(*step)
+    finally:
+        monkeypatch.delenv("WRPSIM_CATALOG")
+        cat.models.cache_clear()
+
+
+@pytest.mark.parametrize("model_type, tied, sliding", [
+    ("gemma2", True, 21), ("gemma3_text", True, 42 - 7), ("gemma", True, None),
+    ("llama", False, None), ("mistral", False, 42), ("qwen2", False, 0), ("phi3", False, 42),
+    (None, False, 42)])  # no model_type: as before (untied, every layer windowed)
+def test_a_config_json_key_left_out_takes_the_hf_class_default(model_type, tied, sliding):
+    from wrpsim.pool.modelspec import from_hf_config
+
+    cfg = {"num_hidden_layers": 42, "hidden_size": 512, "num_attention_heads": 8,
+           "vocab_size": 1000, "intermediate_size": 1024, "sliding_window": 4096}
+    if model_type:
+        cfg["model_type"] = model_type
+    out = from_hf_config(cfg)
+    assert out["tied_embeddings"] is tied
+    if sliding is not None:  # Qwen2Config: use_sliding_window False unless the file says so
+        assert out.get("sliding_layers", 0) == sliding
+    # a key the file gives wins over the class default
+    assert from_hf_config({**cfg, "tie_word_embeddings": not tied})["tied_embeddings"] is not tied
+
+
+@pytest.mark.parametrize("key, value, rule", [
+    ("num_hidden_layers", 32.9, "an integer >= 1"),
+    ("num_hidden_layers", "thirty", "an integer >= 1"),
+    ("num_key_value_heads", 0, "an integer >= 1"),
+    ("tie_word_embeddings", "false", "true or false"),
+])
+def test_a_bad_config_json_value_is_one_line_naming_model_and_key(tmp_path, monkeypatch, key,
+                                                                 value, rule):
+    import json
+
+    cfg = {"num_hidden_layers": 2, "hidden_size": 64, "num_attention_heads": 4,
+           "vocab_size": 100, "intermediate_size": 128, key: value}
+    p = tmp_path / "models.yaml"
+    p.write_text(f"m:\n  hf_config: {json.dumps(cfg)}\n")
+    with pytest.raises(ConfigError) as e:
+        load_models(p)
+    assert str(e.value) == (f"{p}: entry 'm': config.json key {key!r} must be {rule}, "
+                            f"got {value!r}")

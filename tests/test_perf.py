@@ -165,3 +165,50 @@ def test_override_changes_the_model():
     fast = lat(COMBOS[2], layer_overhead_us=0.0, seq_overhead_us=0.0)
     assert fast.decode_step_s(32, 1000) < base.decode_step_s(32, 1000)
     assert fast.gpu.layer_overhead_us == 0.0 and base.gpu.layer_overhead_us > 0.0
+
+
+# microsoft/Phi-3-medium-4k-instruct config.json: 40 attention heads, 10 KV heads
+PHI3_MEDIUM = dict(layers=40, hidden=5120, heads=40, kv_heads=10, head_dim=128,
+                   intermediate=17920, vocab=32064, max_context=4096)
+
+
+@pytest.mark.parametrize("tp", [4, 8])
+def test_tp_that_splits_the_kv_heads_unevenly_is_refused(tp):
+    """vLLM's rule: kv_heads % tp == 0 when kv_heads >= tp, else tp % kv_heads == 0 (KV heads
+    replicated); tp 4 and 8 divide Phi-3-medium's 40 heads but not its 10 KV heads."""
+    from wrpsim.pool.catalog import ModelSpec
+
+    m = ModelSpec(name="phi-3-medium", **PHI3_MEDIUM)
+    assert m.tp_choices() == [1, 2, 5, 10, 20, 40]
+    msg = ("tp must be an integer >= 1 that divides the attention heads of phi-3-medium (40) "
+           "and splits or replicates its 10 KV heads evenly; valid: 1, 2, 5, 10, 20, 40; "
+           f"got {tp}")
+    with pytest.raises(ConfigError) as e:
+        AnalyticalLatency(m, get_gpu("h100-80gb"), tp)
+    assert str(e.value) == msg
+    assert AnalyticalLatency(m, get_gpu("h100-80gb"), 20).kv_bytes_per_token_per_gpu == \
+        2 * 40 * 1 * 128 * 2  # 20 GPUs: each of the 10 KV heads on two of them
+
+
+def test_a_pool_with_a_tp_that_does_not_fit_the_kv_heads_names_its_field(tmp_path,
+                                                                         monkeypatch):
+    import yaml
+
+    from wrpsim.pool import catalog
+    from wrpsim.pool.engines import clear_caches
+    from wrpsim.pool.fleet import build_latency, parse_pool
+
+    (tmp_path / "models.yaml").write_text(yaml.safe_dump({"phi-3-medium": PHI3_MEDIUM}))
+    monkeypatch.setenv("WRPSIM_CATALOG", str(tmp_path))
+    catalog.models.cache_clear()
+    try:
+        spec = parse_pool("h100", {"gpu": "h100-80gb", "model": "phi-3-medium", "tp": 8})
+        with pytest.raises(ConfigError, match=r"^pool\.pools\.h100\.tp must be an integer >= 1 "
+                           r"that divides the attention heads of phi-3-medium \(40\) and splits "
+                           r"or replicates its 10 KV heads evenly; valid: 1, 2, 5, 10, 20, 40; "
+                           r"got 8$"):
+            build_latency(spec)
+    finally:
+        monkeypatch.delenv("WRPSIM_CATALOG")
+        catalog.models.cache_clear()
+        clear_caches()

@@ -63,7 +63,8 @@ def apply_flat(defaults: dict[str, Any], argv: list[str], verb: str) -> dict[str
 def verb_main(work: Callable[[list[str]], dict], argv: list[str] | None = None,
               sort_keys: bool = False, verb: str | None = None, doc: str | None = None) -> int:
     """Run `work(argv)` and print its result as one JSON line (exit status 0), or print a user
-    error as one `wrpsim: error: …` line on stderr (exit status 2). With `--help` / `-h` in
+    error as one `wrpsim: error: …` line on stderr (exit status 2); a `WrpsimWarning` as one
+    `wrpsim: warning: …` line on stderr. With `--help` / `-h` in
     `argv`, print the help of `verb` (its `doc`, the keys of conf/<verb>.yaml) instead, status 0."""
     argv = sys.argv[1:] if argv is None else list(argv)
     if verb is not None and any(a in HELP_FLAGS for a in argv):
@@ -71,6 +72,9 @@ def verb_main(work: Callable[[list[str]], dict], argv: list[str] | None = None,
 
         print(verb_help(verb, doc, defaults_path(verb)), end="")
         return 0
+    from wrpsim.app import show_warnings
+
+    show_warnings()  # a WrpsimWarning is one line `wrpsim: warning: …` on stderr
     try:
         result = work(argv)
     except WrpsimError as exc:

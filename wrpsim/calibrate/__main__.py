@@ -13,7 +13,14 @@ Steps, each optional but at least one:
 2. `steps=CSV` and/or `benchmarks=CSV` and/or `validation=SET`: fit the engine constants named
    in `fit` on per-step timings, closed-loop benchmarks (`wrpsim.calibrate.fit` documents the
    columns) or a shipped measured set's fit split (only its cases on `gpu=` when given) and
-   report the median / p90 absolute % error before and after.
+   report the median / p90 absolute % error before and after. A constant the data do not
+   constrain (moving it does not change any simulated time: `iter_overhead_us` under async
+   scheduling) keeps the engine's value and is listed in `error_pct.not_constrained`; a row
+   whose simulation gives no value (every request dropped) is left out with a warning naming
+   its file and line, and a file with no usable row left is an error. The per-row errors
+   (signed %, before and after) go to `NAME.fit.csv` beside the engine (`rows_csv`); a median
+   error above 50 % after the fit, or a constant at an end of its range (`error_pct.on_bound`),
+   is warned about.
 
 The engine is `out_dir/NAME.yaml`: a copy of the engine NAME when one exists already (shipped or
 yours), else created from `base`. `out_dir` follows every verb's convention: a relative path is
@@ -116,6 +123,37 @@ def _write_constants(path: Path, raw: dict, fitted: dict) -> None:
     path.write_text(text)
 
 
+def _write_rows(engine_path: Path, rows: list[dict]) -> Path:
+    """The per-row errors of a fit as `NAME.fit.csv` beside the engine file: row (file and
+    line, or case), metric, signed % error (simulated / measured - 1) before and after, note
+    (why a row was left out)."""
+    import pandas as pd
+
+    out = engine_path.with_suffix(".fit.csv")
+    pd.DataFrame(rows, columns=["row", "metric", "before_pct", "after_pct", "note"]).to_csv(
+        out, index=False)
+    return out
+
+
+#: median absolute error after the fit above which the fit is reported as suspect (%)
+SUSPECT_MEDIAN_PCT = 50.0
+
+
+def _warn_fit(report: dict, rows_csv: str) -> None:
+    """One warning line for a fit that is probably wrong: a large median error after it, or a
+    constant pinned at an end of its range (the data push it further: a term the model lacks)."""
+    from wrpsim.calibrate.fit import BOUNDS
+    from wrpsim.errors import warn
+
+    med = report["after"].get("median_pct")
+    if med is not None and med > SUSPECT_MEDIAN_PCT:
+        warn(f"calibrate: median error after the fit is {med} % (> {SUSPECT_MEDIAN_PCT:g} %): "
+             f"the constants cannot explain these measurements; per-row errors in {rows_csv}")
+    for f in report["on_bound"]:
+        warn(f"calibrate: {f} sits on a bound of its range [0, {BOUNDS[f]:g}]: the data push "
+             f"it beyond; per-row errors in {rows_csv}")
+
+
 def _validation_fit_cases(cfg: dict[str, Any]) -> list:
     """The fit split of the measured set `cfg['validation']` (`wrpsim.validate.sets`), only
     its cases on `cfg['gpu']` when that is given."""
@@ -165,6 +203,9 @@ def run(cfg: dict[str, Any]) -> dict[str, Any]:
 
         steps = read_steps(cfg["steps"]) if cfg["steps"] else None
         cases = benchmark_cases(cfg["benchmarks"]) if cfg["benchmarks"] else []
+        if cfg["benchmarks"] and not cases:
+            raise ConfigError(f"{cfg['benchmarks']}: no usable row left to fit (each was left "
+                              f"out: see the warnings)")
         if cfg["validation"]:
             cases += _validation_fit_cases(cfg)
     from wrpsim.io import make_dir
@@ -201,7 +242,10 @@ def run(cfg: dict[str, Any]) -> dict[str, Any]:
         from wrpsim.calibrate.fit import fit_constants
 
         fitted, report = fit_constants(cfg["engine"], cases, steps, cfg["fit"])
+        rows = report.pop("rows")
         result["fitted"], result["error_pct"] = fitted, report
+        result["rows_csv"] = str(_write_rows(path, rows))
+        _warn_fit(report, result["rows_csv"])
         if cfg["write"]:
             _write_constants(path, raw, fitted)
             E.clear_caches()

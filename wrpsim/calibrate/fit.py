@@ -14,8 +14,12 @@ Two kinds of measurements, each row a measurement of one model on `tp` GPUs of o
   simulator (`wrpsim.validate.replay`), so queueing and chunked prefill are part of the fit.
 
 The fitted constants (`FIT_FIELDS` by default) minimise the sum over rows and metrics of
-soft-L1(log(simulated / measured)) with non-negative bounds; the report gives the median and
-90th-percentile absolute percentage error per metric before and after the fit.
+a robust loss (`LOSS`) of log(simulated / measured) with non-negative bounds; the report
+gives the median and 90th-percentile absolute percentage error before and after the fit, the
+constants the data do not constrain (kept at the engine's values), those ending on a bound,
+and every row's signed error before and after (`fit_constants`). Rows are checked as they are
+read (`check_pool`; steps also against the model's context and the GPUs' memory); a benchmark
+row beyond the model's context is left out with a warning naming its line.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from wrpsim.errors import ConfigError
+from wrpsim.errors import ConfigError, warn
 
 FIT_FIELDS = ("iter_overhead_us", "seq_overhead_us", "layer_overhead_us", "frontend_us",
               "frontend_us_per_token")
@@ -84,19 +88,53 @@ def benchmark_cases(path: str | Path, split: str = "fit") -> list:
         budget = _int(r, "max_num_batched_tokens", where, default=8192)
         pool = {"gpu": str(r["gpu"]), "model": str(r["model"]), "tp": _int(r, "tp", where),
                 "ep": _int(r, "ep", where, default=1), "count": 1,
-                "precision": str(r.get("precision") or "bf16"),
-                "kv_dtype": str(r.get("kv_dtype") or "auto"),
+                "precision": _text(r.get("precision"), "bf16"),
+                "kv_dtype": _text(r.get("kv_dtype"), "auto"),
                 "scheduler": {"policy": "sarathi", "token_budget": max(budget, mns),
                               "max_seqs": mns, "block_size": 16}}
         measured = {v: _positive(r, k, where) / 1e3 for k, v in BENCH_METRICS.items()
                     if k in r and not _nan(r[k])}
+        limit = check_pool(where, pool).model.max_context
+        if limit and isl + osl > limit:
+            warn(f"{where}: row left out of the fit: isl + osl ({isl + osl:,} tokens) exceeds "
+                 f"{pool['model']}'s context of {limit:,} tokens, so every request would be "
+                 f"dropped")
+            continue
         wl = {"name": "benchmark", "source": {
             "kind": "closed_loop", "concurrency": c,
             "num_requests": _int(r, "num_requests", where, default=10 * c),
             "prompt_tokens": _lengths(isl, ratio), "output_tokens": _lengths(osl, ratio)}}
         out.append(Case("benchmarks", f"{path.name if hasattr(path, 'name') else path}:{i}",
-                        pool["gpu"], pool["model"], split, pool, measured, workload=wl))
+                        pool["gpu"], pool["model"], split, pool, measured, workload=wl,
+                        info={"where": where}))
     return out
+
+
+def check_pool(where: str, pool: dict):
+    """The latency model of a row's pool (`pool`: a pool config, its engine the default),
+    checked as a run checks its pools (`wrpsim.pool.fleet.parse_pool`, the one-server tp
+    limit, the model's heads); `ConfigError` naming `where` (file and line) and the column,
+    not the pool path the row becomes."""
+    from wrpsim.pool.fleet import build_latency, parse_pool
+    from wrpsim.sanity import check_pool_sizes
+
+    name = str(pool.get("gpu"))
+    try:
+        spec = parse_pool(name, pool)
+        check_pool_sizes([spec])
+        return build_latency(spec)
+    except ConfigError as e:
+        msg = str(e)
+        for pre in (f"pool.pools.{name}.", f"pool.pools.{name}"):
+            if msg.startswith(pre):
+                msg = msg[len(pre):].lstrip(".")
+                break
+        raise ConfigError(f"{where}: {msg}") from None
+
+
+def _text(v, default: str) -> str:
+    """A text cell, `default` when empty."""
+    return default if _nan(v) or v == "" else str(v)
 
 
 def _lengths(n: int, ratio: float) -> int | dict:
@@ -145,6 +183,8 @@ def read_steps(path: str | Path) -> pd.DataFrame:
     with some work in the step, `step_ms` (and `prefill_pairs` when given) a number > 0;
     `ConfigError` naming the file, line and column of the first bad cell."""
     df = _read_csv(path, STEP_COLUMNS)
+    df.attrs["path"] = str(path)
+    lats: dict = {}
     for i, r in enumerate(df.to_dict("records"), start=2):
         where = f"{path}: line {i}"
         _int(r, "tp", where)
@@ -157,36 +197,79 @@ def read_steps(path: str | Path) -> pd.DataFrame:
         _positive(r, "step_ms", where)
         if not _nan(r.get("prefill_pairs")):
             _positive(r, "prefill_pairs", where)
-        if not _nan(r.get("prefill_seqs")):
-            _int(r, "prefill_seqs", where)
+        seqs = 1 if _nan(r.get("prefill_seqs")) else _int(r, "prefill_seqs", where)
+        pool = {"gpu": str(r["gpu"]), "model": str(r["model"]), "tp": _int(r, "tp", where),
+                "precision": _text(r.get("precision"), "bf16"),
+                "kv_dtype": _text(r.get("kv_dtype"), "auto")}
+        key = tuple(pool.values())
+        if key not in lats:
+            lats[key] = check_pool(where, pool)
+        _check_step_context(where, lats[key], p, seqs if p else 0, d,
+                            _int(r, "decode_ctx", where, low=0))
     return df
 
 
-def case_residuals(cases, engine: str, overrides: dict) -> np.ndarray:
-    """log(simulated / measured) for every measured metric of every case."""
+def _check_step_context(where: str, lat, prefill: int, prefill_seqs: int, decode: int,
+                        ctx: int) -> None:
+    """The rule of `wrpsim.perf`: no sequence longer than the model's context (a prompt
+    chunk of prefill_tokens / prefill_seqs, a decode sequence of decode_ctx / decode_seqs
+    tokens on average), and the step's KV (decode_ctx + prefill_tokens tokens) within what the
+    GPUs can hold with all their memory beside the weights (a bound no engine setting lifts)."""
+    m = lat.model
+    limit = m.max_context
+    for what, n, k in (("prefill_tokens / prefill_seqs", prefill, prefill_seqs),
+                       ("decode_ctx / decode_seqs", ctx, decode)):
+        if limit and k and n / k > limit:
+            raise ConfigError(f"{where}: {what} ({n:,} / {k:,} tokens a sequence) exceeds "
+                              f"{m.name}'s context of {limit:,} tokens")
+    if hasattr(lat, "kv_capacity_blocks"):
+        cap = lat.kv_capacity_blocks(1, 1.0, 0.0, prefill_seqs + decode)
+        if ctx + prefill > cap:
+            raise ConfigError(f"{where}: decode_ctx + prefill_tokens ({ctx + prefill:,} KV "
+                              f"tokens) exceeds the KV cache {m.name} can have on tp={lat.tp} "
+                              f"x {lat.gpu.name} ({cap:,} tokens with all memory beside the "
+                              f"weights)")
+
+
+#: the benchmarks CSV column of each simulated metric (per-row report)
+COLUMN_OF = {v: k for k, v in BENCH_METRICS.items()}
+#: a constant whose residuals move by less than this (log ratio) when it moves by 5 % of its
+#: range is one the data do not constrain (the simulator is deterministic: no noise to beat)
+SENSITIVITY_TOL = 1e-12
+
+
+def case_entries(cases, engine: str, overrides: dict) -> list[tuple]:
+    """(row, metric, log(simulated / measured) or None, why None) for every measured metric of
+    every case; row: the case's file and line (`info['where']`) or its name."""
     from wrpsim.validate.replay import simulate
 
     out = []
     for case in cases:
         sim = simulate(case, engine, overrides)
+        row = case.info.get("where", case.name)
         for k, v in case.measured.items():
             if k == "power_w":  # the constants are times; power has its own fit
                 continue
             s = sim.get(k)
             if s is not None and np.isfinite(s) and s > 0 and v > 0:
-                out.append(math.log(s / v))
-    return np.asarray(out)
+                out.append((row, COLUMN_OF.get(k, k), math.log(s / v), ""))
+            else:
+                why = ("the simulation completed no request" if not sim.get("requests")
+                       else f"the simulation gave no {k}")
+                out.append((row, COLUMN_OF.get(k, k), None, why))
+    return out
 
 
-def step_residuals(df: pd.DataFrame, engine: str, overrides: dict) -> np.ndarray:
-    """log(iteration_s / step_ms) of every row of a steps table."""
+def step_entries(df: pd.DataFrame, engine: str, overrides: dict) -> list[tuple]:
+    """(row, 'step_ms', log(iteration_s / step_ms), '') of every row of a steps table."""
     from wrpsim.pool.engines import build_latency_model
 
     out = []
     models: dict = {}
-    for r in df.to_dict("records"):
-        key = (r["model"], r["gpu"], int(r["tp"]), r.get("precision") or "bf16",
-               r.get("kv_dtype") or "auto")
+    path = df.attrs.get("path", "steps")
+    for i, r in enumerate(df.to_dict("records"), start=2):
+        key = (r["model"], r["gpu"], int(r["tp"]), _text(r.get("precision"), "bf16"),
+               _text(r.get("kv_dtype"), "auto"))
         lat = models.get(key)
         if lat is None:
             lat = models[key] = build_latency_model(*key[:3], engine, key[3], key[4], 1,
@@ -197,14 +280,22 @@ def step_residuals(df: pd.DataFrame, engine: str, overrides: dict) -> np.ndarray
         seqs = r.get("prefill_seqs")
         seqs = 1 if _nan(seqs) else int(seqs)
         t = lat.iteration_s(p, pairs, int(r["decode_seqs"]), int(r["decode_ctx"]), seqs)
-        out.append(math.log(t / (float(r["step_ms"]) / 1e3)))
-    return np.asarray(out)
+        out.append((f"{path}: line {i}", "step_ms",
+                    math.log(t / (float(r["step_ms"]) / 1e3)), ""))
+    return out
 
 
 def fit_constants(engine: str, cases=(), steps: pd.DataFrame | None = None,
                   fields=FIT_FIELDS, start: dict | None = None) -> tuple[dict, dict]:
     """Least-squares fit of `fields` (engine constants) on `cases` and/or `steps`; returns
-    (fitted values, report with 'before' / 'after' absolute % errors)."""
+    (fitted values, report). A measurement whose simulation gives no value at the start (no
+    request completed, say) is left out with a warning naming its row; none left is an error.
+    A constant the data do not constrain (the residuals do not move when it moves by 5 % of
+    its range: e.g. `iter_overhead_us` under async scheduling, hidden behind the GPU) is not
+    fitted: it keeps the engine's value and is listed in `not_constrained`. The report has the
+    median / p90 absolute % error 'before' and 'after', `on_bound` (fitted constants at an end
+    of their range) and `rows`: (row, metric, signed % error before, after, note) of every
+    measurement."""
     from scipy.optimize import least_squares
 
     from wrpsim.pool.engines import get_engine
@@ -215,29 +306,75 @@ def fit_constants(engine: str, cases=(), steps: pd.DataFrame | None = None,
     bad = [f for f in fields if f not in BOUNDS]
     if bad:
         raise ConfigError(f"fit: unknown field(s) {bad}; valid: {', '.join(BOUNDS)}")
+    fields = list(fields)
     base = {f: float(getattr(eng.constants, f)) for f in fields}
     x0 = np.array([(start or base).get(f, base[f]) for f in fields], dtype=float)
-    scale = np.array([max(BOUNDS[f] / 100.0, 1e-3) for f in fields])
 
-    def resid(x: np.ndarray) -> np.ndarray:
-        ov = dict(zip(fields, np.maximum(x * scale, 0.0)))
-        parts = []
-        if cases:
-            parts.append(case_residuals(cases, engine, ov))
-        if steps is not None:
-            parts.append(step_residuals(steps, engine, ov))
-        return np.concatenate(parts)
+    def entries(values: np.ndarray) -> list[tuple]:
+        ov = dict(zip(fields, np.maximum(values, 0.0)))
+        out = case_entries(cases, engine, ov) if cases else []
+        return out + (step_entries(steps, engine, ov) if steps is not None else [])
 
-    r0 = resid(x0 / scale)
-    hi = np.array([BOUNDS[f] for f in fields]) / scale
-    # start inside the bounds (1 % of each range at least) so finite differences have a step
-    xs = np.clip(np.maximum(x0 / scale, 1.0), 0, hi)
-    res = least_squares(resid, xs, bounds=(np.zeros(len(fields)), hi), loss=LOSS,
-                        f_scale=F_SCALE, diff_step=0.1, max_nfev=60)
-    fitted = {f: round(float(v), 3) for f, v in zip(fields, res.x * scale)}
-    report = {"before": _ape(r0), "after": _ape(res.fun if res.fun is not None else r0),
-              "evaluations": int(res.nfev)}
+    e0 = entries(x0)
+    keep = [i for i, e in enumerate(e0) if e[2] is not None]
+    for row, metric, _, why in (e for e in e0 if e[2] is None):
+        warn(f"{row}: {metric} left out of the fit: {why}")
+    if not keep:
+        raise ConfigError("calibrate: no usable measurement left to fit (every row was left "
+                          "out: see the warnings)")
+
+    def resid(values: np.ndarray) -> np.ndarray:
+        e = entries(values)
+        # a measurement that stops giving a value mid-fit counts as a factor e off
+        return np.array([1.0 if e[i][2] is None else e[i][2] for i in keep])
+
+    r0 = resid(x0)
+    free = []
+    for j, f in enumerate(fields):
+        x = x0.copy()
+        step = 0.05 * BOUNDS[f]
+        x[j] = x0[j] + step if x0[j] + step <= BOUNDS[f] else x0[j] - step
+        if np.max(np.abs(resid(x) - r0)) > SENSITIVITY_TOL:
+            free.append(j)
+    fixed = [fields[j] for j in range(len(fields)) if j not in free]
+    x_end, nfev = x0.copy(), 0
+    if free:
+        scale = np.array([max(BOUNDS[fields[j]] / 100.0, 1e-3) for j in free])
+        hi = np.array([BOUNDS[fields[j]] for j in free]) / scale
+
+        def sub(y: np.ndarray) -> np.ndarray:
+            x = x0.copy()
+            x[free] = np.maximum(y * scale, 0.0)
+            return resid(x)
+
+        # start inside the bounds (1 % of each range at least) so finite differences have a
+        # step
+        ys = np.clip(np.maximum(x0[free] / scale, 1.0), 0, hi)
+        res = least_squares(sub, ys, bounds=(np.zeros(len(free)), hi), loss=LOSS,
+                            f_scale=F_SCALE, diff_step=0.1, max_nfev=60)
+        x_end[free] = res.x * scale
+        nfev = int(res.nfev)
+    for j, f in enumerate(fields):  # a constant the data do not see keeps the engine's value
+        if j not in free:
+            x_end[j] = base[f]
+    fitted = {fields[j]: round(float(x_end[j]), 3) for j in free}
+    e1 = entries(x_end)
+    r1 = np.array([1.0 if e1[i][2] is None else e1[i][2] for i in keep])
+    rows = []
+    for i, (row, metric, before, why) in enumerate(e0):
+        after = e1[i][2] if before is not None else None
+        rows.append({"row": row, "metric": metric, "before_pct": _pct(before),
+                     "after_pct": _pct(after), "note": f"left out: {why}" if why else ""})
+    on_bound = [f for f, v in fitted.items()
+                if v <= 1e-6 * BOUNDS[f] or v >= BOUNDS[f] * (1 - 1e-6)]
+    report = {"before": _ape(r0), "after": _ape(r1), "evaluations": nfev,
+              "not_constrained": fixed, "on_bound": on_bound, "rows": rows}
     return fitted, report
+
+
+def _pct(log_ratio: float | None) -> float | None:
+    """Signed % error (simulated / measured - 1) of a log ratio, None for none."""
+    return None if log_ratio is None else round(float(math.expm1(log_ratio)) * 100, 2)
 
 
 def _ape(log_ratios: np.ndarray) -> dict:

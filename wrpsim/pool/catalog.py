@@ -196,6 +196,8 @@ def _hf_entry(path: Path, name: str, raw: dict) -> dict:
         return {**from_hf_config(cfg), **extra}
     except KeyError as exc:
         raise ConfigError(f"{path}: entry {name!r}: config.json lacks {exc.args[0]!r}") from None
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: entry {name!r}: {exc}") from None
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{path}: entry {name!r}: bad config.json value: {exc}") from None
 

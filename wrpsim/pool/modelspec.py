@@ -19,6 +19,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
+from wrpsim.errors import ConfigError
+
 
 @dataclass(frozen=True, slots=True)
 class VisionSpec:
@@ -118,6 +120,28 @@ class ModelSpec:
     def mla(self) -> bool:
         """DeepSeek-style multi-head latent attention (one latent KV vector per token)."""
         return self.kv_lora_rank > 0
+
+    # ------------------------------------------------------------------ tensor parallelism
+    def fits_tp(self, tp: int) -> bool:
+        """Whether `tp` GPUs can split the attention: tp divides the attention heads and, as
+        vLLM requires, the KV heads are split evenly (kv_heads % tp == 0 when kv_heads >= tp)
+        or replicated evenly (tp % kv_heads == 0 when tp > kv_heads). MLA has one latent KV
+        vector per token, replicated on every GPU: only the heads rule applies."""
+        if tp < 1 or self.heads % tp:
+            return False
+        kv = self.kv_heads
+        return self.mla or (kv % tp == 0 if kv >= tp else tp % kv == 0)
+
+    def tp_choices(self) -> list[int]:
+        """Every tensor-parallel degree `fits_tp` accepts (divisors of the attention heads)."""
+        return [t for t in range(1, self.heads + 1) if self.fits_tp(t)]
+
+    def tp_rule(self) -> str:
+        """The tp rule of this model in words, with its valid values (for error messages)."""
+        kv = "" if self.mla or self.kv_heads == self.heads else (
+            f" and splits or replicates its {self.kv_heads} KV heads evenly")
+        return (f"divides the attention heads of {self.name} ({self.heads}){kv}; valid: "
+                f"{', '.join(map(str, self.tp_choices()))}")
 
     # ------------------------------------------------------------------ parameters
     @property
@@ -228,9 +252,61 @@ def _pattern_counts(pattern: str) -> tuple[int, int, int]:
     return pattern.count("*"), pattern.count("M"), pattern.count("-") + pattern.count("E")
 
 
+#: Hugging Face config-class defaults, per `model_type`, of the keys `from_hf_config` reads, for
+#: a config.json that leaves them out (transformers fills them from the class's `__init__`):
+#: tie_word_embeddings False in LlamaConfig, MistralConfig, MixtralConfig, Qwen2Config,
+#: Qwen2MoeConfig, Qwen3Config, Qwen3MoeConfig, Phi3Config, DeepseekV3Config, GptOssConfig,
+#: NemotronHConfig; True in GemmaConfig, Gemma2Config, Gemma3TextConfig (and PretrainedConfig,
+#: which is not taken for a model_type not listed: it keeps False). Qwen2/Qwen3(-MoE)Config:
+#: use_sliding_window False. Gemma2: every other layer sliding, the first one sliding
+#: (modeling_gemma2 `is_sliding = not bool(layer_idx % 2)`; newer Gemma2Config `layer_types`
+#: "sliding_attention" if (i + 1) % 2) = pattern 2; Gemma3TextConfig sliding_window_pattern=6
+#: (5 local : 1 global). Sources: transformers src/transformers/models/<type>/configuration_*.py.
+_UNTIED = {"tie_word_embeddings": False}
+_QWEN = {"tie_word_embeddings": False, "use_sliding_window": False}
+HF_DEFAULTS: dict[str, dict] = {
+    **{t: _UNTIED for t in ("llama", "mistral", "mixtral", "phi3", "deepseek_v3", "gpt_oss",
+                            "nemotron_h")},
+    **{t: _QWEN for t in ("qwen2", "qwen2_moe", "qwen3", "qwen3_moe")},
+    "gemma": {"tie_word_embeddings": True},
+    "gemma2": {"tie_word_embeddings": True, "sliding_window_pattern": 2},
+    "gemma3_text": {"tie_word_embeddings": True, "sliding_window_pattern": 6},
+    "gemma3": {"tie_word_embeddings": True, "sliding_window_pattern": 6},
+}
+
+
+def _hf_int(c: dict, key: str, lo: int = 0) -> int | None:
+    """config.json key `key` as an integer >= `lo`, None when absent or null; `ConfigError`
+    naming the key otherwise (32.9 is not truncated, "thirty" not guessed)."""
+    v = c.get(key)
+    if v is None:
+        return None
+    if isinstance(v, bool) or not isinstance(v, int) or v < lo:
+        raise ConfigError(f"config.json key {key!r} must be an integer >= {lo}, got {v!r}")
+    return v
+
+
+def _hf_req(c: dict, key: str) -> int:
+    """A required config.json integer >= 1 (`KeyError` naming it when absent)."""
+    v = _hf_int(c, key, 1)
+    if v is None:
+        raise KeyError(key)
+    return v
+
+
+def _hf_bool(c: dict, key: str, default: bool) -> bool:
+    v = c.get(key, default)
+    if not isinstance(v, bool):
+        raise ConfigError(f"config.json key {key!r} must be true or false, got {v!r}")
+    return v
+
+
 def from_hf_config(cfg: dict) -> dict:
     """wrpsim model fields from a Hugging Face `config.json` mapping (text config of a
-    multimodal model). Raises `KeyError` naming a config.json key that is required but absent.
+    multimodal model). Raises `KeyError` naming a config.json key that is required but absent,
+    `ConfigError` naming a key whose value is not an integer (or true / false) as required.
+    A key the file leaves out takes its Hugging Face config class's default for the file's
+    `model_type` (`HF_DEFAULTS`; Gemma-2's alternating windows, Gemma's tied embeddings).
 
     Read: num_hidden_layers, hidden_size, num_attention_heads, num_key_value_heads, head_dim
     (default hidden / heads), intermediate_size, moe_intermediate_size (expert width),
@@ -241,45 +317,47 @@ def from_hf_config(cfg: dict) -> dict:
     hybrids (hybrid_override_pattern, mamba_num_heads, mamba_head_dim, ssm_state_size,
     n_groups / mamba_num_groups, conv_kernel)."""
     c = {**cfg, **(cfg.get("text_config") or {})}
-    layers = int(c["num_hidden_layers"])
-    hidden = int(c["hidden_size"])
-    heads = int(c["num_attention_heads"])
+    c = {**HF_DEFAULTS.get(str(c.get("model_type")), {}), **c}
+    layers = _hf_req(c, "num_hidden_layers")
+    hidden = _hf_req(c, "hidden_size")
+    heads = _hf_req(c, "num_attention_heads")
     out: dict = {"layers": layers, "hidden": hidden, "heads": heads,
-                 "kv_heads": int(c.get("num_key_value_heads") or heads),
-                 "vocab": int(c["vocab_size"]),
-                 "tied_embeddings": bool(c.get("tie_word_embeddings", False)),
-                 "max_context": int(c.get("max_position_embeddings") or 0)}
-    head_dim = c.get("head_dim") or c.get("attention_head_dim") or hidden // heads
-    experts = int(c.get("num_experts") or c.get("n_routed_experts")
-                  or c.get("num_local_experts") or 1)
-    inter = int(c.get("intermediate_size") or 0)
+                 "kv_heads": _hf_int(c, "num_key_value_heads", 1) or heads,
+                 "vocab": _hf_req(c, "vocab_size"),
+                 "tied_embeddings": _hf_bool(c, "tie_word_embeddings", False),
+                 "max_context": _hf_int(c, "max_position_embeddings") or 0}
+    head_dim = _hf_int(c, "head_dim", 1) or _hf_int(c, "attention_head_dim", 1) \
+        or hidden // heads
+    experts = (_hf_int(c, "num_experts") or _hf_int(c, "n_routed_experts")
+               or _hf_int(c, "num_local_experts") or 1)
+    inter = _hf_int(c, "intermediate_size") or 0
     if experts > 1:
         out["experts"] = experts
-        out["active_experts"] = int(c["num_experts_per_tok"])
-        moe_inter = int(c.get("moe_intermediate_size") or inter)
+        out["active_experts"] = _hf_req(c, "num_experts_per_tok")
+        moe_inter = _hf_int(c, "moe_intermediate_size") or inter
         out["intermediate"] = moe_inter
-        if c.get("first_k_dense_replace"):
-            out["dense_layers"] = int(c["first_k_dense_replace"])
+        if _hf_int(c, "first_k_dense_replace"):
+            out["dense_layers"] = _hf_int(c, "first_k_dense_replace")
             out["dense_intermediate"] = inter
-        shared = int(c.get("shared_expert_intermediate_size") or 0)
-        if not shared and c.get("n_shared_experts"):
-            shared = int(c["n_shared_experts"]) * moe_inter
+        shared = _hf_int(c, "shared_expert_intermediate_size") or 0
+        if not shared and _hf_int(c, "n_shared_experts"):
+            shared = _hf_int(c, "n_shared_experts") * moe_inter
         out["shared_intermediate"] = shared
     else:
         out["intermediate"] = inter
-    if c.get("kv_lora_rank"):
-        rope = int(c["qk_rope_head_dim"])
-        out.update(kv_lora_rank=int(c["kv_lora_rank"]), q_lora_rank=int(c.get("q_lora_rank")
-                   or 0), qk_rope_head_dim=rope, v_head_dim=int(c["v_head_dim"]),
-                   kv_heads=heads)
-        head_dim = int(c["qk_nope_head_dim"]) + rope
+    if _hf_int(c, "kv_lora_rank"):
+        rope = _hf_req(c, "qk_rope_head_dim")
+        out.update(kv_lora_rank=_hf_int(c, "kv_lora_rank"),
+                   q_lora_rank=_hf_int(c, "q_lora_rank") or 0, qk_rope_head_dim=rope,
+                   v_head_dim=_hf_req(c, "v_head_dim"), kv_heads=heads)
+        head_dim = _hf_req(c, "qk_nope_head_dim") + rope
     out["head_dim"] = int(head_dim)
-    window = c.get("sliding_window")
-    if window and c.get("use_sliding_window", True) is not False:
+    window = _hf_int(c, "sliding_window")
+    if window and _hf_bool(c, "use_sliding_window", True):
         if c.get("layer_types"):
             n = sum(1 for t in c["layer_types"] if "sliding" in str(t))
         elif c.get("sliding_window_pattern"):
-            p = int(c["sliding_window_pattern"])
+            p = _hf_int(c, "sliding_window_pattern", 1)
             n = layers - layers // p
         else:
             n = layers
@@ -288,10 +366,11 @@ def from_hf_config(cfg: dict) -> dict:
     if c.get("hybrid_override_pattern"):
         a, m, f = _pattern_counts(c["hybrid_override_pattern"])
         out.update(attention_layers=a, mamba_layers=m, mlp_layers=f,
-                   mamba_heads=int(c["mamba_num_heads"]), mamba_head_dim=int(c["mamba_head_dim"]),
-                   ssm_state=int(c["ssm_state_size"]),
-                   mamba_groups=int(c.get("n_groups") or c.get("mamba_num_groups") or 1),
-                   conv_kernel=int(c.get("conv_kernel") or 4))
+                   mamba_heads=_hf_req(c, "mamba_num_heads"),
+                   mamba_head_dim=_hf_req(c, "mamba_head_dim"),
+                   ssm_state=_hf_req(c, "ssm_state_size"),
+                   mamba_groups=_hf_int(c, "n_groups") or _hf_int(c, "mamba_num_groups") or 1,
+                   conv_kernel=_hf_int(c, "conv_kernel") or 4)
         act = str(c.get("mlp_hidden_act", "silu"))
         out["gated_mlp"] = act not in ("relu2", "gelu")
     elif str(c.get("hidden_act", "silu")) in ("gelu",) and c.get("model_type") == "bloom":

@@ -42,16 +42,16 @@ class AnalyticalLatency(LatencyModel):
 
     `overrides` replace calibrated fields of the GPU (names in `CALIBRATION_FIELDS`, e.g.
     `layer_overhead_us=3.0` to model a CUDA-graph stack). Raises `ConfigError` for a bad `tp`
-    (must be >= 1 and divide the model's attention heads) or an unknown override. All methods
+    (must be >= 1 and divide the model's attention heads and fit its KV heads:
+    `ModelSpec.fits_tp`) or an unknown override. All methods
     are pure; `iteration_s` is plain float arithmetic on coefficients computed here."""
 
     #: per-sequence context assumed by `power_w` for decode sequences (tokens)
     power_ctx_tokens: int = 1024
 
     def __init__(self, model: ModelSpec, gpu: GpuSpec, tp: int = 1, **overrides: float) -> None:
-        if isinstance(tp, bool) or not isinstance(tp, int) or tp < 1 or model.heads % tp:
-            raise ConfigError(f"tp must be an integer >= 1 that divides the attention heads of "
-                              f"{model.name} ({model.heads}), got {tp!r}")
+        if isinstance(tp, bool) or not isinstance(tp, int) or not model.fits_tp(tp):
+            raise ConfigError(f"tp must be an integer >= 1 that {model.tp_rule()}; got {tp!r}")
         bad = sorted(set(overrides) - set(CALIBRATION_FIELDS))
         if bad:
             raise ConfigError(f"unknown latency override {bad[0]!r}; valid: "

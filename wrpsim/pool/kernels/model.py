@@ -152,19 +152,17 @@ class KernelLatency(LatencyModel):
                  max_tokens: int = 16384, power=None, scaleup: int | None = None,
                  attn_dp: int = 1):
         if isinstance(tp, bool) or not isinstance(tp, int) or tp < 1:
-            raise ConfigError(f"tp must be an integer >= 1 that divides the attention heads of "
-                              f"{model.name} ({model.heads}), got {tp!r}")
+            raise ConfigError(f"tp must be an integer >= 1 that {model.tp_rule()}; got {tp!r}")
         if isinstance(attn_dp, bool) or not isinstance(attn_dp, int) or attn_dp < 1 or (
                 tp % attn_dp):
             raise ConfigError(f"attn_dp must be an integer >= 1 that divides tp ({tp}), "
                               f"got {attn_dp!r}")
         atp = tp // attn_dp
-        if model.heads % atp:
+        if not model.fits_tp(atp):
             if attn_dp == 1:
-                raise ConfigError(f"tp must be an integer >= 1 that divides the attention heads "
-                                  f"of {model.name} ({model.heads}), got {tp!r}")
-            raise ConfigError(f"tp / attn_dp ({atp}) must divide the attention heads of "
-                              f"{model.name} ({model.heads})")
+                raise ConfigError(f"tp must be an integer >= 1 that {model.tp_rule()}; "
+                                  f"got {tp!r}")
+            raise ConfigError(f"tp / attn_dp ({atp}) must be a value that {model.tp_rule()}")
         if attn_dp > 1 and not model.moe:
             raise ConfigError(f"attn_dp > 1 needs a mixture-of-experts model; {model.name} is "
                               f"dense: run data-parallel replicas as separate instances (count)")
