@@ -9,11 +9,13 @@ too). The folders of other verbs are not runs and are not entered: a capacity pl
 nothing but such folders. A run's status is decided from the files the Hydra shell
 (`wrpsim/app.py`) writes, never from the mere presence of result files:
 
-- `completed` — `_DONE` is present and valid, and `summary.json` and `requests.parquet` can be
-  read (`_DONE` is written last, after every result file was renamed into place);
+- `completed` — `_DONE` is present and valid, `summary.json` can be read and holds the
+  required metrics as numbers (`schemas.summary_problem`), and `requests.parquet` is a Parquet
+  file (`_DONE` is written last, after every result file was renamed into place);
 - `failed` — no `_DONE`, and `error.json` records the exception;
 - `incomplete` — anything else: a run still going, killed mid-write (leftover `.*.tmp-*` files)
-  or made by an older wrpsim without markers. Its files are never read as results.
+  or made by an older wrpsim without markers, or `_DONE` next to a summary or requests file
+  that cannot be read (truncated, hand-edited). Its files are never read as results.
 """
 
 from __future__ import annotations
@@ -135,6 +137,29 @@ def _overrides(path: Path, *records: dict | None) -> tuple[str, ...]:
     return tuple(str(o) for o in ov)
 
 
+def _unreadable(path: Path, summary: dict | None) -> str | None:
+    """Why a run with a valid `_DONE` is not completed (its summary, `summary_problem`, or its
+    requests.parquet missing or not Parquet — a truncated file has no footer), or None."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from wrpsim.report.schemas import summary_problem
+
+    if summary is None:
+        return f"{DONE} present but {SUMMARY} missing or unreadable"
+    problem = summary_problem(summary)
+    if problem is not None:
+        return f"{DONE} present but {SUMMARY} {problem}"
+    try:
+        pq.read_schema(path / REQUESTS)
+    except FileNotFoundError:
+        return f"{DONE} present but {REQUESTS} missing"
+    except (OSError, pa.ArrowException) as e:
+        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        return f"{DONE} present but {REQUESTS} unreadable ({first})"
+    return None
+
+
 def read_run(sweep_dir: Path, path: Path) -> Run:
     """Classify one run directory and read what it holds."""
     name = path.relative_to(sweep_dir).as_posix()
@@ -145,10 +170,10 @@ def read_run(sweep_dir: Path, path: Path) -> Run:
     leftovers = sorted(p.name for p in path.glob(".*.tmp-*"))
     if done is not None:
         summary = _read_json(path / SUMMARY)
-        if summary is not None and (path / REQUESTS).is_file():
+        reason = _unreadable(path, summary)
+        if reason is None:
             return Run(status="completed", summary=summary,
                        config_sha256=done.get("config_sha256"), **common)
-        reason = f"{DONE} present but {SUMMARY} or {REQUESTS} missing or unreadable"
     elif error is not None:
         return Run(status="failed", error=error, reason="the run raised an exception", **common)
     elif (path / DONE).exists():

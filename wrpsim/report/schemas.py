@@ -56,6 +56,35 @@ SUMMARY_TYPES: dict[str, pa.DataType] = {
 }
 
 
+#: the summary keys a completed run must carry (the winner rule, the dashboard's front and
+#: table read them); a summary lacking one (`{}`, a stub) is not a finished run's
+REQUIRED = ("requests_total", "requests_completed", "slo_attainment", "cost_usd",
+            "ttft_p99_s", "tpot_p99_s")
+
+
+def summary_problem(summary: dict) -> str | None:
+    """Why `summary` cannot be a completed run's (one phrase), or None: a `REQUIRED` key is
+    missing, or a key of `SUMMARY_TYPES` holds a value of another type (`"cheap"` as a cost).
+    Null stays allowed: a run without completed requests has no percentiles."""
+    missing = [k for k in REQUIRED if k not in summary]
+    if missing:
+        return f"lacks {', '.join(missing)}"
+    for k, typ in SUMMARY_TYPES.items():
+        v = summary.get(k)
+        if v is None:
+            continue
+        if pa.types.is_string(typ):
+            ok = isinstance(v, str)
+        elif pa.types.is_integer(typ):
+            ok = isinstance(v, int) and not isinstance(v, bool)
+        else:
+            ok = isinstance(v, (int, float)) and not isinstance(v, bool)
+        if not ok:
+            kind = "text" if pa.types.is_string(typ) else "a number"
+            return f"{k} is {json.dumps(v)[:40]}, not {kind}"
+    return None
+
+
 def infer_type(name: str, values: list) -> pa.DataType:
     """Arrow type for a summary key not in `SUMMARY_TYPES`, from its non-null values (all null:
     float64 when the name looks numeric — a unit suffix or `ratio` — else string)."""
