@@ -143,6 +143,9 @@ def test_schemas_are_explicit(tmp_path, finished):
     shutil.copytree(finished, sweep / "0")
     (sweep / "0" / ".hydra").mkdir(exist_ok=True)
     (sweep / "0" / ".hydra" / "overrides.yaml").write_text("- router=random\n- +a.b=3\n")
+    done = json.loads((sweep / "0" / "_DONE").read_text())  # the record the report reads
+    (sweep / "0" / "_DONE").write_text(json.dumps({**done, "overrides": ["router=random",
+                                                                         "+a.b=3"]}))
     assert report(sweep).returncode == 0
     schema = pq.read_schema(sweep / "results.parquet")
     assert schema.field("sweep.router").type == pa.string()

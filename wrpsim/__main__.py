@@ -28,12 +28,14 @@ RUN_FILES = ("requests.parquet", "instances.parquet", "tasks.parquet", "routing.
 
 
 def _job_context() -> tuple[bool, list[str]]:
-    """(inside a -m sweep, the job's overrides but the printing flag json=)."""
+    """(inside a -m sweep, the job's overrides but the printing flags json= and sim.progress=)."""
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
+    from wrpsim.report.collect import presentation
+
     hc = HydraConfig.get()
-    shown = [o for o in hc.overrides.task if not o.lstrip("+").startswith("json=")]
+    shown = [o for o in hc.overrides.task if not presentation(o)]
     return hc.mode == RunMode.MULTIRUN, shown
 
 

@@ -227,18 +227,17 @@ def sweep_line(s: dict | None, name: str, overrides, status: str = "completed") 
 
 def sweep_table(sweep_dir: Path | str) -> str:
     """The closing table of a sweep (see module docstring); '' when it holds no run."""
-    from wrpsim.app import OUTPUT_KEYS
     from wrpsim.errors import WrpsimError
     from wrpsim.report.choice import RULE, winner
-    from wrpsim.report.collect import scan, split_override, varying_keys
+    from wrpsim.report.collect import presentation, scan, split_override, varying_keys
 
     try:
         runs = scan(Path(sweep_dir))
     except WrpsimError:
         return ""
-    varying = set(varying_keys(runs)) - set(OUTPUT_KEYS)
+    varying = set(varying_keys(runs))  # presentation keys (json=, sim.progress=) never vary
     common = sorted({o for r in runs for o in r.overrides
-                     if split_override(o)[0] not in varying | set(OUTPUT_KEYS)})
+                     if split_override(o)[0] not in varying and not presentation(o)})
     lines = [f"wrpsim: sweep {sweep_dir}: {len(runs)} runs (p99 latencies in s; goodput in "
              f"req/s; cost and energy are totals over the trace)"]
     if common:

@@ -46,7 +46,8 @@ class Run:
     path: Path
     status: str
     overrides: tuple[str, ...] = ()
-    params: dict = field(default_factory=dict)
+    params: dict = field(default_factory=dict)  # the overrides as key -> value, but
+    # presentation keys (`presentation`): what the report sweeps over
     summary: dict | None = None
     error: dict | None = None
     reason: str | None = None
@@ -126,14 +127,28 @@ def split_override(text: str) -> tuple[str, str]:
     return key.lstrip("+"), value
 
 
+def presentation(override: str) -> bool:
+    """True for an override that changes only what a run prints (`app.PRESENTATION_KEYS`:
+    `json=true`, `sim.progress=false`): it is never a swept dimension of a report."""
+    from wrpsim.app import PRESENTATION_KEYS
+
+    return split_override(override)[0] in PRESENTATION_KEYS
+
+
 def _overrides(path: Path, *records: dict | None) -> tuple[str, ...]:
-    try:
-        ov = yaml.safe_load((path / ".hydra" / "overrides.yaml").read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError):
-        ov = None
+    """The overrides the run's results were made with: those its marker (`_DONE`, else
+    `error.json`) recorded, else Hydra's `.hydra/overrides.yaml`. Hydra rewrites that file for
+    every job of a resumed sweep, a skipped one too (`json=true` added on resume would show up
+    there), while the marker is written by the run itself and removed before any rerun."""
+    ov = next((r["overrides"] for r in records if r and isinstance(r.get("overrides"), list)),
+              None)
+    if ov is None:
+        try:
+            ov = yaml.safe_load((path / ".hydra" / "overrides.yaml").read_text(encoding="utf-8"))
+        except (OSError, yaml.YAMLError):
+            ov = None
     if not isinstance(ov, list):
-        ov = next((r["overrides"] for r in records if r and isinstance(r.get("overrides"), list)),
-                  [])
+        ov = []
     return tuple(str(o) for o in ov)
 
 
@@ -165,7 +180,7 @@ def read_run(sweep_dir: Path, path: Path) -> Run:
     name = path.relative_to(sweep_dir).as_posix()
     done, error = _read_json(path / DONE), _read_json(path / ERROR)
     overrides = _overrides(path, done, error)
-    params = dict(split_override(o) for o in overrides)
+    params = dict(split_override(o) for o in overrides if not presentation(o))
     common = {"name": name, "path": path, "overrides": overrides, "params": params}
     leftovers = sorted(p.name for p in path.glob(".*.tmp-*"))
     if done is not None:

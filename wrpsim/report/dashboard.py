@@ -30,7 +30,14 @@ from urllib.parse import quote
 
 from wrpsim.report import _template, plotstyle
 from wrpsim.report.choice import RULE, pareto, winner
-from wrpsim.report.collect import REQUESTS, Run, split_override, swept_keys, varying_keys
+from wrpsim.report.collect import (
+    REQUESTS,
+    Run,
+    presentation,
+    split_override,
+    swept_keys,
+    varying_keys,
+)
 from wrpsim.report.views import run_view
 
 DASHBOARD = "dashboard.html"
@@ -158,7 +165,8 @@ def _winner(runs: list[Run], dims: list[str]) -> dict | None:
     best = next(r for r in runs if r.name == name)
     keys = ("slo_attainment", "cost_usd", "ttft_p99_s", "tpot_p99_s", "gpu_count", "energy_kwh")
     varying = [o for o in best.overrides if split_override(o)[0] in dims]
-    return {"run": name, "rule": RULE, "overrides": varying or list(best.overrides),
+    return {"run": name, "rule": RULE,
+            "overrides": varying or [o for o in best.overrides if not presentation(o)],
             "summary": {k: _clean(best.summary).get(k) for k in keys},
             "among": sum(r.status == "completed" for r in runs),
             "excluded": [f"{r.name} ({r.status})" for r in runs if r.status != "completed"]}
