@@ -151,6 +151,32 @@ def test_an_slo_missed_on_an_idle_fleet_is_not_called_load():
     assert "cannot carry" not in verdict({**s, "kv_wait_mean_s": 0.0})
 
 
+def test_misses_that_are_drops_are_called_drops_not_latency(monkeypatch, capsys, tmp_path):
+    """Instances failing every 100 s with policy=drop: most requests are dropped while the
+    completed ones meet the SLO; the warning must name the drops and their main reason, not
+    blame long prompts on an idle fleet."""
+    code, _, err = run_app(monkeypatch, capsys, tmp_path, "workload.max_requests=2000",
+                           "failures=random", "failures.mtbf_s=100", "failures.policy=drop")
+    assert code == 0, err
+    s = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert s["requests_dropped"] > 1000 and s["slo_attainment"] < 0.5
+    reasons = s["drop_reasons"]
+    assert sum(reasons.values()) == s["requests_dropped"]
+    assert reasons.get("instance_failed", 0) == s["requests_lost"]
+    main, n = max(reasons.items(), key=lambda kv: kv[1])
+    last = err.splitlines()[-1]
+    assert last.startswith("wrpsim: warning: only ")
+    assert (f"{s['requests_dropped']:,} of 2,000 requests were dropped, most for {main} "
+            f"({n:,}") in last
+    assert "the misses are dropped requests, not latency" in last
+    assert "idle fleet" not in last and "cannot carry" not in last
+    # drops that are a minority of the misses leave the latency verdict in charge
+    few = {**s, "requests_dropped": 10, "drop_reasons": {"context": 10}}
+    assert "dropped" not in verdict(few)
+    # no drops at all: summary.json still says so
+    assert verdict({**s, "requests_dropped": 0, "drop_reasons": {}}) is not None
+
+
 def test_verdict_is_silent_for_a_fleet_that_carries_its_trace():
     assert verdict({"requests_total": 10, "requests_completed": 10, "slo_attainment": 0.9}) is None
     assert verdict({"requests_total": 10, "requests_completed": 0, "slo_attainment": 0.0}) \

@@ -10,7 +10,8 @@ printed here, `wrpsim.__main__` and `SweepView` print on stderr):
   truth, or the live fleet); the results directory. The full summary stays in `summary.json`.
 - `verdict(summary)`: a one-line warning when the fleet could not carry the trace (fewer than
   `CARRY_MIN` of the requests met the SLO, or none completed), else None — so a run whose
-  numbers mean "overloaded" says so.
+  numbers mean "overloaded" says so; when dropped requests make up at least half of the misses
+  it names them (how many, the main `drop_reason`) instead of blaming load or latency.
 - `run_line(summary, name, overrides)`: what a sweep prints as each run finishes: one line of
   labelled fixed-width fields, so the lines align whatever order (or process) the jobs finish
   in, and need no header printed before the launcher has started.
@@ -171,13 +172,19 @@ def verdict(s: dict) -> str | None:
     """The 'this fleet cannot carry the trace' warning (see module docstring), or None."""
     total, done = s.get("requests_total") or 0, s.get("requests_completed") or 0
     if total and not done:
-        return (f"no request of {total:,} completed: the fleet served nothing (see "
+        reasons = s.get("drop_reasons") or {}
+        main = (f"; most dropped for {min(reasons, key=lambda k: (-reasons[k], k))}"
+                if reasons else "")
+        return (f"no request of {total:,} completed: the fleet served nothing{main} (see "
                 f"requests.parquet's status and drop_reason)")
     att = s.get("slo_attainment")
     if not (total and att is not None and att < CARRY_MIN):
         return None
     head = (f"only {_pct(att)} of requests met the SLO (p99 TTFT {_t(s.get('ttft_p99_s'))}, "
             f"p99 TPOT {_t(s.get('tpot_p99_s'))})")
+    drops = _dropped_misses(s, total, att)
+    if drops:
+        return f"{head}: {drops}"
     if loaded(s):
         return (f"{head}: this fleet cannot carry the trace (python -m wrpsim.plan finds one "
                 f"that can)")
@@ -186,6 +193,41 @@ def verdict(s: dict) -> str | None:
             f"fleet, e.g. long prompts whose prefill exceeds the TTFT target "
             f"({_t(s.get('slo_ttft_s'))}); more instances will not help, a faster GPU, more "
             f"tensor parallelism or a looser SLO may")
+
+
+#: what a drop_reason means, for the warning of a run whose misses are mostly drops
+DROP_WHY = {
+    "no_healthy_instance": "no instance of the model was up",
+    "instance_failed": "lost when their instance failed",
+    "context": "longer than the model's context length",
+    "exceeds_kv_capacity": "larger than an instance's KV cache",
+    "modality": "a modality the model does not take",
+    "router_rejected": "rejected by the router",
+    "session_aborted": "their session was aborted",
+}
+
+
+def _dropped_misses(s: dict, total: int, att: float) -> str | None:
+    """When dropped requests make up at least half of a run's SLO misses: how many, and the
+    main `drop_reason` (`summary.json`'s `drop_reasons`), as the cause of the warning; else
+    None (the misses are latency, judged by `loaded`)."""
+    dropped = s.get("requests_dropped") or 0
+    misses = total - round(att * total)
+    if not dropped or dropped < 0.5 * misses:
+        return None
+    reasons = s.get("drop_reasons") or {}
+    text = f"{dropped:,} of {total:,} requests were dropped"
+    if reasons:
+        main, n = min(reasons.items(), key=lambda kv: (-kv[1], kv[0]))
+        why = DROP_WHY.get(main)
+        text += f", {'all' if n == dropped else 'most'} for {main} ({n:,}" + (
+            f": {why})" if why else ")")
+    done = s.get("requests_completed") or 0
+    met = round(att * total)
+    if done:
+        text += f"; {'all' if met == done else f'{met:,} of the'} {done:,} completed met it"
+    return (f"{text}, so the misses are dropped requests, not latency (summary.json: "
+            f"drop_reasons; requests.parquet: drop_reason)")
 
 
 #: a fleet is loaded when requests queue for this share of the TTFT target on average, or its

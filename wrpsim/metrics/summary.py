@@ -4,6 +4,8 @@ Definitions (all in `summary.json`):
 
 - latency percentiles are over *completed* requests; TPOT = (finish − first token)/(output − 1)
   and is undefined for one-token answers;
+- `drop_reasons`: {`drop_reason`: count} of the dropped requests (`{}` when none was dropped;
+  the reasons of `requests.parquet`'s `drop_reason` column);
 - `slo_attainment`: fraction of *all* requests that completed with TTFT <= `slo.ttft_s` and TPOT
   <= `slo.tpot_s` (dropped and unfinished requests count as misses; a one-token answer, which
   has no TPOT, meets the TPOT part); `goodput_rps` is the number of such requests per simulated
@@ -124,10 +126,24 @@ def _qoe_keys(q: np.ndarray, done: np.ndarray, cfg: dict | None) -> dict:
             "qoe_ttft_s": cfg["ttft_s"], "qoe_tokens_per_s": cfg["tokens_per_s"]}
 
 
-def _failure_keys(requests: pa.Table, attempts: np.ndarray, ok: np.ndarray) -> dict:
+def _drop_reasons(reasons: tuple[np.ndarray, list], dropped: np.ndarray) -> dict:
+    """{drop_reason: count} of the dropped requests; `reasons`: the drop_reason column
+    factorized."""
+    if not dropped.any():
+        return {}
+    codes, seen = reasons
+    counts = np.bincount(codes[dropped], minlength=len(seen))
+    pairs = [(str(seen[i]) if seen[i] is not None else "unknown", int(n))
+             for i, n in enumerate(counts) if n]
+    return dict(sorted(pairs))
+
+
+def _failure_keys(reasons: tuple[np.ndarray, list], attempts: np.ndarray, ok: np.ndarray) -> dict:
     """Requests touched by instance failures: retried (sent more than once), lost (ended
     unanswered because of a failure), and the SLO attainment of the interrupted ones."""
-    lost = equals(requests.column("drop_reason"), "instance_failed")
+    codes, seen = reasons
+    lost = (codes == seen.index("instance_failed") if "instance_failed" in seen
+            else np.zeros(len(codes), dtype=bool))
     hit = (attempts > 1) | lost
     return {
         "requests_retried": int((attempts > 1).sum()),
@@ -145,6 +161,7 @@ def summarize(requests: pa.Table, instances: pa.Table, duration_s: float, slo: d
     done, dropped, in_flight = masks(requests.column("status"), "completed", "dropped",
                                      "in_flight")
     col = _Columns(requests)
+    reasons = factorize(requests.column("drop_reason"))
     ttft, tpot, e2e = col["ttft_s"][done], col["tpot_s"][done], col["e2e_s"][done]
     out_tokens = float(col["output_tokens"][done].sum())
     in_tokens = float(col["prompt_tokens"][done].sum())
@@ -164,6 +181,7 @@ def summarize(requests: pa.Table, instances: pa.Table, duration_s: float, slo: d
         "requests_completed": int(done.sum()),
         "requests_dropped": int(dropped.sum()),
         "requests_in_flight": int(in_flight.sum()),
+        "drop_reasons": _drop_reasons(reasons, dropped),
         "ttft_mean_s": mean(ttft), "ttft_p50_s": pct(ttft, 50), "ttft_p90_s": pct(ttft, 90),
         "ttft_p99_s": pct(ttft, 99),
         "tpot_mean_s": mean(tpot), "tpot_p50_s": pct(tpot, 50), "tpot_p90_s": pct(tpot, 90),
@@ -203,6 +221,6 @@ def summarize(requests: pa.Table, instances: pa.Table, duration_s: float, slo: d
         "busy_gpu_hours": float(col["gpu_s"].sum()) / 3600.0,
         "route_mean_s": mean(col["route_s"][done]), "route_p99_s": pct(col["route_s"][done], 99),
         **_qoe_keys(col["qoe"], done, qoe),
-        **_failure_keys(requests, col["attempts"], ok),
+        **_failure_keys(reasons, col["attempts"], ok),
     }
     return json_ready(s)
