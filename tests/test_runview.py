@@ -20,7 +20,7 @@ def test_a_run_prints_a_short_summary_on_stderr_and_nothing_on_stdout(monkeypatc
     lines = err.splitlines()
     assert lines[0] == "wrpsim: azure-conv-2023 -> round_robin -> h100-llama70b (seed 0)"
     assert [ln.split()[0] for ln in lines[1:]] == [
-        "fleet", "requests", "TTFT", "TPOT", "SLO", "cost", "energy", "time", "results"]
+        "fleet", "requests", "TTFT", "TPOT", "SLO", "QoE", "cost", "energy", "time", "results"]
     assert lines[1] == "  fleet      h100: 2 x 4 h100-80gb (llama3.1-70b) = 8 GPUs"
     assert lines[2] == "  requests   200 total, 200 completed, 0 dropped, 0 unfinished"
     s = json.loads((tmp_path / "run" / "summary.json").read_text())

@@ -5,7 +5,8 @@ Contracts (pure functions of a run's summary dict — `summary.json` — and its
 printed here, `wrpsim.__main__` and `SweepView` print on stderr):
 
 - `run_summary(summary, cfg, out_dir)`: a dozen lines: workload, fleet, router, seed; requests;
-  p50 / p99 TTFT and TPOT against the SLO; SLO attainment and goodput; cost; energy; simulated
+  p50 / p99 TTFT and TPOT against the SLO; SLO attainment and goodput; streaming QoE (mean,
+  p10, the share reaching `qoe.target`) when measured; cost; energy; simulated
   and wall time; an `oracle` line when the run is an upper bound (the router read the ground
   truth, or the live fleet); the results directory. The full summary stays in `summary.json`.
 - `verdict(summary)`: a one-line warning when the fleet could not carry the trace (fewer than
@@ -86,6 +87,7 @@ def run_summary(s: dict, cfg: dict, out_dir: str) -> str:
         f"(SLO {_t(s.get('slo_tpot_s'))})",
         f"  SLO        {_pct(s.get('slo_attainment'))} of requests within both; goodput "
         f"{_s(s.get('goodput_rps'), ' req/s')}",
+        *_qoe_line(s),
         f"  cost       ${s.get('cost_usd', 0):,.2f} total over the trace "
         f"(${s.get('cost_per_hour_usd', 0):,.2f}/h); per 1k requests "
         f"${s.get('provisioned_cost_per_1k_requests_usd') or 0:.3f} provisioned, "
@@ -97,6 +99,18 @@ def run_summary(s: dict, cfg: dict, out_dir: str) -> str:
         f"  results    {out_dir}  (summary.json: every metric; json=true prints it on stdout)",
     ]
     return "\n".join(lines)
+
+
+def _qoe_line(s: dict) -> list[str]:
+    """The streaming-QoE line when QoE is measured (`qoe_attainment` not null): mean and p10
+    over completed requests, the share of all requests reaching `qoe_target`."""
+    if s.get("qoe_attainment") is None:
+        return []
+    target = s.get("qoe_target")
+    reach = f"QoE >= {target:g} (qoe.target)" if target is not None else "qoe.target"
+    q = {k: "n/a" if s.get(k) is None else f"{s[k]:.3f}" for k in ("qoe_mean", "qoe_p10")}
+    return [f"  QoE        mean {q['qoe_mean']}  p10 {q['qoe_p10']} of completed requests; "
+            f"{_pct(s['qoe_attainment'])} of all requests reach {reach}"]
 
 
 def measurement_fleet(cfg: dict) -> bool:

@@ -33,8 +33,11 @@ Definitions (all in `summary.json`):
 - `kv_transfer_mean_s` / `kv_transfer_p99_s`: exposed KV transfer of disaggregated requests
   (prompt done -> KV arrived at the decode instance), of which `kv_wait_mean_s` was spent
   waiting for the decode instance to reserve the KV's blocks (`wrpsim/pool/handoff.py`);
-- `qoe_mean`, `qoe_p10`: streaming QoE (`wrpsim.metrics.qoe`) over completed requests;
-  `qoe_attainment`: fraction of all requests completed with QoE >= `qoe.target`;
+- `qoe_mean`, `qoe_p10`: streaming QoE (`wrpsim.metrics.qoe`) over *completed* requests
+  (like the latency percentiles); `qoe_attainment`: fraction of *all* requests that completed
+  with QoE >= `qoe_target` (= `qoe.target`; dropped and unfinished requests count as misses,
+  like `slo_attainment`); `qoe_ttft_s`, `qoe_tokens_per_s`: the settings; all six null when QoE
+  is off (`qoe=null`);
 - `route_mean_s` / `route_p99_s`: time being routed (router queue + service + decision
   latency, the `route_s` column) over completed requests; the router's replicas, signal and
   utilisation and its view are added by `wrpsim.sim` (`router_*` keys);
@@ -117,12 +120,15 @@ def _ratio(num: np.ndarray, den: np.ndarray) -> float | None:
 
 def _qoe_keys(q: np.ndarray, done: np.ndarray, cfg: dict | None) -> dict:
     """qoe_mean / qoe_p10 over completed requests; qoe_attainment over all requests (requests
-    not completed count as misses, as for slo_attainment)."""
+    not completed count as misses, as for slo_attainment) against qoe_target; the settings
+    echoed. Every key is present, null when QoE is off (`qoe=null`)."""
     if cfg is None:
-        return {"qoe_mean": None, "qoe_p10": None, "qoe_attainment": None}
+        return dict.fromkeys(("qoe_mean", "qoe_p10", "qoe_attainment", "qoe_target",
+                              "qoe_ttft_s", "qoe_tokens_per_s"))
     qd = q[done]
     return {"qoe_mean": mean(qd), "qoe_p10": pct(qd, 10),
             "qoe_attainment": float((qd >= cfg["target"]).sum() / len(q)) if len(q) else None,
+            "qoe_target": float(cfg["target"]),
             "qoe_ttft_s": cfg["ttft_s"], "qoe_tokens_per_s": cfg["tokens_per_s"]}
 
 

@@ -49,6 +49,7 @@ _FLOAT = (
     "cost_usd", "cost_per_hour_usd", "pue", "energy_it_kwh", "energy_kwh", "tokens_per_joule",
     "mean_utilization", "mean_token_budget_use", "mean_kv_use", "sim_wall_s",
     "prefix_hit_ratio_blocks", "prefix_hit_ratio_tokens",
+    "qoe_mean", "qoe_p10", "qoe_attainment", "qoe_target", "qoe_ttft_s", "qoe_tokens_per_s",
 )
 _NUMERIC_HINTS = ("_s", "_usd", "_kwh", "_rps", "_per_s", "_per_joule")
 SUMMARY_TYPES: dict[str, pa.DataType] = {
