@@ -301,3 +301,30 @@ def test_the_requests_line_names_those_beyond_the_horizon():
     assert ("  requests   191 total, 175 completed, 0 dropped, 16 unfinished; 19,175 more "
             "arrive after sim.horizon_s (not simulated)") in run_summary(s, {}, "out")
     assert "horizon" not in run_summary({**s, "requests_beyond_horizon": 0}, {}, "out")
+
+
+def test_a_pool_that_received_no_request_is_named_with_its_model_and_why(monkeypatch, capsys,
+                                                                          tmp_path):
+    """mixed-a100-h100 without workload.model_mix: the llama3.1-8b pool gets nothing yet is
+    paid for; the run says so after its summary (and a sweep after the run's line)."""
+    from wrpsim.runview import idle_pool_warnings
+
+    code, _, err = run_app(monkeypatch, capsys, tmp_path, "workload.max_requests=200",
+                           "pool=mixed-a100-h100")
+    assert code == 0, err
+    s = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert s["idle_pools"] == {"a100-8b": {"model": "llama3.1-8b", "requests_for_model": 0}}
+    warned = [ln for ln in err.splitlines() if ln.startswith("wrpsim: warning: pool ")]
+    assert warned == ["wrpsim: warning: pool a100-8b (llama3.1-8b) received no request: no "
+                      "request of the workload asks for llama3.1-8b (workload.model_mix sets "
+                      "each model's share); its GPUs are still in the cost and energy"]
+    # the model asked for, but routed elsewhere
+    line = idle_pool_warnings({"idle_pools": {"b": {"model": "m", "requests_for_model": 7}}})
+    assert line == ["pool b (m) received no request: the router sent none of the 7 requests "
+                    "for m to it; its GPUs are still in the cost and energy"]
+    code, _, err = run_app(monkeypatch, capsys, tmp_path, "workload.max_requests=200",
+                           "pool=mixed-a100-h100",
+                           "workload.model_mix={llama3.1-8b: 0.7, llama3.1-70b: 0.3}")
+    assert code == 0, err
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["idle_pools"] == {}
+    assert "received no request" not in err

@@ -44,7 +44,7 @@ def _task(cfg: dict, out_dir: str) -> None:
 
     from wrpsim.app import say
     from wrpsim.errors import boolean
-    from wrpsim.runview import run_line, run_summary, verdict
+    from wrpsim.runview import idle_pool_warnings, run_line, run_summary, verdict
     from wrpsim.sim import run
 
     as_json = boolean("json", cfg.pop("json", False))
@@ -52,11 +52,13 @@ def _task(cfg: dict, out_dir: str) -> None:
     sweep, overrides = _job_context()
     if sweep:
         say(run_line(summary, Path(out_dir).name, overrides), sys.stderr)
+        for line in idle_pool_warnings(summary):
+            say(f"wrpsim: warning: run {Path(out_dir).name}: {line}", sys.stderr)
     else:
         say(run_summary(summary, cfg, out_dir), sys.stderr)
-        warning = verdict(summary)
-        if warning:
-            say(f"wrpsim: warning: {warning}", sys.stderr)
+        for line in [*idle_pool_warnings(summary), verdict(summary)]:
+            if line:
+                say(f"wrpsim: warning: {line}", sys.stderr)
     if as_json:
         say(json_line(summary, out_dir, overrides if sweep else None))
 

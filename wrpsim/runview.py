@@ -13,6 +13,8 @@ printed here, `wrpsim.__main__` and `SweepView` print on stderr):
   `CARRY_MIN` of the requests met the SLO, or none completed), else None — so a run whose
   numbers mean "overloaded" says so; when dropped requests make up at least half of the misses
   it names them (how many, the main `drop_reason`) instead of blaming load or latency.
+- `idle_pool_warnings(summary)`: a warning per pool that received no request (its name, model
+  and why), printed after the summary of a run and after the line of a sweep run.
 - `run_line(summary, name, overrides)`: what a sweep prints as each run finishes: one line of
   labelled fixed-width fields, so the lines align whatever order (or process) the jobs finish
   in, and need no header printed before the launcher has started.
@@ -207,6 +209,21 @@ def verdict(s: dict) -> str | None:
             f"fleet, e.g. long prompts whose prefill exceeds the TTFT target "
             f"({_t(s.get('slo_ttft_s'))}); more instances will not help, a faster GPU, more "
             f"tensor parallelism or a looser SLO may")
+
+
+def idle_pool_warnings(s: dict) -> list[str]:
+    """One warning per pool that received no request (`summary.json`'s `idle_pools`): its
+    name, model and why — no request asked for that model, or the router sent them elsewhere
+    — since its GPUs are in the run's cost and energy all the same."""
+    out = []
+    for pool, d in sorted((s.get("idle_pools") or {}).items()):
+        model, n = d.get("model"), d.get("requests_for_model") or 0
+        why = (f"no request of the workload asks for {model} (workload.model_mix sets each "
+               f"model's share)" if not n else
+               f"the router sent none of the {n:,} requests for {model} to it")
+        out.append(f"pool {pool} ({model}) received no request: {why}; its GPUs are still in "
+                   f"the cost and energy")
+    return out
 
 
 #: what a drop_reason means, for the warning of a run whose misses are mostly drops

@@ -38,6 +38,9 @@ Definitions (all in `summary.json`):
   with QoE >= `qoe_target` (= `qoe.target`; dropped and unfinished requests count as misses,
   like `slo_attainment`); `qoe_ttft_s`, `qoe_tokens_per_s`: the settings; all six null when QoE
   is off (`qoe=null`);
+- `idle_pools`: {pool: {`model`, `requests_for_model`}} of the pools that received no request
+  (paid for, serving nothing), with how many requests asked for the pool's model (0: the
+  workload never names it; `{}` when every pool got requests; `idle_pools`);
 - `route_mean_s` / `route_p99_s`: time being routed (router queue + service + decision
   latency, the `route_s` column) over completed requests; the router's replicas, signal and
   utilisation and its view are added by `wrpsim.sim` (`router_*` keys);
@@ -144,6 +147,32 @@ def _drop_reasons(reasons: tuple[np.ndarray, list], dropped: np.ndarray) -> dict
     return dict(sorted(pairs))
 
 
+def idle_pools(requests: pa.Table, instances: pa.Table) -> dict:
+    """{pool: {"model", "requests_for_model"}} of the pools no request was sent to (neither its
+    `pool` nor its `prefill_pool`), with how many of the run's requests asked for the pool's
+    model: 0 means the workload never named it (`workload.model_mix`), more that the router
+    sent them elsewhere. Such a pool is paid for (cost, energy) and serves nothing."""
+    import pyarrow.compute as pc
+
+    if not len(instances):
+        return {}
+    used = set()
+    for name in ("pool", "prefill_pool"):
+        if name in requests.column_names:
+            used.update(v for v in pc.unique(requests.column(name)).to_pylist() if v)
+    models = {}
+    for pool, model in zip(instances.column("pool").to_pylist(),
+                           instances.column("model").to_pylist()):
+        models.setdefault(pool, model)
+    idle = {p: m for p, m in models.items() if p not in used}
+    if not idle:
+        return {}
+    asked = {c["values"]: c["counts"] for c in
+             pc.value_counts(requests.column("model")).to_pylist()} if len(requests) else {}
+    return {p: {"model": m, "requests_for_model": int(asked.get(m, 0))}
+            for p, m in sorted(idle.items())}
+
+
 def _failure_keys(reasons: tuple[np.ndarray, list], attempts: np.ndarray, ok: np.ndarray) -> dict:
     """Requests touched by instance failures: retried (sent more than once), lost (ended
     unanswered because of a failure), and the SLO attainment of the interrupted ones."""
@@ -225,6 +254,7 @@ def summarize(requests: pa.Table, instances: pa.Table, duration_s: float, slo: d
         "mean_kv_use": _col_mean(instances, "kv_mean_util"),
         "busy_cost_usd": float(col["cost_usd"].sum()),
         "busy_gpu_hours": float(col["gpu_s"].sum()) / 3600.0,
+        "idle_pools": idle_pools(requests, instances),
         "route_mean_s": mean(col["route_s"][done]), "route_p99_s": pct(col["route_s"][done], 99),
         **_qoe_keys(col["qoe"], done, qoe),
         **_failure_keys(reasons, col["attempts"], ok),
