@@ -1,19 +1,19 @@
 """The what-if dashboard: one self-contained, offline HTML page for a whole sweep.
 
 The page inlines plotly.js (no network fetch), a style sheet, a script (`_template.py`) and one
-JSON data block: per run its swept values, status, the summary metrics and the reduced
-per-request views of `views.py`; the winner (`wrpsim.report.choice`: the rule of the sweep's
-closing line) with its overrides, and the runs on the cost-vs-p99 TTFT and TPOT Pareto fronts of
-the completed runs (failed and incomplete runs are left out of both and listed; a completed run
-that dropped or left unfinished requests, `unanswered`, is drawn as a cross off the fronts). At the top, a
-box names the winner. Controls are one `<select>` per swept dimension that takes more than one
-value; the cost-vs-p99 views show every completed run (unselected ones faded), the other views
-redraw for the runs matching the selection: TTFT/TPOT/E2E CDFs with the runs' SLO thresholds,
-SLO attainment vs load (the swept dimension named like `rate_scale`, else per run), cost and
-energy per configuration (totals over the trace), requests in system over time, the router's
-decision mix, and a table of every run with failed and incomplete ones flagged. Plot titles,
-legends and log axes follow `plotstyle`. HTML files found under the sweep directory (e.g. a
-capacity-planning `plan/report.html`) are linked relatively.
+JSON data block: per run its swept values, status, the summary metrics and the reduced per-request
+views of `views.py`; the winner (`wrpsim.report.choice`: the rule of the sweep's closing line) with
+its overrides, and the runs on the cost-vs-p99 TTFT and TPOT Pareto fronts of the completed runs
+(failed and incomplete runs are left out of both and listed; a completed run that dropped or left
+unfinished requests, `unanswered`, is drawn as a cross off the fronts). At the top, a box names the
+winner. Controls are one `<select>` per swept dimension that takes more than one value; the
+cost-vs-p99 views show every completed run (unselected ones faded), the other views redraw for the
+runs matching the selection: TTFT/TPOT/E2E CDFs with the runs' SLO thresholds, SLO attainment vs
+load (the swept dimension named like `rate_scale`, else per run), cost and energy per configuration
+(totals over the trace), requests in system over time, the router's decision mix, and a table of
+every run with failed and incomplete ones flagged. Plot titles, legends and log axes follow
+`plotstyle`. HTML files found under the sweep directory (e.g. a capacity-planning
+`plan/report.html`) are linked relatively.
 
 Safety: every string that comes from a config, an override, a trace or an error message reaches
 the page either through `html.escape` (static parts) or inside the JSON data block with `<`, `>`,
