@@ -357,3 +357,32 @@ def test_a_run_that_dropped_requests_is_flagged_and_off_the_pareto_front(tmp_pat
         "fraction of completed requests")
     check_layout(dev)
     assert dev.errors() == []
+
+
+@pytest.mark.parametrize("values,ticks", [
+    ([0.0356, 13.2], ["30 ms", "100 ms", "1 s", "10 s", "20 s"]),  # a TTFT CDF of a review
+    ([0.34, 2.0], ["300 ms", "500 ms", "1 s", "2 s"]),
+    ([0.0181, 0.0367], ["15 ms", "20 ms", "40 ms"]),
+    ([1.0, 100.0], ["1 s", "2 s", "5 s", "10 s", "20 s", "50 s", "100 s"]),
+    ([1e-5, 1e3], ["10 µs", "100 µs", "1 ms", "10 ms", "100 ms", "1 s", "10 s", "100 s",
+                   "1000 s"]),
+])
+def test_log_axis_ticks_are_1_2_5_and_bracket_the_values(tmp_path, browser, values, ticks):
+    """plotstyle's logAxisOf (docs/sweeps.md): 1-2-5 ticks (one per decade over more than 2.2
+    decades), always a labelled tick at or below the smallest value and at or above the largest,
+    and the axis range past both."""
+    from wrpsim.report import plotstyle
+
+    page = tmp_path / "axis.html"
+    page.write_text(f"<html><body><script>{plotstyle.JS}</script></body></html>")
+    dev = browser
+    dev.call("Page.navigate", url=page.as_uri())
+    dev.wait("typeof logAxisOf === 'function'")
+    axis = dev.js(f"logAxisOf({json.dumps(values)}, [], 's')")
+    assert axis["ticktext"] == ticks
+    vals = axis["tickvals"]
+    assert vals[0] <= min(values) and vals[-1] >= max(values)
+    lo, hi = axis["range"]
+    assert lo < math.log10(vals[0]) and hi > math.log10(vals[-1])
+    # no tick in the axis's outer 4 %, where it would meet the other axis's labels
+    assert all(lo + 0.04 * (hi - lo) <= math.log10(v) <= hi - 0.04 * (hi - lo) for v in vals)
