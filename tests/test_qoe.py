@@ -172,3 +172,37 @@ def test_bad_qoe_config_is_a_clear_error(bad, msg):
     cfg["qoe"] = bad
     with pytest.raises(ConfigError, match=msg):
         Simulation(cfg, make_trace([0.0], [10], [2]))
+
+
+def test_qoe_keys_say_their_population_and_stay_when_off(tmp_path):
+    """qoe_mean / qoe_p10 are over completed requests, qoe_attainment over all (a dropped
+    request is a miss); the target is written; with qoe=null the six keys stay, null; the
+    console's QoE line shows them, and only when measured."""
+    from wrpsim.runview import run_summary
+    from wrpsim.sim import run
+
+    cfg = constant_cfg(step_s=0.5)
+    cfg["qoe"] = {"ttft_s": 0.5, "tokens_per_s": 5.0, "target": 0.6}
+    trace = make_trace([0.0, 100.0, 200.0], [100, 100, 10_000_000], [40, 2, 5])
+    s = run(cfg, tmp_path / "on", trace)
+    assert (s["requests_completed"], s["requests_dropped"]) == (2, 1)
+    q, q2 = constant_rate_qoe(40, 5.0, 2.0), constant_rate_qoe(2, 5.0, 2.0)
+    assert s["qoe_mean"] == pytest.approx((q + q2) / 2)  # the dropped one is not a zero
+    assert s["qoe_attainment"] == pytest.approx(sum(x >= 0.6 for x in (q, q2)) / 3)
+    assert s["qoe_target"] == 0.6
+    line = [ln for ln in run_summary(s, cfg, "out").splitlines() if ln.startswith("  QoE")]
+    assert line == [f"  QoE        mean {s['qoe_mean']:.3f}  p10 {s['qoe_p10']:.3f} of completed "
+                    f"requests; {100 * s['qoe_attainment']:.1f} % of all requests reach "
+                    f"QoE >= 0.6 (qoe.target)"]
+    cfg["qoe"] = None
+    off = run(cfg, tmp_path / "off", trace)
+    keys = ("qoe_mean", "qoe_p10", "qoe_attainment", "qoe_target", "qoe_ttft_s",
+            "qoe_tokens_per_s")
+    assert {k: off[k] for k in keys} == dict.fromkeys(keys)
+    assert "  QoE" not in run_summary(off, cfg, "out")
+    # a sweep of QoE-off runs still has numeric QoE columns
+    from wrpsim.report.collect import Run
+    from wrpsim.report.dataset import results_table
+
+    t = results_table([Run("0", tmp_path / "off", "completed", summary=off)])
+    assert all(str(t.schema.field(k).type) == "double" for k in keys)

@@ -314,3 +314,75 @@ def test_dashboard_names_the_winner_and_draws_pareto_and_slo_lines(dashboard, br
     assert dev.js("document.getElementById('plot-cost').layout.yaxis.title.text") == (
         "USD, total over the trace")
     check_layout(dev)
+
+
+def test_a_run_that_dropped_requests_is_flagged_and_off_the_pareto_front(tmp_path, browser):
+    """Instance failures with policy=drop: 83 % of the run's requests dropped, its completed
+    ones fast. It must not sit on the cost-vs-p99 front as if it served the trace: it is drawn
+    as a cross off the front, its hover and CDF legend say how many were dropped, and the CDFs
+    say they are of completed requests."""
+    sweep = tmp_path / "sweep"
+    for name, extra in (("0", ()), ("1", ("failures=random", "failures.mtbf_s=100",
+                                          "failures.policy=drop"))):
+        p = subprocess.run([sys.executable, "-m", "wrpsim", f"hydra.run.dir={sweep / name}",
+                            "sim.progress=false", "workload.max_requests=2000", *extra],
+                           capture_output=True, text=True, timeout=300)
+        assert p.returncode == 0, p.stderr
+    r = subprocess.run([sys.executable, "-m", "wrpsim.report", f"sweep_dir={sweep}"],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    s = json.loads((sweep / "1" / "summary.json").read_text())
+    assert s["requests_dropped"] > 1000 and s["cost_usd"] < json.loads(
+        (sweep / "0" / "summary.json").read_text())["cost_usd"]  # cheaper: it would be on it
+    dev = browser
+    dev.call("Page.navigate", url=(sweep / "dashboard.html").as_uri())
+    dev.wait("document.body && document.body.dataset.renders === '1'")
+    assert dev.js("JSON.parse(document.getElementById('wrpsim-data').textContent)"
+                  ".pareto") == {"ttft": ["0"], "tpot": ["0"]}
+    for key in ("ttft", "tpot"):
+        data = dev.js(f"document.getElementById('plot-pareto-{key}').data")
+        runs = data[0]
+        crossed = [t for t, sym in zip(runs["text"], runs["marker"]["symbol"]) if sym == "x"]
+        assert len(crossed) == 1 and crossed[0].startswith("#1 ")
+        assert (f"{s['requests_dropped']:,} of 2,000 unanswered "
+                f"({100 * s['requests_dropped'] / 2000:.1f} %), off the front") in crossed[0]
+        assert "dropped requests (off the front)" in [t["name"] for t in data]
+        front = next(t for t in data if t["name"] == "Pareto front")
+        assert len(front["x"]) == 1
+    titles = dev.js("[...document.querySelectorAll('.ptitle')].map(t => t.textContent)")
+    assert sum("CDF) of completed requests" in t for t in titles) == 3
+    legend = dev.js("document.getElementById('plot-cdf-ttft').data.map(t => t.name)")
+    assert any(n.startswith("#1 ") and "unanswered" in n for n in legend)
+    assert dev.js("document.getElementById('plot-cdf-ttft').layout.yaxis.title.text") == (
+        "fraction of completed requests")
+    check_layout(dev)
+    assert dev.errors() == []
+
+
+@pytest.mark.parametrize("values,ticks", [
+    ([0.0356, 13.2], ["30 ms", "100 ms", "1 s", "10 s", "20 s"]),  # a TTFT CDF of a review
+    ([0.34, 2.0], ["300 ms", "500 ms", "1 s", "2 s"]),
+    ([0.0181, 0.0367], ["15 ms", "20 ms", "40 ms"]),
+    ([1.0, 100.0], ["1 s", "2 s", "5 s", "10 s", "20 s", "50 s", "100 s"]),
+    ([1e-5, 1e3], ["10 µs", "100 µs", "1 ms", "10 ms", "100 ms", "1 s", "10 s", "100 s",
+                   "1000 s"]),
+])
+def test_log_axis_ticks_are_1_2_5_and_bracket_the_values(tmp_path, browser, values, ticks):
+    """plotstyle's logAxisOf (docs/sweeps.md): 1-2-5 ticks (one per decade over more than 2.2
+    decades), always a labelled tick at or below the smallest value and at or above the largest,
+    and the axis range past both."""
+    from wrpsim.report import plotstyle
+
+    page = tmp_path / "axis.html"
+    page.write_text(f"<html><body><script>{plotstyle.JS}</script></body></html>")
+    dev = browser
+    dev.call("Page.navigate", url=page.as_uri())
+    dev.wait("typeof logAxisOf === 'function'")
+    axis = dev.js(f"logAxisOf({json.dumps(values)}, [], 's')")
+    assert axis["ticktext"] == ticks
+    vals = axis["tickvals"]
+    assert vals[0] <= min(values) and vals[-1] >= max(values)
+    lo, hi = axis["range"]
+    assert lo < math.log10(vals[0]) and hi > math.log10(vals[-1])
+    # no tick in the axis's outer 4 %, where it would meet the other axis's labels
+    assert all(lo + 0.04 * (hi - lo) <= math.log10(v) <= hi - 0.04 * (hi - lo) for v in vals)

@@ -106,11 +106,46 @@ def test_directories_without_a_valid_marker_are_flagged_not_read(tmp_path, finis
                .column("run").to_pylist()) == {"ok"}
 
 
+def test_unreadable_results_next_to_a_marker_are_incomplete_with_a_reason(tmp_path, finished):
+    """A hand-edited summary (text for numbers, `{}`) or a truncated requests.parquet next to a
+    valid `_DONE` is not a finished run: the report classes it incomplete, says why, and reads
+    none of it, instead of a traceback or a run silently missing from the plots."""
+    sweep = tmp_path / "sweep"
+    for name in ("ok", "text", "empty", "truncated"):
+        shutil.copytree(finished, sweep / name)
+    (sweep / "text" / "summary.json").write_text('{"cost_usd":"cheap","slo_attainment":"high"}')
+    (sweep / "empty" / "summary.json").write_text("{}")
+    whole = (sweep / "truncated" / "requests.parquet").read_bytes()
+    (sweep / "truncated" / "requests.parquet").write_bytes(whole[:1000])
+    p = report(sweep, f"out_dir={tmp_path / 'out'}")
+    assert p.returncode == 0, p.stderr
+    assert "Traceback" not in p.stderr
+    s = json.loads(p.stdout.strip().splitlines()[-1])
+    assert (s["completed"], s["incomplete"]) == (1, 3)
+    why = s["not_completed"]
+    assert "summary.json lacks requests_total" in why["text"]
+    assert "summary.json lacks requests_total" in why["empty"]
+    assert "requests.parquet unreadable" in why["truncated"]
+    # the required keys present but text where a number belongs
+    good = json.loads((finished / "summary.json").read_text())
+    (sweep / "text" / "summary.json").write_text(json.dumps({**good, "cost_usd": "cheap"}))
+    assert {r.name: r.reason for r in scan(sweep)}["text"].endswith(
+        'summary.json cost_usd is "cheap", not a number')
+    t = pq.read_table(tmp_path / "out" / "results.parquet").to_pandas().set_index("run")
+    assert t["status"].to_dict() == {"empty": "incomplete", "ok": "completed",
+                                     "text": "incomplete", "truncated": "incomplete"}
+    assert set(pq.read_table(tmp_path / "out" / "requests_all.parquet")
+               .column("run").to_pylist()) == {"ok"}
+
+
 def test_schemas_are_explicit(tmp_path, finished):
     sweep = tmp_path / "sweep"
     shutil.copytree(finished, sweep / "0")
     (sweep / "0" / ".hydra").mkdir(exist_ok=True)
     (sweep / "0" / ".hydra" / "overrides.yaml").write_text("- router=random\n- +a.b=3\n")
+    done = json.loads((sweep / "0" / "_DONE").read_text())  # the record the report reads
+    (sweep / "0" / "_DONE").write_text(json.dumps({**done, "overrides": ["router=random",
+                                                                         "+a.b=3"]}))
     assert report(sweep).returncode == 0
     schema = pq.read_schema(sweep / "results.parquet")
     assert schema.field("sweep.router").type == pa.string()

@@ -20,7 +20,7 @@ def test_a_run_prints_a_short_summary_on_stderr_and_nothing_on_stdout(monkeypatc
     lines = err.splitlines()
     assert lines[0] == "wrpsim: azure-conv-2023 -> round_robin -> h100-llama70b (seed 0)"
     assert [ln.split()[0] for ln in lines[1:]] == [
-        "fleet", "requests", "TTFT", "TPOT", "SLO", "cost", "energy", "time", "results"]
+        "fleet", "requests", "TTFT", "TPOT", "SLO", "QoE", "cost", "energy", "time", "results"]
     assert lines[1] == "  fleet      h100: 2 x 4 h100-80gb (llama3.1-70b) = 8 GPUs"
     assert lines[2] == "  requests   200 total, 200 completed, 0 dropped, 0 unfinished"
     s = json.loads((tmp_path / "run" / "summary.json").read_text())
@@ -151,6 +151,32 @@ def test_an_slo_missed_on_an_idle_fleet_is_not_called_load():
     assert "cannot carry" not in verdict({**s, "kv_wait_mean_s": 0.0})
 
 
+def test_misses_that_are_drops_are_called_drops_not_latency(monkeypatch, capsys, tmp_path):
+    """Instances failing every 100 s with policy=drop: most requests are dropped while the
+    completed ones meet the SLO; the warning must name the drops and their main reason, not
+    blame long prompts on an idle fleet."""
+    code, _, err = run_app(monkeypatch, capsys, tmp_path, "workload.max_requests=2000",
+                           "failures=random", "failures.mtbf_s=100", "failures.policy=drop")
+    assert code == 0, err
+    s = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert s["requests_dropped"] > 1000 and s["slo_attainment"] < 0.5
+    reasons = s["drop_reasons"]
+    assert sum(reasons.values()) == s["requests_dropped"]
+    assert reasons.get("instance_failed", 0) == s["requests_lost"]
+    main, n = max(reasons.items(), key=lambda kv: kv[1])
+    last = err.splitlines()[-1]
+    assert last.startswith("wrpsim: warning: only ")
+    assert (f"{s['requests_dropped']:,} of 2,000 requests were dropped, most for {main} "
+            f"({n:,}") in last
+    assert "the misses are dropped requests, not latency" in last
+    assert "idle fleet" not in last and "cannot carry" not in last
+    # drops that are a minority of the misses leave the latency verdict in charge
+    few = {**s, "requests_dropped": 10, "drop_reasons": {"context": 10}}
+    assert "dropped" not in verdict(few)
+    # no drops at all: summary.json still says so
+    assert verdict({**s, "requests_dropped": 0, "drop_reasons": {}}) is not None
+
+
 def test_verdict_is_silent_for_a_fleet_that_carries_its_trace():
     assert verdict({"requests_total": 10, "requests_completed": 10, "slo_attainment": 0.9}) is None
     assert verdict({"requests_total": 10, "requests_completed": 0, "slo_attainment": 0.0}) \
@@ -275,3 +301,30 @@ def test_the_requests_line_names_those_beyond_the_horizon():
     assert ("  requests   191 total, 175 completed, 0 dropped, 16 unfinished; 19,175 more "
             "arrive after sim.horizon_s (not simulated)") in run_summary(s, {}, "out")
     assert "horizon" not in run_summary({**s, "requests_beyond_horizon": 0}, {}, "out")
+
+
+def test_a_pool_that_received_no_request_is_named_with_its_model_and_why(monkeypatch, capsys,
+                                                                          tmp_path):
+    """mixed-a100-h100 without workload.model_mix: the llama3.1-8b pool gets nothing yet is
+    paid for; the run says so after its summary (and a sweep after the run's line)."""
+    from wrpsim.runview import idle_pool_warnings
+
+    code, _, err = run_app(monkeypatch, capsys, tmp_path, "workload.max_requests=200",
+                           "pool=mixed-a100-h100")
+    assert code == 0, err
+    s = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert s["idle_pools"] == {"a100-8b": {"model": "llama3.1-8b", "requests_for_model": 0}}
+    warned = [ln for ln in err.splitlines() if ln.startswith("wrpsim: warning: pool ")]
+    assert warned == ["wrpsim: warning: pool a100-8b (llama3.1-8b) received no request: no "
+                      "request of the workload asks for llama3.1-8b (workload.model_mix sets "
+                      "each model's share); its GPUs are still in the cost and energy"]
+    # the model asked for, but routed elsewhere
+    line = idle_pool_warnings({"idle_pools": {"b": {"model": "m", "requests_for_model": 7}}})
+    assert line == ["pool b (m) received no request: the router sent none of the 7 requests "
+                    "for m to it; its GPUs are still in the cost and energy"]
+    code, _, err = run_app(monkeypatch, capsys, tmp_path, "workload.max_requests=200",
+                           "pool=mixed-a100-h100",
+                           "workload.model_mix={llama3.1-8b: 0.7, llama3.1-70b: 0.3}")
+    assert code == 0, err
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["idle_pools"] == {}
+    assert "received no request" not in err

@@ -142,3 +142,29 @@ def test_a_rerun_rejected_for_a_bad_value_leaves_the_earlier_results(tmp_path):
     assert p.returncode == 2 and "seed must be an integer" in p.stderr
     assert (tmp_path / "requests.parquet").read_bytes() == before
     assert (tmp_path / "summary.json").is_file() and not (tmp_path / "_DONE").exists()
+
+
+def test_a_resume_with_json_true_changes_no_recorded_override_nor_sweep_dimension(tmp_path):
+    """Hydra rewrites `.hydra/overrides.yaml` of every job of a resumed sweep, skipped ones too;
+    the report reads the overrides the run's marker recorded, and the print-only keys (json,
+    sim.progress) are never swept dimensions nor shown in the winner box or the table."""
+    import pyarrow.parquet as pq
+
+    p = multirun(tmp_path, "router=round-robin,random")
+    assert p.returncode == 0, p.stderr
+    p = multirun(tmp_path, "router=round-robin,random", "json=true")
+    assert p.returncode == 0 and skips(p) == 2, p.stderr
+    assert "json=True" in (tmp_path / "0" / ".hydra" / "overrides.yaml").read_text()  # Hydra's
+    r = subprocess.run([sys.executable, "-m", "wrpsim.report", f"sweep_dir={tmp_path}"],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    t = pq.read_table(tmp_path / "results.parquet")
+    swept = [c for c in t.column_names if c.startswith("sweep.")]
+    assert swept == ["sweep.workload.max_requests", "sweep.router"]
+    assert "json" not in t.column("overrides")[0].as_py()
+    page = (tmp_path / "dashboard.html").read_text()
+    assert '"overrides":["router=round-robin"]' in page or '"overrides":["router=random"]' in page
+    assert "json=True" not in page
+    # the closing table of a resume names no print-only key either
+    table = p.stderr[p.stderr.index("wrpsim: sweep "):]
+    assert "json=" not in table and "sim.progress" not in table

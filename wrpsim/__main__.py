@@ -28,12 +28,14 @@ RUN_FILES = ("requests.parquet", "instances.parquet", "tasks.parquet", "routing.
 
 
 def _job_context() -> tuple[bool, list[str]]:
-    """(inside a -m sweep, the job's overrides but the printing flag json=)."""
+    """(inside a -m sweep, the job's overrides but the printing flags json= and sim.progress=)."""
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
+    from wrpsim.report.collect import presentation
+
     hc = HydraConfig.get()
-    shown = [o for o in hc.overrides.task if not o.lstrip("+").startswith("json=")]
+    shown = [o for o in hc.overrides.task if not presentation(o)]
     return hc.mode == RunMode.MULTIRUN, shown
 
 
@@ -42,7 +44,7 @@ def _task(cfg: dict, out_dir: str) -> None:
 
     from wrpsim.app import say
     from wrpsim.errors import boolean
-    from wrpsim.runview import run_line, run_summary, verdict
+    from wrpsim.runview import idle_pool_warnings, run_line, run_summary, verdict
     from wrpsim.sim import run
 
     as_json = boolean("json", cfg.pop("json", False))
@@ -50,11 +52,13 @@ def _task(cfg: dict, out_dir: str) -> None:
     sweep, overrides = _job_context()
     if sweep:
         say(run_line(summary, Path(out_dir).name, overrides), sys.stderr)
+        for line in idle_pool_warnings(summary):
+            say(f"wrpsim: warning: run {Path(out_dir).name}: {line}", sys.stderr)
     else:
         say(run_summary(summary, cfg, out_dir), sys.stderr)
-        warning = verdict(summary)
-        if warning:
-            say(f"wrpsim: warning: {warning}", sys.stderr)
+        for line in [*idle_pool_warnings(summary), verdict(summary)]:
+            if line:
+                say(f"wrpsim: warning: {line}", sys.stderr)
     if as_json:
         say(json_line(summary, out_dir, overrides if sweep else None))
 

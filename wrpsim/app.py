@@ -48,6 +48,10 @@ GROUPS = (("workload", "workloads"), ("pool", "pools"), ("router", "routers"))
 # keys of a run's config that change what is printed, not what is simulated: left out of the
 # config digest and of the config the core sees (`wrpsim.sim`)
 OUTPUT_KEYS = ("hydra", "json")
+# override keys that change only what a run prints on the console (json line, progress line),
+# never what it simulates or writes: never a sweep dimension (`wrpsim.report.collect`, the
+# sweep's closing table), whatever a resume adds
+PRESENTATION_KEYS = ("json", "sim.progress")
 DONE = "_DONE"
 ERROR = "error.json"
 
@@ -166,7 +170,9 @@ def _json_of_skipped(container: dict, out: Path, overrides: list[str]) -> None:
         summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return
-    shown = [o for o in overrides if not o.lstrip("+").startswith("json=")]
+    from wrpsim.report.collect import presentation
+
+    shown = [o for o in overrides if not presentation(o)]
     say(json_line(summary, str(out), shown))
 
 

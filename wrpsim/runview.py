@@ -5,12 +5,16 @@ Contracts (pure functions of a run's summary dict — `summary.json` — and its
 printed here, `wrpsim.__main__` and `SweepView` print on stderr):
 
 - `run_summary(summary, cfg, out_dir)`: a dozen lines: workload, fleet, router, seed; requests;
-  p50 / p99 TTFT and TPOT against the SLO; SLO attainment and goodput; cost; energy; simulated
+  p50 / p99 TTFT and TPOT against the SLO; SLO attainment and goodput; streaming QoE (mean,
+  p10, the share reaching `qoe.target`) when measured; cost; energy; simulated
   and wall time; an `oracle` line when the run is an upper bound (the router read the ground
   truth, or the live fleet); the results directory. The full summary stays in `summary.json`.
 - `verdict(summary)`: a one-line warning when the fleet could not carry the trace (fewer than
   `CARRY_MIN` of the requests met the SLO, or none completed), else None — so a run whose
-  numbers mean "overloaded" says so.
+  numbers mean "overloaded" says so; when dropped requests make up at least half of the misses
+  it names them (how many, the main `drop_reason`) instead of blaming load or latency.
+- `idle_pool_warnings(summary)`: a warning per pool that received no request (its name, model
+  and why), printed after the summary of a run and after the line of a sweep run.
 - `run_line(summary, name, overrides)`: what a sweep prints as each run finishes: one line of
   labelled fixed-width fields, so the lines align whatever order (or process) the jobs finish
   in, and need no header printed before the launcher has started.
@@ -85,6 +89,7 @@ def run_summary(s: dict, cfg: dict, out_dir: str) -> str:
         f"(SLO {_t(s.get('slo_tpot_s'))})",
         f"  SLO        {_pct(s.get('slo_attainment'))} of requests within both; goodput "
         f"{_s(s.get('goodput_rps'), ' req/s')}",
+        *_qoe_line(s),
         f"  cost       ${s.get('cost_usd', 0):,.2f} total over the trace "
         f"(${s.get('cost_per_hour_usd', 0):,.2f}/h); per 1k requests "
         f"${s.get('provisioned_cost_per_1k_requests_usd') or 0:.3f} provisioned, "
@@ -96,6 +101,18 @@ def run_summary(s: dict, cfg: dict, out_dir: str) -> str:
         f"  results    {out_dir}  (summary.json: every metric; json=true prints it on stdout)",
     ]
     return "\n".join(lines)
+
+
+def _qoe_line(s: dict) -> list[str]:
+    """The streaming-QoE line when QoE is measured (`qoe_attainment` not null): mean and p10
+    over completed requests, the share of all requests reaching `qoe_target`."""
+    if s.get("qoe_attainment") is None:
+        return []
+    target = s.get("qoe_target")
+    reach = f"QoE >= {target:g} (qoe.target)" if target is not None else "qoe.target"
+    q = {k: "n/a" if s.get(k) is None else f"{s[k]:.3f}" for k in ("qoe_mean", "qoe_p10")}
+    return [f"  QoE        mean {q['qoe_mean']}  p10 {q['qoe_p10']} of completed requests; "
+            f"{_pct(s['qoe_attainment'])} of all requests reach {reach}"]
 
 
 def measurement_fleet(cfg: dict) -> bool:
@@ -171,13 +188,19 @@ def verdict(s: dict) -> str | None:
     """The 'this fleet cannot carry the trace' warning (see module docstring), or None."""
     total, done = s.get("requests_total") or 0, s.get("requests_completed") or 0
     if total and not done:
-        return (f"no request of {total:,} completed: the fleet served nothing (see "
+        reasons = s.get("drop_reasons") or {}
+        main = (f"; most dropped for {min(reasons, key=lambda k: (-reasons[k], k))}"
+                if reasons else "")
+        return (f"no request of {total:,} completed: the fleet served nothing{main} (see "
                 f"requests.parquet's status and drop_reason)")
     att = s.get("slo_attainment")
     if not (total and att is not None and att < CARRY_MIN):
         return None
     head = (f"only {_pct(att)} of requests met the SLO (p99 TTFT {_t(s.get('ttft_p99_s'))}, "
             f"p99 TPOT {_t(s.get('tpot_p99_s'))})")
+    drops = _dropped_misses(s, total, att)
+    if drops:
+        return f"{head}: {drops}"
     if loaded(s):
         return (f"{head}: this fleet cannot carry the trace (python -m wrpsim.plan finds one "
                 f"that can)")
@@ -186,6 +209,56 @@ def verdict(s: dict) -> str | None:
             f"fleet, e.g. long prompts whose prefill exceeds the TTFT target "
             f"({_t(s.get('slo_ttft_s'))}); more instances will not help, a faster GPU, more "
             f"tensor parallelism or a looser SLO may")
+
+
+def idle_pool_warnings(s: dict) -> list[str]:
+    """One warning per pool that received no request (`summary.json`'s `idle_pools`): its
+    name, model and why — no request asked for that model, or the router sent them elsewhere
+    — since its GPUs are in the run's cost and energy all the same."""
+    out = []
+    for pool, d in sorted((s.get("idle_pools") or {}).items()):
+        model, n = d.get("model"), d.get("requests_for_model") or 0
+        why = (f"no request of the workload asks for {model} (workload.model_mix sets each "
+               f"model's share)" if not n else
+               f"the router sent none of the {n:,} requests for {model} to it")
+        out.append(f"pool {pool} ({model}) received no request: {why}; its GPUs are still in "
+                   f"the cost and energy")
+    return out
+
+
+#: what a drop_reason means, for the warning of a run whose misses are mostly drops
+DROP_WHY = {
+    "no_healthy_instance": "no instance of the model was up",
+    "instance_failed": "lost when their instance failed",
+    "context": "longer than the model's context length",
+    "exceeds_kv_capacity": "larger than an instance's KV cache",
+    "modality": "a modality the model does not take",
+    "router_rejected": "rejected by the router",
+    "session_aborted": "their session was aborted",
+}
+
+
+def _dropped_misses(s: dict, total: int, att: float) -> str | None:
+    """When dropped requests make up at least half of a run's SLO misses: how many, and the
+    main `drop_reason` (`summary.json`'s `drop_reasons`), as the cause of the warning; else
+    None (the misses are latency, judged by `loaded`)."""
+    dropped = s.get("requests_dropped") or 0
+    misses = total - round(att * total)
+    if not dropped or dropped < 0.5 * misses:
+        return None
+    reasons = s.get("drop_reasons") or {}
+    text = f"{dropped:,} of {total:,} requests were dropped"
+    if reasons:
+        main, n = min(reasons.items(), key=lambda kv: (-kv[1], kv[0]))
+        why = DROP_WHY.get(main)
+        text += f", {'all' if n == dropped else 'most'} for {main} ({n:,}" + (
+            f": {why})" if why else ")")
+    done = s.get("requests_completed") or 0
+    met = round(att * total)
+    if done:
+        text += f"; {'all' if met == done else f'{met:,} of the'} {done:,} completed met it"
+    return (f"{text}, so the misses are dropped requests, not latency (summary.json: "
+            f"drop_reasons; requests.parquet: drop_reason)")
 
 
 #: a fleet is loaded when requests queue for this share of the TTFT target on average, or its
@@ -227,18 +300,17 @@ def sweep_line(s: dict | None, name: str, overrides, status: str = "completed") 
 
 def sweep_table(sweep_dir: Path | str) -> str:
     """The closing table of a sweep (see module docstring); '' when it holds no run."""
-    from wrpsim.app import OUTPUT_KEYS
     from wrpsim.errors import WrpsimError
     from wrpsim.report.choice import RULE, winner
-    from wrpsim.report.collect import scan, split_override, varying_keys
+    from wrpsim.report.collect import presentation, scan, split_override, varying_keys
 
     try:
         runs = scan(Path(sweep_dir))
     except WrpsimError:
         return ""
-    varying = set(varying_keys(runs)) - set(OUTPUT_KEYS)
+    varying = set(varying_keys(runs))  # presentation keys (json=, sim.progress=) never vary
     common = sorted({o for r in runs for o in r.overrides
-                     if split_override(o)[0] not in varying | set(OUTPUT_KEYS)})
+                     if split_override(o)[0] not in varying and not presentation(o)})
     lines = [f"wrpsim: sweep {sweep_dir}: {len(runs)} runs (p99 latencies in s; goodput in "
              f"req/s; cost and energy are totals over the trace)"]
     if common:

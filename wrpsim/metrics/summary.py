@@ -4,6 +4,8 @@ Definitions (all in `summary.json`):
 
 - latency percentiles are over *completed* requests; TPOT = (finish − first token)/(output − 1)
   and is undefined for one-token answers;
+- `drop_reasons`: {`drop_reason`: count} of the dropped requests (`{}` when none was dropped;
+  the reasons of `requests.parquet`'s `drop_reason` column);
 - `slo_attainment`: fraction of *all* requests that completed with TTFT <= `slo.ttft_s` and TPOT
   <= `slo.tpot_s` (dropped and unfinished requests count as misses; a one-token answer, which
   has no TPOT, meets the TPOT part); `goodput_rps` is the number of such requests per simulated
@@ -31,8 +33,14 @@ Definitions (all in `summary.json`):
 - `kv_transfer_mean_s` / `kv_transfer_p99_s`: exposed KV transfer of disaggregated requests
   (prompt done -> KV arrived at the decode instance), of which `kv_wait_mean_s` was spent
   waiting for the decode instance to reserve the KV's blocks (`wrpsim/pool/handoff.py`);
-- `qoe_mean`, `qoe_p10`: streaming QoE (`wrpsim.metrics.qoe`) over completed requests;
-  `qoe_attainment`: fraction of all requests completed with QoE >= `qoe.target`;
+- `qoe_mean`, `qoe_p10`: streaming QoE (`wrpsim.metrics.qoe`) over *completed* requests
+  (like the latency percentiles); `qoe_attainment`: fraction of *all* requests that completed
+  with QoE >= `qoe_target` (= `qoe.target`; dropped and unfinished requests count as misses,
+  like `slo_attainment`); `qoe_ttft_s`, `qoe_tokens_per_s`: the settings; all six null when QoE
+  is off (`qoe=null`);
+- `idle_pools`: {pool: {`model`, `requests_for_model`}} of the pools that received no request
+  (paid for, serving nothing), with how many requests asked for the pool's model (0: the
+  workload never names it; `{}` when every pool got requests; `idle_pools`);
 - `route_mean_s` / `route_p99_s`: time being routed (router queue + service + decision
   latency, the `route_s` column) over completed requests; the router's replicas, signal and
   utilisation and its view are added by `wrpsim.sim` (`router_*` keys);
@@ -115,19 +123,62 @@ def _ratio(num: np.ndarray, den: np.ndarray) -> float | None:
 
 def _qoe_keys(q: np.ndarray, done: np.ndarray, cfg: dict | None) -> dict:
     """qoe_mean / qoe_p10 over completed requests; qoe_attainment over all requests (requests
-    not completed count as misses, as for slo_attainment)."""
+    not completed count as misses, as for slo_attainment) against qoe_target; the settings
+    echoed. Every key is present, null when QoE is off (`qoe=null`)."""
     if cfg is None:
-        return {"qoe_mean": None, "qoe_p10": None, "qoe_attainment": None}
+        return dict.fromkeys(("qoe_mean", "qoe_p10", "qoe_attainment", "qoe_target",
+                              "qoe_ttft_s", "qoe_tokens_per_s"))
     qd = q[done]
     return {"qoe_mean": mean(qd), "qoe_p10": pct(qd, 10),
             "qoe_attainment": float((qd >= cfg["target"]).sum() / len(q)) if len(q) else None,
+            "qoe_target": float(cfg["target"]),
             "qoe_ttft_s": cfg["ttft_s"], "qoe_tokens_per_s": cfg["tokens_per_s"]}
 
 
-def _failure_keys(requests: pa.Table, attempts: np.ndarray, ok: np.ndarray) -> dict:
+def _drop_reasons(reasons: tuple[np.ndarray, list], dropped: np.ndarray) -> dict:
+    """{drop_reason: count} of the dropped requests; `reasons`: the drop_reason column
+    factorized."""
+    if not dropped.any():
+        return {}
+    codes, seen = reasons
+    counts = np.bincount(codes[dropped], minlength=len(seen))
+    pairs = [(str(seen[i]) if seen[i] is not None else "unknown", int(n))
+             for i, n in enumerate(counts) if n]
+    return dict(sorted(pairs))
+
+
+def idle_pools(requests: pa.Table, instances: pa.Table) -> dict:
+    """{pool: {"model", "requests_for_model"}} of the pools no request was sent to (neither its
+    `pool` nor its `prefill_pool`), with how many of the run's requests asked for the pool's
+    model: 0 means the workload never named it (`workload.model_mix`), more that the router
+    sent them elsewhere. Such a pool is paid for (cost, energy) and serves nothing."""
+    import pyarrow.compute as pc
+
+    if not len(instances):
+        return {}
+    used = set()
+    for name in ("pool", "prefill_pool"):
+        if name in requests.column_names:
+            used.update(v for v in pc.unique(requests.column(name)).to_pylist() if v)
+    models = {}
+    for pool, model in zip(instances.column("pool").to_pylist(),
+                           instances.column("model").to_pylist()):
+        models.setdefault(pool, model)
+    idle = {p: m for p, m in models.items() if p not in used}
+    if not idle:
+        return {}
+    asked = {c["values"]: c["counts"] for c in
+             pc.value_counts(requests.column("model")).to_pylist()} if len(requests) else {}
+    return {p: {"model": m, "requests_for_model": int(asked.get(m, 0))}
+            for p, m in sorted(idle.items())}
+
+
+def _failure_keys(reasons: tuple[np.ndarray, list], attempts: np.ndarray, ok: np.ndarray) -> dict:
     """Requests touched by instance failures: retried (sent more than once), lost (ended
     unanswered because of a failure), and the SLO attainment of the interrupted ones."""
-    lost = equals(requests.column("drop_reason"), "instance_failed")
+    codes, seen = reasons
+    lost = (codes == seen.index("instance_failed") if "instance_failed" in seen
+            else np.zeros(len(codes), dtype=bool))
     hit = (attempts > 1) | lost
     return {
         "requests_retried": int((attempts > 1).sum()),
@@ -145,6 +196,7 @@ def summarize(requests: pa.Table, instances: pa.Table, duration_s: float, slo: d
     done, dropped, in_flight = masks(requests.column("status"), "completed", "dropped",
                                      "in_flight")
     col = _Columns(requests)
+    reasons = factorize(requests.column("drop_reason"))
     ttft, tpot, e2e = col["ttft_s"][done], col["tpot_s"][done], col["e2e_s"][done]
     out_tokens = float(col["output_tokens"][done].sum())
     in_tokens = float(col["prompt_tokens"][done].sum())
@@ -164,6 +216,7 @@ def summarize(requests: pa.Table, instances: pa.Table, duration_s: float, slo: d
         "requests_completed": int(done.sum()),
         "requests_dropped": int(dropped.sum()),
         "requests_in_flight": int(in_flight.sum()),
+        "drop_reasons": _drop_reasons(reasons, dropped),
         "ttft_mean_s": mean(ttft), "ttft_p50_s": pct(ttft, 50), "ttft_p90_s": pct(ttft, 90),
         "ttft_p99_s": pct(ttft, 99),
         "tpot_mean_s": mean(tpot), "tpot_p50_s": pct(tpot, 50), "tpot_p90_s": pct(tpot, 90),
@@ -201,8 +254,9 @@ def summarize(requests: pa.Table, instances: pa.Table, duration_s: float, slo: d
         "mean_kv_use": _col_mean(instances, "kv_mean_util"),
         "busy_cost_usd": float(col["cost_usd"].sum()),
         "busy_gpu_hours": float(col["gpu_s"].sum()) / 3600.0,
+        "idle_pools": idle_pools(requests, instances),
         "route_mean_s": mean(col["route_s"][done]), "route_p99_s": pct(col["route_s"][done], 99),
         **_qoe_keys(col["qoe"], done, qoe),
-        **_failure_keys(requests, col["attempts"], ok),
+        **_failure_keys(reasons, col["attempts"], ok),
     }
     return json_ready(s)

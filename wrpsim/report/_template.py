@@ -98,15 +98,21 @@ function sloLegend(values) {
   return values.length ? [{type: 'scatter', mode: 'lines', name: 'SLO threshold', x: [null],
     y: [null], line: {dash: 'dash', color: '#c22'}}] : [];
 }
+// requests of a completed run left unanswered (dropped or unfinished), 0 for most runs
+const lost = (r) => (DATA.unanswered || {})[r.run] || 0;
+const lostText = (r) => lost(r) ? ' · ' + lost(r).toLocaleString('en-US') + ' of ' +
+  (r.summary.requests_total || 0).toLocaleString('en-US') + ' unanswered (' +
+  pct(lost(r) / (r.summary.requests_total || 1)) + ')' : '';
 function cdf(key, name, sloKey, runs) {
-  setTitle('cdf-' + key, name + ' distribution (CDF), selected runs');
+  setTitle('cdf-' + key, name + ' distribution (CDF) of completed requests, selected runs');
   if (!runs.length) { empty('cdf-' + key); return; }
   const traces = runs.slice(0, MAXLINES).map((r) => ({x: r.view.cdf[key][0],
-    y: r.view.cdf[key][1], mode: 'lines', type: 'scatter', name: esc(label(r)),
+    y: r.view.cdf[key][1], mode: 'lines', type: 'scatter', name: esc(label(r) + lostText(r)),
     line: {color: colourOf(r)}}));
   const slo = sloKey ? thresholds(runs, sloKey) : [];
   traces.push(...sloLegend(slo));
-  Plotly.react('plot-cdf-' + key, traces, layout(name + ' (log scale)', 'fraction of requests',
+  Plotly.react('plot-cdf-' + key, traces, layout(name + ' (log scale)',
+    'fraction of completed requests',
     {xaxis: logAxisOf(traces.flatMap((t) => t.x), slo, 's'), yaxis: {range: [0, 1.02]},
      shapes: slo.flatMap((v) => vline(v))}, names(traces)), CONFIG);
 }
@@ -120,14 +126,16 @@ function pareto(key, name, sloKey, shown) {
   const y = (r) => r.summary[key + '_p99_s'];
   const pts = (rs, nm, color, symbol, size) => ({type: 'scatter', mode: 'markers', name: nm,
     x: rs.map((r) => r.summary.cost_usd), y: rs.map(y),
-    text: rs.map((r) => esc(label(r) + ' · SLO attainment ' + pct(r.summary.slo_attainment))),
+    text: rs.map((r) => esc(label(r) + ' · SLO attainment ' + pct(r.summary.slo_attainment) +
+      lostText(r) + (lost(r) ? ', off the front' : ''))),
     marker: {color: color, symbol: symbol, size: size,
       opacity: rs.map((r) => isShown.has(r.run) ? 1 : 0.25)},
     hovertemplate: '%{text}<br>$%{x:.2f} total<br>p99 %{y:.4g} s<extra></extra>'});
   const line = DATA.runs.filter((r) => front.has(r.run) && runs.includes(r))
     .sort((a, b) => a.summary.cost_usd - b.summary.cost_usd);
   const slo = thresholds(runs, sloKey);
-  const all = pts(runs, 'run (colour: SLO attainment)', null, 'circle', 10);
+  const all = pts(runs, 'run (colour: SLO attainment)', null,
+    runs.map((r) => lost(r) ? 'x' : 'circle'), 10);
   all.marker.color = runs.map((r) => r.summary.slo_attainment || 0);
   // the scale spans the runs' attainments (from the lowest, down to a 5 % step, at most 95 %,
   // to 100 %), so 95.7 % and 100 % differ in colour; the colour bar shows the range
@@ -139,6 +147,10 @@ function pareto(key, name, sloKey, shown) {
     {type: 'scatter', mode: 'lines', name: 'Pareto front', x: line.map((r) => r.summary.cost_usd),
      y: line.map(y), line: {shape: 'hv', color: '#555'}, hoverinfo: 'skip'},
     pts(runs.filter((r) => r.run === WIN), 'winner', '#f90', 'star', 20), ...sloLegend(slo)];
+  if (runs.some(lost)) {  // a legend entry for the crosses
+    traces.push({type: 'scatter', mode: 'markers', name: 'dropped requests (off the front)',
+      x: [null], y: [null], marker: {symbol: 'x', color: '#444', size: 9}});
+  }
   Plotly.react('plot-' + id, traces, layout('cost, total over the trace (USD)',
     'p99 ' + name + ' (log scale)', {yaxis: logAxisOf(runs.map(y), slo, 's'),
       shapes: slo.flatMap((v) => hline(v))}, names(traces)), CONFIG);

@@ -9,11 +9,13 @@ too). The folders of other verbs are not runs and are not entered: a capacity pl
 nothing but such folders. A run's status is decided from the files the Hydra shell
 (`wrpsim/app.py`) writes, never from the mere presence of result files:
 
-- `completed` — `_DONE` is present and valid, and `summary.json` and `requests.parquet` can be
-  read (`_DONE` is written last, after every result file was renamed into place);
+- `completed` — `_DONE` is present and valid, `summary.json` can be read and holds the
+  required metrics as numbers (`schemas.summary_problem`), and `requests.parquet` is a Parquet
+  file (`_DONE` is written last, after every result file was renamed into place);
 - `failed` — no `_DONE`, and `error.json` records the exception;
 - `incomplete` — anything else: a run still going, killed mid-write (leftover `.*.tmp-*` files)
-  or made by an older wrpsim without markers. Its files are never read as results.
+  or made by an older wrpsim without markers, or `_DONE` next to a summary or requests file
+  that cannot be read (truncated, hand-edited). Its files are never read as results.
 """
 
 from __future__ import annotations
@@ -44,7 +46,8 @@ class Run:
     path: Path
     status: str
     overrides: tuple[str, ...] = ()
-    params: dict = field(default_factory=dict)
+    params: dict = field(default_factory=dict)  # the overrides as key -> value, but
+    # presentation keys (`presentation`): what the report sweeps over
     summary: dict | None = None
     error: dict | None = None
     reason: str | None = None
@@ -124,15 +127,52 @@ def split_override(text: str) -> tuple[str, str]:
     return key.lstrip("+"), value
 
 
+def presentation(override: str) -> bool:
+    """True for an override that changes only what a run prints (`app.PRESENTATION_KEYS`:
+    `json=true`, `sim.progress=false`): it is never a swept dimension of a report."""
+    from wrpsim.app import PRESENTATION_KEYS
+
+    return split_override(override)[0] in PRESENTATION_KEYS
+
+
 def _overrides(path: Path, *records: dict | None) -> tuple[str, ...]:
-    try:
-        ov = yaml.safe_load((path / ".hydra" / "overrides.yaml").read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError):
-        ov = None
+    """The overrides the run's results were made with: those its marker (`_DONE`, else
+    `error.json`) recorded, else Hydra's `.hydra/overrides.yaml`. Hydra rewrites that file for
+    every job of a resumed sweep, a skipped one too (`json=true` added on resume would show up
+    there), while the marker is written by the run itself and removed before any rerun."""
+    ov = next((r["overrides"] for r in records if r and isinstance(r.get("overrides"), list)),
+              None)
+    if ov is None:
+        try:
+            ov = yaml.safe_load((path / ".hydra" / "overrides.yaml").read_text(encoding="utf-8"))
+        except (OSError, yaml.YAMLError):
+            ov = None
     if not isinstance(ov, list):
-        ov = next((r["overrides"] for r in records if r and isinstance(r.get("overrides"), list)),
-                  [])
+        ov = []
     return tuple(str(o) for o in ov)
+
+
+def _unreadable(path: Path, summary: dict | None) -> str | None:
+    """Why a run with a valid `_DONE` is not completed (its summary, `summary_problem`, or its
+    requests.parquet missing or not Parquet — a truncated file has no footer), or None."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from wrpsim.report.schemas import summary_problem
+
+    if summary is None:
+        return f"{DONE} present but {SUMMARY} missing or unreadable"
+    problem = summary_problem(summary)
+    if problem is not None:
+        return f"{DONE} present but {SUMMARY} {problem}"
+    try:
+        pq.read_schema(path / REQUESTS)
+    except FileNotFoundError:
+        return f"{DONE} present but {REQUESTS} missing"
+    except (OSError, pa.ArrowException) as e:
+        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        return f"{DONE} present but {REQUESTS} unreadable ({first})"
+    return None
 
 
 def read_run(sweep_dir: Path, path: Path) -> Run:
@@ -140,15 +180,15 @@ def read_run(sweep_dir: Path, path: Path) -> Run:
     name = path.relative_to(sweep_dir).as_posix()
     done, error = _read_json(path / DONE), _read_json(path / ERROR)
     overrides = _overrides(path, done, error)
-    params = dict(split_override(o) for o in overrides)
+    params = dict(split_override(o) for o in overrides if not presentation(o))
     common = {"name": name, "path": path, "overrides": overrides, "params": params}
     leftovers = sorted(p.name for p in path.glob(".*.tmp-*"))
     if done is not None:
         summary = _read_json(path / SUMMARY)
-        if summary is not None and (path / REQUESTS).is_file():
+        reason = _unreadable(path, summary)
+        if reason is None:
             return Run(status="completed", summary=summary,
                        config_sha256=done.get("config_sha256"), **common)
-        reason = f"{DONE} present but {SUMMARY} or {REQUESTS} missing or unreadable"
     elif error is not None:
         return Run(status="failed", error=error, reason="the run raised an exception", **common)
     elif (path / DONE).exists():

@@ -1,18 +1,19 @@
 """The what-if dashboard: one self-contained, offline HTML page for a whole sweep.
 
 The page inlines plotly.js (no network fetch), a style sheet, a script (`_template.py`) and one
-JSON data block: per run its swept values, status, the summary metrics and the reduced
-per-request views of `views.py`; the winner (`wrpsim.report.choice`: the rule of the sweep's
-closing line) with its overrides, and the runs on the cost-vs-p99 TTFT and TPOT Pareto fronts of
-the completed runs (failed and incomplete runs are left out of both and listed). At the top, a
-box names the winner. Controls are one `<select>` per swept dimension that takes more than one
-value; the cost-vs-p99 views show every completed run (unselected ones faded), the other views
-redraw for the runs matching the selection: TTFT/TPOT/E2E CDFs with the runs' SLO thresholds,
-SLO attainment vs load (the swept dimension named like `rate_scale`, else per run), cost and
-energy per configuration (totals over the trace), requests in system over time, the router's
-decision mix, and a table of every run with failed and incomplete ones flagged. Plot titles,
-legends and log axes follow `plotstyle`. HTML files found under the sweep directory (e.g. a
-capacity-planning `plan/report.html`) are linked relatively.
+JSON data block: per run its swept values, status, the summary metrics and the reduced per-request
+views of `views.py`; the winner (`wrpsim.report.choice`: the rule of the sweep's closing line) with
+its overrides, and the runs on the cost-vs-p99 TTFT and TPOT Pareto fronts of the completed runs
+(failed and incomplete runs are left out of both and listed; a completed run that dropped or left
+unfinished requests, `unanswered`, is drawn as a cross off the fronts). At the top, a box names the
+winner. Controls are one `<select>` per swept dimension that takes more than one value; the
+cost-vs-p99 views show every completed run (unselected ones faded), the other views redraw for the
+runs matching the selection: TTFT/TPOT/E2E CDFs with the runs' SLO thresholds, SLO attainment vs
+load (the swept dimension named like `rate_scale`, else per run), cost and energy per configuration
+(totals over the trace), requests in system over time, the router's decision mix, and a table of
+every run with failed and incomplete ones flagged. Plot titles, legends and log axes follow
+`plotstyle`. HTML files found under the sweep directory (e.g. a capacity-planning
+`plan/report.html`) are linked relatively.
 
 Safety: every string that comes from a config, an override, a trace or an error message reaches
 the page either through `html.escape` (static parts) or inside the JSON data block with `<`, `>`,
@@ -30,7 +31,14 @@ from urllib.parse import quote
 
 from wrpsim.report import _template, plotstyle
 from wrpsim.report.choice import RULE, pareto, winner
-from wrpsim.report.collect import REQUESTS, Run, split_override, swept_keys, varying_keys
+from wrpsim.report.collect import (
+    REQUESTS,
+    Run,
+    presentation,
+    split_override,
+    swept_keys,
+    varying_keys,
+)
 from wrpsim.report.views import run_view
 
 DASHBOARD = "dashboard.html"
@@ -45,14 +53,22 @@ FIGURES = {
         ("pareto-ttft", "Cost vs p99 TTFT, every completed run",
          "Line: Pareto front (no run at most as costly is faster). Star: the winner. Dashed "
          "red: slo.ttft_s. Colour scale: from the lowest SLO attainment (rounded down to 5 %, "
-         "at most 95 %) to 100 %. Faded: runs outside the selection. Failed and incomplete "
-         "runs are left out (listed in the winner box and the table)."),
+         "at most 95 %) to 100 %. Faded: runs outside the selection. Cross: a run that dropped "
+         "or left unfinished some requests; its p99 is of the completed ones only, so it is "
+         "left off the front (hover: how many). Failed and incomplete runs are left out "
+         "(listed in the winner box and the table)."),
         ("pareto-tpot", "Cost vs p99 TPOT, every completed run",
-         "Line: Pareto front. Star: the winner. Dashed red: slo.tpot_s.")),
+         "Line: Pareto front. Star: the winner. Cross: dropped requests, off the front. Dashed "
+         "red: slo.tpot_s.")),
     "cdfs": (
-        ("cdf-ttft", "TTFT distribution (CDF)", "Dashed red: slo.ttft_s of the runs shown."),
-        ("cdf-tpot", "TPOT distribution (CDF)", "Dashed red: slo.tpot_s of the runs shown."),
-        ("cdf-e2e", "End-to-end latency distribution (CDF)", "Completed requests.")),
+        ("cdf-ttft", "TTFT distribution (CDF) of completed requests",
+         "Of completed requests: dropped ones are not in it (a legend entry says how many a "
+         "run dropped). Dashed red: slo.ttft_s of the runs shown."),
+        ("cdf-tpot", "TPOT distribution (CDF) of completed requests",
+         "Of completed requests: dropped ones are not in it. Dashed red: slo.tpot_s of the "
+         "runs shown."),
+        ("cdf-e2e", "End-to-end latency distribution (CDF) of completed requests",
+         "Of completed requests.")),
     "totals": (
         ("slo", "SLO attainment", "Share of all requests that completed within slo.ttft_s "
          "and slo.tpot_s (dropped and unfinished ones count as misses)."),
@@ -130,13 +146,15 @@ def payload(runs: list[Run], sweep_dir: Path, points: int = 500, bins: int = 200
             "reason": r.reason, "view": view,
         })
     done = [r for r in runs if r.status == "completed"]
+    lossy = {r.name: n for r in done if (n := unanswered(r.summary))}
     fronts = {k: pareto([(r.summary["cost_usd"], r.summary[f"{k}_p99_s"], i)
-                         for i, r in enumerate(done)
-                         if _num(r.summary.get("cost_usd")) and _num(r.summary.get(f"{k}_p99_s"))])
+                         for i, r in enumerate(done) if r.name not in lossy
+                         and _num(r.summary.get("cost_usd")) and _num(r.summary.get(f"{k}_p99_s"))])
               for k in ("ttft", "tpot")}
     return {
         "winner": _winner(runs, dims),
         "pareto": {k: [done[i].name for i in front] for k, front in fronts.items()},
+        "unanswered": lossy,
         "title": str(sweep_dir), "dims": [
             {"key": k, "values": sorted({r.params[k] for r in runs if k in r.params},
                                         key=lambda v: (not _is_number(v), _num_or_text(v)))}
@@ -144,6 +162,14 @@ def payload(runs: list[Run], sweep_dir: Path, points: int = 500, bins: int = 200
         "fixed": fixed, "load": load_dimension(runs, dims), "metrics": list(METRICS),
         "runs": items,
     }
+
+
+def unanswered(summary: dict | None) -> int:
+    """Requests of a completed run that got no answer (dropped or unfinished at the horizon):
+    its latency percentiles and CDFs cover only the others, so a run with any is drawn apart on
+    the cost-vs-p99 plots and left off their Pareto front."""
+    s = summary or {}
+    return sum(int(s.get(k) or 0) for k in ("requests_dropped", "requests_in_flight"))
 
 
 def _num(v) -> bool:
@@ -158,7 +184,8 @@ def _winner(runs: list[Run], dims: list[str]) -> dict | None:
     best = next(r for r in runs if r.name == name)
     keys = ("slo_attainment", "cost_usd", "ttft_p99_s", "tpot_p99_s", "gpu_count", "energy_kwh")
     varying = [o for o in best.overrides if split_override(o)[0] in dims]
-    return {"run": name, "rule": RULE, "overrides": varying or list(best.overrides),
+    return {"run": name, "rule": RULE,
+            "overrides": varying or [o for o in best.overrides if not presentation(o)],
             "summary": {k: _clean(best.summary).get(k) for k in keys},
             "among": sum(r.status == "completed" for r in runs),
             "excluded": [f"{r.name} ({r.status})" for r in runs if r.status != "completed"]}

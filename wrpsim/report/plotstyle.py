@@ -11,11 +11,12 @@ Contracts, which the pages' browser tests check:
   there), can never cover it;
 - legends are horizontal, below the x-axis title (placed in pixels from the container's bottom,
   with the bottom margin grown to hold them), so they cover neither data nor axis labels;
-- log axes get explicit ticks at 1-2-5 per decade (1 per decade over more than three decades)
-  labelled with units (`logAxis(lo, hi, 's')` gives "40 ms", "2 s"), never bare digits;
-  `logAxisOf` adds a tick at or below the smallest value and at or above the largest where that
-  grid has none (a narrow range; a grid tick that would crowd it gives way), so every value lies
-  between labelled ticks.
+- log axes get explicit ticks at 1-2-5 per decade (1 per decade when the values span more than
+  2.2 decades, where 1-2-5 labels would crowd a narrow plot) labelled with units
+  (`logAxis(lo, hi, 's')` gives "40 ms", "2 s"), never bare digits; `logAxisOf` always adds a
+  tick at or below the smallest value and at or above the largest where that grid has none (the
+  nearest of 1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 7, 8, 9 per decade clear of the grid's ticks) and
+  sets the range a little past them, so every value lies between labelled ticks.
 
 The prelude defines, for the page's own script: `esc` (Plotly pseudo-HTML escaping),
 `CONFIG`, `layout(xTitle, yTitle, extra, legendNames)`, `logAxis(lo, hi, unit)`,
@@ -97,45 +98,39 @@ function logAxis(lo, hi, unit) {
 function finite(xs) {
   return xs.filter((v) => typeof v === 'number' && isFinite(v) && v > 0);
 }
+// ticks and range of a log axis over the positive values: the 1-2-5 grid (1 per decade when
+// the values span more than 2.2 decades) inside the values' range, plus a labelled tick at or
+// below the smallest value and at or above the largest (from 1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 7,
+// 8, 9 per decade: the nearest one clear of the grid's ticks; 35.6 ms to 13.2 s gets 30 ms,
+// 100 ms, 1 s, 10 s, 20 s), and a range a little past those two, so every value lies between
+// labelled ticks and no label sits in the axis's outer 4 %
 function logAxisOf(xs, extra, unit) {
   const v = finite(xs.concat(extra || []));
   if (!v.length) return {type: 'log'};
-  let lo = v[0], hi = v[0];
-  v.forEach((x) => { if (x < lo) lo = x; if (x > hi) hi = x; });
-  const dlo = lo, dhi = hi;
-  lo /= 1.35; hi *= 1.35;
-  const axis = logAxis(lo, hi, unit);
-  if (axis.tickvals) bracket(axis, dlo, dhi, lo, hi, unit);
-  return Object.assign(axis, {range: [Math.log10(lo), Math.log10(hi)]});
-}
-// a labelled tick at or below the smallest value and at or above the largest, where the 1-2-5
-// grid has none (a narrow range: 340 ms to 2 s got ticks 500 ms, 1 s, 2 s); a grid tick that
-// would crowd it gives way (400 ms replaces 500 ms); never in the axis's outer 3 %
-function bracket(axis, dlo, dhi, lo, hi, unit) {
-  const span = Math.log10(hi) - Math.log10(lo);
-  const cands = [];
-  for (let d = Math.floor(Math.log10(lo)); d <= Math.ceil(Math.log10(hi)); d++) {
-    [1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 7, 8, 9].forEach((m) =>
-      cands.push(Number((m * Math.pow(10, d)).toPrecision(6))));
+  let dlo = v[0], dhi = v[0];
+  v.forEach((x) => { if (x < dlo) dlo = x; if (x > dhi) dhi = x; });
+  const L = Math.log10;
+  const dspan = L(dhi) - L(dlo);
+  // 1-2-5 puts ticks 0.3 decade apart: over more than 2.2 decades of values, too close for
+  // the labels on the narrowest plot (MIN_WIDTH_PX), so one per decade
+  const steps = dspan > 2.2 ? [1] : [1, 2, 5];
+  const at = (m, d) => Number((m * Math.pow(10, d)).toPrecision(6));
+  // a bracket tick closer than a tenth of the values' decades to a grid tick would crowd it
+  const gap = 0.1 * Math.max(dspan, 0.3);
+  const grid = [], fine = [], reach = 1 + Math.ceil(gap);
+  for (let d = Math.floor(L(dlo)) - reach; d <= Math.ceil(L(dhi)) + reach; d++) {
+    steps.forEach((m) => { const t = at(m, d); if (t >= dlo && t <= dhi) grid.push(t); });
+    [1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 7, 8, 9].forEach((m) => fine.push(at(m, d)));
   }
-  const inside = (c) => Math.log10(c) >= Math.log10(lo) + 0.03 * span &&
-    Math.log10(c) <= Math.log10(hi) - 0.03 * span;
-  const apart = (a, b) => Math.abs(Math.log10(a) - Math.log10(b)) >= 0.08 * span;
-  let vals = axis.tickvals;
-  const add = (c) => {
-    const kept = vals.filter((t) => apart(t, c));
-    if (kept.length) vals = kept.concat([c]).sort((a, b) => a - b);
-  };
-  if (!vals.some((t) => t <= dlo)) {
-    const c = cands.filter((x) => x <= dlo && inside(x)).pop();
-    if (c !== undefined) add(c);
-  }
-  if (!vals.some((t) => t >= dhi)) {
-    const c = cands.find((x) => x >= dhi && inside(x));
-    if (c !== undefined) add(c);
-  }
-  axis.tickvals = vals;
-  axis.ticktext = vals.map((v) => fmtUnit(v, unit));
+  const clear = (c) => grid.every((t) => t === c || Math.abs(L(t) - L(c)) >= gap);
+  const below = grid.includes(dlo) ? dlo : fine.filter((c) => c <= dlo && clear(c)).pop();
+  const above = grid.includes(dhi) ? dhi : fine.find((c) => c >= dhi && clear(c));
+  const ticks = [...new Set([below, ...grid, above])].sort((a, b) => a - b);
+  const pad = Math.max(0.05, 0.06 * (L(above) - L(below)));
+  const lo = below / Math.pow(10, pad), hi = above * Math.pow(10, pad);
+  return {type: 'log', tickmode: 'array', tickvals: ticks,
+    ticktext: ticks.map((t) => fmtUnit(t, unit)), minor: {showgrid: false},
+    range: [L(lo), L(hi)]};
 }
 function vline(x, color) {
   return [{type: 'line', yref: 'paper', y0: 0, y1: 1, x0: x, x1: x,

@@ -7,8 +7,9 @@
    `error_type`, `error_message` (from the run's `error.json`), `overrides` (the run's Hydra
    overrides, space-joined), `config_sha256` (from the completion marker);
 2. swept values: one `string` column `sweep.<override key>` per key that appears in any run's
-   `.hydra/overrides.yaml` (the value exactly as written in the override; null where a run lacks
-   the key) — e.g. `sweep.router`, `sweep.pool.pools.h100.gpu`;
+   overrides (`collect._overrides`: its `_DONE`'s record, else `.hydra/overrides.yaml`; the value
+   exactly as written in the override; null where a run lacks the key; never a print-only key,
+   `collect.presentation`) — e.g. `sweep.router`, `sweep.pool.pools.h100.gpu`;
 3. the summary: every `summary.json` key (see `wrpsim/metrics/summary.py`) with the type of
    `SUMMARY_TYPES`; a key not listed there is typed from its values (bool, int64, float64,
    string; anything else as a JSON string; see `infer_type`). Null where a run has no summary.
@@ -48,12 +49,42 @@ _FLOAT = (
     "cost_usd", "cost_per_hour_usd", "pue", "energy_it_kwh", "energy_kwh", "tokens_per_joule",
     "mean_utilization", "mean_token_budget_use", "mean_kv_use", "sim_wall_s",
     "prefix_hit_ratio_blocks", "prefix_hit_ratio_tokens",
+    "qoe_mean", "qoe_p10", "qoe_attainment", "qoe_target", "qoe_ttft_s", "qoe_tokens_per_s",
 )
 _NUMERIC_HINTS = ("_s", "_usd", "_kwh", "_rps", "_per_s", "_per_joule")
 SUMMARY_TYPES: dict[str, pa.DataType] = {
     **{k: pa.int64() for k in _INT}, **{k: pa.string() for k in _STR},
     **{k: pa.float64() for k in _FLOAT},
 }
+
+
+#: the summary keys a completed run must carry (the winner rule, the dashboard's front and
+#: table read them); a summary lacking one (`{}`, a stub) is not a finished run's
+REQUIRED = ("requests_total", "requests_completed", "slo_attainment", "cost_usd",
+            "ttft_p99_s", "tpot_p99_s")
+
+
+def summary_problem(summary: dict) -> str | None:
+    """Why `summary` cannot be a completed run's (one phrase), or None: a `REQUIRED` key is
+    missing, or a key of `SUMMARY_TYPES` holds a value of another type (`"cheap"` as a cost).
+    Null stays allowed: a run without completed requests has no percentiles."""
+    missing = [k for k in REQUIRED if k not in summary]
+    if missing:
+        return f"lacks {', '.join(missing)}"
+    for k, typ in SUMMARY_TYPES.items():
+        v = summary.get(k)
+        if v is None:
+            continue
+        if pa.types.is_string(typ):
+            ok = isinstance(v, str)
+        elif pa.types.is_integer(typ):
+            ok = isinstance(v, int) and not isinstance(v, bool)
+        else:
+            ok = isinstance(v, (int, float)) and not isinstance(v, bool)
+        if not ok:
+            kind = "text" if pa.types.is_string(typ) else "a number"
+            return f"{k} is {json.dumps(v)[:40]}, not {kind}"
+    return None
 
 
 def infer_type(name: str, values: list) -> pa.DataType:
