@@ -370,7 +370,7 @@ def test_benchmark_rows_beyond_the_context_are_left_out_and_none_left_is_an_erro
     assert out["error_pct"]["not_constrained"] == ["iter_overhead_us", "seq_overhead_us"]
     assert "iter_overhead_us" not in out["fitted"]
     engine = (tmp_path / "out" / "x.yaml").read_text()
-    assert "iter_overhead_us: 166.448" in engine and "async_scheduling: true" in engine
+    assert "iter_overhead_us: 88.431" in engine and "async_scheduling: true" in engine
     rows = pd.read_csv(out["rows_csv"])
     assert list(rows.columns) == ["row", "metric", "before_pct", "after_pct", "note"]
     assert list(rows["row"]) == [f"{csv}: line {i}" for i in (3, 3, 4, 4)]

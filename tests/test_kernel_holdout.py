@@ -130,3 +130,32 @@ def test_h200_power_shape_on_measured_watts():
         elif r["seqs"] <= 32:
             assert abs(r["error"]) <= (6.0 if r["seqs"] <= 8 else 12.0), r
             assert r["gpu_s"] == pytest.approx(r["step_s"], rel=0.25)  # same step, two stacks
+
+
+def test_sampler_constants_are_the_h200_measurement():
+    """The engines' sampler terms are the random path measured on an H200: the shipped fit
+    reproduces every measured point within 17 %, and an iteration's head time grows by
+    exactly floor + passes x m x vocab x 4 B / streaming bandwidth over the LM head GEMM."""
+    import csv
+    from pathlib import Path
+
+    from wrpsim.paths import catalog_dir
+    from wrpsim.pool.engines import build_latency_model
+
+    c = get_engine("vllm-0.24").constants
+    assert get_engine("vllm-0.11").constants.sampling_passes == c.sampling_passes
+    bw = kernels_for(get_engine("vllm-0.24"), "h200-141gb").stream_bw()
+    path = Path(catalog_dir("pools")) / "measured" / "device" / "sampler" / "h200-141gb.csv"
+    rows = [r for r in csv.DictReader(path.open()) if r["path"] == "random"]
+    assert len(rows) == 15
+    for r in rows:
+        model = c.sampling_floor_us * 1e-6 + c.sampling_passes * int(r["m"]) * int(
+            r["vocab"]) * 4.0 / bw
+        assert abs(model / (float(r["ms"]) * 1e-3) - 1) <= 0.17, r
+    lat = build_latency_model("llama3.1-8b", "h200-141gb", 1)
+    bare = build_latency_model("llama3.1-8b", "h200-141gb", 1, overrides={
+        "sampling_passes": 0.0, "sampling_floor_us": 0.0})
+    for m in (1, 64, 512):
+        extra = lat._head_at(m) - bare._head_at(m)
+        assert extra == pytest.approx(c.sampling_floor_us * 1e-6 + c.sampling_passes * m
+                                      * 128256 * 4.0 / lat._stream, rel=1e-9)
