@@ -144,6 +144,18 @@ def test_a_rerun_rejected_for_a_bad_value_leaves_the_earlier_results(tmp_path):
     assert (tmp_path / "summary.json").is_file() and not (tmp_path / "_DONE").exists()
 
 
+def test_a_resume_that_only_turns_the_progress_line_off_skips_completed_runs(tmp_path):
+    from wrpsim.app import config_digest
+
+    p = multirun(tmp_path, "router=round-robin,random")
+    assert p.returncode == 0, p.stderr
+    p = multirun(tmp_path, "router=round-robin,random", "sim.progress=false")
+    assert p.returncode == 0 and skips(p) == 2, p.stderr
+    base = {"seed": 0, "sim": {"progress": "auto", "horizon_s": None}}
+    assert config_digest({**base, "sim": {"progress": False, "horizon_s": None}}) == \
+        config_digest(base) != config_digest({**base, "seed": 1})
+
+
 def test_a_resume_with_json_true_changes_no_recorded_override_nor_sweep_dimension(tmp_path):
     """Hydra rewrites `.hydra/overrides.yaml` of every job of a resumed sweep, skipped ones too;
     the report reads the overrides the run's marker recorded, and the print-only keys (json,

@@ -85,8 +85,14 @@ def register_catalogs() -> None:
 
 
 def config_digest(container: dict) -> str:
-    """SHA-256 of a resolved config (canonical JSON, keys sorted; `OUTPUT_KEYS` excluded)."""
+    """SHA-256 of a resolved config (canonical JSON, keys sorted; `OUTPUT_KEYS` excluded and
+    `sim.progress` counted at its default, `auto`, whatever it is: a resume that only turns the
+    progress line on or off skips the completed runs, and the digests of runs made before this
+    rule are unchanged)."""
     clean = {k: v for k, v in container.items() if k not in OUTPUT_KEYS}
+    sim = clean.get("sim")
+    if isinstance(sim, dict) and "progress" in sim:
+        clean["sim"] = {**sim, "progress": "auto"}
     blob = json.dumps(clean, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
