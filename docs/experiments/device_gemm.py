@@ -110,10 +110,10 @@ def sweep_shapes() -> None:
 def measure(out_dir: str, shapes_file: str = "") -> None:
     """Time every shape of `shapes_file` (default `device_gemm_shapes.json`) on the GPU (needs
     PyTorch and CUDA); writes `<OUT_DIR>/<shapes file's stem>.csv`."""
-    import statistics
     import time
 
     import torch
+    from gputime import graph_ms  # this folder (the script's own)
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -154,30 +154,10 @@ def measure(out_dir: str, shapes_file: str = "") -> None:
             for w in ws:  # warm-up, cuBLAS heuristics
                 f(x, w)
             torch.cuda.synchronize()
-            g = torch.cuda.CUDAGraph()
-            s = torch.cuda.Stream()
-            s.wait_stream(torch.cuda.current_stream())
-            with torch.cuda.stream(s):
-                for w in ws:
-                    f(x, w)
-                torch.cuda.synchronize()
-                with torch.cuda.graph(g, stream=s):
-                    for w in ws:
-                        f(x, w)
-            torch.cuda.current_stream().wait_stream(s)
-            g.replay()
-            torch.cuda.synchronize()
-            times = []
-            for _ in range(5):
-                a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-                a.record()
-                g.replay()
-                b.record()
-                b.synchronize()
-                times.append(a.elapsed_time(b))
-            csv.write(f"{dtype},{m},{n},{k},{statistics.median(times) / 6:.6f},{kind}\n")
+            ms_layer = graph_ms(lambda f=f, x=x, ws=ws: [f(x, w) for w in ws], 5) / 6
+            csv.write(f"{dtype},{m},{n},{k},{ms_layer:.6f},{kind}\n")
             done += 1
-            del g, x
+            del x
         csv.flush()
         del ws
         torch.cuda.empty_cache()

@@ -26,7 +26,6 @@ when no top-k / top-p / penalties are asked for (`vllm/v1/sample/sampler.py`,
 from __future__ import annotations
 
 import json
-import statistics
 import sys
 from pathlib import Path
 
@@ -37,6 +36,7 @@ VOCABS = [128256, 151936, 262144]
 def measure(out_dir: str) -> None:
     """Time the greedy and random sampler paths (module docstring) on the GPU."""
     import torch
+    from gputime import graph_ms  # this folder (the script's own)
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -63,29 +63,8 @@ def measure(out_dir: str) -> None:
                 logits = torch.randn(m, vocab, dtype=torch.bfloat16, device=dev)
                 temp = torch.full((m, 1), 0.7, dtype=torch.float32, device=dev)
                 for name, fn in (("greedy", greedy), ("random", random)):
-                    s = torch.cuda.Stream()
-                    s.wait_stream(torch.cuda.current_stream())
-                    with torch.cuda.stream(s):
-                        for _ in range(3):
-                            fn(logits, temp)
-                        torch.cuda.synchronize()
-                        g = torch.cuda.CUDAGraph()
-                        with torch.cuda.graph(g, stream=s):
-                            fn(logits, temp)
-                    torch.cuda.current_stream().wait_stream(s)
-                    g.replay()
-                    torch.cuda.synchronize()
-                    times = []
-                    for _ in range(20):
-                        a = torch.cuda.Event(enable_timing=True)
-                        b = torch.cuda.Event(enable_timing=True)
-                        a.record()
-                        g.replay()
-                        b.record()
-                        b.synchronize()
-                        times.append(a.elapsed_time(b))
-                    csv.write(f"{name},{m},{vocab},{statistics.median(times):.6f}\n")
-                    del g
+                    ms = graph_ms(lambda fn=fn, x=logits, t=temp: fn(x, t), 20, warmup=3)
+                    csv.write(f"{name},{m},{vocab},{ms:.6f}\n")
                 del logits, temp
                 torch.cuda.empty_cache()
     print(f"-> {out / 'device_sampler.csv'}")
