@@ -32,6 +32,7 @@ from wrpsim.pool.transfer import FABRIC_KINDS, KVTransfer
 from wrpsim.progress import Progress
 from wrpsim.rng import stream
 from wrpsim.router import routing_table
+from wrpsim.router.checked import is_user_router
 from wrpsim.router.feed import ViewFeed
 from wrpsim.router.semcache import CacheSpec, SemanticCache
 from wrpsim.router.service import RouterService
@@ -244,6 +245,8 @@ class Simulation:
         self.feed = ViewFeed(self.env, self.fleet, self.view_spec, hbt,
                              scrape=self.router.reads_load)
         self.service = RouterService(service)
+        if is_user_router(self.router):  # read-only view (`FleetView.guard`)
+            self.feed.view.guard(self.router.reads_load)
         self.router.bind(self.feed.view, stream(self.seed, "router"))
         if getattr(self.router, "needs_prefix_ids", False):
             self._warn_no_prefixes(rcfg, hbt)
