@@ -214,3 +214,47 @@ def test_a_routers_own_error_while_an_instance_is_down_is_not_no_candidate():
     cfg["pool"]["pools"]["p"]["count"] = 2  # one instance stays up
     with pytest.raises(ConfigError, match=r"FailsWhileUp raised ValueError: my own bug"):
         Simulation(cfg, trace).run()
+
+
+class Typed(Router):
+    def __init__(self, d: int = 2, name: str | None = None, on: bool = False):
+        self.d = d
+
+    def route(self, request, view):
+        return Placement(view.candidates(request)[: self.d][-1])
+
+
+@pytest.mark.parametrize(("router", "key", "value", "says"), [
+    ("Typed", "d", "two", "router.d must be an integer, got 'two'"),
+    ("Typed", "d", 2.5, "router.d must be an integer, got 2.5"),
+    ("Typed", "name", 3, "router.name must be a string, got 3"),
+    ("Typed", "on", "yes", "router.on must be true or false, got 'yes'"),
+    ("Delayed", "delay", "fast", "router.delay must be a number, got 'fast'"),
+])
+def test_settings_are_checked_against_the_constructors_annotations(router, key, value, says):
+    with pytest.raises(ConfigError) as e:
+        Simulation(_two_models(router, **{key: value}), TRACE)
+    assert str(e.value) == says
+
+
+def test_well_typed_settings_pass():
+    Simulation(_two_models("Typed", d=1, name=None, on=True), TRACE).run()
+
+
+@pytest.mark.parametrize(("source", "says"), [
+    ("import not_installed_pkg_4711\n",
+     r"ModuleNotFoundError: No module named 'not_installed_pkg_4711'"),
+    ("def f(:\n", r"SyntaxError: invalid syntax \(.*{mod}\.py, line 1\)"),
+    ("from wrpsim.router import Router\nclass Y(Router):\n    pass\n",
+     r"AttributeError: module '{mod}' has no attribute 'X'; its routers: Y"),
+])
+def test_a_module_that_fails_to_import_says_why(tmp_path, monkeypatch, source, says):
+    from wrpsim.sim import build_router
+
+    mod = f"usermod_{abs(hash(source)) % 10**8}"
+    (tmp_path / f"{mod}.py").write_text(source)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(ConfigError) as e:
+        build_router({"_target_": f"{mod}.X"})
+    assert re.fullmatch(rf"router: cannot load '{mod}\.X': " + says.format(mod=mod),
+                        str(e.value)), str(e.value)
