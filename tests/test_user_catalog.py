@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -160,3 +161,23 @@ def test_a_user_workload_keeps_its_trace_when_its_name_is_overridden(tmp_path, m
     with pytest.raises(ConfigError, match=r"not found in .*workloads nor in .*workloads \(the "
                        r"workload catalog folders\)"):
         build_workload(cfg, 0)
+
+
+@pytest.mark.parametrize(("text", "says"), [
+    ("_target_: myrouters.X\nfoo: [1, 2\nbar: 3\n",
+     r"bad\.yaml:3:4: invalid YAML: did not find expected ',' or '\]' \(while parsing a flow "
+     r"sequence at line 2\)"),
+    ("a: 1\n  b: 2\n", r"bad\.yaml:2:4: invalid YAML: mapping values are not allowed in this "
+     r"context"),
+])
+def test_an_invalid_catalog_yaml_is_one_line_naming_file_and_line(tmp_path, monkeypatch, text,
+                                                                  says):
+    from wrpsim.app import check_catalogs
+
+    (tmp_path / "routers").mkdir()
+    (tmp_path / "routers" / "bad.yaml").write_text(text)
+    monkeypatch.setenv("WRPSIM_CATALOG", str(tmp_path))
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    with pytest.raises(ConfigError) as e:
+        check_catalogs()
+    assert re.fullmatch(rf"{re.escape(str(tmp_path.resolve()))}/routers/{says}", str(e.value))
