@@ -181,3 +181,22 @@ def test_an_invalid_catalog_yaml_is_one_line_naming_file_and_line(tmp_path, monk
     with pytest.raises(ConfigError) as e:
         check_catalogs()
     assert re.fullmatch(rf"{re.escape(str(tmp_path.resolve()))}/routers/{says}", str(e.value))
+
+
+def test_a_users_router_that_raises_is_one_line_with_exit_status_2(tmp_path):
+    """The CLI path of `wrpsim.router.checked`: no traceback, the router and its file:line."""
+    cat = _catalog(tmp_path / "mycat")
+    (cat / "myrouters.py").write_text(
+        "from wrpsim.router import Router\n\n\nclass Raises(Router):\n"
+        "    def route(self, request, view):\n        raise ValueError('boom')\n")
+    (cat / "routers" / "raises.yaml").write_text("_target_: myrouters.Raises\n")
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    env["WRPSIM_CATALOG"] = str(cat)
+    r = subprocess.run(
+        [sys.executable, "-m", "wrpsim", "pool=capped", "router=raises",
+         "workload.max_requests=5", f"hydra.run.dir={tmp_path / 'run'}"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2, r.stderr
+    assert "Traceback" not in r.stderr
+    assert re.search(r"^wrpsim: error: router myrouters\.Raises raised ValueError: boom "
+                     r"\(.*myrouters\.py:6\)$", r.stderr, re.M), r.stderr

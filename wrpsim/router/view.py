@@ -40,6 +40,9 @@ It is labelled as an upper bound in `summary.json` (`router_view`), and it is th
 which the output-length predictor may be the oracle.
 
 The view is filled by `wrpsim.router.feed.ViewFeed`; policies hold no reference to the fleet.
+A router whose class is not wrpsim's gets it read-only (`FleetView.guard`: tuples, instances
+that refuse writes and, with `reads_load = False`, reads of the load fields); the shipped
+routers keep the plain objects, so their hot path is unchanged.
 """
 
 from __future__ import annotations
