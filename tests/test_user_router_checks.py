@@ -248,7 +248,7 @@ def test_well_typed_settings_pass():
     ("from wrpsim.router import Router\nclass Y(Router):\n    pass\n",
      r"AttributeError: module '{mod}' has no attribute 'X'; its routers: Y"),
 ])
-def test_a_module_that_fails_to_import_says_why(tmp_path, monkeypatch, source, says):
+def test_a_module_that_fails_to_import_says_why(tmp_path, monkeypatch, caplog, source, says):
     from wrpsim.sim import build_router
 
     mod = f"usermod_{abs(hash(source)) % 10**8}"
@@ -258,3 +258,4 @@ def test_a_module_that_fails_to_import_says_why(tmp_path, monkeypatch, source, s
         build_router({"_target_": f"{mod}.X"})
     assert re.fullmatch(rf"router: cannot load '{mod}\.X': " + says.format(mod=mod),
                         str(e.value)), str(e.value)
+    assert not [r for r in caplog.records if r.name == "hydra.utils"]  # the one line only

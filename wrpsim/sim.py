@@ -184,14 +184,19 @@ def _check_user_params(rcfg: dict) -> None:
     `float`, `bool`, `str`, optional ones), so that `router.d=two` for `d: int` is one line
     before the run, not a TypeError inside it."""
     import inspect
+    import logging
     import typing
 
     from hydra.utils import get_class
 
+    log = logging.getLogger("hydra.utils")  # get_class logs a failure before raising it
+    quiet, log.disabled = log.disabled, True
     try:
         cls = get_class(rcfg["_target_"])
-    except Exception:  # instantiate says what is wrong with the target
+    except Exception:  # instantiate says what is wrong with the target, in one line
         return
+    finally:
+        log.disabled = quiet
     given = {k: v for k, v in rcfg.items() if k != "_target_"}
     for klass in getattr(cls, "__mro__", ()):
         init = klass.__dict__.get("__init__")
