@@ -126,7 +126,7 @@ class RouteChecker:
             return out
         if out is None:
             return None
-        if type(out) is not Placement:
+        if not isinstance(out, Placement):
             if isinstance(out, InstanceView):
                 raise ConfigError(f"{self.who} returned an InstanceView ({out.name}); expected "
                                   f"a Placement (or None to drop): return Placement(instance)")
