@@ -328,3 +328,29 @@ def test_a_pool_that_received_no_request_is_named_with_its_model_and_why(monkeyp
     assert code == 0, err
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["idle_pools"] == {}
     assert "received no request" not in err
+
+
+def test_a_router_bound_run_blames_the_router_not_the_fleet():
+    """A router replica taking 0.3 s per decision (router.service.signal=llm) 94 % busy: the
+    mean routing time is nearly the mean TTFT; a bigger fleet would not help, more router
+    replicas would. The summary shows the routing time when it is a fair share of TTFT."""
+    from wrpsim.runview import run_summary
+
+    s = {"requests_total": 1000, "requests_completed": 1000, "slo_attainment": 0.101,
+         "ttft_p99_s": 97.3, "tpot_p99_s": 0.0218, "queue_wait_mean_s": 41.08,
+         "mean_utilization": 0.58, "slo_ttft_s": 2.0, "route_mean_s": 41.04,
+         "route_p99_s": 97.2, "ttft_mean_s": 41.16, "router_utilization": 0.944,
+         "router_replicas": 1, "router_service_s": 0.3}
+    line = verdict(s)
+    assert "cannot carry" not in line
+    assert ("most of TTFT is the router's queue (mean routing time 41 s of mean TTFT 41.2 s; "
+            "the router is 94.4 % busy with 1 replica at 300 ms per decision): more router "
+            "replicas (router.replicas=2)") in line
+    # a decision latency, not a queue
+    late = verdict({**s, "router_utilization": 0.0})
+    assert "most of TTFT is routing" in late and "decision latency" in late
+    # routing a small share of TTFT: the fleet's verdict as before, and no route line
+    assert "cannot carry the trace" in verdict({**s, "route_mean_s": 0.5})
+    text = run_summary(s, {}, "out")
+    assert "  route      mean 41 s  p99 97.2 s of TTFT in the router" in text
+    assert "route " not in run_summary({**s, "route_mean_s": 0.0}, {}, "out")

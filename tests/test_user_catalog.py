@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -160,3 +161,42 @@ def test_a_user_workload_keeps_its_trace_when_its_name_is_overridden(tmp_path, m
     with pytest.raises(ConfigError, match=r"not found in .*workloads nor in .*workloads \(the "
                        r"workload catalog folders\)"):
         build_workload(cfg, 0)
+
+
+@pytest.mark.parametrize(("text", "says"), [
+    ("_target_: myrouters.X\nfoo: [1, 2\nbar: 3\n",
+     r"bad\.yaml:3:4: invalid YAML: did not find expected ',' or '\]' \(while parsing a flow "
+     r"sequence at line 2\)"),
+    ("a: 1\n  b: 2\n", r"bad\.yaml:2:4: invalid YAML: mapping values are not allowed in this "
+     r"context"),
+])
+def test_an_invalid_catalog_yaml_is_one_line_naming_file_and_line(tmp_path, monkeypatch, text,
+                                                                  says):
+    from wrpsim.app import check_catalogs
+
+    (tmp_path / "routers").mkdir()
+    (tmp_path / "routers" / "bad.yaml").write_text(text)
+    monkeypatch.setenv("WRPSIM_CATALOG", str(tmp_path))
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    with pytest.raises(ConfigError) as e:
+        check_catalogs()
+    assert re.fullmatch(rf"{re.escape(str(tmp_path.resolve()))}/routers/{says}", str(e.value))
+
+
+def test_a_users_router_that_raises_is_one_line_with_exit_status_2(tmp_path):
+    """The CLI path of `wrpsim.router.checked`: no traceback, the router and its file:line."""
+    cat = _catalog(tmp_path / "mycat")
+    (cat / "myrouters.py").write_text(
+        "from wrpsim.router import Router\n\n\nclass Raises(Router):\n"
+        "    def route(self, request, view):\n        raise ValueError('boom')\n")
+    (cat / "routers" / "raises.yaml").write_text("_target_: myrouters.Raises\n")
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    env["WRPSIM_CATALOG"] = str(cat)
+    r = subprocess.run(
+        [sys.executable, "-m", "wrpsim", "pool=capped", "router=raises",
+         "workload.max_requests=5", f"hydra.run.dir={tmp_path / 'run'}"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2, r.stderr
+    assert "Traceback" not in r.stderr
+    assert re.search(r"^wrpsim: error: router myrouters\.Raises raised ValueError: boom "
+                     r"\(.*myrouters\.py:6\)$", r.stderr, re.M), r.stderr

@@ -42,6 +42,7 @@ from wrpsim.metrics.qoe import QoEMeter
 from wrpsim.pool.vision import admit_images
 from wrpsim.pool.wakeup import wake
 from wrpsim.router.base import Router
+from wrpsim.router.checked import RouteChecker, is_user_router
 from wrpsim.router.feed import ViewFeed
 from wrpsim.router.requestview import RequestView, ground_truth
 from wrpsim.router.service import RouterService, ServiceSpec
@@ -79,6 +80,9 @@ class Dispatcher:
         self.cache = cache
         if cache is not None:
             log.on_complete.append(cache.on_complete)
+        if is_user_router(router):  # a user's router is held to the contract, one line per
+            # breach; the shipped ones are called directly (`wrpsim.router.checked`)
+            self._routed = RouteChecker(router, self.feed, fleet, failures)
 
     def follow_up(self, parent, **changes):
         """A new request derived from `parent` (fresh id, `parent_id` = parent's id, arriving now

@@ -6,13 +6,16 @@ printed here, `wrpsim.__main__` and `SweepView` print on stderr):
 
 - `run_summary(summary, cfg, out_dir)`: a dozen lines: workload, fleet, router, seed; requests;
   p50 / p99 TTFT and TPOT against the SLO; SLO attainment and goodput; streaming QoE (mean,
-  p10, the share reaching `qoe.target`) when measured; cost; energy; simulated
+  p10, the share reaching `qoe.target`) when measured; a `route` line when routing is at least
+  `ROUTE_LINE` of the mean TTFT; cost; energy; simulated
   and wall time; an `oracle` line when the run is an upper bound (the router read the ground
   truth, or the live fleet); the results directory. The full summary stays in `summary.json`.
 - `verdict(summary)`: a one-line warning when the fleet could not carry the trace (fewer than
   `CARRY_MIN` of the requests met the SLO, or none completed), else None — so a run whose
   numbers mean "overloaded" says so; when dropped requests make up at least half of the misses
-  it names them (how many, the main `drop_reason`) instead of blaming load or latency.
+  it names them (how many, the main `drop_reason`) instead of blaming load or latency; when
+  routing is at least `ROUTE_SHARE` of the mean TTFT it names the router (its queue: more
+  `router.replicas`; or its decision latency) instead of the fleet.
 - `idle_pool_warnings(summary)`: a warning per pool that received no request (its name, model
   and why), printed after the summary of a run and after the line of a sweep run.
 - `run_line(summary, name, overrides)`: what a sweep prints as each run finishes: one line of
@@ -85,6 +88,7 @@ def run_summary(s: dict, cfg: dict, out_dir: str) -> str:
                                   if s.get("requests_beyond_horizon") else ""),
         f"  TTFT       p50 {_t(s.get('ttft_p50_s'))}  p99 {_t(s.get('ttft_p99_s'))}  "
         f"(SLO {_t(s.get('slo_ttft_s'))})",
+        *_route_line(s),
         f"  TPOT       p50 {_t(s.get('tpot_p50_s'))}  p99 {_t(s.get('tpot_p99_s'))}  "
         f"(SLO {_t(s.get('slo_tpot_s'))})",
         f"  SLO        {_pct(s.get('slo_attainment'))} of requests within both; goodput "
@@ -201,6 +205,9 @@ def verdict(s: dict) -> str | None:
     drops = _dropped_misses(s, total, att)
     if drops:
         return f"{head}: {drops}"
+    routing = _router_bound(s)
+    if routing:
+        return f"{head}: {routing}"
     if loaded(s):
         return (f"{head}: this fleet cannot carry the trace (python -m wrpsim.plan finds one "
                 f"that can)")
@@ -224,6 +231,43 @@ def idle_pool_warnings(s: dict) -> list[str]:
         out.append(f"pool {pool} ({model}) received no request: {why}; its GPUs are still in "
                    f"the cost and energy")
     return out
+
+
+#: a run is router-bound when routing (router queue + service + decision latency) is this
+#: share of its mean TTFT; the summary shows a `route` line from `ROUTE_LINE` of it on
+ROUTE_SHARE, ROUTE_LINE = 0.5, 0.1
+
+
+def _router_bound(s: dict) -> str | None:
+    """When routing is most of the mean TTFT: what the time is (the queue for a router replica,
+    or the router's own decision latency) and what helps, instead of blaming the fleet; else
+    None."""
+    route, ttft = s.get("route_mean_s"), s.get("ttft_mean_s")
+    if not route or not ttft or route < ROUTE_SHARE * ttft:
+        return None
+    share = f"mean routing time {_t(route)} of mean TTFT {_t(ttft)}"
+    util, n = s.get("router_utilization") or 0.0, s.get("router_replicas") or 1
+    if util >= BUSY_MIN:
+        more = max(n + 1, -(-n * util // 0.6))
+        return (f"most of TTFT is the router's queue ({share}; the router is "
+                f"{_pct(util)} busy with {n} replica{'' if n == 1 else 's'} at "
+                f"{_t(s.get('router_service_s'))} per decision): more router replicas "
+                f"(router.replicas={int(more)}) or a faster decision (router.service) would "
+                f"help, a bigger fleet would not")
+    return (f"most of TTFT is routing ({share}, the router {_pct(util)} busy): the router's "
+            f"decision latency (its delay_s, router.service) is the time to cut, not the "
+            f"fleet's")
+
+
+def _route_line(s: dict) -> list[str]:
+    """The `route` line when routing is a non-negligible share of TTFT (`ROUTE_LINE`)."""
+    route, ttft = s.get("route_mean_s"), s.get("ttft_mean_s")
+    if not route or not ttft or route < ROUTE_LINE * ttft:
+        return []
+    n = s.get("router_replicas") or 1
+    return [f"  route      mean {_t(route)}  p99 {_t(s.get('route_p99_s'))} of TTFT in the "
+            f"router (queue + service + decision latency); {_pct(s.get('router_utilization'))}"
+            f" busy, {n} replica{'' if n == 1 else 's'}"]
 
 
 #: what a drop_reason means, for the warning of a run whose misses are mostly drops

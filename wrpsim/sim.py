@@ -19,7 +19,14 @@ import simpy
 
 from wrpsim.app import OUTPUT_KEYS
 from wrpsim.dispatcher import Dispatcher
-from wrpsim.errors import ConfigError, boolean, check_keys, number, unknown_choice
+from wrpsim.errors import (
+    ConfigError,
+    boolean,
+    check_keys,
+    integer,
+    number,
+    unknown_choice,
+)
 from wrpsim.eventloop import Arrivals, run_all
 from wrpsim.io import write_json, write_text
 from wrpsim.metrics.quality import quality_summary
@@ -32,6 +39,7 @@ from wrpsim.pool.transfer import FABRIC_KINDS, KVTransfer
 from wrpsim.progress import Progress
 from wrpsim.rng import stream
 from wrpsim.router import routing_table
+from wrpsim.router.checked import is_user_router
 from wrpsim.router.feed import ViewFeed
 from wrpsim.router.semcache import CacheSpec, SemanticCache
 from wrpsim.router.service import RouterService
@@ -117,6 +125,96 @@ def _router_type_error(rcfg: dict, cause: TypeError) -> str:
     return f"router: cannot instantiate {target!r}: {' '.join(str(cause).split())}"
 
 
+def _instantiation_error(target: str, exc: BaseException) -> str:
+    """One line for a router `_target_` that failed to load or construct: Hydra's message says
+    only 'Error locating target …, set env var HYDRA_FULL_ERROR=1'; the cause (a missing
+    package, a syntax error in the module, a class the module lacks) is at the end of the
+    chain of exceptions behind it."""
+    chain, c = [], exc.__cause__
+    while c is not None and len(chain) < 20:
+        chain.append(c)
+        c = c.__cause__ or c.__context__
+    real = [c for c in chain if not str(c).startswith("Error loading ")]
+    if not real:
+        return f"router: cannot instantiate {target!r}: {' '.join(str(exc).split())}"
+    cause = real[-1]
+    if isinstance(cause, SyntaxError):
+        text = f"SyntaxError: {cause.msg} ({cause.filename}, line {cause.lineno})"
+    else:
+        text = f"{type(cause).__name__}: {' '.join(str(cause).split())}"
+    module = target.rpartition(".")[0]
+    mod = sys.modules.get(module)
+    if isinstance(cause, AttributeError) and mod is not None:
+        from wrpsim.router.base import Router
+
+        found = sorted(k for k, v in vars(mod).items() if isinstance(v, type)
+                       and issubclass(v, Router) and v.__module__ == module)
+        if found:
+            text += f"; its routers: {', '.join(found)}"
+    return f"router: cannot load {target!r}: {text}"
+
+
+def _simple_check(where: str, ann, value) -> None:
+    """Check `value` against an `int`, `float`, `bool` or `str` annotation (or one of those or
+    None); any other annotation is the router's own business."""
+    import types
+    import typing
+
+    if typing.get_origin(ann) in (typing.Union, types.UnionType):
+        args = typing.get_args(ann)
+        if type(None) in args and value is None:
+            return
+        rest = [a for a in args if a is not type(None)]
+        if len(rest) != 1:
+            return
+        ann = rest[0]
+    if ann is bool:
+        boolean(where, value)
+    elif ann is int:
+        integer(where, value)
+    elif ann is float:
+        number(where, value)
+    elif ann is str and not isinstance(value, str):
+        raise ConfigError(f"{where} must be a string, got {value!r}")
+
+
+def _check_user_params(rcfg: dict) -> None:
+    """A user's router (a class outside wrpsim: the shipped ones validate their settings
+    themselves): its settings against the simple annotations of its constructors (`int`,
+    `float`, `bool`, `str`, optional ones), so that `router.d=two` for `d: int` is one line
+    before the run, not a TypeError inside it."""
+    import inspect
+    import logging
+    import typing
+
+    from hydra.utils import get_class
+
+    log = logging.getLogger("hydra.utils")  # get_class logs a failure before raising it
+    quiet, log.disabled = log.disabled, True
+    try:
+        cls = get_class(rcfg["_target_"])
+    except Exception:  # instantiate says what is wrong with the target, in one line
+        return
+    finally:
+        log.disabled = quiet
+    given = {k: v for k, v in rcfg.items() if k != "_target_"}
+    for klass in getattr(cls, "__mro__", ()):
+        init = klass.__dict__.get("__init__")
+        if init is None:
+            continue
+        params = list(inspect.signature(init).parameters.values())[1:]
+        if klass.__module__.partition(".")[0] != "wrpsim":
+            try:
+                hints = typing.get_type_hints(init)
+            except Exception:  # an annotation that does not resolve: not checked
+                hints = {}
+            for p in params:
+                if p.name in given and p.name in hints:
+                    _simple_check(f"router.{p.name}", hints[p.name], given.pop(p.name))
+        if not any(p.kind is p.VAR_KEYWORD for p in params):
+            break
+
+
 def build_router(rcfg: dict):
     """Instantiate the router config (`_target_` plus keyword arguments; the deployment keys
     `view`, `replicas`, `service` and `cache` are not the policy's: `router_deployment`,
@@ -131,6 +229,7 @@ def build_router(rcfg: dict):
         raise ConfigError("router: must be a mapping with a _target_ (see routers/README.md)")
     rcfg = {k: v for k, v in rcfg.items() if k not in DEPLOYMENT_KEYS}
     use_user_modules()  # a router module of the user's catalog (`wrpsim.paths`)
+    _check_user_params(rcfg)
     try:
         router = instantiate(rcfg)
     except InstantiationException as e:
@@ -139,8 +238,7 @@ def build_router(rcfg: dict):
             raise cause from None
         if isinstance(cause, TypeError):
             raise ConfigError(_router_type_error(rcfg, cause)) from None
-        msg = " ".join(str(e).split())
-        raise ConfigError(f"router: cannot instantiate {rcfg['_target_']!r}: {msg}") from None
+        raise ConfigError(_instantiation_error(rcfg["_target_"], e)) from None
     if not isinstance(router, Router):
         raise ConfigError(f"router: {rcfg['_target_']!r} is not a wrpsim.router.Router")
     return router
@@ -244,6 +342,8 @@ class Simulation:
         self.feed = ViewFeed(self.env, self.fleet, self.view_spec, hbt,
                              scrape=self.router.reads_load)
         self.service = RouterService(service)
+        if is_user_router(self.router):  # read-only view (`FleetView.guard`)
+            self.feed.view.guard(self.router.reads_load)
         self.router.bind(self.feed.view, stream(self.seed, "router"))
         if getattr(self.router, "needs_prefix_ids", False):
             self._warn_no_prefixes(rcfg, hbt)

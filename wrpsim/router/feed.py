@@ -119,7 +119,8 @@ class ViewFeed:
         return out
 
     def _health(self, inst, down: bool) -> None:
-        self._views[inst.name].down = down
+        object.__setattr__(self._views[inst.name], "down", down)  # read-only to user routers
+        self.view.health_changed()
 
     def _scraper(self):
         while True:

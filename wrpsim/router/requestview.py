@@ -32,6 +32,10 @@ HIDDEN = ("output_tokens", "outcomes")
 TRUTH_READERS = ("lengths", "predict", "multicall", "guard")
 
 
+class HiddenField(AttributeError):
+    """A router read a ground-truth field of the request (`HIDDEN`)."""
+
+
 class RequestView:
     """The routed request without its ground-truth fields (see the module docstring)."""
 
@@ -49,7 +53,7 @@ class RequestView:
 
     def __getattr__(self, name: str):
         if name in HIDDEN:
-            raise AttributeError(
+            raise HiddenField(
                 f"a router cannot read request.{name}: it is ground truth the router does not "
                 f"know when it decides (predict it: router.output_predictor / router.predictor)")
         return getattr(object.__getattribute__(self, "_req"), name)

@@ -103,6 +103,13 @@ class ModelRouter(Router):
         """(model, pool or None, decision label, score) for `request`."""
         raise NotImplementedError
 
+    def _unserved(self, what: str, name, served) -> ConfigError:
+        """The error for a `select` that names a model / pool the fleet does not have."""
+        cls = type(self)
+        return ConfigError(f"router {cls.__module__}.{cls.__qualname__}: select returned "
+                           f"{what} {name!r}, which the fleet does not serve; the fleet's "
+                           f"{what}s: {', '.join(sorted(str(m) for m in served))}")
+
     def place(self, request, cands):
         """The instance of the target's candidates that takes the request."""
         return least_outstanding(cands)
@@ -128,12 +135,19 @@ class ModelRouter(Router):
                                        None, score, cat, request.prompt_tokens, 0.0))
             return None
         if pool is not None:
-            model = self._pool_model[pool]
+            try:
+                model = self._pool_model[pool]
+            except KeyError:
+                raise self._unserved("pool", pool, self._pool_model) from None
             request.model = model
             inst = self.place(request, self._pool_cands[pool])
         else:
             request.model = model
-            inst = self.place(request, view.candidates(request))
+            try:
+                cands = view.candidates(request)
+            except KeyError:  # not on the hot path: only for a model the fleet does not serve
+                raise self._unserved("model", model, view.models) from None
+            inst = self.place(request, cands)
         delay = self.delay_s(request, label) if self._timed else 0.0
         if self.record:
             self.decisions.append((request.id, request.parent_id, self.name, label, model,

@@ -40,6 +40,9 @@ It is labelled as an upper bound in `summary.json` (`router_view`), and it is th
 which the output-length predictor may be the oracle.
 
 The view is filled by `wrpsim.router.feed.ViewFeed`; policies hold no reference to the fleet.
+A router whose class is not wrpsim's gets it read-only (`FleetView.guard`: tuples, instances
+that refuse writes and, with `reads_load = False`, reads of the load fields); the shipped
+routers keep the plain objects, so their hot path is unchanged.
 """
 
 from __future__ import annotations
@@ -110,17 +113,24 @@ class InstanceView:
     )
 
     def __init__(self, inst, spec, prefix):
-        self.name, self.pool, self.index = inst.name, inst.pool, inst.index
-        self.model, self.gpu, self.tp, self.role = spec.model, spec.gpu, inst.tp, spec.role
-        self.max_context = inst.max_context
-        self.kv_capacity_blocks = inst.kv.capacity
-        self.block_size = spec.scheduler.block_size
-        self.price_per_gpu_hour = spec.price_per_gpu_hour
-        self.latency = inst.latency
-        self.down = inst.down
-        self._s = (0, 0, 0, 0.0, 0, 0, 0)
-        self._sent = self._sent_tokens = 0
-        self._prefix = prefix  # PrefixIndex, or the engine's prefix_match (oracle)
+        put = object.__setattr__  # the read-only subclasses (`FleetView.guard`) take no writes
+        put(self, "name", inst.name)
+        put(self, "pool", inst.pool)
+        put(self, "index", inst.index)
+        put(self, "model", spec.model)
+        put(self, "gpu", spec.gpu)
+        put(self, "tp", inst.tp)
+        put(self, "role", spec.role)
+        put(self, "max_context", inst.max_context)
+        put(self, "kv_capacity_blocks", inst.kv.capacity)
+        put(self, "block_size", spec.scheduler.block_size)
+        put(self, "price_per_gpu_hour", spec.price_per_gpu_hour)
+        put(self, "latency", inst.latency)
+        put(self, "down", inst.down)
+        put(self, "_s", (0, 0, 0, 0.0, 0, 0, 0))
+        put(self, "_sent", 0)
+        put(self, "_sent_tokens", 0)
+        put(self, "_prefix", prefix)  # PrefixIndex, or the engine's prefix_match (oracle)
 
     @property
     def outstanding(self) -> int:
@@ -159,6 +169,67 @@ class InstanceView:
 
     def __repr__(self) -> str:
         return f"InstanceView({self.name})"
+
+
+#: what a router may read of an `InstanceView` (listed when it reads something else)
+INSTANCE_FIELDS = ("name", "pool", "index", "model", "gpu", "tp", "role", "max_context",
+                   "kv_capacity_blocks", "block_size", "price_per_gpu_hour", "latency", "down",
+                   "outstanding", "num_waiting", "num_running", "kv_used_frac",
+                   "outstanding_tokens", "prefix_match(request)")
+#: the scraped load fields (`Router.reads_load`)
+LOAD_FIELDS = ("outstanding", "num_waiting", "num_running", "kv_used_frac", "outstanding_tokens")
+
+
+class ReadOnlyInstanceView(InstanceView):
+    """An `InstanceView` that refuses writes to its public fields: what a router whose class is
+    not wrpsim's gets (`FleetView.guard`). Writes of the feed's own (underscored) fields pass;
+    a shipped router's view keeps the plain class (no `__setattr__` on the hot path)."""
+
+    __slots__ = ()
+
+    def __setattr__(self, name: str, value) -> None:
+        if name[:1] == "_":
+            object.__setattr__(self, name, value)
+            return
+        raise AttributeError(f"InstanceView.{name} is read-only: a router reads the view and "
+                             f"never writes it (routers/README.md)")
+
+
+class NoLoadInstanceView(ReadOnlyInstanceView):
+    """A read-only `InstanceView` of a router that declares `reads_load = False`: the view takes
+    no scrapes for it, so its load fields would be stale; reading one raises `LoadNotRead`."""
+
+    __slots__ = ()
+
+    def _no_load(self, name: str):
+        raise LoadNotRead(f"InstanceView.{name} is unavailable to a router with reads_load = "
+                          f"False (the view takes no scrapes for it, so the value would be "
+                          f"stale): set reads_load = True in the router's class body")
+
+    outstanding = property(lambda self: self._no_load("outstanding"))
+    num_waiting = property(lambda self: self._no_load("num_waiting"))
+    num_running = property(lambda self: self._no_load("num_running"))
+    kv_used_frac = property(lambda self: self._no_load("kv_used_frac"))
+    outstanding_tokens = property(lambda self: self._no_load("outstanding_tokens"))
+
+
+class LoadNotRead(AttributeError):
+    """A router with `reads_load = False` read a load field of the view."""
+
+
+class FrozenCandidates(tuple):
+    """A read-only candidate list (a tuple with the list's `model`, `key` and `every`): what
+    `FleetView.candidates` returns to a router whose class is not wrpsim's."""
+
+    model: str
+    key: str
+    every: tuple
+
+
+def _frozen(c) -> FrozenCandidates:
+    f = FrozenCandidates(c)
+    f.model, f.key, f.every = getattr(c, "model", None), getattr(c, "key", None), tuple(c.every)
+    return f
 
 
 class FleetView:
@@ -202,6 +273,43 @@ class FleetView:
     def decode_candidates(self, request):
         """Healthy decode instances of the request's model (empty unless disaggregated)."""
         return self._decode[request.model or self.default_model]
+
+    def guard(self, reads_load: bool = True) -> None:
+        """Make this view read-only for a router whose class is not wrpsim's: its instances
+        refuse writes (and, with `reads_load` False, reads of the load fields), `candidates` and
+        `decode_candidates` return tuples, and the fleet's lists and mappings become tuples and
+        read-only mappings. The shipped routers keep the plain view: none of this is on their
+        hot path."""
+        from types import MappingProxyType
+
+        kind = ReadOnlyInstanceView if reads_load else NoLoadInstanceView
+        for v in self.instances:
+            v.__class__ = kind
+        self.specs = tuple(self.specs)
+        self.models = tuple(self.models)
+        self.latency = MappingProxyType(self.latency)
+        self.disaggregated = frozenset(self.disaggregated)
+        self.max_tokens = MappingProxyType(self.max_tokens)
+        self.pools = MappingProxyType({n: tuple(p) for n, p in self.pools.items()})
+        self.instances = tuple(self.instances)
+        frozen: dict = {}  # id of a live list -> its tuple, until an instance's health changes
+        self._frozen = frozen
+
+        def pick(lists, request):
+            c = lists[request.model or self.default_model]
+            f = frozen.get(id(c))
+            if f is None:
+                f = frozen[id(c)] = _frozen(c)
+            return f
+
+        self.candidates = lambda request: pick(self._cands, request)
+        self.decode_candidates = lambda request: pick(self._decode, request)
+
+    def health_changed(self) -> None:
+        """An instance went down or came back: forget the guarded view's tuples."""
+        frozen = getattr(self, "_frozen", None)
+        if frozen:
+            frozen.clear()
 
 
 def _not_wired(*_a, **_k):
