@@ -154,6 +154,8 @@ def test_route_s_is_the_max_of_parallel_and_the_sum_of_sequential_signal_latenci
         blocked = df[df["status"] != "completed"]
         assert set(blocked["drop_reason"]) == {"router_rejected"}
         assert len(blocked) == n // 2  # a perfect detector blocks every attempt
+        # a refusal ends when the decision is out, not when the router starts on it
+        assert np.allclose(blocked["finish_s"], blocked["arrival_s"] + cost)
     dec = sim.router.decisions
     assert {d[3] for d in dec} == {"block", "small", "default"}
 

@@ -130,8 +130,11 @@ class Dispatcher:
         now = self.env._now
         end += lookup
         self.log.route_s[req.id] = end - came + (placement.delay_s if placement else 0.0)
-        if placement is None:
-            self.log.dropped(req, self.fleet.model_of(req), "router_rejected", self.env.now)
+        if placement is None:  # refused when the decision is out (its service time spent)
+            if end > now:
+                wake(self.env, end - now, self._reject_due, req)
+            else:
+                self.log.dropped(req, self.fleet.model_of(req), "router_rejected", now)
             return
         feed = self.feed
         inst = feed.live(placement.instance)
@@ -146,6 +149,11 @@ class Dispatcher:
             wake(self.env, delay, self._admit_due, (req, inst, dec, delay))
         else:
             self._admit(req, inst, dec)
+
+    def _reject_due(self, ev) -> None:
+        """The router's refusal of `ev.value` is out: drop it now (reason router_rejected)."""
+        req = ev.value
+        self.log.dropped(req, self.fleet.model_of(req), "router_rejected", self.env._now)
 
     def _admit_due(self, ev) -> None:
         """The front-end delay of `_decide` is over: admit (`ev.value`: `_admit`'s arguments).
