@@ -8,10 +8,12 @@ when no top-k / top-p / penalties are asked for (`vllm/v1/sample/sampler.py`,
 
 - greedy (temperature 0): `logits.to(float32)`, then `argmax(-1)`;
 - random (temperature > 0): `logits.to(float32)`, `div_(temperature)`, `softmax(-1)`,
-  `q = empty_like(probs).exponential_()`, `probs.div_(q).argmax(-1)` (the Gumbel-style draw).
+  `q = empty_like(probs).exponential_()`, `probs.div_(q).argmax(-1)` (the Gumbel-style draw);
+- topp: random after the PyTorch-native top-p filter (a sort of every row of logits), what a
+  request with top_p < 1 costs when FlashInfer's sampler is not used.
 
 1. `python3 docs/experiments/device_sampler.py measure OUT_DIR` (on the GPU; needs only
-   PyTorch): times both paths at m in {1, 8, 64, 256, 1024} and vocab in {128,256 (Llama 3),
+   PyTorch): times the three paths at m in {1, 8, 64, 256, 1024} and vocab in {128,256 (Llama 3),
    151,936 (Qwen), 262,144 (Gemma 3)}, each in one CUDA graph replayed (median of 20), writes
    `OUT_DIR/device_sampler.csv` (path, m, vocab, ms) and `device.json`.
 2. `python docs/experiments/device_sampler.py passes CSV GPU` (here): passes = measured time x
@@ -56,13 +58,31 @@ def measure(out_dir: str) -> None:
         q = torch.empty_like(probs).exponential_()
         return probs.div_(q).argmax(dim=-1)
 
+    top_p = torch.full((max(MS),), 0.9, dtype=torch.float32, device=dev)
+
+    def topp(logits, temp):
+        """`random` after vLLM's PyTorch-native top-p filter (`apply_top_k_top_p`: sort the
+        logits, softmax, cumulative sum, mask, scatter back), what runs when a request sets
+        top_p and FlashInfer's sampler is not used."""
+        x = logits.to(torch.float32)
+        x.div_(temp)
+        srt, idx = x.sort(dim=-1, descending=False)
+        cum = srt.softmax(dim=-1).cumsum(dim=-1)
+        mask = cum <= 1 - top_p[: x.shape[0]].unsqueeze(dim=1)
+        mask[:, -1] = False
+        srt.masked_fill_(mask, -float("inf"))
+        x = x.scatter(dim=-1, index=idx, src=srt)
+        probs = x.softmax(dim=-1, dtype=torch.float32)
+        q = torch.empty_like(probs).exponential_()
+        return probs.div_(q).argmax(dim=-1)
+
     with (out / "device_sampler.csv").open("w") as csv:
         csv.write("path,m,vocab,ms\n")
         for vocab in VOCABS:
             for m in MS:
                 logits = torch.randn(m, vocab, dtype=torch.bfloat16, device=dev)
                 temp = torch.full((m, 1), 0.7, dtype=torch.float32, device=dev)
-                for name, fn in (("greedy", greedy), ("random", random)):
+                for name, fn in (("greedy", greedy), ("random", random), ("topp", topp)):
                     ms = graph_ms(lambda fn=fn, x=logits, t=temp: fn(x, t), 20, warmup=3)
                     csv.write(f"{name},{m},{vocab},{ms:.6f}\n")
                 del logits, temp
