@@ -20,7 +20,7 @@ import re
 import sys
 import traceback
 
-from wrpsim.errors import closest, did_you_mean
+from wrpsim.errors import WrpsimError, closest, did_you_mean
 
 # launcher option -> (module it needs, pip extra of wrpsim that installs it)
 EXTRAS = {
@@ -274,6 +274,8 @@ def explain(exc: BaseException, argv: list[str] | None = None,
         return f"{_first(exc)}{cause}"
     if isinstance(exc, HydraException):
         return _first(exc)
+    if isinstance(exc, WrpsimError):  # a launcher's own check (hydra_plugins/wrpsim_ray_launcher)
+        return str(exc)
     line = _output_dir(exc)
     if line:
         return line
