@@ -21,6 +21,9 @@ Contracts of a job (one run, or one point of a `-m` sweep), in its output direct
   with status 2, never a traceback; so does a bad command line that Hydra rejects before the run
   (unknown group option or key, malformed override, a launcher that cannot start: see
   `wrpsim.hydra_errors`); any other exception is a failure of the run: traceback, status 1;
+- a sweep whose job's worker process died (killed, crashed) prints one line `wrpsim: error: …`
+  and exits with status 1 (a failure, not bad input); Ctrl-C prints one line
+  `wrpsim: interrupted…` and exits with status 130, under any launcher;
 - a `WrpsimWarning` (a configuration that runs but is probably not meant) prints one line
   `wrpsim: warning: …` on stderr;
 - sweep (`-m`): a failing job — user error or any other exception — writes `error.json` (message,
@@ -227,11 +230,20 @@ def show_warnings() -> None:
     warnings.simplefilter("always", WrpsimWarning)
 
 
+def interrupted(argv: list[str]) -> str:
+    """The line printed on Ctrl-C (exit status 130): a sweep's completed runs keep their
+    results (`_DONE`), and the same command resumes it."""
+    if any(a in ("-m", "--multirun") for a in argv):
+        return ("wrpsim: interrupted; completed runs keep their results — rerun the same command "
+                "to resume")
+    return "wrpsim: interrupted"
+
+
 def _hydra_main(main, config_name: str = "config") -> None:
     """Call a `hydra.main` app with Hydra's exceptions let through (`HYDRA_FULL_ERROR=1`) and
     turn the command-line ones into one line (`wrpsim.hydra_errors`). A user who set
     HYDRA_FULL_ERROR=1 gets Hydra's tracebacks."""
-    from wrpsim.hydra_errors import explain
+    from wrpsim.hydra_errors import explain, worker_died
 
     full = os.environ.get("HYDRA_FULL_ERROR")
     os.environ["HYDRA_FULL_ERROR"] = "1"
@@ -241,7 +253,13 @@ def _hydra_main(main, config_name: str = "config") -> None:
         line = None if full == "1" else explain(e, config_name=config_name)
         if line is None:
             raise
+        if worker_died(e):  # a failure, not bad input: status 1, as a run's crash
+            say(f"wrpsim: error: {line}", sys.stderr)
+            raise SystemExit(1) from None
         raise user_error(line) from None
+    except KeyboardInterrupt:  # Ctrl-C, under any launcher: one line, not Hydra's traceback
+        say(interrupted(sys.argv[1:]), sys.stderr)
+        raise SystemExit(130) from None
     finally:
         if full is None:
             os.environ.pop("HYDRA_FULL_ERROR", None)

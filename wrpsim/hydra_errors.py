@@ -192,18 +192,51 @@ def _unknown_key(exc, argv: list[str] | None = None, config_name: str = "config"
 
 
 #: exceptions a sweep launcher raises when a job's worker process died (killed, e.g. out of
-#: memory, or crashed): joblib/loky, concurrent.futures, Ray
+#: memory, or crashed): joblib/loky, concurrent.futures, Ray, submitit (a job that ended without
+#: a result)
 WORKER_DIED = ("TerminatedWorkerError", "BrokenProcessPool", "WorkerCrashedError",
-               "OutOfMemoryError", "NodeDiedError", "LocalRayletDiedError")
+               "OutOfMemoryError", "NodeDiedError", "LocalRayletDiedError", "UncompletedJobError")
+#: of those, the ones after which the launcher cancelled the sweep's other jobs (joblib's loky
+#: executor shuts down when a worker dies; Ray and submitit let the other jobs finish)
+CANCELS_SWEEP = ("TerminatedWorkerError", "BrokenProcessPool")
 
 
-def _worker_died(exc: BaseException) -> bool:
+def worker_died(exc: BaseException) -> bool:
     """True for a launcher's error that says a job's worker died (Ray wraps one in a
     RayTaskError whose `cause` is it), not that the launcher could not start."""
     for e in (exc, getattr(exc, "cause", None), exc.__cause__):
         if e is not None and any(c.__name__ in WORKER_DIED for c in type(e).__mro__):
             return True
     return False
+
+
+def _finished(where: str) -> int:
+    """How many run folders under the sweep directory hold a completion marker `_DONE`."""
+    from pathlib import Path
+
+    try:
+        return sum(1 for _ in Path(where).rglob("_DONE"))
+    except OSError:
+        return 0
+
+
+def _died(exc: BaseException, where: str) -> str:
+    """The one line of a sweep whose job's worker died: which error, whether the other jobs were
+    cancelled, and where the finished runs are — only when some are."""
+    name = type(exc).__name__
+    message = " ".join(str(exc).split())
+    if name == "UncompletedJobError":  # "Job 123 (task: 0) with path /…/x.pkl has not produced…"
+        message = re.sub(r" with path \S+", "", message)
+    cancelled = any(c.__name__ in CANCELS_SWEEP for c in type(exc).__mro__)
+    done = _finished(where)
+    one = done == 1
+    kept = (f"{done} finished run{'' if one else 's'} in {where} (python -m wrpsim.report "
+            f"sweep_dir={where} tabulates {'it' if one else 'them'})" if done else
+            f"no run in {where} has finished")
+    cancel = "; the launcher cancelled the sweep's other jobs" if cancelled else ""
+    return (f"a sweep job's worker died (killed, e.g. out of memory, or crashed): {name}: "
+            f"{message.split('. ')[0][:200]}{cancel}; {kept}; rerunning the same command "
+            f"resumes the sweep (completed runs are skipped)")
 
 
 def _sweep_dir(argv: list[str]) -> str:
@@ -279,12 +312,8 @@ def explain(exc: BaseException, argv: list[str] | None = None,
     line = _output_dir(exc)
     if line:
         return line
-    if _worker_died(exc):  # the launcher had started the jobs: one died, the others may be done
-        where = _sweep_dir(argv)
-        return (f"a sweep job's worker died (killed, e.g. out of memory, or crashed): "
-                f"{type(exc).__name__}: {_first(exc).split('. ')[0]}; runs that finished are "
-                f"in {where} "
-                f"(python -m wrpsim.report sweep_dir={where} tabulates them)")
+    if worker_died(exc):  # the launcher had started the jobs: one died, the others may be done
+        return _died(exc, _sweep_dir(argv))
     if _from_launcher(exc):  # (an ImportError elsewhere is a bug: its traceback is shown)
         return (f"the sweep launcher (hydra/launcher) cannot start: {type(exc).__name__}: "
                 f"{_first(exc)}")
