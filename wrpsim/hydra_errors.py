@@ -122,7 +122,9 @@ def _unknown_key(exc, argv: list[str] | None = None, config_name: str = "config"
     cause = exc.__cause__
     full_key = getattr(cause, "full_key", None)
     parent = getattr(cause, "parent_node", None)
-    if not full_key or parent is None or "not in struct" not in str(cause):
+    # "Key 'k' is not in struct" (a YAML option), "Key 'k' not in 'JobLibLauncherConf'" (a
+    # plugin's structured config: joblib, submitit_local)
+    if not full_key or parent is None or not re.match(r"Key '[^']*' (is )?not in ", str(cause)):
         return None
     try:
         valid = [str(k) for k in parent.keys() if k != "hydra"]
@@ -307,6 +309,17 @@ def explain(exc: BaseException, argv: list[str] | None = None,
         return f"{_first(exc)}{cause}"
     if isinstance(exc, HydraException):
         return _first(exc)
+    if isinstance(exc, ValueError) and str(exc).startswith("Only one of --run, --multirun"):
+        flags = [a for a in argv if a in ("-m", "--multirun", "-c", "--cfg", "-i", "--info",
+                                          "-r", "--run", "--shell-completion", "-sc")]
+        line = (f"{' and '.join(flags) or 'these flags'} cannot be combined: Hydra takes one of "
+                f"-m/--multirun, -r/--run, -c/--cfg, -i/--info, -sc/--shell-completion")
+        if {"-c", "--cfg"} & set(flags) and {"-m", "--multirun"} & set(flags):
+            app = "wrpsim" if config_name == "config" else f"wrpsim.{config_name}"
+            shown = " ".join(a for a in argv if a not in ("-m", "--multirun"))
+            line += (f"; --cfg prints the config without running, so drop -m: "
+                     f"python -m {app} {shown}")
+        return line
     if isinstance(exc, WrpsimError):  # a launcher's own check (hydra_plugins/wrpsim_ray_launcher)
         return str(exc)
     line = _output_dir(exc)
