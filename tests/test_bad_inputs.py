@@ -5,6 +5,7 @@ Hydra app, as a user's `python -m wrpsim …` (a subprocess each would cost ~2 s
 from __future__ import annotations
 
 import re
+import shutil
 
 import pytest
 
@@ -230,6 +231,24 @@ def test_slurm_launcher_off_a_cluster_or_without_the_extra_is_one_line(monkeypat
     code, _, err = run_app(monkeypatch, capsys, tmp_path, "-m", SMALL, "hydra/launcher=slurm")
     assert code == 2
     assert "hydra/launcher" in one_error_line(err)
+    if shutil.which("srun") is None:  # named, with the local stand-in; no empty sweep folder
+        assert one_error_line(err).startswith("wrpsim: error: hydra/launcher=slurm: Slurm's "
+                                              "srun is not on PATH")
+        assert "hydra/launcher=submitit_local" in err
+        assert not (tmp_path / "sweep").exists()
+
+
+def test_no_slurm_is_checked_only_for_a_sweep_on_a_slurm_launcher():
+    from wrpsim.hydra_errors import no_slurm
+
+    def none(_):
+        return None
+
+    assert no_slurm(["-m", "hydra/launcher=submitit_slurm"], none).startswith(
+        "hydra/launcher=submitit_slurm: Slurm's srun is not on PATH")
+    assert no_slurm(["-m", "hydra/launcher=slurm"], lambda _: "/usr/bin/srun") is None
+    assert no_slurm(["hydra/launcher=slurm", "--cfg", "hydra"], none) is None
+    assert no_slurm(["-m", "hydra/launcher=submitit_local"], none) is None
 
 
 def test_launcher_whose_extra_is_missing_names_the_pip_extra():

@@ -297,7 +297,10 @@ def app_help(config_name: str) -> str:
     for sub in sorted(p for p in conf.iterdir() if p.is_dir()):
         if sub.name in chosen or sub.name == "experiment":  # the one optional group
             groups[sub.name] = (sorted(p.stem for p in sub.glob("*.yaml")), chosen.get(sub.name))
-    groups["hydra/launcher"] = (launcher_options(conf), "basic")
+    # the plugin's own submitit_slurm has none of the preset's settings (docs/sweeps.md: use slurm)
+    bare = "submitit_slurm (without wrpsim's settings: use slurm)"
+    groups["hydra/launcher"] = ([bare if o == "submitit_slurm" else o
+                                 for o in launcher_options(conf)], "basic")
     help_cfg = (raw.get("hydra") or {}).get("help") or {}
     return page(config_name, help_cfg.get("header", ""), groups, conf / f"{config_name}.yaml",
                 help_cfg.get("footer", ""))
@@ -311,7 +314,7 @@ def hydra_entry(task, config_name: str = "config", outputs: tuple[str, ...] = ()
     from hydra.types import RunMode
     from omegaconf import OmegaConf
 
-    from wrpsim.hydra_errors import missing_extra
+    from wrpsim.hydra_errors import missing_extra, no_slurm
     from wrpsim.hydra_mode import single_composition
 
     show_warnings()
@@ -323,7 +326,7 @@ def hydra_entry(task, config_name: str = "config", outputs: tuple[str, ...] = ()
     if any(a in ("--help", "-h") for a in sys.argv[1:]):
         print(app_help(config_name), end="")
         return
-    missing = missing_extra(sys.argv[1:])
+    missing = missing_extra(sys.argv[1:]) or no_slurm(sys.argv[1:])
     if missing:
         raise user_error(missing)
 

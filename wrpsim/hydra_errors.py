@@ -10,7 +10,8 @@ knows them, or None for an exception that is not a command-line problem (a bug: 
 shown).
 
 `missing_extra(argv)` checks, before Hydra starts, that a `hydra/launcher=NAME` the command line
-asks for has its optional dependency installed.
+asks for has its optional dependency installed; `no_slurm(argv)` that a sweep on a Slurm
+launcher runs where Slurm's `srun` is.
 """
 
 from __future__ import annotations
@@ -56,6 +57,25 @@ def missing_extra(argv: list[str], extras: dict | None = None) -> str | None:
             return (f"hydra/launcher={name} needs {module.split('.')[-1]}, which is not "
                     f"installed: pip install -e '.[{extra}]' (or drop hydra/launcher= to run "
                     f"the sweep in this process)")
+    return None
+
+
+def no_slurm(argv: list[str], which=None) -> str | None:
+    """The one-line error for a sweep (-m) on a Slurm launcher (`hydra/launcher=slurm` or
+    `submitit_slurm`) where Slurm's `srun` is not on PATH, else None; checked before Hydra
+    starts, so no empty sweep folder is left. `which`: `shutil.which` (tests)."""
+    import shutil
+
+    which = shutil.which if which is None else which
+    if not any(a in ("-m", "--multirun") for a in argv):
+        return None
+    for arg in argv:
+        key, _, name = arg.partition("=")
+        if key.lstrip("+~") == "hydra/launcher" and name in ("slurm", "submitit_slurm") \
+                and which("srun") is None:
+            return (f"hydra/launcher={name}: Slurm's srun is not on PATH, so this is not a "
+                    f"Slurm login node; run the sweep there, or try the same set-up locally with "
+                    f"hydra/launcher=submitit_local (or hydra/launcher=joblib)")
     return None
 
 
