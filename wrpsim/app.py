@@ -298,7 +298,7 @@ def app_help(config_name: str) -> str:
         if sub.name in chosen or sub.name == "experiment":  # the one optional group
             groups[sub.name] = (sorted(p.stem for p in sub.glob("*.yaml")), chosen.get(sub.name))
     # the plugin's own submitit_slurm has none of the preset's settings (docs/sweeps.md: use slurm)
-    bare = "submitit_slurm (without wrpsim's settings: use slurm)"
+    bare = "submitit_slurm (use slurm)"
     groups["hydra/launcher"] = ([bare if o == "submitit_slurm" else o
                                  for o in launcher_options(conf)], "basic")
     help_cfg = (raw.get("hydra") or {}).get("help") or {}
