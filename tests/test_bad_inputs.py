@@ -5,6 +5,7 @@ Hydra app, as a user's `python -m wrpsim …` (a subprocess each would cost ~2 s
 from __future__ import annotations
 
 import re
+import shutil
 
 import pytest
 
@@ -151,6 +152,10 @@ BAD = [
     (["router.cache.enabled=true", "router.cache.hit_model=trace"],
      r"^wrpsim: error: router\.cache\.hit_model: trace needs the trace's semantic_cluster "
      r"column, .*valid choices: curve$"),
+    # a plugin's structured launcher config lists its keys like a YAML option does
+    (["-m", "hydra/launcher=joblib", "hydra.launcher.n_jobz=2"],
+     r"^wrpsim: error: hydra\.launcher\.n_jobz: unknown key; valid keys under hydra\.launcher: "
+     r"_target_, n_jobs, .*; did you mean 'n_jobs'\?$"),
     (["-m", "hydra.launcher._target_=hydra_plugins.nomod.X"],
      r"the sweep launcher \(hydra/launcher\) cannot start: RuntimeError: Unknown plugin class"),
 ]
@@ -174,7 +179,7 @@ def test_the_double_plus_the_sweep_error_gives_runs_for_every_option(monkeypatch
     assert sorted(p.name for p in (tmp_path / "sweep").iterdir() if p.is_dir()) == ["0", "1"]
 
 
-def test_a_dead_worker_is_told_apart_from_a_launcher_that_cannot_start():
+def test_a_dead_worker_is_told_apart_from_a_launcher_that_cannot_start(tmp_path):
     from wrpsim.hydra_errors import explain
 
     class WorkerCrashedError(Exception):  # Ray's, by name: Ray need not be installed
@@ -185,14 +190,40 @@ def test_a_dead_worker_is_told_apart_from_a_launcher_that_cannot_start():
             super().__init__("task failed")
             self.cause = cause
 
-    argv = ["-m", "hydra.sweep.dir=/tmp/s"]
+    argv = ["-m", f"hydra.sweep.dir={tmp_path}"]
     for exc in (WorkerCrashedError("The worker died unexpectedly"),
                 RayTaskError(WorkerCrashedError("died"))):
         line = explain(exc, argv)
         assert line.startswith("a sweep job's worker died (killed, e.g. out of memory, or "
                                "crashed): "), line
-        assert "runs that finished are in /tmp/s " in line
+        assert f"; no run in {tmp_path} has finished; " in line  # Ray: the others go on
+        assert "cancelled" not in line
     assert explain(RayTaskError(ValueError("x")), argv) is None  # a job's own error: not this
+
+
+def test_a_submitit_local_key_typo_lists_the_valid_keys(monkeypatch, capsys, tmp_path):
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
+    code, _, err = run_app(monkeypatch, capsys, tmp_path, "-m", SMALL,
+                           "hydra/launcher=submitit_local", "hydra.launcher.timeout_mn=2")
+    assert code == 2
+    line = one_error_line(err)
+    assert line.startswith("wrpsim: error: hydra.launcher.timeout_mn: unknown key; valid keys "
+                           "under hydra.launcher: ") and "timeout_min" in line, line
+    assert line.endswith("; did you mean 'timeout_min'?")
+
+
+def test_multirun_with_cfg_is_one_line_that_says_to_drop_the_m():
+    """`-m … --cfg hydra -p hydra.launcher` was Hydra's ValueError traceback."""
+    from wrpsim.hydra_errors import explain
+
+    exc = ValueError("Only one of --run, --multirun, --cfg, --info and --shell_completion can "
+                     "be specified")
+    argv = ["-m", "hydra/launcher=ray", "--cfg", "hydra", "-p", "hydra.launcher"]
+    assert explain(exc, argv) == (
+        "-m and --cfg cannot be combined: Hydra takes one of -m/--multirun, -r/--run, -c/--cfg, "
+        "-i/--info, -sc/--shell-completion; --cfg prints the config without running, so drop "
+        "-m: python -m wrpsim hydra/launcher=ray --cfg hydra -p hydra.launcher")
+    assert explain(ValueError("other"), argv) is None
 
 
 def test_slurm_launcher_off_a_cluster_or_without_the_extra_is_one_line(monkeypatch, capsys,
@@ -200,6 +231,24 @@ def test_slurm_launcher_off_a_cluster_or_without_the_extra_is_one_line(monkeypat
     code, _, err = run_app(monkeypatch, capsys, tmp_path, "-m", SMALL, "hydra/launcher=slurm")
     assert code == 2
     assert "hydra/launcher" in one_error_line(err)
+    if shutil.which("srun") is None:  # named, with the local stand-in; no empty sweep folder
+        assert one_error_line(err).startswith("wrpsim: error: hydra/launcher=slurm: Slurm's "
+                                              "srun is not on PATH")
+        assert "hydra/launcher=submitit_local" in err
+        assert not (tmp_path / "sweep").exists()
+
+
+def test_no_slurm_is_checked_only_for_a_sweep_on_a_slurm_launcher():
+    from wrpsim.hydra_errors import no_slurm
+
+    def none(_):
+        return None
+
+    assert no_slurm(["-m", "hydra/launcher=submitit_slurm"], none).startswith(
+        "hydra/launcher=submitit_slurm: Slurm's srun is not on PATH")
+    assert no_slurm(["-m", "hydra/launcher=slurm"], lambda _: "/usr/bin/srun") is None
+    assert no_slurm(["hydra/launcher=slurm", "--cfg", "hydra"], none) is None
+    assert no_slurm(["-m", "hydra/launcher=submitit_local"], none) is None
 
 
 def test_launcher_whose_extra_is_missing_names_the_pip_extra():

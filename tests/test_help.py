@@ -62,6 +62,8 @@ def test_help_lists_the_launchers_hydra_accepts(monkeypatch, capsys, tmp_path):
     code, out, _ = run_app(monkeypatch, capsys, tmp_path, "--help")
     line = next(ln for ln in out.splitlines() if ln.strip().startswith("hydra/launcher:"))
     assert code == 0 and "submitit_local" in line and "submitit_slurm" in line
+    # docs/sweeps.md: the preset is slurm
+    assert "submitit_slurm (use slurm)" in line
 
 
 def test_yaml_keys_reads_inline_and_block_comments(tmp_path):

@@ -258,3 +258,19 @@ def test_report_on_other_verbs_output_is_one_line_and_writes_nothing(tmp_path, o
             "net-inside": "holds no simulation run, only network scenarios (n1)"}[layout] \
         in p.stderr
     assert sorted(x.relative_to(sweep) for x in sweep.rglob("*")) == before
+
+
+def test_report_on_a_plan_sweep_with_a_failed_job_names_the_failure(tmp_path, other_verbs):
+    """A `wrpsim.plan -m` folder whose job failed was refused without saying which failed."""
+    from wrpsim.errors import ConfigError
+    from wrpsim.report.collect import scan
+
+    sweep = tmp_path / "sweep"
+    for name in ("0", "1"):
+        shutil.copytree(other_verbs / "plan", sweep / name)
+    for f in ("plan.json", "_DONE"):
+        (sweep / "0" / f).unlink(missing_ok=True)
+    (sweep / "0" / "error.json").write_text('{"message": "boom"}')
+    with pytest.raises(ConfigError, match=r"only capacity plans \(0, 1; .*; failed: 0 \(the "
+                                          r"error is in 0/error\.json\)\)"):
+        scan(sweep)

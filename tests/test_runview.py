@@ -354,3 +354,33 @@ def test_a_router_bound_run_blames_the_router_not_the_fleet():
     text = run_summary(s, {}, "out")
     assert "  route      mean 41 s  p99 97.2 s of TTFT in the router" in text
     assert "route " not in run_summary({**s, "route_mean_s": 0.0}, {}, "out")
+
+
+def closing_table(err: str) -> list[str]:
+    lines = err.splitlines()
+    return lines[next(i for i, ln in enumerate(lines) if ln.startswith("wrpsim: sweep ")):]
+
+
+@pytest.mark.parametrize("subdir", [None, "${hydra.job.override_dirname}"])
+def test_the_closing_table_shows_this_sweeps_jobs_only_in_job_order(monkeypatch, capsys,
+                                                                    tmp_path, subdir):
+    """A rerun into a directory an earlier, larger sweep used tabulated (and picked its winner
+    from) the earlier sweep's folders too; it shows its own jobs, in job order, and says how
+    many other run folders the directory holds."""
+    more = (f"hydra.sweep.subdir={subdir}",) if subdir else ()
+    code, _, err = run_app(monkeypatch, capsys, tmp_path, "-m", *SMALL, *more,
+                           "router=round-robin,least-outstanding,random")
+    assert code == 0, err
+    monkeypatch.setenv("WRPSIM_RERUN", "1")
+    code, _, err = run_app(monkeypatch, capsys, tmp_path, "-m", *SMALL, *more,
+                           "router=random,round-robin")
+    assert code == 0, err
+    table = closing_table(err)
+    assert table[0].startswith(f"wrpsim: sweep {tmp_path / 'sweep'}: 2 runs ")
+    header = next(i for i, ln in enumerate(table) if ln.lstrip().startswith("run "))
+    rows = table[header + 1:header + 3]
+    assert [r.split()[-1] for r in rows] == ["router=random", "router=round-robin"]
+    # aligned, also under folder names longer than the column (override_dirname)
+    assert {r.index(" router=") + 1 for r in rows} == {table[header].index("overrides")}
+    assert table[-1] == (f"  {tmp_path / 'sweep'} also holds 1 run folder from earlier sweeps, "
+                         f"not shown here; python -m wrpsim.report reads it too")

@@ -85,12 +85,38 @@ def test_a_worker_that_dies_is_not_called_a_launcher_that_cannot_start(tmp_path)
     pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
     p = multirun(tmp_path, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
                  "router._target_=wrpsim.router.RoundRobin,os.abort")
-    assert p.returncode == 2
+    assert p.returncode == 1  # a failure, not bad input (--help's exit statuses)
     line = [ln for ln in p.stderr.splitlines() if ln.startswith("wrpsim: error:")]
     assert len(line) == 1 and "Traceback" not in p.stderr, p.stderr
     assert line[0].startswith("wrpsim: error: a sweep job's worker died (killed, e.g. out of "
                               "memory, or crashed): TerminatedWorkerError: ")
-    assert f"runs that finished are in {tmp_path}" in line[0] and "cannot start" not in line[0]
+    assert "; the launcher cancelled the sweep's other jobs; " in line[0]
+    done = len(list(tmp_path.rglob("_DONE")))  # joblib may or may not have finished job 0
+    assert (f"{done} finished run in {tmp_path}" if done else
+            f"no run in {tmp_path} has finished") in line[0] and "cannot start" not in line[0]
+
+
+def test_a_submitit_job_that_died_is_a_dead_worker_and_no_finished_run_is_promised(tmp_path):
+    """submitit's UncompletedJobError was 'the sweep launcher cannot start', cut off at a
+    pickle path; and a sweep with no finished run pointed at its finished runs."""
+    from wrpsim.hydra_errors import explain
+
+    class UncompletedJobError(RuntimeError):
+        pass
+
+    exc = UncompletedJobError("Job 9903 (task: 0) with path /x/.submitit/9903/9903_0_result.pkl"
+                              "\nhas not produced any output (state: FINISHED)")
+    argv = ["-m", f"hydra.sweep.dir={tmp_path}"]
+    assert explain(exc, argv) == (
+        "a sweep job's worker died (killed, e.g. out of memory, or crashed): UncompletedJobError:"
+        " Job 9903 (task: 0) has not produced any output (state: FINISHED); no run in "
+        f"{tmp_path} has finished; rerunning the same command resumes the sweep (completed runs "
+        "are skipped)")
+    for n in ("0", "1"):
+        (tmp_path / n).mkdir()
+        (tmp_path / n / "_DONE").write_text("{}")
+    assert (f"; 2 finished runs in {tmp_path} (python -m wrpsim.report sweep_dir={tmp_path} "
+            "tabulates them); ") in explain(exc, argv)
 
 
 def test_a_rerun_in_the_same_directory_leaves_no_file_of_the_earlier_run(tmp_path):
@@ -180,3 +206,29 @@ def test_a_resume_with_json_true_changes_no_recorded_override_nor_sweep_dimensio
     # the closing table of a resume names no print-only key either
     table = p.stderr[p.stderr.index("wrpsim: sweep "):]
     assert "json=" not in table and "sim.progress" not in table
+
+
+@pytest.mark.parametrize("sweep", [True, False])
+def test_ctrl_c_is_one_line_and_status_130(monkeypatch, capsys, tmp_path, sweep):
+    """Ctrl-C printed Hydra's ~50-line KeyboardInterrupt traceback."""
+    from tests.conftest import run_app
+
+    def interrupt(*_a, **_k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("wrpsim.sim.run", interrupt)
+    code, _, err = run_app(monkeypatch, capsys, tmp_path, *(["-m"] if sweep else []), *BASE)
+    assert code == 130 and "Traceback" not in err
+    assert err.splitlines()[-1] == ("wrpsim: interrupted; completed runs keep their results — "
+                                    "rerun the same command to resume" if sweep else
+                                    "wrpsim: interrupted")
+
+
+def test_ctrl_c_in_a_key_value_verb_is_one_line_and_status_130(capsys):
+    from wrpsim.cli import verb_main
+
+    def work(_argv):
+        raise KeyboardInterrupt
+
+    assert verb_main(work, []) == 130
+    assert capsys.readouterr().err == "wrpsim: interrupted\n"

@@ -71,3 +71,31 @@ def test_tiny_sweep_on_submitits_local_executor(tmp_path):
     _, s = tiny_sweep(tmp_path, "submitit_local", "hydra.launcher.timeout_min=5")
     assert (s["runs"], s["completed"]) == (2, 2), s
     assert (tmp_path / "sweep" / ".submitit").is_dir()
+
+
+def test_a_ray_request_the_local_cluster_can_never_meet_is_one_line():
+    """remote.num_cpus=4 on a local cluster of 2 CPUs used to wait for the autoscaler for ever:
+    the launcher checks each job's request against the cluster it started."""
+    from hydra_plugins.wrpsim_ray_launcher._core import unmet
+
+    total = {"CPU": 2.0, "memory": 8e9, "object_store_memory": 1e9}
+    assert unmet({"num_cpus": 1, "memory": 4_000_000_000, "max_retries": 0}, total) is None
+    assert unmet({"num_cpus": 4}, total) == (
+        "hydra.launcher.ray.remote.num_cpus=4: every job asks for 4 CPU but the local Ray "
+        "cluster this sweep started has 2 in all (hydra.launcher.ray.init.num_cpus sets it), "
+        "so no job could ever start; ask for at most 2, or give the cluster more")
+    assert unmet({"num_gpus": 1}, total).startswith(
+        "hydra.launcher.ray.remote.num_gpus=1: every job asks for 1 GPU but ")
+    assert unmet({"resources": {"fast": 1}}, total).startswith(
+        "hydra.launcher.ray.remote.resources.fast=1: ")
+
+
+def test_the_ray_presets_remote_options_include_memory():
+    """docs/sweeps.md sets hydra.launcher.ray.remote.memory without a '+'."""
+    register_catalogs_once()
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(catalog_dir("conf")), version_base="1.3"):
+        cfg = compose("config", overrides=["hydra/launcher=ray",
+                                           "hydra.launcher.ray.remote.memory=4000000000"],
+                      return_hydra_config=True)
+    assert cfg.hydra.launcher.ray.remote.memory == 4_000_000_000

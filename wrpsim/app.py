@@ -21,6 +21,9 @@ Contracts of a job (one run, or one point of a `-m` sweep), in its output direct
   with status 2, never a traceback; so does a bad command line that Hydra rejects before the run
   (unknown group option or key, malformed override, a launcher that cannot start: see
   `wrpsim.hydra_errors`); any other exception is a failure of the run: traceback, status 1;
+- a sweep whose job's worker process died (killed, crashed) prints one line `wrpsim: error: …`
+  and exits with status 1 (a failure, not bad input); Ctrl-C prints one line
+  `wrpsim: interrupted…` and exits with status 130, under any launcher;
 - a `WrpsimWarning` (a configuration that runs but is probably not meant) prints one line
   `wrpsim: warning: …` on stderr;
 - sweep (`-m`): a failing job — user error or any other exception — writes `error.json` (message,
@@ -241,11 +244,20 @@ def show_warnings() -> None:
     warnings.simplefilter("always", WrpsimWarning)
 
 
+def interrupted(argv: list[str]) -> str:
+    """The line printed on Ctrl-C (exit status 130): a sweep's completed runs keep their
+    results (`_DONE`), and the same command resumes it."""
+    if any(a in ("-m", "--multirun") for a in argv):
+        return ("wrpsim: interrupted; completed runs keep their results — rerun the same command "
+                "to resume")
+    return "wrpsim: interrupted"
+
+
 def _hydra_main(main, config_name: str = "config") -> None:
     """Call a `hydra.main` app with Hydra's exceptions let through (`HYDRA_FULL_ERROR=1`) and
     turn the command-line ones into one line (`wrpsim.hydra_errors`). A user who set
     HYDRA_FULL_ERROR=1 gets Hydra's tracebacks."""
-    from wrpsim.hydra_errors import explain
+    from wrpsim.hydra_errors import explain, worker_died
 
     full = os.environ.get("HYDRA_FULL_ERROR")
     os.environ["HYDRA_FULL_ERROR"] = "1"
@@ -255,7 +267,13 @@ def _hydra_main(main, config_name: str = "config") -> None:
         line = None if full == "1" else explain(e, config_name=config_name)
         if line is None:
             raise
+        if worker_died(e):  # a failure, not bad input: status 1, as a run's crash
+            say(f"wrpsim: error: {line}", sys.stderr)
+            raise SystemExit(1) from None
         raise user_error(line) from None
+    except KeyboardInterrupt:  # Ctrl-C, under any launcher: one line, not Hydra's traceback
+        say(interrupted(sys.argv[1:]), sys.stderr)
+        raise SystemExit(130) from None
     finally:
         if full is None:
             os.environ.pop("HYDRA_FULL_ERROR", None)
@@ -293,7 +311,10 @@ def app_help(config_name: str) -> str:
     for sub in sorted(p for p in conf.iterdir() if p.is_dir()):
         if sub.name in chosen or sub.name == "experiment":  # the one optional group
             groups[sub.name] = (sorted(p.stem for p in sub.glob("*.yaml")), chosen.get(sub.name))
-    groups["hydra/launcher"] = (launcher_options(conf), "basic")
+    # the plugin's own submitit_slurm has none of the preset's settings (docs/sweeps.md: use slurm)
+    bare = "submitit_slurm (use slurm)"
+    groups["hydra/launcher"] = ([bare if o == "submitit_slurm" else o
+                                 for o in launcher_options(conf)], "basic")
     help_cfg = (raw.get("hydra") or {}).get("help") or {}
     return page(config_name, help_cfg.get("header", ""), groups, conf / f"{config_name}.yaml",
                 help_cfg.get("footer", ""))
@@ -307,7 +328,7 @@ def hydra_entry(task, config_name: str = "config", outputs: tuple[str, ...] = ()
     from hydra.types import RunMode
     from omegaconf import OmegaConf
 
-    from wrpsim.hydra_errors import missing_extra
+    from wrpsim.hydra_errors import missing_extra, no_slurm
     from wrpsim.hydra_mode import single_composition
 
     show_warnings()
@@ -319,7 +340,7 @@ def hydra_entry(task, config_name: str = "config", outputs: tuple[str, ...] = ()
     if any(a in ("--help", "-h") for a in sys.argv[1:]):
         print(app_help(config_name), end="")
         return
-    missing = missing_extra(sys.argv[1:])
+    missing = missing_extra(sys.argv[1:]) or no_slurm(sys.argv[1:])
     if missing:
         raise user_error(missing)
 

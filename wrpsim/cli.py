@@ -5,7 +5,8 @@ Each verb (`perf`, `net`, `report`, `validate`, `calibrate`) starts from its def
 and prints one JSON line; bad input prints one `wrpsim: error: …` line on stderr (the prefix of
 every wrpsim command) and exits with status 2. `--help` (or `-h`) anywhere on the command line
 prints the verb's docstring and its keys with defaults and descriptions (`wrpsim.keyhelp`) and
-exits 0. Exit statuses, as for the Hydra apps: 0 done, 2 bad input, 1 a failure inside the run.
+exits 0. Exit statuses, as for the Hydra apps: 0 done, 2 bad input, 1 a failure inside the run,
+130 interrupted (Ctrl-C: one line `wrpsim: interrupted`).
 """
 
 from __future__ import annotations
@@ -63,7 +64,8 @@ def apply_flat(defaults: dict[str, Any], argv: list[str], verb: str) -> dict[str
 def verb_main(work: Callable[[list[str]], dict], argv: list[str] | None = None,
               sort_keys: bool = False, verb: str | None = None, doc: str | None = None) -> int:
     """Run `work(argv)` and print its result as one JSON line (exit status 0), or print a user
-    error as one `wrpsim: error: …` line on stderr (exit status 2); a `WrpsimWarning` as one
+    error as one `wrpsim: error: …` line on stderr (exit status 2), Ctrl-C as one line
+    `wrpsim: interrupted` (status 130); a `WrpsimWarning` as one
     `wrpsim: warning: …` line on stderr. With `--help` / `-h` in
     `argv`, print the help of `verb` (its `doc`, the keys of conf/<verb>.yaml) instead, status 0."""
     argv = sys.argv[1:] if argv is None else list(argv)
@@ -80,5 +82,8 @@ def verb_main(work: Callable[[list[str]], dict], argv: list[str] | None = None,
     except WrpsimError as exc:
         print(f"wrpsim: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C: one line, not a traceback
+        print("wrpsim: interrupted", file=sys.stderr)
+        return 130
     print(json.dumps(result, sort_keys=sort_keys))
     return 0

@@ -10,7 +10,8 @@ knows them, or None for an exception that is not a command-line problem (a bug: 
 shown).
 
 `missing_extra(argv)` checks, before Hydra starts, that a `hydra/launcher=NAME` the command line
-asks for has its optional dependency installed.
+asks for has its optional dependency installed; `no_slurm(argv)` that a sweep on a Slurm
+launcher runs where Slurm's `srun` is.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import re
 import sys
 import traceback
 
-from wrpsim.errors import closest, did_you_mean
+from wrpsim.errors import WrpsimError, closest, did_you_mean
 
 # launcher option -> (module it needs, pip extra of wrpsim that installs it)
 EXTRAS = {
@@ -56,6 +57,25 @@ def missing_extra(argv: list[str], extras: dict | None = None) -> str | None:
             return (f"hydra/launcher={name} needs {module.split('.')[-1]}, which is not "
                     f"installed: pip install -e '.[{extra}]' (or drop hydra/launcher= to run "
                     f"the sweep in this process)")
+    return None
+
+
+def no_slurm(argv: list[str], which=None) -> str | None:
+    """The one-line error for a sweep (-m) on a Slurm launcher (`hydra/launcher=slurm` or
+    `submitit_slurm`) where Slurm's `srun` is not on PATH, else None; checked before Hydra
+    starts, so no empty sweep folder is left. `which`: `shutil.which` (tests)."""
+    import shutil
+
+    which = shutil.which if which is None else which
+    if not any(a in ("-m", "--multirun") for a in argv):
+        return None
+    for arg in argv:
+        key, _, name = arg.partition("=")
+        if key.lstrip("+~") == "hydra/launcher" and name in ("slurm", "submitit_slurm") \
+                and which("srun") is None:
+            return (f"hydra/launcher={name}: Slurm's srun is not on PATH, so this is not a "
+                    f"Slurm login node; run the sweep there, or try the same set-up locally with "
+                    f"hydra/launcher=submitit_local (or hydra/launcher=joblib)")
     return None
 
 
@@ -122,7 +142,9 @@ def _unknown_key(exc, argv: list[str] | None = None, config_name: str = "config"
     cause = exc.__cause__
     full_key = getattr(cause, "full_key", None)
     parent = getattr(cause, "parent_node", None)
-    if not full_key or parent is None or "not in struct" not in str(cause):
+    # "Key 'k' is not in struct" (a YAML option), "Key 'k' not in 'JobLibLauncherConf'" (a
+    # plugin's structured config: joblib, submitit_local)
+    if not full_key or parent is None or not re.match(r"Key '[^']*' (is )?not in ", str(cause)):
         return None
     try:
         valid = [str(k) for k in parent.keys() if k != "hydra"]
@@ -192,18 +214,51 @@ def _unknown_key(exc, argv: list[str] | None = None, config_name: str = "config"
 
 
 #: exceptions a sweep launcher raises when a job's worker process died (killed, e.g. out of
-#: memory, or crashed): joblib/loky, concurrent.futures, Ray
+#: memory, or crashed): joblib/loky, concurrent.futures, Ray, submitit (a job that ended without
+#: a result)
 WORKER_DIED = ("TerminatedWorkerError", "BrokenProcessPool", "WorkerCrashedError",
-               "OutOfMemoryError", "NodeDiedError", "LocalRayletDiedError")
+               "OutOfMemoryError", "NodeDiedError", "LocalRayletDiedError", "UncompletedJobError")
+#: of those, the ones after which the launcher cancelled the sweep's other jobs (joblib's loky
+#: executor shuts down when a worker dies; Ray and submitit let the other jobs finish)
+CANCELS_SWEEP = ("TerminatedWorkerError", "BrokenProcessPool")
 
 
-def _worker_died(exc: BaseException) -> bool:
+def worker_died(exc: BaseException) -> bool:
     """True for a launcher's error that says a job's worker died (Ray wraps one in a
     RayTaskError whose `cause` is it), not that the launcher could not start."""
     for e in (exc, getattr(exc, "cause", None), exc.__cause__):
         if e is not None and any(c.__name__ in WORKER_DIED for c in type(e).__mro__):
             return True
     return False
+
+
+def _finished(where: str) -> int:
+    """How many run folders under the sweep directory hold a completion marker `_DONE`."""
+    from pathlib import Path
+
+    try:
+        return sum(1 for _ in Path(where).rglob("_DONE"))
+    except OSError:
+        return 0
+
+
+def _died(exc: BaseException, where: str) -> str:
+    """The one line of a sweep whose job's worker died: which error, whether the other jobs were
+    cancelled, and where the finished runs are — only when some are."""
+    name = type(exc).__name__
+    message = " ".join(str(exc).split())
+    if name == "UncompletedJobError":  # "Job 123 (task: 0) with path /…/x.pkl has not produced…"
+        message = re.sub(r" with path \S+", "", message)
+    cancelled = any(c.__name__ in CANCELS_SWEEP for c in type(exc).__mro__)
+    done = _finished(where)
+    one = done == 1
+    kept = (f"{done} finished run{'' if one else 's'} in {where} (python -m wrpsim.report "
+            f"sweep_dir={where} tabulates {'it' if one else 'them'})" if done else
+            f"no run in {where} has finished")
+    cancel = "; the launcher cancelled the sweep's other jobs" if cancelled else ""
+    return (f"a sweep job's worker died (killed, e.g. out of memory, or crashed): {name}: "
+            f"{message.split('. ')[0][:200]}{cancel}; {kept}; rerunning the same command "
+            f"resumes the sweep (completed runs are skipped)")
 
 
 def _sweep_dir(argv: list[str]) -> str:
@@ -274,15 +329,24 @@ def explain(exc: BaseException, argv: list[str] | None = None,
         return f"{_first(exc)}{cause}"
     if isinstance(exc, HydraException):
         return _first(exc)
+    if isinstance(exc, ValueError) and str(exc).startswith("Only one of --run, --multirun"):
+        flags = [a for a in argv if a in ("-m", "--multirun", "-c", "--cfg", "-i", "--info",
+                                          "-r", "--run", "--shell-completion", "-sc")]
+        line = (f"{' and '.join(flags) or 'these flags'} cannot be combined: Hydra takes one of "
+                f"-m/--multirun, -r/--run, -c/--cfg, -i/--info, -sc/--shell-completion")
+        if {"-c", "--cfg"} & set(flags) and {"-m", "--multirun"} & set(flags):
+            app = "wrpsim" if config_name == "config" else f"wrpsim.{config_name}"
+            shown = " ".join(a for a in argv if a not in ("-m", "--multirun"))
+            line += (f"; --cfg prints the config without running, so drop -m: "
+                     f"python -m {app} {shown}")
+        return line
+    if isinstance(exc, WrpsimError):  # a launcher's own check (hydra_plugins/wrpsim_ray_launcher)
+        return str(exc)
     line = _output_dir(exc)
     if line:
         return line
-    if _worker_died(exc):  # the launcher had started the jobs: one died, the others may be done
-        where = _sweep_dir(argv)
-        return (f"a sweep job's worker died (killed, e.g. out of memory, or crashed): "
-                f"{type(exc).__name__}: {_first(exc).split('. ')[0]}; runs that finished are "
-                f"in {where} "
-                f"(python -m wrpsim.report sweep_dir={where} tabulates them)")
+    if worker_died(exc):  # the launcher had started the jobs: one died, the others may be done
+        return _died(exc, _sweep_dir(argv))
     if _from_launcher(exc):  # (an ImportError elsewhere is a bug: its traceback is shown)
         return (f"the sweep launcher (hydra/launcher) cannot start: {type(exc).__name__}: "
                 f"{_first(exc)}")

@@ -18,7 +18,8 @@ import textwrap
 from pathlib import Path
 
 EXIT_STATUSES = ("exit status: 0 done; 2 bad input (one line 'wrpsim: error: …' on stderr, naming\n"
-                 "the field and the valid choices); 1 a failure inside the run (a traceback)")
+                 "the field and the valid choices); 1 a failure inside the run (a traceback; one\n"
+                 "line when a sweep job's worker process died); 130 interrupted (Ctrl-C)")
 _KEY = re.compile(r"^(\s*)([A-Za-z_][\w.-]*):(?:\s+(.*?))?\s*$")
 _SKIP = ("defaults", "hydra")
 

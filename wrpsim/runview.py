@@ -22,10 +22,12 @@ printed here, `wrpsim.__main__` and `SweepView` print on stderr):
   labelled fixed-width fields, so the lines align whatever order (or process) the jobs finish
   in, and need no header printed before the launcher has started.
 - `sweep_line(summary, name, overrides)`: one row of the closing table (`SWEEP_HEADER`).
-- `sweep_table(sweep_dir)`: the header, one row per run (completed, failed or incomplete, in
-  job order), and which completed run wins by `wrpsim.report.choice` (best SLO attainment, then
-  lowest cost, costs within 1 % tying; ties: lower p99 TTFT, then run number) — the
-  dashboard's winner too.
+- `sweep_table(sweep_dir, jobs)`: the header, one row per run of this sweep (`jobs`, from
+  `sweep_jobs`: completed, failed or incomplete, in job order; run folders an earlier sweep
+  left in the directory are only counted), and which completed run wins by
+  `wrpsim.report.choice` (best SLO attainment, then lowest cost, costs within 1 % tying; ties:
+  lower p99 TTFT, then run number) — the dashboard's winner too when the directory holds no
+  other run.
   `SweepView` is the Hydra callback that prints it when a `-m` sweep ends (registered in
   conf/config.yaml under `hydra.callbacks`).
 """
@@ -330,40 +332,67 @@ def run_line(s: dict, name: str, overrides) -> str:
             f"{s.get('gpu_count', 0):>5} GPUs | {' '.join(overrides)}")
 
 
-def sweep_line(s: dict | None, name: str, overrides, status: str = "completed") -> str:
-    """One fixed-width line of a sweep run (`SWEEP_HEADER`); `s` None for a run without one."""
+def sweep_line(s: dict | None, name: str, overrides, status: str = "completed",
+               width: int = COLUMNS[0][1]) -> str:
+    """One fixed-width line of a sweep run (`sweep_header(width)`); `s` None for a run without
+    one; `width`: of the `run` column (the longest run folder's name, e.g. override_dirname)."""
     ov = " ".join(overrides)
     if s is None:
-        return f"{name:>5}  {status:<{sum(w + 2 for _, w in COLUMNS[1:]) - 2}}  {ov}"
+        return f"{name:>{width}}  {status:<{sum(w + 2 for _, w in COLUMNS[1:]) - 2}}  {ov}"
     cells = [name, _s(s.get("ttft_p99_s"), ""), _s(s.get("tpot_p99_s"), ""),
              _pct(s.get("slo_attainment")), _s(s.get("goodput_rps"), ""),
              f"{s.get('cost_usd', 0):,.2f}", f"{s.get('energy_kwh', 0):,.2f}",
              str(s.get("gpu_count", ""))]
-    return "  ".join(f"{c:>{w}}" for c, (_, w) in zip(cells, COLUMNS)) + f"  {ov}"
+    widths = [width, *(w for _, w in COLUMNS[1:])]
+    return "  ".join(f"{c:>{w}}" for c, w in zip(cells, widths)) + f"  {ov}"
 
 
-def sweep_table(sweep_dir: Path | str) -> str:
-    """The closing table of a sweep (see module docstring); '' when it holds no run."""
+def sweep_header(width: int = COLUMNS[0][1]) -> str:
+    """The closing table's header line with a `run` column `width` wide (`SWEEP_HEADER`)."""
+    return "  ".join(f"{n:>{width if n == 'run' else w}}" for n, w in COLUMNS) + "  overrides"
+
+
+def sweep_table(sweep_dir: Path | str, jobs: list[str] | None = None) -> str:
+    """The closing table of a sweep (see module docstring); '' when it holds no run. `jobs`:
+    this sweep's run folders relative to `sweep_dir`, in job order (`sweep_jobs`); None: every
+    run folder found there."""
     from wrpsim.errors import WrpsimError
     from wrpsim.report.choice import RULE, winner
-    from wrpsim.report.collect import presentation, scan, split_override, varying_keys
+    from wrpsim.report.collect import (
+        find_run_dirs,
+        presentation,
+        read_run,
+        scan,
+        split_override,
+        varying_keys,
+    )
 
+    sweep = Path(sweep_dir)
+    others = 0
     try:
-        runs = scan(Path(sweep_dir))
-    except WrpsimError:
+        if jobs is None:
+            runs = scan(sweep)
+        else:
+            runs = [read_run(sweep, sweep / j) for j in jobs]
+            mine = {(sweep / j).resolve() for j in jobs}
+            others = sum(p.resolve() not in mine for p in find_run_dirs(sweep))
+    except (WrpsimError, OSError, ValueError):
+        return ""
+    if not runs:
         return ""
     varying = set(varying_keys(runs))  # presentation keys (json=, sim.progress=) never vary
     common = sorted({o for r in runs for o in r.overrides
                      if split_override(o)[0] not in varying and not presentation(o)})
-    lines = [f"wrpsim: sweep {sweep_dir}: {len(runs)} runs (p99 latencies in s; goodput in "
-             f"req/s; cost and energy are totals over the trace)"]
+    lines = [f"wrpsim: sweep {sweep_dir}: {len(runs)} run{'' if len(runs) == 1 else 's'} (p99 "
+             f"latencies in s; goodput in req/s; cost and energy are totals over the trace)"]
     if common:
         lines.append(f"  every run: {' '.join(common)}")
-    lines.append(SWEEP_HEADER)
+    width = max(COLUMNS[0][1], *(len(r.name) for r in runs))
+    lines.append(sweep_header(width))
     for r in runs:
         status = f"failed (see {r.name}/error.json)" if r.status == "failed" else r.status
         shown = [o for o in r.overrides if split_override(o)[0] in varying]
-        lines.append(sweep_line(r.summary, r.name, shown, status))
+        lines.append(sweep_line(r.summary, r.name, shown, status, width))
     name = winner([(r.name, r.summary) for r in runs if r.status == "completed"])
     if name is not None:
         best = next(r for r in runs if r.name == name)
@@ -371,15 +400,59 @@ def sweep_table(sweep_dir: Path | str) -> str:
         lines.append(f"{RULE}: run {best.name} "
                      f"({' '.join(shown) or 'the only configuration'}). Dashboard: "
                      f"python -m wrpsim.report sweep_dir={sweep_dir}")
+    if others:
+        lines.append(f"  {sweep_dir} also holds {others} run folder{'' if others == 1 else 's'} "
+                     f"from earlier sweeps, not shown here; python -m wrpsim.report reads "
+                     f"{'it' if others == 1 else 'them'} too")
     return "\n".join(lines)
 
 
+def sweep_jobs(config, loader) -> list[str] | None:
+    """The run folders (relative to `hydra.sweep.dir`) of the jobs of the sweep that `config`
+    (Hydra's multirun config) describes, in job order, as Hydra's basic sweeper enumerates and
+    numbers them; None when that cannot be told (another sweeper, no config loader). `loader`:
+    Hydra's config loader, None for the running Hydra's."""
+    from omegaconf import OmegaConf, open_dict
+
+    try:
+        from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+        from hydra.core.global_hydra import GlobalHydra
+        from hydra.core.override_parser.overrides_parser import OverridesParser
+
+        hydra = config.hydra
+        if loader is None and GlobalHydra.instance().is_initialized():
+            loader = GlobalHydra.instance().hydra.config_loader
+        if loader is None or not str(hydra.sweeper.get("_target_", "")).endswith(
+                ".BasicSweeper"):
+            return None
+        params = hydra.sweeper.get("params") or {}
+        arguments = [f"{k}={v}" for k, v in params.items()]
+        arguments += list(OmegaConf.to_container(hydra.overrides.task, resolve=False))
+        parsed = OverridesParser.create(config_loader=loader).parse_overrides(arguments)
+        batches = BasicSweeper.split_arguments(parsed, hydra.sweeper.get("max_batch_size"))
+        overrides = [job for batch in batches for job in batch]
+        raw = OmegaConf.to_container(hydra.sweep, resolve=False).get("subdir")
+        if raw == "${hydra.job.num}":  # the default: the job number
+            return [str(i) for i in range(len(overrides))]
+        folders = []
+        for i, job in enumerate(overrides):
+            cfg = loader.load_sweep_config(config, list(job))
+            with open_dict(cfg):
+                cfg.hydra.job.id = f"{cfg.hydra.job.name}_{i}"
+                cfg.hydra.job.num = i
+            folders.append(str(OmegaConf.select(cfg, "hydra.sweep.subdir")))
+        return folders
+    except Exception:  # the table must not fail a finished sweep: show every folder instead
+        return None
+
+
 class SweepView(Callback):
-    """Hydra callback: the closing table when a `-m` sweep ends."""
+    """Hydra callback: the closing table when a `-m` sweep ends — of this sweep's jobs only, not
+    of folders an earlier sweep left in the same directory."""
 
     def on_multirun_end(self, config, **kwargs) -> None:
         """Print the closing table."""
-        table = sweep_table(config.hydra.sweep.dir)
+        table = sweep_table(config.hydra.sweep.dir, sweep_jobs(config, kwargs.get("loader")))
         if table:
             _say(table)
 

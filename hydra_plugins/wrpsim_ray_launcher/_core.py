@@ -55,9 +55,54 @@ def _gather(ray, ref, overrides: Sequence[str]) -> JobReturn:
     return ret
 
 
+#: `ray.remote()` option -> the cluster resource it reserves, and what sizes a local cluster's
+RESOURCES = {"num_cpus": ("CPU", "hydra.launcher.ray.init.num_cpus sets it"),
+             "num_gpus": ("GPU", "+hydra.launcher.ray.init.num_gpus=N sets it"),
+             "memory": ("memory", "bytes; Ray gives a local cluster most of the free memory")}
+KEY = "hydra.launcher.ray"
+
+
+def _n(v: float) -> str:
+    return f"{v:.0f}" if float(v).is_integer() else f"{v:g}"
+
+
+def unmet(remote: dict[str, Any], total: dict[str, float]) -> str | None:
+    """One line when a job's `ray.remote()` request (`remote`: num_cpus, num_gpus, memory,
+    resources) exceeds what the whole cluster has (`total`: `ray.cluster_resources()`), so no job
+    could ever be scheduled (Ray would wait for the autoscaler for ever); else None."""
+    asks = [(f"{KEY}.remote.{k}", res, remote[k], why)
+            for k, (res, why) in RESOURCES.items() if remote.get(k)]
+    asks += [(f"{KEY}.remote.resources.{r}", r, v, "+hydra.launcher.ray.init.resources sets it")
+             for r, v in (remote.get("resources") or {}).items() if v]
+    for key, res, want, why in asks:
+        have = total.get(res, 0)
+        if want > have:
+            return (f"{key}={_n(want)}: every job asks for {_n(want)} {res} but the local Ray "
+                    f"cluster this sweep started has {_n(have)} in all ({why}), so no job could "
+                    f"ever start; ask for at most {_n(have)}, or give the cluster more")
+    return None
+
+
+def _init(ray, init: dict[str, Any]) -> None:
+    """`ray.init(**init)`; a `ConfigError` naming `init.address` when no cluster answers there."""
+    from wrpsim.errors import ConfigError
+
+    try:
+        ray.init(**init)
+    except ConnectionError as e:
+        if not init.get("address"):
+            raise
+        first = " ".join(str(e).strip().splitlines()[:1])
+        raise ConfigError(f"{KEY}.init.address={init['address']}: no Ray cluster found there "
+                          f"({first}); start one (ray start --head) or leave the key null to "
+                          f"start a local cluster for the sweep") from None
+
+
 def launch(launcher, job_overrides: Sequence[Sequence[str]],
            initial_job_idx: int) -> Sequence[JobReturn]:
-    """Submit every job as a Ray task (starting or joining a cluster), then gather them."""
+    """Submit every job as a Ray task (starting or joining a cluster), then gather them. A local
+    cluster that this launcher started and that could never meet one job's request is a
+    `ConfigError` (`unmet`) before any job is submitted."""
     import ray
 
     setup_globals()
@@ -67,11 +112,30 @@ def launch(launcher, job_overrides: Sequence[Sequence[str]],
     sweep_dir = Path(str(config.hydra.sweep.dir))
     sweep_dir.mkdir(parents=True, exist_ok=True)
     ray_cfg = launcher.ray_cfg
-    started = False
+    started, init = False, {}
     if not ray.is_initialized():
-        ray.init(**_options(ray_cfg.get("init")))
+        init = _options(ray_cfg.get("init"))
+        _init(ray, init)
         started = True
-    remote = ray.remote(**_options(ray_cfg.get("remote")))(execute_job)
+    try:
+        return _submit(ray, launcher, ray_cfg, job_overrides, initial_job_idx, sweep_dir,
+                       local=started and not init.get("address"))
+    finally:
+        if started and ray_cfg.get("shutdown", True):
+            ray.shutdown()
+
+
+def _submit(ray, launcher, ray_cfg, job_overrides: Sequence[Sequence[str]],
+            initial_job_idx: int, sweep_dir: Path, local: bool) -> list[JobReturn]:
+    from wrpsim.errors import ConfigError
+
+    config, ctx = launcher.config, launcher.hydra_context
+    options = _options(ray_cfg.get("remote"))
+    if local:  # a cluster of others may grow (autoscaler); one this sweep started does not
+        problem = unmet(options, ray.cluster_resources())
+        if problem:
+            raise ConfigError(problem)
+    remote = ray.remote(**options)(execute_job)
     log.info(f"Ray launcher: {len(job_overrides)} jobs, sweep output dir: {sweep_dir}")
     refs = []
     for i, overrides in enumerate(job_overrides):
@@ -83,8 +147,4 @@ def launch(launcher, job_overrides: Sequence[Sequence[str]],
             sweep_config.hydra.job.num = idx
         refs.append(remote.remote(ctx, sweep_config, launcher.task_function,
                                   Singleton.get_state(), os.getcwd()))
-    try:
-        return [_gather(ray, ref, ov) for ref, ov in zip(refs, job_overrides)]
-    finally:
-        if started and ray_cfg.get("shutdown", True):
-            ray.shutdown()
+    return [_gather(ray, ref, ov) for ref, ov in zip(refs, job_overrides)]

@@ -7,9 +7,12 @@ needs only `ray` (`pip install -e '.[ray]'`).
 
 Config (`hydra.launcher.ray.*`, see conf/hydra/launcher/ray.yaml): `init` — keyword arguments of
 `ray.init()` (null values dropped; `address: null` starts a local cluster, `auto` joins a running
-one, `ray://host:10001` a remote one); `remote` — `ray.remote()` options of each job (e.g.
-`num_cpus`, `memory`); `shutdown` — call `ray.shutdown()` after the sweep if this launcher
-started Ray.
+one, `ray://host:10001` a remote one); `remote` — `ray.remote()` options of each job (the
+preset sets `num_cpus`, `memory`, `max_retries`; another is added with a '+', e.g.
+`+hydra.launcher.ray.remote.num_gpus=1`); `shutdown` — call `ray.shutdown()` after the sweep if
+this launcher started Ray. On a local cluster the launcher started itself, a job request larger
+than the whole cluster (`num_cpus`, `num_gpus`, `memory`, `resources`) is one line
+`wrpsim: error: …` before any job is submitted, rather than a sweep that waits for ever.
 """
 
 from __future__ import annotations

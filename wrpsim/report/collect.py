@@ -221,6 +221,11 @@ def scan(sweep_dir: Path | str, exclude: Path | None = None) -> list[Run]:
         more = f" and {len(others) - 5} more" if len(others) > 5 else ""
         hint = "; a plan's report is report.html / report.md in its folder" * (
             OTHER_VERBS[0][0] in kinds)
+        failed = [p.relative_to(sweep).as_posix() for p in others
+                  if (p / ERROR).is_file() and not (p / PLAN).is_file()]
+        if failed:  # a failed job of a `wrpsim.plan -m` sweep: say which, and where its error is
+            hint += (f"; failed: {', '.join(failed[:5])}{' …' if len(failed) > 5 else ''} "
+                     f"(the error is in {failed[0]}/{ERROR})")
         raise ConfigError(f"report: sweep_dir {str(sweep)!r} holds no simulation run, only "
                           f"{' and '.join(k + 's' for k in kinds)} ({names}{more}{hint}); "
                           f"{reads}")
