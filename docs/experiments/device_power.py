@@ -29,28 +29,13 @@ import sys
 import time
 from pathlib import Path
 
+from gputime import graph_of  # this folder (the script's own)
+
 SECONDS = 6.0
 WINDOW = 3.5
 N = K = 8192
 MS = [1, 16, 64, 256, 1024, 4096, 16384]
 GPU = "h200-141gb"
-
-
-def graph_of(body):
-    """`body` (CUDA work) captured in one CUDA graph after a warm-up run on a side stream."""
-    import torch
-
-    s = torch.cuda.Stream()
-    s.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(s):
-        body()
-        torch.cuda.synchronize()
-        g = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(g, stream=s):
-            body()
-    torch.cuda.current_stream().wait_stream(s)
-    torch.cuda.synchronize()
-    return g
 
 
 def measure(out_dir: str) -> None:

@@ -1,15 +1,15 @@
-"""Time GPU work as the AIConfigurator collector does (`device_gemm.py`, `device_sampler.py`):
-captured once in a CUDA graph, the graph replayed, the median replay time. Needs PyTorch and
-a CUDA GPU."""
+"""GPU work captured in a CUDA graph (`graph_of`, also replayed for power in
+`device_power.py`) and timed as the AIConfigurator collector does (`graph_ms`: the graph
+replayed, the median replay time; `device_gemm.py`, `device_sampler.py`). Needs PyTorch and a
+CUDA GPU."""
 
 from __future__ import annotations
 
 import statistics
 
 
-def graph_ms(run, replays: int, warmup: int = 1) -> float:
-    """Median milliseconds of one replay of a CUDA graph holding `run()` (called `warmup` times
-    on a side stream before the capture), over `replays` replays."""
+def graph_of(run, warmup: int = 1):
+    """`run()` (CUDA work) captured in one CUDA graph, after `warmup` calls on a side stream."""
     import torch
 
     s = torch.cuda.Stream()
@@ -22,6 +22,16 @@ def graph_ms(run, replays: int, warmup: int = 1) -> float:
         with torch.cuda.graph(g, stream=s):
             run()
     torch.cuda.current_stream().wait_stream(s)
+    torch.cuda.synchronize()
+    return g
+
+
+def graph_ms(run, replays: int, warmup: int = 1) -> float:
+    """Median milliseconds of one replay of a CUDA graph holding `run()` (`graph_of`), over
+    `replays` replays after one untimed replay."""
+    import torch
+
+    g = graph_of(run, warmup)
     g.replay()
     torch.cuda.synchronize()
     times = []
