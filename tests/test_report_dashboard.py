@@ -287,7 +287,11 @@ def test_dashboard_names_the_winner_and_draws_pareto_and_slo_lines(dashboard, br
     assert closing and f": run {win} (" in closing[0]  # the terminal names the same run
     box = dev.js("document.getElementById('winner').textContent")
     assert box.startswith(f"Winner: run {win} — ") and "router=" in box
-    assert "not considered (not completed): " in box and box.count("(failed)") == 4
+    assert "not considered (not completed): " in box
+    assert box.count("(failed: the run raised an exception)") == 4  # with the reason
+    # run labels such as '#0 1' stay labels: Plotly would read them as numbers (0 10 20)
+    for bar in ("cost", "energy", "mix"):
+        assert dev.js(f"document.getElementById('plot-{bar}').layout.xaxis.type") == "category"
     assert dev.js("document.querySelector('#runs tr.winner td').textContent") == f"{win} ★ winner"
     for key, slo in (("ttft", 2.0), ("tpot", 0.1)):
         data = dev.js(f"document.getElementById('plot-pareto-{key}').data"
@@ -356,6 +360,20 @@ def test_a_run_that_dropped_requests_is_flagged_and_off_the_pareto_front(tmp_pat
     assert dev.js("document.getElementById('plot-cdf-ttft').layout.yaxis.title.text") == (
         "fraction of completed requests")
     check_layout(dev)
+    assert dev.errors() == []
+    # a winner that left requests unanswered: its cross is drawn over its star, not under it
+    w = json.loads((sweep / "0" / "summary.json").read_text())
+    w["requests_completed"] -= 5
+    w["requests_dropped"] = w.get("requests_dropped", 0) + 5
+    (sweep / "0" / "summary.json").write_text(json.dumps(w))
+    r = subprocess.run([sys.executable, "-m", "wrpsim.report", f"sweep_dir={sweep}"],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    dev.call("Page.navigate", url=(sweep / "dashboard.html").as_uri())
+    dev.wait("document.body && document.body.dataset.renders === '1'")
+    names = dev.js("document.getElementById('plot-pareto-ttft').data.map(t => t.name)")
+    star, cross = names.index("winner"), names.index("winner (dropped requests)")
+    assert cross > star  # drawn after, so on top
     assert dev.errors() == []
 
 

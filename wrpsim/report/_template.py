@@ -147,6 +147,13 @@ function pareto(key, name, sloKey, shown) {
     {type: 'scatter', mode: 'lines', name: 'Pareto front', x: line.map((r) => r.summary.cost_usd),
      y: line.map(y), line: {shape: 'hv', color: '#555'}, hoverinfo: 'skip'},
     pts(runs.filter((r) => r.run === WIN), 'winner', '#f90', 'star', 20), ...sloLegend(slo)];
+  const lostWin = runs.filter((r) => r.run === WIN && lost(r));
+  if (lostWin.length) {  // the star hides the winner's cross: draw the cross over the star
+    const c = pts(lostWin, 'winner (dropped requests)', '#444', 'x-thin-open', 14);
+    c.marker.line = {color: '#444', width: 2};
+    c.showlegend = false;
+    traces.splice(3, 0, c);
+  }
   if (runs.some(lost)) {  // a legend entry for the crosses
     traces.push({type: 'scatter', mode: 'markers', name: 'dropped requests (off the front)',
       x: [null], y: [null], marker: {symbol: 'x', color: '#444', size: 9}});
@@ -160,7 +167,7 @@ function bars(id, yt, runs, key) {
   Plotly.react('plot-' + id, [{type: 'bar', x: runs.map((r) => esc(label(r))),
     y: runs.map((r) => r.summary[key]), name: esc(key),
     marker: {color: runs.map((r) => r.run === WIN ? '#f90' : '#1f77b4')}}],
-    layout('configuration (orange: the winner)', yt, {}, []), CONFIG);
+    layout('configuration (orange: the winner)', yt, {xaxis: {type: 'category'}}, []), CONFIG);
 }
 function slo(runs) {
   setTitle('slo', 'SLO attainment vs ' + (DATA.load || 'run') + ', selected runs');
@@ -194,7 +201,7 @@ function mix(runs) {
   const traces = keys.map((k) => ({type: 'bar', name: esc(k), x: runs.map((r) => esc(label(r))),
     y: runs.map((r) => (r.view.mix[k] || 0) / total(r)), marker: {color: colour(k)}}));
   Plotly.react('plot-mix', traces, layout('configuration', 'share of requests',
-    {barmode: 'stack'}, names(traces)), CONFIG);
+    {barmode: 'stack', xaxis: {type: 'category'}}, names(traces)), CONFIG);
 }
 function insys(runs) {
   if (!runs.length) { empty('insys'); return; }

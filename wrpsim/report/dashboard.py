@@ -188,7 +188,8 @@ def _winner(runs: list[Run], dims: list[str]) -> dict | None:
             "overrides": varying or [o for o in best.overrides if not presentation(o)],
             "summary": {k: _clean(best.summary).get(k) for k in keys},
             "among": sum(r.status == "completed" for r in runs),
-            "excluded": [f"{r.name} ({r.status})" for r in runs if r.status != "completed"]}
+            "excluded": [f"{r.name} ({r.status}: {r.reason})" if r.reason else
+                         f"{r.name} ({r.status})" for r in runs if r.status != "completed"]}
 
 
 def _num_or_text(v: str):
