@@ -373,11 +373,13 @@ def test_benchmark_rows_beyond_the_context_are_left_out_and_none_left_is_an_erro
     assert "iter_overhead_us: 88.431" in engine and "async_scheduling: true" in engine
     rows = pd.read_csv(out["rows_csv"])
     assert list(rows.columns) == ["row", "metric", "before_pct", "after_pct", "note"]
-    assert list(rows["row"]) == [f"{csv}: line {i}" for i in (3, 3, 4, 4)]
-    assert list(rows["metric"]) == ["ttft_ms", "tpot_ms"] * 2
-    # the JSON's median is that of the rows' absolute errors
+    assert list(rows["row"]) == [f"{csv}: line {i}" for i in (2, 3, 3, 4, 4)]
+    assert list(rows["metric"].fillna("")) == ["", "ttft_ms", "tpot_ms", "ttft_ms", "tpot_ms"]
+    assert rows["note"][0].startswith("left out: isl + osl (40,010 tokens) exceeds")
+    assert rows["before_pct"][1:].notna().all() and pd.isna(rows["before_pct"][0])
+    # the JSON's median is that of the fitted rows' absolute errors
     assert out["error_pct"]["after"]["median_pct"] == pytest.approx(
-        np.median(np.abs(rows["after_pct"])), abs=0.1)
+        np.median(np.abs(rows["after_pct"].dropna())), abs=0.1)
 
 
 def test_a_fit_far_off_or_at_a_bound_is_warned_about(tmp_path):

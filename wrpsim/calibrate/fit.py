@@ -63,14 +63,22 @@ def _read_csv(path: str | Path, required: tuple) -> pd.DataFrame:
     return df
 
 
-def benchmark_cases(path: str | Path, split: str = "fit") -> list:
+class Cases(list):
+    """The `Case`s of a benchmarks file, and in `left_out` the (row, why) of its rows left out
+    before the fit (they get a row of their own in the per-row report)."""
+
+    left_out: list
+
+
+def benchmark_cases(path: str | Path, split: str = "fit") -> Cases:
     """`wrpsim.validate.sets.Case`s of a benchmarks CSV (see module docstring)."""
     from wrpsim.validate.sets import Case
 
     df = _read_csv(path, BENCH_COLUMNS)
     if not any(c in df.columns for c in BENCH_METRICS):
         raise ConfigError(f"{path}: needs at least one of the columns {', '.join(BENCH_METRICS)}")
-    out = []
+    out = Cases()
+    out.left_out = []
     for i, r in enumerate(df.to_dict("records"), start=2):
         where = f"{path}: line {i}"
         c = _int(r, "concurrency", where)
@@ -96,9 +104,10 @@ def benchmark_cases(path: str | Path, split: str = "fit") -> list:
                     if k in r and not _nan(r[k])}
         limit = check_pool(where, pool).model.max_context
         if limit and isl + osl > limit:
-            warn(f"{where}: row left out of the fit: isl + osl ({isl + osl:,} tokens) exceeds "
-                 f"{pool['model']}'s context of {limit:,} tokens, so every request would be "
-                 f"dropped")
+            why = (f"isl + osl ({isl + osl:,} tokens) exceeds {pool['model']}'s context of "
+                   f"{limit:,} tokens, so every request would be dropped")
+            warn(f"{where}: row left out of the fit: {why}")
+            out.left_out.append((where, why))
             continue
         wl = {"name": "benchmark", "source": {
             "kind": "closed_loop", "concurrency": c,
@@ -365,6 +374,9 @@ def fit_constants(engine: str, cases=(), steps: pd.DataFrame | None = None,
         after = e1[i][2] if before is not None else None
         rows.append({"row": row, "metric": metric, "before_pct": _pct(before),
                      "after_pct": _pct(after), "note": f"left out: {why}" if why else ""})
+    rows[:0] = [{"row": row, "metric": "", "before_pct": None, "after_pct": None,  # rows the
+                 "note": f"left out: {why}"}  # benchmarks file could not fit, first
+                for row, why in getattr(cases, "left_out", ())]
     on_bound = [f for f, v in fitted.items()
                 if v <= 1e-6 * BOUNDS[f] or v >= BOUNDS[f] * (1 - 1e-6)]
     report = {"before": _ape(r0), "after": _ape(r1), "evaluations": nfev,
