@@ -407,3 +407,17 @@ def test_closed_loop_rejects_transforms_it_cannot_honour(key, value, message):
         build_workload({**_closed(), key: value}, 0, WORKLOADS)
     ok = build_workload({**_closed(), "rate_scale": 1.0, "prefix_ids": "synthetic"}, 0, WORKLOADS)
     assert ok.hash_ids.notna().all() and ok.attrs[ON_DROP_ATTR] == "continue"
+
+
+def test_a_null_key_of_a_merged_length_mapping_is_dropped():
+    """`workload.source.lengths.prompt={dist: geometric, mean: 300}` on a workload whose own
+    mapping is a lognormal is merged by Hydra into {dist: geometric, mean: 300, sigma: 1.0}:
+    the error says how to drop the old key, and a null drops it."""
+    from wrpsim.errors import ConfigError
+    from wrpsim.workload.lengths import check_dist
+
+    with pytest.raises(ConfigError, match=r"\.sigma: unknown key; valid keys for dist geometric:"
+                       r" dist, max, mean \(.*merged into the workload's own: add sigma: null"):
+        check_dist({"dist": "geometric", "mean": 300, "sigma": 1.0}, "p")
+    assert check_dist({"dist": "geometric", "mean": 300, "sigma": None}, "p") == {
+        "dist": "geometric", "mean": 300}

@@ -118,10 +118,14 @@ def check_dist(spec: Mapping, field: str) -> dict:
     if name not in DISTS:
         raise unknown_choice(f"{field}.dist", name, DISTS)
     allowed = ("dist", "max", *DISTS[name])
-    for key in spec:
+    for key in list(spec):
         if key not in allowed:
+            if spec[key] is None:  # null: absent (how an override drops a key merged into it)
+                del spec[key]
+                continue
             raise ConfigError(f"{field}.{key}: unknown key; valid keys for dist {name}: "
-                              f"{', '.join(allowed)}")
+                              f"{', '.join(allowed)} (a mapping given on the command line is "
+                              f"merged into the workload's own: add {key}: null to drop it)")
     for key in (*DISTS[name], "max"):
         v = spec.get(key)
         if key == "max" and v is None:
