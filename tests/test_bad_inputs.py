@@ -109,6 +109,12 @@ BAD = [
      r"^wrpsim: error: router=oracle needs a workload that replays per-model outcomes"),
     (["router=token-budget", "pool=short-long-context", "router.boundary_tokens=10.5"],
      r"^wrpsim: error: router\.boundary_tokens must be an integer >= 1, got 10\.5$"),
+    # pue: nan or inf gave null energy in summary.json and a crash printing it; 'true' ran as 1
+    (["pue=nan"], r"^wrpsim: error: pue must be a finite number >= 1\.0, got nan$"),
+    (["pue=inf"], r"^wrpsim: error: pue must be a finite number >= 1\.0, got inf$"),
+    (["pue=abc"], r"^wrpsim: error: pue must be a finite number >= 1\.0, got 'abc'$"),
+    (["pue=true"], r"^wrpsim: error: pue must be a finite number >= 1\.0, got True$"),
+    (["pue=0.9"], r"^wrpsim: error: pue must be a finite number >= 1\.0, got 0\.9$"),
     (["workload.rate_scale=-1"], r"^wrpsim: error: workload\.rate_scale must be > 0\.0, got -1$"),
     (["workload.prefix_ids=zz"], r"^wrpsim: error: workload\.prefix_ids: unknown value 'zz'"),
     (["pool.pools.h100.model=nope"], r"^wrpsim: error: pool\.pools\.h100\.model: unknown value "

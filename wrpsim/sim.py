@@ -297,9 +297,8 @@ class Simulation:
             if not isinstance(self.slo.get(k), (int, float)) or self.slo[k] <= 0:
                 raise ConfigError(f"slo.{k} must be a number > 0, got {self.slo.get(k)!r}")
         self.qoe = parse_qoe(cfg.get("qoe", {}))  # absent: the defaults; null: off
-        self.pue = float(cfg.get("pue", 1.0))
-        if self.pue < 1.0:
-            raise ConfigError(f"pue must be >= 1.0, got {self.pue}")
+        # facility / IT energy: a finite number >= 1 (nan or inf gave null energy and cost)
+        self.pue = number("pue", cfg.get("pue", 1.0), lo=1.0, finite=True)
         simcfg = cfg.get("sim") or {}
         self.horizon_s = simcfg.get("horizon_s")
         if self.horizon_s is not None and self.horizon_s <= 0:
