@@ -32,7 +32,7 @@ from __future__ import annotations
 import weakref
 from dataclasses import dataclass
 
-from wrpsim.errors import ConfigError, boolean, check_keys, unknown_choice
+from wrpsim.errors import ConfigError, boolean, check_keys, under, unknown_choice
 from wrpsim.pool.catalog import get_gpu, get_model
 from wrpsim.pool.constant import ConstantLatency
 from wrpsim.pool.instance import Instance
@@ -92,7 +92,7 @@ def parse_pool(name: str, d: dict) -> PoolSpec:
         gpu = get_gpu(d["gpu"])
         model = get_model(d["model"])
     except ConfigError as e:  # name the field where the config has it
-        raise ConfigError(f"{where}.{e}") from None
+        raise ConfigError(under(where, str(e))) from None
     from wrpsim.pool.engines import DEFAULT_ENGINE, get_engine
     from wrpsim.pool.kernels.model import KV_DTYPES, PRECISIONS
 
@@ -100,7 +100,7 @@ def parse_pool(name: str, d: dict) -> PoolSpec:
     try:
         get_engine(engine)
     except ConfigError as e:
-        raise ConfigError(f"{where}.{e}") from None
+        raise ConfigError(under(where, str(e))) from None
     precision = d.get("precision") or "bf16"
     if precision not in PRECISIONS:
         raise unknown_choice(f"{where}.precision", precision, PRECISIONS)
