@@ -115,6 +115,18 @@ BAD = [
     (["pue=abc"], r"^wrpsim: error: pue must be a finite number >= 1\.0, got 'abc'$"),
     (["pue=true"], r"^wrpsim: error: pue must be a finite number >= 1\.0, got True$"),
     (["pue=0.9"], r"^wrpsim: error: pue must be a finite number >= 1\.0, got 0\.9$"),
+    # KV tiers: nan / inf sizes were a ValueError traceback, a zero bandwidth a ZeroDivisionError
+    (["+pool.pools.h100.kv_tiers.dram_gib=nan"],
+     r"^wrpsim: error: pool\.pools\.h100\.kv_tiers\.dram_gib must be a finite number >= 0, "
+     r"got nan$"),
+    (["+pool.pools.h100.kv_tiers.dram_gib=inf"], r"kv_tiers\.dram_gib must be a finite number"),
+    (["+pool.pools.h100.kv_tiers.pcie_gbps=0"],
+     r"^wrpsim: error: pool\.pools\.h100\.kv_tiers\.pcie_gbps must be a finite number > 0, "
+     r"got 0$"),
+    (["+pool.remote_kv.capacity_gib=nan"],
+     r"^wrpsim: error: pool\.remote_kv\.capacity_gib must be a finite number >= 0, got nan$"),
+    (["+pool.remote_kv.nic_gbps=0"],
+     r"^wrpsim: error: pool\.remote_kv\.nic_gbps must be a finite number > 0, got 0$"),
     (["workload.rate_scale=-1"], r"^wrpsim: error: workload\.rate_scale must be > 0\.0, got -1$"),
     (["workload.prefix_ids=zz"], r"^wrpsim: error: workload\.prefix_ids: unknown value 'zz'"),
     (["pool.pools.h100.model=nope"], r"^wrpsim: error: pool\.pools\.h100\.model: unknown value "
