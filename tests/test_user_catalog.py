@@ -243,6 +243,38 @@ def test_a_nested_error_names_a_field_or_a_file_under_its_key():
             == "pool.pools.a: /c/gpus.yaml: entry 'x'")
 
 
+def test_a_user_routers_relative_rules_path_is_found_in_the_users_routers_folder(
+        tmp_path, monkeypatch, capsys):
+    """A relative `rules:` of a router YAML in $WRPSIM_CATALOG/routers/ was looked up in the
+    shipped routers/ only ('file not found'); now the user's folder first, then the shipped."""
+    from tests.conftest import run_app
+    from wrpsim.router.config import router_path
+
+    shipped = Path(__file__).resolve().parents[1] / "routers"
+    (tmp_path / "cat" / "routers" / "rules").mkdir(parents=True)
+    mine = tmp_path / "cat" / "routers" / "rules" / "text-only.yaml"
+    mine.write_text((shipped / "rules" / "modality-vision.yaml").read_text()
+                    .replace("models: [gemma-3-12b]", "models: [llama3.1-8b]"))
+    (tmp_path / "cat" / "routers" / "my-vision.yaml").write_text(
+        (shipped / "modality-vision.yaml").read_text()
+        .replace("rules: rules/modality-vision.yaml", "rules: rules/text-only.yaml"))
+    monkeypatch.setenv("WRPSIM_CATALOG", str(tmp_path / "cat"))
+    assert router_path("rules", "rules/text-only.yaml") == mine.resolve()
+    assert router_path("rules", "rules/modality-vision.yaml").is_relative_to(shipped)
+    with pytest.raises(ConfigError, match=r"^router\.rules: file not found: rules/nope\.yaml in "
+                                          r".*cat/routers nor in .*routers \(the router catalog "
+                                          r"folders\)$"):
+        router_path("rules", "rules/nope.yaml")
+    code, _, err = run_app(monkeypatch, capsys, tmp_path, "router=my-vision",
+                           "pool=vision-text-h100-a100", "workload=semantic-router-images",
+                           "workload.max_requests=40")
+    assert code == 0, err
+    import pandas as pd
+
+    req = pd.read_parquet(tmp_path / "run" / "requests.parquet")
+    assert (req["drop_reason"] == "modality").sum() > 0  # images sent to the text model
+
+
 @pytest.mark.parametrize(("text", "says"), [
     ("_target_: myrouters.X\nfoo: [1, 2\nbar: 3\n",
      r"bad\.yaml:3:4: invalid YAML: did not find expected ',' or '\]' \(while parsing a flow "
