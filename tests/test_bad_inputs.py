@@ -355,6 +355,23 @@ def test_fleet_larger_than_the_trace_runs_with_one_warning(monkeypatch, capsys, 
                      "(python -m wrpsim.plan finds the smallest fleet that meets the SLO)"]
 
 
+@pytest.mark.parametrize(("workload", "warns"), [("azure-conv-2023", True),
+                                               ("chat-sessions", False)])
+def test_session_affinity_without_session_ids_runs_with_one_warning(monkeypatch, capsys,
+                                                                    tmp_path, workload, warns):
+    """session-affinity on a trace without session_id ran silently as least-outstanding (as
+    prefix-aware on a trace without hash ids warns)."""
+    code, _, err = run_app(monkeypatch, capsys, tmp_path, SMALL, "router=session-affinity",
+                           f"workload={workload}")
+    assert code == 0, err
+    warns_got = [ln for ln in err.splitlines() if ln.startswith("wrpsim: warning:")]
+    assert warns_got == ([
+        "wrpsim: warning: router=session-affinity on a workload without session ids "
+        "(session_id): there is no session to keep on one instance, so it routes every request "
+        "to the least outstanding one (use a trace that has them, e.g. workload=chat-sessions)"]
+        if warns else []), err
+
+
 def test_the_pure_core_warns_instead_of_printing(tmp_path, capsys):
     from tests.conftest import constant_cfg, make_trace
     from wrpsim.sim import run
