@@ -241,6 +241,13 @@ def test_a_nested_error_names_a_field_or_a_file_under_its_key():
     assert under("pool.pools.a", "gpu: unknown value 'z'") == "pool.pools.a.gpu: unknown value 'z'"
     assert (under("pool.pools.a", "/c/gpus.yaml: entry 'x'")
             == "pool.pools.a: /c/gpus.yaml: entry 'x'")
+    from wrpsim.pool.engines import _named
+
+    for prefix, key in (("pool.pools.a.", "pool.pools.a"), ("perf: ", "perf")):
+        assert (str(_named(ConfigError("\x00/c/e.yaml: bad"), "latency", prefix))
+                == f"{key}: /c/e.yaml: bad")
+        assert (str(_named(ConfigError("\x00precision: bad"), "latency", prefix))
+                == f"{prefix}precision: bad")
 
 
 def test_a_user_routers_relative_rules_path_is_found_in_the_users_routers_folder(
