@@ -109,6 +109,24 @@ BAD = [
      r"^wrpsim: error: router=oracle needs a workload that replays per-model outcomes"),
     (["router=token-budget", "pool=short-long-context", "router.boundary_tokens=10.5"],
      r"^wrpsim: error: router\.boundary_tokens must be an integer >= 1, got 10\.5$"),
+    # pue: nan or inf gave null energy in summary.json and a crash printing it; 'true' ran as 1
+    (["pue=nan"], r"^wrpsim: error: pue must be a finite number >= 1\.0, got nan$"),
+    (["pue=inf"], r"^wrpsim: error: pue must be a finite number >= 1\.0, got inf$"),
+    (["pue=abc"], r"^wrpsim: error: pue must be a finite number >= 1\.0, got 'abc'$"),
+    (["pue=true"], r"^wrpsim: error: pue must be a finite number >= 1\.0, got True$"),
+    (["pue=0.9"], r"^wrpsim: error: pue must be a finite number >= 1\.0, got 0\.9$"),
+    # KV tiers: nan / inf sizes were a ValueError traceback, a zero bandwidth a ZeroDivisionError
+    (["+pool.pools.h100.kv_tiers.dram_gib=nan"],
+     r"^wrpsim: error: pool\.pools\.h100\.kv_tiers\.dram_gib must be a finite number >= 0, "
+     r"got nan$"),
+    (["+pool.pools.h100.kv_tiers.dram_gib=inf"], r"kv_tiers\.dram_gib must be a finite number"),
+    (["+pool.pools.h100.kv_tiers.pcie_gbps=0"],
+     r"^wrpsim: error: pool\.pools\.h100\.kv_tiers\.pcie_gbps must be a finite number > 0, "
+     r"got 0$"),
+    (["+pool.remote_kv.capacity_gib=nan"],
+     r"^wrpsim: error: pool\.remote_kv\.capacity_gib must be a finite number >= 0, got nan$"),
+    (["+pool.remote_kv.nic_gbps=0"],
+     r"^wrpsim: error: pool\.remote_kv\.nic_gbps must be a finite number > 0, got 0$"),
     (["workload.rate_scale=-1"], r"^wrpsim: error: workload\.rate_scale must be > 0\.0, got -1$"),
     (["workload.prefix_ids=zz"], r"^wrpsim: error: workload\.prefix_ids: unknown value 'zz'"),
     (["pool.pools.h100.model=nope"], r"^wrpsim: error: pool\.pools\.h100\.model: unknown value "
@@ -335,6 +353,23 @@ def test_fleet_larger_than_the_trace_runs_with_one_warning(monkeypatch, capsys, 
     assert warns == ["wrpsim: warning: the fleet has 11 instances (11 GPUs) for 10 requests: "
                      "most instances stay idle, and cost and energy count every one of them "
                      "(python -m wrpsim.plan finds the smallest fleet that meets the SLO)"]
+
+
+@pytest.mark.parametrize(("workload", "warns"), [("azure-conv-2023", True),
+                                               ("chat-sessions", False)])
+def test_session_affinity_without_session_ids_runs_with_one_warning(monkeypatch, capsys,
+                                                                    tmp_path, workload, warns):
+    """session-affinity on a trace without session_id ran silently as least-outstanding (as
+    prefix-aware on a trace without hash ids warns)."""
+    code, _, err = run_app(monkeypatch, capsys, tmp_path, SMALL, "router=session-affinity",
+                           f"workload={workload}")
+    assert code == 0, err
+    warns_got = [ln for ln in err.splitlines() if ln.startswith("wrpsim: warning:")]
+    assert warns_got == ([
+        "wrpsim: warning: router=session-affinity on a workload without session ids "
+        "(session_id): there is no session to keep on one instance, so it routes every request "
+        "to the least outstanding one (use a trace that has them, e.g. workload=chat-sessions)"]
+        if warns else []), err
 
 
 def test_the_pure_core_warns_instead_of_printing(tmp_path, capsys):

@@ -127,6 +127,34 @@ def test_shipped_modality_routing_drops_none_and_text_fleet_refuses_images():
     assert (req["drop_reason"] == "modality").sum() == (imgs > 0).sum()
 
 
+def test_a_row_with_images_and_no_modality_is_routed_as_an_image_request():
+    """A trace with `images` but no `modality` column routed every image request as text (the
+    detector's default), so modality-vision dropped them all with reason modality."""
+    from tests.conftest import compose_cfg
+
+    cfg = compose_cfg("router=modality-vision", "pool=vision-text-h100-a100")
+    trace = canonical_frame(np.array([0.0, 1.0, 2.0]), np.full(3, 500), np.full(3, 10),
+                            {"images": [1, 0, 2]})
+    req = Simulation(cfg, trace=trace).run()[0].to_pandas().set_index("request_id")
+    assert req["status"].tolist() == ["completed"] * 3
+    assert req["model"].tolist() == ["gemma-3-12b", "llama3.1-8b", "gemma-3-12b"]
+
+
+def test_a_modality_outside_text_image_both_is_one_line_with_the_file_line(tmp_path):
+    from wrpsim.workload import load_trace
+
+    f = tmp_path / "t.csv"
+    f.write_text("t,p,o,m\n0,10,5,image\n1,20,5,foo\n")
+    cols = {"arrival_s": "t", "prompt_tokens": "p", "output_tokens": "o", "modality": "m"}
+    with pytest.raises(TraceError, match=r"t\.csv: line 3: modality must be one of text, "
+                                         r"image, both or empty, got 'foo'$"):
+        load_trace(f, kind="generic", columns=cols)
+    df = canonical_frame(np.zeros(1), np.ones(1), np.ones(1))
+    with pytest.raises(ConfigError, match=r"^signals\.modality: unknown value 'audio'; valid "
+                                          r"choices: both, image, text$"):
+        assign_signals(df, {"modality": {"text": 0.5, "audio": 0.5}}, np.random.default_rng(0))
+
+
 def test_loaders_keep_images_and_the_trace_cache_round_trips(tmp_path, monkeypatch):
     from wrpsim.workload import load_trace
 

@@ -163,6 +163,125 @@ def test_a_user_workload_keeps_its_trace_when_its_name_is_overridden(tmp_path, m
         build_workload(cfg, 0)
 
 
+_GPU = ("x:\n  bf16_tflops: 1\n  mem_gib: 1\n  mem_bw_gbs: 1\n  tdp_w: 2\n  idle_w: 1\n"
+        "  link_gbs: 1\n  price_per_hour_usd: 1\n  calibration: {from: h100-80gb}\n")
+
+
+@pytest.mark.parametrize(("field", "value"), [
+    ("price_per_hour_usd", ".nan"), ("price_per_hour_usd", ".inf"), ("idle_w", ".nan"),
+    ("tdp_w", ".inf"), ("mem_gib", "-.inf"),
+])
+def test_a_gpu_number_that_is_not_finite_is_refused(tmp_path, field, value):
+    """nan / inf passed the < 0 and == 0 checks (and idle_w >= tdp_w is false for nan): the run
+    then printed null cost or energy and crashed."""
+    from wrpsim.pool.catalog import gpus, load_gpus
+
+    f = tmp_path / "gpus.yaml"
+    old = next(ln for ln in _GPU.splitlines() if ln.strip().startswith(field + ":"))
+    f.write_text(_GPU.replace(old, f"  {field}: {value}"))
+    with pytest.raises(ConfigError, match=rf"^{re.escape(str(f))}: entry 'x': field '{field}' "
+                                          r"must be a finite number, got -?(nan|inf)$"):
+        load_gpus(f, known=gpus())
+
+
+def test_a_gpu_number_in_exponent_notation_is_read_as_a_number(tmp_path):
+    """YAML 1.1 (PyYAML) reads 1e-3 as a string; a catalog number takes it as the number."""
+    from wrpsim.pool.catalog import gpus, load_gpus
+
+    f = tmp_path / "gpus.yaml"
+    f.write_text(_GPU.replace("price_per_hour_usd: 1", "price_per_hour_usd: 1e-3")
+                 .replace("bf16_tflops: 1", "bf16_tflops: 1.5E+2"))
+    g = load_gpus(f, known=gpus())["x"]
+    assert g.price_per_hour_usd == 1e-3 and g.bf16_tflops == 150.0
+    f.write_text(_GPU.replace("price_per_hour_usd: 1", "price_per_hour_usd: 1e-3x"))
+    with pytest.raises(ConfigError, match=r"field 'price_per_hour_usd' must be a finite number, "
+                                          r"got '1e-3x'$"):
+        load_gpus(f, known=gpus())
+
+
+def test_a_models_vision_number_that_is_not_finite_is_refused(tmp_path):
+    """An integer field given nan crashed in int(nan) (ValueError traceback)."""
+    from wrpsim.pool.catalog import load_models
+
+    f = tmp_path / "models.yaml"
+    f.write_text("m:\n  layers: 2\n  hidden: 64\n  heads: 4\n  kv_heads: 4\n  head_dim: 16\n"
+                 "  intermediate: 128\n  vocab: 100\n"
+                 "  vision: {tokens_per_image: 16, patches_per_image: 16, encoder_params: .nan}\n")
+    with pytest.raises(ConfigError, match=r"entry 'm': field 'vision\.encoder_params' must be an "
+                                          r"integer, got nan$"):
+        load_models(f)
+
+
+def test_a_broken_user_catalog_entry_is_named_under_the_pool_not_glued_to_it(tmp_path,
+                                                                            monkeypatch, capsys):
+    """The pool key was glued to the file path: 'pool.pools.h100./tmp/…/gpus.yaml: entry …'."""
+    from tests.conftest import run_app
+    from wrpsim.pool import catalog
+
+    (tmp_path / "cat").mkdir()
+    f = tmp_path / "cat" / "gpus.yaml"
+    f.write_text(_GPU.replace("price_per_hour_usd: 1", "price_per_hour_usd: -1"))
+    monkeypatch.setenv("WRPSIM_CATALOG", str(tmp_path / "cat"))
+    catalog.gpus.cache_clear()
+    try:
+        code, _, err = run_app(monkeypatch, capsys, tmp_path, "workload.max_requests=10",
+                               "pool.pools.h100.gpu=x")
+    finally:
+        monkeypatch.delenv("WRPSIM_CATALOG")
+        catalog.gpus.cache_clear()
+    assert code == 2
+    line = [ln for ln in err.splitlines() if ln.startswith("wrpsim: error:")]
+    assert line == [f"wrpsim: error: pool.pools.h100: {f.resolve()}: entry 'x': field "
+                    f"'price_per_hour_usd' must be > 0, got -1"], err
+
+
+def test_a_nested_error_names_a_field_or_a_file_under_its_key():
+    from wrpsim.errors import under
+
+    assert under("pool.pools.a", "gpu: unknown value 'z'") == "pool.pools.a.gpu: unknown value 'z'"
+    assert (under("pool.pools.a", "/c/gpus.yaml: entry 'x'")
+            == "pool.pools.a: /c/gpus.yaml: entry 'x'")
+    from wrpsim.pool.engines import _named
+
+    for prefix, key in (("pool.pools.a.", "pool.pools.a"), ("perf: ", "perf")):
+        assert (str(_named(ConfigError("\x00/c/e.yaml: bad"), "latency", prefix))
+                == f"{key}: /c/e.yaml: bad")
+        assert (str(_named(ConfigError("\x00precision: bad"), "latency", prefix))
+                == f"{prefix}precision: bad")
+
+
+def test_a_user_routers_relative_rules_path_is_found_in_the_users_routers_folder(
+        tmp_path, monkeypatch, capsys):
+    """A relative `rules:` of a router YAML in $WRPSIM_CATALOG/routers/ was looked up in the
+    shipped routers/ only ('file not found'); now the user's folder first, then the shipped."""
+    from tests.conftest import run_app
+    from wrpsim.router.config import router_path
+
+    shipped = Path(__file__).resolve().parents[1] / "routers"
+    (tmp_path / "cat" / "routers" / "rules").mkdir(parents=True)
+    mine = tmp_path / "cat" / "routers" / "rules" / "text-only.yaml"
+    mine.write_text((shipped / "rules" / "modality-vision.yaml").read_text()
+                    .replace("models: [gemma-3-12b]", "models: [llama3.1-8b]"))
+    (tmp_path / "cat" / "routers" / "my-vision.yaml").write_text(
+        (shipped / "modality-vision.yaml").read_text()
+        .replace("rules: rules/modality-vision.yaml", "rules: rules/text-only.yaml"))
+    monkeypatch.setenv("WRPSIM_CATALOG", str(tmp_path / "cat"))
+    assert router_path("rules", "rules/text-only.yaml") == mine.resolve()
+    assert router_path("rules", "rules/modality-vision.yaml").is_relative_to(shipped)
+    with pytest.raises(ConfigError, match=r"^router\.rules: file not found: rules/nope\.yaml in "
+                                          r".*cat/routers nor in .*routers \(the router catalog "
+                                          r"folders\)$"):
+        router_path("rules", "rules/nope.yaml")
+    code, _, err = run_app(monkeypatch, capsys, tmp_path, "router=my-vision",
+                           "pool=vision-text-h100-a100", "workload=semantic-router-images",
+                           "workload.max_requests=40")
+    assert code == 0, err
+    import pandas as pd
+
+    req = pd.read_parquet(tmp_path / "run" / "requests.parquet")
+    assert (req["drop_reason"] == "modality").sum() > 0  # images sent to the text model
+
+
 @pytest.mark.parametrize(("text", "says"), [
     ("_target_: myrouters.X\nfoo: [1, 2\nbar: 3\n",
      r"bad\.yaml:3:4: invalid YAML: did not find expected ',' or '\]' \(while parsing a flow "

@@ -36,6 +36,19 @@ def warn(message: str) -> None:
     warnings.warn(WrpsimWarning(message), stacklevel=2)
 
 
+def under(where: str, message: str) -> str:
+    """`message` of a nested error reported under config key `where`: `where.field ...` when it
+    starts with a field name (`gpu: unknown value ...`), `where: FILE: ...` when it starts with a
+    file path (a broken catalog entry), so the key is not glued to the path."""
+    return f"{where}: {message}" if starts_with_a_file(message) else f"{where}.{message}"
+
+
+def starts_with_a_file(message: str) -> bool:
+    """Whether `message` starts with a file path (`FILE: ...`), not a field name."""
+    head = message.split(": ", 1)[0]
+    return "/" in head or "\\" in head or head.endswith((".yaml", ".yml", ".json"))
+
+
 def closest(name: str, valid) -> str | None:
     """The valid name closest to `name`, or None when none is close; a name that is the one
     valid name's leading part up to a '-' (`h200` for `h200-141gb`) is that name."""

@@ -297,9 +297,8 @@ class Simulation:
             if not isinstance(self.slo.get(k), (int, float)) or self.slo[k] <= 0:
                 raise ConfigError(f"slo.{k} must be a number > 0, got {self.slo.get(k)!r}")
         self.qoe = parse_qoe(cfg.get("qoe", {}))  # absent: the defaults; null: off
-        self.pue = float(cfg.get("pue", 1.0))
-        if self.pue < 1.0:
-            raise ConfigError(f"pue must be >= 1.0, got {self.pue}")
+        # facility / IT energy: a finite number >= 1 (nan or inf gave null energy and cost)
+        self.pue = number("pue", cfg.get("pue", 1.0), lo=1.0, finite=True)
         simcfg = cfg.get("sim") or {}
         self.horizon_s = simcfg.get("horizon_s")
         if self.horizon_s is not None and self.horizon_s <= 0:
@@ -347,6 +346,8 @@ class Simulation:
         self.router.bind(self.feed.view, stream(self.seed, "router"))
         if getattr(self.router, "needs_prefix_ids", False):
             self._warn_no_prefixes(rcfg, hbt)
+        if getattr(self.router, "needs_session_ids", False):
+            self._warn_no_sessions(rcfg)
         self.cache = None
         cache_spec = CacheSpec.parse(rcfg.get("cache") if isinstance(rcfg, dict) else None)
         if cache_spec is not None and cache_spec.hit_model == "trace":
@@ -395,6 +396,18 @@ class Simulation:
                  f"prefix match is 0, so it routes on load alone (give it ids: "
                  f"workload.prefix_ids=synthetic or session, or a trace that has them, e.g. "
                  f"workload=mooncake-conversation)")
+
+    def _warn_no_sessions(self, rcfg: dict) -> None:
+        """A session-keyed router (`needs_session_ids`) on a trace without `session_id` has no
+        session to keep together: it routes every request to the least outstanding instance."""
+        from wrpsim.errors import warn
+
+        col = self.trace["session_id"] if "session_id" in self.trace.columns else []
+        if not present(col).any():
+            name = rcfg.get("name") or "session-affinity"
+            warn(f"router={name} on a workload without session ids (session_id): there is no "
+                 f"session to keep on one instance, so it routes every request to the least "
+                 f"outstanding one (use a trace that has them, e.g. workload=chat-sessions)")
 
     def run(self) -> tuple:
         """Simulate; return (requests table, instances table, duration_s).

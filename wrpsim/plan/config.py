@@ -24,7 +24,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from wrpsim.errors import ConfigError, boolean, check_keys, unknown_choice
+from wrpsim.errors import ConfigError, boolean, check_keys, under, unknown_choice
 from wrpsim.plan.slo import SLOTargets
 
 PLAN_KEYS = ("candidates", "slo", "objective", "max_instances", "mix", "pd_ratios",
@@ -105,7 +105,7 @@ def _check_pool(where: str, name: str, cfg: dict) -> PoolTemplate:
         try:
             get(cfg[key])
         except ConfigError as e:
-            raise ConfigError(f"{where}.{e}") from None
+            raise ConfigError(under(where, str(e))) from None
     try:
         spec = parse_pool(name, {**cfg, "count": 1})
         check_pool_sizes([spec])

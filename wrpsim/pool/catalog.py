@@ -9,6 +9,8 @@ values (used for GPUs without measurements). See pools/README.md for the figures
 
 from __future__ import annotations
 
+import math
+import re
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -97,6 +99,10 @@ def _read(path: Path) -> dict[str, dict[str, Any]]:
     return data
 
 
+#: a number in exponent notation that YAML 1.1 (PyYAML) leaves a string: 1e-3, 2E+5, 1.0e300
+_EXPONENT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$")
+
+
 def _num(path: Path, entry: str, key: str, raw: dict, *, integer: bool, zero_ok: bool = False,
          prefix: str = ""):
     """Field `key` of `raw` as a validated number; errors name file, entry and field."""
@@ -104,8 +110,11 @@ def _num(path: Path, entry: str, key: str, raw: dict, *, integer: bool, zero_ok:
     if key not in raw:
         raise ConfigError(f"{path}: entry {entry!r}: missing field {label!r}")
     v = raw[key]
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or (integer and v != int(v)):
-        kind = "an integer" if integer else "a number"
+    if isinstance(v, str) and _EXPONENT.match(v.strip()):  # YAML 1.1 reads 1e-3 as a string
+        v = float(v)
+    if (isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v)
+            or (integer and v != int(v))):
+        kind = "an integer" if integer else "a finite number"
         raise ConfigError(f"{path}: entry {entry!r}: field {label!r} must be {kind}, got {v!r}")
     if v < 0 or (v == 0 and not zero_ok):
         bound = ">= 0" if zero_ok else "> 0"

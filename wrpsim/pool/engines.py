@@ -29,7 +29,7 @@ from pathlib import Path
 
 import yaml
 
-from wrpsim.errors import ConfigError, boolean, check_keys, unknown_choice
+from wrpsim.errors import ConfigError, boolean, check_keys, starts_with_a_file, unknown_choice
 from wrpsim.pool.catalog import CALIBRATION_FIELDS, catalog_path, get_gpu, get_model
 from wrpsim.pool.kernels.model import KV_DTYPES, MAMBA_SSM_DTYPES, PRECISIONS, EngineConstants
 from wrpsim.yamlfast import safe_load
@@ -231,7 +231,10 @@ _FIELD_MESSAGES = ("tp ", "attn_dp ", "ep ")
 
 
 def _named(e: ConfigError, where: str, prefix: str) -> ConfigError:
-    msg = str(e).replace("\x00where", where).replace("\x00", prefix)
+    msg = str(e).replace("\x00where", where)
+    if prefix and msg.startswith("\x00") and starts_with_a_file(msg[1:]):
+        msg = f"{prefix.rstrip('. :')}: {msg[1:]}"  # 'KEY: FILE: ...', not 'KEY.FILE: ...'
+    msg = msg.replace("\x00", prefix)
     if prefix and msg.startswith(_FIELD_MESSAGES):
         msg = prefix + msg
     return ConfigError(msg)

@@ -32,7 +32,7 @@ from __future__ import annotations
 import weakref
 from dataclasses import dataclass
 
-from wrpsim.errors import ConfigError, boolean, check_keys, unknown_choice
+from wrpsim.errors import ConfigError, boolean, check_keys, number, under, unknown_choice
 from wrpsim.pool.catalog import get_gpu, get_model
 from wrpsim.pool.constant import ConstantLatency
 from wrpsim.pool.instance import Instance
@@ -92,7 +92,7 @@ def parse_pool(name: str, d: dict) -> PoolSpec:
         gpu = get_gpu(d["gpu"])
         model = get_model(d["model"])
     except ConfigError as e:  # name the field where the config has it
-        raise ConfigError(f"{where}.{e}") from None
+        raise ConfigError(under(where, str(e))) from None
     from wrpsim.pool.engines import DEFAULT_ENGINE, get_engine
     from wrpsim.pool.kernels.model import KV_DTYPES, PRECISIONS
 
@@ -100,7 +100,7 @@ def parse_pool(name: str, d: dict) -> PoolSpec:
     try:
         get_engine(engine)
     except ConfigError as e:
-        raise ConfigError(f"{where}.{e}") from None
+        raise ConfigError(under(where, str(e))) from None
     precision = d.get("precision") or "bf16"
     if precision not in PRECISIONS:
         raise unknown_choice(f"{where}.precision", precision, PRECISIONS)
@@ -177,20 +177,18 @@ def parse_pool(name: str, d: dict) -> PoolSpec:
     )
 
 
+#: bandwidths of the KV tiers (GB/s, Gb/s): a transfer divides by them, so they must be > 0
+_RATES = ("pcie_gbps", "nic_gbps")
+
+
 def _numbers(d, where: str, keys: tuple) -> dict:
-    """Validate a small mapping of non-negative numbers with known keys."""
+    """Validate a small mapping of finite numbers with known keys: >= 0, bandwidths > 0."""
     d = d or {}
     if not isinstance(d, dict):
         raise ConfigError(f"{where} must be a mapping with keys {', '.join(keys)}")
     check_keys(d, keys, where)
-    out = {}
-    for k, v in d.items():
-        if v is None:
-            continue
-        if not isinstance(v, (int, float)) or isinstance(v, bool) or v < 0:
-            raise ConfigError(f"{where}.{k} must be a number >= 0, got {v!r}")
-        out[k] = float(v)
-    return out
+    return {k: number(f"{where}.{k}", v, lo=0, strict_lo=k in _RATES, finite=True)
+            for k, v in d.items() if v is not None}
 
 
 def build_latency(spec: PoolSpec, scaleup: int | None = None):

@@ -66,6 +66,9 @@ class SessionAffinity(Router):
     session go to the least outstanding instance."""
 
     name = "session_affinity"
+    #: the policy keys on `session_id`: `wrpsim.sim` warns when the trace has none (every
+    #: request then goes to the least outstanding instance)
+    needs_session_ids = True
 
     def __init__(self, max_outstanding: int = 64):
         if not isinstance(max_outstanding, int) or max_outstanding < 1:

@@ -40,16 +40,34 @@ def routers_dir() -> Path:
         return Path(__file__).resolve().parents[2] / "routers"
 
 
+def routers_dirs() -> list[Path]:
+    """The `routers/` catalog folders to search, the user's (`$WRPSIM_CATALOG/routers`) first."""
+    from wrpsim.paths import catalog_dirs
+
+    try:
+        return list(reversed(catalog_dirs("routers")))
+    except ConfigError:
+        return [routers_dir()]
+
+
 def router_path(field: str, value: Any) -> Path:
-    """An existing file named by `value`, relative paths against the `routers/` catalog."""
+    """An existing file named by `value`, relative paths against the `routers/` catalog
+    folders: the user's first (a user's router YAML names its own rule files), then the
+    shipped one."""
     if not isinstance(value, (str, Path)) or not str(value):
         raise ConfigError(f"router.{field}: a file path is required, got {value!r}")
     p = Path(str(value)).expanduser()
-    if not p.is_absolute():
-        p = routers_dir() / p
-    if not p.is_file():
-        raise ConfigError(f"router.{field}: file not found: {p}")
-    return p
+    if p.is_absolute():
+        if not p.is_file():
+            raise ConfigError(f"router.{field}: file not found: {p}")
+        return p
+    folders = routers_dirs()
+    found = next((f / p for f in folders if (f / p).is_file()), None)
+    if found is None:
+        where = (f"{folders[0] / p}" if len(folders) == 1 else
+                 f"{p} in {' nor in '.join(map(str, folders))} (the router catalog folders)")
+        raise ConfigError(f"router.{field}: file not found: {where}")
+    return found
 
 
 def name_list(field: str, values: Any, kind: str) -> list:

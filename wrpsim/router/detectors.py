@@ -209,7 +209,8 @@ class Language(Label):
 
 
 class Modality(Label):
-    """The modality the request asks for: text, image or both (default "text")."""
+    """The modality the request asks for: text, image or both (default: "image" for a request
+    with images, else "text")."""
 
     FIELD, DEFAULT = "modality", "text"
 
@@ -217,6 +218,12 @@ class Modality(Label):
         super().__init__(where, spec)
         if spec.get("choices") is None:
             self.choices = tuple(sorted(self.values | {"text", "image", "both"}))
+
+    def truth(self, request) -> str:
+        """The trace's modality; a row with images and none is an image request (a trace that
+        records images but no modality column routed them all as text)."""
+        v = request.modality
+        return v if v is not None else "image" if getattr(request, "images", 0) > 0 else "text"
 
 
 #: detector signal types -> class

@@ -40,7 +40,7 @@ from collections.abc import Mapping
 
 from wrpsim.errors import ConfigError
 from wrpsim.router.base import Router
-from wrpsim.router.config import number, plain, routers_dir, served
+from wrpsim.router.config import number, plain, routers_dirs, served
 from wrpsim.router.multicall import Answer, _cost, outcome
 from wrpsim.router.requestview import ground_truth
 from wrpsim.router.selection import ModelRouter
@@ -59,9 +59,11 @@ def build_inner(spec, field: str = "inner") -> Router:
 
         return LeastOutstanding()
     if isinstance(spec, str):
-        path = routers_dir() / f"{spec}.yaml"
+        folders = routers_dirs()  # the user's routers/ first (its YAML replaces a shipped one)
+        path = next((f / f"{spec}.yaml" for f in folders if (f / f"{spec}.yaml").is_file()),
+                    folders[-1] / f"{spec}.yaml")
         if not path.is_file():
-            names = sorted(p.stem for p in routers_dir().glob("*.yaml"))
+            names = sorted({p.stem for f in folders for p in f.glob("*.yaml")})
             raise ConfigError(f"router.{field}: unknown router {spec!r}; valid choices: "
                               f"{', '.join(names)}")
         from omegaconf import OmegaConf

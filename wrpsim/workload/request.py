@@ -109,7 +109,7 @@ class Request:
     pii: str | None = None  # PII types in the prompt, comma-separated (pii signal)
     jailbreak: float | None = None  # 1: a jailbreak attempt; 0 / None: benign
     language: str | None = None  # language of the prompt (None: "en")
-    modality: str | None = None  # modality the request asks for (None: "text")
+    modality: str | None = None  # modality it asks for (None: "image" with images, else "text")
     images: int = 0  # images in the prompt (each becomes encoder tokens on a vision model)
     image_tokens: int = 0  # encoder tokens of its images counted in prompt_tokens (at admission)
 

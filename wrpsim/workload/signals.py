@@ -32,7 +32,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from wrpsim.errors import ConfigError, keyed_mapping
+from wrpsim.errors import ConfigError, keyed_mapping, unknown_choice
+from wrpsim.workload.validate import MODALITIES
 
 KEYS = ("jailbreak", "pii", "tags", "language", "modality", "intent", "images")
 
@@ -111,6 +112,9 @@ def assign_signals(df: pd.DataFrame, spec: Mapping, rng: np.random.Generator) ->
         if spec.get(key) is None:
             continue
         names, cum = _mix(spec[key], f"signals.{key}")
+        for name in names if key == "modality" else ():
+            if name not in MODALITIES:
+                raise unknown_choice("signals.modality", name, MODALITIES)
         u = rng.random(n)
         old = _column(out, key)
         out[key] = pd.Series([old[i] if old[i] is not None else _pick(names, cum, u[i])

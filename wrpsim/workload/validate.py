@@ -35,11 +35,13 @@ from wrpsim.workload.request import TRACE_COLUMNS, TRACE_SCHEMA
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["FLOAT_COLUMNS", "OPTIONAL", "REQUIRED", "TEXT_COLUMNS", "arrow_schema",
+__all__ = ["FLOAT_COLUMNS", "MODALITIES", "OPTIONAL", "REQUIRED", "TEXT_COLUMNS", "arrow_schema",
            "canonical_frame", "check_rows", "sort_by_arrival", "validate_columns", "validate_trace"]
 
 TEXT_COLUMNS = ("model", "session_id", "category", "semantic_cluster", "tags", "intent", "pii",
                 "language", "modality")
+#: the values of the `modality` column (the modality detector's labels; None: see `Request`)
+MODALITIES = ("text", "image", "both")
 
 
 def canonical_frame(
@@ -151,6 +153,11 @@ def check_rows(t: TraceColumns, source: str, where: Callable[[int], str] = _row,
             for i, v in enumerate(t[c]):
                 if v is not None and not isinstance(v, str):
                     raise fail(i, f"{c} must be a string or None, got {v!r}")
+    if "modality" in t.columns:
+        for i, v in enumerate(t["modality"]):
+            if v is not None and v not in MODALITIES:
+                raise fail(i, f"modality must be one of {', '.join(MODALITIES)} or empty, "
+                              f"got {v!r}")
     if "think_s" in t.columns:
         v = t["think_s"]
         bad = np.flatnonzero(np.isinf(v) | (v < 0))
