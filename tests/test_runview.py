@@ -25,7 +25,10 @@ def test_a_run_prints_a_short_summary_on_stderr_and_nothing_on_stdout(monkeypatc
     assert lines[2] == "  requests   200 total, 200 completed, 0 dropped, 0 unfinished"
     s = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert f"${s['cost_usd']:,.2f} total over the trace" in err
-    assert f"{s['energy_kwh']:,.2f} kWh total (PUE 1.3)" in err
+    from wrpsim.runview import _kwh
+
+    assert f"{_kwh(s['energy_kwh'])} kWh total (PUE 1.3)" in err
+    assert (_kwh(9.7712), _kwh(0.0021935), _kwh(0.0)) == ("9.77", "0.00219", "0.00")
     assert f"results    {tmp_path / 'run'}" in err
     import pyarrow.parquet as pq  # token-budget use: batch tokens over the budget, per instance
 

@@ -75,6 +75,12 @@ def fleet_text(pool_cfg: dict) -> str:
     return "; ".join(parts)
 
 
+def _kwh(v: float) -> str:
+    """kWh as printed: two decimals from 1 kWh, else three significant digits (a short run's
+    2 Wh reads 0.00219, not 0.00)."""
+    return f"{v:,.2f}" if v >= 1 or v == 0 else f"{v:.3g}"
+
+
 def run_summary(s: dict, cfg: dict, out_dir: str) -> str:
     """The human summary of one run (see module docstring)."""
     total, done = s.get("requests_total", 0), s.get("requests_completed", 0)
@@ -100,7 +106,7 @@ def run_summary(s: dict, cfg: dict, out_dir: str) -> str:
         f"(${s.get('cost_per_hour_usd', 0):,.2f}/h); per 1k requests "
         f"${s.get('provisioned_cost_per_1k_requests_usd') or 0:.3f} provisioned, "
         f"${s.get('cost_per_1k_requests_usd') or 0:.3f} of busy GPU time",
-        f"  energy     {s.get('energy_kwh', 0):,.2f} kWh total (PUE {s.get('pue')}); "
+        f"  energy     {_kwh(s.get('energy_kwh') or 0)} kWh total (PUE {s.get('pue')}); "
         f"{_s(s.get('tokens_per_joule'), ' output tokens/J')}",
         f"  time       {s.get('duration_s', 0):,.0f} s simulated in {s.get('sim_wall_s', 0):.1f} s",
         *_extra_lines(s, cfg),
