@@ -144,6 +144,8 @@ def test_unanswered_round_aborts_the_rest_of_its_session(tmp_path):
     assert tasks["a"]["status"] == "failed" and math.isnan(tasks["a"]["completion_s"])
     assert tasks["a"]["rounds"] == 4 and tasks["a"]["rounds_answered"] == 1
     assert tasks["a"]["dropped"] == 3
+    # only round 1's pause (0.5 s) was taken: rounds 2 and 3 were never sent
+    assert tasks["a"]["think_s"] == pytest.approx(0.5)
     assert summary["tasks_total"] == 2 and summary["tasks_failed"] == 1
     assert summary["tasks_completed"] == 1 and summary["sessions_total"] == 1
     assert summary["sessions_completed"] == 0
@@ -166,6 +168,7 @@ def test_rounds_not_sent_by_the_horizon_are_not_replayed(tmp_path):
     t = pq.read_table(out / "tasks.parquet").to_pylist()
     assert [x["status"] for x in t] == ["in_flight"] and t[0]["rounds"] == 3
     assert t[0]["requests"] == 1 and t[0]["rounds_answered"] == 1
+    assert t[0]["think_s"] == 0.0  # round 2 (0.5 s pause) was never sent
     # a dependent round whose predecessor is past the horizon does not take part either
     trace2 = _session([NAN, 0.1], prompts=(10, 20), outputs=(2, 2), arrivals=[1.0, 1.1])
     assert replayable(trace2, 0.5).tolist() == [False, False]

@@ -13,7 +13,9 @@ completed and none is still in flight; *unanswered* when none completed and none
 (all dropped, including ``session_aborted``); *in flight* when a call was still running at the
 horizon or the round was never sent (a dependent round not replayed by the end of the run).
 
-One row per task (schema `TASK_SCHEMA`), in the order of the task's first trace row:
+One row per task (schema `TASK_SCHEMA`), in the order of the task's first trace row (a round
+never sent — aborted with its session, or not reached by the horizon — took no pause, so its
+`think_s` is not counted):
 
 | column | meaning |
 |---|---|
@@ -24,7 +26,7 @@ One row per task (schema `TASK_SCHEMA`), in the order of the task's first trace 
 | `first_arrival_s` | the earliest call's arrival (send) time; NaN if none was sent |
 | `finish_s` | the latest finish of a completed call; NaN if none completed |
 | `completion_s` | `finish_s - first_arrival_s` for a completed task, else NaN |
-| `think_s` | Σ `think_s` of its dependent rounds: the closed-loop pauses it includes |
+| `think_s` | Σ `think_s` of its dependent rounds that were sent: the pauses it includes |
 | `prompt_tokens`, `output_tokens` | Σ over its calls |
 | `gpu_s`, `energy_j`, `cost_usd` | Σ over its calls of those columns of `requests.parquet` |
 | `status` | ``failed`` (a round unanswered), ``in_flight`` (a round in flight), ``completed`` |
@@ -137,6 +139,12 @@ def task_table(requests: pa.Table, trace) -> pa.Table:
     answered, unanswered = r_done & ~r_live, ~r_done & ~r_live
 
     task = task_of_row[root]
+    # a round's pause was taken only if it was sent: not a round dropped because its session
+    # was aborted before it (nor one with no call at all: beyond the horizon)
+    aborted = (equals(requests.column("drop_reason"), "session_aborted")[sel]
+               if "drop_reason" in requests.column_names else np.zeros(len(sel), dtype=bool))
+    sent = np.bincount(root, weights=(~aborted).astype(np.float64), minlength=n) > 0
+    think = np.where(sent, think, 0.0)
 
     def per_task(values, rows=False):
         return np.bincount(task_of_row if rows else task,
