@@ -178,3 +178,18 @@ def test_encoder_time_of_the_analytical_and_constant_models():
     want = m.vision.flops(3) / 2 / (g.bf16_tflops * 1e12 * g.eff_compute)
     assert lat.encoder_s(m.vision, 3) == pytest.approx(want)
     assert ConstantLatency.encoder_s(None, m.vision, 3) == 0.0
+
+
+def test_image_requests_on_a_prefix_cache_are_warned_about():
+    """Text hash ids only: a request with images may hit blocks cached by one with other
+    images (vLLM hashes the images too), so the run says its hits may be optimistic."""
+    from wrpsim.errors import WrpsimWarning
+
+    cfg = _cfg("gemma-3-12b")
+    cfg["pool"]["pools"]["p"]["prefix_cache"] = {"enabled": True}
+    trace = canonical_frame(np.array([0.0, 10.0]), np.array([1024, 1024]), np.array([20, 20]),
+                            {"images": [1, 2], "hash_ids": [list(range(64))] * 2})
+    trace.attrs["hash_block_tokens"] = 16
+    with pytest.warns(WrpsimWarning, match=r"^2 requests carry images and are matched against "
+                      r"the prefix cache by their text hash ids alone"):
+        Simulation(cfg, trace=trace).run()

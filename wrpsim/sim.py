@@ -348,6 +348,8 @@ class Simulation:
             self._warn_no_prefixes(rcfg, hbt)
         if getattr(self.router, "needs_session_ids", False):
             self._warn_no_sessions(rcfg)
+        if hbt:
+            self._warn_image_prefixes()
         self.cache = None
         cache_spec = CacheSpec.parse(rcfg.get("cache") if isinstance(rcfg, dict) else None)
         if cache_spec is not None and cache_spec.hit_model == "trace":
@@ -396,6 +398,22 @@ class Simulation:
                  f"prefix match is 0, so it routes on load alone (give it ids: "
                  f"workload.prefix_ids=synthetic or session, or a trace that has them, e.g. "
                  f"workload=mooncake-conversation)")
+
+    def _warn_image_prefixes(self) -> None:
+        """Requests with images on a pool that caches prefixes match cached blocks by their
+        text hash ids alone; vLLM also hashes the images into the blocks after them (not
+        modelled), so their hits may be optimistic."""
+        from wrpsim.errors import warn
+
+        if "images" not in self.trace.columns or not any(s.prefix_cache
+                                                          for s in self.fleet.specs):
+            return
+        n = int(np.count_nonzero(np.nan_to_num(np.asarray(self.trace["images"],
+                                                          dtype=np.float64)) > 0))
+        if n:
+            warn(f"{n:,} requests carry images and are matched against the prefix cache by "
+                 f"their text hash ids alone; vLLM also hashes the images into the blocks "
+                 f"after them (not modelled here), so their cache hits may be optimistic")
 
     def _warn_no_sessions(self, rcfg: dict) -> None:
         """A session-keyed router (`needs_session_ids`) on a trace without `session_id` has no
