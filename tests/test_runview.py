@@ -387,3 +387,26 @@ def test_the_closing_table_shows_this_sweeps_jobs_only_in_job_order(monkeypatch,
     assert {r.index(" router=") + 1 for r in rows} == {table[header].index("overrides")}
     assert table[-1] == (f"  {tmp_path / 'sweep'} also holds 1 run folder from earlier sweeps, "
                          f"not shown here; python -m wrpsim.report reads it too")
+
+
+def test_a_transfer_bound_run_blames_the_links_not_the_gpus():
+    """1 Gb/s NICs between prefill and decode: the exposed KV transfer is most of TTFT; a
+    bigger fleet of the same GPUs would not help, faster NICs would. The summary shows the
+    KV line whenever KV moved between instances."""
+    from wrpsim.runview import run_summary
+
+    s = {"requests_total": 1000, "requests_completed": 1000, "slo_attainment": 0.243,
+         "ttft_p99_s": 27.3, "tpot_p99_s": 0.0191, "queue_wait_mean_s": 0.02,
+         "mean_utilization": 0.3, "slo_ttft_s": 2.0, "ttft_mean_s": 12.6,
+         "kv_transfer_bytes": 88.5e9, "kv_transfer_mean_s": 12.5, "kv_transfer_p99_s": 27.2}
+    line = verdict(s)
+    assert "without queueing" not in line and "cannot carry" not in line
+    assert ("the KV transfers from prefill to decode instances are the bottleneck (mean exposed "
+            "transfer 12.5 s against mean TTFT 12.6 s): faster NICs (network.nic_gbps)") in line
+    fabric = verdict({**s, "network_kind": "fluid"})
+    assert "less oversubscribed links, or spraying" in fabric
+    assert "KV transfers" not in (verdict({**s, "kv_transfer_mean_s": 0.001}) or "")
+    text = run_summary(s, {"network": {"kind": "nic"}}, "out")
+    assert ("  KV         88.5 GB sent prefill -> decode; exposed transfer mean 12.5 s, p99 "
+            "27.2 s (network=nic)") in text
+    assert "  KV " not in run_summary({**s, "kv_transfer_bytes": 0.0}, {}, "out")

@@ -166,6 +166,14 @@ def _extra_lines(s: dict, cfg: dict) -> list[str]:
         out.append(f"  prefix     {_pct(s.get('prefix_hit_ratio_blocks'))} of prompt blocks "
                    f"({_pct(s.get('prefix_hit_ratio_tokens'))} of prompt tokens) served from "
                    f"the prefix cache")
+    if s.get("kv_transfer_bytes"):
+        net = s.get("network_kind") or ((cfg or {}).get("network") or {}).get("kind") or "none"
+        line = (f"  KV         {s['kv_transfer_bytes'] / 1e9:,.1f} GB sent prefill -> decode; "
+                f"exposed transfer mean {_t(s.get('kv_transfer_mean_s'))}, p99 "
+                f"{_t(s.get('kv_transfer_p99_s'))} (network={net}")
+        if s.get("network_max_link_utilization") is not None:
+            line += f"; busiest link {_pct(s['network_max_link_utilization'])} used"
+        out.append(line + ")")
     if s.get("instance_failures"):
         n = s["instance_failures"]
         line = (f"  failures   {n:,} instance failure{'' if n == 1 else 's'}, availability "
@@ -216,6 +224,9 @@ def verdict(s: dict) -> str | None:
     routing = _router_bound(s)
     if routing:
         return f"{head}: {routing}"
+    transfer = _transfer_bound(s)
+    if transfer:
+        return f"{head}: {transfer}"
     if loaded(s):
         return (f"{head}: this fleet cannot carry the trace (python -m wrpsim.plan finds one "
                 f"that can)")
@@ -265,6 +276,22 @@ def _router_bound(s: dict) -> str | None:
     return (f"most of TTFT is routing ({share}, the router {_pct(util)} busy): the router's "
             f"decision latency (its delay_s, router.service) is the time to cut, not the "
             f"fleet's")
+
+
+def _transfer_bound(s: dict) -> str | None:
+    """When the KV transfers from prefill to decode instances take at least half the mean TTFT
+    (or of the TTFT target): the links are the bottleneck, not the GPUs; else None."""
+    kv, ttft = s.get("kv_transfer_mean_s"), s.get("ttft_mean_s") or 0.0
+    if not kv or kv < ROUTE_SHARE * max(ttft, s.get("slo_ttft_s") or 0.0):
+        return None
+    if s.get("network_kind"):  # a fabric (network.json); else the per-NIC model
+        how = ("faster or less oversubscribed links, or spraying on a loaded fabric "
+               "(network.lb=spray)")
+    else:
+        how = "faster NICs (network.nic_gbps) or more of them (a larger prefill tp sends over more)"
+    return (f"the KV transfers from prefill to decode instances are the bottleneck (mean "
+            f"exposed transfer {_t(kv)} against mean TTFT {_t(ttft)}): {how} would help, more "
+            f"GPUs of the same kind would not")
 
 
 def _route_line(s: dict) -> list[str]:
