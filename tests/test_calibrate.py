@@ -408,7 +408,8 @@ def test_a_fit_far_off_or_at_a_bound_is_warned_about(tmp_path):
     (BENCH_HEAD, "qwen3-8b,h100-8gb,1,4,100,10,10,10", "gpu: unknown value 'h100-8gb'"),
     (BENCH_HEAD, "qwen3-8b,h100-80gb,3,4,100,10,10,10",
      "tp must be an integer >= 1 that divides the attention heads of qwen3-8b (32) and splits "
-     "or replicates its 8 KV heads evenly; valid: 1, 2, 4, 8, 16, 32; got 3"),
+     "or replicates its 8 KV heads evenly; valid: 1, 2, 4, 8 (16, 32 only as a group across "
+     "servers, with its collectives on a fabric: network.collectives=true); got 3"),
     (STEP_HEAD, "qwen3-8x,h100-80gb,1,0,1,100,10",
      "model: unknown value 'qwen3-8x'; valid choices: "),
     (STEP_HEAD, "qwen3-8b,h100-80gb,3,0,1,100,10", "tp must be an integer >= 1 that divides"),

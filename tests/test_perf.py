@@ -181,7 +181,8 @@ def test_tp_that_splits_the_kv_heads_unevenly_is_refused(tp):
     m = ModelSpec(name="phi-3-medium", **PHI3_MEDIUM)
     assert m.tp_choices() == [1, 2, 5, 10, 20, 40]
     msg = ("tp must be an integer >= 1 that divides the attention heads of phi-3-medium (40) "
-           "and splits or replicates its 10 KV heads evenly; valid: 1, 2, 5, 10, 20, 40; "
+           "and splits or replicates its 10 KV heads evenly; valid: 1, 2, 5 (10, 20, 40 only as "
+           "a group across servers, with its collectives on a fabric: network.collectives=true); "
            f"got {tp}")
     with pytest.raises(ConfigError) as e:
         AnalyticalLatency(m, get_gpu("h100-80gb"), tp)
@@ -205,8 +206,8 @@ def test_a_pool_with_a_tp_that_does_not_fit_the_kv_heads_names_its_field(tmp_pat
         spec = parse_pool("h100", {"gpu": "h100-80gb", "model": "phi-3-medium", "tp": 8})
         with pytest.raises(ConfigError, match=r"^pool\.pools\.h100\.tp must be an integer >= 1 "
                            r"that divides the attention heads of phi-3-medium \(40\) and splits "
-                           r"or replicates its 10 KV heads evenly; valid: 1, 2, 5, 10, 20, 40; "
-                           r"got 8$"):
+                           r"or replicates its 10 KV heads evenly; valid: 1, 2, 5 \(10, 20, 40 "
+                           r"only as a group across servers.*\); got 8$"):
             build_latency(spec)
     finally:
         monkeypatch.delenv("WRPSIM_CATALOG")

@@ -271,7 +271,8 @@ def render(data: dict, plotly_js: str | None = None) -> str:
         f"<h2>Why this fleet</h2>{why}"
         f"<h2>Plots</h2><div class=\"grid\">{plots}</div>"
         f"<p class=\"note\">{html.escape(r['search']['trace'])} · "
-        f"{r['search']['evaluations']} simulations · generated {stamp} by wrpsim.plan</p>")
+        f"{r['search']['evaluations'] + r['search'].get('reruns', 0)} simulations · generated "
+        f"{stamp} by wrpsim.plan</p>")
     return "\n".join([
         "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
         f"<title>{html.escape('wrpsim plan · ' + r['fleet_label'])}</title>",

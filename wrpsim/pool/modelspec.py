@@ -140,8 +140,14 @@ class ModelSpec:
         """The tp rule of this model in words, with its valid values (for error messages)."""
         kv = "" if self.mla or self.kv_heads == self.heads else (
             f" and splits or replicates its {self.kv_heads} KV heads evenly")
+        from wrpsim.sanity import GPUS_PER_SERVER  # (a larger group spans servers)
+
+        one = [t for t in self.tp_choices() if t <= GPUS_PER_SERVER]
+        more = [t for t in self.tp_choices() if t > GPUS_PER_SERVER]
+        across = (f" ({', '.join(map(str, more))} only as a group across servers, with its "
+                  f"collectives on a fabric: network.collectives=true)" if more else "")
         return (f"divides the attention heads of {self.name} ({self.heads}){kv}; valid: "
-                f"{', '.join(map(str, self.tp_choices()))}")
+                f"{', '.join(map(str, one))}{across}")
 
     # ------------------------------------------------------------------ parameters
     @property
