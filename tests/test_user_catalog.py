@@ -319,3 +319,41 @@ def test_a_users_router_that_raises_is_one_line_with_exit_status_2(tmp_path):
     assert "Traceback" not in r.stderr
     assert re.search(r"^wrpsim: error: router myrouters\.Raises raised ValueError: boom "
                      r"\(.*myrouters\.py:6\)$", r.stderr, re.M), r.stderr
+
+
+def test_config_json_keys_wrpsim_does_not_model_are_named(tmp_path, monkeypatch):
+    """A model whose config.json shapes layers wrpsim does not read (Llama-4's interleaved MoE
+    and chunked attention) still loads, with one warning naming those keys; a plain Llama
+    config.json (rope scaling, dropout, norms) gets none."""
+    import yaml
+
+    from wrpsim.errors import WrpsimWarning
+    from wrpsim.pool import catalog
+    from wrpsim.pool.modelspec import unread_keys
+
+    llama4 = {"model_type": "llama4", "text_config": {
+        "model_type": "llama4_text", "hidden_size": 5120, "intermediate_size": 8192,
+        "intermediate_size_mlp": 16384, "num_hidden_layers": 48, "num_attention_heads": 40,
+        "num_key_value_heads": 8, "head_dim": 128, "num_local_experts": 16,
+        "num_experts_per_tok": 1, "interleave_moe_layer_step": 1, "vocab_size": 202048,
+        "attention_chunk_size": 8192, "no_rope_layers": [], "rms_norm_eps": 1e-5,
+        "max_position_embeddings": 10485760}}
+    assert unread_keys(llama4) == ["attention_chunk_size", "interleave_moe_layer_step",
+                                   "intermediate_size_mlp"]
+    plain = {"model_type": "llama", "hidden_size": 4096, "intermediate_size": 14336,
+             "num_hidden_layers": 32, "num_attention_heads": 32, "num_key_value_heads": 8,
+             "vocab_size": 128256, "attention_bias": False, "attention_dropout": 0.0,
+             "rope_scaling": {"factor": 8.0, "rope_type": "llama3"}, "rms_norm_eps": 1e-5,
+             "mlp_bias": False, "hidden_act": "silu", "max_position_embeddings": 131072}
+    assert unread_keys(plain) == []
+    (tmp_path / "models.yaml").write_text(yaml.safe_dump({"my-l4": {"hf_config": llama4}}))
+    monkeypatch.setenv("WRPSIM_CATALOG", str(tmp_path))
+    catalog.models.cache_clear()
+    try:
+        with pytest.warns(WrpsimWarning, match=r"entry 'my-l4': config.json keys that shape the "
+                          r"model but that wrpsim does not read: attention_chunk_size, "
+                          r"interleave_moe_layer_step, intermediate_size_mlp; its times"):
+            assert catalog.get_model("my-l4").experts == 16
+    finally:
+        monkeypatch.delenv("WRPSIM_CATALOG")
+        catalog.models.cache_clear()

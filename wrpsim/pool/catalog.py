@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from wrpsim.errors import ConfigError, unknown_choice
+from wrpsim.errors import ConfigError, unknown_choice, warn
 from wrpsim.paths import catalog_dir, user_catalog
 from wrpsim.pool.modelspec import (
     INT_FIELDS,
@@ -28,6 +28,7 @@ from wrpsim.pool.modelspec import (
     ModelSpec,
     VisionSpec,
     from_hf_config,
+    unread_keys,
 )
 from wrpsim.yamlfast import safe_load
 
@@ -202,13 +203,18 @@ def _hf_entry(path: Path, name: str, raw: dict) -> dict:
     if not isinstance(cfg, dict):
         raise ConfigError(f"{path}: entry {name!r}: field 'hf_config' must be a mapping")
     try:
-        return {**from_hf_config(cfg), **extra}
+        fields = {**from_hf_config(cfg), **extra}
     except KeyError as exc:
         raise ConfigError(f"{path}: entry {name!r}: config.json lacks {exc.args[0]!r}") from None
     except ConfigError as exc:
         raise ConfigError(f"{path}: entry {name!r}: {exc}") from None
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{path}: entry {name!r}: bad config.json value: {exc}") from None
+    unread = unread_keys(cfg)
+    if unread:
+        warn(f"{path}: entry {name!r}: config.json keys that shape the model but that wrpsim "
+             f"does not read: {', '.join(unread)}; its times and memory leave them out")
+    return fields
 
 
 def load_models(path: Path) -> dict[str, ModelSpec]:

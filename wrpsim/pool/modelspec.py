@@ -307,6 +307,61 @@ def _hf_bool(c: dict, key: str, default: bool) -> bool:
     return v
 
 
+class _Seen(dict):
+    """A config.json mapping that records which keys were looked up (`unread_keys`)."""
+
+    def __init__(self, *a, **k):
+        super().__init__(*a, **k)
+        self.seen: set = set()
+
+    def get(self, key, default=None):
+        self.seen.add(key)
+        return super().get(key, default)
+
+    def __getitem__(self, key):
+        self.seen.add(key)
+        return super().__getitem__(key)
+
+    def __contains__(self, key):
+        self.seen.add(key)
+        return super().__contains__(key)
+
+
+#: name parts of config.json keys that shape a model's compute, memory or KV cache; such a key
+#: that `from_hf_config` does not read is reported by `unread_keys` (wrpsim models without it)
+SHAPE_WORDS = ("expert", "moe", "layer", "window", "attention", "attn", "head", "linear",
+               "chunk", "interleave", "mamba", "ssm", "conv", "lora", "sparse", "index",
+               "nextn", "mtp", "kv", "state", "dense", "shared", "intermediate", "hidden",
+               "group", "dim", "block", "vision", "encoder", "mm_")
+#: keys with those parts that change no time, memory or KV size (regularisation, numerics,
+#: initialisation, position encoding, the vision tower's own config)
+IGNORED = {"attention_dropout", "attention_bias", "hidden_act", "hidden_dropout",
+           "layer_norm_eps", "rms_norm_eps", "initializer_range", "mlp_bias", "head_dim_scale",
+           "attn_logit_softcapping", "final_logit_softcapping", "query_pre_attn_scalar",
+           "norm_topk_prob", "output_router_logits", "router_aux_loss_coef", "use_qk_norm",
+           "qk_layernorm", "attention_multiplier", "router_jitter_noise", "moe_layer_freq",
+           "vision_config", "vision_feature_layer", "encoder_hidden_size", "mlp_hidden_act",
+           "hidden_size_per_head", "residual_in_fp32", "layernorm_epsilon", "use_mamba_kernels",
+           "attention_in_multiplier", "topk_group", "n_group", "scoring_func", "topk_method",
+           "routed_scaling_factor", "moe_router_enable_expert_bias", "layer_norm_epsilon",
+           "embedding_multiplier", "dense_act_fn", "max_window_layers", "no_rope_layers"}
+
+
+def unread_keys(cfg: dict) -> list[str]:
+    """config.json keys (top level and `text_config`) that shape the model (`SHAPE_WORDS`) but
+    that `from_hf_config` did not read, sorted: features wrpsim does not model for this model
+    (e.g. interleaved MoE layers, linear-attention layers, multi-token-prediction heads), so
+    its times and memory leave them out. Empty when every such key is read or ignorable."""
+    c = _Seen({**cfg, **(cfg.get("text_config") or {})})
+    c.seen.clear()
+    try:
+        from_hf_config(c)
+    except (KeyError, ConfigError, TypeError, ValueError):
+        return []
+    return sorted(k for k in c if k not in c.seen and k not in IGNORED and k != "text_config"
+                  and any(w in k.lower() for w in SHAPE_WORDS))
+
+
 def from_hf_config(cfg: dict) -> dict:
     """wrpsim model fields from a Hugging Face `config.json` mapping (text config of a
     multimodal model). Raises `KeyError` naming a config.json key that is required but absent,
@@ -323,7 +378,11 @@ def from_hf_config(cfg: dict) -> dict:
     hybrids (hybrid_override_pattern, mamba_num_heads, mamba_head_dim, ssm_state_size,
     n_groups / mamba_num_groups, conv_kernel)."""
     c = {**cfg, **(cfg.get("text_config") or {})}
+    seen = getattr(cfg, "seen", None)  # (`unread_keys`: record the lookups on the merged map)
     c = {**HF_DEFAULTS.get(str(c.get("model_type")), {}), **c}
+    if seen is not None:
+        c = _Seen(c)
+        c.seen = seen
     layers = _hf_req(c, "num_hidden_layers")
     hidden = _hf_req(c, "hidden_size")
     heads = _hf_req(c, "num_attention_heads")
