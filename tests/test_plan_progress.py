@@ -70,3 +70,19 @@ def test_the_cli_prints_for_a_person_on_stderr_and_json_only_when_asked(monkeypa
     assert json.loads(out) == record  # one JSON line, the same plan
     code, _, err = run_app(monkeypatch, capsys, tmp_path, *args, "json=1", module="wrpsim.plan")
     assert code == 2 and err.strip() == "wrpsim: error: json must be true or false, got 1"
+
+
+def test_an_energy_objective_shows_the_best_fleets_energy_first():
+    """The best fleet so far is shown with what it was chosen on: kWh first under
+    plan.objective=energy, then its price and GPUs (cost only, before)."""
+    from types import SimpleNamespace
+
+    ev = SimpleNamespace(trace="search", slo_met=True, counts=(2,), phase="x",
+                         summary={"energy_kwh": 3.4912})
+    evaluator = SimpleNamespace(objective=lambda e, o: (e.summary["energy_kwh"],),
+                                label=lambda c: "2 x h200", cost=lambda c: 24.0,
+                                gpus=lambda c: 4, stage="mixing", spent=1, budget=300)
+    stream = io.StringIO()
+    PlanProgress("energy", stream, redraw=False)(evaluator, ev)
+    out = stream.getvalue()
+    assert "best so far: 2 x h200 (3.49 kWh, $24.00/h, 4 GPUs)" in out, out

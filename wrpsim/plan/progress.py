@@ -41,7 +41,10 @@ class PlanProgress:
         best = "none yet"
         if self.best is not None:
             b = self.best[1].counts
-            best = f"{evaluator.label(b)} (${evaluator.cost(b):,.2f}/h, {evaluator.gpus(b)} GPUs)"
+            figures = [f"${evaluator.cost(b):,.2f}/h", f"{evaluator.gpus(b)} GPUs"]
+            if self.objective == "energy":  # what it was chosen on, first
+                figures.insert(0, f"{self.best[1].summary.get('energy_kwh') or 0:,.2f} kWh")
+            best = f"{evaluator.label(b)} ({', '.join(figures)})"
         trace = getattr(evaluator, "requested", "") or ev.trace
         if trace != ev.trace:  # e.g. the full trace when the search ran on all of it
             trace = f"{trace} (= {ev.trace})"
