@@ -272,3 +272,32 @@ def test_the_fleets_longest_request_is_bounded_by_the_decode_side():
     cfg["pool"]["pools"]["dec"]["kv_blocks"] = 100
     _, _, sim = one(cfg, prompt=100, output=3)
     assert sim.fleet.max_tokens["llama3.1-8b"] == 100 * 16
+
+
+@pytest.mark.parametrize("attn_dp", [1, 2])
+def test_attention_groups_of_a_decode_instance_receive_on_their_own_nics(attn_dp):
+    """Two prefill instances hand off at the same moment to one decode instance of two GPUs.
+    With data-parallel attention (attn_dp 2) each sequence's KV goes to one group, whose NIC
+    is its own: the two transfers run side by side. Without it both GPUs' NICs carry each
+    transfer: the second waits for the first (FIFO), at twice the rate."""
+    def pool(role, count, tp, extra):
+        return {"gpu": "h100-80gb", "model": "qwen3-30b-a3b", "tp": tp, "count": count,
+                "role": role, **extra,
+                **({"kv_transfer": {"mode": "serialized"}} if role == "prefill" else {})}
+
+    dec = {"attn_dp": attn_dp, "ep": 2} if attn_dp > 1 else {}
+    cfg = {"seed": 0, "slo": {"ttft_s": 10.0, "tpot_s": 1.0}, "pue": 1.0,
+           "network": {"kind": "nic", "nic_gbps": 10.0},
+           "pool": {"pools": {"pre": pool("prefill", 2, 1, {}), "dec": pool("decode", 1, 2, dec)}},
+           "router": {"_target_": "wrpsim.router.LeastOutstanding"}}
+    sim = Simulation(cfg, make_trace([0.0, 0.0], [4096, 4096], [2, 2]))
+    a, b = sorted(sim.run()[0].to_pylist(), key=lambda r: r["first_token_s"])
+    assert a["prefill_instance"] != b["prefill_instance"]
+    assert a["kv_transfer_bytes"] == b["kv_transfer_bytes"] > 0
+    xfer = a["kv_transfer_bytes"] / (10e9 / 8)  # over one NIC (one GPU of a group)
+    if attn_dp == 2:  # side by side, one NIC each
+        assert a["kv_transfer_s"] == pytest.approx(xfer, rel=1e-9)
+        assert b["first_token_s"] == pytest.approx(a["first_token_s"], rel=1e-12)
+    else:  # one after the other, each over the prefill GPU's one NIC (the narrower end)
+        assert a["kv_transfer_s"] == pytest.approx(xfer, rel=1e-9)
+        assert b["first_token_s"] == pytest.approx(a["first_token_s"] + xfer, rel=1e-9)

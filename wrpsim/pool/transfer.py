@@ -16,7 +16,9 @@ Link models (`network.kind`): ``none`` — infinite bandwidth, the transfer take
 the end that has fewer (min of the prefill and decode instances' `kv_gpus`: a TP 8 prefill
 instance sends to a TP 4 decode instance through the decode side's 4 NICs); each instance's
 NICs carry one transfer at a time (FIFO, sending or receiving), so a busy prefill instance
-queues its transfers and so does a decode instance that several prefill instances send to;
+queues its transfers and so does a decode instance that several prefill instances send to
+(with data-parallel attention, `attn_dp`, per attention group: a sequence's KV is one group's,
+each group has NICs of its own, and a transfer takes each end's group whose NICs free first);
 ``fluid`` / ``packet`` — the leaf-spine fabric of
 `wrpsim.network` (instances placed on its GPUs, flows sharing links). On a fabric a layer-wise
 transfer is two transfers: the first L−1 layers' bytes start when the last prefill iteration
@@ -136,10 +138,22 @@ class KVTransfer:
             # fewer NICs (a TP 8 prefill instance sending to a TP 4 decode one) is the
             # bottleneck, as on the fabric (`_flows` maps the flows onto the decode GPUs)
             xfer = nbytes / (self.byte_rate * min(kv_gpus(src), kv_gpus(dst)))
-            t = finish_time(mode, t_start, now, layers, xfer,
-                            max(src.nic_free_at, dst.nic_free_at))
-            src.nic_free_at = dst.nic_free_at = t  # both ends' NICs carry it: FIFO at each
+            # a sequence's KV is one attention group's: with data-parallel attention each group
+            # has NICs of its own, and the transfer takes each end's group whose NICs free first
+            fs, fd = nic_groups(src), nic_groups(dst)
+            gs, gd = fs.index(min(fs)), fd.index(min(fd))
+            t = finish_time(mode, t_start, now, layers, xfer, max(fs[gs], fd[gd]))
+            fs[gs] = fd[gd] = t  # both ends' NICs carry it: FIFO at each
         wake(env, max(0.0, t - now), lambda _e: done(env.now))
+
+
+def nic_groups(inst) -> list[float]:
+    """When the NICs of each of `inst`'s attention groups are next free (one group unless the
+    pool has data-parallel attention, `attn_dp`), made on first use."""
+    f = inst.nic_free_at
+    if f is None:
+        f = inst.nic_free_at = [0.0] * getattr(inst.latency, "adp", 1)
+    return f
 
 
 def kv_gpus(inst) -> int:
