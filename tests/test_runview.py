@@ -7,7 +7,8 @@ import json
 import pytest
 
 from tests.conftest import run_app
-from wrpsim.runview import SWEEP_HEADER, run_line, sweep_line, verdict
+from wrpsim.runview import SWEEP_HEADER, run_line, sweep_line
+from wrpsim.verdict import verdict
 
 SMALL = ("workload.max_requests=200", "pool.pools.h100.count=2")
 
@@ -138,7 +139,7 @@ def test_an_overloaded_fleet_says_it_cannot_carry_the_trace(monkeypatch, capsys,
 def test_an_slo_missed_on_an_idle_fleet_is_not_called_load():
     """tracelab-agent: 43-48k-token prefills miss the TTFT target with 0.08 s of queueing and
     20 % utilization: more instances would not help, so the warning must not say so."""
-    from wrpsim.runview import verdict
+    from wrpsim.verdict import verdict
 
     s = {"requests_total": 300, "requests_completed": 300, "slo_attainment": 0.474,
          "ttft_p99_s": 4.43, "tpot_p99_s": 0.0185, "queue_wait_mean_s": 0.08,
@@ -310,7 +311,7 @@ def test_a_pool_that_received_no_request_is_named_with_its_model_and_why(monkeyp
                                                                           tmp_path):
     """mixed-a100-h100 without workload.model_mix: the llama3.1-8b pool gets nothing yet is
     paid for; the run says so after its summary (and a sweep after the run's line)."""
-    from wrpsim.runview import idle_pool_warnings
+    from wrpsim.verdict import idle_pool_warnings
 
     code, _, err = run_app(monkeypatch, capsys, tmp_path, "workload.max_requests=200",
                            "pool=mixed-a100-h100")

@@ -44,8 +44,9 @@ def _task(cfg: dict, out_dir: str) -> None:
 
     from wrpsim.app import say
     from wrpsim.errors import boolean
-    from wrpsim.runview import idle_pool_warnings, run_line, run_summary, verdict
+    from wrpsim.runview import run_line, run_summary
     from wrpsim.sim import run
+    from wrpsim.verdict import idle_pool_warnings, verdict
 
     as_json = boolean("json", cfg.pop("json", False))
     summary = run(cfg, out_dir)

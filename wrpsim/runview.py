@@ -10,14 +10,7 @@ printed here, `wrpsim.__main__` and `SweepView` print on stderr):
   `ROUTE_LINE` of the mean TTFT; cost; energy; simulated
   and wall time; an `oracle` line when the run is an upper bound (the router read the ground
   truth, or the live fleet); the results directory. The full summary stays in `summary.json`.
-- `verdict(summary)`: a one-line warning when the fleet could not carry the trace (fewer than
-  `CARRY_MIN` of the requests met the SLO, or none completed), else None — so a run whose
-  numbers mean "overloaded" says so; when dropped requests make up at least half of the misses
-  it names them (how many, the main `drop_reason`) instead of blaming load or latency; when
-  routing is at least `ROUTE_SHARE` of the mean TTFT it names the router (its queue: more
-  `router.replicas`; or its decision latency) instead of the fleet.
-- `idle_pool_warnings(summary)`: a warning per pool that received no request (its name, model
-  and why), printed after the summary of a run and after the line of a sweep run.
+- the warnings after a run's summary (why it missed its SLO, idle pools): `wrpsim.verdict`.
 - `run_line(summary, name, overrides)`: what a sweep prints as each run finishes: one line of
   labelled fixed-width fields, so the lines align whatever order (or process) the jobs finish
   in, and need no header printed before the launcher has started.
@@ -39,24 +32,13 @@ from pathlib import Path
 
 from hydra.experimental.callback import Callback
 
+from wrpsim.textfmt import fmt_pct as _pct
+from wrpsim.textfmt import fmt_s as _s
+from wrpsim.textfmt import fmt_t as _t
+
 COLUMNS = (("run", 5), ("ttft_p99", 9), ("tpot_p99", 9), ("slo_att", 8), ("goodput", 8),
            ("cost_usd", 10), ("energy_kwh", 10), ("gpus", 6))
 SWEEP_HEADER = "  ".join(f"{n:>{w}}" for n, w in COLUMNS) + "  overrides"
-
-
-def _s(v, unit: str = " s") -> str:
-    return "n/a" if v is None else f"{v:.3g}{unit}"
-
-
-def _t(v) -> str:
-    """A latency: milliseconds below one second, else seconds."""
-    if v is None:
-        return "n/a"
-    return f"{1000 * v:.3g} ms" if v < 1 else f"{v:,.3g} s" if v < 1000 else f"{v:,.0f} s"
-
-
-def _pct(v) -> str:
-    return "n/a" if v is None else f"{100 * v:.1f} %"
 
 
 def fleet_text(pool_cfg: dict) -> str:
@@ -201,97 +183,8 @@ def _extra_lines(s: dict, cfg: dict) -> list[str]:
     return out
 
 
-CARRY_MIN = 0.5
-
-
-def verdict(s: dict) -> str | None:
-    """The 'this fleet cannot carry the trace' warning (see module docstring), or None."""
-    total, done = s.get("requests_total") or 0, s.get("requests_completed") or 0
-    if total and not done:
-        reasons = s.get("drop_reasons") or {}
-        main = (f"; most dropped for {min(reasons, key=lambda k: (-reasons[k], k))}"
-                if reasons else "")
-        return (f"no request of {total:,} completed: the fleet served nothing{main} (see "
-                f"requests.parquet's status and drop_reason)")
-    att = s.get("slo_attainment")
-    if not (total and att is not None and att < CARRY_MIN):
-        return None
-    head = (f"only {_pct(att)} of requests met the SLO (p99 TTFT {_t(s.get('ttft_p99_s'))}, "
-            f"p99 TPOT {_t(s.get('tpot_p99_s'))})")
-    drops = _dropped_misses(s, total, att)
-    if drops:
-        return f"{head}: {drops}"
-    routing = _router_bound(s)
-    if routing:
-        return f"{head}: {routing}"
-    transfer = _transfer_bound(s)
-    if transfer:
-        return f"{head}: {transfer}"
-    if loaded(s):
-        return (f"{head}: this fleet cannot carry the trace (python -m wrpsim.plan finds one "
-                f"that can)")
-    return (f"{head} without queueing (mean queue wait {_t(s.get('queue_wait_mean_s'))}, "
-            f"utilization {_pct(s.get('mean_utilization'))}): the requests miss it on an idle "
-            f"fleet, e.g. long prompts whose prefill exceeds the TTFT target "
-            f"({_t(s.get('slo_ttft_s'))}); more instances will not help, a faster GPU, more "
-            f"tensor parallelism or a looser SLO may")
-
-
-def idle_pool_warnings(s: dict) -> list[str]:
-    """One warning per pool that received no request (`summary.json`'s `idle_pools`): its
-    name, model and why — no request asked for that model, or the router sent them elsewhere
-    — since its GPUs are in the run's cost and energy all the same."""
-    out = []
-    for pool, d in sorted((s.get("idle_pools") or {}).items()):
-        model, n = d.get("model"), d.get("requests_for_model") or 0
-        why = (f"no request of the workload asks for {model} (workload.model_mix sets each "
-               f"model's share)" if not n else
-               f"the router sent none of the {n:,} requests for {model} to it")
-        out.append(f"pool {pool} ({model}) received no request: {why}; its GPUs are still in "
-                   f"the cost and energy")
-    return out
-
-
-#: a run is router-bound when routing (router queue + service + decision latency) is this
-#: share of its mean TTFT; the summary shows a `route` line from `ROUTE_LINE` of it on
-ROUTE_SHARE, ROUTE_LINE = 0.5, 0.1
-
-
-def _router_bound(s: dict) -> str | None:
-    """When routing is most of the mean TTFT: what the time is (the queue for a router replica,
-    or the router's own decision latency) and what helps, instead of blaming the fleet; else
-    None."""
-    route, ttft = s.get("route_mean_s"), s.get("ttft_mean_s")
-    if not route or not ttft or route < ROUTE_SHARE * ttft:
-        return None
-    share = f"mean routing time {_t(route)} of mean TTFT {_t(ttft)}"
-    util, n = s.get("router_utilization") or 0.0, s.get("router_replicas") or 1
-    if util >= BUSY_MIN:
-        more = max(n + 1, -(-n * util // 0.6))
-        return (f"most of TTFT is the router's queue ({share}; the router is "
-                f"{_pct(util)} busy with {n} replica{'' if n == 1 else 's'} at "
-                f"{_t(s.get('router_service_s'))} per decision): more router replicas "
-                f"(router.replicas={int(more)}) or a faster decision (router.service) would "
-                f"help, a bigger fleet would not")
-    return (f"most of TTFT is routing ({share}, the router {_pct(util)} busy): the router's "
-            f"decision latency (its delay_s, router.service) is the time to cut, not the "
-            f"fleet's")
-
-
-def _transfer_bound(s: dict) -> str | None:
-    """When the KV transfers from prefill to decode instances take at least half the mean TTFT
-    (or of the TTFT target): the links are the bottleneck, not the GPUs; else None."""
-    kv, ttft = s.get("kv_transfer_mean_s"), s.get("ttft_mean_s") or 0.0
-    if not kv or kv < ROUTE_SHARE * max(ttft, s.get("slo_ttft_s") or 0.0):
-        return None
-    if s.get("network_kind"):  # a fabric (network.json); else the per-NIC model
-        how = ("faster or less oversubscribed links, or spraying on a loaded fabric "
-               "(network.lb=spray)")
-    else:
-        how = "faster NICs (network.nic_gbps) or more of them (a larger prefill tp sends over more)"
-    return (f"the KV transfers from prefill to decode instances are the bottleneck (mean "
-            f"exposed transfer {_t(kv)} against mean TTFT {_t(ttft)}): {how} would help, more "
-            f"GPUs of the same kind would not")
+#: the summary shows a `route` line when routing is at least this share of the mean TTFT
+ROUTE_LINE = 0.1
 
 
 def _route_line(s: dict) -> list[str]:
@@ -303,58 +196,6 @@ def _route_line(s: dict) -> list[str]:
     return [f"  route      mean {_t(route)}  p99 {_t(s.get('route_p99_s'))} of TTFT in the "
             f"router (queue + service + decision latency); {_pct(s.get('router_utilization'))}"
             f" busy, {n} replica{'' if n == 1 else 's'}"]
-
-
-#: what a drop_reason means, for the warning of a run whose misses are mostly drops
-DROP_WHY = {
-    "no_healthy_instance": "no instance of the model was up",
-    "instance_failed": "lost when their instance failed",
-    "context": "longer than the model's context length",
-    "exceeds_kv_capacity": "larger than an instance's KV cache",
-    "modality": "a modality the model does not take",
-    "router_rejected": "rejected by the router",
-    "session_aborted": "their session was aborted",
-}
-
-
-def _dropped_misses(s: dict, total: int, att: float) -> str | None:
-    """When dropped requests make up at least half of a run's SLO misses: how many, and the
-    main `drop_reason` (`summary.json`'s `drop_reasons`), as the cause of the warning; else
-    None (the misses are latency, judged by `loaded`)."""
-    dropped = s.get("requests_dropped") or 0
-    misses = total - round(att * total)
-    if not dropped or dropped < 0.5 * misses:
-        return None
-    reasons = s.get("drop_reasons") or {}
-    text = f"{dropped:,} of {total:,} requests were dropped"
-    if reasons:
-        main, n = min(reasons.items(), key=lambda kv: (-kv[1], kv[0]))
-        why = DROP_WHY.get(main)
-        text += f", {'all' if n == dropped else 'most'} for {main} ({n:,}" + (
-            f": {why})" if why else ")")
-    done = s.get("requests_completed") or 0
-    met = round(att * total)
-    if done:
-        text += f"; {'all' if met == done else f'{met:,} of the'} {done:,} completed met it"
-    return (f"{text}, so the misses are dropped requests, not latency (summary.json: "
-            f"drop_reasons; requests.parquet: drop_reason)")
-
-
-#: a fleet is loaded when requests queue for this share of the TTFT target on average, or its
-#: instances are busy this share of the run
-QUEUE_SHARE, BUSY_MIN = 0.25, 0.8
-
-
-def loaded(s: dict) -> bool:
-    """Whether a run's SLO misses come from load (queueing for an instance or, disaggregated,
-    for a decode instance's KV blocks; busy instances), not from the requests themselves;
-    True when the summary lacks the figures (an older one)."""
-    wait, util, ttft = (s.get(k) for k in ("queue_wait_mean_s", "mean_utilization",
-                                           "slo_ttft_s"))
-    if wait is None or util is None or not ttft:
-        return True
-    kv_wait = s.get("kv_wait_mean_s") or 0.0
-    return max(wait, kv_wait) >= QUEUE_SHARE * ttft or util >= BUSY_MIN
 
 
 def run_line(s: dict, name: str, overrides) -> str:
