@@ -85,4 +85,4 @@ def test_an_energy_objective_shows_the_best_fleets_energy_first():
     stream = io.StringIO()
     PlanProgress("energy", stream, redraw=False)(evaluator, ev)
     out = stream.getvalue()
-    assert "best so far: 2 x h200 (3.49 kWh, $24.00/h, 4 GPUs)" in out, out
+    assert "best so far: 2 x h200 (3.491 kWh, $24.00/h, 4 GPUs)" in out, out

@@ -29,7 +29,8 @@ def test_a_run_prints_a_short_summary_on_stderr_and_nothing_on_stdout(monkeypatc
     from wrpsim.runview import _kwh
 
     assert f"{_kwh(s['energy_kwh'])} kWh total (PUE 1.3)" in err
-    assert (_kwh(9.7712), _kwh(0.0021935), _kwh(0.0)) == ("9.77", "0.00219", "0.00")
+    assert (_kwh(9.7712), _kwh(0.0021935), _kwh(0.15), _kwh(0.0)) == (
+        "9.77", "0.00219", "0.150", "0.00")
     assert f"results    {tmp_path / 'run'}" in err
     import pyarrow.parquet as pq  # token-budget use: batch tokens over the budget, per instance
 

@@ -60,7 +60,7 @@ def fleet_text(pool_cfg: dict) -> str:
 def _kwh(v: float) -> str:
     """kWh as printed: two decimals from 1 kWh, else three significant digits (a short run's
     2 Wh reads 0.00219, not 0.00)."""
-    return f"{v:,.2f}" if v >= 1 or v == 0 else f"{v:.3g}"
+    return f"{v:,.2f}" if v >= 1 or v == 0 else f"{v:#.3g}"
 
 
 def run_summary(s: dict, cfg: dict, out_dir: str) -> str:
@@ -202,7 +202,7 @@ def run_line(s: dict, name: str, overrides) -> str:
     """The line a sweep prints when run `name` finishes (see module docstring)."""
     return (f"wrpsim: run {name:>4} | TTFT p99 {_t(s.get('ttft_p99_s')):>9} | TPOT p99 "
             f"{_t(s.get('tpot_p99_s')):>9} | SLO {_pct(s.get('slo_attainment')):>7} | "
-            f"${s.get('cost_usd', 0):>11,.2f} | {s.get('energy_kwh', 0):>9,.2f} kWh | "
+            f"${s.get('cost_usd', 0):>11,.2f} | {_kwh(s.get('energy_kwh') or 0):>9} kWh | "
             f"{s.get('gpu_count', 0):>5} GPUs | {' '.join(overrides)}")
 
 

@@ -43,7 +43,7 @@ class PlanProgress:
             b = self.best[1].counts
             figures = [f"${evaluator.cost(b):,.2f}/h", f"{evaluator.gpus(b)} GPUs"]
             if self.objective == "energy":  # what it was chosen on, first
-                figures.insert(0, f"{self.best[1].summary.get('energy_kwh') or 0:,.2f} kWh")
+                figures.insert(0, f"{self.best[1].summary.get('energy_kwh') or 0:,.4g} kWh")
             best = f"{evaluator.label(b)} ({', '.join(figures)})"
         trace = getattr(evaluator, "requested", "") or ev.trace
         if trace != ev.trace:  # e.g. the full trace when the search ran on all of it

@@ -211,10 +211,15 @@ def _hf_entry(path: Path, name: str, raw: dict) -> dict:
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{path}: entry {name!r}: bad config.json value: {exc}") from None
     unread = unread_keys(cfg)
-    if unread:
-        warn(f"{path}: entry {name!r}: config.json keys that shape the model but that wrpsim "
-             f"does not read: {', '.join(unread)}; its times and memory leave them out")
+    if unread:  # said when the model is first used (`get_model`), not for every entry loaded
+        UNREAD[name] = (f"{path}: entry {name!r}: config.json keys that shape the model but "
+                        f"that wrpsim does not read: {', '.join(unread)}; its times and memory "
+                        f"leave them out")
     return fields
+
+
+#: model name -> the warning about its unread config.json keys, until `get_model` says it once
+UNREAD: dict[str, str] = {}
 
 
 def load_models(path: Path) -> dict[str, ModelSpec]:
@@ -306,6 +311,8 @@ def get_model(name: str) -> ModelSpec:
     table = models()
     if name not in table:
         raise unknown_choice("model", name, table)
+    if name in UNREAD:
+        warn(UNREAD.pop(name))
     return table[name]
 
 

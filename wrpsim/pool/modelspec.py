@@ -344,7 +344,8 @@ IGNORED = {"attention_dropout", "attention_bias", "hidden_act", "hidden_dropout"
            "hidden_size_per_head", "residual_in_fp32", "layernorm_epsilon", "use_mamba_kernels",
            "attention_in_multiplier", "topk_group", "n_group", "scoring_func", "topk_method",
            "routed_scaling_factor", "moe_router_enable_expert_bias", "layer_norm_epsilon",
-           "embedding_multiplier", "dense_act_fn", "max_window_layers", "no_rope_layers"}
+           "embedding_multiplier", "dense_act_fn", "max_window_layers", "no_rope_layers",
+           "attn_scale", "attn_temperature_tuning", "floor_scale"}
 
 
 def unread_keys(cfg: dict) -> list[str]:
