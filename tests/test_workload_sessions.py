@@ -299,3 +299,9 @@ def test_sessions_source_errors():
     with pytest.raises(ConfigError, match=r"workload\.source\.system\.prefixes must be an "
                        r"integer >= 1"):
         build_workload({"source": {**base, "system": {"tokens": 64, "prefixes": 0}}}, 0)
+    # a prompt whose prefix hash ids could not fit in memory is one line, not an hour of id
+    # minting and an out-of-memory crash
+    huge = {"dist": "constant", "value": 2**53 - 1}
+    with pytest.raises(ConfigError, match=r"workload\.source: session s0 turn 1 has a prompt of "
+                       r"9,007,199,254,740,991 tokens, .* at most 4,194,304 per prompt"):
+        build_workload({"source": {**base, "first_prompt": huge}}, 0)

@@ -56,6 +56,10 @@ SOURCE_KEYS = ("kind", "num_sessions", "duration_s", "arrivals", "turns", "think
                "dependent", "system", "first_prompt", "new_tokens", "output", "max_context")
 SYSTEM_KEYS = ("tokens", "prefixes", "zipf_s")
 
+#: prefix hash ids one prompt may have (2^22: 67 M tokens at 16 per block, beyond any model's
+#: context); a longer prompt is an error, not hours of id minting and an out-of-memory crash
+MAX_IDS_PER_PROMPT = 1 << 22
+
 
 def _system(spec, field: str) -> dict | None:
     if spec is None:
@@ -126,6 +130,12 @@ def generate_sessions(source: Mapping, seed: int, block: int | None = None,
             if cap is not None and p > cap:
                 k += int(turns[i]) - turn - 1
                 break
+            if p // b > MAX_IDS_PER_PROMPT:  # its hash ids would not fit in memory
+                raise ConfigError(
+                    f"{field}: session s{i} turn {turn + 1} has a prompt of {p:,} tokens, "
+                    f"{p // b:,} prefix hash ids of {b} tokens; at most {MAX_IDS_PER_PROMPT:,} "
+                    f"per prompt ({MAX_IDS_PER_PROMPT * b:,} tokens; no model's context is "
+                    f"that long: lower first_prompt / new_tokens / turns, or set max_context)")
             ids = minter.chain(head, shared, p, b)
             for key, v in zip(rows, (t, p, int(out[j]), f"s{i}", ids, gap)):
                 rows[key].append(v)
