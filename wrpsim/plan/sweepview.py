@@ -6,7 +6,6 @@ facility energy per hour and whether it meets the SLO, or `failed` (its `error.j
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
@@ -15,32 +14,19 @@ from hydra.experimental.callback import Callback
 HEADER = ("job", "fleet", "$/h", "GPUs", "kWh/h", "SLO", "overrides")
 
 
-def _overrides(job: Path) -> list[str]:
-    """The job's overrides as Hydra recorded them (`.hydra/overrides.yaml`), [] if unreadable."""
-    try:
-        import yaml
-
-        out = yaml.safe_load((job / ".hydra" / "overrides.yaml").read_text(encoding="utf-8"))
-    except (OSError, ValueError, ImportError):
-        return []
-    except Exception:  # a YAML error: the table still prints
-        return []
-    return [str(o) for o in out] if isinstance(out, list) else []
-
-
 def _row(sweep: Path, name: str) -> tuple[str, ...]:
+    from wrpsim.report.collect import DONE, ERROR, presentation, read_json, recorded_overrides
+
     job = sweep / name
-    ov = " ".join(o for o in _overrides(job) if not o.startswith(("json=", "sim.progress=")))
-    try:
-        plan = json.loads((job / "plan.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        plan = None
-    if isinstance(plan, dict) and (job / "_DONE").is_file():
+    done, error = read_json(job / DONE), read_json(job / ERROR)
+    ov = " ".join(o for o in recorded_overrides(job, done, error) if not presentation(o))
+    plan = read_json(job / "plan.json")
+    if plan is not None and done is not None:
         return (name, str(plan.get("fleet_label", "?")),
                 f"{plan.get('cost_per_hour_usd') or 0:,.2f}", str(plan.get("gpu_count", "?")),
                 f"{plan.get('energy_kwh_per_hour') or 0:,.3g}",
                 "meets" if plan.get("slo_met") else "misses", ov)
-    status = "failed (see error.json)" if (job / "error.json").is_file() else "incomplete"
+    status = "failed (see error.json)" if (job / ERROR).is_file() else "incomplete"
     return (name, status, "", "", "", "", ov)
 
 

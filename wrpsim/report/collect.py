@@ -77,7 +77,7 @@ def _is_run_dir(path: Path) -> bool:
     if (path / ".hydra" / "overrides.yaml").is_file() or any(
             (path / m).is_file() for m in (DONE, ERROR)):
         return True
-    summary = _read_json(path / SUMMARY) if (path / SUMMARY).is_file() else None
+    summary = read_json(path / SUMMARY) if (path / SUMMARY).is_file() else None
     return summary is not None and "requests_total" in summary
 
 
@@ -111,7 +111,8 @@ def find_run_dirs(sweep_dir: Path, exclude: Path | None = None) -> list[Path]:
     return walk(sweep_dir, exclude)[0]
 
 
-def _read_json(path: Path) -> dict | None:
+def read_json(path: Path) -> dict | None:
+    """The JSON object in `path`, or None when it is missing, unreadable or not an object."""
     try:
         obj = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -135,7 +136,7 @@ def presentation(override: str) -> bool:
     return split_override(override)[0] in PRESENTATION_KEYS
 
 
-def _overrides(path: Path, *records: dict | None) -> tuple[str, ...]:
+def recorded_overrides(path: Path, *records: dict | None) -> tuple[str, ...]:
     """The overrides the run's results were made with: those its marker (`_DONE`, else
     `error.json`) recorded, else Hydra's `.hydra/overrides.yaml`. Hydra rewrites that file for
     every job of a resumed sweep, a skipped one too (`json=true` added on resume would show up
@@ -178,13 +179,13 @@ def _unreadable(path: Path, summary: dict | None) -> str | None:
 def read_run(sweep_dir: Path, path: Path) -> Run:
     """Classify one run directory and read what it holds."""
     name = path.relative_to(sweep_dir).as_posix()
-    done, error = _read_json(path / DONE), _read_json(path / ERROR)
-    overrides = _overrides(path, done, error)
+    done, error = read_json(path / DONE), read_json(path / ERROR)
+    overrides = recorded_overrides(path, done, error)
     params = dict(split_override(o) for o in overrides if not presentation(o))
     common = {"name": name, "path": path, "overrides": overrides, "params": params}
     leftovers = sorted(p.name for p in path.glob(".*.tmp-*"))
     if done is not None:
-        summary = _read_json(path / SUMMARY)
+        summary = read_json(path / SUMMARY)
         reason = _unreadable(path, summary)
         if reason is None:
             return Run(status="completed", summary=summary,

@@ -7,9 +7,10 @@
    `error_type`, `error_message` (from the run's `error.json`), `overrides` (the run's Hydra
    overrides, space-joined), `config_sha256` (from the completion marker);
 2. swept values: one `string` column `sweep.<override key>` per key that appears in any run's
-   overrides (`collect._overrides`: its `_DONE`'s record, else `.hydra/overrides.yaml`; the value
-   exactly as written in the override; null where a run lacks the key; never a print-only key,
-   `collect.presentation`) — e.g. `sweep.router`, `sweep.pool.pools.h100.gpu`;
+   overrides (`collect.recorded_overrides`: its `_DONE`'s record, else
+   `.hydra/overrides.yaml`; the value exactly as written in the override; null where a run
+   lacks the key; never a print-only key, `collect.presentation`) — e.g. `sweep.router`,
+   `sweep.pool.pools.h100.gpu`;
 3. the summary: every `summary.json` key (see `wrpsim/metrics/summary.py`) with the type of
    `SUMMARY_TYPES`; a key not listed there is typed from its values (bool, int64, float64,
    string; anything else as a JSON string; see `infer_type`). Null where a run has no summary.
