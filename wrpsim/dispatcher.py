@@ -42,7 +42,7 @@ from wrpsim.metrics.qoe import QoEMeter
 from wrpsim.pool.vision import admit_images
 from wrpsim.pool.wakeup import wake
 from wrpsim.router.base import Router
-from wrpsim.router.checked import RouteChecker, is_user_router
+from wrpsim.router.checked import NO_CANDIDATE, RouteChecker, is_user_router
 from wrpsim.router.feed import ViewFeed
 from wrpsim.router.requestview import RequestView, ground_truth
 from wrpsim.router.service import RouterService, ServiceSpec
@@ -185,7 +185,7 @@ class Dispatcher:
             return route(RequestView(req), self.feed.view)
         except WrpsimError:
             raise
-        except (ValueError, IndexError, ZeroDivisionError):  # no candidate: all are down
+        except NO_CANDIDATE:  # no candidate: all are down
             if not self.fleet.down_count or self.failures is None:
                 raise
             self.failures.unavailable(req)

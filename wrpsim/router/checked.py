@@ -59,18 +59,14 @@ def router_label(router) -> str:
 def _where(router, exc: BaseException) -> str:
     """' (file:line)' of the innermost frame of `exc` in the router's own module (else the
     innermost outside wrpsim), or ''."""
-    frames = traceback.extract_tb(exc.__traceback__)
     mod = sys.modules.get(type(router).__module__)
     own = getattr(mod, "__file__", None)
     own = str(Path(own).resolve()) if own else None
-    pick = None
-    for f in frames:
-        path = str(Path(f.filename).resolve())
-        if own and path == own:
-            pick = f
-        elif pick is None or not (own and str(Path(pick.filename).resolve()) == own):
-            if not path.startswith(_WRPSIM_DIR):
-                pick = f
+    frames = [(f, str(Path(f.filename).resolve()))
+              for f in traceback.extract_tb(exc.__traceback__)]
+    mine = [f for f, path in frames if path == own]
+    outside = [f for f, path in frames if not path.startswith(_WRPSIM_DIR)]
+    pick = (mine or outside or [None])[-1]
     return f" ({pick.filename}:{pick.lineno})" if pick else ""
 
 
@@ -104,12 +100,11 @@ class RouteChecker:
     def __init__(self, router, feed, fleet, failures):
         self.router, self.feed, self.fleet, self.failures = router, feed, fleet, failures
         self.who = f"router {router_label(router)}"
-        self._decoding = False
 
     def __call__(self, route, req):
         """What `Dispatcher._routed` returns: the checked answer, or False when no candidate
         is left because instances are down (the request went to the failure policy)."""
-        decode = self._decoding = getattr(route, "__name__", "") == "route_decode"
+        decode = getattr(route, "__name__", "") == "route_decode"
         try:
             out = route(RequestView(req), self.feed.view)
         except WrpsimError:
@@ -122,7 +117,7 @@ class RouteChecker:
         if decode:
             if out is not None:
                 self._member(out, req, self.feed.view._decode, "a decode instance",
-                             "view.decode_candidates(request)")
+                             "view.decode_candidates(request)", "route_decode returned")
             return out
         if out is None:
             return None
@@ -133,10 +128,11 @@ class RouteChecker:
             raise ConfigError(f"{self.who} returned {type(out).__name__}; expected a Placement "
                               f"(or None to drop)")
         self._member(out.instance, req, self.feed.view._cands, "an instance",
-                     "view.candidates(request)")
+                     "view.candidates(request)", "returned a Placement whose instance is")
         if out.decode_instance is not None:
             self._member(out.decode_instance, req, self.feed.view._decode,
-                         "a decode instance", "view.decode_candidates(request)")
+                         "a decode instance", "view.decode_candidates(request)",
+                         "returned a Placement whose decode_instance is")
         d = out.delay_s
         if (not isinstance(d, (int, float)) or isinstance(d, bool) or not math.isfinite(d)
                 or d < 0):
@@ -145,16 +141,14 @@ class RouteChecker:
                               f"number >= 0")
         return out
 
-    def _member(self, inst, req, lists: dict, what: str, where: str) -> None:
-        """`inst` must be a view instance among `lists[model of req]`."""
+    def _member(self, inst, req, lists: dict, what: str, where: str, returned: str) -> None:
+        """`inst` must be a view instance among `lists[model of req]`; `returned`: how the
+        message names the value ('route_decode returned', 'returned a Placement whose
+        instance is', ...)."""
         model = self.fleet.model_of(req)
         if not isinstance(inst, InstanceView):
-            whose = ("route_decode returned" if where.startswith("view.decode")
-                     and what == "a decode instance" and self._decoding else
-                     "returned a Placement whose " + ("decode_instance" if "decode" in what
-                                                       else "instance") + " is")
-            raise ConfigError(f"{self.who} {whose} {type(inst).__name__} ({inst!r}); expected "
-                              f"{what} among {where}")
+            raise ConfigError(f"{self.who} {returned} {type(inst).__name__} ({inst!r}); "
+                              f"expected {what} among {where}")
         cands = lists.get(model)
         if cands is None:
             raise ConfigError(f"{self.who} set the request's model to {model!r}, which no pool "
