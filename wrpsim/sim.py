@@ -19,14 +19,7 @@ import simpy
 
 from wrpsim.app import OUTPUT_KEYS
 from wrpsim.dispatcher import Dispatcher
-from wrpsim.errors import (
-    ConfigError,
-    boolean,
-    check_keys,
-    integer,
-    number,
-    unknown_choice,
-)
+from wrpsim.errors import ConfigError, boolean, check_keys, number, unknown_choice, warn
 from wrpsim.eventloop import Arrivals, run_all
 from wrpsim.io import write_json, write_text
 from wrpsim.metrics.quality import quality_summary
@@ -39,7 +32,7 @@ from wrpsim.pool.transfer import FABRIC_KINDS, KVTransfer
 from wrpsim.progress import Progress
 from wrpsim.rng import stream
 from wrpsim.router import routing_table
-from wrpsim.router.checked import is_user_router
+from wrpsim.router.checked import check_user_params, is_user_router
 from wrpsim.router.feed import ViewFeed
 from wrpsim.router.semcache import CacheSpec, SemanticCache
 from wrpsim.router.service import RouterService
@@ -154,67 +147,6 @@ def _instantiation_error(target: str, exc: BaseException) -> str:
     return f"router: cannot load {target!r}: {text}"
 
 
-def _simple_check(where: str, ann, value) -> None:
-    """Check `value` against an `int`, `float`, `bool` or `str` annotation (or one of those or
-    None); any other annotation is the router's own business."""
-    import types
-    import typing
-
-    if typing.get_origin(ann) in (typing.Union, types.UnionType):
-        args = typing.get_args(ann)
-        if type(None) in args and value is None:
-            return
-        rest = [a for a in args if a is not type(None)]
-        if len(rest) != 1:
-            return
-        ann = rest[0]
-    if ann is bool:
-        boolean(where, value)
-    elif ann is int:
-        integer(where, value)
-    elif ann is float:
-        number(where, value)
-    elif ann is str and not isinstance(value, str):
-        raise ConfigError(f"{where} must be a string, got {value!r}")
-
-
-def _check_user_params(rcfg: dict) -> None:
-    """A user's router (a class outside wrpsim: the shipped ones validate their settings
-    themselves): its settings against the simple annotations of its constructors (`int`,
-    `float`, `bool`, `str`, optional ones), so that `router.d=two` for `d: int` is one line
-    before the run, not a TypeError inside it."""
-    import inspect
-    import logging
-    import typing
-
-    from hydra.utils import get_class
-
-    log = logging.getLogger("hydra.utils")  # get_class logs a failure before raising it
-    quiet, log.disabled = log.disabled, True
-    try:
-        cls = get_class(rcfg["_target_"])
-    except Exception:  # instantiate says what is wrong with the target, in one line
-        return
-    finally:
-        log.disabled = quiet
-    given = {k: v for k, v in rcfg.items() if k != "_target_"}
-    for klass in getattr(cls, "__mro__", ()):
-        init = klass.__dict__.get("__init__")
-        if init is None:
-            continue
-        params = list(inspect.signature(init).parameters.values())[1:]
-        if klass.__module__.partition(".")[0] != "wrpsim":
-            try:
-                hints = typing.get_type_hints(init)
-            except Exception:  # an annotation that does not resolve: not checked
-                hints = {}
-            for p in params:
-                if p.name in given and p.name in hints:
-                    _simple_check(f"router.{p.name}", hints[p.name], given.pop(p.name))
-        if not any(p.kind is p.VAR_KEYWORD for p in params):
-            break
-
-
 def build_router(rcfg: dict):
     """Instantiate the router config (`_target_` plus keyword arguments; the deployment keys
     `view`, `replicas`, `service` and `cache` are not the policy's: `router_deployment`,
@@ -229,7 +161,7 @@ def build_router(rcfg: dict):
         raise ConfigError("router: must be a mapping with a _target_ (see routers/README.md)")
     rcfg = {k: v for k, v in rcfg.items() if k not in DEPLOYMENT_KEYS}
     use_user_modules()  # a router module of the user's catalog (`wrpsim.paths`)
-    _check_user_params(rcfg)
+    check_user_params(rcfg)
     try:
         router = instantiate(rcfg)
     except InstantiationException as e:
@@ -386,8 +318,6 @@ class Simulation:
     def _warn_no_prefixes(self, rcfg: dict, hbt: int) -> None:
         """A prefix-scoring router (`needs_prefix_ids`) on a fleet that caches no prefixes or a
         workload without prefix-hash ids matches 0 everywhere: it routes on load alone."""
-        from wrpsim.errors import warn
-
         name = rcfg.get("name") or "prefix-aware"
         if not any(s.prefix_cache for s in self.fleet.specs):
             warn(f"router={name} on a fleet where no pool caches prefixes "
@@ -403,8 +333,6 @@ class Simulation:
         """Requests with images on a pool that caches prefixes match cached blocks by their
         text hash ids alone; vLLM also hashes the images into the blocks after them (not
         modelled), so their hits may be optimistic."""
-        from wrpsim.errors import warn
-
         if "images" not in self.trace.columns or not any(s.prefix_cache
                                                           for s in self.fleet.specs):
             return
@@ -418,8 +346,6 @@ class Simulation:
     def _warn_no_sessions(self, rcfg: dict) -> None:
         """A session-keyed router (`needs_session_ids`) on a trace without `session_id` has no
         session to keep together: it routes every request to the least outstanding instance."""
-        from wrpsim.errors import warn
-
         col = self.trace["session_id"] if "session_id" in self.trace.columns else []
         if not present(col).any():
             name = rcfg.get("name") or "session-affinity"
