@@ -27,8 +27,7 @@ from wrpsim.pool.modelspec import (
     VISION_FIELDS,
     ModelSpec,
     VisionSpec,
-    from_hf_config,
-    unread_keys,
+    read_hf_config,
 )
 from wrpsim.yamlfast import safe_load
 
@@ -203,14 +202,14 @@ def _hf_entry(path: Path, name: str, raw: dict) -> dict:
     if not isinstance(cfg, dict):
         raise ConfigError(f"{path}: entry {name!r}: field 'hf_config' must be a mapping")
     try:
-        fields = {**from_hf_config(cfg), **extra}
+        fields, unread = read_hf_config(cfg)
+        fields = {**fields, **extra}
     except KeyError as exc:
         raise ConfigError(f"{path}: entry {name!r}: config.json lacks {exc.args[0]!r}") from None
     except ConfigError as exc:
         raise ConfigError(f"{path}: entry {name!r}: {exc}") from None
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{path}: entry {name!r}: bad config.json value: {exc}") from None
-    unread = unread_keys(cfg)
     if unread:  # said when the model is first used (`get_model`), not for every entry loaded
         UNREAD[name] = (f"{path}: entry {name!r}: config.json keys that shape the model but "
                         f"that wrpsim does not read: {', '.join(unread)}; its times and memory "

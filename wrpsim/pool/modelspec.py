@@ -138,12 +138,13 @@ class ModelSpec:
 
     def tp_rule(self) -> str:
         """The tp rule of this model in words, with its valid values (for error messages)."""
-        kv = "" if self.mla or self.kv_heads == self.heads else (
-            f" and splits or replicates its {self.kv_heads} KV heads evenly")
         from wrpsim.sanity import GPUS_PER_SERVER  # (a larger group spans servers)
 
-        one = [t for t in self.tp_choices() if t <= GPUS_PER_SERVER]
-        more = [t for t in self.tp_choices() if t > GPUS_PER_SERVER]
+        kv = "" if self.mla or self.kv_heads == self.heads else (
+            f" and splits or replicates its {self.kv_heads} KV heads evenly")
+        choices = self.tp_choices()
+        one = [t for t in choices if t <= GPUS_PER_SERVER]
+        more = [t for t in choices if t > GPUS_PER_SERVER]
         across = (f" ({', '.join(map(str, more))} only as a group across servers, with its "
                   f"collectives on a fabric: network.collectives=true)" if more else "")
         return (f"divides the attention heads of {self.name} ({self.heads}){kv}; valid: "
@@ -350,17 +351,21 @@ IGNORED = {"attention_dropout", "attention_bias", "hidden_act", "hidden_dropout"
 
 def unread_keys(cfg: dict) -> list[str]:
     """config.json keys (top level and `text_config`) that shape the model (`SHAPE_WORDS`) but
-    that `from_hf_config` did not read, sorted: features wrpsim does not model for this model
+    that `from_hf_config` does not read, sorted: features wrpsim does not model for this model
     (e.g. interleaved MoE layers, linear-attention layers, multi-token-prediction heads), so
-    its times and memory leave them out. Empty when every such key is read or ignorable."""
-    c = _Seen({**cfg, **(cfg.get("text_config") or {})})
-    c.seen.clear()
-    try:
-        from_hf_config(c)
-    except (KeyError, ConfigError, TypeError, ValueError):
-        return []
-    return sorted(k for k in c if k not in c.seen and k not in IGNORED and k != "text_config"
-                  and any(w in k.lower() for w in SHAPE_WORDS))
+    its times and memory leave them out. Empty when every such key is read or ignorable
+    (`read_hf_config` gives both at once)."""
+    return read_hf_config(cfg)[1]
+
+
+def read_hf_config(cfg: dict) -> tuple[dict, list[str]]:
+    """(`from_hf_config(cfg)`, `unread_keys(cfg)`) from one pass over the config.json."""
+    merged = _merged(cfg)
+    c = _Seen(_with_defaults(merged))
+    fields = _fields(c)
+    unread = sorted(k for k in merged if k not in c.seen and k not in IGNORED
+                    and k != "text_config" and any(w in k.lower() for w in SHAPE_WORDS))
+    return fields, unread
 
 
 def from_hf_config(cfg: dict) -> dict:
@@ -378,12 +383,21 @@ def from_hf_config(cfg: dict) -> dict:
     (kv_lora_rank, q_lora_rank, qk_rope_head_dim, qk_nope_head_dim, v_head_dim) and Nemotron-H
     hybrids (hybrid_override_pattern, mamba_num_heads, mamba_head_dim, ssm_state_size,
     n_groups / mamba_num_groups, conv_kernel)."""
-    c = {**cfg, **(cfg.get("text_config") or {})}
-    seen = getattr(cfg, "seen", None)  # (`unread_keys`: record the lookups on the merged map)
-    c = {**HF_DEFAULTS.get(str(c.get("model_type")), {}), **c}
-    if seen is not None:
-        c = _Seen(c)
-        c.seen = seen
+    return _fields(_with_defaults(_merged(cfg)))
+
+
+def _merged(cfg: dict) -> dict:
+    """A config.json's keys with its `text_config`'s (a multimodal model's) over them."""
+    return {**cfg, **(cfg.get("text_config") or {})}
+
+
+def _with_defaults(c: dict) -> dict:
+    """`c` with its `model_type`'s Hugging Face defaults (`HF_DEFAULTS`) for keys it lacks."""
+    return {**HF_DEFAULTS.get(str(c.get("model_type")), {}), **c}
+
+
+def _fields(c: dict) -> dict:
+    """`from_hf_config`'s fields from the merged config.json with its defaults."""
     layers = _hf_req(c, "num_hidden_layers")
     hidden = _hf_req(c, "hidden_size")
     heads = _hf_req(c, "num_attention_heads")
