@@ -62,7 +62,7 @@ class HandoffMixin:
         self.layers = 1
         self.kv_bytes_per_token = 0.0
         self.state_bytes_per_seq = 0.0  # recurrent (Mamba) state of one sequence, all GPUs
-        self.nic_free_at = None  # per attention group, when its NICs are free (`nic_groups`)
+        self.nic_free_by_group = None  # per attention group, when its NICs are free (`nic_groups`)
         self.gpus: list[int] = []  # fabric GPU ids (network=fluid|packet)
         self.handed_off = 0
         self.outgoing: dict[int, Seq] = {}  # prefill side, by id(seq): prompt done, KV here

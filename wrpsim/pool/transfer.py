@@ -150,9 +150,9 @@ class KVTransfer:
 def nic_groups(inst) -> list[float]:
     """When the NICs of each of `inst`'s attention groups are next free (one group unless the
     pool has data-parallel attention, `attn_dp`), made on first use."""
-    f = inst.nic_free_at
+    f = inst.nic_free_by_group
     if f is None:
-        f = inst.nic_free_at = [0.0] * getattr(inst.latency, "adp", 1)
+        f = inst.nic_free_by_group = [0.0] * getattr(inst.latency, "adp", 1)
     return f
 
 
