@@ -105,3 +105,38 @@ def test_default_scenario_runs_without_pandas(tmp_path):
 def test_a_workload_that_needs_pandas_imports_it_when_it_runs(tmp_path):
     out = _run(tmp_path, "workload=azure-conv-tasks", "workload.max_requests=20")
     assert "pandas imported: True" in out  # its categories / accuracy steps are DataFrame code
+
+
+def test_console_entry_skips_teardown_but_keeps_every_output(tmp_path):
+    """`python -m wrpsim` ends with `os._exit` after the atexit handlers (`wrpsim.app.leave`):
+    stdout's JSON line, the log file Hydra's logging writes and the result files are complete,
+    and the exit status is 0."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "WRPSIM_CACHE": str(tmp_path / "traces"),
+           "WRPSIM_MODEL_CACHE": str(tmp_path / "latency")}
+    out = subprocess.run([sys.executable, "-m", "wrpsim", "workload.max_requests=5", "json=true",
+                          f"hydra.run.dir={tmp_path / 'run'}"], capture_output=True, text=True,
+                         env=env, cwd=ROOT, timeout=300)
+    assert out.returncode == 0, out.stderr
+    summary = json.loads(out.stdout.strip().splitlines()[-1])
+    assert summary["requests_completed"] == 5
+    run = tmp_path / "run"
+    assert json.loads((run / "summary.json").read_text()) == summary
+    assert (run / "_DONE").is_file() and (run / "requests.parquet").stat().st_size > 0
+    assert "results" in out.stderr  # the run summary on stderr, flushed before the exit
+
+
+def test_leave_returns_while_another_thread_runs():
+    """With a second thread alive (it might still be writing), `leave` returns and the process
+    ends the usual way."""
+    import threading
+
+    from wrpsim.app import leave
+
+    stop = threading.Event()
+    t = threading.Thread(target=stop.wait)
+    t.start()
+    try:
+        assert leave() is None  # (had it exited, pytest would have ended here)
+    finally:
+        stop.set()
+        t.join()

@@ -77,11 +77,21 @@ def json_line(summary: dict, out_dir: str, overrides: list[str] | None) -> str:
 
 
 def main() -> None:
-    """Console-script entry point."""
+    """Run the app (Hydra reads `sys.argv`); returns when done, raises SystemExit on a user
+    error. Tests call it in-process; the console entry point is `cli`."""
     from wrpsim.app import hydra_entry
 
     hydra_entry(_task, outputs=RUN_FILES)
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """Console-script entry point (`wrpsim`, `python -m wrpsim`): `main()`, then the process
+    ends without the interpreter's teardown once it succeeded (`wrpsim.app.leave`)."""
+    from wrpsim.app import leave
+
     main()
+    leave()
+
+
+if __name__ == "__main__":
+    cli()

@@ -221,6 +221,29 @@ def sweep_job(task, cfg, out_dir: str, overrides: list[str],
         record_failure(out, e, overrides, digest)
 
 
+def leave() -> None:
+    """End a command-line process that has finished its work, without the interpreter's
+    teardown: run the `atexit` handlers (logging's shutdown, launchers' clean-up), flush stdout
+    and stderr, then `os._exit(0)`. The teardown frees every module, table and object one by
+    one, ~0.1 s of the default run's ~1.6 s, and writes nothing. Returns normally (the usual
+    exit) while another thread still runs, as it might still be writing. Only for console
+    entry points (`wrpsim.__main__.cli`): called in-process it would end the caller too."""
+    import threading
+
+    if threading.active_count() > 1:
+        return
+    import atexit
+
+    atexit._run_exitfuncs()
+    code = 0
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # e.g. stdout's reader went away: CPython's exit status
+            code = 120
+    os._exit(code)
+
+
 def user_error(message: str) -> SystemExit:
     """Print one line `wrpsim: error: message` on stderr; the SystemExit (status 2) to raise."""
     say(f"wrpsim: error: {message}", sys.stderr)

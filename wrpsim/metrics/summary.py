@@ -152,14 +152,12 @@ def idle_pools(requests: pa.Table, instances: pa.Table) -> dict:
     `pool` nor its `prefill_pool`), with how many of the run's requests asked for the pool's
     model: 0 means the workload never named it (`workload.model_mix`), more that the router
     sent them elsewhere. Such a pool is paid for (cost, energy) and serves nothing."""
-    import pyarrow.compute as pc
-
     if not len(instances):
         return {}
     used = set()
-    for name in ("pool", "prefill_pool"):
+    for name in ("pool", "prefill_pool"):  # (`factorize`: no `pyarrow.compute` import, ~25 ms)
         if name in requests.column_names:
-            used.update(v for v in pc.unique(requests.column(name)).to_pylist() if v)
+            used.update(v for v in factorize(requests.column(name))[1] if v)
     models = {}
     for pool, model in zip(instances.column("pool").to_pylist(),
                            instances.column("model").to_pylist()):
@@ -167,8 +165,8 @@ def idle_pools(requests: pa.Table, instances: pa.Table) -> dict:
     idle = {p: m for p, m in models.items() if p not in used}
     if not idle:
         return {}
-    asked = {c["values"]: c["counts"] for c in
-             pc.value_counts(requests.column("model")).to_pylist()} if len(requests) else {}
+    codes, models_seen = factorize(requests.column("model"))
+    asked = dict(zip(models_seen, np.bincount(codes, minlength=len(models_seen)).tolist()))
     return {p: {"model": m, "requests_for_model": int(asked.get(m, 0))}
             for p, m in sorted(idle.items())}
 
