@@ -276,3 +276,26 @@ def test_a_plan_sweep_keeps_stdout_for_the_json_lines(tmp_path):
     assert p.returncode == 0, p.stderr
     assert [json.loads(ln)["objective"] for ln in p.stdout.splitlines()] == ["cost", "gpus"]
     assert "Launching 2 jobs" in p.stderr
+
+
+def test_energy_objective_reports_the_energy_of_the_fleet_needed_at_other_loads(tmp_path):
+    """Under plan.objective=energy the load-sensitivity rows carry the energy of the fleet
+    needed at that load (`needed_energy_kwh`: its own evaluation's energy_kwh), and report.md's
+    load table shows it."""
+    cfg = compose_plan(*SMALL, "plan.objective=energy", "plan.load_sensitivity=0.2")
+    record = run_plan(cfg, tmp_path)
+    rows = record["load_sensitivity"]
+    assert [r["load"] for r in rows] == [0.8, 1.2]
+    assert all(r["needed_counts"] for r in rows)  # (this small plan finds one at each load)
+    t = pq.read_table(tmp_path / "candidates.parquet").to_pandas()
+    for r in rows:
+        if r["needed_counts"] is None:
+            assert r["needed_energy_kwh"] is None
+            continue
+        same = t.trace == f"load-{r['load']:g}"
+        for pool, n in r["needed_counts"].items():
+            same &= t[f"count.{pool}"] == n
+        run = t[same]
+        assert len(run) == 1 and run.energy_kwh.iloc[0] == r["needed_energy_kwh"]
+    md = (tmp_path / "report.md").read_text()
+    assert "kWh needed (over that load's trace)" in md

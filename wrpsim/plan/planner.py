@@ -241,8 +241,10 @@ def verify_plan(ev, plan, best: tuple, feasible: bool, traces: dict) -> dict:
         if feasible:
             need = (verify.shrink(ev, plan, counts, [tag], "sensitivity") if e.slo_met else
                     verify.repair(ev, plan, counts, [tag], "sensitivity"))
-        met = need is not None and ev.evaluate(need, tag, "sensitivity").slo_met
-        sens.append({"tag": tag, "eval": e, "needed": need, "needed_met": met})
+        ne = ev.evaluate(need, tag, "sensitivity") if need is not None else None
+        sens.append({"tag": tag, "eval": e, "needed": need,
+                     "needed_met": ne is not None and ne.slo_met,
+                     "needed_kwh": ne.summary.get("energy_kwh") if ne is not None else None})
     out["sensitivity"] = sens
     out["violations"] = verify.monotonicity_violations(ev)
     return out

@@ -17,7 +17,7 @@ Keys (all figures of the recommended fleet on the full trace with the run's seed
   passed before any instance was added, `instances_added`: whether instances were added after
   it failed — never when no fleet met the SLO, whose closest fleet is not repaired),
   `one_fewer` (per pool), `load_sensitivity` (per load factor: the plan's result, and the fleet
-  needed at that load);
+  needed at that load with its USD/h and its energy over that trace, `needed_energy_kwh`);
 - `search` (objective, evaluations — distinct fleet × trace runs —, `reruns` (simulations
   repeated only to keep a fleet's request tables for the report), `found` (some fleet met the
   SLO on the search trace), whether the budget sufficed, the traces, phase-1 results per
@@ -128,6 +128,7 @@ def plan_record(ev, plan, cfg: dict, checks: dict, search, info: dict, notes: li
                      "needed_counts": None if need is None else dict(
                          zip([p.name for p in ev.pools], need)),
                      "needed_cost_per_hour_usd": None if need is None else ev.cost(need),
+                     "needed_energy_kwh": r.get("needed_kwh"),
                      "needed_slo_met": r["needed_met"]})
     single = [{"candidate": r["candidate"], "pd_ratio": r["ratio"], "guess": r["guess"],
                "fleet": None if r["counts"] is None else ev.label(r["counts"]),

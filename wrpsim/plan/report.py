@@ -72,12 +72,14 @@ def report_data(ev, record: dict, checks: dict, timing: dict) -> dict:
     sens = [{"load": 1.0, "met": checks["full"].slo_met, "ttft_p99": full.get("ttft_p99_s"),
              "tpot_p99": full.get("tpot_p99_s"), "attainment": full.get("slo_attainment"),
              "needed_cost": record["cost_per_hour_usd"] if record["slo_met"] else None,
+             "needed_kwh": record["energy_kwh"] if record["slo_met"] else None,
              "needed": record["fleet_label"] if record["slo_met"] else None}]
     for r in record["load_sensitivity"]:
         m = r["metrics"]
         sens.append({"load": r["load"], "met": r["slo_met"], "ttft_p99": m.get("ttft_p99_s"),
                      "tpot_p99": m.get("tpot_p99_s"), "attainment": m.get("slo_attainment"),
-                     "needed_cost": r["needed_cost_per_hour_usd"], "needed": r["needed_fleet"]})
+                     "needed_cost": r["needed_cost_per_hour_usd"],
+                     "needed_kwh": r.get("needed_energy_kwh"), "needed": r["needed_fleet"]})
     sens.sort(key=lambda r: r["load"])
     return {"record": record, "candidates": cands, "pareto": fronts, "sensitivity": sens,
             "utilisation": utilisation(checks["full"].tables),
@@ -177,11 +179,17 @@ def why_tables(data: dict) -> dict[str, tuple[list[str], list[list[str]]]]:
               "meets SLO (recheck)", "why not"],
              [[o["pool"], o["fleet"], _f(o.get("slo_met_full")), _f(o.get("slo_met_recheck")),
                _why_fewer(o, r["slo_targets"])] for o in r["one_fewer"]])
+    # under objective=energy the fleet needed is the least-energy one: its energy too (over
+    # that load's trace, so not comparable across rows as USD/h is)
+    energy = r.get("objective") == "energy"
     load = (["load", "recommended fleet meets SLO", "p99 TTFT (s)", "p99 TPOT (s)",
-             "attainment", "fleet needed", "USD/h needed", "vs recommended"],
+             "attainment", "fleet needed", "USD/h needed", "vs recommended",
+             *(["kWh needed (over that load's trace)"] if energy else [])],
             [[f"{s['load']:g} ×", _f(s["met"]), _f(s["ttft_p99"]), _f(s["tpot_p99"]),
               _f(s["attainment"]), s["needed"] or "none found", _f(s["needed_cost"], ".2f"),
-              _usd_delta(s["needed_cost"], base)] for s in data["sensitivity"]])
+              _usd_delta(s["needed_cost"], base),
+              *([_f(s.get("needed_kwh"), ".4g")] if energy else [])]
+             for s in data["sensitivity"]])
     util = (["pool", "GPU", "instances", "busy fraction", "token-budget use", "KV use",
              "mean requests in system, per instance"],
             [[u["pool"], u["gpu"], str(u["instances"]), f"{u['busy']:.3f}",
