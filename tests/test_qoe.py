@@ -161,7 +161,10 @@ def test_summary_reports_qoe(tmp_path):
 
 
 @pytest.mark.parametrize("bad,msg", [
-    ({"tokens_per_s": 0}, r"qoe\.tokens_per_s must be a number > 0"),
+    ({"tokens_per_s": 0}, r"qoe\.tokens_per_s must be a finite number > 0, got 0"),
+    ({"tokens_per_s": math.inf}, r"qoe\.tokens_per_s must be a finite number > 0, got inf"),
+    ({"ttft_s": math.inf}, r"qoe\.ttft_s must be a finite number > 0, got inf"),
+    ({"ttft_s": math.nan}, r"qoe\.ttft_s must be a finite number > 0, got nan"),
     ({"pace": 3}, r"unknown key\(s\) \['pace'\]"),
     ({"target": 1.5}, r"qoe\.target must be in \(0, 1\]"),
 ])
