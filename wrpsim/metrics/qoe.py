@@ -34,6 +34,10 @@ are out, the definition gives the closed form (`constant_rate_qoe`)
 
     QoE = (n + 1)·p / (2·n·p − (n − 1)·r)        (→ p / (2p − r) for long answers).
 
+QoE is per call, from the call's own `arrival_s`: a router's follow-up call (a cascade's
+escalation) is scored from when the router sent it, not from when its user asked (README,
+`qoe`; `docs/routers.md`, "Metrics").
+
 `QoEMeter` integrates the lag ∫ max(0, T − A) piece by piece as a sequence's tokens come out
 (so the engine never stores a per-token timeline); QoE = 1 − lag / ∫ T, exactly 1 when the
 stream never fell behind.
