@@ -77,15 +77,62 @@ def test_prefix_oracle_reports_the_traces_intrinsic_block_hit_ratio(tmp_path, wo
     assert summary["prefix_hit_ratio_blocks"] == _direct_hit_ratio(TRACES / file)
 
 
+class _Inst:
+    """A candidate as `PrefixAware.choose` reads it: outstanding requests, cached blocks."""
+
+    def __init__(self, outstanding: int, cached: int):
+        self.outstanding, self.cached = outstanding, cached
+
+    def prefix_match(self, request) -> int:
+        return self.cached
+
+
+@pytest.mark.parametrize(("warm_load", "cached", "picks_warm"), [
+    (1, 10, True),    # 1.0 − 1/32 > 0: one request more does not outweigh a full prefix
+    (20, 10, True),   # 1.0 − 20/32 = 0.375 > 0
+    (31, 10, True),   # 1.0 − 31/32 > 0, still inside the balance band (difference <= 32)
+    (33, 10, False),  # differs by more than 32 and by more than 1.5x: the guard, least loaded
+    (1, 0, False),    # nothing cached: the idle one
+    (16, 4, False),   # 0.4 − 16/32 < 0: a small prefix yields to half a band of load
+])
+def test_prefix_aware_counts_load_on_the_balance_band_not_relative_to_the_busiest(
+        warm_load, cached, picks_warm):
+    """Score = match share − load / max(32, busiest): the warm instance holds `cached` of the
+    request's 10 blocks and `warm_load` requests; the cold one is idle."""
+    from types import SimpleNamespace
+
+    from wrpsim.router.affinity import PrefixAware
+
+    warm, cold = _Inst(warm_load, cached), _Inst(0, 0)
+    got = PrefixAware().choose(SimpleNamespace(hash_ids=list(range(10))), [cold, warm])
+    assert got is (warm if picks_warm else cold)
+
+
+def test_prefix_aware_keeps_chat_sessions_on_their_cache():
+    """The reviewer's case: with load / max(load) sessions left their cached prefix whenever
+    another instance was idle by one request (block hit ratio 0.717, below session affinity's
+    0.780); counted on the balance band, prefix-aware hits more than session affinity."""
+
+    common = ("workload=chat-sessions", "workload.source.num_sessions=40",
+              "workload.source.dependent=true", "pool.pools.h100.prefix_cache.enabled=true")
+    hits = {}
+    for router in ("prefix-aware", "session-affinity"):
+        sim = Simulation(compose_cfg(f"router={router}", *common))
+        req = sim.run()[0]
+        blocks, hit = (sum(req.column(c).to_pylist()) for c in ("prefix_blocks",
+                                                                  "prefix_hit_blocks"))
+        hits[router] = hit / blocks
+    assert hits["prefix-aware"] > hits["session-affinity"] > 0.7
+
+
 def test_prefix_aware_routing_beats_least_loaded_on_mooncake(tmp_path):
     from wrpsim.sim import run
 
     common = ("workload=mooncake-conversation", "pool.pools.h100.prefix_cache.enabled=true",
               "pool.pools.h100.model=llama3.1-8b", "pool.pools.h100.tp=1",
               "pool.pools.h100.count=4", "+pool.pools.h100.kv_blocks=2000000",
-              # the first 3,000 of the trace's 12,031 requests: a quarter of the time, and the
-              # same picture (hit ratio 0.26 vs 0.14, TTFT p50 0.32 vs 0.47 s; whole trace:
-              # 0.31 vs 0.19, 0.27 vs 0.41 s)
+              # the first 3,000 of the trace's 12,031 requests: a quarter of the time (hit
+              # ratio 0.31 vs 0.14, TTFT p50 0.45 vs 0.62 s, 2026-12-04)
               "workload.max_requests=3000")
     out = {}
     for router in ("least-outstanding", "prefix-aware"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -77,13 +78,35 @@ def test_piece_area_against_the_grid_on_random_segments():
         assert piece_area(ta, ya, tb, yb, e, p, n) == pytest.approx(want, abs=1e-3 * (tb - ta))
 
 
+def one_token(t1: float, ttft: float = 1.0, p: float = 5.0, n: int = 1) -> float:
+    """QoE of an answer whose `n` tokens all come out at `t1` (sent at 0)."""
+    m = QoEMeter(0.0, ttft, p, n)
+    m.advance(t1, float(n))
+    return m.finish(t1)
+
+
 def test_one_token_answers():
-    m = QoEMeter(0.0, 1.0, 5.0, 1)
-    m.advance(0.5, 1.0)
-    assert m.finish(0.5) == 1.0
-    m = QoEMeter(0.0, 1.0, 5.0, 1)
-    m.advance(2.0, 1.0)
-    assert m.finish(2.0) == 0.0
+    """On time: 1; d late: 1 − p·d (scored over the reader's 1/p for the token), 0 from 1/p."""
+    assert one_token(0.5) == one_token(1.0) == 1.0
+    for d in (1e-9, 0.01, 0.05, 0.1, 0.19):
+        assert one_token(1.0 + d) == pytest.approx(1 - 5.0 * d, rel=1e-9, abs=1e-12)
+    assert one_token(1.2) == one_token(2.0) == 0.0
+
+
+def test_one_token_qoe_is_continuous_in_lateness_and_like_two_tokens_at_once():
+    """The reviewer's case: one token a little late no longer scores 0 while two equally late
+    score nearly 1. Two tokens d late together: 1 − (2/3)(p·d + (p·d)²/2), by the same
+    definition; both fall from 1 at d = 0 to 0 at d = 1/p."""
+    p = 5.0
+    ds = np.linspace(0.0, 0.25, 51)
+    q1 = [one_token(1.0 + d, p=p) for d in ds]
+    q2 = [one_token(1.0 + d, p=p, n=2) for d in ds]
+    for d, a, b in zip(ds, q1, q2):
+        x = min(p * d, 1.0)
+        assert a == pytest.approx(1 - x, abs=1e-12)
+        assert b == pytest.approx(1 - 2 / 3 * (x + x * x / 2), abs=1e-12)
+    steps = [x - y for x, y in itertools.pairwise(q1)]  # no jump: non-increasing, by p·Δd
+    assert min(steps) >= 0 and max(steps) <= p * (ds[1] - ds[0]) + 1e-12
 
 
 # ---------------------------------------------------------------------------- engine
@@ -105,6 +128,16 @@ def test_engine_stream_below_pace_is_the_closed_form():
 
 def test_engine_stream_above_pace_has_qoe_one():
     assert run_one(0.1, 100, 200)["qoe"] == 1.0
+
+
+def test_engine_one_token_answer_a_little_late():
+    """A one-token answer whose first (only) token comes d after the expected TTFT scores
+    1 − p·d in a run, not 0."""
+    row = run_one(0.05, 100, 1, prefill_s_per_token=0.0002,
+                  qoe={"ttft_s": 0.05, "tokens_per_s": 5.0})
+    d = row["ttft_s"] - 0.05
+    assert 0 < d < 0.2
+    assert row["qoe"] == pytest.approx(1 - 5.0 * d, rel=1e-9)
 
 
 def test_engine_late_first_token_then_catching_up():
@@ -161,7 +194,10 @@ def test_summary_reports_qoe(tmp_path):
 
 
 @pytest.mark.parametrize("bad,msg", [
-    ({"tokens_per_s": 0}, r"qoe\.tokens_per_s must be a number > 0"),
+    ({"tokens_per_s": 0}, r"qoe\.tokens_per_s must be a finite number > 0, got 0"),
+    ({"tokens_per_s": math.inf}, r"qoe\.tokens_per_s must be a finite number > 0, got inf"),
+    ({"ttft_s": math.inf}, r"qoe\.ttft_s must be a finite number > 0, got inf"),
+    ({"ttft_s": math.nan}, r"qoe\.ttft_s must be a finite number > 0, got nan"),
     ({"pace": 3}, r"unknown key\(s\) \['pace'\]"),
     ({"target": 1.5}, r"qoe\.target must be in \(0, 1\]"),
 ])

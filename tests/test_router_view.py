@@ -12,6 +12,7 @@ from tests.conftest import compose_cfg, constant_cfg, make_trace
 from wrpsim.errors import ConfigError
 from wrpsim.metrics.summary import summarize
 from wrpsim.router import RoundRobin
+from wrpsim.router.base import Placement
 from wrpsim.router.prefixindex import PrefixIndex
 from wrpsim.router.requestview import TRUTH_READERS
 from wrpsim.router.view import FleetView, InstanceView
@@ -169,6 +170,58 @@ def test_local_dispatch_counts_keep_a_stale_view_from_herding():
                           view={"interval_s": 30.0}), trace)
     rows = sim.run()[0].to_pylist()
     assert [r["instance"] for r in rows] == [0, 1, 2, 3, 0, 1, 2, 3]
+
+
+class SlowLeastOutstanding(RoundRobin):
+    """Least outstanding with a 50 ms decision latency; logs (outstanding, num_waiting,
+    outstanding_tokens) of every candidate at each decision."""
+
+    reads_load = True
+
+    def bind(self, fleet, rng):
+        super().bind(fleet, rng)
+        self.log = []
+
+    def route(self, request, view):
+        cands = view.candidates(request)
+        self.log.append([(i.outstanding, i.num_waiting, i.outstanding_tokens) for i in cands])
+        return Placement(min(cands, key=lambda i: i.outstanding), delay_s=0.05)
+
+
+def test_the_oracle_counts_requests_routed_but_not_yet_admitted():
+    """Requests 1 ms apart, each admitted 50 ms after its decision: the live view counts the
+    ones still in their delay as waiting where they were sent (with their prompt tokens), so
+    least outstanding spreads them; once admitted they are counted by the instance alone."""
+    trace = make_trace([0.001 * i for i in range(8)] + [1.0], [10 * (i + 1) for i in range(9)],
+                       [5] * 9)
+    sim = Simulation(_cfg(f"{__name__}.SlowLeastOutstanding", count=4,
+                          view={"kind": "oracle"}), trace)
+    rows = sim.run()[0].to_pylist()
+    assert [r["instance"] for r in rows] == [0, 1, 2, 3, 0, 1, 2, 3, 0]
+    log = sim.router.log
+    assert log[1] == [(1, 1, 10), (0, 0, 0), (0, 0, 0), (0, 0, 0)]
+    assert log[5] == [(2, 2, 60), (1, 1, 20), (1, 1, 30), (1, 1, 40)]
+    assert log[8] == [(0, 0, 0)] * 4  # all done by 1 s: nothing left in front
+    assert all(lv.front == lv.front_tokens == 0 for lv in sim.feed._front.values())
+
+
+def test_the_oracle_spreads_a_burst_through_the_front_end():
+    """The default fleet's API server takes a few ms per request before the engine sees it;
+    the reviewer's burst (8 requests 1 ms apart) is spread, not piled on instance 0."""
+    trace = make_trace([0.001 * i for i in range(8)], [1000] * 8, [50] * 8)
+    sim = Simulation(compose_cfg("router=least-outstanding", "router.view.kind=oracle"), trace)
+    rows = sim.run()[0].to_pylist()
+    assert [r["instance"] for r in rows] == [0, 1, 2, 3, 0, 1, 2, 3]
+
+
+def test_session_affinity_under_the_oracle_spreads_closed_loop_clients():
+    """8 closed-loop clients start together; each one's first request must see the ones routed
+    before it, or every session (and so all 64 requests) goes home to instance 0."""
+    sim = Simulation(compose_cfg("workload=closed-loop", "workload.source.num_requests=64",
+                                 "workload.source.concurrency=8", "router=session-affinity",
+                                 "router.view.kind=oracle"))
+    inst = sim.run()[0].column("instance").to_pylist()
+    assert {i: inst.count(i) for i in set(inst)} == {0: 16, 1: 16, 2: 16, 3: 16}
 
 
 def test_scrapes_do_not_prolong_the_run():

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from tests.conftest import run_app
-from wrpsim.runview import SWEEP_HEADER, run_line, sweep_line
+from wrpsim.runview import SWEEP_HEADER, run_line, sweep_header, sweep_line
 from wrpsim.verdict import verdict
 
 SMALL = ("workload.max_requests=200", "pool.pools.h100.count=2")
@@ -104,13 +104,29 @@ def test_a_sweep_prints_aligned_lines_and_a_closing_table(monkeypatch, capsys, t
     assert sum(ln.startswith("wrpsim: error: ") for ln in lines[:start]) == 2  # failed ones
 
 
+def test_a_sweep_over_qoe_shows_the_qoe_mean_of_each_run(monkeypatch, capsys, tmp_path):
+    code, _, err = run_app(monkeypatch, capsys, tmp_path, "-m", *SMALL, "qoe.ttft_s=0.05",
+                           "qoe.tokens_per_s=5,200")
+    assert code == 0, err
+    q = [json.loads((tmp_path / "sweep" / r / "summary.json").read_text())["qoe_mean"]
+         for r in ("0", "1")]
+    assert q[0] > q[1]  # a faster reader is harder to keep up with
+    lines = err.splitlines()
+    per_run = sorted(ln for ln in lines if ln.startswith("wrpsim: run "))
+    assert [ln.split(" | QoE ")[1][:5] for ln in per_run] == [f"{x:.3f}" for x in q]
+    head = lines.index(SWEEP_HEADER)
+    assert [ln.split()[5] for ln in lines[head + 1:head + 3]] == [f"{x:.3f}" for x in q]
+
+
 def test_run_line_has_labelled_fixed_width_fields():
     s = {"ttft_p99_s": 0.5, "tpot_p99_s": 0.02, "slo_attainment": 0.987, "cost_usd": 1234.5,
          "energy_kwh": 12.0, "gpu_count": 16}
     a = run_line(s, "3", ["router=x"])
     assert a == ("wrpsim: run    3 | TTFT p99    500 ms | TPOT p99     20 ms | SLO  98.7 % | "
-                 "$   1,234.50 |     12.00 kWh |    16 GPUs | router=x")
-    b = run_line({**s, "ttft_p99_s": 12.25, "cost_usd": 1.0}, "12", ["router=yy"])
+                 "QoE     – | $   1,234.50 |     12.00 kWh |    16 GPUs | router=x")
+    b = run_line({**s, "ttft_p99_s": 12.25, "cost_usd": 1.0, "qoe_mean": 0.87649}, "12",
+                 ["router=yy"])
+    assert "| SLO  98.7 % | QoE 0.876 | $" in b
     assert len(a.split("router=")[0]) == len(b.split("router=")[0])
 
 
@@ -118,10 +134,16 @@ def test_sweep_line_columns_have_fixed_widths():
     s = {"ttft_p99_s": 0.5, "tpot_p99_s": 0.02, "slo_attainment": 0.987, "goodput_rps": 4.2,
          "cost_usd": 1234.5, "energy_kwh": 12.0, "gpu_count": 16}
     a = sweep_line(s, "3", ["router=x"])
-    b = sweep_line({**s, "cost_usd": 1.0, "ttft_p99_s": 12.25}, "12", ["router=yy"])
+    b = sweep_line({**s, "cost_usd": 1.0, "ttft_p99_s": 12.25, "qoe_mean": 0.5}, "12",
+                   ["router=yy"])
     assert len(a.split("router=")[0]) == len(b.split("router=")[0]) == len(SWEEP_HEADER) - 9
-    assert a.split() == ["3", "0.5", "0.02", "98.7", "%", "4.2", "1,234.50", "12.00", "16",
+    assert a.split() == ["3", "0.5", "0.02", "98.7", "%", "–", "4.2", "1,234.50", "12.00", "16",
                          "router=x"]
+    assert b.split()[5] == "0.500" and SWEEP_HEADER.split()[4] == "qoe_mean"
+    c = sweep_line(s, "3", ["router=x"], qoe=False)  # a sweep with QoE off everywhere
+    assert c.split() == a.split()[:5] + a.split()[6:]
+    assert len(c.split("router=")[0]) == len(sweep_header(qoe=False)) - 9
+    assert "qoe_mean" not in sweep_header(qoe=False)
 
 
 def test_an_overloaded_fleet_says_it_cannot_carry_the_trace(monkeypatch, capsys, tmp_path):

@@ -15,7 +15,8 @@ server's HTTP handling and tokenization, queued behind the prompts it is already
 before the engine sees the request), all counted
 in the request's TTFT (the routing part, queue + service + decision latency, is the row's
 `route_s`), checks that the request fits the chosen instances, and admits it
-(colocated, or prefill + decode when disaggregated). It also gives
+(colocated, or prefill + decode when disaggregated). While a request waits out those delays it
+is counted on its instance by the oracle view (`ViewFeed.entering` / `entered`). It also gives
 routers two hooks for policies that act after a request ends (cascades, bandits, multi-call):
 
 - `Router.on_complete(request, record)` is called with the request's result row (a dict of
@@ -146,6 +147,7 @@ class Dispatcher:
         delay = end - now + placement.delay_s
         delay += inst.frontend.delay_s(now + delay, req.prompt_tokens, inst.stream_rate())
         if delay > 0:
+            feed.entering(inst, req)
             wake(self.env, delay, self._admit_due, (req, inst, dec, delay))
         else:
             self._admit(req, inst, dec)
@@ -156,9 +158,12 @@ class Dispatcher:
         self.log.dropped(req, self.fleet.model_of(req), "router_rejected", self.env._now)
 
     def _admit_due(self, ev) -> None:
-        """The front-end delay of `_decide` is over: admit (`ev.value`: `_admit`'s arguments).
+        """The front-end delay of `_decide` is over: admit (`ev.value`: `_admit`'s arguments),
+        after telling the feed the request has left the front (`ViewFeed.entered`).
         (A bound method and a tuple: no closure cells in `_decide`, the hot path.)"""
-        self._admit(*ev.value)
+        args = ev.value
+        self.feed.entered(args[1], args[0])
+        self._admit(*args)
 
     def _cached(self, req, hit, done: float, route_s: float) -> None:
         """Answer `req` from the semantic cache at `done` (routing took `route_s`)."""

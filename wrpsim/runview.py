@@ -12,9 +12,11 @@ printed here, `wrpsim.__main__` and `SweepView` print on stderr):
   truth, or the live fleet); the results directory. The full summary stays in `summary.json`.
 - the warnings after a run's summary (why it missed its SLO, idle pools): `wrpsim.verdict`.
 - `run_line(summary, name, overrides)`: what a sweep prints as each run finishes: one line of
-  labelled fixed-width fields, so the lines align whatever order (or process) the jobs finish
-  in, and need no header printed before the launcher has started.
-- `sweep_line(summary, name, overrides)`: one row of the closing table (`SWEEP_HEADER`).
+  labelled fixed-width fields (p99 TTFT and TPOT, SLO attainment, QoE mean — '–' when not
+  measured —, cost, energy, GPUs), so the lines align whatever order (or process) the jobs
+  finish in, and need no header printed before the launcher has started.
+- `sweep_line(summary, name, overrides)`: one row of the closing table (`SWEEP_HEADER`; its
+  `qoe_mean` column only when a run of the sweep measured QoE).
 - `sweep_table(sweep_dir, jobs)`: the header, one row per run of this sweep (`jobs`, from
   `sweep_jobs`: completed, failed or incomplete, in job order; run folders an earlier sweep
   left in the directory are only counted), and which completed run wins by
@@ -36,9 +38,17 @@ from wrpsim.textfmt import fmt_pct as _pct
 from wrpsim.textfmt import fmt_s as _s
 from wrpsim.textfmt import fmt_t as _t
 
-COLUMNS = (("run", 5), ("ttft_p99", 9), ("tpot_p99", 9), ("slo_att", 8), ("goodput", 8),
-           ("cost_usd", 10), ("energy_kwh", 10), ("gpus", 6))
+COLUMNS = (("run", 5), ("ttft_p99", 9), ("tpot_p99", 9), ("slo_att", 8), ("qoe_mean", 8),
+           ("goodput", 8), ("cost_usd", 10), ("energy_kwh", 10), ("gpus", 6))
+#: the closing table's columns when no run of the sweep measured QoE (`qoe=null`)
+COLUMNS_NO_QOE = tuple(c for c in COLUMNS if c[0] != "qoe_mean")
 SWEEP_HEADER = "  ".join(f"{n:>{w}}" for n, w in COLUMNS) + "  overrides"
+
+
+def _qoe(s: dict) -> str:
+    """A run's QoE mean to 3 decimals, '–' when it was not measured (`qoe=null`)."""
+    q = s.get("qoe_mean")
+    return "–" if q is None else f"{q:.3f}"
 
 
 def fleet_text(pool_cfg: dict) -> str:
@@ -202,28 +212,33 @@ def run_line(s: dict, name: str, overrides) -> str:
     """The line a sweep prints when run `name` finishes (see module docstring)."""
     return (f"wrpsim: run {name:>4} | TTFT p99 {_t(s.get('ttft_p99_s')):>9} | TPOT p99 "
             f"{_t(s.get('tpot_p99_s')):>9} | SLO {_pct(s.get('slo_attainment')):>7} | "
-            f"${s.get('cost_usd', 0):>11,.2f} | {_kwh(s.get('energy_kwh') or 0):>9} kWh | "
+            f"QoE {_qoe(s):>5} | ${s.get('cost_usd', 0):>11,.2f} | "
+            f"{_kwh(s.get('energy_kwh') or 0):>9} kWh | "
             f"{s.get('gpu_count', 0):>5} GPUs | {' '.join(overrides)}")
 
 
 def sweep_line(s: dict | None, name: str, overrides, status: str = "completed",
-               width: int = COLUMNS[0][1]) -> str:
-    """One fixed-width line of a sweep run (`sweep_header(width)`); `s` None for a run without
-    one; `width`: of the `run` column (the longest run folder's name, e.g. override_dirname)."""
+               width: int = COLUMNS[0][1], qoe: bool = True) -> str:
+    """One fixed-width line of a sweep run (`sweep_header(width, qoe)`); `s` None for a run
+    without one; `width`: of the `run` column (the longest run folder's name, e.g.
+    override_dirname); `qoe`: whether the table has the QoE column."""
     ov = " ".join(overrides)
+    cols = COLUMNS if qoe else COLUMNS_NO_QOE
     if s is None:
-        return f"{name:>{width}}  {status:<{sum(w + 2 for _, w in COLUMNS[1:]) - 2}}  {ov}"
+        return f"{name:>{width}}  {status:<{sum(w + 2 for _, w in cols[1:]) - 2}}  {ov}"
     cells = [name, _s(s.get("ttft_p99_s"), ""), _s(s.get("tpot_p99_s"), ""),
-             _pct(s.get("slo_attainment")), _s(s.get("goodput_rps"), ""),
-             f"{s.get('cost_usd', 0):,.2f}", f"{s.get('energy_kwh', 0):,.2f}",
-             str(s.get("gpu_count", ""))]
-    widths = [width, *(w for _, w in COLUMNS[1:])]
+             _pct(s.get("slo_attainment")), *([_qoe(s)] if qoe else []),
+             _s(s.get("goodput_rps"), ""), f"{s.get('cost_usd', 0):,.2f}",
+             f"{s.get('energy_kwh', 0):,.2f}", str(s.get("gpu_count", ""))]
+    widths = [width, *(w for _, w in cols[1:])]
     return "  ".join(f"{c:>{w}}" for c, w in zip(cells, widths)) + f"  {ov}"
 
 
-def sweep_header(width: int = COLUMNS[0][1]) -> str:
-    """The closing table's header line with a `run` column `width` wide (`SWEEP_HEADER`)."""
-    return "  ".join(f"{n:>{width if n == 'run' else w}}" for n, w in COLUMNS) + "  overrides"
+def sweep_header(width: int = COLUMNS[0][1], qoe: bool = True) -> str:
+    """The closing table's header line with a `run` column `width` wide (`SWEEP_HEADER`),
+    without the `qoe_mean` column when `qoe` is False."""
+    cols = COLUMNS if qoe else COLUMNS_NO_QOE
+    return "  ".join(f"{n:>{width if n == 'run' else w}}" for n, w in cols) + "  overrides"
 
 
 def sweep_table(sweep_dir: Path | str, jobs: list[str] | None = None) -> str:
@@ -262,11 +277,12 @@ def sweep_table(sweep_dir: Path | str, jobs: list[str] | None = None) -> str:
     if common:
         lines.append(f"  every run: {' '.join(common)}")
     width = max(COLUMNS[0][1], *(len(r.name) for r in runs))
-    lines.append(sweep_header(width))
+    qoe = any((r.summary or {}).get("qoe_mean") is not None for r in runs)
+    lines.append(sweep_header(width, qoe))
     for r in runs:
         status = f"failed (see {r.name}/error.json)" if r.status == "failed" else r.status
         shown = [o for o in r.overrides if split_override(o)[0] in varying]
-        lines.append(sweep_line(r.summary, r.name, shown, status, width))
+        lines.append(sweep_line(r.summary, r.name, shown, status, width, qoe))
     name = winner([(r.name, r.summary) for r in runs if r.status == "completed"])
     if name is not None:
         best = next(r for r in runs if r.name == name)

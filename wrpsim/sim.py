@@ -54,14 +54,17 @@ QOE_KEYS = ("ttft_s", "tokens_per_s", "target")
 
 
 def parse_qoe(q) -> dict | None:
-    """The `qoe` config (expected TTFT, reading pace, attainment target), or None (off)."""
+    """The `qoe` config (expected TTFT, reading pace, attainment target: finite numbers > 0,
+    the target <= 1), or None (off). An infinite TTFT or pace would make every stream "on
+    time" (QoE 1): refused, naming the key."""
     if q is None:
         return None
     if not isinstance(q, dict):
         raise ConfigError(f"qoe must be a mapping with keys {', '.join(QOE_KEYS)} or null")
     check_keys(q, QOE_KEYS, "qoe")
     out = {"ttft_s": 1.0, "tokens_per_s": 5.0, "target": 0.9, **q}
-    out = {k: number(f"qoe.{k}", out[k], 0, strict_lo=True) for k in QOE_KEYS}
+    out = {k: number(f"qoe.{k}", out[k], 0, strict_lo=True, finite=True)
+           for k in QOE_KEYS}
     if out["target"] > 1:
         raise ConfigError(f"qoe.target must be in (0, 1], got {out['target']!r}")
     return out

@@ -14,8 +14,18 @@ A(t) counts the tokens delivered by time t. Tokens that arrive ahead of the read
     t_end = max(actual completion, expected completion e + (n − 1)/p).
 
 QoE is 1 for a stream that stays at or ahead of the expected timeline and falls as tokens come
-late — a late first token costs more than a late last one. (QoE is 1 when the expected area is
-0: a one-token answer delivered by `e`.)
+late — a late first token costs more than a late last one.
+
+A one-token answer (n = 1) has an expected timeline of no length: T steps to 1 at `e` and the
+answer is complete, so the window [e, t_end] would be the lateness d itself and any lateness
+would give QoE 0 (while two tokens d late give nearly 1). wrpsim scores it over the time the
+reader spends on one token, 1/p — the time the definition gives every token of a longer answer
+before the next — so t_end = max(actual completion, e + 1/p) for n = 1, and
+
+    QoE = 1 − p·d   for d < 1/p,   0 from d = 1/p on             (n = 1, first token d late),
+
+continuous in d and 1 on time; two tokens delivered together d late give, in the same way,
+1 − (2/3)·(p·d + (p·d)²/2), also 0 from d = 1/p on. Longer answers are unchanged.
 
 Between token deliveries wrpsim draws A as a straight line (the decode progress of the
 iterations that produce the tokens; the first token is a step from 0 to 1). For a stream whose
@@ -23,6 +33,10 @@ first token comes at `e` and that then delivers at a constant rate r < p until a
 are out, the definition gives the closed form (`constant_rate_qoe`)
 
     QoE = (n + 1)·p / (2·n·p − (n − 1)·r)        (→ p / (2p − r) for long answers).
+
+QoE is per call, from the call's own `arrival_s`: a router's follow-up call (a cascade's
+escalation) is scored from when the router sent it, not from when its user asked (README,
+`qoe`; `docs/routers.md`, "Metrics").
 
 `QoEMeter` integrates the lag ∫ max(0, T − A) piece by piece as a sequence's tokens come out
 (so the engine never stores a per-token timeline); QoE = 1 − lag / ∫ T, exactly 1 when the
@@ -143,7 +157,7 @@ class QoEMeter:
         self.advance(t, float(self.n))  # A = n from here on: no more deficit
         if self.deficit <= 0:
             return 1.0
-        t_exp = self.e + (self.n - 1) / self.p
+        t_exp = self.e + (self.n - 1 if self.n > 1 else 1) / self.p  # n = 1: module docstring
         s_exp = expected_area(self.e, self.p, self.n, t_exp if t_exp > t else t)
         q = 1.0 - self.deficit / s_exp
         return q if q > 0.0 else 0.0

@@ -4,9 +4,14 @@
 (`wrpsim.router.view`). With `kind: scrape` a SimPy process takes a snapshot of every instance at
 t = 0, `interval_s`, 2·`interval_s`, …; a snapshot becomes the view's when it is `delay_s` old
 (`refresh`, called by the dispatcher before each decision). With `kind: oracle` the view reads
-every instance when the policy does. The dispatcher also tells the feed where each request was sent
-(`sent`: the router's own dispatch counts and prefix index) and turns the view's instances back
-into the fleet's (`live`).
+every instance when the policy does, and counts as waiting there the requests routed to it and
+still in their decision delay or the engine's front end (`entering` / `entered`, from the
+dispatcher), which the instance itself has not seen yet: a live view of where requests are
+going, so that a burst does not pile onto the instance that looked idle. A scrape does not see
+them (an engine's metrics do not count requests in its API server); the router's own dispatch
+counts since the scrape cover them until the next one. The dispatcher also tells the feed where
+each request was sent (`sent`: those counts and the prefix index) and turns the view's instances
+back into the fleet's (`live`).
 
 The scrape process never ends on its own; `idle(env)` tells the run loop when the scrape is the
 only thing left to happen, so a run without a horizon ends at its last real event, exactly as it
@@ -52,25 +57,28 @@ def _index_capacity(inst, block_size: int, hash_block_tokens: int) -> int:
 
 
 class _Live:
-    """The oracle's snapshot: each field read from the instance when the policy reads it."""
+    """The oracle's snapshot: each field read from the instance when the policy reads it, plus
+    the `front` requests (`front_tokens` prompt tokens) routed to it and not yet admitted or
+    dropped, counted as waiting."""
 
-    __slots__ = ("_inst", "_view")
+    __slots__ = ("_inst", "_view", "front", "front_tokens")
 
     def __init__(self, inst, view):
         self._inst, self._view = inst, view
+        self.front = self.front_tokens = 0
 
     def __getitem__(self, k: int):
         i = self._inst
         if k == 0:
-            return i.outstanding
+            return i.outstanding + self.front
         if k == 1:
-            return i.num_waiting
+            return i.num_waiting + self.front
         if k == 2:
             return i.num_running
         if k == 3:
             return i.kv_used_frac
         if k == 4:
-            return _waiting_tokens(i)
+            return _waiting_tokens(i) + self.front_tokens
         # no dispatches "since the scrape": the view is live
         return self._view._sent if k == 5 else self._view._sent_tokens
 
@@ -101,9 +109,10 @@ class ViewFeed:
         fleet.health_watchers.append(self._health)
         self._pending: deque = deque()  # (visible at, readings) of delayed scrapes
         self.ticking = spec.kind == "scrape" and scrape
+        self._front: dict[str, _Live] = {}  # oracle: instance name -> its live reading
         if spec.kind != "scrape":
             for n, v in self._views.items():
-                v._s = _Live(self._live[n], v)
+                v._s = self._front[n] = _Live(self._live[n], v)
         else:
             self._scrape()  # a router that reads no load keeps this first reading
             if self.ticking:
@@ -154,6 +163,22 @@ class ViewFeed:
         p = view_inst._prefix
         if req.hash_ids and isinstance(p, PrefixIndex):
             p.sent(req.hash_ids)
+
+    def entering(self, inst, req) -> None:
+        """`req` was routed to the fleet's `inst` and waits out its decision delay and front
+        end before `inst` admits it: the oracle counts it there (a scrape does not)."""
+        lv = self._front.get(inst.name)
+        if lv is not None:
+            lv.front += 1
+            lv.front_tokens += req.prompt_tokens
+
+    def entered(self, inst, req) -> None:
+        """`req`'s delay before `inst` is over (`Dispatcher._admit` runs next, whatever it
+        then does with it: admit, drop or route again): no longer counted by `entering`."""
+        lv = self._front.get(inst.name)
+        if lv is not None:
+            lv.front -= 1
+            lv.front_tokens -= req.prompt_tokens
 
     def live(self, view_inst):
         """The fleet's instance behind a view's instance (None stays None)."""

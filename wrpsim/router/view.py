@@ -16,7 +16,7 @@ scheduler of llm-d and other Kubernetes inference gateways) refreshes engine met
 stats every 30 s (`engineScrapeInterval: 30`); Prometheus jobs commonly scrape every 15 s.
 `interval_s` defaults to 1 s, a fast scrape between those: with the router's own dispatch counts
 (below) a load balancer at 1 s routes nearly as at 50 ms (least-outstanding on the default
-scenario: mean TTFT 0.135 s at 1 s, 0.141 s at 50 ms, 0.144 s live), while a 50 ms scrape of
+scenario: mean TTFT 0.135 s at 1 s, 0.141 s at 50 ms, 0.136 s live), while a 50 ms scrape of
 every instance costs a third more run time on the hour-long default scenario. Set 0.05 for an
 endpoint-picker-like gateway, 15-30 for a Prometheus-fed one. Per instance the view holds
 (`InstanceView`):
@@ -34,8 +34,11 @@ endpoint-picker-like gateway, 15-30 for a Prometheus-fed one. Per instance the v
 - `prefix_match(request)`: the leading prefix blocks of the request this router *sent* to the
   instance (`wrpsim.router.prefixindex`; a gateway does not see the engine's cache).
 
-With `kind: oracle` every field is the live value at the moment of the decision and
-`prefix_match` reads the engine's own prefix cache: what every router saw before views existed.
+A scrape, like an engine's metrics endpoint, does not show the requests still in their decision
+latency or the engine's front end: between scrapes the router's own counts stand for them.
+With `kind: oracle` every field is the live value at the moment of the decision, counting as
+waiting the requests routed to the instance and not yet admitted there, and `prefix_match` reads
+the engine's own prefix cache.
 It is labelled as an upper bound in `summary.json` (`router_view`), and it is the only view under
 which the output-length predictor may be the oracle.
 
