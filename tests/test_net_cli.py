@@ -78,7 +78,12 @@ def test_default_out_dir_is_dated(tmp_path):
     # keys named as typed on this command line (lb=, failed_links=), not net.<key>
     (["failed_links=x"], r"^failed_links must be a list of links like"),
     (["rail_optimized=maybe"], r"^rail_optimized must be true or false, got 'maybe'$"),
-    (["link_gbps=0"], r"^link_gbps must be a number > 0, got 0"),
+    (["link_gbps=0"], r"^link_gbps must be a finite number in \[1e-06, 1e\+06\] \(Gb/s\), "
+                      r"got 0$"),
+    (["link_gbps=inf"], r"^link_gbps must be a finite number in \[1e-06, 1e\+06\]"),
+    (["engine=packet", "rto_us=inf"], r"^rto_us must be a finite number in \(0, 1e\+09\]"),
+    (["engine=packet", "buffer_bdp=0.001"], r"^buffer_bdp must give every switch port a buffer "
+                                            r"of at least one packet"),
     (["leaves=1"], r"pattern=permutation needs leaves >= 2"),
     (["seed=abc"], r"seed must be an integer"),
     (["seed=-1"], r"^net: seed must be an integer >= 0, got -1$"),
