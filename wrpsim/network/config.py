@@ -20,8 +20,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from wrpsim.errors import ConfigError, boolean, check_keys, unknown_choice
-from wrpsim.network.rates import MAX_GBPS, MIN_GBPS, base_rtt_ps, bdp_bytes, link_rates_bps, \
-    uplink_bps
+from wrpsim.network.rates import (
+    MAX_GBPS,
+    MIN_GBPS,
+    base_rtt_ps,
+    bdp_bytes,
+    link_rates_bps,
+    uplink_bps,
+)
 
 KINDS = ("none", "fluid", "packet")
 LB_MODES = ("ecmp", "ecmp_subflows", "spray", "reps", "bitmap", "flowlet", "split")
