@@ -65,6 +65,26 @@ def test_default_out_dir_is_dated(tmp_path):
     assert (tmp_path / out["out_dir"] / "flows.parquet").is_file()
 
 
+def test_runs_in_the_same_second_get_their_own_default_folders(tmp_path, monkeypatch):
+    """Two runs started in one second used to share results/net/<date>/<H-M-S> and overwrite
+    each other's files; the second (and third) now take <H-M-S>-1 (-2), created atomically."""
+    import time
+
+    from wrpsim.io import fresh_dir
+
+    monkeypatch.chdir(tmp_path)
+    now = time.time()
+    monkeypatch.setattr(time, "time", lambda: now)  # every run in this test starts in one second
+    args = ["leaves=2", "hosts_per_leaf=2", "spines=2", "flow_bytes=4KiB"]
+    outs = [Path(run(parse_args([*args, f"seed={s}"]))["out_dir"]) for s in range(3)]
+    stamp = time.strftime("%H-%M-%S", time.localtime(now))
+    assert [p.name for p in outs] == [stamp, f"{stamp}-1", f"{stamp}-2"]
+    assert len({p.parent for p in outs}) == 1
+    seeds = [json.loads((p / "summary.json").read_text())["seed"] for p in outs]
+    assert seeds == [0, 1, 2]                     # nothing overwritten
+    assert fresh_dir("results/net", "out_dir", now).name == f"{stamp}-3"
+
+
 @pytest.mark.parametrize("args, pattern", [
     (["colour=red"], r"unknown key 'colour'; valid keys: ack_bytes, .*lb, .*seed"),
     (["lb=ecnp"], r"^lb: unknown value 'ecnp'; valid choices: bitmap, ecmp, ecmp_subflows, "

@@ -11,7 +11,8 @@ see `wrpsim.network.collective_scenario`) and every fabric key of the network co
 (`link_gbps` is the host link rate, and the uplink rate unless `uplink_gbps` or
 `oversubscription` is given). Writes `flows.parquet`,
 `links.parquet` and `summary.json` into `out_dir` (default `results/net/<date>/<time>` under the
-current directory) and prints the summary (see `wrpsim.network.scenario`) as the last line.
+current directory, `<time>-1`, `<time>-2`, … when that is taken: `wrpsim.io.fresh_dir`) and
+prints the summary (see `wrpsim.network.scenario`) as the last line.
 Bad input prints one line on stderr and exits with status 2.
 """
 
@@ -19,7 +20,6 @@ from __future__ import annotations
 
 import math
 import re
-import time
 from typing import Any
 
 from wrpsim.cli import apply_flat, load_defaults, verb_main
@@ -87,7 +87,7 @@ def net_config(cfg: dict[str, Any]):
 
 def run(cfg: dict[str, Any]) -> dict[str, Any]:
     """Run the scenario of a parsed config, write its files; the summary."""
-    from wrpsim.io import make_dir, write_json
+    from wrpsim.io import fresh_dir, make_dir, write_json
     from wrpsim.metrics.records import write_parquet
     from wrpsim.network.collectives import KINDS
     from wrpsim.network.scenario import run_scenario
@@ -97,7 +97,8 @@ def run(cfg: dict[str, Any]) -> dict[str, Any]:
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ConfigError(f"net: seed must be an integer >= 0, got {seed!r}")
     nbytes = parse_bytes(cfg["flow_bytes"])
-    out = make_dir(cfg["out_dir"] or time.strftime("results/net/%Y-%m-%d/%H-%M-%S"), "out_dir")
+    out = make_dir(cfg["out_dir"], "out_dir") if cfg["out_dir"] else \
+        fresh_dir("results/net", "out_dir")
     if cfg["pattern"] in KINDS:
         from wrpsim.network.collective_scenario import run_collective
 
