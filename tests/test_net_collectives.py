@@ -265,6 +265,17 @@ def test_cli_files_and_determinism(tmp_path):
                                                      r"\(hosts_per_leaf\) with group=leaf"),
     (["pattern=allgather", "alpha_us=-1"], r"alpha_us must be a number >= 0"),
     (["pattern=allreduce_tree", "chunks=0"], r"chunks must be an integer >= 1"),
+    # a collective key the pattern would not read is refused, not silently dropped
+    (["pattern=allreduce_ring", "chunks=4"], r"^chunks applies only to pattern allreduce_tree; "
+                                             r"got chunks=4 with pattern=allreduce_ring$"),
+    (["pattern=permutation", "alpha_us=50"],
+     r"^alpha_us applies only to the collective patterns allreduce_ring, allreduce_tree, "
+     r"allgather, reducescatter, alltoall; got alpha_us=50 with pattern=permutation$"),
+    (["pattern=all_to_all", "ranks=4"], r"^ranks applies only to the collective patterns "),
+    (["pattern=ring_allreduce", "group=leaf"], r"^group applies only to the collective "),
+    (["pattern=alltoall", "group=[0,1,2]", "ranks=3"],
+     r"^ranks applies only to group=spread, leaf or pack \(a list of endpoints is the group's "
+     r"ranks\); got ranks=3 with group=\[0, 1, 2\]$"),
 ])
 def test_bad_collective_input(args, pattern, tmp_path):
     with pytest.raises(ConfigError, match=pattern):

@@ -7,7 +7,8 @@ Arguments are Hydra overrides (`key=value`) of conf/net.yaml: the traffic `patte
 `engine` (fluid | packet), `flow_bytes` (an integer or a size such as 4MiB), `seed`, `out_dir`,
 the collective keys (`group`, `ranks`, `alpha_us`, `chunks`: patterns allreduce_ring,
 allreduce_tree, allgather, reducescatter, alltoall, where `flow_bytes` is the buffer S per rank;
-see `wrpsim.network.collective_scenario`) and every fabric key of the network config group
+see `wrpsim.network.collective_scenario`; set where the pattern does not read them they are
+an error, `check_pattern_keys`) and every fabric key of the network config group
 (`link_gbps` is the host link rate, and the uplink rate unless `uplink_gbps` or
 `oversubscription` is given). Writes `flows.parquet`,
 `links.parquet` and `summary.json` into `out_dir` (default `results/net/<date>/<time>` under the
@@ -85,6 +86,28 @@ def net_config(cfg: dict[str, Any]):
         raise ConfigError(re.sub(r"(?<![\w.])net\.(?=\w)", "", msg)) from None
 
 
+def check_pattern_keys(cfg: dict[str, Any]) -> None:
+    """A collective key set away from its default (conf/net.yaml) where the pattern does not
+    read it is a `ConfigError` naming the key and the patterns that take it, as elsewhere in
+    wrpsim (a key that would change nothing is refused, not ignored): `group`, `ranks`,
+    `alpha_us` need a collective pattern, `chunks` allreduce_tree, `ranks` a named group (a
+    list of endpoints sets the ranks itself)."""
+    from wrpsim.network.collectives import KINDS
+
+    default = _defaults()
+    pattern, group = cfg["pattern"], cfg["group"]
+    takes = {"group": KINDS, "ranks": KINDS, "alpha_us": KINDS, "chunks": ("allreduce_tree",)}
+    for key, patterns in takes.items():
+        if cfg[key] != default[key] and pattern not in patterns:
+            which = "the collective patterns" if patterns == KINDS else "pattern"
+            raise ConfigError(f"{key} applies only to {which} {', '.join(patterns)}; got "
+                              f"{key}={cfg[key]!r} with pattern={pattern}")
+    if isinstance(group, (list, tuple)) and cfg["ranks"] != default["ranks"]:
+        raise ConfigError(f"ranks applies only to group=spread, leaf or pack (a list of "
+                          f"endpoints is the group's ranks); got ranks={cfg['ranks']!r} with "
+                          f"group={list(group)}")
+
+
 def run(cfg: dict[str, Any]) -> dict[str, Any]:
     """Run the scenario of a parsed config, write its files; the summary."""
     from wrpsim.io import fresh_dir, make_dir, write_json
@@ -97,6 +120,7 @@ def run(cfg: dict[str, Any]) -> dict[str, Any]:
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ConfigError(f"net: seed must be an integer >= 0, got {seed!r}")
     nbytes = parse_bytes(cfg["flow_bytes"])
+    check_pattern_keys(cfg)
     out = make_dir(cfg["out_dir"], "out_dir") if cfg["out_dir"] else \
         fresh_dir("results/net", "out_dir")
     if cfg["pattern"] in KINDS:

@@ -9,7 +9,7 @@ port (`LINK_SCHEMA`) and the summary.
 Groups: `spread` (rank i on leaf i mod L, the next free port there: ranks on distinct leaves
 while ranks <= leaves), `leaf` (the first `ranks` endpoints of leaf 0), `pack` (endpoints
 0 .. ranks − 1: whole servers and leaves in order), or a list of endpoint ids (in ring order;
-`ranks` is then ignored).
+`ranks` is then not read: the CLI refuses a non-default one, `wrpsim.net.check_pattern_keys`).
 
 Summary keys: those of `scenario.py` that apply (`cct_s` is the collective's completion time),
 plus `ranks`, `group`, `alpha_us`, `chunks`, `steps` (flows on the longest dependency chain),
