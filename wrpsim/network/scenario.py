@@ -93,12 +93,7 @@ def run_scenario(cfg: NetConfig, pattern: str, flow_bytes: int, seed: int) -> Sc
         by_flow.setdefault(c.flow, []).append(cid)
     cct = max(flow_fin, default=0.0)
     offered = offered_bytes(topo, conns)
-    fabric = [p for p in range(topo.nports) if topo.kind[p] in ("leaf_up", "spine_down")]
-    max_load = max((8 * offered[p] / (topo.rate[p] * fabric_ideal) for p in fabric),
-                   default=0.0) if fabric_ideal > 0 else 0.0
-    working = [port_bytes[p] for p in fabric if topo.port_up[p]]
-    mean_carried = sum(working) / len(working) if working else 0.0
-    carried_ratio = max(working) / mean_carried if mean_carried > 0 else None
+    max_load, carried_ratio = fabric_port_figures(topo, offered, port_bytes, fabric_ideal)
     flow_rows = _flow_rows(topo, flows, conns, by_flow, flow_fin, eng if packet else None)
     link_rows = port_rows(topo, eng, port_bytes, offered, cct)
     fcts = [flow_fin[i] for i in [*by_flow, *nvlink_s]]
@@ -122,6 +117,20 @@ def run_scenario(cfg: NetConfig, pattern: str, flow_bytes: int, seed: int) -> Sc
     summary["sim_wall_s"] = time.perf_counter() - t0
     return ScenarioResult(to_table(flow_rows, FLOW_SCHEMA), to_table(link_rows, LINK_SCHEMA),
                           summary)
+
+
+def fabric_port_figures(topo: LeafSpine, offered: list[float], port_bytes: list[float],
+                        ideal: float) -> tuple[float, float | None]:
+    """(`max_link_load`, `max_link_carried_ratio`) over the fabric ports (leaf_up,
+    spine_down): the largest offered bytes × 8 / (rate × `ideal`) (0 when `ideal` is 0), and
+    the busiest working port's carried bytes over the mean of the working ports' (None when
+    they carried nothing)."""
+    fabric = [p for p in range(topo.nports) if topo.kind[p] in ("leaf_up", "spine_down")]
+    max_load = max((8 * offered[p] / (topo.rate[p] * ideal) for p in fabric),
+                   default=0.0) if ideal > 0 else 0.0
+    working = [port_bytes[p] for p in fabric if topo.port_up[p]]
+    mean_carried = sum(working) / len(working) if working else 0.0
+    return max_load, max(working) / mean_carried if mean_carried > 0 else None
 
 
 def nvlink_times(topo: LeafSpine, flows: list[tuple[int, int, int]]) -> dict[int, float]:
