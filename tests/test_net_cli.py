@@ -154,6 +154,11 @@ def test_parse_bytes():
     assert parse_bytes("4MiB") == 4 * 2**20 and parse_bytes(4096) == 4096
     assert parse_bytes("1.5 GB") == 1_500_000_000 and parse_bytes("512KiB") == 524288
     assert parse_bytes(4096.0) == 4096 and parse_bytes("1.5MiB") == 1_572_864
+    assert parse_bytes(str(2**50)) == 2**50
+    for big in (1e300, "2000000GiB", 2**50 + 1):   # an OverflowError deep in the engines before
+        with pytest.raises(ConfigError, match=r"^flow_bytes must be between 1 byte and 1 PiB "
+                                              r"\(1,125,899,906,842,624\), got "):
+            parse_bytes(big)
     with pytest.raises(ConfigError):
         parse_bytes(0)
 

@@ -342,7 +342,8 @@ def test_cli_files_and_determinism(tmp_path):
     (["pattern=allgather", "ranks=1"], r"ranks must be an integer in 2\.\.16 \(endpoints\)"),
     (["pattern=allgather", "group=leaf", "ranks=4"], r"ranks must be an integer in 2\.\.2 "
                                                      r"\(hosts_per_leaf\) with group=leaf"),
-    (["pattern=allgather", "alpha_us=-1"], r"alpha_us must be a number >= 0"),
+    (["pattern=allgather", "alpha_us=-1"], r"alpha_us must be a finite number in \[0, 1e\+09\]"),
+    (["pattern=allgather", "alpha_us=1e300"], r"alpha_us must be a finite number in \[0, "),
     (["pattern=allreduce_tree", "chunks=0"], r"chunks must be an integer >= 1"),
     # a collective key the pattern would not read is refused, not silently dropped
     (["pattern=allreduce_ring", "chunks=4"], r"^chunks applies only to pattern allreduce_tree; "

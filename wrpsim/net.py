@@ -28,6 +28,7 @@ from wrpsim.errors import ConfigError
 
 CLI_KEYS = ("pattern", "engine", "flow_bytes", "seed", "out_dir", "link_gbps", "group", "ranks",
             "alpha_us", "chunks")
+MAX_BYTES = 2**50  # 1 PiB: byte counts stay exact in floats and fit the int64 columns
 UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "kib": 2**10, "mib": 2**20,
          "gib": 2**30}
 
@@ -38,7 +39,8 @@ def _defaults() -> dict[str, Any]:
 
 
 def parse_bytes(v, field: str = "flow_bytes") -> int:
-    """An integer number of bytes from an int or a string like `4MiB`, `512KiB`, `1.5GB`."""
+    """An integer number of bytes in [1, MAX_BYTES] from an int or a string like `4MiB`,
+    `512KiB`, `1.5GB`."""
     if isinstance(v, bool):
         raise ConfigError(f"{field} must be a byte count like 4194304 or 4MiB, got {v!r}")
     if isinstance(v, int):
@@ -57,8 +59,8 @@ def parse_bytes(v, field: str = "flow_bytes") -> int:
             raise ConfigError(f"{field} must be a whole number of bytes like 4194304 or a size "
                               f"like 4MiB, got {v!r}")
         n = int(x)
-    if n < 1:
-        raise ConfigError(f"{field} must be >= 1 byte, got {v!r}")
+    if not 1 <= n <= MAX_BYTES:
+        raise ConfigError(f"{field} must be between 1 byte and 1 PiB ({MAX_BYTES:,}), got {v!r}")
     return n
 
 

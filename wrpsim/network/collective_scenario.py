@@ -88,8 +88,9 @@ def group_endpoints(topo: LeafSpine, group, ranks) -> list[int]:
 
 def _check(alpha_us, chunks) -> None:
     if isinstance(alpha_us, bool) or not isinstance(alpha_us, (int, float)) or \
-            not 0 <= alpha_us < math.inf:
-        raise ConfigError(f"alpha_us must be a number >= 0, got {alpha_us!r}")
+            not 0 <= alpha_us <= 1e9:
+        raise ConfigError(f"alpha_us must be a finite number in [0, 1e+09] (microseconds), got "
+                          f"{alpha_us!r}")
     if isinstance(chunks, bool) or not isinstance(chunks, int) or chunks < 1:
         raise ConfigError(f"chunks must be an integer >= 1, got {chunks!r}")
 
