@@ -65,6 +65,26 @@ def test_default_out_dir_is_dated(tmp_path):
     assert (tmp_path / out["out_dir"] / "flows.parquet").is_file()
 
 
+def test_runs_in_the_same_second_get_their_own_default_folders(tmp_path, monkeypatch):
+    """Two runs started in one second used to share results/net/<date>/<H-M-S> and overwrite
+    each other's files; the second (and third) now take <H-M-S>-1 (-2), created atomically."""
+    import time
+
+    from wrpsim.io import fresh_dir
+
+    monkeypatch.chdir(tmp_path)
+    now = time.time()
+    monkeypatch.setattr(time, "time", lambda: now)  # every run in this test starts in one second
+    args = ["leaves=2", "hosts_per_leaf=2", "spines=2", "flow_bytes=4KiB"]
+    outs = [Path(run(parse_args([*args, f"seed={s}"]))["out_dir"]) for s in range(3)]
+    stamp = time.strftime("%H-%M-%S", time.localtime(now))
+    assert [p.name for p in outs] == [stamp, f"{stamp}-1", f"{stamp}-2"]
+    assert len({p.parent for p in outs}) == 1
+    seeds = [json.loads((p / "summary.json").read_text())["seed"] for p in outs]
+    assert seeds == [0, 1, 2]                     # nothing overwritten
+    assert fresh_dir("results/net", "out_dir", now).name == f"{stamp}-3"
+
+
 @pytest.mark.parametrize("args, pattern", [
     (["colour=red"], r"unknown key 'colour'; valid keys: ack_bytes, .*lb, .*seed"),
     (["lb=ecnp"], r"^lb: unknown value 'ecnp'; valid choices: bitmap, ecmp, ecmp_subflows, "
@@ -78,7 +98,12 @@ def test_default_out_dir_is_dated(tmp_path):
     # keys named as typed on this command line (lb=, failed_links=), not net.<key>
     (["failed_links=x"], r"^failed_links must be a list of links like"),
     (["rail_optimized=maybe"], r"^rail_optimized must be true or false, got 'maybe'$"),
-    (["link_gbps=0"], r"^link_gbps must be a number > 0, got 0"),
+    (["link_gbps=0"], r"^link_gbps must be a finite number in \[1e-06, 1e\+06\] \(Gb/s\), "
+                      r"got 0$"),
+    (["link_gbps=inf"], r"^link_gbps must be a finite number in \[1e-06, 1e\+06\]"),
+    (["engine=packet", "rto_us=inf"], r"^rto_us must be a finite number in \(0, 1e\+09\]"),
+    (["engine=packet", "buffer_bdp=0.001"], r"^buffer_bdp must give every switch port a buffer "
+                                            r"of at least one packet"),
     (["leaves=1"], r"pattern=permutation needs leaves >= 2"),
     (["seed=abc"], r"seed must be an integer"),
     (["seed=-1"], r"^net: seed must be an integer >= 0, got -1$"),
@@ -129,6 +154,11 @@ def test_parse_bytes():
     assert parse_bytes("4MiB") == 4 * 2**20 and parse_bytes(4096) == 4096
     assert parse_bytes("1.5 GB") == 1_500_000_000 and parse_bytes("512KiB") == 524288
     assert parse_bytes(4096.0) == 4096 and parse_bytes("1.5MiB") == 1_572_864
+    assert parse_bytes(str(2**50)) == 2**50
+    for big in (1e300, "2000000GiB", 2**50 + 1):   # an OverflowError deep in the engines before
+        with pytest.raises(ConfigError, match=r"^flow_bytes must be between 1 byte and 1 PiB "
+                                              r"\(1,125,899,906,842,624\), got "):
+            parse_bytes(big)
     with pytest.raises(ConfigError):
         parse_bytes(0)
 

@@ -151,6 +151,85 @@ def test_nvlink_group_inside_servers():
     assert set(r.flows.column("link").to_pylist()) == {"nvlink"}
 
 
+# ------------------------------------------------------------------ ideal_cct_s is a lower bound
+@pytest.mark.parametrize("n, chunks, want", [
+    (2, 1, 2), (4, 1, 4), (8, 1, 6), (8, 4, 9),    # a power of 2: 2 log2 n + chunks - 1
+    (3, 1, 3), (5, 1, 5), (6, 1, 5), (7, 1, 5),    # shallower subtrees: shorter chains
+])
+def test_tree_depth_is_the_dags_longest_chain(n, chunks, want):
+    """n = 3: 1 -> 0 (or 2 -> 0), then the broadcast 0 -> 2, 0 -> 1 one after another: 3 flows
+    (a formula gave 2⌈log2 3⌉ = 4). n = 5: 3 -> 2 -> 0, then 0 -> 4, 0 -> 2, 2 -> 3: 5."""
+    assert Collective("allreduce_tree", tuple(range(n)), 1000, chunks=chunks).depth() == want
+    for kind, d in (("allreduce_ring", 2 * (n - 1)), ("allgather", n - 1), ("alltoall", 1)):
+        assert Collective(kind, tuple(range(n)), 1000).depth() == d
+
+
+def test_tree_of_three_ranks_ideal_is_its_chain_and_below_the_run():
+    """ranks = 3, one per leaf: both children reduce into rank 0 at once (its NIC shared, 2S/B),
+    then rank 0 sends twice: the fluid run takes 3α + 4S/B exactly; no schedule beats the
+    3-flow chain 3(α + S/B), which is ideal_cct_s (the formula 2⌈log2 n⌉(S/B + α) = 4(α + S/B)
+    was above the run: cct_ratio 0.969)."""
+    S, a = MIB, 3e-6
+    s = run_collective(cfg(lb="spray"), "allreduce_tree", S, 0, "spread", 3, 3.0).summary
+    assert s["steps"] == 3
+    assert s["ideal_cct_s"] == pytest.approx(3 * (a + S * 8 / C), rel=1e-12)
+    assert s["cct_s"] == pytest.approx(3 * a + 4 * S * 8 / C, rel=1e-9)
+
+
+@pytest.mark.parametrize("n", [3, 5, 6, 7])
+@pytest.mark.parametrize("engine", ["fluid", "packet"])
+def test_tree_ideal_below_the_run_for_any_rank_count(n, engine):
+    s = run_collective(cfg(engine), "allreduce_tree", 256 * 1024, 0, "spread", n, 3.0).summary
+    assert s["cct_s"] >= s["ideal_cct_s"] * (1 - 1e-9) and s["steps"] < 2 * log2_ceil(n)
+
+
+@pytest.mark.parametrize("kind, want_over_sb", [
+    ("alltoall", 2 / 4),   # each rank: 2 chunks of S/4 over its NIC, 1 over NVLink
+    ("allreduce_tree", None),
+])
+def test_groups_inside_and_across_servers_ideal_counts_nvlink_flows_at_nvlink_rate(
+        kind, want_over_sb):
+    """group=pack on two-GPU servers: ranks 0, 1 and 2, 3 share a server. The closed forms at
+    the NIC rate counted the NVLink flows as NIC flows (all-to-all: 3 chunks, tree: 4 S/B), above
+    what the fluid engine achieves; ideal_cct_s now meets it exactly."""
+    S, nv = 4 * MIB, 3600e9
+    s = run_collective(cfg(lb="spray", gpus_per_host=2), kind, S, 0, "pack", 4).summary
+    want = S * 8 / C * want_over_sb if want_over_sb else 2 * S * 8 / C + 2 * S * 8 / nv
+    assert s["ideal_cct_s"] == pytest.approx(want, rel=1e-12)
+    assert s["cct_s"] == pytest.approx(want, rel=1e-9)
+
+
+def test_ring_ideal_follows_failed_links_like_the_other_patterns():
+    """32 ranks on 8 leaves × 4 hosts × 4 spines, one of leaf 0's cables down: ideal spraying
+    over the working paths takes 4/3 of the healthy closed form (leaf 0's 4 flows per step on
+    3 uplinks), as for alltoall and the permutation; the fluid spray run meets it."""
+    S = 8 * MIB
+    net = cfg(lb="spray", hosts_per_leaf=4, spines=4)
+    healthy = run_collective(net, "allreduce_ring", S, 0, "spread", 32).summary
+    failed = run_collective(net.replace(failed_links=["leaf0-spine0"]), "allreduce_ring", S, 0,
+                            "spread", 32).summary
+    closed = theory.ring_collective_s("allreduce_ring", 32, S, C)
+    assert healthy["ideal_cct_s"] == pytest.approx(closed, rel=1e-12)
+    assert failed["ideal_cct_s"] == pytest.approx(4 / 3 * closed, rel=1e-12)
+    assert failed["cct_ratio"] == pytest.approx(1.0, rel=1e-9)
+    assert failed["max_link_load"] == pytest.approx(1.0, rel=1e-9)
+
+
+def test_collective_summary_has_the_link_figures():
+    """max_link_load: the busiest fabric port's offered bytes over rate × ideal_cct_s (1.0: it
+    sets the ideal); max_link_carried_ratio: busiest over mean working fabric port;
+    initial_rate_frac: null (the flows do not all start at t = 0). With 2 ranks per leaf and 2
+    spines each uplink carries one ring flow's bytes (load 1.0); with 1 rank per leaf half."""
+    for ranks, load in ((16, 1.0), (8, 0.5)):
+        s = run_collective(cfg(lb="spray"), "allreduce_ring", 8 * MIB, 0, "spread",
+                           ranks).summary
+        assert s["max_link_load"] == pytest.approx(load, rel=1e-9)
+        assert s["max_link_carried_ratio"] == pytest.approx(1.0, rel=1e-9)
+        assert s["initial_rate_frac"] is None
+    leaf = run_collective(cfg(), "allreduce_ring", 8 * MIB, 0, "leaf", 2).summary
+    assert leaf["max_link_load"] == 0.0 and leaf["max_link_carried_ratio"] is None
+
+
 # ------------------------------------------------------------------ dependencies in the records
 @pytest.mark.parametrize("engine", ["fluid", "packet"])
 @pytest.mark.parametrize("kind", ["allreduce_ring", "allreduce_tree"])
@@ -263,8 +342,20 @@ def test_cli_files_and_determinism(tmp_path):
     (["pattern=allgather", "ranks=1"], r"ranks must be an integer in 2\.\.16 \(endpoints\)"),
     (["pattern=allgather", "group=leaf", "ranks=4"], r"ranks must be an integer in 2\.\.2 "
                                                      r"\(hosts_per_leaf\) with group=leaf"),
-    (["pattern=allgather", "alpha_us=-1"], r"alpha_us must be a number >= 0"),
+    (["pattern=allgather", "alpha_us=-1"], r"alpha_us must be a finite number in \[0, 1e\+09\]"),
+    (["pattern=allgather", "alpha_us=1e300"], r"alpha_us must be a finite number in \[0, "),
     (["pattern=allreduce_tree", "chunks=0"], r"chunks must be an integer >= 1"),
+    # a collective key the pattern would not read is refused, not silently dropped
+    (["pattern=allreduce_ring", "chunks=4"], r"^chunks applies only to pattern allreduce_tree; "
+                                             r"got chunks=4 with pattern=allreduce_ring$"),
+    (["pattern=permutation", "alpha_us=50"],
+     r"^alpha_us applies only to the collective patterns allreduce_ring, allreduce_tree, "
+     r"allgather, reducescatter, alltoall; got alpha_us=50 with pattern=permutation$"),
+    (["pattern=all_to_all", "ranks=4"], r"^ranks applies only to the collective patterns "),
+    (["pattern=ring_allreduce", "group=leaf"], r"^group applies only to the collective "),
+    (["pattern=alltoall", "group=[0,1,2]", "ranks=3"],
+     r"^ranks applies only to group=spread, leaf or pack \(a list of endpoints is the group's "
+     r"ranks\); got ranks=3 with group=\[0, 1, 2\]$"),
 ])
 def test_bad_collective_input(args, pattern, tmp_path):
     with pytest.raises(ConfigError, match=pattern):

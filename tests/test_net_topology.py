@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from wrpsim.errors import ConfigError
@@ -69,7 +71,30 @@ def test_serialization_and_bdp():
     ({"kind": "exact"}, r"network\.kind: unknown value 'exact'; valid choices: fluid, none, "
                         r"packet"),
     ({"leaves": 0}, r"network\.leaves must be an integer >= 1, got 0"),
-    ({"host_gbps": -1}, r"network\.host_gbps must be a number > 0, got -1"),
+    ({"host_gbps": -1}, r"network\.host_gbps must be a finite number in \[1e-06, 1e\+06\] "
+                        r"\(Gb/s\), got -1"),
+    # infinite, huge and tiny numbers: one line with the range, never an OverflowError or a
+    # ZeroDivisionError in the topology (every rate a whole number of bits/s >= 1)
+    ({"host_gbps": math.inf}, r"network\.host_gbps must be a finite number in \[1e-06, "),
+    ({"host_gbps": 1e300}, r"network\.host_gbps must be a finite number in \[1e-06, "),
+    ({"host_gbps": 1e-10}, r"network\.host_gbps must be a finite number in \[1e-06, "),
+    ({"host_gbps": math.nan}, r"network\.host_gbps must be a finite number"),
+    ({"uplink_gbps": 1e-12}, r"network\.uplink_gbps must be a finite number in \[1e-06, "),
+    ({"nvlink_gbps": math.inf}, r"network\.nvlink_gbps .*\(Gb/s; null: instantaneous\)"),
+    ({"oversubscription": math.inf}, r"network\.oversubscription must be a finite number > 0"),
+    ({"oversubscription": 1e-300, "hosts_per_leaf": 4, "spines": 4},
+     r"network\.oversubscription must be in \[0\.0004, 4e\+08\] here \(an uplink rate "),
+    ({"prop_delay_ns": math.inf}, r"network\.prop_delay_ns must be a finite number in \[0, "
+                                  r"1e\+09\] \(ns per link\), got inf"),
+    ({"buffer_bdp": math.inf}, r"network\.buffer_bdp must be a finite number in \(0, 1e\+06\]"),
+    ({"window_bdp": 1e300}, r"network\.window_bdp must be a finite number in \(0, 1e\+06\]"),
+    ({"ecn_bdp": math.inf}, r"network\.ecn_bdp must be a finite number in \(0, 1e\+06\]"),
+    ({"rto_us": math.inf}, r"network\.rto_us must be a finite number in \(0, 1e\+09\]"),
+    ({"flowlet_gap_us": math.inf}, r"network\.flowlet_gap_us must be a finite number in \[0, "),
+    # a buffer below one packet, given as a fraction of the BDP (as buffer_bytes is refused)
+    ({"buffer_bdp": 0.001}, r"network\.buffer_bdp must give every switch port a buffer of at "
+                            r"least one packet \(mtu_bytes \+ header_bytes = 4160 bytes\): "
+                            r">= 0\.00998 here \(BDP 416896 bytes at 400 Gb/s\), got 0\.001$"),
     ({"uplink_gbps": 100, "oversubscription": 2}, r"give uplink_gbps or oversubscription"),
     ({"gpus_per_host": 8, "leaves": 4, "rail_optimized": True},
      r"leaves must be a multiple of gpus_per_host \(8\)"),
@@ -84,7 +109,7 @@ def test_serialization_and_bdp():
     ({"entropies": 70000}, r"network\.entropies must be an integer in 1\.\.65536"),
     ({"header_bytes": -1}, r"network\.header_bytes must be an integer >= 0, got -1"),
     ({"reorder_window": 0}, r"network\.reorder_window must be an integer >= 1"),
-    ({"flowlet_gap_us": -1}, r"network\.flowlet_gap_us must be a number >= 0"),
+    ({"flowlet_gap_us": -1}, r"network\.flowlet_gap_us must be a finite number in \[0, "),
     ({"rail_optimized": "yes"}, r"rail_optimized must be true or false"),
     ({"dctcp_g": 2}, r"dctcp_g must be in \(0, 1\]"),
     ({"colour": 1}, r"network: unknown key\(s\) \['colour'\]; valid keys: kind, leaves"),

@@ -41,6 +41,35 @@ def make_dir(path: Path | str, field: str) -> Path:
     return path
 
 
+def fresh_dir(root: str, field: str, now: float | None = None) -> Path:
+    """Create and return a new, empty default output folder `<root>/<date>/<H-M-S>`
+    (`now`: seconds since the epoch, default the current time). When that folder exists — a
+    run started in the same second — the next free one of `<H-M-S>-1`, `<H-M-S>-2`, … is
+    taken. Each try is an atomic `mkdir` that fails if the folder exists, so two processes
+    never share one; a folder that cannot be created is a one-line `ConfigError` naming
+    `field`."""
+    import time
+
+    from wrpsim.errors import ConfigError
+
+    stamp = time.localtime(time.time() if now is None else now)
+    base = Path(root) / time.strftime("%Y-%m-%d/%H-%M-%S", stamp)
+    try:
+        base.parent.mkdir(parents=True, exist_ok=True)
+        for i in range(10_000):
+            path = base if i == 0 else base.with_name(f"{base.name}-{i}")
+            try:
+                path.mkdir()
+                return path
+            except FileExistsError:
+                continue
+    except OSError as e:
+        raise ConfigError(f"{field}: cannot create a folder under {str(base.parent)!r}: "
+                          f"{e.strerror or type(e).__name__}") from None
+    raise ConfigError(f"{field}: {str(base)!r} and 9,999 numbered folders beside it exist; "
+                      f"give {field}=<folder>")
+
+
 def write_text(path: Path, text: str) -> None:
     """Write `text` to `path` atomically."""
     with atomic_path(path) as tmp:

@@ -7,11 +7,13 @@ Arguments are Hydra overrides (`key=value`) of conf/net.yaml: the traffic `patte
 `engine` (fluid | packet), `flow_bytes` (an integer or a size such as 4MiB), `seed`, `out_dir`,
 the collective keys (`group`, `ranks`, `alpha_us`, `chunks`: patterns allreduce_ring,
 allreduce_tree, allgather, reducescatter, alltoall, where `flow_bytes` is the buffer S per rank;
-see `wrpsim.network.collective_scenario`) and every fabric key of the network config group
+see `wrpsim.network.collective_scenario`; set where the pattern does not read them they are
+an error, `check_pattern_keys`) and every fabric key of the network config group
 (`link_gbps` is the host link rate, and the uplink rate unless `uplink_gbps` or
 `oversubscription` is given). Writes `flows.parquet`,
 `links.parquet` and `summary.json` into `out_dir` (default `results/net/<date>/<time>` under the
-current directory) and prints the summary (see `wrpsim.network.scenario`) as the last line.
+current directory, `<time>-1`, `<time>-2`, … when that is taken: `wrpsim.io.fresh_dir`) and
+prints the summary (see `wrpsim.network.scenario`) as the last line.
 Bad input prints one line on stderr and exits with status 2.
 """
 
@@ -19,7 +21,6 @@ from __future__ import annotations
 
 import math
 import re
-import time
 from typing import Any
 
 from wrpsim.cli import apply_flat, load_defaults, verb_main
@@ -27,6 +28,7 @@ from wrpsim.errors import ConfigError
 
 CLI_KEYS = ("pattern", "engine", "flow_bytes", "seed", "out_dir", "link_gbps", "group", "ranks",
             "alpha_us", "chunks")
+MAX_BYTES = 2**50  # 1 PiB: byte counts stay exact in floats and fit the int64 columns
 UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "kib": 2**10, "mib": 2**20,
          "gib": 2**30}
 
@@ -37,7 +39,8 @@ def _defaults() -> dict[str, Any]:
 
 
 def parse_bytes(v, field: str = "flow_bytes") -> int:
-    """An integer number of bytes from an int or a string like `4MiB`, `512KiB`, `1.5GB`."""
+    """An integer number of bytes in [1, MAX_BYTES] from an int or a string like `4MiB`,
+    `512KiB`, `1.5GB`."""
     if isinstance(v, bool):
         raise ConfigError(f"{field} must be a byte count like 4194304 or 4MiB, got {v!r}")
     if isinstance(v, int):
@@ -56,8 +59,8 @@ def parse_bytes(v, field: str = "flow_bytes") -> int:
             raise ConfigError(f"{field} must be a whole number of bytes like 4194304 or a size "
                               f"like 4MiB, got {v!r}")
         n = int(x)
-    if n < 1:
-        raise ConfigError(f"{field} must be >= 1 byte, got {v!r}")
+    if not 1 <= n <= MAX_BYTES:
+        raise ConfigError(f"{field} must be between 1 byte and 1 PiB ({MAX_BYTES:,}), got {v!r}")
     return n
 
 
@@ -85,9 +88,31 @@ def net_config(cfg: dict[str, Any]):
         raise ConfigError(re.sub(r"(?<![\w.])net\.(?=\w)", "", msg)) from None
 
 
+def check_pattern_keys(cfg: dict[str, Any]) -> None:
+    """A collective key set away from its default (conf/net.yaml) where the pattern does not
+    read it is a `ConfigError` naming the key and the patterns that take it, as elsewhere in
+    wrpsim (a key that would change nothing is refused, not ignored): `group`, `ranks`,
+    `alpha_us` need a collective pattern, `chunks` allreduce_tree, `ranks` a named group (a
+    list of endpoints sets the ranks itself)."""
+    from wrpsim.network.collectives import KINDS
+
+    default = _defaults()
+    pattern, group = cfg["pattern"], cfg["group"]
+    takes = {"group": KINDS, "ranks": KINDS, "alpha_us": KINDS, "chunks": ("allreduce_tree",)}
+    for key, patterns in takes.items():
+        if cfg[key] != default[key] and pattern not in patterns:
+            which = "the collective patterns" if patterns == KINDS else "pattern"
+            raise ConfigError(f"{key} applies only to {which} {', '.join(patterns)}; got "
+                              f"{key}={cfg[key]!r} with pattern={pattern}")
+    if isinstance(group, (list, tuple)) and cfg["ranks"] != default["ranks"]:
+        raise ConfigError(f"ranks applies only to group=spread, leaf or pack (a list of "
+                          f"endpoints is the group's ranks); got ranks={cfg['ranks']!r} with "
+                          f"group={list(group)}")
+
+
 def run(cfg: dict[str, Any]) -> dict[str, Any]:
     """Run the scenario of a parsed config, write its files; the summary."""
-    from wrpsim.io import make_dir, write_json
+    from wrpsim.io import fresh_dir, make_dir, write_json
     from wrpsim.metrics.records import write_parquet
     from wrpsim.network.collectives import KINDS
     from wrpsim.network.scenario import run_scenario
@@ -97,7 +122,9 @@ def run(cfg: dict[str, Any]) -> dict[str, Any]:
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ConfigError(f"net: seed must be an integer >= 0, got {seed!r}")
     nbytes = parse_bytes(cfg["flow_bytes"])
-    out = make_dir(cfg["out_dir"] or time.strftime("results/net/%Y-%m-%d/%H-%M-%S"), "out_dir")
+    check_pattern_keys(cfg)
+    out = make_dir(cfg["out_dir"], "out_dir") if cfg["out_dir"] else \
+        fresh_dir("results/net", "out_dir")
     if cfg["pattern"] in KINDS:
         from wrpsim.network.collective_scenario import run_collective
 

@@ -9,15 +9,23 @@ port (`LINK_SCHEMA`) and the summary.
 Groups: `spread` (rank i on leaf i mod L, the next free port there: ranks on distinct leaves
 while ranks <= leaves), `leaf` (the first `ranks` endpoints of leaf 0), `pack` (endpoints
 0 .. ranks − 1: whole servers and leaves in order), or a list of endpoint ids (in ring order;
-`ranks` is then ignored).
+`ranks` is then not read: the CLI refuses a non-default one, `wrpsim.net.check_pattern_keys`).
 
-Summary keys: those of `scenario.py` that apply (`cct_s` is the collective's completion time),
-plus `ranks`, `group`, `alpha_us`, `chunks`, `steps` (flows on the longest dependency chain),
-`bottleneck_gbps` (the slowest link the group's flows use: the NIC rate, or the GPU link when
-every flow stays in a server), `ideal_cct_s` (the closed form of `theory.py` at that rate:
-exact for the ring algorithms and the unpipelined tree on an uncongested fabric, a lower bound
-for the pipelined tree and for all-to-all, where it is ideal spraying's time for the flows all
-at once), `algbw_gbps` (S / CCT) and `busbw_gbps` (algbw × NCCL's bus factor) and `nvlink_flows`.
+Summary keys: those of `scenario.py` (`cct_s` is the collective's completion time;
+`max_link_load` is over rate × this `ideal_cct_s`; `initial_rate_frac` is null: the flows do not
+all start at t = 0), plus `ranks`, `group`, `alpha_us`, `chunks`, `steps` (flows on the longest
+dependency chain of the DAG, `Collective.depth`), `bottleneck_gbps` (the slowest link the
+group's flows use: the NIC rate, or the GPU link when every flow stays in a server),
+`ideal_cct_s` (`ideal_s`: the larger of the heaviest dependency chain with every flow α after
+its inputs and then alone at its link's rate, and α + ideal spraying's time for all the
+collective's fabric bytes over the working paths — `theory.py`'s closed forms where those are
+exact: the rings, the unpipelined tree of 2^k ranks, all-to-all's NIC and bisection bounds on a
+healthy fabric), `algbw_gbps` (S / CCT) and `busbw_gbps` (algbw × NCCL's bus factor) and
+`nvlink_flows`. `ideal_cct_s` is a lower bound on the completion time in both engines on a
+healthy fabric or one whose failed links are down; it is not always reached (a tree of other
+than 2^k ranks receives two children at once: 3 ranks take 3α + 4S/B against 3(α + S/B)).
+With a degraded link or a link down in one direction only, its second term is ideal *even*
+spraying's time, which a split that weighs the paths unevenly can beat.
 """
 
 from __future__ import annotations
@@ -29,12 +37,12 @@ import simpy
 
 from wrpsim.errors import ConfigError
 from wrpsim.network import theory
-from wrpsim.network.collectives import Collective, start_collective
+from wrpsim.network.collectives import Collective, longest_chain, start_collective
 from wrpsim.network.config import NetConfig
 from wrpsim.network.packet import PacketEngine
 from wrpsim.network.paths import ideal_cct_s, offered_bytes
 from wrpsim.network.records import COLLECTIVE_FLOW_SCHEMA, LINK_SCHEMA, to_table
-from wrpsim.network.scenario import ScenarioResult, port_rows
+from wrpsim.network.scenario import ScenarioResult, fabric_port_figures, port_rows
 from wrpsim.network.topology import LeafSpine
 from wrpsim.network.transfer import Fabric
 
@@ -80,24 +88,32 @@ def group_endpoints(topo: LeafSpine, group, ranks) -> list[int]:
 
 def _check(alpha_us, chunks) -> None:
     if isinstance(alpha_us, bool) or not isinstance(alpha_us, (int, float)) or \
-            not 0 <= alpha_us < math.inf:
-        raise ConfigError(f"alpha_us must be a number >= 0, got {alpha_us!r}")
+            not 0 <= alpha_us <= 1e9:
+        raise ConfigError(f"alpha_us must be a finite number in [0, 1e+09] (microseconds), got "
+                          f"{alpha_us!r}")
     if isinstance(chunks, bool) or not isinstance(chunks, int) or chunks < 1:
         raise ConfigError(f"chunks must be an integer >= 1, got {chunks!r}")
 
 
-def ideal_s(topo: LeafSpine, coll: Collective, rate_bps: float) -> float:
-    """The closed-form completion time of `coll` with its flows at `rate_bps` (module
-    docstring)."""
-    n, S, a = coll.n, coll.nbytes, coll.alpha_s
-    if coll.kind == "allreduce_tree":
-        return theory.tree_allreduce_s(n, S, rate_bps, a, coll.chunks)
-    if coll.kind == "alltoall":
-        flows = [(coll.ranks[s.src], coll.ranks[s.dst], s.nbytes) for s in coll.steps()
-                 if topo.server_of[coll.ranks[s.src]] != topo.server_of[coll.ranks[s.dst]]]
-        fabric = ideal_cct_s(topo, flows) if flows else 0.0
-        return max(theory.alltoall_bound_s(n, S, rate_bps, a), a + fabric)
-    return theory.ring_collective_s(coll.kind, n, S, rate_bps, a)
+def ideal_s(topo: LeafSpine, coll: Collective) -> float:
+    """The ideal completion time of `coll` alone on the fabric of `topo` (module docstring):
+    the larger of its heaviest dependency chain — every flow α after its inputs, then alone at
+    its link's rate (fabric: the NIC rate; same server: bytes / `nvlink_gbps`, 0 when null) —
+    and α + ideal spraying's time for all its fabric bytes over the working paths."""
+    ranks, a = coll.ranks, coll.alpha_s
+    server = topo.server_of
+    nv = topo.cfg.nvlink_gbps
+    steps = coll.steps()
+    fabric = [(ranks[s.src], ranks[s.dst], s.nbytes) for s in steps
+              if server[ranks[s.src]] != server[ranks[s.dst]]]
+
+    def alone(_i, s) -> float:
+        if server[ranks[s.src]] != server[ranks[s.dst]]:
+            return a + s.nbytes * 8 / topo.host_bps
+        return a + (0.0 if nv is None else s.nbytes * 8 / (nv * 1e9))
+
+    chain = longest_chain(steps, alone)
+    return max(chain, a + ideal_cct_s(topo, fabric)) if fabric else chain
 
 
 def run_collective(cfg: NetConfig, kind: str, nbytes: int, seed: int, group="spread",
@@ -145,9 +161,11 @@ def run_collective(cfg: NetConfig, kind: str, nbytes: int, seed: int, group="spr
                      fin - start, *pk))
     fabric_flows = len(rows) - nvlink
     rate = topo.host_bps if fabric_flows else (cfg.nvlink_gbps or math.inf) * 1e9
-    ideal = ideal_s(topo, coll, rate) if rate < math.inf else coll.depth() * coll.alpha_s
+    ideal = ideal_s(topo, coll)
     port_bytes = [float(b) for b in (eng.pbytes if packet else eng.port_bytes)]
-    links = port_rows(topo, eng, port_bytes, offered_bytes(topo, conns), cct)
+    offered = offered_bytes(topo, conns)
+    max_load, carried_ratio = fabric_port_figures(topo, offered, port_bytes, ideal)
+    links = port_rows(topo, eng, port_bytes, offered, cct)
     algbw = nbytes * 8 / cct / 1e9 if cct > 0 else None
     summary = {
         "engine": cfg.kind, "pattern": kind, "lb": cfg.lb, "leaves": cfg.leaves,
@@ -160,6 +178,8 @@ def run_collective(cfg: NetConfig, kind: str, nbytes: int, seed: int, group="spr
         "flows": len(rows), "nvlink_flows": nvlink, "conns": len(conns),
         "bottleneck_gbps": rate / 1e9 if rate < math.inf else None,
         "cct_s": cct, "ideal_cct_s": ideal, "cct_ratio": cct / ideal if ideal > 0 else None,
+        "max_link_load": max_load, "max_link_carried_ratio": carried_ratio,
+        "initial_rate_frac": None,  # flows start at different times: no single t = 0 rate
         "algbw_gbps": algbw,
         "busbw_gbps": algbw * theory.collective_bus_factor(kind, coll.n) if algbw else None,
         "mean_fct_s": sum(fcts) / len(fcts) if fcts else 0.0, "max_fct_s": max(fcts, default=0.0),

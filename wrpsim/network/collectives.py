@@ -118,14 +118,22 @@ class Collective:
         return out
 
     def depth(self) -> int:
-        """Flows on the longest dependency chain (the steps an ideal run waits for)."""
-        if self.n < 2:
-            return 0
-        if self.kind == "alltoall":
-            return 1
-        if self.kind == "allreduce_tree":
-            return 2 * log2_ceil(self.n) + self.chunks - 1
-        return 2 * (self.n - 1) if self.kind == "allreduce_ring" else self.n - 1
+        """Flows on the longest dependency chain of `steps()` (the steps an ideal run waits
+        for), measured on the DAG: 2(n − 1) for the ring all-reduce, n − 1 for the other rings,
+        1 for all-to-all, 2⌈log2 n⌉ + chunks − 1 for a tree of n a power of 2 (fewer for other
+        n, where some subtrees are shallower)."""
+        return int(longest_chain(self.steps(), lambda _i, _s: 1))
+
+
+def longest_chain(steps: list[Step], weight: Callable[[int, Step], float]) -> float:
+    """The heaviest dependency chain of the DAG `steps` (each flow after the flows it waits
+    for), a chain weighing the sum of `weight(i, step)` over its flows; 0 for no flows. With
+    `weight` = α + a flow's time alone at its link's full rate it is a lower bound on the
+    collective's completion time, whatever the traffic around it."""
+    end: list[float] = []
+    for i, s in enumerate(steps):
+        end.append(weight(i, s) + max((end[d] for d in s.deps), default=0))
+    return max(end, default=0)
 
 
 def log2_ceil(n: int) -> int:

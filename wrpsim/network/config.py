@@ -20,6 +20,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from wrpsim.errors import ConfigError, boolean, check_keys, unknown_choice
+from wrpsim.network.rates import (
+    MAX_GBPS,
+    MIN_GBPS,
+    base_rtt_ps,
+    bdp_bytes,
+    link_rates_bps,
+    uplink_bps,
+)
 
 KINDS = ("none", "fluid", "packet")
 LB_MODES = ("ecmp", "ecmp_subflows", "spray", "reps", "bitmap", "flowlet", "split")
@@ -34,6 +42,21 @@ INF_WORDS = (".inf", "inf", "+inf", "+.inf", "infinity")  # an open-ended window
 ECMP_REMAPS = ("rehash", "resilient")
 DIRECTIONS = ("both", "up", "down")
 LINK_KEYS = ("leaf", "spine", "direction", "rate_factor")
+# bounds of the real-valued keys: (low, high, low excluded, unit). They keep every rate a whole
+# number of bits per second >= 1 and every time a finite number of picoseconds (docs/network.md)
+NUM_BOUNDS = {
+    "host_gbps": (MIN_GBPS, MAX_GBPS, False, "Gb/s"),
+    "uplink_gbps": (MIN_GBPS, MAX_GBPS, False, "Gb/s"),
+    "nvlink_gbps": (MIN_GBPS, MAX_GBPS, False, "Gb/s; null: instantaneous"),
+    "oversubscription": (0.0, math.inf, True, "hosts_per_leaf x host rate / (spines x uplink)"),
+    "prop_delay_ns": (0.0, 1e9, False, "ns per link"),
+    "buffer_bdp": (0.0, 1e6, True, "bandwidth-delay products"),
+    "window_bdp": (0.0, 1e6, True, "bandwidth-delay products"),
+    "ecn_bdp": (0.0, 1e6, True, "bandwidth-delay products"),
+    "rto_us": (0.0, 1e9, True, "microseconds"),
+    "flowlet_gap_us": (0.0, 1e9, False, "microseconds"),
+}
+NULLABLE = ("uplink_gbps", "oversubscription", "nvlink_gbps")
 _LINK_RE = re.compile(r"\s*(?:leaf\s*(\d+)\s*[-:<>=]+\s*)?spine\s*(\d+)\s*", re.IGNORECASE)
 
 
@@ -130,13 +153,10 @@ class NetConfig:
         if links > MAX_LEAF_SPINE_LINKS:
             raise ConfigError(f"{where}: leaves x spines = {links:,} leaf-spine links; at most "
                               f"{MAX_LEAF_SPINE_LINKS:,}")
-        for name in ("host_gbps", "buffer_bdp", "window_bdp", "ecn_bdp", "rto_us"):
-            _check_num(where, name, getattr(self, name), positive=True)
-        _check_num(where, "prop_delay_ns", self.prop_delay_ns, positive=False)
-        _check_num(where, "flowlet_gap_us", self.flowlet_gap_us, positive=False)
-        for name in ("uplink_gbps", "oversubscription", "nvlink_gbps"):
-            if getattr(self, name) is not None:
-                _check_num(where, name, getattr(self, name), positive=True)
+        for name, (lo, hi, strict, unit) in NUM_BOUNDS.items():
+            v = getattr(self, name)
+            if v is not None or name not in NULLABLE:
+                _check_num(where, name, v, lo, hi, strict, unit)
         if not 0 < self.dctcp_g <= 1:
             raise ConfigError(f"{where}.dctcp_g must be in (0, 1], got {self.dctcp_g!r}")
         for name in ("rail_optimized", "salted"):
@@ -144,6 +164,7 @@ class NetConfig:
         if self.uplink_gbps is not None and self.oversubscription is not None:
             raise ConfigError(f"{where}: give uplink_gbps or oversubscription, not both "
                               f"(got {self.uplink_gbps!r} and {self.oversubscription!r})")
+        _check_rates(where, self)
         _check_window(where, self.packet_window, self.kind)
         g = self.gpus_per_host
         if self.rail_optimized and self.leaves % g:
@@ -253,8 +274,38 @@ def _check_int(where: str, name: str, v, low: int) -> None:
         raise ConfigError(f"{where}.{name} must be an integer >= {low}, got {v!r}")
 
 
-def _check_num(where: str, name: str, v, positive: bool) -> None:
-    ok = not isinstance(v, bool) and isinstance(v, (int, float)) and v == v
-    if not ok or (v <= 0 if positive else v < 0):
-        raise ConfigError(f"{where}.{name} must be a number {'>' if positive else '>='} 0, "
-                          f"got {v!r}")
+def _check_num(where: str, name: str, v, lo: float, hi: float, strict_lo: bool,
+               unit: str) -> None:
+    """`v` a finite number in [lo, hi] ((lo, hi] when `strict_lo`): one line naming the key,
+    the range and its unit otherwise."""
+    ok = not isinstance(v, bool) and isinstance(v, (int, float)) and math.isfinite(v) and \
+        (v > lo if strict_lo else v >= lo) and v <= hi
+    if not ok:
+        rule = f"{'>' if strict_lo else '>='} {lo:g}" if hi == math.inf else \
+            f"in {'(' if strict_lo else '['}{lo:g}, {hi:g}]"
+        raise ConfigError(f"{where}.{name} must be a finite number {rule} ({unit}), got {v!r}")
+
+
+def _check_rates(where: str, cfg: NetConfig) -> None:
+    """The uplink rate an `oversubscription` implies lies in [MIN_GBPS, MAX_GBPS], and a buffer
+    of `buffer_bdp` × a port's BDP holds at least one packet (`buffer_bytes` is checked on its
+    own). Needs the fields' own bounds checked first."""
+    if cfg.oversubscription is not None:
+        top = cfg.hosts_per_leaf * cfg.host_gbps / cfg.spines  # uplink Gb/s at sigma = 1
+        lo, hi = top / MAX_GBPS, top / MIN_GBPS
+        if not MIN_GBPS <= uplink_bps(cfg) / 1e9 <= MAX_GBPS:
+            raise ConfigError(f"{where}.oversubscription must be in [{lo:g}, {hi:g}] here (an "
+                              f"uplink rate hosts_per_leaf x host rate / (spines x "
+                              f"oversubscription) in [{MIN_GBPS:g}, {MAX_GBPS:g}] Gb/s), got "
+                              f"{cfg.oversubscription!r}")
+    if cfg.buffer_bytes is not None:
+        return
+    host, up = link_rates_bps(cfg)
+    rate = min(host, up)
+    bdp = bdp_bytes(rate, base_rtt_ps(cfg, host, up))
+    packet = cfg.mtu_bytes + cfg.header_bytes
+    if math.ceil(cfg.buffer_bdp * bdp) < packet:
+        raise ConfigError(f"{where}.buffer_bdp must give every switch port a buffer of at least "
+                          f"one packet (mtu_bytes + header_bytes = {packet} bytes): >= "
+                          f"{packet / bdp:.3g} here (BDP {bdp:.0f} bytes at {rate / 1e9:g} Gb/s), "
+                          f"got {cfg.buffer_bdp!r}")

@@ -3,11 +3,16 @@
 `run_scenario(cfg, pattern, flow_bytes, seed)` builds the topology, the pattern's flows (all
 started at t = 0) and their connections (`cfg.lb`), runs `cfg.kind` (fluid or packet) to the
 end and returns a `ScenarioResult`: the flows and links tables (`records.py`) and the summary.
+A flow between two GPUs of one server (`gpus_per_host` > 1) never touches the fabric, in
+either engine: it takes bytes / `nvlink_gbps` (`nvlink_times`), and its row has 0 connections
+and 0 packets.
 
 Summary keys: `cct_s` (collective completion time: the last flow's finish), `ideal_cct_s`
-(ideal spraying's over the working paths, `paths.ideal_cct_s`), `cct_ratio`, `max_link_load`
-(the most loaded fabric port's offered bytes over rate × ideal CCT: 1.0 means as balanced as
-ideal spraying; offered bytes spread a sprayed connection evenly over its paths),
+(the larger of ideal spraying's time for the fabric flows over the working paths,
+`paths.ideal_cct_s`, and the slowest NVLink flow's), `cct_ratio`, `nvlink_flows`,
+`max_link_load` (the most loaded fabric port's offered bytes over rate × ideal spraying's time
+for the fabric flows: 1.0 means as balanced as ideal spraying; offered bytes spread a sprayed
+connection evenly over its paths),
 `max_link_carried_ratio` (the busiest working fabric port's bytes as the engine carried them —
 on the packet engine headers, ACKs and resends included — over the mean of the working fabric
 ports': 1.0 when the traffic spread evenly, whatever the load balancer), `mean_fct_s`,
@@ -50,8 +55,12 @@ def run_scenario(cfg: NetConfig, pattern: str, flow_bytes: int, seed: int) -> Sc
     t0 = time.perf_counter()
     topo = LeafSpine(cfg)
     flows = pattern_flows(topo, pattern, flow_bytes, seed)
-    conns = LoadBalancer(topo, seed).connections(flows)
-    ideal = ideal_cct_s(topo, flows)
+    nvlink_s = nvlink_times(topo, flows)
+    net = [i for i, (s, d, _) in enumerate(flows) if topo.server_of[s] != topo.server_of[d]]
+    conns = [c._replace(flow=net[c.flow])  # index into `flows`, not into the fabric's subset
+             for c in LoadBalancer(topo, seed).connections([flows[i] for i in net])]
+    fabric_ideal = ideal_cct_s(topo, [flows[i] for i in net]) if net else 0.0
+    ideal = max(fabric_ideal, *nvlink_s.values(), 0.0)
     packet = cfg.kind == "packet"
     extra: dict = {}
     t1 = time.perf_counter()
@@ -70,35 +79,31 @@ def run_scenario(cfg: NetConfig, pattern: str, flow_bytes: int, seed: int) -> Sc
             eng.add(c)
         eng.next_time()
         flow_rate = np.bincount([c.flow for c in conns], eng.rate, minlength=len(flows))
-        inter = [i for i, (s, d, b) in enumerate(flows) if b > 0 and s != d]
+        inter = [i for i in net if flows[i][2] > 0]
         extra["initial_rate_frac"] = float(flow_rate[inter].mean() * 8 / topo.host_bps) \
             if inter else None
         eng.run()
         t2 = time.perf_counter()
         finish = list(eng.finish_s)
         port_bytes = [float(b) for b in eng.port_bytes]
-    flow_fin = [0.0] * len(flows)
+    flow_fin = [nvlink_s.get(i, 0.0) for i in range(len(flows))]
     by_flow: dict[int, list[int]] = {}
     for cid, c in enumerate(conns):
         flow_fin[c.flow] = max(flow_fin[c.flow], finish[cid])
         by_flow.setdefault(c.flow, []).append(cid)
     cct = max(flow_fin, default=0.0)
     offered = offered_bytes(topo, conns)
-    fabric = [p for p in range(topo.nports) if topo.kind[p] in ("leaf_up", "spine_down")]
-    max_load = max((8 * offered[p] / (topo.rate[p] * ideal) for p in fabric), default=0.0)
-    working = [port_bytes[p] for p in fabric if topo.port_up[p]]
-    mean_carried = sum(working) / len(working) if working else 0.0
-    carried_ratio = max(working) / mean_carried if mean_carried > 0 else None
+    max_load, carried_ratio = fabric_port_figures(topo, offered, port_bytes, fabric_ideal)
     flow_rows = _flow_rows(topo, flows, conns, by_flow, flow_fin, eng if packet else None)
     link_rows = port_rows(topo, eng, port_bytes, offered, cct)
-    fcts = [flow_fin[i] for i in by_flow]
+    fcts = [flow_fin[i] for i in [*by_flow, *nvlink_s]]
     summary = {
         "engine": cfg.kind, "pattern": pattern, "lb": cfg.lb, "leaves": cfg.leaves,
         "hosts_per_leaf": cfg.hosts_per_leaf, "spines": cfg.spines,
         "host_gbps": cfg.host_gbps, "uplink_gbps": topo.uplink_bps / 1e9,
         "oversubscription": topo.oversubscription, "flow_bytes": flow_bytes, "seed": seed,
         "down_ports": len(topo.down_ports), "degraded_ports": len(topo.degraded),
-        "flows": len(flows), "conns": len(conns),
+        "flows": len(flows), "nvlink_flows": len(nvlink_s), "conns": len(conns),
         "cct_s": cct, "ideal_cct_s": ideal, "cct_ratio": cct / ideal if ideal > 0 else None,
         "max_link_load": max_load, "max_link_carried_ratio": carried_ratio,
         "mean_fct_s": float(np.mean(fcts)) if fcts else 0.0, "max_fct_s": max(fcts, default=0.0),
@@ -112,6 +117,30 @@ def run_scenario(cfg: NetConfig, pattern: str, flow_bytes: int, seed: int) -> Sc
     summary["sim_wall_s"] = time.perf_counter() - t0
     return ScenarioResult(to_table(flow_rows, FLOW_SCHEMA), to_table(link_rows, LINK_SCHEMA),
                           summary)
+
+
+def fabric_port_figures(topo: LeafSpine, offered: list[float], port_bytes: list[float],
+                        ideal: float) -> tuple[float, float | None]:
+    """(`max_link_load`, `max_link_carried_ratio`) over the fabric ports (leaf_up,
+    spine_down): the largest offered bytes × 8 / (rate × `ideal`) (0 when `ideal` is 0), and
+    the busiest working port's carried bytes over the mean of the working ports' (None when
+    they carried nothing)."""
+    fabric = [p for p in range(topo.nports) if topo.kind[p] in ("leaf_up", "spine_down")]
+    max_load = max((8 * offered[p] / (topo.rate[p] * ideal) for p in fabric),
+                   default=0.0) if ideal > 0 else 0.0
+    working = [port_bytes[p] for p in fabric if topo.port_up[p]]
+    mean_carried = sum(working) / len(working) if working else 0.0
+    return max_load, max(working) / mean_carried if mean_carried > 0 else None
+
+
+def nvlink_times(topo: LeafSpine, flows: list[tuple[int, int, int]]) -> dict[int, float]:
+    """{flow index: completion time} of the flows between two GPUs of one server: they take
+    the server's scale-up link, bytes / `nvlink_gbps` (0 when null), without contention and
+    without touching the fabric — as `Fabric.transfer` carries them in fleet runs."""
+    rate = topo.cfg.nvlink_gbps
+    return {i: 0.0 if rate is None else b * 8 / (rate * 1e9)
+            for i, (s, d, b) in enumerate(flows)
+            if topo.server_of[s] == topo.server_of[d] and s != d and b > 0}
 
 
 def port_rows(topo: LeafSpine, eng, port_bytes: list[float], offered: list[float],
@@ -147,7 +176,7 @@ def _flow_rows(topo, flows, conns, by_flow, flow_fin, eng) -> list[tuple]:
             pk = [sum(eng.sent(c) for c in cids), sum(eng.c_retx[c] for c in cids),
                   sum(eng.c_drops[c] for c in cids), sum(eng.c_ooo[c] for c in cids),
                   max((eng.c_maxdist[c] for c in cids), default=0)]
-        fin = flow_fin[i] if cids else 0.0
+        fin = flow_fin[i]  # an NVLink flow's too (no connection); 0 for a zero-byte flow
         rows.append((i, src, dst, topo.leaf_of[src], topo.leaf_of[dst], nbytes, len(cids),
                      spines, spray, 0.0, fin, fin, *pk))
     return rows

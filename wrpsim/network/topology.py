@@ -32,13 +32,9 @@ import math
 
 from wrpsim.errors import ConfigError
 from wrpsim.network.config import NetConfig
+from wrpsim.network.rates import PS_PER_S, base_rtt_ps, bdp_bytes, link_rates_bps, tx_ps
 
-PS_PER_S = 10**12
-
-
-def tx_ps(nbytes: int, rate_bps: int) -> int:
-    """Serialization time of `nbytes` at `rate_bps`, in whole picoseconds (rounded up)."""
-    return -(-nbytes * 8 * PS_PER_S // rate_bps)
+__all__ = ["PS_PER_S", "LeafSpine", "tx_ps"]  # PS_PER_S and tx_ps live in rates.py
 
 
 class LeafSpine:
@@ -58,13 +54,7 @@ class LeafSpine:
                 self.leaf_of[e] = (j // H) * G + k
             else:
                 self.leaf_of[e] = e // H
-        host_bps = round(cfg.host_gbps * 1e9)
-        if cfg.uplink_gbps is not None:
-            up_bps = round(cfg.uplink_gbps * 1e9)
-        elif cfg.oversubscription is not None:
-            up_bps = round(H * cfg.host_gbps * 1e9 / (S * cfg.oversubscription))
-        else:
-            up_bps = host_bps
+        host_bps, up_bps = link_rates_bps(cfg)
         self.host_bps, self.uplink_bps = host_bps, up_bps
         prop = round(cfg.prop_delay_ns * 1000)
         self.nports = 2 * N + 2 * L * S
@@ -81,9 +71,7 @@ class LeafSpine:
             [f"spine{s}" for _ in range(L) for s in range(S)] + \
             [f"leaf{a}" for _ in range(S) for a in range(L)]
         mtu = cfg.mtu_bytes + cfg.header_bytes  # a full packet on the wire
-        hops = 4 if L > 1 else 2
-        fwd = [host_bps, up_bps, up_bps, host_bps][:hops] if hops == 4 else [host_bps] * 2
-        self.base_rtt_ps = sum(tx_ps(mtu, r) + tx_ps(cfg.ack_bytes, r) + 2 * prop for r in fwd)
+        self.base_rtt_ps = base_rtt_ps(cfg, host_bps, up_bps)
         self.window_packets = cfg.window_packets or max(
             1, math.ceil(cfg.window_bdp * self.bdp_bytes(host_bps) / mtu))
         self.buffer = [
@@ -111,7 +99,7 @@ class LeafSpine:
 
     def bdp_bytes(self, rate_bps: int) -> float:
         """Bandwidth-delay product at `rate_bps` over the unloaded round trip `base_rtt_ps`."""
-        return rate_bps * self.base_rtt_ps / (8 * PS_PER_S)
+        return bdp_bytes(rate_bps, self.base_rtt_ps)
 
     @property
     def oversubscription(self) -> float:

@@ -76,7 +76,8 @@ def parse_collectives(net: dict) -> tuple[dict, CollectiveSpec | None]:
     rest = {k: v for k, v in net.items() if k not in COLLECTIVE_KEYS}
     on = boolean("network.collectives", net.get("collectives", False))
     alpha = net.get("collective_alpha_us")
-    alpha = DEFAULT_ALPHA_US if alpha is None else number("network.collective_alpha_us", alpha, 0)
+    alpha = DEFAULT_ALPHA_US if alpha is None else number("network.collective_alpha_us", alpha, 0,
+                                                                1e9, finite=True)
     if not on:
         return rest, None
     kind = net.get("kind", "none")

@@ -3,7 +3,8 @@
 Replays the measured sets the repository ships (`pools/measured/`: AIConfigurator's silicon
 vLLM benchmarks, the LLMServingSim vLLM runs) and, when its data is given or found, ML.ENERGY
 (see `wrpsim.validate.sets`), each case through the simulator under its engine, and writes into
-`out_dir` (relative to the current directory; default `results/validate/<date>/<time>`):
+`out_dir` (relative to the current directory; default `results/validate/<date>/<time>`, or
+`<time>-1`, `<time>-2`, … when taken: `wrpsim.io.fresh_dir`):
 `validation_cases.csv` (one row per case and metric: measured, simulated, error),
 `validation_summary.csv` / `.md` (per set, GPU and split: cases, median and 90th-percentile
 absolute % error of TTFT, TPOT, ITL, end-to-end latency and power) and `worst.csv`. The summary
@@ -13,7 +14,6 @@ defaults: conf/validate.yaml. Bad input prints one line on stderr and exits with
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
@@ -120,12 +120,12 @@ def run_case(args) -> dict:
 
 def run(cfg: dict[str, Any]) -> dict[str, Any]:
     """Replay the cases, write the tables; return the JSON summary."""
-    from wrpsim.io import make_dir
+    from wrpsim.io import fresh_dir, make_dir
     from wrpsim.validate.table import goals_met, long_errors, markdown, summary, worst
 
     cases, notes = collect_cases(cfg)
-    out = make_dir(cfg["out_dir"] or time.strftime("results/validate/%Y-%m-%d/%H-%M-%S"),
-                   "out_dir")
+    out = make_dir(cfg["out_dir"], "out_dir") if cfg["out_dir"] else \
+        fresh_dir("results/validate", "out_dir")
     work = [(c, cfg["engine"]) for c in cases]
     if cfg["jobs"] > 1 and len(work) > 1:
         from concurrent.futures import ProcessPoolExecutor
