@@ -505,6 +505,7 @@ def run(cfg: dict, out_dir: Path | str, trace=None) -> dict:
     network = fabric.figures(end) if fabric is not None else None
     if network is not None:
         summary.update(network_headline(network))
+        _warn_empty_window(network, end)
     summary["sim_wall_s"] = time.perf_counter() - t0
     out = Path(out_dir)
     if network is not None:
@@ -524,6 +525,20 @@ def run(cfg: dict, out_dir: Path | str, trace=None) -> dict:
         sim.tracer.write(out / "trace.json")
     write_json(out / "summary.json", summary)
     return summary
+
+
+def _warn_empty_window(net: dict, end: float) -> None:
+    """A `network.packet_window` in which no transfer started ran no packet: say so (a window
+    after the run's end, or between its transfers, is allowed but is likely a mistake)."""
+    window = net.get("packet_window")
+    if window is None or net.get("window_transfers"):
+        return
+    t0, t1 = window
+    span = f"[{t0:g}, {'inf' if t1 is None else format(t1, 'g')}]"
+    where = (f"it starts after the run ended ({end:,.1f} s simulated)" if t0 >= end else
+             "no KV transfer or collective started in it")
+    warn(f"network.packet_window={span}: {where}, so the packet engine never ran and every "
+         f"transfer was fluid")
 
 
 def network_headline(net: dict) -> dict:
