@@ -132,7 +132,39 @@ def test_threshold_per_category_and_expiry():
     sim = Simulation(cfg, _clusters(names, semantic_similarity=sim_, category=cat))
     got = sim.run()[0].column("cache_hit").to_pylist()
     assert got == [False, True, False, False, False, False, True, False] + [False] * 6 + [False]
-    assert sim.cache.expired == 1  # d: stored at 7 s, asked again at 14 s
+    # by d's second lookup (14 s) the last answers of a (stored at 2 s), b (4 s), c (5 s) and
+    # d (7 s) have expired; x's were each replaced by the next x
+    assert sim.cache.expired == 4
+
+
+def test_a_ttl_draws_hits_from_live_entries_only(tmp_path):
+    """curve model, ttl 1 s, a request every 50 ms answered in 20 ms: every lookup after the
+    first finds ~14 live entries, so hits ~ Binomial(n - 1, 0.3) (sd 1.4 %), however many
+    entries expired before. Entries are counted live at the run's end: the misses stored in
+    its last second; every stored answer is live, expired or evicted."""
+    n, ttl = 1000, 1.0
+    trace = make_trace(np.arange(n) * 0.05, [16] * n, [2] * n)
+    s = run(_cfg(hit_rate=0.3, ttl_s=ttl), tmp_path, trace)
+    rows = pq.read_table(tmp_path / "requests.parquet").to_pandas()
+    misses = rows[~rows.cache_hit]
+    assert abs(s["cache_hits"] / (n - 1) - 0.3) < 4 * math.sqrt(0.3 * 0.7 / (n - 1))
+    assert s["cache_entries"] == int((misses.finish_s >= s["duration_s"] - ttl).sum()) > 5
+    assert s["cache_entries"] + s["cache_expired"] + s["cache_evictions"] == len(misses)
+    assert s["cache_evictions"] == 0
+
+
+def test_nothing_hits_once_everything_expired():
+    """Requests 2 s apart, ttl 1 s: each entry has expired by the next lookup, so even at
+    hit_rate 1 nothing hits; at the end one entry (the last answer) is live and the n - 1
+    before it expired, whether or not a lookup drew them."""
+    n = 20
+    for rate in (1.0, 0.5):
+        sim = Simulation(_cfg(hit_rate=rate, ttl_s=1.0),
+                         make_trace(np.arange(n) * 2.0, [16] * n, [2] * n))
+        req, _, end = sim.run()
+        assert not any(req.column("cache_hit").to_pylist())
+        s = sim.cache.summary(req, None, end)
+        assert (s["cache_hits"], s["cache_entries"], s["cache_expired"]) == (0, 1, n - 1)
 
 
 def test_a_null_threshold_keeps_a_category_out():

@@ -497,7 +497,7 @@ def run(cfg: dict, out_dir: Path | str, trace=None) -> dict:
     summary.update(sim.service.summary(end))
     summary.update(sim.router.summary_figures())
     if sim.cache is not None:
-        summary.update(sim.cache.summary(req_t, summary.get("quality_requests")))
+        summary.update(sim.cache.summary(req_t, summary.get("quality_requests"), end))
     fabric = getattr(sim.fleet.transfer, "fabric", None)
     network = fabric.figures(end) if fabric is not None else None
     if network is not None:
