@@ -62,6 +62,10 @@ def test_a_30_percent_hit_curve_takes_30_percent_of_requests_off_the_fleet(tmp_p
     assert on["cache_saved_gpu_s"] > 0 and on["cache_quality_lost"] is None
     # a hit answers after the 10 ms lookup; a miss pays it before its 10 ms first step
     assert on["ttft_mean_s"] == pytest.approx((hits * 0.010 + fleet_on * 0.020) / n)
+    # TPOT is the fleet's streaming (10 ms steps): a hit, answered at once, has none
+    assert rows.loc[rows.cache_hit, "tpot_s"].isna().all()
+    assert on["tpot_mean_s"] == pytest.approx(0.010) == off["tpot_mean_s"]
+    assert on["tpot_p50_s"] == pytest.approx(0.010)
 
 
 def test_hits_use_no_gpu_and_return_after_the_lookup():

@@ -26,7 +26,9 @@ Contract. Only a workload's own requests (no `parent_id`) are looked up, once, w
 replica starts on them (after the router's queue and before its policy). Every looked-up request
 pays `lookup_s` (part of its `route_s`). On a hit it skips the policy and the fleet: it completes
 `lookup_s` after the router's service ends, with the cached answer's model and no GPU time,
-energy or cost, and the router's `on_complete` is not called for it. On a miss it is routed as
+energy or cost, the whole answer at once (its row's TTFT = E2E; TPOT NaN: no token streamed by
+the fleet, so the run's TPOT figures describe the served requests), and the router's
+`on_complete` is not called for it. On a miss it is routed as
 before. A completed answer is stored when its row is recorded (follow-up calls are stored under
 their original's key, adding their GPU time), evicting per the policy when the cache is full.
 An entry expires `ttl_s` after it was stored: expired entries are dropped before each lookup and
