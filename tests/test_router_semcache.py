@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import re
+from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -18,6 +19,7 @@ from wrpsim.workload.loaders import load_trace
 from wrpsim.workload.validate import validate_trace
 
 MODEL = "llama3.1-8b"
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _cfg(count: int = 8, **cache) -> dict:
@@ -207,6 +209,27 @@ def test_the_shipped_experiment_runs(tmp_path):
     assert s["quality"] == pytest.approx(off["quality"] - s["cache_quality_lost"])
 
 
+def _documented_trace_command() -> list[str]:
+    """The overrides of docs/routers.md's command for the `trace` hit model (continuation lines
+    joined)."""
+    text = (ROOT / "docs" / "routers.md").read_text().replace("\\\n", " ")
+    line = next(x for x in text.splitlines()
+                if x.startswith("python -m wrpsim ") and "hit_model=trace" in x)
+    return line.split("#")[0].split()[3:]
+
+
+def test_the_documented_trace_command_runs(tmp_path, monkeypatch):
+    """docs/routers.md's `trace` example, run from the repository root (where its path points):
+    every request is looked up, 21 of the example's 45 repeats hit (a repeat misses below the
+    0.8 threshold or before its cluster's first answer is stored)."""
+    args = _documented_trace_command()
+    assert "workload.source.path=docs/examples/semantic_cache_trace.jsonl" in args
+    monkeypatch.chdir(ROOT)
+    s = run(compose_cfg(*args), tmp_path)
+    assert s["cache_hit_model"] == "trace" and s["cache_lookups"] == s["requests_total"] == 80
+    assert s["cache_hits"] == 21 and s["cache_entries"] == 35
+
+
 def test_loaders_keep_the_semantic_columns(tmp_path):
     p = tmp_path / "t.csv"
     p.write_text("t,p,o,cl,sim\n0,10,2,q1,0.9\n1,10,2,,\n2,10,2,q1,1\n")
@@ -232,6 +255,8 @@ BAD = [
     (["router.cache.enabled=maybe"], r"router\.cache\.enabled must be true or false"),
     (["+router.cache.size=3"], r"router\.cache: unknown key\(s\) \['size'\]; valid keys: "
                                r"enabled, hit_model, .*lookup_s"),
+    (["router.cache.hit_model=trace"], r"router\.cache\.hit_model: trace needs the trace's "
+                                       r"semantic_cluster column.*; valid choices: curve$"),
 ]
 
 

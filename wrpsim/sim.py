@@ -290,7 +290,8 @@ class Simulation:
             if all(v is None or v != v for v in col):  # absent, or every value null / NaN
                 raise ConfigError("router.cache.hit_model: trace needs the trace's "
                                   "semantic_cluster column, which this workload has no value "
-                                  "in (0 hits would follow); valid choices: curve")
+                                  "in (0 hits would follow; docs/routers.md, 'The semantic "
+                                  "cache', shows a trace with one); valid choices: curve")
         if cache_spec is not None:
             qoe = None if self.qoe is None else (self.qoe["ttft_s"], self.qoe["tokens_per_s"])
             self.cache = SemanticCache(cache_spec, stream(self.seed, "router.cache"), qoe)
