@@ -255,8 +255,6 @@ BAD = [
     (["router.cache.enabled=maybe"], r"router\.cache\.enabled must be true or false"),
     (["+router.cache.size=3"], r"router\.cache: unknown key\(s\) \['size'\]; valid keys: "
                                r"enabled, hit_model, .*lookup_s"),
-    (["router.cache.hit_model=trace"], r"router\.cache\.hit_model: trace needs the trace's "
-                                       r"semantic_cluster column.*; valid choices: curve$"),
 ]
 
 
