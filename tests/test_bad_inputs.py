@@ -91,6 +91,18 @@ BAD = [
      r"^wrpsim: error: workload\.source\.time_unit: unknown key; valid keys under "
      r"workload\.source: kind, path \(a key this file leaves out is added with '\+': "
      r"\+workload\.source\.time_unit=…\)$"),
+    # a network key of other options: they are named, not a '+' the selected kind refuses;
+    # with a '+' anyway the kind's line lists every key it takes (collectives' too)
+    (["network=nic", "network.packet_window=[1,2]"],
+     r"^wrpsim: error: network\.packet_window: unknown key; valid keys under network: kind, "
+     r"nic_gbps, collectives; the network options with this key: fluid, packet \(e\.g\. "
+     r"network=fluid network\.packet_window=\[1,2\]\)$"),
+    (["network=nic", "+network.packet_window=[1,2]"],
+     r"^wrpsim: error: network \(kind nic\): unknown key\(s\) \['packet_window'\]; valid keys: "
+     r"kind, nic_gbps, collectives, collective_alpha_us$"),
+    (["network=nic", "network.pakcet_window=3"],
+     r"^wrpsim: error: network\.pakcet_window: unknown key; valid keys under network: kind, "
+     r"nic_gbps, collectives; did you mean 'packet_window'\?$"),
     # a key of workload.source given one level up is pointed at where it belongs
     (["workload=closed-loop", "workload.concurrency=4"],
      r"^wrpsim: error: workload\.concurrency: unknown key; valid keys under workload: .*; did "
@@ -186,6 +198,20 @@ def test_bad_command_line_gives_one_line_and_status_2(monkeypatch, capsys, tmp_p
     assert code == 2
     assert re.search(message, one_error_line(err)), err
     assert not (tmp_path / "run" / "_DONE").exists()
+
+
+def test_the_network_key_hint_gives_a_command_that_runs(monkeypatch, capsys, tmp_path):
+    """The review's case: packet_window on network=nic. The line's example selects an option
+    that has the key, and that command runs."""
+    pool = "pool=h100-llama70b-disagg"
+    code, _, err = run_app(monkeypatch, capsys, tmp_path, SMALL, pool, "network=nic",
+                           "network.packet_window=[1,2]")
+    assert code == 2
+    example = re.search(r"\(e\.g\. ([^)]*)\)$", one_error_line(err)).group(1).split()
+    assert example == ["network=fluid", "network.packet_window=[1,2]"]
+    (tmp_path / "b").mkdir()
+    code, _, err = run_app(monkeypatch, capsys, tmp_path / "b", SMALL, pool, *example)
+    assert code == 0, err
 
 
 def test_the_double_plus_the_sweep_error_gives_runs_for_every_option(monkeypatch, capsys,

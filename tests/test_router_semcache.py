@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import re
+from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -18,6 +19,7 @@ from wrpsim.workload.loaders import load_trace
 from wrpsim.workload.validate import validate_trace
 
 MODEL = "llama3.1-8b"
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _cfg(count: int = 8, **cache) -> dict:
@@ -62,6 +64,10 @@ def test_a_30_percent_hit_curve_takes_30_percent_of_requests_off_the_fleet(tmp_p
     assert on["cache_saved_gpu_s"] > 0 and on["cache_quality_lost"] is None
     # a hit answers after the 10 ms lookup; a miss pays it before its 10 ms first step
     assert on["ttft_mean_s"] == pytest.approx((hits * 0.010 + fleet_on * 0.020) / n)
+    # TPOT is the fleet's streaming (10 ms steps): a hit, answered at once, has none
+    assert rows.loc[rows.cache_hit, "tpot_s"].isna().all()
+    assert on["tpot_mean_s"] == pytest.approx(0.010) == off["tpot_mean_s"]
+    assert on["tpot_p50_s"] == pytest.approx(0.010)
 
 
 def test_hits_use_no_gpu_and_return_after_the_lookup():
@@ -132,7 +138,39 @@ def test_threshold_per_category_and_expiry():
     sim = Simulation(cfg, _clusters(names, semantic_similarity=sim_, category=cat))
     got = sim.run()[0].column("cache_hit").to_pylist()
     assert got == [False, True, False, False, False, False, True, False] + [False] * 6 + [False]
-    assert sim.cache.expired == 1  # d: stored at 7 s, asked again at 14 s
+    # by d's second lookup (14 s) the last answers of a (stored at 2 s), b (4 s), c (5 s) and
+    # d (7 s) have expired; x's were each replaced by the next x
+    assert sim.cache.expired == 4
+
+
+def test_a_ttl_draws_hits_from_live_entries_only(tmp_path):
+    """curve model, ttl 1 s, a request every 50 ms answered in 20 ms: every lookup after the
+    first finds ~14 live entries, so hits ~ Binomial(n - 1, 0.3) (sd 1.4 %), however many
+    entries expired before. Entries are counted live at the run's end: the misses stored in
+    its last second; every stored answer is live, expired or evicted."""
+    n, ttl = 1000, 1.0
+    trace = make_trace(np.arange(n) * 0.05, [16] * n, [2] * n)
+    s = run(_cfg(hit_rate=0.3, ttl_s=ttl), tmp_path, trace)
+    rows = pq.read_table(tmp_path / "requests.parquet").to_pandas()
+    misses = rows[~rows.cache_hit]
+    assert abs(s["cache_hits"] / (n - 1) - 0.3) < 4 * math.sqrt(0.3 * 0.7 / (n - 1))
+    assert s["cache_entries"] == int((misses.finish_s >= s["duration_s"] - ttl).sum()) > 5
+    assert s["cache_entries"] + s["cache_expired"] + s["cache_evictions"] == len(misses)
+    assert s["cache_evictions"] == 0
+
+
+def test_nothing_hits_once_everything_expired():
+    """Requests 2 s apart, ttl 1 s: each entry has expired by the next lookup, so even at
+    hit_rate 1 nothing hits; at the end one entry (the last answer) is live and the n - 1
+    before it expired, whether or not a lookup drew them."""
+    n = 20
+    for rate in (1.0, 0.5):
+        sim = Simulation(_cfg(hit_rate=rate, ttl_s=1.0),
+                         make_trace(np.arange(n) * 2.0, [16] * n, [2] * n))
+        req, _, end = sim.run()
+        assert not any(req.column("cache_hit").to_pylist())
+        s = sim.cache.summary(req, None, end)
+        assert (s["cache_hits"], s["cache_entries"], s["cache_expired"]) == (0, 1, n - 1)
 
 
 def test_a_null_threshold_keeps_a_category_out():
@@ -169,6 +207,27 @@ def test_the_shipped_experiment_runs(tmp_path):
               tmp_path / "off")
     assert s["cache_lookups"] == 180 and 0.15 < s["cache_hit_ratio"] < 0.4
     assert s["quality"] == pytest.approx(off["quality"] - s["cache_quality_lost"])
+
+
+def _documented_trace_command() -> list[str]:
+    """The overrides of docs/routers.md's command for the `trace` hit model (continuation lines
+    joined)."""
+    text = (ROOT / "docs" / "routers.md").read_text().replace("\\\n", " ")
+    line = next(x for x in text.splitlines()
+                if x.startswith("python -m wrpsim ") and "hit_model=trace" in x)
+    return line.split("#")[0].split()[3:]
+
+
+def test_the_documented_trace_command_runs(tmp_path, monkeypatch):
+    """docs/routers.md's `trace` example, run from the repository root (where its path points):
+    every request is looked up, 21 of the example's 45 repeats hit (a repeat misses below the
+    0.8 threshold or before its cluster's first answer is stored)."""
+    args = _documented_trace_command()
+    assert "workload.source.path=docs/examples/semantic_cache_trace.jsonl" in args
+    monkeypatch.chdir(ROOT)
+    s = run(compose_cfg(*args), tmp_path)
+    assert s["cache_hit_model"] == "trace" and s["cache_lookups"] == s["requests_total"] == 80
+    assert s["cache_hits"] == 21 and s["cache_entries"] == 35
 
 
 def test_loaders_keep_the_semantic_columns(tmp_path):

@@ -38,3 +38,72 @@ def test_trace_shows_kv_transfers_of_prefill_instances(tmp_path):
     xfers = [e for e in events if e["ph"] == "X" and e["tid"] == 1]
     assert len(xfers) == 1 and xfers[0]["name"] == "kv -> dec/0"
     assert xfers[0]["dur"] == pytest.approx(4096 * 131072 / 12.5e9 * 1e6, rel=1e-9)
+
+
+def _iterations_and_busy(tmp_path) -> tuple[dict, dict]:
+    """{instance name: (iterations, busy s)} from trace.json's iteration slices ("decode xN"
+    counts N) and from instances.parquet."""
+    import pyarrow.parquet as pq
+
+    events = json.loads((tmp_path / "trace.json").read_text())["traceEvents"]
+    pids = {e["pid"]: e["args"]["name"] for e in events if e["name"] == "process_name"}
+    traced = {name: [0, 0.0] for name in pids.values()}
+    for e in events:
+        if e["ph"] == "X" and e["tid"] == 0:
+            n = e["name"]
+            t = traced[pids[e["pid"]]]
+            t[0] += int(n.removeprefix("decode x")) if n.startswith("decode x") else 1
+            t[1] += e["dur"] / 1e6
+    rows = {f"{r['pool']}/{r['instance']}": (r["iterations"], r["busy_s"])
+            for r in pq.read_table(tmp_path / "instances.parquet").to_pylist()}
+    return {k: tuple(v) for k, v in traced.items()}, rows
+
+
+def _one_answer_failing_at(tmp_path, at_s: float) -> list:
+    """One 100-token answer at 0.1 s per iteration (a 0.1 s prefill, then one decode run from
+    0.1 s) on an instance that fails at `at_s`: its iteration slices and the check that they
+    add up to instances.parquet."""
+    cfg = constant_cfg(step_s=0.1, count=1)
+    cfg["sim"] = {"trace": True}
+    cfg["failures"] = {"policy": "drop",
+                       "events": [{"pool": "p", "instance": 0, "at_s": at_s, "down_s": 1.0}]}
+    run(cfg, tmp_path, make_trace([0.0], [10], [100]))
+    traced, rows = _iterations_and_busy(tmp_path)
+    assert traced["p/0"][0] == rows["p/0"][0]
+    assert traced["p/0"][1] == pytest.approx(rows["p/0"][1], rel=1e-9, abs=1e-12)
+    events = json.loads((tmp_path / "trace.json").read_text())["traceEvents"]
+    return [(e["name"], e["ts"] / 1e6, e["dur"] / 1e6) for e in events
+            if e["ph"] == "X" and e["tid"] == 0]
+
+
+def test_a_failure_cuts_the_slice_in_progress_to_the_iterations_that_ran(tmp_path):
+    """The decode run planned at 0.1 s for 99 steps is cut by the failure at 3.05 s: its slice
+    ends at 3.0 s with the 29 steps that ended; the step in progress is lost (not busy)."""
+    got = _one_answer_failing_at(tmp_path, 3.05)
+    assert [n for n, _, _ in got] == ["prefill", "decode x29"]
+    assert got[1][1] == pytest.approx(0.1) and got[1][2] == pytest.approx(2.9)
+
+
+def test_a_failure_during_a_prefill_leaves_no_slice(tmp_path):
+    """The only iteration (the prefill, 0 to 0.1 s) never ends: no slice, no busy time."""
+    assert _one_answer_failing_at(tmp_path, 0.05) == []
+
+
+def test_trace_matches_the_instances_under_random_failures(tmp_path):
+    """Per instance, the trace's iterations and busy time are instances.parquet's when
+    failures interrupt prefills and decode runs alike."""
+    import numpy as np
+
+    cfg = constant_cfg(step_s=0.02, prefill_s_per_token=0.0001, count=3)
+    cfg["sim"] = {"trace": True}
+    cfg["failures"] = {"policy": "retry", "mtbf_s": 4.0, "mttr_s": 1.0}
+    rng = np.random.default_rng(5)
+    n = 400
+    s = run(cfg, tmp_path, make_trace(np.cumsum(rng.exponential(0.05, n)),
+                                      rng.integers(20, 800, n), rng.integers(1, 200, n)))
+    assert s["instance_failures"] >= 5
+    traced, rows = _iterations_and_busy(tmp_path)
+    assert traced.keys() == rows.keys()
+    for name, (it, busy) in rows.items():
+        assert traced[name][0] == it, name
+        assert traced[name][1] == pytest.approx(busy, rel=1e-9), name

@@ -94,6 +94,28 @@ def _missing_config(exc) -> str:
 OPEN_SECTIONS = ("workload", "router", "network", "failures")
 
 
+def _network_hint(leaf: str, full_key: str, argv: list[str]) -> str | None:
+    """The hint for a top-level `network` key the selected option's file lacks. Each option's
+    file lists every key its kind takes, so a `+` would only be refused by the kind: name the
+    options whose file has the key, with a command that selects one, else the nearest key of
+    any option ("" without one); None when the files cannot be read."""
+    try:
+        import yaml
+
+        from wrpsim.paths import catalog_dir
+
+        options = {p.stem: list(yaml.safe_load(p.read_text("utf-8")) or {})
+                   for p in sorted((catalog_dir("conf") / "network").glob("*.yaml"))}
+    except Exception:  # an explanation must not fail: the caller words it without the hint
+        return None
+    having = [name for name, keys in options.items() if leaf in keys]
+    if not having:
+        return did_you_mean(leaf, sorted({k for keys in options.values() for k in keys}))
+    typed = _override(argv, full_key)
+    return (f"; the network options with this key: {', '.join(having)} (e.g. "
+            f"network={having[0]} {full_key}={typed[1] if typed else '…'})")
+
+
 def _override(argv: list[str], key: str) -> tuple[str, str] | None:
     """(as typed, value) of the command line's override of `key` (`key=v`, `+key=v`, ...)."""
     for arg in argv:
@@ -208,7 +230,10 @@ def _unknown_key(exc, argv: list[str] | None = None, config_name: str = "config"
             hint = (f"; did you mean workload.source.{leaf}?" if leaf in source else
                     f"; did you mean +workload.source.{leaf}=…? (a key of workload.source this "
                     f"file leaves out is added with '+')")
-    if not hint and where.startswith(OPEN_SECTIONS):  # keys some kinds take, this file omits
+    network = _network_hint(leaf, full_key, argv or []) if where == "network" else None
+    if network is not None:  # a key of another network option, or none's
+        hint = network
+    elif not hint and where.startswith(OPEN_SECTIONS):  # keys some kinds take, this file omits
         hint = f" (a key this file leaves out is added with '+': +{full_key}=…)"
     return f"{full_key}: unknown key; valid keys{under}: {', '.join(valid)}{hint}"
 

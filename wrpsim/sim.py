@@ -26,6 +26,7 @@ from wrpsim.metrics.quality import quality_summary
 from wrpsim.metrics.records import RequestLog, instance_table, write_parquet
 from wrpsim.metrics.summary import summarize
 from wrpsim.metrics.tasks import task_summary, task_table
+from wrpsim.network import FLEET_KEYS
 from wrpsim.pool.fleet import Fleet, parse_pool
 from wrpsim.pool.spanning import parse_collectives
 from wrpsim.pool.transfer import FABRIC_KINDS, KVTransfer
@@ -191,7 +192,8 @@ def build_transfer(env, net: dict, seed: int = 0) -> KVTransfer:
         transfer.collectives = coll
         return transfer
     if kind in ("none", "nic"):
-        check_keys(net, ("kind", "nic_gbps"), f"network (kind {kind})")
+        # (the collectives' keys, taken out above, are valid too: listed so the line is whole)
+        check_keys(net, ("kind", "nic_gbps", *FLEET_KEYS), f"network (kind {kind})")
         return KVTransfer(env, kind, net.get("nic_gbps"))
     raise unknown_choice("network.kind", kind, ("nic", "none", *FABRIC_KINDS))
 
@@ -293,7 +295,8 @@ class Simulation:
             if all(v is None or v != v for v in col):  # absent, or every value null / NaN
                 raise ConfigError("router.cache.hit_model: trace needs the trace's "
                                   "semantic_cluster column, which this workload has no value "
-                                  "in (0 hits would follow); valid choices: curve")
+                                  "in (0 hits would follow; docs/routers.md, 'The semantic "
+                                  "cache', shows a trace with one); valid choices: curve")
         if cache_spec is not None:
             qoe = None if self.qoe is None else (self.qoe["ttft_s"], self.qoe["tokens_per_s"])
             self.cache = SemanticCache(cache_spec, stream(self.seed, "router.cache"), qoe)
@@ -500,7 +503,7 @@ def run(cfg: dict, out_dir: Path | str, trace=None) -> dict:
     summary.update(sim.service.summary(end))
     summary.update(sim.router.summary_figures())
     if sim.cache is not None:
-        summary.update(sim.cache.summary(req_t, summary.get("quality_requests")))
+        summary.update(sim.cache.summary(req_t, summary.get("quality_requests"), end))
     fabric = getattr(sim.fleet.transfer, "fabric", None)
     network = fabric.figures(end) if fabric is not None else None
     if network is not None:

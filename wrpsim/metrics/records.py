@@ -4,9 +4,10 @@ Rows are buffered as tuples in the column order of their schema and converted to
 chunks of `CHUNK_ROWS` (columnar Arrow holds a row in a fraction of a tuple's memory, so a
 million-request run stays small) and concatenated, sorted by request id, at the end.
 Times are simulated seconds; latencies are NaN where undefined (e.g. TPOT of a one-token
-answer, TTFT of a dropped request). `finish_s` is when a request ended: its last token, or for
-a dropped one the moment it was dropped (after its routing and front-end delays, when a
-closed-loop client learns of it); NaN only for one in flight at the horizon.
+answer or of an answer from the router's semantic cache, TTFT of a dropped request).
+`finish_s` is when a request ended: its last token, or for a dropped one the moment it was
+dropped (after its routing and front-end delays, when a closed-loop client learns of it); NaN
+only for one in flight at the horizon.
 """
 
 from __future__ import annotations
@@ -227,14 +228,15 @@ class RequestLog:
 
     def cached(self, req, model: str | None, now: float, qoe: float, skip=()) -> None:
         """Record a request answered by the router's semantic cache at `now`
-        (`wrpsim.router.semcache`): the whole answer at once, no instance, no GPU time; the
+        (`wrpsim.router.semcache`): the whole answer at once, no instance, no GPU time, TPOT
+        NaN (no token was streamed by the fleet: TPOT figures describe the served rows); the
         `on_complete` subscribers in `skip` (the router's) are not told."""
         self.open.pop(req.id, None)
         e2e = now - req.arrival_s
         many = req.output_tokens > 1
         row = (
             req.id, req.parent_id, req.arrival_s, model, None, None, req.prompt_tokens,
-            req.output_tokens, NAN, e2e, 0.0 if many else NAN, e2e, now, now, 0,
+            req.output_tokens, NAN, e2e, NAN, e2e, now, now, 0,
             len(req.hash_ids or ()), 0, 0, e2e if many else NAN, None, None, 0.0, NAN, NAN,
             "completed", None, 0.0, 0.0, 0.0, qoe, 0, self.route_s.pop(req.id, NAN),
         )

@@ -3,13 +3,14 @@
 Definitions (all in `summary.json`):
 
 - latency percentiles are over *completed* requests; TPOT = (finish − first token)/(output − 1)
-  and is undefined for one-token answers;
+  and is undefined for one-token answers and for answers from the router's semantic cache (not
+  streamed by the fleet: TPOT figures describe the requests the fleet served);
 - `drop_reasons`: {`drop_reason`: count} of the dropped requests (`{}` when none was dropped;
   the reasons of `requests.parquet`'s `drop_reason` column);
 - `slo_attainment`: fraction of *all* requests that completed with TTFT <= `slo.ttft_s` and TPOT
-  <= `slo.tpot_s` (dropped and unfinished requests count as misses; a one-token answer, which
-  has no TPOT, meets the TPOT part); `goodput_rps` is the number of such requests per simulated
-  second;
+  <= `slo.tpot_s` (dropped and unfinished requests count as misses; a one-token answer or a
+  semantic-cache hit, which has no TPOT, meets the TPOT part); `goodput_rps` is the number of
+  such requests per simulated second;
 - `throughput_tokens_per_s`: output tokens of completed requests per simulated second;
 - `prefix_hit_ratio_blocks`: prefix-hash ids found cached at each request's first admission over
   all ids; `prefix_hit_ratio_tokens`: prompt tokens whose prefill the cache saved over all prompt

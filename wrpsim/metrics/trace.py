@@ -2,7 +2,10 @@
 
 One process per instance (pid = instance number, named `pool/index`), thread 0 for its
 iterations — one complete ("X") slice per prefill iteration or decode run, with the batch in its
-args — and thread 1 for the KV transfers it sends. Open the file in https://ui.perfetto.dev or
+args — and thread 1 for the KV transfers it sends. Thread 0's slices are the busy time and
+iterations of `instances.parquet`: a decode run an arrival or a failure cuts short ends with the
+iterations that ended (`decode xN`), and an iteration a failure interrupts is lost work, not
+shown (`wrpsim.pool.failure`). Open the file in https://ui.perfetto.dev or
 chrome://tracing. Times are microseconds of simulated time.
 """
 

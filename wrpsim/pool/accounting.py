@@ -52,13 +52,16 @@ class AccountingMixin:
         self._c_cum += dur / nd
         self._e_cum += joules / nd
 
-    def _count_ended_iterations(self, now: float) -> None:
+    def _count_ended_iterations(self, now: float) -> int:
         """The stretch in progress is cut off at `now` (a crash): the iterations of a decode run
-        that ended by then happened; the one in progress, or a prefill iteration, is lost."""
+        that ended by then happened; the one in progress, or a prefill iteration, is lost.
+        Returns how many happened."""
         if self.busy and self._kind == _DECODE_RUN:
             k = self._done_steps(now)
             if k:
                 self._count_decode_run(self._end_at(k - 1), k)
+            return k
+        return 0
 
     def _charge_decoder(self, seq: Seq) -> None:
         """Charge a decoder its share of the iterations since it joined (or was last charged)."""

@@ -2,7 +2,8 @@
 
 Mixed into `Instance`. `fail()` takes the instance down at the current simulated time: the
 iteration in progress never completes (its time is not counted as busy; the iterations of a
-planned decode run that did end before the failure are), every sequence on the
+planned decode run that did end before the failure are, and its `trace.json` slice is cut to
+them), every sequence on the
 instance — queued, prefilling, decoding, done and waiting for a decode instance's reservation,
 or whose KV transfer to it is under way — is handed to `lost_handler` (the run's
 `wrpsim.failures.FailureInjector`, which retries, reroutes or drops it by policy; the hand-off
@@ -34,7 +35,9 @@ class FailureMixin:
     def fail(self) -> list:
         """Go down now; return the sequences that were on the instance (see module docstring)."""
         now = self.env.now
-        self._count_ended_iterations(now)
+        ran = self._count_ended_iterations(now)
+        if self.busy:  # the traced slice ends with the iterations that ran
+            self._trace_cut(ran)
         self.settle()
         seqs = list(self.running.values()) + list(self.waiting)
         for seq in seqs:

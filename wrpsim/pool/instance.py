@@ -55,7 +55,7 @@ class Instance(BatchingMixin, SequenceSetMixin, HandoffMixin, FailureMixin, Acco
     __slots__ = ("__dict__", "_c_cum", "_chunks", "_ctx_const", "_cum", "_cutoff", "_dec_in_iter",
                  "_dur", "_e_cum", "_fresh", "_heap", "_in_area", "_in_system", "_in_t", "_kick",
                  "_kind", "_lag", "_load_s", "_mh", "_mi", "_n", "_power", "_pre_tokens",
-                 "_pushes", "_qbase", "_qs", "_qt", "_t0", "_token", "_watermark", "busy",
+                 "_pushes", "_qbase", "_qs", "_qt", "_slice", "_t0", "_token", "_watermark", "busy",
                  "busy_s", "completed", "decode_tokens", "down", "down_s", "down_since",
                  "encode_s", "energy_j", "env", "epoch", "failures", "frontend", "gpus",
                  "handed_off", "incoming", "index", "iterations", "itl", "kv",
@@ -123,6 +123,7 @@ class Instance(BatchingMixin, SequenceSetMixin, HandoffMixin, FailureMixin, Acco
         self.completed = 0
         self._init_handoff()  # disaggregation: role, KV transfer, reservations
         self.tracer = None  # a wrpsim.metrics.trace.Tracer when the run is traced
+        self._slice = None  # traced: the slice `_trace_begin` recorded for the latest stretch
         self.itl = None  # a wrpsim.metrics.itl.ItlLog when inter-token gaps are recorded
         self.power_log = None  # a wrpsim.metrics.powerlog.PowerLog when power is logged
         self._fresh: list[Seq] = []  # new decoders whose second-token time is not known yet
@@ -287,12 +288,7 @@ class Instance(BatchingMixin, SequenceSetMixin, HandoffMixin, FailureMixin, Acco
         k = self._done_steps(now) + extra
         if k + 1 < self._n:
             end = self._end_at(k)
-            if self.tracer is not None:  # the slice recorded at the start ends earlier
-                for ev in reversed(self.tracer.events):
-                    if ev.get("pid") == self.tracer.pid(self.name) and ev.get("tid") == 0:
-                        ev["dur"] = end * 1e6
-                        ev["name"] = f"decode x{k + 1}"
-                        break
+            self._trace_cut(k + 1)  # the slice recorded at the start ends earlier
             self._n = k + 1
             self._dur = end
             # the stretch now ends `delay` from now: one light event; the one it replaces is
@@ -448,6 +444,26 @@ class Instance(BatchingMixin, SequenceSetMixin, HandoffMixin, FailureMixin, Acco
             "prefill" if prefill else f"decode x{n}")
         self.tracer.slice(self.name, 0, name, now, dur, decode_seqs=self._dec_in_iter,
                           prefill_tokens=prefill, waiting=len(self.waiting))
+        self._slice = self.tracer.events[-1]
+
+    def _trace_cut(self, k: int) -> None:
+        """The traced slice of the stretch in progress covers only its first `k` iterations (a
+        decode run cut short, or those that ended before a failure); `k` 0 removes it (nothing
+        of it ran). Nothing to do untraced, or for an instance that records its slices when
+        they end (`SpanningInstance`)."""
+        ev = self._slice
+        if ev is None:
+            return
+        if k:
+            ev["dur"] = self._end_at(k - 1) * 1e6
+            ev["name"] = f"decode x{k}"
+            return
+        events = self.tracer.events
+        i = len(events) - 1
+        while events[i] is not ev:  # (recorded when the stretch began: near the end)
+            i -= 1
+        del events[i]
+        self._slice = None
 
     # ------------------------------------------------------------------ iteration end
     def _on_end(self, ev) -> None:

@@ -26,9 +26,13 @@ Contract. Only a workload's own requests (no `parent_id`) are looked up, once, w
 replica starts on them (after the router's queue and before its policy). Every looked-up request
 pays `lookup_s` (part of its `route_s`). On a hit it skips the policy and the fleet: it completes
 `lookup_s` after the router's service ends, with the cached answer's model and no GPU time,
-energy or cost, and the router's `on_complete` is not called for it. On a miss it is routed as
+energy or cost, the whole answer at once (its row's TTFT = E2E; TPOT NaN: no token streamed by
+the fleet, so the run's TPOT figures describe the served requests), and the router's
+`on_complete` is not called for it. On a miss it is routed as
 before. A completed answer is stored when its row is recorded (follow-up calls are stored under
 their original's key, adding their GPU time), evicting per the policy when the cache is full.
+An entry expires `ttl_s` after it was stored: expired entries are dropped before each lookup and
+each store (so a lookup sees only live entries and a full cache evicts only live ones).
 Entries are kept per requested `model` (the trace's, before any router chose one: a request
 naming a model is only answered from entries of requests that named the same one); a category
 whose threshold is null is neither looked up nor stored.
@@ -55,14 +59,15 @@ to the cached answer when it was computed — an estimate of what serving the hi
 taken; batched requests share iterations, so the fleet's busy time falls by less),
 `cache_quality_lost` (Σ over false hits of the quality the cached model would have scored on the
 prompt, over the scored requests: how much lower the run's `quality` is than with every hit
-true), `cache_entries`, `cache_evictions`, `cache_expired` and the settings.
+true), `cache_entries` (live at the run's end), `cache_evictions` (dropped to make room),
+`cache_expired` (dropped when their TTL ran out, up to the run's end) and the settings.
 `requests.parquet` gains the columns `cache_hit` and `cache_false_hit` (only when the cache is on).
 """
 
 from __future__ import annotations
 
 import math
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -162,6 +167,10 @@ class SemanticCache:
         self._bags: dict = {}  # curve: (category, model) -> list of keys (random pick)
         self._pos: dict = {}  # curve: key -> index in its bag
         self._root: dict[int, int] = {}  # follow-up id -> its original's id
+        #: with a TTL: (key, entry) in the order stored, which is the order they expire in
+        #: (answers are stored at the simulated time they complete, and a TTL is the same for
+        #: all); an entry evicted or replaced meanwhile is skipped when it comes up
+        self._ages: deque = deque()
         self.looked_up: set[int] = set()
         self.asked: dict[int, str | None] = {}  # looked-up id -> the model it asked for
         self.hits: dict[int, Hit] = {}
@@ -186,6 +195,7 @@ class SemanticCache:
             return None
         self.looked_up.add(req.id)
         self.asked[req.id] = req.model
+        self._expire(now)
         spec, cat = self.spec, req.category
         if spec.hit_model == "curve":
             if self.rng.random() >= spec.of(spec.hit_rate, cat):
@@ -202,10 +212,6 @@ class SemanticCache:
             if sim is not None and not math.isnan(sim) and sim < spec.of(spec.threshold, cat):
                 return None
         e = self._entries[key]
-        if spec.ttl_s is not None and now - e.stored_s > spec.ttl_s:
-            self._remove(key)
-            self.expired += 1
-            return None
         if spec.eviction == "lru":
             self._entries.move_to_end(key)
         false = bool(self.rng.random() < spec.of(spec.false_hit, cat))
@@ -236,6 +242,7 @@ class SemanticCache:
         if key is None:
             return
         now, model = record["finish_s"], record["model"]
+        self._expire(now)
         e = self._entries.get(key)
         if e is not None and e.root == root:  # a later call of the same original
             e.model, e.gpu_s, e.cost_usd = model, e.gpu_s + record["gpu_s"], \
@@ -247,11 +254,24 @@ class SemanticCache:
             self._remove(next(iter(self._entries)))
             self.evictions += 1
         bag = (req.category, self.asked[root])
-        self._entries[key] = _Entry(root, bag, model, record["gpu_s"], record["cost_usd"], now)
+        e = _Entry(root, bag, model, record["gpu_s"], record["cost_usd"], now)
+        self._entries[key] = e
+        if self.spec.ttl_s is not None:
+            self._ages.append((key, e))
         if self.spec.hit_model == "curve":
             keys = self._bags.setdefault(bag, [])
             self._pos[key] = len(keys)
             keys.append(key)
+
+    def _expire(self, now: float) -> None:
+        """Drop the entries whose TTL has run out at `now` (stored more than `ttl_s` before),
+        counting them in `expired`: what is left is live."""
+        ttl, ages = self.spec.ttl_s, self._ages
+        while ages and now - ages[0][1].stored_s > ttl:
+            key, e = ages.popleft()
+            if self._entries.get(key) is e:
+                self._remove(key)
+                self.expired += 1
 
     def _remove(self, key) -> None:
         e = self._entries.pop(key)
@@ -271,11 +291,14 @@ class SemanticCache:
         table = table.append_column(pa.field("cache_hit", pa.bool_()), [pa.array(hit)])
         return table.append_column(pa.field("cache_false_hit", pa.bool_()), [pa.array(false)])
 
-    def summary(self, table: pa.Table, quality_requests: int | None) -> dict:
+    def summary(self, table: pa.Table, quality_requests: int | None, end: float) -> dict:
         """The `cache_*` keys of `summary.json` (module docstring); `table`: the requests,
-        `quality_requests`: how many the quality metric scored. Hits not answered before the
-        run's end (horizon) are not counted."""
+        `quality_requests`: how many the quality metric scored, `end`: the run's end, when
+        `cache_entries` are counted (entries expired by then are dropped and count as
+        expired). Hits not answered before the run's end (horizon) are not counted."""
         import pyarrow.compute as pc  # (~50 ms to import: only runs with the cache on)
+
+        self._expire(end)
 
         done = set(table.filter(pc.equal(table.column("status"), "completed"))
                    .column("request_id").to_pylist())
