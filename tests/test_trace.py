@@ -30,14 +30,52 @@ def test_trace_slices_cover_exactly_the_busy_time(tmp_path):
         assert total / 1e6 == pytest.approx(busy[(pool, int(idx))], rel=1e-9)
 
 
-def test_trace_shows_kv_transfers_of_prefill_instances(tmp_path):
-    cfg = disagg_cfg("serialized", 100.0)
+def _kv_spans(tmp_path) -> list[tuple[dict, dict]]:
+    """(begin, end) event pairs of the KV transfers in trace.json, by request id."""
+    events = json.loads((tmp_path / "trace.json").read_text())["traceEvents"]
+    begin = {e["id"]: e for e in events if e["ph"] == "b" and e["tid"] == 1}
+    end = {e["id"]: e for e in events if e["ph"] == "e" and e["tid"] == 1}
+    assert begin.keys() == end.keys()
+    assert not [e for e in events if e["ph"] == "X" and e["tid"] == 1]
+    return [(begin[k], end[k]) for k in sorted(begin)]
+
+
+@pytest.mark.parametrize("mode", ["serialized", "layerwise"])
+def test_trace_shows_kv_transfers_of_prefill_instances_from_first_to_last_byte(tmp_path, mode):
+    """A transfer is an async span from its first byte to its last: serialized, the whole KV
+    at the NIC's rate after the prompt; layer-wise, from the start of the prompt's iteration
+    (layers leave as they are computed). Its args carry the bytes and requests.parquet's
+    kv_transfer_s (prompt done -> arrival)."""
+    import pyarrow.parquet as pq
+
+    cfg = disagg_cfg(mode, 100.0)
     cfg["sim"] = {"trace": True}
     run(cfg, tmp_path, make_trace([0.0], [4096], [3]))
-    events = json.loads((tmp_path / "trace.json").read_text())["traceEvents"]
-    xfers = [e for e in events if e["ph"] == "X" and e["tid"] == 1]
-    assert len(xfers) == 1 and xfers[0]["name"] == "kv -> dec/0"
-    assert xfers[0]["dur"] == pytest.approx(4096 * 131072 / 12.5e9 * 1e6, rel=1e-9)
+    ((b, e),) = _kv_spans(tmp_path)
+    assert b["name"] == e["name"] == "kv -> dec/0" and b["cat"] == "kv" and b["id"] == 0
+    nbytes = 4096 * 131072
+    assert b["args"]["bytes"] == nbytes
+    row = pq.read_table(tmp_path / "requests.parquet").to_pylist()[0]
+    assert b["args"]["kv_transfer_s"] == pytest.approx(row["kv_transfer_s"], rel=1e-12)
+    wire = nbytes / 12.5e9
+    if mode == "serialized":  # starts when the prompt is done (0.08 s), lasts bytes / rate
+        assert b["ts"] == pytest.approx(0.08e6, rel=1e-12)
+        assert e["ts"] - b["ts"] == pytest.approx(wire * 1e6, rel=1e-9)
+    else:  # starts with the prompt's iteration; only the tail past its end is exposed
+        assert b["ts"] == 0.0
+        assert e["ts"] / 1e6 == pytest.approx(0.08 + row["kv_transfer_s"], rel=1e-9)
+        assert row["kv_transfer_s"] < wire
+
+
+def test_overlapping_kv_transfers_are_separate_spans(tmp_path):
+    """Two prompts finishing in one iteration send at once: two spans that overlap in time,
+    told apart by their ids."""
+    cfg = disagg_cfg("layerwise", 100.0)
+    cfg["sim"] = {"trace": True}
+    run(cfg, tmp_path, make_trace([0.0, 0.0], [2048, 2048], [3, 3]))
+    (b0, e0), (b1, e1) = _kv_spans(tmp_path)
+    assert (b0["id"], b1["id"]) == (0, 1)
+    assert b1["ts"] < e0["ts"] and b0["ts"] < e1["ts"]  # they overlap
 
 
 def _iterations_and_busy(tmp_path) -> tuple[dict, dict]:

@@ -5,8 +5,14 @@ iterations — one complete ("X") slice per prefill iteration or decode run, wit
 args — and thread 1 for the KV transfers it sends. Thread 0's slices are the busy time and
 iterations of `instances.parquet`: a decode run an arrival or a failure cuts short ends with the
 iterations that ended (`decode xN`), and an iteration a failure interrupts is lost work, not
-shown (`wrpsim.pool.failure`). Open the file in https://ui.perfetto.dev or
-chrome://tracing. Times are microseconds of simulated time.
+shown (`wrpsim.pool.failure`). A KV transfer is an async slice ("b" / "e", category `kv`, id the
+request id) from the moment its bytes start to leave — the start of the iteration that completes
+the prompt when layer-wise streaming sends layers as they are computed, else the moment the
+prompt is done and the decode side has granted its blocks — to the arrival of the last byte,
+with its `bytes` and `kv_transfer_s` (prompt done → arrival, as in `requests.parquet`: the
+exposed part, with any wait for the grant) in its args; transfers overlap (several sequences
+of one iteration, the fabric's shared links), which async slices show on separate rows. Open
+the file in https://ui.perfetto.dev or chrome://tracing. Times are microseconds of simulated time.
 """
 
 from __future__ import annotations
@@ -40,6 +46,16 @@ class Tracer:
         """Record a complete slice on thread `tid` of instance `inst`."""
         self.events.append({"ph": "X", "name": name, "pid": self.pid(inst), "tid": tid,
                             "ts": t0 * 1e6, "dur": dur * 1e6, "args": args})
+
+    def span(self, inst: str, tid: int, name: str, t0: float, t1: float, key: int,
+             **args) -> None:
+        """Record an async slice [t0, t1] of instance `inst` (category `kv`, id `key`): spans
+        that may overlap on one thread, which complete slices cannot show."""
+        pid = self.pid(inst)
+        self.events.append({"ph": "b", "cat": "kv", "id": key, "name": name, "pid": pid,
+                            "tid": tid, "ts": t0 * 1e6, "args": args})
+        self.events.append({"ph": "e", "cat": "kv", "id": key, "name": name, "pid": pid,
+                            "tid": tid, "ts": t1 * 1e6})
 
     def write(self, path: Path) -> None:
         """Write the Chrome trace JSON atomically."""

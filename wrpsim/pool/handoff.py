@@ -132,9 +132,10 @@ class HandoffMixin:
         epoch = self.epoch
 
         def arrived(t: float) -> None:
-            if self.tracer is not None:
-                self.tracer.slice(self.name, 1, f"kv -> {dst.name}", now, t - now,
-                                  request=seq.req.id, bytes=nbytes)
+            if self.tracer is not None:  # from the first byte (`t_start`) to the last
+                self.tracer.span(self.name, 1, f"kv -> {dst.name}", t_start, t, seq.req.id,
+                                 request=seq.req.id, bytes=nbytes,
+                                 kv_transfer_s=t - seq.prefill_end_s)
             if self.epoch == epoch:  # (a failure meanwhile freed every block already)
                 del self.outgoing[id(seq)]
                 self._release(seq, seq.blocks, seq.req.prompt_tokens, t)
