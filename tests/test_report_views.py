@@ -44,6 +44,15 @@ def test_decision_mix_counts_instances_and_drops():
     assert decision_mix(t) == {"a/0": 2, "a/1": 1, "dropped": 1}
 
 
+def test_decision_mix_tells_cache_answers_and_unplaced_requests_from_drops():
+    """A semantic-cache hit (completed, no pool) and a request between instances at the end
+    (in flight, no pool) are neither drops nor instances; a drop at an instance is a drop."""
+    t = pa.table({"pool": [None, None, "a", "a", None],
+                  "instance": pa.array([None, None, 0, 1, None], pa.int32()),
+                  "status": ["completed", "in_flight", "dropped", "completed", "dropped"]})
+    assert decision_mix(t) == {"a/1": 1, "dropped": 2, "in flight": 1, "semantic cache": 1}
+
+
 def _run(**params) -> Run:
     return Run(name="0", path=Path("."), status="completed", params=params)
 

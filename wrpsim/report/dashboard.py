@@ -80,7 +80,9 @@ FIGURES = {
         ("insys", "Requests in the system over time",
          "Arrived and not yet finished (dropped requests never enter)."),
         ("mix", "Router decision mix (share of requests)",
-         "Requests per pool/instance the router chose; 'dropped' never reached one.")),
+         "Requests per pool/instance the router chose; 'dropped' ended without an answer, "
+         "'semantic cache' was answered by the router's cache, 'in flight' was between "
+         "instances when the run ended.")),
 }
 
 

@@ -50,14 +50,17 @@ def in_system(arrival: np.ndarray, finish: np.ndarray, end: float,
 
 
 def decision_mix(table) -> dict[str, int]:
-    """Requests per `pool/instance` the router chose, and `dropped`; keys sorted."""
+    """Requests per `pool/instance` the router chose, and those that reached none: `dropped`,
+    `semantic cache` (answered by the router's cache: completed without a pool) and `in flight`
+    (between instances when the run ended); keys sorted."""
     import pyarrow.compute as pc
 
-    dropped = pc.or_kleene(pc.equal(table.column("status"), "dropped"),
-                           pc.is_null(table.column("pool")))
-    where = pc.binary_join_element_wise(
-        table.column("pool"), pc.cast(table.column("instance"), "string"), "/")
-    keys = pc.if_else(pc.fill_null(dropped, True), "dropped", where)
+    status, pool = table.column("status"), table.column("pool")
+    unplaced = pc.is_null(pool)
+    where = pc.binary_join_element_wise(pool, pc.cast(table.column("instance"), "string"), "/")
+    keys = pc.if_else(pc.and_(unplaced, pc.equal(status, "completed")), "semantic cache",
+                      pc.if_else(unplaced, "in flight", where))
+    keys = pc.if_else(pc.equal(status, "dropped"), "dropped", keys)
     counts = pc.value_counts(keys)
     return {str(k): int(n) for k, n in sorted(zip(counts.field("values").to_pylist(),
                                                    counts.field("counts").to_pylist()))}
