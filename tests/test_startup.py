@@ -140,3 +140,38 @@ def test_leave_returns_while_another_thread_runs():
     finally:
         stop.set()
         t.join()
+
+
+def test_profiling_the_console_entry_still_writes_the_profile(tmp_path):
+    """Under a profiler the process ends the usual way (`leave` returns), so cProfile's own
+    code after the module writes its file."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "WRPSIM_CACHE": str(tmp_path / "traces"),
+           "WRPSIM_MODEL_CACHE": str(tmp_path / "latency")}
+    prof = tmp_path / "run.prof"
+    out = subprocess.run([sys.executable, "-m", "cProfile", "-o", str(prof), "-m", "wrpsim",
+                          "workload.max_requests=5", f"hydra.run.dir={tmp_path / 'run'}"],
+                         capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
+    assert out.returncode == 0, out.stderr
+    import pstats
+
+    assert pstats.Stats(str(prof)).total_calls > 0
+
+
+@pytest.mark.parametrize("sweep", [False, True])
+def test_a_closed_stdout_does_not_fail_a_finished_run(tmp_path, sweep):
+    """`wrpsim json=true | head -c 10`: the reader leaves before the JSON line; the run (each
+    run of a sweep) still completes with its `_DONE` and exit status 0."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "WRPSIM_CACHE": str(tmp_path / "traces"),
+           "WRPSIM_MODEL_CACHE": str(tmp_path / "latency")}
+    args = (["-m", "seed=0,1", f"hydra.sweep.dir={tmp_path / 'run'}"] if sweep
+            else [f"hydra.run.dir={tmp_path / 'run'}"])
+    p = subprocess.Popen([sys.executable, "-m", "wrpsim", *args, "workload.max_requests=5",
+                          "json=true"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+                         cwd=ROOT)
+    p.stdout.close()  # the reader is gone before anything is written
+    err = p.stderr.read().decode()
+    assert p.wait(timeout=300) == 0, err
+    runs = [tmp_path / "run" / "0", tmp_path / "run" / "1"] if sweep else [tmp_path / "run"]
+    for run in runs:
+        assert (run / "_DONE").is_file() and not (run / "error.json").exists(), err
+    assert "BrokenPipe" not in err

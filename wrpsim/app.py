@@ -124,10 +124,21 @@ def completed_with(out_dir: Path, digest: str) -> bool:
 
 
 def say(line: str, stream=None) -> None:
-    """Write one whole line in one call and flush, so lines of parallel jobs never interleave."""
+    """Write one whole line in one call and flush, so lines of parallel jobs never interleave.
+
+    When the reader of stdout has gone (`wrpsim json=true | head -c 100`) the line is dropped
+    and stdout sent to /dev/null from then on, so a run whose results are written is not
+    failed by a print (Python's advice for SIGPIPE); other streams raise as usual."""
     stream = stream or sys.stdout
-    stream.write(line + "\n")
-    stream.flush()
+    try:
+        stream.write(line + "\n")
+        stream.flush()
+    except BrokenPipeError:
+        if stream is not sys.stdout:
+            raise
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
 
 
 def clear_markers(out: Path, outputs: tuple[str, ...] = ()) -> None:
@@ -226,11 +237,13 @@ def leave() -> None:
     teardown: run the `atexit` handlers (logging's shutdown, launchers' clean-up), flush stdout
     and stderr, then `os._exit(0)`. The teardown frees every module, table and object one by
     one, ~0.1 s of the default run's ~1.6 s, and writes nothing. Returns normally (the usual
-    exit) while another thread still runs, as it might still be writing. Only for console
-    entry points (`wrpsim.__main__.cli`): called in-process it would end the caller too."""
+    exit) while another thread still runs, as it might still be writing, and under a profiler
+    or tracer (`python -m cProfile -m wrpsim`, pdb, coverage), whose own code runs after the
+    module returns. Only for console entry points (`wrpsim.__main__.cli`): called in-process
+    it would end the caller too."""
     import threading
 
-    if threading.active_count() > 1:
+    if threading.active_count() > 1 or sys.getprofile() is not None or sys.gettrace() is not None:
         return
     import atexit
 
