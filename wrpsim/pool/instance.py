@@ -446,6 +446,15 @@ class Instance(BatchingMixin, SequenceSetMixin, HandoffMixin, FailureMixin, Acco
                           prefill_tokens=prefill, waiting=len(self.waiting))
         self._slice = self.tracer.events[-1]
 
+    def cut_off(self, now: float) -> None:
+        """The stretch in progress stops at `now` (a failure, or the horizon that ends the run):
+        the iterations of a decode run that ended by then count (busy time, energy, tokens:
+        `_count_ended_iterations`), the one in progress or a prefill iteration does not, and
+        the traced slice ends with the ones that count (`_trace_cut`). Call it once."""
+        ran = self._count_ended_iterations(now)
+        if self.busy:
+            self._trace_cut(ran)
+
     def _trace_cut(self, k: int) -> None:
         """The traced slice of the stretch in progress covers only its first `k` iterations (a
         decode run cut short, or those that ended before a failure); `k` 0 removes it (nothing
