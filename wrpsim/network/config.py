@@ -57,6 +57,10 @@ NUM_BOUNDS = {
     "flowlet_gap_us": (0.0, 1e9, False, "microseconds"),
 }
 NULLABLE = ("uplink_gbps", "oversubscription", "nvlink_gbps")
+#: keys every network option's file lists (null, false) though only these kinds take another
+#: value (`_check_window`; `collectives`: `wrpsim.pool.spanning`); the hints for a key of
+#: another option name only these (`wrpsim.hydra_errors`)
+VALUE_KINDS = {"packet_window": ("fluid",), "collectives": ("fluid", "packet")}
 #: the packet engine's limit on one run's data packets, all fabric flows together (a flow of b
 #: bytes is ceil(b / mtu_bytes) of them). The engine simulates about 10^5 packets per wall-clock
 #: second (every packet and its ACK are events, in Python), so 2^25 (33.5 M packets, 128 GiB at
@@ -286,7 +290,7 @@ def _check_window(where: str, w, kind: str) -> None:
     if not nums or not 0 <= w[0] < w[1] or w[0] == float("inf"):
         raise ConfigError(f"{where}.packet_window must be null or [t0, t1], simulated seconds "
                           f"with 0 <= t0 < t1 (t1 may be inf), got {w!r}")
-    if kind != "fluid":
+    if kind not in VALUE_KINDS["packet_window"]:
         raise ConfigError(f"{where}.packet_window needs kind fluid (network=fluid: the fluid "
                           f"engine carries the transfers outside the window), got kind {kind}")
 
