@@ -4,8 +4,10 @@ Hydra app, as a user's `python -m wrpsim …` (a subprocess each would cost ~2 s
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -93,10 +95,20 @@ BAD = [
      r"\+workload\.source\.time_unit=…\)$"),
     # a network key of other options: they are named, not a '+' the selected kind refuses;
     # with a '+' anyway the kind's line lists every key it takes (collectives' too)
+    # (only fluid: the packet option lists packet_window only to refuse any window)
     (["network=nic", "network.packet_window=[1,2]"],
-     r"^wrpsim: error: network\.packet_window: unknown key; valid keys under network: kind, "
-     r"nic_gbps, collectives; the network options with this key: fluid, packet \(e\.g\. "
-     r"network=fluid network\.packet_window=\[1,2\]\)$"),
+     r"^wrpsim: error: network\.packet_window: not a key of network=nic; the network options "
+     r"with this key: fluid \(e\.g\. network=fluid network\.packet_window=\[1,2\]\)$"),
+    (["network=fluid", "network.nic_gbps=100"],
+     r"^wrpsim: error: network\.nic_gbps: not a key of network=fluid; the network options "
+     r"with this key: nic \(e\.g\. network=nic network\.nic_gbps=100\)$"),
+    (["network.lb=spray"],  # the default option (none)
+     r"^wrpsim: error: network\.lb: not a key of network=none; the network options with this "
+     r"key: fluid, packet \(e\.g\. network=fluid network\.lb=spray\)$"),
+    # collectives is a boolean, not a config group with options
+    (["network=fluid", "network.collectives.alpha_us=1"],
+     r"^wrpsim: error: network\.collectives\.alpha_us: unknown key: network\.collectives is a "
+     r"single value, not a section with keys; did you mean network\.collective_alpha_us=1\?$"),
     (["network=nic", "+network.packet_window=[1,2]"],
      r"^wrpsim: error: network \(kind nic\): unknown key\(s\) \['packet_window'\]; valid keys: "
      r"kind, nic_gbps, collectives, collective_alpha_us$"),
@@ -211,6 +223,35 @@ def test_the_network_key_hint_gives_a_command_that_runs(monkeypatch, capsys, tmp
     assert example == ["network=fluid", "network.packet_window=[1,2]"]
     (tmp_path / "b").mkdir()
     code, _, err = run_app(monkeypatch, capsys, tmp_path / "b", SMALL, pool, *example)
+    assert code == 0, err
+
+
+@pytest.mark.parametrize("module", ["wrpsim", "wrpsim.plan"])
+def test_network_key_hints_are_the_same_in_the_plan(module):
+    """`python -m wrpsim.plan` words a network key of another option, and a key under the
+    `collectives` boolean, as `python -m wrpsim` does (one line, exit 2)."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    for args, line in [
+        (["network=nic", "network.packet_window=[1,2]"],
+         "wrpsim: error: network.packet_window: not a key of network=nic; the network options "
+         "with this key: fluid (e.g. network=fluid network.packet_window=[1,2])"),
+        (["network=fluid", "network.collectives.alpha_us=1"],
+         "wrpsim: error: network.collectives.alpha_us: unknown key: network.collectives is a "
+         "single value, not a section with keys; did you mean network.collective_alpha_us=1?"),
+    ]:
+        r = subprocess.run([sys.executable, "-m", module, *args], cwd=root, env=env,
+                           capture_output=True, text=True, timeout=300)
+        assert r.returncode == 2 and r.stderr.strip() == line, r.stderr
+
+
+def test_the_collective_alpha_hint_runs(monkeypatch, capsys, tmp_path):
+    """The suggested network.collective_alpha_us=1 is a run."""
+    code, _, err = run_app(monkeypatch, capsys, tmp_path, SMALL, "network=fluid",
+                           "network.collective_alpha_us=1")
     assert code == 0, err
 
 

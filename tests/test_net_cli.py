@@ -155,12 +155,45 @@ def test_parse_bytes():
     assert parse_bytes("1.5 GB") == 1_500_000_000 and parse_bytes("512KiB") == 524288
     assert parse_bytes(4096.0) == 4096 and parse_bytes("1.5MiB") == 1_572_864
     assert parse_bytes(str(2**50)) == 2**50
-    for big in (1e300, "2000000GiB", 2**50 + 1):   # an OverflowError deep in the engines before
+    assert parse_bytes("1PiB") == 2**50 and parse_bytes("1TiB") == 2**40
+    assert parse_bytes("1TB") == 10**12 and parse_bytes("1PB") == 10**15
+    # an OverflowError deep in the engines before
+    for big in (1e300, "2000000GiB", 2**50 + 1, "2PiB", "1.2PB"):
         with pytest.raises(ConfigError, match=r"^flow_bytes must be between 1 byte and 1 PiB "
                                               r"\(1,125,899,906,842,624\), got "):
             parse_bytes(big)
     with pytest.raises(ConfigError):
         parse_bytes(0)
+
+
+@pytest.mark.parametrize("args, packets", [
+    (["flow_bytes=1000000000000000"], "976,562,500,000"),   # a MemoryError before
+    (["flow_bytes=1e12"], "976,562,500"),                   # hours before
+    (["mtu_bytes=1", "flow_bytes=1GiB"], "4,294,967,296"),
+])
+def test_packet_runs_too_large_are_one_line(args, packets):
+    """The packet engine refuses a run of more than 2^25 data packets (minutes of wall time)
+    before it starts, naming flow_bytes and mtu_bytes; the fluid engine takes the same run."""
+    r = cli("leaves=2", "hosts_per_leaf=2", "spines=2", "engine=packet", *args)
+    assert r.returncode == 2 and r.stdout == ""
+    assert r.stderr.startswith(f"wrpsim: error: flow_bytes / mtu_bytes: the 4 fabric flows of "
+                               f"permutation are {packets} packets at mtu_bytes=")
+    assert "engine=packet takes at most 33,554,432 (2^25) per run" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_the_packet_limit_counts_every_fabric_flow():
+    """2^25 packets in all: 4 flows of 2^23 packets fit, 4 of 2^23 + 1 do not; the fluid
+    engine has no packet limit."""
+    from wrpsim.net import net_config
+    from wrpsim.network.config import MAX_PACKETS, check_packets
+
+    fabric = ["leaves=2", "hosts_per_leaf=2", "spines=2"]
+    packet = net_config(parse_args([*fabric, "engine=packet", "mtu_bytes=1048576"]))
+    check_packets(packet, [MAX_PACKETS // 4 * 2**20] * 4)
+    with pytest.raises(ConfigError, match=r"are 33,554,436 packets at mtu_bytes=1048576"):
+        check_packets(packet, [(MAX_PACKETS // 4 + 1) * 2**20] * 4)
+    check_packets(net_config(parse_args(fabric)), [2**50] * 4)
 
 
 def test_carried_ratio_shows_what_the_packets_did_where_offered_load_cannot(tmp_path):

@@ -344,7 +344,16 @@ def test_cli_files_and_determinism(tmp_path):
                                                      r"\(hosts_per_leaf\) with group=leaf"),
     (["pattern=allgather", "alpha_us=-1"], r"alpha_us must be a finite number in \[0, 1e\+09\]"),
     (["pattern=allgather", "alpha_us=1e300"], r"alpha_us must be a finite number in \[0, "),
-    (["pattern=allreduce_tree", "chunks=0"], r"chunks must be an integer >= 1"),
+    (["pattern=allreduce_tree", "chunks=0"], r"^chunks must be an integer in 1\.\.4096 "),
+    # a DAG of 10^8 pieces took forever to build; more pieces than bytes made 0-byte flows
+    (["pattern=allreduce_tree", "chunks=100000000"],
+     r"^chunks must be an integer in 1\.\.4096 \(at most 4,096 and at most "
+     r"flow_bytes=4,194,304: no empty pieces\), got 100000000$"),
+    (["pattern=allreduce_tree", "chunks=100", "flow_bytes=10"],
+     r"^chunks must be an integer in 1\.\.10 \(.*\), got 100$"),
+    (["pattern=allreduce_tree", "chunks=4", "engine=packet", "flow_bytes=1TiB"],
+     r"^flow_bytes / mtu_bytes: the fabric flows of allreduce_tree over 8 ranks are "
+     r"[0-9,]+ packets at mtu_bytes=4096; engine=packet takes at most 33,554,432 \(2\^25\) "),
     # a collective key the pattern would not read is refused, not silently dropped
     (["pattern=allreduce_ring", "chunks=4"], r"^chunks applies only to pattern allreduce_tree; "
                                              r"got chunks=4 with pattern=allreduce_ring$"),

@@ -94,3 +94,35 @@ def test_ring_with_instant_nvlink(engine):
         assert s["cct_s"] == pytest.approx(M * 8 / C, rel=1e-12)
     else:
         assert s["cct_s"] > s["ideal_cct_s"]
+
+
+@pytest.mark.parametrize("engine", ["fluid", "packet"])
+def test_a_gpus_concurrent_nvlink_flows_share_its_link(engine):
+    """all_to_all on 2 servers of 4 GPUs at 10 Gb/s NVLink: each GPU sends 3 flows and receives
+    3 at once, so each runs at a third of the link and all end at 3·M/R (they ended at M/R, a
+    GPU sending 30 Gb/s over a 10 Gb/s link); ideal_cct_s is the busiest GPU port's bytes."""
+    m, rate = 4 << 20, 10e9
+    c = cfg(kind=engine, leaves=2, hosts_per_leaf=4, spines=2, gpus_per_host=4, nvlink_gbps=10,
+            lb="spray")
+    r = run_scenario(c, "all_to_all", m, seed=0)
+    s = r.summary
+    assert s["nvlink_flows"] == 24
+    local = [f for f in r.flows.to_pylist() if f["src"] // 4 == f["dst"] // 4]
+    assert len(local) == 24
+    assert all(f["finish_s"] == pytest.approx(3 * m * 8 / rate, rel=1e-12) for f in local)
+    assert s["cct_s"] == pytest.approx(3 * m * 8 / rate, rel=1e-12)
+    assert s["ideal_cct_s"] == pytest.approx(3 * m * 8 / rate, rel=1e-12)
+
+
+def test_nvlink_max_min_refills_when_a_flow_ends():
+    """GPU 0 sends to 1, 2 and 3, GPU 4 sends to 1 (one server of 8, 1 bit/s links): GPU 0's
+    egress gives each of its flows 1/3; GPU 1's ingress leaves 4 -> 1 the other 2/3. With
+    3 bits each, 0's flows end at 9; 4 -> 1 has 3 bits: ends at 4.5. With 9 bits it has 3 left
+    at 9 and then runs alone at 1: ends at 12."""
+    from wrpsim.network.scenario import _max_min_times
+
+    ports = [((0, 0), (1, 1)), ((0, 0), (2, 1)), ((0, 0), (3, 1)), ((4, 0), (1, 1))]
+    assert _max_min_times(ports, [3.0, 3.0, 3.0, 3.0], 1.0) == pytest.approx([9, 9, 9, 4.5])
+    assert _max_min_times(ports, [3.0, 3.0, 3.0, 9.0], 1.0) == pytest.approx([9, 9, 9, 12])
+    # an unshared flow runs alone at the link rate
+    assert _max_min_times([((0, 0), (1, 1))], [5.0], 2.0) == [2.5]

@@ -214,6 +214,64 @@ def test_the_oracle_spreads_a_burst_through_the_front_end():
     assert [r["instance"] for r in rows] == [0, 1, 2, 3, 0, 1, 2, 3]
 
 
+def _assert_oracle_drained(sim) -> None:
+    """Every count the oracle keeps of requests on their way to an instance (front end,
+    decode side) is back to 0 once the run has drained."""
+    feed = sim.feed
+    assert feed.decoding == {}
+    assert all(lv.front == lv.front_tokens == 0 for lv in feed._front.values())
+
+
+DISAGG_BURST = ("pool=h100-llama70b-disagg", "network=nic", "router=least-outstanding",
+                "router.view.kind=oracle")
+
+
+@pytest.mark.parametrize("kind", ["oracle", "scrape"])
+def test_a_disaggregated_burst_spreads_on_both_sides(kind):
+    """16 requests 1 ms apart on the disaggregated fleet (2 prefill + 2 decode instances): the
+    oracle counts a request on its decode instance from the routing decision until its KV
+    arrives there, so the decode side is split like the prefill side (it sent all 16 to
+    decode 0 when only the prefill side's front end was counted); the scrape's own dispatch
+    counts split both sides too."""
+    trace = make_trace([0.001 * i for i in range(16)], [3000] * 16, [50] * 16)
+    sim = Simulation(compose_cfg(*DISAGG_BURST[:-1], f"router.view.kind={kind}"), trace)
+    rows = sim.run()[0].to_pylist()
+    assert all(r["status"] == "completed" for r in rows)
+    pre = [r["prefill_instance"] for r in rows]
+    dec = [r["instance"] for r in rows]
+    assert (pre.count(0), pre.count(1)) == (8, 8)
+    assert (dec.count(0), dec.count(1)) == (8, 8)
+    if kind == "oracle":
+        _assert_oracle_drained(sim)
+
+
+@pytest.mark.parametrize("policy", ["retry", "drop"])
+@pytest.mark.parametrize("pool", ["prefill", "decode"])
+def test_the_oracle_decode_counts_return_to_zero_through_failures(pool, policy):
+    """Requests lost to a failure of their prefill or decode instance (retried or dropped),
+    dropped at admission (too long for the model) or answered by their prefill instance
+    (one output token) leave no count behind on any decode instance."""
+    n = 40
+    prompts = [3000] * n
+    prompts[7] = 200_000  # longer than the model's context: dropped at admission
+    outputs = [50] * n
+    outputs[9] = 1
+    trace = make_trace([0.002 * i for i in range(n)], prompts, outputs)
+    cfg = compose_cfg(*DISAGG_BURST)
+    cfg["failures"] = {"policy": policy, "retry_delay_s": 0.05,
+                       "events": [{"pool": pool, "instance": 0, "down_s": 0.2,
+                                   "at_s": 0.05 if pool == "prefill" else 0.6}]}
+    sim = Simulation(cfg, trace)
+    rows = sim.run()[0].to_pylist()
+    assert len(rows) == n
+    status = [(r["status"], r["drop_reason"]) for r in rows]
+    assert ("dropped", "context") in status
+    assert sim.failures.interrupted > 0
+    if policy == "drop":
+        assert ("dropped", "instance_failed") in status
+    _assert_oracle_drained(sim)
+
+
 def test_session_affinity_under_the_oracle_spreads_closed_loop_clients():
     """8 closed-loop clients start together; each one's first request must see the ones routed
     before it, or every session (and so all 64 requests) goes home to instance 0."""

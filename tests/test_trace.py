@@ -145,3 +145,57 @@ def test_trace_matches_the_instances_under_random_failures(tmp_path):
     for name, (it, busy) in rows.items():
         assert traced[name][0] == it, name
         assert traced[name][1] == pytest.approx(busy, rel=1e-9), name
+
+
+def _one_answer_cut_by_horizon(tmp_path, horizon_s: float) -> list:
+    """`_one_answer_failing_at` without the failure: the run ends at `horizon_s`."""
+    cfg = constant_cfg(step_s=0.1, count=1)
+    cfg["sim"] = {"trace": True, "horizon_s": horizon_s}
+    run(cfg, tmp_path, make_trace([0.0], [10], [100]))
+    traced, rows = _iterations_and_busy(tmp_path)
+    assert traced["p/0"][0] == rows["p/0"][0]
+    assert traced["p/0"][1] == pytest.approx(rows["p/0"][1], rel=1e-9, abs=1e-12)
+    events = json.loads((tmp_path / "trace.json").read_text())["traceEvents"]
+    return [(e["name"], e["ts"] / 1e6, e["dur"] / 1e6) for e in events
+            if e["ph"] == "X" and e["tid"] == 0]
+
+
+def test_a_horizon_cuts_the_slice_in_progress_to_the_iterations_that_ended(tmp_path):
+    """The decode run planned at 0.1 s for 99 steps is cut by the horizon at 3.05 s: the 29
+    steps that ended count in instances.parquet (30 iterations, 3.0 s busy with the prefill)
+    and the slice ends with them at 3.0 s, not at 10 s, past the horizon."""
+    import pyarrow.parquet as pq
+
+    got = _one_answer_cut_by_horizon(tmp_path, 3.05)
+    assert [n for n, _, _ in got] == ["prefill", "decode x29"]
+    assert got[1][1] == pytest.approx(0.1) and got[1][2] == pytest.approx(2.9)
+    row = pq.read_table(tmp_path / "instances.parquet").to_pylist()[0]
+    assert row["iterations"] == 30 and row["busy_s"] == pytest.approx(3.0)
+    assert row["decode_tokens"] == 29
+
+
+def test_a_horizon_during_a_prefill_leaves_no_slice(tmp_path):
+    assert _one_answer_cut_by_horizon(tmp_path, 0.05) == []
+
+
+@pytest.mark.parametrize("failures", [False, True])
+def test_trace_matches_the_instances_under_a_horizon(tmp_path, failures):
+    """Per instance, the trace's iterations and busy time are instances.parquet's when the
+    horizon ends the run with decode runs and prefills in progress (and with failures)."""
+    import numpy as np
+
+    cfg = constant_cfg(step_s=0.02, prefill_s_per_token=0.0001, count=3)
+    cfg["sim"] = {"trace": True, "horizon_s": 12.0}
+    if failures:
+        cfg["failures"] = {"policy": "retry", "mtbf_s": 4.0, "mttr_s": 1.0}
+    rng = np.random.default_rng(5)
+    n = 400
+    run(cfg, tmp_path, make_trace(np.cumsum(rng.exponential(0.05, n)),
+                                  rng.integers(20, 800, n), rng.integers(1, 200, n)))
+    traced, rows = _iterations_and_busy(tmp_path)
+    assert traced.keys() == rows.keys()
+    for name, (it, busy) in rows.items():
+        assert traced[name][0] == it, name
+        assert traced[name][1] == pytest.approx(busy, rel=1e-9), name
+    events = json.loads((tmp_path / "trace.json").read_text())["traceEvents"]
+    assert max(e["ts"] + e["dur"] for e in events if e["ph"] == "X" and e["tid"] == 0) <= 12e6

@@ -16,7 +16,9 @@ before the engine sees the request), all counted
 in the request's TTFT (the routing part, queue + service + decision latency, is the row's
 `route_s`), checks that the request fits the chosen instances, and admits it
 (colocated, or prefill + decode when disaggregated). While a request waits out those delays it
-is counted on its instance by the oracle view (`ViewFeed.entering` / `entered`). It also gives
+is counted on its instance by the oracle view (`ViewFeed.entering` / `entered`), and a
+disaggregated request on its decode instance until its KV cache arrives there
+(`ViewFeed.decoding_on` / `decode_done`). It also gives
 routers two hooks for policies that act after a request ends (cascades, bandits, multi-call):
 
 - `Router.on_complete(request, record)` is called with the request's result row (a dict of
@@ -71,6 +73,8 @@ class Dispatcher:
         view.follow_up = lambda parent, **changes: RequestView(self.follow_up(parent, **changes))
         if failures is not None:
             failures.resend = self.submit
+            if self.feed.live_view:  # the oracle counts requests on their decode instance
+                failures.on_lost = self.feed.decode_done
         self._next_id = first_free_id
         fleet.submit = self.submit
         fleet.follow_up = self.follow_up
@@ -144,6 +148,7 @@ class Dispatcher:
         if dec is not None:
             feed.sent(dec, req)
             dec = feed.live(dec)
+            feed.decoding_on(dec, req)
         delay = end - now + placement.delay_s
         delay += inst.frontend.delay_s(now + delay, req.prompt_tokens, inst.stream_rate())
         if delay > 0:
@@ -197,17 +202,26 @@ class Dispatcher:
             return False
 
     def _admit(self, req, inst, dec, delay: float = 0.0) -> None:
+        """Admit `req` on `inst` (and hand it to `dec` when disaggregated); every path that does
+        not hand it to `dec` tells the feed (`ViewFeed.decode_done`) so that the oracle stops
+        counting it there."""
         if inst.down or (dec is not None and dec.down):  # failed during the decision delay
+            if dec is not None:
+                self.feed.decode_done(req)
             if delay > 0:
                 self.dispatch(req)
             else:
                 self.failures.unavailable(req)
             return
         if req.images and not admit_images(req, inst):  # text-only model (wrpsim.pool.vision)
+            if dec is not None:
+                self.feed.decode_done(req)
             self.log.dropped(req, self.fleet.model_of(req), "modality", self.env.now)
             return
         need = req.prompt_tokens + req.output_tokens
         if inst.role != "prefill":
+            if dec is not None:  # (a decode instance for a colocated one: not handed off)
+                self.feed.decode_done(req)
             if self._fits(req, inst, need):
                 inst.admit(req)
             return
@@ -215,6 +229,8 @@ class Dispatcher:
         # disaggregated vLLM prefill request asks for: max_tokens 1); its decode instance
         # holds the prompt's and every output token's, as a colocated one does
         if not self._fits(req, inst, req.prompt_tokens + 1, req.prompt_tokens):
+            if dec is not None:
+                self.feed.decode_done(req)
             return
         if dec is None:
             dec = self._routed(self.router.route_decode, req)
@@ -223,10 +239,13 @@ class Dispatcher:
             if dec is not None:
                 self.feed.sent(dec, req)
                 dec = self.feed.live(dec)
+                self.feed.decoding_on(dec, req)
         if dec is None:
             self.log.dropped(req, self.fleet.model_of(req), "router_rejected", self.env.now)
         elif self._fits(req, dec, need):
             inst.admit_disaggregated(req, dec)
+        else:
+            self.feed.decode_done(req)
 
     def _fits(self, req, inst, context: int, kv: int | None = None) -> bool:
         """Whether `req` fits `inst`: `context` tokens within its `max_context` and `kv`

@@ -61,6 +61,9 @@ class FailureInjector:
             raise ConfigError(f"failures.max_retries must be an integer >= 0, got {mr!r}")
         self.max_retries = mr
         self.resend = None  # the dispatcher's submit(request, delay_s): set by the dispatcher
+        #: callable(request) told first when an attempt is lost (the dispatcher's, under the
+        #: oracle view: `ViewFeed.decode_done`), or None
+        self.on_lost = None
         self.failures = 0
         self.interrupted = 0
         #: failure-schedule timeouts not yet fired: they alone do not prolong a run (`sim`)
@@ -169,6 +172,8 @@ class FailureInjector:
     def lost(self, seq, inst) -> None:
         """`seq`'s attempt died with `inst`: retry, reroute or drop its request."""
         req = seq.req
+        if self.on_lost is not None:
+            self.on_lost(req)
         prior = self.log.retried.setdefault(req.id, [0, 0.0, 0.0, 0.0])
         prior[0] += 1
         prior[1] += seq.gpu_s

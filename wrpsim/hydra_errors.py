@@ -94,26 +94,52 @@ def _missing_config(exc) -> str:
 OPEN_SECTIONS = ("workload", "router", "network", "failures")
 
 
-def _network_hint(leaf: str, full_key: str, argv: list[str]) -> str | None:
-    """The hint for a top-level `network` key the selected option's file lacks. Each option's
-    file lists every key its kind takes, so a `+` would only be refused by the kind: name the
-    options whose file has the key, with a command that selects one, else the nearest key of
-    any option ("" without one); None when the files cannot be read."""
+def _network_options() -> dict[str, dict] | None:
+    """{option name: its conf/network file as a mapping}, or None when they cannot be read."""
     try:
         import yaml
 
         from wrpsim.paths import catalog_dir
 
-        options = {p.stem: list(yaml.safe_load(p.read_text("utf-8")) or {})
-                   for p in sorted((catalog_dir("conf") / "network").glob("*.yaml"))}
+        return {p.stem: dict(yaml.safe_load(p.read_text("utf-8")) or {})
+                for p in sorted((catalog_dir("conf") / "network").glob("*.yaml"))}
     except Exception:  # an explanation must not fail: the caller words it without the hint
         return None
-    having = [name for name, keys in options.items() if leaf in keys]
+
+
+def _network_hint(leaf: str, full_key: str, argv: list[str]) -> str | None:
+    """The hint for a top-level `network` key the selected option's file lacks. Each option's
+    file lists every key its kind takes, so a `+` would only be refused by the kind: name the
+    options whose file has the key and whose kind takes a value for it (`VALUE_KINDS`: the
+    packet option lists `packet_window` only to refuse it), with a command that selects one,
+    else the nearest key of any option ("" without one); None when the files cannot be read."""
+    from wrpsim.network.config import VALUE_KINDS
+
+    options = _network_options()
+    if options is None:
+        return None
+    having = [name for name, keys in options.items() if leaf in keys
+              and keys.get("kind", name) in VALUE_KINDS.get(leaf, (keys.get("kind", name),))]
     if not having:
         return did_you_mean(leaf, sorted({k for keys in options.values() for k in keys}))
     typed = _override(argv, full_key)
     return (f"; the network options with this key: {', '.join(having)} (e.g. "
             f"network={having[0]} {full_key}={typed[1] if typed else '…'})")
+
+
+def _value_not_section(where: str, leaf: str, full_key: str, argv: list[str]) -> str:
+    """The error for a key under `where`, which is a single value (`network.collectives`, a
+    boolean), not a section: the nearest key of `where`'s section to `<last>_<leaf>`
+    (network.collectives.alpha_us -> network.collective_alpha_us)."""
+    section, _, last = where.rpartition(".")
+    keys: list[str] = []
+    if section == "network":
+        options = _network_options() or {}
+        keys = sorted({k for v in options.values() for k in v})
+    near = closest(f"{last}_{leaf}", keys) or closest(leaf, keys)
+    typed = _override(argv, full_key)
+    hint = (f"; did you mean {section}.{near}={typed[1] if typed else '…'}?" if near else "")
+    return f"{full_key}: unknown key: {where} is a single value, not a section with keys{hint}"
 
 
 def _override(argv: list[str], key: str) -> tuple[str, str] | None:
@@ -197,6 +223,8 @@ def _unknown_key(exc, argv: list[str] | None = None, config_name: str = "config"
                     f"+{full_key}=…; targets: {', '.join(targets)}")
         return (f"{full_key}: unknown target; valid targets (those conf/plan.yaml leaves out are "
                 f"added with '+'): {', '.join(targets)}{did_you_mean(leaf, targets)}")
+    if "." in where and not valid:  # a key under a value: network.collectives.alpha_us
+        return _value_not_section(where, leaf, full_key, argv or [])
     if where and not valid:  # the selected option is an empty mapping (failures=none)
         return (f"{full_key}: unknown key: the selected {where} option sets no keys; choose "
                 f"one that does first ({where}=NAME; --help lists the options)")
@@ -231,7 +259,11 @@ def _unknown_key(exc, argv: list[str] | None = None, config_name: str = "config"
                     f"; did you mean +workload.source.{leaf}=…? (a key of workload.source this "
                     f"file leaves out is added with '+')")
     network = _network_hint(leaf, full_key, argv or []) if where == "network" else None
-    if network is not None:  # a key of another network option, or none's
+    if network and network.startswith("; the network options"):  # another option's key
+        sel = _override(argv or [], "network")
+        chosen = sel[1] if sel else _default_option("network", config_name)
+        return f"{full_key}: not a key of network={chosen}{network}"
+    if network is not None:  # a typo of some network option's key, or none at all
         hint = network
     elif not hint and where.startswith(OPEN_SECTIONS):  # keys some kinds take, this file omits
         hint = f" (a key this file leaves out is added with '+': +{full_key}=…)"

@@ -4,7 +4,9 @@
         link_gbps=400 flow_bytes=4MiB lb=ecmp engine=fluid seed=0
 
 Arguments are Hydra overrides (`key=value`) of conf/net.yaml: the traffic `pattern`, the
-`engine` (fluid | packet), `flow_bytes` (an integer or a size such as 4MiB), `seed`, `out_dir`,
+`engine` (fluid | packet), `flow_bytes` (an integer or a size such as 4MiB or 1TiB, at most
+1 PiB; with the packet engine at most `MAX_PACKETS` packets per run, `wrpsim.network.config`),
+`seed`, `out_dir`,
 the collective keys (`group`, `ranks`, `alpha_us`, `chunks`: patterns allreduce_ring,
 allreduce_tree, allgather, reducescatter, alltoall, where `flow_bytes` is the buffer S per rank;
 see `wrpsim.network.collective_scenario`; set where the pattern does not read them they are
@@ -29,8 +31,8 @@ from wrpsim.errors import ConfigError
 CLI_KEYS = ("pattern", "engine", "flow_bytes", "seed", "out_dir", "link_gbps", "group", "ranks",
             "alpha_us", "chunks")
 MAX_BYTES = 2**50  # 1 PiB: byte counts stay exact in floats and fit the int64 columns
-UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "kib": 2**10, "mib": 2**20,
-         "gib": 2**30}
+UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12, "pb": 10**15,
+         "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40, "pib": 2**50}
 
 
 def _defaults() -> dict[str, Any]:
@@ -40,7 +42,7 @@ def _defaults() -> dict[str, Any]:
 
 def parse_bytes(v, field: str = "flow_bytes") -> int:
     """An integer number of bytes in [1, MAX_BYTES] from an int or a string like `4MiB`,
-    `512KiB`, `1.5GB`."""
+    `512KiB`, `1.5GB`, `1PiB` (`UNITS`: decimal B … PB, binary KiB … PiB)."""
     if isinstance(v, bool):
         raise ConfigError(f"{field} must be a byte count like 4194304 or 4MiB, got {v!r}")
     if isinstance(v, int):

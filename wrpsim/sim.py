@@ -405,6 +405,10 @@ class Simulation:
 
         rows = []
         for inst in self.fleet.instances:
+            # a horizon cuts the stretch in progress: the steps of a decode run that ended by
+            # `end` count (busy time, tokens, the decoders' share), the one in progress does
+            # not, and trace.json's slice ends with them (no-op when the run drained)
+            inst.cut_off(end)
             inst.settle()
             for seq in [*inst.waiting, *inst.running.values(), *inst.waiting_handoffs()]:
                 self.log.in_flight(seq, inst)

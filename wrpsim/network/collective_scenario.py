@@ -38,7 +38,7 @@ import simpy
 from wrpsim.errors import ConfigError
 from wrpsim.network import theory
 from wrpsim.network.collectives import Collective, longest_chain, start_collective
-from wrpsim.network.config import NetConfig
+from wrpsim.network.config import NetConfig, check_packets
 from wrpsim.network.packet import PacketEngine
 from wrpsim.network.paths import ideal_cct_s, offered_bytes
 from wrpsim.network.records import COLLECTIVE_FLOW_SCHEMA, LINK_SCHEMA, to_table
@@ -86,13 +86,21 @@ def group_endpoints(topo: LeafSpine, group, ranks) -> list[int]:
     return order[:ranks]
 
 
-def _check(alpha_us, chunks) -> None:
+#: the most pieces a tree message is cut into (`chunks`): each piece is a flow on every edge of
+#: the tree, both ways (2 (ranks - 1) chunks flows): 4096 keeps an 8-rank tree to seconds and a
+#: piece of a 1 GiB buffer at 256 KiB; past it the DAG alone took minutes to build.
+MAX_CHUNKS = 4096
+
+
+def _check(alpha_us, chunks, nbytes: int) -> None:
     if isinstance(alpha_us, bool) or not isinstance(alpha_us, (int, float)) or \
             not 0 <= alpha_us <= 1e9:
         raise ConfigError(f"alpha_us must be a finite number in [0, 1e+09] (microseconds), got "
                           f"{alpha_us!r}")
-    if isinstance(chunks, bool) or not isinstance(chunks, int) or chunks < 1:
-        raise ConfigError(f"chunks must be an integer >= 1, got {chunks!r}")
+    top = min(MAX_CHUNKS, max(nbytes, 1))
+    if isinstance(chunks, bool) or not isinstance(chunks, int) or not 1 <= chunks <= top:
+        raise ConfigError(f"chunks must be an integer in 1..{top} (at most {MAX_CHUNKS:,} and "
+                          f"at most flow_bytes={nbytes:,}: no empty pieces), got {chunks!r}")
 
 
 def ideal_s(topo: LeafSpine, coll: Collective) -> float:
@@ -120,11 +128,15 @@ def run_collective(cfg: NetConfig, kind: str, nbytes: int, seed: int, group="spr
                    ranks=8, alpha_us: float = 0.0, chunks: int = 1) -> ScenarioResult:
     """Simulate one collective alone on the fabric of `cfg` (module docstring)."""
     t0 = time.perf_counter()
-    _check(alpha_us, chunks)
+    _check(alpha_us, chunks, nbytes)
     fabric = Fabric(cfg, seed)
     topo = fabric.topo
     members = group_endpoints(topo, group, ranks)
     coll = Collective(kind, tuple(members), nbytes, alpha_us * 1e-6, chunks)
+    server = topo.server_of
+    check_packets(cfg, (s.nbytes for s in coll.steps()
+                        if server[members[s.src]] != server[members[s.dst]]),
+                  f"the fabric flows of {kind} over {len(members)} ranks")
     fabric.conn_log = []
     env = simpy.Environment()
     fabric.attach(env)

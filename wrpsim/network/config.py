@@ -57,7 +57,33 @@ NUM_BOUNDS = {
     "flowlet_gap_us": (0.0, 1e9, False, "microseconds"),
 }
 NULLABLE = ("uplink_gbps", "oversubscription", "nvlink_gbps")
+#: keys every network option's file lists (null, false) though only these kinds take another
+#: value (`_check_window`; `collectives`: `wrpsim.pool.spanning`); the hints for a key of
+#: another option name only these (`wrpsim.hydra_errors`)
+VALUE_KINDS = {"packet_window": ("fluid",), "collectives": ("fluid", "packet")}
+#: the packet engine's limit on one run's data packets, all fabric flows together (a flow of b
+#: bytes is ceil(b / mtu_bytes) of them). The engine simulates about 10^5 packets per wall-clock
+#: second (every packet and its ACK are events, in Python), so 2^25 (33.5 M packets, 128 GiB at
+#: the default 4 KiB MTU) keeps a run to minutes, and UEC's per-packet record of a flow (8 bytes
+#: a packet) under 256 MiB; past it a run took hours or died of MemoryError. The fluid engine's
+#: cost does not grow with the bytes: it has no such limit.
+MAX_PACKETS = 1 << 25
 _LINK_RE = re.compile(r"\s*(?:leaf\s*(\d+)\s*[-:<>=]+\s*)?spine\s*(\d+)\s*", re.IGNORECASE)
+
+
+def check_packets(cfg, flow_bytes, what: str = "the flows") -> None:
+    """`ConfigError` (one line naming flow_bytes and mtu_bytes) when the packet engine of `cfg`
+    would send more than `MAX_PACKETS` data packets for fabric flows of `flow_bytes` (an
+    iterable of byte counts); nothing for the fluid engine."""
+    if cfg.kind != "packet":
+        return
+    mtu = cfg.mtu_bytes
+    packets = sum(-(-b // mtu) for b in flow_bytes)
+    if packets > MAX_PACKETS:
+        raise ConfigError(f"flow_bytes / mtu_bytes: {what} are {packets:,} packets at "
+                          f"mtu_bytes={mtu}; engine=packet takes at most {MAX_PACKETS:,} (2^25) "
+                          f"per run (about 10^5 a second: minutes): use a smaller flow_bytes, "
+                          f"a larger mtu_bytes, fewer flows, or engine=fluid")
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,7 +290,7 @@ def _check_window(where: str, w, kind: str) -> None:
     if not nums or not 0 <= w[0] < w[1] or w[0] == float("inf"):
         raise ConfigError(f"{where}.packet_window must be null or [t0, t1], simulated seconds "
                           f"with 0 <= t0 < t1 (t1 may be inf), got {w!r}")
-    if kind != "fluid":
+    if kind not in VALUE_KINDS["packet_window"]:
         raise ConfigError(f"{where}.packet_window needs kind fluid (network=fluid: the fluid "
                           f"engine carries the transfers outside the window), got kind {kind}")
 

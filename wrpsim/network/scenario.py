@@ -4,12 +4,13 @@
 started at t = 0) and their connections (`cfg.lb`), runs `cfg.kind` (fluid or packet) to the
 end and returns a `ScenarioResult`: the flows and links tables (`records.py`) and the summary.
 A flow between two GPUs of one server (`gpus_per_host` > 1) never touches the fabric, in
-either engine: it takes bytes / `nvlink_gbps` (`nvlink_times`), and its row has 0 connections
-and 0 packets.
+either engine: it takes the GPU link, whose `nvlink_gbps` each way a GPU's concurrent NVLink
+flows share max-min fairly (`nvlink_times`), and its row has 0 connections and 0 packets.
 
 Summary keys: `cct_s` (collective completion time: the last flow's finish), `ideal_cct_s`
 (the larger of ideal spraying's time for the fabric flows over the working paths,
-`paths.ideal_cct_s`, and the slowest NVLink flow's), `cct_ratio`, `nvlink_flows`,
+`paths.ideal_cct_s`, and the most NVLink bytes one GPU sends or receives over `nvlink_gbps`,
+`nvlink_port_bound_s`), `cct_ratio`, `nvlink_flows`,
 `max_link_load` (the most loaded fabric port's offered bytes over rate × ideal spraying's time
 for the fabric flows: 1.0 means as balanced as ideal spraying; offered bytes spread a sprayed
 connection evenly over its paths),
@@ -32,7 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
-from wrpsim.network.config import NetConfig
+from wrpsim.network.config import NetConfig, check_packets
 from wrpsim.network.fluid import FluidEngine
 from wrpsim.network.packet import PacketEngine
 from wrpsim.network.paths import LoadBalancer, ideal_cct_s, offered_bytes
@@ -57,10 +58,11 @@ def run_scenario(cfg: NetConfig, pattern: str, flow_bytes: int, seed: int) -> Sc
     flows = pattern_flows(topo, pattern, flow_bytes, seed)
     nvlink_s = nvlink_times(topo, flows)
     net = [i for i, (s, d, _) in enumerate(flows) if topo.server_of[s] != topo.server_of[d]]
+    check_packets(cfg, (flows[i][2] for i in net), f"the {len(net):,} fabric flows of {pattern}")
     conns = [c._replace(flow=net[c.flow])  # index into `flows`, not into the fabric's subset
              for c in LoadBalancer(topo, seed).connections([flows[i] for i in net])]
     fabric_ideal = ideal_cct_s(topo, [flows[i] for i in net]) if net else 0.0
-    ideal = max(fabric_ideal, *nvlink_s.values(), 0.0)
+    ideal = max(fabric_ideal, nvlink_port_bound_s(topo, flows))
     packet = cfg.kind == "packet"
     extra: dict = {}
     t1 = time.perf_counter()
@@ -134,13 +136,72 @@ def fabric_port_figures(topo: LeafSpine, offered: list[float], port_bytes: list[
 
 
 def nvlink_times(topo: LeafSpine, flows: list[tuple[int, int, int]]) -> dict[int, float]:
-    """{flow index: completion time} of the flows between two GPUs of one server: they take
-    the server's scale-up link, bytes / `nvlink_gbps` (0 when null), without contention and
-    without touching the fabric — as `Fabric.transfer` carries them in fleet runs."""
+    """{flow index: completion time} of the flows between two GPUs of one server: they take the
+    server's scale-up link without touching the fabric. A GPU's link runs at `nvlink_gbps` each
+    way, and the NVLink flows it sends (receives) at once share its egress (ingress) max-min
+    fairly, as the fluid fabric shares a port: the rates are water-filled over the GPUs' out
+    and in ports and filled again whenever a flow ends (`_max_min_times`); all of them start
+    at t = 0. `nvlink_gbps: null`: instantaneous (0)."""
     rate = topo.cfg.nvlink_gbps
-    return {i: 0.0 if rate is None else b * 8 / (rate * 1e9)
-            for i, (s, d, b) in enumerate(flows)
-            if topo.server_of[s] == topo.server_of[d] and s != d and b > 0}
+    local = [(i, s, d, b) for i, (s, d, b) in enumerate(flows)
+             if topo.server_of[s] == topo.server_of[d] and s != d and b > 0]
+    if rate is None:
+        return {i: 0.0 for i, _, _, _ in local}
+    fin = _max_min_times([((s, 0), (d, 1)) for _, s, d, _ in local],
+                         [b * 8.0 for _, _, _, b in local], rate * 1e9)
+    return {i: t for (i, _, _, _), t in zip(local, fin)}
+
+
+def nvlink_port_bound_s(topo: LeafSpine, flows: list[tuple[int, int, int]]) -> float:
+    """A lower bound on the NVLink flows' completion: the most bytes one GPU sends or receives
+    over NVLink, at `nvlink_gbps` (0 when null or without such flows). `nvlink_times` meets it
+    when every GPU's busiest direction carries the same bytes (all_to_all, rings)."""
+    rate = topo.cfg.nvlink_gbps
+    load: dict[tuple[int, int], int] = {}
+    for s, d, b in flows:
+        if topo.server_of[s] == topo.server_of[d] and s != d and b > 0:
+            load[s, 0] = load.get((s, 0), 0) + b
+            load[d, 1] = load.get((d, 1), 0) + b
+    if rate is None or not load:
+        return 0.0
+    return max(load.values()) * 8 / (rate * 1e9)
+
+
+def _max_min_times(ports: list[tuple], bits: list[float], cap: float) -> list[float]:
+    """Completion times of flows that all start at t = 0, flow k crossing the ports `ports[k]`
+    (each of capacity `cap` bit/s) with `bits[k]` bits, under max-min fair rates recomputed at
+    every completion (progressive filling: the port with the smallest fair share fixes the rate
+    of its unfixed flows, whose rates leave the others' ports)."""
+    n = len(bits)
+    left = list(bits)
+    fin = [0.0] * n
+    active = set(range(n))
+    t = 0.0
+    while active:
+        rate: dict[int, float] = {}
+        room: dict = {}
+        users: dict = {}
+        for k in active:
+            for p in ports[k]:
+                room[p] = cap
+                users.setdefault(p, set()).add(k)
+        while len(rate) < len(active):
+            p = min((q for q in users if users[q]), key=lambda q: (room[q] / len(users[q]), q))
+            share = room[p] / len(users[p])
+            for k in list(users[p]):
+                rate[k] = share
+                for q in ports[k]:
+                    room[q] -= share
+                    users[q].discard(k)
+        dt = min(left[k] / rate[k] for k in active)
+        t += dt
+        done = [k for k in active if left[k] / rate[k] <= dt * (1 + 1e-12)]
+        for k in active:
+            left[k] -= rate[k] * dt
+        for k in done:
+            fin[k] = t
+            active.discard(k)
+    return fin
 
 
 def port_rows(topo: LeafSpine, eng, port_bytes: list[float], offered: list[float],

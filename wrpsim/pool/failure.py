@@ -35,9 +35,7 @@ class FailureMixin:
     def fail(self) -> list:
         """Go down now; return the sequences that were on the instance (see module docstring)."""
         now = self.env.now
-        ran = self._count_ended_iterations(now)
-        if self.busy:  # the traced slice ends with the iterations that ran
-            self._trace_cut(ran)
+        self.cut_off(now)  # the traced slice ends with the iterations that ran
         self.settle()
         seqs = list(self.running.values()) + list(self.waiting)
         for seq in seqs:

@@ -69,6 +69,7 @@ class HandoffMixin:
         self.reservations: deque = deque()  # decode side: (seq, prefill instance) to grant
         self.incoming: dict[int, Seq] = {}  # decode side: blocks granted, KV not arrived yet
         self.n_ready = 0  # decode side: arrived sequences in `waiting` (behind preempted ones)
+        self.on_received = None  # callable(request) told when `receive` counts one (oracle view)
 
     # ------------------------------------------------------------------ prefill side
     def admit_disaggregated(self, req, decode_instance) -> None:
@@ -215,6 +216,8 @@ class HandoffMixin:
         self.waiting.append(seq)
         self.n_ready += 1
         self._count(+1)
+        if self.on_received is not None:
+            self.on_received(seq.req)
         self._wake()
 
     # ------------------------------------------------------------------ failures

@@ -61,10 +61,10 @@ class Instance(BatchingMixin, SequenceSetMixin, HandoffMixin, FailureMixin, Acco
                  "handed_off", "incoming", "index", "iterations", "itl", "kv",
                  "kv_bytes_per_token", "kv_load_blocks", "kv_mode", "latency", "layers",
                  "lost_handler", "max_context", "max_run_steps", "model", "n_dec", "n_ready",
-                 "name", "nic_free_by_group", "outgoing", "pool", "power_log", "preemptions",
-                 "prefill_tokens", "prefilling", "prefix", "price_per_gpu_hour", "qoe",
-                 "reservations", "role", "running", "sched", "sink", "state_bytes_per_seq",
-                 "step", "tp", "tracer", "transfer", "waiting")
+                 "name", "nic_free_by_group", "on_received", "outgoing", "pool", "power_log",
+                 "preemptions", "prefill_tokens", "prefilling", "prefix", "price_per_gpu_hour",
+                 "qoe", "reservations", "role", "running", "sched", "sink",
+                 "state_bytes_per_seq", "step", "tp", "tracer", "transfer", "waiting")
     #: the default of `max_run_steps` (the longest decode-only run planned as one event; 1
     #: steps every iteration: tests compare both), set per instance at construction
     _default_run_steps: int = 1 << 62
@@ -445,6 +445,15 @@ class Instance(BatchingMixin, SequenceSetMixin, HandoffMixin, FailureMixin, Acco
         self.tracer.slice(self.name, 0, name, now, dur, decode_seqs=self._dec_in_iter,
                           prefill_tokens=prefill, waiting=len(self.waiting))
         self._slice = self.tracer.events[-1]
+
+    def cut_off(self, now: float) -> None:
+        """The stretch in progress stops at `now` (a failure, or the horizon that ends the run):
+        the iterations of a decode run that ended by then count (busy time, energy, tokens:
+        `_count_ended_iterations`), the one in progress or a prefill iteration does not, and
+        the traced slice ends with the ones that count (`_trace_cut`). Call it once."""
+        ran = self._count_ended_iterations(now)
+        if self.busy:
+            self._trace_cut(ran)
 
     def _trace_cut(self, k: int) -> None:
         """The traced slice of the stretch in progress covers only its first `k` iterations (a

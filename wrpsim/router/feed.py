@@ -7,7 +7,11 @@ t = 0, `interval_s`, 2·`interval_s`, …; a snapshot becomes the view's when it
 every instance when the policy does, and counts as waiting there the requests routed to it and
 still in their decision delay or the engine's front end (`entering` / `entered`, from the
 dispatcher), which the instance itself has not seen yet: a live view of where requests are
-going, so that a burst does not pile onto the instance that looked idle. A scrape does not see
+going, so that a burst does not pile onto the instance that looked idle. In a disaggregated
+fleet a request's decode instance counts it the same way (as waiting, with its prompt tokens)
+from the routing decision until its KV cache arrives there and the instance counts it itself
+(`decoding_on` / `decode_done`: `HandoffMixin.receive`), or until the attempt ends first —
+dropped at admission, lost to a failure, or routed again. A scrape does not see
 them (an engine's metrics do not count requests in its API server); the router's own dispatch
 counts since the scrape cover them until the next one. The dispatcher also tells the feed where
 each request was sent (`sent`: those counts and the prefix index) and turns the view's instances
@@ -109,10 +113,15 @@ class ViewFeed:
         fleet.health_watchers.append(self._health)
         self._pending: deque = deque()  # (visible at, readings) of delayed scrapes
         self.ticking = spec.kind == "scrape" and scrape
+        self.live_view = spec.kind != "scrape"  # the oracle's
         self._front: dict[str, _Live] = {}  # oracle: instance name -> its live reading
+        #: oracle: request id -> the live reading of the decode instance counting it
+        self.decoding: dict[int, _Live] = {}
         if spec.kind != "scrape":
             for n, v in self._views.items():
                 v._s = self._front[n] = _Live(self._live[n], v)
+            for inst in fleet.instances:
+                inst.on_received = self.decode_done
         else:
             self._scrape()  # a router that reads no load keeps this first reading
             if self.ticking:
@@ -176,6 +185,25 @@ class ViewFeed:
         """`req`'s delay before `inst` is over (`Dispatcher._admit` runs next, whatever it
         then does with it: admit, drop or route again): no longer counted by `entering`."""
         lv = self._front.get(inst.name)
+        if lv is not None:
+            lv.front -= 1
+            lv.front_tokens -= req.prompt_tokens
+
+    def decoding_on(self, inst, req) -> None:
+        """`req` was routed to decode on the fleet's `inst`: the oracle counts it there as
+        waiting until `decode_done` (a scrape does not). A request that will not be handed off
+        (one output token: its prefill instance answers it) is not counted."""
+        lv = self._front.get(inst.name)
+        if lv is not None and req.output_tokens > 1:
+            self.decode_done(req)  # (counted once, where it was routed last)
+            lv.front += 1
+            lv.front_tokens += req.prompt_tokens
+            self.decoding[req.id] = lv
+
+    def decode_done(self, req) -> None:
+        """`req`'s decode instance counts it itself now (its KV cache arrived), or the attempt
+        counted by `decoding_on` ended before (dropped, lost, routed again): stop counting it."""
+        lv = self.decoding.pop(req.id, None)
         if lv is not None:
             lv.front -= 1
             lv.front_tokens -= req.prompt_tokens

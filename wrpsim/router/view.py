@@ -37,7 +37,8 @@ endpoint-picker-like gateway, 15-30 for a Prometheus-fed one. Per instance the v
 A scrape, like an engine's metrics endpoint, does not show the requests still in their decision
 latency or the engine's front end: between scrapes the router's own counts stand for them.
 With `kind: oracle` every field is the live value at the moment of the decision, counting as
-waiting the requests routed to the instance and not yet admitted there, and `prefix_match` reads
+waiting the requests routed to the instance and not yet admitted there (on a decode instance:
+whose KV cache has not arrived yet), and `prefix_match` reads
 the engine's own prefix cache.
 It is labelled as an upper bound in `summary.json` (`router_view`), and it is the only view under
 which the output-length predictor may be the oracle.
