@@ -268,6 +268,7 @@ def _sparse_run(alone: bool, lb: str, seed: int) -> tuple:
     if not alone:  # the general path only: the component search and water-filling
         eng._alone = lambda: None
         eng._lone_rates = eng._small_rates
+        eng._rate_fresh = lambda comp: eng._apply(comp, *eng._small_rates(comp))
     lb_ = LoadBalancer(topo, seed)
     rng = random.Random(seed)
     done = []
@@ -290,6 +291,7 @@ def _sparse_run(alone: bool, lb: str, seed: int) -> tuple:
 @pytest.mark.parametrize("lb", ["ecmp", "spray"])
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_lone_connections_fast_path_is_bit_identical(lb, seed):
-    """`_alone` / `_lone_rates` (connections alone on their ports: no component search, each
-    at its tightest port) give exactly what the component search and water-filling give."""
+    """`_rate_fresh`, `_alone` / `_lone_rates` (connections alone on their ports: no component
+    search, each at its tightest port) give exactly what the component search and
+    water-filling give."""
     assert _sparse_run(True, lb, seed) == _sparse_run(False, lb, seed)

@@ -148,6 +148,12 @@ class FluidEngine:
         self._busy: set[int] = set()         # ports with a non-zero rate
         self._dirty_ports: set[int] = set()
         self._dirty = False
+        # connections added since the last recomputation, in id order, and whether anything
+        # else changed since (an add onto a busy port, a departure leaving a port in use, a
+        # phantom, a sprayed connection): when not, each of `_fresh` is alone on its ports and
+        # `_rate_fresh` rates them without looking for components (`_recompute`)
+        self._fresh: list[int] = []
+        self._mixed = False
         self.recomputes = 0
         self._phantoms = 0                   # phantoms added (their ids: -1, -2, ...)
         self._ph_ports: dict[int, int] = {}  # port -> phantoms on it
@@ -168,7 +174,7 @@ class FluidEngine:
             pc.setdefault(p, set()).add(cid)
             ph[p] = ph.get(p, 0) + 1
         self._dirty_ports.update(ports)
-        self._dirty = True
+        self._dirty = self._mixed = True
         return cid
 
     def remove(self, cid: int) -> None:
@@ -179,7 +185,7 @@ class FluidEngine:
             pc[p].discard(cid)
             ph[p] -= 1
         self._dirty_ports.update(st[0])
-        self._dirty = True
+        self._dirty = self._mixed = True
 
     # -- lazy state ---------------------------------------------------------------------------
 
@@ -281,20 +287,19 @@ class FluidEngine:
 
     def add(self, conn: Conn) -> int:
         """Start `conn` at `now`; returns its connection id."""
+        paths = conn.paths
+        if len(paths) == 1:
+            return self.add_path(paths[0], conn.nbytes)
+        # a sprayed connection: 1/k of its rate per path, shared ports summed
         cid = len(self.start_s)
         self.start_s.append(self.now)
         self.finish_s.append(NAN)
-        paths = conn.paths
-        if len(paths) == 1:
-            plist = paths[0]
-            coefs = _ONES[len(plist)] if len(plist) < len(_ONES) else (1.0,) * len(plist)
-        else:  # a sprayed connection: 1/k of its rate per path, shared ports summed
-            share: dict[int, float] = {}
-            for path in paths:
-                for p in path:
-                    share[p] = share.get(p, 0.0) + 1.0 / len(paths)
-            plist = tuple(sorted(share))
-            coefs = tuple(share[p] for p in plist)
+        share: dict[int, float] = {}
+        for path in paths:
+            for p in path:
+                share[p] = share.get(p, 0.0) + 1.0 / len(paths)
+        plist = tuple(sorted(share))
+        coefs = tuple(share[p] for p in plist)
         self._conns[cid] = [plist, coefs, float(conn.nbytes), 0.0,
                             self._base + len(self._steps), INF]
         pc = self._port_conns
@@ -305,6 +310,29 @@ class FluidEngine:
             else:
                 s.add(cid)
         self._dirty_ports.update(plist)
+        self._dirty = self._mixed = True
+        return cid
+
+    def add_path(self, ports: tuple[int, ...], nbytes: int) -> int:
+        """Start a connection of `nbytes` on the one path `ports` at `now` (what `add` does for
+        a `Conn` with one path); returns its connection id."""
+        cid = len(self.start_s)
+        self.start_s.append(self.now)
+        self.finish_s.append(NAN)
+        n = len(ports)
+        self._conns[cid] = [ports, _ONES[n] if n < _NONES else (1.0,) * n, float(nbytes), 0.0,
+                            self._base + len(self._steps), INF]
+        pc = self._port_conns
+        for p in ports:
+            s = pc.get(p)
+            if s is None:
+                pc[p] = {cid}
+            else:
+                if s:
+                    self._mixed = True
+                s.add(cid)
+        self._dirty_ports.update(ports)
+        self._fresh.append(cid)
         self._dirty = True
         return cid
 
@@ -314,6 +342,13 @@ class FluidEngine:
         gives water-filling's answer bit for bit, then applied (`_apply`)."""
         self._dirty = False
         self.recomputes += 1
+        fresh = self._fresh
+        self._fresh = []
+        if not self._mixed and len(fresh) <= SMALL and self.watch is None:
+            self._dirty_ports = set()
+            self._rate_fresh(fresh)
+            return
+        self._mixed = False
         comp = self._alone()
         if comp is not None:  # each alone on its ports: a component of its own
             if comp:
@@ -435,6 +470,41 @@ class FluidEngine:
             self._trim()
             self._trim_at = max(TRIM_STEPS, 2 * len(self._steps))
 
+    def _rate_fresh(self, comp: list[int]) -> None:
+        """`_apply(comp, *self._lone_rates(comp))` for connections `comp` that were all added
+        since the last recomputation onto idle ports, each alone on its ports, one path each
+        (so `_alone()` would return exactly `comp`), with no phantom and no `watch`: the same
+        rates, heap entries and port updates in one pass."""
+        conns, heap, steps, now, cap = self._conns, self._heap, self._steps, self.now, self._capl
+        end = self._base + len(steps)
+        push = heapq.heappush
+        prate, psync, pbytes, busy, pmax = (self._prate, self._psync, self._pbytes, self._busy,
+                                            self.port_max_conns)
+        for c in comp:
+            st = conns[c]
+            ports = st[0]
+            rc = INF
+            for p in ports:  # min(): the first smallest; caps are positive
+                v = cap[p]
+                if v < rc:
+                    rc = v
+            st[4] = end  # (added at `now` and never rated: nothing to replay)
+            st[3] = rc
+            f = st[5] = now + st[2] / rc
+            push(heap, (f, c))
+            for p in ports:  # each connection alone on its ports: the port carries its rate
+                if psync[p] != end:
+                    if prate[p]:
+                        pbytes[p] = self._replay(pbytes[p], prate[p], psync[p], 1.0)
+                    psync[p] = end
+                prate[p] = rc
+                busy.add(p)
+                if not pmax[p]:
+                    pmax[p] = 1
+        if len(steps) >= self._trim_at:
+            self._trim()
+            self._trim_at = max(TRIM_STEPS, 2 * len(self._steps))
+
     def _alone(self) -> list[int] | None:
         """`_component()` in the common case of a fleet's sparse traffic — every connection on
         the ports touched since the last recomputation alone on each of its ports (so each is a
@@ -506,32 +576,41 @@ class FluidEngine:
         if dt > 0:
             self._steps.append(dt)
             self.now = t
-        if not self._conns:
-            return []
+        heap = self._heap
         lim = t + 1e-12 * abs(t) + 1e-15
-        heap, conns = self._heap, self._conns
+        if not heap or heap[0][0] > lim:
+            return []
+        conns = self._conns
         done = []
+        pop = heapq.heappop
         while heap and heap[0][0] <= lim:
-            f, c = heapq.heappop(heap)
+            f, c = pop(heap)
             st = conns.get(c)
             if st is not None and st[5] == f:
                 done.append((c, st[0]))
                 del conns[c]
         if not done:
             return []
-        done.sort()
-        pc, dirty, prate, busy = self._port_conns, self._dirty_ports, self._prate, self._busy
+        if len(done) > 1:
+            done.sort()
+        pc, prate, busy = self._port_conns, self._prate, self._busy
         psync, pbytes, end = self._psync, self._pbytes, self._base + len(self._steps)
         watch, finish_s = self.watch, self.finish_s
+        shared = False
         for c, ports in done:
             finish_s[c] = t
             # a port's rate drops to 0 when no connection is left on it; the others are
-            # recomputed with the component before the next step
+            # recomputed with the component before the next step (a port left empty joins
+            # no component: it is not marked)
             for p in ports:
                 s = pc[p]
                 s.discard(c)
-                dirty.add(p)
-                if not s and prate[p]:
+                if s:
+                    if not shared:
+                        shared = True
+                        dirty = self._dirty_ports
+                    dirty.add(p)
+                elif prate[p]:
                     if psync[p] != end:
                         pbytes[p] = self._replay(pbytes[p], prate[p], psync[p], 1.0)
                         psync[p] = end
@@ -539,7 +618,8 @@ class FluidEngine:
                     busy.discard(p)
                     if watch is not None:
                         watch.add(p)
-        self._dirty = True
+        if shared:
+            self._dirty = self._mixed = True
         return [c for c, _ in done]
 
     def run(self) -> float:
