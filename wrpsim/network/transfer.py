@@ -40,6 +40,7 @@ import math
 from array import array
 from collections.abc import Callable
 from functools import partial
+from itertools import repeat
 
 import simpy
 
@@ -48,7 +49,7 @@ from wrpsim.metrics.summary import pct
 from wrpsim.network import FLEET_KEYS
 from wrpsim.network.config import NetConfig
 from wrpsim.network.crosstraffic import CrossTraffic
-from wrpsim.network.flowlog import FlowLog
+from wrpsim.network.flowlog import NAN, FlowLog
 from wrpsim.network.fluid import FluidEngine
 from wrpsim.network.packet import PacketEngine
 from wrpsim.network.paths import LoadBalancer
@@ -145,11 +146,14 @@ class Fabric:
             if bad:
                 raise ConfigError(f"network: GPU id {bad[0]} outside the fabric's "
                                   f"0..{self.topo.n - 1}")
+        self.bytes_moved += nbytes
+        self.bytes_by_tag[tag] = self.bytes_by_tag.get(tag, 0) + nbytes
+        if (self.kind == "fluid" and self.window is None and self.conn_log is None
+                and self.cfg.lb == "ecmp"):
+            return self._fluid_transfer(src_gpus, dst_gpus, nbytes, done, key, n)
         log = self.log
         now = env.now
         x = log.new_transfer(now)
-        self.bytes_moved += nbytes
-        self.bytes_by_tag[tag] = self.bytes_by_tag.get(tag, 0) + nbytes
         sizes = [nbytes // n + (nbytes % n if i == 0 else 0) for i in range(n)]
         net_flows = []
         left = 0
@@ -183,6 +187,81 @@ class Fabric:
             wake(env, 0, lambda _e: done(env.now))
         else:
             log.wait(x, left, done)
+        return x
+
+    def _fluid_transfer(self, src_gpus: list[int], dst_gpus: list[int], nbytes: int,
+                        done: Callable[[float], None], key, n: int) -> int:
+        """`transfer`'s records, connections, engine state and events for a fluid fabric with
+        ECMP and no packet window or `conn_log` (a fleet's usual case), without building a
+        `Conn` per connection: the flows' records in bulk, each connection's one path straight
+        into the engine (`FluidEngine.add_path`), the same qp numbers, hashes and order."""
+        env = self.env
+        now = env._now
+        log = self.log
+        x = len(log.x_start)
+        log.x_start.append(now)
+        log.x_end.append(NAN)
+        fid0 = len(log.f_end)
+        log.x_first.append(fid0)
+        q, r = divmod(nbytes, n)
+        log.f_src.extend(src_gpus)
+        log.f_dst.extend(dst_gpus)
+        f_end = log.f_end
+        if r:
+            log.f_bytes.append(q + r)
+            log.f_bytes.extend(repeat(q, n - 1))
+        else:
+            log.f_bytes.extend(repeat(q, n))
+        f_end.extend(repeat(NAN, n))
+        topo = self.topo
+        server = topo.server_of
+        f_live = log.f_live
+        left = 0
+        net = None
+        b = q + r
+        for i in range(n):
+            s = src_gpus[i]
+            d = dst_gpus[i]
+            if i:
+                b = q
+            if b == 0 or s == d:
+                f_end[fid0 + i] = now
+                continue
+            left += 1
+            if server[s] == server[d]:
+                rate = self.cfg.nvlink_gbps
+                f_live[fid0 + i] = [1, x]
+                self._later(0.0 if rate is None else b * 8 / (rate * 1e9), fid0 + i)
+            elif net is None:
+                net = [i]
+            else:
+                net.append(i)
+        if net is not None:
+            drv = self._driver
+            drv.catch_up()
+            eng = drv.engine
+            cf = drv.conn_flow
+            lb = self.lb
+            lb.calls += 1
+            leaf, N = topo.leaf_of, topo.n
+            for i in net:
+                s = src_gpus[i]
+                d = dst_gpus[i]
+                if leaf[s] == leaf[d]:  # (`LoadBalancer.connections`: a fresh qp, one path)
+                    lb.next_qp += 1
+                    ports = (s, N + d)
+                else:
+                    ports = topo.path(s, d, lb.ecmp_spine(s, d, lb._qp_of(key, s, d, 0)))
+                fid = fid0 + i
+                f_live[fid] = [1, x]
+                cf.append(fid)
+                eng.add_path(ports, q + r if i == 0 else q)
+            drv.arm_soon()
+        if left == 0:  # nothing to wait for: done at this instant, but not re-entrantly
+            log.x_end[x] = now
+            wake(env, 0, lambda _e: done(env.now))
+        else:
+            log.x_live[x] = [left, done]
         return x
 
     def _driver_for(self, now: float, conns: list):
@@ -368,16 +447,31 @@ class _FluidDriver:
         self.pending: list[int] = []
         self._arming = False
         self.on_rates: Callable[[], None] | None = None  # after rates may have changed
+        self._t = 0.0                    # the time the latest wake (generation `gen`) is for
+        self._deferred = self._deferred_arm
+        self._woken = self._wake
 
     def add(self, conns) -> None:
-        eng, now = self.engine, self.env._now
-        if not self._arming or eng.now < now:  # a second add in one instant: already there
-            self.pending += eng.advance(max(now, eng.now))
+        self.catch_up()
+        eng = self.engine
         for c in conns:
             eng.add(c)
-        if not self._arming:  # one recomputation for all transfers started at this instant
+        self.arm_soon()
+
+    def catch_up(self) -> None:
+        """Bring the engine to now before connections are added (the first add of an instant;
+        a second add in one instant finds it there); what finishes goes to `pending`."""
+        eng, now = self.engine, self.env._now
+        if not self._arming or eng.now < now:
+            done = eng.advance(now if now > eng.now else eng.now)
+            if done:
+                self.pending += done
+
+    def arm_soon(self) -> None:
+        """One recomputation for all transfers started at this instant: after this event."""
+        if not self._arming:
             self._arming = True
-            wake(self.env, 0, self._deferred_arm)
+            wake(self.env, 0, self._deferred)
 
     def _deferred_arm(self, _ev) -> None:
         self._arming = False
@@ -403,14 +497,42 @@ class _FluidDriver:
         if t is None:
             return
         self.gen += 1
-        wake(self.env, _delay(now, t), partial(self._wake, self.gen, t))
+        self._t = t
+        d = t - now
+        if d < 0.0:
+            d = 0.0
+        if now + d < t:
+            d = _delay(now, t)
+        wake(self.env, d, self._woken, self.gen)
 
-    def _wake(self, gen: int, t: float, _ev) -> None:
-        if gen != self.gen:
+    def _wake(self, ev) -> None:
+        if ev.value != self.gen:  # voided by a later `_arm`
             return
+        eng = self.engine
+        t = self._t
         done, self.pending = self.pending, []
-        done += self.engine.advance(max(t, self.engine.now))
-        self.fabric._conns_done(done, self.conn_flow)
+        done += eng.advance(t if t > eng.now else eng.now)
+        if done:  # (`Fabric._conns_done`)
+            now = self.env._now
+            log = self.fabric.log
+            f_live, x_live, f_end, x_end = log.f_live, log.x_live, log.f_end, log.x_end
+            cf = self.conn_flow
+            for c in done:
+                fid = cf[c]
+                st = f_live[fid]
+                st[0] -= 1
+                if st[0]:
+                    continue
+                del f_live[fid]
+                f_end[fid] = now
+                x = st[1]
+                xs = x_live[x]
+                xs[0] -= 1
+                if xs[0]:
+                    continue
+                del x_live[x]
+                x_end[x] = now
+                xs[1](now)  # the transfer's live state (and `done`'s closure) is gone
         self._arm()
 
 
