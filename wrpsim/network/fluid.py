@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import heapq
 from array import array
+from itertools import repeat
 
 import numpy as np
 
@@ -153,6 +154,11 @@ class FluidEngine:
         # phantom, a sprayed connection): when not, each of `_fresh` is alone on its ports and
         # `_rate_fresh` rates them without looking for components (`_recompute`)
         self._fresh: list[int] = []
+        self._eager: list[int] = []  # rated when added (`add_paths`), since the last one
+        # connections rated when added whose ports' rate, sync step and busy mark are implied
+        # (each alone on its ports, which were idle: its rate, from its st[4] on) until
+        # `_materialize` writes them; a departure adds its bytes to its ports directly
+        self._lazy: dict[int, None] = {}
         self._mixed = False
         self.recomputes = 0
         self._phantoms = 0                   # phantoms added (their ids: -1, -2, ...)
@@ -161,6 +167,8 @@ class FluidEngine:
 
     def port_rate(self, p: int) -> float:
         """Bytes per second the connections (not the phantoms) put through port `p` now."""
+        if self._lazy:
+            self._materialize()
         return self._prate[p]
 
     def add_phantom(self, ports: tuple[int, ...], coefs: tuple[float, ...]) -> int:
@@ -279,6 +287,8 @@ class FluidEngine:
     @property
     def port_bytes(self) -> np.ndarray:
         """Bytes every port has carried up to `now`."""
+        if self._lazy:
+            self._materialize()
         for p in self._busy:
             self._sync_port(p)
         return np.asarray(self._pbytes, dtype=float)
@@ -336,19 +346,79 @@ class FluidEngine:
         self._dirty = True
         return cid
 
+    def add_paths(self, paths: list[tuple[int, ...]], sizes: list[int]) -> None:
+        """`add_path(paths[i], sizes[i])` for every i, in order (ids consecutive from the
+        number of connections so far). A connection whose ports are all idle is rated at once,
+        as `_rate_fresh` would rate it at the next recomputation (its ports are then not
+        marked; `_recompute` marks them again if anything else changed, so the component
+        search starts from the same ports as when they were), so `port_rate` shows it before
+        `next_time()` does."""
+        cid = len(self.start_s)
+        k = len(paths)
+        now = self.now
+        self.start_s.extend(repeat(now, k))
+        self.finish_s.extend(repeat(NAN, k))
+        conns, pc, eager, lazy = self._conns, self._port_conns, self._eager, self._lazy
+        sync = self._base + len(self._steps)
+        lone = self.watch is None
+        cap, heap, push, pmax = self._capl, self._heap, heapq.heappush, self.port_max_conns
+        for ports, b in zip(paths, sizes):
+            n = len(ports)
+            st = conns[cid] = [ports, _ONES[n] if n < _NONES else (1.0,) * n, float(b), 0.0,
+                               sync, INF]
+            alone = lone
+            rc = INF
+            for p in ports:
+                s = pc.get(p)
+                if s is None:
+                    pc[p] = {cid}
+                else:
+                    if s:
+                        alone = False
+                    s.add(cid)
+                v = cap[p]
+                if v < rc:  # min(): the first smallest; caps are positive
+                    rc = v
+                if not pmax[p]:  # (at least 1 once rated, whichever way)
+                    pmax[p] = 1
+            if alone:  # (`_rate_fresh`; its ports' rates are implied: `_lazy`)
+                st[3] = rc
+                f = st[5] = now + st[2] / rc
+                push(heap, (f, cid))
+                eager.append(cid)
+                lazy[cid] = None
+            else:
+                self._dirty_ports.update(ports)
+                self._mixed = True
+            cid += 1
+        self._dirty = True
+
     def _recompute(self) -> None:
         """New rates for the connections the changes since the last one can affect: the
         touched ports' component (`_alone` / `_component`), rated by the cheapest method that
         gives water-filling's answer bit for bit, then applied (`_apply`)."""
         self._dirty = False
         self.recomputes += 1
-        fresh = self._fresh
-        self._fresh = []
-        if not self._mixed and len(fresh) <= SMALL and self.watch is None:
+        fresh, eager = self._fresh, self._eager
+        if fresh:
+            self._fresh = []
+        if eager:
+            self._eager = []
+        if not self._mixed and len(fresh) + len(eager) <= SMALL and self.watch is None:
             self._dirty_ports = set()
-            self._rate_fresh(fresh)
+            if fresh:
+                self._rate_fresh(fresh)
+            elif len(self._steps) >= self._trim_at:
+                self._trim()
+                self._trim_at = max(TRIM_STEPS, 2 * len(self._steps))
             return
         self._mixed = False
+        if self._lazy:
+            self._materialize()
+        if eager:  # the general path: from every port touched since the last recomputation
+            conns, dirty = self._conns, self._dirty_ports
+            for c in eager:
+                dirty.update(conns[c][0])
         comp = self._alone()
         if comp is not None:  # each alone on its ports: a component of its own
             if comp:
@@ -505,6 +575,19 @@ class FluidEngine:
             self._trim()
             self._trim_at = max(TRIM_STEPS, 2 * len(self._steps))
 
+    def _materialize(self) -> None:
+        """Write the port state the `_lazy` connections imply (each port: the connection's
+        rate from its sync step st[4] on, busy), as `_rate_fresh` would have when they were
+        rated (their ports were idle: nothing to replay before)."""
+        conns, prate, psync, busy = self._conns, self._prate, self._psync, self._busy
+        for c in self._lazy:
+            st = conns[c]
+            for p in st[0]:
+                psync[p] = st[4]
+                prate[p] = st[3]
+                busy.add(p)
+        self._lazy = {}
+
     def _alone(self) -> list[int] | None:
         """`_component()` in the common case of a fleet's sparse traffic — every connection on
         the ports touched since the last recomputation alone on each of its ports (so each is a
@@ -587,18 +670,33 @@ class FluidEngine:
             f, c = pop(heap)
             st = conns.get(c)
             if st is not None and st[5] == f:
-                done.append((c, st[0]))
+                done.append((c, st))
                 del conns[c]
         if not done:
             return []
         if len(done) > 1:
             done.sort()
         pc, prate, busy = self._port_conns, self._prate, self._busy
-        psync, pbytes, end = self._psync, self._pbytes, self._base + len(self._steps)
-        watch, finish_s = self.watch, self.finish_s
+        steps = self._steps
+        psync, pbytes, end = self._psync, self._pbytes, self._base + len(steps)
+        last = end - 1  # a port synced up to the last step: one step to add (`_replay`)
+        dtl = steps[-1] if steps else 0.0
+        watch, finish_s, lazy = self.watch, self.finish_s, self._lazy
         shared = False
-        for c, ports in done:
+        for c, st in done:
             finish_s[c] = t
+            ports = st[0]
+            if c in lazy:  # alone on its ports all along: they carried its rate since st[4]
+                del lazy[c]
+                i = st[4]
+                rc = st[3]
+                for p in ports:
+                    pc[p].discard(c)
+                    if i == last:
+                        pbytes[p] = pbytes[p] + rc * dtl
+                    elif i != end:
+                        pbytes[p] = self._replay(pbytes[p], rc, i, 1.0)
+                continue
             # a port's rate drops to 0 when no connection is left on it; the others are
             # recomputed with the component before the next step (a port left empty joins
             # no component: it is not marked)
@@ -611,8 +709,12 @@ class FluidEngine:
                         dirty = self._dirty_ports
                     dirty.add(p)
                 elif prate[p]:
-                    if psync[p] != end:
-                        pbytes[p] = self._replay(pbytes[p], prate[p], psync[p], 1.0)
+                    i = psync[p]
+                    if i == last:
+                        pbytes[p] = pbytes[p] + prate[p] * dtl
+                        psync[p] = end
+                    elif i != end:
+                        pbytes[p] = self._replay(pbytes[p], prate[p], i, 1.0)
                         psync[p] = end
                     prate[p] = 0.0
                     busy.discard(p)

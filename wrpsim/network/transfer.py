@@ -230,7 +230,7 @@ class Fabric:
             left += 1
             if server[s] == server[d]:
                 rate = self.cfg.nvlink_gbps
-                f_live[fid0 + i] = [1, x]
+                f_live[fid0 + i] = x  # (`FlowLog.flow_parts(fid, x, 1)`)
                 self._later(0.0 if rate is None else b * 8 / (rate * 1e9), fid0 + i)
             elif net is None:
                 net = [i]
@@ -244,18 +244,21 @@ class Fabric:
             lb = self.lb
             lb.calls += 1
             leaf, N = topo.leaf_of, topo.n
+            paths = []
+            sizes = []
             for i in net:
                 s = src_gpus[i]
                 d = dst_gpus[i]
                 if leaf[s] == leaf[d]:  # (`LoadBalancer.connections`: a fresh qp, one path)
                     lb.next_qp += 1
-                    ports = (s, N + d)
+                    paths.append((s, N + d))
                 else:
-                    ports = topo.path(s, d, lb.ecmp_spine(s, d, lb._qp_of(key, s, d, 0)))
+                    paths.append(topo.path(s, d, lb.ecmp_spine(s, d, lb._qp_of(key, s, d, 0))))
+                sizes.append(q + r if i == 0 else q)
                 fid = fid0 + i
-                f_live[fid] = [1, x]
+                f_live[fid] = x
                 cf.append(fid)
-                eng.add_path(ports, q + r if i == 0 else q)
+            eng.add_paths(paths, sizes)
             drv.arm_soon()
         if left == 0:  # nothing to wait for: done at this instant, but not re-entrantly
             log.x_end[x] = now
@@ -519,13 +522,14 @@ class _FluidDriver:
             cf = self.conn_flow
             for c in done:
                 fid = cf[c]
-                st = f_live[fid]
-                st[0] -= 1
-                if st[0]:
-                    continue
+                x = f_live[fid]  # (`FlowLog.flow_part_done`)
+                if x.__class__ is not int:
+                    x[0] -= 1
+                    if x[0]:
+                        continue
+                    x = x[1]
                 del f_live[fid]
                 f_end[fid] = now
-                x = st[1]
                 xs = x_live[x]
                 xs[0] -= 1
                 if xs[0]:
