@@ -214,51 +214,44 @@ class Fabric:
             log.f_bytes.extend(repeat(q, n))
         f_end.extend(repeat(NAN, n))
         topo = self.topo
-        server = topo.server_of
+        server, leaf, N = topo.server_of, topo.leaf_of, topo.n
         f_live = log.f_live
+        lb = self.lb
         left = 0
-        net = None
+        paths = None
         b = q + r
         for i in range(n):
             s = src_gpus[i]
             d = dst_gpus[i]
             if i:
                 b = q
+            fid = fid0 + i
             if b == 0 or s == d:
-                f_end[fid0 + i] = now
+                f_end[fid] = now
                 continue
             left += 1
+            f_live[fid] = x  # (`FlowLog.flow_parts(fid, x, 1)`)
             if server[s] == server[d]:
                 rate = self.cfg.nvlink_gbps
-                f_live[fid0 + i] = x  # (`FlowLog.flow_parts(fid, x, 1)`)
-                self._later(0.0 if rate is None else b * 8 / (rate * 1e9), fid0 + i)
-            elif net is None:
-                net = [i]
+                self._later(0.0 if rate is None else b * 8 / (rate * 1e9), fid)
+                continue
+            if leaf[s] == leaf[d]:  # (`LoadBalancer.connections`: a fresh qp, one path)
+                lb.next_qp += 1
+                path = (s, N + d)
             else:
-                net.append(i)
-        if net is not None:
+                path = topo.path(s, d, lb.ecmp_spine(s, d, lb._qp_of(key, s, d, 0)))
+            if paths is None:
+                paths, sizes, fids = [path], [b], [fid]
+            else:
+                paths.append(path)
+                sizes.append(b)
+                fids.append(fid)
+        if paths is not None:  # (one `LoadBalancer.connections` call)
+            lb.calls += 1
             drv = self._driver
             drv.catch_up()
-            eng = drv.engine
-            cf = drv.conn_flow
-            lb = self.lb
-            lb.calls += 1
-            leaf, N = topo.leaf_of, topo.n
-            paths = []
-            sizes = []
-            for i in net:
-                s = src_gpus[i]
-                d = dst_gpus[i]
-                if leaf[s] == leaf[d]:  # (`LoadBalancer.connections`: a fresh qp, one path)
-                    lb.next_qp += 1
-                    paths.append((s, N + d))
-                else:
-                    paths.append(topo.path(s, d, lb.ecmp_spine(s, d, lb._qp_of(key, s, d, 0))))
-                sizes.append(q + r if i == 0 else q)
-                fid = fid0 + i
-                f_live[fid] = x
-                cf.append(fid)
-            eng.add_paths(paths, sizes)
+            drv.conn_flow.extend(fids)
+            drv.engine.add_paths(paths, sizes)
             drv.arm_soon()
         if left == 0:  # nothing to wait for: done at this instant, but not re-entrantly
             log.x_end[x] = now
