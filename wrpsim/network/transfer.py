@@ -178,6 +178,7 @@ class Fabric:
                 fid = net_flows[c.flow][0]
                 log.flow_parts(fid, x, 1)
                 cf.append(fid)
+            driver.conn_x.extend(repeat(-1, len(conns)))
             if driver is self._wdriver:  # the fluid engine makes room before packets leave
                 driver.add(conns, before=partial(self.cross.started, first, conns))
             else:
@@ -230,9 +231,9 @@ class Fabric:
                 f_end[fid] = now
                 continue
             left += 1
-            f_live[fid] = x  # (`FlowLog.flow_parts(fid, x, 1)`)
             if server[s] == server[d]:
                 rate = self.cfg.nvlink_gbps
+                f_live[fid] = x  # (`FlowLog.flow_parts(fid, x, 1)`)
                 self._later(0.0 if rate is None else b * 8 / (rate * 1e9), fid)
                 continue
             if leaf[s] == leaf[d]:  # (`LoadBalancer.connections`: a fresh qp, one path)
@@ -251,6 +252,7 @@ class Fabric:
             drv = self._driver
             drv.catch_up()
             drv.conn_flow.extend(fids)
+            drv.conn_x.extend(repeat(x, len(fids)))  # one connection per flow: no `f_live`
             drv.engine.add_paths(paths, sizes)
             drv.arm_soon()
         if left == 0:  # nothing to wait for: done at this instant, but not re-entrantly
@@ -302,8 +304,10 @@ class Fabric:
         log.flow_parts(fid, x, len(conns))
         if len(conns) == 1:
             cf.append(fid)
+            driver.conn_x.append(-1)
         else:
             cf.extend([fid] * len(conns))
+            driver.conn_x.extend(repeat(-1, len(conns)))
         if driver is self._wdriver:  # the fluid engine makes room before packets leave
             driver.add(conns, before=partial(self.cross.started, first, conns))
         else:
@@ -439,6 +443,9 @@ class _FluidDriver:
     def __init__(self, fabric: Fabric, env: simpy.Environment, engine: FluidEngine):
         self.fabric, self.env, self.engine = fabric, env, engine
         self.conn_flow = array("q")      # engine connection id -> the fabric's flow index
+        # engine connection id -> its transfer when it is its flow's only connection and the
+        # flow has no `FlowLog.f_live` state (`Fabric._fluid_transfer`), else -1
+        self.conn_x = array("q")
         self.gen = 0
         self.pending: list[int] = []
         self._arming = False
@@ -512,16 +519,18 @@ class _FluidDriver:
             now = self.env._now
             log = self.fabric.log
             f_live, x_live, f_end, x_end = log.f_live, log.x_live, log.f_end, log.x_end
-            cf = self.conn_flow
+            cf, cx = self.conn_flow, self.conn_x
             for c in done:
                 fid = cf[c]
-                x = f_live[fid]  # (`FlowLog.flow_part_done`)
-                if x.__class__ is not int:
-                    x[0] -= 1
-                    if x[0]:
-                        continue
-                    x = x[1]
-                del f_live[fid]
+                x = cx[c]
+                if x < 0:  # (`FlowLog.flow_part_done`)
+                    x = f_live[fid]
+                    if x.__class__ is not int:
+                        x[0] -= 1
+                        if x[0]:
+                            continue
+                        x = x[1]
+                    del f_live[fid]
                 f_end[fid] = now
                 xs = x_live[x]
                 xs[0] -= 1
@@ -539,6 +548,7 @@ class _PacketDriver:
     def __init__(self, fabric: Fabric, env: simpy.Environment, engine: PacketEngine):
         self.fabric, self.env, self.engine = fabric, env, engine
         self.conn_flow = array("q")      # engine connection id -> the fabric's flow index
+        self.conn_x = array("q")         # (`_FluidDriver.conn_x`; all -1 here)
         self.gen = 0
         self.pending: list[tuple[int, int]] = []
         self.on_done: Callable[[list[int]], None] | None = None  # connections complete now
