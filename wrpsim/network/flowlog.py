@@ -28,6 +28,18 @@ import numpy as np
 NAN = math.nan
 
 
+def nans(n: int) -> array:
+    """An array('d') of `n` NaNs, made once per `n`: extending a column by it copies bytes,
+    where extending by n Python floats converts each (array's per-item argument parsing)."""
+    a = _NANS.get(n)
+    if a is None:
+        a = _NANS[n] = array("d", [NAN]) * n
+    return a
+
+
+_NANS: dict[int, array] = {}
+
+
 class FlowLog:
     """Transfers and flows of one fabric (module docstring)."""
 

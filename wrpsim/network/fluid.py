@@ -30,6 +30,7 @@ from itertools import repeat
 
 import numpy as np
 
+from wrpsim.network.flowlog import nans
 from wrpsim.network.paths import Conn
 from wrpsim.network.topology import LeafSpine
 
@@ -357,7 +358,7 @@ class FluidEngine:
         k = len(paths)
         now = self.now
         self.start_s.extend(repeat(now, k))
-        self.finish_s.extend(repeat(NAN, k))
+        self.finish_s.extend(nans(k))
         conns, pc, eager, lazy = self._conns, self._port_conns, self._eager, self._lazy
         sync = self._base + len(self._steps)
         lone = self.watch is None

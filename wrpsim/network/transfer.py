@@ -49,7 +49,7 @@ from wrpsim.metrics.summary import pct
 from wrpsim.network import FLEET_KEYS
 from wrpsim.network.config import NetConfig
 from wrpsim.network.crosstraffic import CrossTraffic
-from wrpsim.network.flowlog import NAN, FlowLog
+from wrpsim.network.flowlog import NAN, FlowLog, nans
 from wrpsim.network.fluid import FluidEngine
 from wrpsim.network.packet import PacketEngine
 from wrpsim.network.paths import LoadBalancer
@@ -213,7 +213,7 @@ class Fabric:
             log.f_bytes.extend(repeat(q, n - 1))
         else:
             log.f_bytes.extend(repeat(q, n))
-        f_end.extend(repeat(NAN, n))
+        f_end.extend(nans(n))
         topo = self.topo
         server, leaf, N = topo.server_of, topo.leaf_of, topo.n
         f_live = log.f_live
