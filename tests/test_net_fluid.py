@@ -286,7 +286,7 @@ def _sparse_run(alone: bool, lb: str, seed: int, bulk: bool = False) -> tuple:
         t = eng.next_time()
         if rng.random() < 0.2:  # (reads bring lazily kept port state up to date)
             done.append((eng.port_bytes.tolist(), eng.port_rate(conns[0].paths[0][0])
-                         if conns else 0.0))
+                         if conns else 0.0, eng.rem.tolist()))
         if t is not None:  # part of the way to the next completion, or on past a few
             done.append(eng.advance(eng.now + (t - eng.now) * rng.choice([0.3, 1.0])))
         while rng.random() < 0.8 and (t := eng.next_time()) is not None:
@@ -308,5 +308,7 @@ def test_lone_connections_fast_path_is_bit_identical(lb, seed):
 @pytest.mark.parametrize("seed", [0, 1, 2, 3])
 def test_add_paths_is_bit_identical(seed):
     """`add_paths` (connections on idle ports rated as they are added, their ports' state kept
-    lazily until a departure or a read) gives exactly what `add` and water-filling give."""
+    lazily until a departure or a read; a call's connections all alone kept as one bundle
+    until they finish, share a port or are read) gives exactly what `add` and water-filling
+    give."""
     assert _sparse_run(True, "ecmp", seed, bulk=True) == _sparse_run(False, "ecmp", seed)

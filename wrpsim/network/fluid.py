@@ -156,6 +156,10 @@ class FluidEngine:
         # `_rate_fresh` rates them without looking for components (`_recompute`)
         self._fresh: list[int] = []
         self._eager: list[int] = []  # rated when added (`add_paths`), since the last one
+        # bundles of `add_paths`: first id -> [first id, paths, sizes, rates, finishes, sync
+        # step, indices still running]; `_bat`: the id of a bundle's heap entry -> the bundle
+        self._bundles: dict[int, list] = {}
+        self._bat: dict[int, list] = {}
         # connections rated when added whose ports' rate, sync step and busy mark are implied
         # (each alone on its ports, which were idle: its rate, from its st[4] on) until
         # `_materialize` writes them; a departure adds its bytes to its ports directly
@@ -168,6 +172,8 @@ class FluidEngine:
 
     def port_rate(self, p: int) -> float:
         """Bytes per second the connections (not the phantoms) put through port `p` now."""
+        if self._bundles:
+            self._unbundle()
         if self._lazy:
             self._materialize()
         return self._prate[p]
@@ -231,6 +237,7 @@ class FluidEngine:
         """Drop the steps no active connection or busy port still has to replay."""
         end = self._base + len(self._steps)
         low = min((st[4] for st in self._conns.values()), default=end)
+        low = min(low, min((b[5] for b in self._bundles.values()), default=end))
         low = min(low, min((self._psync[p] for p in self._busy), default=end))
         if low > self._base:
             del self._steps[:low - self._base]
@@ -241,6 +248,8 @@ class FluidEngine:
     @property
     def active(self) -> list[int]:
         """Ids of the connections still running (ascending)."""
+        if self._bundles:
+            self._unbundle()
         return sorted(self._conns)
 
     @property
@@ -288,6 +297,8 @@ class FluidEngine:
     @property
     def port_bytes(self) -> np.ndarray:
         """Bytes every port has carried up to `now`."""
+        if self._bundles:
+            self._unbundle()
         if self._lazy:
             self._materialize()
         for p in self._busy:
@@ -353,14 +364,80 @@ class FluidEngine:
         as `_rate_fresh` would rate it at the next recomputation (its ports are then not
         marked; `_recompute` marks them again if anything else changed, so the component
         search starts from the same ports as when they were), so `port_rate` shows it before
-        `next_time()` does."""
-        cid = len(self.start_s)
+        `next_time()` does. When every one of them is alone on idle ports (a KV transfer's
+        flows), they are kept as one bundle (`_bundles`) with one heap entry, until they
+        finish or anything else needs them as connections (`_unbundle`). `paths` and `sizes`
+        are kept: not to be changed afterwards."""
+        cid = c0 = len(self.start_s)
         k = len(paths)
+        if not k:
+            self._dirty = True
+            return
         now = self.now
         self.start_s.extend(repeat(now, k))
         self.finish_s.extend(nans(k))
-        conns, pc, eager, lazy = self._conns, self._port_conns, self._eager, self._lazy
+        pc, cap, pmax = self._port_conns, self._capl, self.port_max_conns
         sync = self._base + len(self._steps)
+        lone = self.watch is None
+        rates = []
+        fins = []
+        for ports, b in zip(paths, sizes):
+            alone = lone
+            rc = INF
+            for p in ports:
+                s = pc.get(p)
+                if s is None:
+                    pc[p] = {cid}
+                else:
+                    if s:
+                        alone = False
+                    s.add(cid)
+                v = cap[p]
+                if v < rc:  # min(): the first smallest; caps are positive
+                    rc = v
+                if not pmax[p]:  # (at least 1 once rated, whichever way)
+                    pmax[p] = 1
+            if not alone:
+                break
+            rates.append(rc)
+            fins.append(now + float(b) / rc)  # (`_rate_fresh`)
+            cid += 1
+        else:  # a bundle: one heap entry, its earliest (finish, id)
+            fmin = min(fins)
+            c = c0 + fins.index(fmin)
+            self._bundles[c0] = self._bat[c] = [c0, paths, sizes, rates, fins, sync,
+                                                list(range(k))]
+            heapq.heappush(self._heap, (fmin, c))
+            self._eager.extend(range(c0, c0 + k))
+            self._dirty = True
+            return
+        # connection `cid` shares a port: those before it alone (rated), it and the rest
+        # one by one
+        conns, heap, eager, lazy = self._conns, self._heap, self._eager, self._lazy
+        for j in range(cid - c0):
+            ports = paths[j]
+            n = len(ports)
+            conns[c0 + j] = [ports, _ONES[n] if n < _NONES else (1.0,) * n, float(sizes[j]),
+                             rates[j], sync, fins[j]]
+            heapq.heappush(heap, (fins[j], c0 + j))
+            eager.append(c0 + j)
+            lazy[c0 + j] = None
+        j = cid - c0
+        ports = paths[j]
+        n = len(ports)
+        conns[cid] = [ports, _ONES[n] if n < _NONES else (1.0,) * n, float(sizes[j]), 0.0, sync,
+                      INF]
+        self._dirty_ports.update(ports)
+        self._mixed = True
+        self._add_each(paths[j + 1:], sizes[j + 1:], cid + 1, sync)
+        self._dirty = True
+
+    def _add_each(self, paths: list[tuple[int, ...]], sizes: list[int], cid: int,
+                  sync: int) -> None:
+        """`add_paths`' connections one by one from id `cid` on (start and finish times
+        already recorded): each rated at once when alone on idle ports, else marked."""
+        now = self.now
+        conns, pc, eager, lazy = self._conns, self._port_conns, self._eager, self._lazy
         lone = self.watch is None
         cap, heap, push, pmax = self._capl, self._heap, heapq.heappush, self.port_max_conns
         for ports, b in zip(paths, sizes):
@@ -392,7 +469,22 @@ class FluidEngine:
                 self._dirty_ports.update(ports)
                 self._mixed = True
             cid += 1
-        self._dirty = True
+
+    def _unbundle(self) -> None:
+        """Make the running connections of every bundle plain ones (state, heap entry, lazily
+        kept ports), as `add_paths` would have made them one by one."""
+        conns, heap, lazy = self._conns, self._heap, self._lazy
+        for c0, paths, sizes, rates, fins, sync, alive in self._bundles.values():
+            for i in alive:
+                ports = paths[i]
+                n = len(ports)
+                c = c0 + i
+                conns[c] = [ports, _ONES[n] if n < _NONES else (1.0,) * n, float(sizes[i]),
+                            rates[i], sync, fins[i]]
+                heapq.heappush(heap, (fins[i], c))
+                lazy[c] = None
+        self._bundles = {}
+        self._bat = {}
 
     def _recompute(self) -> None:
         """New rates for the connections the changes since the last one can affect: the
@@ -414,6 +506,8 @@ class FluidEngine:
                 self._trim_at = max(TRIM_STEPS, 2 * len(self._steps))
             return
         self._mixed = False
+        if self._bundles:
+            self._unbundle()
         if self._lazy:
             self._materialize()
         if eager:  # the general path: from every port touched since the last recomputation
@@ -638,7 +732,10 @@ class FluidEngine:
         while heap:
             f, c = heap[0]
             st = conns.get(c)
-            if st is not None and st[5] == f:
+            if st is not None:
+                if st[5] == f:
+                    return f, c
+            elif c in self._bat:  # a bundle's entry
                 return f, c
             heapq.heappop(heap)
         return None
@@ -664,19 +761,53 @@ class FluidEngine:
         lim = t + 1e-12 * abs(t) + 1e-15
         if not heap or heap[0][0] > lim:
             return []
-        conns = self._conns
+        conns, bat = self._conns, self._bat
         done = []
+        bdone = None
         pop = heapq.heappop
         while heap and heap[0][0] <= lim:
             f, c = pop(heap)
             st = conns.get(c)
-            if st is not None and st[5] == f:
-                done.append((c, st))
-                del conns[c]
+            if st is not None:
+                if st[5] == f:
+                    done.append((c, st))
+                    del conns[c]
+                continue
+            b = bat.pop(c, None)
+            if b is None:
+                continue
+            # a bundle: every member due by `lim` finishes, as with an entry each
+            c0, fins = b[0], b[4]
+            keep = []
+            for i in b[6]:
+                if fins[i] <= lim:
+                    if bdone is None:
+                        bdone = [(c0 + i, b, i)]
+                    else:
+                        bdone.append((c0 + i, b, i))
+                else:
+                    keep.append(i)
+            if keep:  # the rest: a new entry, their earliest (finish, id)
+                b[6] = keep
+                fm, im = INF, -1
+                for i in keep:
+                    if fins[i] < fm:
+                        fm, im = fins[i], i
+                heapq.heappush(heap, (fm, c0 + im))
+                bat[c0 + im] = b
+            else:
+                del self._bundles[c0]
+        if bdone is not None:
+            return self._bundles_done(t, done, bdone)
         if not done:
             return []
         if len(done) > 1:
             done.sort()
+        return self._depart(t, done)
+
+    def _depart(self, t: float, done: list) -> list[int]:
+        """Connections `done` = [(id, state)], sorted, finish at `t` (`advance`): their ports
+        are brought up to date and freed; their ids."""
         pc, prate, busy = self._port_conns, self._prate, self._busy
         steps = self._steps
         psync, pbytes, end = self._psync, self._pbytes, self._base + len(steps)
@@ -724,6 +855,33 @@ class FluidEngine:
         if shared:
             self._dirty = self._mixed = True
         return [c for c, _ in done]
+
+    def _bundles_done(self, t: float, done: list, bdone: list) -> list[int]:
+        """`advance`'s departures at `t` when bundle members are among them: the members'
+        ports get their bytes as a `_lazy` connection's do; the plain connections `done` go
+        through `advance`'s own path (`_depart`)."""
+        pc, pbytes, finish_s, steps = self._port_conns, self._pbytes, self.finish_s, self._steps
+        end = self._base + len(steps)
+        last = end - 1
+        dtl = steps[-1] if steps else 0.0
+        for c, b, i in bdone:
+            finish_s[c] = t
+            s0 = b[5]
+            rc = b[3][i]
+            for p in b[1][i]:
+                pc[p].discard(c)
+                if s0 == last:
+                    pbytes[p] = pbytes[p] + rc * dtl
+                elif s0 != end:
+                    pbytes[p] = self._replay(pbytes[p], rc, s0, 1.0)
+        ids = [c for c, _, _ in bdone]
+        if done:
+            done.sort()
+            ids += self._depart(t, done)
+            ids.sort()
+        elif len(ids) > 1:
+            ids.sort()
+        return ids
 
     def run(self) -> float:
         """Run standalone until every connection has finished; the last finish time."""
