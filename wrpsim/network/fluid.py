@@ -157,7 +157,8 @@ class FluidEngine:
         self._fresh: list[int] = []
         self._eager: list[int] = []  # rated when added (`add_paths`), since the last one
         # bundles of `add_paths`: first id -> [first id, paths, sizes, rates, finishes, sync
-        # step, indices still running]; `_bat`: the id of a bundle's heap entry -> the bundle
+        # step, indices still running, latest finish]; `_bat`: the id of a bundle's heap
+        # entry -> the bundle
         self._bundles: dict[int, list] = {}
         self._bat: dict[int, list] = {}
         # connections rated when added whose ports' rate, sync step and busy mark are implied
@@ -406,7 +407,7 @@ class FluidEngine:
             fmin = min(fins)
             c = c0 + fins.index(fmin)
             self._bundles[c0] = self._bat[c] = [c0, paths, sizes, rates, fins, sync,
-                                                list(range(k))]
+                                                list(range(k)), max(fins)]
             heapq.heappush(self._heap, (fmin, c))
             self._eager.extend(range(c0, c0 + k))
             self._dirty = True
@@ -474,7 +475,7 @@ class FluidEngine:
         """Make the running connections of every bundle plain ones (state, heap entry, lazily
         kept ports), as `add_paths` would have made them one by one."""
         conns, heap, lazy = self._conns, self._heap, self._lazy
-        for c0, paths, sizes, rates, fins, sync, alive in self._bundles.values():
+        for c0, paths, sizes, rates, fins, sync, alive, _ in self._bundles.values():
             for i in alive:
                 ports = paths[i]
                 n = len(ports)
@@ -777,26 +778,32 @@ class FluidEngine:
             if b is None:
                 continue
             # a bundle: every member due by `lim` finishes, as with an entry each
-            c0, fins = b[0], b[4]
-            keep = []
-            for i in b[6]:
-                if fins[i] <= lim:
-                    if bdone is None:
-                        bdone = [(c0 + i, b, i)]
-                    else:
-                        bdone.append((c0 + i, b, i))
-                else:
-                    keep.append(i)
-            if keep:  # the rest: a new entry, their earliest (finish, id)
-                b[6] = keep
-                fm, im = INF, -1
-                for i in keep:
-                    if fins[i] < fm:
-                        fm, im = fins[i], i
-                heapq.heappush(heap, (fm, c0 + im))
-                bat[c0 + im] = b
+            if b[7] <= lim:  # all of them (the latest finish is due)
+                due = b[6]
+                del self._bundles[b[0]]
             else:
-                del self._bundles[c0]
+                c0, fins = b[0], b[4]
+                due = []
+                keep = []
+                for i in b[6]:
+                    if fins[i] <= lim:
+                        due.append(i)
+                    else:
+                        keep.append(i)
+                if keep:  # the rest: a new entry, their earliest (finish, id)
+                    b[6] = keep
+                    fm, im = INF, -1
+                    for i in keep:
+                        if fins[i] < fm:
+                            fm, im = fins[i], i
+                    heapq.heappush(heap, (fm, c0 + im))
+                    bat[c0 + im] = b
+                else:
+                    del self._bundles[c0]
+            if bdone is None:
+                bdone = [(b, due)]
+            else:
+                bdone.append((b, due))
         if bdone is not None:
             return self._bundles_done(t, done, bdone)
         if not done:
@@ -864,17 +871,25 @@ class FluidEngine:
         end = self._base + len(steps)
         last = end - 1
         dtl = steps[-1] if steps else 0.0
-        for c, b, i in bdone:
-            finish_s[c] = t
-            s0 = b[5]
-            rc = b[3][i]
-            for p in b[1][i]:
-                pc[p].discard(c)
+        ids = []
+        for b, due in bdone:
+            c0, paths, rates, s0 = b[0], b[1], b[3], b[5]
+            for i in due:
+                c = c0 + i
+                ids.append(c)
+                finish_s[c] = t
                 if s0 == last:
-                    pbytes[p] = pbytes[p] + rc * dtl
+                    inc = rates[i] * dtl  # (the same product for every port)
+                    for p in paths[i]:
+                        pc[p].discard(c)
+                        pbytes[p] = pbytes[p] + inc
                 elif s0 != end:
-                    pbytes[p] = self._replay(pbytes[p], rc, s0, 1.0)
-        ids = [c for c, _, _ in bdone]
+                    for p in paths[i]:
+                        pc[p].discard(c)
+                        pbytes[p] = self._replay(pbytes[p], rates[i], s0, 1.0)
+                else:
+                    for p in paths[i]:
+                        pc[p].discard(c)
         if done:
             done.sort()
             ids += self._depart(t, done)

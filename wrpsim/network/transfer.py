@@ -66,6 +66,9 @@ def build_fabric(cfg: dict | None, seed: int) -> Fabric:
     return Fabric(NetConfig.from_dict(cfg), seed)
 
 
+_SELF, _NVLINK, _LEAF, _SPINE = range(4)  # a flow of `Fabric._plan`
+
+
 def _delay(now: float, target: float) -> float:
     """A delay `d >= 0` with `now + d == target` in floating point where one exists."""
     d = max(0.0, target - now)
@@ -97,6 +100,7 @@ class Fabric:
         self.conn_log: list | None = None   # a list: every `Conn`, by engine id (standalone)
         self.bytes_moved = 0
         self.bytes_by_tag: dict[str, int] = {}
+        self._plans: dict[tuple, tuple] = {}  # GPU lists -> `_plan`
 
     def attach(self, env: simpy.Environment) -> None:
         """Bind to the run's SimPy environment (once, before the first transfer)."""
@@ -205,8 +209,12 @@ class Fabric:
         fid0 = len(log.f_end)
         log.x_first.append(fid0)
         q, r = divmod(nbytes, n)
-        log.f_src.extend(src_gpus)
-        log.f_dst.extend(dst_gpus)
+        plans = self._plans
+        plan = plans.get((*src_gpus, *dst_gpus))  # (the lists have equal lengths)
+        if plan is None:
+            plan = self._plan(src_gpus, dst_gpus)
+        log.f_src.extend(plan[0])
+        log.f_dst.extend(plan[1])
         f_end = log.f_end
         if r:
             log.f_bytes.append(q + r)
@@ -214,33 +222,28 @@ class Fabric:
         else:
             log.f_bytes.extend(repeat(q, n))
         f_end.extend(nans(n))
-        topo = self.topo
-        server, leaf, N = topo.server_of, topo.leaf_of, topo.n
         f_live = log.f_live
         lb = self.lb
         left = 0
         paths = None
         b = q + r
-        for i in range(n):
-            s = src_gpus[i]
-            d = dst_gpus[i]
+        for i, kind, s, d, path in plan[2]:
             if i:
                 b = q
             fid = fid0 + i
-            if b == 0 or s == d:
+            if kind == _SELF or b == 0:
                 f_end[fid] = now
                 continue
             left += 1
-            if server[s] == server[d]:
+            if kind == _NVLINK:
                 rate = self.cfg.nvlink_gbps
                 f_live[fid] = x  # (`FlowLog.flow_parts(fid, x, 1)`)
                 self._later(0.0 if rate is None else b * 8 / (rate * 1e9), fid)
                 continue
-            if leaf[s] == leaf[d]:  # (`LoadBalancer.connections`: a fresh qp, one path)
+            if kind == _LEAF:  # (`LoadBalancer.connections`: a fresh qp, one path)
                 lb.next_qp += 1
-                path = (s, N + d)
             else:
-                path = topo.path(s, d, lb.ecmp_spine(s, d, lb._qp_of(key, s, d, 0)))
+                path = self.topo.path(s, d, lb.ecmp_spine(s, d, lb._qp_of(key, s, d, 0)))
             if paths is None:
                 paths, sizes, fids = [path], [b], [fid]
             else:
@@ -261,6 +264,29 @@ class Fabric:
         else:
             log.x_live[x] = [left, done]
         return x
+
+    def _plan(self, src_gpus: list[int], dst_gpus: list[int]) -> tuple:
+        """What `_fluid_transfer` needs of a pair of GPU lists, whatever the bytes: their
+        arrays for the flow records and, per flow, (index, kind, src, dst, path): kind
+        `_SELF` (src == dst), `_NVLINK` (one server), `_LEAF` (one leaf: its one path) or
+        `_SPINE` (the path depends on the ECMP hash of each transfer's qp). Kept per pair."""
+        topo = self.topo
+        server, leaf, N = topo.server_of, topo.leaf_of, topo.n
+        flows = []
+        for i, (s, d) in enumerate(zip(src_gpus, dst_gpus)):
+            if s == d:
+                flows.append((i, _SELF, s, d, None))
+            elif server[s] == server[d]:
+                flows.append((i, _NVLINK, s, d, None))
+            elif leaf[s] == leaf[d]:
+                flows.append((i, _LEAF, s, d, (s, N + d)))
+            else:
+                flows.append((i, _SPINE, s, d, None))
+        if len(self._plans) >= 4096:  # (a fleet has few pairs; anything else: bounded)
+            self._plans.clear()
+        plan = self._plans[(*src_gpus, *dst_gpus)] = (array("i", src_gpus),
+                                                      array("i", dst_gpus), tuple(flows))
+        return plan
 
     def _driver_for(self, now: float, conns: list):
         """The engine driver that carries connections `conns` starting at `now`: the packet
