@@ -138,6 +138,13 @@ class Fabric:
         if env is None:
             raise RuntimeError("Fabric.transfer before Fabric.attach(env)")
         n = len(src_gpus)
+        plan = self._plans.get((*src_gpus, *dst_gpus)) if n == len(dst_gpus) else None
+        if plan is not None and nbytes >= 0 and self.conn_log is None:
+            # a pair of GPU lists checked before, on the fast path (`_fluid_transfer`)
+            self.bytes_moved += nbytes
+            tags = self.bytes_by_tag
+            tags[tag] = tags.get(tag, 0) + nbytes
+            return self._fluid_transfer(src_gpus, dst_gpus, nbytes, done, key, n, plan)
         if n == 0 or n != len(dst_gpus):
             raise ValueError(f"transfer needs equal, non-empty GPU lists, got {n} and "
                              f"{len(dst_gpus)}")
@@ -154,7 +161,8 @@ class Fabric:
         self.bytes_by_tag[tag] = self.bytes_by_tag.get(tag, 0) + nbytes
         if (self.kind == "fluid" and self.window is None and self.conn_log is None
                 and self.cfg.lb == "ecmp"):
-            return self._fluid_transfer(src_gpus, dst_gpus, nbytes, done, key, n)
+            return self._fluid_transfer(src_gpus, dst_gpus, nbytes, done, key, n,
+                                        self._plans.get((*src_gpus, *dst_gpus)))
         log = self.log
         now = env.now
         x = log.new_transfer(now)
@@ -195,7 +203,7 @@ class Fabric:
         return x
 
     def _fluid_transfer(self, src_gpus: list[int], dst_gpus: list[int], nbytes: int,
-                        done: Callable[[float], None], key, n: int) -> int:
+                        done: Callable[[float], None], key, n: int, plan: tuple | None) -> int:
         """`transfer`'s records, connections, engine state and events for a fluid fabric with
         ECMP and no packet window or `conn_log` (a fleet's usual case), without building a
         `Conn` per connection: the flows' records in bulk, each connection's one path straight
@@ -209,8 +217,6 @@ class Fabric:
         fid0 = len(log.f_end)
         log.x_first.append(fid0)
         q, r = divmod(nbytes, n)
-        plans = self._plans
-        plan = plans.get((*src_gpus, *dst_gpus))  # (the lists have equal lengths)
         if plan is None:
             plan = self._plan(src_gpus, dst_gpus)
         log.f_src.extend(plan[0])
@@ -269,7 +275,9 @@ class Fabric:
         """What `_fluid_transfer` needs of a pair of GPU lists, whatever the bytes: their
         arrays for the flow records and, per flow, (index, kind, src, dst, path): kind
         `_SELF` (src == dst), `_NVLINK` (one server), `_LEAF` (one leaf: its one path) or
-        `_SPINE` (the path depends on the ECMP hash of each transfer's qp). Kept per pair."""
+        `_SPINE` (the path depends on the ECMP hash of each transfer's qp). Kept per pair
+        (keyed by the lists' items, whose lengths are equal): a pair found there has been
+        checked by `transfer` and is on the fast path."""
         topo = self.topo
         server, leaf, N = topo.server_of, topo.leaf_of, topo.n
         flows = []
