@@ -31,13 +31,13 @@ NAN = math.nan
 def nans(n: int) -> array:
     """An array('d') of `n` NaNs, made once per `n`: extending a column by it copies bytes,
     where extending by n Python floats converts each (array's per-item argument parsing)."""
-    a = _NANS.get(n)
+    a = NANS_BY_LEN.get(n)
     if a is None:
-        a = _NANS[n] = array("d", [NAN]) * n
+        a = NANS_BY_LEN[n] = array("d", [NAN]) * n
     return a
 
 
-_NANS: dict[int, array] = {}
+NANS_BY_LEN: dict[int, array] = {}  # `nans(n)` by n
 
 
 class FlowLog:

@@ -30,7 +30,7 @@ from itertools import repeat
 
 import numpy as np
 
-from wrpsim.network.flowlog import nans
+from wrpsim.network.flowlog import NANS_BY_LEN, nans
 from wrpsim.network.paths import Conn
 from wrpsim.network.topology import LeafSpine
 
@@ -376,7 +376,7 @@ class FluidEngine:
             return
         now = self.now
         self.start_s.extend(repeat(now, k))
-        self.finish_s.extend(nans(k))
+        self.finish_s.extend(NANS_BY_LEN.get(k) or nans(k))
         pc, cap, pmax = self._port_conns, self._capl, self.port_max_conns
         sync = self._base + len(self._steps)
         lone = self.watch is None

@@ -227,7 +227,7 @@ class Fabric:
             log.f_bytes.extend(repeat(q, n - 1))
         else:
             log.f_bytes.extend(repeat(q, n))
-        f_end.extend(nans(n))
+        f_end.extend(plan[3])
         f_live = log.f_live
         lb = self.lb
         left = 0
@@ -273,9 +273,10 @@ class Fabric:
 
     def _plan(self, src_gpus: list[int], dst_gpus: list[int]) -> tuple:
         """What `_fluid_transfer` needs of a pair of GPU lists, whatever the bytes: their
-        arrays for the flow records and, per flow, (index, kind, src, dst, path): kind
+        arrays for the flow records, per flow (index, kind, src, dst, path) — kind
         `_SELF` (src == dst), `_NVLINK` (one server), `_LEAF` (one leaf: its one path) or
-        `_SPINE` (the path depends on the ECMP hash of each transfer's qp). Kept per pair
+        `_SPINE` (the path depends on the ECMP hash of each transfer's qp) — and their NaN
+        finish times (`flowlog.nans`). Kept per pair
         (keyed by the lists' items, whose lengths are equal): a pair found there has been
         checked by `transfer` and is on the fast path."""
         topo = self.topo
@@ -293,7 +294,8 @@ class Fabric:
         if len(self._plans) >= 4096:  # (a fleet has few pairs; anything else: bounded)
             self._plans.clear()
         plan = self._plans[(*src_gpus, *dst_gpus)] = (array("i", src_gpus),
-                                                      array("i", dst_gpus), tuple(flows))
+                                                      array("i", dst_gpus), tuple(flows),
+                                                      nans(len(flows)))
         return plan
 
     def _driver_for(self, now: float, conns: list):
