@@ -258,9 +258,10 @@ def test_a_phantom_takes_its_share_moves_no_bytes_and_leaves_no_trace():
     assert eng.port_max_conns[path[0]] == 1 and eng.active == [] and cid == 0
 
 
-def _sparse_run(alone: bool, lb: str, seed: int) -> tuple:
+def _sparse_run(alone: bool, lb: str, seed: int, bulk: bool = False) -> tuple:
     """Random sparse traffic (mostly flows alone on their ports, some sharing) with arrivals
-    between completions; everything the engine reports."""
+    between completions; everything the engine reports. `bulk`: each batch's connections
+    (one path each) through `add_paths`, and the port counters read now and then."""
     import random
 
     topo = LeafSpine(fluid(leaves=8, hosts_per_leaf=16, spines=4, lb=lb))
@@ -268,6 +269,7 @@ def _sparse_run(alone: bool, lb: str, seed: int) -> tuple:
     if not alone:  # the general path only: the component search and water-filling
         eng._alone = lambda: None
         eng._lone_rates = eng._small_rates
+        eng._rate_fresh = lambda comp: eng._apply(comp, *eng._small_rates(comp))
     lb_ = LoadBalancer(topo, seed)
     rng = random.Random(seed)
     done = []
@@ -275,9 +277,16 @@ def _sparse_run(alone: bool, lb: str, seed: int) -> tuple:
         k = rng.choice([1, 1, 1, 2, 4])
         flows = [(rng.randrange(128), rng.randrange(128), rng.randrange(1, 8 * MIB))
                  for _ in range(k)]
-        for c in lb_.connections(flows):
-            eng.add(c)
+        conns = lb_.connections(flows)
+        if bulk:
+            eng.add_paths([c.paths[0] for c in conns], [c.nbytes for c in conns])
+        else:
+            for c in conns:
+                eng.add(c)
         t = eng.next_time()
+        if rng.random() < 0.2:  # (reads bring lazily kept port state up to date)
+            done.append((eng.port_bytes.tolist(), eng.port_rate(conns[0].paths[0][0])
+                         if conns else 0.0, eng.rem.tolist()))
         if t is not None:  # part of the way to the next completion, or on past a few
             done.append(eng.advance(eng.now + (t - eng.now) * rng.choice([0.3, 1.0])))
         while rng.random() < 0.8 and (t := eng.next_time()) is not None:
@@ -290,6 +299,16 @@ def _sparse_run(alone: bool, lb: str, seed: int) -> tuple:
 @pytest.mark.parametrize("lb", ["ecmp", "spray"])
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_lone_connections_fast_path_is_bit_identical(lb, seed):
-    """`_alone` / `_lone_rates` (connections alone on their ports: no component search, each
-    at its tightest port) give exactly what the component search and water-filling give."""
+    """`_rate_fresh`, `_alone` / `_lone_rates` (connections alone on their ports: no component
+    search, each at its tightest port) give exactly what the component search and
+    water-filling give."""
     assert _sparse_run(True, lb, seed) == _sparse_run(False, lb, seed)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_add_paths_is_bit_identical(seed):
+    """`add_paths` (connections on idle ports rated as they are added, their ports' state kept
+    lazily until a departure or a read; a call's connections all alone kept as one bundle
+    until they finish, share a port or are read) gives exactly what `add` and water-filling
+    give."""
+    assert _sparse_run(True, "ecmp", seed, bulk=True) == _sparse_run(False, "ecmp", seed)

@@ -274,3 +274,18 @@ def test_fleet_run_counts_failed_and_degraded_ports(tmp_path):
     net = json.loads((tmp_path / "network.json").read_text())
     assert summary["network_down_ports"] == net["down_ports"] == 2
     assert summary["network_degraded_ports"] == net["degraded_ports"] == 2
+
+
+def test_a_pair_seen_before_is_still_checked():
+    """The fluid fast path keeps what it learnt of a pair of GPU lists (`Fabric._plan`); a
+    later call with that pair but bad bytes, or lists of other lengths with the same GPUs,
+    is still refused."""
+    f, env = fabric("fluid", gpus_per_host=1)
+    f.transfer([0, 1], [2, 3], MIB, lambda t: None)
+    with pytest.raises(ValueError):
+        f.transfer([0, 1], [2, 3], -1, lambda t: None)
+    with pytest.raises(ValueError):
+        f.transfer([0, 1, 2], [3], MIB, lambda t: None)
+    f.transfer([0, 1], [2, 3], MIB, lambda t: None)
+    env.run()
+    assert f.stats()["transfers"] == 2 and f.stats()["flows_completed"] == 4

@@ -28,6 +28,18 @@ import numpy as np
 NAN = math.nan
 
 
+def nans(n: int) -> array:
+    """An array('d') of `n` NaNs, made once per `n`: extending a column by it copies bytes,
+    where extending by n Python floats converts each (array's per-item argument parsing)."""
+    a = NANS_BY_LEN.get(n)
+    if a is None:
+        a = NANS_BY_LEN[n] = array("d", [NAN]) * n
+    return a
+
+
+NANS_BY_LEN: dict[int, array] = {}  # `nans(n)` by n
+
+
 class FlowLog:
     """Transfers and flows of one fabric (module docstring)."""
 
@@ -40,7 +52,9 @@ class FlowLog:
         self.f_bytes = array("q")
         self.f_end = array("d")
         self.x_live: dict[int, list] = {}   # running transfer -> [flows left, done]
-        self.f_live: dict[int, list] = {}   # running flow -> [connections left, transfer]
+        # running flow -> its transfer when one connection is left, else [connections left,
+        # transfer]
+        self.f_live: dict[int, int | list] = {}
 
     @property
     def ntransfers(self) -> int:
@@ -88,20 +102,23 @@ class FlowLog:
         """Flow `fid` of transfer `x` arrives when `parts` more pieces (connections) have."""
         st = self.f_live.get(fid)
         if st is None:
-            self.f_live[fid] = [parts, x]
+            self.f_live[fid] = x if parts == 1 else [parts, x]
+        elif st.__class__ is int:
+            self.f_live[fid] = [parts + 1, st]
         else:
             st[0] += parts
 
     def flow_part_done(self, fid: int, now: float) -> Callable[[float], None] | None:
         """One piece of flow `fid` has arrived at `now`; the transfer's `done` when that
         completed the transfer (its live state is then dropped), else None."""
-        st = self.f_live[fid]
-        st[0] -= 1
-        if st[0]:
-            return None
+        x = self.f_live[fid]
+        if x.__class__ is not int:
+            x[0] -= 1
+            if x[0]:
+                return None
+            x = x[1]
         del self.f_live[fid]
         self.f_end[fid] = now
-        x = st[1]
         xs = self.x_live[x]
         xs[0] -= 1
         if xs[0]:

@@ -26,9 +26,11 @@ from __future__ import annotations
 
 import heapq
 from array import array
+from itertools import repeat
 
 import numpy as np
 
+from wrpsim.network.flowlog import NANS_BY_LEN, nans
 from wrpsim.network.paths import Conn
 from wrpsim.network.topology import LeafSpine
 
@@ -148,6 +150,22 @@ class FluidEngine:
         self._busy: set[int] = set()         # ports with a non-zero rate
         self._dirty_ports: set[int] = set()
         self._dirty = False
+        # connections added since the last recomputation, in id order, and whether anything
+        # else changed since (an add onto a busy port, a departure leaving a port in use, a
+        # phantom, a sprayed connection): when not, each of `_fresh` is alone on its ports and
+        # `_rate_fresh` rates them without looking for components (`_recompute`)
+        self._fresh: list[int] = []
+        self._eager: list[int] = []  # rated when added (`add_paths`), since the last one
+        # bundles of `add_paths`: first id -> [first id, paths, sizes, rates, finishes, sync
+        # step, indices still running, latest finish]; `_bat`: the id of a bundle's heap
+        # entry -> the bundle
+        self._bundles: dict[int, list] = {}
+        self._bat: dict[int, list] = {}
+        # connections rated when added whose ports' rate, sync step and busy mark are implied
+        # (each alone on its ports, which were idle: its rate, from its st[4] on) until
+        # `_materialize` writes them; a departure adds its bytes to its ports directly
+        self._lazy: dict[int, None] = {}
+        self._mixed = False
         self.recomputes = 0
         self._phantoms = 0                   # phantoms added (their ids: -1, -2, ...)
         self._ph_ports: dict[int, int] = {}  # port -> phantoms on it
@@ -155,6 +173,10 @@ class FluidEngine:
 
     def port_rate(self, p: int) -> float:
         """Bytes per second the connections (not the phantoms) put through port `p` now."""
+        if self._bundles:
+            self._unbundle()
+        if self._lazy:
+            self._materialize()
         return self._prate[p]
 
     def add_phantom(self, ports: tuple[int, ...], coefs: tuple[float, ...]) -> int:
@@ -168,7 +190,7 @@ class FluidEngine:
             pc.setdefault(p, set()).add(cid)
             ph[p] = ph.get(p, 0) + 1
         self._dirty_ports.update(ports)
-        self._dirty = True
+        self._dirty = self._mixed = True
         return cid
 
     def remove(self, cid: int) -> None:
@@ -179,7 +201,7 @@ class FluidEngine:
             pc[p].discard(cid)
             ph[p] -= 1
         self._dirty_ports.update(st[0])
-        self._dirty = True
+        self._dirty = self._mixed = True
 
     # -- lazy state ---------------------------------------------------------------------------
 
@@ -216,6 +238,7 @@ class FluidEngine:
         """Drop the steps no active connection or busy port still has to replay."""
         end = self._base + len(self._steps)
         low = min((st[4] for st in self._conns.values()), default=end)
+        low = min(low, min((b[5] for b in self._bundles.values()), default=end))
         low = min(low, min((self._psync[p] for p in self._busy), default=end))
         if low > self._base:
             del self._steps[:low - self._base]
@@ -226,6 +249,8 @@ class FluidEngine:
     @property
     def active(self) -> list[int]:
         """Ids of the connections still running (ascending)."""
+        if self._bundles:
+            self._unbundle()
         return sorted(self._conns)
 
     @property
@@ -273,6 +298,10 @@ class FluidEngine:
     @property
     def port_bytes(self) -> np.ndarray:
         """Bytes every port has carried up to `now`."""
+        if self._bundles:
+            self._unbundle()
+        if self._lazy:
+            self._materialize()
         for p in self._busy:
             self._sync_port(p)
         return np.asarray(self._pbytes, dtype=float)
@@ -281,20 +310,19 @@ class FluidEngine:
 
     def add(self, conn: Conn) -> int:
         """Start `conn` at `now`; returns its connection id."""
+        paths = conn.paths
+        if len(paths) == 1:
+            return self.add_path(paths[0], conn.nbytes)
+        # a sprayed connection: 1/k of its rate per path, shared ports summed
         cid = len(self.start_s)
         self.start_s.append(self.now)
         self.finish_s.append(NAN)
-        paths = conn.paths
-        if len(paths) == 1:
-            plist = paths[0]
-            coefs = _ONES[len(plist)] if len(plist) < len(_ONES) else (1.0,) * len(plist)
-        else:  # a sprayed connection: 1/k of its rate per path, shared ports summed
-            share: dict[int, float] = {}
-            for path in paths:
-                for p in path:
-                    share[p] = share.get(p, 0.0) + 1.0 / len(paths)
-            plist = tuple(sorted(share))
-            coefs = tuple(share[p] for p in plist)
+        share: dict[int, float] = {}
+        for path in paths:
+            for p in path:
+                share[p] = share.get(p, 0.0) + 1.0 / len(paths)
+        plist = tuple(sorted(share))
+        coefs = tuple(share[p] for p in plist)
         self._conns[cid] = [plist, coefs, float(conn.nbytes), 0.0,
                             self._base + len(self._steps), INF]
         pc = self._port_conns
@@ -305,8 +333,159 @@ class FluidEngine:
             else:
                 s.add(cid)
         self._dirty_ports.update(plist)
+        self._dirty = self._mixed = True
+        return cid
+
+    def add_path(self, ports: tuple[int, ...], nbytes: int) -> int:
+        """Start a connection of `nbytes` on the one path `ports` at `now` (what `add` does for
+        a `Conn` with one path); returns its connection id."""
+        cid = len(self.start_s)
+        self.start_s.append(self.now)
+        self.finish_s.append(NAN)
+        n = len(ports)
+        self._conns[cid] = [ports, _ONES[n] if n < _NONES else (1.0,) * n, float(nbytes), 0.0,
+                            self._base + len(self._steps), INF]
+        pc = self._port_conns
+        for p in ports:
+            s = pc.get(p)
+            if s is None:
+                pc[p] = {cid}
+            else:
+                if s:
+                    self._mixed = True
+                s.add(cid)
+        self._dirty_ports.update(ports)
+        self._fresh.append(cid)
         self._dirty = True
         return cid
+
+    def add_paths(self, paths: list[tuple[int, ...]], sizes: list[int]) -> None:
+        """`add_path(paths[i], sizes[i])` for every i, in order (ids consecutive from the
+        number of connections so far). A connection whose ports are all idle is rated at once,
+        as `_rate_fresh` would rate it at the next recomputation (its ports are then not
+        marked; `_recompute` marks them again if anything else changed, so the component
+        search starts from the same ports as when they were), so `port_rate` shows it before
+        `next_time()` does. When every one of them is alone on idle ports (a KV transfer's
+        flows), they are kept as one bundle (`_bundles`) with one heap entry, until they
+        finish or anything else needs them as connections (`_unbundle`). `paths` and `sizes`
+        are kept: not to be changed afterwards."""
+        cid = c0 = len(self.start_s)
+        k = len(paths)
+        if not k:
+            self._dirty = True
+            return
+        now = self.now
+        self.start_s.extend(repeat(now, k))
+        self.finish_s.extend(NANS_BY_LEN.get(k) or nans(k))
+        pc, cap, pmax = self._port_conns, self._capl, self.port_max_conns
+        sync = self._base + len(self._steps)
+        lone = self.watch is None
+        rates = []
+        fins = []
+        for ports, b in zip(paths, sizes):
+            alone = lone
+            rc = INF
+            for p in ports:
+                s = pc.get(p)
+                if s is None:
+                    pc[p] = {cid}
+                else:
+                    if s:
+                        alone = False
+                    s.add(cid)
+                v = cap[p]
+                if v < rc:  # min(): the first smallest; caps are positive
+                    rc = v
+                if not pmax[p]:  # (at least 1 once rated, whichever way)
+                    pmax[p] = 1
+            if not alone:
+                break
+            rates.append(rc)
+            fins.append(now + float(b) / rc)  # (`_rate_fresh`)
+            cid += 1
+        else:  # a bundle: one heap entry, its earliest (finish, id)
+            fmin = min(fins)
+            c = c0 + fins.index(fmin)
+            self._bundles[c0] = self._bat[c] = [c0, paths, sizes, rates, fins, sync,
+                                                list(range(k)), max(fins)]
+            heapq.heappush(self._heap, (fmin, c))
+            self._eager.extend(range(c0, c0 + k))
+            self._dirty = True
+            return
+        # connection `cid` shares a port: those before it alone (rated), it and the rest
+        # one by one
+        conns, heap, eager, lazy = self._conns, self._heap, self._eager, self._lazy
+        for j in range(cid - c0):
+            ports = paths[j]
+            n = len(ports)
+            conns[c0 + j] = [ports, _ONES[n] if n < _NONES else (1.0,) * n, float(sizes[j]),
+                             rates[j], sync, fins[j]]
+            heapq.heappush(heap, (fins[j], c0 + j))
+            eager.append(c0 + j)
+            lazy[c0 + j] = None
+        j = cid - c0
+        ports = paths[j]
+        n = len(ports)
+        conns[cid] = [ports, _ONES[n] if n < _NONES else (1.0,) * n, float(sizes[j]), 0.0, sync,
+                      INF]
+        self._dirty_ports.update(ports)
+        self._mixed = True
+        self._add_each(paths[j + 1:], sizes[j + 1:], cid + 1, sync)
+        self._dirty = True
+
+    def _add_each(self, paths: list[tuple[int, ...]], sizes: list[int], cid: int,
+                  sync: int) -> None:
+        """`add_paths`' connections one by one from id `cid` on (start and finish times
+        already recorded): each rated at once when alone on idle ports, else marked."""
+        now = self.now
+        conns, pc, eager, lazy = self._conns, self._port_conns, self._eager, self._lazy
+        lone = self.watch is None
+        cap, heap, push, pmax = self._capl, self._heap, heapq.heappush, self.port_max_conns
+        for ports, b in zip(paths, sizes):
+            n = len(ports)
+            st = conns[cid] = [ports, _ONES[n] if n < _NONES else (1.0,) * n, float(b), 0.0,
+                               sync, INF]
+            alone = lone
+            rc = INF
+            for p in ports:
+                s = pc.get(p)
+                if s is None:
+                    pc[p] = {cid}
+                else:
+                    if s:
+                        alone = False
+                    s.add(cid)
+                v = cap[p]
+                if v < rc:  # min(): the first smallest; caps are positive
+                    rc = v
+                if not pmax[p]:  # (at least 1 once rated, whichever way)
+                    pmax[p] = 1
+            if alone:  # (`_rate_fresh`; its ports' rates are implied: `_lazy`)
+                st[3] = rc
+                f = st[5] = now + st[2] / rc
+                push(heap, (f, cid))
+                eager.append(cid)
+                lazy[cid] = None
+            else:
+                self._dirty_ports.update(ports)
+                self._mixed = True
+            cid += 1
+
+    def _unbundle(self) -> None:
+        """Make the running connections of every bundle plain ones (state, heap entry, lazily
+        kept ports), as `add_paths` would have made them one by one."""
+        conns, heap, lazy = self._conns, self._heap, self._lazy
+        for c0, paths, sizes, rates, fins, sync, alive, _ in self._bundles.values():
+            for i in alive:
+                ports = paths[i]
+                n = len(ports)
+                c = c0 + i
+                conns[c] = [ports, _ONES[n] if n < _NONES else (1.0,) * n, float(sizes[i]),
+                            rates[i], sync, fins[i]]
+                heapq.heappush(heap, (fins[i], c))
+                lazy[c] = None
+        self._bundles = {}
+        self._bat = {}
 
     def _recompute(self) -> None:
         """New rates for the connections the changes since the last one can affect: the
@@ -314,6 +493,28 @@ class FluidEngine:
         gives water-filling's answer bit for bit, then applied (`_apply`)."""
         self._dirty = False
         self.recomputes += 1
+        fresh, eager = self._fresh, self._eager
+        if fresh:
+            self._fresh = []
+        if eager:
+            self._eager = []
+        if not self._mixed and len(fresh) + len(eager) <= SMALL and self.watch is None:
+            self._dirty_ports = set()
+            if fresh:
+                self._rate_fresh(fresh)
+            elif len(self._steps) >= self._trim_at:
+                self._trim()
+                self._trim_at = max(TRIM_STEPS, 2 * len(self._steps))
+            return
+        self._mixed = False
+        if self._bundles:
+            self._unbundle()
+        if self._lazy:
+            self._materialize()
+        if eager:  # the general path: from every port touched since the last recomputation
+            conns, dirty = self._conns, self._dirty_ports
+            for c in eager:
+                dirty.update(conns[c][0])
         comp = self._alone()
         if comp is not None:  # each alone on its ports: a component of its own
             if comp:
@@ -435,6 +636,54 @@ class FluidEngine:
             self._trim()
             self._trim_at = max(TRIM_STEPS, 2 * len(self._steps))
 
+    def _rate_fresh(self, comp: list[int]) -> None:
+        """`_apply(comp, *self._lone_rates(comp))` for connections `comp` that were all added
+        since the last recomputation onto idle ports, each alone on its ports, one path each
+        (so `_alone()` would return exactly `comp`), with no phantom and no `watch`: the same
+        rates, heap entries and port updates in one pass."""
+        conns, heap, steps, now, cap = self._conns, self._heap, self._steps, self.now, self._capl
+        end = self._base + len(steps)
+        push = heapq.heappush
+        prate, psync, pbytes, busy, pmax = (self._prate, self._psync, self._pbytes, self._busy,
+                                            self.port_max_conns)
+        for c in comp:
+            st = conns[c]
+            ports = st[0]
+            rc = INF
+            for p in ports:  # min(): the first smallest; caps are positive
+                v = cap[p]
+                if v < rc:
+                    rc = v
+            st[4] = end  # (added at `now` and never rated: nothing to replay)
+            st[3] = rc
+            f = st[5] = now + st[2] / rc
+            push(heap, (f, c))
+            for p in ports:  # each connection alone on its ports: the port carries its rate
+                if psync[p] != end:
+                    if prate[p]:
+                        pbytes[p] = self._replay(pbytes[p], prate[p], psync[p], 1.0)
+                    psync[p] = end
+                prate[p] = rc
+                busy.add(p)
+                if not pmax[p]:
+                    pmax[p] = 1
+        if len(steps) >= self._trim_at:
+            self._trim()
+            self._trim_at = max(TRIM_STEPS, 2 * len(self._steps))
+
+    def _materialize(self) -> None:
+        """Write the port state the `_lazy` connections imply (each port: the connection's
+        rate from its sync step st[4] on, busy), as `_rate_fresh` would have when they were
+        rated (their ports were idle: nothing to replay before)."""
+        conns, prate, psync, busy = self._conns, self._prate, self._psync, self._busy
+        for c in self._lazy:
+            st = conns[c]
+            for p in st[0]:
+                psync[p] = st[4]
+                prate[p] = st[3]
+                busy.add(p)
+        self._lazy = {}
+
     def _alone(self) -> list[int] | None:
         """`_component()` in the common case of a fleet's sparse traffic — every connection on
         the ports touched since the last recomputation alone on each of its ports (so each is a
@@ -484,7 +733,10 @@ class FluidEngine:
         while heap:
             f, c = heap[0]
             st = conns.get(c)
-            if st is not None and st[5] == f:
+            if st is not None:
+                if st[5] == f:
+                    return f, c
+            elif c in self._bat:  # a bundle's entry
                 return f, c
             heapq.heappop(heap)
         return None
@@ -506,41 +758,145 @@ class FluidEngine:
         if dt > 0:
             self._steps.append(dt)
             self.now = t
-        if not self._conns:
-            return []
+        heap = self._heap
         lim = t + 1e-12 * abs(t) + 1e-15
-        heap, conns = self._heap, self._conns
+        if not heap or heap[0][0] > lim:
+            return []
+        conns, bat = self._conns, self._bat
         done = []
+        bdone = None
+        pop = heapq.heappop
         while heap and heap[0][0] <= lim:
-            f, c = heapq.heappop(heap)
+            f, c = pop(heap)
             st = conns.get(c)
-            if st is not None and st[5] == f:
-                done.append((c, st[0]))
-                del conns[c]
+            if st is not None:
+                if st[5] == f:
+                    done.append((c, st))
+                    del conns[c]
+                continue
+            b = bat.pop(c, None)
+            if b is None:
+                continue
+            # a bundle: every member due by `lim` finishes, as with an entry each
+            if b[7] <= lim:  # all of them (the latest finish is due)
+                due = b[6]
+                del self._bundles[b[0]]
+            else:
+                c0, fins = b[0], b[4]
+                due = []
+                keep = []
+                for i in b[6]:
+                    if fins[i] <= lim:
+                        due.append(i)
+                    else:
+                        keep.append(i)
+                if keep:  # the rest: a new entry, their earliest (finish, id)
+                    b[6] = keep
+                    fm, im = INF, -1
+                    for i in keep:
+                        if fins[i] < fm:
+                            fm, im = fins[i], i
+                    heapq.heappush(heap, (fm, c0 + im))
+                    bat[c0 + im] = b
+                else:
+                    del self._bundles[c0]
+            if bdone is None:
+                bdone = [(b, due)]
+            else:
+                bdone.append((b, due))
+        if bdone is not None:
+            return self._bundles_done(t, done, bdone)
         if not done:
             return []
-        done.sort()
-        pc, dirty, prate, busy = self._port_conns, self._dirty_ports, self._prate, self._busy
-        psync, pbytes, end = self._psync, self._pbytes, self._base + len(self._steps)
-        watch, finish_s = self.watch, self.finish_s
-        for c, ports in done:
+        if len(done) > 1:
+            done.sort()
+        return self._depart(t, done)
+
+    def _depart(self, t: float, done: list) -> list[int]:
+        """Connections `done` = [(id, state)], sorted, finish at `t` (`advance`): their ports
+        are brought up to date and freed; their ids."""
+        pc, prate, busy = self._port_conns, self._prate, self._busy
+        steps = self._steps
+        psync, pbytes, end = self._psync, self._pbytes, self._base + len(steps)
+        last = end - 1  # a port synced up to the last step: one step to add (`_replay`)
+        dtl = steps[-1] if steps else 0.0
+        watch, finish_s, lazy = self.watch, self.finish_s, self._lazy
+        shared = False
+        for c, st in done:
             finish_s[c] = t
+            ports = st[0]
+            if c in lazy:  # alone on its ports all along: they carried its rate since st[4]
+                del lazy[c]
+                i = st[4]
+                rc = st[3]
+                for p in ports:
+                    pc[p].discard(c)
+                    if i == last:
+                        pbytes[p] = pbytes[p] + rc * dtl
+                    elif i != end:
+                        pbytes[p] = self._replay(pbytes[p], rc, i, 1.0)
+                continue
             # a port's rate drops to 0 when no connection is left on it; the others are
-            # recomputed with the component before the next step
+            # recomputed with the component before the next step (a port left empty joins
+            # no component: it is not marked)
             for p in ports:
                 s = pc[p]
                 s.discard(c)
-                dirty.add(p)
-                if not s and prate[p]:
-                    if psync[p] != end:
-                        pbytes[p] = self._replay(pbytes[p], prate[p], psync[p], 1.0)
+                if s:
+                    if not shared:
+                        shared = True
+                        dirty = self._dirty_ports
+                    dirty.add(p)
+                elif prate[p]:
+                    i = psync[p]
+                    if i == last:
+                        pbytes[p] = pbytes[p] + prate[p] * dtl
+                        psync[p] = end
+                    elif i != end:
+                        pbytes[p] = self._replay(pbytes[p], prate[p], i, 1.0)
                         psync[p] = end
                     prate[p] = 0.0
                     busy.discard(p)
                     if watch is not None:
                         watch.add(p)
-        self._dirty = True
+        if shared:
+            self._dirty = self._mixed = True
         return [c for c, _ in done]
+
+    def _bundles_done(self, t: float, done: list, bdone: list) -> list[int]:
+        """`advance`'s departures at `t` when bundle members are among them: the members'
+        ports get their bytes as a `_lazy` connection's do; the plain connections `done` go
+        through `advance`'s own path (`_depart`)."""
+        pc, pbytes, finish_s, steps = self._port_conns, self._pbytes, self.finish_s, self._steps
+        end = self._base + len(steps)
+        last = end - 1
+        dtl = steps[-1] if steps else 0.0
+        ids = []
+        for b, due in bdone:
+            c0, paths, rates, s0 = b[0], b[1], b[3], b[5]
+            for i in due:
+                c = c0 + i
+                ids.append(c)
+                finish_s[c] = t
+                if s0 == last:
+                    inc = rates[i] * dtl  # (the same product for every port)
+                    for p in paths[i]:
+                        pc[p].discard(c)
+                        pbytes[p] = pbytes[p] + inc
+                elif s0 != end:
+                    for p in paths[i]:
+                        pc[p].discard(c)
+                        pbytes[p] = self._replay(pbytes[p], rates[i], s0, 1.0)
+                else:
+                    for p in paths[i]:
+                        pc[p].discard(c)
+        if done:
+            done.sort()
+            ids += self._depart(t, done)
+            ids.sort()
+        elif len(ids) > 1:
+            ids.sort()
+        return ids
 
     def run(self) -> float:
         """Run standalone until every connection has finished; the last finish time."""

@@ -36,7 +36,7 @@ from typing import NamedTuple
 
 from wrpsim.network.coloring import edge_coloring
 from wrpsim.network.config import SPRAYED
-from wrpsim.network.hashing import ecmp_index, switch_salts
+from wrpsim.network.hashing import GOLDEN, MASK64, ecmp_index, mix64, switch_salts
 from wrpsim.network.topology import LeafSpine
 
 REHASH_WORD = 0xFA11  # extra tuple word of the resilient rehash (an independent second hash)
@@ -67,6 +67,7 @@ class LoadBalancer:
         self.next_qp = 0
         self.calls = 0
         self._pinned: dict[tuple, int] = {}
+        self._prefix: dict[tuple[int, int], int] = {}  # (src, dst) -> `_hash`'s state after them
 
     def _qp(self) -> int:
         self.next_qp += 1
@@ -83,14 +84,24 @@ class LoadBalancer:
             qp = self._pinned[k] = self._qp()
         return qp
 
+    def _hash(self, src: int, dst: int, qp: int) -> int:
+        """`flow_hash(salt of src's leaf, (src, dst, qp))`, with the state after (salt, src,
+        dst) kept per pair (the same integer operations: only qp's round is computed again)."""
+        h = self._prefix.get((src, dst))
+        if h is None:
+            h = mix64(self.salts[self.topo.leaf_of[src]] ^ GOLDEN)
+            h = mix64((h + GOLDEN + (src & MASK64)) & MASK64)
+            h = self._prefix[(src, dst)] = mix64((h + GOLDEN + (dst & MASK64)) & MASK64)
+        return mix64((h + GOLDEN + (qp & MASK64)) & MASK64)
+
     def ecmp_spine(self, src: int, dst: int, qp: int) -> int:
         """The spine the source leaf's ECMP hash picks for queue pair (src, dst, qp), among the
         spines that reach the destination leaf (`ecmp_remap`, module docstring)."""
         topo = self.topo
+        if not topo.has_down:  # (`ecmp_index(salt, (src, dst, qp), S)`)
+            return (self._hash(src, dst, qp) * topo.S) >> 64
         a = topo.leaf_of[src]
         salt = self.salts[a]
-        if not topo.has_down:
-            return ecmp_index(salt, (src, dst, qp), topo.S)
         alive = topo.spines_between(a, topo.leaf_of[dst])
         if self.cfg.ecmp_remap == "resilient":
             s = ecmp_index(salt, (src, dst, qp), topo.S)

@@ -40,6 +40,7 @@ import math
 from array import array
 from collections.abc import Callable
 from functools import partial
+from itertools import repeat
 
 import simpy
 
@@ -48,7 +49,7 @@ from wrpsim.metrics.summary import pct
 from wrpsim.network import FLEET_KEYS
 from wrpsim.network.config import NetConfig
 from wrpsim.network.crosstraffic import CrossTraffic
-from wrpsim.network.flowlog import FlowLog
+from wrpsim.network.flowlog import NAN, FlowLog, nans
 from wrpsim.network.fluid import FluidEngine
 from wrpsim.network.packet import PacketEngine
 from wrpsim.network.paths import LoadBalancer
@@ -63,6 +64,9 @@ def build_fabric(cfg: dict | None, seed: int) -> Fabric:
     if cfg is not None:
         cfg = {k: v for k, v in cfg.items() if k not in FLEET_KEYS}
     return Fabric(NetConfig.from_dict(cfg), seed)
+
+
+_SELF, _NVLINK, _LEAF, _SPINE = range(4)  # a flow of `Fabric._plan`
 
 
 def _delay(now: float, target: float) -> float:
@@ -96,6 +100,7 @@ class Fabric:
         self.conn_log: list | None = None   # a list: every `Conn`, by engine id (standalone)
         self.bytes_moved = 0
         self.bytes_by_tag: dict[str, int] = {}
+        self._plans: dict[tuple, tuple] = {}  # GPU lists -> `_plan`
 
     def attach(self, env: simpy.Environment) -> None:
         """Bind to the run's SimPy environment (once, before the first transfer)."""
@@ -133,6 +138,13 @@ class Fabric:
         if env is None:
             raise RuntimeError("Fabric.transfer before Fabric.attach(env)")
         n = len(src_gpus)
+        plan = self._plans.get((*src_gpus, *dst_gpus)) if n == len(dst_gpus) else None
+        if plan is not None and nbytes >= 0 and self.conn_log is None:
+            # a pair of GPU lists checked before, on the fast path (`_fluid_transfer`)
+            self.bytes_moved += nbytes
+            tags = self.bytes_by_tag
+            tags[tag] = tags.get(tag, 0) + nbytes
+            return self._fluid_transfer(src_gpus, dst_gpus, nbytes, done, key, n, plan)
         if n == 0 or n != len(dst_gpus):
             raise ValueError(f"transfer needs equal, non-empty GPU lists, got {n} and "
                              f"{len(dst_gpus)}")
@@ -145,11 +157,15 @@ class Fabric:
             if bad:
                 raise ConfigError(f"network: GPU id {bad[0]} outside the fabric's "
                                   f"0..{self.topo.n - 1}")
+        self.bytes_moved += nbytes
+        self.bytes_by_tag[tag] = self.bytes_by_tag.get(tag, 0) + nbytes
+        if (self.kind == "fluid" and self.window is None and self.conn_log is None
+                and self.cfg.lb == "ecmp"):
+            return self._fluid_transfer(src_gpus, dst_gpus, nbytes, done, key, n,
+                                        self._plans.get((*src_gpus, *dst_gpus)))
         log = self.log
         now = env.now
         x = log.new_transfer(now)
-        self.bytes_moved += nbytes
-        self.bytes_by_tag[tag] = self.bytes_by_tag.get(tag, 0) + nbytes
         sizes = [nbytes // n + (nbytes % n if i == 0 else 0) for i in range(n)]
         net_flows = []
         left = 0
@@ -174,6 +190,7 @@ class Fabric:
                 fid = net_flows[c.flow][0]
                 log.flow_parts(fid, x, 1)
                 cf.append(fid)
+            driver.conn_x.extend(repeat(-1, len(conns)))
             if driver is self._wdriver:  # the fluid engine makes room before packets leave
                 driver.add(conns, before=partial(self.cross.started, first, conns))
             else:
@@ -184,6 +201,102 @@ class Fabric:
         else:
             log.wait(x, left, done)
         return x
+
+    def _fluid_transfer(self, src_gpus: list[int], dst_gpus: list[int], nbytes: int,
+                        done: Callable[[float], None], key, n: int, plan: tuple | None) -> int:
+        """`transfer`'s records, connections, engine state and events for a fluid fabric with
+        ECMP and no packet window or `conn_log` (a fleet's usual case), without building a
+        `Conn` per connection: the flows' records in bulk, each connection's one path straight
+        into the engine (`FluidEngine.add_path`), the same qp numbers, hashes and order."""
+        env = self.env
+        now = env._now
+        log = self.log
+        x = len(log.x_start)
+        log.x_start.append(now)
+        log.x_end.append(NAN)
+        fid0 = len(log.f_end)
+        log.x_first.append(fid0)
+        q, r = divmod(nbytes, n)
+        if plan is None:
+            plan = self._plan(src_gpus, dst_gpus)
+        log.f_src.extend(plan[0])
+        log.f_dst.extend(plan[1])
+        f_end = log.f_end
+        if r:
+            log.f_bytes.append(q + r)
+            log.f_bytes.extend(repeat(q, n - 1))
+        else:
+            log.f_bytes.extend(repeat(q, n))
+        f_end.extend(plan[3])
+        f_live = log.f_live
+        lb = self.lb
+        left = 0
+        paths = None
+        b = q + r
+        for i, kind, s, d, path in plan[2]:
+            if i:
+                b = q
+            fid = fid0 + i
+            if kind == _SELF or b == 0:
+                f_end[fid] = now
+                continue
+            left += 1
+            if kind == _NVLINK:
+                rate = self.cfg.nvlink_gbps
+                f_live[fid] = x  # (`FlowLog.flow_parts(fid, x, 1)`)
+                self._later(0.0 if rate is None else b * 8 / (rate * 1e9), fid)
+                continue
+            if kind == _LEAF:  # (`LoadBalancer.connections`: a fresh qp, one path)
+                lb.next_qp += 1
+            else:
+                path = self.topo.path(s, d, lb.ecmp_spine(s, d, lb._qp_of(key, s, d, 0)))
+            if paths is None:
+                paths, sizes, fids = [path], [b], [fid]
+            else:
+                paths.append(path)
+                sizes.append(b)
+                fids.append(fid)
+        if paths is not None:  # (one `LoadBalancer.connections` call)
+            lb.calls += 1
+            drv = self._driver
+            drv.catch_up()
+            drv.conn_flow.extend(fids)
+            drv.conn_x.extend(repeat(x, len(fids)))  # one connection per flow: no `f_live`
+            drv.engine.add_paths(paths, sizes)
+            drv.arm_soon()
+        if left == 0:  # nothing to wait for: done at this instant, but not re-entrantly
+            log.x_end[x] = now
+            wake(env, 0, lambda _e: done(env.now))
+        else:
+            log.x_live[x] = [left, done]
+        return x
+
+    def _plan(self, src_gpus: list[int], dst_gpus: list[int]) -> tuple:
+        """What `_fluid_transfer` needs of a pair of GPU lists, whatever the bytes: their
+        arrays for the flow records, per flow (index, kind, src, dst, path) — kind
+        `_SELF` (src == dst), `_NVLINK` (one server), `_LEAF` (one leaf: its one path) or
+        `_SPINE` (the path depends on the ECMP hash of each transfer's qp) — and their NaN
+        finish times (`flowlog.nans`). Kept per pair
+        (keyed by the lists' items, whose lengths are equal): a pair found there has been
+        checked by `transfer` and is on the fast path."""
+        topo = self.topo
+        server, leaf, N = topo.server_of, topo.leaf_of, topo.n
+        flows = []
+        for i, (s, d) in enumerate(zip(src_gpus, dst_gpus)):
+            if s == d:
+                flows.append((i, _SELF, s, d, None))
+            elif server[s] == server[d]:
+                flows.append((i, _NVLINK, s, d, None))
+            elif leaf[s] == leaf[d]:
+                flows.append((i, _LEAF, s, d, (s, N + d)))
+            else:
+                flows.append((i, _SPINE, s, d, None))
+        if len(self._plans) >= 4096:  # (a fleet has few pairs; anything else: bounded)
+            self._plans.clear()
+        plan = self._plans[(*src_gpus, *dst_gpus)] = (array("i", src_gpus),
+                                                      array("i", dst_gpus), tuple(flows),
+                                                      nans(len(flows)))
+        return plan
 
     def _driver_for(self, now: float, conns: list):
         """The engine driver that carries connections `conns` starting at `now`: the packet
@@ -227,8 +340,10 @@ class Fabric:
         log.flow_parts(fid, x, len(conns))
         if len(conns) == 1:
             cf.append(fid)
+            driver.conn_x.append(-1)
         else:
             cf.extend([fid] * len(conns))
+            driver.conn_x.extend(repeat(-1, len(conns)))
         if driver is self._wdriver:  # the fluid engine makes room before packets leave
             driver.add(conns, before=partial(self.cross.started, first, conns))
         else:
@@ -364,20 +479,38 @@ class _FluidDriver:
     def __init__(self, fabric: Fabric, env: simpy.Environment, engine: FluidEngine):
         self.fabric, self.env, self.engine = fabric, env, engine
         self.conn_flow = array("q")      # engine connection id -> the fabric's flow index
+        # engine connection id -> its transfer when it is its flow's only connection and the
+        # flow has no `FlowLog.f_live` state (`Fabric._fluid_transfer`), else -1
+        self.conn_x = array("q")
         self.gen = 0
         self.pending: list[int] = []
         self._arming = False
         self.on_rates: Callable[[], None] | None = None  # after rates may have changed
+        self._t = 0.0                    # the time the latest wake (generation `gen`) is for
+        self._deferred = self._deferred_arm
+        self._woken = self._wake
 
     def add(self, conns) -> None:
-        eng, now = self.engine, self.env._now
-        if not self._arming or eng.now < now:  # a second add in one instant: already there
-            self.pending += eng.advance(max(now, eng.now))
+        self.catch_up()
+        eng = self.engine
         for c in conns:
             eng.add(c)
-        if not self._arming:  # one recomputation for all transfers started at this instant
+        self.arm_soon()
+
+    def catch_up(self) -> None:
+        """Bring the engine to now before connections are added (the first add of an instant;
+        a second add in one instant finds it there); what finishes goes to `pending`."""
+        eng, now = self.engine, self.env._now
+        if not self._arming or eng.now < now:
+            done = eng.advance(now if now > eng.now else eng.now)
+            if done:
+                self.pending += done
+
+    def arm_soon(self) -> None:
+        """One recomputation for all transfers started at this instant: after this event."""
+        if not self._arming:
             self._arming = True
-            wake(self.env, 0, self._deferred_arm)
+            wake(self.env, 0, self._deferred)
 
     def _deferred_arm(self, _ev) -> None:
         self._arming = False
@@ -403,14 +536,45 @@ class _FluidDriver:
         if t is None:
             return
         self.gen += 1
-        wake(self.env, _delay(now, t), partial(self._wake, self.gen, t))
+        self._t = t
+        d = t - now
+        if d < 0.0:
+            d = 0.0
+        if now + d < t:
+            d = _delay(now, t)
+        wake(self.env, d, self._woken, self.gen)
 
-    def _wake(self, gen: int, t: float, _ev) -> None:
-        if gen != self.gen:
+    def _wake(self, ev) -> None:
+        if ev.value != self.gen:  # voided by a later `_arm`
             return
+        eng = self.engine
+        t = self._t
         done, self.pending = self.pending, []
-        done += self.engine.advance(max(t, self.engine.now))
-        self.fabric._conns_done(done, self.conn_flow)
+        done += eng.advance(t if t > eng.now else eng.now)
+        if done:  # (`Fabric._conns_done`)
+            now = self.env._now
+            log = self.fabric.log
+            f_live, x_live, f_end, x_end = log.f_live, log.x_live, log.f_end, log.x_end
+            cf, cx = self.conn_flow, self.conn_x
+            for c in done:
+                fid = cf[c]
+                x = cx[c]
+                if x < 0:  # (`FlowLog.flow_part_done`)
+                    x = f_live[fid]
+                    if x.__class__ is not int:
+                        x[0] -= 1
+                        if x[0]:
+                            continue
+                        x = x[1]
+                    del f_live[fid]
+                f_end[fid] = now
+                xs = x_live[x]
+                xs[0] -= 1
+                if xs[0]:
+                    continue
+                del x_live[x]
+                x_end[x] = now
+                xs[1](now)  # the transfer's live state (and `done`'s closure) is gone
         self._arm()
 
 
@@ -420,6 +584,7 @@ class _PacketDriver:
     def __init__(self, fabric: Fabric, env: simpy.Environment, engine: PacketEngine):
         self.fabric, self.env, self.engine = fabric, env, engine
         self.conn_flow = array("q")      # engine connection id -> the fabric's flow index
+        self.conn_x = array("q")         # (`_FluidDriver.conn_x`; all -1 here)
         self.gen = 0
         self.pending: list[tuple[int, int]] = []
         self.on_done: Callable[[list[int]], None] | None = None  # connections complete now

@@ -81,7 +81,8 @@ class KVTransfer:
         # a sequence's KV is held by the GPUs of one attention group (all of them unless the
         # pool has data-parallel attention, `attn_dp`): those send it
         src_gpus = src.gpus[:kv_gpus(src)]
-        dst_gpus = [dst.gpus[i % len(dst.gpus)] for i in range(len(src_gpus))]
+        n, g = len(src_gpus), dst.gpus
+        dst_gpus = g[:n] if n <= len(g) else [g[i % len(g)] for i in range(n)]
         self.fabric.transfer(src_gpus, dst_gpus, round(nbytes), done, tag="kv")
 
     def early(self, src, seq, nbytes: float, t_start: float, dur: float, layers: int) -> None:
