@@ -148,11 +148,13 @@ class Dispatcher:
         if dec is not None:
             feed.sent(dec, req)
             dec = feed.live(dec)
-            feed.decoding_on(dec, req)
+            if feed.live_view:
+                feed.decoding_on(dec, req)
         delay = end - now + placement.delay_s
         delay += inst.frontend.delay_s(now + delay, req.prompt_tokens, inst.stream_rate())
         if delay > 0:
-            feed.entering(inst, req)
+            if feed.live_view:  # (the oracle's count: a scrape view does not see the front end)
+                feed.entering(inst, req)
             wake(self.env, delay, self._admit_due, (req, inst, dec, delay))
         else:
             self._admit(req, inst, dec)
@@ -167,7 +169,8 @@ class Dispatcher:
         after telling the feed the request has left the front (`ViewFeed.entered`).
         (A bound method and a tuple: no closure cells in `_decide`, the hot path.)"""
         args = ev.value
-        self.feed.entered(args[1], args[0])
+        if self.feed.live_view:
+            self.feed.entered(args[1], args[0])
         self._admit(*args)
 
     def _cached(self, req, hit, done: float, route_s: float) -> None:

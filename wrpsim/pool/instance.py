@@ -288,7 +288,8 @@ class Instance(BatchingMixin, SequenceSetMixin, HandoffMixin, FailureMixin, Acco
         k = self._done_steps(now) + extra
         if k + 1 < self._n:
             end = self._end_at(k)
-            self._trace_cut(k + 1)  # the slice recorded at the start ends earlier
+            if self._slice is not None:  # traced: the slice recorded at the start ends earlier
+                self._trace_cut(k + 1)
             self._n = k + 1
             self._dur = end
             # the stretch now ends `delay` from now: one light event; the one it replaces is
