@@ -97,14 +97,15 @@ def _iterations_and_busy(tmp_path) -> tuple[dict, dict]:
     return {k: tuple(v) for k, v in traced.items()}, rows
 
 
-def _one_answer_failing_at(tmp_path, at_s: float) -> list:
+def _one_answer_stopped(tmp_path, failure_at_s=None, horizon_s=None) -> list:
     """One 100-token answer at 0.1 s per iteration (a 0.1 s prefill, then one decode run from
-    0.1 s) on an instance that fails at `at_s`: its iteration slices and the check that they
-    add up to instances.parquet."""
+    0.1 s) on an instance that fails at `failure_at_s`, or in a run that ends at `horizon_s`:
+    its iteration slices, checked to add up to instances.parquet."""
     cfg = constant_cfg(step_s=0.1, count=1)
-    cfg["sim"] = {"trace": True}
-    cfg["failures"] = {"policy": "drop",
-                       "events": [{"pool": "p", "instance": 0, "at_s": at_s, "down_s": 1.0}]}
+    cfg["sim"] = {"trace": True, **({"horizon_s": horizon_s} if horizon_s is not None else {})}
+    if failure_at_s is not None:
+        cfg["failures"] = {"policy": "drop", "events": [
+            {"pool": "p", "instance": 0, "at_s": failure_at_s, "down_s": 1.0}]}
     run(cfg, tmp_path, make_trace([0.0], [10], [100]))
     traced, rows = _iterations_and_busy(tmp_path)
     assert traced["p/0"][0] == rows["p/0"][0]
@@ -117,14 +118,14 @@ def _one_answer_failing_at(tmp_path, at_s: float) -> list:
 def test_a_failure_cuts_the_slice_in_progress_to_the_iterations_that_ran(tmp_path):
     """The decode run planned at 0.1 s for 99 steps is cut by the failure at 3.05 s: its slice
     ends at 3.0 s with the 29 steps that ended; the step in progress is lost (not busy)."""
-    got = _one_answer_failing_at(tmp_path, 3.05)
+    got = _one_answer_stopped(tmp_path, failure_at_s=3.05)
     assert [n for n, _, _ in got] == ["prefill", "decode x29"]
     assert got[1][1] == pytest.approx(0.1) and got[1][2] == pytest.approx(2.9)
 
 
 def test_a_failure_during_a_prefill_leaves_no_slice(tmp_path):
     """The only iteration (the prefill, 0 to 0.1 s) never ends: no slice, no busy time."""
-    assert _one_answer_failing_at(tmp_path, 0.05) == []
+    assert _one_answer_stopped(tmp_path, failure_at_s=0.05) == []
 
 
 def test_trace_matches_the_instances_under_random_failures(tmp_path):
@@ -147,26 +148,13 @@ def test_trace_matches_the_instances_under_random_failures(tmp_path):
         assert traced[name][1] == pytest.approx(busy, rel=1e-9), name
 
 
-def _one_answer_cut_by_horizon(tmp_path, horizon_s: float) -> list:
-    """`_one_answer_failing_at` without the failure: the run ends at `horizon_s`."""
-    cfg = constant_cfg(step_s=0.1, count=1)
-    cfg["sim"] = {"trace": True, "horizon_s": horizon_s}
-    run(cfg, tmp_path, make_trace([0.0], [10], [100]))
-    traced, rows = _iterations_and_busy(tmp_path)
-    assert traced["p/0"][0] == rows["p/0"][0]
-    assert traced["p/0"][1] == pytest.approx(rows["p/0"][1], rel=1e-9, abs=1e-12)
-    events = json.loads((tmp_path / "trace.json").read_text())["traceEvents"]
-    return [(e["name"], e["ts"] / 1e6, e["dur"] / 1e6) for e in events
-            if e["ph"] == "X" and e["tid"] == 0]
-
-
 def test_a_horizon_cuts_the_slice_in_progress_to_the_iterations_that_ended(tmp_path):
     """The decode run planned at 0.1 s for 99 steps is cut by the horizon at 3.05 s: the 29
     steps that ended count in instances.parquet (30 iterations, 3.0 s busy with the prefill)
     and the slice ends with them at 3.0 s, not at 10 s, past the horizon."""
     import pyarrow.parquet as pq
 
-    got = _one_answer_cut_by_horizon(tmp_path, 3.05)
+    got = _one_answer_stopped(tmp_path, horizon_s=3.05)
     assert [n for n, _, _ in got] == ["prefill", "decode x29"]
     assert got[1][1] == pytest.approx(0.1) and got[1][2] == pytest.approx(2.9)
     row = pq.read_table(tmp_path / "instances.parquet").to_pylist()[0]
@@ -175,7 +163,7 @@ def test_a_horizon_cuts_the_slice_in_progress_to_the_iterations_that_ended(tmp_p
 
 
 def test_a_horizon_during_a_prefill_leaves_no_slice(tmp_path):
-    assert _one_answer_cut_by_horizon(tmp_path, 0.05) == []
+    assert _one_answer_stopped(tmp_path, horizon_s=0.05) == []
 
 
 @pytest.mark.parametrize("failures", [False, True])
