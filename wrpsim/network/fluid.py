@@ -382,6 +382,8 @@ class FluidEngine:
         lone = self.watch is None
         rates = []
         fins = []
+        # (the port registration is `_add_each`'s, written out again: it runs once per flow of
+        # every KV transfer, and a shared helper costs a call per connection)
         for ports, b in zip(paths, sizes):
             alone = lone
             rc = INF
