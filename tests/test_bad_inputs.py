@@ -28,6 +28,10 @@ BAD = [
     (["seed=abc"], r"seed must be an integer >= 0, got 'abc'"),
     (["seed=1.5"], r"seed must be an integer >= 0, got 1\.5"),
     (["seed=-1"], r"seed must be an integer >= 0, got -1"),
+    # an infinite or NaN horizon ran, wrote null costs, then died formatting them
+    *[([f"sim.horizon_s={v}"], rf"sim\.horizon_s must be a finite number > 0\.0 or null, "
+                              rf"got {shown}$")
+      for v, shown in (("inf", "inf"), ("nan", "nan"), ("abc", "'abc'"), ("0", "0"))],
     (["+slo.ttf_s=1"], r"slo: unknown key\(s\) \['ttf_s'\]; valid keys: ttft_s, tpot_s; "
                        r"did you mean 'ttft_s'\?"),
     (["slo.ttf_s=1"], r"slo\.ttf_s: unknown key; valid keys under slo: ttft_s, tpot_s; "

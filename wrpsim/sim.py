@@ -237,9 +237,8 @@ class Simulation:
         # facility / IT energy: a finite number >= 1 (nan or inf gave null energy and cost)
         self.pue = number("pue", cfg.get("pue", 1.0), lo=1.0, finite=True)
         simcfg = cfg.get("sim") or {}
-        self.horizon_s = simcfg.get("horizon_s")
-        if self.horizon_s is not None and self.horizon_s <= 0:
-            raise ConfigError(f"sim.horizon_s must be null or > 0, got {self.horizon_s}")
+        self.horizon_s = number("sim.horizon_s", simcfg.get("horizon_s"), lo=0.0,
+                                strict_lo=True, finite=True, or_null=True)
         self.progress = simcfg.get("progress", "auto")
         check_keys(simcfg, ("horizon_s", "progress", "trace"), "sim")
 
