@@ -362,6 +362,9 @@ def test_cli_files_and_determinism(tmp_path):
      r"allgather, reducescatter, alltoall; got alpha_us=50 with pattern=permutation$"),
     (["pattern=all_to_all", "ranks=4"], r"^ranks applies only to the collective patterns "),
     (["pattern=ring_allreduce", "group=leaf"], r"^group applies only to the collective "),
+    # a misspelt pattern is named as such, not told that its collective keys do not apply
+    (["pattern=allreduce_tre", "chunks=4"],
+     r"^pattern: unknown value 'allreduce_tre'; .* did you mean 'allreduce_tree'\?$"),
     (["pattern=alltoall", "group=[0,1,2]", "ranks=3"],
      r"^ranks applies only to group=spread, leaf or pack \(a list of endpoints is the group's "
      r"ranks\); got ranks=3 with group=\[0, 1, 2\]$"),

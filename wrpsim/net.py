@@ -96,10 +96,14 @@ def check_pattern_keys(cfg: dict[str, Any]) -> None:
     wrpsim (a key that would change nothing is refused, not ignored): `group`, `ranks`,
     `alpha_us` need a collective pattern, `chunks` allreduce_tree, `ranks` a named group (a
     list of endpoints sets the ranks itself)."""
+    from wrpsim.errors import unknown_choice
     from wrpsim.network.collectives import KINDS
+    from wrpsim.network.patterns import PATTERNS
 
     default = _defaults()
     pattern, group = cfg["pattern"], cfg["group"]
+    if pattern not in PATTERNS + KINDS:  # (a misspelt pattern first: not "chunks applies …")
+        raise unknown_choice("pattern", pattern, PATTERNS + KINDS)
     takes = {"group": KINDS, "ranks": KINDS, "alpha_us": KINDS, "chunks": ("allreduce_tree",)}
     for key, patterns in takes.items():
         if cfg[key] != default[key] and pattern not in patterns:
