@@ -178,6 +178,21 @@ def test_an_slo_missed_on_an_idle_fleet_is_not_called_load():
     assert "cannot carry" not in verdict({**s, "kv_wait_mean_s": 0.0})
 
 
+def test_misses_cut_off_by_the_horizon_are_called_so(monkeypatch, capsys, tmp_path):
+    """A horizon that ends the run while most requests still run: they count as misses, and
+    the warning says the horizon cut them off, not that prompts are too long for the GPU."""
+    code, _, err = run_app(monkeypatch, capsys, tmp_path, "workload.max_requests=40",
+                           "workload.rate_scale=10", "sim.horizon_s=3")
+    assert code == 0, err
+    s = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert s["slo_attainment"] < 0.5 and s["requests_in_flight"] >= 0.5 * (
+        s["requests_total"] - round(s["slo_attainment"] * s["requests_total"]))
+    last = err.splitlines()[-1]
+    assert (f"{s['requests_in_flight']:,} of {s['requests_total']:,} requests were still "
+            f"running when the run ended at sim.horizon_s (3 s)") in last
+    assert "idle fleet" not in last and "cannot carry" not in last
+
+
 def test_misses_that_are_drops_are_called_drops_not_latency(monkeypatch, capsys, tmp_path):
     """Instances failing every 100 s with policy=drop: most requests are dropped while the
     completed ones meet the SLO; the warning must name the drops and their main reason, not

@@ -4,7 +4,8 @@
 - `verdict(summary)`: a one-line warning when the fleet could not carry the trace (fewer than
   `CARRY_MIN` of the requests met the SLO, or none completed), else None — so a run whose
   numbers mean "overloaded" says so; when dropped requests make up at least half of the misses
-  it names them (how many, the main `drop_reason`) instead of blaming load or latency; when
+  it names them (how many, the main `drop_reason`) instead of blaming load or latency, and so
+  for requests still running at `sim.horizon_s`; when
   routing is at least `ROUTE_SHARE` of the mean TTFT it names the router (its queue: more
   `router.replicas`; or its decision latency), and when the exposed KV transfers of a
   disaggregated run are, the links, instead of the fleet; otherwise load (`loaded`: queueing
@@ -40,6 +41,9 @@ def verdict(s: dict) -> str | None:
     drops = _dropped_misses(s, total, att)
     if drops:
         return f"{head}: {drops}"
+    cut = _unfinished_misses(s, total, att)
+    if cut:
+        return f"{head}: {cut}"
     routing = _router_bound(s)
     if routing:
         return f"{head}: {routing}"
@@ -146,6 +150,19 @@ def _dropped_misses(s: dict, total: int, att: float) -> str | None:
         text += f"; {'all' if met == done else f'{met:,} of the'} {done:,} completed met it"
     return (f"{text}, so the misses are dropped requests, not latency (summary.json: "
             f"drop_reasons; requests.parquet: drop_reason)")
+
+
+def _unfinished_misses(s: dict, total: int, att: float) -> str | None:
+    """When requests still running at `sim.horizon_s` make up at least half of the misses:
+    that the horizon cut them off (they count as misses), not latency; else None."""
+    left = s.get("requests_in_flight") or 0
+    misses = total - round(att * total)
+    if not left or left < 0.5 * misses:
+        return None
+    return (f"{left:,} of {total:,} requests were still running when the run ended at "
+            f"sim.horizon_s ({_t(s.get('duration_s'))}) and count as misses, so the misses are "
+            f"requests the horizon cut off, not latency (a longer sim.horizon_s lets them "
+            f"finish)")
 
 
 #: a fleet is loaded when requests queue for this share of the TTFT target on average, or its
