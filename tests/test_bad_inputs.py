@@ -115,7 +115,16 @@ BAD = [
      r"single value, not a section with keys; did you mean network\.collective_alpha_us=1\?$"),
     (["network=nic", "+network.packet_window=[1,2]"],
      r"^wrpsim: error: network \(kind nic\): unknown key\(s\) \['packet_window'\]; valid keys: "
-     r"kind, nic_gbps, collectives, collective_alpha_us$"),
+     r"kind, nic_gbps, collectives$"),
+    # on the default network (none) the hint selects an option that has the key
+    (["network.collectives.alpha_us=1"],
+     r"^wrpsim: error: network\.collectives\.alpha_us: unknown key: network\.collectives is a "
+     r"single value, not a section with keys; did you mean network=fluid "
+     r"network\.collective_alpha_us=1\?$"),
+    # the collectives' latency does nothing without a fabric: refused, not silently accepted
+    (["network=nic", "+network.collective_alpha_us=5"],
+     r"^wrpsim: error: network\.collective_alpha_us applies only with a fabric \(network=fluid "
+     r"or network=packet, with network\.collectives=true\), got network\.kind=nic$"),
     (["network=nic", "network.pakcet_window=3"],
      r"^wrpsim: error: network\.pakcet_window: unknown key; valid keys under network: kind, "
      r"nic_gbps, collectives; did you mean 'packet_window'\?$"),

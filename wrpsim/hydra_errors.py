@@ -138,7 +138,15 @@ def _value_not_section(where: str, leaf: str, full_key: str, argv: list[str]) ->
         keys = sorted({k for v in options.values() for k in v})
     near = closest(f"{last}_{leaf}", keys) or closest(leaf, keys)
     typed = _override(argv, full_key)
-    hint = (f"; did you mean {section}.{near}={typed[1] if typed else '…'}?" if near else "")
+    pick = ""
+    if near and section == "network":  # the selected option lacks it: name one that has it
+        sel = _override(argv, "network")
+        chosen = sel[1] if sel else _default_option("network", "config")
+        having = [n for n, v in options.items() if near in v]
+        if having and chosen not in having:
+            pick = f"network={having[0]} "
+    hint = (f"; did you mean {pick}{section}.{near}={typed[1] if typed else '…'}?" if near
+            else "")
     return f"{full_key}: unknown key: {where} is a single value, not a section with keys{hint}"
 
 

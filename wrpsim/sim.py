@@ -26,7 +26,6 @@ from wrpsim.metrics.quality import quality_summary
 from wrpsim.metrics.records import RequestLog, instance_table, write_parquet
 from wrpsim.metrics.summary import summarize
 from wrpsim.metrics.tasks import task_summary, task_table
-from wrpsim.network import FLEET_KEYS
 from wrpsim.pool.fleet import Fleet, parse_pool
 from wrpsim.pool.spanning import parse_collectives
 from wrpsim.pool.transfer import FABRIC_KINDS, KVTransfer
@@ -192,8 +191,8 @@ def build_transfer(env, net: dict, seed: int = 0) -> KVTransfer:
         transfer.collectives = coll
         return transfer
     if kind in ("none", "nic"):
-        # (the collectives' keys, taken out above, are valid too: listed so the line is whole)
-        check_keys(net, ("kind", "nic_gbps", *FLEET_KEYS), f"network (kind {kind})")
+        # (the collectives' switch, taken out above, is valid too: listed so the line is whole)
+        check_keys(net, ("kind", "nic_gbps", "collectives"), f"network (kind {kind})")
         return KVTransfer(env, kind, net.get("nic_gbps"))
     raise unknown_choice("network.kind", kind, ("nic", "none", *FABRIC_KINDS))
 

@@ -76,11 +76,15 @@ def parse_collectives(net: dict) -> tuple[dict, CollectiveSpec | None]:
     rest = {k: v for k, v in net.items() if k not in COLLECTIVE_KEYS}
     on = boolean("network.collectives", net.get("collectives", False))
     alpha = net.get("collective_alpha_us")
+    kind = net.get("kind", "none")
+    if alpha is not None and kind not in ("fluid", "packet"):  # (it would change nothing)
+        raise ConfigError(f"network.collective_alpha_us applies only with a fabric "
+                          f"(network=fluid or network=packet, with network.collectives=true), "
+                          f"got network.kind={kind}")
     alpha = DEFAULT_ALPHA_US if alpha is None else number("network.collective_alpha_us", alpha, 0,
                                                                 1e9, finite=True)
     if not on:
         return rest, None
-    kind = net.get("kind", "none")
     if kind not in ("fluid", "packet"):
         raise ConfigError(f"network.collectives=true needs a fabric (network=fluid or "
                           f"network=packet), got network.kind={kind}")
