@@ -28,6 +28,10 @@ BAD = [
     (["seed=abc"], r"seed must be an integer >= 0, got 'abc'"),
     (["seed=1.5"], r"seed must be an integer >= 0, got 1\.5"),
     (["seed=-1"], r"seed must be an integer >= 0, got -1"),
+    # Hydra merges a command-line mapping into the config's: {} would silently clear nothing
+    (["qoe={}"], r"^wrpsim: error: qoe=\{\} changes nothing: Hydra merges a mapping given on the "
+                 r"command line into the config's, so qoe keeps its keys \(ttft_s, tokens_per_s, "
+                 r"target\); remove an entry with ~qoe\.NAME \(e\.g\. ~qoe\.ttft_s\)$"),
     # an infinite or NaN horizon ran, wrote null costs, then died formatting them
     *[([f"sim.horizon_s={v}"], rf"sim\.horizon_s must be a finite number > 0\.0 or null, "
                               rf"got {shown}$")
@@ -475,6 +479,19 @@ def test_plan_has_no_pool_group_and_says_so(monkeypatch, capsys, tmp_path):
     assert one_error_line(err) == ("wrpsim: error: pool: not a config group of this command "
                                    "(--help lists its groups; an optional one is added as "
                                    "+pool=NAME)")
+
+
+def test_plan_candidates_cleared_with_an_empty_mapping_is_refused(monkeypatch, capsys,
+                                                                   tmp_path):
+    """`plan.candidates={}` kept all three candidates (a Hydra merge) and planned over them;
+    it is one line now, and the removal it suggests runs."""
+    code, _, err = run_app(monkeypatch, capsys, tmp_path, SMALL, "plan.candidates={}",
+                           module="wrpsim.plan")
+    assert code == 2
+    assert one_error_line(err) == (
+        "wrpsim: error: plan.candidates={} changes nothing: Hydra merges a mapping given on "
+        "the command line into the config's, so plan.candidates keeps its keys (a100, h100, "
+        "h200); remove an entry with ~plan.candidates.NAME (e.g. ~plan.candidates.a100)")
 
 
 def test_plan_names_a_candidate_whose_tp_spans_servers(monkeypatch, capsys, tmp_path):

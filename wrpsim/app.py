@@ -232,6 +232,27 @@ def sweep_job(task, cfg, out_dir: str, overrides: list[str],
         record_failure(out, e, overrides, digest)
 
 
+def empty_mapping_override(cfg, overrides: list[str]) -> str | None:
+    """The error for an override `KEY={}` of a mapping that has keys, else None: Hydra merges a
+    mapping given on the command line into the config's own, so `{}` clears nothing and the run
+    would silently keep every entry (e.g. `plan.candidates={}`)."""
+    from omegaconf import DictConfig, OmegaConf
+
+    for o in overrides:
+        key, eq, value = o.partition("=")
+        if not eq or value.strip() != "{}" or key.startswith("~"):
+            continue
+        key = key.lstrip("+")
+        node = OmegaConf.select(cfg, key, default=None)
+        if isinstance(node, DictConfig) and len(node):
+            kept = ", ".join(str(k) for k in list(node)[:6]) + (", …" if len(node) > 6 else "")
+            first = next(iter(node))
+            return (f"{key}={{}} changes nothing: Hydra merges a mapping given on the command "
+                    f"line into the config's, so {key} keeps its keys ({kept}); remove an "
+                    f"entry with ~{key}.NAME (e.g. ~{key}.{first})")
+    return None
+
+
 def leave() -> None:
     """End a command-line process that has finished its work, without the interpreter's
     teardown: run the `atexit` handlers (logging's shutdown, launchers' clean-up), flush stdout
@@ -384,6 +405,9 @@ def hydra_entry(task, config_name: str = "config", outputs: tuple[str, ...] = ()
         hc = HydraConfig.get()
         out_dir = hc.runtime.output_dir
         overrides = list(hc.overrides.task)
+        noop = empty_mapping_override(cfg, overrides)
+        if noop:
+            raise user_error(noop)
         if hc.mode == RunMode.MULTIRUN:
             sweep_job(task, cfg, out_dir, overrides, outputs)
             return
