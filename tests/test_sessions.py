@@ -188,6 +188,8 @@ def test_round_completes_when_its_follow_up_calls_have():
            "router": {"_target_": "tests.test_sessions.FollowUpOnce"}}
     rows, _, req, _ = _sim(cfg, trace)
     assert rows[2]["parent_id"] == 0 and rows[2]["arrival_s"] == rows[0]["finish_s"]
+    # a follow-up call is in its parent's session (requests.parquet's session_id)
+    assert rows[2]["session_id"] == rows[0]["session_id"] == rows[1]["session_id"] is not None
     assert rows[2]["finish_s"] == pytest.approx(0.08)
     # round 2 waits for round 1's follow-up, not just its first call
     assert rows[1]["arrival_s"] == rows[2]["finish_s"] + 0.5
@@ -208,7 +210,10 @@ def test_task_cost_is_the_sum_of_its_calls(tmp_path):
     assert tasks.schema.equals(TASK_SCHEMA, check_metadata=True)
     t = tasks.to_pandas().set_index("task_id")
     trace = build_workload(cfg["workload"], 0)
-    req["task"] = trace.session_id.to_numpy()[req.request_id.to_numpy()]
+    # requests.parquet carries each request's session: the task it belongs to
+    assert (req.session_id.to_numpy() == trace.session_id.to_numpy()[req.request_id.to_numpy()]
+            ).all()
+    req["task"] = req.session_id
     assert req.task.notna().all()
     assert t.requests.sum() == len(req) == summary["requests_total"]
     for col in ("cost_usd", "energy_j", "gpu_s"):

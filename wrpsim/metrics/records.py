@@ -64,6 +64,9 @@ REQUEST_SCHEMA = pa.schema(
         # routing: waiting for a router replica + its service time + the policy's decision
         # latency (wrpsim.router.service; part of ttft_s); NaN if never routed
         ("route_s", pa.float64()),
+        # the trace's session of the request (a router's follow-up call keeps its parent's);
+        # null without sessions: joins requests to tasks.parquet's session tasks
+        ("session_id", pa.string()),
     ],
     metadata={"wrpsim.table": "requests", "wrpsim.version": "1",
               "wrpsim.units": "seconds of simulated time"},
@@ -188,7 +191,7 @@ class RequestLog:
                 now - r.arrival_s, seq.first_token_s, now, seq.preemptions,
                 len(r.hash_ids or ()), seq.hit_blocks, seq.hit_tokens,
                 seq.second_token_s - r.arrival_s, None, None, 0.0, NAN, NAN, "completed", None,
-                seq.gpu_s, seq.energy_j, seq.cost_usd, qoe, 1, route_s,
+                seq.gpu_s, seq.energy_j, seq.cost_usd, qoe, 1, route_s, r.session_id,
             )
         else:
             if prior is None:
@@ -202,6 +205,7 @@ class RequestLog:
                 now - r.arrival_s, seq.first_token_s, now, seq.preemptions,
                 len(r.hash_ids or ()), seq.hit_blocks, seq.hit_tokens,
                 *_second_and_transfer(seq), "completed", None, *spent, qoe, attempts, route_s,
+                r.session_id,
             )
         self.rows.append(row)
         if self.on_complete:
@@ -218,7 +222,7 @@ class RequestLog:
             NAN, NAN, NAN, NAN, NAN, now, 0, len(req.hash_ids or ()), 0, 0, NAN, None, None, 0.0,
             NAN, NAN, "dropped", reason, *self._spent(None, req.id), NAN,
             self._attempts(req.id) - 1,  # attempts lost to failures before it was dropped
-            self.route_s.pop(req.id, NAN),
+            self.route_s.pop(req.id, NAN), req.session_id,
         )
         self.rows.append(row)
         if self.on_dropped:
@@ -239,6 +243,7 @@ class RequestLog:
             req.output_tokens, NAN, e2e, NAN, e2e, now, now, 0,
             len(req.hash_ids or ()), 0, 0, e2e if many else NAN, None, None, 0.0, NAN, NAN,
             "completed", None, 0.0, 0.0, 0.0, qoe, 0, self.route_s.pop(req.id, NAN),
+            req.session_id,
         )
         self.rows.append(row)
         if self.on_complete:
@@ -262,6 +267,7 @@ class RequestLog:
             NAN if first is None else first, NAN, seq.preemptions, len(r.hash_ids or ()),
             seq.hit_blocks, seq.hit_tokens, *_second_and_transfer(seq), "in_flight", None,
             *self._spent(seq, r.id), NAN, self._attempts(r.id), self.route_s.pop(r.id, NAN),
+            r.session_id,
         ))
 
     def _spent(self, seq, rid: int) -> tuple:
