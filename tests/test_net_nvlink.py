@@ -43,6 +43,9 @@ def test_all_to_all_fluid_meets_the_closed_form_without_the_same_server_flows():
     assert len(local) == 8 and all(f["conns"] == 0 and f["spines"] == [] for f in local)
     assert all(f["finish_s"] == pytest.approx(M * 8 / NV, rel=1e-12) for f in local)
     assert all(f["conns"] == 1 for f in flows if not same_server(f["src"], f["dst"]))
+    # flows.parquet's `link` says which carried each flow
+    assert all(f["link"] == ("nvlink" if same_server(f["src"], f["dst"]) else "fabric")
+               for f in flows)
     links = r.links.to_pylist()
     host_up = [row["bytes"] for row in links if row["kind"] == "host_up"]
     assert host_up == [6 * M] * 8                    # 6 flows per NIC, not 7

@@ -17,7 +17,8 @@ FLOW_SCHEMA = pa.schema(
         ("src_leaf", pa.int32()),
         ("dst_leaf", pa.int32()),
         ("bytes", pa.int64()),
-        ("conns", pa.int32()),          # queue pairs / pieces carrying the flow
+        ("link", pa.string()),          # fabric | nvlink (same server) | none (zero bytes)
+        ("conns", pa.int32()),          # queue pairs / pieces carrying the flow (0 on nvlink)
         # spine of each connection; [] when sprayed or within one leaf
         ("spines", pa.list_(pa.field("element", pa.int32()))),
         ("sprayed", pa.bool_()),

@@ -238,6 +238,8 @@ def _flow_rows(topo, flows, conns, by_flow, flow_fin, eng) -> list[tuple]:
                   sum(eng.c_drops[c] for c in cids), sum(eng.c_ooo[c] for c in cids),
                   max((eng.c_maxdist[c] for c in cids), default=0)]
         fin = flow_fin[i]  # an NVLink flow's too (no connection); 0 for a zero-byte flow
-        rows.append((i, src, dst, topo.leaf_of[src], topo.leaf_of[dst], nbytes, len(cids),
+        link = ("none" if not nbytes else
+                "nvlink" if topo.server_of[src] == topo.server_of[dst] else "fabric")
+        rows.append((i, src, dst, topo.leaf_of[src], topo.leaf_of[dst], nbytes, link, len(cids),
                      spines, spray, 0.0, fin, fin, *pk))
     return rows
