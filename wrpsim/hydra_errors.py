@@ -107,19 +107,30 @@ def _network_options() -> dict[str, dict] | None:
         return None
 
 
+def _options_with(options: dict[str, dict], key: str) -> list[str]:
+    """The network options whose file has `key` and whose kind takes a value for it
+    (`VALUE_KINDS`: the packet option lists `packet_window` only to refuse it)."""
+    from wrpsim.network import VALUE_KINDS
+
+    return [name for name, keys in options.items() if key in keys
+            and keys.get("kind", name) in VALUE_KINDS.get(key, (keys.get("kind", name),))]
+
+
+def _selected_network(argv: list[str], config_name: str) -> str | None:
+    """The network option the command line selects, else the config's default."""
+    sel = _override(argv, "network")
+    return sel[1] if sel else _default_option("network", config_name)
+
+
 def _network_hint(leaf: str, full_key: str, argv: list[str]) -> str | None:
     """The hint for a top-level `network` key the selected option's file lacks. Each option's
     file lists every key its kind takes, so a `+` would only be refused by the kind: name the
-    options whose file has the key and whose kind takes a value for it (`VALUE_KINDS`: the
-    packet option lists `packet_window` only to refuse it), with a command that selects one,
-    else the nearest key of any option ("" without one); None when the files cannot be read."""
-    from wrpsim.network.config import VALUE_KINDS
-
+    options that take the key (`_options_with`), with a command that selects one, else the
+    nearest key of any option ("" without one); None when the files cannot be read."""
     options = _network_options()
     if options is None:
         return None
-    having = [name for name, keys in options.items() if leaf in keys
-              and keys.get("kind", name) in VALUE_KINDS.get(leaf, (keys.get("kind", name),))]
+    having = _options_with(options, leaf)
     if not having:
         return did_you_mean(leaf, sorted({k for keys in options.values() for k in keys}))
     typed = _override(argv, full_key)
@@ -127,10 +138,12 @@ def _network_hint(leaf: str, full_key: str, argv: list[str]) -> str | None:
             f"network={having[0]} {full_key}={typed[1] if typed else '…'})")
 
 
-def _value_not_section(where: str, leaf: str, full_key: str, argv: list[str]) -> str:
+def _value_not_section(where: str, leaf: str, full_key: str, argv: list[str],
+                       config_name: str) -> str:
     """The error for a key under `where`, which is a single value (`network.collectives`, a
     boolean), not a section: the nearest key of `where`'s section to `<last>_<leaf>`
-    (network.collectives.alpha_us -> network.collective_alpha_us)."""
+    (network.collectives.alpha_us -> network.collective_alpha_us), with an option that takes
+    it when the selected one does not."""
     section, _, last = where.rpartition(".")
     keys: list[str] = []
     if section == "network":
@@ -140,10 +153,8 @@ def _value_not_section(where: str, leaf: str, full_key: str, argv: list[str]) ->
     typed = _override(argv, full_key)
     pick = ""
     if near and section == "network":  # the selected option lacks it: name one that has it
-        sel = _override(argv, "network")
-        chosen = sel[1] if sel else _default_option("network", "config")
-        having = [n for n, v in options.items() if near in v]
-        if having and chosen not in having:
+        having = _options_with(options, near)
+        if having and _selected_network(argv, config_name) not in having:
             pick = f"network={having[0]} "
     hint = (f"; did you mean {pick}{section}.{near}={typed[1] if typed else '…'}?" if near
             else "")
@@ -232,7 +243,7 @@ def _unknown_key(exc, argv: list[str] | None = None, config_name: str = "config"
         return (f"{full_key}: unknown target; valid targets (those conf/plan.yaml leaves out are "
                 f"added with '+'): {', '.join(targets)}{did_you_mean(leaf, targets)}")
     if "." in where and not valid:  # a key under a value: network.collectives.alpha_us
-        return _value_not_section(where, leaf, full_key, argv or [])
+        return _value_not_section(where, leaf, full_key, argv or [], config_name)
     if where and not valid:  # the selected option is an empty mapping (failures=none)
         return (f"{full_key}: unknown key: the selected {where} option sets no keys; choose "
                 f"one that does first ({where}=NAME; --help lists the options)")
@@ -268,8 +279,7 @@ def _unknown_key(exc, argv: list[str] | None = None, config_name: str = "config"
                     f"file leaves out is added with '+')")
     network = _network_hint(leaf, full_key, argv or []) if where == "network" else None
     if network and network.startswith("; the network options"):  # another option's key
-        sel = _override(argv or [], "network")
-        chosen = sel[1] if sel else _default_option("network", config_name)
+        chosen = _selected_network(argv or [], config_name)
         return f"{full_key}: not a key of network={chosen}{network}"
     if network is not None:  # a typo of some network option's key, or none at all
         hint = network

@@ -11,3 +11,8 @@ forms). Nothing is imported here, so `import wrpsim.network` stays cheap. See do
 #: keys of the main app's `network` group that configure fleet runs, not the fabric
 #: (`wrpsim.pool.spanning`): `transfer.build_fabric` leaves them out
 FLEET_KEYS = ("collectives", "collective_alpha_us")
+#: keys every network option's file lists (null, false) though only these kinds take another
+#: value (`config._check_window`; the collectives: `wrpsim.pool.spanning`); the hints for a key
+#: of another option name only these (`wrpsim.hydra_errors`)
+VALUE_KINDS = {"packet_window": ("fluid",), "collectives": ("fluid", "packet"),
+               "collective_alpha_us": ("fluid", "packet")}

@@ -20,6 +20,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from wrpsim.errors import ConfigError, boolean, check_keys, unknown_choice
+from wrpsim.network import VALUE_KINDS
 from wrpsim.network.rates import (
     MAX_GBPS,
     MIN_GBPS,
@@ -57,10 +58,6 @@ NUM_BOUNDS = {
     "flowlet_gap_us": (0.0, 1e9, False, "microseconds"),
 }
 NULLABLE = ("uplink_gbps", "oversubscription", "nvlink_gbps")
-#: keys every network option's file lists (null, false) though only these kinds take another
-#: value (`_check_window`; `collectives`: `wrpsim.pool.spanning`); the hints for a key of
-#: another option name only these (`wrpsim.hydra_errors`)
-VALUE_KINDS = {"packet_window": ("fluid",), "collectives": ("fluid", "packet")}
 #: the packet engine's limit on one run's data packets, all fabric flows together (a flow of b
 #: bytes is ceil(b / mtu_bytes) of them). The engine simulates about 10^5 packets per wall-clock
 #: second (every packet and its ACK are events, in Python), so 2^25 (33.5 M packets, 128 GiB at

@@ -50,7 +50,7 @@ from dataclasses import dataclass
 from functools import partial
 
 from wrpsim.errors import ConfigError, boolean, number
-from wrpsim.network import FLEET_KEYS
+from wrpsim.network import FLEET_KEYS, VALUE_KINDS
 from wrpsim.pool.instance import _MIXED, Instance
 from wrpsim.pool.sequence import DECODE
 from wrpsim.pool.wakeup import wake
@@ -77,7 +77,7 @@ def parse_collectives(net: dict) -> tuple[dict, CollectiveSpec | None]:
     on = boolean("network.collectives", net.get("collectives", False))
     alpha = net.get("collective_alpha_us")
     kind = net.get("kind", "none")
-    if alpha is not None and kind not in ("fluid", "packet"):  # (it would change nothing)
+    if alpha is not None and kind not in VALUE_KINDS["collective_alpha_us"]:  # (a no-op)
         raise ConfigError(f"network.collective_alpha_us applies only with a fabric "
                           f"(network=fluid or network=packet, with network.collectives=true), "
                           f"got network.kind={kind}")
@@ -85,7 +85,7 @@ def parse_collectives(net: dict) -> tuple[dict, CollectiveSpec | None]:
                                                                 1e9, finite=True)
     if not on:
         return rest, None
-    if kind not in ("fluid", "packet"):
+    if kind not in VALUE_KINDS["collectives"]:
         raise ConfigError(f"network.collectives=true needs a fabric (network=fluid or "
                           f"network=packet), got network.kind={kind}")
     return rest, CollectiveSpec(alpha * 1e-6)
