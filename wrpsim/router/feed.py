@@ -71,6 +71,11 @@ class _Live:
         self._inst, self._view = inst, view
         self.front = self.front_tokens = 0
 
+    def count(self, req, n: int) -> None:
+        """Count `req` as waiting here (`n` = 1) or no longer (`n` = −1)."""
+        self.front += n
+        self.front_tokens += n * req.prompt_tokens
+
     def __getitem__(self, k: int):
         i = self._inst
         if k == 0:
@@ -178,16 +183,14 @@ class ViewFeed:
         end before `inst` admits it: the oracle counts it there (a scrape does not)."""
         lv = self._front.get(inst.name)
         if lv is not None:
-            lv.front += 1
-            lv.front_tokens += req.prompt_tokens
+            lv.count(req, 1)
 
     def entered(self, inst, req) -> None:
         """`req`'s delay before `inst` is over (`Dispatcher._admit` runs next, whatever it
         then does with it: admit, drop or route again): no longer counted by `entering`."""
         lv = self._front.get(inst.name)
         if lv is not None:
-            lv.front -= 1
-            lv.front_tokens -= req.prompt_tokens
+            lv.count(req, -1)
 
     def decoding_on(self, inst, req) -> None:
         """`req` was routed to decode on the fleet's `inst`: the oracle counts it there as
@@ -196,8 +199,7 @@ class ViewFeed:
         lv = self._front.get(inst.name)
         if lv is not None and req.output_tokens > 1:
             self.decode_done(req)  # (counted once, where it was routed last)
-            lv.front += 1
-            lv.front_tokens += req.prompt_tokens
+            lv.count(req, 1)
             self.decoding[req.id] = lv
 
     def decode_done(self, req) -> None:
@@ -205,8 +207,7 @@ class ViewFeed:
         counted by `decoding_on` ended before (dropped, lost, routed again): stop counting it."""
         lv = self.decoding.pop(req.id, None)
         if lv is not None:
-            lv.front -= 1
-            lv.front_tokens -= req.prompt_tokens
+            lv.count(req, -1)
 
     def live(self, view_inst):
         """The fleet's instance behind a view's instance (None stays None)."""
