@@ -129,13 +129,17 @@ DROP_WHY = {
 }
 
 
+def _half_of_misses(n: int, total: int, att: float) -> bool:
+    """Whether `n` (> 0) requests are at least half of a run's SLO misses."""
+    return bool(n) and n >= 0.5 * (total - round(att * total))
+
+
 def _dropped_misses(s: dict, total: int, att: float) -> str | None:
     """When dropped requests make up at least half of a run's SLO misses: how many, and the
     main `drop_reason` (`summary.json`'s `drop_reasons`), as the cause of the warning; else
     None (the misses are latency, judged by `loaded`)."""
     dropped = s.get("requests_dropped") or 0
-    misses = total - round(att * total)
-    if not dropped or dropped < 0.5 * misses:
+    if not _half_of_misses(dropped, total, att):
         return None
     reasons = s.get("drop_reasons") or {}
     text = f"{dropped:,} of {total:,} requests were dropped"
@@ -156,8 +160,7 @@ def _unfinished_misses(s: dict, total: int, att: float) -> str | None:
     """When requests still running at `sim.horizon_s` make up at least half of the misses:
     that the horizon cut them off (they count as misses), not latency; else None."""
     left = s.get("requests_in_flight") or 0
-    misses = total - round(att * total)
-    if not left or left < 0.5 * misses:
+    if not _half_of_misses(left, total, att):
         return None
     return (f"{left:,} of {total:,} requests were still running when the run ended at "
             f"sim.horizon_s ({_t(s.get('duration_s'))}) and count as misses, so the misses are "
