@@ -377,30 +377,13 @@ class FluidEngine:
         now = self.now
         self.start_s.extend(repeat(now, k))
         self.finish_s.extend(NANS_BY_LEN.get(k) or nans(k))
-        pc, cap, pmax = self._port_conns, self._capl, self.port_max_conns
         sync = self._base + len(self._steps)
-        lone = self.watch is None
+        register = self._register
         rates = []
         fins = []
-        # (the port registration is `_add_each`'s, written out again: it runs once per flow of
-        # every KV transfer, and a shared helper costs a call per connection)
         for ports, b in zip(paths, sizes):
-            alone = lone
-            rc = INF
-            for p in ports:
-                s = pc.get(p)
-                if s is None:
-                    pc[p] = {cid}
-                else:
-                    if s:
-                        alone = False
-                    s.add(cid)
-                v = cap[p]
-                if v < rc:  # min(): the first smallest; caps are positive
-                    rc = v
-                if not pmax[p]:  # (at least 1 once rated, whichever way)
-                    pmax[p] = 1
-            if not alone:
+            rc = register(ports, cid)
+            if rc is None:
                 break
             rates.append(rc)
             fins.append(now + float(b) / rc)  # (`_rate_fresh`)
@@ -440,29 +423,14 @@ class FluidEngine:
         """`add_paths`' connections one by one from id `cid` on (start and finish times
         already recorded): each rated at once when alone on idle ports, else marked."""
         now = self.now
-        conns, pc, eager, lazy = self._conns, self._port_conns, self._eager, self._lazy
-        lone = self.watch is None
-        cap, heap, push, pmax = self._capl, self._heap, heapq.heappush, self.port_max_conns
+        conns, eager, lazy = self._conns, self._eager, self._lazy
+        heap, push, register = self._heap, heapq.heappush, self._register
         for ports, b in zip(paths, sizes):
             n = len(ports)
             st = conns[cid] = [ports, _ONES[n] if n < _NONES else (1.0,) * n, float(b), 0.0,
                                sync, INF]
-            alone = lone
-            rc = INF
-            for p in ports:
-                s = pc.get(p)
-                if s is None:
-                    pc[p] = {cid}
-                else:
-                    if s:
-                        alone = False
-                    s.add(cid)
-                v = cap[p]
-                if v < rc:  # min(): the first smallest; caps are positive
-                    rc = v
-                if not pmax[p]:  # (at least 1 once rated, whichever way)
-                    pmax[p] = 1
-            if alone:  # (`_rate_fresh`; its ports' rates are implied: `_lazy`)
+            rc = register(ports, cid)
+            if rc is not None:  # (`_rate_fresh`; its ports' rates are implied: `_lazy`)
                 st[3] = rc
                 f = st[5] = now + st[2] / rc
                 push(heap, (f, cid))
@@ -472,6 +440,29 @@ class FluidEngine:
                 self._dirty_ports.update(ports)
                 self._mixed = True
             cid += 1
+
+    def _register(self, ports: tuple[int, ...], cid: int) -> float | None:
+        """Enter connection `cid` on its `ports` (their connection sets, their most concurrent
+        connections at least 1); its rate when it is alone on every one of them and nothing
+        watches the engine — the smallest capacity, as `_rate_fresh` would give it — else
+        None."""
+        pc, cap, pmax = self._port_conns, self._capl, self.port_max_conns
+        alone = self.watch is None
+        rc = INF
+        for p in ports:
+            s = pc.get(p)
+            if s is None:
+                pc[p] = {cid}
+            else:
+                if s:
+                    alone = False
+                s.add(cid)
+            v = cap[p]
+            if v < rc:  # min(): the first smallest; caps are positive
+                rc = v
+            if not pmax[p]:  # (at least 1 once rated, whichever way)
+                pmax[p] = 1
+        return rc if alone else None
 
     def _unbundle(self) -> None:
         """Make the running connections of every bundle plain ones (state, heap entry, lazily
