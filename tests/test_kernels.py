@@ -316,6 +316,19 @@ def test_power_between_idle_and_tdp_and_rising_with_load():
         "llama3.1-8b", "h200-141gb", 1)._power.source
 
 
+def test_calibration_label_names_a_copied_power_shape():
+    """Outputs that name the calibration (summary.json, instances.parquet, wrpsim.perf) say when
+    a GPU's power shape was fitted on another GPU's watts, and say nothing for a GPU's own."""
+    h200 = build_latency_model("llama3.1-8b", "h200-141gb", 1)
+    assert h200.calibration.endswith("; power shape copied from h100-80gb")
+    assert h200._power.copied_from == "h100-80gb"
+    l4 = build_latency_model("llama3.1-8b", "l4-24gb", 1)
+    assert l4.calibration.startswith("vllm-0.24: uncalibrated: roofline")
+    assert l4.calibration.endswith("; power shape copied from a100-80gb")
+    own = build_latency_model("llama3.1-8b", "h100-80gb", 1)
+    assert "copied" not in own.calibration and own._power.copied_from == ""
+
+
 @pytest.mark.parametrize("field, kwargs, pattern", [
     ("engine", {"engine": "vllm-9"}, r"engine: unknown value 'vllm-9'; valid choices: "),
     ("precision", {"precision": "fp9"}, r"precision: unknown value 'fp9'; valid choices: bf16"),

@@ -188,7 +188,10 @@ class KernelLatency(LatencyModel):
         self.kernels, self.c = kernels, constants
         self.precision, self.kv_dtype = precision, ("bf16" if kv_dtype == "auto" else kv_dtype)
         self.dense_dtype, self.moe_dtype = PRECISIONS[precision]
-        self.calibration = kernels.label
+        #: what the iteration times (and a power shape fitted on another GPU) rest on
+        self.calibration = kernels.label + (
+            f"; power shape copied from {power.copied_from}"
+            if power is not None and power.copied_from else "")
         self.max_tokens = max_tokens
         self._power = power
         self._power_c: tuple | None = None  # (power model, its constants): see `power_w`

@@ -31,6 +31,8 @@ class PowerModel:
     w_compute: float
     w_memory: float
     source: str = ""
+    #: the GPU whose fitted shape this one copies ("" when fitted on this GPU's own watts)
+    copied_from: str = ""
 
     def utilisation(self, lat, prefill_tokens: int, decode_seqs: int,
                     decode_ctx: float, prefill_attn: float | None = None) -> tuple[float, float]:
@@ -161,4 +163,5 @@ def power_model(gpu, table: dict) -> PowerModel | None:
     src = str(entry.get("source", ""))
     if copied:
         src = f"copied from {source_gpu}: {src}"
-    return PowerModel(gpu.idle_w, gpu.tdp_w, source=src, **vals)
+    return PowerModel(gpu.idle_w, gpu.tdp_w, source=src, copied_from=source_gpu if copied else "",
+                      **vals)
