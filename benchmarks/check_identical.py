@@ -65,12 +65,13 @@ SKIP = {"_DONE", "wrpsim.log"}
 
 
 def _commit(tree: Path) -> str | None:
-    """HEAD of `tree` when its wrpsim sources are committed, else None."""
+    """HEAD of `tree` when its wrpsim sources are committed, else None (also outside git: the
+    base is then rerun every time)."""
     git = ["git", "-C", str(tree)]
     dirty = subprocess.run([*git, "status", "--porcelain", "--", "wrpsim", "conf", "pools",
                             "routers", "workloads", "hydra_plugins"],
-                           capture_output=True, text=True, check=True).stdout.strip()
-    if dirty:
+                           capture_output=True, text=True)
+    if dirty.returncode or dirty.stdout.strip():
         return None
     return subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True,
                           check=True).stdout.strip()
@@ -123,8 +124,15 @@ def main() -> None:
     ap.add_argument("--keep", type=Path, default=None)
     args = ap.parse_args()
     base, head = args.base.resolve(), args.head.resolve()
+    for flag, tree in (("--base", base), ("--head", head)):
+        if not (tree / "wrpsim" / "__main__.py").is_file():
+            ap.error(f"{flag} {tree}: not a wrpsim source tree (no wrpsim/__main__.py)")
     scenarios = dict(CORE) if args.set == "core" else {**CORE, **EXTRA}
-    if args.only:
+    if args.only is not None:
+        unknown = [k for k in args.only if k not in CORE and k not in EXTRA]
+        if unknown or not args.only:
+            ap.error(f"--only {' '.join(unknown) or '(nothing)'}: unknown scenario; valid: "
+                     f"{', '.join([*CORE, *EXTRA])}")
         scenarios = {k: v for k, v in {**CORE, **EXTRA}.items() if k in args.only}
     commit = _commit(base)
     keep = args.keep or Path("/tmp/wrpsim-identical") / (commit or f"dirty-{os.getpid()}")
