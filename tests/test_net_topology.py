@@ -135,5 +135,9 @@ def test_placement_pack_and_spread():
     big = place(t, [("p", 1, 4), ("q", 1, 3)], "pack")
     assert big[("p", 0)] == [0, 1, 2, 3] and len(big[("q", 0)]) == 3
     assert all(t.server_of[g] == t.server_of[big[("p", 0)][0]] for g in big[("p", 0)][:2])
-    with pytest.raises(ConfigError, match=r"the fabric has 16 GPUs .* but the pools need 18"):
+    with pytest.raises(ConfigError, match=r"the fabric has 16 GPUs \(8 servers of 2\) but the "
+                       r"pools need 18"):
         place(t, [("p", 9, 2)], "pack")
+    one = topo(leaves=1, hosts_per_leaf=8, spines=1, gpus_per_host=8)
+    with pytest.raises(ConfigError, match=r"the fabric has 8 GPUs \(1 server of 8\) but"):
+        place(one, [("p", 3, 4)], "pack")

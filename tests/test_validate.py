@@ -103,7 +103,7 @@ def test_cli_writes_the_error_table(tmp_path):
     ("sets=[]", "validate: sets must name at least one of silicon, llmservingsim, mlenergy, "
                 "got []"),
     ("mlenergy_dir=/nonexistent", "validate: mlenergy_dir: /nonexistent has no llm_configs.csv"),
-    ("engine=vllm-7", "engine: unknown value 'vllm-7'; valid choices: "),
+    ("engine=vllm-7", "validate: engine: unknown value 'vllm-7'; valid choices: "),
     ("jobs=0", "validate: jobs must be an integer >= 1, got 0"),
 ])
 def test_bad_input_is_one_line(arg, pattern):

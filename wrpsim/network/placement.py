@@ -48,7 +48,8 @@ def place(topo: LeafSpine, pools: list[tuple[str, int, int]], policy: str
             gpus = _take(free, order, position, g, G, policy)
             if gpus is None:
                 raise ConfigError(
-                    f"network: the fabric has {topo.n} GPUs ({topo.servers} servers of {G}) but "
+                    f"network: the fabric has {topo.n} GPUs ({topo.servers} "
+                    f"server{'s' if topo.servers != 1 else ''} of {G}) but "
                     f"the pools need {need}; cannot place {name!r} instance {i} "
                     f"({g} GPUs, placement {policy}); raise network.leaves or "
                     f"network.hosts_per_leaf")

@@ -318,8 +318,10 @@ class Fleet:
                 if not hasattr(lat, "kv_capacity_blocks"):
                     raise ConfigError(f"pool.pools.{spec.name}.kv_blocks is required with a "
                                       "constant latency model")
-                s = spec.scheduler
-                blocks = kv_capacity(lat, s)
+                try:
+                    blocks = kv_capacity(lat, spec.scheduler)
+                except ConfigError as e:  # the weights leave no room: name the pool
+                    raise ConfigError(f"pool.pools.{spec.name}: {e}") from None
             self.latency[spec.name] = lat
             pbt = hash_block_tokens if spec.prefix_cache else 0
             if pbt % spec.scheduler.block_size:

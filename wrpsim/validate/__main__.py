@@ -51,7 +51,10 @@ def parse_args(argv: list[str]) -> dict[str, Any]:
     if cfg["engine"] is not None:
         from wrpsim.pool.engines import get_engine
 
-        get_engine(str(cfg["engine"]))
+        try:
+            get_engine(str(cfg["engine"]))
+        except ConfigError as e:  # (as the keys above: "validate: engine: ...")
+            raise ConfigError(f"validate: {e}") from None
     return cfg
 
 
