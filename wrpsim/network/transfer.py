@@ -228,8 +228,24 @@ class Fabric:
         else:
             log.f_bytes.extend(repeat(q, n))
         f_end.extend(plan[3])
-        f_live = log.f_live
         lb = self.lb
+        if plan[4] is not None and q:  # every flow within one leaf: its planned path
+            lb.next_qp += n  # (`LoadBalancer.connections`: a fresh qp per flow)
+            lb.calls += 1
+            drv = self._driver
+            drv.catch_up()
+            drv.conn_flow.extend(range(fid0, fid0 + n))
+            drv.conn_x.extend(repeat(x, n))  # one connection per flow: no `f_live`
+            if r:
+                sizes = [q] * n
+                sizes[0] = q + r
+            else:
+                sizes = [q] * n
+            drv.engine.add_paths(plan[4], sizes)
+            drv.arm_soon()
+            log.x_live[x] = [n, done]
+            return x
+        f_live = log.f_live
         left = 0
         paths = None
         b = q + r
@@ -275,13 +291,15 @@ class Fabric:
         """What `_fluid_transfer` needs of a pair of GPU lists, whatever the bytes: their
         arrays for the flow records, per flow (index, kind, src, dst, path) — kind
         `_SELF` (src == dst), `_NVLINK` (one server), `_LEAF` (one leaf: its one path) or
-        `_SPINE` (the path depends on the ECMP hash of each transfer's qp) — and their NaN
-        finish times (`flowlog.nans`). Kept per pair
+        `_SPINE` (the path depends on the ECMP hash of each transfer's qp) —, their NaN
+        finish times (`flowlog.nans`) and, when every flow is `_LEAF` (a fleet's KV transfers
+        between the servers of one leaf), their paths in flow order (else None). Kept per pair
         (keyed by the lists' items, whose lengths are equal): a pair found there has been
         checked by `transfer` and is on the fast path."""
         topo = self.topo
         server, leaf, N = topo.server_of, topo.leaf_of, topo.n
         flows = []
+        leaf_paths = []
         for i, (s, d) in enumerate(zip(src_gpus, dst_gpus)):
             if s == d:
                 flows.append((i, _SELF, s, d, None))
@@ -289,13 +307,14 @@ class Fabric:
                 flows.append((i, _NVLINK, s, d, None))
             elif leaf[s] == leaf[d]:
                 flows.append((i, _LEAF, s, d, (s, N + d)))
+                leaf_paths.append((s, N + d))
             else:
                 flows.append((i, _SPINE, s, d, None))
         if len(self._plans) >= 4096:  # (a fleet has few pairs; anything else: bounded)
             self._plans.clear()
-        plan = self._plans[(*src_gpus, *dst_gpus)] = (array("i", src_gpus),
-                                                      array("i", dst_gpus), tuple(flows),
-                                                      nans(len(flows)))
+        plan = self._plans[(*src_gpus, *dst_gpus)] = (
+            array("i", src_gpus), array("i", dst_gpus), tuple(flows), nans(len(flows)),
+            tuple(leaf_paths) if len(leaf_paths) == len(flows) else None)
         return plan
 
     def _driver_for(self, now: float, conns: list):
