@@ -144,6 +144,9 @@ class FluidEngine:
         self._trim_at = TRIM_STEPS
         self._heap: list[tuple[float, int]] = []   # (finish, id), stale entries skipped
         self._port_conns: dict[int, set[int]] = {}   # port -> active connection ids
+        # port -> 1 while a bundle member (`_bundles`) runs on it, else 0: a bundle's members
+        # are not in `_port_conns` (they enter it when `_unbundle` makes them connections)
+        self._held = [0] * n
         self._pbytes = [0.0] * n             # bytes carried up to step _psync[p]
         self._prate = [0.0] * n              # current rate through the port (bytes/s)
         self._psync = [0] * n
@@ -345,7 +348,7 @@ class FluidEngine:
         n = len(ports)
         self._conns[cid] = [ports, _ONES[n] if n < _NONES else (1.0,) * n, float(nbytes), 0.0,
                             self._base + len(self._steps), INF]
-        pc = self._port_conns
+        pc, held = self._port_conns, self._held
         for p in ports:
             s = pc.get(p)
             if s is None:
@@ -354,6 +357,8 @@ class FluidEngine:
                 if s:
                     self._mixed = True
                 s.add(cid)
+            if held[p]:
+                self._mixed = True
         self._dirty_ports.update(ports)
         self._fresh.append(cid)
         self._dirty = True
@@ -378,6 +383,17 @@ class FluidEngine:
         self.start_s.extend(repeat(now, k))
         self.finish_s.extend(NANS_BY_LEN.get(k) or nans(k))
         sync = self._base + len(self._steps)
+        rates = self._hold(paths)
+        if rates is not None:  # a bundle: one heap entry, its earliest (finish, id)
+            fins = [now + float(b) / rc for b, rc in zip(sizes, rates)]  # (`_rate_fresh`)
+            fmin = min(fins)
+            c = c0 + fins.index(fmin)
+            self._bundles[c0] = self._bat[c] = [c0, paths, sizes, rates, fins, sync,
+                                                list(range(k)), max(fins)]
+            heapq.heappush(self._heap, (fmin, c))
+            self._eager.extend(range(c0, c0 + k))
+            self._dirty = True
+            return
         register = self._register
         rates = []
         fins = []
@@ -388,15 +404,6 @@ class FluidEngine:
             rates.append(rc)
             fins.append(now + float(b) / rc)  # (`_rate_fresh`)
             cid += 1
-        else:  # a bundle: one heap entry, its earliest (finish, id)
-            fmin = min(fins)
-            c = c0 + fins.index(fmin)
-            self._bundles[c0] = self._bat[c] = [c0, paths, sizes, rates, fins, sync,
-                                                list(range(k)), max(fins)]
-            heapq.heappush(self._heap, (fmin, c))
-            self._eager.extend(range(c0, c0 + k))
-            self._dirty = True
-            return
         # connection `cid` shares a port: those before it alone (rated), it and the rest
         # one by one
         conns, heap, eager, lazy = self._conns, self._heap, self._eager, self._lazy
@@ -441,6 +448,43 @@ class FluidEngine:
                 self._mixed = True
             cid += 1
 
+    def _hold(self, paths) -> list[float] | None:
+        """The bundle test of `add_paths`: when nothing watches the engine and every port of
+        `paths` is idle (no connection, no bundle member) and on one of them only, mark them
+        held (`_held`; their most concurrent connections at least 1) and return each path's
+        rate, the smallest capacity on it (what `_register` would give); else None, nothing
+        held."""
+        if self.watch is not None:
+            return None
+        pc, held, cap, pmax = self._port_conns, self._held, self._capl, self.port_max_conns
+        rates = []
+        for ports in paths:
+            rc = INF
+            for p in ports:
+                if held[p] or pc.get(p):
+                    self._unhold(paths, len(rates), p)
+                    return None
+                held[p] = 1
+                v = cap[p]
+                if v < rc:  # min(): the first smallest; caps are positive
+                    rc = v
+                if not pmax[p]:
+                    pmax[p] = 1
+            rates.append(rc)
+        return rates
+
+    def _unhold(self, paths, j: int, p: int) -> None:
+        """Undo `_hold`'s marks, made on `paths[:j]` and on `paths[j]` up to port `p` (every
+        port it marked was idle, and a path does not repeat a port)."""
+        held = self._held
+        for q in paths[:j]:
+            for x in q:
+                held[x] = 0
+        for x in paths[j]:
+            if x == p:
+                return
+            held[x] = 0
+
     def _register(self, ports: tuple[int, ...], cid: int) -> float | None:
         """Enter connection `cid` on its `ports` (their connection sets, their most concurrent
         connections at least 1); its rate when it is alone on every one of them and nothing
@@ -449,6 +493,7 @@ class FluidEngine:
         pc, cap, pmax = self._port_conns, self._capl, self.port_max_conns
         alone = self.watch is None
         rc = INF
+        held = self._held
         for p in ports:
             s = pc.get(p)
             if s is None:
@@ -457,6 +502,8 @@ class FluidEngine:
                 if s:
                     alone = False
                 s.add(cid)
+            if held[p]:
+                alone = False
             v = cap[p]
             if v < rc:  # min(): the first smallest; caps are positive
                 rc = v
@@ -466,13 +513,22 @@ class FluidEngine:
 
     def _unbundle(self) -> None:
         """Make the running connections of every bundle plain ones (state, heap entry, lazily
-        kept ports), as `add_paths` would have made them one by one."""
+        kept ports, entered on their ports' connection sets), as `add_paths` would have made
+        them one by one."""
         conns, heap, lazy = self._conns, self._heap, self._lazy
+        pc, held = self._port_conns, self._held
         for c0, paths, sizes, rates, fins, sync, alive, _ in self._bundles.values():
             for i in alive:
                 ports = paths[i]
                 n = len(ports)
                 c = c0 + i
+                for p in ports:
+                    held[p] = 0
+                    s = pc.get(p)
+                    if s is None:
+                        pc[p] = {c}
+                    else:
+                        s.add(c)
                 conns[c] = [ports, _ONES[n] if n < _NONES else (1.0,) * n, float(sizes[i]),
                             rates[i], sync, fins[i]]
                 heapq.heappush(heap, (fins[i], c))
@@ -860,7 +916,7 @@ class FluidEngine:
         """`advance`'s departures at `t` when bundle members are among them: the members'
         ports get their bytes as a `_lazy` connection's do; the plain connections `done` go
         through `advance`'s own path (`_depart`)."""
-        pc, pbytes, finish_s, steps = self._port_conns, self._pbytes, self.finish_s, self._steps
+        held, pbytes, finish_s, steps = self._held, self._pbytes, self.finish_s, self._steps
         end = self._base + len(steps)
         last = end - 1
         dtl = steps[-1] if steps else 0.0
@@ -874,15 +930,15 @@ class FluidEngine:
                 if s0 == last:
                     inc = rates[i] * dtl  # (the same product for every port)
                     for p in paths[i]:
-                        pc[p].discard(c)
+                        held[p] = 0
                         pbytes[p] = pbytes[p] + inc
                 elif s0 != end:
                     for p in paths[i]:
-                        pc[p].discard(c)
+                        held[p] = 0
                         pbytes[p] = self._replay(pbytes[p], rates[i], s0, 1.0)
                 else:
                     for p in paths[i]:
-                        pc[p].discard(c)
+                        held[p] = 0
         if done:
             done.sort()
             ids += self._depart(t, done)
