@@ -778,14 +778,13 @@ class FluidEngine:
 
     def _top(self) -> tuple[float, int] | None:
         """The earliest valid (finish, id) of the heap (stale entries dropped)."""
-        heap, conns = self._heap, self._conns
+        heap, conns, bat = self._heap, self._conns, self._bat
         while heap:
             f, c = heap[0]
+            if c in bat:  # a bundle's entry (its id is no connection's while it is one)
+                return f, c
             st = conns.get(c)
-            if st is not None:
-                if st[5] == f:
-                    return f, c
-            elif c in self._bat:  # a bundle's entry
+            if st is not None and st[5] == f:
                 return f, c
             heapq.heappop(heap)
         return None
@@ -923,16 +922,21 @@ class FluidEngine:
         ids = []
         for b, due in bdone:
             c0, paths, rates, s0 = b[0], b[1], b[3], b[5]
-            for i in due:
-                c = c0 + i
-                ids.append(c)
-                finish_s[c] = t
-                if s0 == last:
+            if s0 == last:  # one step since the bundle started (the common case)
+                for i in due:
+                    c = c0 + i
+                    ids.append(c)
+                    finish_s[c] = t
                     inc = rates[i] * dtl  # (the same product for every port)
                     for p in paths[i]:
                         held[p] = 0
                         pbytes[p] = pbytes[p] + inc
-                elif s0 != end:
+                continue
+            for i in due:
+                c = c0 + i
+                ids.append(c)
+                finish_s[c] = t
+                if s0 != end:
                     for p in paths[i]:
                         held[p] = 0
                         pbytes[p] = self._replay(pbytes[p], rates[i], s0, 1.0)

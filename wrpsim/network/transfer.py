@@ -576,9 +576,9 @@ class _FluidDriver:
             f_live, x_live, f_end, x_end = log.f_live, log.x_live, log.f_end, log.x_end
             cf, cx = self.conn_flow, self.conn_x
             for c in done:
-                fid = cf[c]
                 x = cx[c]
                 if x < 0:  # (`FlowLog.flow_part_done`)
+                    fid = cf[c]
                     x = f_live[fid]
                     if x.__class__ is not int:
                         x[0] -= 1
@@ -586,7 +586,9 @@ class _FluidDriver:
                             continue
                         x = x[1]
                     del f_live[fid]
-                f_end[fid] = now
+                    f_end[fid] = now
+                else:
+                    f_end[cf[c]] = now
                 xs = x_live[x]
                 xs[0] -= 1
                 if xs[0]:
