@@ -169,7 +169,8 @@ class FluidEngine:
         # `_materialize` writes them; a departure adds its bytes to its ports directly
         self._lazy: dict[int, None] = {}
         self._mixed = False
-        self.recomputes = 0
+        # (29 attributes at most: CPython 3.11 keeps an instance's attributes inline, with
+        # fast lookups, only while its class's shared keys number fewer than 30)
         self._phantoms = 0                   # phantoms added (their ids: -1, -2, ...)
         self._ph_ports: dict[int, int] = {}  # port -> phantoms on it
         self.watch: set[int] | None = None   # ports whose rate may have changed
@@ -541,7 +542,6 @@ class FluidEngine:
         touched ports' component (`_alone` / `_component`), rated by the cheapest method that
         gives water-filling's answer bit for bit, then applied (`_apply`)."""
         self._dirty = False
-        self.recomputes += 1
         fresh, eager = self._fresh, self._eager
         if fresh:
             self._fresh = []
