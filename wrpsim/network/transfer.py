@@ -497,10 +497,13 @@ class _FluidDriver:
 
     def __init__(self, fabric: Fabric, env: simpy.Environment, engine: FluidEngine):
         self.fabric, self.env, self.engine = fabric, env, engine
-        self.conn_flow = array("q")      # engine connection id -> the fabric's flow index
-        # engine connection id -> its transfer when it is its flow's only connection and the
-        # flow has no `FlowLog.f_live` state (`Fabric._fluid_transfer`), else -1
-        self.conn_x = array("q")
+        # engine connection id -> the fabric's flow index; and -> its transfer when it is its
+        # flow's only connection and the flow has no `FlowLog.f_live` state
+        # (`Fabric._fluid_transfer`), else -1. Lists, not typed arrays: each connection writes
+        # and reads both once, which an array does through per-item argument parsing and a
+        # new int object per read
+        self.conn_flow: list[int] = []
+        self.conn_x: list[int] = []
         self.gen = 0
         self.pending: list[int] = []
         self._arming = False
