@@ -292,7 +292,7 @@ def _sparse_run(alone: bool, lb: str, seed: int, bulk: bool = False) -> tuple:
         while rng.random() < 0.8 and (t := eng.next_time()) is not None:
             done.append(eng.advance(t))
     eng.run()
-    return (done, eng.start_s.tolist(), eng.finish_s.tolist(), eng.port_bytes.tolist(),
+    return (done, list(eng.start_s), list(eng.finish_s), eng.port_bytes.tolist(),
             eng.port_max_conns)
 
 

@@ -25,7 +25,6 @@ one without these hooks.
 from __future__ import annotations
 
 import heapq
-from array import array
 from itertools import repeat
 
 import numpy as np
@@ -135,8 +134,10 @@ class FluidEngine:
         self._capl = self.cap.tolist()
         n = topo.nports
         self.port_max_conns = [0] * n
-        self.start_s = array("d")            # by connection id, for the whole run
-        self.finish_s = array("d")           # NaN while the connection runs
+        # by connection id, for the whole run (lists: written item by item; a batch of
+        # connections shares its start and finish objects)
+        self.start_s: list[float] = []
+        self.finish_s: list[float] = []      # NaN while the connection runs
         self._steps: list[float] = []        # dt of every advance that moved time
         self._base = 0                       # absolute index of _steps[0] (trimmed prefix)
         # active connection id -> [ports, coefs, rem, rate, synced step, finish]
@@ -382,7 +383,7 @@ class FluidEngine:
             return
         now = self.now
         self.start_s.extend(repeat(now, k))
-        self.finish_s.extend(NANS_BY_LEN.get(k) or nans(k))
+        self.finish_s.extend(NANS_BY_LEN.get(k) or nans(k))  # (one `NAN` object)
         sync = self._base + len(self._steps)
         rates = self._hold(paths)
         if rates is not None:  # a bundle: one heap entry, its earliest (finish, id)
