@@ -160,9 +160,9 @@ class FluidEngine:
         # `_rate_fresh` rates them without looking for components (`_recompute`)
         self._fresh: list[int] = []
         self._eager: list[int] = []  # rated when added (`add_paths`), since the last one
-        # bundles of `add_paths`: first id -> [first id, paths, sizes, rates, finishes, sync
-        # step, indices still running, latest finish]; `_bat`: the id of a bundle's heap
-        # entry -> the bundle
+        # bundles of `add_group`: first id -> [first id, paths, sizes, rates, finishes, sync
+        # step, indices still running, latest finish, the group]; `_bat`: the id of a
+        # bundle's heap entry -> the bundle
         self._bundles: dict[int, list] = {}
         self._bat: dict[int, list] = {}
         # connections rated when added whose ports' rate, sync step and busy mark are implied
@@ -375,7 +375,33 @@ class FluidEngine:
         `next_time()` does. When every one of them is alone on idle ports (a KV transfer's
         flows), they are kept as one bundle (`_bundles`) with one heap entry, until they
         finish or anything else needs them as connections (`_unbundle`). `paths` and `sizes`
-        are kept: not to be changed afterwards."""
+        are kept: not to be changed afterwards. (`add_group(group(paths), sizes)`.)"""
+        self.add_group(self.group(paths), sizes)
+
+    def group(self, paths) -> tuple:
+        """What `add_group` needs to know of connections on `paths` (one path each), whatever
+        their bytes: the paths (a tuple), all their ports in path order, each path's rate when
+        alone on idle ports (its smallest capacity, as `_register` gives it) and, per port of
+        the second item, its path's rate. Valid for this engine's whole life (its capacities
+        do not change): a caller that starts connections on the same paths again may keep it."""
+        cap = self._capl
+        flat: list[int] = []
+        rates = []
+        prates: list[float] = []
+        for ports in paths:
+            rc = INF
+            for p in ports:
+                v = cap[p]
+                if v < rc:  # min(): the first smallest; caps are positive
+                    rc = v
+            rates.append(rc)
+            flat += ports
+            prates += [rc] * len(ports)
+        return tuple(paths), tuple(flat), tuple(rates), tuple(prates)
+
+    def add_group(self, group: tuple, sizes: list[int]) -> None:
+        """`add_paths(paths, sizes)` for the paths of `group` (`group(paths)`)."""
+        paths, flat, rates, _ = group
         cid = c0 = len(self.start_s)
         k = len(paths)
         if not k:
@@ -385,13 +411,12 @@ class FluidEngine:
         self.start_s.extend(repeat(now, k))
         self.finish_s.extend(NANS_BY_LEN.get(k) or nans(k))  # (one `NAN` object)
         sync = self._base + len(self._steps)
-        rates = self._hold(paths)
-        if rates is not None:  # a bundle: one heap entry, its earliest (finish, id)
+        if self._hold(flat, c0 + 1):  # a bundle: one heap entry, its earliest (finish, id)
             fins = [now + float(b) / rc for b, rc in zip(sizes, rates)]  # (`_rate_fresh`)
             fmin = min(fins)
             c = c0 + fins.index(fmin)
             self._bundles[c0] = self._bat[c] = [c0, paths, sizes, rates, fins, sync,
-                                                list(range(k)), max(fins)]
+                                                list(range(k)), max(fins), group]
             heapq.heappush(self._heap, (fmin, c))
             self._eager.extend(range(c0, c0 + k))
             self._dirty = True
@@ -407,7 +432,7 @@ class FluidEngine:
             fins.append(now + float(b) / rc)  # (`_rate_fresh`)
             cid += 1
         # connection `cid` shares a port: those before it alone (rated), it and the rest
-        # one by one
+        # one by one (`_register` finds it: some connection does, as `_hold` found)
         conns, heap, eager, lazy = self._conns, self._heap, self._eager, self._lazy
         for j in range(cid - c0):
             ports = paths[j]
@@ -450,42 +475,24 @@ class FluidEngine:
                 self._mixed = True
             cid += 1
 
-    def _hold(self, paths) -> list[float] | None:
-        """The bundle test of `add_paths`: when nothing watches the engine and every port of
-        `paths` is idle (no connection, no bundle member) and on one of them only, mark them
-        held (`_held`; their most concurrent connections at least 1) and return each path's
-        rate, the smallest capacity on it (what `_register` would give); else None, nothing
-        held."""
+    def _hold(self, ports: tuple[int, ...], mark: int) -> bool:
+        """The bundle test of `add_group`: when nothing watches the engine and every one of
+        `ports` (a group's, in path order) is idle (no connection, no bundle member) and
+        appears once, hold them (`_held`: `mark`, the bundle's first id + 1; their most
+        concurrent connections at least 1) and return True; else False, nothing held."""
         if self.watch is not None:
-            return None
-        pc, held, cap, pmax = self._port_conns, self._held, self._capl, self.port_max_conns
-        rates = []
-        for ports in paths:
-            rc = INF
-            for p in ports:
-                if held[p] or pc.get(p):
-                    self._unhold(paths, len(rates), p)
-                    return None
-                held[p] = 1
-                v = cap[p]
-                if v < rc:  # min(): the first smallest; caps are positive
-                    rc = v
-                if not pmax[p]:
-                    pmax[p] = 1
-            rates.append(rc)
-        return rates
-
-    def _unhold(self, paths, j: int, p: int) -> None:
-        """Undo `_hold`'s marks, made on `paths[:j]` and on `paths[j]` up to port `p` (every
-        port it marked was idle, and a path does not repeat a port)."""
-        held = self._held
-        for q in paths[:j]:
-            for x in q:
-                held[x] = 0
-        for x in paths[j]:
-            if x == p:
-                return
-            held[x] = 0
+            return False
+        pc, held, pmax = self._port_conns, self._held, self.port_max_conns
+        for p in ports:
+            if held[p] or pc.get(p):
+                for q in ports:  # (undo: the ports held with `mark` are this call's)
+                    if held[q] == mark:
+                        held[q] = 0
+                return False
+            held[p] = mark
+            if not pmax[p]:
+                pmax[p] = 1
+        return True
 
     def _register(self, ports: tuple[int, ...], cid: int) -> float | None:
         """Enter connection `cid` on its `ports` (their connection sets, their most concurrent
@@ -519,7 +526,7 @@ class FluidEngine:
         them one by one."""
         conns, heap, lazy = self._conns, self._heap, self._lazy
         pc, held = self._port_conns, self._held
-        for c0, paths, sizes, rates, fins, sync, alive, _ in self._bundles.values():
+        for c0, paths, sizes, rates, fins, sync, alive, _, _ in self._bundles.values():
             for i in alive:
                 ports = paths[i]
                 n = len(ports)
@@ -923,7 +930,16 @@ class FluidEngine:
         ids = []
         for b, due in bdone:
             c0, paths, rates, s0 = b[0], b[1], b[3], b[5]
-            if s0 == last:  # one step since the bundle started (the common case)
+            k = len(due)
+            if s0 == last and k == len(paths):  # all at once, one step since they started
+                ids += range(c0, c0 + k)
+                finish_s[c0:c0 + k] = repeat(t, k)
+                _, ports, _, prates = b[8]
+                for p, r in zip(ports, prates):  # (r * dtl: each member's product, per port)
+                    held[p] = 0
+                    pbytes[p] = pbytes[p] + r * dtl
+                continue
+            if s0 == last:  # one step since the bundle started
                 for i in due:
                     c = c0 + i
                     ids.append(c)

@@ -241,7 +241,7 @@ class Fabric:
                 sizes[0] = q + r
             else:
                 sizes = [q] * n
-            drv.engine.add_paths(plan[4], sizes)
+            drv.engine.add_group(plan[4], sizes)
             drv.arm_soon()
             log.x_live[x] = [n, done]
             return x
@@ -293,7 +293,8 @@ class Fabric:
         `_SELF` (src == dst), `_NVLINK` (one server), `_LEAF` (one leaf: its one path) or
         `_SPINE` (the path depends on the ECMP hash of each transfer's qp) —, their NaN
         finish times (`flowlog.nans`) and, when every flow is `_LEAF` (a fleet's KV transfers
-        between the servers of one leaf), their paths in flow order (else None). Kept per pair
+        between the servers of one leaf), the engine's `FluidEngine.group` of their paths in
+        flow order (else None). Kept per pair
         (keyed by the lists' items, whose lengths are equal): a pair found there has been
         checked by `transfer` and is on the fast path."""
         topo = self.topo
@@ -314,7 +315,7 @@ class Fabric:
             self._plans.clear()
         plan = self._plans[(*src_gpus, *dst_gpus)] = (
             array("i", src_gpus), array("i", dst_gpus), tuple(flows), nans(len(flows)),
-            tuple(leaf_paths) if len(leaf_paths) == len(flows) else None)
+            self.engine.group(leaf_paths) if len(leaf_paths) == len(flows) else None)
         return plan
 
     def _driver_for(self, now: float, conns: list):
