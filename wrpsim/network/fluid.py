@@ -784,25 +784,21 @@ class FluidEngine:
                             stack.append(q)
         return sorted(comp)
 
-    def _top(self) -> tuple[float, int] | None:
-        """The earliest valid (finish, id) of the heap (stale entries dropped)."""
+    def next_time(self) -> float | None:
+        """Time of the next completion, or None when no connection is active: the earliest
+        valid finish on the heap (stale entries dropped)."""
+        if self._dirty:
+            self._recompute()
         heap, conns, bat = self._heap, self._conns, self._bat
         while heap:
             f, c = heap[0]
             if c in bat:  # a bundle's entry (its id is no connection's while it is one)
-                return f, c
+                return f
             st = conns.get(c)
             if st is not None and st[5] == f:
-                return f, c
+                return f
             heapq.heappop(heap)
         return None
-
-    def next_time(self) -> float | None:
-        """Time of the next completion, or None when no connection is active."""
-        if self._dirty:
-            self._recompute()
-        top = self._top()
-        return None if top is None else top[0]
 
     def advance(self, t: float) -> list[int]:
         """Move to time `t` (not past `next_time()`); ids of connections that finish at `t`."""

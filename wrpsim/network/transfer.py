@@ -579,7 +579,10 @@ class _FluidDriver:
             log = self.fabric.log
             f_live, x_live, f_end, x_end = log.f_live, log.x_live, log.f_end, log.x_end
             cf, cx = self.conn_flow, self.conn_x
-            for c in done:
+            i, n = 0, len(done)
+            while i < n:
+                c = done[i]
+                i += 1
                 x = cx[c]
                 if x < 0:  # (`FlowLog.flow_part_done`)
                     fid = cf[c]
@@ -592,7 +595,19 @@ class _FluidDriver:
                     del f_live[fid]
                     f_end[fid] = now
                 else:
-                    f_end[cf[c]] = now
+                    k = x_live[x][0]
+                    e = c + k - 1
+                    if (k > 1 and i + k - 2 < n and done[i + k - 2] == e and cx[e] == x
+                            and cf[e] - cf[c] == k - 1):
+                        # the k flows the transfer waits for all arrive now: its connections
+                        # c..e (consecutive, `_fluid_transfer`; `done` is sorted) on
+                        # consecutive flows, settled together, the last one below
+                        fid = cf[c]
+                        f_end[fid:fid + k] = repeat(now, k)
+                        i += k - 1
+                        x_live[x][0] = 1
+                    else:
+                        f_end[cf[c]] = now
                 xs = x_live[x]
                 xs[0] -= 1
                 if xs[0]:

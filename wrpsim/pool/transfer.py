@@ -80,7 +80,7 @@ class KVTransfer:
     def _flows(self, src, dst, nbytes: float, done) -> None:
         # a sequence's KV is held by the GPUs of one attention group (all of them unless the
         # pool has data-parallel attention, `attn_dp`): those send it
-        src_gpus = src.gpus[:kv_gpus(src)]
+        src_gpus = src.gpus[:src.tp // getattr(src.latency, "adp", 1)]  # (`kv_gpus`)
         n, g = len(src_gpus), dst.gpus
         dst_gpus = g[:n] if n <= len(g) else [g[i % len(g)] for i in range(n)]
         self.fabric.transfer(src_gpus, dst_gpus, round(nbytes), done, tag="kv")
