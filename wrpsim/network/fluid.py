@@ -25,7 +25,6 @@ one without these hooks.
 from __future__ import annotations
 
 import heapq
-from itertools import repeat
 
 import numpy as np
 
@@ -38,6 +37,7 @@ TRIM_STEPS = 4096  # steps kept before dropping the ones nothing has to replay
 NAN, INF = float("nan"), float("inf")
 _ONES = tuple((1.0,) * k for k in range(9))
 _NONES = len(_ONES)
+_RANGES = tuple(range(k) for k in range(_NONES))  # a bundle's members at first
 
 
 def maxmin_small(flows: list[tuple[list[int], list[float]]], cap) -> list[float]:
@@ -408,15 +408,23 @@ class FluidEngine:
             self._dirty = True
             return
         now = self.now
-        self.start_s.extend(repeat(now, k))
+        self.start_s.extend([now] * k)  # (list products: no `repeat`'s argument parsing)
         self.finish_s.extend(NANS_BY_LEN.get(k) or nans(k))  # (one `NAN` object)
         sync = self._base + len(self._steps)
         if self._hold(flat, c0 + 1):  # a bundle: one heap entry, its earliest (finish, id)
-            fins = [now + float(b) / rc for b, rc in zip(sizes, rates)]  # (`_rate_fresh`)
-            fmin = min(fins)
-            c = c0 + fins.index(fmin)
+            fins = []
+            fmin = fmax = now + float(sizes[0]) / rates[0]  # (`_rate_fresh`)
+            c = c0
+            for b, rc in zip(sizes, rates):  # (min(), index() and max() in one pass)
+                f = now + float(b) / rc
+                fins.append(f)
+                if f < fmin:
+                    fmin, c = f, c0 + len(fins) - 1
+                elif f > fmax:
+                    fmax = f
             self._bundles[c0] = self._bat[c] = [c0, paths, sizes, rates, fins, sync,
-                                                list(range(k)), max(fins), group]
+                                                _RANGES[k] if k < _NONES else range(k), fmax,
+                                                group]
             heapq.heappush(self._heap, (fmin, c))
             self._eager.extend(range(c0, c0 + k))
             self._dirty = True
@@ -551,18 +559,21 @@ class FluidEngine:
         gives water-filling's answer bit for bit, then applied (`_apply`)."""
         self._dirty = False
         fresh, eager = self._fresh, self._eager
-        if fresh:
-            self._fresh = []
-        if eager:
-            self._eager = []
         if not self._mixed and len(fresh) + len(eager) <= SMALL and self.watch is None:
-            self._dirty_ports = set()
+            eager.clear()
+            if self._dirty_ports:
+                self._dirty_ports = set()
             if fresh:
+                self._fresh = []
                 self._rate_fresh(fresh)
             elif len(self._steps) >= self._trim_at:
                 self._trim()
                 self._trim_at = max(TRIM_STEPS, 2 * len(self._steps))
             return
+        if fresh:
+            self._fresh = []
+        if eager:
+            self._eager = []
         self._mixed = False
         if self._bundles:
             self._unbundle()
@@ -811,8 +822,10 @@ class FluidEngine:
             self._steps.append(dt)
             self.now = t
         heap = self._heap
+        if not heap:
+            return []
         lim = t + 1e-12 * abs(t) + 1e-15
-        if not heap or heap[0][0] > lim:
+        if heap[0][0] > lim:
             return []
         conns, bat = self._conns, self._bat
         done = []
@@ -929,7 +942,7 @@ class FluidEngine:
             k = len(due)
             if s0 == last and k == len(paths):  # all at once, one step since they started
                 ids += range(c0, c0 + k)
-                finish_s[c0:c0 + k] = repeat(t, k)
+                finish_s[c0:c0 + k] = [t] * k
                 _, ports, _, prates = b[8]
                 for p, r in zip(ports, prates):  # (r * dtl: each member's product, per port)
                     held[p] = 0

@@ -202,6 +202,27 @@ class Fabric:
             log.wait(x, left, done)
         return x
 
+    def route(self, src_gpus: list[int], dst_gpus: list[int]) -> tuple | None:
+        """The plan `transfer` keeps for this pair of GPU lists once it has moved bytes on
+        them on the fast path (a fluid fabric with ECMP, no packet window, no `conn_log`), for
+        `transfer_on`; None before that, or off the fast path. A caller that sends on the same
+        pair again (a KV hand-off between two instances) may keep it for the run."""
+        if self.conn_log is not None or len(src_gpus) != len(dst_gpus):
+            return None
+        return self._plans.get((*src_gpus, *dst_gpus))
+
+    def transfer_on(self, plan: tuple, nbytes: int, done: Callable[[float], None],
+                    tag: str = "") -> int:
+        """`transfer(src_gpus, dst_gpus, nbytes, done, tag)` for the pair of GPU lists whose
+        `route` is `plan`: the same records, connections, events and id, without looking the
+        pair up again."""
+        if nbytes < 0 or self.conn_log is not None:  # (`transfer` raises or logs `Conn`s)
+            return self.transfer(plan[0].tolist(), plan[1].tolist(), nbytes, done, tag)
+        self.bytes_moved += nbytes
+        tags = self.bytes_by_tag
+        tags[tag] = tags.get(tag, 0) + nbytes
+        return self._fluid_transfer(None, None, nbytes, done, None, len(plan[0]), plan)
+
     def _fluid_transfer(self, src_gpus: list[int], dst_gpus: list[int], nbytes: int,
                         done: Callable[[float], None], key, n: int, plan: tuple | None) -> int:
         """`transfer`'s records, connections, engine state and events for a fluid fabric with
@@ -224,9 +245,9 @@ class Fabric:
         f_end = log.f_end
         if r:
             log.f_bytes.append(q + r)
-            log.f_bytes.extend(repeat(q, n - 1))
+            log.f_bytes.extend([q] * (n - 1))
         else:
-            log.f_bytes.extend(repeat(q, n))
+            log.f_bytes.extend([q] * n)
         f_end.extend(plan[3])
         lb = self.lb
         if plan[4] is not None and q:  # every flow within one leaf: its planned path
@@ -235,7 +256,7 @@ class Fabric:
             drv = self._driver
             drv.catch_up()
             drv.conn_flow.extend(range(fid0, fid0 + n))
-            drv.conn_x.extend(repeat(x, n))  # one connection per flow: no `f_live`
+            drv.conn_x.extend([x] * n)  # one connection per flow: no `f_live`
             if r:
                 sizes = [q] * n
                 sizes[0] = q + r
@@ -277,7 +298,7 @@ class Fabric:
             drv = self._driver
             drv.catch_up()
             drv.conn_flow.extend(fids)
-            drv.conn_x.extend(repeat(x, len(fids)))  # one connection per flow: no `f_live`
+            drv.conn_x.extend([x] * len(fids))  # one connection per flow: no `f_live`
             drv.engine.add_paths(paths, sizes)
             drv.arm_soon()
         if left == 0:  # nothing to wait for: done at this instant, but not re-entrantly
@@ -603,7 +624,7 @@ class _FluidDriver:
                         # c..e (consecutive, `_fluid_transfer`; `done` is sorted) on
                         # consecutive flows, settled together, the last one below
                         fid = cf[c]
-                        f_end[fid:fid + k] = repeat(now, k)
+                        f_end[fid:fid + k] = [now] * k
                         i += k - 1
                         x_live[x][0] = 1
                     else:

@@ -65,6 +65,7 @@ class KVTransfer:
         self.bytes_total = 0
         self.transfers = 0
         self._early: dict[int, _Layerwise] = {}  # request id -> its early start's state
+        self._routes: dict[tuple, tuple] = {}  # (src, dst instance) -> `Fabric.route`
         #: a `wrpsim.pool.spanning.CollectiveSpec` when groups spanning servers put their
         #: collectives on the fabric (`network.collectives`); None: off
         self.collectives = None
@@ -78,12 +79,19 @@ class KVTransfer:
             inst.gpus = gpus[(inst.pool, inst.index)]
 
     def _flows(self, src, dst, nbytes: float, done) -> None:
+        route = self._routes.get((src, dst))
+        if route is not None:  # (the fabric's plan of this pair of instances' GPU lists)
+            self.fabric.transfer_on(route, round(nbytes), done, "kv")
+            return
         # a sequence's KV is held by the GPUs of one attention group (all of them unless the
         # pool has data-parallel attention, `attn_dp`): those send it
-        src_gpus = src.gpus[:src.tp // getattr(src.latency, "adp", 1)]  # (`kv_gpus`)
+        src_gpus = src.gpus[:kv_gpus(src)]
         n, g = len(src_gpus), dst.gpus
         dst_gpus = g[:n] if n <= len(g) else [g[i % len(g)] for i in range(n)]
         self.fabric.transfer(src_gpus, dst_gpus, round(nbytes), done, tag="kv")
+        route = self.fabric.route(src_gpus, dst_gpus)
+        if route is not None:  # (instances keep their GPUs for the whole run)
+            self._routes[(src, dst)] = route
 
     def early(self, src, seq, nbytes: float, t_start: float, dur: float, layers: int) -> None:
         """On a fabric, start the first L−1 layers of a layer-wise transfer at t_start + dur/L
