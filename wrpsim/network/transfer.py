@@ -531,7 +531,7 @@ class _FluidDriver:
         self._arming = False
         self.on_rates: Callable[[], None] | None = None  # after rates may have changed
         self._t = 0.0                    # the time the latest wake (generation `gen`) is for
-        self._deferred = self._deferred_arm
+        self._deferred = self._arm  # (bound once: `arm_soon`'s wake passes its event)
         self._woken = self._wake
 
     def add(self, conns) -> None:
@@ -556,10 +556,6 @@ class _FluidDriver:
             self._arming = True
             wake(self.env, 0, self._deferred)
 
-    def _deferred_arm(self, _ev) -> None:
-        self._arming = False
-        self._arm()
-
     def reshape(self, add=(), remove=()) -> list[int]:
         """Add phantoms `add` = [(ports, coefs)] and remove phantoms `remove` now; rates are
         recomputed at once (`on_rates` sees them); the new phantoms' ids."""
@@ -572,7 +568,12 @@ class _FluidDriver:
         self._arm()
         return ids
 
-    def _arm(self) -> None:
+    def _arm(self, deferred=None) -> None:
+        """Schedule the wake for the engine's next completion (a new generation voids the
+        one scheduled before); `deferred`: the event of `arm_soon`'s recomputation, which
+        ends the instant's arming."""
+        if deferred is not None:
+            self._arming = False
         now = self.env._now
         t = now if self.pending else self.engine.next_time()
         if self.on_rates is not None:
@@ -593,8 +594,12 @@ class _FluidDriver:
             return
         eng = self.engine
         t = self._t
-        done, self.pending = self.pending, []
-        done += eng.advance(t if t > eng.now else eng.now)
+        done = self.pending
+        if done:  # (finished before, at a `catch_up`: first)
+            self.pending = []
+            done += eng.advance(t if t > eng.now else eng.now)
+        else:
+            done = eng.advance(t if t > eng.now else eng.now)
         if done:  # (`Fabric._conns_done`)
             now = self.env._now
             log = self.fabric.log
@@ -615,8 +620,10 @@ class _FluidDriver:
                         x = x[1]
                     del f_live[fid]
                     f_end[fid] = now
+                    xs = x_live[x]
                 else:
-                    k = x_live[x][0]
+                    xs = x_live[x]
+                    k = xs[0]
                     e = c + k - 1
                     if (k > 1 and i + k - 2 < n and done[i + k - 2] == e and cx[e] == x
                             and cf[e] - cf[c] == k - 1):
@@ -626,10 +633,9 @@ class _FluidDriver:
                         fid = cf[c]
                         f_end[fid:fid + k] = [now] * k
                         i += k - 1
-                        x_live[x][0] = 1
+                        xs[0] = 1
                     else:
                         f_end[cf[c]] = now
-                xs = x_live[x]
                 xs[0] -= 1
                 if xs[0]:
                     continue
