@@ -292,7 +292,8 @@ def _sparse_run(alone: bool, lb: str, seed: int, bulk: bool = False) -> tuple:
         while rng.random() < 0.8 and (t := eng.next_time()) is not None:
             done.append(eng.advance(t))
     eng.run()
-    return (done, eng.start_s.tolist(), eng.finish_s.tolist(), eng.port_bytes.tolist(),
+    assert not any(eng._held) and not eng._bundles  # (every bundle member let its ports go)
+    return (done, list(eng.start_s), list(eng.finish_s), eng.port_bytes.tolist(),
             eng.port_max_conns)
 
 
@@ -312,3 +313,37 @@ def test_add_paths_is_bit_identical(seed):
     until they finish, share a port or are read) gives exactly what `add` and water-filling
     give."""
     assert _sparse_run(True, "ecmp", seed, bulk=True) == _sparse_run(False, "ecmp", seed)
+
+
+def test_a_group_sharing_a_port_is_no_bundle():
+    """`add_group` on paths that share a port (two flows from one GPU), or onto a port a
+    bundle holds, makes plain connections (nothing held by the refused group) and gives what
+    `add` and water-filling give."""
+    topo = LeafSpine(fluid(leaves=2, hosts_per_leaf=4, spines=1))
+    n = topo.n
+    runs = []
+    for bulk in (True, False):
+        eng = FluidEngine(topo)
+        if not bulk:
+            eng._alone = lambda: None
+            eng._lone_rates = eng._small_rates
+            eng._rate_fresh = lambda comp, e=eng: e._apply(comp, *e._small_rates(comp))
+        batches = [[(0, n + 1), (2, n + 3)], [(0, n + 2)], [(1, n + 1), (4, n + 5)],
+                   [(5, n + 6), (5, n + 7)]]
+        for paths, bundled in zip(batches, (True, False, False, False)):
+            if bulk:
+                held = list(eng._held)
+                eng.add_paths(paths, [MIB] * len(paths))
+                c0 = len(eng.start_s) - len(paths)
+                assert (c0 in eng._bundles) == bundled
+                if bundled:
+                    assert all(eng._held[p] for q in paths for p in q)
+                else:  # refused: it holds nothing it did not hold before
+                    assert all(eng._held[p] == held[p] for q in paths for p in q)
+            else:
+                for p in paths:
+                    eng.add_path(p, MIB)
+        eng.run()
+        assert not any(eng._held)
+        runs.append((list(eng.finish_s), eng.port_bytes.tolist(), eng.port_max_conns))
+    assert runs[0] == runs[1]

@@ -289,3 +289,55 @@ def test_a_pair_seen_before_is_still_checked():
     f.transfer([0, 1], [2, 3], MIB, lambda t: None)
     env.run()
     assert f.stats()["transfers"] == 2 and f.stats()["flows_completed"] == 4
+
+
+def _kv_like_run(on_route: bool) -> tuple:
+    """Transfers of 2 flows each (within one leaf, across leaves, sharing ports, all at
+    once or one after another), started through `transfer` or, once a pair has been seen,
+    through `transfer_on` with its `route`; every record the fabric keeps."""
+    f, env = fabric("fluid", gpus_per_host=1, hosts_per_leaf=4)
+    done = []
+    pairs = [([0, 1], [2, 3]), ([0, 1], [4, 5]), ([1, 0], [3, 2]), ([2, 3], [0, 1])]
+    routes = {}
+    used = []
+
+    def start(i, nbytes):
+        src, dst = pairs[i % len(pairs)]
+
+        def cb(t, i=i):
+            done.append((i, t))
+
+        r = routes.get(i % len(pairs)) if on_route else None
+        if r is not None:
+            used.append(i)
+            x = f.transfer_on(r, nbytes, cb, "kv")
+        else:
+            x = f.transfer(src, dst, nbytes, cb, tag="kv")
+            routes[i % len(pairs)] = f.route(src, dst)
+        done.append(("x", x))
+
+    for i in range(24):
+        f.env.process(_later(env, (i // 3) * 1e-5, start, i, (i % 5 + 1) * MIB + i % 3))
+    env.run()
+    assert len(used) == (20 if on_route else 0)
+    log = f.log
+    return (done, list(log.x_start), list(log.x_end), list(log.f_bytes), list(log.f_end),
+            list(log.f_src), list(log.f_dst), list(f.engine.finish_s),
+            f.engine.port_bytes.tolist(), f.stats())
+
+
+def _later(env, delay, fn, *args):
+    yield env.timeout(delay)
+    fn(*args)
+
+
+def test_transfer_on_a_route_is_transfer():
+    """`Fabric.transfer_on(route, ...)` (a KV hand-off's path once it has seen a pair of
+    instances) keeps the same records, connections, events and ids as `transfer`; a pair not
+    seen yet, or a fabric off the fast path, has no route."""
+    assert _kv_like_run(True) == _kv_like_run(False)
+    f, _ = fabric("fluid", gpus_per_host=1)
+    assert f.route([0, 1], [2, 3]) is None
+    g, _ = fabric("packet", gpus_per_host=1)
+    g.transfer([0, 1], [2, 3], MIB, lambda t: None)
+    assert g.route([0, 1], [2, 3]) is None

@@ -1,13 +1,17 @@
-"""The fabric's record of its transfers and flows: typed columns, plus live state while running.
+"""The fabric's record of its transfers and flows: columns, plus live state while running.
 
 A fleet run keeps one record per flow for the whole run (the figures need every completion
-time), so records are compact: a transfer is three doubles / int64s (start, finish, first flow
-id), a flow two int32s, an int64 and a double (src GPU, dst GPU, bytes, arrival; its start is
-its transfer's). Counters that only matter while something runs — connections a flow still
+time), so records are compact columns: a transfer its start, finish and first flow id, a flow
+its src GPU, dst GPU, bytes and arrival (its start is its transfer's). The ids and GPUs are
+typed arrays (int64, int32); the times and bytes, which the fabric writes item by item on
+every transfer, are lists (an array converts each item through CPython's argument parsing),
+whose items are mostly shared objects: the flows of one transfer share its bytes and, once
+it finishes, its arrival time with the transfer, and an unfinished record holds the one
+`NAN`. Counters that only matter while something runs — connections a flow still
 waits for, flows a transfer still waits for, the transfer's `done` callback — live in dicts
 keyed by id and are dropped when the flow or transfer finishes, so they are bounded by what is
-in flight. About 48 bytes per one-flow transfer, against ~370 for the lists of Python objects
-this replaces.
+in flight. About 100–130 bytes per one-flow transfer, against ~370 for the lists of Python
+objects the columns replaced.
 
 Contract. Ids are dense and in creation order: transfer `x` owns the flows
 `x_first[x] .. x_first[x + 1] - 1` (every transfer has at least one flow); an unfinished
@@ -28,29 +32,29 @@ import numpy as np
 NAN = math.nan
 
 
-def nans(n: int) -> array:
-    """An array('d') of `n` NaNs, made once per `n`: extending a column by it copies bytes,
-    where extending by n Python floats converts each (array's per-item argument parsing)."""
+def nans(n: int) -> tuple[float, ...]:
+    """A tuple of `n` times the one `NAN`, made once per `n` (the unfinished records of a
+    transfer's flows)."""
     a = NANS_BY_LEN.get(n)
     if a is None:
-        a = NANS_BY_LEN[n] = array("d", [NAN]) * n
+        a = NANS_BY_LEN[n] = (NAN,) * n
     return a
 
 
-NANS_BY_LEN: dict[int, array] = {}  # `nans(n)` by n
+NANS_BY_LEN: dict[int, tuple[float, ...]] = {}  # `nans(n)` by n
 
 
 class FlowLog:
     """Transfers and flows of one fabric (module docstring)."""
 
     def __init__(self):
-        self.x_start = array("d")
-        self.x_end = array("d")
+        self.x_start: list[float] = []
+        self.x_end: list[float] = []
         self.x_first = array("q")
         self.f_src = array("i")
         self.f_dst = array("i")
-        self.f_bytes = array("q")
-        self.f_end = array("d")
+        self.f_bytes: list[int] = []
+        self.f_end: list[float] = []
         self.x_live: dict[int, list] = {}   # running transfer -> [flows left, done]
         # running flow -> its transfer when one connection is left, else [connections left,
         # transfer]
@@ -143,9 +147,9 @@ class FlowLog:
         if not nf:
             return []
         first = np.frombuffer(self.x_first, dtype=np.int64)
-        starts = np.repeat(np.frombuffer(self.x_start, dtype=np.float64),
+        starts = np.repeat(np.asarray(self.x_start, dtype=np.float64),
                            np.diff(np.append(first, nf)))
-        ends = np.frombuffer(self.f_end, dtype=np.float64)
+        ends = np.asarray(self.f_end, dtype=np.float64)
         ok = ends == ends
         return (ends[ok] - starts[ok]).tolist()
 
@@ -153,7 +157,7 @@ class FlowLog:
         """(start, finish) of the finished transfers, in id order."""
         if not len(self.x_start):
             return [], []
-        s = np.frombuffer(self.x_start, dtype=np.float64)
-        e = np.frombuffer(self.x_end, dtype=np.float64)
+        s = np.asarray(self.x_start, dtype=np.float64)
+        e = np.asarray(self.x_end, dtype=np.float64)
         ok = e == e
         return s[ok].tolist(), e[ok].tolist()

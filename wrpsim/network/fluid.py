@@ -25,8 +25,6 @@ one without these hooks.
 from __future__ import annotations
 
 import heapq
-from array import array
-from itertools import repeat
 
 import numpy as np
 
@@ -39,6 +37,7 @@ TRIM_STEPS = 4096  # steps kept before dropping the ones nothing has to replay
 NAN, INF = float("nan"), float("inf")
 _ONES = tuple((1.0,) * k for k in range(9))
 _NONES = len(_ONES)
+_RANGES = tuple(range(k) for k in range(_NONES))  # a bundle's members at first
 
 
 def maxmin_small(flows: list[tuple[list[int], list[float]]], cap) -> list[float]:
@@ -135,8 +134,10 @@ class FluidEngine:
         self._capl = self.cap.tolist()
         n = topo.nports
         self.port_max_conns = [0] * n
-        self.start_s = array("d")            # by connection id, for the whole run
-        self.finish_s = array("d")           # NaN while the connection runs
+        # by connection id, for the whole run (lists: written item by item; a batch of
+        # connections shares its start and finish objects)
+        self.start_s: list[float] = []
+        self.finish_s: list[float] = []      # NaN while the connection runs
         self._steps: list[float] = []        # dt of every advance that moved time
         self._base = 0                       # absolute index of _steps[0] (trimmed prefix)
         # active connection id -> [ports, coefs, rem, rate, synced step, finish]
@@ -144,6 +145,9 @@ class FluidEngine:
         self._trim_at = TRIM_STEPS
         self._heap: list[tuple[float, int]] = []   # (finish, id), stale entries skipped
         self._port_conns: dict[int, set[int]] = {}   # port -> active connection ids
+        # port -> 1 while a bundle member (`_bundles`) runs on it, else 0: a bundle's members
+        # are not in `_port_conns` (they enter it when `_unbundle` makes them connections)
+        self._held = [0] * n
         self._pbytes = [0.0] * n             # bytes carried up to step _psync[p]
         self._prate = [0.0] * n              # current rate through the port (bytes/s)
         self._psync = [0] * n
@@ -156,9 +160,9 @@ class FluidEngine:
         # `_rate_fresh` rates them without looking for components (`_recompute`)
         self._fresh: list[int] = []
         self._eager: list[int] = []  # rated when added (`add_paths`), since the last one
-        # bundles of `add_paths`: first id -> [first id, paths, sizes, rates, finishes, sync
-        # step, indices still running, latest finish]; `_bat`: the id of a bundle's heap
-        # entry -> the bundle
+        # bundles of `add_group`: first id -> [first id, paths, sizes, rates, finishes, sync
+        # step, indices still running, latest finish, the group]; `_bat`: the id of a
+        # bundle's heap entry -> the bundle
         self._bundles: dict[int, list] = {}
         self._bat: dict[int, list] = {}
         # connections rated when added whose ports' rate, sync step and busy mark are implied
@@ -166,7 +170,8 @@ class FluidEngine:
         # `_materialize` writes them; a departure adds its bytes to its ports directly
         self._lazy: dict[int, None] = {}
         self._mixed = False
-        self.recomputes = 0
+        # (29 attributes at most: CPython 3.11 keeps an instance's attributes inline, with
+        # fast lookups, only while its class's shared keys number fewer than 30)
         self._phantoms = 0                   # phantoms added (their ids: -1, -2, ...)
         self._ph_ports: dict[int, int] = {}  # port -> phantoms on it
         self.watch: set[int] | None = None   # ports whose rate may have changed
@@ -345,7 +350,7 @@ class FluidEngine:
         n = len(ports)
         self._conns[cid] = [ports, _ONES[n] if n < _NONES else (1.0,) * n, float(nbytes), 0.0,
                             self._base + len(self._steps), INF]
-        pc = self._port_conns
+        pc, held = self._port_conns, self._held
         for p in ports:
             s = pc.get(p)
             if s is None:
@@ -354,6 +359,8 @@ class FluidEngine:
                 if s:
                     self._mixed = True
                 s.add(cid)
+            if held[p]:
+                self._mixed = True
         self._dirty_ports.update(ports)
         self._fresh.append(cid)
         self._dirty = True
@@ -368,16 +375,60 @@ class FluidEngine:
         `next_time()` does. When every one of them is alone on idle ports (a KV transfer's
         flows), they are kept as one bundle (`_bundles`) with one heap entry, until they
         finish or anything else needs them as connections (`_unbundle`). `paths` and `sizes`
-        are kept: not to be changed afterwards."""
+        are kept: not to be changed afterwards. (`add_group(group(paths), sizes)`.)"""
+        self.add_group(self.group(paths), sizes)
+
+    def group(self, paths) -> tuple:
+        """What `add_group` needs to know of connections on `paths` (one path each), whatever
+        their bytes: the paths (a tuple), all their ports in path order, each path's rate when
+        alone on idle ports (its smallest capacity, as `_register` gives it) and, per port of
+        the second item, its path's rate. Valid for this engine's whole life (its capacities
+        do not change): a caller that starts connections on the same paths again may keep it."""
+        cap = self._capl
+        flat: list[int] = []
+        rates = []
+        prates: list[float] = []
+        for ports in paths:
+            rc = INF
+            for p in ports:
+                v = cap[p]
+                if v < rc:  # min(): the first smallest; caps are positive
+                    rc = v
+            rates.append(rc)
+            flat += ports
+            prates += [rc] * len(ports)
+        return tuple(paths), tuple(flat), tuple(rates), tuple(prates)
+
+    def add_group(self, group: tuple, sizes: list[int]) -> None:
+        """`add_paths(paths, sizes)` for the paths of `group` (`group(paths)`)."""
+        paths, flat, rates, _ = group
         cid = c0 = len(self.start_s)
         k = len(paths)
         if not k:
             self._dirty = True
             return
         now = self.now
-        self.start_s.extend(repeat(now, k))
-        self.finish_s.extend(NANS_BY_LEN.get(k) or nans(k))
+        self.start_s.extend([now] * k)  # (list products: no `repeat`'s argument parsing)
+        self.finish_s.extend(NANS_BY_LEN.get(k) or nans(k))  # (one `NAN` object)
         sync = self._base + len(self._steps)
+        if self._hold(flat, c0 + 1):  # a bundle: one heap entry, its earliest (finish, id)
+            fins = []
+            fmin = fmax = now + float(sizes[0]) / rates[0]  # (`_rate_fresh`)
+            c = c0
+            for b, rc in zip(sizes, rates):  # (min(), index() and max() in one pass)
+                f = now + float(b) / rc
+                fins.append(f)
+                if f < fmin:
+                    fmin, c = f, c0 + len(fins) - 1
+                elif f > fmax:
+                    fmax = f
+            self._bundles[c0] = self._bat[c] = [c0, paths, sizes, rates, fins, sync,
+                                                _RANGES[k] if k < _NONES else range(k), fmax,
+                                                group]
+            heapq.heappush(self._heap, (fmin, c))
+            self._eager.extend(range(c0, c0 + k))
+            self._dirty = True
+            return
         register = self._register
         rates = []
         fins = []
@@ -388,17 +439,8 @@ class FluidEngine:
             rates.append(rc)
             fins.append(now + float(b) / rc)  # (`_rate_fresh`)
             cid += 1
-        else:  # a bundle: one heap entry, its earliest (finish, id)
-            fmin = min(fins)
-            c = c0 + fins.index(fmin)
-            self._bundles[c0] = self._bat[c] = [c0, paths, sizes, rates, fins, sync,
-                                                list(range(k)), max(fins)]
-            heapq.heappush(self._heap, (fmin, c))
-            self._eager.extend(range(c0, c0 + k))
-            self._dirty = True
-            return
         # connection `cid` shares a port: those before it alone (rated), it and the rest
-        # one by one
+        # one by one (`_register` finds it: some connection does, as `_hold` found)
         conns, heap, eager, lazy = self._conns, self._heap, self._eager, self._lazy
         for j in range(cid - c0):
             ports = paths[j]
@@ -441,6 +483,25 @@ class FluidEngine:
                 self._mixed = True
             cid += 1
 
+    def _hold(self, ports: tuple[int, ...], mark: int) -> bool:
+        """The bundle test of `add_group`: when nothing watches the engine and every one of
+        `ports` (a group's, in path order) is idle (no connection, no bundle member) and
+        appears once, hold them (`_held`: `mark`, the bundle's first id + 1; their most
+        concurrent connections at least 1) and return True; else False, nothing held."""
+        if self.watch is not None:
+            return False
+        pc, held, pmax = self._port_conns, self._held, self.port_max_conns
+        for p in ports:
+            if held[p] or pc.get(p):
+                for q in ports:  # (undo: the ports held with `mark` are this call's)
+                    if held[q] == mark:
+                        held[q] = 0
+                return False
+            held[p] = mark
+            if not pmax[p]:
+                pmax[p] = 1
+        return True
+
     def _register(self, ports: tuple[int, ...], cid: int) -> float | None:
         """Enter connection `cid` on its `ports` (their connection sets, their most concurrent
         connections at least 1); its rate when it is alone on every one of them and nothing
@@ -449,6 +510,7 @@ class FluidEngine:
         pc, cap, pmax = self._port_conns, self._capl, self.port_max_conns
         alone = self.watch is None
         rc = INF
+        held = self._held
         for p in ports:
             s = pc.get(p)
             if s is None:
@@ -457,6 +519,8 @@ class FluidEngine:
                 if s:
                     alone = False
                 s.add(cid)
+            if held[p]:
+                alone = False
             v = cap[p]
             if v < rc:  # min(): the first smallest; caps are positive
                 rc = v
@@ -466,13 +530,22 @@ class FluidEngine:
 
     def _unbundle(self) -> None:
         """Make the running connections of every bundle plain ones (state, heap entry, lazily
-        kept ports), as `add_paths` would have made them one by one."""
+        kept ports, entered on their ports' connection sets), as `add_paths` would have made
+        them one by one."""
         conns, heap, lazy = self._conns, self._heap, self._lazy
-        for c0, paths, sizes, rates, fins, sync, alive, _ in self._bundles.values():
+        pc, held = self._port_conns, self._held
+        for c0, paths, sizes, rates, fins, sync, alive, _, _ in self._bundles.values():
             for i in alive:
                 ports = paths[i]
                 n = len(ports)
                 c = c0 + i
+                for p in ports:
+                    held[p] = 0
+                    s = pc.get(p)
+                    if s is None:
+                        pc[p] = {c}
+                    else:
+                        s.add(c)
                 conns[c] = [ports, _ONES[n] if n < _NONES else (1.0,) * n, float(sizes[i]),
                             rates[i], sync, fins[i]]
                 heapq.heappush(heap, (fins[i], c))
@@ -485,20 +558,22 @@ class FluidEngine:
         touched ports' component (`_alone` / `_component`), rated by the cheapest method that
         gives water-filling's answer bit for bit, then applied (`_apply`)."""
         self._dirty = False
-        self.recomputes += 1
         fresh, eager = self._fresh, self._eager
-        if fresh:
-            self._fresh = []
-        if eager:
-            self._eager = []
         if not self._mixed and len(fresh) + len(eager) <= SMALL and self.watch is None:
-            self._dirty_ports = set()
+            eager.clear()
+            if self._dirty_ports:
+                self._dirty_ports = set()
             if fresh:
+                self._fresh = []
                 self._rate_fresh(fresh)
             elif len(self._steps) >= self._trim_at:
                 self._trim()
                 self._trim_at = max(TRIM_STEPS, 2 * len(self._steps))
             return
+        if fresh:
+            self._fresh = []
+        if eager:
+            self._eager = []
         self._mixed = False
         if self._bundles:
             self._unbundle()
@@ -720,26 +795,21 @@ class FluidEngine:
                             stack.append(q)
         return sorted(comp)
 
-    def _top(self) -> tuple[float, int] | None:
-        """The earliest valid (finish, id) of the heap (stale entries dropped)."""
-        heap, conns = self._heap, self._conns
-        while heap:
-            f, c = heap[0]
-            st = conns.get(c)
-            if st is not None:
-                if st[5] == f:
-                    return f, c
-            elif c in self._bat:  # a bundle's entry
-                return f, c
-            heapq.heappop(heap)
-        return None
-
     def next_time(self) -> float | None:
-        """Time of the next completion, or None when no connection is active."""
+        """Time of the next completion, or None when no connection is active: the earliest
+        valid finish on the heap (stale entries dropped)."""
         if self._dirty:
             self._recompute()
-        top = self._top()
-        return None if top is None else top[0]
+        heap, conns, bat = self._heap, self._conns, self._bat
+        while heap:
+            f, c = heap[0]
+            if c in bat:  # a bundle's entry (its id is no connection's while it is one)
+                return f
+            st = conns.get(c)
+            if st is not None and st[5] == f:
+                return f
+            heapq.heappop(heap)
+        return None
 
     def advance(self, t: float) -> list[int]:
         """Move to time `t` (not past `next_time()`); ids of connections that finish at `t`."""
@@ -752,8 +822,10 @@ class FluidEngine:
             self._steps.append(dt)
             self.now = t
         heap = self._heap
+        if not heap:
+            return []
         lim = t + 1e-12 * abs(t) + 1e-15
-        if not heap or heap[0][0] > lim:
+        if heap[0][0] > lim:
             return []
         conns, bat = self._conns, self._bat
         done = []
@@ -860,29 +932,43 @@ class FluidEngine:
         """`advance`'s departures at `t` when bundle members are among them: the members'
         ports get their bytes as a `_lazy` connection's do; the plain connections `done` go
         through `advance`'s own path (`_depart`)."""
-        pc, pbytes, finish_s, steps = self._port_conns, self._pbytes, self.finish_s, self._steps
+        held, pbytes, finish_s, steps = self._held, self._pbytes, self.finish_s, self._steps
         end = self._base + len(steps)
         last = end - 1
         dtl = steps[-1] if steps else 0.0
         ids = []
         for b, due in bdone:
             c0, paths, rates, s0 = b[0], b[1], b[3], b[5]
+            k = len(due)
+            if s0 == last and k == len(paths):  # all at once, one step since they started
+                ids += range(c0, c0 + k)
+                finish_s[c0:c0 + k] = [t] * k
+                _, ports, _, prates = b[8]
+                for p, r in zip(ports, prates):  # (r * dtl: each member's product, per port)
+                    held[p] = 0
+                    pbytes[p] = pbytes[p] + r * dtl
+                continue
+            if s0 == last:  # one step since the bundle started
+                for i in due:
+                    c = c0 + i
+                    ids.append(c)
+                    finish_s[c] = t
+                    inc = rates[i] * dtl  # (the same product for every port)
+                    for p in paths[i]:
+                        held[p] = 0
+                        pbytes[p] = pbytes[p] + inc
+                continue
             for i in due:
                 c = c0 + i
                 ids.append(c)
                 finish_s[c] = t
-                if s0 == last:
-                    inc = rates[i] * dtl  # (the same product for every port)
+                if s0 != end:
                     for p in paths[i]:
-                        pc[p].discard(c)
-                        pbytes[p] = pbytes[p] + inc
-                elif s0 != end:
-                    for p in paths[i]:
-                        pc[p].discard(c)
+                        held[p] = 0
                         pbytes[p] = self._replay(pbytes[p], rates[i], s0, 1.0)
                 else:
                     for p in paths[i]:
-                        pc[p].discard(c)
+                        held[p] = 0
         if done:
             done.sort()
             ids += self._depart(t, done)

@@ -202,6 +202,27 @@ class Fabric:
             log.wait(x, left, done)
         return x
 
+    def route(self, src_gpus: list[int], dst_gpus: list[int]) -> tuple | None:
+        """The plan `transfer` keeps for this pair of GPU lists once it has moved bytes on
+        them on the fast path (a fluid fabric with ECMP, no packet window, no `conn_log`), for
+        `transfer_on`; None before that, or off the fast path. A caller that sends on the same
+        pair again (a KV hand-off between two instances) may keep it for the run."""
+        if self.conn_log is not None or len(src_gpus) != len(dst_gpus):
+            return None
+        return self._plans.get((*src_gpus, *dst_gpus))
+
+    def transfer_on(self, plan: tuple, nbytes: int, done: Callable[[float], None],
+                    tag: str = "") -> int:
+        """`transfer(src_gpus, dst_gpus, nbytes, done, tag)` for the pair of GPU lists whose
+        `route` is `plan`: the same records, connections, events and id, without looking the
+        pair up again."""
+        if nbytes < 0 or self.conn_log is not None:  # (`transfer` raises or logs `Conn`s)
+            return self.transfer(plan[0].tolist(), plan[1].tolist(), nbytes, done, tag)
+        self.bytes_moved += nbytes
+        tags = self.bytes_by_tag
+        tags[tag] = tags.get(tag, 0) + nbytes
+        return self._fluid_transfer(None, None, nbytes, done, None, len(plan[0]), plan)
+
     def _fluid_transfer(self, src_gpus: list[int], dst_gpus: list[int], nbytes: int,
                         done: Callable[[float], None], key, n: int, plan: tuple | None) -> int:
         """`transfer`'s records, connections, engine state and events for a fluid fabric with
@@ -224,12 +245,28 @@ class Fabric:
         f_end = log.f_end
         if r:
             log.f_bytes.append(q + r)
-            log.f_bytes.extend(repeat(q, n - 1))
+            log.f_bytes.extend([q] * (n - 1))
         else:
-            log.f_bytes.extend(repeat(q, n))
+            log.f_bytes.extend([q] * n)
         f_end.extend(plan[3])
-        f_live = log.f_live
         lb = self.lb
+        if plan[4] is not None and q:  # every flow within one leaf: its planned path
+            lb.next_qp += n  # (`LoadBalancer.connections`: a fresh qp per flow)
+            lb.calls += 1
+            drv = self._driver
+            drv.catch_up()
+            drv.conn_flow.extend(range(fid0, fid0 + n))
+            drv.conn_x.extend([x] * n)  # one connection per flow: no `f_live`
+            if r:
+                sizes = [q] * n
+                sizes[0] = q + r
+            else:
+                sizes = [q] * n
+            drv.engine.add_group(plan[4], sizes)
+            drv.arm_soon()
+            log.x_live[x] = [n, done]
+            return x
+        f_live = log.f_live
         left = 0
         paths = None
         b = q + r
@@ -261,7 +298,7 @@ class Fabric:
             drv = self._driver
             drv.catch_up()
             drv.conn_flow.extend(fids)
-            drv.conn_x.extend(repeat(x, len(fids)))  # one connection per flow: no `f_live`
+            drv.conn_x.extend([x] * len(fids))  # one connection per flow: no `f_live`
             drv.engine.add_paths(paths, sizes)
             drv.arm_soon()
         if left == 0:  # nothing to wait for: done at this instant, but not re-entrantly
@@ -275,13 +312,16 @@ class Fabric:
         """What `_fluid_transfer` needs of a pair of GPU lists, whatever the bytes: their
         arrays for the flow records, per flow (index, kind, src, dst, path) — kind
         `_SELF` (src == dst), `_NVLINK` (one server), `_LEAF` (one leaf: its one path) or
-        `_SPINE` (the path depends on the ECMP hash of each transfer's qp) — and their NaN
-        finish times (`flowlog.nans`). Kept per pair
+        `_SPINE` (the path depends on the ECMP hash of each transfer's qp) —, their NaN
+        finish times (`flowlog.nans`) and, when every flow is `_LEAF` (a fleet's KV transfers
+        between the servers of one leaf), the engine's `FluidEngine.group` of their paths in
+        flow order (else None). Kept per pair
         (keyed by the lists' items, whose lengths are equal): a pair found there has been
         checked by `transfer` and is on the fast path."""
         topo = self.topo
         server, leaf, N = topo.server_of, topo.leaf_of, topo.n
         flows = []
+        leaf_paths = []
         for i, (s, d) in enumerate(zip(src_gpus, dst_gpus)):
             if s == d:
                 flows.append((i, _SELF, s, d, None))
@@ -289,13 +329,14 @@ class Fabric:
                 flows.append((i, _NVLINK, s, d, None))
             elif leaf[s] == leaf[d]:
                 flows.append((i, _LEAF, s, d, (s, N + d)))
+                leaf_paths.append((s, N + d))
             else:
                 flows.append((i, _SPINE, s, d, None))
         if len(self._plans) >= 4096:  # (a fleet has few pairs; anything else: bounded)
             self._plans.clear()
-        plan = self._plans[(*src_gpus, *dst_gpus)] = (array("i", src_gpus),
-                                                      array("i", dst_gpus), tuple(flows),
-                                                      nans(len(flows)))
+        plan = self._plans[(*src_gpus, *dst_gpus)] = (
+            array("i", src_gpus), array("i", dst_gpus), tuple(flows), nans(len(flows)),
+            self.engine.group(leaf_paths) if len(leaf_paths) == len(flows) else None)
         return plan
 
     def _driver_for(self, now: float, conns: list):
@@ -478,16 +519,19 @@ class _FluidDriver:
 
     def __init__(self, fabric: Fabric, env: simpy.Environment, engine: FluidEngine):
         self.fabric, self.env, self.engine = fabric, env, engine
-        self.conn_flow = array("q")      # engine connection id -> the fabric's flow index
-        # engine connection id -> its transfer when it is its flow's only connection and the
-        # flow has no `FlowLog.f_live` state (`Fabric._fluid_transfer`), else -1
-        self.conn_x = array("q")
+        # engine connection id -> the fabric's flow index; and -> its transfer when it is its
+        # flow's only connection and the flow has no `FlowLog.f_live` state
+        # (`Fabric._fluid_transfer`), else -1. Lists, not typed arrays: each connection writes
+        # and reads both once, which an array does through per-item argument parsing and a
+        # new int object per read
+        self.conn_flow: list[int] = []
+        self.conn_x: list[int] = []
         self.gen = 0
         self.pending: list[int] = []
         self._arming = False
         self.on_rates: Callable[[], None] | None = None  # after rates may have changed
         self._t = 0.0                    # the time the latest wake (generation `gen`) is for
-        self._deferred = self._deferred_arm
+        self._deferred = self._arm  # (bound once: `arm_soon`'s wake passes its event)
         self._woken = self._wake
 
     def add(self, conns) -> None:
@@ -512,10 +556,6 @@ class _FluidDriver:
             self._arming = True
             wake(self.env, 0, self._deferred)
 
-    def _deferred_arm(self, _ev) -> None:
-        self._arming = False
-        self._arm()
-
     def reshape(self, add=(), remove=()) -> list[int]:
         """Add phantoms `add` = [(ports, coefs)] and remove phantoms `remove` now; rates are
         recomputed at once (`on_rates` sees them); the new phantoms' ids."""
@@ -528,7 +568,12 @@ class _FluidDriver:
         self._arm()
         return ids
 
-    def _arm(self) -> None:
+    def _arm(self, deferred=None) -> None:
+        """Schedule the wake for the engine's next completion (a new generation voids the
+        one scheduled before); `deferred`: the event of `arm_soon`'s recomputation, which
+        ends the instant's arming."""
+        if deferred is not None:
+            self._arming = False
         now = self.env._now
         t = now if self.pending else self.engine.next_time()
         if self.on_rates is not None:
@@ -549,17 +594,24 @@ class _FluidDriver:
             return
         eng = self.engine
         t = self._t
-        done, self.pending = self.pending, []
-        done += eng.advance(t if t > eng.now else eng.now)
+        done = self.pending
+        if done:  # (finished before, at a `catch_up`: first)
+            self.pending = []
+            done += eng.advance(t if t > eng.now else eng.now)
+        else:
+            done = eng.advance(t if t > eng.now else eng.now)
         if done:  # (`Fabric._conns_done`)
             now = self.env._now
             log = self.fabric.log
             f_live, x_live, f_end, x_end = log.f_live, log.x_live, log.f_end, log.x_end
             cf, cx = self.conn_flow, self.conn_x
-            for c in done:
-                fid = cf[c]
+            i, n = 0, len(done)
+            while i < n:
+                c = done[i]
+                i += 1
                 x = cx[c]
                 if x < 0:  # (`FlowLog.flow_part_done`)
+                    fid = cf[c]
                     x = f_live[fid]
                     if x.__class__ is not int:
                         x[0] -= 1
@@ -567,8 +619,23 @@ class _FluidDriver:
                             continue
                         x = x[1]
                     del f_live[fid]
-                f_end[fid] = now
-                xs = x_live[x]
+                    f_end[fid] = now
+                    xs = x_live[x]
+                else:
+                    xs = x_live[x]
+                    k = xs[0]
+                    e = c + k - 1
+                    if (k > 1 and i + k - 2 < n and done[i + k - 2] == e and cx[e] == x
+                            and cf[e] - cf[c] == k - 1):
+                        # the k flows the transfer waits for all arrive now: its connections
+                        # c..e (consecutive, `_fluid_transfer`; `done` is sorted) on
+                        # consecutive flows, settled together, the last one below
+                        fid = cf[c]
+                        f_end[fid:fid + k] = [now] * k
+                        i += k - 1
+                        xs[0] = 1
+                    else:
+                        f_end[cf[c]] = now
                 xs[0] -= 1
                 if xs[0]:
                     continue

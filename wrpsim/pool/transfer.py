@@ -64,7 +64,8 @@ class KVTransfer:
         self.byte_rate = (nic_gbps or 0) * 1e9 / 8  # bytes/s per NIC
         self.bytes_total = 0
         self.transfers = 0
-        self._early: dict[int, list] = {}  # request id -> [bulk done?, callback when both]
+        self._early: dict[int, _Layerwise] = {}  # request id -> its early start's state
+        self._routes: dict[tuple, tuple] = {}  # (src, dst instance) -> `Fabric.route`
         #: a `wrpsim.pool.spanning.CollectiveSpec` when groups spanning servers put their
         #: collectives on the fabric (`network.collectives`); None: off
         self.collectives = None
@@ -78,27 +79,27 @@ class KVTransfer:
             inst.gpus = gpus[(inst.pool, inst.index)]
 
     def _flows(self, src, dst, nbytes: float, done) -> None:
+        route = self._routes.get((src, dst))
+        if route is not None:  # (the fabric's plan of this pair of instances' GPU lists)
+            self.fabric.transfer_on(route, round(nbytes), done, "kv")
+            return
         # a sequence's KV is held by the GPUs of one attention group (all of them unless the
         # pool has data-parallel attention, `attn_dp`): those send it
         src_gpus = src.gpus[:kv_gpus(src)]
         n, g = len(src_gpus), dst.gpus
         dst_gpus = g[:n] if n <= len(g) else [g[i % len(g)] for i in range(n)]
         self.fabric.transfer(src_gpus, dst_gpus, round(nbytes), done, tag="kv")
+        route = self.fabric.route(src_gpus, dst_gpus)
+        if route is not None:  # (instances keep their GPUs for the whole run)
+            self._routes[(src, dst)] = route
 
     def early(self, src, seq, nbytes: float, t_start: float, dur: float, layers: int) -> None:
         """On a fabric, start the first L−1 layers of a layer-wise transfer at t_start + dur/L
         (called when the iteration that completes `seq`'s prompt is planned)."""
         if self.fabric is None or layers < 2:
             return
-        state = self._early[seq.req.id] = [False, None]
-
-        def bulk_done(t: float) -> None:
-            state[0] = True
-            if state[1] is not None:
-                state[1]()
-
-        wake(self.env, dur / layers, lambda _e: self._flows(
-            src, seq.handoff, nbytes * (layers - 1) / layers, bulk_done))
+        state = self._early[seq.req.id] = _Layerwise(self, src, seq, nbytes, layers)
+        wake(self.env, dur / layers, state.start)
 
     def abandon(self, seq) -> None:
         """`seq`'s prefill instance crashed before the hand-off: forget its layer-wise early
@@ -118,19 +119,9 @@ class KVTransfer:
             if state is None:  # serialized: everything leaves now
                 self._flows(src, dst, nbytes, done)
                 return
-            tail = [False]
-
-            def both() -> None:
-                if state[0] and tail[0]:
-                    state[1] = None  # state -> both -> state: freed by refcount, not by gc
-                    done(env.now)
-
-            def tail_done(_t: float) -> None:
-                tail[0] = True
-                both()
-
-            state[1] = both
-            self._flows(src, dst, nbytes / layers, tail_done)
+            state.left += 1
+            state.done = done
+            self._flows(src, dst, nbytes / layers, state.arrived)
             return
         if self.kind == "none":
             t = now
@@ -146,6 +137,31 @@ class KVTransfer:
             t = finish_time(mode, t_start, now, layers, xfer, max(fs[gs], fd[gd]))
             fs[gs] = fd[gd] = t  # both ends' NICs carry it: FIFO at each
         wake(env, max(0.0, t - now), lambda _e: done(env.now))
+
+
+class _Layerwise:
+    """A layer-wise hand-off on a fabric (`KVTransfer.early` / `send`): `start` sends the
+    first L−1 layers' bytes to `seq.handoff` (the decode instance when it runs); `arrived(t)`
+    is each of its transfers' `done`, and the last of them (`left`: those not arrived yet)
+    calls `done(t)` once `send` has set it."""
+
+    __slots__ = ("done", "layers", "left", "nbytes", "seq", "src", "xfer")
+
+    def __init__(self, xfer: KVTransfer, src, seq, nbytes: float, layers: int):
+        self.xfer, self.src, self.seq, self.nbytes, self.layers = xfer, src, seq, nbytes, layers
+        self.left = 1  # the bulk's transfer; `send` adds the last layer's
+        self.done = None
+
+    def start(self, _ev) -> None:
+        layers = self.layers
+        self.xfer._flows(self.src, self.seq.handoff, self.nbytes * (layers - 1) / layers,
+                         self.arrived)
+
+    def arrived(self, t: float) -> None:
+        self.left -= 1
+        if not self.left and self.done is not None:
+            done, self.done = self.done, None  # (nothing keeps the hand-off's closure)
+            done(t)
 
 
 def nic_groups(inst) -> list[float]:
