@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import simpy
 
-from wrpsim.app import OUTPUT_KEYS
+from wrpsim.app import OUTPUT_KEYS, resume_gc
 from wrpsim.dispatcher import Dispatcher
 from wrpsim.errors import ConfigError, boolean, check_keys, number, unknown_choice, warn
 from wrpsim.eventloop import Arrivals, run_all
@@ -363,7 +363,9 @@ class Simulation:
         The objects that exist before the run (the modules, the config, the fleet) are frozen
         out of the garbage collector's sight while it runs (`gc.freeze`), so a full collection
         during the run does not traverse them all (it did once per default run: ~3 % of its
-        time); they are unfrozen after, unless the caller had frozen objects itself."""
+        time); they are unfrozen after, unless the caller had frozen objects itself. A collector
+        the console entry paused for start-up (`wrpsim.app.pause_gc`) is resumed first."""
+        resume_gc()
         freeze = not gc.get_freeze_count()
         if freeze:
             gc.freeze()
