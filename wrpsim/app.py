@@ -61,7 +61,13 @@ ERROR = "error.json"
 
 def check_catalogs() -> None:
     """Parse every catalog YAML (`ConfigError` naming the file of an invalid one) and put
-    the user's router modules on `sys.path`; the options are read by `wrpsim://catalogs`."""
+    the user's router modules on `sys.path`; the options are read by `wrpsim://catalogs`.
+
+    A file that passed this check before and has not changed since (same inode, size, mtime
+    and ctime, same PyYAML, OmegaConf and loader code: `_checked`) is not parsed again: its
+    check would pass again. The record of passed files lives beside the trace cache
+    (`WRPSIM_CACHE`; off: every file is parsed every time). Parsing all ~65 files took ~15 ms
+    of every run's start-up."""
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
     from yaml import YAMLError
@@ -69,15 +75,82 @@ def check_catalogs() -> None:
     from wrpsim.yamlfast import omegaconf_load
 
     use_user_modules()
+    record, passed = _checked()
+    seen = {}
     for _, dirname in GROUPS:
         for folder in catalog_dirs(dirname):
             for path in sorted(folder.glob("*.yaml")):
+                key, stamp = str(path), _file_stamp(path)
+                if stamp is not None and passed.get(key) == stamp:
+                    seen[key] = stamp
+                    continue
                 try:
                     node = omegaconf_load(path)
                     if not isinstance(node, (dict, list, type(None))):
                         OmegaConf.create(node)  # what the ConfigStore would reject
                 except (YAMLError, OmegaConfBaseException) as e:
                     raise ConfigError(_yaml_error(path, e)) from None
+                if stamp is not None:
+                    seen[key] = stamp
+    if record is not None and any(passed.get(k) != v for k, v in seen.items()):
+        # (files of other catalogs are kept while they exist)
+        _record_checked(record, {**{k: v for k, v in passed.items()
+                                    if k not in seen and Path(k).is_file()}, **seen})
+
+
+def _file_stamp(path: Path) -> list | None:
+    """[inode, size, mtime_ns, ctime_ns] of a file (ctime changes with any write, and cannot be
+    set back), or None."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return [st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
+
+
+def _check_version() -> str:
+    """What a catalog file's check depends on besides the file: the YAML and OmegaConf
+    libraries and the loader code (`wrpsim.yamlfast`, this module)."""
+    import yaml
+    from omegaconf.version import __version__ as omegaconf_version
+
+    h = hashlib.sha256(f"1 {yaml.__version__} {yaml.__with_libyaml__} {omegaconf_version}"
+                       .encode())
+    for mod in ("yamlfast.py", "app.py"):
+        h.update(Path(__file__).with_name(mod).read_bytes())
+    return h.hexdigest()
+
+
+def _checked() -> tuple[Path | None, dict]:
+    """(the record file, {path: stamp} of the catalog files that passed `check_catalogs`
+    under this `_check_version`); (None, {}) when the trace cache is off."""
+    from wrpsim.workload.cachedir import cache_dir
+
+    folder = cache_dir()
+    if folder is None:
+        return None, {}
+    record = folder / "catalog-check.json"
+    try:
+        data = json.loads(record.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return record, {}
+    if not isinstance(data, dict) or data.get("version") != _check_version():
+        return record, {}
+    passed = data.get("passed")
+    return record, passed if isinstance(passed, dict) else {}
+
+
+def _record_checked(record: Path, passed: dict) -> None:
+    """Write the record of passed files atomically; a cache that cannot be written is
+    skipped (the files are parsed again next time)."""
+    tmp = record.with_name(f".{record.name}.{os.getpid()}")
+    try:
+        record.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(json.dumps({"version": _check_version(), "passed": passed}),
+                       encoding="utf-8")
+        os.replace(tmp, record)
+    except OSError:
+        tmp.unlink(missing_ok=True)
 
 
 def _yaml_error(path, exc) -> str:
