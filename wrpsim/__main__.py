@@ -32,10 +32,12 @@ def _job_context() -> tuple[bool, list[str]]:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
-    from wrpsim.report.collect import presentation
-
     hc = HydraConfig.get()
-    shown = [o for o in hc.overrides.task if not presentation(o)]
+    shown = list(hc.overrides.task)
+    if shown:  # (no override: `wrpsim.report` is not imported by the run)
+        from wrpsim.report.collect import presentation
+
+        shown = [o for o in shown if not presentation(o)]
     return hc.mode == RunMode.MULTIRUN, shown
 
 

@@ -220,9 +220,14 @@ def clear_markers(out: Path, outputs: tuple[str, ...] = ()) -> None:
     else is touched: results and a user's own files stay."""
     for name in (DONE, ERROR):
         (out / name).unlink(missing_ok=True)
-    for name in (DONE, ERROR, *outputs):
-        for tmp in out.glob(f".{name}.tmp-*"):
-            tmp.unlink(missing_ok=True)
+    temporaries = tuple(f".{name}.tmp-" for name in (DONE, ERROR, *outputs))
+    try:
+        names = os.listdir(out)  # (one listing, not a glob per name)
+    except OSError:
+        return
+    for name in names:
+        if name.startswith(temporaries):
+            (out / name).unlink(missing_ok=True)
 
 
 def _stamp(path: Path):
