@@ -242,3 +242,31 @@ def test_qoe_keys_say_their_population_and_stay_when_off(tmp_path):
 
     t = results_table([Run("0", tmp_path / "off", "completed", summary=off)])
     assert all(str(t.schema.field(k).type) == "double" for k in keys)
+
+
+def test_pct_is_numpys_percentile_bit_for_bit():
+    """`wrpsim.metrics.summary.pct` computes the linear percentile itself (np.percentile
+    imports numpy.ma): the same float as `np.percentile` for every array and q it is given."""
+    import struct
+
+    from wrpsim.metrics.summary import pct
+
+    rng = np.random.default_rng(1)
+    for trial in range(600):
+        n = int(rng.integers(1, 60)) if trial % 3 else int(rng.integers(1, 5000))
+        kind = trial % 4
+        if kind == 0:
+            x = rng.random(n)
+        elif kind == 1:
+            x = rng.exponential(size=n) * 10.0 ** int(rng.integers(-6, 6))
+        elif kind == 2:
+            x = rng.integers(0, 5, n).astype(float)  # ties
+        else:
+            x = np.where(rng.random(n) < 0.1, np.nan, rng.normal(size=n))
+        for q in (0, 1, 10, 12.5, 50, 90, 99, 99.9, 100, int(rng.integers(0, 101))):
+            finite = x[~np.isnan(x)]
+            want = float(np.percentile(finite, q)) if finite.size else None
+            got = pct(x, q)
+            assert (got is None and want is None) or struct.pack("<d", got) == struct.pack(
+                "<d", want), (n, kind, q)
+    assert pct([np.nan], 50) is None

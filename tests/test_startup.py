@@ -175,3 +175,65 @@ def test_a_closed_stdout_does_not_fail_a_finished_run(tmp_path, sweep):
     for run in runs:
         assert (run / "_DONE").is_file() and not (run / "error.json").exists(), err
     assert "BrokenPipe" not in err
+
+
+def _compose_run(tmp_path: Path, env: dict, *overrides: str) -> dict:
+    out = subprocess.run([sys.executable, "-m", "wrpsim", "workload.max_requests=5", *overrides,
+                          f"hydra.run.dir={tmp_path / 'run'}"], capture_output=True, text=True,
+                         env=env, cwd=ROOT, timeout=300)
+    assert out.returncode == 0, out.stderr
+    run = tmp_path / "run"
+    return {p.name: p.read_bytes() for p in [run / "config.yaml", *(run / ".hydra").glob("*")]}
+
+
+def test_an_identical_composition_is_reused_and_an_edited_config_is_not(tmp_path):
+    """`wrpsim.hydra_cache`: the second run with the same arguments, environment and config
+    files loads the stored composition (the same config.yaml and .hydra/ files); editing a
+    config file (here a router of the user's catalog) changes the key, and the edit shows."""
+    cat = tmp_path / "cat"
+    (cat / "routers").mkdir(parents=True)
+    mine = cat / "routers" / "mine.yaml"
+    mine.write_text("_target_: wrpsim.router.RoundRobin\nreplicas: 1\n")
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "WRPSIM_CACHE": str(tmp_path / "traces"),
+           "WRPSIM_MODEL_CACHE": str(tmp_path / "latency"), "WRPSIM_CATALOG": str(cat)}
+    store = tmp_path / "traces" / "compose"
+    first = _compose_run(tmp_path, env, "router=mine")
+    stored = sorted(store.glob("*.pkl"))
+    assert len(stored) == 1 and b"replicas: 1" in first["config.yaml"]
+    again = _compose_run(tmp_path, env, "router=mine")
+    assert again == first and sorted(store.glob("*.pkl")) == stored
+    mine.write_text("_target_: wrpsim.router.RoundRobin\nreplicas: 2\n")
+    edited = _compose_run(tmp_path, env, "router=mine")
+    assert b"replicas: 2" in edited["config.yaml"] and len(list(store.glob("*.pkl"))) == 2
+    off = _compose_run(tmp_path, {**env, "WRPSIM_CACHE": "off"}, "router=mine")
+    assert off == edited
+
+
+def test_a_composition_that_warns_is_not_stored_and_warns_every_time(tmp_path, monkeypatch):
+    """A composition that issues a warning is composed again unrecorded (the warning shows as
+    Hydra issues it) and not stored."""
+    import warnings
+
+    from hydra._internal.config_loader_impl import ConfigLoaderImpl
+
+    from wrpsim import hydra_cache
+
+    monkeypatch.setenv("WRPSIM_CACHE", str(tmp_path / "traces"))
+    calls = []
+
+    def compose(self, config_name, overrides, run_mode, from_shell=True,
+                validate_sweep_overrides=True):
+        calls.append(1)
+        warnings.warn("composition warning", UserWarning, stacklevel=2)
+        return {"composed": len(calls)}
+
+    monkeypatch.setattr(ConfigLoaderImpl, "load_configuration", compose)
+    monkeypatch.setattr(hydra_cache, "composition_key", lambda *a: "k")
+    from hydra.types import RunMode
+
+    with hydra_cache.cached_composition():
+        with pytest.warns(UserWarning, match="composition warning"):
+            cfg = ConfigLoaderImpl.load_configuration(None, "config", [], RunMode.RUN)
+    assert cfg == {"composed": 2} and len(calls) == 2
+    assert not (tmp_path / "traces" / "compose" / "k.pkl").exists()
+    assert ConfigLoaderImpl.load_configuration is compose  # put back

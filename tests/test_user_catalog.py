@@ -357,3 +357,30 @@ def test_config_json_keys_wrpsim_does_not_model_are_named(tmp_path, monkeypatch)
     finally:
         monkeypatch.delenv("WRPSIM_CATALOG")
         catalog.models.cache_clear()
+
+
+def test_a_catalog_yaml_broken_after_it_passed_the_check_still_fails(tmp_path, monkeypatch):
+    """`check_catalogs` skips a file that passed before and has not changed (its record beside
+    the trace cache); one written since is parsed again."""
+    from wrpsim import app, yamlfast
+
+    (tmp_path / "routers").mkdir()
+    bad = tmp_path / "routers" / "bad.yaml"
+    bad.write_text("_target_: myrouters.X\n")
+    monkeypatch.setenv("WRPSIM_CATALOG", str(tmp_path))
+    monkeypatch.setenv("WRPSIM_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    app.check_catalogs()
+    record, passed = app._checked()
+    assert record.is_file() and str(bad.resolve()) in passed
+    calls = []
+    monkeypatch.setattr(yamlfast, "omegaconf_load", lambda p: calls.append(p))
+    app.check_catalogs()
+    assert calls == []  # nothing changed: nothing parsed
+    monkeypatch.undo()
+    monkeypatch.setenv("WRPSIM_CATALOG", str(tmp_path))
+    monkeypatch.setenv("WRPSIM_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    bad.write_text("a: 1\n  b: 2\n")
+    with pytest.raises(ConfigError, match=r"bad\.yaml:2:4: invalid YAML"):
+        app.check_catalogs()

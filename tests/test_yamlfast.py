@@ -45,3 +45,22 @@ def test_cache_returns_copies(tmp_path):
     f.write_text("a: {b: 1}\n")
     yamlfast.omegaconf_load(f)["a"]["b"] = 2
     assert yamlfast.omegaconf_load(f) == {"a": {"b": 1}}
+
+
+def test_config_yaml_is_omegaconfs_text_of_the_config():
+    """`wrpsim.sim.config_yaml` (config.yaml) gives what `OmegaConf.to_yaml(OmegaConf.create(
+    cfg))` gives, for plain trees dumped directly and for the rest."""
+    import math
+
+    from omegaconf import OmegaConf
+
+    from wrpsim.sim import _plain, config_yaml
+
+    plain = {"a": 1, "b": 2.5, "c": "true", "d": "1e3", "e": "", "f": None, "g": [1, "x", None],
+             "h": {"é": "ünïcode", "n": math.nan, "i": math.inf, "big": 2**70, "t": True},
+             "k": "null", "l": "~", "m": "a: b", "o": "- x", "p": [[{"q": []}], {}],
+             "r": "0x1F", "s": "2026-12-04", "u": "line\nbreak", "v": " lead", "w": "#c"}
+    others = [{"x": "${a}"}, {"x": "???"}, {"x": (1, 2)}, {1: "int key"}, {"x": {"y": "\\${z}"}}]
+    assert _plain(plain) and not any(_plain(o) for o in others)
+    for cfg in (plain, *others):
+        assert config_yaml(cfg) == OmegaConf.to_yaml(OmegaConf.create(cfg))

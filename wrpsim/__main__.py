@@ -32,10 +32,12 @@ def _job_context() -> tuple[bool, list[str]]:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
-    from wrpsim.report.collect import presentation
-
     hc = HydraConfig.get()
-    shown = [o for o in hc.overrides.task if not presentation(o)]
+    shown = list(hc.overrides.task)
+    if shown:  # (no override: `wrpsim.report` is not imported by the run)
+        from wrpsim.report.collect import presentation
+
+        shown = [o for o in shown if not presentation(o)]
     return hc.mode == RunMode.MULTIRUN, shown
 
 
@@ -86,9 +88,11 @@ def main() -> None:
 
 def cli() -> None:
     """Console-script entry point (`wrpsim`, `python -m wrpsim`): `main()`, then the process
-    ends without the interpreter's teardown once it succeeded (`wrpsim.app.leave`)."""
-    from wrpsim.app import leave
+    ends without the interpreter's teardown once it succeeded (`wrpsim.app.leave`), and starts
+    with the garbage collector paused until the run's loop (`wrpsim.app.pause_gc`)."""
+    from wrpsim.app import leave, pause_gc
 
+    pause_gc()
     main()
     leave()
 

@@ -157,8 +157,11 @@ def factorize(column: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, list]:
     """(int64 code of each value, distinct values in order of first appearance) of a column of
     hashable values (strings, numbers): values[code] equals the value `column.to_pylist()` has
     there (None for a null)."""
+    n = len(column)
+    if n and column.null_count == n:  # all null (e.g. prefill_pool of a colocated fleet)
+        return np.zeros(n, dtype=np.int64), [None]
     index: dict = {}
-    codes = np.empty(len(column), dtype=np.int64)
+    codes = np.empty(n, dtype=np.int64)
     for lo in range(0, len(column), BLOCK_ROWS):
         block = column.slice(lo, BLOCK_ROWS).to_pylist()
         codes[lo:lo + len(block)] = [index.setdefault(v, len(index)) for v in block]

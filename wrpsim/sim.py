@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import simpy
 
-from wrpsim.app import OUTPUT_KEYS
+from wrpsim.app import OUTPUT_KEYS, resume_gc
 from wrpsim.dispatcher import Dispatcher
 from wrpsim.errors import ConfigError, boolean, check_keys, number, unknown_choice, warn
 from wrpsim.eventloop import Arrivals, run_all
@@ -363,7 +363,9 @@ class Simulation:
         The objects that exist before the run (the modules, the config, the fleet) are frozen
         out of the garbage collector's sight while it runs (`gc.freeze`), so a full collection
         during the run does not traverse them all (it did once per default run: ~3 % of its
-        time); they are unfrozen after, unless the caller had frozen objects itself."""
+        time); they are unfrozen after, unless the caller had frozen objects itself. A collector
+        the console entry paused for start-up (`wrpsim.app.pause_gc`) is resumed first."""
+        resume_gc()
         freeze = not gc.get_freeze_count()
         if freeze:
             gc.freeze()
@@ -465,8 +467,6 @@ def run(cfg: dict, out_dir: Path | str, trace=None) -> dict:
     `trace` optionally replaces the configured workload by a canonical trace (`TraceColumns` or
     DataFrame).
     """
-    from omegaconf import OmegaConf
-
     t0 = time.perf_counter()
     sim = Simulation(cfg, trace)
     req_t, inst_t, end = sim.run()
@@ -525,11 +525,40 @@ def run(cfg: dict, out_dir: Path | str, trace=None) -> dict:
     if rt is not None:
         write_parquet(rt, out / "routing.parquet")
     clean = {k: v for k, v in cfg.items() if k not in OUTPUT_KEYS}
-    write_text(out / "config.yaml", OmegaConf.to_yaml(OmegaConf.create(clean)))
+    write_text(out / "config.yaml", config_yaml(clean))
     if sim.tracer is not None:
         sim.tracer.write(out / "trace.json")
     write_json(out / "summary.json", summary)
     return summary
+
+
+def _plain(x) -> bool:
+    """True for a tree of dicts with string keys, lists, and str / int / float / bool / None
+    leaves, no string holding an interpolation (`${`) or OmegaConf's missing value (`???`)."""
+    t = type(x)
+    if t is dict:
+        return all(type(k) is str and _plain(v) for k, v in x.items())
+    if t is list:
+        return all(_plain(v) for v in x)
+    if t is str:
+        return "${" not in x and x != "???"
+    return t in (int, float, bool) or x is None
+
+
+def config_yaml(clean: dict) -> str:
+    """`OmegaConf.to_yaml(OmegaConf.create(clean))`, the text of config.yaml. A plain tree
+    (`_plain`: what a composed config gives) comes back from OmegaConf's nodes unchanged, so it
+    is dumped as it is, with the same YAML call `to_yaml` makes (~1.6 instead of ~5 ms);
+    anything else goes through OmegaConf."""
+    if _plain(clean):
+        import yaml
+        from omegaconf._utils import get_omega_conf_dumper
+
+        return yaml.dump(clean, default_flow_style=False, allow_unicode=True, sort_keys=False,
+                         Dumper=get_omega_conf_dumper())
+    from omegaconf import OmegaConf
+
+    return OmegaConf.to_yaml(OmegaConf.create(clean))
 
 
 def _warn_empty_window(net: dict, end: float) -> None:

@@ -107,11 +107,15 @@ def _final_answers(req: pa.Table) -> tuple[_Finals, int, Counter, dict, object]:
     Columns are read as arrays and codes, not as a Python object per row (a million-row
     table's would take ~0.5 GB)."""
     ids = to_numpy(req.column("request_id"))
-    parents = req.column("parent_id").to_pylist()
-    follow = [k for k, p in enumerate(parents) if p is not None]
-    parent_of = {int(ids[k]): parents[k] for k in follow}
-    n_orig = len(parents) - len(follow)
-    del parents
+    pcol = req.column("parent_id")
+    if pcol.null_count == len(pcol):  # no follow-up call (the common case): no list of Nones
+        follow, parent_of, n_orig = [], {}, len(pcol)
+    else:
+        parents = pcol.to_pylist()
+        follow = [k for k, p in enumerate(parents) if p is not None]
+        parent_of = {int(ids[k]): parents[k] for k in follow}
+        n_orig = len(parents) - len(follow)
+        del parents
     models, names = factorize(req.column("model"))
     status, states = factorize(req.column("status"))
     done = (status == states.index("completed") if "completed" in states
@@ -173,6 +177,9 @@ def _token_cost(req: pa.Table, fleet_specs) -> float | None:
     from wrpsim.router.pricing import pool_prices
 
     prices = {s.name: pool_prices(s, build_latency(s)) for s in fleet_specs}
+    if all(type(p.cost(1, 1)) is float for p in prices.values()) and not (
+            req.column("prompt_tokens").null_count or req.column("output_tokens").null_count):
+        return _token_cost_columns(req, prices)
     total = 0.0
     for lo in range(0, req.num_rows, BLOCK_ROWS):  # (a block at a time: no row per object)
         part = req.slice(lo, BLOCK_ROWS)
@@ -182,6 +189,31 @@ def _token_cost(req: pa.Table, fleet_specs) -> float | None:
                                   part.column("output_tokens").to_pylist()):
             if st == "completed" and pool in prices:
                 total += prices[pool].cost(p, o)
+    return total
+
+
+def _token_cost_columns(req: pa.Table, prices: dict) -> float:
+    """`_token_cost` from columns: each pool's `cost` computed on its completed rows' token
+    arrays (the same float operations as on one row's ints), then added up in row order one
+    by one as the row loop does, so the total is the same float."""
+    n = req.num_rows
+    pools, names = factorize(req.column("pool"))
+    status, states = factorize(req.column("status"))
+    if "completed" not in states:
+        return 0.0
+    done = status == states.index("completed")
+    prompt = to_numpy(req.column("prompt_tokens"))
+    output = to_numpy(req.column("output_tokens"))
+    cost = np.zeros(n, dtype=np.float64)
+    take = np.zeros(n, dtype=bool)
+    for code, pool in enumerate(names):
+        if pool in prices:
+            rows = done & (pools == code)
+            cost[rows] = prices[pool].cost(prompt[rows], output[rows])
+            take |= rows
+    total = 0.0
+    for c in cost[take].tolist():
+        total += c
     return total
 
 

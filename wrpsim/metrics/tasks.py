@@ -120,7 +120,8 @@ def task_table(requests: pa.Table, trace) -> pa.Table:
     n_tasks = len(order)
 
     ids = to_numpy(requests.column("request_id"))
-    root = _roots(ids, requests.column("parent_id").to_pylist())
+    pcol = requests.column("parent_id")
+    root = ids.copy() if pcol.null_count == len(pcol) else _roots(ids, pcol.to_pylist())
     rows_in = root < n  # (a follow-up of a row not in the trace would be a bug; skip it)
     root, sel = root[rows_in], np.flatnonzero(rows_in)
     done, drop, live = (m[sel] for m in masks(requests.column("status"), "completed",
@@ -166,7 +167,8 @@ def task_table(requests: pa.Table, trace) -> pa.Table:
     spent = {name: per_task(np.nan_to_num(col(name))) if name in requests.column_names
              else np.full(n_tasks, np.nan) for name in SPENT}  # (NaN: a table without them)
     is_session = has[order]
-    task_id = [str(session[i]) if s else f"request:{i}" for i, s in zip(order, is_session)]
+    task_id = [str(session[i]) if s else f"request:{i}"  # (Python ints: numpy's format slower)
+               for i, s in zip(order.tolist(), is_session.tolist())]
     cols = {
         "task_id": task_id,
         "kind": ["session" if s else "request" for s in is_session.tolist()],

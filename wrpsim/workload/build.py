@@ -131,8 +131,14 @@ def workload_label(cfg: Mapping[str, Any]) -> str:
     from omegaconf.errors import OmegaConfBaseException
     from yaml import YAMLError
 
-    try:
-        shipped = OmegaConf.to_container(OmegaConf.load(yaml_file), resolve=True) or {}
+    from wrpsim.yamlfast import omegaconf_load
+
+    try:  # (OmegaConf.load's steps, parsed by libyaml: the composition parsed it already)
+        obj = omegaconf_load(yaml_file)
+        if obj is not None and not isinstance(obj, (list, dict, str)):
+            raise OSError(f"Invalid loaded object type: {type(obj).__name__}")
+        node = OmegaConf.create() if obj is None else OmegaConf.create(obj)
+        shipped = OmegaConf.to_container(node, resolve=True) or {}
     except (OSError, YAMLError, OmegaConfBaseException):  # reported where it is loaded
         return name
     own = (shipped.get("source") or {}).get("path") if isinstance(shipped, Mapping) else None

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pyarrow as pa
 
+from wrpsim.workload.cachedir import cache_dir
 from wrpsim.workload.columns import REQUIRED, TraceColumns, canonical_columns
 from wrpsim.workload.prefix import ATTR, set_block_tokens
 from wrpsim.workload.request import TRACE_SCHEMA
@@ -38,17 +39,6 @@ if TYPE_CHECKING:
 CACHE_FORMAT = 4  # 3: optional columns of canonical name read by default, outcomes; 4: blank
 # text cells are missing values, zoned times in UTC
 _ATTR_KEY = f"wrpsim.{ATTR}".encode()
-_OFF = ("off", "0", "false", "no", "none")
-
-
-def cache_dir() -> Path | None:
-    """The trace cache directory, or None when `WRPSIM_CACHE` is set to off/0/false/no/none."""
-    env = os.environ.get("WRPSIM_CACHE")
-    if env is not None and env.strip().lower() in _OFF:
-        return None
-    if env:
-        return Path(env).expanduser()
-    return Path.home() / ".cache" / "wrpsim" / "traces"
 
 
 def cache_file(source: Path, params: Mapping) -> Path | None:
