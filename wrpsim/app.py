@@ -491,7 +491,6 @@ def hydra_entry(task, config_name: str = "config", outputs: tuple[str, ...] = ()
     from hydra.types import RunMode
     from omegaconf import OmegaConf
 
-    from wrpsim.hydra_cache import cached_composition
     from wrpsim.hydra_errors import missing_extra, no_slurm
     from wrpsim.hydra_mode import single_composition
 
@@ -527,9 +526,7 @@ def hydra_entry(task, config_name: str = "config", outputs: tuple[str, ...] = ()
 
     app = hydra.main(version_base="1.3", config_path=conf_dir, config_name=config_name)(_job)
     try:
-        # Hydra composes once, not twice (`wrpsim.hydra_mode`), and a single run reuses an
-        # identical earlier composition (`wrpsim.hydra_cache`)
-        with single_composition(GROUPS), cached_composition():
+        with single_composition(GROUPS):  # Hydra composes once, not twice (`wrpsim.hydra_mode`)
             _hydra_main(app, config_name)
     finally:
         resume_gc()  # (a run resumed it before its loop; a failed or help-only one did not)
