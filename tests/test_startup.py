@@ -175,3 +175,18 @@ def test_a_closed_stdout_does_not_fail_a_finished_run(tmp_path, sweep):
     for run in runs:
         assert (run / "_DONE").is_file() and not (run / "error.json").exists(), err
     assert "BrokenPipe" not in err
+
+
+def test_caches_that_cannot_be_written_are_skipped(tmp_path):
+    """`WRPSIM_CACHE` / `WRPSIM_MODEL_CACHE` under a regular file (no folder can be made there):
+    the trace cache, the catalog-check record and the latency-curve cache are skipped and the
+    run goes on uncached (their temporaries' clean-up raised NotADirectoryError: a traceback)."""
+    blocker = tmp_path / "afile"
+    blocker.write_text("")
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "WRPSIM_CACHE": str(blocker / "traces"),
+           "WRPSIM_MODEL_CACHE": str(blocker / "latency")}
+    out = subprocess.run([sys.executable, "-m", "wrpsim", "workload.max_requests=5",
+                          f"hydra.run.dir={tmp_path / 'run'}"], capture_output=True, text=True,
+                         env=env, cwd=ROOT, timeout=300)
+    assert out.returncode == 0 and "Traceback" not in out.stderr, out.stderr
+    assert (tmp_path / "run" / "_DONE").is_file() and blocker.read_text() == ""

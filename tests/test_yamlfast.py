@@ -64,3 +64,24 @@ def test_config_yaml_is_omegaconfs_text_of_the_config():
     assert _plain(plain) and not any(_plain(o) for o in others)
     for cfg in (plain, *others):
         assert config_yaml(cfg) == OmegaConf.to_yaml(OmegaConf.create(cfg))
+
+
+def test_a_same_size_edit_with_its_mtime_restored_is_parsed_again(tmp_path):
+    """The per-process parse cache of `omegaconf_load` keys on inode, size, mtime and ctime: an
+    edit that keeps the size and puts the mtime back (a sweep's catalog edited mid-run) is
+    still seen (ctime cannot be set back)."""
+    import os
+    import time
+
+    from wrpsim.yamlfast import omegaconf_load
+
+    f = tmp_path / "pool.yaml"
+    f.write_text("count: 2\n")
+    assert omegaconf_load(f) == {"count": 2}
+    st = f.stat()
+    time.sleep(0.01)
+    with open(f, "r+") as fh:  # same inode, same size
+        fh.write("count: 1\n")
+    os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert f.stat().st_mtime_ns == st.st_mtime_ns and f.stat().st_size == st.st_size
+    assert omegaconf_load(f) == {"count": 1}

@@ -150,7 +150,9 @@ def _record_checked(record: Path, passed: dict) -> None:
                        encoding="utf-8")
         os.replace(tmp, record)
     except OSError:
-        tmp.unlink(missing_ok=True)
+        from wrpsim.io import discard
+
+        discard(tmp)
 
 
 def _yaml_error(path, exc) -> str:

@@ -55,15 +55,16 @@ def safe_load(text: str) -> Any:
     return yaml.load(text, Loader=_safe_loader())
 
 
-_parsed: dict[tuple[str, int, int], Any] = {}
+_parsed: dict[tuple[str, int, int, int, int], Any] = {}
 
 
 def omegaconf_load(path: str | Path) -> Any:
     """The plain objects (dict, list, scalars; None for an empty file) that `OmegaConf.load(path)`
-    wraps; a fresh copy on every call."""
+    wraps; a fresh copy on every call. A file is parsed again when its inode, size, mtime or
+    ctime changed (any write changes its ctime, even one that restores size and mtime)."""
     p = Path(path).resolve()
     st = p.stat()
-    key = (str(p), st.st_mtime_ns, st.st_size)
+    key = (str(p), st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
     if key not in _parsed:
         _parsed[key] = yaml.load(p.read_text(encoding="utf-8"), Loader=_omegaconf_loader())
     return copy.deepcopy(_parsed[key])

@@ -114,7 +114,9 @@ def write_cached(path: Path, df: pd.DataFrame) -> bool:
         os.replace(tmp, path)
         return True
     except (OSError, pa.ArrowException, TypeError, ValueError):
-        tmp.unlink(missing_ok=True)
+        from wrpsim.io import discard
+
+        discard(tmp)
         return False
 
 

@@ -142,5 +142,7 @@ def store(key: str | None, arrays: dict) -> bool:
         os.replace(tmp, path)
         return True
     except OSError:
-        tmp.unlink(missing_ok=True)
+        from wrpsim.io import discard
+
+        discard(tmp)
         return False
