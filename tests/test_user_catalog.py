@@ -384,3 +384,23 @@ def test_a_catalog_yaml_broken_after_it_passed_the_check_still_fails(tmp_path, m
     bad.write_text("a: 1\n  b: 2\n")
     with pytest.raises(ConfigError, match=r"bad\.yaml:2:4: invalid YAML"):
         app.check_catalogs()
+
+
+def test_a_broken_yaml_in_conf_is_one_line_naming_file_line_and_column(tmp_path, monkeypatch):
+    """`conf/` (the verbs' configs: network/, failures/, ...) is checked with the catalogs: a
+    broken file is one line (Hydra's own parse printed a four-line ParserError traceback)."""
+    import shutil
+
+    from wrpsim import app
+    from wrpsim.paths import catalog_dir
+
+    conf = tmp_path / "conf"
+    shutil.copytree(catalog_dir("conf"), conf)
+    (conf / "network" / "none.yaml").write_text("kind: [none\ncollectives: false\n")
+    monkeypatch.setenv("WRPSIM_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(app, "catalog_dir", lambda name: conf if name == "conf"
+                        else catalog_dir(name))
+    with pytest.raises(ConfigError, match=r"^.*conf/network/none\.yaml:2:12: invalid YAML: did "
+                       r"not find expected ',' or '\]' \(while parsing a flow sequence at line "
+                       r"1\)$"):
+        app.check_catalogs()

@@ -60,8 +60,9 @@ ERROR = "error.json"
 
 
 def check_catalogs() -> None:
-    """Parse every catalog YAML (`ConfigError` naming the file of an invalid one) and put
-    the user's router modules on `sys.path`; the options are read by `wrpsim://catalogs`.
+    """Parse every catalog YAML and every file of `conf/` (`ConfigError` naming the file of an
+    invalid one) and put the user's router modules on `sys.path`; the options are read by
+    `wrpsim://catalogs`.
 
     A file that passed this check before and has not changed since (same inode, size, mtime
     and ctime, same PyYAML, OmegaConf and loader code: `_checked`) is not parsed again: its
@@ -77,21 +78,24 @@ def check_catalogs() -> None:
     use_user_modules()
     record, passed = _checked()
     seen = {}
-    for _, dirname in GROUPS:
-        for folder in catalog_dirs(dirname):
-            for path in sorted(folder.glob("*.yaml")):
-                key, stamp = str(path), _file_stamp(path)
-                if stamp is not None and passed.get(key) == stamp:
-                    seen[key] = stamp
-                    continue
-                try:
-                    node = omegaconf_load(path)
-                    if not isinstance(node, (dict, list, type(None))):
-                        OmegaConf.create(node)  # what the ConfigStore would reject
-                except (YAMLError, OmegaConfBaseException) as e:
-                    raise ConfigError(_yaml_error(path, e)) from None
-                if stamp is not None:
-                    seen[key] = stamp
+    paths = [path for _, dirname in GROUPS for folder in catalog_dirs(dirname)
+             for path in sorted(folder.glob("*.yaml"))]
+    # the verbs' own config tree (conf/: config.yaml, network/, failures/, ...), which Hydra
+    # parses with a four-line ParserError traceback
+    paths += sorted(Path(catalog_dir("conf")).rglob("*.yaml"))
+    for path in paths:
+        key, stamp = str(path), _file_stamp(path)
+        if stamp is not None and passed.get(key) == stamp:
+            seen[key] = stamp
+            continue
+        try:
+            node = omegaconf_load(path)
+            if not isinstance(node, (dict, list, type(None))):
+                OmegaConf.create(node)  # what the ConfigStore would reject
+        except (YAMLError, OmegaConfBaseException) as e:
+            raise ConfigError(_yaml_error(path, e)) from None
+        if stamp is not None:
+            seen[key] = stamp
     if record is not None and any(passed.get(k) != v for k, v in seen.items()):
         # (files of other catalogs are kept while they exist)
         _record_checked(record, {**{k: v for k, v in passed.items()
