@@ -82,7 +82,8 @@ class KVLedger:
         self.decoders -= 1
 
     def step_blocks(self, step: int, n: int) -> int:
-        """New blocks the decoding batch needs to run `n` steps starting at step counter `step`."""
+        """New blocks the decoding batch needs to run `n` steps starting at step counter `step`
+        (`Instance._on_end` inlines this body for the end of a decode run)."""
         bs = self.block_size
         q = n // bs  # (divmod(n, bs) without the builtin's call and its tuple)
         m = n - q * bs
