@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from collections import deque
+from math import sqrt
 
 import numpy as np
 
@@ -223,8 +224,27 @@ class Instance(BatchingMixin, SequenceSetMixin, HandoffMixin, FailureMixin, Acco
         if cum is None:
             return 1 if x >= self._dur else 0
         if type(cum) is tuple:  # bisect_right over the end times, computed as needed
-            a, b, lo = cum[0], cum[1], 0
-            hi = cum[2]
+            a, b, hi = cum
+            if a > 0.0 and b >= 0.0:
+                # the end times a j + b (j k / 2) (j = k + 1, `_lin_end`) then never decrease
+                # (each operation rounds monotonically), so bisect_right's answer is the one
+                # count of ends <= x: start from the root of b/2 k² + (a + b/2) k + a = x and
+                # step to it with the same comparison
+                h = a + b / 2.0
+                if b > 0.0:
+                    r = (sqrt(h * h + 2.0 * b * (x - a)) - h) / b if x >= a else -1.0
+                else:
+                    r = x / a - 1.0
+                lo = int(r) + 1 if r >= 0.0 else 0
+                if lo > hi:
+                    lo = hi
+                while lo > 0 and x < a * lo + b * (lo * (lo - 1) / 2.0):  # end of step lo - 1
+                    lo -= 1
+                while lo < hi and not x < a * (lo + 1) + b * ((lo + 1) * lo / 2.0):
+                    lo += 1
+                n = self._n  # (min(k, n), without the builtin's call: hot loop)
+                return n if n < lo else lo
+            lo = 0
             while lo < hi:
                 mid = (lo + hi) // 2
                 j = mid + 1
@@ -486,12 +506,30 @@ class Instance(BatchingMixin, SequenceSetMixin, HandoffMixin, FailureMixin, Acco
         if self._kind == _DECODE_RUN:
             if self.itl is not None:
                 self.itl.add_run(self._cum_array(), dur, n, self._dec_in_iter)
-            self._count_decode_run(dur, n)
+            # `_count_decode_run(dur, n)`, inlined (once per decode run)
+            nd = self._dec_in_iter
+            joules = self._power * self.tp * dur
+            self.busy_s += dur
+            self.energy_j += joules
+            self.iterations += n
+            self.decode_tokens += n * nd
+            self._c_cum += dur / nd
+            self._e_cum += joules / nd
             if self.qoe is not None:
                 self._log_steps(n, now)
             kv = self.kv
             step = self.step
-            kv.allocate(kv.step_blocks(step, n), now)
+            # `kv.step_blocks(step, n)`, inlined
+            bs = kv.block_size
+            q = n // bs
+            m = n - q * bs
+            blocks = q * kv.decoders
+            if m:
+                hist = kv._hist
+                lo = (bs - m - step) % bs
+                hi = lo + m
+                blocks += sum(hist[lo:hi]) if hi <= bs else sum(hist[lo:]) + sum(hist[:hi - bs])
+            kv.allocate(blocks, now)
             self.step = step = step + n
             top = self._heap[0]
             if top[0] <= step or top[3].heap_no != top[2] or top[3].state != DECODE:
