@@ -42,8 +42,7 @@ class AccountingMixin:
 
     def _count_decode_run(self, dur: float, n: int) -> None:
         """`n` decode-only iterations of `dur` seconds in all happened: busy time, energy,
-        tokens, and every decoder's equal share of them. (`Instance._on_end` inlines this body
-        for the end of a decode run: a change here goes there too.)"""
+        tokens, and every decoder's equal share of them."""
         joules = self._power * self.tp * dur
         nd = self._dec_in_iter
         self.busy_s += dur

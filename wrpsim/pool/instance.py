@@ -506,30 +506,12 @@ class Instance(BatchingMixin, SequenceSetMixin, HandoffMixin, FailureMixin, Acco
         if self._kind == _DECODE_RUN:
             if self.itl is not None:
                 self.itl.add_run(self._cum_array(), dur, n, self._dec_in_iter)
-            # `_count_decode_run(dur, n)`, inlined (once per decode run)
-            nd = self._dec_in_iter
-            joules = self._power * self.tp * dur
-            self.busy_s += dur
-            self.energy_j += joules
-            self.iterations += n
-            self.decode_tokens += n * nd
-            self._c_cum += dur / nd
-            self._e_cum += joules / nd
+            self._count_decode_run(dur, n)
             if self.qoe is not None:
                 self._log_steps(n, now)
             kv = self.kv
             step = self.step
-            # `kv.step_blocks(step, n)`, inlined
-            bs = kv.block_size
-            q = n // bs
-            m = n - q * bs
-            blocks = q * kv.decoders
-            if m:
-                hist = kv._hist
-                lo = (bs - m - step) % bs
-                hi = lo + m
-                blocks += sum(hist[lo:hi]) if hi <= bs else sum(hist[lo:]) + sum(hist[:hi - bs])
-            kv.allocate(blocks, now)
+            kv.allocate(kv.step_blocks(step, n), now)
             self.step = step = step + n
             top = self._heap[0]
             if top[0] <= step or top[3].heap_no != top[2] or top[3].state != DECODE:

@@ -82,11 +82,9 @@ class KVLedger:
         self.decoders -= 1
 
     def step_blocks(self, step: int, n: int) -> int:
-        """New blocks the decoding batch needs to run `n` steps starting at step counter `step`
-        (`Instance._on_end` inlines this body for the end of a decode run)."""
+        """New blocks the decoding batch needs to run `n` steps starting at step counter `step`."""
         bs = self.block_size
-        q = n // bs  # (divmod(n, bs) without the builtin's call and its tuple)
-        m = n - q * bs
+        q, m = divmod(n, bs)
         total = q * self.decoders
         if m:
             # residue r = (phase + step) % bs needs a block within m steps iff r >= bs - m:
