@@ -371,7 +371,7 @@ def test_a_catalog_yaml_broken_after_it_passed_the_check_still_fails(tmp_path, m
     monkeypatch.setenv("WRPSIM_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr(sys, "path", list(sys.path))
     app.check_catalogs()
-    record, passed = app._checked()
+    record, _version, passed = app._checked()
     assert record.is_file() and str(bad.resolve()) in passed
     calls = []
     monkeypatch.setattr(yamlfast, "omegaconf_load", lambda p: calls.append(p))

@@ -76,7 +76,7 @@ def check_catalogs() -> None:
     from wrpsim.yamlfast import omegaconf_load
 
     use_user_modules()
-    record, passed = _checked()
+    record, version, passed = _checked()
     seen = {}
     paths = [path for _, dirname in GROUPS for folder in catalog_dirs(dirname)
              for path in sorted(folder.glob("*.yaml"))]
@@ -98,8 +98,8 @@ def check_catalogs() -> None:
             seen[key] = stamp
     if record is not None and any(passed.get(k) != v for k, v in seen.items()):
         # (files of other catalogs are kept while they exist)
-        _record_checked(record, {**{k: v for k, v in passed.items()
-                                    if k not in seen and Path(k).is_file()}, **seen})
+        _record_checked(record, version, {**{k: v for k, v in passed.items()
+                                             if k not in seen and Path(k).is_file()}, **seen})
 
 
 def _file_stamp(path: Path) -> list | None:
@@ -125,38 +125,34 @@ def _check_version() -> str:
     return h.hexdigest()
 
 
-def _checked() -> tuple[Path | None, dict]:
-    """(the record file, {path: stamp} of the catalog files that passed `check_catalogs`
-    under this `_check_version`); (None, {}) when the trace cache is off."""
+def _checked() -> tuple[Path | None, str, dict]:
+    """(the record file, this `_check_version`, {path: stamp} of the catalog files that passed
+    `check_catalogs` under it); (None, "", {}) when the trace cache is off."""
     from wrpsim.workload.cachedir import cache_dir
 
     folder = cache_dir()
     if folder is None:
-        return None, {}
-    record = folder / "catalog-check.json"
+        return None, "", {}
+    record, version = folder / "catalog-check.json", _check_version()
     try:
         data = json.loads(record.read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return record, {}
-    if not isinstance(data, dict) or data.get("version") != _check_version():
-        return record, {}
+        return record, version, {}
+    if not isinstance(data, dict) or data.get("version") != version:
+        return record, version, {}
     passed = data.get("passed")
-    return record, passed if isinstance(passed, dict) else {}
+    return record, version, passed if isinstance(passed, dict) else {}
 
 
-def _record_checked(record: Path, passed: dict) -> None:
-    """Write the record of passed files atomically; a cache that cannot be written is
-    skipped (the files are parsed again next time)."""
-    tmp = record.with_name(f".{record.name}.{os.getpid()}")
+def _record_checked(record: Path, version: str, passed: dict) -> None:
+    """Write the record of passed files (under `version`) atomically; a cache that cannot be
+    written is skipped (the files are parsed again next time)."""
+    from wrpsim.io import write_text
+
     try:
-        record.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(json.dumps({"version": _check_version(), "passed": passed}),
-                       encoding="utf-8")
-        os.replace(tmp, record)
+        write_text(record, json.dumps({"version": version, "passed": passed}))
     except OSError:
-        from wrpsim.io import discard
-
-        discard(tmp)
+        pass
 
 
 def _yaml_error(path, exc) -> str:

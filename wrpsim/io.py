@@ -26,15 +26,6 @@ def atomic_path(path: Path):
             tmp.unlink()
 
 
-def discard(path: Path) -> None:
-    """Remove `path` if it is there; any OS error is ignored (a cache's temporary file after a
-    failed write: its folder may be missing, a file, or read-only)."""
-    try:
-        path.unlink(missing_ok=True)
-    except OSError:
-        pass
-
-
 def make_dir(path: Path | str, field: str) -> Path:
     """Create the output folder `path` (and its parents) now, before any work is done; a folder
     that cannot be created is a `ConfigError` naming `field` (one line), not a traceback at the

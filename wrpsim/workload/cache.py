@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -102,21 +101,17 @@ def write_cached(path: Path, df: pd.DataFrame) -> bool:
     cannot be written or serialised (the run goes on uncached)."""
     import pyarrow.parquet as pq
 
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    from wrpsim.io import atomic_path
+
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        table = pa.Table.from_pandas(df, schema=arrow_schema(df), preserve_index=False)
-        meta = dict(TRACE_SCHEMA.metadata)
-        if df.attrs.get(ATTR) is not None:
-            meta[_ATTR_KEY] = str(int(df.attrs[ATTR])).encode()
-        table = table.replace_schema_metadata(meta)
-        pq.write_table(table, tmp)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            table = pa.Table.from_pandas(df, schema=arrow_schema(df), preserve_index=False)
+            meta = dict(TRACE_SCHEMA.metadata)
+            if df.attrs.get(ATTR) is not None:
+                meta[_ATTR_KEY] = str(int(df.attrs[ATTR])).encode()
+            pq.write_table(table.replace_schema_metadata(meta), tmp)
         return True
     except (OSError, pa.ArrowException, TypeError, ValueError):
-        from wrpsim.io import discard
-
-        discard(tmp)
         return False
 
 

@@ -134,15 +134,11 @@ def store(key: str | None, arrays: dict) -> bool:
     path = _file(key) if key is not None else None
     if path is None:
         return False
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    from wrpsim.io import atomic_path
+
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(tmp, "wb") as f:
+        with atomic_path(path) as tmp, open(tmp, "wb") as f:
             np.savez(f, key=np.array(key), **{name: arrays[name] for name in FIELDS})
-        os.replace(tmp, path)
         return True
     except OSError:
-        from wrpsim.io import discard
-
-        discard(tmp)
         return False
