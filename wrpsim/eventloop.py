@@ -85,11 +85,17 @@ def run_all(env) -> None:
     step = env.step
     spare = SPARE
     try:
-        while queue:
+        # (`while True` with a `break`, not `while queue`: CPython 3.11 compiles the latter's
+        # test at the bottom as a conditional backward jump, which never warms the code up, so
+        # this one call's loop would run unspecialised; an unconditional backward jump does)
+        while True:
+            if not queue:
+                break
             ev = queue[0][3]
             if type(ev) is Wakeup:
                 env._now = heappop(queue)[0]
-                ev.fn(ev)
+                fn = ev.fn
+                fn(ev)
                 spare.append(ev)  # processed: `wake` may reuse it
             else:
                 step()
