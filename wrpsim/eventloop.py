@@ -77,8 +77,11 @@ def run_all(env) -> None:
     the clock, call its callback; it cannot fail), then kept for reuse; any other event by
     `env.step()` itself.
     An environment whose `step` was replaced (a test checking invariants after every event)
-    is run by `env.run()`, which calls it for every event."""
-    if "step" in vars(env):
+    is run by `env.run()`, which calls it for every event. (That is checked on the bound
+    `env.step`, not with `vars(env)`: building the instance dict of `env` would turn every
+    `env._now` read and write of the hot path from CPython's inline-values specialisation into
+    a dict-hint one that keeps missing.)"""
+    if getattr(env.step, "__func__", None) is not type(env).step:
         env.run()
         return
     queue = env._queue
