@@ -27,14 +27,15 @@ class Arrivals:
     consumed, each slot set to None once its request is taken. So a long run keeps no
     finished request alive through its arrivals."""
 
-    __slots__ = ("dispatch", "env", "k", "pending", "progress", "requests")
+    __slots__ = ("dispatch", "env", "k", "next_fn", "pending", "progress", "requests")
 
     def __init__(self, env, requests, dispatch, progress=None):
         self.env, self.dispatch, self.progress = env, dispatch, progress
         self.requests = _taken(requests) if isinstance(requests, list) else iter(requests)
         self.k = 0  # requests dispatched so far
         self.pending = None  # the next request to dispatch, once taken from `requests`
-        wake(env, 0, self._next, False, URGENT)
+        self.next_fn = self._next  # (bound once: `wake` gets it for every arrival time)
+        wake(env, 0, self.next_fn, False, URGENT)
 
     def _next(self, ev) -> None:
         env, dispatch, progress = self.env, self.dispatch, self.progress
@@ -48,7 +49,7 @@ class Arrivals:
                 dt = req.arrival_s - env._now
                 if dt > 0:
                     self.k, self.pending = k, req
-                    wake(env, dt, self._next, True)
+                    wake(env, dt, self.next_fn, True)
                     return
             due = False
             dispatch(req)

@@ -54,7 +54,7 @@ class Instance(BatchingMixin, SequenceSetMixin, HandoffMixin, FailureMixin, Acco
     # mixins are set by their `_init_*` methods. (`__dict__` stays, empty, for attributes
     # tests and tools add or replace: an instance's method patched by a test, a log.)
     __slots__ = ("__dict__", "_c_cum", "_chunks", "_ctx_const", "_cum", "_cutoff", "_dec_in_iter",
-                 "_dur", "_e_cum", "_fresh", "_heap", "_in_area", "_in_system", "_in_t", "_kick",
+                 "_dur", "_e_cum", "_end_fn", "_fresh", "_heap", "_in_area", "_in_system", "_in_t", "_kick",
                  "_kind", "_lag", "_load_s", "_mh", "_mi", "_n", "_power", "_pre_tokens",
                  "_pushes", "_qbase", "_qs", "_qt", "_slice", "_t0", "_token", "_watermark", "busy",
                  "busy_s", "completed", "decode_tokens", "down", "down_s", "down_since",
@@ -101,6 +101,9 @@ class Instance(BatchingMixin, SequenceSetMixin, HandoffMixin, FailureMixin, Acco
         self.busy = False
         self._kick = False
         self._token = 0
+        # `_on_end` bound once: a method read from the instance is a new object every time, and
+        # every stretch (and every cut of a decode run) hands it to `wake`
+        self._end_fn = self._on_end
         self._kind = 0
         self._t0 = 0.0
         self._n = 0
@@ -316,7 +319,7 @@ class Instance(BatchingMixin, SequenceSetMixin, HandoffMixin, FailureMixin, Acco
             # ignored when it comes (`_on_end` checks the token)
             delay = self._t0 + end - now
             self._token = token = self._token + 1
-            wake(self.env, delay if delay > 0.0 else 0.0, self._on_end, token)  # (max(0.0, ·))
+            wake(self.env, delay if delay > 0.0 else 0.0, self._end_fn, token)  # (max(0.0, ·))
 
     # ------------------------------------------------------------------ planning
     def _plan(self, cutoff: float = INF) -> None:
@@ -456,7 +459,7 @@ class Instance(BatchingMixin, SequenceSetMixin, HandoffMixin, FailureMixin, Acco
         self._t0, self._dur, self._n, self._cum = now, dur, n, cum
         self._power = power_w
         self._token = token = self._token + 1
-        wake(self.env, dur, self._on_end, token)
+        wake(self.env, dur, self._end_fn, token)
 
     def _trace_begin(self, now, dur, n) -> None:
         """Record the stretch starting now as a trace slice."""
