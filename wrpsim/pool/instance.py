@@ -456,7 +456,10 @@ class Instance(BatchingMixin, SequenceSetMixin, HandoffMixin, FailureMixin, Acco
         if self.tracer is not None:
             self._trace_begin(now, dur, n)
         self.busy = True
-        self._t0, self._dur, self._n, self._cum = now, dur, n, cum
+        self._t0 = now  # (four stores, not one of a tuple display: hot loop)
+        self._dur = dur
+        self._n = n
+        self._cum = cum
         self._power = power_w
         self._token = token = self._token + 1
         wake(self.env, dur, self._end_fn, token)
