@@ -35,7 +35,7 @@ class BatchingMixin:
         while admit and self.n_ready and len(self.running) < self.sched.max_seqs:
             i = len(waiting) - self.n_ready
             seq = waiting[i]
-            step = kv.step_blocks(self.step, 1) if self.n_dec else 0
+            step = kv.next_step_blocks(self.step) if self.n_dec else 0
             if step > kv.available - (self._watermark if self.running else 0):
                 break
             del waiting[i]

@@ -175,15 +175,15 @@ class Instance(BatchingMixin, SequenceSetMixin, HandoffMixin, FailureMixin, Acco
         cache blocks count as free, as in vLLM), counting the steps of a decode run so far."""
         used = self.kv.used - self.kv.evictable
         if self.busy and self._kind == _DECODE_RUN:
-            used += self.kv.step_blocks(self.step, self._done_steps(self.env.now))
+            used += self.kv.step_blocks(self.step, self._done_steps(self.env._now))
         return used / self.kv.capacity
 
     def _promised_blocks(self) -> int:
         """Blocks still to be allocated for the iterations done or in progress now (a decode
         run's; a run's later steps are planned again if their blocks are taken: `_refit_run`)."""
         if self.busy and self._kind == _DECODE_RUN:
-            k = min(self._done_steps(self.env.now) + 1, self._n)
-            return self.kv.step_blocks(self.step, k)
+            k, n = self._done_steps(self.env._now) + 1, self._n
+            return self.kv.step_blocks(self.step, k if k < n else n)  # (min, without the call)
         return 0
 
     def _refit_run(self) -> None:
