@@ -410,9 +410,7 @@ class Instance(BatchingMixin, SequenceSetMixin, HandoffMixin, FailureMixin, Acco
     def _start_decode_run(self, now: float, max_steps: int = 0) -> bool:
         """Plan decode-only iterations up to the next membership change (or `max_steps` > 0)."""
         step = self.step
-        top = self._heap[0]
-        fin = top[0] if top[3].heap_no == top[2] and top[3].state == DECODE else self._next_finish()
-        limit = fin - step
+        limit = self._heap[0][0] - step  # (the first finish step: `SequenceSetMixin`)
         cap = max_steps or self.max_run_steps
         n = self.kv.max_steps(step, limit if limit <= cap else cap)  # (min, without the call)
         if n == 0:
@@ -519,9 +517,8 @@ class Instance(BatchingMixin, SequenceSetMixin, HandoffMixin, FailureMixin, Acco
             step = self.step
             kv.allocate(kv.step_blocks(step, n), now)
             self.step = step = step + n
-            top = self._heap[0]
-            if top[0] <= step or top[3].heap_no != top[2] or top[3].state != DECODE:
-                self._pop_finished(now)  # (someone may finish; else skip the call)
+            if self._heap[0][0] <= step:
+                self._pop_finished(now)  # (someone finishes; else skip the call)
             if self._lag:  # (`_end_at(n - 2)` inlined)
                 cum = self._cum
                 if n < 2:
@@ -553,9 +550,8 @@ class Instance(BatchingMixin, SequenceSetMixin, HandoffMixin, FailureMixin, Acco
                     self._log_steps(1, now)
                 self.step += 1
                 self.decode_tokens += nd
-                top = self._heap[0]
-                if top[0] <= self.step or top[3].heap_no != top[2] or top[3].state != DECODE:
-                    self._pop_finished(now)  # (someone may finish; else skip the call)
+                if self._heap[0][0] <= self.step:
+                    self._pop_finished(now)  # (someone finishes; else skip the call)
             price = self.price_per_gpu_hour
             for seq, c, nb in chunks:
                 # its share (`AccountingMixin._charge`), before it may finish below
