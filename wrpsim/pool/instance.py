@@ -54,8 +54,8 @@ class Instance(BatchingMixin, SequenceSetMixin, HandoffMixin, FailureMixin, Acco
     # mixins are set by their `_init_*` methods. (`__dict__` stays, empty, for attributes
     # tests and tools add or replace: an instance's method patched by a test, a log.)
     __slots__ = ("__dict__", "_c_cum", "_chunks", "_ctx_const", "_cum", "_cutoff", "_dec_in_iter",
-                 "_dur", "_e_cum", "_end_fn", "_fresh", "_heap", "_in_area", "_in_system", "_in_t", "_kick",
-                 "_kind", "_lag", "_load_s", "_mh", "_mi", "_n", "_power", "_pre_tokens",
+                 "_dur", "_e_cum", "_end_fn", "_fresh", "_heap", "_in_area", "_in_system", "_in_t",
+                 "_kick", "_kind", "_lag", "_load_s", "_mh", "_mi", "_n", "_power", "_pre_tokens",
                  "_pushes", "_qbase", "_qs", "_qt", "_slice", "_t0", "_token", "_watermark", "busy",
                  "busy_s", "completed", "decode_tokens", "down", "down_s", "down_since",
                  "encode_s", "energy_j", "env", "epoch", "failures", "frontend", "gpus",
