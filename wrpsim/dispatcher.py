@@ -76,6 +76,7 @@ class Dispatcher:
             if self.feed.live_view:  # the oracle counts requests on their decode instance
                 failures.on_lost = self.feed.decode_done
         self._next_id = first_free_id
+        self._admit_due_fn = self._admit_due  # (bound once: `wake` gets it for most requests)
         fleet.submit = self.submit
         fleet.follow_up = self.follow_up
         if type(router).on_complete is not Router.on_complete:
@@ -155,7 +156,7 @@ class Dispatcher:
         if delay > 0:
             if feed.live_view:  # (the oracle's count: a scrape view does not see the front end)
                 feed.entering(inst, req)
-            wake(self.env, delay, self._admit_due, (req, inst, dec, delay))
+            wake(self.env, delay, self._admit_due_fn, (req, inst, dec, delay))
         else:
             self._admit(req, inst, dec)
 

@@ -27,14 +27,15 @@ class Arrivals:
     consumed, each slot set to None once its request is taken. So a long run keeps no
     finished request alive through its arrivals."""
 
-    __slots__ = ("dispatch", "env", "k", "pending", "progress", "requests")
+    __slots__ = ("dispatch", "env", "k", "next_fn", "pending", "progress", "requests")
 
     def __init__(self, env, requests, dispatch, progress=None):
         self.env, self.dispatch, self.progress = env, dispatch, progress
         self.requests = _taken(requests) if isinstance(requests, list) else iter(requests)
         self.k = 0  # requests dispatched so far
         self.pending = None  # the next request to dispatch, once taken from `requests`
-        wake(env, 0, self._next, False, URGENT)
+        self.next_fn = self._next  # (bound once: `wake` gets it for every arrival time)
+        wake(env, 0, self.next_fn, False, URGENT)
 
     def _next(self, ev) -> None:
         env, dispatch, progress = self.env, self.dispatch, self.progress
@@ -48,7 +49,7 @@ class Arrivals:
                 dt = req.arrival_s - env._now
                 if dt > 0:
                     self.k, self.pending = k, req
-                    wake(env, dt, self._next, True)
+                    wake(env, dt, self.next_fn, True)
                     return
             due = False
             dispatch(req)
@@ -77,19 +78,28 @@ def run_all(env) -> None:
     the clock, call its callback; it cannot fail), then kept for reuse; any other event by
     `env.step()` itself.
     An environment whose `step` was replaced (a test checking invariants after every event)
-    is run by `env.run()`, which calls it for every event."""
-    if "step" in vars(env):
+    is run by `env.run()`, which calls it for every event. (That is checked on the bound
+    `env.step`, not with `vars(env)`: building the instance dict of `env` would turn every
+    `env._now` read and write of the hot path from CPython's inline-values specialisation into
+    a dict-hint one that keeps missing.)"""
+    if getattr(env.step, "__func__", None) is not type(env).step:
         env.run()
         return
     queue = env._queue
     step = env.step
     spare = SPARE
     try:
-        while queue:
+        # (`while True` with a `break`, not `while queue`: CPython 3.11 compiles the latter's
+        # test at the bottom as a conditional backward jump, which never warms the code up, so
+        # this one call's loop would run unspecialised; an unconditional backward jump does)
+        while True:
+            if not queue:
+                break
             ev = queue[0][3]
             if type(ev) is Wakeup:
                 env._now = heappop(queue)[0]
-                ev.fn(ev)
+                fn = ev.fn
+                fn(ev)
                 spare.append(ev)  # processed: `wake` may reuse it
             else:
                 step()

@@ -35,7 +35,7 @@ class BatchingMixin:
         while admit and self.n_ready and len(self.running) < self.sched.max_seqs:
             i = len(waiting) - self.n_ready
             seq = waiting[i]
-            step = kv.step_blocks(self.step, 1) if self.n_dec else 0
+            step = kv.next_step_blocks(self.step) if self.n_dec else 0
             if step > kv.available - (self._watermark if self.running else 0):
                 break
             del waiting[i]
@@ -82,15 +82,15 @@ class BatchingMixin:
             seq.shared = seq.done = 0
 
     def _promote(self, seq: Seq, now: float) -> None:
-        """Load the lower-tier blocks of an admitted sequence's prefix into HBM (blocking)."""
-        if seq.promote:
-            cache = self.prefix
-            for hid in seq.promote:
-                self._load_s += cache.promote(hid, now)
-                self.kv_load_blocks += cache._blocks[hid]
-            n = len(seq.pinned) + len(seq.promote)
-            seq.pinned = seq.req.hash_ids[:n]
-            seq.promote = ()
+        """Load the lower-tier blocks of an admitted sequence's prefix into HBM (blocking;
+        called when it has some: `seq.promote`)."""
+        cache = self.prefix
+        for hid in seq.promote:
+            self._load_s += cache.promote(hid, now)
+            self.kv_load_blocks += cache._blocks[hid]
+        n = len(seq.pinned) + len(seq.promote)
+        seq.pinned = seq.req.hash_ids[:n]
+        seq.promote = ()
 
     def _admit_chunks(self, now: float, admit: bool, step1: int) -> list:
         """sarathi: fill the token budget left by decodes with prompt chunks (FCFS); the
@@ -123,7 +123,8 @@ class BatchingMixin:
             if budget < c:  # (min, without the builtin's call)
                 c = budget
             nb = -(-(seq.done + c - seq.shared) // bs)
-            if nb + load > kv.available - pending - (self._watermark if running else 0):
+            available = kv.capacity - kv.used + kv.evictable  # (`kv.available`, inlined)
+            if nb + load > available - pending - (self._watermark if running else 0):
                 self._unlookup(seq)
                 break
             self._take(seq, now)
@@ -164,7 +165,8 @@ class BatchingMixin:
         """Admit the head of the waiting queue: start it and load its lower-tier prefix."""
         self.waiting.popleft()
         self._start_seq(seq, now)
-        self._promote(seq, now)
+        if seq.promote:
+            self._promote(seq, now)
 
     def _start_seq(self, seq: Seq, now: float) -> None:
         seq.state = PREFILL

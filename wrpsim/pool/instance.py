@@ -54,8 +54,8 @@ class Instance(BatchingMixin, SequenceSetMixin, HandoffMixin, FailureMixin, Acco
     # mixins are set by their `_init_*` methods. (`__dict__` stays, empty, for attributes
     # tests and tools add or replace: an instance's method patched by a test, a log.)
     __slots__ = ("__dict__", "_c_cum", "_chunks", "_ctx_const", "_cum", "_cutoff", "_dec_in_iter",
-                 "_dur", "_e_cum", "_fresh", "_heap", "_in_area", "_in_system", "_in_t", "_kick",
-                 "_kind", "_lag", "_load_s", "_mh", "_mi", "_n", "_power", "_pre_tokens",
+                 "_dur", "_e_cum", "_end_fn", "_fresh", "_heap", "_in_area", "_in_system", "_in_t",
+                 "_kick", "_kind", "_lag", "_load_s", "_mh", "_mi", "_n", "_power", "_pre_tokens",
                  "_pushes", "_qbase", "_qs", "_qt", "_slice", "_t0", "_token", "_watermark", "busy",
                  "busy_s", "completed", "decode_tokens", "down", "down_s", "down_since",
                  "encode_s", "energy_j", "env", "epoch", "failures", "frontend", "gpus",
@@ -101,6 +101,9 @@ class Instance(BatchingMixin, SequenceSetMixin, HandoffMixin, FailureMixin, Acco
         self.busy = False
         self._kick = False
         self._token = 0
+        # `_on_end` bound once: a method read from the instance is a new object every time, and
+        # every stretch (and every cut of a decode run) hands it to `wake`
+        self._end_fn = self._on_end
         self._kind = 0
         self._t0 = 0.0
         self._n = 0
@@ -172,15 +175,15 @@ class Instance(BatchingMixin, SequenceSetMixin, HandoffMixin, FailureMixin, Acco
         cache blocks count as free, as in vLLM), counting the steps of a decode run so far."""
         used = self.kv.used - self.kv.evictable
         if self.busy and self._kind == _DECODE_RUN:
-            used += self.kv.step_blocks(self.step, self._done_steps(self.env.now))
+            used += self.kv.step_blocks(self.step, self._done_steps(self.env._now))
         return used / self.kv.capacity
 
     def _promised_blocks(self) -> int:
         """Blocks still to be allocated for the iterations done or in progress now (a decode
         run's; a run's later steps are planned again if their blocks are taken: `_refit_run`)."""
         if self.busy and self._kind == _DECODE_RUN:
-            k = min(self._done_steps(self.env.now) + 1, self._n)
-            return self.kv.step_blocks(self.step, k)
+            k, n = self._done_steps(self.env._now) + 1, self._n
+            return self.kv.step_blocks(self.step, k if k < n else n)  # (min, without the call)
         return 0
 
     def _refit_run(self) -> None:
@@ -316,7 +319,7 @@ class Instance(BatchingMixin, SequenceSetMixin, HandoffMixin, FailureMixin, Acco
             # ignored when it comes (`_on_end` checks the token)
             delay = self._t0 + end - now
             self._token = token = self._token + 1
-            wake(self.env, delay if delay > 0.0 else 0.0, self._on_end, token)  # (max(0.0, ·))
+            wake(self.env, delay if delay > 0.0 else 0.0, self._end_fn, token)  # (max(0.0, ·))
 
     # ------------------------------------------------------------------ planning
     def _plan(self, cutoff: float = INF) -> None:
@@ -407,9 +410,7 @@ class Instance(BatchingMixin, SequenceSetMixin, HandoffMixin, FailureMixin, Acco
     def _start_decode_run(self, now: float, max_steps: int = 0) -> bool:
         """Plan decode-only iterations up to the next membership change (or `max_steps` > 0)."""
         step = self.step
-        top = self._heap[0]
-        fin = top[0] if top[3].heap_no == top[2] and top[3].state == DECODE else self._next_finish()
-        limit = fin - step
+        limit = self._heap[0][0] - step  # (the first finish step: `SequenceSetMixin`)
         cap = max_steps or self.max_run_steps
         n = self.kv.max_steps(step, limit if limit <= cap else cap)  # (min, without the call)
         if n == 0:
@@ -453,10 +454,13 @@ class Instance(BatchingMixin, SequenceSetMixin, HandoffMixin, FailureMixin, Acco
         if self.tracer is not None:
             self._trace_begin(now, dur, n)
         self.busy = True
-        self._t0, self._dur, self._n, self._cum = now, dur, n, cum
+        self._t0 = now  # (four stores, not one of a tuple display: hot loop)
+        self._dur = dur
+        self._n = n
+        self._cum = cum
         self._power = power_w
         self._token = token = self._token + 1
-        wake(self.env, dur, self._on_end, token)
+        wake(self.env, dur, self._end_fn, token)
 
     def _trace_begin(self, now, dur, n) -> None:
         """Record the stretch starting now as a trace slice."""
@@ -513,9 +517,8 @@ class Instance(BatchingMixin, SequenceSetMixin, HandoffMixin, FailureMixin, Acco
             step = self.step
             kv.allocate(kv.step_blocks(step, n), now)
             self.step = step = step + n
-            top = self._heap[0]
-            if top[0] <= step or top[3].heap_no != top[2] or top[3].state != DECODE:
-                self._pop_finished(now)  # (someone may finish; else skip the call)
+            if self._heap[0][0] <= step:
+                self._pop_finished(now)  # (someone finishes; else skip the call)
             if self._lag:  # (`_end_at(n - 2)` inlined)
                 cum = self._cum
                 if n < 2:
@@ -547,9 +550,8 @@ class Instance(BatchingMixin, SequenceSetMixin, HandoffMixin, FailureMixin, Acco
                     self._log_steps(1, now)
                 self.step += 1
                 self.decode_tokens += nd
-                top = self._heap[0]
-                if top[0] <= self.step or top[3].heap_no != top[2] or top[3].state != DECODE:
-                    self._pop_finished(now)  # (someone may finish; else skip the call)
+                if self._heap[0][0] <= self.step:
+                    self._pop_finished(now)  # (someone finishes; else skip the call)
             price = self.price_per_gpu_hour
             for seq, c, nb in chunks:
                 # its share (`AccountingMixin._charge`), before it may finish below

@@ -53,15 +53,19 @@ class KVLedger:
 
     def allocate(self, blocks: int, now: float) -> None:
         """Take `blocks` free blocks at time `now`."""
-        if blocks > self.capacity - self.used and self.evictor is not None:
-            self.evictor(blocks, now)
-        if blocks > self.capacity - self.used:
-            raise RuntimeError(f"KV over-allocation: {blocks} > {self.capacity - self.used} free")
-        self._area += self.used * (now - self._t_last)  # (`_advance`, inlined: hot loop)
+        used = self.used  # (read and written once: called for every stretch of iterations)
+        if blocks > self.capacity - used:
+            if self.evictor is not None:
+                self.evictor(blocks, now)
+                used = self.used
+            if blocks > self.capacity - used:
+                raise RuntimeError(f"KV over-allocation: {blocks} > {self.capacity - used} free")
+        self._area += used * (now - self._t_last)  # (`_advance`, inlined: hot loop)
         self._t_last = now
-        self.used += blocks
-        if self.used > self.peak:
-            self.peak = self.used
+        used += blocks
+        self.used = used
+        if used > self.peak:
+            self.peak = used
 
     def release(self, blocks: int, now: float) -> None:
         """Return `blocks` blocks at time `now`."""

@@ -2,7 +2,9 @@
 
 Mixed into `Instance`. Decoding sequences are tracked relative to the instance's decode-step
 counter (see `sequence.py`) with a heap of finish steps, so a decode run of any length costs
-O(log n) per finishing sequence. Leaving sequences return their blocks through `_release`,
+O(log n) per finishing sequence. The heap holds exactly one entry per decoding sequence: a
+preempted decoder's entry is taken out when it is preempted (O(n), rare), so the hot path reads
+the heap's top without checking it. Leaving sequences return their blocks through `_release`,
 which turns prompt blocks into prefix-cache entries when the instance has a cache. The
 hand-off of a prompt from a prefill to a decode instance is in `handoff.py`.
 """
@@ -53,12 +55,6 @@ class SequenceSetMixin:
             self._stint_qoe(seq)
         return held
 
-    def _next_finish(self) -> int:
-        heap = self._heap
-        while heap[0][3].state != DECODE or heap[0][3].heap_no != heap[0][2]:
-            heapq.heappop(heap)  # stale entry of a preempted sequence
-        return heap[0][0]
-
     def _finish(self, seq: Seq, held: int, now: float) -> None:
         seq.state = DONE
         seq.gen = seq.req.output_tokens
@@ -73,6 +69,9 @@ class SequenceSetMixin:
         _, seq = self.running.popitem()
         if seq.state == DECODE:
             held = self._remove_decoder(seq)
+            heap = self._heap  # its finish entry goes (module docstring)
+            heap.remove((seq.s_fin, seq.req.id, seq.heap_no, seq))
+            heapq.heapify(heap)
             computed = seq.req.prompt_tokens
         else:
             self.prefilling.remove(seq)
@@ -123,16 +122,12 @@ class SequenceSetMixin:
 
     def _pop_finished(self, now: float) -> None:
         """Decoders whose last token came with the step just ended leave (`_finish`), in
-        finish-heap order; stale heap entries are dropped as `_next_finish` does."""
+        finish-heap order."""
         heap = self._heap
         step = self.step
         while self.n_dec:
-            s_fin, _rid, no, seq = heap[0]
-            if seq.state != DECODE or seq.heap_no != no:
-                heapq.heappop(heap)  # stale entry of a preempted sequence
-                continue
-            if s_fin > step:
+            if heap[0][0] > step:
                 return
-            heapq.heappop(heap)
+            seq = heapq.heappop(heap)[3]
             held = self._remove_decoder(seq)
             self._finish(seq, held, now)

@@ -72,7 +72,7 @@ class Seq:
         self.enq_s = -1.0  # when it joined this instance's waiting queue (schedule lag)
         self.first_token_s: float | None = None
         self.preemptions = 0
-        self.heap_no = 0  # identifies the live entry in the instance's finish heap
+        self.heap_no = 0  # identifies its entry in the instance's finish heap (while decoding)
         self.shared = 0  # leading tokens read from pinned prefix-cache entries (not own blocks)
         self.pinned: tuple[int, ...] = ()  # prefix-cache ids this sequence pins
         self.promote: tuple[int, ...] | list = ()  # lower-tier ids to load at admission

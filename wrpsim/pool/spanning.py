@@ -180,7 +180,7 @@ class SpanningInstance(Instance):
             return  # rails still running, or the instance failed meanwhile
         self._coll_t = t
         self._dur = t - self._t0 + self._compute
-        wake(self.env, self._compute, self._on_end, token)
+        wake(self.env, self._compute, self._end_fn, token)
 
     def _done_steps(self, now: float) -> int:
         """1 once the iteration in progress has ended (its end is known after its collectives)."""

@@ -87,7 +87,7 @@ def wake_joined(env, delay: float, fn) -> JoinedWakeup:
     is None. Only for events nobody yields on or waits for, like `wake`."""
     t = env._now + delay
     eid = next(env._eid)
-    last = env.__dict__.get("_joined_wake")
+    last = getattr(env, "_joined_wake", None)  # (not `env.__dict__`: see `run_all`)
     if last is not None and last[0] == t and last[1] + 1 == eid and last[2].callbacks is not None:
         last[1] = eid
         ev = last[2]

@@ -69,7 +69,11 @@ class Router:
 
     def route(self, request: Request, view) -> Placement | None:
         """Return the placement of `request`, or None to reject it."""
-        return Placement(self.choose(request, view.candidates(request)))
+        inst = self.choose(request, view.candidates(request))
+        # an instance of the view keeps its `Placement(inst)` (building a frozen dataclass costs
+        # more than the rest of a round-robin decision); anything else gets a new one
+        p = getattr(inst, "_placement", None)
+        return Placement(inst) if p is None else p
 
     def on_complete(self, request: Request, record: dict) -> None:
         """Called when a request completes, with its result row; default: nothing. Policies

@@ -166,8 +166,8 @@ class ViewFeed:
 
     def refresh(self) -> None:
         """Bring the view up to now before a decision (the oracle's is always live)."""
-        pend, now = self._pending, self.env.now
-        while pend and pend[0][0] <= now:
+        pend = self._pending
+        while pend and pend[0][0] <= self.env._now:  # (no delayed scrape: the clock unread)
             self._install(pend.popleft()[1])
 
     def sent(self, view_inst, req) -> None:

@@ -54,6 +54,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from wrpsim.errors import keyed_mapping, number, unknown_choice
+from wrpsim.router.base import Placement
 
 KINDS = ("oracle", "scrape")
 KEYS = ("kind", "interval_s", "delay_s")
@@ -97,6 +98,7 @@ class InstanceView:
     the counters now."""
 
     __slots__ = (
+        "_placement",
         "_prefix",
         "_s",
         "_sent",
@@ -135,6 +137,8 @@ class InstanceView:
         put(self, "_sent", 0)
         put(self, "_sent_tokens", 0)
         put(self, "_prefix", prefix)  # PrefixIndex, or the engine's prefix_match (oracle)
+        # `Placement(self)`, made once (a placement is frozen): what `Router.route` returns
+        put(self, "_placement", Placement(self))
 
     @property
     def outstanding(self) -> int:

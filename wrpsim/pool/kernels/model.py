@@ -147,6 +147,21 @@ class KernelLatency(LatencyModel):
     taken as spread evenly, the busiest group holding ceil(n / attn_dp) of n. Each group's
     engine core has its own CPU, so the per-sequence CPU time is over the group's share."""
 
+    # Every attribute is a slot: the hot loop reads them (and calls the methods) through
+    # CPython's type-level specialisations. As instance-dict entries (more than the 30 a
+    # shared-key dict holds) they were dict-hint look-ups tied to one model object's dict, which
+    # miss for the next model a process builds (a sweep, a benchmark's repeats). (`engine` is
+    # set by `wrpsim.pool.engines`, `_work_c` by `power.work_constants`; other attributes a
+    # caller adds go to the instance dict `LatencyModel` keeps.)
+    __slots__ = ("_cpu0", "_cpu_seq", "_dec", "_dec_power", "_dec_rows", "_dec_s", "_dec_sl",
+                 "_eager", "_floor", "_graph_mixed", "_head", "_head_list", "_layers_total",
+                 "_lin", "_lin_list", "_mamba_dec", "_mla_tables", "_n_full", "_n_slide",
+                 "_power", "_power_c", "_pre", "_pre_rows", "_pre_s", "_run_consts", "_stream",
+                 "_window", "_work_c", "adp", "atp", "c", "calibration", "coll_tp",
+                 "dense_dtype", "engine", "ep", "gpu", "kernels", "kv_dtype",
+                 "mamba_state_bytes", "max_tokens", "model", "moe_dtype", "precision",
+                 "schedule_lag", "tp")
+
     def __init__(self, model, gpu, tp: int, kernels, constants: EngineConstants,
                  precision: str = "bf16", kv_dtype: str = "auto", ep: int = 1,
                  max_tokens: int = 16384, power=None, scaleup: int | None = None,
