@@ -381,9 +381,11 @@ class FluidEngine:
     def group(self, paths) -> tuple:
         """What `add_group` needs to know of connections on `paths` (one path each), whatever
         their bytes: the paths (a tuple), all their ports in path order, each path's rate when
-        alone on idle ports (its smallest capacity, as `_register` gives it) and, per port of
-        the second item, its path's rate. Valid for this engine's whole life (its capacities
-        do not change): a caller that starts connections on the same paths again may keep it."""
+        alone on idle ports (its smallest capacity, as `_register` gives it), per port of
+        the second item its path's rate, whether every port appears once (`_hold` then needs
+        no check on an idle engine) and the paths' one rate when they all have the same (else
+        None). Valid for this engine's whole life (its capacities do not change): a caller
+        that starts connections on the same paths again may keep it."""
         cap = self._capl
         flat: list[int] = []
         rates = []
@@ -397,11 +399,13 @@ class FluidEngine:
             rates.append(rc)
             flat += ports
             prates += [rc] * len(ports)
-        return tuple(paths), tuple(flat), tuple(rates), tuple(prates)
+        one = rates[0] if rates and rates.count(rates[0]) == len(rates) else None
+        return (tuple(paths), tuple(flat), tuple(rates), tuple(prates),
+                len(set(flat)) == len(flat), one)
 
     def add_group(self, group: tuple, sizes: list[int]) -> None:
         """`add_paths(paths, sizes)` for the paths of `group` (`group(paths)`)."""
-        paths, flat, rates, _ = group
+        paths, _, rates, _, _, one = group
         cid = c0 = len(self.start_s)
         k = len(paths)
         if not k:
@@ -411,17 +415,20 @@ class FluidEngine:
         self.start_s.extend([now] * k)  # (list products: no `repeat`'s argument parsing)
         self.finish_s.extend(NANS_BY_LEN.get(k) or nans(k))  # (one `NAN` object)
         sync = self._base + len(self._steps)
-        if self._hold(flat, c0 + 1):  # a bundle: one heap entry, its earliest (finish, id)
-            fins = []
+        if self._hold(group, c0 + 1):  # a bundle: one heap entry, its earliest (finish, id)
             fmin = fmax = now + float(sizes[0]) / rates[0]  # (`_rate_fresh`)
             c = c0
-            for b, rc in zip(sizes, rates):  # (min(), index() and max() in one pass)
-                f = now + float(b) / rc
-                fins.append(f)
-                if f < fmin:
-                    fmin, c = f, c0 + len(fins) - 1
-                elif f > fmax:
-                    fmax = f
+            if one is not None and sizes.count(sizes[0]) == k:  # all the same: one division
+                fins = [fmin] * k
+            else:
+                fins = []
+                for b, rc in zip(sizes, rates):  # (min(), index() and max() in one pass)
+                    f = now + float(b) / rc
+                    fins.append(f)
+                    if f < fmin:
+                        fmin, c = f, c0 + len(fins) - 1
+                    elif f > fmax:
+                        fmax = f
             self._bundles[c0] = self._bat[c] = [c0, paths, sizes, rates, fins, sync,
                                                 _RANGES[k] if k < _NONES else range(k), fmax,
                                                 group]
@@ -483,14 +490,24 @@ class FluidEngine:
                 self._mixed = True
             cid += 1
 
-    def _hold(self, ports: tuple[int, ...], mark: int) -> bool:
+    def _hold(self, group: tuple, mark: int) -> bool:
         """The bundle test of `add_group`: when nothing watches the engine and every one of
-        `ports` (a group's, in path order) is idle (no connection, no bundle member) and
+        the ports of `group` (in path order) is idle (no connection, no bundle member) and
         appears once, hold them (`_held`: `mark`, the bundle's first id + 1; their most
-        concurrent connections at least 1) and return True; else False, nothing held."""
+        concurrent connections at least 1) and return True; else False, nothing held. On an
+        idle engine (no connection, phantom or bundle: no port has a connection or is held)
+        only whether they appear once (`group`'s) is left to check."""
         if self.watch is not None:
             return False
-        pc, held, pmax = self._port_conns, self._held, self.port_max_conns
+        ports = group[1]
+        held, pmax = self._held, self.port_max_conns
+        if group[4] and not self._conns and not self._bundles:
+            for p in ports:
+                held[p] = mark
+                if not pmax[p]:
+                    pmax[p] = 1
+            return True
+        pc = self._port_conns
         for p in ports:
             if held[p] or pc.get(p):
                 for q in ports:  # (undo: the ports held with `mark` are this call's)
@@ -943,7 +960,13 @@ class FluidEngine:
             if s0 == last and k == len(paths):  # all at once, one step since they started
                 ids += range(c0, c0 + k)
                 finish_s[c0:c0 + k] = [t] * k
-                _, ports, _, prates = b[8]
+                _, ports, _, prates, _, one = b[8]
+                if one is not None:  # (one rate: every member's product is the same)
+                    inc = one * dtl
+                    for p in ports:
+                        held[p] = 0
+                        pbytes[p] = pbytes[p] + inc
+                    continue
                 for p, r in zip(ports, prates):  # (r * dtl: each member's product, per port)
                     held[p] = 0
                     pbytes[p] = pbytes[p] + r * dtl
