@@ -145,8 +145,10 @@ class FluidEngine:
         self._trim_at = TRIM_STEPS
         self._heap: list[tuple[float, int]] = []   # (finish, id), stale entries skipped
         self._port_conns: dict[int, set[int]] = {}   # port -> active connection ids
-        # port -> 1 while a bundle member (`_bundles`) runs on it, else 0: a bundle's members
-        # are not in `_port_conns` (they enter it when `_unbundle` makes them connections)
+        # port -> its bundle's first id + 1 while a member of a marked bundle (`_bundles`) runs
+        # on it, else 0: a bundle's members are not in `_port_conns` (they enter it when
+        # `_unbundle` makes them connections). A bundle started on an idle engine is marked
+        # only when something may read the marks (`_mark`): most finish before that
         self._held = [0] * n
         self._pbytes = [0.0] * n             # bytes carried up to step _psync[p]
         self._prate = [0.0] * n              # current rate through the port (bytes/s)
@@ -161,8 +163,8 @@ class FluidEngine:
         self._fresh: list[int] = []
         self._eager: list[int] = []  # rated when added (`add_paths`), since the last one
         # bundles of `add_group`: first id -> [first id, paths, sizes, rates, finishes, sync
-        # step, indices still running, latest finish, the group]; `_bat`: the id of a
-        # bundle's heap entry -> the bundle
+        # step, indices still running, latest finish, the group, whether its ports are marked
+        # in `_held`]; `_bat`: the id of a bundle's heap entry -> the bundle
         self._bundles: dict[int, list] = {}
         self._bat: dict[int, list] = {}
         # connections rated when added whose ports' rate, sync step and busy mark are implied
@@ -350,6 +352,8 @@ class FluidEngine:
         n = len(ports)
         self._conns[cid] = [ports, _ONES[n] if n < _NONES else (1.0,) * n, float(nbytes), 0.0,
                             self._base + len(self._steps), INF]
+        if self._bundles:
+            self._mark()
         pc, held = self._port_conns, self._held
         for p in ports:
             s = pc.get(p)
@@ -382,10 +386,13 @@ class FluidEngine:
         """What `add_group` needs to know of connections on `paths` (one path each), whatever
         their bytes: the paths (a tuple), all their ports in path order, each path's rate when
         alone on idle ports (its smallest capacity, as `_register` gives it), per port of
-        the second item its path's rate, whether every port appears once (`_hold` then needs
-        no check on an idle engine) and the paths' one rate when they all have the same (else
-        None). Valid for this engine's whole life (its capacities do not change): a caller
-        that starts connections on the same paths again may keep it."""
+        the second item its path's rate, whether every port appears once (`add_group` then
+        needs no check on an idle engine), the paths' one rate when they all have the same
+        (else None) and a one-item list the engine sets to True once every one of its ports
+        has had a connection (`port_max_conns` at least 1: it never drops again, so
+        `add_group` need not look again). Valid for this engine's whole life (its
+        capacities do not change): a caller that starts connections on the same paths again
+        may keep it."""
         cap = self._capl
         flat: list[int] = []
         rates = []
@@ -401,11 +408,14 @@ class FluidEngine:
             prates += [rc] * len(ports)
         one = rates[0] if rates and rates.count(rates[0]) == len(rates) else None
         return (tuple(paths), tuple(flat), tuple(rates), tuple(prates),
-                len(set(flat)) == len(flat), one)
+                len(set(flat)) == len(flat), one, [False])
 
     def add_group(self, group: tuple, sizes: list[int]) -> None:
-        """`add_paths(paths, sizes)` for the paths of `group` (`group(paths)`)."""
-        paths, _, rates, _, _, one = group
+        """`add_paths(paths, sizes)` for the paths of `group` (`group(paths)`). On an idle
+        engine (no connection, phantom or bundle: no port has a connection or is held) paths
+        whose ports appear once are a bundle without looking at their ports, and it is not
+        marked in `_held` (`_mark`)."""
+        paths, flat, rates, _, distinct, one, seen = group
         cid = c0 = len(self.start_s)
         k = len(paths)
         if not k:
@@ -415,7 +425,14 @@ class FluidEngine:
         self.start_s.extend([now] * k)  # (list products: no `repeat`'s argument parsing)
         self.finish_s.extend(NANS_BY_LEN.get(k) or nans(k))  # (one `NAN` object)
         sync = self._base + len(self._steps)
-        if self._hold(group, c0 + 1):  # a bundle: one heap entry, its earliest (finish, id)
+        idle = (distinct and not self._conns and not self._bundles and self.watch is None)
+        if idle or self._hold(flat, c0 + 1):  # a bundle: one heap entry, its earliest
+            if not seen[0]:  # (finish, id)
+                pmax = self.port_max_conns
+                for p in flat:
+                    if not pmax[p]:
+                        pmax[p] = 1
+                seen[0] = True
             fmin = fmax = now + float(sizes[0]) / rates[0]  # (`_rate_fresh`)
             c = c0
             if one is not None and sizes.count(sizes[0]) == k:  # all the same: one division
@@ -431,7 +448,7 @@ class FluidEngine:
                         fmax = f
             self._bundles[c0] = self._bat[c] = [c0, paths, sizes, rates, fins, sync,
                                                 _RANGES[k] if k < _NONES else range(k), fmax,
-                                                group]
+                                                group, not idle]
             heapq.heappush(self._heap, (fmin, c))
             self._eager.extend(range(c0, c0 + k))
             self._dirty = True
@@ -490,24 +507,16 @@ class FluidEngine:
                 self._mixed = True
             cid += 1
 
-    def _hold(self, group: tuple, mark: int) -> bool:
-        """The bundle test of `add_group`: when nothing watches the engine and every one of
-        the ports of `group` (in path order) is idle (no connection, no bundle member) and
-        appears once, hold them (`_held`: `mark`, the bundle's first id + 1; their most
-        concurrent connections at least 1) and return True; else False, nothing held. On an
-        idle engine (no connection, phantom or bundle: no port has a connection or is held)
-        only whether they appear once (`group`'s) is left to check."""
+    def _hold(self, ports: tuple[int, ...], mark: int) -> bool:
+        """The bundle test of `add_group` on an engine that is not idle: when nothing watches
+        it and every one of `ports` (a group's, in path order) is idle (no connection, no
+        bundle member) and appears once, hold them (`_held`: `mark`, the bundle's first id
+        + 1) and return True; else False, nothing held."""
+        if self._bundles:  # (the connections `add_group` makes otherwise read `_held` too)
+            self._mark()
         if self.watch is not None:
             return False
-        ports = group[1]
-        held, pmax = self._held, self.port_max_conns
-        if group[4] and not self._conns and not self._bundles:
-            for p in ports:
-                held[p] = mark
-                if not pmax[p]:
-                    pmax[p] = 1
-            return True
-        pc = self._port_conns
+        pc, held = self._port_conns, self._held
         for p in ports:
             if held[p] or pc.get(p):
                 for q in ports:  # (undo: the ports held with `mark` are this call's)
@@ -515,9 +524,19 @@ class FluidEngine:
                         held[q] = 0
                 return False
             held[p] = mark
-            if not pmax[p]:
-                pmax[p] = 1
         return True
+
+    def _mark(self) -> None:
+        """Mark in `_held` the ports of the running members of the bundles not marked yet
+        (`add_group`), before anything reads `_held`."""
+        held = self._held
+        for b in self._bundles.values():
+            if not b[9]:
+                b[9] = True
+                mark, paths = b[0] + 1, b[1]
+                for i in b[6]:
+                    for p in paths[i]:
+                        held[p] = mark
 
     def _register(self, ports: tuple[int, ...], cid: int) -> float | None:
         """Enter connection `cid` on its `ports` (their connection sets, their most concurrent
@@ -551,7 +570,7 @@ class FluidEngine:
         them one by one."""
         conns, heap, lazy = self._conns, self._heap, self._lazy
         pc, held = self._port_conns, self._held
-        for c0, paths, sizes, rates, fins, sync, alive, _, _ in self._bundles.values():
+        for c0, paths, sizes, rates, fins, sync, alive, _, _, _ in self._bundles.values():
             for i in alive:
                 ports = paths[i]
                 n = len(ports)
@@ -850,14 +869,12 @@ class FluidEngine:
         pop = heapq.heappop
         while heap and heap[0][0] <= lim:
             f, c = pop(heap)
-            st = conns.get(c)
-            if st is not None:
-                if st[5] == f:
+            b = bat.pop(c, None)  # (a bundle's entry: its id is no connection's meanwhile)
+            if b is None:
+                st = conns.get(c)
+                if st is not None and st[5] == f:
                     done.append((c, st))
                     del conns[c]
-                continue
-            b = bat.pop(c, None)
-            if b is None:
                 continue
             # a bundle: every member due by `lim` finishes, as with an entry each
             if b[7] <= lim:  # all of them (the latest finish is due)
@@ -957,18 +974,20 @@ class FluidEngine:
         for b, due in bdone:
             c0, paths, rates, s0 = b[0], b[1], b[3], b[5]
             k = len(due)
+            if b[9]:  # (an unmarked bundle's ports are all 0 in `_held`)
+                for i in due:
+                    for p in paths[i]:
+                        held[p] = 0
             if s0 == last and k == len(paths):  # all at once, one step since they started
                 ids += range(c0, c0 + k)
                 finish_s[c0:c0 + k] = [t] * k
-                _, ports, _, prates, _, one = b[8]
+                _, ports, _, prates, _, one, _ = b[8]
                 if one is not None:  # (one rate: every member's product is the same)
                     inc = one * dtl
                     for p in ports:
-                        held[p] = 0
                         pbytes[p] = pbytes[p] + inc
                     continue
                 for p, r in zip(ports, prates):  # (r * dtl: each member's product, per port)
-                    held[p] = 0
                     pbytes[p] = pbytes[p] + r * dtl
                 continue
             if s0 == last:  # one step since the bundle started
@@ -978,7 +997,6 @@ class FluidEngine:
                     finish_s[c] = t
                     inc = rates[i] * dtl  # (the same product for every port)
                     for p in paths[i]:
-                        held[p] = 0
                         pbytes[p] = pbytes[p] + inc
                 continue
             for i in due:
@@ -987,16 +1005,12 @@ class FluidEngine:
                 finish_s[c] = t
                 if s0 != end:
                     for p in paths[i]:
-                        held[p] = 0
                         pbytes[p] = self._replay(pbytes[p], rates[i], s0, 1.0)
-                else:
-                    for p in paths[i]:
-                        held[p] = 0
         if done:
             done.sort()
             ids += self._depart(t, done)
             ids.sort()
-        elif len(ids) > 1:
+        elif len(bdone) > 1:  # (one bundle's are in order)
             ids.sort()
         return ids
 

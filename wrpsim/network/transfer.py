@@ -243,11 +243,10 @@ class Fabric:
         log.f_src.extend(plan[0])
         log.f_dst.extend(plan[1])
         f_end = log.f_end
+        sizes = [q] * n  # (the flows' bytes; the engine keeps the list: not changed after)
         if r:
-            log.f_bytes.append(q + r)
-            log.f_bytes.extend([q] * (n - 1))
-        else:
-            log.f_bytes.extend([q] * n)
+            sizes[0] = q + r
+        log.f_bytes.extend(sizes)
         f_end.extend(plan[3])
         lb = self.lb
         if plan[4] is not None and q:  # every flow within one leaf: its planned path
@@ -257,11 +256,6 @@ class Fabric:
             drv.catch_up()
             drv.conn_flow.extend(range(fid0, fid0 + n))
             drv.conn_x.extend([x] * n)  # one connection per flow: no `f_live`
-            if r:
-                sizes = [q] * n
-                sizes[0] = q + r
-            else:
-                sizes = [q] * n
             drv.engine.add_group(plan[4], sizes)
             drv.arm_soon()
             log.x_live[x] = [n, done]
