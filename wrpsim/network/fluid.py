@@ -410,17 +410,19 @@ class FluidEngine:
         return (tuple(paths), tuple(flat), tuple(rates), tuple(prates),
                 len(set(flat)) == len(flat), one, [False])
 
-    def add_group(self, group: tuple, sizes: list[int]) -> None:
+    def add_group(self, group: tuple, sizes: list[int]) -> float | None:
         """`add_paths(paths, sizes)` for the paths of `group` (`group(paths)`). On an idle
         engine (no connection, phantom or bundle: no port has a connection or is held) paths
         whose ports appear once are a bundle without looking at their ports, and it is not
-        marked in `_held` (`_mark`)."""
+        marked in `_held` (`_mark`); its earliest finish is then returned: the engine's next
+        completion, which the recomputation due before `next_time()` will not change (else
+        None)."""
         paths, flat, rates, _, distinct, one, seen = group
         cid = c0 = len(self.start_s)
         k = len(paths)
         if not k:
             self._dirty = True
-            return
+            return None
         now = self.now
         self.start_s.extend([now] * k)  # (list products: no `repeat`'s argument parsing)
         self.finish_s.extend(NANS_BY_LEN.get(k) or nans(k))  # (one `NAN` object)
@@ -452,7 +454,7 @@ class FluidEngine:
             heapq.heappush(self._heap, (fmin, c))
             self._eager.extend(range(c0, c0 + k))
             self._dirty = True
-            return
+            return fmin if idle else None
         register = self._register
         rates = []
         fins = []
@@ -483,6 +485,7 @@ class FluidEngine:
         self._mixed = True
         self._add_each(paths[j + 1:], sizes[j + 1:], cid + 1, sync)
         self._dirty = True
+        return None
 
     def _add_each(self, paths: list[tuple[int, ...]], sizes: list[int], cid: int,
                   sync: int) -> None:
