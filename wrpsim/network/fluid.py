@@ -883,6 +883,9 @@ class FluidEngine:
             if b[7] <= lim:  # all of them (the latest finish is due)
                 due = b[6]
                 del self._bundles[b[0]]
+                if (bdone is None and not done and (not heap or heap[0][0] > lim)
+                        and len(due) == len(b[1]) and b[5] == self._base + len(self._steps) - 1):
+                    return self._all_done(t, b)  # (the only departure: the common case)
             else:
                 c0, fins = b[0], b[4]
                 due = []
@@ -965,6 +968,27 @@ class FluidEngine:
             self._dirty = self._mixed = True
         return [c for c, _ in done]
 
+    def _all_done(self, t: float, b: list) -> list[int]:
+        """Every member of bundle `b` (out of `_bundles`) finishes at `t`, one step after the
+        bundle started (`advance`): their finish times, their ports' bytes (each port its
+        member's rate times that step, as a `_lazy` connection's) and marks; their ids."""
+        c0, k = b[0], len(b[1])
+        self.finish_s[c0:c0 + k] = [t] * k
+        _, ports, _, prates, _, one, _ = b[8]
+        if b[9]:  # (an unmarked bundle's ports are all 0 in `_held`)
+            held = self._held
+            for p in ports:
+                held[p] = 0
+        pbytes, dtl = self._pbytes, self._steps[-1]
+        if one is not None:  # (one rate: every member's product is the same)
+            inc = one * dtl
+            for p in ports:
+                pbytes[p] = pbytes[p] + inc
+        else:
+            for p, r in zip(ports, prates):  # (r * dtl: each member's product, per port)
+                pbytes[p] = pbytes[p] + r * dtl
+        return list(range(c0, c0 + k))
+
     def _bundles_done(self, t: float, done: list, bdone: list) -> list[int]:
         """`advance`'s departures at `t` when bundle members are among them: the members'
         ports get their bytes as a `_lazy` connection's do; the plain connections `done` go
@@ -976,23 +1000,13 @@ class FluidEngine:
         ids = []
         for b, due in bdone:
             c0, paths, rates, s0 = b[0], b[1], b[3], b[5]
-            k = len(due)
+            if s0 == last and len(due) == len(paths):  # all at once, one step since they
+                ids += self._all_done(t, b)  # started
+                continue
             if b[9]:  # (an unmarked bundle's ports are all 0 in `_held`)
                 for i in due:
                     for p in paths[i]:
                         held[p] = 0
-            if s0 == last and k == len(paths):  # all at once, one step since they started
-                ids += range(c0, c0 + k)
-                finish_s[c0:c0 + k] = [t] * k
-                _, ports, _, prates, _, one, _ = b[8]
-                if one is not None:  # (one rate: every member's product is the same)
-                    inc = one * dtl
-                    for p in ports:
-                        pbytes[p] = pbytes[p] + inc
-                    continue
-                for p, r in zip(ports, prates):  # (r * dtl: each member's product, per port)
-                    pbytes[p] = pbytes[p] + r * dtl
-                continue
             if s0 == last:  # one step since the bundle started
                 for i in due:
                     c = c0 + i
