@@ -148,7 +148,7 @@ class FluidEngine:
         # port -> its bundle's first id + 1 while a member of a marked bundle (`_bundles`) runs
         # on it, else 0: a bundle's members are not in `_port_conns` (they enter it when
         # `_unbundle` makes them connections). A bundle started on an idle engine is marked
-        # only when something may read the marks (`_mark`): most finish before that
+        # only when something may read the marks (`_settle`): most finish before that
         self._held = [0] * n
         self._pbytes = [0.0] * n             # bytes carried up to step _psync[p]
         self._prate = [0.0] * n              # current rate through the port (bytes/s)
@@ -164,7 +164,8 @@ class FluidEngine:
         self._eager: list[int] = []  # rated when added (`add_paths`), since the last one
         # bundles of `add_group`: first id -> [first id, paths, sizes, rates, finishes, sync
         # step, indices still running, latest finish, the group, whether its ports are marked
-        # in `_held`]; `_bat`: the id of a bundle's heap entry -> the bundle
+        # in `_held` (None: not yet, nor its members in `_eager`: `_settle`)]; `_bat`: the id
+        # of a bundle's heap entry -> the bundle
         self._bundles: dict[int, list] = {}
         self._bat: dict[int, list] = {}
         # connections rated when added whose ports' rate, sync step and busy mark are implied
@@ -188,6 +189,8 @@ class FluidEngine:
 
     def add_phantom(self, ports: tuple[int, ...], coefs: tuple[float, ...]) -> int:
         """Start a phantom on `ports` (rate × `coefs[i]` on `ports[i]`) at `now`; its id."""
+        if self._bundles:
+            self._settle()
         self._phantoms += 1
         cid = -self._phantoms
         self._conns[cid] = [tuple(ports), tuple(coefs), INF, 0.0, self._base + len(self._steps),
@@ -202,6 +205,8 @@ class FluidEngine:
 
     def remove(self, cid: int) -> None:
         """Take phantom `cid` out at `now`; the others' rates are recomputed."""
+        if self._bundles:
+            self._settle()
         st = self._conns.pop(cid)
         pc, ph = self._port_conns, self._ph_ports
         for p in st[0]:
@@ -321,6 +326,8 @@ class FluidEngine:
         if len(paths) == 1:
             return self.add_path(paths[0], conn.nbytes)
         # a sprayed connection: 1/k of its rate per path, shared ports summed
+        if self._bundles:
+            self._settle()
         cid = len(self.start_s)
         self.start_s.append(self.now)
         self.finish_s.append(NAN)
@@ -353,7 +360,7 @@ class FluidEngine:
         self._conns[cid] = [ports, _ONES[n] if n < _NONES else (1.0,) * n, float(nbytes), 0.0,
                             self._base + len(self._steps), INF]
         if self._bundles:
-            self._mark()
+            self._settle()
         pc, held = self._port_conns, self._held
         for p in ports:
             s = pc.get(p)
@@ -414,9 +421,10 @@ class FluidEngine:
         """`add_paths(paths, sizes)` for the paths of `group` (`group(paths)`). On an idle
         engine (no connection, phantom or bundle: no port has a connection or is held) paths
         whose ports appear once are a bundle without looking at their ports, and it is not
-        marked in `_held` (`_mark`); its earliest finish is then returned: the engine's next
-        completion, which the recomputation due before `next_time()` will not change (else
-        None)."""
+        marked in `_held`, nor are its members entered among the connections rated since the
+        last recomputation (`_eager`) or the engine marked for one: a recomputation would
+        change nothing of theirs (`_settle` does both when anything else changes the engine).
+        Its earliest finish is then returned: the engine's next completion (else None)."""
         paths, flat, rates, _, distinct, one, seen = group
         cid = c0 = len(self.start_s)
         k = len(paths)
@@ -450,11 +458,13 @@ class FluidEngine:
                         fmax = f
             self._bundles[c0] = self._bat[c] = [c0, paths, sizes, rates, fins, sync,
                                                 _RANGES[k] if k < _NONES else range(k), fmax,
-                                                group, not idle]
+                                                group, None if idle else True]
             heapq.heappush(self._heap, (fmin, c))
+            if idle:
+                return fmin
             self._eager.extend(range(c0, c0 + k))
             self._dirty = True
-            return fmin if idle else None
+            return None
         register = self._register
         rates = []
         fins = []
@@ -516,7 +526,7 @@ class FluidEngine:
         bundle member) and appears once, hold them (`_held`: `mark`, the bundle's first id
         + 1) and return True; else False, nothing held."""
         if self._bundles:  # (the connections `add_group` makes otherwise read `_held` too)
-            self._mark()
+            self._settle()
         if self.watch is not None:
             return False
         pc, held = self._port_conns, self._held
@@ -529,11 +539,21 @@ class FluidEngine:
             held[p] = mark
         return True
 
-    def _mark(self) -> None:
-        """Mark in `_held` the ports of the running members of the bundles not marked yet
-        (`add_group`), before anything reads `_held`."""
+    def _settle(self) -> None:
+        """Before anything but a bundle on an idle engine changes the engine (or reads
+        `_held`): enter the members of a bundle `add_group` started on an idle engine at this
+        engine time (no step since) among the connections rated since the last recomputation
+        (`_eager`), and mark the engine for one, as `add_group` does for a bundle on an
+        engine that is not idle — so that recomputation starts from the same ports as if
+        they had been entered at once (a later step means that recomputation would have
+        come before it: nothing to enter); and mark in `_held` the ports of the running
+        members of every bundle not marked yet."""
         held = self._held
+        end = self._base + len(self._steps)
         for b in self._bundles.values():
+            if b[9] is None and b[5] == end:
+                self._eager.extend(range(b[0], b[0] + len(b[1])))
+                self._dirty = True
             if not b[9]:
                 b[9] = True
                 mark, paths = b[0] + 1, b[1]
@@ -571,6 +591,7 @@ class FluidEngine:
         """Make the running connections of every bundle plain ones (state, heap entry, lazily
         kept ports, entered on their ports' connection sets), as `add_paths` would have made
         them one by one."""
+        self._settle()
         conns, heap, lazy = self._conns, self._heap, self._lazy
         pc, held = self._port_conns, self._held
         for c0, paths, sizes, rates, fins, sync, alive, _, _, _ in self._bundles.values():
@@ -596,6 +617,8 @@ class FluidEngine:
         """New rates for the connections the changes since the last one can affect: the
         touched ports' component (`_alone` / `_component`), rated by the cheapest method that
         gives water-filling's answer bit for bit, then applied (`_apply`)."""
+        if self._bundles:
+            self._settle()
         self._dirty = False
         fresh, eager = self._fresh, self._eager
         if not self._mixed and len(fresh) + len(eager) <= SMALL and self.watch is None:
@@ -979,7 +1002,8 @@ class FluidEngine:
             held = self._held
             for p in ports:
                 held[p] = 0
-        pbytes, dtl = self._pbytes, self._steps[-1]
+        steps = self._steps
+        pbytes, dtl = self._pbytes, steps[-1]
         if one is not None:  # (one rate: every member's product is the same)
             inc = one * dtl
             for p in ports:
@@ -987,6 +1011,9 @@ class FluidEngine:
         else:
             for p, r in zip(ports, prates):  # (r * dtl: each member's product, per port)
                 pbytes[p] = pbytes[p] + r * dtl
+        if len(steps) >= self._trim_at:  # (bundles on an idle engine need no recomputation)
+            self._trim()
+            self._trim_at = max(TRIM_STEPS, 2 * len(self._steps))
         return list(range(c0, c0 + k))
 
     def _bundles_done(self, t: float, done: list, bdone: list) -> list[int]:
