@@ -155,7 +155,10 @@ class FluidEngine:
         self._psync = [0] * n
         self._busy: set[int] = set()         # ports with a non-zero rate
         self._dirty_ports: set[int] = set()
-        self._dirty = False
+        # a recomputation is due before the next `next_time` / `advance`: True; only the
+        # trivial one of bundles started on an idle engine (`add_group`), which those skip
+        # (setting False): None; none: False
+        self._dirty: bool | None = False
         # connections added since the last recomputation, in id order, and whether anything
         # else changed since (an add onto a busy port, a departure leaving a port in use, a
         # phantom, a sprayed connection): when not, each of `_fresh` is alone on its ports and
@@ -429,6 +432,8 @@ class FluidEngine:
         cid = c0 = len(self.start_s)
         k = len(paths)
         if not k:
+            if self._bundles:
+                self._settle()
             self._dirty = True
             return None
         now = self.now
@@ -461,6 +466,8 @@ class FluidEngine:
                                                 group, None if idle else True]
             heapq.heappush(self._heap, (fmin, c))
             if idle:
+                if not self._dirty:
+                    self._dirty = None
                 return fmin
             self._eager.extend(range(c0, c0 + k))
             self._dirty = True
@@ -541,17 +548,17 @@ class FluidEngine:
 
     def _settle(self) -> None:
         """Before anything but a bundle on an idle engine changes the engine (or reads
-        `_held`): enter the members of a bundle `add_group` started on an idle engine at this
-        engine time (no step since) among the connections rated since the last recomputation
-        (`_eager`), and mark the engine for one, as `add_group` does for a bundle on an
-        engine that is not idle — so that recomputation starts from the same ports as if
-        they had been entered at once (a later step means that recomputation would have
-        come before it: nothing to enter); and mark in `_held` the ports of the running
-        members of every bundle not marked yet."""
+        `_held`): enter the members of the bundles `add_group` started on an idle engine
+        since the last recomputation (or `next_time` / `advance`, which skipped its trivial
+        one: `_dirty` False since) among the connections rated since then (`_eager`), and
+        mark the engine for one, as `add_group` does for a bundle on an engine that is not
+        idle — so that recomputation starts from the same ports as if they had been entered
+        at once; and mark in `_held` the ports of the running members of every bundle not
+        marked yet."""
         held = self._held
-        end = self._base + len(self._steps)
+        recall = self._dirty is not False
         for b in self._bundles.values():
-            if b[9] is None and b[5] == end:
+            if b[9] is None and recall:
                 self._eager.extend(range(b[0], b[0] + len(b[1])))
                 self._dirty = True
             if not b[9]:
@@ -862,6 +869,8 @@ class FluidEngine:
         valid finish on the heap (stale entries dropped)."""
         if self._dirty:
             self._recompute()
+        elif self._dirty is None:  # (`add_group`'s bundles on an idle engine: nothing to do)
+            self._dirty = False
         heap, conns, bat = self._heap, self._conns, self._bat
         while heap:
             f, c = heap[0]
@@ -877,6 +886,8 @@ class FluidEngine:
         """Move to time `t` (not past `next_time()`); ids of connections that finish at `t`."""
         if self._dirty:
             self._recompute()
+        elif self._dirty is None:  # (`add_group`'s bundles on an idle engine: nothing to do)
+            self._dirty = False
         dt = t - self.now
         if dt < 0:
             raise ValueError(f"fluid engine cannot go back in time: now={self.now}, t={t}")
