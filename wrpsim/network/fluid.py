@@ -145,15 +145,20 @@ class FluidEngine:
         self._trim_at = TRIM_STEPS
         self._heap: list[tuple[float, int]] = []   # (finish, id), stale entries skipped
         self._port_conns: dict[int, set[int]] = {}   # port -> active connection ids
-        # port -> 1 while a bundle member (`_bundles`) runs on it, else 0: a bundle's members
-        # are not in `_port_conns` (they enter it when `_unbundle` makes them connections)
+        # port -> its bundle's first id + 1 while a member of a marked bundle (`_bundles`) runs
+        # on it, else 0: a bundle's members are not in `_port_conns` (they enter it when
+        # `_unbundle` makes them connections). A bundle started on an idle engine is marked
+        # only when something may read the marks (`_settle`): most finish before that
         self._held = [0] * n
         self._pbytes = [0.0] * n             # bytes carried up to step _psync[p]
         self._prate = [0.0] * n              # current rate through the port (bytes/s)
         self._psync = [0] * n
         self._busy: set[int] = set()         # ports with a non-zero rate
         self._dirty_ports: set[int] = set()
-        self._dirty = False
+        # a recomputation is due before the next `next_time` / `advance`: True; only the
+        # trivial one of bundles started on an idle engine (`add_group`), which those skip
+        # (setting False): None; none: False
+        self._dirty: bool | None = False
         # connections added since the last recomputation, in id order, and whether anything
         # else changed since (an add onto a busy port, a departure leaving a port in use, a
         # phantom, a sprayed connection): when not, each of `_fresh` is alone on its ports and
@@ -161,8 +166,9 @@ class FluidEngine:
         self._fresh: list[int] = []
         self._eager: list[int] = []  # rated when added (`add_paths`), since the last one
         # bundles of `add_group`: first id -> [first id, paths, sizes, rates, finishes, sync
-        # step, indices still running, latest finish, the group]; `_bat`: the id of a
-        # bundle's heap entry -> the bundle
+        # step, indices still running, latest finish, the group, whether its ports are marked
+        # in `_held` (None: not yet, nor its members in `_eager`: `_settle`)]; `_bat`: the id
+        # of a bundle's heap entry -> the bundle
         self._bundles: dict[int, list] = {}
         self._bat: dict[int, list] = {}
         # connections rated when added whose ports' rate, sync step and busy mark are implied
@@ -186,6 +192,8 @@ class FluidEngine:
 
     def add_phantom(self, ports: tuple[int, ...], coefs: tuple[float, ...]) -> int:
         """Start a phantom on `ports` (rate × `coefs[i]` on `ports[i]`) at `now`; its id."""
+        if self._bundles:
+            self._settle()
         self._phantoms += 1
         cid = -self._phantoms
         self._conns[cid] = [tuple(ports), tuple(coefs), INF, 0.0, self._base + len(self._steps),
@@ -200,6 +208,8 @@ class FluidEngine:
 
     def remove(self, cid: int) -> None:
         """Take phantom `cid` out at `now`; the others' rates are recomputed."""
+        if self._bundles:
+            self._settle()
         st = self._conns.pop(cid)
         pc, ph = self._port_conns, self._ph_ports
         for p in st[0]:
@@ -319,6 +329,8 @@ class FluidEngine:
         if len(paths) == 1:
             return self.add_path(paths[0], conn.nbytes)
         # a sprayed connection: 1/k of its rate per path, shared ports summed
+        if self._bundles:
+            self._settle()
         cid = len(self.start_s)
         self.start_s.append(self.now)
         self.finish_s.append(NAN)
@@ -350,6 +362,8 @@ class FluidEngine:
         n = len(ports)
         self._conns[cid] = [ports, _ONES[n] if n < _NONES else (1.0,) * n, float(nbytes), 0.0,
                             self._base + len(self._steps), INF]
+        if self._bundles:
+            self._settle()
         pc, held = self._port_conns, self._held
         for p in ports:
             s = pc.get(p)
@@ -381,9 +395,14 @@ class FluidEngine:
     def group(self, paths) -> tuple:
         """What `add_group` needs to know of connections on `paths` (one path each), whatever
         their bytes: the paths (a tuple), all their ports in path order, each path's rate when
-        alone on idle ports (its smallest capacity, as `_register` gives it) and, per port of
-        the second item, its path's rate. Valid for this engine's whole life (its capacities
-        do not change): a caller that starts connections on the same paths again may keep it."""
+        alone on idle ports (its smallest capacity, as `_register` gives it), per port of
+        the second item its path's rate, whether every port appears once (`add_group` then
+        needs no check on an idle engine), the paths' one rate when they all have the same
+        (else None) and a one-item list the engine sets to True once every one of its ports
+        has had a connection (`port_max_conns` at least 1: it never drops again, so
+        `add_group` need not look again). Valid for this engine's whole life (its
+        capacities do not change): a caller that starts connections on the same paths again
+        may keep it."""
         cap = self._capl
         flat: list[int] = []
         rates = []
@@ -397,38 +416,62 @@ class FluidEngine:
             rates.append(rc)
             flat += ports
             prates += [rc] * len(ports)
-        return tuple(paths), tuple(flat), tuple(rates), tuple(prates)
+        one = rates[0] if rates and rates.count(rates[0]) == len(rates) else None
+        return (tuple(paths), tuple(flat), tuple(rates), tuple(prates),
+                len(set(flat)) == len(flat), one, [False])
 
-    def add_group(self, group: tuple, sizes: list[int]) -> None:
-        """`add_paths(paths, sizes)` for the paths of `group` (`group(paths)`)."""
-        paths, flat, rates, _ = group
+    def add_group(self, group: tuple, sizes: list[int]) -> float | None:
+        """`add_paths(paths, sizes)` for the paths of `group` (`group(paths)`). On an idle
+        engine (no connection, phantom or bundle: no port has a connection or is held) paths
+        whose ports appear once are a bundle without looking at their ports, and it is not
+        marked in `_held`, nor are its members entered among the connections rated since the
+        last recomputation (`_eager`) or the engine marked for one: a recomputation would
+        change nothing of theirs (`_settle` does both when anything else changes the engine).
+        Its earliest finish is then returned: the engine's next completion (else None)."""
+        paths, flat, rates, _, distinct, one, seen = group
         cid = c0 = len(self.start_s)
         k = len(paths)
         if not k:
+            if self._bundles:
+                self._settle()
             self._dirty = True
-            return
+            return None
         now = self.now
         self.start_s.extend([now] * k)  # (list products: no `repeat`'s argument parsing)
         self.finish_s.extend(NANS_BY_LEN.get(k) or nans(k))  # (one `NAN` object)
         sync = self._base + len(self._steps)
-        if self._hold(flat, c0 + 1):  # a bundle: one heap entry, its earliest (finish, id)
-            fins = []
+        idle = (distinct and not self._conns and not self._bundles and self.watch is None)
+        if idle or self._hold(flat, c0 + 1):  # a bundle: one heap entry, its earliest
+            if not seen[0]:  # (finish, id)
+                pmax = self.port_max_conns
+                for p in flat:
+                    if not pmax[p]:
+                        pmax[p] = 1
+                seen[0] = True
             fmin = fmax = now + float(sizes[0]) / rates[0]  # (`_rate_fresh`)
             c = c0
-            for b, rc in zip(sizes, rates):  # (min(), index() and max() in one pass)
-                f = now + float(b) / rc
-                fins.append(f)
-                if f < fmin:
-                    fmin, c = f, c0 + len(fins) - 1
-                elif f > fmax:
-                    fmax = f
+            if one is not None and sizes.count(sizes[0]) == k:  # all the same: one division
+                fins = [fmin] * k
+            else:
+                fins = []
+                for b, rc in zip(sizes, rates):  # (min(), index() and max() in one pass)
+                    f = now + float(b) / rc
+                    fins.append(f)
+                    if f < fmin:
+                        fmin, c = f, c0 + len(fins) - 1
+                    elif f > fmax:
+                        fmax = f
             self._bundles[c0] = self._bat[c] = [c0, paths, sizes, rates, fins, sync,
                                                 _RANGES[k] if k < _NONES else range(k), fmax,
-                                                group]
+                                                group, None if idle else True]
             heapq.heappush(self._heap, (fmin, c))
+            if idle:
+                if not self._dirty:
+                    self._dirty = None
+                return fmin
             self._eager.extend(range(c0, c0 + k))
             self._dirty = True
-            return
+            return None
         register = self._register
         rates = []
         fins = []
@@ -459,6 +502,7 @@ class FluidEngine:
         self._mixed = True
         self._add_each(paths[j + 1:], sizes[j + 1:], cid + 1, sync)
         self._dirty = True
+        return None
 
     def _add_each(self, paths: list[tuple[int, ...]], sizes: list[int], cid: int,
                   sync: int) -> None:
@@ -484,13 +528,15 @@ class FluidEngine:
             cid += 1
 
     def _hold(self, ports: tuple[int, ...], mark: int) -> bool:
-        """The bundle test of `add_group`: when nothing watches the engine and every one of
-        `ports` (a group's, in path order) is idle (no connection, no bundle member) and
-        appears once, hold them (`_held`: `mark`, the bundle's first id + 1; their most
-        concurrent connections at least 1) and return True; else False, nothing held."""
+        """The bundle test of `add_group` on an engine that is not idle: when nothing watches
+        it and every one of `ports` (a group's, in path order) is idle (no connection, no
+        bundle member) and appears once, hold them (`_held`: `mark`, the bundle's first id
+        + 1) and return True; else False, nothing held."""
+        if self._bundles:  # (the connections `add_group` makes otherwise read `_held` too)
+            self._settle()
         if self.watch is not None:
             return False
-        pc, held, pmax = self._port_conns, self._held, self.port_max_conns
+        pc, held = self._port_conns, self._held
         for p in ports:
             if held[p] or pc.get(p):
                 for q in ports:  # (undo: the ports held with `mark` are this call's)
@@ -498,9 +544,29 @@ class FluidEngine:
                         held[q] = 0
                 return False
             held[p] = mark
-            if not pmax[p]:
-                pmax[p] = 1
         return True
+
+    def _settle(self) -> None:
+        """Before anything but a bundle on an idle engine changes the engine (or reads
+        `_held`): enter the members of the bundles `add_group` started on an idle engine
+        since the last recomputation (or `next_time` / `advance`, which skipped its trivial
+        one: `_dirty` False since) among the connections rated since then (`_eager`), and
+        mark the engine for one, as `add_group` does for a bundle on an engine that is not
+        idle — so that recomputation starts from the same ports as if they had been entered
+        at once; and mark in `_held` the ports of the running members of every bundle not
+        marked yet."""
+        held = self._held
+        recall = self._dirty is not False
+        for b in self._bundles.values():
+            if b[9] is None and recall:
+                self._eager.extend(range(b[0], b[0] + len(b[1])))
+                self._dirty = True
+            if not b[9]:
+                b[9] = True
+                mark, paths = b[0] + 1, b[1]
+                for i in b[6]:
+                    for p in paths[i]:
+                        held[p] = mark
 
     def _register(self, ports: tuple[int, ...], cid: int) -> float | None:
         """Enter connection `cid` on its `ports` (their connection sets, their most concurrent
@@ -532,9 +598,10 @@ class FluidEngine:
         """Make the running connections of every bundle plain ones (state, heap entry, lazily
         kept ports, entered on their ports' connection sets), as `add_paths` would have made
         them one by one."""
+        self._settle()
         conns, heap, lazy = self._conns, self._heap, self._lazy
         pc, held = self._port_conns, self._held
-        for c0, paths, sizes, rates, fins, sync, alive, _, _ in self._bundles.values():
+        for c0, paths, sizes, rates, fins, sync, alive, _, _, _ in self._bundles.values():
             for i in alive:
                 ports = paths[i]
                 n = len(ports)
@@ -557,6 +624,8 @@ class FluidEngine:
         """New rates for the connections the changes since the last one can affect: the
         touched ports' component (`_alone` / `_component`), rated by the cheapest method that
         gives water-filling's answer bit for bit, then applied (`_apply`)."""
+        if self._bundles:
+            self._settle()
         self._dirty = False
         fresh, eager = self._fresh, self._eager
         if not self._mixed and len(fresh) + len(eager) <= SMALL and self.watch is None:
@@ -800,6 +869,8 @@ class FluidEngine:
         valid finish on the heap (stale entries dropped)."""
         if self._dirty:
             self._recompute()
+        elif self._dirty is None:  # (`add_group`'s bundles on an idle engine: nothing to do)
+            self._dirty = False
         heap, conns, bat = self._heap, self._conns, self._bat
         while heap:
             f, c = heap[0]
@@ -815,6 +886,8 @@ class FluidEngine:
         """Move to time `t` (not past `next_time()`); ids of connections that finish at `t`."""
         if self._dirty:
             self._recompute()
+        elif self._dirty is None:  # (`add_group`'s bundles on an idle engine: nothing to do)
+            self._dirty = False
         dt = t - self.now
         if dt < 0:
             raise ValueError(f"fluid engine cannot go back in time: now={self.now}, t={t}")
@@ -833,19 +906,20 @@ class FluidEngine:
         pop = heapq.heappop
         while heap and heap[0][0] <= lim:
             f, c = pop(heap)
-            st = conns.get(c)
-            if st is not None:
-                if st[5] == f:
+            b = bat.pop(c, None)  # (a bundle's entry: its id is no connection's meanwhile)
+            if b is None:
+                st = conns.get(c)
+                if st is not None and st[5] == f:
                     done.append((c, st))
                     del conns[c]
-                continue
-            b = bat.pop(c, None)
-            if b is None:
                 continue
             # a bundle: every member due by `lim` finishes, as with an entry each
             if b[7] <= lim:  # all of them (the latest finish is due)
                 due = b[6]
                 del self._bundles[b[0]]
+                if (bdone is None and not done and (not heap or heap[0][0] > lim)
+                        and len(due) == len(b[1]) and b[5] == self._base + len(self._steps) - 1):
+                    return self._all_done(t, b)  # (the only departure: the common case)
             else:
                 c0, fins = b[0], b[4]
                 due = []
@@ -928,6 +1002,31 @@ class FluidEngine:
             self._dirty = self._mixed = True
         return [c for c, _ in done]
 
+    def _all_done(self, t: float, b: list) -> list[int]:
+        """Every member of bundle `b` (out of `_bundles`) finishes at `t`, one step after the
+        bundle started (`advance`): their finish times, their ports' bytes (each port its
+        member's rate times that step, as a `_lazy` connection's) and marks; their ids."""
+        c0, k = b[0], len(b[1])
+        self.finish_s[c0:c0 + k] = [t] * k
+        _, ports, _, prates, _, one, _ = b[8]
+        if b[9]:  # (an unmarked bundle's ports are all 0 in `_held`)
+            held = self._held
+            for p in ports:
+                held[p] = 0
+        steps = self._steps
+        pbytes, dtl = self._pbytes, steps[-1]
+        if one is not None:  # (one rate: every member's product is the same)
+            inc = one * dtl
+            for p in ports:
+                pbytes[p] = pbytes[p] + inc
+        else:
+            for p, r in zip(ports, prates):  # (r * dtl: each member's product, per port)
+                pbytes[p] = pbytes[p] + r * dtl
+        if len(steps) >= self._trim_at:  # (bundles on an idle engine need no recomputation)
+            self._trim()
+            self._trim_at = max(TRIM_STEPS, 2 * len(self._steps))
+        return list(range(c0, c0 + k))
+
     def _bundles_done(self, t: float, done: list, bdone: list) -> list[int]:
         """`advance`'s departures at `t` when bundle members are among them: the members'
         ports get their bytes as a `_lazy` connection's do; the plain connections `done` go
@@ -939,15 +1038,13 @@ class FluidEngine:
         ids = []
         for b, due in bdone:
             c0, paths, rates, s0 = b[0], b[1], b[3], b[5]
-            k = len(due)
-            if s0 == last and k == len(paths):  # all at once, one step since they started
-                ids += range(c0, c0 + k)
-                finish_s[c0:c0 + k] = [t] * k
-                _, ports, _, prates = b[8]
-                for p, r in zip(ports, prates):  # (r * dtl: each member's product, per port)
-                    held[p] = 0
-                    pbytes[p] = pbytes[p] + r * dtl
+            if s0 == last and len(due) == len(paths):  # all at once, one step since they
+                ids += self._all_done(t, b)  # started
                 continue
+            if b[9]:  # (an unmarked bundle's ports are all 0 in `_held`)
+                for i in due:
+                    for p in paths[i]:
+                        held[p] = 0
             if s0 == last:  # one step since the bundle started
                 for i in due:
                     c = c0 + i
@@ -955,7 +1052,6 @@ class FluidEngine:
                     finish_s[c] = t
                     inc = rates[i] * dtl  # (the same product for every port)
                     for p in paths[i]:
-                        held[p] = 0
                         pbytes[p] = pbytes[p] + inc
                 continue
             for i in due:
@@ -964,16 +1060,12 @@ class FluidEngine:
                 finish_s[c] = t
                 if s0 != end:
                     for p in paths[i]:
-                        held[p] = 0
                         pbytes[p] = self._replay(pbytes[p], rates[i], s0, 1.0)
-                else:
-                    for p in paths[i]:
-                        held[p] = 0
         if done:
             done.sort()
             ids += self._depart(t, done)
             ids.sort()
-        elif len(ids) > 1:
+        elif len(bdone) > 1:  # (one bundle's are in order)
             ids.sort()
         return ids
 

@@ -243,11 +243,10 @@ class Fabric:
         log.f_src.extend(plan[0])
         log.f_dst.extend(plan[1])
         f_end = log.f_end
+        sizes = [q] * n  # (the flows' bytes; the engine keeps the list: not changed after)
         if r:
-            log.f_bytes.append(q + r)
-            log.f_bytes.extend([q] * (n - 1))
-        else:
-            log.f_bytes.extend([q] * n)
+            sizes[0] = q + r
+        log.f_bytes.extend(sizes)
         f_end.extend(plan[3])
         lb = self.lb
         if plan[4] is not None and q:  # every flow within one leaf: its planned path
@@ -257,13 +256,7 @@ class Fabric:
             drv.catch_up()
             drv.conn_flow.extend(range(fid0, fid0 + n))
             drv.conn_x.extend([x] * n)  # one connection per flow: no `f_live`
-            if r:
-                sizes = [q] * n
-                sizes[0] = q + r
-            else:
-                sizes = [q] * n
-            drv.engine.add_group(plan[4], sizes)
-            drv.arm_soon()
+            drv.arm_soon(drv.engine.add_group(plan[4], sizes))
             log.x_live[x] = [n, done]
             return x
         f_live = log.f_live
@@ -529,6 +522,7 @@ class _FluidDriver:
         self.gen = 0
         self.pending: list[int] = []
         self._arming = False
+        self._early = -1.0  # the instant whose first add armed the wake at once (`arm_soon`)
         self.on_rates: Callable[[], None] | None = None  # after rates may have changed
         self._t = 0.0                    # the time the latest wake (generation `gen`) is for
         self._deferred = self._arm  # (bound once: `arm_soon`'s wake passes its event)
@@ -545,16 +539,33 @@ class _FluidDriver:
         """Bring the engine to now before connections are added (the first add of an instant;
         a second add in one instant finds it there); what finishes goes to `pending`."""
         eng, now = self.engine, self.env._now
-        if not self._arming or eng.now < now:
+        if not (self._arming or self._early == now) or eng.now < now:
             done = eng.advance(now if now > eng.now else eng.now)
             if done:
                 self.pending += done
 
-    def arm_soon(self) -> None:
-        """One recomputation for all transfers started at this instant: after this event."""
-        if not self._arming:
-            self._arming = True
-            wake(self.env, 0, self._deferred)
+    def arm_soon(self, t: float | None = None) -> None:
+        """One recomputation for all transfers started at this instant: after this event.
+
+        `t`: the engine's next completion, when the connections just added are all it runs
+        and it knows their finishes without a recomputation (`FluidEngine.add_group` on an
+        idle engine). If this is the instant's first add and t is later than now, the wake
+        for t is scheduled at once, as the deferred `_arm` would schedule it, with no
+        deferred event: the engine's recomputation (which changes nothing of theirs) is left
+        to its next `advance` or `next_time`, and a second add in this instant still gets a
+        deferred `_arm` for them all (its wake voids this one). The wake then has an earlier
+        event id than `_arm`'s would have had, which orders it differently only against an
+        event scheduled for exactly t (the same float) between now and the end of this
+        instant's events; no other event moves."""
+        if self._arming:
+            return
+        now = self.env._now
+        if t is not None and t > now and not self.pending and self.on_rates is None:
+            self._early = now
+            self._schedule(now, t)
+            return
+        self._arming = True
+        wake(self.env, 0, self._deferred)
 
     def reshape(self, add=(), remove=()) -> list[int]:
         """Add phantoms `add` = [(ports, coefs)] and remove phantoms `remove` now; rates are
@@ -578,8 +589,11 @@ class _FluidDriver:
         t = now if self.pending else self.engine.next_time()
         if self.on_rates is not None:
             self.on_rates()
-        if t is None:
-            return
+        if t is not None:
+            self._schedule(now, t)
+
+    def _schedule(self, now: float, t: float) -> None:
+        """The wake for time t (a new generation: it voids the one scheduled before)."""
         self.gen += 1
         self._t = t
         d = t - now
@@ -606,6 +620,17 @@ class _FluidDriver:
             f_live, x_live, f_end, x_end = log.f_live, log.x_live, log.f_end, log.x_end
             cf, cx = self.conn_flow, self.conn_x
             i, n = 0, len(done)
+            c, e = done[0], done[-1]
+            x = cx[c]
+            if (x >= 0 and e - c == n - 1 and cx[e] == x and cf[e] - cf[c] == n - 1
+                    and x_live[x][0] == n):
+                # the connections done now are all the flows their transfer waits for (the
+                # loop's first case below, for all of them): it is done (the common case)
+                f_end[cf[c]:cf[e] + 1] = [now] * n
+                xs = x_live.pop(x)
+                x_end[x] = now
+                xs[1](now)
+                i = n
             while i < n:
                 c = done[i]
                 i += 1
