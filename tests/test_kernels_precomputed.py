@@ -132,3 +132,51 @@ def test_a_damaged_cache_file_is_ignored(cache):
     (path,) = cache.glob("*.npz")
     path.write_bytes(path.read_bytes()[:200])  # truncated: not a zip file any more
     _same(_model(Kernels(TABLES, get_gpu("h100-80gb"))), first)
+
+
+def test_curves_computed_on_another_cpu_are_not_read(cache, monkeypatch):
+    """numpy's SIMD paths round some interpolations differently per CPU (module docstring):
+    the CPU features are part of the key, so a file written where they differ (another node
+    sharing the folder, an emulator) is not read here."""
+    assert precomputed.cpu_features()  # numpy says which features it dispatches on
+    k = Kernels(TABLES, get_gpu("h100-80gb"))
+    here = precomputed.model_key(_model(k))
+    monkeypatch.setattr(precomputed, "cpu_features", lambda: ["SSE2"])
+    there = precomputed.model_key(_model(k))
+    assert there != here and precomputed.load(there) is not None
+    assert len(list(cache.glob("*.npz"))) == 2
+
+
+def test_the_cache_keeps_its_most_recently_used_files(cache, monkeypatch):
+    """After a write, only the `KEEP` most recently used files stay; a read counts as a use."""
+    monkeypatch.setattr(precomputed, "KEEP", 2)
+    k = Kernels(TABLES, get_gpu("h100-80gb"))
+    first = precomputed.model_key(_model(k, tp=1))
+    files = {first: precomputed._file(first)}
+    for tp in (2, 4):
+        key = precomputed.model_key(_model(k, tp=tp))
+        files[key] = precomputed._file(key)
+    assert len(list(cache.glob("*.npz"))) == 2 and not files[first].exists()  # the oldest went
+    second, third = list(files)[1:]
+    old = files[third].stat().st_mtime_ns - 10**9  # make the tp=4 file the oldest, then use it
+    os.utime(files[third], ns=(old, old))
+    os.utime(files[second], ns=(old + 1, old + 1))
+    assert precomputed.load(third) is not None  # a read: now the most recent
+    _model(k, tp=8)
+    assert files[third].exists() and not files[second].exists()
+    assert len(list(cache.glob("*.npz"))) == 2
+
+
+def test_prune_skips_what_it_cannot_list_or_remove(tmp_path):
+    from wrpsim.io import prune
+
+    assert prune(tmp_path / "missing", "*.npz", 1) == 0
+    for i in range(4):
+        p = tmp_path / f"{i}.npz"
+        p.write_bytes(b"x")
+        os.utime(p, ns=(10**18 + i, 10**18 + i))
+    (tmp_path / "keep.json").write_text("{}")  # not the pattern: never removed
+    (tmp_path / "sub.npz").mkdir()  # a folder: never removed
+    assert prune(tmp_path, "*.npz", 2) == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["2.npz", "3.npz", "keep.json",
+                                                          "sub.npz"]

@@ -224,10 +224,14 @@ def test_file_and_option_errors(tmp_path):
 # --- cache ------------------------------------------------------------------------------------
 
 
-def _params(p: Path) -> Path:
+def _loader(kind: str) -> dict:
     from wrpsim.workload.loaders import loader_params
 
-    return cache_file(p, {"kind": "azure", **loader_params("azure")})
+    return loader_params(kind)
+
+
+def _params(p: Path) -> Path:
+    return cache_file(p, {"kind": "azure", **_loader("azure")})
 
 
 def test_cache_is_transparent_and_recovers_from_corruption(tmp_path, monkeypatch):
@@ -257,6 +261,24 @@ def test_cache_keeps_optional_columns_and_tracks_source_changes(tmp_path, monkey
     p.write_text(_OK)
     os.utime(p, ns=(1, 1))
     assert len(load_trace(p, kind="mooncake")) == 1
+
+
+def test_cache_keeps_its_most_recently_used_traces(tmp_path, monkeypatch):
+    """After a write the folder holds the `KEEP` most recently used traces; a hit is a use."""
+    import wrpsim.workload.cache as cache
+
+    monkeypatch.setenv("WRPSIM_CACHE", str(tmp_path / "c"))
+    monkeypatch.setattr(cache, "KEEP", 2)
+    srcs = [_write(tmp_path, f"s{i}.jsonl", _OK) for i in range(3)]
+    files = []
+    for i, p in enumerate(srcs[:2]):
+        load_trace(p, kind="mooncake")
+        files.append(cache_file(p, {"kind": "mooncake", **_loader("mooncake")}))
+        os.utime(files[-1], ns=(10**18 + i, 10**18 + i))  # s0 older than s1
+    load_trace(srcs[0], kind="mooncake")  # a hit: s0 is now the most recently used
+    load_trace(srcs[2], kind="mooncake")  # a write: the least recently used (s1) goes
+    assert files[0].exists() and not files[1].exists()
+    assert len(list((tmp_path / "c").glob("*.parquet"))) == 2
 
 
 def test_cache_off(tmp_path, monkeypatch):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 from contextlib import contextmanager
+from fnmatch import fnmatch
 from pathlib import Path
 
 
@@ -24,6 +25,45 @@ def atomic_path(path: Path):
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def prune(directory: Path | str, pattern: str, keep: int) -> int:
+    """Bound a cache folder: remove all but the `keep` most recently modified files of
+    `directory` whose names match `pattern` (its readers mark a file they use as recent with
+    `touch`, so this keeps the most recently used). Files that vanish meanwhile or cannot be
+    removed are skipped, as is a folder that cannot be listed (a cache is never worth a
+    failure). Returns how many files it removed."""
+    found = []
+    try:
+        with os.scandir(directory) as entries:
+            for e in entries:
+                if fnmatch(e.name, pattern) and e.is_file(follow_symlinks=False):
+                    try:
+                        found.append((e.stat(follow_symlinks=False).st_mtime_ns, e.name))
+                    except OSError:
+                        continue
+    except OSError:
+        return 0
+    if len(found) <= keep:
+        return 0
+    found.sort(reverse=True)
+    removed = 0
+    for _, name in found[keep:]:
+        try:
+            os.unlink(os.path.join(directory, name))
+            removed += 1
+        except OSError:
+            continue
+    return removed
+
+
+def touch(path: Path | str) -> None:
+    """Mark cache file `path` as just used (its modification time: `prune` keeps the most
+    recent); nothing when that is not allowed (a read-only cache)."""
+    try:
+        os.utime(path)
+    except OSError:
+        pass
 
 
 def make_dir(path: Path | str, field: str) -> Path:

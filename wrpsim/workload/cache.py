@@ -12,7 +12,9 @@ with the same `attrs`: the frame's
 `hash_block_tokens` is stored in the Parquet schema metadata (key `wrpsim.hash_block_tokens`).
 The canonical schema's version (`TRACE_SCHEMA` metadata `wrpsim.version`; 2 since the optional
 `think_s` column) is part of the file name's hash and is checked on reading, so a cache written
-under an older schema is never read (it is rebuilt under a new name).
+under an older schema is never read (it is rebuilt under a new name). The folder keeps the
+`KEEP` most recently used trace files (`wrpsim.io.prune` after each write; a hit marks its
+file as used): every edit of a trace or new loader parameter makes a new file.
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ if TYPE_CHECKING:
 CACHE_FORMAT = 4  # 3: optional columns of canonical name read by default, outcomes; 4: blank
 # text cells are missing values, zoned times in UTC
 _ATTR_KEY = f"wrpsim.{ATTR}".encode()
+#: parsed traces kept (the least recently used beyond this are removed after a write)
+KEEP = 128
 
 
 def cache_file(source: Path, params: Mapping) -> Path | None:
@@ -119,12 +123,15 @@ def cached(source: Path, params: Mapping,
            build: Callable[[], pd.DataFrame]) -> TraceColumns:
     """Return the cached trace of (`source`, `params`), else `build()` its canonical frame, store
     it and return it as `TraceColumns`."""
+    from wrpsim.io import prune, touch
+
     path = cache_file(source, params)
     if path is not None:
         trace = read_cached(path)
         if trace is not None:
+            touch(path)  # used: `prune` keeps it
             return trace
     df = build()
-    if path is not None:
-        write_cached(path, df)
+    if path is not None and write_cached(path, df):
+        prune(path.parent, "*.parquet", KEEP)
     return TraceColumns.from_frame(df)

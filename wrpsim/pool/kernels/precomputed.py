@@ -10,11 +10,24 @@ reference GPU's moved over by the roofline ratio, or both for a `Partial` source
 directory with the name, size and modification time in ns of every file in it; the GPU specs;
 the label), the model spec, tp, ep, attn_dp, the all-reduce group, precision, KV dtype,
 `max_tokens`, the engine constants, the code (SHA-256 of the sources of `wrpsim/pool/kernels/`
-and of the model and GPU spec modules) and the numpy version. The file name is a hash of the
+and of the model and GPU spec modules), the numpy version and the CPU features numpy runs on
+(`cpu_features`). The file name is a hash of the
 key and the file holds the whole key, compared on reading: a stale or colliding file is never
 read (a new one is written). A kernel source of another type is not cached (no key). Files are
 written atomically (temporary file, then `os.replace`); a file that cannot be read or written
 is ignored (the curves are computed).
+
+Why the CPU features: numpy picks its SIMD kernels by the CPU's instruction sets, and some of
+the interpolations round differently on different paths. Computed under valgrind (which hides
+AVX-512), 97 of the 4,098 per-token values of Llama-3.1-70B on 4 x H100 differ from the same
+computation on the same machine in the last bit, enough to move a few requests' `gpu_s` and
+energy in the last digit; so a file written on another CPU (a home folder shared by a
+cluster's nodes) or under an emulator is not read here.
+
+Bounded: the folder keeps the `KEEP` most recently used files (`wrpsim.io.prune` after each
+write; a read marks its file as used). Every checkout, catalog edit and code version makes new
+keys, so without a bound the folder only grows (it had reached 47,000 files, 12 GB, on a
+developer's machine).
 
 Location: `$WRPSIM_MODEL_CACHE`, default `~/.cache/wrpsim/latency`; `off` (or 0 / false / no /
 none) there or in `WRPSIM_CACHE` (the trace cache's switch) disables it.
@@ -36,6 +49,8 @@ FIELDS = ("stream", "lin", "head", "pre_b", "pre_s", "pre_t", "dec_b", "dec_s", 
           "mla_tables")
 _OFF = ("off", "0", "false", "no", "none")
 _FORMAT = 2
+#: cache files kept (the least recently used beyond this are removed after a write)
+KEEP = 512
 
 
 def cache_dir() -> Path | None:
@@ -58,6 +73,20 @@ def code_version() -> str:
     for f in files:
         h.update(f.name.encode() + b"\0" + f.read_bytes() + b"\0")
     return h.hexdigest()
+
+
+@cache
+def cpu_features() -> list[str]:
+    """The CPU features numpy's SIMD dispatch found enabled here (sorted names; empty if this
+    numpy does not say)."""
+    try:
+        from numpy._core._multiarray_umath import __cpu_features__ as features
+    except ImportError:  # numpy 1.x
+        try:
+            from numpy.core._multiarray_umath import __cpu_features__ as features
+        except ImportError:
+            return []
+    return sorted(name for name, on in features.items() if on)
 
 
 def _tables(directory: Path) -> dict:
@@ -103,7 +132,7 @@ def model_key(lat) -> str | None:
            "tp": lat.tp, "ep": lat.ep, "attn_dp": lat.adp, "coll_tp": lat.coll_tp,
            "precision": lat.precision,
            "kv_dtype": lat.kv_dtype, "max_tokens": lat.max_tokens, "constants": repr(lat.c),
-           "code": code_version(), "numpy": np.__version__}
+           "code": code_version(), "numpy": np.__version__, "cpu": cpu_features()}
     return json.dumps(key, sort_keys=True)
 
 
@@ -120,25 +149,31 @@ def load(key: str | None) -> dict | None:
     path = _file(key) if key is not None else None
     if path is None:
         return None
+    from wrpsim.io import touch
+
     try:
         with np.load(path, allow_pickle=False) as f:
             if str(f["key"][()]) != key:
                 return None
-            return {name: f[name] for name in FIELDS}
+            arrays = {name: f[name] for name in FIELDS}
     except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile):
         return None
+    touch(path)  # used: `prune` keeps it
+    return arrays
 
 
 def store(key: str | None, arrays: dict) -> bool:
-    """Store `arrays` (`FIELDS`) under `key` atomically; False (nothing left) on I/O error."""
+    """Store `arrays` (`FIELDS`) under `key` atomically, then keep the folder to `KEEP` files;
+    False (nothing left) on I/O error."""
     path = _file(key) if key is not None else None
     if path is None:
         return False
-    from wrpsim.io import atomic_path
+    from wrpsim.io import atomic_path, prune
 
     try:
         with atomic_path(path) as tmp, open(tmp, "wb") as f:
             np.savez(f, key=np.array(key), **{name: arrays[name] for name in FIELDS})
-        return True
     except OSError:
         return False
+    prune(path.parent, "*.npz", KEEP)
+    return True
