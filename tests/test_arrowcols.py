@@ -114,6 +114,17 @@ def test_factorize_codes_give_back_the_values(monkeypatch):
     assert [distinct[c] for c in codes] == values
 
 
+@pytest.mark.parametrize("values", [["é"] * 5, [""] * 4, ["ab", "ab", "a", "b"], ["x", "x", "xy"],
+                                    ["x", "x", "x\x00"], ["ab", "", "ab", "ab"]])
+def test_factorize_of_one_repeated_string_as_of_any_column(values):
+    # the all-equal shortcut reads the buffers: sliced and chunked columns, near misses
+    col = pa.chunked_array([pa.array(["z", *values[:2]]).slice(1), pa.array([]).cast(pa.string()),
+                            pa.array(values[2:])])
+    codes, distinct = arrowcols.factorize(col)
+    assert [distinct[c] for c in codes] == values and codes.dtype == np.int64
+    assert distinct == list(dict.fromkeys(values))
+
+
 def test_request_log_take_table_equals_table_and_releases_the_rows(monkeypatch):
     import pyarrow.compute as pc
 

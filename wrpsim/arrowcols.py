@@ -14,7 +14,8 @@ schemas use, and give exactly what the pyarrow calls give:
   array of `str` / None; other types go to pyarrow's `to_numpy`);
 - `factorize(column)`: (codes, values) with `values[codes[i]]` the i-th value as
   `to_pylist()` gives it, converting `BLOCK_ROWS` values at a time: a million-row string
-  column is read without a million Python strings at once.
+  column is read without a million Python strings at once (and a string column holding one
+  value throughout, the run's one model, pool or status, without any: `_all_equal`).
 """
 
 from __future__ import annotations
@@ -160,12 +161,34 @@ def factorize(column: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, list]:
     n = len(column)
     if n and column.null_count == n:  # all null (e.g. prefill_pool of a colocated fleet)
         return np.zeros(n, dtype=np.int64), [None]
+    if n and column.type == pa.string() and not column.null_count:
+        first = column[0].as_py()
+        if _all_equal(column, first.encode("utf-8")):  # (one model, pool or status: common)
+            return np.zeros(n, dtype=np.int64), [first]
     index: dict = {}
     codes = np.empty(n, dtype=np.int64)
     for lo in range(0, len(column), BLOCK_ROWS):
         block = column.slice(lo, BLOCK_ROWS).to_pylist()
         codes[lo:lo + len(block)] = [index.setdefault(v, len(index)) for v in block]
     return codes, list(index)
+
+
+def _all_equal(column: pa.ChunkedArray | pa.Array, value: bytes) -> bool:
+    """Whether every value of a string column without nulls is `value` (UTF-8), read from its
+    offsets and data buffers: no Python string per row."""
+    size = len(value)
+    chunks = column.chunks if isinstance(column, pa.ChunkedArray) else [column]
+    for c in chunks:
+        if not len(c):
+            continue
+        _, offsets, data = c.buffers()
+        off = np.frombuffer(offsets, dtype=np.int32)[c.offset:c.offset + len(c) + 1]
+        if not (np.diff(off) == size).all():
+            return False
+        raw = b"" if data is None else data.to_pybytes()
+        if raw[off[0]:off[-1]] != value * len(c):
+            return False
+    return True
 
 
 def _null_mask(chunk: pa.Array) -> np.ndarray | None:
