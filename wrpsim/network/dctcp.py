@@ -27,6 +27,8 @@ DUPTHRESH = 3
 class DctcpMixin:
     """The `dctcp` handlers of `PacketEngine`, and the ECN window law `roce` shares."""
 
+    __slots__ = ()
+
     def _dctcp_recv(self, c: int, k: int, ev: int, ecn: int, t: int, trimmed: bool) -> bool:
         fin = self._sack_accept(c, k, t)
         self._ctrl(c, k, ev, ecn, t)

@@ -55,6 +55,15 @@ _time = itemgetter(0)
 class PacketEngine(UecMixin, DctcpMixin, RoceMixin, TransportBase):
     """Packet-level simulation of connections on a `LeafSpine` (module docstring)."""
 
+    # slots: ~70 attributes are too many for CPython's shared-key instance dicts, whose
+    # attribute reads the interpreter can specialise; slot reads it always can
+    __slots__ = ("topo", "cfg", "mtu", "hdr", "wire", "window", "rto_ps", "rng", "seed", "rate",
+                 "prop", "txf", "bufps", "ecnps", "busy", "pbytes", "pdrops", "ptrims", "pmarks",
+                 "pmaxq", "ctrl_packets", "width", "buckets", "bheap", "now", "nconns",
+                 "_on_recv", "_on_ctrl", "_on_loss", "_on_timer", "rwnd", "target_ps", "ack",
+                 "acktx", "pi_gain", "sacking", "salts", "_evpaths", "_rev",
+                 *("c_" + name for name in CONN_FIELDS))
+
     def __init__(self, topo: LeafSpine, seed: int = 0):
         cfg = topo.cfg
         self.topo, self.cfg = topo, cfg

@@ -42,6 +42,8 @@ DATA, CTRL, TRIM, TIMER = 0, 1, 2, 3  # event kinds (packet.py)
 class TransportBase:
     """Connection set-up, sending and counters shared by the transports (module docstring)."""
 
+    __slots__ = ()
+
     def _bind_transport(self, name: str) -> None:
         self._on_recv = getattr(self, f"_{name}_recv")
         self._on_ctrl = getattr(self, f"_{name}_ctrl")

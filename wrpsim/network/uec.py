@@ -34,6 +34,8 @@ from wrpsim.network.transport import ECN_FLAG, NACK_FLAG, TRIM
 class UecMixin:
     """The `uec` handlers of `PacketEngine` (module docstring)."""
 
+    __slots__ = ()
+
     def _uec_recv(self, c: int, k: int, ev: int, ecn: int, t: int, trimmed: bool) -> bool:
         if trimmed:
             if self.c_got[c] is not None:
