@@ -139,7 +139,7 @@ class PacketEngine(UecMixin, DctcpMixin, RoceMixin, TransportBase):
                                                self.bufps, self.ecnps)
         pbytes, pmaxq, pmarks = self.pbytes, self.pmaxq, self.pmarks
         c_paths, c_rpaths = self.c_paths, self.c_rpaths
-        wire = self.wire
+        wire, ack, acktx = self.wire, self.ack, self.acktx
         on_recv, on_ctrl, on_loss = self._on_recv, self._on_ctrl, self._on_loss
         done: list[tuple[int, int]] = []
         last = self.now
@@ -174,7 +174,12 @@ class PacketEngine(UecMixin, DctcpMixin, RoceMixin, TransportBase):
                         continue
                     p = path[hop]
                     b = busy[p]
-                    tx = txf[p] if size == wire else -(-size * BITPS // rate[p])
+                    if size == wire:
+                        tx = txf[p]
+                    elif size == ack:  # `tx_ps(ack, rate[p])`, kept with the rate
+                        tx = acktx[p]
+                    else:
+                        tx = -(-size * BITPS // rate[p])
                     if b > t:
                         q = b - t
                         if kind == DATA:
