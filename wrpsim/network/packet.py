@@ -151,63 +151,65 @@ class PacketEngine(UecMixin, DctcpMixin, RoceMixin, TransportBase):
             hpop(bheap)
             lst = buckets.pop(bi)
             lst.sort(key=_time)
+            part = lst[-1][0] > lim  # only then can the bucket hold events past the limit
             for idx, (t, kind, c, k, hop, ev, size, fl) in enumerate(lst):
-                if t > lim:
+                if part and t > lim:
                     buckets[bi] = lst[idx:]
                     hpush(bheap, bi)
                     stop = True
                     break
                 last = t
-                if kind <= CTRL:
-                    path = c_paths[c][ev] if kind == DATA else c_rpaths[c][ev]
-                    if hop == len(path):
-                        if kind == CTRL:
-                            on_ctrl(c, k, ev, fl, t)
-                        elif on_recv(c, k, ev, fl, t, False):
-                            done.append((t, c))
-                            if stop_at_done:
-                                if idx + 1 < len(lst):
-                                    buckets[bi] = lst[idx + 1:]
-                                    hpush(bheap, bi)
-                                stop = True
-                                break
-                        continue
-                    p = path[hop]
-                    b = busy[p]
-                    if size == wire:
-                        tx = txf[p]
-                    elif size == ack:  # `tx_ps(ack, rate[p])`, kept with the rate
-                        tx = acktx[p]
+                if kind > CTRL:  # a trimmed header or a timer (first: a near jump specialises)
+                    if kind == TRIM:
+                        on_recv(c, k, ev, fl, t, True)
                     else:
-                        tx = -(-size * BITPS // rate[p])
-                    if b > t:
-                        q = b - t
-                        if kind == DATA:
-                            if q + tx > bufps[p]:
-                                on_loss(c, k, hop, ev, t)
-                                continue
-                            if q > ecnps[p]:
-                                fl = 1
-                                pmarks[p] += 1
-                        if q > pmaxq[p]:
-                            pmaxq[p] = q
-                        b += tx
-                    else:
-                        b = t + tx
-                    busy[p] = b
-                    pbytes[p] += size
-                    arr = b + prop[p]
-                    bi2 = arr // W
-                    q = get(bi2)
-                    if q is None:
-                        buckets[bi2] = [(arr, kind, c, k, hop + 1, ev, size, fl)]
-                        hpush(bheap, bi2)
-                    else:
-                        q.append((arr, kind, c, k, hop + 1, ev, size, fl))
-                elif kind == TRIM:
-                    on_recv(c, k, ev, fl, t, True)
+                        self._on_timer(c, k, size, t)
+                    continue
+                path = c_paths[c][ev] if kind == DATA else c_rpaths[c][ev]
+                if hop == len(path):
+                    if kind == CTRL:
+                        on_ctrl(c, k, ev, fl, t)
+                    elif on_recv(c, k, ev, fl, t, False):
+                        done.append((t, c))
+                        if stop_at_done:
+                            if idx + 1 < len(lst):
+                                buckets[bi] = lst[idx + 1:]
+                                hpush(bheap, bi)
+                            stop = True
+                            break
+                    continue
+                p = path[hop]
+                b = busy[p]
+                if size == wire:
+                    tx = txf[p]
+                elif size == ack:  # `tx_ps(ack, rate[p])`, kept with the rate
+                    tx = acktx[p]
                 else:
-                    self._on_timer(c, k, size, t)
+                    tx = -(-size * BITPS // rate[p])
+                if b > t:
+                    q = b - t
+                    if kind == DATA:
+                        if q + tx > bufps[p]:
+                            on_loss(c, k, hop, ev, t)
+                            continue
+                        if q > ecnps[p]:
+                            fl = 1
+                            pmarks[p] += 1
+                    if q > pmaxq[p]:
+                        pmaxq[p] = q
+                    b += tx
+                else:
+                    b = t + tx
+                busy[p] = b
+                pbytes[p] += size
+                arr = b + prop[p]
+                bi2 = arr // W
+                q = get(bi2)
+                if q is None:
+                    buckets[bi2] = [(arr, kind, c, k, hop + 1, ev, size, fl)]
+                    hpush(bheap, bi2)
+                else:
+                    q.append((arr, kind, c, k, hop + 1, ev, size, fl))
         if last > self.now:
             self.now = last
         return done
