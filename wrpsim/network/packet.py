@@ -52,6 +52,11 @@ BITPS = 8 * PS_PER_S
 _time = itemgetter(0)
 
 
+def _index(lst: list, e: tuple) -> int:
+    """Position of the object `e` in `lst` (by identity: equal events may precede it)."""
+    return next(i for i, x in enumerate(lst) if x is e)
+
+
 class PacketEngine(UecMixin, DctcpMixin, RoceMixin, TransportBase):
     """Packet-level simulation of connections on a `LeafSpine` (module docstring)."""
 
@@ -152,9 +157,10 @@ class PacketEngine(UecMixin, DctcpMixin, RoceMixin, TransportBase):
             lst = buckets.pop(bi)
             lst.sort(key=_time)
             part = lst[-1][0] > lim  # only then can the bucket hold events past the limit
-            for idx, (t, kind, c, k, hop, ev, size, fl) in enumerate(lst):
+            for e in lst:
+                t, kind, c, k, hop, ev, size, fl = e
                 if part and t > lim:
-                    buckets[bi] = lst[idx:]
+                    buckets[bi] = lst[_index(lst, e):]
                     hpush(bheap, bi)
                     stop = True
                     break
@@ -172,6 +178,7 @@ class PacketEngine(UecMixin, DctcpMixin, RoceMixin, TransportBase):
                     elif on_recv(c, k, ev, fl, t, False):
                         done.append((t, c))
                         if stop_at_done:
+                            idx = _index(lst, e)
                             if idx + 1 < len(lst):
                                 buckets[bi] = lst[idx + 1:]
                                 hpush(bheap, bi)
