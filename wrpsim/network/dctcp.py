@@ -27,10 +27,7 @@ DUPTHRESH = 3
 class DctcpMixin:
     """The `dctcp` handlers of `PacketEngine`, and the ECN window law `roce` shares."""
 
-    def _dctcp_recv(self, c: int, k: int, ev: int, ecn: int, t: int, trimmed: bool) -> bool:
-        fin = self._sack_accept(c, k, t)
-        self._ctrl(c, k, ev, ecn, t)
-        return fin
+    __slots__ = ()
 
     def _dctcp_ctrl(self, c: int, k: int, ev: int, fl: int, t: int) -> None:
         sacked = self.c_sacked[c]

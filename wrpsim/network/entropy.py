@@ -32,7 +32,7 @@ import abc
 import random
 from collections import deque
 
-from wrpsim.network.hashing import ecmp_index
+from wrpsim.network.hashing import ecmp_index, extend_hash, flow_hash
 
 GOOD, ECN, NACK = 0, 1, 2
 MAX_PENALTY = 15
@@ -162,5 +162,8 @@ def make_chooser(lb: str, cfg, salt: int, qp: int, rng: random.Random) -> Choose
 
 def ev_spines(salt: int, src: int, dst: int, n: int, k: int) -> list[int]:
     """Index into the `k` working paths of (src, dst) of each of the `n` EVs: the source leaf's
-    salted hash of (src, dst, EV)."""
-    return [ecmp_index(salt, (src, dst, ev, EV_WORD), k) for ev in range(n)]
+    salted hash of (src, dst, EV) (`ecmp_index`, the (src, dst) prefix hashed once)."""
+    if k < 1:
+        raise ValueError(f"m must be >= 1, got {k}")
+    h = flow_hash(salt, (src, dst))
+    return [(extend_hash(h, (ev, EV_WORD)) * k) >> 64 for ev in range(n)]

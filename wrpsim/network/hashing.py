@@ -32,7 +32,12 @@ def mix64(x: int) -> int:
 
 def flow_hash(salt: int, words: Iterable[int]) -> int:
     """64-bit hash of a tuple of non-negative integers under `salt` (order matters)."""
-    h = mix64(salt ^ GOLDEN)
+    return extend_hash(mix64(salt ^ GOLDEN), words)
+
+
+def extend_hash(h: int, words: Iterable[int]) -> int:
+    """`flow_hash` of a tuple whose first words hash to `h`, followed by `words`: hashes of
+    tuples with a common prefix share its work."""
     for w in words:
         h = mix64((h + GOLDEN + (int(w) & MASK64)) & MASK64)
     return h

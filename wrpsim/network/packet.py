@@ -52,8 +52,22 @@ BITPS = 8 * PS_PER_S
 _time = itemgetter(0)
 
 
+def _index(lst: list, e: tuple) -> int:
+    """Position of the object `e` in `lst` (by identity: equal events may precede it)."""
+    return next(i for i, x in enumerate(lst) if x is e)
+
+
 class PacketEngine(UecMixin, DctcpMixin, RoceMixin, TransportBase):
     """Packet-level simulation of connections on a `LeafSpine` (module docstring)."""
+
+    # slots: ~70 attributes are too many for CPython's shared-key instance dicts, whose
+    # attribute reads the interpreter can specialise; slot reads it always can
+    __slots__ = ("topo", "cfg", "mtu", "hdr", "wire", "window", "rto_ps", "rng", "seed", "rate",
+                 "prop", "txf", "bufps", "ecnps", "busy", "pbytes", "pdrops", "ptrims", "pmarks",
+                 "pmaxq", "ctrl_packets", "width", "buckets", "bheap", "now", "nconns",
+                 "_on_recv", "_on_ctrl", "_on_loss", "_on_timer", "rwnd", "target_ps", "ack",
+                 "acktx", "pi_gain", "sacking", "salts", "_evpaths", "_rev",
+                 *("c_" + name for name in CONN_FIELDS))
 
     def __init__(self, topo: LeafSpine, seed: int = 0):
         cfg = topo.cfg
@@ -130,7 +144,7 @@ class PacketEngine(UecMixin, DctcpMixin, RoceMixin, TransportBase):
                                                self.bufps, self.ecnps)
         pbytes, pmaxq, pmarks = self.pbytes, self.pmaxq, self.pmarks
         c_paths, c_rpaths = self.c_paths, self.c_rpaths
-        wire = self.wire
+        wire, ack, acktx = self.wire, self.ack, self.acktx
         on_recv, on_ctrl, on_loss = self._on_recv, self._on_ctrl, self._on_loss
         done: list[tuple[int, int]] = []
         last = self.now
@@ -142,58 +156,67 @@ class PacketEngine(UecMixin, DctcpMixin, RoceMixin, TransportBase):
             hpop(bheap)
             lst = buckets.pop(bi)
             lst.sort(key=_time)
-            for idx, (t, kind, c, k, hop, ev, size, fl) in enumerate(lst):
-                if t > lim:
-                    buckets[bi] = lst[idx:]
+            part = lst[-1][0] > lim  # only then can the bucket hold events past the limit
+            for e in lst:
+                t, kind, c, k, hop, ev, size, fl = e
+                if part and t > lim:
+                    buckets[bi] = lst[_index(lst, e):]
                     hpush(bheap, bi)
                     stop = True
                     break
                 last = t
-                if kind <= CTRL:
-                    path = c_paths[c][ev] if kind == DATA else c_rpaths[c][ev]
-                    if hop == len(path):
-                        if kind == CTRL:
-                            on_ctrl(c, k, ev, fl, t)
-                        elif on_recv(c, k, ev, fl, t, False):
-                            done.append((t, c))
-                            if stop_at_done:
-                                if idx + 1 < len(lst):
-                                    buckets[bi] = lst[idx + 1:]
-                                    hpush(bheap, bi)
-                                stop = True
-                                break
-                        continue
-                    p = path[hop]
-                    b = busy[p]
-                    tx = txf[p] if size == wire else -(-size * BITPS // rate[p])
-                    if b > t:
-                        q = b - t
-                        if kind == DATA:
-                            if q + tx > bufps[p]:
-                                on_loss(c, k, hop, ev, t)
-                                continue
-                            if q > ecnps[p]:
-                                fl = 1
-                                pmarks[p] += 1
-                        if q > pmaxq[p]:
-                            pmaxq[p] = q
-                        b += tx
+                if kind > CTRL:  # a trimmed header or a timer (first: a near jump specialises)
+                    if kind == TRIM:
+                        on_recv(c, k, ev, fl, t, True)
                     else:
-                        b = t + tx
-                    busy[p] = b
-                    pbytes[p] += size
-                    arr = b + prop[p]
-                    bi2 = arr // W
-                    q = get(bi2)
-                    if q is None:
-                        buckets[bi2] = [(arr, kind, c, k, hop + 1, ev, size, fl)]
-                        hpush(bheap, bi2)
-                    else:
-                        q.append((arr, kind, c, k, hop + 1, ev, size, fl))
-                elif kind == TRIM:
-                    on_recv(c, k, ev, fl, t, True)
+                        self._on_timer(c, k, size, t)
+                    continue
+                path = c_paths[c][ev] if kind == DATA else c_rpaths[c][ev]
+                if hop == len(path):
+                    if kind == CTRL:
+                        on_ctrl(c, k, ev, fl, t)
+                    elif on_recv(c, k, ev, fl, t, False):
+                        done.append((t, c))
+                        if stop_at_done:
+                            idx = _index(lst, e)
+                            if idx + 1 < len(lst):
+                                buckets[bi] = lst[idx + 1:]
+                                hpush(bheap, bi)
+                            stop = True
+                            break
+                    continue
+                p = path[hop]
+                b = busy[p]
+                if size == wire:
+                    tx = txf[p]
+                elif size == ack:  # `tx_ps(ack, rate[p])`, kept with the rate
+                    tx = acktx[p]
                 else:
-                    self._on_timer(c, k, size, t)
+                    tx = -(-size * BITPS // rate[p])
+                if b > t:
+                    q = b - t
+                    if kind == DATA:
+                        if q + tx > bufps[p]:
+                            on_loss(c, k, hop, ev, t)
+                            continue
+                        if q > ecnps[p]:
+                            fl = 1
+                            pmarks[p] += 1
+                    if q > pmaxq[p]:
+                        pmaxq[p] = q
+                    b += tx
+                else:
+                    b = t + tx
+                busy[p] = b
+                pbytes[p] += size
+                arr = b + prop[p]
+                bi2 = arr // W
+                q = get(bi2)
+                if q is None:
+                    buckets[bi2] = [(arr, kind, c, k, hop + 1, ev, size, fl)]
+                    hpush(bheap, bi2)
+                else:
+                    q.append((arr, kind, c, k, hop + 1, ev, size, fl))
         if last > self.now:
             self.now = last
         return done

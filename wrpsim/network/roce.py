@@ -34,6 +34,8 @@ from wrpsim.network.transport import ECN_FLAG, NACK_FLAG, TIMER
 class RoceMixin:
     """The `roce` handlers of `PacketEngine` (module docstring)."""
 
+    __slots__ = ()
+
     def _roce_recv(self, c: int, k: int, ev: int, ecn: int, t: int, trimmed: bool) -> bool:
         e = self.c_epsn[c]
         if k == e:

@@ -1,7 +1,8 @@
 """What every transport of the packet engine shares: connection state, sending, ACKs, counters.
 
 A mixin of `PacketEngine` (it uses the engine's flat per-port lists and `_push`). The transports
-(`uec.py`, `dctcp.py`, `roce.py`) add four handlers, bound by `_bind_transport`:
+(`uec.py`, `dctcp.py`, `roce.py`) add four handlers, bound by `_bind_transport` (uec and dctcp
+share `_sack_recv`, the receiver with a bitmap):
 
 - `_on_recv(c, k, ev, ecn, t, trimmed)`: data packet (or, trimmed, its header) `k` reaches the
   receiver at `t`; returns True when it completes the connection (every packet received once);
@@ -42,8 +43,10 @@ DATA, CTRL, TRIM, TIMER = 0, 1, 2, 3  # event kinds (packet.py)
 class TransportBase:
     """Connection set-up, sending and counters shared by the transports (module docstring)."""
 
+    __slots__ = ()
+
     def _bind_transport(self, name: str) -> None:
-        self._on_recv = getattr(self, f"_{name}_recv")
+        self._on_recv = self._sack_recv if name != "roce" else self._roce_recv
         self._on_ctrl = getattr(self, f"_{name}_ctrl")
         self._on_loss = getattr(self, f"_{name}_loss")
         self._on_timer = getattr(self, f"_{name}_timer", None)  # uec loses nothing: no timer
@@ -102,7 +105,10 @@ class TransportBase:
     def _pump(self, c: int, t: int) -> None:
         """Send new packets while the window (and, for uec, the reorder window) allows."""
         nxt, infl, w = self.c_next[c], self.c_infl[c], self.c_wnd[c]
-        lim = min(self.c_npk[c], self.c_una[c] + self.rwnd)
+        lim = self.c_una[c] + self.rwnd
+        npk = self.c_npk[c]
+        if npk < lim:
+            lim = npk
         while infl < w and nxt < lim:
             self._emit(c, nxt, t)
             nxt += 1
@@ -114,11 +120,15 @@ class TransportBase:
         ch = self.c_chooser[c]
         ev = 0 if ch is None else ch.choose(t)
         path = self.c_paths[c][ev]
-        size = self.wire if k != self.c_npk[c] - 1 else self.c_last[c]
+        wire = self.wire
+        size = wire if k != self.c_npk[c] - 1 else self.c_last[c]
         p = path[0]
-        b = max(self.busy[p], t) + (self.txf[p] if size == self.wire else
-                                    tx_ps(size, self.rate[p]))
-        self.busy[p] = b
+        busy = self.busy
+        b = busy[p]
+        if b < t:
+            b = t
+        b += self.txf[p] if size == wire else tx_ps(size, self.rate[p])
+        busy[p] = b
         self.pbytes[p] += size
         if k < self.c_top[c]:
             self.c_retx[c] += 1
@@ -162,25 +172,32 @@ class TransportBase:
         if ch is not None and ch.adaptive:
             ch.feedback(ev, NACK if flags & NACK_FLAG else ECN if flags & ECN_FLAG else GOOD)
 
-    def _sack_accept(self, c: int, k: int, t: int) -> bool:
-        """Receiver with a bitmap (uec, dctcp): record packet `k`; True when it completes the
-        connection (its receiver state is then freed)."""
+    def _sack_recv(self, c: int, k: int, ev: int, ecn: int, t: int, trimmed: bool) -> bool:
+        """`_on_recv` of the receivers with a bitmap (uec, dctcp): record packet `k` and ACK it
+        (a trimmed header, which only uec makes, is NACKed instead while the connection is
+        unfinished); True when it completes the connection (its receiver state is then freed)."""
         got = self.c_got[c]
-        if got is None or got[k]:
+        if trimmed:
+            if got is not None:
+                self._ctrl(c, k, ev, NACK_FLAG, t)
             return False
-        got[k] = 1
-        ms = self.c_maxseen[c]
-        if k > ms:
-            self.c_maxseen[c] = k
-        else:
-            self.c_ooo[c] += 1
-            if ms - k > self.c_maxdist[c]:
-                self.c_maxdist[c] = ms - k
-        r = self.c_rcv[c] + 1
-        if r < self.c_npk[c]:
-            self.c_rcv[c] = r
-            return False
-        return self._received(c, t)
+        fin = False
+        if got is not None and not got[k]:
+            got[k] = 1
+            ms = self.c_maxseen[c]
+            if k > ms:
+                self.c_maxseen[c] = k
+            else:
+                self.c_ooo[c] += 1
+                if ms - k > self.c_maxdist[c]:
+                    self.c_maxdist[c] = ms - k
+            r = self.c_rcv[c] + 1
+            if r < self.c_npk[c]:
+                self.c_rcv[c] = r
+            else:
+                fin = self._received(c, t)
+        self._ctrl(c, k, ev, ecn, t)
+        return fin
 
     def _received(self, c: int, t: int) -> bool:
         """Count one newly received packet; True (and the finish time set) at the last one."""

@@ -27,6 +27,7 @@ its exact constants.
 
 from __future__ import annotations
 
+from wrpsim.network.entropy import ECN, GOOD, NACK
 from wrpsim.network.topology import tx_ps
 from wrpsim.network.transport import ECN_FLAG, NACK_FLAG, TRIM
 
@@ -34,19 +35,14 @@ from wrpsim.network.transport import ECN_FLAG, NACK_FLAG, TRIM
 class UecMixin:
     """The `uec` handlers of `PacketEngine` (module docstring)."""
 
-    def _uec_recv(self, c: int, k: int, ev: int, ecn: int, t: int, trimmed: bool) -> bool:
-        if trimmed:
-            if self.c_got[c] is not None:
-                self._ctrl(c, k, ev, NACK_FLAG, t)
-            return False
-        fin = self._sack_accept(c, k, t)
-        self._ctrl(c, k, ev, ecn, t)
-        return fin
+    __slots__ = ()
 
     def _uec_ctrl(self, c: int, k: int, ev: int, fl: int, t: int) -> None:
         if self.c_sacked[c] is None:
             return
-        self._feedback(c, ev, fl)
+        ch = self.c_chooser[c]
+        if ch is not None and ch.adaptive:  # `_feedback`, inlined
+            ch.feedback(ev, NACK if fl & NACK_FLAG else ECN if fl & ECN_FLAG else GOOD)
         if fl & NACK_FLAG:
             self.c_wnd[c] = max(1.0, self.c_wnd[c] - 1.0)
             self._emit(c, k, t)
@@ -64,9 +60,15 @@ class UecMixin:
             w += (1.0 + self.pi_gain * (target - rtt) / target) / w
         else:
             w += 1.0 / w
-        self.c_wnd[c] = min(float(self.window), max(1.0, w))
-        if not self._sender_done(c):
+        if w < 1.0:
+            w = 1.0
+        elif w > self.window:
+            w = float(self.window)
+        self.c_wnd[c] = w
+        if self.c_una[c] < self.c_npk[c]:
             self._pump(c, t)
+        else:
+            self._sender_done(c)
 
     def _uec_loss(self, c: int, k: int, hop: int, ev: int, t: int) -> None:
         """Trim packet k at the port of `hop`: its header (at least 1 byte) reaches the receiver
