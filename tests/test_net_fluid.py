@@ -348,3 +348,20 @@ def test_a_group_sharing_a_port_is_no_bundle():
         assert not any(eng._held)
         runs.append((list(eng.finish_s), eng.port_bytes.tolist(), eng.port_max_conns))
     assert runs[0] == runs[1]
+
+
+def test_bundles_finishing_together_when_a_trim_is_due():
+    """Two bundles that finish at the same time, all at once, settle both before the steps are
+    trimmed (a trim between them dropped the steps the second replays)."""
+    topo = LeafSpine(fluid(leaves=2, hosts_per_leaf=4, spines=1))
+    runs = []
+    for due in (False, True):
+        eng = FluidEngine(topo)
+        eng.advance(0.001)
+        eng.add_paths([topo.path(0, 1, 0)], [MIB])  # an idle engine's bundle
+        eng.add_paths([topo.path(2, 3, 0)], [MIB])  # the same instant: a second bundle
+        t = eng.next_time()
+        if due:
+            eng._trim_at = 1
+        runs.append((eng.advance(t), list(eng.finish_s), eng.port_bytes.tolist()))
+    assert runs[0] == runs[1] and runs[0][0] == [0, 1]

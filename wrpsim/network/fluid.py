@@ -250,7 +250,10 @@ class FluidEngine:
             self._psync[p] = end
 
     def _trim(self) -> None:
-        """Drop the steps no active connection or busy port still has to replay."""
+        """Drop the steps no active connection, bundle or busy port still has to replay, and
+        set the next trim at twice the steps kept (at least `TRIM_STEPS`). Callers trim when
+        `len(self._steps) >= self._trim_at`, and only between departures: a bundle already
+        taken out of `_bundles` but not yet settled would lose the steps it replays."""
         end = self._base + len(self._steps)
         low = min((st[4] for st in self._conns.values()), default=end)
         low = min(low, min((b[5] for b in self._bundles.values()), default=end))
@@ -258,6 +261,7 @@ class FluidEngine:
         if low > self._base:
             del self._steps[:low - self._base]
             self._base = low
+        self._trim_at = max(TRIM_STEPS, 2 * len(self._steps))
 
     # -- views (tests, scenarios) -------------------------------------------------------------
 
@@ -637,7 +641,6 @@ class FluidEngine:
                 self._rate_fresh(fresh)
             elif len(self._steps) >= self._trim_at:
                 self._trim()
-                self._trim_at = max(TRIM_STEPS, 2 * len(self._steps))
             return
         if fresh:
             self._fresh = []
@@ -771,7 +774,6 @@ class FluidEngine:
             self.watch.update(pr)
         if len(steps) >= self._trim_at:
             self._trim()
-            self._trim_at = max(TRIM_STEPS, 2 * len(self._steps))
 
     def _rate_fresh(self, comp: list[int]) -> None:
         """`_apply(comp, *self._lone_rates(comp))` for connections `comp` that were all added
@@ -806,7 +808,6 @@ class FluidEngine:
                     pmax[p] = 1
         if len(steps) >= self._trim_at:
             self._trim()
-            self._trim_at = max(TRIM_STEPS, 2 * len(self._steps))
 
     def _materialize(self) -> None:
         """Write the port state the `_lazy` connections imply (each port: the connection's
@@ -919,7 +920,12 @@ class FluidEngine:
                 del self._bundles[b[0]]
                 if (bdone is None and not done and (not heap or heap[0][0] > lim)
                         and len(due) == len(b[1]) and b[5] == self._base + len(self._steps) - 1):
-                    return self._all_done(t, b)  # (the only departure: the common case)
+                    # (the only departure: the common case; bundles on an idle engine need
+                    # no recomputation, whose trim they then skip: trimmed here)
+                    ids = self._all_done(t, b)
+                    if len(self._steps) >= self._trim_at:
+                        self._trim()
+                    return ids
             else:
                 c0, fins = b[0], b[4]
                 due = []
@@ -1022,9 +1028,6 @@ class FluidEngine:
         else:
             for p, r in zip(ports, prates):  # (r * dtl: each member's product, per port)
                 pbytes[p] = pbytes[p] + r * dtl
-        if len(steps) >= self._trim_at:  # (bundles on an idle engine need no recomputation)
-            self._trim()
-            self._trim_at = max(TRIM_STEPS, 2 * len(self._steps))
         return list(range(c0, c0 + k))
 
     def _bundles_done(self, t: float, done: list, bdone: list) -> list[int]:
@@ -1067,6 +1070,8 @@ class FluidEngine:
             ids.sort()
         elif len(bdone) > 1:  # (one bundle's are in order)
             ids.sort()
+        if len(steps) >= self._trim_at:  # (after every departure is settled: `_trim`)
+            self._trim()
         return ids
 
     def run(self) -> float:
