@@ -495,6 +495,7 @@ def hydra_entry(task, config_name: str = "config", outputs: tuple[str, ...] = ()
 
     from wrpsim.hydra_errors import missing_extra, no_slurm
     from wrpsim.hydra_mode import single_composition
+    from wrpsim.yamlfast import omegaconf_libyaml
 
     show_warnings()
     try:
@@ -528,7 +529,8 @@ def hydra_entry(task, config_name: str = "config", outputs: tuple[str, ...] = ()
 
     app = hydra.main(version_base="1.3", config_path=conf_dir, config_name=config_name)(_job)
     try:
-        with single_composition(GROUPS):  # Hydra composes once, not twice (`wrpsim.hydra_mode`)
+        # Hydra composes once, not twice (`wrpsim.hydra_mode`), its YAML parsed by libyaml
+        with single_composition(GROUPS), omegaconf_libyaml():
             _hydra_main(app, config_name)
     finally:
         resume_gc()  # (a run resumed it before its loop; a failed or help-only one did not)

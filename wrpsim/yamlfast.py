@@ -8,7 +8,9 @@ the pure-Python parser:
 - `safe_load(text)`: what `yaml.safe_load(text)` returns;
 - `omegaconf_load(path)`: the plain objects `OmegaConf.load(path)` would wrap (OmegaConf's loader:
   YAML 1.2 floats such as `1e-3`, no timestamps, duplicate keys rejected); a parsed file is cached
-  in the process by (path, mtime, size), so a caller gets a deep copy it may change.
+  in the process by (path, mtime, size), so a caller gets a deep copy it may change;
+- `omegaconf_libyaml()`: a block in which `OmegaConf.load` itself (Hydra's reading of conf/ and
+  of its own configs) parses with libyaml.
 
 Errors are PyYAML's (`yaml.YAMLError`); libyaml words some messages differently.
 """
@@ -16,6 +18,7 @@ Errors are PyYAML's (`yaml.YAMLError`); libyaml words some messages differently.
 from __future__ import annotations
 
 import copy
+from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -48,6 +51,33 @@ def _omegaconf_loader() -> type:
     from omegaconf._utils import get_yaml_loader
 
     return _fast(get_yaml_loader())
+
+
+@contextmanager
+def omegaconf_libyaml():
+    """Within the block, `OmegaConf.load` parses with `_omegaconf_loader()` (libyaml, the same
+    constructors and resolvers, so the same objects) instead of building OmegaConf's
+    pure-Python loader class anew and parsing with it: Hydra reads conf/ and its own configs
+    that way, ~15 ms of a run's composition, ~5 with libyaml. OmegaConf looks the loader up in
+    `omegaconf._utils` at each call, which is what the block swaps; without libyaml, or with an
+    OmegaConf that has no such function, nothing changes. Broken YAML in conf/ never reaches
+    Hydra (`wrpsim.app.check_catalogs` reports it first), so Hydra's wording of parse errors is
+    not at stake."""
+    try:
+        import omegaconf._utils as utils
+    except ImportError:
+        yield
+        return
+    original = utils.__dict__.get("get_yaml_loader")
+    fast = _omegaconf_loader() if original is not None else None
+    if fast is None or all(c.__name__ != "CParser" for c in fast.__mro__):  # no libyaml
+        yield
+        return
+    utils.get_yaml_loader = lambda: fast
+    try:
+        yield
+    finally:
+        utils.get_yaml_loader = original
 
 
 def safe_load(text: str) -> Any:
