@@ -51,15 +51,21 @@ class Router:
     #: index): the run then takes no periodic scrapes for it (they could change nothing). Not
     #: inherited: a subclass reads load unless its own body says otherwise
     reads_load: bool = True
+    #: False for a policy that never draws a random number: the run then hands it no random
+    #: stream (`bind` gets None: making the stream imports numpy's random module, ~5 ms of a
+    #: short run). Not inherited either: a subclass draws unless its own body says otherwise
+    draws_random: bool = True
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
         if "reads_load" not in cls.__dict__:
             cls.reads_load = True
+        if "draws_random" not in cls.__dict__:
+            cls.draws_random = True
 
-    def bind(self, fleet, rng: np.random.Generator) -> None:
-        """Attach the run's `FleetView` (as `self.fleet`) and random stream; validate against
-        it."""
+    def bind(self, fleet, rng: np.random.Generator | None) -> None:
+        """Attach the run's `FleetView` (as `self.fleet`) and random stream (None for a router
+        whose `draws_random` is False); validate against it."""
         self.fleet = fleet
         self.rng = rng
 

@@ -16,6 +16,7 @@ class RoundRobin(Router):
 
     name = "round_robin"
     reads_load = False
+    draws_random = False
 
     def bind(self, fleet, rng):
         """See `Router.bind`."""
@@ -53,6 +54,7 @@ class LeastOutstanding(Router):
     """Send to the instance with the fewest outstanding (waiting + running) requests."""
 
     name = "least_outstanding"
+    draws_random = False
 
     def choose(self, request, cands):
         """Join the shortest queue."""
@@ -63,6 +65,7 @@ class LeastKV(Router):
     """Send to the instance with the lowest KV-cache occupancy, then fewest waiting."""
 
     name = "least_kv"
+    draws_random = False
 
     def choose(self, request, cands):
         """Lowest KV use first."""
