@@ -49,9 +49,12 @@ class Wakeup:
 SPARE: list[Wakeup] = []
 
 
-def wake(env, delay: float, fn, value=None, priority: int = NORMAL) -> None:
+def wake(env, delay: float, fn, value=None, priority: int = NORMAL) -> Wakeup:
     """Call `fn(event)` `delay` simulated seconds from now, as `env.timeout(delay, value)`
-    with `fn` appended to its callbacks would (module docstring)."""
+    with `fn` appended to its callbacks would (module docstring). Returns the event: until it
+    is processed, its owner may replace its `fn` (by a no-op, when what it would do is void);
+    once processed it may be reused by anyone, so a reference kept past that must not be
+    used."""
     try:
         ev = SPARE.pop()
     except IndexError:
@@ -60,6 +63,7 @@ def wake(env, delay: float, fn, value=None, priority: int = NORMAL) -> None:
         ev.fn = fn
         ev.value = value
     heappush(env._queue, (env._now + delay, priority, next(env._eid), ev))
+    return ev
 
 
 class JoinedWakeup:
