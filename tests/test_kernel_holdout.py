@@ -1,8 +1,8 @@
-"""Kernel tables on shapes they never saw: the RTX PRO 6000's tables (compacted from
-LLMServingSim's profile of Llama-3.1-8B at TP 1) against measured profiles of Qwen3-32B (TP 1
-and 2) and Llama-3.1-8B at TP 2 on the same GPU; the H200's AIConfigurator GEMM grid against
-the developers' own H200 timings of catalog models' shapes off that grid; and the head-layout
-transfer's fixed latency."""
+"""Kernel tables on shapes they never saw: the RTX PRO 6000's tables (merged from LLMServingSim's
+profiles of Llama-3.1-8B and Qwen3-32B at TP 1 and 2) leave one profile out: each profile timed
+by the tables of the other three; the H200's AIConfigurator GEMM grid against the developers'
+own H200 timings of catalog models' shapes off that grid; and the head-layout transfer's fixed
+latency."""
 
 from __future__ import annotations
 
@@ -12,33 +12,62 @@ import pytest
 from wrpsim.pool.catalog import get_gpu
 from wrpsim.pool.engines import get_engine, kernels_for
 from wrpsim.pool.kernels import roofline as rl
-from wrpsim.validate.kernels import COLUMNS, holdout_errors, shipped_holdouts
+from wrpsim.validate.kernels import (
+    COLUMNS,
+    engine_layouts,
+    holdout_errors,
+    leave_one_out,
+    shipped_holdouts,
+)
 
 HOLDOUTS = shipped_holdouts()
 
 
-def test_shipped_holdouts_are_other_shapes_than_the_engine_tables():
-    assert set(HOLDOUTS) == {"rtxpro6000-96gb", "h200-141gb"}
+RTX = "rtxpro6000-96gb"
+
+
+def test_shipped_holdouts_are_the_engine_tables_layouts_or_other_shapes():
+    assert set(HOLDOUTS) == {RTX, "h200-141gb"}
     assert {d.name for d in HOLDOUTS["h200-141gb"]} == {
         "torch-linear", "torch-linear-grid", "torch-linear-msweep", "torch-scaled-mm-fp8",
         "torch-scaled-mm-fp8-grid"}
-    names = {d.name for d in HOLDOUTS["rtxpro6000-96gb"]}
-    assert names == {"Qwen3-32B-tp1", "Qwen3-32B-tp2", "Llama-3.1-8B-tp2"}
-    label = kernels_for(get_engine("vllm-0.24"), "rtxpro6000-96gb").label
-    assert "Llama-3.1-8B bf16, TP [1]" in label  # the tables' own source is not held out
+    names = {d.name for d in HOLDOUTS[RTX]}
+    assert names == {"Llama-3.1-8B-tp1", "Llama-3.1-8B-tp2", "Qwen3-32B-tp1", "Qwen3-32B-tp2"}
+    k = kernels_for(get_engine("vllm-0.24"), RTX)
+    assert "Llama-3.1-8B bf16, TP [1, 2]; Qwen/Qwen3-32B bf16, TP [1, 2]" in k.label
+    assert len(engine_layouts(k)) == 4
+    assert engine_layouts(kernels_for(get_engine("vllm-0.24"), "h200-141gb")) == []
 
 
-@pytest.mark.parametrize("tables", HOLDOUTS.get("rtxpro6000-96gb", []), ids=lambda p: p.name)
-def test_rtxpro6000_tables_predict_held_out_kernels(tables):
-    """Every column within 10 % median absolute error, no column biased by more than 10 %
-    (measured: GEMMs 3.6-5.0 %, decode attention 1.3-7.8 %, prefill attention 3.0-7.8 %)."""
-    k = kernels_for(get_engine("vllm-0.24"), "rtxpro6000-96gb")
-    res = holdout_errors(k, tables)
+LOO = {r["tables"]: r for r in leave_one_out(kernels_for(get_engine("vllm-0.24"), RTX),
+                                             HOLDOUTS.get(RTX, []))}
+
+
+@pytest.mark.parametrize("name", sorted(LOO))
+def test_rtxpro6000_profiles_predicted_by_the_other_three(name):
+    """Each of the RTX PRO 6000's four profiles, timed by tables merged from the other three:
+    GEMMs and decode attention within 10 % median absolute error and bias, prefill attention
+    (19 rows, one head layout moved to another) within 12 % (measured, docs/validation.md:
+    GEMMs 2.8-4.7 %, decode attention 1.0-9.1 %, prefill attention 3.8-10.7 %)."""
+    res = LOO[name]
     assert res["source"].startswith("casys-kaist/LLMServingSim @ 5daddb2")
+    assert res["held_out_of"] == 3
     for col in COLUMNS:
         assert res[col]["n"] >= 19, col
-        assert res[col]["abs_median"] <= 10.0, (col, res[col])
-        assert abs(res[col]["signed_median"]) <= 10.0, (col, res[col])
+        bound = 12.0 if col == "attn_prefill" else 10.0
+        assert res[col]["abs_median"] <= bound, (col, res[col])
+        assert abs(res[col]["signed_median"]) <= bound, (col, res[col])
+
+
+def test_leave_one_out_never_times_a_profile_with_its_own_rows():
+    """With all four profiles (the engine's tables) a profile's own rows come back as measured
+    (every GEMM and in-range attention row exact); left out, they do not."""
+    k = kernels_for(get_engine("vllm-0.24"), RTX)
+    for d in HOLDOUTS[RTX]:
+        own = holdout_errors(k, d)
+        for col in COLUMNS:
+            assert own[col]["abs_median"] == 0.0 and own[col]["signed_median"] == 0.0, (d, col)
+        assert LOO[d.name]["gemm"]["abs_median"] > 1.0
 
 
 def test_h200_gemm_interpolation_adds_little_to_the_machine_offset():
@@ -84,18 +113,19 @@ def test_h200_fp8_interpolation_shows_no_bias_on_real_projection_sizes():
 
 
 def test_head_layout_transfer_keeps_the_kernel_latency_floor():
-    """Half the heads (TP 2 of the tables' layout): the smallest cell stays at the measured
-    launch floor, the largest (bandwidth-bound) cell moves by the roofline ratio (1/2)."""
+    """Half the heads of a measured layout (Llama-3.1-8B at TP 2: 16 / 4 heads; no profile
+    measures 8 / 2): the smallest cell stays at the measured launch floor, the largest
+    (bandwidth-bound) cell moves by the roofline ratio (1/2)."""
     k = kernels_for(get_engine("vllm-0.24"), "rtxpro6000-96gb")
-    own = k.attn_decode("bf16", 32, 8, 128)
-    half = k.attn_decode("bf16", 16, 4, 128)
+    own = k.attn_decode("bf16", 16, 4, 128)
+    half = k.attn_decode("bf16", 8, 2, 128)
     assert np.array_equal(own.b, half.b) and np.array_equal(own.s, half.s)
     floor = own.t.min()
     assert half.t[0, 0] == pytest.approx(floor, rel=1e-12)
     gpu = get_gpu("rtxpro6000-96gb")
     b, s = own.b[-1], own.s[-1]
-    r = (rl.attn_decode_roofline(b, s, 16, 4, 128, gpu)
-         / rl.attn_decode_roofline(b, s, 32, 8, 128, gpu))
+    r = (rl.attn_decode_roofline(b, s, 8, 2, 128, gpu)
+         / rl.attn_decode_roofline(b, s, 16, 4, 128, gpu))
     assert r == pytest.approx(0.5)
     assert half.t[-1, -1] == pytest.approx(floor + (own.t[-1, -1] - floor) * r, rel=1e-12)
     assert np.all(half.t <= own.t + 1e-15) and np.all(half.t >= floor - 1e-15)
