@@ -161,7 +161,8 @@ def test_steady_window_is_the_benchmarks_and_power_is_averaged_over_it():
 def test_llmservingsim_dp_ep_run_is_one_instance_with_data_parallel_attention():
     """The RTX PRO 6000 Qwen3-30B-A3B run (vLLM DP 2 x EP 2) replays as one instance of two
     GPUs with attn_dp 2 and the experts spread over both: mean TPOT and end-to-end latency
-    within 20 % (docs/validation.md: -13 / -15 % with the GPU's own measured MoE block and the
+    within 20 % (docs/validation.md: -10 / -11 % with its attention layout measured (Qwen3-32B
+    TP 2's profile), -13 / -15 % before, with the GPU's own measured MoE block and the
     machine's achieved GPU-to-GPU bandwidth; -19 / -21 % at the PCIe spec rate; it was +22 /
     +24 % as two replicas that each read all experts)."""
     case = next(c for c in llmservingsim_cases() if "Qwen3-30B" in c.name)
