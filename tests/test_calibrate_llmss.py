@@ -195,7 +195,7 @@ def test_an_moe_profile_adds_its_moe_block_at_the_expected_activated_experts(tmp
     assert sorted(meta["tables"]) == ["attn_decode", "attn_prefill", "gemm", "moe"]
     info = meta["tables"]["moe"]
     assert "Qwen3-30B-A3B" in info["profile"] and info["sources"][0]["cache_resident_rows"] == 0
-    # GEMMs are the dense profile's only
+    # GEMMs are the dense profile's only (this MoE profile has no tp1/dense.csv)
     assert "Llama-3.1-8B" in meta["tables"]["gemm"]["profile"]
     assert "Qwen3-30B-A3B" not in meta["tables"]["gemm"]["profile"]
     moe = pd.read_parquet(tmp_path / "out" / "moe.parquet")
@@ -207,8 +207,8 @@ def test_an_moe_profile_adds_its_moe_block_at_the_expected_activated_experts(tmp
     a = expected_experts(t, 8, 128)  # linear in activated: exact at the expected count
     assert a[0] == pytest.approx(8.0) and 111 < a[5] < 112  # 1 token: 8; 32 tokens: 111.7
     np.testing.assert_allclose(moe["ms"] * 1e3, 10 + 6 * a + 0.1 * t, rtol=1e-5)
-    # a profile of the MoE model alone has no dense model's GEMMs: one line
-    with pytest.raises(ConfigError, match="at least one profile of a dense model"):
+    # a profile of the MoE block alone has no GEMM or attention rows: one line
+    with pytest.raises(ConfigError, match=r"at least one layer profile with tp<N>/dense\.csv"):
         compact(moe_src, tmp_path / "out2")
     # rows faster than streaming their experts from DRAM are dropped (L2-resident)
     csv = moe_src / "tp1" / "moe.csv"
@@ -220,29 +220,39 @@ def test_an_moe_profile_adds_its_moe_block_at_the_expected_activated_experts(tmp
     assert 1 not in set(pd.read_parquet(tmp_path / "out3" / "moe.parquet")["tokens"])
 
 
-def test_the_engine_tables_hold_every_profile_of_the_gpu():
-    """The RTX PRO 6000's GEMM and attention tables are its four shipped LLMServingSim layouts
-    merged (`merge`): every measured row, none lost or invented; the layouts measure no key
-    twice, so every row is one measurement."""
-    from wrpsim.calibrate.llmss import KEYS
+def test_the_engine_tables_hold_every_profile_of_the_gpu(tmp_path):
+    """The RTX PRO 6000's GEMM and attention tables are its six shipped LLMServingSim layouts
+    merged (`merge`): every measured key, none lost or invented; the only key measured twice is
+    the 32 / 4-head attention layout (Qwen3-32B TP 2, Qwen3-30B-A3B TP 1), which holds the two
+    measurements' mean; every other row is one measurement."""
+    from wrpsim.calibrate.llmss import KEYS, merge
 
     layouts = sorted(p for p in LAYOUTS.iterdir() if (p / "meta.json").is_file())
-    assert [p.name for p in layouts] == ["Llama-3.1-8B-tp1", "Llama-3.1-8B-tp2",
-                                         "Qwen3-32B-tp1", "Qwen3-32B-tp2"]
+    assert [p.name for p in layouts] == [f"{m}-tp{tp}" for m in ("Llama-3.1-8B",
+                                                                 "Qwen3-30B-A3B", "Qwen3-32B")
+                                         for tp in (1, 2)]
     meta = json.loads((SHIPPED / "meta.json").read_text())
+    sources = {json.loads((p / "meta.json").read_text())["source"] for p in layouts}
+    merge(layouts, tmp_path / "merged")
     for name, keys in KEYS.items():
         got = pd.read_parquet(SHIPPED / f"{name}.parquet")
+        pd.testing.assert_frame_equal(got, pd.read_parquet(tmp_path / "merged" /
+                                                           f"{name}.parquet"))
         parts = pd.concat([pd.read_parquet(p / f"{name}.parquet") for p in layouts])
-        assert not parts.duplicated(keys).any(), name
-        m = got.merge(parts, on=keys, suffixes=("", "_layout"), how="outer", indicator=True)
-        assert (m["_merge"] == "both").all() and len(got) == len(parts), name
-        np.testing.assert_array_equal(m["ms"], m["ms_layout"])
-        srcs = [x["source"] for x in meta["tables"][name]["layouts"]]
-        assert srcs == [json.loads((p / "meta.json").read_text())["source"] for p in
-                        sorted(layouts, key=lambda p: ("Qwen" in p.name, p.name))], name
+        twice = parts[parts.duplicated(keys, keep=False)]
+        if name == "gemm":
+            assert twice.empty
+        else:
+            assert set(zip(twice["heads"], twice["kv_heads"])) == {(32, 4)}
+            assert len(twice) == 2 * (got["heads"].eq(32) & got["kv_heads"].eq(4)).sum()
+        m = got.merge(parts.groupby(keys, as_index=False)["ms"].mean(), on=keys,
+                      suffixes=("", "_layouts"), how="outer", indicator=True)
+        assert (m["_merge"] == "both").all(), name
+        np.testing.assert_allclose(m["ms"], m["ms_layouts"], rtol=1e-6)
+        assert {x["source"] for x in meta["tables"][name]["layouts"]} == sources, name
     dec = pd.read_parquet(SHIPPED / "attn_decode.parquet")
-    assert sorted(set(zip(dec["heads"], dec["kv_heads"]))) == [(16, 4), (32, 4), (32, 8),
-                                                                (64, 8)]
+    assert sorted(set(zip(dec["heads"], dec["kv_heads"]))) == [(16, 2), (16, 4), (32, 4),
+                                                                (32, 8), (64, 8)]
 
 
 def test_layouts_merge_by_the_median_of_a_key_measured_twice(tmp_path):

@@ -1,10 +1,10 @@
 """Kernel tables on shapes they never saw (docs/validation.md, "Kernel tables on held-out
 shapes"; `wrpsim/validate/kernels.py`): the measured tables shipped in
 `pools/measured/<source>/kernels/<gpu>/<label>/`. The RTX PRO 6000's engine tables are merged
-from its four LLMServingSim profiles (Llama-3.1-8B and Qwen3-32B at TP 1 and 2), so each of
-those is checked leave one profile out: timed by tables merged from the other three. The
-developers' own H200 GEMM timings (`docs/experiments/device_gemm.py`) are timed by the H200's
-engine tables.
+from its six LLMServingSim profiles (Llama-3.1-8B, Qwen3-32B and Qwen3-30B-A3B at TP 1 and 2),
+so each of those is checked leave one profile out: timed by tables merged from the other five.
+The developers' own H200 GEMM timings (`docs/experiments/device_gemm.py`) are timed by the
+H200's engine tables.
 
 Run from the repository root: `python docs/experiments/kernel_holdout.py`. Prints one markdown
 row per held-out table (median absolute error %, in brackets the median signed error, positive:

@@ -8,7 +8,7 @@ Steps, each optional but at least one:
    `wrpsim.calibrate.aic`) or LLMServingSim layer profiles
    (`profiler/perf/<hw>/<org>/<model>/<variant>`, or one `tp<N>` folder of one;
    `wrpsim.calibrate.llmss`), which have GEMM and attention tables only —
-   `kernels=[DENSE,DENSE2,MOE]` merges several dense models' profiles of one GPU into one set
+   `kernels=[DENSE,DENSE2,MOE]` merges several models' profiles of one GPU into one set
    of tables and adds the MoE block of an MoE model's profile on the same GPU: the GPU then
    keeps a `roofline:` reference GPU for collectives (and MoE layers without an MoE profile;
    its current one, else the engine's default).
@@ -234,7 +234,7 @@ def run(cfg: dict[str, Any]) -> dict[str, Any]:
             meta = aic.compact(srcs[0], tables, gpu=get_gpu(gpu))
         else:
             raise ConfigError("calibrate: kernels: a list names LLMServingSim profiles only "
-                              "(dense models', plus MoE models' for their MoE block)")
+                              "(of one GPU: their layouts merged, MoE models' MoE block added)")
         raw.setdefault("gpus", {})[gpu] = entry
         result["tables"] = {k: v["rows"] for k, v in meta["tables"].items()}
     if cfg["kernels"] or not path.is_file():

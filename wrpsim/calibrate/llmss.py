@@ -37,10 +37,11 @@ stays in the block although wrpsim also times the router as a GEMM of its own: o
 6000 the model's router GEMM is under 1 % of the block (0.4 us of 50 us at one token, 8 us of
 1.07 ms at 2048), so it is counted twice within that. Rows faster than streaming their
 activated experts from DRAM (`wrpsim.calibrate.aic.moe_dram_floor_s`; none in the shipped
-profile) are dropped when the GPU is given. Only the MoE block is read from an MoE model's
-profile: GEMMs and attention come from the dense-model profiles given with it.
+profile) are dropped when the GPU is given. An MoE model's profile also gives, like a dense
+model's, its attention rows and the GEMMs of its attention projections and LM head (its
+`dense.csv` has no MLP projections: the MoE block is its MLP).
 
-Several dense-model profiles of one GPU and vLLM version (each TP degree of each is a "layout":
+Several profiles of one GPU and vLLM version (each TP degree of each is a "layout":
 one model's shapes on one GPU of that TP; a profile's `tp<N>` folder names one layout alone)
 become one set of tables holding every layout's rows (`merge_layouts`): the projection shapes
 of different models and TP degrees are different GEMM keys and their head layouts different
@@ -195,6 +196,8 @@ def _layout_tables(src: Path, tp: int, model, dtype: str) -> dict[str, pd.DataFr
     per_seq = pd.read_csv(d / "per_sequence.csv").rename(columns={"sequences": "tokens"})
     gemm = []
     for layer, (n, k) in _gemm_shapes(model, tp).items():
+        if model.moe and layer in ("gate_up_proj", "down_proj"):
+            continue  # an MoE model's MLP is its MoE block (`moe_rows`), not these shapes
         rows = (per_seq if layer == "lm_head" else dense)
         rows = rows[rows["layer"] == layer]
         gemm.append(pd.DataFrame({"dtype": dtype, "m": rows["tokens"], "n": n, "k": k,
@@ -233,7 +236,11 @@ def merge_layouts(parts: list[dict[str, pd.DataFrame]]) -> dict[str, pd.DataFram
         rows = [p[name] for p in parts if name in p and len(p[name])]
         if not rows:
             continue
-        df = pd.concat(rows).groupby(keys, as_index=False)["ms"].median()
+        df = pd.concat(rows)
+        # the times as stored (float32), so that merging compacted folders (`merge`) and
+        # compacting the raw profiles give the same medians
+        df = df.assign(ms=df["ms"].astype(np.float32).astype(np.float64))
+        df = df.groupby(keys, as_index=False)["ms"].median()
         if name == "gemm":
             df = lower_envelope(df, ["dtype", "n", "k"], "m")
         out[name] = df.sort_values(keys, kind="stable")[_COLUMNS[name]]
@@ -255,24 +262,27 @@ def _write(tables: dict[str, pd.DataFrame], out: Path) -> None:
 def compact(profile_dir, out_dir: str | Path, gpu=None) -> dict:
     """Write `gemm.parquet`, `attn_prefill.parquet`, `attn_decode.parquet` and `meta.json`
     (provenance: profiler, vLLM version, device, rows, and per table the layouts it holds) for
-    the dense-model profiles among `profile_dir` (one folder or a list; a profile's `tp<N>`
-    folder names that TP degree alone), every TP degree of every one merged
-    (`merge_layouts`), and `moe.parquet` from the MoE-model profiles in it (module docstring);
-    `gpu`, the catalog GPU profiled, enables the DRAM-floor check of MoE rows."""
+    the profiles in `profile_dir` (one folder or a list; a profile's `tp<N>` folder names that
+    TP degree alone), every TP degree of every one merged (`merge_layouts`; an MoE model's
+    layouts give their attention, attention projections and LM head), and `moe.parquet` from
+    the MoE models' whole profiles among them (module docstring); `gpu`, the catalog GPU
+    profiled, enables the DRAM-floor check of MoE rows."""
     dirs = [Path(p) for p in (profile_dir if isinstance(profile_dir, (list, tuple))
                               else [profile_dir])]
     found = {d: _layouts(d) for d in dirs}
     models_of = {d: _read_meta(found[d][0])[2] for d in dirs}
-    dense = [d for d in dirs if not models_of[d].moe]
-    moe = [d for d in dirs if models_of[d].moe]
-    if not dense:
-        raise ConfigError(f"kernels: give at least one profile of a dense model (its GEMMs "
-                          f"and attention become the tables), got none among "
+    if not any(found[d][1] for d in dirs):
+        raise ConfigError(f"kernels: give at least one layer profile with tp<N>/dense.csv (its "
+                          f"GEMMs and attention become the tables), got none among "
                           f"{[str(d) for d in dirs]}")
+    # MoE blocks: from an MoE model's whole profile (a `tp<N>` folder names one layout only)
+    moe = [d for d in dirs if models_of[d].moe and found[d][0] == d]
     parts, infos = [], []
-    for d in dense:
+    for d in dirs:
         src, tps = found[d]
         if not tps:
+            if models_of[d].moe:
+                continue  # an MoE block alone
             raise ConfigError(f"kernels: {d} has no tp<N>/dense.csv")
         meta, dtype, model = _read_meta(src)
         for tp in tps:

@@ -13,7 +13,7 @@ pure-decode or fresh-prompt attention layer) is timed by tables and compared:
 error = simulated / measured - 1, in %.
 
 A folder that is one of the layouts the GPU's engine tables were merged from
-(`wrpsim.calibrate.llmss.merge_layouts`; the RTX PRO 6000's four profiles) is checked leave
+(`wrpsim.calibrate.llmss.merge_layouts`; the RTX PRO 6000's six profiles) is checked leave
 one profile out (`leave_one_out`): timed by tables merged from the engine's other layouts, so
 that no folder is timed by tables holding its own measurements. Any other folder (the H200's)
 is timed by the engine's tables themselves.
