@@ -18,6 +18,10 @@ from wrpsim.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ROOT / "pools" / "catalog" / "engines" / "vllm-0.24" / "rtxpro6000-96gb"
+#: the shipped compaction of LLMServingSim's Llama-3.1-8B TP 1 profile on the RTX PRO 6000 (one
+#: of the four layouts the engine tables above are merged from)
+LAYOUTS = ROOT / "pools" / "measured" / "llmservingsim" / "kernels" / "rtxpro6000-96gb"
+LLAMA_TP1 = LAYOUTS / "Llama-3.1-8B-tp1"
 #: (n, k) of Llama-3.1-8B's projections at TP 1 (config.json: hidden 4096, 32 / 8 heads of 128,
 #: intermediate 14336, vocab 128256)
 SHAPES = {"qkv_proj": (6144, 4096), "o_proj": (4096, 4096), "gate_up_proj": (28672, 4096),
@@ -33,7 +37,8 @@ tp_degrees: [1]
 
 
 def _profile(tmp_path: Path, variant: str = "bf16", model: str = "") -> Path:
-    """An LLMServingSim-layout profile rebuilt from the shipped tables, with what compaction
+    """An LLMServingSim-layout profile rebuilt from the shipped Llama-3.1-8B TP 1 tables, with
+    what compaction
     must leave out (element-wise layers, sampling, mixed and prefix attention rows) and a slow
     m = 1 kernel the lower envelope removes."""
     d = tmp_path / "Llama-3.1-8B" / variant
@@ -42,7 +47,7 @@ def _profile(tmp_path: Path, variant: str = "bf16", model: str = "") -> Path:
     if model:
         meta = meta.replace("meta-llama/Llama-3.1-8B", model)
     (d / "meta.yaml").write_text(meta)
-    g = pd.read_parquet(SHIPPED / "gemm.parquet")
+    g = pd.read_parquet(LLAMA_TP1 / "gemm.parquet")
     dense, per_seq = [], []
     for layer, (n, k) in SHAPES.items():
         rows = g[(g["n"] == n) & (g["k"] == k)]
@@ -56,8 +61,8 @@ def _profile(tmp_path: Path, variant: str = "bf16", model: str = "") -> Path:
     per_seq.append(pd.DataFrame({"layer": "sampler", "tokens": [1], "time_us": [24.7]}))
     pd.concat(per_seq).rename(columns={"tokens": "sequences"}).to_csv(
         d / "tp1" / "per_sequence.csv", index=False)
-    dec = pd.read_parquet(SHIPPED / "attn_decode.parquet")
-    pre = pd.read_parquet(SHIPPED / "attn_prefill.parquet")
+    dec = pd.read_parquet(LLAMA_TP1 / "attn_decode.parquet")
+    pre = pd.read_parquet(LLAMA_TP1 / "attn_prefill.parquet")
     att = pd.concat([
         pd.DataFrame({"prefill_chunk": 0, "kv_prefill": 0, "n_decode": dec["batch"],
                       "kv_decode": dec["ctx"], "time_us": dec["ms"] * 1e3}),
@@ -80,8 +85,8 @@ def test_compact_maps_the_profile_onto_the_models_shapes(tmp_path):
     assert (gemm["version"], gemm["device"]) == ("0.19.0", "NVIDIA RTX PRO 6000 Blackwell "
                                                             "Server Edition")
     for name in ("gemm", "attn_prefill", "attn_decode"):
-        got, ref = pd.read_parquet(out / f"{name}.parquet"), pd.read_parquet(SHIPPED /
-                                                                             f"{name}.parquet")
+        got = pd.read_parquet(out / f"{name}.parquet")
+        ref = pd.read_parquet(LLAMA_TP1 / f"{name}.parquet")
         assert list(got.columns) == list(ref.columns)
         keys = [c for c in ref.columns if c != "ms"]
         m = got.merge(ref, on=keys, suffixes=("", "_ref"), how="outer", indicator=True)
@@ -190,8 +195,9 @@ def test_an_moe_profile_adds_its_moe_block_at_the_expected_activated_experts(tmp
     assert sorted(meta["tables"]) == ["attn_decode", "attn_prefill", "gemm", "moe"]
     info = meta["tables"]["moe"]
     assert "Qwen3-30B-A3B" in info["profile"] and info["sources"][0]["cache_resident_rows"] == 0
-    # GEMMs are the dense profile's only
+    # GEMMs are the dense profile's only (this MoE profile has no tp1/dense.csv)
     assert "Llama-3.1-8B" in meta["tables"]["gemm"]["profile"]
+    assert "Qwen3-30B-A3B" not in meta["tables"]["gemm"]["profile"]
     moe = pd.read_parquet(tmp_path / "out" / "moe.parquet")
     assert list(moe.columns) == ["dtype", "hidden", "inter", "topk", "experts", "moe_tp",
                                  "moe_ep", "tokens", "ms"]
@@ -201,8 +207,8 @@ def test_an_moe_profile_adds_its_moe_block_at_the_expected_activated_experts(tmp
     a = expected_experts(t, 8, 128)  # linear in activated: exact at the expected count
     assert a[0] == pytest.approx(8.0) and 111 < a[5] < 112  # 1 token: 8; 32 tokens: 111.7
     np.testing.assert_allclose(moe["ms"] * 1e3, 10 + 6 * a + 0.1 * t, rtol=1e-5)
-    # a profile of the MoE model alone has no dense model's GEMMs: one line
-    with pytest.raises(ConfigError, match="exactly one profile of a dense model"):
+    # a profile of the MoE block alone has no GEMM or attention rows: one line
+    with pytest.raises(ConfigError, match=r"at least one layer profile with tp<N>/dense\.csv"):
         compact(moe_src, tmp_path / "out2")
     # rows faster than streaming their experts from DRAM are dropped (L2-resident)
     csv = moe_src / "tp1" / "moe.csv"
@@ -212,6 +218,98 @@ def test_an_moe_profile_adds_its_moe_block_at_the_expected_activated_experts(tmp
     meta = compact([dense, moe_src], tmp_path / "out3", gpu=get_gpu("rtxpro6000-96gb"))
     assert meta["tables"]["moe"]["sources"][0]["cache_resident_rows"] == 1
     assert 1 not in set(pd.read_parquet(tmp_path / "out3" / "moe.parquet")["tokens"])
+
+
+def test_the_engine_tables_hold_every_profile_of_the_gpu(tmp_path):
+    """The RTX PRO 6000's GEMM and attention tables are its six shipped LLMServingSim layouts
+    merged (`merge`): every measured key, none lost or invented; the only key measured twice is
+    the 32 / 4-head attention layout (Qwen3-32B TP 2, Qwen3-30B-A3B TP 1), which holds the two
+    measurements' mean; every other row is one measurement."""
+    from wrpsim.calibrate.llmss import KEYS, merge
+
+    layouts = sorted(p for p in LAYOUTS.iterdir() if (p / "meta.json").is_file())
+    assert [p.name for p in layouts] == [f"{m}-tp{tp}" for m in ("Llama-3.1-8B",
+                                                                 "Qwen3-30B-A3B", "Qwen3-32B")
+                                         for tp in (1, 2)]
+    meta = json.loads((SHIPPED / "meta.json").read_text())
+    sources = {json.loads((p / "meta.json").read_text())["source"] for p in layouts}
+    merge(layouts, tmp_path / "merged")
+    for name, keys in KEYS.items():
+        got = pd.read_parquet(SHIPPED / f"{name}.parquet")
+        pd.testing.assert_frame_equal(got, pd.read_parquet(tmp_path / "merged" /
+                                                           f"{name}.parquet"))
+        parts = pd.concat([pd.read_parquet(p / f"{name}.parquet") for p in layouts])
+        twice = parts[parts.duplicated(keys, keep=False)]
+        if name == "gemm":
+            assert twice.empty
+        else:
+            assert set(zip(twice["heads"], twice["kv_heads"])) == {(32, 4)}
+            assert len(twice) == 2 * (got["heads"].eq(32) & got["kv_heads"].eq(4)).sum()
+        m = got.merge(parts.groupby(keys, as_index=False)["ms"].mean(), on=keys,
+                      suffixes=("", "_layouts"), how="outer", indicator=True)
+        assert (m["_merge"] == "both").all(), name
+        np.testing.assert_allclose(m["ms"], m["ms_layouts"], rtol=1e-6)
+        assert {x["source"] for x in meta["tables"][name]["layouts"]} == sources, name
+    dec = pd.read_parquet(SHIPPED / "attn_decode.parquet")
+    assert sorted(set(zip(dec["heads"], dec["kv_heads"]))) == [(16, 2), (16, 4), (32, 4),
+                                                                (32, 8), (64, 8)]
+
+
+def test_layouts_merge_by_the_median_of_a_key_measured_twice(tmp_path):
+    """Every TP degree of a profile is a layout of its own; a `tp<N>` folder names one. Two
+    profiles measuring one key keep the median of their times (of two: the mean), then the
+    lower envelope; `merge` of the compacted folders gives what `compact` gives from the raw
+    profiles; folders of another engine version do not merge."""
+    from wrpsim.calibrate.llmss import merge
+
+    src = _profile(tmp_path)
+    tp1, tp2 = src / "tp1", src / "tp2"
+    tp2.mkdir()
+    for f in ("dense.csv", "per_sequence.csv", "attention.csv"):
+        (tp2 / f).write_text((tp1 / f).read_text())
+    meta = compact(src, tmp_path / "both")  # TP 2: half the heads and widths, other keys
+    assert meta["tables"]["gemm"]["profile"].endswith("meta-llama/Llama-3.1-8B bf16, TP [1, 2]")
+    assert [x["source"].rsplit("/", 1)[1] for x in meta["tables"]["gemm"]["layouts"]] == [
+        "tp1", "tp2"]
+    dec = pd.read_parquet(tmp_path / "both" / "attn_decode.parquet")
+    assert sorted(set(zip(dec["heads"], dec["kv_heads"]))) == [(16, 4), (32, 8)]
+    one = compact(tp1, tmp_path / "one")
+    assert "layouts" not in one["tables"]["gemm"] and one["source"].endswith("tp1")
+    # a twin profile of the same model and TP whose attention took three times as long
+    twin = tmp_path / "twin" / "bf16"
+    (twin / "tp1").mkdir(parents=True)
+    (twin / "meta.yaml").write_text((src / "meta.yaml").read_text())
+    for f in ("dense.csv", "per_sequence.csv"):
+        (twin / "tp1" / f).write_text((tp1 / f).read_text())
+    att = pd.read_csv(tp1 / "attention.csv")
+    att["time_us"] *= 3.0
+    att.to_csv(twin / "tp1" / "attention.csv", index=False)
+    compact(twin / "tp1", tmp_path / "twin_tables")
+    meta = compact([tp1, twin / "tp1"], tmp_path / "merged")
+    assert len(meta["tables"]["gemm"]["layouts"]) == 2
+    for name in ("attn_decode", "attn_prefill"):
+        a = pd.read_parquet(tmp_path / "one" / f"{name}.parquet")
+        b = pd.read_parquet(tmp_path / "merged" / f"{name}.parquet")
+        assert len(a) == len(b)
+        np.testing.assert_allclose(b["ms"], a["ms"] * 2.0, rtol=1e-6)  # mean of 1x and 3x
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "merged" / "gemm.parquet"),
+                                  pd.read_parquet(tmp_path / "one" / "gemm.parquet"))
+    again = merge([tmp_path / "one", tmp_path / "twin_tables"], tmp_path / "again")
+    for name in ("gemm", "attn_prefill", "attn_decode"):
+        pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "again" / f"{name}.parquet"),
+                                      pd.read_parquet(tmp_path / "merged" / f"{name}.parquet"))
+    assert len(again["tables"]["attn_decode"]["layouts"]) == 2
+    other = tmp_path / "other"
+    other.mkdir()
+    for f in ("gemm", "attn_prefill", "attn_decode"):
+        (other / f"{f}.parquet").write_bytes((tmp_path / "one" / f"{f}.parquet").read_bytes())
+    m = json.loads((tmp_path / "one" / "meta.json").read_text())
+    m["tables"]["gemm"]["version"] = "0.11.0"
+    (other / "meta.json").write_text(json.dumps(m))
+    with pytest.raises(ConfigError, match="one engine's tables come from one GPU and engine"):
+        merge([tmp_path / "one", other], tmp_path / "bad")
+    with pytest.raises(ConfigError, match=r"no readable meta\.json"):
+        merge([tmp_path / "one", tmp_path / "twin"], tmp_path / "bad")
 
 
 def test_cli_builds_an_engine_from_a_profile_keeping_a_reference(tmp_path):

@@ -1,6 +1,6 @@
-"""Kernel tables on shapes they never saw: the RTX PRO 6000's tables (compacted from
-LLMServingSim's profile of Llama-3.1-8B at TP 1) against measured profiles of Qwen3-32B (TP 1
-and 2) and Llama-3.1-8B at TP 2 on the same GPU; the H200's AIConfigurator GEMM grid against
+"""Kernel tables on shapes they never saw: the RTX PRO 6000's tables (merged from LLMServingSim's
+profiles of Llama-3.1-8B, Qwen3-32B and Qwen3-30B-A3B at TP 1 and 2) leave one profile out:
+each profile timed by the tables of the other five; the H200's AIConfigurator GEMM grid against
 the developers' own H200 timings of catalog models' shapes off that grid; and the head-layout
 transfer's fixed latency."""
 
@@ -12,33 +12,83 @@ import pytest
 from wrpsim.pool.catalog import get_gpu
 from wrpsim.pool.engines import get_engine, kernels_for
 from wrpsim.pool.kernels import roofline as rl
-from wrpsim.validate.kernels import COLUMNS, holdout_errors, shipped_holdouts
+from wrpsim.validate.kernels import (
+    COLUMNS,
+    engine_layouts,
+    holdout_errors,
+    leave_one_out,
+    shipped_holdouts,
+)
 
 HOLDOUTS = shipped_holdouts()
 
 
-def test_shipped_holdouts_are_other_shapes_than_the_engine_tables():
-    assert set(HOLDOUTS) == {"rtxpro6000-96gb", "h200-141gb"}
+RTX = "rtxpro6000-96gb"
+
+
+def test_shipped_holdouts_are_the_engine_tables_layouts_or_other_shapes():
+    assert set(HOLDOUTS) == {RTX, "h200-141gb"}
     assert {d.name for d in HOLDOUTS["h200-141gb"]} == {
         "torch-linear", "torch-linear-grid", "torch-linear-msweep", "torch-scaled-mm-fp8",
         "torch-scaled-mm-fp8-grid"}
-    names = {d.name for d in HOLDOUTS["rtxpro6000-96gb"]}
-    assert names == {"Qwen3-32B-tp1", "Qwen3-32B-tp2", "Llama-3.1-8B-tp2"}
-    label = kernels_for(get_engine("vllm-0.24"), "rtxpro6000-96gb").label
-    assert "Llama-3.1-8B bf16, TP [1]" in label  # the tables' own source is not held out
+    names = {d.name for d in HOLDOUTS[RTX]}
+    assert names == {f"{m}-tp{tp}" for m in ("Llama-3.1-8B", "Qwen3-32B", "Qwen3-30B-A3B")
+                     for tp in (1, 2)}
+    k = kernels_for(get_engine("vllm-0.24"), RTX)
+    assert ("Llama-3.1-8B bf16, TP [1, 2]; Qwen/Qwen3-32B bf16, TP [1, 2]; "
+            "Qwen/Qwen3-30B-A3B-Instruct-2507 bf16, TP [1, 2]") in k.label
+    assert len(engine_layouts(k)) == 6
+    assert engine_layouts(kernels_for(get_engine("vllm-0.24"), "h200-141gb")) == []
 
 
-@pytest.mark.parametrize("tables", HOLDOUTS.get("rtxpro6000-96gb", []), ids=lambda p: p.name)
-def test_rtxpro6000_tables_predict_held_out_kernels(tables):
-    """Every column within 10 % median absolute error, no column biased by more than 10 %
-    (measured: GEMMs 3.6-5.0 %, decode attention 1.3-7.8 %, prefill attention 3.0-7.8 %)."""
-    k = kernels_for(get_engine("vllm-0.24"), "rtxpro6000-96gb")
-    res = holdout_errors(k, tables)
+LOO = {r["tables"]: r for r in leave_one_out(kernels_for(get_engine("vllm-0.24"), RTX),
+                                             HOLDOUTS.get(RTX, []))}
+#: the leave-one-profile-out figures docs/validation.md publishes: median absolute error % of
+#: GEMMs (all, m <= 64, m > 64), decode and prefill attention
+PUBLISHED = {
+    "Llama-3.1-8B-tp1": (4.3, 3.6, 5.6, 10.1, 3.6),
+    "Llama-3.1-8B-tp2": (5.3, 4.1, 5.6, 18.0, 4.5),
+    "Qwen3-30B-A3B-tp1": (16.6, 53.4, 15.4, 1.6, 1.7),
+    "Qwen3-30B-A3B-tp2": (10.6, 22.2, 9.1, 12.2, 5.7),
+    "Qwen3-32B-tp1": (2.8, 1.5, 3.2, 1.3, 7.8),
+    "Qwen3-32B-tp2": (3.9, 2.6, 4.6, 1.6, 1.0),
+}
+
+
+@pytest.mark.parametrize("name", sorted(PUBLISHED))
+def test_rtxpro6000_profiles_predicted_by_the_other_five(name):
+    """Each of the RTX PRO 6000's six profiles, timed by tables merged from the other five,
+    gives the published figures (within 0.5 points). The dense models' GEMMs are within 6 %
+    and every prefill-attention column within 8 %; what carries over badly is documented, not
+    bounded: Qwen3-30B-A3B's small attention projections (hidden 2,048: n or k below every
+    other profile's) at decode sizes (+53 / -22 %), and decode attention moved to twice or half
+    the KV heads (+10 to +18 %, -12 %)."""
+    res = LOO[name]
     assert res["source"].startswith("casys-kaist/LLMServingSim @ 5daddb2")
-    for col in COLUMNS:
+    assert res["held_out_of"] == 5
+    for col, want in zip(COLUMNS, PUBLISHED[name]):
         assert res[col]["n"] >= 19, col
-        assert res[col]["abs_median"] <= 10.0, (col, res[col])
-        assert abs(res[col]["signed_median"]) <= 10.0, (col, res[col])
+        assert res[col]["abs_median"] == pytest.approx(want, abs=0.5), (col, res[col])
+    if "A3B" not in name:
+        assert res["gemm"]["abs_median"] <= 6.0 and abs(res["gemm"]["signed_median"]) <= 3.0
+    assert res["attn_prefill"]["abs_median"] <= 8.0
+
+
+def test_leave_one_out_never_times_a_profile_with_its_own_rows():
+    """With all six profiles (the engine's tables) a profile's own rows come back as measured
+    (every GEMM and in-range attention row exact; Qwen3-32B TP 2 and Qwen3-30B-A3B TP 1, whose
+    attention layout is the same 32 / 4 heads of 128, each within 2 % of the two profiles'
+    median, which the tables hold); left out, they do not."""
+    k = kernels_for(get_engine("vllm-0.24"), RTX)
+    twins = {"Qwen3-32B-tp2", "Qwen3-30B-A3B-tp1"}
+    for d in HOLDOUTS[RTX]:
+        own = holdout_errors(k, d)
+        for col in COLUMNS:
+            if d.name in twins and col.startswith("attn"):
+                assert 0.0 < own[col]["abs_median"] <= 2.0, (d, col, own[col])
+            else:
+                assert own[col]["abs_median"] == 0.0 == own[col]["signed_median"], (d, col)
+        assert LOO[d.name]["gemm"]["abs_median"] > 1.0
 
 
 def test_h200_gemm_interpolation_adds_little_to_the_machine_offset():
@@ -84,18 +134,19 @@ def test_h200_fp8_interpolation_shows_no_bias_on_real_projection_sizes():
 
 
 def test_head_layout_transfer_keeps_the_kernel_latency_floor():
-    """Half the heads (TP 2 of the tables' layout): the smallest cell stays at the measured
-    launch floor, the largest (bandwidth-bound) cell moves by the roofline ratio (1/2)."""
+    """Half the heads of a measured layout (Qwen3-30B-A3B at TP 2: 16 / 2 heads; no profile
+    measures 8 / 1): the smallest cell stays at the measured launch floor, the largest
+    (bandwidth-bound) cell moves by the roofline ratio (1/2)."""
     k = kernels_for(get_engine("vllm-0.24"), "rtxpro6000-96gb")
-    own = k.attn_decode("bf16", 32, 8, 128)
-    half = k.attn_decode("bf16", 16, 4, 128)
+    own = k.attn_decode("bf16", 16, 2, 128)
+    half = k.attn_decode("bf16", 8, 1, 128)
     assert np.array_equal(own.b, half.b) and np.array_equal(own.s, half.s)
     floor = own.t.min()
     assert half.t[0, 0] == pytest.approx(floor, rel=1e-12)
     gpu = get_gpu("rtxpro6000-96gb")
     b, s = own.b[-1], own.s[-1]
-    r = (rl.attn_decode_roofline(b, s, 16, 4, 128, gpu)
-         / rl.attn_decode_roofline(b, s, 32, 8, 128, gpu))
+    r = (rl.attn_decode_roofline(b, s, 8, 1, 128, gpu)
+         / rl.attn_decode_roofline(b, s, 16, 2, 128, gpu))
     assert r == pytest.approx(0.5)
     assert half.t[-1, -1] == pytest.approx(floor + (own.t[-1, -1] - floor) * r, rel=1e-12)
     assert np.all(half.t <= own.t + 1e-15) and np.all(half.t >= floor - 1e-15)

@@ -5,11 +5,13 @@ Steps, each optional but at least one:
 1. `kernels=DIR gpu=GPU`: compact the kernel timings of one GPU into the engine's tables; the
    GPU must be in the GPU catalog. DIR is either NVIDIA AIConfigurator's layout
    (`DIR/<op>/<framework>/<version>/*.parquet`, e.g. `systems/data/h100_sxm`;
-   `wrpsim.calibrate.aic`) or an LLMServingSim layer profile of one model
-   (`profiler/perf/<hw>/<org>/<model>/<variant>`; `wrpsim.calibrate.llmss`), which has GEMM and
-   attention tables only — `kernels=[DENSE,MOE]` adds the MoE block of an MoE model's profile
-   on the same GPU: the GPU then keeps a `roofline:` reference GPU for collectives (and MoE
-   layers without an MoE profile; its current one, else the engine's default).
+   `wrpsim.calibrate.aic`) or LLMServingSim layer profiles
+   (`profiler/perf/<hw>/<org>/<model>/<variant>`, or one `tp<N>` folder of one;
+   `wrpsim.calibrate.llmss`), which have GEMM and attention tables only —
+   `kernels=[DENSE,DENSE2,MOE]` merges several models' profiles of one GPU into one set
+   of tables and adds the MoE block of an MoE model's profile on the same GPU: the GPU then
+   keeps a `roofline:` reference GPU for collectives (and MoE layers without an MoE profile;
+   its current one, else the engine's default).
 2. `steps=CSV` and/or `benchmarks=CSV` and/or `validation=SET`: fit the engine constants named
    in `fit` on per-step timings, closed-loop benchmarks (`wrpsim.calibrate.fit` documents the
    columns) or a shipped measured set's fit split (only its cases on `gpu=` when given) and
@@ -232,7 +234,7 @@ def run(cfg: dict[str, Any]) -> dict[str, Any]:
             meta = aic.compact(srcs[0], tables, gpu=get_gpu(gpu))
         else:
             raise ConfigError("calibrate: kernels: a list names LLMServingSim profiles only "
-                              "(one dense model's, plus MoE models' for their MoE block)")
+                              "(of one GPU: their layouts merged, MoE models' MoE block added)")
         raw.setdefault("gpus", {})[gpu] = entry
         result["tables"] = {k: v["rows"] for k, v in meta["tables"].items()}
     if cfg["kernels"] or not path.is_file():

@@ -37,9 +37,19 @@ stays in the block although wrpsim also times the router as a GEMM of its own: o
 6000 the model's router GEMM is under 1 % of the block (0.4 us of 50 us at one token, 8 us of
 1.07 ms at 2048), so it is counted twice within that. Rows faster than streaming their
 activated experts from DRAM (`wrpsim.calibrate.aic.moe_dram_floor_s`; none in the shipped
-profile) are dropped when the GPU is given. Only the MoE block is read from an MoE model's
-profile: GEMMs and attention come from the one dense-model profile given with it, so that
-those tables stay those of one profile, checked on held-out ones (docs/validation.md).
+profile) are dropped when the GPU is given. An MoE model's profile also gives, like a dense
+model's, its attention rows and the GEMMs of its attention projections and LM head (its
+`dense.csv` has no MLP projections: the MoE block is its MLP).
+
+Several profiles of one GPU and vLLM version (each TP degree of each is a "layout":
+one model's shapes on one GPU of that TP; a profile's `tp<N>` folder names one layout alone)
+become one set of tables holding every layout's rows (`merge_layouts`): the projection shapes
+of different models and TP degrees are different GEMM keys and their head layouts different
+attention keys, so nothing is averaged away; a key two layouts both measure keeps the median of
+their times (the kernel, GPU and engine are the same, so these are two samples of one time).
+`merge` does the same for folders already compacted (the shipped per-profile folders in
+`pools/measured/llmservingsim/kernels/<gpu>/`, from which `wrpsim.validate.kernels` builds
+the leave-one-profile-out check of docs/validation.md).
 
 A profile has no all-reduce or NCCL tables (nor MoE, for a dense model); an engine that names
 such a GPU also names a `roofline:` GPU for what its tables lack
@@ -63,8 +73,12 @@ GEMM_LAYERS = ("qkv_proj", "o_proj", "gate_up_proj", "down_proj")
 
 
 def is_profile(path: str | Path) -> bool:
-    """Whether `path` is an LLMServingSim profile folder (a `meta.yaml` naming a profiler)."""
-    meta = Path(path) / "meta.yaml"
+    """Whether `path` is an LLMServingSim profile folder (a `meta.yaml` naming a profiler) or
+    one `tp<N>` folder of one."""
+    path = Path(path)
+    if path.name[:2] == "tp" and path.name[2:].isdigit() and not (path / "meta.yaml").is_file():
+        path = path.parent
+    meta = path / "meta.yaml"
     if not meta.is_file():
         return False
     import yaml
@@ -164,70 +178,77 @@ def moe_rows(profile_dir: str | Path, gpu=None) -> tuple[pd.DataFrame, dict]:
     return rows, info
 
 
-def compact(profile_dir, out_dir: str | Path, gpu=None) -> dict:
-    """Write `gemm.parquet`, `attn_prefill.parquet`, `attn_decode.parquet` and `meta.json`
-    (provenance: profiler, vLLM version, device, rows) for the dense-model profile among
-    `profile_dir` (one folder or a list), and `moe.parquet` from the MoE-model profiles in it
-    (module docstring); `gpu`, the catalog GPU profiled, enables the DRAM-floor check of MoE
-    rows."""
-    dirs = [Path(p) for p in (profile_dir if isinstance(profile_dir, (list, tuple))
-                              else [profile_dir])]
-    models_of = {d: _read_meta(d)[2] for d in dirs}
-    dense = [d for d in dirs if not models_of[d].moe]
-    moe = [d for d in dirs if models_of[d].moe]
-    if len(dense) != 1:
-        raise ConfigError(f"kernels: give exactly one profile of a dense model (its GEMMs and "
-                          f"attention become the tables), got {len(dense)} among "
-                          f"{[str(d) for d in dirs]}")
-    src = dense[0]
-    meta, dtype, model = _read_meta(src)
-    variant = str(meta.get("variant", ""))
-    tps = sorted(int(p.name[2:]) for p in src.glob("tp*") if p.name[2:].isdigit()
-                 and (p / "dense.csv").is_file())
-    if not tps:
-        raise ConfigError(f"kernels: {src} has no tp<N>/dense.csv")
-    gemm, pre, dec = [], [], []
-    for tp in tps:
-        d = src / f"tp{tp}"
-        shapes = _gemm_shapes(model, tp)
-        dense = pd.read_csv(d / "dense.csv")
-        per_seq = pd.read_csv(d / "per_sequence.csv")
-        per_seq = per_seq.rename(columns={"sequences": "tokens"})
-        for layer, (n, k) in shapes.items():
-            rows = (per_seq if layer == "lm_head" else dense)
-            rows = rows[rows["layer"] == layer]
-            gemm.append(pd.DataFrame({"dtype": dtype, "m": rows["tokens"], "n": n, "k": k,
-                                      "ms": rows["time_us"] / 1e3}))
-        att = pd.read_csv(d / "attention.csv")
-        heads, kvh = model.heads // tp, max(1, model.kv_heads // tp)
-        head = {"kv_dtype": "bf16", "heads": heads, "kv_heads": kvh,
-                "head_dim": model.head_dim, "window": 0}
-        dr = att[(att["prefill_chunk"] == 0) & (att["n_decode"] > 0)]
-        dec.append(pd.DataFrame({**head, "batch": dr["n_decode"], "ctx": dr["kv_decode"],
-                                 "ms": dr["time_us"] / 1e3}))
-        pr = att[(att["prefill_chunk"] > 0) & (att["kv_prefill"] == 0) & (att["n_decode"] == 0)]
-        pre.append(pd.DataFrame({**head, "batch": 1, "isl": pr["prefill_chunk"],
-                                 "ms": pr["time_us"] / 1e3}))
-    g = pd.concat(gemm).groupby(["dtype", "n", "k", "m"], as_index=False)["ms"].median()
-    g = lower_envelope(g, ["dtype", "n", "k"], "m")[["dtype", "m", "n", "k", "ms"]]
-    akeys = ["kv_dtype", "heads", "kv_heads", "head_dim", "window", "batch"]
-    p = pd.concat(pre).groupby([*akeys, "isl"], as_index=False)["ms"].median()
-    dd = pd.concat(dec).groupby([*akeys, "ctx"], as_index=False)["ms"].median()
-    out = Path(out_dir)
+def _layouts(path: Path) -> tuple[Path, list[int]]:
+    """(profile folder, its TP degrees to read) of `path`: a profile (every `tp<N>` with a
+    `dense.csv`) or one `tp<N>` folder of a profile (that TP only)."""
+    if path.name[:2] == "tp" and path.name[2:].isdigit() and is_profile(path.parent):
+        tps = [int(path.name[2:])] if (path / "dense.csv").is_file() else []
+        return path.parent, tps
+    return path, sorted(int(p.name[2:]) for p in path.glob("tp*") if p.name[2:].isdigit()
+                        and (p / "dense.csv").is_file())
+
+
+def _layout_tables(src: Path, tp: int, model, dtype: str) -> dict[str, pd.DataFrame]:
+    """The GEMM, prefill- and decode-attention rows of one profile at one TP degree (a
+    "layout": one model's shapes on one GPU of TP `tp`), in the tables' columns."""
+    d = src / f"tp{tp}"
+    dense = pd.read_csv(d / "dense.csv")
+    per_seq = pd.read_csv(d / "per_sequence.csv").rename(columns={"sequences": "tokens"})
+    gemm = []
+    for layer, (n, k) in _gemm_shapes(model, tp).items():
+        if model.moe and layer in ("gate_up_proj", "down_proj"):
+            continue  # an MoE model's MLP is its MoE block (`moe_rows`), not these shapes
+        rows = (per_seq if layer == "lm_head" else dense)
+        rows = rows[rows["layer"] == layer]
+        gemm.append(pd.DataFrame({"dtype": dtype, "m": rows["tokens"], "n": n, "k": k,
+                                  "ms": rows["time_us"] / 1e3}))
+    att = pd.read_csv(d / "attention.csv")
+    heads, kvh = model.heads // tp, max(1, model.kv_heads // tp)
+    head = {"kv_dtype": "bf16", "heads": heads, "kv_heads": kvh, "head_dim": model.head_dim,
+            "window": 0}
+    dr = att[(att["prefill_chunk"] == 0) & (att["n_decode"] > 0)]
+    dec = pd.DataFrame({**head, "batch": dr["n_decode"], "ctx": dr["kv_decode"],
+                        "ms": dr["time_us"] / 1e3})
+    pr = att[(att["prefill_chunk"] > 0) & (att["kv_prefill"] == 0) & (att["n_decode"] == 0)]
+    pre = pd.DataFrame({**head, "batch": 1, "isl": pr["prefill_chunk"],
+                        "ms": pr["time_us"] / 1e3})
+    return {"gemm": pd.concat(gemm), "attn_prefill": pre, "attn_decode": dec}
+
+
+#: the key columns of each table a layer profile gives (the row's time is `ms`)
+KEYS = {"gemm": ["dtype", "n", "k", "m"],
+        "attn_prefill": ["kv_dtype", "heads", "kv_heads", "head_dim", "window", "batch", "isl"],
+        "attn_decode": ["kv_dtype", "heads", "kv_heads", "head_dim", "window", "batch", "ctx"]}
+_COLUMNS = {"gemm": ["dtype", "m", "n", "k", "ms"],
+            "attn_prefill": [*KEYS["attn_prefill"], "ms"],
+            "attn_decode": [*KEYS["attn_decode"], "ms"]}
+
+
+def merge_layouts(parts: list[dict[str, pd.DataFrame]]) -> dict[str, pd.DataFrame]:
+    """One set of tables from several layouts' rows (each a {table: rows} mapping; a table a
+    layout lacks is skipped). A key (a GEMM shape at m; a head layout at a batch and length)
+    measured by more than one layout keeps the median of its times: every layout is the same
+    kernel on the same GPU and engine, so two measurements of one key are two samples of one
+    time, and the median (the mean of two) keeps neither profile's noise as the table's. Each
+    GEMM shape's time is then made non-decreasing in m by its lower envelope."""
+    out = {}
+    for name, keys in KEYS.items():
+        rows = [p[name] for p in parts if name in p and len(p[name])]
+        if not rows:
+            continue
+        df = pd.concat(rows)
+        # the times as stored (float32), so that merging compacted folders (`merge`) and
+        # compacting the raw profiles give the same medians
+        df = df.assign(ms=df["ms"].astype(np.float32).astype(np.float64))
+        df = df.groupby(keys, as_index=False)["ms"].median()
+        if name == "gemm":
+            df = lower_envelope(df, ["dtype", "n", "k"], "m")
+        out[name] = df.sort_values(keys, kind="stable")[_COLUMNS[name]]
+    return out
+
+
+def _write(tables: dict[str, pd.DataFrame], out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    for stale in ("moe", "allreduce", "nccl"):  # never keep older ones
-        (out / f"{stale}.parquet").unlink(missing_ok=True)
-    info = {"device": str(meta.get("gpu", meta.get("hardware", ""))), "framework": "vllm",
-            "version": str(meta.get("vllm_version", "")), "kernels": {},
-            "profile": f"LLMServingSim profiler {meta.get('profiler_version', '')}, "
-                       f"{meta.get('model', '')} {variant}, TP {tps}"}
-    tables = {"gemm": g, "attn_prefill": p, "attn_decode": dd}
-    result = {"source": str(src), "format": "llmservingsim", "tables": {}}
-    moe_info = {}
-    if moe:
-        parts = [moe_rows(d, gpu) for d in moe]
-        tables["moe"] = pd.concat([r for r, _ in parts], ignore_index=True)
-        moe_info = {"sources": [i for _, i in parts]}
     for name, df in tables.items():
         df = df.copy()
         for c in df.columns:
@@ -236,14 +257,128 @@ def compact(profile_dir, out_dir: str | Path, gpu=None) -> dict:
             elif c not in ("dtype", "kv_dtype"):
                 df[c] = df[c].astype(np.int32)
         df.to_parquet(out / f"{name}.parquet", index=False, compression="zstd")
-        if name == "moe":
-            first = moe_info["sources"][0]
-            result["tables"][name] = {**{k: first[k] for k in ("device", "framework",
-                                                                "version", "kernels",
-                                                                "profile", "file")},
-                                      **moe_info, "rows": len(df)}
-        else:
-            result["tables"][name] = {**info, "file": f"tp*/{_FILES[name]}", "rows": len(df)}
+
+
+def compact(profile_dir, out_dir: str | Path, gpu=None) -> dict:
+    """Write `gemm.parquet`, `attn_prefill.parquet`, `attn_decode.parquet` and `meta.json`
+    (provenance: profiler, vLLM version, device, rows, and per table the layouts it holds) for
+    the profiles in `profile_dir` (one folder or a list; a profile's `tp<N>` folder names that
+    TP degree alone), every TP degree of every one merged (`merge_layouts`; an MoE model's
+    layouts give their attention, attention projections and LM head), and `moe.parquet` from
+    the MoE models' whole profiles among them (module docstring); `gpu`, the catalog GPU
+    profiled, enables the DRAM-floor check of MoE rows."""
+    dirs = [Path(p) for p in (profile_dir if isinstance(profile_dir, (list, tuple))
+                              else [profile_dir])]
+    found = {d: _layouts(d) for d in dirs}
+    models_of = {d: _read_meta(found[d][0])[2] for d in dirs}
+    if not any(found[d][1] for d in dirs):
+        raise ConfigError(f"kernels: give at least one layer profile with tp<N>/dense.csv (its "
+                          f"GEMMs and attention become the tables), got none among "
+                          f"{[str(d) for d in dirs]}")
+    # MoE blocks: from an MoE model's whole profile (a `tp<N>` folder names one layout only)
+    moe = [d for d in dirs if models_of[d].moe and found[d][0] == d]
+    parts, infos = [], []
+    for d in dirs:
+        src, tps = found[d]
+        if not tps:
+            if models_of[d].moe:
+                continue  # an MoE block alone
+            raise ConfigError(f"kernels: {d} has no tp<N>/dense.csv")
+        meta, dtype, model = _read_meta(src)
+        for tp in tps:
+            parts.append(_layout_tables(src, tp, model, dtype))
+        infos.append({"device": str(meta.get("gpu", meta.get("hardware", ""))),
+                      "framework": "vllm", "version": str(meta.get("vllm_version", "")),
+                      "model": f"{meta.get('model', '')} {meta.get('variant', '')}",
+                      "tps": tps, "source": str(d),
+                      "profiler": str(meta.get("profiler_version", ""))})
+    first = infos[0]
+    for i in infos[1:]:
+        if (i["device"], i["version"]) != (first["device"], first["version"]):
+            raise ConfigError(f"kernels: {i['source']} is {i['device']} vLLM {i['version']}, "
+                              f"{first['source']} {first['device']} vLLM {first['version']}: "
+                              f"one engine's tables come from one GPU and engine version")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    for stale in ("moe", "allreduce", "nccl"):  # never keep older ones
+        (out / f"{stale}.parquet").unlink(missing_ok=True)
+    tables = merge_layouts(parts)
+    profile = f"LLMServingSim profiler {first['profiler']}, " + "; ".join(
+        f"{i['model']}, TP {i['tps']}" for i in infos)
+    info = {k: first[k] for k in ("device", "framework", "version")}
+    info.update(kernels={}, profile=profile)
+    result = {"source": "; ".join(i["source"] for i in infos), "format": "llmservingsim",
+              "tables": {}}
+    layouts = [{"profile": f"LLMServingSim profiler {i['profiler']}, {i['model']}, TP [{tp}]",
+                "source": str(Path(i["source"]) if len(i["tps"]) == 1 and
+                              Path(i["source"]).name == f"tp{tp}" else
+                              Path(i["source"]) / f"tp{tp}")} for i in infos for tp in i["tps"]]
+    for name, df in tables.items():
+        result["tables"][name] = {**info, "file": f"tp*/{_FILES[name]}", "rows": len(df)}
+        if len(layouts) > 1:
+            result["tables"][name]["layouts"] = layouts
+    if moe:
+        mparts = [moe_rows(found[d][0], gpu) for d in moe]
+        tables["moe"] = pd.concat([r for r, _ in mparts], ignore_index=True)
+        m0 = mparts[0][1]
+        result["tables"]["moe"] = {**{k: m0[k] for k in ("device", "framework", "version",
+                                                           "kernels", "profile", "file")},
+                                   "sources": [i for _, i in mparts],
+                                   "rows": len(tables["moe"])}
+    _write(tables, out)
+    (out / "meta.json").write_text(json.dumps(result, indent=1, sort_keys=True) + "\n")
+    return result
+
+
+def merge(table_dirs, out_dir: str | Path) -> dict:
+    """Merge compacted layer-profile tables (folders `compact` wrote, each with `meta.json`)
+    into `out_dir` by `merge_layouts`' rule: the tables of several profiles, or of all but one
+    (the leave-one-profile-out check, `wrpsim.validate.kernels`). Every folder must come from
+    the same GPU and engine version; a folder's MoE table is carried over, and two MoE tables
+    are an error (one MoE block per engine table)."""
+    dirs = [Path(p) for p in table_dirs]
+    if not dirs:
+        raise ConfigError("kernels: merge needs at least one table folder")
+    metas = []
+    for d in dirs:
+        try:
+            metas.append(json.loads((d / "meta.json").read_text()))
+        except (OSError, ValueError) as e:
+            raise ConfigError(f"kernels: {d}: no readable meta.json ({e})") from None
+        if metas[-1].get("format") != "llmservingsim":
+            raise ConfigError(f"kernels: {d}/meta.json is not a compacted LLMServingSim "
+                              f"profile (format {metas[-1].get('format')!r})")
+    g0 = metas[0]["tables"]["gemm"]
+    for d, m in zip(dirs[1:], metas[1:]):
+        g = m["tables"]["gemm"]
+        if (g["device"], g["version"]) != (g0["device"], g0["version"]):
+            raise ConfigError(f"kernels: {d} is {g['device']} vLLM {g['version']}, {dirs[0]} "
+                              f"{g0['device']} vLLM {g0['version']}: one engine's tables come "
+                              f"from one GPU and engine version")
+    parts = [{n: pd.read_parquet(d / f"{n}.parquet") for n in KEYS
+              if (d / f"{n}.parquet").is_file()} for d in dirs]
+    tables = merge_layouts(parts)
+    moe = [d for d in dirs if (d / "moe.parquet").is_file()]
+    if len(moe) > 1:
+        raise ConfigError(f"kernels: more than one MoE table among {[str(d) for d in moe]}")
+    layouts = []
+    for m in metas:
+        t = m["tables"]["gemm"]
+        layouts += t.get("layouts") or [{"profile": t["profile"], "source": m["source"]}]
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    result = {"source": "; ".join(m["source"] for m in metas), "format": "llmservingsim",
+              "tables": {}}
+    for name, df in tables.items():
+        info = next(m["tables"][name] for m in metas if name in m["tables"])
+        result["tables"][name] = {**{k: info[k] for k in ("device", "framework", "version",
+                                                          "kernels", "file")},
+                                  "profile": "; ".join(x["profile"] for x in layouts),
+                                  "rows": len(df), "layouts": layouts}
+    if moe:
+        tables["moe"] = pd.read_parquet(moe[0] / "moe.parquet")
+        result["tables"]["moe"] = metas[dirs.index(moe[0])]["tables"]["moe"]
+    _write(tables, out)
     (out / "meta.json").write_text(json.dumps(result, indent=1, sort_keys=True) + "\n")
     return result
 

@@ -4,13 +4,19 @@ of other models or TP degrees on the same GPU.
 A held-out table folder holds `gemm.parquet` and, where measured, `attn_decode.parquet` and
 `attn_prefill.parquet`, in the layout `wrpsim.calibrate.aic` documents (as
 `python -m wrpsim.calibrate ... kernels=` writes them), and a `meta.json` naming its source. The
-shipped ones live in `pools/measured/<source>/kernels/<gpu>/<label>/`: LLMServingSim layer
-profiles of models and TP degrees other than the one the RTX PRO 6000's engine tables were
-compacted from (`llmservingsim`), and the developers' own H200 timings of catalog models'
-GEMM shapes off the AIConfigurator grid, with a control set on the grid (`device`,
+shipped ones live in `pools/measured/<source>/kernels/<gpu>/<label>/`: one folder per
+LLMServingSim layer profile (one model at one TP degree) of the RTX PRO 6000
+(`llmservingsim`), and the developers' own H200 timings of catalog models' GEMM shapes off the
+AIConfigurator grid, with a control set on the grid (`device`,
 `docs/experiments/device_gemm.py`). Every row (a projection GEMM or LM head at m tokens; a
-pure-decode or fresh-prompt attention layer) is timed by the engine's tables and compared:
+pure-decode or fresh-prompt attention layer) is timed by tables and compared:
 error = simulated / measured - 1, in %.
+
+A folder that is one of the layouts the GPU's engine tables were merged from
+(`wrpsim.calibrate.llmss.merge_layouts`; the RTX PRO 6000's six profiles) is checked leave
+one profile out (`leave_one_out`): timed by tables merged from the engine's other layouts, so
+that no folder is timed by tables holding its own measurements. Any other folder (the H200's)
+is timed by the engine's tables themselves.
 """
 
 from __future__ import annotations
@@ -92,6 +98,50 @@ def shipped_holdouts() -> dict[str, list[Path]]:
         for g in sorted(p for p in root.iterdir() if p.is_dir()):
             out.setdefault(g.name, []).extend(sorted(
                 p for p in g.iterdir() if (p / "gemm.parquet").is_file()))
+    return out
+
+
+def engine_layouts(kernels) -> list[str]:
+    """The sources of the profile layouts a GPU's engine GEMM table was merged from (a
+    `Kernels`, or a `Partial` whose own tables those are; empty for tables of another kind)."""
+    own = getattr(kernels, "own", kernels)
+    gemm = getattr(own, "meta", {}).get("tables", {}).get("gemm", {})
+    if "layouts" in gemm:
+        return [str(x["source"]) for x in gemm["layouts"]]
+    return [str(own.meta["source"])] if getattr(own, "meta", {}).get("format") == \
+        "llmservingsim" else []
+
+
+def _source(d: Path) -> str:
+    meta = d / "meta.json"
+    return str(json.loads(meta.read_text()).get("source", "")) if meta.is_file() else ""
+
+
+def leave_one_out(kernels, dirs: list[Path]) -> list[dict]:
+    """For each folder of `dirs` that is a layout of `kernels`' engine tables
+    (`engine_layouts`): its `holdout_errors` under tables merged from every other such folder
+    (`wrpsim.calibrate.llmss.merge`, GEMM and attention only), with `held_out_of` = the number
+    of layouts the check's tables hold. The engine's layouts must all be among `dirs` (else
+    a left-out check would still hold a profile's measurements in no folder, or miss one)."""
+    import tempfile
+
+    from wrpsim.calibrate.llmss import merge
+    from wrpsim.errors import ConfigError
+    from wrpsim.pool.kernels.tables import Kernels
+
+    layouts = engine_layouts(kernels)
+    mine = [d for d in dirs if _source(d) in layouts]
+    missing = sorted(set(layouts) - {_source(d) for d in mine})
+    if missing:
+        raise ConfigError(f"kernels: the engine tables' layouts {missing} have no held-out "
+                          f"folder among {[str(d) for d in dirs]}")
+    out = []
+    for d in mine:
+        rest = [o for o in mine if o != d]
+        with tempfile.TemporaryDirectory() as tmp:
+            merge(rest, tmp)
+            k = Kernels(tmp, kernels.gpu, f"kernels: {len(rest)} other profiles")
+            out.append({**holdout_errors(k, d), "held_out_of": len(rest)})
     return out
 
 

@@ -207,7 +207,8 @@ _LSS = {  # run folder -> (catalog model, GPU, instances, notes)
     "RTX4090/Llama-3.1-8B": ("llama3.1-8b", "rtx4090-24gb", 1, ""),
     "RTXPRO6000/Llama-3.1-8B": ("llama3.1-8b", "rtxpro6000-96gb", 1, ""),
     "RTXPRO6000/Qwen3-32B": ("qwen3-32b", "rtxpro6000-96gb", 1,
-                             "TP 2 over PCIe; the GPU's tables are from Llama-3.1-8B's profile"),
+                             "TP 2 over PCIe; collectives from the L40S's tables (no measured"
+                             " all-reduce of this machine)"),
     "RTXPRO6000/Qwen3-30B-A3B-Instruct-2507": (
         "qwen3-30b-a3b", "rtxpro6000-96gb", 1,
         "vLLM ran DP 2 x EP 2: one instance of 2 GPUs with data-parallel attention (attn_dp 2)"
