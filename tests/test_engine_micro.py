@@ -117,3 +117,24 @@ def test_horizon_leaves_requests_in_flight():
     assert rows[0]["status"] == "in_flight" and rows[0]["first_token_s"] == pytest.approx(0.01)
     assert rows[1]["status"] == "in_flight" and rows[1]["queue_wait_s"] != rows[1]["queue_wait_s"]
     assert len(rows) == 2  # the request arriving after the horizon never arrived
+
+
+def test_a_cut_decode_runs_old_end_event_is_void_not_called(monkeypatch):
+    # req1's arrival at .025 cuts req0's decode run (planned to end at .05) at the boundary .03:
+    # the run's old end event stays on the heap, void (`instance._void`), so `_on_end` is never
+    # called with a stale token; the timeline is the one of the test above.
+    from wrpsim.pool import instance as inst_mod
+
+    stale, ends = [], []
+    original = inst_mod.Instance._on_end
+
+    def on_end(self, ev):
+        (stale if ev.value != self._token else ends).append(ev.value)
+        return original(self, ev)
+
+    monkeypatch.setattr(inst_mod.Instance, "_on_end", on_end)  # (bound at construction)
+    trace = make_trace([0.0, 0.025], [10, 10], [5, 3])
+    rows, _, end, _ = _rows(constant_cfg(step_s=0.01), trace)
+    assert stale == [] and len(ends) >= 3
+    assert rows[1]["first_token_s"] == pytest.approx(0.04)
+    assert end == pytest.approx(0.06)

@@ -383,3 +383,25 @@ def test_a_router_that_reads_no_load_takes_no_scrapes_and_loses_nothing():
     assert not plain.feed.ticking and scraped.feed.ticking
     a, b = plain.run(), scraped.run()
     assert a[0].to_pandas().equals(b[0].to_pandas()) and a[2] == b[2]  # NaN-aware
+
+
+class DrawingRoundRobin(RoundRobin):
+    """Round-robin that also draws a number per decision (subclasses draw unless they say not)."""
+
+    def choose(self, request, cands):
+        self.drawn = float(self.rng.random())
+        return super().choose(request, cands)
+
+
+def test_a_router_that_never_draws_gets_no_random_stream():
+    """Round-robin declares `draws_random = False`: the run hands it None (making a stream
+    imports numpy's random module); a subclass draws unless its own body says not, gets its
+    stream and the same placements."""
+    assert RoundRobin.draws_random is False and DrawingRoundRobin.draws_random is True
+    trace = make_trace([0.3 * i for i in range(12)], [50] * 12, [40] * 12)
+    plain = Simulation(_cfg("wrpsim.router.RoundRobin", count=3), trace)
+    drawing = Simulation(_cfg(f"{__name__}.DrawingRoundRobin", count=3), trace)
+    assert plain.router.rng is None and drawing.router.rng is not None
+    a, b = plain.run(), drawing.run()
+    assert 0.0 <= drawing.router.drawn < 1.0
+    assert a[0].to_pandas().equals(b[0].to_pandas())

@@ -85,3 +85,23 @@ def test_a_same_size_edit_with_its_mtime_restored_is_parsed_again(tmp_path):
     os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns))
     assert f.stat().st_mtime_ns == st.st_mtime_ns and f.stat().st_size == st.st_size
     assert omegaconf_load(f) == {"count": 1}
+
+
+def test_omegaconf_load_inside_the_block_gives_the_same_configs_and_is_restored(tmp_path):
+    """Within `omegaconf_libyaml()` OmegaConf.load (how Hydra reads conf/ and its own configs)
+    parses with libyaml: every conf/ file gives the same config, OmegaConf's own rules hold,
+    and the loader is OmegaConf's again after the block."""
+    import omegaconf._utils as utils
+    from omegaconf import OmegaConf
+
+    conf = [p for p in FILES if p.is_relative_to(ROOT / "conf")]
+    plain = [OmegaConf.to_yaml(OmegaConf.load(p)) for p in conf]
+    with yamlfast.omegaconf_libyaml():
+        assert "CParser" in [c.__name__ for c in utils.get_yaml_loader().__mro__]
+        fast = [OmegaConf.to_yaml(OmegaConf.load(p)) for p in conf]
+        f = tmp_path / "a.yaml"
+        f.write_text("x: 1\nx: 2\n")
+        with pytest.raises(yaml.YAMLError, match="duplicate key"):
+            OmegaConf.load(f)
+    assert fast == plain
+    assert utils.get_yaml_loader is get_yaml_loader
