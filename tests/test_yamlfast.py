@@ -105,3 +105,31 @@ def test_omegaconf_load_inside_the_block_gives_the_same_configs_and_is_restored(
             OmegaConf.load(f)
     assert fast == plain
     assert utils.get_yaml_loader is get_yaml_loader
+
+
+def test_omegaconfs_dumper_over_libyaml_writes_the_same_text():
+    """`omegaconf_dumper()` writes what OmegaConf's own dumper writes, for every YAML the
+    repository ships (as `OmegaConf.to_yaml` and `wrpsim.sim.config_yaml` dump them) and for
+    strings that must be quoted, multi-line text and non-ASCII; inside `omegaconf_libyaml()`
+    `OmegaConf.to_yaml` uses it."""
+    import omegaconf.omegaconf as oc
+    from omegaconf import OmegaConf
+    from omegaconf._utils import get_omega_conf_dumper
+
+    def dump(x, dumper):
+        return yaml.dump(x, default_flow_style=False, allow_unicode=True, sort_keys=False,
+                         Dumper=dumper)
+
+    fast = yamlfast.omegaconf_dumper()
+    tricky = {"s": ["true", "1", "1.5", "no", "", "a: b", "# x", "- y", "x\ny\n", "é ü 漢",
+                    "${a.b}", "???", " lead", "trail ", "long " * 40],
+              "n": [None, 0, -1.5e-3, float("inf"), True], "nested": {"k": [{"a": 1}]}}
+    for x in [tricky, *(yaml.load(p.read_text(encoding="utf-8"), Loader=get_yaml_loader())
+                        for p in FILES)]:
+        assert dump(x, fast) == dump(x, get_omega_conf_dumper())
+    original = oc.get_omega_conf_dumper
+    with yamlfast.omegaconf_libyaml():
+        assert oc.get_omega_conf_dumper() is fast
+        text = OmegaConf.to_yaml(OmegaConf.create(tricky))
+    assert oc.get_omega_conf_dumper is original
+    assert text == OmegaConf.to_yaml(OmegaConf.create(tricky))
