@@ -139,12 +139,11 @@ class PacketEngine(UecMixin, DctcpMixin, RoceMixin, TransportBase):
         """Process events up to `limit` (ps; None: until idle); finished connections."""
         lim = INF if limit is None else (limit if inclusive else limit - 1)
         buckets, bheap, W = self.buckets, self.bheap, self.width
-        hpush, hpop, get = heapq.heappush, heapq.heappop, buckets.get
+        hpush, hpop = heapq.heappush, heapq.heappop
         busy, txf, rate, prop, bufps, ecnps = (self.busy, self.txf, self.rate, self.prop,
                                                self.bufps, self.ecnps)
         pbytes, pmaxq, pmarks = self.pbytes, self.pmaxq, self.pmarks
-        c_paths, c_rpaths = self.c_paths, self.c_rpaths
-        wire, ack, acktx = self.wire, self.ack, self.acktx
+        wire, acktx = self.wire, self.acktx
         on_recv, on_ctrl, on_loss = self._on_recv, self._on_ctrl, self._on_loss
         done: list[tuple[int, int]] = []
         last = self.now
@@ -158,65 +157,69 @@ class PacketEngine(UecMixin, DctcpMixin, RoceMixin, TransportBase):
             lst.sort(key=_time)
             part = lst[-1][0] > lim  # only then can the bucket hold events past the limit
             for e in lst:
-                t, kind, c, k, hop, ev, size, fl = e
+                t, kind, c, k, hop, ev, size, fl, path = e
                 if part and t > lim:
                     buckets[bi] = lst[_index(lst, e):]
                     hpush(bheap, bi)
                     stop = True
                     break
                 last = t
-                if kind > CTRL:  # a trimmed header or a timer (first: a near jump specialises)
-                    if kind == TRIM:
-                        on_recv(c, k, ev, fl, t, True)
-                    else:
-                        self._on_timer(c, k, size, t)
-                    continue
-                path = c_paths[c][ev] if kind == DATA else c_rpaths[c][ev]
-                if hop == len(path):
-                    if kind == CTRL:
-                        on_ctrl(c, k, ev, fl, t)
-                    elif on_recv(c, k, ev, fl, t, False):
-                        done.append((t, c))
-                        if stop_at_done:
-                            idx = _index(lst, e)
-                            if idx + 1 < len(lst):
-                                buckets[bi] = lst[idx + 1:]
-                                hpush(bheap, bi)
-                            stop = True
-                            break
-                    continue
-                p = path[hop]
-                b = busy[p]
-                if size == wire:
-                    tx = txf[p]
-                elif size == ack:  # `tx_ps(ack, rate[p])`, kept with the rate
-                    tx = acktx[p]
-                else:
-                    tx = -(-size * BITPS // rate[p])
-                if b > t:
-                    q = b - t
-                    if kind == DATA:
+                if kind == DATA:
+                    p = path[hop]
+                    if p < 0:  # the end-of-path mark: at the receiving NIC
+                        if on_recv(c, k, ev, fl, t, False):
+                            done.append((t, c))
+                            if stop_at_done:
+                                idx = _index(lst, e)
+                                if idx + 1 < len(lst):
+                                    buckets[bi] = lst[idx + 1:]
+                                    hpush(bheap, bi)
+                                stop = True
+                                break
+                        continue
+                    b = busy[p]
+                    tx = txf[p] if size == wire else -(-size * BITPS // rate[p])
+                    if b > t:
+                        q = b - t
                         if q + tx > bufps[p]:
                             on_loss(c, k, hop, ev, t)
                             continue
                         if q > ecnps[p]:
                             fl = 1
                             pmarks[p] += 1
-                    if q > pmaxq[p]:
-                        pmaxq[p] = q
-                    b += tx
+                        if q > pmaxq[p]:
+                            pmaxq[p] = q
+                        b += tx
+                    else:
+                        b = t + tx
+                elif kind == CTRL:  # `ack` bytes, serialised in `acktx[p]`; never dropped
+                    p = path[hop]
+                    if p < 0:
+                        on_ctrl(c, k, ev, fl, t)
+                        continue
+                    b = busy[p]
+                    if b > t:
+                        q = b - t
+                        if q > pmaxq[p]:
+                            pmaxq[p] = q
+                        b += acktx[p]
+                    else:
+                        b = t + acktx[p]
+                elif kind == TRIM:
+                    on_recv(c, k, ev, fl, t, True)
+                    continue
                 else:
-                    b = t + tx
+                    self._on_timer(c, k, size, t)
+                    continue
                 busy[p] = b
                 pbytes[p] += size
                 arr = b + prop[p]
                 bi2 = arr // W
-                q = get(bi2)
-                if q is None:
-                    buckets[bi2] = [(arr, kind, c, k, hop + 1, ev, size, fl)]
+                try:
+                    buckets[bi2].append((arr, kind, c, k, hop + 1, ev, size, fl, path))
+                except KeyError:  # the first event of its bucket
+                    buckets[bi2] = [(arr, kind, c, k, hop + 1, ev, size, fl, path)]
                     hpush(bheap, bi2)
-                else:
-                    q.append((arr, kind, c, k, hop + 1, ev, size, fl))
         if last > self.now:
             self.now = last
         return done

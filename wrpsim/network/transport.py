@@ -38,6 +38,7 @@ CONN_FIELDS = ("paths", "rpaths", "chooser", "npk", "last", "next", "top", "una"
                "scan", "hi", "epsn", "nakpsn")
 ECN_FLAG, NACK_FLAG = 1, 2
 DATA, CTRL, TRIM, TIMER = 0, 1, 2, 3  # event kinds (packet.py)
+END = (-1,)  # the mark that ends every path tuple of the engine (`_path_sets`)
 
 
 class TransportBase:
@@ -61,7 +62,10 @@ class TransportBase:
         self._rev: dict[tuple, tuple] = {}
 
     def _path_sets(self, conn: Conn) -> tuple[list, list]:
-        """Forward and reverse path of each EV (one of each for a single-path connection)."""
+        """Forward and reverse path of each EV (one of each for a single-path connection), each
+        a tuple of ports ending in the mark `END` (so the engine finds a packet's arrival at the
+        receiving NIC with the port lookup it makes anyway, not a `len` per hop); a path's tuples
+        are shared by every connection that takes it."""
         key = (conn.src, conn.dst, conn.paths) if conn.spray else (conn.paths[0],)
         got = self._evpaths.get(key)
         if got is None:
@@ -74,8 +78,8 @@ class TransportBase:
             rev = self._rev
             for p in dict.fromkeys(fwd):
                 if p not in rev:
-                    rev[p] = self.topo.reverse_path(p)
-            got = self._evpaths[key] = (fwd, [rev[p] for p in fwd])
+                    rev[p] = (tuple(self.topo.reverse_path(p)) + END, tuple(p) + END)
+            got = self._evpaths[key] = ([rev[p][1] for p in fwd], [rev[p][0] for p in fwd])
         return got
 
     def add(self, conn: Conn, t: int) -> int:
@@ -139,18 +143,18 @@ class TransportBase:
             st[k] = t
         arr = b + self.prop[p]
         bi = arr // self.width
-        lst = self.buckets.get(bi)
-        if lst is None:
-            self.buckets[bi] = [(arr, DATA, c, k, 1, ev, size, 0)]
+        try:
+            self.buckets[bi].append((arr, DATA, c, k, 1, ev, size, 0, path))
+        except KeyError:  # the first event of its bucket
+            self.buckets[bi] = [(arr, DATA, c, k, 1, ev, size, 0, path)]
             heapq.heappush(self.bheap, bi)
-        else:
-            lst.append((arr, DATA, c, k, 1, ev, size, 0))
 
     def _ctrl(self, c: int, k: int, ev: int, flags: int, t: int) -> None:
         """Send an ACK / NACK of packet `k` from the receiver's NIC at time `t`: ahead of the
         data waiting there (a NIC's transport engine schedules its control packets before
         queued data), whose departures its serialisation pushes back."""
-        p = self.c_rpaths[c][ev][0]
+        path = self.c_rpaths[c][ev]
+        p = path[0]
         size = self.ack
         tx = self.acktx[p]
         busy = self.busy[p]
@@ -159,12 +163,11 @@ class TransportBase:
         self.ctrl_packets += 1
         arr = t + tx + self.prop[p]
         bi = arr // self.width
-        lst = self.buckets.get(bi)
-        if lst is None:
-            self.buckets[bi] = [(arr, CTRL, c, k, 1, ev, size, flags)]
+        try:
+            self.buckets[bi].append((arr, CTRL, c, k, 1, ev, size, flags, path))
+        except KeyError:  # the first event of its bucket
+            self.buckets[bi] = [(arr, CTRL, c, k, 1, ev, size, flags, path)]
             heapq.heappush(self.bheap, bi)
-        else:
-            lst.append((arr, CTRL, c, k, 1, ev, size, flags))
 
     def _feedback(self, c: int, ev: int, flags: int) -> None:
         """Tell the connection's path chooser how the packet that carried `ev` fared."""
@@ -241,7 +244,7 @@ class TransportBase:
         if lost is None:  # a duplicate of a fully acknowledged connection
             return
         lost[k] = t
-        self._push((t + self.rto_ps, TIMER, c, k, 0, ev, t, 0))
+        self._push((t + self.rto_ps, TIMER, c, k, 0, ev, t, 0, None))
 
     def sent(self, c: int) -> int:
         """Data packets connection `c` has sent, resends included."""

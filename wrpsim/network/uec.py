@@ -77,5 +77,5 @@ class UecMixin:
         self.ptrims[path[hop]] += 1
         self.c_drops[c] += 1
         h = max(1, self.hdr)
-        arr = t + sum(tx_ps(h, self.rate[p]) + self.prop[p] for p in path[hop:])
-        self._push((arr, TRIM, c, k, len(path), ev, h, 0))
+        arr = t + sum(tx_ps(h, self.rate[p]) + self.prop[p] for p in path[hop:-1])
+        self._push((arr, TRIM, c, k, len(path) - 1, ev, h, 0, path))
