@@ -43,7 +43,7 @@ from operator import itemgetter
 from wrpsim.network.dctcp import DctcpMixin
 from wrpsim.network.roce import RoceMixin
 from wrpsim.network.topology import PS_PER_S, LeafSpine, tx_ps
-from wrpsim.network.transport import CONN_FIELDS, CTRL, DATA, TRIM, TransportBase
+from wrpsim.network.transport import CONN_FIELDS, CTRL, TRIM, TransportBase
 from wrpsim.network.uec import UecMixin
 from wrpsim.rng import stream
 
@@ -120,7 +120,7 @@ class PacketEngine(UecMixin, DctcpMixin, RoceMixin, TransportBase):
             self.bufps[p] = self.topo.buffer[p] * BITPS // r
             self.ecnps[p] = round(self.cfg.ecn_bdp * self.topo.bdp_bytes(r0)) * BITPS // r
 
-    def _push(self, ev: tuple) -> None:
+    def _push(self, ev: list) -> None:
         """Schedule event `ev` (cold path; the hot loop inlines this)."""
         b = ev[0] // self.width
         lst = self.buckets.get(b)
@@ -129,6 +129,13 @@ class PacketEngine(UecMixin, DctcpMixin, RoceMixin, TransportBase):
             heapq.heappush(self.bheap, b)
         else:
             lst.append(ev)
+
+    def _stop_after(self, lst: list, e: list, bi: int) -> None:
+        """`run` stops after event `e` of bucket `bi` (being run, in `lst`): put the rest back."""
+        idx = _index(lst, e)
+        if idx + 1 < len(lst):
+            self.buckets[bi] = lst[idx + 1:]
+            heapq.heappush(self.bheap, bi)
 
     def peek(self) -> int | None:
         """Time of the next event (ps), or None when idle."""
@@ -164,40 +171,27 @@ class PacketEngine(UecMixin, DctcpMixin, RoceMixin, TransportBase):
                     stop = True
                     break
                 last = t
-                if kind == DATA:
-                    p = path[hop]
-                    if p < 0:  # the end-of-path mark: at the receiving NIC
-                        if on_recv(c, k, ev, fl, t, False):
-                            done.append((t, c))
-                            if stop_at_done:
-                                idx = _index(lst, e)
-                                if idx + 1 < len(lst):
-                                    buckets[bi] = lst[idx + 1:]
-                                    hpush(bheap, bi)
-                                stop = True
-                                break
-                        continue
-                    b = busy[p]
-                    tx = txf[p] if size == wire else -(-size * BITPS // rate[p])
-                    if b > t:
-                        q = b - t
-                        if q + tx > bufps[p]:
-                            on_loss(c, k, hop, ev, t)
-                            continue
-                        if q > ecnps[p]:
-                            fl = 1
-                            pmarks[p] += 1
-                        if q > pmaxq[p]:
-                            pmaxq[p] = q
-                        b += tx
+                # (hot tests jump over short blocks only: CPython 3.11 specialises a compare
+                # only when its jump needs no EXTENDED_ARG, i.e. skips < 256 code units)
+                if kind > CTRL:
+                    if kind == TRIM:
+                        on_recv(c, k, ev, fl, t, True)
                     else:
-                        b = t + tx
-                elif kind == CTRL:  # `ack` bytes, serialised in `acktx[p]`; never dropped
-                    p = path[hop]
-                    if p < 0:
+                        self._on_timer(c, k, size, t)
+                    continue
+                p = path[hop]
+                if p < 0:  # the end-of-path mark: at the receiving NIC
+                    if kind == CTRL:
                         on_ctrl(c, k, ev, fl, t)
-                        continue
-                    b = busy[p]
+                    elif on_recv(c, k, ev, fl, t, False):
+                        done.append((t, c))
+                        if stop_at_done:
+                            self._stop_after(lst, e, bi)
+                            stop = True
+                            break
+                    continue
+                b = busy[p]
+                if kind == CTRL:  # `ack` bytes, serialised in `acktx[p]`; never dropped
                     if b > t:
                         q = b - t
                         if q > pmaxq[p]:
@@ -205,20 +199,30 @@ class PacketEngine(UecMixin, DctcpMixin, RoceMixin, TransportBase):
                         b += acktx[p]
                     else:
                         b = t + acktx[p]
-                elif kind == TRIM:
-                    on_recv(c, k, ev, fl, t, True)
-                    continue
                 else:
-                    self._on_timer(c, k, size, t)
-                    continue
+                    tx = txf[p] if size == wire else -(-size * BITPS // rate[p])
+                    if b > t:
+                        q = b - t
+                        if q + tx > bufps[p]:
+                            on_loss(c, k, hop, ev, t)
+                            continue
+                        if q > ecnps[p]:
+                            e[7] = 1
+                            pmarks[p] += 1
+                        if q > pmaxq[p]:
+                            pmaxq[p] = q
+                        b += tx
+                    else:
+                        b = t + tx
                 busy[p] = b
                 pbytes[p] += size
-                arr = b + prop[p]
+                e[0] = arr = b + prop[p]  # the same event, one hop on
+                e[4] = hop + 1
                 bi2 = arr // W
                 try:
-                    buckets[bi2].append((arr, kind, c, k, hop + 1, ev, size, fl, path))
+                    buckets[bi2].append(e)
                 except KeyError:  # the first event of its bucket
-                    buckets[bi2] = [(arr, kind, c, k, hop + 1, ev, size, fl, path)]
+                    buckets[bi2] = [e]
                     hpush(bheap, bi2)
         if last > self.now:
             self.now = last
