@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import heapq
 import random
+from bisect import bisect_right
 from operator import itemgetter
 
 from wrpsim.network.dctcp import DctcpMixin
@@ -62,9 +63,9 @@ class PacketEngine(UecMixin, DctcpMixin, RoceMixin, TransportBase):
 
     # slots: ~70 attributes are too many for CPython's shared-key instance dicts, whose
     # attribute reads the interpreter can specialise; slot reads it always can
-    __slots__ = ("topo", "cfg", "mtu", "hdr", "wire", "window", "rto_ps", "rng", "seed", "rate",
-                 "prop", "txf", "bufps", "ecnps", "busy", "pbytes", "pdrops", "ptrims", "pmarks",
-                 "pmaxq", "ctrl_packets", "width", "buckets", "bheap", "now", "nconns",
+    __slots__ = ("topo", "cfg", "mtu", "hdr", "wire", "window", "wmax", "rto_ps", "rng", "seed",
+                 "rate", "prop", "txf", "bufps", "ecnps", "busy", "pbytes", "pdrops", "ptrims",
+                 "pmarks", "pmaxq", "ctrl_packets", "width", "buckets", "bheap", "now", "nconns",
                  "_on_recv", "_on_ctrl", "_on_loss", "_on_timer", "rwnd", "target_ps", "ack",
                  "acktx", "pi_gain", "sacking", "salts", "_evpaths", "_rev",
                  *("c_" + name for name in CONN_FIELDS))
@@ -76,6 +77,7 @@ class PacketEngine(UecMixin, DctcpMixin, RoceMixin, TransportBase):
         self.hdr = cfg.header_bytes
         self.wire = cfg.mtu_bytes + cfg.header_bytes
         self.window = topo.window_packets
+        self.wmax = float(self.window)  # the window's ceiling as the float windows compare to
         self.rto_ps = max(1, round(cfg.rto_us * 1e6))
         self.rng = random.Random(int(stream(seed, "network.entropy").integers(0, 1 << 62)))
         self.seed = seed
@@ -131,10 +133,14 @@ class PacketEngine(UecMixin, DctcpMixin, RoceMixin, TransportBase):
             lst.append(ev)
 
     def _stop_after(self, lst: list, e: list, bi: int) -> None:
-        """`run` stops after event `e` of bucket `bi` (being run, in `lst`): put the rest back."""
-        idx = _index(lst, e)
-        if idx + 1 < len(lst):
-            self.buckets[bi] = lst[idx + 1:]
+        """`run` stops after event `e` of bucket `bi` (being run, in `lst`): put the rest back,
+        ahead of the bucket's events past the limit if `run` put those back already."""
+        rest = lst[_index(lst, e) + 1:]
+        later = self.buckets.get(bi)
+        if later is not None:
+            self.buckets[bi] = rest + later
+        elif rest:
+            self.buckets[bi] = rest
             heapq.heappush(self.bheap, bi)
 
     def peek(self) -> int | None:
@@ -162,15 +168,16 @@ class PacketEngine(UecMixin, DctcpMixin, RoceMixin, TransportBase):
             hpop(bheap)
             lst = buckets.pop(bi)
             lst.sort(key=_time)
-            part = lst[-1][0] > lim  # only then can the bucket hold events past the limit
+            if lst[-1][0] > lim:  # the limit falls in this bucket: put its later events back
+                i = bisect_right(lst, lim, key=_time)
+                buckets[bi] = lst[i:]
+                hpush(bheap, bi)
+                del lst[i:]
+                stop = True
+                if not lst:
+                    break
             for e in lst:
                 t, kind, c, k, hop, ev, size, fl, path = e
-                if part and t > lim:
-                    buckets[bi] = lst[_index(lst, e):]
-                    hpush(bheap, bi)
-                    stop = True
-                    break
-                last = t
                 # (hot tests jump over short blocks only: CPython 3.11 specialises a compare
                 # only when its jump needs no EXTENDED_ARG, i.e. skips < 256 code units)
                 if kind > CTRL:
@@ -224,6 +231,7 @@ class PacketEngine(UecMixin, DctcpMixin, RoceMixin, TransportBase):
                 except KeyError:  # the first event of its bucket
                     buckets[bi2] = [e]
                     hpush(bheap, bi2)
+            last = t  # (the events' own time fields have moved on with them)
         if last > self.now:
             self.now = last
         return done

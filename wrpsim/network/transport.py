@@ -212,11 +212,10 @@ class TransportBase:
         self.c_got[c] = None
         return True
 
-    def _sack_ack(self, c: int, k: int) -> bool:
-        """Sender with a bitmap: first ACK of `k`? (then the window slot is released and the
-        lowest unacknowledged sequence advanced; the state is freed once all are acked)."""
-        sacked = self.c_sacked[c]
-        if sacked is None or sacked[k]:
+    def _sack_ack(self, c: int, k: int, sacked: bytearray) -> bool:
+        """Sender with a bitmap (`sacked`, the connection's, not freed): first ACK of `k`?
+        (then the window slot is released and the lowest unacknowledged sequence advanced)."""
+        if sacked[k]:
             return False
         sacked[k] = 1
         self.c_infl[c] -= 1
@@ -224,8 +223,6 @@ class TransportBase:
         while una < npk and sacked[una]:
             una += 1
         self.c_una[c] = una
-        if k > self.c_hi[c]:
-            self.c_hi[c] = k
         return True
 
     def _sender_done(self, c: int) -> bool:

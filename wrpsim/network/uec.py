@@ -38,7 +38,8 @@ class UecMixin:
     __slots__ = ()
 
     def _uec_ctrl(self, c: int, k: int, ev: int, fl: int, t: int) -> None:
-        if self.c_sacked[c] is None:
+        sacked = self.c_sacked[c]
+        if sacked is None:
             return
         ch = self.c_chooser[c]
         if ch is not None and ch.adaptive:  # `_feedback`, inlined
@@ -47,7 +48,7 @@ class UecMixin:
             self.c_wnd[c] = max(1.0, self.c_wnd[c] - 1.0)
             self._emit(c, k, t)
             return
-        if not self._sack_ack(c, k):
+        if not self._sack_ack(c, k, sacked):
             return
         rtt = t - self.c_sendt[c][k]
         target = self.target_ps
@@ -62,8 +63,8 @@ class UecMixin:
             w += 1.0 / w
         if w < 1.0:
             w = 1.0
-        elif w > self.window:
-            w = float(self.window)
+        elif w > self.wmax:
+            w = self.wmax
         self.c_wnd[c] = w
         if self.c_una[c] < self.c_npk[c]:
             self._pump(c, t)
