@@ -15,12 +15,15 @@ propagation delay of every remaining hop. The transports (`transport=`: uec, dct
 mixins in their own modules; sprayed connections pick an entropy value per packet
 (`entropy.py`).
 
-Implementation. Events are `(t, kind, conn, seq, hop, ev, size, flags)` tuples. `DATA` and
-`CTRL` events are a packet entering port `paths[ev][hop]` (data) or `rpaths[ev][hop]` (control)
-of its connection; `hop == len(path)` is its arrival at the receiving NIC. `TRIM` is a trimmed
-header at the receiver; `TIMER` a loss timer (`size` holds the loss time). Since a port is FIFO,
-a packet's departure is known when it is enqueued (`busy`), so each hop is one event.
-Per-port and per-connection state lives in flat lists.
+Implementation. Events are `[t, kind, conn, seq, hop, ev, size, flags, path]` lists. `DATA`
+and `CTRL` events are a packet entering port `path[hop]` of its path tuple (`paths[ev]` of its
+connection for data, `rpaths[ev]` for control; `(path id, port, ..., port, END)`, see
+`TransportBase._path_tuple`); reaching the mark `END` is its arrival at the receiving NIC. One
+list carries a packet from hop to hop (its time and hop updated), so a hop allocates nothing.
+`TRIM` is a trimmed header at the receiver; `TIMER` a loss timer (`size` holds the loss time).
+Since a port is FIFO, a packet's departure is known when it is enqueued (`busy`), so each hop
+is one event. Per-port and per-connection state lives in flat lists; the bytes each port has
+carried are counted per path and derived on reading (`pbytes`).
 
 The event queue is a calendar: events are appended to buckets of `width` picoseconds, where
 `width` is no more than the smallest delay between an event and any event it causes (one
@@ -64,10 +67,10 @@ class PacketEngine(UecMixin, DctcpMixin, RoceMixin, TransportBase):
     # slots: ~70 attributes are too many for CPython's shared-key instance dicts, whose
     # attribute reads the interpreter can specialise; slot reads it always can
     __slots__ = ("topo", "cfg", "mtu", "hdr", "wire", "window", "wmax", "rto_ps", "rng", "seed",
-                 "rate", "prop", "txf", "bufps", "ecnps", "busy", "pbytes", "pdrops", "ptrims",
-                 "pmarks", "pmaxq", "ctrl_packets", "width", "buckets", "bheap", "now", "nconns",
-                 "_on_recv", "_on_ctrl", "_on_loss", "_on_timer", "rwnd", "target_ps", "ack",
-                 "acktx", "pi_gain", "sacking", "salts", "_evpaths", "_rev",
+                 "rate", "prop", "txf", "bufps", "ecnps", "busy", "pathlist", "pathb", "cutb",
+                 "pdrops", "ptrims", "pmarks", "pmaxq", "ctrl_packets", "width", "buckets",
+                 "bheap", "now", "nconns", "_on_recv", "_on_ctrl", "_on_loss", "_on_timer", "rwnd",
+                 "target_ps", "ack", "acktx", "pi_gain", "sacking", "salts", "_evpaths", "_rev",
                  *("c_" + name for name in CONN_FIELDS))
 
     def __init__(self, topo: LeafSpine, seed: int = 0):
@@ -90,7 +93,6 @@ class PacketEngine(UecMixin, DctcpMixin, RoceMixin, TransportBase):
                       round(cfg.ecn_bdp * topo.bdp_bytes(self.rate[p])) * BITPS // self.rate[p]
                       for p in range(n)]
         self.busy = [0] * n
-        self.pbytes = [0] * n
         self.pdrops = [0] * n
         self.ptrims = [0] * n
         self.pmarks = [0] * n
@@ -132,6 +134,26 @@ class PacketEngine(UecMixin, DctcpMixin, RoceMixin, TransportBase):
         else:
             lst.append(ev)
 
+    @property
+    def pbytes(self) -> list[int]:
+        """Bytes enqueued so far at each port (data packets with their headers, resends and
+        control packets; not trimmed headers), as a new list. Counted per path, not per hop:
+        `pathb` has the bytes that entered each path's first port, `cutb` those that a full
+        buffer stopped at hop h of path i (key (i, h)); the packets still on the way, whose
+        events wait at the hop they reach next, have not reached that port either."""
+        stop = dict(self.cutb)
+        for lst in self.buckets.values():
+            for e in lst:
+                if e[1] <= CTRL:
+                    key = (e[8][0], e[4])
+                    stop[key] = stop.get(key, 0) + e[6]
+        out = [0] * self.topo.nports
+        for pt, b in zip(self.pathlist, self.pathb):
+            for hop in range(1, len(pt) - 1):
+                b -= stop.get((pt[0], hop), 0)
+                out[pt[hop]] += b
+        return out
+
     def _stop_after(self, lst: list, e: list, bi: int) -> None:
         """`run` stops after event `e` of bucket `bi` (being run, in `lst`): put the rest back,
         ahead of the bucket's events past the limit if `run` put those back already."""
@@ -155,7 +177,7 @@ class PacketEngine(UecMixin, DctcpMixin, RoceMixin, TransportBase):
         hpush, hpop = heapq.heappush, heapq.heappop
         busy, txf, rate, prop, bufps, ecnps = (self.busy, self.txf, self.rate, self.prop,
                                                self.bufps, self.ecnps)
-        pbytes, pmaxq, pmarks = self.pbytes, self.pmaxq, self.pmarks
+        pmaxq, pmarks, cutb = self.pmaxq, self.pmarks, self.cutb
         wire, acktx = self.wire, self.acktx
         on_recv, on_ctrl, on_loss = self._on_recv, self._on_ctrl, self._on_loss
         done: list[tuple[int, int]] = []
@@ -211,6 +233,8 @@ class PacketEngine(UecMixin, DctcpMixin, RoceMixin, TransportBase):
                     if b > t:
                         q = b - t
                         if q + tx > bufps[p]:
+                            key = (path[0], hop)  # (`pbytes`)
+                            cutb[key] = cutb.get(key, 0) + size
                             on_loss(c, k, hop, ev, t)
                             continue
                         if q > ecnps[p]:
@@ -222,7 +246,6 @@ class PacketEngine(UecMixin, DctcpMixin, RoceMixin, TransportBase):
                     else:
                         b = t + tx
                 busy[p] = b
-                pbytes[p] += size
                 e[0] = arr = b + prop[p]  # the same event, one hop on
                 e[4] = hop + 1
                 bi2 = arr // W
