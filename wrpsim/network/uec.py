@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from wrpsim.network.entropy import ECN, GOOD, NACK
 from wrpsim.network.topology import tx_ps
-from wrpsim.network.transport import ECN_FLAG, NACK_FLAG, TRIM
+from wrpsim.network.transport import NACK_FLAG, TRIM
 
 
 class UecMixin:
@@ -41,10 +41,12 @@ class UecMixin:
         sacked = self.c_sacked[c]
         if sacked is None:
             return
+        # uec's flags are 0 or ECN_FLAG (an ACK) or NACK_FLAG alone, so plain compares (which
+        # CPython 3.11 specialises; `&` it does not) tell them apart
         ch = self.c_chooser[c]
         if ch is not None and ch.adaptive:  # `_feedback`, inlined
-            ch.feedback(ev, NACK if fl & NACK_FLAG else ECN if fl & ECN_FLAG else GOOD)
-        if fl & NACK_FLAG:
+            ch.feedback(ev, NACK if fl == NACK_FLAG else ECN if fl else GOOD)
+        if fl == NACK_FLAG:
             self.c_wnd[c] = max(1.0, self.c_wnd[c] - 1.0)
             self._emit(c, k, t)
             return
@@ -53,7 +55,7 @@ class UecMixin:
         rtt = t - self.c_sendt[c][k]
         target = self.target_ps
         w = self.c_wnd[c]
-        if fl & ECN_FLAG:
+        if fl:  # ECN_FLAG
             if rtt > target and k > self.c_cut[c]:
                 w *= 1.0 - min(0.5, (rtt - target) / rtt)
                 self.c_cut[c] = self.c_next[c]
