@@ -20,7 +20,8 @@ and `CTRL` events are a packet entering port `path[hop]` of its path tuple (`pat
 connection for data, `rpaths[ev]` for control; `(path id, port, ..., port, END)`, see
 `TransportBase._path_tuple`); reaching the mark `END` is its arrival at the receiving NIC. One
 list carries a packet from hop to hop (its time and hop updated), so a hop allocates nothing.
-`TRIM` is a trimmed header at the receiver; `TIMER` a loss timer (`size` holds the loss time).
+`TRIM` is a trimmed header at the receiver; `TIMER` a loss timer (`size` holds the loss time);
+both sit at their path's END, so the hop loop meets them only in its arrival branch.
 Since a port is FIFO, a packet's departure is known when it is enqueued (`busy`), so each hop
 is one event. Per-port and per-connection state lives in flat lists; the bytes each port has
 carried are counted per path and derived on reading (`pbytes`).
@@ -47,7 +48,7 @@ from operator import itemgetter
 from wrpsim.network.dctcp import DctcpMixin
 from wrpsim.network.roce import RoceMixin
 from wrpsim.network.topology import PS_PER_S, LeafSpine, tx_ps
-from wrpsim.network.transport import CONN_FIELDS, CTRL, TRIM, TransportBase
+from wrpsim.network.transport import CONN_FIELDS, CTRL, DATA, TRIM, TransportBase
 from wrpsim.network.uec import UecMixin
 from wrpsim.rng import stream
 
@@ -202,22 +203,21 @@ class PacketEngine(UecMixin, DctcpMixin, RoceMixin, TransportBase):
                 t, kind, c, k, hop, ev, size, fl, path = e
                 # (hot tests jump over short blocks only: CPython 3.11 specialises a compare
                 # only when its jump needs no EXTENDED_ARG, i.e. skips < 256 code units)
-                if kind > CTRL:
-                    if kind == TRIM:
+                p = path[hop]
+                if p < 0:  # END: at the receiving NIC (where TRIM and TIMER events always are)
+                    if kind == CTRL:
+                        on_ctrl(c, k, ev, fl, t)
+                    elif kind == DATA:
+                        if on_recv(c, k, ev, fl, t, False):
+                            done.append((t, c))
+                            if stop_at_done:
+                                self._stop_after(lst, e, bi)
+                                stop = True
+                                break
+                    elif kind == TRIM:
                         on_recv(c, k, ev, fl, t, True)
                     else:
                         self._on_timer(c, k, size, t)
-                    continue
-                p = path[hop]
-                if p < 0:  # the end-of-path mark: at the receiving NIC
-                    if kind == CTRL:
-                        on_ctrl(c, k, ev, fl, t)
-                    elif on_recv(c, k, ev, fl, t, False):
-                        done.append((t, c))
-                        if stop_at_done:
-                            self._stop_after(lst, e, bi)
-                            stop = True
-                            break
                     continue
                 b = busy[p]
                 if kind == CTRL:  # `ack` bytes, serialised in `acktx[p]`; never dropped

@@ -253,7 +253,7 @@ class TransportBase:
         if lost is None:  # a duplicate of a fully acknowledged connection
             return
         lost[k] = t
-        self._push([t + self.rto_ps, TIMER, c, k, 0, ev, t, 0, None])
+        self._push([t + self.rto_ps, TIMER, c, k, 0, ev, t, 0, END])
 
     def sent(self, c: int) -> int:
         """Data packets connection `c` has sent, resends included."""
