@@ -54,7 +54,7 @@ class RoceMixin:
             lost = self.c_lost[c]
             if lost is not None and k not in lost:
                 lost[k] = t
-                self._push([t + self.rto_ps, TIMER, c, k, 0, ev, t, 0, END])
+                self._push((t + self.rto_ps, TIMER, c, k, 0, ev, t, 0, END))
         return False
 
     def _roce_ctrl(self, c: int, k: int, ev: int, fl: int, t: int) -> None:

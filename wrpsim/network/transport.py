@@ -156,9 +156,9 @@ class TransportBase:
         arr = b + self.prop[p]
         bi = arr // self.width
         try:
-            self.buckets[bi].append([arr, DATA, c, k, 2, ev, size, 0, path])
+            self.buckets[bi].append((arr, DATA, c, k, 2, ev, size, 0, path))
         except KeyError:  # the first event of its bucket
-            self.buckets[bi] = [[arr, DATA, c, k, 2, ev, size, 0, path]]
+            self.buckets[bi] = [(arr, DATA, c, k, 2, ev, size, 0, path)]
             heapq.heappush(self.bheap, bi)
 
     def _ctrl(self, c: int, k: int, ev: int, flags: int, t: int) -> None:
@@ -176,9 +176,9 @@ class TransportBase:
         arr = t + tx + self.prop[p]
         bi = arr // self.width
         try:
-            self.buckets[bi].append([arr, CTRL, c, k, 2, ev, size, flags, path])
+            self.buckets[bi].append((arr, CTRL, c, k, 2, ev, size, flags, path))
         except KeyError:  # the first event of its bucket
-            self.buckets[bi] = [[arr, CTRL, c, k, 2, ev, size, flags, path]]
+            self.buckets[bi] = [(arr, CTRL, c, k, 2, ev, size, flags, path)]
             heapq.heappush(self.bheap, bi)
 
     def _feedback(self, c: int, ev: int, flags: int) -> None:
@@ -253,7 +253,7 @@ class TransportBase:
         if lost is None:  # a duplicate of a fully acknowledged connection
             return
         lost[k] = t
-        self._push([t + self.rto_ps, TIMER, c, k, 0, ev, t, 0, END])
+        self._push((t + self.rto_ps, TIMER, c, k, 0, ev, t, 0, END))
 
     def sent(self, c: int) -> int:
         """Data packets connection `c` has sent, resends included."""

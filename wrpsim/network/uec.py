@@ -81,4 +81,4 @@ class UecMixin:
         self.c_drops[c] += 1
         h = max(1, self.hdr)
         arr = t + sum(tx_ps(h, self.rate[p]) + self.prop[p] for p in path[hop:-1])
-        self._push([arr, TRIM, c, k, len(path) - 1, ev, h, 0, path])
+        self._push((arr, TRIM, c, k, len(path) - 1, ev, h, 0, path))
