@@ -144,16 +144,22 @@ class PacketEngine(UecMixin, DctcpMixin, RoceMixin, TransportBase):
         `pathb` has the bytes that entered each path's first port, `cutb` those that a full
         buffer stopped at hop h of path i (key (i, h)); the packets still on the way, whose
         events wait at the hop they reach next, have not reached that port either."""
-        stop = dict(self.cutb)
+        stops: dict[int, dict[int, int]] = {}  # path id -> {hop: bytes stopped before it}
+        for (pid, hop), n in self.cutb.items():
+            stops.setdefault(pid, {})[hop] = n
         for lst in self.buckets.values():
             for e in lst:
                 if e[1] <= CTRL:
-                    key = (e[8][0], e[4])
-                    stop[key] = stop.get(key, 0) + e[6]
+                    at = stops.setdefault(e[8][0], {})
+                    at[e[4]] = at.get(e[4], 0) + e[6]
         out = [0] * self.topo.nports
         for pt, b in zip(self.pathlist, self.pathb):
+            if not b:
+                continue
+            at = stops.get(pt[0])
             for hop in range(1, len(pt) - 1):
-                b -= stop.get((pt[0], hop), 0)
+                if at is not None:
+                    b -= at.get(hop, 0)
                 out[pt[hop]] += b
         return out
 

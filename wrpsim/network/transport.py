@@ -80,7 +80,8 @@ class TransportBase:
             for p in dict.fromkeys(fwd):
                 if p not in rev:
                     rev[p] = (self._path_tuple(self.topo.reverse_path(p)), self._path_tuple(p))
-            got = self._evpaths[key] = ([rev[p][1] for p in fwd], [rev[p][0] for p in fwd])
+            both = [rev[p] for p in fwd]
+            got = self._evpaths[key] = ([f for _, f in both], [r for r, _ in both])
         return got
 
     def _path_tuple(self, ports) -> tuple:
