@@ -34,8 +34,10 @@ class DctcpMixin:
         if sacked is None:
             return
         self._feedback(c, ev, fl)
-        if not self._sack_ack(c, k):
+        if not self._sack_ack(c, k, sacked):
             return
+        if k > self.c_hi[c]:
+            self.c_hi[c] = k
         lost = self.c_lost[c]
         lost.pop(k, None)
         self._ecn_window(c, k, fl & ECN_FLAG)
@@ -78,7 +80,7 @@ class DctcpMixin:
             w = max(1.0, w * (1 - self.c_alpha[c] / 2))
             self.c_cut[c] = self.c_next[c]
         elif not ecn:
-            w = min(float(self.window), w + 1.0 / w)
+            w = min(self.wmax, w + 1.0 / w)
         self.c_wnd[c] = w
 
     def _loss_cut(self, c: int, k: int) -> None:

@@ -15,12 +15,18 @@ propagation delay of every remaining hop. The transports (`transport=`: uec, dct
 mixins in their own modules; sprayed connections pick an entropy value per packet
 (`entropy.py`).
 
-Implementation. Events are `(t, kind, conn, seq, hop, ev, size, flags)` tuples. `DATA` and
-`CTRL` events are a packet entering port `paths[ev][hop]` (data) or `rpaths[ev][hop]` (control)
-of its connection; `hop == len(path)` is its arrival at the receiving NIC. `TRIM` is a trimmed
-header at the receiver; `TIMER` a loss timer (`size` holds the loss time). Since a port is FIFO,
-a packet's departure is known when it is enqueued (`busy`), so each hop is one event.
-Per-port and per-connection state lives in flat lists.
+Implementation. Events are `(t, kind, conn, seq, hop, ev, size, flags, path)` tuples. `DATA`
+and `CTRL` events are a packet entering port `path[hop]` of its path tuple (`paths[ev]` of its
+connection for data, `rpaths[ev]` for control; `(path id, port, ..., port, END)`, see
+`TransportBase._path_tuple`); reaching the mark `END` is its arrival at the receiving NIC.
+(Tuples, not one list per packet updated from hop to hop: lists save ~2 % of the instructions
+but cost ~10 % of the wall time of sprayed runs, whose buckets are large: two allocations per
+event and one more pointer to follow for each sort key, which `itemgetter` reads straight
+from a tuple.) `TRIM` is a trimmed header at the receiver; `TIMER` a loss timer (`size` holds
+the loss time); both sit at their path's END, so the hop loop meets them only in its arrival
+branch. Since a port is FIFO, a packet's departure is known when it is enqueued (`busy`), so
+each hop is one event. Per-port and per-connection state lives in flat lists; the bytes each
+port has carried are counted per path and derived on reading (`pbytes`).
 
 The event queue is a calendar: events are appended to buckets of `width` picoseconds, where
 `width` is no more than the smallest delay between an event and any event it causes (one
@@ -38,6 +44,7 @@ from __future__ import annotations
 
 import heapq
 import random
+from bisect import bisect_right
 from operator import itemgetter
 
 from wrpsim.network.dctcp import DctcpMixin
@@ -62,11 +69,11 @@ class PacketEngine(UecMixin, DctcpMixin, RoceMixin, TransportBase):
 
     # slots: ~70 attributes are too many for CPython's shared-key instance dicts, whose
     # attribute reads the interpreter can specialise; slot reads it always can
-    __slots__ = ("topo", "cfg", "mtu", "hdr", "wire", "window", "rto_ps", "rng", "seed", "rate",
-                 "prop", "txf", "bufps", "ecnps", "busy", "pbytes", "pdrops", "ptrims", "pmarks",
-                 "pmaxq", "ctrl_packets", "width", "buckets", "bheap", "now", "nconns",
-                 "_on_recv", "_on_ctrl", "_on_loss", "_on_timer", "rwnd", "target_ps", "ack",
-                 "acktx", "pi_gain", "sacking", "salts", "_evpaths", "_rev",
+    __slots__ = ("topo", "cfg", "mtu", "hdr", "wire", "window", "wmax", "rto_ps", "rng", "seed",
+                 "rate", "prop", "txf", "bufps", "ecnps", "busy", "pathlist", "pathb", "cutb",
+                 "pdrops", "ptrims", "pmarks", "pmaxq", "ctrl_packets", "width", "buckets",
+                 "bheap", "now", "nconns", "_on_recv", "_on_ctrl", "_on_loss", "_on_timer", "rwnd",
+                 "target_ps", "ack", "acktx", "pi_gain", "sacking", "salts", "_evpaths", "_rev",
                  *("c_" + name for name in CONN_FIELDS))
 
     def __init__(self, topo: LeafSpine, seed: int = 0):
@@ -76,6 +83,7 @@ class PacketEngine(UecMixin, DctcpMixin, RoceMixin, TransportBase):
         self.hdr = cfg.header_bytes
         self.wire = cfg.mtu_bytes + cfg.header_bytes
         self.window = topo.window_packets
+        self.wmax = float(self.window)  # the window's ceiling as the float windows compare to
         self.rto_ps = max(1, round(cfg.rto_us * 1e6))
         self.rng = random.Random(int(stream(seed, "network.entropy").integers(0, 1 << 62)))
         self.seed = seed
@@ -88,7 +96,6 @@ class PacketEngine(UecMixin, DctcpMixin, RoceMixin, TransportBase):
                       round(cfg.ecn_bdp * topo.bdp_bytes(self.rate[p])) * BITPS // self.rate[p]
                       for p in range(n)]
         self.busy = [0] * n
-        self.pbytes = [0] * n
         self.pdrops = [0] * n
         self.ptrims = [0] * n
         self.pmarks = [0] * n
@@ -130,6 +137,43 @@ class PacketEngine(UecMixin, DctcpMixin, RoceMixin, TransportBase):
         else:
             lst.append(ev)
 
+    @property
+    def pbytes(self) -> list[int]:
+        """Bytes enqueued so far at each port (data packets with their headers, resends and
+        control packets; not trimmed headers), as a new list. Counted per path, not per hop:
+        `pathb` has the bytes that entered each path's first port, `cutb` those that a full
+        buffer stopped at hop h of path i (key (i, h)); the packets still on the way, whose
+        events wait at the hop they reach next, have not reached that port either."""
+        stops: dict[int, dict[int, int]] = {}  # path id -> {hop: bytes stopped before it}
+        for (pid, hop), n in self.cutb.items():
+            stops.setdefault(pid, {})[hop] = n
+        for lst in self.buckets.values():
+            for e in lst:
+                if e[1] <= CTRL:
+                    at = stops.setdefault(e[8][0], {})
+                    at[e[4]] = at.get(e[4], 0) + e[6]
+        out = [0] * self.topo.nports
+        for pt, b in zip(self.pathlist, self.pathb):
+            if not b:
+                continue
+            at = stops.get(pt[0])
+            for hop in range(1, len(pt) - 1):
+                if at is not None:
+                    b -= at.get(hop, 0)
+                out[pt[hop]] += b
+        return out
+
+    def _stop_after(self, lst: list, e: list, bi: int) -> None:
+        """`run` stops after event `e` of bucket `bi` (being run, in `lst`): put the rest back,
+        ahead of the bucket's events past the limit if `run` put those back already."""
+        rest = lst[_index(lst, e) + 1:]
+        later = self.buckets.get(bi)
+        if later is not None:
+            self.buckets[bi] = rest + later
+        elif rest:
+            self.buckets[bi] = rest
+            heapq.heappush(self.bheap, bi)
+
     def peek(self) -> int | None:
         """Time of the next event (ps), or None when idle."""
         return min(ev[0] for ev in self.buckets[self.bheap[0]]) if self.bheap else None
@@ -139,12 +183,11 @@ class PacketEngine(UecMixin, DctcpMixin, RoceMixin, TransportBase):
         """Process events up to `limit` (ps; None: until idle); finished connections."""
         lim = INF if limit is None else (limit if inclusive else limit - 1)
         buckets, bheap, W = self.buckets, self.bheap, self.width
-        hpush, hpop, get = heapq.heappush, heapq.heappop, buckets.get
+        hpush, hpop = heapq.heappush, heapq.heappop
         busy, txf, rate, prop, bufps, ecnps = (self.busy, self.txf, self.rate, self.prop,
                                                self.bufps, self.ecnps)
-        pbytes, pmaxq, pmarks = self.pbytes, self.pmaxq, self.pmarks
-        c_paths, c_rpaths = self.c_paths, self.c_rpaths
-        wire, ack, acktx = self.wire, self.ack, self.acktx
+        pmaxq, pmarks, cutb = self.pmaxq, self.pmarks, self.cutb
+        wire, acktx = self.wire, self.acktx
         on_recv, on_ctrl, on_loss = self._on_recv, self._on_ctrl, self._on_loss
         done: list[tuple[int, int]] = []
         last = self.now
@@ -156,67 +199,69 @@ class PacketEngine(UecMixin, DctcpMixin, RoceMixin, TransportBase):
             hpop(bheap)
             lst = buckets.pop(bi)
             lst.sort(key=_time)
-            part = lst[-1][0] > lim  # only then can the bucket hold events past the limit
-            for e in lst:
-                t, kind, c, k, hop, ev, size, fl = e
-                if part and t > lim:
-                    buckets[bi] = lst[_index(lst, e):]
-                    hpush(bheap, bi)
-                    stop = True
+            if lst[-1][0] > lim:  # the limit falls in this bucket: put its later events back
+                i = bisect_right(lst, lim, key=_time)
+                buckets[bi] = lst[i:]
+                hpush(bheap, bi)
+                del lst[i:]
+                stop = True
+                if not lst:
                     break
-                last = t
-                if kind > CTRL:  # a trimmed header or a timer (first: a near jump specialises)
-                    if kind == TRIM:
+            for e in lst:
+                t, kind, c, k, hop, ev, size, fl, path = e
+                # (hot tests jump over short blocks only: CPython 3.11 specialises a compare
+                # only when its jump needs no EXTENDED_ARG, i.e. skips < 256 code units)
+                p = path[hop]
+                if p < 0:  # END: at the receiving NIC (where TRIM and TIMER events always are)
+                    if kind == CTRL:
+                        on_ctrl(c, k, ev, fl, t)
+                    elif kind == DATA:
+                        if on_recv(c, k, ev, fl, t, False):
+                            done.append((t, c))
+                            if stop_at_done:
+                                self._stop_after(lst, e, bi)
+                                stop = True
+                                break
+                    elif kind == TRIM:
                         on_recv(c, k, ev, fl, t, True)
                     else:
                         self._on_timer(c, k, size, t)
                     continue
-                path = c_paths[c][ev] if kind == DATA else c_rpaths[c][ev]
-                if hop == len(path):
-                    if kind == CTRL:
-                        on_ctrl(c, k, ev, fl, t)
-                    elif on_recv(c, k, ev, fl, t, False):
-                        done.append((t, c))
-                        if stop_at_done:
-                            idx = _index(lst, e)
-                            if idx + 1 < len(lst):
-                                buckets[bi] = lst[idx + 1:]
-                                hpush(bheap, bi)
-                            stop = True
-                            break
-                    continue
-                p = path[hop]
                 b = busy[p]
-                if size == wire:
-                    tx = txf[p]
-                elif size == ack:  # `tx_ps(ack, rate[p])`, kept with the rate
-                    tx = acktx[p]
+                if kind == CTRL:  # `ack` bytes, serialised in `acktx[p]`; never dropped
+                    if b > t:
+                        q = b - t
+                        if q > pmaxq[p]:
+                            pmaxq[p] = q
+                        b += acktx[p]
+                    else:
+                        b = t + acktx[p]
                 else:
-                    tx = -(-size * BITPS // rate[p])
-                if b > t:
-                    q = b - t
-                    if kind == DATA:
+                    tx = txf[p] if size == wire else -(-size * BITPS // rate[p])
+                    if b > t:
+                        q = b - t
                         if q + tx > bufps[p]:
+                            key = (path[0], hop)  # (`pbytes`)
+                            cutb[key] = cutb.get(key, 0) + size
                             on_loss(c, k, hop, ev, t)
                             continue
                         if q > ecnps[p]:
                             fl = 1
                             pmarks[p] += 1
-                    if q > pmaxq[p]:
-                        pmaxq[p] = q
-                    b += tx
-                else:
-                    b = t + tx
+                        if q > pmaxq[p]:
+                            pmaxq[p] = q
+                        b += tx
+                    else:
+                        b = t + tx
                 busy[p] = b
-                pbytes[p] += size
                 arr = b + prop[p]
                 bi2 = arr // W
-                q = get(bi2)
-                if q is None:
-                    buckets[bi2] = [(arr, kind, c, k, hop + 1, ev, size, fl)]
+                try:
+                    buckets[bi2].append((arr, kind, c, k, hop + 1, ev, size, fl, path))
+                except KeyError:  # the first event of its bucket
+                    buckets[bi2] = [(arr, kind, c, k, hop + 1, ev, size, fl, path)]
                     hpush(bheap, bi2)
-                else:
-                    q.append((arr, kind, c, k, hop + 1, ev, size, fl))
+            last = t  # the time of the last event run
         if last > self.now:
             self.now = last
         return done

@@ -28,7 +28,7 @@ resends.
 
 from __future__ import annotations
 
-from wrpsim.network.transport import ECN_FLAG, NACK_FLAG, TIMER
+from wrpsim.network.transport import ECN_FLAG, END, NACK_FLAG, TIMER
 
 
 class RoceMixin:
@@ -54,7 +54,7 @@ class RoceMixin:
             lost = self.c_lost[c]
             if lost is not None and k not in lost:
                 lost[k] = t
-                self._push((t + self.rto_ps, TIMER, c, k, 0, ev, t, 0))
+                self._push((t + self.rto_ps, TIMER, c, k, 0, ev, t, 0, END))
         return False
 
     def _roce_ctrl(self, c: int, k: int, ev: int, fl: int, t: int) -> None:

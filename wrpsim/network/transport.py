@@ -38,6 +38,7 @@ CONN_FIELDS = ("paths", "rpaths", "chooser", "npk", "last", "next", "top", "una"
                "scan", "hi", "epsn", "nakpsn")
 ECN_FLAG, NACK_FLAG = 1, 2
 DATA, CTRL, TRIM, TIMER = 0, 1, 2, 3  # event kinds (packet.py)
+END = (-1,)  # the mark that ends every path tuple of the engine (`_path_tuple`)
 
 
 class TransportBase:
@@ -59,9 +60,13 @@ class TransportBase:
         self.salts = switch_salts(self.seed, self.topo.L + self.topo.S, self.cfg.salted)
         self._evpaths: dict[tuple, tuple[list, list]] = {}
         self._rev: dict[tuple, tuple] = {}
+        self.pathlist: list[tuple] = []
+        self.pathb: list[int] = []
+        self.cutb: dict[tuple[int, int], int] = {}
 
     def _path_sets(self, conn: Conn) -> tuple[list, list]:
-        """Forward and reverse path of each EV (one of each for a single-path connection)."""
+        """Forward and reverse path of each EV (one of each for a single-path connection) as the
+        engine's path tuples `(path id, port, ..., port, END)` (`_path_tuple`)."""
         key = (conn.src, conn.dst, conn.paths) if conn.spray else (conn.paths[0],)
         got = self._evpaths.get(key)
         if got is None:
@@ -74,9 +79,21 @@ class TransportBase:
             rev = self._rev
             for p in dict.fromkeys(fwd):
                 if p not in rev:
-                    rev[p] = self.topo.reverse_path(p)
-            got = self._evpaths[key] = (fwd, [rev[p] for p in fwd])
+                    rev[p] = (self._path_tuple(self.topo.reverse_path(p)), self._path_tuple(p))
+            both = [rev[p] for p in fwd]
+            got = self._evpaths[key] = ([f for _, f in both], [r for r, _ in both])
         return got
+
+    def _path_tuple(self, ports) -> tuple:
+        """The engine's tuple for a path through `ports`: `(id, *ports, END)`. The id (its index
+        in `pathlist`) keys the path's byte counter `pathb`; port i of the path is at index
+        i + 1, so a packet's `hop` indexes the tuple directly, and the mark `END` tells the
+        engine a packet has reached the receiving NIC with the port lookup it makes anyway.
+        One tuple per path, shared by every connection that takes it."""
+        pt = (len(self.pathlist), *ports, *END)
+        self.pathlist.append(pt)
+        self.pathb.append(0)
+        return pt
 
     def add(self, conn: Conn, t: int) -> int:
         """Start `conn` at time `t` (ps) and send its first window; returns its id."""
@@ -122,14 +139,14 @@ class TransportBase:
         path = self.c_paths[c][ev]
         wire = self.wire
         size = wire if k != self.c_npk[c] - 1 else self.c_last[c]
-        p = path[0]
+        p = path[1]
         busy = self.busy
         b = busy[p]
         if b < t:
             b = t
         b += self.txf[p] if size == wire else tx_ps(size, self.rate[p])
         busy[p] = b
-        self.pbytes[p] += size
+        self.pathb[path[0]] += size
         if k < self.c_top[c]:
             self.c_retx[c] += 1
         else:
@@ -139,32 +156,31 @@ class TransportBase:
             st[k] = t
         arr = b + self.prop[p]
         bi = arr // self.width
-        lst = self.buckets.get(bi)
-        if lst is None:
-            self.buckets[bi] = [(arr, DATA, c, k, 1, ev, size, 0)]
+        try:
+            self.buckets[bi].append((arr, DATA, c, k, 2, ev, size, 0, path))
+        except KeyError:  # the first event of its bucket
+            self.buckets[bi] = [(arr, DATA, c, k, 2, ev, size, 0, path)]
             heapq.heappush(self.bheap, bi)
-        else:
-            lst.append((arr, DATA, c, k, 1, ev, size, 0))
 
     def _ctrl(self, c: int, k: int, ev: int, flags: int, t: int) -> None:
         """Send an ACK / NACK of packet `k` from the receiver's NIC at time `t`: ahead of the
         data waiting there (a NIC's transport engine schedules its control packets before
         queued data), whose departures its serialisation pushes back."""
-        p = self.c_rpaths[c][ev][0]
+        path = self.c_rpaths[c][ev]
+        p = path[1]
         size = self.ack
         tx = self.acktx[p]
         busy = self.busy[p]
         self.busy[p] = (busy if busy > t else t) + tx
-        self.pbytes[p] += size
+        self.pathb[path[0]] += size
         self.ctrl_packets += 1
         arr = t + tx + self.prop[p]
         bi = arr // self.width
-        lst = self.buckets.get(bi)
-        if lst is None:
-            self.buckets[bi] = [(arr, CTRL, c, k, 1, ev, size, flags)]
+        try:
+            self.buckets[bi].append((arr, CTRL, c, k, 2, ev, size, flags, path))
+        except KeyError:  # the first event of its bucket
+            self.buckets[bi] = [(arr, CTRL, c, k, 2, ev, size, flags, path)]
             heapq.heappush(self.bheap, bi)
-        else:
-            lst.append((arr, CTRL, c, k, 1, ev, size, flags))
 
     def _feedback(self, c: int, ev: int, flags: int) -> None:
         """Tell the connection's path chooser how the packet that carried `ev` fared."""
@@ -209,11 +225,10 @@ class TransportBase:
         self.c_got[c] = None
         return True
 
-    def _sack_ack(self, c: int, k: int) -> bool:
-        """Sender with a bitmap: first ACK of `k`? (then the window slot is released and the
-        lowest unacknowledged sequence advanced; the state is freed once all are acked)."""
-        sacked = self.c_sacked[c]
-        if sacked is None or sacked[k]:
+    def _sack_ack(self, c: int, k: int, sacked: bytearray) -> bool:
+        """Sender with a bitmap (`sacked`, the connection's, not freed): first ACK of `k`?
+        (then the window slot is released and the lowest unacknowledged sequence advanced)."""
+        if sacked[k]:
             return False
         sacked[k] = 1
         self.c_infl[c] -= 1
@@ -221,8 +236,6 @@ class TransportBase:
         while una < npk and sacked[una]:
             una += 1
         self.c_una[c] = una
-        if k > self.c_hi[c]:
-            self.c_hi[c] = k
         return True
 
     def _sender_done(self, c: int) -> bool:
@@ -241,7 +254,7 @@ class TransportBase:
         if lost is None:  # a duplicate of a fully acknowledged connection
             return
         lost[k] = t
-        self._push((t + self.rto_ps, TIMER, c, k, 0, ev, t, 0))
+        self._push((t + self.rto_ps, TIMER, c, k, 0, ev, t, 0, END))
 
     def sent(self, c: int) -> int:
         """Data packets connection `c` has sent, resends included."""

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from wrpsim.network.entropy import ECN, GOOD, NACK
 from wrpsim.network.topology import tx_ps
-from wrpsim.network.transport import ECN_FLAG, NACK_FLAG, TRIM
+from wrpsim.network.transport import NACK_FLAG, TRIM
 
 
 class UecMixin:
@@ -38,21 +38,24 @@ class UecMixin:
     __slots__ = ()
 
     def _uec_ctrl(self, c: int, k: int, ev: int, fl: int, t: int) -> None:
-        if self.c_sacked[c] is None:
+        sacked = self.c_sacked[c]
+        if sacked is None:
             return
+        # uec's flags are 0 or ECN_FLAG (an ACK) or NACK_FLAG alone, so plain compares (which
+        # CPython 3.11 specialises; `&` it does not) tell them apart
         ch = self.c_chooser[c]
         if ch is not None and ch.adaptive:  # `_feedback`, inlined
-            ch.feedback(ev, NACK if fl & NACK_FLAG else ECN if fl & ECN_FLAG else GOOD)
-        if fl & NACK_FLAG:
+            ch.feedback(ev, NACK if fl == NACK_FLAG else ECN if fl else GOOD)
+        if fl == NACK_FLAG:
             self.c_wnd[c] = max(1.0, self.c_wnd[c] - 1.0)
             self._emit(c, k, t)
             return
-        if not self._sack_ack(c, k):
+        if not self._sack_ack(c, k, sacked):
             return
         rtt = t - self.c_sendt[c][k]
         target = self.target_ps
         w = self.c_wnd[c]
-        if fl & ECN_FLAG:
+        if fl:  # ECN_FLAG
             if rtt > target and k > self.c_cut[c]:
                 w *= 1.0 - min(0.5, (rtt - target) / rtt)
                 self.c_cut[c] = self.c_next[c]
@@ -62,8 +65,8 @@ class UecMixin:
             w += 1.0 / w
         if w < 1.0:
             w = 1.0
-        elif w > self.window:
-            w = float(self.window)
+        elif w > self.wmax:
+            w = self.wmax
         self.c_wnd[c] = w
         if self.c_una[c] < self.c_npk[c]:
             self._pump(c, t)
@@ -77,5 +80,5 @@ class UecMixin:
         self.ptrims[path[hop]] += 1
         self.c_drops[c] += 1
         h = max(1, self.hdr)
-        arr = t + sum(tx_ps(h, self.rate[p]) + self.prop[p] for p in path[hop:])
-        self._push((arr, TRIM, c, k, len(path), ev, h, 0))
+        arr = t + sum(tx_ps(h, self.rate[p]) + self.prop[p] for p in path[hop:-1])
+        self._push((arr, TRIM, c, k, len(path) - 1, ev, h, 0, path))
