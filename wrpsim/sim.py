@@ -51,8 +51,6 @@ def _require(cfg: dict, key: str):
 
 
 QOE_KEYS = ("ttft_s", "tokens_per_s", "target")
-#: new container objects between two young garbage collections during a run (`Simulation.run`)
-YOUNG_THRESHOLD = 50_000
 
 
 def parse_qoe(q) -> dict | None:
@@ -367,21 +365,17 @@ class Simulation:
         out of the garbage collector's sight while it runs (`gc.freeze`), so a full collection
         during the run does not traverse them all (it did once per default run: ~3 % of its
         time); they are unfrozen after, unless the caller had frozen objects itself. A collector
-        the console entry paused for start-up (`wrpsim.app.pause_gc`) is resumed first. While it
-        runs, a young collection waits for `YOUNG_THRESHOLD` new objects instead of 700
-        (`gc.set_threshold`, restored after): the run's objects are long-lived (rows, requests in
-        flight) or freed by reference counting, so the ~80 young collections of a default run
-        found almost nothing and cost ~12 ms; cyclic garbage is still collected, later."""
+        the console entry paused for start-up (`wrpsim.app.pause_gc`) is resumed first. (The
+        young generation keeps CPython's threshold: at 50,000 the ~80 young collections of a
+        default run, ~12 ms, did not happen at all, but a million-request run took 2-3 % longer,
+        its older generations collected in larger, cache-unfriendly batches.)"""
         resume_gc()
         freeze = not gc.get_freeze_count()
         if freeze:
             gc.freeze()
-        threshold = gc.get_threshold()
-        gc.set_threshold(max(threshold[0], YOUNG_THRESHOLD), *threshold[1:])
         try:
             return self._run()
         finally:
-            gc.set_threshold(*threshold)
             if freeze:
                 gc.unfreeze()
 
