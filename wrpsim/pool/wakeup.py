@@ -53,8 +53,8 @@ def wake(env, delay: float, fn, value=None, priority: int = NORMAL) -> Wakeup:
     """Call `fn(event)` `delay` simulated seconds from now, as `env.timeout(delay, value)`
     with `fn` appended to its callbacks would (module docstring). Returns the event: until it
     is processed, its owner may replace its `fn` (by a no-op, when what it would do is void);
-    once processed it may be reused by anyone, so a reference kept past that must not be
-    used."""
+    once processed it may be reused by anyone, so an owner that keeps the reference longer
+    must first check that `fn` and `value` are still its own (`Instance._truncate` does)."""
     try:
         ev = SPARE.pop()
     except IndexError:
