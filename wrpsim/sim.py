@@ -279,7 +279,7 @@ class Simulation:
         if is_user_router(self.router):  # read-only view (`FleetView.guard`)
             self.feed.view.guard(self.router.reads_load)
         self.router.bind(self.feed.view, stream(self.seed, "router")
-                         if getattr(self.router, "draws_random", True) else None)
+                         if self.router.draws_random else None)
         if getattr(self.router, "needs_prefix_ids", False):
             self._warn_no_prefixes(rcfg, hbt)
         if getattr(self.router, "needs_session_ids", False):

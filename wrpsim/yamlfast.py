@@ -92,10 +92,11 @@ def omegaconf_libyaml():
     `OmegaConf.to_yaml` dumps with `omegaconf_dumper()` (the same text). Hydra reads conf/ and
     its own configs that way (~15 ms of a run's composition, ~5 with libyaml) and writes
     `.hydra/` (~7 ms, ~2). OmegaConf looks the loader up in `omegaconf._utils` at each call and
-    the dumper in `omegaconf.omegaconf`, which is what the block swaps; without libyaml, or
-    with an OmegaConf that has no such functions, nothing changes. Broken YAML in conf/ never
-    reaches Hydra (`wrpsim.app.check_catalogs` reports it first), so Hydra's wording of parse
-    errors is not at stake."""
+    the dumper in `omegaconf.omegaconf`, which is what the block swaps (without libyaml both are
+    OmegaConf's own, the loader class built once instead of per file); with an OmegaConf that
+    has no such functions nothing changes. Broken YAML in conf/ never reaches Hydra
+    (`wrpsim.app.check_catalogs` reports it first), so Hydra's wording of parse errors is not
+    at stake."""
     try:
         import omegaconf._utils as utils
         import omegaconf.omegaconf as oc
@@ -104,12 +105,10 @@ def omegaconf_libyaml():
         return
     loader = utils.__dict__.get("get_yaml_loader")
     dumper = oc.__dict__.get("get_omega_conf_dumper")
-    fast = _omegaconf_loader() if loader is not None else None
-    if (fast is None or dumper is None
-            or all(c.__name__ != "CParser" for c in fast.__mro__)):  # no libyaml
+    if loader is None or dumper is None:
         yield
         return
-    fast_dumper = omegaconf_dumper()
+    fast, fast_dumper = _omegaconf_loader(), omegaconf_dumper()
     utils.get_yaml_loader = lambda: fast
     oc.get_omega_conf_dumper = lambda: fast_dumper
     try:

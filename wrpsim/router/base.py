@@ -58,10 +58,9 @@ class Router:
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
-        if "reads_load" not in cls.__dict__:
-            cls.reads_load = True
-        if "draws_random" not in cls.__dict__:
-            cls.draws_random = True
+        for flag in ("reads_load", "draws_random"):  # (declared per class body, not inherited)
+            if flag not in cls.__dict__:
+                setattr(cls, flag, True)
 
     def bind(self, fleet, rng: np.random.Generator | None) -> None:
         """Attach the run's `FleetView` (as `self.fleet`) and random stream (None for a router
