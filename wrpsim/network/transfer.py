@@ -475,11 +475,11 @@ class Fabric:
         from wrpsim.network.records import LINK_SCHEMA, to_table
         from wrpsim.network.scenario import port_rows
 
-        rows = port_rows(self.topo, self.engine, list(self._carried()),
-                         [None] * self.topo.nports, duration_s)
+        carried = list(self._carried())  # (a packet engine derives its bytes when read)
+        rows = port_rows(self.topo, self.engine, carried, [None] * self.topo.nports, duration_s)
         if self.wengine is not None:  # both engines' counters: fluid's max_conns, packet's rest
-            w = port_rows(self.topo, self.wengine, list(self._carried()),
-                          [None] * self.topo.nports, duration_s)
+            w = port_rows(self.topo, self.wengine, carried, [None] * self.topo.nports,
+                          duration_s)
             rows = [r[:9] + x[9:] for r, x in zip(rows, w)]
         return to_table(rows, LINK_SCHEMA)
 
