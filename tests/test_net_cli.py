@@ -87,6 +87,8 @@ def test_runs_in_the_same_second_get_their_own_default_folders(tmp_path, monkeyp
 
 @pytest.mark.parametrize("args, pattern", [
     (["colour=red"], r"unknown key 'colour'; valid keys: ack_bytes, .*lb, .*seed"),
+    (["fail_links=1"], r"^net: unknown key 'fail_links'; valid keys: .*; "
+                       r"did you mean 'failed_links'\?$"),
     (["lb=ecnp"], r"^lb: unknown value 'ecnp'; valid choices: bitmap, ecmp, ecmp_subflows, "
                   r"flowlet, reps, split, spray"),
     (["transport=tcp"], r"^transport: unknown value 'tcp'; valid choices: dctcp, roce, uec"),

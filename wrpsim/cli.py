@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from wrpsim.errors import ConfigError, WrpsimError
+from wrpsim.errors import ConfigError, WrpsimError, unknown_key
 
 HELP_FLAGS = ("--help", "-h")
 
@@ -56,7 +56,7 @@ def apply_flat(defaults: dict[str, Any], argv: list[str], verb: str) -> dict[str
     cfg = dict(defaults)
     for key, value in parse_overrides(argv, verb):
         if key not in cfg:
-            raise ConfigError(f"{verb}: unknown key {key!r}; valid keys: {', '.join(sorted(cfg))}")
+            raise unknown_key(verb, key, sorted(cfg))  # (with the nearest key suggested)
         cfg[key] = value
     return cfg
 
