@@ -52,7 +52,13 @@ def extensions() -> list:
 
 
 class OptionalBuildExt(build_ext):
-    """`build_ext` whose failure leaves the pure-Python modules in charge."""
+    """`build_ext` whose failure leaves the pure-Python modules in charge; compiles on every
+    core unless told otherwise (`-j`)."""
+
+    def finalize_options(self):
+        super().finalize_options()
+        if not self.parallel:
+            self.parallel = os.cpu_count() or 1
 
     def run(self):
         try:
