@@ -123,16 +123,18 @@ def test_a_cut_decode_runs_old_end_event_is_void_not_called(monkeypatch):
     # req1's arrival at .025 cuts req0's decode run (planned to end at .05) at the boundary .03:
     # the run's old end event stays on the heap, void (`instance._void`), so `_on_end` is never
     # called with a stale token; the timeline is the one of the test above.
-    from wrpsim.pool import instance as inst_mod
+    from wrpsim.pool import fleet
+    from wrpsim.pool.instance import Instance
 
     stale, ends = [], []
-    original = inst_mod.Instance._on_end
 
-    def on_end(self, ev):
-        (stale if ev.value != self._token else ends).append(ev.value)
-        return original(self, ev)
+    class Watched(Instance):
+        # (a subclass, not a patched `Instance`: compiled, `Instance` is an immutable type)
+        def _on_end(self, ev):
+            (stale if ev.value != self._token else ends).append(ev.value)
+            return super()._on_end(ev)
 
-    monkeypatch.setattr(inst_mod.Instance, "_on_end", on_end)  # (bound at construction)
+    monkeypatch.setattr(fleet, "Instance", Watched)  # (`_on_end` is bound at construction)
     trace = make_trace([0.0, 0.025], [10, 10], [5, 3])
     rows, _, end, _ = _rows(constant_cfg(step_s=0.01), trace)
     assert stale == [] and len(ends) >= 3

@@ -13,10 +13,11 @@ after all.
 
 from __future__ import annotations
 
+from wrpsim.pool.lifecycle import SequenceSetMixin
 from wrpsim.pool.sequence import PREFILL, Seq
 
 
-class BatchingMixin:
+class BatchingMixin(SequenceSetMixin):
     """Admission policies of `Instance` (see module docstring)."""
 
     __slots__ = ()  # (the attributes are `Instance`'s slots)

@@ -18,8 +18,10 @@ instance fails meanwhile; the work of the interrupted iteration is lost, not cha
 
 from __future__ import annotations
 
+from wrpsim.pool.accounting import AccountingMixin
 
-class FailureMixin:
+
+class FailureMixin(AccountingMixin):
     """Failure state of `Instance` (see module docstring)."""
 
     __slots__ = ()  # (the attributes are `Instance`'s slots)

@@ -43,13 +43,14 @@ from __future__ import annotations
 
 from collections import deque
 
+from wrpsim.pool.failure import FailureMixin
 from wrpsim.pool.sequence import WAITING, Seq
 
 # Seq.xfer: where a hand-off stands
 NONE, ASKED, GRANTED, STREAMING, SENT = 0, 1, 2, 3, 4
 
 
-class HandoffMixin:
+class HandoffMixin(FailureMixin):
     """Both sides of the disaggregated hand-off of `Instance` (see module docstring)."""
 
     __slots__ = ()  # (the attributes are `Instance`'s slots)

@@ -25,14 +25,11 @@ from math import sqrt
 
 import numpy as np
 
-from wrpsim.pool.accounting import _DECODE_RUN, _MIXED, AccountingMixin
+from wrpsim.pool.accounting import _DECODE_RUN, _MIXED
 from wrpsim.pool.batching import BatchingMixin
-from wrpsim.pool.failure import FailureMixin
 from wrpsim.pool.frontend import FrontEnd
-from wrpsim.pool.handoff import HandoffMixin
 from wrpsim.pool.kvcache import KVLedger
 from wrpsim.pool.latency import LatencyModel
-from wrpsim.pool.lifecycle import SequenceSetMixin
 from wrpsim.pool.prefix import PrefixCache
 from wrpsim.pool.scheduler import SchedulerConfig
 from wrpsim.pool.sequence import DECODE, Seq
@@ -45,7 +42,7 @@ INF = float("inf")
 _void = id
 
 
-class Instance(BatchingMixin, SequenceSetMixin, HandoffMixin, FailureMixin, AccountingMixin):
+class Instance(BatchingMixin):
     """A model replica with an iteration-level scheduler (see module docstring).
 
     Read-only attributes for routers: `pool` (name), `index` (within the pool), `outstanding`

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import heapq
 
+from wrpsim.pool.handoff import HandoffMixin
 from wrpsim.pool.sequence import DECODE, DONE, WAITING, Seq
 
 
-class SequenceSetMixin:
+class SequenceSetMixin(HandoffMixin):
     """Decoding set and sequence exits of `Instance` (see module docstring)."""
 
     __slots__ = ()  # (the attributes are `Instance`'s slots)

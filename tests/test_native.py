@@ -1,0 +1,137 @@
+"""The event loop's optional compiled modules (`wrpsim._native`, `setup.py`): the `.pxd`
+declarations match the classes' slots, the choice between compiled and pure Python is all or
+none and never runs a stale extension, and both ways simulate byte-identical results."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import wrpsim
+from wrpsim import _native
+from wrpsim.eventloop import Arrivals
+from wrpsim.pool.instance import Instance
+from wrpsim.pool.kvcache import KVLedger
+from wrpsim.pool.sequence import Seq
+from wrpsim.pool.wakeup import JoinedWakeup, Wakeup
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _declared(pxd: str, cls: str) -> set:
+    text = (ROOT / pxd).read_text()
+    body = text.split(f"cdef class {cls}")[1].split("\ncdef class")[0]
+    return set(re.findall(r"cdef public object (\w+)", body))
+
+
+def _slots(cls) -> set:
+    # (the pure-Python class's own slots; compiled, `__slots__` is a plain class attribute)
+    return set(cls.__slots__) - {"__dict__"}
+
+
+def test_pxd_declares_exactly_the_slots():
+    assert _declared("wrpsim/pool/accounting.pxd", "AccountingMixin") == _slots(Instance)
+    assert _declared("wrpsim/pool/kvcache.pxd", "KVLedger") == _slots(KVLedger)
+    assert _declared("wrpsim/pool/sequence.pxd", "Seq") == _slots(Seq)
+    assert _declared("wrpsim/eventloop.pxd", "Arrivals") == _slots(Arrivals)
+    assert _declared("wrpsim/pool/wakeup.pxd", "Wakeup") == _slots(Wakeup)
+    assert _declared("wrpsim/pool/wakeup.pxd", "JoinedWakeup") == _slots(JoinedWakeup)
+
+
+def test_every_compiled_module_has_its_python_source():
+    for name in _native.MODULES:
+        assert (ROOT / (name.replace(".", "/") + ".py")).is_file(), name
+
+
+def test_instance_chain_keeps_the_method_order():
+    assert [c.__name__ for c in Instance.__mro__] == [
+        "Instance", "BatchingMixin", "SequenceSetMixin", "HandoffMixin", "FailureMixin",
+        "AccountingMixin", "object"]
+
+
+def _touch(path: Path, t: float) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("")
+    os.utime(path, (t, t))
+
+
+def test_stale_or_missing_extensions_count_as_not_built(tmp_path):
+    mods = ("pkg.a", "pkg.b")
+    ext = _native.EXTENSION_SUFFIXES[0]
+    for m in ("a", "b"):
+        _touch(tmp_path / "pkg" / f"{m}.py", 100.0)
+    assert _native.built(str(tmp_path), mods) == (0, 0)
+    _touch(tmp_path / "pkg" / f"a{ext}", 200.0)
+    assert _native.built(str(tmp_path), mods) == (1, 1)  # b missing: not all
+    _touch(tmp_path / "pkg" / f"b{ext}", 200.0)
+    assert _native.built(str(tmp_path), mods) == (2, 2)
+    _touch(tmp_path / "pkg" / "b.py", 300.0)  # edited after the build
+    assert _native.built(str(tmp_path), mods) == (2, 1)
+    _touch(tmp_path / "pkg" / "b.py", 100.0)
+    _touch(tmp_path / "pkg" / "a.pxd", 300.0)  # declarations changed after the build
+    assert _native.built(str(tmp_path), mods) == (2, 1)
+
+
+def _where(env: dict) -> dict:
+    code = ("import json, wrpsim, wrpsim._native as n, wrpsim.pool.instance as i, "
+            "wrpsim.eventloop as e; print(json.dumps([n.COMPILED, i.__file__, e.__file__]))")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                       timeout=120)
+    assert p.returncode == 0, p.stderr
+    compiled, *files = json.loads(p.stdout)
+    return {"compiled": compiled, "files": files}
+
+
+def _env(**extra) -> dict:
+    env = dict(os.environ, **extra)
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    return env
+
+
+BUILT = _native.built()[1] == len(_native.MODULES)
+needs_build = pytest.mark.skipif(not BUILT, reason="compiled modules not built (setup.py)")
+
+
+def test_pure_python_is_all_or_none():
+    pure = _where(_env(WRPSIM_PURE="1"))
+    assert not pure["compiled"]
+    assert all(f.endswith(".py") for f in pure["files"])
+    either = _where(_env(WRPSIM_PURE="0"))
+    assert either["compiled"] == BUILT
+    assert all(f.endswith(".py") != BUILT for f in either["files"])
+    assert wrpsim._native.COMPILED == (BUILT and os.environ.get("WRPSIM_PURE", "0") in ("", "0"))
+
+
+WALL = {"sim_wall_s", "wall_s"}
+
+
+def _run(tmp: Path, pure: str, overrides: list) -> Path:
+    out = tmp / f"pure{pure}"
+    cmd = [sys.executable, "-m", "wrpsim", f"hydra.run.dir={out}", *overrides]
+    p = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp, timeout=300,
+                       env=_env(WRPSIM_PURE=pure))
+    assert p.returncode == 0, p.stderr
+    return out
+
+
+@needs_build
+@pytest.mark.parametrize("overrides", [
+    ["workload.max_requests=600", "+experiment=overload"],
+    ["workload.max_requests=300", "pool=h100-llama70b-disagg", "failures=random"],
+])
+def test_compiled_and_pure_python_give_identical_results(tmp_path, overrides):
+    compiled, pure = _run(tmp_path, "0", overrides), _run(tmp_path, "1", overrides)
+    names = sorted(p.name for p in compiled.iterdir() if p.suffix in (".parquet", ".json"))
+    assert "requests.parquet" in names and "summary.json" in names
+    assert names == sorted(p.name for p in pure.iterdir() if p.suffix in (".parquet", ".json"))
+    for name in names:
+        a, b = (compiled / name).read_bytes(), (pure / name).read_bytes()
+        if name.endswith(".json"):
+            a, b = ({k: v for k, v in json.loads(x).items() if k not in WALL} for x in (a, b))
+        assert a == b, name

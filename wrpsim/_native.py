@@ -1,0 +1,93 @@
+"""The event loop's optional compiled modules, and the rule that says when they are used.
+
+`MODULES` are compiled by Cython in pure-Python mode when the package is built (`setup.py`;
+`pip install -e .` builds them next to their sources): each `.py` stays the source of truth,
+and its `.pxd` makes the instance's classes extension types (`Instance` and its mixin chain,
+`KVLedger`, `Seq`, `Wakeup`, `Arrivals`) whose attributes are struct fields of Python
+objects — no C number types, so every value and every float operation is Python's own
+(compiled with `-ffp-contract=off`; results are byte-identical, `tests/test_native.py`).
+
+A compiled module is used only when all of them are built and each is newer than its `.py`
+and `.pxd` (a source edited or checked out after the build must not be shadowed by its old
+extension), and `WRPSIM_PURE` is unset or "0"; otherwise every one of them is imported from its
+`.py` — all or none, since a pure-Python class deriving from a compiled one of the chain would
+lay out its attributes twice. `COMPILED` says which way this process went.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from importlib.machinery import EXTENSION_SUFFIXES
+from importlib.util import spec_from_file_location
+
+MODULES = (
+    "wrpsim.pool.accounting",
+    "wrpsim.pool.failure",
+    "wrpsim.pool.handoff",
+    "wrpsim.pool.lifecycle",
+    "wrpsim.pool.batching",
+    "wrpsim.pool.instance",
+    "wrpsim.pool.kvcache",
+    "wrpsim.pool.sequence",
+    "wrpsim.pool.wakeup",
+    "wrpsim.eventloop",
+    "wrpsim.pool.frontend",
+    "wrpsim.pool.kernels.model",
+    "wrpsim.dispatcher",
+    "wrpsim.metrics.records",
+)
+
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+#: True when this process imports the compiled modules (decided once, at `wrpsim`'s import)
+COMPILED = False
+
+
+def _extension(base: str) -> str | None:
+    for suffix in EXTENSION_SUFFIXES:
+        if os.path.exists(base + suffix):
+            return base + suffix
+    return None
+
+
+def _mtime(path: str) -> float:
+    try:
+        return os.stat(path).st_mtime
+    except OSError:
+        return 0.0
+
+
+class _PureFinder:
+    """Imports `MODULES` from their `.py` files although extensions sit beside them."""
+
+    @staticmethod
+    def find_spec(name, path=None, target=None):
+        if name not in MODULES:
+            return None
+        return spec_from_file_location(name, os.path.join(_ROOT, *name.split(".")) + ".py")
+
+
+def built(root: str = _ROOT, modules: tuple = MODULES) -> tuple[int, int]:
+    """(modules with an extension beside their `.py`, those whose extension is newer than the
+    `.py` and the `.pxd`) under `root`."""
+    n = fresh = 0
+    for name in modules:
+        base = os.path.join(root, *name.split("."))
+        ext = _extension(base)
+        if ext is not None:
+            n += 1
+            if _mtime(ext) >= max(_mtime(base + ".py"), _mtime(base + ".pxd")):
+                fresh += 1
+    return n, fresh
+
+
+def install() -> bool:
+    """Decide (module docstring) and, for pure Python, put the finder first. Returns
+    `COMPILED`."""
+    global COMPILED
+    n, fresh = built()
+    pure = os.environ.get("WRPSIM_PURE", "0") not in ("", "0")
+    COMPILED = fresh == len(MODULES) and not pure
+    if n and not COMPILED and _PureFinder not in sys.meta_path:
+        sys.meta_path.insert(0, _PureFinder)
+    return COMPILED

@@ -1,0 +1,94 @@
+# Cython declarations for `accounting.py` (pure-Python mode,
+# `wrpsim._native`): the root of `Instance`'s chain
+# holds every attribute of `Instance` (its `__slots__`): every mixin's methods read them
+# as struct fields.
+# Attributes are Python objects (`object`): no C number types, so no value changes.
+
+cdef class AccountingMixin:
+    cdef dict __dict__
+    cdef public object _c_cum
+    cdef public object _chunks
+    cdef public object _ctx_const
+    cdef public object _cum
+    cdef public object _cutoff
+    cdef public object _dec_in_iter
+    cdef public object _dur
+    cdef public object _e_cum
+    cdef public object _end_fn
+    cdef public object _fresh
+    cdef public object _heap
+    cdef public object _in_area
+    cdef public object _in_system
+    cdef public object _in_t
+    cdef public object _kick
+    cdef public object _kind
+    cdef public object _lag
+    cdef public object _load_s
+    cdef public object _mh
+    cdef public object _mi
+    cdef public object _n
+    cdef public object _power
+    cdef public object _pre_tokens
+    cdef public object _pushes
+    cdef public object _qbase
+    cdef public object _qs
+    cdef public object _qt
+    cdef public object _slice
+    cdef public object _t0
+    cdef public object _token
+    cdef public object _watermark
+    cdef public object _wk
+    cdef public object busy
+    cdef public object busy_s
+    cdef public object completed
+    cdef public object decode_tokens
+    cdef public object down
+    cdef public object down_s
+    cdef public object down_since
+    cdef public object encode_s
+    cdef public object energy_j
+    cdef public object env
+    cdef public object epoch
+    cdef public object failures
+    cdef public object frontend
+    cdef public object gpus
+    cdef public object handed_off
+    cdef public object incoming
+    cdef public object index
+    cdef public object iterations
+    cdef public object itl
+    cdef public object kv
+    cdef public object kv_bytes_per_token
+    cdef public object kv_load_blocks
+    cdef public object kv_mode
+    cdef public object latency
+    cdef public object layers
+    cdef public object lost_handler
+    cdef public object max_context
+    cdef public object max_run_steps
+    cdef public object model
+    cdef public object n_dec
+    cdef public object n_ready
+    cdef public object name
+    cdef public object nic_free_by_group
+    cdef public object on_received
+    cdef public object outgoing
+    cdef public object pool
+    cdef public object power_log
+    cdef public object preemptions
+    cdef public object prefill_tokens
+    cdef public object prefilling
+    cdef public object prefix
+    cdef public object price_per_gpu_hour
+    cdef public object qoe
+    cdef public object reservations
+    cdef public object role
+    cdef public object running
+    cdef public object sched
+    cdef public object sink
+    cdef public object state_bytes_per_seq
+    cdef public object step
+    cdef public object tp
+    cdef public object tracer
+    cdef public object transfer
+    cdef public object waiting
