@@ -48,6 +48,8 @@ C_TYPED = {
     "KVLedger": {"block_size": "Py_ssize_t", "capacity": "Py_ssize_t",
                  "decoders": "Py_ssize_t", "evictable": "Py_ssize_t", "peak": "Py_ssize_t",
                  "used": "Py_ssize_t", "_area": "double", "_t_last": "double"},
+    "Seq": {"gpu_s": "double", "energy_j": "double", "cost_usd": "double", "c0": "double",
+            "e0": "double"},
 }
 
 
@@ -58,7 +60,8 @@ def _slots(cls) -> set:
 
 def test_pxd_c_types_are_the_listed_ones():
     for pxd, cls in (("wrpsim/pool/accounting.pxd", "AccountingMixin"),
-                     ("wrpsim/pool/kvcache.pxd", "KVLedger")):
+                     ("wrpsim/pool/kvcache.pxd", "KVLedger"),
+                     ("wrpsim/pool/sequence.pxd", "Seq")):
         text = (ROOT / pxd).read_text()
         body = text.split(f"cdef class {cls}")[1].split("\ncdef class")[0]
         typed = dict((n, t) for t, n in re.findall(

@@ -10,6 +10,7 @@
 cimport cython
 
 from wrpsim.pool.kvcache cimport KVLedger
+from wrpsim.pool.sequence cimport Seq
 
 
 cdef class AccountingMixin:
@@ -103,3 +104,6 @@ cdef class AccountingMixin:
 
     @cython.locals(joules=cython.double, nd=cython.longlong)
     cpdef _count_decode_run(self, double dur, long long n)
+
+    @cython.locals(gpu_s=cython.double, c_cum=cython.double, e_cum=cython.double)
+    cpdef _charge_decoder(self, Seq seq)

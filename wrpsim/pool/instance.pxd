@@ -7,6 +7,7 @@
 cimport cython
 
 from wrpsim.pool.batching cimport BatchingMixin
+from wrpsim.pool.sequence cimport Seq
 
 
 cdef class Instance(BatchingMixin):
@@ -22,10 +23,15 @@ cdef class Instance(BatchingMixin):
                    first=cython.double)
     cpdef bint _start_decode_run(self, now, long long max_steps=*)
 
+    @cython.locals(attn=cython.double, tokens=cython.longlong, alloc=cython.longlong,
+                   c=cython.longlong, nb=cython.longlong, ctx=cython.longlong,
+                   dur=cython.double)
+    cpdef _start_mixed(self, now, chunks, long long n_dec, long long step1)
+
     cpdef _begin(self, now, double dur, long long n, cum, double power_w)
 
     @cython.locals(dur=cython.double, n=cython.longlong, step=cython.longlong,
                    k=cython.longlong, last=cython.double, tp=cython.longlong,
                    joules=cython.double, nd=cython.longlong, per=cython.double,
-                   gpu_s=cython.double, c=cython.longlong)
+                   gpu_s=cython.double, c=cython.longlong, seq=Seq)
     cpdef _on_end(self, ev)
