@@ -107,3 +107,5 @@ cdef class AccountingMixin:
 
     @cython.locals(gpu_s=cython.double, c_cum=cython.double, e_cum=cython.double)
     cpdef _charge_decoder(self, Seq seq)
+
+    cpdef _stint_qoe(self, Seq seq)

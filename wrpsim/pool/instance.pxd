@@ -7,6 +7,7 @@
 cimport cython
 
 from wrpsim.pool.batching cimport BatchingMixin
+from wrpsim.pool.kvcache cimport KVLedger
 from wrpsim.pool.sequence cimport Seq
 
 
@@ -35,3 +36,10 @@ cdef class Instance(BatchingMixin):
                    joules=cython.double, nd=cython.longlong, per=cython.double,
                    gpu_s=cython.double, c=cython.longlong, seq=Seq)
     cpdef _on_end(self, ev)
+
+    @cython.locals(seq=Seq)
+    cpdef _second_tokens(self, t)
+
+    @cython.locals(kv=KVLedger, preempted=bint, admit=bint, bs=Py_ssize_t,
+                   step1=Py_ssize_t, lagged=bint)
+    cpdef _plan(self, cutoff=*)
