@@ -12,6 +12,17 @@ from wrpsim.pool.sequence cimport Seq
 
 
 cdef class Instance(BatchingMixin):
+    @cython.locals(now=cython.double)
+    cpdef _count(self, long long delta)
+
+    @cython.locals(seq=Seq, now=cython.double)
+    cpdef admit(self, req)
+
+    cpdef _wake(self)
+
+    @cython.locals(k=cython.longlong, end=cython.double, delay=cython.double)
+    cpdef _truncate(self, long long extra=*)
+
     @cython.locals(x=cython.double, a=cython.double, b=cython.double, h=cython.double,
                    r=cython.double, lo=cython.longlong, hi=cython.longlong, n=cython.longlong,
                    mid=cython.longlong, j=cython.longlong, k=cython.longlong)
