@@ -84,7 +84,8 @@ def read_table(path: Path | str) -> pa.Table:
     if core is not None:
         reader = core.ParquetReader()
         try:
-            reader.open(str(path))
+            # (`ParquetFile`'s defaults where `open`'s differ)
+            reader.open(str(path), arrow_extensions_enabled=True)
             return reader.read_all(use_threads=True)
         finally:
             reader.close()
