@@ -36,6 +36,12 @@ MODULES = (
     "wrpsim.pool.kernels.model",
     "wrpsim.dispatcher",
     "wrpsim.metrics.records",
+    "wrpsim.network.entropy",
+    "wrpsim.network.transport",
+    "wrpsim.network.uec",
+    "wrpsim.network.dctcp",
+    "wrpsim.network.roce",
+    "wrpsim.network.packet",
 )
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
