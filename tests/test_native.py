@@ -169,3 +169,75 @@ def test_compiled_and_pure_python_give_identical_results(tmp_path, overrides):
         if name.endswith(".json"):
             a, b = ({k: v for k, v in json.loads(x).items() if k not in WALL} for x in (a, b))
         assert a == b, name
+
+
+def _pxd_locals(pxd: str) -> set:
+    text = (ROOT / pxd).read_text()
+    decl = text.split("@cython.locals(")[1].split(")\ncdef")[0]
+    return set(re.findall(r"(\w+)=", decl))
+
+
+def test_packet_pxd_types_only_locals_of_the_hop_loop():
+    # (a name typed in the .pxd but renamed in the .py would silently go untyped)
+    import ast
+
+    tree = ast.parse((ROOT / "wrpsim/network/packet.py").read_text())
+    run = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "_run")
+    names = {a.arg for a in run.args.args} | {
+        n.id for n in ast.walk(run) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
+    typed = _pxd_locals("wrpsim/network/packet.pxd")
+    assert typed <= names, typed - names
+    assert {"t", "b", "arr", "p", "hop", "busy", "lst", "e"} <= typed
+
+
+def test_cython_shim_makes_the_decorators_no_ops():
+    from wrpsim import _cyshim
+
+    def f(c, k):
+        return c + k
+
+    assert _cyshim.locals(c=_cyshim.Py_ssize_t, k=_cyshim.longlong)(f) is f
+
+
+def test_packet_engine_runs_without_cython_installed():
+    code = ("import sys; sys.modules['cython'] = None\n"
+            "import wrpsim, wrpsim._native as n, wrpsim.network.transport as t\n"
+            "assert not n.COMPILED and t.cython.__name__ == 'wrpsim._cyshim'\n"
+            "from wrpsim.network.config import NetConfig\n"
+            "from wrpsim.network.scenario import run_scenario\n"
+            "cfg = NetConfig.from_dict({'kind': 'packet', 'leaves': 2, 'hosts_per_leaf': 2, "
+            "'spines': 2, 'lb': 'spray'})\n"
+            "print(run_scenario(cfg, 'permutation', 1 << 16, seed=1).summary['data_packets'])")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       env=_env(WRPSIM_PURE="1"), timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert int(p.stdout.split()[-1]) >= 64
+
+
+def _net(tmp: Path, pure: str, overrides: list) -> Path:
+    out = tmp / f"net-pure{pure}"
+    p = subprocess.run([sys.executable, "-m", "wrpsim.net", f"out_dir={out}", *overrides],
+                       capture_output=True, text=True, cwd=tmp, timeout=300,
+                       env=_env(WRPSIM_PURE=pure))
+    assert p.returncode == 0, p.stderr
+    return out
+
+
+@needs_build
+@pytest.mark.parametrize("overrides", [
+    ["lb=spray"],
+    ["lb=ecmp", "transport=roce", "failed_links=[leaf0-spine1]"],
+    ["pattern=all_to_all", "oversubscription=4", "lb=bitmap", "transport=dctcp"],
+    ["pattern=all_to_all", "oversubscription=4", "lb=reps", "flow_bytes=256KiB"],
+])
+def test_compiled_and_pure_packet_engine_give_identical_results(tmp_path, overrides):
+    args = ["engine=packet", "leaves=4", "hosts_per_leaf=4", "spines=2", "flow_bytes=512KiB",
+            "seed=1", *overrides]
+    compiled, pure = _net(tmp_path, "0", args), _net(tmp_path, "1", args)
+    for name in ("flows.parquet", "links.parquet"):
+        assert (compiled / name).read_bytes() == (pure / name).read_bytes(), name
+    a, b = ({k: v for k, v in json.loads((d / "summary.json").read_text()).items()
+             if k not in WALL and k not in ("engine_wall_s", "out_dir")}
+            for d in (compiled, pure))
+    assert a == b
+    assert a["data_packets"] > 0

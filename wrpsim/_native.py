@@ -8,6 +8,11 @@ but C numbers (`double`, `long long`, `Py_ssize_t`) for the hot attributes that 
 a float, or only an int, and for the typed locals of the hot `cpdef` methods — so every value
 keeps its Python type and every float operation rounds as Python's does (no `cdivision`,
 compiled with `-ffp-contract=off`; results are byte-identical, `tests/test_native.py`).
+The packet engine's modules (`wrpsim.network.*`) keep their classes as Python classes; only
+integer locals get C types: the hop loop's (`network/packet.pxd`: picosecond times as
+`long long`, ports and hops as `Py_ssize_t`) and the transport handlers' connection and
+sequence indices (`@cython.locals`, no-ops in pure Python, `wrpsim._cyshim` when Cython is not
+installed). Floats and values that are sometimes not ints stay Python objects.
 
 A compiled module is used only when all of them are built and each is newer than its `.py`
 and `.pxd` (a source edited or checked out after the build must not be shadowed by its old
@@ -38,6 +43,12 @@ MODULES = (
     "wrpsim.pool.kernels.model",
     "wrpsim.dispatcher",
     "wrpsim.metrics.records",
+    "wrpsim.network.entropy",
+    "wrpsim.network.transport",
+    "wrpsim.network.uec",
+    "wrpsim.network.dctcp",
+    "wrpsim.network.roce",
+    "wrpsim.network.packet",
 )
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -495,6 +495,7 @@ def hydra_entry(task, config_name: str = "config", outputs: tuple[str, ...] = ()
 
     from wrpsim.hydra_errors import missing_extra, no_slurm
     from wrpsim.hydra_mode import single_composition
+    from wrpsim.hydra_overrides import simple_overrides
     from wrpsim.yamlfast import omegaconf_libyaml
 
     show_warnings()
@@ -529,8 +530,9 @@ def hydra_entry(task, config_name: str = "config", outputs: tuple[str, ...] = ()
 
     app = hydra.main(version_base="1.3", config_path=conf_dir, config_name=config_name)(_job)
     try:
-        # Hydra composes once, not twice (`wrpsim.hydra_mode`), its YAML parsed by libyaml
-        with single_composition(GROUPS), omegaconf_libyaml():
+        # Hydra composes once, not twice (`wrpsim.hydra_mode`), its YAML parsed by libyaml, the
+        # plain overrides (`hydra.mode=RUN`, `key=10`, `key=some/path`) without ANTLR
+        with single_composition(GROUPS), omegaconf_libyaml(), simple_overrides():
             _hydra_main(app, config_name)
     finally:
         resume_gc()  # (a run resumed it before its loop; a failed or help-only one did not)

@@ -87,7 +87,8 @@ def array(values, type: pa.DataType) -> pa.Array:
             return pa.Array.from_buffers(type, len(values),
                                          [None, pa.py_buffer(np.ascontiguousarray(values))])
         values = values.tolist()
-    values = values if isinstance(values, list) else list(values)
+    if type_of(values) is not tuple and not isinstance(values, list):
+        values = list(values)  # (a tuple, e.g. a column of `zip(*rows)`, is read as it is)
     n = len(values)
     kinds = set(map(type_of, values))
     nulls = None
@@ -113,7 +114,7 @@ def array(values, type: pa.DataType) -> pa.Array:
             return pa.Array.from_buffers(type, n, [
                 validity, pa.py_buffer(offsets.astype(np.int32)), pa.py_buffer(data)],
                 null_count=null_count)
-    return pa.array(values, type=type)
+    return pa.array(values if isinstance(values, list) else list(values), type=type)
 
 
 def table(columns: list, schema: pa.Schema) -> pa.Table:

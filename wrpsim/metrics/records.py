@@ -17,10 +17,10 @@ from operator import itemgetter
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from wrpsim.arrowcols import table
 from wrpsim.io import atomic_path
+from wrpsim.parquetio import write_table
 
 REQUEST_SCHEMA = pa.schema(
     [
@@ -331,6 +331,7 @@ def instance_table(rows: list[tuple]) -> pa.Table:
 
 
 def write_parquet(table: pa.Table, path: Path) -> None:
-    """Write `table` to `path` atomically, with deterministic bytes for identical tables."""
+    """Write `table` to `path` atomically, with deterministic bytes for identical tables (those
+    of `pyarrow.parquet.write_table(table, path, compression="zstd")`: `wrpsim.parquetio`)."""
     with atomic_path(path) as tmp:
-        pq.write_table(table, tmp, compression="zstd", write_statistics=True)
+        write_table(table, tmp, compression="zstd")

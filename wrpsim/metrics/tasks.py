@@ -102,12 +102,13 @@ def task_table(requests: pa.Table, trace) -> pa.Table:
     `think_s` columns are used when present)."""
     trace = as_columns(trace)
     n = len(trace)
-    session = (np.asarray(trace["session_id"], dtype=object) if "session_id" in trace.columns
+    sessions = "session_id" in trace.columns
+    session = (np.asarray(trace["session_id"], dtype=object) if sessions
                else np.full(n, None, dtype=object))
     think = np.where(dependent_mask(trace), np.asarray(trace["think_s"], dtype=np.float64)
                      if "think_s" in trace.columns else 0.0, 0.0)
     # task of each trace row: sessions by first appearance, other rows one task each
-    has = present(session)
+    has = present(session) if sessions else np.zeros(n, dtype=bool)
     codes, n_sessions = _factorize(session[has])
     first = np.full(n, -1, dtype=np.int64)
     rows = np.flatnonzero(has)
@@ -167,11 +168,15 @@ def task_table(requests: pa.Table, trace) -> pa.Table:
     spent = {name: per_task(np.nan_to_num(col(name))) if name in requests.column_names
              else np.full(n_tasks, np.nan) for name in SPENT}  # (NaN: a table without them)
     is_session = has[order]
-    task_id = [str(session[i]) if s else f"request:{i}"  # (Python ints: numpy's format slower)
-               for i, s in zip(order.tolist(), is_session.tolist())]
+    if is_session.any():
+        task_id = [str(session[i]) if s else f"request:{i}"  # (Python ints: numpy's format
+                   for i, s in zip(order.tolist(), is_session.tolist())]  # is slower)
+        kind = ["session" if s else "request" for s in is_session.tolist()]
+    else:  # (no session: every task one request)
+        task_id, kind = [f"request:{i}" for i in order.tolist()], ["request"] * n_tasks
     cols = {
         "task_id": task_id,
-        "kind": ["session" if s else "request" for s in is_session.tolist()],
+        "kind": kind,
         "rounds": np.bincount(task_of_row, minlength=n_tasks),
         "rounds_answered": per_task(answered, rows=True).astype(np.int64),
         "requests": np.bincount(task, minlength=n_tasks),

@@ -182,86 +182,97 @@ class PacketEngine(UecMixin, DctcpMixin, RoceMixin, TransportBase):
             stop_at_done: bool = False) -> list[tuple[int, int]]:
         """Process events up to `limit` (ps; None: until idle); finished connections."""
         lim = INF if limit is None else (limit if inclusive else limit - 1)
-        buckets, bheap, W = self.buckets, self.bheap, self.width
-        hpush, hpop = heapq.heappush, heapq.heappop
-        busy, txf, rate, prop, bufps, ecnps = (self.busy, self.txf, self.rate, self.prop,
-                                               self.bufps, self.ecnps)
-        pmaxq, pmarks, cutb = self.pmaxq, self.pmarks, self.cutb
-        wire, acktx = self.wire, self.acktx
-        on_recv, on_ctrl, on_loss = self._on_recv, self._on_ctrl, self._on_loss
-        done: list[tuple[int, int]] = []
-        last = self.now
-        stop = False
-        while bheap and not stop:
-            bi = bheap[0]
-            if bi * W > lim:
+        return _run(self, lim, stop_at_done)
+
+
+def _run(eng: PacketEngine, lim: int, stop_at_done: bool) -> list[tuple[int, int]]:
+    """`PacketEngine.run` up to `lim` (ps, inclusive). A function of its own so that, compiled,
+    `packet.pxd` can give its locals C types: times, port indices and hop numbers as C integers
+    (`long long` picoseconds: every time here is an int below 2⁶³, or Cython's conversion raises
+    OverflowError; floor division keeps Python's rounding, no `cdivision`), the engine's lists
+    as `list`. Values that only pass through (connection, sequence, EV, size) stay objects, so
+    the events it builds reuse them instead of boxing new ints."""
+    buckets, bheap, W = eng.buckets, eng.bheap, eng.width
+    hpush, hpop = heapq.heappush, heapq.heappop
+    busy, txf, rate, prop, bufps, ecnps = (eng.busy, eng.txf, eng.rate, eng.prop,
+                                           eng.bufps, eng.ecnps)
+    pmaxq, pmarks, cutb = eng.pmaxq, eng.pmarks, eng.cutb
+    wire, acktx = eng.wire, eng.acktx
+    on_recv, on_ctrl, on_loss = eng._on_recv, eng._on_ctrl, eng._on_loss
+    kdata, kctrl, ktrim = DATA, CTRL, TRIM  # (C ints compiled; fast locals in Python)
+    done: list[tuple[int, int]] = []
+    last = eng.now
+    stop = False
+    while bheap and not stop:
+        bi = bheap[0]
+        if bi * W > lim:
+            break
+        hpop(bheap)
+        lst = buckets.pop(bi)
+        lst.sort(key=_time)
+        if lst[-1][0] > lim:  # the limit falls in this bucket: put its later events back
+            i = bisect_right(lst, lim, key=_time)
+            buckets[bi] = lst[i:]
+            hpush(bheap, bi)
+            del lst[i:]
+            stop = True
+            if not lst:
                 break
-            hpop(bheap)
-            lst = buckets.pop(bi)
-            lst.sort(key=_time)
-            if lst[-1][0] > lim:  # the limit falls in this bucket: put its later events back
-                i = bisect_right(lst, lim, key=_time)
-                buckets[bi] = lst[i:]
-                hpush(bheap, bi)
-                del lst[i:]
-                stop = True
-                if not lst:
-                    break
-            for e in lst:
-                t, kind, c, k, hop, ev, size, fl, path = e
-                # (hot tests jump over short blocks only: CPython 3.11 specialises a compare
-                # only when its jump needs no EXTENDED_ARG, i.e. skips < 256 code units)
-                p = path[hop]
-                if p < 0:  # END: at the receiving NIC (where TRIM and TIMER events always are)
-                    if kind == CTRL:
-                        on_ctrl(c, k, ev, fl, t)
-                    elif kind == DATA:
-                        if on_recv(c, k, ev, fl, t, False):
-                            done.append((t, c))
-                            if stop_at_done:
-                                self._stop_after(lst, e, bi)
-                                stop = True
-                                break
-                    elif kind == TRIM:
-                        on_recv(c, k, ev, fl, t, True)
-                    else:
-                        self._on_timer(c, k, size, t)
-                    continue
-                b = busy[p]
-                if kind == CTRL:  # `ack` bytes, serialised in `acktx[p]`; never dropped
-                    if b > t:
-                        q = b - t
-                        if q > pmaxq[p]:
-                            pmaxq[p] = q
-                        b += acktx[p]
-                    else:
-                        b = t + acktx[p]
+        for e in lst:
+            t, kind, c, k, hop, ev, size, fl, path = e
+            # (hot tests jump over short blocks only: CPython 3.11 specialises a compare
+            # only when its jump needs no EXTENDED_ARG, i.e. skips < 256 code units)
+            p = path[hop]
+            if p < 0:  # END: at the receiving NIC (where TRIM and TIMER events always are)
+                if kind == kctrl:
+                    on_ctrl(c, k, ev, fl, t)
+                elif kind == kdata:
+                    if on_recv(c, k, ev, fl, t, False):
+                        done.append((t, c))
+                        if stop_at_done:
+                            eng._stop_after(lst, e, bi)
+                            stop = True
+                            break
+                elif kind == ktrim:
+                    on_recv(c, k, ev, fl, t, True)
                 else:
-                    tx = txf[p] if size == wire else -(-size * BITPS // rate[p])
-                    if b > t:
-                        q = b - t
-                        if q + tx > bufps[p]:
-                            key = (path[0], hop)  # (`pbytes`)
-                            cutb[key] = cutb.get(key, 0) + size
-                            on_loss(c, k, hop, ev, t)
-                            continue
-                        if q > ecnps[p]:
-                            fl = 1
-                            pmarks[p] += 1
-                        if q > pmaxq[p]:
-                            pmaxq[p] = q
-                        b += tx
-                    else:
-                        b = t + tx
-                busy[p] = b
-                arr = b + prop[p]
-                bi2 = arr // W
-                try:
-                    buckets[bi2].append((arr, kind, c, k, hop + 1, ev, size, fl, path))
-                except KeyError:  # the first event of its bucket
-                    buckets[bi2] = [(arr, kind, c, k, hop + 1, ev, size, fl, path)]
-                    hpush(bheap, bi2)
-            last = t  # the time of the last event run
-        if last > self.now:
-            self.now = last
-        return done
+                    eng._on_timer(c, k, size, t)
+                continue
+            b = busy[p]
+            if kind == kctrl:  # `ack` bytes, serialised in `acktx[p]`; never dropped
+                if b > t:
+                    q = b - t
+                    if q > pmaxq[p]:
+                        pmaxq[p] = q
+                    b += acktx[p]
+                else:
+                    b = t + acktx[p]
+            else:
+                tx = txf[p] if size == wire else -(-size * BITPS // rate[p])
+                if b > t:
+                    q = b - t
+                    if q + tx > bufps[p]:
+                        key = (path[0], hop)  # (`pbytes`)
+                        cutb[key] = cutb.get(key, 0) + size
+                        on_loss(c, k, hop, ev, t)
+                        continue
+                    if q > ecnps[p]:
+                        fl = 1
+                        pmarks[p] += 1
+                    if q > pmaxq[p]:
+                        pmaxq[p] = q
+                    b += tx
+                else:
+                    b = t + tx
+            busy[p] = b
+            arr = b + prop[p]
+            bi2 = arr // W
+            try:
+                buckets[bi2].append((arr, kind, c, k, hop + 1, ev, size, fl, path))
+            except KeyError:  # the first event of its bucket
+                buckets[bi2] = [(arr, kind, c, k, hop + 1, ev, size, fl, path)]
+                hpush(bheap, bi2)
+        last = t  # the time of the last event run
+    if last > eng.now:
+        eng.now = last
+    return done

@@ -23,6 +23,11 @@ a connection still in flight (duplicates) are then ignored.
 
 from __future__ import annotations
 
+try:
+    import cython
+except ImportError:  # pure Python without Cython installed: its decorators do nothing
+    from wrpsim import _cyshim as cython
+
 import heapq
 from math import ceil
 
@@ -119,6 +124,7 @@ class TransportBase:
         self._pump(cid, t)
         return cid
 
+    @cython.locals(c=cython.Py_ssize_t)
     def _pump(self, c: int, t: int) -> None:
         """Send new packets while the window (and, for uec, the reorder window) allows."""
         nxt, infl, w = self.c_next[c], self.c_infl[c], self.c_wnd[c]
@@ -132,6 +138,7 @@ class TransportBase:
             infl += 1
         self.c_next[c], self.c_infl[c] = nxt, infl
 
+    @cython.locals(c=cython.Py_ssize_t, k=cython.Py_ssize_t, p=cython.Py_ssize_t)
     def _emit(self, c: int, k: int, t: int) -> None:
         """Enqueue data packet `k` of connection `c` at its NIC at time `t`."""
         ch = self.c_chooser[c]
@@ -162,6 +169,7 @@ class TransportBase:
             self.buckets[bi] = [(arr, DATA, c, k, 2, ev, size, 0, path)]
             heapq.heappush(self.bheap, bi)
 
+    @cython.locals(c=cython.Py_ssize_t, p=cython.Py_ssize_t)
     def _ctrl(self, c: int, k: int, ev: int, flags: int, t: int) -> None:
         """Send an ACK / NACK of packet `k` from the receiver's NIC at time `t`: ahead of the
         data waiting there (a NIC's transport engine schedules its control packets before
@@ -188,6 +196,7 @@ class TransportBase:
         if ch is not None and ch.adaptive:
             ch.feedback(ev, NACK if flags & NACK_FLAG else ECN if flags & ECN_FLAG else GOOD)
 
+    @cython.locals(c=cython.Py_ssize_t)
     def _sack_recv(self, c: int, k: int, ev: int, ecn: int, t: int, trimmed: bool) -> bool:
         """`_on_recv` of the receivers with a bitmap (uec, dctcp): record packet `k` and ACK it
         (a trimmed header, which only uec makes, is NACKed instead while the connection is
@@ -215,6 +224,7 @@ class TransportBase:
         self._ctrl(c, k, ev, ecn, t)
         return fin
 
+    @cython.locals(c=cython.Py_ssize_t)
     def _received(self, c: int, t: int) -> bool:
         """Count one newly received packet; True (and the finish time set) at the last one."""
         r = self.c_rcv[c] + 1
@@ -225,6 +235,7 @@ class TransportBase:
         self.c_got[c] = None
         return True
 
+    @cython.locals(c=cython.Py_ssize_t, k=cython.Py_ssize_t)
     def _sack_ack(self, c: int, k: int, sacked: bytearray) -> bool:
         """Sender with a bitmap (`sacked`, the connection's, not freed): first ACK of `k`?
         (then the window slot is released and the lowest unacknowledged sequence advanced)."""
@@ -238,6 +249,7 @@ class TransportBase:
         self.c_una[c] = una
         return True
 
+    @cython.locals(c=cython.Py_ssize_t)
     def _sender_done(self, c: int) -> bool:
         """Free the sender state once every packet is acknowledged; True if it was."""
         if self.c_una[c] < self.c_npk[c]:

@@ -61,11 +61,10 @@ def cache_file(source: Path, params: Mapping) -> Path | None:
 def read_cached(path: Path) -> TraceColumns | None:
     """The canonical trace stored in `path` (as `TraceColumns`), or None if it is absent or not
     a valid trace file."""
-    import pyarrow.parquet as pq
+    from wrpsim.parquetio import read_table  # (not pq.read_table: it imports pyarrow.dataset)
 
     try:
-        with pq.ParquetFile(path) as f:  # not pq.read_table: that imports pyarrow.dataset
-            table = f.read()
+        table = read_table(path)
     except (OSError, pa.ArrowException, ValueError):
         return None
     schema = table.schema
