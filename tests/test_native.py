@@ -27,12 +27,46 @@ ROOT = Path(__file__).resolve().parent.parent
 def _declared(pxd: str, cls: str) -> set:
     text = (ROOT / pxd).read_text()
     body = text.split(f"cdef class {cls}")[1].split("\ncdef class")[0]
-    return set(re.findall(r"cdef public object (\w+)", body))
+    return set(re.findall(r"cdef public (?:object|double|long long|Py_ssize_t|bint|KVLedger) "
+                          r"(\w+)\n", body))
+
+
+#: the attributes declared with a C type (the rest hold Python objects); each is shown, in the
+#: `.pxd`, never to hold a value whose type a C number would change (an int 0 where 0.0 is
+#: written out, None, a float where an int is counted)
+C_TYPED = {
+    "AccountingMixin": {"_t0": "double", "_dur": "double", "_power": "double",
+                        "busy_s": "double", "energy_j": "double", "_c_cum": "double",
+                        "_e_cum": "double", "_in_area": "double", "_in_t": "double",
+                        "_load_s": "double", "step": "long long", "n_dec": "long long",
+                        "_n": "long long", "_token": "long long", "iterations": "long long",
+                        "decode_tokens": "long long", "prefill_tokens": "long long",
+                        "_in_system": "long long", "_dec_in_iter": "long long",
+                        "_pre_tokens": "long long", "_kind": "long long",
+                        "_ctx_const": "long long", "tp": "long long", "busy": "bint",
+                        "_kick": "bint", "_lag": "bint", "kv": "KVLedger"},
+    "KVLedger": {"block_size": "Py_ssize_t", "capacity": "Py_ssize_t",
+                 "decoders": "Py_ssize_t", "evictable": "Py_ssize_t", "peak": "Py_ssize_t",
+                 "used": "Py_ssize_t", "_area": "double", "_t_last": "double"},
+    "Seq": {"gpu_s": "double", "energy_j": "double", "cost_usd": "double", "c0": "double",
+            "e0": "double"},
+}
 
 
 def _slots(cls) -> set:
     # (the pure-Python class's own slots; compiled, `__slots__` is a plain class attribute)
     return set(cls.__slots__) - {"__dict__"}
+
+
+def test_pxd_c_types_are_the_listed_ones():
+    for pxd, cls in (("wrpsim/pool/accounting.pxd", "AccountingMixin"),
+                     ("wrpsim/pool/kvcache.pxd", "KVLedger"),
+                     ("wrpsim/pool/sequence.pxd", "Seq")):
+        text = (ROOT / pxd).read_text()
+        body = text.split(f"cdef class {cls}")[1].split("\ncdef class")[0]
+        typed = dict((n, t) for t, n in re.findall(
+            r"cdef public (double|long long|Py_ssize_t|bint|KVLedger) (\w+)\n", body))
+        assert typed == C_TYPED[cls]
 
 
 def test_pxd_declares_exactly_the_slots():

@@ -2,51 +2,60 @@
 # `wrpsim._native`): the root of `Instance`'s chain
 # holds every attribute of `Instance` (its `__slots__`): every mixin's methods read them
 # as struct fields.
-# Attributes are Python objects (`object`): no C number types, so no value changes.
+# Attributes are Python objects (`object`) except the hot numbers, which are C types
+# (`double`, `long long`, `bint`; `kv` is the `KVLedger` type): each always holds a float, or
+# an int, or a bool, whatever the configuration (an int 0 never reaches the output where a
+# float is stored), so their values do not change; `tests/test_native.py` lists them.
+
+cimport cython
+
+from wrpsim.pool.kvcache cimport KVLedger
+from wrpsim.pool.sequence cimport Seq
+
 
 cdef class AccountingMixin:
     cdef dict __dict__
-    cdef public object _c_cum
+    cdef public double _c_cum
     cdef public object _chunks
-    cdef public object _ctx_const
+    cdef public long long _ctx_const
     cdef public object _cum
     cdef public object _cutoff
-    cdef public object _dec_in_iter
-    cdef public object _dur
-    cdef public object _e_cum
+    cdef public long long _dec_in_iter
+    cdef public double _dur
+    cdef public double _e_cum
     cdef public object _end_fn
     cdef public object _fresh
     cdef public object _heap
-    cdef public object _in_area
-    cdef public object _in_system
-    cdef public object _in_t
-    cdef public object _kick
-    cdef public object _kind
-    cdef public object _lag
-    cdef public object _load_s
+    cdef public double _in_area
+    cdef public long long _in_system
+    cdef public double _in_t
+    cdef public bint _kick
+    cdef public long long _kind
+    cdef public bint _lag
+    cdef public double _load_s
     cdef public object _mh
     cdef public object _mi
-    cdef public object _n
-    cdef public object _power
-    cdef public object _pre_tokens
+    cdef public long long _n
+    cdef public double _power
+    cdef public long long _pre_tokens
     cdef public object _pushes
     cdef public object _qbase
     cdef public object _qs
     cdef public object _qt
     cdef public object _slice
-    cdef public object _t0
-    cdef public object _token
+    cdef public double _t0
+    cdef public long long _token
     cdef public object _watermark
     cdef public object _wk
-    cdef public object busy
-    cdef public object busy_s
+    cdef public bint busy
+    cdef public double busy_s
     cdef public object completed
-    cdef public object decode_tokens
+    cdef public long long decode_tokens
     cdef public object down
     cdef public object down_s
     cdef public object down_since
     cdef public object encode_s
-    cdef public object energy_j
+    cdef public double energy_j
     cdef public object env
     cdef public object epoch
     cdef public object failures
@@ -55,9 +64,9 @@ cdef class AccountingMixin:
     cdef public object handed_off
     cdef public object incoming
     cdef public object index
-    cdef public object iterations
+    cdef public long long iterations
     cdef public object itl
-    cdef public object kv
+    cdef public KVLedger kv
     cdef public object kv_bytes_per_token
     cdef public object kv_load_blocks
     cdef public object kv_mode
@@ -67,7 +76,7 @@ cdef class AccountingMixin:
     cdef public object max_context
     cdef public object max_run_steps
     cdef public object model
-    cdef public object n_dec
+    cdef public long long n_dec
     cdef public object n_ready
     cdef public object name
     cdef public object nic_free_by_group
@@ -76,7 +85,7 @@ cdef class AccountingMixin:
     cdef public object pool
     cdef public object power_log
     cdef public object preemptions
-    cdef public object prefill_tokens
+    cdef public long long prefill_tokens
     cdef public object prefilling
     cdef public object prefix
     cdef public object price_per_gpu_hour
@@ -87,8 +96,16 @@ cdef class AccountingMixin:
     cdef public object sched
     cdef public object sink
     cdef public object state_bytes_per_seq
-    cdef public object step
-    cdef public object tp
+    cdef public long long step
+    cdef public long long tp
     cdef public object tracer
     cdef public object transfer
     cdef public object waiting
+
+    @cython.locals(joules=cython.double, nd=cython.longlong)
+    cpdef _count_decode_run(self, double dur, long long n)
+
+    @cython.locals(gpu_s=cython.double, c_cum=cython.double, e_cum=cython.double)
+    cpdef _charge_decoder(self, Seq seq)
+
+    cpdef _stint_qoe(self, Seq seq)

@@ -401,7 +401,7 @@ class Instance(BatchingMixin):
         dur = lat.iteration_s(tokens, attn, n_dec, ctx, len(chunks)) + self._load_s
         self._load_s = 0.0
         if self.encode_s:  # images of requests starting their prefill: encoder first
-            dur += sum(self.encode_s.pop(seq.req.id, 0.0) for seq, _c, _nb in chunks)
+            dur += self._encoder_s(chunks)
         if self.role == "prefill" and self.kv_mode == "layerwise":
             self._stream_early(chunks, now, dur)
         self._kind = _MIXED
@@ -412,6 +412,11 @@ class Instance(BatchingMixin):
             self._second_tokens(now + dur)
         self._begin(now, dur, 1, None, lat.power_w(tokens, n_dec, ctx, dur))
         self.prefill_tokens += tokens
+
+    def _encoder_s(self, chunks: list) -> float:
+        """Vision-encoder seconds of the requests whose prefill starts with `chunks` (taken
+        from `encode_s`). (A method: a `cpdef` method such as `_start_mixed` holds no closure.)"""
+        return sum(self.encode_s.pop(seq.req.id, 0.0) for seq, _c, _nb in chunks)
 
     def _start_decode_run(self, now: float, max_steps: int = 0) -> bool:
         """Plan decode-only iterations up to the next membership change (or `max_steps` > 0)."""

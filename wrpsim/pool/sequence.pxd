@@ -1,20 +1,21 @@
 # Cython declarations for `sequence.py` (pure-Python mode,
 # `wrpsim._native`): `Seq` is an extension type.
-# Attributes are Python objects (`object`): no C number types, so no value changes.
+# Attributes are Python objects (`object`) except the attributed resources and the share
+# counters (`double`: always floats, from 0.0), so no value changes.
 
 cdef class Seq:
     cdef public object admit_s
     cdef public object blocks
-    cdef public object c0
-    cdef public object cost_usd
+    cdef public double c0
+    cdef public double cost_usd
     cdef public object done
     cdef public object dst_blocks
-    cdef public object e0
-    cdef public object energy_j
+    cdef public double e0
+    cdef public double energy_j
     cdef public object enq_s
     cdef public object first_token_s
     cdef public object gen
-    cdef public object gpu_s
+    cdef public double gpu_s
     cdef public object grant_s
     cdef public object handoff
     cdef public object heap_no
