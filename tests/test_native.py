@@ -98,6 +98,7 @@ def _touch(path: Path, t: float) -> None:
 def test_stale_or_missing_extensions_count_as_not_built(tmp_path):
     mods = ("pkg.a", "pkg.b")
     ext = _native.EXTENSION_SUFFIXES[0]
+    (tmp_path / "setup.py").write_text("")  # a source tree: times decide
     for m in ("a", "b"):
         _touch(tmp_path / "pkg" / f"{m}.py", 100.0)
     assert _native.built(str(tmp_path), mods) == (0, 0)
@@ -110,6 +111,22 @@ def test_stale_or_missing_extensions_count_as_not_built(tmp_path):
     _touch(tmp_path / "pkg" / "b.py", 100.0)
     _touch(tmp_path / "pkg" / "a.pxd", 300.0)  # declarations changed after the build
     assert _native.built(str(tmp_path), mods) == (2, 1)
+
+
+def test_an_installed_package_takes_its_extensions_whatever_their_times(tmp_path):
+    # a wheel's installer writes the files in its own order: an extension may be older than
+    # its .py; without setup.py beside the package that says nothing (issue found by
+    # `pip install --target DIR .`: every extension counted stale, all pure Python)
+    mods = ("pkg.a", "pkg.b")
+    ext = _native.EXTENSION_SUFFIXES[0]
+    for m in ("a", "b"):
+        _touch(tmp_path / "pkg" / f"{m}{ext}", 100.0)
+        _touch(tmp_path / "pkg" / f"{m}.py", 200.0)
+    assert _native.built(str(tmp_path), mods) == (2, 2)
+    (tmp_path / "pkg" / f"b{ext}").unlink()
+    assert _native.built(str(tmp_path), mods) == (1, 1)  # still all or none: b is missing
+    (tmp_path / "setup.py").write_text("")
+    assert _native.built(str(tmp_path), mods) == (1, 0)  # a source tree: a is stale
 
 
 def _where(env: dict) -> dict:

@@ -14,9 +14,9 @@ integer locals get C types: the hop loop's (`network/packet.pxd`: picosecond tim
 sequence indices (`@cython.locals`, no-ops in pure Python, `wrpsim._cyshim` when Cython is not
 installed). Floats and values that are sometimes not ints stay Python objects.
 
-A compiled module is used only when all of them are built and each is newer than its `.py`
-and `.pxd` (a source edited or checked out after the build must not be shadowed by its old
-extension), and `WRPSIM_PURE` is unset or "0"; otherwise every one of them is imported from its
+A compiled module is used only when all of them are built and, in a source tree, each is newer
+than its `.py` and `.pxd` (a source edited or checked out after the build must not be shadowed
+by its old extension; an installed wheel's extensions are taken as built: `built`), and `WRPSIM_PURE` is unset or "0"; otherwise every one of them is imported from its
 `.py` — all or none, since a pure-Python class deriving from a compiled one of the chain would
 lay out its attributes twice. `COMPILED` says which way this process went.
 """
@@ -81,15 +81,21 @@ class _PureFinder:
 
 
 def built(root: str = _ROOT, modules: tuple = MODULES) -> tuple[int, int]:
-    """(modules with an extension beside their `.py`, those whose extension is newer than the
-    `.py` and the `.pxd`) under `root`."""
+    """(modules with an extension beside their `.py`, those whose extension is fresh) under
+    `root`. In a source tree (`root` holds `setup.py`: a checkout, an editable install) an
+    extension is fresh when it is newer than its `.py` and `.pxd`, which may have been edited or
+    checked out since the build. In an installed package (a wheel: no `setup.py` beside it)
+    every extension is fresh: the build made it from the very files installed with it, and the
+    installer writes the files in its own order, so their times say nothing."""
+    source_tree = os.path.exists(os.path.join(root, "setup.py"))
     n = fresh = 0
     for name in modules:
         base = os.path.join(root, *name.split("."))
         ext = _extension(base)
         if ext is not None:
             n += 1
-            if _mtime(ext) >= max(_mtime(base + ".py"), _mtime(base + ".pxd")):
+            if not source_tree or _mtime(ext) >= max(_mtime(base + ".py"),
+                                                     _mtime(base + ".pxd")):
                 fresh += 1
     return n, fresh
 
