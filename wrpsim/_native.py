@@ -16,9 +16,10 @@ installed). Floats and values that are sometimes not ints stay Python objects.
 
 A compiled module is used only when all of them are built and, in a source tree, each is newer
 than its `.py` and `.pxd` (a source edited or checked out after the build must not be shadowed
-by its old extension; an installed wheel's extensions are taken as built: `built`), and `WRPSIM_PURE` is unset or "0"; otherwise every one of them is imported from its
-`.py` — all or none, since a pure-Python class deriving from a compiled one of the chain would
-lay out its attributes twice. `COMPILED` says which way this process went.
+by its old extension; an installed wheel's extensions are taken as built: `built`), and
+`WRPSIM_PURE` is unset or "0"; otherwise every one of them is imported from its `.py` — all or
+none, since a pure-Python class deriving from a compiled one of the chain would lay out its
+attributes twice. `COMPILED` says which way this process went.
 """
 
 from __future__ import annotations
