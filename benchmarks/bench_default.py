@@ -32,6 +32,7 @@ def main() -> None:
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
+    from wrpsim import _native
     from wrpsim.app import register_catalogs
     from wrpsim.paths import catalog_dir
     from wrpsim.sim import Simulation
@@ -59,6 +60,7 @@ def main() -> None:
         "requests_per_s_median": n / statistics.median(times),
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "python": sys.version.split()[0],
+        "compiled": _native.COMPILED,  # the Cython build in use, or pure Python (setup.py)
     }
     print(json.dumps(out))
 

@@ -33,6 +33,7 @@ def main() -> None:
 
     import yaml
 
+    from wrpsim import _native
     from wrpsim.network.config import NetConfig
     from wrpsim.network.scenario import run_scenario
 
@@ -61,6 +62,7 @@ def main() -> None:
                             "out_of_order_packets": runs[0]["out_of_order_packets"]})
             out["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
             out["python"] = platform.python_version()
+            out["compiled"] = _native.COMPILED  # the Cython build in use (setup.py)
             print(json.dumps(out), flush=True)
     sys.stdout.flush()
 
