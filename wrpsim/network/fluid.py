@@ -29,6 +29,7 @@ bundled transfers (`fluid_bundles.BundleMixin`).
 from __future__ import annotations
 
 import heapq
+from collections import defaultdict
 
 import numpy as np
 
@@ -78,7 +79,8 @@ class FluidEngine(RateMixin, BundleMixin):
         self._conns: dict[int, list] = {}
         self._trim_at = TRIM_STEPS
         self._heap: list[tuple[float, int]] = []   # (finish, id), stale entries skipped
-        self._port_conns: dict[int, set[int]] = {}   # port -> active connection ids
+        # port -> active connection ids (a port enters with its first connection)
+        self._port_conns: defaultdict[int, set[int]] = defaultdict(set)
         # port -> its bundle's first id + 1 while a member of a marked bundle (`_bundles`) runs
         # on it, else 0: a bundle's members are not in `_port_conns` (they enter it when
         # `_unbundle` makes them connections). A bundle started on an idle engine is marked
@@ -134,7 +136,7 @@ class FluidEngine(RateMixin, BundleMixin):
                             INF]
         pc, ph = self._port_conns, self._ph_ports
         for p in ports:
-            pc.setdefault(p, set()).add(cid)
+            pc[p].add(cid)
             ph[p] = ph.get(p, 0) + 1
         self._dirty_ports.update(ports)
         self._dirty = self._mixed = True
@@ -282,11 +284,7 @@ class FluidEngine(RateMixin, BundleMixin):
                             self._base + len(self._steps), INF]
         pc = self._port_conns
         for p in plist:
-            s = pc.get(p)
-            if s is None:
-                pc[p] = {cid}
-            else:
-                s.add(cid)
+            pc[p].add(cid)
         self._dirty_ports.update(plist)
         self._dirty = self._mixed = True
         return cid
@@ -304,15 +302,10 @@ class FluidEngine(RateMixin, BundleMixin):
             self._settle()
         pc, held = self._port_conns, self._held
         for p in ports:
-            s = pc.get(p)
-            if s is None:
-                pc[p] = {cid}
-            else:
-                if s:
-                    self._mixed = True
-                s.add(cid)
-            if held[p]:
+            s = pc[p]
+            if s or held[p]:
                 self._mixed = True
+            s.add(cid)
         self._dirty_ports.update(ports)
         self._fresh.append(cid)
         self._dirty = True

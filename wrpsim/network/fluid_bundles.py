@@ -207,15 +207,10 @@ class BundleMixin:
         rc = INF
         held = self._held
         for p in ports:
-            s = pc.get(p)
-            if s is None:
-                pc[p] = {cid}
-            else:
-                if s:
-                    alone = False
-                s.add(cid)
-            if held[p]:
+            s = pc[p]
+            if s or held[p]:
                 alone = False
+            s.add(cid)
             v = cap[p]
             if v < rc:  # min(): the first smallest; caps are positive
                 rc = v
@@ -237,11 +232,7 @@ class BundleMixin:
                 c = c0 + i
                 for p in ports:
                     held[p] = 0
-                    s = pc.get(p)
-                    if s is None:
-                        pc[p] = {c}
-                    else:
-                        s.add(c)
+                    pc[p].add(c)
                 conns[c] = [ports, _ONES[n] if n < _NONES else (1.0,) * n, float(sizes[i]),
                             rates[i], sync, fins[i]]
                 heapq.heappush(heap, (fins[i], c))
