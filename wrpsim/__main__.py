@@ -89,9 +89,11 @@ def main() -> None:
 def cli() -> None:
     """Console-script entry point (`wrpsim`, `python -m wrpsim`): `main()`, then the process
     ends without the interpreter's teardown once it succeeded (`wrpsim.app.leave`), and starts
-    with the garbage collector paused until the run's loop (`wrpsim.app.pause_gc`)."""
-    from wrpsim.app import leave, pause_gc
+    with the garbage collector paused until the run's loop (`wrpsim.app.pause_gc`) and Arrow on
+    the C library's allocator (`wrpsim.app.system_allocator`)."""
+    from wrpsim.app import leave, pause_gc, system_allocator
 
+    system_allocator()
     pause_gc()
     main()
     leave()
