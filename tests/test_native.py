@@ -4,6 +4,7 @@ none and never runs a stale extension, and both ways simulate byte-identical res
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import re
@@ -77,6 +78,32 @@ def test_pxd_declares_exactly_the_slots():
     assert _declared("wrpsim/pool/wakeup.pxd", "Wakeup") == _slots(Wakeup)
     assert _declared("wrpsim/pool/wakeup.pxd", "JoinedWakeup") == _slots(JoinedWakeup)
 
+
+
+def _assigned(py: str, cls: str) -> set:
+    """The attributes the methods of class `cls` in `py` assign on `self`."""
+    tree = ast.parse((ROOT / py).read_text())
+    node = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == cls)
+    out = set()
+    for n in ast.walk(node):
+        targets = n.targets if isinstance(n, ast.Assign) else (
+            [n.target] if isinstance(n, (ast.AugAssign, ast.AnnAssign)) else [])
+        for t in targets:
+            for e in (t.elts if isinstance(t, ast.Tuple) else [t]):
+                if isinstance(e, ast.Attribute) and isinstance(e.value, ast.Name) and (
+                        e.value.id == "self"):
+                    out.add(e.attr)
+    return out
+
+
+def test_pxd_declares_every_attribute_of_the_dict_classes():
+    # (classes that keep an instance dict: an attribute missing from the .pxd would still work,
+    # through the dict, only slower; `_routed` belongs there: a user's router's checker
+    # shadows the method)
+    assert _declared("wrpsim/dispatcher.pxd", "Dispatcher") == (
+        _assigned("wrpsim/dispatcher.py", "Dispatcher") - {"_routed"})
+    assert _declared("wrpsim/metrics/records.pxd", "RequestLog") == (
+        _assigned("wrpsim/metrics/records.py", "RequestLog"))
 
 def test_every_compiled_module_has_its_python_source():
     for name in _native.MODULES:
