@@ -4,10 +4,11 @@
 `pip install -e .` builds them next to their sources): each `.py` stays the source of truth,
 and its `.pxd` makes the instance's classes extension types (`Instance` and its mixin chain,
 `KVLedger`, `Seq`, `Wakeup`, `Arrivals`, the `Dispatcher` and the `RequestLog`) whose
-attributes are struct fields: Python objects, but C numbers (`double`, `long long`, `Py_ssize_t`) for the hot attributes that only ever hold
-a float, or only an int, and for the typed locals of the hot `cpdef` methods — so every value
-keeps its Python type and every float operation rounds as Python's does (no `cdivision`,
-compiled with `-ffp-contract=off`; results are byte-identical, `tests/test_native.py`).
+attributes are struct fields: Python objects, but C numbers (`double`, `long long`,
+`Py_ssize_t`) for the hot attributes that only ever hold a float, or only an int, and for the
+typed locals of the hot `cpdef` methods — so every value keeps its Python type and every float
+operation rounds as Python's does (no `cdivision`, compiled with `-ffp-contract=off`; results
+are byte-identical, `tests/test_native.py`).
 The packet engine's modules (`wrpsim.network.*`) keep their classes as Python classes; only
 integer locals get C types: the hop loop's (`network/packet.pxd`: picosecond times as
 `long long`, ports and hops as `Py_ssize_t`) and the transport handlers' connection and
