@@ -27,6 +27,50 @@ def atomic_path(path: Path):
             tmp.unlink()
 
 
+
+class Background:
+    """Calls run on their own threads while the caller goes on (`start`), all waited for by
+    `join`, which raises the first one's exception, if any, in the caller. For result files
+    whose writing releases the GIL (Arrow's Parquet encoder): a run writes its large tables
+    while it computes its summary. A `with` block joins on leaving, also on an error (so no
+    thread is left writing), without hiding that error."""
+
+    def __init__(self):
+        self._threads: list = []
+        self._errors: list = []
+
+    def start(self, fn, *args) -> None:
+        import threading
+
+        def work():
+            try:
+                fn(*args)
+            except BaseException as e:  # (re-raised by `join`, in the caller's thread)
+                self._errors.append(e)
+
+        t = threading.Thread(target=work, name=f"wrpsim-{getattr(fn, '__name__', 'io')}",
+                             daemon=True)
+        t.start()
+        self._threads.append(t)
+
+    def join(self) -> None:
+        while self._threads:
+            self._threads.pop(0).join()
+        if self._errors:
+            e, self._errors = self._errors[0], []
+            raise e
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, exc, tb):
+        if kind is None:
+            self.join()
+        else:  # (the caller's error wins; the writers' are dropped)
+            while self._threads:
+                self._threads.pop(0).join()
+        return False
+
 def prune(directory: Path | str, pattern: str, keep: int) -> int:
     """Bound a cache folder: remove all but the `keep` most recently modified files of
     `directory` whose names match `pattern` (its readers mark a file they use as recent with

@@ -21,7 +21,7 @@ from wrpsim.app import OUTPUT_KEYS, resume_gc
 from wrpsim.dispatcher import Dispatcher
 from wrpsim.errors import ConfigError, boolean, check_keys, number, unknown_choice, warn
 from wrpsim.eventloop import Arrivals, run_all
-from wrpsim.io import write_json, write_text
+from wrpsim.io import Background, write_json, write_text
 from wrpsim.metrics.quality import quality_summary
 from wrpsim.metrics.records import RequestLog, instance_table, write_parquet
 from wrpsim.metrics.summary import summarize
@@ -468,12 +468,44 @@ def _tier_stats(inst) -> tuple:
 def run(cfg: dict, out_dir: Path | str, trace=None) -> dict:
     """Run one scenario and write its result files into `out_dir`; return the summary.
 
+    `requests.parquet` and `tasks.parquet` are written on threads (`wrpsim.io.Background`:
+    Arrow's encoder releases the GIL) while the summary is computed and the smaller files are
+    written; `summary.json` comes last, once every other file is complete, and a write's error
+    is raised here as it would be without the threads.
+
     `trace` optionally replaces the configured workload by a canonical trace (`TraceColumns` or
     DataFrame).
     """
     t0 = time.perf_counter()
     sim = Simulation(cfg, trace)
     req_t, inst_t, end = sim.run()
+    out = Path(out_dir)
+    with Background() as files:  # (the large tables written while the summary is computed)
+        files.start(write_parquet, req_t, out / "requests.parquet")
+        summary = _summary(cfg, sim, req_t, inst_t, end, files, out)
+        summary["sim_wall_s"] = time.perf_counter() - t0
+        network = summary.pop("_network")
+        if network is not None:
+            fabric = sim.fleet.transfer.fabric
+            write_json(out / "network.json", network)
+            links = fabric.link_table(end)
+            if links is not None:
+                write_parquet(links, out / "network.parquet")
+        write_parquet(inst_t, out / "instances.parquet")
+        rt = routing_table(sim.router)  # None for routers that keep no decision log
+        if rt is not None:
+            write_parquet(rt, out / "routing.parquet")
+        clean = {k: v for k, v in cfg.items() if k not in OUTPUT_KEYS}
+        write_text(out / "config.yaml", config_yaml(clean))
+        if sim.tracer is not None:
+            sim.tracer.write(out / "trace.json")
+    write_json(out / "summary.json", summary)  # (last: every other file is complete)
+    return summary
+
+
+def _summary(cfg: dict, sim, req_t, inst_t, end: float, files, out: Path) -> dict:
+    """The run's summary (`run`), with its network figures under `_network` (None without a
+    fabric); starts `tasks.parquet`'s write on `files` as soon as its table exists."""
     summary = summarize(req_t, inst_t, end, sim.slo, sim.pue, sim.qoe)
     answers = getattr(sim.router, "answers", None)
     if sim.cache is not None and sim.cache.answers:  # false hits score 0
@@ -484,6 +516,7 @@ def run(cfg: dict, out_dir: Path | str, trace=None) -> dict:
     if sim.failures is not None:
         summary.update(sim.failures.summary(end))
     tasks_t = task_table(req_t, sim.trace)
+    files.start(write_parquet, tasks_t, out / "tasks.parquet")
     summary.update(task_summary(tasks_t))
     stores = sim.fleet.remote_stores.values()
     summary["remote_kv_peak_blocks"] = sum(s.peak for s in stores)
@@ -515,24 +548,7 @@ def run(cfg: dict, out_dir: Path | str, trace=None) -> dict:
     if network is not None:
         summary.update(network_headline(network))
         _warn_empty_window(network, end)
-    summary["sim_wall_s"] = time.perf_counter() - t0
-    out = Path(out_dir)
-    if network is not None:
-        write_json(out / "network.json", network)
-        links = fabric.link_table(end)
-        if links is not None:
-            write_parquet(links, out / "network.parquet")
-    write_parquet(req_t, out / "requests.parquet")
-    write_parquet(inst_t, out / "instances.parquet")
-    write_parquet(tasks_t, out / "tasks.parquet")
-    rt = routing_table(sim.router)  # None for routers that keep no decision log
-    if rt is not None:
-        write_parquet(rt, out / "routing.parquet")
-    clean = {k: v for k, v in cfg.items() if k not in OUTPUT_KEYS}
-    write_text(out / "config.yaml", config_yaml(clean))
-    if sim.tracer is not None:
-        sim.tracer.write(out / "trace.json")
-    write_json(out / "summary.json", summary)
+    summary["_network"] = network
     return summary
 
 
