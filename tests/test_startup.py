@@ -52,7 +52,7 @@ def test_plain_run_composes_once_and_imports_only_what_it_uses(tmp_path):
     modules = set(probe["modules"])
     assert "wrpsim.router.policies" in modules  # the router it runs
     unused = {"wrpsim.router.bandit", "wrpsim.router.multicall", "wrpsim.router.rules",
-              "pyarrow.dataset", "plotly", "scipy",
+              "wrpsim.report", "pyarrow.dataset", "plotly", "scipy",
               "numpy.random"}  # (round-robin draws nothing: `Router.draws_random`)
     assert not unused & modules
 

@@ -34,8 +34,8 @@ def _job_context() -> tuple[bool, list[str]]:
 
     hc = HydraConfig.get()
     shown = list(hc.overrides.task)
-    if shown:  # (no override: `wrpsim.report` is not imported by the run)
-        from wrpsim.report.collect import presentation
+    if shown:
+        from wrpsim.app import presentation
 
         shown = [o for o in shown if not presentation(o)]
     return hc.mode == RunMode.MULTIRUN, shown

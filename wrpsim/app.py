@@ -55,6 +55,22 @@ OUTPUT_KEYS = ("hydra", "json")
 # never what it simulates or writes: never a sweep dimension (`wrpsim.report.collect`, the
 # sweep's closing table), whatever a resume adds
 PRESENTATION_KEYS = ("json", "sim.progress")
+
+
+def split_override(text: str) -> tuple[str, str]:
+    """`'+a.b=3'` -> `('a.b', '3')`; a deletion `'~a.b'` -> `('a.b', '~')`."""
+    key, eq, value = text.partition("=")
+    if key.startswith("~"):
+        return key.lstrip("~"), "~" if not eq else f"~{value}"
+    return key.lstrip("+"), value
+
+
+def presentation(override: str) -> bool:
+    """True for an override that changes only what a run prints (`PRESENTATION_KEYS`:
+    `json=true`, `sim.progress=false`): it is never a swept dimension of a report. (Here, not
+    in `wrpsim.report`, which a run does not import.)"""
+    return split_override(override)[0] in PRESENTATION_KEYS
+
 DONE = "_DONE"
 ERROR = "error.json"
 
@@ -284,8 +300,6 @@ def _json_of_skipped(container: dict, out: Path, overrides: list[str]) -> None:
         summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return
-    from wrpsim.report.collect import presentation
-
     shown = [o for o in overrides if not presentation(o)]
     say(json_line(summary, str(out), shown))
 

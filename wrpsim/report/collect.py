@@ -28,6 +28,7 @@ from pathlib import Path
 
 import yaml
 
+from wrpsim.app import presentation, split_override
 from wrpsim.errors import ConfigError
 
 DONE, ERROR, SUMMARY, REQUESTS = "_DONE", "error.json", "summary.json", "requests.parquet"
@@ -118,22 +119,6 @@ def read_json(path: Path) -> dict | None:
     except (OSError, ValueError):
         return None
     return obj if isinstance(obj, dict) else None
-
-
-def split_override(text: str) -> tuple[str, str]:
-    """`'+a.b=3'` -> `('a.b', '3')`; a deletion `'~a.b'` -> `('a.b', '~')`."""
-    key, eq, value = text.partition("=")
-    if key.startswith("~"):
-        return key.lstrip("~"), "~" if not eq else f"~{value}"
-    return key.lstrip("+"), value
-
-
-def presentation(override: str) -> bool:
-    """True for an override that changes only what a run prints (`app.PRESENTATION_KEYS`:
-    `json=true`, `sim.progress=false`): it is never a swept dimension of a report."""
-    from wrpsim.app import PRESENTATION_KEYS
-
-    return split_override(override)[0] in PRESENTATION_KEYS
 
 
 def recorded_overrides(path: Path, *records: dict | None) -> tuple[str, ...]:
