@@ -17,6 +17,7 @@ import pytest
 import wrpsim
 from wrpsim import _native
 from wrpsim.eventloop import Arrivals
+from wrpsim.metrics.qoe import QoEMeter
 from wrpsim.pool.instance import Instance
 from wrpsim.pool.kvcache import KVLedger
 from wrpsim.pool.sequence import Seq
@@ -51,6 +52,8 @@ C_TYPED = {
                  "used": "Py_ssize_t", "_area": "double", "_t_last": "double"},
     "Seq": {"gpu_s": "double", "energy_j": "double", "cost_usd": "double", "c0": "double",
             "e0": "double"},
+    "QoEMeter": {"deficit": "double", "e": "double", "p": "double", "t": "double",
+                 "y": "double"},
 }
 
 
@@ -62,7 +65,8 @@ def _slots(cls) -> set:
 def test_pxd_c_types_are_the_listed_ones():
     for pxd, cls in (("wrpsim/pool/accounting.pxd", "AccountingMixin"),
                      ("wrpsim/pool/kvcache.pxd", "KVLedger"),
-                     ("wrpsim/pool/sequence.pxd", "Seq")):
+                     ("wrpsim/pool/sequence.pxd", "Seq"),
+                     ("wrpsim/metrics/qoe.pxd", "QoEMeter")):
         text = (ROOT / pxd).read_text()
         body = text.split(f"cdef class {cls}")[1].split("\ncdef class")[0]
         typed = dict((n, t) for t, n in re.findall(
@@ -74,6 +78,7 @@ def test_pxd_declares_exactly_the_slots():
     assert _declared("wrpsim/pool/accounting.pxd", "AccountingMixin") == _slots(Instance)
     assert _declared("wrpsim/pool/kvcache.pxd", "KVLedger") == _slots(KVLedger)
     assert _declared("wrpsim/pool/sequence.pxd", "Seq") == _slots(Seq)
+    assert _declared("wrpsim/metrics/qoe.pxd", "QoEMeter") == _slots(QoEMeter)
     assert _declared("wrpsim/eventloop.pxd", "Arrivals") == _slots(Arrivals)
     assert _declared("wrpsim/pool/wakeup.pxd", "Wakeup") == _slots(Wakeup)
     assert _declared("wrpsim/pool/wakeup.pxd", "JoinedWakeup") == _slots(JoinedWakeup)

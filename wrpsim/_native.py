@@ -45,6 +45,7 @@ MODULES = (
     "wrpsim.pool.kernels.model",
     "wrpsim.dispatcher",
     "wrpsim.metrics.records",
+    "wrpsim.metrics.qoe",
     "wrpsim.network.entropy",
     "wrpsim.network.transport",
     "wrpsim.network.uec",

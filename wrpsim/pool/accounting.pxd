@@ -9,6 +9,7 @@
 
 cimport cython
 
+from wrpsim.metrics.qoe cimport QoEMeter
 from wrpsim.pool.kvcache cimport KVLedger
 from wrpsim.pool.sequence cimport Seq
 
@@ -108,4 +109,5 @@ cdef class AccountingMixin:
     @cython.locals(gpu_s=cython.double, c_cum=cython.double, e_cum=cython.double)
     cpdef _charge_decoder(self, Seq seq)
 
+    @cython.locals(m=QoEMeter, y0=cython.double, thr=cython.double)
     cpdef _stint_qoe(self, Seq seq)
