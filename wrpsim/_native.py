@@ -14,6 +14,9 @@ integer locals get C types: the hop loop's (`network/packet.pxd`: picosecond tim
 `long long`, ports and hops as `Py_ssize_t`) and the transport handlers' connection and
 sequence indices (`@cython.locals`, no-ops in pure Python, `wrpsim._cyshim` when Cython is not
 installed). Floats and values that are sometimes not ints stay Python objects.
+The router's view and shipped policies (`wrpsim.router.base`, `view`, `feed`, `requestview`,
+`policies`) are compiled as they are, without a `.pxd`: their classes stay Python classes (a
+user's router derives from `Router`), only their code runs compiled.
 
 A compiled module is used only when all of them are built and, in a source tree, each is newer
 than its `.py` and `.pxd` (a source edited or checked out after the build must not be shadowed
@@ -46,6 +49,11 @@ MODULES = (
     "wrpsim.dispatcher",
     "wrpsim.metrics.records",
     "wrpsim.metrics.qoe",
+    "wrpsim.router.base",
+    "wrpsim.router.view",
+    "wrpsim.router.feed",
+    "wrpsim.router.requestview",
+    "wrpsim.router.policies",
     "wrpsim.network.entropy",
     "wrpsim.network.transport",
     "wrpsim.network.uec",
