@@ -343,6 +343,27 @@ def test_a_decode_failure_during_the_last_prefill_iteration_forgets_the_reservat
     assert_drained(sim)
 
 
+
+def test_a_transfer_that_outlives_its_prefill_instance_leaves_no_pin_behind():
+    """The second prompt hits the prefill instance's prefix cache (its 8 blocks pinned) and its
+    KV is on the wire when that instance fails: the transfer completes, but the pins died with
+    the failed instance's (reset) cache, so the decode side must not undo them in its own
+    cache when the request finishes (it did: KeyError, found by the property test below)."""
+    cfg = disagg(nic_gbps=0.1, block_size=1, router="RoundRobin")
+    for p in cfg["pool"]["pools"].values():
+        p["prefix_cache"] = {"enabled": True, "capacity_blocks": None}
+    cfg["failures"] = {"policy": "retry", "retry_delay_s": 0.1,
+                       "events": [{"pool": "pre", "instance": 0, "at_s": 1.05, "down_s": 0.01}]}
+    ids = list(range(1, 9))
+    trace = make_trace([0.0, 1.0], [8, 8], [2, 2], hash_ids=[ids, ids])
+    trace.attrs["hash_block_tokens"] = 1
+    sim, rows, _ = run(cfg, trace)
+    assert [(r["status"], r["attempts"]) for r in rows] == [("completed", 1)] * 2
+    assert rows[1]["prefix_hit_blocks"] == 8 and sim.failures.interrupted == 0
+    dec = sim.fleet.instances[1]
+    assert dec.role == "decode" and dec.prefix.size_blocks == 8
+    assert_drained(sim)
+
 def test_queued_reservations_die_with_the_decode_instance():
     """Two prompts complete in one iteration; the small decode instance grants the first and
     queues the second. It fails during that iteration: both reservations are forgotten and

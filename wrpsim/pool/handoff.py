@@ -232,6 +232,8 @@ class HandoffMixin(FailureMixin):
                 seq.handoff._withdraw(seq, now)
                 dsts[seq.handoff] = None
         lost += self.waiting_handoffs()
+        for seq in self.outgoing.values():  # a transfer under way completes, but its pins in
+            seq.pinned = seq.promote = ()  # this prefix cache die with it (it is reset)
         self.outgoing.clear()
         for seq in self.incoming.values():
             if seq.xfer == SENT:
