@@ -47,10 +47,8 @@ import random
 from bisect import bisect_right
 from operator import itemgetter
 
-from wrpsim.network.dctcp import DctcpMixin
-from wrpsim.network.roce import RoceMixin
 from wrpsim.network.topology import PS_PER_S, LeafSpine, tx_ps
-from wrpsim.network.transport import CONN_FIELDS, CTRL, DATA, TRIM, TransportBase
+from wrpsim.network.transport import CONN_FIELDS, CTRL, DATA, DCTCP, TRIM, UEC
 from wrpsim.network.uec import UecMixin
 from wrpsim.rng import stream
 
@@ -64,15 +62,16 @@ def _index(lst: list, e: tuple) -> int:
     return next(i for i, x in enumerate(lst) if x is e)
 
 
-class PacketEngine(UecMixin, DctcpMixin, RoceMixin, TransportBase):
+class PacketEngine(UecMixin):
     """Packet-level simulation of connections on a `LeafSpine` (module docstring)."""
 
     # slots: ~70 attributes are too many for CPython's shared-key instance dicts, whose
-    # attribute reads the interpreter can specialise; slot reads it always can
+    # attribute reads the interpreter can specialise; slot reads it always can. Compiled,
+    # `transport.pxd` declares them as the struct fields of the chain's root, `TransportBase`
     __slots__ = ("topo", "cfg", "mtu", "hdr", "wire", "window", "wmax", "rto_ps", "rng", "seed",
                  "rate", "prop", "txf", "bufps", "ecnps", "busy", "pathlist", "pathb", "cutb",
                  "pdrops", "ptrims", "pmarks", "pmaxq", "ctrl_packets", "width", "buckets",
-                 "bheap", "now", "nconns", "_on_recv", "_on_ctrl", "_on_loss", "_on_timer", "rwnd",
+                 "bheap", "now", "nconns", "tkind", "rwnd",
                  "target_ps", "ack", "acktx", "pi_gain", "sacking", "salts", "_evpaths", "_rev",
                  *("c_" + name for name in CONN_FIELDS))
 
@@ -198,7 +197,7 @@ def _run(eng: PacketEngine, lim: int, stop_at_done: bool) -> list[tuple[int, int
                                            eng.bufps, eng.ecnps)
     pmaxq, pmarks, cutb = eng.pmaxq, eng.pmarks, eng.cutb
     wire, acktx = eng.wire, eng.acktx
-    on_recv, on_ctrl, on_loss = eng._on_recv, eng._on_ctrl, eng._on_loss
+    tk, sack = eng.tkind, eng.sacking
     kdata, kctrl, ktrim = DATA, CTRL, TRIM  # (C ints compiled; fast locals in Python)
     done: list[tuple[int, int]] = []
     last = eng.now
@@ -225,18 +224,26 @@ def _run(eng: PacketEngine, lim: int, stop_at_done: bool) -> list[tuple[int, int
             p = path[hop]
             if p < 0:  # END: at the receiving NIC (where TRIM and TIMER events always are)
                 if kind == kctrl:
-                    on_ctrl(c, k, ev, fl, t)
+                    if tk == UEC:
+                        eng._uec_ctrl(c, k, ev, fl, t)
+                    elif tk == DCTCP:
+                        eng._dctcp_ctrl(c, k, ev, fl, t)
+                    else:
+                        eng._roce_ctrl(c, k, ev, fl, t)
                 elif kind == kdata:
-                    if on_recv(c, k, ev, fl, t, False):
+                    if (eng._sack_recv(c, k, ev, fl, t, False) if sack else
+                            eng._roce_recv(c, k, ev, fl, t, False)):
                         done.append((t, c))
                         if stop_at_done:
                             eng._stop_after(lst, e, bi)
                             stop = True
                             break
-                elif kind == ktrim:
-                    on_recv(c, k, ev, fl, t, True)
+                elif kind == ktrim:  # (only uec trims)
+                    eng._sack_recv(c, k, ev, fl, t, True)
+                elif tk == DCTCP:  # TIMER (uec loses nothing: it has no timer)
+                    eng._dctcp_timer(c, k, size, t)
                 else:
-                    eng._on_timer(c, k, size, t)
+                    eng._roce_timer(c, k, size, t)
                 continue
             b = busy[p]
             if kind == kctrl:  # `ack` bytes, serialised in `acktx[p]`; never dropped
@@ -254,7 +261,10 @@ def _run(eng: PacketEngine, lim: int, stop_at_done: bool) -> list[tuple[int, int
                     if q + tx > bufps[p]:
                         key = (path[0], hop)  # (`pbytes`)
                         cutb[key] = cutb.get(key, 0) + size
-                        on_loss(c, k, hop, ev, t)
+                        if tk == UEC:
+                            eng._uec_loss(c, k, hop, ev, t)
+                        else:  # (dctcp and roce drop)
+                            eng._drop(c, k, hop, ev, t)
                         continue
                     if q > ecnps[p]:
                         fl = 1

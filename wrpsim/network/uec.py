@@ -27,22 +27,17 @@ its exact constants.
 
 from __future__ import annotations
 
-try:
-    import cython
-except ImportError:  # pure Python without Cython installed: its decorators do nothing
-    from wrpsim import _cyshim as cython
-
+from wrpsim.network.dctcp import DctcpMixin
 from wrpsim.network.entropy import ECN, GOOD, NACK
 from wrpsim.network.topology import tx_ps
 from wrpsim.network.transport import NACK_FLAG, TRIM
 
 
-class UecMixin:
+class UecMixin(DctcpMixin):
     """The `uec` handlers of `PacketEngine` (module docstring)."""
 
-    __slots__ = ()
+    __slots__ = ()  # (the attributes are `PacketEngine`'s slots)
 
-    @cython.locals(c=cython.Py_ssize_t)
     def _uec_ctrl(self, c: int, k: int, ev: int, fl: int, t: int) -> None:
         sacked = self.c_sacked[c]
         if sacked is None:
