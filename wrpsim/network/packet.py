@@ -55,6 +55,8 @@ from wrpsim.rng import stream
 INF = 1 << 62
 BITPS = 8 * PS_PER_S
 _time = itemgetter(0)
+_CONN_SLOTS = tuple("c_" + name for name in CONN_FIELDS)  # (a class body of a compiled class
+#                                                           cannot hold a generator)
 
 
 def _index(lst: list, e: tuple) -> int:
@@ -73,7 +75,7 @@ class PacketEngine(UecMixin):
                  "pdrops", "ptrims", "pmarks", "pmaxq", "ctrl_packets", "width", "buckets",
                  "bheap", "now", "nconns", "tkind", "rwnd",
                  "target_ps", "ack", "acktx", "pi_gain", "sacking", "salts", "_evpaths", "_rev",
-                 *("c_" + name for name in CONN_FIELDS))
+                 *_CONN_SLOTS)
 
     def __init__(self, topo: LeafSpine, seed: int = 0):
         cfg = topo.cfg
@@ -125,16 +127,6 @@ class PacketEngine(UecMixin):
         if self.topo.buffer[p] is not None:
             self.bufps[p] = self.topo.buffer[p] * BITPS // r
             self.ecnps[p] = round(self.cfg.ecn_bdp * self.topo.bdp_bytes(r0)) * BITPS // r
-
-    def _push(self, ev: tuple) -> None:
-        """Schedule event `ev` (cold path; the hot loop inlines this)."""
-        b = ev[0] // self.width
-        lst = self.buckets.get(b)
-        if lst is None:
-            self.buckets[b] = [ev]
-            heapq.heappush(self.bheap, b)
-        else:
-            lst.append(ev)
 
     @property
     def pbytes(self) -> list[int]:
@@ -199,6 +191,7 @@ def _run(eng: PacketEngine, lim: int, stop_at_done: bool) -> list[tuple[int, int
     wire, acktx = eng.wire, eng.acktx
     tk, sack = eng.tkind, eng.sacking
     kdata, kctrl, ktrim = DATA, CTRL, TRIM  # (C ints compiled; fast locals in Python)
+    kuec, kdctcp = UEC, DCTCP
     done: list[tuple[int, int]] = []
     last = eng.now
     stop = False
@@ -224,9 +217,9 @@ def _run(eng: PacketEngine, lim: int, stop_at_done: bool) -> list[tuple[int, int
             p = path[hop]
             if p < 0:  # END: at the receiving NIC (where TRIM and TIMER events always are)
                 if kind == kctrl:
-                    if tk == UEC:
+                    if tk == kuec:
                         eng._uec_ctrl(c, k, ev, fl, t)
-                    elif tk == DCTCP:
+                    elif tk == kdctcp:
                         eng._dctcp_ctrl(c, k, ev, fl, t)
                     else:
                         eng._roce_ctrl(c, k, ev, fl, t)
@@ -240,7 +233,7 @@ def _run(eng: PacketEngine, lim: int, stop_at_done: bool) -> list[tuple[int, int
                             break
                 elif kind == ktrim:  # (only uec trims)
                     eng._sack_recv(c, k, ev, fl, t, True)
-                elif tk == DCTCP:  # TIMER (uec loses nothing: it has no timer)
+                elif tk == kdctcp:  # TIMER (uec loses nothing: it has no timer)
                     eng._dctcp_timer(c, k, size, t)
                 else:
                     eng._roce_timer(c, k, size, t)
@@ -261,7 +254,7 @@ def _run(eng: PacketEngine, lim: int, stop_at_done: bool) -> list[tuple[int, int
                     if q + tx > bufps[p]:
                         key = (path[0], hop)  # (`pbytes`)
                         cutb[key] = cutb.get(key, 0) + size
-                        if tk == UEC:
+                        if tk == kuec:
                             eng._uec_loss(c, k, hop, ev, t)
                         else:  # (dctcp and roce drop)
                             eng._drop(c, k, hop, ev, t)

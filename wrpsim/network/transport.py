@@ -55,7 +55,8 @@ class TransportBase:
 
     def _bind_transport(self, name: str) -> None:
         self.tkind = TRANSPORTS.index(name)  # UEC, DCTCP or ROCE: whose handlers run
-        self.rwnd = self.cfg.reorder_window if name == "uec" else 1 << 62
+        # (no window is wider than 2**62 packets, more than any connection has: a C number)
+        self.rwnd = min(self.cfg.reorder_window, 1 << 62) if name == "uec" else 1 << 62
         self.target_ps = self.topo.base_rtt_ps * 3 // 2
         self.ack = self.cfg.ack_bytes
         self.acktx = [tx_ps(self.ack, r) for r in self.rate]
@@ -67,6 +68,16 @@ class TransportBase:
         self.pathlist: list[tuple] = []
         self.pathb: list[int] = []
         self.cutb: dict[tuple[int, int], int] = {}
+
+    def _push(self, ev: tuple) -> None:
+        """Schedule event `ev` (cold path; the hot loop and `_emit`, `_ctrl` inline this)."""
+        b = ev[0] // self.width
+        lst = self.buckets.get(b)
+        if lst is None:
+            self.buckets[b] = [ev]
+            heapq.heappush(self.bheap, b)
+        else:
+            lst.append(ev)
 
     def _path_sets(self, conn: Conn) -> tuple[list, list]:
         """Forward and reverse path of each EV (one of each for a single-path connection) as the
@@ -142,7 +153,8 @@ class TransportBase:
         ev = 0 if ch is None else ch.choose(t)
         path = self.c_paths[c][ev]
         wire = self.wire
-        size = wire if k != self.c_npk[c] - 1 else self.c_last[c]
+        npk = self.c_npk[c]
+        size = wire if k != npk - 1 else self.c_last[c]
         p = path[1]
         busy = self.busy
         b = busy[p]
@@ -151,7 +163,8 @@ class TransportBase:
         b += self.txf[p] if size == wire else tx_ps(size, self.rate[p])
         busy[p] = b
         self.pathb[path[0]] += size
-        if k < self.c_top[c]:
+        top = self.c_top[c]
+        if k < top:
             self.c_retx[c] += 1
         else:
             self.c_top[c] = k + 1
@@ -174,8 +187,8 @@ class TransportBase:
         p = path[1]
         size = self.ack
         tx = self.acktx[p]
-        busy = self.busy[p]
-        self.busy[p] = (busy if busy > t else t) + tx
+        b = self.busy[p]
+        self.busy[p] = (b if b > t else t) + tx
         self.pathb[path[0]] += size
         self.ctrl_packets += 1
         arr = t + tx + self.prop[p]

@@ -81,5 +81,8 @@ class UecMixin(DctcpMixin):
         self.ptrims[path[hop]] += 1
         self.c_drops[c] += 1
         h = max(1, self.hdr)
-        arr = t + sum(tx_ps(h, self.rate[p]) + self.prop[p] for p in path[hop:-1])
+        rest = 0  # (a loop: a compiled method cannot hold a generator)
+        for p in path[hop:-1]:
+            rest += tx_ps(h, self.rate[p]) + self.prop[p]
+        arr = t + rest
         self._push((arr, TRIM, c, k, len(path) - 1, ev, h, 0, path))
