@@ -15,6 +15,8 @@
 
 cimport cython
 
+from wrpsim.network.entropy cimport Chooser
+
 
 cdef class TransportBase:
     cdef public dict _evpaths
@@ -94,7 +96,7 @@ cdef class TransportBase:
                    lim=cython.longlong, npk=cython.Py_ssize_t)
     cpdef _pump(self, Py_ssize_t c, long long t)
 
-    @cython.locals(path=tuple, p=cython.Py_ssize_t, busy=list, b=cython.longlong,
+    @cython.locals(ch=Chooser, path=tuple, p=cython.Py_ssize_t, busy=list, b=cython.longlong,
                    npk=cython.Py_ssize_t, top=cython.Py_ssize_t, arr=cython.longlong,
                    bi=cython.longlong)
     cpdef _emit(self, Py_ssize_t c, Py_ssize_t k, long long t)
@@ -103,6 +105,7 @@ cdef class TransportBase:
                    arr=cython.longlong, bi=cython.longlong)
     cpdef _ctrl(self, Py_ssize_t c, k, ev, flags, long long t)
 
+    @cython.locals(ch=Chooser)
     cpdef _feedback(self, Py_ssize_t c, ev, int flags)
 
     @cython.locals(got=bytearray, fin=cython.bint)

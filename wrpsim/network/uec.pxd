@@ -7,10 +7,11 @@
 cimport cython
 
 from wrpsim.network.dctcp cimport DctcpMixin
+from wrpsim.network.entropy cimport Chooser
 
 
 cdef class UecMixin(DctcpMixin):
-    @cython.locals(sacked=bytearray, w=cython.double)
+    @cython.locals(sacked=bytearray, ch=Chooser, w=cython.double)
     cpdef _uec_ctrl(self, Py_ssize_t c, k, ev, int fl, long long t)
 
     @cython.locals(path=tuple)
