@@ -12,8 +12,8 @@ queues FIFO behind data at every port on the way (control packets are never drop
 buffer check counts them). The NIC queue is unbounded. A trimmed header skips the queues (a
 priority class) and reaches the receiver after `header_bytes` of serialisation and the
 propagation delay of every remaining hop. The transports (`transport=`: uec, dctcp, roce) are
-mixins in their own modules; sprayed connections pick an entropy value per packet
-(`entropy.py`).
+the classes of the engine's chain in their own modules (`transport.py`); sprayed connections
+pick an entropy value per packet (`entropy.py`).
 
 Implementation. Events are `(t, kind, conn, seq, hop, ev, size, flags, path)` tuples. `DATA`
 and `CTRL` events are a packet entering port `path[hop]` of its path tuple (`paths[ev]` of its
@@ -181,8 +181,10 @@ def _run(eng: PacketEngine, lim: int, stop_at_done: bool) -> list[tuple[int, int
     `packet.pxd` can give its locals C types: times, port indices and hop numbers as C integers
     (`long long` picoseconds: every time here is an int below 2⁶³, or Cython's conversion raises
     OverflowError; floor division keeps Python's rounding, no `cdivision`), the engine's lists
-    as `list`. Values that only pass through (connection, sequence, EV, size) stay objects, so
-    the events it builds reuse them instead of boxing new ints."""
+    as `list`, and the engine itself as its extension type, whose fields it reads and whose
+    transport handlers it calls as C methods (by the transport's number `tkind`). Values that
+    only pass through (connection, sequence, EV, size) stay objects, so the events it builds
+    reuse them instead of boxing new ints."""
     buckets, bheap, W = eng.buckets, eng.bheap, eng.width
     hpush, hpop = heapq.heappush, heapq.heappop
     busy, txf, rate, prop, bufps, ecnps = (eng.busy, eng.txf, eng.rate, eng.prop,

@@ -206,7 +206,7 @@ class TransportBase:
             ch.feedback(ev, NACK if flags & NACK_FLAG else ECN if flags & ECN_FLAG else GOOD)
 
     def _sack_recv(self, c: int, k: int, ev: int, ecn: int, t: int, trimmed: bool) -> bool:
-        """`_on_recv` of the receivers with a bitmap (uec, dctcp): record packet `k` and ACK it
+        """The receiver with a bitmap (uec, dctcp; module docstring): record packet `k` and ACK it
         (a trimmed header, which only uec makes, is NACKed instead while the connection is
         unfinished); True when it completes the connection (its receiver state is then freed)."""
         got = self.c_got[c]
