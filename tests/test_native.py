@@ -305,3 +305,15 @@ def test_packet_engine_attributes_are_readable_and_typed():
         v = getattr(eng, name)
         assert type(v) is {"double": float, "bint": bool}.get(kind, int), name
     assert eng.c_finish == [] and eng.pbytes == [0] * eng.topo.nports
+
+
+def test_entropy_pxd_declares_exactly_each_choosers_slots():
+    from wrpsim.network import entropy
+
+    text = (ROOT / "wrpsim/network/entropy.pxd").read_text()
+    for name in ("Chooser", "Oblivious", "Reps", "Bitmap", "Flowlet"):
+        body = text.split(f"cdef class {name}")[1].split("\ncdef class")[0]
+        declared = set(re.findall(r"cdef public (?:object|bint|Py_ssize_t|bytearray) (\w+)\n",
+                                  body))
+        assert declared == set(getattr(entropy, name).__slots__), name
+        assert getattr(entropy, name).__slots__ == getattr(entropy, name).__dict__["__slots__"]
