@@ -250,8 +250,8 @@ def test_cython_shim_makes_the_decorators_no_ops():
 
 def test_packet_engine_runs_without_cython_installed():
     code = ("import sys; sys.modules['cython'] = None\n"
-            "import wrpsim, wrpsim._native as n, wrpsim.network.transport as t\n"
-            "assert not n.COMPILED and t.cython.__name__ == 'wrpsim._cyshim'\n"
+            "import wrpsim, wrpsim._native as n\n"
+            "assert not n.COMPILED\n"
             "from wrpsim.network.config import NetConfig\n"
             "from wrpsim.network.scenario import run_scenario\n"
             "cfg = NetConfig.from_dict({'kind': 'packet', 'leaves': 2, 'hosts_per_leaf': 2, "
@@ -290,3 +290,62 @@ def test_compiled_and_pure_packet_engine_give_identical_results(tmp_path, overri
             for d in (compiled, pure))
     assert a == b
     assert a["data_packets"] > 0
+
+
+#: the packet engine's attributes (declared on its chain's root, `TransportBase`) that are C
+#: numbers, and those typed as a Python container; the rest are `object`
+PACKET_C_TYPED = {"wmax": "double", "pi_gain": "double", "width": "long long",
+                  "ctrl_packets": "long long", "rwnd": "long long", "nconns": "Py_ssize_t",
+                  "tkind": "Py_ssize_t", "sacking": "bint"}
+
+
+def _packet_declared() -> dict:
+    text = (ROOT / "wrpsim/network/transport.pxd").read_text()
+    body = text.split("cdef class TransportBase")[1].split("\ncdef class")[0]
+    return {n: t for t, n in re.findall(
+        r"cdef public (object|double|long long|Py_ssize_t|bint|list|dict) (\w+)\n", body)}
+
+
+def test_packet_pxd_declares_exactly_the_engines_slots():
+    from wrpsim.network.packet import PacketEngine
+    from wrpsim.network.transport import CONN_FIELDS
+
+    declared = _packet_declared()
+    assert set(declared) == _slots(PacketEngine)
+    assert {n: t for n, t in declared.items() if t not in ("object", "list", "dict")} == \
+        PACKET_C_TYPED
+    # the per-connection state stays a list per field, readable from Python
+    assert all(declared["c_" + name] == "list" for name in CONN_FIELDS)
+
+
+def test_packet_engine_chain_keeps_the_method_order():
+    from wrpsim.network.packet import PacketEngine
+
+    assert [c.__name__ for c in PacketEngine.__mro__] == [
+        "PacketEngine", "UecMixin", "DctcpMixin", "RoceMixin", "TransportBase", "object"]
+    heap_type = bool(PacketEngine.__flags__ & (1 << 9))  # (Py_TPFLAGS_HEAPTYPE)
+    assert heap_type != _native.COMPILED  # compiled: an extension type
+
+
+def test_packet_engine_attributes_are_readable_and_typed():
+    from wrpsim.network.config import NetConfig
+    from wrpsim.network.packet import PacketEngine
+    from wrpsim.network.topology import LeafSpine
+
+    eng = PacketEngine(LeafSpine(NetConfig(leaves=2, hosts_per_leaf=2, spines=2)), 1)
+    for name, kind in PACKET_C_TYPED.items():
+        v = getattr(eng, name)
+        assert type(v) is {"double": float, "bint": bool}.get(kind, int), name
+    assert eng.c_finish == [] and eng.pbytes == [0] * eng.topo.nports
+
+
+def test_entropy_pxd_declares_exactly_each_choosers_slots():
+    from wrpsim.network import entropy
+
+    text = (ROOT / "wrpsim/network/entropy.pxd").read_text()
+    for name in ("Chooser", "Oblivious", "Reps", "Bitmap", "Flowlet"):
+        body = text.split(f"cdef class {name}")[1].split("\ncdef class")[0]
+        declared = set(re.findall(r"cdef public (?:object|bint|Py_ssize_t|bytearray) (\w+)\n",
+                                  body))
+        assert declared == set(getattr(entropy, name).__slots__), name
+        assert getattr(entropy, name).__slots__ == getattr(entropy, name).__dict__["__slots__"]

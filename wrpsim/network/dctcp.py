@@ -19,15 +19,17 @@ in packets, `infl` unacknowledged, `una` the lowest unacknowledged, `hi` the hig
 
 from __future__ import annotations
 
+from wrpsim.network.roce import RoceMixin
 from wrpsim.network.transport import ECN_FLAG
 
 DUPTHRESH = 3
 
 
-class DctcpMixin:
-    """The `dctcp` handlers of `PacketEngine`, and the ECN window law `roce` shares."""
+class DctcpMixin(RoceMixin):
+    """The `dctcp` handlers of `PacketEngine` (its ECN window law, which `roce` shares, is
+    `TransportBase._ecn_window`)."""
 
-    __slots__ = ()
+    __slots__ = ()  # (the attributes are `PacketEngine`'s slots)
 
     def _dctcp_ctrl(self, c: int, k: int, ev: int, fl: int, t: int) -> None:
         sacked = self.c_sacked[c]
@@ -53,9 +55,6 @@ class DctcpMixin:
         if not self._sender_done(c):
             self._pump(c, t)
 
-    def _dctcp_loss(self, c: int, k: int, hop: int, ev: int, t: int) -> None:
-        self._drop(c, k, hop, ev, t)
-
     def _dctcp_timer(self, c: int, k: int, t0: int, t: int) -> None:
         lost = self.c_lost[c]
         if lost is None or lost.get(k) != t0:
@@ -63,28 +62,3 @@ class DctcpMixin:
         del lost[k]
         self.c_wnd[c] = 1.0
         self._emit(c, k, t)
-
-    def _ecn_window(self, c: int, k: int, ecn: int) -> None:
-        """DCTCP's law on an ACK of k: α once per window, cut by α/2 once per window on a
-        mark, else +1/w up to the configured window."""
-        self.c_acked[c] += 1
-        if ecn:
-            self.c_marked[c] += 1
-        if k >= self.c_wend[c]:
-            g = self.cfg.dctcp_g
-            self.c_alpha[c] = (1 - g) * self.c_alpha[c] + g * self.c_marked[c] / self.c_acked[c]
-            self.c_acked[c] = self.c_marked[c] = 0
-            self.c_wend[c] = self.c_next[c]
-        w = self.c_wnd[c]
-        if ecn and k > self.c_cut[c]:
-            w = max(1.0, w * (1 - self.c_alpha[c] / 2))
-            self.c_cut[c] = self.c_next[c]
-        elif not ecn:
-            w = min(self.wmax, w + 1.0 / w)
-        self.c_wnd[c] = w
-
-    def _loss_cut(self, c: int, k: int) -> None:
-        """Halve the window on a loss of k, at most once per window."""
-        if k > self.c_cut[c]:
-            self.c_wnd[c] = max(1.0, self.c_wnd[c] / 2)
-            self.c_cut[c] = self.c_next[c]

@@ -28,7 +28,6 @@ engine, seeded from the run seed), so a run is reproducible.
 
 from __future__ import annotations
 
-import abc
 import random
 from collections import deque
 
@@ -39,27 +38,33 @@ MAX_PENALTY = 15
 EV_WORD = 0xE17  # extra tuple word that tells an EV hash from a queue-pair hash
 
 
-class Chooser(abc.ABC):
-    """Entropy choice of one connection (module docstring). `adaptive`: uses feedback."""
+class Chooser:
+    """Entropy choice of one connection among `n` EVs (module docstring). `adaptive`: uses
+    feedback. (An abstract base in all but name: compiled, the choosers are extension types,
+    `entropy.pxd`, which cannot derive from `abc.ABC`.)"""
 
-    adaptive = True
+    __slots__ = ("adaptive", "n")
 
-    @abc.abstractmethod
+    def __init__(self, n: int, adaptive: bool):
+        self.n, self.adaptive = n, adaptive
+
     def choose(self, t: int) -> int:
         """The EV of the next data packet, sent at time `t` (ps)."""
+        raise NotImplementedError
 
-    @abc.abstractmethod
     def feedback(self, ev: int, sig: int) -> None:
         """An ACK (`GOOD` or `ECN`) or NACK for a packet that carried `ev`."""
+        raise NotImplementedError
 
 
 class Oblivious(Chooser):
     """Round-robin over all EVs from `start`, or uniformly random ones (`randomly`)."""
 
-    adaptive = False
+    __slots__ = ("i", "randomly", "rng")
 
     def __init__(self, n: int, start: int, rng: random.Random, randomly: bool):
-        self.n, self.i, self.rng, self.randomly = n, start, rng, randomly
+        Chooser.__init__(self, n, False)
+        self.i, self.rng, self.randomly = start, rng, randomly
 
     def feedback(self, ev: int, sig: int) -> None:
         """Oblivious: feedback changes nothing."""
@@ -76,8 +81,11 @@ class Reps(Chooser):
     """Recycle EVs acknowledged without a mark; explore the next EV of a round-robin from
     `start` when none is cached."""
 
+    __slots__ = ("cache", "i")
+
     def __init__(self, n: int, start: int, size: int):
-        self.n, self.i = n, start
+        Chooser.__init__(self, n, True)
+        self.i = start
         self.cache: deque[int] = deque(maxlen=size)
 
     def choose(self, t: int) -> int:
@@ -95,8 +103,11 @@ class Reps(Chooser):
 class Bitmap(Chooser):
     """Round-robin that skips EVs penalised by recent ECN marks or NACKs."""
 
+    __slots__ = ("bad", "i", "penalty")
+
     def __init__(self, n: int, start: int):
-        self.n, self.i = n, start
+        Chooser.__init__(self, n, True)
+        self.i = start
         self.penalty = bytearray(n)
         self.bad = 0
 
@@ -128,10 +139,11 @@ class Bitmap(Chooser):
 class Flowlet(Chooser):
     """A new random EV after an idle gap of `gap_ps`, else the current one."""
 
-    adaptive = False
+    __slots__ = ("ev", "gap", "last", "rng")
 
     def __init__(self, n: int, rng: random.Random, gap_ps: int):
-        self.n, self.rng, self.gap = n, rng, gap_ps
+        Chooser.__init__(self, n, False)
+        self.rng, self.gap = rng, gap_ps
         self.ev = rng.randrange(n)
         self.last = -1
 

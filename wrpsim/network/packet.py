@@ -12,8 +12,8 @@ queues FIFO behind data at every port on the way (control packets are never drop
 buffer check counts them). The NIC queue is unbounded. A trimmed header skips the queues (a
 priority class) and reaches the receiver after `header_bytes` of serialisation and the
 propagation delay of every remaining hop. The transports (`transport=`: uec, dctcp, roce) are
-mixins in their own modules; sprayed connections pick an entropy value per packet
-(`entropy.py`).
+the classes of the engine's chain in their own modules (`transport.py`); sprayed connections
+pick an entropy value per packet (`entropy.py`).
 
 Implementation. Events are `(t, kind, conn, seq, hop, ev, size, flags, path)` tuples. `DATA`
 and `CTRL` events are a packet entering port `path[hop]` of its path tuple (`paths[ev]` of its
@@ -47,16 +47,16 @@ import random
 from bisect import bisect_right
 from operator import itemgetter
 
-from wrpsim.network.dctcp import DctcpMixin
-from wrpsim.network.roce import RoceMixin
 from wrpsim.network.topology import PS_PER_S, LeafSpine, tx_ps
-from wrpsim.network.transport import CONN_FIELDS, CTRL, DATA, TRIM, TransportBase
+from wrpsim.network.transport import CONN_FIELDS, CTRL, DATA, DCTCP, TRIM, UEC
 from wrpsim.network.uec import UecMixin
 from wrpsim.rng import stream
 
 INF = 1 << 62
 BITPS = 8 * PS_PER_S
 _time = itemgetter(0)
+_CONN_SLOTS = tuple("c_" + name for name in CONN_FIELDS)  # (a class body of a compiled class
+#                                                           cannot hold a generator)
 
 
 def _index(lst: list, e: tuple) -> int:
@@ -64,17 +64,18 @@ def _index(lst: list, e: tuple) -> int:
     return next(i for i, x in enumerate(lst) if x is e)
 
 
-class PacketEngine(UecMixin, DctcpMixin, RoceMixin, TransportBase):
+class PacketEngine(UecMixin):
     """Packet-level simulation of connections on a `LeafSpine` (module docstring)."""
 
     # slots: ~70 attributes are too many for CPython's shared-key instance dicts, whose
-    # attribute reads the interpreter can specialise; slot reads it always can
+    # attribute reads the interpreter can specialise; slot reads it always can. Compiled,
+    # `transport.pxd` declares them as the struct fields of the chain's root, `TransportBase`
     __slots__ = ("topo", "cfg", "mtu", "hdr", "wire", "window", "wmax", "rto_ps", "rng", "seed",
                  "rate", "prop", "txf", "bufps", "ecnps", "busy", "pathlist", "pathb", "cutb",
                  "pdrops", "ptrims", "pmarks", "pmaxq", "ctrl_packets", "width", "buckets",
-                 "bheap", "now", "nconns", "_on_recv", "_on_ctrl", "_on_loss", "_on_timer", "rwnd",
+                 "bheap", "now", "nconns", "tkind", "rwnd",
                  "target_ps", "ack", "acktx", "pi_gain", "sacking", "salts", "_evpaths", "_rev",
-                 *("c_" + name for name in CONN_FIELDS))
+                 *_CONN_SLOTS)
 
     def __init__(self, topo: LeafSpine, seed: int = 0):
         cfg = topo.cfg
@@ -126,16 +127,6 @@ class PacketEngine(UecMixin, DctcpMixin, RoceMixin, TransportBase):
         if self.topo.buffer[p] is not None:
             self.bufps[p] = self.topo.buffer[p] * BITPS // r
             self.ecnps[p] = round(self.cfg.ecn_bdp * self.topo.bdp_bytes(r0)) * BITPS // r
-
-    def _push(self, ev: tuple) -> None:
-        """Schedule event `ev` (cold path; the hot loop inlines this)."""
-        b = ev[0] // self.width
-        lst = self.buckets.get(b)
-        if lst is None:
-            self.buckets[b] = [ev]
-            heapq.heappush(self.bheap, b)
-        else:
-            lst.append(ev)
 
     @property
     def pbytes(self) -> list[int]:
@@ -190,16 +181,19 @@ def _run(eng: PacketEngine, lim: int, stop_at_done: bool) -> list[tuple[int, int
     `packet.pxd` can give its locals C types: times, port indices and hop numbers as C integers
     (`long long` picoseconds: every time here is an int below 2⁶³, or Cython's conversion raises
     OverflowError; floor division keeps Python's rounding, no `cdivision`), the engine's lists
-    as `list`. Values that only pass through (connection, sequence, EV, size) stay objects, so
-    the events it builds reuse them instead of boxing new ints."""
+    as `list`, and the engine itself as its extension type, whose fields it reads and whose
+    transport handlers it calls as C methods (by the transport's number `tkind`). Values that
+    only pass through (connection, sequence, EV, size) stay objects, so the events it builds
+    reuse them instead of boxing new ints."""
     buckets, bheap, W = eng.buckets, eng.bheap, eng.width
     hpush, hpop = heapq.heappush, heapq.heappop
     busy, txf, rate, prop, bufps, ecnps = (eng.busy, eng.txf, eng.rate, eng.prop,
                                            eng.bufps, eng.ecnps)
     pmaxq, pmarks, cutb = eng.pmaxq, eng.pmarks, eng.cutb
     wire, acktx = eng.wire, eng.acktx
-    on_recv, on_ctrl, on_loss = eng._on_recv, eng._on_ctrl, eng._on_loss
+    tk, sack = eng.tkind, eng.sacking
     kdata, kctrl, ktrim = DATA, CTRL, TRIM  # (C ints compiled; fast locals in Python)
+    kuec, kdctcp = UEC, DCTCP
     done: list[tuple[int, int]] = []
     last = eng.now
     stop = False
@@ -225,18 +219,26 @@ def _run(eng: PacketEngine, lim: int, stop_at_done: bool) -> list[tuple[int, int
             p = path[hop]
             if p < 0:  # END: at the receiving NIC (where TRIM and TIMER events always are)
                 if kind == kctrl:
-                    on_ctrl(c, k, ev, fl, t)
+                    if tk == kuec:
+                        eng._uec_ctrl(c, k, ev, fl, t)
+                    elif tk == kdctcp:
+                        eng._dctcp_ctrl(c, k, ev, fl, t)
+                    else:
+                        eng._roce_ctrl(c, k, ev, fl, t)
                 elif kind == kdata:
-                    if on_recv(c, k, ev, fl, t, False):
+                    if (eng._sack_recv(c, k, ev, fl, t, False) if sack else
+                            eng._roce_recv(c, k, ev, fl, t, False)):
                         done.append((t, c))
                         if stop_at_done:
                             eng._stop_after(lst, e, bi)
                             stop = True
                             break
-                elif kind == ktrim:
-                    on_recv(c, k, ev, fl, t, True)
+                elif kind == ktrim:  # (only uec trims)
+                    eng._sack_recv(c, k, ev, fl, t, True)
+                elif tk == kdctcp:  # TIMER (uec loses nothing: it has no timer)
+                    eng._dctcp_timer(c, k, size, t)
                 else:
-                    eng._on_timer(c, k, size, t)
+                    eng._roce_timer(c, k, size, t)
                 continue
             b = busy[p]
             if kind == kctrl:  # `ack` bytes, serialised in `acktx[p]`; never dropped
@@ -254,7 +256,10 @@ def _run(eng: PacketEngine, lim: int, stop_at_done: bool) -> list[tuple[int, int
                     if q + tx > bufps[p]:
                         key = (path[0], hop)  # (`pbytes`)
                         cutb[key] = cutb.get(key, 0) + size
-                        on_loss(c, k, hop, ev, t)
+                        if tk == kuec:
+                            eng._uec_loss(c, k, hop, ev, t)
+                        else:  # (dctcp and roce drop)
+                            eng._drop(c, k, hop, ev, t)
                         continue
                     if q > ecnps[p]:
                         fl = 1

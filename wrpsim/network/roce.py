@@ -28,13 +28,13 @@ resends.
 
 from __future__ import annotations
 
-from wrpsim.network.transport import ECN_FLAG, END, NACK_FLAG, TIMER
+from wrpsim.network.transport import ECN_FLAG, END, NACK_FLAG, TIMER, TransportBase
 
 
-class RoceMixin:
+class RoceMixin(TransportBase):
     """The `roce` handlers of `PacketEngine` (module docstring)."""
 
-    __slots__ = ()
+    __slots__ = ()  # (the attributes are `PacketEngine`'s slots)
 
     def _roce_recv(self, c: int, k: int, ev: int, ecn: int, t: int, trimmed: bool) -> bool:
         e = self.c_epsn[c]
@@ -75,9 +75,6 @@ class RoceMixin:
         self.c_infl[c] = self.c_next[c] - self.c_una[c]
         if not self._sender_done(c):
             self._pump(c, t)
-
-    def _roce_loss(self, c: int, k: int, hop: int, ev: int, t: int) -> None:
-        self._drop(c, k, hop, ev, t)
 
     def _roce_timer(self, c: int, k: int, t0: int, t: int) -> None:
         lost = self.c_lost[c]

@@ -1,15 +1,21 @@
 """What every transport of the packet engine shares: connection state, sending, ACKs, counters.
 
-A mixin of `PacketEngine` (it uses the engine's flat per-port lists and `_push`). The transports
-(`uec.py`, `dctcp.py`, `roce.py`) add four handlers, bound by `_bind_transport` (uec and dctcp
-share `_sack_recv`, the receiver with a bitmap):
+The root of `PacketEngine`'s class chain (`TransportBase` ← `RoceMixin` ← `DctcpMixin` ←
+`UecMixin` ← `PacketEngine`, one inheritance chain with the method order of the former mixins;
+compiled, every class of it is an extension type whose attributes, the engine's flat per-port
+and per-connection lists among them, are declared on this root in `transport.pxd`). The
+transports (`uec.py`, `dctcp.py`, `roce.py`) add their handlers, which the engine's hop loop
+calls by the transport's number `tkind` (`_bind_transport`):
 
-- `_on_recv(c, k, ev, ecn, t, trimmed)`: data packet (or, trimmed, its header) `k` reaches the
-  receiver at `t`; returns True when it completes the connection (every packet received once);
-- `_on_ctrl(c, k, ev, flags, t)`: an ACK or NACK (`flags`: 1 ECN echo, 2 NACK) reaches the
-  sender;
-- `_on_loss(c, k, hop, ev, t)`: packet `k` overflows the port at `hop` of its path;
-- `_on_timer(c, k, t0, t)`: the loss timer of packet `k`, lost at `t0`, fires (dctcp, roce).
+- on a data packet (or, trimmed, its header) `k` reaching the receiver at `t`,
+  `_sack_recv(c, k, ev, ecn, t, trimmed)` (uec and dctcp: the receiver with a bitmap) or
+  `_roce_recv`; True when it completes the connection (every packet received once);
+- on an ACK or NACK (`flags`: 1 ECN echo, 2 NACK) reaching the sender,
+  `_{uec,dctcp,roce}_ctrl(c, k, ev, flags, t)`;
+- on packet `k` overflowing the port at `hop` of its path, `_uec_loss(c, k, hop, ev, t)`
+  (trim) or `_drop` (dctcp, roce);
+- when the loss timer of packet `k`, lost at `t0`, fires, `_{dctcp,roce}_timer(c, k, t0, t)`
+  (uec loses nothing: no timer).
 
 Shared sender rules: a connection never has more than its window `wnd` (packets, a float) of
 distinct packets sent and unacknowledged (`infl`), starts with the full window
@@ -23,15 +29,10 @@ a connection still in flight (duplicates) are then ignored.
 
 from __future__ import annotations
 
-try:
-    import cython
-except ImportError:  # pure Python without Cython installed: its decorators do nothing
-    from wrpsim import _cyshim as cython
-
 import heapq
 from math import ceil
 
-from wrpsim.network.config import SPRAYED
+from wrpsim.network.config import SPRAYED, TRANSPORTS
 from wrpsim.network.entropy import ECN, GOOD, NACK, ev_spines, make_chooser
 from wrpsim.network.hashing import switch_salts
 from wrpsim.network.paths import Conn
@@ -43,20 +44,19 @@ CONN_FIELDS = ("paths", "rpaths", "chooser", "npk", "last", "next", "top", "una"
                "scan", "hi", "epsn", "nakpsn")
 ECN_FLAG, NACK_FLAG = 1, 2
 DATA, CTRL, TRIM, TIMER = 0, 1, 2, 3  # event kinds (packet.py)
+UEC, DCTCP, ROCE = (TRANSPORTS.index(name) for name in ("uec", "dctcp", "roce"))  # `tkind`
 END = (-1,)  # the mark that ends every path tuple of the engine (`_path_tuple`)
 
 
 class TransportBase:
     """Connection set-up, sending and counters shared by the transports (module docstring)."""
 
-    __slots__ = ()
+    __slots__ = ()  # (the attributes are `PacketEngine`'s slots)
 
     def _bind_transport(self, name: str) -> None:
-        self._on_recv = self._sack_recv if name != "roce" else self._roce_recv
-        self._on_ctrl = getattr(self, f"_{name}_ctrl")
-        self._on_loss = getattr(self, f"_{name}_loss")
-        self._on_timer = getattr(self, f"_{name}_timer", None)  # uec loses nothing: no timer
-        self.rwnd = self.cfg.reorder_window if name == "uec" else 1 << 62
+        self.tkind = TRANSPORTS.index(name)  # UEC, DCTCP or ROCE: whose handlers run
+        # (no window is wider than 2**62 packets, more than any connection has: a C number)
+        self.rwnd = min(self.cfg.reorder_window, 1 << 62) if name == "uec" else 1 << 62
         self.target_ps = self.topo.base_rtt_ps * 3 // 2
         self.ack = self.cfg.ack_bytes
         self.acktx = [tx_ps(self.ack, r) for r in self.rate]
@@ -68,6 +68,16 @@ class TransportBase:
         self.pathlist: list[tuple] = []
         self.pathb: list[int] = []
         self.cutb: dict[tuple[int, int], int] = {}
+
+    def _push(self, ev: tuple) -> None:
+        """Schedule event `ev` (cold path; the hot loop and `_emit`, `_ctrl` inline this)."""
+        b = ev[0] // self.width
+        lst = self.buckets.get(b)
+        if lst is None:
+            self.buckets[b] = [ev]
+            heapq.heappush(self.bheap, b)
+        else:
+            lst.append(ev)
 
     def _path_sets(self, conn: Conn) -> tuple[list, list]:
         """Forward and reverse path of each EV (one of each for a single-path connection) as the
@@ -124,7 +134,6 @@ class TransportBase:
         self._pump(cid, t)
         return cid
 
-    @cython.locals(c=cython.Py_ssize_t)
     def _pump(self, c: int, t: int) -> None:
         """Send new packets while the window (and, for uec, the reorder window) allows."""
         nxt, infl, w = self.c_next[c], self.c_infl[c], self.c_wnd[c]
@@ -138,14 +147,14 @@ class TransportBase:
             infl += 1
         self.c_next[c], self.c_infl[c] = nxt, infl
 
-    @cython.locals(c=cython.Py_ssize_t, k=cython.Py_ssize_t, p=cython.Py_ssize_t)
     def _emit(self, c: int, k: int, t: int) -> None:
         """Enqueue data packet `k` of connection `c` at its NIC at time `t`."""
         ch = self.c_chooser[c]
         ev = 0 if ch is None else ch.choose(t)
         path = self.c_paths[c][ev]
         wire = self.wire
-        size = wire if k != self.c_npk[c] - 1 else self.c_last[c]
+        npk = self.c_npk[c]
+        size = wire if k != npk - 1 else self.c_last[c]
         p = path[1]
         busy = self.busy
         b = busy[p]
@@ -154,7 +163,8 @@ class TransportBase:
         b += self.txf[p] if size == wire else tx_ps(size, self.rate[p])
         busy[p] = b
         self.pathb[path[0]] += size
-        if k < self.c_top[c]:
+        top = self.c_top[c]
+        if k < top:
             self.c_retx[c] += 1
         else:
             self.c_top[c] = k + 1
@@ -169,7 +179,6 @@ class TransportBase:
             self.buckets[bi] = [(arr, DATA, c, k, 2, ev, size, 0, path)]
             heapq.heappush(self.bheap, bi)
 
-    @cython.locals(c=cython.Py_ssize_t, p=cython.Py_ssize_t)
     def _ctrl(self, c: int, k: int, ev: int, flags: int, t: int) -> None:
         """Send an ACK / NACK of packet `k` from the receiver's NIC at time `t`: ahead of the
         data waiting there (a NIC's transport engine schedules its control packets before
@@ -178,8 +187,8 @@ class TransportBase:
         p = path[1]
         size = self.ack
         tx = self.acktx[p]
-        busy = self.busy[p]
-        self.busy[p] = (busy if busy > t else t) + tx
+        b = self.busy[p]
+        self.busy[p] = (b if b > t else t) + tx
         self.pathb[path[0]] += size
         self.ctrl_packets += 1
         arr = t + tx + self.prop[p]
@@ -196,9 +205,8 @@ class TransportBase:
         if ch is not None and ch.adaptive:
             ch.feedback(ev, NACK if flags & NACK_FLAG else ECN if flags & ECN_FLAG else GOOD)
 
-    @cython.locals(c=cython.Py_ssize_t)
     def _sack_recv(self, c: int, k: int, ev: int, ecn: int, t: int, trimmed: bool) -> bool:
-        """`_on_recv` of the receivers with a bitmap (uec, dctcp): record packet `k` and ACK it
+        """The receiver with a bitmap (uec, dctcp; module docstring): record packet `k` and ACK it
         (a trimmed header, which only uec makes, is NACKed instead while the connection is
         unfinished); True when it completes the connection (its receiver state is then freed)."""
         got = self.c_got[c]
@@ -224,7 +232,6 @@ class TransportBase:
         self._ctrl(c, k, ev, ecn, t)
         return fin
 
-    @cython.locals(c=cython.Py_ssize_t)
     def _received(self, c: int, t: int) -> bool:
         """Count one newly received packet; True (and the finish time set) at the last one."""
         r = self.c_rcv[c] + 1
@@ -235,7 +242,6 @@ class TransportBase:
         self.c_got[c] = None
         return True
 
-    @cython.locals(c=cython.Py_ssize_t, k=cython.Py_ssize_t)
     def _sack_ack(self, c: int, k: int, sacked: bytearray) -> bool:
         """Sender with a bitmap (`sacked`, the connection's, not freed): first ACK of `k`?
         (then the window slot is released and the lowest unacknowledged sequence advanced)."""
@@ -249,7 +255,6 @@ class TransportBase:
         self.c_una[c] = una
         return True
 
-    @cython.locals(c=cython.Py_ssize_t)
     def _sender_done(self, c: int) -> bool:
         """Free the sender state once every packet is acknowledged; True if it was."""
         if self.c_una[c] < self.c_npk[c]:
@@ -267,6 +272,31 @@ class TransportBase:
             return
         lost[k] = t
         self._push((t + self.rto_ps, TIMER, c, k, 0, ev, t, 0, END))
+
+    def _ecn_window(self, c: int, k: int, ecn: int) -> None:
+        """DCTCP's law on an ACK of k: α once per window, cut by α/2 once per window on a
+        mark, else +1/w up to the configured window."""
+        self.c_acked[c] += 1
+        if ecn:
+            self.c_marked[c] += 1
+        if k >= self.c_wend[c]:
+            g = self.cfg.dctcp_g
+            self.c_alpha[c] = (1 - g) * self.c_alpha[c] + g * self.c_marked[c] / self.c_acked[c]
+            self.c_acked[c] = self.c_marked[c] = 0
+            self.c_wend[c] = self.c_next[c]
+        w = self.c_wnd[c]
+        if ecn and k > self.c_cut[c]:
+            w = max(1.0, w * (1 - self.c_alpha[c] / 2))
+            self.c_cut[c] = self.c_next[c]
+        elif not ecn:
+            w = min(self.wmax, w + 1.0 / w)
+        self.c_wnd[c] = w
+
+    def _loss_cut(self, c: int, k: int) -> None:
+        """Halve the window on a loss of k, at most once per window."""
+        if k > self.c_cut[c]:
+            self.c_wnd[c] = max(1.0, self.c_wnd[c] / 2)
+            self.c_cut[c] = self.c_next[c]
 
     def sent(self, c: int) -> int:
         """Data packets connection `c` has sent, resends included."""

@@ -27,22 +27,17 @@ its exact constants.
 
 from __future__ import annotations
 
-try:
-    import cython
-except ImportError:  # pure Python without Cython installed: its decorators do nothing
-    from wrpsim import _cyshim as cython
-
+from wrpsim.network.dctcp import DctcpMixin
 from wrpsim.network.entropy import ECN, GOOD, NACK
 from wrpsim.network.topology import tx_ps
 from wrpsim.network.transport import NACK_FLAG, TRIM
 
 
-class UecMixin:
+class UecMixin(DctcpMixin):
     """The `uec` handlers of `PacketEngine` (module docstring)."""
 
-    __slots__ = ()
+    __slots__ = ()  # (the attributes are `PacketEngine`'s slots)
 
-    @cython.locals(c=cython.Py_ssize_t)
     def _uec_ctrl(self, c: int, k: int, ev: int, fl: int, t: int) -> None:
         sacked = self.c_sacked[c]
         if sacked is None:
@@ -86,5 +81,8 @@ class UecMixin:
         self.ptrims[path[hop]] += 1
         self.c_drops[c] += 1
         h = max(1, self.hdr)
-        arr = t + sum(tx_ps(h, self.rate[p]) + self.prop[p] for p in path[hop:-1])
+        rest = 0  # (a loop: a compiled method cannot hold a generator)
+        for p in path[hop:-1]:
+            rest += tx_ps(h, self.rate[p]) + self.prop[p]
+        arr = t + rest
         self._push((arr, TRIM, c, k, len(path) - 1, ev, h, 0, path))
