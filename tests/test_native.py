@@ -239,15 +239,6 @@ def test_packet_pxd_types_only_locals_of_the_hop_loop():
     assert {"t", "b", "arr", "p", "hop", "busy", "lst", "e"} <= typed
 
 
-def test_cython_shim_makes_the_decorators_no_ops():
-    from wrpsim import _cyshim
-
-    def f(c, k):
-        return c + k
-
-    assert _cyshim.locals(c=_cyshim.Py_ssize_t, k=_cyshim.longlong)(f) is f
-
-
 def test_packet_engine_runs_without_cython_installed():
     code = ("import sys; sys.modules['cython'] = None\n"
             "import wrpsim, wrpsim._native as n\n"
