@@ -3,11 +3,12 @@
 `MODULES` are compiled by Cython in pure-Python mode when the package is built (`setup.py`;
 `pip install -e .` builds them next to their sources): each `.py` stays the source of truth,
 and its `.pxd` makes the instance's classes extension types (`Instance` and its mixin chain,
-`KVLedger`, `Seq`, `Wakeup`, `Arrivals`) whose attributes are struct fields: Python objects,
-but C numbers (`double`, `long long`, `Py_ssize_t`) for the hot attributes that only ever hold
-a float, or only an int, and for the typed locals of the hot `cpdef` methods — so every value
-keeps its Python type and every float operation rounds as Python's does (no `cdivision`,
-compiled with `-ffp-contract=off`; results are byte-identical, `tests/test_native.py`).
+`KVLedger`, `Seq`, `Wakeup`, `Arrivals`, the kernel latency model `KernelLatency`) whose
+attributes are struct fields: Python objects, but C numbers (`double`, `long long`,
+`Py_ssize_t`) for the hot attributes that only ever hold a float, or only an int, and for the
+typed arguments and locals of the hot `cpdef` methods — so every value keeps its Python type
+and every float operation rounds as Python's does (no `cdivision`, compiled with
+`-ffp-contract=off`; results are byte-identical, `tests/test_native.py`).
 The packet engine's modules (`wrpsim.network.*`) keep their classes as Python classes; only
 integer locals get C types: the hop loop's (`network/packet.pxd`: picosecond times as
 `long long`, ports and hops as `Py_ssize_t`) and the transport handlers' connection and

@@ -50,6 +50,12 @@ Only these overheads are engine constants fitted end to end
 model's config.json numbers. Per-token terms are precomputed per instance for T up to
 `max_tokens` (array lookups in the hot loop); larger T is evaluated from the same curves. The
 precomputed curves are cached across processes (`wrpsim.pool.kernels.precomputed`).
+
+The module is compiled with the event loop (`wrpsim._native`): `KernelLatency` is then an
+extension type (`model.pxd`) whose hot methods read its attributes as struct fields and call
+each other as C functions, with the same float operations in the same order (byte-identical
+results). An extension type cannot derive from the ABC `LatencyModel`: `KernelLatency` defines
+the whole contract itself and is registered as its virtual subclass.
 """
 
 from __future__ import annotations
@@ -123,8 +129,11 @@ def _step_grid(n: int) -> tuple[np.ndarray, np.ndarray]:
     return _GRID[0][:n], _GRID[1][:n]
 
 
-class KernelLatency(LatencyModel):
-    """Iteration times of `model` on `tp` x `gpu` from `kernels` (a `tables.Kernels` or
+class KernelLatency:
+    """A `LatencyModel` (registered as a virtual subclass: compiled, the class is an extension
+    type, which cannot derive from that ABC; it defines every method of the contract itself).
+
+    Iteration times of `model` on `tp` x `gpu` from `kernels` (a `tables.Kernels` or
     `tables.Transferred`), with an engine's `constants` (see the module docstring).
 
     `precision`: one of `PRECISIONS` (weights and GEMMs); `kv_dtype`: `auto` (BF16), `bf16` or
@@ -147,20 +156,20 @@ class KernelLatency(LatencyModel):
     taken as spread evenly, the busiest group holding ceil(n / attn_dp) of n. Each group's
     engine core has its own CPU, so the per-sequence CPU time is over the group's share."""
 
-    # Every attribute is a slot: the hot loop reads them (and calls the methods) through
-    # CPython's type-level specialisations. As instance-dict entries (more than the 30 a
-    # shared-key dict holds) they were dict-hint look-ups tied to one model object's dict, which
-    # miss for the next model a process builds (a sweep, a benchmark's repeats). (`engine` is
-    # set by `wrpsim.pool.engines`, `_work_c` by `power.work_constants`; other attributes a
-    # caller adds go to the instance dict `LatencyModel` keeps.)
-    __slots__ = ("_cpu0", "_cpu_seq", "_dec", "_dec_power", "_dec_rows", "_dec_s", "_dec_sl",
-                 "_eager", "_floor", "_graph_mixed", "_head", "_head_list", "_layers_total",
-                 "_lin", "_lin_list", "_mamba_dec", "_mla_tables", "_n_full", "_n_slide",
-                 "_power", "_power_c", "_pre", "_pre_rows", "_pre_s", "_run_consts", "_stream",
-                 "_window", "_work_c", "adp", "atp", "c", "calibration", "coll_tp",
-                 "dense_dtype", "engine", "ep", "gpu", "kernels", "kv_dtype",
-                 "mamba_state_bytes", "max_tokens", "model", "moe_dtype", "precision",
-                 "schedule_lag", "tp")
+    # Every attribute is a slot, declared in `model.pxd`: compiled, the class is an extension
+    # type whose hot methods read them as struct fields and call each other as C functions;
+    # pure Python, the hot loop reads them through CPython's type-level specialisations (as
+    # instance-dict entries, more than the 30 a shared-key dict holds, they were dict-hint
+    # look-ups tied to one model object's dict, which miss for the next model a process builds:
+    # a sweep, a benchmark's repeats). (`engine` is set by `wrpsim.pool.engines`, `_work_c` by
+    # `power.work_constants`; other attributes a caller adds go to the instance dict.)
+    __slots__ = ("__dict__", "_async", "_cpu0", "_cpu_seq", "_dec", "_dec_power", "_dec_rows",
+                 "_dec_s", "_dec_sl", "_eager", "_floor", "_graph_mixed", "_head", "_head_list",
+                 "_layers_total", "_lin", "_lin_list", "_mamba_dec", "_mla_tables", "_n_full",
+                 "_n_slide", "_power", "_power_c", "_pre", "_pre_rows", "_pre_s", "_run_consts",
+                 "_stream", "_window", "_work_c", "adp", "atp", "c", "calibration", "coll_tp",
+                 "dense_dtype", "engine", "ep", "gpu", "kernels", "kv_dtype", "mamba_state_bytes",
+                 "max_tokens", "model", "moe_dtype", "precision", "schedule_lag", "tp")
 
     def __init__(self, model, gpu, tp: int, kernels, constants: EngineConstants,
                  precision: str = "bf16", kv_dtype: str = "auto", ep: int = 1,
@@ -224,6 +233,7 @@ class KernelLatency(LatencyModel):
         self._eager = self._layers_total * constants.eager_layer_us * 1e-6
         self._graph_mixed = bool(constants.cudagraph_mixed)
         self.schedule_lag = bool(constants.async_scheduling)
+        self._async = self.schedule_lag  # (`c.async_scheduling`, read as a struct field)
         self._cpu0 = constants.iter_overhead_us * 1e-6
         self._cpu_seq = constants.seq_overhead_us * 1e-6 / attn_dp  # each group's own CPU
         key = precomputed.model_key(self)
@@ -614,7 +624,8 @@ class KernelLatency(LatencyModel):
             lin = self._split_linear(prefill_tokens, pre_seqs, decode_seqs)
         else:
             lin = self._lin_list[t] if t <= top else self._lin_at(t)
-        g = lin + (self._head_list[m] if m <= top else self._head_at(m)) + self._floor
+        head = self._head_list[m] if m <= top else self._head_at(m)
+        g = lin + head + self._floor
         if prefill_tokens:
             g += self._prefill_attn(pre_seqs, prefill_tokens, prefill_attn)
         if decode_seqs:
@@ -632,7 +643,7 @@ class KernelLatency(LatencyModel):
             return 0.0
         seqs = decode_seqs + (prefill_seqs if prefill_tokens else 0)
         cpu = self._cpu0 + self._cpu_seq * seqs
-        if self.c.async_scheduling:
+        if self._async:
             return g if g > cpu else cpu
         return g + cpu
 
@@ -646,7 +657,7 @@ class KernelLatency(LatencyModel):
         g = attn + fixed if attn is not None else fixed + self._decode_attn(
             batch, c0 + np.arange(n, dtype=np.float64))
         cpu = self._cpu0 + self._cpu_seq * batch
-        if self.c.async_scheduling:
+        if self._async:
             return np.maximum(g, cpu) if cpu > fixed else g
         return g + cpu
 
@@ -689,7 +700,7 @@ class KernelLatency(LatencyModel):
         if self._n_slide and c0 >= w:
             a += saturated
         a += fixed
-        if self.c.async_scheduling:
+        if self._async:
             if cpu > a:  # the CPU may bound some steps: not linear
                 return None
         else:
@@ -774,7 +785,7 @@ class KernelLatency(LatencyModel):
             return self.gpu.tdp_w
         t_tok = prefill_tokens + decode_seqs
         seqs = decode_seqs + (1 if prefill_tokens else 0)
-        if duration_s and not self.c.async_scheduling:  # the GPU's share of the iteration
+        if duration_s and not self._async:  # the GPU's share of the iteration
             duration_s = max(duration_s - self._cpu0 - self._cpu_seq * seqs, 1e-9)
         if t_tok <= 0 or not duration_s:
             return pm.power_w(self, prefill_tokens, decode_seqs, decode_ctx, duration_s)
@@ -803,7 +814,7 @@ class KernelLatency(LatencyModel):
         pm = self._power
         t = self._dec_power.get(decode_seqs)
         if t is None or t[0] is not pm:
-            if pm is None or decode_seqs <= 0 or not self.c.async_scheduling:
+            if pm is None or decode_seqs <= 0 or not self._async:
                 return self.power_w(0, decode_seqs, decode_ctx, duration_s)
             self.power_w(0, decode_seqs, decode_ctx, duration_s)  # (fetches `_power_c`)
             (_, lin, head, attn, fixed, experts, q, kv, stream, peak, bw, state, active, w_c,
@@ -847,6 +858,9 @@ class KernelLatency(LatencyModel):
                 f"{usable:.1f} GiB usable), leaving no room for one KV block of {block_size} "
                 f"tokens")
         return blocks * self.adp
+
+
+LatencyModel.register(KernelLatency)
 
 
 def _interp1(c: float, s: list, row: list) -> float:
