@@ -82,9 +82,10 @@ cdef class KernelLatency:
 
     cpdef decode_run_cum_s(self, long long batch, ctx0, long long n)
 
-    @cython.locals(c0=cython.double, s=list, c1=cython.double, i=Py_ssize_t,
-                   w=cython.longlong, consts=tuple, row=list, mamba=cython.double,
-                   saturated=cython.double, fixed=cython.double, cpu=cython.double,
+    @cython.locals(c0=cython.double, s=list, c1=cython.double, lo=cython.double,
+                   hi=cython.double, i=Py_ssize_t, w=cython.longlong, consts=tuple, row=list,
+                   mamba=cython.double, saturated=cython.double, fixed=cython.double,
+                   cpu=cython.double, r=cython.double, r1=cython.double,
                    slope=cython.double, t0=cython.double, lay=cython.longlong,
                    a=cython.double)
     cpdef decode_run_linear(self, long long batch, double ctx0, long long n)
@@ -110,15 +111,35 @@ cdef class KernelLatency:
 
     cpdef frontend_stream_s(self)
 
-    @cython.locals(t_tok=cython.longlong, seqs=cython.longlong)
+    @cython.locals(t_tok=cython.longlong, seqs=cython.longlong, c=tuple, lin=cython.double,
+                   head=cython.double, attn=cython.double, fixed=cython.double,
+                   experts=cython.double, kv=cython.double, stream=cython.double,
+                   peak=cython.double, bw=cython.double, state=cython.double,
+                   active=cython.double, w_c=cython.double, w_m=cython.double,
+                   idle=cython.double, span=cython.double, ctx=cython.double,
+                   pairs=cython.double, flops=cython.double, touched=cython.double,
+                   nbytes=cython.double, dur=cython.double, f=cython.double)
     cpdef power_w(self, long long prefill_tokens, long long decode_seqs, decode_ctx=*,
                   duration_s=*)
 
-    @cython.locals(n=cython.longlong)
+    @cython.locals(t=tuple, n=cython.longlong, lin=cython.double, head=cython.double,
+                   attn=cython.double, fixed=cython.double, experts=cython.double,
+                   kv=cython.double, stream=cython.double, peak=cython.double,
+                   bw=cython.double, state=cython.double, active=cython.double,
+                   w_c=cython.double, w_m=cython.double, idle=cython.double,
+                   span=cython.double, flops0=cython.double, bytes0=cython.double,
+                   b_stream=cython.double, b_state=cython.double, ctx=cython.double,
+                   flops=cython.double, nbytes=cython.double, dur=cython.double,
+                   f=cython.double)
     cpdef decode_power_w(self, long long decode_seqs, decode_ctx, duration_s)
 
 
-@cython.locals(i=Py_ssize_t, w=cython.double)
+@cython.locals(top=cython.double, r=cython.double, i=Py_ssize_t, lo=cython.double,
+               hi=cython.double, r1=cython.double, w=cython.double)
 cpdef double _interp1(double c, list s, list row)
 
 cpdef double _window_pairs(double n, double w)
+
+@cython.locals(s=cython.double, s_ref=cython.double, r=cython.double, i=Py_ssize_t,
+               lo=cython.double, hi=cython.double, r1=cython.double, w=cython.double)
+cpdef double _pairs_time(list row, list s_grid, double b, double pairs)

@@ -683,18 +683,21 @@ class KernelLatency:
         c0 = ctx0 / batch
         s = self._dec_sl
         c1 = c0 + n - 1
-        if c0 < s[0] or c1 >= s[-1]:
+        lo, hi = s[0], s[-1]  # (list items read into locals: C doubles, compiled)
+        if c0 < lo or c1 >= hi:
             return None
         i = bisect_right(s, c0) - 1
+        lo, hi = s[i], s[i + 1]
         w = self._window
-        if c1 > s[i + 1] or (self._n_slide and c0 < w <= c1):
+        if c1 > hi or (self._n_slide and c0 < w <= c1):
             return None
         consts = self._run_consts.get(batch)
         if consts is None:
             consts = self._decode_run_consts(batch)
         row, mamba, saturated, fixed, cpu = consts
-        slope = (row[i + 1] - row[i]) / (s[i + 1] - s[i])
-        t0 = row[i] + slope * (c0 - s[i])
+        r, r1 = row[i], row[i + 1]
+        slope = (r1 - r) / (hi - lo)
+        t0 = r + slope * (c0 - lo)
         lay = self._n_full + (self._n_slide if c1 < w else 0)
         a = lay * t0 + mamba
         if self._n_slide and c0 >= w:
@@ -804,7 +807,8 @@ class KernelLatency:
         touched = 1.0 - q ** t_tok if q else 1.0
         nbytes = (fixed + experts * touched + (ctx + t_tok) * kv + t_tok * stream
                   + seqs * state)
-        f = active + w_c * (flops / (peak * duration_s)) + w_m * (nbytes / (bw * duration_s))
+        dur = duration_s  # (the locals are C doubles, compiled: `model.pxd`)
+        f = active + w_c * (flops / (peak * dur)) + w_m * (nbytes / (bw * dur))
         return idle + span * (f if f < 1.0 else 1.0)
 
     def decode_power_w(self, decode_seqs: int, decode_ctx: int, duration_s: float) -> float:
@@ -829,7 +833,8 @@ class KernelLatency:
         ctx = float(decode_ctx)
         flops = flops0 + attn * ctx  # (`power_w`: `attn * (pairs + ctx)`, pairs = 0.0)
         nbytes = bytes0 + (ctx + decode_seqs) * kv + b_stream + b_state
-        f = active + w_c * (flops / (peak * duration_s)) + w_m * (nbytes / (bw * duration_s))
+        dur = duration_s  # (as in `power_w`)
+        f = active + w_c * (flops / (peak * dur)) + w_m * (nbytes / (bw * dur))
         return idle + span * (f if f < 1.0 else 1.0)
 
     def idle_power_w(self) -> float:
@@ -864,14 +869,18 @@ LatencyModel.register(KernelLatency)
 
 
 def _interp1(c: float, s: list, row: list) -> float:
-    """`_interp_tail` for one value, on lists (plain floats)."""
-    if c >= s[-1]:
-        return row[-1] * (c + 1.0) / (s[-1] + 1.0)
+    """`_interp_tail` for one value, on lists (plain floats). (Every list item is read into a
+    local first: compiled, the locals are C doubles and the arithmetic is C's.)"""
+    top = s[-1]
+    if c >= top:
+        r = row[-1]
+        return r * (c + 1.0) / (top + 1.0)
     if c <= s[0]:
         return row[0]
     i = bisect_right(s, c) - 1
-    w = (c - s[i]) / (s[i + 1] - s[i])
-    return row[i] + (row[i + 1] - row[i]) * w
+    lo, hi, r, r1 = s[i], s[i + 1], row[i], row[i + 1]
+    w = (c - lo) / (hi - lo)
+    return r + (r1 - r) * w
 
 
 def _interp_tail(c, s: np.ndarray, row: np.ndarray):
@@ -892,16 +901,19 @@ def _window_pairs(n: float, w: float) -> float:
     return w * (w + 1.0) / 2.0 + (n - w) * w
 
 
-def _pairs_time(row: np.ndarray, s_grid: list, b: float, pairs: float) -> float:
+def _pairs_time(row: list, s_grid: list, b: float, pairs: float) -> float:
     """Table time of b fresh prompts with `pairs` causal pairs in all (row over s_grid at batch
     b): each prompt of length s with s (s + 1) / 2 = pairs / b; beyond the grid's longest
-    prompt the time grows with the pairs (compute-bound)."""
+    prompt the time grows with the pairs (compute-bound). (List items read into locals, as in
+    `_interp1`.)"""
     s = (math.sqrt(8.0 * pairs / b + 1.0) - 1.0) / 2.0 if pairs > 0 else 0.0
-    if s >= s_grid[-1]:
-        s_ref = s_grid[-1]
-        return float(row[-1]) * pairs / (b * s_ref * (s_ref + 1) / 2.0)
+    s_ref = s_grid[-1]
+    if s >= s_ref:
+        r = float(row[-1])
+        return r * pairs / (b * s_ref * (s_ref + 1) / 2.0)
     i = bisect_right(s_grid, s) - 1
     if i < 0:
         return float(row[0])
-    w = (s - s_grid[i]) / (s_grid[i + 1] - s_grid[i])
-    return float(row[i] * (1 - w) + row[i + 1] * w)
+    lo, hi, r, r1 = s_grid[i], s_grid[i + 1], float(row[i]), float(row[i + 1])
+    w = (s - lo) / (hi - lo)
+    return r * (1 - w) + r1 * w
