@@ -887,7 +887,7 @@ def _interp_tail(c, s: np.ndarray, row: np.ndarray):
     """np.interp of `row` over grid `s` at `c`, proportional to (c + 1) beyond the grid."""
     out = np.interp(c, s, row)
     big = c > s[-1]
-    if np.any(big):
+    if big.any():  # (the method: `np.any`'s dispatch costs 2-3 us a call)
         out = np.where(big, row[-1] * (c + 1.0) / (s[-1] + 1.0), out)
     return out
 
