@@ -878,7 +878,10 @@ def _interp1(c: float, s: list, row: list) -> float:
     if c <= s[0]:
         return row[0]
     i = bisect_right(s, c) - 1
-    lo, hi, r, r1 = s[i], s[i + 1], row[i], row[i + 1]
+    lo = s[i]  # (one statement each: a 4-tuple would cost pure Python its allocation)
+    hi = s[i + 1]
+    r = row[i]
+    r1 = row[i + 1]
     w = (c - lo) / (hi - lo)
     return r + (r1 - r) * w
 
@@ -914,6 +917,9 @@ def _pairs_time(row: list, s_grid: list, b: float, pairs: float) -> float:
     i = bisect_right(s_grid, s) - 1
     if i < 0:
         return float(row[0])
-    lo, hi, r, r1 = s_grid[i], s_grid[i + 1], float(row[i]), float(row[i + 1])
+    lo = s_grid[i]
+    hi = s_grid[i + 1]
+    r = row[i]
+    r1 = row[i + 1]
     w = (s - lo) / (hi - lo)
-    return r * (1 - w) + r1 * w
+    return float(r * (1 - w) + r1 * w)
