@@ -226,17 +226,23 @@ def test_sliding_window_prefill_counts_the_windowed_pairs():
     for n in (100, 4096, 6000, 8000, 20000):
         assert km._window_pairs(n, w) == sum(min(i, w) for i in range(1, n + 1))
     g = build_latency_model("gemma-3-12b", "h100-80gb", 1)
-    seen = []
-    real = km._pairs_time
-    km._pairs_time = lambda row, sg, b, pairs: seen.append(pairs) or real(row, sg, b, pairs)
-    try:  # one fresh 6,000-token prompt (Gemma-3: window 1,024), then 2,000 after 3,000 cached
-        g._prefill_attn(1, 6000, 6000 * 6001 / 2)
-        g._prefill_attn(1, 2000, 2000 * (3000 + 2001 / 2))
-    finally:
-        km._pairs_time = real
-    assert seen[0] == 6000 * 6001 / 2
-    assert seen[1] == pytest.approx(sum(min(i, 1024) for i in range(1, 6001)))
-    assert seen[3] == pytest.approx(sum(min(i, 1024) for i in range(3001, 5001)))
+    assert g._window == 1024
+    row, drow = g._pre.row(1.0).tolist(), g._dec_row(1)[1]
+
+    def layers(pairs, ctx):  # one layer's attention: the larger of the prefill and read times
+        return max(km._pairs_time(row, g._pre_s, 1, pairs), km._interp1(ctx, g._dec_sl, drow))
+
+    # one fresh 6,000-token prompt, then 2,000 after 3,000 cached (the `_pairs_time` of the
+    # sliding layers is called, compiled, as a C function: its argument cannot be watched)
+    for tokens, cached in ((6000, 0), (2000, 3000)):
+        pairs = tokens * (cached + (tokens + 1) / 2)
+        ctx = pairs / tokens + tokens / 2.0
+        windowed = sum(min(i, 1024) for i in range(cached + 1, cached + tokens + 1))
+        want = (g._n_full * layers(pairs, ctx)
+                + g._n_slide * layers(windowed, min(ctx, 1024.0)))
+        got = g._prefill_attn(1, tokens, pairs)
+        assert got == pytest.approx(want, rel=1e-9)
+        assert got < g._n_full * layers(pairs, ctx) + g._n_slide * layers(pairs, ctx) * 0.9
 
 
 def test_every_calibrated_gpu_labels_its_tables():

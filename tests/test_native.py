@@ -19,7 +19,9 @@ from wrpsim import _native
 from wrpsim.eventloop import Arrivals
 from wrpsim.metrics.qoe import QoEMeter
 from wrpsim.pool.instance import Instance
+from wrpsim.pool.kernels.model import KernelLatency
 from wrpsim.pool.kvcache import KVLedger
+from wrpsim.pool.latency import LatencyModel
 from wrpsim.pool.sequence import Seq
 from wrpsim.pool.wakeup import JoinedWakeup, Wakeup
 
@@ -29,8 +31,8 @@ ROOT = Path(__file__).resolve().parent.parent
 def _declared(pxd: str, cls: str) -> set:
     text = (ROOT / pxd).read_text()
     body = text.split(f"cdef class {cls}")[1].split("\ncdef class")[0]
-    return set(re.findall(r"cdef public (?:object|double|long long|Py_ssize_t|bint|KVLedger) "
-                          r"(\w+)\n", body))
+    return set(re.findall(r"cdef public (?:object|double|long long|Py_ssize_t|bint|KVLedger|"
+                          r"dict|list) (\w+)\n", body))
 
 
 #: the attributes declared with a C type (the rest hold Python objects); each is shown, in the
@@ -54,6 +56,14 @@ C_TYPED = {
             "e0": "double"},
     "QoEMeter": {"deficit": "double", "e": "double", "p": "double", "t": "double",
                  "y": "double"},
+    # (`_cpu0`, `_cpu_seq`, `_floor`, `_eager`, `_mamba_dec`: products with a float constant;
+    # the layer counts, window, group count and `max_tokens` are ints of the model's spec and
+    # the pool's config; `_async`, `_graph_mixed`, `schedule_lag` are made with `bool()`)
+    "KernelLatency": {"_cpu0": "double", "_cpu_seq": "double", "_floor": "double",
+                      "_eager": "double", "_mamba_dec": "double", "_n_full": "long long",
+                      "_n_slide": "long long", "_window": "long long", "adp": "long long",
+                      "max_tokens": "long long", "_async": "bint", "_graph_mixed": "bint",
+                      "schedule_lag": "bint"},
 }
 
 
@@ -66,7 +76,8 @@ def test_pxd_c_types_are_the_listed_ones():
     for pxd, cls in (("wrpsim/pool/accounting.pxd", "AccountingMixin"),
                      ("wrpsim/pool/kvcache.pxd", "KVLedger"),
                      ("wrpsim/pool/sequence.pxd", "Seq"),
-                     ("wrpsim/metrics/qoe.pxd", "QoEMeter")):
+                     ("wrpsim/metrics/qoe.pxd", "QoEMeter"),
+                     ("wrpsim/pool/kernels/model.pxd", "KernelLatency")):
         text = (ROOT / pxd).read_text()
         body = text.split(f"cdef class {cls}")[1].split("\ncdef class")[0]
         typed = dict((n, t) for t, n in re.findall(
@@ -82,6 +93,16 @@ def test_pxd_declares_exactly_the_slots():
     assert _declared("wrpsim/eventloop.pxd", "Arrivals") == _slots(Arrivals)
     assert _declared("wrpsim/pool/wakeup.pxd", "Wakeup") == _slots(Wakeup)
     assert _declared("wrpsim/pool/wakeup.pxd", "JoinedWakeup") == _slots(JoinedWakeup)
+    assert _declared("wrpsim/pool/kernels/model.pxd", "KernelLatency") == _slots(KernelLatency)
+
+
+def test_kernel_latency_is_a_latency_model_defining_the_whole_contract():
+    # an extension type cannot derive from the ABC: it is registered, and inherits nothing
+    assert issubclass(KernelLatency, LatencyModel)
+    contract = {n for n in vars(LatencyModel) if not n.startswith("_")}
+    assert contract >= {"iteration_s", "power_w", "decode_run_cum_s", "frontend_s"}
+    for name in contract - {"schedule_lag"}:  # (an instance attribute of KernelLatency)
+        assert name in vars(KernelLatency), name
 
 
 
@@ -218,6 +239,54 @@ def test_compiled_and_pure_python_give_identical_results(tmp_path, overrides):
         if name.endswith(".json"):
             a, b = ({k: v for k, v in json.loads(x).items() if k not in WALL} for x in (a, b))
         assert a == b, name
+
+
+#: `KernelLatency`'s methods over the paths of its hot code (sliding window, MLA, Mamba state,
+#: data-parallel attention, synchronous scheduling, eager launches, beyond `max_tokens`, int
+#: and float arguments), printed as `repr`s: compiled (C-typed arguments, attributes and locals)
+#: and pure Python must print the same
+_LATENCY_CALLS = """
+import wrpsim
+from wrpsim.pool.engines import build_latency_model as b
+eager = {"cudagraph_mixed": 0, "eager_layer_us": 400.0, "iter_overhead_us": 12}
+cases = [b("gemma-3-12b", "h100-80gb", 1, max_tokens=2048),
+         b("deepseek-v3", "h200-141gb", 8, precision="fp8_block"),
+         b("nemotron-nano-9b-v2", "h100-80gb", 1),
+         b("qwen3-30b-a3b", "h100-80gb", 4, ep=4, attn_dp=2),
+         b("llama3.1-8b", "h100-80gb", 1, engine="vllm-0.11"),
+         b("llama3.1-8b", "h100-80gb", 1, overrides=eager, max_tokens=1024)]
+out = []
+for lat in cases:
+    for args in ((0, 0.0, 0, 0), (1, 1.0, 0, 0, 1), (512, 512 * 513 / 2, 0, 0),
+                 (300, 300 * 2000.5, 32, 32 * 2000, 3), (0, 0.0, 1, 5), (0, 0.0, 64, 64 * 900.0),
+                 (3000, 4.5e6, 7, 7 * 40000), (0, 0.0, 3000, 3000 * 1500), (8000, 32004000, 0, 0),
+                 (100, 5050, 5, 5 * 700000, 2)):
+        out += [lat.iteration_s(*args), lat.gpu_s(*args)]
+        out += [lat.power_w(args[0], args[2], args[3], d) for d in (None, 0.0, 0.01, 3)]
+    out.append(lat.power_w(10, 4))
+    for batch, ctx0, n in ((1, 100, 1), (1, 100, 50), (32, 32 * 1000, 200), (7, 7 * 1023, 3),
+                           (64, 64 * 120000, 10), (3000, 3000 * 10, 5), (0, 0, 4)):
+        out += [lat.decode_run_linear(batch, ctx0, n), lat.decode_run_cum_s(batch, ctx0, n),
+                lat.decode_run_s(batch, ctx0, n)]
+        out += [lat.decode_power_w(batch, ctx0, d) for d in (0.0, 0.02)]
+    out += [lat.frontend_s(1000), lat.frontend_work_s(7), lat.frontend_stream_s(),
+            lat.idle_power_w(), lat.prefill_s(2, 3000), lat.decode_step_s(16, 4096)]
+    out += [lat._prefill_attn(3, 900, 900 * 5000.0), lat._decode_attn1(5, 12345.5)]
+print(wrpsim._native.COMPILED, [x.tolist() if hasattr(x, "tolist") else x for x in out])
+"""
+
+
+@needs_build
+def test_compiled_and_pure_kernel_latency_give_identical_values():
+    runs = []
+    for pure in ("0", "1"):
+        p = subprocess.run([sys.executable, "-c", _LATENCY_CALLS], capture_output=True,
+                           text=True, timeout=300,
+                           env=_env(WRPSIM_PURE=pure, WRPSIM_MODEL_CACHE="off"))
+        assert p.returncode == 0, p.stderr
+        runs.append(p.stdout.split(" ", 1))
+    assert [r[0] for r in runs] == ["True", "False"]
+    assert runs[0][1] == runs[1][1]
 
 
 def _pxd_locals(pxd: str) -> set:

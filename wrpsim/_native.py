@@ -3,15 +3,16 @@
 `MODULES` are compiled by Cython in pure-Python mode when the package is built (`setup.py`;
 `pip install -e .` builds them next to their sources): each `.py` stays the source of truth,
 and its `.pxd` makes its classes extension types (`Instance` and its mixin chain, `KVLedger`,
-`Seq`, `Wakeup`, `Arrivals`, the `Dispatcher`, the `RequestLog` and the `QoEMeter`; the packet
-engine's `PacketEngine` and its transport chain, and its path choosers, `wrpsim.network.*`)
-whose attributes are struct fields: Python objects (typed `list` / `dict` where that is what
-they hold), but C numbers (`double`, `long long`, `Py_ssize_t`) for the hot attributes that
-only ever hold a float, or only an int, and for the typed locals of the hot `cpdef` methods and
-of the packet engine's hop loop (`network/packet.pxd`: picosecond times as `long long`, ports
-and hops as `Py_ssize_t`) — so every value keeps its Python type and every float operation
-rounds as Python's does (no `cdivision`, compiled with `-ffp-contract=off`; results are
-byte-identical, `tests/test_native.py`).
+`Seq`, `Wakeup`, `Arrivals`, the `Dispatcher`, the `RequestLog`, the `QoEMeter` and the kernel
+latency model `KernelLatency`; the packet engine's `PacketEngine` and its transport chain, and
+its path choosers, `wrpsim.network.*`) whose attributes are struct fields: Python objects
+(typed `list` / `dict` where that is what they hold), but C numbers (`double`, `long long`,
+`Py_ssize_t`) for the hot attributes that only ever hold a float, or only an int, and for the
+typed arguments and locals of the hot `cpdef` methods and of the packet engine's hop loop
+(`network/packet.pxd`: picosecond times as `long long`, ports and hops as `Py_ssize_t`) — so
+every value keeps its Python type and every float operation rounds as Python's does (no
+`cdivision`, compiled with `-ffp-contract=off`; results are byte-identical,
+`tests/test_native.py`).
 The router's view and shipped policies (`wrpsim.router.base`, `view`, `feed`, `requestview`,
 `policies`) are compiled as they are, without a `.pxd`: their classes stay Python classes (a
 user's router derives from `Router`), only their code runs compiled.

@@ -3,7 +3,9 @@
 An instance asks its `LatencyModel` for the duration of one scheduler iteration (a batch that may
 mix prefill chunks and decode steps) and for the per-GPU power drawn meanwhile. Implementations:
 `wrpsim.pool.kernels.model.KernelLatency` (operators timed from measured kernel tables: the
-default engines), `wrpsim.pool.perf.AnalyticalLatency` (the 2023 roofline calibrated on the
+default engines; a registered virtual subclass, since compiled it is an extension type, which
+cannot derive from this ABC: it inherits none of the defaults below and defines every method
+itself), `wrpsim.pool.perf.AnalyticalLatency` (the 2023 roofline calibrated on the
 Splitwise profile: engine `splitwise-2023`) and `wrpsim.pool.constant.ConstantLatency` (fixed
 times, for queueing oracles).
 

@@ -50,6 +50,12 @@ Only these overheads are engine constants fitted end to end
 model's config.json numbers. Per-token terms are precomputed per instance for T up to
 `max_tokens` (array lookups in the hot loop); larger T is evaluated from the same curves. The
 precomputed curves are cached across processes (`wrpsim.pool.kernels.precomputed`).
+
+The module is compiled with the event loop (`wrpsim._native`): `KernelLatency` is then an
+extension type (`model.pxd`) whose hot methods read its attributes as struct fields and call
+each other as C functions, with the same float operations in the same order (byte-identical
+results). An extension type cannot derive from the ABC `LatencyModel`: `KernelLatency` defines
+the whole contract itself and is registered as its virtual subclass.
 """
 
 from __future__ import annotations
@@ -123,8 +129,11 @@ def _step_grid(n: int) -> tuple[np.ndarray, np.ndarray]:
     return _GRID[0][:n], _GRID[1][:n]
 
 
-class KernelLatency(LatencyModel):
-    """Iteration times of `model` on `tp` x `gpu` from `kernels` (a `tables.Kernels` or
+class KernelLatency:
+    """A `LatencyModel` (registered as a virtual subclass: compiled, the class is an extension
+    type, which cannot derive from that ABC; it defines every method of the contract itself).
+
+    Iteration times of `model` on `tp` x `gpu` from `kernels` (a `tables.Kernels` or
     `tables.Transferred`), with an engine's `constants` (see the module docstring).
 
     `precision`: one of `PRECISIONS` (weights and GEMMs); `kv_dtype`: `auto` (BF16), `bf16` or
@@ -147,20 +156,20 @@ class KernelLatency(LatencyModel):
     taken as spread evenly, the busiest group holding ceil(n / attn_dp) of n. Each group's
     engine core has its own CPU, so the per-sequence CPU time is over the group's share."""
 
-    # Every attribute is a slot: the hot loop reads them (and calls the methods) through
-    # CPython's type-level specialisations. As instance-dict entries (more than the 30 a
-    # shared-key dict holds) they were dict-hint look-ups tied to one model object's dict, which
-    # miss for the next model a process builds (a sweep, a benchmark's repeats). (`engine` is
-    # set by `wrpsim.pool.engines`, `_work_c` by `power.work_constants`; other attributes a
-    # caller adds go to the instance dict `LatencyModel` keeps.)
-    __slots__ = ("_cpu0", "_cpu_seq", "_dec", "_dec_power", "_dec_rows", "_dec_s", "_dec_sl",
-                 "_eager", "_floor", "_graph_mixed", "_head", "_head_list", "_layers_total",
-                 "_lin", "_lin_list", "_mamba_dec", "_mla_tables", "_n_full", "_n_slide",
-                 "_power", "_power_c", "_pre", "_pre_rows", "_pre_s", "_run_consts", "_stream",
-                 "_window", "_work_c", "adp", "atp", "c", "calibration", "coll_tp",
-                 "dense_dtype", "engine", "ep", "gpu", "kernels", "kv_dtype",
-                 "mamba_state_bytes", "max_tokens", "model", "moe_dtype", "precision",
-                 "schedule_lag", "tp")
+    # Every attribute is a slot, declared in `model.pxd`: compiled, the class is an extension
+    # type whose hot methods read them as struct fields and call each other as C functions;
+    # pure Python, the hot loop reads them through CPython's type-level specialisations (as
+    # instance-dict entries, more than the 30 a shared-key dict holds, they were dict-hint
+    # look-ups tied to one model object's dict, which miss for the next model a process builds:
+    # a sweep, a benchmark's repeats). (`engine` is set by `wrpsim.pool.engines`, `_work_c` by
+    # `power.work_constants`; other attributes a caller adds go to the instance dict.)
+    __slots__ = ("__dict__", "_async", "_cpu0", "_cpu_seq", "_dec", "_dec_power", "_dec_rows",
+                 "_dec_s", "_dec_sl", "_eager", "_floor", "_graph_mixed", "_head", "_head_list",
+                 "_layers_total", "_lin", "_lin_list", "_mamba_dec", "_mla_tables", "_n_full",
+                 "_n_slide", "_power", "_power_c", "_pre", "_pre_rows", "_pre_s", "_run_consts",
+                 "_stream", "_window", "_work_c", "adp", "atp", "c", "calibration", "coll_tp",
+                 "dense_dtype", "engine", "ep", "gpu", "kernels", "kv_dtype", "mamba_state_bytes",
+                 "max_tokens", "model", "moe_dtype", "precision", "schedule_lag", "tp")
 
     def __init__(self, model, gpu, tp: int, kernels, constants: EngineConstants,
                  precision: str = "bf16", kv_dtype: str = "auto", ep: int = 1,
@@ -224,6 +233,7 @@ class KernelLatency(LatencyModel):
         self._eager = self._layers_total * constants.eager_layer_us * 1e-6
         self._graph_mixed = bool(constants.cudagraph_mixed)
         self.schedule_lag = bool(constants.async_scheduling)
+        self._async = self.schedule_lag  # (`c.async_scheduling`, read as a struct field)
         self._cpu0 = constants.iter_overhead_us * 1e-6
         self._cpu_seq = constants.seq_overhead_us * 1e-6 / attn_dp  # each group's own CPU
         key = precomputed.model_key(self)
@@ -614,7 +624,8 @@ class KernelLatency(LatencyModel):
             lin = self._split_linear(prefill_tokens, pre_seqs, decode_seqs)
         else:
             lin = self._lin_list[t] if t <= top else self._lin_at(t)
-        g = lin + (self._head_list[m] if m <= top else self._head_at(m)) + self._floor
+        head = self._head_list[m] if m <= top else self._head_at(m)
+        g = lin + head + self._floor
         if prefill_tokens:
             g += self._prefill_attn(pre_seqs, prefill_tokens, prefill_attn)
         if decode_seqs:
@@ -632,7 +643,7 @@ class KernelLatency(LatencyModel):
             return 0.0
         seqs = decode_seqs + (prefill_seqs if prefill_tokens else 0)
         cpu = self._cpu0 + self._cpu_seq * seqs
-        if self.c.async_scheduling:
+        if self._async:
             return g if g > cpu else cpu
         return g + cpu
 
@@ -646,7 +657,7 @@ class KernelLatency(LatencyModel):
         g = attn + fixed if attn is not None else fixed + self._decode_attn(
             batch, c0 + np.arange(n, dtype=np.float64))
         cpu = self._cpu0 + self._cpu_seq * batch
-        if self.c.async_scheduling:
+        if self._async:
             return np.maximum(g, cpu) if cpu > fixed else g
         return g + cpu
 
@@ -672,24 +683,27 @@ class KernelLatency(LatencyModel):
         c0 = ctx0 / batch
         s = self._dec_sl
         c1 = c0 + n - 1
-        if c0 < s[0] or c1 >= s[-1]:
+        lo, hi = s[0], s[-1]  # (list items read into locals: C doubles, compiled)
+        if c0 < lo or c1 >= hi:
             return None
         i = bisect_right(s, c0) - 1
+        lo, hi = s[i], s[i + 1]
         w = self._window
-        if c1 > s[i + 1] or (self._n_slide and c0 < w <= c1):
+        if c1 > hi or (self._n_slide and c0 < w <= c1):
             return None
         consts = self._run_consts.get(batch)
         if consts is None:
             consts = self._decode_run_consts(batch)
         row, mamba, saturated, fixed, cpu = consts
-        slope = (row[i + 1] - row[i]) / (s[i + 1] - s[i])
-        t0 = row[i] + slope * (c0 - s[i])
+        r, r1 = row[i], row[i + 1]
+        slope = (r1 - r) / (hi - lo)
+        t0 = r + slope * (c0 - lo)
         lay = self._n_full + (self._n_slide if c1 < w else 0)
         a = lay * t0 + mamba
         if self._n_slide and c0 >= w:
             a += saturated
         a += fixed
-        if self.c.async_scheduling:
+        if self._async:
             if cpu > a:  # the CPU may bound some steps: not linear
                 return None
         else:
@@ -774,7 +788,7 @@ class KernelLatency(LatencyModel):
             return self.gpu.tdp_w
         t_tok = prefill_tokens + decode_seqs
         seqs = decode_seqs + (1 if prefill_tokens else 0)
-        if duration_s and not self.c.async_scheduling:  # the GPU's share of the iteration
+        if duration_s and not self._async:  # the GPU's share of the iteration
             duration_s = max(duration_s - self._cpu0 - self._cpu_seq * seqs, 1e-9)
         if t_tok <= 0 or not duration_s:
             return pm.power_w(self, prefill_tokens, decode_seqs, decode_ctx, duration_s)
@@ -793,7 +807,8 @@ class KernelLatency(LatencyModel):
         touched = 1.0 - q ** t_tok if q else 1.0
         nbytes = (fixed + experts * touched + (ctx + t_tok) * kv + t_tok * stream
                   + seqs * state)
-        f = active + w_c * (flops / (peak * duration_s)) + w_m * (nbytes / (bw * duration_s))
+        dur = duration_s  # (the locals are C doubles, compiled: `model.pxd`)
+        f = active + w_c * (flops / (peak * dur)) + w_m * (nbytes / (bw * dur))
         return idle + span * (f if f < 1.0 else 1.0)
 
     def decode_power_w(self, decode_seqs: int, decode_ctx: int, duration_s: float) -> float:
@@ -803,7 +818,7 @@ class KernelLatency(LatencyModel):
         pm = self._power
         t = self._dec_power.get(decode_seqs)
         if t is None or t[0] is not pm:
-            if pm is None or decode_seqs <= 0 or not self.c.async_scheduling:
+            if pm is None or decode_seqs <= 0 or not self._async:
                 return self.power_w(0, decode_seqs, decode_ctx, duration_s)
             self.power_w(0, decode_seqs, decode_ctx, duration_s)  # (fetches `_power_c`)
             (_, lin, head, attn, fixed, experts, q, kv, stream, peak, bw, state, active, w_c,
@@ -818,7 +833,8 @@ class KernelLatency(LatencyModel):
         ctx = float(decode_ctx)
         flops = flops0 + attn * ctx  # (`power_w`: `attn * (pairs + ctx)`, pairs = 0.0)
         nbytes = bytes0 + (ctx + decode_seqs) * kv + b_stream + b_state
-        f = active + w_c * (flops / (peak * duration_s)) + w_m * (nbytes / (bw * duration_s))
+        dur = duration_s  # (as in `power_w`)
+        f = active + w_c * (flops / (peak * dur)) + w_m * (nbytes / (bw * dur))
         return idle + span * (f if f < 1.0 else 1.0)
 
     def idle_power_w(self) -> float:
@@ -849,22 +865,32 @@ class KernelLatency(LatencyModel):
         return blocks * self.adp
 
 
+LatencyModel.register(KernelLatency)
+
+
 def _interp1(c: float, s: list, row: list) -> float:
-    """`_interp_tail` for one value, on lists (plain floats)."""
-    if c >= s[-1]:
-        return row[-1] * (c + 1.0) / (s[-1] + 1.0)
+    """`_interp_tail` for one value, on lists (plain floats). (Every list item is read into a
+    local first: compiled, the locals are C doubles and the arithmetic is C's.)"""
+    top = s[-1]
+    if c >= top:
+        r = row[-1]
+        return r * (c + 1.0) / (top + 1.0)
     if c <= s[0]:
         return row[0]
     i = bisect_right(s, c) - 1
-    w = (c - s[i]) / (s[i + 1] - s[i])
-    return row[i] + (row[i + 1] - row[i]) * w
+    lo = s[i]  # (one statement each: a 4-tuple would cost pure Python its allocation)
+    hi = s[i + 1]
+    r = row[i]
+    r1 = row[i + 1]
+    w = (c - lo) / (hi - lo)
+    return r + (r1 - r) * w
 
 
 def _interp_tail(c, s: np.ndarray, row: np.ndarray):
     """np.interp of `row` over grid `s` at `c`, proportional to (c + 1) beyond the grid."""
     out = np.interp(c, s, row)
     big = c > s[-1]
-    if np.any(big):
+    if big.any():  # (the method: `np.any`'s dispatch costs 2-3 us a call)
         out = np.where(big, row[-1] * (c + 1.0) / (s[-1] + 1.0), out)
     return out
 
@@ -878,16 +904,22 @@ def _window_pairs(n: float, w: float) -> float:
     return w * (w + 1.0) / 2.0 + (n - w) * w
 
 
-def _pairs_time(row: np.ndarray, s_grid: list, b: float, pairs: float) -> float:
+def _pairs_time(row: list, s_grid: list, b: float, pairs: float) -> float:
     """Table time of b fresh prompts with `pairs` causal pairs in all (row over s_grid at batch
     b): each prompt of length s with s (s + 1) / 2 = pairs / b; beyond the grid's longest
-    prompt the time grows with the pairs (compute-bound)."""
+    prompt the time grows with the pairs (compute-bound). (List items read into locals, as in
+    `_interp1`.)"""
     s = (math.sqrt(8.0 * pairs / b + 1.0) - 1.0) / 2.0 if pairs > 0 else 0.0
-    if s >= s_grid[-1]:
-        s_ref = s_grid[-1]
-        return float(row[-1]) * pairs / (b * s_ref * (s_ref + 1) / 2.0)
+    s_ref = s_grid[-1]
+    if s >= s_ref:
+        r = float(row[-1])
+        return r * pairs / (b * s_ref * (s_ref + 1) / 2.0)
     i = bisect_right(s_grid, s) - 1
     if i < 0:
         return float(row[0])
-    w = (s - s_grid[i]) / (s_grid[i + 1] - s_grid[i])
-    return float(row[i] * (1 - w) + row[i + 1] * w)
+    lo = s_grid[i]
+    hi = s_grid[i + 1]
+    r = row[i]
+    r1 = row[i + 1]
+    w = (s - lo) / (hi - lo)
+    return float(r * (1 - w) + r1 * w)
