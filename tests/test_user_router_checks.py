@@ -104,6 +104,10 @@ class FailsWhileUp(Router):
         return Placement(view.candidates(request)[0])
 
 
+class ChoosesNothing(Router):
+    """Implements neither `choose` nor `route`: the error is raised inside wrpsim's `Router`."""
+
+
 class UnservedTarget(ModelRouter):
     def select(self, request, view, category, complexity):
         return ("gpt4-class", None, "forced", 0.0)
@@ -153,6 +157,15 @@ def test_an_exception_in_the_router_is_one_line_with_its_own_file_and_line():
                         rf"\(.*test_user_router_checks\.py:\d+\)", msg)
     line = int(msg.rsplit(":", 1)[1].rstrip(")"))
     assert "boom in my router" in open(__file__).read().splitlines()[line - 1]
+
+
+def test_an_error_raised_inside_wrpsims_code_is_not_placed_there(tmp_path, monkeypatch):
+    """No frame of the router's own module, none outside wrpsim: no location, also from another
+    working directory (compiled, wrpsim's frames carry relative names like
+    `wrpsim/router/base.py`, which no longer resolve inside the package from there)."""
+    monkeypatch.chdir(tmp_path)
+    msg = _error("ChoosesNothing")
+    assert msg.endswith("implements neither choose nor route"), msg
 
 
 def test_an_unknown_view_field_lists_the_valid_ones():

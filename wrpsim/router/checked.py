@@ -68,9 +68,17 @@ def _where(router, exc: BaseException) -> str:
     frames = [(f, str(Path(f.filename).resolve()))
               for f in traceback.extract_tb(exc.__traceback__)]
     mine = [f for f, path in frames if path == own]
-    outside = [f for f, path in frames if not path.startswith(_WRPSIM_DIR)]
+    # (a compiled module's frames name their file relative to the package's parent:
+    # `wrpsim/router/base.py`, whatever the working directory)
+    outside = [f for f, path in frames
+               if not path.startswith(_WRPSIM_DIR) and not _compiled_frame(f.filename)]
     pick = (mine or outside or [None])[-1]
     return f" ({pick.filename}:{pick.lineno})" if pick else ""
+
+
+def _compiled_frame(filename: str) -> bool:
+    """True for the relative file name Cython gives the frames of wrpsim's compiled modules."""
+    return filename.replace("\\", "/").startswith("wrpsim/")
 
 
 def describe(router, exc: BaseException) -> str:
