@@ -234,11 +234,13 @@ def say(line: str, stream=None) -> None:
 
 def clear_markers(out: Path, outputs: tuple[str, ...] = ()) -> None:
     """Remove an earlier job's `_DONE` and `error.json` from `out`, and the temporary files of
-    interrupted atomic writes (`.NAME.tmp-*`, `wrpsim.io`) of those and of `outputs`. Nothing
-    else is touched: results and a user's own files stay."""
+    interrupted atomic writes (`.NAME.tmp-*`, `wrpsim.io`) of those and of `outputs`, and of
+    interrupted background writes of `outputs` (`.NAME.bg-*`, `wrpsim.io.Background`, and
+    their own temporaries). Nothing else is touched: results and a user's own files stay."""
     for name in (DONE, ERROR):
         (out / name).unlink(missing_ok=True)
-    temporaries = tuple(f".{name}.tmp-" for name in (DONE, ERROR, *outputs))
+    temporaries = tuple(f".{name}.tmp-" for name in (DONE, ERROR, *outputs)) + tuple(
+        p for name in outputs for p in (f".{name}.bg-", f"..{name}.bg-"))
     try:
         names = os.listdir(out)  # (one listing, not a glob per name)
     except OSError:

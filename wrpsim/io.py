@@ -32,12 +32,16 @@ class Background:
     """Calls run on their own threads while the caller goes on (`start`), all waited for by
     `join`, which raises the first one's exception, if any, in the caller. For result files
     whose writing releases the GIL (Arrow's Parquet encoder): a run writes its large tables
-    while it computes its summary. A `with` block joins on leaving, also on an error (so no
-    thread is left writing), without hiding that error."""
+    while it computes its summary. `start_file(write, data, path)` writes a file so: into a
+    hidden name beside `path`, moved to `path` only by a `join` at which every call succeeded
+    (removed otherwise), so a run that fails leaves none of its files next to an earlier run's.
+    A `with` block joins on leaving; on an error inside it, it waits for the threads, removes
+    their files and lets that error through."""
 
     def __init__(self):
         self._threads: list = []
         self._errors: list = []
+        self._staged: list = []  # (hidden name, final path) of `start_file`'s files
 
     def start(self, fn, *args) -> None:
         import threading
@@ -53,12 +57,31 @@ class Background:
         t.start()
         self._threads.append(t)
 
-    def join(self) -> None:
+    def start_file(self, write, data, path) -> None:
+        """`write(data, hidden)` on a thread (class docstring); `path` appears at `join`."""
+        path = Path(path)
+        hidden = path.with_name(f".{path.name}.bg-{os.getpid()}")
+        self._staged.append((hidden, path))
+        self.start(write, data, hidden)
+
+    def _wait(self) -> None:
         while self._threads:
             self._threads.pop(0).join()
+
+    def _discard(self) -> None:
+        for hidden, _ in self._staged:
+            hidden.unlink(missing_ok=True)
+        self._staged = []
+
+    def join(self) -> None:
+        self._wait()
         if self._errors:
             e, self._errors = self._errors[0], []
+            self._discard()
             raise e
+        for hidden, path in self._staged:
+            os.replace(hidden, path)
+        self._staged = []
 
     def __enter__(self):
         return self
@@ -67,9 +90,11 @@ class Background:
         if kind is None:
             self.join()
         else:  # (the caller's error wins; the writers' are dropped)
-            while self._threads:
-                self._threads.pop(0).join()
+            self._wait()
+            self._errors = []
+            self._discard()
         return False
+
 
 def prune(directory: Path | str, pattern: str, keep: int) -> int:
     """Bound a cache folder: remove all but the `keep` most recently modified files of

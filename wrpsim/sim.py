@@ -470,8 +470,9 @@ def run(cfg: dict, out_dir: Path | str, trace=None) -> dict:
 
     `requests.parquet` and `tasks.parquet` are written on threads (`wrpsim.io.Background`:
     Arrow's encoder releases the GIL) while the summary is computed and the smaller files are
-    written; `summary.json` comes last, once every other file is complete, and a write's error
-    is raised here as it would be without the threads.
+    written, under hidden names until all succeeded; `summary.json` comes last, once every other
+    file is complete; a write's error is raised here as it would be without the threads, and a
+    run that fails leaves neither table (next to an earlier run's files in a reused folder).
 
     `trace` optionally replaces the configured workload by a canonical trace (`TraceColumns` or
     DataFrame).
@@ -481,7 +482,7 @@ def run(cfg: dict, out_dir: Path | str, trace=None) -> dict:
     req_t, inst_t, end = sim.run()
     out = Path(out_dir)
     with Background() as files:  # (the large tables written while the summary is computed)
-        files.start(write_parquet, req_t, out / "requests.parquet")
+        files.start_file(write_parquet, req_t, out / "requests.parquet")
         summary = _summary(cfg, sim, req_t, inst_t, end, files, out)
         summary["sim_wall_s"] = time.perf_counter() - t0
         network = summary.pop("_network")
@@ -516,7 +517,7 @@ def _summary(cfg: dict, sim, req_t, inst_t, end: float, files, out: Path) -> dic
     if sim.failures is not None:
         summary.update(sim.failures.summary(end))
     tasks_t = task_table(req_t, sim.trace)
-    files.start(write_parquet, tasks_t, out / "tasks.parquet")
+    files.start_file(write_parquet, tasks_t, out / "tasks.parquet")
     summary.update(task_summary(tasks_t))
     stores = sim.fleet.remote_stores.values()
     summary["remote_kv_peak_blocks"] = sum(s.peak for s in stores)

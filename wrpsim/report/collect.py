@@ -13,9 +13,10 @@ nothing but such folders. A run's status is decided from the files the Hydra she
   required metrics as numbers (`schemas.summary_problem`), and `requests.parquet` is a Parquet
   file (`_DONE` is written last, after every result file was renamed into place);
 - `failed` — no `_DONE`, and `error.json` records the exception;
-- `incomplete` — anything else: a run still going, killed mid-write (leftover `.*.tmp-*` files)
-  or made by an older wrpsim without markers, or `_DONE` next to a summary or requests file
-  that cannot be read (truncated, hand-edited). Its files are never read as results.
+- `incomplete` — anything else: a run still going, killed mid-write (leftover `.*.tmp-*` files,
+  or `.*.bg-*` of a table written in the background), or made by an older wrpsim without
+  markers, or `_DONE` next to a summary or requests file that cannot be read (truncated,
+  hand-edited). Its files are never read as results.
 """
 
 from __future__ import annotations
@@ -168,7 +169,7 @@ def read_run(sweep_dir: Path, path: Path) -> Run:
     overrides = recorded_overrides(path, done, error)
     params = dict(split_override(o) for o in overrides if not presentation(o))
     common = {"name": name, "path": path, "overrides": overrides, "params": params}
-    leftovers = sorted(p.name for p in path.glob(".*.tmp-*"))
+    leftovers = sorted({p.name for pat in (".*.tmp-*", ".*.bg-*") for p in path.glob(pat)})
     if done is not None:
         summary = read_json(path / SUMMARY)
         reason = _unreadable(path, summary)
