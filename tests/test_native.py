@@ -409,3 +409,15 @@ def test_entropy_pxd_declares_exactly_each_choosers_slots():
                                   body))
         assert declared == set(getattr(entropy, name).__slots__), name
         assert getattr(entropy, name).__slots__ == getattr(entropy, name).__dict__["__slots__"]
+
+
+def test_a_none_where_an_instance_is_typed_raises_as_pure_python_does():
+    # (compiled, a None in an argument typed `Instance` / `Seq` would be read through a null
+    # struct without `nonecheck`: a crash instead of Python's AttributeError)
+    from wrpsim.dispatcher import Dispatcher
+    from wrpsim.metrics.records import RequestLog
+
+    with pytest.raises(AttributeError):
+        Dispatcher.__new__(Dispatcher)._fits(None, None, 5)
+    with pytest.raises(AttributeError):
+        RequestLog().finished(None, None, 0.0)

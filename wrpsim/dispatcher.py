@@ -1,3 +1,5 @@
+# cython: nonecheck=True
+# (compiled: an instance or sequence typed in the .pxd that is None raises instead of being read)
 """From an arriving request to an instance: routing, decision delay, follow-up calls.
 
 Instances that failed (`wrpsim.failures`) are not among any router's candidates; a request

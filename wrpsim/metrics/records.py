@@ -1,3 +1,5 @@
+# cython: nonecheck=True
+# (compiled: an instance or sequence typed in the .pxd that is None raises instead of being read)
 """Per-request and per-instance result rows with explicit Arrow schemas.
 
 Rows are buffered as tuples in the column order of their schema and converted to Arrow in
