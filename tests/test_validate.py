@@ -185,3 +185,23 @@ def test_llmservingsim_tp2_run_with_the_all_reduce_over_pcie():
     e = errors(case, sim)
     for metric in ("ttft_mean_s", "tpot_mean_s", "e2e_mean_s"):
         assert abs(e[metric]) <= 0.15, (metric, e[metric])
+
+
+def test_mlenergy_dp_attention_runs_are_one_instance_with_attn_dp(tmp_path):
+    """A leaderboard run with data-parallel attention (DP 4 x EP 4, TP 1 per rank) is one
+    instance of its 4 GPUs with attn_dp 4 and expert parallelism over them."""
+    from wrpsim.validate.sets import mlenergy_cases
+
+    cols = ("model_id,task,architecture,weight_precision,total_params_b,activated_params_b,"
+            "avg_batch_size,avg_output_len,avg_power_watts,energy_per_request_joules,"
+            "energy_per_token_joules,gpu_model,max_num_seqs,median_itl_ms,num_gpus,"
+            "output_throughput_tokens_per_sec,p90_itl_ms,p95_itl_ms,p99_itl_ms,"
+            "par_data_parallel,par_expert_parallel,par_notes,par_tensor_parallel")
+    row = ("Qwen/Qwen3-Coder-480B-A35B-Instruct-FP8,sourcegraph-fim,moe,fp8,480,35,8,300,"
+           "3500,1,1,B200,8,36.2,4,100,40,41,42,{dp},4,,{tp}")
+    (tmp_path / "llm_configs.csv").write_text(
+        "\n".join([cols, row.format(dp=4, tp=1), row.format(dp=1, tp=4)]) + "\n")
+    cases = mlenergy_cases(tmp_path)
+    assert [(c.pool["tp"], c.pool["ep"], c.pool.get("attn_dp")) for c in cases] == [
+        (4, 4, 4), (4, 4, None)]
+    assert cases[0].name.endswith(" dp4") and cases[0].measured["power_w"] == 3500 / 4

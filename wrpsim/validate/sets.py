@@ -360,7 +360,10 @@ def _mlenergy_requests(root: Path, task: str, model_id: str, gpu_model: str, mns
 
 def mlenergy_cases(root: str | Path) -> list[Case]:
     """Closed-loop cases of the ML.ENERGY leaderboard found under `root` (llm_configs.csv and
-    models/*.json); dense and MoE models of the catalog, one instance per configuration."""
+    models/*.json); dense and MoE models of the catalog, one instance per configuration. A run
+    with vLLM's data-parallel attention (`--data-parallel-size` > 1 with expert parallelism:
+    Qwen3-Coder-480B-FP8 on 4 and 8 B200, TP 1 per rank) is one instance of all its GPUs with
+    `attn_dp` = the DP size."""
     root = Path(root)
     df = pd.read_csv(root / "llm_configs.csv")
     out = []
@@ -371,8 +374,9 @@ def mlenergy_cases(root: str | Path) -> list[Case]:
             continue
         n_gpu = int(r.num_gpus)
         tp, ep = int(r.par_tensor_parallel), int(r.par_expert_parallel)
-        if int(r.par_data_parallel) != 1:
-            continue
+        dp = int(r.par_data_parallel)
+        if dp > 1 and (tp != 1 or ep != n_gpu):
+            continue  # (data-parallel ranks of more than one GPU, or without EP: none listed)
         if ep > 1:  # vLLM --enable-expert-parallel over the instance's GPUs
             tp = n_gpu
             ep = n_gpu
@@ -400,6 +404,8 @@ def mlenergy_cases(root: str | Path) -> list[Case]:
         pool = {"gpu": gpu, "model": model, "tp": tp, "ep": ep if ep > 1 else 1, "count": 1,
                 "precision": prec, "max_context": None, "engine": engine,
                 "scheduler": {**BIG_GPU_SCHED, "max_seqs": mns}}
+        if dp > 1:
+            pool["attn_dp"] = dp
         engine_keys = {k: settings[k] for k in ("cudagraph_mixed", "mamba_ssm_dtype")
                        if k in settings}
         if engine_keys:
@@ -408,7 +414,8 @@ def mlenergy_cases(root: str | Path) -> list[Case]:
             "kind": "closed_loop", "concurrency": mns, "num_requests": n_req,
             "prompt_tokens": MLENERGY_PROMPTS[r.task], "output_tokens": out_spec}}
         fit = r.model_id in MLENERGY_FIT and r.task == "lm-arena-chat"
-        name = f"{r.model_id} {r.task} {r.gpu_model}x{n_gpu} {prec} c{mns}"
+        name = f"{r.model_id} {r.task} {r.gpu_model}x{n_gpu} {prec} c{mns}" + (
+            f" dp{dp}" if dp > 1 else "")
         seen[name] = seen.get(name, 0) + 1
         if seen[name] > 1:  # the leaderboard lists some configurations twice (repeat runs)
             name += f" run {seen[name]}"
