@@ -56,6 +56,9 @@ OUTPUT_KEYS = ("hydra", "json")
 # sweep's closing table), whatever a resume adds
 PRESENTATION_KEYS = ("json", "sim.progress")
 
+DONE = "_DONE"
+ERROR = "error.json"
+
 
 def split_override(text: str) -> tuple[str, str]:
     """`'+a.b=3'` -> `('a.b', '3')`; a deletion `'~a.b'` -> `('a.b', '~')`."""
@@ -70,9 +73,6 @@ def presentation(override: str) -> bool:
     `json=true`, `sim.progress=false`): it is never a swept dimension of a report. (Here, not
     in `wrpsim.report`, which a run does not import.)"""
     return split_override(override)[0] in PRESENTATION_KEYS
-
-DONE = "_DONE"
-ERROR = "error.json"
 
 
 def check_catalogs() -> None:

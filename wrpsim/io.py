@@ -27,7 +27,6 @@ def atomic_path(path: Path):
             tmp.unlink()
 
 
-
 class Background:
     """Calls run on their own threads while the caller goes on (`start`), all waited for by
     `join`, which raises the first one's exception, if any, in the caller. For result files

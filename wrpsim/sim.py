@@ -483,9 +483,8 @@ def run(cfg: dict, out_dir: Path | str, trace=None) -> dict:
     out = Path(out_dir)
     with Background() as files:  # (the large tables written while the summary is computed)
         files.start_file(write_parquet, req_t, out / "requests.parquet")
-        summary = _summary(cfg, sim, req_t, inst_t, end, files, out)
+        summary, network = _summary(cfg, sim, req_t, inst_t, end, files, out)
         summary["sim_wall_s"] = time.perf_counter() - t0
-        network = summary.pop("_network")
         if network is not None:
             fabric = sim.fleet.transfer.fabric
             write_json(out / "network.json", network)
@@ -504,9 +503,10 @@ def run(cfg: dict, out_dir: Path | str, trace=None) -> dict:
     return summary
 
 
-def _summary(cfg: dict, sim, req_t, inst_t, end: float, files, out: Path) -> dict:
-    """The run's summary (`run`), with its network figures under `_network` (None without a
-    fabric); starts `tasks.parquet`'s write on `files` as soon as its table exists."""
+def _summary(cfg: dict, sim, req_t, inst_t, end: float, files,
+             out: Path) -> tuple[dict, dict | None]:
+    """The run's summary (`run`) and its fabric's figures (None without a fabric); starts
+    `tasks.parquet`'s write on `files` as soon as its table exists."""
     summary = summarize(req_t, inst_t, end, sim.slo, sim.pue, sim.qoe)
     answers = getattr(sim.router, "answers", None)
     if sim.cache is not None and sim.cache.answers:  # false hits score 0
@@ -549,8 +549,7 @@ def _summary(cfg: dict, sim, req_t, inst_t, end: float, files, out: Path) -> dic
     if network is not None:
         summary.update(network_headline(network))
         _warn_empty_window(network, end)
-    summary["_network"] = network
-    return summary
+    return summary, network
 
 
 def _plain(x) -> bool:
