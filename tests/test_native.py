@@ -305,7 +305,7 @@ def test_packet_pxd_types_only_locals_of_the_hop_loop():
         n.id for n in ast.walk(run) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
     typed = _pxd_locals("wrpsim/network/packet.pxd")
     assert typed <= names, typed - names
-    assert {"t", "b", "arr", "p", "hop", "busy", "lst", "e"} <= typed
+    assert {"t", "b", "p", "hop", "row", "s", "meta", "cs", "q"} <= typed
 
 
 def test_packet_engine_runs_without_cython_installed():
@@ -353,29 +353,49 @@ def test_compiled_and_pure_packet_engine_give_identical_results(tmp_path, overri
 
 
 #: the packet engine's attributes (declared on its chain's root, `TransportBase`) that are C
-#: numbers, and those typed as a Python container; the rest are `object`
-PACKET_C_TYPED = {"wmax": "double", "pi_gain": "double", "width": "long long",
-                  "ctrl_packets": "long long", "rwnd": "long long", "nconns": "Py_ssize_t",
-                  "tkind": "Py_ssize_t", "sacking": "bint"}
+#: numbers, and those that are typed memoryviews of `long long` (over `array('q')`); the rest
+#: are Python objects (`object`, `list`, `dict`, the `EventQueue`)
+PACKET_C_TYPED = {"wmax": "double", "pi_gain": "double", "ctrl_packets": "long long",
+                  "rwnd": "long long", "nconns": "Py_ssize_t", "tkind": "Py_ssize_t",
+                  "sacking": "bint", "ack": "long long", "hdr": "long long", "mtu": "long long",
+                  "rto_ps": "long long", "target_ps": "long long", "wire": "long long"}
+PACKET_ARRAYS = {"acktx", "bufps", "busy", "ecnps", "pathb", "pdrops", "pmarks", "pmaxq",
+                 "pports", "prop", "ptrims", "rate", "txf"}
+_DECL = re.compile(r"cdef (?:public )?(object|double|long long|Py_ssize_t|bint|list|dict|"
+                   r"bytearray|EventQueue|Chooser|long long\[::1\]) (\w+)\n")
 
 
-def _packet_declared() -> dict:
-    text = (ROOT / "wrpsim/network/transport.pxd").read_text()
-    body = text.split("cdef class TransportBase")[1].split("\ncdef class")[0]
-    return {n: t for t, n in re.findall(
-        r"cdef public (object|double|long long|Py_ssize_t|bint|list|dict) (\w+)\n", body)}
+def _class_declared(pxd: str, cls: str) -> dict:
+    text = (ROOT / pxd).read_text()
+    body = text.split(f"cdef class {cls}")[1].split("\ncdef class")[0]
+    return {n: t for t, n in _DECL.findall(body)}
 
 
 def test_packet_pxd_declares_exactly_the_engines_slots():
     from wrpsim.network.packet import PacketEngine
-    from wrpsim.network.transport import CONN_FIELDS
 
-    declared = _packet_declared()
+    declared = _class_declared("wrpsim/network/transport.pxd", "TransportBase")
     assert set(declared) == _slots(PacketEngine)
-    assert {n: t for n, t in declared.items() if t not in ("object", "list", "dict")} == \
-        PACKET_C_TYPED
-    # the per-connection state stays a list per field, readable from Python
-    assert all(declared["c_" + name] == "list" for name in CONN_FIELDS)
+    assert {n: t for n, t in declared.items() if t in (
+        "double", "long long", "Py_ssize_t", "bint")} == PACKET_C_TYPED
+    assert {n for n, t in declared.items() if t == "long long[::1]"} == PACKET_ARRAYS
+
+
+def test_connection_pxd_declares_exactly_its_slots():
+    from wrpsim.network.connection import FIELDS, ConnState
+
+    declared = _class_declared("wrpsim/network/connection.pxd", "ConnState")
+    assert set(declared) == _slots(ConnState) == {"cid", *FIELDS}
+    assert {n for n, t in declared.items() if t == "double"} == {"wnd", "alpha"}
+    assert {n for n, t in declared.items() if t == "long long[::1]"} == {
+        "paths", "rpaths", "sendt"}
+
+
+def test_event_queue_pxd_declares_exactly_its_slots():
+    from wrpsim.network.calendar import EventQueue
+
+    declared = _class_declared("wrpsim/network/calendar.pxd", "EventQueue")
+    assert set(declared) == _slots(EventQueue)
 
 
 def test_packet_engine_chain_keeps_the_method_order():
@@ -396,7 +416,9 @@ def test_packet_engine_attributes_are_readable_and_typed():
     for name, kind in PACKET_C_TYPED.items():
         v = getattr(eng, name)
         assert type(v) is {"double": float, "bint": bool}.get(kind, int), name
-    assert eng.c_finish == [] and eng.pbytes == [0] * eng.topo.nports
+    assert eng.column("finish") == [] and eng.pbytes == [0] * eng.topo.nports
+    assert set(eng.port(0)) == {"rate_bps", "tx_ps", "ack_tx_ps", "buffer_ps", "ecn_ps",
+                                "busy_until_ps"}
 
 
 def test_entropy_pxd_declares_exactly_each_choosers_slots():

@@ -50,14 +50,14 @@ def test_packet_engine_delivers_everything_once(sc):
         assert st_["max_reorder_distance"] < cfg["reorder_window"]
     else:  # every lost copy is sent again; reordering adds spurious resends
         assert st_["trims"] == 0 and st_["retransmits"] >= st_["drops"]
-    assert st_["data_packets"] == sum(eng.c_npk) + st_["retransmits"]
-    assert eng.bheap == [] and not eng.buckets  # nothing left in flight
+    assert st_["data_packets"] == sum(eng.column("npk")) + st_["retransmits"]
+    assert eng.idle()  # nothing left in flight
     for cid, c in enumerate(conns):  # one path, equal rates: no faster than oracle 1
         if len(c.paths) == 1 and len({topo.rate[p] for p in c.paths[0]}) == 1:
-            assert eng.c_finish[cid] >= topo.min_latency_ps(c.nbytes, c.src, c.dst)
+            assert eng.conns[cid].finish >= topo.min_latency_ps(c.nbytes, c.src, c.dst)
     live = [f for f in flows if f[0] != f[1]]
     if live:
-        assert max(eng.c_finish) / 1e12 >= ideal_cct_s(topo, live) * (1 - 1e-9)
+        assert max(eng.column("finish")) / 1e12 >= ideal_cct_s(topo, live) * (1 - 1e-9)
 
 
 @settings(max_examples=60, deadline=None)
@@ -113,5 +113,5 @@ def _delivered(cfg: dict, flows: list, seed: int) -> tuple:
         eng.add(c, 0)
     done = eng.run()
     assert sorted(c for _, c in done) == list(range(len(conns)))
-    assert eng.c_rcv == eng.c_npk
+    assert eng.column("rcv") == eng.column("npk")
     return eng, topo, conns

@@ -46,7 +46,7 @@ def test_one_flow_latency_oracle1_exact(transport):
                  mtu_bytes=4096, header_bytes=0, transport=transport)
     topo, eng, _, done = run_flows(cfg, [(0, 1, 4 * MIB)])
     assert done == [(88_131_840, 0)]
-    assert eng.c_finish[0] == topo.min_latency_ps(4 * MIB, 0, 1) == 88_131_840
+    assert eng.column("finish")[0] == topo.min_latency_ps(4 * MIB, 0, 1) == 88_131_840
     assert one_flow_latency_s(4 * MIB, 400e9, 4096, 4, [1e-6] * 4) == \
         pytest.approx(88.13184e-6, abs=1e-15)
     assert eng.stats()["data_packets"] == 1024
@@ -59,9 +59,9 @@ def test_lone_flow_with_headers_at_line_rate_times_payload_share():
     cfg = packet(leaves=2, hosts_per_leaf=1, spines=1, host_gbps=400, header_bytes=64)
     topo, eng, _, _ = run_flows(cfg, [(0, 1, 4 * MIB)])
     stream_ps = 4 * MIB * 8 * 10**12 // (400 * 10**9) * 4160 // 4096
-    assert eng.c_finish[0] == stream_ps + 3 * 83_200 + 4_000_000
-    assert eng.c_finish[0] == topo.min_latency_ps(4 * MIB, 0, 1)
-    goodput = 4 * MIB * 8 / ((eng.c_finish[0] - 3 * 83_200 - 4_000_000) / 1e12)
+    assert eng.column("finish")[0] == stream_ps + 3 * 83_200 + 4_000_000
+    assert eng.column("finish")[0] == topo.min_latency_ps(4 * MIB, 0, 1)
+    goodput = 4 * MIB * 8 / ((eng.column("finish")[0] - 3 * 83_200 - 4_000_000) / 1e12)
     assert goodput == pytest.approx(400e9 * 4096 / 4160, rel=1e-12)
 
 
@@ -75,7 +75,7 @@ def test_one_flow_latency_general(nbytes, mtu, gbps, prop, hdr):
                  mtu_bytes=mtu, header_bytes=hdr)
     for dst in (1, 2):  # same leaf (2 queues), other leaf (4 queues)
         topo, eng, _, _ = run_flows(cfg, [(0, dst, nbytes)])
-        assert eng.c_finish[0] == topo.min_latency_ps(nbytes, 0, dst)
+        assert eng.column("finish")[0] == topo.min_latency_ps(nbytes, 0, dst)
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
@@ -89,7 +89,7 @@ def test_fair_share_oracle2(k, transport):
     M = 8 * MIB
     _, eng, _, _ = run_flows(cfg, [(i, k, M) for i in range(k)])
     ideal = k * M * 8 / 400e9 * 4160 / 4096
-    fin = np.array(eng.c_finish) / 1e12
+    fin = np.array(eng.column("finish")) / 1e12
     assert fin.max() == pytest.approx(ideal, rel=0.03 if transport == "uec" else 0.05)
     assert fin.min() > 0.85 * ideal  # fair: nobody finishes far ahead
     assert eng.stats()["drops"] == 0
@@ -109,8 +109,8 @@ def test_losses_are_recovered_and_packets_conserved(transport):
     lost = st["drops"] + st["trims"]
     assert lost > 0 and len(done) == 4
     assert (st["trims"] > 0) == (transport == "uec") and (st["drops"] > 0) != (transport == "uec")
-    assert eng.c_rcv == eng.c_npk
-    assert st["data_packets"] == sum(eng.c_npk) + st["retransmits"]
+    assert eng.column("rcv") == eng.column("npk")
+    assert st["data_packets"] == sum(eng.column("npk")) + st["retransmits"]
     if transport == "uec":  # a trimmed packet is resent exactly once, on its NACK
         assert st["retransmits"] == st["trims"]
     else:
@@ -121,7 +121,7 @@ def test_trimming_recovers_faster_than_timeouts():
     """uec resends a trimmed packet one NACK trip after the trim; dctcp and roce wait for
     duplicate ACKs, NAKs or the 200 µs timer."""
     flows = [(i, 4, 2 * MIB) for i in range(4)]
-    fin = {tr: max(run_flows(packet(transport=tr, **INCAST), flows)[1].c_finish)
+    fin = {tr: max(run_flows(packet(transport=tr, **INCAST), flows)[1].column("finish"))
            for tr in TRANSPORTS}
     assert fin["uec"] < fin["dctcp"] and fin["uec"] < fin["roce"]
 
@@ -133,11 +133,11 @@ def test_dctcp_marks_and_shrinks_windows():
     flows = [(i, 4, 16 * MIB) for i in range(4)]
     _, dctcp, _, _ = run_flows(packet(transport="dctcp", ecn_bdp=0.5, **base), flows)
     assert dctcp.stats()["ecn_marks"] > 0
-    assert max(dctcp.c_wnd) < 0.5 * dctcp.window
-    assert 0 < min(dctcp.c_alpha) and max(dctcp.c_alpha) < 1
+    assert max(dctcp.column("wnd")) < 0.5 * dctcp.window
+    assert 0 < min(dctcp.column("alpha")) and max(dctcp.column("alpha")) < 1
     ideal = 4 * 16 * MIB * 8 / 400e9 * 1e12 * 4160 / 4096
-    assert max(dctcp.c_finish) == pytest.approx(ideal, rel=0.10)
-    assert dctcp.c_rcv == dctcp.c_npk and dctcp.stats()["drops"] == 0
+    assert max(dctcp.column("finish")) == pytest.approx(ideal, rel=0.10)
+    assert dctcp.column("rcv") == dctcp.column("npk") and dctcp.stats()["drops"] == 0
 
 
 def test_uec_congestion_control_shrinks_windows_under_incast():
@@ -147,10 +147,10 @@ def test_uec_congestion_control_shrinks_windows_under_incast():
     flows = [(i, 4, 16 * MIB) for i in range(4)]
     _, eng, _, _ = run_flows(packet(**base), flows)
     st = eng.stats()
-    assert st["ecn_marks"] > 0 and max(eng.c_wnd) < 0.6 * eng.window
+    assert st["ecn_marks"] > 0 and max(eng.column("wnd")) < 0.6 * eng.window
     assert st["trims"] == 0
     ideal = 4 * 16 * MIB * 8 / 400e9 * 1e12 * 4160 / 4096
-    assert max(eng.c_finish) == pytest.approx(ideal, rel=0.05)
+    assert max(eng.column("finish")) == pytest.approx(ideal, rel=0.05)
 
 
 def test_acks_queue_on_the_reverse_path():
@@ -233,9 +233,9 @@ def test_calendar_equals_heap_order_under_stops():
     while sliced.peek() is not None:
         t += 777_777
         done += sliced.run(t, inclusive=False, stop_at_done=True)
-    assert sorted(done) == sorted(zip(one.c_finish, range(16)))
-    assert sliced.c_finish == one.c_finish and sliced.pbytes == one.pbytes
-    assert sliced.c_ooo == one.c_ooo
+    assert sorted(done) == sorted(zip(one.column("finish"), range(16)))
+    assert sliced.column("finish") == one.column("finish") and sliced.pbytes == one.pbytes
+    assert sliced.column("ooo") == one.column("ooo")
 
 
 @pytest.mark.parametrize("kind", ["packet", "fluid"])
@@ -329,12 +329,12 @@ def test_background_slows_a_port_and_zero_restores_it_exactly():
     topo = LeafSpine(packet(leaves=2, hosts_per_leaf=2, spines=1))
     eng = PacketEngine(topo)
     p = topo.path(0, 1, 0)[1]
-    before = (eng.rate[p], eng.txf[p], eng.acktx[p], eng.bufps[p], eng.ecnps[p])
+    before = eng.port(p)
     eng.set_background(p, topo.rate[p] / 2)
-    assert eng.rate[p] == topo.rate[p] // 2
-    assert eng.txf[p] in (2 * before[1] - 1, 2 * before[1])
-    assert eng.bufps[p] == pytest.approx(2 * before[3], rel=1e-9)
+    assert eng.port(p)["rate_bps"] == topo.rate[p] // 2
+    assert eng.port(p)["tx_ps"] in (2 * before["tx_ps"] - 1, 2 * before["tx_ps"])
+    assert eng.port(p)["buffer_ps"] == pytest.approx(2 * before["buffer_ps"], rel=1e-9)
     eng.set_background(p, topo.rate[p] * 2)      # more than the line: floored at 1/1000
-    assert eng.rate[p] == topo.rate[p] // 1000
+    assert eng.port(p)["rate_bps"] == topo.rate[p] // 1000
     eng.set_background(p, 0.0)
-    assert (eng.rate[p], eng.txf[p], eng.acktx[p], eng.bufps[p], eng.ecnps[p]) == before
+    assert eng.port(p) == before

@@ -5,7 +5,8 @@
 and its `.pxd` makes its classes extension types (`Instance` and its mixin chain, `KVLedger`,
 `Seq`, `Wakeup`, `Arrivals`, the `Dispatcher`, the `RequestLog`, the `QoEMeter` and the kernel
 latency model `KernelLatency`; the packet engine's `PacketEngine` and its transport chain, and
-its path choosers, `wrpsim.network.*`) whose attributes are struct fields: Python objects
+its path choosers, its event queue `EventQueue` and connection state `ConnState`,
+`wrpsim.network.*`) whose attributes are struct fields: Python objects
 (typed `list` / `dict` where that is what they hold), but C numbers (`double`, `long long`,
 `Py_ssize_t`) for the hot attributes that only ever hold a float, or only an int, and for the
 typed arguments and locals of the hot `cpdef` methods and of the packet engine's hop loop
@@ -54,6 +55,8 @@ MODULES = (
     "wrpsim.router.requestview",
     "wrpsim.router.policies",
     "wrpsim.network.entropy",
+    "wrpsim.network.calendar",
+    "wrpsim.network.connection",
     "wrpsim.network.transport",
     "wrpsim.network.uec",
     "wrpsim.network.dctcp",

@@ -163,9 +163,9 @@ def run_collective(cfg: NetConfig, kind: str, nbytes: int, seed: int, group="spr
             [(c.paths[0][1] - 2 * topo.n) % topo.S for c in cs]
         pk = [None] * 5
         if packet and cids:
-            pk = [sum(eng.sent(c) for c in cids), sum(eng.c_retx[c] for c in cids),
-                  sum(eng.c_drops[c] for c in cids), sum(eng.c_ooo[c] for c in cids),
-                  max(eng.c_maxdist[c] for c in cids)]
+            pk = [sum(eng.sent(c) for c in cids), sum(eng.conns[c].retx for c in cids),
+                  sum(eng.conns[c].drops for c in cids), sum(eng.conns[c].ooo for c in cids),
+                  max(eng.conns[c].maxdist for c in cids)]
         fcts.append(fin - start)
         rows.append((i, s.step, s.src, s.dst, src, dst, topo.leaf_of[src], topo.leaf_of[dst],
                      s.nbytes, link, list(s.deps), len(cids), spines, spray,

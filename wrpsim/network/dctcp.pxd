@@ -4,12 +4,14 @@
 
 cimport cython
 
+from wrpsim.network.connection cimport ConnState
 from wrpsim.network.roce cimport RoceMixin
+from wrpsim.network.transport cimport ECN_FLAG
 
 
 cdef class DctcpMixin(RoceMixin):
     @cython.locals(sacked=bytearray, lost=dict, s=cython.Py_ssize_t, top=cython.Py_ssize_t)
-    cpdef _dctcp_ctrl(self, Py_ssize_t c, k, ev, int fl, long long t)
+    cpdef _dctcp_ctrl(self, ConnState cs, Py_ssize_t k, Py_ssize_t ev, int fl, long long t)
 
     @cython.locals(lost=dict)
-    cpdef _dctcp_timer(self, Py_ssize_t c, k, t0, long long t)
+    cpdef _dctcp_timer(self, ConnState cs, Py_ssize_t k, long long t0, long long t)

@@ -19,8 +19,16 @@ in packets, `infl` unacknowledged, `una` the lowest unacknowledged, `hi` the hig
 
 from __future__ import annotations
 
+try:
+    import cython
+except ImportError:  # pure Python without Cython installed
+    from wrpsim import _cyshim as cython
+
+from wrpsim.network.connection import ConnState
 from wrpsim.network.roce import RoceMixin
-from wrpsim.network.transport import ECN_FLAG
+
+if not cython.compiled:  # (compiled, the enum of `transport.pxd`)
+    from wrpsim.network.transport import ECN_FLAG
 
 DUPTHRESH = 3
 
@@ -31,34 +39,34 @@ class DctcpMixin(RoceMixin):
 
     __slots__ = ()  # (the attributes are `PacketEngine`'s slots)
 
-    def _dctcp_ctrl(self, c: int, k: int, ev: int, fl: int, t: int) -> None:
-        sacked = self.c_sacked[c]
+    def _dctcp_ctrl(self, cs: ConnState, k: int, ev: int, fl: int, t: int) -> None:
+        sacked = cs.sacked
         if sacked is None:
             return
-        self._feedback(c, ev, fl)
-        if not self._sack_ack(c, k, sacked):
+        self._feedback(cs, ev, fl)
+        if not self._sack_ack(cs, k, sacked):
             return
-        if k > self.c_hi[c]:
-            self.c_hi[c] = k
-        lost = self.c_lost[c]
+        if k > cs.hi:
+            cs.hi = k
+        lost = cs.lost
         lost.pop(k, None)
-        self._ecn_window(c, k, fl & ECN_FLAG)
-        s = max(self.c_scan[c], self.c_una[c])
-        top = self.c_hi[c] - DUPTHRESH
+        self._ecn_window(cs, k, fl & ECN_FLAG)
+        s = max(cs.scan, cs.una)
+        top = cs.hi - DUPTHRESH
         while s <= top:
             if not sacked[s]:
                 lost.pop(s, None)
-                self._loss_cut(c, s)
-                self._emit(c, s, t)
+                self._loss_cut(cs, s)
+                self._emit(cs, s, t)
             s += 1
-        self.c_scan[c] = s
-        if not self._sender_done(c):
-            self._pump(c, t)
+        cs.scan = s
+        if not self._sender_done(cs):
+            self._pump(cs, t)
 
-    def _dctcp_timer(self, c: int, k: int, t0: int, t: int) -> None:
-        lost = self.c_lost[c]
+    def _dctcp_timer(self, cs: ConnState, k: int, t0: int, t: int) -> None:
+        lost = cs.lost
         if lost is None or lost.get(k) != t0:
             return
         del lost[k]
-        self.c_wnd[c] = 1.0
-        self._emit(c, k, t)
+        cs.wnd = 1.0
+        self._emit(cs, k, t)

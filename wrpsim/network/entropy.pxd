@@ -1,8 +1,9 @@
 # Cython declarations for `entropy.py` (pure-Python mode, `wrpsim._native`): the choosers are
 # extension types (their `__slots__` as struct fields), so the engine's `_emit` and ACK
 # handlers call `choose` and `feedback` as C methods and read `adaptive` as a field. Counters
-# and EV indices are `Py_ssize_t` (at most `entropies`, 65,536); times, gaps and random
-# generators stay Python objects.
+# and EV indices are `Py_ssize_t` (at most `entropies`, 65,536), the time a choice is made
+# `long long` ps; the flowlet's gap and last send time and the random generators stay Python
+# objects.
 
 cimport cython
 
@@ -11,9 +12,9 @@ cdef class Chooser:
     cdef public Py_ssize_t n
     cdef public bint adaptive
 
-    cpdef choose(self, t)
+    cpdef Py_ssize_t choose(self, long long t) except? -1
 
-    cpdef feedback(self, ev, sig)
+    cpdef feedback(self, Py_ssize_t ev, int sig)
 
 
 cdef class Oblivious(Chooser):
@@ -22,9 +23,9 @@ cdef class Oblivious(Chooser):
     cdef public bint randomly
 
     @cython.locals(i=Py_ssize_t)
-    cpdef choose(self, t)
+    cpdef Py_ssize_t choose(self, long long t) except? -1
 
-    cpdef feedback(self, ev, sig)
+    cpdef feedback(self, Py_ssize_t ev, int sig)
 
 
 cdef class Reps(Chooser):
@@ -32,9 +33,9 @@ cdef class Reps(Chooser):
     cdef public object cache
 
     @cython.locals(i=Py_ssize_t)
-    cpdef choose(self, t)
+    cpdef Py_ssize_t choose(self, long long t) except? -1
 
-    cpdef feedback(self, ev, sig)
+    cpdef feedback(self, Py_ssize_t ev, int sig)
 
 
 cdef class Bitmap(Chooser):
@@ -43,10 +44,10 @@ cdef class Bitmap(Chooser):
     cdef public Py_ssize_t bad
 
     @cython.locals(n=Py_ssize_t, pen=bytearray, i=Py_ssize_t, first=bint)
-    cpdef choose(self, t)
+    cpdef Py_ssize_t choose(self, long long t) except? -1
 
     @cython.locals(pen=bytearray)
-    cpdef feedback(self, ev, sig)
+    cpdef feedback(self, Py_ssize_t ev, int sig)
 
 
 cdef class Flowlet(Chooser):
@@ -55,6 +56,6 @@ cdef class Flowlet(Chooser):
     cdef public object ev
     cdef public object last
 
-    cpdef choose(self, t)
+    cpdef Py_ssize_t choose(self, long long t) except? -1
 
-    cpdef feedback(self, ev, sig)
+    cpdef feedback(self, Py_ssize_t ev, int sig)

@@ -15,24 +15,24 @@ propagation delay of every remaining hop. The transports (`transport=`: uec, dct
 the classes of the engine's chain in their own modules (`transport.py`); sprayed connections
 pick an entropy value per packet (`entropy.py`).
 
-Implementation. Events are `(t, kind, conn, seq, hop, ev, size, flags, path)` tuples. `DATA`
-and `CTRL` events are a packet entering port `path[hop]` of its path tuple (`paths[ev]` of its
-connection for data, `rpaths[ev]` for control; `(path id, port, ..., port, END)`, see
-`TransportBase._path_tuple`); reaching the mark `END` is its arrival at the receiving NIC.
-(Tuples, not one list per packet updated from hop to hop: lists save ~2 % of the instructions
-but cost ~10 % of the wall time of sprayed runs, whose buckets are large: two allocations per
-event and one more pointer to follow for each sort key, which `itemgetter` reads straight
-from a tuple.) `TRIM` is a trimmed header at the receiver; `TIMER` a loss timer (`size` holds
-the loss time); both sit at their path's END, so the hop loop meets them only in its arrival
-branch. Since a port is FIFO, a packet's departure is known when it is enqueued (`busy`), so
-each hop is one event. Per-port and per-connection state lives in flat lists; the bytes each
-port has carried are counted per path and derived on reading (`pbytes`).
+Implementation. Events are rows of integers in an `EventQueue` (`calendar.py`): a packet's
+row holds its time, connection, sequence number, EV, size, flags, the offset of its path in the
+engine's path table (`TransportBase._path`: the path's id, its ports, the mark `END`) and the
+hop it is at. `DATA` and `CTRL` events are a packet entering the port of its hop; reaching the
+mark `END` is its arrival at the receiving NIC. A packet keeps its row from its NIC to its
+receiver: each hop rewrites the row's time and hop and links it into its next bucket. `TRIM` is
+a trimmed header at the receiver; `TIMER` a loss timer (its size field holds the loss time,
+its path `NOPATH`, whose hop 0 is `END`); both sit at `END`, so the hop loop meets them only in
+its arrival branch. Since a port is FIFO, a packet's departure is known when it is enqueued
+(`busy`), so each hop is one event. Per-port state lives in flat integer arrays, per-connection
+state in one `ConnState` per connection (`connection.py`); the bytes each port has carried are
+counted per path and derived on reading (`pbytes`).
 
-The event queue is a calendar: events are appended to buckets of `width` picoseconds, where
-`width` is no more than the smallest delay between an event and any event it causes (one
-propagation delay plus a one-byte serialisation, or the RTO). A bucket is therefore complete
-once the earlier ones are processed; it is sorted by time (a stable sort, so ties keep their
-creation order) and run. This is exactly the order of a (time, creation number) heap.
+The event queue is a calendar of buckets `width` picoseconds wide, where `width` is no more
+than the smallest delay between an event and any event it causes (one propagation delay plus a
+one-byte serialisation, or the RTO). A bucket is therefore complete once the earlier ones are
+processed; it is sorted by time (a stable sort, so ties keep their creation order) and run.
+This is exactly the order of a (time, creation number) heap.
 
 Driving contract (identical standalone and under SimPy): `add(conn, t)` at a time no earlier
 than any processed event; `run(limit, inclusive, stop_at_done)` processes events in time order
@@ -42,40 +42,76 @@ when `stop_at_done`); `peek()` is the next event's time.
 
 from __future__ import annotations
 
-import heapq
 import random
-from bisect import bisect_right
-from operator import itemgetter
+from array import array
 
+try:
+    import cython
+except ImportError:  # pure Python without Cython installed
+    from wrpsim import _cyshim as cython
+
+from wrpsim.network.calendar import EventQueue
 from wrpsim.network.topology import PS_PER_S, LeafSpine, tx_ps
-from wrpsim.network.transport import CONN_FIELDS, CTRL, DATA, DCTCP, TRIM, UEC
 from wrpsim.network.uec import UecMixin
 from wrpsim.rng import stream
 
+if not cython.compiled:  # (compiled, the enums of `calendar.pxd` and `transport.pxd`)
+    from wrpsim.network.calendar import F_CONN, F_EV, F_META, F_PATH, F_SEQ, F_SIZE, F_T, STRIDE
+    from wrpsim.network.transport import CTRL, DATA, DCTCP, TRIM, UEC
+
 INF = 1 << 62
 BITPS = 8 * PS_PER_S
-_time = itemgetter(0)
-_CONN_SLOTS = tuple("c_" + name for name in CONN_FIELDS)  # (a class body of a compiled class
-#                                                           cannot hold a generator)
-
-
-def _index(lst: list, e: tuple) -> int:
-    """Position of the object `e` in `lst` (by identity: equal events may precede it)."""
-    return next(i for i, x in enumerate(lst) if x is e)
 
 
 class PacketEngine(UecMixin):
     """Packet-level simulation of connections on a `LeafSpine` (module docstring)."""
 
-    # slots: ~70 attributes are too many for CPython's shared-key instance dicts, whose
+    # slots: ~45 attributes are too many for CPython's shared-key instance dicts, whose
     # attribute reads the interpreter can specialise; slot reads it always can. Compiled,
     # `transport.pxd` declares them as the struct fields of the chain's root, `TransportBase`
-    __slots__ = ("topo", "cfg", "mtu", "hdr", "wire", "window", "wmax", "rto_ps", "rng", "seed",
-                 "rate", "prop", "txf", "bufps", "ecnps", "busy", "pathlist", "pathb", "cutb",
-                 "pdrops", "ptrims", "pmarks", "pmaxq", "ctrl_packets", "width", "buckets",
-                 "bheap", "now", "nconns", "tkind", "rwnd",
-                 "target_ps", "ack", "acktx", "pi_gain", "sacking", "salts", "_evpaths", "_rev",
-                 *_CONN_SLOTS)
+    __slots__ = (
+        "_evpaths",
+        "_rev",
+        "ack",
+        "acktx",
+        "bufps",
+        "busy",
+        "cfg",
+        "conns",
+        "ctrl_packets",
+        "cutb",
+        "ecnps",
+        "hdr",
+        "mtu",
+        "nconns",
+        "now",
+        "pathb",
+        "pathb_a",
+        "pathlist",
+        "pdrops",
+        "pi_gain",
+        "pmarks",
+        "pmaxq",
+        "pports",
+        "pports_a",
+        "prop",
+        "ptrims",
+        "q",
+        "rate",
+        "rng",
+        "rto_ps",
+        "rwnd",
+        "sacking",
+        "salts",
+        "seed",
+        "target_ps",
+        "tkind",
+        "topo",
+        "txf",
+        "window",
+        "wire",
+        "wmax",
+    )
 
     def __init__(self, topo: LeafSpine, seed: int = 0):
         cfg = topo.cfg
@@ -89,27 +125,28 @@ class PacketEngine(UecMixin):
         self.rng = random.Random(int(stream(seed, "network.entropy").integers(0, 1 << 62)))
         self.seed = seed
         n = topo.nports
-        self.rate = list(topo.rate)
-        self.prop = list(topo.prop)
-        self.txf = [tx_ps(self.wire, r) for r in self.rate]
-        self.bufps = [INF if b is None else b * BITPS // r for b, r in zip(topo.buffer, self.rate)]
-        self.ecnps = [INF if topo.buffer[p] is None else
-                      round(cfg.ecn_bdp * topo.bdp_bytes(self.rate[p])) * BITPS // self.rate[p]
-                      for p in range(n)]
-        self.busy = [0] * n
-        self.pdrops = [0] * n
-        self.ptrims = [0] * n
-        self.pmarks = [0] * n
-        self.pmaxq = [0] * n
+        self.rate = array("q", topo.rate)
+        self.prop = array("q", topo.prop)
+        self.txf = array("q", [tx_ps(self.wire, r) for r in topo.rate])
+        self.bufps = array("q", [INF if b is None else b * BITPS // r
+                                 for b, r in zip(topo.buffer, topo.rate)])
+        self.ecnps = array("q", [INF if topo.buffer[p] is None else
+                                 round(cfg.ecn_bdp * topo.bdp_bytes(topo.rate[p])) * BITPS //
+                                 topo.rate[p] for p in range(n)])
+        self.busy = _zeros(n)
+        self.pdrops = _zeros(n)
+        self.ptrims = _zeros(n)
+        self.pmarks = _zeros(n)
+        self.pmaxq = _zeros(n)
         self.ctrl_packets = 0
-        lag = min([self.rto_ps] + [d + tx_ps(1, r) for d, r in zip(self.prop, self.rate)])
-        self.width = max(1, lag // 16)  # any width <= lag is exact; smaller buckets cache better
-        self.buckets: dict[int, list[tuple]] = {}
-        self.bheap: list[int] = []
+        lag = min([self.rto_ps] + [d + tx_ps(1, r) for d, r in zip(topo.prop, topo.rate)])
+        width = max(1, lag // 16)  # any width <= lag is exact; smaller buckets cache better
+        # the ring spans the RTO (timers) and twice a full window's serialisation at the NIC
+        horizon = (self.rto_ps + 2 * self.window * max(self.txf, default=0)) // width + 1
+        self.q = EventQueue(width, horizon)
         self.now = 0
         self.nconns = 0
-        for name in CONN_FIELDS:
-            setattr(self, "c_" + name, [])
+        self.conns: list = []
         self._bind_transport(cfg.transport)
 
     def set_background(self, p: int, bps: float) -> None:
@@ -128,6 +165,22 @@ class PacketEngine(UecMixin):
             self.bufps[p] = self.topo.buffer[p] * BITPS // r
             self.ecnps[p] = round(self.cfg.ecn_bdp * self.topo.bdp_bytes(r0)) * BITPS // r
 
+    def port(self, p: int) -> dict[str, int]:
+        """Port `p`'s state: `rate_bps` (its line rate less any background), `tx_ps` and
+        `ack_tx_ps` (a full data packet's and a control packet's serialisation), `buffer_ps`
+        and `ecn_ps` (its buffer and ECN threshold as queueing delay; 2**62: none),
+        `busy_until_ps` (when its queue, as enqueued so far, is sent)."""
+        return {"rate_bps": self.rate[p], "tx_ps": self.txf[p], "ack_tx_ps": self.acktx[p],
+                "buffer_ps": self.bufps[p], "ecn_ps": self.ecnps[p],
+                "busy_until_ps": self.busy[p]}
+
+    def port_counters(self) -> dict[str, list[int]]:
+        """Per port, as new lists: `drops` and `trims` (data packets a full buffer dropped or
+        trimmed), `marks` (ECN marks), `maxq_ps` (the longest queue a packet found, in ps of
+        the port's serialisation)."""
+        return {"drops": list(self.pdrops), "trims": list(self.ptrims),
+                "marks": list(self.pmarks), "maxq_ps": list(self.pmaxq)}
+
     @property
     def pbytes(self) -> list[int]:
         """Bytes enqueued so far at each port (data packets with their headers, resends and
@@ -138,36 +191,30 @@ class PacketEngine(UecMixin):
         stops: dict[int, dict[int, int]] = {}  # path id -> {hop: bytes stopped before it}
         for (pid, hop), n in self.cutb.items():
             stops.setdefault(pid, {})[hop] = n
-        for lst in self.buckets.values():
-            for e in lst:
-                if e[1] <= CTRL:
-                    at = stops.setdefault(e[8][0], {})
-                    at[e[4]] = at.get(e[4], 0) + e[6]
+        q, pports = self.q, self.pports_a
+        for s in q.pending():
+            _, _, _, _, _, size, o, meta = q.row(s)
+            if meta & 3 <= CTRL:
+                at = stops.setdefault(pports[o], {})
+                at[meta >> 4] = at.get(meta >> 4, 0) + size
         out = [0] * self.topo.nports
-        for pt, b in zip(self.pathlist, self.pathb):
+        for pid, (pt, b) in enumerate(zip(self.pathlist, self.pathb_a)):
             if not b:
                 continue
-            at = stops.get(pt[0])
-            for hop in range(1, len(pt) - 1):
+            at = stops.get(pid)
+            for hop in range(1, len(pt) + 1):
                 if at is not None:
                     b -= at.get(hop, 0)
-                out[pt[hop]] += b
+                out[pt[hop - 1]] += b
         return out
-
-    def _stop_after(self, lst: list, e: list, bi: int) -> None:
-        """`run` stops after event `e` of bucket `bi` (being run, in `lst`): put the rest back,
-        ahead of the bucket's events past the limit if `run` put those back already."""
-        rest = lst[_index(lst, e) + 1:]
-        later = self.buckets.get(bi)
-        if later is not None:
-            self.buckets[bi] = rest + later
-        elif rest:
-            self.buckets[bi] = rest
-            heapq.heappush(self.bheap, bi)
 
     def peek(self) -> int | None:
         """Time of the next event (ps), or None when idle."""
-        return min(ev[0] for ev in self.buckets[self.bheap[0]]) if self.bheap else None
+        return self.q.peek()
+
+    def idle(self) -> bool:
+        """No event is pending."""
+        return self.q.peek() is None
 
     def run(self, limit: int | None = None, inclusive: bool = True,
             stop_at_done: bool = False) -> list[tuple[int, int]]:
@@ -176,108 +223,112 @@ class PacketEngine(UecMixin):
         return _run(self, lim, stop_at_done)
 
 
+def _zeros(n: int) -> array:
+    return array("q", bytes(8 * n))
+
+
 def _run(eng: PacketEngine, lim: int, stop_at_done: bool) -> list[tuple[int, int]]:
     """`PacketEngine.run` up to `lim` (ps, inclusive). A function of its own so that, compiled,
-    `packet.pxd` can give its locals C types: times, port indices and hop numbers as C integers
-    (`long long` picoseconds: every time here is an int below 2⁶³, or Cython's conversion raises
-    OverflowError; floor division keeps Python's rounding, no `cdivision`), the engine's lists
-    as `list`, and the engine itself as its extension type, whose fields it reads and whose
-    transport handlers it calls as C methods (by the transport's number `tkind`). Values that
-    only pass through (connection, sequence, EV, size) stay objects, so the events it builds
-    reuse them instead of boxing new ints."""
-    buckets, bheap, W = eng.buckets, eng.bheap, eng.width
-    hpush, hpop = heapq.heappush, heapq.heappop
-    busy, txf, rate, prop, bufps, ecnps = (eng.busy, eng.txf, eng.rate, eng.prop,
-                                           eng.bufps, eng.ecnps)
-    pmaxq, pmarks, cutb = eng.pmaxq, eng.pmarks, eng.cutb
-    wire, acktx = eng.wire, eng.acktx
+    `packet.pxd` can give its locals C types: the engine and its event queue as their extension
+    types, whose fields (the event rows, the per-port arrays, the path table) it reads as C
+    arrays and whose transport handlers it calls as C methods (by the transport's number
+    `tkind`); times, ports, hops and row fields as C integers (`long long` picoseconds: every
+    time here is an int below 2⁶³, or Cython's conversion raises OverflowError; floor division
+    keeps Python's rounding, no `cdivision`)."""
+    q = eng.q
     tk, sack = eng.tkind, eng.sacking
-    kdata, kctrl, ktrim = DATA, CTRL, TRIM  # (C ints compiled; fast locals in Python)
-    kuec, kdctcp = UEC, DCTCP
+    wire = eng.wire
     done: list[tuple[int, int]] = []
     last = eng.now
     stop = False
-    while bheap and not stop:
-        bi = bheap[0]
-        if bi * W > lim:
+    while not stop:
+        n = q.take(lim)
+        if n == 0:
             break
-        hpop(bheap)
-        lst = buckets.pop(bi)
-        lst.sort(key=_time)
-        if lst[-1][0] > lim:  # the limit falls in this bucket: put its later events back
-            i = bisect_right(lst, lim, key=_time)
-            buckets[bi] = lst[i:]
-            hpush(bheap, bi)
-            del lst[i:]
-            stop = True
-            if not lst:
+        i = 0
+        while i < n:
+            s = q.order[i]
+            i += 1
+            row = s * STRIDE
+            t = q.ev[row + F_T]
+            if t > lim:  # the limit falls in this bucket: put its later events back
+                q.putback(i - 1, n)
+                stop = True
                 break
-        for e in lst:
-            t, kind, c, k, hop, ev, size, fl, path = e
-            # (hot tests jump over short blocks only: CPython 3.11 specialises a compare
-            # only when its jump needs no EXTENDED_ARG, i.e. skips < 256 code units)
-            p = path[hop]
+            last = t
+            meta = q.ev[row + F_META]
+            kind = meta & 3
+            hop = meta >> 4
+            o = q.ev[row + F_PATH]
+            p = eng.pports[o + hop]
             if p < 0:  # END: at the receiving NIC (where TRIM and TIMER events always are)
-                if kind == kctrl:
-                    if tk == kuec:
-                        eng._uec_ctrl(c, k, ev, fl, t)
-                    elif tk == kdctcp:
-                        eng._dctcp_ctrl(c, k, ev, fl, t)
+                cs = eng.conns[q.ev[row + F_CONN]]
+                k = q.ev[row + F_SEQ]
+                ev = q.ev[row + F_EV]
+                fl = (meta >> 2) & 3
+                size = q.ev[row + F_SIZE]
+                q.release(s)
+                if kind == CTRL:
+                    if tk == UEC:
+                        eng._uec_ctrl(cs, k, ev, fl, t)
+                    elif tk == DCTCP:
+                        eng._dctcp_ctrl(cs, k, ev, fl, t)
                     else:
-                        eng._roce_ctrl(c, k, ev, fl, t)
-                elif kind == kdata:
-                    if (eng._sack_recv(c, k, ev, fl, t, False) if sack else
-                            eng._roce_recv(c, k, ev, fl, t, False)):
-                        done.append((t, c))
+                        eng._roce_ctrl(cs, k, ev, fl, t)
+                elif kind == DATA:
+                    if (eng._sack_recv(cs, k, ev, fl, t, False) if sack else
+                            eng._roce_recv(cs, k, ev, fl, t, False)):
+                        done.append((t, cs.cid))
                         if stop_at_done:
-                            eng._stop_after(lst, e, bi)
+                            q.putback(i, n)
                             stop = True
                             break
-                elif kind == ktrim:  # (only uec trims)
-                    eng._sack_recv(c, k, ev, fl, t, True)
-                elif tk == kdctcp:  # TIMER (uec loses nothing: it has no timer)
-                    eng._dctcp_timer(c, k, size, t)
+                elif kind == TRIM:  # (only uec trims)
+                    eng._sack_recv(cs, k, ev, fl, t, True)
+                elif tk == DCTCP:  # TIMER (uec loses nothing: it has no timer)
+                    eng._dctcp_timer(cs, k, size, t)
                 else:
-                    eng._roce_timer(c, k, size, t)
+                    eng._roce_timer(cs, k, size, t)
                 continue
-            b = busy[p]
-            if kind == kctrl:  # `ack` bytes, serialised in `acktx[p]`; never dropped
+            b = eng.busy[p]
+            if kind == CTRL:  # `ack` bytes, serialised in `acktx[p]`; never dropped
                 if b > t:
-                    q = b - t
-                    if q > pmaxq[p]:
-                        pmaxq[p] = q
-                    b += acktx[p]
+                    qd = b - t
+                    if qd > eng.pmaxq[p]:
+                        eng.pmaxq[p] = qd
+                    b += eng.acktx[p]
                 else:
-                    b = t + acktx[p]
+                    b = t + eng.acktx[p]
             else:
-                tx = txf[p] if size == wire else -(-size * BITPS // rate[p])
+                size = q.ev[row + F_SIZE]
+                tx = eng.txf[p] if size == wire else -(-size * BITPS // eng.rate[p])
                 if b > t:
-                    q = b - t
-                    if q + tx > bufps[p]:
-                        key = (path[0], hop)  # (`pbytes`)
-                        cutb[key] = cutb.get(key, 0) + size
-                        if tk == kuec:
-                            eng._uec_loss(c, k, hop, ev, t)
+                    qd = b - t
+                    if qd + tx > eng.bufps[p]:
+                        pid = eng.pports[o]
+                        key = (pid, hop)  # (`pbytes`)
+                        eng.cutb[key] = eng.cutb.get(key, 0) + size
+                        cs = eng.conns[q.ev[row + F_CONN]]
+                        k = q.ev[row + F_SEQ]
+                        ev = q.ev[row + F_EV]
+                        q.release(s)
+                        if tk == UEC:
+                            eng._uec_loss(cs, k, o, hop, ev, t)
                         else:  # (dctcp and roce drop)
-                            eng._drop(c, k, hop, ev, t)
+                            eng._drop(cs, k, o, hop, ev, t)
                         continue
-                    if q > ecnps[p]:
-                        fl = 1
-                        pmarks[p] += 1
-                    if q > pmaxq[p]:
-                        pmaxq[p] = q
+                    if qd > eng.ecnps[p]:
+                        meta |= 4  # the ECN mark (flags 1)
+                        eng.pmarks[p] += 1
+                    if qd > eng.pmaxq[p]:
+                        eng.pmaxq[p] = qd
                     b += tx
                 else:
                     b = t + tx
-            busy[p] = b
-            arr = b + prop[p]
-            bi2 = arr // W
-            try:
-                buckets[bi2].append((arr, kind, c, k, hop + 1, ev, size, fl, path))
-            except KeyError:  # the first event of its bucket
-                buckets[bi2] = [(arr, kind, c, k, hop + 1, ev, size, fl, path)]
-                hpush(bheap, bi2)
-        last = t  # the time of the last event run
+            eng.busy[p] = b
+            q.ev[row + F_T] = b + eng.prop[p]
+            q.ev[row + F_META] = meta + 16  # the next hop
+            q.push(s)
     if last > eng.now:
         eng.now = last
     return done

@@ -28,7 +28,16 @@ resends.
 
 from __future__ import annotations
 
-from wrpsim.network.transport import ECN_FLAG, END, NACK_FLAG, TIMER, TransportBase
+try:
+    import cython
+except ImportError:  # pure Python without Cython installed
+    from wrpsim import _cyshim as cython
+
+from wrpsim.network.connection import ConnState
+from wrpsim.network.transport import TransportBase
+
+if not cython.compiled:  # (compiled, the enum of `transport.pxd`)
+    from wrpsim.network.transport import ECN_FLAG, NACK_FLAG, NOPATH, TIMER
 
 
 class RoceMixin(TransportBase):
@@ -36,55 +45,56 @@ class RoceMixin(TransportBase):
 
     __slots__ = ()  # (the attributes are `PacketEngine`'s slots)
 
-    def _roce_recv(self, c: int, k: int, ev: int, ecn: int, t: int, trimmed: bool) -> bool:
-        e = self.c_epsn[c]
+    def _roce_recv(self, cs: ConnState, k: int, ev: int, ecn: int, t: int,
+                   trimmed: bool) -> bool:
+        e = cs.epsn
         if k == e:
-            self.c_epsn[c] = e + 1
-            self._ctrl(c, k, ev, ecn, t)
-            return self._received(c, t)
+            cs.epsn = e + 1
+            self._ctrl(cs, k, ev, ecn, t)
+            return self._received(cs, t)
         if k > e:
-            self.c_ooo[c] += 1
-            if k - e > self.c_maxdist[c]:
-                self.c_maxdist[c] = k - e
-            if self.c_nakpsn[c] != e:
-                self.c_nakpsn[c] = e
-                self._ctrl(c, e, ev, NACK_FLAG | ecn, t)
+            cs.ooo += 1
+            if k - e > cs.maxdist:
+                cs.maxdist = k - e
+            if cs.nakpsn != e:
+                cs.nakpsn = e
+                self._ctrl(cs, e, ev, NACK_FLAG | ecn, t)
             # the sender's retransmission timer for k (a NAK overtaken by a later ACK, or a
             # second discard for the same e, would otherwise leave it waiting for ever)
-            lost = self.c_lost[c]
+            lost = cs.lost
             if lost is not None and k not in lost:
                 lost[k] = t
-                self._push((t + self.rto_ps, TIMER, c, k, 0, ev, t, 0, END))
+                self._event(t + self.rto_ps, TIMER, cs.cid, k, 0, ev, t, 0, NOPATH)
         return False
 
-    def _roce_ctrl(self, c: int, k: int, ev: int, fl: int, t: int) -> None:
-        lost = self.c_lost[c]
+    def _roce_ctrl(self, cs: ConnState, k: int, ev: int, fl: int, t: int) -> None:
+        lost = cs.lost
         if lost is None:
             return
-        self._feedback(c, ev, fl)
+        self._feedback(cs, ev, fl)
         if fl & NACK_FLAG:
-            if k > self.c_una[c]:
-                self.c_una[c] = k
-            if k == self.c_una[c] and k < self.c_next[c]:
-                self._go_back(c)
-                self._loss_cut(c, k)
+            if k > cs.una:
+                cs.una = k
+            if k == cs.una and k < cs.next:
+                self._go_back(cs)
+                self._loss_cut(cs, k)
         else:
-            if k >= self.c_una[c]:
-                self.c_una[c] = k + 1
-            self._ecn_window(c, k, fl & ECN_FLAG)
-        self.c_infl[c] = self.c_next[c] - self.c_una[c]
-        if not self._sender_done(c):
-            self._pump(c, t)
+            if k >= cs.una:
+                cs.una = k + 1
+            self._ecn_window(cs, k, fl & ECN_FLAG)
+        cs.infl = cs.next - cs.una
+        if not self._sender_done(cs):
+            self._pump(cs, t)
 
-    def _roce_timer(self, c: int, k: int, t0: int, t: int) -> None:
-        lost = self.c_lost[c]
-        if lost is None or lost.get(k) != t0 or k < self.c_una[c]:
+    def _roce_timer(self, cs: ConnState, k: int, t0: int, t: int) -> None:
+        lost = cs.lost
+        if lost is None or lost.get(k) != t0 or k < cs.una:
             return
-        self._go_back(c)
-        self.c_infl[c] = 0
-        self._pump(c, t)
+        self._go_back(cs)
+        cs.infl = 0
+        self._pump(cs, t)
 
-    def _go_back(self, c: int) -> None:
+    def _go_back(self, cs: ConnState) -> None:
         """Resume sending at the lowest unacknowledged packet; forget pending loss timers."""
-        self.c_next[c] = self.c_una[c]
-        self.c_lost[c].clear()
+        cs.next = cs.una
+        cs.lost.clear()

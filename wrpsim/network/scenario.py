@@ -72,7 +72,7 @@ def run_scenario(cfg: NetConfig, pattern: str, flow_bytes: int, seed: int) -> Sc
             eng.add(c, 0)
         eng.run()
         t2 = time.perf_counter()
-        finish = [f / PS_PER_S for f in eng.c_finish]
+        finish = [f / PS_PER_S for f in eng.column("finish")]
         port_bytes = [float(b) for b in eng.pbytes]
         extra = eng.stats()
     else:
@@ -208,6 +208,7 @@ def port_rows(topo: LeafSpine, eng, port_bytes: list[float], offered: list[float
               cct: float) -> list[tuple]:
     """Rows of the links table (`LINK_SCHEMA`) from an engine after its run."""
     packet = isinstance(eng, PacketEngine)
+    pc = eng.port_counters() if packet else None
     rows = []
     for p in range(topo.nports):
         util = 8 * port_bytes[p] / (topo.rate[p] * cct) if cct > 0 else 0.0
@@ -216,9 +217,9 @@ def port_rows(topo: LeafSpine, eng, port_bytes: list[float], offered: list[float
             p, topo.kind[p], topo.src_node[p], topo.dst_node[p], rate_gbps, offered[p],
             port_bytes[p], util,
             None if packet else int(eng.port_max_conns[p]),
-            eng.pmaxq[p] * topo.rate[p] / (8 * PS_PER_S) if packet else None,
-            eng.pdrops[p] if packet else None, eng.ptrims[p] if packet else None,
-            eng.pmarks[p] if packet else None,
+            pc["maxq_ps"][p] * topo.rate[p] / (8 * PS_PER_S) if packet else None,
+            pc["drops"][p] if packet else None, pc["trims"][p] if packet else None,
+            pc["marks"][p] if packet else None,
         ))
     return rows
 
@@ -234,9 +235,9 @@ def _flow_rows(topo, flows, conns, by_flow, flow_fin, eng) -> list[tuple]:
             [(c.paths[0][1] - 2 * topo.n) % S for c in cs]
         pk = [None] * 5
         if eng is not None:
-            pk = [sum(eng.sent(c) for c in cids), sum(eng.c_retx[c] for c in cids),
-                  sum(eng.c_drops[c] for c in cids), sum(eng.c_ooo[c] for c in cids),
-                  max((eng.c_maxdist[c] for c in cids), default=0)]
+            pk = [sum(eng.sent(c) for c in cids), sum(eng.conns[c].retx for c in cids),
+                  sum(eng.conns[c].drops for c in cids), sum(eng.conns[c].ooo for c in cids),
+                  max((eng.conns[c].maxdist for c in cids), default=0)]
         fin = flow_fin[i]  # an NVLink flow's too (no connection); 0 for a zero-byte flow
         link = ("none" if not nbytes else
                 "nvlink" if topo.server_of[src] == topo.server_of[dst] else "fabric")

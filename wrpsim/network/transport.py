@@ -2,20 +2,23 @@
 
 The root of `PacketEngine`'s class chain (`TransportBase` ← `RoceMixin` ← `DctcpMixin` ←
 `UecMixin` ← `PacketEngine`, one inheritance chain with the method order of the former mixins;
-compiled, every class of it is an extension type whose attributes, the engine's flat per-port
-and per-connection lists among them, are declared on this root in `transport.pxd`). The
+compiled, every class of it is an extension type whose attributes, the engine's per-port
+arrays among them, are declared on this root in `transport.pxd`). A connection's state is a
+`ConnState` (`connection.py`); events are rows of the engine's `EventQueue` (`calendar.py`). The
 transports (`uec.py`, `dctcp.py`, `roce.py`) add their handlers, which the engine's hop loop
 calls by the transport's number `tkind` (`_bind_transport`):
 
 - on a data packet (or, trimmed, its header) `k` reaching the receiver at `t`,
-  `_sack_recv(c, k, ev, ecn, t, trimmed)` (uec and dctcp: the receiver with a bitmap) or
+  `_sack_recv(cs, k, ev, ecn, t, trimmed)` (uec and dctcp: the receiver with a bitmap) or
   `_roce_recv`; True when it completes the connection (every packet received once);
 - on an ACK or NACK (`flags`: 1 ECN echo, 2 NACK) reaching the sender,
-  `_{uec,dctcp,roce}_ctrl(c, k, ev, flags, t)`;
-- on packet `k` overflowing the port at `hop` of its path, `_uec_loss(c, k, hop, ev, t)`
-  (trim) or `_drop` (dctcp, roce);
-- when the loss timer of packet `k`, lost at `t0`, fires, `_{dctcp,roce}_timer(c, k, t0, t)`
+  `_{uec,dctcp,roce}_ctrl(cs, k, ev, flags, t)`;
+- on packet `k` overflowing the port at `hop` of its path (which starts at offset `o` of the
+  path table), `_uec_loss(cs, k, o, hop, ev, t)` (trim) or `_drop` (dctcp, roce);
+- when the loss timer of packet `k`, lost at `t0`, fires, `_{dctcp,roce}_timer(cs, k, t0, t)`
   (uec loses nothing: no timer).
+
+(`cs` is the connection's `ConnState`.)
 
 Shared sender rules: a connection never has more than its window `wnd` (packets, a float) of
 distinct packets sent and unacknowledged (`infl`), starts with the full window
@@ -29,23 +32,28 @@ a connection still in flight (duplicates) are then ignored.
 
 from __future__ import annotations
 
-import heapq
+from array import array
 from math import ceil
 
+try:
+    import cython
+except ImportError:  # pure Python without Cython installed
+    from wrpsim import _cyshim as cython
+
 from wrpsim.network.config import SPRAYED, TRANSPORTS
+from wrpsim.network.connection import FIELDS as CONN_FIELDS
+from wrpsim.network.connection import ConnState
 from wrpsim.network.entropy import ECN, GOOD, NACK, ev_spines, make_chooser
 from wrpsim.network.hashing import switch_salts
 from wrpsim.network.paths import Conn
 from wrpsim.network.topology import tx_ps
 
-CONN_FIELDS = ("paths", "rpaths", "chooser", "npk", "last", "next", "top", "una", "infl",
-               "wnd", "rcv", "maxseen", "ooo", "maxdist", "retx", "drops", "start", "finish",
-               "alpha", "acked", "marked", "wend", "cut", "sendt", "sacked", "got", "lost",
-               "scan", "hi", "epsn", "nakpsn")
-ECN_FLAG, NACK_FLAG = 1, 2
-DATA, CTRL, TRIM, TIMER = 0, 1, 2, 3  # event kinds (packet.py)
-UEC, DCTCP, ROCE = (TRANSPORTS.index(name) for name in ("uec", "dctcp", "roce"))  # `tkind`
-END = (-1,)  # the mark that ends every path tuple of the engine (`_path_tuple`)
+if not cython.compiled:  # (compiled, the enums of `calendar.pxd` and `transport.pxd`)
+    ECN_FLAG, NACK_FLAG = 1, 2  # a control packet's flags
+    DATA, CTRL, TRIM, TIMER = 0, 1, 2, 3  # event kinds (meta: kind | flags << 2 | hop << 4)
+    UEC, DCTCP, ROCE = 0, 1, 2  # `tkind`: the index in config.TRANSPORTS
+    END = -1  # the mark that ends every path in the path table (`_path`)
+    NOPATH = 0  # the path-table offset of timer events: its hop 0 is END
 
 
 class TransportBase:
@@ -59,29 +67,26 @@ class TransportBase:
         self.rwnd = min(self.cfg.reorder_window, 1 << 62) if name == "uec" else 1 << 62
         self.target_ps = self.topo.base_rtt_ps * 3 // 2
         self.ack = self.cfg.ack_bytes
-        self.acktx = [tx_ps(self.ack, r) for r in self.rate]
+        self.acktx = array("q", [tx_ps(self.ack, r) for r in self.rate])
         self.pi_gain = self.topo.bdp_bytes(self.topo.host_bps) / self.wire / 2
         self.sacking = name != "roce"
         self.salts = switch_salts(self.seed, self.topo.L + self.topo.S, self.cfg.salted)
-        self._evpaths: dict[tuple, tuple[list, list]] = {}
-        self._rev: dict[tuple, tuple] = {}
+        self._evpaths: dict[tuple, tuple[array, array]] = {}
+        self._rev: dict[tuple, tuple[int, int]] = {}
         self.pathlist: list[tuple] = []
-        self.pathb: list[int] = []
+        self.pathb_a = array("q")  # (the arrays behind `pathb` and `pports`, which `_path` grows)
+        self.pports_a = array("q", [END])  # offset NOPATH: the timers' path
+        self.pathb, self.pports = self.pathb_a, self.pports_a
         self.cutb: dict[tuple[int, int], int] = {}
 
-    def _push(self, ev: tuple) -> None:
-        """Schedule event `ev` (cold path; the hot loop and `_emit`, `_ctrl` inline this)."""
-        b = ev[0] // self.width
-        lst = self.buckets.get(b)
-        if lst is None:
-            self.buckets[b] = [ev]
-            heapq.heappush(self.bheap, b)
-        else:
-            lst.append(ev)
+    def _event(self, t: int, kind: int, c: int, k: int, hop: int, ev: int, size: int,
+               flags: int, o: int) -> None:
+        """Schedule an event at `t` ps (a row of the event queue, `calendar.py`)."""
+        self.q.add(t, c, k, ev, size, o, kind | flags << 2 | hop << 4)
 
-    def _path_sets(self, conn: Conn) -> tuple[list, list]:
-        """Forward and reverse path of each EV (one of each for a single-path connection) as the
-        engine's path tuples `(path id, port, ..., port, END)` (`_path_tuple`)."""
+    def _path_sets(self, conn: Conn) -> tuple[array, array]:
+        """Forward and reverse path of each EV (one of each for a single-path connection), as
+        offsets into the path table (`_path`)."""
         key = (conn.src, conn.dst, conn.paths) if conn.spray else (conn.paths[0],)
         got = self._evpaths.get(key)
         if got is None:
@@ -94,21 +99,26 @@ class TransportBase:
             rev = self._rev
             for p in dict.fromkeys(fwd):
                 if p not in rev:
-                    rev[p] = (self._path_tuple(self.topo.reverse_path(p)), self._path_tuple(p))
+                    rev[p] = (self._path(self.topo.reverse_path(p)), self._path(p))
             both = [rev[p] for p in fwd]
-            got = self._evpaths[key] = ([f for _, f in both], [r for r, _ in both])
+            got = self._evpaths[key] = (array("q", [f for _, f in both]),
+                                        array("q", [r for r, _ in both]))
         return got
 
-    def _path_tuple(self, ports) -> tuple:
-        """The engine's tuple for a path through `ports`: `(id, *ports, END)`. The id (its index
-        in `pathlist`) keys the path's byte counter `pathb`; port i of the path is at index
-        i + 1, so a packet's `hop` indexes the tuple directly, and the mark `END` tells the
-        engine a packet has reached the receiving NIC with the port lookup it makes anyway.
-        One tuple per path, shared by every connection that takes it."""
-        pt = (len(self.pathlist), *ports, *END)
-        self.pathlist.append(pt)
-        self.pathb.append(0)
-        return pt
+    def _path(self, ports) -> int:
+        """Add a path through `ports` to the path table and return its offset `o`:
+        `pports[o]` is its id (its index in `pathlist` and in the byte counters `pathb`),
+        `pports[o + h]` the port of hop h = 1 … n, and `pports[o + n + 1]` the mark `END`, so a
+        packet's hop indexes the table directly and reaching `END` is its arrival at the
+        receiving NIC. One entry per path, shared by every connection that takes it."""
+        pid = len(self.pathlist)
+        self.pathlist.append(tuple(ports))
+        self.pathb = self.pports = None  # (an array cannot grow while a view of it is held)
+        self.pathb_a.append(0)
+        o = len(self.pports_a)
+        self.pports_a.extend([pid, *ports, END])
+        self.pathb, self.pports = self.pathb_a, self.pports_a
+        return o
 
     def add(self, conn: Conn, t: int) -> int:
         """Start `conn` at time `t` (ps) and send its first window; returns its id."""
@@ -123,199 +133,188 @@ class TransportBase:
         fwd, rev = self._path_sets(conn)
         chooser = make_chooser(self.cfg.lb, self.cfg, self.salts[self.topo.leaf_of[conn.src]],
                                conn.qp, self.rng) if spray else None
-        sack = self.sacking
-        for name, v in zip(CONN_FIELDS, (
-                fwd, rev, chooser, npk, conn.nbytes - (npk - 1) * self.mtu + self.hdr, 0, 0, 0,
-                0, float(self.window), 0, -1, 0, 0, 0, 0, t, -1, 1.0, 0, 0, 0, -1,
-                [0] * npk if self.cfg.transport == "uec" else None,
-                bytearray(npk) if sack else None, bytearray(npk) if sack else None, {}, 0, -1,
-                0, -1)):
-            getattr(self, "c_" + name).append(v)
-        self._pump(cid, t)
+        cs = ConnState(cid, fwd, rev, chooser, npk,
+                       conn.nbytes - (npk - 1) * self.mtu + self.hdr, t, float(self.window),
+                       self.cfg.transport == "uec", self.sacking)
+        self.conns.append(cs)
+        self._pump(cs, t)
         return cid
 
-    def _pump(self, c: int, t: int) -> None:
+    def _pump(self, cs: ConnState, t: int) -> None:
         """Send new packets while the window (and, for uec, the reorder window) allows."""
-        nxt, infl, w = self.c_next[c], self.c_infl[c], self.c_wnd[c]
-        lim = self.c_una[c] + self.rwnd
-        npk = self.c_npk[c]
+        nxt, infl, w = cs.next, cs.infl, cs.wnd
+        lim = cs.una + self.rwnd
+        npk = cs.npk
         if npk < lim:
             lim = npk
         while infl < w and nxt < lim:
-            self._emit(c, nxt, t)
+            self._emit(cs, nxt, t)
             nxt += 1
             infl += 1
-        self.c_next[c], self.c_infl[c] = nxt, infl
+        cs.next, cs.infl = nxt, infl
 
-    def _emit(self, c: int, k: int, t: int) -> None:
-        """Enqueue data packet `k` of connection `c` at its NIC at time `t`."""
-        ch = self.c_chooser[c]
+    def _emit(self, cs: ConnState, k: int, t: int) -> None:
+        """Enqueue data packet `k` of connection `cs` at its NIC at time `t`."""
+        ch = cs.chooser
         ev = 0 if ch is None else ch.choose(t)
-        path = self.c_paths[c][ev]
+        o = cs.paths[ev]
         wire = self.wire
-        npk = self.c_npk[c]
-        size = wire if k != npk - 1 else self.c_last[c]
-        p = path[1]
-        busy = self.busy
-        b = busy[p]
+        size = wire if k != cs.npk - 1 else cs.last
+        p = self.pports[o + 1]
+        b = self.busy[p]
         if b < t:
             b = t
         b += self.txf[p] if size == wire else tx_ps(size, self.rate[p])
-        busy[p] = b
-        self.pathb[path[0]] += size
-        top = self.c_top[c]
-        if k < top:
-            self.c_retx[c] += 1
+        self.busy[p] = b
+        self.pathb[self.pports[o]] += size
+        if k < cs.top:
+            cs.retx += 1
         else:
-            self.c_top[c] = k + 1
-        st = self.c_sendt[c]
-        if st is not None:
-            st[k] = t
-        arr = b + self.prop[p]
-        bi = arr // self.width
-        try:
-            self.buckets[bi].append((arr, DATA, c, k, 2, ev, size, 0, path))
-        except KeyError:  # the first event of its bucket
-            self.buckets[bi] = [(arr, DATA, c, k, 2, ev, size, 0, path)]
-            heapq.heappush(self.bheap, bi)
+            cs.top = k + 1
+        if cs.sendt is not None:
+            cs.sendt[k] = t
+        self._event(b + self.prop[p], DATA, cs.cid, k, 2, ev, size, 0, o)
 
-    def _ctrl(self, c: int, k: int, ev: int, flags: int, t: int) -> None:
+    def _ctrl(self, cs: ConnState, k: int, ev: int, flags: int, t: int) -> None:
         """Send an ACK / NACK of packet `k` from the receiver's NIC at time `t`: ahead of the
         data waiting there (a NIC's transport engine schedules its control packets before
         queued data), whose departures its serialisation pushes back."""
-        path = self.c_rpaths[c][ev]
-        p = path[1]
-        size = self.ack
+        o = cs.rpaths[ev]
+        p = self.pports[o + 1]
         tx = self.acktx[p]
         b = self.busy[p]
         self.busy[p] = (b if b > t else t) + tx
-        self.pathb[path[0]] += size
+        self.pathb[self.pports[o]] += self.ack
         self.ctrl_packets += 1
-        arr = t + tx + self.prop[p]
-        bi = arr // self.width
-        try:
-            self.buckets[bi].append((arr, CTRL, c, k, 2, ev, size, flags, path))
-        except KeyError:  # the first event of its bucket
-            self.buckets[bi] = [(arr, CTRL, c, k, 2, ev, size, flags, path)]
-            heapq.heappush(self.bheap, bi)
+        self._event(t + tx + self.prop[p], CTRL, cs.cid, k, 2, ev, self.ack, flags, o)
 
-    def _feedback(self, c: int, ev: int, flags: int) -> None:
+    def _feedback(self, cs: ConnState, ev: int, flags: int) -> None:
         """Tell the connection's path chooser how the packet that carried `ev` fared."""
-        ch = self.c_chooser[c]
+        ch = cs.chooser
         if ch is not None and ch.adaptive:
             ch.feedback(ev, NACK if flags & NACK_FLAG else ECN if flags & ECN_FLAG else GOOD)
 
-    def _sack_recv(self, c: int, k: int, ev: int, ecn: int, t: int, trimmed: bool) -> bool:
+    def _sack_recv(self, cs: ConnState, k: int, ev: int, ecn: int, t: int,
+                   trimmed: bool) -> bool:
         """The receiver with a bitmap (uec, dctcp; module docstring): record packet `k` and ACK it
         (a trimmed header, which only uec makes, is NACKed instead while the connection is
         unfinished); True when it completes the connection (its receiver state is then freed)."""
-        got = self.c_got[c]
+        got = cs.got
         if trimmed:
             if got is not None:
-                self._ctrl(c, k, ev, NACK_FLAG, t)
+                self._ctrl(cs, k, ev, NACK_FLAG, t)
             return False
         fin = False
         if got is not None and not got[k]:
             got[k] = 1
-            ms = self.c_maxseen[c]
+            ms = cs.maxseen
             if k > ms:
-                self.c_maxseen[c] = k
+                cs.maxseen = k
             else:
-                self.c_ooo[c] += 1
-                if ms - k > self.c_maxdist[c]:
-                    self.c_maxdist[c] = ms - k
-            r = self.c_rcv[c] + 1
-            if r < self.c_npk[c]:
-                self.c_rcv[c] = r
+                cs.ooo += 1
+                if ms - k > cs.maxdist:
+                    cs.maxdist = ms - k
+            r = cs.rcv + 1
+            if r < cs.npk:
+                cs.rcv = r
             else:
-                fin = self._received(c, t)
-        self._ctrl(c, k, ev, ecn, t)
+                fin = self._received(cs, t)
+        self._ctrl(cs, k, ev, ecn, t)
         return fin
 
-    def _received(self, c: int, t: int) -> bool:
+    def _received(self, cs: ConnState, t: int) -> bool:
         """Count one newly received packet; True (and the finish time set) at the last one."""
-        r = self.c_rcv[c] + 1
-        self.c_rcv[c] = r
-        if r < self.c_npk[c]:
+        r = cs.rcv + 1
+        cs.rcv = r
+        if r < cs.npk:
             return False
-        self.c_finish[c] = t
-        self.c_got[c] = None
+        cs.finish = t
+        cs.got = None
         return True
 
-    def _sack_ack(self, c: int, k: int, sacked: bytearray) -> bool:
+    def _sack_ack(self, cs: ConnState, k: int, sacked: bytearray) -> bool:
         """Sender with a bitmap (`sacked`, the connection's, not freed): first ACK of `k`?
         (then the window slot is released and the lowest unacknowledged sequence advanced)."""
         if sacked[k]:
             return False
         sacked[k] = 1
-        self.c_infl[c] -= 1
-        una, npk = self.c_una[c], self.c_npk[c]
+        cs.infl -= 1
+        una, npk = cs.una, cs.npk
         while una < npk and sacked[una]:
             una += 1
-        self.c_una[c] = una
+        cs.una = una
         return True
 
-    def _sender_done(self, c: int) -> bool:
+    def _sender_done(self, cs: ConnState) -> bool:
         """Free the sender state once every packet is acknowledged; True if it was."""
-        if self.c_una[c] < self.c_npk[c]:
+        if cs.una < cs.npk:
             return False
-        self.c_sacked[c] = self.c_sendt[c] = self.c_lost[c] = self.c_chooser[c] = None
+        cs.sacked = None
+        cs.sendt = None
+        cs.lost = None
+        cs.chooser = None
         return True
 
-    def _drop(self, c: int, k: int, hop: int, ev: int, t: int) -> None:
+    def _drop(self, cs: ConnState, k: int, o: int, hop: int, ev: int, t: int) -> None:
         """Drop packet `k` at the port of `hop` and arm its loss timer (`rto_us`)."""
-        p = self.c_paths[c][ev][hop]
-        self.pdrops[p] += 1
-        self.c_drops[c] += 1
-        lost = self.c_lost[c]
+        self.pdrops[self.pports[o + hop]] += 1
+        cs.drops += 1
+        lost = cs.lost
         if lost is None:  # a duplicate of a fully acknowledged connection
             return
         lost[k] = t
-        self._push((t + self.rto_ps, TIMER, c, k, 0, ev, t, 0, END))
+        self._event(t + self.rto_ps, TIMER, cs.cid, k, 0, ev, t, 0, NOPATH)
 
-    def _ecn_window(self, c: int, k: int, ecn: int) -> None:
+    def _ecn_window(self, cs: ConnState, k: int, ecn: int) -> None:
         """DCTCP's law on an ACK of k: α once per window, cut by α/2 once per window on a
         mark, else +1/w up to the configured window."""
-        self.c_acked[c] += 1
+        cs.acked += 1
         if ecn:
-            self.c_marked[c] += 1
-        if k >= self.c_wend[c]:
+            cs.marked += 1
+        if k >= cs.wend:
             g = self.cfg.dctcp_g
-            self.c_alpha[c] = (1 - g) * self.c_alpha[c] + g * self.c_marked[c] / self.c_acked[c]
-            self.c_acked[c] = self.c_marked[c] = 0
-            self.c_wend[c] = self.c_next[c]
-        w = self.c_wnd[c]
-        if ecn and k > self.c_cut[c]:
-            w = max(1.0, w * (1 - self.c_alpha[c] / 2))
-            self.c_cut[c] = self.c_next[c]
+            cs.alpha = (1 - g) * cs.alpha + g * cs.marked / cs.acked
+            cs.acked = cs.marked = 0
+            cs.wend = cs.next
+        w = cs.wnd
+        if ecn and k > cs.cut:
+            w = max(1.0, w * (1 - cs.alpha / 2))
+            cs.cut = cs.next
         elif not ecn:
             w = min(self.wmax, w + 1.0 / w)
-        self.c_wnd[c] = w
+        cs.wnd = w
 
-    def _loss_cut(self, c: int, k: int) -> None:
+    def _loss_cut(self, cs: ConnState, k: int) -> None:
         """Halve the window on a loss of k, at most once per window."""
-        if k > self.c_cut[c]:
-            self.c_wnd[c] = max(1.0, self.c_wnd[c] / 2)
-            self.c_cut[c] = self.c_next[c]
+        if k > cs.cut:
+            cs.wnd = max(1.0, cs.wnd / 2)
+            cs.cut = cs.next
 
     def sent(self, c: int) -> int:
         """Data packets connection `c` has sent, resends included."""
-        return self.c_top[c] + self.c_retx[c]
+        cs = self.conns[c]
+        return cs.top + cs.retx
+
+    def column(self, name: str) -> list:
+        """Field `name` of every connection's `ConnState`, in id order (for inspection)."""
+        if name not in CONN_FIELDS:
+            raise ValueError(f"no connection field {name!r}; valid: {', '.join(CONN_FIELDS)}")
+        return [getattr(cs, name) for cs in self.conns]
 
     def sent_total(self) -> int:
         """Data packets sent by every connection, resends included."""
-        return sum(self.c_top) + sum(self.c_retx)
+        return sum(cs.top + cs.retx for cs in self.conns)
 
     def stats(self) -> dict:
         """Totals: data packets sent (with resends), resends, drops, trims, ECN marks, control
         packets (ACKs and NACKs), out-of-order arrivals, largest reorder distance (packets)."""
         return {
             "data_packets": self.sent_total(),
-            "retransmits": sum(self.c_retx),
+            "retransmits": sum(cs.retx for cs in self.conns),
             "drops": sum(self.pdrops),
             "trims": sum(self.ptrims),
             "ecn_marks": sum(self.pmarks),
             "control_packets": self.ctrl_packets,
-            "out_of_order_packets": sum(self.c_ooo),
-            "max_reorder_distance": max(self.c_maxdist, default=0),
+            "out_of_order_packets": sum(cs.ooo for cs in self.conns),
+            "max_reorder_distance": max((cs.maxdist for cs in self.conns), default=0),
         }

@@ -27,10 +27,18 @@ its exact constants.
 
 from __future__ import annotations
 
+try:
+    import cython
+except ImportError:  # pure Python without Cython installed
+    from wrpsim import _cyshim as cython
+
+from wrpsim.network.connection import ConnState
 from wrpsim.network.dctcp import DctcpMixin
 from wrpsim.network.entropy import ECN, GOOD, NACK
 from wrpsim.network.topology import tx_ps
-from wrpsim.network.transport import NACK_FLAG, TRIM
+
+if not cython.compiled:  # (compiled, the enum of `transport.pxd`)
+    from wrpsim.network.transport import END, NACK_FLAG, TRIM
 
 
 class UecMixin(DctcpMixin):
@@ -38,28 +46,27 @@ class UecMixin(DctcpMixin):
 
     __slots__ = ()  # (the attributes are `PacketEngine`'s slots)
 
-    def _uec_ctrl(self, c: int, k: int, ev: int, fl: int, t: int) -> None:
-        sacked = self.c_sacked[c]
+    def _uec_ctrl(self, cs: ConnState, k: int, ev: int, fl: int, t: int) -> None:
+        sacked = cs.sacked
         if sacked is None:
             return
-        # uec's flags are 0 or ECN_FLAG (an ACK) or NACK_FLAG alone, so plain compares (which
-        # CPython 3.11 specialises; `&` it does not) tell them apart
-        ch = self.c_chooser[c]
-        if ch is not None and ch.adaptive:  # `_feedback`, inlined
+        ch = cs.chooser
+        if ch is not None and ch.adaptive:  # `_feedback`, inlined (uec's flags are 0,
+            #                                 ECN_FLAG or NACK_FLAG alone)
             ch.feedback(ev, NACK if fl == NACK_FLAG else ECN if fl else GOOD)
         if fl == NACK_FLAG:
-            self.c_wnd[c] = max(1.0, self.c_wnd[c] - 1.0)
-            self._emit(c, k, t)
+            cs.wnd = max(1.0, cs.wnd - 1.0)
+            self._emit(cs, k, t)
             return
-        if not self._sack_ack(c, k, sacked):
+        if not self._sack_ack(cs, k, sacked):
             return
-        rtt = t - self.c_sendt[c][k]
+        rtt = t - cs.sendt[k]
         target = self.target_ps
-        w = self.c_wnd[c]
+        w = cs.wnd
         if fl:  # ECN_FLAG
-            if rtt > target and k > self.c_cut[c]:
+            if rtt > target and k > cs.cut:
                 w *= 1.0 - min(0.5, (rtt - target) / rtt)
-                self.c_cut[c] = self.c_next[c]
+                cs.cut = cs.next
         elif rtt <= target:
             w += (1.0 + self.pi_gain * (target - rtt) / target) / w
         else:
@@ -68,21 +75,23 @@ class UecMixin(DctcpMixin):
             w = 1.0
         elif w > self.wmax:
             w = self.wmax
-        self.c_wnd[c] = w
-        if self.c_una[c] < self.c_npk[c]:
-            self._pump(c, t)
+        cs.wnd = w
+        if cs.una < cs.npk:
+            self._pump(cs, t)
         else:
-            self._sender_done(c)
+            self._sender_done(cs)
 
-    def _uec_loss(self, c: int, k: int, hop: int, ev: int, t: int) -> None:
-        """Trim packet k at the port of `hop`: its header (at least 1 byte) reaches the receiver
-        after one header serialisation and the propagation delay of each remaining hop."""
-        path = self.c_paths[c][ev]
-        self.ptrims[path[hop]] += 1
-        self.c_drops[c] += 1
+    def _uec_loss(self, cs: ConnState, k: int, o: int, hop: int, ev: int, t: int) -> None:
+        """Trim packet k at the port of `hop` of the path at offset `o`: its header (at least 1
+        byte) reaches the receiver after one header serialisation and the propagation delay of
+        each remaining hop."""
+        pports = self.pports
+        self.ptrims[pports[o + hop]] += 1
+        cs.drops += 1
         h = max(1, self.hdr)
-        rest = 0  # (a loop: a compiled method cannot hold a generator)
-        for p in path[hop:-1]:
+        rest = 0
+        while pports[o + hop] != END:
+            p = pports[o + hop]
             rest += tx_ps(h, self.rate[p]) + self.prop[p]
-        arr = t + rest
-        self._push((arr, TRIM, c, k, len(path) - 1, ev, h, 0, path))
+            hop += 1
+        self._event(t + rest, TRIM, cs.cid, k, hop, ev, h, 0, o)

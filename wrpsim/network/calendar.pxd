@@ -1,0 +1,70 @@
+# Cython declarations for `calendar.py` (pure-Python mode, `wrpsim._native`): `EventQueue` is
+# an extension type whose rows, ring and scratch arrays are typed memoryviews of `long long`
+# over the `array('q')` objects it allocates, so the hop loop (`packet._run`), which cimports
+# it, reads and links event rows as C arrays. The field offsets are the enum below (the module
+# defines the same names for pure Python). Everything is an int below 2**63.
+
+cimport cython
+
+cdef enum:
+    STRIDE = 8
+    F_T = 0
+    F_NEXT = 1
+    F_CONN = 2
+    F_SEQ = 3
+    F_EV = 4
+    F_SIZE = 5
+    F_PATH = 6
+    F_META = 7
+    RUN = 24
+
+
+@cython.final
+cdef class EventQueue:
+    cdef long long[::1] ev
+    cdef public Py_ssize_t cap
+    cdef public Py_ssize_t free
+    cdef public long long width
+    cdef public long long cur
+    cdef public long long nb
+    cdef public long long mask
+    cdef long long[::1] head
+    cdef long long[::1] tail
+    cdef public Py_ssize_t count
+    cdef public list ovf
+    cdef public long long seq
+    cdef long long[::1] order
+    cdef long long[::1] tmp
+
+    @cython.locals(s=Py_ssize_t, i=Py_ssize_t, old=Py_ssize_t, ev="long long[::1]",
+                   order="long long[::1]")
+    cpdef _grow(self, Py_ssize_t cap)
+
+    @cython.locals(s=Py_ssize_t)
+    cpdef Py_ssize_t alloc(self)
+
+    @cython.locals(s=Py_ssize_t, row=Py_ssize_t, ev_="long long[::1]")
+    cpdef Py_ssize_t add(self, long long t, long long conn, long long seq, long long ev,
+                         long long size, long long path, long long meta) except -1
+
+    cpdef release(self, Py_ssize_t s)
+
+    @cython.locals(b=cython.longlong, r=Py_ssize_t, t=Py_ssize_t, ev="long long[::1]")
+    cpdef push(self, Py_ssize_t s)
+
+    @cython.locals(b=cython.longlong, head="long long[::1]", mask=cython.longlong)
+    cpdef long long _next_bucket(self)
+
+    @cython.locals(b=cython.longlong, ovf=list, s=Py_ssize_t, r=Py_ssize_t, n=Py_ssize_t,
+                   ev="long long[::1]", order="long long[::1]")
+    cpdef Py_ssize_t take(self, long long lim)
+
+    @cython.locals(lo=Py_ssize_t, hi=Py_ssize_t, mid=Py_ssize_t, i=Py_ssize_t, j=Py_ssize_t,
+                   o=Py_ssize_t, s=cython.longlong, t=cython.longlong, w=Py_ssize_t,
+                   src="long long[::1]", dst="long long[::1]", ev="long long[::1]",
+                   order="long long[::1]", tmp="long long[::1]", swapped=cython.bint)
+    cpdef _sort(self, Py_ssize_t n)
+
+    @cython.locals(r=Py_ssize_t, last=Py_ssize_t, j=Py_ssize_t, ev="long long[::1]",
+                   order="long long[::1]")
+    cpdef putback(self, Py_ssize_t i, Py_ssize_t n)

@@ -1,0 +1,301 @@
+"""The packet engine's events and their calendar queue, in flat arrays of 64-bit integers.
+
+Events. An event is one row of `STRIDE` integers of `ev` (slot s: `ev[s * STRIDE + F_*]`):
+
+    F_T     its time (ps)
+    F_NEXT  the next slot of its bucket's list (of the free list while the slot is free)
+    F_CONN  the connection's id          F_SEQ   the packet's sequence number
+    F_EV    the entropy value it carries F_SIZE  its bytes on the wire (TIMER: the loss time)
+    F_PATH  where its path starts in the engine's path table (`transport.py`, `_path_tuple`)
+    F_META  kind | flags << 2 | hop << 4 (kinds and flags: `transport.py`)
+
+A packet keeps its slot from its NIC to its receiver: each hop rewrites its time and hop and
+links it into its next bucket, so the hop loop allocates nothing. Slots come from a free list
+(`alloc`) and go back to it (`release`); the arrays double when it runs dry (`_grow`). One row
+is one cache line, and the rows of the packets in flight are all the memory the hop loop reads
+besides the ports.
+
+Calendar. Time is cut into buckets of `width` ps. Bucket b (b >= `cur`, the bucket being run)
+is a list in ring slot `b & mask` while b < cur + nb, the ring's horizon, and waits in the
+overflow heap `ovf` (ordered by bucket, then creation) beyond it; buckets move from the heap
+into the ring as `cur` advances, before any event of theirs could be linked into the ring
+directly, so every bucket's list is in creation order. `width` is no more than the smallest
+delay between an event and any event it causes (`PacketEngine`), so a bucket is complete once
+the earlier ones have run: `take` hands out the next bucket's slots sorted by time — a stable
+sort, ties keep creation order — which is exactly the order of a (time, creation number) heap.
+
+Contract: `add(t, ...)` (or `alloc`, fill the row, `push(s)`) only for a time in bucket `cur` or
+later; `take(lim)` returns how many
+slots of the next bucket it put in `order` (0 when that bucket starts after `lim` ps or there
+is none; the caller puts back the events past `lim`); `putback(i, n)` returns `order[i:n]`, not
+run, to the front of bucket `cur`; `peek` is
+the next event's time (None when empty).
+"""
+
+from __future__ import annotations
+
+import heapq
+from array import array
+
+try:
+    import cython
+except ImportError:  # pure Python without Cython installed
+    from wrpsim import _cyshim as cython
+
+if not cython.compiled:  # (compiled, the .pxd's enum)
+    STRIDE, F_T, F_NEXT, F_CONN, F_SEQ, F_EV, F_SIZE, F_PATH, F_META = 8, 0, 1, 2, 3, 4, 5, 6, 7
+    RUN = 24  # runs sorted by insertion before they are merged
+
+
+#: the names of a row's fields, in order (for inspection: `EventQueue.row`)
+ROW = ("t", "next", "conn", "seq", "ev", "size", "path", "meta")
+
+
+def _zeros(n: int) -> array:
+    return array("q", bytes(8 * n))
+
+
+def _sort_py(ev: array, order: array, n: int) -> None:
+    """`EventQueue._sort` in pure Python."""
+    order[:n] = array("q", sorted(order[:n], key=lambda s: ev[s * STRIDE]))
+
+
+class EventQueue:
+    """The event rows and their calendar (module docstring)."""
+
+    __slots__ = (
+        "cap",
+        "count",
+        "cur",
+        "ev",
+        "free",
+        "head",
+        "mask",
+        "nb",
+        "order",
+        "ovf",
+        "seq",
+        "tail",
+        "tmp",
+        "width",
+    )
+
+    def __init__(self, width: int, horizon: int, cap: int = 1024):
+        """`width`: a bucket's span (ps); `horizon`: how many buckets ahead events are usually
+        pushed (the ring gets the next power of two, at least 64, at most 2**16)."""
+        self.width = width
+        nb = 64
+        while nb < horizon and nb < 1 << 16:
+            nb <<= 1
+        self.nb, self.mask = nb, nb - 1
+        self.head = array("q", [-1]) * nb
+        self.tail = array("q", [-1]) * nb
+        self.count = 0
+        self.cur = 0
+        self.ovf: list[tuple[int, int, int]] = []
+        self.seq = 0
+        self.cap = 0
+        self.free = -1
+        self.ev = _zeros(0)
+        self.order = _zeros(0)
+        self.tmp = _zeros(0)
+        self._grow(cap)
+
+    def _grow(self, cap: int) -> None:
+        """Room for `cap` events: a copy of the rows and of `order` (a handler may grow the
+        queue while a bucket is run), the new slots on the free list."""
+        old = self.cap
+        ev = _zeros(cap * STRIDE)
+        for i in range(old * STRIDE):
+            ev[i] = self.ev[i]
+        for s in range(old, cap):
+            ev[s * STRIDE + F_NEXT] = s + 1 if s + 1 < cap else self.free
+        order = _zeros(cap)
+        for i in range(old):
+            order[i] = self.order[i]
+        self.ev = ev
+        self.free = old
+        self.cap = cap
+        self.order = order
+        self.tmp = _zeros(cap)
+
+    def alloc(self) -> int:
+        """A free slot (its row's fields are whatever they were)."""
+        s = self.free
+        if s < 0:
+            self._grow(2 * self.cap)
+            s = self.free
+        self.free = self.ev[s * STRIDE + F_NEXT]
+        return s
+
+    def add(self, t: int, conn: int, seq: int, ev: int, size: int, path: int,
+            meta: int) -> int:
+        """A new event at `t` ps with these fields, linked into its bucket; returns its slot."""
+        s = self.alloc()
+        row = s * STRIDE
+        ev_ = self.ev
+        ev_[row + F_T] = t
+        ev_[row + F_CONN] = conn
+        ev_[row + F_SEQ] = seq
+        ev_[row + F_EV] = ev
+        ev_[row + F_SIZE] = size
+        ev_[row + F_PATH] = path
+        ev_[row + F_META] = meta
+        self.push(s)
+        return s
+
+    def release(self, s: int) -> None:
+        """Slot `s` is free again."""
+        self.ev[s * STRIDE + F_NEXT] = self.free
+        self.free = s
+
+    def push(self, s: int) -> None:
+        """Link slot `s` into the bucket of its time (bucket `cur` or later)."""
+        ev = self.ev
+        b = ev[s * STRIDE + F_T] // self.width
+        if b - self.cur >= self.nb:
+            heapq.heappush(self.ovf, (b, self.seq, s))
+            self.seq += 1
+            return
+        r = b & self.mask
+        ev[s * STRIDE + F_NEXT] = -1
+        t = self.tail[r]
+        if t < 0:
+            self.head[r] = s
+        else:
+            ev[t * STRIDE + F_NEXT] = s
+        self.tail[r] = s
+        self.count += 1
+
+    def _next_bucket(self) -> int:
+        """The next bucket that holds an event (-1 when there is none)."""
+        if self.count == 0:
+            return self.ovf[0][0] if self.ovf else -1
+        b = self.cur
+        head, mask = self.head, self.mask
+        while head[b & mask] < 0:
+            b += 1
+        return b
+
+    def take(self, lim: int) -> int:
+        """Make the next bucket `cur` and put its slots, sorted by time, in `order[:n]`;
+        returns n (0, nothing changed, when that bucket starts after `lim` ps)."""
+        b = self._next_bucket()
+        if b < 0 or b * self.width > lim:
+            return 0
+        self.cur = b
+        ovf = self.ovf
+        while ovf and ovf[0][0] - b < self.nb:  # buckets that came within the horizon
+            s = heapq.heappop(ovf)[2]
+            self.push(s)
+        r = b & self.mask
+        ev, order = self.ev, self.order
+        n = 0
+        s = self.head[r]
+        while s >= 0:
+            order[n] = s
+            n += 1
+            s = ev[s * STRIDE + F_NEXT]
+        self.head[r] = self.tail[r] = -1
+        self.count -= n
+        self._sort(n)
+        return n
+
+    def _sort(self, n: int) -> None:
+        """Sort `order[:n]` by time, stably: runs of `RUN` by insertion, then merged pairwise
+        (compiled: C loops over the rows; pure Python: `list.sort`, stable too)."""
+        if not cython.compiled:
+            _sort_py(self.ev, self.order, n)
+            return
+        ev, order, tmp = self.ev, self.order, self.tmp
+        for lo in range(0, n, RUN):
+            hi = min(lo + RUN, n)
+            for i in range(lo + 1, hi):
+                s = order[i]
+                t = ev[s * STRIDE]
+                j = i - 1
+                while j >= lo and ev[order[j] * STRIDE] > t:
+                    order[j + 1] = order[j]
+                    j -= 1
+                order[j + 1] = s
+        w = RUN
+        src, dst = order, tmp
+        swapped = False
+        while w < n:
+            for lo in range(0, n, 2 * w):
+                mid = min(lo + w, n)
+                hi = min(lo + 2 * w, n)
+                i, j, o = lo, mid, lo
+                while i < mid and j < hi:
+                    if ev[src[j] * STRIDE] < ev[src[i] * STRIDE]:
+                        dst[o] = src[j]
+                        j += 1
+                    else:
+                        dst[o] = src[i]
+                        i += 1
+                    o += 1
+                while i < mid:
+                    dst[o] = src[i]
+                    i += 1
+                    o += 1
+                while j < hi:
+                    dst[o] = src[j]
+                    j += 1
+                    o += 1
+            src, dst = dst, src
+            swapped = not swapped
+            w *= 2
+        if swapped:  # (the sorted run is in `tmp`)
+            for i in range(n):
+                order[i] = src[i]
+
+    def putback(self, i: int, n: int) -> None:
+        """Return `order[i:n]` (taken, not run) to the front of bucket `cur`."""
+        r = self.cur & self.mask
+        ev, order = self.ev, self.order
+        if i >= n:
+            return
+        last = order[n - 1]
+        ev[last * STRIDE + F_NEXT] = self.head[r]
+        if self.head[r] < 0:
+            self.tail[r] = last
+        for j in range(n - 2, i - 1, -1):
+            ev[order[j] * STRIDE + F_NEXT] = order[j + 1]
+        self.head[r] = order[i]
+        self.count += n - i
+
+    def peek(self) -> int | None:
+        """Time of the next event (ps), or None when there is none."""
+        b = self._next_bucket()
+        if b < 0:
+            return None
+        if b - self.cur >= self.nb:  # (only in the heap so far)
+            return min(self.ev[s * STRIDE] for bb, _, s in self.ovf if bb == b)
+        ev = self.ev
+        s = self.head[b & self.mask]
+        t = ev[s * STRIDE]
+        while s >= 0:
+            if ev[s * STRIDE] < t:
+                t = ev[s * STRIDE]
+            s = ev[s * STRIDE + F_NEXT]
+        return t
+
+    def pending(self) -> list[int]:
+        """The slots of every event not yet run (any order)."""
+        out = [s for _, _, s in self.ovf]
+        ev = self.ev
+        for r in range(self.nb):
+            s = self.head[r]
+            while s >= 0:
+                out.append(s)
+                s = ev[s * STRIDE + F_NEXT]
+        return out
+
+    def taken(self, n: int) -> list[int]:
+        """`order[:n]`: the slots `take` handed out (for inspection)."""
+        return [self.order[i] for i in range(n)]
+
+    def row(self, s: int) -> tuple:
+        """Slot `s`'s fields (`ROW`: t, next, conn, seq, ev, size, path, meta), for
+        inspection."""
+        return tuple([self.ev[s * STRIDE + f] for f in range(STRIDE)])
