@@ -19,7 +19,8 @@ The `core` set is the default scenario, `router=least-outstanding`, `+experiment
 the disaggregated pool and the disaggregated pool on the fluid fabric; `all` adds scenarios
 covering the other engine paths (vLLM and Orca scheduling, a prefix cache, failures, QoE off,
 a heterogeneous fleet, the 2023 analytical engine, a horizon, a traced run, an instance whose
-collectives cross the fabric, a closed-loop benchmark). Prints one line per scenario and exits
+collectives cross the fabric, a closed-loop benchmark, KV transfers on the packet engine in a
+window of a fluid run and for a whole run). Prints one line per scenario and exits
 1 if any differs.
 """
 
@@ -57,6 +58,9 @@ EXTRA = {
                     "pool.pools.h100.count=1", "network.collectives=true"],
     "closed-loop": ["workload=closed-loop", "workload.source.concurrency=64",
                     "workload.source.num_requests=3000"],
+    "packet-window": ["pool=h100-llama70b-disagg", "network=fluid", "network.packet_window=[0,10]",
+                      "workload.max_requests=3000"],
+    "packet-fabric": ["pool=h100-llama70b-disagg", "network=packet", "workload.max_requests=100"],
 }
 #: fields that hold wall-clock time, not simulated results
 WALL_KEYS = {"sim_wall_s", "wall_s"}
