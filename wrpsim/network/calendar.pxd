@@ -35,6 +35,8 @@ cdef class EventQueue:
     cdef public long long seq
     cdef long long[::1] order
     cdef long long[::1] tmp
+    cdef long long[::1] keys
+    cdef long long[::1] kbuf
 
     @cython.locals(s=Py_ssize_t, i=Py_ssize_t, old=Py_ssize_t, ev="long long[::1]",
                    order="long long[::1]")
@@ -56,13 +58,14 @@ cdef class EventQueue:
     cpdef long long _next_bucket(self)
 
     @cython.locals(b=cython.longlong, ovf=list, s=Py_ssize_t, r=Py_ssize_t, n=Py_ssize_t,
-                   ev="long long[::1]", order="long long[::1]")
+                   i=Py_ssize_t, base=cython.longlong, ev="long long[::1]",
+                   order="long long[::1]", slots="long long[::1]", keys="long long[::1]")
     cpdef Py_ssize_t take(self, long long lim)
 
     @cython.locals(lo=Py_ssize_t, hi=Py_ssize_t, mid=Py_ssize_t, i=Py_ssize_t, j=Py_ssize_t,
-                   o=Py_ssize_t, s=cython.longlong, t=cython.longlong, w=Py_ssize_t,
-                   src="long long[::1]", dst="long long[::1]", ev="long long[::1]",
-                   order="long long[::1]", tmp="long long[::1]", swapped=cython.bint)
+                   o=Py_ssize_t, k=cython.longlong, w=Py_ssize_t, src="long long[::1]",
+                   dst="long long[::1]", keys="long long[::1]", kbuf="long long[::1]",
+                   swapped=cython.bint)
     cpdef _sort(self, Py_ssize_t n)
 
     @cython.locals(r=Py_ssize_t, last=Py_ssize_t, j=Py_ssize_t, ev="long long[::1]",

@@ -21,8 +21,9 @@ overflow heap `ovf` (ordered by bucket, then creation) beyond it; buckets move f
 into the ring as `cur` advances, before any event of theirs could be linked into the ring
 directly, so every bucket's list is in creation order. `width` is no more than the smallest
 delay between an event and any event it causes (`PacketEngine`), so a bucket is complete once
-the earlier ones have run: `take` hands out the next bucket's slots sorted by time — a stable
-sort, ties keep creation order — which is exactly the order of a (time, creation number) heap.
+the earlier ones have run: `take` hands out the next bucket's slots sorted by time, ties in
+creation order (a sort of integer keys: time offset in the bucket over rank in its list) —
+exactly the order of a (time, creation number) heap.
 
 Contract: `add(t, ...)` (or `alloc`, fill the row, `push(s)`) only for a time in bucket `cur` or
 later; `take(lim)` returns how many
@@ -55,34 +56,17 @@ def _zeros(n: int) -> array:
     return array("q", bytes(8 * n))
 
 
-def _sort_py(ev: array, order: array, n: int) -> None:
-    """`EventQueue._sort` in pure Python."""
-    order[:n] = array("q", sorted(order[:n], key=lambda s: ev[s * STRIDE]))
-
-
 class EventQueue:
     """The event rows and their calendar (module docstring)."""
 
-    __slots__ = (
-        "cap",
-        "count",
-        "cur",
-        "ev",
-        "free",
-        "head",
-        "mask",
-        "nb",
-        "order",
-        "ovf",
-        "seq",
-        "tail",
-        "tmp",
-        "width",
-    )
+    __slots__ = ("cap", "count", "cur", "ev", "free", "head", "kbuf", "keys", "mask", "nb",
+                 "order", "ovf", "seq", "tail", "tmp", "width")
 
     def __init__(self, width: int, horizon: int, cap: int = 1024):
         """`width`: a bucket's span (ps); `horizon`: how many buckets ahead events are usually
         pushed (the ring gets the next power of two, at least 64, at most 2**16)."""
+        if not 1 <= width < 1 << 31:
+            raise ValueError(f"bucket width {width} ps: must be in [1, 2**31)")
         self.width = width
         nb = 64
         while nb < horizon and nb < 1 << 16:
@@ -98,7 +82,7 @@ class EventQueue:
         self.free = -1
         self.ev = _zeros(0)
         self.order = _zeros(0)
-        self.tmp = _zeros(0)
+        self.tmp = self.keys = self.kbuf = _zeros(0)
         self._grow(cap)
 
     def _grow(self, cap: int) -> None:
@@ -117,7 +101,7 @@ class EventQueue:
         self.free = old
         self.cap = cap
         self.order = order
-        self.tmp = _zeros(cap)
+        self.tmp, self.keys, self.kbuf = _zeros(cap), _zeros(cap), _zeros(cap)
 
     def alloc(self) -> int:
         """A free slot (its row's fields are whatever they were)."""
@@ -189,37 +173,43 @@ class EventQueue:
             s = heapq.heappop(ovf)[2]
             self.push(s)
         r = b & self.mask
-        ev, order = self.ev, self.order
+        ev, slots, keys = self.ev, self.tmp, self.keys
+        base = b * self.width
         n = 0
         s = self.head[r]
         while s >= 0:
-            order[n] = s
+            slots[n] = s
+            keys[n] = (ev[s * STRIDE + F_T] - base) << 32 | n  # (offset in the bucket, rank)
             n += 1
             s = ev[s * STRIDE + F_NEXT]
         self.head[r] = self.tail[r] = -1
         self.count -= n
         self._sort(n)
+        order = self.order
+        for i in range(n):
+            order[i] = slots[keys[i] & 0xFFFFFFFF]
         return n
 
     def _sort(self, n: int) -> None:
-        """Sort `order[:n]` by time, stably: runs of `RUN` by insertion, then merged pairwise
-        (compiled: C loops over the rows; pure Python: `list.sort`, stable too)."""
+        """Sort `keys[:n]`: each key is an event's time offset in its bucket (below `width`,
+        < 2**31) over its rank in the bucket's list (< 2**32), so the keys are distinct and
+        their order is the (time, creation) order. Compiled: runs of `RUN` by insertion, then
+        merged pairwise through `kbuf`, on contiguous integers; pure Python: `sorted`."""
         if not cython.compiled:
-            _sort_py(self.ev, self.order, n)
+            self.keys[:n] = array("q", sorted(self.keys[:n]))
             return
-        ev, order, tmp = self.ev, self.order, self.tmp
+        keys, kbuf = self.keys, self.kbuf
         for lo in range(0, n, RUN):
             hi = min(lo + RUN, n)
             for i in range(lo + 1, hi):
-                s = order[i]
-                t = ev[s * STRIDE]
+                k = keys[i]
                 j = i - 1
-                while j >= lo and ev[order[j] * STRIDE] > t:
-                    order[j + 1] = order[j]
+                while j >= lo and keys[j] > k:
+                    keys[j + 1] = keys[j]
                     j -= 1
-                order[j + 1] = s
+                keys[j + 1] = k
         w = RUN
-        src, dst = order, tmp
+        src, dst = keys, kbuf
         swapped = False
         while w < n:
             for lo in range(0, n, 2 * w):
@@ -227,7 +217,7 @@ class EventQueue:
                 hi = min(lo + 2 * w, n)
                 i, j, o = lo, mid, lo
                 while i < mid and j < hi:
-                    if ev[src[j] * STRIDE] < ev[src[i] * STRIDE]:
+                    if src[j] < src[i]:
                         dst[o] = src[j]
                         j += 1
                     else:
@@ -245,9 +235,9 @@ class EventQueue:
             src, dst = dst, src
             swapped = not swapped
             w *= 2
-        if swapped:  # (the sorted run is in `tmp`)
+        if swapped:  # (the sorted keys are in `kbuf`)
             for i in range(n):
-                order[i] = src[i]
+                keys[i] = kbuf[i]
 
     def putback(self, i: int, n: int) -> None:
         """Return `order[i:n]` (taken, not run) to the front of bucket `cur`."""

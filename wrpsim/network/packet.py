@@ -140,7 +140,8 @@ class PacketEngine(UecMixin):
         self.pmaxq = _zeros(n)
         self.ctrl_packets = 0
         lag = min([self.rto_ps] + [d + tx_ps(1, r) for d, r in zip(topo.prop, topo.rate)])
-        width = max(1, lag // 16)  # any width <= lag is exact; smaller buckets cache better
+        # any width <= lag is exact; smaller buckets cache better (`EventQueue` takes < 2**31)
+        width = max(1, min(lag // 16, 1 << 30))
         # the ring spans the RTO (timers) and twice a full window's serialisation at the NIC
         horizon = (self.rto_ps + 2 * self.window * max(self.txf, default=0)) // width + 1
         self.q = EventQueue(width, horizon)
