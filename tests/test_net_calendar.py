@@ -107,3 +107,23 @@ def test_take_hands_out_a_bucket_only_once_the_limit_reaches_it():
     q.putback(0, 1)
     assert q.peek() == 95 and q.count == 1
     assert q.take(95) == 1
+
+
+@pytest.mark.parametrize("width", [1, 200, 70_000, 1 << 20, (1 << 31) - 1])
+def test_a_large_bucket_comes_out_in_time_then_creation_order(width):
+    # (more events than the insertion sort takes: the radix passes, one per byte of an offset)
+    rng = random.Random(width)
+    q = EventQueue(width=width, horizon=1)
+    want = []
+    for tag in range(700):
+        t = 3 * width + rng.randrange(min(width, 40))  # ties on purpose
+        _new(q, t, tag)
+        want.append((t, tag))
+    n = q.take(4 * width)
+    assert n == 700
+    assert [(q.row(s)[T], q.row(s)[TAG]) for s in q.taken(n)] == sorted(want)
+
+
+def test_a_bucket_width_past_the_key_packing_is_refused():
+    with pytest.raises(ValueError, match="width"):
+        EventQueue(width=1 << 31, horizon=1)

@@ -16,7 +16,7 @@ cdef enum:
     F_SIZE = 5
     F_PATH = 6
     F_META = 7
-    RUN = 24
+    SMALL = 48
 
 
 @cython.final
@@ -37,6 +37,8 @@ cdef class EventQueue:
     cdef long long[::1] tmp
     cdef long long[::1] keys
     cdef long long[::1] kbuf
+    cdef long long[::1] cnt
+    cdef public Py_ssize_t passes
 
     @cython.locals(s=Py_ssize_t, i=Py_ssize_t, old=Py_ssize_t, ev="long long[::1]",
                    order="long long[::1]")
@@ -62,10 +64,9 @@ cdef class EventQueue:
                    order="long long[::1]", slots="long long[::1]", keys="long long[::1]")
     cpdef Py_ssize_t take(self, long long lim)
 
-    @cython.locals(lo=Py_ssize_t, hi=Py_ssize_t, mid=Py_ssize_t, i=Py_ssize_t, j=Py_ssize_t,
-                   o=Py_ssize_t, k=cython.longlong, w=Py_ssize_t, src="long long[::1]",
-                   dst="long long[::1]", keys="long long[::1]", kbuf="long long[::1]",
-                   swapped=cython.bint)
+    @cython.locals(i=Py_ssize_t, j=Py_ssize_t, o=Py_ssize_t, c=Py_ssize_t, d=Py_ssize_t,
+                   k=cython.longlong, shift=cython.int, src="long long[::1]",
+                   dst="long long[::1]", keys="long long[::1]", cnt="long long[::1]")
     cpdef _sort(self, Py_ssize_t n)
 
     @cython.locals(r=Py_ssize_t, last=Py_ssize_t, j=Py_ssize_t, ev="long long[::1]",

@@ -45,7 +45,7 @@ except ImportError:  # pure Python without Cython installed
 
 if not cython.compiled:  # (compiled, the .pxd's enum)
     STRIDE, F_T, F_NEXT, F_CONN, F_SEQ, F_EV, F_SIZE, F_PATH, F_META = 8, 0, 1, 2, 3, 4, 5, 6, 7
-    RUN = 24  # runs sorted by insertion before they are merged
+    SMALL = 48  # buckets of at most this many events are sorted by insertion
 
 
 #: the names of a row's fields, in order (for inspection: `EventQueue.row`)
@@ -59,8 +59,8 @@ def _zeros(n: int) -> array:
 class EventQueue:
     """The event rows and their calendar (module docstring)."""
 
-    __slots__ = ("cap", "count", "cur", "ev", "free", "head", "kbuf", "keys", "mask", "nb",
-                 "order", "ovf", "seq", "tail", "tmp", "width")
+    __slots__ = ("cap", "cnt", "count", "cur", "ev", "free", "head", "kbuf", "keys", "mask",
+                 "nb", "order", "ovf", "passes", "seq", "tail", "tmp", "width")
 
     def __init__(self, width: int, horizon: int, cap: int = 1024):
         """`width`: a bucket's span (ps); `horizon`: how many buckets ahead events are usually
@@ -68,6 +68,8 @@ class EventQueue:
         if not 1 <= width < 1 << 31:
             raise ValueError(f"bucket width {width} ps: must be in [1, 2**31)")
         self.width = width
+        self.passes = max(1, ((width - 1).bit_length() + 7) // 8)  # bytes of an offset
+        self.cnt = _zeros(256)
         nb = 64
         while nb < horizon and nb < 1 << 16:
             nb <<= 1
@@ -193,51 +195,46 @@ class EventQueue:
     def _sort(self, n: int) -> None:
         """Sort `keys[:n]`: each key is an event's time offset in its bucket (below `width`,
         < 2**31) over its rank in the bucket's list (< 2**32), so the keys are distinct and
-        their order is the (time, creation) order. Compiled: runs of `RUN` by insertion, then
-        merged pairwise through `kbuf`, on contiguous integers; pure Python: `sorted`."""
+        their order is the (time, creation) order. Compiled: up to `SMALL` keys by insertion;
+        more by a least-significant-digit radix sort of the offsets, one stable counting pass
+        per byte of `width - 1` (`passes`) through `kbuf` — the keys start in rank order, so
+        stable passes leave ties in it. Pure Python: `sorted`."""
         if not cython.compiled:
             self.keys[:n] = array("q", sorted(self.keys[:n]))
             return
-        keys, kbuf = self.keys, self.kbuf
-        for lo in range(0, n, RUN):
-            hi = min(lo + RUN, n)
-            for i in range(lo + 1, hi):
+        keys = self.keys
+        if n <= SMALL:
+            for i in range(1, n):
                 k = keys[i]
                 j = i - 1
-                while j >= lo and keys[j] > k:
+                while j >= 0 and keys[j] > k:
                     keys[j + 1] = keys[j]
                     j -= 1
                 keys[j + 1] = k
-        w = RUN
-        src, dst = keys, kbuf
-        swapped = False
-        while w < n:
-            for lo in range(0, n, 2 * w):
-                mid = min(lo + w, n)
-                hi = min(lo + 2 * w, n)
-                i, j, o = lo, mid, lo
-                while i < mid and j < hi:
-                    if src[j] < src[i]:
-                        dst[o] = src[j]
-                        j += 1
-                    else:
-                        dst[o] = src[i]
-                        i += 1
-                    o += 1
-                while i < mid:
-                    dst[o] = src[i]
-                    i += 1
-                    o += 1
-                while j < hi:
-                    dst[o] = src[j]
-                    j += 1
-                    o += 1
-            src, dst = dst, src
-            swapped = not swapped
-            w *= 2
-        if swapped:  # (the sorted keys are in `kbuf`)
+            return
+        cnt = self.cnt
+        src, dst = keys, self.kbuf
+        shift = 32
+        for _ in range(self.passes):
+            for d in range(256):
+                cnt[d] = 0
             for i in range(n):
-                keys[i] = kbuf[i]
+                cnt[(src[i] >> shift) & 255] += 1
+            o = 0
+            for d in range(256):
+                c = cnt[d]
+                cnt[d] = o
+                o += c
+            for i in range(n):
+                k = src[i]
+                d = (k >> shift) & 255
+                dst[cnt[d]] = k
+                cnt[d] += 1
+            src, dst = dst, src
+            shift += 8
+        if self.passes & 1:  # (the sorted keys are in `kbuf`)
+            for i in range(n):
+                keys[i] = src[i]
 
     def putback(self, i: int, n: int) -> None:
         """Return `order[i:n]` (taken, not run) to the front of bucket `cur`."""
