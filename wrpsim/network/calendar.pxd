@@ -60,7 +60,7 @@ cdef class EventQueue:
     cpdef long long _next_bucket(self)
 
     @cython.locals(b=cython.longlong, ovf=list, s=Py_ssize_t, r=Py_ssize_t, n=Py_ssize_t,
-                   i=Py_ssize_t, base=cython.longlong, ev="long long[::1]",
+                   i=Py_ssize_t, base=cython.longlong, low=cython.longlong, ev="long long[::1]",
                    order="long long[::1]", slots="long long[::1]", keys="long long[::1]")
     cpdef Py_ssize_t take(self, long long lim)
 

@@ -188,8 +188,9 @@ class EventQueue:
         self.count -= n
         self._sort(n)
         order = self.order
+        low = 0xFFFFFFFF  # (the rank's bits; a C integer compiled)
         for i in range(n):
-            order[i] = slots[keys[i] & 0xFFFFFFFF]
+            order[i] = slots[keys[i] & low]
         return n
 
     def _sort(self, n: int) -> None:

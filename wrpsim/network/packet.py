@@ -239,6 +239,7 @@ def _run(eng: PacketEngine, lim: int, stop_at_done: bool) -> list[tuple[int, int
     q = eng.q
     tk, sack = eng.tkind, eng.sacking
     wire = eng.wire
+    bitps = BITPS
     done: list[tuple[int, int]] = []
     last = eng.now
     stop = False
@@ -302,7 +303,10 @@ def _run(eng: PacketEngine, lim: int, stop_at_done: bool) -> list[tuple[int, int
                     b = t + eng.acktx[p]
             else:
                 size = q.ev[row + F_SIZE]
-                tx = eng.txf[p] if size == wire else -(-size * BITPS // eng.rate[p])
+                if size == wire:
+                    tx = eng.txf[p]
+                else:  # (ceil(size * 8e12 / rate), in C integers: the product is below 2**63)
+                    tx = -(-size * bitps // eng.rate[p])
                 if b > t:
                     qd = b - t
                     if qd + tx > eng.bufps[p]:

@@ -164,7 +164,10 @@ class TransportBase:
         b = self.busy[p]
         if b < t:
             b = t
-        b += self.txf[p] if size == wire else tx_ps(size, self.rate[p])
+        if size == wire:  # (an if, not a conditional expression: compiled, its Python-typed
+            b += self.txf[p]  # branch would make both branches Python objects)
+        else:
+            b += tx_ps(size, self.rate[p])
         self.busy[p] = b
         self.pathb[self.pports[o]] += size
         if k < cs.top:
