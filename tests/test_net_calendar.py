@@ -99,12 +99,15 @@ def test_equal_times_keep_creation_order_across_the_horizon():
     assert q.taken(n)[0] == a
 
 
-def test_take_hands_out_a_bucket_only_once_the_limit_reaches_it():
+def test_take_hands_out_a_bucket_only_once_one_of_its_events_is_due():
     q = EventQueue(width=10, horizon=1)
-    _new(q, 95, 0)
-    assert q.take(89) == 0 and q.peek() == 95 and q.count == 1  # (bucket 9 starts at 90)
-    assert q.take(94) == 1  # the caller puts back what is past its limit
-    q.putback(0, 1)
+    _new(q, 92, 0)
+    _new(q, 95, 1)
+    assert q.take(91) == 0 and q.cur == 0  # (bucket 9 starts at 90; nothing due by 91)
+    _new(q, 85, 2)  # still allowed: no event past 85 has run
+    assert q.take(91) == 1 and q.cur == 8
+    assert q.take(93) == 2 and q.cur == 9  # the caller puts back what is past its limit
+    q.putback(1, 2)
     assert q.peek() == 95 and q.count == 1
     assert q.take(95) == 1
 

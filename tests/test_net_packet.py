@@ -238,6 +238,28 @@ def test_calendar_equals_heap_order_under_stops():
     assert sliced.column("ooo") == one.column("ooo")
 
 
+def test_a_connection_added_at_now_after_a_run_that_ran_nothing_goes_first():
+    """`add(conn, t)` at any t >= now (the last event run), even when a `run` since stopped
+    before the next event inside its bucket: the new connection's packets run in time order
+    (a calendar that moved its current bucket to that event's would have filed them a ring
+    turn later). Figures of the engine before the integer calendar (f825664)."""
+    cfg = NetConfig(kind="packet", leaves=2, hosts_per_leaf=2, spines=1, host_gbps=1,
+                    uplink_gbps=400, prop_delay_ns=10, transport="uec")
+    topo = LeafSpine(cfg)
+    eng = PacketEngine(topo, 0)
+    for c in LoadBalancer(topo, 0).connections([(0, 2, 3 * 4096)]):
+        eng.add(c, 0)
+    done = eng.run(33_476_400)
+    assert (eng.now, eng.peek()) == (33_476_400, 66_570_000)
+    done += eng.run(66_570_000 - 1)  # nothing due
+    assert (eng.now, eng.peek()) == (33_476_400, 66_570_000)
+    for c in LoadBalancer(topo, 0).connections([(1, 3, 1)]):
+        eng.add(c, eng.now)
+    assert eng.peek() == 34_006_400
+    done += eng.run()
+    assert done == [(34_559_000, 1), (133_326_400, 0)]
+
+
 @pytest.mark.parametrize("kind", ["packet", "fluid"])
 def test_same_seed_same_flows_parquet(tmp_path, kind):
     """Determinism: same seed → byte-identical flows.parquet; another seed differs."""

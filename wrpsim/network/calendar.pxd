@@ -24,7 +24,7 @@ cdef class EventQueue:
     cdef long long[::1] ev
     cdef public Py_ssize_t cap
     cdef public Py_ssize_t free
-    cdef public long long width
+    cdef readonly long long width
     cdef public long long cur
     cdef public long long nb
     cdef public long long mask
@@ -58,6 +58,9 @@ cdef class EventQueue:
 
     @cython.locals(b=cython.longlong, head="long long[::1]", mask=cython.longlong)
     cpdef long long _next_bucket(self)
+
+    @cython.locals(ev="long long[::1]", t=cython.longlong, s=Py_ssize_t, entry=tuple)
+    cpdef long long _earliest(self, long long b)
 
     @cython.locals(b=cython.longlong, ovf=list, s=Py_ssize_t, r=Py_ssize_t, n=Py_ssize_t,
                    i=Py_ssize_t, base=cython.longlong, low=cython.longlong, ev="long long[::1]",

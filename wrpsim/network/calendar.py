@@ -6,7 +6,7 @@ Events. An event is one row of `STRIDE` integers of `ev` (slot s: `ev[s * STRIDE
     F_NEXT  the next slot of its bucket's list (of the free list while the slot is free)
     F_CONN  the connection's id          F_SEQ   the packet's sequence number
     F_EV    the entropy value it carries F_SIZE  its bytes on the wire (TIMER: the loss time)
-    F_PATH  where its path starts in the engine's path table (`transport.py`, `_path_tuple`)
+    F_PATH  where its path starts in the engine's path table (`TransportBase._path`)
     F_META  kind | flags << 2 | hop << 4 (kinds and flags: `transport.py`)
 
 A packet keeps its slot from its NIC to its receiver: each hop rewrites its time and hop and
@@ -26,11 +26,11 @@ creation order (a sort of integer keys: time offset in the bucket over rank in i
 exactly the order of a (time, creation number) heap.
 
 Contract: `add(t, ...)` (or `alloc`, fill the row, `push(s)`) only for a time in bucket `cur` or
-later; `take(lim)` returns how many
-slots of the next bucket it put in `order` (0 when that bucket starts after `lim` ps or there
-is none; the caller puts back the events past `lim`); `putback(i, n)` returns `order[i:n]`, not
-run, to the front of bucket `cur`; `peek` is
-the next event's time (None when empty).
+later; `take(lim)` returns how many slots of the next bucket it put in `order` (0 when no event
+of it is due by `lim` ps, or there is none; the caller puts back those past `lim`), so `cur`
+never passes the bucket of the last event run and any time from then on may be pushed;
+`putback(i, n)` returns `order[i:n]`, not run, to the front of bucket `cur`; `peek` is the
+next event's time (None when empty).
 """
 
 from __future__ import annotations
@@ -52,7 +52,8 @@ if not cython.compiled:  # (compiled, the .pxd's enum)
 ROW = ("t", "next", "conn", "seq", "ev", "size", "path", "meta")
 
 
-def _zeros(n: int) -> array:
+def zeros(n: int) -> array:
+    """An array('q') of n zeros."""
     return array("q", bytes(8 * n))
 
 
@@ -69,7 +70,7 @@ class EventQueue:
             raise ValueError(f"bucket width {width} ps: must be in [1, 2**31)")
         self.width = width
         self.passes = max(1, ((width - 1).bit_length() + 7) // 8)  # bytes of an offset
-        self.cnt = _zeros(256)
+        self.cnt = zeros(256)
         nb = 64
         while nb < horizon and nb < 1 << 16:
             nb <<= 1
@@ -82,28 +83,29 @@ class EventQueue:
         self.seq = 0
         self.cap = 0
         self.free = -1
-        self.ev = _zeros(0)
-        self.order = _zeros(0)
-        self.tmp = self.keys = self.kbuf = _zeros(0)
+        cap = max(1, cap)
+        self.ev = zeros(0)
+        self.order = zeros(0)
+        self.tmp = self.keys = self.kbuf = zeros(0)
         self._grow(cap)
 
     def _grow(self, cap: int) -> None:
         """Room for `cap` events: a copy of the rows and of `order` (a handler may grow the
         queue while a bucket is run), the new slots on the free list."""
         old = self.cap
-        ev = _zeros(cap * STRIDE)
+        ev = zeros(cap * STRIDE)
         for i in range(old * STRIDE):
             ev[i] = self.ev[i]
         for s in range(old, cap):
             ev[s * STRIDE + F_NEXT] = s + 1 if s + 1 < cap else self.free
-        order = _zeros(cap)
+        order = zeros(cap)
         for i in range(old):
             order[i] = self.order[i]
         self.ev = ev
         self.free = old
         self.cap = cap
         self.order = order
-        self.tmp, self.keys, self.kbuf = _zeros(cap), _zeros(cap), _zeros(cap)
+        self.tmp, self.keys, self.kbuf = zeros(cap), zeros(cap), zeros(cap)
 
     def alloc(self) -> int:
         """A free slot (its row's fields are whatever they were)."""
@@ -165,10 +167,12 @@ class EventQueue:
 
     def take(self, lim: int) -> int:
         """Make the next bucket `cur` and put its slots, sorted by time, in `order[:n]`;
-        returns n (0, nothing changed, when that bucket starts after `lim` ps)."""
+        returns n (0, nothing changed, when none of its events is due by `lim` ps)."""
         b = self._next_bucket()
         if b < 0 or b * self.width > lim:
             return 0
+        if lim < (b + 1) * self.width - 1 and self._earliest(b) > lim:
+            return 0  # (nothing due: `cur` must not pass the time of the last event run)
         self.cur = b
         ovf = self.ovf
         while ovf and ovf[0][0] - b < self.nb:  # buckets that came within the horizon
@@ -255,11 +259,20 @@ class EventQueue:
     def peek(self) -> int | None:
         """Time of the next event (ps), or None when there is none."""
         b = self._next_bucket()
-        if b < 0:
-            return None
-        if b - self.cur >= self.nb:  # (only in the heap so far)
-            return min(self.ev[s * STRIDE] for bb, _, s in self.ovf if bb == b)
+        return None if b < 0 else self._earliest(b)
+
+    def _earliest(self, b: int) -> int:
+        """The earliest time in bucket `b` (which holds an event: in the ring, or, beyond its
+        horizon, in the overflow heap)."""
         ev = self.ev
+        t = -1
+        if b - self.cur >= self.nb:
+            for entry in self.ovf:
+                if entry[0] == b:
+                    s = entry[2]
+                    if t < 0 or ev[s * STRIDE] < t:
+                        t = ev[s * STRIDE]
+            return t
         s = self.head[b & self.mask]
         t = ev[s * STRIDE]
         while s >= 0:

@@ -1,7 +1,8 @@
 # Cython declarations for `connection.py` (pure-Python mode, `wrpsim._native`): `ConnState` is
 # an extension type; counts and sequence numbers are `Py_ssize_t`, times `long long` ps, the
-# window and DCTCP's alpha `double` (each always holds a float), the path offsets and send
-# times typed memoryviews over `array('q')` (None when freed), the bitmaps `bytearray`.
+# window and DCTCP's alpha `double` (each always holds a float), the send times a typed
+# memoryview over `array('q')` (None when freed; the only one: each costs its slice struct in
+# every connection), the bitmaps `bytearray`.
 
 cimport cython
 
@@ -11,8 +12,8 @@ from wrpsim.network.entropy cimport Chooser
 @cython.final
 cdef class ConnState:
     cdef public Py_ssize_t cid
-    cdef public long long[::1] paths
-    cdef public long long[::1] rpaths
+    cdef public Py_ssize_t pbase
+    cdef public Py_ssize_t rbase
     cdef public Chooser chooser
     cdef public Py_ssize_t npk
     cdef public long long last

@@ -2,10 +2,12 @@
 
 The transports (`transport.py`, `uec.py`, `dctcp.py`, `roce.py`) read and write these fields;
 what each means (window `wnd` in packets, `infl` packets sent and unacknowledged, `una` the
-lowest unacknowledged, `next` the next new one, …) is stated there. Paths are offsets into the
-engine's path table (`TransportBase._path`), one per entropy value (EV): `paths` forward,
-`rpaths` for the control packets coming back. `sendt`, `sacked`, `got` and `lost` are freed
-(None) when the connection no longer needs them (`_sender_done`, `_received`).
+lowest unacknowledged, `next` the next new one, …) is stated there. The connection's paths, one
+per entropy value (EV), are entries of the engine's EV table (`TransportBase._path_sets`, shared
+by every connection between the same endpoints over the same paths): entry `pbase + ev` is the
+forward path's offset in the path table, `rbase + ev` the path of the control packets coming
+back. `sendt`, `sacked`, `got` and `lost` are freed (None) when the connection no longer needs
+them (`_sender_done`, `_received`).
 Compiled, an extension type whose numbers are C fields (`connection.pxd`).
 """
 
@@ -13,7 +15,7 @@ from __future__ import annotations
 
 from array import array
 
-FIELDS = ("paths", "rpaths", "chooser", "npk", "last", "next", "top", "una", "infl", "wnd",
+FIELDS = ("pbase", "rbase", "chooser", "npk", "last", "next", "top", "una", "infl", "wnd",
           "rcv", "maxseen", "ooo", "maxdist", "retx", "drops", "start", "finish", "alpha",
           "acked", "marked", "wend", "cut", "sendt", "sacked", "got", "lost", "scan", "hi",
           "epsn", "nakpsn")
@@ -24,12 +26,12 @@ class ConnState:
 
     __slots__ = ("cid", *FIELDS)
 
-    def __init__(self, cid: int, paths: array, rpaths: array, chooser, npk: int, last: int,
+    def __init__(self, cid: int, pbase: int, rbase: int, chooser, npk: int, last: int,
                  start: int, wnd: float, timed: bool, sack: bool):
         """`npk` packets, the last one `last` bytes on the wire; `timed`: record send times
         (uec's RTT samples); `sack`: the receiver and sender keep bitmaps (uec, dctcp)."""
         self.cid = cid
-        self.paths, self.rpaths, self.chooser = paths, rpaths, chooser
+        self.pbase, self.rbase, self.chooser = pbase, rbase, chooser
         self.npk, self.last = npk, last
         self.next = self.top = self.una = self.infl = 0
         self.wnd = wnd

@@ -31,8 +31,8 @@ counted per path and derived on reading (`pbytes`).
 The event queue is a calendar of buckets `width` picoseconds wide, where `width` is no more
 than the smallest delay between an event and any event it causes (one propagation delay plus a
 one-byte serialisation, or the RTO). A bucket is therefore complete once the earlier ones are
-processed; it is sorted by time (a stable sort, so ties keep their creation order) and run.
-This is exactly the order of a (time, creation number) heap.
+processed; it is sorted by time, ties in creation order, and run. This is exactly the order of
+a (time, creation number) heap.
 
 Driving contract (identical standalone and under SimPy): `add(conn, t)` at a time no earlier
 than any processed event; `run(limit, inclusive, stop_at_done)` processes events in time order
@@ -50,7 +50,7 @@ try:
 except ImportError:  # pure Python without Cython installed
     from wrpsim import _cyshim as cython
 
-from wrpsim.network.calendar import EventQueue
+from wrpsim.network.calendar import EventQueue, zeros
 from wrpsim.network.topology import PS_PER_S, LeafSpine, tx_ps
 from wrpsim.network.uec import UecMixin
 from wrpsim.rng import stream
@@ -66,7 +66,7 @@ BITPS = 8 * PS_PER_S
 class PacketEngine(UecMixin):
     """Packet-level simulation of connections on a `LeafSpine` (module docstring)."""
 
-    # slots: ~45 attributes are too many for CPython's shared-key instance dicts, whose
+    # slots: 43 attributes are too many for CPython's shared-key instance dicts, whose
     # attribute reads the interpreter can specialise; slot reads it always can. Compiled,
     # `transport.pxd` declares them as the struct fields of the chain's root, `TransportBase`
     __slots__ = (
@@ -81,6 +81,8 @@ class PacketEngine(UecMixin):
         "ctrl_packets",
         "cutb",
         "ecnps",
+        "evp",
+        "evp_a",
         "hdr",
         "mtu",
         "nconns",
@@ -133,11 +135,11 @@ class PacketEngine(UecMixin):
         self.ecnps = array("q", [INF if topo.buffer[p] is None else
                                  round(cfg.ecn_bdp * topo.bdp_bytes(topo.rate[p])) * BITPS //
                                  topo.rate[p] for p in range(n)])
-        self.busy = _zeros(n)
-        self.pdrops = _zeros(n)
-        self.ptrims = _zeros(n)
-        self.pmarks = _zeros(n)
-        self.pmaxq = _zeros(n)
+        self.busy = zeros(n)
+        self.pdrops = zeros(n)
+        self.ptrims = zeros(n)
+        self.pmarks = zeros(n)
+        self.pmaxq = zeros(n)
         self.ctrl_packets = 0
         lag = min([self.rto_ps] + [d + tx_ps(1, r) for d, r in zip(topo.prop, topo.rate)])
         # any width <= lag is exact; smaller buckets cache better (`EventQueue` takes < 2**31)
@@ -222,10 +224,6 @@ class PacketEngine(UecMixin):
         """Process events up to `limit` (ps; None: until idle); finished connections."""
         lim = INF if limit is None else (limit if inclusive else limit - 1)
         return _run(self, lim, stop_at_done)
-
-
-def _zeros(n: int) -> array:
-    return array("q", bytes(8 * n))
 
 
 def _run(eng: PacketEngine, lim: int, stop_at_done: bool) -> list[tuple[int, int]]:

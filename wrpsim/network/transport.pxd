@@ -45,6 +45,8 @@ cdef class TransportBase:
     cdef public long long ctrl_packets
     cdef public dict cutb
     cdef long long[::1] ecnps
+    cdef long long[::1] evp
+    cdef public object evp_a
     cdef public long long hdr
     cdef public long long mtu
     cdef public Py_ssize_t nconns

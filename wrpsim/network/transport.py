@@ -71,12 +71,14 @@ class TransportBase:
         self.pi_gain = self.topo.bdp_bytes(self.topo.host_bps) / self.wire / 2
         self.sacking = name != "roce"
         self.salts = switch_salts(self.seed, self.topo.L + self.topo.S, self.cfg.salted)
-        self._evpaths: dict[tuple, tuple[array, array]] = {}
+        self._evpaths: dict[tuple, tuple[int, int]] = {}
         self._rev: dict[tuple, tuple[int, int]] = {}
         self.pathlist: list[tuple] = []
         self.pathb_a = array("q")  # (the arrays behind `pathb` and `pports`, which `_path` grows)
         self.pports_a = array("q", [END])  # offset NOPATH: the timers' path
         self.pathb, self.pports = self.pathb_a, self.pports_a
+        self.evp_a = array("q")  # the EV table (`_path_sets`), behind `evp`
+        self.evp = self.evp_a
         self.cutb: dict[tuple[int, int], int] = {}
 
     def _event(self, t: int, kind: int, c: int, k: int, hop: int, ev: int, size: int,
@@ -84,9 +86,11 @@ class TransportBase:
         """Schedule an event at `t` ps (a row of the event queue, `calendar.py`)."""
         self.q.add(t, c, k, ev, size, o, kind | flags << 2 | hop << 4)
 
-    def _path_sets(self, conn: Conn) -> tuple[array, array]:
-        """Forward and reverse path of each EV (one of each for a single-path connection), as
-        offsets into the path table (`_path`)."""
+    def _path_sets(self, conn: Conn) -> tuple[int, int]:
+        """Where the forward and the reverse path of each EV of `conn` (one of each for a
+        single-path connection) start in the EV table `evp` (`connection.py`): entries
+        `fbase + ev` and `rbase + ev` are offsets into the path table (`_path`). Connections
+        with the same key share their entries."""
         key = (conn.src, conn.dst, conn.paths) if conn.spray else (conn.paths[0],)
         got = self._evpaths.get(key)
         if got is None:
@@ -101,8 +105,13 @@ class TransportBase:
                 if p not in rev:
                     rev[p] = (self._path(self.topo.reverse_path(p)), self._path(p))
             both = [rev[p] for p in fwd]
-            got = self._evpaths[key] = (array("q", [f for _, f in both]),
-                                        array("q", [r for r, _ in both]))
+            self.evp = None  # (an array cannot grow while a view of it is held)
+            fbase = len(self.evp_a)
+            self.evp_a.extend([f for _, f in both])
+            rbase = len(self.evp_a)
+            self.evp_a.extend([r for r, _ in both])
+            self.evp = self.evp_a
+            got = self._evpaths[key] = (fbase, rbase)
         return got
 
     def _path(self, ports) -> int:
@@ -157,7 +166,7 @@ class TransportBase:
         """Enqueue data packet `k` of connection `cs` at its NIC at time `t`."""
         ch = cs.chooser
         ev = 0 if ch is None else ch.choose(t)
-        o = cs.paths[ev]
+        o = self.evp[cs.pbase + ev]
         wire = self.wire
         size = wire if k != cs.npk - 1 else cs.last
         p = self.pports[o + 1]
@@ -182,7 +191,7 @@ class TransportBase:
         """Send an ACK / NACK of packet `k` from the receiver's NIC at time `t`: ahead of the
         data waiting there (a NIC's transport engine schedules its control packets before
         queued data), whose departures its serialisation pushes back."""
-        o = cs.rpaths[ev]
+        o = self.evp[cs.rbase + ev]
         p = self.pports[o + 1]
         tx = self.acktx[p]
         b = self.busy[p]
@@ -300,8 +309,8 @@ class TransportBase:
 
     def column(self, name: str) -> list:
         """Field `name` of every connection's `ConnState`, in id order (for inspection)."""
-        if name not in CONN_FIELDS:
-            raise ValueError(f"no connection field {name!r}; valid: {', '.join(CONN_FIELDS)}")
+        if name != "cid" and name not in CONN_FIELDS:
+            raise ValueError(f"no connection field {name!r}; valid: cid, {', '.join(CONN_FIELDS)}")
         return [getattr(cs, name) for cs in self.conns]
 
     def sent_total(self) -> int:
