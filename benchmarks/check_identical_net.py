@@ -10,10 +10,10 @@ Runs, in each tree (a subprocess with `PYTHONPATH` set to it), a fixed set of pa
 scenarios — every transport × load balancer on a permutation and on all-to-all with small
 buffers, failed and degraded links, 16 × 16 × 16 permutations — and `--random` more drawn from a
 seeded generator (topology sizes, transports, load balancers, buffers, windows, RTOs,
-propagation delays, reorder windows, failed links, two-GPU hosts, flow sizes, the three traffic
-patterns and the five collectives, which run through SimPy); each case's summary (less its wall
-times) and a hash of its flows and links tables must be equal. `--pure` runs the head tree with
-`WRPSIM_PURE=1`. Prints one line and exits 1 if any case differs.
+propagation delays, reorder windows, failed links, two-GPU hosts, packet sizes up to 4 MiB,
+flow sizes, the three traffic patterns and the five collectives, which run through SimPy); each
+case's summary (less its wall times) and a hash of its flows and links tables must be equal.
+`--pure` runs the head tree with `WRPSIM_PURE=1`. Prints one line and exits 1 if any case differs.
 """
 
 from __future__ import annotations
@@ -64,12 +64,15 @@ def drawn(i):
                            ("oversubscription", 0.3, (2.0, 4.0)), ("spray", 0.3, ("random",)),
                            ("window_packets", 0.3, (4, 16, 64)), ("rto_us", 0.2, (5.0, 20.0)),
                            ("prop_delay_ns", 0.2, (10, 300)), ("reorder_window", 0.2, (8, 32)),
-                           ("gpus_per_host", 0.2, (2,))):
+                           ("gpus_per_host", 0.2, (2,)),
+                           ("mtu_bytes", 0.3, (1500, 9000, 262144, 4 << 20))):
         if r.random() < p:
             d[key] = r.choice(values)
+    if d.get("buffer_bytes", 1 << 62) < d.get("mtu_bytes", 0) * 2:
+        del d["buffer_bytes"]  # (a buffer must hold a packet: keep the large-packet cases)
     if r.random() < 0.2 and S > 1:
         d["failed_links"] = [f"leaf 0 - spine {S - 1}"]
-    nbytes = r.choice((1, 3000, 50_000, 300_000))
+    nbytes = r.choice((1, 3000, 50_000, 300_000, 6 << 20 if d.get("mtu_bytes", 0) > 9000 else 1))
     if r.random() < 0.35:
         kind = r.choice(("allreduce_ring", "allreduce_tree", "allgather", "reducescatter",
                          "alltoall"))

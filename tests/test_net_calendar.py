@@ -112,19 +112,37 @@ def test_take_hands_out_a_bucket_only_once_one_of_its_events_is_due():
     assert q.take(95) == 1
 
 
-@pytest.mark.parametrize("width", [1, 200, 70_000, 1 << 20, (1 << 31) - 1])
-def test_a_large_bucket_comes_out_in_time_then_creation_order(width):
-    # (more events than the insertion sort takes: the radix passes, one per byte of an offset)
-    rng = random.Random(width)
+@pytest.mark.parametrize("width", [1, 200, 257, 65_536, 70_000, 1 << 20, (1 << 31) - 1])
+@pytest.mark.parametrize("n", [49, 700])
+def test_a_large_bucket_comes_out_in_time_then_creation_order(width, n):
+    # (more events than the insertion sort takes: the radix passes, one per byte of an offset,
+    # 1 to 4 of them; offsets over the whole bucket, and ties from a small pool)
+    rng = random.Random(width * 1000 + n)
+    pool = [rng.randrange(width) for _ in range(20)] + [0, width - 1]
     q = EventQueue(width=width, horizon=1)
     want = []
-    for tag in range(700):
-        t = 3 * width + rng.randrange(min(width, 40))  # ties on purpose
+    for tag in range(n):
+        off = rng.choice(pool) if rng.random() < 0.5 else rng.randrange(width)
+        t = 3 * width + off
         _new(q, t, tag)
         want.append((t, tag))
-    n = q.take(4 * width)
-    assert n == 700
+    assert q.take(4 * width) == n
     assert [(q.row(s)[T], q.row(s)[TAG]) for s in q.taken(n)] == sorted(want)
+
+
+def test_a_bucket_still_in_the_overflow_heap_is_peeked_and_taken_only_when_due():
+    q = EventQueue(width=10, horizon=1)  # a ring of 64 buckets
+    far = 10 * 64 * 5  # bucket 320: beyond the horizon, in the heap
+    _new(q, far + 7, 0)
+    _new(q, far + 3, 1)
+    assert q.count == 0 and len(q.ovf) == 2
+    assert q.peek() == far + 3
+    assert q.take(far + 2) == 0 and q.cur == 0  # due by nothing: the heap keeps it
+    _new(q, 40, 2)  # still allowed
+    assert q.take(far + 2) == 1 and q.cur == 4
+    q.release(q.taken(1)[0])
+    n = q.take(far + 5)
+    assert [q.row(s)[TAG] for s in q.taken(n)] == [1, 0] and q.cur == far // 10
 
 
 def test_a_bucket_width_past_the_key_packing_is_refused():

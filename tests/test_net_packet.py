@@ -238,6 +238,20 @@ def test_calendar_equals_heap_order_under_stops():
     assert sliced.column("ooo") == one.column("ooo")
 
 
+def test_a_short_last_packet_of_a_huge_mtu_is_timed_exactly():
+    """Coarse "packets" (docs/disaggregation.md uses 256 KiB) are allowed at any size: a short
+    last packet's serialisation, size × 8e12 / rate, must not overflow 64 bits compiled (here
+    2 MiB × 8e12 > 2**63). Figure of the engine before the integer calendar (f825664)."""
+    cfg = NetConfig(kind="packet", leaves=2, hosts_per_leaf=1, spines=1, host_gbps=400,
+                    mtu_bytes=4 << 20)
+    topo = LeafSpine(cfg)
+    eng = PacketEngine(topo, 0)
+    for c in LoadBalancer(topo, 0).connections([(0, 1, 6 << 20)]):
+        eng.add(c, 0)
+    eng.run()
+    assert eng.column("finish") == [381_493_760]
+
+
 def test_a_connection_added_at_now_after_a_run_that_ran_nothing_goes_first():
     """`add(conn, t)` at any t >= now (the last event run), even when a `run` since stopped
     before the next event inside its bucket: the new connection's packets run in time order

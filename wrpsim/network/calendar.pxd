@@ -38,7 +38,7 @@ cdef class EventQueue:
     cdef long long[::1] keys
     cdef long long[::1] kbuf
     cdef long long[::1] cnt
-    cdef public Py_ssize_t passes
+    cdef readonly Py_ssize_t passes
 
     @cython.locals(s=Py_ssize_t, i=Py_ssize_t, old=Py_ssize_t, ev="long long[::1]",
                    order="long long[::1]")

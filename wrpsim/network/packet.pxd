@@ -19,7 +19,6 @@ cdef class PacketEngine(UecMixin):
 
 
 @cython.locals(q=EventQueue, tk=Py_ssize_t, sack=cython.bint, wire=cython.longlong,
-               bitps=cython.longlong,
                last=cython.longlong, stop=cython.bint, n=Py_ssize_t, i=Py_ssize_t,
                s=Py_ssize_t, row=Py_ssize_t, t=cython.longlong, meta=cython.longlong,
                kind=cython.int, hop=Py_ssize_t, o=Py_ssize_t, p=Py_ssize_t, cs=ConnState,

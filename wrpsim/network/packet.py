@@ -237,7 +237,6 @@ def _run(eng: PacketEngine, lim: int, stop_at_done: bool) -> list[tuple[int, int
     q = eng.q
     tk, sack = eng.tkind, eng.sacking
     wire = eng.wire
-    bitps = BITPS
     done: list[tuple[int, int]] = []
     last = eng.now
     stop = False
@@ -303,8 +302,8 @@ def _run(eng: PacketEngine, lim: int, stop_at_done: bool) -> list[tuple[int, int
                 size = q.ev[row + F_SIZE]
                 if size == wire:
                     tx = eng.txf[p]
-                else:  # (ceil(size * 8e12 / rate), in C integers: the product is below 2**63)
-                    tx = -(-size * bitps // eng.rate[p])
+                else:  # (a short last packet: Python ints, whose product cannot overflow)
+                    tx = tx_ps(size, eng.rate[p])
                 if b > t:
                     qd = b - t
                     if qd + tx > eng.bufps[p]:
