@@ -17,6 +17,7 @@ cdef enum:
     F_PATH = 6
     F_META = 7
     SMALL = 48
+    BLK = 32
 
 
 @cython.final
@@ -30,6 +31,12 @@ cdef class EventQueue:
     cdef public long long mask
     cdef long long[::1] head
     cdef long long[::1] tail
+    cdef long long[::1] nin
+    cdef long long[::1] bkey
+    cdef long long[::1] bslot
+    cdef long long[::1] bnext
+    cdef public Py_ssize_t nblk
+    cdef public Py_ssize_t bfree
     cdef public Py_ssize_t count
     cdef public list ovf
     cdef public long long seq
@@ -53,18 +60,29 @@ cdef class EventQueue:
 
     cpdef release(self, Py_ssize_t s)
 
-    @cython.locals(b=cython.longlong, r=Py_ssize_t, t=Py_ssize_t, ev="long long[::1]")
+    @cython.locals(b=cython.longlong, r=Py_ssize_t, t=cython.longlong, k=cython.longlong,
+                   blk=Py_ssize_t, pos=Py_ssize_t)
     cpdef push(self, Py_ssize_t s)
+
+    @cython.locals(i=Py_ssize_t, k=Py_ssize_t, old=Py_ssize_t, bkey="long long[::1]",
+                   bslot="long long[::1]", bnext="long long[::1]")
+    cpdef _grow_blocks(self, Py_ssize_t nblk)
+
+    @cython.locals(n=Py_ssize_t, i=Py_ssize_t, j=Py_ssize_t, m=Py_ssize_t, blk=Py_ssize_t,
+                   nxt=Py_ssize_t, pos=Py_ssize_t, keys="long long[::1]",
+                   slots="long long[::1]", bkey="long long[::1]", bslot="long long[::1]")
+    cpdef Py_ssize_t _gather(self, Py_ssize_t r)
 
     @cython.locals(b=cython.longlong, head="long long[::1]", mask=cython.longlong)
     cpdef long long _next_bucket(self)
 
-    @cython.locals(ev="long long[::1]", t=cython.longlong, s=Py_ssize_t, entry=tuple)
+    @cython.locals(ev="long long[::1]", t=cython.longlong, s=Py_ssize_t, entry=tuple,
+                   r=Py_ssize_t, blk=Py_ssize_t, n=Py_ssize_t, i=Py_ssize_t, j=Py_ssize_t)
     cpdef long long _earliest(self, long long b)
 
-    @cython.locals(b=cython.longlong, ovf=list, s=Py_ssize_t, r=Py_ssize_t, n=Py_ssize_t,
-                   i=Py_ssize_t, base=cython.longlong, low=cython.longlong, ev="long long[::1]",
-                   order="long long[::1]", slots="long long[::1]", keys="long long[::1]")
+    @cython.locals(b=cython.longlong, ovf=list, s=Py_ssize_t, n=Py_ssize_t, i=Py_ssize_t,
+                   low=cython.longlong, order="long long[::1]", slots="long long[::1]",
+                   keys="long long[::1]")
     cpdef Py_ssize_t take(self, long long lim)
 
     @cython.locals(i=Py_ssize_t, j=Py_ssize_t, o=Py_ssize_t, c=Py_ssize_t, d=Py_ssize_t,
@@ -72,6 +90,6 @@ cdef class EventQueue:
                    dst="long long[::1]", keys="long long[::1]", cnt="long long[::1]")
     cpdef _sort(self, Py_ssize_t n)
 
-    @cython.locals(r=Py_ssize_t, last=Py_ssize_t, j=Py_ssize_t, ev="long long[::1]",
+    @cython.locals(r=Py_ssize_t, m=Py_ssize_t, j=Py_ssize_t, later=list, ranked=list,
                    order="long long[::1]")
     cpdef putback(self, Py_ssize_t i, Py_ssize_t n)

@@ -3,7 +3,7 @@
 Events. An event is one row of `STRIDE` integers of `ev` (slot s: `ev[s * STRIDE + F_*]`):
 
     F_T     its time (ps)
-    F_NEXT  the next slot of its bucket's list (of the free list while the slot is free)
+    F_NEXT  the next free slot (while the slot is free)
     F_CONN  the connection's id          F_SEQ   the packet's sequence number
     F_EV    the entropy value it carries F_SIZE  its bytes on the wire (TIMER: the loss time)
     F_PATH  where its path starts in the engine's path table (`TransportBase._path`)
@@ -18,12 +18,14 @@ besides the ports.
 Calendar. Time is cut into buckets of `width` ps. Bucket b (b >= `cur`, the bucket being run)
 is a list in ring slot `b & mask` while b < cur + nb, the ring's horizon, and waits in the
 overflow heap `ovf` (ordered by bucket, then creation) beyond it; buckets move from the heap
-into the ring as `cur` advances, before any event of theirs could be linked into the ring
-directly, so every bucket's list is in creation order. `width` is no more than the smallest
-delay between an event and any event it causes (`PacketEngine`), so a bucket is complete once
-the earlier ones have run: `take` hands out the next bucket's slots sorted by time, ties in
-creation order (a sort of integer keys: time offset in the bucket over rank in its list) —
-exactly the order of a (time, creation number) heap.
+into the ring as `cur` advances, before any event of theirs could be appended to the ring
+directly, so every bucket's list is in creation order. A list is a chain of blocks of `BLK`
+entries (`bkey`, `bslot`, linked by `bnext`; `nin[r]` entries), each entry an event's slot and
+its key: its time offset in the bucket over its rank in the list (distinct keys whose order is
+the (time, creation) order), so filling and emptying a bucket reads no event row. `width` is
+no more than the smallest delay between an event and any event it causes (`PacketEngine`), so
+a bucket is complete once the earlier ones have run: `take` hands out the next bucket's slots
+sorted by key — exactly the order of a (time, creation number) heap.
 
 Contract: `add(t, ...)` (or `alloc`, fill the row, `push(s)`) only for a time in bucket `cur` or
 later; `take(lim)` returns how many slots of the next bucket it put in `order` (0 when no event
@@ -46,6 +48,7 @@ except ImportError:  # pure Python without Cython installed
 if not cython.compiled:  # (compiled, the .pxd's enum)
     STRIDE, F_T, F_NEXT, F_CONN, F_SEQ, F_EV, F_SIZE, F_PATH, F_META = 8, 0, 1, 2, 3, 4, 5, 6, 7
     SMALL = 48  # buckets of at most this many events are sorted by insertion
+    BLK = 32  # entries per block of a bucket's list
 
 
 #: the names of a row's fields, in order (for inspection: `EventQueue.row`)
@@ -60,8 +63,9 @@ def zeros(n: int) -> array:
 class EventQueue:
     """The event rows and their calendar (module docstring)."""
 
-    __slots__ = ("cap", "cnt", "count", "cur", "ev", "free", "head", "kbuf", "keys", "mask",
-                 "nb", "order", "ovf", "passes", "seq", "tail", "tmp", "width")
+    __slots__ = ("bfree", "bkey", "bnext", "bslot", "cap", "cnt", "count", "cur", "ev", "free",
+                 "head", "kbuf", "keys", "mask", "nb", "nblk", "nin", "order", "ovf", "passes",
+                 "seq", "tail", "tmp", "width")
 
     def __init__(self, width: int, horizon: int, cap: int = 1024):
         """`width`: a bucket's span (ps); `horizon`: how many buckets ahead events are usually
@@ -77,6 +81,11 @@ class EventQueue:
         self.nb, self.mask = nb, nb - 1
         self.head = array("q", [-1]) * nb
         self.tail = array("q", [-1]) * nb
+        self.nin = zeros(nb)
+        self.nblk = 0
+        self.bfree = -1
+        self.bkey = self.bslot = self.bnext = zeros(0)
+        self._grow_blocks(nb + max(1, cap) // BLK + 1)
         self.count = 0
         self.cur = 0
         self.ovf: list[tuple[int, int, int]] = []
@@ -106,6 +115,21 @@ class EventQueue:
         self.cap = cap
         self.order = order
         self.tmp, self.keys, self.kbuf = zeros(cap), zeros(cap), zeros(cap)
+
+    def _grow_blocks(self, nblk: int) -> None:
+        """Room for `nblk` blocks: a copy of the blocks, the new ones on the free block list."""
+        old = self.nblk
+        bkey, bslot, bnext = zeros(nblk * BLK), zeros(nblk * BLK), zeros(nblk)
+        for i in range(old * BLK):
+            bkey[i] = self.bkey[i]
+            bslot[i] = self.bslot[i]
+        for i in range(old):
+            bnext[i] = self.bnext[i]
+        for k in range(old, nblk):
+            bnext[k] = k + 1 if k + 1 < nblk else self.bfree
+        self.bkey, self.bslot, self.bnext = bkey, bslot, bnext
+        self.bfree = old
+        self.nblk = nblk
 
     def alloc(self) -> int:
         """A free slot (its row's fields are whatever they were)."""
@@ -138,22 +162,57 @@ class EventQueue:
         self.free = s
 
     def push(self, s: int) -> None:
-        """Link slot `s` into the bucket of its time (bucket `cur` or later)."""
-        ev = self.ev
-        b = ev[s * STRIDE + F_T] // self.width
+        """Append slot `s` to the bucket of its time (bucket `cur` or later), with its key:
+        its time offset in the bucket over its rank there."""
+        t = self.ev[s * STRIDE + F_T]
+        b = t // self.width
         if b - self.cur >= self.nb:
             heapq.heappush(self.ovf, (b, self.seq, s))
             self.seq += 1
             return
         r = b & self.mask
-        ev[s * STRIDE + F_NEXT] = -1
-        t = self.tail[r]
-        if t < 0:
-            self.head[r] = s
-        else:
-            ev[t * STRIDE + F_NEXT] = s
-        self.tail[r] = s
+        k = self.nin[r]
+        if k & (BLK - 1) == 0:  # (the bucket's last block is full, or it has none)
+            blk = self.bfree
+            if blk < 0:
+                self._grow_blocks(2 * self.nblk)
+                blk = self.bfree
+            self.bfree = self.bnext[blk]
+            self.bnext[blk] = -1
+            if k == 0:
+                self.head[r] = blk
+            else:
+                self.bnext[self.tail[r]] = blk
+            self.tail[r] = blk
+        pos = self.tail[r] * BLK + (k & (BLK - 1))
+        self.bkey[pos] = (t - b * self.width) << 32 | k
+        self.bslot[pos] = s
+        self.nin[r] = k + 1
         self.count += 1
+
+    def _gather(self, r: int) -> int:
+        """Empty ring slot `r` into `keys` and `tmp` (the slots, by rank); returns how many."""
+        n = self.nin[r]
+        keys, slots, bkey, bslot = self.keys, self.tmp, self.bkey, self.bslot
+        blk = self.head[r]
+        i = 0
+        while blk >= 0:
+            pos = blk * BLK
+            m = n - i
+            if m > BLK:
+                m = BLK
+            for j in range(m):
+                keys[i + j] = bkey[pos + j]
+                slots[i + j] = bslot[pos + j]
+            i += m
+            nxt = self.bnext[blk]
+            self.bnext[blk] = self.bfree
+            self.bfree = blk
+            blk = nxt
+        self.head[r] = self.tail[r] = -1
+        self.nin[r] = 0
+        self.count -= n
+        return n
 
     def _next_bucket(self) -> int:
         """The next bucket that holds an event (-1 when there is none)."""
@@ -178,20 +237,9 @@ class EventQueue:
         while ovf and ovf[0][0] - b < self.nb:  # buckets that came within the horizon
             s = heapq.heappop(ovf)[2]
             self.push(s)
-        r = b & self.mask
-        ev, slots, keys = self.ev, self.tmp, self.keys
-        base = b * self.width
-        n = 0
-        s = self.head[r]
-        while s >= 0:
-            slots[n] = s
-            keys[n] = (ev[s * STRIDE + F_T] - base) << 32 | n  # (offset in the bucket, rank)
-            n += 1
-            s = ev[s * STRIDE + F_NEXT]
-        self.head[r] = self.tail[r] = -1
-        self.count -= n
+        n = self._gather(b & self.mask)
         self._sort(n)
-        order = self.order
+        order, slots, keys = self.order, self.tmp, self.keys
         low = 0xFFFFFFFF  # (the rank's bits; a C integer compiled)
         for i in range(n):
             order[i] = slots[keys[i] & low]
@@ -242,19 +290,20 @@ class EventQueue:
                 keys[i] = src[i]
 
     def putback(self, i: int, n: int) -> None:
-        """Return `order[i:n]` (taken, not run) to the front of bucket `cur`."""
+        """Return `order[i:n]` (taken, not run) to the front of bucket `cur` (as a run leaves
+        it: empty, since nothing it runs can cause an event in its own bucket; events found
+        there anyway go back behind them)."""
         r = self.cur & self.mask
-        ev, order = self.ev, self.order
-        if i >= n:
-            return
-        last = order[n - 1]
-        ev[last * STRIDE + F_NEXT] = self.head[r]
-        if self.head[r] < 0:
-            self.tail[r] = last
-        for j in range(n - 2, i - 1, -1):
-            ev[order[j] * STRIDE + F_NEXT] = order[j + 1]
-        self.head[r] = order[i]
-        self.count += n - i
+        later = []
+        if self.nin[r]:
+            m = self._gather(r)
+            ranked = sorted([self.keys[j] for j in range(m)])
+            later = [self.tmp[k & 0xFFFFFFFF] for k in ranked]
+        order = self.order
+        for j in range(i, n):
+            self.push(order[j])
+        for s in later:
+            self.push(s)
 
     def peek(self) -> int | None:
         """Time of the next event (ps), or None when there is none."""
@@ -273,23 +322,28 @@ class EventQueue:
                     if t < 0 or ev[s * STRIDE] < t:
                         t = ev[s * STRIDE]
             return t
-        s = self.head[b & self.mask]
-        t = ev[s * STRIDE]
-        while s >= 0:
-            if ev[s * STRIDE] < t:
-                t = ev[s * STRIDE]
-            s = ev[s * STRIDE + F_NEXT]
+        r = b & self.mask
+        blk = self.head[r]
+        n = self.nin[r]
+        i = 0
+        while blk >= 0:
+            for j in range(min(BLK, n - i)):
+                s = self.bslot[blk * BLK + j]
+                if t < 0 or ev[s * STRIDE] < t:
+                    t = ev[s * STRIDE]
+            i += BLK
+            blk = self.bnext[blk]
         return t
 
     def pending(self) -> list[int]:
         """The slots of every event not yet run (any order)."""
         out = [s for _, _, s in self.ovf]
-        ev = self.ev
         for r in range(self.nb):
-            s = self.head[r]
-            while s >= 0:
-                out.append(s)
-                s = ev[s * STRIDE + F_NEXT]
+            blk, n, i = self.head[r], self.nin[r], 0
+            while blk >= 0:
+                out += [self.bslot[blk * BLK + j] for j in range(min(BLK, n - i))]
+                i += BLK
+                blk = self.bnext[blk]
         return out
 
     def taken(self, n: int) -> list[int]:
