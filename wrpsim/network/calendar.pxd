@@ -76,9 +76,11 @@ cdef class EventQueue:
     @cython.locals(b=cython.longlong, head="long long[::1]", mask=cython.longlong)
     cpdef long long _next_bucket(self)
 
-    @cython.locals(ev="long long[::1]", t=cython.longlong, s=Py_ssize_t, entry=tuple,
-                   r=Py_ssize_t, blk=Py_ssize_t, n=Py_ssize_t, i=Py_ssize_t, j=Py_ssize_t)
+    @cython.locals(ev="long long[::1]", t=cython.longlong, s=Py_ssize_t, entry=tuple)
     cpdef long long _earliest(self, long long b)
+
+    @cython.locals(out=list, blk=Py_ssize_t, n=Py_ssize_t, i=Py_ssize_t, j=Py_ssize_t)
+    cpdef list _bucket_slots(self, Py_ssize_t r)
 
     @cython.locals(b=cython.longlong, ovf=list, s=Py_ssize_t, n=Py_ssize_t, i=Py_ssize_t,
                    low=cython.longlong, order="long long[::1]", slots="long long[::1]",
@@ -90,6 +92,6 @@ cdef class EventQueue:
                    dst="long long[::1]", keys="long long[::1]", cnt="long long[::1]")
     cpdef _sort(self, Py_ssize_t n)
 
-    @cython.locals(r=Py_ssize_t, m=Py_ssize_t, j=Py_ssize_t, later=list, ranked=list,
+    @cython.locals(r=Py_ssize_t, m=Py_ssize_t, j=Py_ssize_t, later=list,
                    order="long long[::1]")
     cpdef putback(self, Py_ssize_t i, Py_ssize_t n)

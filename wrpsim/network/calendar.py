@@ -82,17 +82,17 @@ class EventQueue:
         self.head = array("q", [-1]) * nb
         self.tail = array("q", [-1]) * nb
         self.nin = zeros(nb)
+        cap = max(1, cap)
         self.nblk = 0
         self.bfree = -1
         self.bkey = self.bslot = self.bnext = zeros(0)
-        self._grow_blocks(nb + max(1, cap) // BLK + 1)
+        self._grow_blocks(nb + cap // BLK + 1)
         self.count = 0
         self.cur = 0
         self.ovf: list[tuple[int, int, int]] = []
         self.seq = 0
         self.cap = 0
         self.free = -1
-        cap = max(1, cap)
         self.ev = zeros(0)
         self.order = zeros(0)
         self.tmp = self.keys = self.kbuf = zeros(0)
@@ -297,8 +297,8 @@ class EventQueue:
         later = []
         if self.nin[r]:
             m = self._gather(r)
-            ranked = sorted([self.keys[j] for j in range(m)])
-            later = [self.tmp[k & 0xFFFFFFFF] for k in ranked]
+            self._sort(m)
+            later = [self.tmp[self.keys[j] & 0xFFFFFFFF] for j in range(m)]
         order = self.order
         for j in range(i, n):
             self.push(order[j])
@@ -322,28 +322,26 @@ class EventQueue:
                     if t < 0 or ev[s * STRIDE] < t:
                         t = ev[s * STRIDE]
             return t
-        r = b & self.mask
-        blk = self.head[r]
-        n = self.nin[r]
-        i = 0
+        for s in self._bucket_slots(b & self.mask):
+            if t < 0 or ev[s * STRIDE] < t:
+                t = ev[s * STRIDE]
+        return t
+
+    def _bucket_slots(self, r: int) -> list[int]:
+        """The slots in ring slot `r`, by rank (the bucket stays as it is)."""
+        out = []
+        blk, n, i = self.head[r], self.nin[r], 0
         while blk >= 0:
-            for j in range(min(BLK, n - i)):
-                s = self.bslot[blk * BLK + j]
-                if t < 0 or ev[s * STRIDE] < t:
-                    t = ev[s * STRIDE]
+            out += [self.bslot[blk * BLK + j] for j in range(min(BLK, n - i))]
             i += BLK
             blk = self.bnext[blk]
-        return t
+        return out
 
     def pending(self) -> list[int]:
         """The slots of every event not yet run (any order)."""
         out = [s for _, _, s in self.ovf]
         for r in range(self.nb):
-            blk, n, i = self.head[r], self.nin[r], 0
-            while blk >= 0:
-                out += [self.bslot[blk * BLK + j] for j in range(min(BLK, n - i))]
-                i += BLK
-                blk = self.bnext[blk]
+            out += self._bucket_slots(r)
         return out
 
     def taken(self, n: int) -> list[int]:
