@@ -356,7 +356,7 @@ def test_compiled_and_pure_packet_engine_give_identical_results(tmp_path, overri
 #: numbers, and those that are typed memoryviews of `long long` (over `array('q')`); the rest
 #: are Python objects (`object`, `list`, `dict`, the `EventQueue`)
 PACKET_C_TYPED = {"wmax": "double", "pi_gain": "double", "ctrl_packets": "long long",
-                  "rwnd": "long long", "nconns": "Py_ssize_t", "tkind": "Py_ssize_t",
+                  "rwnd": "long long", "tkind": "Py_ssize_t",
                   "sacking": "bint", "ack": "long long", "hdr": "long long", "mtu": "long long",
                   "rto_ps": "long long", "target_ps": "long long", "wire": "long long"}
 PACKET_ARRAYS = {"acktx", "bufps", "busy", "ecnps", "evp", "pathb", "pdrops", "pmarks",

@@ -66,7 +66,7 @@ BITPS = 8 * PS_PER_S
 class PacketEngine(UecMixin):
     """Packet-level simulation of connections on a `LeafSpine` (module docstring)."""
 
-    # slots: 43 attributes are too many for CPython's shared-key instance dicts, whose
+    # slots: 42 attributes are too many for CPython's shared-key instance dicts, whose
     # attribute reads the interpreter can specialise; slot reads it always can. Compiled,
     # `transport.pxd` declares them as the struct fields of the chain's root, `TransportBase`
     __slots__ = (
@@ -85,7 +85,6 @@ class PacketEngine(UecMixin):
         "evp_a",
         "hdr",
         "mtu",
-        "nconns",
         "now",
         "pathb",
         "pathb_a",
@@ -148,7 +147,6 @@ class PacketEngine(UecMixin):
         horizon = (self.rto_ps + 2 * self.window * max(self.txf, default=0)) // width + 1
         self.q = EventQueue(width, horizon)
         self.now = 0
-        self.nconns = 0
         self.conns: list = []
         self._bind_transport(cfg.transport)
 

@@ -49,7 +49,6 @@ cdef class TransportBase:
     cdef public object evp_a
     cdef public long long hdr
     cdef public long long mtu
-    cdef public Py_ssize_t nconns
     cdef public object now
     cdef long long[::1] pathb
     cdef public object pathb_a

@@ -134,8 +134,7 @@ class TransportBase:
         if t < self.now:
             raise ValueError(f"packet engine cannot go back in time: now={self.now}, t={t}")
         self.now = t
-        cid = self.nconns
-        self.nconns += 1
+        cid = len(self.conns)
         npk = max(1, ceil(conn.nbytes / self.mtu))
         spray = conn.spray and self.cfg.lb in SPRAYED
         conn = conn._replace(spray=spray)
