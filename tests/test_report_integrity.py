@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from wrpsim.metrics.records import REQUEST_SCHEMA
-from wrpsim.report.collect import scan
+from wrpsim.report.collect import LEFTOVERS, scan
 from wrpsim.report.dashboard import json_for_script
 from wrpsim.report.schemas import requests_all_schema
 
@@ -43,9 +43,9 @@ def finished(tmp_path_factory):
 
 
 def _leftovers(run_dir) -> list:
-    """Files a write in progress leaves: `.NAME.tmp-*` (atomic writes) and `.NAME.bg-*` (tables
-    written in the background, renamed when the run succeeds)."""
-    return [p for pat in (".*.tmp-*", ".*.bg-*") for p in run_dir.glob(pat)]
+    """Files a write in progress leaves (`LEFTOVERS`: atomic writes' temporaries, tables
+    written in the background and renamed when the run succeeds)."""
+    return [p for pat in LEFTOVERS for p in run_dir.glob(pat)]
 
 
 def kill_mid_write(run_dir) -> bool:

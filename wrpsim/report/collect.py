@@ -33,6 +33,9 @@ from wrpsim.app import presentation, split_override
 from wrpsim.errors import ConfigError
 
 DONE, ERROR, SUMMARY, REQUESTS = "_DONE", "error.json", "summary.json", "requests.parquet"
+#: the files an interrupted write leaves in a run folder: atomic writes' temporaries
+#: (`wrpsim.io.atomic_path`) and tables written in the background (`wrpsim.io.Background`)
+LEFTOVERS = (".*.tmp-*", ".*.bg-*")
 PLAN = "plan.json"
 # what another verb's folder is, by the files that mark it (all must be present)
 OTHER_VERBS = (("capacity plan", "python -m wrpsim.plan", (PLAN,)),
@@ -169,7 +172,7 @@ def read_run(sweep_dir: Path, path: Path) -> Run:
     overrides = recorded_overrides(path, done, error)
     params = dict(split_override(o) for o in overrides if not presentation(o))
     common = {"name": name, "path": path, "overrides": overrides, "params": params}
-    leftovers = sorted({p.name for pat in (".*.tmp-*", ".*.bg-*") for p in path.glob(pat)})
+    leftovers = sorted({p.name for pat in LEFTOVERS for p in path.glob(pat)})
     if done is not None:
         summary = read_json(path / SUMMARY)
         reason = _unreadable(path, summary)
