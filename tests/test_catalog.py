@@ -249,3 +249,110 @@ def test_a_bad_config_json_value_is_one_line_naming_model_and_key(tmp_path, monk
         load_models(p)
     assert str(e.value) == (f"{p}: entry 'm': config.json key {key!r} must be {rule}, "
                             f"got {value!r}")
+
+
+def test_llama4_maverick_from_its_config_json():
+    """Llama 4 (interleaved MoE, one shared expert, chunked attention) from config.json keys:
+    Meta publishes Maverick as 400B total / 17B active; every other layer of 48 is MoE, and
+    by hand: 24 MoE layers x (128 + 1 shared) x 3 x 5120 x 8192 + 24 dense x 3 x 5120 x
+    16384 + 48 x attention (5120 x (40 + 16) x 128 + 40 x 128 x 5120) + 2 x 202048 x 5120."""
+    m = get_model("llama4-maverick")
+    assert (m.dense_layers, m.dense_intermediate, m.shared_intermediate) == (24, 16384, 8192)
+    assert (m.experts, m.active_experts, m.intermediate) == (128, 1, 8192)
+    assert (m.sliding_window, m.sliding_layers) == (8192, 36)  # all but every 4th layer
+    by_hand = (24 * 129 * 3 * 5120 * 8192 + 24 * 3 * 5120 * 16384
+               + 48 * (5120 * 56 * 128 + 40 * 128 * 5120) + 2 * 202048 * 5120)
+    assert m.params == pytest.approx(by_hand, rel=1e-3)
+    assert m.params / 1e9 == pytest.approx(400, rel=0.01)
+    assert m.active_params / 1e9 == pytest.approx(17, rel=0.02)
+    assert get_model("nemotron-nano-12b-v2").params / 1e9 == pytest.approx(12.3, rel=0.01)
+
+
+@pytest.mark.parametrize("extra, dense, chunked", [
+    ({}, 0, 36),  # Llama4TextConfig defaults: MoE every layer (Scout), every 4th layer global
+    ({"interleave_moe_layer_step": 2}, 24, 36),
+    ({"moe_layers": [1, 5, 9]}, 45, 36),  # an explicit list wins over the step
+    ({"no_rope_layers": [1, 0] * 24}, 0, 24),
+    ({"layer_types": ["chunked_attention", "full_attention", "full_attention"] * 16}, 0, 16),
+    ({"attention_chunk_size": None}, 0, 0),
+])
+def test_llama4_layer_rules_follow_the_hf_config_class(extra, dense, chunked):
+    from wrpsim.pool.modelspec import read_hf_config
+
+    cfg = {"model_type": "llama4", "text_config": {
+        "model_type": "llama4_text", "num_hidden_layers": 48, "hidden_size": 512,
+        "num_attention_heads": 8, "num_key_value_heads": 2, "vocab_size": 1000,
+        "intermediate_size": 256, "num_local_experts": 16, "num_experts_per_tok": 1, **extra}}
+    out, unread = read_hf_config(cfg)
+    assert out.get("dense_layers", 0) == dense and out.get("sliding_layers", 0) == chunked
+    assert out["shared_intermediate"] == 256  # Llama 4's one shared expert
+    if dense:
+        assert out["dense_intermediate"] == 16384  # the class default intermediate_size_mlp
+    assert unread == []
+
+
+@pytest.mark.parametrize("extra, dense_width", [
+    ({"moe_layers": []}, 16384),  # transformers: every layer a dense MLP, no experts
+    ({"interleave_moe_layer_step": 49}, 16384),  # range(48, 48, 49) is empty: the same
+])
+def test_llama4_without_moe_layers_is_a_dense_model(extra, dense_width):
+    from wrpsim.pool.modelspec import read_hf_config
+
+    cfg = {"model_type": "llama4_text", "num_hidden_layers": 48, "hidden_size": 512,
+           "num_attention_heads": 8, "vocab_size": 1000, "intermediate_size": 256, **extra}
+    out, unread = read_hf_config(cfg)
+    assert "experts" not in out and out["intermediate"] == dense_width
+    assert unread == []
+
+
+@pytest.mark.parametrize("extra, message", [
+    ({"moe_layers": [1, 1]}, "config.json key 'moe_layers' must be a list of distinct layer "
+                             "indices 0 ... 47 (num_hidden_layers 48), got [1, 1]"),
+    ({"moe_layers": [3, 48]}, "got [3, 48]"),
+    ({"moe_layers": "1,3"}, "got '1,3'"),
+    ({"interleave_moe_layer_step": 0}, "'interleave_moe_layer_step' must be an integer >= 1"),
+    ({"sliding_window": 4096}, "config.json has both sliding-window (48) and chunked-attention "
+                               "(36) layers; wrpsim models one window size per model"),
+])
+def test_bad_llama4_layer_keys_are_one_line_naming_the_key(tmp_path, extra, message):
+    import json
+
+    cfg = {"model_type": "llama4_text", "num_hidden_layers": 48, "hidden_size": 512,
+           "num_attention_heads": 8, "vocab_size": 1000, "intermediate_size": 256, **extra}
+    p = tmp_path / "models.yaml"
+    p.write_text(f"m:\n  hf_config: {json.dumps(cfg)}\n")
+    with pytest.raises(ConfigError) as e:
+        load_models(p)
+    assert str(e.value).startswith(f"{p}: entry 'm': ") and message in str(e.value)
+    assert "\n" not in str(e.value)
+
+
+def test_maverick_as_published_loads_through_the_catalog(tmp_path, monkeypatch):
+    """Maverick's own text_config (no_rope_layers [] as published: the class default applies)
+    in a user's catalog gives the shipped entry's architecture."""
+    import dataclasses
+
+    import yaml
+
+    from wrpsim.pool import catalog
+
+    cfg = {"model_type": "llama4", "text_config": {
+        "model_type": "llama4_text", "num_hidden_layers": 48, "hidden_size": 5120,
+        "num_attention_heads": 40, "num_key_value_heads": 8, "head_dim": 128,
+        "intermediate_size": 8192, "intermediate_size_mlp": 16384, "num_local_experts": 128,
+        "num_experts_per_tok": 1, "interleave_moe_layer_step": 2, "attention_chunk_size": 8192,
+        "no_rope_layers": [], "use_qk_norm": False, "vocab_size": 202048,
+        "max_position_embeddings": 1048576, "rms_norm_eps": 1e-5, "rope_theta": 500000.0,
+        "tie_word_embeddings": False}, "vision_config": {"hidden_size": 1408}}
+    (tmp_path / "models.yaml").write_text(yaml.safe_dump({"my-maverick": {"hf_config": cfg}}))
+    monkeypatch.setenv("WRPSIM_CATALOG", str(tmp_path))
+    catalog.models.cache_clear()
+    try:
+        mine = catalog.get_model("my-maverick")
+        monkeypatch.delenv("WRPSIM_CATALOG")
+        catalog.models.cache_clear()
+        ship = catalog.get_model("llama4-maverick")
+        assert dataclasses.replace(mine, name=ship.name, source=ship.source) == ship
+    finally:
+        monkeypatch.delenv("WRPSIM_CATALOG", raising=False)
+        catalog.models.cache_clear()

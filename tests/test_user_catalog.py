@@ -322,15 +322,33 @@ def test_a_users_router_that_raises_is_one_line_with_exit_status_2(tmp_path):
 
 
 def test_config_json_keys_wrpsim_does_not_model_are_named(tmp_path, monkeypatch):
-    """A model whose config.json shapes layers wrpsim does not read (Llama-4's interleaved MoE
-    and chunked attention) still loads, with one warning naming those keys; a plain Llama
-    config.json (rope scaling, dropout, norms) gets none."""
+    """A model whose config.json shapes layers wrpsim does not read (Qwen3-Next's linear
+    attention layers and sparse-step MoE keys) still loads, with one warning naming those keys;
+    a plain Llama config.json (rope scaling, dropout, norms) and a Llama 4 one (interleaved MoE,
+    chunked attention: read since 2026-12-05) get none."""
     import yaml
 
     from wrpsim.errors import WrpsimWarning
     from wrpsim.pool import catalog
     from wrpsim.pool.modelspec import unread_keys
 
+    nxt = {"model_type": "qwen3_next", "hidden_size": 2048, "intermediate_size": 5120,
+           "moe_intermediate_size": 512, "num_hidden_layers": 48, "num_attention_heads": 16,
+           "num_key_value_heads": 2, "head_dim": 256, "num_experts": 512,
+           "num_experts_per_tok": 10, "shared_expert_intermediate_size": 512,
+           "vocab_size": 151936, "full_attention_interval": 4, "linear_num_key_heads": 16,
+           "linear_num_value_heads": 32, "linear_key_head_dim": 128,
+           "linear_value_head_dim": 128, "linear_conv_kernel_dim": 4, "rms_norm_eps": 1e-6,
+           "max_position_embeddings": 262144}
+    unread = ["full_attention_interval", "linear_conv_kernel_dim", "linear_key_head_dim",
+              "linear_num_key_heads", "linear_num_value_heads", "linear_value_head_dim"]
+    assert unread_keys(nxt) == unread
+    plain = {"model_type": "llama", "hidden_size": 4096, "intermediate_size": 14336,
+             "num_hidden_layers": 32, "num_attention_heads": 32, "num_key_value_heads": 8,
+             "vocab_size": 128256, "attention_bias": False, "attention_dropout": 0.0,
+             "rope_scaling": {"factor": 8.0, "rope_type": "llama3"}, "rms_norm_eps": 1e-5,
+             "mlp_bias": False, "hidden_act": "silu", "max_position_embeddings": 131072}
+    assert unread_keys(plain) == []
     llama4 = {"model_type": "llama4", "text_config": {
         "model_type": "llama4_text", "hidden_size": 5120, "intermediate_size": 8192,
         "intermediate_size_mlp": 16384, "num_hidden_layers": 48, "num_attention_heads": 40,
@@ -338,22 +356,15 @@ def test_config_json_keys_wrpsim_does_not_model_are_named(tmp_path, monkeypatch)
         "num_experts_per_tok": 1, "interleave_moe_layer_step": 1, "vocab_size": 202048,
         "attention_chunk_size": 8192, "no_rope_layers": [], "rms_norm_eps": 1e-5,
         "max_position_embeddings": 10485760}}
-    assert unread_keys(llama4) == ["attention_chunk_size", "interleave_moe_layer_step",
-                                   "intermediate_size_mlp"]
-    plain = {"model_type": "llama", "hidden_size": 4096, "intermediate_size": 14336,
-             "num_hidden_layers": 32, "num_attention_heads": 32, "num_key_value_heads": 8,
-             "vocab_size": 128256, "attention_bias": False, "attention_dropout": 0.0,
-             "rope_scaling": {"factor": 8.0, "rope_type": "llama3"}, "rms_norm_eps": 1e-5,
-             "mlp_bias": False, "hidden_act": "silu", "max_position_embeddings": 131072}
-    assert unread_keys(plain) == []
-    (tmp_path / "models.yaml").write_text(yaml.safe_dump({"my-l4": {"hf_config": llama4}}))
+    assert unread_keys(llama4) == []
+    (tmp_path / "models.yaml").write_text(yaml.safe_dump({"my-next": {"hf_config": nxt}}))
     monkeypatch.setenv("WRPSIM_CATALOG", str(tmp_path))
     catalog.models.cache_clear()
     try:
-        with pytest.warns(WrpsimWarning, match=r"entry 'my-l4': config.json keys that shape the "
-                          r"model but that wrpsim does not read: attention_chunk_size, "
-                          r"interleave_moe_layer_step, intermediate_size_mlp; its times"):
-            assert catalog.get_model("my-l4").experts == 16
+        with pytest.warns(WrpsimWarning, match=r"entry 'my-next': config.json keys that shape "
+                          r"the model but that wrpsim does not read: " + ", ".join(unread)
+                          + r"; its times"):
+            assert catalog.get_model("my-next").experts == 512
     finally:
         monkeypatch.delenv("WRPSIM_CATALOG")
         catalog.models.cache_clear()

@@ -6,8 +6,9 @@ A catalog entry (pools/catalog/models.yaml) is either wrpsim's own field names o
 `from_hf_config`: a new model needs nothing but its config.json numbers.
 
 Architectures covered: dense transformers (GQA / MHA), mixture-of-experts (routed experts with
-an expert FFN width, shared experts, leading dense layers), MLA (DeepSeek-style latent KV:
-`kv_lora_rank` > 0), sliding-window layers (`sliding_window`, `sliding_layers`) and hybrid
+an expert FFN width, shared experts, leading or interleaved dense layers), MLA (DeepSeek-style
+latent KV: `kv_lora_rank` > 0), sliding-window layers (`sliding_window`, `sliding_layers`; Llama
+4's chunked attention counts as one) and hybrid
 attention / Mamba-2 stacks (`attention_layers`, `mamba_layers`, `mlp_layers`). Norms, biases and
 rotary tables are ignored (< 0.1 % of parameters).
 
@@ -268,13 +269,20 @@ def _pattern_counts(pattern: str) -> tuple[int, int, int]:
 #: use_sliding_window False. Gemma2: every other layer sliding, the first one sliding
 #: (modeling_gemma2 `is_sliding = not bool(layer_idx % 2)`; newer Gemma2Config `layer_types`
 #: "sliding_attention" if (i + 1) % 2) = pattern 2; Gemma3TextConfig sliding_window_pattern=6
-#: (5 local : 1 global). Sources: transformers src/transformers/models/<type>/configuration_*.py.
+#: (5 local : 1 global). Llama4TextConfig: 16 experts, top-1, MoE in every layer
+#: (interleave_moe_layer_step 1), dense width 16384, chunks of 8192 on all but every 4th layer
+#: (no_rope_layer_interval 4).
+#: Sources: transformers src/transformers/models/<type>/configuration_*.py.
 _UNTIED = {"tie_word_embeddings": False}
 _QWEN = {"tie_word_embeddings": False, "use_sliding_window": False}
+_LLAMA4 = {"tie_word_embeddings": False, "num_local_experts": 16, "num_experts_per_tok": 1,
+           "interleave_moe_layer_step": 1, "intermediate_size_mlp": 16384,
+           "attention_chunk_size": 8192, "no_rope_layer_interval": 4}
 HF_DEFAULTS: dict[str, dict] = {
     **{t: _UNTIED for t in ("llama", "mistral", "mixtral", "phi3", "deepseek_v3", "gpt_oss",
                             "nemotron_h")},
     **{t: _QWEN for t in ("qwen2", "qwen2_moe", "qwen3", "qwen3_moe")},
+    **{t: _LLAMA4 for t in ("llama4", "llama4_text")},
     "gemma": {"tie_word_embeddings": True},
     "gemma2": {"tie_word_embeddings": True, "sliding_window_pattern": 2},
     "gemma3_text": {"tie_word_embeddings": True, "sliding_window_pattern": 6},
@@ -378,8 +386,11 @@ def from_hf_config(cfg: dict) -> dict:
     Read: num_hidden_layers, hidden_size, num_attention_heads, num_key_value_heads, head_dim
     (default hidden / heads), intermediate_size, moe_intermediate_size (expert width),
     num_experts / n_routed_experts / num_local_experts, num_experts_per_tok, n_shared_experts or
-    shared_expert_intermediate_size, first_k_dense_replace, vocab_size, tie_word_embeddings,
-    max_position_embeddings, sliding_window with layer_types / sliding_window_pattern, MLA
+    shared_expert_intermediate_size, first_k_dense_replace, Llama 4's interleaved MoE layers
+    (interleave_moe_layer_step / moe_layers, intermediate_size_mlp; its one shared expert) and
+    chunked attention (attention_chunk_size, as a sliding window), vocab_size,
+    tie_word_embeddings, max_position_embeddings, sliding_window with layer_types /
+    sliding_window_pattern, MLA
     (kv_lora_rank, q_lora_rank, qk_rope_head_dim, qk_nope_head_dim, v_head_dim) and Nemotron-H
     hybrids (hybrid_override_pattern, mamba_num_heads, mamba_head_dim, ssm_state_size,
     n_groups / mamba_num_groups, conv_kernel)."""
@@ -394,6 +405,23 @@ def _merged(cfg: dict) -> dict:
 def _with_defaults(c: dict) -> dict:
     """`c` with its `model_type`'s Hugging Face defaults (`HF_DEFAULTS`) for keys it lacks."""
     return {**HF_DEFAULTS.get(str(c.get("model_type")), {}), **c}
+
+
+def _moe_layer_count(c: dict, layers: int) -> int:
+    """Layers with routed experts: Llama 4's `moe_layers` (distinct indices below
+    num_hidden_layers) or, without it, every `interleave_moe_layer_step`-th layer (transformers
+    Llama4TextConfig: range(step - 1, layers, step)); every layer for other models. Read here
+    (not `.get` alone) so that a key the file gives is checked, not silently counted."""
+    ids = c.get("moe_layers")
+    step = _hf_int(c, "interleave_moe_layer_step", 1) or 1
+    if ids is None:
+        return len(range(step - 1, layers, step))
+    if (not isinstance(ids, list) or len(set(ids)) != len(ids) or any(
+            isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < layers for i in ids)):
+        raise ConfigError(f"config.json key 'moe_layers' must be a list of distinct layer "
+                          f"indices 0 ... {layers - 1} (num_hidden_layers {layers}), got "
+                          f"{ids!r}")
+    return len(ids)
 
 
 def _fields(c: dict) -> dict:
@@ -411,6 +439,10 @@ def _fields(c: dict) -> dict:
     experts = (_hf_int(c, "num_experts") or _hf_int(c, "n_routed_experts")
                or _hf_int(c, "num_local_experts") or 1)
     inter = _hf_int(c, "intermediate_size") or 0
+    n_moe = _moe_layer_count(c, layers) if experts > 1 else 0
+    if experts > 1 and n_moe == 0:  # Llama 4 with no MoE layer: every layer a dense MLP
+        experts, inter = 1, _hf_int(c, "intermediate_size_mlp") or inter
+        c.get("num_experts_per_tok")  # (no experts to route to: read, and not modelled)
     if experts > 1:
         out["experts"] = experts
         out["active_experts"] = _hf_req(c, "num_experts_per_tok")
@@ -419,9 +451,18 @@ def _fields(c: dict) -> dict:
         if _hf_int(c, "first_k_dense_replace"):
             out["dense_layers"] = _hf_int(c, "first_k_dense_replace")
             out["dense_intermediate"] = inter
+        dense_mlp = _hf_int(c, "intermediate_size_mlp")  # (Llama 4: read even if unused)
+        if n_moe < layers:  # Llama 4's interleaved dense layers, `intermediate_size_mlp` wide
+            # (which layers are dense does not change a step's time: counted, not placed)
+            out["dense_layers"] = layers - n_moe
+            out["dense_intermediate"] = dense_mlp or inter
         shared = _hf_int(c, "shared_expert_intermediate_size") or 0
         if not shared and _hf_int(c, "n_shared_experts"):
             shared = _hf_int(c, "n_shared_experts") * moe_inter
+        if not shared and str(c.get("model_type")).startswith("llama4"):
+            # every Llama 4 MoE layer has one shared expert of the routed width
+            # (transformers Llama4TextMoe.shared_expert); its config.json has no key for it
+            shared = moe_inter
         out["shared_intermediate"] = shared
     else:
         out["intermediate"] = inter
@@ -443,6 +484,30 @@ def _fields(c: dict) -> dict:
             n = layers
         if n:
             out["sliding_window"], out["sliding_layers"] = int(window), int(n)
+    chunk = _hf_int(c, "attention_chunk_size")
+    if chunk:
+        # Llama 4's chunked local attention (a token sees its own `chunk`-token chunk) on its
+        # RoPE layers: `layer_types` "chunked_attention", else `no_rope_layers` 1, else all but
+        # every `no_rope_layer_interval`-th layer. Taken as a sliding window of `chunk` tokens:
+        # the same attention up to `chunk` tokens of context; beyond it a window attends to
+        # `chunk` tokens where a chunk averages chunk / 2, so long contexts are timed high
+        # there. The KV cache counts those layers in full per token, as for windows (vLLM 0.11
+        # keeps them whole too: its hybrid KV-cache manager is off for chunked attention).
+        types, nope = c.get("layer_types"), c.get("no_rope_layers")
+        if types:
+            n = sum(1 for t in types if "chunked" in str(t))
+        elif nope:
+            n = sum(1 for v in nope if v)
+        else:
+            interval = _hf_int(c, "no_rope_layer_interval", 1) or 4
+            n = layers - layers // interval
+        if n and out.get("sliding_layers"):
+            raise ConfigError(f"config.json has both sliding-window ({out['sliding_layers']}) "
+                              f"and chunked-attention ({n}) layers; wrpsim models one window "
+                              f"size per model: give one of sliding_window / "
+                              f"attention_chunk_size")
+        if n:
+            out["sliding_window"], out["sliding_layers"] = int(chunk), int(n)
     if c.get("hybrid_override_pattern"):
         a, m, f = _pattern_counts(c["hybrid_override_pattern"])
         out.update(attention_layers=a, mamba_layers=m, mlp_layers=f,
