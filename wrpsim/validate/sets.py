@@ -61,6 +61,9 @@ MODELS = {
     "openai/gpt-oss-20b": "gpt-oss-20b", "google/gemma-3-12b-it": "gemma-3-12b",
     "google/gemma-3-27b-it": "gemma-3-27b",
     "nvidia/NVIDIA-Nemotron-Nano-9B-v2": "nemotron-nano-9b-v2",
+    "nvidia/NVIDIA-Nemotron-Nano-12B-v2": "nemotron-nano-12b-v2",
+    "meta-llama/Llama-4-Maverick-17B-128E-Instruct": "llama4-maverick",
+    "meta-llama/Llama-4-Maverick-17B-128E-Instruct-FP8": "llama4-maverick",
 }
 SYSTEMS = {"h100_sxm": "h100-80gb", "h200_sxm": "h200-141gb", "b200_sxm": "b200-180gb",
            "b300_sxm": "b300-288gb",
