@@ -205,3 +205,26 @@ def test_mlenergy_dp_attention_runs_are_one_instance_with_attn_dp(tmp_path):
     assert [(c.pool["tp"], c.pool["ep"], c.pool.get("attn_dp")) for c in cases] == [
         (4, 4, 4), (4, 4, None)]
     assert cases[0].name.endswith(" dp4") and cases[0].measured["power_w"] == 3500 / 4
+
+
+def test_mlenergy_llama4_and_nemotron_12b_rows_become_catalog_cases(tmp_path):
+    """ML.ENERGY's Llama-4-Maverick FP8 row (8 GPUs, expert parallel, TP listed as 1) is one
+    instance of TP 8 x EP 8 with FP8 weights; Nemotron-Nano-12B-v2's is one BF16 GPU."""
+    from wrpsim.validate.sets import mlenergy_cases
+
+    cols = ("model_id,task,architecture,weight_precision,total_params_b,activated_params_b,"
+            "avg_batch_size,avg_output_len,avg_power_watts,energy_per_request_joules,"
+            "energy_per_token_joules,gpu_model,max_num_seqs,median_itl_ms,num_gpus,"
+            "output_throughput_tokens_per_sec,p90_itl_ms,p95_itl_ms,p99_itl_ms,"
+            "par_data_parallel,par_expert_parallel,par_notes,par_tensor_parallel")
+    rows = ["meta-llama/Llama-4-Maverick-17B-128E-Instruct-FP8,lm-arena-chat,MoE,fp8,400,17,8,"
+            "870,1845.4,1,1,H100,8,11.49,8,658,12,12,13,1,8,,1",
+            "nvidia/NVIDIA-Nemotron-Nano-12B-v2,gpqa,Mamba-Transformer Hybrid,bfloat16,12,12,8,"
+            "2000,446.1,1,1,H100,8,11.66,1,677,12,12,13,1,1,,1"]
+    (tmp_path / "llm_configs.csv").write_text("\n".join([cols, *rows]) + "\n")
+    a, b = mlenergy_cases(tmp_path)
+    assert (a.model, a.pool["tp"], a.pool["ep"], a.pool["precision"]) == (
+        "llama4-maverick", 8, 8, "fp8")
+    assert (b.model, b.pool["tp"], b.pool["ep"], b.pool["precision"]) == (
+        "nemotron-nano-12b-v2", 1, 1, "bf16")
+    assert a.split == b.split == "test" and a.measured["power_w"] == pytest.approx(1845.4 / 8)
