@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from wrpsim.errors import ConfigError
 from wrpsim.pool import calibrate
-from wrpsim.pool.catalog import get_gpu, get_model, gpus, load_gpus
+from wrpsim.pool.catalog import get_gpu, get_model, gpus, load_gpus, models
 from wrpsim.pool.perf import AnalyticalLatency
 
 MAX_MEDIAN_APE = 15.0
@@ -213,3 +213,21 @@ def test_a_pool_with_a_tp_that_does_not_fit_the_kv_heads_names_its_field(tmp_pat
         monkeypatch.delenv("WRPSIM_CATALOG")
         catalog.models.cache_clear()
         clear_caches()
+
+
+@pytest.mark.parametrize("name", sorted(models()))
+def test_the_2023_model_reads_every_weight_once_and_its_power_stays_in_range(name):
+    """Oracle: with every expert touched, an iteration of the analytical (2023) model reads
+    each weight but the input embedding table once — dense part plus experts equal the
+    parameters less that table, for models with leading or interleaved dense layers (DeepSeek,
+    Llama 4) and hybrids with FFN-less layers (Nemotron-H) too. Its power is between idle and
+    TDP at every batch (a negative dense part once made Llama 4's negative)."""
+    m = get_model(name)
+    tp = m.tp_choices()[0]
+    lat = AnalyticalLatency(m, get_gpu("h200-141gb"), tp)
+    table = 0 if m.tied_embeddings else m.vocab * m.hidden
+    read = (lat._bytes_dense + lat._bytes_exp) * tp / m.bytes_per_param
+    assert lat._bytes_dense > 0 and read == pytest.approx(m.params - table, rel=1e-9)
+    for batch in (1, 16, 256):
+        assert lat.gpu.idle_w <= lat.power_w(0, batch) <= lat.gpu.tdp_w
+        assert lat.gpu.idle_w <= lat.power_w(batch * 512, 0) <= lat.gpu.tdp_w

@@ -60,7 +60,12 @@ class AnalyticalLatency(LatencyModel):
         self.model, self.gpu, self.tp = model, g, tp
         flops, bw = g.bf16_tflops * 1e12, g.mem_bw_gbs * 1e9
         b, L = model.bytes_per_param, model.layers
-        expert_params = L * model.experts * model.expert_params_per_layer
+        # routed experts' weights (for a dense model its FFN layers' weights, all read every
+        # iteration: q = 0), counted over the layers that have them: not every layer
+        # for DeepSeek's leading dense layers, Llama 4's interleaved ones or a hybrid's
+        # Mamba and attention-only layers
+        expert_params = (model.expert_params if model.moe
+                         else model.ffn_layers * model.expert_params_per_layer)
         input_table = 0 if model.tied_embeddings else model.vocab * model.hidden
         dense_read = (model.params - expert_params - input_table) * b / tp
         attn_flops = 4.0 * L * model.heads * model.head_dim / tp
