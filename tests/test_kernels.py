@@ -438,3 +438,19 @@ def test_decode_attention_is_never_faster_than_reading_the_kv_cache_from_hbm(gpu
     floor = (lat.weight_bytes_per_gpu + 8 * 4096 * lat.kv_bytes_per_token_per_gpu) / (
         lat.gpu.mem_bw_gbs * 1e9)
     assert lat.decode_step_s(8, 4096) >= floor
+
+
+@pytest.mark.parametrize("model", ["llama3.1-8b", "qwen3-8b", "gemma-3-12b", "mixtral-8x7b"])
+def test_fp8_on_a_gpu_without_fp8_tensor_cores_is_weight_only(model):
+    """The A10G (no kernel tables, no FP8 math) times an FP8 model from its reference's BF16
+    kernels, as a weight-only kernel runs: prefill at the BF16 time (the same math), decode
+    faster (half the weight bytes) — never slower than BF16, as the A100 (own tables, no FP8
+    rows) already was. Moving the reference's FP8 kernel carried its efficiency at twice the
+    rate over and made every prefill 3-45 % slower than BF16."""
+    tp = 2 if model == "mixtral-8x7b" else 1
+    for gpu in ("a10g-24gb", "a100-80gb"):
+        bf, f8 = (build_latency_model(model, gpu, tp, precision=p) for p in ("bf16", "fp8"))
+        pre = (4096, 4096 * 4097 / 2, 0, 0, 1)
+        assert f8.iteration_s(*pre) == pytest.approx(bf.iteration_s(*pre), rel=0.02), gpu
+        dec = (0, 0.0, 8, 8 * 1024)
+        assert f8.iteration_s(*dec) < 0.85 * bf.iteration_s(*dec), gpu

@@ -338,6 +338,8 @@ def compact(system_dir: str | Path, out_dir: str | Path, gpu=None) -> dict:
             "file": str(path.relative_to(system_dir)), "version": path.parent.name,
             "framework": path.parent.parent.name, "device": device, "kernels": kernels,
             "rows": len(tab)}
+        if name == "gemm":  # the precisions measured (read without the Parquet file)
+            meta["tables"][name]["dtypes"] = sorted({str(d) for d in tab["dtype"]})
         if name == "gemm" and dropped:
             meta["tables"][name]["share_slower_than_bf16"] = dropped
         elif dropped:

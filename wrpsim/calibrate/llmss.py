@@ -315,6 +315,8 @@ def compact(profile_dir, out_dir: str | Path, gpu=None) -> dict:
                               Path(i["source"]) / f"tp{tp}")} for i in infos for tp in i["tps"]]
     for name, df in tables.items():
         result["tables"][name] = {**info, "file": f"tp*/{_FILES[name]}", "rows": len(df)}
+        if name == "gemm":  # the precisions measured (read without the Parquet file)
+            result["tables"][name]["dtypes"] = sorted({str(d) for d in df["dtype"]})
         if len(layouts) > 1:
             result["tables"][name]["layouts"] = layouts
     if moe:
@@ -375,6 +377,8 @@ def merge(table_dirs, out_dir: str | Path) -> dict:
                                                           "kernels", "file")},
                                   "profile": "; ".join(x["profile"] for x in layouts),
                                   "rows": len(df), "layouts": layouts}
+        if name == "gemm":
+            result["tables"][name]["dtypes"] = sorted({str(d) for d in df["dtype"]})
     if moe:
         tables["moe"] = pd.read_parquet(moe[0] / "moe.parquet")
         result["tables"]["moe"] = metas[dirs.index(moe[0])]["tables"]["moe"]

@@ -35,6 +35,14 @@ def peak_flops(gpu, dtype: str) -> float:
     return rate[MATH[dtype]] * 1e12
 
 
+def has_math(gpu, dtype: str) -> bool:
+    """Whether `gpu` has tensor cores for the math `dtype` computes in (`MATH`): an FP8 or FP4
+    GEMM on a GPU without them runs weight-only (dequantised to the best math it has)."""
+    math = MATH[dtype]
+    return (math == "bf16" or (math == "fp8" and bool(gpu.fp8_tflops))
+            or (math == "fp4" and bool(gpu.fp4_tflops)))
+
+
 def gemm_roofline(m, n: float, k: float, dtype: str, gpu) -> np.ndarray:
     """Roofline seconds of y[m, n] = x[m, k] W[n, k]^T (vectorised over m)."""
     m, n, k = np.asarray(m, dtype=np.float64), float(n), float(k)

@@ -134,6 +134,17 @@ class Kernels:
         t = self._table(name)
         return t is not None and t.rows > 0
 
+    def gemm_note(self, dtype: str) -> str:
+        """'' when the GEMM table measured `dtype`, else how its GEMMs are timed instead (for
+        the calibration label: a precision the GPU's tables lack is not calibrated on it).
+        Read from meta.json's `dtypes` (written by `wrpsim.calibrate`), not the Parquet file,
+        so that a model whose curves are cached reads no table; '' for tables made before it."""
+        got = set((self.meta.get("tables") or {}).get("gemm", {}).get("dtypes") or ())
+        if not got or dtype in got:
+            return ""
+        src = "fp8" if rl.MATH[dtype] == "fp8" and "fp8" in got else "bf16"
+        return f"; {dtype} GEMMs: uncalibrated, the {src} table by the roofline ratio"
+
     def _table(self, name: str):
         if name not in self._cache:
             path = self.dir / f"{name}.parquet"
@@ -423,10 +434,26 @@ class Transferred:
         self.ref, self.gpu = ref, gpu
         self.label = f"uncalibrated: roofline (efficiencies of {ref.label})"
 
+    def gemm_note(self, dtype: str) -> str:
+        return ""  # (every answer is labelled "uncalibrated: roofline" already)
+
+    def _src(self, dtype: str) -> str:
+        """The precision of the reference's kernels that `dtype` follows on this GPU: `dtype`
+        itself, or, when this GPU lacks the tensor cores `dtype` computes on and the reference
+        has them (FP8 on an A10G, from the L40S), the reference's kernel for the math this
+        GPU does have — FP8 for FP4 on an FP8 GPU, else BF16 — as a weight-only kernel runs
+        (`Kernels.gemm` does the same for a GPU whose own tables lack a precision). Moving
+        the reference's FP8 kernel instead would carry its efficiency at the FP8 rate over
+        to a GPU that computes at the BF16 rate: slower than BF16."""
+        if rl.has_math(self.gpu, dtype) or not rl.has_math(self.ref.gpu, dtype):
+            return dtype
+        return "fp8" if rl.MATH[dtype] == "fp4" and rl.has_math(self.gpu, "fp8") else "bf16"
+
     def gemm(self, dtype, n, k) -> Curve:
-        c = self.ref.gemm(dtype, n, k)
+        src = self._src(dtype)
+        c = self.ref.gemm(src, n, k)
         return c.scaled(rl.gemm_roofline(c.x, n, k, dtype, self.gpu)
-                        / rl.gemm_roofline(c.x, n, k, dtype, self.ref.gpu))
+                        / rl.gemm_roofline(c.x, n, k, src, self.ref.gpu))
 
     def _on_own_link(self, c: Curve) -> Curve:
         """A collective's curve on the reference GPU with its bandwidth part (above the
@@ -480,10 +507,11 @@ class Transferred:
         return grid.scaled(ratio), used
 
     def moe(self, dtype, hidden, inter, topk, experts, moe_tp, moe_ep, gated=True) -> Curve:
-        c = self.ref.moe(dtype, hidden, inter, topk, experts, moe_tp, moe_ep, gated)
-        args = (hidden, inter, topk, experts, moe_tp, moe_ep, dtype)
-        return c.scaled(rl.moe_roofline(c.x, *args, self.gpu, gated)
-                        / rl.moe_roofline(c.x, *args, self.ref.gpu, gated))
+        src = self._src(dtype)  # (as for GEMMs)
+        c = self.ref.moe(src, hidden, inter, topk, experts, moe_tp, moe_ep, gated)
+        shape = (hidden, inter, topk, experts, moe_tp, moe_ep)
+        return c.scaled(rl.moe_roofline(c.x, *shape, dtype, self.gpu, gated)
+                        / rl.moe_roofline(c.x, *shape, src, self.ref.gpu, gated))
 
 
 class Partial:
@@ -502,6 +530,9 @@ class Partial:
 
     def gemm(self, dtype, n, k) -> Curve:
         return self.own.gemm(dtype, n, k)
+
+    def gemm_note(self, dtype: str) -> str:
+        return self.own.gemm_note(dtype)
 
     def attn_prefill(self, kv_dtype, heads, kv_heads, head_dim) -> Grid:
         return self.own.attn_prefill(kv_dtype, heads, kv_heads, head_dim)
