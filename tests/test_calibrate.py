@@ -143,6 +143,10 @@ def test_cli_builds_an_engine_and_fits_it_on_steps(tmp_path):
     (("engine=x", "validation=llmservingsim"),
      "calibrate: validation=llmservingsim: no cases to fit (it has no fit split)"),
     (("engine=x", "kernels=/tmp"), "calibrate: kernels=DIR needs gpu=GPU"),
+    (("engine=x", "kernels=/tmp", "gpu=h900"), "calibrate: gpu: unknown value 'h900'; valid "
+                                               "choices: a100-80gb"),
+    (("engine=x", "benchmarks=b.csv", "gpu=h100-80gb"),
+     "calibrate: gpu=h100-80gb is read by kernels= and validation= only"),
     (("engine=x", "steps=s.csv", "fit=[warp]"), "calibrate: fit: unknown field(s) ['warp']"),
     (("engine=x", "steps=/nonexistent.csv", "write=false"), "/nonexistent.csv: cannot read CSV"),
 ])

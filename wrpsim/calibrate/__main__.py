@@ -31,8 +31,10 @@ taken from the current directory, never the package; null means `$WRPSIM_CATALOG
 directory — a catalog folder of its own, so the shipped engines are never edited unless
 `out_dir=pools/catalog/engines` says so. Runs find the engine with `WRPSIM_CATALOG` set to the
 parent of `out_dir` (the JSON line's `catalog` when `out_dir` is an `engines` folder).
-`write=false` reports the fit but leaves the engine's constants as they were
-(a new engine's file is still created, since the fit simulates with it). The last line of stdout
+`write=false` reports the fit but leaves the engine's constants as they were (the JSON says
+`"written": false`); a new engine's file is still created, since the fit simulates with it, and
+the per-row errors still go to `NAME.fit.csv`. `gpu=` is read by `kernels=` and `validation=`
+only (a steps or benchmarks file names each row's GPU). The last line of stdout
 is one JSON object; bad input prints one line on stderr and exits with status 2.
 """
 
@@ -45,7 +47,7 @@ from typing import Any
 import yaml
 
 from wrpsim.cli import apply_flat, load_defaults, verb_main
-from wrpsim.errors import ConfigError, boolean
+from wrpsim.errors import ConfigError, boolean, unknown_choice
 
 
 def parse_args(argv: list[str]) -> dict[str, Any]:
@@ -71,6 +73,15 @@ def parse_args(argv: list[str]) -> dict[str, Any]:
             raise ConfigError(str(e).replace("validate:", "calibrate:", 1)) from None
     if cfg["kernels"] and not cfg["gpu"]:
         raise ConfigError("calibrate: kernels=DIR needs gpu=GPU (a GPU catalog name)")
+    if cfg["gpu"] is not None:
+        from wrpsim.pool.catalog import gpus
+
+        if str(cfg["gpu"]) not in gpus():
+            raise unknown_choice("calibrate: gpu", cfg["gpu"], gpus())
+        if not (cfg["kernels"] or cfg["validation"]):
+            raise ConfigError(f"calibrate: gpu={cfg['gpu']} is read by kernels= and "
+                              f"validation= only; a steps or benchmarks file names each row's "
+                              f"gpu in its own column")
     fit = cfg["fit"]
     fit = list(FIT_FIELDS) if fit is None else ([fit] if isinstance(fit, str) else list(fit))
     bad = [f for f in fit if f not in BOUNDS]
