@@ -556,3 +556,12 @@ def test_a_name_missing_its_suffix_is_suggested():
     assert str(unknown_choice("gpu", "h200", ["h100-80gb", "h200-141gb"])).endswith(
         "did you mean 'h200-141gb'?")
     assert did_you_mean("zzz", ["h100-80gb"]) == ""
+
+
+def test_a_name_in_the_wrong_case_is_suggested_in_the_right_one():
+    from wrpsim.errors import closest, unknown_choice
+
+    assert closest("FP8", ["bf16", "fp8", "fp8_block"]) == "fp8"
+    assert closest("H200", ["h100-80gb", "h200-141gb"]) == "h200-141gb"
+    assert str(unknown_choice("precision", "BF16", ["bf16", "fp8"])).endswith(
+        "; did you mean 'bf16'?")

@@ -50,10 +50,14 @@ def starts_with_a_file(message: str) -> bool:
 
 
 def closest(name: str, valid) -> str | None:
-    """The valid name closest to `name`, or None when none is close; a name that is the one
-    valid name's leading part up to a '-' (`h200` for `h200-141gb`) is that name."""
+    """The valid name closest to `name`, or None when none is close; a name that differs from
+    one valid name only in case (`FP8` for `fp8`) is that name, and so is one that is the one
+    valid name's leading part up to a '-', in any case (`h200` or `H200` for `h200-141gb`)."""
     names = [str(v) for v in valid]
-    lead = [v for v in names if str(name) and v.startswith(f"{name}-")]
+    same = [v for v in names if v.lower() == str(name).lower()]
+    if len(same) == 1:
+        return same[0]
+    lead = [v for v in names if str(name) and v.lower().startswith(f"{name}-".lower())]
     if len(lead) == 1:
         return lead[0]
     close = difflib.get_close_matches(str(name), names, n=1, cutoff=0.6)
