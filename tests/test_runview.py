@@ -355,15 +355,25 @@ def test_a_pool_that_received_no_request_is_named_with_its_model_and_why(monkeyp
                            "pool=mixed-a100-h100")
     assert code == 0, err
     s = json.loads((tmp_path / "run" / "summary.json").read_text())
-    assert s["idle_pools"] == {"a100-8b": {"model": "llama3.1-8b", "requests_for_model": 0}}
+    assert s["idle_pools"] == {"a100-8b": {"model": "llama3.1-8b", "requests_for_model": 0,
+                                           "dropped_for_model": 0}}
     warned = [ln for ln in err.splitlines() if ln.startswith("wrpsim: warning: pool ")]
     assert warned == ["wrpsim: warning: pool a100-8b (llama3.1-8b) received no request: no "
                       "request of the workload asks for llama3.1-8b (workload.model_mix sets "
                       "each model's share); its GPUs are still in the cost and energy"]
     # the model asked for, but routed elsewhere
     line = idle_pool_warnings({"idle_pools": {"b": {"model": "m", "requests_for_model": 7}}})
-    assert line == ["pool b (m) received no request: the router sent none of the 7 requests "
-                    "for m to it; its GPUs are still in the cost and energy"]
+    assert line == ["pool b (m) received no request: the router sent all 7 requests for m "
+                    "it routed to other pools; its GPUs are still in the cost and energy"]
+    line = idle_pool_warnings({"drop_reasons": {"context": 7}, "idle_pools": {
+        "b": {"model": "m", "requests_for_model": 7, "dropped_for_model": 7}}})
+    assert line == ["pool b (m) received no request: all 7 requests for m were dropped "
+                    "(drop_reasons: context 7; `context`: longer than the model's context); "
+                    "its GPUs are still in the cost and energy"]
+    line = idle_pool_warnings({"idle_pools": {
+        "b": {"model": "m", "requests_for_model": 7, "dropped_for_model": 2}}})
+    assert "the router sent all 5 requests for m it routed to other pools (2 more were " \
+           "dropped)" in line[0]
     code, _, err = run_app(monkeypatch, capsys, tmp_path, "workload.max_requests=200",
                            "pool=mixed-a100-h100",
                            "workload.model_mix={llama3.1-8b: 0.7, llama3.1-70b: 0.3}")

@@ -65,11 +65,19 @@ def idle_pool_warnings(s: dict) -> list[str]:
     name, model and why — no request asked for that model, or the router sent them elsewhere
     — since its GPUs are in the run's cost and energy all the same."""
     out = []
+    reasons = ", ".join(f"{k} {v:,}" for k, v in (s.get("drop_reasons") or {}).items())
     for pool, d in sorted((s.get("idle_pools") or {}).items()):
         model, n = d.get("model"), d.get("requests_for_model") or 0
-        why = (f"no request of the workload asks for {model} (workload.model_mix sets each "
-               f"model's share)" if not n else
-               f"the router sent none of the {n:,} requests for {model} to it")
+        lost = d.get("dropped_for_model") or 0
+        if not n:
+            why = (f"no request of the workload asks for {model} (workload.model_mix sets "
+                   f"each model's share)")
+        elif lost >= n:
+            why = (f"all {n:,} requests for {model} were dropped (drop_reasons: {reasons}; "
+                   f"`context`: longer than the model's context)")
+        else:
+            why = (f"the router sent all {n - lost:,} requests for {model} it routed to other "
+                   f"pools" + (f" ({lost:,} more were dropped)" if lost else ""))
         out.append(f"pool {pool} ({model}) received no request: {why}; its GPUs are still in "
                    f"the cost and energy")
     return out

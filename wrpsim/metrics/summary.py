@@ -39,9 +39,11 @@ Definitions (all in `summary.json`):
   with QoE >= `qoe_target` (= `qoe.target`; dropped and unfinished requests count as misses,
   like `slo_attainment`); `qoe_ttft_s`, `qoe_tokens_per_s`: the settings; all six null when QoE
   is off (`qoe=null`);
-- `idle_pools`: {pool: {`model`, `requests_for_model`}} of the pools that received no request
-  (paid for, serving nothing), with how many requests asked for the pool's model (0: the
-  workload never names it; `{}` when every pool got requests; `idle_pools`);
+- `idle_pools`: {pool: {`model`, `requests_for_model`, `dropped_for_model`}} of the pools that
+  received no request (paid for, serving nothing), with how many requests asked for the pool's
+  model (0: the workload never names it) and how many of those were dropped (e.g. `context`:
+  longer than the model's context, before any pool could take them); `{}` when every pool got
+  requests; `idle_pools`;
 - `route_mean_s` / `route_p99_s`: time being routed (router queue + service + decision
   latency, the `route_s` column) over completed requests; the router's replicas, signal and
   utilisation and its view are added by `wrpsim.sim` (`router_*` keys);
@@ -168,10 +170,11 @@ def _drop_reasons(reasons: tuple[np.ndarray, list], dropped: np.ndarray) -> dict
 
 
 def idle_pools(requests: pa.Table, instances: pa.Table) -> dict:
-    """{pool: {"model", "requests_for_model"}} of the pools no request was sent to (neither its
-    `pool` nor its `prefill_pool`), with how many of the run's requests asked for the pool's
-    model: 0 means the workload never named it (`workload.model_mix`), more that the router
-    sent them elsewhere. Such a pool is paid for (cost, energy) and serves nothing."""
+    """{pool: {"model", "requests_for_model", "dropped_for_model"}} of the pools no request was
+    sent to (neither its `pool` nor its `prefill_pool`), with how many of the run's requests
+    asked for the pool's model — 0 means the workload never named it (`workload.model_mix`),
+    more that they were dropped or the router sent them elsewhere — and how many of those were
+    dropped. Such a pool is paid for (cost, energy) and serves nothing."""
     if not len(instances):
         return {}
     used = set()
@@ -186,8 +189,12 @@ def idle_pools(requests: pa.Table, instances: pa.Table) -> dict:
     if not idle:
         return {}
     codes, models_seen = factorize(requests.column("model"))
-    asked = dict(zip(models_seen, np.bincount(codes, minlength=len(models_seen)).tolist()))
-    return {p: {"model": m, "requests_for_model": int(asked.get(m, 0))}
+    n = len(models_seen)
+    asked = dict(zip(models_seen, np.bincount(codes, minlength=n).tolist()))
+    dropped = masks(requests.column("status"), "dropped")[0]
+    lost = dict(zip(models_seen, np.bincount(codes[dropped], minlength=n).tolist()))
+    return {p: {"model": m, "requests_for_model": int(asked.get(m, 0)),
+                "dropped_for_model": int(lost.get(m, 0))}
             for p, m in sorted(idle.items())}
 
 
