@@ -454,3 +454,13 @@ def test_fp8_on_a_gpu_without_fp8_tensor_cores_is_weight_only(model):
         assert f8.iteration_s(*pre) == pytest.approx(bf.iteration_s(*pre), rel=0.02), gpu
         dec = (0, 0.0, 8, 8 * 1024)
         assert f8.iteration_s(*dec) < 0.85 * bf.iteration_s(*dec), gpu
+
+
+def test_no_room_for_kv_names_the_mamba_state_when_that_is_what_fills_the_gpu():
+    """Nemotron-Nano-12B-v2 on one L40S: 22.9 GiB of weights fit in 39.7 usable, but 256
+    sequences' Mamba state (72 MiB each) takes 18 GiB more; the message says so."""
+    lat = build_latency_model("nemotron-nano-12b-v2", "l40s-48gb", 1)
+    with pytest.raises(ConfigError, match=r"39\.7 GiB usable\) and 18\.0 GiB of Mamba state for "
+                                          r"max_seqs = 256 sequences, leaving no room"):
+        lat.kv_capacity_blocks(16, max_seqs=256)
+    assert lat.kv_capacity_blocks(16, max_seqs=64) > 0

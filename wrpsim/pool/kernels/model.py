@@ -861,8 +861,10 @@ class KernelLatency:
                 f"{self.model.name} needs {weights:.1f} GiB of weights per GPU at tp={self.tp} "
                 f"({self.precision}) on {self.gpu.name} (mem_gib {self.gpu.mem_gib:g} GiB x "
                 f"gpu_mem_util {gpu_mem_util:.2f} - reserve_gib {reserve_gib:g} GiB = "
-                f"{usable:.1f} GiB usable), leaving no room for one KV block of {block_size} "
-                f"tokens")
+                f"{usable:.1f} GiB usable)"
+                + (f" and {state:.1f} GiB of Mamba state for max_seqs = {max_seqs} "
+                   f"sequences" if state else "")
+                + f", leaving no room for one KV block of {block_size} tokens")
         return blocks * self.adp
 
 
