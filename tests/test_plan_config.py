@@ -64,6 +64,8 @@ def test_plan_config_composes_with_the_run_groups_and_no_pool():
     (["+plan.candidates.h100.foo=1"],
      r"plan\.candidates\.h100: unknown key\(s\) \['foo'\]; valid keys: gpu, model, tp, scheduler"),
     (["plan.candidates.h200.tp=1"], r"^plan\.candidates\.h200: llama3\.1-70b needs 131\.4 GiB"),
+    (["sim.horizon_s=30"], r"^plan: sim\.horizon_s must be null: a plan judges each fleet on "
+                           r"whole traces"),
 ])
 def test_bad_plan_configs_name_the_field(overrides, message):
     cfg = compose_plan(*SMALL, *overrides)

@@ -122,6 +122,23 @@ def test_scale_load_divides_arrival_times():
     assert out["arrival_s"].tolist() == [0.0, 0.5, 1.0, 5.0, 5.25, 5.5, 15.0]
 
 
+def test_scale_load_of_a_closed_loop_scales_its_clients():
+    """A closed loop's arrivals are all 0 (clients send as fast as they are answered): 1.2 x
+    load is 1.2 x the clients, the same requests dealt round-robin to them exactly as the
+    workload builds them with that concurrency; 0.8 x the same, down to one client."""
+    from wrpsim.plan.traces import closed_loop_clients
+    from wrpsim.workload.closed_loop import generate_closed_loop
+
+    src = {"kind": "closed_loop", "concurrency": 10, "num_requests": 50, "prompt_tokens": 64,
+           "output_tokens": 8, "think_s": 0.5}
+    frame = generate_closed_loop(src, 3)
+    assert closed_loop_clients(frame) == 10 and closed_loop_clients(_trace()) == 0
+    for f, c in ((1.2, 12), (0.8, 8), (0.01, 1)):
+        want = generate_closed_loop({**src, "concurrency": c}, 3)
+        got = scale_load(frame, f)
+        assert got.equals(want) and got.attrs == want.attrs, f
+
+
 class CapacityEvaluator(Evaluator):
     """A stand-in for simulation: 'p99 TTFT' = need / Σ capacity_i · n_i, so a fleet meets the
     1 s target iff its capacity reaches `need` — an integer program with a known optimum."""

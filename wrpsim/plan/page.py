@@ -33,8 +33,10 @@ WHY = (("single", "Single-type alternatives",
         "Each pool of the recommendation with one instance removed, judged on the full trace "
         "and the fresh-seed recheck: why the plan cannot be smaller."),
        ("load", "What other loads need",
-        "The recommended fleet with the trace's arrival rate scaled, and the fleet the planner "
-        "finds for that load."),
+        "The recommended fleet with the trace's arrival rate scaled (a closed loop: its "
+        "clients), and what that load needs: the recommended fleet grown (instances added "
+        "until it meets the SLO) or shrunk (removed while it still does) — an adjustment of "
+        "this fleet, not a new search, so another mix of GPUs may be cheaper."),
        ("util", "Per-pool utilisation (full trace)", ""))
 
 CSS = """
@@ -95,7 +97,7 @@ function sensitivity() {
     opacity: 0.3, marker: {color: '#888'}, y: s.map((r) => r.needed_cost),
     text: s.map((r) => esc(r.needed || 'none found')), textposition: 'none',
     hovertemplate: '%{text}<br>$%{y:.2f}/h<extra></extra>'});
-  draw('sensitivity', traces, layout('load factor (× the trace\'s arrival rate)',
+  draw('sensitivity', traces, layout('load factor (× the trace\'s arrival rate or clients)',
     'ratio to target; attainment', {shapes: hline(1),
       xaxis: {tickvals: x, ticktext: x.map((v) => v + '×')},
       yaxis2: {overlaying: 'y', side: 'right', title: {text: 'USD per hour'},
@@ -187,8 +189,9 @@ def _notes(r: dict) -> dict[str, str]:
                        "cheapest fleet meeting every target.",
         "pareto-tpot": f"Dashed red: the p99 TPOT target ({sec(tg.get('tpot_p99_s'))}). Line: "
                        "Pareto front. Star: the recommendation.",
-        "sensitivity": "Lines below the dashed 1.0 meet their target. Bars: what the fleet the "
-                       "planner finds for that load costs per hour (table above).",
+        "sensitivity": "Lines below the dashed 1.0 meet their target. Bars: what the "
+                       "recommended fleet grown or shrunk for that load costs per hour (table "
+                       "above).",
         "util": UTIL_NOTE,
         "cdf-ttft": f"Dashed red: slo.ttft_s = {sec(th.get('ttft_s'))}, the per-request "
                     f"threshold behind SLO attainment.{_target_note(tg, 'ttft')} Full trace "

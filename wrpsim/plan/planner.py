@@ -33,7 +33,13 @@ from wrpsim.plan.evaluate import Evaluator, TraceRun
 from wrpsim.plan.record import plan_record
 from wrpsim.plan.search import Search
 from wrpsim.plan.slo import SLOTargets
-from wrpsim.plan.traces import busiest_window, describe, scale_load, shuffle_within
+from wrpsim.plan.traces import (
+    busiest_window,
+    closed_loop_clients,
+    describe,
+    scale_load,
+    shuffle_within,
+)
 from wrpsim.sanity import run_seed
 
 PLAN_TOP_KEYS = ("workload", "router", "network", "seed", "slo", "pue", "sim", "plan",
@@ -80,9 +86,12 @@ def build_traces(cfg: dict, plan, seed: int, trace=None) -> dict:
     out["recheck"] = TraceRun("recheck", shuffled, rs, f"workload rebuilt with seed {rs}" + (
         f", requests shuffled within {sw:g} s windows" if sw else ""), *describe(shuffled)[1:])
     s = plan.load_sensitivity
+    clients = closed_loop_clients(full)
     for f in ((1 - s, 1 + s) if s > 0 else ()):
         tag = f"load-{f:g}"
-        out[tag] = TraceRun(tag, scale_load(full, f), seed, f"full trace at {f:g} × load",
+        what = (f"{max(1, round(clients * f))} clients instead of {clients}" if clients
+                else f"{f:g} × load")
+        out[tag] = TraceRun(tag, scale_load(full, f), seed, f"full trace at {what}",
                             t0 / f, t1 / f)
     return out
 
@@ -175,6 +184,13 @@ def run_plan(cfg: dict, out_dir: Path | str, trace=None, progress=None) -> dict:
     if unknown:
         raise ConfigError(f"unknown top-level key(s) {unknown}; valid: "
                           f"{', '.join(k for k in PLAN_TOP_KEYS if k != 'hydra')}")
+    if (cfg.get("sim") or {}).get("horizon_s") is not None:
+        # every fleet would leave the requests arriving near the horizon unfinished, so the
+        # unserved target would fail for every fleet and blame its size
+        raise ConfigError("plan: sim.horizon_s must be null: a plan judges each fleet on whole "
+                          "traces (requests cut off by a horizon count as unserved for every "
+                          "fleet); shorten the workload with workload.max_requests or "
+                          "workload.end_s, or the search with plan.search_window_s")
     plan = parse_plan(cfg.get("plan"))
     _warn_unused_thresholds(cfg, plan)
     seed = run_seed(cfg.get("seed", 0))

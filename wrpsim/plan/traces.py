@@ -12,7 +12,7 @@ arrival, and keep the frame's `attrs` (e.g. `hash_block_tokens`).
   the rate curve and the length mix of every window are kept while which request meets which
   queue changes. A fixed trace rebuilt with a new seed is otherwise the same trace;
 - `scale_load(trace, f)`: arrival times divided by `f` (f = 1.2 is 20 % more load), like the
-  workload's `rate_scale`.
+  workload's `rate_scale`; for a closed-loop benchmark (all arrivals at 0), f times the clients.
 """
 
 from __future__ import annotations
@@ -67,10 +67,36 @@ def shuffle_within(trace: pd.DataFrame, window_s: float | None,
     return _with_attrs(out, trace)
 
 
+def closed_loop_clients(trace: pd.DataFrame) -> int:
+    """The clients of a closed-loop benchmark trace (`wrpsim.workload.closed_loop`: every
+    arrival at 0, requests that continue their client when dropped, sessions `client-<k>`),
+    0 for any other trace."""
+    from wrpsim.sessions import CONTINUE, ON_DROP_ATTR
+
+    if (trace.attrs.get(ON_DROP_ATTR) != CONTINUE or "session_id" not in trace.columns
+            or not len(trace) or trace["arrival_s"].to_numpy().any()):
+        return 0
+    ids = trace["session_id"].astype(str)
+    return int(ids.nunique()) if ids.str.startswith("client-").all() else 0
+
+
 def scale_load(trace: pd.DataFrame, factor: float) -> pd.DataFrame:
-    """The trace with arrival times divided by `factor` (> 0)."""
+    """The trace at `factor` (> 0) times the load: arrival times divided by `factor`; for a
+    closed loop (`closed_loop_clients`), whose clients send as fast as they are answered and
+    whose arrivals are all 0, `factor` times the clients instead (rounded, at least one: the
+    same requests dealt round-robin to them, as `generate_closed_loop` deals them)."""
     out = trace.copy()
-    out["arrival_s"] = trace["arrival_s"].to_numpy(dtype=np.float64) / factor
+    c = closed_loop_clients(trace)
+    if not c:
+        out["arrival_s"] = trace["arrival_s"].to_numpy(dtype=np.float64) / factor
+        return _with_attrs(out, trace)
+    c2 = max(1, round(c * factor))
+    i = np.arange(len(trace))
+    think = trace["think_s"].to_numpy(dtype=np.float64)
+    pause = float(think[~np.isnan(think)][0]) if (~np.isnan(think)).any() else 0.0
+    out["session_id"] = pd.Series([f"client-{k}" for k in (i % c2).tolist()],
+                                  index=out.index, dtype=trace["session_id"].dtype)
+    out["think_s"] = np.where(i < c2, np.nan, pause)
     return _with_attrs(out, trace)
 
 
