@@ -359,8 +359,10 @@ def test_a_pool_that_received_no_request_is_named_with_its_model_and_why(monkeyp
                                            "dropped_for_model": 0}}
     warned = [ln for ln in err.splitlines() if ln.startswith("wrpsim: warning: pool ")]
     assert warned == ["wrpsim: warning: pool a100-8b (llama3.1-8b) received no request: no "
-                      "request of the workload asks for llama3.1-8b (workload.model_mix sets "
-                      "each model's share); its GPUs are still in the cost and energy"]
+                      "request went to llama3.1-8b: the workload asks for none "
+                      "(workload.model_mix sets each model's share), or a router that picks "
+                      "the model chose others for all of them; its GPUs are still in the cost "
+                      "and energy"]
     # the model asked for, but routed elsewhere
     line = idle_pool_warnings({"idle_pools": {"b": {"model": "m", "requests_for_model": 7}}})
     assert line == ["pool b (m) received no request: the router sent all 7 requests for m "
@@ -370,6 +372,11 @@ def test_a_pool_that_received_no_request_is_named_with_its_model_and_why(monkeyp
     assert line == ["pool b (m) received no request: all 7 requests for m were dropped "
                     "(drop_reasons: context 7; `context`: longer than the model's context); "
                     "its GPUs are still in the cost and energy"]
+    line = idle_pool_warnings({"requests_beyond_horizon": 200, "idle_pools": {
+        "b": {"model": "m", "requests_for_model": 0, "dropped_for_model": 0}}})
+    assert line == ["pool b (m) received no request: no request for m reached it before "
+                    "sim.horizon_s (200 requests arrive after it, not simulated); its GPUs are "
+                    "still in the cost and energy"]
     line = idle_pool_warnings({"idle_pools": {
         "b": {"model": "m", "requests_for_model": 7, "dropped_for_model": 2}}})
     assert "the router sent all 5 requests for m it routed to other pools (2 more were " \
@@ -455,7 +462,24 @@ def test_a_transfer_bound_run_blames_the_links_not_the_gpus():
     fabric = verdict({**s, "network_kind": "fluid"})
     assert "less oversubscribed links, or spraying" in fabric
     assert "KV transfers" not in (verdict({**s, "kv_transfer_mean_s": 0.001}) or "")
+    # most of the exposed transfer waited for decode KV blocks: the decode side is the limit
+    full = verdict({**s, "kv_wait_mean_s": 12.4})
+    assert ("the decode instances' KV cache is the bottleneck: arrived prompts wait for blocks "
+            "there (mean 12.4 s of the mean exposed KV transfer 12.5 s") in full
+    assert "more or larger decode instances would help, faster links would not" in full
     text = run_summary(s, {"network": {"kind": "nic"}}, "out")
     assert ("  KV         88.5 GB sent prefill -> decode; exposed transfer mean 12.5 s, p99 "
             "27.2 s (network=nic)") in text
     assert "  KV " not in run_summary({**s, "kv_transfer_bytes": 0.0}, {}, "out")
+
+
+def test_nothing_completed_because_of_the_horizon_says_so():
+    from wrpsim.verdict import verdict
+
+    s = {"requests_total": 1, "requests_completed": 0, "requests_in_flight": 1,
+         "drop_reasons": {}, "requests_beyond_horizon": 199}
+    assert verdict(s) == ("no request of 1 completed: the fleet served nothing; sim.horizon_s "
+                          "ended the run before any could finish (see requests.parquet's "
+                          "status and drop_reason)")
+    s = {**s, "requests_in_flight": 0, "drop_reasons": {"context": 1}}
+    assert "most dropped for context" in verdict(s)

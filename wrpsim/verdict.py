@@ -31,6 +31,8 @@ def verdict(s: dict) -> str | None:
         reasons = s.get("drop_reasons") or {}
         main = (f"; most dropped for {min(reasons, key=lambda k: (-reasons[k], k))}"
                 if reasons else "")
+        if not reasons and (s.get("requests_in_flight") or 0) >= total:
+            main = "; sim.horizon_s ended the run before any could finish"
         return (f"no request of {total:,} completed: the fleet served nothing{main} (see "
                 f"requests.parquet's status and drop_reason)")
     att = s.get("slo_attainment")
@@ -69,9 +71,14 @@ def idle_pool_warnings(s: dict) -> list[str]:
     for pool, d in sorted((s.get("idle_pools") or {}).items()):
         model, n = d.get("model"), d.get("requests_for_model") or 0
         lost = d.get("dropped_for_model") or 0
-        if not n:
-            why = (f"no request of the workload asks for {model} (workload.model_mix sets "
-                   f"each model's share)")
+        if not n and s.get("requests_beyond_horizon"):
+            why = (f"no request for {model} reached it before sim.horizon_s "
+                   f"({s['requests_beyond_horizon']:,} requests arrive after it, not "
+                   f"simulated)")
+        elif not n:  # (`requests.parquet`'s model is the one that served: after routing)
+            why = (f"no request went to {model}: the workload asks for none "
+                   f"(workload.model_mix sets each model's share), or a router that picks "
+                   f"the model chose others for all of them")
         elif lost >= n:
             why = (f"all {n:,} requests for {model} were dropped (drop_reasons: {reasons}; "
                    f"`context`: longer than the model's context)")
@@ -111,10 +118,18 @@ def _router_bound(s: dict) -> str | None:
 
 def _transfer_bound(s: dict) -> str | None:
     """When the KV transfers from prefill to decode instances take at least half the mean TTFT
-    (or of the TTFT target): the links are the bottleneck, not the GPUs; else None."""
+    (or of the TTFT target): the links are the bottleneck, not the GPUs — or, when most of that
+    time was spent waiting for the decode side's KV blocks (`kv_wait_mean_s`), the decode
+    instances' KV cache is; else None."""
     kv, ttft = s.get("kv_transfer_mean_s"), s.get("ttft_mean_s") or 0.0
     if not kv or kv < ROUTE_SHARE * max(ttft, s.get("slo_ttft_s") or 0.0):
         return None
+    wait = s.get("kv_wait_mean_s") or 0.0
+    if wait >= ROUTE_SHARE * kv:  # most of it waited for decode KV blocks, not on the wire
+        return (f"the decode instances' KV cache is the bottleneck: arrived prompts wait for "
+                f"blocks there (mean {_t(wait)} of the mean exposed KV transfer {_t(kv)}, "
+                f"against mean TTFT {_t(ttft)}): more or larger decode instances would help, "
+                f"faster links would not")
     if s.get("network_kind"):  # a fabric (network.json); else the per-NIC model
         how = ("faster or less oversubscribed links, or spraying on a loaded fabric "
                "(network.lb=spray)")

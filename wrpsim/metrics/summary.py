@@ -40,10 +40,11 @@ Definitions (all in `summary.json`):
   like `slo_attainment`); `qoe_ttft_s`, `qoe_tokens_per_s`: the settings; all six null when QoE
   is off (`qoe=null`);
 - `idle_pools`: {pool: {`model`, `requests_for_model`, `dropped_for_model`}} of the pools that
-  received no request (paid for, serving nothing), with how many requests asked for the pool's
-  model (0: the workload never names it) and how many of those were dropped (e.g. `context`:
-  longer than the model's context, before any pool could take them); `{}` when every pool got
-  requests; `idle_pools`;
+  received no request (paid for, serving nothing), with how many requests went to the pool's
+  model (`requests.parquet`'s model, the one chosen after routing; 0: the workload never names
+  it, or a router that picks the model chose others) and how many of those were dropped (e.g.
+  `context`: longer than the model's context, before any pool could take them); `{}` when
+  every pool got requests; `idle_pools`;
 - `route_mean_s` / `route_p99_s`: time being routed (router queue + service + decision
   latency, the `route_s` column) over completed requests; the router's replicas, signal and
   utilisation and its view are added by `wrpsim.sim` (`router_*` keys);
