@@ -58,6 +58,12 @@ BAD = [
      r"^wrpsim: error: router \(wrpsim\.router\.PowerOfD\): unknown key\(s\) \['dd'\]; "
      r"valid keys: .*\bd\b.*; did you mean 'd'\?$"),
     (["pool=nope"], r"^wrpsim: error: pool: unknown value 'nope'; valid choices: .*h100-llama70b"),
+    (["router=cascade"], r"^wrpsim: error: router\.models: a cascade needs at least two models; "
+                         r"got llama3\.1-70b, and the fleet serves: llama3\.1-70b \(a pool per "
+                         r"model"),
+    (["network=fluid", "network.gpus_per_host=2"],
+     r"^wrpsim: error: pool\.pools\.h100\.tp=4 spans servers of 2 GPUs \(network\."
+     r"gpus_per_host\) whose collectives are not simulated"),
     (["workload=nope"], r"workload: unknown value 'nope'; valid choices: .*azure-conv-2023"),
     (["+experiment=nope"], r"experiment: unknown value 'nope'; valid choices: overload, "),
     (["hydra/launcher=nope"], r"hydra/launcher: unknown value 'nope'; valid choices: basic, "

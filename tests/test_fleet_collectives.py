@@ -140,6 +140,9 @@ def test_same_seed_same_bytes(tmp_path):
     ({**NET, "collectives": False}, 16, r"tp=16 spans more than one 8-GPU server.*"
                                         r"network.collectives=true"),
     ({"kind": "none"}, 16, r"tp=16 spans more than one"),
+    ({**NET, "collectives": False, "gpus_per_host": 2}, 4,
+     r"^pool\.pools\.p\.tp=4 spans servers of 2 GPUs \(network\.gpus_per_host\) whose "
+     r"collectives are not simulated: set network\.collectives=true"),
     (NET, 12, r"tp=12 spans servers of 8 GPUs .* not a multiple of 8"),
     ({**NET, "collectives": "yes"}, 16, r"network.collectives must be true or false"),
     ({**NET, "collective_alpha_us": -1}, 16, r"network.collective_alpha_us"),

@@ -30,10 +30,21 @@ def run_seed(value, where: str = "seed") -> int:
     return integer(where, value, 0)
 
 
-def check_pool_sizes(specs, server_gpus: int | None = None) -> None:
+def check_pool_sizes(specs, server_gpus: int | None = None,
+                     fabric_gpus: int | None = None) -> None:
     """`ConfigError` naming the first pool whose `tp` exceeds one server, unless its
-    collectives run on a fabric of `server_gpus`-GPU servers and it is whole servers of it."""
+    collectives run on a fabric of `server_gpus`-GPU servers and it is whole servers of it.
+    `fabric_gpus`: the GPUs per server of a fabric whose collectives are not simulated
+    (`network.collectives` off); a group larger than that would span its servers with its
+    all-reduces timed as if on one server's scale-up link, so it is refused too."""
     for s in specs:
+        if (server_gpus is None and fabric_gpus is not None
+                and fabric_gpus < s.tp <= GPUS_PER_SERVER):
+            raise ConfigError(
+                f"pool.pools.{s.name}.tp={s.tp} spans servers of {fabric_gpus} GPUs "
+                f"(network.gpus_per_host) whose collectives are not simulated: set "
+                f"network.collectives=true to put them on the fabric, or network.gpus_per_host "
+                f">= {s.tp}")
         if server_gpus is not None and s.tp > server_gpus:
             if s.tp % server_gpus:
                 raise ConfigError(

@@ -208,7 +208,9 @@ def build_fleet(env, pcfg: dict, sink, hash_block_tokens: int = 0, transfer=None
     check_keys(pcfg, valid, "pool")
     specs = [parse_pool(name, d) for name, d in pools.items()]
     spanning = transfer is not None and getattr(transfer, "collectives", None) is not None
-    check_pool_sizes(specs, transfer.fabric.cfg.gpus_per_host if spanning else None)
+    fabric = getattr(transfer, "fabric", None) if transfer is not None else None
+    check_pool_sizes(specs, transfer.fabric.cfg.gpus_per_host if spanning else None,
+                     fabric.cfg.gpus_per_host if fabric is not None else None)
     check_fleet_vs_trace(specs, requests)
     return Fleet(env, specs, sink, pcfg.get("default_model"), hash_block_tokens, transfer,
                  pcfg.get("remote_kv"))

@@ -61,7 +61,10 @@ class CascadeRouter(ModelRouter):
         chain = served("models", self.models, fleet)
         self._chain = chain if self.models is not None else self.book.by_cost(chain)
         if len(self._chain) < 2:
-            raise ConfigError("router.models: a cascade needs at least two models")
+            raise ConfigError(f"router.models: a cascade needs at least two models; got "
+                              f"{', '.join(self._chain) or 'none'}, and the fleet serves: "
+                              f"{', '.join(fleet.models)} (a pool per model: e.g. "
+                              f"pool=two-model-mixtral-gpt4like)")
         self.verifier.check(fleet)
         self._stage: dict[int, int] = {}
         self._seen: dict[int, object] = {}  # request id -> the category the router saw
