@@ -75,7 +75,7 @@ LINK_SCHEMA = pa.schema(
         ("rate_gbps", pa.float64()),      # 0 when the port is down (failed_links)
         ("offered_bytes", pa.float64()),  # bytes the path choices put on the port
         ("bytes", pa.float64()),          # bytes carried (packet engine: resends included)
-        ("utilization", pa.float64()),    # bytes / (rate × collective completion time)
+        ("utilization", pa.float64()),    # bytes / (rate × completion time), at most 1
         ("max_conns", pa.int64()),        # fluid: most connections sharing the port at once
         ("max_queue_bytes", pa.float64()),  # packet: largest backlog seen by an arrival
         ("drops", pa.int64()),

@@ -206,12 +206,17 @@ def _max_min_times(ports: list[tuple], bits: list[float], cap: float) -> list[fl
 
 def port_rows(topo: LeafSpine, eng, port_bytes: list[float], offered: list[float],
               cct: float) -> list[tuple]:
-    """Rows of the links table (`LINK_SCHEMA`) from an engine after its run."""
+    """Rows of the links table (`LINK_SCHEMA`) from an engine after its run. Utilisation is
+    the share of the time to `cct` (the last flow's end) the port was sending: its bytes over
+    rate x `cct`, at most 1 — the packet engine also counts the bytes of duplicates still
+    draining after the last flow ended (a sprayed resend queued behind a degraded link), which
+    a port sent after `cct`, since it cannot send more than rate x `cct` before it."""
     packet = isinstance(eng, PacketEngine)
     pc = eng.port_counters() if packet else None
     rows = []
     for p in range(topo.nports):
         util = 8 * port_bytes[p] / (topo.rate[p] * cct) if cct > 0 else 0.0
+        util = util if util < 1.0 else 1.0
         rate_gbps = topo.rate[p] / 1e9 if topo.port_up[p] else 0.0  # 0: the port is down
         rows.append((
             p, topo.kind[p], topo.src_node[p], topo.dst_node[p], rate_gbps, offered[p],
