@@ -404,3 +404,25 @@ def test_log_axis_ticks_are_1_2_5_and_bracket_the_values(tmp_path, browser, valu
     assert lo < math.log10(vals[0]) and hi > math.log10(vals[-1])
     # no tick in the axis's outer 4 %, where it would meet the other axis's labels
     assert all(lo + 0.04 * (hi - lo) <= math.log10(v) <= hi - 0.04 * (hi - lo) for v in vals)
+
+
+def test_a_sweep_whose_every_run_failed_lists_them_in_the_winner_box(tmp_path, browser):
+    """No completed run: the box says there is no winner and names the runs that failed (the
+    docs promise the box lists what it left out)."""
+    sweep = tmp_path / "sweep"
+    p = subprocess.run([sys.executable, "-m", "wrpsim", "-m", f"hydra.sweep.dir={sweep}",
+                        "sim.progress=false", "workload.max_requests=20",
+                        "pool.pools.h100.gpu=a10g-24gb,l4-24gb"],
+                       capture_output=True, text=True, timeout=300)
+    assert (sweep / "0" / "error.json").is_file() and (sweep / "1" / "error.json").is_file(), \
+        p.stderr
+    r = subprocess.run([sys.executable, "-m", "wrpsim.report", f"sweep_dir={sweep}"],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    dev = browser
+    dev.call("Page.navigate", url=(sweep / "dashboard.html").as_uri())
+    dev.wait("document.body && document.body.dataset.renders === '1'")
+    box = dev.js("document.getElementById('winner').textContent")
+    assert box.startswith("No completed run: no winner.Not completed: 0 (failed")
+    assert ", 1 (failed" in box
+    assert dev.errors() == []

@@ -10,8 +10,9 @@ import pyarrow as pa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from wrpsim.report.choice import load_dimension
 from wrpsim.report.collect import Run, split_override
-from wrpsim.report.dashboard import load_dimension, report_links
+from wrpsim.report.dashboard import report_links
 from wrpsim.report.views import cdf, decision_mix, in_system
 
 

@@ -102,6 +102,19 @@ def test_a_sweep_prints_aligned_lines_and_a_closing_table(monkeypatch, capsys, t
     assert per_run[1].endswith("GPUs | workload.max_requests=200 pool.pools.h100.count=2 "
                                "router=least-outstanding pool.pools.h100.gpu=h100-80gb")
     assert sum(ln.startswith("wrpsim: error: ") for ln in lines[:start]) == 2  # failed ones
+    assert not any("offered load" in ln for ln in table)
+
+
+def test_a_sweep_over_load_warns_that_costs_compare_at_one_load_only(monkeypatch, capsys,
+                                                                     tmp_path):
+    """Runs at rate_scale 1 and 4 replay traces of different lengths: the cheaper total can be
+    the shorter trace's; the closing table says so, as the dashboard does."""
+    code, _, err = run_app(monkeypatch, capsys, tmp_path, "-m", *SMALL,
+                           "workload.rate_scale=1,4")
+    assert code == 0, err
+    assert ("  the runs differ in offered load (workload.rate_scale): a total over the trace "
+            "shrinks with a shorter trace, so compare costs of runs at the same load"
+            ) in err.splitlines()
 
 
 def test_a_sweep_over_qoe_shows_the_qoe_mean_of_each_run(monkeypatch, capsys, tmp_path):

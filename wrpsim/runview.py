@@ -246,7 +246,7 @@ def sweep_table(sweep_dir: Path | str, jobs: list[str] | None = None) -> str:
     this sweep's run folders relative to `sweep_dir`, in job order (`sweep_jobs`); None: every
     run folder found there."""
     from wrpsim.errors import WrpsimError
-    from wrpsim.report.choice import RULE, winner
+    from wrpsim.report.choice import LOAD_NOTE, RULE, load_dimension, winner
     from wrpsim.report.collect import (
         find_run_dirs,
         presentation,
@@ -290,6 +290,9 @@ def sweep_table(sweep_dir: Path | str, jobs: list[str] | None = None) -> str:
         lines.append(f"{RULE}: run {best.name} "
                      f"({' '.join(shown) or 'the only configuration'}). Dashboard: "
                      f"python -m wrpsim.report sweep_dir={sweep_dir}")
+        load = load_dimension(runs, sorted(varying))
+        if load:
+            lines.append(f"  the runs differ in offered load ({load}): {LOAD_NOTE}")
     if others:
         lines.append(f"  {sweep_dir} also holds {others} run folder{'' if others == 1 else 's'} "
                      f"from earlier sweeps, not shown here; python -m wrpsim.report reads "

@@ -231,7 +231,13 @@ function table(runs) {
 function winner() {
   const box = document.getElementById('winner');
   const w = DATA.winner;
-  if (!w) { box.appendChild(el('b', 'No completed run: no winner.')); return; }
+  if (!w) {
+    box.appendChild(el('b', 'No completed run: no winner.'));
+    const bad = DATA.runs.filter((r) => r.status !== 'completed').map((r) =>
+      r.run + ' (' + r.status + (r.reason ? ': ' + r.reason : '') + ')');
+    if (bad.length) box.appendChild(el('div', 'Not completed: ' + bad.join(', ') + '.', 'why'));
+    return;
+  }
   const s = w.summary;
   box.appendChild(el('b', 'Winner: run ' + w.run));
   box.appendChild(el('span', ' — ' + (w.overrides.join(' ') || 'the only configuration')));

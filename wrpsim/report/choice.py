@@ -15,6 +15,10 @@ cost–latency Pareto front.
   so the winner is a deterministic function of the summaries: equal runs always give the same.
 - `pareto(points)`: the indices of the `(cost, latency, index)` points on the lower-left front
   (no point at most as costly is faster), in order of cost.
+- `load_dimension(runs, dims)`: the swept key that is an offered load (`workload.rate_scale`…):
+  runs at different loads replay traces of different lengths, so the winner's cost (a total
+  over its trace) is not comparable across them — both the closing line and the dashboard say
+  so (`LOAD_NOTE`).
 """
 
 from __future__ import annotations
@@ -47,6 +51,31 @@ def winner(runs) -> str | None:
     inf = float("inf")
     return min(done, key=lambda ns: (inf if ns[1].get("ttft_p99_s") is None
                                      else ns[1]["ttft_p99_s"], _natural(ns[0])))[0]
+
+
+#: last components of a swept key that measure offered load (`load_dimension`)
+LOAD_NAMES = ("rate_scale", "rate", "rps", "qps", "arrival_rate", "load")
+#: why costs of runs at different loads do not compare (the closing line and the dashboard)
+LOAD_NOTE = ("a total over the trace shrinks with a shorter trace, so compare costs of runs "
+             "at the same load")
+
+
+def is_number(s) -> bool:
+    try:
+        float(s)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def load_dimension(runs, dims: list[str]) -> str | None:
+    """The swept key of `dims` that measures offered load (last component in `LOAD_NAMES`,
+    numeric in every run of `runs` that sets it: `Run.params`), or None."""
+    for k in dims:
+        if k.rsplit(".", 1)[-1] in LOAD_NAMES and all(
+                is_number(r.params[k]) for r in runs if k in r.params):
+            return k
+    return None
 
 
 def pareto(points: list[tuple[float, float, int]]) -> list[int]:

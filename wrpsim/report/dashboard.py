@@ -30,7 +30,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from wrpsim.report import _template, plotstyle
-from wrpsim.report.choice import RULE, pareto, winner
+from wrpsim.report.choice import RULE, is_number, load_dimension, pareto, winner
 from wrpsim.report.collect import (
     REQUESTS,
     Run,
@@ -42,7 +42,6 @@ from wrpsim.report.collect import (
 from wrpsim.report.views import run_view
 
 DASHBOARD = "dashboard.html"
-LOAD_NAMES = ("rate_scale", "rate", "rps", "qps", "arrival_rate", "load")
 METRICS = ("requests_total", "ttft_p99_s", "tpot_p99_s", "e2e_p99_s", "slo_attainment",
            "goodput_rps", "throughput_tokens_per_s", "gpu_count", "cost_usd", "energy_kwh",
            "tokens_per_joule", "mean_utilization", "mean_token_budget_use", "mean_kv_use")
@@ -95,21 +94,6 @@ def json_for_script(obj) -> str:
     return text
 
 
-def _is_number(s) -> bool:
-    try:
-        float(s)
-    except (TypeError, ValueError):
-        return False
-    return True
-
-
-def load_dimension(runs: list[Run], dims: list[str]) -> str | None:
-    """The swept key that measures offered load (last component in `LOAD_NAMES`, numeric)."""
-    for k in dims:
-        if k.rsplit(".", 1)[-1] in LOAD_NAMES and all(
-                _is_number(r.params[k]) for r in runs if k in r.params):
-            return k
-    return None
 
 
 def report_links(sweep_dir: Path, out_dir: Path) -> list[tuple[str, str]]:
@@ -159,7 +143,7 @@ def payload(runs: list[Run], sweep_dir: Path, points: int = 500, bins: int = 200
         "unanswered": lossy,
         "title": str(sweep_dir), "dims": [
             {"key": k, "values": sorted({r.params[k] for r in runs if k in r.params},
-                                        key=lambda v: (not _is_number(v), _num_or_text(v)))}
+                                        key=lambda v: (not is_number(v), _num_or_text(v)))}
             for k in dims],
         "fixed": fixed, "load": load_dimension(runs, dims), "metrics": list(METRICS),
         "runs": items,
@@ -195,7 +179,7 @@ def _winner(runs: list[Run], dims: list[str]) -> dict | None:
 
 
 def _num_or_text(v: str):
-    return (float(v), "") if _is_number(v) else (0.0, v)
+    return (float(v), "") if is_number(v) else (0.0, v)
 
 
 def render(data: dict, links: list[tuple[str, str]], plotly_js: str | None = None) -> str:
