@@ -258,13 +258,18 @@ def scenarios(draw, failures=False):
             p["prefix_cache"] = {"enabled": True, "capacity_blocks": draw(
                 st.sampled_from([None, 0, 50]))}
     if failures:
-        events = []
+        events, spans = [], {}
         for _ in range(draw(st.integers(1, 3))):
             pool = draw(st.sampled_from(["pre", "dec"]))
             count = cfg["pool"]["pools"][pool]["count"]
-            events.append({"pool": pool, "instance": draw(st.integers(0, count - 1)),
-                           "at_s": draw(st.floats(0.0, 1.0)),
-                           "down_s": draw(st.sampled_from([0.05, 0.5]))})
+            ev = {"pool": pool, "instance": draw(st.integers(0, count - 1)),
+                  "at_s": draw(st.floats(0.0, 1.0)),
+                  "down_s": draw(st.sampled_from([0.05, 0.5]))}
+            lo, hi = ev["at_s"], ev["at_s"] + ev["down_s"]
+            mine = spans.setdefault((pool, ev["instance"]), [])
+            if all(hi <= a or b <= lo for a, b in mine):  # overlapping outages are refused
+                mine.append((lo, hi))
+                events.append(ev)
         cfg["failures"] = {"policy": draw(st.sampled_from(["retry", "reroute", "drop"])),
                            "retry_delay_s": 0.1, "events": events}
     trace = make_trace(np.cumsum(gaps), prompts, outputs,

@@ -99,6 +99,35 @@ def test_retries_are_bounded_by_max_retries():
     assert row["attempts"] == 2
 
 
+def test_back_to_back_outages_on_one_instance_are_allowed():
+    cfg = constant_cfg(step_s=0.1, count=2)
+    cfg["failures"] = {"events": [{"pool": "p", "instance": 0, "at_s": 1.0, "down_s": 1.0},
+                                  {"pool": "p", "instance": 0, "at_s": 2.0, "down_s": 1.0}]}
+    Simulation(cfg, make_trace([0.0], [10], [5])).run()
+
+
+def test_requests_cut_off_and_then_dropped_for_no_healthy_instance_count_as_lost():
+    """Every instance down for good mid-run: the requests running on them are resent, find no
+    healthy instance and are dropped. They were interrupted by the failure and lost to it:
+    the summary counted neither (only `instance_failed` drops and resent requests)."""
+    from wrpsim.metrics.summary import summarize
+
+    cfg = constant_cfg(step_s=0.1, count=1)
+    cfg["failures"] = {"policy": "retry", "retry_delay_s": 0.5, "max_retries": 1,
+                       "events": [{"pool": "p", "instance": 0, "at_s": 1.0, "down_s": None}]}
+    req, inst, end = Simulation(cfg, make_trace([0.0, 0.1, 5.0], [10, 10, 10],
+                                                [100, 100, 5])).run()
+    rows = req.to_pylist()
+    cut = [r for r in rows if r["gpu_s"] > 0]
+    assert len(cut) == 2 and all(r["status"] == "dropped" and r["attempts"] == 1
+                                 and r["drop_reason"] == "no_healthy_instance" for r in cut)
+    late = next(r for r in rows if r["arrival_s"] == 5.0)  # never sent: not a failure's loss
+    assert late["drop_reason"] == "no_healthy_instance" and late["attempts"] == 0
+    s = summarize(req, inst, end, {"ttft_s": 2.0, "tpot_s": 0.1}, 1.0)
+    assert s["requests_interrupted"] == s["requests_lost"] == 2
+    assert s["slo_attainment_interrupted"] == 0.0
+
+
 def test_with_every_instance_down_requests_wait_for_the_repair_or_are_dropped():
     events = [{"pool": "p", "instance": 0, "at_s": 0.5, "down_s": 2.0}]
     cfg = constant_cfg(step_s=0.1, count=1)
@@ -194,6 +223,14 @@ def test_horizon_records_requests_between_instances():
     ({"mtbf_s": 0}, r"failures\.mtbf_s must be a finite number > 0"),
     ({"mtbf": 10}, r"unknown key\(s\) \['mtbf'\]"),
     ({"max_retries": -1}, r"failures\.max_retries must be an integer >= 0"),
+    # the shorter outage's repair brought the instance back inside the longer one
+    ({"events": [{"pool": "p", "instance": 0, "at_s": 10, "down_s": 30},
+                 {"pool": "p", "instance": 0, "at_s": 12, "down_s": 2}]},
+     r"^failures\.events\[1\] \(\[12, 14\) s\) overlaps failures\.events\[0\] \(\[10, 40\) s\) "
+     r"on pool p instance 0: give one outage per stretch of down time$"),
+    ({"events": [{"pool": "p", "instance": 2, "at_s": 5, "down_s": None},
+                 {"pool": "p", "instance": 2, "at_s": 50, "down_s": 1}]},
+     r"\(\[50, 51\) s\) overlaps failures\.events\[0\] \(\[5 s, never\)\)"),
 ])
 def test_bad_failure_config_is_a_clear_error(bad, msg):
     cfg = constant_cfg(count=3)

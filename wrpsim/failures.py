@@ -69,6 +69,7 @@ class FailureInjector:
         #: failure-schedule timeouts not yet fired: they alone do not prolong a run (`sim`)
         self.pending = 0
         self._not_started: dict[int, float] = {}  # scheduled outages (index: at_s) to come
+        self._outages: dict[int, list] = {}  # id(instance) -> [(event index, at, end)]
         self._tries: dict[int, int] = {}
         for inst in fleet.instances:
             inst.lost_handler = self.lost
@@ -114,6 +115,16 @@ class FailureInjector:
         down = number(f"{where}.down_s", ev.get("down_s"), 0, strict_lo=True, finite=True,
                       or_null=True)
 
+        end = float("inf") if down is None else at + down
+        for j, a, b in self._outages.setdefault(id(inst), []):
+            if at < b and a < end:  # the shorter one's repair would end the longer one early
+                def span(lo, hi):
+                    return f"[{lo:g}, {hi:g}) s" if hi != float("inf") else f"[{lo:g} s, never)"
+                raise ConfigError(
+                    f"{where} ({span(at, end)}) overlaps failures.events[{j}] ({span(a, b)}) on "
+                    f"pool {ev.get('pool')} instance {ev.get('instance', 0)}: give one outage "
+                    f"per stretch of down time")
+        self._outages[id(inst)].append((k, at, end))
         self._not_started[k] = at
 
         def outage():

@@ -199,12 +199,16 @@ def idle_pools(requests: pa.Table, instances: pa.Table) -> dict:
             for p, m in sorted(idle.items())}
 
 
-def _failure_keys(reasons: tuple[np.ndarray, list], attempts: np.ndarray, ok: np.ndarray) -> dict:
+def _failure_keys(reasons: tuple[np.ndarray, list], attempts: np.ndarray, ok: np.ndarray,
+                  dropped: np.ndarray) -> dict:
     """Requests touched by instance failures: retried (sent more than once), lost (ended
-    unanswered because of a failure), and the SLO attainment of the interrupted ones."""
+    unanswered because of a failure: dropped as `instance_failed`, or dropped for another
+    reason — `no_healthy_instance` — after an attempt died with its instance: a dropped row's
+    `attempts` counts the attempts lost), and the SLO attainment of the interrupted ones."""
     codes, seen = reasons
     lost = (codes == seen.index("instance_failed") if "instance_failed" in seen
             else np.zeros(len(codes), dtype=bool))
+    lost = lost | (dropped & (attempts >= 1))
     hit = (attempts > 1) | lost
     return {
         "requests_retried": int((attempts > 1).sum()),
@@ -283,6 +287,6 @@ def summarize(requests: pa.Table, instances: pa.Table, duration_s: float, slo: d
         "idle_pools": idle_pools(requests, instances),
         "route_mean_s": mean(col["route_s"][done]), "route_p99_s": pct(col["route_s"][done], 99),
         **_qoe_keys(col["qoe"], done, qoe),
-        **_failure_keys(reasons, col["attempts"], ok),
+        **_failure_keys(reasons, col["attempts"], ok, dropped),
     }
     return json_ready(s)
