@@ -372,6 +372,24 @@ def test_requests_longer_than_the_context_are_dropped(tmp_path):
     assert isinstance(pd.__version__, str)
 
 
+def test_a_nonsense_prompt_length_does_not_hold_the_api_server_for_centuries():
+    """A trace row of 2^53 - 1 prompt tokens is refused for its length; its tokenization is
+    charged only up to the context it overflows, so the request after it is served at once
+    instead of queueing behind ~1,000 years of tokenizer work."""
+    from wrpsim.sim import Simulation
+    from wrpsim.workload.validate import canonical_frame
+
+    trace = canonical_frame(np.array([0.0, 0.5]), np.array([2**53 - 1, 100]),
+                            np.array([10, 10]))
+    cfg = {"workload": {"name": "t"}, "seed": 0, "slo": {"ttft_s": 10, "tpot_s": 1},
+           "router": {"_target_": "wrpsim.router.RoundRobin"},
+           "pool": {"pools": {"p": {"gpu": "h100-80gb", "model": "qwen3-8b", "tp": 1}}}}
+    req, _, end = Simulation(cfg, trace=trace).run()
+    df = req.to_pandas()
+    assert df["drop_reason"].tolist()[0] == "context" and df["status"].tolist()[1] == "completed"
+    assert df["ttft_s"].tolist()[1] < 1.0 and end < 10.0
+
+
 def test_kv_bytes_follow_math():
     lat = build_latency_model("llama3.1-8b", "h100-80gb", 2)
     assert lat.kv_bytes_per_token_per_gpu == 2 * 32 * math.ceil(8 / 2) * 128 * 2

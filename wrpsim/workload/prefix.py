@@ -141,6 +141,17 @@ def prefix_violation(id_lists: Iterable[Sequence[int] | None]) -> str | None:
     same predecessor (None at position 0). By induction on k this is equivalent to: whenever
     two lists have equal ids at position k, their first k + 1 ids are equal.
     """
+    v = first_prefix_violation(id_lists)
+    if v is None:
+        return None
+    row, x, k, prev, (k0, prev0, row0) = v
+    return (f"request {row}: id {x} at position {k} after {prev}, but request {row0} has it "
+            f"at position {k0} after {prev0}")
+
+
+def first_prefix_violation(id_lists: Iterable[Sequence[int] | None]) -> tuple | None:
+    """The first violation `prefix_violation` describes, as (row, id, position, predecessor,
+    (position, predecessor, row) where the id was first seen), or None."""
     seen: dict[int, tuple[int, int | None, int]] = {}
     for row, ids in enumerate(id_lists):
         if ids is None:
@@ -150,8 +161,7 @@ def prefix_violation(id_lists: Iterable[Sequence[int] | None]) -> str | None:
             x = int(x)
             first = seen.setdefault(x, (k, prev, row))
             if first[0] != k or first[1] != prev:
-                return (f"request {row}: id {x} at position {k} after {prev}, but request "
-                        f"{first[2]} has it at position {first[0]} after {first[1]}")
+                return row, x, k, prev, first
             prev = x
     return None
 

@@ -29,7 +29,7 @@ from wrpsim.workload.columns import (
     as_columns,
     canonical_columns,
 )
-from wrpsim.workload.prefix import ATTR, check_block_tokens, n_blocks
+from wrpsim.workload.prefix import ATTR, check_block_tokens, first_prefix_violation, n_blocks
 from wrpsim.workload.request import TRACE_COLUMNS, TRACE_SCHEMA
 
 if TYPE_CHECKING:
@@ -185,6 +185,16 @@ def check_rows(t: TraceColumns, source: str, where: Callable[[int], str] = _row,
                 raise fail(i, f"hash_ids must be a list or None, got {v!r}")
         if t.attrs.get(ATTR) is not None:
             _check_block_counts(t, source, fail)
+        bad = first_prefix_violation(t["hash_ids"])
+        if bad is not None:  # an id names a whole prefix: a cache would hit unrelated blocks
+            row, x, k, prev, (k0, prev0, row0) = bad
+
+            def at(pos, before):
+                return f"position {pos} " + ("(first)" if before is None else f"after id {before}")
+            raise fail(row, f"hash_ids break prefix semantics: id {x} at {at(k, prev)}, but "
+                            f"{where(row0)} has it at {at(k0, prev0)} (an id names the whole "
+                            f"prefix up to its block, so it always sits at the same position "
+                            f"after the same id)")
 
 
 def _check_block_counts(t: TraceColumns, source: str, fail: Callable) -> None:
