@@ -154,7 +154,12 @@ class Dispatcher:
             if feed.live_view:
                 feed.decoding_on(dec, req)
         delay = end - now + placement.delay_s
-        delay += inst.frontend.delay_s(now + delay, req.prompt_tokens, inst.stream_rate())
+        tokens = req.prompt_tokens
+        cap = inst.max_context
+        if cap and tokens > cap:  # refused for its length once tokenized (`_fits`, context):
+            tokens = cap + 1  # its tokenizer time is bounded by the context it overflows, so
+            # a nonsense length (2^53 tokens) cannot hold the API server for centuries
+        delay += inst.frontend.delay_s(now + delay, tokens, inst.stream_rate())
         if delay > 0:
             if feed.live_view:  # (the oracle's count: a scrape view does not see the front end)
                 feed.entering(inst, req)

@@ -15,6 +15,10 @@ takes a share rho = r x frontend_stream_s of its CPU, and a new request's handli
 shares the CPU with it, is stretched by 1 / (1 - rho) (processor sharing; rho capped at
 `RHO_MAX`): the front end slows as load grows, which a fixed latency cannot show. r is the
 instance's output rate when the request arrives (decoding sequences / step time).
+
+A prompt longer than the instance's context (`max_context`) is refused once tokenized (drop
+reason `context`); the dispatcher charges its tokenization for at most `max_context` + 1
+tokens, so a nonsense length in a trace cannot hold the server for centuries.
 """
 
 from __future__ import annotations
