@@ -401,3 +401,20 @@ def test_a_preset_kinds_columns_take_user_entries_without_losing_their_own(tmp_p
         load_trace(p, kind="azure", cache=False)
     df = load_trace(p, kind="azure", cache=False, columns={"complexity": None})
     assert df.prompt_tokens.tolist() == [374, 396] and "complexity" not in df.columns
+
+
+def test_hash_ids_that_break_prefix_semantics_are_a_file_line_error(tmp_path):
+    """An id names the whole prefix up to its block: a reversed list reuses ids at other
+    positions, which a prefix cache would count as hits on unrelated blocks (58 % of blocks
+    "cached" in a three-row trace). The loader stops at the first such row, naming both lines."""
+    p = _write(tmp_path, "v.csv", 'arrival_s,prompt_tokens,output_tokens,hash_ids\n'
+               '0.0,64,10,"[1,2,3,4]"\n1.0,64,10,"[4,3,2,1]"\n2.0,64,10,"[2,3,4,9]"\n')
+    with pytest.raises(TraceError) as e:
+        load_trace(p, hash_block_tokens=16)
+    assert str(e.value) == (f"{p}: line 3: hash_ids break prefix semantics: id 4 at position 0 "
+                            f"(first), but line 2 has it at position 3 after id 3 (an id names "
+                            f"the whole prefix up to its block, so it always sits at the same "
+                            f"position after the same id)")
+    ok = _write(tmp_path, "ok.csv", 'arrival_s,prompt_tokens,output_tokens,hash_ids\n'
+                '0.0,64,10,"[1,2,3,4]"\n1.0,48,10,"[1,2,5]"\n')
+    assert load_trace(ok, hash_block_tokens=16).hash_ids.tolist() == [[1, 2, 3, 4], [1, 2, 5]]
