@@ -78,8 +78,11 @@ def test_cdf_object_format_and_invalid_files(tmp_path):
     x = cdf.sample(stream(0, "x"), 5000)
     assert x.min() > 128  # F(128) = 0
     bad = tmp_path / "bad.json"
-    for data, match in [([[10, 0.5], [5, 1.0]], "strictly increasing"),
-                        ([[10, 0.6], [20, 0.5], [30, 1.0]], "non-decreasing"),
+    for data, match in [([[10, 0.5], [5, 1.0]],
+                         r"strictly increasing; entry 1 \(0-based\) is \[5, 1\] after "
+                         r"\[10, 0\.5\]$"),
+                        ([[10, 0.6], [20, 0.5], [30, 1.0]],
+                         r"non-decreasing within \[0, 1\]; entry 1 \(0-based\) is \[20, 0\.5\]"),
                         ([[10, 0.5], [20, 0.9]], "last CDF fraction must be 1"),
                         ({"x": 1}, "list of \\[tokens, cumulative_fraction\\] pairs")]:
         bad.write_text(json.dumps(data))
