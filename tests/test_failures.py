@@ -99,11 +99,20 @@ def test_retries_are_bounded_by_max_retries():
     assert row["attempts"] == 2
 
 
-def test_back_to_back_outages_on_one_instance_are_allowed():
-    cfg = constant_cfg(step_s=0.1, count=2)
-    cfg["failures"] = {"events": [{"pool": "p", "instance": 0, "at_s": 1.0, "down_s": 1.0},
-                                  {"pool": "p", "instance": 0, "at_s": 2.0, "down_s": 1.0}]}
-    Simulation(cfg, make_trace([0.0], [10], [5])).run()
+@pytest.mark.parametrize("order", [1, -1])
+def test_back_to_back_outages_on_one_instance_are_one_stretch_of_down_time(order):
+    """[1, 2) then [2, 3): the second outage starts as the first one's repair is due; the
+    instance stays down to 3 s (the repair used to win and serve a request arriving at 2.2 s
+    in 0.1 s), in either order of the events."""
+    cfg = constant_cfg(step_s=0.1, count=1)
+    events = [{"pool": "p", "instance": 0, "at_s": 1.0, "down_s": 1.0},
+              {"pool": "p", "instance": 0, "at_s": 2.0, "down_s": 1.0}][::order]
+    cfg["failures"] = {"policy": "retry", "retry_delay_s": 0.05, "max_retries": 100,
+                       "events": events}
+    req, inst, _ = Simulation(cfg, make_trace([2.2], [10], [5])).run()
+    row = req.to_pylist()[0]
+    assert row["status"] == "completed" and row["first_token_s"] >= 3.0
+    assert inst.to_pylist()[0]["down_s"] == pytest.approx(2.0)
 
 
 def test_requests_cut_off_and_then_dropped_for_no_healthy_instance_count_as_lost():

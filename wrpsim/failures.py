@@ -133,7 +133,9 @@ class FailureInjector:
             self.fail(inst)
             if down is not None:
                 yield self._wait(down)
-                self.fleet.set_down(inst, False)
+                now = self.env.now  # an outage that starts as this one ends keeps it down
+                if not any(j != k and a <= now < b for j, a, b in self._outages[id(inst)]):
+                    self.fleet.set_down(inst, False)
 
         self.env.process(outage())
 
