@@ -133,10 +133,22 @@ def test_scale_load_of_a_closed_loop_scales_its_clients():
            "output_tokens": 8, "think_s": 0.5}
     frame = generate_closed_loop(src, 3)
     assert closed_loop_clients(frame) == 10 and closed_loop_clients(_trace()) == 0
-    for f, c in ((1.2, 12), (0.8, 8), (0.01, 1)):
+    for f, c in ((1.2, 12), (0.8, 8), (0.01, 1), (1.25, 13), (0.75, 7), (100, 50)):
         want = generate_closed_loop({**src, "concurrency": c}, 3)
         got = scale_load(frame, f)
         assert got.equals(want) and got.attrs == want.attrs, f
+
+
+def test_a_small_closed_loop_still_changes_with_load():
+    """Rounded to the nearest, 1 client stayed 1 at 0.8 x and 1.2 x and 2 stayed 2: the load
+    rows repeated the base run. Away from the base: more load adds a client, less removes
+    one (never below one), and there are never more clients than requests."""
+    from wrpsim.plan.traces import scaled_clients
+
+    assert [scaled_clients(1, f, 50) for f in (0.8, 1.2)] == [1, 2]
+    assert [scaled_clients(2, f, 50) for f in (0.8, 1.2)] == [1, 3]
+    assert [scaled_clients(10, f, 50) for f in (0.8, 1.2)] == [8, 12]
+    assert scaled_clients(10, 1.2, 10) == 10
 
 
 class CapacityEvaluator(Evaluator):

@@ -38,6 +38,7 @@ from wrpsim.plan.traces import (
     closed_loop_clients,
     describe,
     scale_load,
+    scaled_clients,
     shuffle_within,
 )
 from wrpsim.sanity import run_seed
@@ -89,7 +90,8 @@ def build_traces(cfg: dict, plan, seed: int, trace=None) -> dict:
     clients = closed_loop_clients(full)
     for f in ((1 - s, 1 + s) if s > 0 else ()):
         tag = f"load-{f:g}"
-        what = (f"{max(1, round(clients * f))} clients instead of {clients}" if clients
+        c2 = scaled_clients(clients, f, len(full)) if clients else 0
+        what = (f"{c2} client{'s' * (c2 != 1)} instead of {clients}" if clients
                 else f"{f:g} × load")
         out[tag] = TraceRun(tag, scale_load(full, f), seed, f"full trace at {what}",
                             t0 / f, t1 / f)

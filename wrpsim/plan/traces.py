@@ -17,6 +17,8 @@ arrival, and keep the frame's `attrs` (e.g. `hash_block_tokens`).
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 
@@ -80,17 +82,26 @@ def closed_loop_clients(trace: pd.DataFrame) -> int:
     return int(ids.nunique()) if ids.str.startswith("client-").all() else 0
 
 
+def scaled_clients(clients: int, factor: float, requests: int) -> int:
+    """The clients of a closed loop at `factor` times its load: rounded away from the base
+    (up for more load, down for less) so that a small loop still changes — 1 client at 1.2 x
+    is 2 — but at least one and at most one per request."""
+    x = clients * factor
+    c = math.ceil(x - 1e-9) if factor > 1 else math.floor(x + 1e-9)
+    return min(max(1, c), max(1, requests))
+
+
 def scale_load(trace: pd.DataFrame, factor: float) -> pd.DataFrame:
     """The trace at `factor` (> 0) times the load: arrival times divided by `factor`; for a
     closed loop (`closed_loop_clients`), whose clients send as fast as they are answered and
-    whose arrivals are all 0, `factor` times the clients instead (rounded, at least one: the
-    same requests dealt round-robin to them, as `generate_closed_loop` deals them)."""
+    whose arrivals are all 0, `factor` times the clients instead (`scaled_clients`: the same
+    requests dealt round-robin to them, as `generate_closed_loop` deals them)."""
     out = trace.copy()
     c = closed_loop_clients(trace)
     if not c:
         out["arrival_s"] = trace["arrival_s"].to_numpy(dtype=np.float64) / factor
         return _with_attrs(out, trace)
-    c2 = max(1, round(c * factor))
+    c2 = scaled_clients(c, factor, len(trace))
     i = np.arange(len(trace))
     think = trace["think_s"].to_numpy(dtype=np.float64)
     pause = float(think[~np.isnan(think)][0]) if (~np.isnan(think)).any() else 0.0
