@@ -418,3 +418,24 @@ def test_hash_ids_that_break_prefix_semantics_are_a_file_line_error(tmp_path):
     ok = _write(tmp_path, "ok.csv", 'arrival_s,prompt_tokens,output_tokens,hash_ids\n'
                 '0.0,64,10,"[1,2,3,4]"\n1.0,48,10,"[1,2,5]"\n')
     assert load_trace(ok, hash_block_tokens=16).hash_ids.tolist() == [[1, 2, 3, 4], [1, 2, 5]]
+
+
+def test_a_hash_id_list_with_a_null_or_a_fraction_is_a_row_error(tmp_path):
+    """The file loaders check each id; a trace frame handed over directly (the library API,
+    `Simulation(cfg, trace)`) reached the prefix check with a None as a bare TypeError, and a
+    fractional id was truncated."""
+    from wrpsim.workload.validate import canonical_frame
+
+    for ids, shown in (([1, None], "None"), ([1, 1.5], "1.5")):
+        df = canonical_frame(np.array([0.0, 1.0]), np.array([32, 32]), np.array([5, 5]),
+                             {"hash_ids": [[1, 2], ids]})
+        with pytest.raises(TraceError, match=rf"^trace: row 1: hash_ids must hold integers, "
+                                             rf"got {shown} in "):
+            validate_trace(df)
+    p = tmp_path / "n.parquet"  # (the Parquet loader names the file's row itself)
+    pq.write_table(pa.table({"arrival_s": [0.0, 1.0], "prompt_tokens": [32, 32],
+                             "output_tokens": [5, 5],
+                             "hash_ids": pa.array([[1, 2], [1, None]],
+                                                  type=pa.list_(pa.int64()))}), p)
+    with pytest.raises(TraceError, match=r"n\.parquet: row 2: field hash_ids"):
+        load_trace(p, hash_block_tokens=16)

@@ -15,6 +15,7 @@ when it does, B must be a positive multiple of 16 and every id list must have ce
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from numbers import Integral
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -183,6 +184,9 @@ def check_rows(t: TraceColumns, source: str, where: Callable[[int], str] = _row,
         for i, v in enumerate(t["hash_ids"]):
             if v is not None and not isinstance(v, list):
                 raise fail(i, f"hash_ids must be a list or None, got {v!r}")
+            if v and not all(isinstance(x, Integral) and not isinstance(x, bool) for x in v):
+                x = next(x for x in v if not isinstance(x, Integral) or isinstance(x, bool))
+                raise fail(i, f"hash_ids must hold integers, got {x!r} in {v!r}")
         if t.attrs.get(ATTR) is not None:
             _check_block_counts(t, source, fail)
         bad = first_prefix_violation(t["hash_ids"])
