@@ -326,7 +326,8 @@ def compact(profile_dir, out_dir: str | Path, gpu=None) -> dict:
         result["tables"]["moe"] = {**{k: m0[k] for k in ("device", "framework", "version",
                                                            "kernels", "profile", "file")},
                                    "sources": [i for _, i in mparts],
-                                   "rows": len(tables["moe"])}
+                                   "rows": len(tables["moe"]),
+                                   "dtypes": sorted({str(d) for d in tables["moe"]["dtype"]})}
     _write(tables, out)
     (out / "meta.json").write_text(json.dumps(result, indent=1, sort_keys=True) + "\n")
     return result

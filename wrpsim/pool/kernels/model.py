@@ -213,8 +213,9 @@ class KernelLatency:
         self.precision, self.kv_dtype = precision, ("bf16" if kv_dtype == "auto" else kv_dtype)
         self.dense_dtype, self.moe_dtype = PRECISIONS[precision]
         #: what the iteration times (and a power shape fitted on another GPU) rest on
-        note = getattr(kernels, "gemm_note", None)
+        note, moe_note = getattr(kernels, "gemm_note", None), getattr(kernels, "moe_note", None)
         self.calibration = kernels.label + (note(self.dense_dtype) if note else "") + (
+            moe_note(self.moe_dtype) if moe_note and model.moe else "") + (
             f"; power shape copied from {power.copied_from}"
             if power is not None and power.copied_from else "")
         self.max_tokens = max_tokens

@@ -145,6 +145,21 @@ class Kernels:
         src = "fp8" if rl.MATH[dtype] == "fp8" and "fp8" in got else "bf16"
         return f"; {dtype} GEMMs: uncalibrated, the {src} table by the roofline ratio"
 
+    def moe_measured(self) -> set:
+        """The precisions the MoE table measured, from meta.json (its kernels' keys, or the
+        `dtypes` `wrpsim.calibrate` writes); empty when it does not say."""
+        t = (self.meta.get("tables") or {}).get("moe", {})
+        return {k.split("/")[0] for k in t.get("kernels") or {}} | set(t.get("dtypes") or ())
+
+    def moe_note(self, dtype: str) -> str:
+        """As `gemm_note`, for the MoE table: '' when it measured `dtype` (or says nothing of
+        its precisions), else which measured precision its layers are timed from instead."""
+        got = self.moe_measured()
+        if not got or dtype in got:
+            return ""
+        src = next((d for d in MOE_FALLBACK.get(dtype, [dtype]) if d in got), "bf16")
+        return f"; {dtype} MoE: uncalibrated, the {src} table by the roofline ratio"
+
     def _table(self, name: str):
         if name not in self._cache:
             path = self.dir / f"{name}.parquet"
@@ -437,6 +452,9 @@ class Transferred:
     def gemm_note(self, dtype: str) -> str:
         return ""  # (every answer is labelled "uncalibrated: roofline" already)
 
+    def moe_note(self, dtype: str) -> str:
+        return ""
+
     def _src(self, dtype: str) -> str:
         """The precision of the reference's kernels that `dtype` follows on this GPU: `dtype`
         itself, or, when this GPU lacks the tensor cores `dtype` computes on and the reference
@@ -533,6 +551,14 @@ class Partial:
 
     def gemm_note(self, dtype: str) -> str:
         return self.own.gemm_note(dtype)
+
+    def moe_note(self, dtype: str) -> str:
+        """'' when the GPU's own MoE table measured `dtype` (or the label already names the
+        reference for every MoE layer), else that `dtype`'s layers come from the reference."""
+        got = self.own.moe_measured()
+        if not got or dtype in got:
+            return ""
+        return f"; {dtype} MoE: {self.ref.label}"
 
     def attn_prefill(self, kv_dtype, heads, kv_heads, head_dim) -> Grid:
         return self.own.attn_prefill(kv_dtype, heads, kv_heads, head_dim)
