@@ -482,3 +482,22 @@ def test_no_room_for_kv_names_the_mamba_state_when_that_is_what_fills_the_gpu():
                                           r"max_seqs = 256 sequences, leaving no room"):
         lat.kv_capacity_blocks(16, max_seqs=256)
     assert lat.kv_capacity_blocks(16, max_seqs=64) > 0
+
+
+def test_a_precision_the_gpus_tables_did_not_measure_says_so_in_the_label():
+    """The calibration label names what an unmeasured precision is timed from: the A100's
+    tables hold BF16 only (FP8 GEMMs and MoE from them), the H100's hold FP8 (nothing to
+    say), the RTX PRO 6000's own MoE table is BF16 (FP8 experts from the L40S reference)."""
+    a100 = build_latency_model("qwen3-30b-a3b", "a100-80gb", 1, precision="fp8").calibration
+    assert ("; fp8 GEMMs: uncalibrated, the bf16 table by the roofline ratio; fp8 MoE: "
+            "uncalibrated, the bf16 table by the roofline ratio") in a100
+    h100 = build_latency_model("qwen3-30b-a3b", "h100-80gb", 1, precision="fp8").calibration
+    assert "uncalibrated" not in h100
+    h100 = build_latency_model("qwen3-30b-a3b", "h100-80gb", 1,
+                               precision="mxfp4_mxfp8").calibration
+    assert h100.endswith("; mxfp4_mxfp8 MoE: uncalibrated, the fp8 table by the roofline ratio")
+    rtx = build_latency_model("qwen3-30b-a3b", "rtxpro6000-96gb", 1, precision="fp8").calibration
+    assert "; fp8 MoE: uncalibrated: roofline (efficiencies of kernels: vllm 0.24.0 (NVIDIA " \
+           "L40S))" in rtx
+    assert "MoE: uncalibrated" not in build_latency_model(
+        "qwen3-30b-a3b", "rtxpro6000-96gb", 1).calibration
