@@ -46,6 +46,18 @@ MOE_FALLBACK = {"fp8": ["fp8", "fp8_block"], "fp8_block": ["fp8_block", "fp8"],
                 "int4": ["int4", "mxfp4_marlin"]}
 
 
+def gemm_source(dtype: str, has_fp8: bool) -> str:
+    """The measured GEMM precision a table without `dtype` rows times `dtype` from: its FP8
+    rows for a precision that computes in FP8 (when it has them), else BF16."""
+    return "fp8" if rl.MATH[dtype] == "fp8" and has_fp8 else "bf16"
+
+
+def moe_source(dtype: str, measured) -> str:
+    """The MoE precision a table that measured the precisions `measured` times `dtype` from:
+    the first of `MOE_FALLBACK[dtype]` it has (`dtype` itself first), else BF16."""
+    return next((d for d in MOE_FALLBACK.get(dtype, [dtype]) if d in measured), "bf16")
+
+
 @dataclass(frozen=True)
 class Curve:
     """Seconds `y` at increasing sizes `x`; linear in between, the first value below the first
@@ -142,7 +154,7 @@ class Kernels:
         got = set((self.meta.get("tables") or {}).get("gemm", {}).get("dtypes") or ())
         if not got or dtype in got:
             return ""
-        src = "fp8" if rl.MATH[dtype] == "fp8" and "fp8" in got else "bf16"
+        src = gemm_source(dtype, "fp8" in got)
         return f"; {dtype} GEMMs: uncalibrated, the {src} table by the roofline ratio"
 
     def moe_measured(self) -> set:
@@ -157,7 +169,7 @@ class Kernels:
         got = self.moe_measured()
         if not got or dtype in got:
             return ""
-        src = next((d for d in MOE_FALLBACK.get(dtype, [dtype]) if d in got), "bf16")
+        src = moe_source(dtype, got)
         return f"; {dtype} MoE: uncalibrated, the {src} table by the roofline ratio"
 
     def _table(self, name: str):
@@ -224,7 +236,7 @@ class Kernels:
         if cube is None:
             if dtype == "bf16":
                 raise ConfigError(f"engine tables {self.dir}: no bf16 GEMM rows")
-            src = "fp8" if rl.MATH[dtype] == "fp8" and self._gemm_cube("fp8") else "bf16"
+            src = gemm_source(dtype, self._gemm_cube("fp8") is not None)
             base = self.gemm(src, n, k)
             return base.scaled(rl.gemm_roofline(base.x, n, k, dtype, self.gpu)
                                / rl.gemm_roofline(base.x, n, k, src, self.gpu))
@@ -387,8 +399,7 @@ class Kernels:
         want = (hidden, inter, topk, experts, moe_tp, moe_ep)
         if df is None or df.rows == 0:
             raise ConfigError(f"engine tables {self.dir}: no MoE table")
-        src = next((d for d in MOE_FALLBACK.get(dtype, [dtype]) if np.any(df["dtype"] == d)),
-                   "bf16")
+        src = moe_source(dtype, self.moe_dtypes())
         df_all, df = df, df.where(df["dtype"] == src)
         cols = ["hidden", "inter", "topk", "experts", "moe_tp", "moe_ep"]
         cfgs = np.unique(np.stack([df[c] for c in cols], axis=1), axis=0).astype(np.float64)
