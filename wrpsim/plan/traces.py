@@ -101,13 +101,14 @@ def scale_load(trace: pd.DataFrame, factor: float) -> pd.DataFrame:
     if not c:
         out["arrival_s"] = trace["arrival_s"].to_numpy(dtype=np.float64) / factor
         return _with_attrs(out, trace)
-    c2 = scaled_clients(c, factor, len(trace))
-    i = np.arange(len(trace))
+    from wrpsim.workload.closed_loop import deal
+
     think = trace["think_s"].to_numpy(dtype=np.float64)
     pause = float(think[~np.isnan(think)][0]) if (~np.isnan(think)).any() else 0.0
-    out["session_id"] = pd.Series([f"client-{k}" for k in (i % c2).tolist()],
-                                  index=out.index, dtype=trace["session_id"].dtype)
-    out["think_s"] = np.where(i < c2, np.nan, pause)
+    cols = deal(len(trace), scaled_clients(c, factor, len(trace)), pause)
+    out["session_id"] = pd.Series(cols["session_id"], index=out.index,
+                                  dtype=trace["session_id"].dtype)
+    out["think_s"] = cols["think_s"]
     return _with_attrs(out, trace)
 
 

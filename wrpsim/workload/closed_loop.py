@@ -81,13 +81,18 @@ def generate_closed_loop(source: Mapping, seed: int, field: str = "source") -> p
     think = number(f"{field}.think_s", source.get("think_s", 0.0), 0, finite=True, or_null=True)
     think = 0.0 if think is None else think
     prompt, output = lengths(source, seed, n, field)
-    i = np.arange(n)
-    df = canonical_frame(np.zeros(n), prompt, output, {
-        "session_id": [f"client-{k}" for k in (i % c).tolist()],
-        "think_s": np.where(i < c, np.nan, think),
-    })
+    df = canonical_frame(np.zeros(n), prompt, output, deal(n, c, think))
     df.attrs[ON_DROP_ATTR] = CONTINUE
     return df
+
+
+def deal(n: int, clients: int, think_s: float) -> dict:
+    """The `session_id` and `think_s` columns of `n` closed-loop requests dealt round-robin
+    to `clients` clients (module docstring): request i to client i mod c, every request after
+    a client's first pausing `think_s`."""
+    i = np.arange(n)
+    return {"session_id": [f"client-{k}" for k in (i % clients).tolist()],
+            "think_s": np.where(i < clients, np.nan, think_s)}
 
 
 def check_transforms(cfg: Mapping, field: str = "workload") -> None:
