@@ -170,12 +170,13 @@ def _drop_reasons(reasons: tuple[np.ndarray, list], dropped: np.ndarray) -> dict
     return dict(sorted(pairs))
 
 
-def idle_pools(requests: pa.Table, instances: pa.Table) -> dict:
+def idle_pools(requests: pa.Table, instances: pa.Table, dropped: np.ndarray) -> dict:
     """{pool: {"model", "requests_for_model", "dropped_for_model"}} of the pools no request was
     sent to (neither its `pool` nor its `prefill_pool`), with how many of the run's requests
     asked for the pool's model — 0 means the workload never named it (`workload.model_mix`),
     more that they were dropped or the router sent them elsewhere — and how many of those were
-    dropped. Such a pool is paid for (cost, energy) and serves nothing."""
+    dropped (`dropped`: the rows' mask, `summarize`'s). Such a pool is paid for (cost, energy)
+    and serves nothing."""
     if not len(instances):
         return {}
     used = set()
@@ -192,7 +193,6 @@ def idle_pools(requests: pa.Table, instances: pa.Table) -> dict:
     codes, models_seen = factorize(requests.column("model"))
     n = len(models_seen)
     asked = dict(zip(models_seen, np.bincount(codes, minlength=n).tolist()))
-    dropped = masks(requests.column("status"), "dropped")[0]
     lost = dict(zip(models_seen, np.bincount(codes[dropped], minlength=n).tolist()))
     return {p: {"model": m, "requests_for_model": int(asked.get(m, 0)),
                 "dropped_for_model": int(lost.get(m, 0))}
@@ -284,7 +284,7 @@ def summarize(requests: pa.Table, instances: pa.Table, duration_s: float, slo: d
         "mean_kv_use": _col_mean(instances, "kv_mean_util"),
         "busy_cost_usd": float(col["cost_usd"].sum()),
         "busy_gpu_hours": float(col["gpu_s"].sum()) / 3600.0,
-        "idle_pools": idle_pools(requests, instances),
+        "idle_pools": idle_pools(requests, instances, dropped),
         "route_mean_s": mean(col["route_s"][done]), "route_p99_s": pct(col["route_s"][done], 99),
         **_qoe_keys(col["qoe"], done, qoe),
         **_failure_keys(reasons, col["attempts"], ok, dropped),
