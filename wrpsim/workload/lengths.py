@@ -58,18 +58,17 @@ class EmpiricalCDF:
         f = np.asarray(fractions, dtype=np.float64)
         if x.ndim != 1 or x.size == 0 or x.shape != f.shape:
             raise TraceError(f"{source}: a CDF needs a non-empty list of [tokens, fraction] pairs")
-        bad = np.flatnonzero((x <= 0) | np.concatenate([[False], np.diff(x) <= 0]))
-        if bad.size:
-            i = int(bad[0])
-            raise TraceError(f"{source}: CDF tokens must be > 0 and strictly increasing; "
-                             f"entry {i} (0-based) is [{x[i]:g}, {f[i]:g}]"
-                             + (f" after [{x[i - 1]:g}, {f[i - 1]:g}]" if i else ""))
-        bad = np.flatnonzero((f < 0) | (f > 1) | np.concatenate([[False], np.diff(f) < 0]))
-        if bad.size:
-            i = int(bad[0])
-            raise TraceError(f"{source}: CDF fractions must be non-decreasing within [0, 1]; "
-                             f"entry {i} (0-based) is [{x[i]:g}, {f[i]:g}]"
-                             + (f" after [{x[i - 1]:g}, {f[i - 1]:g}]" if i else ""))
+        def check(bad: np.ndarray, rule: str) -> None:  # the first bad entry, named
+            if bad.any():
+                i = int(np.argmax(bad))
+                raise TraceError(f"{source}: CDF {rule}; entry {i} (0-based) is "
+                                 f"[{x[i]:g}, {f[i]:g}]"
+                                 + (f" after [{x[i - 1]:g}, {f[i - 1]:g}]" if i else ""))
+
+        check((x <= 0) | np.concatenate([[False], np.diff(x) <= 0]),
+              "tokens must be > 0 and strictly increasing")
+        check((f < 0) | (f > 1) | np.concatenate([[False], np.diff(f) < 0]),
+              "fractions must be non-decreasing within [0, 1]")
         if abs(f[-1] - 1.0) > 1e-9:
             raise TraceError(f"{source}: the last CDF fraction must be 1, got {f[-1]}")
         self.tokens, self.fractions, self.source = x, f, source
