@@ -136,6 +136,12 @@ def _gemm(df: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
     return df[["dtype", "m", "n", "k", "ms"]], slower
 
 
+def dtypes_of(table) -> list[str]:
+    """The precisions (`dtype` column) a compacted table holds, sorted: meta.json's `dtypes`,
+    which `wrpsim.pool.kernels.tables` reads instead of the Parquet file."""
+    return sorted({str(d) for d in table["dtype"]})
+
+
 def lower_envelope(df: pd.DataFrame, keys: list[str], size: str) -> pd.DataFrame:
     """`df` sorted by `keys` and `size`, its `ms` made non-decreasing in `size` within each
     group of `keys` by the lower envelope t(x) = min over x' >= x of t(x') (module doc)."""
@@ -339,7 +345,7 @@ def compact(system_dir: str | Path, out_dir: str | Path, gpu=None) -> dict:
             "framework": path.parent.parent.name, "device": device, "kernels": kernels,
             "rows": len(tab)}
         if name == "gemm":  # the precisions measured (read without the Parquet file)
-            meta["tables"][name]["dtypes"] = sorted({str(d) for d in tab["dtype"]})
+            meta["tables"][name]["dtypes"] = dtypes_of(tab)
         if name == "gemm" and dropped:
             meta["tables"][name]["share_slower_than_bf16"] = dropped
         elif dropped:

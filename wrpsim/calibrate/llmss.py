@@ -64,7 +64,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from wrpsim.calibrate.aic import lower_envelope
+from wrpsim.calibrate.aic import dtypes_of, lower_envelope
 from wrpsim.errors import ConfigError
 
 #: LLMServingSim variant name -> wrpsim GEMM precision
@@ -316,7 +316,7 @@ def compact(profile_dir, out_dir: str | Path, gpu=None) -> dict:
     for name, df in tables.items():
         result["tables"][name] = {**info, "file": f"tp*/{_FILES[name]}", "rows": len(df)}
         if name == "gemm":  # the precisions measured (read without the Parquet file)
-            result["tables"][name]["dtypes"] = sorted({str(d) for d in df["dtype"]})
+            result["tables"][name]["dtypes"] = dtypes_of(df)
         if len(layouts) > 1:
             result["tables"][name]["layouts"] = layouts
     if moe:
@@ -327,7 +327,7 @@ def compact(profile_dir, out_dir: str | Path, gpu=None) -> dict:
                                                            "kernels", "profile", "file")},
                                    "sources": [i for _, i in mparts],
                                    "rows": len(tables["moe"]),
-                                   "dtypes": sorted({str(d) for d in tables["moe"]["dtype"]})}
+                                   "dtypes": dtypes_of(tables["moe"])}
     _write(tables, out)
     (out / "meta.json").write_text(json.dumps(result, indent=1, sort_keys=True) + "\n")
     return result
@@ -379,7 +379,7 @@ def merge(table_dirs, out_dir: str | Path) -> dict:
                                   "profile": "; ".join(x["profile"] for x in layouts),
                                   "rows": len(df), "layouts": layouts}
         if name == "gemm":
-            result["tables"][name]["dtypes"] = sorted({str(d) for d in df["dtype"]})
+            result["tables"][name]["dtypes"] = dtypes_of(df)
     if moe:
         tables["moe"] = pd.read_parquet(moe[0] / "moe.parquet")
         result["tables"]["moe"] = metas[dirs.index(moe[0])]["tables"]["moe"]
