@@ -94,8 +94,6 @@ def json_for_script(obj) -> str:
     return text
 
 
-
-
 def report_links(sweep_dir: Path, out_dir: Path) -> list[tuple[str, str]]:
     """(relative href, shown text) of every HTML file under the sweep dir but our own page."""
     own = (out_dir / DASHBOARD).resolve()
