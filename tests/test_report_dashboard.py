@@ -426,3 +426,38 @@ def test_a_sweep_whose_every_run_failed_lists_them_in_the_winner_box(tmp_path, b
     assert box.startswith("No completed run: no winner.Not completed: 0 (failed")
     assert ", 1 (failed" in box
     assert dev.errors() == []
+
+
+def test_runs_with_no_or_one_completed_request_and_a_single_cost_are_drawn(tmp_path, browser):
+    """Edge cases of the views: a completed run none of whose requests completed (the horizon
+    cut them off) is named in the Pareto and CDF legends instead of vanishing; a run with one
+    completed request shows its one CDF point as a marker (a line through one point draws
+    nothing); and a cost axis with one cost spans 0 to past it, never negative dollars."""
+    sweep = tmp_path / "sweep"
+    p = subprocess.run([sys.executable, "-m", "wrpsim", "-m", f"hydra.sweep.dir={sweep}",
+                        "sim.progress=false", "workload.max_requests=1",
+                        "sim.horizon_s=0.01,1000"], capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    s0 = json.loads((sweep / "0" / "summary.json").read_text())
+    s1 = json.loads((sweep / "1" / "summary.json").read_text())
+    assert s0["requests_completed"] == 0 and s1["requests_completed"] == 1
+    r = subprocess.run([sys.executable, "-m", "wrpsim.report", f"sweep_dir={sweep}"],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    dev = browser
+    dev.call("Page.navigate", url=(sweep / "dashboard.html").as_uri())
+    dev.wait("document.body && document.body.dataset.renders === '1'")
+    for key in ("ttft", "tpot"):
+        data = dev.js(f"document.getElementById('plot-pareto-{key}').data")
+        assert "no completed request, not drawn: #0" in [t["name"] for t in data]
+        assert data[0]["x"] == [s1["cost_usd"]]
+        lo, hi = dev.js(f"document.getElementById('plot-pareto-{key}')._fullLayout.xaxis.range")
+        assert lo == 0 and hi == pytest.approx(1.25 * s1["cost_usd"])
+    for key in ("ttft", "tpot", "e2e"):
+        data = dev.js(f"document.getElementById('plot-cdf-{key}').data")
+        by_run = {t["name"].split(" ")[0]: t for t in data if t["name"].startswith("#")}
+        assert "no completed request" in by_run["#0"]["name"]
+        assert by_run["#1"]["mode"] == "markers" and by_run["#1"]["y"] == [1]
+        assert by_run["#1"]["x"] == [pytest.approx(s1[f"{key}_p99_s"], rel=1e-5)]
+    check_layout(dev)
+    assert dev.errors() == []

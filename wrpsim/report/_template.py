@@ -87,10 +87,15 @@ function selected() {
   return DATA.runs.filter((r) => DATA.dims.every((d) => match(r, d)));
 }
 const names = (traces) => traces.filter((t) => t.showlegend !== false).map((t) => t.name);
-function empty(id) {
-  Plotly.react('plot-' + id, [], layout('', '', {annotations: [{text: 'no completed run selected',
-    showarrow: false, xref: 'paper', yref: 'paper', x: 0.5, y: 0.5}]}, []), CONFIG);
+function empty(id, text) {
+  Plotly.react('plot-' + id, [], layout('', '', {annotations: [{
+    text: esc(text || 'no completed run selected'), showarrow: false, xref: 'paper',
+    yref: 'paper', x: 0.5, y: 0.5}]}, []), CONFIG);
 }
+// a completed run none of whose requests completed (all dropped, or unfinished at the
+// horizon) has no latency to draw: it is named in a legend entry instead of vanishing
+const noneDone = (r) => !(r.summary.requests_completed > 0);
+const NONE_DONE = 'no completed request';
 function thresholds(runs, key) {
   return [...new Set(runs.map((r) => r.summary[key]).filter((v) => typeof v === 'number'))];
 }
@@ -106,9 +111,14 @@ const lostText = (r) => lost(r) ? ' · ' + lost(r).toLocaleString('en-US') + ' o
 function cdf(key, name, sloKey, runs) {
   setTitle('cdf-' + key, name + ' distribution (CDF) of completed requests, selected runs');
   if (!runs.length) { empty('cdf-' + key); return; }
-  const traces = runs.slice(0, MAXLINES).map((r) => ({x: r.view.cdf[key][0],
-    y: r.view.cdf[key][1], mode: 'lines', type: 'scatter', name: esc(label(r) + lostText(r)),
-    line: {color: colourOf(r)}}));
+  // one completed request is one point, which a line would not draw: a marker then
+  const traces = runs.slice(0, MAXLINES).map((r) => {
+    const [x, y] = r.view.cdf[key];
+    return {x: x.length ? x : [null], y: y.length ? y : [null], type: 'scatter',
+      mode: x.length === 1 ? 'markers' : 'lines', line: {color: colourOf(r)},
+      marker: {color: colourOf(r), size: 8},
+      name: esc(label(r) + (x.length ? '' : ' · ' + NONE_DONE) + lostText(r))};
+  });
   const slo = sloKey ? thresholds(runs, sloKey) : [];
   traces.push(...sloLegend(slo));
   Plotly.react('plot-cdf-' + key, traces, layout(name + ' (log scale)',
@@ -116,11 +126,22 @@ function cdf(key, name, sloKey, runs) {
     {xaxis: logAxisOf(traces.flatMap((t) => t.x), slo, 's'), yaxis: {range: [0, 1.02]},
      shapes: slo.flatMap((v) => vline(v))}, names(traces)), CONFIG);
 }
+// a cost axis never shows negative dollars; one cost alone (a single run, or runs of one
+// fleet) spans 0 to a quarter past it instead of Plotly's ±1 around the point
+function costAxis(runs) {
+  const c = runs.map((r) => r.summary.cost_usd);
+  const lo = Math.min(...c), hi = Math.max(...c);
+  if (hi - lo > 1e-9 * hi) return {rangemode: 'nonnegative'};
+  return {range: [0, hi > 0 ? 1.25 * hi : 1]};
+}
 function pareto(key, name, sloKey, shown) {
   const id = 'pareto-' + key;
   const runs = DATA.runs.filter((r) => r.status === 'completed' &&
     typeof r.summary[key + '_p99_s'] === 'number' && typeof r.summary.cost_usd === 'number');
-  if (!runs.length) { empty(id); return; }
+  const undrawn = DATA.runs.filter((r) => r.status === 'completed' && noneDone(r))
+    .map((r) => '#' + r.run);
+  const undrawnText = NONE_DONE + ', not drawn: ' + undrawn.join(', ');
+  if (!runs.length) { empty(id, undrawn.length ? undrawnText : null); return; }
   const front = new Set(DATA.pareto[key] || []);
   const isShown = new Set(shown.map((r) => r.run));
   const y = (r) => r.summary[key + '_p99_s'];
@@ -158,9 +179,13 @@ function pareto(key, name, sloKey, shown) {
     traces.push({type: 'scatter', mode: 'markers', name: 'dropped requests (off the front)',
       x: [null], y: [null], marker: {symbol: 'x', color: '#444', size: 9}});
   }
+  if (undrawn.length) {
+    traces.push({type: 'scatter', mode: 'markers', name: esc(undrawnText), x: [null],
+      y: [null], marker: {symbol: 'circle-open', color: '#999', size: 9}});
+  }
   Plotly.react('plot-' + id, traces, layout('cost, total over the trace (USD)',
-    'p99 ' + name + ' (log scale)', {yaxis: logAxisOf(runs.map(y), slo, 's'),
-      shapes: slo.flatMap((v) => hline(v))}, names(traces)), CONFIG);
+    'p99 ' + name + ' (log scale)', {xaxis: costAxis(runs), yaxis: logAxisOf(runs.map(y),
+      slo, 's'), shapes: slo.flatMap((v) => hline(v))}, names(traces)), CONFIG);
 }
 function bars(id, yt, runs, key) {
   if (!runs.length) { empty(id); return; }

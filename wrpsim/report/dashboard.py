@@ -5,7 +5,8 @@ JSON data block: per run its swept values, status, the summary metrics and the r
 views of `views.py`; the winner (`wrpsim.report.choice`: the rule of the sweep's closing line) with
 its overrides, and the runs on the cost-vs-p99 TTFT and TPOT Pareto fronts of the completed runs
 (failed and incomplete runs are left out of both and listed; a completed run that dropped or left
-unfinished requests, `unanswered`, is drawn as a cross off the fronts). At the top, a box names the
+unfinished requests, `unanswered`, is drawn as a cross off the fronts; one that completed no
+request, named in a legend entry). At the top, a box names the
 winner. Controls are one `<select>` per swept dimension that takes more than one value; the
 cost-vs-p99 views show every completed run (unselected ones faded), the other views redraw for the
 runs matching the selection: TTFT/TPOT/E2E CDFs with the runs' SLO thresholds, SLO attainment vs
