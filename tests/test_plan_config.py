@@ -66,6 +66,16 @@ def test_plan_config_composes_with_the_run_groups_and_no_pool():
     (["plan.candidates.h200.tp=1"], r"^plan\.candidates\.h200: llama3\.1-70b needs 131\.4 GiB"),
     (["sim.horizon_s=30"], r"^plan: sim\.horizon_s must be null: a plan judges each fleet on "
                            r"whole traces"),
+    (["plan.pd_ratios=[]"], r"^plan\.pd_ratios must list at least one 'P:D' ratio"),
+    # the two sides of a disaggregated candidate must hold one KV element type: refused before
+    # any simulation, under the plan's own key (the engine would name pool.pools.h100-decode)
+    (["plan.candidates.h100.role=disaggregated", "+plan.candidates.h100.prefill={kv_dtype: fp8}"],
+     r"^plan\.candidates\.h100\.prefill\.kv_dtype: fp8 differs from the decode side's auto .*"
+     r"valid choices: auto, bf16$"),
+    (["plan.candidates.h100.role=disaggregated", "plan.candidates.h200.role=disaggregated",
+      "+plan.candidates.h200.kv_dtype=fp8"],
+     r"^plan\.candidates\.h200\.kv_dtype: fp8 differs from candidate h100's auto; with "
+     r"plan\.mix true .* or plan\.mix=false$"),
 ])
 def test_bad_plan_configs_name_the_field(overrides, message):
     cfg = compose_plan(*SMALL, *overrides)
@@ -301,3 +311,21 @@ def test_energy_objective_reports_the_energy_of_the_fleet_needed_at_other_loads(
         assert len(run) == 1 and run.energy_kwh.iloc[0] == r["needed_energy_kwh"]
     md = (tmp_path / "report.md").read_text()
     assert "kWh needed (over that load's trace)" in md
+
+
+def test_a_fabric_too_small_for_larger_fleets_bounds_the_search_instead_of_aborting(tmp_path):
+    """A fleet with more GPUs than the `network` fabric holds is out of the planner's reach,
+    not a config error: the search stops at the largest fleet that fits (16 GPUs: 2 + 2
+    instances of 4), never simulates a larger one, and the message says the fabric bounded it."""
+    cfg = compose_plan("workload.end_s=120", "workload.rate_scale=5", "~plan.candidates.a100",
+                       "~plan.candidates.h200", "plan.candidates.h100.role=disaggregated",
+                       "plan.pd_ratios=[1:1]", "plan.load_sensitivity=0", "plan.report=false",
+                       "network=fluid", "network.leaves=8", "network.hosts_per_leaf=2")
+    record = run_plan(cfg, tmp_path)
+    assert record["gpu_count"] <= 16
+    rows = pq.read_table(tmp_path / "candidates.parquet").to_pylist()
+    assert rows and max(r["gpu_count"] for r in rows) <= 16
+    assert "The network fabric bounded the search: " in record["message"]
+    assert "the fabric has 16" in record["message"]
+    if record["slo_met"]:  # (then one instance fewer is judged, with its reason in plan.json)
+        assert all(o["reason"] for o in record["one_fewer"])

@@ -159,7 +159,36 @@ def expand_candidate(name: str, raw) -> list[PoolTemplate]:
         t = _check_pool(f"{where}.{side}" if side in raw else where, f"{name}-{side}", cfg)
         out.append(PoolTemplate(f"{name}-{side}", name, side, cfg, t.gpu, t.tp,
                                 t.price_per_hour_usd, t.calibration))
+    from wrpsim.pool.fleet import kv_width, same_kv_width
+
+    have = {t.role: t.config.get("kv_dtype", "auto") for t in out}
+    if kv_width(have["prefill"]) != kv_width(have["decode"]):
+        # (the engine would refuse such a fleet only when it is first simulated)
+        side = next((s for s in reversed(SIDES) if "kv_dtype" in (raw.get(s) or {})), "decode")
+        other = "prefill" if side == "decode" else "decode"
+        raise ConfigError(f"{where}.{side}.kv_dtype: {have[side]} differs from the {other} "
+                          f"side's {have[other]} and the KV cache moves between them as is; "
+                          f"valid choices: {', '.join(same_kv_width(have[other]))}")
     return out
+
+
+def _check_mixed_kv(pools: list[PoolTemplate], mix: bool) -> None:
+    """With `plan.mix`, one disaggregated candidate's prefill pools may pair with another's
+    decode pools: their KV caches must then hold one element type."""
+    from wrpsim.pool.fleet import kv_width, same_kv_width
+
+    split = [p for p in pools if p.role in SIDES]
+    if not mix or len({p.candidate for p in split}) < 2:
+        return
+    first = split[0].config.get("kv_dtype", "auto")
+    for p in split:
+        mine = p.config.get("kv_dtype", "auto")
+        if kv_width(mine) != kv_width(first):
+            raise ConfigError(
+                f"plan.candidates.{p.candidate}.kv_dtype: {mine} differs from candidate "
+                f"{split[0].candidate}'s {first}; with plan.mix true their prefill and decode "
+                f"pools pair up and the KV cache moves between them as is: valid choices "
+                f"{', '.join(same_kv_width(first))}, or plan.mix=false")
 
 
 def parse_plan(d) -> PlanConfig:
@@ -179,9 +208,13 @@ def parse_plan(d) -> PlanConfig:
     if objective not in OBJECTIVES:
         raise unknown_choice("plan.objective", objective, OBJECTIVES)
     mix = boolean("plan.mix", d.get("mix", True))
-    ratios = d.get("pd_ratios") or ["1:1"]
+    _check_mixed_kv(pools, mix)
+    ratios = d.get("pd_ratios", ["1:1"])
     if isinstance(ratios, str):
         ratios = [ratios]
+    if not isinstance(ratios, (list, tuple)) or not ratios:
+        raise ConfigError(f"plan.pd_ratios must list at least one 'P:D' ratio of integers "
+                          f">= 1, e.g. [1:1, 1:2], got {ratios!r}")
     sens = d.get("load_sensitivity", 0.2)
     if isinstance(sens, bool) or not isinstance(sens, (int, float)) or not 0 <= sens < 1:
         raise ConfigError(f"plan.load_sensitivity must be a number in [0, 1), got {sens!r}")

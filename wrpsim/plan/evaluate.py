@@ -5,8 +5,9 @@ replays a named trace (`search`, `full`, `recheck`, `load-1.2`, …) through
 `wrpsim.sim.Simulation` and `summarize` — nothing is written per candidate — and caches the
 result by (counts, trace): the same fleet on the same trace with the same seed is the same
 simulation, so every candidate sees identical arrivals, lengths and router randomness (common
-random numbers) and is never simulated twice. Fleets that cannot run (no instance, or a
-disaggregated fleet without a prefill or decode pool) are judged infeasible without simulating.
+random numbers) and is never simulated twice. Fleets that cannot run (no instance, a
+disaggregated fleet without a prefill or decode pool, or more GPUs than the `network` fabric
+holds) are judged infeasible without simulating.
 """
 
 from __future__ import annotations
@@ -70,6 +71,7 @@ class Evaluator:
         self.reruns = 0  # simulations repeated only to keep a cached result's tables (`keep`)
         self.requested = ""  # the trace tag the last evaluate() asked for (before `alias`)
         self.rerun = False  # whether the last simulation was such a repeat
+        self._fabric = None  # the run's fabric, built on the first placement check
 
     def label(self, counts) -> str:
         """Human-readable fleet, e.g. '2 × h100 + 1 × h200'."""
@@ -85,12 +87,36 @@ class Evaluator:
         return int(sum(p.tp * n for p, n in zip(self.pools, counts)))
 
     def invalid(self, counts) -> str:
-        """Why the fleet cannot run ('' when it can)."""
+        """Why the fleet cannot run ('' when it can): no instance, a disaggregated side
+        without the other, or more GPUs than the run's `network` fabric has (a fleet the planner
+        chose is then out of reach, not an error in the plan's config)."""
         if not any(counts):
             return "no instance"
         roles = {p.role for p, n in zip(self.pools, counts) if n}
         if roles != {"both"} and roles != {"prefill", "decode"}:
-            return f"roles {sorted(roles)}: needs only colocated pools, or prefill and decode"
+            names = " and ".join(sorted(roles))
+            return (f"only {names} instances: a fleet needs colocated instances, or both "
+                    "prefill and decode ones")
+        return self._unplaceable(counts)
+
+    def _unplaceable(self, counts) -> str:
+        """'' when the fleet fits the fabric of `base['network']` (always without one), else
+        why not: the placement the simulation would make, tried here without simulating."""
+        from wrpsim.errors import ConfigError
+
+        if self._fabric is None:
+            from wrpsim.network.transfer import build_fabric
+
+            self._fabric = build_fabric(self.base.get("network"), 0)
+        if self._fabric.topo is None:
+            return ""
+        try:
+            self._fabric.place([(p.name, n, p.tp) for p, n in zip(self.pools, counts) if n])
+        except ConfigError:
+            topo = self._fabric.topo
+            return (f"needs {self.gpus(counts)} GPUs; the fabric has {topo.n} (network.leaves "
+                    f"× network.hosts_per_leaf, in {topo.servers} servers of "
+                    f"network.gpus_per_host = {topo.G})")
         return ""
 
     def run_config(self, counts, seed: int) -> dict:

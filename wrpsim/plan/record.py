@@ -16,7 +16,8 @@ Keys (all figures of the recommended fleet on the full trace with the run's seed
 - `recheck` (seed, trace, slo_met, margins, metrics, `first_met`: whether the searched fleet
   passed before any instance was added, `instances_added`: whether instances were added after
   it failed — never when no fleet met the SLO, whose closest fleet is not repaired),
-  `one_fewer` (per pool), `load_sensitivity` (per load factor: the plan's result, and the fleet
+  `one_fewer` (per pool: its fleet, met per trace, `reason` — why it is not the plan),
+  `load_sensitivity` (per load factor: the plan's result, and the fleet
   needed at that load with its USD/h and its energy over that trace, `needed_energy_kwh`);
 - `search` (objective, evaluations — distinct fleet × trace runs —, `reruns` (simulations
   repeated only to keep a fleet's request tables for the report), `found` (some fleet met the
@@ -58,6 +59,31 @@ def fleet_rows(ev, counts) -> list[dict]:
             for p, n in zip(ev.pools, counts) if n]
 
 
+def miss_text(key: str, margin, bound) -> str:
+    """'misses tpot_p99_s: 0.104 s against 0.1 s (+4%)' from a (negative) margin."""
+    if margin is None:
+        return f"{key} undefined (nothing served)"
+    if key in ("attainment_min", "unserved_max") or not bound:
+        return f"misses {key} by {-margin:.4f}"
+    ratio = 1.0 - margin  # value / bound for an upper bound on a latency
+    how = f"{ratio:.1f}× the target" if ratio >= 2 else f"+{-margin:.0%}"
+    return f"misses {key}: {ratio * bound:.3g} s against {bound:g} s ({how})"
+
+
+def why_fewer(o: dict, targets: dict) -> str:
+    """Why the fleet with one instance fewer is not the plan (or that it would do): plan.json's
+    `one_fewer[].reason` and the reports' "why not" cell."""
+    if o.get("reason"):
+        return str(o["reason"])
+    if o.get("slo_met"):
+        return "meets the SLO on both traces"
+    for t, name in (("full", "full trace"), ("recheck", "recheck")):
+        w = o.get(f"worst_{t}")
+        if o.get(f"slo_met_{t}") is False and w:
+            return f"{miss_text(w['target'], w['margin'], targets.get(w['target']))} ({name})"
+    return "misses the SLO"
+
+
 def uncalibrated_note(pools) -> str:
     """'uncalibrated: roofline for ...' naming the pools (and GPUs) among `pools` whose GPU has
     no kernel measurements — their latencies are a roofline estimate — or ''."""
@@ -69,8 +95,12 @@ def uncalibrated_note(pools) -> str:
             "for it) are a roofline estimate")
 
 
-def _message(ev, plan, checks, notes, feasible: bool, slo_met: bool, complete: bool) -> str:
+def _message(ev, plan, checks, notes, feasible: bool, slo_met: bool, complete: bool,
+             limits: list[str] = ()) -> str:
     out = _verdict(ev, plan, checks, notes, feasible, slo_met, complete)
+    if limits:  # the fabric, not plan.max_instances, bounded the search
+        out += (" The network fabric bounded the search: " + "; ".join(limits)
+                + " (raise network.leaves or network.hosts_per_leaf for larger fleets).")
     rough = uncalibrated_note([p for p, n in zip(ev.pools, checks["final"]) if n])
     if rough:
         out += f" Note: {rough}."
@@ -143,7 +173,8 @@ def plan_record(ev, plan, cfg: dict, checks: dict, search, info: dict, notes: li
                             None)
     return {
         "slo_met": bool(slo_met),
-        "message": _message(ev, plan, checks, notes, feasible, slo_met, search.complete),
+        "message": _message(ev, plan, checks, notes, feasible, slo_met, search.complete,
+                            search.limits),
         "objective": plan.objective,
         "model": plan.model,
         "fleet": fleet_rows(ev, counts),
@@ -166,7 +197,8 @@ def plan_record(ev, plan, cfg: dict, checks: dict, search, info: dict, notes: li
                     "searched_fleet": ev.label(checks["after_full"]),
                     "instances_added": bool(checks["added"]),
                     "margins": rc.margins, "metrics": metrics(rc.summary)},
-        "one_fewer": checks["one_fewer"],
+        "one_fewer": [{**o, "reason": why_fewer(o, plan.slo.as_dict())}
+                      for o in checks["one_fewer"]],
         "load_sensitivity": sens,
         "search": {
             "evaluations": len(ev.rows), "search_evaluations": ev.spent,

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from wrpsim.plan.record import why_fewer
 from wrpsim.report.choice import pareto  # the front, shared with the sweep dashboard
 
 
@@ -120,17 +121,6 @@ def _usd_delta(cost, base) -> str:
     return f"{'+' if d > 0 else '−'}${abs(d):.2f}/h ({d / base:+.0%})" if base else f"{d:+.2f}"
 
 
-def _miss(key: str, margin, bound) -> str:
-    """'misses tpot_p99_s: 0.104 s against 0.1 s (+4%)' from a (negative) margin."""
-    if margin is None:
-        return f"{key} undefined (nothing served)"
-    if key in ("attainment_min", "unserved_max") or not bound:
-        return f"misses {key} by {-margin:.4f}"
-    ratio = 1.0 - margin  # value / bound for an upper bound on a latency
-    how = f"{ratio:.1f}× the target" if ratio >= 2 else f"+{-margin:.0%}"
-    return f"misses {key}: {ratio * bound:.3g} s against {bound:g} s ({how})"
-
-
 def recheck_sentence(r: dict) -> str:
     """What the fresh-seed recheck found and what was done about it (report.md and .html):
     instances are said to be added only when they were, and a fleet that met no SLO is said to
@@ -151,24 +141,11 @@ def recheck_sentence(r: dict) -> str:
                    "instance could be added within plan.max_instances).")
 
 
-def _why_fewer(o: dict, targets: dict) -> str:
-    """Why the fleet with one instance fewer is not the plan (or that it would do)."""
-    if o.get("reason"):
-        return str(o["reason"])
-    if o.get("slo_met"):
-        return "meets the SLO on both traces"
-    for t, name in (("full", "full trace"), ("recheck", "recheck")):
-        w = o.get(f"worst_{t}")
-        if o.get(f"slo_met_{t}") is False and w:
-            return f"{_miss(w['target'], w['margin'], targets.get(w['target']))} ({name})"
-    return "misses the SLO"
-
-
 def why_tables(data: dict) -> dict[str, tuple[list[str], list[list[str]]]]:
     """The tables that say why this fleet: name -> (head, rows), every cell a string."""
     r = data["record"]
     base = r["cost_per_hour_usd"]
-    single = (["candidate", "P:D", "smallest fleet meeting the SLO", "GPUs", "USD/h",
+    single = (["candidate", "P:D tried", "smallest fleet meeting the SLO", "GPUs", "USD/h",
                "vs recommended"],
               [[_cand(c),
                 c["pd_ratio"] or "–", _same(c, "none meets the SLO"),
@@ -178,7 +155,7 @@ def why_tables(data: dict) -> dict[str, tuple[list[str], list[list[str]]]]:
     fewer = (["pool with one instance fewer", "fleet", "meets SLO (full trace)",
               "meets SLO (recheck)", "why not"],
              [[o["pool"], o["fleet"], _f(o.get("slo_met_full")), _f(o.get("slo_met_recheck")),
-               _why_fewer(o, r["slo_targets"])] for o in r["one_fewer"]])
+               why_fewer(o, r["slo_targets"])] for o in r["one_fewer"]])
     # under objective=energy the fleet needed is the least-energy one: its energy too (over
     # that load's trace, so not comparable across rows as USD/h is)
     energy = r.get("objective") == "energy"

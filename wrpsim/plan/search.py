@@ -76,6 +76,7 @@ class Search:
         self.pools = ev.pools
         self.complete = True
         self.single: list[dict] = []
+        self.limits: list[str] = []  # where the fabric, not max_instances, bounded a bisection
 
     def ok(self, counts, phase: str) -> bool:
         """SLO met by `counts` on the search trace (simulated once, then cached)."""
@@ -93,24 +94,39 @@ class Search:
             if len(idx) == 1:
                 i = idx[0]
                 g = self.guesses[self.pools[i].name]
-                n = min_true(lambda k, i=i: self.ok(self._unit({i: k}), "bisect"), 1, cap, g)
+                hi = self._reach(range(1, cap + 1), lambda k, i=i: self._unit({i: k}))
+                n = min_true(lambda k, i=i: self.ok(self._unit({i: k}), "bisect"), 1, hi, g)
                 self.single.append({"candidate": cand, "ratio": None, "guess": g,
                                     "counts": None if n is None else self._unit({i: n})})
                 continue
             pi, di = idx
             gp, gd = self.guesses[self.pools[pi].name], self.guesses[self.pools[di].name]
             for ratio in self.plan.pd_ratios:
-                hi = max((n for n in range(2, 2 * cap + 1)
-                          if max(pd_split(n, ratio)) <= cap), default=1)
-                g = next((n for n in range(2, hi + 1)
-                          if pd_split(n, ratio)[0] >= gp and pd_split(n, ratio)[1] >= gd), hi)
 
                 def make(k, r=ratio, pi=pi, di=di):
                     return self._unit(dict(zip((pi, di), pd_split(k, r))))
 
+                hi = self._reach([n for n in range(2, 2 * cap + 1)
+                                  if max(pd_split(n, ratio)) <= cap], make)
+                g = next((n for n in range(2, hi + 1)
+                          if pd_split(n, ratio)[0] >= gp and pd_split(n, ratio)[1] >= gd), hi)
+
                 n = min_true(lambda k, make=make: self.ok(make(k), "bisect"), 2, hi, g)
                 self.single.append({"candidate": cand, "ratio": f"{ratio[0]}:{ratio[1]}",
                                     "guess": g, "counts": None if n is None else make(n)})
+
+    def _reach(self, sizes, fleet) -> int:
+        """The largest of `sizes` (increasing) whose `fleet(n)` can run — fits the fabric:
+        bisection above it would meet fleets that cannot be placed, which are not slower ones
+        (f would not be monotone); `sizes[0] - 1` when none can."""
+        sizes = list(sizes)
+        fits = [n for n in sizes if not self.ev.invalid(fleet(n))]
+        if sizes and (not fits or fits[-1] < sizes[-1]):
+            self.limits.append(f"{self.ev.label(fleet(sizes[-1]))} "
+                               f"{self.ev.invalid(fleet(sizes[-1]))}"
+                               + (f", so at most {self.ev.label(fleet(fits[-1]))}"
+                                  if fits else ""))
+        return fits[-1] if fits else (sizes[0] - 1 if sizes else 0)
 
     def _allowed(self, i: int, j: int) -> bool:
         a, b = self.pools[i], self.pools[j]

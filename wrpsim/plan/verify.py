@@ -33,11 +33,12 @@ def worst_margin(ev, counts, tags, phase: str) -> float:
 
 def growable(ev, plan, counts) -> list[int]:
     """Pools `repair` may add to: those in the fleet, and with `plan.mix` those of the same
-    roles from the plan's candidates."""
+    roles from the plan's candidates, where one more instance still fits the fabric."""
     roles = {p.role for p, n in zip(ev.pools, counts) if n}
     return [i for i, p in enumerate(ev.pools)
             if counts[i] < plan.max_instances and (counts[i] or (
-                plan.mix and p.role in roles and p.candidate in plan.candidates))]
+                plan.mix and p.role in roles and p.candidate in plan.candidates))
+            and not ev.invalid(_step(counts, i, 1))]
 
 
 def repair(ev, plan, counts, tags, phase: str, limit: int | None = None) -> tuple:

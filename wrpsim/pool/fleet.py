@@ -234,6 +234,19 @@ def kv_bytes_per_token(lat, model, spec: PoolSpec) -> float:
     return per_gpu * (spec.tp // spec.attn_dp)
 
 
+def kv_width(kv_dtype) -> str:
+    """The element type a KV cache of `kv_dtype` stores and a disaggregated hand-off sends
+    (auto is BF16: `wrpsim.pool.kernels.model`)."""
+    return "bf16" if kv_dtype in (None, "auto") else str(kv_dtype)
+
+
+def same_kv_width(kv_dtype) -> list[str]:
+    """The `kv_dtype` values whose cache can receive a `kv_dtype` cache as is."""
+    from wrpsim.pool.kernels.model import KV_DTYPES
+
+    return [d for d in KV_DTYPES if kv_width(d) == kv_width(kv_dtype)]
+
+
 def _check_disaggregated(model: str, mine: list, specs: list) -> None:
     """One line naming the pool field that makes a disaggregated model's pools unusable."""
     roles = {s.role for s in mine}
@@ -245,16 +258,13 @@ def _check_disaggregated(model: str, mine: list, specs: list) -> None:
             f"decode and none with role both")
     need = "decode" if "prefill" in roles else "prefill"
     if need in roles:
-        width = {"auto": "bf16"}  # (auto is BF16: `wrpsim.pool.kernels.model`)
         p = next(s for s in mine if s.role == "prefill")
         for s in mine:
-            if width.get(s.kv_dtype, s.kv_dtype) != width.get(p.kv_dtype, p.kv_dtype):
-                same = [d for d in ("auto", "bf16", "fp8")
-                        if width.get(d, d) == width.get(p.kv_dtype, p.kv_dtype)]
+            if kv_width(s.kv_dtype) != kv_width(p.kv_dtype):
                 raise ConfigError(
                     f"pool.pools.{s.name}.kv_dtype: {s.kv_dtype} differs from prefill pool "
                     f"{p.name}'s {p.kv_dtype} and the KV cache moves between them as is; "
-                    f"valid choices: {', '.join(same)}")
+                    f"valid choices: {', '.join(same_kv_width(p.kv_dtype))}")
         return
     have = next(s for s in mine if s.role in ("prefill", "decode"))
     others = [s for s in specs if s.role == need]
