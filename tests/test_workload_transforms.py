@@ -11,7 +11,7 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from wrpsim.errors import ConfigError, TraceError
+from wrpsim.errors import ConfigError, TraceError, WrpsimWarning
 from wrpsim.rng import stream
 from wrpsim.workload import (
     TRACE_COLUMNS,
@@ -226,3 +226,26 @@ def test_a_relative_trace_path_is_found_in_the_current_directory(tmp_path, monke
     assert df["prompt_tokens"].tolist() == [100]
     with pytest.raises(ConfigError, match=r"workload: unknown value 'nope'; valid choices: "):
         load_workload("nope", base_dir=WORKLOADS)
+
+
+def test_a_trace_path_in_the_catalog_and_here_warns_and_dot_slash_means_here(tmp_path,
+                                                                            monkeypatch):
+    """A user's traces/azure_conv_2023.csv (five rows) was silently replaced by the shipped
+    19,366-row file of the same relative name: now the catalog's still wins for the bare name
+    but a warning names both, and ./traces/... reads the current directory's."""
+    (tmp_path / "traces").mkdir()
+    shipped = (WORKLOADS / "traces" / "azure_conv_2023.csv").read_text().splitlines()
+    (tmp_path / "traces" / "azure_conv_2023.csv").write_text("\n".join(shipped[:6]) + "\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("WRPSIM_CACHE", "off")
+    src = {"kind": "azure", "path": "traces/azure_conv_2023.csv"}
+    with pytest.warns(WrpsimWarning, match=r"workload\.source\.path: 'traces/azure_conv_2023"
+                      r"\.csv' is both .*workloads/traces/azure_conv_2023\.csv \(workload "
+                      r"catalog, used\) and .*\(current directory\); write "
+                      r"\./traces/azure_conv_2023\.csv"):
+        assert len(build_workload({"source": src}, 0, WORKLOADS)) == len(shipped) - 1
+    here = {"kind": "azure", "path": "./traces/azure_conv_2023.csv"}
+    assert len(build_workload({"source": here}, 0, WORKLOADS)) == 5
+    with pytest.raises(ConfigError, match=r"trace file '\./nope\.csv' not found in the current "
+                       r"directory"):
+        build_workload({"source": {"kind": "azure", "path": "./nope.csv"}}, 0, WORKLOADS)

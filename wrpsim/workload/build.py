@@ -50,7 +50,7 @@ from importlib import import_module
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from wrpsim.errors import ConfigError, unknown_choice, unknown_key
+from wrpsim.errors import ConfigError, unknown_choice, unknown_key, warn
 from wrpsim.workload.columns import TraceColumns
 from wrpsim.workload.loaders import GENERATING_KINDS, KINDS, load_columns, source_options
 from wrpsim.workload.prefix import check_block_tokens
@@ -209,8 +209,15 @@ def _source(src: Mapping, seed: int, base: Path, block: int | None) -> tuple[Tra
             raise unknown_key(f"workload.source.{key}", key, allowed)
     if not src.get("path"):
         raise ConfigError(f"workload.source.path: a trace file is required for kind {kind}")
-    path = Path(str(src["path"])).expanduser()
-    if not path.is_absolute():
+    raw = str(src["path"])
+    path = Path(raw).expanduser()
+    if raw.startswith(("./", "../", ".\\", "..\\")):
+        # explicitly the current directory's (`Path` drops a leading ./, so test the text)
+        if not path.exists():
+            raise ConfigError(f"workload.source.path: trace file {raw!r} not found in the "
+                              f"current directory {Path.cwd()}")
+        path = path.resolve()
+    elif not path.is_absolute():
         # relative to the workload YAML's folder (the shipped traces); a file there wins, then
         # one in another catalog folder (the user's first: a workload whose `name` was
         # overridden is no longer found by it), else one in the current directory (a user's
@@ -218,6 +225,10 @@ def _source(src: Mapping, seed: int, base: Path, block: int | None) -> tuple[Tra
         folders = [base, *(f for f in reversed(catalog_folders()) if f != base)]
         found = next((f / path for f in folders if (f / path).exists()), None)
         if found is not None:
+            if path.exists() and not path.resolve().samefile(found):
+                warn(f"workload.source.path: {raw!r} is both {found} (workload catalog, used) "
+                     f"and {path.resolve()} (current directory); write ./{raw} for the "
+                     f"current directory's file")
             path = found
         elif path.exists():
             path = path.resolve()
