@@ -563,6 +563,14 @@ def hydra_entry(task, config_name: str = "config", outputs: tuple[str, ...] = ()
             raise user_error(str(e)) from None
 
     app = hydra.main(version_base="1.3", config_path=conf_dir, config_name=config_name)(_job)
+    from wrpsim import rundir
+
+    try:  # a folder of its own, even when another command started in the same second
+        claimed = rundir.claim(Path(conf_dir) / f"{config_name}.yaml", sys.argv[1:])
+    except WrpsimError as e:
+        raise user_error(str(e)) from None
+    if claimed is not None:
+        sys.argv.append(claimed[0])
     try:
         # Hydra composes once, not twice (`wrpsim.hydra_mode`), its YAML parsed by libyaml, the
         # plain overrides (`hydra.mode=RUN`, `key=10`, `key=some/path`) without ANTLR
@@ -570,3 +578,5 @@ def hydra_entry(task, config_name: str = "config", outputs: tuple[str, ...] = ()
             _hydra_main(app, config_name)
     finally:
         resume_gc()  # (a run resumed it before its loop; a failed or help-only one did not)
+        if claimed is not None:
+            rundir.release(claimed[1])

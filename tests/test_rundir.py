@@ -1,0 +1,47 @@
+"""`wrpsim.rundir`: every command-line run, plan and sweep gets an output folder of its own."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from wrpsim import rundir
+from wrpsim.paths import catalog_dir
+
+CONF = catalog_dir("conf")
+
+
+def test_two_runs_in_one_second_get_two_folders(tmp_path, monkeypatch):
+    """Two commands started in the same second wrote into one folder (the later one's files
+    replaced the earlier one's): each claim is an atomic mkdir of its own folder."""
+    monkeypatch.chdir(tmp_path)
+    first = rundir.claim(CONF / "config.yaml", ["workload.max_requests=10"])
+    second = rundir.claim(CONF / "config.yaml", ["seed=2"])
+    assert first[1] != second[1] and first[1].is_dir() and second[1].is_dir()
+    assert first[0] == f"hydra.run.dir={first[1]}"
+    assert first[1].parts[:2] == ("results", "runs")
+    if first[1].name[:8] == second[1].name[:8]:  # (the same second, as almost always)
+        assert second[1].name == first[1].name + "-1"
+    plan = rundir.claim(CONF / "plan.yaml", [])
+    assert plan[1].parts[:2] == ("results", "plans")
+    sweep = rundir.claim(CONF / "config.yaml", ["-m", "seed=1,2"])
+    assert sweep[0].startswith("hydra.sweep.dir=results/sweeps/")
+
+
+def test_a_named_folder_or_a_print_only_command_is_left_alone(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for argv in (["hydra.run.dir=mine"], ["--help"], ["--cfg", "job"], ["--info"],
+                 ["-m", "hydra.sweep.dir=s", "seed=1,2"], ["hydra.mode=RUN"]):
+        assert rundir.claim(CONF / "config.yaml", argv) is None, argv
+    assert not (tmp_path / "results").exists()
+
+
+def test_an_unused_claim_is_released(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    _, path = rundir.claim(CONF / "config.yaml", [])
+    rundir.release(path)
+    assert not path.exists()
+    _, path = rundir.claim(CONF / "config.yaml", [])
+    (path / "summary.json").write_text("{}")
+    rundir.release(path)
+    assert (path / "summary.json").is_file()
+    assert isinstance(path, Path)

@@ -1,0 +1,62 @@
+"""A fresh default output folder for every run, plan and sweep started from the command line.
+
+Hydra names the default folder by the second a command starts
+(`results/runs/${now:%Y-%m-%d}/${now:%H-%M-%S}`), so two commands started in the same second
+wrote into one folder and the later one's files replaced the earlier one's without a word.
+`claim` takes the folder before Hydra starts, with `wrpsim.io.fresh_dir`'s atomic `mkdir`
+(the same second's second command gets `<H-M-S>-1`, then `-2`, …), and hands it to Hydra as
+`hydra.run.dir=` (or `hydra.sweep.dir=` for `-m`). A command that names its own folder, or only
+prints (`--help`, `--cfg`, `--info`), is left alone; so is a config whose folder is not that
+pattern. `release` removes a claimed folder the command left empty (rejected before it ran).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+PATTERN = "/${now:%Y-%m-%d}/${now:%H-%M-%S}"
+PRINT_ONLY = ("--cfg", "-c", "--info", "-i", "--help", "-h", "--hydra-help", "--resolve",
+              "--shell-completion", "-sc")
+MULTIRUN = ("-m", "--multirun")
+
+
+def _mode_and_named(argv: list[str]) -> tuple[str, set[str]]:
+    """'run' or 'sweep' (what the command line asks for) and the hydra keys it sets itself."""
+    mode, named = "run", set()
+    for a in argv:
+        if a in MULTIRUN or a.lstrip("+") == "hydra.mode=MULTIRUN":
+            mode = "sweep"
+        key = a.lstrip("+").split("=", 1)[0]
+        if key in ("hydra.run.dir", "hydra.sweep.dir", "hydra.mode"):
+            named.add(key)
+    return mode, named
+
+
+def claim(conf_yaml: Path, argv: list[str]) -> tuple[str, Path] | None:
+    """(the override to append, the folder claimed), or None (module docstring)."""
+    if any(a in PRINT_ONLY or a.startswith(("--cfg=", "--info=")) for a in argv):
+        return None
+    mode, named = _mode_and_named(argv)
+    if f"hydra.{mode}.dir" in named or ("hydra.mode" in named and mode == "run"):
+        return None
+    try:
+        import yaml
+
+        raw = ((yaml.safe_load(conf_yaml.read_text(encoding="utf-8")) or {})
+               .get("hydra", {}).get(mode, {}).get("dir"))
+    except (OSError, ValueError, AttributeError, yaml.YAMLError):
+        return None
+    if not isinstance(raw, str) or not raw.endswith(PATTERN) or "$" in raw[:-len(PATTERN)]:
+        return None
+    from wrpsim.io import fresh_dir
+
+    path = fresh_dir(raw[:-len(PATTERN)], f"hydra.{mode}.dir")
+    return f"hydra.{mode}.dir={path}", path
+
+
+def release(path: Path) -> None:
+    """Remove the claimed folder when nothing was written into it."""
+    try:
+        path.rmdir()  # (fails, as it should, unless it is empty)
+    except OSError:
+        pass
