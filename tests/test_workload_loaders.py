@@ -170,8 +170,8 @@ def test_azure_bad_rows(tmp_path, body, match):
 def test_missing_column_names_file_column_and_found(tmp_path):
     p = _write(tmp_path, "m.csv", "TIMESTAMP,Context,GeneratedTokens\n2023-11-16 18:15:46.1,1,1\n")
     with pytest.raises(TraceError, match=r"m\.csv: missing column\(s\) ContextTokens "
-                       r"\(for prompt_tokens\); columns found: TIMESTAMP, Context, Generated"
-                       r"Tokens \(name the file's column: \+workload\.source\.columns\."
+                       r"\(for prompt_tokens\); columns found: 'TIMESTAMP', 'Context', "
+                       r"'GeneratedTokens' \(name the file's column: \+workload\.source\.columns\."
                        r"prompt_tokens=<column>\)"):
         load_trace(p, kind="azure")
 
@@ -439,3 +439,26 @@ def test_a_hash_id_list_with_a_null_or_a_fraction_is_a_row_error(tmp_path):
                                                   type=pa.list_(pa.int64()))}), p)
     with pytest.raises(TraceError, match=r"n\.parquet: row 2: field hash_ids"):
         load_trace(p, hash_block_tokens=16)
+
+
+@pytest.mark.parametrize("text", [
+    "ts,inp,out,mdl\n0.0,100,10,llama3.1-8b\n1.0,100,10\n",            # plain
+    "ts,inp,out,mdl\r\n0.0,100,10,llama3.1-8b\r\n\r\n1.0,100,10\r\n",  # CRLF, a blank line
+    'ts,inp,out,mdl\n0.0,100,10,"llama3.1-8b"\n1.0,100,10\n',          # quotes: csv module
+])
+def test_a_line_short_of_its_trailing_optional_field_is_named(tmp_path, text):
+    """pandas pads a short line with empty strings: its request ran on the default model."""
+    p = _write(tmp_path, "short.csv", text)
+    with pytest.raises(TraceError, match=r"short\.csv: line [34]: expected 4 fields "
+                       r"\(ts, inp, out, mdl\), found 3"):
+        load_trace(p, kind="generic", columns={"arrival_s": "ts", "prompt_tokens": "inp",
+                                               "output_tokens": "out", "model": "mdl"},
+                   time_unit="s")
+
+
+def test_a_tab_separated_csv_gets_a_hint(tmp_path):
+    p = _write(tmp_path, "tab.csv", "ts\tinp\tout\n0\t100\t10\n")
+    with pytest.raises(TraceError, match=r"columns found: 'ts\\tinp\\tout' .*the header looks "
+                       r"separated by tabs, and CSV traces are read comma-separated"):
+        load_trace(p, kind="generic", columns={"arrival_s": "ts", "prompt_tokens": "inp",
+                                               "output_tokens": "out"}, time_unit="s")

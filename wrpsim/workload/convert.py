@@ -191,9 +191,14 @@ def convert(raw: RawTable, columns: Mapping[str, str] | None = None, time_unit: 
     missing = [f"{src} (for {dst})" for dst, src in cols.items() if src not in raw.columns]
     if missing:
         key = next(dst for dst, src in cols.items() if src not in raw.columns)
+        found = ", ".join(repr(c) for c in raw.columns)
+        sep = next((n for n, ch in (("tabs", "\t"), ("semicolons", ";"), ("|", "|"))
+                    if len(raw.columns) == 1 and ch in str(next(iter(raw.columns)))), None)
+        hint = (f"; the header looks separated by {sep}, and CSV traces are read "
+                f"comma-separated" if sep else "")
         raise TraceError(f"{raw.path}: missing column(s) {', '.join(missing)}; "
-                         f"columns found: {', '.join(raw.columns)} (name the file's column: "
-                         f"+workload.source.columns.{key}=<column>)")
+                         f"columns found: {found} (name the file's column: "
+                         f"+workload.source.columns.{key}=<column>){hint}")
     arrival = _arrivals(raw, cols["arrival_s"], time_unit, time_format)
     prompt = _counts(raw, cols["prompt_tokens"], "prompt_tokens")
     output = _counts(raw, cols["output_tokens"], "output_tokens")

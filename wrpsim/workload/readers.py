@@ -89,8 +89,32 @@ def _read_csv(path: Path) -> RawTable:
     except pd.errors.EmptyDataError as e:
         raise TraceError(f"{path}: empty file (no header line)") from e
     _check_header(path)
+    _check_field_counts(path, len(df.columns))
     cols = {str(c): df[c] for c in df.columns}
     return RawTable(path, "csv", cols)
+
+
+def _check_field_counts(path: Path, fields: int) -> None:
+    """`TraceError` naming the first line with fewer fields than the header: pandas raises
+    for more but pads a short line with empty strings, so a row missing its trailing `model`
+    would have run on the default model. Without quotes in the file, counted with numpy
+    (separators between newlines, blank lines skipped); else located by the `csv` module."""
+    import numpy as np
+
+    data = path.read_bytes()
+    if b'"' in data:
+        with path.open(newline="", encoding="utf-8-sig") as f:
+            if any(row and len(row) != fields for row in csv.reader(f)):
+                _raise_csv_shape(path)
+        return
+    a = np.frombuffer(data, np.uint8)
+    ends = np.append(np.flatnonzero(a == 10), a.size)  # one past each line's last byte
+    starts = np.concatenate(([0], ends[:-1] + 1))
+    length = ends - starts - (a[np.maximum(ends - 1, 0)] == 13) * (ends > starts)
+    commas = np.flatnonzero(a == 44)
+    count = np.searchsorted(commas, ends) - np.searchsorted(commas, starts)
+    if np.any((length > 0) & (count != fields - 1)):
+        _raise_csv_shape(path)
 
 
 def _check_header(path: Path) -> None:
