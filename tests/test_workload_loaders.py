@@ -261,6 +261,13 @@ def test_cache_keeps_optional_columns_and_tracks_source_changes(tmp_path, monkey
     p.write_text(_OK)
     os.utime(p, ns=(1, 1))
     assert len(load_trace(p, kind="mooncake")) == 1
+    # the same size and the mtime restored after a rewrite (as `cp -p` / `rsync -t` do): the
+    # ctime still tells the content changed
+    before = p.stat()
+    p.write_text(_OK.replace('"output_length": 3', '"output_length": 7'))
+    assert p.stat().st_size == before.st_size
+    os.utime(p, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert load_trace(p, kind="mooncake").output_tokens.tolist() == [7]
 
 
 def test_cache_keeps_its_most_recently_used_traces(tmp_path, monkeypatch):

@@ -50,8 +50,10 @@ def cache_file(source: Path, params: Mapping) -> Path | None:
     if d is None:
         return None
     st = source.stat()
+    # ctime too: a copy that restores the mtime (`cp -p`, `rsync -t`) cannot restore it, so
+    # rewritten content of the same size is never taken for the parsed old one
     key = {"path": str(source.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns,
-           "params": params, "format": CACHE_FORMAT,
+           "ctime_ns": st.st_ctime_ns, "ino": st.st_ino, "params": params, "format": CACHE_FORMAT,
            "schema": TRACE_SCHEMA.metadata[b"wrpsim.version"].decode()}
     payload = json.dumps(key, sort_keys=True, default=str)
     digest = hashlib.sha256(payload.encode()).hexdigest()[:24]
