@@ -191,7 +191,7 @@ _OK = '{"timestamp": 0, "input_length": 5, "output_length": 3, "hash_ids": [1]}\
         ('{"timestamp": 5, "input_length": 5, "output_length": -2, "hash_ids": []}\n',
          r"line 3: field output_length \(output_tokens\): .*>= 1, got -2"),
         ('{"timestamp": 5, "input_length": 5, "output_length": 2, "hash_ids": ["a"]}\n',
-         r"line 3: field hash_ids \(hash_ids\): expected a list of integers"),
+         r"line 3: field hash_ids \(hash_ids\): expected a list of 64-bit integers"),
     ],
     ids=["bad-json", "not-object", "non-numeric", "missing-key", "negative", "bad-hash-ids"],
 )
@@ -469,3 +469,15 @@ def test_a_tab_separated_csv_gets_a_hint(tmp_path):
                        r"separated by tabs, and CSV traces are read comma-separated"):
         load_trace(p, kind="generic", columns={"arrival_s": "ts", "prompt_tokens": "inp",
                                                "output_tokens": "out"}, time_unit="s")
+
+
+@pytest.mark.parametrize(("bad", "shown"), [("1.5", r"\[1\.5\]"),
+                                            ("99999999999999999999", r"\[99999999999999999999\]")])
+def test_a_float_or_oversized_hash_id_is_named_on_its_own_line(tmp_path, bad, shown):
+    """Arrow read a list column with one float (or an id past int64) as floats throughout, so
+    the first row failed, shown as [1.0]: the line with the bad id is named, with its value."""
+    p = _write(tmp_path, "h.jsonl", _OK + _OK.replace('"timestamp": 0', '"timestamp": 1')
+               + _OK.replace('"timestamp": 0', '"timestamp": 2').replace("[1]", f"[{bad}]"))
+    with pytest.raises(TraceError, match=r"h\.jsonl: line 3: field hash_ids \(hash_ids\): "
+                       r"expected a list of 64-bit integers, e\.g\. \[1, 2\], got " + shown):
+        load_trace(p, kind="mooncake", cache=False)

@@ -137,11 +137,12 @@ def _json_cells(raw: RawTable, src: str, dst: str, want: str) -> list:
 
 def _hash_lists(raw: RawTable, src: str) -> list:
     """`hash_ids` values: a list of integers or None per row."""
-    want = "a list of integers, e.g. [1, 2]"
+    want = "a list of 64-bit integers, e.g. [1, 2]"
     vals = _json_cells(raw, src, "hash_ids", want)
     for i, h in enumerate(vals):
         ok = h is None or (isinstance(h, list) and all(
-            isinstance(x, int) and not isinstance(x, bool) for x in h))
+            isinstance(x, int) and not isinstance(x, bool) and -2**63 <= x < 2**63
+            for x in h))
         if not ok:
             raise _fail(raw, i, src, "hash_ids", f"expected {want}, got {h!r}")
     return vals

@@ -155,6 +155,11 @@ def _read_jsonl(path: Path) -> RawTable:
         table = pj.read_json(path)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         return _read_jsonl_slow(path)
+    if any((pa.types.is_list(f.type) or pa.types.is_large_list(f.type))
+           and pa.types.is_floating(f.type.value_type) for f in table.schema):
+        # one float (or an integer past int64) in a list makes Arrow read every list of the
+        # column as floats: [1] became [1.0] and the wrong line was named; keep raw values
+        return _read_jsonl_slow(path)
     cols = {name: _arrow_series(table.column(name)) for name in table.column_names}
     return RawTable(path, "jsonl", cols)
 
