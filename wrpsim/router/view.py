@@ -28,7 +28,7 @@ endpoint-picker-like gateway, 15-30 for a Prometheus-fed one. Per instance the v
 - scraped load, plus the requests this router dispatched there since the scrape was taken
   (gateways count their own dispatches, so that a stale view does not send a burst to one
   instance): `outstanding` (waiting + running), `num_waiting`, `num_running` (scraped only),
-  `kv_used_frac` (scraped only), `outstanding_tokens` (prompt tokens waiting for admission: the
+  `kv_used_frac` (plus the sent prompts' tokens over the cache's), `outstanding_tokens` (prompt tokens waiting for admission: the
   queued prefill work; neither engine nor router knows the answers' lengths, so decode work to
   come is not in it — a router that wants it predicts it, as `OutputLengthAware` does);
 - `prefix_match(request)`: the leading prefix blocks of the request this router *sent* to the
@@ -159,8 +159,15 @@ class InstanceView:
 
     @property
     def kv_used_frac(self) -> float:
-        """KV-cache use at the scrape (vLLM's `kv_cache_usage_perc`)."""
-        return self._s[3]
+        """KV-cache use at the scrape (vLLM's `kv_cache_usage_perc`), plus the prompts this
+        router sent here since, as a share of the cache's tokens (their KV is allocated on
+        admission: counted as the router counts them in `outstanding`, so that a stale view
+        does not send a burst to the instance that was emptiest at the scrape)."""
+        s = self._s
+        extra = self._sent_tokens - s[6]
+        if not extra:
+            return s[3]
+        return s[3] + extra / max(1, self.kv_capacity_blocks * self.block_size)
 
     @property
     def outstanding_tokens(self) -> int:
