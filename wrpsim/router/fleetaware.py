@@ -6,8 +6,16 @@ latency/power model:
 
 - TTFT ≈ (num_waiting · p̄ + P) · t_tok, with t_tok the prefill time per token of one full chunk
   (`scheduler.token_budget`) and p̄ a running mean of the prompts routed (EMA, α = 0.05);
-- TPOT ≈ one decode iteration of num_running + 1 sequences at c̄ tokens of context each (a
-  running mean of prompt + half the predicted output).
+- TPOT ≈ one iteration of n + 1 decode sequences at c̄ tokens of context each, n the requests
+  there (`outstanding`: running, waiting and sent since the scrape, at most `max_seqs`) (a
+  running mean of prompt + half the predicted output) that also carries a prefill chunk of the
+  prompt tokens queued there (`outstanding_tokens`, at most what the token budget leaves): while
+  prompts wait, every step of a chunked-prefill engine computes part of one, and the decode
+  sequences wait for it.
+
+Candidates that score alike (instances of one pool cost the same per request) are told apart by
+predicted TTFT, then TPOT, then outstanding requests, so equal instances share the load instead
+of the first one taking every request its estimate allows.
 
 `SloAwareRouter` takes the cheapest candidate (estimated cost of the request, `PriceBook` per
 pool) predicted to meet `ttft_s` and `tpot_s` (default: the run's SLO when the YAML interpolates
@@ -45,9 +53,10 @@ class _FleetAware(ModelRouter):
         """Per-pool prefill time per token; candidate instances of the allowed models."""
         super().bind(fleet, rng)
         self._models = served("models", self.models, fleet) if self.models is not None else None
-        self._tok_s = {}
+        self._tok_s, self._budget, self._seqs = {}, {}, {}
         for s in fleet.specs:
             b = s.scheduler.token_budget
+            self._budget[s.name], self._seqs[s.name] = b, s.scheduler.max_seqs
             self._tok_s[s.name] = fleet.latency[s.name].iteration_s(b, b * (b + 1) / 2, 0, 0) / b
         self._p_mean, self._c_mean = 512.0, 1024.0
         self._choice = None
@@ -60,9 +69,16 @@ class _FleetAware(ModelRouter):
     def estimate(self, inst, prompt: int) -> tuple[float, float]:
         """(predicted TTFT, predicted TPOT) of a request of `prompt` tokens on `inst`."""
         ttft = (inst.num_waiting * self._p_mean + prompt) * self._tok_s[inst.pool]
-        n = inst.num_running + 1
-        tpot = inst.latency.iteration_s(0, 0.0, n, int(n * self._c_mean))
+        n = self.batch(inst) + 1
+        chunk = max(0, min(self._budget[inst.pool] - n, inst.outstanding_tokens))
+        tpot = inst.latency.iteration_s(chunk, chunk * (chunk + 1) / 2, n, int(n * self._c_mean))
         return ttft, tpot
+
+    def batch(self, inst) -> int:
+        """Sequences `inst` will run besides a new one: its requests as far as the router
+        knows (the scrape's running and waiting ones plus those it sent since), at most
+        `max_seqs`."""
+        return min(inst.outstanding, self._seqs[inst.pool])
 
     def score(self, request, inst, out: int) -> float:
         """Lower is better among the candidates predicted to meet the SLO."""
@@ -75,19 +91,19 @@ class _FleetAware(ModelRouter):
         self._p_mean += ALPHA * (p - self._p_mean)
         self._c_mean += ALPHA * (p + out / 2 - self._c_mean)
         best = fast = None
-        best_s, fast_t = 0.0, (0.0, 0.0, 0)
+        best_s, fast_t = (0.0,), (0.0, 0.0, 0)
         for inst in self.candidates(request, view):
             ttft, tpot = self.estimate(inst, p)
             key = (ttft, tpot, inst.outstanding)
             if fast is None or key < fast_t:
                 fast, fast_t = inst, key
             if ttft <= self.ttft and tpot <= self.tpot:
-                s = self.score(request, inst, out)
+                s = (self.score(request, inst, out), *key)
                 if best is None or s < best_s:
                     best, best_s = inst, s
         self._choice = best or fast
         label = "meets_slo" if best is not None else "fastest"
-        return self._pool_model[self._choice.pool], None, label, best_s if best else fast_t[0]
+        return self._pool_model[self._choice.pool], None, label, best_s[0] if best else fast_t[0]
 
     def place(self, request, cands):
         """The instance chosen in `select`."""
@@ -111,7 +127,7 @@ class EnergyAwareRouter(_FleetAware):
 
     def score(self, request, inst, out):
         """tp · [P(n+1)·t(n+1) − P(n)·t(n)] (idle instance: tp · (P(1) − P_idle)·t(1))."""
-        lat, n, c = inst.latency, inst.num_running, self._c_mean
+        lat, n, c = inst.latency, self.batch(inst), self._c_mean
         t1 = lat.iteration_s(0, 0.0, n + 1, int((n + 1) * c))
         e1 = lat.power_w(0, n + 1, int((n + 1) * c)) * t1
         if n == 0:
