@@ -28,9 +28,10 @@ endpoint-picker-like gateway, 15-30 for a Prometheus-fed one. Per instance the v
 - scraped load, plus the requests this router dispatched there since the scrape was taken
   (gateways count their own dispatches, so that a stale view does not send a burst to one
   instance): `outstanding` (waiting + running), `num_waiting`, `num_running` (scraped only),
-  `kv_used_frac` (plus the sent prompts' tokens over the cache's), `outstanding_tokens` (prompt tokens waiting for admission: the
-  queued prefill work; neither engine nor router knows the answers' lengths, so decode work to
-  come is not in it — a router that wants it predicts it, as `OutputLengthAware` does);
+  `kv_used_frac` (plus the sent prompts' tokens over the cache's), `outstanding_tokens`
+  (prompt tokens waiting for admission: the queued prefill work; neither engine nor router
+  knows the answers' lengths, so decode work to come is not in it — a router that wants it
+  predicts it, as `OutputLengthAware` does);
 - `prefix_match(request)`: the leading prefix blocks of the request this router *sent* to the
   instance (`wrpsim.router.prefixindex`; a gateway does not see the engine's cache).
 
