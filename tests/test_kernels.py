@@ -322,6 +322,28 @@ def test_power_between_idle_and_tdp_and_rising_with_load():
         "llama3.1-8b", "h200-141gb", 1)._power.source
 
 
+@pytest.mark.parametrize("model,tp", [("llama3.1-8b", 1), ("llama3.1-70b", 4)])
+def test_a_chunk_deep_in_its_prompt_draws_the_power_of_its_attention_work(model, tp):
+    """A 2,048-token chunk at offset 100k takes 2.5-4.7 x a fresh chunk's time, most of it
+    attention FLOPs; its power counted the pairs of a fresh chunk over that long duration
+    (470 W on one H100 against 700 W for the fresh chunk). With the iteration's own attention
+    work, both are compute-bound: within a few % of each other, the deep one not lower by a
+    third; one iteration of two fresh prompts counts each prompt's pairs, not (c1 + c2)² / 2."""
+    lat = build_latency_model(model, "h100-80gb", tp)
+    t, off = 2048, 100_000
+    deep = t * (off + (t + 1) / 2)
+    fresh = t * (t + 1) / 2
+    d_deep, d_fresh = lat.iteration_s(t, deep, 0, 0, 1), lat.iteration_s(t, fresh, 0, 0, 1)
+    assert d_deep > 2 * d_fresh
+    p_fresh = lat.power_w(t, 0, None, d_fresh, fresh)
+    assert p_fresh == lat.power_w(t, 0, None, d_fresh)  # (the default is a fresh prompt)
+    assert lat.power_w(t, 0, None, d_deep, deep) >= 0.95 * p_fresh
+    assert lat.power_w(t, 0, None, d_deep) < 0.8 * p_fresh  # what the default would say
+    two = 2 * (1024 * 1025 / 2)
+    d_two = lat.iteration_s(t, two, 0, 0, 2)
+    assert lat.power_w(t, 0, None, d_two, two) <= lat.power_w(t, 0, None, d_two)
+
+
 def test_calibration_label_names_a_copied_power_shape():
     """Outputs that name the calibration (summary.json, instances.parquet, wrpsim.perf) say when
     a GPU's power shape was fitted on another GPU's watts, and say nothing for a GPU's own."""

@@ -126,7 +126,9 @@ def evaluate(cfg: dict[str, Any]) -> dict[str, Any]:
         "decode_step_s": decode_s,
         "decode_tokens_per_s": batch / decode_s,
         "power_w": power,
-        "prefill_power_w": lat.power_w(batch * prompt, 0),
+        # the same batch of `batch` prompts as `prefill_s` (not one prompt of batch × prompt)
+        "prefill_power_w": lat.power_w(batch * prompt, 0, None, lat.prefill_s(batch, prompt),
+                                       batch * prompt * (prompt + 1) / 2.0),
         "idle_power_w": lat.idle_power_w(),
         "tdp_w": lat.gpu.tdp_w,
         "kv_capacity_blocks": blocks,

@@ -56,7 +56,8 @@ class ConstantLatency(LatencyModel):
         """See `LatencyModel.decode_run_s`."""
         return np.full(n, self.decode_step_s if batch else 0.0)
 
-    def power_w(self, prefill_tokens, decode_seqs, decode_ctx=None, duration_s=None):
+    def power_w(self, prefill_tokens, decode_seqs, decode_ctx=None, duration_s=None,
+                prefill_attn=None):
         """Busy power, whatever the batch."""
         return self.busy_power_w
 

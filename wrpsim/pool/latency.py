@@ -72,14 +72,16 @@ class LatencyModel(abc.ABC):
     @abc.abstractmethod
     def power_w(
         self, prefill_tokens: int, decode_seqs: int, decode_ctx: int | None = None,
-        duration_s: float | None = None,
+        duration_s: float | None = None, prefill_attn: float | None = None,
     ) -> float:
         """Average power of ONE GPU of the instance during an iteration of that composition.
 
         `decode_ctx` is the summed context of the decoding sequences, as for `iteration_s`; when
         None, an implementation-defined typical context is assumed. `duration_s`, when the
         caller knows it, is the iteration's duration (models whose power depends on it then
-        need not recompute it).
+        need not recompute it). `prefill_attn` is the prompt chunks' attention work as
+        `iteration_s` took it (None: fresh prompts, T (T + 1) / 2); models without an
+        attention term may ignore it.
         """
 
     def decode_power_w(self, decode_seqs: int, decode_ctx: int, duration_s: float) -> float:

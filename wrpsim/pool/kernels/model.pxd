@@ -120,7 +120,7 @@ cdef class KernelLatency:
                    pairs=cython.double, flops=cython.double, touched=cython.double,
                    nbytes=cython.double, dur=cython.double, f=cython.double)
     cpdef power_w(self, long long prefill_tokens, long long decode_seqs, decode_ctx=*,
-                  duration_s=*)
+                  duration_s=*, prefill_attn=*)
 
     @cython.locals(t=tuple, n=cython.longlong, lin=cython.double, head=cython.double,
                    attn=cython.double, fixed=cython.double, experts=cython.double,

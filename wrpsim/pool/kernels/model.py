@@ -778,9 +778,12 @@ class KernelLatency:
 
     # ------------------------------------------------------------------ power
     def power_w(self, prefill_tokens: int, decode_seqs: int,
-                decode_ctx: int | None = None, duration_s: float | None = None) -> float:
+                decode_ctx: int | None = None, duration_s: float | None = None,
+                prefill_attn: float | None = None) -> float:
         """Per-GPU power of an iteration (`wrpsim.pool.kernels.power`); `duration_s` is the
-        iteration's duration when the caller knows it. Utilisation is taken over the GPU's
+        iteration's duration when the caller knows it; `prefill_attn` the prompt chunks'
+        attention work as `iteration_s` took it (query-key pairs: a chunk deep in its prompt
+        attends to every earlier token), by default T (T + 1) / 2, a fresh prompt's. Utilisation is taken over the GPU's
         share of the iteration and that power is drawn for the whole of it: the per-sequence
         time the engine adds (sampling, output handling) does not lower the measured power."""
         pm = self._power
@@ -793,7 +796,8 @@ class KernelLatency:
         if duration_s and not self._async:  # the GPU's share of the iteration
             duration_s = max(duration_s - self._cpu0 - self._cpu_seq * seqs, 1e-9)
         if t_tok <= 0 or not duration_s:
-            return pm.power_w(self, prefill_tokens, decode_seqs, decode_ctx, duration_s)
+            return pm.power_w(self, prefill_tokens, decode_seqs, decode_ctx, duration_s,
+                              prefill_attn)
         # `PowerModel.power_w` with the duration given, in one function (the hot loop calls
         # this once per iteration): the same operations in the same order, on the constants
         # of `power.iteration_work` and of `pm` fetched once per (model, power model)
@@ -804,7 +808,10 @@ class KernelLatency:
         (_, lin, head, attn, fixed, experts, q, kv, stream, peak, bw, state, active, w_c, w_m,
          idle, span) = c
         ctx = float(decode_seqs * 1024 if decode_ctx is None else decode_ctx)
-        pairs = prefill_tokens * (prefill_tokens + 1) / 2.0
+        if prefill_attn is None:
+            pairs = prefill_tokens * (prefill_tokens + 1) / 2.0
+        else:
+            pairs = prefill_attn
         flops = lin * t_tok + head * seqs + attn * (pairs + ctx)
         touched = 1.0 - q ** t_tok if q else 1.0
         nbytes = (fixed + experts * touched + (ctx + t_tok) * kv + t_tok * stream

@@ -52,7 +52,8 @@ class PowerModel:
         return self.idle_w + (self.tdp_w - self.idle_w) * (f if f < 1.0 else 1.0)
 
     def power_w(self, lat, prefill_tokens: int, decode_seqs: int,
-                decode_ctx: int | None = None, duration_s: float | None = None) -> float:
+                decode_ctx: int | None = None, duration_s: float | None = None,
+                prefill_attn: float | None = None) -> float:
         """Per-GPU watts of an iteration (`LatencyModel.power_w`); decode sequences hold 1024
         tokens each when `decode_ctx` is None; the utilisations are over `duration_s` when
         given (the iteration's GPU time, as the latency model computed it), else over
@@ -61,10 +62,12 @@ class PowerModel:
             return self.idle_w
         ctx = float(decode_seqs * 1024 if decode_ctx is None else decode_ctx)
         if duration_s:
-            pairs = prefill_tokens * (prefill_tokens + 1) / 2.0
+            pairs = (prefill_tokens * (prefill_tokens + 1) / 2.0 if prefill_attn is None
+                     else prefill_attn)
             return self.power_at(*utilisation(lat, prefill_tokens, decode_seqs, ctx, pairs,
                                               duration_s))
-        return self.power_at(*self.utilisation(lat, prefill_tokens, decode_seqs, ctx))
+        return self.power_at(*self.utilisation(lat, prefill_tokens, decode_seqs, ctx,
+                                               prefill_attn))
 
 
 def work_constants(lat) -> tuple:
