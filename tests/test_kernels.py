@@ -45,11 +45,15 @@ def test_decode_attention_grid_returns_the_measurement():
     rows = _rows("h100-80gb", "attn_decode")
     sel = ((rows["heads"] == 16) & (rows["kv_heads"] == 2) & (rows["head_dim"] == 128)
            & (rows["window"] == 0) & (rows["kv_dtype"] == "bf16"))
+    kept = 0
     for b, c, ms in zip(rows["batch"][sel], rows["ctx"][sel], rows["ms"][sel]):
         i, j = list(grid.b).index(b), list(grid.s).index(c)
-        # the grid keeps the lower envelope's monotone version of the measurement
-        assert grid.t[i, j] >= ms * 1e-3 * (1 - 1e-6)
+        # the grid is the measurement's monotone fit (`wrpsim.pool.kernels.monotone`): cells
+        # already in order kept exactly, the others moved a little towards their neighbours
         assert grid.t[i, j] == pytest.approx(ms * 1e-3, rel=0.25)
+        kept += grid.t[i, j] == pytest.approx(ms * 1e-3, rel=1e-6)  # (float32 rows)
+    assert kept >= 0.6 * sel.sum()
+    assert np.all(np.diff(grid.t, axis=0) >= 0) and np.all(np.diff(grid.t, axis=1) >= 0)
 
 
 MODELS = [("llama3.1-8b", "h100-80gb", 1), ("llama3.1-70b", "h200-141gb", 4),
@@ -523,3 +527,18 @@ def test_a_precision_the_gpus_tables_did_not_measure_says_so_in_the_label():
            "L40S))" in rtx
     assert "MoE: uncalibrated" not in build_latency_model(
         "qwen3-30b-a3b", "rtxpro6000-96gb", 1).calibration
+
+
+@pytest.mark.parametrize("gpu", ["h100-80gb", "h200-141gb"])
+def test_fp4_on_a_gpu_without_fp4_tensor_cores_is_timed_from_its_fp8_kernels(gpu):
+    """FP4 GEMMs on Hopper run at the FP8 rate (`roofline.peak_flops`), but were timed from the
+    BF16 table at that rate: BF16's efficiency at twice BF16's speed, so a compute-bound FP4
+    prefill came out 16-42 % faster than the same on the measured FP8 kernels (Llama-3.1-70B
+    TP 4 on H100: 681 against 810 ms). From the FP8 rows: the same compute time, fewer bytes."""
+    fp8 = build_latency_model("llama3.1-70b", gpu, 4, precision="fp8")
+    fp4 = build_latency_model("llama3.1-70b", gpu, 4, precision="fp4")
+    assert fp4.prefill_s(8, 2048) == pytest.approx(fp8.prefill_s(8, 2048), rel=0.02)
+    assert fp4.decode_step_s(8, 2048) < 0.9 * fp8.decode_step_s(8, 2048)
+    assert "; fp4 GEMMs: uncalibrated, the fp8 table by the roofline ratio" in fp4.calibration
+    moe = build_latency_model("qwen3-30b-a3b", gpu, 1, precision="fp4").calibration
+    assert "; fp4 MoE: uncalibrated, the fp8_block table by the roofline ratio" in moe

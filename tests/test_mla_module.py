@@ -28,7 +28,9 @@ def _module(gpu: str, phase: str, heads: int, kv="bf16", gemm="fp8_block") -> pd
 @pytest.mark.parametrize("gpu", ["h100-80gb", "h200-141gb", "b200-180gb"])
 def test_deepseek_attention_grows_as_the_measured_module(gpu):
     """Between two measured cells of one batch the module's projections are the same GEMMs, so
-    the model's attention term differs exactly by the measured module times' difference."""
+    the model's attention term differs by the measured module times' difference (up to the
+    monotone fit's move of a cell out of order, `wrpsim.pool.kernels.monotone`: within 2 % of
+    the module's time)."""
     lat = build_latency_model("deepseek-v3", gpu, 8, precision="fp8_block")
     assert lat._mla_tables
     rows = _module(gpu, "decode", 128 // 8)
@@ -38,7 +40,7 @@ def test_deepseek_attention_grows_as_the_measured_module(gpu):
         s = lat._dec.s.tolist()
         lo, hi = s.index(1024), s.index(16384)
         meas = (r[16384] - r[1024]) * 1e-3
-        assert got[hi] - got[lo] == pytest.approx(meas, rel=0.05)
+        assert got[hi] - got[lo] == pytest.approx(meas, abs=0.02 * r[16384] * 1e-3)
 
 
 def test_the_smallest_cell_keeps_the_composed_attention_kernel():

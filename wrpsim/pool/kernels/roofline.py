@@ -35,6 +35,17 @@ def peak_flops(gpu, dtype: str) -> float:
     return rate[MATH[dtype]] * 1e12
 
 
+def math_on(gpu, dtype: str) -> str:
+    """The tensor-core math `gpu` computes `dtype`'s GEMMs in: the precision's own (`MATH`),
+    or the best the GPU has below it (fp4 -> fp8 -> bf16), as `peak_flops` rates it."""
+    math = MATH[dtype]
+    if math == "fp4" and not gpu.fp4_tflops:
+        math = "fp8"
+    if math == "fp8" and not gpu.fp8_tflops:
+        math = "bf16"
+    return math
+
+
 def has_math(gpu, dtype: str) -> bool:
     """Whether `gpu` has tensor cores for the math `dtype` computes in (`MATH`): an FP8 or FP4
     GEMM on a GPU without them runs weight-only (dequantised to the best math it has)."""

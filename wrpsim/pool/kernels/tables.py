@@ -29,6 +29,7 @@ import numpy as np
 
 from wrpsim.errors import ConfigError
 from wrpsim.pool.kernels import roofline as rl
+from wrpsim.pool.kernels.monotone import monotone_curve, monotone_grid
 
 MS = 1e-3
 #: MoE curves reach this many tokens (measured, or past the last measurement by the roofline)
@@ -40,16 +41,22 @@ W8A8_MOE = ("fp8", "fp8_block")
 #: by the roofline ratio): the closest kernel family first, BF16 last. A GPU whose engine has
 #: no default MXFP4 kernel (Ada, Ampere) runs MXFP4 experts with Marlin.
 MOE_FALLBACK = {"fp8": ["fp8", "fp8_block"], "fp8_block": ["fp8_block", "fp8"],
+                # FP4 on a GPU whose tables lack it (no FP4 tensor cores): the FP8 experts,
+                # which compute at the rate FP4 falls back to (`roofline.peak_flops`)
+                "fp4": ["fp4", "fp8_block", "fp8"],
                 "mxfp4": ["mxfp4", "mxfp4_marlin"],
                 "mxfp4_marlin": ["mxfp4_marlin", "int4", "mxfp4"],
                 "mxfp4_mxfp8": ["mxfp4_mxfp8", "fp8", "fp8_block"],
                 "int4": ["int4", "mxfp4_marlin"]}
 
 
-def gemm_source(dtype: str, has_fp8: bool) -> str:
+def gemm_source(dtype: str, has_fp8: bool, gpu=None) -> str:
     """The measured GEMM precision a table without `dtype` rows times `dtype` from: its FP8
-    rows for a precision that computes in FP8 (when it has them), else BF16."""
-    return "fp8" if rl.MATH[dtype] == "fp8" and has_fp8 else "bf16"
+    rows for a precision that computes in FP8 on `gpu` (when it has them) — FP8 formats, and
+    FP4 on a GPU with FP8 but no FP4 tensor cores (`roofline.peak_flops` times it at the FP8
+    rate, so the FP8 kernel's efficiency, not BF16's at twice its rate) — else BF16."""
+    math = rl.MATH[dtype] if gpu is None else rl.math_on(gpu, dtype)
+    return "fp8" if math == "fp8" and has_fp8 else "bf16"
 
 
 def moe_source(dtype: str, measured) -> str:
@@ -154,7 +161,7 @@ class Kernels:
         got = set((self.meta.get("tables") or {}).get("gemm", {}).get("dtypes") or ())
         if not got or dtype in got:
             return ""
-        src = gemm_source(dtype, "fp8" in got)
+        src = gemm_source(dtype, "fp8" in got, self.gpu)
         return f"; {dtype} GEMMs: uncalibrated, the {src} table by the roofline ratio"
 
     def moe_measured(self) -> set:
@@ -236,7 +243,7 @@ class Kernels:
         if cube is None:
             if dtype == "bf16":
                 raise ConfigError(f"engine tables {self.dir}: no bf16 GEMM rows")
-            src = gemm_source(dtype, self._gemm_cube("fp8") is not None)
+            src = gemm_source(dtype, self._gemm_cube("fp8") is not None, self.gpu)
             base = self.gemm(src, n, k)
             return base.scaled(rl.gemm_roofline(base.x, n, k, dtype, self.gpu)
                                / rl.gemm_roofline(base.x, n, k, src, self.gpu))
@@ -296,8 +303,7 @@ class Kernels:
         bb, ss = np.meshgrid(b, s, indexing="ij")
         r_ref = roof(bb, ss, h, kvh, d, self.gpu, kvb[kv_dtype_src])
         floor = float(np.nanmin(t))
-        t = _fill(t, r_ref)
-        t = np.maximum.accumulate(np.maximum.accumulate(t, axis=0), axis=1)
+        t = monotone_grid(_fill(t, r_ref))
         if (h, kvh, d) != (heads, kv_heads, head_dim) or kv_dtype_src != kv_dtype:
             # another head layout: only the work above the kernel's fixed latency (the
             # smallest measured time: launch and one wave, whatever the heads) scales with the
@@ -365,8 +371,7 @@ class Kernels:
                 else:
                     roof = rl.attn_prefill_roofline(bb, ss, heads, heads, m["qk_nope_head_dim"]
                                                     + m["qk_rope_head_dim"], self.gpu, kvb)
-                t = _fill(t, roof)
-                t = np.maximum.accumulate(np.maximum.accumulate(t, axis=0), axis=1)
+                t = monotone_grid(_fill(t, roof))
                 grid = (Grid(b, s, t), gemm)
         self._cache[key] = grid
         return grid
@@ -412,7 +417,7 @@ class Kernels:
         sub = df.where(sel)
         order = np.argsort(sub["tokens"], kind="stable")
         x = sub["tokens"][order].astype(np.float64)
-        y = np.maximum.accumulate(sub["ms"][order].astype(np.float64) * MS)
+        y = monotone_curve(sub["ms"][order].astype(np.float64) * MS)
         h0, i0, k0, e0, tp0, ep0 = (int(v) for v in ref)
         if tuple(int(v) for v in ref) != want or src != dtype:
             y = y * (rl.moe_roofline(x, hidden, inter, topk, experts, moe_tp, moe_ep, dtype,
@@ -610,7 +615,7 @@ def _collective_curve(df, tp: int) -> Curve:
     sub = df.where(df["tp"] == ref)
     order = np.argsort(sub["elements"], kind="stable")
     x = sub["elements"][order].astype(np.float64)
-    y = np.maximum.accumulate(sub["ms"][order].astype(np.float64) * MS)
+    y = monotone_curve(sub["ms"][order].astype(np.float64) * MS)
     if ref != tp:
         lat = y[0]
         y = lat + (y - lat) * ((tp - 1) / tp) / ((ref - 1) / ref)
