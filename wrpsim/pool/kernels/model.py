@@ -783,9 +783,10 @@ class KernelLatency:
         """Per-GPU power of an iteration (`wrpsim.pool.kernels.power`); `duration_s` is the
         iteration's duration when the caller knows it; `prefill_attn` the prompt chunks'
         attention work as `iteration_s` took it (query-key pairs: a chunk deep in its prompt
-        attends to every earlier token), by default T (T + 1) / 2, a fresh prompt's. Utilisation is taken over the GPU's
-        share of the iteration and that power is drawn for the whole of it: the per-sequence
-        time the engine adds (sampling, output handling) does not lower the measured power."""
+        attends to every earlier token), by default T (T + 1) / 2, a fresh prompt's.
+        Utilisation is taken over the GPU's share of the iteration and that power is drawn for
+        the whole of it: the per-sequence time the engine adds (sampling, output handling)
+        does not lower the measured power."""
         pm = self._power
         if pm is None:
             if prefill_tokens + decode_seqs <= 0:
