@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -249,3 +250,28 @@ def test_a_trace_path_in_the_catalog_and_here_warns_and_dot_slash_means_here(tmp
     with pytest.raises(ConfigError, match=r"trace file '\./nope\.csv' not found in the current "
                        r"directory"):
         build_workload({"source": {"kind": "azure", "path": "./nope.csv"}}, 0, WORKLOADS)
+
+
+def test_timestamps_a_user_most_likely_did_not_mean_are_warned_about(tmp_path, monkeypatch):
+    """Millisecond timestamps read as seconds (200 requests over 26 hours) and one mistyped
+    timestamp (a 31.7-year trace, paid for in full) ran without a word."""
+    monkeypatch.setenv("WRPSIM_CACHE", "off")
+    ms = tmp_path / "ms.csv"
+    ms.write_text("ts,inp,out\n" + "".join(f"{i * 480},100,10\n" for i in range(200)))
+    cols = {"arrival_s": "ts", "prompt_tokens": "inp", "output_tokens": "out"}
+    src = {"kind": "generic", "path": str(ms), "columns": cols}
+    with pytest.warns(WrpsimWarning, match=r"ms\.csv: 200 requests over 95,520 s \(0\.0021 "
+                      r"requests/s\): if the file's timestamps are milliseconds or microseconds, "
+                      r"set workload\.source\.time_unit=ms"):
+        build_workload({"source": src}, 0, WORKLOADS)
+    typo = tmp_path / "typo.csv"
+    typo.write_text("ts,inp,out\n" + "".join(f"{i},100,10\n" for i in range(199))
+                    + "1000000000,100,10\n")
+    with pytest.warns(WrpsimWarning, match=r"typo\.csv: one gap between arrivals is "
+                      r"999,999,802 s of the trace's 1,000,000,000 s \(the 199th and 200th of "
+                      r"200 in time order, at 198\.000 s and 1,000,000,000\.000 s\): a mistyped "
+                      r"timestamp\?"):
+        build_workload({"source": {**src, "path": str(typo)}}, 0, WORKLOADS)
+    with warnings.catch_warnings():  # an ordinary trace: nothing to say
+        warnings.simplefilter("error", WrpsimWarning)
+        build_workload({"source": {**src, "time_unit": "ms"}}, 0, WORKLOADS)

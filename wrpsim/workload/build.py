@@ -241,7 +241,11 @@ def _source(src: Mapping, seed: int, base: Path, block: int | None) -> tuple[Tra
     if kind in GENERATING_KINDS and block is not None:
         opts["hash_block_tokens"] = block
     try:
-        return load_columns(path, kind=kind, **opts), str(path)
+        cols = load_columns(path, kind=kind, **opts)
+        odd = odd_arrivals(cols["arrival_s"], str(path))
+        if odd:
+            warn(odd)
+        return cols, str(path)
     except ConfigError as e:  # the loaders name an option as source.<key> or <key>: the config
         msg = str(e)          # has it under workload.source
         key = re.match(r"\w*", msg).group()
@@ -250,6 +254,36 @@ def _source(src: Mapping, seed: int, base: Path, block: int | None) -> tuple[Tra
         elif key in options or key == "columns":
             msg = f"workload.source.{msg}"
         raise ConfigError(msg) from None
+
+
+#: a trace longer than this with fewer requests per second than `SPARSE_RPS` is suspect (a
+#: millisecond column read as seconds), as is one gap longer than `GAP_S` that is most of it
+SPAN_S, SPARSE_RPS, GAP_S = 86_400.0, 0.01, 3_600.0
+
+
+def odd_arrivals(arrival_s, where: str) -> str | None:
+    """A warning for arrival times a user most likely did not mean, else None: a day or more
+    of trace at under one request per 100 s (milliseconds read as seconds: 200 requests became
+    26 hours), or one gap of an hour or more that is most of the trace (a mistyped timestamp:
+    one `1000000000` made a 200-request trace 31.7 years long, and its cost with it)."""
+    import numpy as np
+
+    a = np.sort(np.asarray(arrival_s, dtype=np.float64))
+    if a.size < 2:
+        return None
+    span = float(a[-1] - a[0])
+    gaps = np.diff(a)
+    i = int(np.argmax(gaps))
+    if a.size >= 3 and gaps[i] >= GAP_S and gaps[i] > 0.5 * span:
+        return (f"{where}: one gap between arrivals is {gaps[i]:,.0f} s of the trace's "
+                f"{span:,.0f} s (the {i + 1:,}th and {i + 2:,}th of {a.size:,} in time order, "
+                f"at {a[i]:,.3f} s and {a[i + 1]:,.3f} s): a mistyped timestamp? The run "
+                f"simulates (and pays for) the whole span")
+    if span >= SPAN_S and a.size / span < SPARSE_RPS:
+        return (f"{where}: {a.size:,} requests over {span:,.0f} s ({a.size / span:.2g} "
+                f"requests/s): if the file's timestamps are milliseconds or microseconds, set "
+                f"workload.source.time_unit=ms (or us)")
+    return None
 
 
 def build_trace(cfg: Mapping[str, Any], seed: int,
