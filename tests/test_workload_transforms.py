@@ -275,3 +275,19 @@ def test_timestamps_a_user_most_likely_did_not_mean_are_warned_about(tmp_path, m
     with warnings.catch_warnings():  # an ordinary trace: nothing to say
         warnings.simplefilter("error", WrpsimWarning)
         build_workload({"source": {**src, "time_unit": "ms"}}, 0, WORKLOADS)
+
+
+def test_think_times_without_sessions_are_warned_about_and_one_column_twice_refused(
+        tmp_path, monkeypatch):
+    monkeypatch.setenv("WRPSIM_CACHE", "off")
+    f = tmp_path / "th.csv"
+    f.write_text("ts,inp,out,think\n0,100,10,1\n1,100,10,2\n")
+    cols = {"arrival_s": "ts", "prompt_tokens": "inp", "output_tokens": "out", "think_s": "think"}
+    src = {"kind": "generic", "path": str(f), "columns": cols}
+    with pytest.warns(WrpsimWarning, match=r"th\.csv: the trace has think times \(think_s\) but "
+                      r"no session_id: .* every row is sent at its arrival_s"):
+        build_workload({"source": src}, 0, WORKLOADS)
+    both = {**src, "columns": {"arrival_s": "ts", "prompt_tokens": "inp", "output_tokens": "inp"}}
+    with pytest.raises(TraceError, match=r"th\.csv: column inp is mapped to prompt_tokens and "
+                       r"output_tokens; each trace field reads its own column"):
+        build_workload({"source": both}, 0, WORKLOADS)

@@ -245,6 +245,11 @@ def _source(src: Mapping, seed: int, base: Path, block: int | None) -> tuple[Tra
         odd = odd_arrivals(cols["arrival_s"], str(path))
         if odd:
             warn(odd)
+        if "think_s" in cols.columns and "session_id" not in cols.columns:
+            warn(f"{path}: the trace has think times (think_s) but no session_id: think "
+                 f"times pace the rounds of a session, so without one every row is sent at "
+                 f"its arrival_s (map session_id, or ignore the column with "
+                 f"+workload.source.columns.think_s=null)")
         return cols, str(path)
     except ConfigError as e:  # the loaders name an option as source.<key> or <key>: the config
         msg = str(e)          # has it under workload.source

@@ -200,6 +200,13 @@ def convert(raw: RawTable, columns: Mapping[str, str] | None = None, time_unit: 
         raise TraceError(f"{raw.path}: missing column(s) {', '.join(missing)}; "
                          f"columns found: {found} (name the file's column: "
                          f"+workload.source.columns.{key}=<column>){hint}")
+    shared = {}
+    for dst, src in cols.items():
+        shared.setdefault(src, []).append(dst)
+    twice = next(((src, dsts) for src, dsts in shared.items() if len(dsts) > 1), None)
+    if twice is not None:  # (e.g. prompt_tokens and output_tokens both read 'inp')
+        raise TraceError(f"{raw.path}: column {twice[0]} is mapped to {' and '.join(twice[1])}; "
+                         f"each trace field reads its own column (workload.source.columns)")
     arrival = _arrivals(raw, cols["arrival_s"], time_unit, time_format)
     prompt = _counts(raw, cols["prompt_tokens"], "prompt_tokens")
     output = _counts(raw, cols["output_tokens"], "output_tokens")
