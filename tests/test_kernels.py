@@ -542,3 +542,19 @@ def test_fp4_on_a_gpu_without_fp4_tensor_cores_is_timed_from_its_fp8_kernels(gpu
     assert "; fp4 GEMMs: uncalibrated, the fp8 table by the roofline ratio" in fp4.calibration
     moe = build_latency_model("qwen3-30b-a3b", gpu, 1, precision="fp4").calibration
     assert "; fp4 MoE: uncalibrated, the fp8_block table by the roofline ratio" in moe
+
+
+def test_pcie_gpus_all_reduce_with_nccl_beyond_two_gpus():
+    """vLLM's custom all-reduce needs every GPU pair linked: on PCIe-only GPUs it serves TP 2
+    and NCCL's all-reduce TP 4 and 8 (`scaleup: pcie`); NVLink GPUs keep the custom one."""
+    assert get_gpu("l40s-48gb").scaleup == "pcie" and get_gpu("h100-80gb").scaleup == "nvlink"
+    for tp in (2, 4, 8):
+        lat = build_latency_model("llama3.1-8b", "l40s-48gb", tp)
+        e = np.array([4096.0 * 512])
+        k = lat.kernels
+        want = (k.nccl("all_reduce", tp)(e) if tp > 2 else k.allreduce(tp, True)(e))
+        got = lat._allreduce_s(1, np.array([512.0]))
+        assert got == pytest.approx(want, rel=1e-12), tp
+    h100 = build_latency_model("llama3.1-8b", "h100-80gb", 8)
+    assert h100._allreduce_s(1, np.array([512.0])) == pytest.approx(
+        h100.kernels.allreduce(8, True)(np.array([4096.0 * 512])), rel=1e-12)

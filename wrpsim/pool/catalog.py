@@ -76,6 +76,10 @@ class GpuSpec:
     calibration_source: str = ""
     fp8_tflops: float = 0.0
     fp4_tflops: float = 0.0
+    #: how a server's GPUs reach each other: `nvlink` (NVLink / NVSwitch, Infinity Fabric) or
+    #: `pcie` (no scale-up fabric: vLLM's custom all-reduce then serves at most two GPUs and a
+    #: larger tensor-parallel group all-reduces with NCCL)
+    scaleup: str = "nvlink"
 
 
 def catalog_path() -> Path:
@@ -133,6 +137,7 @@ def _check_keys(path: Path, entry: str, raw: dict, allowed: set[str], prefix: st
 _GPU_BASE = ("bf16_tflops", "mem_gib", "mem_bw_gbs", "tdp_w", "idle_w", "link_gbs",
              "price_per_hour_usd")
 _GPU_OPTIONAL = ("fp8_tflops", "fp4_tflops")
+SCALEUPS = ("nvlink", "pcie")
 
 
 def load_gpus(path: Path, known: dict[str, GpuSpec] | None = None) -> dict[str, GpuSpec]:
@@ -142,7 +147,10 @@ def load_gpus(path: Path, known: dict[str, GpuSpec] | None = None) -> dict[str, 
     calib: dict[str, dict[str, float] | str] = {}
     for name, raw in data.items():
         _check_keys(path, name, raw, set(_GPU_BASE) | set(_GPU_OPTIONAL)
-                    | {"calibration", "sources"})
+                    | {"calibration", "sources", "scaleup"})
+        if raw.get("scaleup", "nvlink") not in SCALEUPS:
+            raise ConfigError(f"{path}: entry {name!r}: field 'scaleup': unknown value "
+                              f"{raw['scaleup']!r}; valid choices: {', '.join(SCALEUPS)}")
         c = raw.get("calibration")
         if not isinstance(c, dict):
             raise ConfigError(f"{path}: entry {name!r}: missing field 'calibration' (a mapping)")
@@ -175,7 +183,8 @@ def load_gpus(path: Path, known: dict[str, GpuSpec] | None = None) -> dict[str, 
             raise ConfigError(f"{path}: entry {name!r}: field 'idle_w' must be below tdp_w")
         c = dict(calib[src])
         source = c.pop("source") + ("" if src == name else f" (copied from {src})")
-        out[name] = GpuSpec(name=name, calibration_source=source, **vals, **c)
+        out[name] = GpuSpec(name=name, calibration_source=source, **vals, **c,
+                            scaleup=str(raw.get("scaleup", "nvlink")))
     return out
 
 

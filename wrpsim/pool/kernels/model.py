@@ -8,7 +8,8 @@ per decoding sequence) for m sequences. Its GPU time is, per GPU (all terms in s
                    table in the pool's precision; the fused MoE layers from the MoE table
     allreduce(T)   one all-reduce of T x hidden BF16 values after every attention, Mamba and FFN
                    block (tp > 1), from vLLM's custom all-reduce table: in a CUDA graph when
-                   T <= `cudagraph_max_tokens`, eagerly (with its buffer copy) above; with
+                   T <= `cudagraph_max_tokens`, eagerly (with its buffer copy) above (NCCL's
+                   all-reduce for tp > 2 on PCIe-only GPUs, where vLLM turns it off); with
                    expert parallelism (ep > 1) an MoE layer instead gathers its tokens and
                    scatters the expert outputs (NCCL all-gather + reduce-scatter of T x hidden)
                    — over the GPUs of one server when the group spans servers (the
@@ -448,9 +449,13 @@ class KernelLatency:
                                                m.gated_mlp)(T)
 
     def _allreduce_s(self, layers: int, T: np.ndarray) -> np.ndarray:
-        """Seconds of `layers` all-reduces of T x hidden over the all-reduce group: in a CUDA
-        graph up to `cudagraph_max_tokens`, eagerly above."""
+        """Seconds of `layers` all-reduces of T x hidden over the all-reduce group: vLLM's
+        custom all-reduce in a CUDA graph up to `cudagraph_max_tokens`, eagerly above; NCCL's
+        for more than two GPUs without a scale-up fabric (`GpuSpec.scaleup` pcie: vLLM turns
+        its custom all-reduce off there, for it needs every GPU pair linked)."""
         k, g, e = self.kernels, self.coll_tp, T * self.model.hidden
+        if g > 2 and self.gpu.scaleup == "pcie":
+            return layers * k.nccl("all_reduce", g)(e)
         return layers * np.where(T <= self.c.cudagraph_max_tokens, k.allreduce(g, True)(e),
                                  k.allreduce(g, False)(e))
 
