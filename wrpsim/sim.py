@@ -19,7 +19,7 @@ import simpy
 
 from wrpsim.app import OUTPUT_KEYS, resume_gc
 from wrpsim.dispatcher import Dispatcher
-from wrpsim.errors import ConfigError, boolean, check_keys, number, unknown_choice, warn
+from wrpsim.errors import ConfigError, boolean, check_keys, closest, number, unknown_choice, warn
 from wrpsim.eventloop import Arrivals, run_all
 from wrpsim.io import Background, write_json, write_text
 from wrpsim.metrics.quality import quality_summary
@@ -268,9 +268,14 @@ class Simulation:
             wanted = sorted({m for m, ok in zip(models, present(models)) if ok})
             missing = [m for m in wanted if m not in self.fleet.models]
             if missing:
+                near = closest(missing[0], self.fleet.models)
                 raise ConfigError(
-                    f"workload requests model(s) {missing} that no pool serves; "
-                    f"the fleet serves: {', '.join(self.fleet.models)}")
+                    f"workload requests model(s) {missing} that no pool serves (workload.model, "
+                    f"workload.model_mix or the trace's model column); the fleet serves: "
+                    f"{', '.join(self.fleet.models)}"
+                    + (f"; did you mean {near}?" if near else ""))
+        if "outcomes" in self.trace.columns:
+            self._warn_outcomes()
         rcfg = _require(cfg, "router")
         self.view_spec, service = router_deployment(rcfg)
         self.router = build_router(rcfg)
@@ -349,6 +354,30 @@ class Simulation:
             warn(f"{n:,} requests carry images and are matched against the prefix cache by "
                  f"their text hash ids alone; vLLM also hashes the images into the blocks "
                  f"after them (not modelled here), so their cache hits may be optimistic")
+
+    def _warn_outcomes(self) -> None:
+        """Outcomes name the models whose answers they score. When they name models no pool
+        serves (`gpt-4` for the fleet's `gpt4-class`), the served models they miss have their
+        answers left out of `quality` (`wrpsim.metrics.quality`), and when they name no served
+        model `quality` is null: say so before the run, not after it. (Outcomes that name only
+        served models may leave some out on purpose, e.g. a guard model's.)"""
+        named = {m for o in self.trace["outcomes"] if isinstance(o, dict) for m in o}
+        served = list(self.fleet.models)
+        unknown = sorted(m for m in named if m not in served)
+        unscored = [m for m in served if m not in named]
+        if not unknown or not unscored:
+            return
+        near = {m: closest(m, unscored) for m in unknown}
+        hint = "; ".join(f"{m} -> {c}?" for m, c in near.items() if c)
+        hint = f" ({hint})" if hint else ""
+        if len(unscored) == len(served):
+            warn(f"the workload's outcomes name {', '.join(sorted(named))}, none of which a "
+                 f"pool serves ({', '.join(served)}): no answer can be scored and quality "
+                 f"will be null{hint}")
+            return
+        warn(f"the workload's outcomes name {', '.join(unknown)}, which no pool serves, and "
+             f"never name {', '.join(unscored)}: answers from "
+             f"{'it' if len(unscored) == 1 else 'them'} are left out of quality{hint}")
 
     def _warn_no_sessions(self, rcfg: dict) -> None:
         """A session-keyed router (`needs_session_ids`) on a trace without `session_id` has no
