@@ -2,6 +2,12 @@
 
 Definitions (all in `summary.json`):
 
+- a *request* here is a row of `requests.parquet`: every call the fleet was sent, a router's
+  follow-up calls (cascade escalations, ensemble votes, rounds) included, so `requests_total`,
+  `slo_attainment` and `goodput_rps` count calls; the routing-study figures
+  (`wrpsim.metrics.quality`: `cost_per_1k_requests_usd`, `energy_per_request_j`, `quality`)
+  are per *original* request, the workload's own (`requests_total` / (1 +
+  `followups_per_request`) of them);
 - latency percentiles are over *completed* requests; TPOT = (finish − first token)/(output − 1)
   and is undefined for one-token answers and for answers from the router's semantic cache (not
   streamed by the fleet: TPOT figures describe the requests the fleet served);
