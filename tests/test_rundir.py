@@ -30,7 +30,9 @@ def test_two_runs_in_one_second_get_two_folders(tmp_path, monkeypatch):
 def test_a_named_folder_or_a_print_only_command_is_left_alone(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     for argv in (["hydra.run.dir=mine"], ["--help"], ["--cfg", "job"], ["--info"],
-                 ["-m", "hydra.sweep.dir=s", "seed=1,2"], ["hydra.mode=RUN"]):
+                 ["-m", "hydra.sweep.dir=s", "seed=1,2"], ["hydra.mode=RUN"],
+                 # another primary config, or an added group, may name its own folder
+                 ["-cd", "myconf", "-cn", "mine"], ["--config-name=mine"], ["+experiment=x"]):
         assert rundir.claim(CONF / "config.yaml", argv) is None, argv
     assert not (tmp_path / "results").exists()
 

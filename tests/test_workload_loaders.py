@@ -463,6 +463,19 @@ def test_a_line_short_of_its_trailing_optional_field_is_named(tmp_path, text):
                    time_unit="s")
 
 
+@pytest.mark.parametrize("text", [
+    "ts,inp,out\n0,100,10\n   \n1,100,10\n \t\n",  # lines of whitespace: blank, as pandas
+    "ts,inp,out\r0,100,10\r1,100,10\r",             # old Mac line ends
+    'ts,inp,out\n0,100,"10"\n  \n1,100,10\n',       # quotes: the csv module's path
+])
+def test_blank_and_bare_cr_lines_are_not_short_lines(tmp_path, text):
+    p = _write(tmp_path, "ok.csv", text)
+    got = load_trace(p, kind="generic", columns={"arrival_s": "ts", "prompt_tokens": "inp",
+                                                 "output_tokens": "out"}, time_unit="s",
+                     cache=False)
+    assert got.prompt_tokens.tolist() == [100, 100]
+
+
 def test_a_tab_separated_csv_gets_a_hint(tmp_path):
     p = _write(tmp_path, "tab.csv", "ts\tinp\tout\n0\t100\t10\n")
     with pytest.raises(TraceError, match=r"columns found: 'ts\\tinp\\tout' .*the header looks "

@@ -267,11 +267,17 @@ def test_timestamps_a_user_most_likely_did_not_mean_are_warned_about(tmp_path, m
     typo = tmp_path / "typo.csv"
     typo.write_text("ts,inp,out\n" + "".join(f"{i},100,10\n" for i in range(199))
                     + "1000000000,100,10\n")
-    with pytest.warns(WrpsimWarning, match=r"typo\.csv: one gap between arrivals is "
-                      r"999,999,802 s of the trace's 1,000,000,000 s \(the 199th and 200th of "
-                      r"200 in time order, at 198\.000 s and 1,000,000,000\.000 s\): a mistyped "
-                      r"timestamp\?"):
+    with pytest.warns(WrpsimWarning, match=r"typo\.csv: the last of 200 arrivals \(at "
+                      r"1,000,000,000\.000 s\) is 999,999,802 s from all the others, most of "
+                      r"the trace's 1,000,000,000 s: a mistyped timestamp\?"):
         build_workload({"source": {**src, "path": str(typo)}}, 0, WORKLOADS)
+    with warnings.catch_warnings():  # cut off by the transforms: nothing left to say
+        warnings.simplefilter("error", WrpsimWarning)
+        build_workload({"source": {**src, "path": str(typo)}, "end_s": 500}, 0, WORKLOADS)
+        two = tmp_path / "two.csv"  # two batches hours apart: not a typo
+        two.write_text("ts,inp,out\n" + "".join(f"{t},100,10\n" for t in
+                                                (0, 1, 2, 3, 20000, 20001, 20002)))
+        build_workload({"source": {**src, "path": str(two)}}, 0, WORKLOADS)
     with warnings.catch_warnings():  # an ordinary trace: nothing to say
         warnings.simplefilter("error", WrpsimWarning)
         build_workload({"source": {**src, "time_unit": "ms"}}, 0, WORKLOADS)

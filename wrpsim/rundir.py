@@ -5,9 +5,10 @@ Hydra names the default folder by the second a command starts
 wrote into one folder and the later one's files replaced the earlier one's without a word.
 `claim` takes the folder before Hydra starts, with `wrpsim.io.fresh_dir`'s atomic `mkdir`
 (the same second's second command gets `<H-M-S>-1`, then `-2`, …), and hands it to Hydra as
-`hydra.run.dir=` (or `hydra.sweep.dir=` for `-m`). A command that names its own folder, or only
-prints (`--help`, `--cfg`, `--info`), is left alone; so is a config whose folder is not that
-pattern. `release` removes a claimed folder the command left empty (rejected before it ran).
+`hydra.run.dir=` (or `hydra.sweep.dir=` for `-m`). A command that names its own folder, only
+prints (`--help`, `--cfg`, `--info`), loads another primary config (`-cd`, `-cn`, `-cp`) or adds
+a config group (`+experiment=x`, which may set the folder) is left alone; so is a config whose
+folder is not that pattern. `release` removes a claimed folder the command left empty (rejected before it ran).
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from pathlib import Path
 PATTERN = "/${now:%Y-%m-%d}/${now:%H-%M-%S}"
 PRINT_ONLY = ("--cfg", "-c", "--info", "-i", "--help", "-h", "--hydra-help", "--resolve",
               "--shell-completion", "-sc")
+#: options that load another primary config, whose `hydra.run.dir` the shipped one does not say
+OTHER_CONFIG = ("-cd", "--config-dir", "-cn", "--config-name", "-cp", "--config-path")
 MULTIRUN = ("-m", "--multirun")
 
 
@@ -36,6 +39,11 @@ def claim(conf_yaml: Path, argv: list[str]) -> tuple[str, Path] | None:
     """(the override to append, the folder claimed), or None (module docstring)."""
     if any(a in PRINT_ONLY or a.startswith(("--cfg=", "--info=")) for a in argv):
         return None
+    if any(a in OTHER_CONFIG or a.startswith(tuple(f"{o}=" for o in OTHER_CONFIG))
+           for a in argv):
+        return None
+    if any(a.startswith("+") and "." not in a.lstrip("+").split("=", 1)[0] for a in argv):
+        return None  # a config group added on the command line (+experiment=x) may set it
     mode, named = _mode_and_named(argv)
     if f"hydra.{mode}.dir" in named or ("hydra.mode" in named and mode == "run"):
         return None

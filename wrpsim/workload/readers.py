@@ -97,14 +97,15 @@ def _read_csv(path: Path) -> RawTable:
 def _check_field_counts(path: Path, fields: int) -> None:
     """`TraceError` naming the first line with fewer fields than the header: pandas raises
     for more but pads a short line with empty strings, so a row missing its trailing `model`
-    would have run on the default model. Without quotes in the file, counted with numpy
-    (separators between newlines, blank lines skipped); else located by the `csv` module."""
+    would have run on the default model. Lines of only whitespace are blank (pandas skips them
+    too). Without quotes or bare-CR line ends in the file, counted with numpy (separators
+    between newlines); else located by the `csv` module."""
     import numpy as np
 
     data = path.read_bytes()
-    if b'"' in data:
+    if b'"' in data or (b"\r" in data and b"\n" not in data):
         with path.open(newline="", encoding="utf-8-sig") as f:
-            if any(row and len(row) != fields for row in csv.reader(f)):
+            if any(len(row) != fields and _filled(row) for row in csv.reader(f)):
                 _raise_csv_shape(path)
         return
     a = np.frombuffer(data, np.uint8)
@@ -113,8 +114,14 @@ def _check_field_counts(path: Path, fields: int) -> None:
     length = ends - starts - (a[np.maximum(ends - 1, 0)] == 13) * (ends > starts)
     commas = np.flatnonzero(a == 44)
     count = np.searchsorted(commas, ends) - np.searchsorted(commas, starts)
-    if np.any((length > 0) & (count != fields - 1)):
-        _raise_csv_shape(path)
+    for i in np.flatnonzero((length > 0) & (count != fields - 1)):
+        if data[starts[i]:ends[i]].strip():  # (not a line of spaces or tabs)
+            _raise_csv_shape(path)
+
+
+def _filled(row: list[str]) -> bool:
+    """A CSV record with something in it (pandas skips lines of only whitespace)."""
+    return any(field.strip() for field in row)
 
 
 def _check_header(path: Path) -> None:
@@ -136,7 +143,7 @@ def _raise_csv_shape(path: Path) -> None:
         reader = csv.reader(f)
         header = None
         for row in reader:
-            if not row:
+            if not row or not _filled(row):
                 continue
             if header is None:
                 header = row
