@@ -8,7 +8,8 @@ wrote into one folder and the later one's files replaced the earlier one's witho
 `hydra.run.dir=` (or `hydra.sweep.dir=` for `-m`). A command that names its own folder, only
 prints (`--help`, `--cfg`, `--info`), loads another primary config (`-cd`, `-cn`, `-cp`) or adds
 a config group (`+experiment=x`, which may set the folder) is left alone; so is a config whose
-folder is not that pattern. `release` removes a claimed folder the command left empty (rejected before it ran).
+folder is not that pattern. `release` removes a claimed folder the command left empty
+(rejected before it ran).
 """
 
 from __future__ import annotations
