@@ -419,7 +419,7 @@ H = "arrival_s,prompt_tokens,output_tokens"
      ["+workload.source.hash_block_tokens=512"],
      r"hm\.csv: line 3: hash_ids has 1 ids but prompt_tokens 600 spans"),
     ("hx.csv", f'{H},hash_ids\n0,600,3,"1; 2"\n', ["+workload.source.hash_block_tokens=512"],
-     r"hx\.csv: line 2: field hash_ids \(hash_ids\): expected a list of 64-bit integers"),
+     r"hx\.csv: line 2: field hash_ids \(hash_ids\): expected a list of signed 64-bit integers"),
     ("hb.csv", f'{H},hash_ids\n0,600,3,"[1, 2]"\n', [],
      r"hb\.csv: column hash_ids \(hash_ids\) found: give workload\.source\.hash_block_tokens"),
     ("oc.jsonl", '{"arrival_s": 0, "prompt_tokens": 5, "output_tokens": 3, '

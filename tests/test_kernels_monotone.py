@@ -41,6 +41,11 @@ def test_one_outlier_no_longer_sets_a_floor_over_the_region_beyond_it():
     assert grid[-1, -1] == pytest.approx(20.8 * 1.05)
 
 
+def test_a_fast_outlier_pulls_the_cells_before_it_to_the_lower_median():
+    assert monotone_curve(np.array([1.0, 2.0, 0.1, 4.0, 5.0])).tolist() == [1, 1, 1, 4, 5]
+    assert monotone_curve(np.array([0.0, 1.0, 0.5])).tolist() == [0.0, 0.5, 0.5]
+
+
 def test_a_monotone_grid_comes_back_unchanged():
     b, s = np.meshgrid(np.arange(1, 6), np.arange(1, 8), indexing="ij")
     t = 1e-5 * (1 + b * s) + 1e-6 * b

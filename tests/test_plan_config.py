@@ -72,10 +72,6 @@ def test_plan_config_composes_with_the_run_groups_and_no_pool():
     (["plan.candidates.h100.role=disaggregated", "+plan.candidates.h100.prefill={kv_dtype: fp8}"],
      r"^plan\.candidates\.h100\.prefill\.kv_dtype: fp8 differs from the decode side's auto .*"
      r"valid choices: auto, bf16$"),
-    (["plan.candidates.h100.role=disaggregated", "plan.candidates.h200.role=disaggregated",
-      "+plan.candidates.h200.kv_dtype=fp8"],
-     r"^plan\.candidates\.h200\.kv_dtype: fp8 differs from candidate h100's auto; with "
-     r"plan\.mix true .* or plan\.mix=false$"),
 ])
 def test_bad_plan_configs_name_the_field(overrides, message):
     cfg = compose_plan(*SMALL, *overrides)
@@ -329,3 +325,28 @@ def test_a_fabric_too_small_for_larger_fleets_bounds_the_search_instead_of_abort
     assert "the fabric has 16" in record["message"]
     if record["slo_met"]:  # (then one instance fewer is judged, with its reason in plan.json)
         assert all(o["reason"] for o in record["one_fewer"])
+
+
+def test_two_candidates_kv_types_never_pair_in_one_fleet(tmp_path):
+    """Disaggregated candidates of FP8 and BF16 KV caches are a valid plan: mixing never pairs
+    one's prefill pools with the other's decode pools (such a fleet cannot run), so the plan
+    neither refuses the config nor stops at its first such fleet; `plan.pd_ratios: null` is
+    the default 1:1."""
+    from wrpsim.plan.evaluate import Evaluator
+
+    cfg = compose_plan("workload.end_s=120", "plan.candidates.h100.role=disaggregated",
+                       "+plan.candidates.h100.kv_dtype=fp8",
+                       "plan.candidates.h200.role=disaggregated", "plan.load_sensitivity=0",
+                       "plan.report=false", "plan.pd_ratios=null")
+    record = run_plan(cfg, tmp_path)
+    assert record["search"]["pd_ratios"] == ["1:1"]
+    widths = {f["kv_dtype"] in ("fp8",) for f in record["fleet"] if f["role"] != "both"}
+    assert len(widths) <= 1
+    from wrpsim.plan.config import parse_plan
+
+    plan = parse_plan(cfg["plan"])
+    ev = Evaluator({}, plan.pools, plan.slo, {}, 10)
+    names = [p.name for p in plan.pools]
+    mixed = tuple(1 if n in ("h100-prefill", "h200-decode") else 0 for n in names)
+    assert "prefill and decode pools with KV caches of different types (bf16 in h200-decode, " \
+           "fp8 in h100-prefill)" in ev.invalid(mixed)

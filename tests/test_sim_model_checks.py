@@ -12,13 +12,17 @@ from wrpsim.errors import ConfigError, WrpsimWarning
 from wrpsim.sim import Simulation
 
 
-def test_a_requested_model_no_pool_serves_gets_the_nearest_served_one():
-    trace = make_trace([0.0], [100], [5], model=["llama3.1-7b"])
-    with pytest.raises(ConfigError, match=r"workload requests model\(s\) \['llama3\.1-7b'\] "
+def test_a_requested_model_no_pool_serves_is_named_with_the_fleets_models():
+    """A name that differs from a served one only in case or punctuation gets it suggested;
+    another model a digit apart does not (llama3.1-7b is not a misspelt llama3.1-70b)."""
+    trace = make_trace([0.0], [100], [5], model=["Llama3.1_70B"])
+    with pytest.raises(ConfigError, match=r"workload requests model\(s\) \['Llama3\.1_70B'\] "
                        r"that no pool serves \(workload\.model, workload\.model_mix or the "
                        r"trace's model column\); the fleet serves: llama3\.1-70b; did you mean "
-                       r"llama3\.1-70b\?"):
+                       r"llama3\.1-70b\?$"):
         Simulation(compose_cfg(), trace)
+    with pytest.raises(ConfigError, match=r"the fleet serves: llama3\.1-70b$"):
+        Simulation(compose_cfg(), make_trace([0.0], [100], [5], model=["llama3.1-7b"]))
 
 
 def test_outcomes_that_score_no_served_model_are_warned_about():
@@ -32,10 +36,10 @@ def test_outcomes_that_score_no_served_model_are_warned_about():
         Simulation(compose_cfg(), none)
     cfg = compose_cfg("pool=mixed-a100-h100")
     some = make_trace([0.0, 1.0], [100] * 2, [5] * 2, model=["llama3.1-8b", "llama3.1-70b"],
-                      outcomes=[{"llama3.1-70b": 1.0, "llama3.1-8B": 0.0}] * 2)
-    with pytest.warns(WrpsimWarning, match=r"the workload's outcomes name llama3\.1-8B, which "
+                      outcomes=[{"llama3.1-70b": 1.0, "Llama3.1-8B": 0.0}] * 2)
+    with pytest.warns(WrpsimWarning, match=r"the workload's outcomes name Llama3\.1-8B, which "
                       r"no pool serves, and never name llama3\.1-8b: answers from it are left "
-                      r"out of quality \(llama3\.1-8B -> llama3\.1-8b\?\)"):
+                      r"out of quality \(Llama3\.1-8B -> llama3\.1-8b\?\)"):
         Simulation(cfg, some)
     # naming only served models is not a mistake (a guard model's answers are not scored)
     fine = make_trace([0.0, 1.0], [100] * 2, [5] * 2, model=["llama3.1-8b", "llama3.1-70b"],

@@ -191,7 +191,7 @@ _OK = '{"timestamp": 0, "input_length": 5, "output_length": 3, "hash_ids": [1]}\
         ('{"timestamp": 5, "input_length": 5, "output_length": -2, "hash_ids": []}\n',
          r"line 3: field output_length \(output_tokens\): .*>= 1, got -2"),
         ('{"timestamp": 5, "input_length": 5, "output_length": 2, "hash_ids": ["a"]}\n',
-         r"line 3: field hash_ids \(hash_ids\): expected a list of 64-bit integers"),
+         r"line 3: field hash_ids \(hash_ids\): expected a list of signed 64-bit integers"),
     ],
     ids=["bad-json", "not-object", "non-numeric", "missing-key", "negative", "bad-hash-ids"],
 )
@@ -492,5 +492,5 @@ def test_a_float_or_oversized_hash_id_is_named_on_its_own_line(tmp_path, bad, sh
     p = _write(tmp_path, "h.jsonl", _OK + _OK.replace('"timestamp": 0', '"timestamp": 1')
                + _OK.replace('"timestamp": 0', '"timestamp": 2').replace("[1]", f"[{bad}]"))
     with pytest.raises(TraceError, match=r"h\.jsonl: line 3: field hash_ids \(hash_ids\): "
-                       r"expected a list of 64-bit integers, e\.g\. \[1, 2\], got " + shown):
+                       r"expected a list of signed 64-bit integers, e\.g\. \[1, 2\], got " + shown):
         load_trace(p, kind="mooncake", cache=False)

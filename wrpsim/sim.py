@@ -19,7 +19,7 @@ import simpy
 
 from wrpsim.app import OUTPUT_KEYS, resume_gc
 from wrpsim.dispatcher import Dispatcher
-from wrpsim.errors import ConfigError, boolean, check_keys, closest, number, unknown_choice, warn
+from wrpsim.errors import ConfigError, boolean, check_keys, number, unknown_choice, warn
 from wrpsim.eventloop import Arrivals, run_all
 from wrpsim.io import Background, write_json, write_text
 from wrpsim.metrics.quality import quality_summary
@@ -216,6 +216,15 @@ def build_fleet(env, pcfg: dict, sink, hash_block_tokens: int = 0, transfer=None
                  pcfg.get("remote_kv"))
 
 
+def same_name(name: str, models) -> str | None:
+    """The one of `models` that `name` spells differently only in case and punctuation
+    (`Llama3.1-8B` for `llama3.1-8b`), else None: model names a digit apart are other models
+    (llama3.1-8b is not a misspelt llama3.1-70b), so nothing closer is suggested."""
+    key = "".join(ch for ch in str(name).lower() if ch.isalnum())
+    hits = [m for m in models if "".join(ch for ch in m.lower() if ch.isalnum()) == key]
+    return hits[0] if len(hits) == 1 else None
+
+
 class Simulation:
     """One replay of a workload through a router onto a fleet (see module docstring)."""
 
@@ -268,7 +277,7 @@ class Simulation:
             wanted = sorted({m for m, ok in zip(models, present(models)) if ok})
             missing = [m for m in wanted if m not in self.fleet.models]
             if missing:
-                near = closest(missing[0], self.fleet.models)
+                near = same_name(missing[0], self.fleet.models)
                 raise ConfigError(
                     f"workload requests model(s) {missing} that no pool serves (workload.model, "
                     f"workload.model_mix or the trace's model column); the fleet serves: "
@@ -367,7 +376,7 @@ class Simulation:
         unscored = [m for m in served if m not in named]
         if not unknown or not unscored:
             return
-        near = {m: closest(m, unscored) for m in unknown}
+        near = {m: same_name(m, unscored) for m in unknown}
         hint = "; ".join(f"{m} -> {c}?" for m, c in near.items() if c)
         hint = f" ({hint})" if hint else ""
         if len(unscored) == len(served):

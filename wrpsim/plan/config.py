@@ -172,25 +172,6 @@ def expand_candidate(name: str, raw) -> list[PoolTemplate]:
     return out
 
 
-def _check_mixed_kv(pools: list[PoolTemplate], mix: bool) -> None:
-    """With `plan.mix`, one disaggregated candidate's prefill pools may pair with another's
-    decode pools: their KV caches must then hold one element type."""
-    from wrpsim.pool.fleet import kv_width, same_kv_width
-
-    split = [p for p in pools if p.role in SIDES]
-    if not mix or len({p.candidate for p in split}) < 2:
-        return
-    first = split[0].config.get("kv_dtype", "auto")
-    for p in split:
-        mine = p.config.get("kv_dtype", "auto")
-        if kv_width(mine) != kv_width(first):
-            raise ConfigError(
-                f"plan.candidates.{p.candidate}.kv_dtype: {mine} differs from candidate "
-                f"{split[0].candidate}'s {first}; with plan.mix true their prefill and decode "
-                f"pools pair up and the KV cache moves between them as is: valid choices "
-                f"{', '.join(same_kv_width(first))}, or plan.mix=false")
-
-
 def parse_plan(d) -> PlanConfig:
     """Validate the `plan` mapping; `ConfigError` naming the key and the valid values."""
     if not isinstance(d, dict):
@@ -208,8 +189,8 @@ def parse_plan(d) -> PlanConfig:
     if objective not in OBJECTIVES:
         raise unknown_choice("plan.objective", objective, OBJECTIVES)
     mix = boolean("plan.mix", d.get("mix", True))
-    _check_mixed_kv(pools, mix)
-    ratios = d.get("pd_ratios", ["1:1"])
+    ratios = d.get("pd_ratios")
+    ratios = ["1:1"] if ratios is None else ratios
     if isinstance(ratios, str):
         ratios = [ratios]
     if not isinstance(ratios, (list, tuple)) or not ratios:

@@ -97,6 +97,15 @@ class Evaluator:
             names = " and ".join(sorted(roles))
             return (f"only {names} instances: a fleet needs colocated instances, or both "
                     "prefill and decode ones")
+        if roles == {"prefill", "decode"}:  # (mixing two candidates' sides, plan.mix)
+            from wrpsim.pool.fleet import kv_width
+
+            widths = {kv_width(p.config.get("kv_dtype", "auto")): p.name
+                      for p, n in zip(self.pools, counts) if n}
+            if len(widths) > 1:
+                return (f"prefill and decode pools with KV caches of different types "
+                        f"({', '.join(f'{w} in {n}' for w, n in sorted(widths.items()))}): the "
+                        f"KV moves between them as is")
         return self._unplaceable(counts)
 
     def _unplaceable(self, counts) -> str:
@@ -112,11 +121,8 @@ class Evaluator:
             return ""
         try:
             self._fabric.place([(p.name, n, p.tp) for p, n in zip(self.pools, counts) if n])
-        except ConfigError:
-            topo = self._fabric.topo
-            return (f"needs {self.gpus(counts)} GPUs; the fabric has {topo.n} (network.leaves "
-                    f"× network.hosts_per_leaf, in {topo.servers} servers of "
-                    f"network.gpus_per_host = {topo.G})")
+        except ConfigError as e:  # the placement's own reason (GPUs, or whole servers)
+            return str(e).removeprefix("network: ").split("; raise network.leaves")[0]
         return ""
 
     def run_config(self, counts, seed: int) -> dict:

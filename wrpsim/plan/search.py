@@ -122,7 +122,7 @@ class Search:
         sizes = list(sizes)
         fits = [n for n in sizes if not self.ev.invalid(fleet(n))]
         if sizes and (not fits or fits[-1] < sizes[-1]):
-            self.limits.append(f"{self.ev.label(fleet(sizes[-1]))} "
+            self.limits.append(f"{self.ev.label(fleet(sizes[-1]))}: "
                                f"{self.ev.invalid(fleet(sizes[-1]))}"
                                + (f", so at most {self.ev.label(fleet(fits[-1]))}"
                                   if fits else ""))

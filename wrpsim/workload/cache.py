@@ -2,8 +2,9 @@
 
 Parsing a text trace is done once: the canonical frame is stored as Parquet (schema: the columns'
 subset of `TRACE_SCHEMA`) under `$WRPSIM_CACHE` (default `~/.cache/wrpsim/traces`), in a file
-named by a hash of the source's absolute path, size, modification time (ns) and the loader
-parameters. `WRPSIM_CACHE=off` disables the cache. Files are written atomically (a temporary file
+named by a hash of the source's absolute path, size, modification and status-change times (ns),
+inode and the loader parameters (the status-change time catches a rewrite that restored the
+size and modification time). `WRPSIM_CACHE=off` disables the cache. Files are written atomically (a temporary file
 in the same directory, then `os.replace`), so concurrent runs of a sweep never read a partial
 file; a cache file that cannot be read back as a canonical trace is ignored and rebuilt; a cache
 directory that cannot be written is ignored. The cache is transparent: a hit returns the trace (as

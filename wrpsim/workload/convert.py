@@ -137,7 +137,7 @@ def _json_cells(raw: RawTable, src: str, dst: str, want: str) -> list:
 
 def _hash_lists(raw: RawTable, src: str) -> list:
     """`hash_ids` values: a list of integers or None per row."""
-    want = "a list of 64-bit integers, e.g. [1, 2]"
+    want = "a list of signed 64-bit integers, e.g. [1, 2]"
     vals = _json_cells(raw, src, "hash_ids", want)
     for i, h in enumerate(vals):
         ok = h is None or (isinstance(h, list) and all(

@@ -12,8 +12,10 @@ a running minimum from the other end (the GEMM tables' lower envelope) would let
 pull the region before it down instead. Here the fit is the least-absolute-deviations
 non-decreasing fit in log time (isotonic regression by pool-adjacent-violators with pool
 medians): cells that violate the order are pooled with the cells they violate and take the
-pool's median, so a single outlier among well-ordered neighbours takes their value and moves
-nothing else, and cells already in order are kept exactly as measured. On a (batch, length)
+pool's median, so a single slow outlier among well-ordered neighbours takes their value and
+moves nothing else, a single fast one pulls the cells just before it down to the pool's lower
+median (`[1, 2, 0.1, 4]` fits as `[1, 1, 1, 4]`: where the fit is not unique, the lower value),
+and cells already in order are kept exactly as measured. On a (batch, length)
 grid the fit alternates over the two axes until it settles, and a final running maximum removes
 what is left of a violation.
 """
@@ -50,7 +52,8 @@ def monotone_curve(t: np.ndarray) -> np.ndarray:
     t = np.asarray(t, dtype=np.float64)
     if t.size < 2:
         return t.copy()
-    z0 = np.log(t)
+    with np.errstate(divide="ignore"):  # (a zero cell is -inf: it fits as zero)
+        z0 = np.log(t)
     z = isotonic(z0)
     return np.maximum.accumulate(np.where(z == z0, t, np.exp(z)))
 
@@ -59,7 +62,8 @@ def monotone_grid(t: np.ndarray) -> np.ndarray:
     """Times (> 0) on a (batch, length) grid, fitted non-decreasing along both axes in log time
     (module docstring); cells the fit leaves in place keep their exact value."""
     t = np.asarray(t, dtype=np.float64)
-    z0 = np.log(t)
+    with np.errstate(divide="ignore"):
+        z0 = np.log(t)
     z = z0
     for _ in range(MAX_ROUNDS):
         before = z
