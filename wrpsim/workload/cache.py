@@ -1,22 +1,21 @@
 """Parquet cache of parsed traces.
 
-Parsing a text trace is done once: the canonical frame is stored as Parquet (schema: the columns'
-subset of `TRACE_SCHEMA`) under `$WRPSIM_CACHE` (default `~/.cache/wrpsim/traces`), in a file
-named by a hash of the source's absolute path, size, modification and status-change times (ns),
-inode and the loader parameters (the status-change time catches a rewrite that restored the
-size and modification time). `WRPSIM_CACHE=off` disables the cache. Files are written atomically (a temporary file
-in the same directory, then `os.replace`), so concurrent runs of a sweep never read a partial
-file; a cache file that cannot be read back as a canonical trace is ignored and rebuilt; a cache
-directory that cannot be written is ignored. The cache is transparent: a hit returns the trace (as
-`TraceColumns`, read without pandas) equal in values and dtypes to the one a fresh parse gives,
-with the same `attrs`: the frame's
+Parsing a text trace is done once: the canonical frame is stored as Parquet (schema: the
+columns' subset of `TRACE_SCHEMA`) under `$WRPSIM_CACHE` (default `~/.cache/wrpsim/traces`), in
+a file named by a hash of the source's absolute path, size, modification and status-change times
+(ns), inode and the loader parameters (the status-change time catches a rewrite that restored
+the size and modification time). `WRPSIM_CACHE=off` disables the cache. Files are written
+atomically (a temporary file in the same directory, then `os.replace`), so concurrent runs of a
+sweep never read a partial file; a cache file that cannot be read back as a canonical trace is
+ignored and rebuilt; a cache directory that cannot be written is ignored. The cache is
+transparent: a hit returns the trace (as `TraceColumns`, read without pandas) equal in values
+and dtypes to the one a fresh parse gives, with the same `attrs`: the frame's
 `hash_block_tokens` is stored in the Parquet schema metadata (key `wrpsim.hash_block_tokens`).
 The canonical schema's version (`TRACE_SCHEMA` metadata `wrpsim.version`; 2 since the optional
 `think_s` column) is part of the file name's hash and is checked on reading, so a cache written
 under an older schema is never read (it is rebuilt under a new name). The folder keeps the
-`KEEP` most recently used trace files (`wrpsim.io.prune` after each write; a hit marks its
-file as used): every edit of a trace or new loader parameter makes a new file.
-"""
+`KEEP` most recently used trace files (`wrpsim.io.prune` after each write; a hit marks its file
+as used): every edit of a trace or new loader parameter makes a new file. """
 
 from __future__ import annotations
 
