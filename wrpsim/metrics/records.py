@@ -34,6 +34,8 @@ REQUEST_SCHEMA = pa.schema(
         ("instance", pa.int32()),
         ("prompt_tokens", pa.int64()),
         ("output_tokens", pa.int64()),
+        # arrival -> first admitted into a batch: routing, the API server's front end (HTTP,
+        # tokenization) and the engine's queue
         ("queue_wait_s", pa.float64()),
         ("ttft_s", pa.float64()),
         ("tpot_s", pa.float64()),
@@ -50,7 +52,8 @@ REQUEST_SCHEMA = pa.schema(
         ("prefill_instance", pa.int32()),
         ("kv_transfer_bytes", pa.float64()),  # KV bytes sent prefill -> decode (0 colocated)
         ("kv_transfer_s", pa.float64()),  # exposed transfer: prompt done -> KV arrived
-        # of which waiting for the decode instance to reserve the KV's blocks (back-pressure)
+        # of which waiting for the decode instance to reserve the KV's blocks (back-pressure;
+        # known once they are granted, so set while a transfer is still in flight at a horizon)
         ("kv_wait_s", pa.float64()),
         ("status", pa.string()),  # completed | dropped | in_flight
         ("drop_reason", pa.string()),
