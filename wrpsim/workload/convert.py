@@ -231,5 +231,6 @@ def convert(raw: RawTable, columns: Mapping[str, str] | None = None, time_unit: 
                              ) from None
     block = hash_block_tokens if "hash_ids" in optional else None
     trace = set_block_tokens(canonical_columns(arrival, prompt, output, optional), block)
-    check_rows(trace, str(raw.path), raw.where, ordered=False)  # file lines, before sorting
+    check_rows(trace, str(raw.path), raw.where, ordered=False,  # file lines, before sorting
+               columns=cols)
     return set_block_tokens(sort_by_arrival(trace.to_frame()), block)

@@ -129,13 +129,17 @@ def _row(i: int) -> str:
 
 
 def check_rows(t: TraceColumns, source: str, where: Callable[[int], str] = _row,
-               ordered: bool = True) -> None:
+               ordered: bool = True, columns: Mapping[str, str] | None = None) -> None:
     """The value checks of `validate_columns` (the columns' kinds already checked): the first
     bad value raises `TraceError` "`source`: `where(i)`: ..." (default `row i`, 0-based; a
-    loader passes the file line of row i). `ordered=False` skips the arrival order check (for
-    rows still in file order)."""
+    loader passes the file line of row i, and `columns`, canonical name -> the file's column,
+    so that the message names the file's column as "field <column> (<name>)").
+    `ordered=False` skips the arrival order check (for rows still in file order)."""
     def fail(i, msg: str) -> TraceError:
-        return TraceError(f"{source}: {where(int(i))}: {msg}")
+        c = msg.split(" ", 1)[0]
+        src = (columns or {}).get(c)
+        field = f"field {src} ({c}): " if src is not None and src != c else ""
+        return TraceError(f"{source}: {where(int(i))}: {field}{msg}")
 
     a = t["arrival_s"]
     bad = np.flatnonzero(~np.isfinite(a) | (a < 0))
