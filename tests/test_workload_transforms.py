@@ -297,3 +297,19 @@ def test_think_times_without_sessions_are_warned_about_and_one_column_twice_refu
     with pytest.raises(TraceError, match=r"th\.csv: column inp is mapped to prompt_tokens and "
                        r"output_tokens; each trace field reads its own column"):
         build_workload({"source": both}, 0, WORKLOADS)
+
+
+def test_a_model_mix_over_a_trace_that_names_its_models_is_warned_about(tmp_path, monkeypatch):
+    monkeypatch.setenv("WRPSIM_CACHE", "off")
+    f = tmp_path / "m.csv"
+    f.write_text("arrival_s,prompt_tokens,output_tokens,model\n0,100,10,llama3.1-8b\n"
+                 "1,100,10,llama3.1-70b\n")
+    src = {"kind": "generic", "path": str(f)}
+    with pytest.warns(WrpsimWarning, match=r"workload\.model_mix replaces the model the trace "
+                      r"names per request \(its model column\); set workload\.model_mix=null"):
+        got = build_workload({"source": src, "model_mix": {"llama3.1-8b": 1.0}}, 0, WORKLOADS)
+    assert got["model"].tolist() == ["llama3.1-8b"] * 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", WrpsimWarning)
+        assert build_workload({"source": src}, 0, WORKLOADS)["model"].tolist() == [
+            "llama3.1-8b", "llama3.1-70b"]

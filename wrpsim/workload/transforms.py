@@ -151,6 +151,12 @@ def assign_model(trace: TraceColumns, model: str | None = None,
                               "(weights, normalised) or null")
     if model is not None and model_mix:
         raise ConfigError("model and model_mix are exclusive; set one of them to null")
+    if "model" in trace.columns and any(v is not None and v == v for v in trace["model"]):
+        from wrpsim.errors import warn
+
+        key = "model" if model is not None else "model_mix"
+        warn(f"workload.{key} replaces the model the trace names per request (its model "
+             f"column); set workload.{key}=null to replay the trace's own")
     if model is not None:
         if not isinstance(model, str) or not model:
             raise ConfigError(f"model: a catalog model name is required, got {model!r}")
