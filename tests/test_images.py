@@ -146,8 +146,8 @@ def test_a_modality_outside_text_image_both_is_one_line_with_the_file_line(tmp_p
     f = tmp_path / "t.csv"
     f.write_text("t,p,o,m\n0,10,5,image\n1,20,5,foo\n")
     cols = {"arrival_s": "t", "prompt_tokens": "p", "output_tokens": "o", "modality": "m"}
-    with pytest.raises(TraceError, match=r"t\.csv: line 3: field m \(modality\): modality must be one of text, "
-                                         r"image, both or empty, got 'foo'$"):
+    with pytest.raises(TraceError, match=r"t\.csv: line 3: field m \(modality\): modality must "
+                                         r"be one of text, image, both or empty, got 'foo'$"):
         load_trace(f, kind="generic", columns=cols)
     df = canonical_frame(np.zeros(1), np.ones(1), np.ones(1))
     with pytest.raises(ConfigError, match=r"^signals\.modality: unknown value 'audio'; valid "

@@ -143,8 +143,8 @@ def test_generic_hash_ids_need_their_block_size(tmp_path):
     assert load_trace(p, columns=cols, hash_block_tokens=16).attrs == {"hash_block_tokens": 16}
     cfg = {"source": {"kind": "generic", "path": str(p), "columns": cols,
                       "hash_block_tokens": 32}}
-    with pytest.raises(TraceError, match=r"g\.jsonl: line 1: field h \(hash_ids\): hash_ids has 3 ids but "
-                       r"prompt_tokens 40 spans ceil\(40 / 32\) = 2 blocks"):
+    with pytest.raises(TraceError, match=r"g\.jsonl: line 1: field h \(hash_ids\): hash_ids has 3 "
+                       r"ids but prompt_tokens 40 spans ceil\(40 / 32\) = 2 blocks"):
         build_workload(cfg, 0)
 
 
