@@ -529,19 +529,22 @@ def test_a_precision_the_gpus_tables_did_not_measure_says_so_in_the_label():
         "qwen3-30b-a3b", "rtxpro6000-96gb", 1).calibration
 
 
-@pytest.mark.parametrize("gpu", ["h100-80gb", "h200-141gb"])
-def test_fp4_on_a_gpu_without_fp4_tensor_cores_is_timed_from_its_fp8_kernels(gpu):
-    """FP4 GEMMs on Hopper run at the FP8 rate (`roofline.peak_flops`), but were timed from the
-    BF16 table at that rate: BF16's efficiency at twice BF16's speed, so a compute-bound FP4
-    prefill came out 16-42 % faster than the same on the measured FP8 kernels (Llama-3.1-70B
-    TP 4 on H100: 681 against 810 ms). From the FP8 rows: the same compute time, fewer bytes."""
-    fp8 = build_latency_model("llama3.1-70b", gpu, 4, precision="fp8")
+@pytest.mark.parametrize("gpu", ["h100-80gb", "h200-141gb", "l40s-48gb"])
+def test_fp4_on_a_gpu_without_fp4_tensor_cores_runs_weight_only(gpu):
+    """vLLM runs FP4 checkpoints on Hopper and Ada weight-only (Marlin W4A16, BF16 math). FP4
+    GEMMs were timed from the BF16 table at the FP8 rate — BF16's efficiency at twice its
+    speed, a compute-bound prefill 16-42 % faster than on the measured FP8 kernels. Now: the
+    BF16 kernels at FP4 bytes (prefill as BF16, decode reading a quarter of BF16's weights);
+    MoE layers from the measured W4A16 Marlin experts where the table has them."""
+    bf16 = build_latency_model("llama3.1-70b", gpu, 4)
     fp4 = build_latency_model("llama3.1-70b", gpu, 4, precision="fp4")
-    assert fp4.prefill_s(8, 2048) == pytest.approx(fp8.prefill_s(8, 2048), rel=0.02)
+    fp8 = build_latency_model("llama3.1-70b", gpu, 4, precision="fp8")
+    assert fp4.prefill_s(8, 2048) == pytest.approx(bf16.prefill_s(8, 2048), rel=0.02)
     assert fp4.decode_step_s(8, 2048) < 0.9 * fp8.decode_step_s(8, 2048)
-    assert "; fp4 GEMMs: uncalibrated, the fp8 table by the roofline ratio" in fp4.calibration
-    moe = build_latency_model("qwen3-30b-a3b", gpu, 1, precision="fp4").calibration
-    assert "; fp4 MoE: uncalibrated, the fp8_block table by the roofline ratio" in moe
+    assert "; fp4 GEMMs: uncalibrated, the bf16 table by the roofline ratio" in fp4.calibration
+    if gpu != "l40s-48gb":
+        moe = build_latency_model("qwen3-30b-a3b", gpu, 1, precision="fp4").calibration
+        assert "; fp4 MoE: uncalibrated, the mxfp4_marlin table by the roofline ratio" in moe
 
 
 def test_pcie_gpus_all_reduce_with_nccl_beyond_two_gpus():

@@ -28,27 +28,27 @@ MATH = {"bf16": "bf16", "fp8": "fp8", "fp8_block": "fp8", "fp4": "fp4", "mxfp4":
 
 
 def peak_flops(gpu, dtype: str) -> float:
-    """Dense FLOP/s of `gpu` for GEMMs in `dtype`; a GPU without native support for the
-    precision's math computes it at the best rate it has below it (fp4 -> fp8 -> bf16)."""
-    rate = {"bf16": gpu.bf16_tflops, "fp8": gpu.fp8_tflops or gpu.bf16_tflops,
-            "fp4": gpu.fp4_tflops or gpu.fp8_tflops or gpu.bf16_tflops}
-    return rate[MATH[dtype]] * 1e12
+    """Dense FLOP/s of `gpu` for GEMMs in `dtype`; a GPU without tensor cores for the
+    precision's math runs it weight-only at the BF16 rate (`math_on`)."""
+    return {"bf16": gpu.bf16_tflops, "fp8": gpu.fp8_tflops,
+            "fp4": gpu.fp4_tflops}[math_on(gpu, dtype)] * 1e12
 
 
 def math_on(gpu, dtype: str) -> str:
-    """The tensor-core math `gpu` computes `dtype`'s GEMMs in: the precision's own (`MATH`),
-    or the best the GPU has below it (fp4 -> fp8 -> bf16), as `peak_flops` rates it."""
+    """The tensor-core math `gpu` computes `dtype`'s GEMMs in: the precision's own (`MATH`)
+    where the GPU has it, else BF16 — vLLM runs an FP8 checkpoint on a GPU without FP8 tensor
+    cores (Ampere), and an FP4 one on a GPU without FP4 tensor cores (Hopper, Ada), weight-only
+    through its Marlin kernels (W8A16 / W4A16: weights dequantised to BF16 in the kernel; its
+    NVFP4 kernel-selection notes, vllm-project/vllm#49376)."""
     math = MATH[dtype]
-    if math == "fp4" and not gpu.fp4_tflops:
-        math = "fp8"
-    if math == "fp8" and not gpu.fp8_tflops:
-        math = "bf16"
+    if (math == "fp4" and not gpu.fp4_tflops) or (math == "fp8" and not gpu.fp8_tflops):
+        return "bf16"
     return math
 
 
 def has_math(gpu, dtype: str) -> bool:
     """Whether `gpu` has tensor cores for the math `dtype` computes in (`MATH`): an FP8 or FP4
-    GEMM on a GPU without them runs weight-only (dequantised to the best math it has)."""
+    GEMM on a GPU without them runs weight-only at the BF16 rate (`math_on`)."""
     math = MATH[dtype]
     return (math == "bf16" or (math == "fp8" and bool(gpu.fp8_tflops))
             or (math == "fp4" and bool(gpu.fp4_tflops)))

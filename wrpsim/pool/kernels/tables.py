@@ -41,9 +41,9 @@ W8A8_MOE = ("fp8", "fp8_block")
 #: by the roofline ratio): the closest kernel family first, BF16 last. A GPU whose engine has
 #: no default MXFP4 kernel (Ada, Ampere) runs MXFP4 experts with Marlin.
 MOE_FALLBACK = {"fp8": ["fp8", "fp8_block"], "fp8_block": ["fp8_block", "fp8"],
-                # FP4 on a GPU whose tables lack it (no FP4 tensor cores): the FP8 experts,
-                # which compute at the rate FP4 falls back to (`roofline.peak_flops`)
-                "fp4": ["fp4", "fp8_block", "fp8"],
+                # FP4 on a GPU whose tables lack it (no FP4 tensor cores): weight-only W4A16
+                # experts, as vLLM runs them there (Marlin; `roofline.math_on`)
+                "fp4": ["fp4", "mxfp4_marlin", "int4"],
                 "mxfp4": ["mxfp4", "mxfp4_marlin"],
                 "mxfp4_marlin": ["mxfp4_marlin", "int4", "mxfp4"],
                 "mxfp4_mxfp8": ["mxfp4_mxfp8", "fp8", "fp8_block"],
@@ -52,9 +52,9 @@ MOE_FALLBACK = {"fp8": ["fp8", "fp8_block"], "fp8_block": ["fp8_block", "fp8"],
 
 def gemm_source(dtype: str, has_fp8: bool, gpu=None) -> str:
     """The measured GEMM precision a table without `dtype` rows times `dtype` from: its FP8
-    rows for a precision that computes in FP8 on `gpu` (when it has them) — FP8 formats, and
-    FP4 on a GPU with FP8 but no FP4 tensor cores (`roofline.peak_flops` times it at the FP8
-    rate, so the FP8 kernel's efficiency, not BF16's at twice its rate) — else BF16."""
+    rows for a precision that computes in FP8 on `gpu` (when it has them), else BF16 — FP8 on
+    a GPU without FP8 tensor cores and FP4 on one without FP4 tensor cores run weight-only at
+    the BF16 rate (`roofline.math_on`): the BF16 kernels at the precision's bytes."""
     math = rl.MATH[dtype] if gpu is None else rl.math_on(gpu, dtype)
     return "fp8" if math == "fp8" and has_fp8 else "bf16"
 
@@ -474,14 +474,14 @@ class Transferred:
     def _src(self, dtype: str) -> str:
         """The precision of the reference's kernels that `dtype` follows on this GPU: `dtype`
         itself, or, when this GPU lacks the tensor cores `dtype` computes on and the reference
-        has them (FP8 on an A10G, from the L40S), the reference's kernel for the math this
-        GPU does have — FP8 for FP4 on an FP8 GPU, else BF16 — as a weight-only kernel runs
-        (`Kernels.gemm` does the same for a GPU whose own tables lack a precision). Moving
+        has them (FP8 on an A10G, from the L40S; FP4 on an RTX 4090, from a B200), the
+        reference's BF16 kernel, as a weight-only kernel runs (`roofline.math_on`;
+        `Kernels.gemm` does the same for a GPU whose own tables lack a precision). Moving
         the reference's FP8 kernel instead would carry its efficiency at the FP8 rate over
         to a GPU that computes at the BF16 rate: slower than BF16."""
         if rl.has_math(self.gpu, dtype) or not rl.has_math(self.ref.gpu, dtype):
             return dtype
-        return "fp8" if rl.MATH[dtype] == "fp4" and rl.has_math(self.gpu, "fp8") else "bf16"
+        return "bf16"
 
     def gemm(self, dtype, n, k) -> Curve:
         src = self._src(dtype)
