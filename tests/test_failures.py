@@ -271,3 +271,19 @@ def test_outages_to_come_do_not_prolong_a_finished_run():
     sim, req, _, end = simulate({"policy": "retry", "events": early}, trace, count=2)
     assert end == pytest.approx(req["finish_s"].max()) and end < 2.0
     assert sim.failures.failures == 1
+
+
+def test_random_failures_over_a_closed_loop_without_a_horizon_are_warned_about(tmp_path):
+    """A closed loop's requests all carry arrival 0 (the clients send the rest as the run
+    goes), and random failures start only before the last arrival: none happened over a 47 s
+    run, without a word."""
+    from conftest import compose_cfg
+
+    from wrpsim.errors import WrpsimWarning
+
+    cfg = compose_cfg("workload=closed-loop", "workload.source.num_requests=120",
+                      "failures=random", "failures.mtbf_s=30")
+    with pytest.warns(WrpsimWarning, match=r"failures\.mtbf_s: random failures start only "
+                      r"until 0 s, the workload's last arrival time, while the run lasted "
+                      r"\d+ s .* 0 failed — give sim\.horizon_s"):
+        run(cfg, tmp_path)

@@ -87,6 +87,7 @@ class FailureInjector:
             raise ConfigError("failures: nothing would fail: give failures.events (scheduled "
                               "outages, failures=scheduled) or failures.mtbf_s (random crashes, "
                               "failures=random); failures=none runs without failures")
+        self._random_until = last_arrival_s if mtbf is not None else None
         if mtbf is not None:
             mttr = number("failures.mttr_s", cfg.get("mttr_s", 600.0), 0, strict_lo=True,
                           finite=True)
@@ -209,7 +210,9 @@ class FailureInjector:
 
     def summary(self, end: float) -> dict:
         """instance_failures, instance_downtime_s, availability (up instance-time share); warns
-        about scheduled outages that never started (the run ended before their `at_s`)."""
+        about scheduled outages that never started (the run ended before their `at_s`) and
+        about random failures drawn over less than half the run (the last arrival came early:
+        a closed loop without a horizon)."""
         if self._not_started:
             from wrpsim.errors import warn
 
@@ -217,6 +220,15 @@ class FailureInjector:
                              for k, at in sorted(self._not_started.items()))
             warn(f"{late}: the run ended at {end:.0f} s, when its last request finished, before "
                  f"the outage began; it did not happen")
+        until = self._random_until
+        if until is not None and end > 0 and until < 0.5 * end:
+            from wrpsim.errors import warn
+
+            warn(f"failures.mtbf_s: random failures start only until {until:.0f} s, the "
+                 f"workload's last arrival time, while the run lasted {end:.0f} s (a closed "
+                 f"loop's and a session's later rounds are sent as the run goes, after that "
+                 f"time); {self.failures} failed — give sim.horizon_s to draw them over the "
+                 f"whole run")
         insts = self.fleet.instances
         down = sum(i.downtime(end) for i in insts)
         return {

@@ -240,9 +240,8 @@ class Simulation:
         self.net = dict(cfg.get("network") or {"kind": "none"})
         self.slo = dict(_require(cfg, "slo"))
         check_keys(self.slo, ("ttft_s", "tpot_s"), "slo")
-        for k in ("ttft_s", "tpot_s"):
-            if not isinstance(self.slo.get(k), (int, float)) or self.slo[k] <= 0:
-                raise ConfigError(f"slo.{k} must be a number > 0, got {self.slo.get(k)!r}")
+        for k in ("ttft_s", "tpot_s"):  # (NaN compares false with everything: refused too)
+            number(f"slo.{k}", self.slo.get(k), lo=0.0, strict_lo=True)
         self.qoe = parse_qoe(cfg.get("qoe", {}))  # absent: the defaults; null: off
         # facility / IT energy: a finite number >= 1 (nan or inf gave null energy and cost)
         self.pue = number("pue", cfg.get("pue", 1.0), lo=1.0, finite=True)
