@@ -232,3 +232,36 @@ def test_ctrl_c_in_a_key_value_verb_is_one_line_and_status_130(capsys):
 
     assert verb_main(work, []) == 130
     assert capsys.readouterr().err == "wrpsim: interrupted\n"
+
+
+def test_resume_reruns_what_the_report_calls_incomplete_and_runs_whose_inputs_changed(tmp_path):
+    """Resume skipped a run whose `_DONE` sat next to a truncated requests table or a
+    hand-edited summary (the sweep's own closing table called it incomplete), and a run whose
+    catalog changed (a GPU's price ×10 under $WRPSIM_CATALOG kept the old cost)."""
+    sweep = tmp_path / "s"
+    p = multirun(sweep, "workload.rate_scale=1,2,3")
+    assert p.returncode == 0, p.stderr
+    (sweep / "0" / "requests.parquet").write_bytes(
+        (sweep / "0" / "requests.parquet").read_bytes()[:1000])
+    s = json.loads((sweep / "1" / "summary.json").read_text())
+    (sweep / "1" / "summary.json").write_text(json.dumps({**s, "cost_usd": "abc"}))
+    p = multirun(sweep, "workload.rate_scale=1,2,3")
+    assert p.returncode == 0, p.stderr
+    assert skips(p) == 1 and "s/2: already completed with the same config and inputs" in p.stderr
+    assert json.loads((sweep / "1" / "summary.json").read_text())["cost_usd"] == s["cost_usd"]
+    # the same sweep under a catalog whose H100 costs ten times as much: every run again
+    import yaml
+
+    from wrpsim.paths import catalog_dir
+
+    cat = tmp_path / "cat"  # ($WRPSIM_CATALOG/gpus.yaml: README, "Your own catalog")
+    cat.mkdir()
+    gpus = yaml.safe_load((catalog_dir("pools") / "catalog" / "gpus.yaml").read_text())
+    mine = {"h100-80gb": {**gpus["h100-80gb"],
+                          "price_per_hour_usd": 10 * gpus["h100-80gb"]["price_per_hour_usd"]}}
+    (cat / "gpus.yaml").write_text(yaml.safe_dump(mine))
+    p = multirun(sweep, "workload.rate_scale=1,2,3", env={"WRPSIM_CATALOG": str(tmp_path / "cat")})
+    assert p.returncode == 0, p.stderr
+    assert skips(p) == 0
+    assert json.loads((sweep / "1" / "summary.json").read_text())["cost_usd"] == pytest.approx(
+        10 * s["cost_usd"])

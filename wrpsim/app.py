@@ -205,13 +205,52 @@ def config_digest(container: dict) -> str:
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
 
-def completed_with(out_dir: Path, digest: str) -> bool:
-    """True when `out_dir` holds a completion marker for a config with this digest."""
+def inputs_digest(container: dict) -> str:
+    """SHA-256 of what a run reads besides its config: the name, size and modification time
+    of every file of the catalogs (shipped and `$WRPSIM_CATALOG`'s: GPUs, models, engines and
+    their kernel tables, workloads and their traces, routers, conf) and of the workload's trace
+    file when its path names one outside them. A resume compares it as it compares the config
+    digest: a changed price, table or trace runs again instead of keeping stale results."""
+    from wrpsim.paths import CATALOGS, catalog_dir, user_catalog
+
+    h = hashlib.sha256()
+    files = []
+    user = user_catalog()
+    for d in [*(catalog_dir(n) for n in CATALOGS), *([user] if user is not None else [])]:
+        files += [p for p in Path(d).rglob("*") if "__pycache__" not in p.parts and p.is_file()]
+    src = ((container.get("workload") or {}).get("source") or {}).get("path")
+    if src and Path(str(src)).expanduser().is_file():
+        files.append(Path(str(src)).expanduser().resolve())
+    for p in sorted(set(files)):
+        try:
+            st = p.stat()
+        except OSError:
+            continue
+        h.update(f"{p}\0{st.st_size}\0{st.st_mtime_ns}\n".encode("utf-8"))
+    return h.hexdigest()
+
+
+def completed_with(out_dir: Path, digest: str, inputs: str | None = None,
+                   outputs: tuple[str, ...] = ()) -> bool:
+    """True when `out_dir` holds a completion marker for a config with this digest (and,
+    when `inputs` is given, these inputs: `inputs_digest`) and, for a simulation's folder (its
+    `outputs` name `requests.parquet`), results the report can read
+    (`wrpsim.report.collect`: a readable summary with its metrics and a Parquet requests
+    table) — a run its report would call incomplete runs again."""
+    out = Path(out_dir)
     try:
-        done = json.loads((Path(out_dir) / DONE).read_text(encoding="utf-8"))
+        done = json.loads((out / DONE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
-    return isinstance(done, dict) and done.get("config_sha256") == digest
+    if not isinstance(done, dict) or done.get("config_sha256") != digest:
+        return False
+    if inputs is not None and done.get("inputs_sha256") != inputs:
+        return False
+    if "requests.parquet" in outputs:
+        from wrpsim.report.collect import SUMMARY, _unreadable, read_json
+
+        return _unreadable(out, read_json(out / SUMMARY)) is None
+    return True
 
 
 def say(line: str, stream=None) -> None:
@@ -259,7 +298,7 @@ def _stamp(path: Path):
 
 
 def _run_marked(task, container: dict, out: Path, digest: str, overrides: list[str],
-                outputs: tuple[str, ...] = ()) -> None:
+                outputs: tuple[str, ...] = (), inputs: str | None = None) -> None:
     """Remove an earlier job's markers (and the temporaries of interrupted writes), run the
     task, remove the earlier job's `outputs` this run did not write again (`trace.json` of a
     traced run, `routing.parquet` of a routing run), then write `_DONE` last. A run rejected
@@ -274,7 +313,8 @@ def _run_marked(task, container: dict, out: Path, digest: str, overrides: list[s
         if _stamp(out / name) == st:  # not written by this run: an earlier config's
             (out / name).unlink(missing_ok=True)
     write_json(out / DONE, {"status": "completed", "config_sha256": digest,
-                            "overrides": overrides, "wall_s": time.perf_counter() - t0})
+                            "inputs_sha256": inputs, "overrides": overrides,
+                            "wall_s": time.perf_counter() - t0})
 
 
 def record_failure(out: Path, exc: BaseException, overrides: list[str], digest: str | None) -> None:
@@ -316,12 +356,14 @@ def sweep_job(task, cfg, out_dir: str, overrides: list[str],
     digest = None
     try:
         container = OmegaConf.to_container(cfg, resolve=True)
-        digest = config_digest(container)
-        if os.environ.get("WRPSIM_RERUN") != "1" and completed_with(out, digest):
-            say(f"wrpsim: skip {out}: already completed with the same config", sys.stderr)
+        digest, inputs = config_digest(container), inputs_digest(container)
+        if os.environ.get("WRPSIM_RERUN") != "1" and completed_with(out, digest, inputs,
+                                                                     outputs):
+            say(f"wrpsim: skip {out}: already completed with the same config and inputs",
+                sys.stderr)
             _json_of_skipped(container, out, overrides)
             return
-        _run_marked(task, container, out, digest, overrides, outputs)
+        _run_marked(task, container, out, digest, overrides, outputs, inputs)
     except (Exception, SystemExit) as e:  # a sweep outlives any one failing job
         if isinstance(e, SystemExit) and e.code in (0, None):
             return
