@@ -226,7 +226,7 @@ def inputs_digest(container: dict) -> str:
             st = p.stat()
         except OSError:
             continue
-        h.update(f"{p}\0{st.st_size}\0{st.st_mtime_ns}\n".encode("utf-8"))
+        h.update(f"{p}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
     return h.hexdigest()
 
 
