@@ -461,3 +461,34 @@ def test_runs_with_no_or_one_completed_request_and_a_single_cost_are_drawn(tmp_p
         assert by_run["#1"]["x"] == [pytest.approx(s1[f"{key}_p99_s"], rel=1e-5)]
     check_layout(dev)
     assert dev.errors() == []
+
+
+def test_long_run_names_and_many_runs_keep_every_plot_usable(tmp_path, browser):
+    """Runs named by their overrides (`hydra.sweep.subdir=${hydra.job.override_dirname}`, as
+    docs/sweeps.md suggests for growing a sweep) broke the page (Plotly threw in its axis
+    layout and the table stayed empty) and eight runs' legends squeezed the CDFs to a few
+    pixels. Now bars are labelled by a short tag, the table names the run in full, and a
+    figure grows with its legend."""
+    sweep = tmp_path / "sweep"
+    p = subprocess.run([sys.executable, "-m", "wrpsim", "-m", f"hydra.sweep.dir={sweep}",
+                        "hydra.sweep.subdir=${hydra.job.override_dirname}",
+                        "sim.progress=false", "workload.max_requests=60",
+                        "router=round-robin,least-outstanding", "workload.rate_scale=1,2,3,4"],
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    r = subprocess.run([sys.executable, "-m", "wrpsim.report", f"sweep_dir={sweep}"],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    dev = browser
+    dev.call("Page.navigate", url=(sweep / "dashboard.html").as_uri())
+    dev.wait("document.body && document.body.dataset.renders === '1'")
+    assert dev.errors() == []
+    rows = dev.js("[...document.querySelectorAll('#runs tbody tr')].map(t => t.cells[0]"
+                  ".textContent)")
+    assert len(rows) == 8 and all(t.startswith("router=") and "(#" in t for t in rows)
+    for pid in ("cdf-ttft", "cdf-tpot", "insys", "cost", "mix"):
+        h = dev.js(f"document.getElementById('plot-{pid}')._fullLayout._size.h")
+        assert h >= 150, (pid, h)
+    ticks = dev.js("document.getElementById('plot-cost').data[0].x")
+    assert sorted(ticks) == sorted(f"#{i}" for i in range(1, 9))
+    check_layout(dev)

@@ -78,9 +78,15 @@ const stable = (keys) => {
   return (k) => PALETTE[Math.max(0, all.indexOf(k)) % PALETTE.length];
 };
 
+// a run's short name on category axes: '#' + its folder's name, or, for a long folder name
+// (`hydra.sweep.subdir=${hydra.job.override_dirname}`), '#' + its place in the sweep — long
+// names crowded the bar plots down to nothing; the table and hovers give the whole name
+function tag(r) {
+  return r.run.length <= 8 ? '#' + r.run : '#' + (DATA.runs.indexOf(r) + 1);
+}
 function label(r) {
   const parts = DATA.dims.map((d) => r.params[d.key] === undefined ? '-' : r.params[d.key]);
-  return '#' + r.run + (parts.length ? ' ' + parts.join(' | ') : '');
+  return tag(r) + (parts.length ? ' ' + parts.join(' | ') : '');
 }
 function selected() {
   const match = (r, d) => !sel[d.key] || r.params[d.key] === sel[d.key];
@@ -189,7 +195,8 @@ function pareto(key, name, sloKey, shown) {
 }
 function bars(id, yt, runs, key) {
   if (!runs.length) { empty(id); return; }
-  Plotly.react('plot-' + id, [{type: 'bar', x: runs.map((r) => esc(label(r))),
+  Plotly.react('plot-' + id, [{type: 'bar', x: runs.map((r) => esc(tag(r))),
+    hovertext: runs.map((r) => esc(r.run + ' · ' + label(r))),
     y: runs.map((r) => r.summary[key]), name: esc(key),
     marker: {color: runs.map((r) => r.run === WIN ? '#f90' : '#1f77b4')}}],
     layout('configuration (orange: the winner)', yt, {xaxis: {type: 'category'}}, []), CONFIG);
@@ -223,7 +230,8 @@ function mix(runs) {
   const keys = [...new Set(runs.flatMap((r) => Object.keys(r.view.mix)))].sort();
   const colour = stable(DATA.runs.filter((r) => r.view).flatMap((r) => Object.keys(r.view.mix)));
   const total = (r) => Object.values(r.view.mix).reduce((a, b) => a + b, 0) || 1;
-  const traces = keys.map((k) => ({type: 'bar', name: esc(k), x: runs.map((r) => esc(label(r))),
+  const traces = keys.map((k) => ({type: 'bar', name: esc(k), x: runs.map((r) => esc(tag(r))),
+    hovertext: runs.map((r) => esc(r.run + ' · ' + label(r))),
     y: runs.map((r) => (r.view.mix[k] || 0) / total(r)), marker: {color: colour(k)}}));
   Plotly.react('plot-mix', traces, layout('configuration', 'share of requests',
     {barmode: 'stack', xaxis: {type: 'category'}}, names(traces)), CONFIG);
@@ -244,7 +252,8 @@ function table(runs) {
   const rows = runs.map((r) => {
     const tr = el('tr', null, r.status === 'completed' ? (r.run === WIN ? 'winner' : '') :
       r.status);
-    tr.appendChild(el('td', r.run + (r.run === WIN ? ' ★ winner' : ''), 'txt'));
+    const short = tag(r) === '#' + r.run ? '' : ' (' + tag(r) + ')';
+    tr.appendChild(el('td', r.run + short + (r.run === WIN ? ' ★ winner' : ''), 'txt'));
     tr.appendChild(el('td', r.status, 'txt'));
     DATA.dims.forEach((d) => tr.appendChild(el('td', r.params[d.key], 'txt')));
     DATA.metrics.forEach((m) => tr.appendChild(el('td', fmt((r.summary || {})[m]))));

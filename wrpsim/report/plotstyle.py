@@ -44,6 +44,7 @@ const CONFIG = {displaylogo: false, responsive: true,
   modeBarButtonsToRemove: ['select2d', 'lasso2d', 'autoScale2d']};
 const MODEBAR_PX = @MODEBAR@;
 const LEGEND_ROW_PX = 20;
+const PLOT_PX = 360;
 const MIN_WIDTH_PX = 420;
 function layout(xt, yt, extra, names) {
   // legend entries of one width, as many to a row as fit the narrowest plot (MIN_WIDTH_PX)
@@ -51,7 +52,10 @@ function layout(xt, yt, extra, names) {
   const longest = Math.max(0, ...(names || []).map((s) => String(s).length));
   const entry = Math.min(MIN_WIDTH_PX, 44 + Math.ceil(longest * 6.2));
   const rows = Math.ceil(n / Math.max(1, Math.floor(MIN_WIDTH_PX / entry)));
-  const base = {margin: {l: 64, r: 24, t: MODEBAR_PX, b: 60 + rows * LEGEND_ROW_PX},
+  // the figure grows by its legend's rows, so a legend of many runs never squeezes the plot
+  // area (12 runs' long names left it 6 px tall in a fixed 360 px figure)
+  const base = {height: PLOT_PX + rows * LEGEND_ROW_PX,
+    margin: {l: 64, r: 24, t: MODEBAR_PX, b: 60 + rows * LEGEND_ROW_PX},
     font: {size: 11}, showlegend: rows > 0, hoverlabel: {namelength: -1},
     legend: {orientation: 'h', x: 0, xanchor: 'left', xref: 'container',
       y: 0.01, yanchor: 'bottom', yref: 'container', font: {size: 10},
