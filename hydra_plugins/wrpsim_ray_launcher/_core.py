@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -83,6 +84,10 @@ def unmet(remote: dict[str, Any], total: dict[str, float]) -> str | None:
     return None
 
 
+#: seconds the driver waits for Ray's log forwarder before shutting a cluster it started down
+DRAIN_S = 1.0
+
+
 def _init(ray, init: dict[str, Any]) -> None:
     """`ray.init(**init)`; a `ConfigError` naming `init.address` when no cluster answers there."""
     from wrpsim.errors import ConfigError
@@ -102,7 +107,13 @@ def launch(launcher, job_overrides: Sequence[Sequence[str]],
            initial_job_idx: int) -> Sequence[JobReturn]:
     """Submit every job as a Ray task (starting or joining a cluster), then gather them. A local
     cluster that this launcher started and that could never meet one job's request is a
-    `ConfigError` (`unmet`) before any job is submitted."""
+    `ConfigError` (`unmet`) before any job is submitted. The workers' lines (a run's summary
+    line, its `json=true` JSON line) reach the driver through Ray's log forwarding, which by
+    default folds lines that differ only in numbers into one (`[repeated 2x across
+    cluster]`) and stops with `ray.shutdown()`: both would lose runs' lines, so deduplication
+    is off (`RAY_DEDUP_LOGS=0` unless set) and the forwarder gets a moment to drain before a
+    cluster this launcher started is shut down."""
+    os.environ.setdefault("RAY_DEDUP_LOGS", "0")
     import ray
 
     setup_globals()
@@ -122,6 +133,7 @@ def launch(launcher, job_overrides: Sequence[Sequence[str]],
                        local=started and not init.get("address"))
     finally:
         if started and ray_cfg.get("shutdown", True):
+            time.sleep(DRAIN_S)  # (the log forwarder polls the workers' files)
             ray.shutdown()
 
 
