@@ -288,7 +288,8 @@ def test_dashboard_names_the_winner_and_draws_pareto_and_slo_lines(dashboard, br
     box = dev.js("document.getElementById('winner').textContent")
     assert box.startswith(f"Winner: run {win} — ") and "router=" in box
     assert "not considered (not completed): " in box
-    assert box.count("(failed: the run raised an exception)") == 4  # with the reason
+    # with the reason: a user error's own first line (an A10G is too small for the model)
+    assert box.count("(failed: bad input: ") == 4 and "GiB" in box
     # run labels such as '#0 1' stay labels: Plotly would read them as numbers (0 10 20)
     for bar in ("cost", "energy", "mix"):
         assert dev.js(f"document.getElementById('plot-{bar}').layout.xaxis.type") == "category"

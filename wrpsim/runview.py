@@ -29,6 +29,7 @@ printed here, `wrpsim.__main__` and `SweepView` print on stderr):
 
 from __future__ import annotations
 
+import shlex
 import sys
 from pathlib import Path
 
@@ -289,7 +290,7 @@ def sweep_table(sweep_dir: Path | str, jobs: list[str] | None = None) -> str:
         shown = [o for o in best.overrides if split_override(o)[0] in varying]
         lines.append(f"{RULE}: run {best.name} "
                      f"({' '.join(shown) or 'the only configuration'}). Dashboard: "
-                     f"python -m wrpsim.report sweep_dir={sweep_dir}")
+                     f"python -m wrpsim.report {shlex.quote(f'sweep_dir={sweep_dir}')}")
         load = load_dimension(runs, sorted(varying))
         if load:
             lines.append(f"  the runs differ in offered load ({load}): {LOAD_NOTE}")

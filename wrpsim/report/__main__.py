@@ -60,6 +60,11 @@ def build(cfg: dict[str, Any]) -> dict[str, Any]:
 
         files["dashboard"] = str(write_dashboard(runs, sweep, out, cfg["cdf_points"],
                                                  cfg["time_bins"]))
+    if set(files) - {"results", "requests", "manifest"}:  # the manifest lists every file
+        from wrpsim.io import write_json
+        from wrpsim.report.dataset import manifest
+
+        write_json(Path(files["manifest"]), manifest(runs, sweep, files))
     counts = {s: sum(r.status == s for r in runs) for s in ("completed", "failed", "incomplete")}
     return {"runs": len(runs), **counts, **files,
             "not_completed": {r.name: (r.error or {}).get("message") or r.reason

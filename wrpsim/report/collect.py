@@ -179,8 +179,11 @@ def read_run(sweep_dir: Path, path: Path) -> Run:
         if reason is None:
             return Run(status="completed", summary=summary,
                        config_sha256=done.get("config_sha256"), **common)
-    elif error is not None:
-        return Run(status="failed", error=error, reason="the run raised an exception", **common)
+    elif error is not None:  # a user error's own line says what to change; a crash, that it was
+        message = str(error.get("message") or "").splitlines()[0] if error.get("message") else ""
+        reason = (f"bad input: {message[:160]}" if error.get("user_error") and message
+                  else "the run raised an exception")
+        return Run(status="failed", error=error, reason=reason, **common)
     elif (path / DONE).exists():
         reason = f"{DONE} is unreadable"
     elif leftovers:
