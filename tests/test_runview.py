@@ -117,6 +117,14 @@ def test_a_sweep_over_load_warns_that_costs_compare_at_one_load_only(monkeypatch
             ) in err.splitlines()
 
 
+def test_a_sweep_with_no_run_says_so(monkeypatch, capsys, tmp_path):
+    """`seed=range(0,0)`: Hydra launched nothing and said only 'Launching 0 jobs'."""
+    code, _, err = run_app(monkeypatch, capsys, tmp_path, "-m", *SMALL, "seed=range(0,0)")
+    assert code == 0, err
+    assert any(ln.startswith("wrpsim: warning: the sweep ") and ln.endswith(
+        "has no run: a swept value list is empty") for ln in err.splitlines()), err
+
+
 def test_a_sweep_over_qoe_shows_the_qoe_mean_of_each_run(monkeypatch, capsys, tmp_path):
     code, _, err = run_app(monkeypatch, capsys, tmp_path, "-m", *SMALL, "qoe.ttft_s=0.05",
                            "qoe.tokens_per_s=5,200")

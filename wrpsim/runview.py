@@ -346,7 +346,12 @@ class SweepView(Callback):
 
     def on_multirun_end(self, config, **kwargs) -> None:
         """Print the closing table."""
-        table = sweep_table(config.hydra.sweep.dir, sweep_jobs(config, kwargs.get("loader")))
+        jobs = sweep_jobs(config, kwargs.get("loader"))
+        if jobs == []:  # e.g. seed=range(0,0): Hydra launches nothing and says only that
+            _say(f"wrpsim: warning: the sweep {config.hydra.sweep.dir} has no run: a swept "
+                 f"value list is empty")
+            return
+        table = sweep_table(config.hydra.sweep.dir, jobs)
         if table:
             _say(table)
 
