@@ -207,17 +207,26 @@ def config_digest(container: dict) -> str:
 
 def inputs_digest(container: dict) -> str:
     """SHA-256 of what a run reads besides its config: the name, size and modification time
-    of every file of the catalogs (shipped and `$WRPSIM_CATALOG`'s: GPUs, models, engines and
-    their kernel tables, workloads and their traces, routers, conf) and of the workload's trace
-    file when its path names one outside them. A resume compares it as it compares the config
+    of every file of the catalogs (the shipped folders, hidden files and `__pycache__` left out;
+    of `$WRPSIM_CATALOG` its top-level YAML and Python files and its engines/, pools/, routers/,
+    workloads/ and conf/ — not a results folder a user keeps there) and of the workload's
+    trace file when its path names one outside them. A resume compares it as it compares the config
     digest: a changed price, table or trace runs again instead of keeping stale results."""
     from wrpsim.paths import CATALOGS, catalog_dir, user_catalog
 
     h = hashlib.sha256()
-    files = []
+
+    def tree(d: Path) -> list[Path]:
+        return [p for p in Path(d).rglob("*") if p.is_file() and "__pycache__" not in p.parts
+                and not any(part.startswith(".") for part in p.relative_to(d).parts)]
+
+    files = [p for n in CATALOGS for p in tree(catalog_dir(n))]
     user = user_catalog()
-    for d in [*(catalog_dir(n) for n in CATALOGS), *([user] if user is not None else [])]:
-        files += [p for p in Path(d).rglob("*") if "__pycache__" not in p.parts and p.is_file()]
+    if user is not None:  # what README's "Your own catalog" names, not e.g. a results/ beside
+        files += [p for p in user.iterdir() if p.is_file() and p.suffix in (".yaml", ".py")]
+        for sub in ("engines", "pools", "routers", "workloads", "conf"):
+            if (user / sub).is_dir():
+                files += tree(user / sub)
     src = ((container.get("workload") or {}).get("source") or {}).get("path")
     if src and Path(str(src)).expanduser().is_file():
         files.append(Path(str(src)).expanduser().resolve())
