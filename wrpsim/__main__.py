@@ -11,7 +11,8 @@ for a run skipped on resume); it is always in `summary.json`. The result files l
 run's output directory (see conf/config.yaml), followed by the completion marker `_DONE`.
 
 In a sweep (`-m`) a failing run writes `error.json` and the sweep goes on; re-running a sweep
-with the same `hydra.sweep.dir=…` skips the runs already completed with the same config (see
+with the same `hydra.sweep.dir=…` skips the runs already completed with the same config and
+inputs (see
 `wrpsim/app.py` and docs/sweeps.md). `python -m wrpsim.report sweep_dir=…` gathers a sweep.
 """
 
