@@ -561,3 +561,16 @@ def test_pcie_gpus_all_reduce_with_nccl_beyond_two_gpus():
     h100 = build_latency_model("llama3.1-8b", "h100-80gb", 8)
     assert h100._allreduce_s(1, np.array([512.0])) == pytest.approx(
         h100.kernels.allreduce(8, True)(np.array([4096.0 * 512])), rel=1e-12)
+
+
+def test_fp4_on_a_gpu_with_fp4_tensor_cores_but_a_reference_without_them():
+    """The RTX PRO 6000 computes FP4 on tensor cores; its MoE layers come from the L40S's
+    tables, which have no FP4 kernel: they follow the L40S's FP8 (W8A8) experts moved to FP4's
+    rate and bytes, not its weight-only W4A16 path scaled to FP4's rate."""
+    lat = build_latency_model("qwen3-30b-a3b", "rtxpro6000-96gb", 1, precision="fp4")
+    ref = lat.kernels.ref if hasattr(lat.kernels, "ref") else lat.kernels
+    assert ref._src("fp4") == "fp8"
+    assert build_latency_model("qwen3-30b-a3b", "a10g-24gb", 1, precision="fp8").kernels._src(
+        "fp8") == "bf16"  # (weight-only on an A10G: the L40S's BF16 kernel)
+    fp8 = build_latency_model("qwen3-30b-a3b", "rtxpro6000-96gb", 1, precision="fp8")
+    assert lat.prefill_s(64, 512) < fp8.prefill_s(64, 512)

@@ -37,3 +37,29 @@ def test_the_plan_sweep_table_names_each_jobs_fleet_or_failure_in_job_order(tmp_
     # this sweep's jobs only, when they are known
     assert plan_sweep_table(tmp_path, ["1"]).splitlines()[0].endswith("1 plan, 0 meet the SLO")
     assert plan_sweep_table(tmp_path / "none") == ""
+
+
+def test_a_plan_whose_record_is_damaged_is_not_skipped_on_resume(tmp_path):
+    """Resume skipped a plan whose plan.json was cut short (its sweep table then called it
+    incomplete on every resume); a skipped plan with json=true prints its record."""
+    from wrpsim.app import _json_of_skipped, completed_with, config_digest
+
+    digest = config_digest({"seed": 0})
+    (tmp_path / "_DONE").write_text(json.dumps({"config_sha256": digest,
+                                                "inputs_sha256": "x"}))
+    outputs = ("plan.json", "candidates.parquet", "report.html", "report.md")
+    (tmp_path / "plan.json").write_text('{"slo_met": tr')
+    assert not completed_with(tmp_path, digest, "x", outputs)
+    (tmp_path / "plan.json").write_text('{"slo_met": true}')
+    assert completed_with(tmp_path, digest, "x", outputs)
+    assert not completed_with(tmp_path, digest, "y", outputs)  # inputs changed
+    import io
+    import sys
+
+    out, sys.stdout = sys.stdout, io.StringIO()
+    try:
+        _json_of_skipped({"json": True}, tmp_path, [])
+        printed = sys.stdout.getvalue()
+    finally:
+        sys.stdout = out
+    assert json.loads(printed) == {"slo_met": True}

@@ -491,5 +491,5 @@ def test_long_run_names_and_many_runs_keep_every_plot_usable(tmp_path, browser):
         h = dev.js(f"document.getElementById('plot-{pid}')._fullLayout._size.h")
         assert h >= 150, (pid, h)
     ticks = dev.js("document.getElementById('plot-cost').data[0].x")
-    assert sorted(ticks) == sorted(f"#{i}" for i in range(1, 9))
+    assert sorted(ticks) == sorted(f"#{i}…" for i in range(1, 9))
     check_layout(dev)

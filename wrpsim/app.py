@@ -206,24 +206,33 @@ def config_digest(container: dict) -> str:
 
 
 def inputs_digest(container: dict) -> str:
-    """SHA-256 of what a run reads besides its config: the name, size and modification time
-    of every file of the catalogs (the shipped folders, hidden files and `__pycache__` left out;
-    of `$WRPSIM_CATALOG` its top-level YAML and Python files and its engines/, pools/, routers/,
-    workloads/ and conf/ — not a results folder a user keeps there) and of the workload's
-    trace file when its path names one outside them. A resume compares it as it compares the config
-    digest: a changed price, table or trace runs again instead of keeping stale results."""
+    """SHA-256 of what a run reads besides its config: the name, size and modification time of every
+    file of the catalogs (the shipped folders, hidden files and `__pycache__` left out; of
+    `$WRPSIM_CATALOG` its top-level YAML, Python, JSON and CSV files — a model's `config_json`
+    beside `models.yaml` — and its engines/, pools/, routers/, workloads/ and conf/, not a
+    results folder a user keeps there; READMEs, calibrations' `*.fit.csv` error reports and
+    `pools/measured/` validation data left out) and of the workload's trace file when its path
+    names one outside them. Other files named by a path outside these folders (an outcomes
+    table, a router's rules) are not in it: `WRPSIM_RERUN=1` after changing one. A resume
+    compares it as it compares the config digest: a changed price, table or trace runs again
+    instead of keeping stale results."""
     from wrpsim.paths import CATALOGS, catalog_dir, user_catalog
 
     h = hashlib.sha256()
 
+    def read(p: Path) -> bool:  # (not docs, a calibration's error report, validation data)
+        return p.suffix != ".md" and not p.name.endswith(".fit.csv")
+
     def tree(d: Path) -> list[Path]:
-        return [p for p in Path(d).rglob("*") if p.is_file() and "__pycache__" not in p.parts
+        return [p for p in Path(d).rglob("*") if p.is_file() and read(p)
+                and "__pycache__" not in p.parts and "measured" not in p.relative_to(d).parts
                 and not any(part.startswith(".") for part in p.relative_to(d).parts)]
 
     files = [p for n in CATALOGS for p in tree(catalog_dir(n))]
     user = user_catalog()
     if user is not None:  # what README's "Your own catalog" names, not e.g. a results/ beside
-        files += [p for p in user.iterdir() if p.is_file() and p.suffix in (".yaml", ".py")]
+        files += [p for p in user.iterdir() if p.is_file() and read(p)
+                  and p.suffix in (".yaml", ".yml", ".py", ".json", ".csv")]
         for sub in ("engines", "pools", "routers", "workloads", "conf"):
             if (user / sub).is_dir():
                 files += tree(user / sub)
@@ -259,6 +268,11 @@ def completed_with(out_dir: Path, digest: str, inputs: str | None = None,
         from wrpsim.report.collect import SUMMARY, _unreadable, read_json
 
         return _unreadable(out, read_json(out / SUMMARY)) is None
+    if "plan.json" in outputs:  # a plan's record must parse (its sweep table reads it)
+        try:
+            return isinstance(json.loads((out / "plan.json").read_text(encoding="utf-8")), dict)
+        except (OSError, ValueError):
+            return False
     return True
 
 
@@ -344,6 +358,13 @@ def record_failure(out: Path, exc: BaseException, overrides: list[str], digest: 
 def _json_of_skipped(container: dict, out: Path, overrides: list[str]) -> None:
     """With `json=true`, a run skipped on resume prints its stored summary as a run would."""
     if container.get("json") is not True:
+        return
+    if (out / "plan.json").is_file() and not (out / "summary.json").is_file():
+        try:  # a plan prints its record, as when it ran
+            record = json.loads((out / "plan.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return
+        say(json.dumps(record, sort_keys=True, allow_nan=False))
         return
     from wrpsim.__main__ import json_line
 

@@ -227,8 +227,8 @@ class FailureInjector:
             warn(f"failures.mtbf_s: random failures start only until {until:.0f} s, the "
                  f"workload's last arrival time, while the run lasted {end:.0f} s (a closed "
                  f"loop's and a session's later rounds are sent as the run goes, after that "
-                 f"time); {self.failures} failed — give sim.horizon_s to draw them over the "
-                 f"whole run")
+                 f"time, and an overloaded fleet drains its queue after it); "
+                 f"{self.failures} failed — give sim.horizon_s to draw them over the whole run")
         insts = self.fleet.instances
         down = sum(i.downtime(end) for i in insts)
         return {

@@ -347,13 +347,21 @@ class SweepView(Callback):
     def on_multirun_end(self, config, **kwargs) -> None:
         """Print the closing table."""
         jobs = sweep_jobs(config, kwargs.get("loader"))
-        if jobs == []:  # e.g. seed=range(0,0): Hydra launches nothing and says only that
-            _say(f"wrpsim: warning: the sweep {config.hydra.sweep.dir} has no run: a swept "
-                 f"value list is empty")
+        if no_run(config, jobs):
             return
         table = sweep_table(config.hydra.sweep.dir, jobs)
         if table:
             _say(table)
+
+
+def no_run(config, jobs) -> bool:
+    """Say so when a sweep has no job (e.g. `seed=range(0,0)`: Hydra launches nothing and
+    says only 'Launching 0 jobs'); True then."""
+    if jobs != []:
+        return False
+    _say(f"wrpsim: warning: the sweep {config.hydra.sweep.dir} has no run: a swept value list "
+         f"is empty")
+    return True
 
 
 def _say(text: str) -> None:

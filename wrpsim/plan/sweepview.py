@@ -52,10 +52,12 @@ class PlanSweepView(Callback):
     """Hydra callback: the closing table when a `python -m wrpsim.plan -m` sweep ends."""
 
     def on_multirun_end(self, config, **kwargs) -> None:
-        from wrpsim.runview import sweep_jobs
+        from wrpsim.runview import no_run, sweep_jobs
 
-        table = plan_sweep_table(config.hydra.sweep.dir,
-                                 sweep_jobs(config, kwargs.get("loader")))
+        jobs = sweep_jobs(config, kwargs.get("loader"))
+        if no_run(config, jobs):
+            return
+        table = plan_sweep_table(config.hydra.sweep.dir, jobs)
         if table:
             sys.stderr.write(table + "\n")
             sys.stderr.flush()

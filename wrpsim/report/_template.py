@@ -79,10 +79,11 @@ const stable = (keys) => {
 };
 
 // a run's short name on category axes: '#' + its folder's name, or, for a long folder name
-// (`hydra.sweep.subdir=${hydra.job.override_dirname}`), '#' + its place in the sweep — long
-// names crowded the bar plots down to nothing; the table and hovers give the whole name
+// (`hydra.sweep.subdir=${hydra.job.override_dirname}`), '#' + its place in the sweep + '…'
+// (never a folder's own name, so no two runs share a bar) — long names crowded the bar plots
+// down to nothing; the table and hovers give the whole name
 function tag(r) {
-  return r.run.length <= 8 ? '#' + r.run : '#' + (DATA.runs.indexOf(r) + 1);
+  return r.run.length <= 8 ? '#' + r.run : '#' + (DATA.runs.indexOf(r) + 1) + '…';
 }
 function label(r) {
   const parts = DATA.dims.map((d) => r.params[d.key] === undefined ? '-' : r.params[d.key]);

@@ -41,9 +41,11 @@ W8A8_MOE = ("fp8", "fp8_block")
 #: by the roofline ratio): the closest kernel family first, BF16 last. A GPU whose engine has
 #: no default MXFP4 kernel (Ada, Ampere) runs MXFP4 experts with Marlin.
 MOE_FALLBACK = {"fp8": ["fp8", "fp8_block"], "fp8_block": ["fp8_block", "fp8"],
-                # FP4 on a GPU whose tables lack it (no FP4 tensor cores): weight-only W4A16
-                # experts, as vLLM runs them there (Marlin; `roofline.math_on`)
+                # FP4 on a GPU whose tables lack it: without FP4 tensor cores the weight-only
+                # W4A16 experts vLLM runs there (Marlin; `roofline.math_on`); with them, the
+                # W8A8 experts (`moe_source`)
                 "fp4": ["fp4", "mxfp4_marlin", "int4"],
+                "fp4/tensor": ["fp4", "fp8_block", "fp8"],
                 "mxfp4": ["mxfp4", "mxfp4_marlin"],
                 "mxfp4_marlin": ["mxfp4_marlin", "int4", "mxfp4"],
                 "mxfp4_mxfp8": ["mxfp4_mxfp8", "fp8", "fp8_block"],
@@ -52,17 +54,21 @@ MOE_FALLBACK = {"fp8": ["fp8", "fp8_block"], "fp8_block": ["fp8_block", "fp8"],
 
 def gemm_source(dtype: str, has_fp8: bool, gpu=None) -> str:
     """The measured GEMM precision a table without `dtype` rows times `dtype` from: its FP8
-    rows for a precision that computes in FP8 on `gpu` (when it has them), else BF16 — FP8 on
-    a GPU without FP8 tensor cores and FP4 on one without FP4 tensor cores run weight-only at
-    the BF16 rate (`roofline.math_on`): the BF16 kernels at the precision's bytes."""
+    rows for a precision that computes on tensor cores of FP8 or below on `gpu` (FP8, and FP4
+    where the GPU has FP4 tensor cores; when the table has FP8 rows), else BF16 — FP8 on a GPU
+    without FP8 tensor cores and FP4 on one without FP4 tensor cores run weight-only at the
+    BF16 rate (`roofline.math_on`): the BF16 kernels at the precision's bytes."""
     math = rl.MATH[dtype] if gpu is None else rl.math_on(gpu, dtype)
-    return "fp8" if math == "fp8" and has_fp8 else "bf16"
+    return "fp8" if math in ("fp8", "fp4") and has_fp8 else "bf16"
 
 
-def moe_source(dtype: str, measured) -> str:
+def moe_source(dtype: str, measured, gpu=None) -> str:
     """The MoE precision a table that measured the precisions `measured` times `dtype` from:
-    the first of `MOE_FALLBACK[dtype]` it has (`dtype` itself first), else BF16."""
-    return next((d for d in MOE_FALLBACK.get(dtype, [dtype]) if d in measured), "bf16")
+    the first of `MOE_FALLBACK[dtype]` it has (`dtype` itself first; for FP4 on a `gpu` with
+    FP4 tensor cores `MOE_FALLBACK["fp4/tensor"]`), else BF16."""
+    key = "fp4/tensor" if dtype == "fp4" and gpu is not None and rl.has_math(gpu, "fp4") \
+        else dtype
+    return next((d for d in MOE_FALLBACK.get(key, [dtype]) if d in measured), "bf16")
 
 
 @dataclass(frozen=True)
@@ -176,7 +182,7 @@ class Kernels:
         got = self.moe_measured()
         if not got or dtype in got:
             return ""
-        src = moe_source(dtype, got)
+        src = moe_source(dtype, got, self.gpu)
         return f"; {dtype} MoE: uncalibrated, the {src} table by the roofline ratio"
 
     def _table(self, name: str):
@@ -404,7 +410,7 @@ class Kernels:
         want = (hidden, inter, topk, experts, moe_tp, moe_ep)
         if df is None or df.rows == 0:
             raise ConfigError(f"engine tables {self.dir}: no MoE table")
-        src = moe_source(dtype, self.moe_dtypes())
+        src = moe_source(dtype, self.moe_dtypes(), self.gpu)
         df_all, df = df, df.where(df["dtype"] == src)
         cols = ["hidden", "inter", "topk", "experts", "moe_tp", "moe_ep"]
         cfgs = np.unique(np.stack([df[c] for c in cols], axis=1), axis=0).astype(np.float64)
@@ -472,16 +478,21 @@ class Transferred:
         return ""
 
     def _src(self, dtype: str) -> str:
-        """The precision of the reference's kernels that `dtype` follows on this GPU: `dtype`
-        itself, or, when this GPU lacks the tensor cores `dtype` computes on and the reference
-        has them (FP8 on an A10G, from the L40S; FP4 on an RTX 4090, from a B200), the
-        reference's BF16 kernel, as a weight-only kernel runs (`roofline.math_on`;
-        `Kernels.gemm` does the same for a GPU whose own tables lack a precision). Moving
-        the reference's FP8 kernel instead would carry its efficiency at the FP8 rate over
-        to a GPU that computes at the BF16 rate: slower than BF16."""
-        if rl.has_math(self.gpu, dtype) or not rl.has_math(self.ref.gpu, dtype):
+        """The precision of the reference's kernels that `dtype` follows on this GPU:
+        `dtype` itself where both GPUs compute it alike (both on its tensor cores, or both
+        weight-only); the reference's BF16 kernel where this GPU lacks the tensor cores the
+        reference has (FP8 on an A10G, from the L40S: a weight-only kernel at the BF16 rate;
+        moving the reference's FP8 kernel would carry its efficiency at the FP8 rate over to a
+        GPU that computes at the BF16 rate); and, where this GPU has them and the reference
+        does not (FP4 on an RTX PRO 6000, from the L40S), the reference's kernel of the nearest
+        tensor-core math it has — FP8 for FP4 — rather than its weight-only path scaled to
+        FP4's rate."""
+        mine, ref = rl.has_math(self.gpu, dtype), rl.has_math(self.ref.gpu, dtype)
+        if mine == ref:
             return dtype
-        return "bf16"
+        if ref:
+            return "bf16"
+        return "fp8" if rl.MATH[dtype] == "fp4" and rl.has_math(self.ref.gpu, "fp8") else dtype
 
     def gemm(self, dtype, n, k) -> Curve:
         src = self._src(dtype)
