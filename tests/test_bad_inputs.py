@@ -87,6 +87,13 @@ BAD = [
     (["+pool.pools.h100.kv_dtype=fp8"],
      r"^wrpsim: error: pool\.pools\.h100\.kv_dtype: set already in the config, so drop the '\+' "
      r"\(pool\.pools\.h100\.kv_dtype=…\), or write \+\+pool\.pools\.h100\.kv_dtype=… to set it"),
+    # a mapping where a list belongs, and the other way round (OmegaConf: "Cannot merge
+    # DictConfig with ListConfig", whichever it was)
+    (["workload=constant-rate", "workload.source.stages={rate: 2, duration_s: 5}"],
+     r"^wrpsim: error: workload\.source\.stages: expects a list, e\.g\. \[\{\.\.\.\}, "
+     r"\{\.\.\.\}\], got a mapping$"),
+    (["workload.source=[1,2]"],
+     r"^wrpsim: error: workload\.source: expects a mapping, e\.g\. \{key: value\}, got a list$"),
     # a new pool under pool.pools is a new key: the line says how to add one
     (["pool.pools.h200={gpu: h200-141gb, model: llama3.1-70b, tp: 2, count: 2}"],
      r"^wrpsim: error: pool\.pools\.h200: unknown key; pool\.pools holds h100; to add a pool, "

@@ -396,6 +396,14 @@ def explain(exc: BaseException, argv: list[str] | None = None,
             return (f"{group[1]}: not a config group of this command (--help lists its groups; "
                     f"an optional one is added as +{group[1]}=NAME)")
         cause = f": {_first(exc.__cause__)}" if exc.__cause__ is not None else ""
+        kinds = re.match(r"Error merging override ([^=]+)=(.*): Cannot merge \w+Config with "
+                         r"\w+Config", f"{_first(exc)}{cause}")
+        if kinds:  # a mapping given for a list (constant-rate stages) or the other way round
+            given = kinds[2].strip()
+            if given.startswith("{"):
+                return f"{kinds[1]}: expects a list, e.g. [{{...}}, {{...}}], got a mapping"
+            if given.startswith("["):
+                return f"{kinds[1]}: expects a mapping, e.g. {{key: value}}, got a list"
         taken = re.search(r"An item is already at '([^']+)'", f"{exc}{cause}")
         if taken:  # '+key=…' on a key the config has: Hydra wants it without the '+'
             key = taken[1]
