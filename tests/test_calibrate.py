@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -115,6 +116,16 @@ def test_cli_builds_an_engine_and_fits_it_on_steps(tmp_path):
     assert out["error_pct"]["after"]["median_pct"] < 0.5 < out["error_pct"]["before"][
         "median_pct"]
     assert "layer_overhead_us: 30" in (cat / "engines" / "fitted.yaml").read_text()
+    # the calibration names the shipped tables it builds on by their place in the shipped
+    # engines folder, so a moved (or shared) catalog keeps working
+    assert "tables: vllm-0.24/h100-80gb" in (cat / "engines" / "fitted.yaml").read_text()
+    moved = tmp_path / "elsewhere" / "deeper" / "catalog"
+    shutil.copytree(cat, moved)
+    p = subprocess.run([sys.executable, "-m", "wrpsim.perf", "engine=fitted",
+                        "model=llama3.1-8b", "gpu=h100-80gb", "tp=1"], cwd=tmp_path,
+                       capture_output=True, text=True, timeout=120,
+                       env={**os.environ, "WRPSIM_CATALOG": str(moved)})
+    assert p.returncode == 0, p.stderr
     # 2. an engine with kernel tables of its own for the H100
     r = _cli("engine=my-vllm", f"out_dir={cat / 'engines'}", "gpu=h100-80gb",
              f"kernels={_aic_dir(tmp_path)}")

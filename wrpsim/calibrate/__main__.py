@@ -109,10 +109,16 @@ def _engine_yaml(out_dir: Path, name: str, base: str) -> tuple[Path, dict]:
         raise ConfigError(f"calibrate: base engine {base!r} is not a kernels engine")
     raw = yaml.safe_load(b.path.read_text()) or {}
     rel = {}
+    shipped = E.engines_dir().resolve()
     for g, e in (raw.get("gpus") or {}).items():  # keep pointing at the base's tables
         if "tables" in e:
-            rel[g] = {**e, "tables": os.path.relpath((b.path.parent / e["tables"]).resolve(),
-                                                     out_dir.resolve())}
+            d = (b.path.parent / e["tables"]).resolve()
+            # the shipped tables by their name under the shipped engines folder (the engine
+            # finds them there from wherever its folder is moved or shared: `kernels_for`);
+            # a user's own, relative to the new file
+            where = (d.relative_to(shipped).as_posix() if d.is_relative_to(shipped)
+                     else os.path.relpath(d, out_dir.resolve()))
+            rel[g] = {**e, "tables": where}
         else:
             rel[g] = dict(e)
     raw["gpus"] = rel

@@ -166,10 +166,9 @@ def kernels_for(engine: Engine, gpu_name: str):
 
     gpu = get_gpu(gpu_name)
     entry = engine.gpu_entry(gpu_name)
-    base = engine.path.parent
     own = None
     if "tables" in entry:
-        d = base / str(entry["tables"])
+        d = tables_dir(engine, gpu_name, entry["tables"])
         own = load_kernels(str(d), gpu, _label(engine, d))
         if "roofline" not in entry:
             return own
@@ -178,9 +177,21 @@ def kernels_for(engine: Engine, gpu_name: str):
     if "tables" not in ref_entry:
         raise ConfigError(f"{engine.path}: gpus.{gpu_name}.roofline names {ref!r}, which has "
                           f"no kernel tables")
-    d = base / str(ref_entry["tables"])
+    d = tables_dir(engine, ref, ref_entry["tables"])
     moved = Transferred(load_kernels(str(d), get_gpu(ref), _label(engine, d)), gpu)
     return moved if own is None else Partial(own, moved)
+
+
+def tables_dir(engine: Engine, gpu_name: str, rel) -> Path:
+    """The folder of an engine's `gpus.<gpu>.tables` entry: relative to the engine file's
+    folder, else to the shipped engines folder (a calibration written by `python -m
+    wrpsim.calibrate` names the shipped tables it builds on that way, so its folder can be
+    moved or shared); a `ConfigError` naming the entry when neither holds it."""
+    for d in (engine.path.parent / str(rel), engines_dir() / str(rel)):
+        if d.is_dir():
+            return d
+    raise ConfigError(f"{engine.path}: gpus.{gpu_name}.tables: no folder {str(rel)!r} beside "
+                      f"the engine file or in the shipped engines folder {engines_dir()}")
 
 
 def _label(engine: Engine, d: Path) -> str:
