@@ -11,7 +11,8 @@ Steps, each optional but at least one:
    `kernels=[DENSE,DENSE2,MOE]` merges several models' profiles of one GPU into one set
    of tables and adds the MoE block of an MoE model's profile on the same GPU: the GPU then
    keeps a `roofline:` reference GPU for collectives (and MoE layers without an MoE profile;
-   its current one, else the engine's default).
+   its current one, else the engine's default), as does a GPU whose AIConfigurator folder
+   lacks collective or MoE tables.
 2. `steps=CSV` and/or `benchmarks=CSV` and/or `validation=SET`: fit the engine constants named
    in `fit` on per-step timings, closed-loop benchmarks (`wrpsim.calibrate.fit` documents the
    columns) or a shipped measured set's fit split (only its cases on `gpu=` when given) and
@@ -249,6 +250,13 @@ def run(cfg: dict[str, Any]) -> dict[str, Any]:
             entry["roofline"] = old.get("roofline") or raw.get("default_roofline", "h100-80gb")
         elif len(srcs) == 1:
             meta = aic.compact(srcs[0], tables, gpu=get_gpu(gpu))
+            if not {"allreduce", "moe"} <= set(meta["tables"]):
+                # a folder without collectives or MoE tables (GEMMs and attention only): those
+                # operators from a reference GPU's tables by the roofline ratio, as for profiles
+                old = (raw.get("gpus") or {}).get(gpu) or {}
+                ref = old.get("roofline") or raw.get("default_roofline", "h100-80gb")
+                if ref != gpu:
+                    entry["roofline"] = ref
         else:
             raise ConfigError("calibrate: kernels: a list names LLMServingSim profiles only "
                               "(of one GPU: their layouts merged, MoE models' MoE block added)")
