@@ -468,3 +468,28 @@ def test_a_gpu_calibrated_from_gemm_and_attention_tables_borrows_the_rest(tmp_pa
                        timeout=120, env={**os.environ, "WRPSIM_CATALOG": str(cat)})
     assert p.returncode == 0, p.stderr
     assert "all-reduce, NCCL: uncalibrated: roofline" in json.loads(p.stdout)["calibration"]
+
+
+def test_a_fit_records_what_it_was_fitted_on_in_the_engine_file(tmp_path):
+    """The engine file said only 'calibrated with python -m wrpsim.calibrate (base …)': no data
+    file, no error; its comments survive the note."""
+    from wrpsim.pool.engines import build_latency_model
+
+    truth = build_latency_model("llama3.1-8b", "h100-80gb", 1,
+                                overrides={"layer_overhead_us": 30.0})
+    rows = [{"model": "llama3.1-8b", "gpu": "h100-80gb", "tp": 1, "prefill_tokens": 0,
+             "decode_seqs": b, "decode_ctx": b * 700,
+             "step_ms": truth.iteration_s(0, 0.0, b, b * 700) * 1e3} for b in (1, 16, 128)]
+    steps = tmp_path / "steps.csv"
+    pd.DataFrame(rows).to_csv(steps, index=False)
+    out = tmp_path / "cat" / "engines"
+    r = _cli("engine=fitted", f"steps={steps}", "fit=[layer_overhead_us]", f"out_dir={out}")
+    assert r.returncode == 0, r.stderr
+    desc = yaml.safe_load((out / "fitted.yaml").read_text())["description"]
+    assert desc.startswith("fitted: calibrated with python -m wrpsim.calibrate (base vllm-0.24); "
+                           f"constants fitted on steps={steps}: 3 measurements, median error ")
+    # a refit replaces the note instead of piling notes up
+    r = _cli("engine=fitted", f"steps={steps}", "fit=[layer_overhead_us]", f"out_dir={out}")
+    assert r.returncode == 0, r.stderr
+    desc2 = yaml.safe_load((out / "fitted.yaml").read_text())["description"]
+    assert desc2.count("constants fitted on") == 1

@@ -41,6 +41,7 @@ is one JSON object; bad input prints one line on stderr and exits with status 2.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -140,6 +141,25 @@ def _write_constants(path: Path, raw: dict, fitted: dict) -> None:
             raw.setdefault("constants", {}).update(fitted)
             path.write_text(yaml.safe_dump(raw, sort_keys=False))
             return
+    path.write_text(text)
+
+
+def _note_fit(path: Path, cfg: dict, report: dict) -> None:
+    """Say in the engine file's `description` what its constants were last fitted on and how
+    well (the data files or set, the rows, the median error before and after), so that the
+    file records its own provenance; the line is replaced in place, comments kept."""
+    import re
+
+    data = ", ".join(f"{k}={cfg[k]}" for k in ("steps", "benchmarks", "validation") if cfg[k])
+    b, a = report.get("before") or {}, report.get("after") or {}
+    text = path.read_text()
+    m = re.search(r"^description:[ \t]*(.*)$", text, re.M)
+    old = yaml.safe_load(m.group(1)) if m and m.group(1).strip() else ""
+    head = str(old or path.stem).split("; constants fitted on ")[0]
+    line = (f"{head}; constants fitted on {data}: {a.get('n', 0)} measurements, median error "
+            f"{b.get('median_pct')} % before, {a.get('median_pct')} % after")
+    new = f"description: {json.dumps(line)}"
+    text = (text[:m.start()] + new + text[m.end():]) if m else f"{new}\n{text}"
     path.write_text(text)
 
 
@@ -275,6 +295,7 @@ def run(cfg: dict[str, Any]) -> dict[str, Any]:
         _warn_fit(report, result["rows_csv"])
         if cfg["write"]:
             _write_constants(path, raw, fitted)
+            _note_fit(path, cfg, report)
             E.clear_caches()
     if not cfg["write"] and not cfg["kernels"]:
         result["written"] = False
