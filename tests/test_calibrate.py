@@ -160,6 +160,9 @@ def test_cli_builds_an_engine_and_fits_it_on_steps(tmp_path):
     (("engine=x", "benchmarks=b.csv", "gpu=h100-80gb"),
      "calibrate: gpu=h100-80gb is read by kernels= and validation= only"),
     (("engine=x", "steps=s.csv", "fit=[warp]"), "calibrate: fit: unknown field(s) ['warp']"),
+    # a kernels calibration under the 2023 analytical engine's name would replace it
+    (("engine=splitwise-2023", "steps=s.csv"),
+     "calibrate: engine: splitwise-2023 is a shipped engine of another kind"),
     (("engine=x", "steps=/nonexistent.csv", "write=false"), "/nonexistent.csv: cannot read CSV"),
 ])
 def test_bad_input_is_one_line(args, pattern, tmp_path):

@@ -60,6 +60,14 @@ def parse_args(argv: list[str]) -> dict[str, Any]:
     name = cfg["engine"]
     if not isinstance(name, str) or not name or "/" in name:
         raise ConfigError("calibrate: engine=NAME is required (a file name, e.g. my-vllm)")
+    from wrpsim.pool import engines as E
+
+    shipped = E.engines_dir() / f"{name}.yaml"
+    if shipped.is_file() and (yaml.safe_load(shipped.read_text()) or {}).get("kind") != "kernels":
+        # (a kernels engine of that name in your catalog would replace it for every run)
+        raise ConfigError(f"calibrate: engine: {name} is a shipped engine of another kind (it "
+                          f"reproduces older results); give your calibration a name of its own, "
+                          f"e.g. engine=my-vllm")
     if not (cfg["kernels"] or cfg["steps"] or cfg["benchmarks"] or cfg["validation"]):
         raise ConfigError("calibrate: give kernels=DIR gpu=GPU, steps=CSV, benchmarks=CSV "
                           "and/or validation=SET")
