@@ -496,3 +496,22 @@ def test_a_fit_records_what_it_was_fitted_on_in_the_engine_file(tmp_path):
     assert r.returncode == 0, r.stderr
     desc2 = yaml.safe_load((out / "fitted.yaml").read_text())["description"]
     assert desc2.count("constants fitted on") == 1
+
+
+def test_measurements_in_the_wrong_unit_write_no_engine(tmp_path):
+    """Step times in seconds where milliseconds are documented: a 70,000 % error after the fit,
+    and the engine was written all the same (with its constant at 0)."""
+    from wrpsim.pool.engines import build_latency_model
+
+    t = build_latency_model("llama3.1-8b", "h100-80gb", 1)
+    rows = [{"model": "llama3.1-8b", "gpu": "h100-80gb", "tp": 1, "prefill_tokens": 0,
+             "decode_seqs": b, "decode_ctx": b * 700,
+             "step_ms": t.iteration_s(0, 0.0, b, b * 700)} for b in (1, 16, 128)]
+    steps = tmp_path / "seconds.csv"
+    pd.DataFrame(rows).to_csv(steps, index=False)
+    out = tmp_path / "eng"
+    r = _cli("engine=secs", f"steps={steps}", f"out_dir={out}")
+    assert r.returncode == 2
+    assert r.stderr.startswith("wrpsim: error: calibrate: median error after the fit is ")
+    assert "milliseconds)? Nothing written" in r.stderr
+    assert not (out / "secs.yaml").exists()

@@ -23,7 +23,8 @@ Steps, each optional but at least one:
    its file and line, and a file with no usable row left is an error. The per-row errors
    (signed %, before and after) go to `NAME.fit.csv` beside the engine (`rows_csv`); a median
    error above 50 % after the fit, or a constant at an end of its range (`error_pct.on_bound`),
-   is warned about.
+   is warned about; above 1,000 % (a unit mistake) nothing is written and the run stops with
+   one line.
 
 The engine is `out_dir/NAME.yaml`: a copy of the engine NAME when one exists already (shipped or
 yours), else created from `base`. `out_dir` follows every verb's convention: a relative path is
@@ -185,6 +186,8 @@ def _write_rows(engine_path: Path, rows: list[dict]) -> Path:
 
 #: median absolute error after the fit above which the fit is reported as suspect (%)
 SUSPECT_MEDIAN_PCT = 50.0
+#: ... and above which nothing is written: a unit mistake (seconds for ms), not a calibration
+UNIT_MISTAKE_PCT = 1000.0
 
 
 def _warn_fit(report: dict, rows_csv: str) -> None:
@@ -290,7 +293,8 @@ def run(cfg: dict[str, Any]) -> dict[str, Any]:
                               "(of one GPU: their layouts merged, MoE models' MoE block added)")
         raw.setdefault("gpus", {})[gpu] = entry
         result["tables"] = {k: v["rows"] for k, v in meta["tables"].items()}
-    if cfg["kernels"] or not path.is_file():
+    created = not path.is_file()
+    if cfg["kernels"] or created:
         path.write_text(yaml.safe_dump(raw, sort_keys=False))
         E.clear_caches()
     if cfg["steps"] or cfg["benchmarks"] or cfg["validation"]:
@@ -300,6 +304,17 @@ def run(cfg: dict[str, Any]) -> dict[str, Any]:
         rows = report.pop("rows")
         result["fitted"], result["error_pct"] = fitted, report
         result["rows_csv"] = str(_write_rows(path, rows))
+        med = (report.get("after") or {}).get("median_pct")
+        if med is not None and med > UNIT_MISTAKE_PCT:
+            if created and not cfg["kernels"]:  # (the engine file this run made)
+                path.unlink(missing_ok=True)
+                E.clear_caches()
+            raise ConfigError(
+                f"calibrate: median error after the fit is {med:,.0f} % (> "
+                f"{UNIT_MISTAKE_PCT:,.0f} %): the measurements are off by more than any "
+                f"constant explains — are they in the documented units (step_ms, ttft_ms, "
+                f"tpot_ms, itl_ms: milliseconds)? Nothing written; per-row errors in "
+                f"{result['rows_csv']}")
         _warn_fit(report, result["rows_csv"])
         if cfg["write"]:
             _write_constants(path, raw, fitted)
