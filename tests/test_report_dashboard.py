@@ -175,6 +175,17 @@ class DevTools:
         return bad
 
 
+def open_dashboard(dev, sweep):
+    """Build `sweep`'s report and load its dashboard in the browser, waiting for the first
+    render; the browser session back."""
+    r = subprocess.run([sys.executable, "-m", "wrpsim.report", f"sweep_dir={sweep}"],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    dev.call("Page.navigate", url=(sweep / "dashboard.html").as_uri())
+    dev.wait("document.body && document.body.dataset.renders === '1'")
+    return dev
+
+
 @pytest.fixture(scope="module")
 def dashboard(tmp_path_factory):
     """A 2 × 2 × 2 sweep (half of it failing, a hostile pool name) and its report."""
@@ -333,15 +344,10 @@ def test_a_run_that_dropped_requests_is_flagged_and_off_the_pareto_front(tmp_pat
                             "sim.progress=false", "workload.max_requests=2000", *extra],
                            capture_output=True, text=True, timeout=300)
         assert p.returncode == 0, p.stderr
-    r = subprocess.run([sys.executable, "-m", "wrpsim.report", f"sweep_dir={sweep}"],
-                       capture_output=True, text=True, timeout=300)
-    assert r.returncode == 0, r.stderr
     s = json.loads((sweep / "1" / "summary.json").read_text())
     assert s["requests_dropped"] > 1000 and s["cost_usd"] < json.loads(
         (sweep / "0" / "summary.json").read_text())["cost_usd"]  # cheaper: it would be on it
-    dev = browser
-    dev.call("Page.navigate", url=(sweep / "dashboard.html").as_uri())
-    dev.wait("document.body && document.body.dataset.renders === '1'")
+    dev = open_dashboard(browser, sweep)
     assert dev.js("JSON.parse(document.getElementById('wrpsim-data').textContent)"
                   ".pareto") == {"ttft": ["0"], "tpot": ["0"]}
     for key in ("ttft", "tpot"):
@@ -367,11 +373,7 @@ def test_a_run_that_dropped_requests_is_flagged_and_off_the_pareto_front(tmp_pat
     w["requests_completed"] -= 5
     w["requests_dropped"] = w.get("requests_dropped", 0) + 5
     (sweep / "0" / "summary.json").write_text(json.dumps(w))
-    r = subprocess.run([sys.executable, "-m", "wrpsim.report", f"sweep_dir={sweep}"],
-                       capture_output=True, text=True, timeout=300)
-    assert r.returncode == 0, r.stderr
-    dev.call("Page.navigate", url=(sweep / "dashboard.html").as_uri())
-    dev.wait("document.body && document.body.dataset.renders === '1'")
+    open_dashboard(dev, sweep)
     names = dev.js("document.getElementById('plot-pareto-ttft').data.map(t => t.name)")
     star, cross = names.index("winner"), names.index("winner (dropped requests)")
     assert cross > star  # drawn after, so on top
@@ -417,12 +419,7 @@ def test_a_sweep_whose_every_run_failed_lists_them_in_the_winner_box(tmp_path, b
                        capture_output=True, text=True, timeout=300)
     assert (sweep / "0" / "error.json").is_file() and (sweep / "1" / "error.json").is_file(), \
         p.stderr
-    r = subprocess.run([sys.executable, "-m", "wrpsim.report", f"sweep_dir={sweep}"],
-                       capture_output=True, text=True, timeout=300)
-    assert r.returncode == 0, r.stderr
-    dev = browser
-    dev.call("Page.navigate", url=(sweep / "dashboard.html").as_uri())
-    dev.wait("document.body && document.body.dataset.renders === '1'")
+    dev = open_dashboard(browser, sweep)
     box = dev.js("document.getElementById('winner').textContent")
     assert box.startswith("No completed run: no winner.Not completed: 0 (failed")
     assert ", 1 (failed" in box
@@ -442,12 +439,7 @@ def test_runs_with_no_or_one_completed_request_and_a_single_cost_are_drawn(tmp_p
     s0 = json.loads((sweep / "0" / "summary.json").read_text())
     s1 = json.loads((sweep / "1" / "summary.json").read_text())
     assert s0["requests_completed"] == 0 and s1["requests_completed"] == 1
-    r = subprocess.run([sys.executable, "-m", "wrpsim.report", f"sweep_dir={sweep}"],
-                       capture_output=True, text=True, timeout=300)
-    assert r.returncode == 0, r.stderr
-    dev = browser
-    dev.call("Page.navigate", url=(sweep / "dashboard.html").as_uri())
-    dev.wait("document.body && document.body.dataset.renders === '1'")
+    dev = open_dashboard(browser, sweep)
     for key in ("ttft", "tpot"):
         data = dev.js(f"document.getElementById('plot-pareto-{key}').data")
         assert "no completed request, not drawn: #0" in [t["name"] for t in data]
@@ -477,12 +469,7 @@ def test_long_run_names_and_many_runs_keep_every_plot_usable(tmp_path, browser):
                         "router=round-robin,least-outstanding", "workload.rate_scale=1,2,3,4"],
                        capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stderr
-    r = subprocess.run([sys.executable, "-m", "wrpsim.report", f"sweep_dir={sweep}"],
-                       capture_output=True, text=True, timeout=300)
-    assert r.returncode == 0, r.stderr
-    dev = browser
-    dev.call("Page.navigate", url=(sweep / "dashboard.html").as_uri())
-    dev.wait("document.body && document.body.dataset.renders === '1'")
+    dev = open_dashboard(browser, sweep)
     assert dev.errors() == []
     rows = dev.js("[...document.querySelectorAll('#runs tbody tr')].map(t => t.cells[0]"
                   ".textContent)")
