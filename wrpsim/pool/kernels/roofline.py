@@ -49,9 +49,7 @@ def math_on(gpu, dtype: str) -> str:
 def has_math(gpu, dtype: str) -> bool:
     """Whether `gpu` has tensor cores for the math `dtype` computes in (`MATH`): an FP8 or FP4
     GEMM on a GPU without them runs weight-only at the BF16 rate (`math_on`)."""
-    math = MATH[dtype]
-    return (math == "bf16" or (math == "fp8" and bool(gpu.fp8_tflops))
-            or (math == "fp4" and bool(gpu.fp4_tflops)))
+    return math_on(gpu, dtype) == MATH[dtype]
 
 
 def gemm_roofline(m, n: float, k: float, dtype: str, gpu) -> np.ndarray:

@@ -52,22 +52,20 @@ MOE_FALLBACK = {"fp8": ["fp8", "fp8_block"], "fp8_block": ["fp8_block", "fp8"],
                 "int4": ["int4", "mxfp4_marlin"]}
 
 
-def gemm_source(dtype: str, has_fp8: bool, gpu=None) -> str:
+def gemm_source(dtype: str, has_fp8: bool, gpu) -> str:
     """The measured GEMM precision a table without `dtype` rows times `dtype` from: its FP8
     rows for a precision that computes on tensor cores of FP8 or below on `gpu` (FP8, and FP4
     where the GPU has FP4 tensor cores; when the table has FP8 rows), else BF16 — FP8 on a GPU
     without FP8 tensor cores and FP4 on one without FP4 tensor cores run weight-only at the
     BF16 rate (`roofline.math_on`): the BF16 kernels at the precision's bytes."""
-    math = rl.MATH[dtype] if gpu is None else rl.math_on(gpu, dtype)
-    return "fp8" if math in ("fp8", "fp4") and has_fp8 else "bf16"
+    return "fp8" if rl.math_on(gpu, dtype) in ("fp8", "fp4") and has_fp8 else "bf16"
 
 
-def moe_source(dtype: str, measured, gpu=None) -> str:
+def moe_source(dtype: str, measured, gpu) -> str:
     """The MoE precision a table that measured the precisions `measured` times `dtype` from:
     the first of `MOE_FALLBACK[dtype]` it has (`dtype` itself first; for FP4 on a `gpu` with
     FP4 tensor cores `MOE_FALLBACK["fp4/tensor"]`), else BF16."""
-    key = "fp4/tensor" if dtype == "fp4" and gpu is not None and rl.has_math(gpu, "fp4") \
-        else dtype
+    key = "fp4/tensor" if dtype == "fp4" and rl.has_math(gpu, "fp4") else dtype
     return next((d for d in MOE_FALLBACK.get(key, [dtype]) if d in measured), "bf16")
 
 
