@@ -265,9 +265,9 @@ def completed_with(out_dir: Path, digest: str, inputs: str | None = None,
     if inputs is not None and done.get("inputs_sha256") != inputs:
         return False
     if "requests.parquet" in outputs:
-        from wrpsim.report.collect import SUMMARY, _unreadable, read_json
+        from wrpsim.report.collect import SUMMARY, read_json, unreadable
 
-        return _unreadable(out, read_json(out / SUMMARY)) is None
+        return unreadable(out, read_json(out / SUMMARY)) is None
     if "plan.json" in outputs:  # a plan's record must parse (its sweep table reads it)
         try:
             return isinstance(json.loads((out / "plan.json").read_text(encoding="utf-8")), dict)

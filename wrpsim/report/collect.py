@@ -142,7 +142,7 @@ def recorded_overrides(path: Path, *records: dict | None) -> tuple[str, ...]:
     return tuple(str(o) for o in ov)
 
 
-def _unreadable(path: Path, summary: dict | None) -> str | None:
+def unreadable(path: Path, summary: dict | None) -> str | None:
     """Why a run with a valid `_DONE` is not completed (its summary, `summary_problem`, or its
     requests.parquet missing or not Parquet — a truncated file has no footer), or None."""
     import pyarrow as pa
@@ -175,7 +175,7 @@ def read_run(sweep_dir: Path, path: Path) -> Run:
     leftovers = sorted({p.name for pat in LEFTOVERS for p in path.glob(pat)})
     if done is not None:
         summary = read_json(path / SUMMARY)
-        reason = _unreadable(path, summary)
+        reason = unreadable(path, summary)
         if reason is None:
             return Run(status="completed", summary=summary,
                        config_sha256=done.get("config_sha256"), **common)

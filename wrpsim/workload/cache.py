@@ -15,7 +15,8 @@ The canonical schema's version (`TRACE_SCHEMA` metadata `wrpsim.version`; 2 sinc
 `think_s` column) is part of the file name's hash and is checked on reading, so a cache written
 under an older schema is never read (it is rebuilt under a new name). The folder keeps the
 `KEEP` most recently used trace files (`wrpsim.io.prune` after each write; a hit marks its file
-as used): every edit of a trace or new loader parameter makes a new file. """
+as used): every edit of a trace or new loader parameter makes a new file.
+"""
 
 from __future__ import annotations
 

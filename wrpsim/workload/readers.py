@@ -80,21 +80,24 @@ def _record_lines(path: Path, fmt: str) -> list[int]:
 
 
 def _read_csv(path: Path) -> RawTable:
+    import io
+
+    data = path.read_bytes()  # (once: pandas and the field-count check read the same bytes)
     try:
-        df = pd.read_csv(path, dtype=str, keep_default_na=False, skip_blank_lines=True,
-                         encoding="utf-8-sig")
+        df = pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False,
+                         skip_blank_lines=True, encoding="utf-8-sig")
     except pd.errors.ParserError:
         _raise_csv_shape(path)
         raise
     except pd.errors.EmptyDataError as e:
         raise TraceError(f"{path}: empty file (no header line)") from e
     _check_header(path)
-    _check_field_counts(path, len(df.columns))
+    _check_field_counts(path, len(df.columns), data)
     cols = {str(c): df[c] for c in df.columns}
     return RawTable(path, "csv", cols)
 
 
-def _check_field_counts(path: Path, fields: int) -> None:
+def _check_field_counts(path: Path, fields: int, data: bytes) -> None:
     """`TraceError` naming the first line with fewer fields than the header: pandas raises
     for more but pads a short line with empty strings, so a row missing its trailing `model`
     would have run on the default model. Lines of only whitespace are blank (pandas skips them
@@ -102,7 +105,6 @@ def _check_field_counts(path: Path, fields: int) -> None:
     between newlines); else located by the `csv` module."""
     import numpy as np
 
-    data = path.read_bytes()
     if b'"' in data or (b"\r" in data and b"\n" not in data):
         with path.open(newline="", encoding="utf-8-sig") as f:
             if any(len(row) != fields and _filled(row) for row in csv.reader(f)):
