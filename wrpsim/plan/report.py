@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from wrpsim.plan.record import why_fewer
 from wrpsim.report.choice import pareto  # the front, shared with the sweep dashboard
 
 
@@ -155,7 +154,7 @@ def why_tables(data: dict) -> dict[str, tuple[list[str], list[list[str]]]]:
     fewer = (["pool with one instance fewer", "fleet", "meets SLO (full trace)",
               "meets SLO (recheck)", "why not"],
              [[o["pool"], o["fleet"], _f(o.get("slo_met_full")), _f(o.get("slo_met_recheck")),
-               why_fewer(o, r["slo_targets"])] for o in r["one_fewer"]])
+               o["reason"]] for o in r["one_fewer"]])  # (plan_record: `why_fewer`)
     # under objective=energy the fleet needed is the least-energy one: its energy too (over
     # that load's trace, so not comparable across rows as USD/h is)
     energy = r.get("objective") == "energy"

@@ -120,10 +120,10 @@ class Search:
         bisection above it would meet fleets that cannot be placed, which are not slower ones
         (f would not be monotone); `sizes[0] - 1` when none can."""
         sizes = list(sizes)
-        fits = [n for n in sizes if not self.ev.invalid(fleet(n))]
-        if sizes and (not fits or fits[-1] < sizes[-1]):
-            self.limits.append(f"{self.ev.label(fleet(sizes[-1]))}: "
-                               f"{self.ev.invalid(fleet(sizes[-1]))}"
+        why = {n: self.ev.invalid(fleet(n)) for n in sizes}
+        fits = [n for n in sizes if not why[n]]
+        if sizes and why[sizes[-1]]:
+            self.limits.append(f"{self.ev.label(fleet(sizes[-1]))}: {why[sizes[-1]]}"
                                + (f", so at most {self.ev.label(fleet(fits[-1]))}"
                                   if fits else ""))
         return fits[-1] if fits else (sizes[0] - 1 if sizes else 0)
