@@ -64,6 +64,16 @@ def closest(name: str, valid) -> str | None:
     return close[0] if close else None
 
 
+def same_name(name: str, models) -> str | None:
+    """The one of `models` that `name` spells differently only in case and punctuation
+    (`Llama3.1-8B` for `llama3.1-8b`), else None: model names a digit apart are other models
+    (llama3.1-8b is not a misspelt llama3.1-70b), so nothing closer is suggested — a stricter
+    `closest` for names where near is not the same."""
+    key = "".join(ch for ch in str(name).lower() if ch.isalnum())
+    hits = [m for m in models if "".join(ch for ch in m.lower() if ch.isalnum()) == key]
+    return hits[0] if len(hits) == 1 else None
+
+
 def did_you_mean(name: str, valid) -> str:
     """'; did you mean 'x'?' for the valid name closest to `name` (`closest`), or ''."""
     near = closest(name, valid)

@@ -19,7 +19,15 @@ import simpy
 
 from wrpsim.app import OUTPUT_KEYS, resume_gc
 from wrpsim.dispatcher import Dispatcher
-from wrpsim.errors import ConfigError, boolean, check_keys, number, unknown_choice, warn
+from wrpsim.errors import (
+    ConfigError,
+    boolean,
+    check_keys,
+    number,
+    same_name,
+    unknown_choice,
+    warn,
+)
 from wrpsim.eventloop import Arrivals, run_all
 from wrpsim.io import Background, write_json, write_text
 from wrpsim.metrics.quality import quality_summary
@@ -214,15 +222,6 @@ def build_fleet(env, pcfg: dict, sink, hash_block_tokens: int = 0, transfer=None
     check_fleet_vs_trace(specs, requests)
     return Fleet(env, specs, sink, pcfg.get("default_model"), hash_block_tokens, transfer,
                  pcfg.get("remote_kv"))
-
-
-def same_name(name: str, models) -> str | None:
-    """The one of `models` that `name` spells differently only in case and punctuation
-    (`Llama3.1-8B` for `llama3.1-8b`), else None: model names a digit apart are other models
-    (llama3.1-8b is not a misspelt llama3.1-70b), so nothing closer is suggested."""
-    key = "".join(ch for ch in str(name).lower() if ch.isalnum())
-    hits = [m for m in models if "".join(ch for ch in m.lower() if ch.isalnum()) == key]
-    return hits[0] if len(hits) == 1 else None
 
 
 class Simulation:
