@@ -49,7 +49,7 @@ import numpy as np
 
 from wrpsim.errors import ConfigError
 from wrpsim.rng import stream
-from wrpsim.workload.columns import TraceColumns, columnwise
+from wrpsim.workload.columns import TraceColumns, columnwise, present
 from wrpsim.workload.prefix import (
     DEFAULT_BLOCK_TOKENS,
     block_tokens,
@@ -151,7 +151,7 @@ def assign_model(trace: TraceColumns, model: str | None = None,
                               "(weights, normalised) or null")
     if model is not None and model_mix:
         raise ConfigError("model and model_mix are exclusive; set one of them to null")
-    if "model" in trace.columns and any(v is not None and v == v for v in trace["model"]):
+    if "model" in trace.columns and present(trace["model"]).any():
         from wrpsim.errors import warn
 
         key = "model" if model is not None else "model_mix"
