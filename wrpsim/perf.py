@@ -10,6 +10,9 @@ power during that decode step, plus `prefill_power_w`, `idle_power_w`, `tdp_w`, 
 sizes, the inputs, and `calibration`: what the numbers rest on (the engine and its kernel
 tables, or "uncalibrated: roofline" for a GPU without measurements). `engine=`, `precision=`,
 `kv_dtype=`, `ep=` and `attn_dp=` choose the engine calibration and the pool settings.
+`breakdown=true` adds `prefill_breakdown_s` and `decode_breakdown_s`: those two steps' seconds
+by term of the latency model (`LatencyModel.breakdown`: GEMMs, attention, all-reduce, MoE,
+per-layer floor, CPU ...), summing to `prefill_s` and `decode_step_s`.
 Arguments are Hydra overrides (`key=value`) of conf/perf.yaml; `latency.<field>=value`
 overrides an engine constant (a calibrated GPU field under `splitwise-2023`). Bad input — also
 a `prompt_tokens` or `ctx_tokens` beyond the model's context, or `batch` above 65,536 — prints
@@ -92,6 +95,8 @@ def evaluate(cfg: dict[str, Any]) -> dict[str, Any]:
                           f"runs in a fleet: python -m wrpsim network=fluid "
                           f"network.collectives=true)")
     max_seqs = _int(cfg, "max_seqs", 1)
+    if not isinstance(cfg["breakdown"], bool):
+        raise ConfigError(f"perf: breakdown must be true or false, got {cfg['breakdown']!r}")
     try:
         lat = build_latency_model(cfg["model"], cfg["gpu"], tp, cfg["engine"], cfg["precision"],
                                   cfg["kv_dtype"], ep, cfg["latency"], where="perf: latency",
@@ -117,7 +122,7 @@ def evaluate(cfg: dict[str, Any]) -> dict[str, Any]:
     decode_s = lat.decode_step_s(batch, ctx)
     power = lat.power_at(0, batch, ctx) if hasattr(lat, "power_at") else lat.power_w(
         0, batch, batch * ctx)
-    return {
+    record = {
         "model": cfg["model"], "gpu": cfg["gpu"], "tp": tp, "batch": batch,
         "engine": cfg["engine"], "precision": cfg["precision"], "kv_dtype": cfg["kv_dtype"],
         "ep": ep, "attn_dp": attn_dp, "calibration": lat.calibration,
@@ -142,6 +147,12 @@ def evaluate(cfg: dict[str, Any]) -> dict[str, Any]:
         "kv_bytes_per_token_per_gpu": lat.kv_bytes_per_token_per_gpu,
         "latency_overrides": dict(cfg["latency"]),
     }
+    if cfg["breakdown"]:
+        record["prefill_breakdown_s"] = lat.breakdown(batch * prompt,
+                                                      batch * prompt * (prompt + 1) / 2.0,
+                                                      0, 0, batch)
+        record["decode_breakdown_s"] = lat.breakdown(0, 0.0, batch, batch * ctx)
+    return record
 
 
 def main(argv: list[str] | None = None) -> int:

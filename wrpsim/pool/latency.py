@@ -47,6 +47,18 @@ class LatencyModel(abc.ABC):
         (sequences prefilling) when `prefill_tokens` > 0. An iteration with no work takes 0 s.
         """
 
+    def breakdown(
+        self, prefill_tokens: int, prefill_attn: float, decode_seqs: int, decode_ctx: int,
+        prefill_seqs: int = 1,
+    ) -> dict[str, float]:
+        """Seconds of the iteration `iteration_s` describes, by where they go: operator
+        (GEMMs, attention, collectives ...) or overhead, each key a term of the model with a
+        physical meaning, every value >= 0, the values summing to `iteration_s` (up to
+        rounding). The default has one term, `iteration`, for a model without an operator
+        view (fixed times)."""
+        return {"iteration": self.iteration_s(prefill_tokens, prefill_attn, decode_seqs,
+                                              decode_ctx, prefill_seqs)}
+
     def decode_run_s(self, batch: int, ctx0: int, n: int) -> np.ndarray:
         """Durations of `n` consecutive decode-only iterations of `batch` sequences.
 

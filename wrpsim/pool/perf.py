@@ -138,6 +138,36 @@ class AnalyticalLatency(LatencyModel):
             s += (c if c > m else m) + decode_seqs * self._ovh_seq
         return s
 
+    def breakdown(
+        self, prefill_tokens: int, prefill_attn: float, decode_seqs: int, decode_ctx: int,
+        prefill_seqs: int = 1,
+    ) -> dict[str, float]:
+        """`iteration_s` by the module docstring's terms, seconds: `linear` (the linear
+        layers' roofline: weights read or FLOPs, logits included), `collectives` (the
+        all-reduces' latency and bandwidth terms), `prefill_attention`, `decode_attention`
+        and `overhead` (per-iteration, per-layer, per-prefill-layer and per-sequence
+        constants)."""
+        out = dict.fromkeys(("linear", "collectives", "prefill_attention", "decode_attention",
+                             "overhead"), 0.0)
+        t = prefill_tokens + decode_seqs
+        if t <= 0:
+            return out
+        c = t * self._c_lin + decode_seqs * self._c_logit
+        m = self._m_dense + self._m_exp * (1.0 - self._q ** t)
+        out["linear"] = c if c > m else m
+        out["collectives"] = self._comm0 + t * (
+            self._comm_tok + (t if t < self._t_sat else self._t_sat) * self._comm_tok2)
+        out["overhead"] = self._ovh
+        if prefill_tokens:
+            c, m = prefill_attn * self._c_attn, prefill_tokens * self._m_kvw
+            out["prefill_attention"] = c if c > m else m
+            out["overhead"] += self._ovh_pre
+        if decode_seqs:
+            c, m = decode_ctx * self._c_attn, (decode_ctx + decode_seqs) * self._m_kvr
+            out["decode_attention"] = c if c > m else m
+            out["overhead"] += decode_seqs * self._ovh_seq
+        return out
+
     def decode_run_s(self, batch: int, ctx0: int, n: int) -> np.ndarray:
         """Durations of `n` decode-only iterations of `batch` sequences, summed context `ctx0`
         growing by `batch` per step; equal to looping `iteration_s`, vectorised."""

@@ -654,6 +654,70 @@ class KernelLatency:
             return g if g > cpu else cpu
         return g + cpu
 
+    def breakdown(self, prefill_tokens: int, prefill_attn: float, decode_seqs: int,
+                  decode_ctx: int, prefill_seqs: int = 1) -> dict[str, float]:
+        """`iteration_s` by term (`LatencyModel.breakdown`), seconds: `gemms` (QKV, output
+        and dense MLP projections), `moe_experts` (fused expert GEMMs), `all_reduce`
+        (tensor-parallel), `moe_dispatch` (gathering tokens to their experts' GPUs and back),
+        `elementwise` (norms, activations, rotary: their memory traffic), `lm_head_sampling`,
+        `layer_floor` (per-layer launch / sync floor), `prefill_attention`,
+        `decode_attention`, `mamba_state` (recurrent state read and written per decoding
+        sequence), `eager_launch` (a step launched eagerly waiting on the CPU's launches beyond
+        its GPU work) and `cpu` (scheduler and input preparation not hidden behind the GPU).
+        Terms of the busiest data-parallel attention group where `attn_dp` > 1."""
+        names = ("gemms", "moe_experts", "all_reduce", "moe_dispatch", "elementwise",
+                 "lm_head_sampling", "layer_floor", "prefill_attention", "decode_attention",
+                 "mamba_state", "eager_launch", "cpu")
+        out = dict.fromkeys(names, 0.0)
+        t = prefill_tokens + decode_seqs
+        if t <= 0:
+            return out
+        pre_seqs = prefill_seqs if prefill_tokens else 0
+        if self.adp > 1 and prefill_tokens:
+            busy = (-(-prefill_tokens * -(-pre_seqs // self.adp) // pre_seqs)
+                    + -(-decode_seqs // self.adp))
+        else:
+            busy = -(-t // self.adp)
+        out.update(self._linear_parts(float(busy), float(t)))
+        out["lm_head_sampling"] = float(self._head_curve(np.array([float(decode_seqs
+                                                                          + pre_seqs)]))[0])
+        out["layer_floor"] = self._floor
+        if prefill_tokens:
+            out["prefill_attention"] = self._prefill_attn(pre_seqs, prefill_tokens,
+                                                          prefill_attn)
+        if decode_seqs:
+            mamba = self._mamba_dec * decode_seqs
+            out["decode_attention"] = self._decode_attn1(decode_seqs,
+                                                         decode_ctx / decode_seqs) - mamba
+            out["mamba_state"] = mamba
+        g = self.gpu_s(prefill_tokens, prefill_attn, decode_seqs, decode_ctx, prefill_seqs)
+        gpu = sum(out.values())
+        out["eager_launch"] = g - gpu if g > gpu else 0.0
+        cpu = self._cpu0 + self._cpu_seq * (decode_seqs + pre_seqs)
+        out["cpu"] = (cpu - g if cpu > g else 0.0) if self._async else cpu
+        return out
+
+    def _linear_parts(self, busy: float, total: float) -> dict[str, float]:
+        """`_linear_curve`'s terms by operator (see `breakdown`): the dense layers' work at
+        `busy` tokens (the busiest attention group's; all tokens without `attn_dp`), the MoE
+        layers' at `total`."""
+        m, b, a = self.model, np.array([busy]), np.array([total])
+        out = {"gemms": float(self._gemms_s(b)[0]), "elementwise": float(self._stream_s(b)[0])}
+        if self.adp > 1:
+            dense_ar, moe_at, disp = self._layers_total - m.moe_layers, a, (m.moe_layers,
+                                                                             self.tp)
+        else:
+            ep_layers = m.moe_layers if self.ep > 1 else 0
+            dense_ar, moe_at, disp = self._layers_total - ep_layers, b, (ep_layers,
+                                                                          self.coll_tp)
+        if m.moe:
+            out["moe_experts"] = float(self._moe_layers_s(moe_at)[0])
+        if self.coll_tp > 1:
+            out["all_reduce"] = float(self._allreduce_s(dense_ar, b)[0])
+        if disp[0] and (self.adp > 1 or self.coll_tp > 1):
+            out["moe_dispatch"] = float(self._dispatch_s(disp[0], disp[1], moe_at)[0])
+        return out
+
     def decode_run_s(self, batch: int, ctx0: int, n: int) -> np.ndarray:
         """Durations of `n` decode-only iterations (vectorised `iteration_s`)."""
         if batch <= 0 or n <= 0:
