@@ -245,6 +245,19 @@ COLUMN_OF = {v: k for k, v in BENCH_METRICS.items()}
 #: a constant whose residuals move by less than this (log ratio) when it moves by 5 % of its
 #: range is one the data do not constrain (the simulator is deterministic: no noise to beat)
 SENSITIVITY_TOL = 1e-12
+#: where in its range (fractions of `BOUNDS`) a constant that does not move the residuals at
+#: its start is probed again: a CPU time hidden behind the GPU matters only once it exceeds
+#: the GPU's step
+PROBE_FRACTIONS = (0.02, 0.1, 0.3, 1.0)
+#: where in its range a constant the fit could not move from its start is tried before the
+#: fit starts again (log-spaced: a CPU time per sequence of 5 µs and of 250 µs both occur)
+SCAN_FRACTIONS = (0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.4, 0.7, 1.0)
+
+
+def _cost(r: np.ndarray) -> float:
+    """The fit's objective at residuals `r` (`LOSS` at `F_SCALE`, as `least_squares` sums
+    it)."""
+    return float(0.5 * F_SCALE ** 2 * np.sum(np.log1p((r / F_SCALE) ** 2)))
 
 
 def case_entries(cases, engine: str, overrides: dict) -> list[tuple]:
@@ -299,9 +312,13 @@ def fit_constants(engine: str, cases=(), steps: pd.DataFrame | None = None,
     """Least-squares fit of `fields` (engine constants) on `cases` and/or `steps`; returns
     (fitted values, report). A measurement whose simulation gives no value at the start (no
     request completed, say) is left out with a warning naming its row; none left is an error.
-    A constant the data do not constrain (the residuals do not move when it moves by 5 % of
-    its range: e.g. `iter_overhead_us` under async scheduling, hidden behind the GPU) is not
-    fitted: it keeps the engine's value and is listed in `not_constrained`. The report has the
+    A constant the data do not constrain (the residuals move neither when it moves by 5 % of
+    its range nor at `PROBE_FRACTIONS` of it: e.g. `iter_overhead_us` under async scheduling
+    when no row is CPU-bound, hidden behind the GPU), or one they bound from above only (any
+    smaller value fits as well), is not fitted: it keeps the engine's value and is listed in
+    `not_constrained`. A constant flat at its start but seen elsewhere in its range (rows
+    whose CPU time exceeds the GPU's once it is long enough) is fitted from there too, the
+    better of the two fits kept. The report has the
     median / p90 absolute % error 'before' and 'after', `on_bound` (fitted constants at an end
     of their range) and `rows`: (row, metric, signed % error before, after, note) of every
     measurement."""
@@ -338,14 +355,29 @@ def fit_constants(engine: str, cases=(), steps: pd.DataFrame | None = None,
         return np.array([1.0 if e[i][2] is None else e[i][2] for i in keep])
 
     r0 = resid(x0)
-    free = []
+
+    def moves(j: int, value: float, at: np.ndarray, r_at: np.ndarray) -> bool:
+        x = at.copy()
+        x[j] = value
+        return bool(np.max(np.abs(resid(x) - r_at)) > SENSITIVITY_TOL)
+
+    free, seen = [], {}  # seen: field -> a value at which it moves the residuals
+    away = set()  # fields flat at their start
     for j, f in enumerate(fields):
-        x = x0.copy()
         step = 0.05 * BOUNDS[f]
-        x[j] = x0[j] + step if x0[j] + step <= BOUNDS[f] else x0[j] - step
-        if np.max(np.abs(resid(x) - r0)) > SENSITIVITY_TOL:
+        probe = x0[j] + step if x0[j] + step <= BOUNDS[f] else x0[j] - step
+        if moves(j, probe, x0, r0):
             free.append(j)
-    fixed = [fields[j] for j in range(len(fields)) if j not in free]
+            seen[j] = probe
+            continue
+        # flat at the start: a CPU time hidden behind the GPU, say, which the data may still
+        # see once it is long enough to show; probe across the range before giving up
+        for frac in PROBE_FRACTIONS:
+            if abs(frac * BOUNDS[f] - x0[j]) > step and moves(j, frac * BOUNDS[f], x0, r0):
+                free.append(j)
+                away.add(j)
+                seen[j] = frac * BOUNDS[f]
+                break
     x_end, nfev = x0.copy(), 0
     if free:
         scale = np.array([max(BOUNDS[fields[j]] / 100.0, 1e-3) for j in free])
@@ -356,13 +388,46 @@ def fit_constants(engine: str, cases=(), steps: pd.DataFrame | None = None,
             x[free] = np.maximum(y * scale, 0.0)
             return resid(x)
 
+        def fit_from(y0: np.ndarray):
+            return least_squares(sub, np.clip(y0, 0, hi), bounds=(np.zeros(len(free)), hi),
+                                 loss=LOSS, f_scale=F_SCALE, diff_step=0.1, max_nfev=60)
+
         # start inside the bounds (1 % of each range at least) so finite differences have a
         # step
         ys = np.clip(np.maximum(x0[free] / scale, 1.0), 0, hi)
-        res = least_squares(sub, ys, bounds=(np.zeros(len(free)), hi), loss=LOSS,
-                            f_scale=F_SCALE, diff_step=0.1, max_nfev=60)
-        x_end[free] = res.x * scale
-        nfev = int(res.nfev)
+        best = fit_from(ys)
+        nfev = int(best.nfev)
+        # a constant the fit left where it started saw no gradient there (a CPU time hidden
+        # behind the GPU: a small step shows nothing, the probe's larger one did): fit again
+        # from where the probe saw it matter, and keep the better of the two fits
+        stuck = [k for k in range(len(free)) if abs(best.x[k] - ys[k]) <= 1e-9 * max(1.0, ys[k])]
+        if stuck:
+            # each such constant from the best point of a scan over its range (the residuals
+            # are flat in stretches: a local step may see nothing)
+            y2 = best.x.copy()
+            for k in stuck:
+                grid = [seen[free[k]] / scale[k]] + [f * hi[k] for f in SCAN_FRACTIONS]
+                costs = []
+                for v in grid:
+                    y = y2.copy()
+                    y[k] = v
+                    costs.append(_cost(sub(np.clip(y, 0, hi))))
+                nfev += len(grid)
+                y2[k] = grid[int(np.argmin(costs))]
+            again = fit_from(y2)
+            nfev += int(again.nfev)
+            if again.cost < best.cost:
+                best = again
+        x_end[free] = best.x * scale
+        # a constant fitted into a flat stretch (any smaller value fits as well: the data
+        # bound it from above only) is not constrained: it keeps the engine's value where
+        # that fits as well
+        r_end = resid(x_end)
+        for j in [j for j in free if j in away]:
+            if not moves(j, x_end[j] + 0.05 * BOUNDS[fields[j]], x_end, r_end) and not moves(
+                    j, base[fields[j]], x_end, r_end):
+                free.remove(j)
+    fixed = [fields[j] for j in range(len(fields)) if j not in free]
     for j, f in enumerate(fields):  # a constant the data do not see keeps the engine's value
         if j not in free:
             x_end[j] = base[f]
