@@ -322,26 +322,25 @@ def test_a_users_router_that_raises_is_one_line_with_exit_status_2(tmp_path):
 
 
 def test_config_json_keys_wrpsim_does_not_model_are_named(tmp_path, monkeypatch):
-    """A model whose config.json shapes layers wrpsim does not read (Qwen3-Next's linear
-    attention layers and sparse-step MoE keys) still loads, with one warning naming those keys;
-    a plain Llama config.json (rope scaling, dropout, norms) and a Llama 4 one (interleaved MoE,
-    chunked attention: read since 2026-12-05) get none."""
+    """A model whose config.json shapes layers wrpsim does not read (DeepSeek-V3.2's sparse
+    attention indexer and multi-token-prediction layer) still loads, with one warning naming
+    those keys; a plain Llama config.json (rope scaling, dropout, norms) and a Llama 4 one
+    (interleaved MoE, chunked attention: read since 2026-12-05) get none."""
     import yaml
 
     from wrpsim.errors import WrpsimWarning
     from wrpsim.pool import catalog
     from wrpsim.pool.modelspec import unread_keys
 
-    nxt = {"model_type": "qwen3_next", "hidden_size": 2048, "intermediate_size": 5120,
-           "moe_intermediate_size": 512, "num_hidden_layers": 48, "num_attention_heads": 16,
-           "num_key_value_heads": 2, "head_dim": 256, "num_experts": 512,
-           "num_experts_per_tok": 10, "shared_expert_intermediate_size": 512,
-           "vocab_size": 151936, "full_attention_interval": 4, "linear_num_key_heads": 16,
-           "linear_num_value_heads": 32, "linear_key_head_dim": 128,
-           "linear_value_head_dim": 128, "linear_conv_kernel_dim": 4, "rms_norm_eps": 1e-6,
-           "max_position_embeddings": 262144}
-    unread = ["full_attention_interval", "linear_conv_kernel_dim", "linear_key_head_dim",
-              "linear_num_key_heads", "linear_num_value_heads", "linear_value_head_dim"]
+    nxt = {"model_type": "deepseek_v32", "hidden_size": 7168, "intermediate_size": 18432,
+           "moe_intermediate_size": 2048, "num_hidden_layers": 61, "num_attention_heads": 128,
+           "num_key_value_heads": 128, "n_routed_experts": 256, "num_experts_per_tok": 8,
+           "n_shared_experts": 1, "first_k_dense_replace": 3, "kv_lora_rank": 512,
+           "q_lora_rank": 1536, "qk_rope_head_dim": 64, "qk_nope_head_dim": 128,
+           "v_head_dim": 128, "vocab_size": 129280, "index_head_dim": 128, "index_n_heads": 64,
+           "index_topk": 2048, "num_nextn_predict_layers": 1, "rms_norm_eps": 1e-6,
+           "max_position_embeddings": 163840}
+    unread = ["index_head_dim", "index_n_heads", "index_topk", "num_nextn_predict_layers"]
     assert unread_keys(nxt) == unread
     plain = {"model_type": "llama", "hidden_size": 4096, "intermediate_size": 14336,
              "num_hidden_layers": 32, "num_attention_heads": 32, "num_key_value_heads": 8,
@@ -363,8 +362,8 @@ def test_config_json_keys_wrpsim_does_not_model_are_named(tmp_path, monkeypatch)
     try:
         with pytest.warns(WrpsimWarning, match=r"entry 'my-next': config.json keys that shape "
                           r"the model but that wrpsim does not read: " + ", ".join(unread)
-                          + r"; its times"):
-            assert catalog.get_model("my-next").experts == 512
+                          + r"; it is modelled from the keys it reads"):
+            assert catalog.get_model("my-next").experts == 256
     finally:
         monkeypatch.delenv("WRPSIM_CATALOG")
         catalog.models.cache_clear()

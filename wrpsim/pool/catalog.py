@@ -220,9 +220,12 @@ def _hf_entry(path: Path, name: str, raw: dict) -> dict:
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{path}: entry {name!r}: bad config.json value: {exc}") from None
     if unread:  # said when the model is first used (`get_model`), not for every entry loaded
+        quant = ("; weights are sized by the pool's precision (default bf16), not by the "
+                 "checkpoint's quantization_config: set precision= to its format"
+                 if "quantization_config" in unread else "")
         UNREAD[name] = (f"{path}: entry {name!r}: config.json keys that shape the model but "
-                        f"that wrpsim does not read: {', '.join(unread)}; its times and memory "
-                        f"leave them out")
+                        f"that wrpsim does not read: {', '.join(unread)}; it is modelled from "
+                        f"the keys it reads, without what these describe{quant}")
     return fields
 
 

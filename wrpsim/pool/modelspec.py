@@ -8,9 +8,10 @@ A catalog entry (pools/catalog/models.yaml) is either wrpsim's own field names o
 Architectures covered: dense transformers (GQA / MHA), mixture-of-experts (routed experts with
 an expert FFN width, shared experts, leading or interleaved dense layers), MLA (DeepSeek-style
 latent KV: `kv_lora_rank` > 0), sliding-window layers (`sliding_window`, `sliding_layers`; Llama
-4's chunked attention counts as one) and hybrid
-attention / Mamba-2 stacks (`attention_layers`, `mamba_layers`, `mlp_layers`). Norms, biases and
-rotary tables are ignored (< 0.1 % of parameters).
+4's chunked attention counts as one) and hybrid stacks of attention and recurrent layers
+(`attention_layers`, `mamba_layers`, `mlp_layers`: Mamba-2, Mamba-1 and Gated DeltaNet linear
+attention, all held in Mamba-2's shape). Norms, biases and rotary tables are ignored (< 0.1 % of
+parameters).
 
 A model that accepts images has a `vision` block (`VisionSpec`, catalog key `vision:`); a
 text-only model has none and refuses image requests (`wrpsim.pool.vision`).
@@ -354,7 +355,9 @@ IGNORED = {"attention_dropout", "attention_bias", "hidden_act", "hidden_dropout"
            "attention_in_multiplier", "topk_group", "n_group", "scoring_func", "topk_method",
            "routed_scaling_factor", "moe_router_enable_expert_bias", "layer_norm_epsilon",
            "embedding_multiplier", "dense_act_fn", "max_window_layers", "no_rope_layers",
-           "attn_scale", "attn_temperature_tuning", "floor_scale"}
+           "attn_scale", "attn_temperature_tuning", "floor_scale", "hidden_activation",
+           "mamba_chunk_size", "chunk_size", "mamba_conv_bias", "mamba_proj_bias",
+           "use_conv_bias", "mamba_hidden_act", "lm_head_bias"}
 
 
 def unread_keys(cfg: dict) -> list[str]:
@@ -372,7 +375,9 @@ def read_hf_config(cfg: dict) -> tuple[dict, list[str]]:
     c = _Seen(_with_defaults(merged))
     fields = _fields(c)
     unread = sorted(k for k in merged if k not in c.seen and k not in IGNORED
-                    and k != "text_config" and any(w in k.lower() for w in SHAPE_WORDS))
+                    and k != "text_config" and not k.endswith(("_token_id", "_token_index"))
+                    and (any(w in k.lower() for w in SHAPE_WORDS)
+                         or k == "quantization_config"))
     return fields, unread
 
 
@@ -391,9 +396,17 @@ def from_hf_config(cfg: dict) -> dict:
     chunked attention (attention_chunk_size, as a sliding window), vocab_size,
     tie_word_embeddings, max_position_embeddings, sliding_window with layer_types /
     sliding_window_pattern, MLA
-    (kv_lora_rank, q_lora_rank, qk_rope_head_dim, qk_nope_head_dim, v_head_dim) and Nemotron-H
+    (kv_lora_rank, q_lora_rank, qk_rope_head_dim, qk_nope_head_dim, v_head_dim), Nemotron-H
     hybrids (hybrid_override_pattern, mamba_num_heads, mamba_head_dim, ssm_state_size,
-    n_groups / mamba_num_groups, conv_kernel)."""
+    n_groups / mamba_num_groups, conv_kernel) and the other hybrid stacks of
+    `_recurrent_layers` (Granite 4 / Qwen3.5 `layer_types`, Qwen3-Next
+    `full_attention_interval` and `linear_*`, Jamba `attn_layer_period` / `_offset` and
+    `mamba_*`, Falcon-H1), and the MoE dialects: Jamba `expert_layer_period` / `_offset`, ERNIE
+    4.5 `moe_num_experts` / `moe_k` / `moe_num_shared_experts` / `moe_layer_start_index` ...,
+    Qwen-MoE `decoder_sparse_step` / `mlp_only_layers`, shared-expert widths under
+    `moe_shared_expert_intermediate_size` (Nemotron 3), `shared_intermediate_size` (Granite 4)
+    and `share_expert_dim` (Step 3), `top_k_experts`. Refused with one line: per-layer widths
+    (`block_configs`), a purely recurrent stack, unknown `layer_types` kinds."""
     return _fields(_with_defaults(_merged(cfg)))
 
 
@@ -407,13 +420,43 @@ def _with_defaults(c: dict) -> dict:
     return {**HF_DEFAULTS.get(str(c.get("model_type")), {}), **c}
 
 
+def _layer_ids(c: dict, key: str, layers: int) -> list:
+    """config.json key `key`: a list of distinct layer indices below `layers` ([] when absent);
+    `ConfigError` naming it otherwise."""
+    ids = c.get(key)
+    if ids is None:
+        return []
+    if (not isinstance(ids, list) or len(set(ids)) != len(ids) or any(
+            isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < layers for i in ids)):
+        raise ConfigError(f"config.json key {key!r} must be a list of distinct layer "
+                          f"indices 0 ... {layers - 1} (num_hidden_layers {layers}), got "
+                          f"{ids!r}")
+    return ids
+
+
 def _moe_layer_count(c: dict, layers: int) -> int:
     """Layers with routed experts: Llama 4's `moe_layers` (distinct indices below
     num_hidden_layers) or, without it, every `interleave_moe_layer_step`-th layer (transformers
-    Llama4TextConfig: range(step - 1, layers, step)); every layer for other models. Read here
-    (not `.get` alone) so that a key the file gives is checked, not silently counted."""
+    Llama4TextConfig: range(step - 1, layers, step)); Jamba's every `expert_layer_period`-th
+    from `expert_layer_offset`; ERNIE 4.5's `moe_layer_start_index` ... `moe_layer_end_index`
+    every `moe_layer_interval`; Qwen-MoE's every `decoder_sparse_step`-th layer not in
+    `mlp_only_layers` (transformers Qwen2MoeDecoderLayer); every layer for other models. Read
+    here (not `.get` alone) so that a key the file gives is checked, not silently counted."""
     ids = c.get("moe_layers")
     step = _hf_int(c, "interleave_moe_layer_step", 1) or 1
+    if _hf_int(c, "expert_layer_period", 1):
+        return len(range(_hf_int(c, "expert_layer_offset") or 0, layers,
+                         _hf_int(c, "expert_layer_period", 1)))
+    if "moe_layer_start_index" in c or "moe_layer_end_index" in c:
+        start = _hf_int(c, "moe_layer_start_index") or 0
+        end = c.get("moe_layer_end_index")
+        end = layers - 1 if end is None or end == -1 else _hf_int(c, "moe_layer_end_index")
+        return len(range(start, min(end, layers - 1) + 1,
+                         _hf_int(c, "moe_layer_interval", 1) or 1))
+    sparse = _hf_int(c, "decoder_sparse_step", 1)
+    if sparse or "mlp_only_layers" in c:
+        dense = set(_layer_ids(c, "mlp_only_layers", layers))
+        return sum(1 for i in range(layers) if i not in dense and (i + 1) % (sparse or 1) == 0)
     if ids is None:
         return len(range(step - 1, layers, step))
     if (not isinstance(ids, list) or len(set(ids)) != len(ids) or any(
@@ -424,8 +467,90 @@ def _moe_layer_count(c: dict, layers: int) -> int:
     return len(ids)
 
 
+#: `layer_types` entries: attention layers (a KV cache per token) and recurrent ones (a
+#: fixed state per sequence: Mamba, or linear attention such as Qwen3-Next's Gated DeltaNet)
+ATTENTION_TYPES = ("full_attention", "attention", "sliding_attention", "chunked_attention")
+RECURRENT_TYPES = ("mamba", "linear_attention")
+
+
+def _recurrent_layers(c: dict, layers: int, hidden: int) -> dict:
+    """The fields of a stack with recurrent layers beside its attention layers, every layer
+    with its FFN (Nemotron-H's pattern, which places FFNs as layers of their own, is read by
+    the caller); {} for a model without recurrent layers. Which layers are recurrent:
+    `layer_types` (Granite 4 hybrids "mamba", Qwen3.5 "linear_attention"), else every layer
+    but each `full_attention_interval`-th (Qwen3-Next), else all but Jamba's every
+    `attn_layer_period`-th from `attn_layer_offset`; Falcon-H1 runs a Mamba-2 mixer beside the
+    attention in every layer. The recurrent mixer in Mamba-2's shape (heads x head_dim channels,
+    a state of ssm_state per channel, shared by groups, a conv window): Mamba-2 keys
+    `mamba_n_heads` / `mamba_d_head` / `mamba_d_state` / `mamba_n_groups` / `mamba_d_conv`;
+    a Gated DeltaNet's value heads x value head dim channels each holding a key-head-dim state,
+    its key heads as the groups (`linear_*`: the same state, conv and projections within 0.3 %);
+    Jamba's Mamba-1 (`mamba_expand` x hidden channels, `mamba_d_state`) as 64-wide heads of one
+    group (its dt projection, about 4 % of the mixer's weights, taken as Mamba-2's)."""
+    types = c.get("layer_types")
+    c.get("full_attention_interval")  # (given beside layer_types too: the same layers)
+    if types is not None:
+        if not isinstance(types, list) or len(types) != layers:
+            raise ConfigError(f"config.json key 'layer_types' must be a list of "
+                              f"num_hidden_layers ({layers}) layer kinds")
+        bad = sorted({str(t) for t in types} - set(ATTENTION_TYPES) - set(RECURRENT_TYPES))
+        if bad:
+            raise ConfigError(f"config.json key 'layer_types': unknown layer kind {bad[0]!r}; "
+                              f"valid: {', '.join(ATTENTION_TYPES + RECURRENT_TYPES)}")
+        rec = sum(1 for t in types if t in RECURRENT_TYPES)
+        attn = layers - rec
+    elif _hf_int(c, "full_attention_interval", 1) and types is None:
+        attn = layers // _hf_int(c, "full_attention_interval", 1)
+        rec = layers - attn
+    elif _hf_int(c, "attn_layer_period", 1):
+        attn = len(range(_hf_int(c, "attn_layer_offset") or 0, layers,
+                         _hf_int(c, "attn_layer_period", 1)))
+        rec = layers - attn
+    elif str(c.get("model_type")) == "falcon_h1":
+        attn = rec = layers
+    else:
+        return {}
+    if not rec:
+        return {}
+    if not attn:
+        raise ConfigError(f"config.json describes a purely recurrent model ({rec} Mamba / "
+                          f"linear-attention layers, no attention layer); wrpsim models "
+                          f"stacks with at least one attention layer")
+    if "linear_num_value_heads" in c:  # Gated DeltaNet
+        mixer = {"mamba_heads": _hf_req(c, "linear_num_value_heads"),
+                 "mamba_head_dim": _hf_req(c, "linear_value_head_dim"),
+                 "ssm_state": _hf_req(c, "linear_key_head_dim"),
+                 "mamba_groups": _hf_req(c, "linear_num_key_heads"),
+                 "conv_kernel": _hf_int(c, "linear_conv_kernel_dim", 1) or 4}
+    elif "mamba_n_heads" in c:  # Mamba-2 (mamba_expand, mamba_d_ssm: implied by the heads)
+        c.get("mamba_expand"), c.get("mamba_d_ssm")
+        mixer = {"mamba_heads": _hf_req(c, "mamba_n_heads"),
+                 "mamba_head_dim": _hf_req(c, "mamba_d_head"),
+                 "ssm_state": _hf_req(c, "mamba_d_state"),
+                 "mamba_groups": _hf_int(c, "mamba_n_groups", 1) or 1,
+                 "conv_kernel": _hf_int(c, "mamba_d_conv", 1) or 4}
+    elif "mamba_d_state" in c:  # Mamba-1
+        channels = (_hf_int(c, "mamba_expand", 1) or 2) * hidden
+        c.get("mamba_dt_rank")  # (its dt projection: taken as Mamba-2's)
+        mixer = {"mamba_heads": max(1, channels // 64), "mamba_head_dim": 64,
+                 "ssm_state": _hf_req(c, "mamba_d_state"), "mamba_groups": 1,
+                 "conv_kernel": _hf_int(c, "mamba_d_conv", 1) or 4}
+    else:
+        raise ConfigError(f"config.json has {rec} recurrent (Mamba / linear-attention) layers "
+                          f"but no keys for their size (mamba_n_heads / mamba_d_head / "
+                          f"mamba_d_state, linear_num_value_heads / linear_value_head_dim / "
+                          f"linear_key_head_dim / linear_num_key_heads, or mamba_d_state / "
+                          f"mamba_expand)")
+    return {"attention_layers": attn, "mamba_layers": rec, "mlp_layers": layers, **mixer}
+
+
 def _fields(c: dict) -> dict:
     """`from_hf_config`'s fields from the merged config.json with its defaults."""
+    if c.get("block_configs"):
+        raise ConfigError("config.json gives each layer its own attention and FFN widths "
+                          "('block_configs', DeciLM / Nemotron NAS models), which wrpsim's "
+                          "uniform layers cannot hold; give the model as wrpsim's own fields "
+                          "(pools/README.md) with its average widths")
     layers = _hf_req(c, "num_hidden_layers")
     hidden = _hf_req(c, "hidden_size")
     heads = _hf_req(c, "num_attention_heads")
@@ -437,7 +562,7 @@ def _fields(c: dict) -> dict:
     head_dim = _hf_int(c, "head_dim", 1) or _hf_int(c, "attention_head_dim", 1) \
         or hidden // heads
     experts = (_hf_int(c, "num_experts") or _hf_int(c, "n_routed_experts")
-               or _hf_int(c, "num_local_experts") or 1)
+               or _hf_int(c, "num_local_experts") or _hf_int(c, "moe_num_experts") or 1)
     inter = _hf_int(c, "intermediate_size") or 0
     n_moe = _moe_layer_count(c, layers) if experts > 1 else 0
     if experts > 1 and n_moe == 0:  # Llama 4 with no MoE layer: every layer a dense MLP
@@ -445,7 +570,9 @@ def _fields(c: dict) -> dict:
         c.get("num_experts_per_tok")  # (no experts to route to: read, and not modelled)
     if experts > 1:
         out["experts"] = experts
-        out["active_experts"] = _hf_req(c, "num_experts_per_tok")
+        out["active_experts"] = (_hf_int(c, "moe_k", 1) if "moe_k" in c  # (ERNIE 4.5)
+                                 else _hf_int(c, "top_k_experts", 1) if "top_k_experts" in c
+                                 else _hf_req(c, "num_experts_per_tok"))
         moe_inter = _hf_int(c, "moe_intermediate_size") or inter
         out["intermediate"] = moe_inter
         if _hf_int(c, "first_k_dense_replace"):
@@ -456,9 +583,13 @@ def _fields(c: dict) -> dict:
             # (which layers are dense does not change a step's time: counted, not placed)
             out["dense_layers"] = layers - n_moe
             out["dense_intermediate"] = dense_mlp or inter
-        shared = _hf_int(c, "shared_expert_intermediate_size") or 0
-        if not shared and _hf_int(c, "n_shared_experts"):
-            shared = _hf_int(c, "n_shared_experts") * moe_inter
+        shared = (_hf_int(c, "shared_expert_intermediate_size")
+                  or _hf_int(c, "moe_shared_expert_intermediate_size")  # (Nemotron 3)
+                  or _hf_int(c, "shared_intermediate_size")  # (Granite 4 hybrids)
+                  or _hf_int(c, "share_expert_dim") or 0)  # (Step 3)
+        n_shared = _hf_int(c, "n_shared_experts") or _hf_int(c, "moe_num_shared_experts")
+        if not shared and n_shared:
+            shared = n_shared * moe_inter
         if not shared and str(c.get("model_type")).startswith("llama4"):
             # every Llama 4 MoE layer has one shared expert of the routed width
             # (transformers Llama4TextMoe.shared_expert); its config.json has no key for it
@@ -466,6 +597,7 @@ def _fields(c: dict) -> dict:
         out["shared_intermediate"] = shared
     else:
         out["intermediate"] = inter
+        c.get("mlp_only_layers"), c.get("decoder_sparse_step")  # (no experts: nothing to place)
     if _hf_int(c, "kv_lora_rank"):
         rope = _hf_req(c, "qk_rope_head_dim")
         out.update(kv_lora_rank=_hf_int(c, "kv_lora_rank"),
@@ -474,7 +606,8 @@ def _fields(c: dict) -> dict:
         head_dim = _hf_req(c, "qk_nope_head_dim") + rope
     out["head_dim"] = int(head_dim)
     window = _hf_int(c, "sliding_window")
-    if window and _hf_bool(c, "use_sliding_window", True):
+    use_window = _hf_bool(c, "use_sliding_window", True)
+    if window and use_window:
         if c.get("layer_types"):
             n = sum(1 for t in c["layer_types"] if "sliding" in str(t))
         elif c.get("sliding_window_pattern"):
@@ -518,6 +651,8 @@ def _fields(c: dict) -> dict:
                    conv_kernel=_hf_int(c, "conv_kernel") or 4)
         act = str(c.get("mlp_hidden_act", "silu"))
         out["gated_mlp"] = act not in ("relu2", "gelu")
-    elif str(c.get("hidden_act", "silu")) in ("gelu",) and c.get("model_type") == "bloom":
-        out["gated_mlp"] = False
+    else:
+        out.update(_recurrent_layers(c, layers, hidden))
+        if str(c.get("hidden_act", "silu")) in ("gelu",) and c.get("model_type") == "bloom":
+            out["gated_mlp"] = False
     return out

@@ -1,0 +1,155 @@
+"""config.json of hybrid (Mamba / linear-attention) stacks and MoE key dialects: parameter
+counts against the published totals, KV and recurrent-state bytes against hand arithmetic.
+
+The dictionaries hold the shape keys of each model's published config.json (Hugging Face
+model repositories; copies found in ai-dynamo/aiconfigurator `model_configs/` and other public
+repositories); keys that change no size are left out."""
+
+from __future__ import annotations
+
+import pytest
+
+from wrpsim.errors import ConfigError
+from wrpsim.pool.modelspec import ModelSpec, read_hf_config
+
+QWEN3_NEXT = {  # Qwen/Qwen3-Next-80B-A3B-Thinking: 80B total, 3B active
+    "model_type": "qwen3_next", "hidden_size": 2048, "intermediate_size": 5120,
+    "moe_intermediate_size": 512, "num_hidden_layers": 48, "num_attention_heads": 16,
+    "num_key_value_heads": 2, "head_dim": 256, "num_experts": 512, "num_experts_per_tok": 10,
+    "shared_expert_intermediate_size": 512, "decoder_sparse_step": 1, "mlp_only_layers": [],
+    "vocab_size": 151936, "full_attention_interval": 4, "linear_num_key_heads": 16,
+    "linear_num_value_heads": 32, "linear_key_head_dim": 128, "linear_value_head_dim": 128,
+    "linear_conv_kernel_dim": 4, "use_sliding_window": False, "tie_word_embeddings": False,
+    "max_position_embeddings": 262144}
+GRANITE_4_H_TINY = {  # ibm-granite/granite-4.0-h-tiny: 7B total, 1B active
+    "model_type": "granitemoehybrid", "hidden_size": 1536, "num_hidden_layers": 40,
+    "num_attention_heads": 12, "num_key_value_heads": 4, "intermediate_size": 512,
+    "shared_intermediate_size": 1024, "num_local_experts": 64, "num_experts_per_tok": 6,
+    "vocab_size": 100352, "tie_word_embeddings": True, "mamba_d_state": 128,
+    "mamba_n_groups": 1, "mamba_n_heads": 48, "mamba_d_head": 64, "mamba_expand": 2,
+    "mamba_d_conv": 4, "mamba_chunk_size": 256, "max_position_embeddings": 131072,
+    "layer_types": (["mamba"] * 5 + ["attention"] + ["mamba"] * 4) * 4}
+JAMBA_MINI = {  # ai21labs/AI21-Jamba-1.5-Mini: 52B total, 12B active
+    "model_type": "jamba", "hidden_size": 4096, "intermediate_size": 14336,
+    "num_hidden_layers": 32, "num_attention_heads": 32, "num_key_value_heads": 8,
+    "num_experts": 16, "num_experts_per_tok": 2, "vocab_size": 65536,
+    "attn_layer_offset": 4, "attn_layer_period": 8, "expert_layer_offset": 1,
+    "expert_layer_period": 2, "mamba_d_conv": 4, "mamba_d_state": 16, "mamba_dt_rank": 256,
+    "mamba_expand": 2, "mamba_conv_bias": True, "mamba_proj_bias": False,
+    "tie_word_embeddings": False, "max_position_embeddings": 262144}
+FALCON_H1_7B = {  # tiiuae/Falcon-H1-7B-Instruct: 7.6B (attention beside Mamba-2 in every layer)
+    "model_type": "falcon_h1", "hidden_size": 3072, "num_hidden_layers": 44,
+    "num_attention_heads": 12, "num_key_value_heads": 2, "head_dim": 128,
+    "intermediate_size": 12288, "vocab_size": 130048, "tie_word_embeddings": False,
+    "mamba_d_state": 256, "mamba_n_groups": 1, "mamba_n_heads": 24, "mamba_d_head": 128,
+    "mamba_d_ssm": 3072, "mamba_expand": 2, "mamba_d_conv": 4,
+    "max_position_embeddings": 262144}
+ERNIE_45_21B = {  # baidu/ERNIE-4.5-21B-A3B-PT: 21B total, 3B active
+    "model_type": "ernie4_5_moe", "hidden_size": 2560, "intermediate_size": 12288,
+    "moe_intermediate_size": 1536, "num_hidden_layers": 28, "num_attention_heads": 20,
+    "num_key_value_heads": 4, "head_dim": 128, "moe_num_experts": 64,
+    "moe_num_shared_experts": 2, "moe_k": 6, "moe_layer_start_index": 1,
+    "moe_layer_end_index": 27, "moe_layer_interval": 1, "vocab_size": 103424,
+    "tie_word_embeddings": True, "max_position_embeddings": 131072}
+
+
+def _spec(cfg: dict) -> tuple[ModelSpec, list]:
+    fields, unread = read_hf_config(cfg)
+    return ModelSpec(name="x", **fields), unread
+
+
+@pytest.mark.parametrize("cfg, total_b, active_b, attn, rec", [
+    (QWEN3_NEXT, 80, 3.0, 12, 36),
+    (GRANITE_4_H_TINY, 7, 1.0, 4, 36),
+    (JAMBA_MINI, 52, 12, 4, 28),
+    (FALCON_H1_7B, 7.6, 7.6, 44, 44),
+    (ERNIE_45_21B, 21, 3.0, 28, 0),
+], ids=["qwen3-next", "granite-4-h", "jamba", "falcon-h1", "ernie-4.5"])
+def test_published_totals_and_layer_kinds(cfg, total_b, active_b, attn, rec):
+    m, unread = _spec(cfg)
+    assert unread == []  # every shape key read
+    assert m.params / 1e9 == pytest.approx(total_b, rel=0.05)
+    # the published active figures are rounded ("A3B") and leave the embeddings out
+    assert (m.active_params - m.embedding_params) / 1e9 == pytest.approx(active_b, rel=0.35)
+    assert (m.attn_layers, m.mamba_layers) == (attn, rec)
+
+
+def test_hybrid_kv_and_state_by_hand():
+    nxt, _ = _spec(QWEN3_NEXT)
+    # 12 full-attention layers x K and V x 2 KV heads x 256 x 2 bytes
+    assert nxt.kv_bytes_per_token == 12 * 2 * 2 * 256 * 2
+    # 36 Gated DeltaNet layers: 32 value heads x 128 x a 128-wide key state (BF16) and the
+    # conv window over q, k, v (2 x 16 x 128 + 32 x 128 channels) x 3 taps
+    assert nxt.mamba_state_bytes == 36 * (32 * 128 * 128 * 2 + 3 * (2 * 16 * 128 + 32 * 128) * 2)
+    jamba, _ = _spec(JAMBA_MINI)
+    assert jamba.kv_bytes_per_token == 4 * 2 * 8 * 128 * 2
+    # 16 MoE FFNs (every other layer from 1), 16 dense ones of the same width
+    assert (jamba.moe_layers, jamba.dense_layers, jamba.dense_intermediate) == (16, 16, 14336)
+    # Mamba-1: 2 x 4096 channels x a 16-wide state, conv window of 3
+    assert jamba.mamba_state_bytes == 28 * (8192 * 16 * 2 + 3 * (8192 + 2 * 16) * 2)
+    granite, _ = _spec(GRANITE_4_H_TINY)
+    assert granite.kv_bytes_per_token == 4 * 2 * 4 * 128 * 2
+    assert granite.shared_intermediate == 1024 and granite.intermediate == 512
+    ernie, _ = _spec(ERNIE_45_21B)
+    # layer 0 a dense 12,288-wide FFN; layers 1-27 MoE with two 1,536-wide shared experts
+    assert (ernie.experts, ernie.active_experts, ernie.moe_layers) == (64, 6, 27)
+    assert (ernie.dense_layers, ernie.dense_intermediate, ernie.shared_intermediate) == (
+        1, 12288, 3072)
+
+
+def test_layer_types_naming_linear_attention_and_sliding_windows():
+    qwen35 = {**QWEN3_NEXT, "num_hidden_layers": 40,
+              "layer_types": (["linear_attention"] * 3 + ["full_attention"]) * 10}
+    m, _ = _spec(qwen35)
+    assert (m.attn_layers, m.mamba_layers) == (10, 30)
+    smol = {"model_type": "smollm3", "hidden_size": 2048, "intermediate_size": 11008,
+            "num_hidden_layers": 4, "num_attention_heads": 16, "num_key_value_heads": 4,
+            "vocab_size": 128256, "layer_types": ["full_attention"] * 4}
+    m, unread = _spec(smol)
+    assert (m.attn_layers, m.mamba_layers, unread) == (4, 0, [])
+
+
+@pytest.mark.parametrize("edit, message", [
+    ({"layer_types": ["mamba", "cross_attention"] * 20},
+     r"'layer_types': unknown layer kind 'cross_attention'; valid: full_attention, "),
+    ({"layer_types": ["mamba"] * 3}, r"'layer_types' must be a list of num_hidden_layers \(40\)"),
+    ({"layer_types": ["mamba"] * 40}, r"purely recurrent model \(40 Mamba / linear-attention"),
+    ({"mamba_n_heads": None, "mamba_d_head": None, "mamba_d_state": None},
+     r"36 recurrent \(Mamba / linear-attention\) layers but no keys for their size"),
+])
+def test_bad_hybrid_keys_are_one_line(edit, message):
+    cfg = {k: v for k, v in {**GRANITE_4_H_TINY, **edit}.items() if v is not None}
+    with pytest.raises(ConfigError, match=message):
+        read_hf_config(cfg)
+
+
+def test_per_layer_widths_are_refused_with_a_way_out():
+    decilm = {"model_type": "nemotron-nas", "hidden_size": 8192, "num_hidden_layers": 80,
+              "num_attention_heads": 64, "num_key_value_heads": None,
+              "intermediate_size": None, "vocab_size": 128256,
+              "block_configs": [{"attention": {"n_heads_in_group": 8}, "ffn": {"ffn_mult": 5}}]}
+    with pytest.raises(ConfigError, match=r"'block_configs', DeciLM .* give the model as "
+                                          r"wrpsim's own fields"):
+        read_hf_config(decilm)
+
+
+def test_a_quantized_checkpoint_is_named_with_the_precision_to_set(tmp_path, monkeypatch):
+    import yaml
+
+    from wrpsim.errors import WrpsimWarning
+    from wrpsim.pool import catalog
+
+    fp8 = {**QWEN3_NEXT, "quantization_config": {"quant_method": "fp8",
+                                                 "weight_block_size": [128, 128]}}
+    assert read_hf_config(fp8)[1] == ["quantization_config"]
+    (tmp_path / "models.yaml").write_text(yaml.safe_dump({"next-fp8": {"hf_config": fp8}}))
+    monkeypatch.setenv("WRPSIM_CATALOG", str(tmp_path))
+    catalog.models.cache_clear()
+    try:
+        with pytest.warns(WrpsimWarning, match=r"does not read: quantization_config; .*sized "
+                                               r"by the pool's precision \(default bf16\).*set "
+                                               r"precision= to its format"):
+            catalog.get_model("next-fp8")
+    finally:
+        monkeypatch.delenv("WRPSIM_CATALOG")
+        catalog.models.cache_clear()
