@@ -82,3 +82,33 @@ def test_unknown_catalog_option_lists_available_options(monkeypatch, capsys, tmp
     assert code == 2
     assert "Traceback" not in err
     assert "round-robin" in err and "least-outstanding" in err
+
+
+def test_a_warning_is_kept_in_the_runs_log_file_not_on_stdout(tmp_path, capsys):
+    """A `WrpsimWarning` goes to stderr as one line and into the root logger's log files (a
+    Hydra run's `wrpsim.log`), never to the console handler whose stream is stdout."""
+    import logging
+    import warnings
+
+    from wrpsim.app import show_warnings
+    from wrpsim.errors import warn
+
+    root = logging.getLogger()
+    log = logging.FileHandler(tmp_path / "wrpsim.log")
+    console = logging.StreamHandler(sys.stdout)
+    root.addHandler(log)
+    root.addHandler(console)
+    saved = warnings.showwarning
+    try:
+        show_warnings()
+        warn("the fleet has more instances than the trace has requests")
+    finally:
+        warnings.showwarning = saved
+        root.removeHandler(log)
+        root.removeHandler(console)
+        log.close()
+    out, err = capsys.readouterr()
+    assert out == ""
+    line = "wrpsim: warning: the fleet has more instances than the trace has requests"
+    assert err.splitlines() == [line]
+    assert (tmp_path / "wrpsim.log").read_text().splitlines() == [line]

@@ -25,7 +25,8 @@ Contracts of a job (one run, or one point of a `-m` sweep), in its output direct
   and exits with status 1 (a failure, not bad input); Ctrl-C prints one line
   `wrpsim: interrupted…` and exits with status 130, under any launcher;
 - a `WrpsimWarning` (a configuration that runs but is probably not meant) prints one line
-  `wrpsim: warning: …` on stderr;
+  `wrpsim: warning: …` on stderr and writes it to the run's `wrpsim.log` (Hydra's log file in
+  the output folder), so a sweep's warnings stay with their runs;
 - sweep (`-m`): a failing job — user error or any other exception — writes `error.json` (message,
   exception type, traceback, overrides) atomically, prints one line on stderr and returns normally,
   so the other jobs go on; a job whose directory already holds `_DONE` with the same config digest
@@ -498,6 +499,18 @@ def user_error(message: str) -> SystemExit:
     return SystemExit(2)
 
 
+def _to_log_files(line: str) -> None:
+    """Write `line` to the log files of the root logger (a Hydra run's `wrpsim.log` in its
+    output folder), so a warning stays with the run it was given in; not to its console
+    handler, whose stream is stdout (data)."""
+    import logging
+
+    record = logging.LogRecord("wrpsim", logging.WARNING, __file__, 0, line, None, None)
+    for h in logging.getLogger().handlers:
+        if isinstance(h, logging.FileHandler):
+            h.handle(record)
+
+
 def show_warnings() -> None:
     """Show every `WrpsimWarning` as one line `wrpsim: warning: …` on stderr (others as usual)."""
     shown = warnings.showwarning
@@ -507,6 +520,7 @@ def show_warnings() -> None:
     def _show(message, category, filename, lineno, file=None, line=None):
         if issubclass(category, WrpsimWarning):
             say(f"wrpsim: warning: {message}", sys.stderr)
+            _to_log_files(f"wrpsim: warning: {message}")
         else:
             shown(message, category, filename, lineno, file, line)
 
