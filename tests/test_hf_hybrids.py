@@ -153,3 +153,14 @@ def test_a_quantized_checkpoint_is_named_with_the_precision_to_set(tmp_path, mon
     finally:
         monkeypatch.delenv("WRPSIM_CATALOG")
         catalog.models.cache_clear()
+
+
+def test_a_list_valued_moe_layer_freq_places_the_dense_layers():
+    cfg = {**ERNIE_45_21B}
+    for k in ("moe_layer_start_index", "moe_layer_end_index", "moe_layer_interval"):
+        cfg.pop(k)
+    m, _ = _spec({**cfg, "moe_layer_freq": [0] * 2 + [1] * 26})
+    assert (m.moe_layers, m.dense_layers) == (26, 2)
+    with pytest.raises(ConfigError, match=r"'moe_layer_freq' as a list must hold one 0 or 1 "
+                                          r"per layer \(num_hidden_layers 28\)"):
+        read_hf_config({**cfg, "moe_layer_freq": [1, 2]})

@@ -438,12 +438,19 @@ def _moe_layer_count(c: dict, layers: int) -> int:
     """Layers with routed experts: Llama 4's `moe_layers` (distinct indices below
     num_hidden_layers) or, without it, every `interleave_moe_layer_step`-th layer (transformers
     Llama4TextConfig: range(step - 1, layers, step)); Jamba's every `expert_layer_period`-th
-    from `expert_layer_offset`; ERNIE 4.5's `moe_layer_start_index` ... `moe_layer_end_index`
+    from `expert_layer_offset`; the 1s of a list-valued `moe_layer_freq` (an integer one,
+    DeepSeek's 1, changes nothing); ERNIE 4.5's `moe_layer_start_index` ... `moe_layer_end_index`
     every `moe_layer_interval`; Qwen-MoE's every `decoder_sparse_step`-th layer not in
     `mlp_only_layers` (transformers Qwen2MoeDecoderLayer); every layer for other models. Read
     here (not `.get` alone) so that a key the file gives is checked, not silently counted."""
     ids = c.get("moe_layers")
     step = _hf_int(c, "interleave_moe_layer_step", 1) or 1
+    freq = c.get("moe_layer_freq")
+    if isinstance(freq, list):  # one 0 / 1 per layer (MiMo-V2): the 1s have experts
+        if len(freq) != layers or any(v not in (0, 1) or isinstance(v, bool) for v in freq):
+            raise ConfigError(f"config.json key 'moe_layer_freq' as a list must hold one 0 or "
+                              f"1 per layer (num_hidden_layers {layers}), got {freq!r}")
+        return sum(freq)
     if _hf_int(c, "expert_layer_period", 1):
         return len(range(_hf_int(c, "expert_layer_offset") or 0, layers,
                          _hf_int(c, "expert_layer_period", 1)))
