@@ -83,6 +83,23 @@ BAD = [
     (["pool.pools.h100.ep=4"],
      r"^wrpsim: error: pool\.pools\.h100\.ep: not set in this pool's config, so add it with a "
      r"'\+': \+pool\.pools\.h100\.ep=…; keys of a pool: gpu, model, tp, .*attn_dp"),
+    # a scheduler key the fleet's file leaves out, and vLLM's names for wrpsim's keys
+    (["pool.pools.h100.scheduler.gpu_mem_util=0.8"],
+     r"^wrpsim: error: pool\.pools\.h100\.scheduler\.gpu_mem_util: not set in this pool's "
+     r"config, so add it with a '\+': \+pool\.pools\.h100\.scheduler\.gpu_mem_util=…; "
+     r"scheduler keys: policy, token_budget, max_seqs, block_size, gpu_mem_util, reserve_gib, "
+     r"watermark$"),
+    (["pool.pools.h100.scheduler.max_num_batched_tokens=8192"],
+     r"^wrpsim: error: pool\.pools\.h100\.scheduler\.max_num_batched_tokens: unknown key; "
+     r"vLLM's max_num_batched_tokens is pool\.pools\.h100\.scheduler\.token_budget here"),
+    (["pool.pools.h100.max_num_seqs=64"],
+     r"^wrpsim: error: pool\.pools\.h100\.max_num_seqs: unknown key; vLLM's max_num_seqs is "
+     r"pool\.pools\.h100\.scheduler\.max_seqs here"),
+    (["pool.pools.h100.scheduler.max_model_len=4096"],
+     r"vLLM's max_model_len is pool\.pools\.h100\.max_context here \(with a '\+' first"),
+    (["pool.pools.h100.scheduler.tokn_budget=3"],
+     r"scheduler keys \(those the pool's file leaves out are added with '\+'\): policy, .*; "
+     r"did you mean 'token_budget'\?$"),
     # '+' on a key the config has (Hydra: "Could not append to config")
     (["+pool.pools.h100.kv_dtype=fp8"],
      r"^wrpsim: error: pool\.pools\.h100\.kv_dtype: set already in the config, so drop the '\+' "

@@ -205,6 +205,33 @@ def _source_node(workload) -> dict | None:
     return plain if isinstance(plain, dict) else None
 
 
+#: vLLM's engine arguments and the wrpsim keys that hold them (scheduler keys, or the pool's)
+VLLM_NAMES = {"max_num_batched_tokens": "token_budget", "max_num_seqs": "max_seqs",
+              "gpu_memory_utilization": "gpu_mem_util", "max_model_len": "max_context",
+              "tensor_parallel_size": "tp", "kv_cache_dtype": "kv_dtype",
+              "num_gpu_blocks_override": "kv_blocks"}
+
+
+def _scheduler_key(full_key: str, leaf: str) -> str:
+    """A scheduler key a pool's file leaves out (added with '+'), a vLLM argument's name for
+    one (said in wrpsim's words), or an unknown key (the valid ones)."""
+    from wrpsim.pool.scheduler import SchedulerConfig
+
+    keys = list(SchedulerConfig.__dataclass_fields__)
+    pool = full_key.rpartition(".scheduler.")[0]
+    what = "candidate" if full_key.startswith("plan.") else "pool"
+    if leaf in keys:
+        return (f"{full_key}: not set in this {what}'s config, so add it with a '+': "
+                f"+{full_key}=…; scheduler keys: {', '.join(keys)}")
+    name = VLLM_NAMES.get(leaf.replace("-", "_"))
+    if name:
+        at = f"{pool}.scheduler.{name}" if name in keys else f"{pool}.{name}"
+        return (f"{full_key}: unknown key; vLLM's {leaf} is {at} here (with a '+' first where "
+                f"the {what}'s file leaves it out); scheduler keys: {', '.join(keys)}")
+    return (f"{full_key}: unknown key; scheduler keys (those the pool's file leaves out are "
+            f"added with '+'): {', '.join(keys)}{did_you_mean(leaf, keys)}")
+
+
 def _unknown_key(exc, argv: list[str] | None = None, config_name: str = "config") -> str | None:
     cause = exc.__cause__
     full_key = getattr(cause, "full_key", None)
@@ -230,9 +257,19 @@ def _unknown_key(exc, argv: list[str] | None = None, config_name: str = "config"
             return (f"{full_key}: not set in this {'candidate' if plan else 'pool'}'s config, "
                     f"so add it with a '+': +{full_key}=…; keys of a "
                     f"{'candidate' if plan else 'pool'}: {', '.join(keys)}")
+        name = VLLM_NAMES.get(leaf.replace("-", "_"))
+        if name:  # a vLLM engine argument's name: say where wrpsim holds it
+            from wrpsim.pool.scheduler import SchedulerConfig
+
+            at = (f"{where}.scheduler.{name}" if name in SchedulerConfig.__dataclass_fields__
+                  else f"{where}.{name}")
+            return (f"{full_key}: unknown key; vLLM's {leaf} is {at} here (with a '+' first "
+                    f"where the {'candidate' if plan else 'pool'}'s file leaves it out)")
         if plan:
             return (f"{full_key}: unknown key; keys of a candidate (those its config leaves out "
                     f"are added with '+'): {', '.join(keys)}{did_you_mean(leaf, keys)}")
+    if re.fullmatch(r"(pool\.pools|plan\.candidates)\.[^.]+\.scheduler", where):
+        return _scheduler_key(full_key, leaf)
     if where == "plan.slo":  # targets conf/plan.yaml leaves out are added with '+'
         from wrpsim.plan.slo import LATENCY_KEYS, OTHER_KEYS
 
