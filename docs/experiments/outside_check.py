@@ -27,6 +27,8 @@ import tempfile
 H100 = ["pool.pools.h100.scheduler.token_budget=8192", "pool.pools.h100.scheduler.max_seqs=1024"]
 A100 = ["pool.pools.h100.scheduler.token_budget=2048", "pool.pools.h100.scheduler.max_seqs=256"]
 FP8, MXFP4 = ["pool.pools.h100.precision=fp8_block"], ["pool.pools.h100.precision=mxfp4"]
+FP8_16K = [*FP8, "pool.pools.h100.scheduler.token_budget=16384",
+           "pool.pools.h100.scheduler.max_seqs=1024"]
 GS = "gpustack docs/performance-lab/"
 #: name: (source, gpu, model, tp, requests (= clients), prompt, output tokens, overrides,
 #: measured mean TTFT ms, mean TPOT ms, output tokens/s or None)
@@ -53,13 +55,11 @@ CASES = {
                               8, 100, 32000, 82, H100, 70409.55, 132.10, 57.85),
     "qwen3-235b-fp8 4xh100 2k": (GS + "qwen3-235b-a22b/h100.md", "h100-80gb", "qwen3-235b-a22b",
                                  4, 500, 1996, 99,
-                                 FP8 + ["pool.pools.h100.scheduler.token_budget=16384",
-                                        "pool.pools.h100.scheduler.max_seqs=1024"],
+                                 FP8_16K,
                                  26860.95, 125.93, 894.84),
     "qwen3-235b-fp8 4xh100 4k": (GS + "qwen3-235b-a22b/h100.md", "h100-80gb", "qwen3-235b-a22b",
                                  4, 500, 3996, 182,
-                                 FP8 + ["pool.pools.h100.scheduler.token_budget=16384",
-                                        "pool.pools.h100.scheduler.max_seqs=1024"],
+                                 FP8_16K,
                                  60513.14, 89.52, 717.60),
     "deepseek-r1 8xh200 32k": (GS + "deepseek-r1/h200.md", "h200-141gb", "deepseek-r1", 8, 100,
                                32000, 100, H100 + FP8, 101351.99, 365.79, 48.33),
