@@ -534,3 +534,22 @@ def test_a_cpu_time_hidden_at_its_start_is_fitted_where_the_rows_see_it(tmp_path
     assert 150 < out["fitted"]["seq_overhead_us"] < 350
     assert out["error_pct"]["after"]["median_pct"] < 10
     assert out["error_pct"]["not_constrained"] == []
+
+
+@pytest.mark.parametrize("start", [30.0, 59.203, 70.0])
+def test_a_constant_the_steps_only_cap_from_above_is_not_reported_fitted(start):
+    """GPU-bound decode steps see `seq_overhead_us` only above about 81 µs (where the CPU's
+    time would exceed the GPU's at 256 sequences): any smaller value fits them as well, so it
+    is not constrained — from any start below that — and keeps the engine's value."""
+    from wrpsim.calibrate.fit import fit_constants
+    from wrpsim.pool.engines import build_latency_model
+
+    lat = build_latency_model("llama3.1-8b", "h100-80gb", 1, "vllm-0.24")
+    steps = pd.DataFrame([{"model": "llama3.1-8b", "gpu": "h100-80gb", "tp": 1,
+                           "prefill_tokens": 0, "decode_seqs": b, "decode_ctx": b * 1000,
+                           "step_ms": lat.gpu_s(0, 0.0, b, b * 1000) * 1e3}
+                          for b in (256, 128, 64, 32)])
+    fitted, report = fit_constants("vllm-0.24", steps=steps, fields=["seq_overhead_us"],
+                                   start={"seq_overhead_us": start})
+    assert fitted == {} and report["not_constrained"] == ["seq_overhead_us"]
+    assert report["after"]["median_pct"] == 0.0

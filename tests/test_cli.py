@@ -112,3 +112,17 @@ def test_a_warning_is_kept_in_the_runs_log_file_not_on_stdout(tmp_path, capsys):
     line = "wrpsim: warning: the fleet has more instances than the trace has requests"
     assert err.splitlines() == [line]
     assert (tmp_path / "wrpsim.log").read_text().splitlines() == [line]
+
+
+def test_a_joblib_sweeps_warnings_are_one_line_and_in_each_runs_log(tmp_path):
+    """Warnings given in a launcher's worker processes are `wrpsim: warning:` lines too, and
+    land in their own run's wrpsim.log."""
+    p = subprocess.run([sys.executable, "-m", "wrpsim", "-m", "hydra/launcher=joblib",
+                        "hydra.launcher.n_jobs=2", f"hydra.sweep.dir={tmp_path / 'sw'}",
+                        "workload.max_requests=1,2", "sim.progress=false"],
+                       capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert p.returncode == 0, p.stderr
+    assert "WrpsimWarning" not in p.stderr
+    for job, n in ((0, "1 request:"), (1, "2 requests:")):
+        log = (tmp_path / "sw" / str(job) / "wrpsim.log").read_text()
+        assert f"wrpsim: warning: the fleet has 4 instances (16 GPUs) for {n}" in log

@@ -164,3 +164,29 @@ def test_a_list_valued_moe_layer_freq_places_the_dense_layers():
     with pytest.raises(ConfigError, match=r"'moe_layer_freq' as a list must hold one 0 or 1 "
                                           r"per layer \(num_hidden_layers 28\)"):
         read_hf_config({**cfg, "moe_layer_freq": [1, 2]})
+
+
+def test_shared_expert_width_times_their_count_and_ernies_layer_rule():
+    nemotron3 = {"model_type": "nemotron_h", "hidden_size": 2688, "num_hidden_layers": 4,
+                 "hybrid_override_pattern": "ME*E", "num_attention_heads": 32,
+                 "num_key_value_heads": 2, "head_dim": 128, "intermediate_size": 1856,
+                 "moe_intermediate_size": 1856, "moe_shared_expert_intermediate_size": 3712,
+                 "n_routed_experts": 128, "num_experts_per_tok": 6, "vocab_size": 131072,
+                 "mamba_num_heads": 64, "mamba_head_dim": 64, "ssm_state_size": 128,
+                 "n_groups": 8, "conv_kernel": 4, "mlp_hidden_act": "relu2"}
+    # vLLM's NemotronHMoE: n_shared_experts of moe_shared_expert_intermediate_size, none at 0
+    for n, width in ((0, 0), (1, 3712), (2, 7424)):
+        m, unread = _spec({**nemotron3, "n_shared_experts": n})
+        assert (m.shared_intermediate, unread) == (width, [])
+    # transformers Ernie4_5_MoeDecoderLayer: (i + 1) % interval == 0 and start <= i <= end
+    every3 = {**ERNIE_45_21B, "moe_layer_start_index": 0, "moe_layer_interval": 3}
+    assert _spec(every3)[0].moe_layers == 9  # layers 2, 5, ..., 26
+    no_start = {k: v for k, v in ERNIE_45_21B.items() if k != "moe_layer_start_index"}
+    assert _spec(no_start)[0].moe_layers == 27  # the config class's start: 1
+
+
+def test_a_dense_granite_4_hybrid_uses_its_shared_mlp():
+    dense = {**GRANITE_4_H_TINY, "num_local_experts": 0, "intermediate_size": 8192,
+             "shared_intermediate_size": 8192}
+    m, unread = _spec(dense)
+    assert (m.experts, m.intermediate, unread) == (1, 8192, [])

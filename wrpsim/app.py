@@ -507,7 +507,7 @@ def _to_log_files(line: str) -> None:
 
     record = logging.LogRecord("wrpsim", logging.WARNING, __file__, 0, line, None, None)
     for h in logging.getLogger().handlers:
-        if isinstance(h, logging.FileHandler):
+        if isinstance(h, logging.FileHandler) and record.levelno >= h.level:
             h.handle(record)
 
 
@@ -632,6 +632,7 @@ def hydra_entry(task, config_name: str = "config", outputs: tuple[str, ...] = ()
         raise user_error(missing)
 
     def _job(cfg) -> None:
+        show_warnings()  # (again in a launcher's worker process: one line, into wrpsim.log)
         hc = HydraConfig.get()
         out_dir = hc.runtime.output_dir
         overrides = list(hc.overrides.task)

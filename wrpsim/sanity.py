@@ -70,6 +70,7 @@ def check_fleet_vs_trace(specs, requests: int) -> None:
                           f"{MAX_INSTANCES:,} are simulated")
     if requests and instances > requests:
         gpus = sum(s.count * s.tp for s in specs)
-        warn(f"the fleet has {instances:,} instances ({gpus:,} GPUs) for {requests:,} requests: "
+        noun = "request" if requests == 1 else "requests"
+        warn(f"the fleet has {instances:,} instances ({gpus:,} GPUs) for {requests:,} {noun}: "
              f"most instances stay idle, and cost and energy count every one of them "
              f"(python -m wrpsim.plan finds the smallest fleet that meets the SLO)")

@@ -362,7 +362,6 @@ def fit_constants(engine: str, cases=(), steps: pd.DataFrame | None = None,
         return bool(np.max(np.abs(resid(x) - r_at)) > SENSITIVITY_TOL)
 
     free, seen = [], {}  # seen: field -> a value at which it moves the residuals
-    away = set()  # fields flat at their start
     for j, f in enumerate(fields):
         step = 0.05 * BOUNDS[f]
         probe = x0[j] + step if x0[j] + step <= BOUNDS[f] else x0[j] - step
@@ -375,7 +374,6 @@ def fit_constants(engine: str, cases=(), steps: pd.DataFrame | None = None,
         for frac in PROBE_FRACTIONS:
             if abs(frac * BOUNDS[f] - x0[j]) > step and moves(j, frac * BOUNDS[f], x0, r0):
                 free.append(j)
-                away.add(j)
                 seen[j] = frac * BOUNDS[f]
                 break
     x_end, nfev = x0.copy(), 0
@@ -420,11 +418,12 @@ def fit_constants(engine: str, cases=(), steps: pd.DataFrame | None = None,
                 best = again
         x_end[free] = best.x * scale
         # a constant fitted into a flat stretch (any smaller value fits as well: the data
-        # bound it from above only) is not constrained: it keeps the engine's value where
-        # that fits as well
+        # bound it from above only, as a CPU time hidden behind the GPU) is not constrained:
+        # it keeps the engine's value where that fits as well
         r_end = resid(x_end)
-        for j in [j for j in free if j in away]:
-            if not moves(j, x_end[j] + 0.05 * BOUNDS[fields[j]], x_end, r_end) and not moves(
+        for j in list(free):
+            down = max(x_end[j] - 0.05 * BOUNDS[fields[j]], 0.0)
+            if down < x_end[j] and not moves(j, down, x_end, r_end) and not moves(
                     j, base[fields[j]], x_end, r_end):
                 free.remove(j)
     fixed = [fields[j] for j in range(len(fields)) if j not in free]

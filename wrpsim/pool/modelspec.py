@@ -357,7 +357,9 @@ IGNORED = {"attention_dropout", "attention_bias", "hidden_act", "hidden_dropout"
            "embedding_multiplier", "dense_act_fn", "max_window_layers", "no_rope_layers",
            "attn_scale", "attn_temperature_tuning", "floor_scale", "hidden_activation",
            "mamba_chunk_size", "chunk_size", "mamba_conv_bias", "mamba_proj_bias",
-           "use_conv_bias", "mamba_hidden_act", "lm_head_bias"}
+           "use_conv_bias", "mamba_hidden_act", "lm_head_bias", "attention_out_multiplier",
+           "lm_head_multiplier", "mamba_norm_before_gate", "mamba_rms_norm",
+           "ssm_in_multiplier", "ssm_multipliers", "ssm_out_multiplier"}
 
 
 def unread_keys(cfg: dict) -> list[str]:
@@ -404,9 +406,10 @@ def from_hf_config(cfg: dict) -> dict:
     `mamba_*`, Falcon-H1), and the MoE dialects: Jamba `expert_layer_period` / `_offset`, ERNIE
     4.5 `moe_num_experts` / `moe_k` / `moe_num_shared_experts` / `moe_layer_start_index` ...,
     Qwen-MoE `decoder_sparse_step` / `mlp_only_layers`, shared-expert widths under
-    `moe_shared_expert_intermediate_size` (Nemotron 3), `shared_intermediate_size` (Granite 4)
-    and `share_expert_dim` (Step 3), `top_k_experts`. Refused with one line: per-layer widths
-    (`block_configs`), a purely recurrent stack, unknown `layer_types` kinds."""
+    `moe_shared_expert_intermediate_size` x `n_shared_experts` (Nemotron 3) and
+    `shared_intermediate_size` (Granite 4; of a dense Granite 4, its MLP), `top_k_experts`.
+    Refused with one line: per-layer widths (`block_configs`), a purely recurrent stack,
+    unknown `layer_types` kinds."""
     return _fields(_with_defaults(_merged(cfg)))
 
 
@@ -439,9 +442,10 @@ def _moe_layer_count(c: dict, layers: int) -> int:
     num_hidden_layers) or, without it, every `interleave_moe_layer_step`-th layer (transformers
     Llama4TextConfig: range(step - 1, layers, step)); Jamba's every `expert_layer_period`-th
     from `expert_layer_offset`; the 1s of a list-valued `moe_layer_freq` (an integer one,
-    DeepSeek's 1, changes nothing); ERNIE 4.5's `moe_layer_start_index` ... `moe_layer_end_index`
-    every `moe_layer_interval`; Qwen-MoE's every `decoder_sparse_step`-th layer not in
-    `mlp_only_layers` (transformers Qwen2MoeDecoderLayer); every layer for other models. Read
+    DeepSeek's 1, changes nothing); ERNIE 4.5's layers i from `moe_layer_start_index` to
+    `moe_layer_end_index` with (i + 1) % `moe_layer_interval` == 0; Qwen-MoE's every
+    `decoder_sparse_step`-th layer not in `mlp_only_layers` (transformers
+    Qwen2MoeDecoderLayer); every layer for other models. Read
     here (not `.get` alone) so that a key the file gives is checked, not silently counted."""
     ids = c.get("moe_layers")
     step = _hf_int(c, "interleave_moe_layer_step", 1) or 1
@@ -454,12 +458,15 @@ def _moe_layer_count(c: dict, layers: int) -> int:
     if _hf_int(c, "expert_layer_period", 1):
         return len(range(_hf_int(c, "expert_layer_offset") or 0, layers,
                          _hf_int(c, "expert_layer_period", 1)))
-    if "moe_layer_start_index" in c or "moe_layer_end_index" in c:
-        start = _hf_int(c, "moe_layer_start_index") or 0
+    if str(c.get("model_type")).startswith("ernie4_5") or "moe_layer_start_index" in c:
+        # transformers Ernie4_5_MoeDecoderLayer: experts where (i + 1) % interval == 0 and
+        # start <= i <= end (Ernie4_5_MoeConfig defaults: start 1, end -1 = the last layer)
+        start = _hf_int(c, "moe_layer_start_index")
+        start = 1 if start is None else start
         end = c.get("moe_layer_end_index")
         end = layers - 1 if end is None or end == -1 else _hf_int(c, "moe_layer_end_index")
-        return len(range(start, min(end, layers - 1) + 1,
-                         _hf_int(c, "moe_layer_interval", 1) or 1))
+        every = _hf_int(c, "moe_layer_interval", 1) or 1
+        return sum(1 for i in range(layers) if start <= i <= end and (i + 1) % every == 0)
     sparse = _hf_int(c, "decoder_sparse_step", 1)
     if sparse or "mlp_only_layers" in c:
         dense = set(_layer_ids(c, "mlp_only_layers", layers))
@@ -514,7 +521,8 @@ def _recurrent_layers(c: dict, layers: int, hidden: int) -> dict:
                          _hf_int(c, "attn_layer_period", 1)))
         rec = layers - attn
     elif str(c.get("model_type")) == "falcon_h1":
-        attn = rec = layers
+        ids = _layer_ids(c, "attn_layer_indices", layers)  # (null: attention in every layer)
+        attn, rec = (len(ids) if ids else layers), layers
     else:
         return {}
     if not rec:
@@ -591,11 +599,13 @@ def _fields(c: dict) -> dict:
             out["dense_layers"] = layers - n_moe
             out["dense_intermediate"] = dense_mlp or inter
         shared = (_hf_int(c, "shared_expert_intermediate_size")
-                  or _hf_int(c, "moe_shared_expert_intermediate_size")  # (Nemotron 3)
-                  or _hf_int(c, "shared_intermediate_size")  # (Granite 4 hybrids)
-                  or _hf_int(c, "share_expert_dim") or 0)  # (Step 3)
-        n_shared = _hf_int(c, "n_shared_experts") or _hf_int(c, "moe_num_shared_experts")
-        if not shared and n_shared:
+                  or _hf_int(c, "shared_intermediate_size") or 0)  # (Granite 4 hybrids)
+        n_shared = _hf_int(c, "n_shared_experts")
+        n_shared = _hf_int(c, "moe_num_shared_experts") if n_shared is None else n_shared
+        one = _hf_int(c, "moe_shared_expert_intermediate_size")  # (Nemotron 3: one expert's)
+        if one is not None:  # n_shared_experts of that width (vLLM NemotronHMoE), none at 0
+            shared = one * (1 if n_shared is None else n_shared)
+        elif not shared and n_shared:
             shared = n_shared * moe_inter
         if not shared and str(c.get("model_type")).startswith("llama4"):
             # every Llama 4 MoE layer has one shared expert of the routed width
@@ -603,8 +613,14 @@ def _fields(c: dict) -> dict:
             shared = moe_inter
         out["shared_intermediate"] = shared
     else:
+        dense_mlp = _hf_int(c, "shared_intermediate_size")
+        if str(c.get("model_type")) == "granitemoehybrid" and dense_mlp:
+            # a dense Granite 4 (num_local_experts 0): its MLP is the "shared" one
+            # (transformers GraniteMoeHybridDecoderLayer.shared_mlp)
+            inter = dense_mlp
         out["intermediate"] = inter
-        c.get("mlp_only_layers"), c.get("decoder_sparse_step")  # (no experts: nothing to place)
+        # (no experts: nothing to place, none to route to)
+        c.get("mlp_only_layers"), c.get("decoder_sparse_step"), c.get("num_experts_per_tok")
     if _hf_int(c, "kv_lora_rank"):
         rope = _hf_req(c, "qk_rope_head_dim")
         out.update(kv_lora_rank=_hf_int(c, "kv_lora_rank"),

@@ -656,8 +656,9 @@ class KernelLatency:
 
     def breakdown(self, prefill_tokens: int, prefill_attn: float, decode_seqs: int,
                   decode_ctx: int, prefill_seqs: int = 1) -> dict[str, float]:
-        """`iteration_s` by term (`LatencyModel.breakdown`), seconds: `gemms` (QKV, output
-        and dense MLP projections), `moe_experts` (fused expert GEMMs), `all_reduce`
+        """`iteration_s` by term (`LatencyModel.breakdown`), seconds: `gemms` (every
+        projection outside the fused experts: QKV, output, dense and shared-expert MLPs, the
+        router, Mamba in / out projections), `moe_experts` (fused expert GEMMs), `all_reduce`
         (tensor-parallel), `moe_dispatch` (gathering tokens to their experts' GPUs and back),
         `elementwise` (norms, activations, rotary: their memory traffic), `lm_head_sampling`,
         `layer_floor` (per-layer launch / sync floor), `prefill_attention`,
