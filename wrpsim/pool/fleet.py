@@ -32,7 +32,7 @@ from __future__ import annotations
 import weakref
 from dataclasses import dataclass
 
-from wrpsim.errors import ConfigError, boolean, check_keys, number, under, unknown_choice
+from wrpsim.errors import ConfigError, boolean, check_keys, number, under, unknown_choice, warn
 from wrpsim.pool.catalog import get_gpu, get_model
 from wrpsim.pool.constant import ConstantLatency
 from wrpsim.pool.instance import Instance
@@ -364,6 +364,17 @@ class Fleet:
                 inst.state_bytes_per_seq = float(getattr(lat, "mamba_state_bytes", 0.0) or 0.0)
                 inst.max_context = spec.max_context
             cap = blocks // spec.attn_dp * spec.scheduler.block_size  # one sequence: one group
+            if (spec.kv_blocks is None and spec.max_context and cap < spec.max_context
+                    and not model.sliding_layers):
+                # vLLM refuses to start a server whose KV cannot hold one max_model_len
+                # sequence; wrpsim runs it and drops the longer requests (not said for
+                # sliding windows, whose layers wrpsim counts in full: an upper bound)
+                warn(f"pool.pools.{spec.name}: its KV cache holds {cap:,} tokens for one "
+                     f"sequence, fewer than its max_context ({spec.max_context:,}), so vLLM "
+                     f"would refuse to start it; requests longer than {cap:,} tokens are "
+                     f"dropped (exceeds_kv_capacity). Lower +pool.pools.{spec.name}."
+                     f"max_context, or give the KV room (scheduler.gpu_mem_util / reserve_gib, "
+                     f"tp, kv_dtype)")
             if spec.role != "prefill":  # a prefill instance holds the prompt only; the decode
                 # (or colocated) instance holds prompt + output and bounds the request
                 self.max_tokens[spec.model] = max(self.max_tokens.get(spec.model, 0), cap)
