@@ -474,23 +474,34 @@ def test_fleet_larger_than_the_trace_runs_with_one_warning(monkeypatch, capsys, 
 
 def test_a_pool_whose_kv_cannot_hold_its_context_runs_with_one_warning(monkeypatch, capsys,
                                                                      tmp_path):
-    """Qwen3-32B on one H100: 61 GiB of weights leave KV for 30,624 tokens, fewer than its
-    40,960-token context. vLLM would refuse to start such a server; wrpsim says so once and
-    runs it (longer requests dropped). With the context lowered to what fits, no warning."""
+    """Qwen3-32B on one H100: by wrpsim's estimate 61 GiB of weights leave KV for 30,624
+    tokens, fewer than its 40,960-token context; vLLM refuses to start a server whose own
+    estimate falls short so. wrpsim says so once and runs it (longer requests dropped). With
+    the context lowered to what fits, no warning; a Mamba hybrid is checked with one
+    sequence's state, as vLLM checks it, not max_seqs of them."""
     args = (SMALL, "pool.pools.h100.tp=1", "pool.pools.h100.model=qwen3-32b",
             "pool.pools.h100.count=1")
     code, _, err = run_app(monkeypatch, capsys, tmp_path, *args)
     assert code == 0, err
     warns = [ln for ln in err.splitlines() if ln.startswith("wrpsim: warning:")]
-    assert warns == ["wrpsim: warning: pool.pools.h100: its KV cache holds 30,624 tokens for "
-                     "one sequence, fewer than its max_context (40,960), so vLLM would refuse "
-                     "to start it; requests longer than 30,624 tokens are dropped "
-                     "(exceeds_kv_capacity). Lower +pool.pools.h100.max_context, or give the KV "
-                     "room (scheduler.gpu_mem_util / reserve_gib, tp, kv_dtype)"]
+    assert warns == ["wrpsim: warning: pool.pools.h100: by wrpsim's memory estimate "
+                     "(scheduler.gpu_mem_util x GPU memory - weights - scheduler.reserve_gib) "
+                     "its KV cache holds 30,624 tokens for one sequence, fewer than its "
+                     "max_context (40,960); vLLM refuses to start a server whose own estimate "
+                     "falls short so, and wrpsim drops the longer requests "
+                     "(exceeds_kv_capacity). Set pool.pools.h100.max_context to at most 30,624 "
+                     "(with a '+' where the pool's file leaves it out), or give the KV room "
+                     "(scheduler.gpu_mem_util / reserve_gib / max_seqs, tp, kv_dtype)"]
     (tmp_path / "fits").mkdir()
     code, _, err = run_app(monkeypatch, capsys, tmp_path / "fits", *args,
                            "+pool.pools.h100.max_context=30000")
     assert code == 0 and "wrpsim: warning:" not in err, err
+    (tmp_path / "hybrid").mkdir()
+    code, _, err = run_app(monkeypatch, capsys, tmp_path / "hybrid", SMALL,
+                           "pool.pools.h100.model=nemotron-nano-9b-v2", "pool.pools.h100.tp=1",
+                           "pool.pools.h100.gpu=l40s-48gb", "pool.pools.h100.count=1",
+                           "pool.pools.h100.scheduler.max_seqs=330")
+    assert code == 0 and "KV cache holds" not in err, err
 
 
 @pytest.mark.parametrize(("workload", "warns"), [("azure-conv-2023", True),

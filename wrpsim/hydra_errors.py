@@ -209,7 +209,12 @@ def _source_node(workload) -> dict | None:
 VLLM_NAMES = {"max_num_batched_tokens": "token_budget", "max_num_seqs": "max_seqs",
               "gpu_memory_utilization": "gpu_mem_util", "max_model_len": "max_context",
               "tensor_parallel_size": "tp", "kv_cache_dtype": "kv_dtype",
-              "num_gpu_blocks_override": "kv_blocks"}
+              "num_gpu_blocks_override": "kv_blocks", "data_parallel_size": "attn_dp",
+              "enable_expert_parallel": "ep", "quantization": "precision",
+              "enable_prefix_caching": "prefix_cache.enabled"}
+#: what a vLLM argument's wrpsim key means beyond the name (said after it)
+VLLM_NOTES = {"data_parallel_size": " with expert-parallel MoE (data-parallel attention); "
+                                    "replicas of a dense model are the pool's count"}
 
 
 def _scheduler_key(full_key: str, leaf: str) -> str:
@@ -226,9 +231,10 @@ def _scheduler_key(full_key: str, leaf: str) -> str:
     name = VLLM_NAMES.get(leaf.replace("-", "_"))
     if name:
         at = f"{pool}.scheduler.{name}" if name in keys else f"{pool}.{name}"
-        return (f"{full_key}: unknown key; vLLM's {leaf} is {at} here (with a '+' first where "
-                f"the {what}'s file leaves it out); scheduler keys: {', '.join(keys)}")
-    return (f"{full_key}: unknown key; scheduler keys (those the pool's file leaves out are "
+        note = VLLM_NOTES.get(leaf.replace("-", "_"), "")
+        return (f"{full_key}: unknown key; vLLM's {leaf} is {at} here{note} (with a '+' first "
+                f"where the {what}'s file leaves it out); scheduler keys: {', '.join(keys)}")
+    return (f"{full_key}: unknown key; scheduler keys (those the {what}'s file leaves out are "
             f"added with '+'): {', '.join(keys)}{did_you_mean(leaf, keys)}")
 
 
@@ -263,8 +269,9 @@ def _unknown_key(exc, argv: list[str] | None = None, config_name: str = "config"
 
             at = (f"{where}.scheduler.{name}" if name in SchedulerConfig.__dataclass_fields__
                   else f"{where}.{name}")
-            return (f"{full_key}: unknown key; vLLM's {leaf} is {at} here (with a '+' first "
-                    f"where the {'candidate' if plan else 'pool'}'s file leaves it out)")
+            note = VLLM_NOTES.get(leaf.replace("-", "_"), "")
+            return (f"{full_key}: unknown key; vLLM's {leaf} is {at} here{note} (with a '+' "
+                    f"first where the {'candidate' if plan else 'pool'}'s file leaves it out)")
         if plan:
             return (f"{full_key}: unknown key; keys of a candidate (those its config leaves out "
                     f"are added with '+'): {', '.join(keys)}{did_you_mean(leaf, keys)}")

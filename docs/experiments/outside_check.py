@@ -11,7 +11,8 @@ with the mean output length the run reports; the pool takes vLLM's batch default
 (8,192 tokens and 1,024 sequences on H100 / H200, 2,048 and 256 on A100) and engine vllm-0.11
 (the pages' vLLM 0.10.2 / 0.11.0; the A100 runs state no version). Prints the measured and
 simulated mean TTFT, mean TPOT and output throughput per case and the median absolute and
-signed errors; about 2 minutes on 2 cores.
+signed errors; about 35 s on 2 cores. Two runs (Qwen3-235B FP8 on 4 x H100) are from
+GPUStack's tuning steps (16,384 batched tokens), not its baseline.
 
     python docs/experiments/outside_check.py
 """
@@ -27,9 +28,9 @@ import tempfile
 H100 = ["pool.pools.h100.scheduler.token_budget=8192", "pool.pools.h100.scheduler.max_seqs=1024"]
 A100 = ["pool.pools.h100.scheduler.token_budget=2048", "pool.pools.h100.scheduler.max_seqs=256"]
 FP8, MXFP4 = ["pool.pools.h100.precision=fp8_block"], ["pool.pools.h100.precision=mxfp4"]
-#: the runs' own memory settings: `--max-model-len 32768`; a 32k-prompt run of a 61 GiB model
-#: that vLLM started with its default 40,960-token context, so with at least 10 GiB of KV
-#: beside the weights at gpu_memory_utilization 0.9 (wrpsim's 3.5 GiB reserve leaves 7.5)
+#: the runs' own memory settings: `--max-model-len 32768`; runs of a 61 GiB model that served
+#: 32k-token prompts on one 80 GB GPU, so with more KV beside the weights than wrpsim's
+#: 3.5 GiB reserve leaves (7.5 GiB, 30,624 tokens)
 L32K = ["+pool.pools.h100.max_context=32768"]
 RSV = ["+pool.pools.h100.scheduler.reserve_gib=0.5"]
 FP8_16K = [

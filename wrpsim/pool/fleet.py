@@ -364,17 +364,8 @@ class Fleet:
                 inst.state_bytes_per_seq = float(getattr(lat, "mamba_state_bytes", 0.0) or 0.0)
                 inst.max_context = spec.max_context
             cap = blocks // spec.attn_dp * spec.scheduler.block_size  # one sequence: one group
-            if (spec.kv_blocks is None and spec.max_context and cap < spec.max_context
-                    and not model.sliding_layers):
-                # vLLM refuses to start a server whose KV cannot hold one max_model_len
-                # sequence; wrpsim runs it and drops the longer requests (not said for
-                # sliding windows, whose layers wrpsim counts in full: an upper bound)
-                warn(f"pool.pools.{spec.name}: its KV cache holds {cap:,} tokens for one "
-                     f"sequence, fewer than its max_context ({spec.max_context:,}), so vLLM "
-                     f"would refuse to start it; requests longer than {cap:,} tokens are "
-                     f"dropped (exceeds_kv_capacity). Lower +pool.pools.{spec.name}."
-                     f"max_context, or give the KV room (scheduler.gpu_mem_util / reserve_gib, "
-                     f"tp, kv_dtype)")
+            if spec.kv_blocks is None and spec.max_context and not model.sliding_layers:
+                self._check_context_fits(spec, lat, cap)
             if spec.role != "prefill":  # a prefill instance holds the prompt only; the decode
                 # (or colocated) instance holds prompt + output and bounds the request
                 self.max_tokens[spec.model] = max(self.max_tokens.get(spec.model, 0), cap)
@@ -402,6 +393,29 @@ class Fleet:
         #: callables(instance, down) told of every failure and repair before the candidate
         #: lists change (the router's view mirrors health: `wrpsim.router.feed`)
         self.health_watchers: list = []
+
+    @staticmethod
+    def _check_context_fits(spec: PoolSpec, lat, cap: int) -> None:
+        """Warn when, by wrpsim's memory estimate, the pool's KV cannot hold one `max_context`
+        sequence: vLLM refuses to start a server whose own estimate falls short so; wrpsim
+        runs it and drops the longer requests. Its check needs one sequence's Mamba state,
+        not `max_seqs` of them (not said for sliding windows, whose layers wrpsim counts in
+        full: an upper bound)."""
+        one = cap
+        if getattr(lat, "mamba_state_bytes", 0.0):
+            s = spec.scheduler
+            one = (lat.kv_capacity_blocks(s.block_size, s.gpu_mem_util, s.reserve_gib, 1)
+                   // spec.attn_dp * s.block_size)
+        if one >= spec.max_context:
+            return
+        key = f"pool.pools.{spec.name}"
+        warn(f"{key}: by wrpsim's memory estimate (scheduler.gpu_mem_util x GPU memory - "
+             f"weights - scheduler.reserve_gib) its KV cache holds {one:,} tokens for one "
+             f"sequence, fewer than its max_context ({spec.max_context:,}); vLLM refuses to "
+             f"start a server whose own estimate falls short so, and wrpsim drops the longer "
+             f"requests (exceeds_kv_capacity). Set {key}.max_context to at most {one:,} (with "
+             f"a '+' where the pool's file leaves it out), or give the KV room "
+             f"(scheduler.gpu_mem_util / reserve_gib / max_seqs, tp, kv_dtype)")
 
     def _attach_tiers(self, spec: PoolSpec, kv_token: float, remote: dict) -> None:
         """Give each instance's prefix cache its DRAM tier and the model's remote pool
