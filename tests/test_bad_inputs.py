@@ -627,3 +627,16 @@ def test_a_name_in_the_wrong_case_is_suggested_in_the_right_one():
     assert closest("H200", ["h100-80gb", "h200-141gb"]) == "h200-141gb"
     assert str(unknown_choice("precision", "BF16", ["bf16", "fp8"])).endswith(
         "; did you mean 'bf16'?")
+
+
+def test_a_plan_candidate_whose_kv_cannot_hold_its_context_warns_under_its_name():
+    """The planner mutes warnings of the fleets it simulates; a candidate whose KV cannot hold
+    its context is said once, when the candidate is checked, under its own key."""
+    from wrpsim.errors import WrpsimWarning
+    from wrpsim.plan.config import expand_candidate
+
+    with pytest.warns(WrpsimWarning, match=r"^plan\.candidates\.a100: by wrpsim's memory "
+                      r"estimate .* holds 18,304 tokens for one sequence, fewer than its "
+                      r"max_context \(131,072\).* Set plan\.candidates\.a100\.max_context to "
+                      r"at most 18,304"):
+        expand_candidate("a100", {"gpu": "a100-80gb", "model": "llama3.1-70b", "tp": 2})

@@ -96,7 +96,7 @@ def parse_ratio(text) -> tuple[int, int]:
 def _check_pool(where: str, name: str, cfg: dict) -> PoolTemplate:
     """Validate one expanded pool with the engine's parser; errors renamed to `where`."""
     from wrpsim.pool.catalog import get_gpu, get_model
-    from wrpsim.pool.fleet import build_latency, kv_capacity, parse_pool
+    from wrpsim.pool.fleet import build_latency, check_context_fits, kv_capacity, parse_pool
     from wrpsim.sanity import check_pool_sizes
 
     for key, get in (("gpu", get_gpu), ("model", get_model)):
@@ -114,7 +114,9 @@ def _check_pool(where: str, name: str, cfg: dict) -> PoolTemplate:
             if not hasattr(lat, "kv_capacity_blocks"):
                 raise ConfigError(f"pool.pools.{name}.kv_blocks is required with a constant "
                                   "latency model")
-            kv_capacity(lat, spec.scheduler)
+            blocks = kv_capacity(lat, spec.scheduler)
+            check_context_fits(spec, lat, blocks // spec.attn_dp * spec.scheduler.block_size,
+                               where)
     except ConfigError as e:
         text = (str(e).replace(f"pool.pools.{name}", where)
                 .replace("pool.pools", "plan.candidates"))

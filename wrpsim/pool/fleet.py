@@ -219,6 +219,30 @@ def kv_capacity(lat, sched) -> int:
                                   sched.max_seqs)
 
 
+def check_context_fits(spec: PoolSpec, lat, cap: int, key: str) -> None:
+    """Warn when, by wrpsim's memory estimate, a pool's KV (`cap` tokens for one sequence)
+    cannot hold one `max_context` sequence: vLLM refuses to start a server whose own estimate
+    falls short so; wrpsim runs it and drops the longer requests. vLLM's check needs one
+    sequence's Mamba state, not `max_seqs` of them. Not said for sliding windows, whose layers
+    wrpsim counts in full (an upper bound). `key`: the pool's config key, for the message."""
+    if not spec.max_context or get_model(spec.model).sliding_layers:
+        return
+    one = cap
+    if getattr(lat, "mamba_state_bytes", 0.0):
+        s = spec.scheduler
+        one = (lat.kv_capacity_blocks(s.block_size, s.gpu_mem_util, s.reserve_gib, 1)
+               // spec.attn_dp * s.block_size)
+    if one >= spec.max_context:
+        return
+    warn(f"{key}: by wrpsim's memory estimate (scheduler.gpu_mem_util x GPU memory - "
+         f"weights - scheduler.reserve_gib) its KV cache holds {one:,} tokens for one "
+         f"sequence, fewer than its max_context ({spec.max_context:,}); vLLM refuses to "
+         f"start a server whose own estimate falls short so, and wrpsim drops the longer "
+         f"requests (exceeds_kv_capacity). Set {key}.max_context to at most {one:,} (with "
+         f"a '+' where the pool's file leaves it out), or give the KV room "
+         f"(scheduler.gpu_mem_util / reserve_gib / max_seqs, tp, kv_dtype)")
+
+
 def kv_bytes_per_token(lat, model, spec: PoolSpec) -> float:
     """KV-cache bytes one token of a sequence occupies on an instance of `spec`, all its
     layers on all the GPUs that hold the sequence: the latency model's bytes per GPU (at the
@@ -364,8 +388,8 @@ class Fleet:
                 inst.state_bytes_per_seq = float(getattr(lat, "mamba_state_bytes", 0.0) or 0.0)
                 inst.max_context = spec.max_context
             cap = blocks // spec.attn_dp * spec.scheduler.block_size  # one sequence: one group
-            if spec.kv_blocks is None and spec.max_context and not model.sliding_layers:
-                self._check_context_fits(spec, lat, cap)
+            if spec.kv_blocks is None:
+                check_context_fits(spec, lat, cap, f"pool.pools.{spec.name}")
             if spec.role != "prefill":  # a prefill instance holds the prompt only; the decode
                 # (or colocated) instance holds prompt + output and bounds the request
                 self.max_tokens[spec.model] = max(self.max_tokens.get(spec.model, 0), cap)
@@ -393,29 +417,6 @@ class Fleet:
         #: callables(instance, down) told of every failure and repair before the candidate
         #: lists change (the router's view mirrors health: `wrpsim.router.feed`)
         self.health_watchers: list = []
-
-    @staticmethod
-    def _check_context_fits(spec: PoolSpec, lat, cap: int) -> None:
-        """Warn when, by wrpsim's memory estimate, the pool's KV cannot hold one `max_context`
-        sequence: vLLM refuses to start a server whose own estimate falls short so; wrpsim
-        runs it and drops the longer requests. Its check needs one sequence's Mamba state,
-        not `max_seqs` of them (not said for sliding windows, whose layers wrpsim counts in
-        full: an upper bound)."""
-        one = cap
-        if getattr(lat, "mamba_state_bytes", 0.0):
-            s = spec.scheduler
-            one = (lat.kv_capacity_blocks(s.block_size, s.gpu_mem_util, s.reserve_gib, 1)
-                   // spec.attn_dp * s.block_size)
-        if one >= spec.max_context:
-            return
-        key = f"pool.pools.{spec.name}"
-        warn(f"{key}: by wrpsim's memory estimate (scheduler.gpu_mem_util x GPU memory - "
-             f"weights - scheduler.reserve_gib) its KV cache holds {one:,} tokens for one "
-             f"sequence, fewer than its max_context ({spec.max_context:,}); vLLM refuses to "
-             f"start a server whose own estimate falls short so, and wrpsim drops the longer "
-             f"requests (exceeds_kv_capacity). Set {key}.max_context to at most {one:,} (with "
-             f"a '+' where the pool's file leaves it out), or give the KV room "
-             f"(scheduler.gpu_mem_util / reserve_gib / max_seqs, tp, kv_dtype)")
 
     def _attach_tiers(self, spec: PoolSpec, kv_token: float, remote: dict) -> None:
         """Give each instance's prefix cache its DRAM tier and the model's remote pool
