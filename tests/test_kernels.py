@@ -295,6 +295,27 @@ def test_frontend_tokenizes_one_prompt_at_a_time():
     assert fe.delay_s(1.0005, 1000) == pytest.approx(fixed + 2 * work - 0.0005)
 
 
+def test_the_servers_own_cpu_per_request_queues_with_its_tokenization():
+    """`frontend_us_serial`, the part of `frontend_us` that is the API server's own CPU per
+    request, queues like tokenization: a burst of n requests reaches the engine at
+    (frontend_us - serial) + k x (serial + tokenization); one request alone is not slowed;
+    more than frontend_us is refused."""
+    from wrpsim.pool.frontend import FrontEnd
+
+    lat = build_latency_model("llama3.1-8b", "h100-80gb", 1, engine="vllm-0.24", overrides={
+        "frontend_us": 15000, "frontend_us_per_token": 2.0, "frontend_us_serial": 5000})
+    assert lat.frontend_s(1000) == pytest.approx(17e-3)  # unchanged in total
+    assert lat.frontend_work_s(1000) == pytest.approx(7e-3)
+    fe = FrontEnd(lat)
+    assert [fe.delay_s(0.0, 1000) for _ in range(3)] == pytest.approx(
+        [10e-3 + k * 7e-3 for k in (1, 2, 3)])
+    assert fe.delay_s(5.0, 1000) == pytest.approx(17e-3)
+    with pytest.raises(ConfigError, match=r"latency\.frontend_us_serial \(20000\) is the part "
+                                          r"of frontend_us \(15000\) queued in the API server"):
+        build_latency_model("llama3.1-8b", "h100-80gb", 1, engine="vllm-0.24", overrides={
+            "frontend_us": 15000, "frontend_us_serial": 20000}, where="latency")
+
+
 def test_frontend_slows_under_the_streaming_load_of_running_requests():
     """The API server also streams every output token (`frontend_us_per_stream_token` each):
     at r tokens/s a share rho = r x that of its CPU is taken, and a new request's handling —

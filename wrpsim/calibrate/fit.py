@@ -40,7 +40,8 @@ FIT_FIELDS = ("iter_overhead_us", "seq_overhead_us", "layer_overhead_us", "front
 #: are launched eagerly (FULL_DECODE_ONLY graphs) and CPU-bound
 BOUNDS = {"iter_overhead_us": 20000.0, "seq_overhead_us": 500.0, "layer_overhead_us": 200.0,
           "frontend_us": 200000.0, "frontend_us_per_token": 50.0, "sampling_passes": 50.0,
-          "eager_layer_us": 2000.0, "frontend_us_per_stream_token": 1000.0}
+          "eager_layer_us": 2000.0, "frontend_us_per_stream_token": 1000.0,
+          "frontend_us_serial": 200000.0}
 #: robust loss of the fit: Cauchy on log(simulated / measured) with a 5 % scale, so a few rows
 #: far off (a case the model misses) do not pull the constants away from the bulk of the rows
 LOSS, F_SCALE = "cauchy", 0.05
@@ -334,10 +335,14 @@ def fit_constants(engine: str, cases=(), steps: pd.DataFrame | None = None,
         raise ConfigError(f"fit: unknown field(s) {bad}; valid: {', '.join(BOUNDS)}")
     fields = list(fields)
     base = {f: float(getattr(eng.constants, f)) for f in fields}
+    base_frontend = float(eng.constants.frontend_us)
     x0 = np.array([(start or base).get(f, base[f]) for f in fields], dtype=float)
 
     def entries(values: np.ndarray) -> list[tuple]:
         ov = dict(zip(fields, np.maximum(values, 0.0)))
+        if "frontend_us_serial" in ov:  # the queued part of frontend_us: at most all of it
+            ov["frontend_us_serial"] = min(ov["frontend_us_serial"],
+                                           ov.get("frontend_us", base_frontend))
         out = case_entries(cases, engine, ov) if cases else []
         return out + (step_entries(steps, engine, ov) if steps is not None else [])
 
@@ -430,6 +435,11 @@ def fit_constants(engine: str, cases=(), steps: pd.DataFrame | None = None,
     for j, f in enumerate(fields):  # a constant the data do not see keeps the engine's value
         if j not in free:
             x_end[j] = base[f]
+    if "frontend_us_serial" in fields:  # as `entries` took it: at most frontend_us
+        top = (x_end[fields.index("frontend_us")] if "frontend_us" in fields
+               else base_frontend)
+        j = fields.index("frontend_us_serial")
+        x_end[j] = min(x_end[j], top)
     fitted = {fields[j]: round(float(x_end[j]), 3) for j in free}
     e1 = entries(x_end)
     r1 = np.array([1.0 if e1[i][2] is None else e1[i][2] for i in keep])

@@ -85,8 +85,18 @@ def _constants(path: Path, raw) -> EngineConstants:
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: field 'constants' must be a mapping")
     check_keys(raw, CONSTANT_FIELDS, f"{path}: constants")
-    return EngineConstants(**{k: _constant_value(k, v, f"{path}: constants.{k}")
-                              for k, v in raw.items()})
+    c = EngineConstants(**{k: _constant_value(k, v, f"{path}: constants.{k}")
+                           for k, v in raw.items()})
+    _serial_within(c, f"{path}: constants")
+    return c
+
+
+def _serial_within(c: EngineConstants, label: str) -> None:
+    """`frontend_us_serial` is part of `frontend_us`: one line when it exceeds it."""
+    if c.frontend_us_serial > c.frontend_us:
+        raise ConfigError(f"{label}.frontend_us_serial ({c.frontend_us_serial:g}) is the part "
+                          f"of frontend_us ({c.frontend_us:g}) queued in the API server, so it "
+                          f"must be at most frontend_us")
 
 
 def load_engine(path: Path) -> Engine:
@@ -303,6 +313,7 @@ def _build(model: str, gpu: str, tp: int, engine: str = DEFAULT_ENGINE,
     check_keys(overrides, CONSTANT_FIELDS, where)
     overrides = {k: _constant_value(k, v, f"{where}.{k}") for k, v in overrides.items()}
     consts = replace(eng.constants, **overrides) if overrides else eng.constants
+    _serial_within(consts, where)
     if precision not in PRECISIONS:
         raise unknown_choice(f"{prefix}precision", precision, PRECISIONS)
     if kv_dtype not in KV_DTYPES:

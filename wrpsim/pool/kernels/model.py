@@ -44,7 +44,8 @@ schedule for the next iteration is then fixed before this one ends: a request ar
 joins the iteration after next, `LatencyModel.schedule_lag`.) Before
 the engine sees a request, its API server spends `frontend_us + frontend_us_per_token x prompt
 tokens` on it (HTTP, tokenization): `frontend_s`, added to the request's TTFT; the per-token
-part is the API server's CPU work and queues there, one prompt at a time (`wrpsim.pool.frontend`).
+part and `frontend_us_serial` of the fixed part are the API server's CPU work and queue there,
+one request at a time (`wrpsim.pool.frontend`).
 
 Only these overheads are engine constants fitted end to end
 (`wrpsim.calibrate`); every other term is a measured kernel time or a byte count from the
@@ -109,6 +110,10 @@ class EngineConstants:
     eager_layer_us: float = 0.0
     #: API-server CPU time per output token it streams (detokenizing, the SSE chunk); fitted
     frontend_us_per_stream_token: float = 0.0
+    #: the part of `frontend_us` that is the API server's own CPU per request (HTTP parsing,
+    #: request validation, chat template), done one request at a time in its one process and
+    #: so queued behind the requests ahead (`wrpsim.pool.frontend`); at most `frontend_us`
+    frontend_us_serial: float = 0.0
     #: engine setting, not fitted: the dtype of the Mamba SSM state (`MAMBA_SSM_DTYPES`);
     #: it sets the state's memory and the bytes every decode step reads and writes
     mamba_ssm_dtype: str = "auto"
@@ -830,8 +835,10 @@ class KernelLatency:
         return (self.c.frontend_us + self.c.frontend_us_per_token * prompt_tokens) * 1e-6
 
     def frontend_work_s(self, prompt_tokens: int) -> float:
-        """Tokenization: the per-token part of `frontend_s`, queued in the one API server."""
-        return self.c.frontend_us_per_token * prompt_tokens * 1e-6
+        """The part of `frontend_s` queued in the one API server: tokenization (per token) and
+        the server's own CPU per request (`frontend_us_serial`)."""
+        c = self.c
+        return (c.frontend_us_serial + c.frontend_us_per_token * prompt_tokens) * 1e-6
 
     def frontend_stream_s(self) -> float:
         """API-server seconds per output token streamed (`LatencyModel.frontend_stream_s`)."""
