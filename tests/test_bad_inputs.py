@@ -97,6 +97,15 @@ BAD = [
      r"pool\.pools\.h100\.scheduler\.max_seqs here"),
     (["pool.pools.h100.scheduler.max_model_len=4096"],
      r"vLLM's max_model_len is pool\.pools\.h100\.max_context here \(with a '\+' first"),
+    (["+pool.pools.h100.max_num_seqs=128"],
+     r"pool\.pools\.h100: unknown key\(s\) \['max_num_seqs'\]; valid keys: .*; vLLM's "
+     r"max_num_seqs is scheduler\.max_seqs here$"),
+    (["workload=closed-loop", "workload.source.random_input_len=1024"],
+     r"workload\.source\.random_input_len: unknown key; .*vllm bench serve's random_input_len "
+     r"is workload\.source\.prompt_tokens here$"),
+    (["workload=closed-loop", "+workload.source.num_prompts=10"],
+     r"workload\.source: unknown key\(s\) \['num_prompts'\]; .*vllm bench serve's "
+     r"num_prompts is num_requests here$"),
     (["pool.pools.h100.scheduler.tokn_budget=3"],
      r"scheduler keys \(those the pool's file leaves out are added with '\+'\): policy, .*; "
      r"did you mean 'token_budget'\?$"),
@@ -491,7 +500,7 @@ def test_a_pool_whose_kv_cannot_hold_its_context_runs_with_one_warning(monkeypat
                      "falls short so, and wrpsim drops the longer requests "
                      "(exceeds_kv_capacity). Set pool.pools.h100.max_context to at most 30,624 "
                      "(with a '+' where the pool's file leaves it out), or give the KV room "
-                     "(scheduler.gpu_mem_util / reserve_gib / max_seqs, tp, kv_dtype)"]
+                     "(scheduler.gpu_mem_util / reserve_gib, tp, kv_dtype)"]
     (tmp_path / "fits").mkdir()
     code, _, err = run_app(monkeypatch, capsys, tmp_path / "fits", *args,
                            "+pool.pools.h100.max_context=30000")

@@ -553,3 +553,24 @@ def test_a_constant_the_steps_only_cap_from_above_is_not_reported_fitted(start):
                                    start={"seq_overhead_us": start})
     assert fitted == {} and report["not_constrained"] == ["seq_overhead_us"]
     assert report["after"]["median_pct"] == 0.0
+
+
+def test_a_queued_front_end_at_its_ceiling_is_named(tmp_path):
+    """`frontend_us_serial` is the part of `frontend_us` queued in the API server: bursts of
+    hundreds of tiny requests measured far slower than any split of the shipped 14.2 ms can
+    make them push it to all of `frontend_us`, which the report lists in `on_bound` and a
+    warning explains (fit `frontend_us` too)."""
+    csv = tmp_path / "bursts.csv"
+    csv.write_text("model,gpu,tp,concurrency,isl,osl,ttft_ms,num_requests\n"
+                   "qwen3-8b,h100-80gb,1,500,128,4,9000,500\n"
+                   "qwen3-8b,h100-80gb,1,300,128,4,5500,300\n"
+                   "qwen3-8b,h100-80gb,1,1,128,64,25,20\n")
+    r = _cli("engine=x", f"benchmarks={csv}", "fit=[frontend_us_serial]",
+             f"out_dir={tmp_path / 'out'}")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    top = out["fitted"]["frontend_us_serial"]
+    assert top == pytest.approx(14200.481) and out["error_pct"]["on_bound"] == [
+        "frontend_us_serial"]
+    assert "calibrate: frontend_us_serial sits at an end of its range, 0 or all of " \
+           "frontend_us" in r.stderr

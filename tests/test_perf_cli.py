@@ -122,6 +122,12 @@ def test_every_catalog_gpu_and_model_runs_and_labels_its_calibration():
     (["kv_dtype=int2"], r"perf: kv_dtype: unknown value 'int2'; valid choices: auto, bf16, fp8"),
     (["model=llama3.1-8b", "tp=1", "ep=2"], r"ep must be 1 or equal to tp"),
     (["engine=splitwise-2023", "precision=fp8"], r"knows only precision bf16"),
+    (["engine=splitwise-2023", "model=deepseek-v3", "tp=8"],
+     r"perf: engine: splitwise-2023 \(the analytical 2023 model\) times every layer as "
+     r"multi-head attention .* deepseek-v3 has latent \(MLA\) attention"),
+    (["engine=splitwise-2023", "model=nemotron-nano-9b-v2", "tp=1"],
+     r"nemotron-nano-9b-v2 has Mamba layers, which it would size and time wrongly: use a "
+     r"kernels engine such as vllm-0\.24"),
     (["model=llama3.1-70b", "gpu=a10g-24gb", "tp=2"], r"perf: llama3.1-70b needs 65.7 GiB of "
                                                       r"weights per GPU"),
     (["tp=[1"], r"bad override"),

@@ -94,13 +94,47 @@ def unknown_key(field: str, key: object, valid) -> ConfigError:
                        f"{', '.join(str(v) for v in valid)}{did_you_mean(key, valid)}")
 
 
+#: vLLM's engine arguments (`vllm serve`) and where a pool holds them
+VLLM_ENGINE_ARGS = {"max_num_batched_tokens": "scheduler.token_budget",
+                    "max_num_seqs": "scheduler.max_seqs",
+                    "gpu_memory_utilization": "scheduler.gpu_mem_util",
+                    "block_size": "scheduler.block_size", "max_model_len": "max_context",
+                    "tensor_parallel_size": "tp", "kv_cache_dtype": "kv_dtype",
+                    "num_gpu_blocks_override": "kv_blocks", "data_parallel_size": "attn_dp",
+                    "enable_expert_parallel": "ep", "quantization": "precision",
+                    "enable_prefix_caching": "prefix_cache.enabled"}
+#: `vllm bench serve`'s arguments and the closed-loop / constant-rate source keys that hold them
+VLLM_BENCH_ARGS = {"random_input_len": "prompt_tokens", "random_output_len": "output_tokens",
+                   "input_len": "prompt_tokens", "output_len": "output_tokens",
+                   "max_concurrency": "concurrency", "num_prompts": "num_requests",
+                   "request_rate": "stages"}
+
+
+def vllm_hint(key: str, valid) -> str:
+    """'; vLLM's KEY is X here' when `key` is a vLLM argument whose wrpsim key (or its first
+    part, or its last) is among `valid`, else ''."""
+    name = str(key).replace("-", "_")
+    target = VLLM_ENGINE_ARGS.get(name) or VLLM_BENCH_ARGS.get(name)
+    if not target:
+        return ""
+    who = "vllm bench serve's" if name in VLLM_BENCH_ARGS else "vLLM's"
+    parts = target.split(".")
+    if parts[0] in valid:
+        return f"; {who} {key} is {target} here"
+    if parts[-1] in valid:
+        return f"; {who} {key} is {parts[-1]} here"
+    return ""
+
+
 def check_keys(mapping, valid, where: str) -> None:
     """Raise the standard 'unknown key(s)' error if `mapping` has a key outside `valid`, with the
-    nearest valid key suggested for the first unknown one."""
+    nearest valid key suggested for the first unknown one (or, for a vLLM argument's name, the
+    key that holds it: `vllm_hint`)."""
     bad = sorted(k for k in mapping if k not in valid)
     if bad:
+        hint = vllm_hint(bad[0], valid) or did_you_mean(bad[0], valid)
         raise ConfigError(f"{where}: unknown key(s) {bad}; valid keys: {', '.join(valid)}"
-                          f"{did_you_mean(bad[0], valid)}")
+                          f"{hint}")
 
 
 def keyed_mapping(value, valid, where: str) -> dict:

@@ -21,7 +21,7 @@ import re
 import sys
 import traceback
 
-from wrpsim.errors import WrpsimError, closest, did_you_mean
+from wrpsim.errors import VLLM_BENCH_ARGS, VLLM_ENGINE_ARGS, WrpsimError, closest, did_you_mean
 
 # launcher option -> (module it needs, pip extra of wrpsim that installs it)
 EXTRAS = {
@@ -205,13 +205,6 @@ def _source_node(workload) -> dict | None:
     return plain if isinstance(plain, dict) else None
 
 
-#: vLLM's engine arguments and the wrpsim keys that hold them (scheduler keys, or the pool's)
-VLLM_NAMES = {"max_num_batched_tokens": "token_budget", "max_num_seqs": "max_seqs",
-              "gpu_memory_utilization": "gpu_mem_util", "max_model_len": "max_context",
-              "tensor_parallel_size": "tp", "kv_cache_dtype": "kv_dtype",
-              "num_gpu_blocks_override": "kv_blocks", "data_parallel_size": "attn_dp",
-              "enable_expert_parallel": "ep", "quantization": "precision",
-              "enable_prefix_caching": "prefix_cache.enabled"}
 #: what a vLLM argument's wrpsim key means beyond the name (said after it)
 VLLM_NOTES = {"data_parallel_size": " with expert-parallel MoE (data-parallel attention); "
                                     "replicas of a dense model are the pool's count"}
@@ -228,9 +221,9 @@ def _scheduler_key(full_key: str, leaf: str) -> str:
     if leaf in keys:
         return (f"{full_key}: not set in this {what}'s config, so add it with a '+': "
                 f"+{full_key}=…; scheduler keys: {', '.join(keys)}")
-    name = VLLM_NAMES.get(leaf.replace("-", "_"))
+    name = VLLM_ENGINE_ARGS.get(leaf.replace("-", "_"))
     if name:
-        at = f"{pool}.scheduler.{name}" if name in keys else f"{pool}.{name}"
+        at = f"{pool}.{name}"
         note = VLLM_NOTES.get(leaf.replace("-", "_"), "")
         return (f"{full_key}: unknown key; vLLM's {leaf} is {at} here{note} (with a '+' first "
                 f"where the {what}'s file leaves it out); scheduler keys: {', '.join(keys)}")
@@ -263,12 +256,9 @@ def _unknown_key(exc, argv: list[str] | None = None, config_name: str = "config"
             return (f"{full_key}: not set in this {'candidate' if plan else 'pool'}'s config, "
                     f"so add it with a '+': +{full_key}=…; keys of a "
                     f"{'candidate' if plan else 'pool'}: {', '.join(keys)}")
-        name = VLLM_NAMES.get(leaf.replace("-", "_"))
+        name = VLLM_ENGINE_ARGS.get(leaf.replace("-", "_"))
         if name:  # a vLLM engine argument's name: say where wrpsim holds it
-            from wrpsim.pool.scheduler import SchedulerConfig
-
-            at = (f"{where}.scheduler.{name}" if name in SchedulerConfig.__dataclass_fields__
-                  else f"{where}.{name}")
+            at = f"{where}.{name}"
             note = VLLM_NOTES.get(leaf.replace("-", "_"), "")
             return (f"{full_key}: unknown key; vLLM's {leaf} is {at} here{note} (with a '+' "
                     f"first where the {'candidate' if plan else 'pool'}'s file leaves it out)")
@@ -325,8 +315,12 @@ def _unknown_key(exc, argv: list[str] | None = None, config_name: str = "config"
     if network and network.startswith("; the network options"):  # another option's key
         chosen = _selected_network(argv or [], config_name)
         return f"{full_key}: not a key of network={chosen}{network}"
+    bench = VLLM_BENCH_ARGS.get(leaf.replace("-", "_")) if where == "workload.source" else None
     if network is not None:  # a typo of some network option's key, or none at all
         hint = network
+    elif bench:  # a `vllm bench serve` argument: say which source key holds it
+        hint = (f"; vllm bench serve's {leaf} is workload.source.{bench} here"
+                + (" (workload=constant-rate)" if bench == "stages" else ""))
     elif not hint and where.startswith(OPEN_SECTIONS):  # keys some kinds take, this file omits
         hint = f" (a key this file leaves out is added with '+': +{full_key}=…)"
     return f"{full_key}: unknown key; valid keys{under}: {', '.join(valid)}{hint}"

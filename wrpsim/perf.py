@@ -12,7 +12,8 @@ tables, or "uncalibrated: roofline" for a GPU without measurements). `engine=`, 
 `kv_dtype=`, `ep=` and `attn_dp=` choose the engine calibration and the pool settings.
 `breakdown=true` adds `prefill_breakdown_s` and `decode_breakdown_s`: those two steps' seconds
 by term of the latency model (`LatencyModel.breakdown`: GEMMs, attention, all-reduce, MoE,
-per-layer floor, CPU ...), summing to `prefill_s` and `decode_step_s`.
+per-layer floor, CPU ... for the kernel-table engines; `linear`, `collectives`, attention and
+`overhead` for `splitwise-2023`), summing to `prefill_s` and `decode_step_s`.
 Arguments are Hydra overrides (`key=value`) of conf/perf.yaml; `latency.<field>=value`
 overrides an engine constant (a calibrated GPU field under `splitwise-2023`). Bad input — also
 a `prompt_tokens` or `ctx_tokens` beyond the model's context, or `batch` above 65,536 — prints

@@ -453,6 +453,10 @@ def fit_constants(engine: str, cases=(), steps: pd.DataFrame | None = None,
                 for row, why in getattr(cases, "left_out", ())]
     on_bound = [f for f, v in fitted.items()
                 if v <= 1e-6 * BOUNDS[f] or v >= BOUNDS[f] * (1 - 1e-6)]
+    if "frontend_us_serial" in fitted and "frontend_us_serial" not in on_bound:
+        top = fitted.get("frontend_us", base_frontend)  # its ceiling: all of frontend_us
+        if fitted["frontend_us_serial"] >= top * (1 - 1e-6):
+            on_bound.append("frontend_us_serial")
     report = {"before": _ape(r0), "after": _ape(r1), "evaluations": nfev,
               "not_constrained": fixed, "on_bound": on_bound, "rows": rows}
     return fitted, report

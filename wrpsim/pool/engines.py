@@ -301,7 +301,14 @@ def _build(model: str, gpu: str, tp: int, engine: str = DEFAULT_ENGINE,
         check_keys(overrides, CALIBRATION_FIELDS, where)
         from wrpsim.pool.perf import AnalyticalLatency
 
-        lat = AnalyticalLatency(get_model(model), get_gpu(gpu), tp, **overrides)
+        m = get_model(model)
+        if m.mamba_layers or m.mla:
+            kind = "Mamba layers" if m.mamba_layers else "latent (MLA) attention"
+            raise ConfigError(f"{prefix}engine: {engine} (the analytical 2023 model) times every "
+                              f"layer as multi-head attention with a KV cache; {m.name} has "
+                              f"{kind}, which it would size and time wrongly: use a kernels "
+                              f"engine such as {DEFAULT_ENGINE}")
+        lat = AnalyticalLatency(m, get_gpu(gpu), tp, **overrides)
         lat.calibration = f"{engine}: {lat.gpu.calibration_source}"
         lat.engine = engine
         return lat

@@ -240,7 +240,8 @@ def check_context_fits(spec: PoolSpec, lat, cap: int, key: str) -> None:
          f"start a server whose own estimate falls short so, and wrpsim drops the longer "
          f"requests (exceeds_kv_capacity). Set {key}.max_context to at most {one:,} (with "
          f"a '+' where the pool's file leaves it out), or give the KV room "
-         f"(scheduler.gpu_mem_util / reserve_gib / max_seqs, tp, kv_dtype)")
+         f"(scheduler.gpu_mem_util / reserve_gib{' / max_seqs' if one != cap else ''}, tp, "
+         f"kv_dtype)")
 
 
 def kv_bytes_per_token(lat, model, spec: PoolSpec) -> float:

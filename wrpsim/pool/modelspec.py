@@ -505,8 +505,9 @@ def _recurrent_layers(c: dict, layers: int, hidden: int) -> dict:
     c.get("full_attention_interval")  # (given beside layer_types too: the same layers)
     if types is not None:
         if not isinstance(types, list) or len(types) != layers:
+            got = f"{len(types)} entries" if isinstance(types, list) else repr(types)
             raise ConfigError(f"config.json key 'layer_types' must be a list of "
-                              f"num_hidden_layers ({layers}) layer kinds")
+                              f"num_hidden_layers ({layers}) layer kinds, got {got}")
         bad = sorted({str(t) for t in types} - set(ATTENTION_TYPES) - set(RECURRENT_TYPES))
         if bad:
             raise ConfigError(f"config.json key 'layer_types': unknown layer kind {bad[0]!r}; "

@@ -665,7 +665,8 @@ class KernelLatency:
         projection outside the fused experts: QKV, output, dense and shared-expert MLPs, the
         router, Mamba in / out projections), `moe_experts` (fused expert GEMMs), `all_reduce`
         (tensor-parallel), `moe_dispatch` (gathering tokens to their experts' GPUs and back),
-        `elementwise` (norms, activations, rotary: their memory traffic), `lm_head_sampling`,
+        `elementwise` (norms, activations, rotary, KV-cache writes and a Mamba layer's scan of
+        its tokens: their memory traffic), `lm_head_sampling`,
         `layer_floor` (per-layer launch / sync floor), `prefill_attention`,
         `decode_attention`, `mamba_state` (recurrent state read and written per decoding
         sequence), `eager_launch` (a step launched eagerly waiting on the CPU's launches beyond
