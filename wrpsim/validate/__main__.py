@@ -96,15 +96,21 @@ def collect_cases(cfg: dict[str, Any]) -> tuple[list, list[str]]:
             from wrpsim.pool.engines import get_engine
 
             if get_engine(str(cfg["engine"])).kind == "analytical":
+                from wrpsim.pool.catalog import get_model
+
+                def mha(c) -> bool:  # no Mamba or latent attention: every layer MHA
+                    m = get_model(c.pool["model"])
+                    return not (m.mamba_layers or m.mla)
+
                 keep = [c for c in got if c.pool.get("precision", "bf16") == "bf16"
                         and c.pool.get("kv_dtype", "auto") in ("auto", "bf16")
                         and c.pool.get("ep", 1) == 1 and c.pool.get("attn_dp", 1) == 1
-                        and "latency" not in c.pool]
+                        and "latency" not in c.pool and mha(c)]
                 if len(keep) < len(got):
                     notes.append(f"{name}: {len(got) - len(keep)} cases left out (engine "
                                  f"{cfg['engine']} models only BF16 weights and KV, ep 1, "
-                                 f"attn_dp 1 and none of the serving engine's settings such as "
-                                 f"CUDA-graph mode or the Mamba state dtype)")
+                                 f"attn_dp 1, attention layers (no Mamba, no MLA) and none of "
+                                 f"the serving engine's settings such as CUDA-graph mode)")
                 got = keep
         cases += got
     return cases, notes
