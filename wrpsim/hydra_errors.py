@@ -210,6 +210,17 @@ VLLM_NOTES = {"data_parallel_size": " with expert-parallel MoE (data-parallel at
                                     "replicas of a dense model are the pool's count"}
 
 
+def _vllm_engine_arg(full_key: str, leaf: str, owner: str, what: str) -> str | None:
+    """The line for a vLLM engine argument's name given as a key of pool / candidate `owner`
+    (its config key) or of its scheduler: where wrpsim holds it; None for another name."""
+    name = VLLM_ENGINE_ARGS.get(leaf.replace("-", "_"))
+    if not name:
+        return None
+    note = VLLM_NOTES.get(leaf.replace("-", "_"), "")
+    return (f"{full_key}: unknown key; vLLM's {leaf} is {owner}.{name} here{note} (with a '+' "
+            f"first where the {what}'s file leaves it out)")
+
+
 def _scheduler_key(full_key: str, leaf: str) -> str:
     """A scheduler key a pool's file leaves out (added with '+'), a vLLM argument's name for
     one (said in wrpsim's words), or an unknown key (the valid ones)."""
@@ -221,12 +232,9 @@ def _scheduler_key(full_key: str, leaf: str) -> str:
     if leaf in keys:
         return (f"{full_key}: not set in this {what}'s config, so add it with a '+': "
                 f"+{full_key}=…; scheduler keys: {', '.join(keys)}")
-    name = VLLM_ENGINE_ARGS.get(leaf.replace("-", "_"))
-    if name:
-        at = f"{pool}.{name}"
-        note = VLLM_NOTES.get(leaf.replace("-", "_"), "")
-        return (f"{full_key}: unknown key; vLLM's {leaf} is {at} here{note} (with a '+' first "
-                f"where the {what}'s file leaves it out); scheduler keys: {', '.join(keys)}")
+    vllm = _vllm_engine_arg(full_key, leaf, pool, what)
+    if vllm:
+        return f"{vllm}; scheduler keys: {', '.join(keys)}"
     return (f"{full_key}: unknown key; scheduler keys (those the {what}'s file leaves out are "
             f"added with '+'): {', '.join(keys)}{did_you_mean(leaf, keys)}")
 
@@ -256,12 +264,9 @@ def _unknown_key(exc, argv: list[str] | None = None, config_name: str = "config"
             return (f"{full_key}: not set in this {'candidate' if plan else 'pool'}'s config, "
                     f"so add it with a '+': +{full_key}=…; keys of a "
                     f"{'candidate' if plan else 'pool'}: {', '.join(keys)}")
-        name = VLLM_ENGINE_ARGS.get(leaf.replace("-", "_"))
-        if name:  # a vLLM engine argument's name: say where wrpsim holds it
-            at = f"{where}.{name}"
-            note = VLLM_NOTES.get(leaf.replace("-", "_"), "")
-            return (f"{full_key}: unknown key; vLLM's {leaf} is {at} here{note} (with a '+' "
-                    f"first where the {'candidate' if plan else 'pool'}'s file leaves it out)")
+        vllm = _vllm_engine_arg(full_key, leaf, where, "candidate" if plan else "pool")
+        if vllm:  # a vLLM engine argument's name: say where wrpsim holds it
+            return vllm
         if plan:
             return (f"{full_key}: unknown key; keys of a candidate (those its config leaves out "
                     f"are added with '+'): {', '.join(keys)}{did_you_mean(leaf, keys)}")
