@@ -473,12 +473,7 @@ def _moe_layer_count(c: dict, layers: int) -> int:
         return sum(1 for i in range(layers) if i not in dense and (i + 1) % (sparse or 1) == 0)
     if ids is None:
         return len(range(step - 1, layers, step))
-    if (not isinstance(ids, list) or len(set(ids)) != len(ids) or any(
-            isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < layers for i in ids)):
-        raise ConfigError(f"config.json key 'moe_layers' must be a list of distinct layer "
-                          f"indices 0 ... {layers - 1} (num_hidden_layers {layers}), got "
-                          f"{ids!r}")
-    return len(ids)
+    return len(_layer_ids(c, "moe_layers", layers))  # ([]: no MoE layer at all)
 
 
 #: `layer_types` entries: attention layers (a KV cache per token) and recurrent ones (a
