@@ -114,9 +114,7 @@ def _check_pool(where: str, name: str, cfg: dict) -> PoolTemplate:
             if not hasattr(lat, "kv_capacity_blocks"):
                 raise ConfigError(f"pool.pools.{name}.kv_blocks is required with a constant "
                                   "latency model")
-            blocks = kv_capacity(lat, spec.scheduler)
-            check_context_fits(spec, lat, blocks // spec.attn_dp * spec.scheduler.block_size,
-                               where)
+            check_context_fits(spec, lat, kv_capacity(lat, spec.scheduler), where)
     except ConfigError as e:
         text = (str(e).replace(f"pool.pools.{name}", where)
                 .replace("pool.pools", "plan.candidates"))

@@ -219,19 +219,25 @@ def kv_capacity(lat, sched) -> int:
                                   sched.max_seqs)
 
 
-def check_context_fits(spec: PoolSpec, lat, cap: int, key: str) -> None:
-    """Warn when, by wrpsim's memory estimate, a pool's KV (`cap` tokens for one sequence)
+def seq_capacity(spec: PoolSpec, blocks: int) -> int:
+    """KV tokens one sequence of an instance of `blocks` KV blocks can hold: its attention
+    group's share (a sequence lives on one group)."""
+    return blocks // spec.attn_dp * spec.scheduler.block_size
+
+
+def check_context_fits(spec: PoolSpec, lat, blocks: int, key: str) -> None:
+    """Warn when, by wrpsim's memory estimate, a pool's KV (`blocks` blocks per instance)
     cannot hold one `max_context` sequence: vLLM refuses to start a server whose own estimate
     falls short so; wrpsim runs it and drops the longer requests. vLLM's check needs one
     sequence's Mamba state, not `max_seqs` of them. Not said for sliding windows, whose layers
     wrpsim counts in full (an upper bound). `key`: the pool's config key, for the message."""
     if not spec.max_context or get_model(spec.model).sliding_layers:
         return
-    one = cap
+    cap = one = seq_capacity(spec, blocks)
     if getattr(lat, "mamba_state_bytes", 0.0):
         s = spec.scheduler
-        one = (lat.kv_capacity_blocks(s.block_size, s.gpu_mem_util, s.reserve_gib, 1)
-               // spec.attn_dp * s.block_size)
+        one = seq_capacity(spec, lat.kv_capacity_blocks(s.block_size, s.gpu_mem_util,
+                                                        s.reserve_gib, 1))
     if one >= spec.max_context:
         return
     warn(f"{key}: by wrpsim's memory estimate (scheduler.gpu_mem_util x GPU memory - "
@@ -388,9 +394,9 @@ class Fleet:
                 inst.kv_bytes_per_token = kv_token
                 inst.state_bytes_per_seq = float(getattr(lat, "mamba_state_bytes", 0.0) or 0.0)
                 inst.max_context = spec.max_context
-            cap = blocks // spec.attn_dp * spec.scheduler.block_size  # one sequence: one group
+            cap = seq_capacity(spec, blocks)
             if spec.kv_blocks is None:
-                check_context_fits(spec, lat, cap, f"pool.pools.{spec.name}")
+                check_context_fits(spec, lat, blocks, f"pool.pools.{spec.name}")
             if spec.role != "prefill":  # a prefill instance holds the prompt only; the decode
                 # (or colocated) instance holds prompt + output and bounds the request
                 self.max_tokens[spec.model] = max(self.max_tokens.get(spec.model, 0), cap)
