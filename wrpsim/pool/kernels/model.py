@@ -474,12 +474,17 @@ class KernelLatency:
         """Seconds of the element-wise kernels' traffic at T tokens."""
         return T * self._stream_bytes_per_token() / self._stream
 
-    def _split_linear(self, prefill_tokens: int, pre_seqs: int, decode_seqs: int) -> float:
-        """attn_dp: per-token seconds of a step with prompt chunks. A request lives on one
-        group, so a chunk is never split: the busiest group holds ceil(chunks / attn_dp) of the
+    def _busy_tokens(self, prefill_tokens: int, pre_seqs: int, decode_seqs: int) -> int:
+        """attn_dp: tokens of the busiest group in a step with prompt chunks. A request lives
+        on one group, so a chunk is never split: that group holds ceil(chunks / attn_dp) of the
         chunks (their share of the prompt tokens) and ceil(decodes / attn_dp) decodes."""
-        busy = (-(-prefill_tokens * -(-pre_seqs // self.adp) // pre_seqs)
+        return (-(-prefill_tokens * -(-pre_seqs // self.adp) // pre_seqs)
                 + -(-decode_seqs // self.adp))
+
+    def _split_linear(self, prefill_tokens: int, pre_seqs: int, decode_seqs: int) -> float:
+        """attn_dp: per-token seconds of a step with prompt chunks: the busiest group's dense
+        work (`_busy_tokens`), the MoE work of all tokens."""
+        busy = self._busy_tokens(prefill_tokens, pre_seqs, decode_seqs)
         x = np.array([float(busy), float(prefill_tokens + decode_seqs)])
         return float(self._group_curve(x[:1])[0] + self._moe_curve(x[1:])[0])
 
@@ -681,8 +686,7 @@ class KernelLatency:
             return out
         pre_seqs = prefill_seqs if prefill_tokens else 0
         if self.adp > 1 and prefill_tokens:
-            busy = (-(-prefill_tokens * -(-pre_seqs // self.adp) // pre_seqs)
-                    + -(-decode_seqs // self.adp))
+            busy = self._busy_tokens(prefill_tokens, pre_seqs, decode_seqs)
         else:
             busy = -(-t // self.adp)
         out.update(self._linear_parts(float(busy), float(t)))
