@@ -335,14 +335,17 @@ def fit_constants(engine: str, cases=(), steps: pd.DataFrame | None = None,
         raise ConfigError(f"fit: unknown field(s) {bad}; valid: {', '.join(BOUNDS)}")
     fields = list(fields)
     base = {f: float(getattr(eng.constants, f)) for f in fields}
-    base_frontend = float(eng.constants.frontend_us)
     x0 = np.array([(start or base).get(f, base[f]) for f in fields], dtype=float)
+
+    def serial_top(values: dict) -> float:
+        """The ceiling of `frontend_us_serial`, the queued part of frontend_us: all of it (as
+        `values` have it, else the engine's)."""
+        return values.get("frontend_us", float(eng.constants.frontend_us))
 
     def entries(values: np.ndarray) -> list[tuple]:
         ov = dict(zip(fields, np.maximum(values, 0.0)))
-        if "frontend_us_serial" in ov:  # the queued part of frontend_us: at most all of it
-            ov["frontend_us_serial"] = min(ov["frontend_us_serial"],
-                                           ov.get("frontend_us", base_frontend))
+        if "frontend_us_serial" in ov:
+            ov["frontend_us_serial"] = min(ov["frontend_us_serial"], serial_top(ov))
         out = case_entries(cases, engine, ov) if cases else []
         return out + (step_entries(steps, engine, ov) if steps is not None else [])
 
@@ -435,11 +438,9 @@ def fit_constants(engine: str, cases=(), steps: pd.DataFrame | None = None,
     for j, f in enumerate(fields):  # a constant the data do not see keeps the engine's value
         if j not in free:
             x_end[j] = base[f]
-    if "frontend_us_serial" in fields:  # as `entries` took it: at most frontend_us
-        top = (x_end[fields.index("frontend_us")] if "frontend_us" in fields
-               else base_frontend)
+    if "frontend_us_serial" in fields:  # as `entries` took it
         j = fields.index("frontend_us_serial")
-        x_end[j] = min(x_end[j], top)
+        x_end[j] = min(x_end[j], serial_top(dict(zip(fields, x_end))))
     fitted = {fields[j]: round(float(x_end[j]), 3) for j in free}
     e1 = entries(x_end)
     r1 = np.array([1.0 if e1[i][2] is None else e1[i][2] for i in keep])
@@ -454,8 +455,7 @@ def fit_constants(engine: str, cases=(), steps: pd.DataFrame | None = None,
     on_bound = [f for f, v in fitted.items()
                 if v <= 1e-6 * BOUNDS[f] or v >= BOUNDS[f] * (1 - 1e-6)]
     if "frontend_us_serial" in fitted and "frontend_us_serial" not in on_bound:
-        top = fitted.get("frontend_us", base_frontend)  # its ceiling: all of frontend_us
-        if fitted["frontend_us_serial"] >= top * (1 - 1e-6):
+        if fitted["frontend_us_serial"] >= serial_top(fitted) * (1 - 1e-6):
             on_bound.append("frontend_us_serial")
     report = {"before": _ape(r0), "after": _ape(r1), "evaluations": nfev,
               "not_constrained": fixed, "on_bound": on_bound, "rows": rows}
