@@ -1,765 +1,87 @@
 """wrpsim against vLLM serving benchmarks published outside the repository
 (docs/validation.md, "An outside check").
 
-Each case is a `vllm bench serve` run whose settings its page states in full: GPUStack's
-performance lab (github.com/gpustack/gpustack, `docs/performance-lab/<model>/<gpu>.md`,
-Apache-2.0; the "baseline (vLLM without any optimizations)" runs: `vllm serve <model>` with
-vLLM's defaults, random dataset, every request sent at once, no `--ignore-eos`) and
-Tenstorrent's A100 reference runs (github.com/tenstorrent/tt-inference-server issue #340: one
-client, fixed lengths). A burst is replayed as a closed loop with as many clients as requests,
-with the mean output length the run reports; the pool takes vLLM's batch defaults for its GPU
-(8,192 tokens and 1,024 sequences on H100 / H200, 2,048 and 256 on A100) and engine vllm-0.11
-(the pages' vLLM 0.10.2 / 0.11.0; the A100 runs state no version). Prints the measured and
-simulated mean TTFT, mean TPOT and output throughput per case and the median absolute and
-signed errors; about 35 s on 2 cores. Two runs (Qwen3-235B FP8 on 4 x H100) are from
-GPUStack's tuning steps (16,384 batched tokens), not its baseline.
+Each case (one row of `outside_check.csv`: its source page, the server's GPU, model and TP,
+the client's concurrency, requests and lengths, the settings below, and the measured mean
+TTFT, mean TPOT and output tokens/s) is a `vllm bench serve` run whose settings its page
+states in full: GPUStack's performance lab (github.com/gpustack/gpustack,
+`docs/performance-lab/<model>/<gpu>.md`, Apache-2.0; the "baseline (vLLM without any
+optimizations)" runs: `vllm serve <model>` with vLLM's defaults, random dataset, every request
+sent at once, no `--ignore-eos`) and Tenstorrent's A100 reference runs
+(github.com/tenstorrent/tt-inference-server issue #340: one client, fixed lengths). A burst is
+replayed as a closed loop with as many clients as requests, with the mean output length the
+run reports; the pool takes vLLM's batch defaults for its GPU (8,192 tokens and 1,024
+sequences on H100 / H200, 2,048 and 256 on A100) and engine vllm-0.11 (the pages' vLLM 0.10.2
+/ 0.11.0; the A100 runs state no version). Prints the measured and simulated mean TTFT, mean
+TPOT and output throughput per case and the median absolute and signed errors; about 35 s on
+2 cores. Two runs (Qwen3-235B FP8 on 4 x H100) are from GPUStack's tuning steps (16,384
+batched tokens), not its baseline.
 
     python docs/experiments/outside_check.py
 """
 
 from __future__ import annotations
 
+import csv
 import json
 import statistics
 import subprocess
 import sys
 import tempfile
+from pathlib import Path
 
-H100 = ["pool.pools.h100.scheduler.token_budget=8192", "pool.pools.h100.scheduler.max_seqs=1024"]
-A100 = ["pool.pools.h100.scheduler.token_budget=2048", "pool.pools.h100.scheduler.max_seqs=256"]
-FP8, MXFP4 = ["pool.pools.h100.precision=fp8_block"], ["pool.pools.h100.precision=mxfp4"]
-#: the runs' own memory settings: `--max-model-len 32768`; runs of a 61 GiB model that served
-#: 32k-token prompts on one 80 GB GPU, so with more KV beside the weights than wrpsim's
-#: 3.5 GiB reserve leaves (7.5 GiB, 30,624 tokens)
-L32K = ["+pool.pools.h100.max_context=32768"]
-RSV = ["+pool.pools.h100.scheduler.reserve_gib=0.5"]
-FP8_16K = [
-    *FP8,
-    "pool.pools.h100.scheduler.token_budget=16384",
-    "pool.pools.h100.scheduler.max_seqs=1024",
-]
-GS = "gpustack docs/performance-lab/"
-#: name: (source, gpu, model, tp, requests (= clients), prompt, output tokens, overrides,
-#: measured mean TTFT ms, mean TPOT ms, output tokens/s or None)
-CASES = {
-    "qwen3-14b h100 32k": (
-        GS + "qwen3-14b/h100.md",
-        "h100-80gb",
-        "qwen3-14b",
-        1,
-        100,
-        32000,
-        99,
-        H100,
-        191024.43,
-        277.44,
-        25.48,
-    ),
-    "qwen3-14b h100 4k": (
-        GS + "qwen3-14b/h100.md",
-        "h100-80gb",
-        "qwen3-14b",
-        1,
-        500,
-        3996,
-        200,
-        H100,
-        112716.92,
-        132.45,
-        438.56,
-    ),
-    "qwen3-14b h100 2k": (
-        GS + "qwen3-14b/h100.md",
-        "h100-80gb",
-        "qwen3-14b",
-        1,
-        500,
-        1996,
-        100,
-        H100,
-        50716.13,
-        206.51,
-        505.51,
-    ),
-    "gpt-oss-120b h100 32k": (
-        GS + "gpt-oss-120b/h100.md",
-        "h100-80gb",
-        "gpt-oss-120b",
-        1,
-        100,
-        32000,
-        100,
-        H100 + MXFP4,
-        99444.04,
-        23.99,
-        49.65,
-    ),
-    "gpt-oss-120b h100 2k": (
-        GS + "gpt-oss-120b/h100.md",
-        "h100-80gb",
-        "gpt-oss-120b",
-        1,
-        500,
-        1998,
-        98,
-        H100 + MXFP4,
-        36234.76,
-        41.35,
-        675.11,
-    ),
-    "gpt-oss-20b h100 32k": (
-        GS + "gpt-oss-20b/h100.md",
-        "h100-80gb",
-        "gpt-oss-20b",
-        1,
-        100,
-        32000,
-        94,
-        H100 + MXFP4,
-        53687.69,
-        239.44,
-        86.62,
-    ),
-    "gpt-oss-20b h100 2k": (
-        GS + "gpt-oss-20b/h100.md",
-        "h100-80gb",
-        "gpt-oss-20b",
-        1,
-        500,
-        1998,
-        94,
-        H100 + MXFP4,
-        16515.86,
-        149.76,
-        1443.44,
-    ),
-    "qwen3-235b 8xh100 2k": (
-        GS + "qwen3-235b-a22b/h100.md",
-        "h100-80gb",
-        "qwen3-235b-a22b",
-        8,
-        500,
-        1996,
-        99,
-        H100,
-        21313.79,
-        101.08,
-        1127.26,
-    ),
-    "qwen3-235b 8xh100 4k": (
-        GS + "qwen3-235b-a22b/h100.md",
-        "h100-80gb",
-        "qwen3-235b-a22b",
-        8,
-        500,
-        3996,
-        184,
-        H100,
-        47811.58,
-        68.94,
-        931.21,
-    ),
-    "qwen3-235b 8xh100 32k": (
-        GS + "qwen3-235b-a22b/h100.md",
-        "h100-80gb",
-        "qwen3-235b-a22b",
-        8,
-        100,
-        32000,
-        82,
-        H100,
-        70409.55,
-        132.10,
-        57.85,
-    ),
-    "qwen3-235b-fp8 4xh100 2k": (
-        GS + "qwen3-235b-a22b/h100.md",
-        "h100-80gb",
-        "qwen3-235b-a22b",
-        4,
-        500,
-        1996,
-        99,
-        FP8_16K,
-        26860.95,
-        125.93,
-        894.84,
-    ),
-    "qwen3-235b-fp8 4xh100 4k": (
-        GS + "qwen3-235b-a22b/h100.md",
-        "h100-80gb",
-        "qwen3-235b-a22b",
-        4,
-        500,
-        3996,
-        182,
-        FP8_16K,
-        60513.14,
-        89.52,
-        717.60,
-    ),
-    "deepseek-r1 8xh200 32k": (
-        GS + "deepseek-r1/h200.md",
-        "h200-141gb",
-        "deepseek-r1",
-        8,
-        100,
-        32000,
-        100,
-        H100 + FP8,
-        101351.99,
-        365.79,
-        48.33,
-    ),
-    "deepseek-r1 8xh200 4k": (
-        GS + "deepseek-r1/h200.md",
-        "h200-141gb",
-        "deepseek-r1",
-        8,
-        500,
-        3995,
-        200,
-        H100 + FP8,
-        63058.71,
-        164.23,
-        753.67,
-    ),
-    "deepseek-r1 8xh200 2k": (
-        GS + "deepseek-r1/h200.md",
-        "h200-141gb",
-        "deepseek-r1",
-        8,
-        500,
-        1997,
-        100,
-        H100 + FP8,
-        28911.90,
-        237.02,
-        843.71,
-    ),
-    "qwen3-14b a100 32k": (
-        GS + "qwen3-14b/a100.md",
-        "a100-80gb",
-        "qwen3-14b",
-        1,
-        100,
-        32000,
-        99,
-        A100,
-        359648.08,
-        445.58,
-        13.65,
-    ),
-    "qwen3-14b a100 4k": (
-        GS + "qwen3-14b/a100.md",
-        "a100-80gb",
-        "qwen3-14b",
-        1,
-        500,
-        3996,
-        200,
-        A100,
-        197625.03,
-        254.61,
-        245.13,
-    ),
-    "qwen3-14b a100 2k": (
-        GS + "qwen3-14b/a100.md",
-        "a100-80gb",
-        "qwen3-14b",
-        1,
-        500,
-        1996,
-        100,
-        A100,
-        86908.30,
-        301.73,
-        284.64,
-    ),
-    "qwen3-32b h100 sharegpt-approx": (
-        GS + "qwen3-32b/h100.md",
-        "h100-80gb",
-        "qwen3-32b",
-        1,
-        1000,
-        217,
-        201,
-        H100,
-        78118.74,
-        88.09,
-        1131.55,
-    ),
-    "qwen3-32b h100 32k": (
-        GS + "qwen3-32b/h100.md",
-        "h100-80gb",
-        "qwen3-32b",
-        1,
-        100,
-        32000,
-        77,
-        H100 + RSV,
-        585981.22,
-        43.42,
-        6.64,
-    ),
-    "qwen3-32b h100 4k": (
-        GS + "qwen3-32b/h100.md",
-        "h100-80gb",
-        "qwen3-32b",
-        1,
-        500,
-        3996,
-        200,
-        H100,
-        482284.21,
-        66.61,
-        102.21,
-    ),
-    "qwen3-32b h100 2k": (
-        GS + "qwen3-32b/h100.md",
-        "h100-80gb",
-        "qwen3-32b",
-        1,
-        500,
-        1996,
-        100,
-        H100,
-        163909.4,
-        86.62,
-        152.42,
-    ),
-    "qwen3-32b h100 128": (
-        GS + "qwen3-32b/h100.md",
-        "h100-80gb",
-        "qwen3-32b",
-        1,
-        1000,
-        128,
-        4,
-        H100,
-        21648.67,
-        1169.72,
-        121.66,
-    ),
-    "qwen3-32b a100 sharegpt-approx": (
-        GS + "qwen3-32b/a100.md",
-        "a100-80gb",
-        "qwen3-32b",
-        1,
-        1000,
-        217,
-        201,
-        A100 + L32K,
-        105557.78,
-        149.67,
-        832.43,
-    ),
-    "qwen3-32b a100 32k": (
-        GS + "qwen3-32b/a100.md",
-        "a100-80gb",
-        "qwen3-32b",
-        1,
-        100,
-        32000,
-        77,
-        A100 + RSV,
-        890711.38,
-        67.87,
-        4.32,
-    ),
-    "qwen3-32b a100 4k": (
-        GS + "qwen3-32b/a100.md",
-        "a100-80gb",
-        "qwen3-32b",
-        1,
-        500,
-        3996,
-        200,
-        A100,
-        566579.7,
-        96.19,
-        87.48,
-    ),
-    "qwen3-32b a100 2k": (
-        GS + "qwen3-32b/a100.md",
-        "a100-80gb",
-        "qwen3-32b",
-        1,
-        500,
-        1996,
-        100,
-        A100,
-        208397.03,
-        143.23,
-        120.27,
-    ),
-    "qwen3-32b a100 128": (
-        GS + "qwen3-32b/a100.md",
-        "a100-80gb",
-        "qwen3-32b",
-        1,
-        1000,
-        128,
-        4,
-        A100,
-        31177.64,
-        528.57,
-        80.69,
-    ),
-    "qwen3-8b h100 sharegpt-approx clients1": (
-        GS + "qwen3-8b/h100-latency.md",
-        "h100-80gb",
-        "qwen3-8b",
-        1,
-        100,
-        233,
-        221,
-        H100,
-        59.01,
-        7.28,
-        132.86,
-    ),
-    "qwen3-8b h100 sharegpt-approx clients2": (
-        GS + "qwen3-8b/h100-latency.md",
-        "h100-80gb",
-        "qwen3-8b",
-        1,
-        100,
-        233,
-        221,
-        H100,
-        63.78,
-        7.37,
-        257.19,
-    ),
-    "qwen3-8b h100 sharegpt-approx clients4": (
-        GS + "qwen3-8b/h100-latency.md",
-        "h100-80gb",
-        "qwen3-8b",
-        1,
-        100,
-        233,
-        221,
-        H100,
-        64.0,
-        7.38,
-        496.88,
-    ),
-    "qwen3-8b h100 sharegpt-approx clients8": (
-        GS + "qwen3-8b/h100-latency.md",
-        "h100-80gb",
-        "qwen3-8b",
-        1,
-        100,
-        233,
-        221,
-        H100,
-        74.57,
-        7.71,
-        917.28,
-    ),
-    "gpt-oss-120b a100 sharegpt-approx": (
-        GS + "gpt-oss-120b/a100.md",
-        "a100-80gb",
-        "gpt-oss-120b",
-        1,
-        1000,
-        215,
-        197,
-        A100 + MXFP4 + L32K,
-        25918.79,
-        97.57,
-        2276.4,
-    ),
-    "gpt-oss-120b a100 32k": (
-        GS + "gpt-oss-120b/a100.md",
-        "a100-80gb",
-        "gpt-oss-120b",
-        1,
-        100,
-        32000,
-        100,
-        A100 + MXFP4 + L32K,
-        368856.64,
-        224.58,
-        13.5,
-    ),
-    "gpt-oss-120b a100 4k": (
-        GS + "gpt-oss-120b/a100.md",
-        "a100-80gb",
-        "gpt-oss-120b",
-        1,
-        500,
-        3998,
-        135,
-        A100 + MXFP4 + L32K,
-        133561.13,
-        112.18,
-        249.67,
-    ),
-    "gpt-oss-120b a100 2k": (
-        GS + "gpt-oss-120b/a100.md",
-        "a100-80gb",
-        "gpt-oss-120b",
-        1,
-        500,
-        1998,
-        98,
-        A100 + MXFP4 + L32K,
-        61328.02,
-        131.94,
-        395.21,
-    ),
-    "gpt-oss-120b a100 128": (
-        GS + "gpt-oss-120b/a100.md",
-        "a100-80gb",
-        "gpt-oss-120b",
-        1,
-        1000,
-        128,
-        4,
-        A100 + MXFP4 + L32K,
-        7813.18,
-        182.75,
-        283.95,
-    ),
-    "gpt-oss-120b a100 sharegpt-approx clients4": (
-        GS + "gpt-oss-120b/a100.md",
-        "a100-80gb",
-        "gpt-oss-120b",
-        1,
-        100,
-        229,
-        217,
-        A100 + MXFP4 + L32K,
-        61.91,
-        11.67,
-        326.09,
-    ),
-    "gpt-oss-20b a100 sharegpt-approx": (
-        GS + "gpt-oss-20b/a100.md",
-        "a100-80gb",
-        "gpt-oss-20b",
-        1,
-        1000,
-        215,
-        194,
-        A100 + MXFP4,
-        13654.59,
-        48.57,
-        4620.12,
-    ),
-    "gpt-oss-20b a100 32k": (
-        GS + "gpt-oss-20b/a100.md",
-        "a100-80gb",
-        "gpt-oss-20b",
-        1,
-        100,
-        32000,
-        95,
-        A100 + MXFP4,
-        219739.77,
-        268.03,
-        21.62,
-    ),
-    "gpt-oss-20b a100 4k": (
-        GS + "gpt-oss-20b/a100.md",
-        "a100-80gb",
-        "gpt-oss-20b",
-        1,
-        500,
-        3998,
-        107,
-        A100 + MXFP4,
-        62947.13,
-        123.35,
-        415.64,
-    ),
-    "gpt-oss-20b a100 2k": (
-        GS + "gpt-oss-20b/a100.md",
-        "a100-80gb",
-        "gpt-oss-20b",
-        1,
-        500,
-        1998,
-        94,
-        A100 + MXFP4,
-        31669.55,
-        100.32,
-        813.35,
-    ),
-    "gpt-oss-20b a100 128": (
-        GS + "gpt-oss-20b/a100.md",
-        "a100-80gb",
-        "gpt-oss-20b",
-        1,
-        1000,
-        128,
-        4,
-        A100 + MXFP4,
-        2774.46,
-        62.1,
-        735.4,
-    ),
-    "qwen3-235b 8xa100 sharegpt-approx": (
-        GS + "qwen3-235b-a22b/a100.md",
-        "a100-80gb",
-        "qwen3-235b-a22b",
-        8,
-        1000,
-        217,
-        196,
-        A100,
-        38065.91,
-        123.36,
-        1798.14,
-    ),
-    "qwen3-235b 8xa100 32k": (
-        GS + "qwen3-235b-a22b/a100.md",
-        "a100-80gb",
-        "qwen3-235b-a22b",
-        8,
-        100,
-        32000,
-        82,
-        A100,
-        240229.05,
-        298.86,
-        17.0,
-    ),
-    "qwen3-235b 8xa100 4k": (
-        GS + "qwen3-235b-a22b/a100.md",
-        "a100-80gb",
-        "qwen3-235b-a22b",
-        8,
-        500,
-        3996,
-        183,
-        A100,
-        122190.64,
-        205.64,
-        357.26,
-    ),
-    "qwen3-235b 8xa100 2k": (
-        GS + "qwen3-235b-a22b/a100.md",
-        "a100-80gb",
-        "qwen3-235b-a22b",
-        8,
-        500,
-        1996,
-        99,
-        A100,
-        54722.5,
-        190.79,
-        442.54,
-    ),
-    "qwen3-235b 8xa100 128": (
-        GS + "qwen3-235b-a22b/a100.md",
-        "a100-80gb",
-        "qwen3-235b-a22b",
-        8,
-        1000,
-        128,
-        4,
-        A100,
-        12767.63,
-        155.16,
-        226.26,
-    ),
-    "qwen3-30b-a3b a100 c1 128": (
-        "tt-inference-server#340",
-        "a100-80gb",
-        "qwen3-30b-a3b",
-        1,
-        1,
-        128,
-        128,
-        A100,
-        35.7,
-        9.6,
-        None,
-    ),
-    "qwen3-30b-a3b a100 c1 1k": (
-        "tt-inference-server#340",
-        "a100-80gb",
-        "qwen3-30b-a3b",
-        1,
-        1,
-        1024,
-        128,
-        A100,
-        70.3,
-        9.8,
-        None,
-    ),
-    "qwen3-30b-a3b a100 c1 2k": (
-        "tt-inference-server#340",
-        "a100-80gb",
-        "qwen3-30b-a3b",
-        1,
-        1,
-        2048,
-        128,
-        A100,
-        81.0,
-        9.9,
-        None,
-    ),
-}
-#: Tenstorrent's runs: 8, 4, 4 requests one after another
-REQUESTS = {"qwen3-30b-a3b a100 c1 128": 8}
-#: runs at a fixed concurrency below their request count (the rest send every request at once)
-CLIENTS = {
-    "qwen3-8b h100 sharegpt-approx clients1": 1,
-    "qwen3-8b h100 sharegpt-approx clients2": 2,
-    "qwen3-8b h100 sharegpt-approx clients4": 4,
-    "qwen3-8b h100 sharegpt-approx clients8": 8,
-    "gpt-oss-120b a100 sharegpt-approx clients4": 4,
+CASES_CSV = Path(__file__).with_suffix(".csv")
+P = "pool.pools.h100."
+#: the CSV's `settings` column: names of these override lists, joined by '+'
+SETTINGS = {
+    # vLLM's batch defaults (EngineArgs.get_batch_defaults)
+    "H100": [f"{P}scheduler.token_budget=8192", f"{P}scheduler.max_seqs=1024"],
+    "A100": [f"{P}scheduler.token_budget=2048", f"{P}scheduler.max_seqs=256"],
+    "FP8": [f"{P}precision=fp8_block"],
+    "MXFP4": [f"{P}precision=mxfp4"],
+    # GPUStack's tuning step: 16,384 batched tokens
+    "FP8_16K": [f"{P}precision=fp8_block", f"{P}scheduler.token_budget=16384",
+                f"{P}scheduler.max_seqs=1024"],
+    # the runs' own memory settings: `--max-model-len 32768`; runs of a 61 GiB model that
+    # served 32k-token prompts on one 80 GB GPU, so with more KV beside the weights than
+    # wrpsim's 3.5 GiB reserve leaves (7.5 GiB, 30,624 tokens)
+    "L32K": [f"+{P}max_context=32768"],
+    "RSV": [f"+{P}scheduler.reserve_gib=0.5"],
 }
 
 
-def simulate(name: str, case: tuple, out: str) -> dict:
-    _, gpu, model, tp, n, isl, osl, extra = case[:8]
-    clients = 1 if " c1 " in name else CLIENTS.get(name, n)
-    n = REQUESTS.get(name, 4 if " c1 " in name else n)
+def cases() -> list[dict]:
+    """The rows of `outside_check.csv`."""
+    with CASES_CSV.open(newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def simulate(case: dict, out: str) -> dict:
+    """wrpsim's summary of one case."""
+    extra = [o for name in case["settings"].split("+") for o in SETTINGS[name]]
     run = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "wrpsim",
-            "json=true",
-            "sim.progress=false",
-            f"hydra.run.dir={out}/{name.replace(' ', '_')}",
-            "workload=closed-loop",
-            f"workload.source.concurrency={clients}",
-            f"workload.source.num_requests={n}",
-            f"workload.source.prompt_tokens={isl}",
-            f"workload.source.output_tokens={osl}",
-            f"pool.pools.h100.gpu={gpu}",
-            f"pool.pools.h100.model={model}",
-            f"pool.pools.h100.tp={tp}",
-            "pool.pools.h100.count=1",
-            "pool.pools.h100.engine=vllm-0.11",
-            *extra,
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
+        [sys.executable, "-m", "wrpsim", "json=true", "sim.progress=false",
+         f"hydra.run.dir={out}/{case['case'].replace(' ', '_')}", "workload=closed-loop",
+         f"workload.source.concurrency={case['clients']}",
+         f"workload.source.num_requests={case['requests']}",
+         f"workload.source.prompt_tokens={case['prompt_tokens']}",
+         f"workload.source.output_tokens={case['output_tokens']}",
+         f"{P}gpu={case['gpu']}", f"{P}model={case['model']}", f"{P}tp={case['tp']}",
+         f"{P}count=1", f"{P}engine=vllm-0.11", *extra],
+        capture_output=True, text=True, check=True)
     return json.loads(run.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
     errs: dict[str, list] = {"ttft": [], "tpot": [], "tput": []}
-    print(
-        "| case | source | TTFT ms measured → wrpsim | TPOT ms measured → wrpsim | "
-        "output tok/s measured → wrpsim |"
-    )
+    print("| case | source | TTFT ms measured → wrpsim | TPOT ms measured → wrpsim | "
+          "output tok/s measured → wrpsim |")
     print("|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as out:
-        for name, case in CASES.items():
-            s = simulate(name, case, out)
-            ttft, tpot, tput = case[8:]
+        for case in cases():
+            s = simulate(case, out)
+            ttft, tpot = float(case["ttft_ms"]), float(case["tpot_ms"])
+            tput = float(case["output_tok_s"]) if case["output_tok_s"] else None
             sim = (s["ttft_mean_s"] * 1e3, s["tpot_mean_s"] * 1e3, s["throughput_tokens_per_s"])
             e = [100 * (sim[0] / ttft - 1), 100 * (sim[1] / tpot - 1)]
             errs["ttft"].append(e[0])
@@ -769,16 +91,12 @@ def main() -> None:
                 e.append(100 * (sim[2] / tput - 1))
                 errs["tput"].append(e[2])
                 t = f"{tput:,.0f} → {sim[2]:,.0f} ({e[2]:+.0f} %)"
-            print(
-                f"| {name} | {case[0]} | {ttft:,.1f} → {sim[0]:,.1f} ({e[0]:+.0f} %) | "
-                f"{tpot:.2f} → {sim[1]:.2f} ({e[1]:+.0f} %) | {t} |",
-                flush=True,
-            )
+            print(f"| {case['case']} | {case['source']} | {ttft:,.1f} → {sim[0]:,.1f} "
+                  f"({e[0]:+.0f} %) | {tpot:.2f} → {sim[1]:.2f} ({e[1]:+.0f} %) | {t} |",
+                  flush=True)
     for k, v in errs.items():
-        print(
-            f"{k}: n {len(v)}, median absolute error {statistics.median(map(abs, v)):.1f} %, "
-            f"median signed {statistics.median(v):+.1f} %"
-        )
+        print(f"{k}: n {len(v)}, median absolute error {statistics.median(map(abs, v)):.1f} %, "
+              f"median signed {statistics.median(v):+.1f} %")
 
 
 if __name__ == "__main__":
