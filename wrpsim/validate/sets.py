@@ -305,8 +305,9 @@ def _mlenergy_settings(root: Path, task: str, model_id: str, gpu_model: str) -> 
     from its published vLLM config (`benchmark_configs/<task>/<model>/<GPU>/monolithic.
     {config,env}.yaml`, Apache-2.0) when `root` has it: the MXFP4 expert kernel its
     environment selects (`precision`), its CUDA-graph mode (`cudagraph_mixed` = 0 for
-    FULL_DECODE_ONLY) and its Mamba SSM-state dtype (`mamba_ssm_dtype`). Empty when the files
-    are absent (vLLM's defaults then)."""
+    FULL_DECODE_ONLY), its Mamba SSM-state dtype (`mamba_ssm_dtype`) and its
+    `--max-model-len` (`max_context`). Empty when the files are absent (vLLM's defaults
+    then)."""
     import yaml
 
     d = root / "benchmark_configs" / task / model_id / gpu_model
@@ -330,6 +331,8 @@ def _mlenergy_settings(root: Path, task: str, model_id: str, gpu_model: str) -> 
     ssm = {"float32": "fp32", "bfloat16": "bf16"}.get(str(cfg.get("mamba-ssm-cache-dtype")))
     if ssm is not None:
         out["mamba_ssm_dtype"] = ssm
+    if isinstance(cfg.get("max-model-len"), int) and cfg["max-model-len"] > 0:
+        out["max_context"] = cfg["max-model-len"]
     return out
 
 
@@ -405,7 +408,7 @@ def mlenergy_cases(root: str | Path) -> list[Case]:
         if prec == "mxfp4":
             prec = settings.get("precision", prec)
         pool = {"gpu": gpu, "model": model, "tp": tp, "ep": ep if ep > 1 else 1, "count": 1,
-                "precision": prec, "max_context": None, "engine": engine,
+                "precision": prec, "max_context": settings.get("max_context"), "engine": engine,
                 "scheduler": {**BIG_GPU_SCHED, "max_seqs": mns}}
         if dp > 1:
             pool["attn_dp"] = dp
