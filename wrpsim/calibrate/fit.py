@@ -253,6 +253,15 @@ PROBE_FRACTIONS = (0.02, 0.1, 0.3, 1.0)
 #: where in its range a constant the fit could not move from its start is tried before the
 #: fit starts again (log-spaced: a CPU time per sequence of 5 µs and of 250 µs both occur)
 SCAN_FRACTIONS = (0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.4, 0.7, 1.0)
+#: a fitted constant this close to an end of its range (a fraction of the range) is on it
+ON_BOUND_TOL = 1e-4
+
+
+def _with(y: np.ndarray, k: int, v: float, hi: np.ndarray) -> np.ndarray:
+    """`y` with its k-th entry set to `v`, inside [0, hi]."""
+    y = y.copy()
+    y[k] = v
+    return np.clip(y, 0, hi)
 
 
 def _cost(r: np.ndarray) -> float:
@@ -404,9 +413,14 @@ def fit_constants(engine: str, cases=(), steps: pd.DataFrame | None = None,
         best = fit_from(ys)
         nfev = int(best.nfev)
         # a constant the fit left where it started saw no gradient there (a CPU time hidden
-        # behind the GPU: a small step shows nothing, the probe's larger one did): fit again
-        # from where the probe saw it matter, and keep the better of the two fits
-        stuck = [k for k in range(len(free)) if abs(best.x[k] - ys[k]) <= 1e-9 * max(1.0, ys[k])]
+        # behind the GPU: a small step shows nothing, the probe's larger one did), and one
+        # whose local slope led it away from a better region (a queued front end: a little
+        # queueing spreads a burst's arrivals and shortens its TTFT, more lengthens it, so the
+        # fit slides to 0 while the probe's point fits far better): fit again from where the
+        # probe saw it matter, and keep the better of the two fits
+        stuck = [k for k in range(len(free)) if abs(best.x[k] - ys[k]) <= 1e-9 * max(1.0, ys[k])
+                 or _cost(sub(_with(best.x, k, seen[free[k]] / scale[k], hi))) < _cost(
+                     best.fun)]
         if stuck:
             # each such constant from the best point of a scan over its range (the residuals
             # are flat in stretches: a local step may see nothing)
@@ -415,9 +429,7 @@ def fit_constants(engine: str, cases=(), steps: pd.DataFrame | None = None,
                 grid = [seen[free[k]] / scale[k]] + [f * hi[k] for f in SCAN_FRACTIONS]
                 costs = []
                 for v in grid:
-                    y = y2.copy()
-                    y[k] = v
-                    costs.append(_cost(sub(np.clip(y, 0, hi))))
+                    costs.append(_cost(sub(_with(y2, k, v, hi))))
                 nfev += len(grid)
                 y2[k] = grid[int(np.argmin(costs))]
             again = fit_from(y2)
@@ -452,10 +464,11 @@ def fit_constants(engine: str, cases=(), steps: pd.DataFrame | None = None,
     rows[:0] = [{"row": row, "metric": "", "before_pct": None, "after_pct": None,  # rows the
                  "note": f"left out: {why}"}  # benchmarks file could not fit, first
                 for row, why in getattr(cases, "left_out", ())]
+    # (within ON_BOUND_TOL of its range: the bounded least-squares stops just inside a bound)
     on_bound = [f for f, v in fitted.items()
-                if v <= 1e-6 * BOUNDS[f] or v >= BOUNDS[f] * (1 - 1e-6)]
+                if v <= ON_BOUND_TOL * BOUNDS[f] or v >= BOUNDS[f] * (1 - ON_BOUND_TOL)]
     if "frontend_us_serial" in fitted and "frontend_us_serial" not in on_bound:
-        if fitted["frontend_us_serial"] >= serial_top(fitted) * (1 - 1e-6):
+        if fitted["frontend_us_serial"] >= serial_top(fitted) * (1 - ON_BOUND_TOL):
             on_bound.append("frontend_us_serial")
     report = {"before": _ape(r0), "after": _ape(r1), "evaluations": nfev,
               "not_constrained": fixed, "on_bound": on_bound, "rows": rows}
