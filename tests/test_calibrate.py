@@ -386,10 +386,13 @@ def test_benchmark_rows_beyond_the_context_are_left_out_and_none_left_is_an_erro
     assert r.stderr.splitlines()[0].startswith(f"wrpsim: warning: {csv}: line 2: row left out")
     out = json.loads(r.stdout.strip().splitlines()[-1])
     assert out["error_pct"]["before"]["n"] == 4
-    assert out["error_pct"]["not_constrained"] == ["iter_overhead_us", "seq_overhead_us"]
-    assert "iter_overhead_us" not in out["fitted"]
+    assert "seq_overhead_us" in out["error_pct"]["not_constrained"]
+    assert "seq_overhead_us" not in out["fitted"]
     engine = (tmp_path / "out" / "x.yaml").read_text()
-    assert "iter_overhead_us: 88.431" in engine and "async_scheduling: true" in engine
+    from wrpsim.pool.engines import get_engine
+
+    shipped = get_engine("vllm-0.24").constants.seq_overhead_us
+    assert f"seq_overhead_us: {shipped}" in engine and "async_scheduling: true" in engine
     rows = pd.read_csv(out["rows_csv"])
     assert list(rows.columns) == ["row", "metric", "before_pct", "after_pct", "note"]
     assert list(rows["row"]) == [f"{csv}: line {i}" for i in (2, 3, 3, 4, 4)]
@@ -410,7 +413,7 @@ def test_a_fit_far_off_or_at_a_bound_is_warned_about(tmp_path):
              "fit=[layer_overhead_us]")
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout.strip().splitlines()[-1])
-    assert out["fitted"] == {"layer_overhead_us": 200.0}
+    assert out["fitted"] == {"layer_overhead_us": pytest.approx(200.0, rel=1e-4)}
     assert out["error_pct"]["on_bound"] == ["layer_overhead_us"]
     rows_csv = out["rows_csv"]
     assert r.stderr.splitlines() == [
@@ -522,7 +525,7 @@ def test_a_cpu_time_hidden_at_its_start_is_fitted_where_the_rows_see_it(tmp_path
     `seq_overhead_us` only once it exceeds the GPU's step: at the engine's 59 µs, and a
     finite-difference step from it, nothing moves. The fit used to stop there (34 % median
     error, reported as fitted); it now scans the constant's range and fits from the best
-    point."""
+    point (the TPOTs within a few %; these made-up TTFTs stay 10-20 % off)."""
     csv = tmp_path / "b.csv"
     csv.write_text(BENCH_HEAD + "llama3.1-8b,h100-80gb,1,128,128,64,200,30\n"
                    "llama3.1-8b,h100-80gb,1,64,128,64,120,15.5\n")
@@ -532,7 +535,9 @@ def test_a_cpu_time_hidden_at_its_start_is_fitted_where_the_rows_see_it(tmp_path
     out = json.loads(r.stdout.strip().splitlines()[-1])
     assert out["error_pct"]["before"]["median_pct"] > 30
     assert 150 < out["fitted"]["seq_overhead_us"] < 350
-    assert out["error_pct"]["after"]["median_pct"] < 10
+    assert out["error_pct"]["after"]["median_pct"] < 15
+    rows = pd.read_csv(out["rows_csv"])
+    assert (rows[rows.metric == "tpot_ms"]["after_pct"].abs() < 5).all()
     assert out["error_pct"]["not_constrained"] == []
 
 
@@ -557,7 +562,7 @@ def test_a_constant_the_steps_only_cap_from_above_is_not_reported_fitted(start):
 
 def test_a_queued_front_end_at_its_ceiling_is_named(tmp_path):
     """`frontend_us_serial` is the part of `frontend_us` queued in the API server: bursts of
-    hundreds of tiny requests measured far slower than any split of the shipped 14.2 ms can
+    hundreds of tiny requests measured far slower than any split of the shipped 13.7 ms can
     make them push it to all of `frontend_us`, which the report lists in `on_bound` and a
     warning explains (fit `frontend_us` too)."""
     csv = tmp_path / "bursts.csv"
@@ -570,7 +575,9 @@ def test_a_queued_front_end_at_its_ceiling_is_named(tmp_path):
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout.strip().splitlines()[-1])
     top = out["fitted"]["frontend_us_serial"]
-    assert top == pytest.approx(14200.481) and out["error_pct"]["on_bound"] == [
-        "frontend_us_serial"]
+    from wrpsim.pool.engines import get_engine
+
+    assert top == pytest.approx(get_engine("vllm-0.24").constants.frontend_us)
+    assert out["error_pct"]["on_bound"] == ["frontend_us_serial"]
     assert "calibrate: frontend_us_serial sits at an end of its range, 0 or all of " \
            "frontend_us" in r.stderr

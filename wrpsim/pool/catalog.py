@@ -47,6 +47,8 @@ class GpuSpec:
     """One GPU type. Memory in GiB (the nameplate figure read as GiB, as aiconfigurator does);
     bandwidths in GB/s (10^9 B/s); `link_gbs` is the scale-up link per GPU and direction;
     `fp8_tflops` / `fp4_tflops` are dense tensor-core rates (0: no native support).
+    `bf16_sustained_tflops` / `fp8_sustained_tflops`: the GEMM rate the GPU sustains at its
+    power limit, measured (0: not measured; `wrpsim.pool.kernels.roofline.sustained_flops`).
     `eff_*` are fractions of peak reached by an op group; overheads are in microseconds; the
     `power_*` fields shape `AnalyticalLatency.power_w`. `calibration_source` says where the
     calibrated fields come from."""
@@ -76,6 +78,8 @@ class GpuSpec:
     calibration_source: str = ""
     fp8_tflops: float = 0.0
     fp4_tflops: float = 0.0
+    bf16_sustained_tflops: float = 0.0
+    fp8_sustained_tflops: float = 0.0
     #: how a server's GPUs reach each other: `nvlink` (NVLink / NVSwitch, Infinity Fabric) or
     #: `pcie` (no scale-up fabric: vLLM's custom all-reduce then serves at most two GPUs and a
     #: larger tensor-parallel group all-reduces with NCCL)
@@ -136,7 +140,7 @@ def _check_keys(path: Path, entry: str, raw: dict, allowed: set[str], prefix: st
 
 _GPU_BASE = ("bf16_tflops", "mem_gib", "mem_bw_gbs", "tdp_w", "idle_w", "link_gbs",
              "price_per_hour_usd")
-_GPU_OPTIONAL = ("fp8_tflops", "fp4_tflops")
+_GPU_OPTIONAL = ("fp8_tflops", "fp4_tflops", "bf16_sustained_tflops", "fp8_sustained_tflops")
 SCALEUPS = ("nvlink", "pcie")
 
 
@@ -181,6 +185,11 @@ def load_gpus(path: Path, known: dict[str, GpuSpec] | None = None) -> dict[str, 
                      for k in _GPU_OPTIONAL if k in raw})
         if vals["idle_w"] >= vals["tdp_w"]:
             raise ConfigError(f"{path}: entry {name!r}: field 'idle_w' must be below tdp_w")
+        for dt in ("bf16", "fp8"):
+            sus, peak = vals.get(f"{dt}_sustained_tflops", 0.0), vals.get(f"{dt}_tflops", 0.0)
+            if sus > peak:
+                raise ConfigError(f"{path}: entry {name!r}: field '{dt}_sustained_tflops' "
+                                  f"({sus:g}) must not exceed {dt}_tflops ({peak:g})")
         c = dict(calib[src])
         source = c.pop("source") + ("" if src == name else f" (copied from {src})")
         out[name] = GpuSpec(name=name, calibration_source=source, **vals, **c,

@@ -46,6 +46,16 @@ def math_on(gpu, dtype: str) -> str:
     return math
 
 
+def sustained_flops(gpu, dtype: str) -> float:
+    """The FLOP/s `gpu` sustains in `dtype`'s tensor-core math at its power limit (0: not
+    measured). The kernel tables time each GEMM in a short loop, at the clocks of a GPU below
+    its power limit; a serving engine that runs compute-bound steps back to back holds the GPU
+    at that limit, where the SM clock drops (H200, 700 W: 1,980 MHz idle, 1,380-1,455 MHz
+    under BF16 / FP8 GEMMs, `pools/measured/device/power/`) and no GEMM runs faster than the
+    measured sustained rate. Weight-only formats compute at the BF16 rate (`math_on`)."""
+    return getattr(gpu, f"{math_on(gpu, dtype)}_sustained_tflops", 0.0) * 1e12
+
+
 def has_math(gpu, dtype: str) -> bool:
     """Whether `gpu` has tensor cores for the math `dtype` computes in (`MATH`): an FP8 or FP4
     GEMM on a GPU without them runs weight-only at the BF16 rate (`math_on`)."""
@@ -85,13 +95,20 @@ def moe_roofline(tokens, hidden: int, inter: int, topk: int, experts: int, moe_t
     touch (uniform routing: E_local (1 - (1 - k/E)^tokens)) are read once; every routed token
     goes through its experts' FFN (local share 1/moe_ep of the token-expert pairs)."""
     t = np.asarray(tokens, dtype=np.float64)
-    mats = 3.0 if gated else 2.0
-    per_expert = mats * hidden * inter / moe_tp
+    per_expert = (3.0 if gated else 2.0) * hidden * inter / moe_tp
     local = experts / moe_ep
     touched = local * (1.0 - (1.0 - topk / experts) ** t)
-    flops = 2.0 * t * topk / moe_ep * per_expert
+    flops = moe_flops(t, hidden, inter, topk, moe_tp, moe_ep, gated)
     nbytes = touched * per_expert * WEIGHT_BYTES[dtype] + 4.0 * t * hidden * 2.0
     return np.maximum(flops / peak_flops(gpu, dtype), nbytes / (gpu.mem_bw_gbs * 1e9))
+
+
+def moe_flops(tokens, hidden: int, inter: int, topk: int, moe_tp: int, moe_ep: int,
+              gated: bool = True):
+    """FLOPs of one GPU's share of a fused MoE layer: every routed token through its experts'
+    gated (3 matrices) or plain (2) FFN, 1/moe_ep of the token-expert pairs, 1/moe_tp of each."""
+    per_expert = (3.0 if gated else 2.0) * hidden * inter / moe_tp
+    return 2.0 * tokens * topk / moe_ep * per_expert
 
 
 def allreduce_bytes_s(elements, tp: int, link_gbs: float) -> np.ndarray:

@@ -9,7 +9,9 @@ precomputation of `wrpsim.pool.kernels.model`:
   log t at every measured m, then linearly in m; attention linearly on its (batch, length) grid;
 - outside it (a larger m, n or batch, a head layout, MoE shape or precision the table lacks),
   the nearest measured time is carried over by the ratio of roofline times
-  (`wrpsim.pool.kernels.roofline`): the measured efficiency is kept, the work is the real one.
+  (`wrpsim.pool.kernels.roofline`): the measured efficiency is kept, the work is the real one;
+- GEMMs and MoE layers are never faster than the GPU sustains at its power limit, where that
+  rate is measured (`roofline.sustained_flops`; the tables' short loops run below the limit).
 
 `Kernels` answers from a GPU's own tables; `Transferred` answers for a GPU without tables from
 a reference GPU's, scaled by the roofline ratio of the two GPUs ("uncalibrated: roofline");
@@ -19,6 +21,7 @@ GEMMs and attention) and from a `Transferred` reference for the operators they l
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from bisect import bisect_right
 from dataclasses import dataclass
@@ -261,7 +264,13 @@ class Kernels:
         if nq != n or kq != k:  # outside the measured n or k: carry the edge over
             t = t * (rl.gemm_roofline(ms, n, k, dtype, self.gpu)
                      / rl.gemm_roofline(ms, nq, kq, dtype, self.gpu))
-        return Curve(ms, t)
+        return Curve(ms, self._sustained(t, 2.0 * ms * n * k, dtype))
+
+    def _sustained(self, t: np.ndarray, flops, dtype: str) -> np.ndarray:
+        """Times `t` of kernels doing `flops`, no shorter than the GPU's sustained rate at its
+        power limit allows (`roofline.sustained_flops`; unchanged where it is not measured)."""
+        rate = rl.sustained_flops(self.gpu, dtype)
+        return np.maximum(t, flops / rate) if rate else t
 
     # ------------------------------------------------------------------ all-reduce
     def allreduce(self, tp: int, graph: bool) -> Curve:
@@ -435,7 +444,8 @@ class Kernels:
         if not as_measured and src == dtype and dtype in W8A8_MOE and np.any(
                 df_all["dtype"] == "bf16"):
             y = self._moe_not_slower_than_bf16(x, y, dtype, want, gated)
-        return Curve(x, y)
+        return Curve(x, self._sustained(
+            y, rl.moe_flops(x, hidden, inter, topk, moe_tp, moe_ep, gated), dtype))
 
     def _moe_not_slower_than_bf16(self, x, y, dtype: str, want: tuple, gated: bool):
         """An FP8 (W8A8) MoE layer reads half the BF16 expert bytes and computes on FP8 tensor
@@ -672,3 +682,18 @@ def _weights(grid: np.ndarray, v: float) -> tuple[int, float]:
 def load_kernels(directory: str, gpu, label: str = "") -> Kernels:
     """One `Kernels` per (directory, GPU) per process: tables are read once."""
     return Kernels(directory, gpu, label)
+
+
+def short_loop(kernels):
+    """`kernels` without the sustained-rate bound (`Kernels._sustained`): times as the tables'
+    short loops measured them, to compare with other kernel timings made the same way (the
+    held-out tables of `wrpsim.validate.kernels`). Unchanged for a GPU without sustained rates."""
+    g = kernels.gpu
+    if not (g.bf16_sustained_tflops or g.fp8_sustained_tflops):
+        return kernels
+    free = dataclasses.replace(g, bf16_sustained_tflops=0.0, fp8_sustained_tflops=0.0)
+    if isinstance(kernels, Kernels):
+        return Kernels(kernels.dir, free, kernels.label)
+    if isinstance(kernels, Transferred):
+        return Transferred(short_loop(kernels.ref), free)
+    return Partial(short_loop(kernels.own), short_loop(kernels.ref))
