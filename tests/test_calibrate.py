@@ -349,7 +349,7 @@ def test_bad_measurement_cells_name_file_line_and_column(tmp_path, head, row, pa
 @pytest.mark.parametrize("args, pattern", [
     (["benchmarks=[a.csv,b.csv]"], r"calibrate: benchmarks must be the path of one CSV file"),
     (["steps=s.csv", "fit=[]"], r"calibrate: fit must name at least one constant"),
-    (["base=nope", "benchmarks=docs/examples/calibrate_benchmarks.csv"],
+    (["base=nope", f"benchmarks={ROOT / 'docs/examples/calibrate_benchmarks.csv'}"],
      r"^base: unknown value 'nope'; valid choices: "),
 ])
 def test_bad_calibrate_arguments(tmp_path, args, pattern):
@@ -377,8 +377,9 @@ def test_benchmark_rows_beyond_the_context_are_left_out_and_none_left_is_an_erro
         f"wrpsim: error: {csv}: no usable row left to fit (each was left out: see the "
         f"warnings)"]
     assert not (tmp_path / "out").exists()
-    # in a mixed file the row is left out, named, and the others fitted; constants the rows do
-    # not see (async scheduling hides the per-iteration CPU time) keep the engine's values
+    # in a mixed file the row is left out, named, and the others fitted; a constant the rows do
+    # not see (the per-sequence CPU time, hidden behind the GPU under async scheduling at these
+    # batches) keeps the engine's value
     csv.write_text(BENCH_HEAD + bad + MISTRAL_ROW.format(isl=400, osl=100, ttft=30, tpot=8)
                    + MISTRAL_ROW.format(isl=1000, osl=100, ttft=50, tpot=9))
     r = _cli("engine=x", f"benchmarks={csv}", f"out_dir={tmp_path / 'out'}")

@@ -4,6 +4,7 @@ invariants, precisions, architectures, calibration labels and context limits."""
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -92,6 +93,68 @@ def test_a_long_prefill_gemm_runs_at_the_sustained_rate_and_a_decode_gemm_as_mea
     assert float(moe(1.0)) == float(moe_free(1.0))
     b200 = kernels_for(get_engine("vllm-0.24"), "b200-180gb")
     assert short_loop(b200) is b200  # no sustained rate measured: nothing to take off
+    # a GPU timed from the H100's tables carries the bound; short_loop takes it off there too
+    mi = kernels_for(get_engine("vllm-0.24"), "mi300x-192gb")
+    assert short_loop(mi) is not mi and short_loop(mi) is short_loop(mi)
+    assert float(short_loop(mi).gemm("bf16", 8192, 8192)(16384.0)) < float(
+        mi.gemm("bf16", 8192, 8192)(16384.0))
+
+
+def _perf_breakdown(catalog, *args: str) -> dict:
+    """`python -m wrpsim.perf ... breakdown=true`'s prefill terms, with `catalog` as the user's
+    catalog folder (None: the shipped catalog only)."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "WRPSIM_CATALOG"}
+    if catalog is not None:
+        env["WRPSIM_CATALOG"] = str(catalog)
+    r = subprocess.run([sys.executable, "-m", "wrpsim.perf", *args, "breakdown=true"],
+                       capture_output=True, text=True, env=env, check=True)
+    return json.loads(r.stdout)["prefill_breakdown_s"]
+
+
+def _user_gpu(tmp_path, name: str, like: str, **fields) -> Path:
+    """A user catalog folder whose gpus.yaml holds `name`: the shipped `like` without its
+    sustained rates, plus `fields`."""
+    import yaml
+
+    entry = yaml.safe_load((catalog_path() / "gpus.yaml").read_text())[like]
+    for k in ("bf16_sustained_tflops", "fp8_sustained_tflops"):
+        entry.pop(k, None)
+    entry.update(fields)
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    (tmp_path / "gpus.yaml").write_text(yaml.safe_dump({name: entry}))
+    return tmp_path
+
+
+def test_the_bound_only_adds_gemm_time_and_leaves_mla_attention_as_measured(tmp_path):
+    """DeepSeek-R1 on 8 x H100: with the sustained rates (shipped) against the same GPU
+    without them (a user's catalog replacing the entry), the prefill's GEMMs take longer and
+    every other term is the same — the MLA module's attention is what is left of the
+    short-loop module after its projections timed in short loops too (it used to lose the
+    time the bound added to them: -25 %)."""
+    args = ("model=deepseek-r1", "gpu=h100-80gb", "tp=8", "precision=fp4",
+            "prompt_tokens=2048")
+    bound = _perf_breakdown(None, *args)
+    free = _perf_breakdown(_user_gpu(tmp_path, "h100-80gb", "h100-80gb"), *args)
+    assert bound["gemms"] > free["gemms"] * 1.05
+    assert {k: v for k, v in bound.items() if k != "gemms"} == {
+        k: v for k, v in free.items() if k != "gemms"}
+
+
+def test_a_gpu_without_tables_meets_its_own_sustained_rate(tmp_path):
+    """A user's GPU timed from the H100's tables by the roofline ratio carries the H100's
+    efficiency; a sustained rate of its own bounds its GEMMs too (it used to be ignored)."""
+    args = ("model=llama3.1-8b", "gpu=mygpu", "tp=1", "prompt_tokens=4096", "batch=4")
+    plain = _perf_breakdown(_user_gpu(tmp_path / "a", "mygpu", "h100-80gb"), *args)
+    slow = _perf_breakdown(_user_gpu(tmp_path / "b", "mygpu", "h100-80gb",
+                                     bf16_sustained_tflops=100), *args)
+    flops = 2 * 4 * 4096 * 6.98e9  # Llama-3.1-8B's projections, all layers
+    assert slow["gemms"] == pytest.approx(flops / 100e12, rel=0.02)
+    assert slow["gemms"] > 5 * plain["gemms"]
 
 
 def test_a_sustained_rate_above_the_peak_is_refused(tmp_path):

@@ -421,6 +421,7 @@ def fit_constants(engine: str, cases=(), steps: pd.DataFrame | None = None,
         stuck = [k for k in range(len(free)) if abs(best.x[k] - ys[k]) <= 1e-9 * max(1.0, ys[k])
                  or _cost(sub(_with(best.x, k, seen[free[k]] / scale[k], hi))) < _cost(
                      best.fun)]
+        nfev += len(free)  # (the probe points' costs, at most one each)
         if stuck:
             # each such constant from the best point of a scan over its range (the residuals
             # are flat in stretches: a local step may see nothing)

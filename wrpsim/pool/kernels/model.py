@@ -361,13 +361,16 @@ class KernelLatency:
         or hidden (67 us on H200 but 30 us on B200 at one head). The smallest cell keeps the
         composed attention kernel's time there (`_composed_mla_grids`), as without the tables,
         and the per-layer floor (`layer_overhead_us`) stands for the small kernels."""
-        from wrpsim.pool.kernels.tables import Grid
+        from wrpsim.pool.kernels.tables import Grid, short_loop
 
         k, heads = self.kernels, self.model.heads // self.atp
+        # the module was timed in short loops: take off its projections as such loops time
+        # them, not at the sustained rate the model's own GEMM term runs them at
+        loop = short_loop(k)
         out = []
         for phase, base in zip(("prefill", "decode"), self._composed_mla_grids()):
             grid, gemm = k.mla(phase, self.kv_dtype, self.dense_dtype, heads)
-            curves = [k.gemm(gemm, n, kk) for n, kk in self._mla_projections()]
+            curves = [loop.gemm(gemm, n, kk) for n, kk in self._mla_projections()]
             tokens = np.outer(grid.b, grid.s) if phase == "prefill" else np.repeat(
                 grid.b[:, None], len(grid.s), axis=1)
             rest = grid.t - sum(c(tokens) for c in curves)

@@ -264,13 +264,7 @@ class Kernels:
         if nq != n or kq != k:  # outside the measured n or k: carry the edge over
             t = t * (rl.gemm_roofline(ms, n, k, dtype, self.gpu)
                      / rl.gemm_roofline(ms, nq, kq, dtype, self.gpu))
-        return Curve(ms, self._sustained(t, 2.0 * ms * n * k, dtype))
-
-    def _sustained(self, t: np.ndarray, flops, dtype: str) -> np.ndarray:
-        """Times `t` of kernels doing `flops`, no shorter than the GPU's sustained rate at its
-        power limit allows (`roofline.sustained_flops`; unchanged where it is not measured)."""
-        rate = rl.sustained_flops(self.gpu, dtype)
-        return np.maximum(t, flops / rate) if rate else t
+        return Curve(ms, sustained(t, 2.0 * ms * n * k, dtype, self.gpu))
 
     # ------------------------------------------------------------------ all-reduce
     def allreduce(self, tp: int, graph: bool) -> Curve:
@@ -444,8 +438,8 @@ class Kernels:
         if not as_measured and src == dtype and dtype in W8A8_MOE and np.any(
                 df_all["dtype"] == "bf16"):
             y = self._moe_not_slower_than_bf16(x, y, dtype, want, gated)
-        return Curve(x, self._sustained(
-            y, rl.moe_flops(x, hidden, inter, topk, moe_tp, moe_ep, gated), dtype))
+        return Curve(x, sustained(
+            y, rl.moe_flops(x, hidden, inter, topk, moe_tp, moe_ep, gated), dtype, self.gpu))
 
     def _moe_not_slower_than_bf16(self, x, y, dtype: str, want: tuple, gated: bool):
         """An FP8 (W8A8) MoE layer reads half the BF16 expert bytes and computes on FP8 tensor
@@ -505,8 +499,9 @@ class Transferred:
     def gemm(self, dtype, n, k) -> Curve:
         src = self._src(dtype)
         c = self.ref.gemm(src, n, k)
-        return c.scaled(rl.gemm_roofline(c.x, n, k, dtype, self.gpu)
-                        / rl.gemm_roofline(c.x, n, k, src, self.ref.gpu))
+        c = c.scaled(rl.gemm_roofline(c.x, n, k, dtype, self.gpu)
+                     / rl.gemm_roofline(c.x, n, k, src, self.ref.gpu))
+        return Curve(c.x, sustained(c.y, 2.0 * c.x * n * k, dtype, self.gpu))
 
     def _on_own_link(self, c: Curve) -> Curve:
         """A collective's curve on the reference GPU with its bandwidth part (above the
@@ -563,8 +558,10 @@ class Transferred:
         src = self._src(dtype)  # (as for GEMMs)
         c = self.ref.moe(src, hidden, inter, topk, experts, moe_tp, moe_ep, gated)
         shape = (hidden, inter, topk, experts, moe_tp, moe_ep)
-        return c.scaled(rl.moe_roofline(c.x, *shape, dtype, self.gpu, gated)
-                        / rl.moe_roofline(c.x, *shape, src, self.ref.gpu, gated))
+        c = c.scaled(rl.moe_roofline(c.x, *shape, dtype, self.gpu, gated)
+                     / rl.moe_roofline(c.x, *shape, src, self.ref.gpu, gated))
+        return Curve(c.x, sustained(
+            c.y, rl.moe_flops(c.x, hidden, inter, topk, moe_tp, moe_ep, gated), dtype, self.gpu))
 
 
 class Partial:
@@ -684,16 +681,29 @@ def load_kernels(directory: str, gpu, label: str = "") -> Kernels:
     return Kernels(directory, gpu, label)
 
 
+def sustained(t: np.ndarray, flops, dtype: str, gpu) -> np.ndarray:
+    """Times `t` of GEMMs or MoE layers doing `flops` in `dtype` on `gpu`, no shorter than its
+    sustained rate at its power limit allows (`roofline.sustained_flops`; `t` itself where that
+    rate is not measured). A GPU timed from another's tables (`Transferred`) carries the
+    reference's bound over with its efficiency and meets its own where it has one."""
+    rate = rl.sustained_flops(gpu, dtype)
+    return np.maximum(t, flops / rate) if rate else t
+
+
+@cache
 def short_loop(kernels):
-    """`kernels` without the sustained-rate bound (`Kernels._sustained`): times as the tables'
-    short loops measured them, to compare with other kernel timings made the same way (the
-    held-out tables of `wrpsim.validate.kernels`). Unchanged for a GPU without sustained rates."""
+    """`kernels` without the sustained-rate bound (`sustained`), its reference GPU's included:
+    times as the tables' short loops measured them, to compare with other kernel timings made
+    the same way (the held-out tables of `wrpsim.validate.kernels`) and to take apart a
+    measured module (`KernelLatency._mla_module_grids`). `kernels` itself where no GPU in it
+    has a sustained rate; one object per `kernels` (cached)."""
     g = kernels.gpu
-    if not (g.bf16_sustained_tflops or g.fp8_sustained_tflops):
-        return kernels
-    free = dataclasses.replace(g, bf16_sustained_tflops=0.0, fp8_sustained_tflops=0.0)
+    free = (dataclasses.replace(g, bf16_sustained_tflops=0.0, fp8_sustained_tflops=0.0)
+            if g.bf16_sustained_tflops or g.fp8_sustained_tflops else g)
     if isinstance(kernels, Kernels):
-        return Kernels(kernels.dir, free, kernels.label)
+        return kernels if free is g else Kernels(kernels.dir, free, kernels.label)
     if isinstance(kernels, Transferred):
-        return Transferred(short_loop(kernels.ref), free)
-    return Partial(short_loop(kernels.own), short_loop(kernels.ref))
+        ref = short_loop(kernels.ref)
+        return kernels if ref is kernels.ref and free is g else Transferred(ref, free)
+    own, ref = short_loop(kernels.own), short_loop(kernels.ref)
+    return kernels if own is kernels.own and ref is kernels.ref else Partial(own, ref)
