@@ -51,6 +51,14 @@ def test_gemm_curve_returns_the_measurement_at_measured_shapes(gpu):
     assert (capped > 0) == bool(g.bf16_sustained_tflops)
 
 
+def test_the_calibration_label_states_the_sustained_rate():
+    assert build_latency_model("llama3.1-70b", "h100-80gb", 4, precision="fp8").calibration \
+        .endswith("; GEMMs at most 1,249 TFLOP/s (fp8, sustained at the power limit)")
+    assert "GEMMs at most 666 TFLOP/s (bf16, sustained at the power limit); power shape " \
+        "copied from h100-80gb" in build_latency_model("llama3.1-8b", "h200-141gb", 1).calibration
+    assert "sustained" not in build_latency_model("llama3.1-8b", "b200-180gb", 1).calibration
+
+
 def test_sustained_gemm_rates_are_the_h200_power_limit_measurement():
     """The catalog's sustained rates are the shipped measurement (BF16: median of the m >= 1,024
     GEMMs at the power limit; FP8: its one row), copied to the H100 (same die, same limit);
@@ -671,7 +679,7 @@ def test_a_precision_the_gpus_tables_did_not_measure_says_so_in_the_label():
     assert "uncalibrated" not in h100
     h100 = build_latency_model("qwen3-30b-a3b", "h100-80gb", 1,
                                precision="mxfp4_mxfp8").calibration
-    assert h100.endswith("; mxfp4_mxfp8 MoE: uncalibrated, the fp8 table by the roofline ratio")
+    assert "; mxfp4_mxfp8 MoE: uncalibrated, the fp8 table by the roofline ratio;" in h100
     rtx = build_latency_model("qwen3-30b-a3b", "rtxpro6000-96gb", 1, precision="fp8").calibration
     assert "; fp8 MoE: uncalibrated: roofline (efficiencies of kernels: vllm 0.24.0 (NVIDIA " \
            "L40S))" in rtx
