@@ -52,6 +52,14 @@ def test_gemm_curve_returns_the_measurement_at_measured_shapes(gpu):
 
 
 def test_the_calibration_label_states_the_sustained_rate():
+    """Its own rate, for the dense math and, where the MoE layers compute in another, for
+    those; for a GPU timed from the H100's tables, the share of peak carried over."""
+    gpt = build_latency_model("gpt-oss-120b", "h100-80gb", 1, precision="mxfp4_mxfp8")
+    assert gpt.calibration.endswith("; GEMMs at most 666 TFLOP/s (bf16, sustained at the power "
+                                    "limit); MoE layers at most 1,249 TFLOP/s (fp8, sustained "
+                                    "at the power limit)")
+    mi = build_latency_model("qwen3-14b", "mi300x-192gb", 1).calibration
+    assert "; GEMMs at most 880 TFLOP/s (bf16, h100-80gb's sustained share of peak)" in mi
     assert build_latency_model("llama3.1-70b", "h100-80gb", 4, precision="fp8").calibration \
         .endswith("; GEMMs at most 1,249 TFLOP/s (fp8, sustained at the power limit)")
     assert "GEMMs at most 666 TFLOP/s (bf16, sustained at the power limit); power shape " \
@@ -155,14 +163,33 @@ def test_the_bound_only_adds_gemm_time_and_leaves_mla_attention_as_measured(tmp_
 
 def test_a_gpu_without_tables_meets_its_own_sustained_rate(tmp_path):
     """A user's GPU timed from the H100's tables by the roofline ratio carries the H100's
-    efficiency; a sustained rate of its own bounds its GEMMs too (it used to be ignored)."""
+    efficiency, its bound included (666 of 989 TFLOP/s, as a share of the GPU's own peak); a
+    sustained rate of its own takes that bound's place, below or above it (it used to be
+    ignored, while the label printed it)."""
     args = ("model=llama3.1-8b", "gpu=mygpu", "tp=1", "prompt_tokens=4096", "batch=4")
+    flops = 2 * 4 * 4096 * 6.98e9  # Llama-3.1-8B's projections, all layers
     plain = _perf_breakdown(_user_gpu(tmp_path / "a", "mygpu", "h100-80gb"), *args)
+    assert plain["gemms"] >= flops / 666e12 * 0.99
     slow = _perf_breakdown(_user_gpu(tmp_path / "b", "mygpu", "h100-80gb",
                                      bf16_sustained_tflops=100), *args)
-    flops = 2 * 4 * 4096 * 6.98e9  # Llama-3.1-8B's projections, all layers
     assert slow["gemms"] == pytest.approx(flops / 100e12, rel=0.02)
-    assert slow["gemms"] > 5 * plain["gemms"]
+    fast = _perf_breakdown(_user_gpu(tmp_path / "c", "mygpu", "h100-80gb",
+                                     bf16_sustained_tflops=900), *args)
+    assert flops / 900e12 * 0.999 <= fast["gemms"] < plain["gemms"]
+
+
+def test_a_sustained_fp8_rate_needs_fp8_tensor_cores_and_a_typo_is_named(tmp_path):
+    f = tmp_path / "gpus.yaml"
+    base = ("  bf16_tflops: 100\n  mem_gib: 10\n  mem_bw_gbs: 100\n  tdp_w: 100\n  idle_w: 10\n"
+            "  link_gbs: 10\n  price_per_hour_usd: 1\n  calibration: {from: h100-80gb}\n")
+    f.write_text("x1:\n  fp8_sustained_tflops: 50\n" + base)
+    with pytest.raises(ConfigError, match=r"entry 'x1': field 'fp8_sustained_tflops' needs "
+                                          r"fp8_tflops: without it the GPU has no FP8 tensor"):
+        load_gpus(f, known=gpus())
+    f.write_text("x1:\n  bf16_sustaned_tflops: 50\n" + base)
+    with pytest.raises(ConfigError, match=r"unknown field 'bf16_sustaned_tflops'; valid fields: "
+                                          r".*; did you mean 'bf16_sustained_tflops'\?$"):
+        load_gpus(f, known=gpus())
 
 
 def test_a_sustained_rate_above_the_peak_is_refused(tmp_path):

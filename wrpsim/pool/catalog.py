@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from wrpsim.errors import ConfigError, unknown_choice, warn
+from wrpsim.errors import ConfigError, did_you_mean, unknown_choice, warn
 from wrpsim.paths import catalog_dir, user_catalog
 from wrpsim.pool.modelspec import (
     INT_FIELDS,
@@ -135,7 +135,8 @@ def _check_keys(path: Path, entry: str, raw: dict, allowed: set[str], prefix: st
     extra = sorted(set(raw) - allowed)
     if extra:
         raise ConfigError(f"{path}: entry {entry!r}: unknown field {prefix + extra[0]!r}; "
-                          f"valid fields: {', '.join(sorted(allowed))}")
+                          f"valid fields: {', '.join(sorted(allowed))}"
+                          f"{did_you_mean(extra[0], sorted(allowed))}")
 
 
 _GPU_BASE = ("bf16_tflops", "mem_gib", "mem_bw_gbs", "tdp_w", "idle_w", "link_gbs",
@@ -187,6 +188,10 @@ def load_gpus(path: Path, known: dict[str, GpuSpec] | None = None) -> dict[str, 
             raise ConfigError(f"{path}: entry {name!r}: field 'idle_w' must be below tdp_w")
         for dt in ("bf16", "fp8"):
             sus, peak = vals.get(f"{dt}_sustained_tflops", 0.0), vals.get(f"{dt}_tflops", 0.0)
+            if sus and not peak:
+                raise ConfigError(f"{path}: entry {name!r}: field '{dt}_sustained_tflops' needs "
+                                  f"{dt}_tflops: without it the GPU has no {dt.upper()} tensor "
+                                  f"cores (runs {dt.upper()} weight-only at its BF16 rate)")
             if sus > peak:
                 raise ConfigError(f"{path}: entry {name!r}: field '{dt}_sustained_tflops' "
                                   f"({sus:g}) must not exceed {dt}_tflops ({peak:g})")

@@ -220,11 +220,13 @@ class KernelLatency:
         self.dense_dtype, self.moe_dtype = PRECISIONS[precision]
         #: what the iteration times (and a power shape fitted on another GPU) rest on
         note, moe_note = getattr(kernels, "gemm_note", None), getattr(kernels, "moe_note", None)
-        sus = rl.sustained_flops(gpu, self.dense_dtype)
+        from wrpsim.pool.kernels.tables import bound_note
+
+        bound = bound_note(kernels, self.dense_dtype)
+        if model.moe and rl.math_on(gpu, self.moe_dtype) != rl.math_on(gpu, self.dense_dtype):
+            bound += bound_note(kernels, self.moe_dtype, "MoE layers")
         self.calibration = kernels.label + (note(self.dense_dtype) if note else "") + (
-            moe_note(self.moe_dtype) if moe_note and model.moe else "") + (
-            f"; GEMMs at most {sus / 1e12:,.0f} TFLOP/s ({rl.math_on(gpu, self.dense_dtype)}, "
-            f"sustained at the power limit)" if sus else "") + (
+            moe_note(self.moe_dtype) if moe_note and model.moe else "") + bound + (
             f"; power shape copied from {power.copied_from}"
             if power is not None and power.copied_from else "")
         self.max_tokens = max_tokens

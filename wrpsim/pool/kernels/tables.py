@@ -496,9 +496,15 @@ class Transferred:
             return "bf16"
         return "fp8" if rl.MATH[dtype] == "fp4" and rl.has_math(self.ref.gpu, "fp8") else dtype
 
+    def _base(self, dtype: str):
+        """The reference's kernels to move over for `dtype`: as bounded by its own sustained
+        rate (its efficiency at its power limit, carried over with the rest), unless this GPU
+        has a sustained rate of its own for that math, which then takes the bound's place."""
+        return short_loop(self.ref) if rl.sustained_flops(self.gpu, dtype) else self.ref
+
     def gemm(self, dtype, n, k) -> Curve:
         src = self._src(dtype)
-        c = self.ref.gemm(src, n, k)
+        c = self._base(dtype).gemm(src, n, k)
         c = c.scaled(rl.gemm_roofline(c.x, n, k, dtype, self.gpu)
                      / rl.gemm_roofline(c.x, n, k, src, self.ref.gpu))
         return Curve(c.x, sustained(c.y, 2.0 * c.x * n * k, dtype, self.gpu))
@@ -556,7 +562,7 @@ class Transferred:
 
     def moe(self, dtype, hidden, inter, topk, experts, moe_tp, moe_ep, gated=True) -> Curve:
         src = self._src(dtype)  # (as for GEMMs)
-        c = self.ref.moe(src, hidden, inter, topk, experts, moe_tp, moe_ep, gated)
+        c = self._base(dtype).moe(src, hidden, inter, topk, experts, moe_tp, moe_ep, gated)
         shape = (hidden, inter, topk, experts, moe_tp, moe_ep)
         c = c.scaled(rl.moe_roofline(c.x, *shape, dtype, self.gpu, gated)
                      / rl.moe_roofline(c.x, *shape, src, self.ref.gpu, gated))
@@ -685,9 +691,28 @@ def sustained(t: np.ndarray, flops, dtype: str, gpu) -> np.ndarray:
     """Times `t` of GEMMs or MoE layers doing `flops` in `dtype` on `gpu`, no shorter than its
     sustained rate at its power limit allows (`roofline.sustained_flops`; `t` itself where that
     rate is not measured). A GPU timed from another's tables (`Transferred`) carries the
-    reference's bound over with its efficiency and meets its own where it has one."""
+    reference's bound over with its efficiency, or meets its own instead where it has one."""
     rate = rl.sustained_flops(gpu, dtype)
     return np.maximum(t, flops / rate) if rate else t
+
+
+def bound_note(kernels, dtype: str, what: str = "GEMMs") -> str:
+    """The calibration label's words on the sustained-rate bound of `dtype`'s kernels on
+    `kernels`' GPU: its own measured rate, or the share of peak a reference GPU's rate carries
+    over to a GPU timed from that GPU's tables; '' when neither bounds them."""
+    gpu = kernels.gpu
+    math = rl.math_on(gpu, dtype)
+    own = rl.sustained_flops(gpu, dtype)
+    if own:
+        return f"; {what} at most {own / 1e12:,.0f} TFLOP/s ({math}, sustained at the power limit)"
+    if isinstance(kernels, Transferred):
+        src = kernels._src(dtype)
+        ref = rl.sustained_flops(kernels.ref.gpu, src)
+        if ref:
+            carried = ref / rl.peak_flops(kernels.ref.gpu, src) * rl.peak_flops(gpu, dtype)
+            return (f"; {what} at most {carried / 1e12:,.0f} TFLOP/s ({math}, "
+                    f"{kernels.ref.gpu.name}'s sustained share of peak)")
+    return ""
 
 
 @cache
