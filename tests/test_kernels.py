@@ -72,6 +72,10 @@ def test_sustained_gemm_rates_are_the_h200_power_limit_measurement():
     GEMMs at the power limit; FP8: its one row), copied to the H100 (same die, same limit);
     GPUs without a measurement are not capped."""
     import csv
+    import subprocess
+    import sys
+
+    from wrpsim.validate.kernels import sustained_rates
 
     path = catalog_path().parent / "measured" / "device" / "power" / "h200-141gb.csv"
     with path.open() as f:
@@ -79,6 +83,7 @@ def test_sustained_gemm_rates_are_the_h200_power_limit_measurement():
     rate = {dt: [float(r["flops"]) / float(r["replay_s"]) / 1e12 for r in rows
                  if r["workload"] == f"gemm_{dt}" and int(r["m"]) >= 1024]
             for dt in ("bf16", "fp8")}
+    assert sorted(round(r) for r in rate["bf16"]) == [662, 666, 675] and len(rate["fp8"]) == 1
     for gpu in ("h200-141gb", "h100-80gb"):
         g = get_gpu(gpu)
         assert g.bf16_sustained_tflops == round(float(np.median(rate["bf16"])))
@@ -86,6 +91,13 @@ def test_sustained_gemm_rates_are_the_h200_power_limit_measurement():
         # weight-only MXFP4 computes at the BF16 rate; block FP8 on the FP8 tensor cores
         assert rl.sustained_flops(g, "mxfp4_marlin") == g.bf16_sustained_tflops * 1e12
         assert rl.sustained_flops(g, "fp8_block") == g.fp8_sustained_tflops * 1e12
+    # what the experiment script prints for the catalog, from the same rows
+    assert sustained_rates(path) == {"bf16_sustained_tflops": 666.0,
+                                     "fp8_sustained_tflops": 1249.0}
+    script = catalog_path().parents[1] / "docs" / "experiments" / "device_power.py"
+    r = subprocess.run([sys.executable, str(script), "sustained", str(path)],
+                       capture_output=True, text=True, check=True)
+    assert r.stdout == "  bf16_sustained_tflops: 666\n  fp8_sustained_tflops: 1249\n"
     for gpu in ("b200-180gb", "a100-80gb", "l40s-48gb"):
         assert rl.sustained_flops(get_gpu(gpu), "bf16") == 0.0
 

@@ -19,7 +19,9 @@ Writes `OUT_DIR/device_power.csv`: workload, m, n, k, flops (per replay), bytes 
 replay_s (kernel time per replay), watts (energy / time), watts_samples (mean of instantaneous
 readings), sm_mhz and temp_c at the end. `python docs/experiments/device_power.py compare CSV`
 (here) prints, per row, the utilisations and the measured and modelled watts as a markdown
-table (`| workload | m | u_compute | u_memory | measured W | model W | error % |`).
+table (`| workload | m | u_compute | u_memory | measured W | model W | error % |`);
+`... sustained CSV` prints the GPU catalog's `bf16_sustained_tflops` / `fp8_sustained_tflops`
+from its GEMM rows (pools/README.md: measured once per GPU, they bound every GEMM's time).
 """
 
 from __future__ import annotations
@@ -239,6 +241,16 @@ def compare_steps(csv: str) -> None:
               f"{r['measured_w']:.0f} | {r['model_w']:.0f} | {r['error']:+.0f} |")
 
 
+def sustained(csv: str) -> None:
+    """The GPU catalog's sustained GEMM rates from a `measure` CSV
+    (`wrpsim.validate.kernels.sustained_rates`), as lines to paste into gpus.yaml."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+    from wrpsim.validate.kernels import sustained_rates
+
+    for k, v in sustained_rates(csv).items():
+        print(f"  {k}: {v:g}")
+
+
 if __name__ == "__main__":
     verb = sys.argv[1] if len(sys.argv) > 1 else ""
     if verb == "measure" and len(sys.argv) == 3:
@@ -249,6 +261,8 @@ if __name__ == "__main__":
         compare(sys.argv[2])
     elif verb == "compare-steps" and len(sys.argv) == 3:
         compare_steps(sys.argv[2])
+    elif verb == "sustained" and len(sys.argv) == 3:
+        sustained(sys.argv[2])
     else:
         sys.exit("usage: device_power.py measure OUT_DIR | steps OUT_DIR | compare CSV | "
-                 "compare-steps CSV")
+                 "compare-steps CSV | sustained CSV")

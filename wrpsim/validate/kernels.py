@@ -156,6 +156,25 @@ def _csv_columns(path: str | Path) -> tuple[int, dict[str, np.ndarray]]:
     return t.num_rows, {k: t.column(k).to_numpy() for k in t.column_names}
 
 
+#: GEMMs this large or larger fill the GPU: their sustained rates are the catalog's
+SUSTAINED_MIN_M = 1024
+
+
+def sustained_rates(path: str | Path) -> dict[str, float]:
+    """The catalog's `bf16_sustained_tflops` / `fp8_sustained_tflops` from GEMMs measured at the
+    power limit (a CSV as `docs/experiments/device_power.py measure` writes): per precision,
+    the median TFLOP/s (FLOPs per replay / kernel time per replay) of its `gemm_<dtype>` rows of
+    at least `SUSTAINED_MIN_M` tokens, rounded; a precision without such rows is left out."""
+    rows, c = _csv_columns(path)
+    out: dict[str, float] = {}
+    for dt in ("bf16", "fp8"):
+        rates = [float(c["flops"][i]) / float(c["replay_s"][i]) / 1e12 for i in range(rows)
+                 if str(c["workload"][i]) == f"gemm_{dt}" and int(c["m"][i]) >= SUSTAINED_MIN_M]
+        if rates:
+            out[f"{dt}_sustained_tflops"] = float(round(np.median(rates)))
+    return out
+
+
 def power_at_known_utilisation(path: str | Path, gpu_name: str) -> list[dict]:
     """The power model of `gpu_name` against watts measured at known utilisation (a CSV as
     `docs/experiments/device_power.py measure` writes: per workload its FLOPs and bytes per
