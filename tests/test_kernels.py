@@ -51,6 +51,22 @@ def test_gemm_curve_returns_the_measurement_at_measured_shapes(gpu):
     assert (capped > 0) == bool(g.bf16_sustained_tflops)
 
 
+def test_a_step_at_the_sustained_rate_draws_the_power_limit():
+    """While the bound holds the GPU is at its power limit (that is where the rate was
+    measured): the power shape, fitted on utilisations over unbounded kernel times, takes the
+    GEMMs' compute utilisation over their time without the bound and reaches TDP (it gave
+    666 W for this step, its GEMMs bounded, against 690 W before the bound); a GPU without a
+    sustained rate (B200) is unchanged by this."""
+    lat = build_latency_model("llama3.1-8b", "h100-80gb", 1)
+    fresh = 4 * 4096 * 4097 / 2
+    dur = lat.iteration_s(4 * 4096, fresh, 0, 0, 4)
+    assert lat.power_w(4 * 4096, 0, None, dur, fresh) >= 685.0
+    assert lat.power_w(2048, 0, None, lat.iteration_s(2048, 2048 * 2049 / 2, 0, 0, 1)) == 700.0
+    assert sum(lat._lin_bound) > 0 and lat._lin_bound[16] == 0.0  # decode-sized: no bound
+    b200 = build_latency_model("llama3.1-8b", "b200-180gb", 1)
+    assert not any(b200._lin_bound) and not any(b200._head_bound)
+
+
 def test_the_calibration_label_states_the_sustained_rate():
     """Its own rate, for the dense math and, where the MoE layers compute in another, for
     those; for a GPU timed from the H100's tables, the share of peak carried over."""
@@ -527,7 +543,7 @@ def test_power_between_idle_and_tdp_and_rising_with_load():
 def test_a_chunk_deep_in_its_prompt_draws_the_power_of_its_attention_work(model, tp):
     """A 2,048-token chunk at offset 100k takes 2.3-4.1 x a fresh chunk's time, most of it
     attention FLOPs; its power counted the pairs of a fresh chunk over that long duration
-    (470 W on one H100 against 660 W for the fresh chunk). With the iteration's own attention
+    (470 W on one H100 against 700 W for the fresh chunk). With the iteration's own attention
     work, both are compute-bound: within a few % of each other, the deep one not lower by a
     third; one iteration of two fresh prompts counts each prompt's pairs, not (c1 + c2)² / 2."""
     lat = build_latency_model(model, "h100-80gb", tp)
@@ -539,7 +555,7 @@ def test_a_chunk_deep_in_its_prompt_draws_the_power_of_its_attention_work(model,
     p_fresh = lat.power_w(t, 0, None, d_fresh, fresh)
     assert p_fresh == lat.power_w(t, 0, None, d_fresh)  # (the default is a fresh prompt)
     assert lat.power_w(t, 0, None, d_deep, deep) >= 0.95 * p_fresh
-    assert lat.power_w(t, 0, None, d_deep) < 0.85 * p_fresh  # what the default would say
+    assert lat.power_w(t, 0, None, d_deep) < 0.8 * p_fresh  # what the default would say
     two = 2 * (1024 * 1025 / 2)
     d_two = lat.iteration_s(t, two, 0, 0, 2)
     assert lat.power_w(t, 0, None, d_two, two) <= lat.power_w(t, 0, None, d_two)

@@ -63,7 +63,7 @@ C_TYPED = {
                       "_eager": "double", "_mamba_dec": "double", "_n_full": "long long",
                       "_n_slide": "long long", "_window": "long long", "adp": "long long",
                       "max_tokens": "long long", "_async": "bint", "_graph_mixed": "bint",
-                      "schedule_lag": "bint"},
+                      "schedule_lag": "bint", "_has_bound": "bint"},
 }
 
 

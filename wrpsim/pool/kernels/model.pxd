@@ -33,6 +33,9 @@ cdef class KernelLatency:
     cdef public object _layers_total
     cdef public object _lin
     cdef public list _lin_list
+    cdef public list _lin_bound
+    cdef public bint _has_bound
+    cdef public list _head_bound
     cdef public double _mamba_dec
     cdef public object _mla_tables
     cdef public long long _n_full
@@ -118,7 +121,8 @@ cdef class KernelLatency:
                    active=cython.double, w_c=cython.double, w_m=cython.double,
                    idle=cython.double, span=cython.double, ctx=cython.double,
                    pairs=cython.double, flops=cython.double, touched=cython.double,
-                   nbytes=cython.double, dur=cython.double, f=cython.double)
+                   nbytes=cython.double, dur=cython.double, dur_c=cython.double,
+                   top=cython.longlong, f=cython.double)
     cpdef power_w(self, long long prefill_tokens, long long decode_seqs, decode_ctx=*,
                   duration_s=*, prefill_attn=*)
 
@@ -130,7 +134,7 @@ cdef class KernelLatency:
                    span=cython.double, flops0=cython.double, bytes0=cython.double,
                    b_stream=cython.double, b_state=cython.double, ctx=cython.double,
                    flops=cython.double, nbytes=cython.double, dur=cython.double,
-                   f=cython.double)
+                   bnd=cython.double, dur_c=cython.double, f=cython.double)
     cpdef decode_power_w(self, long long decode_seqs, decode_ctx, duration_s)
 
 

@@ -71,7 +71,7 @@ import numpy as np
 from wrpsim.errors import ConfigError
 from wrpsim.pool.kernels import precomputed
 from wrpsim.pool.kernels import roofline as rl
-from wrpsim.pool.kernels.power import work_constants
+from wrpsim.pool.kernels.power import bound_s, work_constants
 from wrpsim.pool.latency import LatencyModel
 
 GIB = float(1 << 30)
@@ -170,10 +170,11 @@ class KernelLatency:
     # a sweep, a benchmark's repeats). (`engine` is set by `wrpsim.pool.engines`, `_work_c` by
     # `power.work_constants`; other attributes a caller adds go to the instance dict.)
     __slots__ = ("__dict__", "_async", "_cpu0", "_cpu_seq", "_dec", "_dec_power", "_dec_rows",
-                 "_dec_s", "_dec_sl", "_eager", "_floor", "_graph_mixed", "_head", "_head_list",
-                 "_layers_total", "_lin", "_lin_list", "_mamba_dec", "_mla_tables", "_n_full",
-                 "_n_slide", "_power", "_power_c", "_pre", "_pre_rows", "_pre_s", "_run_consts",
-                 "_stream", "_window", "_work_c", "adp", "atp", "c", "calibration", "coll_tp",
+                 "_dec_s", "_dec_sl", "_eager", "_floor", "_graph_mixed", "_has_bound", "_head",
+                 "_head_bound", "_head_list", "_layers_total", "_lin", "_lin_bound", "_lin_list",
+                 "_mamba_dec", "_mla_tables", "_n_full", "_n_slide", "_power", "_power_c", "_pre",
+                 "_pre_rows", "_pre_s", "_run_consts", "_stream", "_window", "_work_c", "adp",
+                 "atp", "c", "calibration", "coll_tp",
                  "dense_dtype", "engine", "ep", "gpu", "kernels", "kv_dtype", "mamba_state_bytes",
                  "max_tokens", "model", "moe_dtype", "precision", "schedule_lag", "tp")
 
@@ -531,14 +532,29 @@ class KernelLatency:
         """What the kernel tables give this instance (`precomputed.FIELDS`): the streaming
         bandwidth, the per-token curves for T = 0..max_tokens, the attention grids. Cached
         across processes by `wrpsim.pool.kernels.precomputed`."""
+        from wrpsim.pool.kernels.tables import short_loop
+
         self._stream = self.kernels.stream_bw()  # (the curves read it)
         T = np.arange(self.max_tokens + 1, dtype=np.float64)
         lin, head = self._linear_curve(T), self._head_curve(T)
         pre, dec = self._attention_grids()
+        # the seconds the sustained-rate bound adds (`tables.sustained`): the power model takes
+        # the GEMMs' compute utilisation over their unbounded time (`power_w`)
+        free, bound = short_loop(self.kernels), self.kernels
+        if free is bound:
+            lin_b = head_b = np.zeros_like(T)
+        else:
+            self.kernels = free
+            try:
+                lin_b = np.maximum(lin - self._linear_curve(T), 0.0)
+                head_b = np.maximum(head - self._head_curve(T), 0.0)
+            finally:
+                self.kernels = bound
         return {"stream": np.float64(self._stream), "lin": lin, "head": head,
                 "pre_b": pre.b, "pre_s": pre.s, "pre_t": pre.t,
                 "dec_b": dec.b, "dec_s": dec.s, "dec_t": dec.t,
-                "mla_tables": np.bool_(self._mla_tables)}
+                "mla_tables": np.bool_(self._mla_tables), "lin_bound": lin_b,
+                "head_bound": head_b}
 
     def _adopt(self, c: dict) -> None:
         """Set the precomputed state from `_precompute`'s result (or its cached copy)."""
@@ -549,6 +565,9 @@ class KernelLatency:
         self._lin, self._head = c["lin"], c["head"]
         self._lin_list = self._lin.tolist()
         self._head_list = self._head.tolist()
+        self._lin_bound = c["lin_bound"].tolist()
+        self._head_bound = c["head_bound"].tolist()
+        self._has_bound = bool(np.any(c["lin_bound"]) or np.any(c["head_bound"]))
         m = self.model
         self._pre = Grid(c["pre_b"], c["pre_s"], c["pre_t"])
         self._dec = Grid(c["dec_b"], c["dec_s"], c["dec_t"])
@@ -908,7 +927,13 @@ class KernelLatency:
         nbytes = (fixed + experts * touched + (ctx + t_tok) * kv + t_tok * stream
                   + seqs * state)
         dur = duration_s  # (the locals are C doubles, compiled: `model.pxd`)
-        f = active + w_c * (flops / (peak * dur)) + w_m * (nbytes / (bw * dur))
+        dur_c = dur
+        if self._has_bound:  # (`power.bound_s`, inlined: the lists hold T = 0..max_tokens)
+            top = self.max_tokens
+            dur_c = dur - (self._lin_bound[t_tok if t_tok <= top else top]
+                           + self._head_bound[seqs if seqs <= top else top])
+            dur_c = dur_c if dur_c > 1e-12 else 1e-12
+        f = active + w_c * (flops / (peak * dur_c)) + w_m * (nbytes / (bw * dur))
         return idle + span * (f if f < 1.0 else 1.0)
 
     def decode_power_w(self, decode_seqs: int, decode_ctx: int, duration_s: float) -> float:
@@ -926,15 +951,19 @@ class KernelLatency:
             n = decode_seqs  # prefill 0: tokens = sequences = n, pairs = 0.0
             t = self._dec_power[n] = (
                 pm, lin * n + head * n, attn, fixed + experts * (1.0 - q ** n if q else 1.0),
-                kv, n * stream, n * state, peak, bw, active, w_c, w_m, idle, span)
+                kv, n * stream, n * state, peak, bw, active, w_c, w_m, idle, span,
+                bound_s(self, 0, n))
         if not duration_s:
             return self.power_w(0, decode_seqs, decode_ctx, duration_s)
-        _, flops0, attn, bytes0, kv, b_stream, b_state, peak, bw, active, w_c, w_m, idle, span = t
+        (_, flops0, attn, bytes0, kv, b_stream, b_state, peak, bw, active, w_c, w_m, idle, span,
+         bnd) = t
         ctx = float(decode_ctx)
         flops = flops0 + attn * ctx  # (`power_w`: `attn * (pairs + ctx)`, pairs = 0.0)
         nbytes = bytes0 + (ctx + decode_seqs) * kv + b_stream + b_state
         dur = duration_s  # (as in `power_w`)
-        f = active + w_c * (flops / (peak * dur)) + w_m * (nbytes / (bw * dur))
+        dur_c = dur - bnd
+        dur_c = dur_c if dur_c > 1e-12 else 1e-12
+        f = active + w_c * (flops / (peak * dur_c)) + w_m * (nbytes / (bw * dur))
         return idle + span * (f if f < 1.0 else 1.0)
 
     def idle_power_w(self) -> float:

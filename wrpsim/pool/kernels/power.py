@@ -9,7 +9,10 @@ is the fraction of the idle-to-TDP span a GPU draws as soon as it runs kernels a
 up, SMs busy waiting on memory); the weights say how much more full compute or full bandwidth
 costs. Three numbers per GPU, fitted on measured average power (`wrpsim.calibrate.power`:
 ML.ENERGY for H100 and B200, Splitwise for A100); a GPU without measurements takes another's
-fit, labelled as copied. Between iterations a GPU draws `idle_w` (catalog).
+fit, labelled as copied. Between iterations a GPU draws `idle_w` (catalog). Where a GEMM's
+time is its GPU's sustained rate at the power limit (`tables.sustained`), u_compute is taken
+over the time without that bound (`bound_s`): the shape was fitted on unbounded kernel times,
+and a GPU held at its limit draws TDP.
 """
 
 from __future__ import annotations
@@ -118,12 +121,26 @@ def iteration_work(lat, prefill_tokens: int, decode_seqs: int, decode_ctx: float
     return flops, nbytes
 
 
+def bound_s(lat, prefill_tokens: int, decode_seqs: int) -> float:
+    """Seconds the sustained-rate bound (`tables.sustained`) adds to an iteration's GEMMs
+    (projections at its tokens, LM head at its sequences); 0 for a latency model without it.
+    The GPU is at its power limit while the bound holds: the shape (fitted on utilisations over
+    unbounded kernel times) takes u_compute over the time without it, and reaches TDP."""
+    if not getattr(lat, "_has_bound", False):
+        return 0.0
+    t, m = prefill_tokens + decode_seqs, decode_seqs + (1 if prefill_tokens else 0)
+    lb, hb = lat._lin_bound, lat._head_bound
+    return (lb[t] if t < len(lb) else lb[-1]) + (hb[m] if m < len(hb) else hb[-1])
+
+
 def utilisation(lat, prefill_tokens: int, decode_seqs: int, decode_ctx: float,
                 prefill_attn: float, dt: float) -> tuple[float, float]:
-    """(u_compute, u_memory) of an iteration that took `dt` seconds."""
+    """(u_compute, u_memory) of an iteration that took `dt` seconds (u_compute over the time
+    without the sustained-rate bound: `bound_s`)."""
     flops, nbytes = iteration_work(lat, prefill_tokens, decode_seqs, decode_ctx, prefill_attn)
     c = work_constants(lat)
-    return flops / (c[8] * dt), nbytes / (c[9] * dt)
+    dt_c = max(dt - bound_s(lat, prefill_tokens, decode_seqs), 1e-12)
+    return flops / (c[8] * dt_c), nbytes / (c[9] * dt)
 
 
 def load_power(path) -> dict:
