@@ -62,10 +62,15 @@ def has_math(gpu, dtype: str) -> bool:
     return math_on(gpu, dtype) == MATH[dtype]
 
 
+def gemm_flops(m, n, k):
+    """FLOPs of y[m, n] = x[m, k] W[n, k]^T: a multiply and an add per (m, n, k)."""
+    return 2.0 * m * n * k
+
+
 def gemm_roofline(m, n: float, k: float, dtype: str, gpu) -> np.ndarray:
     """Roofline seconds of y[m, n] = x[m, k] W[n, k]^T (vectorised over m)."""
     m, n, k = np.asarray(m, dtype=np.float64), float(n), float(k)
-    flops = 2.0 * m * n * k
+    flops = gemm_flops(m, n, k)
     nbytes = n * k * WEIGHT_BYTES[dtype] + m * k * ACT_BYTES[dtype] + 2.0 * m * n
     return np.maximum(flops / peak_flops(gpu, dtype), nbytes / (gpu.mem_bw_gbs * 1e9))
 

@@ -264,7 +264,7 @@ class Kernels:
         if nq != n or kq != k:  # outside the measured n or k: carry the edge over
             t = t * (rl.gemm_roofline(ms, n, k, dtype, self.gpu)
                      / rl.gemm_roofline(ms, nq, kq, dtype, self.gpu))
-        return Curve(ms, sustained(t, 2.0 * ms * n * k, dtype, self.gpu))
+        return Curve(ms, sustained(t, rl.gemm_flops(ms, n, k), dtype, self.gpu))
 
     # ------------------------------------------------------------------ all-reduce
     def allreduce(self, tp: int, graph: bool) -> Curve:
@@ -507,7 +507,7 @@ class Transferred:
         c = self._base(dtype).gemm(src, n, k)
         c = c.scaled(rl.gemm_roofline(c.x, n, k, dtype, self.gpu)
                      / rl.gemm_roofline(c.x, n, k, src, self.ref.gpu))
-        return Curve(c.x, sustained(c.y, 2.0 * c.x * n * k, dtype, self.gpu))
+        return Curve(c.x, sustained(c.y, rl.gemm_flops(c.x, n, k), dtype, self.gpu))
 
     def _on_own_link(self, c: Curve) -> Curve:
         """A collective's curve on the reference GPU with its bandwidth part (above the
@@ -646,7 +646,7 @@ def _collective_curve(df, tp: int) -> Curve:
 
 def _roof_ratio(m: float, n: np.ndarray, k: np.ndarray, dtype: str, gpu) -> np.ndarray:
     """Roofline time of a GEMM in `dtype` over the same GEMM in BF16 (element-wise over n, k)."""
-    flops = 2.0 * m * n * k
+    flops = rl.gemm_flops(m, n, k)
     bw = gpu.mem_bw_gbs * 1e9
 
     def roof(dt: str) -> np.ndarray:
