@@ -17,6 +17,15 @@ def pytest_configure(config):
     os.environ.pop("WRPSIM_CATALOG", None)
 
 
+def gpu_yaml(name: str = "x", **fields) -> str:
+    """The smallest valid entry of a user's gpus.yaml, as YAML text: `fields` replace or add
+    to its numbers; its calibration copies the H100's."""
+    vals = {"bf16_tflops": 1, "mem_gib": 1, "mem_bw_gbs": 1, "tdp_w": 2, "idle_w": 1,
+            "link_gbs": 1, "price_per_hour_usd": 1, **fields}
+    return (f"{name}:\n" + "".join(f"  {k}: {v}\n" for k, v in vals.items())
+            + "  calibration: {from: h100-80gb}\n")
+
+
 def make_trace(arrivals, prompts, outputs, **extra) -> pd.DataFrame:
     """A canonical trace DataFrame from plain sequences."""
     df = pd.DataFrame({

@@ -10,6 +10,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
+from tests.conftest import gpu_yaml
 from wrpsim.errors import ConfigError
 from wrpsim.pool.catalog import catalog_path, get_gpu, get_model, gpus, load_gpus
 from wrpsim.pool.engines import build_latency_model, get_engine, kernels_for
@@ -208,13 +209,11 @@ def test_a_gpu_without_tables_meets_its_own_sustained_rate(tmp_path):
 
 def test_a_sustained_fp8_rate_needs_fp8_tensor_cores_and_a_typo_is_named(tmp_path):
     f = tmp_path / "gpus.yaml"
-    base = ("  bf16_tflops: 100\n  mem_gib: 10\n  mem_bw_gbs: 100\n  tdp_w: 100\n  idle_w: 10\n"
-            "  link_gbs: 10\n  price_per_hour_usd: 1\n  calibration: {from: h100-80gb}\n")
-    f.write_text("x1:\n  fp8_sustained_tflops: 50\n" + base)
+    f.write_text(gpu_yaml("x1", bf16_tflops=100, fp8_sustained_tflops=50))
     with pytest.raises(ConfigError, match=r"entry 'x1': field 'fp8_sustained_tflops' needs "
                                           r"fp8_tflops: without it the GPU has no FP8 tensor"):
         load_gpus(f, known=gpus())
-    f.write_text("x1:\n  bf16_sustaned_tflops: 50\n" + base)
+    f.write_text(gpu_yaml("x1", bf16_tflops=100, bf16_sustaned_tflops=50))
     with pytest.raises(ConfigError, match=r"unknown field 'bf16_sustaned_tflops'; valid fields: "
                                           r".*; did you mean 'bf16_sustained_tflops'\?$"):
         load_gpus(f, known=gpus())
@@ -222,9 +221,7 @@ def test_a_sustained_fp8_rate_needs_fp8_tensor_cores_and_a_typo_is_named(tmp_pat
 
 def test_a_sustained_rate_above_the_peak_is_refused(tmp_path):
     f = tmp_path / "gpus.yaml"
-    f.write_text("x1:\n  bf16_tflops: 100\n  bf16_sustained_tflops: 120\n  mem_gib: 10\n"
-                 "  mem_bw_gbs: 100\n  tdp_w: 100\n  idle_w: 10\n  link_gbs: 10\n"
-                 "  price_per_hour_usd: 1\n  calibration: {from: h100-80gb}\n")
+    f.write_text(gpu_yaml("x1", bf16_tflops=100, bf16_sustained_tflops=120))
     with pytest.raises(ConfigError, match=r"gpus.yaml: entry 'x1': field "
                                           r"'bf16_sustained_tflops' \(120\) must not exceed "
                                           r"bf16_tflops \(100\)"):

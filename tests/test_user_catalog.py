@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import gpu_yaml
 from wrpsim.errors import ConfigError
 
 
@@ -163,8 +164,7 @@ def test_a_user_workload_keeps_its_trace_when_its_name_is_overridden(tmp_path, m
         build_workload(cfg, 0)
 
 
-_GPU = ("x:\n  bf16_tflops: 1\n  mem_gib: 1\n  mem_bw_gbs: 1\n  tdp_w: 2\n  idle_w: 1\n"
-        "  link_gbs: 1\n  price_per_hour_usd: 1\n  calibration: {from: h100-80gb}\n")
+_GPU = gpu_yaml()
 
 
 @pytest.mark.parametrize(("field", "value"), [
