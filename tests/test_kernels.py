@@ -672,6 +672,41 @@ def test_fp8_moe_is_never_timed_slower_than_bf16_but_weight_only_formats_may_be(
     assert f8 < bf
 
 
+def test_an_engine_whose_block_fp8_layers_run_no_faster_than_bf16():
+    """vLLM 0.11 ran block-FP8 layers (Triton fused MoE, block matmul) no faster than BF16
+    (`fp8_block_no_faster_than_bf16`, on in vllm-0.11, off in vllm-0.24): each GEMM and MoE
+    layer takes the longer of the two tables' times, so a block-FP8 model is never faster
+    than its BF16 self under that engine, while under vllm-0.24 it decodes faster; the label
+    says so, a pool can set it, and a non-boolean is one line."""
+    assert get_engine("vllm-0.11").constants.fp8_block_no_faster_than_bf16
+    assert not get_engine("vllm-0.24").constants.fp8_block_no_faster_than_bf16
+    args = ("qwen3-235b-a22b", "h100-80gb", 8)
+    on = {"fp8_block_no_faster_than_bf16": True}
+    fast = build_latency_model(*args, precision="fp8_block")
+    slow = build_latency_model(*args, precision="fp8_block", overrides=on)
+    b16 = build_latency_model(*args, overrides=on)
+    T = np.array([1.0, 8, 64, 512, 4096])
+    k, m = slow.kernels, slow.model
+    shape = (m.hidden, m.intermediate, m.active_experts, m.experts, 8, 1, m.gated_mlp)
+    want = m.moe_layers * np.maximum(k.moe("fp8_block", *shape)(T), k.moe("bf16", *shape)(T))
+    assert slow._moe_layers_s(T) == pytest.approx(want, rel=1e-12)
+    assert fast._moe_layers_s(T) == pytest.approx(
+        m.moe_layers * k.moe("fp8_block", *shape)(T), rel=1e-12)
+    assert np.all(slow._gemms_s(T) >= b16._gemms_s(T) * (1 - 1e-12))
+    assert np.all(slow._gemms_s(T) >= fast._gemms_s(T))
+    for batch in (1, 8, 64, 256):
+        assert slow.decode_step_s(batch, 1024) >= b16.decode_step_s(batch, 1024) * (1 - 1e-9)
+    assert fast.decode_step_s(8, 1024) < 0.8 * b16.decode_step_s(8, 1024)
+    assert "block-FP8 layers no faster than BF16" in slow.calibration
+    assert "block-FP8" not in fast.calibration
+    assert "block-FP8" not in b16.calibration  # BF16 weights: nothing to say
+    with pytest.raises(ConfigError, match=r"^pool\.pools\.p\.latency\."
+                                          r"fp8_block_no_faster_than_bf16 must be true or false"):
+        build_latency_model(*args, precision="fp8_block",
+                            overrides={"fp8_block_no_faster_than_bf16": "sometimes"},
+                            where="pool.pools.p.latency")
+
+
 @pytest.mark.parametrize("gpu", ["l40s-48gb", "h100-80gb", "b200-180gb", "rtxpro6000-96gb"])
 def test_decode_attention_is_never_faster_than_reading_the_kv_cache_from_hbm(gpu):
     """The collector re-reads one layer's KV cache, which stays in L2 where it fits (L40S:

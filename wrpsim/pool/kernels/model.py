@@ -117,6 +117,12 @@ class EngineConstants:
     #: engine setting, not fitted: the dtype of the Mamba SSM state (`MAMBA_SSM_DTYPES`);
     #: it sets the state's memory and the bytes every decode step reads and writes
     mamba_ssm_dtype: str = "auto"
+    #: engine property, not fitted: its block-FP8 layers (128 x 128 weight scales, activations
+    #: quantised per 128-group) run no faster than its BF16 ones, so a `fp8_block` GEMM or MoE
+    #: layer takes the longer of the tables' block-FP8 and BF16 times (`_fp8_block_floor`).
+    #: vLLM 0.11 ran them through its Triton fused-MoE and block matmul kernels: the same
+    #: model measured in both precisions decodes no faster in FP8 (docs/validation.md)
+    fp8_block_no_faster_than_bf16: bool = False
 
 
 _GRID: list = [np.zeros(0), np.zeros(0)]
@@ -226,6 +232,9 @@ class KernelLatency:
         bound = bound_note(kernels, self.dense_dtype)
         if model.moe and rl.math_on(gpu, self.moe_dtype) != rl.math_on(gpu, self.dense_dtype):
             bound += bound_note(kernels, self.moe_dtype, "MoE layers")
+        if constants.fp8_block_no_faster_than_bf16 and "fp8_block" in (
+                self.dense_dtype, self.moe_dtype):
+            bound += "; block-FP8 layers no faster than BF16 (this engine's kernels)"
         self.calibration = kernels.label + (note(self.dense_dtype) if note else "") + (
             moe_note(self.moe_dtype) if moe_note and model.moe else "") + bound + (
             f"; power shape copied from {power.copied_from}"
@@ -450,17 +459,28 @@ class KernelLatency:
         k = self.kernels
         t = np.zeros(len(T))
         for n_l, dt, n, kk in self._gemms():
-            t += n_l * k.gemm(dt, n, kk)(T)
+            t += n_l * self._fp8_block_floor(dt, k.gemm(dt, n, kk)(T),
+                                             lambda: k.gemm("bf16", n, kk)(T))
         return t
+
+    def _fp8_block_floor(self, dtype: str, t: np.ndarray, bf16) -> np.ndarray:
+        """`t`, seconds of a layer in `dtype`, no shorter than `bf16()` (the same layer in
+        BF16) where `dtype` is block FP8 and the engine runs such layers no faster than BF16
+        (`EngineConstants.fp8_block_no_faster_than_bf16`)."""
+        if dtype != "fp8_block" or not self.c.fp8_block_no_faster_than_bf16:
+            return t
+        return np.maximum(t, bf16())
 
     def _moe_layers_s(self, T: np.ndarray) -> np.ndarray:
         """Seconds of the fused MoE layers at T tokens (experts spread by `ep` = tp, else
         sharded by tensor parallelism)."""
         m = self.model
         moe_tp, moe_ep = (1, self.tp) if self.ep > 1 else (self.tp, 1)
-        return m.moe_layers * self.kernels.moe(self.moe_dtype, m.hidden, m.intermediate,
-                                               m.active_experts, m.experts, moe_tp, moe_ep,
-                                               m.gated_mlp)(T)
+        shape = (m.hidden, m.intermediate, m.active_experts, m.experts, moe_tp, moe_ep,
+                 m.gated_mlp)
+        t = self.kernels.moe(self.moe_dtype, *shape)(T)
+        return m.moe_layers * self._fp8_block_floor(
+            self.moe_dtype, t, lambda: self.kernels.moe("bf16", *shape)(T))
 
     def _allreduce_s(self, layers: int, T: np.ndarray) -> np.ndarray:
         """Seconds of `layers` all-reduces of T x hidden over the all-reduce group: vLLM's
