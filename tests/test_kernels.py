@@ -674,10 +674,11 @@ def test_fp8_moe_is_never_timed_slower_than_bf16_but_weight_only_formats_may_be(
 
 def test_an_engine_whose_block_fp8_layers_run_no_faster_than_bf16():
     """vLLM 0.11 ran block-FP8 layers (Triton fused MoE, block matmul) no faster than BF16
-    (`fp8_block_no_faster_than_bf16`, on in vllm-0.11, off in vllm-0.24): each GEMM and MoE
-    layer takes the longer of the two tables' times, so a block-FP8 model is never faster
-    than its BF16 self under that engine, while under vllm-0.24 it decodes faster; the label
-    says so, a pool can set it, and a non-boolean is one line."""
+    (`fp8_block_no_faster_than_bf16`, on in vllm-0.11, off in vllm-0.24): each GEMM, MoE
+    layer and MLA module takes the longer of the two tables' times on a GPU with FP8 tensor
+    cores, so a block-FP8 model is never faster than its BF16 self under that engine, while
+    under vllm-0.24 it decodes faster; the label says so, a pool can set it, and a
+    non-boolean is one line."""
     assert get_engine("vllm-0.11").constants.fp8_block_no_faster_than_bf16
     assert not get_engine("vllm-0.24").constants.fp8_block_no_faster_than_bf16
     args = ("qwen3-235b-a22b", "h100-80gb", 8)
@@ -700,6 +701,20 @@ def test_an_engine_whose_block_fp8_layers_run_no_faster_than_bf16():
     assert "block-FP8 layers no faster than BF16" in slow.calibration
     assert "block-FP8" not in fast.calibration
     assert "block-FP8" not in b16.calibration  # BF16 weights: nothing to say
+    # an MLA model's attention is its measured module less its projections, measured in
+    # each precision: the block-FP8 module is floored at the BF16 one too
+    for gpu in ("b200-180gb", "h200-141gb"):
+        mla = ("deepseek-v3", gpu, 8)
+        f8 = build_latency_model(*mla, precision="fp8_block", overrides=on)
+        bf = build_latency_model(*mla, overrides=on)
+        for batch, ctx in ((2, 8192), (64, 2048), (256, 1024)):
+            assert f8.decode_step_s(batch, ctx) >= bf.decode_step_s(batch, ctx) * (1 - 1e-9)
+        for n in (512, 4096):
+            assert f8.prefill_s(1, n) >= bf.prefill_s(1, n) * (1 - 1e-9)
+    # without FP8 tensor cores (A100) FP8 runs weight-only (Marlin): the setting says nothing
+    a100 = ("llama3.1-8b", "a100-80gb", 1)
+    assert build_latency_model(*a100, precision="fp8_block", overrides=on).decode_step_s(
+        8, 1024) < build_latency_model(*a100, overrides=on).decode_step_s(8, 1024)
     with pytest.raises(ConfigError, match=r"^pool\.pools\.p\.latency\."
                                           r"fp8_block_no_faster_than_bf16 must be true or false"):
         build_latency_model(*args, precision="fp8_block",

@@ -77,6 +77,13 @@ def test_overrides_in_process():
     assert out["ctx_tokens"] == 4000 and out["latency_overrides"] == {"layer_overhead_us": 3}
     base = evaluate(parse_args(["model=llama3.1-8b", "gpu=a100-80gb", "tp=1", "batch=2",
                                 "ctx_tokens=4000"]))
+    # engine settings that are not numbers are overridden the same way
+    on = evaluate(parse_args(["model=qwen3-30b-a3b", "gpu=h100-80gb", "tp=1",
+                              "precision=fp8_block", "latency.async_scheduling=false",
+                              "latency.fp8_block_no_faster_than_bf16=true"]))
+    assert on["latency_overrides"] == {"async_scheduling": False,
+                                       "fp8_block_no_faster_than_bf16": True}
+    assert "block-FP8 layers no faster than BF16" in on["calibration"]
     default = build_latency_model("llama3.1-8b", "a100-80gb", 1).c.layer_overhead_us
     # 32 attention + 32 FFN blocks, each (3 - default) us longer
     assert out["decode_step_s"] - base["decode_step_s"] == pytest.approx(
@@ -117,6 +124,12 @@ def test_every_catalog_gpu_and_model_runs_and_labels_its_calibration():
     (["tp=3"], r"tp must be an integer >= 1 that divides the attention heads of llama2-70b"),
     (["batch=0"], r"batch must be an integer >= 1, got 0"),
     (["latency.eff_magic=1"], r"unknown key 'latency.eff_magic'; valid latency.\* keys"),
+    (["latency.iter_overhead_us=-3"], r"perf: latency\.iter_overhead_us must be a number >= 0, "
+                                      r"got -3"),
+    (["latency.async_scheduling=often"], r"perf: latency\.async_scheduling must be true or "
+                                         r"false, got 'often'"),
+    (["engine=splitwise-2023", "latency.eff_compute=abc"],
+     r"perf: latency\.eff_compute must be a number >= 0, got 'abc'"),
     (["engine=vllm-9"], r"perf: engine: unknown value 'vllm-9'; valid choices: splitwise-2023, "),
     (["precision=fp9"], r"perf: precision: unknown value 'fp9'; valid choices: bf16, fp4, fp8"),
     (["kv_dtype=int2"], r"perf: kv_dtype: unknown value 'int2'; valid choices: auto, bf16, fp8"),

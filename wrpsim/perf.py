@@ -83,9 +83,6 @@ def evaluate(cfg: dict[str, Any]) -> dict[str, Any]:
         raise ConfigError(f"perf: gpu_mem_util must be in (0, 1], got {cfg['gpu_mem_util']!r}")
     if cfg["reserve_gib"] < 0:
         raise ConfigError(f"perf: reserve_gib must be >= 0, got {cfg['reserve_gib']!r}")
-    for k, v in cfg["latency"].items():
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
-            raise ConfigError(f"perf: latency.{k} must be a number >= 0, got {v!r}")
     tp, ep, attn_dp = cfg["tp"], _int(cfg, "ep", 1), _int(cfg, "attn_dp", 1)
     from wrpsim.sanity import GPUS_PER_SERVER
 

@@ -299,6 +299,9 @@ def _build(model: str, gpu: str, tp: int, engine: str = DEFAULT_ENGINE,
             raise ConfigError(f"{prefix}engine: {engine} (the analytical 2023 model) knows only "
                               f"precision bf16, kv_dtype auto, ep 1 and attn_dp 1")
         check_keys(overrides, CALIBRATION_FIELDS, where)
+        for k, v in overrides.items():
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
+                raise ConfigError(f"{where}.{k} must be a number >= 0, got {v!r}")
         from wrpsim.pool.perf import AnalyticalLatency
 
         m = get_model(model)

@@ -233,8 +233,8 @@ class KernelLatency:
         if model.moe and rl.math_on(gpu, self.moe_dtype) != rl.math_on(gpu, self.dense_dtype):
             bound += bound_note(kernels, self.moe_dtype, "MoE layers")
         if constants.fp8_block_no_faster_than_bf16 and "fp8_block" in (
-                self.dense_dtype, self.moe_dtype):
-            bound += "; block-FP8 layers no faster than BF16 (this engine's kernels)"
+                self.dense_dtype, self.moe_dtype) and rl.has_math(gpu, "fp8_block"):
+            bound += "; block-FP8 layers no faster than BF16 (engine setting)"
         self.calibration = kernels.label + (note(self.dense_dtype) if note else "") + (
             moe_note(self.moe_dtype) if moe_note and model.moe else "") + bound + (
             f"; power shape copied from {power.copied_from}"
@@ -383,15 +383,25 @@ class KernelLatency:
         # them, not at the sustained rate the model's own GEMM term runs them at
         loop = short_loop(k)
         out = []
+        dtypes = [self.dense_dtype]
+        if self._fp8_block_floored(self.dense_dtype):  # the module no faster than in BF16
+            dtypes.append("bf16")
         for phase, base in zip(("prefill", "decode"), self._composed_mla_grids()):
-            grid, gemm = k.mla(phase, self.kv_dtype, self.dense_dtype, heads)
-            curves = [loop.gemm(gemm, n, kk) for n, kk in self._mla_projections()]
-            tokens = np.outer(grid.b, grid.s) if phase == "prefill" else np.repeat(
-                grid.b[:, None], len(grid.s), axis=1)
-            rest = grid.t - sum(c(tokens) for c in curves)
-            b0, s0 = float(grid.b[0]), float(grid.s[0])
-            floor = float(np.interp(s0, base.s, base.row(b0)))
-            t = floor + np.maximum(rest - rest[0, 0], 0.0)
+            grid = t = None
+            for dtype in dtypes:
+                g, gemm = k.mla(phase, self.kv_dtype, dtype, heads)
+                curves = [loop.gemm(gemm, n, kk) for n, kk in self._mla_projections()]
+                tokens = np.outer(g.b, g.s) if phase == "prefill" else np.repeat(
+                    g.b[:, None], len(g.s), axis=1)
+                rest = g.t - sum(c(tokens) for c in curves)
+                b0, s0 = float(g.b[0]), float(g.s[0])
+                floor = float(np.interp(s0, base.s, base.row(b0)))
+                tg = floor + np.maximum(rest - rest[0, 0], 0.0)
+                if grid is None:
+                    grid, t = g, tg
+                else:  # the BF16 module's rest, on the first grid's cells
+                    t = np.maximum(t, np.array([np.interp(grid.s, g.s, Grid(g.b, g.s, tg).row(b))
+                                                for b in grid.b]))
             t = np.maximum.accumulate(np.maximum.accumulate(t, axis=0), axis=1)
             out.append(Grid(grid.b, grid.s, t))
         return tuple(out)
@@ -467,9 +477,16 @@ class KernelLatency:
         """`t`, seconds of a layer in `dtype`, no shorter than `bf16()` (the same layer in
         BF16) where `dtype` is block FP8 and the engine runs such layers no faster than BF16
         (`EngineConstants.fp8_block_no_faster_than_bf16`)."""
-        if dtype != "fp8_block" or not self.c.fp8_block_no_faster_than_bf16:
+        if not self._fp8_block_floored(dtype):
             return t
         return np.maximum(t, bf16())
+
+    def _fp8_block_floored(self, dtype: str) -> bool:
+        """Whether `dtype` layers are floored at BF16 (`_fp8_block_floor`): block FP8 under an
+        engine that runs it no faster than BF16, on a GPU with FP8 tensor cores (without them
+        vLLM runs FP8 weight-only through Marlin, a kernel the setting says nothing about)."""
+        return (dtype == "fp8_block" and self.c.fp8_block_no_faster_than_bf16
+                and rl.has_math(self.gpu, dtype))
 
     def _moe_layers_s(self, T: np.ndarray) -> np.ndarray:
         """Seconds of the fused MoE layers at T tokens (experts spread by `ep` = tp, else
