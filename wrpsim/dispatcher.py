@@ -273,5 +273,8 @@ class Dispatcher:
 
 def _seq_kv_tokens(inst) -> int:
     """KV tokens one sequence can hold on `inst`: its capacity, or one attention group's share
-    of it with data-parallel attention (`attn_dp`: each group holds its own sequences)."""
-    return inst.kv.capacity // getattr(inst.latency, "adp", 1) * inst.kv.block_size
+    of it with data-parallel attention (`attn_dp`: each group holds its own sequences); beside
+    its window blocks where the model has sliding-window layers (`wrpsim.pool.window`)."""
+    group = inst.kv.capacity // getattr(inst.latency, "adp", 1)
+    win = getattr(inst, "_win", None)
+    return win.max_tokens(group) if win is not None else group * inst.kv.block_size

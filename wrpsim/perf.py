@@ -6,8 +6,10 @@ prints `{"prefill_s": ..., "decode_step_s": ..., "power_w": ..., ...}`: `prefill
 prefill of `batch` prompts of `prompt_tokens` each, `decode_step_s` for one decode iteration of
 `batch` sequences at `ctx_tokens` (default `prompt_tokens`) context each, `power_w` the per-GPU
 power during that decode step, plus `prefill_power_w`, `idle_power_w`, `tdp_w`, KV capacity
-(`kv_fits`: whether the decode batch's `batch` x `ctx_tokens` KV tokens fit in it) and weight
-sizes, the inputs, and `calibration`: what the numbers rest on (the engine and its kernel
+(`kv_fits`: whether the decode batch's `batch` x `ctx_tokens` KV tokens fit in it; for a model
+with sliding-window layers, paged as vLLM pages them, `kv_capacity_blocks` / `_tokens` count
+the full-attention layers' blocks and `kv_window_blocks_per_seq` what each sequence's windows
+hold beside them: `wrpsim.pool.window`) and weight sizes, the inputs, and `calibration`: what the numbers rest on (the engine and its kernel
 tables, or "uncalibrated: roofline" for a GPU without measurements). `engine=`, `precision=`,
 `kv_dtype=`, `ep=` and `attn_dp=` choose the engine calibration and the pool settings.
 `breakdown=true` adds `prefill_breakdown_s` and `decode_breakdown_s`: those two steps' seconds
@@ -117,6 +119,13 @@ def evaluate(cfg: dict[str, Any]) -> dict[str, Any]:
                                         float(cfg["reserve_gib"]), max_seqs)
     except ConfigError as e:  # the model does not fit: named like perf's other errors
         raise ConfigError(f"perf: {e}") from None
+    from wrpsim.pool import window
+
+    win = window.for_latency(lat, lat.model, block)
+    fits = batch * ctx <= blocks * block
+    if win is not None:  # blocks of the full layers, each sequence's window beside them
+        blocks = win.capacity(blocks)
+        fits = batch * (-(-ctx // block) + win.blocks(ctx)) <= blocks
     decode_s = lat.decode_step_s(batch, ctx)
     power = lat.power_at(0, batch, ctx) if hasattr(lat, "power_at") else lat.power_w(
         0, batch, batch * ctx)
@@ -139,12 +148,14 @@ def evaluate(cfg: dict[str, Any]) -> dict[str, Any]:
         # the KV the decode step's batch holds (batch x ctx_tokens): above the capacity the
         # engine could not hold that batch at once (it would queue or preempt)
         "kv_tokens_needed": batch * ctx,
-        "kv_fits": batch * ctx <= blocks * block,
+        "kv_fits": fits,
         "block_size": block,
         "weight_gib_per_gpu": lat.weight_bytes_per_gpu / GIB,
         "kv_bytes_per_token_per_gpu": lat.kv_bytes_per_token_per_gpu,
         "latency_overrides": dict(cfg["latency"]),
     }
+    if win is not None:  # what one sequence's sliding-window layers hold, in ledger blocks
+        record["kv_window_blocks_per_seq"] = win.blocks(ctx)
     if cfg["breakdown"]:
         record["prefill_breakdown_s"] = lat.breakdown(batch * prompt,
                                                       batch * prompt * (prompt + 1) / 2.0,

@@ -3,7 +3,8 @@
 For one instance of a pool, with the trace's mean prompt P and output O tokens and mean decode
 context c = P + O/2:
 
-- batch b = min(max_seqs, KV-limited concurrency kv_tokens·0.9/(P+O), the largest b whose decode
+- batch b = min(max_seqs, KV-limited concurrency kv_tokens·0.9/(P+O) (with sliding-window
+  layers: blocks·0.9 over one sequence's blocks, `wrpsim.pool.window`), the largest b whose decode
   step stays under 0.8 × the TPOT target when one is set);
 - service time of one request S = prefill(P) + (O − 1)·step(b)/b (a prefill iteration, then its
   share of batched decode iterations); capacity μ = 1/S requests per second.
@@ -106,6 +107,7 @@ class Capacity:
 
 def capacity(template, stats: TraceStats, tpot_target: float | None) -> Capacity:
     """The `Capacity` of one instance of a `PoolTemplate` under the trace's mean request."""
+    from wrpsim.pool import window
     from wrpsim.pool.fleet import build_latency, kv_capacity, parse_pool
 
     spec = parse_pool(template.name, {**template.config, "count": 1})
@@ -115,7 +117,12 @@ def capacity(template, stats: TraceStats, tpot_target: float | None) -> Capacity
     kv_tokens = blocks * s.block_size
     pm, om = max(stats.prompt_mean, 1.0), max(stats.output_mean, 1.0)
     ctx = pm + om / 2
-    b = max(1, min(s.max_seqs, int(kv_tokens * 0.9 / (pm + om))))
+    win = window.for_latency(lat, getattr(lat, "model", None), s.block_size)
+    if win is None:
+        b = max(1, min(s.max_seqs, int(kv_tokens * 0.9 / (pm + om))))
+    else:  # a sequence's blocks of the full layers and of its window (`wrpsim.pool.window`)
+        kv_tokens = win.max_tokens(blocks)
+        b = max(1, min(s.max_seqs, int(blocks * 0.9 / win.seq_blocks(round(pm + om)))))
 
     def step(n: int) -> float:
         return lat.iteration_s(0, 0.0, n, round(n * ctx))

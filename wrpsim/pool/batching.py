@@ -124,11 +124,14 @@ class BatchingMixin(SequenceSetMixin):
             if budget < c:  # (min, without the builtin's call)
                 c = budget
             nb = -(-(seq.done + c - seq.shared) // bs)
+            win = self._window_blocks(seq) if self._win is not None else 0
             available = kv.capacity - kv.used + kv.evictable  # (`kv.available`, inlined)
-            if nb + load > available - pending - (self._watermark if running else 0):
+            if nb + load + win > available - pending - (self._watermark if running else 0):
                 self._unlookup(seq)
                 break
             self._take(seq, now)
+            if win:
+                self._hold_window(seq, win, now)
             pending += nb
             budget -= c
             chunks.append((seq, c, nb))
@@ -152,10 +155,13 @@ class BatchingMixin(SequenceSetMixin):
             own = seq.target - seq.shared
             decodes_here = reserve and seq.handoff is None
             nb = kv.blocks_for(own + (seq.req.output_tokens - seq.gen - 1 if decodes_here else 0))
-            if nb + load > kv.available - pending - (self._watermark if running else 0):
+            win = self._window_blocks(seq) if self._win is not None else 0
+            if nb + load + win > kv.available - pending - (self._watermark if running else 0):
                 self._unlookup(seq)
                 break
             self._take(seq, now)
+            if win:
+                self._hold_window(seq, win, now)
             seq.reserved = reserve
             pending += nb
             budget -= c

@@ -21,6 +21,7 @@ import yaml
 from wrpsim.errors import ConfigError, did_you_mean, unknown_choice, warn
 from wrpsim.paths import catalog_dir, user_catalog
 from wrpsim.pool.modelspec import (
+    BOOL_FIELDS,
     INT_FIELDS,
     REQUIRED,
     SPEC_FIELDS,
@@ -260,7 +261,7 @@ def load_models(path: Path) -> dict[str, ModelSpec]:
                 vals[k] = _num(path, name, k, raw, integer=True)
             elif k in raw:
                 vals[k] = _num(path, name, k, raw, integer=True, zero_ok=k in _ZERO_OK_MODEL)
-        for k in ("gated_mlp", "tied_embeddings"):
+        for k in BOOL_FIELDS:
             v = raw.get(k, k == "gated_mlp")
             if not isinstance(v, bool):
                 raise ConfigError(f"{path}: entry {name!r}: field {k!r} must be true or false")

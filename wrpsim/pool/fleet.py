@@ -33,6 +33,7 @@ import weakref
 from dataclasses import dataclass
 
 from wrpsim.errors import ConfigError, boolean, check_keys, number, under, unknown_choice, warn
+from wrpsim.pool import window
 from wrpsim.pool.catalog import get_gpu, get_model
 from wrpsim.pool.constant import ConstantLatency
 from wrpsim.pool.instance import Instance
@@ -214,26 +215,37 @@ def build_latency(spec: PoolSpec, scaleup: int | None = None):
 
 
 def kv_capacity(lat, sched) -> int:
-    """KV blocks of an instance with latency model `lat` under scheduler settings `sched`."""
-    return lat.kv_capacity_blocks(sched.block_size, sched.gpu_mem_util, sched.reserve_gib,
-                                  sched.max_seqs)
+    """KV blocks of an instance with latency model `lat` under scheduler settings `sched`: of
+    every attention layer, or, for a model whose sliding-window layers vLLM pages apart, of
+    its full-attention layers in the same memory (`wrpsim.pool.window`)."""
+    blocks = lat.kv_capacity_blocks(sched.block_size, sched.gpu_mem_util, sched.reserve_gib,
+                                    sched.max_seqs)
+    win = window.for_latency(lat, getattr(lat, "model", None), sched.block_size)
+    return win.capacity(blocks) if win is not None else blocks
 
 
-def seq_capacity(spec: PoolSpec, blocks: int) -> int:
+def seq_capacity(spec: PoolSpec, blocks: int, win=None) -> int:
     """KV tokens one sequence of an instance of `blocks` KV blocks can hold: its attention
-    group's share (a sequence lives on one group)."""
-    return blocks // spec.attn_dp * spec.scheduler.block_size
+    group's share (a sequence lives on one group); with `win` (a `window.WindowKV`) beside
+    its window blocks."""
+    group = blocks // spec.attn_dp
+    return win.max_tokens(group) if win is not None else group * spec.scheduler.block_size
 
 
 def check_context_fits(spec: PoolSpec, lat, blocks: int, key: str) -> None:
     """Warn when, by wrpsim's memory estimate, a pool's KV (`blocks` blocks per instance)
     cannot hold one `max_context` sequence: vLLM refuses to start a server whose own estimate
     falls short so; wrpsim runs it and drops the longer requests. vLLM's check needs one
-    sequence's Mamba state, not `max_seqs` of them. Not said for sliding windows, whose layers
-    wrpsim counts in full (an upper bound). `key`: the pool's config key, for the message."""
-    if not spec.max_context or get_model(spec.model).sliding_layers:
+    sequence's Mamba state, not `max_seqs` of them. A model's sliding-window layers hold one
+    window each (`wrpsim.pool.window`); not said where wrpsim counts windowed layers in full
+    (chunked attention; engines outside vLLM's V1), an upper bound. `key`: the pool's config
+    key, for the message."""
+    if not spec.max_context:
         return
-    cap = one = seq_capacity(spec, blocks)
+    win = window.for_latency(lat, get_model(spec.model), spec.scheduler.block_size)
+    if win is None and get_model(spec.model).sliding_layers:
+        return
+    cap = one = seq_capacity(spec, blocks, win)
     if getattr(lat, "mamba_state_bytes", 0.0):
         s = spec.scheduler
         one = seq_capacity(spec, lat.kv_capacity_blocks(s.block_size, s.gpu_mem_util,
@@ -371,6 +383,7 @@ class Fleet:
                     f"({pbt}) must be a multiple of scheduler.block_size "
                     f"({spec.scheduler.block_size})")
             model = get_model(spec.model)
+            win = window.for_latency(lat, model, spec.scheduler.block_size)
             kind, kw = Instance, {}
             if span:
                 kind = SpanningInstance
@@ -394,7 +407,8 @@ class Fleet:
                 inst.kv_bytes_per_token = kv_token
                 inst.state_bytes_per_seq = float(getattr(lat, "mamba_state_bytes", 0.0) or 0.0)
                 inst.max_context = spec.max_context
-            cap = seq_capacity(spec, blocks)
+                inst._win = win
+            cap = seq_capacity(spec, blocks, win)
             if spec.kv_blocks is None:
                 check_context_fits(spec, lat, blocks, f"pool.pools.{spec.name}")
             if spec.role != "prefill":  # a prefill instance holds the prompt only; the decode

@@ -85,6 +85,9 @@ class Instance(BatchingMixin):
         self.tp = latency.tp
         self.sched = sched
         self.kv = KVLedger(sched.block_size, kv_blocks)
+        #: a `window.WindowKV` when the ledger counts the full-attention layers' blocks only
+        #: and each sequence holds its sliding-window blocks beside them (set by the fleet)
+        self._win = None
         self.prefix = (PrefixCache(self.kv, prefix_block_tokens, prefix_capacity_blocks)
                        if prefix_block_tokens else None)
         self.sink = sink  # receives finished sequences: sink.finished(seq, instance, now)

@@ -5,7 +5,9 @@ counter (see `sequence.py`) with a heap of finish steps, so a decode run of any 
 O(log n) per finishing sequence. The heap holds exactly one entry per decoding sequence: a
 preempted decoder's entry is taken out when it is preempted (O(n), rare), so the hot path reads
 the heap's top without checking it. Leaving sequences return their blocks through `_release`,
-which turns prompt blocks into prefix-cache entries when the instance has a cache. The
+which turns prompt blocks into prefix-cache entries when the instance has a cache, and the
+window blocks of a model's sliding-window layers, held from admission (`_hold_window`,
+`wrpsim.pool.window`). The
 hand-off of a prompt from a prefill to a decode instance is in `handoff.py`.
 """
 
@@ -90,9 +92,20 @@ class SequenceSetMixin(HandoffMixin):
         self.preemptions += 1
         self.waiting.appendleft(seq)
 
+    def _window_blocks(self, seq: Seq) -> int:
+        """Ledger blocks the sliding-window layers of `seq` hold here for its life: the
+        window of the length it will reach, prompt plus output (`wrpsim.pool.window`)."""
+        return self._win.blocks(seq.req.prompt_tokens + seq.req.output_tokens)
+
+    def _hold_window(self, seq: Seq, win: int, now: float) -> None:
+        """Allocate an admitted sequence's window blocks (freed by `_release`)."""
+        self.kv.allocate(win, now)
+        seq.win = win
+
     def _release(self, seq: Seq, held: int, computed: int, now: float) -> None:
-        """Free a leaving sequence's `held` own blocks; with a prefix cache, the blocks of its
-        first `computed` prompt tokens become cache entries instead, and its pins are undone."""
+        """Free a leaving sequence's `held` own blocks and its window blocks; with a prefix
+        cache, the blocks of its first `computed` prompt tokens become cache entries instead,
+        and its pins are undone."""
         cache = self.prefix
         if cache is not None and seq.req.hash_ids:
             ids, hb, bs = seq.req.hash_ids, cache.block_tokens, self.sched.block_size
@@ -117,6 +130,9 @@ class SequenceSetMixin(HandoffMixin):
             cache.unpin(seq.pinned[::-1])
             seq.pinned = ()
             held -= moved
+        if seq.win:  # its sliding-window blocks (`wrpsim.pool.window`)
+            held += seq.win
+            seq.win = 0
         self.kv.release(held, now)
         if cache is not None:
             cache.trim(now)

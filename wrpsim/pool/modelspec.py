@@ -78,6 +78,9 @@ class ModelSpec:
     shared_intermediate: int = 0
     sliding_window: int = 0
     sliding_layers: int = 0
+    #: the windowed layers are Llama 4's chunked local attention, whose KV vLLM keeps whole
+    #: (its hybrid KV-cache manager frees the blocks of sliding windows only)
+    chunked_attention: bool = False
     kv_lora_rank: int = 0
     q_lora_rank: int = 0
     qk_rope_head_dim: int = 0
@@ -250,8 +253,9 @@ class ModelSpec:
 
 
 SPEC_FIELDS = tuple(f.name for f in fields(ModelSpec) if f.name != "name")
+BOOL_FIELDS = ("gated_mlp", "tied_embeddings", "chunked_attention")
 INT_FIELDS = tuple(f for f in SPEC_FIELDS
-                   if f not in ("gated_mlp", "tied_embeddings", "source", "vision"))
+                   if f not in (*BOOL_FIELDS, "source", "vision"))
 REQUIRED = ("layers", "hidden", "heads", "kv_heads", "head_dim", "intermediate", "vocab")
 
 
@@ -660,6 +664,7 @@ def _fields(c: dict) -> dict:
                               f"attention_chunk_size")
         if n:
             out["sliding_window"], out["sliding_layers"] = int(chunk), int(n)
+            out["chunked_attention"] = True
     if c.get("hybrid_override_pattern"):
         a, m, f = _pattern_counts(c["hybrid_override_pattern"])
         out.update(attention_layers=a, mamba_layers=m, mlp_layers=f,

@@ -37,5 +37,6 @@ cdef class Seq:
     cdef public object shared
     cdef public object state
     cdef public object target
+    cdef public object win
     cdef public object xfer
     cdef public object xfer_bytes

@@ -470,7 +470,7 @@ class KernelLatency:
         t = np.zeros(len(T))
         for n_l, dt, n, kk in self._gemms():
             t += n_l * self._fp8_block_floor(dt, k.gemm(dt, n, kk)(T),
-                                             lambda: k.gemm("bf16", n, kk)(T))
+                                             lambda n=n, kk=kk: k.gemm("bf16", n, kk)(T))
         return t
 
     def _fp8_block_floor(self, dtype: str, t: np.ndarray, bf16) -> np.ndarray:

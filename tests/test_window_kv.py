@@ -1,0 +1,163 @@
+"""Sliding-window layers' KV (vLLM's hybrid KV-cache manager, `wrpsim.pool.window`): the
+ledger counts the full-attention layers' blocks and each sequence holds its window's blocks
+beside them, from admission to release — closed-form block counts, the capacity in the same
+memory, and whole runs that return every block (colocated, preempting, disaggregated)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from tests.conftest import make_trace
+from wrpsim.pool import window
+from wrpsim.pool.catalog import get_model
+from wrpsim.pool.engines import build_latency_model
+from wrpsim.pool.fleet import kv_capacity
+from wrpsim.pool.scheduler import SchedulerConfig
+from wrpsim.sim import Simulation
+
+
+def test_gemma3_window_blocks_in_closed_form():
+    """Gemma-3-12B: 8 full + 40 sliding layers, window 1,024: a ledger block is 16 tokens of
+    the 8 full layers; the 40 sliding layers hold at most ceil(1023 / 16) + 1 = 65 blocks
+    each, 5 ledger blocks per block of window."""
+    m = get_model("gemma-3-12b")
+    assert (m.attn_layers, m.sliding_layers, m.sliding_window) == (48, 40, 1024)
+    w = window.window_kv(m, 16)
+    assert (w.full, w.sliding, w.window_blocks) == (8, 40, 65)
+    assert w.blocks(1) == 5 and w.blocks(16) == 5 and w.blocks(17) == 10
+    assert w.blocks(1024) == 5 * 64 and w.blocks(1040) == w.blocks(10**6) == 5 * 65
+    assert w.seq_blocks(4000) == 250 + 325
+    assert w.capacity(7950) == 7950 * 6  # the same bytes hold 6x the full layers' blocks
+
+
+def test_max_tokens_is_the_longest_sequence_that_fits():
+    """`max_tokens(B)`: the largest whole-block length L with seq_blocks(L) <= B, by brute
+    force over lengths, for windows of 2 / 65 blocks and 1:1 and 1:5 layer splits."""
+    for full, sliding, wb in ((8, 40, 65), (18, 18, 9), (1, 1, 2), (2, 5, 3)):
+        w = window.WindowKV(full, sliding, wb, 16)
+        for blocks in range(0, 800, 7):
+            lengths = [n * 16 for n in range(0, 1000)]
+            best = max(n for n in lengths if w.seq_blocks(n) <= blocks)
+            assert w.max_tokens(blocks) == best, (full, sliding, wb, blocks)
+
+
+def test_which_models_and_engines_page_windows_apart():
+    """Full attention, Llama 4's chunked attention (vLLM keeps it whole) and an all-windowed
+    stack count every layer; so do the analytical 2023 engine and constant latency models."""
+    assert window.window_kv(get_model("llama3.1-8b"), 16) is None
+    maverick = get_model("llama4-maverick")
+    assert maverick.sliding_layers and maverick.chunked_attention
+    assert window.window_kv(maverick, 16) is None
+    gemma = get_model("gemma-3-12b")
+    assert window.window_kv(replace(gemma, sliding_layers=gemma.attn_layers), 16) is None
+    gpt = window.window_kv(get_model("gpt-oss-120b"), 16)
+    assert (gpt.full, gpt.sliding, gpt.window_blocks) == (18, 18, 9)
+    kern = build_latency_model("gemma-3-12b", "h100-80gb", 1)
+    old = build_latency_model("gemma-3-12b", "h100-80gb", 1, engine="splitwise-2023")
+    assert window.for_latency(kern, gemma, 16) is not None
+    assert window.for_latency(old, gemma, 16) is None
+    sched = SchedulerConfig()
+    assert kv_capacity(kern, sched) == kern.kv_capacity_blocks(
+        sched.block_size, sched.gpu_mem_util, sched.reserve_gib, sched.max_seqs) * 48 // 8
+    assert kv_capacity(old, sched) == old.kv_capacity_blocks(
+        sched.block_size, sched.gpu_mem_util, sched.reserve_gib, sched.max_seqs)
+
+
+def _gemma_cfg(**pool) -> dict:
+    base = {"gpu": "h100-80gb", "model": "gemma-3-12b", "tp": 1, "count": 1,
+            "engine": "vllm-0.11", "scheduler": {"max_seqs": 256}}
+    return {"seed": 0, "slo": {"ttft_s": 1e9, "tpot_s": 1e9}, "pue": 1.0,
+            "pool": {"pools": {"g": {**base, **pool}}},
+            "router": {"_target_": "wrpsim.router.LeastOutstanding"}}
+
+
+def _burst(n: int, prompt: int, output: int):
+    return make_trace(np.zeros(n), np.full(n, prompt), np.full(n, output))
+
+
+def _run(cfg, trace, monkeypatch=None, whole=False):
+    if whole:  # every layer counted for every token (wrpsim before the window accounting)
+        monkeypatch.setattr(window, "for_latency", lambda *a: None)
+    sim = Simulation(cfg, trace)
+    req, inst, _ = sim.run()
+    return req.to_pylist(), inst.to_pylist(), sim
+
+
+def test_a_burst_of_long_chats_fits_as_vllm_pages_it(monkeypatch):
+    """80 chats of 3k + 500 tokens on one H100 (KV room: 7,950 blocks of all 48 layers):
+    counted in full the cache holds 36 of them at a time and preempts; paged as vLLM pages
+    Gemma-3 (the 8 full layers per token, the 40 windows once: 219 + 325 of 47,700 ledger
+    blocks, 87 sequences) all 80 run at once. Every block comes back when they are done."""
+    trace = _burst(80, 3000, 500)
+    reqs, inst, sim = _run(_gemma_cfg(), trace)
+    assert all(r["status"] == "completed" for r in reqs)
+    assert inst[0]["preemptions"] == 0
+    kv = sim.fleet.instances[0].kv
+    assert kv.used == 0 and kv.peak <= kv.capacity
+    per_seq = window.window_kv(get_model("gemma-3-12b"), 16).seq_blocks(3500)
+    assert kv.peak >= 78 * per_seq  # (almost) all of them held their KV at once
+    reqs0, inst0, sim0 = _run(_gemma_cfg(), trace, monkeypatch, whole=True)
+    assert inst0[0]["preemptions"] > 0
+    assert sim0.fleet.instances[0].kv.used == 0
+
+
+def test_preemption_returns_the_window_blocks():
+    """A cache too small for the burst: sequences are preempted and recomputed, each
+    admission holding its window again; at the end every block is free."""
+    trace = _burst(120, 3000, 800)
+    reqs, inst, sim = _run(_gemma_cfg(kv_blocks=6000), trace)
+    assert all(r["status"] == "completed" for r in reqs)
+    assert inst[0]["preemptions"] > 0
+    kv = sim.fleet.instances[0].kv
+    assert kv.used == 0 and kv.peak <= kv.capacity == 6000
+
+
+def test_a_disaggregated_hand_off_reserves_the_window_on_the_decode_side():
+    """Prefill and decode instances of Gemma-3: the decode side reserves each sequence's full
+    layers and window before the KV is sent, and both ledgers end empty."""
+    pools = {
+        "pre": {"gpu": "h100-80gb", "model": "gemma-3-12b", "tp": 1, "count": 1,
+                "role": "prefill", "engine": "vllm-0.11", "kv_transfer": {"mode": "serialized"}},
+        "dec": {"gpu": "h100-80gb", "model": "gemma-3-12b", "tp": 1, "count": 1,
+                "role": "decode", "engine": "vllm-0.11", "kv_blocks": 9000,
+                "scheduler": {"max_seqs": 256}},
+    }
+    cfg = {**_gemma_cfg(), "pool": {"pools": pools},
+           "network": {"kind": "nic", "nic_gbps": 400.0}}
+    reqs, inst, sim = _run(cfg, _burst(40, 3000, 300))
+    assert all(r["status"] == "completed" for r in reqs)
+    for i in sim.fleet.instances:
+        assert i.kv.used == 0
+    dec = next(i for i in sim.fleet.instances if i.role == "decode")
+    w = window.window_kv(get_model("gemma-3-12b"), 16)
+    # what the decode side held at most: whole sequences, window included
+    assert dec.kv.peak >= w.seq_blocks(3000) and dec.kv.peak <= 9000
+
+
+@pytest.mark.parametrize("length", [20_000, 60_000])
+def test_a_sequence_longer_than_the_full_layer_room_is_dropped_not_stuck(length):
+    """The longest sequence an instance holds counts its window (`max_tokens`): a request
+    beyond it is dropped (`exceeds_kv_capacity`), one within it completes."""
+    cfg = _gemma_cfg(kv_blocks=3000)
+    w = window.window_kv(get_model("gemma-3-12b"), 16)
+    longest = w.max_tokens(3000)
+    assert longest == (3000 - 325) * 16
+    reqs, _, _ = _run(cfg, make_trace([0.0], [length], [10]))
+    want = "completed" if length + 10 <= longest else "dropped"
+    assert reqs[0]["status"] == want
+
+
+def test_perf_counts_each_sequences_window():
+    """`python -m wrpsim.perf` for Gemma-3-12B on one H100: 87 sequences of 3.5k tokens fit
+    (219 full-layer blocks + 325 window blocks each, of 47,700), 88 do not."""
+    from wrpsim.perf import evaluate, parse_args
+
+    args = ["model=gemma-3-12b", "gpu=h100-80gb", "tp=1", "ctx_tokens=3500"]
+    fit = evaluate(parse_args([*args, "batch=87"]))
+    assert (fit["kv_capacity_blocks"], fit["kv_window_blocks_per_seq"]) == (47700, 325)
+    assert fit["kv_fits"] and 87 * (219 + 325) <= 47700 < 88 * (219 + 325)
+    assert not evaluate(parse_args([*args, "batch=88"]))["kv_fits"]
+    assert "kv_window_blocks_per_seq" not in evaluate(parse_args(["model=llama3.1-8b"]))
