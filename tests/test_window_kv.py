@@ -1,7 +1,9 @@
 """Sliding-window layers' KV (vLLM's hybrid KV-cache manager, `wrpsim.pool.window`): the
 ledger counts the full-attention layers' blocks and each sequence holds its window's blocks
-beside them, from admission to release — closed-form block counts, the capacity in the same
-memory, and whole runs that return every block (colocated, preempting, disaggregated)."""
+beside them, from admission to release — closed-form block counts against vLLM's layer
+grouping, the capacity in the same memory, whole runs that return every block (colocated,
+preempting), and the pools that keep every layer whole (KV connectors, chunked attention,
+the 2023 engine)."""
 
 from __future__ import annotations
 
@@ -26,7 +28,7 @@ def test_gemma3_window_blocks_in_closed_form():
     m = get_model("gemma-3-12b")
     assert (m.attn_layers, m.sliding_layers, m.sliding_window) == (48, 40, 1024)
     w = window.window_kv(m, 16)
-    assert (w.full, w.sliding, w.window_blocks) == (8, 40, 65)
+    assert (w.unit_layers, w.win_num, w.win_den, w.window_blocks) == (8, 5, 1, 65)
     assert w.blocks(1) == 5 and w.blocks(16) == 5 and w.blocks(17) == 10
     assert w.blocks(1024) == 5 * 64 and w.blocks(1040) == w.blocks(10**6) == 5 * 65
     assert w.seq_blocks(4000) == 250 + 325
@@ -35,13 +37,13 @@ def test_gemma3_window_blocks_in_closed_form():
 
 def test_max_tokens_is_the_longest_sequence_that_fits():
     """`max_tokens(B)`: the largest whole-block length L with seq_blocks(L) <= B, by brute
-    force over lengths, for windows of 2 / 65 blocks and 1:1 and 1:5 layer splits."""
-    for full, sliding, wb in ((8, 40, 65), (18, 18, 9), (1, 1, 2), (2, 5, 3)):
-        w = window.WindowKV(full, sliding, wb, 16)
+    force over lengths, for windows of 2 / 65 blocks and whole and fractional window shares."""
+    for num, den, wb in ((5, 1, 65), (1, 1, 9), (1, 1, 2), (5, 2, 3), (6, 1, 65)):
+        w = window.WindowKV(48, 8, num, den, wb, 16)
         for blocks in range(0, 800, 7):
             lengths = [n * 16 for n in range(0, 1000)]
             best = max(n for n in lengths if w.seq_blocks(n) <= blocks)
-            assert w.max_tokens(blocks) == best, (full, sliding, wb, blocks)
+            assert w.max_tokens(blocks) == best, (num, den, wb, blocks)
 
 
 def test_which_models_and_engines_page_windows_apart():
@@ -54,16 +56,36 @@ def test_which_models_and_engines_page_windows_apart():
     gemma = get_model("gemma-3-12b")
     assert window.window_kv(replace(gemma, sliding_layers=gemma.attn_layers), 16) is None
     gpt = window.window_kv(get_model("gpt-oss-120b"), 16)
-    assert (gpt.full, gpt.sliding, gpt.window_blocks) == (18, 18, 9)
+    assert (gpt.unit_layers, gpt.win_num, gpt.win_den, gpt.window_blocks) == (18, 1, 1, 9)
     kern = build_latency_model("gemma-3-12b", "h100-80gb", 1)
     old = build_latency_model("gemma-3-12b", "h100-80gb", 1, engine="splitwise-2023")
-    assert window.for_latency(kern, gemma, 16) is not None
-    assert window.for_latency(old, gemma, 16) is None
+    assert window.for_pool(kern, gemma, 16) is not None
+    assert window.for_pool(old, gemma, 16) is None
+    assert window.for_pool(kern, gemma, 16, connector=True) is None
     sched = SchedulerConfig()
-    assert kv_capacity(kern, sched) == kern.kv_capacity_blocks(
-        sched.block_size, sched.gpu_mem_util, sched.reserve_gib, sched.max_seqs) * 48 // 8
-    assert kv_capacity(old, sched) == old.kv_capacity_blocks(
-        sched.block_size, sched.gpu_mem_util, sched.reserve_gib, sched.max_seqs)
+    blocks = kern.kv_capacity_blocks(sched.block_size, sched.gpu_mem_util, sched.reserve_gib,
+                                     sched.max_seqs)
+    assert kv_capacity(kern, sched, window.window_kv(gemma, 16)) == blocks * 48 // 8
+    assert kv_capacity(kern, sched) == blocks
+
+
+def test_vllm_groups_layers_and_pads_the_last_group():
+    """vLLM's hybrid manager groups each kind's layers by the smaller count (the larger where
+    under 1.25 x the smaller), padding the last group: Gemma-3-27B's 10 full and 52 sliding
+    layers make groups of 10, so its window takes 6 groups (390 blocks at most), not 5.2;
+    18 / 18 (gpt-oss) and 10 / 12 take one group of 18 / 12 each; more full than sliding
+    layers fall back to whole-full-layer blocks and a fractional window."""
+    assert window.group_size(10, 52) == 10 and window.group_size(10, 12) == 12
+    assert window.group_size(18, 18) == 18 and window.group_size(30, 6) == 6
+    g27 = get_model("gemma-3-27b")
+    assert (g27.attn_layers - g27.sliding_layers, g27.sliding_layers) == (10, 52)
+    w = window.window_kv(g27, 16)
+    assert (w.unit_layers, w.win_num, w.win_den) == (10, 6, 1)
+    assert w.blocks(10**6) == 6 * 65 and w.capacity(1000) == 6200
+    more_full = replace(get_model("gemma-3-12b"), sliding_layers=12)  # 36 full, 12 sliding
+    w = window.window_kv(more_full, 16)
+    assert (w.unit_layers, w.win_num, w.win_den) == (36, 12, 36)
+    assert w.blocks(16 * 10) == 4 and w.capacity(360) == 480
 
 
 def _gemma_cfg(**pool) -> dict:
@@ -80,7 +102,7 @@ def _burst(n: int, prompt: int, output: int):
 
 def _run(cfg, trace, monkeypatch=None, whole=False):
     if whole:  # every layer counted for every token (wrpsim before the window accounting)
-        monkeypatch.setattr(window, "for_latency", lambda *a: None)
+        monkeypatch.setattr(window, "for_pool", lambda *a: None)
     sim = Simulation(cfg, trace)
     req, inst, _ = sim.run()
     return req.to_pylist(), inst.to_pylist(), sim
@@ -99,7 +121,7 @@ def test_a_burst_of_long_chats_fits_as_vllm_pages_it(monkeypatch):
     assert kv.used == 0 and kv.peak <= kv.capacity
     per_seq = window.window_kv(get_model("gemma-3-12b"), 16).seq_blocks(3500)
     assert kv.peak >= 78 * per_seq  # (almost) all of them held their KV at once
-    reqs0, inst0, sim0 = _run(_gemma_cfg(), trace, monkeypatch, whole=True)
+    _, inst0, sim0 = _run(_gemma_cfg(), trace, monkeypatch, whole=True)
     assert inst0[0]["preemptions"] > 0
     assert sim0.fleet.instances[0].kv.used == 0
 
@@ -115,26 +137,26 @@ def test_preemption_returns_the_window_blocks():
     assert kv.used == 0 and kv.peak <= kv.capacity == 6000
 
 
-def test_a_disaggregated_hand_off_reserves_the_window_on_the_decode_side():
-    """Prefill and decode instances of Gemma-3: the decode side reserves each sequence's full
-    layers and window before the KV is sent, and both ledgers end empty."""
+def test_pools_with_a_kv_connector_keep_every_layer_whole():
+    """vLLM 0.11 turns its hybrid manager off when a KV connector is set: prefill / decode
+    roles (and a prefix cache with KV tiers) count every layer per token, and a hand-off of
+    a prompt shorter than the window still completes (it once waited for window blocks the
+    prefill side charged for prompt plus output)."""
     pools = {
         "pre": {"gpu": "h100-80gb", "model": "gemma-3-12b", "tp": 1, "count": 1,
-                "role": "prefill", "engine": "vllm-0.11", "kv_transfer": {"mode": "serialized"}},
+                "role": "prefill", "engine": "vllm-0.11", "kv_blocks": 380,
+                "kv_transfer": {"mode": "serialized"}},
         "dec": {"gpu": "h100-80gb", "model": "gemma-3-12b", "tp": 1, "count": 1,
-                "role": "decode", "engine": "vllm-0.11", "kv_blocks": 9000,
-                "scheduler": {"max_seqs": 256}},
+                "role": "decode", "engine": "vllm-0.11", "scheduler": {"max_seqs": 256}},
     }
     cfg = {**_gemma_cfg(), "pool": {"pools": pools},
            "network": {"kind": "nic", "nic_gbps": 400.0}}
-    reqs, inst, sim = _run(cfg, _burst(40, 3000, 300))
-    assert all(r["status"] == "completed" for r in reqs)
+    reqs, _, sim = _run(cfg, make_trace([0.0], [1000], [100]))
+    assert reqs[0]["status"] == "completed"
     for i in sim.fleet.instances:
-        assert i.kv.used == 0
-    dec = next(i for i in sim.fleet.instances if i.role == "decode")
-    w = window.window_kv(get_model("gemma-3-12b"), 16)
-    # what the decode side held at most: whole sequences, window included
-    assert dec.kv.peak >= w.seq_blocks(3000) and dec.kv.peak <= 9000
+        assert i._win is None and i.kv.used == 0
+    blocks = sim.fleet.instances[1].latency.kv_capacity_blocks(16, 0.9, 3.5, 256)
+    assert sim.fleet.instances[1].kv.capacity == blocks  # every layer, no paging apart
 
 
 @pytest.mark.parametrize("length", [20_000, 60_000])
@@ -161,3 +183,18 @@ def test_perf_counts_each_sequences_window():
     assert fit["kv_fits"] and 87 * (219 + 325) <= 47700 < 88 * (219 + 325)
     assert not evaluate(parse_args([*args, "batch=88"]))["kv_fits"]
     assert "kv_window_blocks_per_seq" not in evaluate(parse_args(["model=llama3.1-8b"]))
+
+
+def test_calibrate_accepts_a_step_whose_windows_fit():
+    """A measured Gemma-3-12B step of 96 sequences x 3,500 tokens on one H100 holds 336k
+    tokens of its 8 full layers plus one window (5 x 1,024) a sequence, 827k of its 952k
+    room — a memory that, every layer counted per token, holds only 159k: `calibrate` takes
+    the row; a step beyond even the paged room is still refused in one line."""
+    from wrpsim.calibrate.fit import _check_step_context
+    from wrpsim.errors import ConfigError
+
+    lat = build_latency_model("gemma-3-12b", "h100-80gb", 1)
+    _check_step_context("steps.csv: line 2", lat, 0, 0, 96, 96 * 3500)
+    with pytest.raises(ConfigError, match=r"^steps\.csv: line 3: decode_ctx \+ prefill_tokens "
+                                          r".*sliding-window layers hold one window"):
+        _check_step_context("steps.csv: line 3", lat, 0, 0, 512, 512 * 3500)

@@ -9,9 +9,10 @@ power during that decode step, plus `prefill_power_w`, `idle_power_w`, `tdp_w`, 
 (`kv_fits`: whether the decode batch's `batch` x `ctx_tokens` KV tokens fit in it; for a model
 with sliding-window layers, paged as vLLM pages them, `kv_capacity_blocks` / `_tokens` count
 the full-attention layers' blocks and `kv_window_blocks_per_seq` what each sequence's windows
-hold beside them: `wrpsim.pool.window`) and weight sizes, the inputs, and `calibration`: what the numbers rest on (the engine and its kernel
-tables, or "uncalibrated: roofline" for a GPU without measurements). `engine=`, `precision=`,
-`kv_dtype=`, `ep=` and `attn_dp=` choose the engine calibration and the pool settings.
+hold beside them: `wrpsim.pool.window`) and weight sizes, the inputs, and `calibration`: what
+the numbers rest on (the engine and its kernel tables, or "uncalibrated: roofline" for a GPU
+without measurements). `engine=`, `precision=`, `kv_dtype=`, `ep=` and `attn_dp=` choose the
+engine calibration and the pool settings.
 `breakdown=true` adds `prefill_breakdown_s` and `decode_breakdown_s`: those two steps' seconds
 by term of the latency model (`LatencyModel.breakdown`: GEMMs, attention, all-reduce, MoE,
 per-layer floor, CPU ... for the kernel-table engines; `linear`, `collectives`, attention and
@@ -121,7 +122,7 @@ def evaluate(cfg: dict[str, Any]) -> dict[str, Any]:
         raise ConfigError(f"perf: {e}") from None
     from wrpsim.pool import window
 
-    win = window.for_latency(lat, lat.model, block)
+    win = window.for_pool(lat, lat.model, block)  # (a colocated pool: no KV connector)
     fits = batch * ctx <= blocks * block
     if win is not None:  # blocks of the full layers, each sequence's window beside them
         blocks = win.capacity(blocks)

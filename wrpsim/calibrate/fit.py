@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from wrpsim.errors import ConfigError, warn
+from wrpsim.pool import window
 
 FIT_FIELDS = ("iter_overhead_us", "seq_overhead_us", "layer_overhead_us", "frontend_us",
               "frontend_us_per_token")
@@ -234,11 +235,20 @@ def _check_step_context(where: str, lat, prefill: int, prefill_seqs: int, decode
                               f"{m.name}'s context of {limit:,} tokens")
     if hasattr(lat, "kv_capacity_blocks"):
         cap = lat.kv_capacity_blocks(1, 1.0, 0.0, prefill_seqs + decode)
-        if ctx + prefill > cap:
+        need = ctx + prefill
+        win = window.for_pool(lat, m, 1)
+        if win is not None:  # sliding-window layers hold one window a sequence (as vLLM)
+            cap = win.capacity(cap)
+            need += sum(k * win.blocks(n // k) for n, k in ((ctx, decode),
+                                                            (prefill, prefill_seqs)) if k)
+        if need > cap:
+            held = "" if win is None else (
+                f"; its sliding-window layers hold one window a sequence: {need:,} tokens of "
+                f"its full-attention layers' room of {cap:,}")
             raise ConfigError(f"{where}: decode_ctx + prefill_tokens ({ctx + prefill:,} KV "
                               f"tokens) exceeds the KV cache {m.name} can have on tp={lat.tp} "
                               f"x {lat.gpu.name} ({cap:,} tokens with all memory beside the "
-                              f"weights)")
+                              f"weights{held})")
 
 
 #: the benchmarks CSV column of each simulated metric (per-row report)

@@ -96,7 +96,13 @@ def parse_ratio(text) -> tuple[int, int]:
 def _check_pool(where: str, name: str, cfg: dict) -> PoolTemplate:
     """Validate one expanded pool with the engine's parser; errors renamed to `where`."""
     from wrpsim.pool.catalog import get_gpu, get_model
-    from wrpsim.pool.fleet import build_latency, check_context_fits, kv_capacity, parse_pool
+    from wrpsim.pool.fleet import (
+        build_latency,
+        check_context_fits,
+        kv_capacity,
+        parse_pool,
+        pool_window,
+    )
     from wrpsim.sanity import check_pool_sizes
 
     for key, get in (("gpu", get_gpu), ("model", get_model)):
@@ -114,7 +120,8 @@ def _check_pool(where: str, name: str, cfg: dict) -> PoolTemplate:
             if not hasattr(lat, "kv_capacity_blocks"):
                 raise ConfigError(f"pool.pools.{name}.kv_blocks is required with a constant "
                                   "latency model")
-            check_context_fits(spec, lat, kv_capacity(lat, spec.scheduler), where)
+            check_context_fits(spec, lat,
+                               kv_capacity(lat, spec.scheduler, pool_window(spec, lat)), where)
     except ConfigError as e:
         text = (str(e).replace(f"pool.pools.{name}", where)
                 .replace("pool.pools", "plan.candidates"))

@@ -107,17 +107,16 @@ class Capacity:
 
 def capacity(template, stats: TraceStats, tpot_target: float | None) -> Capacity:
     """The `Capacity` of one instance of a `PoolTemplate` under the trace's mean request."""
-    from wrpsim.pool import window
-    from wrpsim.pool.fleet import build_latency, kv_capacity, parse_pool
+    from wrpsim.pool.fleet import build_latency, kv_capacity, parse_pool, pool_window
 
     spec = parse_pool(template.name, {**template.config, "count": 1})
     lat = build_latency(spec)
     s = spec.scheduler
-    blocks = spec.kv_blocks or kv_capacity(lat, s)
+    win = pool_window(spec, lat)
+    blocks = spec.kv_blocks or kv_capacity(lat, s, win)
     kv_tokens = blocks * s.block_size
     pm, om = max(stats.prompt_mean, 1.0), max(stats.output_mean, 1.0)
     ctx = pm + om / 2
-    win = window.for_latency(lat, getattr(lat, "model", None), s.block_size)
     if win is None:
         b = max(1, min(s.max_seqs, int(kv_tokens * 0.9 / (pm + om))))
     else:  # a sequence's blocks of the full layers and of its window (`wrpsim.pool.window`)

@@ -47,6 +47,7 @@ cdef class AccountingMixin:
     cdef public double _t0
     cdef public long long _token
     cdef public object _watermark
+    cdef public object _win
     cdef public object _wk
     cdef public bint busy
     cdef public double busy_s

@@ -214,14 +214,23 @@ def build_latency(spec: PoolSpec, scaleup: int | None = None):
         raise ConfigError(f"{where}: {e}") from None
 
 
-def kv_capacity(lat, sched) -> int:
+def kv_capacity(lat, sched, win=None) -> int:
     """KV blocks of an instance with latency model `lat` under scheduler settings `sched`: of
-    every attention layer, or, for a model whose sliding-window layers vLLM pages apart, of
-    its full-attention layers in the same memory (`wrpsim.pool.window`)."""
+    every attention layer, or, with `win` (`pool_window`: a model whose sliding-window layers
+    vLLM pages apart), the ledger blocks of its full-attention layers in the same memory."""
     blocks = lat.kv_capacity_blocks(sched.block_size, sched.gpu_mem_util, sched.reserve_gib,
                                     sched.max_seqs)
-    win = window.for_latency(lat, getattr(lat, "model", None), sched.block_size)
     return win.capacity(blocks) if win is not None else blocks
+
+
+def pool_window(spec: PoolSpec, lat, remote_kv: bool = False):
+    """The `window.WindowKV` of a pool's instances, or None where they count every layer's KV
+    per token (`wrpsim.pool.window`): also None with a KV connector — a prefill / decode
+    role, or a prefix cache with a host-DRAM tier or (`remote_kv`) the model's remote KV
+    pool — for which vLLM 0.11 keeps every layer whole."""
+    connector = spec.role != "both" or (spec.prefix_cache and (bool(spec.dram_gib)
+                                                               or remote_kv))
+    return window.for_pool(lat, get_model(spec.model), spec.scheduler.block_size, connector)
 
 
 def seq_capacity(spec: PoolSpec, blocks: int, win=None) -> int:
@@ -242,7 +251,7 @@ def check_context_fits(spec: PoolSpec, lat, blocks: int, key: str) -> None:
     key, for the message."""
     if not spec.max_context:
         return
-    win = window.for_latency(lat, get_model(spec.model), spec.scheduler.block_size)
+    win = pool_window(spec, lat)
     if win is None and get_model(spec.model).sliding_layers:
         return
     cap = one = seq_capacity(spec, blocks, win)
@@ -366,13 +375,14 @@ class Fleet:
         for spec in specs:
             span = spans(spec.tp, server)
             lat = build_latency(spec, server if span else None)
+            win = pool_window(spec, lat, bool(remote.get("capacity_gib")))
             blocks = spec.kv_blocks
             if blocks is None:
                 if not hasattr(lat, "kv_capacity_blocks"):
                     raise ConfigError(f"pool.pools.{spec.name}.kv_blocks is required with a "
                                       "constant latency model")
                 try:
-                    blocks = kv_capacity(lat, spec.scheduler)
+                    blocks = kv_capacity(lat, spec.scheduler, win)
                 except ConfigError as e:  # the weights leave no room: name the pool
                     raise ConfigError(f"pool.pools.{spec.name}: {e}") from None
             self.latency[spec.name] = lat
@@ -383,7 +393,6 @@ class Fleet:
                     f"({pbt}) must be a multiple of scheduler.block_size "
                     f"({spec.scheduler.block_size})")
             model = get_model(spec.model)
-            win = window.for_latency(lat, model, spec.scheduler.block_size)
             kind, kw = Instance, {}
             if span:
                 kind = SpanningInstance

@@ -164,8 +164,6 @@ class HandoffMixin(FailureMixin):
         life = self.sched.policy == "orca"
         seq.dst_blocks = self.kv.blocks_for(seq.target + (seq.req.output_tokens - 1 if life
                                                           else 1))
-        if self._win is not None:  # and its sliding-window blocks (`wrpsim.pool.window`)
-            seq.dst_blocks += self._window_blocks(seq)
         if not self.reservations and self._fits(seq.dst_blocks):
             self._grant(seq, now)
             return True
@@ -212,9 +210,6 @@ class HandoffMixin(FailureMixin):
         seq.kv_ready = True
         seq.handoff = None
         seq.blocks = seq.dst_blocks
-        if self._win is not None:  # the window's part of the reservation (see `reserve`)
-            seq.win = self._window_blocks(seq)
-            seq.blocks -= seq.win
         seq.shared = 0
         seq.first_token_s = now  # the decode instance streams the first token to the user
         if self.qoe is not None:

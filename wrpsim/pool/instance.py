@@ -56,10 +56,10 @@ class Instance(BatchingMixin):
     __slots__ = ("__dict__", "_c_cum", "_chunks", "_ctx_const", "_cum", "_cutoff", "_dec_in_iter",
                  "_dur", "_e_cum", "_end_fn", "_fresh", "_heap", "_in_area", "_in_system", "_in_t",
                  "_kick", "_kind", "_lag", "_load_s", "_mh", "_mi", "_n", "_power", "_pre_tokens",
-                 "_pushes", "_qbase", "_qs", "_qt", "_slice", "_t0", "_token", "_watermark", "_wk",
-                 "busy", "busy_s", "completed", "decode_tokens", "down", "down_s", "down_since",
-                 "encode_s", "energy_j", "env", "epoch", "failures", "frontend", "gpus",
-                 "handed_off", "incoming", "index", "iterations", "itl", "kv",
+                 "_pushes", "_qbase", "_qs", "_qt", "_slice", "_t0", "_token", "_watermark",
+                 "_win", "_wk", "busy", "busy_s", "completed", "decode_tokens", "down", "down_s",
+                 "down_since", "encode_s", "energy_j", "env", "epoch", "failures", "frontend",
+                 "gpus", "handed_off", "incoming", "index", "iterations", "itl", "kv",
                  "kv_bytes_per_token", "kv_load_blocks", "kv_mode", "latency", "layers",
                  "lost_handler", "max_context", "max_run_steps", "model", "n_dec", "n_ready",
                  "name", "nic_free_by_group", "on_received", "outgoing", "pool", "power_log",
@@ -86,7 +86,8 @@ class Instance(BatchingMixin):
         self.sched = sched
         self.kv = KVLedger(sched.block_size, kv_blocks)
         #: a `window.WindowKV` when the ledger counts the full-attention layers' blocks only
-        #: and each sequence holds its sliding-window blocks beside them (set by the fleet)
+        #: and each sequence holds its sliding-window blocks beside them (set by the fleet:
+        #: `fleet.pool_window`; colocated instances only)
         self._win = None
         self.prefix = (PrefixCache(self.kv, prefix_block_tokens, prefix_capacity_blocks)
                        if prefix_block_tokens else None)

@@ -5,9 +5,9 @@ counter (see `sequence.py`) with a heap of finish steps, so a decode run of any 
 O(log n) per finishing sequence. The heap holds exactly one entry per decoding sequence: a
 preempted decoder's entry is taken out when it is preempted (O(n), rare), so the hot path reads
 the heap's top without checking it. Leaving sequences return their blocks through `_release`,
-which turns prompt blocks into prefix-cache entries when the instance has a cache, and the
-window blocks of a model's sliding-window layers, held from admission (`_hold_window`,
-`wrpsim.pool.window`). The
+which turns prompt blocks into prefix-cache entries when the instance has a cache; it also
+frees the window blocks a model's sliding-window layers hold from admission on
+(`_hold_window`, `wrpsim.pool.window`), which never become cache entries. The
 hand-off of a prompt from a prefill to a decode instance is in `handoff.py`.
 """
 
@@ -94,7 +94,8 @@ class SequenceSetMixin(HandoffMixin):
 
     def _window_blocks(self, seq: Seq) -> int:
         """Ledger blocks the sliding-window layers of `seq` hold here for its life: the
-        window of the length it will reach, prompt plus output (`wrpsim.pool.window`)."""
+        window of the length it will reach, prompt plus output (`wrpsim.pool.window`; only a
+        colocated instance pages windows apart, so it decodes here)."""
         return self._win.blocks(seq.req.prompt_tokens + seq.req.output_tokens)
 
     def _hold_window(self, seq: Seq, win: int, now: float) -> None:

@@ -230,9 +230,10 @@ class ModelSpec:
     @property
     def kv_bytes_per_token(self) -> int:
         """KV-cache bytes of one token at the native width: 2 (K and V) x attention layers x
-        kv_heads x head_dim x bytes (MLA: the latent vector per layer). Sliding-window layers
-        are counted like full ones: exact while a sequence is shorter than the window, an upper
-        bound beyond it (they then hold only the last `sliding_window` tokens)."""
+        kv_heads x head_dim x bytes (MLA: the latent vector per layer), every attention layer
+        counted: the memory one token takes in all of them. An instance pages sliding-window
+        layers apart, as vLLM does (`wrpsim.pool.window`): beyond the window they hold only
+        its last `sliding_window` tokens."""
         return self.attn_layers * self.kv_elems_per_token_layer() * self.bytes_per_param
 
     @property

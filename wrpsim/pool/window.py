@@ -2,23 +2,32 @@
 
 vLLM's V1 engine (0.10 on) keeps a sliding-window layer's KV only for the blocks that hold the
 last `sliding_window` tokens and frees the older ones; full-attention layers keep every token.
-It pages both kinds out of one pool of blocks. wrpsim's KV ledger (`kvcache.KVLedger`) counts
-blocks of `block_size` tokens that grow one per `block_size` tokens a sequence caches; for a
-model with sliding layers (Gemma-2 / 3, gpt-oss, Mistral-style windows) a ledger block is
-`block_size` tokens of the *full-attention* layers only, and a sequence holds, beside those,
-its window blocks: `sliding / full` ledger blocks per block of window, at most
-`window_blocks` = ceil((sliding_window - 1) / block_size) + 1 of them (the blocks the window's
-tokens can span), rounded up to whole ledger blocks. The instance charges a sequence's window
-blocks when it is admitted (for the length it will reach: prompt plus output, at most the
-window) and frees them when it leaves, finishes or is preempted (`Instance._window_blocks`):
-vLLM allocates them as the sequence grows, so wrpsim holds them early by at most the window of
-a sequence admitted shorter than it.
+It groups the layers of each kind into groups of G layers (G the smaller of the two counts,
+or the larger where it is under 1.25 times the smaller; the last group of a kind padded) and
+pages every group out of one pool of blocks, a block holding `block_size` tokens of G layers.
+wrpsim's KV ledger (`kvcache.KVLedger`) counts blocks that grow one per `block_size` tokens a
+sequence caches; for a model with sliding layers (Gemma-2 / 3, gpt-oss) a ledger block is
+such a G-layer block of the full-attention layers, the same memory holds attention layers / G
+times as many as blocks of every layer, and a sequence holds, beside its full layers' blocks,
+its window blocks: ceil(sliding / G) per block of window, at most `window_blocks` =
+ceil((sliding_window - 1) / block_size) + 1 of them (the blocks the window's tokens can span;
+vLLM's decode peak). Where the full layers would take more than one group (more full than
+sliding layers), a ledger block is `block_size` tokens of all the full layers and the window
+takes sliding / full of them per block, rounded up. The instance charges a sequence's window
+blocks when it is admitted — for the length it will reach on that instance (a prefill
+instance: its prompt; otherwise prompt plus output), at most the window — and frees them when
+it leaves, finishes or is preempted (`SequenceSetMixin._hold_window`): vLLM allocates them as
+the sequence grows, so wrpsim holds them early by at most one window.
 
-Not modelled this way: Llama 4's chunked local attention (`ModelSpec.chunked_attention`),
-whose KV vLLM keeps whole; a model whose every attention layer is windowed (no full layer to
-count blocks in: its layers are counted in full, as before); and the engines outside vLLM's
-V1 (the analytical 2023 model, constant latency models). KV transfers between prefill and
-decode instances still send every layer's KV for every token (an upper bound).
+Not modelled this way (every layer counted per token, as before): Llama 4's chunked local
+attention (`ModelSpec.chunked_attention`), whose KV vLLM 0.11 keeps whole; a model whose every
+attention layer is windowed (vLLM frees those too; wrpsim's ledger needs a full layer to count
+in); pools with a KV connector — disaggregated prefill / decode roles, host-DRAM or remote KV
+tiers — for which vLLM 0.11 turns its hybrid manager off ("Turning off hybrid kv cache manager
+because `--kv-transfer-config` is set"); and the engines outside vLLM's V1 (the analytical 2023
+model, constant latency models). Also not: while a prompt chunk of C tokens is computed vLLM's
+sliding layers briefly hold up to W - 1 + C tokens (before the blocks out of the window are
+freed), and prefix-cache entries hold no window blocks.
 """
 
 from __future__ import annotations
@@ -28,24 +37,28 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class WindowKV:
-    """Window accounting of one model at one block size (see module docstring)."""
+    """Window accounting of one model at one block size (see module docstring): a ledger
+    block is `block_size` tokens of `unit_layers` full-attention layers; a sequence's window
+    holds ceil(`win_num` x min(its blocks, `window_blocks`) / `win_den`) ledger blocks."""
 
-    full: int  # attention layers that keep every token
-    sliding: int  # sliding-window layers
-    window_blocks: int  # blocks one sliding layer holds at most
+    all_layers: int  # attention layers (the capacity's memory holds this many per token)
+    unit_layers: int  # layers one ledger block holds
+    win_num: int
+    win_den: int
+    window_blocks: int  # blocks one sliding layer group holds at most
     block_size: int
 
     def capacity(self, blocks_all_layers: int) -> int:
-        """Ledger blocks (of the full layers) in the memory of `blocks_all_layers` blocks of
-        every attention layer."""
-        return blocks_all_layers * (self.full + self.sliding) // self.full
+        """Ledger blocks in the memory of `blocks_all_layers` blocks of every attention
+        layer."""
+        return blocks_all_layers * self.all_layers // self.unit_layers
 
     def blocks(self, tokens: int) -> int:
         """Ledger blocks the window of a sequence of `tokens` tokens holds at most."""
         n = -(-tokens // self.block_size)
         if n > self.window_blocks:
             n = self.window_blocks
-        return -(-(self.sliding * n) // self.full)
+        return -(-(self.win_num * n) // self.win_den)
 
     def seq_blocks(self, tokens: int) -> int:
         """Ledger blocks of a sequence of `tokens` tokens: its full layers' and its window's."""
@@ -57,28 +70,42 @@ class WindowKV:
         whole = self.blocks(self.window_blocks * bs)  # a full window's ledger blocks
         if blocks >= self.window_blocks + whole:
             return (blocks - whole) * bs
-        n = blocks * self.full // (self.full + self.sliding)  # every layer's block, below
+        n = 0
         while (n + 1) + self.blocks((n + 1) * bs) <= blocks:
             n += 1
         return n * bs
 
 
+def group_size(full: int, sliding: int) -> int:
+    """Layers per KV-cache group of vLLM's hybrid manager (its uniform-page-size grouping):
+    the smaller count, or the larger where it is under 1.25 times the smaller (fewer padded
+    layers)."""
+    lo, hi = min(full, sliding), max(full, sliding)
+    return hi if hi < 1.25 * lo else lo
+
+
 def window_kv(model, block_size: int) -> WindowKV | None:
-    """The `WindowKV` of `model` (a `ModelSpec`) at `block_size`, or None where vLLM keeps
-    every layer's KV whole (no sliding layers, chunked attention, no full-attention layer)."""
+    """The `WindowKV` of `model` (a `ModelSpec`) at `block_size`, or None where wrpsim counts
+    every layer's KV per token (no sliding layers, chunked attention, no full-attention
+    layer: module docstring)."""
     if not model.sliding_layers or model.chunked_attention or not model.sliding_window:
         return None
-    full = model.attn_layers - model.sliding_layers
+    full, sliding = model.attn_layers - model.sliding_layers, model.sliding_layers
     if full <= 0:
         return None
-    return WindowKV(full, model.sliding_layers,
-                    -(-(model.sliding_window - 1) // block_size) + 1, block_size)
+    wb = -(-(model.sliding_window - 1) // block_size) + 1
+    g = group_size(full, sliding)
+    if -(-full // g) == 1:  # the full layers are one group: vLLM's blocks exactly
+        return WindowKV(full + sliding, g, -(-sliding // g), 1, wb, block_size)
+    return WindowKV(full + sliding, full, sliding, full, wb, block_size)
 
 
-def for_latency(lat, model, block_size: int) -> WindowKV | None:
+def for_pool(lat, model, block_size: int, connector: bool = False) -> WindowKV | None:
     """`window_kv` for an instance whose latency model is `lat`: vLLM's engines only (the
-    kernel-table models, `KernelLatency`); None for the analytical 2023 model, which reproduces
-    old results, and for constant latency models."""
-    if getattr(lat, "kernels", None) is None:
+    kernel-table models, `KernelLatency`), and only without a KV connector (`connector`: a
+    disaggregated role or KV tiers), with which vLLM 0.11 keeps every layer whole; None for
+    the analytical 2023 model, which reproduces old results, and for constant latency
+    models."""
+    if connector or model is None or getattr(lat, "kernels", None) is None:
         return None
     return window_kv(model, block_size)

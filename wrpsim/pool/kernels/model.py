@@ -280,7 +280,8 @@ class KernelLatency:
     @property
     def kv_bytes_per_token_per_gpu(self) -> float:
         """KV-cache bytes of one token on each GPU (MLA's latent KV is replicated on every
-        GPU; sliding-window layers counted like full ones, see `ModelSpec.kv_bytes_per_token`)."""
+        GPU; every attention layer counted, see `ModelSpec.kv_bytes_per_token`; an instance
+        pages sliding-window layers apart, `wrpsim.pool.window`)."""
         m = self.model
         per_layer = (m.kv_elems_per_token_layer() if m.mla
                      else 2 * self.kv_heads_per_gpu * m.head_dim)
