@@ -173,16 +173,19 @@ def test_a_sequence_longer_than_the_full_layer_room_is_dropped_not_stuck(length)
 
 
 def test_perf_counts_each_sequences_window():
-    """`python -m wrpsim.perf` for Gemma-3-12B on one H100: 87 sequences of 3.5k tokens fit
-    (219 full-layer blocks + 325 window blocks each, of 47,700), 88 do not."""
+    """`python -m wrpsim.perf` for Gemma-3-12B on one H100: the cache holds 127,200 tokens of
+    every layer (vLLM's "GPU KV cache size"), yet 87 sequences of 3.5k tokens at once (219
+    full-layer blocks + 325 window blocks each, of 47,700 such blocks): 87 fit, 88 do not;
+    a model without windows holds capacity / ctx_tokens."""
     from wrpsim.perf import evaluate, parse_args
 
     args = ["model=gemma-3-12b", "gpu=h100-80gb", "tp=1", "ctx_tokens=3500"]
     fit = evaluate(parse_args([*args, "batch=87"]))
-    assert (fit["kv_capacity_blocks"], fit["kv_window_blocks_per_seq"]) == (47700, 325)
-    assert fit["kv_fits"] and 87 * (219 + 325) <= 47700 < 88 * (219 + 325)
+    assert (fit["kv_capacity_blocks"], fit["kv_capacity_tokens"]) == (7950, 127200)
+    assert fit["kv_seqs_at_ctx"] == 47700 // (219 + 325) == 87 and fit["kv_fits"]
     assert not evaluate(parse_args([*args, "batch=88"]))["kv_fits"]
-    assert "kv_window_blocks_per_seq" not in evaluate(parse_args(["model=llama3.1-8b"]))
+    llama = evaluate(parse_args(["model=llama3.1-8b", "tp=1", "ctx_tokens=3500"]))
+    assert llama["kv_seqs_at_ctx"] == llama["kv_capacity_tokens"] // 3500
 
 
 def test_calibrate_accepts_a_step_whose_windows_fit():

@@ -6,10 +6,12 @@ prints `{"prefill_s": ..., "decode_step_s": ..., "power_w": ..., ...}`: `prefill
 prefill of `batch` prompts of `prompt_tokens` each, `decode_step_s` for one decode iteration of
 `batch` sequences at `ctx_tokens` (default `prompt_tokens`) context each, `power_w` the per-GPU
 power during that decode step, plus `prefill_power_w`, `idle_power_w`, `tdp_w`, KV capacity
-(`kv_fits`: whether the decode batch's `batch` x `ctx_tokens` KV tokens fit in it; for a model
-with sliding-window layers, paged as vLLM pages them, `kv_capacity_blocks` / `_tokens` count
-the full-attention layers' blocks and `kv_window_blocks_per_seq` what each sequence's windows
-hold beside them: `wrpsim.pool.window`) and weight sizes, the inputs, and `calibration`: what
+(`kv_capacity_blocks` / `_tokens`: every attention layer counted per token, as vLLM's "GPU KV
+cache size" counts them; `kv_seqs_at_ctx`: sequences of `ctx_tokens` the cache holds at once
+— for a model with sliding-window layers, paged as a colocated vLLM instance pages them, each
+holding its full-attention layers' KV per token and one window of the others, more than
+`kv_capacity_tokens` / `ctx_tokens`: `wrpsim.pool.window`; `kv_fits`: whether the decode batch
+of `batch` sequences fits) and weight sizes, the inputs, and `calibration`: what
 the numbers rest on (the engine and its kernel tables, or "uncalibrated: roofline" for a GPU
 without measurements). `engine=`, `precision=`, `kv_dtype=`, `ep=` and `attn_dp=` choose the
 engine calibration and the pool settings.
@@ -123,10 +125,10 @@ def evaluate(cfg: dict[str, Any]) -> dict[str, Any]:
     from wrpsim.pool import window
 
     win = window.for_pool(lat, lat.model, block)  # (a colocated pool: no KV connector)
-    fits = batch * ctx <= blocks * block
-    if win is not None:  # blocks of the full layers, each sequence's window beside them
-        blocks = win.capacity(blocks)
-        fits = batch * (-(-ctx // block) + win.blocks(ctx)) <= blocks
+    # sequences of ctx_tokens the cache holds at once (as a colocated instance counts them)
+    seqs = blocks * block // ctx
+    if win is not None:  # the full layers' blocks, and each sequence's window beside them
+        seqs = win.capacity(blocks) // win.seq_blocks(ctx)
     decode_s = lat.decode_step_s(batch, ctx)
     power = lat.power_at(0, batch, ctx) if hasattr(lat, "power_at") else lat.power_w(
         0, batch, batch * ctx)
@@ -149,14 +151,13 @@ def evaluate(cfg: dict[str, Any]) -> dict[str, Any]:
         # the KV the decode step's batch holds (batch x ctx_tokens): above the capacity the
         # engine could not hold that batch at once (it would queue or preempt)
         "kv_tokens_needed": batch * ctx,
-        "kv_fits": fits,
+        "kv_fits": batch <= seqs if win is not None else batch * ctx <= blocks * block,
+        "kv_seqs_at_ctx": seqs,
         "block_size": block,
         "weight_gib_per_gpu": lat.weight_bytes_per_gpu / GIB,
         "kv_bytes_per_token_per_gpu": lat.kv_bytes_per_token_per_gpu,
         "latency_overrides": dict(cfg["latency"]),
     }
-    if win is not None:  # what one sequence's sliding-window layers hold, in ledger blocks
-        record["kv_window_blocks_per_seq"] = win.blocks(ctx)
     if cfg["breakdown"]:
         record["prefill_breakdown_s"] = lat.breakdown(batch * prompt,
                                                       batch * prompt * (prompt + 1) / 2.0,

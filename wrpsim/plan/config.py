@@ -120,8 +120,8 @@ def _check_pool(where: str, name: str, cfg: dict) -> PoolTemplate:
             if not hasattr(lat, "kv_capacity_blocks"):
                 raise ConfigError(f"pool.pools.{name}.kv_blocks is required with a constant "
                                   "latency model")
-            check_context_fits(spec, lat,
-                               kv_capacity(lat, spec.scheduler, pool_window(spec, lat)), where)
+            win = pool_window(spec, lat)
+            check_context_fits(spec, lat, kv_capacity(lat, spec.scheduler, win), where, win)
     except ConfigError as e:
         text = (str(e).replace(f"pool.pools.{name}", where)
                 .replace("pool.pools", "plan.candidates"))

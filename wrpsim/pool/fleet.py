@@ -241,18 +241,15 @@ def seq_capacity(spec: PoolSpec, blocks: int, win=None) -> int:
     return win.max_tokens(group) if win is not None else group * spec.scheduler.block_size
 
 
-def check_context_fits(spec: PoolSpec, lat, blocks: int, key: str) -> None:
+def check_context_fits(spec: PoolSpec, lat, blocks: int, key: str, win=None) -> None:
     """Warn when, by wrpsim's memory estimate, a pool's KV (`blocks` blocks per instance)
     cannot hold one `max_context` sequence: vLLM refuses to start a server whose own estimate
     falls short so; wrpsim runs it and drops the longer requests. vLLM's check needs one
-    sequence's Mamba state, not `max_seqs` of them. A model's sliding-window layers hold one
-    window each (`wrpsim.pool.window`); not said where wrpsim counts windowed layers in full
-    (chunked attention; engines outside vLLM's V1), an upper bound. `key`: the pool's config
-    key, for the message."""
+    sequence's Mamba state, not `max_seqs` of them. With `win` (`pool_window`: the pool pages
+    sliding-window layers apart) a sequence's layers hold one window each; without it every
+    layer counts per token, as the instances count it. `key`: the pool's config key, for the
+    message."""
     if not spec.max_context:
-        return
-    win = pool_window(spec, lat)
-    if win is None and get_model(spec.model).sliding_layers:
         return
     cap = one = seq_capacity(spec, blocks, win)
     if getattr(lat, "mamba_state_bytes", 0.0):
@@ -419,7 +416,7 @@ class Fleet:
                 inst._win = win
             cap = seq_capacity(spec, blocks, win)
             if spec.kv_blocks is None:
-                check_context_fits(spec, lat, blocks, f"pool.pools.{spec.name}")
+                check_context_fits(spec, lat, blocks, f"pool.pools.{spec.name}", win)
             if spec.role != "prefill":  # a prefill instance holds the prompt only; the decode
                 # (or colocated) instance holds prompt + output and bounds the request
                 self.max_tokens[spec.model] = max(self.max_tokens.get(spec.model, 0), cap)

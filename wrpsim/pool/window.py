@@ -14,9 +14,9 @@ ceil((sliding_window - 1) / block_size) + 1 of them (the blocks the window's tok
 vLLM's decode peak). Where the full layers would take more than one group (more full than
 sliding layers), a ledger block is `block_size` tokens of all the full layers and the window
 takes sliding / full of them per block, rounded up. The instance charges a sequence's window
-blocks when it is admitted — for the length it will reach on that instance (a prefill
-instance: its prompt; otherwise prompt plus output), at most the window — and frees them when
-it leaves, finishes or is preempted (`SequenceSetMixin._hold_window`): vLLM allocates them as
+blocks when it is admitted — for the length it will reach, prompt plus output (only a
+colocated instance pages windows apart: below), at most the window — and frees them when it
+finishes or is preempted (`SequenceSetMixin._hold_window`): vLLM allocates them as
 the sequence grows, so wrpsim holds them early by at most one window.
 
 Not modelled this way (every layer counted per token, as before): Llama 4's chunked local
@@ -24,10 +24,10 @@ attention (`ModelSpec.chunked_attention`), whose KV vLLM 0.11 keeps whole; a mod
 attention layer is windowed (vLLM frees those too; wrpsim's ledger needs a full layer to count
 in); pools with a KV connector — disaggregated prefill / decode roles, host-DRAM or remote KV
 tiers — for which vLLM 0.11 turns its hybrid manager off ("Turning off hybrid kv cache manager
-because `--kv-transfer-config` is set"); and the engines outside vLLM's V1 (the analytical 2023
-model, constant latency models). Also not: while a prompt chunk of C tokens is computed vLLM's
-sliding layers briefly hold up to W - 1 + C tokens (before the blocks out of the window are
-freed), and prefix-cache entries hold no window blocks.
+because `--kv-transfer-config` is set"; assumed of later engines too); and the engines outside
+vLLM's V1 (the analytical 2023 model, constant latency models). Also not: while a prompt chunk
+of C tokens is computed vLLM's sliding layers briefly hold up to W - 1 + C tokens (before the
+blocks out of the window are freed), and prefix-cache entries hold no window blocks.
 """
 
 from __future__ import annotations
