@@ -94,3 +94,21 @@ def test_dram_and_remote_tier_blocks_follow_the_kv_dtype(kv_dtype, width):
     assert cache.dram.capacity == 2**30 // block
     assert sim.fleet.remote_stores["llama3.1-8b"].capacity == 2 * 2**30 // block
     assert cache.block_bytes_per_gpu == block / 2
+
+
+def test_a_dram_tier_without_a_prefix_cache_is_said_unused():
+    """The host-DRAM tier holds prefix-cache blocks: without a prefix cache it would be
+    silently ignored, so parsing the pool warns once, naming the key and the fix."""
+    import warnings
+
+    from wrpsim.errors import WrpsimWarning
+    from wrpsim.pool.fleet import parse_pool
+
+    with pytest.warns(WrpsimWarning, match=r"^pool\.pools\.h100\.kv_tiers\.dram_gib: the "
+                      r"host-DRAM tier holds prefix-cache blocks.*prefix_cache\.enabled: true"):
+        parse_pool("h100", {"gpu": "h100-80gb", "model": "llama3.1-8b",
+                            "kv_tiers": {"dram_gib": 100.0}})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", WrpsimWarning)
+        parse_pool("h100", {"gpu": "h100-80gb", "model": "llama3.1-8b",
+                            "kv_tiers": {"dram_gib": 100.0}, "prefix_cache": {"enabled": True}})

@@ -166,11 +166,16 @@ def parse_pool(name: str, d: dict) -> PoolSpec:
     if mode not in MODES:
         raise unknown_choice(f"{where}.kv_transfer.mode", mode, MODES)
     tiers = _numbers(d.get("kv_tiers"), f"{where}.kv_tiers", TIER_KEYS)
+    prefix = boolean(f"{where}.prefix_cache.enabled", pc.get("enabled"), False)
+    if tiers.get("dram_gib") and not prefix:
+        warn(f"{where}.kv_tiers.dram_gib: the host-DRAM tier holds prefix-cache blocks, and "
+             f"this pool has no prefix cache, so it is not used (set "
+             f"{where}.prefix_cache.enabled: true, with a workload that has prefix ids)")
     return PoolSpec(
         name=name, gpu=d["gpu"], model=d["model"], tp=d.get("tp", 1), count=d.get("count", 1),
         scheduler=SchedulerConfig.from_dict(d.get("scheduler"), f"{where}.scheduler"),
         latency=latency, kv_blocks=kv_blocks, price_per_gpu_hour=gpu.price_per_hour_usd,
-        prefix_cache=boolean(f"{where}.prefix_cache.enabled", pc.get("enabled"), False),
+        prefix_cache=prefix,
         prefix_capacity_blocks=cap,
         role=role, kv_mode=mode, dram_gib=tiers.get("dram_gib", 0.0),
         pcie_gbps=tiers.get("pcie_gbps", 25.0), engine=engine, precision=precision,
