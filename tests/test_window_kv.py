@@ -124,6 +124,8 @@ def test_a_burst_of_long_chats_fits_as_vllm_pages_it(monkeypatch):
     _, inst0, sim0 = _run(_gemma_cfg(), trace, monkeypatch, whole=True)
     assert inst0[0]["preemptions"] > 0
     assert sim0.fleet.instances[0].kv.used == 0
+    assert inst[0]["calibration"].endswith(
+        "; sliding-window KV: one window a sequence (vLLM's hybrid KV-cache manager)")
 
 
 def test_preemption_returns_the_window_blocks():
@@ -155,6 +157,11 @@ def test_pools_with_a_kv_connector_keep_every_layer_whole():
     assert reqs[0]["status"] == "completed"
     for i in sim.fleet.instances:
         assert i._win is None and i.kv.used == 0
+        assert sim.fleet.kv_notes[i.pool] == (
+            "; windowed layers' KV counted for every token (a KV connector, with which vLLM "
+            "0.11 turns its hybrid manager off)")
+    old = _gemma_cfg(engine="splitwise-2023")
+    assert Simulation(old, make_trace([0.0], [10], [2])).fleet.kv_notes["g"] == ""
     blocks = sim.fleet.instances[1].latency.kv_capacity_blocks(16, 0.9, 3.5, 256)
     assert sim.fleet.instances[1].kv.capacity == blocks  # every layer, no paging apart
 

@@ -135,7 +135,8 @@ def evaluate(cfg: dict[str, Any]) -> dict[str, Any]:
     record = {
         "model": cfg["model"], "gpu": cfg["gpu"], "tp": tp, "batch": batch,
         "engine": cfg["engine"], "precision": cfg["precision"], "kv_dtype": cfg["kv_dtype"],
-        "ep": ep, "attn_dp": attn_dp, "calibration": lat.calibration,
+        "ep": ep, "attn_dp": attn_dp,
+        "calibration": lat.calibration + window.label(lat.model, win, lat),
         "prompt_tokens": prompt, "ctx_tokens": ctx,
         "prefill_s": lat.prefill_s(batch, prompt),
         "decode_step_s": decode_s,

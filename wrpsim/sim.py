@@ -467,7 +467,8 @@ class Simulation:
                 inst.energy_until(end), spec.price_per_gpu_hour,
                 inst.in_system_integral(end) / end if end > 0 else 0.0,
                 inst.failures, inst.downtime(end), spec.engine,
-                getattr(inst.latency, "calibration", "constant latency"),
+                getattr(inst.latency, "calibration", "constant latency")
+                + self.fleet.kv_notes.get(inst.pool, ""),
             ))
         for inst in self.fleet.instances:  # KV on its way to a decode instance: the row
             # carries the GPU time, energy and cost its prefill already took
@@ -566,7 +567,7 @@ def _summary(cfg: dict, sim, req_t, inst_t, end: float, files,
     summary["workload"] = workload_label(cfg.get("workload") or {})
     summary["pool"] = str(cfg["pool"].get("name", ""))
     summary["calibration"] = {
-        name: getattr(lat, "calibration", "constant latency")
+        name: getattr(lat, "calibration", "constant latency") + sim.fleet.kv_notes.get(name, "")
         for name, lat in sim.fleet.latency.items()}
     summary["router"] = getattr(sim.router, "name", type(sim.router).__name__)
     v = sim.view_spec

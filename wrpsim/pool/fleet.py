@@ -369,6 +369,8 @@ class Fleet:
         self.specs = specs
         self.pools: dict[str, list[Instance]] = {}
         self.latency = {}
+        #: per pool, what outputs add to its calibration label on sliding-window KV
+        self.kv_notes: dict[str, str] = {}
         self.max_tokens: dict[str, int] = {}  # per model: longest request (prompt + output) a
         # colocated or decode instance can hold
         # collectives of groups spanning servers, on the fabric (None: off)
@@ -388,6 +390,7 @@ class Fleet:
                 except ConfigError as e:  # the weights leave no room: name the pool
                     raise ConfigError(f"pool.pools.{spec.name}: {e}") from None
             self.latency[spec.name] = lat
+            self.kv_notes[spec.name] = window.label(get_model(spec.model), win, lat)
             pbt = hash_block_tokens if spec.prefix_cache else 0
             if pbt % spec.scheduler.block_size:
                 raise ConfigError(

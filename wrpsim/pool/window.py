@@ -109,3 +109,20 @@ def for_pool(lat, model, block_size: int, connector: bool = False) -> WindowKV |
     if connector or model is None or getattr(lat, "kernels", None) is None:
         return None
     return window_kv(model, block_size)
+
+
+def label(model, win: WindowKV | None, lat) -> str:
+    """What a pool's outputs add to its calibration label about its sliding-window KV: how
+    its instances count it (paged apart, or every layer per token and why); '' for a model
+    without windowed layers or a latency model outside vLLM's V1 engines."""
+    if model is None or not model.sliding_layers or getattr(lat, "kernels", None) is None:
+        return ""
+    if win is not None:
+        return "; sliding-window KV: one window a sequence (vLLM's hybrid KV-cache manager)"
+    if model.chunked_attention:
+        why = "chunked attention, which vLLM 0.11 keeps whole"
+    elif model.sliding_layers >= model.attn_layers:
+        why = "every attention layer windowed: not paged apart"
+    else:
+        why = "a KV connector, with which vLLM 0.11 turns its hybrid manager off"
+    return f"; windowed layers' KV counted for every token ({why})"
