@@ -352,3 +352,18 @@ def test_two_candidates_kv_types_never_pair_in_one_fleet(tmp_path):
     mixed = tuple(1 if n in ("h100-prefill", "h200-decode") else 0 for n in names)
     assert "prefill and decode pools with KV caches of different types (bf16 in h200-decode, " \
            "fp8 in h100-prefill)" in ev.invalid(mixed)
+
+
+def test_a_closed_loop_trace_is_described_by_its_clients():
+    """A closed-loop benchmark has every arrival at 0: the plan describes it by its clients,
+    not as "400 requests over 0 s"; a timed trace keeps its span."""
+    from wrpsim.plan.config import parse_plan
+    from wrpsim.plan.planner import build_traces
+
+    cfg = compose_plan("workload=closed-loop", "workload.source.concurrency=16",
+                       "workload.source.num_requests=64", "plan.load_sensitivity=0")
+    traces = build_traces(cfg, parse_plan(cfg["plan"]), 0)
+    assert traces["full"].description == "full trace: 64 requests from 16 closed-loop clients"
+    timed = compose_plan("workload.end_s=120", "plan.load_sensitivity=0")
+    desc = build_traces(timed, parse_plan(timed["plan"]), 0)["full"].description
+    assert desc.startswith("full trace: ") and desc.endswith(" s") and "over" in desc

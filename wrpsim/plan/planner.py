@@ -66,8 +66,10 @@ def build_traces(cfg: dict, plan, seed: int, trace=None) -> dict:
     if not len(full):
         raise ConfigError("the workload has no requests to plan for")
     n, t0, t1 = describe(full)
-    out = {"full": TraceRun("full", full, seed, f"full trace: {n} requests over {t1 - t0:.0f} s",
-                            t0, t1)}
+    clients = closed_loop_clients(full)
+    what = (f"{n} requests from {clients} closed-loop client{'s' * (clients != 1)}" if clients
+            else f"{n} requests over {t1 - t0:.0f} s")
+    out = {"full": TraceRun("full", full, seed, f"full trace: {what}", t0, t1)}
     w = plan.search_window_s
     if w is not None and w < t1 - t0:
         win = busiest_window(full, w)
@@ -87,7 +89,6 @@ def build_traces(cfg: dict, plan, seed: int, trace=None) -> dict:
     out["recheck"] = TraceRun("recheck", shuffled, rs, f"workload rebuilt with seed {rs}" + (
         f", requests shuffled within {sw:g} s windows" if sw else ""), *describe(shuffled)[1:])
     s = plan.load_sensitivity
-    clients = closed_loop_clients(full)
     for f in ((1 - s, 1 + s) if s > 0 else ()):
         tag = f"load-{f:g}"
         c2 = scaled_clients(clients, f, len(full)) if clients else 0
