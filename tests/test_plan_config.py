@@ -367,3 +367,24 @@ def test_a_closed_loop_trace_is_described_by_its_clients():
     timed = compose_plan("workload.end_s=120", "plan.load_sensitivity=0")
     desc = build_traces(timed, parse_plan(timed["plan"]), 0)["full"].description
     assert desc.startswith("full trace: ") and desc.endswith(" s") and "over" in desc
+
+
+def test_a_closed_loop_first_guess_follows_its_clients():
+    """A closed loop's arrivals are all at 0 (no rate): the first guess takes its clients'
+    rate by Little's law, so it grows with the clients and stays below the cap, where the
+    peak "rate" of a zero-length trace sent it to `max_instances`."""
+    from wrpsim.plan import estimate
+    from wrpsim.plan.config import parse_plan
+    from wrpsim.plan.planner import build_traces
+
+    guesses = []
+    for clients in (8, 64):
+        cfg = compose_plan("workload=closed-loop", f"workload.source.concurrency={clients}",
+                           "workload.source.num_requests=256", "plan.load_sensitivity=0")
+        plan = parse_plan(cfg["plan"])
+        stats = estimate.trace_stats(build_traces(cfg, plan, 0)["search"].frame)
+        assert stats.clients == clients
+        pools = [p for p in plan.pools if p.candidate == plan.candidates[0]]
+        guesses.append(sum(estimate.first_guess(pools, stats, plan.slo,
+                                                plan.max_instances).values()))
+    assert guesses[0] < guesses[1] < len(pools) * plan.max_instances

@@ -10,7 +10,9 @@ context c = P + O/2:
   share of batched decode iterations); capacity μ = 1/S requests per second.
 
 The fleet is then an M/M/c queue with c servers of rate μ fed at λ = the peak arrival rate (the
-busiest sliding window of `PEAK_WINDOW_FRAC` of the trace, at least 10 s): the first guess is
+busiest sliding window of `PEAK_WINDOW_FRAC` of the trace, at least 10 s; for a closed-loop
+benchmark, whose arrivals are all at 0, its N clients' rate by Little's law, N over one
+request's time at the planning batch, prefill(P) + O·step(b)): the first guess is
 the smallest c with ρ = λ/(cμ) <= 0.85 and, where a TTFT/queue-wait target t is set, an
 Erlang-C waiting tail P(W > t') = C(c, λ/μ)·e^(−(cμ−λ)t') <= 1 % (t' = t minus the prefill time)
 or a mean wait C/(cμ − λ) <= t. Disaggregated candidates size prefill (μ_p from chunked prefill
@@ -45,6 +47,8 @@ class TraceStats:
     longest_tokens: int
     prompt_p90: float = 0.0
     prompt_p99: float = 0.0
+    #: clients of a closed-loop benchmark (every arrival at 0: no rate), else 0
+    clients: int = 0
 
 
 def trace_stats(trace) -> TraceStats:
@@ -55,10 +59,12 @@ def trace_stats(trace) -> TraceStats:
     dur = max(float(t[-1] - t[0]), 1e-9) if len(t) else 1e-9
     w = min(dur, max(10.0, PEAK_WINDOW_FRAC * dur))
     counts = np.searchsorted(t, t + w, side="left") - np.arange(len(t))
+    from wrpsim.plan.traces import closed_loop_clients
+
     return TraceStats(len(t), dur, len(t) / dur, max(len(t) / dur, float(counts.max()) / w),
                       float(p.mean()), float(o.mean()), float(np.median(p)),
                       int((p + o).max()), float(np.percentile(p, 90)),
-                      float(np.percentile(p, 99)))
+                      float(np.percentile(p, 99)), closed_loop_clients(trace))
 
 
 def erlang_c(c: int, a: float) -> float:
@@ -171,6 +177,9 @@ def first_guess(templates, stats: TraceStats, slo, cap: int) -> dict[str, int]:
     for t in templates:
         c = capacity(t, stats, tpot)
         lam = stats.rate_peak
+        if stats.clients:  # a closed loop: its clients' rate at the planning batch's latency
+            # (Little's law: N clients / the time one request takes)
+            lam = stats.clients / (c.prefill_s + max(stats.output_mean, 1.0) * c.step_s)
         if t.role == "both":
             w = None if wait is None else wait - (0 if mean else c.prefill_s)
             out[t.name] = mmc_count(lam, c.rate, w, mean, cap)
