@@ -183,7 +183,7 @@ def test_perf_counts_each_sequences_window():
     """`python -m wrpsim.perf` for Gemma-3-12B on one H100: the cache holds 127,200 tokens of
     every layer (vLLM's "GPU KV cache size"), yet 87 sequences of 3.5k tokens at once (219
     full-layer blocks + 325 window blocks each, of 47,700 such blocks): 87 fit, 88 do not;
-    a model without windows holds capacity / ctx_tokens."""
+    a model without windows holds its blocks over a sequence's whole blocks."""
     from wrpsim.perf import evaluate, parse_args
 
     args = ["model=gemma-3-12b", "gpu=h100-80gb", "tp=1", "ctx_tokens=3500"]
@@ -192,7 +192,9 @@ def test_perf_counts_each_sequences_window():
     assert fit["kv_seqs_at_ctx"] == 47700 // (219 + 325) == 87 and fit["kv_fits"]
     assert not evaluate(parse_args([*args, "batch=88"]))["kv_fits"]
     llama = evaluate(parse_args(["model=llama3.1-8b", "tp=1", "ctx_tokens=3500"]))
-    assert llama["kv_seqs_at_ctx"] == llama["kv_capacity_tokens"] // 3500
+    assert llama["kv_seqs_at_ctx"] == llama["kv_capacity_blocks"] // 219  # whole blocks
+    none = evaluate(parse_args(["model=llama3.1-8b", "tp=1", "ctx_tokens=0"]))
+    assert none["kv_seqs_at_ctx"] is None and none["kv_fits"]
 
 
 def test_calibrate_accepts_a_step_whose_windows_fit():

@@ -7,14 +7,15 @@ prefill of `batch` prompts of `prompt_tokens` each, `decode_step_s` for one deco
 `batch` sequences at `ctx_tokens` (default `prompt_tokens`) context each, `power_w` the per-GPU
 power during that decode step, plus `prefill_power_w`, `idle_power_w`, `tdp_w`, KV capacity
 (`kv_capacity_blocks` / `_tokens`: every attention layer counted per token, as vLLM's "GPU KV
-cache size" counts them; `kv_seqs_at_ctx`: sequences of `ctx_tokens` the cache holds at once
-— for a model with sliding-window layers, paged as a colocated vLLM instance pages them, each
-holding its full-attention layers' KV per token and one window of the others, more than
-`kv_capacity_tokens` / `ctx_tokens`: `wrpsim.pool.window`; `kv_fits`: whether the decode batch
-of `batch` sequences fits) and weight sizes, the inputs, and `calibration`: what
-the numbers rest on (the engine and its kernel tables, or "uncalibrated: roofline" for a GPU
-without measurements). `engine=`, `precision=`, `kv_dtype=`, `ep=` and `attn_dp=` choose the
-engine calibration and the pool settings.
+cache size" counts them; `kv_seqs_at_ctx`: sequences of `ctx_tokens` the cache holds at once in
+whole blocks, as a colocated instance counts them — for a model with sliding-window layers,
+paged as vLLM pages them, each holding its full-attention layers' KV per token and one window
+of the others: more than `kv_capacity_tokens` / `ctx_tokens` once `ctx_tokens` exceeds the
+window, `wrpsim.pool.window`; `kv_fits`: whether the decode batch of `batch` sequences fits)
+and weight sizes, the inputs, and `calibration`: what the numbers rest on (the engine and its
+kernel tables, or "uncalibrated: roofline" for a GPU without measurements). `engine=`,
+`precision=`, `kv_dtype=`, `ep=` and `attn_dp=` choose the engine calibration and the pool
+settings.
 `breakdown=true` adds `prefill_breakdown_s` and `decode_breakdown_s`: those two steps' seconds
 by term of the latency model (`LatencyModel.breakdown`: GEMMs, attention, all-reduce, MoE,
 per-layer floor, CPU ... for the kernel-table engines; `linear`, `collectives`, attention and
@@ -125,10 +126,13 @@ def evaluate(cfg: dict[str, Any]) -> dict[str, Any]:
     from wrpsim.pool import window
 
     win = window.for_pool(lat, lat.model, block)  # (a colocated pool: no KV connector)
-    # sequences of ctx_tokens the cache holds at once (as a colocated instance counts them)
-    seqs = blocks * block // ctx
-    if win is not None:  # the full layers' blocks, and each sequence's window beside them
-        seqs = win.capacity(blocks) // win.seq_blocks(ctx)
+    # sequences of ctx_tokens the cache holds at once, in whole blocks as a colocated
+    # instance counts them (None at ctx_tokens 0: a sequence without KV)
+    seqs = None
+    if ctx > 0:
+        seqs = blocks // -(-ctx // block)
+        if win is not None:  # the full layers' blocks, and each sequence's window beside them
+            seqs = win.capacity(blocks) // win.seq_blocks(ctx)
     decode_s = lat.decode_step_s(batch, ctx)
     power = lat.power_at(0, batch, ctx) if hasattr(lat, "power_at") else lat.power_w(
         0, batch, batch * ctx)
@@ -152,7 +156,7 @@ def evaluate(cfg: dict[str, Any]) -> dict[str, Any]:
         # the KV the decode step's batch holds (batch x ctx_tokens): above the capacity the
         # engine could not hold that batch at once (it would queue or preempt)
         "kv_tokens_needed": batch * ctx,
-        "kv_fits": batch <= seqs if win is not None else batch * ctx <= blocks * block,
+        "kv_fits": seqs is None or batch <= seqs,
         "kv_seqs_at_ctx": seqs,
         "block_size": block,
         "weight_gib_per_gpu": lat.weight_bytes_per_gpu / GIB,

@@ -18,8 +18,8 @@ Erlang-C waiting tail P(W > t') = C(c, λ/μ)·e^(−(cμ−λ)t') <= 1 % (t' = 
 or a mean wait C/(cμ − λ) <= t. Disaggregated candidates size prefill (μ_p from chunked prefill
 at `token_budget` tokens per iteration) and decode (μ_d = b/(O·step(b))) pools separately.
 wrpsim routes at arrival (no central queue), so this is an estimate, not an oracle: the search
-brackets and bisects from it. `floors` gives analytical lower bounds on p50 TTFT/TPOT that make
-a target impossible whatever the count.
+brackets and bisects from it. `floors` gives analytical lower bounds on TTFT (at the target's
+percentile) and TPOT that make a target impossible whatever the count.
 """
 
 from __future__ import annotations

@@ -22,12 +22,13 @@ the sequence grows, so wrpsim holds them early by at most one window.
 Not modelled this way (every layer counted per token, as before): Llama 4's chunked local
 attention (`ModelSpec.chunked_attention`), whose KV vLLM 0.11 keeps whole; a model whose every
 attention layer is windowed (vLLM frees those too; wrpsim's ledger needs a full layer to count
-in); pools with a KV connector — disaggregated prefill / decode roles, host-DRAM or remote KV
-tiers — for which vLLM 0.11 turns its hybrid manager off ("Turning off hybrid kv cache manager
-because `--kv-transfer-config` is set"; assumed of later engines too); and the engines outside
-vLLM's V1 (the analytical 2023 model, constant latency models). Also not: while a prompt chunk
-of C tokens is computed vLLM's sliding layers briefly hold up to W - 1 + C tokens (before the
-blocks out of the window are freed), and prefix-cache entries hold no window blocks.
+in); pools with a KV connector — disaggregated prefill / decode roles, a prefix cache with
+host-DRAM or remote KV tiers — for which vLLM 0.11 turns its hybrid manager off ("Turning off
+hybrid kv cache manager because `--kv-transfer-config` is set"; assumed of later engines too);
+and the engines outside vLLM's V1 (the analytical 2023 model, constant latency models). Also
+not: while a prompt chunk of C tokens is computed vLLM's sliding layers briefly hold up to W -
+1 + C tokens (before the blocks out of the window are freed), and prefix-cache entries hold no
+window blocks.
 """
 
 from __future__ import annotations
