@@ -232,8 +232,8 @@ class KernelLatency:
         bound = bound_note(kernels, self.dense_dtype)
         if model.moe and rl.math_on(gpu, self.moe_dtype) != rl.math_on(gpu, self.dense_dtype):
             bound += bound_note(kernels, self.moe_dtype, "MoE layers")
-        if constants.fp8_block_no_faster_than_bf16 and "fp8_block" in (
-                self.dense_dtype, self.moe_dtype) and rl.has_math(gpu, "fp8_block"):
+        if self._fp8_block_floored(self.dense_dtype) or self._fp8_block_floored(
+                self.moe_dtype):
             bound += "; block-FP8 layers no faster than BF16 (engine setting)"
         self.calibration = kernels.label + (note(self.dense_dtype) if note else "") + (
             moe_note(self.moe_dtype) if moe_note and model.moe else "") + bound + (
