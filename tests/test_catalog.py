@@ -268,6 +268,19 @@ def test_llama4_maverick_from_its_config_json():
     assert get_model("nemotron-nano-12b-v2").params / 1e9 == pytest.approx(12.3, rel=0.01)
 
 
+def test_llama4_scout_from_its_config_json():
+    """Scout is Maverick's layer with 16 experts in every layer: Meta publishes 109B total /
+    17B active; by hand 48 MoE layers x (16 + 1 shared) x 3 x 5120 x 8192 + 48 x attention
+    + 2 x 202048 x 5120."""
+    m = get_model("llama4-scout")
+    assert (m.dense_layers, m.shared_intermediate, m.experts, m.active_experts) == (0, 8192, 16, 1)
+    by_hand = (48 * 17 * 3 * 5120 * 8192 + 48 * (5120 * 56 * 128 + 40 * 128 * 5120)
+               + 2 * 202048 * 5120)
+    assert m.params == pytest.approx(by_hand, rel=1e-3)
+    assert m.params / 1e9 == pytest.approx(109, rel=0.015)
+    assert m.active_params / 1e9 == pytest.approx(17, rel=0.02)
+
+
 @pytest.mark.parametrize("extra, dense, chunked", [
     ({}, 0, 36),  # Llama4TextConfig defaults: MoE every layer (Scout), every 4th layer global
     ({"interleave_moe_layer_step": 2}, 24, 36),

@@ -228,3 +228,62 @@ def test_mlenergy_llama4_and_nemotron_12b_rows_become_catalog_cases(tmp_path):
     assert (b.model, b.pool["tp"], b.pool["ep"], b.pool["precision"]) == (
         "nemotron-nano-12b-v2", 1, 1, "bf16")
     assert a.split == b.split == "test" and a.measured["power_w"] == pytest.approx(1845.4 / 8)
+
+
+def test_mlenergy_rows_of_unseen_models_map_by_source_and_the_rest_are_counted(tmp_path):
+    """A leaderboard row of a model the catalog holds under another release name (Thinking,
+    FP8, Scout) becomes a case through the entry's `source`; a row the replay cannot describe
+    is counted with its reason, never dropped silently; `python -m wrpsim.validate` prints
+    those counts as notes."""
+    from wrpsim.validate.__main__ import collect_cases
+    from wrpsim.validate.sets import mlenergy_cases
+
+    cols = ("model_id,task,architecture,weight_precision,total_params_b,activated_params_b,"
+            "avg_batch_size,avg_output_len,avg_power_watts,energy_per_request_joules,"
+            "energy_per_token_joules,gpu_model,max_num_seqs,median_itl_ms,num_gpus,"
+            "output_throughput_tokens_per_sec,p90_itl_ms,p95_itl_ms,p99_itl_ms,"
+            "par_data_parallel,par_expert_parallel,par_notes,par_tensor_parallel")
+    row = "{m},{task},MoE,{prec},1,1,8,500,400,1,1,{gpu},8,10,{n},1,1,1,1,{dp},{ep},,{tp}"
+    rows = [row.format(m="Qwen/Qwen3-235B-A22B-Thinking-2507-FP8", task="gpqa", prec="fp8",
+                       gpu="H200", n=8, dp=1, ep=1, tp=8),
+            row.format(m="meta-llama/Llama-4-Scout-17B-16E-Instruct", task="lm-arena-chat",
+                       prec="bfloat16", gpu="H100", n=4, dp=1, ep=4, tp=1),
+            row.format(m="acme/NoSuchModel-7B", task="gpqa", prec="bfloat16", gpu="H100",
+                       n=1, dp=1, ep=1, tp=1),
+            row.format(m="Qwen/Qwen3-8B", task="gpqa", prec="bfloat16", gpu="MI300X",
+                       n=1, dp=1, ep=1, tp=1),
+            row.format(m="Qwen/Qwen3-8B", task="image-chat", prec="bfloat16", gpu="H100",
+                       n=1, dp=1, ep=1, tp=1),
+            row.format(m="Qwen/Qwen3-8B", task="gpqa", prec="int3", gpu="H100",
+                       n=1, dp=1, ep=1, tp=1),
+            row.format(m="Qwen/Qwen3-32B", task="gpqa", prec="bfloat16", gpu="H100",
+                       n=2, dp=1, ep=1, tp=1)]
+    (tmp_path / "llm_configs.csv").write_text("\n".join([cols, *rows]) + "\n")
+    skipped: dict[str, int] = {}
+    cases = mlenergy_cases(tmp_path, skipped)
+    assert [(c.model, c.gpu, c.pool["tp"], c.pool["ep"], c.pool["precision"]) for c in cases] \
+        == [("qwen3-235b-a22b", "h200-141gb", 8, 1, "fp8_block"),
+            ("llama4-scout", "h100-80gb", 4, 4, "bf16")]
+    assert sum(skipped.values()) == 5
+    reasons = " | ".join(skipped)
+    for needle in ("acme/NoSuchModel-7B", "GPU MI300X", "valid: B200, H100, H200",
+                   "task image-chat", "weight precision int3", "TP 1 on 2 GPUs"):
+        assert needle in reasons, needle
+    _, notes = collect_cases({"sets": ["mlenergy"], "mlenergy_dir": str(tmp_path),
+                              "split": "all", "fast": False, "engine": None})
+    assert sorted(notes) == sorted(f"mlenergy: {n} run(s) left out: {why}"
+                                   for why, n in skipped.items())
+
+
+def test_catalog_model_reads_release_names_through_the_entries_source():
+    """`catalog_model`: the explicit table first, then the entry whose `source` id equals the
+    measurement's without release suffixes; stand-ins and unknown ids give None."""
+    from wrpsim.validate.sets import catalog_model
+
+    assert catalog_model("Qwen/Qwen3-14B-FP8") == "qwen3-14b"
+    assert catalog_model("Qwen/Qwen3-30B-A3B-Thinking-2507") == "qwen3-30b-a3b"
+    assert catalog_model("google/gemma-3-27b-it") == "gemma-3-27b"
+    assert catalog_model("mistralai/Mistral-7B-Instruct-v0.3") == "mistral-7b-v0.3"
+    assert catalog_model("meta-llama/Llama-3.1-405B-Instruct-FP8") == "llama3.1-405b"
+    assert catalog_model("acme/Qwen3-14B") is None  # another organisation's
+    assert catalog_model("openai/gpt-4") is None  # gpt4-class is a stand-in

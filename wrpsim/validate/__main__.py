@@ -87,7 +87,9 @@ def collect_cases(cfg: dict[str, Any]) -> tuple[list, list[str]]:
             if root is None:
                 notes.append("mlenergy: skipped (its data is not shipped; give mlenergy_dir=)")
                 continue
-            got = S.mlenergy_cases(root)
+            skipped: dict[str, int] = {}
+            got = S.mlenergy_cases(root, skipped)
+            notes += [f"mlenergy: {n} run(s) left out: {why}" for why, n in skipped.items()]
         if cfg["split"] != "all":
             got = [c for c in got if c.split == cfg["split"]]
         if cfg["fast"]:

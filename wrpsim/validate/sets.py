@@ -40,7 +40,8 @@ import pandas as pd
 from wrpsim.metrics.summary import pct
 from wrpsim.paths import catalog_dir
 
-#: Hugging Face model ids of the measurements -> catalog names
+#: Hugging Face model ids of the measurements -> catalog names, where the catalog entry's
+#: `source` does not already say it (`catalog_model`)
 MODELS = {
     "meta-llama/Llama-3.1-8B": "llama3.1-8b", "meta-llama/Llama-3.1-8B-Instruct": "llama3.1-8b",
     "nvidia/Llama-3.1-8B-Instruct-FP8": "llama3.1-8b",
@@ -65,6 +66,39 @@ MODELS = {
     "meta-llama/Llama-4-Maverick-17B-128E-Instruct": "llama4-maverick",
     "meta-llama/Llama-4-Maverick-17B-128E-Instruct-FP8": "llama4-maverick",
 }
+#: release suffixes of a Hugging Face id that leave the architecture as it is
+_RELEASE_SUFFIXES = ("-FP8", "-Instruct", "-Thinking", "-2507", "-0528", "-it", "-hf")
+
+
+def _base_id(hf_id: str) -> str:
+    """`hf_id` lower-cased without its release suffixes (`_RELEASE_SUFFIXES`, repeatedly)."""
+    s = hf_id.strip().lower()
+    cut = True
+    while cut:
+        cut = False
+        for suffix in _RELEASE_SUFFIXES:
+            if s.endswith(suffix.lower()):
+                s, cut = s[: -len(suffix)], True
+    return s
+
+
+def catalog_model(hf_id: str) -> str | None:
+    """The catalog model a measurement's Hugging Face id names: `MODELS`, else the catalog
+    entry (the shipped one or a user's `models.yaml`) whose `source` starts with that id,
+    compared without release suffixes (Qwen/Qwen3-14B-FP8 is Qwen/Qwen3-14B's shapes); None
+    when none does. Stand-ins (`source: "stand-in: ..."`) are never matched."""
+    if hf_id in MODELS:
+        return MODELS[hf_id]
+    from wrpsim.pool.catalog import models
+
+    want = _base_id(hf_id)
+    for name, spec in models().items():
+        src = str(spec.source or "").split(" config.json", 1)[0]
+        if src and " " not in src and _base_id(src) == want:
+            return name
+    return None
+
+
 SYSTEMS = {"h100_sxm": "h100-80gb", "h200_sxm": "h200-141gb", "b200_sxm": "b200-180gb",
            "b300_sxm": "b300-288gb",
            "H100": "h100-80gb", "H200": "h200-141gb", "B200": "b200-180gb",
@@ -160,7 +194,7 @@ def silicon_cases(requests_per_client: int = 10) -> list[Case]:
     df = df.drop_duplicates(keys)  # the sample repeats some measurements verbatim
     out = []
     for r in df.itertuples(index=False):
-        model = MODELS.get(r.model_path)
+        model = catalog_model(r.model_path)
         gpu = SYSTEMS.get(r.system)
         if model is None or gpu is None or not (r.tp_size > 0):
             continue
@@ -364,32 +398,59 @@ def _mlenergy_requests(root: Path, task: str, model_id: str, gpu_model: str, mns
     return n
 
 
-def mlenergy_cases(root: str | Path) -> list[Case]:
+def _count(r, key: str) -> int:
+    """An integer parallelism column of llm_configs.csv; 1 where it is empty."""
+    v = getattr(r, key, 1)
+    return 1 if v is None or (isinstance(v, float) and math.isnan(v)) else int(v)
+
+
+def mlenergy_cases(root: str | Path, skipped: dict[str, int] | None = None) -> list[Case]:
     """Closed-loop cases of the ML.ENERGY leaderboard found under `root` (llm_configs.csv and
     models/*.json); dense and MoE models of the catalog, one instance per configuration. A run
     with vLLM's data-parallel attention (`--data-parallel-size` > 1 with expert parallelism:
     Qwen3-Coder-480B-FP8 on 4 and 8 B200, TP 1 per rank) is one instance of all its GPUs with
-    `attn_dp` = the DP size."""
+    `attn_dp` = the DP size. Rows it cannot replay are counted in `skipped` (reason -> rows)
+    when given, so that a caller can say what was left out."""
     root = Path(root)
     df = pd.read_csv(root / "llm_configs.csv")
     out = []
     seen: dict[str, int] = {}
+
+    def skip(reason: str) -> None:
+        if skipped is not None:
+            skipped[reason] = skipped.get(reason, 0) + 1
+
     for r in df.itertuples(index=False):
-        model, gpu = MODELS.get(r.model_id), SYSTEMS.get(r.gpu_model)
-        if model is None or gpu is None or r.task not in MLENERGY_PROMPTS:
+        model, gpu = catalog_model(r.model_id), SYSTEMS.get(r.gpu_model)
+        if model is None:
+            skip(f"model {r.model_id} is in no catalog entry's source (pools/catalog/"
+                 "models.yaml, or a models.yaml of yours: an entry whose source starts with "
+                 "its Hugging Face id)")
+            continue
+        if gpu is None:
+            skip(f"GPU {r.gpu_model} is not mapped to a catalog GPU (valid: "
+                 f"{', '.join(sorted(k for k in SYSTEMS if k[0].isupper()))})")
+            continue
+        if r.task not in MLENERGY_PROMPTS:
+            skip(f"task {r.task} has no prompt-length assumption (valid: "
+                 f"{', '.join(MLENERGY_PROMPTS)})")
             continue
         n_gpu = int(r.num_gpus)
-        tp, ep = int(r.par_tensor_parallel), int(r.par_expert_parallel)
-        dp = int(r.par_data_parallel)
+        tp, ep = _count(r, "par_tensor_parallel"), _count(r, "par_expert_parallel")
+        dp = _count(r, "par_data_parallel")
         if dp > 1 and (tp != 1 or ep != n_gpu):
-            continue  # (data-parallel ranks of more than one GPU, or without EP: none listed)
+            # data-parallel ranks of more than one GPU, or without EP: none listed
+            skip(f"data parallelism {dp} x TP {tp} without expert parallelism over all GPUs")
+            continue
         if ep > 1:  # vLLM --enable-expert-parallel over the instance's GPUs
             tp = n_gpu
             ep = n_gpu
         if tp != n_gpu:
+            skip(f"TP {tp} on {n_gpu} GPUs (pipeline or replica parallelism)")
             continue
         prec = {"bfloat16": "bf16", "fp8": "fp8", "mxfp4": "mxfp4"}.get(r.weight_precision)
         if prec is None:
+            skip(f"weight precision {r.weight_precision} (valid: bfloat16, fp8, mxfp4)")
             continue
         if prec == "fp8" and ("Qwen" in r.model_id or "DeepSeek" in r.model_id):
             prec = "fp8_block"
