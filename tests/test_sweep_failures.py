@@ -265,3 +265,25 @@ def test_resume_reruns_what_the_report_calls_incomplete_and_runs_whose_inputs_ch
     assert skips(p) == 0
     assert json.loads((sweep / "1" / "summary.json").read_text())["cost_usd"] == pytest.approx(
         10 * s["cost_usd"])
+
+
+def test_the_inputs_digest_covers_files_any_config_value_names(tmp_path, monkeypatch):
+    """A file a config value names by path (a router's rules or an outcomes table kept outside
+    the catalogs, relative to the working directory or absolute) is in `inputs_digest`: a
+    resume re-runs after it changes. Strings that name no file change nothing."""
+    from wrpsim.app import inputs_digest
+
+    rules = tmp_path / "my-rules.yaml"
+    rules.write_text("rules: []\n")
+    monkeypatch.chdir(tmp_path)
+    cfg = {"router": {"name": "semantic", "rules": "my-rules.yaml",
+                      "extra": [{"table": str(tmp_path / "outcomes.csv")}]},
+           "pool": {"name": "h100/llama"}}
+    before = inputs_digest(cfg)
+    assert inputs_digest(cfg) == before
+    rules.write_text("rules: [{if: code, then: big}]\n")
+    assert inputs_digest(cfg) != before
+    after_rules = inputs_digest(cfg)
+    (tmp_path / "outcomes.csv").write_text("a,b\n1,2\n")  # named before it existed
+    assert inputs_digest(cfg) != after_rules
+    assert inputs_digest({**cfg, "note": "not/a/file"}) == inputs_digest(cfg)

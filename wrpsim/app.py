@@ -213,10 +213,12 @@ def inputs_digest(container: dict) -> str:
     beside `models.yaml` — and its engines/, pools/, routers/, workloads/ and conf/, not a
     results folder a user keeps there; READMEs, calibrations' `*.fit.csv` error reports and
     `pools/measured/` validation data left out) and of the workload's trace file when its path
-    names one outside them. Other files named by a path outside these folders (an outcomes
-    table, a router's rules) are not in it: `WRPSIM_RERUN=1` after changing one. A resume
-    compares it as it compares the config digest: a changed price, table or trace runs again
-    instead of keeping stale results."""
+    names one outside them, and of every other file a config value names by a path that
+    exists here (an outcomes table, a router's rules kept outside the catalogs: a string with
+    a folder separator or a file suffix, read from the working directory or `~`). A resume
+    compares it as it compares the config digest: a changed price, table, trace or rules file
+    runs again instead of keeping stale results (`WRPSIM_RERUN=1` for a file read some other
+    way)."""
     from wrpsim.paths import CATALOGS, catalog_dir, user_catalog
 
     h = hashlib.sha256()
@@ -237,9 +239,7 @@ def inputs_digest(container: dict) -> str:
         for sub in ("engines", "pools", "routers", "workloads", "conf"):
             if (user / sub).is_dir():
                 files += tree(user / sub)
-    src = ((container.get("workload") or {}).get("source") or {}).get("path")
-    if src and Path(str(src)).expanduser().is_file():
-        files.append(Path(str(src)).expanduser().resolve())
+    files += _named_files(container)
     for p in sorted(set(files)):
         try:
             st = p.stat()
@@ -247,6 +247,27 @@ def inputs_digest(container: dict) -> str:
             continue
         h.update(f"{p}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
     return h.hexdigest()
+
+
+def _named_files(value) -> list[Path]:
+    """The existing files that string values of `value` (a config container, walked through
+    its dicts and lists) name as paths: strings with a '/' or a file suffix only."""
+    out: list[Path] = []
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, dict):
+            stack.extend(v.values())
+        elif isinstance(v, (list, tuple)):
+            stack.extend(v)
+        elif isinstance(v, str) and 0 < len(v) < 4096 and ("/" in v or Path(v).suffix):
+            try:
+                p = Path(v).expanduser()
+                if p.is_file():
+                    out.append(p.resolve())
+            except (OSError, ValueError):
+                continue
+    return out
 
 
 def completed_with(out_dir: Path, digest: str, inputs: str | None = None,
