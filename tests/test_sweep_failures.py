@@ -268,15 +268,17 @@ def test_resume_reruns_what_the_report_calls_incomplete_and_runs_whose_inputs_ch
 
 
 def test_the_inputs_digest_covers_files_any_config_value_names(tmp_path, monkeypatch):
-    """A file a config value names by path (a router's rules or an outcomes table kept outside
-    the catalogs, relative to the working directory or absolute) is in `inputs_digest`: a
-    resume re-runs after it changes. Strings that name no file change nothing."""
+    """A file a config value names by an absolute path (a router's rules or an outcomes table
+    kept outside the catalogs) is in `inputs_digest`: a resume re-runs after it changes, even
+    one that did not exist before. A relative string is read by those loaders from the
+    catalogs (already in the digest), so a same-named file in the working directory is not
+    counted; strings that name no file, or no path this machine can expand, change nothing."""
     from wrpsim.app import inputs_digest
 
     rules = tmp_path / "my-rules.yaml"
     rules.write_text("rules: []\n")
     monkeypatch.chdir(tmp_path)
-    cfg = {"router": {"name": "semantic", "rules": "my-rules.yaml",
+    cfg = {"router": {"name": "semantic", "rules": str(rules),
                       "extra": [{"table": str(tmp_path / "outcomes.csv")}]},
            "pool": {"name": "h100/llama"}}
     before = inputs_digest(cfg)
@@ -286,4 +288,6 @@ def test_the_inputs_digest_covers_files_any_config_value_names(tmp_path, monkeyp
     after_rules = inputs_digest(cfg)
     (tmp_path / "outcomes.csv").write_text("a,b\n1,2\n")  # named before it existed
     assert inputs_digest(cfg) != after_rules
-    assert inputs_digest({**cfg, "note": "not/a/file"}) == inputs_digest(cfg)
+    now = inputs_digest(cfg)
+    for other in ("not/a/file", "my-rules.yaml", "~nosuchuser_zz/x.yaml", "/no/such/file.csv"):
+        assert inputs_digest({**cfg, "note": other}) == now, other

@@ -287,3 +287,59 @@ def test_catalog_model_reads_release_names_through_the_entries_source():
     assert catalog_model("meta-llama/Llama-3.1-405B-Instruct-FP8") == "llama3.1-405b"
     assert catalog_model("acme/Qwen3-14B") is None  # another organisation's
     assert catalog_model("openai/gpt-4") is None  # gpt4-class is a stand-in
+
+
+def test_catalog_model_prefers_a_users_entry_of_the_exact_release(tmp_path, monkeypatch):
+    """A user's models.yaml entry whose source is the measured release wins over the shipped
+    entry that matches only without release suffixes."""
+    import yaml
+
+    from wrpsim.pool import catalog
+    from wrpsim.validate.sets import catalog_model
+
+    entry = {"source": "Qwen/Qwen3-30B-A3B-Thinking-2507 config.json (mine)",
+             "hf_config": {"model_type": "qwen3_moe", "num_hidden_layers": 48,
+                           "hidden_size": 2048, "num_attention_heads": 32,
+                           "num_key_value_heads": 4, "head_dim": 128,
+                           "moe_intermediate_size": 768, "num_experts": 128,
+                           "num_experts_per_tok": 8, "vocab_size": 151936,
+                           "max_position_embeddings": 262144}}
+    (tmp_path / "models.yaml").write_text(yaml.safe_dump({"qwen3-30b-thinking": entry}))
+    monkeypatch.setenv("WRPSIM_CATALOG", str(tmp_path))
+    catalog.models.cache_clear()
+    try:
+        assert catalog_model("Qwen/Qwen3-30B-A3B-Thinking-2507") == "qwen3-30b-thinking"
+        assert catalog_model("Qwen/Qwen3-30B-A3B-Instruct-2507") == "qwen3-30b-a3b"
+        # two entries match without suffixes: neither is taken
+        assert catalog_model("Qwen/Qwen3-30B-A3B-FP8") is None
+    finally:
+        monkeypatch.delenv("WRPSIM_CATALOG", raising=False)
+        catalog.models.cache_clear()
+
+
+def test_mlenergy_rows_with_empty_cells_are_counted_not_crashed_on(tmp_path):
+    """Empty cells of a leaderboard CSV: a row without its model, GPU count, concurrency,
+    output length or TP is left out with its reason; a row missing one of its two measured
+    values replays the other."""
+    from wrpsim.validate.sets import mlenergy_cases
+
+    cols = ("model_id,task,weight_precision,avg_batch_size,avg_output_len,avg_power_watts,"
+            "gpu_model,max_num_seqs,median_itl_ms,num_gpus,par_data_parallel,"
+            "par_expert_parallel,par_tensor_parallel")
+    rows = [",gpqa,bfloat16,8,500,400,H100,8,10,1,1,1,1",
+            "Qwen/Qwen3-8B,gpqa,bfloat16,8,500,400,H100,,10,1,1,1,1",
+            "Qwen/Qwen3-8B,gpqa,bfloat16,8,,400,H100,8,10,1,1,1,1",
+            "Qwen/Qwen3-8B,gpqa,bfloat16,8,500,400,H100,8,10,,1,1,1",
+            "Qwen/Qwen3-8B,gpqa,bfloat16,8,500,400,H100,8,10,2,,,",
+            "Qwen/Qwen3-8B,gpqa,bfloat16,8,500,,H100,8,,1,,,1",
+            "Qwen/Qwen3-8B,gpqa,bfloat16,,500,400,H100,8,10,1,,,1",
+            "Qwen/Qwen3-8B,gpqa,bfloat16,8,500,,H100,16,10,1,1,1,1"]
+    (tmp_path / "llm_configs.csv").write_text("\n".join([cols, *rows]) + "\n")
+    skipped: dict[str, int] = {}
+    cases = mlenergy_cases(tmp_path, skipped)
+    assert [(c.measured, c.info["concurrency"]) for c in cases] == [
+        ({"itl_p50_s": 0.01, "power_w": 400.0}, 8), ({"itl_p50_s": 0.01}, 16)]
+    assert skipped == {"model_id empty or below 1": 1, "max_num_seqs empty or below 1": 1,
+                       "avg_output_len empty or below 1": 1, "num_gpus empty or below 1": 1,
+                       "par_tensor_parallel empty": 1,
+                       "neither median_itl_ms nor avg_power_watts measured": 1}

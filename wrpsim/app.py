@@ -213,12 +213,12 @@ def inputs_digest(container: dict) -> str:
     beside `models.yaml` — and its engines/, pools/, routers/, workloads/ and conf/, not a
     results folder a user keeps there; READMEs, calibrations' `*.fit.csv` error reports and
     `pools/measured/` validation data left out) and of the workload's trace file when its path
-    names one outside them, and of every other file a config value names by a path that
-    exists here (an outcomes table, a router's rules kept outside the catalogs: a string with
-    a folder separator or a file suffix, read from the working directory or `~`). A resume
-    compares it as it compares the config digest: a changed price, table, trace or rules file
-    runs again instead of keeping stale results (`WRPSIM_RERUN=1` for a file read some other
-    way)."""
+    names one outside them (as the trace loader reads it: from the working directory when
+    relative), and of every other file a config value names by an absolute or `~` path (an
+    outcomes table, a router's rules kept outside the catalogs; their loaders read a relative
+    path from the catalogs, which are in the digest already). A resume compares it as it
+    compares the config digest: a changed price, table, trace or rules file runs again instead
+    of keeping stale results (`WRPSIM_RERUN=1` for a file read some other way)."""
     from wrpsim.paths import CATALOGS, catalog_dir, user_catalog
 
     h = hashlib.sha256()
@@ -239,7 +239,8 @@ def inputs_digest(container: dict) -> str:
         for sub in ("engines", "pools", "routers", "workloads", "conf"):
             if (user / sub).is_dir():
                 files += tree(user / sub)
-    files += _named_files(container)
+    src = ((container.get("workload") or {}).get("source") or {}).get("path")
+    files += _named_files(container) + _named_files([str(src)] if src else [], relative=True)
     for p in sorted(set(files)):
         try:
             st = p.stat()
@@ -249,9 +250,10 @@ def inputs_digest(container: dict) -> str:
     return h.hexdigest()
 
 
-def _named_files(value) -> list[Path]:
+def _named_files(value, relative: bool = False) -> list[Path]:
     """The existing files that string values of `value` (a config container, walked through
-    its dicts and lists) name as paths: strings with a '/' or a file suffix only."""
+    its dicts and lists) name by an absolute or `~` path (`relative`: by any path, read from
+    the working directory)."""
     out: list[Path] = []
     stack = [value]
     while stack:
@@ -260,12 +262,13 @@ def _named_files(value) -> list[Path]:
             stack.extend(v.values())
         elif isinstance(v, (list, tuple)):
             stack.extend(v)
-        elif isinstance(v, str) and 0 < len(v) < 4096 and ("/" in v or Path(v).suffix):
+        elif isinstance(v, str) and 0 < len(v) < 4096 and (
+                relative or v.startswith(("/", "~")) or os.path.isabs(v)):
             try:
                 p = Path(v).expanduser()
                 if p.is_file():
                     out.append(p.resolve())
-            except (OSError, ValueError):
+            except Exception:  # (RuntimeError for ~nosuchuser): not a path here, not an input
                 continue
     return out
 

@@ -68,11 +68,9 @@ def simulate(case) -> str:
 
     try:
         s = sim(case)
+        return f"| {case.name} | {s['itl_p50_s'] * 1e3:.1f} ms | {s['power_w']:.0f} W |"
     except Exception as e:  # reported, not raised: the point is to list them
         return f"| {case.name} | ERROR: {type(e).__name__}: {str(e).splitlines()[0][:160]} |"
-    itl = s.get("itl_p50_s")
-    power = s.get("power_w")
-    return f"| {case.name} | {itl * 1e3:.1f} ms | {power:.0f} W |"
 
 
 def main() -> int:

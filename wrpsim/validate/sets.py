@@ -83,20 +83,31 @@ def _base_id(hf_id: str) -> str:
 
 
 def catalog_model(hf_id: str) -> str | None:
-    """The catalog model a measurement's Hugging Face id names: `MODELS`, else the catalog
-    entry (the shipped one or a user's `models.yaml`) whose `source` starts with that id,
-    compared without release suffixes (Qwen/Qwen3-14B-FP8 is Qwen/Qwen3-14B's shapes); None
-    when none does. Stand-ins (`source: "stand-in: ..."`) are never matched."""
+    """The catalog model a measurement's Hugging Face id names: `MODELS`; else the catalog
+    entry (the shipped one or a user's `models.yaml`) whose `source` id — the text before
+    " config.json" — is that id (case aside; a user's entry before a shipped one); else the
+    one whose source id equals it without release suffixes (`_RELEASE_SUFFIXES`:
+    Qwen/Qwen3-14B-FP8 has Qwen/Qwen3-14B's shapes), when exactly one entry does. None
+    otherwise. Stand-ins (`source: "stand-in: ..."`) are never matched."""
     if hf_id in MODELS:
         return MODELS[hf_id]
     from wrpsim.pool.catalog import models
 
-    want = _base_id(hf_id)
-    for name, spec in models().items():
-        src = str(spec.source or "").split(" config.json", 1)[0]
-        if src and " " not in src and _base_id(src) == want:
-            return name
-    return None
+    want = str(hf_id).strip().lower()
+    if not want:
+        return None
+    exact, loose = [], []
+    for name, spec in models().items():  # (a user's new entries come after the shipped ones)
+        src = str(spec.source or "").split(" config.json", 1)[0].strip()
+        if not src or " " in src:
+            continue
+        if src.lower() == want:
+            exact.append(name)
+        elif _base_id(src) == _base_id(want):
+            loose.append(name)
+    if exact:
+        return exact[-1]
+    return loose[0] if len(loose) == 1 else None
 
 
 SYSTEMS = {"h100_sxm": "h100-80gb", "h200_sxm": "h200-141gb", "b200_sxm": "b200-180gb",
@@ -398,10 +409,14 @@ def _mlenergy_requests(root: Path, task: str, model_id: str, gpu_model: str, mns
     return n
 
 
-def _count(r, key: str) -> int:
-    """An integer parallelism column of llm_configs.csv; 1 where it is empty."""
-    v = getattr(r, key, 1)
-    return 1 if v is None or (isinstance(v, float) and math.isnan(v)) else int(v)
+def _cell(r, key: str) -> float | None:
+    """A number column of llm_configs.csv; None where the row leaves it empty."""
+    v = getattr(r, key, None)
+    try:
+        v = float(v)
+    except (TypeError, ValueError):
+        return None
+    return v if math.isfinite(v) else None
 
 
 def mlenergy_cases(root: str | Path, skipped: dict[str, int] | None = None) -> list[Case]:
@@ -421,11 +436,19 @@ def mlenergy_cases(root: str | Path, skipped: dict[str, int] | None = None) -> l
             skipped[reason] = skipped.get(reason, 0) + 1
 
     for r in df.itertuples(index=False):
+        missing = [k for k in ("num_gpus", "max_num_seqs", "avg_output_len")
+                   if _cell(r, k) is None or _cell(r, k) < 1]
+        if not isinstance(r.model_id, str) or not r.model_id.strip():
+            missing.insert(0, "model_id")
+        if missing:
+            skip(f"{', '.join(missing)} empty or below 1")
+            continue
         model, gpu = catalog_model(r.model_id), SYSTEMS.get(r.gpu_model)
         if model is None:
-            skip(f"model {r.model_id} is in no catalog entry's source (pools/catalog/"
-                 "models.yaml, or a models.yaml of yours: an entry whose source starts with "
-                 "its Hugging Face id)")
+            skip(f"model {r.model_id} is no catalog entry's source, or is more than one's "
+                 "once release suffixes are dropped (pools/catalog/models.yaml, or a "
+                 "models.yaml of yours: an entry whose source, before ' config.json', is its "
+                 "Hugging Face id)")
             continue
         if gpu is None:
             skip(f"GPU {r.gpu_model} is not mapped to a catalog GPU (valid: "
@@ -435,12 +458,17 @@ def mlenergy_cases(root: str | Path, skipped: dict[str, int] | None = None) -> l
             skip(f"task {r.task} has no prompt-length assumption (valid: "
                  f"{', '.join(MLENERGY_PROMPTS)})")
             continue
-        n_gpu = int(r.num_gpus)
-        tp, ep = _count(r, "par_tensor_parallel"), _count(r, "par_expert_parallel")
-        dp = _count(r, "par_data_parallel")
+        n_gpu = int(_cell(r, "num_gpus"))
+        if _cell(r, "par_tensor_parallel") is None:
+            skip("par_tensor_parallel empty")
+            continue
+        tp = int(_cell(r, "par_tensor_parallel"))
+        ep = int(_cell(r, "par_expert_parallel") or 1)  # (empty: none)
+        dp = int(_cell(r, "par_data_parallel") or 1)
         if dp > 1 and (tp != 1 or ep != n_gpu):
             # data-parallel ranks of more than one GPU, or without EP: none listed
-            skip(f"data parallelism {dp} x TP {tp} without expert parallelism over all GPUs")
+            skip(f"data parallelism {dp} with TP {tp} and EP {ep} on {n_gpu} GPUs (replayed: "
+                 f"TP 1 per rank and experts spread over all GPUs)")
             continue
         if ep > 1:  # vLLM --enable-expert-parallel over the instance's GPUs
             tp = n_gpu
@@ -454,8 +482,14 @@ def mlenergy_cases(root: str | Path, skipped: dict[str, int] | None = None) -> l
             continue
         if prec == "fp8" and ("Qwen" in r.model_id or "DeepSeek" in r.model_id):
             prec = "fp8_block"
-        hist = _output_dist(root / "models", r.model_id, r.task, r.gpu_model, int(r.max_num_seqs))
-        mns = int(r.max_num_seqs)
+        measured = {k: v for k, v in (
+            ("itl_p50_s", (_cell(r, "median_itl_ms") or math.nan) / 1e3),
+            ("power_w", (_cell(r, "avg_power_watts") or math.nan) / n_gpu)) if math.isfinite(v)}
+        if not measured:
+            skip("neither median_itl_ms nor avg_power_watts measured")
+            continue
+        mns = int(_cell(r, "max_num_seqs"))
+        hist = _output_dist(root / "models", r.model_id, r.task, r.gpu_model, mns)
         n_req = _mlenergy_requests(root, r.task, r.model_id, r.gpu_model, mns, n_gpu)
         engine = MLENERGY_ENGINE
         out_spec: dict | int = round(r.avg_output_len)
@@ -489,9 +523,9 @@ def mlenergy_cases(root: str | Path, skipped: dict[str, int] | None = None) -> l
         out.append(Case(
             "mlenergy", name, gpu, model,
             "fit" if fit else "test", pool,
-            {"itl_p50_s": r.median_itl_ms / 1e3, "power_w": r.avg_power_watts / n_gpu},
-            workload=wl, info={"concurrency": mns, "avg_batch": float(r.avg_batch_size),
-                               "steady_state": True}))
+            measured,
+            workload=wl, info={"concurrency": mns, "steady_state": True,
+                               "avg_batch": _cell(r, "avg_batch_size") or math.nan}))
     return out
 
 
