@@ -11,7 +11,9 @@ cache size" counts them; `kv_seqs_at_ctx`: sequences of `ctx_tokens` the cache h
 whole blocks, as a colocated instance counts them — for a model with sliding-window layers,
 paged as vLLM pages them, each holding its full-attention layers' KV per token and one window
 of the others: more than `kv_capacity_tokens` / `ctx_tokens` once `ctx_tokens` exceeds the
-window, `wrpsim.pool.window`; `kv_fits`: whether the decode batch of `batch` sequences fits)
+window, `wrpsim.pool.window`; for a Mamba hybrid the capacity is the whole pool, from which
+each of those sequences takes its state as vLLM pages it, and `max_seqs` reserves none;
+`kv_fits`: whether the decode batch of `batch` sequences fits)
 and weight sizes, the inputs, and `calibration`: what the numbers rest on (the engine and its
 kernel tables, or "uncalibrated: roofline" for a GPU without measurements). `engine=`,
 `precision=`, `kv_dtype=`, `ep=` and `attn_dp=` choose the engine calibration and the pool
@@ -118,14 +120,15 @@ def evaluate(cfg: dict[str, Any]) -> dict[str, Any]:
     if batch > MAX_SEQS:
         raise ConfigError(f"perf: batch must be an integer in 1..{MAX_SEQS:,} (sequences in "
                           f"one iteration), got {batch:,}")
-    try:
-        blocks = lat.kv_capacity_blocks(block, float(cfg["gpu_mem_util"]),
-                                        float(cfg["reserve_gib"]), max_seqs)
-    except ConfigError as e:  # the model does not fit: named like perf's other errors
-        raise ConfigError(f"perf: {e}") from None
     from wrpsim.pool import window
 
     win = window.for_pool(lat, lat.model, block)  # (a colocated pool: no KV connector)
+    try:
+        blocks = lat.kv_capacity_blocks(block, float(cfg["gpu_mem_util"]),
+                                        float(cfg["reserve_gib"]),
+                                        0 if getattr(win, "holds_state", False) else max_seqs)
+    except ConfigError as e:  # the model does not fit: named like perf's other errors
+        raise ConfigError(f"perf: {e}") from None
     # sequences of ctx_tokens the cache holds at once, in whole blocks as a colocated
     # instance counts them (None at ctx_tokens 0: a sequence without KV)
     seqs = None

@@ -234,17 +234,19 @@ def _check_step_context(where: str, lat, prefill: int, prefill_seqs: int, decode
             raise ConfigError(f"{where}: {what} ({n:,} / {k:,} tokens a sequence) exceeds "
                               f"{m.name}'s context of {limit:,} tokens")
     if hasattr(lat, "kv_capacity_blocks"):
-        cap = lat.kv_capacity_blocks(1, 1.0, 0.0, prefill_seqs + decode)
-        need = ctx + prefill
         win = window.for_pool(lat, m, 1)
-        if win is not None:  # sliding-window layers hold one window a sequence (as vLLM)
+        state = getattr(win, "holds_state", False)  # Mamba state paged per sequence
+        cap = lat.kv_capacity_blocks(1, 1.0, 0.0, 0 if state else prefill_seqs + decode)
+        need = ctx + prefill
+        if win is not None:  # one window or one Mamba state a sequence (as vLLM pages them)
             cap = win.capacity(cap)
             need += sum(k * win.blocks(n // k) for n, k in ((ctx, decode),
                                                             (prefill, prefill_seqs)) if k)
         if need > cap:
+            what = ("its Mamba state is paged with the KV, one a sequence" if state else
+                    "its sliding-window layers hold one window a sequence")
             held = "" if win is None else (
-                f"; its sliding-window layers hold one window a sequence: {need:,} tokens of "
-                f"its full-attention layers' room of {cap:,}")
+                f"; {what}: {need:,} tokens of its attention layers' room of {cap:,}")
             raise ConfigError(f"{where}: decode_ctx + prefill_tokens ({ctx + prefill:,} KV "
                               f"tokens) exceeds the KV cache {m.name} can have on tp={lat.tp} "
                               f"x {lat.gpu.name} ({cap:,} tokens with all memory beside the "

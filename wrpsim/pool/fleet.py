@@ -221,10 +221,12 @@ def build_latency(spec: PoolSpec, scaleup: int | None = None):
 
 def kv_capacity(lat, sched, win=None) -> int:
     """KV blocks of an instance with latency model `lat` under scheduler settings `sched`: of
-    every attention layer, or, with `win` (`pool_window`: a model whose sliding-window layers
-    vLLM pages apart), the ledger blocks of its full-attention layers in the same memory."""
+    every attention layer beside the Mamba state of `max_seqs` sequences, or, with `win`
+    (`pool_window`: a model whose sliding-window layers or Mamba state vLLM pages with its
+    KV), the ledger blocks in the same memory (a Mamba state then held per sequence)."""
+    seqs = 0 if getattr(win, "holds_state", False) else sched.max_seqs
     blocks = lat.kv_capacity_blocks(sched.block_size, sched.gpu_mem_util, sched.reserve_gib,
-                                    sched.max_seqs)
+                                    seqs)
     return win.capacity(blocks) if win is not None else blocks
 
 
@@ -257,7 +259,7 @@ def check_context_fits(spec: PoolSpec, lat, blocks: int, key: str, win=None) -> 
     if not spec.max_context:
         return
     cap = one = seq_capacity(spec, blocks, win)
-    if getattr(lat, "mamba_state_bytes", 0.0):
+    if getattr(lat, "mamba_state_bytes", 0.0) and not getattr(win, "holds_state", False):
         s = spec.scheduler
         one = seq_capacity(spec, lat.kv_capacity_blocks(s.block_size, s.gpu_mem_util,
                                                         s.reserve_gib, 1))

@@ -1,4 +1,4 @@
-"""Sliding-window layers' KV under vLLM's hybrid KV-cache manager.
+"""Sliding-window layers' KV and Mamba state under vLLM's hybrid KV-cache manager.
 
 vLLM's V1 engine (0.10 on) keeps a sliding-window layer's KV only for the blocks that hold the
 last `sliding_window` tokens and frees the older ones; full-attention layers keep every token.
@@ -29,6 +29,21 @@ and the engines outside vLLM's V1 (the analytical 2023 model, constant latency m
 not: while a prompt chunk of C tokens is computed vLLM's sliding layers briefly hold up to W -
 1 + C tokens (before the blocks out of the window are freed), and prefix-cache entries hold no
 window blocks.
+
+Mamba hybrids (`MambaKV`): vLLM pages a sequence's recurrent state out of the same pool. It
+makes one page of every layer the same size — the attention block grows to the smallest
+multiple of `block_size` tokens whose KV of one layer is at least one sequence's state of one
+layer (vLLM's "Setting attention block size to N tokens to ensure that attention page size is
+>= mamba page size"; the state page padded to it) — groups the attention and the Mamba layers
+as above (padded), and gives a sequence one block of each Mamba group and ceil(tokens / N)
+blocks of the attention group. wrpsim's ledger keeps counting `block_size` tokens of every
+attention layer; a sequence holds beside them, from admission to release, its Mamba groups'
+blocks and what its last attention block of N tokens (of the padded group) takes beyond its
+tokens, both in those ledger blocks. The instance's capacity then reserves no state for
+`max_seqs` sequences (`fleet.kv_capacity`): as many run at once as the blocks hold, as in
+vLLM 0.11, which capped its batch so (later vLLM refuses to start when `max_num_seqs` exceeds
+the state blocks). Not for a model with sliding-window layers too, nor with a KV connector:
+those reserve `max_seqs` states up front (`KernelLatency.kv_capacity_blocks`).
 """
 
 from __future__ import annotations
@@ -101,27 +116,96 @@ def window_kv(model, block_size: int) -> WindowKV | None:
     return WindowKV(full + sliding, full, sliding, full, wb, block_size)
 
 
-def for_pool(lat, model, block_size: int, connector: bool = False) -> WindowKV | None:
-    """`window_kv` for an instance whose latency model is `lat`: vLLM's engines only (the
-    kernel-table models, `KernelLatency`), and only without a KV connector (`connector`: a
-    disaggregated role or KV tiers), with which vLLM 0.11 keeps every layer whole; None for
-    the analytical 2023 model, which reproduces old results, and for constant latency
-    models."""
+@dataclass(frozen=True)
+class MambaKV:
+    """Mamba state paged with the KV cache, as vLLM's hybrid KV-cache manager pages it (module
+    docstring, "Mamba hybrids"): a ledger block is `block_size` tokens of every attention
+    layer, as without it; a sequence holds beside its attention blocks `state_blocks` ledger
+    blocks of Mamba state and what vLLM's large attention blocks (`attn_block` tokens of
+    `padded_layers` layers, `attn_layers` of them real) take beyond its tokens' blocks."""
+
+    state_blocks: int
+    attn_block: int  # tokens of one of vLLM's attention blocks (its page = one Mamba state)
+    padded_layers: int  # attention layers in vLLM's attention groups, padding included
+    attn_layers: int
+    block_size: int
+    holds_state = True  # (the instance's capacity reserves no Mamba state up front)
+
+    def capacity(self, blocks_all_layers: int) -> int:
+        """Ledger blocks: those of every attention layer, the state held per sequence."""
+        return blocks_all_layers
+
+    def blocks(self, tokens: int) -> int:
+        """Ledger blocks a sequence of `tokens` tokens holds beside its tokens' blocks: its
+        Mamba state and the rest of its last vLLM attention block (groups padded)."""
+        bs = self.block_size
+        own = -(-tokens // bs)
+        att = -(-tokens // self.attn_block) * self.attn_block * self.padded_layers
+        extra = -(-att // (bs * self.attn_layers)) - own
+        return self.state_blocks + (extra if extra > 0 else 0)
+
+    def seq_blocks(self, tokens: int) -> int:
+        """Ledger blocks of a sequence of `tokens` tokens, its state included."""
+        return -(-tokens // self.block_size) + self.blocks(tokens)
+
+    def max_tokens(self, blocks: int) -> int:
+        """The longest sequence (whole blocks of tokens) that `blocks` ledger blocks hold."""
+        lo, hi = 0, max(blocks, 0)  # in blocks of tokens; seq_blocks grows with the tokens
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            lo, hi = (mid, hi) if self.seq_blocks(mid * self.block_size) <= blocks else (
+                lo, mid - 1)
+        return lo * self.block_size
+
+
+def mamba_kv(lat, model, block_size: int) -> MambaKV | None:
+    """The `MambaKV` of a Mamba hybrid under latency model `lat` (its per-GPU state and KV
+    bytes) at `block_size`, or None for a model without Mamba layers, without attention
+    layers, or with sliding-window layers too (their two pagings are not combined: such a
+    pool reserves its state up front, `KernelLatency.kv_capacity_blocks`)."""
+    state = float(getattr(lat, "mamba_state_bytes", 0.0) or 0.0)
+    a, m = model.attn_layers, model.mamba_layers
+    if not state or not m or not a or model.sliding_layers:
+        return None
+    per_layer_state = state / lat.tp / m  # one sequence, one layer, one GPU
+    per_token_layer = lat.kv_bytes_per_token_per_gpu / a
+    bs = block_size
+    attn_block = bs * -(-per_layer_state // (bs * per_token_layer))  # page >= one state
+    g = group_size(a, m)
+    page_tokens = attn_block * g  # one vLLM block of g layers, in tokens of one layer
+    state_blocks = -(-(-(-m // g) * page_tokens) // (bs * a))
+    return MambaKV(int(state_blocks), int(attn_block), -(-a // g) * g, a, bs)
+
+
+def for_pool(lat, model, block_size: int, connector: bool = False):
+    """`window_kv` (sliding windows) or `mamba_kv` (Mamba state) for an instance whose latency
+    model is `lat`: vLLM's engines only (the kernel-table models, `KernelLatency`), and only
+    without a KV connector (`connector`: a disaggregated role or KV tiers), with which vLLM
+    0.11 keeps every layer whole; None for the analytical 2023 model, which reproduces old
+    results, and for constant latency models."""
     if connector or model is None or getattr(lat, "kernels", None) is None:
         return None
-    return window_kv(model, block_size)
+    return window_kv(model, block_size) or mamba_kv(lat, model, block_size)
 
 
-def label(model, win: WindowKV | None, lat) -> str:
-    """What a pool's outputs add to its calibration label about its sliding-window KV: how
-    its instances count it (paged apart, or every layer per token and why); '' for a model
-    without windowed layers or a latency model outside vLLM's V1 engines."""
-    if model is None or not model.sliding_layers or getattr(lat, "kernels", None) is None:
+def label(model, win, lat) -> str:
+    """What a pool's outputs add to its calibration label about its sliding-window KV or
+    Mamba state: how its instances count it (paged apart, or every layer per token and why;
+    Mamba state paged per sequence, or reserved for `max_seqs` sequences); '' for a model
+    with neither or a latency model outside vLLM's V1 engines."""
+    if model is None or getattr(lat, "kernels", None) is None:
+        return ""
+    if isinstance(win, MambaKV):
+        return (f"; Mamba state paged with the KV cache: {win.state_blocks} blocks a sequence, "
+                f"attention blocks of {win.attn_block} tokens (vLLM's hybrid KV-cache manager)")
+    if not model.sliding_layers:
+        if model.mamba_layers and getattr(lat, "mamba_state_bytes", 0.0):
+            return "; Mamba state reserved for max_seqs sequences (not paged with the KV cache)"
         return ""
     if win is not None:
         return "; sliding-window KV: one window a sequence (vLLM's hybrid KV-cache manager)"
     if model.chunked_attention:
-        why = "chunked attention, which vLLM 0.11 keeps whole"
+        why = "chunked attention, which vLLM keeps whole (0.11; assumed of later engines)"
     elif model.sliding_layers >= model.attn_layers:
         why = "every attention layer windowed: not paged apart"
     else:

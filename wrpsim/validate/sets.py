@@ -459,10 +459,10 @@ def mlenergy_cases(root: str | Path, skipped: dict[str, int] | None = None) -> l
                  f"{', '.join(MLENERGY_PROMPTS)})")
             continue
         n_gpu = int(_cell(r, "num_gpus"))
-        if _cell(r, "par_tensor_parallel") is None:
-            skip("par_tensor_parallel empty")
+        if _cell(r, "par_tensor_parallel") is None and n_gpu > 1:
+            skip("par_tensor_parallel empty (on more than one GPU)")
             continue
-        tp = int(_cell(r, "par_tensor_parallel"))
+        tp = int(_cell(r, "par_tensor_parallel") or 1)  # (empty on one GPU: 1)
         ep = int(_cell(r, "par_expert_parallel") or 1)  # (empty: none)
         dp = int(_cell(r, "par_data_parallel") or 1)
         if dp > 1 and (tp != 1 or ep != n_gpu):
