@@ -124,6 +124,7 @@ def test_every_catalog_gpu_and_model_runs_and_labels_its_calibration():
     (["tp=3"], r"tp must be an integer >= 1 that divides the attention heads of llama2-70b"),
     (["batch=0"], r"batch must be an integer >= 1, got 0"),
     (["latency.eff_magic=1"], r"unknown key 'latency.eff_magic'; valid latency.\* keys"),
+    (["latency.layer_overhed_us=3"], r"seq_overhead_us; did you mean 'layer_overhead_us'\?$"),
     (["latency.iter_overhead_us=-3"], r"perf: latency\.iter_overhead_us must be a number >= 0, "
                                       r"got -3"),
     (["latency.async_scheduling=often"], r"perf: latency\.async_scheduling must be true or "

@@ -33,7 +33,7 @@ from __future__ import annotations
 from typing import Any
 
 from wrpsim.cli import load_defaults, parse_overrides, verb_main
-from wrpsim.errors import ConfigError
+from wrpsim.errors import ConfigError, did_you_mean
 
 
 def _defaults() -> dict[str, Any]:
@@ -55,7 +55,7 @@ def parse_args(argv: list[str]) -> dict[str, Any]:
         if head == "latency" and sub:
             if sub not in valid_sub:
                 raise ConfigError(f"perf: unknown key {key!r}; valid latency.* keys: "
-                                  f"{', '.join(valid_sub)}")
+                                  f"{', '.join(valid_sub)}{did_you_mean(sub, valid_sub)}")
             cfg["latency"][sub] = value
         elif key in cfg and key != "latency":
             cfg[key] = value
