@@ -8,11 +8,15 @@ whole runs that return every block."""
 from __future__ import annotations
 
 import math
+from dataclasses import replace
+from types import SimpleNamespace
 
 import numpy as np
+import pytest
 
 from tests.conftest import make_trace
 from wrpsim.pool import window
+from wrpsim.pool.catalog import get_model
 from wrpsim.pool.engines import build_latency_model
 from wrpsim.pool.fleet import kv_capacity
 from wrpsim.pool.scheduler import SchedulerConfig
@@ -57,6 +61,45 @@ def test_nemotron_12b_pages_as_vllm_computes_them():
     assert w.seq_blocks(longest) <= blocks < w.seq_blocks(longest + 16)
 
 
+def _vllm(state_layer: float, token_layer: float, attn: int, mamba: int, room: float,
+          tokens: int) -> tuple[int, int]:
+    """vLLM's own page arithmetic (per GPU of an attention group): the grown attention block,
+    and how many sequences of `tokens` tokens `room` bytes hold."""
+    block = 16 * math.ceil(state_layer / (16 * token_layer))
+    g = window.group_size(attn, mamba)
+    num_blocks = math.floor(room / (g * block * token_layer))
+    per_seq = math.ceil(mamba / g) + math.ceil(attn / g) * math.ceil(tokens / block)
+    return block, num_blocks // per_seq
+
+
+@pytest.mark.parametrize(("tp", "adp", "kv_dtype"), [(1, 1, "auto"), (2, 1, "auto"),
+                                                     (2, 1, "fp8"), (4, 4, "auto"),
+                                                     (8, 2, "fp8")])
+@pytest.mark.parametrize(("attn", "mamba"), [(6, 28), (4, 27), (12, 36), (44, 44), (10, 3)])
+def test_the_pages_follow_vllm_for_any_split_of_the_gpus(tp, adp, kv_dtype, attn, mamba):
+    """Against vLLM's arithmetic for layer mixes of Nemotron-12B / 9B, Qwen3-Next (12 full
+    attention + 36 Gated DeltaNet layers), Falcon-H1 (both in every layer) and more attention
+    than Mamba layers (two attention groups), with TP, FP8 KV and data-parallel attention
+    (each of `adp` groups holds its own sequences on tp / adp GPUs): the grown block and the
+    sequences that fit, from 1 to 32k tokens."""
+    state_layer_all = 5_316_608.0  # one sequence, one layer, summed over a group's GPUs
+    token_layer_all = 4096.0 / (2 if kv_dtype == "fp8" else 1)
+    atp = tp // adp
+    model = replace(get_model("nemotron-nano-12b-v2"), attention_layers=attn,
+                    mamba_layers=mamba)
+    assert (model.attn_layers, model.mamba_layers) == (attn, mamba)
+    lat = SimpleNamespace(mamba_state_bytes=state_layer_all * mamba, tp=tp, atp=atp,
+                          kv_bytes_per_token_per_gpu=token_layer_all * attn / atp)
+    w = window.mamba_kv(lat, model, 16)
+    room = 40 * GIB  # per GPU
+    blocks = math.floor(room / (16 * lat.kv_bytes_per_token_per_gpu))  # one group's ledger
+    for tokens in (1, 1000, 1312, 1313, 5000, 32000):
+        block, seqs = _vllm(state_layer_all / atp, token_layer_all / atp, attn, mamba, room,
+                            tokens)
+        assert w.attn_block == block
+        assert abs(blocks // w.seq_blocks(tokens) - seqs) <= max(1, seqs // 200), tokens
+
+
 def test_max_tokens_is_the_longest_sequence_that_fits():
     """`max_tokens(B)`: the largest whole-block length L with seq_blocks(L) <= B, by brute
     force, for attention blocks of one, several and many ledger blocks and padded groups."""
@@ -75,6 +118,8 @@ def test_which_pools_page_mamba_state():
     assert window.for_pool(lat, lat.model, 16, connector=True) is None
     llama = build_latency_model("llama3.1-8b", "h100-80gb", 1)
     assert window.for_pool(llama, llama.model, 16) is None
+    both = replace(lat.model, sliding_layers=2, sliding_window=4096)
+    assert window.mamba_kv(lat, both, 16) is None
     sched = SchedulerConfig(max_seqs=64)
     reserved = lat.kv_capacity_blocks(16, 0.9, 3.5, 64)
     assert kv_capacity(lat, sched) == reserved
@@ -110,14 +155,57 @@ def test_384_sequences_run_as_many_at_once_as_the_blocks_hold():
         "1312 tokens (vLLM's hybrid KV-cache manager)")
 
 
-def test_preemption_returns_the_state_blocks():
-    """A cache too small for the burst: sequences are preempted and recomputed, each
-    admission holding its state again; at the end every block is free."""
+def _most_at_once(req) -> int:
+    """The most requests between their first token and their finish at one time."""
+    ev = sorted([(r["first_token_s"], 1) for r in req] + [(r["finish_s"], -1) for r in req])
+    most = now = 0
+    for _, d in ev:
+        now += d
+        most = max(most, now)
+    return most
+
+
+def test_preemption_returns_the_state_blocks(monkeypatch):
+    """A cache too small for the burst (8,000 blocks): every sequence holds its state (410
+    blocks) beside its tokens, so no more than 8,000 // (410 + 125) of 2k-token prompts decode
+    at once, where without the state more than that would; sequences are preempted and
+    recomputed, each admission holding its state again; at the end every block is free."""
     n = 60
     trace = make_trace(np.zeros(n), np.full(n, 2000), np.full(n, 1500))
-    sim = Simulation(_cfg(kv_blocks=8000), trace)
-    req, inst, _ = sim.run()
-    assert all(r["status"] == "completed" for r in req.to_pylist())
-    assert inst.to_pylist()[0]["preemptions"] > 0
-    kv = sim.fleet.instances[0].kv
-    assert kv.used == 0 and kv.peak <= kv.capacity == 8000
+
+    def run():
+        sim = Simulation(_cfg(kv_blocks=8000), trace)
+        req, inst, _ = sim.run()
+        req = req.to_pylist()
+        assert all(r["status"] == "completed" for r in req)
+        kv = sim.fleet.instances[0].kv
+        assert kv.used == 0 and kv.peak <= kv.capacity == 8000
+        return inst.to_pylist()[0]["preemptions"], _most_at_once(req)
+
+    preempted, most = run()
+    assert preempted > 0 and 1 < most <= 8000 // (410 + 125)
+    monkeypatch.setattr(window, "mamba_kv", lambda *a: None)
+    _, most_free = run()  # no state held (as a reservation for max_seqs 0 would do)
+    assert most_free > 8000 // (410 + 125)
+
+
+def test_a_pool_vllm_would_not_run_as_set_says_so(monkeypatch, capsys):
+    """max_seqs above the sequences whose state fits (vLLM 0.11 caps its batch there; later
+    vLLM refuses to start) and a prefix cache (vLLM 0.11 turns it off for hybrids) each give
+    one warning naming the pool's key."""
+    import warnings
+
+    from wrpsim.errors import WrpsimWarning
+
+    trace = make_trace([0.0], [100], [10])
+    with warnings.catch_warnings(record=True) as got:
+        warnings.simplefilter("always")
+        Simulation(_cfg(), trace)
+        Simulation(_cfg(scheduler={"max_seqs": 200}), trace)
+        Simulation(_cfg(scheduler={"max_seqs": 200}, prefix_cache={"enabled": True}), trace)
+    texts = [str(w.message) for w in got if issubclass(w.category, WrpsimWarning)]
+    assert len(texts) == 2, texts
+    assert texts[0].startswith("pool.pools.n.scheduler.max_seqs (384) exceeds the 252 "
+                               "sequences whose Mamba state")
+    assert texts[1].startswith("pool.pools.n.prefix_cache: vLLM 0.11 turns prefix caching "
+                               "off for Mamba hybrids")

@@ -275,6 +275,30 @@ def check_context_fits(spec: PoolSpec, lat, blocks: int, key: str, win=None) -> 
          f"kv_dtype)")
 
 
+def check_mamba_pool(spec: PoolSpec, lat, blocks: int, key: str, win=None) -> None:
+    """Warn where a Mamba hybrid's pool is not what vLLM would run: `max_seqs` above the
+    sequences whose state its cache holds (`win`: a `window.MambaKV`; vLLM 0.11 runs at most
+    that many at once, as wrpsim does; later vLLM refuses to start), and a prefix cache, which
+    vLLM 0.11 turns off for such models (wrpsim's hits skip prefill it could not skip: the
+    state at a cached prefix is not kept)."""
+    model = get_model(spec.model)
+    if not model.mamba_layers or getattr(lat, "kernels", None) is None:
+        return
+    if isinstance(win, window.MambaKV):
+        most = win.max_seqs(blocks // spec.attn_dp) * spec.attn_dp
+        if spec.scheduler.max_seqs > most:
+            warn(f"{key}.scheduler.max_seqs ({spec.scheduler.max_seqs:,}) exceeds the "
+                 f"{most:,} sequences whose Mamba state (with one attention block each) its "
+                 f"KV cache holds; vLLM 0.11 runs at most that many at once, as wrpsim does, "
+                 f"and later vLLM refuses to start (\"max_num_seqs exceeds available Mamba "
+                 f"cache blocks\"): set {key}.scheduler.max_seqs to at most {most:,} to "
+                 f"plan for it")
+    if spec.prefix_cache:
+        warn(f"{key}.prefix_cache: vLLM 0.11 turns prefix caching off for Mamba hybrids "
+             f"({spec.model}); wrpsim's hits skip the cached prompt tokens as for attention "
+             f"models, though no Mamba state is kept at a cached prefix (optimistic)")
+
+
 def kv_bytes_per_token(lat, model, spec: PoolSpec) -> float:
     """KV-cache bytes one token of a sequence occupies on an instance of `spec`, all its
     layers on all the GPUs that hold the sequence: the latency model's bytes per GPU (at the
@@ -427,6 +451,7 @@ class Fleet:
             cap = seq_capacity(spec, blocks, win)
             if spec.kv_blocks is None:
                 check_context_fits(spec, lat, blocks, f"pool.pools.{spec.name}", win)
+            check_mamba_pool(spec, lat, blocks, f"pool.pools.{spec.name}", win)
             if spec.role != "prefill":  # a prefill instance holds the prompt only; the decode
                 # (or colocated) instance holds prompt + output and bounds the request
                 self.max_tokens[spec.model] = max(self.max_tokens.get(spec.model, 0), cap)

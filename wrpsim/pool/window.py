@@ -116,20 +116,31 @@ def window_kv(model, block_size: int) -> WindowKV | None:
     return WindowKV(full + sliding, full, sliding, full, wb, block_size)
 
 
+#: tokens vLLM aligns a hybrid model's grown attention block to (its kernels' block alignment)
+ALIGN = 16
+
+
 @dataclass(frozen=True)
 class MambaKV:
     """Mamba state paged with the KV cache, as vLLM's hybrid KV-cache manager pages it (module
     docstring, "Mamba hybrids"): a ledger block is `block_size` tokens of every attention
-    layer, as without it; a sequence holds beside its attention blocks `state_blocks` ledger
-    blocks of Mamba state and what vLLM's large attention blocks (`attn_block` tokens of
-    `padded_layers` layers, `attn_layers` of them real) take beyond its tokens' blocks."""
+    layer, as without it; a sequence holds beside its attention blocks its Mamba state
+    (`state_tokens`: its Mamba groups' blocks, in tokens of one attention layer) and what
+    vLLM's large attention blocks (`attn_block` tokens of `padded_layers` layers,
+    `attn_layers` of them real) take beyond its tokens' blocks, in ledger blocks (rounded up
+    once, as one sum)."""
 
-    state_blocks: int
+    state_tokens: int
     attn_block: int  # tokens of one of vLLM's attention blocks (its page = one Mamba state)
     padded_layers: int  # attention layers in vLLM's attention groups, padding included
     attn_layers: int
     block_size: int
     holds_state = True  # (the instance's capacity reserves no Mamba state up front)
+
+    @property
+    def state_blocks(self) -> int:
+        """Ledger blocks of one sequence's Mamba state alone (rounded up)."""
+        return -(-self.state_tokens // (self.block_size * self.attn_layers))
 
     def capacity(self, blocks_all_layers: int) -> int:
         """Ledger blocks: those of every attention layer, the state held per sequence."""
@@ -137,16 +148,19 @@ class MambaKV:
 
     def blocks(self, tokens: int) -> int:
         """Ledger blocks a sequence of `tokens` tokens holds beside its tokens' blocks: its
-        Mamba state and the rest of its last vLLM attention block (groups padded)."""
-        bs = self.block_size
-        own = -(-tokens // bs)
+        Mamba state and its vLLM attention blocks (groups padded) beyond its tokens."""
+        unit = self.block_size * self.attn_layers
         att = -(-tokens // self.attn_block) * self.attn_block * self.padded_layers
-        extra = -(-att // (bs * self.attn_layers)) - own
-        return self.state_blocks + (extra if extra > 0 else 0)
+        return -(-(self.state_tokens + att) // unit) - -(-tokens // self.block_size)
 
     def seq_blocks(self, tokens: int) -> int:
         """Ledger blocks of a sequence of `tokens` tokens, its state included."""
         return -(-tokens // self.block_size) + self.blocks(tokens)
+
+    def max_seqs(self, blocks: int) -> int:
+        """Sequences whose state (and one attention block each) `blocks` ledger blocks hold:
+        the most vLLM runs at once in that memory."""
+        return blocks // self.seq_blocks(1)
 
     def max_tokens(self, blocks: int) -> int:
         """The longest sequence (whole blocks of tokens) that `blocks` ledger blocks hold."""
@@ -167,14 +181,16 @@ def mamba_kv(lat, model, block_size: int) -> MambaKV | None:
     a, m = model.attn_layers, model.mamba_layers
     if not state or not m or not a or model.sliding_layers:
         return None
-    per_layer_state = state / lat.tp / m  # one sequence, one layer, one GPU
+    # one sequence, one layer, one GPU of its attention group (`attn_dp` groups of tp /
+    # attn_dp GPUs each hold their own sequences, as their KV)
+    per_layer_state = state / getattr(lat, "atp", lat.tp) / m
     per_token_layer = lat.kv_bytes_per_token_per_gpu / a
     bs = block_size
-    attn_block = bs * -(-per_layer_state // (bs * per_token_layer))  # page >= one state
+    # vLLM's attention kernels' block alignment: 16 tokens, whatever the scheduler's block
+    attn_block = ALIGN * -(-per_layer_state // (ALIGN * per_token_layer))  # page >= a state
     g = group_size(a, m)
-    page_tokens = attn_block * g  # one vLLM block of g layers, in tokens of one layer
-    state_blocks = -(-(-(-m // g) * page_tokens) // (bs * a))
-    return MambaKV(int(state_blocks), int(attn_block), -(-a // g) * g, a, bs)
+    state_tokens = -(-m // g) * g * attn_block  # its Mamba groups' blocks (padded layers)
+    return MambaKV(int(state_tokens), int(attn_block), -(-a // g) * g, a, bs)
 
 
 def for_pool(lat, model, block_size: int, connector: bool = False):
