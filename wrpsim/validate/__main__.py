@@ -79,7 +79,9 @@ def collect_cases(cfg: dict[str, Any]) -> tuple[list, list[str]]:
     cases, notes = [], []
     for name in cfg["sets"]:
         if name == "silicon":
-            got = S.silicon_cases()
+            skipped: dict[str, int] = {}
+            got = S.silicon_cases(skipped=skipped)
+            notes += [f"silicon: {n} row(s) left out: {why}" for why, n in skipped.items()]
         elif name == "llmservingsim":
             got = S.llmservingsim_cases()
         else:

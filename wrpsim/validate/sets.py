@@ -197,26 +197,50 @@ def _lengths(n: int, grid: bool) -> int | dict:
     return {"dist": "uniform", "low": int(n * INFERENCEMAX_RANGE), "high": n}
 
 
-def silicon_cases(requests_per_client: int = 10) -> list[Case]:
-    """Closed-loop cases of the shipped vLLM rows of AIConfigurator's silicon sample."""
+def silicon_cases(requests_per_client: int = 10,
+                  skipped: dict[str, int] | None = None) -> list[Case]:
+    """Closed-loop cases of the shipped vLLM rows of AIConfigurator's silicon sample. Rows it
+    leaves out are counted in `skipped` (reason -> rows) when given."""
     df = pd.read_csv(measured_dir() / "silicon_vllm.csv")
     keys = ["model_path", "system", "precision", "isl", "osl", "batch_size", "tp_size",
             "moe_tp_size", "moe_ep_size", "attention_dp_size"]
     df = df.drop_duplicates(keys)  # the sample repeats some measurements verbatim
     out = []
+
+    def skip(reason: str) -> None:
+        if skipped is not None:
+            skipped[reason] = skipped.get(reason, 0) + 1
+
     for r in df.itertuples(index=False):
         model = catalog_model(r.model_path)
         gpu = SYSTEMS.get(r.system)
-        if model is None or gpu is None or not (r.tp_size > 0):
+        if model is None:
+            skip(f"model {r.model_path} is no catalog entry's source")
             continue
-        if GAP_ANALYSIS in str(r.silicon_data_source) or r.batch_size > MAX_CONCURRENCY:
+        if gpu is None:
+            skip(f"system {r.system} is not mapped to a catalog GPU (valid: "
+                 f"{', '.join(sorted(k for k in SYSTEMS if not k[0].isupper()))})")
+            continue
+        if GAP_ANALYSIS in str(r.silicon_data_source):
+            skip("AIConfigurator's gap-analysis rows (protocol unpublished; not a closed loop "
+                 "at the stated concurrency)")
+            continue
+        if not (r.tp_size > 0):
+            skip("no tp_size (a disaggregated row)")
+            continue
+        if r.batch_size > MAX_CONCURRENCY:
+            skip(f"concurrency above {MAX_CONCURRENCY} (request count and max_num_seqs not "
+                 "recorded)")
             continue
         tp = int(r.tp_size)
         if not math.isnan(r.attention_dp_size) and r.attention_dp_size > 1:
-            continue  # DP attention x TP 4 over 16 B200s: spans servers, which attn_dp does not
+            # DP attention x TP 4 over 16 B200s: spans servers, which attn_dp does not
+            skip("attention data parallelism over more than one server")
+            continue
         moe_tp = r.moe_tp_size if not math.isnan(r.moe_tp_size) else tp
         moe_ep = r.moe_ep_size if not math.isnan(r.moe_ep_size) else 1
         if int(moe_tp) * int(moe_ep) != tp:
+            skip("MoE TP x EP different from TP")
             continue
         ep = int(moe_ep) if moe_ep > 1 else 1
         prec = _precision(model, str(r.gemm_quant_mode), str(r.moe_quant_mode), r.system)
