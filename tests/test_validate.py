@@ -285,6 +285,8 @@ def test_catalog_model_reads_release_names_through_the_entries_source():
     assert catalog_model("google/gemma-3-27b-it") == "gemma-3-27b"
     assert catalog_model("mistralai/Mistral-7B-Instruct-v0.3") == "mistral-7b-v0.3"
     assert catalog_model("meta-llama/Llama-3.1-405B-Instruct-FP8") == "llama3.1-405b"
+    assert catalog_model("meta-llama/Llama-2-70b-chat-hf") == "llama2-70b"
+    assert catalog_model("Qwen/Qwen3-8B-Base") == "qwen3-8b"
     assert catalog_model("acme/Qwen3-14B") is None  # another organisation's
     assert catalog_model("openai/gpt-4") is None  # gpt4-class is a stand-in
 

@@ -67,7 +67,8 @@ MODELS = {
     "meta-llama/Llama-4-Maverick-17B-128E-Instruct-FP8": "llama4-maverick",
 }
 #: release suffixes of a Hugging Face id that leave the architecture as it is
-_RELEASE_SUFFIXES = ("-FP8", "-Instruct", "-Thinking", "-2507", "-0528", "-it", "-hf")
+_RELEASE_SUFFIXES = ("-FP8", "-Instruct", "-Thinking", "-2507", "-0528", "-it", "-hf",
+                     "-Base", "-chat")
 
 
 def _base_id(hf_id: str) -> str:
