@@ -209,3 +209,21 @@ def test_a_pool_vllm_would_not_run_as_set_says_so(monkeypatch, capsys):
                                "sequences whose Mamba state")
     assert texts[1].startswith("pool.pools.n.prefix_cache: vLLM 0.11 turns prefix caching "
                                "off for Mamba hybrids")
+
+
+def test_labels_say_how_the_state_is_counted():
+    """Paged (with its block counts), reserved for a connector pool, and reserved beside a
+    sliding-window note for a model with both; nothing for a model without Mamba layers."""
+    lat = _nemotron()
+    m = lat.model
+    assert window.label(m, window.for_pool(lat, m, 16), lat) == (
+        "; Mamba state paged with the KV cache: 410 blocks a sequence, attention blocks of "
+        "1312 tokens (vLLM's hybrid KV-cache manager)")
+    assert window.label(m, None, lat) == (
+        "; Mamba state reserved for max_seqs sequences (not paged with the KV cache)")
+    both = replace(m, sliding_layers=2, sliding_window=4096)
+    assert window.label(both, window.window_kv(both, 16), lat).endswith(
+        "one window a sequence (vLLM's hybrid KV-cache manager); Mamba state reserved for "
+        "max_seqs sequences (not paged with the KV cache)")
+    llama = build_latency_model("llama3.1-8b", "h100-80gb", 1)
+    assert window.label(llama.model, None, llama) == ""

@@ -32,18 +32,18 @@ window blocks.
 
 Mamba hybrids (`MambaKV`): vLLM pages a sequence's recurrent state out of the same pool. It
 makes one page of every layer the same size — the attention block grows to the smallest
-multiple of `block_size` tokens whose KV of one layer is at least one sequence's state of one
-layer (vLLM's "Setting attention block size to N tokens to ensure that attention page size is
->= mamba page size"; the state page padded to it) — groups the attention and the Mamba layers
-as above (padded), and gives a sequence one block of each Mamba group and ceil(tokens / N)
-blocks of the attention group. wrpsim's ledger keeps counting `block_size` tokens of every
-attention layer; a sequence holds beside them, from admission to release, its Mamba groups'
-blocks and what its last attention block of N tokens (of the padded group) takes beyond its
-tokens, both in those ledger blocks. The instance's capacity then reserves no state for
-`max_seqs` sequences (`fleet.kv_capacity`): as many run at once as the blocks hold, as in
-vLLM 0.11, which capped its batch so (later vLLM refuses to start when `max_num_seqs` exceeds
-the state blocks). Not for a model with sliding-window layers too, nor with a KV connector:
-those reserve `max_seqs` states up front (`KernelLatency.kv_capacity_blocks`).
+multiple of 16 tokens (its kernels' alignment) whose KV of one layer is at least one
+sequence's state of one layer ("Setting attention block size to N tokens to ensure that
+attention page size is >= mamba page size"; the state page padded to it) — groups the
+attention and the Mamba layers as above (padded), and gives a sequence one block of each Mamba
+group and ceil(tokens / N) blocks of the attention group. wrpsim's ledger keeps counting
+`block_size` tokens of every attention layer; a sequence holds beside them, from admission to
+release, its Mamba groups' blocks and what its last attention block of N tokens (of the
+padded group) takes beyond its tokens, both in those ledger blocks. The instance's capacity
+then reserves no state for `max_seqs` sequences (`fleet.kv_capacity`): as many run at once as
+the blocks hold, as in vLLM 0.11, which capped its batch so (later vLLM refuses to start when
+`max_num_seqs` exceeds the state blocks). Not for a model with sliding-window layers too, nor
+with a KV connector: those reserve `max_seqs` states up front (`KernelLatency.kv_capacity_blocks`).
 """
 
 from __future__ import annotations
@@ -214,16 +214,17 @@ def label(model, win, lat) -> str:
     if isinstance(win, MambaKV):
         return (f"; Mamba state paged with the KV cache: {win.state_blocks} blocks a sequence, "
                 f"attention blocks of {win.attn_block} tokens (vLLM's hybrid KV-cache manager)")
+    state = ("; Mamba state reserved for max_seqs sequences (not paged with the KV cache)"
+             if model.mamba_layers and getattr(lat, "mamba_state_bytes", 0.0) else "")
     if not model.sliding_layers:
-        if model.mamba_layers and getattr(lat, "mamba_state_bytes", 0.0):
-            return "; Mamba state reserved for max_seqs sequences (not paged with the KV cache)"
-        return ""
+        return state
     if win is not None:
-        return "; sliding-window KV: one window a sequence (vLLM's hybrid KV-cache manager)"
+        return ("; sliding-window KV: one window a sequence (vLLM's hybrid KV-cache manager)"
+                + state)
     if model.chunked_attention:
         why = "chunked attention, which vLLM keeps whole (0.11; assumed of later engines)"
     elif model.sliding_layers >= model.attn_layers:
         why = "every attention layer windowed: not paged apart"
     else:
         why = "a KV connector, with which vLLM 0.11 turns its hybrid manager off"
-    return f"; windowed layers' KV counted for every token ({why})"
+    return f"; windowed layers' KV counted for every token ({why})" + state
