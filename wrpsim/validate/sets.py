@@ -198,6 +198,15 @@ def _lengths(n: int, grid: bool) -> int | dict:
     return {"dist": "uniform", "low": int(n * INFERENCEMAX_RANGE), "high": n}
 
 
+def _skipper(skipped: dict[str, int] | None):
+    """A function that counts one left-out row under its reason in `skipped` (reason -> rows),
+    or does nothing when `skipped` is None."""
+    def skip(reason: str) -> None:
+        if skipped is not None:
+            skipped[reason] = skipped.get(reason, 0) + 1
+    return skip
+
+
 def silicon_cases(requests_per_client: int = 10,
                   skipped: dict[str, int] | None = None) -> list[Case]:
     """Closed-loop cases of the shipped vLLM rows of AIConfigurator's silicon sample. Rows it
@@ -207,10 +216,7 @@ def silicon_cases(requests_per_client: int = 10,
             "moe_tp_size", "moe_ep_size", "attention_dp_size"]
     df = df.drop_duplicates(keys)  # the sample repeats some measurements verbatim
     out = []
-
-    def skip(reason: str) -> None:
-        if skipped is not None:
-            skipped[reason] = skipped.get(reason, 0) + 1
+    skip = _skipper(skipped)
 
     for r in df.itertuples(index=False):
         model = catalog_model(r.model_path)
@@ -455,10 +461,7 @@ def mlenergy_cases(root: str | Path, skipped: dict[str, int] | None = None) -> l
     df = pd.read_csv(root / "llm_configs.csv")
     out = []
     seen: dict[str, int] = {}
-
-    def skip(reason: str) -> None:
-        if skipped is not None:
-            skipped[reason] = skipped.get(reason, 0) + 1
+    skip = _skipper(skipped)
 
     for r in df.itertuples(index=False):
         missing = [k for k in ("num_gpus", "max_num_seqs", "avg_output_len")
