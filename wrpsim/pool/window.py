@@ -222,7 +222,7 @@ def label(model, win, lat) -> str:
         return ("; sliding-window KV: one window a sequence (vLLM's hybrid KV-cache manager)"
                 + state)
     if model.chunked_attention:
-        why = "chunked attention, which vLLM keeps whole (0.11; assumed of later engines)"
+        why = "chunked attention, which vLLM keeps whole: 0.11, assumed of later engines"
     elif model.sliding_layers >= model.attn_layers:
         why = "every attention layer windowed: not paged apart"
     else:
