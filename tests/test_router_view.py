@@ -185,6 +185,25 @@ def test_least_kv_spreads_a_burst_between_scrapes():
     assert v.kv_used_frac == pytest.approx(2000 / (v.kv_capacity_blocks * v.block_size))
 
 
+def test_the_view_counts_a_hybrids_state_with_the_prompts_it_sent():
+    """A Mamba hybrid whose pool pages its state with the KV (Nemotron-Nano-12B-v2 on one H100:
+    410 blocks of 16 tokens a sequence): between scrapes the view adds each sent request's
+    state to its prompt tokens, as the instance will hold them on admission."""
+    trace = make_trace([0.001 * i for i in range(4)], [1000] * 4, [50] * 4)
+    cfg = {"seed": 0, "slo": {"ttft_s": 1e9, "tpot_s": 1e9}, "pue": 1.0,
+           "pool": {"pools": {"n": {"gpu": "h100-80gb", "model": "nemotron-nano-12b-v2",
+                                    "tp": 1, "count": 2, "engine": "vllm-0.11",
+                                    "scheduler": {"max_seqs": 128}}}},
+           "router": {"_target_": "wrpsim.router.LeastKV", "view": {"interval_s": 30.0}}}
+    sim = Simulation(cfg, trace)
+    sim.run()
+    v = next(iter(sim.feed._views.values()))  # 2 requests of 1,000 prompt tokens sent
+    state = sim.fleet.instances[0]._win.state_blocks
+    assert state > 100 and v._state_tokens == state * 16
+    assert v.kv_used_frac == pytest.approx(
+        (2000 + 2 * state * 16) / (v.kv_capacity_blocks * v.block_size))
+
+
 class SlowLeastOutstanding(RoundRobin):
     """Least outstanding with a 50 ms decision latency; logs (outstanding, num_waiting,
     outstanding_tokens) of every candidate at each decision."""

@@ -28,7 +28,8 @@ endpoint-picker-like gateway, 15-30 for a Prometheus-fed one. Per instance the v
 - scraped load, plus the requests this router dispatched there since the scrape was taken
   (gateways count their own dispatches, so that a stale view does not send a burst to one
   instance): `outstanding` (waiting + running), `num_waiting`, `num_running` (scraped only),
-  `kv_used_frac` (plus the sent prompts' tokens over the cache's), `outstanding_tokens`
+  `kv_used_frac` (plus the sent prompts' tokens over the cache's, and a hybrid model's Mamba
+  state each where its pool pages that with the KV), `outstanding_tokens`
   (prompt tokens waiting for admission: the queued prefill work; neither engine nor router
   knows the answers' lengths, so decode work to come is not in it — a router that wants it
   predicts it, as `OutputLengthAware` does);
@@ -104,6 +105,7 @@ class InstanceView:
         "_s",
         "_sent",
         "_sent_tokens",
+        "_state_tokens",
         "block_size",
         "down",
         "gpu",
@@ -137,6 +139,12 @@ class InstanceView:
         put(self, "_s", (0, 0, 0, 0.0, 0, 0, 0))
         put(self, "_sent", 0)
         put(self, "_sent_tokens", 0)
+        # KV tokens a request takes beyond its prompt's when admitted: its Mamba state where
+        # the pool pages it with the KV (`wrpsim.pool.window.MambaKV`), in the cache's tokens
+        win = getattr(inst, "_win", None)
+        put(self, "_state_tokens",
+            win.state_blocks * spec.scheduler.block_size if getattr(win, "holds_state", False)
+            else 0)
         put(self, "_prefix", prefix)  # PrefixIndex, or the engine's prefix_match (oracle)
         # `Placement(self)`, made once (a placement is frozen): what `Router.route` returns
         put(self, "_placement", Placement(self))
@@ -163,9 +171,13 @@ class InstanceView:
         """KV-cache use at the scrape (vLLM's `kv_cache_usage_perc`), plus the prompts this
         router sent here since, as a share of the cache's tokens (their KV is allocated on
         admission: counted as the router counts them in `outstanding`, so that a stale view
-        does not send a burst to the instance that was emptiest at the scrape)."""
+        does not send a burst to the instance that was emptiest at the scrape), each with its
+        Mamba state where the pool pages that with the KV (a gateway configured with the
+        model knows its state size)."""
         s = self._s
         extra = self._sent_tokens - s[6]
+        if self._state_tokens:
+            extra += (self._sent - s[5]) * self._state_tokens
         if not extra:
             return s[3]
         return s[3] + extra / max(1, self.kv_capacity_blocks * self.block_size)
