@@ -8,7 +8,9 @@ vLLM benchmarks, the LLMServingSim vLLM runs) and, when its data is given or fou
 `validation_cases.csv` (one row per case and metric: measured, simulated, error),
 `validation_summary.csv` / `.md` (per set, GPU and split: cases, median and 90th-percentile
 absolute % error of TTFT, TPOT, ITL, end-to-end latency and power) and `worst.csv`. The summary
-table is printed; the last line of stdout is one JSON object (cases, goals met, files). Keys and
+table is printed, then one `note:` line per set left out and per kind of measured row not
+replayed (with its count and why); the last line of stdout is one JSON object (cases, goals
+met, notes, files). Keys and
 defaults: conf/validate.yaml. Bad input prints one line on stderr and exits with status 2.
 """
 
