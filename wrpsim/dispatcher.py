@@ -274,7 +274,7 @@ class Dispatcher:
 def _seq_kv_tokens(inst) -> int:
     """KV tokens one sequence can hold on `inst`: its capacity, or one attention group's share
     of it with data-parallel attention (`attn_dp`: each group holds its own sequences); beside
-    its window blocks where the model has sliding-window layers (`wrpsim.pool.window`)."""
+    its window or Mamba-state blocks where the pool pages them (`wrpsim.pool.window`)."""
     group = inst.kv.capacity // getattr(inst.latency, "adp", 1)
     win = getattr(inst, "_win", None)
     return win.max_tokens(group) if win is not None else group * inst.kv.block_size

@@ -126,7 +126,7 @@ def evaluate(cfg: dict[str, Any]) -> dict[str, Any]:
     try:
         blocks = lat.kv_capacity_blocks(block, float(cfg["gpu_mem_util"]),
                                         float(cfg["reserve_gib"]),
-                                        0 if getattr(win, "holds_state", False) else max_seqs)
+                                        window.reserved_seqs(win, max_seqs))
     except ConfigError as e:  # the model does not fit: named like perf's other errors
         raise ConfigError(f"perf: {e}") from None
     # sequences of ctx_tokens the cache holds at once, in whole blocks as a colocated
@@ -134,7 +134,7 @@ def evaluate(cfg: dict[str, Any]) -> dict[str, Any]:
     seqs = None
     if ctx > 0:
         seqs = blocks // -(-ctx // block)
-        if win is not None:  # the full layers' blocks, and each sequence's window beside them
+        if win is not None:  # each sequence's window or Mamba state beside its own blocks
             seqs = win.capacity(blocks) // win.seq_blocks(ctx)
     decode_s = lat.decode_step_s(batch, ctx)
     power = lat.power_at(0, batch, ctx) if hasattr(lat, "power_at") else lat.power_w(

@@ -235,8 +235,9 @@ def _check_step_context(where: str, lat, prefill: int, prefill_seqs: int, decode
                               f"{m.name}'s context of {limit:,} tokens")
     if hasattr(lat, "kv_capacity_blocks"):
         win = window.for_pool(lat, m, 1)
-        state = getattr(win, "holds_state", False)  # Mamba state paged per sequence
-        cap = lat.kv_capacity_blocks(1, 1.0, 0.0, 0 if state else prefill_seqs + decode)
+        state = window.pages_state(win)  # Mamba state paged per sequence
+        cap = lat.kv_capacity_blocks(1, 1.0, 0.0,
+                                     window.reserved_seqs(win, prefill_seqs + decode))
         need = ctx + prefill
         if win is not None:  # one window or one Mamba state a sequence (as vLLM pages them)
             cap = win.capacity(cap)

@@ -4,8 +4,8 @@ For one instance of a pool, with the trace's mean prompt P and output O tokens a
 context c = P + O/2:
 
 - batch b = min(max_seqs, KV-limited concurrency kv_tokens·0.9/(P+O) (with sliding-window
-  layers: blocks·0.9 over one sequence's blocks, `wrpsim.pool.window`), the largest b whose decode
-  step stays under 0.8 × the TPOT target when one is set);
+  layers or a paged Mamba state: blocks·0.9 over one sequence's blocks, `wrpsim.pool.window`),
+  the largest b whose decode step stays under 0.8 × the TPOT target when one is set);
 - service time of one request S = prefill(P) + (O − 1)·step(b)/b (a prefill iteration, then its
   share of batched decode iterations); capacity μ = 1/S requests per second.
 
@@ -125,7 +125,7 @@ def capacity(template, stats: TraceStats, tpot_target: float | None) -> Capacity
     ctx = pm + om / 2
     if win is None:
         b = max(1, min(s.max_seqs, int(kv_tokens * 0.9 / (pm + om))))
-    else:  # a sequence's blocks of the full layers and of its window (`wrpsim.pool.window`)
+    else:  # a sequence's blocks beside its window's or state's (`wrpsim.pool.window`)
         kv_tokens = win.max_tokens(blocks)
         b = max(1, min(s.max_seqs, int(blocks * 0.9 / win.seq_blocks(round(pm + om)))))
 

@@ -42,7 +42,7 @@ class FailureMixin(AccountingMixin):
         seqs = list(self.running.values()) + list(self.waiting)
         for seq in seqs:
             self.transfer.abandon(seq)
-            seq.win = 0  # its window blocks here go with the ledger (`kv.reset` below)
+            seq.win = 0  # its window / state blocks go with the ledger (`kv.reset` below)
         seqs += self._fail_handoffs(now)
         self._count(-self._in_system)
         self._token += 1  # the stretch in progress never ends

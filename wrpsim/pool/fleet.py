@@ -224,15 +224,15 @@ def kv_capacity(lat, sched, win=None) -> int:
     every attention layer beside the Mamba state of `max_seqs` sequences, or, with `win`
     (`pool_window`: a model whose sliding-window layers or Mamba state vLLM pages with its
     KV), the ledger blocks in the same memory (a Mamba state then held per sequence)."""
-    seqs = 0 if getattr(win, "holds_state", False) else sched.max_seqs
     blocks = lat.kv_capacity_blocks(sched.block_size, sched.gpu_mem_util, sched.reserve_gib,
-                                    seqs)
+                                    window.reserved_seqs(win, sched.max_seqs))
     return win.capacity(blocks) if win is not None else blocks
 
 
 def pool_window(spec: PoolSpec, lat, remote_kv: bool = False):
-    """The `window.WindowKV` of a pool's instances, or None where they count every layer's KV
-    per token (`wrpsim.pool.window`): also None with a KV connector — a prefill / decode
+    """The `window.WindowKV` or `window.MambaKV` of a pool's instances, or None where they
+    count every layer's KV per token and reserve any Mamba state up front
+    (`wrpsim.pool.window`): also None with a KV connector — a prefill / decode
     role, or a prefix cache with a host-DRAM tier or (`remote_kv`) the model's remote KV
     pool — for which vLLM 0.11 keeps every layer whole."""
     connector = spec.role != "both" or (spec.prefix_cache and (bool(spec.dram_gib)
@@ -242,8 +242,8 @@ def pool_window(spec: PoolSpec, lat, remote_kv: bool = False):
 
 def seq_capacity(spec: PoolSpec, blocks: int, win=None) -> int:
     """KV tokens one sequence of an instance of `blocks` KV blocks can hold: its attention
-    group's share (a sequence lives on one group); with `win` (a `window.WindowKV`) beside
-    its window blocks."""
+    group's share (a sequence lives on one group); with `win` (`pool_window`) beside its
+    window or Mamba-state blocks."""
     group = blocks // spec.attn_dp
     return win.max_tokens(group) if win is not None else group * spec.scheduler.block_size
 
@@ -259,7 +259,7 @@ def check_context_fits(spec: PoolSpec, lat, blocks: int, key: str, win=None) -> 
     if not spec.max_context:
         return
     cap = one = seq_capacity(spec, blocks, win)
-    if getattr(lat, "mamba_state_bytes", 0.0) and not getattr(win, "holds_state", False):
+    if getattr(lat, "mamba_state_bytes", 0.0) and not window.pages_state(win):
         s = spec.scheduler
         one = seq_capacity(spec, lat.kv_capacity_blocks(s.block_size, s.gpu_mem_util,
                                                         s.reserve_gib, 1))
@@ -284,7 +284,7 @@ def check_mamba_pool(spec: PoolSpec, lat, blocks: int, key: str, win=None) -> No
     model = get_model(spec.model)
     if not model.mamba_layers or getattr(lat, "kernels", None) is None:
         return
-    if isinstance(win, window.MambaKV):
+    if window.pages_state(win):
         most = win.max_seqs(blocks // spec.attn_dp) * spec.attn_dp
         if spec.scheduler.max_seqs > most:
             warn(f"{key}.scheduler.max_seqs ({spec.scheduler.max_seqs:,}) exceeds the "

@@ -85,9 +85,10 @@ class Instance(BatchingMixin):
         self.tp = latency.tp
         self.sched = sched
         self.kv = KVLedger(sched.block_size, kv_blocks)
-        #: a `window.WindowKV` when the ledger counts the full-attention layers' blocks only
-        #: and each sequence holds its sliding-window blocks beside them (set by the fleet:
-        #: `fleet.pool_window`; colocated instances only)
+        #: a `window.WindowKV` (the ledger counts the full-attention layers' blocks and each
+        #: sequence holds its sliding-window blocks beside them) or `window.MambaKV` (each
+        #: sequence holds its Mamba state's blocks beside its KV), set by the fleet
+        #: (`fleet.pool_window`; colocated instances only)
         self._win = None
         self.prefix = (PrefixCache(self.kv, prefix_block_tokens, prefix_capacity_blocks)
                        if prefix_block_tokens else None)

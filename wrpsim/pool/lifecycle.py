@@ -6,7 +6,7 @@ O(log n) per finishing sequence. The heap holds exactly one entry per decoding s
 preempted decoder's entry is taken out when it is preempted (O(n), rare), so the hot path reads
 the heap's top without checking it. Leaving sequences return their blocks through `_release`,
 which turns prompt blocks into prefix-cache entries when the instance has a cache; it also
-frees the window blocks a model's sliding-window layers hold from admission on
+frees the blocks a model's sliding-window layers or Mamba state hold from admission on
 (`_hold_window`, `wrpsim.pool.window`), which never become cache entries. The
 hand-off of a prompt from a prefill to a decode instance is in `handoff.py`.
 """
@@ -93,9 +93,10 @@ class SequenceSetMixin(HandoffMixin):
         self.waiting.appendleft(seq)
 
     def _window_blocks(self, seq: Seq) -> int:
-        """Ledger blocks the sliding-window layers of `seq` hold here for its life: the
-        window of the length it will reach, prompt plus output (`wrpsim.pool.window`; only a
-        colocated instance pages windows apart, so it decodes here)."""
+        """Ledger blocks `seq` holds here for its life beside its tokens' blocks: the window
+        of its sliding-window layers, or its Mamba state, at the length it will reach, prompt
+        plus output (`wrpsim.pool.window`; only a colocated instance pages them so, and it
+        decodes here)."""
         return self._win.blocks(seq.req.prompt_tokens + seq.req.output_tokens)
 
     def _hold_window(self, seq: Seq, win: int, now: float) -> None:
@@ -131,7 +132,7 @@ class SequenceSetMixin(HandoffMixin):
             cache.unpin(seq.pinned[::-1])
             seq.pinned = ()
             held -= moved
-        if seq.win:  # its sliding-window blocks (`wrpsim.pool.window`)
+        if seq.win:  # its window or Mamba-state blocks (`wrpsim.pool.window`)
             held += seq.win
             seq.win = 0
         self.kv.release(held, now)

@@ -68,7 +68,7 @@ class Seq:
         self.s_fin = 0
         self.state = WAITING
         self.blocks = 0  # blocks held while PREFILL, or reserved for life (orca)
-        self.win = 0  # window blocks of sliding-window layers held here (`wrpsim.pool.window`)
+        self.win = 0  # window or Mamba-state blocks held here (`wrpsim.pool.window`)
         self.reserved = False
         self.admit_s: float | None = None
         self.enq_s = -1.0  # when it joined this instance's waiting queue (schedule lag)

@@ -135,7 +135,6 @@ class MambaKV:
     padded_layers: int  # attention layers in vLLM's attention groups, padding included
     attn_layers: int
     block_size: int
-    holds_state = True  # (the instance's capacity reserves no Mamba state up front)
 
     @property
     def state_blocks(self) -> int:
@@ -170,6 +169,17 @@ class MambaKV:
             lo, hi = (mid, hi) if self.seq_blocks(mid * self.block_size) <= blocks else (
                 lo, mid - 1)
         return lo * self.block_size
+
+
+def pages_state(win) -> bool:
+    """Whether a pool's window object `win` (`for_pool`) pages its Mamba state with the KV."""
+    return isinstance(win, MambaKV)
+
+
+def reserved_seqs(win, max_seqs: int) -> int:
+    """Sequences whose Mamba state an instance's KV capacity reserves up front
+    (`KernelLatency.kv_capacity_blocks`): `max_seqs`, or none where `win` pages it."""
+    return 0 if isinstance(win, MambaKV) else max_seqs
 
 
 def mamba_kv(lat, model, block_size: int) -> MambaKV | None:

@@ -56,6 +56,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from wrpsim.errors import keyed_mapping, number, unknown_choice
+from wrpsim.pool.window import pages_state
 from wrpsim.router.base import Placement
 
 KINDS = ("oracle", "scrape")
@@ -143,8 +144,7 @@ class InstanceView:
         # the pool pages it with the KV (`wrpsim.pool.window.MambaKV`), in the cache's tokens
         win = getattr(inst, "_win", None)
         put(self, "_state_tokens",
-            win.state_blocks * spec.scheduler.block_size if getattr(win, "holds_state", False)
-            else 0)
+            win.state_blocks * spec.scheduler.block_size if pages_state(win) else 0)
         put(self, "_prefix", prefix)  # PrefixIndex, or the engine's prefix_match (oracle)
         # `Placement(self)`, made once (a placement is frozen): what `Router.route` returns
         put(self, "_placement", Placement(self))
