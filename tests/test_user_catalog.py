@@ -322,10 +322,11 @@ def test_a_users_router_that_raises_is_one_line_with_exit_status_2(tmp_path):
 
 
 def test_config_json_keys_wrpsim_does_not_model_are_named(tmp_path, monkeypatch):
-    """A model whose config.json shapes layers wrpsim does not read (DeepSeek-V3.2's sparse
-    attention indexer and multi-token-prediction layer) still loads, with one warning naming
-    those keys; a plain Llama config.json (rope scaling, dropout, norms) and a Llama 4 one
-    (interleaved MoE, chunked attention: read since 2026-12-05) get none."""
+    """A model whose config.json shapes layers wrpsim does not read (DeepSeek-V3.2's
+    multi-token-prediction layer; its sparse-attention indexer is read since 2026-12-06) still
+    loads, with one warning naming those keys; a plain Llama config.json (rope scaling,
+    dropout, norms) and a Llama 4 one (interleaved MoE, chunked attention: read since
+    2026-12-05) get none."""
     import yaml
 
     from wrpsim.errors import WrpsimWarning
@@ -340,7 +341,7 @@ def test_config_json_keys_wrpsim_does_not_model_are_named(tmp_path, monkeypatch)
            "v_head_dim": 128, "vocab_size": 129280, "index_head_dim": 128, "index_n_heads": 64,
            "index_topk": 2048, "num_nextn_predict_layers": 1, "rms_norm_eps": 1e-6,
            "max_position_embeddings": 163840}
-    unread = ["index_head_dim", "index_n_heads", "index_topk", "num_nextn_predict_layers"]
+    unread = ["num_nextn_predict_layers"]
     assert unread_keys(nxt) == unread
     plain = {"model_type": "llama", "hidden_size": 4096, "intermediate_size": 14336,
              "num_hidden_layers": 32, "num_attention_heads": 32, "num_key_value_heads": 8,

@@ -278,6 +278,16 @@ def load_models(path: Path) -> dict[str, ModelSpec]:
         if vals.get("sliding_layers", 0) and not vals.get("sliding_window", 0):
             raise ConfigError(f"{path}: entry {name!r}: field 'sliding_window' must be > 0 "
                               f"when sliding_layers is set")
+        if vals.get("index_topk", 0):
+            if not vals.get("kv_lora_rank", 0):
+                raise ConfigError(f"{path}: entry {name!r}: field 'index_topk' (DeepSeek Sparse "
+                                  f"Attention) needs an MLA model (kv_lora_rank > 0)")
+            if not vals.get("index_heads", 0) or not vals.get("index_head_dim", 0):
+                raise ConfigError(f"{path}: entry {name!r}: fields 'index_heads' and "
+                                  f"'index_head_dim' must be > 0 when index_topk is set")
+            if vals.get("sliding_layers", 0):
+                raise ConfigError(f"{path}: entry {name!r}: field 'index_topk' with "
+                                  f"sliding-window layers is not modelled; give one of them")
         if raw.get("vision") is not None:
             vals["vision"] = _vision(path, name, raw["vision"])
         out[name] = ModelSpec(name=name, source=str(raw.get("source", "")), **vals)

@@ -7,7 +7,9 @@ A catalog entry (pools/catalog/models.yaml) is either wrpsim's own field names o
 
 Architectures covered: dense transformers (GQA / MHA), mixture-of-experts (routed experts with
 an expert FFN width, shared experts, leading or interleaved dense layers), MLA (DeepSeek-style
-latent KV: `kv_lora_rank` > 0), sliding-window layers (`sliding_window`, `sliding_layers`; Llama
+latent KV: `kv_lora_rank` > 0) with DeepSeek Sparse Attention (DeepSeek-V3.2's lightning
+indexer: `index_topk` > 0, each query attends to the top `index_topk` keys its indexer scores
+over the whole context), sliding-window layers (`sliding_window`, `sliding_layers`; Llama
 4's chunked attention counts as one) and hybrid stacks of attention and recurrent layers
 (`attention_layers`, `mamba_layers`, `mlp_layers`: Mamba-2, Mamba-1 and Gated DeltaNet linear
 attention, all held in Mamba-2's shape). Norms, biases and rotary tables are ignored (< 0.1 % of
@@ -85,6 +87,11 @@ class ModelSpec:
     q_lora_rank: int = 0
     qk_rope_head_dim: int = 0
     v_head_dim: int = 0
+    #: DeepSeek Sparse Attention (DSA, DeepSeek-V3.2): keys each query attends to (0: dense),
+    #: and the lightning indexer's heads and head width that score every cached key to pick them
+    index_topk: int = 0
+    index_heads: int = 0
+    index_head_dim: int = 0
     attention_layers: int = 0
     mamba_layers: int = 0
     mlp_layers: int = 0
@@ -126,6 +133,43 @@ class ModelSpec:
         """DeepSeek-style multi-head latent attention (one latent KV vector per token)."""
         return self.kv_lora_rank > 0
 
+    @property
+    def dsa(self) -> bool:
+        """DeepSeek Sparse Attention: a lightning indexer picks `index_topk` keys per query."""
+        return self.index_topk > 0
+
+    @property
+    def capped_layers(self) -> int:
+        """Attention layers whose attention kernel reads at most `attn_cap` keys per query:
+        the sliding-window layers, or every attention layer of a DSA model (its top-k keys).
+        Unlike a window's, a DSA layer's KV is kept whole (any key may be picked)."""
+        return self.attn_layers if self.dsa else self.sliding_layers
+
+    @property
+    def attn_cap(self) -> int:
+        """Keys a query of a `capped_layers` layer attends to at most (0: none capped)."""
+        return self.index_topk if self.dsa else self.sliding_window
+
+    @property
+    def index_bytes_per_token_layer(self) -> int:
+        """Bytes of the DSA indexer's key cache per token and layer: `index_head_dim` FP8
+        values and one FP32 scale per 128 of them (vLLM `DeepseekV32IndexerCache`: 132 bytes
+        for DeepSeek-V3.2), whatever the pool's `kv_dtype`; 0 without DSA."""
+        if not self.dsa:
+            return 0
+        return self.index_head_dim + 4 * -(-self.index_head_dim // 128)
+
+    @property
+    def index_params_per_layer(self) -> int:
+        """Weights of one layer's DSA indexer: its query up-projection (from the q latent, of
+        `q_lora_rank`; from the hidden state without one), key projection and per-head weights
+        (`wq_b`, `wk`, `weights_proj`); vLLM replicates them on every tensor-parallel GPU."""
+        if not self.dsa:
+            return 0
+        q_in = self.q_lora_rank or self.hidden
+        return (q_in * self.index_heads * self.index_head_dim
+                + self.hidden * (self.index_head_dim + self.index_heads))
+
     # ------------------------------------------------------------------ tensor parallelism
     def fits_tp(self, tp: int) -> bool:
         """Whether `tp` GPUs can split the attention: tp divides the attention heads and, as
@@ -158,7 +202,8 @@ class ModelSpec:
     # ------------------------------------------------------------------ parameters
     @property
     def attn_params_per_layer(self) -> int:
-        """Attention projection weights of one layer (Q, K, V, O; MLA: its low-rank factors)."""
+        """Attention projection weights of one layer (Q, K, V, O; MLA: its low-rank factors and
+        a DSA model's indexer)."""
         h, H = self.hidden, self.heads
         if self.mla:
             qk = self.head_dim  # nope + rope per head
@@ -166,7 +211,7 @@ class ModelSpec:
                 else h * H * qk
             kv = h * (self.kv_lora_rank + self.qk_rope_head_dim) + self.kv_lora_rank * H * (
                 qk - self.qk_rope_head_dim + self.v_head_dim)
-            return q + kv + H * self.v_head_dim * h
+            return q + kv + H * self.v_head_dim * h + self.index_params_per_layer
         return 2 * h * H * self.head_dim + 2 * h * self.kv_heads * self.head_dim
 
     @property
@@ -233,8 +278,10 @@ class ModelSpec:
         kv_heads x head_dim x bytes (MLA: the latent vector per layer), every attention layer
         counted: the memory one token takes in all of them. An instance pages sliding-window
         layers apart, as vLLM does (`wrpsim.pool.window`): beyond the window they hold only
-        its last `sliding_window` tokens."""
-        return self.attn_layers * self.kv_elems_per_token_layer() * self.bytes_per_param
+        its last `sliding_window` tokens. A DSA model adds its indexer's key cache
+        (`index_bytes_per_token_layer`)."""
+        return self.attn_layers * (self.kv_elems_per_token_layer() * self.bytes_per_param
+                                   + self.index_bytes_per_token_layer)
 
     @property
     def mamba_state_bytes(self) -> int:
@@ -403,7 +450,8 @@ def from_hf_config(cfg: dict) -> dict:
     chunked attention (attention_chunk_size, as a sliding window), vocab_size,
     tie_word_embeddings, max_position_embeddings, sliding_window with layer_types /
     sliding_window_pattern, MLA
-    (kv_lora_rank, q_lora_rank, qk_rope_head_dim, qk_nope_head_dim, v_head_dim), Nemotron-H
+    (kv_lora_rank, q_lora_rank, qk_rope_head_dim, qk_nope_head_dim, v_head_dim) and its
+    DeepSeek Sparse Attention (index_topk, index_n_heads, index_head_dim), Nemotron-H
     hybrids (hybrid_override_pattern, mamba_num_heads, mamba_head_dim, ssm_state_size,
     n_groups / mamba_num_groups, conv_kernel) and the other hybrid stacks of
     `_recurrent_layers` (Granite 4 / Qwen3.5 `layer_types`, Qwen3-Next
@@ -628,6 +676,10 @@ def _fields(c: dict) -> dict:
                    q_lora_rank=_hf_int(c, "q_lora_rank") or 0, qk_rope_head_dim=rope,
                    v_head_dim=_hf_req(c, "v_head_dim"), kv_heads=heads)
         head_dim = _hf_req(c, "qk_nope_head_dim") + rope
+        if _hf_int(c, "index_topk"):  # DeepSeek Sparse Attention (DeepSeek-V3.2)
+            out.update(index_topk=_hf_int(c, "index_topk"),
+                       index_heads=_hf_req(c, "index_n_heads"),
+                       index_head_dim=_hf_req(c, "index_head_dim"))
     out["head_dim"] = int(head_dim)
     window = _hf_int(c, "sliding_window")
     use_window = _hf_bool(c, "use_sliding_window", True)

@@ -36,6 +36,8 @@ cdef class KernelLatency:
     cdef public list _lin_bound
     cdef public bint _has_bound
     cdef public list _head_bound
+    cdef public double _idx_dec
+    cdef public double _idx_pre
     cdef public double _mamba_dec
     cdef public object _mla_tables
     cdef public long long _n_full
@@ -90,7 +92,7 @@ cdef class KernelLatency:
                    mamba=cython.double, saturated=cython.double, fixed=cython.double,
                    cpu=cython.double, r=cython.double, r1=cython.double,
                    slope=cython.double, t0=cython.double, lay=cython.longlong,
-                   a=cython.double)
+                   a=cython.double, idx=cython.double)
     cpdef decode_run_linear(self, long long batch, double ctx0, long long n)
 
     @cython.locals(row=list, s=list, w=cython.longlong, consts=tuple)

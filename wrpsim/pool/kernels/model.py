@@ -19,9 +19,14 @@ per decoding sequence) for m sequences. Its GPU time is, per GPU (all terms in s
                    streaming bandwidth (`Kernels.stream_bw`)
     attention      prefill attention of the chunks and decode attention of the decoding
                    sequences, per attention layer, from the attention tables (sliding-window
-                   layers see at most `sliding_window` tokens); an MLA model of DeepSeek-V3's
+                   layers see at most `sliding_window` tokens, a DeepSeek Sparse Attention
+                   layer its `index_topk` picked keys: as a window of that many, its KV kept
+                   whole); an MLA model of DeepSeek-V3's
                    latent shape grows over batch and length as the measured MLA module does
                    (`_mla_module_grids`; the module's RoPE and KV-cache write then leave stream)
+    indexer        a DSA model's lightning indexer scores every cached key of every query
+                   (`_indexer_costs`: its FLOPs at the FP8 GEMM table's rate, its key cache and
+                   FP32 logits at the streaming bandwidth); its projections are in linear(T)
     head(m)        the LM head GEMM at m (vLLM computes logits for the last token of every
                    scheduled sequence) and sampling: `sampling_floor_us` (the sampler's few
                    kernels' minimum durations) plus `sampling_passes` passes over m x vocab
@@ -175,14 +180,61 @@ class KernelLatency:
     # look-ups tied to one model object's dict, which miss for the next model a process builds:
     # a sweep, a benchmark's repeats). (`engine` is set by `wrpsim.pool.engines`, `_work_c` by
     # `power.work_constants`; other attributes a caller adds go to the instance dict.)
-    __slots__ = ("__dict__", "_async", "_cpu0", "_cpu_seq", "_dec", "_dec_power", "_dec_rows",
-                 "_dec_s", "_dec_sl", "_eager", "_floor", "_graph_mixed", "_has_bound", "_head",
-                 "_head_bound", "_head_list", "_layers_total", "_lin", "_lin_bound", "_lin_list",
-                 "_mamba_dec", "_mla_tables", "_n_full", "_n_slide", "_power", "_power_c", "_pre",
-                 "_pre_rows", "_pre_s", "_run_consts", "_stream", "_window", "_work_c", "adp",
-                 "atp", "c", "calibration", "coll_tp",
-                 "dense_dtype", "engine", "ep", "gpu", "kernels", "kv_dtype", "mamba_state_bytes",
-                 "max_tokens", "model", "moe_dtype", "precision", "schedule_lag", "tp")
+    __slots__ = (
+        "__dict__",
+        "_async",
+        "_cpu0",
+        "_cpu_seq",
+        "_dec",
+        "_dec_power",
+        "_dec_rows",
+        "_dec_s",
+        "_dec_sl",
+        "_eager",
+        "_floor",
+        "_graph_mixed",
+        "_has_bound",
+        "_head",
+        "_head_bound",
+        "_head_list",
+        "_idx_dec",
+        "_idx_pre",
+        "_layers_total",
+        "_lin",
+        "_lin_bound",
+        "_lin_list",
+        "_mamba_dec",
+        "_mla_tables",
+        "_n_full",
+        "_n_slide",
+        "_power",
+        "_power_c",
+        "_pre",
+        "_pre_rows",
+        "_pre_s",
+        "_run_consts",
+        "_stream",
+        "_window",
+        "_work_c",
+        "adp",
+        "atp",
+        "c",
+        "calibration",
+        "coll_tp",
+        "dense_dtype",
+        "engine",
+        "ep",
+        "gpu",
+        "kernels",
+        "kv_dtype",
+        "mamba_state_bytes",
+        "max_tokens",
+        "model",
+        "moe_dtype",
+        "precision",
+        "schedule_lag",
+        "tp",
+    )
 
     def __init__(self, model, gpu, tp: int, kernels, constants: EngineConstants,
                  precision: str = "bf16", kv_dtype: str = "auto", ep: int = 1,
@@ -268,6 +320,7 @@ class KernelLatency:
             curves = self._precompute()
             precomputed.store(key, curves)
         self._adopt(curves)
+        self._idx_dec, self._idx_pre = self._indexer_costs()
         self._dec_rows: dict = {}
         self._run_consts: dict = {}  # batch -> `_decode_run_consts`
 
@@ -281,8 +334,17 @@ class KernelLatency:
     def kv_bytes_per_token_per_gpu(self) -> float:
         """KV-cache bytes of one token on each GPU (MLA's latent KV is replicated on every
         GPU; every attention layer counted, see `ModelSpec.kv_bytes_per_token`; an instance
-        pages sliding-window layers apart, `wrpsim.pool.window`)."""
+        pages sliding-window layers apart, `wrpsim.pool.window`). A DSA model adds its
+        indexer's key cache (`ModelSpec.index_bytes_per_token_layer`) and stores an FP8 latent as
+        vLLM's `fp8_ds_mla` does: the latent in FP8 with an FP32 scale per 128 values, its RoPE
+        part in BF16 (656 bytes a layer for DeepSeek-V3.2, against 576)."""
         m = self.model
+        if m.dsa:
+            if self.kv_dtype == "fp8":
+                per = m.kv_lora_rank + 4 * -(-m.kv_lora_rank // 128) + 2 * m.qk_rope_head_dim
+            else:
+                per = m.kv_elems_per_token_layer() * KV_BYTES[self.kv_dtype]
+            return float(m.attn_layers * (per + m.index_bytes_per_token_layer))
         per_layer = (m.kv_elems_per_token_layer() if m.mla
                      else 2 * self.kv_heads_per_gpu * m.head_dim)
         return m.attn_layers * per_layer * KV_BYTES[self.kv_dtype]
@@ -291,11 +353,21 @@ class KernelLatency:
     def weight_bytes_per_gpu(self) -> float:
         """Bytes of weights held by each GPU: experts in the expert precision, embeddings and
         LM head in BF16, everything else in the dense precision, all sharded over `tp` (with
-        `attn_dp`, all but the experts over one group's `tp / attn_dp`)."""
+        `attn_dp`, all but the experts over one group's `tp / attn_dp`). A DSA model's indexer is
+        replicated on every GPU of the group instead (vLLM `ReplicatedLinear`)."""
         m = self.model
         experts = m.expert_params
         embed = m.embedding_params
         dense = m.params - experts - embed
+        if m.dsa:
+            idx = m.attn_layers * m.index_params_per_layer * rl.WEIGHT_BYTES[self.dense_dtype]
+            return self._sharded_weight_bytes(dense - m.attn_layers * m.index_params_per_layer,
+                                              experts, embed) + idx
+        return self._sharded_weight_bytes(dense, experts, embed)
+
+    def _sharded_weight_bytes(self, dense: float, experts: float, embed: float) -> float:
+        """`weight_bytes_per_gpu` of weights split over the GPUs (dense, expert, embedding
+        parameters)."""
         if self.adp > 1:
             return ((dense * rl.WEIGHT_BYTES[self.dense_dtype] + embed * 2.0) / self.atp
                     + experts * rl.WEIGHT_BYTES[self.moe_dtype] / self.tp)
@@ -310,6 +382,11 @@ class KernelLatency:
         out = []
         if m.mla:
             out.extend((m.attn_layers, d, n, k) for n, k in self._mla_projections())
+            if m.dsa:  # the indexer's query, key and head-weight projections (replicated)
+                out.append((m.attn_layers, d, m.index_heads * m.index_head_dim,
+                            m.q_lora_rank or h))
+                out.append((m.attn_layers, d, m.index_head_dim, h))
+                out.append((m.attn_layers, "bf16", m.index_heads, h))
         else:
             out.append((m.attn_layers, d, (H // tp + 2 * self.kv_heads_per_gpu) * m.head_dim,
                         h))
@@ -331,6 +408,31 @@ class KernelLatency:
             out.append((m.mamba_layers, d, n_in // tp, h))
             out.append((m.mamba_layers, d, h, d_in // tp))
         return [(n_l, dt, max(1, n), max(1, k)) for n_l, dt, n, k in out if n_l]
+
+    def _indexer_costs(self) -> tuple[float, float]:
+        """DSA: seconds of the lightning indexer, all attention layers, on each GPU (vLLM
+        replicates it over tensor parallelism), per (decoding sequence, cached key) and per
+        prefill (query, key) pair; (0, 0) without DSA.
+
+        Scoring a key is 2 x index_heads x index_head_dim FLOPs (one query's heads against
+        the key, summed over heads in the kernel: DeepGEMM's `fp8_mqa_logits` writes one FP32
+        logit per pair), at the rate the GPU's GEMM table gives a compute-bound GEMM (m = n = k
+        = 8,192) in FP8 where the GPU has FP8 tensor cores, else BF16; the logit is written and
+        read back by the top-k selection (8 bytes); in decode the query also reads the key's
+        cache entry (`ModelSpec.index_bytes_per_token_layer`), once per sequence. Traffic at
+        the streaming bandwidth; each key or pair takes the longer of its compute and its
+        traffic."""
+        m = self.model
+        if not m.dsa:
+            return 0.0, 0.0
+        dt = "fp8" if rl.has_math(self.gpu, "fp8") else "bf16"
+        big = 8192.0
+        t = float(self.kernels.gemm(dt, 8192, 8192)(np.array([big]))[0])
+        flops = 2.0 * m.index_heads * m.index_head_dim * t / rl.gemm_flops(big, big, big)
+        read = (m.index_bytes_per_token_layer + 8.0) / self._stream
+        logits = 8.0 / self._stream
+        layers = m.attn_layers
+        return layers * max(flops, read), layers * max(flops, logits)
 
     def _mla_projections(self) -> list[tuple[int, int]]:
         """(n, k) of an MLA layer's projection GEMMs on one GPU: the fused q / kv
@@ -609,9 +711,9 @@ class KernelLatency:
         m = self.model
         self._pre = Grid(c["pre_b"], c["pre_s"], c["pre_t"])
         self._dec = Grid(c["dec_b"], c["dec_s"], c["dec_t"])
-        self._n_full = m.full_attn_layers
-        self._n_slide = m.sliding_layers
-        self._window = m.sliding_window
+        self._n_slide = m.capped_layers  # sliding-window layers, or all of a DSA model's
+        self._n_full = m.attn_layers - self._n_slide
+        self._window = m.attn_cap
         self._pre_s = self._pre.s.tolist()
         self._dec_s = self._dec.s
         self._dec_sl = self._dec.s.tolist()
@@ -637,6 +739,8 @@ class KernelLatency:
         t = self._n_full * _interp_tail(c, s, row)
         if self._n_slide:
             t = t + self._n_slide * _interp_tail(np.minimum(c, self._window), s, row)
+        if self._idx_dec:  # DSA: the indexer scores every cached key
+            t = t + self._idx_dec * (batch if self.adp == 1 else -(-batch // self.adp)) * c
         return t + self._mamba_dec * batch
 
     def _decode_attn1(self, batch: int, c: float) -> float:
@@ -647,6 +751,8 @@ class KernelLatency:
         if self._n_slide:
             w = self._window
             t += self._n_slide * _interp1(c if c < w else float(w), s, row)
+        if self._idx_dec:  # DSA: the indexer scores every cached key
+            t += self._idx_dec * (batch if self.adp == 1 else -(-batch // self.adp)) * c
         return t + self._mamba_dec * batch
 
     def _prefill_attn(self, seqs: int, tokens: int, pairs: float) -> float:
@@ -680,6 +786,8 @@ class KernelLatency:
             pw = br * (_window_pairs(p + s, w) - _window_pairs(p, w))
             total += self._n_slide * max(_pairs_time(row, self._pre_s, br, pw),
                                          _interp1(min(ctx, w), s_dec, drow))
+        if self._idx_pre:  # DSA: the indexer scores every (query, key) pair
+            total += self._idx_pre * pr
         return total
 
     # ------------------------------------------------------------------ LatencyModel
@@ -738,7 +846,7 @@ class KernelLatency:
         `elementwise` (norms, activations, rotary, KV-cache writes and a Mamba layer's scan of
         its tokens: their memory traffic), `lm_head_sampling`,
         `layer_floor` (per-layer launch / sync floor), `prefill_attention`,
-        `decode_attention`, `mamba_state` (recurrent state read and written per decoding
+        `decode_attention` (with a DSA model's indexer scoring the keys), `mamba_state` (recurrent state read and written per decoding
         sequence), `eager_launch` (a step launched eagerly waiting on the CPU's launches beyond
         its GPU work) and `cpu` (scheduler and input preparation not hidden behind the GPU).
         Terms of the busiest data-parallel attention group where `attn_dp` > 1."""
@@ -850,11 +958,17 @@ class KernelLatency:
         if self._n_slide and c0 >= w:
             a += saturated
         a += fixed
+        idx = 0.0
+        if self._idx_dec:  # DSA: the indexer's scoring grows by one key per sequence a step
+            idx = self._idx_dec * (batch if self.adp == 1 else -(-batch // self.adp))
+            a += idx * c0
         if self._async:
             if cpu > a:  # the CPU may bound some steps: not linear
                 return None
         else:
             a += cpu
+        if idx:
+            return a, lay * slope + idx
         return a, lay * slope
 
     def _decode_run_consts(self, batch: int) -> tuple:
@@ -889,6 +1003,9 @@ class KernelLatency:
         out = lay * (t0 + slope * k)
         if self._n_slide and c0 >= self._window:  # sliding layers saturated at the window
             out += self._n_slide * _interp1(float(self._window), s, row)
+        if self._idx_dec:  # DSA: the indexer scores every cached key
+            out += (self._idx_dec * (batch if self.adp == 1 else -(-batch // self.adp))
+                    * (c0 + k))
         return out + self._mamba_dec * batch
 
     def encoder_s(self, vision, images: int) -> float:

@@ -1,0 +1,150 @@
+"""DeepSeek Sparse Attention (DeepSeek-V3.2): what the config.json gives, the KV and weights vLLM
+holds for it, and the iteration time's closed forms — MLA attention capped at `index_topk`
+keys, the lightning indexer's scoring of every key on top (`KernelLatency._indexer_costs`)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from wrpsim.errors import ConfigError
+from wrpsim.pool.catalog import get_gpu, get_model, load_models
+from wrpsim.pool.engines import get_engine, kernels_for
+from wrpsim.pool.kernels import roofline as rl
+from wrpsim.pool.kernels.model import EngineConstants, KernelLatency
+from wrpsim.pool.modelspec import read_hf_config
+
+#: deepseek-ai/DeepSeek-V3.2-Exp config.json, the keys that shape the model
+V32_CONFIG = {
+    "architectures": ["DeepseekV32ForCausalLM"], "model_type": "deepseek_v32",
+    "first_k_dense_replace": 3, "hidden_size": 7168, "index_head_dim": 128,
+    "index_n_heads": 64, "index_topk": 2048, "intermediate_size": 18432, "kv_lora_rank": 512,
+    "max_position_embeddings": 163840, "moe_intermediate_size": 2048, "moe_layer_freq": 1,
+    "n_group": 8, "n_routed_experts": 256, "n_shared_experts": 1, "num_attention_heads": 128,
+    "num_experts_per_tok": 8, "num_hidden_layers": 61, "num_key_value_heads": 128,
+    "q_lora_rank": 1536, "qk_nope_head_dim": 128, "qk_rope_head_dim": 64, "topk_group": 4,
+    "v_head_dim": 128, "vocab_size": 129280, "tie_word_embeddings": False}
+
+
+def _lat(spec, gpu="h200-141gb", tp=8, **kw):
+    kernels = kernels_for(get_engine("vllm-0.24"), gpu)
+    return KernelLatency(spec, get_gpu(gpu), tp, kernels, EngineConstants(),
+                         precision="fp8_block", **kw)
+
+
+def _dense_twin(spec):
+    """The same model without DSA (DeepSeek-V3's attention)."""
+    return dataclasses.replace(spec, name=spec.name + "-dense", index_topk=0, index_heads=0,
+                               index_head_dim=0)
+
+
+def test_config_json_reads_the_indexer_and_matches_the_catalog_entry():
+    fields, unread = read_hf_config(V32_CONFIG)
+    assert (fields["index_topk"], fields["index_heads"], fields["index_head_dim"]) == (
+        2048, 64, 128)
+    assert not [k for k in unread if k.startswith("index")]
+    m = get_model("deepseek-v3.2")
+    assert all(getattr(m, k) == v for k, v in fields.items())
+    # V3's shapes plus 61 indexers of 1536 x 8192 + 7168 x (128 + 64) weights
+    v3 = get_model("deepseek-v3")
+    assert m.params - v3.params == 61 * (1536 * 64 * 128 + 7168 * (128 + 64))
+    assert (m.capped_layers, m.attn_cap) == (61, 2048)
+
+
+def test_kv_bytes_are_vllms_pages():
+    """vLLM 0.11+: the latent (576 values, BF16; `fp8_ds_mla` with kv fp8: 512 FP8 + 4 FP32
+    scales + 64 BF16 RoPE = 656 bytes) plus the indexer's 128 FP8 keys + 1 FP32 scale (132
+    bytes, `DeepseekV32IndexerCache`), per layer, on every GPU."""
+    m = get_model("deepseek-v3.2")
+    assert m.kv_bytes_per_token == 61 * (576 * 2 + 132)
+    assert _lat(m).kv_bytes_per_token_per_gpu == 61 * (1152 + 132)
+    assert _lat(m, kv_dtype="fp8").kv_bytes_per_token_per_gpu == 61 * (656 + 132)
+    v3 = get_model("deepseek-v3")
+    assert _lat(v3, kv_dtype="fp8").kv_bytes_per_token_per_gpu == 61 * 576
+
+
+def test_indexer_weights_are_replicated_over_tensor_parallelism():
+    m = get_model("deepseek-v3.2")
+    idx = 61 * m.index_params_per_layer * rl.WEIGHT_BYTES["fp8_block"]
+    for tp in (1, 8):
+        twin = _lat(_dense_twin(m), tp=tp).weight_bytes_per_gpu
+        assert _lat(m, tp=tp).weight_bytes_per_gpu == pytest.approx(twin + idx, rel=1e-12)
+
+
+@pytest.mark.parametrize("gpu", ["h200-141gb", "b200-180gb", "rtxpro6000-96gb"])
+def test_indexer_cost_is_its_flops_or_its_bytes(gpu):
+    """Per key and layer: 2 x 64 x 128 FLOPs at the rate the FP8 GEMM table gives a
+    compute-bound GEMM (8,192 cubed), or the cache entry and logit (132 + 8 bytes decode, 8
+    prefill) at the streaming bandwidth."""
+    m = get_model("deepseek-v3.2")
+    lat = _lat(m, gpu=gpu, tp=1 if gpu == "rtxpro6000-96gb" else 8)
+    t = float(lat.kernels.gemm("fp8", 8192, 8192)(np.array([8192.0]))[0])
+    flops = 2 * 64 * 128 * t / (2 * 8192.0 ** 3)
+    assert lat._idx_dec == pytest.approx(61 * max(flops, 140 / lat._stream), rel=1e-12)
+    assert lat._idx_pre == pytest.approx(61 * max(flops, 8 / lat._stream), rel=1e-12)
+    assert 0 < lat._idx_pre <= lat._idx_dec
+    twin = _lat(_dense_twin(m), gpu=gpu, tp=1 if gpu == "rtxpro6000-96gb" else 8)
+    assert twin._idx_dec == twin._idx_pre == 0.0
+
+
+def test_decode_past_top_k_grows_by_the_indexer_alone():
+    """Beyond 2,048 cached tokens the MLA attention reads 2,048 keys whatever the context: a
+    decode step then grows by the indexer's scoring of the extra keys, exactly; the dense twin
+    keeps growing with its attention (many times faster at long context)."""
+    m = get_model("deepseek-v3.2")
+    lat, twin = _lat(m), _lat(_dense_twin(m))
+    b = 64
+    for c1, c2 in ((4096, 8192), (16384, 100000)):
+        grow = lat.decode_step_s(b, c2) - lat.decode_step_s(b, c1)
+        assert grow == pytest.approx(lat._idx_dec * b * (c2 - c1), rel=1e-9)
+        assert twin.decode_step_s(b, c2) - twin.decode_step_s(b, c1) > 5 * grow
+    # below the cap the attention is the dense twin's, the indexer on top
+    for c in (512, 2000):
+        assert lat._decode_attn1(b, c) == pytest.approx(
+            twin._decode_attn1(b, c) + lat._idx_dec * b * c, rel=1e-12)
+
+
+def test_decode_runs_match_their_steps():
+    """The closed-form decode run (a + b k) and the vectorised one equal the step-by-step sum,
+    inside a segment and across the 2,048-key cap."""
+    lat = _lat(get_model("deepseek-v3.2"))
+    for b, c0, n in ((32, 700, 200), (32, 1950, 300), (8, 5000, 100)):
+        steps = np.array([lat.decode_step_s(b, c0 + k) for k in range(n)])
+        cum = lat.decode_run_cum_s(b, b * c0, n)
+        assert cum == pytest.approx(np.cumsum(steps), rel=1e-9)
+        assert lat.decode_run_s(b, b * c0, n) == pytest.approx(steps, rel=1e-9)
+
+
+def test_prefill_caps_the_attention_and_scores_every_pair():
+    """A fresh prompt of s > 2,048 tokens: MLA attention over the window's pairs (query i
+    attends to min(i, 2048) keys), as a 2,048-token sliding window times it, plus the indexer
+    on all s (s + 1) / 2 pairs."""
+    m = get_model("deepseek-v3.2")
+    lat = _lat(m)
+    window = _lat(dataclasses.replace(_dense_twin(m), sliding_window=2048, sliding_layers=61))
+    for s in (1024, 8192, 32768):
+        pairs = s * (s + 1) / 2.0
+        assert lat._prefill_attn(1, s, pairs) == pytest.approx(
+            window._prefill_attn(1, s, pairs) + lat._idx_pre * pairs, rel=1e-12)
+    # vLLM replicates the indexer over tensor parallelism while MLA's heads are split: at TP 8
+    # the indexer's scoring of a long prompt costs about what capping the attention saves
+    twin = _lat(_dense_twin(m))
+    s = 32768
+    assert lat.prefill_s(1, s) == pytest.approx(twin.prefill_s(1, s), rel=0.15)
+
+
+def test_a_dsa_entry_must_be_mla_with_an_indexer(tmp_path):
+    base = ("m:\n  layers: 4\n  hidden: 1024\n  heads: 8\n  kv_heads: 8\n  head_dim: 128\n"
+            "  intermediate: 2048\n  vocab: 1000\n")
+    path = tmp_path / "models.yaml"
+    path.write_text(base + "  index_topk: 256\n  index_heads: 8\n  index_head_dim: 64\n")
+    with pytest.raises(ConfigError, match=r"'index_topk'.*needs an MLA model"):
+        load_models(path)
+    mla = "  kv_lora_rank: 128\n  qk_rope_head_dim: 32\n  v_head_dim: 64\n"
+    path.write_text(base + mla + "  index_topk: 256\n")
+    with pytest.raises(ConfigError, match=r"'index_heads' and 'index_head_dim' must be > 0"):
+        load_models(path)
+    path.write_text(base + mla + "  index_topk: 256\n  index_heads: 8\n  index_head_dim: 64\n")
+    assert load_models(path)["m"].dsa
