@@ -650,8 +650,27 @@ class KernelLatency:
         """The prefill and decode attention `Grid`s of this instance's head layout (one
         group's heads with `attn_dp`)."""
         if self._mla_tables:
-            return self._mla_module_grids()
-        return self._composed_mla_grids() if self.model.mla else self._mha_grids()
+            pre, dec = self._mla_module_grids()
+        elif self.model.mla:
+            pre, dec = self._composed_mla_grids()
+        else:
+            return self._mha_grids()
+        return (self._dsa_prefill(pre) if self.model.dsa else pre), dec
+
+    def _dsa_prefill(self, pre):
+        """DSA runs prefill attention in MLA's absorbed (MQA) form, as decode: every query head
+        against the latent key (kv_lora_rank + rope wide) and latent value (kv_lora_rank),
+        DeepSeek's FlashMLA sparse prefill kernel (up to 640 TFLOP/s on an H800 counted so),
+        where dense MLA prefill, which `pre` times, runs per head at qk_head_dim + v_head_dim:
+        2 x (2 x 512 + 64) against 2 x (192 + 128) FLOPs a head and pair for DeepSeek-V3.2
+        (3.4 x). The grid's growth above its smallest cell is scaled by that ratio: the same
+        kernel efficiency at the MQA form's FLOPs (the capped pairs are `_prefill_attn`'s)."""
+        from wrpsim.pool.kernels.tables import Grid
+
+        m = self.model
+        ratio = (2 * m.kv_lora_rank + m.qk_rope_head_dim) / (m.head_dim + m.v_head_dim)
+        t0 = pre.t[0, 0]
+        return Grid(pre.b, pre.s, t0 + (pre.t - t0) * ratio)
 
     def _composed_mla_grids(self):
         """MLA attention from the attention tables: prefill as multi-head attention over the
@@ -846,9 +865,10 @@ class KernelLatency:
         `elementwise` (norms, activations, rotary, KV-cache writes and a Mamba layer's scan of
         its tokens: their memory traffic), `lm_head_sampling`,
         `layer_floor` (per-layer launch / sync floor), `prefill_attention`,
-        `decode_attention` (with a DSA model's indexer scoring the keys), `mamba_state` (recurrent state read and written per decoding
-        sequence), `eager_launch` (a step launched eagerly waiting on the CPU's launches beyond
-        its GPU work) and `cpu` (scheduler and input preparation not hidden behind the GPU).
+        `decode_attention` (with a DSA model's indexer scoring the keys), `mamba_state`
+        (recurrent state read and written per decoding sequence), `eager_launch` (a step
+        launched eagerly waiting on the CPU's launches beyond its GPU work) and `cpu`
+        (scheduler and input preparation not hidden behind the GPU).
         Terms of the busiest data-parallel attention group where `attn_dp` > 1."""
         names = ("gemms", "moe_experts", "all_reduce", "moe_dispatch", "elementwise",
                  "lm_head_sampling", "layer_floor", "prefill_attention", "decode_attention",
