@@ -63,6 +63,20 @@ def test_llmservingsim_run_replayed_request_by_request(prefix, gpu):
     assert abs(e["ttft_mean_s"]) <= 0.15
 
 
+def test_llmservingsim_runs_take_their_checkpoints_precision_and_blocks():
+    """Each run replays its own record: the DeepSeek-V3.2 run's meta.json names a block-FP8
+    checkpoint (`fp8_block`), the others are BF16; the KV blocks are the measured ones in
+    wrpsim's 16-token blocks (49,181 of vLLM's 64-token blocks there)."""
+    cases = {c.name.split(" ")[0]: c for c in llmservingsim_cases()}
+    assert len(cases) == 5
+    ds = cases["RTXPRO6000/DeepSeek-V3.2-Exp-16L64E"]
+    assert (ds.model, ds.pool["precision"], ds.pool["kv_blocks"]) == (
+        "deepseek-v3.2-16l64e", "fp8_block", 49181 * 4)
+    assert len(ds.trace) == 300 and ds.trace["arrival_s"].is_monotonic_increasing
+    assert {c.pool["precision"] for n, c in cases.items() if n != ds.name.split(" ")[0]} == {
+        "bf16"}
+
+
 def test_silicon_cases_follow_the_benchmark_protocol():
     cases = silicon_cases()
     c = next(c for c in cases if c.model == "llama3.1-70b" and c.info["isl"] == 8192)
@@ -87,7 +101,7 @@ def test_cli_writes_the_error_table(tmp_path):
     r = _cli("sets=[llmservingsim]", f"out_dir={tmp_path}", "mlenergy_dir=null")
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout.strip().splitlines()[-1])
-    assert out["cases"] == 4
+    assert out["cases"] == 5
     for k in ("cases_csv", "summary_csv", "summary_md", "worst_csv"):
         assert Path(out[k]).is_file()
     md = (tmp_path / "validation_summary.md").read_text()

@@ -293,11 +293,25 @@ _LSS = {  # run folder -> (catalog model, GPU, instances, notes)
         "vLLM ran DP 2 x EP 2: one instance of 2 GPUs with data-parallel attention (attn_dp 2)"
         " and the experts spread over both (ep 2); the two ranks' schedulers are one with twice"
         " the token budget and sequences"),
+    "RTXPRO6000/DeepSeek-V3.2-Exp-16L64E": (
+        "deepseek-v3.2-16l64e", "rtxpro6000-96gb", 1,
+        "vLLM 0.28, block-FP8 checkpoint (random weights), DeepSeek Sparse Attention; no kernel"
+        " of it measured on this GPU: its FP8 GEMMs and MoE by the roofline ratio, its MLA"
+        " attention composed from the GPU's attention tables"),
 }
 
 
+def _llmss_precision(meta: dict) -> str:
+    """A run's weight precision from its `meta.json`: `fp8_block` for a checkpoint quantized
+    to FP8 in blocks (`quantization`: quant_method fp8 with a weight_block_size), else bf16."""
+    q = meta.get("quantization") or {}
+    if q.get("quant_method") == "fp8":
+        return "fp8_block" if q.get("weight_block_size") else "fp8"
+    return "bf16"
+
+
 def llmservingsim_cases() -> list[Case]:
-    """The four exactly replayable vLLM runs, request by request."""
+    """The five exactly replayable vLLM runs, request by request."""
     out = []
     for folder, (model, gpu, count, notes) in _LSS.items():
         d = measured_dir() / "llmservingsim" / folder
@@ -318,7 +332,8 @@ def llmservingsim_cases() -> list[Case]:
         eng = meta["engine_kwargs"]
         dp = int(eng.get("data_parallel_size") or 1)  # vLLM DP ranks: data-parallel attention
         tp = int(eng["tensor_parallel_size"]) * dp
-        pool = {"gpu": gpu, "model": model, "tp": tp, "count": count, "precision": "bf16",
+        pool = {"gpu": gpu, "model": model, "tp": tp, "count": count,
+                "precision": _llmss_precision(meta),
                 "scheduler": {"policy": "sarathi",
                               "token_budget": dp * eng["max_num_batched_tokens"],
                               "max_seqs": dp * eng["max_num_seqs"], "block_size": 16}}
