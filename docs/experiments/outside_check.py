@@ -15,7 +15,8 @@ sequences on H100 / H200, 2,048 and 256 on A100) and engine vllm-0.11 (the pages
 / 0.11.0; the A100 runs state no version). Prints the measured and simulated mean TTFT, mean
 TPOT and output throughput per case and the median absolute and signed errors; about 35 s on
 2 cores. Two runs (Qwen3-235B FP8 on 4 x H100) are from GPUStack's tuning steps (16,384
-batched tokens), not its baseline.
+batched tokens), not its baseline, and so is one DeepSeek-V3.2 run (data-parallel attention
+over 8 GPUs with expert parallelism, wrpsim's `attn_dp: 8`, `ep: 8`).
 
     python docs/experiments/outside_check.py
 """
@@ -46,6 +47,10 @@ SETTINGS = {
     # served 32k-token prompts on one 80 GB GPU, so with more KV beside the weights than
     # wrpsim's 3.5 GiB reserve leaves (7.5 GiB, 30,624 tokens)
     "L32K": [f"+{P}max_context=32768"],
+    # vLLM `-tp 1 -dp 8 --enable-expert-parallel`: eight data-parallel attention ranks, each
+    # with vLLM's batch defaults, and the experts spread over the eight GPUs
+    "DP8EP": [f"{P}scheduler.token_budget={8 * 8192}", f"{P}scheduler.max_seqs={8 * 1024}",
+              f"+{P}attn_dp=8", f"+{P}ep=8"],
     "RSV": [f"+{P}scheduler.reserve_gib=0.5"],
 }
 
