@@ -415,3 +415,40 @@ def test_a_broken_yaml_in_conf_is_one_line_naming_file_line_and_column(tmp_path,
                        r"not find expected ',' or '\]' \(while parsing a flow sequence at line "
                        r"1\)$"):
         app.check_catalogs()
+
+
+def test_one_broken_entry_leaves_the_others_running(tmp_path):
+    """A user's models.yaml with one entry wrpsim cannot read (here a config.json without
+    num_experts_per_tok) stopped every run, whatever model it used; now that entry is left out
+    with one warning naming it, the others run, and asking for it fails with its one line
+    (exit 2), also where it was meant to replace a shipped entry."""
+    (tmp_path / "moe.json").write_text(json.dumps({
+        "model_type": "hunyuan_v1_moe", "num_hidden_layers": 32, "hidden_size": 4096,
+        "num_attention_heads": 32, "num_key_value_heads": 8, "intermediate_size": 3072,
+        "num_experts": 64, "vocab_size": 128167}))
+    (tmp_path / "models.yaml").write_text(
+        "broken-moe:\n  config_json: moe.json\n"
+        "llama3.1-8b:\n  layers: 0\n  hidden: 4096\n  heads: 32\n  kv_heads: 8\n"
+        "  head_dim: 128\n  intermediate: 14336\n  vocab: 128256\n"
+        "fine:\n  layers: 4\n  hidden: 1024\n  heads: 8\n  kv_heads: 8\n  head_dim: 128\n"
+        "  intermediate: 2048\n  vocab: 1000\n")
+    env = {**os.environ, "WRPSIM_CATALOG": str(tmp_path),
+           "WRPSIM_MODEL_CACHE": str(tmp_path / "mc")}
+
+    def perf(model):
+        return subprocess.run([sys.executable, "-m", "wrpsim.perf", f"model={model}",
+                               "gpu=h100-80gb", "batch=8"], capture_output=True, text=True,
+                              env=env, cwd=tmp_path, timeout=120)
+
+    ok = perf("fine")
+    assert ok.returncode == 0, ok.stderr
+    assert json.loads(ok.stdout.strip().splitlines()[-1])["model"] == "fine"
+    warned = [ln for ln in ok.stderr.splitlines() if "entry left out" in ln]
+    assert len(warned) == 2 and "entry 'broken-moe': config.json lacks 'num_experts_per_tok'" \
+        in warned[0] and "entry 'llama3.1-8b': field 'layers' must be > 0" in warned[1]
+    for name, why in (("broken-moe", "config.json lacks 'num_experts_per_tok'"),
+                      ("llama3.1-8b", "field 'layers' must be > 0")):
+        bad = perf(name)
+        assert bad.returncode == 2 and bad.stdout == ""
+        errors = [ln for ln in bad.stderr.splitlines() if ln.startswith("wrpsim: error:")]
+        assert len(errors) == 1 and f"entry {name!r}: {why}" in errors[0], bad.stderr

@@ -248,50 +248,63 @@ def _hf_entry(path: Path, name: str, raw: dict) -> dict:
 UNREAD: dict[str, str] = {}
 
 
-def load_models(path: Path) -> dict[str, ModelSpec]:
-    """Parse and validate a model catalog file (own fields, or `hf_config` / `config_json`)."""
+def load_models(path: Path, broken: dict[str, str] | None = None) -> dict[str, ModelSpec]:
+    """Parse and validate a model catalog file (own fields, or `hf_config` / `config_json`).
+    An invalid entry raises `ConfigError` (one line naming the file, entry and field); with
+    `broken` given (a user's catalog) it is left out instead and its message kept there under
+    its name, so that one bad entry does not stop the models that are fine."""
     out = {}
     for name, raw in _read(path).items():
-        if "hf_config" in raw or "config_json" in raw:
-            raw = _hf_entry(path, name, raw)
-        _check_keys(path, name, raw, set(SPEC_FIELDS))
-        vals: dict[str, Any] = {}
-        for k in INT_FIELDS:
-            if k in REQUIRED:
-                vals[k] = _num(path, name, k, raw, integer=True)
-            elif k in raw:
-                vals[k] = _num(path, name, k, raw, integer=True, zero_ok=k in _ZERO_OK_MODEL)
-        for k in BOOL_FIELDS:
-            v = raw.get(k, k == "gated_mlp")
-            if not isinstance(v, bool):
-                raise ConfigError(f"{path}: entry {name!r}: field {k!r} must be true or false")
-            vals[k] = v
-        experts = vals.get("experts", 1)
-        if vals.get("active_experts", 1) > experts:
-            raise ConfigError(f"{path}: entry {name!r}: field 'active_experts' must be <= "
-                              f"experts ({experts}), got {vals['active_experts']}")
-        if vals["heads"] % vals["kv_heads"]:
-            raise ConfigError(f"{path}: entry {name!r}: field 'kv_heads' must divide heads")
-        if vals.get("sliding_layers", 0) > (vals.get("attention_layers") or vals["layers"]):
-            raise ConfigError(f"{path}: entry {name!r}: field 'sliding_layers' must be <= the "
-                              f"attention layers")
-        if vals.get("sliding_layers", 0) and not vals.get("sliding_window", 0):
-            raise ConfigError(f"{path}: entry {name!r}: field 'sliding_window' must be > 0 "
-                              f"when sliding_layers is set")
-        if vals.get("index_topk", 0):
-            if not vals.get("kv_lora_rank", 0):
-                raise ConfigError(f"{path}: entry {name!r}: field 'index_topk' (DeepSeek Sparse "
-                                  f"Attention) needs an MLA model (kv_lora_rank > 0)")
-            if not vals.get("index_heads", 0) or not vals.get("index_head_dim", 0):
-                raise ConfigError(f"{path}: entry {name!r}: fields 'index_heads' and "
-                                  f"'index_head_dim' must be > 0 when index_topk is set")
-            if vals.get("sliding_layers", 0):
-                raise ConfigError(f"{path}: entry {name!r}: field 'index_topk' with "
-                                  f"sliding-window layers is not modelled; give one of them")
-        if raw.get("vision") is not None:
-            vals["vision"] = _vision(path, name, raw["vision"])
-        out[name] = ModelSpec(name=name, source=str(raw.get("source", "")), **vals)
+        try:
+            out[name] = _model_entry(path, name, raw)
+        except ConfigError as exc:
+            if broken is None:
+                raise
+            broken[name] = str(exc)
     return out
+
+
+def _model_entry(path: Path, name: str, raw: dict) -> ModelSpec:
+    """One validated entry of a model catalog file (`load_models`)."""
+    if "hf_config" in raw or "config_json" in raw:
+        raw = _hf_entry(path, name, raw)
+    _check_keys(path, name, raw, set(SPEC_FIELDS))
+    vals: dict[str, Any] = {}
+    for k in INT_FIELDS:
+        if k in REQUIRED:
+            vals[k] = _num(path, name, k, raw, integer=True)
+        elif k in raw:
+            vals[k] = _num(path, name, k, raw, integer=True, zero_ok=k in _ZERO_OK_MODEL)
+    for k in BOOL_FIELDS:
+        v = raw.get(k, k == "gated_mlp")
+        if not isinstance(v, bool):
+            raise ConfigError(f"{path}: entry {name!r}: field {k!r} must be true or false")
+        vals[k] = v
+    experts = vals.get("experts", 1)
+    if vals.get("active_experts", 1) > experts:
+        raise ConfigError(f"{path}: entry {name!r}: field 'active_experts' must be <= "
+                          f"experts ({experts}), got {vals['active_experts']}")
+    if vals["heads"] % vals["kv_heads"]:
+        raise ConfigError(f"{path}: entry {name!r}: field 'kv_heads' must divide heads")
+    if vals.get("sliding_layers", 0) > (vals.get("attention_layers") or vals["layers"]):
+        raise ConfigError(f"{path}: entry {name!r}: field 'sliding_layers' must be <= the "
+                          f"attention layers")
+    if vals.get("sliding_layers", 0) and not vals.get("sliding_window", 0):
+        raise ConfigError(f"{path}: entry {name!r}: field 'sliding_window' must be > 0 "
+                          f"when sliding_layers is set")
+    if vals.get("index_topk", 0):
+        if not vals.get("kv_lora_rank", 0):
+            raise ConfigError(f"{path}: entry {name!r}: field 'index_topk' (DeepSeek Sparse "
+                              f"Attention) needs an MLA model (kv_lora_rank > 0)")
+        if not vals.get("index_heads", 0) or not vals.get("index_head_dim", 0):
+            raise ConfigError(f"{path}: entry {name!r}: fields 'index_heads' and "
+                              f"'index_head_dim' must be > 0 when index_topk is set")
+        if vals.get("sliding_layers", 0):
+            raise ConfigError(f"{path}: entry {name!r}: field 'index_topk' with "
+                              f"sliding-window layers is not modelled; give one of them")
+    if raw.get("vision") is not None:
+        vals["vision"] = _vision(path, name, raw["vision"])
+    return ModelSpec(name=name, source=str(raw.get("source", "")), **vals)
 
 
 def _vision(path: Path, name: str, raw) -> VisionSpec:
@@ -323,14 +336,26 @@ def gpus() -> dict[str, GpuSpec]:
     return table
 
 
+#: name -> why the user's `models.yaml` entry of that name was left out (`models`)
+BROKEN: dict[str, str] = {}
+
+
 @cache
 def models() -> dict[str, ModelSpec]:
     """All models of the catalog by name (loaded once): the shipped ones, then the user's
-    `models.yaml` (`$WRPSIM_CATALOG`), whose entries are added or replace shipped ones."""
+    `models.yaml` (`$WRPSIM_CATALOG`), whose entries are added or replace shipped ones. A user's
+    entry that is not valid is left out with a warning naming it and why (`BROKEN`; the other
+    models still run), and asking for it (`get_model`) fails with that one line."""
     table = load_models(catalog_path() / "models.yaml")
+    BROKEN.clear()
     user = _user_file("models.yaml")
     if user is not None:
-        table.update(load_models(user))
+        broken: dict[str, str] = {}
+        table.update(load_models(user, broken))
+        for name, why in broken.items():
+            table.pop(name, None)  # (not the shipped entry it was meant to replace)
+            warn(f"{why} (entry left out of the catalog; the others are loaded)")
+        BROKEN.update(broken)
     return table
 
 
@@ -345,6 +370,8 @@ def get_gpu(name: str) -> GpuSpec:
 def get_model(name: str) -> ModelSpec:
     """The catalog model `name`; `ConfigError` listing the valid names if unknown."""
     table = models()
+    if name in BROKEN:
+        raise ConfigError(BROKEN[name])
     if name not in table:
         raise unknown_choice("model", name, table)
     if name in UNREAD:
