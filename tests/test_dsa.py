@@ -117,26 +117,31 @@ def test_decode_runs_match_their_steps():
         assert lat.decode_run_s(b, b * c0, n) == pytest.approx(steps, rel=1e-9)
 
 
-@pytest.mark.parametrize("gpu", ["h200-141gb", "a100-80gb"])  # MLA module tables / composed
-def test_prefill_is_mqa_form_over_capped_pairs_plus_the_indexer(gpu):
-    """DSA prefill runs MLA's absorbed (MQA) form, as FlashMLA's sparse prefill kernel does:
-    (2 x 512 + 64) / (192 + 128) = 3.4 x dense MLA's FLOPs a pair, so the prefill grid's growth
-    above its smallest cell is the dense twin's times 3.4. A fresh prompt of s tokens then
-    costs that attention over the capped pairs (query i attends to min(i, 2048) keys, as a
-    2,048-token window times it) plus the indexer on all s (s + 1) / 2 pairs."""
+@pytest.mark.parametrize("gpu, tp, heads", [("h200-141gb", 8, 64), ("b200-180gb", 8, 128),
+                                             ("h200-141gb", 1, 128), ("a100-80gb", 8, 16)])
+def test_prefill_is_the_sparse_kernel_over_picked_pairs_plus_the_indexer(gpu, tp, heads):
+    """Prefill attention of a DSA model: FlashMLA's sparse kernel in MLA's absorbed form, per
+    picked pair 2 x heads x (2 x 512 + 64) FLOPs at 640 / 989 of the BF16 peak or the pair's
+    latent cache entry at the streaming bandwidth, whichever is longer, with the GPU's heads
+    padded as vLLM pads them (64 on Hopper, 128 on Blackwell; 16 a GPU at TP 8 otherwise); the
+    picked pairs of a prompt of s tokens are the window's (query i picks min(i, 2,048) keys),
+    and the indexer scores all s (s + 1) / 2; the result does not depend on the chunking."""
+    from wrpsim.pool.kernels.model import _window_pairs
+
     m = get_model("deepseek-v3.2")
-    lat, twin = _lat(m, gpu=gpu), _lat(_dense_twin(m), gpu=gpu)
-    t0 = twin._pre.t[0, 0]
-    assert lat._pre.t == pytest.approx(t0 + (twin._pre.t - t0) * (1088 / 320), rel=1e-12)
-    assert np.array_equal(lat._dec.t, twin._dec.t)  # decode was already the absorbed form
-    window = _lat(dataclasses.replace(_dense_twin(m), sliding_window=2048, sliding_layers=61),
-                  gpu=gpu)
-    window._pre = lat._pre  # (a window over the same grid)
-    window._pre_s, window._pre_rows = lat._pre_s, {}
+    lat = _lat(m, gpu=gpu, tp=tp)
+    flops = 2 * heads * 1088 / (640 / 989 * lat.gpu.bf16_tflops * 1e12)
+    entry = 1152 / lat._stream
+    assert lat._dsa_pair == pytest.approx(61 * max(flops, entry), rel=1e-12)
     for s in (1024, 8192, 32768):
         pairs = s * (s + 1) / 2.0
-        assert lat._prefill_attn(1, s, pairs) == pytest.approx(
-            window._prefill_attn(1, s, pairs) + lat._idx_pre * pairs, rel=1e-12)
+        got = lat._prefill_attn(1, s, pairs)
+        assert got == pytest.approx(lat._dsa_pair * _window_pairs(s, 2048)
+                                    + lat._idx_pre * pairs, rel=1e-12)
+        # the same prompt in 2,048-token chunks: the same picked pairs, the same time
+        chunks = sum(lat._prefill_attn(1, 2048, 2048 * (p + 2049 / 2.0))
+                     for p in range(0, s, 2048)) if s >= 2048 else got
+        assert chunks == pytest.approx(got, rel=1e-9)
 
 
 def test_a_dsa_entry_must_be_mla_with_an_indexer(tmp_path):

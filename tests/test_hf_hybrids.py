@@ -190,3 +190,59 @@ def test_a_dense_granite_4_hybrid_uses_its_shared_mlp():
              "shared_intermediate_size": 8192}
     m, unread = _spec(dense)
     assert (m.experts, m.intermediate, unread) == (1, 8192, [])
+
+
+NEMOTRON_3_SUPER = {  # nvidia/NVIDIA-Nemotron-3-Super-120B-A12B: 120B total, 12B active
+    "model_type": "nemotron_h", "hidden_size": 4096, "intermediate_size": 2688,
+    "hybrid_override_pattern": "MEMEMEM*EMEMEMEM*EMEMEMEM*EMEMEMEMEM*EMEMEMEMEM*EMEMEMEMEM*"
+                               "EMEMEMEMEM*EMEMEMEM*EMEMEMEME",
+    "mamba_head_dim": 64, "mamba_num_heads": 128, "n_groups": 8, "ssm_state_size": 128,
+    "conv_kernel": 4, "mlp_hidden_act": "relu2", "moe_intermediate_size": 2688,
+    "moe_latent_size": 1024, "moe_shared_expert_intermediate_size": 5376,
+    "n_routed_experts": 512, "n_shared_experts": 1, "num_experts_per_tok": 22,
+    "num_attention_heads": 32, "num_key_value_heads": 2, "head_dim": 128,
+    "num_hidden_layers": 88, "vocab_size": 131072, "tie_word_embeddings": False,
+    "max_position_embeddings": 262144}
+
+
+def test_a_latent_moe_runs_its_experts_at_the_latent_width():
+    """Nemotron 3 Super's 512 experts work at `moe_latent_size` 1,024, not the hidden 4,096:
+    each MoE layer projects its tokens down before them and up after (fc1 / fc2_latent_proj),
+    the shared expert and the router stay at 4,096. Read as hidden-wide experts the model was
+    459 B parameters for its published 120 B. The latency model runs the experts at the latent
+    width, dispatches latent-wide tokens between expert-parallel GPUs, and holds the two
+    projections on every GPU (vLLM `ReplicatedLinear`)."""
+    import numpy as np
+
+    from wrpsim.pool.catalog import get_gpu
+    from wrpsim.pool.engines import get_engine, kernels_for
+    from wrpsim.pool.kernels import roofline as rl
+    from wrpsim.pool.kernels.model import EngineConstants, KernelLatency
+
+    fields, unread = read_hf_config(NEMOTRON_3_SUPER)
+    assert "moe_latent_size" not in unread
+    m = ModelSpec(name="nemotron-3-super", **fields)
+    assert (m.moe_layers, m.expert_hidden, m.gated_mlp) == (40, 1024, False)
+    assert m.expert_params == 40 * 512 * 2 * 1024 * 2688
+    assert m.params / 1e9 == pytest.approx(120.7, abs=0.1)
+    assert m.active_params / 1e9 == pytest.approx(12.8, abs=0.1)
+    kernels = kernels_for(get_engine("vllm-0.24"), "h200-141gb")
+    for tp, ep in ((8, 1), (8, 8)):
+        lat = KernelLatency(m, get_gpu("h200-141gb"), tp, kernels, EngineConstants(), ep=ep)
+        T = np.array([1.0, 64.0, 4096.0])
+        moe_tp, moe_ep = (1, tp) if ep > 1 else (tp, 1)
+        want = 40 * kernels.moe("bf16", 1024, 2688, 22, 512, moe_tp, moe_ep, False)(T)
+        assert np.allclose(lat._moe_layers_s(T), want, rtol=1e-12)
+        assert ((40, "bf16", 1024, 4096) in lat._gemms()
+                and (40, "bf16", 4096, 1024) in lat._gemms())
+        if ep > 1:
+            e = T * 1024
+            got = lat._dispatch_s(40, 8, T)
+            assert np.allclose(got, 40 * (kernels.nccl("all_gather", 8)(e)
+                                          + kernels.nccl("reduce_scatter", 8)(e)), rtol=1e-12)
+        rep = 40 * m.latent_params_per_layer * rl.WEIGHT_BYTES["bf16"]
+        dense = (m.params - m.expert_params - m.embedding_params
+                 - 40 * m.latent_params_per_layer)
+        assert lat.weight_bytes_per_gpu == pytest.approx(
+            (dense * 2.0 + m.embedding_params * 2.0 + m.expert_params * 2.0) / tp + rep,
+            rel=1e-12)

@@ -62,7 +62,7 @@ C_TYPED = {
     # the pool's config; `_async`, `_graph_mixed`, `schedule_lag` are made with `bool()`)
     "KernelLatency": {"_cpu0": "double", "_cpu_seq": "double", "_floor": "double",
                       "_eager": "double", "_mamba_dec": "double", "_idx_dec": "double",
-                      "_idx_pre": "double", "_n_full": "long long",
+                      "_dsa_pair": "double", "_idx_pre": "double", "_n_full": "long long",
                       "_n_slide": "long long", "_window": "long long", "adp": "long long",
                       "max_tokens": "long long", "_async": "bint", "_graph_mixed": "bint",
                       "schedule_lag": "bint", "_has_bound": "bint"},

@@ -81,6 +81,10 @@ class GpuSpec:
     fp4_tflops: float = 0.0
     bf16_sustained_tflops: float = 0.0
     fp8_sustained_tflops: float = 0.0
+    #: query heads vLLM's sparse MLA kernels (FlashMLA, DeepSeek Sparse Attention) compute on
+    #: this GPU whatever fewer a GPU holds: they exist for 64 and 128 heads, and vLLM pads to 64
+    #: on Hopper, 128 on Blackwell (0: not known, no padding)
+    mla_sparse_heads: float = 0.0
     #: how a server's GPUs reach each other: `nvlink` (NVLink / NVSwitch, Infinity Fabric) or
     #: `pcie` (no scale-up fabric: vLLM's custom all-reduce then serves at most two GPUs and a
     #: larger tensor-parallel group all-reduces with NCCL)
@@ -142,7 +146,8 @@ def _check_keys(path: Path, entry: str, raw: dict, allowed: set[str], prefix: st
 
 _GPU_BASE = ("bf16_tflops", "mem_gib", "mem_bw_gbs", "tdp_w", "idle_w", "link_gbs",
              "price_per_hour_usd")
-_GPU_OPTIONAL = ("fp8_tflops", "fp4_tflops", "bf16_sustained_tflops", "fp8_sustained_tflops")
+_GPU_OPTIONAL = ("fp8_tflops", "fp4_tflops", "bf16_sustained_tflops", "fp8_sustained_tflops",
+                 "mla_sparse_heads")
 SCALEUPS = ("nvlink", "pcie")
 
 

@@ -78,6 +78,9 @@ class ModelSpec:
     dense_intermediate: int = 0
     dense_layers: int = 0
     shared_intermediate: int = 0
+    #: latent MoE (Nemotron 3 Super / Ultra `moe_latent_size`): the routed experts work at this
+    #: width, the layer's tokens projected down to it before them and back up after (0: none)
+    moe_latent: int = 0
     sliding_window: int = 0
     sliding_layers: int = 0
     #: the windowed layers are Llama 4's chunked local attention, whose KV vLLM keeps whole
@@ -221,7 +224,20 @@ class ModelSpec:
     @property
     def expert_params_per_layer(self) -> int:
         """FFN weights of one routed expert (of the dense FFN for a dense model) in one layer."""
-        return self.mats * self.hidden * self.intermediate
+        return self.mats * self.expert_hidden * self.intermediate
+
+    @property
+    def expert_hidden(self) -> int:
+        """The width the routed experts read and write: `moe_latent` for a latent MoE (the
+        layer's projections to and from it: `latent_params_per_layer`), else `hidden`."""
+        return self.moe_latent or self.hidden
+
+    @property
+    def latent_params_per_layer(self) -> int:
+        """A latent MoE layer's projections from the hidden width to the experts' and back
+        (`fc1_latent_proj`, `fc2_latent_proj`; vLLM replicates them over tensor parallelism);
+        0 without `moe_latent`."""
+        return 2 * self.hidden * self.moe_latent
 
     @property
     def mamba_params_per_layer(self) -> int:
@@ -245,7 +261,8 @@ class ModelSpec:
         shared = self.mats * self.hidden * self.shared_intermediate
         router = self.hidden * self.experts
         return (self.dense_layers * dense_w
-                + self.moe_layers * (experts * self.expert_params_per_layer + shared + router))
+                + self.moe_layers * (experts * self.expert_params_per_layer + shared + router
+                                     + self.latent_params_per_layer))
 
     @property
     def params(self) -> int:
@@ -411,7 +428,8 @@ IGNORED = {"attention_dropout", "attention_bias", "hidden_act", "hidden_dropout"
            "mamba_chunk_size", "chunk_size", "mamba_conv_bias", "mamba_proj_bias",
            "use_conv_bias", "mamba_hidden_act", "lm_head_bias", "attention_out_multiplier",
            "lm_head_multiplier", "mamba_norm_before_gate", "mamba_rms_norm",
-           "ssm_in_multiplier", "ssm_multipliers", "ssm_out_multiplier"}
+           "ssm_in_multiplier", "ssm_multipliers", "ssm_out_multiplier",
+           "moe_shared_expert_overlap"}
 
 
 def unread_keys(cfg: dict) -> list[str]:
@@ -459,7 +477,8 @@ def from_hf_config(cfg: dict) -> dict:
     `mamba_*`, Falcon-H1), and the MoE dialects: Jamba `expert_layer_period` / `_offset`, ERNIE
     4.5 `moe_num_experts` / `moe_k` / `moe_num_shared_experts` / `moe_layer_start_index` ...,
     Qwen-MoE `decoder_sparse_step` / `mlp_only_layers`, shared-expert widths under
-    `moe_shared_expert_intermediate_size` x `n_shared_experts` (Nemotron 3) and
+    `moe_shared_expert_intermediate_size` x `n_shared_experts` (Nemotron 3; its latent MoE's
+    expert width `moe_latent_size`) and
     `shared_intermediate_size` (Granite 4; of a dense Granite 4, its MLP), `top_k_experts`.
     Refused with one line: per-layer widths (`block_configs`), a purely recurrent stack,
     unknown `layer_types` kinds."""
@@ -661,6 +680,8 @@ def _fields(c: dict) -> dict:
             # (transformers Llama4TextMoe.shared_expert); its config.json has no key for it
             shared = moe_inter
         out["shared_intermediate"] = shared
+        if _hf_int(c, "moe_latent_size"):  # (Nemotron 3 Super / Ultra: a latent MoE)
+            out["moe_latent"] = _hf_int(c, "moe_latent_size")
     else:
         dense_mlp = _hf_int(c, "shared_intermediate_size")
         if str(c.get("model_type")) == "granitemoehybrid" and dense_mlp:

@@ -25,8 +25,11 @@ per decoding sequence) for m sequences. Its GPU time is, per GPU (all terms in s
                    latent shape grows over batch and length as the measured MLA module does
                    (`_mla_module_grids`; the module's RoPE and KV-cache write then leave stream)
     indexer        a DSA model's lightning indexer scores every cached key of every query
-                   (`_indexer_costs`: its FLOPs at the FP8 GEMM table's rate, its key cache and
-                   FP32 logits at the streaming bandwidth); its projections are in linear(T)
+                   (`_indexer_costs`: its FLOPs at the FP8 GEMM table's compute-bound rate, its
+                   key cache and FP32 logits at the streaming bandwidth), and its prefill
+                   attention is DeepSeek's sparse kernel over the picked pairs
+                   (`_sparse_prefill_pair_s`, heads padded as vLLM pads them); both are counted
+                   in the attention terms of `breakdown`; its projections are in linear(T)
     head(m)        the LM head GEMM at m (vLLM computes logits for the last token of every
                    scheduled sequence) and sampling: `sampling_floor_us` (the sampler's few
                    kernels' minimum durations) plus `sampling_passes` passes over m x vocab
@@ -91,6 +94,9 @@ PRECISIONS = {"bf16": ("bf16", "bf16"), "fp8": ("fp8", "fp8"),
               "mxfp4_mxfp8": ("bf16", "mxfp4_mxfp8"), "int4": ("bf16", "int4")}
 KV_DTYPES = ("auto", "bf16", "fp8")
 KV_BYTES = {"bf16": 2.0, "fp8": 1.0}
+#: the share of the BF16 peak DeepSeek's FlashMLA sparse prefill kernel reaches: 640 TFLOP/s on
+#: an H800 SXM5 (989 dense BF16; deepseek-ai/FlashMLA README, 2025-09-29 release notes)
+SPARSE_MLA_EFFICIENCY = 640.0 / 989.0
 #: bytes per element of a Mamba layer's SSM state by vLLM's `--mamba-ssm-cache-dtype`
 #: (`auto`: the model's dtype, BF16; NVIDIA recommends float32 for Nemotron-H)
 MAMBA_SSM_DTYPES = {"auto": 2.0, "bf16": 2.0, "fp32": 4.0}
@@ -190,6 +196,7 @@ class KernelLatency:
         "_dec_rows",
         "_dec_s",
         "_dec_sl",
+        "_dsa_pair",
         "_eager",
         "_floor",
         "_graph_mixed",
@@ -287,6 +294,11 @@ class KernelLatency:
         if self._fp8_block_floored(self.dense_dtype) or self._fp8_block_floored(
                 self.moe_dtype):
             bound += "; block-FP8 layers no faster than BF16 (engine setting)"
+        if model.dsa:  # nothing of DeepSeek Sparse Attention is measured: say how it is timed
+            heads = max(model.heads // atp, int(gpu.mla_sparse_heads))
+            bound += (f"; sparse attention (DSA): prefill from FLOPs and bytes at FlashMLA's "
+                      f"published rate, {heads} heads a GPU, decode as dense MLA over "
+                      f"{model.index_topk} keys, indexer by roofline")
         self.calibration = kernels.label + (note(self.dense_dtype) if note else "") + (
             moe_note(self.moe_dtype) if moe_note and model.moe else "") + bound + (
             f"; power shape copied from {power.copied_from}"
@@ -321,6 +333,7 @@ class KernelLatency:
             precomputed.store(key, curves)
         self._adopt(curves)
         self._idx_dec, self._idx_pre = self._indexer_costs()
+        self._dsa_pair = self._sparse_prefill_pair_s()
         self._dec_rows: dict = {}
         self._run_consts: dict = {}  # batch -> `_decode_run_consts`
 
@@ -353,16 +366,18 @@ class KernelLatency:
     def weight_bytes_per_gpu(self) -> float:
         """Bytes of weights held by each GPU: experts in the expert precision, embeddings and
         LM head in BF16, everything else in the dense precision, all sharded over `tp` (with
-        `attn_dp`, all but the experts over one group's `tp / attn_dp`). A DSA model's indexer is
-        replicated on every GPU of the group instead (vLLM `ReplicatedLinear`)."""
+        `attn_dp`, all but the experts over one group's `tp / attn_dp`). A DSA model's indexer
+        and a latent MoE's projections to and from the experts' width are replicated on every
+        GPU of the group instead (vLLM `ReplicatedLinear`)."""
         m = self.model
         experts = m.expert_params
         embed = m.embedding_params
         dense = m.params - experts - embed
-        if m.dsa:
-            idx = m.attn_layers * m.index_params_per_layer * rl.WEIGHT_BYTES[self.dense_dtype]
-            return self._sharded_weight_bytes(dense - m.attn_layers * m.index_params_per_layer,
-                                              experts, embed) + idx
+        rep = (m.attn_layers * m.index_params_per_layer
+               + m.moe_layers * m.latent_params_per_layer)
+        if rep:
+            return (self._sharded_weight_bytes(dense - rep, experts, embed)
+                    + rep * rl.WEIGHT_BYTES[self.dense_dtype])
         return self._sharded_weight_bytes(dense, experts, embed)
 
     def _sharded_weight_bytes(self, dense: float, experts: float, embed: float) -> float:
@@ -402,6 +417,9 @@ class KernelLatency:
             out.append((m.moe_layers, d, h, m.shared_intermediate // tp))
         if m.moe:
             out.append((m.moe_layers, "bf16", m.experts, h))
+        if m.moe_latent:  # the projections to the experts' width and back (replicated)
+            out.append((m.moe_layers, d, m.moe_latent, h))
+            out.append((m.moe_layers, d, h, m.moe_latent))
         if m.mamba_layers:
             d_in = m.mamba_heads * m.mamba_head_dim
             n_in = 2 * d_in + 2 * m.mamba_groups * m.ssm_state + m.mamba_heads
@@ -433,6 +451,27 @@ class KernelLatency:
         logits = 8.0 / self._stream
         layers = m.attn_layers
         return layers * max(flops, read), layers * max(flops, logits)
+
+    def _sparse_prefill_pair_s(self) -> float:
+        """DSA: seconds of the sparse MLA prefill kernel per (query, picked key) pair, all
+        attention layers, on each GPU; 0 without DSA.
+
+        DeepSeek's FlashMLA sparse prefill runs MLA's absorbed (MQA) form: every query head
+        against the picked key's latent (kv_lora_rank + rope wide) and latent value
+        (kv_lora_rank), 2 x (2 x kv_lora_rank + rope) FLOPs a head, with the heads of one query
+        as the kernel's rows — padded to the GPU's `mla_sparse_heads` (64 on Hopper, 128 on
+        Blackwell: vLLM pads a GPU's fewer heads), each query reading its own picked keys'
+        cache entries. A pair takes the longer of its FLOPs at 65 % of the GPU's BF16 peak (the
+        640 TFLOP/s FlashMLA's README reports for the kernel on an H800, of 989) and its
+        cache entry at the streaming bandwidth."""
+        m = self.model
+        if not m.dsa:
+            return 0.0
+        heads = max(m.heads // self.atp, int(self.gpu.mla_sparse_heads))
+        flops = 2.0 * heads * (2 * m.kv_lora_rank + m.qk_rope_head_dim)
+        rate = SPARSE_MLA_EFFICIENCY * rl.peak_flops(self.gpu, "bf16")
+        entry = self.kv_bytes_per_token_per_gpu / m.attn_layers - m.index_bytes_per_token_layer
+        return m.attn_layers * max(flops / rate, entry / self._stream)
 
     def _mla_projections(self) -> list[tuple[int, int]]:
         """(n, k) of an MLA layer's projection GEMMs on one GPU: the fused q / kv
@@ -596,7 +635,7 @@ class KernelLatency:
         sharded by tensor parallelism)."""
         m = self.model
         moe_tp, moe_ep = (1, self.tp) if self.ep > 1 else (self.tp, 1)
-        shape = (m.hidden, m.intermediate, m.active_experts, m.experts, moe_tp, moe_ep,
+        shape = (m.expert_hidden, m.intermediate, m.active_experts, m.experts, moe_tp, moe_ep,
                  m.gated_mlp)
         t = self.kernels.moe(self.moe_dtype, *shape)(T)
         return m.moe_layers * self._fp8_block_floor(
@@ -615,8 +654,9 @@ class KernelLatency:
 
     def _dispatch_s(self, layers: int, g: int, T: np.ndarray) -> np.ndarray:
         """Seconds of `layers` MoE dispatches of T tokens over g GPUs (NCCL all-gather, then
-        reduce-scatter of the expert outputs, T x hidden each)."""
-        k, e = self.kernels, T * self.model.hidden
+        reduce-scatter of the expert outputs, T x the experts' width each: `hidden`, or a
+        latent MoE's `moe_latent`)."""
+        k, e = self.kernels, T * self.model.expert_hidden
         return layers * (k.nccl("all_gather", g)(e) + k.nccl("reduce_scatter", g)(e))
 
     def _stream_s(self, T: np.ndarray) -> np.ndarray:
@@ -650,27 +690,8 @@ class KernelLatency:
         """The prefill and decode attention `Grid`s of this instance's head layout (one
         group's heads with `attn_dp`)."""
         if self._mla_tables:
-            pre, dec = self._mla_module_grids()
-        elif self.model.mla:
-            pre, dec = self._composed_mla_grids()
-        else:
-            return self._mha_grids()
-        return (self._dsa_prefill(pre) if self.model.dsa else pre), dec
-
-    def _dsa_prefill(self, pre):
-        """DSA runs prefill attention in MLA's absorbed (MQA) form, as decode: every query head
-        against the latent key (kv_lora_rank + rope wide) and latent value (kv_lora_rank),
-        DeepSeek's FlashMLA sparse prefill kernel (up to 640 TFLOP/s on an H800 counted so),
-        where dense MLA prefill, which `pre` times, runs per head at qk_head_dim + v_head_dim:
-        2 x (2 x 512 + 64) against 2 x (192 + 128) FLOPs a head and pair for DeepSeek-V3.2
-        (3.4 x). The grid's growth above its smallest cell is scaled by that ratio: the same
-        kernel efficiency at the MQA form's FLOPs (the capped pairs are `_prefill_attn`'s)."""
-        from wrpsim.pool.kernels.tables import Grid
-
-        m = self.model
-        ratio = (2 * m.kv_lora_rank + m.qk_rope_head_dim) / (m.head_dim + m.v_head_dim)
-        t0 = pre.t[0, 0]
-        return Grid(pre.b, pre.s, t0 + (pre.t - t0) * ratio)
+            return self._mla_module_grids()
+        return self._composed_mla_grids() if self.model.mla else self._mha_grids()
 
     def _composed_mla_grids(self):
         """MLA attention from the attention tables: prefill as multi-head attention over the
@@ -803,8 +824,11 @@ class KernelLatency:
             p = pairs / tokens - (s + 1.0) / 2.0 if tokens else 0.0
             p = p if p > 0.0 else 0.0
             pw = br * (_window_pairs(p + s, w) - _window_pairs(p, w))
-            total += self._n_slide * max(_pairs_time(row, self._pre_s, br, pw),
-                                         _interp1(min(ctx, w), s_dec, drow))
+            if self._dsa_pair:  # DSA: the sparse kernel on the picked pairs
+                total += self._dsa_pair * pw
+            else:
+                total += self._n_slide * max(_pairs_time(row, self._pre_s, br, pw),
+                                             _interp1(min(ctx, w), s_dec, drow))
         if self._idx_pre:  # DSA: the indexer scores every (query, key) pair
             total += self._idx_pre * pr
         return total
