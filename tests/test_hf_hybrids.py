@@ -246,3 +246,37 @@ def test_a_latent_moe_runs_its_experts_at_the_latent_width():
         assert lat.weight_bytes_per_gpu == pytest.approx(
             (dense * 2.0 + m.embedding_params * 2.0 + m.expert_params * 2.0) / tp + rep,
             rel=1e-12)
+
+
+def test_dense_layers_width_named_apart_deepseek_v4_refused_and_a_vision_tower_named():
+    """MiniMax-M3 gives its three leading dense layers their own width
+    (`dense_intermediate_size` 12,288 beside `intermediate_size` 3,072); DeepSeek-V4's
+    compressed attention would be read as another architecture's, so its config.json is refused
+    with one line; a multimodal config.json's `vision_config` is named as not read (the text
+    model is what is modelled unless the entry gives a `vision:` block)."""
+    from wrpsim.pool.modelspec import unread_keys
+
+    minimax = {"model_type": "minimax_m3", "hidden_size": 6144, "num_hidden_layers": 60,
+               "num_attention_heads": 64, "num_key_value_heads": 8, "head_dim": 128,
+               "intermediate_size": 3072, "moe_intermediate_size": 3072,
+               "dense_intermediate_size": 12288, "first_k_dense_replace": 3,
+               "moe_layer_freq": [0, 0, 0] + [1] * 57, "num_local_experts": 128,
+               "num_experts_per_tok": 4, "n_shared_experts": 1,
+               "shared_intermediate_size": 3072, "vocab_size": 200064}
+    fields, unread = read_hf_config(minimax)
+    assert (fields["dense_layers"], fields["dense_intermediate"]) == (3, 12288)
+    assert "dense_intermediate_size" not in unread
+    v4 = {"model_type": "deepseek_v4", "hidden_size": 4096, "num_hidden_layers": 43,
+          "num_attention_heads": 64, "num_key_value_heads": 1, "head_dim": 512,
+          "q_lora_rank": 1024, "o_lora_rank": 1024, "o_groups": 8,
+          "compress_ratios": [0] * 44, "vocab_size": 129280}
+    with pytest.raises(ConfigError, match=r"^config\.json describes DeepSeek-V4's attention "
+                                          r"\(compressed KV 'compress_ratios'.*\n?$") as e:
+        read_hf_config(v4)
+    assert "\n" not in str(e.value)
+    vl = {"model_type": "qwen3_vl_moe", "text_config": {
+        "model_type": "qwen3_vl_moe_text", "hidden_size": 2048, "num_hidden_layers": 48,
+        "num_attention_heads": 32, "num_key_value_heads": 4, "head_dim": 128,
+        "intermediate_size": 6144, "moe_intermediate_size": 768, "num_experts": 128,
+        "num_experts_per_tok": 8, "vocab_size": 151936}, "vision_config": {"depth": 27}}
+    assert unread_keys(vl) == ["vision_config"]

@@ -233,6 +233,8 @@ def _hf_entry(path: Path, name: str, raw: dict) -> dict:
     try:
         fields, unread = read_hf_config(cfg)
         fields = {**fields, **extra}
+        if "vision" in extra:  # the entry describes the vision tower itself
+            unread = [k for k in unread if k != "vision_config"]
     except KeyError as exc:
         raise ConfigError(f"{path}: entry {name!r}: config.json lacks {exc.args[0]!r}") from None
     except ConfigError as exc:

@@ -419,7 +419,7 @@ IGNORED = {"attention_dropout", "attention_bias", "hidden_act", "hidden_dropout"
            "attn_logit_softcapping", "final_logit_softcapping", "query_pre_attn_scalar",
            "norm_topk_prob", "output_router_logits", "router_aux_loss_coef", "use_qk_norm",
            "qk_layernorm", "attention_multiplier", "router_jitter_noise", "moe_layer_freq",
-           "vision_config", "vision_feature_layer", "encoder_hidden_size", "mlp_hidden_act",
+           "vision_feature_layer", "encoder_hidden_size", "mlp_hidden_act",
            "hidden_size_per_head", "residual_in_fp32", "layernorm_epsilon", "use_mamba_kernels",
            "attention_in_multiplier", "topk_group", "n_group", "scoring_func", "topk_method",
            "routed_scaling_factor", "moe_router_enable_expert_bias", "layer_norm_epsilon",
@@ -480,7 +480,8 @@ def from_hf_config(cfg: dict) -> dict:
     `moe_shared_expert_intermediate_size` x `n_shared_experts` (Nemotron 3; its latent MoE's
     expert width `moe_latent_size`) and
     `shared_intermediate_size` (Granite 4; of a dense Granite 4, its MLP), `top_k_experts`.
-    Refused with one line: per-layer widths (`block_configs`), a purely recurrent stack,
+    Refused with one line: DeepSeek-V4's compressed attention (`compress_ratios`,
+    `o_lora_rank`), per-layer widths (`block_configs`), a purely recurrent stack,
     unknown `layer_types` kinds."""
     return _fields(_with_defaults(_merged(cfg)))
 
@@ -629,6 +630,10 @@ def _recurrent_layers(c: dict, layers: int, hidden: int) -> dict:
 
 def _fields(c: dict) -> dict:
     """`from_hf_config`'s fields from the merged config.json with its defaults."""
+    if "compress_ratios" in c or "o_lora_rank" in c:
+        raise ConfigError("config.json describes DeepSeek-V4's attention (compressed KV "
+                          "'compress_ratios', grouped low-rank output 'o_lora_rank'), which wrpsim "
+                          "does not model; its numbers would be read as another architecture's")
     if c.get("block_configs"):
         raise ConfigError("config.json gives each layer its own attention and FFN widths "
                           "('block_configs', DeciLM / Nemotron NAS models), which wrpsim's "
@@ -658,14 +663,16 @@ def _fields(c: dict) -> dict:
                                  else _hf_req(c, "num_experts_per_tok"))
         moe_inter = _hf_int(c, "moe_intermediate_size") or inter
         out["intermediate"] = moe_inter
+        # the dense layers' width where a config names it apart (MiniMax-M3)
+        dense_w = _hf_int(c, "dense_intermediate_size") or inter
         if _hf_int(c, "first_k_dense_replace"):
             out["dense_layers"] = _hf_int(c, "first_k_dense_replace")
-            out["dense_intermediate"] = inter
+            out["dense_intermediate"] = dense_w
         dense_mlp = _hf_int(c, "intermediate_size_mlp")  # (Llama 4: read even if unused)
         if n_moe < layers:  # Llama 4's interleaved dense layers, `intermediate_size_mlp` wide
             # (which layers are dense does not change a step's time: counted, not placed)
             out["dense_layers"] = layers - n_moe
-            out["dense_intermediate"] = dense_mlp or inter
+            out["dense_intermediate"] = dense_mlp or dense_w
         shared = (_hf_int(c, "shared_expert_intermediate_size")
                   or _hf_int(c, "shared_intermediate_size") or 0)  # (Granite 4 hybrids)
         n_shared = _hf_int(c, "n_shared_experts")
