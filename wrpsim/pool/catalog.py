@@ -375,7 +375,8 @@ def get_gpu(name: str) -> GpuSpec:
 
 
 def get_model(name: str) -> ModelSpec:
-    """The catalog model `name`; `ConfigError` listing the valid names if unknown."""
+    """The catalog model `name`; `ConfigError` listing the valid names if unknown, or the
+    one line saying why a user's entry of that name was left out (`BROKEN`)."""
     table = models()
     if name in BROKEN:
         raise ConfigError(BROKEN[name])

@@ -462,6 +462,7 @@ def from_hf_config(cfg: dict) -> dict:
 
     Read: num_hidden_layers, hidden_size, num_attention_heads, num_key_value_heads, head_dim
     (default hidden / heads), intermediate_size, moe_intermediate_size (expert width),
+    dense_intermediate_size (the dense layers' width, MiniMax-M3),
     num_experts / n_routed_experts / num_local_experts, num_experts_per_tok, n_shared_experts or
     shared_expert_intermediate_size, first_k_dense_replace, Llama 4's interleaved MoE layers
     (interleave_moe_layer_step / moe_layers, intermediate_size_mlp; its one shared expert) and

@@ -296,14 +296,15 @@ _LSS = {  # run folder -> (catalog model, GPU, instances, notes)
     "RTXPRO6000/DeepSeek-V3.2-Exp-16L64E": (
         "deepseek-v3.2-16l64e", "rtxpro6000-96gb", 1,
         "vLLM 0.28, block-FP8 checkpoint (random weights), DeepSeek Sparse Attention; no kernel"
-        " of it measured on this GPU: its FP8 GEMMs and MoE by the roofline ratio, its MLA"
-        " attention composed from the GPU's attention tables"),
+        " of it measured on this GPU: its FP8 GEMMs and MoE by the roofline ratio, its sparse"
+        " prefill from FLOPs and bytes, its decode attention from the GPU's attention tables"),
 }
 
 
 def _llmss_precision(meta: dict) -> str:
     """A run's weight precision from its `meta.json`: `fp8_block` for a checkpoint quantized
-    to FP8 in blocks (`quantization`: quant_method fp8 with a weight_block_size), else bf16."""
+    to FP8 in blocks (`quantization`: quant_method fp8 with a weight_block_size), `fp8` for
+    one quantized to FP8 per tensor or channel, else bf16."""
     q = meta.get("quantization") or {}
     if q.get("quant_method") == "fp8":
         return "fp8_block" if q.get("weight_block_size") else "fp8"
