@@ -280,3 +280,28 @@ def test_dense_layers_width_named_apart_deepseek_v4_refused_and_a_vision_tower_n
         "intermediate_size": 6144, "moe_intermediate_size": 768, "num_experts": 128,
         "num_experts_per_tok": 8, "vocab_size": 151936}, "vision_config": {"depth": 27}}
     assert unread_keys(vl) == ["vision_config"]
+
+
+def test_gated_attention_doubles_the_query_projection():
+    """Qwen3-Next (always) and Qwen3.5 (`attn_output_gate: true`) gate each head's attention
+    output with a sigmoid of a second query-wide projection: the QKV projection is H x
+    head_dim wider (vLLM `QKVParallelLinear(..., total_num_heads * (1 + attn_output_gate))`),
+    its weights and GEMM with it; KV unchanged."""
+    import dataclasses
+
+    from wrpsim.pool.catalog import get_gpu
+    from wrpsim.pool.engines import get_engine, kernels_for
+    from wrpsim.pool.kernels.model import EngineConstants, KernelLatency
+
+    nxt, _ = _spec(QWEN3_NEXT)
+    assert nxt.attn_gate
+    plain = dataclasses.replace(nxt, attn_gate=False)
+    assert nxt.params - plain.params == 12 * 2048 * 16 * 256
+    assert nxt.kv_bytes_per_token == plain.kv_bytes_per_token
+    fields, _ = read_hf_config({**QWEN3_NEXT, "model_type": "qwen3_5_moe",
+                                "attn_output_gate": False})
+    assert not fields["attn_gate"]
+    kernels = kernels_for(get_engine("vllm-0.24"), "h100-80gb")
+    for spec, q in ((nxt, 2 * 16 // 2), (plain, 16 // 2)):
+        lat = KernelLatency(spec, get_gpu("h100-80gb"), 2, kernels, EngineConstants())
+        assert (12, "bf16", (q + 2 * 1) * 256, 2048) in lat._gemms()

@@ -86,6 +86,9 @@ class ModelSpec:
     #: the windowed layers are Llama 4's chunked local attention, whose KV vLLM keeps whole
     #: (its hybrid KV-cache manager frees the blocks of sliding windows only)
     chunked_attention: bool = False
+    #: gated attention (Qwen3-Next, Qwen3.5 `attn_output_gate`): the query projection also
+    #: produces a per-head gate on the attention output, so it is twice as wide
+    attn_gate: bool = False
     kv_lora_rank: int = 0
     q_lora_rank: int = 0
     qk_rope_head_dim: int = 0
@@ -215,7 +218,8 @@ class ModelSpec:
             kv = h * (self.kv_lora_rank + self.qk_rope_head_dim) + self.kv_lora_rank * H * (
                 qk - self.qk_rope_head_dim + self.v_head_dim)
             return q + kv + H * self.v_head_dim * h + self.index_params_per_layer
-        return 2 * h * H * self.head_dim + 2 * h * self.kv_heads * self.head_dim
+        q = h * H * self.head_dim * (2 if self.attn_gate else 1)
+        return q + h * H * self.head_dim + 2 * h * self.kv_heads * self.head_dim
 
     @property
     def mats(self) -> int:
@@ -318,7 +322,7 @@ class ModelSpec:
 
 
 SPEC_FIELDS = tuple(f.name for f in fields(ModelSpec) if f.name != "name")
-BOOL_FIELDS = ("gated_mlp", "tied_embeddings", "chunked_attention")
+BOOL_FIELDS = ("gated_mlp", "tied_embeddings", "chunked_attention", "attn_gate")
 INT_FIELDS = tuple(f for f in SPEC_FIELDS
                    if f not in (*BOOL_FIELDS, "source", "vision"))
 REQUIRED = ("layers", "hidden", "heads", "kv_heads", "head_dim", "intermediate", "vocab")
@@ -357,6 +361,8 @@ HF_DEFAULTS: dict[str, dict] = {
     "gemma2": {"tie_word_embeddings": True, "sliding_window_pattern": 2},
     "gemma3_text": {"tie_word_embeddings": True, "sliding_window_pattern": 6},
     "gemma3": {"tie_word_embeddings": True, "sliding_window_pattern": 6},
+    # Qwen3-Next's attention is always gated (its config.json has no key for it)
+    "qwen3_next": {"tie_word_embeddings": False, "attn_output_gate": True},
 }
 
 
@@ -710,6 +716,10 @@ def _fields(c: dict) -> dict:
                        index_heads=_hf_req(c, "index_n_heads"),
                        index_head_dim=_hf_req(c, "index_head_dim"))
     out["head_dim"] = int(head_dim)
+    if "attention_output_gate" in c:  # (MiniMax-M3's name for it)
+        out["attn_gate"] = _hf_bool(c, "attention_output_gate", False)
+    else:
+        out["attn_gate"] = _hf_bool(c, "attn_output_gate", False)
     window = _hf_int(c, "sliding_window")
     use_window = _hf_bool(c, "use_sliding_window", True)
     if window and use_window:

@@ -403,8 +403,8 @@ class KernelLatency:
                 out.append((m.attn_layers, d, m.index_head_dim, h))
                 out.append((m.attn_layers, "bf16", m.index_heads, h))
         else:
-            out.append((m.attn_layers, d, (H // tp + 2 * self.kv_heads_per_gpu) * m.head_dim,
-                        h))
+            q = H // tp * (2 if m.attn_gate else 1)  # (a gated attention's gate beside Q)
+            out.append((m.attn_layers, d, (q + 2 * self.kv_heads_per_gpu) * m.head_dim, h))
             out.append((m.attn_layers, d, h, H // tp * m.head_dim))
         g = 2 if m.gated_mlp else 1
         dense_layers = m.dense_layers if m.moe else m.ffn_layers
