@@ -295,9 +295,9 @@ class KernelLatency:
                 self.moe_dtype):
             bound += "; block-FP8 layers no faster than BF16 (engine setting)"
         if model.dsa:  # nothing of DeepSeek Sparse Attention is measured: say how it is timed
-            heads = max(model.heads // atp, int(gpu.mla_sparse_heads))
             bound += (f"; sparse attention (DSA): prefill from FLOPs and bytes at FlashMLA's "
-                      f"published rate, {heads} heads a GPU, decode as dense MLA over "
+                      f"published rate, {self._sparse_mla_heads()} heads a GPU, decode as "
+                      f"dense MLA over "
                       f"{model.index_topk} keys, indexer by roofline")
         self.calibration = kernels.label + (note(self.dense_dtype) if note else "") + (
             moe_note(self.moe_dtype) if moe_note and model.moe else "") + bound + (
@@ -452,6 +452,11 @@ class KernelLatency:
         layers = m.attn_layers
         return layers * max(flops, read), layers * max(flops, logits)
 
+    def _sparse_mla_heads(self) -> int:
+        """Query heads a GPU's sparse MLA kernels compute: its own `heads / tp`, padded to the
+        GPU's `mla_sparse_heads` (vLLM pads to the 64 or 128 FlashMLA's kernels are built for)."""
+        return max(self.model.heads // self.atp, int(self.gpu.mla_sparse_heads))
+
     def _sparse_prefill_pair_s(self) -> float:
         """DSA: seconds of the sparse MLA prefill kernel per (query, picked key) pair, all
         attention layers, on each GPU; 0 without DSA.
@@ -467,8 +472,7 @@ class KernelLatency:
         m = self.model
         if not m.dsa:
             return 0.0
-        heads = max(m.heads // self.atp, int(self.gpu.mla_sparse_heads))
-        flops = 2.0 * heads * (2 * m.kv_lora_rank + m.qk_rope_head_dim)
+        flops = 2.0 * self._sparse_mla_heads() * (2 * m.kv_lora_rank + m.qk_rope_head_dim)
         rate = SPARSE_MLA_EFFICIENCY * rl.peak_flops(self.gpu, "bf16")
         entry = self.kv_bytes_per_token_per_gpu / m.attn_layers - m.index_bytes_per_token_layer
         return m.attn_layers * max(flops / rate, entry / self._stream)
