@@ -305,3 +305,33 @@ def test_gated_attention_doubles_the_query_projection():
     for spec, q in ((nxt, 2 * 16 // 2), (plain, 16 // 2)):
         lat = KernelLatency(spec, get_gpu("h100-80gb"), 2, kernels, EngineConstants())
         assert (12, "bf16", (q + 2 * 1) * 256, 2048) in lat._gemms()
+
+
+HUNYUAN_A13B = {  # tencent/Hunyuan-A13B-Instruct: 80B total, 13B active
+    "model_type": "hunyuan", "hidden_size": 4096, "num_hidden_layers": 32,
+    "num_attention_heads": 32, "num_key_value_heads": 8, "attention_head_dim": 128,
+    "intermediate_size": 3072, "num_experts": 64, "moe_topk": [8] * 32,
+    "moe_intermediate_size": [3072] * 32, "num_shared_expert": [1] * 32,
+    "use_mixed_mlp_moe": True, "moe_layer_num_skipped": 0, "vocab_size": 128167,
+    "tie_word_embeddings": True, "max_position_embeddings": 32768, "use_cla": False,
+    "kv_lora_rank": None, "q_lora_rank": None, "use_mla": False}
+
+
+def test_per_layer_lists_of_one_value_are_that_value():
+    """Hunyuan gives its MoE keys one value per layer (`moe_topk`, `moe_intermediate_size`,
+    `num_shared_expert` lists) and its shared expert under its own name with
+    `use_mixed_mlp_moe`: read as the uniform value, 80.4 B / 12.8 B active as published (it
+    failed with "lacks 'num_experts_per_tok'"); null keys (its unused MLA ones) are not named as
+    unread; layers that differ are refused in one line."""
+    m, unread = _spec(HUNYUAN_A13B)
+    assert unread == []
+    assert (m.active_experts, m.intermediate, m.shared_intermediate) == (8, 3072, 3072)
+    assert m.params / 1e9 == pytest.approx(80.4, abs=0.1)
+    assert m.active_params / 1e9 == pytest.approx(12.8, abs=0.1)
+    off = {**HUNYUAN_A13B, "use_mixed_mlp_moe": False}
+    assert _spec(off)[0].shared_intermediate == 0
+    bad = {**HUNYUAN_A13B, "moe_topk": [8] * 31 + [4]}
+    with pytest.raises(ConfigError, match=r"^config\.json key 'moe_topk' gives its layers "
+                                          r"different values \(4, 8\), which wrpsim's uniform "
+                                          r"layers cannot hold$"):
+        read_hf_config(bad)

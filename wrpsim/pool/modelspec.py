@@ -368,10 +368,18 @@ HF_DEFAULTS: dict[str, dict] = {
 
 def _hf_int(c: dict, key: str, lo: int = 0) -> int | None:
     """config.json key `key` as an integer >= `lo`, None when absent or null; `ConfigError`
-    naming the key otherwise (32.9 is not truncated, "thirty" not guessed)."""
+    naming the key otherwise (32.9 is not truncated, "thirty" not guessed). A list of one
+    value per layer (Hunyuan's `moe_topk`, `moe_intermediate_size`) is that value when every
+    layer has it; layers that differ are refused, for wrpsim's layers are uniform."""
     v = c.get(key)
     if v is None:
         return None
+    if isinstance(v, list) and v:
+        if any(x != v[0] for x in v):
+            raise ConfigError(f"config.json key {key!r} gives its layers different values "
+                              f"({', '.join(map(str, sorted(set(map(str, v)))))}), which wrpsim's "
+                              f"uniform layers cannot hold")
+        v = v[0]
     if isinstance(v, bool) or not isinstance(v, int) or v < lo:
         raise ConfigError(f"config.json key {key!r} must be an integer >= {lo}, got {v!r}")
     return v
@@ -435,7 +443,8 @@ IGNORED = {"attention_dropout", "attention_bias", "hidden_act", "hidden_dropout"
            "use_conv_bias", "mamba_hidden_act", "lm_head_bias", "attention_out_multiplier",
            "lm_head_multiplier", "mamba_norm_before_gate", "mamba_rms_norm",
            "ssm_in_multiplier", "ssm_multipliers", "ssm_out_multiplier",
-           "moe_shared_expert_overlap"}
+           "moe_shared_expert_overlap", "moe_drop_tokens", "moe_random_routing_dropped_token",
+           "group_limited_greedy", "add_classification_head"}
 
 
 def unread_keys(cfg: dict) -> list[str]:
@@ -453,6 +462,7 @@ def read_hf_config(cfg: dict) -> tuple[dict, list[str]]:
     c = _Seen(_with_defaults(merged))
     fields = _fields(c)
     unread = sorted(k for k in merged if k not in c.seen and k not in IGNORED
+                    and merged[k] is not None  # (null: the feature is not there)
                     and k != "text_config" and not k.endswith(("_token_id", "_token_index"))
                     and (any(w in k.lower() for w in SHAPE_WORDS)
                          or k == "quantization_config"))
@@ -667,13 +677,16 @@ def _fields(c: dict) -> dict:
         out["experts"] = experts
         out["active_experts"] = (_hf_int(c, "moe_k", 1) if "moe_k" in c  # (ERNIE 4.5)
                                  else _hf_int(c, "top_k_experts", 1) if "top_k_experts" in c
+                                 else _hf_int(c, "moe_topk", 1) if "moe_topk" in c  # Hunyuan
                                  else _hf_req(c, "num_experts_per_tok"))
         moe_inter = _hf_int(c, "moe_intermediate_size") or inter
         out["intermediate"] = moe_inter
         # the dense layers' width where a config names it apart (MiniMax-M3)
         dense_w = _hf_int(c, "dense_intermediate_size") or inter
-        if _hf_int(c, "first_k_dense_replace"):
-            out["dense_layers"] = _hf_int(c, "first_k_dense_replace")
+        # leading dense layers (Hunyuan calls them `moe_layer_num_skipped`)
+        lead = _hf_int(c, "first_k_dense_replace") or _hf_int(c, "moe_layer_num_skipped")
+        if lead:
+            out["dense_layers"] = lead
             out["dense_intermediate"] = dense_w
         dense_mlp = _hf_int(c, "intermediate_size_mlp")  # (Llama 4: read even if unused)
         if n_moe < layers:  # Llama 4's interleaved dense layers, `intermediate_size_mlp` wide
@@ -684,6 +697,9 @@ def _fields(c: dict) -> dict:
                   or _hf_int(c, "shared_intermediate_size") or 0)  # (Granite 4 hybrids)
         n_shared = _hf_int(c, "n_shared_experts")
         n_shared = _hf_int(c, "moe_num_shared_experts") if n_shared is None else n_shared
+        if n_shared is None and "num_shared_expert" in c:  # (Hunyuan: with its mixed MLP)
+            n_shared = (_hf_int(c, "num_shared_expert")
+                        if _hf_bool(c, "use_mixed_mlp_moe", False) else 0)
         one = _hf_int(c, "moe_shared_expert_intermediate_size")  # (Nemotron 3: one expert's)
         if one is not None:  # n_shared_experts of that width (vLLM NemotronHMoE), none at 0
             shared = one * (1 if n_shared is None else n_shared)
