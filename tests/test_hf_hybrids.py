@@ -335,3 +335,30 @@ def test_per_layer_lists_of_one_value_are_that_value():
                                           r"different values \(4, 8\), which wrpsim's uniform "
                                           r"layers cannot hold$"):
         read_hf_config(bad)
+
+
+def test_the_checkpoints_ssm_state_dtype_is_vllms_auto():
+    """Nemotron 3's config.json asks for a float32 Mamba SSM state (`mamba_ssm_cache_dtype`),
+    which vLLM's `--mamba-ssm-cache-dtype auto` takes: wrpsim's `auto` does too (it held BF16,
+    twice the sequences per GiB of state); a pool's explicit setting still wins, in wrpsim's
+    or vLLM's spelling; a dtype that is not one is refused in one line."""
+    from wrpsim.pool.catalog import get_gpu
+    from wrpsim.pool.engines import get_engine, kernels_for
+    from wrpsim.pool.kernels.model import EngineConstants, KernelLatency
+
+    fields, unread = read_hf_config({**NEMOTRON_3_SUPER, "mamba_ssm_cache_dtype": "float32"})
+    assert fields["mamba_ssm_bytes"] == 4 and "mamba_ssm_cache_dtype" not in unread
+    m = ModelSpec(name="n3s", **fields)
+    kernels = kernels_for(get_engine("vllm-0.24"), "h200-141gb")
+
+    def state(**kw):
+        return KernelLatency(m, get_gpu("h200-141gb"), 2, kernels, EngineConstants(**kw),
+                             precision="fp8").mamba_state_bytes
+
+    assert state() == m.mamba_state_bytes_at(4.0) == state(mamba_ssm_dtype="float32")
+    assert state(mamba_ssm_dtype="bf16") == m.mamba_state_bytes_at(2.0)
+    assert state(mamba_ssm_dtype="bfloat16") == m.mamba_state_bytes_at(2.0)
+    assert ModelSpec(name="x", **read_hf_config(NEMOTRON_3_SUPER)[0]).mamba_ssm_bytes == 0
+    with pytest.raises(ConfigError, match=r"^config\.json key 'mamba_ssm_cache_dtype' must be "
+                                          r"one of float32, bfloat16, float16, got 'fp64'$"):
+        read_hf_config({**NEMOTRON_3_SUPER, "mamba_ssm_cache_dtype": "fp64"})

@@ -106,6 +106,10 @@ class ModelSpec:
     ssm_state: int = 0
     mamba_groups: int = 0
     conv_kernel: int = 0
+    #: bytes per element of the Mamba SSM state the checkpoint asks for (Nemotron-H's
+    #: config.json `mamba_ssm_cache_dtype`: float32 4, bfloat16 / float16 2; 0: not given),
+    #: which vLLM's `--mamba-ssm-cache-dtype auto` takes (NemotronHForCausalLMConfig)
+    mamba_ssm_bytes: int = 0
     vision: VisionSpec | None = None
     source: str = ""
 
@@ -364,6 +368,10 @@ HF_DEFAULTS: dict[str, dict] = {
     # Qwen3-Next's attention is always gated (its config.json has no key for it)
     "qwen3_next": {"tie_word_embeddings": False, "attn_output_gate": True},
 }
+
+
+#: config.json `mamba_ssm_cache_dtype` -> bytes per element
+_SSM_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
 
 
 def _hf_int(c: dict, key: str, lo: int = 0) -> int | None:
@@ -783,6 +791,12 @@ def _fields(c: dict) -> dict:
                    conv_kernel=_hf_int(c, "conv_kernel") or 4)
         act = str(c.get("mlp_hidden_act", "silu"))
         out["gated_mlp"] = act not in ("relu2", "gelu")
+        ssm = c.get("mamba_ssm_cache_dtype")
+        if ssm is not None:
+            if ssm not in _SSM_BYTES:
+                raise ConfigError(f"config.json key 'mamba_ssm_cache_dtype' must be one of "
+                                  f"{', '.join(_SSM_BYTES)}, got {ssm!r}")
+            out["mamba_ssm_bytes"] = _SSM_BYTES[ssm]
     else:
         out.update(_recurrent_layers(c, layers, hidden))
         if str(c.get("hidden_act", "silu")) in ("gelu",) and c.get("model_type") == "bloom":

@@ -98,8 +98,10 @@ KV_BYTES = {"bf16": 2.0, "fp8": 1.0}
 #: an H800 SXM5 (989 dense BF16; deepseek-ai/FlashMLA README, 2025-09-29 release notes)
 SPARSE_MLA_EFFICIENCY = 640.0 / 989.0
 #: bytes per element of a Mamba layer's SSM state by vLLM's `--mamba-ssm-cache-dtype`
-#: (`auto`: the model's dtype, BF16; NVIDIA recommends float32 for Nemotron-H)
-MAMBA_SSM_DTYPES = {"auto": 2.0, "bf16": 2.0, "fp32": 4.0}
+#: (`auto`: the checkpoint's `mamba_ssm_cache_dtype` where its config.json names one, as vLLM
+#: takes it for Nemotron-H — float32 for Nemotron 3 — else the model's BF16; vLLM's own
+#: spellings `bfloat16` / `float32` are accepted too)
+MAMBA_SSM_DTYPES = {"auto": 2.0, "bf16": 2.0, "fp32": 4.0, "bfloat16": 2.0, "float32": 4.0}
 
 
 @dataclass(frozen=True)
@@ -312,8 +314,10 @@ class KernelLatency:
 
             raise unknown_choice("mamba_ssm_dtype", constants.mamba_ssm_dtype, MAMBA_SSM_DTYPES)
         #: bytes of Mamba state one sequence holds (all layers, whole instance)
-        self.mamba_state_bytes = model.mamba_state_bytes_at(
-            MAMBA_SSM_DTYPES[constants.mamba_ssm_dtype])
+        ssm = MAMBA_SSM_DTYPES[constants.mamba_ssm_dtype]
+        if constants.mamba_ssm_dtype == "auto" and model.mamba_ssm_bytes:
+            ssm = float(model.mamba_ssm_bytes)  # (vLLM's auto: the checkpoint's own dtype)
+        self.mamba_state_bytes = model.mamba_state_bytes_at(ssm)
         m = model
         self._layers_total = m.attn_layers + m.mamba_layers + m.ffn_layers
         self._floor = self._layers_total * constants.layer_overhead_us * 1e-6

@@ -398,15 +398,29 @@ class Kernels:
     # ------------------------------------------------------------------ MoE
     def moe_dtypes(self) -> set:
         """The MoE precisions the GPU's MoE table measured (empty without one)."""
-        df = self._table("moe")
-        return set() if df is None or df.rows == 0 else {str(d) for d in np.unique(df["dtype"])}
+        key = "moe_dtypes"
+        if key not in self._cache:
+            df = self._table("moe")
+            self._cache[key] = (set() if df is None or df.rows == 0
+                                else {str(d) for d in np.unique(df["dtype"])})
+        return self._cache[key]
 
     def moe(self, dtype: str, hidden: int, inter: int, topk: int, experts: int, moe_tp: int,
             moe_ep: int, gated: bool = True, as_measured: bool = False) -> Curve:
         """Time of one fused MoE layer as a function of the tokens entering it; beyond the
         largest measured token count, that time moved over by the roofline ratio (up to
         `MOE_MAX_TOKENS`, proportional past it). A quantised dtype's points measured slower
-        than BF16 are replaced (`_moe_not_slower_than_bf16`) unless `as_measured`."""
+        than BF16 are replaced (`_moe_not_slower_than_bf16`) unless `as_measured`. Made once
+        per shape (a data-parallel-attention step evaluates it at its own token count)."""
+        key = ("moe", dtype, hidden, inter, topk, experts, moe_tp, moe_ep, gated, as_measured)
+        if key not in self._cache:
+            self._cache[key] = self._moe(dtype, hidden, inter, topk, experts, moe_tp, moe_ep,
+                                         gated, as_measured)
+        return self._cache[key]
+
+    def _moe(self, dtype: str, hidden: int, inter: int, topk: int, experts: int, moe_tp: int,
+             moe_ep: int, gated: bool, as_measured: bool) -> Curve:
+        """`moe`, made."""
         df = self._table("moe")
         want = (hidden, inter, topk, experts, moe_tp, moe_ep)
         if df is None or df.rows == 0:
@@ -561,6 +575,14 @@ class Transferred:
         return grid.scaled(ratio), used
 
     def moe(self, dtype, hidden, inter, topk, experts, moe_tp, moe_ep, gated=True) -> Curve:
+        key = (dtype, hidden, inter, topk, experts, moe_tp, moe_ep, gated)
+        memo = self.__dict__.setdefault("_moe_memo", {})
+        if key not in memo:
+            memo[key] = self._moe(dtype, hidden, inter, topk, experts, moe_tp, moe_ep, gated)
+        return memo[key]
+
+    def _moe(self, dtype, hidden, inter, topk, experts, moe_tp, moe_ep, gated) -> Curve:
+        """`moe`, made (once per shape)."""
         src = self._src(dtype)  # (as for GEMMs)
         c = self._base(dtype).moe(src, hidden, inter, topk, experts, moe_tp, moe_ep, gated)
         shape = (hidden, inter, topk, experts, moe_tp, moe_ep)
