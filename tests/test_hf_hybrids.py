@@ -362,3 +362,22 @@ def test_the_checkpoints_ssm_state_dtype_is_vllms_auto():
     with pytest.raises(ConfigError, match=r"^config\.json key 'mamba_ssm_cache_dtype' must be "
                                           r"one of float32, bfloat16, float16, got 'fp64'$"):
         read_hf_config({**NEMOTRON_3_SUPER, "mamba_ssm_cache_dtype": "fp64"})
+
+
+@pytest.mark.parametrize("pattern, message", [
+    ("MMMM", r"^config\.json describes a purely recurrent model \(no '\*' attention layer"),
+    ("M*MX", r"^config\.json key 'hybrid_override_pattern': unknown layer kind\(s\) 'X'; "
+             r"valid: '\*' attention"),
+    ("M*M", r"^config\.json key 'hybrid_override_pattern' must have one character per layer "
+            r"\(num_hidden_layers 4\), got 'M\*M'$"),
+])
+def test_a_nemotron_h_pattern_is_checked(pattern, message):
+    """A Nemotron-H `hybrid_override_pattern` without attention loaded with its Mamba layers'
+    KV counted as attention; an unknown character or a missing layer was dropped silently."""
+    cfg = {"model_type": "nemotron_h", "hidden_size": 1024, "num_hidden_layers": 4,
+           "num_attention_heads": 8, "num_key_value_heads": 2, "head_dim": 128,
+           "intermediate_size": 4096, "mamba_num_heads": 16, "mamba_head_dim": 64,
+           "ssm_state_size": 128, "vocab_size": 1000, "hybrid_override_pattern": pattern}
+    with pytest.raises(ConfigError, match=message) as e:
+        read_hf_config(cfg)
+    assert "\n" not in str(e.value)

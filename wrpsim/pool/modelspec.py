@@ -332,9 +332,23 @@ INT_FIELDS = tuple(f for f in SPEC_FIELDS
 REQUIRED = ("layers", "hidden", "heads", "kv_heads", "head_dim", "intermediate", "vocab")
 
 
-def _pattern_counts(pattern: str) -> tuple[int, int, int]:
+def _pattern_counts(pattern, layers: int) -> tuple[int, int, int]:
     """(attention, mamba, mlp) layer counts of a Nemotron-H `hybrid_override_pattern`
-    ('*' attention, 'M' Mamba-2, '-' MLP, 'E' MoE)."""
+    ('*' attention, 'M' Mamba-2, '-' MLP, 'E' MoE), one character per layer of
+    `num_hidden_layers`; `ConfigError` naming the key otherwise, and for a stack without an
+    attention layer."""
+    if not isinstance(pattern, str) or len(pattern) != layers:
+        raise ConfigError(f"config.json key 'hybrid_override_pattern' must have one character "
+                          f"per layer (num_hidden_layers {layers}), got {pattern!r}")
+    bad = sorted(set(pattern) - set("*M-E"))
+    if bad:
+        raise ConfigError(f"config.json key 'hybrid_override_pattern': unknown layer kind(s) "
+                          f"{', '.join(map(repr, bad))}; valid: '*' attention, 'M' Mamba-2, "
+                          f"'-' MLP, 'E' MoE")
+    if "*" not in pattern:
+        raise ConfigError("config.json describes a purely recurrent model (no '*' attention "
+                          "layer in hybrid_override_pattern); wrpsim models stacks with at "
+                          "least one attention layer")
     return pattern.count("*"), pattern.count("M"), pattern.count("-") + pattern.count("E")
 
 
@@ -782,7 +796,7 @@ def _fields(c: dict) -> dict:
             out["sliding_window"], out["sliding_layers"] = int(chunk), int(n)
             out["chunked_attention"] = True
     if c.get("hybrid_override_pattern"):
-        a, m, f = _pattern_counts(c["hybrid_override_pattern"])
+        a, m, f = _pattern_counts(c["hybrid_override_pattern"], layers)
         out.update(attention_layers=a, mamba_layers=m, mlp_layers=f,
                    mamba_heads=_hf_req(c, "mamba_num_heads"),
                    mamba_head_dim=_hf_req(c, "mamba_head_dim"),

@@ -297,7 +297,8 @@ class KernelLatency:
                 self.moe_dtype):
             bound += "; block-FP8 layers no faster than BF16 (engine setting)"
         if model.dsa:  # nothing of DeepSeek Sparse Attention is measured: say how it is timed
-            bound += (f"; sparse attention (DSA): prefill from FLOPs and bytes at FlashMLA's "
+            bound += (f"; sparse attention (DSA), uncalibrated: prefill from FLOPs and bytes "
+                      f"at FlashMLA's "
                       f"published rate, {self._sparse_mla_heads()} heads a GPU, decode as "
                       f"dense MLA over "
                       f"{model.index_topk} keys, indexer by roofline")
