@@ -381,3 +381,10 @@ def test_a_nemotron_h_pattern_is_checked(pattern, message):
     with pytest.raises(ConfigError, match=message) as e:
         read_hf_config(cfg)
     assert "\n" not in str(e.value)
+
+
+def test_a_null_layer_count_is_the_patterns_length():
+    """Nemotron 3 Ultra's config.json has `num_hidden_layers: null`; its
+    `hybrid_override_pattern` has one letter a layer, as vLLM reads it."""
+    m, _ = _spec({**NEMOTRON_3_SUPER, "num_hidden_layers": None})
+    assert m.layers == len(NEMOTRON_3_SUPER["hybrid_override_pattern"]) == 88

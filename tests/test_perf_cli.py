@@ -107,6 +107,9 @@ def test_every_catalog_gpu_and_model_runs_and_labels_its_calibration():
                 continue
             assert lat.decode_step_s(8, 1000) > 0 and lat.prefill_s(1, 1000) > 0
             label = lat.calibration
+            dsa = "; sparse attention (DSA), uncalibrated: "  # (nothing of DSA is measured)
+            assert (dsa in label) == lat.model.dsa, label
+            label = label.replace(dsa, "; ")
             if g in ("h100-80gb", "h200-141gb", "b200-180gb", "l40s-48gb", "a100-80gb"):
                 assert "kernels: vllm" in label and "uncalibrated" not in label, (g, label)
             elif g in ("rtxpro6000-96gb", "rtx4090-24gb"):  # own GEMMs / attention, L40S rest

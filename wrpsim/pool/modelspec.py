@@ -678,7 +678,11 @@ def _fields(c: dict) -> dict:
                           "('block_configs', DeciLM / Nemotron NAS models), which wrpsim's "
                           "uniform layers cannot hold; give the model as wrpsim's own fields "
                           "(pools/README.md) with its average widths")
-    layers = _hf_req(c, "num_hidden_layers")
+    pattern = c.get("hybrid_override_pattern")
+    if c.get("num_hidden_layers") is None and isinstance(pattern, str) and pattern:
+        layers = len(pattern)  # (Nemotron 3 Ultra: null, its pattern has one letter a layer)
+    else:
+        layers = _hf_req(c, "num_hidden_layers")
     hidden = _hf_req(c, "hidden_size")
     heads = _hf_req(c, "num_attention_heads")
     out: dict = {"layers": layers, "hidden": hidden, "heads": heads,
