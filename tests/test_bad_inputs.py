@@ -76,7 +76,8 @@ BAD = [
      r"pool\.pools\.h100\.scheduler\.max_seqs must be an integer in 1\.\.65,536, got 0"),
     (["pool.pools.h100.model=llama3.1-405b"],  # weights leave no KV room: the pool is named
      r"^wrpsim: error: pool\.pools\.h100: llama3\.1-405b needs 189\.0 GiB of weights per GPU "
-     r"at tp=4 \(bf16\) on h100-80gb .* leaving no room for one KV block of 16 tokens$"),
+     r"at tp=4 \(bf16\) on h100-80gb .* leaving no room for one KV block of 16 tokens: more "
+     r"GPUs \(tp\), a narrower precision or a GPU with more memory$"),
     (["pool.pools.h100.model=llama3.1-8b", "pool.pools.h100.precision=mxfp4"],
      r"^wrpsim: error: pool\.pools\.h100\.precision: mxfp4 quantises the routed experts only "
      r".*llama3\.1-8b is dense, so it would run as bf16: use one of bf16, fp4, fp8, fp8_block$"),

@@ -354,6 +354,9 @@ def test_the_fleet_line_names_precision_kv_dtype_and_role_when_not_the_defaults(
                              "role": "prefill", "precision": "bf16", "kv_dtype": "auto"}}}
     assert fleet_text(pools) == ("h100: 2 x 4 h100-80gb (m, fp8, KV fp8); "
                                  "p: 1 x 2 h200-141gb (m, prefill)")
+    dp = {"pools": {"d": {"gpu": "h200-141gb", "model": "m", "tp": 8, "count": 1,
+                          "attn_dp": 8, "ep": 8}}}
+    assert fleet_text(dp) == "d: 1 x 8 h200-141gb (m, attn_dp 8, ep 8)"
 
 
 def test_the_requests_line_names_those_beyond_the_horizon():

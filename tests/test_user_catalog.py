@@ -452,3 +452,19 @@ def test_one_broken_entry_leaves_the_others_running(tmp_path):
         assert bad.returncode == 2 and bad.stdout == ""
         errors = [ln for ln in bad.stderr.splitlines() if ln.startswith("wrpsim: error:")]
         assert len(errors) == 1 and f"entry {name!r}: {why}" in errors[0], bad.stderr
+
+
+def test_a_user_catalog_file_that_is_not_yaml_is_one_line(tmp_path):
+    """A syntax error in a user's models.yaml was PyYAML's four-line message; now one line
+    naming the file, line and column (as for the conf YAMLs)."""
+    (tmp_path / "models.yaml").write_text("good:\n  layers: 4\n  hidden: [1024\n")
+    env = {**os.environ, "WRPSIM_CATALOG": str(tmp_path),
+           "WRPSIM_MODEL_CACHE": str(tmp_path / "mc")}
+    r = subprocess.run([sys.executable, "-m", "wrpsim.perf", "model=llama3.1-8b",
+                        "gpu=h100-80gb"], capture_output=True, text=True, env=env,
+                       cwd=tmp_path, timeout=120)
+    assert r.returncode == 2 and r.stdout == ""
+    errors = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert len(errors) == 1, r.stderr
+    assert re.match(rf"wrpsim: error: .*{re.escape(str(tmp_path / 'models.yaml'))}:\d+:\d+: "
+                    r"invalid YAML: ", errors[0]), errors[0]

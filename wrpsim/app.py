@@ -45,7 +45,7 @@ import traceback
 import warnings
 from pathlib import Path
 
-from wrpsim.errors import ConfigError, WrpsimError, WrpsimWarning
+from wrpsim.errors import ConfigError, WrpsimError, WrpsimWarning, yaml_error
 from wrpsim.paths import catalog_dir, catalog_dirs, use_user_modules
 
 GROUPS = (("workload", "workloads"), ("pool", "pools"), ("router", "routers"))
@@ -110,7 +110,7 @@ def check_catalogs() -> None:
             if not isinstance(node, (dict, list, type(None))):
                 OmegaConf.create(node)  # what the ConfigStore would reject
         except (YAMLError, OmegaConfBaseException) as e:
-            raise ConfigError(_yaml_error(path, e)) from None
+            raise ConfigError(yaml_error(path, e)) from None
         if stamp is not None:
             seen[key] = stamp
     if record is not None and any(passed.get(k) != v for k, v in seen.items()):
@@ -170,20 +170,6 @@ def _record_checked(record: Path, version: str, passed: dict) -> None:
         write_text(record, json.dumps({"version": version, "passed": passed}))
     except OSError:
         pass
-
-
-def _yaml_error(path, exc) -> str:
-    """One line for an invalid catalog YAML: file:line:column of the problem and what PyYAML
-    says of it (its own message spans four lines and names a '<unicode string>')."""
-    mark = getattr(exc, "problem_mark", None)
-    problem = getattr(exc, "problem", None)
-    if mark is None or not problem:
-        return f"{path}: invalid YAML: {' '.join(str(exc).split())}"
-    text = problem
-    ctx, cmark = getattr(exc, "context", None), getattr(exc, "context_mark", None)
-    if ctx:
-        text += f" ({ctx}" + (f" at line {cmark.line + 1}" if cmark is not None else "") + ")"
-    return f"{path}:{mark.line + 1}:{mark.column + 1}: invalid YAML: {text}"
 
 
 def register_catalogs() -> None:

@@ -193,3 +193,17 @@ def number(where: str, value, lo: float | None = None, hi: float | None = None,
         raise ConfigError(f"{where} must be {kind}{rule}{' or null' if or_null else ''}, "
                           f"got {value!r}")
     return float(value)
+
+
+def yaml_error(path, exc) -> str:
+    """One line for an invalid catalog YAML: file:line:column of the problem and what PyYAML
+    says of it (its own message spans four lines and names a '<unicode string>')."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None)
+    if mark is None or not problem:
+        return f"{path}: invalid YAML: {' '.join(str(exc).split())}"
+    text = problem
+    ctx, cmark = getattr(exc, "context", None), getattr(exc, "context_mark", None)
+    if ctx:
+        text += f" ({ctx}" + (f" at line {cmark.line + 1}" if cmark is not None else "") + ")"
+    return f"{path}:{mark.line + 1}:{mark.column + 1}: invalid YAML: {text}"

@@ -54,7 +54,8 @@ def _qoe(s: dict) -> str:
 
 def fleet_text(pool_cfg: dict) -> str:
     """'h100: 4 x 4 h100-80gb (llama3.1-70b)' (instances x GPUs each) per pool, joined by '; ';
-    a pool's role, weight precision and KV dtype follow the model when not the defaults."""
+    a pool's role, weight precision, KV dtype, data-parallel attention groups and expert
+    parallelism follow the model when not the defaults."""
     parts = []
     for name, p in sorted(((pool_cfg or {}).get("pools") or {}).items()):
         if isinstance(p, dict):
@@ -63,6 +64,10 @@ def fleet_text(pool_cfg: dict) -> str:
                 extra.append(str(p["precision"]))
             if p.get("kv_dtype", "auto") not in ("auto", None):
                 extra.append(f"KV {p['kv_dtype']}")
+            if (p.get("attn_dp") or 1) > 1:
+                extra.append(f"attn_dp {p['attn_dp']}")
+            if (p.get("ep") or 1) > 1:
+                extra.append(f"ep {p['ep']}")
             parts.append(f"{name}: {p.get('count', 1)} x {p.get('tp', 1)} {p.get('gpu')} "
                          f"({', '.join([str(p.get('model')), *extra])})")
     return "; ".join(parts)

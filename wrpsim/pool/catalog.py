@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from wrpsim.errors import ConfigError, did_you_mean, unknown_choice, warn
+from wrpsim.errors import ConfigError, did_you_mean, unknown_choice, warn, yaml_error
 from wrpsim.paths import catalog_dir, user_catalog
 from wrpsim.pool.modelspec import (
     BOOL_FIELDS,
@@ -105,8 +105,10 @@ def _read(path: Path) -> dict[str, dict[str, Any]]:
     """The YAML mapping of name -> fields in `path`; `ConfigError` if unreadable or malformed."""
     try:
         data = safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as exc:
+    except OSError as exc:
         raise ConfigError(f"{path}: cannot read catalog: {exc}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(yaml_error(path, exc)) from None
     if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
         raise ConfigError(f"{path}: expected a mapping of name -> mapping of fields")
     return data

@@ -1200,7 +1200,8 @@ class KernelLatency:
                 f"{usable:.1f} GiB usable)"
                 + (f" and {state:.1f} GiB of Mamba state for max_seqs = {max_seqs} "
                    f"sequences" if state else "")
-                + f", leaving no room for one KV block of {block_size} tokens")
+                + f", leaving no room for one KV block of {block_size} tokens: more GPUs "
+                f"(tp), a narrower precision or a GPU with more memory")
         return blocks * self.adp
 
 
