@@ -49,7 +49,7 @@ def test_plan_config_composes_with_the_run_groups_and_no_pool():
     (["plan.candidates.h100.gpu=h100-81gb"],
      r"plan\.candidates\.h100\.gpu: unknown value 'h100-81gb'; valid choices: a100-80gb"),
     (["+plan.candidates.h100.count=3"], r"plan\.candidates\.h100\.count: candidates have no count"),
-    (["plan.candidates.h100.gpu=a10g-24gb"], r"GiB"),
+    ([f"plan.candidates.{c}.gpu=a10g-24gb" for c in ("a100", "h100", "h200")], r"GiB"),
     (["plan.candidates.h100.tp=3"], r"tp must be an integer >= 1 that divides"),
     (["plan.objective=speed"], r"plan\.objective: unknown value 'speed'; valid choices: cost"),
     (["plan.candidates.h100.role=sideways"], r"plan\.candidates\.h100\.role: unknown value"),
@@ -63,7 +63,9 @@ def test_plan_config_composes_with_the_run_groups_and_no_pool():
     (["+pool=h100-llama70b"], r"pool group is replaced by plan\.candidates"),
     (["+plan.candidates.h100.foo=1"],
      r"plan\.candidates\.h100: unknown key\(s\) \['foo'\]; valid keys: gpu, model, tp, scheduler"),
-    (["plan.candidates.h200.tp=1"], r"^plan\.candidates\.h200: llama3\.1-70b needs 131\.4 GiB"),
+    (["plan.candidates.a100.tp=1", "plan.candidates.h100.tp=1", "plan.candidates.h200.tp=1"],
+     r"^plan\.candidates\.a100: llama3\.1-70b needs 131\.4 GiB.* \(and 2 more candidate\(s\) that "
+     r"do not fit\)$"),
     (["sim.horizon_s=30"], r"^plan: sim\.horizon_s must be null: a plan judges each fleet on "
                            r"whole traces"),
     (["plan.pd_ratios=[]"], r"^plan\.pd_ratios must list at least one 'P:D' ratio"),
@@ -102,6 +104,22 @@ def test_bad_config_on_the_command_line_is_one_line_and_status_2(tmp_path):
 def test_keys_the_yaml_leaves_out_get_the_plans_own_message(tmp_path, override, line):
     p = plan_cli(tmp_path, *SMALL, override)
     assert p.returncode == 2 and p.stderr.strip().splitlines() == [f"wrpsim: error: {line}"]
+
+
+def test_a_candidate_that_does_not_fit_is_left_out_not_fatal(tmp_path):
+    """An H200 at TP 1 cannot hold Llama-3.1-70B's weights: the plan used to stop with that
+    error; now the candidate is left out with one warning and listed as impossible, and the
+    other candidates are planned."""
+    p = plan_cli(tmp_path, *SMALL, "plan.candidates.h200.tp=1", "plan.load_sensitivity=0",
+                 "json=true")
+    assert p.returncode == 0, p.stderr
+    warned = [ln for ln in p.stderr.splitlines() if "candidate left out of the plan" in ln]
+    assert len(warned) == 1 and warned[0].startswith(
+        "wrpsim: warning: plan.candidates.h200: llama3.1-70b needs 131.4 GiB"), p.stderr
+    record = json.loads(p.stdout)
+    assert [n for n in record["search"]["impossible"] if n.startswith("candidate h200: does "
+                                                                       "not fit: ")]
+    assert {f["candidate"] for f in record["fleet"]} <= {"a100", "h100"}
 
 
 def test_impossible_slo_is_a_plan_with_slo_met_false_and_a_message(tmp_path):

@@ -21,6 +21,11 @@ class ConfigError(WrpsimError, ValueError):
     """A configuration value is unknown, out of range or impossible (e.g. model does not fit)."""
 
 
+class FitError(ConfigError):
+    """A valid pool whose model does not fit its GPUs: the weights leave no room for one KV
+    block (a planner leaves such a candidate out instead of stopping)."""
+
+
 class TraceError(WrpsimError, ValueError):
     """A trace file is missing, malformed or holds an invalid value (file, line, field named)."""
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from wrpsim.errors import ConfigError, boolean, check_keys, under, unknown_choice
+from wrpsim.errors import ConfigError, FitError, boolean, check_keys, under, unknown_choice, warn
 from wrpsim.plan.slo import SLOTargets
 
 PLAN_KEYS = ("candidates", "slo", "objective", "max_instances", "mix", "pd_ratios",
@@ -67,6 +67,8 @@ class PlanConfig:
     search_window_s: float | None
     max_evaluations: int
     report: bool
+    #: candidates left out because their model does not fit their GPUs: one line each
+    unfit: tuple[str, ...] = ()
 
 
 def _int(d: dict, key: str, low: int, default=None) -> int:
@@ -127,7 +129,7 @@ def _check_pool(where: str, name: str, cfg: dict) -> PoolTemplate:
                 .replace("pool.pools", "plan.candidates"))
         if not text.startswith("plan.candidates"):  # e.g. the weights-per-GPU check: name it
             text = f"{where}: {text}"
-        raise ConfigError(text) from None
+        raise type(e)(text) from None  # (a FitError stays one: `parse_plan`)
     return PoolTemplate(name, "", spec.role, cfg, spec.gpu, spec.tp,
                         spec.price_per_gpu_hour * spec.tp,
                         str(getattr(lat, "calibration", "constant latency")))
@@ -187,7 +189,17 @@ def parse_plan(d) -> PlanConfig:
     cands = d.get("candidates")
     if not isinstance(cands, dict) or not cands:
         raise ConfigError("plan.candidates must be a non-empty mapping of name -> pool template")
-    pools = [p for name, raw in cands.items() for p in expand_candidate(str(name), raw)]
+    pools, unfit = [], []
+    for name, raw in cands.items():
+        try:
+            pools += expand_candidate(str(name), raw)
+        except FitError as e:  # the others may fit: leave it out, say why
+            unfit.append(str(e))
+    if not pools:
+        raise ConfigError(unfit[0] + (f" (and {len(unfit) - 1} more candidate(s) that do not "
+                                      f"fit)" if len(unfit) > 1 else ""))
+    for line in unfit:
+        warn(f"{line} (candidate left out of the plan)")
     models = sorted({p.config["model"] for p in pools})
     if len(models) > 1:
         raise ConfigError(f"plan.candidates serve several models {models}; a plan sizes the "
@@ -208,7 +220,8 @@ def parse_plan(d) -> PlanConfig:
         raise ConfigError(f"plan.load_sensitivity must be a number in [0, 1), got {sens!r}")
     report = boolean("plan.report", d.get("report", True))
     return PlanConfig(
-        pools=tuple(pools), candidates=tuple(str(c) for c in cands), model=models[0],
+        pools=tuple(pools), candidates=tuple(dict.fromkeys(p.candidate for p in pools)),
+        model=models[0],
         slo=SLOTargets.parse(d.get("slo")), objective=objective,
         max_instances=_int(d, "max_instances", 1, 32), mix=mix,
         pd_ratios=tuple(dict.fromkeys(parse_ratio(r) for r in ratios)),
@@ -216,4 +229,5 @@ def parse_plan(d) -> PlanConfig:
         recheck_shuffle_window_s=_opt_pos(d, "recheck_shuffle_window_s"),
         load_sensitivity=float(sens), search_window_s=_opt_pos(d, "search_window_s"),
         max_evaluations=_int(d, "max_evaluations", 1, 300), report=report,
+        unfit=tuple(unfit),
     )

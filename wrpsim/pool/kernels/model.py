@@ -1193,7 +1193,9 @@ class KernelLatency:
         per_block = block_size * self.kv_bytes_per_token_per_gpu
         blocks = math.floor((usable - weights - state) * GIB / per_block)
         if blocks < 1:
-            raise ConfigError(
+            from wrpsim.errors import FitError
+
+            raise FitError(
                 f"{self.model.name} needs {weights:.1f} GiB of weights per GPU at tp={self.tp} "
                 f"({self.precision}) on {self.gpu.name} (mem_gib {self.gpu.mem_gib:g} GiB x "
                 f"gpu_mem_util {gpu_mem_util:.2f} - reserve_gib {reserve_gib:g} GiB = "
