@@ -67,8 +67,8 @@ class PlanConfig:
     search_window_s: float | None
     max_evaluations: int
     report: bool
-    #: candidates left out because their model does not fit their GPUs: one line each
-    unfit: tuple[str, ...] = ()
+    #: candidates left out because their model does not fit their GPUs: (name, why) each
+    unfit: tuple[tuple[str, str], ...] = ()
 
 
 def _int(d: dict, key: str, low: int, default=None) -> int:
@@ -194,11 +194,11 @@ def parse_plan(d) -> PlanConfig:
         try:
             pools += expand_candidate(str(name), raw)
         except FitError as e:  # the others may fit: leave it out, say why
-            unfit.append(str(e))
+            unfit.append((str(name), str(e)))
     if not pools:
-        raise ConfigError(unfit[0] + (f" (and {len(unfit) - 1} more candidate(s) that do not "
-                                      f"fit)" if len(unfit) > 1 else ""))
-    for line in unfit:
+        raise ConfigError(unfit[0][1] + (f" (and {len(unfit) - 1} more candidate(s) that do "
+                                         f"not fit)" if len(unfit) > 1 else ""))
+    for _, line in unfit:
         warn(f"{line} (candidate left out of the plan)")
     models = sorted({p.config["model"] for p in pools})
     if len(models) > 1:

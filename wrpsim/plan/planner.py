@@ -105,8 +105,8 @@ def analyse(plan, stats) -> tuple[dict, dict, dict, list, set]:
     guesses, rates, info = {}, {}, {}
     # candidates that cannot hold the model were left out when the plan was read: listed here
     # with the impossible ones (plan.json `search.impossible`, the reports)
-    notes = [f"candidate {u.split(':')[0].removeprefix('plan.candidates.')}: does not fit: "
-             f"{u.split(': ', 1)[1]}" for u in plan.unfit]
+    notes = [f"candidate {name}: does not fit: {why.split(': ', 1)[1]}"
+             for name, why in plan.unfit]
     tpot = plan.slo.upper.get("tpot_p99_s") or plan.slo.upper.get("tpot_p90_s")
     for cand in plan.candidates:
         pools = [p for p in plan.pools if p.candidate == cand]
