@@ -167,7 +167,7 @@ class ModelSpec:
         for DeepSeek-V3.2), whatever the pool's `kv_dtype`; 0 without DSA."""
         if not self.dsa:
             return 0
-        return self.index_head_dim + 4 * -(-self.index_head_dim // 128)
+        return fp8_scaled_bytes(self.index_head_dim)
 
     @property
     def index_params_per_layer(self) -> int:
@@ -323,6 +323,12 @@ class ModelSpec:
         d_in = self.mamba_heads * self.mamba_head_dim
         conv = (self.conv_kernel - 1) * (d_in + 2 * self.mamba_groups * self.ssm_state)
         return self.mamba_layers * (2 * conv + ssm_bytes * d_in * self.ssm_state)
+
+
+def fp8_scaled_bytes(n: int) -> int:
+    """Bytes of `n` values in vLLM's FP8 caches with scales (DeepSeek-V3.2's indexer cache, the
+    `fp8_ds_mla` latent): one byte a value and an FP32 scale per 128 values."""
+    return n + 4 * -(-n // 128)
 
 
 SPEC_FIELDS = tuple(f.name for f in fields(ModelSpec) if f.name != "name")

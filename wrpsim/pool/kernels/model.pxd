@@ -99,6 +99,8 @@ cdef class KernelLatency:
     @cython.locals(row=list, s=list, w=cython.longlong, consts=tuple)
     cpdef tuple _decode_run_consts(self, long long batch)
 
+    cpdef long long _group_seqs(self, long long batch)
+
     @cython.locals(row=tuple)
     cpdef tuple _dec_row(self, long long batch)
 

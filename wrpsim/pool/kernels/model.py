@@ -81,6 +81,7 @@ from wrpsim.pool.kernels import precomputed
 from wrpsim.pool.kernels import roofline as rl
 from wrpsim.pool.kernels.power import bound_s, work_constants
 from wrpsim.pool.latency import LatencyModel
+from wrpsim.pool.modelspec import fp8_scaled_bytes
 
 GIB = float(1 << 30)
 #: precisions of a pool: GEMM dtype of the dense layers and of the routed experts. The three
@@ -298,10 +299,8 @@ class KernelLatency:
             bound += "; block-FP8 layers no faster than BF16 (engine setting)"
         if model.dsa:  # nothing of DeepSeek Sparse Attention is measured: say how it is timed
             bound += (f"; sparse attention (DSA), uncalibrated: prefill from FLOPs and bytes "
-                      f"at FlashMLA's "
-                      f"published rate, {self._sparse_mla_heads()} heads a GPU, decode as "
-                      f"dense MLA over "
-                      f"{model.index_topk} keys, indexer by roofline")
+                      f"at FlashMLA's published rate, {self._sparse_mla_heads()} heads a GPU, "
+                      f"decode as dense MLA over {model.index_topk} keys, indexer by roofline")
         self.calibration = kernels.label + (note(self.dense_dtype) if note else "") + (
             moe_note(self.moe_dtype) if moe_note and model.moe else "") + bound + (
             f"; power shape copied from {power.copied_from}"
@@ -359,7 +358,7 @@ class KernelLatency:
         m = self.model
         if m.dsa:
             if self.kv_dtype == "fp8":
-                per = m.kv_lora_rank + 4 * -(-m.kv_lora_rank // 128) + 2 * m.qk_rope_head_dim
+                per = fp8_scaled_bytes(m.kv_lora_rank) + 2 * m.qk_rope_head_dim
             else:
                 per = m.kv_elems_per_token_layer() * KV_BYTES[self.kv_dtype]
             return float(m.attn_layers * (per + m.index_bytes_per_token_layer))
@@ -449,9 +448,9 @@ class KernelLatency:
         if not m.dsa:
             return 0.0, 0.0
         dt = "fp8" if rl.has_math(self.gpu, "fp8") else "bf16"
-        big = 8192.0
-        t = float(self.kernels.gemm(dt, 8192, 8192)(np.array([big]))[0])
-        flops = 2.0 * m.index_heads * m.index_head_dim * t / rl.gemm_flops(big, big, big)
+        n = 8192
+        t = float(self.kernels.gemm(dt, n, n)(np.array([float(n)]))[0])
+        flops = 2.0 * m.index_heads * m.index_head_dim * t / rl.gemm_flops(n, n, n)
         read = (m.index_bytes_per_token_layer + 8.0) / self._stream
         logits = 8.0 / self._stream
         layers = m.attn_layers
@@ -772,12 +771,17 @@ class KernelLatency:
         self._mamba_dec = 2.0 * self.mamba_state_bytes / self.tp / self._stream
 
     # ------------------------------------------------------------------ attention
+    def _group_seqs(self, batch: int) -> int:
+        """Sequences of the busiest data-parallel attention group when the instance runs
+        `batch`: ceil(batch / attn_dp) (all of them without `attn_dp`)."""
+        return batch if self.adp == 1 else -(-batch // self.adp)
+
     def _dec_row(self, batch: int) -> tuple[np.ndarray, list]:
         """Decode-attention times over the context grid at `batch` sequences of the instance
-        (array and list): the busiest group's ceil(batch / attn_dp)."""
+        (array and list): the busiest group's (`_group_seqs`)."""
         row = self._dec_rows.get(batch)
         if row is None:
-            r = self._dec.row(float(batch if self.adp == 1 else -(-batch // self.adp)))
+            r = self._dec.row(float(self._group_seqs(batch)))
             row = self._dec_rows[batch] = (r, r.tolist())
         return row
 
@@ -789,7 +793,7 @@ class KernelLatency:
         if self._n_slide:
             t = t + self._n_slide * _interp_tail(np.minimum(c, self._window), s, row)
         if self._idx_dec:  # DSA: the indexer scores every cached key
-            t = t + self._idx_dec * (batch if self.adp == 1 else -(-batch // self.adp)) * c
+            t = t + self._idx_dec * self._group_seqs(batch) * c
         return t + self._mamba_dec * batch
 
     def _decode_attn1(self, batch: int, c: float) -> float:
@@ -801,7 +805,7 @@ class KernelLatency:
             w = self._window
             t += self._n_slide * _interp1(c if c < w else float(w), s, row)
         if self._idx_dec:  # DSA: the indexer scores every cached key
-            t += self._idx_dec * (batch if self.adp == 1 else -(-batch // self.adp)) * c
+            t += self._idx_dec * self._group_seqs(batch) * c
         return t + self._mamba_dec * batch
 
     def _prefill_attn(self, seqs: int, tokens: int, pairs: float) -> float:
@@ -1013,7 +1017,7 @@ class KernelLatency:
         a += fixed
         idx = 0.0
         if self._idx_dec:  # DSA: the indexer's scoring grows by one key per sequence a step
-            idx = self._idx_dec * (batch if self.adp == 1 else -(-batch // self.adp))
+            idx = self._idx_dec * self._group_seqs(batch)
             a += idx * c0
         if self._async:
             if cpu > a:  # the CPU may bound some steps: not linear
@@ -1057,8 +1061,7 @@ class KernelLatency:
         if self._n_slide and c0 >= self._window:  # sliding layers saturated at the window
             out += self._n_slide * _interp1(float(self._window), s, row)
         if self._idx_dec:  # DSA: the indexer scores every cached key
-            out += (self._idx_dec * (batch if self.adp == 1 else -(-batch // self.adp))
-                    * (c0 + k))
+            out += self._idx_dec * self._group_seqs(batch) * (c0 + k)
         return out + self._mamba_dec * batch
 
     def encoder_s(self, vision, images: int) -> float:

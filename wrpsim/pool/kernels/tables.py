@@ -486,6 +486,7 @@ class Transferred:
     def __init__(self, ref: Kernels, gpu):
         self.ref, self.gpu = ref, gpu
         self.label = f"uncalibrated: roofline (efficiencies of {ref.label})"
+        self._moe_memo: dict = {}  # (`moe`: one curve per shape)
 
     def gemm_note(self, dtype: str) -> str:
         return ""  # (every answer is labelled "uncalibrated: roofline" already)
@@ -576,10 +577,10 @@ class Transferred:
 
     def moe(self, dtype, hidden, inter, topk, experts, moe_tp, moe_ep, gated=True) -> Curve:
         key = (dtype, hidden, inter, topk, experts, moe_tp, moe_ep, gated)
-        memo = self.__dict__.setdefault("_moe_memo", {})
-        if key not in memo:
-            memo[key] = self._moe(dtype, hidden, inter, topk, experts, moe_tp, moe_ep, gated)
-        return memo[key]
+        if key not in self._moe_memo:
+            self._moe_memo[key] = self._moe(dtype, hidden, inter, topk, experts, moe_tp, moe_ep,
+                                            gated)
+        return self._moe_memo[key]
 
     def _moe(self, dtype, hidden, inter, topk, experts, moe_tp, moe_ep, gated) -> Curve:
         """`moe`, made (once per shape)."""
