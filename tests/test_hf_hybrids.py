@@ -388,3 +388,24 @@ def test_a_null_layer_count_is_the_patterns_length():
     `hybrid_override_pattern` has one letter a layer, as vLLM reads it."""
     m, _ = _spec({**NEMOTRON_3_SUPER, "num_hidden_layers": None})
     assert m.layers == len(NEMOTRON_3_SUPER["hybrid_override_pattern"]) == 88
+
+
+def test_qwen35_asks_for_a_float32_state_in_its_own_key():
+    """Qwen3.5's config.json names its state dtype `mamba_ssm_dtype` (float32), which vLLM's
+    `auto` takes for it (Qwen3_5ForConditionalGenerationConfig): read as the checkpoint's
+    dtype, so the catalog entry's Gated DeltaNet state is FP32 (twice Qwen3-Next's BF16);
+    a bad value is refused naming that key."""
+    fields, unread = read_hf_config({**QWEN3_NEXT, "model_type": "qwen3_5_moe_text",
+                                     "mamba_ssm_dtype": "float32"})
+    assert fields["mamba_ssm_bytes"] == 4 and "mamba_ssm_dtype" not in unread
+    assert "mamba_ssm_bytes" not in read_hf_config(QWEN3_NEXT)[0]
+    from wrpsim.pool.catalog import get_model
+
+    m = get_model("qwen3.5-35b-a3b")
+    assert m.mamba_ssm_bytes == 4
+    # 30 Gated DeltaNet layers: 32 value heads x 128 x a 128-wide key state, FP32, plus the
+    # BF16 convolution window over 3 positions of (32 + 2 x 16) x 128 channels
+    assert m.mamba_state_bytes_at(4.0) == 30 * (4 * 32 * 128 * 128 + 2 * 3 * 64 * 128)
+    with pytest.raises(ConfigError, match=r"^config\.json key 'mamba_ssm_dtype' must be one "
+                                          r"of float32, bfloat16, float16, got 'fp64'$"):
+        read_hf_config({**QWEN3_NEXT, "mamba_ssm_dtype": "fp64"})

@@ -59,13 +59,14 @@ C_TYPED = {
     # (`_cpu0`, `_cpu_seq`, `_floor`, `_eager`, `_mamba_dec`, `_idx_dec`, `_idx_pre`: products
     # with a float constant;
     # the layer counts, window, group count and `max_tokens` are ints of the model's spec and
-    # the pool's config; `_async`, `_graph_mixed`, `schedule_lag` are made with `bool()`)
+    # the pool's config; `_async`, `_graph_mixed`, `schedule_lag`, `_split` are made with
+    # `bool()`)
     "KernelLatency": {"_cpu0": "double", "_cpu_seq": "double", "_floor": "double",
                       "_eager": "double", "_mamba_dec": "double", "_idx_dec": "double",
                       "_dsa_pair": "double", "_idx_pre": "double", "_n_full": "long long",
                       "_n_slide": "long long", "_window": "long long", "adp": "long long",
                       "max_tokens": "long long", "_async": "bint", "_graph_mixed": "bint",
-                      "schedule_lag": "bint", "_has_bound": "bint"},
+                      "schedule_lag": "bint", "_has_bound": "bint", "_split": "bint"},
 }
 
 

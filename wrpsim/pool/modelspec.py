@@ -83,6 +83,13 @@ class ModelSpec:
     moe_latent: int = 0
     sliding_window: int = 0
     sliding_layers: int = 0
+    #: the full-attention layers' own head width and KV heads where they differ from the
+    #: sliding-window layers' (Gemma 4 `global_head_dim`, `num_global_key_value_heads`; 0: the
+    #: same as `head_dim`, `kv_heads`) and whether they have no V projection, their values
+    #: taken from the key projection (`attention_k_eq_v`; the KV cache still holds K and V)
+    global_head_dim: int = 0
+    global_kv_heads: int = 0
+    global_k_eq_v: bool = False
     #: the windowed layers are Llama 4's chunked local attention, whose KV vLLM keeps whole
     #: (its hybrid KV-cache manager frees the blocks of sliding windows only)
     chunked_attention: bool = False
@@ -106,9 +113,9 @@ class ModelSpec:
     ssm_state: int = 0
     mamba_groups: int = 0
     conv_kernel: int = 0
-    #: bytes per element of the Mamba SSM state the checkpoint asks for (Nemotron-H's
-    #: config.json `mamba_ssm_cache_dtype`: float32 4, bfloat16 / float16 2; 0: not given),
-    #: which vLLM's `--mamba-ssm-cache-dtype auto` takes (NemotronHForCausalLMConfig)
+    #: bytes per element of the Mamba SSM state the checkpoint asks for (config.json
+    #: `mamba_ssm_cache_dtype` of Nemotron-H, `mamba_ssm_dtype` of Qwen3.5: float32 4,
+    #: bfloat16 / float16 2; 0: not given), which vLLM's `--mamba-ssm-cache-dtype auto` takes
     mamba_ssm_bytes: int = 0
     vision: VisionSpec | None = None
     source: str = ""
@@ -137,6 +144,32 @@ class ModelSpec:
     def full_attn_layers(self) -> int:
         """Attention layers that keep every token's KV (not sliding-window)."""
         return self.attn_layers - self.sliding_layers
+
+    @property
+    def full_head_dim(self) -> int:
+        """Head width of the full-attention layers (`global_head_dim`, else `head_dim`)."""
+        return self.global_head_dim or self.head_dim
+
+    @property
+    def full_kv_heads(self) -> int:
+        """KV heads of the full-attention layers (`global_kv_heads`, else `kv_heads`)."""
+        return self.global_kv_heads or self.kv_heads
+
+    @property
+    def split_attention(self) -> bool:
+        """Whether the full-attention layers' attention differs in shape from the
+        sliding-window layers' (Gemma 4): each kind then has its own projections, KV size
+        and attention kernel."""
+        return bool(self.sliding_layers and self.full_attn_layers and (
+            self.full_head_dim != self.head_dim or self.full_kv_heads != self.kv_heads
+            or self.global_k_eq_v))
+
+    @property
+    def attn_dim_layers(self) -> int:
+        """Head width summed over the attention layers (FLOPs per query-key pair and head,
+        over two, are 2 x this): attn_layers x head_dim, the full layers at `full_head_dim`."""
+        return self.sliding_layers * self.head_dim + (
+            self.attn_layers - self.sliding_layers) * self.full_head_dim
 
     @property
     def mla(self) -> bool:
@@ -211,9 +244,26 @@ class ModelSpec:
 
     # ------------------------------------------------------------------ parameters
     @property
+    def attn_params(self) -> int:
+        """Attention projection weights of all attention layers (the full-attention layers'
+        own shapes where they differ: `split_attention`)."""
+        if not self.split_attention:
+            return self.attn_layers * self.attn_params_per_layer
+        return (self.sliding_layers * self.attn_params_per_layer
+                + self.full_attn_layers * self._gqa_params(
+                    self.full_head_dim, self.full_kv_heads, 1 if self.global_k_eq_v else 2))
+
+    def _gqa_params(self, head_dim: int, kv_heads: int, kv_mats: int) -> int:
+        """Q, O and `kv_mats` K / V projections of a GQA layer of that head width."""
+        h, H = self.hidden, self.heads
+        q = h * H * head_dim * (2 if self.attn_gate else 1)
+        return q + h * H * head_dim + kv_mats * h * kv_heads * head_dim
+
+    @property
     def attn_params_per_layer(self) -> int:
         """Attention projection weights of one layer (Q, K, V, O; MLA: its low-rank factors and
-        a DSA model's indexer)."""
+        a DSA model's indexer); of a sliding-window layer where the full-attention layers
+        differ (`attn_params`)."""
         h, H = self.hidden, self.heads
         if self.mla:
             qk = self.head_dim  # nope + rope per head
@@ -222,8 +272,7 @@ class ModelSpec:
             kv = h * (self.kv_lora_rank + self.qk_rope_head_dim) + self.kv_lora_rank * H * (
                 qk - self.qk_rope_head_dim + self.v_head_dim)
             return q + kv + H * self.v_head_dim * h + self.index_params_per_layer
-        q = h * H * self.head_dim * (2 if self.attn_gate else 1)
-        return q + h * H * self.head_dim + 2 * h * self.kv_heads * self.head_dim
+        return self._gqa_params(self.head_dim, self.kv_heads, 2)
 
     @property
     def mats(self) -> int:
@@ -275,14 +324,13 @@ class ModelSpec:
     @property
     def params(self) -> int:
         """Total parameters (all experts)."""
-        return (self.attn_layers * self.attn_params_per_layer + self._ffn_params(self.experts)
+        return (self.attn_params + self._ffn_params(self.experts)
                 + self.mamba_layers * self.mamba_params_per_layer + self.embedding_params)
 
     @property
     def active_params(self) -> int:
         """Parameters one token goes through (routed experts only)."""
-        return (self.attn_layers * self.attn_params_per_layer
-                + self._ffn_params(self.active_experts)
+        return (self.attn_params + self._ffn_params(self.active_experts)
                 + self.mamba_layers * self.mamba_params_per_layer + self.embedding_params)
 
     @property
@@ -292,10 +340,18 @@ class ModelSpec:
 
     # ------------------------------------------------------------------ KV cache
     def kv_elems_per_token_layer(self) -> int:
-        """KV elements one token stores in one attention layer (whole model, all heads)."""
+        """KV elements one token stores in one attention layer (whole model, all heads); in a
+        sliding-window layer where the full-attention layers differ (`full_kv_elems`)."""
         if self.mla:
             return self.kv_lora_rank + self.qk_rope_head_dim
         return 2 * self.kv_heads * self.head_dim
+
+    def full_kv_elems(self) -> int:
+        """KV elements one token stores in one full-attention layer: K and V of its own heads
+        (`full_kv_heads` x `full_head_dim`; both kept even where V is K's projection)."""
+        if self.mla:
+            return self.kv_elems_per_token_layer()
+        return 2 * self.full_kv_heads * self.full_head_dim
 
     @property
     def kv_bytes_per_token(self) -> int:
@@ -304,7 +360,11 @@ class ModelSpec:
         counted: the memory one token takes in all of them. An instance pages sliding-window
         layers apart, as vLLM does (`wrpsim.pool.window`): beyond the window they hold only
         its last `sliding_window` tokens. A DSA model adds its indexer's key cache
-        (`index_bytes_per_token_layer`)."""
+        (`index_bytes_per_token_layer`); full-attention layers of their own shape
+        (`split_attention`) count theirs (`full_kv_elems`)."""
+        if self.split_attention:
+            return (self.sliding_layers * self.kv_elems_per_token_layer()
+                    + self.full_attn_layers * self.full_kv_elems()) * self.bytes_per_param
         return self.attn_layers * (self.kv_elems_per_token_layer() * self.bytes_per_param
                                    + self.index_bytes_per_token_layer)
 
@@ -332,7 +392,8 @@ def fp8_scaled_bytes(n: int) -> int:
 
 
 SPEC_FIELDS = tuple(f.name for f in fields(ModelSpec) if f.name != "name")
-BOOL_FIELDS = ("gated_mlp", "tied_embeddings", "chunked_attention", "attn_gate")
+BOOL_FIELDS = ("gated_mlp", "tied_embeddings", "chunked_attention", "attn_gate",
+               "global_k_eq_v")
 INT_FIELDS = tuple(f for f in SPEC_FIELDS
                    if f not in (*BOOL_FIELDS, "source", "vision"))
 REQUIRED = ("layers", "hidden", "heads", "kv_heads", "head_dim", "intermediate", "vocab")
@@ -472,7 +533,9 @@ IGNORED = {"attention_dropout", "attention_bias", "hidden_act", "hidden_dropout"
            "lm_head_multiplier", "mamba_norm_before_gate", "mamba_rms_norm",
            "ssm_in_multiplier", "ssm_multipliers", "ssm_out_multiplier",
            "moe_shared_expert_overlap", "moe_drop_tokens", "moe_random_routing_dropped_token",
-           "group_limited_greedy", "add_classification_head"}
+           "group_limited_greedy", "add_classification_head",
+           # Gemma 4: images' tokens attend to each other both ways (a mask, no time)
+           "use_bidirectional_attention"}
 
 
 def unread_keys(cfg: dict) -> list[str]:
@@ -525,9 +588,12 @@ def from_hf_config(cfg: dict) -> dict:
     `moe_shared_expert_intermediate_size` x `n_shared_experts` (Nemotron 3; its latent MoE's
     expert width `moe_latent_size`) and
     `shared_intermediate_size` (Granite 4; of a dense Granite 4, its MLP), `top_k_experts`.
-    Refused with one line: DeepSeek-V4's compressed attention (`compress_ratios`,
-    `o_lora_rank`), per-layer widths (`block_configs`), a purely recurrent stack,
-    unknown `layer_types` kinds."""
+    Gemma 4's full-attention layers of their own shape (global_head_dim,
+    num_global_key_value_heads with attention_k_eq_v) and its experts beside a dense MLP
+    (enable_moe_block: the MLP as a shared expert), the recurrent state's dtype
+    (mamba_ssm_cache_dtype, Qwen3.5's mamba_ssm_dtype). Refused with one line: DeepSeek-V4's
+    compressed attention (`compress_ratios`, `o_lora_rank`), per-layer widths
+    (`block_configs`), a purely recurrent stack, unknown `layer_types` kinds."""
     return _fields(_with_defaults(_merged(cfg)))
 
 
@@ -673,6 +739,39 @@ def _recurrent_layers(c: dict, layers: int, hidden: int) -> dict:
     return {"attention_layers": attn, "mamba_layers": rec, "mlp_layers": layers, **mixer}
 
 
+#: Gemma 3n / Gemma 4 keys whose 0 means the feature is absent (read then; a non-zero value —
+#: per-layer input embeddings, layers that reuse an earlier layer's KV — is not modelled and
+#: is named by `unread_keys`)
+_ZERO_MEANS_NONE = ("num_kv_shared_layers", "hidden_size_per_layer_input")
+
+
+def _global_attention(c: dict, out: dict) -> dict:
+    """Gemma 4's full-attention layers of their own shape: `global_head_dim` wide heads and,
+    with `attention_k_eq_v` (no V projection: V from the key projection),
+    `num_global_key_value_heads` KV heads (transformers Gemma4TextAttention: those heads only
+    with k = v). A model without sliding-window layers takes them as its one shape. Also reads
+    `_ZERO_MEANS_NONE` where 0."""
+    for key in _ZERO_MEANS_NONE:
+        if dict.get(c, key) in (0, None):
+            c.get(key)
+    if dict.get(c, "hidden_size_per_layer_input") in (0, None):
+        c.get("vocab_size_per_layer_input")  # (the size of per-layer inputs it has not)
+    dim = _hf_int(c, "global_head_dim", 1)
+    k_eq_v = _hf_bool(c, "attention_k_eq_v", False)
+    kv = _hf_int(c, "num_global_key_value_heads", 1) if k_eq_v else None
+    c.get("num_global_key_value_heads")  # (without k = v the layers keep num_key_value_heads)
+    if not out.get("sliding_layers"):
+        return {k: v for k, v in (("head_dim", dim), ("kv_heads", kv)) if v}
+    fields: dict = {}
+    if dim and dim != out["head_dim"]:
+        fields["global_head_dim"] = dim
+    if kv and kv != out["kv_heads"]:
+        fields["global_kv_heads"] = kv
+    if k_eq_v:
+        fields["global_k_eq_v"] = True
+    return fields
+
+
 def _fields(c: dict) -> dict:
     """`from_hf_config`'s fields from the merged config.json with its defaults."""
     if "compress_ratios" in c or "o_lora_rank" in c:
@@ -741,6 +840,10 @@ def _fields(c: dict) -> dict:
             # every Llama 4 MoE layer has one shared expert of the routed width
             # (transformers Llama4TextMoe.shared_expert); its config.json has no key for it
             shared = moe_inter
+        if not shared and _hf_bool(c, "enable_moe_block", False):
+            # Gemma 4 MoE: every layer runs its dense MLP (`intermediate_size`) beside the
+            # routed experts, as a shared expert of that width
+            shared = inter
         out["shared_intermediate"] = shared
         if _hf_int(c, "moe_latent_size"):  # (Nemotron 3 Super / Ultra: a latent MoE)
             out["moe_latent"] = _hf_int(c, "moe_latent_size")
@@ -753,6 +856,7 @@ def _fields(c: dict) -> dict:
         out["intermediate"] = inter
         # (no experts: nothing to place, none to route to)
         c.get("mlp_only_layers"), c.get("decoder_sparse_step"), c.get("num_experts_per_tok")
+        c.get("enable_moe_block")
     if _hf_int(c, "kv_lora_rank"):
         rope = _hf_req(c, "qk_rope_head_dim")
         out.update(kv_lora_rank=_hf_int(c, "kv_lora_rank"),
@@ -780,6 +884,7 @@ def _fields(c: dict) -> dict:
             n = layers
         if n:
             out["sliding_window"], out["sliding_layers"] = int(window), int(n)
+    out.update(_global_attention(c, out))
     chunk = _hf_int(c, "attention_chunk_size")
     if chunk:
         # Llama 4's chunked local attention (a token sees its own `chunk`-token chunk) on its
@@ -815,14 +920,20 @@ def _fields(c: dict) -> dict:
                    conv_kernel=_hf_int(c, "conv_kernel") or 4)
         act = str(c.get("mlp_hidden_act", "silu"))
         out["gated_mlp"] = act not in ("relu2", "gelu")
-        ssm = c.get("mamba_ssm_cache_dtype")
-        if ssm is not None:
-            if ssm not in _SSM_BYTES:
-                raise ConfigError(f"config.json key 'mamba_ssm_cache_dtype' must be one of "
-                                  f"{', '.join(_SSM_BYTES)}, got {ssm!r}")
-            out["mamba_ssm_bytes"] = _SSM_BYTES[ssm]
     else:
         out.update(_recurrent_layers(c, layers, hidden))
         if str(c.get("hidden_act", "silu")) in ("gelu",) and c.get("model_type") == "bloom":
             out["gated_mlp"] = False
+    if out.get("mamba_layers"):
+        # the SSM state's dtype the checkpoint asks for, which vLLM's `auto` takes: Nemotron-H
+        # `mamba_ssm_cache_dtype` (NemotronHForCausalLMConfig), Qwen3.5 `mamba_ssm_dtype`
+        # (Qwen3_5ForConditionalGenerationConfig; its conv state stays BF16)
+        key = ("mamba_ssm_cache_dtype" if c.get("mamba_ssm_cache_dtype") is not None
+               else "mamba_ssm_dtype")
+        ssm = c.get(key)
+        if ssm is not None:
+            if ssm not in _SSM_BYTES:
+                raise ConfigError(f"config.json key {key!r} must be one of "
+                                  f"{', '.join(_SSM_BYTES)}, got {ssm!r}")
+            out["mamba_ssm_bytes"] = _SSM_BYTES[ssm]
     return out

@@ -48,6 +48,7 @@ with a KV connector: those reserve `max_seqs` states up front (`KernelLatency.kv
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 
@@ -55,7 +56,9 @@ from dataclasses import dataclass
 class WindowKV:
     """Window accounting of one model at one block size (see module docstring): a ledger
     block is `block_size` tokens of `unit_layers` full-attention layers; a sequence's window
-    holds ceil(`win_num` x min(its blocks, `window_blocks`) / `win_den`) ledger blocks."""
+    holds ceil(`win_num` x min(its blocks, `window_blocks`) / `win_den`) ledger blocks. Where a
+    full-attention layer's token takes other bytes than a sliding layer's (Gemma 4), the layer
+    counts are weighted by those bytes (`window_kv`)."""
 
     all_layers: int  # attention layers (the capacity's memory holds this many per token)
     unit_layers: int  # layers one ledger block holds
@@ -100,10 +103,14 @@ def group_size(full: int, sliding: int) -> int:
     return hi if hi < 1.25 * lo else lo
 
 
-def window_kv(model, block_size: int) -> WindowKV | None:
+def window_kv(model, block_size: int, lat=None) -> WindowKV | None:
     """The `WindowKV` of `model` (a `ModelSpec`) at `block_size`, or None where wrpsim counts
     every layer's KV per token (no sliding layers, chunked attention, no full-attention
-    layer: module docstring)."""
+    layer: module docstring). Where the full-attention layers have their own KV shape
+    (`ModelSpec.split_attention`, Gemma 4) every layer count is weighted by its layer's bytes
+    a token on one GPU (`lat`'s heads a GPU; the whole model's without `lat`): vLLM makes the
+    pages of both kinds one size by giving the kind with the smaller token more tokens a
+    block, so a kind's memory is its layers times their bytes."""
     if not model.sliding_layers or model.chunked_attention or not model.sliding_window:
         return None
     full, sliding = model.attn_layers - model.sliding_layers, model.sliding_layers
@@ -111,9 +118,19 @@ def window_kv(model, block_size: int) -> WindowKV | None:
         return None
     wb = -(-(model.sliding_window - 1) // block_size) + 1
     g = group_size(full, sliding)
+    ef = es = 1  # a full and a sliding layer's KV a token (in any common unit)
+    if model.split_attention:
+        if lat is None:
+            ef, es = model.full_kv_elems(), model.kv_elems_per_token_layer()
+        else:
+            ef = lat.full_kv_heads_per_gpu * model.full_head_dim
+            es = lat.kv_heads_per_gpu * model.head_dim
+        k = math.gcd(ef, es)
+        ef, es = ef // k, es // k
+    all_w = full * ef + sliding * es
     if -(-full // g) == 1:  # the full layers are one group: vLLM's blocks exactly
-        return WindowKV(full + sliding, g, -(-sliding // g), 1, wb, block_size)
-    return WindowKV(full + sliding, full, sliding, full, wb, block_size)
+        return WindowKV(all_w, g * ef, -(-sliding // g) * es, ef, wb, block_size)
+    return WindowKV(all_w, full * ef, sliding * es, full * ef, wb, block_size)
 
 
 #: tokens vLLM aligns a hybrid model's grown attention block to (its kernels' block alignment)
@@ -211,7 +228,7 @@ def for_pool(lat, model, block_size: int, connector: bool = False):
     results, and for constant latency models."""
     if connector or model is None or getattr(lat, "kernels", None) is None:
         return None
-    return window_kv(model, block_size) or mamba_kv(lat, model, block_size)
+    return window_kv(model, block_size, lat) or mamba_kv(lat, model, block_size)
 
 
 def label(model, win, lat) -> str:

@@ -21,6 +21,7 @@ cdef class KernelLatency:
     cdef public double _cpu0
     cdef public double _cpu_seq
     cdef public object _dec
+    cdef public object _dec_f
     cdef public dict _dec_power
     cdef public dict _dec_rows
     cdef public object _dec_s
@@ -46,9 +47,11 @@ cdef class KernelLatency:
     cdef public object _power
     cdef public object _power_c
     cdef public object _pre
+    cdef public object _pre_f
     cdef public dict _pre_rows
     cdef public list _pre_s
     cdef public dict _run_consts
+    cdef public bint _split
     cdef public object _stream
     cdef public long long _window
     cdef public object _work_c
@@ -90,10 +93,10 @@ cdef class KernelLatency:
 
     @cython.locals(c0=cython.double, s=list, c1=cython.double, lo=cython.double,
                    hi=cython.double, i=Py_ssize_t, w=cython.longlong, consts=tuple, row=list,
-                   mamba=cython.double, saturated=cython.double, fixed=cython.double,
-                   cpu=cython.double, r=cython.double, r1=cython.double,
-                   slope=cython.double, t0=cython.double, lay=cython.longlong,
-                   a=cython.double, idx=cython.double)
+                   rowf=list, mamba=cython.double, saturated=cython.double,
+                   fixed=cython.double, cpu=cython.double, r=cython.double, r1=cython.double,
+                   slope=cython.double, slope_f=cython.double, slope_all=cython.double,
+                   t0=cython.double, lay=cython.longlong, a=cython.double, idx=cython.double)
     cpdef decode_run_linear(self, long long batch, double ctx0, long long n)
 
     @cython.locals(row=list, s=list, w=cython.longlong, consts=tuple)
@@ -101,14 +104,15 @@ cdef class KernelLatency:
 
     cpdef long long _group_seqs(self, long long batch)
 
-    @cython.locals(row=tuple)
+    @cython.locals(row=tuple, b=cython.double)
     cpdef tuple _dec_row(self, long long batch)
 
-    @cython.locals(row=list, s=list, t=cython.double, w=cython.longlong)
+    @cython.locals(rows=tuple, row=list, s=list, t=cython.double, w=cython.longlong)
     cpdef double _decode_attn1(self, long long batch, double c)
 
     @cython.locals(b=cython.longlong, s=cython.double, ctx=cython.double,
-                   br=cython.longlong, pr=cython.double, row=list, drow=list, s_dec=list,
+                   br=cython.longlong, pr=cython.double, rows=tuple, row=list, drows=tuple,
+                   drow=list, s_dec=list,
                    t_pairs=cython.double, t_read=cython.double, total=cython.double,
                    w=cython.double, p=cython.double, pw=cython.double)
     cpdef double _prefill_attn(self, long long seqs, long long tokens, double pairs)

@@ -195,6 +195,7 @@ class KernelLatency:
         "_cpu0",
         "_cpu_seq",
         "_dec",
+        "_dec_f",
         "_dec_power",
         "_dec_rows",
         "_dec_s",
@@ -220,9 +221,11 @@ class KernelLatency:
         "_power",
         "_power_c",
         "_pre",
+        "_pre_f",
         "_pre_rows",
         "_pre_s",
         "_run_consts",
+        "_split",
         "_stream",
         "_window",
         "_work_c",
@@ -348,6 +351,13 @@ class KernelLatency:
         return 1 if self.model.mla else math.ceil(self.model.kv_heads / self.atp)
 
     @property
+    def full_kv_heads_per_gpu(self) -> int:
+        """KV heads each GPU holds in a full-attention layer of its own shape (Gemma 4:
+        `ModelSpec.split_attention`); `kv_heads_per_gpu` otherwise."""
+        return (math.ceil(self.model.full_kv_heads / self.atp) if self.model.split_attention
+                else self.kv_heads_per_gpu)
+
+    @property
     def kv_bytes_per_token_per_gpu(self) -> float:
         """KV-cache bytes of one token on each GPU (MLA's latent KV is replicated on every
         GPU; every attention layer counted, see `ModelSpec.kv_bytes_per_token`; an instance
@@ -362,6 +372,10 @@ class KernelLatency:
             else:
                 per = m.kv_elems_per_token_layer() * KV_BYTES[self.kv_dtype]
             return float(m.attn_layers * (per + m.index_bytes_per_token_layer))
+        if m.split_attention:  # (Gemma 4: the full layers' own heads)
+            return (m.sliding_layers * 2 * self.kv_heads_per_gpu * m.head_dim
+                    + m.full_attn_layers * 2 * self.full_kv_heads_per_gpu * m.full_head_dim
+                    ) * KV_BYTES[self.kv_dtype]
         per_layer = (m.kv_elems_per_token_layer() if m.mla
                      else 2 * self.kv_heads_per_gpu * m.head_dim)
         return m.attn_layers * per_layer * KV_BYTES[self.kv_dtype]
@@ -408,8 +422,13 @@ class KernelLatency:
                 out.append((m.attn_layers, "bf16", m.index_heads, h))
         else:
             q = H // tp * (2 if m.attn_gate else 1)  # (a gated attention's gate beside Q)
-            out.append((m.attn_layers, d, (q + 2 * self.kv_heads_per_gpu) * m.head_dim, h))
-            out.append((m.attn_layers, d, h, H // tp * m.head_dim))
+            if m.split_attention:  # (Gemma 4: the full layers' own QKV and output shapes)
+                kv = (1 if m.global_k_eq_v else 2) * self.full_kv_heads_per_gpu
+                out.append((m.full_attn_layers, d, (q + kv) * m.full_head_dim, h))
+                out.append((m.full_attn_layers, d, h, H // tp * m.full_head_dim))
+            n = m.sliding_layers if m.split_attention else m.attn_layers
+            out.append((n, d, (q + 2 * self.kv_heads_per_gpu) * m.head_dim, h))
+            out.append((n, d, h, H // tp * m.head_dim))
         g = 2 if m.gated_mlp else 1
         dense_layers = m.dense_layers if m.moe else m.ffn_layers
         width = (m.dense_intermediate or m.intermediate) if m.moe else m.intermediate
@@ -567,6 +586,10 @@ class KernelLatency:
             rope = kv = 0.0
         elif m.mla:
             rope = m.attn_layers * (m.heads // tp + 1) * m.qk_rope_head_dim * 2 * 2.0
+        elif m.split_attention:
+            rope = (m.sliding_layers * (m.heads // tp + self.kv_heads_per_gpu) * m.head_dim
+                    + m.full_attn_layers * (m.heads // tp + self.full_kv_heads_per_gpu)
+                    * m.full_head_dim) * 2 * 2.0
         else:
             rope = m.attn_layers * (m.heads // tp + self.kv_heads_per_gpu) * m.head_dim * 2 * 2.0
         if all_bytes or not self._mla_tables:
@@ -710,11 +733,22 @@ class KernelLatency:
         return pre, dec
 
     def _mha_grids(self):
-        """Attention of the model's head layout on one GPU from the attention tables."""
+        """Attention of the model's head layout on one GPU from the attention tables (of its
+        sliding-window layers where the full layers have their own: `_full_grids`)."""
         m, tp, k = self.model, self.atp, self.kernels
         pre = k.attn_prefill(self.kv_dtype, m.heads // tp, self.kv_heads_per_gpu, m.head_dim)
         dec = k.attn_decode(self.kv_dtype, m.heads // tp, self.kv_heads_per_gpu, m.head_dim)
         return pre, dec
+
+    def _full_grids(self, pre, dec):
+        """The full-attention layers' prefill and decode times (Gemma 4's wider heads and own
+        KV heads: `ModelSpec.split_attention`) from the attention tables, on the batches and
+        lengths of `pre` and `dec` (the other layers' grids) so that one context grid serves
+        both: arrays like `pre.t` and `dec.t` (linear in the length between the table's own
+        points, grown as `_interp_tail` grows it beyond the last)."""
+        m, tp, k = self.model, self.atp, self.kernels
+        args = (self.kv_dtype, m.heads // tp, self.full_kv_heads_per_gpu, m.full_head_dim)
+        return (_on_grid(k.attn_prefill(*args), pre), _on_grid(k.attn_decode(*args), dec))
 
     def _precompute(self) -> dict:
         """What the kernel tables give this instance (`precomputed.FIELDS`): the streaming
@@ -726,6 +760,8 @@ class KernelLatency:
         T = np.arange(self.max_tokens + 1, dtype=np.float64)
         lin, head = self._linear_curve(T), self._head_curve(T)
         pre, dec = self._attention_grids()
+        pre_f, dec_f = (self._full_grids(pre, dec) if self.model.split_attention
+                        else (pre.t, dec.t))
         # the seconds the sustained-rate bound adds (`tables.sustained`): the power model takes
         # the GEMMs' compute utilisation over their unbounded time (`power_w`)
         free, bound = short_loop(self.kernels), self.kernels
@@ -741,6 +777,7 @@ class KernelLatency:
         return {"stream": np.float64(self._stream), "lin": lin, "head": head,
                 "pre_b": pre.b, "pre_s": pre.s, "pre_t": pre.t,
                 "dec_b": dec.b, "dec_s": dec.s, "dec_t": dec.t,
+                "pre_f": pre_f, "dec_f": dec_f,
                 "mla_tables": np.bool_(self._mla_tables), "lin_bound": lin_b,
                 "head_bound": head_b}
 
@@ -759,6 +796,11 @@ class KernelLatency:
         m = self.model
         self._pre = Grid(c["pre_b"], c["pre_s"], c["pre_t"])
         self._dec = Grid(c["dec_b"], c["dec_s"], c["dec_t"])
+        # the full-attention layers' grids: the same objects unless their attention has its
+        # own shape (Gemma 4), so that every other model's arithmetic is unchanged
+        self._split = bool(m.split_attention)
+        self._pre_f = Grid(c["pre_b"], c["pre_s"], c["pre_f"]) if self._split else self._pre
+        self._dec_f = Grid(c["dec_b"], c["dec_s"], c["dec_f"]) if self._split else self._dec
         self._n_slide = m.capped_layers  # sliding-window layers, or all of a DSA model's
         self._n_full = m.attn_layers - self._n_slide
         self._window = m.attn_cap
@@ -776,20 +818,28 @@ class KernelLatency:
         `batch`: ceil(batch / attn_dp) (all of them without `attn_dp`)."""
         return batch if self.adp == 1 else -(-batch // self.adp)
 
-    def _dec_row(self, batch: int) -> tuple[np.ndarray, list]:
+    def _dec_row(self, batch: int) -> tuple:
         """Decode-attention times over the context grid at `batch` sequences of the instance
-        (array and list): the busiest group's (`_group_seqs`)."""
+        (array and list), then the full-attention layers' (array and list: the same objects
+        unless they have their own shape, `_split`): the busiest group's (`_group_seqs`)."""
         row = self._dec_rows.get(batch)
         if row is None:
-            r = self._dec.row(float(self._group_seqs(batch)))
-            row = self._dec_rows[batch] = (r, r.tolist())
+            b = float(self._group_seqs(batch))
+            r = self._dec.row(b)
+            rl = r.tolist()
+            if self._split:
+                f = self._dec_f.row(b)
+                row = self._dec_rows[batch] = (r, rl, f, f.tolist())
+            else:
+                row = self._dec_rows[batch] = (r, rl, r, rl)
         return row
 
     def _decode_attn(self, batch: int, ctx_per_seq: np.ndarray) -> np.ndarray:
         """Decode attention seconds (all attention layers) at per-sequence contexts (array)."""
-        row, s = self._dec_row(batch)[0], self._dec_s
+        rows, s = self._dec_row(batch), self._dec_s
+        row = rows[0]
         c = np.asarray(ctx_per_seq, dtype=np.float64)
-        t = self._n_full * _interp_tail(c, s, row)
+        t = self._n_full * _interp_tail(c, s, rows[2])
         if self._n_slide:
             t = t + self._n_slide * _interp_tail(np.minimum(c, self._window), s, row)
         if self._idx_dec:  # DSA: the indexer scores every cached key
@@ -798,9 +848,10 @@ class KernelLatency:
 
     def _decode_attn1(self, batch: int, c: float) -> float:
         """`_decode_attn` at one context, in plain floats (the hot path)."""
-        row = self._dec_row(batch)[1]
+        rows = self._dec_row(batch)
+        row = rows[1]
         s = self._dec_sl
-        t = self._n_full * _interp1(c, s, row)
+        t = self._n_full * _interp1(c, s, rows[3])
         if self._n_slide:
             w = self._window
             t += self._n_slide * _interp1(c if c < w else float(w), s, row)
@@ -824,11 +875,17 @@ class KernelLatency:
         if self.adp > 1:
             br = -(-b // self.adp)
             pr = pairs * br / b
-        row = self._pre_rows.get(b)
-        if row is None:
-            row = self._pre_rows[b] = self._pre.row(float(br)).tolist()
-        drow, s_dec = self._dec_row(b)[1], self._dec_sl
-        t_pairs, t_read = _pairs_time(row, self._pre_s, br, pr), _interp1(ctx, s_dec, drow)
+        rows = self._pre_rows.get(b)
+        if rows is None:
+            row = self._pre.row(float(br)).tolist()
+            rows = self._pre_rows[b] = (row, self._pre_f.row(float(br)).tolist()
+                                        if self._split else row)
+        row = rows[0]
+        drows, s_dec = self._dec_row(b), self._dec_sl
+        drow = drows[1]
+        # the full-attention layers (their own kernel where their shape differs: `_split`)
+        t_pairs = _pairs_time(rows[1], self._pre_s, br, pr)
+        t_read = _interp1(ctx, s_dec, drows[3])
         total = self._n_full * (t_read if t_read > t_pairs else t_pairs)
         if self._n_slide:
             w = float(self._window)
@@ -1006,12 +1063,22 @@ class KernelLatency:
         consts = self._run_consts.get(batch)
         if consts is None:
             consts = self._decode_run_consts(batch)
-        row, mamba, saturated, fixed, cpu = consts
+        row, rowf, mamba, saturated, fixed, cpu = consts
         r, r1 = row[i], row[i + 1]
         slope = (r1 - r) / (hi - lo)
         t0 = r + slope * (c0 - lo)
-        lay = self._n_full + (self._n_slide if c1 < w else 0)
-        a = lay * t0 + mamba
+        if self._split:  # the full layers on their own row, the sliding ones on theirs
+            r, r1 = rowf[i], rowf[i + 1]
+            slope_f = (r1 - r) / (hi - lo)
+            a = self._n_full * (r + slope_f * (c0 - lo)) + mamba
+            slope_all = self._n_full * slope_f
+            if c1 < w:
+                a += self._n_slide * t0
+                slope_all += self._n_slide * slope
+        else:
+            lay = self._n_full + (self._n_slide if c1 < w else 0)
+            a = lay * t0 + mamba
+            slope_all = lay * slope
         if self._n_slide and c0 >= w:
             a += saturated
         a += fixed
@@ -1025,17 +1092,19 @@ class KernelLatency:
         else:
             a += cpu
         if idx:
-            return a, lay * slope + idx
-        return a, lay * slope
+            return a, slope_all + idx
+        return a, slope_all
 
     def _decode_run_consts(self, batch: int) -> tuple:
         """The terms of `decode_run_linear` that depend on the batch only, computed once per
-        batch size: (decode-attention row over the context grid, Mamba state traffic, the
-        sliding layers' attention at the window, linear + head + layer floor, engine CPU)."""
-        row = self._dec_row(batch)[1]
+        batch size: (decode-attention row over the context grid, the full-attention layers'
+        row, Mamba state traffic, the sliding layers' attention at the window, linear + head +
+        layer floor, engine CPU)."""
+        rows = self._dec_row(batch)
+        row = rows[1]
         s, w = self._dec_sl, self._window
         consts = self._run_consts[batch] = (
-            row, self._mamba_dec * batch,
+            row, rows[3], self._mamba_dec * batch,
             self._n_slide * _interp1(float(w), s, row) if self._n_slide else 0.0,
             self._lin_at(batch) + self._head_at(batch) + self._floor,
             self._cpu0 + self._cpu_seq * batch)
@@ -1052,12 +1121,20 @@ class KernelLatency:
         i = bisect_right(s, c0) - 1
         if c1 > s[i + 1] or (self._n_slide and c0 < self._window <= c1):
             return None
-        row = self._dec_row(batch)[1]
+        rows = self._dec_row(batch)
+        row = rows[1]
         slope = (row[i + 1] - row[i]) / (s[i + 1] - s[i])
         t0 = row[i] + slope * (c0 - s[i])
         k = np.arange(n, dtype=np.float64)
-        lay = self._n_full + (self._n_slide if c1 < self._window else 0)
-        out = lay * (t0 + slope * k)
+        if self._split:  # the full layers on their own row, the sliding ones on theirs
+            rowf = rows[3]
+            slope_f = (rowf[i + 1] - rowf[i]) / (s[i + 1] - s[i])
+            out = self._n_full * (rowf[i] + slope_f * (c0 - s[i]) + slope_f * k)
+            if c1 < self._window:
+                out += self._n_slide * (t0 + slope * k)
+        else:
+            lay = self._n_full + (self._n_slide if c1 < self._window else 0)
+            out = lay * (t0 + slope * k)
         if self._n_slide and c0 >= self._window:  # sliding layers saturated at the window
             out += self._n_slide * _interp1(float(self._window), s, row)
         if self._idx_dec:  # DSA: the indexer scores every cached key
@@ -1238,6 +1315,13 @@ def _interp_tail(c, s: np.ndarray, row: np.ndarray):
     if big.any():  # (the method: `np.any`'s dispatch costs 2-3 us a call)
         out = np.where(big, row[-1] * (c + 1.0) / (s[-1] + 1.0), out)
     return out
+
+
+def _on_grid(g, ref) -> np.ndarray:
+    """Grid `g`'s times at `ref`'s batches and lengths (`Grid.row` at each of ref.b, then
+    `_interp_tail` at ref.s): an array shaped like `ref.t`."""
+    return np.array([_interp_tail(ref.s.astype(np.float64), g.s, g.row(float(b)))
+                     for b in ref.b])
 
 
 def _window_pairs(n: float, w: float) -> float:

@@ -88,8 +88,8 @@ def work_constants(lat) -> tuple:
         wb = rl.WEIGHT_BYTES
         head = m.vocab * m.hidden / tp
         dense = (m.params - m.expert_params - m.embedding_params) / atp
-        attn = (4.0 * (m.heads // tp) * m.head_dim * m.attn_layers if adp == 1
-                else 4.0 * (m.heads // atp) * m.head_dim * m.attn_layers / adp)
+        attn = (4.0 * (m.heads // tp) * m.attn_dim_layers if adp == 1
+                else 4.0 * (m.heads // atp) * m.attn_dim_layers / adp)
         c = lat._work_c = (
             2.0 * (m.active_params - m.embedding_params) / tp,  # FLOPs per token
             2.0 * head,  # LM-head FLOPs per sequence
