@@ -16,7 +16,13 @@ sequences on H100 / H200, 2,048 and 256 on A100) and engine vllm-0.11 (the pages
 TPOT and output throughput per case and the median absolute and signed errors; about 35 s on
 2 cores. Two runs (Qwen3-235B FP8 on 4 x H100) are from GPUStack's tuning steps (16,384
 batched tokens), not its baseline, and so is one DeepSeek-V3.2 run (data-parallel attention
-over 8 GPUs with expert parallelism, wrpsim's `attn_dp: 8`, `ep: 8`).
+over 8 GPUs with expert parallelism, wrpsim's `attn_dp: 8`, `ep: 8`). The Qwen3.5-35B-A3B
+runs (one H200, vLLM 0.17.1, BF16) are GPUStack's newer guidellm pages: 1,000 (or 100, 200)
+requests sent at 1,000 a second with at most 512 in flight (the concurrency each run reports,
+replayed as that many clients) and a fixed output length; their TPOT column is the mean
+latency less the mean TTFT over the output tokens after the first (exact for fixed lengths;
+the pages' own TPOT and ITL rows count streamed chunks, most of them 0 ms), and they run on
+wrpsim's newest calibration (`V24`: vllm-0.24), as a default pool does.
 
     python docs/experiments/outside_check.py
 """
@@ -52,6 +58,9 @@ SETTINGS = {
     "DP8EP": [f"{P}scheduler.token_budget={8 * 8192}", f"{P}scheduler.max_seqs={8 * 1024}",
               f"+{P}attn_dp=8", f"+{P}ep=8"],
     "RSV": [f"+{P}scheduler.reserve_gib=0.5"],
+    # pages on a vLLM newer than 0.11 (0.17.1): wrpsim's newest calibration, as a user's
+    # default pool takes it
+    "V24": [f"{P}engine=vllm-0.24"],
 }
 
 
@@ -63,7 +72,9 @@ def cases() -> list[dict]:
 
 def simulate(case: dict, out: str) -> dict:
     """wrpsim's summary of one case."""
-    extra = [o for name in case["settings"].split("+") for o in SETTINGS[name]]
+    names = case["settings"].split("+")
+    extra = [o for name in names for o in SETTINGS[name]]
+    engine = [] if "V24" in names else [f"{P}engine=vllm-0.11"]
     run = subprocess.run(
         [sys.executable, "-m", "wrpsim", "json=true", "sim.progress=false",
          f"hydra.run.dir={out}/{case['case'].replace(' ', '_')}", "workload=closed-loop",
@@ -72,7 +83,7 @@ def simulate(case: dict, out: str) -> dict:
          f"workload.source.prompt_tokens={case['prompt_tokens']}",
          f"workload.source.output_tokens={case['output_tokens']}",
          f"{P}gpu={case['gpu']}", f"{P}model={case['model']}", f"{P}tp={case['tp']}",
-         f"{P}count=1", f"{P}engine=vllm-0.11", *extra],
+         f"{P}count=1", *engine, *extra],
         capture_output=True, text=True, check=True)
     return json.loads(run.stdout.strip().splitlines()[-1])
 
