@@ -107,8 +107,14 @@ def test_every_catalog_gpu_and_model_runs_and_labels_its_calibration():
                 continue
             assert lat.decode_step_s(8, 1000) > 0 and lat.prefill_s(1, 1000) > 0
             label = lat.calibration
-            dsa = "; sparse attention (DSA), uncalibrated: "  # (nothing of DSA is measured)
+            # DSA: from DeepSeek-V3.2's measured module where the tables have it
+            dsa = ("; sparse attention (DSA) from its measured module" if lat._dsa_tables
+                   else "; sparse attention (DSA), uncalibrated: ")
             assert (dsa in label) == lat.model.dsa, label
+            if lat._dsa_tables:  # (where the tables measured its heads and KV dtype, or moved
+                # over from such a GPU's)
+                assert g in ("h100-80gb", "h200-141gb", "b200-180gb") or (
+                    "uncalibrated: roofline" in label), (g, label)
             label = label.replace(dsa, "; ")
             if g in ("h100-80gb", "h200-141gb", "b200-180gb", "l40s-48gb", "a100-80gb"):
                 assert "kernels: vllm" in label and "uncalibrated" not in label, (g, label)

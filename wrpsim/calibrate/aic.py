@@ -44,6 +44,11 @@ float32, sizes as int32; names below). Every row is a measurement; nothing is fi
   (median per cell): the MLA backends share the prefill attention kernels — where two measured
   the same cell they agree within a few per cent on Hopper — and each covers only part of the
   length range (FlashAttention-MLA up to 512 tokens, FlashAttention from 2,048).
+- `dsa_prefill.parquet` / `dsa_decode.parquet`: the same layout for DeepSeek-V3.2's attention
+  module (MLA with DeepSeek Sparse Attention: the lightning indexer's projections, key cache
+  and scoring of every cached key, its top-2,048 pick, FlashMLA's sparse kernels; vLLM's
+  FLASHMLA_SPARSE backend), `DSA_MODULES`; prompt rows are the median of the table's two
+  repeats (`step` 0 and 128).
 
 Quantised GEMM cells slower than BF16: a quantised GEMM reads at most half the weight bytes
 of a BF16 one, so where the measured time of a cell exceeds the BF16 time of the same (m, n, k)
@@ -90,6 +95,8 @@ SOURCES = {
     "moe": ("moe", "moe_perf"),
     "mla_prefill": ("mla", "mla_context_module_perf"),
     "mla_decode": ("mla", "mla_generation_module_perf"),
+    "dsa_prefill": ("sparse_attention", "dsa_context_module_perf"),
+    "dsa_decode": ("sparse_attention", "dsa_generation_module_perf"),
 }
 #: the attention shape of the MLA module tables' model (its config.json numbers), by the
 #: tables' `model` column: the collector times DeepSeek-V3's attention module with `num_heads`
@@ -97,6 +104,12 @@ SOURCES = {
 MLA_MODULES = {"deepseek-ai/DeepSeek-V3": {
     "hidden": 7168, "q_lora_rank": 1536, "kv_lora_rank": 512, "qk_rope_head_dim": 64,
     "qk_nope_head_dim": 128, "v_head_dim": 128}}
+#: the attention shape of the DSA module tables' model kept (`model` column; the tables also
+#: time GLM-5's, not in the catalog): DeepSeek-V3.2's MLA with its lightning indexer
+#: (AIConfigurator `collector/vllm/collect_dsa_module.py`, vLLM's FLASHMLA_SPARSE backend)
+DSA_MODULES = {"deepseek-ai/DeepSeek-V3.2": {
+    **MLA_MODULES["deepseek-ai/DeepSeek-V3"], "index_topk": 2048, "index_heads": 64,
+    "index_head_dim": 128}}
 REQUIRED = ("gemm", "attn_prefill", "attn_decode")
 
 
@@ -198,6 +211,18 @@ def _mla(df: pd.DataFrame, decode: bool) -> tuple[pd.DataFrame, dict]:
     return df.groupby(keys, as_index=False)["ms"].median()[[*keys, "ms"]], MLA_MODULES[models[0]]
 
 
+def _dsa(df: pd.DataFrame, decode: bool) -> tuple[pd.DataFrame, dict]:
+    """DSA module rows (BF16 compute) of the `DSA_MODULES` model -> the `_mla` layout and the
+    module's shape; prompt rows pool the table's two `step` repeats (median per cell)."""
+    known = df["model"].astype(str).isin(DSA_MODULES)
+    if not known.any():
+        raise ConfigError(f"kernels: DSA module tables of {sorted(set(df['model']))}; known: "
+                          f"{sorted(DSA_MODULES)}")
+    df = df[known]
+    tab, _ = _mla(df.assign(model="deepseek-ai/DeepSeek-V3"), decode)
+    return tab, DSA_MODULES[str(df["model"].iloc[0])]
+
+
 def _allreduce(df: pd.DataFrame) -> pd.DataFrame:
     df = df.rename(columns={"num_gpus": "tp", "message_size": "elements", "latency": "ms"})
     df["graph"] = (df["backend"] == "vllm_graph").astype(int)
@@ -290,7 +315,9 @@ _KERNEL_KEYS = {"gemm": ["gemm_dtype"], "attn_prefill": ["kv_cache_dtype"],
                 "attn_decode": ["kv_cache_dtype"], "allreduce": [], "nccl": [],
                 "moe": ["moe_variant", "moe_layout"],
                 "mla_prefill": [],  # every backend's rows: see the module docstring
-                "mla_decode": ["kv_cache_dtype", "gemm_type"]}
+                "mla_decode": ["kv_cache_dtype", "gemm_type"],
+                "dsa_prefill": ["kv_cache_dtype", "gemm_type"],
+                "dsa_decode": ["kv_cache_dtype", "gemm_type"]}
 
 
 def compact(system_dir: str | Path, out_dir: str | Path, gpu=None) -> dict:
@@ -328,6 +355,8 @@ def compact(system_dir: str | Path, out_dir: str | Path, gpu=None) -> dict:
             tab = _nccl(raw)
         elif name in ("mla_prefill", "mla_decode"):
             tab, module = _mla(raw, name == "mla_decode")
+        elif name in ("dsa_prefill", "dsa_decode"):
+            tab, module = _dsa(raw, name == "dsa_decode")
         else:
             tab = _moe(raw)
             if gpu is not None:

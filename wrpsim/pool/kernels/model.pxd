@@ -38,6 +38,7 @@ cdef class KernelLatency:
     cdef public bint _has_bound
     cdef public list _head_bound
     cdef public double _dsa_pair
+    cdef public object _dsa_tables
     cdef public double _idx_dec
     cdef public double _idx_pre
     cdef public double _mamba_dec

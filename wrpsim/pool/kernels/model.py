@@ -27,9 +27,12 @@ per decoding sequence) for m sequences. Its GPU time is, per GPU (all terms in s
     indexer        a DSA model's lightning indexer scores every cached key of every query
                    (`_indexer_costs`: its FLOPs at the FP8 GEMM table's compute-bound rate, its
                    key cache and FP32 logits at the streaming bandwidth), and its prefill
-                   attention is DeepSeek's sparse kernel over the picked pairs
+                   attention is DeepSeek's sparse kernel over every query's top-k slots
                    (`_sparse_prefill_pair_s`, heads padded as vLLM pads them); both are counted
-                   in the attention terms of `breakdown`; its projections are in linear(T)
+                   in the attention terms of `breakdown`; its projections are in linear(T).
+                   Where the GPU's tables measured DeepSeek-V3.2's attention module (H100,
+                   H200, B200) the indexer's two costs, the sparse kernel's and the decode
+                   grid come from it instead (`_dsa_fit`)
     head(m)        the LM head GEMM at m (vLLM computes logits for the last token of every
                    scheduled sequence) and sampling: `sampling_floor_us` (the sampler's few
                    kernels' minimum durations) plus `sampling_passes` passes over m x vocab
@@ -201,6 +204,7 @@ class KernelLatency:
         "_dec_s",
         "_dec_sl",
         "_dsa_pair",
+        "_dsa_tables",
         "_eager",
         "_floor",
         "_graph_mixed",
@@ -300,10 +304,6 @@ class KernelLatency:
         if self._fp8_block_floored(self.dense_dtype) or self._fp8_block_floored(
                 self.moe_dtype):
             bound += "; block-FP8 layers no faster than BF16 (engine setting)"
-        if model.dsa:  # nothing of DeepSeek Sparse Attention is measured: say how it is timed
-            bound += (f"; sparse attention (DSA), uncalibrated: prefill from FLOPs and bytes "
-                      f"at FlashMLA's published rate, {self._sparse_mla_heads()} heads a GPU, "
-                      f"decode as dense MLA over {model.index_topk} keys, indexer by roofline")
         self.calibration = kernels.label + (note(self.dense_dtype) if note else "") + (
             moe_note(self.moe_dtype) if moe_note and model.moe else "") + bound + (
             f"; power shape copied from {power.copied_from}"
@@ -333,14 +333,27 @@ class KernelLatency:
         key = precomputed.model_key(self)
         curves = precomputed.load(key)
         if curves is None:
-            #: attention timed from the measured MLA module (`_mla_module_grids`); decided from
-            #: the tables on a cache miss (it reads them), else read back with the curves
-            self._mla_tables = self._mla_module_applies()
+            #: attention timed from the measured MLA or DSA module (`_mla_module_grids`);
+            #: decided from the tables on a cache miss (it reads them), else read back with the
+            #: curves (a DSA model's fitted constants, `_dsa_fit`, nonzero)
+            self._dsa_tables = self._dsa_module_applies()
+            self._mla_tables = self._dsa_tables or self._mla_module_applies()
             curves = self._precompute()
             precomputed.store(key, curves)
         self._adopt(curves)
-        self._idx_dec, self._idx_pre = self._indexer_costs()
-        self._dsa_pair = self._sparse_prefill_pair_s()
+        fitted = [float(v) for v in curves["dsa_c"]]
+        if any(fitted):  # DSA from the measured module (`_dsa_fit`)
+            self._idx_dec, self._idx_pre, self._dsa_pair = fitted
+            self.calibration += ("; sparse attention (DSA) from its measured module: indexer "
+                                 "and sparse kernels fitted per key, per pair")
+        else:
+            self._idx_dec, self._idx_pre = self._indexer_costs()
+            self._dsa_pair = self._sparse_prefill_pair_s()
+            if model.dsa:  # nothing of DeepSeek Sparse Attention measured: how it is timed
+                self.calibration += (
+                    f"; sparse attention (DSA), uncalibrated: prefill from FLOPs and bytes at "
+                    f"FlashMLA's published rate, {self._sparse_mla_heads()} heads a GPU, "
+                    f"decode as dense MLA over {model.index_topk} keys, indexer by roofline")
         self._dec_rows: dict = {}
         self._run_consts: dict = {}  # batch -> `_decode_run_consts`
 
@@ -481,8 +494,10 @@ class KernelLatency:
         return max(self.model.heads // self.atp, int(self.gpu.mla_sparse_heads))
 
     def _sparse_prefill_pair_s(self) -> float:
-        """DSA: seconds of the sparse MLA prefill kernel per (query, picked key) pair, all
-        attention layers, on each GPU; 0 without DSA.
+        """DSA: seconds of the sparse MLA prefill kernel per query's top-k slot (it fills
+        `index_topk` of them for every query, however few keys precede it: the measured
+        module's time per token does not depend on the prompt's length below that, `_dsa_fit`),
+        all attention layers, on each GPU; 0 without DSA.
 
         DeepSeek's FlashMLA sparse prefill runs MLA's absorbed (MQA) form: every query head
         against the picked key's latent (kv_lora_rank + rope wide) and latent value
@@ -513,26 +528,36 @@ class KernelLatency:
         out.append((h, H // tp * m.v_head_dim))
         return out
 
-    def _mla_module_applies(self) -> bool:
-        """Whether the GPU's MLA module tables time this model's attention: an MLA model of the
-        tables' attention shape (`Kernels.mla_module`), whose heads per GPU were measured."""
+    def _mla_module_applies(self, kind: str = "mla") -> bool:
+        """Whether the GPU's MLA (`kind` "mla") or DeepSeek Sparse Attention ("dsa") module
+        tables time this model's attention: an MLA model (a DSA one for "dsa") of the tables'
+        attention shape (`Kernels.mla_module`, `Kernels.dsa_module`), whose heads per GPU
+        were measured."""
         m = self.model
-        if not m.mla:
+        if not m.mla or (kind == "dsa") != m.dsa:
             return False
-        shape = getattr(self.kernels, "mla_module", lambda: None)()
+        shape = getattr(self.kernels, f"{kind}_module", lambda: None)()
         if not shape:
             return False
         own = {"hidden": m.hidden, "q_lora_rank": m.q_lora_rank, "kv_lora_rank": m.kv_lora_rank,
                "qk_rope_head_dim": m.qk_rope_head_dim,
-               "qk_nope_head_dim": m.head_dim - m.qk_rope_head_dim, "v_head_dim": m.v_head_dim}
+               "qk_nope_head_dim": m.head_dim - m.qk_rope_head_dim, "v_head_dim": m.v_head_dim,
+               "index_topk": m.index_topk, "index_heads": m.index_heads,
+               "index_head_dim": m.index_head_dim}
         if any(own.get(f) != v for f, v in shape.items()):
             return False
         heads = m.heads // self.atp
-        return all(self.kernels.mla(ph, self.kv_dtype, self.dense_dtype, heads) is not None
+        table = getattr(self.kernels, kind)
+        return all(table(ph, self.kv_dtype, self.dense_dtype, heads) is not None
                    for ph in ("prefill", "decode"))
 
-    def _mla_module_grids(self):
-        """The prefill and decode attention `Grid`s of an MLA model from the measured MLA module.
+    def _dsa_module_applies(self) -> bool:
+        """`_mla_module_applies` for DeepSeek Sparse Attention's measured module."""
+        return self._mla_module_applies("dsa")
+
+    def _mla_module_grids(self, kind: str = "mla"):
+        """The prefill and decode attention `Grid`s of an MLA model from the measured MLA module
+        (`kind` "dsa": DeepSeek Sparse Attention's, whose projections include the indexer's).
 
         At each measured cell, the module's time minus its projection GEMMs at the cell's tokens
         (the linear term times those at T for the whole batch) is the rest of the module: the
@@ -555,11 +580,22 @@ class KernelLatency:
         dtypes = [self.dense_dtype]
         if self._fp8_block_floored(self.dense_dtype):  # the module no faster than in BF16
             dtypes.append("bf16")
+        m = self.model
+        table = getattr(k, kind)
+        extra = []  # the DSA indexer's projections: query, key (in the module's precision),
+        if kind == "dsa":  # and its per-head weights (BF16)
+            extra = [("bf16", m.index_heads, m.hidden)]
+            projs = [*self._mla_projections(), (m.index_heads * m.index_head_dim,
+                                                m.q_lora_rank or m.hidden),
+                     (m.index_head_dim, m.hidden)]
+        else:
+            projs = self._mla_projections()
         for phase, base in zip(("prefill", "decode"), self._composed_mla_grids()):
             grid = t = None
             for dtype in dtypes:
-                g, gemm = k.mla(phase, self.kv_dtype, dtype, heads)
-                curves = [loop.gemm(gemm, n, kk) for n, kk in self._mla_projections()]
+                g, gemm = table(phase, self.kv_dtype, dtype, heads)
+                curves = [loop.gemm(gemm, n, kk) for n, kk in projs]
+                curves += [loop.gemm(dt, n, kk) for dt, n, kk in extra]
                 tokens = np.outer(g.b, g.s) if phase == "prefill" else np.repeat(
                     g.b[:, None], len(g.s), axis=1)
                 rest = g.t - sum(c(tokens) for c in curves)
@@ -572,7 +608,7 @@ class KernelLatency:
                     t = np.maximum(t, np.array([np.interp(grid.s, g.s, Grid(g.b, g.s, tg).row(b))
                                                 for b in grid.b]))
             t = np.maximum.accumulate(np.maximum.accumulate(t, axis=0), axis=1)
-            out.append(Grid(grid.b, grid.s, t))
+            out.append(Grid(grid.b, grid.s, t, grid.measured))
         return tuple(out)
 
     def _stream_bytes_per_token(self, all_bytes: bool = False) -> float:
@@ -720,9 +756,54 @@ class KernelLatency:
     def _attention_grids(self):
         """The prefill and decode attention `Grid`s of this instance's head layout (one
         group's heads with `attn_dp`)."""
+        if self._dsa_tables:
+            return self._mla_module_grids("dsa")
         if self._mla_tables:
             return self._mla_module_grids()
         return self._composed_mla_grids() if self.model.mla else self._mha_grids()
+
+    def _dsa_fit(self, pre, dec):
+        """DeepSeek Sparse Attention's constants from its measured module (`_mla_module_grids`
+        "dsa": per layer, projections out): ([indexer seconds per decoding sequence and cached
+        key, indexer seconds per prefill (query, key) pair scored, sparse MLA seconds per
+        prefill query's top-k slot], all attention layers; the decode grid less the indexer's
+        share).
+
+        Decode: past `index_topk` cached keys the sparse kernel reads a fixed 2,048 keys, so
+        a step grows by the indexer alone: its seconds per (sequence, key) are the
+        least-squares slope of the measured growth beyond `index_topk` over every batch; the
+        grid keeps the rest (queried at up to `index_topk` keys, `_decode_attn`; the indexer
+        term adds the whole context's scoring back). Prefill: the measured growth of fresh
+        prompts above the grid's smallest cell (its fixed part is the composed floor, as for
+        MLA), over the cells measured, fitted (least squares: the long prompts, where DSA's
+        time goes, weigh most) as a x top-k slots (every query fills `index_topk` of them
+        however few keys it has: the module costs the same per token for 256 prompts of 16
+        tokens as for one of 4,096) + c x scored pairs (every causal pair), a, c >= 0: the
+        same two terms the uncalibrated model takes from FLOPs and bytes
+        (`_sparse_prefill_pair_s`, `_indexer_costs`)."""
+        from scipy.optimize import nnls
+
+        from wrpsim.pool.kernels.tables import Grid
+
+        m, top = self.model, float(self.model.index_topk)
+        bb, ss = np.meshgrid(dec.b, dec.s, indexing="ij")
+        at_top = np.array([np.interp(top, dec.s, row) for row in dec.t])[:, None]
+        # the measured cells only (a batch of long contexts the collector could not hold is
+        # filled from rooflines)
+        far = (ss > top) & (True if dec.measured is None else dec.measured)
+        x = (bb * (ss - top))[far]
+        slope = max(float(np.sum(x * (dec.t - at_top)[far]) / np.sum(x * x)), 0.0) \
+            if far.any() else 0.0
+        dec = Grid(dec.b, dec.s, np.maximum(dec.t - slope * bb * ss, 0.0))
+        bp, sp = np.meshgrid(pre.b, pre.s, indexing="ij")
+        tokens = bp * sp
+        ok = np.ones(tokens.size, bool) if pre.measured is None else pre.measured.ravel()
+        grow = (pre.t - pre.t[0, 0]).ravel()[ok]
+        slots = (tokens * top).ravel()[ok]
+        scored = (bp * sp * (sp + 1.0) / 2.0).ravel()[ok]
+        coef = nnls(np.stack([slots, scored], axis=1), grow)[0]
+        n = m.attn_layers
+        return np.array([n * slope, n * coef[1], n * coef[0]]), dec
 
     def _composed_mla_grids(self):
         """MLA attention from the attention tables: prefill as multi-head attention over the
@@ -760,6 +841,9 @@ class KernelLatency:
         T = np.arange(self.max_tokens + 1, dtype=np.float64)
         lin, head = self._linear_curve(T), self._head_curve(T)
         pre, dec = self._attention_grids()
+        dsa_c = np.zeros(3)
+        if self._dsa_tables:
+            dsa_c, dec = self._dsa_fit(pre, dec)
         pre_f, dec_f = (self._full_grids(pre, dec) if self.model.split_attention
                         else (pre.t, dec.t))
         # the seconds the sustained-rate bound adds (`tables.sustained`): the power model takes
@@ -777,7 +861,7 @@ class KernelLatency:
         return {"stream": np.float64(self._stream), "lin": lin, "head": head,
                 "pre_b": pre.b, "pre_s": pre.s, "pre_t": pre.t,
                 "dec_b": dec.b, "dec_s": dec.s, "dec_t": dec.t,
-                "pre_f": pre_f, "dec_f": dec_f,
+                "pre_f": pre_f, "dec_f": dec_f, "dsa_c": dsa_c,
                 "mla_tables": np.bool_(self._mla_tables), "lin_bound": lin_b,
                 "head_bound": head_b}
 
@@ -787,6 +871,7 @@ class KernelLatency:
 
         self._stream = float(c["stream"])
         self._mla_tables = bool(c["mla_tables"])
+        self._dsa_tables = bool(np.any(c["dsa_c"]))
         self._lin, self._head = c["lin"], c["head"]
         self._lin_list = self._lin.tolist()
         self._head_list = self._head.tolist()
@@ -889,14 +974,15 @@ class KernelLatency:
         total = self._n_full * (t_read if t_read > t_pairs else t_pairs)
         if self._n_slide:
             w = float(self._window)
-            # a sliding-window layer: query i sees min(i, w) keys; each of the br chunks taken
-            # as the average one, s tokens after p cached ones (pairs / b = s (p + (s + 1) / 2))
-            p = pairs / tokens - (s + 1.0) / 2.0 if tokens else 0.0
-            p = p if p > 0.0 else 0.0
-            pw = br * (_window_pairs(p + s, w) - _window_pairs(p, w))
-            if self._dsa_pair:  # DSA: the sparse kernel on the picked pairs
-                total += self._dsa_pair * pw
+            if self._dsa_pair:  # DSA: the sparse kernel fills every query's top-k slots
+                total += self._dsa_pair * (br * s) * w
             else:
+                # a sliding-window layer: query i sees min(i, w) keys; each of the br chunks
+                # taken as the average one, s tokens after p cached ones (pairs / b = s (p +
+                # (s + 1) / 2))
+                p = pairs / tokens - (s + 1.0) / 2.0 if tokens else 0.0
+                p = p if p > 0.0 else 0.0
+                pw = br * (_window_pairs(p + s, w) - _window_pairs(p, w))
                 total += self._n_slide * max(_pairs_time(row, self._pre_s, br, pw),
                                              _interp1(min(ctx, w), s_dec, drow))
         if self._idx_pre:  # DSA: the indexer scores every (query, key) pair

@@ -98,11 +98,13 @@ class Curve:
 class Grid:
     """Seconds `t[i, j]` at batch `b[i]` and length `s[j]` (both increasing), every cell filled;
     linear in both between grid points, clamped below, proportional to the batch beyond the
-    last batch (`row`), and extrapolated in length by the caller."""
+    last batch (`row`), and extrapolated in length by the caller. `measured`: which cells
+    were measured rather than filled (None: not recorded)."""
 
     b: np.ndarray
     s: np.ndarray
     t: np.ndarray
+    measured: np.ndarray | None = None
 
     def row(self, batch: float) -> np.ndarray:
         """Times over `s` at `batch` (interpolated between batch rows)."""
@@ -116,7 +118,7 @@ class Grid:
         return self.t[i] * (1.0 - w) + self.t[i + 1] * w
 
     def scaled(self, factor) -> Grid:
-        return Grid(self.b, self.s, self.t * factor)
+        return Grid(self.b, self.s, self.t * factor, self.measured)
 
 
 class Cols(dict):
@@ -342,6 +344,14 @@ class Kernels:
             return None
         return self.meta.get("tables", {}).get("mla_decode", {}).get("module")
 
+    def dsa_module(self) -> dict | None:
+        """The attention shape (config.json numbers, its indexer's included) of the model whose
+        DeepSeek Sparse Attention module the `dsa_prefill` / `dsa_decode` tables time, or None
+        without those tables."""
+        if not (self.has("dsa_prefill") and self.has("dsa_decode")):
+            return None
+        return self.meta.get("tables", {}).get("dsa_decode", {}).get("module")
+
     def mla(self, phase: str, kv_dtype: str, gemm: str, heads: int) -> tuple[Grid, str] | None:
         """Measured seconds of one whole MLA module (`wrpsim.calibrate.aic`) with `heads` heads
         on the GPU, over (batch, prompt length) for `phase` "prefill" or (batch, cached tokens)
@@ -349,7 +359,15 @@ class Kernels:
         `kv_dtype` (BF16 rows when it lacks it); returned with the projections' precision used.
         None when no row has `heads` heads: the model then composes the module from GEMMs and
         the attention tables."""
-        name = f"mla_{phase}"
+        return self._module("mla", phase, kv_dtype, gemm, heads)
+
+    def dsa(self, phase: str, kv_dtype: str, gemm: str, heads: int) -> tuple[Grid, str] | None:
+        """`mla` for the DeepSeek Sparse Attention module (`dsa_module`)."""
+        return self._module("dsa", phase, kv_dtype, gemm, heads)
+
+    def _module(self, kind: str, phase: str, kv_dtype: str, gemm: str,
+                heads: int) -> tuple[Grid, str] | None:
+        name = f"{kind}_{phase}"
         key = (name, kv_dtype, gemm, heads)
         if key in self._cache:
             return self._cache[key]
@@ -378,8 +396,9 @@ class Kernels:
                 else:
                     roof = rl.attn_prefill_roofline(bb, ss, heads, heads, m["qk_nope_head_dim"]
                                                     + m["qk_rope_head_dim"], self.gpu, kvb)
+                measured = ~np.isnan(t)
                 t = monotone_grid(_fill(t, roof))
-                grid = (Grid(b, s, t), gemm)
+                grid = (Grid(b, s, t, measured), gemm)
         self._cache[key] = grid
         return grid
 
@@ -556,14 +575,24 @@ class Transferred:
     def mla_module(self) -> dict | None:
         return self.ref.mla_module()
 
+    def dsa_module(self) -> dict | None:
+        return self.ref.dsa_module()
+
     def mla(self, phase, kv_dtype, gemm, heads) -> tuple[Grid, str] | None:
         """The reference GPU's measured MLA module moved over by the ratio of the module's
         attention rooflines (the roofline its unmeasured cells are filled from)."""
-        got = self.ref.mla(phase, kv_dtype, gemm, heads)
+        return self._module("mla", phase, kv_dtype, gemm, heads)
+
+    def dsa(self, phase, kv_dtype, gemm, heads) -> tuple[Grid, str] | None:
+        """The reference GPU's measured DSA module, moved over as `mla` moves the MLA one."""
+        return self._module("dsa", phase, kv_dtype, gemm, heads)
+
+    def _module(self, kind, phase, kv_dtype, gemm, heads) -> tuple[Grid, str] | None:
+        got = getattr(self.ref, kind)(phase, kv_dtype, gemm, heads)
         if got is None:
             return None
         grid, used = got
-        m = self.ref.mla_module()
+        m = getattr(self.ref, f"{kind}_module")()
         kvb = {"bf16": 2.0, "fp8": 1.0}[kv_dtype if kv_dtype in ("bf16", "fp8") else "bf16"]
         bb, ss = np.meshgrid(grid.b, grid.s, indexing="ij")
         if phase == "decode":
@@ -635,6 +664,12 @@ class Partial:
 
     def mla(self, phase, kv_dtype, gemm, heads) -> tuple[Grid, str] | None:
         return self.own.mla(phase, kv_dtype, gemm, heads)
+
+    def dsa_module(self) -> dict | None:
+        return self.own.dsa_module()
+
+    def dsa(self, phase, kv_dtype, gemm, heads) -> tuple[Grid, str] | None:
+        return self.own.dsa(phase, kv_dtype, gemm, heads)
 
     def allreduce(self, tp, graph) -> Curve:
         return (self.own if self.own.has("allreduce") else self.ref).allreduce(tp, graph)
