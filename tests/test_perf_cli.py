@@ -48,6 +48,7 @@ def test_contract_example_matches_python_api():
     assert out["kv_capacity_tokens"] == 16 * lat.kv_capacity_blocks(16, max_seqs=256)
     assert out["weight_gib_per_gpu"] == pytest.approx(lat.weight_bytes_per_gpu / GIB)
     assert out["idle_power_w"] <= out["power_w"] <= out["tdp_w"]
+    assert out["params_b"] == out["active_params_b"] == lat.model.params / 1e9
 
 
 def test_splitwise_engine_reproduces_the_2023_model():

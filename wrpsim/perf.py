@@ -14,7 +14,9 @@ of the others: more than `kv_capacity_tokens` / `ctx_tokens` once `ctx_tokens` e
 window, `wrpsim.pool.window`; for a Mamba hybrid the capacity is the whole pool, from which
 each of those sequences takes its state as vLLM pages it, and `max_seqs` reserves none;
 `kv_fits`: whether the decode batch of `batch` sequences fits)
-and weight sizes, the inputs, and `calibration`: what the numbers rest on (the engine and its
+and weight sizes (`params_b`, `active_params_b`: the model's parameters, all and per token,
+in billions, as read from its config.json; `weight_gib_per_gpu`), the inputs, and
+`calibration`: what the numbers rest on (the engine and its
 kernel tables, or "uncalibrated: roofline" for a GPU without measurements). `engine=`,
 `precision=`, `kv_dtype=`, `ep=` and `attn_dp=` choose the engine calibration and the pool
 settings.
@@ -162,6 +164,10 @@ def evaluate(cfg: dict[str, Any]) -> dict[str, Any]:
         "kv_fits": seqs is None or batch <= seqs,
         "kv_seqs_at_ctx": seqs,
         "block_size": block,
+        # the model's size as wrpsim reads it (from its config.json): a check that a new
+        # model's numbers came out right (the publisher's count; a vision tower not included)
+        "params_b": lat.model.params / 1e9,
+        "active_params_b": lat.model.active_params / 1e9,
         "weight_gib_per_gpu": lat.weight_bytes_per_gpu / GIB,
         "kv_bytes_per_token_per_gpu": lat.kv_bytes_per_token_per_gpu,
         "latency_overrides": dict(cfg["latency"]),
