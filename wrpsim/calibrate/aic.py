@@ -49,6 +49,11 @@ float32, sizes as int32; names below). Every row is a measurement; nothing is fi
   and scoring of every cached key, its top-2,048 pick, FlashMLA's sparse kernels; vLLM's
   FLASHMLA_SPARSE backend), `DSA_MODULES`; prompt rows are the median of the table's two
   repeats (`step` 0 and 128).
+- `gdn_prefill.parquet`: k_heads, key_dim, v_heads, value_dim, batch, isl, ms — the Gated
+  DeltaNet (Qwen3-Next / Qwen3.5 linear attention) layer's prefill kernels on one GPU's heads:
+  the causal convolution plus the chunked delta rule (FlashInfer's on H100 / H200 / B200,
+  fla's Triton kernel on the L40S), `batch` fresh prompts of `isl` tokens; the projections
+  around them are GEMMs.
 
 Quantised GEMM cells slower than BF16: a quantised GEMM reads at most half the weight bytes
 of a BF16 one, so where the measured time of a cell exceeds the BF16 time of the same (m, n, k)
@@ -97,6 +102,7 @@ SOURCES = {
     "mla_decode": ("mla", "mla_generation_module_perf"),
     "dsa_prefill": ("sparse_attention", "dsa_context_module_perf"),
     "dsa_decode": ("sparse_attention", "dsa_generation_module_perf"),
+    "gdn_prefill": ("linear_attention", "gdn_perf"),
 }
 #: the attention shape of the MLA module tables' model (its config.json numbers), by the
 #: tables' `model` column: the collector times DeepSeek-V3's attention module with `num_heads`
@@ -223,6 +229,25 @@ def _dsa(df: pd.DataFrame, decode: bool) -> tuple[pd.DataFrame, dict]:
     return tab, DSA_MODULES[str(df["model"].iloc[0])]
 
 
+def gdn_family(kernel_source: pd.Series) -> pd.Series:
+    """A Gated DeltaNet kernel's part of the layer: `conv` (the causal convolution) or `rule`
+    (the chunked delta rule: FlashInfer's or fla's Triton kernel)."""
+    return np.where(kernel_source.astype(str).str.contains("conv1d"), "conv", "rule")
+
+
+def _gdn(df: pd.DataFrame) -> pd.DataFrame:
+    """Gated DeltaNet prefill rows -> k_heads, key_dim, v_heads, value_dim, batch, isl, ms: the
+    causal convolution and the chunked delta rule of `batch` fresh prompts of `isl` tokens,
+    summed (cells with both measured; the median where several models share the shape)."""
+    df = df[df["phase"] == "context"].rename(columns={
+        "num_k_heads": "k_heads", "head_k_dim": "key_dim", "num_v_heads": "v_heads",
+        "head_v_dim": "value_dim", "batch_size": "batch", "seq_len": "isl", "latency": "ms"})
+    keys = ["k_heads", "key_dim", "v_heads", "value_dim", "batch", "isl"]
+    parts = df.groupby([*keys, "family"], as_index=False)["ms"].median()
+    both = parts.groupby(keys)["family"].transform("nunique") == 2
+    return parts[both].groupby(keys, as_index=False)["ms"].sum()[[*keys, "ms"]]
+
+
 def _allreduce(df: pd.DataFrame) -> pd.DataFrame:
     df = df.rename(columns={"num_gpus": "tp", "message_size": "elements", "latency": "ms"})
     df["graph"] = (df["backend"] == "vllm_graph").astype(int)
@@ -311,13 +336,16 @@ def _moe(df: pd.DataFrame) -> pd.DataFrame:
     return df.groupby(keys, as_index=False)["ms"].median()[[*keys, "ms"]]
 
 
-_KERNEL_KEYS = {"gemm": ["gemm_dtype"], "attn_prefill": ["kv_cache_dtype"],
-                "attn_decode": ["kv_cache_dtype"], "allreduce": [], "nccl": [],
+_KERNEL_KEYS = {"gemm": ["gemm_dtype"], "attn_prefill": ["kv_cache_dtype", "head_dim"],
+                "attn_decode": ["kv_cache_dtype", "head_dim"], "allreduce": [], "nccl": [],
                 "moe": ["moe_variant", "moe_layout"],
                 "mla_prefill": [],  # every backend's rows: see the module docstring
                 "mla_decode": ["kv_cache_dtype", "gemm_type"],
-                "dsa_prefill": ["kv_cache_dtype", "gemm_type"],
-                "dsa_decode": ["kv_cache_dtype", "gemm_type"]}
+                # (per head count: vLLM runs FlashInfer's sparse MLA at 8 / 16 heads a GPU
+                # with BF16 KV on B200, FlashMLA's from 32)
+                "dsa_prefill": ["kv_cache_dtype", "gemm_type", "num_heads"],
+                "dsa_decode": ["kv_cache_dtype", "gemm_type", "num_heads"],
+                "gdn_prefill": ["family"]}
 
 
 def compact(system_dir: str | Path, out_dir: str | Path, gpu=None) -> dict:
@@ -339,6 +367,10 @@ def compact(system_dir: str | Path, out_dir: str | Path, gpu=None) -> dict:
                                   f"(AIConfigurator layout)")
             continue
         raw = pd.read_parquet(path)
+        if name == "gdn_prefill":
+            raw["family"] = gdn_family(raw["kernel_source"])
+        if name in ("dsa_prefill", "dsa_decode"):  # (the kernel choice on the kept model's rows)
+            raw = raw[raw["model"].astype(str).isin(DSA_MODULES)]
         if name == "moe":
             raw["moe_variant"] = moe_variant(raw["moe_dtype"], raw.get("kernel_source"))
             raw["moe_layout"] = np.where(raw["moe_ep_size"] > 1, "ep", "tp")
@@ -357,6 +389,8 @@ def compact(system_dir: str | Path, out_dir: str | Path, gpu=None) -> dict:
             tab, module = _mla(raw, name == "mla_decode")
         elif name in ("dsa_prefill", "dsa_decode"):
             tab, module = _dsa(raw, name == "dsa_decode")
+        elif name == "gdn_prefill":
+            tab = _gdn(raw)
         else:
             tab = _moe(raw)
             if gpu is not None:

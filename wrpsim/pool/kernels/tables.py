@@ -173,6 +173,17 @@ class Kernels:
         src = gemm_source(dtype, "fp8" in got, self.gpu)
         return f"; {dtype} GEMMs: uncalibrated, the {src} table by the roofline ratio"
 
+    def attn_head_dims(self, kv_dtype: str) -> set | None:
+        """The head widths the prefill attention table measured with KV in `kv_dtype`, from
+        meta.json (its kernels' `<kv>/<head_dim>` keys); None when it does not say (tables made
+        before the kernel was chosen per head width)."""
+        t = (self.meta.get("tables") or {}).get("attn_prefill", {})
+        keys = [k.split("/") for k in t.get("kernels") or {}]
+        if not keys or any(len(k) != 2 for k in keys):
+            return None
+        kv = {"bf16": "bfloat16"}.get(kv_dtype, kv_dtype)
+        return {int(d) for k, d in keys if k == kv}
+
     def moe_measured(self) -> set:
         """The precisions the MoE table measured, from meta.json (its kernels' keys, or the
         `dtypes` `wrpsim.calibrate` writes); empty when it does not say."""
@@ -402,6 +413,39 @@ class Kernels:
         self._cache[key] = grid
         return grid
 
+    def gdn_prefill(self, k_heads: int, key_dim: int, v_heads: int,
+                    value_dim: int) -> Grid | None:
+        """Measured seconds of a Gated DeltaNet layer's prefill kernels (causal convolution and
+        chunked delta rule, `wrpsim.calibrate.aic`) over (batch, prompt length) for one GPU's
+        heads: the measured head layout nearest this one (by value heads, then key heads),
+        times the ratio of their state sizes (value heads x key_dim x value_dim: the rule's
+        work per token) where it is not this one; None without the table."""
+        key = ("gdn", k_heads, key_dim, v_heads, value_dim)
+        if key in self._cache:
+            return self._cache[key]
+        df = self._table("gdn_prefill")
+        grid = None
+        if df is not None and df.rows:
+            cfgs = np.unique(np.stack([df["v_heads"], df["k_heads"], df["key_dim"],
+                                       df["value_dim"]], axis=1), axis=0)
+            dist = (np.abs(np.log(cfgs[:, 0] / v_heads)) * 4 + np.abs(np.log(cfgs[:, 1] / k_heads))
+                    + np.abs(np.log(cfgs[:, 2] * cfgs[:, 3] / (key_dim * value_dim))))
+            vh, kh, kd, vd = (int(x) for x in cfgs[int(np.argmin(dist))])
+            sub = df.where((df["v_heads"] == vh) & (df["k_heads"] == kh)
+                           & (df["key_dim"] == kd) & (df["value_dim"] == vd))
+            b, bi = np.unique(sub["batch"], return_inverse=True)
+            s, si = np.unique(sub["isl"], return_inverse=True)
+            t = np.full((len(b), len(s)), np.nan)
+            t[bi, si] = sub["ms"].astype(np.float64) * MS
+            # holes (the longest prompts of a large batch): from the nearest measured cell of
+            # the same batch, in proportion to the tokens
+            bb, ss = np.meshgrid(b.astype(np.float64), s.astype(np.float64), indexing="ij")
+            t = monotone_grid(_fill(t, bb * ss))
+            ratio = (v_heads * key_dim * value_dim) / (vh * kd * vd)
+            grid = Grid(b.astype(np.float64), s.astype(np.float64), t * ratio)
+        self._cache[key] = grid
+        return grid
+
     def stream_bw(self) -> float:
         """Highest bandwidth (bytes/s) a measured decode-attention step reached streaming its
         KV cache: the GPU's achievable HBM bandwidth for streaming kernels."""
@@ -572,8 +616,19 @@ class Transferred:
     def stream_bw(self) -> float:
         return self.ref.stream_bw() * self.gpu.mem_bw_gbs / self.ref.gpu.mem_bw_gbs
 
+    def gdn_prefill(self, k_heads, key_dim, v_heads, value_dim) -> Grid | None:
+        """The reference's Gated DeltaNet prefill, moved over by the ratio of the GPUs'
+        BF16 peaks (the chunked rule is tensor-core matmuls on chunks)."""
+        g = self.ref.gdn_prefill(k_heads, key_dim, v_heads, value_dim)
+        if g is None:
+            return None
+        return g.scaled(rl.peak_flops(self.ref.gpu, "bf16") / rl.peak_flops(self.gpu, "bf16"))
+
     def mla_module(self) -> dict | None:
         return self.ref.mla_module()
+
+    def attn_head_dims(self, kv_dtype: str) -> set | None:
+        return self.ref.attn_head_dims(kv_dtype)
 
     def dsa_module(self) -> dict | None:
         return self.ref.dsa_module()
@@ -659,8 +714,15 @@ class Partial:
     def stream_bw(self) -> float:
         return self.own.stream_bw()
 
+    def gdn_prefill(self, k_heads, key_dim, v_heads, value_dim) -> Grid | None:
+        src = self.own if self.own.has("gdn_prefill") else self.ref
+        return src.gdn_prefill(k_heads, key_dim, v_heads, value_dim)
+
     def mla_module(self) -> dict | None:
         return self.own.mla_module()
+
+    def attn_head_dims(self, kv_dtype: str) -> set | None:
+        return self.own.attn_head_dims(kv_dtype)
 
     def mla(self, phase, kv_dtype, gemm, heads) -> tuple[Grid, str] | None:
         return self.own.mla(phase, kv_dtype, gemm, heads)
