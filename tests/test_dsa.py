@@ -121,32 +121,36 @@ def test_decode_runs_match_their_steps():
         assert lat.decode_run_s(b, b * c0, n) == pytest.approx(steps, rel=1e-9)
 
 
-@pytest.mark.parametrize("gpu, tp, heads", [("h200-141gb", 8, 64), ("b200-180gb", 8, 128),
-                                             ("h200-141gb", 1, 128), ("a100-80gb", 8, 16),
-                                             ("rtxpro6000-96gb", 1, 128)])
-def test_prefill_is_the_sparse_kernel_over_top_k_slots_plus_the_indexer(gpu, tp, heads):
-    """Prefill attention of a DSA model: FlashMLA's sparse kernel fills 2,048 top-k slots for
-    every query (however few keys precede it) in MLA's absorbed form; uncalibrated, a slot is
-    2 x heads x (2 x 512 + 64) FLOPs at 640 / 989 of the BF16 peak or the slot's latent
-    cache entry at the streaming bandwidth, whichever is longer, with the GPU's heads padded
-    as vLLM pads them (64 on Hopper, 128 on Blackwell; 16 a GPU at TP 8 otherwise). The
-    indexer scores all s (s + 1) / 2 pairs; the result does not depend on the chunking. On
-    a GPU whose tables measured the module (H200, B200) the two constants are fitted to it
-    instead (`test_measured_module_sets_the_constants`)."""
+@pytest.mark.parametrize("gpu, tp, heads, kv", [("a100-80gb", 8, 16, "auto"),
+                                                 ("a100-80gb", 8, 16, "fp8"),
+                                                 ("rtxpro6000-96gb", 1, 128, "auto"),
+                                                 ("rtxpro6000-96gb", 1, 128, "fp8")])
+def test_uncalibrated_prefill_is_the_sparse_kernel_plus_the_indexer(gpu, tp, heads, kv):
+    """Prefill attention of a DSA model on a GPU without its measured module: FlashMLA's
+    sparse kernel in MLA's absorbed form, 2 x heads x (2 x 512 + 64) FLOPs at 640 / 989 of the
+    BF16 peak or the latent cache entry at the streaming bandwidth, whichever is longer, with
+    the GPU's heads padded as vLLM pads them (64 on Hopper, 128 on Blackwell; 16 a GPU at TP 8
+    otherwise) — per top-k slot of every query with FP8 KV (vLLM gathers and dequantizes all
+    2,048 of them), per picked key with BF16 KV (query i picks min(i, 2,048)), as the measured
+    modules grow (`test_measured_module_sets_the_constants`); plus the indexer's scoring of
+    all s (s + 1) / 2 pairs. The result does not depend on the chunking."""
+    from wrpsim.pool.kernels.model import _window_pairs
+
     m = get_model("deepseek-v3.2")
-    lat = _lat(m, gpu=gpu, tp=tp)
+    lat = _lat(m, gpu=gpu, tp=tp, kv_dtype=kv)
+    assert not lat._dsa_tables
     flops = 2 * heads * 1088 / (640 / 989 * lat.gpu.bf16_tflops * 1e12)
-    entry = 1152 / lat._stream
-    assert lat._sparse_prefill_pair_s() == pytest.approx(61 * max(flops, entry), rel=1e-12)
-    # (B200's tables measured BF16 KV at 32 heads a GPU and more only)
-    assert lat._dsa_tables == (gpu == "h200-141gb")
-    assert (lat._dsa_pair == lat._sparse_prefill_pair_s()) == (not lat._dsa_tables)
+    entry = (656 if kv == "fp8" else 1152) / lat._stream
+    per = 61 * max(flops, entry)
+    assert lat._sparse_prefill_pair_s() == pytest.approx(per, rel=1e-12)
+    slot, pick = (per, 0.0) if kv == "fp8" else (0.0, per)
+    assert (lat._dsa_pair, lat._dsa_pick) == (slot, pick)
     for s in (1024, 8192, 32768):
         pairs = s * (s + 1) / 2.0
         got = lat._prefill_attn(1, s, pairs)
-        assert got == pytest.approx(lat._dsa_pair * s * 2048 + lat._idx_pre * pairs,
-                                    rel=1e-12)
-        # the same prompt in 2,048-token chunks: the same picked pairs, the same time
+        assert got == pytest.approx(slot * s * 2048 + pick * _window_pairs(s, 2048)
+                                    + lat._idx_pre * pairs, rel=1e-12)
+        # the same prompt in 2,048-token chunks: the same slots and picks, the same time
         chunks = sum(lat._prefill_attn(1, 2048, 2048 * (p + 2049 / 2.0))
                      for p in range(0, s, 2048)) if s >= 2048 else got
         assert chunks == pytest.approx(got, rel=1e-9)
@@ -168,23 +172,25 @@ def test_a_dsa_entry_must_be_mla_with_an_indexer(tmp_path):
 
 
 @pytest.mark.parametrize("gpu", ["h100-80gb", "h200-141gb", "b200-180gb"])
-def test_measured_module_sets_the_constants(gpu):
+@pytest.mark.parametrize("kv", ["auto", "fp8"])
+def test_measured_module_sets_the_constants(gpu, kv):
     """Where vLLM 0.24's tables measured DeepSeek-V3.2's attention module (FLASHMLA_SPARSE),
     its indexer and sparse-kernel constants are fitted to it (`KernelLatency._dsa_fit`) and
     the label says so: prompts of the measured module's growth (projections out) come back
-    within 15 % from 8k tokens up, batched or not (B200: 30 %, its rows rising faster than
-    the two terms between 4k and 8k tokens and flat in places), and decode's growth from 2k
-    to 128k cached keys within 10 % at a large batch. The indexer is replicated over the GPUs:
+    within 25 % from 8k tokens up, batched or not (B200: 50 %, its rows rising faster than
+    the terms past 8k tokens and flat in places), and decode's growth from 2k to 128k cached
+    keys within 10 % at a large batch. The indexer is replicated over the GPUs:
     its decode cost per key comes out alike at TP 8 and TP 4. (Below some 8,000 tokens the
     collector's module time is mostly its own launches, 1.5 ms at TP 8, under which the GPU's
     work hides: those cells are not compared.)"""
     from wrpsim.pool.kernels.tables import short_loop
 
     m = get_model("deepseek-v3.2")
-    lat = _lat(m, gpu=gpu, kv_dtype="fp8")
+    lat = _lat(m, gpu=gpu, kv_dtype=kv)
+    kvd = "fp8" if kv == "fp8" else "bf16"
     assert "sparse attention (DSA) from its measured module" in lat.calibration
-    assert lat._dsa_pair > 0 and lat._idx_pre > 0 and lat._idx_dec > 0
-    grid, gemm = lat.kernels.dsa("prefill", "fp8", "fp8_block", 16)
+    assert lat._dsa_pair + lat._dsa_pick > 0 and lat._idx_pre > 0 and lat._idx_dec > 0
+    grid, gemm = lat.kernels.dsa("prefill", kvd, "fp8_block", 16)
     loop = short_loop(lat.kernels)
     projs = [*lat._mla_projections(), (64 * 128, 1536), (128, 7168)]
 
@@ -193,14 +199,17 @@ def test_measured_module_sets_the_constants(gpu):
         t -= sum(float(loop.gemm(gemm, n, k)(np.array([float(b * s)]))[0]) for n, k in projs)
         return t - float(grid.t[0, 0])
 
-    tol = 0.3 if gpu == "b200-180gb" else 0.15
+    tol = 0.5 if gpu == "b200-180gb" else 0.25
     for b, s in ((1, 8192), (1, 32768), (4, 8192), (16, 2048)):
         got = lat._prefill_attn(b, b * s, b * s * (s + 1) / 2.0) / 61
         assert got == pytest.approx(module(b, s), rel=tol), (b, s)
-    dec, _ = lat.kernels.dsa("decode", "fp8", "fp8_block", 16)
+    dec, _ = lat.kernels.dsa("decode", kvd, "fp8_block", 16)
     grow = float(np.interp(131072, dec.s, dec.row(256.0)) - np.interp(2048, dec.s,
                                                                       dec.row(256.0)))
     got = (lat._decode_attn1(256, 131072.0) - lat._decode_attn1(256, 2048.0)) / 61
     assert got == pytest.approx(grow, rel=0.1)
-    tp4 = _lat(m, gpu=gpu, tp=4, kv_dtype="fp8")
+    tp4 = _lat(m, gpu=gpu, tp=4, kv_dtype=kv)
     assert tp4._idx_dec == pytest.approx(lat._idx_dec, rel=0.1)
+    # the indexer's scoring is the same kernel whatever the latent cache's dtype
+    other = _lat(m, gpu=gpu, kv_dtype="auto" if kv == "fp8" else "fp8")
+    assert other._idx_pre == pytest.approx(lat._idx_pre, rel=0.1)

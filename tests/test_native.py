@@ -59,11 +59,12 @@ C_TYPED = {
     # (`_cpu0`, `_cpu_seq`, `_floor`, `_eager`, `_mamba_dec`, `_idx_dec`, `_idx_pre`: products
     # with a float constant;
     # the layer counts, window, group count and `max_tokens` are ints of the model's spec and
-    # the pool's config; `_async`, `_graph_mixed`, `schedule_lag`, `_split` are made with
-    # `bool()`)
+    # the pool's config; `_async`, `_graph_mixed`, `schedule_lag`, `_split`, `_dsa` are made
+    # with `bool()`)
     "KernelLatency": {"_cpu0": "double", "_cpu_seq": "double", "_floor": "double",
                       "_eager": "double", "_mamba_dec": "double", "_idx_dec": "double",
-                      "_dsa_pair": "double", "_idx_pre": "double", "_n_full": "long long",
+                      "_dsa_pair": "double", "_dsa_pick": "double", "_dsa": "bint",
+                      "_idx_pre": "double", "_n_full": "long long", "_n_gdn": "long long",
                       "_n_slide": "long long", "_window": "long long", "adp": "long long",
                       "max_tokens": "long long", "_async": "bint", "_graph_mixed": "bint",
                       "schedule_lag": "bint", "_has_bound": "bint", "_split": "bint"},
@@ -257,7 +258,12 @@ cases = [b("gemma-3-12b", "h100-80gb", 1, max_tokens=2048),
          b("nemotron-nano-9b-v2", "h100-80gb", 1),
          b("qwen3-30b-a3b", "h100-80gb", 4, ep=4, attn_dp=2),
          b("llama3.1-8b", "h100-80gb", 1, engine="vllm-0.11"),
-         b("llama3.1-8b", "h100-80gb", 1, overrides=eager, max_tokens=1024)]
+         b("llama3.1-8b", "h100-80gb", 1, overrides=eager, max_tokens=1024),
+         b("gemma-4-26b-a4b", "h100-80gb", 1, max_tokens=2048),
+         b("gemma-4-31b", "h200-141gb", 8, max_tokens=2048),
+         b("deepseek-v3.2", "h200-141gb", 8, precision="fp8_block", max_tokens=2048),
+         b("deepseek-v3.2", "a100-80gb", 8, precision="fp4", max_tokens=2048),
+         b("qwen3.5-35b-a3b", "h200-141gb", 1, max_tokens=2048)]
 out = []
 for lat in cases:
     for args in ((0, 0.0, 0, 0), (1, 1.0, 0, 0, 1), (512, 512 * 513 / 2, 0, 0),

@@ -301,6 +301,17 @@ def _model_entry(path: Path, name: str, raw: dict) -> ModelSpec:
     if vals.get("sliding_layers", 0) and not vals.get("sliding_window", 0):
         raise ConfigError(f"{path}: entry {name!r}: field 'sliding_window' must be > 0 "
                           f"when sliding_layers is set")
+    glob = [k for k in ("global_head_dim", "global_kv_heads", "global_k_eq_v") if vals.get(k)]
+    if glob and not vals.get("sliding_layers", 0):
+        raise ConfigError(f"{path}: entry {name!r}: field {glob[0]!r} describes the "
+                          f"full-attention layers beside sliding-window ones; give "
+                          f"sliding_layers and sliding_window (or the fields the global "
+                          f"layers have as head_dim / kv_heads)")
+    if vals.get("global_kv_heads", 0) and vals["heads"] % vals["global_kv_heads"]:
+        raise ConfigError(f"{path}: entry {name!r}: field 'global_kv_heads' must divide heads")
+    if vals.get("gated_delta") and not vals.get("mamba_layers", 0):
+        raise ConfigError(f"{path}: entry {name!r}: field 'gated_delta' (Gated DeltaNet "
+                          f"recurrent layers) needs mamba_layers > 0")
     if vals.get("index_topk", 0):
         if not vals.get("kv_lora_rank", 0):
             raise ConfigError(f"{path}: entry {name!r}: field 'index_topk' (DeepSeek Sparse "

@@ -113,6 +113,11 @@ class ModelSpec:
     ssm_state: int = 0
     mamba_groups: int = 0
     conv_kernel: int = 0
+    #: the recurrent layers are Gated DeltaNet linear attention (Qwen3-Next, Qwen3.5: config.json
+    #: `linear_*` keys), held in Mamba-2's shape (value heads as `mamba_heads`, their width as
+    #: `mamba_head_dim`, the key width as `ssm_state`, key heads as `mamba_groups`) but run by
+    #: their own prefill kernels (`Kernels.gdn_prefill`)
+    gated_delta: bool = False
     #: bytes per element of the Mamba SSM state the checkpoint asks for (config.json
     #: `mamba_ssm_cache_dtype` of Nemotron-H, `mamba_ssm_dtype` of Qwen3.5: float32 4,
     #: bfloat16 / float16 2; 0: not given), which vLLM's `--mamba-ssm-cache-dtype auto` takes
@@ -217,12 +222,15 @@ class ModelSpec:
     def fits_tp(self, tp: int) -> bool:
         """Whether `tp` GPUs can split the attention: tp divides the attention heads and, as
         vLLM requires, the KV heads are split evenly (kv_heads % tp == 0 when kv_heads >= tp)
-        or replicated evenly (tp % kv_heads == 0 when tp > kv_heads). MLA has one latent KV
-        vector per token, replicated on every GPU: only the heads rule applies."""
+        or replicated evenly (tp % kv_heads == 0 when tp > kv_heads), a Gemma 4's global layers'
+        own KV heads too. MLA has one latent KV vector per token, replicated on every GPU: only
+        the heads rule applies."""
         if tp < 1 or self.heads % tp:
             return False
-        kv = self.kv_heads
-        return self.mla or (kv % tp == 0 if kv >= tp else tp % kv == 0)
+        if self.mla:
+            return True
+        return all(kv % tp == 0 if kv >= tp else tp % kv == 0
+                   for kv in {self.kv_heads, self.full_kv_heads})
 
     def tp_choices(self) -> list[int]:
         """Every tensor-parallel degree `fits_tp` accepts (divisors of the attention heads)."""
@@ -393,7 +401,7 @@ def fp8_scaled_bytes(n: int) -> int:
 
 SPEC_FIELDS = tuple(f.name for f in fields(ModelSpec) if f.name != "name")
 BOOL_FIELDS = ("gated_mlp", "tied_embeddings", "chunked_attention", "attn_gate",
-               "global_k_eq_v")
+               "global_k_eq_v", "gated_delta")
 INT_FIELDS = tuple(f for f in SPEC_FIELDS
                    if f not in (*BOOL_FIELDS, "source", "vision"))
 REQUIRED = ("layers", "hidden", "heads", "kv_heads", "head_dim", "intermediate", "vocab")
@@ -716,7 +724,8 @@ def _recurrent_layers(c: dict, layers: int, hidden: int) -> dict:
                  "mamba_head_dim": _hf_req(c, "linear_value_head_dim"),
                  "ssm_state": _hf_req(c, "linear_key_head_dim"),
                  "mamba_groups": _hf_req(c, "linear_num_key_heads"),
-                 "conv_kernel": _hf_int(c, "linear_conv_kernel_dim", 1) or 4}
+                 "conv_kernel": _hf_int(c, "linear_conv_kernel_dim", 1) or 4,
+                 "gated_delta": True}
     elif "mamba_n_heads" in c:  # Mamba-2 (mamba_expand, mamba_d_ssm: implied by the heads)
         c.get("mamba_expand"), c.get("mamba_d_ssm")
         mixer = {"mamba_heads": _hf_req(c, "mamba_n_heads"),

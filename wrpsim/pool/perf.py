@@ -68,7 +68,8 @@ class AnalyticalLatency(LatencyModel):
                          else model.ffn_layers * model.expert_params_per_layer)
         input_table = 0 if model.tied_embeddings else model.vocab * model.hidden
         dense_read = (model.params - expert_params - input_table) * b / tp
-        attn_flops = 4.0 * L * model.heads * model.head_dim / tp
+        attn_flops = 4.0 * (model.attn_dim_layers if model.split_attention
+                            else L * model.head_dim) * model.heads / tp
         kv = self.kv_bytes_per_token_per_gpu
         nonembed_active = model.active_params - model.embedding_params
         self._lin_flops = 2.0 * nonembed_active / tp
@@ -111,8 +112,13 @@ class AnalyticalLatency(LatencyModel):
 
     @property
     def kv_bytes_per_token_per_gpu(self) -> float:
-        """KV bytes of one token on each GPU; KV heads are replicated when tp > kv_heads."""
+        """KV bytes of one token on each GPU; KV heads are replicated when tp > kv_heads (a
+        Gemma 4's full-attention layers with their own heads and width: each kind its own)."""
         m = self.model
+        if m.split_attention:
+            return 2.0 * (m.sliding_layers * math.ceil(m.kv_heads / self.tp) * m.head_dim
+                          + m.full_attn_layers * math.ceil(m.full_kv_heads / self.tp)
+                          * m.full_head_dim) * m.bytes_per_param
         return 2.0 * m.layers * math.ceil(m.kv_heads / self.tp) * m.head_dim * m.bytes_per_param
 
     def iteration_s(

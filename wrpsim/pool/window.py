@@ -60,8 +60,9 @@ class WindowKV:
     full-attention layer's token takes other bytes than a sliding layer's (Gemma 4), the layer
     counts are weighted by those bytes (`window_kv`)."""
 
-    all_layers: int  # attention layers (the capacity's memory holds this many per token)
-    unit_layers: int  # layers one ledger block holds
+    all_layers: int  # attention layers (the capacity's memory holds this many per token;
+    # in units of a layer's bytes a token where the kinds differ: `window_kv`)
+    unit_layers: int  # layers one ledger block holds (the same units)
     win_num: int
     win_den: int
     window_blocks: int  # blocks one sliding layer group holds at most

@@ -28,6 +28,9 @@ cdef class KernelLatency:
     cdef public list _dec_sl
     cdef public double _eager
     cdef public double _floor
+    cdef public object _gdn
+    cdef public dict _gdn_rows
+    cdef public list _gdn_sl
     cdef public bint _graph_mixed
     cdef public object _head
     cdef public list _head_list
@@ -37,13 +40,16 @@ cdef class KernelLatency:
     cdef public list _lin_bound
     cdef public bint _has_bound
     cdef public list _head_bound
+    cdef public bint _dsa
     cdef public double _dsa_pair
+    cdef public double _dsa_pick
     cdef public object _dsa_tables
     cdef public double _idx_dec
     cdef public double _idx_pre
     cdef public double _mamba_dec
     cdef public object _mla_tables
     cdef public long long _n_full
+    cdef public long long _n_gdn
     cdef public long long _n_slide
     cdef public object _power
     cdef public object _power_c
@@ -151,6 +157,10 @@ cdef class KernelLatency:
 @cython.locals(top=cython.double, r=cython.double, i=Py_ssize_t, lo=cython.double,
                hi=cython.double, r1=cython.double, w=cython.double)
 cpdef double _interp1(double c, list s, list row)
+
+@cython.locals(top=cython.double, r=cython.double, i=Py_ssize_t, lo=cython.double,
+               hi=cython.double, r1=cython.double)
+cpdef double _len_time(list row, list s_grid, double s)
 
 cpdef double _window_pairs(double n, double w)
 

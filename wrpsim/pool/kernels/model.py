@@ -203,10 +203,15 @@ class KernelLatency:
         "_dec_rows",
         "_dec_s",
         "_dec_sl",
+        "_dsa",
         "_dsa_pair",
+        "_dsa_pick",
         "_dsa_tables",
         "_eager",
         "_floor",
+        "_gdn",
+        "_gdn_rows",
+        "_gdn_sl",
         "_graph_mixed",
         "_has_bound",
         "_head",
@@ -221,6 +226,7 @@ class KernelLatency:
         "_mamba_dec",
         "_mla_tables",
         "_n_full",
+        "_n_gdn",
         "_n_slide",
         "_power",
         "_power_c",
@@ -304,6 +310,7 @@ class KernelLatency:
         if self._fp8_block_floored(self.dense_dtype) or self._fp8_block_floored(
                 self.moe_dtype):
             bound += "; block-FP8 layers no faster than BF16 (engine setting)"
+        bound += self._head_dim_note()
         self.calibration = kernels.label + (note(self.dense_dtype) if note else "") + (
             moe_note(self.moe_dtype) if moe_note and model.moe else "") + bound + (
             f"; power shape copied from {power.copied_from}"
@@ -335,20 +342,31 @@ class KernelLatency:
         if curves is None:
             #: attention timed from the measured MLA or DSA module (`_mla_module_grids`);
             #: decided from the tables on a cache miss (it reads them), else read back with the
-            #: curves (a DSA model's fitted constants, `_dsa_fit`, nonzero)
+            #: curves (a DSA model's fitted constants, `_dsa_fit`, flagged)
             self._dsa_tables = self._dsa_module_applies()
             self._mla_tables = self._dsa_tables or self._mla_module_applies()
+            self._gdn = self._gdn_table()
             curves = self._precompute()
             precomputed.store(key, curves)
         self._adopt(curves)
-        fitted = [float(v) for v in curves["dsa_c"]]
-        if any(fitted):  # DSA from the measured module (`_dsa_fit`)
-            self._idx_dec, self._idx_pre, self._dsa_pair = fitted
+        self._dsa = bool(model.dsa)
+        if model.gated_delta:
+            self.calibration += ("; Gated DeltaNet prefill from its measured kernels"
+                                 if self._gdn is not None else
+                                 "; Gated DeltaNet prefill as its scan's bytes (no kernel table)")
+        if self._dsa_tables:  # DSA from the measured module (`_dsa_fit`)
+            (self._idx_dec, self._idx_pre, self._dsa_pair,
+             self._dsa_pick) = (float(v) for v in curves["dsa_c"][1:])
             self.calibration += ("; sparse attention (DSA) from its measured module: indexer "
                                  "and sparse kernels fitted per key, per pair")
         else:
             self._idx_dec, self._idx_pre = self._indexer_costs()
-            self._dsa_pair = self._sparse_prefill_pair_s()
+            # the sparse kernel's FLOPs per top-k slot (FP8 KV: vLLM gathers and dequantizes
+            # all of a query's slots) or per picked key (BF16 KV), as the measured modules
+            # grow (`_dsa_fit`)
+            pair = self._sparse_prefill_pair_s()
+            self._dsa_pair, self._dsa_pick = (pair, 0.0) if self.kv_dtype == "fp8" else (
+                0.0, pair)
             if model.dsa:  # nothing of DeepSeek Sparse Attention measured: how it is timed
                 self.calibration += (
                     f"; sparse attention (DSA), uncalibrated: prefill from FLOPs and bytes at "
@@ -356,6 +374,22 @@ class KernelLatency:
                     f"decode as dense MLA over {model.index_topk} keys, indexer by roofline")
         self._dec_rows: dict = {}
         self._run_consts: dict = {}  # batch -> `_decode_run_consts`
+
+    def _head_dim_note(self) -> str:
+        """For the calibration label: the attention head widths of the model (its
+        full-attention layers' own, Gemma 4) that the GPU's attention tables did not measure
+        with this KV dtype, timed from the nearest measured shape by the roofline ratio; ''
+        when all were measured, for MLA (its own tables) or where the tables do not say."""
+        m = self.model
+        get = getattr(self.kernels, "attn_head_dims", None)
+        dims = get(self.kv_dtype) if get is not None and not m.mla else None
+        if dims is None:
+            return ""
+        missing = sorted({m.head_dim, m.full_head_dim} - dims)
+        if not missing:
+            return ""
+        return (f"; attention {', '.join(map(str, missing))} wide ({self.kv_dtype} KV): not "
+                f"measured, the nearest measured shape by the roofline ratio")
 
     # ------------------------------------------------------------------ sizes
     @property
@@ -494,9 +528,9 @@ class KernelLatency:
         return max(self.model.heads // self.atp, int(self.gpu.mla_sparse_heads))
 
     def _sparse_prefill_pair_s(self) -> float:
-        """DSA: seconds of the sparse MLA prefill kernel per query's top-k slot (it fills
-        `index_topk` of them for every query, however few keys precede it: the measured
-        module's time per token does not depend on the prompt's length below that, `_dsa_fit`),
+        """DSA: seconds of the sparse MLA prefill kernel per query's top-k slot (FP8 KV: vLLM
+        gathers and dequantizes all `index_topk` of them for every query, however few keys
+        precede it) or per picked key (BF16 KV), as the measured modules grow (`_dsa_fit`),
         all attention layers, on each GPU; 0 without DSA.
 
         DeepSeek's FlashMLA sparse prefill runs MLA's absorbed (MQA) form: every query head
@@ -534,7 +568,7 @@ class KernelLatency:
         attention shape (`Kernels.mla_module`, `Kernels.dsa_module`), whose heads per GPU
         were measured."""
         m = self.model
-        if not m.mla or (kind == "dsa") != m.dsa:
+        if not m.mla or (kind == "dsa" and not m.dsa):
             return False
         shape = getattr(self.kernels, f"{kind}_module", lambda: None)()
         if not shape:
@@ -635,7 +669,10 @@ class KernelLatency:
         act = dense_layers * 3 * width / tp * 2.0
         if m.moe and m.shared_intermediate:
             act += m.moe_layers * 3 * m.shared_intermediate / tp * 2.0
-        scan = m.mamba_layers * 6 * m.mamba_heads * m.mamba_head_dim / tp * 2.0
+        # (a Gated DeltaNet layer's scan over its prompt tokens is in its measured prefill
+        # kernels where the tables have them, `_gdn_table`; the power model counts its bytes)
+        scan = 0.0 if self._gdn is not None and not all_bytes else (
+            m.mamba_layers * 6 * m.mamba_heads * m.mamba_head_dim / tp * 2.0)
         return norms + rope + kv + act + scan
 
     def _linear_curve(self, T: np.ndarray) -> np.ndarray:
@@ -764,23 +801,27 @@ class KernelLatency:
 
     def _dsa_fit(self, pre, dec):
         """DeepSeek Sparse Attention's constants from its measured module (`_mla_module_grids`
-        "dsa": per layer, projections out): ([indexer seconds per decoding sequence and cached
-        key, indexer seconds per prefill (query, key) pair scored, sparse MLA seconds per
-        prefill query's top-k slot], all attention layers; the decode grid less the indexer's
-        share).
+        "dsa": per layer, projections out): ([1 (the flag: fitted), indexer seconds per
+        decoding sequence and cached key, indexer seconds per prefill (query, key) pair scored,
+        sparse MLA seconds per prefill query's top-k slot, and per (query, picked key) pair],
+        all attention layers; the decode grid less the indexer's share).
 
         Decode: past `index_topk` cached keys the sparse kernel reads a fixed 2,048 keys, so
         a step grows by the indexer alone: its seconds per (sequence, key) are the
-        least-squares slope of the measured growth beyond `index_topk` over every batch; the
-        grid keeps the rest (queried at up to `index_topk` keys, `_decode_attn`; the indexer
-        term adds the whole context's scoring back). Prefill: the measured growth of fresh
-        prompts above the grid's smallest cell (its fixed part is the composed floor, as for
-        MLA), over the cells measured, fitted (least squares: the long prompts, where DSA's
-        time goes, weigh most) as a x top-k slots (every query fills `index_topk` of them
-        however few keys it has: the module costs the same per token for 256 prompts of 16
-        tokens as for one of 4,096) + c x scored pairs (every causal pair), a, c >= 0: the
-        same two terms the uncalibrated model takes from FLOPs and bytes
-        (`_sparse_prefill_pair_s`, `_indexer_costs`)."""
+        least-squares slope of the measured growth beyond `index_topk` over every batch
+        (weighted to the large batches, where the growth is largest: at batch 1 on an H200
+        the measured growth from 2k to 16k keys is some 10 us a layer more than this slope
+        gives); the grid keeps the rest (queried at up to `index_topk` keys, `_decode_attn`;
+        the indexer term adds the whole context's scoring back). Prefill: the measured growth
+        of fresh prompts above the grid's smallest cell (its fixed part is the composed floor,
+        as for MLA), over the cells measured, fitted (least squares: the long prompts, where
+        DSA's time goes, weigh most; non-negative) as a x top-k slots + b x picked pairs
+        (query i picks min(i, `index_topk`) keys, `_window_pairs`) + c x scored pairs (every
+        causal pair). With FP8 KV the measured module takes as long for 256 prompts of 16
+        tokens as for one of 4,096 — vLLM gathers and dequantizes all of a query's slots — so
+        a carries it; with BF16 KV it grows with the picked keys, b. The uncalibrated model
+        takes the same terms from FLOPs and bytes (`_sparse_prefill_pair_s`,
+        `_indexer_costs`)."""
         from scipy.optimize import nnls
 
         from wrpsim.pool.kernels.tables import Grid
@@ -798,12 +839,46 @@ class KernelLatency:
         bp, sp = np.meshgrid(pre.b, pre.s, indexing="ij")
         tokens = bp * sp
         ok = np.ones(tokens.size, bool) if pre.measured is None else pre.measured.ravel()
+        # steps of 4,096 tokens and more: below, the module's time is mostly the collector's
+        # own launches (1.5 ms at TP 8), under which the GPU's work hides
+        ok &= tokens.ravel() >= DSA_FIT_MIN_TOKENS
         grow = (pre.t - pre.t[0, 0]).ravel()[ok]
         slots = (tokens * top).ravel()[ok]
+        picked = (bp * np.vectorize(_window_pairs)(sp, top)).ravel()[ok]
         scored = (bp * sp * (sp + 1.0) / 2.0).ravel()[ok]
-        coef = nnls(np.stack([slots, scored], axis=1), grow)[0]
+        slot, pick, score = nnls(np.stack([slots, picked, scored], axis=1), grow)[0]
         n = m.attn_layers
-        return np.array([n * slope, n * coef[1], n * coef[0]]), dec
+        return np.array([1.0, n * slope, n * score, n * slot, n * pick]), dec
+
+    def _gdn_table(self):
+        """The measured prefill kernels of one of this model's Gated DeltaNet layers on one
+        GPU (its value and key heads split over the group's `tp / attn_dp` GPUs, as vLLM
+        shards them; `Kernels.gdn_prefill`), or None: not such a model, or no table. Read on
+        a cache miss; stored with the curves (`_gdn`)."""
+        m = self.model
+        if not m.gated_delta or not m.mamba_layers:
+            return None
+        get = getattr(self.kernels, "gdn_prefill", None)
+        if get is None:
+            return None
+        return get(max(1, m.mamba_groups // self.atp), m.ssm_state,
+                   max(1, m.mamba_heads // self.atp), m.mamba_head_dim)
+
+    def _gdn_prefill(self, chunks: int, tokens: int) -> float:
+        """Seconds of the Gated DeltaNet layers' prefill kernels (all of them) for `chunks`
+        prompt chunks of `tokens` tokens in all, on the busiest group: the measured time of
+        that many fresh prompts of the chunks' mean length (a recurrent layer's prefill does
+        not depend on what is cached before the chunk: it carries a fixed state), linear
+        between the measured lengths and in proportion to the tokens beyond the longest; 0
+        without the table."""
+        if self._gdn is None or tokens <= 0:
+            return 0.0
+        b = chunks if chunks > 1 else 1
+        br = b if self.adp == 1 else -(-b // self.adp)
+        row = self._gdn_rows.get(br)
+        if row is None:
+            row = self._gdn_rows[br] = self._gdn.row(float(br)).tolist()
+        return self._n_gdn * _len_time(row, self._gdn_sl, tokens / b)
 
     def _composed_mla_grids(self):
         """MLA attention from the attention tables: prefill as multi-head attention over the
@@ -825,8 +900,9 @@ class KernelLatency:
         """The full-attention layers' prefill and decode times (Gemma 4's wider heads and own
         KV heads: `ModelSpec.split_attention`) from the attention tables, on the batches and
         lengths of `pre` and `dec` (the other layers' grids) so that one context grid serves
-        both: arrays like `pre.t` and `dec.t` (linear in the length between the table's own
-        points, grown as `_interp_tail` grows it beyond the last)."""
+        both: arrays like `pre.t` and `dec.t` (the table's times at those points, so linear
+        between the other grid's points; grown as `_interp_tail` grows them beyond the table's
+        last length)."""
         m, tp, k = self.model, self.atp, self.kernels
         args = (self.kv_dtype, m.heads // tp, self.full_kv_heads_per_gpu, m.full_head_dim)
         return (_on_grid(k.attn_prefill(*args), pre), _on_grid(k.attn_decode(*args), dec))
@@ -841,9 +917,10 @@ class KernelLatency:
         T = np.arange(self.max_tokens + 1, dtype=np.float64)
         lin, head = self._linear_curve(T), self._head_curve(T)
         pre, dec = self._attention_grids()
-        dsa_c = np.zeros(3)
+        dsa_c = np.zeros(5)
         if self._dsa_tables:
             dsa_c, dec = self._dsa_fit(pre, dec)
+        gdn = self._gdn
         pre_f, dec_f = (self._full_grids(pre, dec) if self.model.split_attention
                         else (pre.t, dec.t))
         # the seconds the sustained-rate bound adds (`tables.sustained`): the power model takes
@@ -862,6 +939,8 @@ class KernelLatency:
                 "pre_b": pre.b, "pre_s": pre.s, "pre_t": pre.t,
                 "dec_b": dec.b, "dec_s": dec.s, "dec_t": dec.t,
                 "pre_f": pre_f, "dec_f": dec_f, "dsa_c": dsa_c,
+                "gdn_b": gdn.b if gdn else np.zeros(0), "gdn_s": gdn.s if gdn else np.zeros(0),
+                "gdn_t": gdn.t if gdn else np.zeros((0, 0)),
                 "mla_tables": np.bool_(self._mla_tables), "lin_bound": lin_b,
                 "head_bound": head_b}
 
@@ -871,7 +950,12 @@ class KernelLatency:
 
         self._stream = float(c["stream"])
         self._mla_tables = bool(c["mla_tables"])
-        self._dsa_tables = bool(np.any(c["dsa_c"]))
+        self._dsa_tables = bool(c["dsa_c"][0])
+        # a Gated DeltaNet model's measured prefill kernels (`_gdn_grid`), or None
+        self._gdn = Grid(c["gdn_b"], c["gdn_s"], c["gdn_t"]) if len(c["gdn_b"]) else None
+        self._gdn_rows: dict = {}
+        self._gdn_sl = self._gdn.s.tolist() if self._gdn is not None else []
+        self._n_gdn = self.model.mamba_layers if self._gdn is not None else 0
         self._lin, self._head = c["lin"], c["head"]
         self._lin_list = self._lin.tolist()
         self._head_list = self._head.tolist()
@@ -974,8 +1058,15 @@ class KernelLatency:
         total = self._n_full * (t_read if t_read > t_pairs else t_pairs)
         if self._n_slide:
             w = float(self._window)
-            if self._dsa_pair:  # DSA: the sparse kernel fills every query's top-k slots
+            if self._dsa:  # DSA: the sparse kernel over every query's top-k slots, and over
+                # the keys each picks: query i after p cached ones min(p + i, w), each of the
+                # br chunks taken as the average one (pairs / b = s (p + (s + 1) / 2))
                 total += self._dsa_pair * (br * s) * w
+                if self._dsa_pick:
+                    p = pairs / tokens - (s + 1.0) / 2.0 if tokens else 0.0
+                    p = p if p > 0.0 else 0.0
+                    total += self._dsa_pick * br * (_window_pairs(p + s, w)
+                                                    - _window_pairs(p, w))
             else:
                 # a sliding-window layer: query i sees min(i, w) keys; each of the br chunks
                 # taken as the average one, s tokens after p cached ones (pairs / b = s (p +
@@ -987,6 +1078,8 @@ class KernelLatency:
                                              _interp1(min(ctx, w), s_dec, drow))
         if self._idx_pre:  # DSA: the indexer scores every (query, key) pair
             total += self._idx_pre * pr
+        if self._n_gdn:  # Gated DeltaNet layers: their measured prefill kernels
+            total += self._gdn_prefill(seqs, tokens)
         return total
 
     # ------------------------------------------------------------------ LatencyModel
@@ -1046,13 +1139,15 @@ class KernelLatency:
         its tokens: their memory traffic), `lm_head_sampling`,
         `layer_floor` (per-layer launch / sync floor), `prefill_attention`,
         `decode_attention` (with a DSA model's indexer scoring the keys), `mamba_state`
-        (recurrent state read and written per decoding sequence), `eager_launch` (a step
+        (recurrent state read and written per decoding sequence), `linear_attention` (a Gated
+        DeltaNet model's measured prefill kernels: the convolution and the chunked delta rule
+        over its prompt chunks), `eager_launch` (a step
         launched eagerly waiting on the CPU's launches beyond its GPU work) and `cpu`
         (scheduler and input preparation not hidden behind the GPU).
         Terms of the busiest data-parallel attention group where `attn_dp` > 1."""
         names = ("gemms", "moe_experts", "all_reduce", "moe_dispatch", "elementwise",
                  "lm_head_sampling", "layer_floor", "prefill_attention", "decode_attention",
-                 "mamba_state", "eager_launch", "cpu")
+                 "mamba_state", "linear_attention", "eager_launch", "cpu")
         out = dict.fromkeys(names, 0.0)
         t = prefill_tokens + decode_seqs
         if t <= 0:
@@ -1067,8 +1162,10 @@ class KernelLatency:
                                                                           + pre_seqs)]))[0])
         out["layer_floor"] = self._floor
         if prefill_tokens:
+            gdn = self._gdn_prefill(pre_seqs, prefill_tokens)
             out["prefill_attention"] = self._prefill_attn(pre_seqs, prefill_tokens,
-                                                          prefill_attn)
+                                                          prefill_attn) - gdn
+            out["linear_attention"] = gdn
         if decode_seqs:
             mamba = self._mamba_dec * decode_seqs
             out["decode_attention"] = self._decode_attn1(decode_seqs,
@@ -1408,6 +1505,28 @@ def _on_grid(g, ref) -> np.ndarray:
     `_interp_tail` at ref.s): an array shaped like `ref.t`."""
     return np.array([_interp_tail(ref.s.astype(np.float64), g.s, g.row(float(b)))
                      for b in ref.b])
+
+
+#: smallest step (prompt tokens) whose measured DSA module growth `_dsa_fit` fits
+DSA_FIT_MIN_TOKENS = 4096
+
+
+def _len_time(row: list, s_grid: list, s: float) -> float:
+    """Time over a length grid at length `s`: linear between its points, its first below,
+    in proportion to the length beyond its last. (List items read into locals, as in
+    `_interp1`.)"""
+    top = s_grid[-1]
+    if s >= top:
+        r = row[-1]
+        return r * s / top
+    if s <= s_grid[0]:
+        return row[0]
+    i = bisect_right(s_grid, s) - 1
+    lo = s_grid[i]
+    hi = s_grid[i + 1]
+    r = row[i]
+    r1 = row[i + 1]
+    return r + (r1 - r) * (s - lo) / (hi - lo)
 
 
 def _window_pairs(n: float, w: float) -> float:
