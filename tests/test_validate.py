@@ -75,6 +75,11 @@ def test_llmservingsim_runs_take_their_checkpoints_precision_and_blocks():
     assert len(ds.trace) == 300 and ds.trace["arrival_s"].is_monotonic_increasing
     assert {c.pool["precision"] for n, c in cases.items() if n != ds.name.split(" ")[0]} == {
         "bf16"}
+    # its engine ran `--kv-cache-dtype auto` but held 3.15 M tokens: the fp8_ds_mla latent's
+    # capacity, not BF16's (vLLM's sparse MLA on SM120 stores only that layout), so the replay
+    # takes kv_dtype fp8; a model without sparse attention keeps auto
+    assert ds.pool["kv_dtype"] == "fp8"
+    assert {c.pool.get("kv_dtype", "auto") for n, c in cases.items() if c is not ds} == {"auto"}
 
 
 def test_silicon_cases_follow_the_benchmark_protocol():

@@ -311,6 +311,28 @@ def _llmss_precision(meta: dict) -> str:
     return "bf16"
 
 
+def _dsa_latent_dtype(pool: dict, kv: dict) -> str:
+    """`kv_dtype` of a replay whose engine ran `--kv-cache-dtype auto`: `auto`, except for a
+    DeepSeek Sparse Attention model whose measured KV capacity (`num_kv_tokens` at its
+    `gpu_memory_utilization`) is nearer what the `fp8_ds_mla` latent layout gives than BF16's
+    — vLLM 0.28 on an RTX PRO 6000 stored that layout under `auto` (3.15 M tokens; BF16 would
+    hold 2.0 M: its SM120 sparse MLA has no other layout) — and so ran the FP8 latent's
+    kernels: then `fp8`."""
+    from wrpsim.pool.catalog import get_model
+    from wrpsim.pool.engines import build_latency_model
+
+    if not get_model(pool["model"]).dsa:
+        return "auto"
+    util = float(kv.get("gpu_memory_utilization") or 0.9)
+    got = {}
+    for dtype in ("auto", "fp8"):
+        lat = build_latency_model(pool["model"], pool["gpu"], pool["tp"],
+                                  precision=pool["precision"], kv_dtype=dtype)
+        got[dtype] = 16 * lat.kv_capacity_blocks(16, util)
+    measured = float(kv["num_kv_tokens"])
+    return min(got, key=lambda d: abs(got[d] - measured))
+
+
 def llmservingsim_cases() -> list[Case]:
     """The five exactly replayable vLLM runs, request by request."""
     out = []
@@ -342,6 +364,8 @@ def llmservingsim_cases() -> list[Case]:
             pool["attn_dp"] = dp
             pool["ep"] = tp if eng.get("enable_expert_parallel") else 1
         kv = meta.get("kv_cache") or {}
+        if eng.get("kv_cache_dtype", "auto") == "auto" and kv.get("num_kv_tokens"):
+            pool["kv_dtype"] = _dsa_latent_dtype(pool, kv)
         if kv.get("num_gpu_blocks"):  # the measured block count (the card's KV is full)
             pool["kv_blocks"] = int(kv["num_gpu_blocks"]) * int(kv.get("block_size", 16)) // 16
         measured = {"ttft_mean_s": float(ttft.mean()), "ttft_p50_s": pct(ttft, 50),
