@@ -46,6 +46,7 @@ cdef class KernelLatency:
     cdef public object _dsa_tables
     cdef public double _idx_dec
     cdef public double _idx_pre
+    cdef public object _idx_k
     cdef public double _mamba_dec
     cdef public object _mla_tables
     cdef public long long _n_full
@@ -103,6 +104,7 @@ cdef class KernelLatency:
                    rowf=list, mamba=cython.double, saturated=cython.double,
                    fixed=cython.double, cpu=cython.double, r=cython.double, r1=cython.double,
                    slope=cython.double, slope_f=cython.double, slope_all=cython.double,
+                   idx_b=cython.double,
                    t0=cython.double, lay=cython.longlong, a=cython.double, idx=cython.double)
     cpdef decode_run_linear(self, long long batch, double ctx0, long long n)
 

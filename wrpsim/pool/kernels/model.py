@@ -218,6 +218,7 @@ class KernelLatency:
         "_head_bound",
         "_head_list",
         "_idx_dec",
+        "_idx_k",
         "_idx_pre",
         "_layers_total",
         "_lin",
@@ -802,16 +803,18 @@ class KernelLatency:
     def _dsa_fit(self, pre, dec):
         """DeepSeek Sparse Attention's constants from its measured module (`_mla_module_grids`
         "dsa": per layer, projections out): ([1 (the flag: fitted), indexer seconds per
-        decoding sequence and cached key, indexer seconds per prefill (query, key) pair scored,
-        sparse MLA seconds per prefill query's top-k slot, and per (query, picked key) pair],
-        all attention layers; the decode grid less the indexer's share).
+        decoding sequence and cached key (pooled over the batches), indexer seconds per prefill
+        (query, key) pair scored, sparse MLA seconds per prefill query's top-k slot, and per
+        (query, picked key) pair], all attention layers; per batch of the decode grid the
+        indexer's seconds per cached key of a step, all layers; the decode grid less the
+        indexer's share).
 
         Decode: past `index_topk` cached keys the sparse kernel reads a fixed 2,048 keys, so
         a step grows by the indexer alone: its seconds per (sequence, key) are the
-        least-squares slope of the measured growth beyond `index_topk` over every batch
-        (weighted to the large batches, where the growth is largest: at batch 1 on an H200
-        the measured growth from 2k to 16k keys is some 10 us a layer more than this slope
-        gives); the grid keeps the rest (queried at up to `index_topk` keys, `_decode_attn`;
+        least-squares slope of the measured growth beyond `index_topk`, per batch of the grid
+        (interpolated between them, `_dec_row`; a small batch's scoring is latency-bound: on an
+        H200 one sequence's step grows many times as much per key as one of 256's); the grid
+        keeps the rest (queried at up to `index_topk` keys, `_decode_attn`;
         the indexer term adds the whole context's scoring back). Prefill: the measured growth
         of fresh prompts above the grid's smallest cell (its fixed part is the composed floor,
         as for MLA), over the cells measured, fitted (least squares: the long prompts, where
@@ -835,7 +838,16 @@ class KernelLatency:
         x = (bb * (ss - top))[far]
         slope = max(float(np.sum(x * (dec.t - at_top)[far]) / np.sum(x * x)), 0.0) \
             if far.any() else 0.0
-        dec = Grid(dec.b, dec.s, np.maximum(dec.t - slope * bb * ss, 0.0))
+        # each batch's own growth per key (a small batch's scoring runs far below the
+        # bandwidth a large one reaches), the pooled per-sequence slope where a row has no
+        # measured cell past the top-k
+        rows = []
+        for i, b in enumerate(dec.b):
+            d = ss[i][far[i]] - top
+            rows.append(max(float(np.sum(d * (dec.t[i] - at_top[i])[far[i]]) / np.sum(d * d)),
+                            0.0) if far[i].any() else slope * float(b))
+        k = np.array(rows)
+        dec = Grid(dec.b, dec.s, np.maximum(dec.t - k[:, None] * ss, 0.0), dec.measured)
         bp, sp = np.meshgrid(pre.b, pre.s, indexing="ij")
         tokens = bp * sp
         ok = np.ones(tokens.size, bool) if pre.measured is None else pre.measured.ravel()
@@ -848,7 +860,7 @@ class KernelLatency:
         scored = (bp * sp * (sp + 1.0) / 2.0).ravel()[ok]
         slot, pick, score = nnls(np.stack([slots, picked, scored], axis=1), grow)[0]
         n = m.attn_layers
-        return np.array([1.0, n * slope, n * score, n * slot, n * pick]), dec
+        return np.array([1.0, n * slope, n * score, n * slot, n * pick]), n * k, dec
 
     def _gdn_table(self):
         """The measured prefill kernels of one of this model's Gated DeltaNet layers on one
@@ -917,9 +929,9 @@ class KernelLatency:
         T = np.arange(self.max_tokens + 1, dtype=np.float64)
         lin, head = self._linear_curve(T), self._head_curve(T)
         pre, dec = self._attention_grids()
-        dsa_c = np.zeros(5)
+        dsa_c, dsa_k = np.zeros(5), np.zeros(0)
         if self._dsa_tables:
-            dsa_c, dec = self._dsa_fit(pre, dec)
+            dsa_c, dsa_k, dec = self._dsa_fit(pre, dec)
         gdn = self._gdn
         pre_f, dec_f = (self._full_grids(pre, dec) if self.model.split_attention
                         else (pre.t, dec.t))
@@ -938,7 +950,7 @@ class KernelLatency:
         return {"stream": np.float64(self._stream), "lin": lin, "head": head,
                 "pre_b": pre.b, "pre_s": pre.s, "pre_t": pre.t,
                 "dec_b": dec.b, "dec_s": dec.s, "dec_t": dec.t,
-                "pre_f": pre_f, "dec_f": dec_f, "dsa_c": dsa_c,
+                "pre_f": pre_f, "dec_f": dec_f, "dsa_c": dsa_c, "dsa_k": dsa_k,
                 "gdn_b": gdn.b if gdn else np.zeros(0), "gdn_s": gdn.s if gdn else np.zeros(0),
                 "gdn_t": gdn.t if gdn else np.zeros((0, 0)),
                 "mla_tables": np.bool_(self._mla_tables), "lin_bound": lin_b,
@@ -951,6 +963,9 @@ class KernelLatency:
         self._stream = float(c["stream"])
         self._mla_tables = bool(c["mla_tables"])
         self._dsa_tables = bool(c["dsa_c"][0])
+        #: the fitted indexer's seconds per cached key of a decode step, per batch of the
+        #: decode grid (`_dsa_fit`); None: per sequence, `_idx_dec`
+        self._idx_k = c["dsa_k"] if len(c["dsa_k"]) else None
         # a Gated DeltaNet model's measured prefill kernels (`_gdn_grid`), or None
         self._gdn = Grid(c["gdn_b"], c["gdn_s"], c["gdn_t"]) if len(c["gdn_b"]) else None
         self._gdn_rows: dict = {}
@@ -990,17 +1005,23 @@ class KernelLatency:
     def _dec_row(self, batch: int) -> tuple:
         """Decode-attention times over the context grid at `batch` sequences of the instance
         (array and list), then the full-attention layers' (array and list: the same objects
-        unless they have their own shape, `_split`): the busiest group's (`_group_seqs`)."""
+        unless they have their own shape, `_split`): the busiest group's (`_group_seqs`); then
+        a DSA indexer's seconds per cached key of the step (0 without DSA)."""
         row = self._dec_rows.get(batch)
         if row is None:
             b = float(self._group_seqs(batch))
             r = self._dec.row(b)
             rl = r.tolist()
+            idx = self._idx_dec * self._group_seqs(batch)
+            if self._idx_k is not None:  # (the fitted indexer: per batch, `_dsa_fit`)
+                from wrpsim.pool.kernels.tables import Grid
+
+                idx = float(Grid(self._dec.b, self._dec.s[:1], self._idx_k[:, None]).row(b)[0])
             if self._split:
                 f = self._dec_f.row(b)
-                row = self._dec_rows[batch] = (r, rl, f, f.tolist())
+                row = self._dec_rows[batch] = (r, rl, f, f.tolist(), idx)
             else:
-                row = self._dec_rows[batch] = (r, rl, r, rl)
+                row = self._dec_rows[batch] = (r, rl, r, rl, idx)
         return row
 
     def _decode_attn(self, batch: int, ctx_per_seq: np.ndarray) -> np.ndarray:
@@ -1012,7 +1033,7 @@ class KernelLatency:
         if self._n_slide:
             t = t + self._n_slide * _interp_tail(np.minimum(c, self._window), s, row)
         if self._idx_dec:  # DSA: the indexer scores every cached key
-            t = t + self._idx_dec * self._group_seqs(batch) * c
+            t = t + rows[4] * c
         return t + self._mamba_dec * batch
 
     def _decode_attn1(self, batch: int, c: float) -> float:
@@ -1025,7 +1046,7 @@ class KernelLatency:
             w = self._window
             t += self._n_slide * _interp1(c if c < w else float(w), s, row)
         if self._idx_dec:  # DSA: the indexer scores every cached key
-            t += self._idx_dec * self._group_seqs(batch) * c
+            t += rows[4] * c
         return t + self._mamba_dec * batch
 
     def _prefill_attn(self, seqs: int, tokens: int, pairs: float) -> float:
@@ -1246,7 +1267,7 @@ class KernelLatency:
         consts = self._run_consts.get(batch)
         if consts is None:
             consts = self._decode_run_consts(batch)
-        row, rowf, mamba, saturated, fixed, cpu = consts
+        row, rowf, mamba, saturated, fixed, cpu, idx_b = consts
         r, r1 = row[i], row[i + 1]
         slope = (r1 - r) / (hi - lo)
         t0 = r + slope * (c0 - lo)
@@ -1267,7 +1288,7 @@ class KernelLatency:
         a += fixed
         idx = 0.0
         if self._idx_dec:  # DSA: the indexer's scoring grows by one key per sequence a step
-            idx = self._idx_dec * self._group_seqs(batch)
+            idx = idx_b
             a += idx * c0
         if self._async:
             if cpu > a:  # the CPU may bound some steps: not linear
@@ -1282,7 +1303,7 @@ class KernelLatency:
         """The terms of `decode_run_linear` that depend on the batch only, computed once per
         batch size: (decode-attention row over the context grid, the full-attention layers'
         row, Mamba state traffic, the sliding layers' attention at the window, linear + head +
-        layer floor, engine CPU)."""
+        layer floor, engine CPU, a DSA indexer's seconds per cached key of the step)."""
         rows = self._dec_row(batch)
         row = rows[1]
         s, w = self._dec_sl, self._window
@@ -1290,7 +1311,7 @@ class KernelLatency:
             row, rows[3], self._mamba_dec * batch,
             self._n_slide * _interp1(float(w), s, row) if self._n_slide else 0.0,
             self._lin_at(batch) + self._head_at(batch) + self._floor,
-            self._cpu0 + self._cpu_seq * batch)
+            self._cpu0 + self._cpu_seq * batch, rows[4])
         return consts
 
     def _decode_run_attn(self, batch: int, c0: float, n: int) -> np.ndarray | None:
@@ -1321,7 +1342,7 @@ class KernelLatency:
         if self._n_slide and c0 >= self._window:  # sliding layers saturated at the window
             out += self._n_slide * _interp1(float(self._window), s, row)
         if self._idx_dec:  # DSA: the indexer scores every cached key
-            out += self._idx_dec * self._group_seqs(batch) * (c0 + k)
+            out += rows[4] * (c0 + k)
         return out + self._mamba_dec * batch
 
     def encoder_s(self, vision, images: int) -> float:

@@ -46,7 +46,7 @@ import numpy as np
 
 #: arrays a cache file holds besides the key (`KernelLatency._precompute`'s result)
 FIELDS = ("stream", "lin", "head", "pre_b", "pre_s", "pre_t", "dec_b", "dec_s", "dec_t",
-          "pre_f", "dec_f", "dsa_c", "gdn_b", "gdn_s", "gdn_t", "mla_tables", "lin_bound",
+          "pre_f", "dec_f", "dsa_c", "dsa_k", "gdn_b", "gdn_s", "gdn_t", "mla_tables", "lin_bound",
           "head_bound")
 _OFF = ("off", "0", "false", "no", "none")
 _FORMAT = 4
