@@ -46,8 +46,9 @@ float32, sizes as int32; names below). Every row is a measurement; nothing is fi
   length range (FlashAttention-MLA up to 512 tokens, FlashAttention from 2,048).
 - `dsa_prefill.parquet` / `dsa_decode.parquet`: the same layout for DeepSeek-V3.2's attention
   module (MLA with DeepSeek Sparse Attention: the lightning indexer's projections, key cache
-  and scoring of every cached key, its top-2,048 pick, FlashMLA's sparse kernels; vLLM's
-  FLASHMLA_SPARSE backend), `DSA_MODULES`; prompt rows are the median of the table's two
+  and scoring of every cached key, its top-2,048 pick, the sparse MLA kernels: vLLM's
+  FLASHMLA_SPARSE backend, FLASHINFER_MLA_SPARSE on B200 with FP8 KV and at 8 / 16 heads),
+  `DSA_MODULES`; prompt rows are the median of the table's two
   repeats (`step` 0 and 128).
 - `gdn_prefill.parquet`: k_heads, key_dim, v_heads, value_dim, batch, isl, ms — the Gated
   DeltaNet (Qwen3-Next / Qwen3.5 linear attention) layer's prefill kernels on one GPU's heads:
@@ -112,7 +113,7 @@ MLA_MODULES = {"deepseek-ai/DeepSeek-V3": {
     "qk_nope_head_dim": 128, "v_head_dim": 128}}
 #: the attention shape of the DSA module tables' model kept (`model` column; the tables also
 #: time GLM-5's, not in the catalog): DeepSeek-V3.2's MLA with its lightning indexer
-#: (AIConfigurator `collector/vllm/collect_dsa_module.py`, vLLM's FLASHMLA_SPARSE backend)
+#: (AIConfigurator `collector/vllm/collect_dsa_module.py`; vLLM's sparse MLA backends)
 DSA_MODULES = {"deepseek-ai/DeepSeek-V3.2": {
     **MLA_MODULES["deepseek-ai/DeepSeek-V3"], "index_topk": 2048, "index_heads": 64,
     "index_head_dim": 128}}

@@ -316,7 +316,7 @@ def _dsa_latent_dtype(pool: dict, kv: dict) -> str:
     DeepSeek Sparse Attention model whose measured KV capacity (`num_kv_tokens` at its
     `gpu_memory_utilization`) is nearer what the `fp8_ds_mla` latent layout gives than BF16's
     — vLLM 0.28 on an RTX PRO 6000 stored that layout under `auto` (3.15 M tokens; BF16 would
-    hold 2.0 M: its SM120 sparse MLA has no other layout) — and so ran the FP8 latent's
+    hold 2.2 M: its SM120 sparse MLA has no other layout) — and so ran the FP8 latent's
     kernels: then `fp8`."""
     from wrpsim.pool.catalog import get_model
     from wrpsim.pool.engines import build_latency_model

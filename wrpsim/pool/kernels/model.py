@@ -27,12 +27,18 @@ per decoding sequence) for m sequences. Its GPU time is, per GPU (all terms in s
     indexer        a DSA model's lightning indexer scores every cached key of every query
                    (`_indexer_costs`: its FLOPs at the FP8 GEMM table's compute-bound rate, its
                    key cache and FP32 logits at the streaming bandwidth), and its prefill
-                   attention is DeepSeek's sparse kernel over every query's top-k slots
-                   (`_sparse_prefill_pair_s`, heads padded as vLLM pads them); both are counted
+                   attention is DeepSeek's sparse kernel over every query's top-k slots (FP8
+                   KV) or picked keys (BF16 KV) (`_sparse_prefill_pair_s`, heads padded as
+                   vLLM pads them); both are counted
                    in the attention terms of `breakdown`; its projections are in linear(T).
                    Where the GPU's tables measured DeepSeek-V3.2's attention module (H100,
                    H200, B200) the indexer's two costs, the sparse kernel's and the decode
-                   grid come from it instead (`_dsa_fit`)
+                   grid come from it instead (`_dsa_fit`: least-squares fits of those terms
+                   to the measured module)
+    linear attn.   a Gated DeltaNet model's (Qwen3-Next, Qwen3.5) prompt chunks: the measured
+                   causal convolution and chunked delta rule of that many fresh prompts of
+                   their mean length (`_gdn_prefill`, the breakdown's `linear_attention`;
+                   its scan then leaves stream(T)); without a table, the scan's bytes
     head(m)        the LM head GEMM at m (vLLM computes logits for the last token of every
                    scheduled sequence) and sampling: `sampling_floor_us` (the sampler's few
                    kernels' minimum durations) plus `sampling_passes` passes over m x vocab
@@ -59,7 +65,8 @@ part and `frontend_us_serial` of the fixed part are the API server's CPU work an
 one request at a time (`wrpsim.pool.frontend`).
 
 Only these overheads are engine constants fitted end to end
-(`wrpsim.calibrate`); every other term is a measured kernel time or a byte count from the
+(`wrpsim.calibrate`); every other term is a measured kernel time (a DSA model's per-key and
+per-pair constants least-squares fits to its measured module) or a byte count from the
 model's config.json numbers. Per-token terms are precomputed per instance for T up to
 `max_tokens` (array lookups in the hot loop); larger T is evaluated from the same curves. The
 precomputed curves are cached across processes (`wrpsim.pool.kernels.precomputed`).
@@ -102,8 +109,9 @@ KV_BYTES = {"bf16": 2.0, "fp8": 1.0}
 #: an H800 SXM5 (989 dense BF16; deepseek-ai/FlashMLA README, 2025-09-29 release notes)
 SPARSE_MLA_EFFICIENCY = 640.0 / 989.0
 #: bytes per element of a Mamba layer's SSM state by vLLM's `--mamba-ssm-cache-dtype`
-#: (`auto`: the checkpoint's `mamba_ssm_cache_dtype` where its config.json names one, as vLLM
-#: takes it for Nemotron-H — float32 for Nemotron 3 — else the model's BF16; vLLM's own
+#: (`auto`: the checkpoint's `mamba_ssm_cache_dtype` — `mamba_ssm_dtype` for Qwen3.5 — where
+#: its config.json names one, as vLLM takes it for Nemotron-H and Qwen3.5 — float32 for
+#: Nemotron 3 and Qwen3.5 — else the model's BF16; vLLM's own
 #: spellings `bfloat16` / `float32` are accepted too)
 MAMBA_SSM_DTYPES = {"auto": 2.0, "bf16": 2.0, "fp32": 4.0, "bfloat16": 2.0, "float32": 4.0}
 
@@ -352,9 +360,12 @@ class KernelLatency:
         self._adopt(curves)
         self._dsa = bool(model.dsa)
         if model.gated_delta:
-            self.calibration += ("; Gated DeltaNet prefill from its measured kernels"
-                                 if self._gdn is not None else
-                                 "; Gated DeltaNet prefill as its scan's bytes (no kernel table)")
+            own = getattr(kernels, "gdn_measured", lambda: False)()
+            self.calibration += (
+                "; Gated DeltaNet prefill as its scan's bytes (no kernel table)"
+                if self._gdn is None else "; Gated DeltaNet prefill from its measured kernels"
+                if own else "; Gated DeltaNet prefill from another GPU's measured kernels by "
+                "the BF16-peak ratio")
         if self._dsa_tables:  # DSA from the measured module (`_dsa_fit`)
             (self._idx_dec, self._idx_pre, self._dsa_pair,
              self._dsa_pick) = (float(v) for v in curves["dsa_c"][1:])
@@ -966,7 +977,7 @@ class KernelLatency:
         #: the fitted indexer's seconds per cached key of a decode step, per batch of the
         #: decode grid (`_dsa_fit`); None: per sequence, `_idx_dec`
         self._idx_k = c["dsa_k"] if len(c["dsa_k"]) else None
-        # a Gated DeltaNet model's measured prefill kernels (`_gdn_grid`), or None
+        # a Gated DeltaNet model's measured prefill kernels (`_gdn_table`), or None
         self._gdn = Grid(c["gdn_b"], c["gdn_s"], c["gdn_t"]) if len(c["gdn_b"]) else None
         self._gdn_rows: dict = {}
         self._gdn_sl = self._gdn.s.tolist() if self._gdn is not None else []

@@ -413,6 +413,10 @@ class Kernels:
         self._cache[key] = grid
         return grid
 
+    def gdn_measured(self) -> bool:
+        """Whether this GPU's own tables measured the Gated DeltaNet prefill kernels."""
+        return self.has("gdn_prefill")
+
     def gdn_prefill(self, k_heads: int, key_dim: int, v_heads: int,
                     value_dim: int) -> Grid | None:
         """Measured seconds of a Gated DeltaNet layer's prefill kernels (causal convolution and
@@ -616,6 +620,9 @@ class Transferred:
     def stream_bw(self) -> float:
         return self.ref.stream_bw() * self.gpu.mem_bw_gbs / self.ref.gpu.mem_bw_gbs
 
+    def gdn_measured(self) -> bool:
+        return False
+
     def gdn_prefill(self, k_heads, key_dim, v_heads, value_dim) -> Grid | None:
         """The reference's Gated DeltaNet prefill, moved over by the ratio of the GPUs'
         BF16 peaks (the chunked rule is tensor-core matmuls on chunks)."""
@@ -713,6 +720,9 @@ class Partial:
 
     def stream_bw(self) -> float:
         return self.own.stream_bw()
+
+    def gdn_measured(self) -> bool:
+        return self.own.has("gdn_prefill")
 
     def gdn_prefill(self, k_heads, key_dim, v_heads, value_dim) -> Grid | None:
         src = self.own if self.own.has("gdn_prefill") else self.ref
