@@ -628,8 +628,9 @@ class KernelLatency:
             dtypes.append("bf16")
         m = self.model
         table = getattr(k, kind)
-        extra = []  # the DSA indexer's projections: query, key (in the module's precision),
-        if kind == "dsa":  # and its per-head weights (BF16)
+        extra = []  # (projections in their own precision)
+        if kind == "dsa":  # the indexer's query and key projections in the module's
+            # precision, its per-head weights in BF16 (as `_gemms` times them)
             extra = [("bf16", m.index_heads, m.hidden)]
             projs = [*self._mla_projections(), (m.index_heads * m.index_head_dim,
                                                 m.q_lora_rank or m.hidden),
@@ -1090,22 +1091,16 @@ class KernelLatency:
         total = self._n_full * (t_read if t_read > t_pairs else t_pairs)
         if self._n_slide:
             w = float(self._window)
-            if self._dsa:  # DSA: the sparse kernel over every query's top-k slots, and over
-                # the keys each picks: query i after p cached ones min(p + i, w), each of the
-                # br chunks taken as the average one (pairs / b = s (p + (s + 1) / 2))
-                total += self._dsa_pair * (br * s) * w
-                if self._dsa_pick:
-                    p = pairs / tokens - (s + 1.0) / 2.0 if tokens else 0.0
-                    p = p if p > 0.0 else 0.0
-                    total += self._dsa_pick * br * (_window_pairs(p + s, w)
-                                                    - _window_pairs(p, w))
+            # query i of a chunk after p cached tokens sees min(p + i, w) keys (a window's, or
+            # the keys a DSA query picks); each of the br chunks taken as the average one, s
+            # tokens after p cached ones (pairs / b = s (p + (s + 1) / 2))
+            p = pairs / tokens - (s + 1.0) / 2.0 if tokens else 0.0
+            p = p if p > 0.0 else 0.0
+            pw = br * (_window_pairs(p + s, w) - _window_pairs(p, w))
+            if self._dsa:  # DSA: the sparse kernel over every query's top-k slots and over
+                # the keys each picks
+                total += self._dsa_pair * (br * s) * w + self._dsa_pick * pw
             else:
-                # a sliding-window layer: query i sees min(i, w) keys; each of the br chunks
-                # taken as the average one, s tokens after p cached ones (pairs / b = s (p +
-                # (s + 1) / 2))
-                p = pairs / tokens - (s + 1.0) / 2.0 if tokens else 0.0
-                p = p if p > 0.0 else 0.0
-                pw = br * (_window_pairs(p + s, w) - _window_pairs(p, w))
                 total += self._n_slide * max(_pairs_time(row, self._pre_s, br, pw),
                                              _interp1(min(ctx, w), s_dec, drow))
         if self._idx_pre:  # DSA: the indexer scores every (query, key) pair
