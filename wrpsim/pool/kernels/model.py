@@ -837,8 +837,6 @@ class KernelLatency:
         a carries it; with BF16 KV it grows with the picked keys, b. The uncalibrated model
         takes the same terms from FLOPs and bytes (`_sparse_prefill_pair_s`,
         `_indexer_costs`)."""
-        from scipy.optimize import nnls
-
         from wrpsim.pool.kernels.tables import Grid
 
         m, top = self.model, float(self.model.index_topk)
@@ -860,17 +858,7 @@ class KernelLatency:
                             0.0) if far[i].any() else slope * float(b))
         k = np.array(rows)
         dec = Grid(dec.b, dec.s, np.maximum(dec.t - k[:, None] * ss, 0.0), dec.measured)
-        bp, sp = np.meshgrid(pre.b, pre.s, indexing="ij")
-        tokens = bp * sp
-        ok = np.ones(tokens.size, bool) if pre.measured is None else pre.measured.ravel()
-        # steps of 4,096 tokens and more: below, the module's time is mostly the collector's
-        # own launches (1.5 ms at TP 8), under which the GPU's work hides
-        ok &= tokens.ravel() >= DSA_FIT_MIN_TOKENS
-        grow = (pre.t - pre.t[0, 0]).ravel()[ok]
-        slots = (tokens * top).ravel()[ok]
-        picked = (bp * np.vectorize(_window_pairs)(sp, top)).ravel()[ok]
-        scored = (bp * sp * (sp + 1.0) / 2.0).ravel()[ok]
-        slot, pick, score = nnls(np.stack([slots, picked, scored], axis=1), grow)[0]
+        slot, pick, score = dsa_prefill_fit(pre, top)
         n = m.attn_layers
         return np.array([1.0, n * slope, n * score, n * slot, n * pick]), n * k, dec
 
@@ -1536,6 +1524,30 @@ def _on_grid(g, ref) -> np.ndarray:
 
 #: smallest step (prompt tokens) whose measured DSA module growth `_dsa_fit` fits
 DSA_FIT_MIN_TOKENS = 4096
+
+
+def dsa_prefill_terms(b, s, top: float) -> np.ndarray:
+    """The three prefill terms of a DSA layer for `b` fresh prompts of `s` tokens (arrays of
+    one shape): top-k slots, picked keys, scored pairs, stacked on a last axis."""
+    return np.stack([b * s * top, b * np.vectorize(_window_pairs)(s, top),
+                     b * s * (s + 1.0) / 2.0], axis=-1)
+
+
+def dsa_prefill_fit(pre, top: float, use=None) -> np.ndarray:
+    """(seconds per top-k slot, per picked key, per scored pair) of one layer: the
+    non-negative least-squares fit of a measured DSA module's prompt growth (`pre`, a
+    `Grid` of `_mla_module_grids("dsa")`: growth above its smallest cell) over its measured
+    cells of `DSA_FIT_MIN_TOKENS` tokens and more (below, the collector's own launches, 1.5
+    ms at TP 8, hide the GPU's work), and of `use` (a mask like `pre.t`) where given."""
+    from scipy.optimize import nnls
+
+    bp, sp = np.meshgrid(pre.b, pre.s, indexing="ij")
+    ok = np.ones(bp.shape, bool) if pre.measured is None else pre.measured.copy()
+    ok &= bp * sp >= DSA_FIT_MIN_TOKENS
+    if use is not None:
+        ok &= use
+    grow = (pre.t - pre.t[0, 0])[ok]
+    return nnls(dsa_prefill_terms(bp[ok], sp[ok], top), grow)[0]
 
 
 def _len_time(row: list, s_grid: list, s: float) -> float:
