@@ -319,7 +319,7 @@ class KernelLatency:
         if self._fp8_block_floored(self.dense_dtype) or self._fp8_block_floored(
                 self.moe_dtype):
             bound += "; block-FP8 layers no faster than BF16 (engine setting)"
-        bound += self._head_dim_note()
+        bound += self._head_dim_note() + self._moe_shape_note()
         self.calibration = kernels.label + (note(self.dense_dtype) if note else "") + (
             moe_note(self.moe_dtype) if moe_note and model.moe else "") + bound + (
             f"; power shape copied from {power.copied_from}"
@@ -402,6 +402,23 @@ class KernelLatency:
             return ""
         return (f"; attention {', '.join(map(str, missing))} wide ({self.kv_dtype} KV): not "
                 f"measured, the nearest measured shape by the roofline ratio")
+
+    def _moe_shape_note(self) -> str:
+        """For the calibration label: '' unless the GPU's own MoE table lacks this model's
+        expert shape (hidden, expert width, top-k, experts), which is then timed from the
+        nearest measured shape by the roofline ratio (`Kernels.moe`); '' where the tables do
+        not say (another GPU's moved over, no table: the label says so already)."""
+        m = self.model
+        get = getattr(self.kernels, "moe_shapes", None)
+        shapes = get(self.moe_dtype) if get is not None and m.moe else None
+        if not shapes:
+            return ""
+        want = (m.expert_hidden, m.intermediate, m.active_experts, m.experts)
+        if want in shapes:
+            return ""
+        return (f"; MoE shape ({m.experts} experts of {m.intermediate}, top {m.active_experts}"
+                f", hidden {m.expert_hidden}) not measured: the nearest measured shape by the "
+                f"roofline ratio")
 
     # ------------------------------------------------------------------ sizes
     @property

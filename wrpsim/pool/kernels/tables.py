@@ -463,6 +463,20 @@ class Kernels:
         return self._cache[key]
 
     # ------------------------------------------------------------------ MoE
+    def moe_shapes(self, dtype: str) -> set | None:
+        """The MoE layer shapes (hidden, inter, topk, experts) the GPU's MoE table measured in
+        the precision `dtype`'s layers are timed from (`moe_source`); None without a table."""
+        key = ("moe_shapes", dtype)
+        if key not in self._cache:
+            df = self._table("moe")
+            got = None
+            if df is not None and df.rows:
+                df = df.where(df["dtype"] == moe_source(dtype, self.moe_dtypes(), self.gpu))
+                got = {tuple(int(x) for x in r) for r in zip(
+                    df["hidden"], df["inter"], df["topk"], df["experts"])}
+            self._cache[key] = got
+        return self._cache[key]
+
     def moe_dtypes(self) -> set:
         """The MoE precisions the GPU's MoE table measured (empty without one)."""
         key = "moe_dtypes"
@@ -733,6 +747,9 @@ class Partial:
 
     def attn_head_dims(self, kv_dtype: str) -> set | None:
         return self.own.attn_head_dims(kv_dtype)
+
+    def moe_shapes(self, dtype: str) -> set | None:
+        return self.own.moe_shapes(dtype) if self.own.moe_measured() & {dtype} else None
 
     def mla(self, phase, kv_dtype, gemm, heads) -> tuple[Grid, str] | None:
         return self.own.mla(phase, kv_dtype, gemm, heads)
