@@ -218,14 +218,19 @@ def _mla(df: pd.DataFrame, decode: bool) -> tuple[pd.DataFrame, dict]:
     return df.groupby(keys, as_index=False)["ms"].median()[[*keys, "ms"]], MLA_MODULES[models[0]]
 
 
-def _dsa(df: pd.DataFrame, decode: bool) -> tuple[pd.DataFrame, dict]:
-    """DSA module rows (BF16 compute) of the `DSA_MODULES` model -> the `_mla` layout and the
-    module's shape; prompt rows pool the table's two `step` repeats (median per cell)."""
+def _dsa_rows(df: pd.DataFrame) -> pd.DataFrame:
+    """A DSA module table's rows of the `DSA_MODULES` model (before the kernel choice: the
+    tables also time GLM-5's); `ConfigError` naming the table's models when it has none."""
     known = df["model"].astype(str).isin(DSA_MODULES)
     if not known.any():
         raise ConfigError(f"kernels: DSA module tables of {sorted(set(df['model']))}; known: "
                           f"{sorted(DSA_MODULES)}")
-    df = df[known]
+    return df[known]
+
+
+def _dsa(df: pd.DataFrame, decode: bool) -> tuple[pd.DataFrame, dict]:
+    """DSA module rows (`_dsa_rows`, BF16 compute) -> the `_mla` layout and the module's shape;
+    prompt rows pool the table's two `step` repeats (median per cell)."""
     tab, _ = _mla(df.assign(model="deepseek-ai/DeepSeek-V3"), decode)
     return tab, DSA_MODULES[str(df["model"].iloc[0])]
 
@@ -371,7 +376,7 @@ def compact(system_dir: str | Path, out_dir: str | Path, gpu=None) -> dict:
         if name == "gdn_prefill":
             raw["family"] = gdn_family(raw["kernel_source"])
         if name in ("dsa_prefill", "dsa_decode"):  # (the kernel choice on the kept model's rows)
-            raw = raw[raw["model"].astype(str).isin(DSA_MODULES)]
+            raw = _dsa_rows(raw)
         if name == "moe":
             raw["moe_variant"] = moe_variant(raw["moe_dtype"], raw.get("kernel_source"))
             raw["moe_layout"] = np.where(raw["moe_ep_size"] > 1, "ep", "tp")

@@ -349,17 +349,18 @@ class ModelSpec:
     # ------------------------------------------------------------------ KV cache
     def kv_elems_per_token_layer(self) -> int:
         """KV elements one token stores in one attention layer (whole model, all heads); in a
-        sliding-window layer where the full-attention layers differ (`full_kv_elems`)."""
+        sliding-window layer where the full-attention layers differ (`split_kv_elems`)."""
         if self.mla:
             return self.kv_lora_rank + self.qk_rope_head_dim
         return 2 * self.kv_heads * self.head_dim
 
-    def full_kv_elems(self) -> int:
-        """KV elements one token stores in one full-attention layer: K and V of its own heads
-        (`full_kv_heads` x `full_head_dim`; both kept even where V is K's projection)."""
-        if self.mla:
-            return self.kv_elems_per_token_layer()
-        return 2 * self.full_kv_heads * self.full_head_dim
+    def split_kv_elems(self, tp: int = 1) -> tuple[int, int]:
+        """(a sliding-window layer's, a full-attention layer's) KV elements of one token on one
+        of `tp` GPUs where the two kinds differ (`split_attention`): K and V of each kind's KV
+        heads, split over the GPUs or replicated (ceil(heads / tp)), at its head width (both
+        kept even where V is K's projection)."""
+        return (2 * -(-self.kv_heads // tp) * self.head_dim,
+                2 * -(-self.full_kv_heads // tp) * self.full_head_dim)
 
     @property
     def kv_bytes_per_token(self) -> int:
@@ -369,10 +370,11 @@ class ModelSpec:
         layers apart, as vLLM does (`wrpsim.pool.window`): beyond the window they hold only
         its last `sliding_window` tokens. A DSA model adds its indexer's key cache
         (`index_bytes_per_token_layer`); full-attention layers of their own shape
-        (`split_attention`) count theirs (`full_kv_elems`)."""
+        (`split_attention`) count theirs (`split_kv_elems`)."""
         if self.split_attention:
-            return (self.sliding_layers * self.kv_elems_per_token_layer()
-                    + self.full_attn_layers * self.full_kv_elems()) * self.bytes_per_param
+            slide, full = self.split_kv_elems()
+            return (self.sliding_layers * slide + self.full_attn_layers * full
+                    ) * self.bytes_per_param
         return self.attn_layers * (self.kv_elems_per_token_layer() * self.bytes_per_param
                                    + self.index_bytes_per_token_layer)
 

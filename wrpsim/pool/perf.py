@@ -116,9 +116,8 @@ class AnalyticalLatency(LatencyModel):
         Gemma 4's full-attention layers with their own heads and width: each kind its own)."""
         m = self.model
         if m.split_attention:
-            return 2.0 * (m.sliding_layers * math.ceil(m.kv_heads / self.tp) * m.head_dim
-                          + m.full_attn_layers * math.ceil(m.full_kv_heads / self.tp)
-                          * m.full_head_dim) * m.bytes_per_param
+            slide, full = m.split_kv_elems(self.tp)
+            return float(m.sliding_layers * slide + m.full_attn_layers * full) * m.bytes_per_param
         return 2.0 * m.layers * math.ceil(m.kv_heads / self.tp) * m.head_dim * m.bytes_per_param
 
     def iteration_s(

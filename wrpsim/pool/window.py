@@ -121,11 +121,7 @@ def window_kv(model, block_size: int, lat=None) -> WindowKV | None:
     g = group_size(full, sliding)
     ef = es = 1  # a full and a sliding layer's KV a token (in any common unit)
     if model.split_attention:
-        if lat is None:
-            ef, es = model.full_kv_elems(), model.kv_elems_per_token_layer()
-        else:
-            ef = lat.full_kv_heads_per_gpu * model.full_head_dim
-            es = lat.kv_heads_per_gpu * model.head_dim
+        es, ef = model.split_kv_elems(1 if lat is None else lat.atp)
         k = math.gcd(ef, es)
         ef, es = ef // k, es // k
     all_w = full * ef + sliding * es

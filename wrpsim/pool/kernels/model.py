@@ -319,7 +319,7 @@ class KernelLatency:
         if self._fp8_block_floored(self.dense_dtype) or self._fp8_block_floored(
                 self.moe_dtype):
             bound += "; block-FP8 layers no faster than BF16 (engine setting)"
-        bound += self._head_dim_note() + self._moe_shape_note()
+        bound += self._head_dim_note()
         self.calibration = kernels.label + (note(self.dense_dtype) if note else "") + (
             moe_note(self.moe_dtype) if moe_note and model.moe else "") + bound + (
             f"; power shape copied from {power.copied_from}"
@@ -359,6 +359,11 @@ class KernelLatency:
             precomputed.store(key, curves)
         self._adopt(curves)
         self._dsa = bool(model.dsa)
+        if not curves["moe_shape_ok"]:  # (decided on a cache miss: it reads the MoE table)
+            self.calibration += (
+                f"; MoE shape ({model.experts} experts of {model.intermediate}, top "
+                f"{model.active_experts}, hidden {model.expert_hidden}) not measured: the "
+                f"nearest measured shape by the roofline ratio")
         if model.gated_delta:
             own = getattr(kernels, "gdn_measured", lambda: False)()
             self.calibration += (
@@ -403,22 +408,18 @@ class KernelLatency:
         return (f"; attention {', '.join(map(str, missing))} wide ({self.kv_dtype} KV): not "
                 f"measured, the nearest measured shape by the roofline ratio")
 
-    def _moe_shape_note(self) -> str:
-        """For the calibration label: '' unless the GPU's own MoE table lacks this model's
-        expert shape (hidden, expert width, top-k, experts), which is then timed from the
-        nearest measured shape by the roofline ratio (`Kernels.moe`); '' where the tables do
-        not say (another GPU's moved over, no table: the label says so already)."""
+    def _moe_shape_measured(self) -> bool:
+        """False when the GPU's own MoE table lacks this model's expert shape (hidden, expert
+        width, top-k, experts) in the precision its layers are timed from, which `Kernels.moe`
+        then takes from the nearest measured shape by the roofline ratio (named in the
+        calibration label); True otherwise, and where the tables do not say (another GPU's
+        moved over, no table: the label says so already). Read on a cache miss (it reads the
+        MoE table), stored with the curves."""
         m = self.model
         get = getattr(self.kernels, "moe_shapes", None)
         shapes = get(self.moe_dtype) if get is not None and m.moe else None
-        if not shapes:
-            return ""
-        want = (m.expert_hidden, m.intermediate, m.active_experts, m.experts)
-        if want in shapes:
-            return ""
-        return (f"; MoE shape ({m.experts} experts of {m.intermediate}, top {m.active_experts}"
-                f", hidden {m.expert_hidden}) not measured: the nearest measured shape by the "
-                f"roofline ratio")
+        return not shapes or (m.expert_hidden, m.intermediate, m.active_experts,
+                              m.experts) in shapes
 
     # ------------------------------------------------------------------ sizes
     @property
@@ -449,8 +450,8 @@ class KernelLatency:
                 per = m.kv_elems_per_token_layer() * KV_BYTES[self.kv_dtype]
             return float(m.attn_layers * (per + m.index_bytes_per_token_layer))
         if m.split_attention:  # (Gemma 4: the full layers' own heads)
-            return (m.sliding_layers * 2 * self.kv_heads_per_gpu * m.head_dim
-                    + m.full_attn_layers * 2 * self.full_kv_heads_per_gpu * m.full_head_dim
+            slide, full = m.split_kv_elems(self.atp)
+            return (m.sliding_layers * slide + m.full_attn_layers * full
                     ) * KV_BYTES[self.kv_dtype]
         per_layer = (m.kv_elems_per_token_layer() if m.mla
                      else 2 * self.kv_heads_per_gpu * m.head_dim)
@@ -971,6 +972,7 @@ class KernelLatency:
                 "gdn_b": gdn.b if gdn else np.zeros(0), "gdn_s": gdn.s if gdn else np.zeros(0),
                 "gdn_t": gdn.t if gdn else np.zeros((0, 0)),
                 "mla_tables": np.bool_(self._mla_tables), "lin_bound": lin_b,
+                "moe_shape_ok": np.bool_(self._moe_shape_measured()),
                 "head_bound": head_b}
 
     def _adopt(self, c: dict) -> None:

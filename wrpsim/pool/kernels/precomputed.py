@@ -47,7 +47,7 @@ import numpy as np
 #: arrays a cache file holds besides the key (`KernelLatency._precompute`'s result)
 FIELDS = ("stream", "lin", "head", "pre_b", "pre_s", "pre_t", "dec_b", "dec_s", "dec_t",
           "pre_f", "dec_f", "dsa_c", "dsa_k", "gdn_b", "gdn_s", "gdn_t", "mla_tables", "lin_bound",
-          "head_bound")
+          "head_bound", "moe_shape_ok")
 _OFF = ("off", "0", "false", "no", "none")
 _FORMAT = 4
 #: cache files kept (the least recently used beyond this are removed after a write)

@@ -351,17 +351,18 @@ class Kernels:
     def mla_module(self) -> dict | None:
         """The attention shape (config.json numbers) of the model whose MLA module the
         `mla_prefill` / `mla_decode` tables time, or None without those tables."""
-        if not (self.has("mla_prefill") and self.has("mla_decode")):
-            return None
-        return self.meta.get("tables", {}).get("mla_decode", {}).get("module")
+        return self._module_shape("mla")
 
     def dsa_module(self) -> dict | None:
         """The attention shape (config.json numbers, its indexer's included) of the model whose
         DeepSeek Sparse Attention module the `dsa_prefill` / `dsa_decode` tables time, or None
         without those tables."""
-        if not (self.has("dsa_prefill") and self.has("dsa_decode")):
+        return self._module_shape("dsa")
+
+    def _module_shape(self, kind: str) -> dict | None:
+        if not (self.has(f"{kind}_prefill") and self.has(f"{kind}_decode")):
             return None
-        return self.meta.get("tables", {}).get("dsa_decode", {}).get("module")
+        return self.meta.get("tables", {}).get(f"{kind}_decode", {}).get("module")
 
     def mla(self, phase: str, kv_dtype: str, gemm: str, heads: int) -> tuple[Grid, str] | None:
         """Measured seconds of one whole MLA module (`wrpsim.calibrate.aic`) with `heads` heads
@@ -739,7 +740,7 @@ class Partial:
         return self.own.has("gdn_prefill")
 
     def gdn_prefill(self, k_heads, key_dim, v_heads, value_dim) -> Grid | None:
-        src = self.own if self.own.has("gdn_prefill") else self.ref
+        src = self.own if self.gdn_measured() else self.ref
         return src.gdn_prefill(k_heads, key_dim, v_heads, value_dim)
 
     def mla_module(self) -> dict | None:
