@@ -33,10 +33,17 @@ def _aic_dir(tmp_path: Path) -> Path:
     odd = g[g["m"] == 16].assign(m=17, latency=g[g["m"] == 16]["latency"] * 1.05)
     slow = g[g["m"] <= 64].assign(gemm_dtype="fp8_block", kernel_source="Slow",
                                   latency=lambda d: d["latency"] * 8)
+    fast = g[g["m"] > 64].assign(gemm_dtype="fp8_block", kernel_source="Slow",
+                                 latency=lambda d: d["latency"] * 0.6)
+    never = g[g["m"] <= 64].assign(gemm_dtype="fp8", kernel_source="Host",  # all slow: dropped
+                                   latency=lambda d: d["latency"] * 90)
     spike = g[(g["m"] == 1)].assign(latency=lambda d: d["latency"] * 3)  # slow m = 1 kernel
     other = g[g["m"] == 1].assign(kernel_source="Other", latency=0.0001)  # fewer rows: dropped
-    raw = pd.concat([g[g["m"] != 1], spike, odd, slow, other.head(5)])
+    raw = pd.concat([g[g["m"] != 1], spike, odd, slow, fast, never, other.head(5)])
     _write(sysdir / "gemm" / "vllm" / "0.24.0" / "gemm_perf.parquet", raw)
+    # another framework's newer table (AIConfigurator also times SGLang / TensorRT-LLM): unread
+    _write(sysdir / "gemm" / "sglang" / "0.5.14" / "gemm_perf.parquet",
+           raw.assign(latency=raw["latency"] / 2))
     (sysdir / "gemm" / "vllm" / "0.22.0").mkdir(parents=True)
     (sysdir / "gemm" / "vllm" / "0.22.0" / "reuse.yaml").write_text("reuse: []\n")
     for name, stem, size in (("attn_prefill", "context_attention_perf", "isl"),
@@ -64,9 +71,14 @@ def test_compact_keeps_measurements_and_cleans_them(tmp_path):
     g = pd.read_parquet(out / "gemm.parquet")
     assert set(g["dtype"]) == {"bf16", "fp8_block"}  # measurements are all kept
     g = g[g["dtype"] == "bf16"]
-    assert meta["tables"]["gemm"]["share_slower_than_bf16"] == {"fp8_block": 1.0}
+    # fp8_block slower than BF16 up to m = 64 (kept, the model retimes those cells); fp8
+    # slower everywhere: none of it timed on the engine's path, so left out of the table
+    share = meta["tables"]["gemm"]["share_slower_than_bf16"]
+    assert share["fp8"] == 1.0 and 0.0 < share["fp8_block"] < 1.0
+    assert meta["tables"]["gemm"]["dtypes"] == ["bf16", "fp8_block"]
     assert meta["tables"]["gemm"]["kernels"] == {"bfloat16": "torch.nn.functional.linear",
-                                                 "fp8_block": "Slow"}
+                                                 "fp8": "Host", "fp8_block": "Slow"}
+    assert meta["tables"]["gemm"]["framework"] == "vllm"
     assert 17 not in set(g["m"])  # tile-boundary points
     ref = pd.read_parquet(SHIPPED / "gemm.parquet")
     ref = ref[ref["dtype"] == "bf16"].set_index(["n", "k", "m"])["ms"]

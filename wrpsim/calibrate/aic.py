@@ -1,7 +1,7 @@
 """Compact kernel timings in NVIDIA AIConfigurator's layout into an engine profile's tables.
 
 Input layout (AIConfigurator `systems/data/<system>/`): `<op>/<framework>/<version>/*.parquet`,
-one table per operator, latencies in ms measured with CUDA events on one GPU. A version folder
+one table per operator (only the `vllm` and `nccl` frameworks are read), latencies in ms measured with CUDA events on one GPU. A version folder
 that holds only `reuse.yaml` points at an older one; the newest folder with the table is used.
 
 Output: one Parquet file per operator family in `out_dir`, columns normalised (latency `ms` as
@@ -62,7 +62,10 @@ it was timed on a path the engine does not take there (block-scaled FP8: a per-c
 of 90-330 us at m = 1 outside a CUDA graph; per-tensor FP8 CUTLASS on B200 at small m). The
 tables keep every measurement; meta.json records per dtype the share of such cells, and the
 model (`wrpsim.pool.kernels.tables.Kernels.gemm`) times those cells from BF16 by the roofline
-ratio.
+ratio. A dtype with every cell slower than BF16 is left out of the table (meta's share says
+1.0): none of it was timed on the engine's path — AIConfigurator's block-FP8 sweep on the RTX
+PRO 6000 under vLLM 0.24 is 518 cells of n, k <= 128 at a flat 0.18 ms, ~100x BF16 — and
+the model moves the BF16 table over as for a dtype never measured.
 
 Kernel choice: where a table holds several kernels for one dtype (e.g. DeepGEMM and CUTLASS for
 block-scaled FP8; the MLA decode backends per KV and GEMM dtype), the kernel with the most
@@ -124,9 +127,16 @@ def _version_key(name: str) -> tuple:
     return tuple(int(p) if p.isdigit() else -1 for p in name.replace("-", ".").split("."))
 
 
+#: the framework folders read: the engine's own kernels (`vllm`) and the collectives library
+#: (`nccl`); AIConfigurator's SGLang and TensorRT-LLM tables time other kernels
+FRAMEWORKS = ("vllm", "nccl")
+
+
 def find_table(system_dir: Path, op: str, stem: str) -> Path | None:
-    """The newest `<op>/<framework>/<version>/<stem>.parquet` under `system_dir`, or None."""
-    hits = sorted(system_dir.glob(f"{op}/*/*/{stem}.parquet"),
+    """The newest `<op>/<framework>/<version>/<stem>.parquet` under `system_dir` of a framework
+    in `FRAMEWORKS`, or None."""
+    hits = sorted((p for fw in FRAMEWORKS
+                   for p in system_dir.glob(f"{op}/{fw}/*/{stem}.parquet")),
                   key=lambda p: _version_key(p.parent.name))
     return hits[-1] if hits else None
 
@@ -152,6 +162,9 @@ def _gemm(df: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
     df = df[~((m > 16) & (m % 16 == 1))]
     df = df.groupby(["dtype", "n", "k", "m"], as_index=False)["latency"].median()
     slower = slower_than_bf16(df)
+    never = [dt for dt, share in slower.items() if share >= 1.0]
+    if never:  # no cell of it on the engine's path: the dtype is left unmeasured
+        df = df[~df["dtype"].isin(never)]
     df = lower_envelope(df.rename(columns={"latency": "ms"}), ["dtype", "n", "k"], "m")
     return df[["dtype", "m", "n", "k", "ms"]], slower
 
