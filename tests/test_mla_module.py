@@ -100,9 +100,9 @@ def test_converter_pools_prompt_backends_and_names_the_module():
 
 def test_a_gpu_without_tables_moves_the_module_over_and_a_cache_hit_reads_no_table(
         tmp_path, monkeypatch):
-    """B300 (no tables of its own) takes the B200's measured module by the roofline ratio, like
-    every other operator; the decision is stored with the precomputed curves, so a cache hit
-    does not read the MLA tables again."""
+    """B300 (no MLA-module tables of its own: its rows are left out) takes the B200's measured
+    module by the roofline ratio; the decision is stored with the precomputed curves, so a
+    cache hit does not read the MLA tables again."""
     b300 = build_latency_model("kimi-k2.5", "b300-288gb", 4, precision="fp4")
     assert b300._mla_tables and "uncalibrated: roofline" in b300.calibration
     monkeypatch.setenv("WRPSIM_MODEL_CACHE", str(tmp_path))

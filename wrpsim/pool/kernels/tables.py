@@ -157,6 +157,11 @@ class Kernels:
         self.label = label or f"kernels: {self.dir.name}"
         self._cache: dict = {}
 
+    def lists(self, name: str) -> bool:
+        """Whether the GPU's folder holds table `name` as meta.json lists it (no Parquet read:
+        for choices made when a model is built)."""
+        return name in self.meta.get("tables", {}) and (self.dir / f"{name}.parquet").is_file()
+
     def has(self, name: str) -> bool:
         """Whether the GPU has a non-empty table `name` (gemm, moe, allreduce, nccl, ...)."""
         t = self._table(name)
@@ -701,9 +706,9 @@ class Transferred:
 
 class Partial:
     """Answers for a GPU whose own tables (`own`) hold only some operator families: GEMMs,
-    attention and the streaming bandwidth from them; MoE layers and collectives from `own` when
-    it has those tables, else from `ref` (another GPU's tables moved over by the roofline
-    ratio). The label names both sources."""
+    attention and the streaming bandwidth from them; MoE layers, collectives and the MLA / DSA
+    attention modules from `own` when it has those tables, else from `ref` (another GPU's
+    tables moved over by the roofline ratio). The label names both sources."""
 
     calibrated = True
 
@@ -711,6 +716,8 @@ class Partial:
         self.own, self.ref, self.gpu = own, ref, own.gpu
         lacks = [n for n, t in (("MoE", "moe"), ("all-reduce", "allreduce"), ("NCCL", "nccl"))
                  if not own.has(t)]
+        lacks += [n for n, t in (("MLA modules", "mla_decode"), ("DSA modules", "dsa_decode"))
+                  if not own.lists(t) and ref.ref.lists(t)]  # (only where the reference has)
         self.label = own.label + (f"; {', '.join(lacks)}: {ref.label}" if lacks else "")
 
     def gemm(self, dtype, n, k) -> Curve:
@@ -743,8 +750,12 @@ class Partial:
         src = self.own if self.gdn_measured() else self.ref
         return src.gdn_prefill(k_heads, key_dim, v_heads, value_dim)
 
+    def _module_src(self, kind: str):
+        """Where `kind` (`mla` / `dsa`) module tables come from: `own` when it has them."""
+        return self.own if self.own.lists(f"{kind}_decode") else self.ref
+
     def mla_module(self) -> dict | None:
-        return self.own.mla_module()
+        return self._module_src("mla").mla_module()
 
     def attn_head_dims(self, kv_dtype: str) -> set | None:
         return self.own.attn_head_dims(kv_dtype)
@@ -753,13 +764,13 @@ class Partial:
         return self.own.moe_shapes(dtype) if self.own.moe_measured() & {dtype} else None
 
     def mla(self, phase, kv_dtype, gemm, heads) -> tuple[Grid, str] | None:
-        return self.own.mla(phase, kv_dtype, gemm, heads)
+        return self._module_src("mla").mla(phase, kv_dtype, gemm, heads)
 
     def dsa_module(self) -> dict | None:
-        return self.own.dsa_module()
+        return self._module_src("dsa").dsa_module()
 
     def dsa(self, phase, kv_dtype, gemm, heads) -> tuple[Grid, str] | None:
-        return self.own.dsa(phase, kv_dtype, gemm, heads)
+        return self._module_src("dsa").dsa(phase, kv_dtype, gemm, heads)
 
     def allreduce(self, tp, graph) -> Curve:
         return (self.own if self.own.has("allreduce") else self.ref).allreduce(tp, graph)
