@@ -474,14 +474,16 @@ def test_a_bad_row_names_file_line_and_column_not_a_pool_path(tmp_path, head, ro
 
 def test_a_gpu_calibrated_from_gemm_and_attention_tables_borrows_the_rest(tmp_path):
     """A folder with GEMM and attention tables only (no collectives, no MoE) gave an engine
-    that failed at TP 2 ('no all-reduce table'); the GPU now keeps the engine's reference GPU
-    for those operators (labelled uncalibrated: roofline), as LLMServingSim profiles do."""
+    that failed at TP 2 ('no all-reduce table'); the GPU now takes those operators from a
+    reference GPU (labelled uncalibrated: roofline), as LLMServingSim profiles do: for a PCIe
+    card, one with complete tables on the same kind of link (the RTX PRO 6000's; the L40S's
+    collectives are PCIe ones, an H100's NVLink), not the engine's default."""
     cat = tmp_path / "catalog"
     r = _cli("engine=kv", f"out_dir={cat / 'engines'}", "gpu=l40s-48gb",
              f"kernels={_aic_dir(tmp_path)}")
     assert r.returncode == 0, r.stderr
     entry = yaml.safe_load((cat / "engines" / "kv.yaml").read_text())["gpus"]["l40s-48gb"]
-    assert entry == {"tables": "kv/l40s-48gb", "roofline": "h100-80gb"}
+    assert entry == {"tables": "kv/l40s-48gb", "roofline": "rtxpro6000-96gb"}
     p = subprocess.run([sys.executable, "-m", "wrpsim.perf", "engine=kv", "model=llama3.1-8b",
                         "gpu=l40s-48gb", "tp=2"], cwd=tmp_path, capture_output=True, text=True,
                        timeout=120, env={**os.environ, "WRPSIM_CATALOG": str(cat)})

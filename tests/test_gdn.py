@@ -110,7 +110,7 @@ def test_catalog_checks_the_flag(tmp_path):
 def test_label_says_where_the_kernels_come_from():
     m = get_model("qwen3.5-35b-a3b")
     assert "Gated DeltaNet prefill from its measured kernels" in _lat(m).calibration
-    moved = _lat(m, gpu="rtxpro6000-96gb").calibration  # (its tables lack them: the L40S's)
+    moved = _lat(m, gpu="rtx4090-24gb").calibration  # (its tables lack them: the L40S's)
     assert "Gated DeltaNet prefill from another GPU's measured kernels" in moved
     assert "Gated DeltaNet prefill as its scan's bytes (no kernel table)" in _lat(
         m, gpu="a100-80gb", tp=2).calibration

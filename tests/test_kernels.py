@@ -636,11 +636,30 @@ def test_kv_bytes_follow_math():
     assert lat.kv_bytes_per_token_per_gpu == 2 * 32 * math.ceil(8 / 2) * 128 * 2
 
 
-def test_own_moe_table_answers_only_its_precisions_and_grows_past_its_last_size_by_roofline():
-    """The RTX PRO 6000 measured one MoE block in BF16 up to 2,048 tokens: other precisions
-    come from the reference GPU's tables (which measure their kernels), and larger batches keep
-    the last measured efficiency (roofline ratio), not a time proportional to the tokens."""
-    k = kernels_for(get_engine("vllm-0.24"), "rtxpro6000-96gb")
+def test_own_moe_table_answers_only_its_precisions_and_grows_past_its_last_size_by_roofline(
+        tmp_path):
+    """A GPU whose own tables measured one MoE shape in BF16 up to 2,048 tokens (as an
+    LLMServingSim MoE-block profile does): other precisions come from the reference GPU's
+    tables (which measure their kernels), and larger batches keep the last measured efficiency
+    (roofline ratio), not a time proportional to the tokens."""
+    import shutil
+
+    import pandas as pd
+
+    from wrpsim.pool.catalog import get_gpu
+    from wrpsim.pool.kernels.tables import Partial, Transferred, load_kernels
+
+    src = kernels_for(get_engine("vllm-0.24"), "rtxpro6000-96gb").dir
+    for name in ("gemm", "attn_decode", "attn_prefill"):
+        shutil.copy(src / f"{name}.parquet", tmp_path / f"{name}.parquet")
+    moe = pd.read_parquet(src / "moe.parquet")
+    moe = moe[(moe["dtype"] == "bf16") & (moe["hidden"] == 2048) & (moe["inter"] == 768)
+              & (moe["experts"] == 128) & (moe["moe_tp"] == 1) & (moe["moe_ep"] == 1)
+              & (moe["tokens"] <= 2048)]
+    moe.to_parquet(tmp_path / "moe.parquet", index=False)
+    gpu = get_gpu("rtxpro6000-96gb")
+    ref = Transferred(load_kernels(str(src.parent / "l40s-48gb"), get_gpu("l40s-48gb")), gpu)
+    k = Partial(load_kernels(str(tmp_path), gpu), ref)
     assert k.own.moe_dtypes() == {"bf16"}
     shape = (2048, 768, 8, 128, 1, 1)
     fp8 = k.moe("fp8", *shape)
@@ -778,7 +797,7 @@ def test_no_room_for_kv_names_the_mamba_state_when_that_is_what_fills_the_gpu():
 def test_a_precision_the_gpus_tables_did_not_measure_says_so_in_the_label():
     """The calibration label names what an unmeasured precision is timed from: the A100's
     tables hold BF16 only (FP8 GEMMs and MoE from them), the H100's hold FP8 (nothing to
-    say), the RTX PRO 6000's own MoE table is BF16 (FP8 experts from the L40S reference)."""
+    say), the RTX PRO 6000's vLLM 0.24 tables no block-FP8 GEMM or MoE kernel (from FP8's)."""
     a100 = build_latency_model("qwen3-30b-a3b", "a100-80gb", 1, precision="fp8").calibration
     assert ("; fp8 GEMMs: uncalibrated, the bf16 table by the roofline ratio; fp8 MoE: "
             "uncalibrated, the bf16 table by the roofline ratio") in a100
@@ -787,11 +806,13 @@ def test_a_precision_the_gpus_tables_did_not_measure_says_so_in_the_label():
     h100 = build_latency_model("qwen3-30b-a3b", "h100-80gb", 1,
                                precision="mxfp4_mxfp8").calibration
     assert "; mxfp4_mxfp8 MoE: uncalibrated, the fp8 table by the roofline ratio;" in h100
-    rtx = build_latency_model("qwen3-30b-a3b", "rtxpro6000-96gb", 1, precision="fp8").calibration
-    assert "; fp8 MoE: uncalibrated: roofline (efficiencies of kernels: vllm 0.24.0 (NVIDIA " \
-           "L40S))" in rtx
-    assert "MoE: uncalibrated" not in build_latency_model(
-        "qwen3-30b-a3b", "rtxpro6000-96gb", 1).calibration
+    rtx = build_latency_model("qwen3-30b-a3b", "rtxpro6000-96gb", 1,
+                              precision="fp8_block").calibration
+    assert ("; fp8_block GEMMs: uncalibrated, the fp8 table by the roofline ratio; fp8_block "
+            "MoE: uncalibrated, the fp8 table by the roofline ratio") in rtx
+    for prec in ("bf16", "fp8"):
+        assert "uncalibrated" not in build_latency_model(
+            "qwen3-30b-a3b", "rtxpro6000-96gb", 1, precision=prec).calibration
 
 
 @pytest.mark.parametrize("gpu", ["h100-80gb", "h200-141gb", "l40s-48gb"])
@@ -829,13 +850,20 @@ def test_pcie_gpus_all_reduce_with_nccl_beyond_two_gpus():
 
 
 def test_fp4_on_a_gpu_with_fp4_tensor_cores_but_a_reference_without_them():
-    """The RTX PRO 6000 computes FP4 on tensor cores; its MoE layers come from the L40S's
-    tables, which have no FP4 kernel: they follow the L40S's FP8 (W8A8) experts moved to FP4's
-    rate and bytes, not its weight-only W4A16 path scaled to FP4's rate."""
-    lat = build_latency_model("qwen3-30b-a3b", "rtxpro6000-96gb", 1, precision="fp4")
-    ref = lat.kernels.ref if hasattr(lat.kernels, "ref") else lat.kernels
+    """A GPU that computes FP4 on tensor cores (the RTX PRO 6000) timed from a reference whose
+    tables have no FP4 kernel (the L40S's): its MoE layers follow the reference's FP8 (W8A8)
+    experts moved to FP4's rate and bytes, not its weight-only W4A16 path scaled to FP4's
+    rate."""
+    from wrpsim.pool.catalog import get_gpu, get_model
+    from wrpsim.pool.kernels.model import EngineConstants, KernelLatency
+    from wrpsim.pool.kernels.tables import Transferred
+
+    l40s = kernels_for(get_engine("vllm-0.24"), "l40s-48gb")
+    ref = Transferred(l40s, get_gpu("rtxpro6000-96gb"))
     assert ref._src("fp4") == "fp8"
     assert build_latency_model("qwen3-30b-a3b", "a10g-24gb", 1, precision="fp8").kernels._src(
         "fp8") == "bf16"  # (weight-only on an A10G: the L40S's BF16 kernel)
-    fp8 = build_latency_model("qwen3-30b-a3b", "rtxpro6000-96gb", 1, precision="fp8")
+    spec, gpu = get_model("qwen3-30b-a3b"), get_gpu("rtxpro6000-96gb")
+    lat = KernelLatency(spec, gpu, 1, ref, EngineConstants(), precision="fp4")
+    fp8 = KernelLatency(spec, gpu, 1, ref, EngineConstants(), precision="fp8")
     assert lat.prefill_s(64, 512) < fp8.prefill_s(64, 512)

@@ -114,12 +114,18 @@ def test_every_catalog_gpu_and_model_runs_and_labels_its_calibration():
             assert (dsa in label) == lat.model.dsa, label
             if lat._dsa_tables:  # (where the tables measured its heads and KV dtype, or moved
                 # over from such a GPU's)
-                assert g in ("h100-80gb", "h200-141gb", "b200-180gb") or (
+                assert g in ("h100-80gb", "h200-141gb", "b200-180gb", "b300-288gb") or (
                     "uncalibrated: roofline" in label), (g, label)
             label = label.replace(dsa, "; ")
-            if g in ("h100-80gb", "h200-141gb", "b200-180gb", "l40s-48gb", "a100-80gb"):
+            own = ("h100-80gb", "h200-141gb", "b200-180gb", "l40s-48gb", "a100-80gb",
+                   "rtxpro6000-96gb")
+            if g in own:
                 assert "kernels: vllm" in label and "uncalibrated" not in label, (g, label)
-            elif g in ("rtxpro6000-96gb", "rtx4090-24gb"):  # own GEMMs / attention, L40S rest
+            elif g == "b300-288gb":  # own tables; the MLA module the B200's
+                assert label.startswith("vllm-0.24: kernels: vllm 0.24.0 (NVIDIA B300") and (
+                    ("uncalibrated" in label) == ("MLA modules: uncalibrated: roofline" in label)
+                    == bool(lat._mla_tables and not lat._dsa_tables)), label
+            elif g == "rtx4090-24gb":  # own GEMMs / attention, L40S rest
                 assert label.startswith("vllm-0.24: kernels: vllm 0.19.0") and (
                     "LLMServingSim" in label and "uncalibrated: roofline" in label), label
             else:

@@ -243,6 +243,25 @@ def default_out_dir(out_dir: Any) -> Path:
     return Path(time.strftime("results/calibrate/%Y-%m-%d/%H-%M-%S")) / "engines"
 
 
+def _reference(raw: dict, gpu: str) -> str:
+    """The reference GPU whose tables (moved over by the roofline ratio) time the operators a
+    new `gpu` table folder lacks: the engine's own `roofline:` for `gpu` where it names one,
+    else a GPU with complete tables of its own on the same kind of scale-up link (a PCIe card's
+    collectives from another PCIe card's, not NVLink's), else the engine's default."""
+    from wrpsim.pool.catalog import get_gpu, gpus
+
+    entries = raw.get("gpus") or {}
+    old = entries.get(gpu) or {}
+    if old.get("roofline"):
+        return str(old["roofline"])
+    catalog = gpus()
+    link = catalog[gpu].scaleup
+    same = sorted(g for g, e in entries.items() if g != gpu and g in catalog
+                  and "tables" in (e or {}) and "roofline" not in e
+                  and get_gpu(g).scaleup == link)
+    return same[0] if same else str(raw.get("default_roofline", "h100-80gb"))
+
+
 def run(cfg: dict[str, Any]) -> dict[str, Any]:
     """Do the steps of a parsed config; return the JSON summary."""
     from wrpsim.pool import engines as E
@@ -284,15 +303,13 @@ def run(cfg: dict[str, Any]) -> dict[str, Any]:
         srcs = cfg["kernels"] if isinstance(cfg["kernels"], list) else [cfg["kernels"]]
         if all(llmss.is_profile(s) for s in srcs):
             meta = llmss.compact(srcs, tables, gpu=get_gpu(gpu))
-            old = (raw.get("gpus") or {}).get(gpu) or {}
-            entry["roofline"] = old.get("roofline") or raw.get("default_roofline", "h100-80gb")
+            entry["roofline"] = _reference(raw, gpu)
         elif len(srcs) == 1:
             meta = aic.compact(srcs[0], tables, gpu=get_gpu(gpu))
             if not {"allreduce", "moe"} <= set(meta["tables"]):
                 # a folder without collectives or MoE tables (GEMMs and attention only): those
                 # operators from a reference GPU's tables by the roofline ratio, as for profiles
-                old = (raw.get("gpus") or {}).get(gpu) or {}
-                ref = old.get("roofline") or raw.get("default_roofline", "h100-80gb")
+                ref = _reference(raw, gpu)
                 if ref != gpu:
                     entry["roofline"] = ref
         else:

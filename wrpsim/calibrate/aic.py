@@ -1,8 +1,10 @@
 """Compact kernel timings in NVIDIA AIConfigurator's layout into an engine profile's tables.
 
 Input layout (AIConfigurator `systems/data/<system>/`): `<op>/<framework>/<version>/*.parquet`,
-one table per operator (only the `vllm` and `nccl` frameworks are read), latencies in ms measured with CUDA events on one GPU. A version folder
-that holds only `reuse.yaml` points at an older one; the newest folder with the table is used.
+one table per operator (only the `vllm` and `nccl` frameworks are read), latencies in ms
+measured with CUDA events on one GPU. A version folder that holds only `reuse.yaml` points at
+an older one; the newest folder with the table is used. An optional table with no row of the
+kernels read is not written.
 
 Output: one Parquet file per operator family in `out_dir`, columns normalised (latency `ms` as
 float32, sizes as int32; names below). Every row is a measurement; nothing is fitted here:
@@ -415,6 +417,8 @@ def compact(system_dir: str | Path, out_dir: str | Path, gpu=None) -> dict:
             if gpu is not None:
                 tab, n_cached = replace_cache_resident(tab, gpu)
                 dropped = {"cache_resident_rows": n_cached}
+        if not len(tab) and name not in REQUIRED:  # (no row of the kernels wrpsim reads)
+            continue
         for c in tab.columns:
             if c == "ms":
                 tab[c] = tab[c].astype(np.float32)

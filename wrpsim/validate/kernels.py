@@ -12,11 +12,15 @@ AIConfigurator grid, with a control set on the grid (`device`,
 pure-decode or fresh-prompt attention layer) is timed by tables and compared:
 error = simulated / measured - 1, in %.
 
-A folder that is one of the layouts the GPU's engine tables were merged from
-(`wrpsim.calibrate.llmss.merge_layouts`; the RTX PRO 6000's six profiles) is checked leave
-one profile out (`leave_one_out`): timed by tables merged from the engine's other layouts, so
-that no folder is timed by tables holding its own measurements. Any other folder (the H200's)
-is timed by the engine's tables themselves.
+Every folder is timed by the GPU's engine tables (`holdout_errors`): for the RTX PRO 6000,
+AIConfigurator's measurements on another machine, under vLLM 0.24 and 0.19, against
+LLMServingSim's on the machine of its serving runs — two sources of one GPU's kernels. A
+GPU's profiles are also checked against each other leave one profile out (`leave_one_out`):
+each timed by tables merged from the others (`merged_profiles`;
+`wrpsim.calibrate.llmss.merge_layouts`), so that no folder is timed by tables holding its own
+measurements — how well the tables carry over to shapes they never saw. (Engine tables
+merged from such profiles, as `python -m wrpsim.calibrate` writes them from several, are
+checked the same way.)
 """
 
 from __future__ import annotations
@@ -146,6 +150,17 @@ def leave_one_out(kernels, dirs: list[Path]) -> list[dict]:
             k = Kernels(tmp, kernels.gpu, f"kernels: {len(rest)} other profiles")
             out.append({**holdout_errors(k, d), "held_out_of": len(rest)})
     return out
+
+
+def merged_profiles(dirs: list[Path], gpu, out_dir: str | Path):
+    """`Kernels` of the held-out folders `dirs` (one GPU's profiles) merged into `out_dir`
+    (`wrpsim.calibrate.llmss.merge`): the tables the leave-one-profile-out check leaves one
+    folder out of at a time (`leave_one_out`)."""
+    from wrpsim.calibrate.llmss import merge
+    from wrpsim.pool.kernels.tables import Kernels
+
+    merge(dirs, out_dir)
+    return Kernels(out_dir, gpu, f"kernels: {len(dirs)} profiles merged")
 
 
 def _csv_columns(path: str | Path) -> tuple[int, dict[str, np.ndarray]]:

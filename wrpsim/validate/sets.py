@@ -327,10 +327,21 @@ def _dsa_latent_dtype(pool: dict, kv: dict) -> str:
     got = {}
     for dtype in ("auto", "fp8"):
         lat = build_latency_model(pool["model"], pool["gpu"], pool["tp"],
-                                  precision=pool["precision"], kv_dtype=dtype)
+                                  engine=pool.get("engine", "vllm-0.24"),
+                                  precision=pool["precision"],
+                                  kv_dtype=dtype)
         got[dtype] = 16 * lat.kv_capacity_blocks(16, util)
     measured = float(kv["num_kv_tokens"])
     return min(got, key=lambda d: abs(got[d] - measured))
+
+
+def run_engine(vllm_version: str) -> str:
+    """The engine a replay of a run under `vllm_version` takes: `vllm-<major>.<minor>` where one
+    ships (its kernels were measured under that version), else the default engine."""
+    from wrpsim.pool.engines import DEFAULT_ENGINE, engines
+
+    name = "vllm-" + ".".join(str(vllm_version).split(".")[:2])
+    return name if name in engines() else DEFAULT_ENGINE
 
 
 def llmservingsim_cases() -> list[Case]:
@@ -356,6 +367,7 @@ def llmservingsim_cases() -> list[Case]:
         dp = int(eng.get("data_parallel_size") or 1)  # vLLM DP ranks: data-parallel attention
         tp = int(eng["tensor_parallel_size"]) * dp
         pool = {"gpu": gpu, "model": model, "tp": tp, "count": count,
+                "engine": run_engine(meta.get("vllm_version", "")),
                 "precision": _llmss_precision(meta),
                 "scheduler": {"policy": "sarathi",
                               "token_budget": dp * eng["max_num_batched_tokens"],

@@ -359,6 +359,9 @@ class KernelLatency:
             precomputed.store(key, curves)
         self._adopt(curves)
         self._dsa = bool(model.dsa)
+        module_note = getattr(kernels, "module_note", None)
+        if module_note is not None and self._mla_tables:  # (another GPU's module: say so)
+            self.calibration += module_note("dsa" if self._dsa_tables else "mla")
         if not curves["moe_shape_ok"]:  # (decided on a cache miss: it reads the MoE table)
             self.calibration += (
                 f"; MoE shape ({model.experts} experts of {model.intermediate}, top "
