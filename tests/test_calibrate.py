@@ -41,8 +41,9 @@ def _aic_dir(tmp_path: Path) -> Path:
     other = g[g["m"] == 1].assign(kernel_source="Other", latency=0.0001)  # fewer rows: dropped
     raw = pd.concat([g[g["m"] != 1], spike, odd, slow, fast, never, other.head(5)])
     _write(sysdir / "gemm" / "vllm" / "0.24.0" / "gemm_perf.parquet", raw)
-    # another framework's newer table (AIConfigurator also times SGLang / TensorRT-LLM): unread
-    _write(sysdir / "gemm" / "sglang" / "0.5.14" / "gemm_perf.parquet",
+    # another framework's table of a newer version number (AIConfigurator also times SGLang /
+    # TensorRT-LLM): unread
+    _write(sysdir / "gemm" / "sglang" / "1.0.0" / "gemm_perf.parquet",
            raw.assign(latency=raw["latency"] / 2))
     (sysdir / "gemm" / "vllm" / "0.22.0").mkdir(parents=True)
     (sysdir / "gemm" / "vllm" / "0.22.0" / "reuse.yaml").write_text("reuse: []\n")
@@ -596,3 +597,23 @@ def test_a_queued_front_end_at_its_ceiling_is_named(tmp_path):
     assert out["error_pct"]["on_bound"] == ["frontend_us_serial"]
     assert "calibrate: frontend_us_serial sits at an end of its range, 0 or all of " \
            "frontend_us" in r.stderr
+
+
+def test_the_reference_gpu_for_missing_operators_shares_the_link_kind():
+    """Operators a new table folder lacks come from the engine's `roofline:` for the GPU, else
+    its default where that is on the same kind of link (NVLink cards: the H100), else the
+    nearest GPU in memory bandwidth with complete tables on that kind of link (PCIe cards: the
+    L40S or RTX PRO 6000, whose collectives are PCIe ones), never a GPU timed partly by
+    another."""
+    from wrpsim.calibrate.__main__ import _reference
+    from wrpsim.pool.engines import get_engine
+
+    raw = yaml.safe_load(get_engine("vllm-0.24").path.read_text())
+    got = {g: _reference(raw, g) for g in ("h200-141gb", "b200-180gb", "a100-80gb",
+                                           "l40s-48gb", "a10g-24gb", "rtx4090-24gb",
+                                           "b300-288gb")}
+    assert got == {"h200-141gb": "h100-80gb", "b200-180gb": "h100-80gb",
+                   "a100-80gb": "h100-80gb", "l40s-48gb": "rtxpro6000-96gb",
+                   "a10g-24gb": "l40s-48gb", "rtx4090-24gb": "l40s-48gb",
+                   "b300-288gb": "b200-180gb"}
+    assert _reference(raw, "h100-80gb") == "h200-141gb"  # (itself excluded: the nearest)

@@ -133,9 +133,10 @@ def test_partial_tables_answer_gemms_themselves_and_moe_from_the_reference():
     np.testing.assert_allclose(k.allreduce(2, True)(x * 4096), ref.allreduce(2, True)(x * 4096))
     args = ("bf16", 2048, 768, 8, 128, 1, 1)
     np.testing.assert_allclose(k.moe(*args)(x), ref.moe(*args)(x))
-    # the streaming bandwidth is the GPU's own, measured in its decode-attention table, at
-    # most its DRAM rate (the profile's small decode cells read from the 72 MB L2 cache)
-    assert k.stream_bw() == k.own.stream_bw() == 1008e9
+    # the streaming bandwidth is the GPU's own, measured in its decode-attention table on KV
+    # caches larger than any L2 (its fastest cell, 1,185 GB/s, read from the 72 MB L2 cache)
+    assert k.stream_bw() == k.own.stream_bw()
+    assert 0.9 * 1008e9 < k.stream_bw() < 0.97 * 1008e9
 
 
 def test_rtxpro6000_times_moe_layers_and_collectives_from_its_own_tables():

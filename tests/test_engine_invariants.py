@@ -152,3 +152,19 @@ def test_little_law_per_instance():
         lam = len(mine) / end
         w = np.mean([r["e2e_s"] for r in mine])
         assert row["mean_requests_in_system"] == pytest.approx(lam * w, rel=1e-9)
+
+
+def test_vllm_019_is_vllm_024_but_for_the_kernels_it_measured():
+    """`vllm-0.19` copies vllm-0.24's fitted constants and GPU entries (nothing was fitted on
+    0.19); only the GPUs whose 0.19 kernels ship differ: a refit of vllm-0.24 that leaves its
+    copy behind fails here."""
+    from dataclasses import asdict
+
+    from wrpsim.pool.engines import get_engine
+
+    old, new = get_engine("vllm-0.24"), get_engine("vllm-0.19")
+    assert asdict(new.constants) == asdict(old.constants)
+    differ = {g for g in set(old.gpus) | set(new.gpus) if old.gpus.get(g) != new.gpus.get(g)}
+    assert differ == {"rtxpro6000-96gb"}
+    assert new.gpus["rtxpro6000-96gb"] == {"tables": "vllm-0.19/rtxpro6000-96gb"}
+    assert new.default_roofline == old.default_roofline

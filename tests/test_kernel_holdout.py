@@ -7,8 +7,6 @@ head-layout transfer's fixed latency."""
 
 from __future__ import annotations
 
-import tempfile
-
 import numpy as np
 import pytest
 
@@ -28,11 +26,21 @@ HOLDOUTS = shipped_holdouts()
 
 
 RTX = "rtxpro6000-96gb"
-#: the six profiles merged (a folder of this test session's)
-MERGED = merged_profiles(HOLDOUTS[RTX], get_gpu(RTX), tempfile.mkdtemp(prefix="wrpsim-merged-"))
 
 
-def test_shipped_holdouts_are_other_sources_or_other_shapes():
+@pytest.fixture(scope="module")
+def merged(tmp_path_factory):
+    """The six RTX PRO 6000 profiles merged (in this session's temporary folder)."""
+    return merged_profiles(HOLDOUTS[RTX], get_gpu(RTX), tmp_path_factory.mktemp("merged"))
+
+
+@pytest.fixture(scope="module")
+def loo(merged):
+    """{profile: its errors under tables merged from the other five}."""
+    return {r["tables"]: r for r in leave_one_out(merged, HOLDOUTS[RTX])}
+
+
+def test_shipped_holdouts_are_other_sources_or_other_shapes(merged):
     assert set(HOLDOUTS) == {RTX, "h200-141gb"}
     assert {d.name for d in HOLDOUTS["h200-141gb"]} == {
         "torch-linear", "torch-linear-grid", "torch-linear-msweep", "torch-scaled-mm-fp8",
@@ -40,13 +48,12 @@ def test_shipped_holdouts_are_other_sources_or_other_shapes():
     names = {d.name for d in HOLDOUTS[RTX]}
     assert names == {f"{m}-tp{tp}" for m in ("Llama-3.1-8B", "Qwen3-32B", "Qwen3-30B-A3B")
                      for tp in (1, 2)}
-    assert len(engine_layouts(MERGED)) == 6
+    assert len(engine_layouts(merged)) == 6
     for engine in ("vllm-0.24", "vllm-0.19"):  # AIConfigurator's: none of the six in them
         assert engine_layouts(kernels_for(get_engine(engine), RTX)) == []
     assert engine_layouts(kernels_for(get_engine("vllm-0.24"), "h200-141gb")) == []
 
 
-LOO = {r["tables"]: r for r in leave_one_out(MERGED, HOLDOUTS.get(RTX, []))}
 #: the leave-one-profile-out figures docs/validation.md publishes: median absolute error % of
 #: GEMMs (all, m <= 64, m > 64), decode and prefill attention
 PUBLISHED = {
@@ -60,14 +67,14 @@ PUBLISHED = {
 
 
 @pytest.mark.parametrize("name", sorted(PUBLISHED))
-def test_rtxpro6000_profiles_predicted_by_the_other_five(name):
+def test_rtxpro6000_profiles_predicted_by_the_other_five(name, loo):
     """Each of the RTX PRO 6000's six profiles, timed by tables merged from the other five,
     gives the published figures (within 0.5 points). The dense models' GEMMs are within 6 %
     and every prefill-attention column within 8 %; what carries over badly is documented, not
     bounded: Qwen3-30B-A3B's small attention projections (hidden 2,048: n or k below every
     other profile's) at decode sizes (+53 / -22 %), and decode attention moved to twice or half
     the KV heads (+10 to +18 %, -12 %)."""
-    res = LOO[name]
+    res = loo[name]
     assert res["source"].startswith("casys-kaist/LLMServingSim @ 5daddb2")
     assert res["held_out_of"] == 5
     for col, want in zip(COLUMNS, PUBLISHED[name]):
@@ -78,20 +85,20 @@ def test_rtxpro6000_profiles_predicted_by_the_other_five(name):
     assert res["attn_prefill"]["abs_median"] <= 8.0
 
 
-def test_leave_one_out_never_times_a_profile_with_its_own_rows():
+def test_leave_one_out_never_times_a_profile_with_its_own_rows(merged, loo):
     """With all six profiles merged a profile's own rows come back as measured (every GEMM and
     in-range attention row exact; Qwen3-32B TP 2 and Qwen3-30B-A3B TP 1, whose attention
     layout is the same 32 / 4 heads of 128, each within 2 % of the two profiles' median, which
     the tables hold); left out, they do not."""
     twins = {"Qwen3-32B-tp2", "Qwen3-30B-A3B-tp1"}
     for d in HOLDOUTS[RTX]:
-        own = holdout_errors(MERGED, d)
+        own = holdout_errors(merged, d)
         for col in COLUMNS:
             if d.name in twins and col.startswith("attn"):
                 assert 0.0 < own[col]["abs_median"] <= 2.0, (d, col, own[col])
             else:
                 assert own[col]["abs_median"] == 0.0 == own[col]["signed_median"], (d, col)
-        assert LOO[d.name]["gemm"]["abs_median"] > 1.0
+        assert loo[d.name]["gemm"]["abs_median"] > 1.0
 
 
 def test_two_sources_of_one_gpus_kernels_agree():
@@ -157,11 +164,11 @@ def test_h200_fp8_interpolation_shows_no_bias_on_real_projection_sizes():
                    - med["torch-scaled-mm-fp8-grid", small_m]) <= 15.0
 
 
-def test_head_layout_transfer_keeps_the_kernel_latency_floor():
+def test_head_layout_transfer_keeps_the_kernel_latency_floor(merged):
     """Half the heads of a measured layout (Qwen3-30B-A3B at TP 2: 16 / 2 heads; no profile
     measures 8 / 1): the smallest cell stays at the measured launch floor, the largest
     (bandwidth-bound) cell moves by the roofline ratio (1/2)."""
-    k = MERGED
+    k = merged
     own = k.attn_decode("bf16", 16, 2, 128)
     half = k.attn_decode("bf16", 8, 1, 128)
     assert np.array_equal(own.b, half.b) and np.array_equal(own.s, half.s)

@@ -116,8 +116,9 @@ def test_llmservingsim_runs_take_their_checkpoints_precision_and_blocks():
     assert {c.pool["engine"] for c in cases.values() if c is not ds} == {"vllm-0.19"}
     from wrpsim.validate.sets import run_engine
 
-    assert (run_engine("0.19.0"), run_engine("0.11.1"), run_engine("0.28.0"),
-            run_engine("")) == ("vllm-0.19", "vllm-0.11", "vllm-0.24", "vllm-0.24")
+    assert (run_engine("0.19.0"), run_engine("v0.19.0-cu130"), run_engine("0.11.1"),
+            run_engine("0.28.0"), run_engine(""), run_engine("nightly")) == (
+        "vllm-0.19", "vllm-0.19", "vllm-0.11", "vllm-0.24", "vllm-0.24", "vllm-0.24")
 
 
 def test_silicon_cases_follow_the_benchmark_protocol():

@@ -245,21 +245,27 @@ def default_out_dir(out_dir: Any) -> Path:
 
 def _reference(raw: dict, gpu: str) -> str:
     """The reference GPU whose tables (moved over by the roofline ratio) time the operators a
-    new `gpu` table folder lacks: the engine's own `roofline:` for `gpu` where it names one,
-    else a GPU with complete tables of its own on the same kind of scale-up link (a PCIe card's
-    collectives from another PCIe card's, not NVLink's), else the engine's default."""
-    from wrpsim.pool.catalog import get_gpu, gpus
+    new `gpu` table folder lacks: the engine's own `roofline:` for `gpu` where it names one;
+    else the engine's default where it is on the same kind of scale-up link; else, of the GPUs
+    with complete tables of their own on that kind of link (a PCIe card's collectives from
+    another PCIe card's, not NVLink's), the nearest in memory bandwidth; else the default."""
+    import math
+
+    from wrpsim.pool.catalog import gpus
 
     entries = raw.get("gpus") or {}
     old = entries.get(gpu) or {}
     if old.get("roofline"):
         return str(old["roofline"])
     catalog = gpus()
-    link = catalog[gpu].scaleup
+    default = str(raw.get("default_roofline", "h100-80gb"))
+    me = catalog[gpu]
     same = sorted(g for g, e in entries.items() if g != gpu and g in catalog
                   and "tables" in (e or {}) and "roofline" not in e
-                  and get_gpu(g).scaleup == link)
-    return same[0] if same else str(raw.get("default_roofline", "h100-80gb"))
+                  and catalog[g].scaleup == me.scaleup)
+    if default in same or not same:
+        return default
+    return min(same, key=lambda g: (abs(math.log(catalog[g].mem_bw_gbs / me.mem_bw_gbs)), g))
 
 
 def run(cfg: dict[str, Any]) -> dict[str, Any]:
@@ -306,7 +312,10 @@ def run(cfg: dict[str, Any]) -> dict[str, Any]:
             entry["roofline"] = _reference(raw, gpu)
         elif len(srcs) == 1:
             meta = aic.compact(srcs[0], tables, gpu=get_gpu(gpu))
-            if not {"allreduce", "moe"} <= set(meta["tables"]):
+            old = (raw.get("gpus") or {}).get(gpu) or {}
+            if old.get("roofline"):  # (the engine's reference for what the tables lack, kept)
+                entry["roofline"] = str(old["roofline"])
+            elif not {"allreduce", "moe"} <= set(meta["tables"]):
                 # a folder without collectives or MoE tables (GEMMs and attention only): those
                 # operators from a reference GPU's tables by the roofline ratio, as for profiles
                 ref = _reference(raw, gpu)

@@ -67,7 +67,8 @@ model (`wrpsim.pool.kernels.tables.Kernels.gemm`) times those cells from BF16 by
 ratio. A dtype with every cell slower than BF16 is left out of the table (meta's share says
 1.0): none of it was timed on the engine's path — AIConfigurator's block-FP8 sweep on the RTX
 PRO 6000 under vLLM 0.24 is 518 cells of n, k <= 128 at a flat 0.18 ms, ~100x BF16 — and
-the model moves the BF16 table over as for a dtype never measured.
+the model times it from another precision's table by the roofline ratio, as a dtype never
+measured (`tables.gemm_source`: FP8's where the GPU has FP8 rows).
 
 Kernel choice: where a table holds several kernels for one dtype (e.g. DeepGEMM and CUTLASS for
 block-scaled FP8; the MLA decode backends per KV and GEMM dtype), the kernel with the most
@@ -164,7 +165,7 @@ def _gemm(df: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
     df = df[~((m > 16) & (m % 16 == 1))]
     df = df.groupby(["dtype", "n", "k", "m"], as_index=False)["latency"].median()
     slower = slower_than_bf16(df)
-    never = [dt for dt, share in slower.items() if share >= 1.0]
+    never = [dt for dt in slower if _all_slower_than_bf16(df, dt)]
     if never:  # no cell of it on the engine's path: the dtype is left unmeasured
         df = df[~df["dtype"].isin(never)]
     df = lower_envelope(df.rename(columns={"latency": "ms"}), ["dtype", "n", "k"], "m")
@@ -195,6 +196,14 @@ def slower_than_bf16(df: pd.DataFrame) -> dict:
         if len(ratio):
             out[str(dt)] = round(float((ratio > 1.0).mean()), 3)
     return out
+
+
+def _all_slower_than_bf16(df: pd.DataFrame, dtype: str) -> bool:
+    """Whether every cell of `dtype` measured at a BF16-measured (m, n, k) is slower than BF16."""
+    base = df[df["dtype"] == "bf16"].set_index(["m", "n", "k"])["latency"]
+    rows = df[df["dtype"] == dtype].set_index(["m", "n", "k"])["latency"]
+    ratio = (rows / base).dropna()
+    return bool(len(ratio)) and bool((ratio > 1.0).all())
 
 
 def _attention(df: pd.DataFrame, decode: bool) -> pd.DataFrame:

@@ -286,8 +286,8 @@ _LSS = {  # run folder -> (catalog model, GPU, instances, notes)
     "RTX4090/Llama-3.1-8B": ("llama3.1-8b", "rtx4090-24gb", 1, ""),
     "RTXPRO6000/Llama-3.1-8B": ("llama3.1-8b", "rtxpro6000-96gb", 1, ""),
     "RTXPRO6000/Qwen3-32B": ("qwen3-32b", "rtxpro6000-96gb", 1,
-                             "TP 2 over PCIe; collectives from the L40S's tables (no measured"
-                             " all-reduce of this machine)"),
+                             "TP 2 over PCIe; vLLM 0.19's all-reduce as measured on another"
+                             " RTX PRO 6000 server (vllm-0.19 tables)"),
     "RTXPRO6000/Qwen3-30B-A3B-Instruct-2507": (
         "qwen3-30b-a3b", "rtxpro6000-96gb", 1,
         "vLLM ran DP 2 x EP 2: one instance of 2 GPUs with data-parallel attention (attn_dp 2)"
@@ -295,9 +295,10 @@ _LSS = {  # run folder -> (catalog model, GPU, instances, notes)
         " the token budget and sequences"),
     "RTXPRO6000/DeepSeek-V3.2-Exp-16L64E": (
         "deepseek-v3.2-16l64e", "rtxpro6000-96gb", 1,
-        "vLLM 0.28, block-FP8 checkpoint (random weights), DeepSeek Sparse Attention; no kernel"
-        " of it measured on this GPU: its FP8 GEMMs and MoE by the roofline ratio, its sparse"
-        " prefill from FLOPs and bytes, its decode attention from the GPU's attention tables"),
+        "vLLM 0.28, block-FP8 checkpoint (random weights), DeepSeek Sparse Attention; none of its"
+        " block-FP8 kernels or sparse attention measured on this GPU: its block-FP8 GEMMs and MoE"
+        " from the FP8 tables by the roofline ratio, its sparse prefill from FLOPs and bytes,"
+        " its decode attention from the GPU's measured MLA module over the top-k keys"),
 }
 
 
@@ -336,11 +337,15 @@ def _dsa_latent_dtype(pool: dict, kv: dict) -> str:
 
 
 def run_engine(vllm_version: str) -> str:
-    """The engine a replay of a run under `vllm_version` takes: `vllm-<major>.<minor>` where one
-    ships (its kernels were measured under that version), else the default engine."""
+    """The engine a replay of a run under `vllm_version` (`0.19.0`, `v0.19.0`, `0.19.0-cu130`)
+    takes: the engine calibrated for that version, `vllm-<major>.<minor>`, where one ships,
+    else the default engine."""
+    import re
+
     from wrpsim.pool.engines import DEFAULT_ENGINE, engines
 
-    name = "vllm-" + ".".join(str(vllm_version).split(".")[:2])
+    got = re.match(r"v?(\d+)\.(\d+)", str(vllm_version).strip())
+    name = f"vllm-{got.group(1)}.{got.group(2)}" if got else ""
     return name if name in engines() else DEFAULT_ENGINE
 
 

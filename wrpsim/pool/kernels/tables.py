@@ -142,6 +142,11 @@ def read_cols(path: Path) -> Cols:
     return Cols({c: t.column(c).to_numpy() for c in t.column_names})
 
 
+#: KV bytes of a decode-attention cell large enough to stream from DRAM: twice the largest L2
+#: cache of a catalog GPU (128 MB, RTX PRO 6000; B200 126 MB, L40S 96 MB, H100 50 MB)
+STREAM_MIN_BYTES = 256e6
+
+
 class Kernels:
     """The kernel tables of one GPU for one engine, loaded from `directory` (see module doc)."""
 
@@ -158,9 +163,11 @@ class Kernels:
         self._cache: dict = {}
 
     def lists(self, name: str) -> bool:
-        """Whether the GPU's folder holds table `name` as meta.json lists it (no Parquet read:
-        for choices made when a model is built)."""
-        return name in self.meta.get("tables", {}) and (self.dir / f"{name}.parquet").is_file()
+        """Whether the GPU's folder holds a non-empty table `name` as meta.json lists it (no
+        Parquet read: for choices made when a model is built)."""
+        info = self.meta.get("tables", {}).get(name)
+        return (info is not None and info.get("rows", 1) > 0
+                and (self.dir / f"{name}.parquet").is_file())
 
     def has(self, name: str) -> bool:
         """Whether the GPU has a non-empty table `name` (gemm, moe, allreduce, nccl, ...)."""
@@ -457,18 +464,21 @@ class Kernels:
         return grid
 
     def stream_bw(self) -> float:
-        """Highest bandwidth (bytes/s) a measured decode-attention step reached streaming its
-        KV cache, at most the GPU's DRAM bandwidth (`mem_bw_gbs`): the GPU's achievable DRAM
-        bandwidth for streaming kernels. (Cells whose KV fits the L2 cache, timed over and
-        over, read faster than DRAM: the L40S's reach 2.9x its 864 GB/s, the RTX PRO 6000's
-        2x, the RTX 4090's 1.2x.)"""
+        """Highest bandwidth (bytes/s) a measured decode-attention step reached streaming a KV
+        cache of at least `STREAM_MIN_BYTES` (any step where none is that large), at most the
+        GPU's DRAM bandwidth (`mem_bw_gbs`): the GPU's achievable DRAM bandwidth for streaming
+        kernels. (A cell whose KV fits the L2 cache, timed over and over, reads faster than
+        DRAM: the L40S's reach 2.9x its 864 GB/s, the RTX PRO 6000's 2x, the RTX 4090's 1.2x;
+        above 256 MB 0.89x, 0.96x and 0.95x, and the H100's 0.95x either way.)"""
         key = "stream_bw"
         if key not in self._cache:
             df = self._table("attn_decode")
             df = df.where((df["kv_dtype"] == "bf16") & (df["window"] == 0))
             nbytes = (df["batch"] * (df["ctx"] + 1.0) * 2.0 * df["kv_heads"] * df["head_dim"]
                       * 2.0)
-            self._cache[key] = min(float(np.max(nbytes / (df["ms"] * MS))),
+            rate = nbytes / (df["ms"] * MS)
+            big = nbytes >= STREAM_MIN_BYTES
+            self._cache[key] = min(float(np.max(rate[big] if np.any(big) else rate)),
                                    self.gpu.mem_bw_gbs * 1e9)
         return self._cache[key]
 
@@ -753,8 +763,9 @@ class Partial:
         return src.gdn_prefill(k_heads, key_dim, v_heads, value_dim)
 
     def _module_src(self, kind: str):
-        """Where `kind` (`mla` / `dsa`) module tables come from: `own` when it has them."""
-        return self.own if self.own.lists(f"{kind}_decode") else self.ref
+        """Where `kind` (`mla` / `dsa`) module tables come from: `own` when it has both."""
+        own = self.own.lists(f"{kind}_prefill") and self.own.lists(f"{kind}_decode")
+        return self.own if own else self.ref
 
     def module_note(self, kind: str) -> str:
         """'' when the GPU's own tables hold the `kind` (`mla` / `dsa`) attention module, else
