@@ -98,7 +98,8 @@ def test_compact_names_a_missing_table(tmp_path):
     from wrpsim.errors import ConfigError
 
     (tmp_path / "x" / "gemm").mkdir(parents=True)
-    with pytest.raises(ConfigError, match=r"has no gemm/\*/\*/gemm_perf.parquet"):
+    with pytest.raises(ConfigError, match=r"has no gemm/<framework>/<version>/gemm_perf.parquet "
+                                          r"of a framework read \(vllm, nccl;"):
         compact(tmp_path / "x", tmp_path / "out")
 
 
@@ -475,21 +476,36 @@ def test_a_bad_row_names_file_line_and_column_not_a_pool_path(tmp_path, head, ro
 
 def test_a_gpu_calibrated_from_gemm_and_attention_tables_borrows_the_rest(tmp_path):
     """A folder with GEMM and attention tables only (no collectives, no MoE) gave an engine
-    that failed at TP 2 ('no all-reduce table'); the GPU now takes those operators from a
-    reference GPU (labelled uncalibrated: roofline), as LLMServingSim profiles do: for a PCIe
-    card, one with complete tables on the same kind of link (the RTX PRO 6000's; the L40S's
-    collectives are PCIe ones, an H100's NVLink), not the engine's default."""
+    that failed at TP 2 ('no all-reduce table'); the GPU now keeps its own measured tables of
+    those operators from the engine (copied in, `carried_from`, named in the label): the L40S's
+    PCIe all-reduce, not another GPU's. A GPU without tables of its own (the A10G) takes them
+    from a reference GPU (labelled uncalibrated: roofline): the engine's for it (the L40S)."""
     cat = tmp_path / "catalog"
     r = _cli("engine=kv", f"out_dir={cat / 'engines'}", "gpu=l40s-48gb",
              f"kernels={_aic_dir(tmp_path)}")
     assert r.returncode == 0, r.stderr
     entry = yaml.safe_load((cat / "engines" / "kv.yaml").read_text())["gpus"]["l40s-48gb"]
-    assert entry == {"tables": "kv/l40s-48gb", "roofline": "rtxpro6000-96gb"}
-    p = subprocess.run([sys.executable, "-m", "wrpsim.perf", "engine=kv", "model=llama3.1-8b",
-                        "gpu=l40s-48gb", "tp=2"], cwd=tmp_path, capture_output=True, text=True,
-                       timeout=120, env={**os.environ, "WRPSIM_CATALOG": str(cat)})
-    assert p.returncode == 0, p.stderr
-    assert "all-reduce, NCCL: uncalibrated: roofline" in json.loads(p.stdout)["calibration"]
+    assert entry == {"tables": "kv/l40s-48gb"}
+    meta = json.loads((cat / "engines" / "kv" / "l40s-48gb" / "meta.json").read_text())
+    assert meta["tables"]["allreduce"]["carried_from"] == "vllm-0.24/l40s-48gb"
+    assert "carried_from" not in meta["tables"]["gemm"]
+    out = {}
+    for engine in ("kv", "vllm-0.24"):
+        p = subprocess.run([sys.executable, "-m", "wrpsim.perf", f"engine={engine}",
+                            "model=llama3.1-8b", "gpu=l40s-48gb", "tp=2", "prompt_tokens=2048",
+                            "breakdown=true"], cwd=tmp_path, capture_output=True, text=True,
+                           timeout=120, env={**os.environ, "WRPSIM_CATALOG": str(cat)})
+        assert p.returncode == 0, p.stderr
+        out[engine] = json.loads(p.stdout)
+    assert "kept from vllm-0.24/l40s-48gb" in out["kv"]["calibration"]
+    assert "uncalibrated" not in out["kv"]["calibration"]
+    assert out["kv"]["prefill_breakdown_s"]["all_reduce"] == pytest.approx(
+        out["vllm-0.24"]["prefill_breakdown_s"]["all_reduce"], rel=1e-12)
+    r = _cli("engine=kv", f"out_dir={cat / 'engines'}", "gpu=a10g-24gb",
+             f"kernels={_aic_dir(tmp_path / 'a10g')}")
+    assert r.returncode == 0, r.stderr
+    entry = yaml.safe_load((cat / "engines" / "kv.yaml").read_text())["gpus"]["a10g-24gb"]
+    assert entry == {"tables": "kv/a10g-24gb", "roofline": "l40s-48gb"}
 
 
 def test_a_fit_records_what_it_was_fitted_on_in_the_engine_file(tmp_path):

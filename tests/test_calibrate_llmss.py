@@ -312,25 +312,38 @@ def test_layouts_merge_by_the_median_of_a_key_measured_twice(tmp_path):
         merge([tmp_path / "one", tmp_path / "twin"], tmp_path / "bad")
 
 
-def test_cli_builds_an_engine_from_a_profile_keeping_a_reference(tmp_path):
-    cat = tmp_path / "catalog"
-    r = subprocess.run([sys.executable, "-m", "wrpsim.calibrate", "engine=my-rtx",
-                        "gpu=rtxpro6000-96gb", f"kernels={_profile(tmp_path)}",
-                        f"out_dir={cat / 'engines'}"], cwd=ROOT, capture_output=True, text=True,
-                       timeout=300)
-    assert r.returncode == 0, r.stderr
+def test_cli_builds_an_engine_from_a_profile_keeping_what_it_lacks(tmp_path):
+    """A profile (GEMMs and attention) of a GPU with complete tables of its own keeps the GPU's
+    other measured tables (collectives, MoE: copied in, `carried_from`); of a GPU the engine
+    times partly from a reference GPU (the RTX 4090: the L40S), it keeps that reference."""
     import yaml
 
+    cat = tmp_path / "catalog"
+    for gpu in ("rtxpro6000-96gb", "rtx4090-24gb"):
+        r = subprocess.run([sys.executable, "-m", "wrpsim.calibrate", "engine=my-rtx",
+                            f"gpu={gpu}", f"kernels={_profile(tmp_path / gpu)}",
+                            f"out_dir={cat / 'engines'}"], cwd=ROOT, capture_output=True,
+                           text=True, timeout=300)
+        assert r.returncode == 0, r.stderr
     raw = yaml.safe_load((cat / "engines" / "my-rtx.yaml").read_text())
-    assert raw["gpus"]["rtxpro6000-96gb"] == {"tables": "my-rtx/rtxpro6000-96gb",
-                                              "roofline": "l40s-48gb"}
-    # an MoE model runs on it: its experts are timed from the reference GPU
+    assert raw["gpus"]["rtxpro6000-96gb"] == {"tables": "my-rtx/rtxpro6000-96gb"}
+    assert raw["gpus"]["rtx4090-24gb"] == {"tables": "my-rtx/rtx4090-24gb",
+                                           "roofline": "l40s-48gb"}
+    meta = json.loads((cat / "engines" / "my-rtx" / "rtxpro6000-96gb" / "meta.json").read_text())
+    assert meta["format"] == "llmservingsim" and "LLMServingSim" in meta["tables"]["gemm"][
+        "profile"]
+    assert {n for n, t in meta["tables"].items() if t.get("carried_from")} >= {
+        "allreduce", "nccl", "moe"}
+    assert meta["tables"]["moe"]["carried_from"] == "vllm-0.24/rtxpro6000-96gb"
+    # an MoE model runs on it: its experts are the GPU's measured ones, and the label says so
     p = subprocess.run([sys.executable, "-m", "wrpsim.perf", "engine=my-rtx",
                         "model=qwen3-30b-a3b", "gpu=rtxpro6000-96gb", "tp=1"], cwd=ROOT,
                        capture_output=True, text=True, timeout=120,
                        env={**os.environ, "WRPSIM_CATALOG": str(cat)})
     assert p.returncode == 0, p.stderr
-    assert "LLMServingSim" in json.loads(p.stdout)["calibration"]
+    label = json.loads(p.stdout)["calibration"]
+    assert "LLMServingSim" in label and "moe, nccl kept from vllm-0.24/rtxpro6000-96gb" in label
+    assert "uncalibrated" not in label
 
 
 def test_an_engine_gpu_entry_with_an_unknown_key_is_one_line(tmp_path):

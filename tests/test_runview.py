@@ -345,7 +345,7 @@ def test_the_run_summary_names_failures_and_semantic_cache_hits():
     assert "failures" not in plain and "semantic cache" not in plain
 
 
-def test_the_fleet_line_names_precision_kv_dtype_and_role_when_not_the_defaults():
+def test_the_fleet_line_names_precision_kv_dtype_role_and_engine_when_not_the_defaults():
     from wrpsim.runview import fleet_text
 
     pools = {"pools": {"h100": {"gpu": "h100-80gb", "model": "m", "tp": 4, "count": 2,
@@ -357,6 +357,10 @@ def test_the_fleet_line_names_precision_kv_dtype_and_role_when_not_the_defaults(
     dp = {"pools": {"d": {"gpu": "h200-141gb", "model": "m", "tp": 8, "count": 1,
                           "attn_dp": 8, "ep": 8}}}
     assert fleet_text(dp) == "d: 1 x 8 h200-141gb (m, attn_dp 8, ep 8)"
+    eng = {"pools": {"r": {"gpu": "rtxpro6000-96gb", "model": "m", "tp": 2, "count": 1,
+                           "engine": "vllm-0.19"},
+                     "s": {"gpu": "h100-80gb", "model": "m", "engine": "vllm-0.24"}}}
+    assert fleet_text(eng) == "r: 1 x 2 rtxpro6000-96gb (m, vllm-0.19); s: 1 x 1 h100-80gb (m)"
 
 
 def test_the_requests_line_names_those_beyond_the_horizon():

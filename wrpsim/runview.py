@@ -54,8 +54,10 @@ def _qoe(s: dict) -> str:
 
 def fleet_text(pool_cfg: dict) -> str:
     """'h100: 4 x 4 h100-80gb (llama3.1-70b)' (instances x GPUs each) per pool, joined by '; ';
-    a pool's role, weight precision, KV dtype, data-parallel attention groups and expert
-    parallelism follow the model when not the defaults."""
+    a pool's role, weight precision, KV dtype, data-parallel attention groups, expert
+    parallelism and engine follow the model when not the defaults."""
+    from wrpsim.pool.engines import DEFAULT_ENGINE
+
     parts = []
     for name, p in sorted(((pool_cfg or {}).get("pools") or {}).items()):
         if isinstance(p, dict):
@@ -68,6 +70,8 @@ def fleet_text(pool_cfg: dict) -> str:
                 extra.append(f"attn_dp {p['attn_dp']}")
             if (p.get("ep") or 1) > 1:
                 extra.append(f"ep {p['ep']}")
+            if p.get("engine", DEFAULT_ENGINE) not in (DEFAULT_ENGINE, None):
+                extra.append(str(p["engine"]))
             parts.append(f"{name}: {p.get('count', 1)} x {p.get('tp', 1)} {p.get('gpu')} "
                          f"({', '.join([str(p.get('model')), *extra])})")
     return "; ".join(parts)

@@ -9,10 +9,14 @@ Steps, each optional but at least one:
    (`profiler/perf/<hw>/<org>/<model>/<variant>`, or one `tp<N>` folder of one;
    `wrpsim.calibrate.llmss`), which have GEMM and attention tables only —
    `kernels=[DENSE,DENSE2,MOE]` merges several models' profiles of one GPU into one set
-   of tables and adds the MoE block of an MoE model's profile on the same GPU: the GPU then
-   keeps a `roofline:` reference GPU for collectives (and MoE layers without an MoE profile;
-   its current one, else the engine's default), as does a GPU whose AIConfigurator folder
-   lacks collective or MoE tables.
+   of tables and adds the MoE block of an MoE model's profile on the same GPU. Tables the new
+   folder lacks are kept from the GPU's current ones in the engine, where it has its own
+   (copied in, marked `carried_from` in meta.json and named in the calibration label: a
+   folder of GEMMs and attention keeps the GPU's measured collectives and MoE layers); what
+   is still missing (collectives, MoE layers) comes from a `roofline:` reference GPU: the
+   engine's for the GPU, else its default where that is on the same kind of scale-up link,
+   else the GPU with complete tables on that kind of link nearest in memory bandwidth (a PCIe
+   card's collectives from another PCIe card's).
 2. `steps=CSV` and/or `benchmarks=CSV` and/or `validation=SET`: fit the engine constants named
    in `fit` on per-step timings, closed-loop benchmarks (`wrpsim.calibrate.fit` documents the
    columns) or a shipped measured set's fit split (only its cases on `gpu=` when given) and
@@ -243,6 +247,39 @@ def default_out_dir(out_dir: Any) -> Path:
     return Path(time.strftime("results/calibrate/%Y-%m-%d/%H-%M-%S")) / "engines"
 
 
+def _current_tables(engine_file: Path, entry: dict) -> dict:
+    """{table name: (Parquet bytes, its meta.json entry, folder)} of the GPU's current tables
+    (`entry`'s `tables:` folder, relative to the engine file's folder or the shipped engines),
+    read into memory: what a new table folder for the GPU lacks is carried over from them."""
+    from wrpsim.pool import engines as E
+
+    rel = entry.get("tables")
+    if not rel:
+        return {}
+    for d in (engine_file.parent / str(rel), E.engines_dir() / str(rel)):
+        if (d / "meta.json").is_file():
+            info = json.loads((d / "meta.json").read_text()).get("tables") or {}
+            return {name: ((d / f"{name}.parquet").read_bytes(), t, str(rel))
+                    for name, t in info.items() if (d / f"{name}.parquet").is_file()}
+    return {}
+
+
+def _carry_over(folder: Path, meta: dict, kept: dict) -> None:
+    """Complete a new table folder with the GPU's current tables of the operators it lacks
+    (`_current_tables`: the same GPU's measurements, e.g. its collectives and MoE layers when the
+    new folder times GEMMs and attention only), each marked `carried_from` in meta.json; and
+    drop Parquet files of an earlier compaction into the same folder that the new meta.json
+    does not list."""
+    for name, (data, info, rel) in kept.items():
+        if name not in meta["tables"]:
+            (folder / f"{name}.parquet").write_bytes(data)
+            meta["tables"][name] = {**info, "carried_from": info.get("carried_from") or rel}
+    for f in folder.glob("*.parquet"):
+        if f.stem not in meta["tables"]:
+            f.unlink()
+    (folder / "meta.json").write_text(json.dumps(meta, indent=1, sort_keys=True) + "\n")
+
+
 def _reference(raw: dict, gpu: str) -> str:
     """The reference GPU whose tables (moved over by the roofline ratio) time the operators a
     new `gpu` table folder lacks: the engine's own `roofline:` for `gpu` where it names one;
@@ -307,12 +344,16 @@ def run(cfg: dict[str, Any]) -> dict[str, Any]:
         tables = out_dir / cfg["engine"] / gpu
         entry = {"tables": str(tables.relative_to(out_dir))}
         srcs = cfg["kernels"] if isinstance(cfg["kernels"], list) else [cfg["kernels"]]
+        old = (raw.get("gpus") or {}).get(gpu) or {}
+        kept = _current_tables(path, old)  # (read before the new tables may overwrite them)
         if all(llmss.is_profile(s) for s in srcs):
             meta = llmss.compact(srcs, tables, gpu=get_gpu(gpu))
-            entry["roofline"] = _reference(raw, gpu)
+            _carry_over(tables, meta, kept)
+            if old.get("roofline") or not {"allreduce", "moe"} <= set(meta["tables"]):
+                entry["roofline"] = _reference(raw, gpu)
         elif len(srcs) == 1:
             meta = aic.compact(srcs[0], tables, gpu=get_gpu(gpu))
-            old = (raw.get("gpus") or {}).get(gpu) or {}
+            _carry_over(tables, meta, kept)
             if old.get("roofline"):  # (the engine's reference for what the tables lack, kept)
                 entry["roofline"] = str(old["roofline"])
             elif not {"allreduce", "moe"} <= set(meta["tables"]):

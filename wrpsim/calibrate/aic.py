@@ -387,14 +387,17 @@ def compact(system_dir: str | Path, out_dir: str | Path, gpu=None) -> dict:
     system_dir, out_dir = Path(system_dir), Path(out_dir)
     if not system_dir.is_dir():
         raise ConfigError(f"kernels: {system_dir} is not a directory")
+    for name in REQUIRED:  # (before anything is written)
+        op, stem = SOURCES[name]
+        if find_table(system_dir, op, stem) is None:
+            raise ConfigError(f"kernels: {system_dir} has no {op}/<framework>/<version>/"
+                              f"{stem}.parquet of a framework read ({', '.join(FRAMEWORKS)}; "
+                              f"AIConfigurator layout)")
     out_dir.mkdir(parents=True, exist_ok=True)
     meta: dict = {"source": str(system_dir), "tables": {}}
     for name, (op, stem) in SOURCES.items():
         path = find_table(system_dir, op, stem)
         if path is None:
-            if name in REQUIRED:
-                raise ConfigError(f"kernels: {system_dir} has no {op}/*/*/{stem}.parquet "
-                                  f"(AIConfigurator layout)")
             continue
         raw = pd.read_parquet(path)
         if name == "gdn_prefill":

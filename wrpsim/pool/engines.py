@@ -216,6 +216,12 @@ def _label(engine: Engine, d: Path) -> str:
         moe = (tables.get("moe") or {}).get("profile")
         if moe and moe != tab.get("profile"):  # MoE block from another model's profile
             of += f"; MoE: {moe}"
+        carried = {}  # tables kept from the GPU's earlier ones (`python -m wrpsim.calibrate`)
+        for name, t in sorted(tables.items()):
+            if t.get("carried_from"):
+                carried.setdefault(t["carried_from"], []).append(name)
+        for folder, names in carried.items():
+            of += f"; {', '.join(names)} kept from {folder}"
         return f"kernels: {tab['framework']} {tab['version']} ({tab['device']}{of})"
     except (OSError, KeyError, ValueError):
         return f"kernels: {engine.name} {d.name}"
