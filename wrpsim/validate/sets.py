@@ -12,9 +12,10 @@ workload config), the measured metrics, and whether it belongs to the calibratio
   [0.8 x isl, isl] and [0.8 x osl, osl] (`--random-range-ratio 0.8`), 10 x concurrency
   requests, `--max-num-seqs` = concurrency, `--max-num-batched-tokens 8192`; the other rows use
   fixed lengths and the same request count.
-- ``llmservingsim``: four vLLM 0.19 runs from LLMServingSim (`pools/measured/llmservingsim/`,
-  MIT), replayed request by request from their exact arrivals and lengths: mean and median TTFT,
-  TPOT and end-to-end latency.
+- ``llmservingsim``: five runs from LLMServingSim (four vLLM 0.19, one 0.28;
+  `pools/measured/llmservingsim/`, MIT), replayed request by request from their exact arrivals
+  and lengths under the engine of their vLLM version (`run_engine`): mean and median TTFT, TPOT
+  and end-to-end latency.
 - ``mlenergy``: ML.ENERGY benchmark v3 (vLLM 0.11.1, H100 / B200; the leaderboard has no licence,
   so it is read from `mlenergy_dir` when given and never shipped): closed loop at concurrency
   `max_num_seqs`, output lengths from the model's published distribution, median ITL and
