@@ -486,6 +486,9 @@ def test_a_gpu_calibrated_from_gemm_and_attention_tables_borrows_the_rest(tmp_pa
     assert r.returncode == 0, r.stderr
     entry = yaml.safe_load((cat / "engines" / "kv.yaml").read_text())["gpus"]["l40s-48gb"]
     assert entry == {"tables": "kv/l40s-48gb"}
+    said = json.loads(r.stdout.strip().splitlines()[-1])  # (the JSON line says so too)
+    assert said["gpu_entry"] == entry and {"allreduce", "nccl", "moe"} <= set(
+        said["carried_over"])
     meta = json.loads((cat / "engines" / "kv" / "l40s-48gb" / "meta.json").read_text())
     assert meta["tables"]["allreduce"]["carried_from"] == "vllm-0.24/l40s-48gb"
     assert "carried_from" not in meta["tables"]["gemm"]
@@ -506,6 +509,8 @@ def test_a_gpu_calibrated_from_gemm_and_attention_tables_borrows_the_rest(tmp_pa
     assert r.returncode == 0, r.stderr
     entry = yaml.safe_load((cat / "engines" / "kv.yaml").read_text())["gpus"]["a10g-24gb"]
     assert entry == {"tables": "kv/a10g-24gb", "roofline": "l40s-48gb"}
+    said = json.loads(r.stdout.strip().splitlines()[-1])
+    assert said["gpu_entry"] == entry and "carried_over" not in said
 
 
 def test_a_fit_records_what_it_was_fitted_on_in_the_engine_file(tmp_path):

@@ -41,7 +41,9 @@ parent of `out_dir` (the JSON line's `catalog` when `out_dir` is an `engines` fo
 `"written": false`); a new engine's file is still created, since the fit simulates with it, and
 the per-row errors still go to `NAME.fit.csv`. `gpu=` is read by `kernels=` and `validation=`
 only (a steps or benchmarks file names each row's GPU). The last line of stdout
-is one JSON object; bad input prints one line on stderr and exits with status 2.
+is one JSON object (with `kernels=`: the rows per table, the GPU's entry as written —
+`tables:` and any `roofline:` reference — and the tables `carried_over` from its earlier
+ones); bad input prints one line on stderr and exits with status 2.
 """
 
 from __future__ import annotations
@@ -367,6 +369,11 @@ def run(cfg: dict[str, Any]) -> dict[str, Any]:
                               "(of one GPU: their layouts merged, MoE models' MoE block added)")
         raw.setdefault("gpus", {})[gpu] = entry
         result["tables"] = {k: v["rows"] for k, v in meta["tables"].items()}
+        # where the GPU's other operators come from: its earlier tables, a reference GPU
+        result["gpu_entry"] = dict(entry)
+        carried = sorted(k for k, v in meta["tables"].items() if v.get("carried_from"))
+        if carried:
+            result["carried_over"] = carried
     created = not path.is_file()
     if cfg["kernels"] or created:
         path.write_text(yaml.safe_dump(raw, sort_keys=False))
