@@ -176,3 +176,41 @@ def test_constant_pools_reject_attention_groups():
                                                           "decode_step_s": 0.01}})
     with pytest.raises(ConfigError, match="attn_dp: a constant latency model has no attention"):
         build_latency(spec)
+
+
+def test_the_ranks_per_step_sync_stalls_async_scheduling_where_the_engine_says_so():
+    """vLLM's data-parallel ranks all-reduce their token counts before every forward pass,
+    which stalls async scheduling (`EngineConstants.dp_sync_stalls_async`, set in the vLLM
+    0.19 / 0.24 engines): with attn_dp > 1 an iteration takes its GPU time plus the engine's
+    CPU time (each rank's own: its share of the sequences), not the longer of the two; plain
+    tensor parallelism, and an engine without the property, keep the overlap; the schedule is
+    fixed an iteration ahead either way, and the label says so."""
+    import dataclasses
+
+    from wrpsim.pool.catalog import get_gpu, get_model
+    from wrpsim.pool.engines import get_engine, kernels_for
+    from wrpsim.pool.kernels.model import KernelLatency
+
+    eng = get_engine("vllm-0.24")
+    c = eng.constants
+    assert c.dp_sync_stalls_async and c.async_scheduling
+    spec, gpu, k = get_model(MODEL), get_gpu(GPU), kernels_for(eng, GPU)
+    dp = KernelLatency(spec, gpu, 4, k, c, ep=4, attn_dp=2)
+    tp = KernelLatency(spec, gpu, 4, k, c, ep=4)
+    off = KernelLatency(spec, gpu, 4, k, dataclasses.replace(c, dp_sync_stalls_async=False),
+                        ep=4, attn_dp=2)
+    for lat in (dp, tp, off):
+        assert lat.schedule_lag
+    n, ctx = 64, 64 * 1000
+    cpu = (c.iter_overhead_us + c.seq_overhead_us * n / 2) * 1e-6
+    g = dp.gpu_s(0, 0.0, n, ctx)
+    assert dp.iteration_s(0, 0.0, n, ctx) == pytest.approx(g + cpu, rel=1e-12)
+    assert off.iteration_s(0, 0.0, n, ctx) == pytest.approx(max(g, cpu), rel=1e-12)
+    cpu_tp = (c.iter_overhead_us + c.seq_overhead_us * n) * 1e-6
+    g_tp = tp.gpu_s(0, 0.0, n, ctx)
+    assert tp.iteration_s(0, 0.0, n, ctx) == pytest.approx(max(g_tp, cpu_tp), rel=1e-12)
+    assert "per-step sync stalls async scheduling" in dp.calibration
+    assert "per-step sync" not in tp.calibration + off.calibration
+    np.testing.assert_allclose(  # (decode runs step the same way)
+        dp.decode_run_s(n, ctx, 5), [dp.iteration_s(0, 0.0, n, ctx + i * n) for i in range(5)],
+        rtol=1e-12)

@@ -218,16 +218,18 @@ def test_steady_window_is_the_benchmarks_and_power_is_averaged_over_it():
 
 def test_llmservingsim_dp_ep_run_is_one_instance_with_data_parallel_attention():
     """The RTX PRO 6000 Qwen3-30B-A3B run (vLLM DP 2 x EP 2) replays as one instance of two
-    GPUs with attn_dp 2 and the experts spread over both: mean TPOT and end-to-end latency
-    within 20 % (docs/validation.md: -17 / -19 % from the GPU's own vLLM 0.19 kernels,
-    collectives included; -11 / -12 % from LLMServingSim's profiles and the L40S's collectives
-    before; it was +22 / +24 % as two replicas that each read all experts)."""
+    GPUs with attn_dp 2 and the experts spread over both, its ranks' per-step sync stalling
+    async scheduling (vLLM 0.19): mean TPOT and end-to-end latency within the 10 % goal
+    (docs/validation.md: -4 / -5 %; -17 / -18 % with the CPU time hidden behind the GPU's, as
+    without data parallelism; -11 / -12 % from LLMServingSim's profiles and the L40S's
+    collectives before; it was +22 / +24 % as two replicas that each read all experts)."""
     case = next(c for c in llmservingsim_cases() if "Qwen3-30B" in c.name)
     assert case.pool["tp"] == 2 and case.pool["attn_dp"] == 2 and case.pool["ep"] == 2
     assert case.count == 1 and case.pool["scheduler"]["max_seqs"] == 256
     sim = simulate(case)
+    assert "per-step sync stalls async scheduling" in sim["calibration"]
     e = errors(case, sim)
-    assert abs(e["tpot_mean_s"]) <= 0.20 and abs(e["e2e_mean_s"]) <= 0.20
+    assert abs(e["tpot_mean_s"]) <= 0.10 and abs(e["e2e_mean_s"]) <= 0.10
 
 
 def test_llmservingsim_tp2_run_with_the_all_reduce_over_pcie():

@@ -148,6 +148,13 @@ class EngineConstants:
     #: vLLM 0.11 ran them through its Triton fused-MoE and block matmul kernels: the same
     #: model measured in both precisions decodes no faster in FP8 (docs/validation.md)
     fp8_block_no_faster_than_bf16: bool = False
+    #: engine property, not fitted: with data-parallel attention (`attn_dp` > 1) its ranks
+    #: agree on their token counts before every forward pass (an all-reduce: NCCL, a GPU
+    #: sync, until vllm-project/vllm#29311; then a CPU Gloo all-reduce, whose bubbles
+    #: vllm-project/vllm#32140 and #44636 measure), which stalls async scheduling: an
+    #: iteration then takes its GPU time plus its CPU time, as without async scheduling (the
+    #: schedule is still fixed one iteration ahead)
+    dp_sync_stalls_async: bool = False
 
 
 _GRID: list = [np.zeros(0), np.zeros(0)]
@@ -344,6 +351,10 @@ class KernelLatency:
         self._graph_mixed = bool(constants.cudagraph_mixed)
         self.schedule_lag = bool(constants.async_scheduling)
         self._async = self.schedule_lag  # (`c.async_scheduling`, read as a struct field)
+        if attn_dp > 1 and constants.dp_sync_stalls_async and self._async:
+            self._async = False  # (the ranks' per-step sync: GPU + CPU, `EngineConstants`)
+            self.calibration += ("; data-parallel ranks' per-step sync stalls async scheduling "
+                                 "(engine setting)")
         self._cpu0 = constants.iter_overhead_us * 1e-6
         self._cpu_seq = constants.seq_overhead_us * 1e-6 / attn_dp  # each group's own CPU
         key = precomputed.model_key(self)
