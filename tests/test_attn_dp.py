@@ -214,3 +214,9 @@ def test_the_ranks_per_step_sync_stalls_async_scheduling_where_the_engine_says_s
     np.testing.assert_allclose(  # (decode runs step the same way)
         dp.decode_run_s(n, ctx, 5), [dp.iteration_s(0, 0.0, n, ctx + i * n) for i in range(5)],
         rtol=1e-12)
+    # power: the GPU's share of the (longer) iteration is the same GPU work, so the same watts
+    for lat in (dp, off):
+        assert lat.power_w(0, n, ctx, lat.iteration_s(0, 0.0, n, ctx)) == pytest.approx(
+            dp.power_w(0, n, ctx, dp.iteration_s(0, 0.0, n, ctx)), rel=1e-9)
+        assert lat.decode_power_w(n, ctx, lat.iteration_s(0, 0.0, n, ctx)) == pytest.approx(
+            dp.decode_power_w(n, ctx, dp.iteration_s(0, 0.0, n, ctx)), rel=1e-9)
