@@ -26,9 +26,9 @@ Steps, each optional but at least one:
    `error_pct.not_constrained`; a row whose simulation gives no value (every request dropped)
    is left out with a warning naming its file and line, and a file with no usable row left is
    an error. The per-row errors (signed %, before and after) go to `NAME.fit.csv` beside the
-   engine (`rows_csv`); a median error above 50 % after the fit, or a constant at an end of its range (`error_pct.on_bound`),
-   is warned about; above 1,000 % (a unit mistake) nothing is written and the run stops with
-   one line.
+   engine (`rows_csv`); a median error above 50 % after the fit, or a constant at an end of
+   its range (`error_pct.on_bound`), is warned about; above 1,000 % (a unit mistake) nothing is
+   written and the run stops with one line.
 
 The engine is `out_dir/NAME.yaml`: a copy of the engine NAME when one exists already (shipped or
 yours), else created from `base`. `out_dir` follows every verb's convention: a relative path is
