@@ -251,19 +251,17 @@ def default_out_dir(out_dir: Any) -> Path:
 
 def _current_tables(engine_file: Path, entry: dict) -> dict:
     """{table name: (Parquet bytes, its meta.json entry, folder)} of the GPU's current tables
-    (`entry`'s `tables:` folder, relative to the engine file's folder or the shipped engines),
-    read into memory: what a new table folder for the GPU lacks is carried over from them."""
+    (`entry`'s `tables:` folder, `engines.find_tables_dir`), read into memory: what a new table
+    folder for the GPU lacks is carried over from them."""
     from wrpsim.pool import engines as E
 
     rel = entry.get("tables")
-    if not rel:
+    d = E.find_tables_dir(engine_file, rel) if rel else None
+    if d is None or not (d / "meta.json").is_file():
         return {}
-    for d in (engine_file.parent / str(rel), E.engines_dir() / str(rel)):
-        if (d / "meta.json").is_file():
-            info = json.loads((d / "meta.json").read_text()).get("tables") or {}
-            return {name: ((d / f"{name}.parquet").read_bytes(), t, str(rel))
-                    for name, t in info.items() if (d / f"{name}.parquet").is_file()}
-    return {}
+    info = json.loads((d / "meta.json").read_text()).get("tables") or {}
+    return {name: ((d / f"{name}.parquet").read_bytes(), t, str(rel))
+            for name, t in info.items() if (d / f"{name}.parquet").is_file()}
 
 
 def _carry_over(folder: Path, meta: dict, kept: dict) -> None:

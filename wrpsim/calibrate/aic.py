@@ -164,8 +164,9 @@ def _gemm(df: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
     m = df["m"]
     df = df[~((m > 16) & (m % 16 == 1))]
     df = df.groupby(["dtype", "n", "k", "m"], as_index=False)["latency"].median()
-    slower = slower_than_bf16(df)
-    never = [dt for dt in slower if _all_slower_than_bf16(df, dt)]
+    ratios = _ratios_to_bf16(df)
+    slower = slower_than_bf16(ratios)
+    never = [dt for dt, r in ratios.items() if bool((r > 1.0).all())]
     if never:  # no cell of it on the engine's path: the dtype is left unmeasured
         df = df[~df["dtype"].isin(never)]
     df = lower_envelope(df.rename(columns={"latency": "ms"}), ["dtype", "n", "k"], "m")
@@ -187,23 +188,21 @@ def lower_envelope(df: pd.DataFrame, keys: list[str], size: str) -> pd.DataFrame
     return df
 
 
-def slower_than_bf16(df: pd.DataFrame) -> dict:
-    """{dtype: share of its cells measured slower than BF16 at the same (m, n, k)}."""
+def _ratios_to_bf16(df: pd.DataFrame) -> dict:
+    """{dtype: its cells' times over BF16's at the same (m, n, k)} (cells BF16 measured)."""
     base = df[df["dtype"] == "bf16"].set_index(["m", "n", "k"])["latency"]
     out = {}
     for dt, rows in df[df["dtype"] != "bf16"].groupby("dtype"):
         ratio = (rows.set_index(["m", "n", "k"])["latency"] / base).dropna()
         if len(ratio):
-            out[str(dt)] = round(float((ratio > 1.0).mean()), 3)
+            out[str(dt)] = ratio
     return out
 
 
-def _all_slower_than_bf16(df: pd.DataFrame, dtype: str) -> bool:
-    """Whether every cell of `dtype` measured at a BF16-measured (m, n, k) is slower than BF16."""
-    base = df[df["dtype"] == "bf16"].set_index(["m", "n", "k"])["latency"]
-    rows = df[df["dtype"] == dtype].set_index(["m", "n", "k"])["latency"]
-    ratio = (rows / base).dropna()
-    return bool(len(ratio)) and bool((ratio > 1.0).all())
+def slower_than_bf16(ratios: dict) -> dict:
+    """{dtype: share of its cells measured slower than BF16 at the same (m, n, k)}, from
+    `_ratios_to_bf16`."""
+    return {dt: round(float((r > 1.0).mean()), 3) for dt, r in ratios.items()}
 
 
 def _attention(df: pd.DataFrame, decode: bool) -> pd.DataFrame:

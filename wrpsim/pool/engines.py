@@ -192,14 +192,23 @@ def kernels_for(engine: Engine, gpu_name: str):
     return moved if own is None else Partial(own, moved)
 
 
-def tables_dir(engine: Engine, gpu_name: str, rel) -> Path:
-    """The folder of an engine's `gpus.<gpu>.tables` entry: relative to the engine file's
-    folder, else to the shipped engines folder (a calibration written by `python -m
-    wrpsim.calibrate` names the shipped tables it builds on that way, so its folder can be
-    moved or shared); a `ConfigError` naming the entry when neither holds it."""
-    for d in (engine.path.parent / str(rel), engines_dir() / str(rel)):
+def find_tables_dir(engine_file: Path, rel) -> Path | None:
+    """The folder a `gpus.<gpu>.tables` entry `rel` of the engine file `engine_file` names:
+    relative to that file's folder, else to the shipped engines folder (a calibration written
+    by `python -m wrpsim.calibrate` names the shipped tables it builds on that way, so its
+    folder can be moved or shared); None when neither holds it."""
+    for d in (engine_file.parent / str(rel), engines_dir() / str(rel)):
         if d.is_dir():
             return d
+    return None
+
+
+def tables_dir(engine: Engine, gpu_name: str, rel) -> Path:
+    """The folder of an engine's `gpus.<gpu>.tables` entry (`find_tables_dir`); a
+    `ConfigError` naming the entry when there is none."""
+    d = find_tables_dir(engine.path, rel)
+    if d is not None:
+        return d
     raise ConfigError(f"{engine.path}: gpus.{gpu_name}.tables: no folder {str(rel)!r} beside "
                       f"the engine file or in the shipped engines folder {engines_dir()}")
 
