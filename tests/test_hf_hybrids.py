@@ -409,3 +409,77 @@ def test_qwen35_asks_for_a_float32_state_in_its_own_key():
     with pytest.raises(ConfigError, match=r"^config\.json key 'mamba_ssm_dtype' must be one "
                                           r"of float32, bfloat16, float16, got 'fp64'$"):
         read_hf_config({**QWEN3_NEXT, "mamba_ssm_dtype": "fp64"})
+
+
+NEMOTRON_3_ULTRA = {  # nvidia/NVIDIA-Nemotron-3-Ultra-550B-A55B-BF16: 550B total, 55B active
+    "model_type": "nemotron_h", "hidden_size": 8192, "intermediate_size": 5120,
+    "head_dim": 128, "mamba_head_dim": 64, "mamba_num_heads": 256, "n_groups": 8,
+    "ssm_state_size": 128, "conv_kernel": 4, "mlp_hidden_act": "relu2",
+    "moe_intermediate_size": 5120, "moe_latent_size": 2048,
+    "moe_shared_expert_intermediate_size": 10240, "n_routed_experts": 512,
+    "n_shared_experts": 1, "num_experts_per_tok": 22, "num_attention_heads": 64,
+    "num_key_value_heads": 2, "vocab_size": 131072, "tie_word_embeddings": False,
+    "max_position_embeddings": 262144, "mamba_ssm_cache_dtype": "float32",
+    # no num_hidden_layers and no hybrid_override_pattern: one kind per layer instead
+    "layers_block_type": [{"M": "mamba", "E": "moe", "*": "attention", "-": "mlp"}[ch] for ch in
+                          "MEMEMEM*EMEMEM*EMEMEMEM*EMEMEMEM*EMEMEM*EMEMEMEM*EMEMEMEM*EMEMEM*"
+                          "EMEMEMEM*EMEMEMEM*EMEMEM*EMEMEMEM*EMEMEMEME"]}
+
+
+def test_a_layer_list_stands_for_the_nemotron_pattern():
+    """Nemotron 3 Ultra's config.json gives `layers_block_type` (one of mamba / attention /
+    mlp / moe per layer) where earlier Nemotron-H files give `hybrid_override_pattern` and
+    `num_hidden_layers`; it was refused ("lacks 'num_hidden_layers'"). Read as the pattern it
+    stands for, the model comes out at its published 550 B parameters, 55 B active."""
+    m, unread = _spec(NEMOTRON_3_ULTRA)
+    assert (m.layers, m.attn_layers, m.mamba_layers, m.moe_layers) == (108, 12, 48, 48)
+    assert "layers_block_type" not in unread
+    assert m.params / 1e9 == pytest.approx(550, rel=0.01)
+    assert m.active_params / 1e9 == pytest.approx(56, rel=0.01)
+    pattern = "".join({"mamba": "M", "moe": "E", "attention": "*", "mlp": "-"}[b]
+                      for b in NEMOTRON_3_ULTRA["layers_block_type"])
+    same, _ = _spec({**NEMOTRON_3_ULTRA, "hybrid_override_pattern": pattern,
+                     "num_hidden_layers": 108})
+    assert same == m
+
+
+@pytest.mark.parametrize("edit, message", [
+    ({"layers_block_type": ["mamba", "cross"] * 3},
+     r"^config\.json key 'layers_block_type': unknown layer kind 'cross'; valid: mamba, "
+     r"attention, mlp, moe$"),
+    ({"layers_block_type": ["mamba", "moe"] * 3},
+     r"^config\.json describes a purely recurrent model \(no 'attention' layer in "
+     r"layers_block_type\)"),
+    ({"layers_block_type": ["mamba", "attention"] * 3, "num_hidden_layers": 8},
+     r"^config\.json key 'layers_block_type' must have one entry per layer \(num_hidden_layers "
+     r"8\), got 6 layers$"),
+    ({"layers_block_type": ["mamba", "attention"], "hybrid_override_pattern": "*M"},
+     r"^config\.json keys 'layers_block_type' and 'hybrid_override_pattern' describe "
+     r"different layer stacks; give one of them$"),
+    ({"layers_block_type": "M*"},
+     r"^config\.json key 'layers_block_type' must be a list of layer kinds"),
+])
+def test_a_bad_layer_list_is_one_line(edit, message):
+    with pytest.raises(ConfigError, match=message) as e:
+        read_hf_config({**NEMOTRON_3_ULTRA, **edit})
+    assert "\n" not in str(e.value)
+
+
+def test_deepseek_sparse_attention_layers_are_attention_layers():
+    """transformers 5's GLM-5 config.json (NVIDIA's NVFP4 GLM-5.2) names every layer
+    'deepseek_sparse_attention' in `layer_types`; it was refused as an unknown kind. They are
+    attention layers (a KV cache per token; the sparse attention itself is read from the
+    `index_*` keys), so the model is the one the same file without `layer_types` describes."""
+    from wrpsim.pool.catalog import get_model
+
+    glm = {"model_type": "glm_moe_dsa", "hidden_size": 6144, "num_hidden_layers": 4,
+           "num_attention_heads": 64, "num_key_value_heads": 64, "kv_lora_rank": 512,
+           "q_lora_rank": 2048, "qk_nope_head_dim": 192, "qk_rope_head_dim": 64,
+           "v_head_dim": 256, "intermediate_size": 12288, "moe_intermediate_size": 2048,
+           "n_routed_experts": 256, "num_experts_per_tok": 8, "n_shared_experts": 1,
+           "first_k_dense_replace": 1, "index_topk": 2048, "index_n_heads": 32,
+           "index_head_dim": 128, "vocab_size": 154880}
+    plain, _ = _spec(glm)
+    typed, _ = _spec({**glm, "layer_types": ["deepseek_sparse_attention"] * 4})
+    assert typed == plain and typed.attn_layers == 4 and typed.index_topk == 2048
+    assert get_model("deepseek-v3.2").index_topk == 2048  # (the shipped DSA model, unchanged)

@@ -409,24 +409,56 @@ INT_FIELDS = tuple(f for f in SPEC_FIELDS
 REQUIRED = ("layers", "hidden", "heads", "kv_heads", "head_dim", "intermediate", "vocab")
 
 
-def _pattern_counts(pattern, layers: int) -> tuple[int, int, int]:
+def _pattern_counts(pattern, layers: int, key: str = "hybrid_override_pattern"
+                    ) -> tuple[int, int, int]:
     """(attention, mamba, mlp) layer counts of a Nemotron-H `hybrid_override_pattern`
     ('*' attention, 'M' Mamba-2, '-' MLP, 'E' MoE), one character per layer of
-    `num_hidden_layers`; `ConfigError` naming the key otherwise, and for a stack without an
-    attention layer."""
+    `num_hidden_layers`; `ConfigError` naming the key (`key`: the config.json key the pattern
+    was read from) otherwise, and for a stack without an attention layer."""
     if not isinstance(pattern, str) or len(pattern) != layers:
-        raise ConfigError(f"config.json key 'hybrid_override_pattern' must have one character "
-                          f"per layer (num_hidden_layers {layers}), got {pattern!r}")
+        got = (f"{len(pattern)} layers" if key == "layers_block_type" and isinstance(pattern, str)
+               else repr(pattern))
+        raise ConfigError(f"config.json key {key!r} must have one "
+                          f"{'entry' if key == 'layers_block_type' else 'character'} "
+                          f"per layer (num_hidden_layers {layers}), got {got}")
     bad = sorted(set(pattern) - set("*M-E"))
     if bad:
         raise ConfigError(f"config.json key 'hybrid_override_pattern': unknown layer kind(s) "
                           f"{', '.join(map(repr, bad))}; valid: '*' attention, 'M' Mamba-2, "
                           f"'-' MLP, 'E' MoE")
     if "*" not in pattern:
-        raise ConfigError("config.json describes a purely recurrent model (no '*' attention "
-                          "layer in hybrid_override_pattern); wrpsim models stacks with at "
-                          "least one attention layer")
+        what = "'attention'" if key == "layers_block_type" else "'*' attention"
+        raise ConfigError(f"config.json describes a purely recurrent model (no {what} layer "
+                          f"in {key}); wrpsim models stacks with at least one attention layer")
     return pattern.count("*"), pattern.count("M"), pattern.count("-") + pattern.count("E")
+
+
+#: Nemotron-H `layers_block_type` kinds -> their `hybrid_override_pattern` letters
+#: (transformers NemotronHConfig, which derives the one from the other)
+_BLOCK_LETTERS = {"mamba": "M", "attention": "*", "mlp": "-", "moe": "E"}
+
+
+def _nemotron_pattern(c: dict):
+    """A Nemotron-H stack's layer pattern (`_pattern_counts`): `hybrid_override_pattern`, or
+    the `layers_block_type` list that newer config.json files give instead (Nemotron 3 Ultra:
+    one of mamba / attention / mlp / moe per layer); None for other models. `ConfigError`
+    naming `layers_block_type` for a kind outside those four, or for a list that disagrees
+    with a pattern given beside it."""
+    pattern, blocks = c.get("hybrid_override_pattern"), c.get("layers_block_type")
+    if blocks is None:
+        return pattern
+    if not isinstance(blocks, list) or not blocks:
+        raise ConfigError(f"config.json key 'layers_block_type' must be a list of layer kinds "
+                          f"({', '.join(_BLOCK_LETTERS)}), got {blocks!r}")
+    bad = sorted({str(b) for b in blocks} - set(_BLOCK_LETTERS))
+    if bad:
+        raise ConfigError(f"config.json key 'layers_block_type': unknown layer kind {bad[0]!r}; "
+                          f"valid: {', '.join(_BLOCK_LETTERS)}")
+    derived = "".join(_BLOCK_LETTERS[b] for b in blocks)
+    if pattern is not None and pattern != derived:
+        raise ConfigError("config.json keys 'layers_block_type' and 'hybrid_override_pattern' "
+                          "describe different layer stacks; give one of them")
+    return derived
 
 
 #: Hugging Face config-class defaults, per `model_type`, of the keys `from_hf_config` reads, for
@@ -587,8 +619,9 @@ def from_hf_config(cfg: dict) -> dict:
     tie_word_embeddings, max_position_embeddings, sliding_window with layer_types /
     sliding_window_pattern, MLA
     (kv_lora_rank, q_lora_rank, qk_rope_head_dim, qk_nope_head_dim, v_head_dim) and its
-    DeepSeek Sparse Attention (index_topk, index_n_heads, index_head_dim), Nemotron-H
-    hybrids (hybrid_override_pattern, mamba_num_heads, mamba_head_dim, ssm_state_size,
+    DeepSeek Sparse Attention (index_topk, index_n_heads, index_head_dim; `layer_types`
+    "deepseek_sparse_attention"), Nemotron-H hybrids (hybrid_override_pattern or its
+    layers_block_type list, mamba_num_heads, mamba_head_dim, ssm_state_size,
     n_groups / mamba_num_groups, conv_kernel) and the other hybrid stacks of
     `_recurrent_layers` (Granite 4 / Qwen3.5 `layer_types`, Qwen3-Next
     `full_attention_interval` and `linear_*`, Jamba `attn_layer_period` / `_offset` and
@@ -672,7 +705,8 @@ def _moe_layer_count(c: dict, layers: int) -> int:
 
 #: `layer_types` entries: attention layers (a KV cache per token) and recurrent ones (a
 #: fixed state per sequence: Mamba, or linear attention such as Qwen3-Next's Gated DeltaNet)
-ATTENTION_TYPES = ("full_attention", "attention", "sliding_attention", "chunked_attention")
+ATTENTION_TYPES = ("full_attention", "attention", "sliding_attention", "chunked_attention",
+                   "deepseek_sparse_attention")
 RECURRENT_TYPES = ("mamba", "linear_attention")
 
 
@@ -794,7 +828,7 @@ def _fields(c: dict) -> dict:
                           "('block_configs', DeciLM / Nemotron NAS models), which wrpsim's "
                           "uniform layers cannot hold; give the model as wrpsim's own fields "
                           "(pools/README.md) with its average widths")
-    pattern = c.get("hybrid_override_pattern")
+    pattern = _nemotron_pattern(c)
     if c.get("num_hidden_layers") is None and isinstance(pattern, str) and pattern:
         layers = len(pattern)  # (Nemotron 3 Ultra: null, its pattern has one letter a layer)
     else:
@@ -921,8 +955,9 @@ def _fields(c: dict) -> dict:
         if n:
             out["sliding_window"], out["sliding_layers"] = int(chunk), int(n)
             out["chunked_attention"] = True
-    if c.get("hybrid_override_pattern"):
-        a, m, f = _pattern_counts(c["hybrid_override_pattern"], layers)
+    if pattern:
+        a, m, f = _pattern_counts(pattern, layers, "hybrid_override_pattern"
+                                  if c.get("hybrid_override_pattern") else "layers_block_type")
         out.update(attention_layers=a, mamba_layers=m, mlp_layers=f,
                    mamba_heads=_hf_req(c, "mamba_num_heads"),
                    mamba_head_dim=_hf_req(c, "mamba_head_dim"),
