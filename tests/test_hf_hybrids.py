@@ -441,6 +441,10 @@ def test_a_layer_list_stands_for_the_nemotron_pattern():
     same, _ = _spec({**NEMOTRON_3_ULTRA, "hybrid_override_pattern": pattern,
                      "num_hidden_layers": 108})
     assert same == m
+    # Nemotron-3.5-Lightning's file gives num_hidden_layers and the list, no pattern: it
+    # loaded silently as 108 attention layers, each with experts
+    counted, _ = _spec({**NEMOTRON_3_ULTRA, "num_hidden_layers": 108})
+    assert counted == m
 
 
 @pytest.mark.parametrize("edit, message", [
