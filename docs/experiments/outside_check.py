@@ -22,7 +22,10 @@ requests sent at 1,000 a second with at most 512 in flight (the concurrency each
 replayed as that many clients) and a fixed output length; their TPOT column is the mean
 latency less the mean TTFT over the output tokens after the first (exact for fixed lengths;
 the pages' own TPOT and ITL rows count streamed chunks, most of them 0 ms), and they run on
-wrpsim's newest calibration (`V24`: vllm-0.24), as a default pool does.
+wrpsim's newest calibration (`V24`: vllm-0.24), as a default pool does. Rows with a `rate`
+are constant-rate runs (guidellm `--profile constant`): `requests` at that rate, replayed as
+one constant-rate stage; their throughput is left out where the server kept up (it is then
+the offered load, not a measurement of the server).
 
     python docs/experiments/outside_check.py
 """
@@ -58,6 +61,10 @@ SETTINGS = {
     "DP8EP": [f"{P}scheduler.token_budget={8 * 8192}", f"{P}scheduler.max_seqs={8 * 1024}",
               f"+{P}attn_dp=8", f"+{P}ep=8"],
     "RSV": [f"+{P}scheduler.reserve_gib=0.5"],
+    # `--gpu-memory-utilization 0.85`
+    "MEM85": [f"+{P}scheduler.gpu_mem_util=0.85"],
+    # `--enable-expert-parallel` beside `-tp 8`
+    "EP8": [f"+{P}ep=8"],
     # pages on a vLLM newer than 0.11 (0.17.1): wrpsim's newest calibration, as a user's
     # default pool takes it
     "V24": [f"{P}engine=vllm-0.24"],
@@ -70,6 +77,19 @@ def cases() -> list[dict]:
         return list(csv.DictReader(f))
 
 
+def _load(case: dict) -> list[str]:
+    """The workload overrides of one case: a closed loop of `clients` (a burst: as many as
+    requests), or, where the row gives a `rate`, its `requests` at that constant rate (one
+    stage of requests / rate seconds)."""
+    if case.get("rate"):
+        rate = float(case["rate"])
+        return ["workload=constant-rate",
+                f"workload.source.stages=[{{rate:{rate},duration_s:"
+                f"{int(case['requests']) / rate}}}]"]
+    return ["workload=closed-loop", f"workload.source.concurrency={case['clients']}",
+            f"workload.source.num_requests={case['requests']}"]
+
+
 def simulate(case: dict, out: str) -> dict:
     """wrpsim's summary of one case."""
     names = case["settings"].split("+")
@@ -77,9 +97,7 @@ def simulate(case: dict, out: str) -> dict:
     engine = [] if "V24" in names else [f"{P}engine=vllm-0.11"]
     run = subprocess.run(
         [sys.executable, "-m", "wrpsim", "json=true", "sim.progress=false",
-         f"hydra.run.dir={out}/{case['case'].replace(' ', '_')}", "workload=closed-loop",
-         f"workload.source.concurrency={case['clients']}",
-         f"workload.source.num_requests={case['requests']}",
+         f"hydra.run.dir={out}/{case['case'].replace(' ', '_')}", *_load(case),
          f"workload.source.prompt_tokens={case['prompt_tokens']}",
          f"workload.source.output_tokens={case['output_tokens']}",
          f"{P}gpu={case['gpu']}", f"{P}model={case['model']}", f"{P}tp={case['tp']}",
