@@ -218,3 +218,82 @@ def test_measured_module_sets_the_constants(gpu, kv):
     # the indexer's scoring is the same kernel whatever the latent cache's dtype
     other = _lat(m, gpu=gpu, kv_dtype="auto" if kv == "fp8" else "fp8")
     assert other._idx_pre == pytest.approx(lat._idx_pre, rel=0.1)
+
+
+#: zai-org/GLM-5.2's `indexer_types` (IndexShare): its own indexer in layers 0-2 and every
+#: fourth from 6, the other 57 of its 78 layers reusing the top-k of the layer before
+GLM5_INDEXERS = ["full"] * 3 + (["shared"] * 3 + ["full"]) * 18 + ["shared"] * 3
+
+
+def test_shared_indexer_layers_hold_no_indexer():
+    """GLM-5's config.json names which layers run an indexer (`indexer_types`); the shared
+    ones have no indexer weights or key cache and score nothing. Read as `index_layers`
+    (21 of 78), the model loses 57 indexers' weights and key-cache bytes against the same
+    file without the list, and keeps its latent KV and sparse attention in every layer."""
+    cfg = {**V32_CONFIG, "num_hidden_layers": 78}
+    shared, unread = read_hf_config({**cfg, "indexer_types": GLM5_INDEXERS,
+                                     "index_topk_freq": 4})
+    assert shared["index_layers"] == 21 and not {"indexer_types", "index_topk_freq"} & set(
+        unread)
+    plain, unread_plain = read_hf_config({**cfg, "index_topk_freq": 4})
+    assert "index_layers" not in plain and "index_topk_freq" in unread_plain  # (not modelled)
+    m = get_model("deepseek-v3.2").__class__(name="s", **shared)
+    p = get_model("deepseek-v3.2").__class__(name="p", **plain)
+    assert (m.indexer_layers, p.indexer_layers, m.capped_layers) == (21, 78, 78)
+    assert p.params - m.params == 57 * m.index_params_per_layer
+    assert p.kv_bytes_per_token - m.kv_bytes_per_token == 57 * 132
+    for kv in ("auto", "fp8"):
+        a, b = _lat(m, kv_dtype=kv), _lat(p, kv_dtype=kv)
+        assert b.kv_bytes_per_token_per_gpu - a.kv_bytes_per_token_per_gpu == 57 * 132
+        assert b.weight_bytes_per_gpu - a.weight_bytes_per_gpu == pytest.approx(
+            57 * m.index_params_per_layer * rl.WEIGHT_BYTES["fp8_block"], rel=1e-9)
+        # the sparse kernel runs in every layer; only the indexer's share shrinks
+        assert a._sparse_prefill_pair_s() == pytest.approx(b._sparse_prefill_pair_s(),
+                                                           rel=1e-12)
+
+
+@pytest.mark.parametrize("gpu", ["h200-141gb", "rtxpro6000-96gb"])
+def test_a_shared_indexer_scores_in_its_own_layers_only(gpu):
+    """DeepSeek-V3.2 with an indexer in a quarter of its layers: the indexer's costs — from
+    the measured module's fit on the H200, by roofline on the RTX PRO 6000 — are that
+    quarter of the whole model's, the sparse kernel's are unchanged."""
+    m = get_model("deepseek-v3.2")
+    q = dataclasses.replace(m, name="v32-shared", index_layers=16)
+    tp = 1 if gpu == "rtxpro6000-96gb" else 8
+    a, b = _lat(m, gpu=gpu, tp=tp, kv_dtype="fp8"), _lat(q, gpu=gpu, tp=tp, kv_dtype="fp8")
+    scale = 16 / 61
+    assert b._idx_dec == pytest.approx(scale * a._idx_dec, rel=1e-9)
+    assert b._idx_pre == pytest.approx(scale * a._idx_pre, rel=1e-9)
+    assert b._dec_row(64)[4] == pytest.approx(scale * a._dec_row(64)[4], rel=1e-9)
+    assert b._dsa_pair == pytest.approx(a._dsa_pair, rel=1e-9)
+    assert b._dsa_pick == pytest.approx(a._dsa_pick, rel=1e-9)
+
+
+@pytest.mark.parametrize("edit, message", [
+    ({"indexer_types": ["full"] * 3}, r"^config\.json key 'indexer_types' must be a list of "
+                                      r"num_hidden_layers \(78\) kinds \(full, shared\), "
+                                      r"got 3 entries$"),
+    ({"indexer_types": ["full", "mixed"] * 39},
+     r"^config\.json key 'indexer_types': unknown kind 'mixed'; valid: full, shared$"),
+    ({"indexer_types": ["shared"] * 78}, r"^config\.json key 'indexer_types' names no 'full'"),
+])
+def test_a_bad_indexer_list_is_one_line(edit, message):
+    with pytest.raises(ConfigError, match=message):
+        read_hf_config({**V32_CONFIG, "num_hidden_layers": 78, **edit})
+
+
+def test_index_layers_in_a_catalog_entry_is_checked(tmp_path):
+    base = ("m:\n  layers: 4\n  hidden: 1024\n  heads: 8\n  kv_heads: 8\n  head_dim: 128\n"
+            "  intermediate: 2048\n  vocab: 1000\n  kv_lora_rank: 128\n  qk_rope_head_dim: 32\n"
+            "  v_head_dim: 64\n")
+    path = tmp_path / "models.yaml"
+    path.write_text(base + "  index_layers: 2\n")
+    with pytest.raises(ConfigError, match=r"'index_layers' .* needs index_topk > 0"):
+        load_models(path)
+    dsa = "  index_topk: 256\n  index_heads: 8\n  index_head_dim: 64\n"
+    path.write_text(base + dsa + "  index_layers: 5\n")
+    with pytest.raises(ConfigError, match=r"'index_layers' must be <= the attention layers "
+                                          r"\(4\), got 5"):
+        load_models(path)
+    path.write_text(base + dsa + "  index_layers: 2\n")
+    assert load_models(path)["m"].indexer_layers == 2

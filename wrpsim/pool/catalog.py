@@ -322,6 +322,13 @@ def _model_entry(path: Path, name: str, raw: dict) -> ModelSpec:
         if vals.get("sliding_layers", 0):
             raise ConfigError(f"{path}: entry {name!r}: field 'index_topk' with "
                               f"sliding-window layers is not modelled; give one of them")
+        attn = vals.get("attention_layers", 0) or vals["layers"]
+        if vals.get("index_layers", 0) > attn:
+            raise ConfigError(f"{path}: entry {name!r}: field 'index_layers' must be <= the "
+                              f"attention layers ({attn}), got {vals['index_layers']}")
+    elif vals.get("index_layers", 0):
+        raise ConfigError(f"{path}: entry {name!r}: field 'index_layers' (layers with a DSA "
+                          f"indexer of their own) needs index_topk > 0")
     if raw.get("vision") is not None:
         vals["vision"] = _vision(path, name, raw["vision"])
     return ModelSpec(name=name, source=str(raw.get("source", "")), **vals)

@@ -105,6 +105,9 @@ class ModelSpec:
     index_topk: int = 0
     index_heads: int = 0
     index_head_dim: int = 0
+    #: attention layers with an indexer of their own (GLM-5's IndexShare: the others reuse the
+    #: top-k of the layer before, and hold no indexer weights or key cache); 0: every one
+    index_layers: int = 0
     attention_layers: int = 0
     mamba_layers: int = 0
     mlp_layers: int = 0
@@ -199,6 +202,14 @@ class ModelSpec:
         return self.index_topk if self.dsa else self.sliding_window
 
     @property
+    def indexer_layers(self) -> int:
+        """Attention layers that run a DSA indexer (`index_layers`, else every attention
+        layer); 0 without DSA."""
+        if not self.dsa:
+            return 0
+        return self.index_layers or self.attn_layers
+
+    @property
     def index_bytes_per_token_layer(self) -> int:
         """Bytes of the DSA indexer's key cache per token and layer: `index_head_dim` FP8
         values and one FP32 scale per 128 of them (vLLM `DeepseekV32IndexerCache`: 132 bytes
@@ -256,7 +267,8 @@ class ModelSpec:
         """Attention projection weights of all attention layers (the full-attention layers'
         own shapes where they differ: `split_attention`)."""
         if not self.split_attention:
-            return self.attn_layers * self.attn_params_per_layer
+            return (self.attn_layers * self.attn_params_per_layer
+                    + self.indexer_layers * self.index_params_per_layer)
         return (self.sliding_layers * self.attn_params_per_layer
                 + self.full_attn_layers * self._gqa_params(
                     self.full_head_dim, self.full_kv_heads, 1 if self.global_k_eq_v else 2))
@@ -269,9 +281,9 @@ class ModelSpec:
 
     @property
     def attn_params_per_layer(self) -> int:
-        """Attention projection weights of one layer (Q, K, V, O; MLA: its low-rank factors and
-        a DSA model's indexer); of a sliding-window layer where the full-attention layers
-        differ (`attn_params`)."""
+        """Attention projection weights of one layer (Q, K, V, O; MLA: its low-rank factors; a
+        DSA model's indexer is counted apart, in the layers that have one: `attn_params`); of a
+        sliding-window layer where the full-attention layers differ (`attn_params`)."""
         h, H = self.hidden, self.heads
         if self.mla:
             qk = self.head_dim  # nope + rope per head
@@ -279,7 +291,7 @@ class ModelSpec:
                 else h * H * qk
             kv = h * (self.kv_lora_rank + self.qk_rope_head_dim) + self.kv_lora_rank * H * (
                 qk - self.qk_rope_head_dim + self.v_head_dim)
-            return q + kv + H * self.v_head_dim * h + self.index_params_per_layer
+            return q + kv + H * self.v_head_dim * h
         return self._gqa_params(self.head_dim, self.kv_heads, 2)
 
     @property
@@ -369,14 +381,15 @@ class ModelSpec:
         counted: the memory one token takes in all of them. An instance pages sliding-window
         layers apart, as vLLM does (`wrpsim.pool.window`): beyond the window they hold only
         its last `sliding_window` tokens. A DSA model adds its indexer's key cache
-        (`index_bytes_per_token_layer`); full-attention layers of their own shape
+        (`index_bytes_per_token_layer`) in the layers with an indexer (`indexer_layers`);
+        full-attention layers of their own shape
         (`split_attention`) count theirs (`split_kv_elems`)."""
         if self.split_attention:
             slide, full = self.split_kv_elems()
             return (self.sliding_layers * slide + self.full_attn_layers * full
                     ) * self.bytes_per_param
-        return self.attn_layers * (self.kv_elems_per_token_layer() * self.bytes_per_param
-                                   + self.index_bytes_per_token_layer)
+        return (self.attn_layers * self.kv_elems_per_token_layer() * self.bytes_per_param
+                + self.indexer_layers * self.index_bytes_per_token_layer)
 
     @property
     def mamba_state_bytes(self) -> int:
@@ -431,6 +444,30 @@ def _pattern_counts(pattern, layers: int, key: str = "hybrid_override_pattern"
         raise ConfigError(f"config.json describes a purely recurrent model (no {what} layer "
                           f"in {key}); wrpsim models stacks with at least one attention layer")
     return pattern.count("*"), pattern.count("M"), pattern.count("-") + pattern.count("E")
+
+
+def _indexer_layers(c: dict, layers: int) -> int:
+    """Layers with a DSA indexer of their own where config.json's `indexer_types` ("full" /
+    "shared", one per layer: GLM-5's IndexShare, whose shared layers reuse the previous
+    layer's top-k and hold no indexer) names fewer than all; 0 otherwise (every layer).
+    `ConfigError` naming the key for a list of the wrong length or another kind."""
+    kinds = c.get("indexer_types")
+    if kinds is None:  # (an `index_topk_freq` alone stays unread: named by `unread_keys`)
+        return 0
+    c.get("index_topk_freq")  # (the rule the list spells out layer by layer)
+    if not isinstance(kinds, list) or len(kinds) != layers:
+        got = f"{len(kinds)} entries" if isinstance(kinds, list) else repr(kinds)
+        raise ConfigError(f"config.json key 'indexer_types' must be a list of "
+                          f"num_hidden_layers ({layers}) kinds (full, shared), got {got}")
+    bad = sorted({str(k) for k in kinds} - {"full", "shared"})
+    if bad:
+        raise ConfigError(f"config.json key 'indexer_types': unknown kind {bad[0]!r}; valid: "
+                          f"full, shared")
+    full = kinds.count("full")
+    if not full:
+        raise ConfigError("config.json key 'indexer_types' names no 'full' layer: the shared "
+                          "layers would have no top-k to reuse")
+    return full if full < layers else 0
 
 
 #: Nemotron-H `layers_block_type` kinds -> their `hybrid_override_pattern` letters
@@ -912,6 +949,9 @@ def _fields(c: dict) -> dict:
             out.update(index_topk=_hf_int(c, "index_topk"),
                        index_heads=_hf_req(c, "index_n_heads"),
                        index_head_dim=_hf_req(c, "index_head_dim"))
+            shared = _indexer_layers(c, layers)
+            if shared:
+                out["index_layers"] = shared
     out["head_dim"] = int(head_dim)
     if "attention_output_gate" in c:  # (MiniMax-M3's name for it)
         out["attn_gate"] = _hf_bool(c, "attention_output_gate", False)

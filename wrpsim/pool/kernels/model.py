@@ -453,7 +453,8 @@ class KernelLatency:
         """KV-cache bytes of one token on each GPU (MLA's latent KV is replicated on every
         GPU; every attention layer counted, see `ModelSpec.kv_bytes_per_token`; an instance
         pages sliding-window layers apart, `wrpsim.pool.window`). A DSA model adds its
-        indexer's key cache (`ModelSpec.index_bytes_per_token_layer`) and stores an FP8 latent as
+        indexer's key cache (`ModelSpec.index_bytes_per_token_layer`, in the layers with an
+        indexer: `ModelSpec.indexer_layers`) and stores an FP8 latent as
         vLLM's `fp8_ds_mla` does: the latent in FP8 with an FP32 scale per 128 values, its RoPE
         part in BF16 (656 bytes a layer for DeepSeek-V3.2, against 576)."""
         m = self.model
@@ -462,7 +463,8 @@ class KernelLatency:
                 per = fp8_scaled_bytes(m.kv_lora_rank) + 2 * m.qk_rope_head_dim
             else:
                 per = m.kv_elems_per_token_layer() * KV_BYTES[self.kv_dtype]
-            return float(m.attn_layers * (per + m.index_bytes_per_token_layer))
+            return float(m.attn_layers * per
+                         + m.indexer_layers * m.index_bytes_per_token_layer)
         if m.split_attention:  # (Gemma 4: the full layers' own heads)
             slide, full = m.split_kv_elems(self.atp)
             return (m.sliding_layers * slide + m.full_attn_layers * full
@@ -482,7 +484,7 @@ class KernelLatency:
         experts = m.expert_params
         embed = m.embedding_params
         dense = m.params - experts - embed
-        rep = (m.attn_layers * m.index_params_per_layer
+        rep = (m.indexer_layers * m.index_params_per_layer
                + m.moe_layers * m.latent_params_per_layer)
         if rep:
             return (self._sharded_weight_bytes(dense - rep, experts, embed)
@@ -507,10 +509,10 @@ class KernelLatency:
         if m.mla:
             out.extend((m.attn_layers, d, n, k) for n, k in self._mla_projections())
             if m.dsa:  # the indexer's query, key and head-weight projections (replicated)
-                out.append((m.attn_layers, d, m.index_heads * m.index_head_dim,
-                            m.q_lora_rank or h))
-                out.append((m.attn_layers, d, m.index_head_dim, h))
-                out.append((m.attn_layers, "bf16", m.index_heads, h))
+                n_idx = m.indexer_layers
+                out.append((n_idx, d, m.index_heads * m.index_head_dim, m.q_lora_rank or h))
+                out.append((n_idx, d, m.index_head_dim, h))
+                out.append((n_idx, "bf16", m.index_heads, h))
         else:
             q = H // tp * (2 if m.attn_gate else 1)  # (a gated attention's gate beside Q)
             if m.split_attention:  # (Gemma 4: the full layers' own QKV and output shapes)
@@ -542,7 +544,8 @@ class KernelLatency:
         return [(n_l, dt, max(1, n), max(1, k)) for n_l, dt, n, k in out if n_l]
 
     def _indexer_costs(self) -> tuple[float, float]:
-        """DSA: seconds of the lightning indexer, all attention layers, on each GPU (vLLM
+        """DSA: seconds of the lightning indexer, all its layers (`ModelSpec.indexer_layers`:
+        GLM-5's shared layers reuse the top-k of the layer before), on each GPU (vLLM
         replicates it over tensor parallelism), per (decoding sequence, cached key) and per
         prefill (query, key) pair; (0, 0) without DSA.
 
@@ -563,7 +566,7 @@ class KernelLatency:
         flops = 2.0 * m.index_heads * m.index_head_dim * t / rl.gemm_flops(n, n, n)
         read = (m.index_bytes_per_token_layer + 8.0) / self._stream
         logits = 8.0 / self._stream
-        layers = m.attn_layers
+        layers = m.indexer_layers
         return layers * max(flops, read), layers * max(flops, logits)
 
     def _sparse_mla_heads(self) -> int:
@@ -590,7 +593,8 @@ class KernelLatency:
             return 0.0
         flops = 2.0 * self._sparse_mla_heads() * (2 * m.kv_lora_rank + m.qk_rope_head_dim)
         rate = SPARSE_MLA_EFFICIENCY * rl.peak_flops(self.gpu, "bf16")
-        entry = self.kv_bytes_per_token_per_gpu / m.attn_layers - m.index_bytes_per_token_layer
+        entry = (self.kv_bytes_per_token_per_gpu
+                 - m.indexer_layers * m.index_bytes_per_token_layer) / m.attn_layers
         return m.attn_layers * max(flops / rate, entry / self._stream)
 
     def _mla_projections(self) -> list[tuple[int, int]]:
@@ -849,8 +853,9 @@ class KernelLatency:
         "dsa": per layer, projections out): ([1 (the flag: fitted), indexer seconds per
         decoding sequence and cached key (pooled over the batches), indexer seconds per prefill
         (query, key) pair scored, sparse MLA seconds per prefill query's top-k slot, and per
-        (query, picked key) pair], all attention layers; per batch of the decode grid the
-        indexer's seconds per cached key of a step, all layers; the decode grid less the
+        (query, picked key) pair], the indexer's over its layers (`ModelSpec.indexer_layers`),
+        the sparse kernel's over all attention layers; per batch of the decode grid the
+        indexer's seconds per cached key of a step, its layers; the decode grid less the
         indexer's share).
 
         Decode: past `index_topk` cached keys the sparse kernel reads a fixed 2,048 keys, so
@@ -891,8 +896,10 @@ class KernelLatency:
         k = np.array(rows)
         dec = Grid(dec.b, dec.s, np.maximum(dec.t - k[:, None] * ss, 0.0), dec.measured)
         slot, pick, score = dsa_prefill_fit(pre, top)
-        n = m.attn_layers
-        return np.array([1.0, n * slope, n * score, n * slot, n * pick]), n * k, dec
+        # the sparse kernel runs in every attention layer, the indexer in its own layers
+        n, n_idx = m.attn_layers, m.indexer_layers
+        return (np.array([1.0, n_idx * slope, n_idx * score, n * slot, n * pick]), n_idx * k,
+                dec)
 
     def _gdn_table(self):
         """The measured prefill kernels of one of this model's Gated DeltaNet layers on one
