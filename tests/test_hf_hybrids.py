@@ -274,6 +274,19 @@ def test_dense_layers_width_named_apart_deepseek_v4_refused_and_a_vision_tower_n
                                           r"\(compressed KV 'compress_ratios'.*\n?$") as e:
         read_hf_config(v4)
     assert "\n" not in str(e.value)
+    # Kimi Linear (Kimi-K3's text config): KDA recurrent layers beside MLA ones, described in
+    # `linear_attn_config`; it was refused for lacking `num_experts_per_tok` (its dialect says
+    # `num_experts_per_token`), which named the wrong problem
+    kimi = {"model_type": "kimi_linear", "hidden_size": 7168, "num_hidden_layers": 93,
+            "num_attention_heads": 96, "num_key_value_heads": 96, "kv_lora_rank": 512,
+            "q_lora_rank": 1536, "qk_nope_head_dim": 128, "qk_rope_head_dim": 64,
+            "v_head_dim": 128, "num_experts": 896, "num_experts_per_token": 16,
+            "vocab_size": 163840, "linear_attn_config": {
+                "full_attn_layers": [4, 8], "kda_layers": [1, 2, 3], "num_heads": 96,
+                "head_dim": 128, "short_conv_kernel_size": 4}}
+    with pytest.raises(ConfigError, match=r"^config\.json describes Kimi Linear's KDA \(Kimi "
+                                          r"Delta Attention\) layers \('linear_attn_config'\)"):
+        read_hf_config({"model_type": "kimi_k3", "text_config": kimi})
     vl = {"model_type": "qwen3_vl_moe", "text_config": {
         "model_type": "qwen3_vl_moe_text", "hidden_size": 2048, "num_hidden_layers": 48,
         "num_attention_heads": 32, "num_key_value_heads": 4, "head_dim": 128,

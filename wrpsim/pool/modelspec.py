@@ -672,7 +672,8 @@ def from_hf_config(cfg: dict) -> dict:
     num_global_key_value_heads with attention_k_eq_v) and its experts beside a dense MLP
     (enable_moe_block: the MLP as a shared expert), the recurrent state's dtype
     (mamba_ssm_cache_dtype, Qwen3.5's mamba_ssm_dtype). Refused with one line: DeepSeek-V4's
-    compressed attention (`compress_ratios`, `o_lora_rank`), per-layer widths
+    compressed attention (`compress_ratios`, `o_lora_rank`), Kimi Linear's KDA layers
+    (`linear_attn_config`), per-layer widths
     (`block_configs`), a purely recurrent stack, unknown `layer_types` kinds."""
     return _fields(_with_defaults(_merged(cfg)))
 
@@ -860,6 +861,10 @@ def _fields(c: dict) -> dict:
         raise ConfigError("config.json describes DeepSeek-V4's attention (compressed KV "
                           "'compress_ratios', grouped low-rank output 'o_lora_rank'), which wrpsim "
                           "does not model; its numbers would be read as another architecture's")
+    if c.get("linear_attn_config"):
+        raise ConfigError("config.json describes Kimi Linear's KDA (Kimi Delta Attention) "
+                          "layers ('linear_attn_config'), which wrpsim does not model; its "
+                          "numbers would be read as another architecture's")
     if c.get("block_configs"):
         raise ConfigError("config.json gives each layer its own attention and FFN widths "
                           "('block_configs', DeciLM / Nemotron NAS models), which wrpsim's "
