@@ -500,3 +500,25 @@ def test_deepseek_sparse_attention_layers_are_attention_layers():
     typed, _ = _spec({**glm, "layer_types": ["deepseek_sparse_attention"] * 4})
     assert typed == plain and typed.attn_layers == 4 and typed.index_topk == 2048
     assert get_model("deepseek-v3.2").index_topk == 2048  # (the shipped DSA model, unchanged)
+
+
+def test_mlp_layer_types_say_which_layers_have_experts():
+    """GLM-5's config.json lists each layer's FFN as "dense" or "sparse" (`mlp_layer_types`,
+    beside `first_k_dense_replace`); it was named as unread. Its sparse layers are the MoE
+    layers; a list that disagrees with the leading-dense count wins (it names every layer),
+    and a bad one is refused naming the key."""
+    glm = {"model_type": "glm_moe_dsa", "hidden_size": 6144, "num_hidden_layers": 8,
+           "num_attention_heads": 64, "num_key_value_heads": 64, "head_dim": 128,
+           "intermediate_size": 12288, "moe_intermediate_size": 2048, "n_routed_experts": 256,
+           "num_experts_per_tok": 8, "n_shared_experts": 1, "first_k_dense_replace": 3,
+           "vocab_size": 154880}
+    plain, _ = _spec(glm)
+    typed, unread = _spec({**glm, "mlp_layer_types": ["dense"] * 3 + ["sparse"] * 5})
+    assert typed == plain and (typed.moe_layers, typed.dense_layers) == (5, 3)
+    assert "mlp_layer_types" not in unread
+    more, _ = _spec({**glm, "mlp_layer_types": ["dense"] * 4 + ["sparse"] * 4})
+    assert (more.moe_layers, more.dense_layers) == (4, 4)
+    with pytest.raises(ConfigError, match=r"^config\.json key 'mlp_layer_types' must be a list "
+                                          r"of one 'dense' or 'sparse' per layer "
+                                          r"\(num_hidden_layers 8\)"):
+        read_hf_config({**glm, "mlp_layer_types": ["dense", "moe"] * 4})

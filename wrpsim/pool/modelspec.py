@@ -703,7 +703,8 @@ def _layer_ids(c: dict, key: str, layers: int) -> list:
 
 
 def _moe_layer_count(c: dict, layers: int) -> int:
-    """Layers with routed experts: Llama 4's `moe_layers` (distinct indices below
+    """Layers with routed experts: GLM-5's `mlp_layer_types` ("sparse" ones); Llama 4's
+    `moe_layers` (distinct indices below
     num_hidden_layers) or, without it, every `interleave_moe_layer_step`-th layer (transformers
     Llama4TextConfig: range(step - 1, layers, step)); Jamba's every `expert_layer_period`-th
     from `expert_layer_offset`; the 1s of a list-valued `moe_layer_freq` (an integer one,
@@ -712,6 +713,14 @@ def _moe_layer_count(c: dict, layers: int) -> int:
     `decoder_sparse_step`-th layer not in `mlp_only_layers` (transformers
     Qwen2MoeDecoderLayer); every layer for other models. Read
     here (not `.get` alone) so that a key the file gives is checked, not silently counted."""
+    kinds = c.get("mlp_layer_types")
+    if kinds is not None:  # one "dense" / "sparse" per layer (GLM-5): the sparse ones
+        if (not isinstance(kinds, list) or len(kinds) != layers
+                or not set(map(str, kinds)) <= {"dense", "sparse"}):
+            raise ConfigError(f"config.json key 'mlp_layer_types' must be a list of one "
+                              f"'dense' or 'sparse' per layer (num_hidden_layers {layers}), "
+                              f"got {kinds!r}"[:300])
+        return kinds.count("sparse")
     ids = c.get("moe_layers")
     step = _hf_int(c, "interleave_moe_layer_step", 1) or 1
     freq = c.get("moe_layer_freq")
