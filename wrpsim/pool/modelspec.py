@@ -664,7 +664,8 @@ def from_hf_config(cfg: dict) -> dict:
     `full_attention_interval` and `linear_*`, Jamba `attn_layer_period` / `_offset` and
     `mamba_*`, Falcon-H1), and the MoE dialects: Jamba `expert_layer_period` / `_offset`, ERNIE
     4.5 `moe_num_experts` / `moe_k` / `moe_num_shared_experts` / `moe_layer_start_index` ...,
-    Qwen-MoE `decoder_sparse_step` / `mlp_only_layers`, shared-expert widths under
+    Qwen-MoE `decoder_sparse_step` / `mlp_only_layers`, GLM-5 `mlp_layer_types` and its shared
+    indexers' `indexer_types`, shared-expert widths under
     `moe_shared_expert_intermediate_size` x `n_shared_experts` (Nemotron 3; its latent MoE's
     expert width `moe_latent_size`) and
     `shared_intermediate_size` (Granite 4; of a dense Granite 4, its MLP), `top_k_experts`.
