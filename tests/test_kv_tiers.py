@@ -98,7 +98,8 @@ def test_dram_and_remote_tier_blocks_follow_the_kv_dtype(kv_dtype, width):
 
 def test_a_dram_tier_without_a_prefix_cache_is_said_unused():
     """The host-DRAM tier holds prefix-cache blocks: without a prefix cache it would be
-    silently ignored, so parsing the pool warns once, naming the key and the fix."""
+    silently ignored, so parsing the pool warns once, naming the key and the fix. (A pool that
+    leaves the cache out takes its engine's default: vLLM's caches.)"""
     import warnings
 
     from wrpsim.errors import WrpsimWarning
@@ -107,8 +108,53 @@ def test_a_dram_tier_without_a_prefix_cache_is_said_unused():
     with pytest.warns(WrpsimWarning, match=r"^pool\.pools\.h100\.kv_tiers\.dram_gib: the "
                       r"host-DRAM tier holds prefix-cache blocks.*prefix_cache\.enabled: true"):
         parse_pool("h100", {"gpu": "h100-80gb", "model": "llama3.1-8b",
-                            "kv_tiers": {"dram_gib": 100.0}})
+                            "kv_tiers": {"dram_gib": 100.0}, "prefix_cache": {"enabled": False}})
     with warnings.catch_warnings():
         warnings.simplefilter("error", WrpsimWarning)
-        parse_pool("h100", {"gpu": "h100-80gb", "model": "llama3.1-8b",
-                            "kv_tiers": {"dram_gib": 100.0}, "prefix_cache": {"enabled": True}})
+        for pc in ({"enabled": True}, {}, {"enabled": None}):
+            parse_pool("h100", {"gpu": "h100-80gb", "model": "llama3.1-8b",
+                                "kv_tiers": {"dram_gib": 100.0}, "prefix_cache": pc})
+
+
+def test_a_pool_that_leaves_the_prefix_cache_out_takes_its_engines_default():
+    """vLLM's V1 engine caches prompt prefixes unless told not to, so a vLLM-engine pool that
+    leaves `prefix_cache.enabled` out (or null, as the shipped fleets do) caches them; the
+    2023 analytical engine does not, nor does a Mamba hybrid (vLLM 0.11 turns it off), a
+    decode pool or a constant latency model; an explicit value wins."""
+    from wrpsim.pool.engines import get_engine
+    from wrpsim.pool.fleet import parse_pool
+
+    def on(**kw):
+        d = {"gpu": "h100-80gb", "model": "llama3.1-8b", **kw}
+        return parse_pool("p", d).prefix_cache
+
+    assert get_engine("vllm-0.24").prefix_caching and get_engine("vllm-0.11").prefix_caching
+    assert not get_engine("splitwise-2023").prefix_caching
+    assert on() and on(prefix_cache={"enabled": None}) and on(engine="vllm-0.11")
+    assert not on(engine="splitwise-2023")
+    assert not on(prefix_cache={"enabled": False})
+    assert on(engine="splitwise-2023", prefix_cache={"enabled": True})
+    assert not on(model="nemotron-nano-9b-v2")
+    assert not on(role="decode") and on(role="prefill")
+    assert not on(latency={"kind": "constant", "decode_step_s": 0.02, "prefill_token_s": 1e-4})
+
+
+def test_the_shipped_fleet_serves_a_prefix_trace_with_the_cache(tmp_path):
+    """The default fleet (prefix_cache.enabled null) on a trace with prefix-hash ids serves
+    prompt blocks from the cache, as vLLM would; with the cache turned off it serves none and
+    its prompts wait longer."""
+    import json
+    import subprocess
+    import sys
+
+    def run(*extra):
+        out = subprocess.run(
+            [sys.executable, "-m", "wrpsim", "json=true", "sim.progress=false",
+             f"hydra.run.dir={tmp_path / str(len(extra))}", "workload=mooncake-conversation",
+             "workload.max_requests=600", *extra],
+            capture_output=True, text=True, check=True)
+        return json.loads(out.stdout.strip().splitlines()[-1])
+
+    on, off = run(), run("pool.pools.h100.prefix_cache.enabled=false")
+    assert on["prefix_hit_ratio_tokens"] > 0.01 and off["prefix_hit_ratio_tokens"] == 0.0
+    assert on["ttft_mean_s"] < off["ttft_mean_s"]

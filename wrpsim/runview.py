@@ -138,14 +138,16 @@ def measurement_fleet(cfg: dict) -> bool:
                                for p in pools)
 
 
-def _caches_prefixes(cfg: dict) -> bool:
+def _caches_prefixes(cfg: dict, s: dict) -> bool:
     """True when some pool of the run's config has its prefix cache on (or the config does not
-    say: a summary shown without it)."""
+    say: a summary shown without it), or leaves it to its engine's default (`enabled` null or
+    left out: vLLM's engines cache) and the run served prompt blocks from it."""
     pools = (((cfg or {}).get("pool") or {}).get("pools") or {})
     if not pools:
         return True
-    return any(((p.get("prefix_cache") or {}).get("enabled") is True)
-               for p in pools.values() if isinstance(p, dict))
+    on = [(p.get("prefix_cache") or {}).get("enabled") for p in pools.values()
+          if isinstance(p, dict)]
+    return True in on or (None in on and bool(s.get("prefix_hit_ratio_blocks")))
 
 
 def _extra_lines(s: dict, cfg: dict) -> list[str]:
@@ -164,7 +166,7 @@ def _extra_lines(s: dict, cfg: dict) -> list[str]:
         if s.get("rounds_mean") is not None:
             line += f"; {s['rounds_mean']:.2f} calls per task"
         out.append(line)
-    if s.get("prefix_hit_ratio_blocks") is not None and _caches_prefixes(cfg):
+    if s.get("prefix_hit_ratio_blocks") is not None and _caches_prefixes(cfg, s):
         out.append(f"  prefix     {_pct(s.get('prefix_hit_ratio_blocks'))} of prompt blocks "
                    f"({_pct(s.get('prefix_hit_ratio_tokens'))} of prompt tokens) served from "
                    f"the prefix cache")

@@ -36,7 +36,8 @@ from wrpsim.yamlfast import safe_load
 
 DEFAULT_ENGINE = "vllm-0.24"
 KINDS = ("kernels", "analytical")
-ENGINE_KEYS = ("description", "kind", "constants", "gpus", "default_roofline", "fit", "source")
+ENGINE_KEYS = ("description", "kind", "constants", "gpus", "default_roofline", "fit", "source",
+               "prefix_caching")
 CONSTANT_FIELDS = tuple(f.name for f in fields(EngineConstants))
 
 
@@ -51,6 +52,10 @@ class Engine:
     constants: EngineConstants = field(default_factory=EngineConstants)
     gpus: dict = field(default_factory=dict)
     default_roofline: str = "h100-80gb"
+    #: whether the engine caches prompt prefixes by default (vLLM's V1 engine does:
+    #: `--enable-prefix-caching` unless told otherwise); a pool that leaves
+    #: `prefix_cache.enabled` out takes it (`wrpsim.pool.fleet.parse_pool`)
+    prefix_caching: bool = False
 
     def gpu_entry(self, gpu: str) -> dict:
         """`{'tables': dir}`, `{'roofline': ref_gpu}` or both (own tables for the operators
@@ -118,7 +123,9 @@ def load_engine(path: Path) -> Engine:
                               f"{{tables: DIR, roofline: GPU}} (own tables for some operators)")
     return Engine(name=path.stem, kind=kind, description=str(raw.get("description", "")),
                   path=path, constants=_constants(path, raw.get("constants")), gpus=gpus,
-                  default_roofline=str(raw.get("default_roofline", "h100-80gb")))
+                  default_roofline=str(raw.get("default_roofline", "h100-80gb")),
+                  prefix_caching=boolean(f"{path}: prefix_caching",
+                                         raw.get("prefix_caching", False)))
 
 
 @cache

@@ -99,7 +99,7 @@ def parse_pool(name: str, d: dict) -> PoolSpec:
 
     engine = d.get("engine") or DEFAULT_ENGINE
     try:
-        get_engine(engine)
+        eng = get_engine(engine)
     except ConfigError as e:
         raise ConfigError(under(where, str(e))) from None
     precision = d.get("precision") or "bf16"
@@ -166,7 +166,8 @@ def parse_pool(name: str, d: dict) -> PoolSpec:
     if mode not in MODES:
         raise unknown_choice(f"{where}.kv_transfer.mode", mode, MODES)
     tiers = _numbers(d.get("kv_tiers"), f"{where}.kv_tiers", TIER_KEYS)
-    prefix = boolean(f"{where}.prefix_cache.enabled", pc.get("enabled"), False)
+    prefix = boolean(f"{where}.prefix_cache.enabled", pc.get("enabled"),
+                     default_prefix_cache(eng, model, role, kind))
     if tiers.get("dram_gib") and not prefix:
         warn(f"{where}.kv_tiers.dram_gib: the host-DRAM tier holds prefix-cache blocks, and "
              f"this pool has no prefix cache, so it is not used (set "
@@ -181,6 +182,16 @@ def parse_pool(name: str, d: dict) -> PoolSpec:
         pcie_gbps=tiers.get("pcie_gbps", 25.0), engine=engine, precision=precision,
         kv_dtype=kv_dtype, ep=ep, max_context=max_ctx, attn_dp=attn_dp,
     )
+
+
+def default_prefix_cache(engine, model, role: str, latency_kind: str) -> bool:
+    """Whether a pool that leaves `prefix_cache.enabled` out (or null) caches prefixes: as its
+    engine does by default (`Engine.prefix_caching`: vLLM's V1 engine, `--enable-prefix-caching`
+    on unless turned off) — but not for a Mamba hybrid (vLLM 0.11 turns prefix caching off for
+    them: no recurrent state is kept at a cached prefix), not on a decode pool (its prompts
+    arrive computed), and not for a constant latency model (an abstract server)."""
+    return (engine.prefix_caching and not model.mamba_layers and role != "decode"
+            and latency_kind != "constant")
 
 
 #: bandwidths of the KV tiers (GB/s, Gb/s): a transfer divides by them, so they must be > 0
