@@ -37,7 +37,10 @@ from wrpsim.yamlfast import safe_load
 DEFAULT_ENGINE = "vllm-0.24"
 KINDS = ("kernels", "analytical")
 ENGINE_KEYS = ("description", "kind", "constants", "gpus", "default_roofline", "fit", "source",
-               "prefix_caching")
+               "prefix_caching", "batch_defaults")
+#: `batch_defaults` choices: how a pool that leaves `scheduler.token_budget` / `max_seqs` out
+#: is batched (`Engine.default_batch`)
+BATCH_DEFAULTS = ("fixed", "vllm")
 CONSTANT_FIELDS = tuple(f.name for f in fields(EngineConstants))
 
 
@@ -56,6 +59,21 @@ class Engine:
     #: `--enable-prefix-caching` unless told otherwise); a pool that leaves
     #: `prefix_cache.enabled` out takes it (`wrpsim.pool.fleet.parse_pool`)
     prefix_caching: bool = False
+    #: `vllm`: a pool that leaves scheduler.token_budget / max_seqs out takes `vllm serve`'s
+    #: defaults for its GPU (`default_batch`); `fixed`: the SchedulerConfig defaults
+    batch_defaults: str = "fixed"
+
+    def default_batch(self, gpu) -> dict:
+        """(token_budget, max_seqs) a pool on catalog GPU `gpu` (a `GpuSpec`) takes when it
+        leaves them out, as a mapping ({} under `fixed`: the SchedulerConfig defaults).
+        `vllm`: `vllm serve`'s defaults (vLLM EngineArgs.get_batch_defaults, OpenAI API server):
+        8,192 batched tokens and 1,024 sequences on a GPU of at least 70 GiB that is not an
+        A100, else 2,048 and 256."""
+        if self.batch_defaults != "vllm":
+            return {}
+        big = gpu.mem_gib >= 70 and not gpu.name.startswith("a100")
+        return {"token_budget": 8192, "max_seqs": 1024} if big else {
+            "token_budget": 2048, "max_seqs": 256}
 
     def gpu_entry(self, gpu: str) -> dict:
         """`{'tables': dir}`, `{'roofline': ref_gpu}` or both (own tables for the operators
@@ -125,7 +143,15 @@ def load_engine(path: Path) -> Engine:
                   path=path, constants=_constants(path, raw.get("constants")), gpus=gpus,
                   default_roofline=str(raw.get("default_roofline", "h100-80gb")),
                   prefix_caching=boolean(f"{path}: prefix_caching",
-                                         raw.get("prefix_caching", False)))
+                                         raw.get("prefix_caching", False)),
+                  batch_defaults=_batch_defaults(path, raw.get("batch_defaults", "fixed")))
+
+
+def _batch_defaults(path: Path, v) -> str:
+    """An engine YAML's `batch_defaults`, checked (one line naming the field and choices)."""
+    if v not in BATCH_DEFAULTS:
+        raise unknown_choice(f"{path}: batch_defaults", v, BATCH_DEFAULTS)
+    return v
 
 
 @cache

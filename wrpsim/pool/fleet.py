@@ -174,7 +174,8 @@ def parse_pool(name: str, d: dict) -> PoolSpec:
              f"{where}.prefix_cache.enabled: true, with a workload that has prefix ids)")
     return PoolSpec(
         name=name, gpu=d["gpu"], model=d["model"], tp=d.get("tp", 1), count=d.get("count", 1),
-        scheduler=SchedulerConfig.from_dict(d.get("scheduler"), f"{where}.scheduler"),
+        scheduler=SchedulerConfig.from_dict(_with_batch_defaults(d.get("scheduler"), eng, gpu),
+                                            f"{where}.scheduler"),
         latency=latency, kv_blocks=kv_blocks, price_per_gpu_hour=gpu.price_per_hour_usd,
         prefix_cache=prefix,
         prefix_capacity_blocks=cap,
@@ -182,6 +183,18 @@ def parse_pool(name: str, d: dict) -> PoolSpec:
         pcie_gbps=tiers.get("pcie_gbps", 25.0), engine=engine, precision=precision,
         kv_dtype=kv_dtype, ep=ep, max_context=max_ctx, attn_dp=attn_dp,
     )
+
+
+def _with_batch_defaults(sched, engine, gpu):
+    """A pool's scheduler mapping with the engine's batch defaults for its GPU where it leaves
+    `token_budget` / `max_seqs` out or null (`Engine.default_batch`: `vllm serve`'s for the
+    vLLM engines); anything that is not a mapping is returned as is (refused downstream)."""
+    if sched is not None and not isinstance(sched, dict):
+        return sched
+    out = {k: v for k, v in (sched or {}).items() if v is not None}
+    for k, v in engine.default_batch(gpu).items():
+        out.setdefault(k, v)
+    return out
 
 
 def default_prefix_cache(engine, model, role: str, latency_kind: str) -> bool:
