@@ -522,3 +522,21 @@ def test_mlp_layer_types_say_which_layers_have_experts():
                                           r"of one 'dense' or 'sparse' per layer "
                                           r"\(num_hidden_layers 8\)"):
         read_hf_config({**glm, "mlp_layer_types": ["dense", "moe"] * 4})
+
+
+def test_glm5_keys_without_a_shape_are_not_named_and_qk_head_dim_is_checked():
+    """GLM-5's config.json also gives RoPE's element order (`rope_interleave`,
+    `indexer_rope_interleave`), the router's logit dtype and `qk_head_dim` (the nope + rope
+    sum): the first three change no time or memory and are not named as unread; the last
+    must agree with its parts, else one line."""
+    glm = {"model_type": "glm_moe_dsa", "hidden_size": 6144, "num_hidden_layers": 4,
+           "num_attention_heads": 64, "num_key_value_heads": 64, "kv_lora_rank": 512,
+           "q_lora_rank": 2048, "qk_nope_head_dim": 192, "qk_rope_head_dim": 64,
+           "v_head_dim": 256, "intermediate_size": 12288, "vocab_size": 154880,
+           "rope_interleave": True, "indexer_rope_interleave": True,
+           "moe_router_dtype": "float32", "qk_head_dim": 256}
+    _, unread = read_hf_config(glm)
+    assert unread == []
+    with pytest.raises(ConfigError, match=r"^config\.json key 'qk_head_dim' \(200\) must be "
+                                          r"qk_nope_head_dim \+ qk_rope_head_dim \(256\)$"):
+        read_hf_config({**glm, "qk_head_dim": 200})

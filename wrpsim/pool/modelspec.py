@@ -454,7 +454,8 @@ def _indexer_layers(c: dict, layers: int) -> int:
     kinds = c.get("indexer_types")
     if kinds is None:  # (an `index_topk_freq` alone stays unread: named by `unread_keys`)
         return 0
-    c.get("index_topk_freq")  # (the rule the list spells out layer by layer)
+    # (the rule the list spells out layer by layer)
+    c.get("index_topk_freq"), c.get("index_skip_topk_offset")
     if not isinstance(kinds, list) or len(kinds) != layers:
         got = f"{len(kinds)} entries" if isinstance(kinds, list) else repr(kinds)
         raise ConfigError(f"config.json key 'indexer_types' must be a list of "
@@ -614,7 +615,9 @@ IGNORED = {"attention_dropout", "attention_bias", "hidden_act", "hidden_dropout"
            "moe_shared_expert_overlap", "moe_drop_tokens", "moe_random_routing_dropped_token",
            "group_limited_greedy", "add_classification_head",
            # Gemma 4: images' tokens attend to each other both ways (a mask, no time)
-           "use_bidirectional_attention"}
+           "use_bidirectional_attention",
+           # GLM-5: RoPE's element order (position encoding), the router's FP32 logits
+           "rope_interleave", "indexer_rope_interleave", "moe_router_dtype"}
 
 
 def unread_keys(cfg: dict) -> list[str]:
@@ -960,6 +963,10 @@ def _fields(c: dict) -> dict:
                    q_lora_rank=_hf_int(c, "q_lora_rank") or 0, qk_rope_head_dim=rope,
                    v_head_dim=_hf_req(c, "v_head_dim"), kv_heads=heads)
         head_dim = _hf_req(c, "qk_nope_head_dim") + rope
+        qk = _hf_int(c, "qk_head_dim")  # (GLM-5 states the sum too: it must agree)
+        if qk is not None and qk != head_dim:
+            raise ConfigError(f"config.json key 'qk_head_dim' ({qk}) must be qk_nope_head_dim "
+                              f"+ qk_rope_head_dim ({head_dim})")
         if _hf_int(c, "index_topk"):  # DeepSeek Sparse Attention (DeepSeek-V3.2)
             out.update(index_topk=_hf_int(c, "index_topk"),
                        index_heads=_hf_req(c, "index_n_heads"),
