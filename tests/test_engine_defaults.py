@@ -84,3 +84,22 @@ def test_a_bad_batch_defaults_is_one_line(tmp_path):
     path.write_text(src.replace("batch_defaults: vllm", "batch_defaults: sglang"))
     with pytest.raises(ConfigError, match=r"batch_defaults.*'sglang'.*fixed, vllm"):
         load_engine(path)
+
+
+def test_defaulted_batch_limits_follow_vllms_rules():
+    """vLLM caps a defaulted max_num_seqs at the batched tokens (so a pool that gives only a
+    small token budget is not refused for a max_seqs it never wrote), gives each
+    data-parallel attention rank its own defaults (the instance schedules all ranks), and a
+    constant latency model (an abstract server) keeps the scheduler's own 2,048 / 256."""
+    from wrpsim.pool.fleet import parse_pool
+
+    s = parse_pool("p", {"gpu": "h100-80gb", "model": "llama3.1-8b",
+                         "scheduler": {"token_budget": 512}}).scheduler
+    assert (s.token_budget, s.max_seqs) == (512, 512)
+    s = parse_pool("p", {"gpu": "h200-141gb", "model": "deepseek-v3.2", "tp": 8, "ep": 8,
+                         "attn_dp": 8, "precision": "fp8_block"}).scheduler
+    assert (s.token_budget, s.max_seqs) == (8 * 8192, 8 * 1024)
+    s = parse_pool("p", {"gpu": "h100-80gb", "model": "llama3.1-8b", "kv_blocks": 1000,
+                         "latency": {"kind": "constant", "decode_step_s": 0.02,
+                                     "prefill_token_s": 1e-4}}).scheduler
+    assert (s.token_budget, s.max_seqs) == (2048, 256)

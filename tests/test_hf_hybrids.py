@@ -518,10 +518,15 @@ def test_mlp_layer_types_say_which_layers_have_experts():
     assert "mlp_layer_types" not in unread
     more, _ = _spec({**glm, "mlp_layer_types": ["dense"] * 4 + ["sparse"] * 4})
     assert (more.moe_layers, more.dense_layers) == (4, 4)
-    with pytest.raises(ConfigError, match=r"^config\.json key 'mlp_layer_types' must be a list "
-                                          r"of one 'dense' or 'sparse' per layer "
-                                          r"\(num_hidden_layers 8\)"):
+    every, _ = _spec({**glm, "mlp_layer_types": ["sparse"] * 8})
+    assert (every.moe_layers, every.dense_layers) == (8, 0)
+    with pytest.raises(ConfigError, match=r"^config\.json key 'mlp_layer_types': unknown kind "
+                                          r"'moe'; valid: dense, sparse$"):
         read_hf_config({**glm, "mlp_layer_types": ["dense", "moe"] * 4})
+    with pytest.raises(ConfigError, match=r"^config\.json key 'mlp_layer_types' must be a list "
+                                          r"of num_hidden_layers \(8\) kinds \(dense, sparse\), "
+                                          r"got 3 entries$"):
+        read_hf_config({**glm, "mlp_layer_types": ["dense"] * 3})
 
 
 def test_glm5_keys_without_a_shape_are_not_named_and_qk_head_dim_is_checked():

@@ -174,8 +174,9 @@ def parse_pool(name: str, d: dict) -> PoolSpec:
              f"{where}.prefix_cache.enabled: true, with a workload that has prefix ids)")
     return PoolSpec(
         name=name, gpu=d["gpu"], model=d["model"], tp=d.get("tp", 1), count=d.get("count", 1),
-        scheduler=SchedulerConfig.from_dict(_with_batch_defaults(d.get("scheduler"), eng, gpu),
-                                            f"{where}.scheduler"),
+        scheduler=SchedulerConfig.from_dict(
+            _with_batch_defaults(d.get("scheduler"), eng, gpu, attn_dp, kind),
+            f"{where}.scheduler"),
         latency=latency, kv_blocks=kv_blocks, price_per_gpu_hour=gpu.price_per_hour_usd,
         prefix_cache=prefix,
         prefix_capacity_blocks=cap,
@@ -185,15 +186,25 @@ def parse_pool(name: str, d: dict) -> PoolSpec:
     )
 
 
-def _with_batch_defaults(sched, engine, gpu):
+def _with_batch_defaults(sched, engine, gpu, attn_dp: int = 1, latency_kind: str = "engine"):
     """A pool's scheduler mapping with the engine's batch defaults for its GPU where it leaves
     `token_budget` / `max_seqs` out or null (`Engine.default_batch`: `vllm serve`'s for the
-    vLLM engines); anything that is not a mapping is returned as is (refused downstream)."""
+    vLLM engines): per data-parallel attention rank, as vLLM gives each rank its own (the
+    instance schedules all `attn_dp` ranks' sequences), a defaulted `max_seqs` at most the
+    token budget (vLLM takes the smaller); none for a constant latency model (an abstract
+    server keeps the scheduler's own). Anything that is not a mapping is returned as is
+    (refused downstream)."""
     if sched is not None and not isinstance(sched, dict):
         return sched
     out = {k: v for k, v in (sched or {}).items() if v is not None}
+    if latency_kind == "constant":
+        return out
+    given = set(out)
     for k, v in engine.default_batch(gpu).items():
-        out.setdefault(k, v)
+        out.setdefault(k, v * attn_dp)
+    if "max_seqs" not in given and isinstance(out.get("token_budget"), int) \
+            and not isinstance(out.get("token_budget"), bool) and "max_seqs" in out:
+        out["max_seqs"] = min(out["max_seqs"], out["token_budget"])
     return out
 
 

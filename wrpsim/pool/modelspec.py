@@ -719,11 +719,14 @@ def _moe_layer_count(c: dict, layers: int) -> int:
     here (not `.get` alone) so that a key the file gives is checked, not silently counted."""
     kinds = c.get("mlp_layer_types")
     if kinds is not None:  # one "dense" / "sparse" per layer (GLM-5): the sparse ones
-        if (not isinstance(kinds, list) or len(kinds) != layers
-                or not set(map(str, kinds)) <= {"dense", "sparse"}):
-            raise ConfigError(f"config.json key 'mlp_layer_types' must be a list of one "
-                              f"'dense' or 'sparse' per layer (num_hidden_layers {layers}), "
-                              f"got {kinds!r}"[:300])
+        if not isinstance(kinds, list) or len(kinds) != layers:
+            got = f"{len(kinds)} entries" if isinstance(kinds, list) else repr(kinds)
+            raise ConfigError(f"config.json key 'mlp_layer_types' must be a list of "
+                              f"num_hidden_layers ({layers}) kinds (dense, sparse), got {got}")
+        bad = sorted({str(k) for k in kinds} - {"dense", "sparse"})
+        if bad:
+            raise ConfigError(f"config.json key 'mlp_layer_types': unknown kind {bad[0]!r}; "
+                              f"valid: dense, sparse")
         return kinds.count("sparse")
     ids = c.get("moe_layers")
     step = _hf_int(c, "interleave_moe_layer_step", 1) or 1
@@ -916,6 +919,8 @@ def _fields(c: dict) -> dict:
         dense_w = _hf_int(c, "dense_intermediate_size") or inter
         # leading dense layers (Hunyuan calls them `moe_layer_num_skipped`)
         lead = _hf_int(c, "first_k_dense_replace") or _hf_int(c, "moe_layer_num_skipped")
+        if c.get("mlp_layer_types") is not None:  # (the list names every layer: it wins)
+            lead = layers - n_moe
         if lead:
             out["dense_layers"] = lead
             out["dense_intermediate"] = dense_w

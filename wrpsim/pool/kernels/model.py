@@ -873,7 +873,11 @@ class KernelLatency:
         tokens as for one of 4,096 — vLLM gathers and dequantizes all of a query's slots — so
         a carries it; with BF16 KV it grows with the picked keys, b. The uncalibrated model
         takes the same terms from FLOPs and bytes (`_sparse_prefill_pair_s`,
-        `_indexer_costs`)."""
+        `_indexer_costs`). With shared indexers (`ModelSpec.index_layers`, GLM-5) the fitted
+        per-key and per-pair indexer terms count the indexer's layers only; the grid's fixed
+        part, measured on a module whose every layer has an indexer, keeps the indexer's
+        fixed kernels in every layer (no shipped model has both the measured module's shape
+        and shared indexers)."""
         from wrpsim.pool.kernels.tables import Grid
 
         m, top = self.model, float(self.model.index_topk)
