@@ -27,7 +27,9 @@ are constant-rate runs (guidellm `--profile constant`): `requests` at that rate,
 one constant-rate stage; their throughput is left out where the server kept up (it is then
 the offered load, not a measurement of the server).
 
-    python docs/experiments/outside_check.py
+    python docs/experiments/outside_check.py [WORD ...]
+
+With words, only the cases whose name holds one of them are run (e.g. `glm rate`).
 """
 
 from __future__ import annotations
@@ -106,13 +108,16 @@ def simulate(case: dict, out: str) -> dict:
     return json.loads(run.stdout.strip().splitlines()[-1])
 
 
-def main() -> None:
+def main(words: list[str] | None = None) -> None:
+    """Print the table and the medians (of the cases named by `words`: all when none)."""
     errs: dict[str, list] = {"ttft": [], "tpot": [], "tput": []}
     print("| case | source | TTFT ms measured → wrpsim | TPOT ms measured → wrpsim | "
           "output tok/s measured → wrpsim |")
     print("|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as out:
         for case in cases():
+            if words and not any(w in case["case"] for w in words):
+                continue
             s = simulate(case, out)
             ttft, tpot = float(case["ttft_ms"]), float(case["tpot_ms"])
             tput = float(case["output_tok_s"]) if case["output_tok_s"] else None
@@ -134,4 +139,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])
