@@ -305,3 +305,55 @@ def test_sessions_source_errors():
     with pytest.raises(ConfigError, match=r"workload\.source: session s0 turn 1 has a prompt of "
                        r"9,007,199,254,740,991 tokens, .* at most 4,194,304 per prompt"):
         build_workload({"source": {**base, "first_prompt": huge}}, 0)
+
+
+def test_sessions_run_by_clients_one_after_another():
+    """`clients: N` (vLLM's multi-turn benchmark, `--num-clients`): session i goes to client
+    i mod N, every client starts at 0 and runs its conversations one after another, so in
+    the replay at most N turns are in flight; each conversation keeps its own growing prefix
+    (hash ids), the rows name their client."""
+    from tests.conftest import compose_cfg
+    from wrpsim.sim import Simulation
+
+    src = {"kind": "sessions", "num_sessions": 7, "clients": 3, "dependent": True,
+           "think_time_s": 0.0, "turns": {"dist": "constant", "value": 3},
+           "system": {"tokens": 64, "prefixes": 1},
+           "first_prompt": {"dist": "constant", "value": 200},
+           "new_tokens": {"dist": "constant", "value": 40},
+           "output": {"dist": "constant", "value": 30}}
+    df = build_workload({"source": src}, seed=1)
+    assert sorted(df.session_id.unique()) == ["c0", "c1", "c2"]
+    assert df.groupby("session_id").size().to_dict() == {"c0": 9, "c1": 6, "c2": 6}
+    assert (df.arrival_s == 0.0).all()
+    c0 = df[df.session_id == "c0"]
+    # three conversations of 3 turns: each starts over at the system prompt + 200 tokens
+    assert c0.prompt_tokens.tolist() == [264, 334, 404] * 3
+    assert c0.think_s.isna().tolist() == [True] + [False] * 8
+    assert common(c0.hash_ids.iloc[2], c0.hash_ids.iloc[3]) == 64 // 16  # only the system
+    cfg = compose_cfg("pool.pools.h100.count=1")
+    req, _, _ = Simulation(cfg, df).run()
+    rows = req.to_pylist()
+    assert len(rows) == 21 and all(r["status"] == "completed" for r in rows)
+    events = sorted([(r["arrival_s"], 1) for r in rows] + [(r["finish_s"], -1) for r in rows],
+                    key=lambda e: (e[0], e[1]))
+    live = peak = 0
+    for _, d in events:
+        live += d
+        peak = max(peak, live)
+    assert peak == 3
+
+
+@pytest.mark.parametrize("edit, message", [
+    ({"dependent": False}, r"^workload\.source\.clients needs dependent: true"),
+    ({"duration_s": 10.0}, r"^workload\.source\.clients runs num_sessions one after another"),
+    ({"clients": 2.5}, r"^workload\.source\.clients must be an integer, got 2\.5$"),
+    ({"clients": 0}, r"^workload\.source\.clients must be"),
+])
+def test_sessions_clients_errors(edit, message):
+    src = {"kind": "sessions", "num_sessions": 4, "clients": 2, "dependent": True,
+           "turns": {"dist": "constant", "value": 2}, "think_time_s": 0.0,
+           "first_prompt": {"dist": "constant", "value": 10},
+           "new_tokens": {"dist": "constant", "value": 10},
+           "output": {"dist": "constant", "value": 10}}
+    with pytest.raises(ConfigError, match=message):
+        build_workload({"source": {**src, **edit}}, 0)

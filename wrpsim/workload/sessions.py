@@ -14,6 +14,7 @@ Source spec (the `source:` block of a workload YAML)::
     new_tokens: {dist: lognormal, mean: 128, sigma: 1.0, max: 4096}     # user tokens, turn t > 1
     output: {dist: geometric, mean: 256, max: 2048}
     max_context: 32768         # a turn whose prompt would exceed this ends the session
+    clients: null              # N: sessions run by N clients, one after another (below)
 
 Turn 1's prompt is the session's system prompt (system.tokens, drawn from system.prefixes
 prompts with Zipf popularity (k+1)^-zipf_s) plus `first_prompt` tokens; turn t's prompt is turn
@@ -26,6 +27,14 @@ Each session is one `session_id` ("s<n>", n in start order). Hash ids (block siz
 workload's `hash_block_tokens`, default 16): turn 1 shares its system prompt's first
 min(floor(tokens / B), floor((P - 1) / B)) blocks, turn t shares turn t-1's first
 floor(P_{t-1} / B) blocks, every other block is fresh.
+
+With `clients: N` (vLLM's multi-turn benchmark, `benchmark_serving_multi_turn.py
+--num-clients N`) the sessions are conversations run by N clients: session i goes to client
+i mod N in start order, every client starts its first one at time 0 and each next one when its
+last turn is answered (`think_time_s` later, like a turn), so N conversations are in flight at
+a time. It needs `num_sessions` and `dependent: true` and ignores `arrivals`; each row's
+`session_id` then names its client ("c<k>"), which chains the client's turns in the replay
+(`wrpsim.sessions`), while the hash ids still follow each conversation's own prefix.
 
 Streams: starts `workload.arrivals`, turn counts and think times `workload.sessions`, user
 tokens `workload.lengths`, outputs `workload.lengths.output`, system prompts `workload.prefix`.
@@ -53,7 +62,8 @@ from wrpsim.workload.synthetic import (
 from wrpsim.workload.validate import canonical_frame, sort_by_arrival
 
 SOURCE_KEYS = ("kind", "num_sessions", "duration_s", "arrivals", "turns", "think_time_s",
-               "dependent", "system", "first_prompt", "new_tokens", "output", "max_context")
+               "dependent", "system", "first_prompt", "new_tokens", "output", "max_context",
+               "clients")
 SYSTEM_KEYS = ("tokens", "prefixes", "zipf_s")
 
 #: prefix hash ids one prompt may have (2^22: 67 M tokens at 16 per block, beyond any model's
@@ -68,6 +78,23 @@ def _system(spec, field: str) -> dict | None:
         raise ConfigError(f"{field}: expected a mapping like {{tokens: 1024, prefixes: 4}}")
     _check_keys(spec, SYSTEM_KEYS, field)
     return reuse_params({k: spec[k] for k in SYSTEM_KEYS if k in spec}, field)
+
+
+def _clients(source: Mapping, field: str, ns, dur, dependent: bool) -> int:
+    """`clients` checked (0: not given): an integer >= 1, with `num_sessions` (not
+    `duration_s`: the clients' own pace sets when sessions start) and `dependent: true`."""
+    if source.get("clients") is None:
+        return 0
+    v = _number(source, "clients", field, 1, strict=False)
+    if not v.is_integer():
+        raise ConfigError(f"{field}.clients must be an integer, got {source['clients']!r}")
+    if ns is None or dur is not None:
+        raise ConfigError(f"{field}.clients runs num_sessions one after another; give "
+                          f"num_sessions, not duration_s")
+    if not dependent:
+        raise ConfigError(f"{field}.clients needs dependent: true (a client sends its next "
+                          f"turn when the last one is answered)")
+    return int(v)
 
 
 def generate_sessions(source: Mapping, seed: int, block: int | None = None,
@@ -91,9 +118,13 @@ def generate_sessions(source: Mapping, seed: int, block: int | None = None,
         cap = int(cap)
     system = _system(source.get("system"), f"{field}.system")
     b = block or DEFAULT_BLOCK_TOKENS
+    clients = _clients(source, field, ns, dur, dependent)
 
-    start = arrival_times(source.get("arrivals"), stream(seed, "workload.arrivals"), ns, dur,
-                          f"{field}.arrivals")
+    if clients:  # every client's first conversation at 0, the rest chained (module docstring)
+        start = np.zeros(ns)
+    else:
+        start = arrival_times(source.get("arrivals"), stream(seed, "workload.arrivals"), ns,
+                              dur, f"{field}.arrivals")
     n = len(start)
     rs, rl = stream(seed, "workload.sessions"), stream(seed, "workload.lengths")
     turns = draw_dist(source["turns"], rs, n, f"{field}.turns")
@@ -118,7 +149,8 @@ def generate_sessions(source: Mapping, seed: int, block: int | None = None,
         for turn in range(int(turns[i])):
             j, k = k, k + 1
             if turn == 0:
-                gap = np.nan
+                # (a client's later conversation follows its previous one's last answer)
+                gap = float(gaps[j]) if clients and i >= clients else np.nan
                 p = sys_tokens + int(first[i])
                 m = min(per, (p - 1) // b)
                 head = range(int(pick[i]) * per, int(pick[i]) * per + m) if system else []
@@ -137,7 +169,8 @@ def generate_sessions(source: Mapping, seed: int, block: int | None = None,
                     f"per prompt ({MAX_IDS_PER_PROMPT * b:,} tokens; no model's context is "
                     f"that long: lower first_prompt / new_tokens / turns, or set max_context)")
             ids = minter.chain(head, shared, p, b)
-            for key, v in zip(rows, (t, p, int(out[j]), f"s{i}", ids, gap)):
+            sid = f"c{i % clients}" if clients else f"s{i}"
+            for key, v in zip(rows, (t, p, int(out[j]), sid, ids, gap)):
                 rows[key].append(v)
             prev_p, prev_o = p, int(out[j])
     if not rows["t"]:
