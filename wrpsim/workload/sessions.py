@@ -34,7 +34,9 @@ i mod N in start order, every client starts its first one at time 0 and each nex
 last turn is answered (`think_time_s` later, like a turn), so N conversations are in flight at
 a time. It needs `num_sessions` and `dependent: true` and ignores `arrivals`; each row's
 `session_id` then names its client ("c<k>"), which chains the client's turns in the replay
-(`wrpsim.sessions`), while the hash ids still follow each conversation's own prefix.
+(`wrpsim.sessions`), while the hash ids still follow each conversation's own prefix. A turn
+that ends unanswered (dropped, lost to a failure) ends the client's remaining turns, as an
+aborted session does (`session_aborted`).
 
 Streams: starts `workload.arrivals`, turn counts and think times `workload.sessions`, user
 tokens `workload.lengths`, outputs `workload.lengths.output`, system prompts `workload.prefix`.
