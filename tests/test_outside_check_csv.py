@@ -44,11 +44,18 @@ def test_every_row_is_replayable(oc):
 
 
 def test_a_rate_row_replays_one_constant_rate_stage(oc):
-    row = next(r for r in oc.cases() if r["rate"])
-    load = oc._load(row)
-    rate = float(row["rate"])
-    assert load == ["workload=constant-rate",
-                    f"workload.source.stages=[{{rate:{rate},duration_s:"
-                    f"{int(row['requests']) / rate}}}]"]
+    """A rate row's overrides make the workload the page ran: `requests` arrivals exactly
+    1 / rate apart."""
+    import numpy as np
+
+    from tests.conftest import compose_cfg
+    from wrpsim.workload import build_workload
+
+    for row in [r for r in oc.cases() if r["rate"]]:
+        cfg = compose_cfg(*oc._load(row), f"workload.source.prompt_tokens={row['prompt_tokens']}",
+                          f"workload.source.output_tokens={row['output_tokens']}")
+        df = build_workload(cfg["workload"], seed=0)
+        assert len(df) == int(row["requests"]), row["case"]
+        assert np.allclose(np.diff(df.arrival_s.to_numpy()), 1.0 / float(row["rate"]))
     burst = next(r for r in oc.cases() if not r["rate"])
     assert oc._load(burst)[0] == "workload=closed-loop"

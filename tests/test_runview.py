@@ -328,6 +328,14 @@ def test_summary_says_which_pools_rest_on_the_roofline_and_what_each_cost_figure
     assert "per 1k requests $0.400 provisioned, $0.100 of busy GPU time" in text
     s["calibration"] = {"b": s["calibration"]["b"]}
     assert "uncalibrated" not in run_summary(s, cfg, "out")
+    # a GPU measured but for some operators (the RTX 4090: MoE and collectives) is not said
+    # to have no measurements; the note names what it is
+    s["calibration"] = {"b": "vllm-0.24: kernels: vllm 0.19.0 (NVIDIA GeForce RTX 4090; …); "
+                             "MoE, all-reduce, NCCL: uncalibrated: roofline (efficiencies …)"}
+    text = run_summary(s, cfg, "out")
+    assert "no kernel measurements for that GPU" not in text
+    assert ("  note       some operators of pool(s) b (h100-80gb) have no kernel measurements "
+            "on that GPU and are timed by roofline (summary.json: calibration)") in text
 
 
 def test_the_run_summary_names_failures_and_semantic_cache_hits():

@@ -343,11 +343,28 @@ def test_sessions_run_by_clients_one_after_another():
     assert peak == 3
 
 
+def test_a_clients_later_conversations_follow_its_earlier_ones_with_think_time():
+    """With think time between turns, a client's open-loop clock runs on through its
+    conversations, so its rows stay in conversation order (the replay chains them in trace
+    order: interleaved, the conversations' turns would alternate)."""
+    src = {"kind": "sessions", "num_sessions": 4, "clients": 2, "dependent": True,
+           "think_time_s": 5.0, "turns": {"dist": "constant", "value": 3},
+           "first_prompt": {"dist": "constant", "value": 200},
+           "new_tokens": {"dist": "constant", "value": 35},
+           "output": {"dist": "constant", "value": 35}}
+    df = build_workload({"source": src}, seed=0)
+    for _, g in df.groupby("session_id", sort=False):
+        assert g.prompt_tokens.tolist() == [200, 270, 340] * 2
+        assert np.all(np.diff(g.arrival_s.to_numpy()) >= 0)
+
+
 @pytest.mark.parametrize("edit, message", [
     ({"dependent": False}, r"^workload\.source\.clients needs dependent: true"),
     ({"duration_s": 10.0}, r"^workload\.source\.clients runs num_sessions one after another"),
     ({"clients": 2.5}, r"^workload\.source\.clients must be an integer, got 2\.5$"),
-    ({"clients": 0}, r"^workload\.source\.clients must be"),
+    ({"clients": 0}, r"^workload\.source\.clients must be >= 1, got 0$"),
+    ({"clients": 5}, r"^workload\.source\.clients \(5\) must be at most num_sessions \(4\)"),
+    ({"arrivals": {"process": "poison", "rate": 1}}, r"^workload\.source\.arrivals\.process"),
 ])
 def test_sessions_clients_errors(edit, message):
     src = {"kind": "sessions", "num_sessions": 4, "clients": 2, "dependent": True,

@@ -194,14 +194,26 @@ def _extra_lines(s: dict, cfg: dict) -> list[str]:
     if measurement_fleet(cfg):
         out.append("  note       constant iteration time (a measurement fleet): latencies, SLO, "
                    "cost and energy above are not a serving estimate")
-    rough = sorted(name for name, label in (s.get("calibration") or {}).items()
-                   if "uncalibrated" in str(label))
+    labels = (s.get("calibration") or {}).items()
+    # a whole GPU without measurements says so first ("<engine>: uncalibrated: roofline"); a
+    # GPU measured but for some operators names them in a later clause
+    rough = sorted(name for name, label in labels
+                   if "uncalibrated" in str(label).split(";")[0])
+    partly = sorted(name for name, label in labels
+                    if name not in rough and "uncalibrated" in str(label))
+    pools = (cfg.get("pool") or {}).get("pools") or {}
+
+    def named(names):
+        gpus = {n: (pools.get(n) or {}).get("gpu") for n in names}
+        return ", ".join(f"{n} ({gpus[n]})" if gpus[n] else n for n in names)
+
     if rough:
-        gpus = {name: (((cfg.get("pool") or {}).get("pools") or {}).get(name) or {}).get("gpu")
-                for name in rough}
-        out.append("  note       uncalibrated: roofline for pool(s) "
-                   + ", ".join(f"{n} ({gpus[n]})" if gpus[n] else n for n in rough)
-                   + ": no kernel measurements for that GPU (summary.json: calibration)")
+        out.append(f"  note       uncalibrated: roofline for pool(s) {named(rough)}: no kernel "
+                   f"measurements for that GPU (summary.json: calibration)")
+    if partly:
+        out.append(f"  note       some operators of pool(s) {named(partly)} have no kernel "
+                   f"measurements on that GPU and are timed by roofline (summary.json: "
+                   f"calibration)")
     return out
 
 

@@ -29,7 +29,8 @@ the offered load, not a measurement of the server).
 
     python docs/experiments/outside_check.py [WORD ...]
 
-With words, only the cases whose name holds one of them are run (e.g. `glm rate`).
+With words, only the cases whose name holds one of them (case-sensitive: the names are lower
+case) are run (e.g. `glm rate`).
 """
 
 from __future__ import annotations

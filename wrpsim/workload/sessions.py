@@ -36,7 +36,11 @@ a time. It needs `num_sessions` and `dependent: true` and ignores `arrivals`; ea
 `session_id` then names its client ("c<k>"), which chains the client's turns in the replay
 (`wrpsim.sessions`), while the hash ids still follow each conversation's own prefix. A turn
 that ends unanswered (dropped, lost to a failure) ends the client's remaining turns, as an
-aborted session does (`session_aborted`).
+aborted session does (`session_aborted`); vLLM's benchmark would drop that conversation only.
+Also unlike it: vLLM's clients take the next conversation from one shared queue (the first
+free client), and by default the run stops when the first client finds the queue empty
+(`--no-early-stop` runs to the end), where here every session is run; the summary's session
+counts (`sessions_total`, `session_completion_*`) count clients.
 
 Streams: starts `workload.arrivals`, turn counts and think times `workload.sessions`, user
 tokens `workload.lengths`, outputs `workload.lengths.output`, system prompts `workload.prefix`.
@@ -96,6 +100,9 @@ def _clients(source: Mapping, field: str, ns, dur, dependent: bool) -> int:
     if not dependent:
         raise ConfigError(f"{field}.clients needs dependent: true (a client sends its next "
                           f"turn when the last one is answered)")
+    if v > ns:
+        raise ConfigError(f"{field}.clients ({int(v)}) must be at most num_sessions ({ns}): "
+                          f"a client without a conversation sends nothing")
     return int(v)
 
 
@@ -123,6 +130,9 @@ def generate_sessions(source: Mapping, seed: int, block: int | None = None,
     clients = _clients(source, field, ns, dur, dependent)
 
     if clients:  # every client's first conversation at 0, the rest chained (module docstring)
+        if source.get("arrivals") is not None:  # (checked, though the clients set the starts)
+            arrival_times(source["arrivals"], stream(seed, "workload.arrivals"), 1, None,
+                          f"{field}.arrivals")
         start = np.zeros(ns)
     else:
         start = arrival_times(source.get("arrivals"), stream(seed, "workload.arrivals"), ns,
@@ -146,13 +156,20 @@ def generate_sessions(source: Mapping, seed: int, block: int | None = None,
     minter = IdMinter(int(system["prefixes"]) * per if system else 0)
     rows: dict[str, list] = {"t": [], "p": [], "o": [], "s": [], "ids": [], "think": []}
     k = 0
+    # with clients: each client's open-loop clock, so that its conversations follow each other
+    # in arrival order too (the replay chains a client's rows in trace order)
+    clock = np.zeros(clients) if clients else None
     for i in range(n):
         t, prev_p, prev_o, ids = float(start[i]), 0, 0, []
+        if clients:
+            t = float(clock[i % clients])
         for turn in range(int(turns[i])):
             j, k = k, k + 1
             if turn == 0:
                 # (a client's later conversation follows its previous one's last answer)
                 gap = float(gaps[j]) if clients and i >= clients else np.nan
+                if gap == gap:  # (not NaN)
+                    t += gap
                 p = sys_tokens + int(first[i])
                 m = min(per, (p - 1) // b)
                 head = range(int(pick[i]) * per, int(pick[i]) * per + m) if system else []
@@ -165,13 +182,17 @@ def generate_sessions(source: Mapping, seed: int, block: int | None = None,
                 k += int(turns[i]) - turn - 1
                 break
             if p // b > MAX_IDS_PER_PROMPT:  # its hash ids would not fit in memory
+                who = (f"conversation {i} (client c{i % clients})" if clients
+                       else f"session s{i}")
                 raise ConfigError(
-                    f"{field}: session s{i} turn {turn + 1} has a prompt of {p:,} tokens, "
+                    f"{field}: {who} turn {turn + 1} has a prompt of {p:,} tokens, "
                     f"{p // b:,} prefix hash ids of {b} tokens; at most {MAX_IDS_PER_PROMPT:,} "
                     f"per prompt ({MAX_IDS_PER_PROMPT * b:,} tokens; no model's context is "
                     f"that long: lower first_prompt / new_tokens / turns, or set max_context)")
             ids = minter.chain(head, shared, p, b)
             sid = f"c{i % clients}" if clients else f"s{i}"
+            if clients:
+                clock[i % clients] = t
             for key, v in zip(rows, (t, p, int(out[j]), sid, ids, gap)):
                 rows[key].append(v)
             prev_p, prev_o = p, int(out[j])
