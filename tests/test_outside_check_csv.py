@@ -26,7 +26,7 @@ def oc():
 
 def test_every_row_is_replayable(oc):
     rows = oc.cases()
-    assert len(rows) >= 77
+    assert len(rows) >= 81
     names = [r["case"] for r in rows]
     assert len(set(names)) == len(names), "case names must be unique"
     for r in rows:

@@ -64,6 +64,9 @@ SETTINGS = {
     "DP8EP": [f"{P}scheduler.token_budget={8 * 8192}", f"{P}scheduler.max_seqs={8 * 1024}",
               f"+{P}attn_dp=8", f"+{P}ep=8"],
     "RSV": [f"+{P}scheduler.reserve_gib=0.5"],
+    # per-tensor FP8 weights and activations (a static FP8 checkpoint), and an FP8 KV cache
+    "FP8T": [f"{P}precision=fp8"],
+    "KVFP8": [f"{P}kv_dtype=fp8"],
     # `--gpu-memory-utilization 0.85`
     "MEM85": [f"+{P}scheduler.gpu_mem_util=0.85"],
     # `--enable-expert-parallel` beside `-tp 8`
@@ -135,6 +138,8 @@ def main(words: list[str] | None = None) -> None:
                   f"({e[0]:+.0f} %) | {tpot:.2f} → {sim[1]:.2f} ({e[1]:+.0f} %) | {t} |",
                   flush=True)
     for k, v in errs.items():
+        if not v:  # (a subset without throughput figures)
+            continue
         print(f"{k}: n {len(v)}, median absolute error {statistics.median(map(abs, v)):.1f} %, "
               f"median signed {statistics.median(v):+.1f} %")
 
