@@ -159,18 +159,23 @@ def test_uncalibrated_prefill_is_the_sparse_kernel_plus_the_indexer(gpu, tp, hea
         assert chunks == pytest.approx(got, rel=1e-9)
 
 
+#: a small catalog entry (models.yaml text), the MLA fields that make it an MLA model, and the
+#: indexer fields that give it DeepSeek Sparse Attention
+ENTRY = ("m:\n  layers: 4\n  hidden: 1024\n  heads: 8\n  kv_heads: 8\n  head_dim: 128\n"
+         "  intermediate: 2048\n  vocab: 1000\n")
+MLA = "  kv_lora_rank: 128\n  qk_rope_head_dim: 32\n  v_head_dim: 64\n"
+INDEXER = "  index_topk: 256\n  index_heads: 8\n  index_head_dim: 64\n"
+
+
 def test_a_dsa_entry_must_be_mla_with_an_indexer(tmp_path):
-    base = ("m:\n  layers: 4\n  hidden: 1024\n  heads: 8\n  kv_heads: 8\n  head_dim: 128\n"
-            "  intermediate: 2048\n  vocab: 1000\n")
     path = tmp_path / "models.yaml"
-    path.write_text(base + "  index_topk: 256\n  index_heads: 8\n  index_head_dim: 64\n")
+    path.write_text(ENTRY + INDEXER)
     with pytest.raises(ConfigError, match=r"'index_topk'.*needs an MLA model"):
         load_models(path)
-    mla = "  kv_lora_rank: 128\n  qk_rope_head_dim: 32\n  v_head_dim: 64\n"
-    path.write_text(base + mla + "  index_topk: 256\n")
+    path.write_text(ENTRY + MLA + "  index_topk: 256\n")
     with pytest.raises(ConfigError, match=r"'index_heads' and 'index_head_dim' must be > 0"):
         load_models(path)
-    path.write_text(base + mla + "  index_topk: 256\n  index_heads: 8\n  index_head_dim: 64\n")
+    path.write_text(ENTRY + MLA + INDEXER)
     assert load_models(path)["m"].dsa
 
 
@@ -283,17 +288,13 @@ def test_a_bad_indexer_list_is_one_line(edit, message):
 
 
 def test_index_layers_in_a_catalog_entry_is_checked(tmp_path):
-    base = ("m:\n  layers: 4\n  hidden: 1024\n  heads: 8\n  kv_heads: 8\n  head_dim: 128\n"
-            "  intermediate: 2048\n  vocab: 1000\n  kv_lora_rank: 128\n  qk_rope_head_dim: 32\n"
-            "  v_head_dim: 64\n")
     path = tmp_path / "models.yaml"
-    path.write_text(base + "  index_layers: 2\n")
+    path.write_text(ENTRY + MLA + "  index_layers: 2\n")
     with pytest.raises(ConfigError, match=r"'index_layers' .* needs index_topk > 0"):
         load_models(path)
-    dsa = "  index_topk: 256\n  index_heads: 8\n  index_head_dim: 64\n"
-    path.write_text(base + dsa + "  index_layers: 5\n")
+    path.write_text(ENTRY + MLA + INDEXER + "  index_layers: 5\n")
     with pytest.raises(ConfigError, match=r"'index_layers' must be <= the attention layers "
                                           r"\(4\), got 5"):
         load_models(path)
-    path.write_text(base + dsa + "  index_layers: 2\n")
+    path.write_text(ENTRY + MLA + INDEXER + "  index_layers: 2\n")
     assert load_models(path)["m"].indexer_layers == 2

@@ -446,24 +446,33 @@ def _pattern_counts(pattern, layers: int, key: str = "hybrid_override_pattern"
     return pattern.count("*"), pattern.count("M"), pattern.count("-") + pattern.count("E")
 
 
+def _layer_kinds(c: dict, key: str, layers: int, valid: tuple[str, ...]) -> list | None:
+    """config.json key `key`: one of `valid` per layer (None when absent); `ConfigError`
+    naming the key for a list of the wrong length or another kind."""
+    kinds = c.get(key)
+    if kinds is None:
+        return None
+    if not isinstance(kinds, list) or len(kinds) != layers:
+        got = f"{len(kinds)} entries" if isinstance(kinds, list) else repr(kinds)
+        raise ConfigError(f"config.json key {key!r} must be a list of num_hidden_layers "
+                          f"({layers}) kinds ({', '.join(valid)}), got {got}")
+    bad = sorted({str(k) for k in kinds} - set(valid))
+    if bad:
+        raise ConfigError(f"config.json key {key!r}: unknown kind {bad[0]!r}; valid: "
+                          f"{', '.join(valid)}")
+    return kinds
+
+
 def _indexer_layers(c: dict, layers: int) -> int:
     """Layers with a DSA indexer of their own where config.json's `indexer_types` ("full" /
     "shared", one per layer: GLM-5's IndexShare, whose shared layers reuse the previous
     layer's top-k and hold no indexer) names fewer than all; 0 otherwise (every layer).
     `ConfigError` naming the key for a list of the wrong length or another kind."""
-    kinds = c.get("indexer_types")
+    kinds = _layer_kinds(c, "indexer_types", layers, ("full", "shared"))
     if kinds is None:  # (an `index_topk_freq` alone stays unread: named by `unread_keys`)
         return 0
     # (the rule the list spells out layer by layer)
     c.get("index_topk_freq"), c.get("index_skip_topk_offset")
-    if not isinstance(kinds, list) or len(kinds) != layers:
-        got = f"{len(kinds)} entries" if isinstance(kinds, list) else repr(kinds)
-        raise ConfigError(f"config.json key 'indexer_types' must be a list of "
-                          f"num_hidden_layers ({layers}) kinds (full, shared), got {got}")
-    bad = sorted({str(k) for k in kinds} - {"full", "shared"})
-    if bad:
-        raise ConfigError(f"config.json key 'indexer_types': unknown kind {bad[0]!r}; valid: "
-                          f"full, shared")
     full = kinds.count("full")
     if not full:
         raise ConfigError("config.json key 'indexer_types' names no 'full' layer: the shared "
@@ -717,16 +726,8 @@ def _moe_layer_count(c: dict, layers: int) -> int:
     `decoder_sparse_step`-th layer not in `mlp_only_layers` (transformers
     Qwen2MoeDecoderLayer); every layer for other models. Read
     here (not `.get` alone) so that a key the file gives is checked, not silently counted."""
-    kinds = c.get("mlp_layer_types")
+    kinds = _layer_kinds(c, "mlp_layer_types", layers, ("dense", "sparse"))
     if kinds is not None:  # one "dense" / "sparse" per layer (GLM-5): the sparse ones
-        if not isinstance(kinds, list) or len(kinds) != layers:
-            got = f"{len(kinds)} entries" if isinstance(kinds, list) else repr(kinds)
-            raise ConfigError(f"config.json key 'mlp_layer_types' must be a list of "
-                              f"num_hidden_layers ({layers}) kinds (dense, sparse), got {got}")
-        bad = sorted({str(k) for k in kinds} - {"dense", "sparse"})
-        if bad:
-            raise ConfigError(f"config.json key 'mlp_layer_types': unknown kind {bad[0]!r}; "
-                              f"valid: dense, sparse")
         return kinds.count("sparse")
     ids = c.get("moe_layers")
     step = _hf_int(c, "interleave_moe_layer_step", 1) or 1
