@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from wrpsim.paths import catalog_dir
-from wrpsim.pool.kernels.tables import read_cols, short_loop
+from wrpsim.pool.kernels.tables import loop_timed, read_cols
 
 COLUMNS = ("gemm", "gemm_m_le_64", "gemm_m_gt_64", "attn_decode", "attn_prefill")
 
@@ -71,9 +71,9 @@ def holdout_errors(kernels, tables_dir: str | Path) -> dict:
     """Error statistics (n, median absolute, median signed and 90th-percentile absolute %) of
     `kernels` on the measured tables in `tables_dir`, per column of `COLUMNS` (GEMMs split at
     m = 64: decode-sized and prefill-sized; an attention table the folder lacks: n = 0).
-    `kernels` time them as their tables' short loops measured them (`short_loop`: no
-    sustained-rate bound), as the held-out timings were made."""
-    kernels = short_loop(kernels)
+    `kernels` time them as their tables' short loops measured them (`loop_timed`: no
+    sustained-rate bound, no HBM floor), as the held-out timings were made."""
+    kernels = loop_timed(kernels)
     d = Path(tables_dir)
     g = read_cols(d / "gemm.parquet")
     e = gemm_errors(kernels, g)

@@ -108,6 +108,20 @@ def moe_roofline(tokens, hidden: int, inter: int, topk: int, experts: int, moe_t
     return np.maximum(flops / peak_flops(gpu, dtype), nbytes / (gpu.mem_bw_gbs * 1e9))
 
 
+def moe_stream_floor(tokens, hidden: int, inter: int, topk: int, moe_tp: int, moe_ep: int,
+                     dtype: str, gpu, gated: bool = True) -> np.ndarray:
+    """Seconds below which one GPU's share of a fused MoE layer cannot run in serving: reading
+    the weights of the fewest experts its tokens can touch, whatever the routing (a token's
+    top-k experts, topk / moe_ep of them on the GPU; more tokens may touch the same ones), and
+    the tokens' activations, at the GPU's peak HBM bandwidth. A kernel table's short loop can
+    beat it (a few experts stay in L2 between iterations); a serving step, which streams every
+    layer's weights through L2 in turn, cannot."""
+    t = np.asarray(tokens, dtype=np.float64)
+    per_expert = (3.0 if gated else 2.0) * hidden * inter / moe_tp
+    nbytes = topk / moe_ep * per_expert * WEIGHT_BYTES[dtype] + 4.0 * t * hidden * 2.0
+    return nbytes / (gpu.mem_bw_gbs * 1e9)
+
+
 def moe_flops(tokens, hidden: int, inter: int, topk: int, moe_tp: int, moe_ep: int,
               gated: bool = True):
     """FLOPs of one GPU's share of a fused MoE layer: every routed token through its experts'

@@ -11,7 +11,14 @@ precomputation of `wrpsim.pool.kernels.model`:
   the nearest measured time is carried over by the ratio of roofline times
   (`wrpsim.pool.kernels.roofline`): the measured efficiency is kept, the work is the real one;
 - GEMMs and MoE layers are never faster than the GPU sustains at its power limit, where that
-  rate is measured (`roofline.sustained_flops`; the tables' short loops run below the limit).
+  rate is measured (`roofline.sustained_flops`; the tables' short loops run below the limit);
+- nor faster than their roofline at the GPU's peak HBM bandwidth (a GEMM its weights,
+  activations and output; a MoE layer the experts its tokens must touch: `moe_stream_floor`):
+  a short loop over a small weight matrix re-reads it from L2 (L40S and RTX PRO 6000: up to
+  2.9 x their HBM bandwidth at a few tokens), a serving step streams every layer from HBM;
+- a time is never shorter at more tokens: a curve carried over by a ratio of rooflines is kept
+  non-decreasing (the ratio can fall where one shape's experts are all touched and the other's
+  are not).
 
 `Kernels` answers from a GPU's own tables; `Transferred` answers for a GPU without tables from
 a reference GPU's, scaled by the roofline ratio of the two GPUs ("uncalibrated: roofline");
@@ -152,9 +159,12 @@ class Kernels:
 
     calibrated = True
 
-    def __init__(self, directory: str | Path, gpu, label: str = ""):
+    def __init__(self, directory: str | Path, gpu, label: str = "", hbm_floor: bool = True):
         self.dir = Path(directory)
         self.gpu = gpu
+        #: GEMMs and MoE layers no faster than their HBM roofline (module docstring); False
+        #: for `loop_timed`, which answers as a short loop over one kernel measures
+        self.hbm_floor = hbm_floor
         if not (self.dir / "gemm.parquet").is_file():
             raise ConfigError(f"engine tables: {self.dir} has no gemm.parquet")
         meta = self.dir / "meta.json"
@@ -286,9 +296,13 @@ class Kernels:
         logt = ((1 - wn) * (1 - wk) * lc[:, j, q] + wn * (1 - wk) * lc[:, j + 1, q]
                 + (1 - wn) * wk * lc[:, j, q + 1] + wn * wk * lc[:, j + 1, q + 1])
         t = np.exp(logt)
+        roof = rl.gemm_roofline(ms, n, k, dtype, self.gpu)
         if nq != n or kq != k:  # outside the measured n or k: carry the edge over
-            t = t * (rl.gemm_roofline(ms, n, k, dtype, self.gpu)
-                     / rl.gemm_roofline(ms, nq, kq, dtype, self.gpu))
+            t = t * (roof / rl.gemm_roofline(ms, nq, kq, dtype, self.gpu))
+        if self.hbm_floor:
+            # no faster than its roofline: a short loop over a small weight matrix reads it
+            # from L2 (L40S: up to 2.9 x its HBM bandwidth at m <= 16), a serving step from HBM
+            t = np.maximum(t, roof)
         return Curve(ms, sustained(t, rl.gemm_flops(ms, n, k), dtype, self.gpu))
 
     # ------------------------------------------------------------------ all-reduce
@@ -542,9 +556,17 @@ class Kernels:
         y = monotone_curve(sub["ms"][order].astype(np.float64) * MS)
         h0, i0, k0, e0, tp0, ep0 = (int(v) for v in ref)
         if tuple(int(v) for v in ref) != want or src != dtype:
-            y = y * (rl.moe_roofline(x, hidden, inter, topk, experts, moe_tp, moe_ep, dtype,
-                                     self.gpu, gated)
-                     / rl.moe_roofline(x, h0, i0, k0, e0, tp0, ep0, src, self.gpu, gated))
+            # (the ratio falls where the layer with fewer experts has touched them all and the
+            # reference has not: kept non-decreasing, as more tokens never take less time)
+            y = np.maximum.accumulate(y * (
+                rl.moe_roofline(x, hidden, inter, topk, experts, moe_tp, moe_ep, dtype,
+                                self.gpu, gated)
+                / rl.moe_roofline(x, h0, i0, k0, e0, tp0, ep0, src, self.gpu, gated)))
+        if self.hbm_floor:
+            # no faster than streaming the experts its tokens must touch (a short loop keeps a
+            # few experts in L2: L40S up to 3 x its HBM bandwidth)
+            y = np.maximum(y, rl.moe_stream_floor(x, hidden, inter, topk, moe_tp, moe_ep,
+                                                  dtype, self.gpu, gated))
         if x[-1] < MOE_MAX_TOKENS:  # larger batches at the last point's efficiency
             more = x[-1] * 2.0 ** np.arange(1, 1 + int(np.log2(MOE_MAX_TOKENS / x[-1])))
             roof = rl.moe_roofline(np.append(x[-1:], more), hidden, inter, topk, experts,
@@ -714,8 +736,9 @@ class Transferred:
         shape = (hidden, inter, topk, experts, moe_tp, moe_ep)
         c = c.scaled(rl.moe_roofline(c.x, *shape, dtype, self.gpu, gated)
                      / rl.moe_roofline(c.x, *shape, src, self.ref.gpu, gated))
+        y = np.maximum.accumulate(c.y)  # (the ratio's regimes change at different tokens)
         return Curve(c.x, sustained(
-            c.y, rl.moe_flops(c.x, hidden, inter, topk, moe_tp, moe_ep, gated), dtype, self.gpu))
+            y, rl.moe_flops(c.x, hidden, inter, topk, moe_tp, moe_ep, gated), dtype, self.gpu))
 
 
 class Partial:
@@ -892,6 +915,20 @@ def bound_note(kernels, dtype: str, what: str = "GEMMs") -> str:
             return (f"; {what} at most {carried / 1e12:,.0f} TFLOP/s ({math}, "
                     f"{kernels.ref.gpu.name}'s sustained share of peak)")
     return ""
+
+
+@cache
+def loop_timed(kernels):
+    """`short_loop(kernels)` without the HBM floor either (`Kernels.hbm_floor`): times as a
+    loop over one kernel measures them, small weights read from L2 where they fit — what a
+    held-out kernel timing made that way is compared with (`wrpsim.validate.kernels`). One
+    object per `kernels` (cached)."""
+    free = short_loop(kernels)
+    if isinstance(free, Kernels):
+        return Kernels(free.dir, free.gpu, free.label, hbm_floor=False)
+    if isinstance(free, Transferred):
+        return Transferred(loop_timed(free.ref), free.gpu)
+    return Partial(loop_timed(free.own), loop_timed(free.ref))
 
 
 @cache
