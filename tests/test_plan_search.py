@@ -139,6 +139,50 @@ def test_scale_load_of_a_closed_loop_scales_its_clients():
         assert got.equals(want) and got.attrs == want.attrs, f
 
 
+def test_recheck_shuffle_of_a_closed_loop_deals_new_requests_to_the_same_clients():
+    """Moving a closed loop's rows whole put a client's first round (no pause: NaN think_s)
+    behind its later ones, where it is sent at its arrival instant, open loop: a 256-client
+    recheck then ran up to 502 requests at once and the plan nearly doubled the fleet. Now
+    each position keeps its client and pause, the requests' lengths are dealt anew, and a
+    replay never holds more requests than clients."""
+    from wrpsim.plan.traces import closed_loop_clients
+    from wrpsim.workload.closed_loop import generate_closed_loop
+
+    src = {"kind": "closed_loop", "concurrency": 8, "num_requests": 64,
+           "prompt_tokens": {"dist": "uniform", "low": 32, "high": 512},
+           "output_tokens": {"dist": "uniform", "low": 4, "high": 64}}
+    frame = generate_closed_loop(src, 5)
+    out = shuffle_within(frame, 5.0, np.random.default_rng(3))
+    assert closed_loop_clients(out) == 8 and out.attrs == frame.attrs
+    for col in ("arrival_s", "session_id"):
+        assert out[col].tolist() == frame[col].tolist()
+    assert np.array_equal(out["think_s"].to_numpy(), frame["think_s"].to_numpy(),
+                          equal_nan=True)
+    assert sorted(zip(out["prompt_tokens"], out["output_tokens"])) == sorted(
+        zip(frame["prompt_tokens"], frame["output_tokens"]))
+    assert out["prompt_tokens"].tolist() != frame["prompt_tokens"].tolist()
+    assert shuffle_within(frame, 5.0, np.random.default_rng(3)).equals(out)
+
+
+def test_recheck_shuffle_keeps_the_rounds_of_a_waiting_session_in_order():
+    """Rows of a session whose later rounds wait on the previous answer (finite think_s) stay
+    where they are; the open-loop rows around them are permuted within their windows."""
+    n = 40
+    sid = [f"s{i % 4}" if i % 2 == 0 else None for i in range(n)]
+    think = [np.nan if (i % 2 or i < 8) else 1.0 for i in range(n)]
+    tr = make_trace(np.arange(n) * 0.1, np.arange(n) + 10, np.arange(n) + 1,
+                    session_id=sid, think_s=think)
+    out = shuffle_within(tr, 2.0, np.random.default_rng(7))
+    chained = tr["session_id"].notna().to_numpy()
+    assert out["prompt_tokens"][chained].tolist() == tr["prompt_tokens"][chained].tolist()
+    assert out["session_id"].tolist() == tr["session_id"].tolist()
+    free = ~chained
+    assert out["prompt_tokens"][free].tolist() != tr["prompt_tokens"][free].tolist()
+    for lo in np.arange(0.0, 4.0, 2.0):
+        sel = free & (tr["arrival_s"].to_numpy() >= lo) & (tr["arrival_s"].to_numpy() < lo + 2)
+        assert sorted(out["prompt_tokens"][sel]) == sorted(tr["prompt_tokens"][sel])
+
+
 def test_a_small_closed_loop_still_changes_with_load():
     """Rounded to the nearest, 1 client stayed 1 at 0.8 x and 1.2 x and 2 stayed 2: the load
     rows repeated the base run. Away from the base: more load adds a client, less removes

@@ -52,21 +52,56 @@ def busiest_window(trace: pd.DataFrame, window_s: float) -> pd.DataFrame:
     return _with_attrs(out, trace)
 
 
+#: the columns that make a closed loop's clients (`wrpsim.workload.closed_loop.deal`): they stay
+#: with their row's position when `shuffle_within` deals the requests anew
+CLIENT_COLUMNS = ("arrival_s", "session_id", "think_s")
+
+
 def shuffle_within(trace: pd.DataFrame, window_s: float | None,
                    rng: np.random.Generator) -> pd.DataFrame:
     """Permute whole requests among the arrival instants of each `window_s` window (module
-    docstring); `window_s` None returns the trace unchanged. Deterministic given `rng`."""
+    docstring); `window_s` None returns the trace unchanged. Deterministic given `rng`.
+
+    The rounds of a session that waits on its answers (a row with a finite `think_s`: sent
+    after the previous row of its session is answered) keep their order: their rows stay
+    where they are, so a session's first round stays first (moved after a later round it would
+    be sent at its arrival instant, open loop, beside its own session). In a closed loop
+    (`closed_loop_clients`), where every row belongs to such a session, the requests' contents
+    (lengths, model, ...) are permuted over the whole trace instead, and each position keeps
+    its client and pause (`CLIENT_COLUMNS`): the same clients send a fresh deal of the
+    requests."""
     if window_s is None or len(trace) < 2:
         return trace
     t = trace["arrival_s"].to_numpy(dtype=np.float64)
+    if closed_loop_clients(trace):
+        order = rng.permutation(len(t))
+        out = trace.iloc[order].reset_index(drop=True).copy()
+        for col in CLIENT_COLUMNS:
+            if col in trace.columns:
+                out[col] = trace[col].to_numpy()
+        return _with_attrs(out, trace)
+    movable = ~_in_chained_session(trace)
     group = np.floor((t - t[0]) / window_s).astype(np.int64)
     order = np.arange(len(t))
     edges = np.flatnonzero(np.diff(group)) + 1
     for lo, hi in zip(np.concatenate(([0], edges)), np.concatenate((edges, [len(t)]))):
-        order[lo:hi] = lo + rng.permutation(hi - lo)
+        idx = lo + np.flatnonzero(movable[lo:hi])
+        order[idx] = idx[rng.permutation(len(idx))]
     out = trace.iloc[order].reset_index(drop=True).copy()
     out["arrival_s"] = t
     return _with_attrs(out, trace)
+
+
+def _in_chained_session(trace: pd.DataFrame) -> np.ndarray:
+    """Per row: whether it belongs to a session of several rows some of which wait on the
+    previous round's answer (a finite `think_s`), whose order `shuffle_within` keeps."""
+    n = len(trace)
+    if "think_s" not in trace.columns or "session_id" not in trace.columns:
+        return np.zeros(n, dtype=bool)
+    think = trace["think_s"].to_numpy(dtype=np.float64)
+    sid = trace["session_id"]
+    chained = sid[np.isfinite(think) & sid.notna().to_numpy()].unique()
+    return (sid.isin(chained) & sid.notna()).to_numpy()
 
 
 def closed_loop_clients(trace: pd.DataFrame) -> int:
