@@ -347,6 +347,15 @@ STEP_HEAD = "model,gpu,tp,prefill_tokens,decode_seqs,decode_ctx,step_ms\n"
     (STEP_HEAD, "llama3.1-8b,h100-80gb,1,512,0,0,-5", r"line 2: step_ms must be a number > 0"),
     (STEP_HEAD, "llama3.1-8b,h100-80gb,1,0,0,0,5",
      r"line 2: a step needs prefill_tokens or decode_seqs > 0"),
+    # a misspelled column was left out of the fit without a word (fitted on TPOT alone, or
+    # with the default max_num_seqs)
+    (BENCH_HEAD.replace("ttft_ms,", "ttft_msec,"), "llama3.1-8b,h100-80gb,1,4,1024,128,90,12",
+     r"unknown column 'ttft_msec'; required: model, gpu, tp, concurrency, isl, osl; "
+     r"optional: ttft_ms, .*; did you mean 'ttft_ms'\?"),
+    (BENCH_HEAD.replace("\n", ",max_num_seq\n"), "llama3.1-8b,h100-80gb,1,4,1024,128,90,12,8",
+     r"unknown column 'max_num_seq'; .*did you mean 'max_num_seqs'\?"),
+    (STEP_HEAD.replace("\n", ",prefill_seq\n"), "llama3.1-8b,h100-80gb,1,512,0,0,10,1",
+     r"unknown column 'prefill_seq'; .*did you mean 'prefill_seqs'\?"),
 ])
 def test_bad_measurement_cells_name_file_line_and_column(tmp_path, head, row, pattern):
     """Text, negative or empty measurements stop the fit with one line naming the cell (they
@@ -355,7 +364,7 @@ def test_bad_measurement_cells_name_file_line_and_column(tmp_path, head, row, pa
 
     csv = tmp_path / "m.csv"
     csv.write_text(head + row + "\n")
-    key = "steps" if head == STEP_HEAD else "benchmarks"
+    key = "steps" if head.startswith(STEP_HEAD[:-1]) else "benchmarks"
     with pytest.raises(ConfigError, match=rf"m\.csv: {pattern}"):
         cal.run(cal.parse_args(["engine=x", f"{key}={csv}", f"out_dir={tmp_path / 'out'}"]))
 
@@ -466,7 +475,7 @@ def test_a_fit_far_off_or_at_a_bound_is_warned_about(tmp_path):
 def test_a_bad_row_names_file_line_and_column_not_a_pool_path(tmp_path, head, row, message):
     csv = tmp_path / "m.csv"
     csv.write_text(head + row + "\n")
-    key = "steps" if head == STEP_HEAD else "benchmarks"
+    key = "steps" if head.startswith(STEP_HEAD[:-1]) else "benchmarks"
     r = _cli("engine=x", f"{key}={csv}", f"out_dir={tmp_path / 'out'}")
     assert r.returncode == 2 and r.stdout == ""
     (line,) = r.stderr.splitlines()

@@ -10,7 +10,8 @@ Two kinds of measurements, each row a measurement of one model on `tp` GPUs of o
   tp, concurrency, isl, osl` and at least one of `ttft_ms`, `tpot_ms`, `itl_ms`, optionally
   `precision`, `kv_dtype`, `ep`, `num_requests` (default 10 x concurrency), `range_ratio`
   (lengths uniform in [ratio x len, len]; default 1: fixed), `max_num_seqs` (default the
-  concurrency), `max_num_batched_tokens` (default 8192). Each row is replayed through the
+  concurrency), `max_num_batched_tokens` (default 8192); no other columns (a misspelled one is
+  refused, not left out). Each row is replayed through the
   simulator (`wrpsim.validate.replay`), so queueing and chunked prefill are part of the fit.
 
 The fitted constants (`FIT_FIELDS` by default) minimise the sum over rows and metrics of
@@ -49,14 +50,30 @@ LOSS, F_SCALE = "cauchy", 0.05
 STEP_COLUMNS = ("model", "gpu", "tp", "prefill_tokens", "decode_seqs", "decode_ctx", "step_ms")
 BENCH_COLUMNS = ("model", "gpu", "tp", "concurrency", "isl", "osl")
 BENCH_METRICS = {"ttft_ms": "ttft_mean_s", "tpot_ms": "tpot_mean_s", "itl_ms": "itl_p50_s"}
+#: the optional columns of each kind of file (module docstring); any other column is refused,
+#: so that a misspelled measurement or setting is not silently left out of the fit
+STEP_OPTIONAL = ("precision", "kv_dtype", "prefill_seqs", "prefill_pairs")
+BENCH_OPTIONAL = (*BENCH_METRICS, "precision", "kv_dtype", "ep", "num_requests", "range_ratio",
+                  "max_num_seqs", "max_num_batched_tokens")
 
 
-def _read_csv(path: str | Path, required: tuple) -> pd.DataFrame:
+def _read_csv(path: str | Path, required: tuple, optional: tuple = ()) -> pd.DataFrame:
+    """The rows of `path`, which must have the `required` columns and may have the
+    `optional` ones, nothing else (`ConfigError` naming the file, the column and the valid
+    ones)."""
+    from wrpsim.errors import did_you_mean
+
     path = Path(path)
     try:
         df = pd.read_csv(path)
     except (OSError, ValueError) as exc:
         raise ConfigError(f"{path}: cannot read CSV: {exc}") from None
+    valid = (*required, *optional)
+    unknown = [str(c) for c in df.columns if c not in valid]
+    if unknown:
+        raise ConfigError(f"{path}: unknown column {unknown[0]!r}; required: "
+                          f"{', '.join(required)}; optional: {', '.join(optional)}"
+                          f"{did_you_mean(unknown[0], valid)}")
     missing = [c for c in required if c not in df.columns]
     if missing:
         raise ConfigError(f"{path}: missing column(s) {missing}; required: {', '.join(required)}")
@@ -76,7 +93,7 @@ def benchmark_cases(path: str | Path, split: str = "fit") -> Cases:
     """`wrpsim.validate.sets.Case`s of a benchmarks CSV (see module docstring)."""
     from wrpsim.validate.sets import Case
 
-    df = _read_csv(path, BENCH_COLUMNS)
+    df = _read_csv(path, BENCH_COLUMNS, BENCH_OPTIONAL)
     if not any(c in df.columns for c in BENCH_METRICS):
         raise ConfigError(f"{path}: needs at least one of the columns {', '.join(BENCH_METRICS)}")
     out = Cases()
@@ -193,7 +210,7 @@ def read_steps(path: str | Path) -> pd.DataFrame:
     `prefill_tokens`, `decode_seqs`, `decode_ctx` (and `prefill_seqs` when given) integers >= 0
     with some work in the step, `step_ms` (and `prefill_pairs` when given) a number > 0;
     `ConfigError` naming the file, line and column of the first bad cell."""
-    df = _read_csv(path, STEP_COLUMNS)
+    df = _read_csv(path, STEP_COLUMNS, STEP_OPTIONAL)
     df.attrs["path"] = str(path)
     lats: dict = {}
     for i, r in enumerate(df.to_dict("records"), start=2):
