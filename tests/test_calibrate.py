@@ -408,7 +408,11 @@ def test_benchmark_rows_beyond_the_context_are_left_out_and_none_left_is_an_erro
     r = _cli("engine=x", f"benchmarks={csv}", f"out_dir={tmp_path / 'out'}")
     assert r.returncode == 0, r.stderr
     assert r.stderr.splitlines()[0].startswith(f"wrpsim: warning: {csv}: line 2: row left out")
+    # a folder not named engines is no catalog's: said, not left to an 'unknown engine' later
+    assert (f"wrpsim: warning: calibrate: out_dir {tmp_path / 'out'} is not a folder named "
+            f"'engines', so no catalog finds 'x'") in r.stderr
     out = json.loads(r.stdout.strip().splitlines()[-1])
+    assert "catalog" not in out
     assert out["error_pct"]["before"]["n"] == 4
     assert "seq_overhead_us" in out["error_pct"]["not_constrained"]
     assert "seq_overhead_us" not in out["fitted"]
@@ -433,7 +437,7 @@ def test_a_fit_far_off_or_at_a_bound_is_warned_about(tmp_path):
     and the constants end at the top of their ranges."""
     csv = tmp_path / "b.csv"
     csv.write_text(BENCH_HEAD + MISTRAL_ROW.format(isl=400, osl=100, ttft=30000, tpot=2000))
-    r = _cli("engine=x", f"benchmarks={csv}", f"out_dir={tmp_path / 'out'}",
+    r = _cli("engine=x", f"benchmarks={csv}", f"out_dir={tmp_path / 'engines'}",
              "fit=[layer_overhead_us]")
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout.strip().splitlines()[-1])

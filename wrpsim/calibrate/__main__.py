@@ -36,7 +36,8 @@ taken from the current directory, never the package; null means `$WRPSIM_CATALOG
 `WRPSIM_CATALOG` is set, else `results/calibrate/<date>/<time>/engines` under the current
 directory — a catalog folder of its own, so the shipped engines are never edited unless
 `out_dir=pools/catalog/engines` says so. Runs find the engine with `WRPSIM_CATALOG` set to the
-parent of `out_dir` (the JSON line's `catalog` when `out_dir` is an `engines` folder).
+parent of `out_dir` when `out_dir` is a folder named `engines` (the JSON line's `catalog`);
+any other `out_dir` is written with a warning that no catalog finds it there.
 `write=false` reports the fit but leaves the engine's constants as they were (the JSON says
 `"written": false`); a new engine's file is still created, since the fit simulates with it, and
 the per-row errors still go to `NAME.fit.csv`. `gpu=` is read by `kernels=` and `validation=`
@@ -56,7 +57,7 @@ from typing import Any
 import yaml
 
 from wrpsim.cli import apply_flat, load_defaults, verb_main
-from wrpsim.errors import ConfigError, boolean, unknown_choice
+from wrpsim.errors import ConfigError, boolean, unknown_choice, warn
 
 
 def parse_args(argv: list[str]) -> dict[str, Any]:
@@ -200,7 +201,6 @@ def _warn_fit(report: dict, rows_csv: str) -> None:
     """One warning line for a fit that is probably wrong: a large median error after it, or a
     constant pinned at an end of its range (the data push it further: a term the model lacks)."""
     from wrpsim.calibrate.fit import BOUNDS
-    from wrpsim.errors import warn
 
     med = report["after"].get("median_pct")
     if med is not None and med > SUSPECT_MEDIAN_PCT:
@@ -401,6 +401,10 @@ def run(cfg: dict[str, Any]) -> dict[str, Any]:
             E.clear_caches()
     if not cfg["write"] and not cfg["kernels"]:
         result["written"] = False
+    elif out_dir.name != "engines":
+        warn(f"calibrate: out_dir {out_dir} is not a folder named 'engines', so no catalog "
+             f"finds {cfg['engine']!r}: runs look for engines in $WRPSIM_CATALOG/engines "
+             f"(e.g. out_dir={out_dir / 'engines'} and WRPSIM_CATALOG={out_dir})")
     return result
 
 
