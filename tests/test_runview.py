@@ -246,6 +246,37 @@ def test_verdict_is_silent_for_a_fleet_that_carries_its_trace():
         .startswith("no request of 10 completed")
 
 
+def test_a_dropped_request_is_never_silent(tmp_path):
+    """A run that meets its SLO but drops a request too long for its model said only '1
+    dropped'; now one warning per drop reason says how many and why — unless the verdict
+    already blames the drops. A trace request beyond Llama-3.1-8B's 131,072-token context, run
+    end to end, prints it."""
+    import subprocess
+    import sys
+
+    from wrpsim.verdict import drop_warnings
+
+    s = {"requests_total": 100, "requests_completed": 99, "requests_dropped": 1,
+         "slo_attainment": 0.99, "drop_reasons": {"context": 1}}
+    assert drop_warnings(s) == ["1 of 100 requests dropped for context (longer than the "
+                                "model's context length) (requests.parquet: drop_reason)"]
+    assert drop_warnings({**s, "drop_reasons": {}}) == []
+    most = {**s, "requests_completed": 10, "requests_dropped": 90, "slo_attainment": 0.1,
+            "drop_reasons": {"context": 90}}
+    assert "dropped" in verdict(most) and drop_warnings(most) == []
+    trace = tmp_path / "t.csv"
+    trace.write_text("TIMESTAMP,ContextTokens,GeneratedTokens\n"
+                     "2023-11-16 18:15:46.0,100,10\n2023-11-16 18:15:46.5,200000,10\n"
+                     "2023-11-16 18:15:47.0,100,10\n")
+    p = subprocess.run(
+        [sys.executable, "-m", "wrpsim", f"workload.source.path={trace}",
+         "pool.pools.h100.model=llama3.1-8b", "pool.pools.h100.tp=1",
+         "pool.pools.h100.count=1", f"hydra.run.dir={tmp_path / 'run'}"],
+        capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    assert ("wrpsim: warning: 1 of 3 requests dropped for context (longer than the model's "
+            "context length)") in p.stderr
+
 def test_summary_shows_prefix_hits_and_flags_a_measurement_fleet():
     from wrpsim.runview import run_summary
 

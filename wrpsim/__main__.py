@@ -49,18 +49,18 @@ def _task(cfg: dict, out_dir: str) -> None:
     from wrpsim.errors import boolean
     from wrpsim.runview import run_line, run_summary
     from wrpsim.sim import run
-    from wrpsim.verdict import idle_pool_warnings, verdict
+    from wrpsim.verdict import drop_warnings, idle_pool_warnings, verdict
 
     as_json = boolean("json", cfg.pop("json", False))
     summary = run(cfg, out_dir)
     sweep, overrides = _job_context()
     if sweep:
         say(run_line(summary, Path(out_dir).name, overrides), sys.stderr)
-        for line in idle_pool_warnings(summary):
+        for line in [*idle_pool_warnings(summary), *drop_warnings(summary)]:
             say(f"wrpsim: warning: run {Path(out_dir).name}: {line}", sys.stderr)
     else:
         say(run_summary(summary, cfg, out_dir), sys.stderr)
-        for line in [*idle_pool_warnings(summary), verdict(summary)]:
+        for line in [*idle_pool_warnings(summary), verdict(summary), *drop_warnings(summary)]:
             if line:
                 say(f"wrpsim: warning: {line}", sys.stderr)
     if as_json:

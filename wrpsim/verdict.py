@@ -11,7 +11,9 @@
   disaggregated run are, the links, instead of the fleet; otherwise load (`loaded`: queueing
   or busy instances) or the requests themselves (prefills longer than the target).
 - `idle_pool_warnings(summary)`: a warning per pool that received no request (its name, model
-  and why), printed after the summary of a run and after the line of a sweep run.
+  and why), printed after the summary of a run and after the line of a sweep run;
+- `drop_warnings(summary)`: a warning per reason requests were dropped (how many, why), unless
+  the verdict already names the drops.
 
 Pure functions of a run's `summary.json` dict; nothing is printed here.
 """
@@ -150,6 +152,20 @@ DROP_WHY = {
     "router_rejected": "rejected by the router",
     "session_aborted": "their session was aborted",
 }
+
+
+def drop_warnings(s: dict) -> list[str]:
+    """One line per reason requests were dropped (`summary.json`'s `drop_reasons`): how many,
+    why and where to look — a request dropped is never silent, even when the run met its SLO.
+    Empty when nothing was dropped, or when `verdict` already blames the drops."""
+    reasons = s.get("drop_reasons") or {}
+    total = s.get("requests_total") or 0
+    if not reasons or "dropped" in (verdict(s) or ""):
+        return []
+    return [f"{n:,} of {total:,} requests dropped for {k}"
+            + (f" ({DROP_WHY[k]})" if k in DROP_WHY else "")
+            + " (requests.parquet: drop_reason)"
+            for k, n in sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0])) if n]
 
 
 def _half_of_misses(n: int, total: int, att: float) -> bool:
