@@ -100,6 +100,35 @@ def test_user_catalog_entries_join_the_shipped_ones(tmp_path, monkeypatch):
         catalog.models.cache_clear()
 
 
+def test_a_typo_in_a_users_pool_file_names_the_key_and_the_file(tmp_path):
+    """A misspelled key in a user's pool YAML named the pool path but not the file, and a
+    misspelled top-level `pools:` said 'config key pools is required'. Now both name the key,
+    the nearest valid one and the file (not when the command line overrides the group's keys:
+    its error names the key it set)."""
+    cat = tmp_path / "cat"
+    (cat / "pools").mkdir(parents=True)
+    (cat / "pools" / "typo1.yaml").write_text(
+        "name: typo1\npols:\n  h100: {gpu: h100-80gb, model: llama3.1-8b, tp: 1, count: 1}\n")
+    (cat / "pools" / "typo2.yaml").write_text(
+        "name: typo2\npools:\n  h100: {gpu: h100-80gb, modle: llama3.1-8b, tp: 1, count: 1}\n")
+    env = {**os.environ, "WRPSIM_CATALOG": str(cat)}
+
+    def err(*args):
+        p = subprocess.run([sys.executable, "-m", "wrpsim", *args,
+                            f"hydra.run.dir={tmp_path / 'run'}"],
+                           capture_output=True, text=True, env=env, timeout=120)
+        assert p.returncode == 2 and p.stderr.count("\n") == 1, p.stderr
+        return p.stderr.strip()
+
+    one = err("pool=typo1")
+    assert one.startswith("wrpsim: error: pool: unknown key(s) ['pols']; valid keys: pools,")
+    assert one.endswith(f"did you mean 'pools'? (pool=typo1: {cat / 'pools' / 'typo1.yaml'})")
+    two = err("pool=typo2")
+    assert two.startswith("wrpsim: error: pool.pools.h100: unknown key(s) ['modle']")
+    assert two.endswith(f"did you mean 'model'? (pool=typo2: {cat / 'pools' / 'typo2.yaml'})")
+    assert err("pool.pools.h100.tp=3").endswith("got 3")
+
+
 def test_a_catalog_that_is_not_a_folder_is_one_clear_line(tmp_path, monkeypatch):
     from wrpsim.paths import user_catalog
 

@@ -615,6 +615,26 @@ def app_help(config_name: str) -> str:
                 help_cfg.get("footer", ""))
 
 
+def group_source(message: str, choices, overrides=()) -> str:
+    """' (pool=NAME: FILE)' when `message` is about the config of a catalog group (`GROUPS`:
+    it starts with the group's key, as `pool.pools.h100: unknown key(s) ...`) chosen from a
+    YAML file and no override of the command line changes that group's keys — the file is
+    then what a user edits to fix it (the last of `catalog_dirs` holding it, as Hydra picks
+    it); '' otherwise (an override's error names the key the command line set)."""
+    for group, dirname in GROUPS:
+        if not (message == group or message.startswith((f"{group}.", f"{group}:"))):
+            continue
+        name = (choices or {}).get(group)
+        if not name:
+            return ""
+        files = [f / f"{name}.yaml" for f in catalog_dirs(dirname)
+                 if (f / f"{name}.yaml").is_file()]
+        if not files or any(o.lstrip("+~").startswith(f"{group}.") for o in overrides):
+            return ""
+        return f" ({group}={name}: {files[-1]})"
+    return ""
+
+
 def hydra_entry(task, config_name: str = "config", outputs: tuple[str, ...] = ()):
     """Run `task(cfg_dict, out_dir)` as a Hydra app over `conf/<config_name>.yaml`; `outputs`:
     the names of every file the task may write into `out_dir` (removed before it runs)."""
@@ -657,7 +677,8 @@ def hydra_entry(task, config_name: str = "config", outputs: tuple[str, ...] = ()
             _run_marked(task, container, Path(out_dir), config_digest(container), overrides,
                         outputs)
         except WrpsimError as e:
-            raise user_error(str(e)) from None
+            raise user_error(str(e) + group_source(str(e), hc.runtime.choices,
+                                                   overrides)) from None
 
     app = hydra.main(version_base="1.3", config_path=conf_dir, config_name=config_name)(_job)
     from wrpsim import rundir

@@ -209,11 +209,12 @@ def build_fleet(env, pcfg: dict, sink, hash_block_tokens: int = 0, transfer=None
                 requests: int = 0) -> Fleet:
     """Validate the `pool` config (against a trace of `requests` requests when given: see
     `wrpsim.sanity`) and build the fleet's instances."""
+    valid = ("pools", "default_model", "name", "description", "remote_kv")
+    if isinstance(pcfg, dict):  # (a misspelled `pools:` is named, not reported missing)
+        check_keys(pcfg, valid, "pool")
     pools = _require(pcfg, "pools") if isinstance(pcfg, dict) else None
     if not isinstance(pools, dict) or not pools:
         raise ConfigError("pool.pools must be a mapping of pool name -> pool settings")
-    valid = ("pools", "default_model", "name", "description", "remote_kv")
-    check_keys(pcfg, valid, "pool")
     specs = [parse_pool(name, d) for name, d in pools.items()]
     spanning = transfer is not None and getattr(transfer, "collectives", None) is not None
     fabric = getattr(transfer, "fabric", None) if transfer is not None else None
