@@ -537,7 +537,20 @@ HF_DEFAULTS: dict[str, dict] = {
     "gemma3": {"tie_word_embeddings": True, "sliding_window_pattern": 6},
     # Qwen3-Next's attention is always gated (its config.json has no key for it)
     "qwen3_next": {"tie_word_embeddings": False, "attn_output_gate": True},
+    # CohereConfig and Starcoder2Config keep PretrainedConfig's tied default (Command-R's and
+    # StarCoder2-7B's config.json files do not say)
+    **{t: {"tie_word_embeddings": True} for t in ("cohere", "cohere2", "starcoder2")},
 }
+#: model types whose MLP is two matrices (up, down: no gate), whatever their activation —
+#: transformers' GPTNeoXMLP, GPTBigCodeMLP, Starcoder2MLP (c_fc, c_proj), PhiMLP (fc1, fc2),
+#: GPTJMLP, OPT's fc1 / fc2, MptMLP, PersimmonMLP, NemotronMLP (relu2), GPT2MLP, CodeGenMLP,
+#: BloomMLP; every other type is read as gated (gate, up, down), as Llama's
+NON_GATED_MLP = frozenset({"bloom", "gpt_neox", "gpt_bigcode", "starcoder2", "phi", "gptj",
+                           "opt", "mpt", "persimmon", "nemotron", "gpt2", "codegen"})
+#: config.json layer-count keys of dialects wrpsim does not read (ChatGLM / EXAONE 3: num_layers
+#: with multi_query_group_num or their own MLP names; DBRX: n_layers with nested ffn_config /
+#: attn_config; GPT-2 style: n_layer, n_embd, n_inner), refused by name
+_OTHER_LAYER_KEYS = ("num_layers", "n_layers", "n_layer")
 
 
 #: config.json `mamba_ssm_cache_dtype` -> bytes per element
@@ -626,7 +639,11 @@ IGNORED = {"attention_dropout", "attention_bias", "hidden_act", "hidden_dropout"
            # Gemma 4: images' tokens attend to each other both ways (a mask, no time)
            "use_bidirectional_attention",
            # GLM-5: RoPE's element order (position encoding), the router's FP32 logits
-           "rope_interleave", "indexer_rope_interleave", "moe_router_dtype"}
+           "rope_interleave", "indexer_rope_interleave", "moe_router_dtype",
+           # kernels chosen, biases, softmax precision, position order, width scaling
+           "attn_implementation", "_attn_implementation", "use_qkv_bias", "scale_attn_weights",
+           "attention_softmax_in_fp32", "rope_interleaved", "attention_out_bias",
+           "dim_model_base"}
 
 
 def unread_keys(cfg: dict) -> list[str]:
@@ -887,6 +904,26 @@ def _fields(c: dict) -> dict:
                           "('block_configs', DeciLM / Nemotron NAS models), which wrpsim's "
                           "uniform layers cannot hold; give the model as wrpsim's own fields "
                           "(pools/README.md) with its average widths")
+    mtype = str(c.get("model_type") or "")
+    if mtype in ("mamba", "mamba2", "falcon_mamba"):
+        raise ConfigError(f"config.json describes a purely recurrent model (model_type "
+                          f"{mtype!r}, no attention layer); wrpsim models stacks with at least "
+                          f"one attention layer")
+    if _hf_bool(c, "use_cla", False):
+        raise ConfigError("config.json shares each KV cache across layers ('use_cla', "
+                          f"cross-layer attention, cla_share_factor {c.get('cla_share_factor')}), "
+                          "which wrpsim does not model: it would hold that many times the KV")
+    if _hf_bool(c, "parallel_attn_mlp_res", False):
+        raise ConfigError("config.json adds a dense residual MLP beside every MoE layer "
+                          "('parallel_attn_mlp_res', Arctic), which wrpsim does not model: its "
+                          "weights and time would be left out")
+    if c.get("num_hidden_layers") is None:
+        other = [k for k in _OTHER_LAYER_KEYS if c.get(k) is not None]
+        if other:
+            raise ConfigError(f"config.json counts its layers as {other[0]!r}, not "
+                              f"'num_hidden_layers' (model_type {mtype or 'not given'}): a "
+                              f"dialect whose attention and MLP keys wrpsim does not read; give "
+                              f"the model as wrpsim's own fields (pools/README.md)")
     pattern = _nemotron_pattern(c)
     if c.get("num_hidden_layers") is None and isinstance(pattern, str) and pattern:
         layers = len(pattern)  # (Nemotron 3 Ultra: null, its pattern has one letter a layer)
@@ -904,6 +941,14 @@ def _fields(c: dict) -> dict:
     experts = (_hf_int(c, "num_experts") or _hf_int(c, "n_routed_experts")
                or _hf_int(c, "num_local_experts") or _hf_int(c, "moe_num_experts") or 1)
     inter = _hf_int(c, "intermediate_size") or 0
+    if not inter and experts <= 1 and not (_hf_int(c, "shared_intermediate_size")
+                                           or _hf_int(c, "intermediate_size_mlp")):
+        named = [k for k in c if isinstance(k, str) and k != "intermediate_size"
+                 and ("ff" in k or "inner" in k or "intermediate" in k)]
+        raise ConfigError("config.json gives no MLP width ('intermediate_size')"
+                          + (f"; it names {named[0]!r} instead" if named else "")
+                          + f" (model_type {mtype or 'not given'}): a dialect wrpsim does not "
+                          "read; give the model as wrpsim's own fields (pools/README.md)")
     n_moe = _moe_layer_count(c, layers) if experts > 1 else 0
     if experts > 1 and n_moe == 0:  # Llama 4 with no MoE layer: every layer a dense MLP
         experts, inter = 1, _hf_int(c, "intermediate_size_mlp") or inter
@@ -1036,7 +1081,7 @@ def _fields(c: dict) -> dict:
         out["gated_mlp"] = act not in ("relu2", "gelu")
     else:
         out.update(_recurrent_layers(c, layers, hidden))
-        if str(c.get("hidden_act", "silu")) in ("gelu",) and c.get("model_type") == "bloom":
+        if mtype in NON_GATED_MLP:
             out["gated_mlp"] = False
     if out.get("mamba_layers"):
         # the SSM state's dtype the checkpoint asks for, which vLLM's `auto` takes: Nemotron-H
