@@ -139,8 +139,10 @@ def evaluate(cfg: dict[str, Any]) -> dict[str, Any]:
         if win is not None:  # each sequence's window or Mamba state beside its own blocks
             seqs = win.capacity(blocks) // win.seq_blocks(ctx)
     decode_s = lat.decode_step_s(batch, ctx)
-    power = lat.power_at(0, batch, ctx) if hasattr(lat, "power_at") else lat.power_w(
-        0, batch, batch * ctx)
+    # over the step as a run charges it (`Instance` passes the step's duration: with async
+    # scheduling a step the CPU outlasts keeps the GPU waiting part of it)
+    power = lat.power_at(0, batch, ctx) if hasattr(lat, "power_at") else lat.decode_power_w(
+        batch, batch * ctx, decode_s)
     record = {
         "model": cfg["model"], "gpu": cfg["gpu"], "tp": tp, "batch": batch,
         "engine": cfg["engine"], "precision": cfg["precision"], "kv_dtype": cfg["kv_dtype"],
