@@ -28,13 +28,12 @@ batch 500), and, in the simulator, an async step bound by the CPU. Each follows 
 model's definition; the A100-shaped fit (`w_memory` 0.84) amplifies them on A100, L40S, L4,
 A10G and RTX 4090 pools.
 
-Two bugs these tests found (2026-12-06): `python -m wrpsim.perf` reported a decode step's
-power over its GPU time, not over the step the simulator charges (fixed the same day:
-`test_perf_reports_the_decode_power_the_simulator_charges`); a synchronous engine's batched
-prefill counts one prompt's CPU time out of its step instead of every prompt's
-(`test_a_synchronous_batched_prefill_draws_the_power_of_its_gpu_time`, `xfail(strict=True)`
-until fixed: the fix changes every simulated mixed step's energy with more than one prompt
-chunk, and with it documented energy figures).
+Two bugs these tests found, both fixed (2026-12-06): `python -m wrpsim.perf` reported a
+decode step's power over its GPU time, not over the step the simulator charges
+(`test_perf_reports_the_decode_power_the_simulator_charges`); and a step's power counted one
+prompt chunk as a sequence however many it held — one prompt's CPU time taken out of a
+synchronous step, one LM-head row — where `iteration_s` counts every chunk
+(`test_a_synchronous_batched_prefill_draws_the_power_of_its_gpu_time`).
 """
 
 from __future__ import annotations
@@ -325,22 +324,13 @@ def test_perf_reports_the_decode_power_the_simulator_charges(model, gpu, tp, eng
         f"{sim:.1f} W over the same {rec['decode_step_s'] * 1e3:.2f} ms step")
 
 
-PREFILL_CPU_BUG = (
-    "wrpsim/pool/kernels/model.py KernelLatency.power_w (seqs = decode_seqs + (1 if "
-    "prefill_tokens else 0), then duration_s - _cpu0 - _cpu_seq * seqs) takes one prompt "
-    "chunk's CPU time out of a synchronous step, but iteration_s charges _cpu_seq for every "
-    "chunk (prefill_seqs): a batched prefill's other prompts' CPU time dilutes its utilisation "
-    "(perf's prefill_power_w and the simulator's mixed steps, instance.py:418); power_w needs "
-    "prefill_seqs (also for the LM head's FLOPs, power.iteration_work)")
-
-
 @pytest.mark.parametrize("model,gpu,engine,batch,prompt", [
     ("llama3.1-8b", "h100-80gb", "vllm-0.11", 1, 512),
     ("llama3.1-8b", "h100-80gb", "vllm-0.24", 256, 16),  # async: no CPU time taken out
-    pytest.param("llama3.1-8b", "h100-80gb", "vllm-0.11", 256, 16,
-                 marks=pytest.mark.xfail(strict=True, reason=PREFILL_CPU_BUG)),
-    pytest.param("qwen3-30b-a3b", "h100-80gb", "vllm-0.11", 64, 16,
-                 marks=pytest.mark.xfail(strict=True, reason=PREFILL_CPU_BUG)),
+    # synchronous, many prompts: one prompt's CPU time was taken out of the step, not every
+    # one's (656 W where the GPU time gives 700 W for the first) until 2026-12-06
+    ("llama3.1-8b", "h100-80gb", "vllm-0.11", 256, 16),
+    ("qwen3-30b-a3b", "h100-80gb", "vllm-0.11", 64, 16),
 ])
 def test_a_synchronous_batched_prefill_draws_the_power_of_its_gpu_time(model, gpu, engine,
                                                                       batch, prompt):
@@ -353,7 +343,7 @@ def test_a_synchronous_batched_prefill_draws_the_power_of_its_gpu_time(model, gp
     lat = build_latency_model(model, gpu, 1, engine)
     tokens, pairs = batch * prompt, batch * prompt * (prompt + 1) / 2.0
     gpu_s = lat.gpu_s(tokens, pairs, 0, 0, batch)
-    want = lat._power.power_at(*pw.utilisation(lat, tokens, 0, 0.0, pairs, gpu_s))
+    want = lat._power.power_at(*pw.utilisation(lat, tokens, 0, 0.0, pairs, gpu_s, batch))
     assert rec["prefill_power_w"] == pytest.approx(want, rel=0.01), (
         f"{_cmd(lat, batch=batch, prompt_tokens=prompt)}: prefill {rec['prefill_power_w']:.1f} "
         f"W, {want:.1f} W over its {gpu_s * 1e3:.2f} ms of GPU time")

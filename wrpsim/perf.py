@@ -155,7 +155,7 @@ def evaluate(cfg: dict[str, Any]) -> dict[str, Any]:
         "power_w": power,
         # the same batch of `batch` prompts as `prefill_s` (not one prompt of batch × prompt)
         "prefill_power_w": lat.power_w(batch * prompt, 0, None, lat.prefill_s(batch, prompt),
-                                       batch * prompt * (prompt + 1) / 2.0),
+                                       batch * prompt * (prompt + 1) / 2.0, batch),
         "idle_power_w": lat.idle_power_w(),
         "tdp_w": lat.gpu.tdp_w,
         "kv_capacity_blocks": blocks,

@@ -57,7 +57,7 @@ class ConstantLatency(LatencyModel):
         return np.full(n, self.decode_step_s if batch else 0.0)
 
     def power_w(self, prefill_tokens, decode_seqs, decode_ctx=None, duration_s=None,
-                prefill_attn=None):
+                prefill_attn=None, prefill_seqs=1):
         """Busy power, whatever the batch."""
         return self.busy_power_w
 

@@ -415,7 +415,7 @@ class Instance(BatchingMixin):
         self._dec_in_iter = n_dec
         if n_dec and self._fresh:
             self._second_tokens(now + dur)
-        self._begin(now, dur, 1, None, lat.power_w(tokens, n_dec, ctx, dur, attn))
+        self._begin(now, dur, 1, None, lat.power_w(tokens, n_dec, ctx, dur, attn, len(chunks)))
         self.prefill_tokens += tokens
 
     def _encoder_s(self, chunks: list) -> float:

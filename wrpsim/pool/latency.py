@@ -85,6 +85,7 @@ class LatencyModel(abc.ABC):
     def power_w(
         self, prefill_tokens: int, decode_seqs: int, decode_ctx: int | None = None,
         duration_s: float | None = None, prefill_attn: float | None = None,
+        prefill_seqs: int = 1,
     ) -> float:
         """Average power of ONE GPU of the instance during an iteration of that composition.
 
@@ -93,7 +94,8 @@ class LatencyModel(abc.ABC):
         caller knows it, is the iteration's duration (models whose power depends on it then
         need not recompute it). `prefill_attn` is the prompt chunks' attention work as
         `iteration_s` took it (None: fresh prompts, T (T + 1) / 2); models without an
-        attention term may ignore it.
+        attention term may ignore it. `prefill_seqs` is the number of prompt chunks holding
+        the prefill tokens (`iteration_s`'s); models without per-sequence work may ignore it.
         """
 
     def decode_power_w(self, decode_seqs: int, decode_ctx: int, duration_s: float) -> float:

@@ -220,11 +220,13 @@ class AnalyticalLatency(LatencyModel):
     def power_w(
         self, prefill_tokens: int, decode_seqs: int, decode_ctx: int | None = None,
         duration_s: float | None = None, prefill_attn: float | None = None,
+        prefill_seqs: int = 1,
     ) -> float:
         """Per-GPU power of an iteration whose decode sequences hold `decode_ctx` tokens in all
         (`power_ctx_tokens` each when None); between `idle_power_w()` and the GPU's TDP
-        (`duration_s` is not used: this model recomputes its own; nor is `prefill_attn`: the
-        2023 calibration has no attention term in its power)."""
+        (`duration_s` is not used: this model recomputes its own; nor are `prefill_attn` and
+        `prefill_seqs`: the 2023 calibration has no attention or per-prompt term in its
+        power)."""
         if decode_ctx is None or not decode_seqs:
             return self.power_at(prefill_tokens, decode_seqs, self.power_ctx_tokens)
         return self.power_at(prefill_tokens, decode_seqs, decode_ctx / decode_seqs)

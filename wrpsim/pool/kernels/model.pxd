@@ -142,7 +142,7 @@ cdef class KernelLatency:
                    nbytes=cython.double, dur=cython.double, dur_c=cython.double,
                    top=cython.longlong, f=cython.double)
     cpdef power_w(self, long long prefill_tokens, long long decode_seqs, decode_ctx=*,
-                  duration_s=*, prefill_attn=*)
+                  duration_s=*, prefill_attn=*, long long prefill_seqs=*)
 
     @cython.locals(t=tuple, n=cython.longlong, lin=cython.double, head=cython.double,
                    attn=cython.double, fixed=cython.double, experts=cython.double,

@@ -1418,11 +1418,13 @@ class KernelLatency:
     # ------------------------------------------------------------------ power
     def power_w(self, prefill_tokens: int, decode_seqs: int,
                 decode_ctx: int | None = None, duration_s: float | None = None,
-                prefill_attn: float | None = None) -> float:
+                prefill_attn: float | None = None, prefill_seqs: int = 1) -> float:
         """Per-GPU power of an iteration (`wrpsim.pool.kernels.power`); `duration_s` is the
         iteration's duration when the caller knows it; `prefill_attn` the prompt chunks'
         attention work as `iteration_s` took it (query-key pairs: a chunk deep in its prompt
-        attends to every earlier token), by default T (T + 1) / 2, a fresh prompt's.
+        attends to every earlier token), by default T (T + 1) / 2, a fresh prompt's;
+        `prefill_seqs` the prompt chunks holding the prefill tokens (each a sequence to the
+        CPU and the LM head, as `iteration_s` counts them).
         Utilisation is taken over the GPU's share of the iteration and that power is drawn for
         the whole of it: the per-sequence time the engine adds (sampling, output handling)
         does not lower the measured power."""
@@ -1432,12 +1434,12 @@ class KernelLatency:
                 return self.gpu.idle_w
             return self.gpu.tdp_w
         t_tok = prefill_tokens + decode_seqs
-        seqs = decode_seqs + (1 if prefill_tokens else 0)
+        seqs = decode_seqs + (prefill_seqs if prefill_tokens else 0)
         if duration_s and not self._async:  # the GPU's share of the iteration
             duration_s = max(duration_s - self._cpu0 - self._cpu_seq * seqs, 1e-9)
         if t_tok <= 0 or not duration_s:
             return pm.power_w(self, prefill_tokens, decode_seqs, decode_ctx, duration_s,
-                              prefill_attn)
+                              prefill_attn, prefill_seqs)
         # `PowerModel.power_w` with the duration given, in one function (the hot loop calls
         # this once per iteration): the same operations in the same order, on the constants
         # of `power.iteration_work` and of `pm` fetched once per (model, power model)

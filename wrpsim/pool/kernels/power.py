@@ -38,16 +38,18 @@ class PowerModel:
     copied_from: str = ""
 
     def utilisation(self, lat, prefill_tokens: int, decode_seqs: int,
-                    decode_ctx: float, prefill_attn: float | None = None) -> tuple[float, float]:
+                    decode_ctx: float, prefill_attn: float | None = None,
+                    prefill_seqs: int = 1) -> tuple[float, float]:
         """(u_compute, u_memory) of one iteration of `lat` (a `KernelLatency`) over its GPU
-        time (`KernelLatency.gpu_s`)."""
+        time (`KernelLatency.gpu_s`); `prefill_seqs` prompt chunks hold the prefill tokens."""
         if prefill_tokens + decode_seqs <= 0:
             return 0.0, 0.0
         if prefill_attn is None:
             prefill_attn = prefill_tokens * (prefill_tokens + 1) / 2.0
-        dt = lat.gpu_s(prefill_tokens, prefill_attn, decode_seqs, round(decode_ctx),
-                       1 if prefill_tokens else 0)
-        return utilisation(lat, prefill_tokens, decode_seqs, decode_ctx, prefill_attn, dt)
+        chunks = prefill_seqs if prefill_tokens else 0
+        dt = lat.gpu_s(prefill_tokens, prefill_attn, decode_seqs, round(decode_ctx), chunks)
+        return utilisation(lat, prefill_tokens, decode_seqs, decode_ctx, prefill_attn, dt,
+                           prefill_seqs)
 
     def power_at(self, u_c: float, u_m: float) -> float:
         """Watts at utilisations (u_compute, u_memory)."""
@@ -56,7 +58,7 @@ class PowerModel:
 
     def power_w(self, lat, prefill_tokens: int, decode_seqs: int,
                 decode_ctx: int | None = None, duration_s: float | None = None,
-                prefill_attn: float | None = None) -> float:
+                prefill_attn: float | None = None, prefill_seqs: int = 1) -> float:
         """Per-GPU watts of an iteration (`LatencyModel.power_w`); decode sequences hold 1024
         tokens each when `decode_ctx` is None; the utilisations are over `duration_s` when
         given (the iteration's GPU time, as the latency model computed it), else over
@@ -68,9 +70,9 @@ class PowerModel:
             pairs = (prefill_tokens * (prefill_tokens + 1) / 2.0 if prefill_attn is None
                      else prefill_attn)
             return self.power_at(*utilisation(lat, prefill_tokens, decode_seqs, ctx, pairs,
-                                              duration_s))
+                                              duration_s, prefill_seqs))
         return self.power_at(*self.utilisation(lat, prefill_tokens, decode_seqs, ctx,
-                                               prefill_attn))
+                                               prefill_attn, prefill_seqs))
 
 
 def work_constants(lat) -> tuple:
@@ -105,15 +107,15 @@ def work_constants(lat) -> tuple:
 
 
 def iteration_work(lat, prefill_tokens: int, decode_seqs: int, decode_ctx: float,
-                   prefill_attn: float) -> tuple[float, float]:
+                   prefill_attn: float, prefill_seqs: int = 1) -> tuple[float, float]:
     """(FLOPs, bytes) one GPU of `lat`'s instance spends on an iteration: projections at 2
-    FLOPs per active parameter and token, LM head per sequence, attention at 4 x heads x
-    head_dim per (query, key) pair; weights read once (experts: those the tokens touch, uniform
-    routing), KV read and written, element-wise traffic, each sequence's Mamba state read and
-    written."""
+    FLOPs per active parameter and token, LM head per sequence (each decoding one and each of
+    the `prefill_seqs` prompt chunks), attention at 4 x heads x head_dim per (query, key) pair;
+    weights read once (experts: those the tokens touch, uniform routing), KV read and written,
+    element-wise traffic, each sequence's Mamba state read and written."""
     lin, head, attn, fixed, experts, q, kv, stream, _, _, state = work_constants(lat)
     t_tok = prefill_tokens + decode_seqs
-    seqs = decode_seqs + (1 if prefill_tokens else 0)
+    seqs = decode_seqs + (prefill_seqs if prefill_tokens else 0)
     flops = lin * t_tok + head * seqs + attn * (prefill_attn + decode_ctx)
     touched = 1.0 - q ** t_tok if q else 1.0
     nbytes = (fixed + experts * touched + (decode_ctx + t_tok) * kv + t_tok * stream
@@ -121,25 +123,26 @@ def iteration_work(lat, prefill_tokens: int, decode_seqs: int, decode_ctx: float
     return flops, nbytes
 
 
-def bound_s(lat, prefill_tokens: int, decode_seqs: int) -> float:
+def bound_s(lat, prefill_tokens: int, decode_seqs: int, prefill_seqs: int = 1) -> float:
     """Seconds the sustained-rate bound (`tables.sustained`) adds to an iteration's GEMMs
     (projections at its tokens, LM head at its sequences); 0 for a latency model without it.
     The GPU is at its power limit while the bound holds: the shape (fitted on utilisations over
     unbounded kernel times) takes u_compute over the time without it, and reaches TDP."""
     if not getattr(lat, "_has_bound", False):
         return 0.0
-    t, m = prefill_tokens + decode_seqs, decode_seqs + (1 if prefill_tokens else 0)
+    t, m = prefill_tokens + decode_seqs, decode_seqs + (prefill_seqs if prefill_tokens else 0)
     lb, hb = lat._lin_bound, lat._head_bound
     return (lb[t] if t < len(lb) else lb[-1]) + (hb[m] if m < len(hb) else hb[-1])
 
 
 def utilisation(lat, prefill_tokens: int, decode_seqs: int, decode_ctx: float,
-                prefill_attn: float, dt: float) -> tuple[float, float]:
+                prefill_attn: float, dt: float, prefill_seqs: int = 1) -> tuple[float, float]:
     """(u_compute, u_memory) of an iteration that took `dt` seconds (u_compute over the time
     without the sustained-rate bound: `bound_s`)."""
-    flops, nbytes = iteration_work(lat, prefill_tokens, decode_seqs, decode_ctx, prefill_attn)
+    flops, nbytes = iteration_work(lat, prefill_tokens, decode_seqs, decode_ctx, prefill_attn,
+                                   prefill_seqs)
     c = work_constants(lat)
-    dt_c = max(dt - bound_s(lat, prefill_tokens, decode_seqs), 1e-12)
+    dt_c = max(dt - bound_s(lat, prefill_tokens, decode_seqs, prefill_seqs), 1e-12)
     return flops / (c[8] * dt_c), nbytes / (c[9] * dt)
 
 
