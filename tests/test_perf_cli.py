@@ -39,10 +39,12 @@ def test_contract_example_matches_python_api():
     assert "kernels: vllm 0.24.0 (NVIDIA H100 80GB HBM3)" in out["calibration"]
     assert out["prefill_s"] == pytest.approx(lat.prefill_s(4, 512), rel=1e-12)
     assert out["decode_step_s"] == pytest.approx(lat.decode_step_s(4, 512), rel=1e-12)
-    assert out["power_w"] == pytest.approx(lat.power_w(0, 4, 4 * 512), rel=1e-12)
+    # the decode step's power over the step, as a run charges it (`decode_power_w`)
+    assert out["power_w"] == pytest.approx(
+        lat.decode_power_w(4, 4 * 512, lat.decode_step_s(4, 512)), rel=1e-12)
     # the batch prefill_s times: 4 prompts of 512 (not one of 2,048), over its duration
     assert out["prefill_power_w"] == pytest.approx(lat.power_w(
-        4 * 512, 0, None, lat.prefill_s(4, 512), 4 * 512 * 513 / 2), rel=1e-12)
+        4 * 512, 0, None, lat.prefill_s(4, 512), 4 * 512 * 513 / 2, 4), rel=1e-12)
     assert out["prefill_power_w"] != pytest.approx(lat.power_w(4 * 512, 0), rel=1e-6)
     assert out["idle_power_w"] == lat.idle_power_w() == 75.0
     assert out["kv_capacity_tokens"] == 16 * lat.kv_capacity_blocks(16, max_seqs=256)
