@@ -95,7 +95,8 @@ def test_a_sweep_prints_aligned_lines_and_a_closing_table(monkeypatch, capsys, t
     ok = [r for r in rows if "failed" not in r]
     assert len(ok) == 2 and len({r.index(" router=") for r in ok}) == 1  # aligned columns
     assert table[7].startswith("best SLO attainment (within 0.1 point ties), then lowest cost "
-                               "(within 1 % ties), then lower p99 TTFT, then run number: run ")
+                               "(within 1 % ties), then fewest requests unanswered, then lower "
+                               "p99 TTFT, then run number: run ")
     per_run = [ln for ln in lines[:start] if ln.startswith("wrpsim: run ")]
     assert [ln.split()[2] for ln in per_run] == ["0", "2"]  # as each completed run finished
     assert len({ln.index(" | SLO ") for ln in per_run}) == 1  # aligned
@@ -309,6 +310,20 @@ def test_the_winner_breaks_ties_by_p99_ttft_then_run_number():
     assert winner([("0", {**a, "cost_usd": None}), ("1", {**a, "cost_usd": None,
                                                           "ttft_p99_s": 0.4})]) == "1"
     assert winner([("0", None)]) is None
+
+
+def test_a_run_that_dropped_requests_does_not_win_on_the_p99_it_left_them_out_of():
+    """A failures sweep: the retry run answered every request (99.90 %, p99 TTFT 404 ms), the
+    drop run lost 7 (99.88 %, 403 ms: its p99 leaves them out). Attainment and cost tie; the
+    run that answered more wins before p99 is compared."""
+    from wrpsim.report.choice import winner
+
+    retry = {"slo_attainment": 0.9990, "cost_usd": 10.0, "ttft_p99_s": 0.4043,
+             "requests_total": 6000, "requests_completed": 6000}
+    drop = {**retry, "slo_attainment": 0.9988, "ttft_p99_s": 0.4027,
+            "requests_completed": 5993}
+    assert winner([("1", retry), ("3", drop)]) == "1"
+    assert winner([("1", {**retry, "requests_completed": 5993}), ("3", drop)]) == "3"
 
 
 def test_an_attainment_edge_the_table_cannot_show_does_not_outweigh_cost():

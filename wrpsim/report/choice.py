@@ -10,8 +10,11 @@ cost–latency Pareto front.
      `COST_TOLERANCE` (1 %) of the cheapest one's ties: identical fleets differ in cost only by
      when their last request finished, noise that must not decide the winner (a missing cost
      is never within it, unless no run has a cost);
-  3. among the tied, lowest p99 TTFT (`ttft_p99_s`; missing sorts last);
-  4. then the run's name in natural order (`"2"` before `"10"`),
+  3. among the tied, fewest requests left unanswered (`requests_total` − `requests_completed`:
+     dropped, lost or cut off by the horizon; a run's percentiles leave those out, so a run
+     that drops its slowest requests must not win on p99 against one that served them);
+  4. then lowest p99 TTFT (`ttft_p99_s`; missing sorts last);
+  5. then the run's name in natural order (`"2"` before `"10"`),
   so the winner is a deterministic function of the summaries: equal runs always give the same.
 - `pareto(points)`: the indices of the `(cost, latency, index)` points on the lower-left front
   (no point at most as costly is faster), in order of cost.
@@ -28,7 +31,7 @@ import re
 COST_TOLERANCE = 0.01
 ATTAINMENT_TOLERANCE = 0.001
 RULE = ("best SLO attainment (within 0.1 point ties), then lowest cost (within 1 % ties), then "
-        "lower p99 TTFT, then run number")
+        "fewest requests unanswered, then lower p99 TTFT, then run number")
 
 
 def _natural(name: str) -> tuple:
@@ -49,8 +52,16 @@ def winner(runs) -> str | None:
         bound = min(costs) + COST_TOLERANCE * abs(min(costs))
         done = [(n, s) for n, s in done if s.get("cost_usd") is not None and s["cost_usd"] <= bound]
     inf = float("inf")
-    return min(done, key=lambda ns: (inf if ns[1].get("ttft_p99_s") is None
+    return min(done, key=lambda ns: (_unanswered(ns[1]),
+                                     inf if ns[1].get("ttft_p99_s") is None
                                      else ns[1]["ttft_p99_s"], _natural(ns[0])))[0]
+
+
+def _unanswered(s: dict) -> int:
+    """Requests of a run's summary that got no answer: dropped, lost, or still running when the
+    run ended (0 when the summary does not say)."""
+    total, done = s.get("requests_total"), s.get("requests_completed")
+    return max(0, int(total) - int(done)) if total is not None and done is not None else 0
 
 
 #: last components of a swept key that measure offered load (`load_dimension`)
