@@ -21,8 +21,8 @@ printed here, `wrpsim.__main__` and `SweepView` print on stderr):
   `sweep_jobs`: completed, failed or incomplete, in job order; run folders an earlier sweep
   left in the directory are only counted), and which completed run wins by
   `wrpsim.report.choice` (best SLO attainment, then lowest cost, costs within 1 % tying; ties:
-  fewest requests unanswered, lower p99 TTFT, then run number) — the dashboard's winner too when the directory holds no
-  other run.
+  fewest requests unanswered, lower p99 TTFT, then run number) — the dashboard's winner too
+  when the directory holds no other run.
   `SweepView` is the Hydra callback that prints it when a `-m` sweep ends (registered in
   conf/config.yaml under `hydra.callbacks`).
 """
