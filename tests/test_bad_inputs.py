@@ -61,6 +61,11 @@ BAD = [
     (["router=cascade"], r"^wrpsim: error: router\.models: a cascade needs at least two models; "
                          r"got llama3\.1-70b, and the fleet serves: llama3\.1-70b \(a pool per "
                          r"model"),
+    # a typo in network.kind was reported as another key's ("collective_alpha_us applies only
+    # with a fabric") under network=fluid, whose file sets that key
+    (["network=fluid", "network.kind=fluidd"],
+     r"^wrpsim: error: network\.kind: unknown value 'fluidd'; valid choices: fluid, nic, none, "
+     r"packet; did you mean 'fluid'\?$"),
     (["network=fluid", "network.gpus_per_host=2"],
      r"^wrpsim: error: pool\.pools\.h100\.tp=4 spans servers of 2 GPUs \(network\."
      r"gpus_per_host\) whose collectives are not simulated"),

@@ -163,6 +163,9 @@ def test_every_catalog_gpu_and_model_runs_and_labels_its_calibration():
     (["model=llama3.1-70b", "gpu=a10g-24gb", "tp=2"], r"perf: llama3.1-70b needs 65.7 GiB of "
                                                       r"weights per GPU"),
     (["tp=[1"], r"bad override"),
+    # a sweep flag was a parser's "LexerNoViableAltException: -m"
+    (["-m", "tp=1,2"], r"perf: unknown option '-m' \(it runs one configuration: no -m / "
+                       r"--multirun sweep; loop in the shell\); arguments are key=value"),
     (["prompt_tokens=100000000"], r"perf: prompt_tokens \(100,000,000\) exceeds llama2-70b's "
                                   r"context of 4,096 tokens"),
     (["ctx_tokens=5000", "batch=4"], r"perf: ctx_tokens \(5,000\) exceeds llama2-70b's context"),

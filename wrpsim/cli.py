@@ -44,6 +44,12 @@ def parse_overrides(argv: list[str], verb: str) -> list[tuple[str, Any]]:
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.errors import HydraException
 
+    flags = [a for a in argv if a.startswith("-")]
+    if flags:  # (a Hydra app's flags: these verbs take key=value only)
+        sweep = " (it runs one configuration: no -m / --multirun sweep; loop in the shell)" \
+            if flags[0] in ("-m", "--multirun") else ""
+        raise ConfigError(f"{verb}: unknown option {flags[0]!r}{sweep}; arguments are "
+                          f"key=value (python -m wrpsim.{verb} --help)")
     try:
         overrides = OverridesParser.create().parse_overrides(list(argv))
     except HydraException as exc:

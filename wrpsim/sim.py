@@ -190,8 +190,10 @@ def build_router(rcfg: dict):
 def build_transfer(env, net: dict, seed: int = 0) -> KVTransfer:
     """The KV-transfer link model of the `network` config group, with the collectives switch
     (`network.collectives`, `wrpsim.pool.spanning`) as its `collectives`."""
-    net, coll = parse_collectives(net)
     kind = net.get("kind", "none")
+    if kind not in ("nic", "none", *FABRIC_KINDS):  # (named before any key that needs a kind)
+        raise unknown_choice("network.kind", kind, ("nic", "none", *FABRIC_KINDS))
+    net, coll = parse_collectives(net)
     if kind in FABRIC_KINDS:
         from wrpsim.network.transfer import build_fabric
 

@@ -65,7 +65,9 @@ REQUEST_SCHEMA = pa.schema(
         ("energy_j", pa.float64()),
         ("cost_usd", pa.float64()),
         ("qoe", pa.float64()),  # streaming QoE (wrpsim.metrics.qoe); NaN unless completed
-        ("attempts", pa.int32()),  # times the request was sent to an instance (retries + 1)
+        # times the request was sent to an instance: 1 served at once, 1 + retries after a
+        # failure, 0 never reached one (dropped for no_healthy_instance)
+        ("attempts", pa.int32()),
         # routing: waiting for a router replica + its service time + the policy's decision
         # latency (wrpsim.router.service; part of ttft_s); NaN if never routed
         ("route_s", pa.float64()),
