@@ -254,8 +254,20 @@ BAD = [
      r"line's workload=tracelab-agent,chat-sessions applies; write "
      r"\+\+workload\.source\.dependent=true "),
     (["-m", "router=round-robin,session-affinity", "router.max_outstanding=5"],
-     r"^wrpsim: error: router\.max_outstanding: Hydra checks this key against the default "
-     r"router=round-robin .*write \+\+router\.max_outstanding=5 "),
+     r"^wrpsim: error: router\.max_outstanding: router=round-robin has no such key \(keys under "
+     r"router: .*\), and a sweep sets every override in every job: sweep that option apart, "
+     r"or write \+\+router\.max_outstanding=5 to add the key to every option"),
+    # the option that lacks a swept key is named (it was "the default pool=h100-llama70b", which
+    # has the key; "the selected failures option sets no keys" with failures=scheduled chosen)
+    (["-m", "pool=h100-llama70b,h100-llama70b-disagg", "pool.pools.h100.count=2,3"],
+     r"^wrpsim: error: pool\.pools\.h100: pool=h100-llama70b-disagg has no such key \(keys "
+     r"under pool\.pools: prefill, decode\), .*\+\+pool\.pools\.h100\.count=2,3 "),
+    (["-m", "failures=none,scheduled", "failures.policy=retry,drop"],
+     r"^wrpsim: error: failures\.policy: failures=none has no such key \(no keys\)"),
+    (["-m", "workload=azure-conv-2023,azure-code-2023", "workload.source.kindd=x"],
+     r"^wrpsim: error: workload\.source\.kindd: unknown key: no option of the sweep "
+     r"\(workload=azure-conv-2023,azure-code-2023\) has it; keys under workload\.source: "
+     r"kind, path; did you mean 'kind'\?$"),
     (["router.cache.enabled=true", "router.cache.hit_model=trace"],
      r"^wrpsim: error: router\.cache\.hit_model: trace needs the trace's semantic_cluster "
      r"column, .*valid choices: curve$"),

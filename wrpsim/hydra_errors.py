@@ -177,6 +177,36 @@ def _sweeps_group(argv: list[str], group: str) -> bool:
             and ("," in sel[1] or re.match(r"\s*(range|choice|glob)\(", sel[1]) is not None))
 
 
+def _options_lacking(group: str, where: str, leaf: str, argv: list[str]) -> list[str]:
+    """The options a sweep's override of `group` lists (`pool=a,b`; plain comma lists only)
+    whose YAML has no key `leaf` under `where` (a dotted path below the group), in the order
+    given; [] when that cannot be told (a range or glob, a file that does not read)."""
+    sel = _override(argv, group)
+    if sel is None or not re.fullmatch(r"[\w.\-]+(,[\w.\-]+)*", sel[1].strip()):
+        return []
+    try:
+        import yaml
+
+        from wrpsim.app import GROUPS
+        from wrpsim.paths import catalog_dir, catalog_dirs
+
+        dirname = dict(GROUPS).get(group)
+        dirs = catalog_dirs(dirname) if dirname else [catalog_dir("conf") / group]
+        out = []
+        for name in sel[1].strip().split(","):
+            files = [d / f"{name}.yaml" for d in dirs if (d / f"{name}.yaml").is_file()]
+            if not files:
+                return []
+            node = yaml.safe_load(files[-1].read_text("utf-8")) or {}
+            for part in where.split(".")[1:]:
+                node = node.get(part) if isinstance(node, dict) else None
+            if not (isinstance(node, dict) and leaf in node):
+                out.append(name)
+        return out
+    except Exception:  # an explanation must not fail: the caller words it without the names
+        return []
+
+
 def _default_option(group: str, config_name: str) -> str | None:
     """The option conf/<config_name>.yaml's defaults list picks for `group`, else None."""
     try:
@@ -283,11 +313,30 @@ def _unknown_key(exc, argv: list[str] | None = None, config_name: str = "config"
                 f"added with '+'): {', '.join(targets)}{did_you_mean(leaf, targets)}")
     if "." in where and not valid:  # a key under a value: network.collectives.alpha_us
         return _value_not_section(where, leaf, full_key, argv or [], config_name)
+    group = where.partition(".")[0]
+    swept = where and _sweeps_group(argv or [], group)
+    lacking = _options_lacking(group, where, leaf, argv or []) if swept else []
+    listed = len(_override(argv or [], group)[1].split(",")) if swept else 0
+    if lacking and len(lacking) < listed:  # some options of the sweep have it, some do not
+        names = ", ".join(f"{group}={n}" for n in lacking)
+        typed = next((a for a in argv or [] if a.lstrip("+~").partition("=")[0] == full_key
+                      or a.lstrip("+~").startswith(full_key + ".")), None)
+        add = (f"++{typed.lstrip('+~')}" if typed and "=" in typed
+               else f"++{full_key}=…")
+        return (f"{full_key}: {names} {'has' if len(lacking) == 1 else 'have'} no such key"
+                + (f" (keys under {where}: {', '.join(valid)})" if valid else " (no keys)")
+                + f", and a sweep sets every override in every job: sweep "
+                f"{'that option' if len(lacking) == 1 else 'those options'} apart, or write "
+                f"{add} to add the key to every option (an option that does not take it then "
+                f"refuses it)")
+    if lacking:  # no option of the sweep has it: a typo, most likely
+        return (f"{full_key}: unknown key: no option of the sweep ({_override(argv, group)[0]})"
+                f" has it" + (f"; keys under {where}: {', '.join(valid)}" if valid else "")
+                + did_you_mean(leaf, valid))
     if where and not valid:  # the selected option is an empty mapping (failures=none)
         return (f"{full_key}: unknown key: the selected {where} option sets no keys; choose "
                 f"one that does first ({where}=NAME; --help lists the options)")
     under = f" under {where}" if where else ""
-    group = where.partition(".")[0]
     if where and _sweeps_group(argv or [], group):  # e.g. -m workload=a,b workload.source.x=1
         # A sweep over the group composes the primary config with the default option and the
         # other overrides first, so a key the default lacks fails there, before any job's
