@@ -214,12 +214,19 @@ def test_disaggregated_decode_failure_conserves_requests():
 
 
 def test_horizon_records_requests_between_instances():
+    """A request lost at 1 s whose re-send (at 6 s) the 2 s horizon cuts off is in flight,
+    between instances, sent once: `attempts` counts sends (it said 2, and the run counted the
+    request as retried, for a send that never happened)."""
     cfg = constant_cfg(step_s=0.1, count=1)
     cfg["sim"] = {"horizon_s": 2.0}
     cfg["failures"] = {"policy": "retry", "retry_delay_s": 5.0,
                        "events": [{"pool": "p", "instance": 0, "at_s": 1.0, "down_s": 0.5}]}
     row = Simulation(cfg, make_trace([0.0], [10], [100])).run()[0].to_pylist()[0]
-    assert row["status"] == "in_flight" and row["pool"] is None and row["attempts"] == 2
+    assert row["status"] == "in_flight" and row["pool"] is None and row["attempts"] == 1
+    # its re-send inside the horizon: sent twice
+    cfg["failures"]["retry_delay_s"] = 0.2
+    row = Simulation(cfg, make_trace([0.0], [10], [100])).run()[0].to_pylist()[0]
+    assert row["attempts"] == 2
 
 
 @pytest.mark.parametrize("bad,msg", [

@@ -479,7 +479,7 @@ class Simulation:
                 if seq.xfer == SENT:
                     self.log.in_flight(seq, None)
         for req in list(self.log.open.values()):  # between instances when the run ended
-            self.log.in_flight(Seq(req), None)
+            self.log.in_flight(Seq(req), None, sent=False)  # (routing or backing off)
         table = self.log.take_table()
         if self.cache is not None:
             table = self.cache.columns(table)

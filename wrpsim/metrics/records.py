@@ -259,9 +259,11 @@ class RequestLog:
                 if fn not in skip:
                     fn(req, record)
 
-    def in_flight(self, seq, inst) -> None:
+    def in_flight(self, seq, inst, sent: bool = True) -> None:
         """Record a request still queued or running when the horizon ends the run (`inst`
-        None: between instances — routed with a decision delay, in KV transfer, backing off)."""
+        None: between instances — routed with a decision delay, in KV transfer, backing off);
+        `sent` False for one not on its way to an instance (routing, backing off), whose
+        `attempts` are the sends before (0 for a request never sent)."""
         r = seq.req
         self.open.pop(r.id, None)
         first = seq.first_token_s
@@ -273,8 +275,8 @@ class RequestLog:
             NAN if first is None else first - r.arrival_s, NAN, NAN,
             NAN if first is None else first, NAN, seq.preemptions, len(r.hash_ids or ()),
             seq.hit_blocks, seq.hit_tokens, *_second_and_transfer(seq), "in_flight", None,
-            *self._spent(seq, r.id), NAN, self._attempts(r.id), self.route_s.pop(r.id, NAN),
-            r.session_id,
+            *self._spent(seq, r.id), NAN, self._attempts(r.id) - (0 if sent else 1),
+            self.route_s.pop(r.id, NAN), r.session_id,
         ))
 
     def _spent(self, seq, rid: int) -> tuple:
