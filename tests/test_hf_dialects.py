@@ -100,6 +100,25 @@ def test_a_dialect_wrpsim_does_not_read_is_refused_by_name(cfg, message):
         read_hf_config(cfg)
 
 
+EXAONE_4_32B = {  # LGAI-EXAONE/EXAONE-4.0-32B: 32.0B, 3 of every 4 layers a 4k window
+    "model_type": "exaone4", "hidden_size": 5120, "intermediate_size": 27392,
+    "num_attention_heads": 40, "num_key_value_heads": 8, "head_dim": 128,
+    "num_hidden_layers": 64, "vocab_size": 102400, "sliding_window": 4096,
+    "sliding_window_pattern": "LLLG", "tie_word_embeddings": False,
+    "max_position_embeddings": 131072}
+
+
+def test_a_sliding_window_pattern_of_letters_places_the_windows():
+    """EXAONE 4 writes its pattern as letters (L local, G global): 48 of its 64 layers slide
+    (it was refused: "must be an integer >= 1, got 'LLLG'"); another letter is refused."""
+    m = _spec(EXAONE_4_32B)
+    assert (m.sliding_layers, m.sliding_window) == (48, 4096)
+    assert m.params == pytest.approx(32.0e9, rel=0.01)
+    with pytest.raises(ConfigError, match=r"a string of L \(sliding\) and G \(global\) "
+                                          r"layers, got 'LLXG'"):
+        read_hf_config({**EXAONE_4_32B, "sliding_window_pattern": "LLXG"})
+
+
 def test_keys_that_change_no_size_are_not_reported_as_unread():
     """Attention-kernel choices, biases, softmax precision and RoPE order buried the real
     'keys wrpsim does not read' warnings (Arctic's) under noise."""

@@ -1035,6 +1035,15 @@ def _fields(c: dict) -> dict:
     if window and use_window:
         if c.get("layer_types"):
             n = sum(1 for t in c["layer_types"] if "sliding" in str(t))
+        elif isinstance(c.get("sliding_window_pattern"), str):
+            # EXAONE 4: one letter a layer of the repeating period, L local (the window), G
+            # global ("LLLG": three sliding layers, then a full one)
+            pat = c["sliding_window_pattern"]
+            if not pat or set(pat) - {"L", "G"}:
+                raise ConfigError(f"config.json key 'sliding_window_pattern' must be an integer "
+                                  f">= 1 or a string of L (sliding) and G (global) layers, got "
+                                  f"{pat!r}")
+            n = sum(1 for i in range(layers) if pat[i % len(pat)] == "L")
         elif c.get("sliding_window_pattern"):
             p = _hf_int(c, "sliding_window_pattern", 1)
             n = layers - layers // p
