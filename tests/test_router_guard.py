@@ -90,6 +90,28 @@ def test_blocked_categories_are_refused_after_the_guard_and_counted():
     assert q1["quality"] == pytest.approx(expect + 10 / 50)
 
 
+def test_a_category_no_request_has_is_warned_about_not_matched_in_silence():
+    """`block=[cdoe]` blocked nothing without a word (a review's `moral_scenario` for MMLU's
+    `moral_scenarios`); each field naming a category the workload never has is now warned
+    about once, with the workload's categories and the nearest one. Known names: silent."""
+    from wrpsim.errors import WrpsimWarning
+
+    with pytest.warns(WrpsimWarning) as got:
+        sim, _, _ = _run({"block": ["cdoe"], "divert": ["legal"], "domains": ["math", "chta"]})
+    lines = [str(w.message) for w in got if "names categor" in str(w.message)]
+    assert lines == [
+        "router.block names category no request of the workload has: cdoe; its categories: "
+        "chat, code, legal, math; did you mean 'code'?",
+        "router.domains names category no request of the workload has: chta; its categories: "
+        "chat, code, legal, math; did you mean 'chat'?"]
+    assert sim.router.verdicts.get("block", 0) == 0
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", WrpsimWarning)
+        _run({"block": ["code"]})
+
+
 def test_divert_and_out_of_domain_go_to_the_divert_model():
     sim, df, q = _run({"divert": ["chat"], "domains": ["math", "code", "chat"],
                        "divert_model": LARGE, "divert_output_tokens": 5})

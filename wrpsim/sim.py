@@ -301,6 +301,9 @@ class Simulation:
             self._warn_no_prefixes(rcfg, hbt)
         if getattr(self.router, "needs_session_ids", False):
             self._warn_no_sessions(rcfg)
+        named = getattr(self.router, "named_categories", None)
+        if named is not None:
+            self._warn_unknown_categories(named())
         if hbt:
             self._warn_image_prefixes()
         self.cache = None
@@ -398,6 +401,25 @@ class Simulation:
             warn(f"router={name} on a workload without session ids (session_id): there is no "
                  f"session to keep on one instance, so it routes every request to the least "
                  f"outstanding one (use a trace that has them, e.g. workload=chat-sessions)")
+
+    def _warn_unknown_categories(self, named: dict) -> None:
+        """One warning per router field naming categories no request of the trace has (a typo
+        would match nothing, silently): the names, the trace's categories, the nearest one.
+        Nothing for a trace without categories (every request's is then None)."""
+        from wrpsim.errors import did_you_mean
+
+        col = self.trace["category"] if "category" in self.trace.columns else []
+        have = {str(c) for c in col if c is not None and c == c}
+        if not have:
+            return
+        for field, cats in named.items():
+            unknown = sorted(str(c) for c in cats if str(c) not in have)
+            if unknown:
+                shown = sorted(have)
+                warn(f"router.{field} names categor{'y' if len(unknown) == 1 else 'ies'} no "
+                     f"request of the workload has: {', '.join(unknown)}; its categories: "
+                     f"{', '.join(shown[:12])}{', …' if len(shown) > 12 else ''}"
+                     f"{did_you_mean(unknown[0], shown)}")
 
     def run(self) -> tuple:
         """Simulate; return (requests table, instances table, duration_s).

@@ -68,6 +68,12 @@ class Router:
         self.fleet = fleet
         self.rng = rng
 
+    def named_categories(self) -> dict:
+        """{config field: the request categories it names} for a router whose settings list
+        categories (a guard's `block`); the run warns about a name no request of the workload
+        has, which would otherwise match nothing in silence. {} by default."""
+        return {}
+
     def choose(self, request: Request, candidates):
         """Pick one of `candidates` (a non-empty list of instances) for `request`."""
         raise NotImplementedError(f"{type(self).__name__} implements neither choose nor route")

@@ -109,7 +109,14 @@ class CompressAndRoute(TokenBudgetRouter):
         super().__init__(**kw)
         self.gamma = number("gamma", gamma, 1.0)
         self.safe = frozenset(safe_categories or ())
+        #: the categories the user named (the defaults are a convention, not a claim on the
+        #: workload: `named_categories`)
+        self._safe_given = tuple(safe_categories or ()) != ("prose", "rag", "mixed")
         self.compress_s = number("compress_latency_s", compress_latency_s, 0.0)
+
+    def named_categories(self) -> dict:
+        """`safe_categories` when set (`Router.named_categories`)."""
+        return {"safe_categories": self.safe} if self._safe_given else {}
 
     def classify(self, request, category, length: int) -> str:
         """Compress a safe borderline request to fit the boundary."""

@@ -113,6 +113,13 @@ class GuardedRouter(ModelRouter):
                            int(number("divert_output_tokens", divert_output_tokens, 1.0)))
         self.refusal = number("refusal_quality", refusal_quality, 0.0, 1.0)
 
+    def named_categories(self) -> dict:
+        """`block`, `divert` and `domains` (`Router.named_categories`)."""
+        out = {"block": self.block, "divert": self.divert}
+        if self.domains is not None:
+            out["domains"] = self.domains
+        return out
+
     def bind(self, fleet, rng):
         """Resolve the guard and divert models; bind the inner router on its own stream."""
         super().bind(fleet, rng)
