@@ -61,6 +61,14 @@ BAD = [
     (["router=cascade"], r"^wrpsim: error: router\.models: a cascade needs at least two models; "
                          r"got llama3\.1-70b, and the fleet serves: llama3\.1-70b \(a pool per "
                          r"model"),
+    (["router=output-length-aware", "router.output_predictor.kind=bogus"],
+     r"^wrpsim: error: router\.output_predictor\.kind: unknown value 'bogus'; valid choices: "
+     r"constant, lognormal, oracle$"),
+    # the long side got nothing, with only the idle-pool warning to say so
+    (["pool=short-long-context", "router=token-budget", "router.short_pools=[short]",
+      "router.long_pools=[short]"],
+     r"^wrpsim: error: router\.short_pools and router\.long_pools both list short: a pool is "
+     r"short or long, not both$"),
     # a typo in network.kind was reported as another key's ("collective_alpha_us applies only
     # with a fabric") under network=fluid, whose file sets that key
     (["network=fluid", "network.kind=fluidd"],

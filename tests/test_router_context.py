@@ -80,7 +80,8 @@ def test_output_predictor_kinds_and_errors():
     draws = [OutputPredictor({"kind": "lognormal", "sigma": 0.5}).predict(R, None, rng)
              for _ in range(2000)]
     assert 85 < np.median(draws) < 115 and np.std(np.log(draws)) == pytest.approx(0.5, abs=0.05)
-    with pytest.raises(ConfigError, match=r"router\.output_predictor\.kind must be one of"):
+    with pytest.raises(ConfigError, match=r"router\.output_predictor\.kind: unknown value "
+                                         r"'psychic'; valid choices: constant, lognormal, oracle"):
         OutputPredictor({"kind": "psychic"})
     with pytest.raises(ConfigError, match=r"unknown key\(s\) \['mean'\]; valid keys: kind"):
         OutputPredictor({"kind": "constant", "mean": 1})

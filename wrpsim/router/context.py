@@ -56,6 +56,10 @@ class TokenBudgetRouter(ModelRouter):
         if self.short_names is not None or self.long_names is not None:
             short = self.check_pools("short_pools", self.short_names or [])
             long = self.check_pools("long_pools", self.long_names or [])
+            both = sorted(set(short) & set(long))
+            if both:  # (the long side would get nothing: a request goes to the first match)
+                raise ConfigError(f"router.short_pools and router.long_pools both list "
+                                  f"{', '.join(both)}: a pool is short or long, not both")
             models = {self._pool_model[p] for p in short + long}
             if len(models) != 1:
                 raise ConfigError(f"router.short_pools/long_pools must serve one model, got "

@@ -38,9 +38,13 @@ class OutputPredictor:
 
     def __init__(self, spec: Any = None):
         spec = plain(spec) or dict(DEFAULT)
-        if not isinstance(spec, dict) or spec.get("kind") not in KINDS:
-            raise ConfigError(f"router.output_predictor.kind must be one of "
-                              f"{', '.join(KINDS)}, got {spec!r}")
+        if not isinstance(spec, dict):
+            raise ConfigError(f"router.output_predictor must be a mapping with kind (one of "
+                              f"{', '.join(KINDS)}), got {spec!r}")
+        if spec.get("kind") not in KINDS:
+            from wrpsim.errors import unknown_choice
+
+            raise unknown_choice("router.output_predictor.kind", spec.get("kind"), KINDS)
         self.kind = spec["kind"]
         check_keys(spec, KEYS, "router.output_predictor")
         self.value = number("output_predictor.value", spec.get("value", 256), 1.0)
