@@ -354,3 +354,23 @@ def test_quality_summary_scores_answers_by_their_root_original():
     assert q["answer_status"] == {"failed": 1, "partial": 1}
     assert q["e2e_final_p50_s"] == pytest.approx(np.median([3.0, 0.5]))  # 3.0 - 0, 1.5 - 1
     assert "answer_status" not in base
+
+
+def test_a_model_choosing_router_on_a_one_model_fleet_says_it_has_nothing_to_choose():
+    """An ensemble on the default one-model fleet ran silently: four calls a request, all to
+    the same model, quality null. Every router whose decision is the model says so once; a
+    router that places requests (least outstanding) does not."""
+    import warnings
+
+    from wrpsim.errors import WrpsimWarning
+
+    cfg = two_model_cfg({"_target_": "wrpsim.router.EnsembleRouter"})
+    cfg["pool"]["pools"] = {"large": pool(LARGE)}
+    with pytest.warns(WrpsimWarning, match=r"the ensemble_vote router chooses which model answers, "
+                                           r"and the fleet serves one \(llama3\.1-70b\): every "
+                                           r"call goes to it"):
+        Simulation(cfg, make_trace([0.0, 0.5], [100, 100], [10, 10]))
+    cfg["router"] = {"_target_": "wrpsim.router.LeastOutstanding"}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", WrpsimWarning)
+        Simulation(cfg, make_trace([0.0, 0.5], [100, 100], [10, 10]))

@@ -301,6 +301,12 @@ class Simulation:
             self._warn_no_prefixes(rcfg, hbt)
         if getattr(self.router, "needs_session_ids", False):
             self._warn_no_sessions(rcfg)
+        if getattr(self.router, "chooses_models", False) and len(set(self.fleet.models)) == 1:
+            name = rcfg.get("name") or getattr(self.router, "name", "")
+            warn(f"the {name} router chooses which model answers, and the fleet serves one "
+                 f"({self.fleet.models[0]}): every call goes to it, so its quality, cost and "
+                 f"escalations compare nothing (pair it with a fleet of several models, e.g. "
+                 f"pool=two-model-mixtral-gpt4like)")
         named = getattr(self.router, "named_categories", None)
         if named is not None:
             self._warn_unknown_categories(named())

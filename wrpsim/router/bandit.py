@@ -58,6 +58,8 @@ class _Arms:
 class BanditRouter(ModelRouter):
     """Choose the model by a bandit over rewards mixing quality, cost and energy."""
 
+    chooses_models = True
+
     name = "bandit"
 
     def __init__(self, policy: str = "ucb1", models=None, epsilon: float = 0.1,

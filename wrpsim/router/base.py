@@ -55,6 +55,10 @@ class Router:
     #: stream (`bind` gets None: making the stream imports numpy's random module, ~5 ms of a
     #: short run). Not inherited either: a subclass draws unless its own body says otherwise
     draws_random: bool = True
+    #: True for a policy whose decision is which model answers (a bandit, an ensemble, a
+    #: cost-quality router): on a fleet that serves one model it has nothing to choose, and
+    #: the run says so (inherited)
+    chooses_models: bool = False
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)

@@ -41,6 +41,8 @@ NAN = math.nan
 class CascadeRouter(ModelRouter):
     """Cheap first, escalate on a flagged answer (see the module docstring)."""
 
+    chooses_models = True
+
     name = "cascade"
 
     def __init__(self, models=None, verifier=None, abort_when_saturated: bool = False,

@@ -28,6 +28,8 @@ NAN = math.nan
 class DowngradeRouter(ModelRouter):
     """Primary model, fallback while the primary's pool is loaded (see the module docstring)."""
 
+    chooses_models = True
+
     name = "downgrade"
 
     def __init__(self, primary: str | None = None, fallback: str | None = None,

@@ -151,6 +151,8 @@ class _Task:
 class _MultiCall(ModelRouter):
     """Call registry and answer bookkeeping shared by ensembles and chains."""
 
+    chooses_models = True
+
     def bind(self, fleet, rng):
         """Attach the run; empty registries."""
         super().bind(fleet, rng)

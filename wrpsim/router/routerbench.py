@@ -43,6 +43,8 @@ from wrpsim.router.selection import ModelRouter
 class OracleRouter(ModelRouter):
     """The cheapest correct model per request (upper bound; see the module docstring)."""
 
+    chooses_models = True
+
     name = "oracle"
 
     def __init__(self, models=None, **common):
@@ -118,6 +120,8 @@ def mixture(field: str, p, strong_share, fleet, book) -> dict[str, float]:
 
 class ZeroRouter(ModelRouter):
     """Model i with probability p_i, whatever the request (see the module docstring)."""
+
+    chooses_models = True
 
     name = "zero"
 

@@ -26,6 +26,8 @@ from wrpsim.router.selection import ModelRouter
 class ThresholdRouter(ModelRouter):
     """Strong model iff predicted win rate >= τ (see the module docstring)."""
 
+    chooses_models = True
+
     name = "threshold"
 
     def __init__(self, strong: str | None = None, weak: str | None = None,

@@ -24,6 +24,8 @@ from wrpsim.router.selection import ModelRouter
 class UtilityRouter(ModelRouter):
     """argmax over models of q̂ − λ·ĉ − μ·ê (see the module docstring)."""
 
+    chooses_models = True
+
     name = "utility"
 
     def __init__(self, lam: float = 0.1, mu: float = 0.0, models=None, predictor=None,
