@@ -86,6 +86,30 @@ def served(field: str, models: Any, fleet) -> list[str]:
     models = name_list(field, models, "model")
     for m in models:
         if m not in fleet.models:
+            pair = fleet_serving([str(x) for x in models])
             raise ConfigError(f"router.{field}: model {m!r} is served by no pool; the fleet "
-                              f"serves: {', '.join(fleet.models)}")
+                              f"serves: {', '.join(fleet.models)}"
+                              + (f" (pool={pair} serves {', '.join(map(str, models))})"
+                                 if pair else ""))
     return [str(m) for m in models]
+
+
+def fleet_serving(models: list[str]) -> str | None:
+    """The first catalog fleet (`pools/`, the user's included; by name) whose pools serve every
+    one of `models`, for a message that says what to pair a router with; None when none does
+    or the catalog cannot be read."""
+    try:
+        import yaml
+
+        from wrpsim.paths import catalog_dirs
+
+        files = {f.stem: f for d in catalog_dirs("pools") for f in sorted(d.glob("*.yaml"))}
+        for name in sorted(files):
+            raw = yaml.safe_load(files[name].read_text("utf-8")) or {}
+            have = {str(p.get("model")) for p in (raw.get("pools") or {}).values()
+                    if isinstance(p, dict)}
+            if set(models) <= have:
+                return name
+    except Exception:  # (a hint must not fail the message it joins)
+        return None
+    return None
