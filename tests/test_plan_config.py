@@ -69,6 +69,13 @@ def test_plan_config_composes_with_the_run_groups_and_no_pool():
     (["sim.horizon_s=30"], r"^plan: sim\.horizon_s must be null: a plan judges each fleet on "
                            r"whole traces"),
     (["plan.pd_ratios=[]"], r"^plan\.pd_ratios must list at least one 'P:D' ratio"),
+    # a nan or inf target passed (nan <= 0 is false) and crashed writing plan.json after the
+    # whole search; a nan window was taken as 'nan s'
+    (["plan.slo.ttft_p99_s=nan"], r"^plan\.slo\.ttft_p99_s must be null or a finite number > 0, "
+                                  r"got nan$"),
+    (["plan.slo.tpot_p99_s=inf"], r"^plan\.slo\.tpot_p99_s must be null or a finite number"),
+    (["plan.recheck_shuffle_window_s=nan"],
+     r"^plan\.recheck_shuffle_window_s must be null or a finite number > 0, got nan$"),
     # the two sides of a disaggregated candidate must hold one KV element type: refused before
     # any simulation, under the plan's own key (the engine would name pool.pools.h100-decode)
     (["plan.candidates.h100.role=disaggregated", "+plan.candidates.h100.prefill={kv_dtype: fp8}"],

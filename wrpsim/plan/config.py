@@ -82,8 +82,9 @@ def _opt_pos(d: dict, key: str) -> float | None:
     v = d.get(key)
     if v is None:
         return None
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or v <= 0:
-        raise ConfigError(f"plan.{key} must be null or a number > 0, got {v!r}")
+    if (isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0
+            or v == float("inf")):
+        raise ConfigError(f"plan.{key} must be null or a finite number > 0, got {v!r}")
     return float(v)
 
 

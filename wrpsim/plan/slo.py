@@ -65,8 +65,10 @@ class SLOTargets:
             v = d.get(k)
             if v is None:
                 continue
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or v <= 0:
-                raise ConfigError(f"plan.slo.{k} must be null or a number > 0, got {v!r}")
+            if (isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0
+                    or v == float("inf")):
+                raise ConfigError(f"plan.slo.{k} must be null or a finite number > 0, got "
+                                  f"{v!r}")
             upper[k] = float(v)
         att = d.get("attainment_min")
         if att is not None and (isinstance(att, bool) or not isinstance(att, (int, float))
