@@ -49,6 +49,17 @@ class TraceStats:
     prompt_p99: float = 0.0
     #: clients of a closed-loop benchmark (every arrival at 0: no rate), else 0
     clients: int = 0
+    #: every request's prompt + output tokens, sorted (`beyond`)
+    totals: tuple = ()
+
+    def beyond(self, context: int) -> int:
+        """Requests whose prompt + output exceed `context` tokens (0 for no limit): dropped
+        with drop_reason `context` by any fleet of a model that long."""
+        if not context or not self.totals:
+            return 0
+        from bisect import bisect_right
+
+        return len(self.totals) - bisect_right(self.totals, context)
 
 
 def trace_stats(trace) -> TraceStats:
@@ -64,7 +75,8 @@ def trace_stats(trace) -> TraceStats:
     return TraceStats(len(t), dur, len(t) / dur, max(len(t) / dur, float(counts.max()) / w),
                       float(p.mean()), float(o.mean()), float(np.median(p)),
                       int((p + o).max()), float(np.percentile(p, 90)),
-                      float(np.percentile(p, 99)), closed_loop_clients(trace))
+                      float(np.percentile(p, 99)), closed_loop_clients(trace),
+                      tuple(np.sort(p + o).astype(np.int64).tolist()))
 
 
 def erlang_c(c: int, a: float) -> float:

@@ -138,8 +138,30 @@ def analyse(plan, stats) -> tuple[dict, dict, dict, list, set]:
                 notes.append(f"candidate {cand}: the longest request needs "
                              f"{stats.longest_tokens} KV tokens, a {p.name} instance holds "
                              f"{c.kv_tokens} — it would be dropped at any count")
+            limit = _context_of(p)
+            over = stats.beyond(limit)
+            if over > plan.slo.unserved_max * stats.requests:
+                notes.append(f"candidate {cand}: {over:,} of the {stats.requests:,} requests "
+                             f"need more than the {limit:,}-token context of "
+                             f"{p.config.get('model')} (prompt + output) — dropped at any count "
+                             f"(drop_reason context), more than plan.slo.unserved_max "
+                             f"({plan.slo.unserved_max:g}) allows; a model with a longer "
+                             f"context, or unserved_max >= {over / stats.requests:.4f}")
     bad = {n.split(":")[0].removeprefix("candidate ") for n in notes}
     return guesses, rates, info, notes, bad
+
+
+def _context_of(p) -> int:
+    """The context length a pool template's instances enforce: its `max_context`, else its
+    model's (0: none, or a model the catalog does not know, which the run itself refuses)."""
+    if p.config.get("max_context"):
+        return int(p.config["max_context"])
+    try:
+        from wrpsim.pool.catalog import get_model
+
+        return int(get_model(str(p.config.get("model"))).max_context or 0)
+    except Exception:  # (named by the run; an estimate must not fail first)
+        return 0
 
 
 def best_effort(ev, plan, stats, cand: str, limit: int = 6) -> None:
@@ -205,8 +227,14 @@ def run_plan(cfg: dict, out_dir: Path | str, trace=None, progress=None) -> dict:
     base["sim"] = {**(cfg.get("sim") or {}), "progress": False}
     traces = build_traces(cfg, plan, seed, trace)
     stats = estimate.trace_stats(traces["search"].frame)
-    guesses, rates, info, notes, bad = analyse(plan, stats)
     from dataclasses import replace
+
+    # more instances of a pool than requests can serve nothing more: a target no count meets
+    # (an end-to-end bound under a request's own decode time) is not searched for beyond that
+    full_n = len(traces["full"].frame)
+    if plan.max_instances > full_n:
+        plan = replace(plan, max_instances=max(1, full_n))
+    guesses, rates, info, notes, bad = analyse(plan, stats)
 
     ok_cands = tuple(c for c in plan.candidates if c not in bad)
     ev = Evaluator(base, plan.pools, plan.slo, traces, plan.max_evaluations)
