@@ -67,6 +67,24 @@ def test_azure_plan_meets_the_slo_with_a_new_seed_and_one_fewer_fails(tmp_path):
     assert cands.chosen.any()
     for f in ("report.html", "report.md", "_DONE"):
         assert (tmp_path / f).is_file(), f
+    # fleet.yaml replays the fleet as report.md says: copied into a catalog's pools folder,
+    # `python -m wrpsim pool=plan` with the plan's router and workload gives its figures
+    import os
+    import subprocess
+    import sys
+
+    cat = tmp_path / "cat"
+    (cat / "pools").mkdir(parents=True)
+    (cat / "pools" / "plan.yaml").write_text((tmp_path / "fleet.yaml").read_text())
+    r = subprocess.run([sys.executable, "-m", "wrpsim", "pool=plan", "router=least-outstanding",
+                        *PEAK, "json=true", f"hydra.run.dir={tmp_path / 'replay'}"],
+                       capture_output=True, text=True, timeout=300,
+                       env={**os.environ, "WRPSIM_CATALOG": str(cat)})
+    assert r.returncode == 0, r.stderr
+    replay = json.loads(r.stdout.strip().splitlines()[-1])
+    assert replay["cost_per_hour_usd"] == pytest.approx(record["cost_per_hour_usd"])
+    assert replay["ttft_p99_s"] == pytest.approx(record["metrics"]["ttft_p99_s"])
+    assert "router=least-outstanding" in (tmp_path / "report.md").read_text()
 
     cfg = compose_plan(*PEAK)
     trace = shuffle_within(build_workload(cfg["workload"], NEW_SEED), 300.0,

@@ -20,7 +20,7 @@ import sys
 
 # every file a plan writes (wrpsim.plan.planner.write_outputs; report.* only with plan.report),
 # removed before a plan runs so a re-used directory keeps no report of an earlier plan
-PLAN_FILES = ("plan.json", "candidates.parquet", "report.html", "report.md")
+PLAN_FILES = ("plan.json", "candidates.parquet", "fleet.yaml", "report.html", "report.md")
 
 
 def _task(cfg: dict, out_dir: str) -> None:
@@ -39,7 +39,7 @@ def _task(cfg: dict, out_dir: str) -> None:
         say(f"wrpsim.plan: {record['message']}", sys.stderr)
     else:
         say(f"wrpsim.plan: warning: {record['message']}", sys.stderr)
-    files = "plan.json, candidates.parquet" + (
+    files = "plan.json, candidates.parquet, fleet.yaml" + (
         ", report.html and report.md" if (cfg.get("plan") or {}).get("report", True) else "")
     say(f"wrpsim.plan: {files} in {out_dir}", sys.stderr)
     if as_json:

@@ -46,7 +46,7 @@ from wrpsim.sanity import run_seed
 PLAN_TOP_KEYS = ("workload", "router", "network", "seed", "slo", "pue", "sim", "plan",
                  "experiment", "json", "hydra")  # json: a printing flag, not used here
 BASE_KEYS = ("router", "network", "slo", "pue", "sim")
-PLAN_JSON, CANDIDATES = "plan.json", "candidates.parquet"
+PLAN_JSON, CANDIDATES, FLEET_YAML = "plan.json", "candidates.parquet", "fleet.yaml"
 REPORT_HTML, REPORT_MD = "report.html", "report.md"
 
 
@@ -301,6 +301,20 @@ def verify_plan(ev, plan, best: tuple, feasible: bool, traces: dict) -> dict:
     return out
 
 
+def fleet_yaml(ev, counts) -> str:
+    """The planned (or closest) fleet as a pool file of the `pool` group, named `plan`: copied
+    into a catalog's `pools/` folder it replays with `python -m wrpsim pool=plan` and the
+    plan's router and workload (report.md says how)."""
+    import yaml
+
+    pools = {p.name: {**p.config, "count": n} for p, n in zip(ev.pools, counts) if n}
+    head = (f"# The fleet wrpsim.plan chose ({ev.label(counts)}). To replay it: copy this\n"
+            "# file to <catalog>/pools/plan.yaml, then run\n"
+            "# WRPSIM_CATALOG=<catalog> python -m wrpsim pool=plan\n"
+            "# with the plan's router= and workload settings (report.md).\n")
+    return head + yaml.safe_dump({"name": "plan", "pools": pools}, sort_keys=False)
+
+
 def write_outputs(out: Path, ev, plan, record: dict, checks: dict, timing: dict) -> dict:
     """Write `candidates.parquet`, `report.html` and `report.md` (unless `plan.report` is
     false), then `plan.json` — each atomically; return name -> path. The recommended fleet's
@@ -310,8 +324,9 @@ def write_outputs(out: Path, ev, plan, record: dict, checks: dict, timing: dict)
     from wrpsim.plan.schemas import candidate_table, write_candidates
 
     out.mkdir(parents=True, exist_ok=True)
-    files = {"plan": out / PLAN_JSON, "candidates": out / CANDIDATES}
+    files = {"plan": out / PLAN_JSON, "candidates": out / CANDIDATES, "fleet": out / FLEET_YAML}
     write_candidates(candidate_table(ev, checks["final"]), files["candidates"])
+    write_text(files["fleet"], fleet_yaml(ev, checks["final"]))
     if plan.report:
         from wrpsim.plan.page import render
         from wrpsim.plan.report import markdown, report_data

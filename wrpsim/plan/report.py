@@ -233,8 +233,11 @@ def markdown(data: dict) -> str:
     lines += _table(*fleet_table(r))
     if r.get("router"):
         lines += [f"Routed by `{r['router']}`, the plan's `router=` (default least-outstanding, "
-                  f"where `python -m wrpsim` defaults to round-robin): to replay this fleet, give "
-                  f"`python -m wrpsim` the same `router=`.", ""]
+                  f"where `python -m wrpsim` defaults to round-robin). To replay this fleet: copy "
+                  f"`fleet.yaml` (next to this report) to `<catalog>/pools/plan.yaml` and run "
+                  f"`WRPSIM_CATALOG=<catalog> python -m wrpsim pool=plan` with the same "
+                  f"`router=` (e.g. `router=least-outstanding`) and the plan's workload "
+                  f"settings (`workload=…` and its overrides, as given to `wrpsim.plan`).", ""]
     lines += ["## Cost and energy", ""]
     lines += _table(["figure", "value"], [
         ["cost per hour (USD)", _f(r["cost_per_hour_usd"], ".2f")],
