@@ -134,10 +134,23 @@ def _verdict(ev, plan, checks, notes, feasible: bool, slo_met: bool,
     seed_note = (f"re-checked with fresh seed {rc.seed}: met" if checks["recheck_first_met"]
                  else f"re-checked with fresh seed {rc.seed}: the searched fleet "
                       f"{ev.label(checks['after_full'])} failed, instances were added")
+    if _same_requests(ev):
+        seed_note += (" (the workload draws nothing at random — fixed lengths and arrivals —, "
+                      "so the recheck replayed the same requests and adds no evidence)")
     state = "meets the SLO" if slo_met else "still misses the SLO after repair"
     best = {"cost": "cheapest fleet", "energy": "lowest-energy fleet",
             "gpus": "fewest-GPU fleet"}[plan.objective]
     return f"{best}: {label} {state}; {seed_note}."
+
+
+def _same_requests(ev) -> bool:
+    """Whether the recheck's trace holds exactly the full trace's requests (a constant-rate or
+    fixed-length closed-loop workload: a fresh seed changes nothing)."""
+    full, re = ev.traces.get("full"), ev.traces.get("recheck")
+    try:
+        return full is not None and re is not None and full.frame.equals(re.frame)
+    except Exception:  # (a frame that does not compare: say nothing)
+        return False
 
 
 def plan_record(ev, plan, cfg: dict, checks: dict, search, info: dict, notes: list,
