@@ -63,7 +63,7 @@ def test_the_cli_prints_for_a_person_on_stderr_and_json_only_when_asked(monkeypa
     record = json.loads((tmp_path / "run" / "plan.json").read_text())
     assert err.splitlines()[-2:] == [
         f"wrpsim.plan: {record['message']}",
-        f"wrpsim.plan: plan.json, candidates.parquet in {tmp_path / 'run'}"]
+        f"wrpsim.plan: plan.json, candidates.parquet, fleet.yaml in {tmp_path / 'run'}"]
     code, out, err = run_app(monkeypatch, capsys, tmp_path, *args, "json=true",
                              module="wrpsim.plan")
     assert code == 0, err
