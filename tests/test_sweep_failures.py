@@ -151,7 +151,7 @@ def test_the_cleared_files_are_every_file_the_verbs_write():
 
     sim = (Path(__file__).resolve().parents[1] / "wrpsim" / "sim.py").read_text()
     assert set(re.findall(r'\bout / "([^"]+)"', sim)) == set(RUN_FILES)
-    assert {planner.PLAN_JSON, planner.CANDIDATES, planner.REPORT_HTML,
+    assert {planner.PLAN_JSON, planner.CANDIDATES, planner.FLEET_YAML, planner.REPORT_HTML,
             planner.REPORT_MD} == set(PLAN_FILES)
 
 
