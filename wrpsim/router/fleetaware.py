@@ -129,8 +129,10 @@ class EnergyAwareRouter(_FleetAware):
         """tp · [P(n+1)·t(n+1) − P(n)·t(n)] (idle instance: tp · (P(1) − P_idle)·t(1))."""
         lat, n, c = inst.latency, self.batch(inst), self._c_mean
         t1 = lat.iteration_s(0, 0.0, n + 1, int((n + 1) * c))
-        e1 = lat.power_w(0, n + 1, int((n + 1) * c)) * t1
+        # (power over the step, as a run charges it: a step the CPU outlasts keeps the GPU
+        # waiting part of it)
+        e1 = lat.power_w(0, n + 1, int((n + 1) * c), t1) * t1
         if n == 0:
             return inst.tp * (e1 - lat.idle_power_w() * t1)
         t0 = lat.iteration_s(0, 0.0, n, int(n * c))
-        return inst.tp * (e1 - lat.power_w(0, n, int(n * c)) * t0)
+        return inst.tp * (e1 - lat.power_w(0, n, int(n * c), t0) * t0)

@@ -42,8 +42,9 @@ def pool_prices(spec, lat, ref_batch: int = 32, ref_ctx: int = 1024) -> TokenPri
     gpu_s = spec.price_per_gpu_hour / 3600.0
     t_pre = lat.iteration_s(ref_ctx, ref_ctx * (ref_ctx + 1) / 2.0, 0, 0) / ref_ctx
     t_dec = lat.iteration_s(0, 0.0, ref_batch, ref_batch * ref_ctx) / ref_batch
-    p_pre = lat.power_w(ref_ctx, 0)
-    p_dec = lat.power_w(0, ref_batch, ref_batch * ref_ctx)
+    # power over each reference step as a run charges it (its duration given)
+    p_pre = lat.power_w(ref_ctx, 0, None, t_pre * ref_ctx)
+    p_dec = lat.power_w(0, ref_batch, ref_batch * ref_ctx, t_dec * ref_batch)
     tp = spec.tp
     return TokenPrices(tp * t_pre * gpu_s, tp * t_dec * gpu_s, tp * t_pre * p_pre,
                        tp * t_dec * p_dec)
