@@ -446,19 +446,25 @@ def _pattern_counts(pattern, layers: int, key: str = "hybrid_override_pattern"
     return pattern.count("*"), pattern.count("M"), pattern.count("-") + pattern.count("E")
 
 
-def _layer_kinds(c: dict, key: str, layers: int, valid: tuple[str, ...]) -> list | None:
+def _layer_kinds(c: dict, key: str, layers: int | None, valid, noun: str = "kind") -> list | None:
     """config.json key `key`: one of `valid` per layer (None when absent); `ConfigError`
-    naming the key for a list of the wrong length or another kind."""
+    naming the key for a list of the wrong length (of any length but empty when `layers` is
+    None: a list that itself counts the layers) or another kind (`noun`: the message's word for
+    an entry)."""
     kinds = c.get(key)
     if kinds is None:
         return None
-    if not isinstance(kinds, list) or len(kinds) != layers:
+    if layers is None:
+        if not isinstance(kinds, list) or not kinds:
+            raise ConfigError(f"config.json key {key!r} must be a list of {noun}s "
+                              f"({', '.join(valid)}), got {kinds!r}")
+    elif not isinstance(kinds, list) or len(kinds) != layers:
         got = f"{len(kinds)} entries" if isinstance(kinds, list) else repr(kinds)
         raise ConfigError(f"config.json key {key!r} must be a list of num_hidden_layers "
-                          f"({layers}) kinds ({', '.join(valid)}), got {got}")
+                          f"({layers}) {noun}s ({', '.join(valid)}), got {got}")
     bad = sorted({str(k) for k in kinds} - set(valid))
     if bad:
-        raise ConfigError(f"config.json key {key!r}: unknown kind {bad[0]!r}; valid: "
+        raise ConfigError(f"config.json key {key!r}: unknown {noun} {bad[0]!r}; valid: "
                           f"{', '.join(valid)}")
     return kinds
 
@@ -491,16 +497,10 @@ def _nemotron_pattern(c: dict):
     one of mamba / attention / mlp / moe per layer); None for other models. `ConfigError`
     naming `layers_block_type` for a kind outside those four, or for a list that disagrees
     with a pattern given beside it."""
-    pattern, blocks = c.get("hybrid_override_pattern"), c.get("layers_block_type")
+    pattern = c.get("hybrid_override_pattern")
+    blocks = _layer_kinds(c, "layers_block_type", None, tuple(_BLOCK_LETTERS), "layer kind")
     if blocks is None:
         return pattern
-    if not isinstance(blocks, list) or not blocks:
-        raise ConfigError(f"config.json key 'layers_block_type' must be a list of layer kinds "
-                          f"({', '.join(_BLOCK_LETTERS)}), got {blocks!r}")
-    bad = sorted({str(b) for b in blocks} - set(_BLOCK_LETTERS))
-    if bad:
-        raise ConfigError(f"config.json key 'layers_block_type': unknown layer kind {bad[0]!r}; "
-                          f"valid: {', '.join(_BLOCK_LETTERS)}")
     derived = "".join(_BLOCK_LETTERS[b] for b in blocks)
     if pattern is not None and pattern != derived:
         raise ConfigError("config.json keys 'layers_block_type' and 'hybrid_override_pattern' "
