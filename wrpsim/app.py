@@ -46,7 +46,7 @@ import warnings
 from pathlib import Path
 
 from wrpsim.errors import ConfigError, WrpsimError, WrpsimWarning, yaml_error
-from wrpsim.paths import catalog_dir, catalog_dirs, use_user_modules
+from wrpsim.paths import catalog_dir, catalog_dirs, option_file, use_user_modules
 
 GROUPS = (("workload", "workloads"), ("pool", "pools"), ("router", "routers"))
 # keys of a run's config that change what is printed, not what is simulated: left out of the
@@ -627,11 +627,10 @@ def group_source(message: str, choices, overrides=()) -> str:
         name = (choices or {}).get(group)
         if not name:
             return ""
-        files = [f / f"{name}.yaml" for f in catalog_dirs(dirname)
-                 if (f / f"{name}.yaml").is_file()]
-        if not files or any(o.lstrip("+~").startswith(f"{group}.") for o in overrides):
+        path = option_file(catalog_dirs(dirname), name)
+        if path is None or any(o.lstrip("+~").startswith(f"{group}.") for o in overrides):
             return ""
-        return f" ({group}={name}: {files[-1]})"
+        return f" ({group}={name}: {path})"
     return ""
 
 

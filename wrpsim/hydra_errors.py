@@ -188,16 +188,16 @@ def _options_lacking(group: str, where: str, leaf: str, argv: list[str]) -> list
         import yaml
 
         from wrpsim.app import GROUPS
-        from wrpsim.paths import catalog_dir, catalog_dirs
+        from wrpsim.paths import catalog_dir, catalog_dirs, option_file
 
         dirname = dict(GROUPS).get(group)
         dirs = catalog_dirs(dirname) if dirname else [catalog_dir("conf") / group]
         out = []
         for name in sel[1].strip().split(","):
-            files = [d / f"{name}.yaml" for d in dirs if (d / f"{name}.yaml").is_file()]
-            if not files:
+            path = option_file(dirs, name)
+            if path is None:
                 return []
-            node = yaml.safe_load(files[-1].read_text("utf-8")) or {}
+            node = yaml.safe_load(path.read_text("utf-8")) or {}
             for part in where.split(".")[1:]:
                 node = node.get(part) if isinstance(node, dict) else None
             if not (isinstance(node, dict) and leaf in node):

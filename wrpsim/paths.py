@@ -71,6 +71,17 @@ def catalog_dirs(name: str) -> list[Path]:
     return dirs
 
 
+def option_file(folders: list[Path], option: str) -> Path | None:
+    """The YAML of config option `option` among `folders` (e.g. `catalog_dirs("pools")`) as
+    Hydra picks it: `<option>.yaml` in the last folder holding one (a user's catalog replaces a
+    shipped file of the same name), or None."""
+    for folder in reversed(folders):
+        path = folder / f"{option}.yaml"
+        if path.is_file():
+            return path
+    return None
+
+
 def use_user_modules() -> None:
     """Put the user's catalog folder on `sys.path` (once) so its router modules import."""
     user = user_catalog()

@@ -103,10 +103,9 @@ def workload_file(name: Any) -> Path | None:
     """The catalog YAML of workload `name` (the user's catalog first), or None."""
     if not isinstance(name, str) or not name or "/" in name:
         return None
-    for folder in reversed(catalog_folders()):
-        if (folder / f"{name}.yaml").is_file():
-            return folder / f"{name}.yaml"
-    return None
+    from wrpsim.paths import option_file
+
+    return option_file(catalog_folders(), name)
 
 
 def workload_base(name: Any) -> Path:
