@@ -125,13 +125,17 @@ class Evaluator:
             return str(e).removeprefix("network: ").split("; raise network.leaves")[0]
         return ""
 
+    def fleet_pools(self, counts) -> dict:
+        """The `pool.pools` mapping of the fleet: each pool's config with its count (pools with
+        count 0 left out)."""
+        return {p.name: {**p.config, "count": n} for p, n in zip(self.pools, counts) if n}
+
     def run_config(self, counts, seed: int) -> dict:
-        """The engine config of the fleet (pools with count 0 left out). Streaming QoE is off:
-        no plan target, record or report reads it, and its per-token accounting was half the
-        time of a plan (most of an under-provisioned fleet's run)."""
-        pools = {p.name: {**p.config, "count": n} for p, n in zip(self.pools, counts) if n}
+        """The engine config of the fleet (`fleet_pools`). Streaming QoE is off: no plan
+        target, record or report reads it, and its per-token accounting was half the time of a
+        plan (most of an under-provisioned fleet's run)."""
         return {**self.base, "seed": seed, "qoe": None,
-                "pool": {"name": self.label(counts), "pools": pools}}
+                "pool": {"name": self.label(counts), "pools": self.fleet_pools(counts)}}
 
     def evaluate(self, counts, trace: str = "search", phase: str = "bisect",
                  keep: bool = False) -> Evaluation:

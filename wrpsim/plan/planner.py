@@ -307,7 +307,7 @@ def fleet_yaml(ev, counts) -> str:
     plan's router and workload (report.md says how)."""
     import yaml
 
-    pools = {p.name: {**p.config, "count": n} for p, n in zip(ev.pools, counts) if n}
+    pools = ev.fleet_pools(counts)
     head = (f"# The fleet wrpsim.plan chose ({ev.label(counts)}). To replay it: copy this\n"
             "# file to <catalog>/pools/plan.yaml, then run\n"
             "# WRPSIM_CATALOG=<catalog> python -m wrpsim pool=plan\n"
