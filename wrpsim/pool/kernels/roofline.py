@@ -94,13 +94,19 @@ def attn_decode_roofline(batch, ctx, heads: int, kv_heads: int, head_dim: int, g
     return np.maximum(flops / (gpu.bf16_tflops * 1e12), nbytes / (gpu.mem_bw_gbs * 1e9))
 
 
+def expert_weights(hidden: int, inter: int, moe_tp: int, gated: bool = True) -> float:
+    """Weights of one expert on one GPU: its gated (3 matrices) or plain (2) FFN, hidden x
+    inter each, 1/moe_tp of them."""
+    return (3.0 if gated else 2.0) * hidden * inter / moe_tp
+
+
 def moe_roofline(tokens, hidden: int, inter: int, topk: int, experts: int, moe_tp: int,
                  moe_ep: int, dtype: str, gpu, gated: bool = True) -> np.ndarray:
     """Roofline seconds of one fused MoE layer on one GPU: the experts it holds that the tokens
     touch (uniform routing: E_local (1 - (1 - k/E)^tokens)) are read once; every routed token
     goes through its experts' FFN (local share 1/moe_ep of the token-expert pairs)."""
     t = np.asarray(tokens, dtype=np.float64)
-    per_expert = (3.0 if gated else 2.0) * hidden * inter / moe_tp
+    per_expert = expert_weights(hidden, inter, moe_tp, gated)
     local = experts / moe_ep
     touched = local * (1.0 - (1.0 - topk / experts) ** t)
     flops = moe_flops(t, hidden, inter, topk, moe_tp, moe_ep, gated)
@@ -117,7 +123,7 @@ def moe_stream_floor(tokens, hidden: int, inter: int, topk: int, moe_tp: int, mo
     beat it (a few experts stay in L2 between iterations); a serving step, which streams every
     layer's weights through L2 in turn, cannot."""
     t = np.asarray(tokens, dtype=np.float64)
-    per_expert = (3.0 if gated else 2.0) * hidden * inter / moe_tp
+    per_expert = expert_weights(hidden, inter, moe_tp, gated)
     nbytes = topk / moe_ep * per_expert * WEIGHT_BYTES[dtype] + 4.0 * t * hidden * 2.0
     return nbytes / (gpu.mem_bw_gbs * 1e9)
 
@@ -126,7 +132,7 @@ def moe_flops(tokens, hidden: int, inter: int, topk: int, moe_tp: int, moe_ep: i
               gated: bool = True):
     """FLOPs of one GPU's share of a fused MoE layer: every routed token through its experts'
     gated (3 matrices) or plain (2) FFN, 1/moe_ep of the token-expert pairs, 1/moe_tp of each."""
-    per_expert = (3.0 if gated else 2.0) * hidden * inter / moe_tp
+    per_expert = expert_weights(hidden, inter, moe_tp, gated)
     return 2.0 * tokens * topk / moe_ep * per_expert
 
 
