@@ -264,7 +264,10 @@ def test_a_dropped_request_is_never_silent(tmp_path):
     assert drop_warnings({**s, "drop_reasons": {}}) == []
     most = {**s, "requests_completed": 10, "requests_dropped": 90, "slo_attainment": 0.1,
             "drop_reasons": {"context": 90}}
-    assert "dropped" in verdict(most) and drop_warnings(most) == []
+    assert "dropped" in verdict(most) and drop_warnings(most, verdict(most)) == []
+    # a sweep prints no verdict for its runs: there the drops are warned about all the same
+    assert drop_warnings(most) == ["90 of 100 requests dropped for context (longer than the "
+                                   "model's context length) (requests.parquet: drop_reason)"]
     trace = tmp_path / "t.csv"
     trace.write_text("TIMESTAMP,ContextTokens,GeneratedTokens\n"
                      "2023-11-16 18:15:46.0,100,10\n2023-11-16 18:15:46.5,200000,10\n"

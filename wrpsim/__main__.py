@@ -60,7 +60,8 @@ def _task(cfg: dict, out_dir: str) -> None:
             say(f"wrpsim: warning: run {Path(out_dir).name}: {line}", sys.stderr)
     else:
         say(run_summary(summary, cfg, out_dir), sys.stderr)
-        for line in [*idle_pool_warnings(summary), verdict(summary), *drop_warnings(summary)]:
+        why = verdict(summary)
+        for line in [*idle_pool_warnings(summary), why, *drop_warnings(summary, why)]:
             if line:
                 say(f"wrpsim: warning: {line}", sys.stderr)
     if as_json:

@@ -154,13 +154,14 @@ DROP_WHY = {
 }
 
 
-def drop_warnings(s: dict) -> list[str]:
+def drop_warnings(s: dict, shown: str | None = None) -> list[str]:
     """One line per reason requests were dropped (`summary.json`'s `drop_reasons`): how many,
     why and where to look — a request dropped is never silent, even when the run met its SLO.
-    Empty when nothing was dropped, or when `verdict` already blames the drops."""
+    Empty when nothing was dropped, or when `shown`, the verdict printed beside them (a
+    single run's; a sweep prints none), already blames the drops."""
     reasons = s.get("drop_reasons") or {}
     total = s.get("requests_total") or 0
-    if not reasons or "dropped" in (verdict(s) or ""):
+    if not reasons or "dropped" in (shown or ""):
         return []
     return [f"{n:,} of {total:,} requests dropped for {k}"
             + (f" ({DROP_WHY[k]})" if k in DROP_WHY else "")
