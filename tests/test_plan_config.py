@@ -350,8 +350,38 @@ def test_a_fabric_too_small_for_larger_fleets_bounds_the_search_instead_of_abort
     assert rows and max(r["gpu_count"] for r in rows) <= 16
     assert "The network fabric bounded the search: " in record["message"]
     assert "the fabric has 16" in record["message"]
+    if record["message"].startswith("no fleet meets"):  # no claim of a search to max_instances
+        assert "fewer where the network fabric bounded the search" in record["message"]
     if record["slo_met"]:  # (then one instance fewer is judged, with its reason in plan.json)
         assert all(o["reason"] for o in record["one_fewer"])
+
+
+def test_an_impossible_target_on_a_small_fabric_reports_a_closest_fleet_that_fits(tmp_path):
+    """A target no count meets makes the planner simulate best-effort fleets instead of
+    searching; on a fabric of 16 GPUs the first of them is halved until it fits (it used to be
+    simulated unplaced, leaving no fleet to report: a traceback). The verdict names a fleet
+    the fabric holds."""
+    cfg = compose_plan("workload.end_s=120", "workload.rate_scale=5", "~plan.candidates.a100",
+                       "~plan.candidates.h200", "plan.candidates.h100.role=disaggregated",
+                       "plan.pd_ratios=[1:1]", "plan.load_sensitivity=0", "plan.report=false",
+                       "network=fluid", "network.leaves=8", "network.hosts_per_leaf=2",
+                       "plan.slo.ttft_p99_s=0.001")
+    record = run_plan(cfg, tmp_path)
+    assert record["message"].startswith("no fleet meets the SLO")
+    assert "impossible at any count" in record["message"]
+    assert 0 < record["gpu_count"] <= 16
+
+
+def test_a_fabric_smaller_than_any_fleet_is_one_clear_error(tmp_path):
+    """Disaggregated TP 8 needs two servers of 8 GPUs; a fabric of one server holds no fleet
+    of the candidate at all: a ConfigError that says so and what to change."""
+    cfg = compose_plan("workload.end_s=60", "~plan.candidates.a100", "~plan.candidates.h200",
+                       "plan.candidates.h100.role=disaggregated", "plan.candidates.h100.tp=8",
+                       "plan.pd_ratios=[1:1]", "plan.load_sensitivity=0", "plan.report=false",
+                       "network=fluid", "network.leaves=8", "network.hosts_per_leaf=1")
+    with pytest.raises(ConfigError, match=r"no fleet of plan.candidates fits the network "
+                                          r"fabric.*the fabric has 8 GPUs.*network.leaves"):
+        run_plan(cfg, tmp_path)
 
 
 def test_two_candidates_kv_types_never_pair_in_one_fleet(tmp_path):

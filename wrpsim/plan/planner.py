@@ -172,16 +172,28 @@ def best_effort(ev, plan, stats, cand: str, limit: int = 6) -> None:
     pools = [p for p in plan.pools if p.candidate == cand]
     g = estimate.first_guess(pools, stats, SLOTargets(), plan.max_instances)
     idx = {i: g[p.name] for i, p in enumerate(plan.pools) if p.candidate == cand}
-    counts = tuple(idx.get(i, 0) for i in range(len(plan.pools)))
+    counts = _placeable(ev, tuple(idx.get(i, 0) for i in range(len(plan.pools))))
+    if counts is None:  # not even one instance per pool fits the fabric: nothing to simulate
+        return
     margin = verify.worst_margin(ev, counts, ["search"], "best-effort")
     for _ in range(limit):
         more = tuple(min(2 * c, plan.max_instances) for c in counts)
-        if more == counts:
+        if more == counts or ev.invalid(more):
             return
         m = verify.worst_margin(ev, more, ["search"], "best-effort")
         if not m > margin + 0.05:  # 5 % of a latency target closer, or stop
             return
         counts, margin = more, m
+
+
+def _placeable(ev, counts: tuple) -> tuple | None:
+    """`counts`, halved (each pool in the fleet keeping at least one instance) until the
+    fleet fits the run's network fabric (`Evaluator.invalid`); None when even that does not."""
+    while ev.invalid(counts):
+        if max(counts) <= 1:
+            return None
+        counts = tuple(max(1, c // 2) if c else 0 for c in counts)
+    return counts
 
 
 def _warn_unused_thresholds(cfg: dict, plan) -> None:
@@ -253,6 +265,11 @@ def run_plan(cfg: dict, out_dir: Path | str, trace=None, progress=None) -> dict:
             for cand in plan.candidates:
                 best_effort(ev, plan, stats, cand)
             rows = [e for e in ev.rows if e.trace == "search" and e.summary]
+        if not rows:
+            raise ConfigError(
+                "plan: no fleet of plan.candidates fits the network fabric, not even one "
+                "instance per pool (" + "; ".join(search.limits or notes) + "): raise "
+                "network.leaves or network.hosts_per_leaf, or plan a smaller tp")
         # the closest of every fleet evaluated on the search trace
         best = max(rows, key=lambda e: (verify.worst_margin(ev, e.counts, ["search"], "x"),
                                         [-c for c in e.counts])).counts

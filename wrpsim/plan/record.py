@@ -97,7 +97,7 @@ def uncalibrated_note(pools) -> str:
 
 def _message(ev, plan, checks, notes, feasible: bool, slo_met: bool, complete: bool,
              limits: list[str] = ()) -> str:
-    out = _verdict(ev, plan, checks, notes, feasible, slo_met, complete)
+    out = _verdict(ev, plan, checks, notes, feasible, slo_met, complete, bool(limits))
     if limits:  # the fabric, not plan.max_instances, bounded the search
         out += (" The network fabric bounded the search: " + "; ".join(limits)
                 + " (raise network.leaves or network.hosts_per_leaf for larger fleets).")
@@ -111,7 +111,7 @@ def _message(ev, plan, checks, notes, feasible: bool, slo_met: bool, complete: b
 
 
 def _verdict(ev, plan, checks, notes, feasible: bool, slo_met: bool,
-             complete: bool = True) -> str:
+             complete: bool = True, fabric_bound: bool = False) -> str:
     counts, full = checks["final"], checks["full"]
     kwh = full.summary.get("energy_kwh")
     energy = ("" if plan.objective != "energy" or kwh is None
@@ -121,7 +121,10 @@ def _verdict(ev, plan, checks, notes, feasible: bool, slo_met: bool,
         key, m = plan.slo.worst(full.margins) if full.margins else ("?", None)
         impossible = {n.split(":")[0].removeprefix("candidate ") for n in notes}
         searched = [c for c in plan.candidates if c not in impossible]
-        search = (f"no fleet of at most {plan.max_instances} instances per pool met it" if complete
+        cap = (f"at most {plan.max_instances} instances per pool, fewer where the network "
+               "fabric bounded the search (below)" if fabric_bound
+               else f"at most {plan.max_instances} instances per pool")
+        search = (f"no fleet of {cap} met it" if complete
                   else "no fleet simulated before the search budget ran out met it (larger "
                        "fleets were not tried)")
         if searched and notes:
