@@ -22,6 +22,17 @@ from wrpsim.plan.slo import SLOTargets
 from wrpsim.plan.traces import busiest_window, scale_load, shuffle_within, window_bounds
 
 
+@pytest.mark.parametrize("n, ratio, want", [
+    (2, (1, 1), (1, 1)), (3, (1, 1), (1, 2)), (5, (1, 1), (2, 3)), (7, (1, 1), (3, 4)),
+    (4, (2, 1), (3, 1)), (3, (1, 2), (1, 2)), (6, (1, 2), (2, 4)), (9, (2, 1), (6, 3)),
+    (4, (1, 3), (1, 3)), (6, (1, 3), (1, 5)), (10, (1, 3), (2, 8))])
+def test_pd_split_takes_the_nearest_count_and_gives_a_half_to_decode(n, ratio, want):
+    """Nearest prefill count to n·p/(p+d); exact halves go to decode at every n, not up at
+    one n and down at the next as Python's round-half-to-even sent them (3 -> 2P+1D,
+    5 -> 2P+3D at 1:1)."""
+    assert pd_split(n, ratio) == want
+
+
 @settings(max_examples=300, deadline=None)
 @given(lo=st.integers(1, 5), span=st.integers(0, 40), t=st.integers(0, 50),
        guess=st.integers(-5, 60))

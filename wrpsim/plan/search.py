@@ -61,9 +61,12 @@ def min_true(f: Callable[[int], bool], lo: int, hi: int, guess: int) -> int | No
 
 
 def pd_split(n: int, ratio: tuple[int, int]) -> tuple[int, int]:
-    """(prefill, decode) instances of a disaggregated fleet of n >= 2 at ratio p:d."""
+    """(prefill, decode) instances of a disaggregated fleet of n >= 2 at ratio p:d: the
+    prefill count nearest n·p/(p+d), a half going to decode (1:1 at 3 is 1P+2D, at 5 2P+3D —
+    Python's round would send 1.5 up and 2.5 down), each side at least 1."""
     p, d = ratio
-    pre = max(1, min(n - 1, round(n * p / (p + d))))
+    pre = -((p + d - 2 * n * p) // (2 * (p + d)))  # ceil(n·p/(p+d) - 1/2), exact in integers
+    pre = max(1, min(n - 1, pre))
     return pre, n - pre
 
 
