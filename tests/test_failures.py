@@ -213,6 +213,32 @@ def test_disaggregated_decode_failure_conserves_requests():
     assert sim.failures.interrupted == (df.attempts - 1).sum() > 0
 
 
+def test_kv_sent_counts_every_transfer_started_lost_first_sends_included(tmp_path):
+    """`kv_transfer_bytes` ("GB sent prefill -> decode") sums the prefill instances' transfers
+    (`instances.parquet` `kv_sent_bytes`): a request whose decode instance failed after its KV
+    arrived is sent again and counts twice, where the requests' column holds the last send
+    only (the summary used to sum that, missing the lost sends); without failures the two
+    agree."""
+    cfg = constant_cfg(step_s=0.02, prefill_s_per_token=0.0001, count=2)
+    pool = cfg["pool"]["pools"].pop("p")
+    cfg["pool"]["pools"]["pre"] = {**pool, "role": "prefill"}
+    cfg["pool"]["pools"]["dec"] = {**pool, "role": "decode"}
+    cfg["network"] = {"kind": "nic", "nic_gbps": 1.0}
+    clean = run(cfg, tmp_path / "clean", loaded_trace())
+    req = pq.read_table(tmp_path / "clean" / "requests.parquet").to_pandas()
+    inst = pq.read_table(tmp_path / "clean" / "instances.parquet").to_pandas()
+    assert clean["kv_transfer_bytes"] == pytest.approx(req.kv_transfer_bytes.sum(), rel=1e-12)
+    assert inst.kv_sent_bytes[inst.pool == "dec"].sum() == 0
+    cfg["failures"] = {"policy": "reroute", "events": [
+        {"pool": "dec", "instance": 0, "at_s": 4.0, "down_s": 3.0}]}
+    hit = run(cfg, tmp_path / "hit", loaded_trace())
+    req = pq.read_table(tmp_path / "hit" / "requests.parquet").to_pandas()
+    inst = pq.read_table(tmp_path / "hit" / "instances.parquet").to_pandas()
+    assert hit["kv_transfer_bytes"] == pytest.approx(inst.kv_sent_bytes.sum(), rel=1e-12)
+    assert hit["kv_transfer_bytes"] > req.kv_transfer_bytes.sum() * 1.001
+    assert hit["kv_transfer_bytes"] > clean["kv_transfer_bytes"]
+
+
 def test_horizon_records_requests_between_instances():
     """A request lost at 1 s whose re-send (at 6 s) the 2 s horizon cuts off is in flight,
     between instances, sent once: `attempts` counts sends (it said 2, and the run counted the

@@ -224,6 +224,16 @@ def _failure_keys(reasons: tuple[np.ndarray, list], attempts: np.ndarray, ok: np
     }
 
 
+def _kv_sent(instances: pa.Table, col: dict) -> float:
+    """KV bytes sent prefill -> decode: every transfer the prefill instances started (a request
+    sent again after its decode instance failed counts each time; one whose KV still waits for
+    a reservation at the horizon not yet); from the requests' last sends for a table written
+    before instances counted them."""
+    if "kv_sent_bytes" in instances.column_names:
+        return float(to_numpy(instances.column("kv_sent_bytes")).sum())
+    return float(col["kv_transfer_bytes"].sum())
+
+
 def summarize(requests: pa.Table, instances: pa.Table, duration_s: float, slo: dict,
               pue: float, qoe: dict | None = None) -> dict:
     """Compute the summary dictionary (JSON-ready: None where a value is undefined).
@@ -261,7 +271,7 @@ def summarize(requests: pa.Table, instances: pa.Table, duration_s: float, slo: d
         "e2e_p99_s": pct(e2e, 99),
         "queue_wait_mean_s": mean(col["queue_wait_s"][done]),
         "tt2t_p50_s": pct(col["tt2t_s"][done], 50), "tt2t_p99_s": pct(col["tt2t_s"][done], 99),
-        "kv_transfer_bytes": float(col["kv_transfer_bytes"].sum()),
+        "kv_transfer_bytes": _kv_sent(instances, col),
         "kv_transfer_mean_s": mean(col["kv_transfer_s"][done]),
         "kv_transfer_p99_s": pct(col["kv_transfer_s"][done], 99),
         "kv_wait_mean_s": mean(col["kv_wait_s"][done]),

@@ -72,6 +72,7 @@ cdef class AccountingMixin:
     cdef public object kv_bytes_per_token
     cdef public object kv_load_blocks
     cdef public object kv_mode
+    cdef public object kv_sent_bytes
     cdef public object latency
     cdef public object layers
     cdef public object lost_handler
