@@ -19,7 +19,7 @@ def test_a_run_prints_a_short_summary_on_stderr_and_nothing_on_stdout(monkeypatc
     assert code == 0, err
     assert out == ""
     lines = err.splitlines()
-    assert lines[0] == "wrpsim: azure-conv-2023 -> round_robin -> h100-llama70b (seed 0)"
+    assert lines[0] == "wrpsim: azure-conv-2023 -> round_robin -> h100-llama70b + 1 pool override (seed 0)"
     assert [ln.split()[0] for ln in lines[1:]] == [
         "fleet", "requests", "TTFT", "TPOT", "SLO", "QoE", "cost", "energy", "time", "results"]
     assert lines[1] == "  fleet      h100: 2 x 4 h100-80gb (llama3.1-70b) = 8 GPUs"
@@ -568,3 +568,21 @@ def test_nothing_completed_because_of_the_horizon_says_so():
                           "status and drop_reason)")
     s = {**s, "requests_in_flight": 0, "drop_reasons": {"context": 1}}
     assert "most dropped for context" in verdict(s)
+
+
+def test_header_counts_the_overrides_that_changed_the_pool_files_fleet():
+    """The header names the pool file; where command-line overrides changed its pools (a
+    model of llama2-70b's file swapped for another), it says how many, so the file's name does
+    not pass for the fleet that ran (the fleet line below says what did)."""
+    from wrpsim.runview import run_summary
+
+    s = {"requests_total": 1, "requests_completed": 1, "pool": "h100-llama70b", "seed": 0,
+         "workload": "w", "router": "round_robin"}
+    cfg = {"pool": {"pools": {"h100": {"gpu": "h100-80gb", "model": "qwen3-14b", "count": 1}}}}
+    head = run_summary(s, cfg, "out").splitlines()[0]
+    assert head == "wrpsim: w -> round_robin -> h100-llama70b (seed 0)"
+    head = run_summary(s, cfg, "out", ["pool.pools.h100.model=qwen3-14b", "seed=3",
+                                       "+pool.pools.h100.max_context=4096"]).splitlines()[0]
+    assert head == "wrpsim: w -> round_robin -> h100-llama70b + 2 pool overrides (seed 0)"
+    assert "+ 1 pool override (" in run_summary(s, cfg, "out", ["~pool.pools.h100.latency"])
+    assert "override" not in run_summary(s, cfg, "out", ["pool=hetero-llama70b"])

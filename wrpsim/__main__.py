@@ -59,7 +59,7 @@ def _task(cfg: dict, out_dir: str) -> None:
         for line in [*idle_pool_warnings(summary), *drop_warnings(summary)]:
             say(f"wrpsim: warning: run {Path(out_dir).name}: {line}", sys.stderr)
     else:
-        say(run_summary(summary, cfg, out_dir), sys.stderr)
+        say(run_summary(summary, cfg, out_dir, overrides), sys.stderr)
         why = verdict(summary)
         for line in [*idle_pool_warnings(summary), why, *drop_warnings(summary, why)]:
             if line:

@@ -4,7 +4,8 @@ and a closing table of a sweep.
 Contracts (pure functions of a run's summary dict — `summary.json` — and its config; nothing is
 printed here, `wrpsim.__main__` and `SweepView` print on stderr):
 
-- `run_summary(summary, cfg, out_dir)`: a dozen lines: workload, fleet, router, seed; requests;
+- `run_summary(summary, cfg, out_dir, overrides)`: a dozen lines: workload, router, pool file (and
+  how many command-line overrides changed its fleet), seed; the fleet as run; requests;
   p50 / p99 TTFT and TPOT against the SLO; SLO attainment and goodput; streaming QoE (mean,
   p10, the share reaching `qoe.target`) when measured; a `route` line when routing is at least
   `ROUTE_LINE` of the mean TTFT; cost; energy; simulated
@@ -83,13 +84,23 @@ def _kwh(v: float) -> str:
     return f"{v:,.2f}" if v >= 1 or v == 0 else f"{v:#.3g}"
 
 
-def run_summary(s: dict, cfg: dict, out_dir: str) -> str:
-    """The human summary of one run (see module docstring)."""
+def _pool_overrides(overrides) -> str:
+    """' + N pool overrides' for the command line's overrides of keys under `pool.` (the fleet
+    run is then not the pool file's as shipped: the fleet line says what it is), else ''."""
+    from wrpsim.app import split_override
+
+    n = sum(1 for o in overrides or () if split_override(o)[0].startswith("pool."))
+    return f" + {n} pool override{'' if n == 1 else 's'}" if n else ""
+
+
+def run_summary(s: dict, cfg: dict, out_dir: str, overrides=()) -> str:
+    """The human summary of one run (see module docstring); `overrides`: the command line's,
+    counted in the header where they change the pool file's fleet."""
     total, done = s.get("requests_total", 0), s.get("requests_completed", 0)
     dropped, left = s.get("requests_dropped", 0), s.get("requests_in_flight", 0)
     lines = [
         f"wrpsim: {s.get('workload') or 'workload'} -> {s.get('router')} -> "
-        f"{s.get('pool') or 'fleet'} (seed {s.get('seed')})",
+        f"{s.get('pool') or 'fleet'}{_pool_overrides(overrides)} (seed {s.get('seed')})",
         f"  fleet      {fleet_text(cfg.get('pool') or {})} = {s.get('gpu_count')} "
         f"GPU{'' if s.get('gpu_count') == 1 else 's'}",
         f"  requests   {total:,} total, {done:,} completed, {dropped:,} dropped, "
