@@ -19,7 +19,8 @@ def test_a_run_prints_a_short_summary_on_stderr_and_nothing_on_stdout(monkeypatc
     assert code == 0, err
     assert out == ""
     lines = err.splitlines()
-    assert lines[0] == "wrpsim: azure-conv-2023 -> round_robin -> h100-llama70b + 1 pool override (seed 0)"
+    assert lines[0] == ("wrpsim: azure-conv-2023 -> round_robin -> h100-llama70b + 1 pool "
+                        "override (seed 0)")
     assert [ln.split()[0] for ln in lines[1:]] == [
         "fleet", "requests", "TTFT", "TPOT", "SLO", "QoE", "cost", "energy", "time", "results"]
     assert lines[1] == "  fleet      h100: 2 x 4 h100-80gb (llama3.1-70b) = 8 GPUs"

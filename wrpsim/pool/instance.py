@@ -63,8 +63,8 @@ class Instance(BatchingMixin):
                  "kv_bytes_per_token", "kv_load_blocks", "kv_mode", "kv_sent_bytes", "latency",
                  "layers", "lost_handler", "max_context", "max_run_steps", "model", "n_dec",
                  "n_ready", "name", "nic_free_by_group", "on_received", "outgoing", "pool",
-                 "power_log", "preemptions", "prefill_tokens", "prefilling", "prefix", "price_per_gpu_hour",
-                 "qoe", "reservations", "role", "running", "sched", "sink",
+                 "power_log", "preemptions", "prefill_tokens", "prefilling", "prefix",
+                 "price_per_gpu_hour", "qoe", "reservations", "role", "running", "sched", "sink",
                  "state_bytes_per_seq", "step", "tp", "tracer", "transfer", "waiting")
     #: the default of `max_run_steps` (the longest decode-only run planned as one event; 1
     #: steps every iteration: tests compare both), set per instance at construction
