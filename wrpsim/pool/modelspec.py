@@ -799,14 +799,7 @@ def _recurrent_layers(c: dict, layers: int, hidden: int) -> dict:
     types = c.get("layer_types")
     c.get("full_attention_interval")  # (given beside layer_types too: the same layers)
     if types is not None:
-        if not isinstance(types, list) or len(types) != layers:
-            got = f"{len(types)} entries" if isinstance(types, list) else repr(types)
-            raise ConfigError(f"config.json key 'layer_types' must be a list of "
-                              f"num_hidden_layers ({layers}) layer kinds, got {got}")
-        bad = sorted({str(t) for t in types} - set(ATTENTION_TYPES) - set(RECURRENT_TYPES))
-        if bad:
-            raise ConfigError(f"config.json key 'layer_types': unknown layer kind {bad[0]!r}; "
-                              f"valid: {', '.join(ATTENTION_TYPES + RECURRENT_TYPES)}")
+        _layer_kinds(c, "layer_types", layers, ATTENTION_TYPES + RECURRENT_TYPES, "layer kind")
         rec = sum(1 for t in types if t in RECURRENT_TYPES)
         attn = layers - rec
     elif _hf_int(c, "full_attention_interval", 1) and types is None:
