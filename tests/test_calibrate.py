@@ -22,12 +22,14 @@ ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ROOT / "pools" / "catalog" / "engines" / "vllm-0.24" / "h100-80gb"
 
 
-def _aic_dir(tmp_path: Path) -> Path:
+def _aic_dir(tmp_path: Path, slower: float = 1.0) -> Path:
     """A small AIConfigurator-layout system folder rebuilt from the shipped H100 tables, with
-    the raw quirks compaction must handle."""
+    the raw quirks compaction must handle; GEMMs `slower` times the H100's (to pass as a
+    slower GPU's: compaction refuses GEMMs far beyond the GPU's peak)."""
     sysdir = tmp_path / "h100_sxm"
     g = pd.read_parquet(SHIPPED / "gemm.parquet")
     g = g[g["dtype"] == "bf16"].rename(columns={"ms": "latency"})
+    g["latency"] *= slower
     g = g.assign(gemm_dtype="bfloat16", kernel_source="torch.nn.functional.linear",
                  device="NVIDIA H100 80GB HBM3")
     odd = g[g["m"] == 16].assign(m=17, latency=g[g["m"] == 16]["latency"] * 1.05)
@@ -101,6 +103,43 @@ def test_compact_names_a_missing_table(tmp_path):
     with pytest.raises(ConfigError, match=r"has no gemm/<framework>/<version>/gemm_perf.parquet "
                                           r"of a framework read \(vllm, nccl;"):
         compact(tmp_path / "x", tmp_path / "out")
+
+
+def _gemm_file(sysdir: Path) -> Path:
+    return sysdir / "gemm" / "vllm" / "0.24.0" / "gemm_perf.parquet"
+
+
+@pytest.mark.parametrize("spoil, pattern", [
+    (lambda f: f.write_text("not parquet"), r"gemm_perf\.parquet: cannot read it as Parquet"),
+    (lambda f: _write(f, pd.read_parquet(f).rename(columns={"latency": "latency_ms"})),
+     r"gemm_perf\.parquet: missing column\(s\) \['latency'\]; AIConfigurator's gemm_perf has "
+     r"gemm_dtype, m, n, k, latency"),
+    (lambda f: _write(f, pd.read_parquet(f).assign(latency=lambda d: d["latency"].where(
+        d.index % 7 != 3, -1.0))), r"rows have a latency that is not a number > 0 \(the "
+     r"first, row 4: -1\.0\); latencies are milliseconds"),
+    (lambda f: _write(f, pd.read_parquet(f).assign(latency=np.nan)),
+     r"latency that is not a number > 0"),
+    (lambda f: _write(f, pd.read_parquet(f).assign(gemm_dtype="bf16")),
+     r"no row with gemm_dtype in bfloat16, fp8, fp8_block, nvfp4 \(AIConfigurator's names\), "
+     r"got bf16"),
+    (lambda f: _write(f, pd.read_parquet(f).assign(latency=lambda d: d["latency"] * 1000)),
+     r"large BF16 GEMMs run at 0\.\d+ TFLOP/s .*latencies must be milliseconds of that GPU"),
+    (lambda f: _write(f, pd.read_parquet(f).assign(latency=lambda d: d["latency"] / 1000)),
+     r"large BF16 GEMMs run at 783,\d{3} TFLOP/s .* 792 x h100-80gb's peak of 989"),
+])
+def test_a_spoilt_kernel_table_is_one_error_and_writes_nothing(tmp_path, spoil, pattern):
+    """A table that cannot be read, lacks a column, holds latencies that are no time, names its
+    dtypes otherwise than AIConfigurator, or is in other units (microseconds or seconds written
+    as ms: its big BF16 GEMMs run at a thousandth or a thousand times the GPU's peak) is refused
+    by file, before any table is written (it was a traceback, or taken in: a table of -1 ms
+    GEMMs, or one whose 8B prefill took 11 s)."""
+    from wrpsim.pool.catalog import get_gpu
+
+    sysdir = _aic_dir(tmp_path)
+    spoil(_gemm_file(sysdir))
+    with pytest.raises(ConfigError, match=pattern):
+        compact(sysdir, tmp_path / "out", gpu=get_gpu("h100-80gb"))
+    assert not (tmp_path / "out").exists()
 
 
 def _cli(*args, env=None) -> subprocess.CompletedProcess:
@@ -518,7 +557,7 @@ def test_a_gpu_calibrated_from_gemm_and_attention_tables_borrows_the_rest(tmp_pa
     assert out["kv"]["prefill_breakdown_s"]["all_reduce"] == pytest.approx(
         out["vllm-0.24"]["prefill_breakdown_s"]["all_reduce"], rel=1e-12)
     r = _cli("engine=kv", f"out_dir={cat / 'engines'}", "gpu=a10g-24gb",
-             f"kernels={_aic_dir(tmp_path / 'a10g')}")
+             f"kernels={_aic_dir(tmp_path / 'a10g', slower=989 / 125)}")
     assert r.returncode == 0, r.stderr
     entry = yaml.safe_load((cat / "engines" / "kv.yaml").read_text())["gpus"]["a10g-24gb"]
     assert entry == {"tables": "kv/a10g-24gb", "roofline": "l40s-48gb"}

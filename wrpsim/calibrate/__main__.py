@@ -16,7 +16,11 @@ Steps, each optional but at least one:
    is still missing (collectives, MoE layers) comes from a `roofline:` reference GPU: the
    engine's for the GPU, else its default where that is on the same kind of scale-up link,
    else the GPU with complete tables on that kind of link nearest in memory bandwidth (a PCIe
-   card's collectives from another PCIe card's).
+   card's collectives from another PCIe card's). An AIConfigurator table that cannot be read,
+   lacks a column it is read by, holds a latency that is not a number > 0 or none of the dtypes
+   read, or is in other units (its large BF16 GEMMs faster than 3 x the GPU's peak or slower
+   than 1 % of it: seconds or microseconds written as ms, or another GPU's) is refused, naming
+   the file, before any table is written.
 2. `steps=CSV` and/or `benchmarks=CSV` and/or `validation=SET`: fit the engine constants named
    in `fit` on per-step timings, closed-loop benchmarks (`wrpsim.calibrate.fit` documents the
    columns) or a shipped measured set's fit split (only its cases on `gpu=` when given) and

@@ -124,6 +124,86 @@ DSA_MODULES = {"deepseek-ai/DeepSeek-V3.2": {
     **MLA_MODULES["deepseek-ai/DeepSeek-V3"], "index_topk": 2048, "index_heads": 64,
     "index_head_dim": 128}}
 REQUIRED = ("gemm", "attn_prefill", "attn_decode")
+#: the AIConfigurator columns each table is read from (a table lacking one is refused by name)
+_ATTN = ("kv_cache_dtype", "num_heads", "num_key_value_heads", "head_dim", "batch_size",
+         "latency")
+_MODULE = ("model", "mla_dtype", "kv_cache_dtype", "gemm_type", "num_heads", "batch_size",
+           "isl", "step", "latency")
+COLUMNS = {
+    "gemm": ("gemm_dtype", "m", "n", "k", "latency"),
+    "attn_prefill": (*_ATTN, "isl"), "attn_decode": (*_ATTN, "step"),
+    "allreduce": ("num_gpus", "message_size", "backend", "latency"),
+    "nccl": ("nccl_dtype", "op_name", "num_gpus", "message_size", "latency"),
+    "moe": ("moe_dtype", "distribution", "hidden_size", "inter_size", "topk", "num_experts",
+            "moe_tp_size", "moe_ep_size", "num_tokens", "latency"),
+    "mla_prefill": _MODULE, "mla_decode": _MODULE, "dsa_prefill": _MODULE,
+    "dsa_decode": _MODULE,
+    "gdn_prefill": ("phase", "kernel_source", "num_k_heads", "head_k_dim", "num_v_heads",
+                    "head_v_dim", "batch_size", "seq_len", "latency"),
+}
+#: the column whose values pick the rows read, and those values, of the required tables (named
+#: when a table has none of them)
+_DTYPE_COLUMN = {"gemm": ("gemm_dtype", GEMM_DTYPES), "attn_prefill": ("kv_cache_dtype",
+                 KV_DTYPES), "attn_decode": ("kv_cache_dtype", KV_DTYPES)}
+#: BF16 GEMMs of at least this many FLOPs (2 m n k) are compute-bound: their median rate tells
+#: whether the latencies are in milliseconds (`check_units`)
+UNIT_CHECK_FLOPS = 1e11
+
+
+def _read(path: Path, name: str) -> pd.DataFrame:
+    """One AIConfigurator table, its columns (`COLUMNS`) and latencies (a number > 0, ms)
+    checked; `ConfigError` naming the file otherwise."""
+    try:
+        df = pd.read_parquet(path)
+    except Exception as exc:  # (pyarrow raises its own kinds for a file that is not Parquet)
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ConfigError(f"kernels: {path}: cannot read it as Parquet ({first})") from None
+    missing = [c for c in COLUMNS[name] if c not in df.columns]
+    if missing:
+        raise ConfigError(f"kernels: {path}: missing column(s) {missing}; AIConfigurator's "
+                          f"{path.stem} has {', '.join(COLUMNS[name])}")
+    lat = pd.to_numeric(df["latency"], errors="coerce").to_numpy(np.float64)
+    bad = ~(np.isfinite(lat) & (lat > 0))
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        first = df["latency"].iloc[i]
+        first = first.item() if hasattr(first, "item") else first  # (a numpy scalar's repr)
+        raise ConfigError(f"kernels: {path}: {int(bad.sum()):,} of {len(df):,} rows have a "
+                          f"latency that is not a number > 0 (the first, row {i + 1}: "
+                          f"{first!r}); latencies are milliseconds")
+    return df
+
+
+def _no_rows(path: Path, name: str, raw: pd.DataFrame) -> ConfigError:
+    """The error for a required table with no row of a dtype read: its dtype column's values."""
+    col, valid = _DTYPE_COLUMN[name]
+    got = sorted({str(v) for v in raw[col]})[:5] if col in raw.columns else []
+    return ConfigError(f"kernels: {path}: no row with {col} in {', '.join(valid)} "
+                       f"(AIConfigurator's names), got {', '.join(got) or 'no rows'}")
+
+
+def _figure(x: float) -> str:
+    """A positive number as read: whole with thousands separators from 100, else three
+    significant digits."""
+    return f"{x:,.0f}" if x >= 100 else f"{x:.3g}"
+
+
+def check_units(path: Path, gemm: pd.DataFrame, gpu) -> None:
+    """`ConfigError` when the BF16 GEMMs big enough to be compute-bound run, at the median, over
+    three times the GPU's peak (latencies in seconds, or of another GPU) or under a hundredth of
+    it (microseconds): a table in other units would time every iteration a thousand times off."""
+    big = gemm[(gemm["dtype"] == "bf16")
+               & (2.0 * gemm["m"] * gemm["n"] * gemm["k"] >= UNIT_CHECK_FLOPS)]
+    peak = float(getattr(gpu, "bf16_tflops", 0.0) or 0.0) * 1e12
+    if big.empty or peak <= 0:
+        return
+    rate = float(np.median(2.0 * big["m"] * big["n"] * big["k"] / (big["ms"] * 1e-3)))
+    if rate > 3 * peak or rate < peak / 100:
+        raise ConfigError(
+            f"kernels: {path}: its large BF16 GEMMs run at {_figure(rate / 1e12)} TFLOP/s "
+            f"(median of {len(big):,}), {_figure(rate / peak)} x {gpu.name}'s peak of "
+            f"{peak / 1e12:,.0f}: "
+            f"latencies must be milliseconds of that GPU")
 
 
 def _version_key(name: str) -> tuple:
@@ -382,7 +462,9 @@ def compact(system_dir: str | Path, out_dir: str | Path, gpu=None) -> dict:
     provenance written to `out_dir/meta.json` (source file, version, kernel per dtype, rows).
     With `gpu` (the catalog GPU the folder measured), MoE rows faster than their DRAM floor are
     retimed (`replace_cache_resident`; meta `cache_resident_rows`). `ConfigError` if the folder
-    lacks a required table (GEMM, prefill and decode attention)."""
+    lacks a required table (GEMM, prefill and decode attention) or one of its rows, or a table
+    read lacks a column (`COLUMNS`), holds a latency that is not a number > 0, or GEMMs whose
+    rate says they are not milliseconds of `gpu` (`check_units`); nothing is written then."""
     system_dir, out_dir = Path(system_dir), Path(out_dir)
     if not system_dir.is_dir():
         raise ConfigError(f"kernels: {system_dir} is not a directory")
@@ -392,13 +474,13 @@ def compact(system_dir: str | Path, out_dir: str | Path, gpu=None) -> dict:
             raise ConfigError(f"kernels: {system_dir} has no {op}/<framework>/<version>/"
                               f"{stem}.parquet of a framework read ({', '.join(FRAMEWORKS)}; "
                               f"AIConfigurator layout)")
-    out_dir.mkdir(parents=True, exist_ok=True)
     meta: dict = {"source": str(system_dir), "tables": {}}
+    tables: dict = {}  # every table read and checked before anything is written
     for name, (op, stem) in SOURCES.items():
         path = find_table(system_dir, op, stem)
         if path is None:
             continue
-        raw = pd.read_parquet(path)
+        raw = _read(path, name)
         if name == "gdn_prefill":
             raw["family"] = gdn_family(raw["kernel_source"])
         if name in ("dsa_prefill", "dsa_decode"):  # (the kernel choice on the kept model's rows)
@@ -428,14 +510,18 @@ def compact(system_dir: str | Path, out_dir: str | Path, gpu=None) -> dict:
             if gpu is not None:
                 tab, n_cached = replace_cache_resident(tab, gpu)
                 dropped = {"cache_resident_rows": n_cached}
-        if not len(tab) and name not in REQUIRED:  # (no row of the kernels wrpsim reads)
+        if not len(tab):  # (no row of the kernels wrpsim reads)
+            if name in REQUIRED:
+                raise _no_rows(path, name, raw)
             continue
+        if name == "gemm" and gpu is not None:
+            check_units(path, tab, gpu)
         for c in tab.columns:
             if c == "ms":
                 tab[c] = tab[c].astype(np.float32)
             elif tab[c].dtype.kind in "iuf":
                 tab[c] = tab[c].astype(np.int32)
-        tab.to_parquet(out_dir / f"{name}.parquet", index=False, compression="zstd")
+        tables[name] = tab
         device = str(raw["device"].iloc[0]) if "device" in raw.columns and len(raw) else ""
         meta["tables"][name] = {
             "file": str(path.relative_to(system_dir)), "version": path.parent.name,
@@ -449,5 +535,8 @@ def compact(system_dir: str | Path, out_dir: str | Path, gpu=None) -> dict:
             meta["tables"][name].update(dropped)
         if module:
             meta["tables"][name]["module"] = module
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name, tab in tables.items():
+        tab.to_parquet(out_dir / f"{name}.parquet", index=False, compression="zstd")
     (out_dir / "meta.json").write_text(json.dumps(meta, indent=1, sort_keys=True) + "\n")
     return meta
