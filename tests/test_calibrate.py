@@ -240,7 +240,8 @@ def test_benchmark_rows_become_closed_loop_cases(tmp_path):
     csv.write_text("model,gpu,tp,concurrency,isl,osl,ttft_ms\nllama3.1-8b,h100-80gb,1,0,1,1,1\n")
     from wrpsim.errors import ConfigError
 
-    with pytest.raises(ConfigError, match=r"b.csv: line 2: concurrency must be an integer >= 1"):
+    with pytest.raises(ConfigError, match=r"b.csv: line 2: concurrency must be an integer in "
+                                          r"1\.\.65,536, got 0"):
         benchmark_cases(csv)
 
 
@@ -395,6 +396,22 @@ STEP_HEAD = "model,gpu,tp,prefill_tokens,decode_seqs,decode_ctx,step_ms\n"
      r"unknown column 'max_num_seq'; .*did you mean 'max_num_seqs'\?"),
     (STEP_HEAD.replace("\n", ",prefill_seq\n"), "llama3.1-8b,h100-80gb,1,512,0,0,10,1",
      r"unknown column 'prefill_seq'; .*did you mean 'prefill_seqs'\?"),
+    # rows that describe no step or no benchmark (they were fitted on)
+    (STEP_HEAD.replace("\n", ",prefill_seqs\n"), "llama3.1-8b,h100-80gb,1,10,0,0,10,20",
+     r"line 2: prefill_seqs \(20\) exceeds prefill_tokens \(10\)"),
+    (STEP_HEAD, "llama3.1-8b,h100-80gb,1,0,8,4,10",
+     r"line 2: decode_ctx \(4\) is below decode_seqs \(8\)"),
+    (BENCH_HEAD.replace("\n", ",num_requests\n"), "llama3.1-8b,h100-80gb,1,8,1024,128,90,12,3",
+     r"line 2: num_requests \(3\) is below the concurrency \(8\)"),
+    (BENCH_HEAD, "llama3.1-8b,h100-80gb,1,100000,1024,128,90,12",
+     r"line 2: concurrency must be an integer in 1\.\.65,536, got 100000"),
+    (BENCH_HEAD.replace("\n", ",num_requests\n"), "llama3.1-8b,h100-80gb,1,8,1024,128,90,12,1e9",
+     r"line 2: num_requests must be an integer in 1\.\.50,000,000"),
+    # a model too big for its GPUs: the file and line, not an invented pool's name
+    (BENCH_HEAD, "llama3.1-70b,h100-80gb,1,4,1024,128,90,12",
+     r"line 2: llama3\.1-70b needs 131\.\d GiB of weights per GPU at tp=1"),
+    (STEP_HEAD, "llama3.1-70b,h100-80gb,1,0,8,800,10",
+     r"line 2: llama3\.1-70b needs 131\.\d GiB of weights per GPU at tp=1"),
 ])
 def test_bad_measurement_cells_name_file_line_and_column(tmp_path, head, row, pattern):
     """Text, negative or empty measurements stop the fit with one line naming the cell (they
@@ -406,6 +423,22 @@ def test_bad_measurement_cells_name_file_line_and_column(tmp_path, head, row, pa
     key = "steps" if head.startswith(STEP_HEAD[:-1]) else "benchmarks"
     with pytest.raises(ConfigError, match=rf"m\.csv: {pattern}"):
         cal.run(cal.parse_args(["engine=x", f"{key}={csv}", f"out_dir={tmp_path / 'out'}"]))
+
+
+def test_rows_are_named_by_their_line_in_the_file_blank_lines_counted(tmp_path):
+    """A blank line between rows shifted every later row's line number by one (pandas skips
+    it), in errors and in the per-row report alike."""
+    from wrpsim.calibrate.fit import read_steps, step_entries
+
+    csv = tmp_path / "s.csv"
+    csv.write_text(STEP_HEAD + "llama3.1-8b,h100-80gb,1,0,8,8000,9\n\n"
+                   "llama3.1-8b,h100-80gb,1,0,16,16000,10\n")
+    assert [e[0] for e in step_entries(read_steps(csv), "vllm-0.24", {})] == [
+        f"{csv}: line 2", f"{csv}: line 4"]
+    csv.write_text(STEP_HEAD + "llama3.1-8b,h100-80gb,1,0,8,8000,9\n\n"
+                   "llama3.1-8b,h100-80gb,1,0,16,16000,abc\n")
+    with pytest.raises(ConfigError, match=r"s\.csv: line 4: step_ms must be a number > 0"):
+        read_steps(csv)
 
 
 @pytest.mark.parametrize("args, pattern", [

@@ -64,10 +64,11 @@ def _read_csv(path: str | Path, required: tuple, optional: tuple = ()) -> pd.Dat
     from wrpsim.errors import did_you_mean
 
     path = Path(path)
-    try:
-        df = pd.read_csv(path)
+    try:  # (blank lines kept as empty rows, so every row keeps its line number in the file)
+        df = pd.read_csv(path, skip_blank_lines=False)
     except (OSError, ValueError) as exc:
-        raise ConfigError(f"{path}: cannot read CSV: {exc}") from None
+        first = " ".join(str(exc).split())  # (pandas' messages run over several lines)
+        raise ConfigError(f"{path}: cannot read CSV: {first}") from None
     valid = (*required, *optional)
     unknown = [str(c) for c in df.columns if c not in valid]
     if unknown:
@@ -77,9 +78,18 @@ def _read_csv(path: str | Path, required: tuple, optional: tuple = ()) -> pd.Dat
     missing = [c for c in required if c not in df.columns]
     if missing:
         raise ConfigError(f"{path}: missing column(s) {missing}; required: {', '.join(required)}")
+    blank = df.isna().all(axis=1)
+    lines = [int(i) + 2 for i in df.index[~blank]]
+    df = df[~blank].reset_index(drop=True)
     if df.empty:
         raise ConfigError(f"{path}: no rows")
+    df.attrs["lines"] = lines  # the file's line of each row (header: line 1)
     return df
+
+
+def rows(df: pd.DataFrame):
+    """(line in the file, row as a dict) of every row of a table `_read_csv` read."""
+    return zip(df.attrs.get("lines") or range(2, len(df) + 2), df.to_dict("records"))
 
 
 class Cases(list):
@@ -98,9 +108,9 @@ def benchmark_cases(path: str | Path, split: str = "fit") -> Cases:
         raise ConfigError(f"{path}: needs at least one of the columns {', '.join(BENCH_METRICS)}")
     out = Cases()
     out.left_out = []
-    for i, r in enumerate(df.to_dict("records"), start=2):
+    for i, r in rows(df):
         where = f"{path}: line {i}"
-        c = _int(r, "concurrency", where)
+        c = _int(r, "concurrency", where, high=MAX_SEQS, name="concurrency")
         isl, osl = _int(r, "isl", where), _int(r, "osl", where)
         ratio = 1.0 if _nan(r.get("range_ratio")) else _number(r.get("range_ratio"))
         if ratio is None or not 0 < ratio <= 1:
@@ -111,8 +121,13 @@ def benchmark_cases(path: str | Path, split: str = "fit") -> Cases:
                               f"{', '.join(BENCH_METRICS)}")
 
 
-        mns = _int(r, "max_num_seqs", where, default=c)
+        mns = _int(r, "max_num_seqs", where, default=c, high=MAX_SEQS)
         budget = _int(r, "max_num_batched_tokens", where, default=8192)
+        n_req = _int(r, "num_requests", where, default=10 * c, high=MAX_REQUESTS)
+        if n_req < c:
+            raise ConfigError(f"{where}: num_requests ({n_req:,}) is below the concurrency "
+                              f"({c:,}): a closed loop of {c:,} clients needs at least as many "
+                              f"requests to reach it")
         pool = {"gpu": str(r["gpu"]), "model": str(r["model"]), "tp": _int(r, "tp", where),
                 "ep": _int(r, "ep", where, default=1), "count": 1,
                 "precision": _text(r.get("precision"), "bf16"),
@@ -121,7 +136,7 @@ def benchmark_cases(path: str | Path, split: str = "fit") -> Cases:
                               "max_seqs": mns, "block_size": 16}}
         measured = {v: _positive(r, k, where) / 1e3 for k, v in BENCH_METRICS.items()
                     if k in r and not _nan(r[k])}
-        limit = check_pool(where, pool).model.max_context
+        limit = check_pool(where, pool, scheduled=True).model.max_context
         if limit and isl + osl > limit:
             why = (f"isl + osl ({isl + osl:,} tokens) exceeds {pool['model']}'s context of "
                    f"{limit:,} tokens, so every request would be dropped")
@@ -130,7 +145,7 @@ def benchmark_cases(path: str | Path, split: str = "fit") -> Cases:
             continue
         wl = {"name": "benchmark", "source": {
             "kind": "closed_loop", "concurrency": c,
-            "num_requests": _int(r, "num_requests", where, default=10 * c),
+            "num_requests": n_req,
             "prompt_tokens": _lengths(isl, ratio), "output_tokens": _lengths(osl, ratio)}}
         out.append(Case("benchmarks", f"{path.name if hasattr(path, 'name') else path}:{i}",
                         pool["gpu"], pool["model"], split, pool, measured, workload=wl,
@@ -138,19 +153,23 @@ def benchmark_cases(path: str | Path, split: str = "fit") -> Cases:
     return out
 
 
-def check_pool(where: str, pool: dict):
+def check_pool(where: str, pool: dict, scheduled: bool = False):
     """The latency model of a row's pool (`pool`: a pool config, its engine the default),
     checked as a run checks its pools (`wrpsim.pool.fleet.parse_pool`, the one-server tp
-    limit, the model's heads); `ConfigError` naming `where` (file and line) and the column,
-    not the pool path the row becomes."""
-    from wrpsim.pool.fleet import build_latency, parse_pool
+    limit, the model's heads; with `scheduled`, a benchmark's pool, also room for its KV cache
+    beside the weights, `wrpsim.pool.fleet.kv_capacity`); `ConfigError` naming `where` (file
+    and line) and the column, not the pool path the row becomes."""
+    from wrpsim.pool.fleet import build_latency, kv_capacity, parse_pool, pool_window
     from wrpsim.sanity import check_pool_sizes
 
     name = str(pool.get("gpu"))
     try:
         spec = parse_pool(name, pool)
         check_pool_sizes([spec])
-        return build_latency(spec)
+        lat = build_latency(spec)
+        if scheduled:
+            kv_capacity(lat, spec.scheduler, pool_window(spec, lat))
+        return lat
     except ConfigError as e:
         msg = str(e)
         for pre in (f"pool.pools.{name}.", f"pool.pools.{name}"):
@@ -185,15 +204,22 @@ def _number(v) -> float | None:
     return x if math.isfinite(x) else None
 
 
-def _int(r: dict, key: str, where: str, low: int = 1, default: int | None = None) -> int:
-    """Column `key` of row `r` as an integer >= `low` (`default` when the cell is empty and a
-    default is given); `ConfigError` naming the file, line and column otherwise."""
+#: the largest concurrency / max_num_seqs and num_requests a benchmark row may name (the
+#: scheduler's and the closed-loop workload's own limits)
+MAX_SEQS, MAX_REQUESTS = 65_536, 50_000_000
+
+
+def _int(r: dict, key: str, where: str, low: int = 1, default: int | None = None,
+         high: int | None = None, name: str | None = None) -> int:
+    """Column `key` of row `r` as an integer in [`low`, `high`] (`default` when the cell is
+    empty and a default is given); `ConfigError` naming the file, line and column otherwise."""
     v = r.get(key)
     if default is not None and (_nan(v) or v == ""):
         return default
     x = _number(v)
-    if x is None or x != int(x) or int(x) < low:
-        raise ConfigError(f"{where}: {key} must be an integer >= {low}, got {v!r}")
+    if x is None or x != int(x) or int(x) < low or (high is not None and int(x) > high):
+        span = f">= {low:,}" if high is None else f"in {low:,}..{high:,}"
+        raise ConfigError(f"{where}: {name or key} must be an integer {span}, got {v!r}")
     return int(x)
 
 
@@ -208,32 +234,39 @@ def _positive(r: dict, key: str, where: str) -> float:
 def read_steps(path: str | Path) -> pd.DataFrame:
     """The rows of a steps CSV (module docstring), each checked: `tp` an integer >= 1,
     `prefill_tokens`, `decode_seqs`, `decode_ctx` (and `prefill_seqs` when given) integers >= 0
-    with some work in the step, `step_ms` (and `prefill_pairs` when given) a number > 0;
+    with some work in the step, no more prompt chunks than prompt tokens and at least one KV
+    token per decoding sequence, `step_ms` (and `prefill_pairs` when given) a number > 0;
     `ConfigError` naming the file, line and column of the first bad cell."""
     df = _read_csv(path, STEP_COLUMNS, STEP_OPTIONAL)
     df.attrs["path"] = str(path)
     lats: dict = {}
-    for i, r in enumerate(df.to_dict("records"), start=2):
+    for i, r in rows(df):
         where = f"{path}: line {i}"
         _int(r, "tp", where)
         p = _int(r, "prefill_tokens", where, low=0)
         d = _int(r, "decode_seqs", where, low=0)
-        _int(r, "decode_ctx", where, low=0)
+        ctx = _int(r, "decode_ctx", where, low=0)
         if p + d == 0:
             raise ConfigError(f"{where}: a step needs prefill_tokens or decode_seqs > 0 "
                               f"(a step with no work has no time to fit)")
+        if ctx < d:
+            raise ConfigError(f"{where}: decode_ctx ({ctx:,}) is below decode_seqs ({d:,}): "
+                              f"it is the tokens in the KV cache of all decoding sequences, "
+                              f"at least one each")
         _positive(r, "step_ms", where)
         if not _nan(r.get("prefill_pairs")):
             _positive(r, "prefill_pairs", where)
         seqs = 1 if _nan(r.get("prefill_seqs")) else _int(r, "prefill_seqs", where)
+        if p and seqs > p:
+            raise ConfigError(f"{where}: prefill_seqs ({seqs:,}) exceeds prefill_tokens "
+                              f"({p:,}): every prompt chunk in the step has a token at least")
         pool = {"gpu": str(r["gpu"]), "model": str(r["model"]), "tp": _int(r, "tp", where),
                 "precision": _text(r.get("precision"), "bf16"),
                 "kv_dtype": _text(r.get("kv_dtype"), "auto")}
         key = tuple(pool.values())
         if key not in lats:
             lats[key] = check_pool(where, pool)
-        _check_step_context(where, lats[key], p, seqs if p else 0, d,
-                            _int(r, "decode_ctx", where, low=0))
+        _check_step_context(where, lats[key], p, seqs if p else 0, d, ctx)
     return df
 
 
@@ -253,8 +286,11 @@ def _check_step_context(where: str, lat, prefill: int, prefill_seqs: int, decode
     if hasattr(lat, "kv_capacity_blocks"):
         win = window.for_pool(lat, m, 1)
         state = window.pages_state(win)  # Mamba state paged per sequence
-        cap = lat.kv_capacity_blocks(1, 1.0, 0.0,
-                                     window.reserved_seqs(win, prefill_seqs + decode))
+        try:
+            cap = lat.kv_capacity_blocks(1, 1.0, 0.0,
+                                         window.reserved_seqs(win, prefill_seqs + decode))
+        except ConfigError as e:  # (the weights alone fill the GPUs)
+            raise ConfigError(f"{where}: {e}") from None
         need = ctx + prefill
         if win is not None:  # one window or one Mamba state a sequence (as vLLM pages them)
             cap = win.capacity(cap)
@@ -329,7 +365,7 @@ def step_entries(df: pd.DataFrame, engine: str, overrides: dict) -> list[tuple]:
     out = []
     models: dict = {}
     path = df.attrs.get("path", "steps")
-    for i, r in enumerate(df.to_dict("records"), start=2):
+    for i, r in rows(df):
         key = (r["model"], r["gpu"], int(r["tp"]), _text(r.get("precision"), "bf16"),
                _text(r.get("kv_dtype"), "auto"))
         lat = models.get(key)
