@@ -201,8 +201,15 @@ def test_cli_builds_an_engine_and_fits_it_on_steps(tmp_path):
     ((), "calibrate: engine=NAME is required"),
     (("engine=x",), "calibrate: give kernels=DIR gpu=GPU, steps=CSV, benchmarks=CSV and/or "
                     "validation=SET"),
-    (("engine=x", "validation=imagenet"), "calibrate: validation: unknown set 'imagenet'; "
-                                          "valid choices: silicon, llmservingsim, mlenergy"),
+    (("engine=x", "validation=imagenet"), "calibrate: validation: unknown value 'imagenet'; "
+                                          "valid choices: llmservingsim, mlenergy, silicon"),
+    (("engine=x", "validation=silicn"), "valid choices: llmservingsim, mlenergy, silicon; did "
+                                        "you mean 'silicon'?"),
+    (("engine=../../evil", "steps=s.csv"), "calibrate: engine must be a plain name, the engine "
+                                           "file's without its folder or .yaml"),
+    (("engine=my.yaml", "steps=s.csv"), "calibrate: engine must be a plain name"),
+    (("engine=x", "steps=s.csv", "fit=[layer_overhead_us,layer_overhead_us]"),
+     "calibrate: fit names layer_overhead_us more than once"),
     (("engine=x", "validation=mlenergy", "mlenergy_dir=/nonexistent"),
      "calibrate: mlenergy_dir: /nonexistent has no llm_configs.csv"),
     (("engine=x", "validation=llmservingsim"),
@@ -505,10 +512,10 @@ def test_benchmark_rows_beyond_the_context_are_left_out_and_none_left_is_an_erro
 
 
 def test_a_fit_far_off_or_at_a_bound_is_warned_about(tmp_path):
-    """Measurements 20x slower than any constant can explain: the median error stays > 50 %
-    and the constants end at the top of their ranges."""
+    """Measurements 4-8x slower than any constant can explain: the median error stays > 50 %
+    and the constants end at the top of their ranges. (At 200 x it is a unit mistake: below.)"""
     csv = tmp_path / "b.csv"
-    csv.write_text(BENCH_HEAD + MISTRAL_ROW.format(isl=400, osl=100, ttft=30000, tpot=2000))
+    csv.write_text(BENCH_HEAD + MISTRAL_ROW.format(isl=400, osl=100, ttft=400, tpot=60))
     r = _cli("engine=x", f"benchmarks={csv}", f"out_dir={tmp_path / 'engines'}",
              "fit=[layer_overhead_us]")
     assert r.returncode == 0, r.stderr
@@ -637,9 +644,65 @@ def test_measurements_in_the_wrong_unit_write_no_engine(tmp_path):
     out = tmp_path / "eng"
     r = _cli("engine=secs", f"steps={steps}", f"out_dir={out}")
     assert r.returncode == 2
-    assert r.stderr.startswith("wrpsim: error: calibrate: median error after the fit is ")
-    assert "milliseconds)? Nothing written" in r.stderr
+    assert r.stderr.startswith("wrpsim: error: calibrate: after the fit the simulated times are "
+                               "still ") and " x slower than measured (median)" in r.stderr
+    assert "not seconds or microseconds)? Nothing written" in r.stderr
     assert not (out / "secs.yaml").exists()
+    # microseconds written as ms: the simulated times 1,000 x faster (the guard looked one way
+    # only, and this was written with every constant at the top of its range)
+    pd.DataFrame(rows).assign(step_ms=lambda d: d["step_ms"] * 1e6).to_csv(steps, index=False)
+    r = _cli("engine=us", f"steps={steps}", f"out_dir={out}")
+    assert r.returncode == 2 and " x faster than measured (median)" in r.stderr
+    assert not (out / "us.yaml").exists()
+
+
+def test_one_row_in_other_units_is_named_and_a_refit_keeps_a_fit_no_better(tmp_path):
+    """One row of steps in seconds among milliseconds was fitted on without a word; it is named
+    now. A second run into the same out_dir refits the first run's engine: it moved the
+    constants again, to a worse median, and wrote them; now a fit lowering neither error
+    figure is kept out (`kept`), and the engine file is the first run's, byte for byte."""
+    from wrpsim.pool.engines import build_latency_model
+
+    t = build_latency_model("llama3.1-8b", "h100-80gb", 1)
+    rows = [{"model": "llama3.1-8b", "gpu": "h100-80gb", "tp": 1, "prefill_tokens": 0,
+             "decode_seqs": b, "decode_ctx": b * 700,
+             "step_ms": 1.2e3 * t.iteration_s(0, 0.0, b, b * 700)} for b in (1, 4, 16, 64, 128)]
+    rows[2]["step_ms"] /= 1e3
+    steps = tmp_path / "s.csv"
+    pd.DataFrame(rows).to_csv(steps, index=False)
+    out = tmp_path / "engines"
+    r = _cli("engine=mine", f"steps={steps}", f"out_dir={out}", "fit=[layer_overhead_us]")
+    assert r.returncode == 0, r.stderr
+    assert f"{steps}: line 4: step_ms simulated " in r.stderr and "a unit slip" in r.stderr
+    first = (out / "mine.yaml").read_bytes()
+    assert json.loads(r.stdout.strip().splitlines()[-1])["fitted"]
+    r = _cli("engine=mine", f"steps={steps}", f"out_dir={out}", "fit=[layer_overhead_us]")
+    assert r.returncode == 0, r.stderr
+    said = json.loads(r.stdout.strip().splitlines()[-1])
+    assert said["fitted"] == {} and said["error_pct"]["kept"] == ["layer_overhead_us"]
+    assert said["error_pct"]["after"] == said["error_pct"]["before"]
+    assert "are kept, nothing written" in r.stderr
+    assert (out / "mine.yaml").read_bytes() == first
+
+
+def test_a_fit_of_constants_the_data_cannot_see_says_so(tmp_path):
+    """Front-end constants asked for on steps (which have no front end): nothing fitted, and
+    a warning says why instead of a silent empty fit."""
+    from wrpsim.pool.engines import build_latency_model
+
+    t = build_latency_model("llama3.1-8b", "h100-80gb", 1)
+    steps = tmp_path / "s.csv"
+    pd.DataFrame([{"model": "llama3.1-8b", "gpu": "h100-80gb", "tp": 1, "prefill_tokens": 0,
+                   "decode_seqs": 8, "decode_ctx": 5600,
+                   "step_ms": 1.1e3 * t.iteration_s(0, 0.0, 8, 5600)}]).to_csv(steps, index=False)
+    r = _cli("engine=fe", f"steps={steps}", f"out_dir={tmp_path / 'engines'}",
+             "fit=[frontend_us,frontend_us_per_token]")
+    assert r.returncode == 0, r.stderr
+    said = json.loads(r.stdout.strip().splitlines()[-1])
+    assert said["fitted"] == {}
+    assert said["error_pct"]["not_constrained"] == ["frontend_us", "frontend_us_per_token"]
+    assert ("none of fit=[frontend_us,frontend_us_per_token] moves any simulated time of these "
+            "measurements, so nothing is fitted") in r.stderr
 
 
 def test_a_cpu_time_hidden_at_its_start_is_fitted_where_the_rows_see_it(tmp_path):

@@ -30,9 +30,13 @@ Steps, each optional but at least one:
    `error_pct.not_constrained`; a row whose simulation gives no value (every request dropped)
    is left out with a warning naming its file and line, and a file with no usable row left is
    an error. The per-row errors (signed %, before and after) go to `NAME.fit.csv` beside the
-   engine (`rows_csv`); a median error above 50 % after the fit, or a constant at an end of
-   its range (`error_pct.on_bound`), is warned about; above 1,000 % (a unit mistake) nothing is
-   written and the run stops with one line.
+   engine (`rows_csv`); a median error above 50 % after the fit, a constant at an end of
+   its range (`error_pct.on_bound`), a row still 10 x off either way (a unit slip in that row)
+   and a fit that moves nothing are warned about; a fit that lowers neither the median nor the
+   90th-percentile error is not written (`error_pct.kept`: a rerun into the
+   same `out_dir` refits the engine the last run wrote, and so keeps it); with the simulated
+   times still 11 x off the measured at the median, either way (seconds or microseconds
+   written as ms), nothing is written and the run stops with one line.
 
 The engine is `out_dir/NAME.yaml`: a copy of the engine NAME when one exists already (shipped or
 yours), else created from `base`. `out_dir` follows every verb's convention: a relative path is
@@ -54,6 +58,7 @@ ones); bad input prints one line on stderr and exits with status 2.
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -70,8 +75,12 @@ def parse_args(argv: list[str]) -> dict[str, Any]:
 
     cfg = apply_flat(load_defaults("calibrate"), argv, "calibrate")
     name = cfg["engine"]
-    if not isinstance(name, str) or not name or "/" in name:
+    if not isinstance(name, str) or not name:
         raise ConfigError("calibrate: engine=NAME is required (a file name, e.g. my-vllm)")
+    if "/" in name or "\\" in name or name.startswith(".") or name.endswith(".yaml"):
+        raise ConfigError(f"calibrate: engine must be a plain name, the engine file's without "
+                          f"its folder or .yaml (e.g. my-vllm; out_dir says where), got "
+                          f"{name!r}")
     from wrpsim.pool import engines as E
 
     shipped = E.engines_dir() / f"{name}.yaml"
@@ -87,8 +96,7 @@ def parse_args(argv: list[str]) -> dict[str, Any]:
         from wrpsim.validate.__main__ import SETS, mlenergy_root
 
         if cfg["validation"] not in SETS:
-            raise ConfigError(f"calibrate: validation: unknown set {cfg['validation']!r}; "
-                              f"valid choices: {', '.join(SETS)}")
+            raise unknown_choice("calibrate: validation", cfg["validation"], SETS)
         try:
             mlenergy_root(cfg["mlenergy_dir"])
         except ConfigError as e:
@@ -109,6 +117,9 @@ def parse_args(argv: list[str]) -> dict[str, Any]:
     bad = [f for f in fit if f not in BOUNDS]
     if bad:
         raise ConfigError(f"calibrate: fit: unknown field(s) {bad}; valid: {', '.join(BOUNDS)}")
+    twice = sorted({f for f in fit if fit.count(f) > 1})
+    if twice:
+        raise ConfigError(f"calibrate: fit names {', '.join(twice)} more than once")
     cfg["fit"] = fit
     boolean("calibrate: write", cfg["write"])
     return cfg
@@ -197,8 +208,51 @@ def _write_rows(engine_path: Path, rows: list[dict]) -> Path:
 
 #: median absolute error after the fit above which the fit is reported as suspect (%)
 SUSPECT_MEDIAN_PCT = 50.0
-#: ... and above which nothing is written: a unit mistake (seconds for ms), not a calibration
-UNIT_MISTAKE_PCT = 1000.0
+#: the median factor between simulated and measured times (either way) after the fit above
+#: which nothing is written: a unit mistake (seconds or microseconds for ms), not a calibration
+UNIT_MISTAKE_FACTOR = 11.0
+#: a row off by at least this factor (either way) after the fit is named: a unit slip in one row
+ROW_MISTAKE_FACTOR = 10.0
+
+
+def _factors(rows: list[dict]) -> list[tuple[str, str, float]]:
+    """(row, metric, simulated / measured after the fit) of every row the fit used."""
+    return [(r["row"], r["metric"], 1.0 + r["after_pct"] / 100.0) for r in rows
+            if r["after_pct"] is not None and r["after_pct"] > -100.0]
+
+
+def _off(ratio: float) -> float:
+    """How many times off a ratio is, either way."""
+    return max(ratio, 1.0 / ratio)
+
+
+def _unit_check(rows: list[dict], rows_csv: str) -> str:
+    """The error for measurements the fit leaves off by more than `UNIT_MISTAKE_FACTOR` at the
+    median, either way ('' if none), and a warning naming each row off by
+    `ROW_MISTAKE_FACTOR` or more."""
+    import statistics
+
+    fac = _factors(rows)
+    if not fac:
+        return ""
+    med = math.exp(statistics.median(abs(math.log(x)) for _, _, x in fac))
+    if med > UNIT_MISTAKE_FACTOR:
+        ratio = statistics.median(x for _, _, x in fac)
+        way = "faster" if ratio < 1 else "slower"
+        return (f"calibrate: after the fit the simulated times are still {med:,.0f} x {way} "
+                f"than measured (median): the measurements are off by more than any constant "
+                f"explains — are they in the documented units (step_ms, ttft_ms, tpot_ms, "
+                f"itl_ms: milliseconds; not seconds or microseconds)? Nothing written; per-row "
+                f"errors in {rows_csv}")
+    far = [(row, metric, x) for row, metric, x in fac if _off(x) >= ROW_MISTAKE_FACTOR]
+    for row, metric, x in far[:5]:
+        warn(f"{row}: {metric} simulated {x:.3g} x the measured after the fit: a unit slip "
+             f"(ms) in this row? It counts little in the fit (robust loss); per-row errors in "
+             f"{rows_csv}")
+    if len(far) > 5:
+        warn(f"calibrate: {len(far) - 5} more rows off by {ROW_MISTAKE_FACTOR:g} x or more; "
+             f"per-row errors in {rows_csv}")
+    return ""
 
 
 def _warn_fit(report: dict, rows_csv: str) -> None:
@@ -218,6 +272,22 @@ def _warn_fit(report: dict, rows_csv: str) -> None:
             continue
         warn(f"calibrate: {f} sits on a bound of its range [0, {BOUNDS[f]:g}]: the data push "
              f"it beyond; per-row errors in {rows_csv}")
+
+
+def _warn_nothing(cfg: dict, report: dict, rows_csv: str) -> None:
+    """A warning when the fit moves no constant: none of those asked for changes any
+    simulated time of the data, or the fit found no values better than the engine's."""
+    if report.get("kept"):
+        b = report["before"]
+        warn(f"calibrate: the fit found no values of {', '.join(report['kept'])} with a lower "
+             f"median or 90th-percentile error than the engine's own ({b.get('median_pct')} / "
+             f"{b.get('p90_pct')} %): they are kept, nothing written (a rerun refits the "
+             f"engine the last run wrote); per-row errors in {rows_csv}")
+    elif report["not_constrained"] and len(report["not_constrained"]) == len(cfg["fit"]):
+        warn(f"calibrate: none of fit=[{','.join(cfg['fit'])}] moves any simulated time of "
+             f"these measurements, so nothing is fitted (the front-end constants need "
+             f"benchmarks with ttft_ms; CPU times hidden behind the GPU under async scheduling "
+             f"show only in steps longer than the GPU's)")
 
 
 def _validation_fit_cases(cfg: dict[str, Any]) -> list:
@@ -387,19 +457,15 @@ def run(cfg: dict[str, Any]) -> dict[str, Any]:
         rows = report.pop("rows")
         result["fitted"], result["error_pct"] = fitted, report
         result["rows_csv"] = str(_write_rows(path, rows))
-        med = (report.get("after") or {}).get("median_pct")
-        if med is not None and med > UNIT_MISTAKE_PCT:
+        mistake = _unit_check(rows, result["rows_csv"])
+        if mistake:
             if created and not cfg["kernels"]:  # (the engine file this run made)
                 path.unlink(missing_ok=True)
                 E.clear_caches()
-            raise ConfigError(
-                f"calibrate: median error after the fit is {med:,.0f} % (> "
-                f"{UNIT_MISTAKE_PCT:,.0f} %): the measurements are off by more than any "
-                f"constant explains — are they in the documented units (step_ms, ttft_ms, "
-                f"tpot_ms, itl_ms: milliseconds)? Nothing written; per-row errors in "
-                f"{result['rows_csv']}")
+            raise ConfigError(mistake)
         _warn_fit(report, result["rows_csv"])
-        if cfg["write"]:
+        _warn_nothing(cfg, report, result["rows_csv"])
+        if cfg["write"] and fitted:
             _write_constants(path, raw, fitted)
             _note_fit(path, cfg, report)
             E.clear_caches()
