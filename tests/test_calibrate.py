@@ -195,6 +195,27 @@ def test_cli_builds_an_engine_and_fits_it_on_steps(tmp_path):
                        env={**os.environ, "WRPSIM_CATALOG": str(cat)})
     assert p.returncode == 0, p.stderr
     assert json.loads(p.stdout)["engine"] == "my-vllm"
+    # its label names its file: a calibration of your own is never taken for a shipped one,
+    # also under a shipped engine's name (which it then replaces)
+    assert json.loads(p.stdout)["calibration"].startswith(f"my-vllm ({engine_yaml.resolve()}"
+                                                          f"): kernels: ")
+    r = _cli("engine=vllm-0.24", f"steps={steps}", "fit=[layer_overhead_us]",
+             f"out_dir={cat / 'engines'}")
+    assert r.returncode == 0, r.stderr
+    p = subprocess.run([sys.executable, "-m", "wrpsim.perf", "engine=vllm-0.24",
+                        "model=llama3.1-8b", "gpu=h100-80gb", "tp=1"], cwd=ROOT,
+                       capture_output=True, text=True, timeout=120,
+                       env={**os.environ, "WRPSIM_CATALOG": str(cat / "engines")})
+    assert p.returncode == 0, p.stderr  # (the engines folder named instead of the catalog)
+    assert p.stderr.startswith(f"wrpsim: warning: WRPSIM_CATALOG={cat / 'engines'} looks like "
+                               f"an engines folder itself") and p.stderr.count("\n") == 1
+    assert json.loads(p.stdout)["calibration"].startswith("vllm-0.24: kernels: ")
+    p = subprocess.run([sys.executable, "-m", "wrpsim.perf", "engine=vllm-0.24",
+                        "model=llama3.1-8b", "gpu=h100-80gb", "tp=1"], cwd=ROOT,
+                       capture_output=True, text=True, timeout=120,
+                       env={**os.environ, "WRPSIM_CATALOG": str(cat)})
+    assert json.loads(p.stdout)["calibration"].startswith(
+        f"vllm-0.24 ({(cat / 'engines' / 'vllm-0.24.yaml').resolve()}): kernels: ")
 
 
 @pytest.mark.parametrize("args, pattern", [

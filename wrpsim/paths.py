@@ -19,7 +19,7 @@ import sys
 from functools import cache
 from pathlib import Path
 
-from wrpsim.errors import ConfigError
+from wrpsim.errors import ConfigError, warn
 
 CATALOGS = ("workloads", "pools", "routers", "conf")
 
@@ -58,7 +58,15 @@ def user_catalog() -> Path | None:
         raise ConfigError(
             f"WRPSIM_CATALOG={value}: not a directory; it names a folder of your own catalog "
             f"entries (gpus.yaml, models.yaml, engines/, pools/, routers/, workloads/)")
+    if (path.name == "engines" and not (path / "engines").is_dir()
+            and any(path.glob("*.yaml")) and value not in _WARNED):
+        _WARNED.add(value)  # (once per process: every catalog read asks)
+        warn(f"WRPSIM_CATALOG={value} looks like an engines folder itself (engine YAMLs, no "
+             f"engines/ inside): the catalog is its parent, WRPSIM_CATALOG={path.parent}")
     return path.resolve()
+
+
+_WARNED: set = set()
 
 
 def catalog_dirs(name: str) -> list[Path]:

@@ -19,7 +19,9 @@ in billions, as read from its config.json; `weight_gib_per_gpu`), the inputs, an
 `calibration`: what the numbers rest on (the engine and its
 kernel tables, or "uncalibrated: roofline" for a GPU without measurements). `engine=`,
 `precision=`, `kv_dtype=`, `ep=` and `attn_dp=` choose the engine calibration and the pool
-settings.
+settings; engines, models and GPUs of your own (`python -m wrpsim.calibrate`, a config.json
+model) are read from the catalog folder `WRPSIM_CATALOG` names (its `engines/`, `models.yaml`,
+`gpus.yaml`), and a calibration label names an engine file of your own by its path.
 `breakdown=true` adds `prefill_breakdown_s` and `decode_breakdown_s`: those two steps' seconds
 by term of the latency model (`LatencyModel.breakdown`: GEMMs, attention, all-reduce, MoE,
 per-layer floor, CPU ... for the kernel-table engines; `linear`, `collectives`, attention and

@@ -269,12 +269,23 @@ def _label(engine: Engine, d: Path) -> str:
         return f"kernels: {engine.name} {d.name}"
 
 
+def labelled_name(engine: Engine) -> str:
+    """The engine's name as calibration labels give it: with its file where that is not in
+    the shipped catalog (`calibration_label`)."""
+    if engine.path.parent.resolve() == engines_dir().resolve():
+        return engine.name
+    return f"{engine.name} ({engine.path.resolve()})"
+
+
 def calibration_label(engine_name: str, gpu_name: str) -> str:
-    """What a run on `gpu_name` under `engine_name` is calibrated on (for catalogs, outputs)."""
+    """What a run on `gpu_name` under `engine_name` is calibrated on (for catalogs, outputs);
+    an engine read from outside the shipped catalog is named with its file (a calibration of
+    your own under a shipped engine's name replaces it: the label says whose it is)."""
     engine = get_engine(engine_name)
+    name = labelled_name(engine)
     if engine.kind == "analytical":
-        return f"{engine.name}: " + get_gpu(gpu_name).calibration_source
-    return f"{engine.name}: " + kernels_for(engine, gpu_name).label
+        return f"{name}: " + get_gpu(gpu_name).calibration_source
+    return f"{name}: " + kernels_for(engine, gpu_name).label
 
 
 def build_latency_model(model: str, gpu: str, tp: int, engine: str = DEFAULT_ENGINE,
@@ -360,7 +371,7 @@ def _build(model: str, gpu: str, tp: int, engine: str = DEFAULT_ENGINE,
                               f"{kind}, which it would size and time wrongly: use a kernels "
                               f"engine such as {DEFAULT_ENGINE}")
         lat = AnalyticalLatency(m, get_gpu(gpu), tp, **overrides)
-        lat.calibration = f"{engine}: {lat.gpu.calibration_source}"
+        lat.calibration = f"{labelled_name(eng)}: {lat.gpu.calibration_source}"
         lat.engine = engine
         return lat
     from dataclasses import replace
@@ -385,6 +396,6 @@ def _build(model: str, gpu: str, tp: int, engine: str = DEFAULT_ENGINE,
     g = get_gpu(gpu)
     lat = KernelLatency(m, g, tp, kernels_for(eng, gpu), consts, precision,
                         kv_dtype, ep, max_tokens, power_model(g, power_fits()), scaleup, attn_dp)
-    lat.calibration = f"{engine}: {lat.calibration}"
+    lat.calibration = f"{labelled_name(eng)}: {lat.calibration}"
     lat.engine = engine
     return lat
