@@ -126,3 +126,91 @@ def test_keys_that_change_no_size_are_not_reported_as_unread():
            "scale_attn_weights": True, "attention_softmax_in_fp32": True,
            "rope_interleaved": False, "attention_out_bias": False, "dim_model_base": 256}
     assert read_hf_config(cfg)[1] == []
+
+
+LLAMA_3B = {  # meta-llama/Llama-3.2-3B: 3.21B, embeddings tied
+    "model_type": "llama", "hidden_size": 3072, "intermediate_size": 8192,
+    "num_attention_heads": 24, "num_key_value_heads": 8, "num_hidden_layers": 28,
+    "vocab_size": 128256, "tie_word_embeddings": True, "max_position_embeddings": 131072,
+    "head_dim": 128}
+V2_LITE = {  # deepseek-ai/DeepSeek-V2-Lite: 15.7B, 64 experts of 1408, top 6, MLA
+    "model_type": "deepseek_v2", "hidden_size": 2048, "intermediate_size": 10944,
+    "moe_intermediate_size": 1408, "num_hidden_layers": 27, "num_attention_heads": 16,
+    "num_key_value_heads": 16, "n_routed_experts": 64, "num_experts_per_tok": 6,
+    "n_shared_experts": 2, "first_k_dense_replace": 1, "kv_lora_rank": 512,
+    "q_lora_rank": None, "qk_rope_head_dim": 64, "qk_nope_head_dim": 128, "v_head_dim": 128,
+    "vocab_size": 102400, "max_position_embeddings": 163840, "tie_word_embeddings": False}
+
+
+def _without(cfg: dict, key: str) -> dict:
+    return {k: v for k, v in cfg.items() if k != key}
+
+
+@pytest.mark.parametrize("cfg, message", [
+    # a nonsense count gave negative parameters (and negative MoE seconds) and ran
+    ({**V2_LITE, "first_k_dense_replace": 100}, r"'first_k_dense_replace' \(100\) must be below "
+     r"num_hidden_layers \(27\)"),
+    ({**V2_LITE, "first_k_dense_replace": 27}, r"must be below num_hidden_layers \(27\)"),
+    # zeros that turned a feature off or fell back to another width without a word
+    ({**V2_LITE, "kv_lora_rank": 0}, r"'kv_lora_rank' must be an integer >= 1, got 0"),
+    ({**V2_LITE, "moe_intermediate_size": 0},
+     r"'moe_intermediate_size' must be an integer >= 1, got 0"),
+    ({**LLAMA_3B, "intermediate_size": 0}, r"'intermediate_size' must be an integer >= 1 \(the "
+     r"MLP width\), got 0"),
+    ({**LLAMA_3B, "max_position_embeddings": 0},
+     r"'max_position_embeddings' must be an integer >= 1, got 0"),
+    # misspelt keys: read as absent, the model came out with full multi-head KV (3 x)
+    ({**_without(LLAMA_3B, "num_key_value_heads"), "num_key_values_heads": 8},
+     r"key 'num_key_values_heads' is not one wrpsim reads: did you mean "
+     r"'num_key_value_heads'\?"),
+    ({**_without(LLAMA_3B, "num_hidden_layers"), "num_hiden_layers": 28},
+     r"key 'num_hiden_layers' is not one wrpsim reads: did you mean 'num_hidden_layers'\?"),
+    ({**LLAMA_3B, "num_key_value_heads": 7}, r"'num_key_value_heads' \(7\) must divide "
+     r"num_attention_heads \(24\); valid: 1, 2, 3, 4, 6, 8, 12, 24"),
+    # experts placed in no layer
+    ({**V2_LITE, "model_type": "qwen2_moe", "decoder_sparse_step": 100},
+     r"gives \d+ experts but places them in none of its 27 layers"),
+    # not a decoder-only LLM
+    ({"model_type": "bert", "hidden_size": 768, "intermediate_size": 3072,
+      "num_attention_heads": 12, "num_hidden_layers": 12, "vocab_size": 30522},
+     r"model_type 'bert', not a decoder-only language model"),
+])
+def test_config_json_nonsense_is_refused_by_key(cfg, message):
+    """Values no model has, misspelt core keys and encoders are refused by key (a review of
+    2026-12-06 found each loaded, some with negative sizes that a fleet then ran on)."""
+    with pytest.raises(ConfigError, match=message):
+        read_hf_config(cfg)
+
+
+def test_a_key_the_type_defaults_is_taken_from_its_config_class():
+    """Keys a config.json leaves out take their config class's defaults: Mixtral's 8 experts
+    (top 2) and Qwen2-MoE's 60 (a Mixtral without `num_local_experts` loaded dense), Llama's
+    2,048 positions (an absent max_position_embeddings enforced no context limit)."""
+    mixtral = {"model_type": "mixtral", "hidden_size": 4096, "intermediate_size": 14336,
+               "num_attention_heads": 32, "num_key_value_heads": 8, "num_hidden_layers": 32,
+               "vocab_size": 32000}
+    f, _ = read_hf_config(mixtral)
+    assert (f["experts"], f["active_experts"], f["max_context"]) == (8, 2, 131072)
+    assert round(ModelSpec(name="m", **f).params / 1e9, 1) == 46.7  # Mixtral-8x7B
+    qwen = {"model_type": "qwen2_moe", "hidden_size": 2048, "intermediate_size": 5632,
+            "num_attention_heads": 16, "num_key_value_heads": 16, "num_hidden_layers": 24,
+            "vocab_size": 151936}
+    f, _ = read_hf_config(qwen)
+    assert (f["experts"], f["active_experts"], f["intermediate"]) == (60, 4, 1408)
+    assert round(ModelSpec(name="m", **f).params / 1e9, 1) == 14.3  # Qwen1.5-MoE-A2.7B
+    assert read_hf_config(_without(LLAMA_3B, "max_position_embeddings"))[0][
+        "max_context"] == 2048
+
+
+def test_gemma2s_repeated_window_key_is_read_not_reported():
+    """Gemma 2's config.json gives its window twice (`sliding_window`, `sliding_window_size`):
+    the second was reported as a shape key wrpsim does not model."""
+    g = {"model_type": "gemma2", "hidden_size": 3584, "intermediate_size": 14336,
+         "num_attention_heads": 16, "num_key_value_heads": 8, "num_hidden_layers": 42,
+         "head_dim": 256, "vocab_size": 256000, "sliding_window": 4096,
+         "sliding_window_size": 4096, "max_position_embeddings": 8192}
+    f, unread = read_hf_config(g)
+    assert unread == [] and f["sliding_window"] == 4096 and f["sliding_layers"] == 21
+    with pytest.raises(ConfigError, match=r"'sliding_window' \(4096\) and 'sliding_window_size' "
+                                          r"\(2048\) disagree"):
+        read_hf_config({**g, "sliding_window_size": 2048})

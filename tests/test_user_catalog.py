@@ -481,6 +481,31 @@ def test_one_broken_entry_leaves_the_others_running(tmp_path):
         assert bad.returncode == 2 and bad.stdout == ""
         errors = [ln for ln in bad.stderr.splitlines() if ln.startswith("wrpsim: error:")]
         assert len(errors) == 1 and f"entry {name!r}: {why}" in errors[0], bad.stderr
+        # said once, by its error (it was also a warning with the same text just before)
+        assert sum(f"entry {name!r}" in ln for ln in bad.stderr.splitlines()) == 1, bad.stderr
+
+
+def test_a_models_yaml_entry_names_its_fields_and_sizes(tmp_path):
+    """A misspelt config_json key listed wrpsim's own fields without it (and no did-you-mean);
+    a KV-head count that does not divide the heads did not say either number; dense layers
+    beyond the layers gave negative parameter counts."""
+    from wrpsim.pool.catalog import load_models
+
+    base = ("  layers: 4\n  hidden: 1024\n  heads: 24\n  kv_heads: 8\n  head_dim: 128\n"
+            "  intermediate: 2048\n  vocab: 1000\n")
+    for text, message in (
+            ("x:\n  config_jsn: c.json\n", r"unknown field 'config_jsn'; .*did you mean "
+                                           r"'config_json'\?"),
+            ("x:\n" + base.replace("kv_heads: 8", "kv_heads: 7"),
+             r"field 'kv_heads' must divide heads \(24\), got 7; valid: 1, 2, 3, 4, 6, 8, 12, "
+             r"24"),
+            ("x:\n" + base + "  experts: 8\n  active_experts: 2\n  dense_layers: 4\n",
+             r"field 'dense_layers' must be below layers \(4\) for a model with experts, got 4"),
+            ("x:\n" + base + "  dense_layers: 9\n",
+             r"field 'dense_layers' must be <= layers \(4\), got 9")):
+        (tmp_path / "models.yaml").write_text(text)
+        with pytest.raises(ConfigError, match=message):
+            load_models(tmp_path / "models.yaml")
 
 
 def test_a_user_catalog_file_that_is_not_yaml_is_one_line(tmp_path):

@@ -255,6 +255,8 @@ def _hf_entry(path: Path, name: str, raw: dict) -> dict:
 
 #: model name -> the warning about its unread config.json keys, until `get_model` says it once
 UNREAD: dict[str, str] = {}
+#: the user's refused entries already named (by a warning, or by the error of asking for one)
+_SAID: set = set()
 
 
 def load_models(path: Path, broken: dict[str, str] | None = None) -> dict[str, ModelSpec]:
@@ -277,7 +279,8 @@ def _model_entry(path: Path, name: str, raw: dict) -> ModelSpec:
     """One validated entry of a model catalog file (`load_models`)."""
     if "hf_config" in raw or "config_json" in raw:
         raw = _hf_entry(path, name, raw)
-    _check_keys(path, name, raw, set(SPEC_FIELDS))
+    # (config_json / hf_config among the valid ones, so that a misspelling of them is named)
+    _check_keys(path, name, raw, {*SPEC_FIELDS, "config_json", "hf_config"})
     vals: dict[str, Any] = {}
     for k in INT_FIELDS:
         if k in REQUIRED:
@@ -294,7 +297,17 @@ def _model_entry(path: Path, name: str, raw: dict) -> ModelSpec:
         raise ConfigError(f"{path}: entry {name!r}: field 'active_experts' must be <= "
                           f"experts ({experts}), got {vals['active_experts']}")
     if vals["heads"] % vals["kv_heads"]:
-        raise ConfigError(f"{path}: entry {name!r}: field 'kv_heads' must divide heads")
+        valid = [d for d in range(1, vals["heads"] + 1) if vals["heads"] % d == 0]
+        raise ConfigError(f"{path}: entry {name!r}: field 'kv_heads' must divide heads "
+                          f"({vals['heads']}), got {vals['kv_heads']}; valid: "
+                          f"{', '.join(map(str, valid))}")
+    if experts > 1 and vals.get("dense_layers", 0) >= vals["layers"]:
+        raise ConfigError(f"{path}: entry {name!r}: field 'dense_layers' must be below layers "
+                          f"({vals['layers']}) for a model with experts, got "
+                          f"{vals['dense_layers']}")
+    if vals.get("dense_layers", 0) > vals["layers"]:
+        raise ConfigError(f"{path}: entry {name!r}: field 'dense_layers' must be <= layers "
+                          f"({vals['layers']}), got {vals['dense_layers']}")
     if vals.get("sliding_layers", 0) > (vals.get("attention_layers") or vals["layers"]):
         raise ConfigError(f"{path}: entry {name!r}: field 'sliding_layers' must be <= the "
                           f"attention layers")
@@ -375,13 +388,13 @@ def models() -> dict[str, ModelSpec]:
     models still run), and asking for it (`get_model`) fails with that one line."""
     table = load_models(catalog_path() / "models.yaml")
     BROKEN.clear()
+    _SAID.clear()
     user = _user_file("models.yaml")
     if user is not None:
         broken: dict[str, str] = {}
         table.update(load_models(user, broken))
-        for name, why in broken.items():
+        for name in broken:
             table.pop(name, None)  # (not the shipped entry it was meant to replace)
-            warn(f"{why} (entry left out of the catalog; the others are loaded)")
         BROKEN.update(broken)
     return table
 
@@ -399,7 +412,12 @@ def get_model(name: str) -> ModelSpec:
     one line saying why a user's entry of that name was left out (`BROKEN`)."""
     table = models()
     if name in BROKEN:
+        _SAID.update(BROKEN)  # (its error says it: not also as a warning)
         raise ConfigError(BROKEN[name])
+    for other, why in BROKEN.items():  # the others, once each, when a model is first asked for
+        if other not in _SAID:
+            _SAID.add(other)
+            warn(f"{why} (entry left out of the catalog; the others are loaded)")
     if name not in table:
         raise unknown_choice("model", name, table)
     if name in UNREAD:

@@ -527,13 +527,33 @@ _LLAMA4 = {"tie_word_embeddings": False, "num_local_experts": 16, "num_experts_p
            "interleave_moe_layer_step": 1, "intermediate_size_mlp": 16384,
            "attention_chunk_size": 8192, "no_rope_layer_interval": 4}
 HF_DEFAULTS: dict[str, dict] = {
-    **{t: _UNTIED for t in ("llama", "mistral", "mixtral", "phi3", "deepseek_v3", "gpt_oss",
-                            "nemotron_h")},
-    **{t: _QWEN for t in ("qwen2", "qwen2_moe", "qwen3", "qwen3_moe")},
+    **{t: _UNTIED for t in ("nemotron_h",)},
+    # max_position_embeddings and the MoE counts of the config classes that have defaults for
+    # them (LlamaConfig 2048, MistralConfig / MixtralConfig 4096 x 32, Phi3Config 4096,
+    # DeepseekV3Config 4096, GptOssConfig 131072; MixtralConfig 8 experts, top 2)
+    "llama": {**_UNTIED, "max_position_embeddings": 2048},
+    "mistral": {**_UNTIED, "max_position_embeddings": 131072},
+    "mixtral": {**_UNTIED, "max_position_embeddings": 131072, "num_local_experts": 8,
+                "num_experts_per_tok": 2},
+    "phi3": {**_UNTIED, "max_position_embeddings": 4096},
+    "deepseek_v3": {**_UNTIED, "max_position_embeddings": 4096},
+    "gpt_oss": {**_UNTIED, "max_position_embeddings": 131072},
+    # Qwen2Config / Qwen3Config / their MoE configs: 32768 positions; Qwen2MoeConfig 60
+    # experts of 1408, top 4, a shared expert of 5632; Qwen3MoeConfig 128 of 768, top 8
+    **{t: {**_QWEN, "max_position_embeddings": 32768} for t in ("qwen2", "qwen3")},
+    "qwen2_moe": {**_QWEN, "max_position_embeddings": 32768, "num_experts": 60,
+                  "num_experts_per_tok": 4, "moe_intermediate_size": 1408,
+                  "shared_expert_intermediate_size": 5632, "decoder_sparse_step": 1},
+    "qwen3_moe": {**_QWEN, "max_position_embeddings": 32768, "num_experts": 128,
+                  "num_experts_per_tok": 8, "moe_intermediate_size": 768,
+                  "decoder_sparse_step": 1},
     **{t: _LLAMA4 for t in ("llama4", "llama4_text")},
-    "gemma": {"tie_word_embeddings": True},
-    "gemma2": {"tie_word_embeddings": True, "sliding_window_pattern": 2},
-    "gemma3_text": {"tie_word_embeddings": True, "sliding_window_pattern": 6},
+    # GemmaConfig / Gemma2Config 8192 positions, Gemma3TextConfig 131072
+    "gemma": {"tie_word_embeddings": True, "max_position_embeddings": 8192},
+    "gemma2": {"tie_word_embeddings": True, "sliding_window_pattern": 2,
+               "max_position_embeddings": 8192},
+    "gemma3_text": {"tie_word_embeddings": True, "sliding_window_pattern": 6,
+                    "max_position_embeddings": 131072},
     "gemma3": {"tie_word_embeddings": True, "sliding_window_pattern": 6},
     # Qwen3-Next's attention is always gated (its config.json has no key for it)
     "qwen3_next": {"tie_word_embeddings": False, "attn_output_gate": True},
@@ -551,6 +571,57 @@ NON_GATED_MLP = frozenset({"bloom", "gpt_neox", "gpt_bigcode", "starcoder2", "ph
 #: with multi_query_group_num or their own MLP names; DBRX: n_layers with nested ffn_config /
 #: attn_config; GPT-2 style: n_layer, n_embd, n_inner), refused by name
 _OTHER_LAYER_KEYS = ("num_layers", "n_layers", "n_layer")
+
+
+#: model types that are not decoder-only language models (encoders, encoder-decoders, vision
+#: and speech towers): refused, for wrpsim would time them as a decoder's prompt and decode
+ENCODER_TYPES = frozenset({
+    "bert", "roberta", "xlm-roberta", "xlm_roberta", "camembert", "distilbert", "albert",
+    "electra", "deberta", "deberta-v2", "mpnet", "modernbert", "nomic_bert", "t5", "mt5",
+    "umt5", "bart", "mbart", "pegasus", "marian", "whisper", "clip", "siglip", "vit",
+    "encoder-decoder", "longformer", "funnel", "ernie_m"})
+#: the config.json keys whose absence changes a model most (heads, widths, depth): a key the
+#: file gives that nearly spells one of them, absent, is a misspelling (`misspelt`)
+CORE_KEYS = ("num_hidden_layers", "hidden_size", "num_attention_heads",
+             "num_key_value_heads", "head_dim", "intermediate_size", "moe_intermediate_size",
+             "vocab_size", "max_position_embeddings", "num_experts", "num_local_experts",
+             "n_routed_experts", "num_experts_per_tok", "kv_lora_rank", "sliding_window",
+             "tie_word_embeddings", "first_k_dense_replace")
+
+
+def _edits(a: str, b: str) -> int:
+    """Levenshtein distance: single-character insertions, deletions and substitutions."""
+    row = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        prev, row[0] = row[0], i
+        for j, cb in enumerate(b, 1):
+            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (ca != cb))
+    return row[-1]
+
+
+def misspelt(merged: dict, seen) -> tuple[str, str] | None:
+    """(key the file gives, the `CORE_KEYS` key it nearly spells) for the first config.json key
+    that wrpsim did not read (not in `seen`) within two typed characters of a core key the
+    file lacks (`num_key_values_heads`: read without it, the model would have as many KV heads
+    as attention heads), else None. (Keys it reads, such as MLA's `v_head_dim` beside
+    `head_dim`, and other dialects' keys, such as Phi-3-small's `ff_intermediate_size`, are
+    not misspellings.)"""
+    absent = [k for k in CORE_KEYS if k not in merged]
+    for k in sorted(x for x in merged if isinstance(x, str) and x not in seen):
+        near = [a for a in absent if abs(len(a) - len(k)) <= 2 and _edits(k, a) <= 2]
+        if near:
+            return k, near[0]
+    return None
+
+
+def _slip_error(merged: dict, seen) -> ConfigError | None:
+    """The error for a misspelt core key (`misspelt`), or None."""
+    slip = misspelt(merged, seen)
+    if slip is None:
+        return None
+    return ConfigError(f"config.json key {slip[0]!r} is not one wrpsim reads: did you mean "
+                       f"{slip[1]!r}? (without it the model would be read with that key's "
+                       f"default, or not at all)")
 
 
 #: config.json `mamba_ssm_cache_dtype` -> bytes per element
@@ -659,7 +730,16 @@ def read_hf_config(cfg: dict) -> tuple[dict, list[str]]:
     """(`from_hf_config(cfg)`, `unread_keys(cfg)`) from one pass over the config.json."""
     merged = _merged(cfg)
     c = _Seen(_with_defaults(merged))
-    fields = _fields(c)
+    try:
+        fields = _fields(c)
+    except KeyError:  # a required key absent: misspelt, maybe (`num_hiden_layers`)
+        slip = _slip_error(merged, c.seen)
+        if slip is not None:
+            raise slip from None
+        raise
+    slip = _slip_error(merged, c.seen)
+    if slip is not None:
+        raise slip
     unread = sorted(k for k in merged if k not in c.seen and k not in IGNORED
                     and merged[k] is not None  # (null: the feature is not there)
                     and k != "text_config" and not k.endswith(("_token_id", "_token_index"))
@@ -898,6 +978,10 @@ def _fields(c: dict) -> dict:
                           "uniform layers cannot hold; give the model as wrpsim's own fields "
                           "(pools/README.md) with its average widths")
     mtype = str(c.get("model_type") or "")
+    if mtype in ENCODER_TYPES:
+        raise ConfigError(f"config.json describes a model_type {mtype!r}, not a decoder-only "
+                          f"language model (an encoder, encoder-decoder or vision / speech "
+                          f"tower): wrpsim serves decoder-only LLMs")
     if mtype in ("mamba", "mamba2", "falcon_mamba"):
         raise ConfigError(f"config.json describes a purely recurrent model (model_type "
                           f"{mtype!r}, no attention layer); wrpsim models stacks with at least "
@@ -928,7 +1012,13 @@ def _fields(c: dict) -> dict:
                  "kv_heads": _hf_int(c, "num_key_value_heads", 1) or heads,
                  "vocab": _hf_req(c, "vocab_size"),
                  "tied_embeddings": _hf_bool(c, "tie_word_embeddings", False),
-                 "max_context": _hf_int(c, "max_position_embeddings") or 0}
+                 # (absent, and no default for the model_type: no limit is enforced)
+                 "max_context": _hf_int(c, "max_position_embeddings", 1) or 0}
+    if heads % out["kv_heads"]:
+        valid = [d for d in range(1, heads + 1) if heads % d == 0]
+        raise ConfigError(f"config.json key 'num_key_value_heads' ({out['kv_heads']}) must "
+                          f"divide num_attention_heads ({heads}); valid: "
+                          f"{', '.join(map(str, valid))}")
     head_dim = _hf_int(c, "head_dim", 1) or _hf_int(c, "attention_head_dim", 1) \
         or hidden // heads
     experts = (_hf_int(c, "num_experts") or _hf_int(c, "n_routed_experts")
@@ -936,6 +1026,9 @@ def _fields(c: dict) -> dict:
     inter = _hf_int(c, "intermediate_size") or 0
     if not inter and experts <= 1 and not (_hf_int(c, "shared_intermediate_size")
                                            or _hf_int(c, "intermediate_size_mlp")):
+        if c.get("intermediate_size") == 0:
+            raise ConfigError("config.json key 'intermediate_size' must be an integer >= 1 (the "
+                              "MLP width), got 0")
         named = [k for k in c if isinstance(k, str) and k != "intermediate_size"
                  and ("ff" in k or "inner" in k or "intermediate" in k)]
         raise ConfigError("config.json gives no MLP width ('intermediate_size')"
@@ -943,6 +1036,11 @@ def _fields(c: dict) -> dict:
                           + f" (model_type {mtype or 'not given'}): a dialect wrpsim does not "
                           "read; give the model as wrpsim's own fields (pools/README.md)")
     n_moe = _moe_layer_count(c, layers) if experts > 1 else 0
+    if experts > 1 and n_moe == 0 and not str(c.get("model_type")).startswith("llama4"):
+        raise ConfigError(f"config.json gives {experts} experts but places them in none of its "
+                          f"{layers} layers (decoder_sparse_step, mlp_only_layers, "
+                          f"moe_layers ...): set the MoE layers, or give a dense model without "
+                          f"experts")
     if experts > 1 and n_moe == 0:  # Llama 4 with no MoE layer: every layer a dense MLP
         experts, inter = 1, _hf_int(c, "intermediate_size_mlp") or inter
         c.get("num_experts_per_tok")  # (no experts to route to: read, and not modelled)
@@ -952,12 +1050,18 @@ def _fields(c: dict) -> dict:
                                  else _hf_int(c, "top_k_experts", 1) if "top_k_experts" in c
                                  else _hf_int(c, "moe_topk", 1) if "moe_topk" in c  # Hunyuan
                                  else _hf_req(c, "num_experts_per_tok"))
-        moe_inter = _hf_int(c, "moe_intermediate_size") or inter
+        moe_inter = _hf_int(c, "moe_intermediate_size", 1) or inter
         out["intermediate"] = moe_inter
         # the dense layers' width where a config names it apart (MiniMax-M3)
         dense_w = _hf_int(c, "dense_intermediate_size") or inter
         # leading dense layers (Hunyuan calls them `moe_layer_num_skipped`)
         lead = _hf_int(c, "first_k_dense_replace") or _hf_int(c, "moe_layer_num_skipped")
+        if lead and lead >= layers:
+            key = ("first_k_dense_replace" if _hf_int(c, "first_k_dense_replace")
+                   else "moe_layer_num_skipped")
+            raise ConfigError(f"config.json key {key!r} ({lead}) must be below "
+                              f"num_hidden_layers ({layers}): the leading dense layers would "
+                              f"leave no layer for the {experts} experts")
         if c.get("mlp_layer_types") is not None:  # (the list names every layer: it wins)
             lead = layers - n_moe
         if lead:
@@ -1001,7 +1105,7 @@ def _fields(c: dict) -> dict:
         # (no experts: nothing to place, none to route to)
         c.get("mlp_only_layers"), c.get("decoder_sparse_step"), c.get("num_experts_per_tok")
         c.get("enable_moe_block")
-    if _hf_int(c, "kv_lora_rank"):
+    if _hf_int(c, "kv_lora_rank", 1):  # (0 is refused: null or absent means no MLA)
         rope = _hf_req(c, "qk_rope_head_dim")
         out.update(kv_lora_rank=_hf_int(c, "kv_lora_rank"),
                    q_lora_rank=_hf_int(c, "q_lora_rank") or 0, qk_rope_head_dim=rope,
@@ -1024,6 +1128,10 @@ def _fields(c: dict) -> dict:
     else:
         out["attn_gate"] = _hf_bool(c, "attn_output_gate", False)
     window = _hf_int(c, "sliding_window")
+    alias = _hf_int(c, "sliding_window_size")  # (Gemma 2's config.json repeats the window)
+    if alias is not None and window is not None and alias != window:
+        raise ConfigError(f"config.json keys 'sliding_window' ({window}) and "
+                          f"'sliding_window_size' ({alias}) disagree")
     use_window = _hf_bool(c, "use_sliding_window", True)
     if window and use_window:
         if c.get("layer_types"):
