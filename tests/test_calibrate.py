@@ -424,6 +424,8 @@ STEP_HEAD = "model,gpu,tp,prefill_tokens,decode_seqs,decode_ctx,step_ms\n"
      r"unknown column 'max_num_seq'; .*did you mean 'max_num_seqs'\?"),
     (STEP_HEAD.replace("\n", ",prefill_seq\n"), "llama3.1-8b,h100-80gb,1,512,0,0,10,1",
      r"unknown column 'prefill_seq'; .*did you mean 'prefill_seqs'\?"),
+    # a cell more than the header: pandas took the first column as the index (a traceback)
+    (STEP_HEAD, "llama3.1-8b,h100-80gb,1,0,8,8000,9,5", r"line 2: 8 cells, the header has 7"),
     # rows that describe no step or no benchmark (they were fitted on)
     (STEP_HEAD.replace("\n", ",prefill_seqs\n"), "llama3.1-8b,h100-80gb,1,10,0,0,10,20",
      r"line 2: prefill_seqs \(20\) exceeds prefill_tokens \(10\)"),

@@ -61,11 +61,22 @@ def _read_csv(path: str | Path, required: tuple, optional: tuple = ()) -> pd.Dat
     """The rows of `path`, which must have the `required` columns and may have the
     `optional` ones, nothing else (`ConfigError` naming the file, the column and the valid
     ones)."""
+    import csv
+
     from wrpsim.errors import did_you_mean
 
     path = Path(path)
+    try:  # every row as many cells as the header (pandas would take a first column as index)
+        with path.open(newline="") as f:
+            cells = list(csv.reader(f))
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise ConfigError(f"{path}: cannot read CSV: {exc}") from None
+    for i, row in enumerate(cells[1:], start=2):
+        if row and len(row) != len(cells[0]):
+            raise ConfigError(f"{path}: line {i}: {len(row)} cells, the header has "
+                              f"{len(cells[0])}")
     try:  # (blank lines kept as empty rows, so every row keeps its line number in the file)
-        df = pd.read_csv(path, skip_blank_lines=False)
+        df = pd.read_csv(path, skip_blank_lines=False, index_col=False)
     except (OSError, ValueError) as exc:
         first = " ".join(str(exc).split())  # (pandas' messages run over several lines)
         raise ConfigError(f"{path}: cannot read CSV: {first}") from None
