@@ -480,7 +480,7 @@ H = "arrival_s,prompt_tokens,output_tokens"
     ("hx.csv", f'{H},hash_ids\n0,600,3,"1; 2"\n', ["+workload.source.hash_block_tokens=512"],
      r"hx\.csv: line 2: field hash_ids \(hash_ids\): expected a list of signed 64-bit integers"),
     ("hb.csv", f'{H},hash_ids\n0,600,3,"[1, 2]"\n', [],
-     r"hb\.csv: column hash_ids \(hash_ids\) found: give workload\.source\.hash_block_tokens"),
+     r"hb\.csv: column hash_ids \(hash_ids\) found: give \+\+workload\.source\.hash_block_tokens"),
     ("oc.jsonl", '{"arrival_s": 0, "prompt_tokens": 5, "output_tokens": 3, '
                  '"outcomes": {"llama3.1-70b": 2}}\n', [],
      r"oc\.jsonl: line 1: field outcomes \(outcomes\): expected an object \{model name: "

@@ -171,8 +171,8 @@ def test_missing_column_names_file_column_and_found(tmp_path):
     p = _write(tmp_path, "m.csv", "TIMESTAMP,Context,GeneratedTokens\n2023-11-16 18:15:46.1,1,1\n")
     with pytest.raises(TraceError, match=r"m\.csv: missing column\(s\) ContextTokens "
                        r"\(for prompt_tokens\); columns found: 'TIMESTAMP', 'Context', "
-                       r"'GeneratedTokens' \(name the file's column: \+workload\.source\.columns\."
-                       r"prompt_tokens=<column>\)"):
+                       r"'GeneratedTokens' \(name the file's column: "
+                       r"\+\+workload\.source\.columns\.prompt_tokens=<column>\)"):
         load_trace(p, kind="azure")
 
 
@@ -403,7 +403,7 @@ def test_a_preset_kinds_columns_take_user_entries_without_losing_their_own(tmp_p
                "2023-11-16 18:15:50.5011290,396,109,high\n")
     with pytest.raises(TraceError, match=r"line 2: field complexity \(complexity\): not a "
                        r"number: 'low' \(the column was read because it has the name of a "
-                       r"trace column; ignore it with \+workload\.source\.columns\."
+                       r"trace column; ignore it with \+\+workload\.source\.columns\."
                        r"complexity=null\)"):
         load_trace(p, kind="azure", cache=False)
     df = load_trace(p, kind="azure", cache=False, columns={"complexity": None})

@@ -262,7 +262,7 @@ def test_timestamps_a_user_most_likely_did_not_mean_are_warned_about(tmp_path, m
     src = {"kind": "generic", "path": str(ms), "columns": cols}
     with pytest.warns(WrpsimWarning, match=r"ms\.csv: 200 requests over 95,520 s \(0\.0021 "
                       r"requests/s\): if the file's timestamps are milliseconds or microseconds, "
-                      r"set workload\.source\.time_unit=ms"):
+                      r"set \+\+workload\.source\.time_unit=ms"):
         build_workload({"source": src}, 0, WORKLOADS)
     typo = tmp_path / "typo.csv"
     typo.write_text("ts,inp,out\n" + "".join(f"{i},100,10\n" for i in range(199))

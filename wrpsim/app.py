@@ -20,7 +20,9 @@ Contracts of a job (one run, or one point of a `-m` sweep), in its output direct
 - single run: a user error (`WrpsimError`) prints one line `wrpsim: error: …` on stderr and exits
   with status 2, never a traceback; so does a bad command line that Hydra rejects before the run
   (unknown group option or key, malformed override, a launcher that cannot start: see
-  `wrpsim.hydra_errors`); any other exception is a failure of the run: traceback, status 1;
+  `wrpsim.hydra_errors`); any other exception is a failure of the run: traceback, status 1. A
+  user error inside the run also leaves `error.json` in its folder, so `wrpsim.report` says why
+  the folder has no results;
 - a sweep whose job's worker process died (killed, crashed) prints one line `wrpsim: error: …`
   and exits with status 1 (a failure, not bad input); Ctrl-C prints one line
   `wrpsim: interrupted…` and exits with status 130, under any launcher;
@@ -351,8 +353,10 @@ def _run_marked(task, container: dict, out: Path, digest: str, overrides: list[s
                             "wall_s": time.perf_counter() - t0})
 
 
-def record_failure(out: Path, exc: BaseException, overrides: list[str], digest: str | None) -> None:
-    """Write `error.json` for a failed sweep job (atomically) and say so on stderr."""
+def record_failure(out: Path, exc: BaseException, overrides: list[str], digest: str | None,
+                   say_it: bool = True) -> None:
+    """Write `error.json` for a failed job (atomically) and, with `say_it` (a sweep's job),
+    say so on stderr (a single run's caller prints its one line itself)."""
     from wrpsim.io import write_json
 
     user = isinstance(exc, WrpsimError)
@@ -362,6 +366,8 @@ def record_failure(out: Path, exc: BaseException, overrides: list[str], digest: 
         "user_error": user, "overrides": overrides, "config_sha256": digest,
         "traceback": "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)),
     })
+    if not say_it:
+        return
     kind = "error" if user else f"{type(exc).__name__}"
     say(f"wrpsim: {kind}: {message} [run {out} failed; recorded in {ERROR}]", sys.stderr)
 
@@ -676,8 +682,13 @@ def hydra_entry(task, config_name: str = "config", outputs: tuple[str, ...] = ()
             _run_marked(task, container, Path(out_dir), config_digest(container), overrides,
                         outputs)
         except WrpsimError as e:
-            raise user_error(str(e) + group_source(str(e), hc.runtime.choices,
-                                                   overrides)) from None
+            message = str(e) + group_source(str(e), hc.runtime.choices, overrides)
+            try:  # the run's folder says why it has no results (`wrpsim.report` reads it)
+                record_failure(Path(out_dir), WrpsimError(message), overrides, None,
+                               say_it=False)
+            except OSError:
+                pass
+            raise user_error(message) from None
 
     app = hydra.main(version_base="1.3", config_path=conf_dir, config_name=config_name)(_job)
     from wrpsim import rundir

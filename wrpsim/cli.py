@@ -50,6 +50,15 @@ def parse_overrides(argv: list[str], verb: str) -> list[tuple[str, Any]]:
             if flags[0] in ("-m", "--multirun") else ""
         raise ConfigError(f"{verb}: unknown option {flags[0]!r}{sweep}; arguments are "
                           f"key=value (python -m wrpsim.{verb} --help)")
+    bare = next((a for a in argv if "=" not in a), None)
+    if bare is not None:  # (a path or a name given alone: say which key takes it)
+        from pathlib import Path
+
+        keys = load_defaults(verb) if defaults_path(verb).is_file() else {}
+        hint = (f"; the folder to read is given as sweep_dir={bare}"
+                if "sweep_dir" in keys and Path(bare).is_dir() else "")
+        raise ConfigError(f"{verb}: argument {bare!r} is not key=value{hint} (python -m "
+                          f"wrpsim.{verb} --help lists the keys)")
     try:
         overrides = OverridesParser.create().parse_overrides(list(argv))
     except HydraException as exc:

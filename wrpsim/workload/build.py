@@ -245,7 +245,7 @@ def _source(src: Mapping, seed: int, base: Path, block: int | None) -> tuple[Tra
             warn(f"{path}: the trace has think times (think_s) but no session_id: think "
                  f"times pace the rounds of a session, so without one every row is sent at "
                  f"its arrival_s (map session_id, or ignore the column with "
-                 f"+workload.source.columns.think_s=null)")
+                 f"++workload.source.columns.think_s=null)")
         return cols, str(path)
     except ConfigError as e:  # the loaders name an option as source.<key> or <key>: the config
         msg = str(e)          # has it under workload.source
@@ -260,6 +260,9 @@ def _source(src: Mapping, seed: int, base: Path, block: int | None) -> tuple[Tra
 #: a trace longer than this with fewer requests per second than `SPARSE_RPS` is suspect (a
 #: millisecond column read as seconds), as is one gap longer than `GAP_S` that is most of it
 SPAN_S, SPARSE_RPS, GAP_S = 86_400.0, 0.01, 3_600.0
+#: ... and at least DENSE_MIN requests at over DENSE_RPS a second on average (seconds read as
+#: milliseconds: 20,000 requests of ten minutes arrived within 0.6 s)
+DENSE_MIN, DENSE_RPS = 1_000, 2_000.0
 
 
 def odd_arrivals(arrival_s, where: str) -> str | None:
@@ -268,7 +271,7 @@ def odd_arrivals(arrival_s, where: str) -> str | None:
     read as seconds: 200 requests became 26 hours), or one request an hour or more away from
     all the others, at either end, that far from them is most of the trace (a mistyped
     timestamp: one `1000000000` made a 200-request trace 31.7 years long, and its cost with
-    it). Two batches hours apart are not flagged."""
+    it). Two batches hours apart are not flagged. (Arrivals too dense: `dense_arrivals`.)"""
     import numpy as np
 
     a = np.sort(np.asarray(arrival_s, dtype=np.float64))
@@ -283,8 +286,26 @@ def odd_arrivals(arrival_s, where: str) -> str | None:
     if span >= SPAN_S and a.size / span < SPARSE_RPS:
         return (f"{where}: {a.size:,} requests over {span:,.0f} s ({a.size / span:.2g} "
                 f"requests/s): if the file's timestamps are milliseconds or microseconds, set "
-                f"workload.source.time_unit=ms (or us)")
+                f"++workload.source.time_unit=ms (or us)")
     return None
+
+
+def dense_arrivals(arrival_s, where: str) -> str | None:
+    """A warning for a file whose own arrivals (before the transforms: a `rate_scale` is
+    meant) come `DENSE_MIN` or more at over `DENSE_RPS` a second on average — seconds read as
+    milliseconds put 20,000 requests of ten minutes within 0.6 s — else None."""
+    import numpy as np
+
+    a = np.asarray(arrival_s, dtype=np.float64)
+    if a.size < DENSE_MIN:
+        return None
+    span = float(a.max() - a.min())
+    if span > 0 and a.size / span <= DENSE_RPS:
+        return None
+    rate = "all at one instant" if span <= 0 else f"{a.size / span:,.0f} requests/s"
+    return (f"{where}: the file's {a.size:,} requests arrive in {span:,.3g} s ({rate}, more "
+            f"than an LLM service receives): if its timestamps are seconds, or ms, set "
+            f"++workload.source.time_unit=s (or ms) to match")
 
 
 def build_trace(cfg: Mapping[str, Any], seed: int,
@@ -317,6 +338,10 @@ def build_trace(cfg: Mapping[str, Any], seed: int,
         from wrpsim.workload.closed_loop import check_transforms
 
         check_transforms(cfg)
+    if cfg["source"]["kind"] not in GENERATORS:  # the file's own rate, before rate_scale
+        dense = dense_arrivals(trace["arrival_s"], where)
+        if dense:
+            warn(dense)
     try:
         trace = apply_transforms(trace, cfg, int(seed), base).select(TRACE_COLUMNS)
     except ConfigError as e:  # the transforms name their key; the config has it under workload

@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from wrpsim.errors import TraceError, unknown_choice
-from wrpsim.workload.columns import canonical_columns
+from wrpsim.errors import TraceError, closest, unknown_choice, warn
+from wrpsim.workload.columns import TRACE_COLUMNS, canonical_columns
 from wrpsim.workload.lengths import MAX_TOKENS
 from wrpsim.workload.loaders import TIME_UNITS, column_mapping
 from wrpsim.workload.outcomes import in_unit
@@ -101,7 +101,33 @@ def _arrivals(raw: RawTable, src: str, unit: str, fmt: str | None) -> np.ndarray
         ns = t.astype("datetime64[ns]").to_numpy().astype(np.int64)
         return (ns - ns.min()) / 1e9
     v = _numbers(raw, src, "arrival_s")
+    _epoch_unit(raw, src, v, unit)
     return (v - v.min()) / TIME_UNITS[unit]
+
+
+#: the epoch timestamps of today (about 1.7e9 s since 1970) in ms, us and ns
+_EPOCH_UNITS = (("ms", 1e3), ("us", 1e6), ("ns", 1e9))
+
+
+def _epoch_unit(raw: RawTable, src: str, v: np.ndarray, unit: str) -> None:
+    """`TraceError` for arrival numbers that, read in `unit`, put the first request after the
+    year 5,000 — a Unix time of a finer unit (1.7e12: milliseconds since 1970), which read as
+    seconds made ten minutes of trace a week of simulation — naming the unit they fit."""
+    if not v.size:
+        return
+    first = float(np.min(v)) / TIME_UNITS[unit]  # seconds since 1970, if it is a Unix time
+    if first <= 1e11:  # (before about the year 5,100: a Unix time in seconds, or a relative one)
+        return
+    finer = next(((name, k) for name, k in _EPOCH_UNITS if 1e9 <= first / k * 1e0 <= 1e11),
+                 None)
+    i = int(np.argmin(v))
+    guess = (f": it reads as a Unix time in {finer[0]} (set ++workload.source.time_unit="
+             f"{finer[0]}{'' if finer[0] != 'ns' else ', or convert the column'})"
+             if finer and finer[0] != "ns" else
+             ": convert the column to seconds, ms or us" if finer else "")
+    raise TraceError(f"{raw.path}: {raw.where(i)}: field {src} (arrival_s): {_show(v[i])} "
+                     f"read as {unit} would be {first / 3.15576e7:,.0f} years after 1970"
+                     f"{guess}")
 
 
 def _optional_numbers(raw: RawTable, src: str, dst: str) -> np.ndarray:
@@ -170,6 +196,19 @@ def _whole(raw: RawTable, src: str, dst: str, v: np.ndarray) -> np.ndarray:
     return v
 
 
+def _warn_near_misses(raw: RawTable, cols: dict) -> None:
+    """A warning for each file column not read whose name nearly spells a trace column that is
+    not read either (`sesion_id`: the run went on without sessions, without a word)."""
+    free = [c for c in TRACE_COLUMNS if c not in cols]
+    for col in raw.columns:
+        if col in cols.values():
+            continue
+        near = closest(str(col), free)
+        if near is not None and near != col:
+            warn(f"{raw.path}: column {col!r} is not read (did you mean the trace column "
+                 f"{near!r}? map it with ++workload.source.columns.{near}={col})")
+
+
 def convert(raw: RawTable, columns: Mapping[str, str] | None = None, time_unit: str = "s",
             time_format: str | None = None, hash_block_tokens: int | None = None) -> pd.DataFrame:
     """Map a `RawTable` to the canonical frame.
@@ -185,9 +224,9 @@ def convert(raw: RawTable, columns: Mapping[str, str] | None = None, time_unit: 
     cols = column_mapping(columns, tuple(raw.columns))
     if "hash_ids" in cols and hash_block_tokens is None:
         raise TraceError(f"{raw.path}: column {cols['hash_ids']} (hash_ids) found: give "
-                         "workload.source.hash_block_tokens (tokens per id, e.g. 512 for "
+                         "++workload.source.hash_block_tokens=<tokens per id> (e.g. 512 for "
                          "Mooncake-style ids), or ignore the column with "
-                         "+workload.source.columns.hash_ids=null")
+                         "++workload.source.columns.hash_ids=null")
     defaulted = {k for k in cols if k not in REQUIRED and k not in (columns or {})}
     missing = [f"{src} (for {dst})" for dst, src in cols.items() if src not in raw.columns]
     if missing:
@@ -199,7 +238,7 @@ def convert(raw: RawTable, columns: Mapping[str, str] | None = None, time_unit: 
                 f"comma-separated" if sep else "")
         raise TraceError(f"{raw.path}: missing column(s) {', '.join(missing)}; "
                          f"columns found: {found} (name the file's column: "
-                         f"+workload.source.columns.{key}=<column>){hint}")
+                         f"++workload.source.columns.{key}=<column>){hint}")
     shared = {}
     for dst, src in cols.items():
         shared.setdefault(src, []).append(dst)
@@ -207,6 +246,7 @@ def convert(raw: RawTable, columns: Mapping[str, str] | None = None, time_unit: 
     if twice is not None:  # (e.g. prompt_tokens and output_tokens both read 'inp')
         raise TraceError(f"{raw.path}: column {twice[0]} is mapped to {' and '.join(twice[1])}; "
                          f"each trace field reads its own column (workload.source.columns)")
+    _warn_near_misses(raw, cols)
     arrival = _arrivals(raw, cols["arrival_s"], time_unit, time_format)
     prompt = _counts(raw, cols["prompt_tokens"], "prompt_tokens")
     output = _counts(raw, cols["output_tokens"], "output_tokens")
@@ -227,7 +267,7 @@ def convert(raw: RawTable, columns: Mapping[str, str] | None = None, time_unit: 
             if dst not in defaulted:
                 raise
             raise TraceError(f"{e} (the column was read because it has the name of a trace "
-                             f"column; ignore it with +workload.source.columns.{dst}=null)"
+                             f"column; ignore it with ++workload.source.columns.{dst}=null)"
                              ) from None
     block = hash_block_tokens if "hash_ids" in optional else None
     trace = set_block_tokens(canonical_columns(arrival, prompt, output, optional), block)

@@ -38,6 +38,7 @@ def detect_format(path: Path) -> str:
     if fmt is None:
         raise TraceError(
             f"{path}: cannot tell the trace format from suffix {path.suffix!r}; "
-            f"valid suffixes: {', '.join(sorted(_SUFFIXES))} (or set format: csv|jsonl|parquet)"
+            f"valid suffixes: {', '.join(sorted(_SUFFIXES))} "
+            f"(or ++workload.source.format=csv|jsonl|parquet)"
         )
     return fmt

@@ -174,6 +174,12 @@ def check_rows(t: TraceColumns, source: str, where: Callable[[int], str] = _row,
         if bad.size:
             raise fail(bad[0], f"semantic_similarity must be NaN or a cosine similarity in "
                                f"[-1, 1], got {v[bad[0]]}")
+    if "complexity" in t.columns:
+        v = t["complexity"]
+        bad = np.flatnonzero(np.isinf(v) | (v < 0) | (v > 1))
+        if bad.size:
+            raise fail(bad[0], f"complexity must be NaN or a task complexity in [0, 1], got "
+                               f"{v[bad[0]]}")
     if "images" in t.columns:
         v = t["images"]
         bad = np.flatnonzero(v < 0)
