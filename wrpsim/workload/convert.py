@@ -105,29 +105,29 @@ def _arrivals(raw: RawTable, src: str, unit: str, fmt: str | None) -> np.ndarray
     return (v - v.min()) / TIME_UNITS[unit]
 
 
-#: the epoch timestamps of today (about 1.7e9 s since 1970) in ms, us and ns
-_EPOCH_UNITS = (("ms", 1e3), ("us", 1e6), ("ns", 1e9))
+#: units a Unix time may be written in, by how many of them make a second
+_EPOCH_UNITS = (("s", 1.0), ("ms", 1e3), ("us", 1e6), ("ns", 1e9))
 
 
 def _epoch_unit(raw: RawTable, src: str, v: np.ndarray, unit: str) -> None:
     """`TraceError` for arrival numbers that, read in `unit`, put the first request after the
     year 5,000 — a Unix time of a finer unit (1.7e12: milliseconds since 1970), which read as
-    seconds made ten minutes of trace a week of simulation — naming the unit they fit."""
+    seconds made ten minutes of trace a week of simulation — naming the unit they fit (the
+    one that puts them between 2001 and 5138)."""
     if not v.size:
         return
-    first = float(np.min(v)) / TIME_UNITS[unit]  # seconds since 1970, if it is a Unix time
-    if first <= 1e11:  # (before about the year 5,100: a Unix time in seconds, or a relative one)
+    low = float(np.min(v))
+    if low / TIME_UNITS[unit] <= 1e11:  # (a Unix time in seconds, or a relative one)
         return
-    finer = next(((name, k) for name, k in _EPOCH_UNITS if 1e9 <= first / k * 1e0 <= 1e11),
-                 None)
+    fits = next((name for name, k in _EPOCH_UNITS if 1e9 <= low / k <= 1e11), None)
     i = int(np.argmin(v))
-    guess = (f": it reads as a Unix time in {finer[0]} (set ++workload.source.time_unit="
-             f"{finer[0]}{'' if finer[0] != 'ns' else ', or convert the column'})"
-             if finer and finer[0] != "ns" else
-             ": convert the column to seconds, ms or us" if finer else "")
+    guess = (f": it reads as a Unix time in {fits} (set ++workload.source.time_unit={fits})"
+             if fits in TIME_UNITS else
+             f": it reads as a Unix time in {fits}: convert the column to s, ms or us" if fits
+             else "")
     raise TraceError(f"{raw.path}: {raw.where(i)}: field {src} (arrival_s): {_show(v[i])} "
-                     f"read as {unit} would be {first / 3.15576e7:,.0f} years after 1970"
-                     f"{guess}")
+                     f"read as {unit} would be {low / TIME_UNITS[unit] / 3.15576e7:,.0f} years "
+                     f"after 1970{guess}")
 
 
 def _optional_numbers(raw: RawTable, src: str, dst: str) -> np.ndarray:
