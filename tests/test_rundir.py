@@ -38,10 +38,21 @@ def test_a_named_folder_or_a_print_only_command_is_left_alone(tmp_path, monkeypa
 
 
 def test_an_unused_claim_is_released(tmp_path, monkeypatch):
+    """A command rejected before it ran leaves nothing: not its folder, nor the empty
+    results/runs/<date>/ the claim made above it (it did); folders that were there, or that
+    hold another run, stay."""
     monkeypatch.chdir(tmp_path)
     _, path = rundir.claim(CONF / "config.yaml", [])
     rundir.release(path)
-    assert not path.exists()
+    assert not path.exists() and not (tmp_path / "results").exists()
+    (tmp_path / "results" / "runs").mkdir(parents=True)
+    _, kept = rundir.claim(CONF / "config.yaml", [])
+    (kept / "summary.json").write_text("{}")
+    _, path = rundir.claim(CONF / "config.yaml", [])
+    rundir.release(path)
+    assert not path.exists() and (kept / "summary.json").is_file()
+    rundir.release(kept)
+    assert (kept / "summary.json").is_file()
     _, path = rundir.claim(CONF / "config.yaml", [])
     (path / "summary.json").write_text("{}")
     rundir.release(path)

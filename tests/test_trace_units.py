@@ -102,3 +102,13 @@ def test_a_failed_single_run_leaves_its_reason_for_the_report(tmp_path):
     rep = subprocess.run([sys.executable, "-m", "wrpsim.report", str(tmp_path / "runs")],
                          capture_output=True, text=True, env=env, timeout=120)
     assert rep.returncode == 2 and "the folder to read is given as sweep_dir=" in rep.stderr
+
+
+@pytest.mark.parametrize("verb, made", [("wrpsim", "runs"), ("wrpsim.plan", "plans")])
+def test_out_dir_on_a_hydra_verb_names_hydra_run_dir(tmp_path, verb, made):
+    """`out_dir=` (the other verbs' key) on `python -m wrpsim` was 'did you mean router?'."""
+    r = subprocess.run([sys.executable, "-m", verb, f"out_dir={tmp_path}"], cwd=tmp_path,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
+    assert (f"a run's folder is hydra.run.dir=… (a sweep's hydra.sweep.dir=…; default "
+            f"results/{made}/<date>/<time>)") in r.stderr

@@ -92,6 +92,8 @@ def _missing_config(exc) -> str:
 #: config sections whose valid keys depend on a kind or option (a workload source's `kind`, a
 #: router's class, ...): the YAML file lists only its own, the others need Hydra's `+`
 OPEN_SECTIONS = ("workload", "router", "network", "failures")
+#: names users give a run's output folder (the other verbs' key is out_dir)
+OUTPUT_DIR_KEYS = ("out_dir", "output_dir", "outdir", "results_dir", "run_dir")
 
 
 def _network_options() -> dict[str, dict] | None:
@@ -357,6 +359,11 @@ def _unknown_key(exc, argv: list[str] | None = None, config_name: str = "config"
                 f"{', count: …' if what == 'pool' else ''}}}"
                 f"{f' (or did you mean {typo!r}?)' if typo else ''}")
     hint = did_you_mean(leaf, valid)
+    if not where and leaf in OUTPUT_DIR_KEYS and config_name in ("config", "plan"):
+        # (the verbs without Hydra take out_dir=; a run's folder is Hydra's)
+        made = "plans" if config_name == "plan" else "runs"
+        hint = (f"; a run's folder is hydra.run.dir=… (a sweep's hydra.sweep.dir=…; default "
+                f"results/{made}/<date>/<time>)")
     source = _source_node(parent) if where == "workload" else None
     if source is not None:  # a key of workload.source given one level up
         from wrpsim.workload.build import misplaced_source_key
