@@ -18,11 +18,16 @@ def test_a_requested_model_no_pool_serves_is_named_with_the_fleets_models():
     trace = make_trace([0.0], [100], [5], model=["Llama3.1_70B"])
     with pytest.raises(ConfigError, match=r"workload requests model\(s\) \['Llama3\.1_70B'\] "
                        r"that no pool serves \(workload\.model, workload\.model_mix or the "
-                       r"trace's model column\); the fleet serves: llama3\.1-70b; did you mean "
-                       r"llama3\.1-70b\?$"):
+                       r"trace's model column\): 1 of 1 requests, the first at 0\.000 s; the "
+                       r"fleet serves: llama3\.1-70b; did you mean llama3\.1-70b\?$"):
         Simulation(compose_cfg(), trace)
-    with pytest.raises(ConfigError, match=r"the fleet serves: llama3\.1-70b$"):
-        Simulation(compose_cfg(), make_trace([0.0], [100], [5], model=["llama3.1-7b"]))
+    # how many requests, from when (a production trace's names: one model for all of them)
+    trace = make_trace([0.0, 1.5, 2.0], [100] * 3, [5] * 3,
+                       model=["llama3.1-70b", "llama3.1-7b", "llama3.1-7b"])
+    with pytest.raises(ConfigError, match=r": 2 of 3 requests, the first at 1\.500 s; the fleet "
+                       r"serves: llama3\.1-70b; workload\.model=NAME sends every request to "
+                       r"one model$"):
+        Simulation(compose_cfg(), trace)
 
 
 def test_outcomes_that_score_no_served_model_are_warned_about():

@@ -279,11 +279,14 @@ class Simulation:
             missing = [m for m in wanted if m not in self.fleet.models]
             if missing:
                 near = same_name(missing[0], self.fleet.models)
+                lost = [i for i, m in enumerate(models) if m in set(missing)]
                 raise ConfigError(
                     f"workload requests model(s) {missing} that no pool serves (workload.model, "
-                    f"workload.model_mix or the trace's model column); the fleet serves: "
-                    f"{', '.join(self.fleet.models)}"
-                    + (f"; did you mean {near}?" if near else ""))
+                    f"workload.model_mix or the trace's model column): {len(lost):,} of "
+                    f"{len(models):,} requests, the first at {trace['arrival_s'][lost[0]]:,.3f} "
+                    f"s; the fleet serves: {', '.join(self.fleet.models)}"
+                    + (f"; did you mean {near}?" if near else
+                       "; workload.model=NAME sends every request to one model"))
         if "outcomes" in self.trace.columns:
             self._warn_outcomes()
         rcfg = _require(cfg, "router")
