@@ -119,6 +119,22 @@ def test_a_sweep_over_load_warns_that_costs_compare_at_one_load_only(monkeypatch
             ) in err.splitlines()
 
 
+def test_a_sweep_over_traces_of_different_sizes_says_costs_do_not_compare(monkeypatch, capsys,
+                                                                         tmp_path):
+    """A sweep over max_requests (or trace files) compared totals over traces of 100 and 300
+    requests without a word: no swept key measures load, but the traces differ in size."""
+    code, _, err = run_app(monkeypatch, capsys, tmp_path, "-m", "pool.pools.h100.count=2",
+                           "workload.max_requests=100,300")
+    assert code == 0, err
+    assert ("  the runs replay traces of 100 to 300 requests: a total over the trace shrinks "
+            "with a shorter trace, so compare costs of runs at the same load"
+            ) in err.splitlines()
+    from wrpsim.report.choice import trace_sizes
+
+    assert trace_sizes([{"requests_total": 5}, {"requests_total": 5}, None]) is None
+    assert trace_sizes([{"requests_total": 1200}, {"requests_total": 5}]) == "5 to 1,200"
+
+
 def test_a_sweep_with_no_run_says_so(monkeypatch, capsys, tmp_path):
     """`seed=range(0,0)`: Hydra launched nothing and said only 'Launching 0 jobs'."""
     code, _, err = run_app(monkeypatch, capsys, tmp_path, "-m", *SMALL, "seed=range(0,0)")

@@ -66,7 +66,10 @@ def test_single_run_user_error_stays_one_line_and_status_2(tmp_path):
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert p.returncode == 2
     assert p.stderr.startswith("wrpsim: error:") and "Traceback" not in p.stderr
-    assert not (tmp_path / "_DONE").exists() and not (tmp_path / "error.json").exists()
+    assert p.stderr.count("\n") == 1 and not (tmp_path / "_DONE").exists()
+    # the folder says why it holds no results (the report read it as 'still running, killed')
+    err = json.loads((tmp_path / "error.json").read_text())
+    assert err["user_error"] and err["message"] in p.stderr
 
 
 @pytest.mark.parametrize("content", ["", "not json", '{"config_sha256": "abc"}', "[1]"])

@@ -281,7 +281,7 @@ def sweep_table(sweep_dir: Path | str, jobs: list[str] | None = None) -> str:
     this sweep's run folders relative to `sweep_dir`, in job order (`sweep_jobs`); None: every
     run folder found there."""
     from wrpsim.errors import WrpsimError
-    from wrpsim.report.choice import LOAD_NOTE, RULE, load_dimension, winner
+    from wrpsim.report.choice import LOAD_NOTE, RULE, load_dimension, trace_sizes, winner
     from wrpsim.report.collect import (
         find_run_dirs,
         presentation,
@@ -326,8 +326,11 @@ def sweep_table(sweep_dir: Path | str, jobs: list[str] | None = None) -> str:
                      f"({' '.join(shown) or 'the only configuration'}). Dashboard: "
                      f"python -m wrpsim.report {shlex.quote(f'sweep_dir={sweep_dir}')}")
         load = load_dimension(runs, sorted(varying))
+        sizes = trace_sizes([r.summary for r in runs if r.status == "completed"])
         if load:
             lines.append(f"  the runs differ in offered load ({load}): {LOAD_NOTE}")
+        elif sizes:
+            lines.append(f"  the runs replay traces of {sizes} requests: {LOAD_NOTE}")
     if others:
         lines.append(f"  {sweep_dir} also holds {others} run folder{'' if others == 1 else 's'} "
                      f"from earlier sweeps, not shown here; python -m wrpsim.report reads "

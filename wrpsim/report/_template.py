@@ -286,6 +286,9 @@ function winner() {
   if (DATA.load) box.appendChild(el('div', 'The runs differ in offered load (' + DATA.load +
     '): a total over the trace shrinks with a shorter trace, so compare costs of runs at the ' +
     'same load (control above).', 'why'));
+  else if (DATA.sizes) box.appendChild(el('div', 'The runs replay traces of ' + DATA.sizes +
+    ' requests: a total over the trace shrinks with a shorter trace, so compare costs of runs ' +
+    'at the same load.', 'why'));
 }
 function render() {
   const runs = selected();

@@ -22,6 +22,9 @@ cost–latency Pareto front.
   runs at different loads replay traces of different lengths, so the winner's cost (a total
   over its trace) is not comparable across them — both the closing line and the dashboard say
   so (`LOAD_NOTE`).
+- `trace_sizes(summaries)`: '200 to 2,000' when completed runs replayed traces of different
+  request counts (another trace file, a window, `max_requests`) without a swept load key to say
+  so, else None; the closing line and the dashboard say it with `LOAD_NOTE`'s reason.
 """
 
 from __future__ import annotations
@@ -87,6 +90,14 @@ def load_dimension(runs, dims: list[str]) -> str | None:
                 is_number(r.params[k]) for r in runs if k in r.params):
             return k
     return None
+
+
+def trace_sizes(summaries) -> str | None:
+    """'LOW to HIGH' requests when the completed runs' summaries (`requests_total`) differ,
+    else None (module docstring)."""
+    sizes = sorted({int(s["requests_total"]) for s in summaries
+                    if s and is_number(s.get("requests_total"))})
+    return f"{sizes[0]:,} to {sizes[-1]:,}" if len(sizes) > 1 else None
 
 
 def pareto(points: list[tuple[float, float, int]]) -> list[int]:

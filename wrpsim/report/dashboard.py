@@ -31,7 +31,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from wrpsim.report import _template, plotstyle
-from wrpsim.report.choice import RULE, is_number, load_dimension, pareto, winner
+from wrpsim.report.choice import RULE, is_number, load_dimension, pareto, trace_sizes, winner
 from wrpsim.report.collect import (
     REQUESTS,
     Run,
@@ -145,6 +145,7 @@ def payload(runs: list[Run], sweep_dir: Path, points: int = 500, bins: int = 200
                                         key=lambda v: (not is_number(v), _num_or_text(v)))}
             for k in dims],
         "fixed": fixed, "load": load_dimension(runs, dims), "metrics": list(METRICS),
+        "sizes": trace_sizes([r.summary for r in done]),
         "runs": items,
     }
 
