@@ -185,6 +185,27 @@ def test_hand_offs_that_wait_for_a_reservation_back_pressure_the_prefill_instanc
     assert_drained(sim)
 
 
+def test_a_prefill_instance_full_of_hand_offs_waits_instead_of_recomputing_prompts():
+    """Prompts longer than one chunk on a prefill instance whose memory hand-offs waiting for
+    the decode side's grant fill: it preempted the prompt in progress, re-admitted it at once
+    (its blocks were just freed), computed a chunk and preempted it again — 43 % of a heavy
+    run's prefill work redone, one request preempted 171 times. It now waits for a transfer
+    to free blocks: every prompt token is computed once, no preemption."""
+    trace = flood(n=60, prompt=2048)
+    sim = Simulation(disagg(kv_dec=600, kv_pre=300, token_budget=512, per_token_s=1e-5),
+                     trace)
+    watch = Watch(sim)
+    req, inst, _ = sim.run()
+    watch.assert_held()
+    rows = req.to_pandas()
+    assert (rows.status == "completed").all()
+    pre = inst.to_pandas().set_index("pool").loc["pre"]
+    assert pre.preemptions == 0
+    assert pre.prefill_tokens == 60 * 2048
+    assert (rows.kv_wait_s > 0.5).sum() > 20  # (it was held back: the case this is about)
+    assert_drained(sim)
+
+
 def test_a_decode_instance_with_room_grants_at_once_and_timing_is_unchanged():
     """With room on the decode side the reservation is granted when the transfer can start:
     no wait, and the closed-form exposure of tests/test_disaggregation.py holds."""

@@ -16,7 +16,9 @@ Mooncake and DistServe:
    `reservations`; waiting ones are granted at its iteration boundaries.
 3. **Back-pressure.** Until the grant, the sequence stays on the prefill instance (`outgoing`)
    with its blocks, counted in the prefill instance's ledger and requests: hand-offs that wait
-   fill its memory and it stops admitting prompts.
+   fill its memory and it stops admitting prompts; a prompt in progress whose next chunk finds
+   no blocks waits (`Instance._plan`) instead of being preempted, until a transfer frees them
+   (`_send`'s arrival wakes the instance).
 4. **Transfer.** Once granted, the KV is sent (`_send`). Layer-wise streaming needs the
    blocks before the first layer leaves: a sequence granted only after its last prefill
    iteration was planned is sent whole once its prompt is done. The prefill instance frees its
@@ -143,8 +145,8 @@ class HandoffMixin(FailureMixin):
             if self.epoch == epoch:  # (a failure meanwhile freed every block already)
                 del self.outgoing[id(seq)]
                 self._release(seq, seq.blocks, seq.req.prompt_tokens, t)
-                if self.waiting:
-                    self._wake()  # the freed blocks may admit a waiting prompt
+                if self.waiting or self.running:
+                    self._wake()  # the freed blocks may admit a prompt or let one go on
             dst.receive(seq)
 
         self.transfer.send(self, dst, seq, nbytes, mode, t_start, self.layers, arrived)
@@ -155,7 +157,7 @@ class HandoffMixin(FailureMixin):
         self._count(-1)
         seq.xfer = NONE
         self._release(seq, seq.blocks, seq.req.prompt_tokens, now)
-        if self.waiting:
+        if self.waiting or self.running:
             self._wake()
 
     # ------------------------------------------------------------------ decode side

@@ -382,6 +382,12 @@ class Instance(BatchingMixin):
                    and len(self.running) < self.sched.max_seqs)
             if self.n_dec and self._start_decode_run(now, 1 if one else 0):
                 return
+            if self.running and self.outgoing and not self.n_dec:
+                # a prefill instance whose memory hand-offs waiting for a grant or a transfer
+                # hold: they free it without compute (`arrived` wakes it), where preempting a
+                # prompt would throw its chunks away to re-admit it at once (as vLLM's
+                # allocation simply fails and the request waits, its computed blocks kept)
+                return
             if self.running:  # KV exhausted: free blocks by preemption, then try again
                 self._preempt_last(now)
                 preempted = True
