@@ -277,14 +277,16 @@ def test_a_dropped_request_is_never_silent(tmp_path):
     s = {"requests_total": 100, "requests_completed": 99, "requests_dropped": 1,
          "slo_attainment": 0.99, "drop_reasons": {"context": 1}}
     assert drop_warnings(s) == ["1 of 100 requests dropped for context (longer than the "
-                                "model's context length) (requests.parquet: drop_reason)"]
+                                "context length: the model's, or the pool's max_context) "
+                                "(requests.parquet: drop_reason)"]
     assert drop_warnings({**s, "drop_reasons": {}}) == []
     most = {**s, "requests_completed": 10, "requests_dropped": 90, "slo_attainment": 0.1,
             "drop_reasons": {"context": 90}}
     assert "dropped" in verdict(most) and drop_warnings(most, verdict(most)) == []
     # a sweep prints no verdict for its runs: there the drops are warned about all the same
     assert drop_warnings(most) == ["90 of 100 requests dropped for context (longer than the "
-                                   "model's context length) (requests.parquet: drop_reason)"]
+                                   "context length: the model's, or the pool's max_context) "
+                                   "(requests.parquet: drop_reason)"]
     trace = tmp_path / "t.csv"
     trace.write_text("TIMESTAMP,ContextTokens,GeneratedTokens\n"
                      "2023-11-16 18:15:46.0,100,10\n2023-11-16 18:15:46.5,200000,10\n"
@@ -295,8 +297,8 @@ def test_a_dropped_request_is_never_silent(tmp_path):
          "pool.pools.h100.count=1", f"hydra.run.dir={tmp_path / 'run'}"],
         capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stderr
-    assert ("wrpsim: warning: 1 of 3 requests dropped for context (longer than the model's "
-            "context length)") in p.stderr
+    assert ("wrpsim: warning: 1 of 3 requests dropped for context (longer than the context "
+            "length: the model's, or the pool's max_context)") in p.stderr
 
 def test_summary_shows_prefix_hits_and_flags_a_measurement_fleet():
     from wrpsim.runview import run_summary
@@ -472,8 +474,15 @@ def test_a_pool_that_received_no_request_is_named_with_its_model_and_why(monkeyp
     line = idle_pool_warnings({"drop_reasons": {"context": 7}, "idle_pools": {
         "b": {"model": "m", "requests_for_model": 7, "dropped_for_model": 7}}})
     assert line == ["pool b (m) received no request: all 7 requests for m were dropped "
-                    "(drop_reasons: context 7; `context`: longer than the model's context); "
-                    "its GPUs are still in the cost and energy"]
+                    "(drop_reasons: context 7; `context`: longer than the context length: the "
+                    "model's, or the pool's max_context); its GPUs are still in the cost and "
+                    "energy"]
+    # only the reasons that occurred are explained (`context` was said for any)
+    line = idle_pool_warnings({"drop_reasons": {"exceeds_kv_capacity": 7}, "idle_pools": {
+        "b": {"model": "m", "requests_for_model": 7, "dropped_for_model": 7}}})
+    assert line == ["pool b (m) received no request: all 7 requests for m were dropped "
+                    "(drop_reasons: exceeds_kv_capacity 7; `exceeds_kv_capacity`: larger than "
+                    "an instance's KV cache); its GPUs are still in the cost and energy"]
     line = idle_pool_warnings({"requests_beyond_horizon": 200, "idle_pools": {
         "b": {"model": "m", "requests_for_model": 0, "dropped_for_model": 0}}})
     assert line == ["pool b (m) received no request: no request for m reached it before "

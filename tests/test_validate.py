@@ -422,3 +422,26 @@ def test_silicon_rows_left_out_are_counted_with_their_reason():
         "unpublished; not a closed loop at the stated concurrency)",
         "silicon: 9 row(s) left out: concurrency above 128 (request count and max_num_seqs "
         "not recorded)"]
+
+
+def test_a_replayed_cases_pool_warning_is_said_as_the_cases():
+    """A replay's pool is the measured run's (`pool.pools.<gpu>`, its own max_seqs), not the
+    user's: its warning told the user to set a key they never wrote. It is now said as the
+    case's."""
+    from wrpsim.errors import WrpsimWarning
+    from wrpsim.validate.replay import simulate
+    from wrpsim.validate.sets import Case
+
+    case = Case("mlenergy", "nemotron c256", "h100-80gb", "nemotron-nano-12b-v2", "test",
+                {"gpu": "h100-80gb", "model": "nemotron-nano-12b-v2", "tp": 1,
+                 "latency": {"mamba_ssm_dtype": "fp32"},  # (as ML.ENERGY ran it)
+                 "scheduler": {"policy": "sarathi", "token_budget": 8192, "max_seqs": 256,
+                               "block_size": 16}},
+                {"ttft_mean_s": 1.0},
+                workload={"name": "w", "source": {"kind": "closed_loop", "concurrency": 2,
+                                                  "num_requests": 2, "prompt_tokens": 64,
+                                                  "output_tokens": 4}})
+    with pytest.warns(WrpsimWarning, match=r"^replay of measured case nemotron c256 \(its own "
+                                           r"settings\): pool\.pools\.h100-80gb\.scheduler\."
+                                           r"max_seqs \(256\) exceeds"):
+        simulate(case)

@@ -82,8 +82,10 @@ def idle_pool_warnings(s: dict) -> list[str]:
                    f"(workload.model_mix sets each model's share), or a router that picks "
                    f"the model chose others for all of them")
         elif lost >= n:
-            why = (f"all {n:,} requests for {model} were dropped (drop_reasons: {reasons}; "
-                   f"`context`: longer than the model's context)")
+            said = "; ".join(f"`{k}`: {DROP_WHY[k]}" for k in (s.get("drop_reasons") or {})
+                             if k in DROP_WHY)
+            why = (f"all {n:,} requests for {model} were dropped (drop_reasons: {reasons}"
+                   + (f"; {said})" if said else ")"))
         else:
             why = (f"the router sent all {n - lost:,} requests for {model} it routed to other "
                    f"pools" + (f" ({lost:,} more were dropped)" if lost else ""))
@@ -146,7 +148,7 @@ def _transfer_bound(s: dict) -> str | None:
 DROP_WHY = {
     "no_healthy_instance": "no instance of the model was up",
     "instance_failed": "lost when their instance failed",
-    "context": "longer than the model's context length",
+    "context": "longer than the context length: the model's, or the pool's max_context",
     "exceeds_kv_capacity": "larger than an instance's KV cache",
     "modality": "a modality the model does not take",
     "router_rejected": "rejected by the router",

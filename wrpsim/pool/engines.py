@@ -365,7 +365,8 @@ def _build(model: str, gpu: str, tp: int, engine: str = DEFAULT_ENGINE,
 
         m = get_model(model)
         if m.mamba_layers or m.mla:
-            kind = "Mamba layers" if m.mamba_layers else "latent (MLA) attention"
+            kind = ("Gated DeltaNet (linear-attention) layers" if m.gated_delta
+                    else "Mamba layers" if m.mamba_layers else "latent (MLA) attention")
             raise ConfigError(f"{prefix}engine: {engine} (the analytical 2023 model) times every "
                               f"layer as multi-head attention with a KV cache; {m.name} has "
                               f"{kind}, which it would size and time wrongly: use a kernels "

@@ -13,6 +13,9 @@ from the moment `concurrency` requests have their first token to the moment all 
 
 from __future__ import annotations
 
+import warnings
+from contextlib import contextmanager
+
 import numpy as np
 
 from wrpsim.metrics.itl import ItlLog
@@ -38,6 +41,23 @@ def case_config(case, engine: str | None = None, overrides: dict | None = None) 
     }
 
 
+@contextmanager
+def _as_case_warnings(case):
+    """Warnings about a replayed case's pool (its `pool.pools.<gpu>` is the case's, set as the
+    measured run was, not the user's) said as the case's: 'replay of measured case NAME (its
+    own settings): …'."""
+    from wrpsim.errors import WrpsimWarning, warn
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", WrpsimWarning)
+        yield
+    for w in caught:
+        if issubclass(w.category, WrpsimWarning):
+            warn(f"replay of measured case {case.name} (its own settings): {w.message}")
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+
+
 def simulate(case, engine: str | None = None, overrides: dict | None = None,
              power_probe: tuple | None = None) -> dict:
     """Simulated metrics of `case` (keys as `Case.measured`, plus `requests`, `sim_s`).
@@ -48,7 +68,8 @@ def simulate(case, engine: str | None = None, overrides: dict | None = None,
     from wrpsim.pool.kernels.power import PowerModel
     from wrpsim.sim import Simulation
 
-    sim = Simulation(case_config(case, engine, overrides), trace=case.trace)
+    with _as_case_warnings(case):
+        sim = Simulation(case_config(case, engine, overrides), trace=case.trace)
     if power_probe is not None:
         for lat in sim.fleet.latency.values():
             lat._power = PowerModel(0.0, 1.0, *power_probe, source="probe")
