@@ -75,7 +75,13 @@ def test_plan_config_composes_with_the_run_groups_and_no_pool():
                                   r"got nan$"),
     (["plan.slo.tpot_p99_s=inf"], r"^plan\.slo\.tpot_p99_s must be null or a finite number"),
     (["plan.recheck_shuffle_window_s=nan"],
-     r"^plan\.recheck_shuffle_window_s must be null or a finite number > 0, got nan$"),
+     r"^plan\.recheck_shuffle_window_s must be null or a finite number >= 0\.001, got nan$"),
+    # a window of 1e-300 s overflowed into one window of the whole trace; a load sensitivity
+    # of 1e-7 made 1 - x and 1 + x the same trace's tag
+    (["plan.recheck_shuffle_window_s=1e-300"],
+     r"^plan\.recheck_shuffle_window_s must be null or a finite number >= 0\.001, got 1e-300$"),
+    (["plan.load_sensitivity=1e-7"],
+     r"^plan\.load_sensitivity must be 0 \(none\) or a number in \[0\.01, 1\), got 1e-07$"),
     # the two sides of a disaggregated candidate must hold one KV element type: refused before
     # any simulation, under the plan's own key (the engine would name pool.pools.h100-decode)
     (["plan.candidates.h100.role=disaggregated", "+plan.candidates.h100.prefill={kv_dtype: fp8}"],
@@ -443,3 +449,55 @@ def test_a_closed_loop_first_guess_follows_its_clients():
         guesses.append(sum(estimate.first_guess(pools, stats, plan.slo,
                                                 plan.max_instances).values()))
     assert guesses[0] < guesses[1] < len(pools) * plan.max_instances
+
+
+def test_drops_within_unserved_max_do_not_make_a_candidate_impossible(tmp_path):
+    """A KV cache too small for the longest requests drops them at any count — but when the
+    target allows that share unserved, the candidate is not impossible (it was reported as a
+    miss 'by -4.8 %' though every margin held); a prefill pool needs room for the prompt
+    alone (prompt + output was checked)."""
+    cfg = compose_plan("workload.end_s=60", "~plan.candidates.a100", "~plan.candidates.h200",
+                       "+plan.candidates.h100.kv_blocks=200", "plan.slo.unserved_max=0.1",
+                       "plan.load_sensitivity=0", "plan.report=false")
+    record = run_plan(cfg, tmp_path / "kv")
+    assert "dropped at any count" not in record["message"] and record["slo_met"]
+    cfg = compose_plan("workload.end_s=60", "~plan.candidates.a100", "~plan.candidates.h200",
+                       "plan.candidates.h100.role=disaggregated",
+                       "+plan.candidates.h100.prefill={kv_blocks: 258}", "plan.pd_ratios=[1:1]",
+                       "plan.load_sensitivity=0", "plan.report=false")
+    record = run_plan(cfg, tmp_path / "pre")
+    assert "KV" not in record["message"] and record["slo_met"]
+
+
+def test_the_ttft_floor_is_no_bound_where_a_prefix_cache_skips_prompt_tokens(tmp_path):
+    """Sessions sharing an 8,000-token system prompt: one instance's time for the whole median
+    prompt (0.61 s) made a 0.3 s p50 target 'impossible at any count', where the cache
+    serves most of each prompt (measured p50 TTFT 0.06 s)."""
+    cfg = compose_plan("workload=chat-sessions", "workload.source.num_sessions=100",
+                       "workload.source.system={tokens: 8000, prefixes: 1, zipf_s: 1.0}",
+                       "workload.source.first_prompt={dist: lognormal, mean: 64, sigma: 0.3, "
+                       "max: 200}",
+                       "workload.source.new_tokens={dist: lognormal, mean: 32, sigma: 0.3, "
+                       "max: 100}",
+                       "workload.source.output={dist: geometric, mean: 32, max: 64}",
+                       "workload.source.turns={dist: geometric, mean: 1, max: 1}",
+                       "~plan.candidates.a100", "~plan.candidates.h200",
+                       "plan.slo.ttft_p99_s=null", "+plan.slo.ttft_p50_s=0.3",
+                       "plan.load_sensitivity=0", "plan.report=false")
+    record = run_plan(cfg, tmp_path)
+    assert "impossible" not in record["message"] and record["slo_met"]
+
+
+def test_a_plan_on_the_nic_network_runs_and_a_grown_search_fleet_is_said(tmp_path):
+    """network=nic (in --help) failed: the fabric check built a fabric of kind nic. And a fleet
+    the search found on a window, failed on the full trace and grown, was called the cheapest
+    without a word (another fleet may be cheaper on the full trace)."""
+    cfg = compose_plan("workload.end_s=60", "network=nic", "plan.load_sensitivity=0",
+                       "plan.report=false")
+    assert run_plan(cfg, tmp_path / "nic")["slo_met"]
+    cfg = compose_plan("workload.end_s=60", "workload.rate_scale=3", "plan.search_window_s=5",
+                       "plan.slo.ttft_p99_s=0.6", "plan.load_sensitivity=0",
+                       "plan.report=false")
+    record = run_plan(cfg, tmp_path / "grown")
+    assert record["message"].startswith("fleet (the search's cheapest on busiest 5 s window")
+    assert "failed the full trace and was grown)" in record["message"]

@@ -50,11 +50,17 @@ def place(topo: LeafSpine, pools: list[tuple[str, int, int]], policy: str
                 raise ConfigError(
                     f"network: the fabric has {topo.n} GPUs ({topo.servers} "
                     f"server{'s' if topo.servers != 1 else ''} of {G}) but "
-                    f"the pools need {need}; cannot place {name!r} instance {i} "
-                    f"({g} GPUs, placement {policy}); raise network.leaves or "
+                    f"the pools need {need}; cannot place {name!r} instance {i} (its "
+                    f"{_ordinal(i + 1)}, {g} GPUs, placement {policy}); raise network.leaves or "
                     f"network.hosts_per_leaf")
             out[(name, i)] = gpus
     return out
+
+
+def _ordinal(n: int) -> str:
+    """'1st', '2nd', '3rd', '4th', …, '11th', '12th', '13th', '21st' …"""
+    tail = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{tail}"
 
 
 def _take(free, order, position, g, G, policy):

@@ -78,13 +78,16 @@ def _int(d: dict, key: str, low: int, default=None) -> int:
     return v
 
 
-def _opt_pos(d: dict, key: str) -> float | None:
+def _opt_pos(d: dict, key: str, least: float = 0.0) -> float | None:
+    """`plan.<key>`: null, or a finite number > 0 (at least `least` when given: a shuffle
+    window of 1e-300 s overflowed into one window of the whole trace)."""
     v = d.get(key)
     if v is None:
         return None
     if (isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0
-            or v == float("inf")):
-        raise ConfigError(f"plan.{key} must be null or a finite number > 0, got {v!r}")
+            or v == float("inf") or v < least):
+        low = f">= {least:g}" if least else "> 0"
+        raise ConfigError(f"plan.{key} must be null or a finite number {low}, got {v!r}")
     return float(v)
 
 
@@ -217,8 +220,11 @@ def parse_plan(d) -> PlanConfig:
         raise ConfigError(f"plan.pd_ratios must list at least one 'P:D' ratio of integers "
                           f">= 1, e.g. [1:1, 1:2], got {ratios!r}")
     sens = d.get("load_sensitivity", 0.2)
-    if isinstance(sens, bool) or not isinstance(sens, (int, float)) or not 0 <= sens < 1:
-        raise ConfigError(f"plan.load_sensitivity must be a number in [0, 1), got {sens!r}")
+    if (isinstance(sens, bool) or not isinstance(sens, (int, float))
+            or not (sens == 0 or 0.01 <= sens < 1)):
+        # (below 1 %, 1 - x and 1 + x name the same trace: the loads' tags collided)
+        raise ConfigError(f"plan.load_sensitivity must be 0 (none) or a number in [0.01, 1), "
+                          f"got {sens!r}")
     report = boolean("plan.report", d.get("report", True))
     return PlanConfig(
         pools=tuple(pools), candidates=tuple(dict.fromkeys(p.candidate for p in pools)),
@@ -227,7 +233,7 @@ def parse_plan(d) -> PlanConfig:
         max_instances=_int(d, "max_instances", 1, 32), mix=mix,
         pd_ratios=tuple(dict.fromkeys(parse_ratio(r) for r in ratios)),
         recheck_seed=None if d.get("recheck_seed") is None else _int(d, "recheck_seed", 0),
-        recheck_shuffle_window_s=_opt_pos(d, "recheck_shuffle_window_s"),
+        recheck_shuffle_window_s=_opt_pos(d, "recheck_shuffle_window_s", 1e-3),
         load_sensitivity=float(sens), search_window_s=_opt_pos(d, "search_window_s"),
         max_evaluations=_int(d, "max_evaluations", 1, 300), report=report,
         unfit=tuple(unfit),

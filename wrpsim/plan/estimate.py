@@ -51,15 +51,21 @@ class TraceStats:
     clients: int = 0
     #: every request's prompt + output tokens, sorted (`beyond`)
     totals: tuple = ()
+    #: every request's prompt tokens, sorted (`beyond(..., prompts=True)`)
+    prompts: tuple = ()
+    #: whether requests carry prefix hash ids (a prefix cache can then skip prompt tokens)
+    hashed: bool = False
 
-    def beyond(self, context: int) -> int:
-        """Requests whose prompt + output exceed `context` tokens (0 for no limit): dropped
-        with drop_reason `context` by any fleet of a model that long."""
-        if not context or not self.totals:
+    def beyond(self, context: int, prompts: bool = False) -> int:
+        """Requests whose prompt + output (with `prompts`, prompt alone: what a prefill
+        instance holds) exceed `context` tokens (0 for no limit): dropped by any fleet whose
+        instances hold no more."""
+        values = self.prompts if prompts else self.totals
+        if not context or not values:
             return 0
         from bisect import bisect_right
 
-        return len(self.totals) - bisect_right(self.totals, context)
+        return len(values) - bisect_right(values, context)
 
 
 def trace_stats(trace) -> TraceStats:
@@ -76,7 +82,9 @@ def trace_stats(trace) -> TraceStats:
                       float(p.mean()), float(o.mean()), float(np.median(p)),
                       int((p + o).max()), float(np.percentile(p, 90)),
                       float(np.percentile(p, 99)), closed_loop_clients(trace),
-                      tuple(np.sort(p + o).astype(np.int64).tolist()))
+                      tuple(np.sort(p + o).astype(np.int64).tolist()),
+                      tuple(np.sort(p).astype(np.int64).tolist()),
+                      "hash_ids" in trace.columns and bool(trace["hash_ids"].notna().any()))
 
 
 def erlang_c(c: int, a: float) -> float:

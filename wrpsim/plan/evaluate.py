@@ -113,10 +113,15 @@ class Evaluator:
         why not: the placement the simulation would make, tried here without simulating."""
         from wrpsim.errors import ConfigError
 
+        net = self.base.get("network") or {}
+        from wrpsim.pool.transfer import FABRIC_KINDS
+
+        if net.get("kind") not in FABRIC_KINDS:  # (none / nic: no fabric to place on)
+            return ""
         if self._fabric is None:
             from wrpsim.network.transfer import build_fabric
 
-            self._fabric = build_fabric(self.base.get("network"), 0)
+            self._fabric = build_fabric(net, 0)
         if self._fabric.topo is None:
             return ""
         try:

@@ -127,6 +127,8 @@ def analyse(plan, stats) -> tuple[dict, dict, dict, list, set]:
                         (p.role != "decode") if kind == "ttft" else (p.role != "prefill")):
                     at = estimate.floors(p, stats, pct) if kind == "ttft" else fl
                     floor = at[kind]
+                    if kind == "ttft" and stats.hashed and _caches_prefixes(p):
+                        continue  # (cache hits skip prompt tokens: the floor is no bound)
                     if bound < floor:
                         which = ("the median request" if kind == "tpot" or pct == "p50" else
                                  f"the {pct} prompt ({at['prompt']:,} tokens)")
@@ -134,21 +136,52 @@ def analyse(plan, stats) -> tuple[dict, dict, dict, list, set]:
                                      f"what one {p.name} instance takes alone for {which} "
                                      f"({floor:.4g} s) — impossible at any count; a faster GPU, "
                                      f"more tensor parallelism or a looser target may do")
-            if stats.longest_tokens > c.kv_tokens:
-                notes.append(f"candidate {cand}: the longest request needs "
-                             f"{stats.longest_tokens} KV tokens, a {p.name} instance holds "
-                             f"{c.kv_tokens} — it would be dropped at any count")
+            allowed = plan.slo.unserved_max * stats.requests
+            prompt_only = p.role == "prefill"  # (a prefill instance holds the prompt alone)
+            held = "prompt" if prompt_only else "prompt + output"
+            big = stats.beyond(c.kv_tokens, prompts=prompt_only)
+            if big > allowed:
+                notes.append(f"candidate {cand}: {big:,} of the {stats.requests:,} requests "
+                             f"need more KV ({held}) than the {c.kv_tokens:,} tokens a {p.name} "
+                             f"instance holds — dropped at any count, more than "
+                             f"plan.slo.unserved_max ({plan.slo.unserved_max:g}) allows"
+                             + _looser(big, stats.requests))
             limit = _context_of(p)
             over = stats.beyond(limit)
-            if over > plan.slo.unserved_max * stats.requests:
+            if over > allowed:
+                whose = (f"the pool's max_context ({limit:,} tokens)" if p.config.get(
+                    "max_context") else f"the {limit:,}-token context of "
+                    f"{p.config.get('model')}")
+                fix = ("a larger max_context" if p.config.get("max_context")
+                       else "a model with a longer context")
                 notes.append(f"candidate {cand}: {over:,} of the {stats.requests:,} requests "
-                             f"need more than the {limit:,}-token context of "
-                             f"{p.config.get('model')} (prompt + output) — dropped at any count "
+                             f"need more than {whose} (prompt + output) — dropped at any count "
                              f"(drop_reason context), more than plan.slo.unserved_max "
-                             f"({plan.slo.unserved_max:g}) allows; a model with a longer "
-                             f"context, or unserved_max >= {over / stats.requests:.4f}")
+                             f"({plan.slo.unserved_max:g}) allows; {fix}"
+                             + _looser(over, stats.requests, "or "))
     bad = {n.split(":")[0].removeprefix("candidate ") for n in notes}
     return guesses, rates, info, notes, bad
+
+
+def _looser(n: int, total: int, lead: str = "; ") -> str:
+    """'; unserved_max >= x' when a looser target would take `n` of `total` requests dropped
+    (none when all of them are: unserved_max must stay below 1)."""
+    return f"{lead}unserved_max >= {n / total:.4f}" if n < total else ""
+
+
+def _caches_prefixes(p) -> bool:
+    """Whether a pool template's instances cache prompt prefixes (its `prefix_cache.enabled`,
+    else its engine's default): cache hits skip prompt tokens, so one instance's time for a
+    whole prompt is no lower bound on TTFT."""
+    pc = p.config.get("prefix_cache")
+    if isinstance(pc, dict) and pc.get("enabled") is not None:
+        return bool(pc["enabled"])
+    try:
+        from wrpsim.pool.engines import DEFAULT_ENGINE, get_engine
+
+        return bool(get_engine(str(p.config.get("engine") or DEFAULT_ENGINE)).prefix_caching)
+    except Exception:  # (named by the run)
+        return False
 
 
 def _context_of(p) -> int:
@@ -328,7 +361,9 @@ def fleet_yaml(ev, counts) -> str:
     head = (f"# The fleet wrpsim.plan chose ({ev.label(counts)}). To replay it: copy this\n"
             "# file to <catalog>/pools/plan.yaml, then run\n"
             "# WRPSIM_CATALOG=<catalog> python -m wrpsim pool=plan\n"
-            "# with the plan's router= and workload settings (report.md).\n")
+            "# with the plan's router= and every other run setting of the plan's command\n"
+            "# line but its plan.* keys: workload, slo.ttft_s / slo.tpot_s, seed, network\n"
+            "# (report.md).\n")
     return head + yaml.safe_dump({"name": "plan", "pools": pools}, sort_keys=False)
 
 

@@ -140,10 +140,30 @@ def _verdict(ev, plan, checks, notes, feasible: bool, slo_met: bool,
     if _same_requests(ev):
         seed_note += (" (the workload draws nothing at random — fixed lengths and arrivals —, "
                       "so the recheck replayed the same requests and adds no evidence)")
-    state = "meets the SLO" if slo_met else "still misses the SLO after repair"
+    grown = tuple(checks["after_full"]) != tuple(checks["searched"])
+    if slo_met:
+        state = "meets the SLO"
+    else:  # which target misses, on which trace (the recheck may have met it)
+        miss = [(t, *plan.slo.worst(e.margins)) for t, e in (("full trace", full),
+                                                             ("recheck", rc))
+                if not e.slo_met and e.margins]
+        state = "still misses the SLO after repair" + (
+            f" ({miss[0][1]} by {_miss_text(miss[0][1], miss[0][2])} on the {miss[0][0]})"
+            if miss else "")
     best = {"cost": "cheapest fleet", "energy": "lowest-energy fleet",
             "gpus": "fewest-GPU fleet"}[plan.objective]
+    if not slo_met:
+        best = "closest fleet found"
+    elif grown:  # the search's best failed the full trace: grown, so maybe not the best there
+        best = (f"fleet (the search's {best.split()[0]} on "
+                f"{ev.traces['search'].description if 'search' in ev.traces else 'its trace'}, "
+                f"{ev.label(checks['searched'])}, failed the full trace and was grown)")
     return f"{best}: {label} {state}; {seed_note}."
+
+
+def _miss_text(key: str, m) -> str:
+    """How far a target is missed, as the verdicts say it."""
+    return "undefined" if m is None else f"{-m:.1%}" if key != "attainment_min" else f"{-m:.4f}"
 
 
 def _same_requests(ev) -> bool:

@@ -78,8 +78,11 @@ def report_data(ev, record: dict, checks: dict, timing: dict) -> dict:
         m = r["metrics"]
         sens.append({"load": r["load"], "met": r["slo_met"], "ttft_p99": m.get("ttft_p99_s"),
                      "tpot_p99": m.get("tpot_p99_s"), "attainment": m.get("slo_attainment"),
-                     "needed_cost": r["needed_cost_per_hour_usd"],
-                     "needed_kwh": r.get("needed_energy_kwh"), "needed": r["needed_fleet"]})
+                     # (a fleet the repair stopped at without meeting the SLO is none found)
+                     **({"needed_cost": r["needed_cost_per_hour_usd"],
+                         "needed_kwh": r.get("needed_energy_kwh"), "needed": r["needed_fleet"]}
+                        if r.get("needed_slo_met") else
+                        {"needed_cost": None, "needed_kwh": None, "needed": None})})
     sens.sort(key=lambda r: r["load"])
     return {"record": record, "candidates": cands, "pareto": fronts, "sensitivity": sens,
             "utilisation": utilisation(checks["full"].tables),
@@ -236,8 +239,10 @@ def markdown(data: dict) -> str:
                   f"where `python -m wrpsim` defaults to round-robin). To replay this fleet: copy "
                   f"`fleet.yaml` (next to this report) to `<catalog>/pools/plan.yaml` and run "
                   f"`WRPSIM_CATALOG=<catalog> python -m wrpsim pool=plan` with the same "
-                  f"`router=` (e.g. `router=least-outstanding`) and the plan's workload "
-                  f"settings (`workload=…` and its overrides, as given to `wrpsim.plan`).", ""]
+                  f"`router=` (e.g. `router=least-outstanding`) and every other run setting "
+                  f"given to `wrpsim.plan` — the plan's command line less its `plan.*` keys: "
+                  f"`workload=…` and its overrides, `slo.ttft_s` / `slo.tpot_s` (SLO "
+                  f"attainment counts requests within them), `seed`, `network=…`, `pue`.", ""]
     lines += ["## Cost and energy", ""]
     lines += _table(["figure", "value"], [
         ["cost per hour (USD)", _f(r["cost_per_hour_usd"], ".2f")],
