@@ -77,8 +77,8 @@ def shuffle_within(trace: pd.DataFrame, window_s: float | None,
         order = rng.permutation(len(t))
         out = trace.iloc[order].reset_index(drop=True).copy()
         for col in CLIENT_COLUMNS:
-            if col in trace.columns:
-                out[col] = trace[col].to_numpy()
+            if col in trace.columns:  # (as a Series: its dtype kept, so an unchanged trace
+                out[col] = trace[col].reset_index(drop=True)  # still equals the original)
         return _with_attrs(out, trace)
     movable = ~_in_chained_session(trace)
     group = np.floor((t - t[0]) / window_s).astype(np.int64)
