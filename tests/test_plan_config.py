@@ -512,3 +512,12 @@ def test_a_fixed_length_closed_loop_recheck_is_said_to_add_no_evidence(tmp_path)
     record = run_plan(cfg, tmp_path)
     assert record["message"].endswith("so the recheck replayed the same requests and adds no "
                                       "evidence).")
+
+
+def test_the_plans_router_takes_the_deployment_keys_a_run_takes():
+    """docs/planning.md plans with `router.view.kind=oracle`; the planner's config had no
+    router deployment block, so the override was 'router.view: unknown key'."""
+    cfg = compose_plan("router.view.kind=oracle", "router.replicas=2")
+    assert cfg["router"]["view"] == {"kind": "oracle", "interval_s": 1.0, "delay_s": 0.0}
+    assert cfg["router"]["replicas"] == 2
+    assert cfg["router"]["_target_"] == "wrpsim.router.LeastOutstanding"
