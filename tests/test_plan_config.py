@@ -80,6 +80,10 @@ def test_plan_config_composes_with_the_run_groups_and_no_pool():
     # of 1e-7 made 1 - x and 1 + x the same trace's tag
     (["plan.recheck_shuffle_window_s=1e-300"],
      r"^plan\.recheck_shuffle_window_s must be null or a finite number >= 0\.001, got 1e-300$"),
+    # one output token a request: TPOT is undefined for every fleet ("misses by undefined")
+    (["workload=constant-rate", "workload.source.output_tokens=1"],
+     r"^plan\.slo\.tpot_p99_s: every request of the workload has one output token.*set "
+     r"plan\.slo\.tpot_p99_s=null$"),
     (["plan.load_sensitivity=1e-7"],
      r"^plan\.load_sensitivity must be 0 \(none\) or a number in \[0\.01, 1\), got 1e-07$"),
     # the two sides of a disaggregated candidate must hold one KV element type: refused before

@@ -272,6 +272,11 @@ def run_plan(cfg: dict, out_dir: Path | str, trace=None, progress=None) -> dict:
     base["sim"] = {**(cfg.get("sim") or {}), "progress": False}
     traces = build_traces(cfg, plan, seed, trace)
     stats = estimate.trace_stats(traces["search"].frame)
+    tpot_keys = [k for k in plan.slo.upper if k.startswith("tpot_")]
+    if tpot_keys and int(traces["full"].frame["output_tokens"].max()) <= 1:
+        raise ConfigError(f"plan.slo.{tpot_keys[0]}: every request of the workload has one "
+                          f"output token, so no time per output token is measured and no "
+                          f"fleet can meet a TPOT target; set plan.slo.{tpot_keys[0]}=null")
     from dataclasses import replace
 
     # more instances of a pool than requests can serve nothing more: a target no count meets
