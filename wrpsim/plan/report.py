@@ -216,6 +216,18 @@ EMPTY = {
 }
 
 
+def _empty(r: dict, key: str) -> str:
+    """The line for an empty single-type table: every candidate impossible (said below), or the
+    search budget spent before a candidate's own search (`search.complete` false)."""
+    if r["search"].get("complete", True) or r["search"].get("impossible"):
+        return EMPTY[key]
+    return ("none — the search budget (plan.max_evaluations, "
+            f"{r['search'].get('max_evaluations')}) ran out before any candidate was searched "
+            "on its own; raise it." if key == "single" else
+            "No candidate was searched on its own: the search budget (plan.max_evaluations, "
+            f"{r['search'].get('max_evaluations')}) ran out first; raise it.")
+
+
 def _table(head: list[str], rows: list[list], empty: str = "none.") -> list[str]:
     """A Markdown table, or the line `empty` when there is no row (no header-only table)."""
     if not rows:
@@ -267,7 +279,7 @@ def markdown(data: dict) -> str:
     lines += _table(*why["fewer"], empty=EMPTY["fewer"])
     lines += ["## Single-type alternatives", "",
               "The smallest fleet of each candidate alone that meets the SLO (search trace).", ""]
-    lines += _table(*why["single"], empty=EMPTY["single"])
+    lines += _table(*why["single"], empty=_empty(r, "single"))
     lines += ["## Sensitivity to load", ""]
     lines += _table(*why["load"])
     lines += ["## Per-pool utilisation (full trace)", "", UTIL_NOTE, ""]
@@ -294,7 +306,7 @@ def markdown(data: dict) -> str:
                      "smallest fleet meeting the SLO"],
                     [[_cand(c),
                 c["pd_ratio"] or "–", c["guess"], _same(c, "none")]
-                     for c in s["single_type"]], empty=EMPTY["search"])
+                     for c in s["single_type"]], empty=_empty(r, "search"))
     mono = s["monotonicity_violations"]
     lines += [f"Monotonicity (more instances never hurt): "
               f"{'no violation among the evaluated fleets' if not mono else mono}.", ""]
