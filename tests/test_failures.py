@@ -320,3 +320,28 @@ def test_random_failures_over_a_closed_loop_without_a_horizon_are_warned_about(t
                       r"until 0 s, the workload's last arrival time, while the run lasted "
                       r"\d+ s .* 0 failed — give sim\.horizon_s"):
         run(cfg, tmp_path)
+
+
+ALL_DOWN = ("failures=scheduled", "failures.policy=retry", "failures.max_retries=0",
+            "failures.events=[" + ",".join(f"{{pool:h100,instance:{i},at_s:20,down_s:30}}"
+                                           for i in range(4)) + "]")
+
+
+@pytest.mark.parametrize("router", ["round-robin", "slo-aware", "energy-aware", "token-budget",
+                                    "compress-route"])
+def test_every_router_hands_requests_to_the_failure_policy_when_its_instances_are_down(router):
+    """With every instance down for 30 s, the requests that arrive then go to the failure
+    policy (here: dropped, no_healthy_instance) under every router. slo-aware and energy-aware
+    crashed (their choice was None); token-budget and compress-route kept instance lists of
+    their own that still held the failed instances, so requests were routed to them again and
+    again until the outage ended (35,880 decisions for 300 requests, none dropped)."""
+    from tests.conftest import compose_cfg
+
+    cfg = compose_cfg("workload.max_requests=300", f"router={router}", *ALL_DOWN)
+    sim = Simulation(cfg)
+    req = sim.run()[0].to_pandas()
+    lost = req[req.drop_reason == "no_healthy_instance"]
+    base = Simulation(compose_cfg("workload.max_requests=300", "router=round-robin", *ALL_DOWN))
+    want = (base.run()[0].to_pandas().drop_reason == "no_healthy_instance").sum()
+    assert len(lost) == want > 50
+    assert ((lost.arrival_s >= 20) & (lost.arrival_s <= 50.5)).all()

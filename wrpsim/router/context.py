@@ -75,7 +75,12 @@ class TokenBudgetRouter(ModelRouter):
         self.counts = {"short": 0, "long": 0, "spill": 0, "compressed": 0}
 
     def _insts(self, names) -> list:
-        return [i for n in names for i in self._pool_cands[n]]
+        """The instances of pools `names`, as a registered `Candidates` list, so that a failed
+        instance leaves it and a repaired one returns (a plain list kept routing to instances
+        that were down: the requests waited out the outage, routed again and again)."""
+        from wrpsim.pool.fleet import Candidates
+
+        return Candidates(i for n in names for i in self._pool_cands[n])
 
     def saturated(self, insts) -> bool:
         """True when the least loaded of `insts` is at the spill limits."""

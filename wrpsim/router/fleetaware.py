@@ -101,6 +101,8 @@ class _FleetAware(ModelRouter):
                 s = (self.score(request, inst, out), *key)
                 if best is None or s < best_s:
                     best, best_s = inst, s
+        if fast is None:  # every candidate is down: the failure policy takes the request
+            raise IndexError("no candidate instance is up")
         self._choice = best or fast
         label = "meets_slo" if best is not None else "fastest"
         return self._pool_model[self._choice.pool], None, label, best_s[0] if best else fast_t[0]
