@@ -96,8 +96,8 @@ INSTANCE_SCHEMA = pa.schema(
         ("decode_tokens", pa.int64()),
         ("requests_completed", pa.int64()),
         ("requests_handed_off", pa.int64()),  # prompts sent on to a decode instance
-        # KV bytes of every transfer this (prefill) instance started, retries after a decode
-        # instance failed included (0 colocated)
+        # KV bytes of every transfer this (prefill) instance handed off, retries after a
+        # decode instance failed included (0 colocated)
         ("kv_sent_bytes", pa.float64()),
         ("preemptions", pa.int64()),
         ("kv_capacity_blocks", pa.int64()),

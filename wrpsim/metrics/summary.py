@@ -225,9 +225,10 @@ def _failure_keys(reasons: tuple[np.ndarray, list], attempts: np.ndarray, ok: np
 
 
 def _kv_sent(instances: pa.Table, col: dict) -> float:
-    """KV bytes sent prefill -> decode: every transfer the prefill instances started (a request
-    sent again after its decode instance failed counts each time; one whose KV still waits for
-    a reservation at the horizon not yet); from the requests' last sends for a table written
+    """KV bytes sent prefill -> decode: every transfer the prefill instances handed off (a
+    request sent again after its decode instance failed counts each time; one whose KV still
+    waits for a reservation at the horizon not yet, nor the first layers of a layer-wise stream
+    cut short before its prompt was done); from the requests' last sends for a table written
     before instances counted them."""
     if "kv_sent_bytes" in instances.column_names:
         return float(to_numpy(instances.column("kv_sent_bytes")).sum())
@@ -280,7 +281,11 @@ def summarize(requests: pa.Table, instances: pa.Table, duration_s: float, slo: d
         "goodput_rps": float(ok.sum()) / dur,
         "throughput_tokens_per_s": out_tokens / dur,
         "throughput_prompt_tokens_per_s": in_tokens / dur,
-        "preemptions": int(col["preemptions"].sum()),
+        # every preemption the instances made (a lost attempt's too: the requests' column
+        # holds each request's last attempt)
+        "preemptions": int(to_numpy(instances.column("preemptions")).sum()
+                           if "preemptions" in instances.column_names
+                           else col["preemptions"].sum()),
         "prefix_hit_ratio_blocks": _ratio(col["prefix_hit_blocks"], col["prefix_blocks"]),
         "prefix_hit_ratio_tokens": _ratio(col["prefix_hit_tokens"], col["prompt_tokens"])
         if col["prefix_blocks"].sum() > 0 else None,
