@@ -208,9 +208,10 @@ def idle_pools(requests: pa.Table, instances: pa.Table, dropped: np.ndarray) -> 
 def _failure_keys(reasons: tuple[np.ndarray, list], attempts: np.ndarray, ok: np.ndarray,
                   dropped: np.ndarray) -> dict:
     """Requests touched by instance failures: retried (sent more than once), lost (ended
-    unanswered because of a failure: dropped as `instance_failed`, or dropped for another
-    reason — `no_healthy_instance` — after an attempt died with its instance: a dropped row's
-    `attempts` counts the attempts lost), and the SLO attainment of the interrupted ones."""
+    unanswered because of a failure: dropped as `instance_failed`, or dropped for any other
+    reason — `no_healthy_instance`, or `exceeds_kv_capacity` on the smaller instance a re-send
+    found — after an attempt died with its instance: a dropped row's `attempts` counts the
+    attempts lost), and the SLO attainment of the interrupted ones."""
     codes, seen = reasons
     lost = (codes == seen.index("instance_failed") if "instance_failed" in seen
             else np.zeros(len(codes), dtype=bool))
