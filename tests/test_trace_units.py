@@ -112,3 +112,14 @@ def test_out_dir_on_a_hydra_verb_names_hydra_run_dir(tmp_path, verb, made):
     assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
     assert (f"a run's folder is hydra.run.dir=… (a sweep's hydra.sweep.dir=…; default "
             f"results/{made}/<date>/<time>)") in r.stderr
+
+
+def test_dates_where_seconds_are_expected_name_time_unit_datetime(tmp_path):
+    p = tmp_path / "dt.csv"
+    p.write_text("arrival_s,prompt_tokens,output_tokens\n2024-05-01 12:00:00.000000,5,10\n"
+                 "2024-05-01 12:00:01,5,10\n")
+    with pytest.raises(TraceError, match=r"dt\.csv: line 2: field arrival_s \(arrival_s\): not a "
+                                         r"number: '2024-05-01 12:00:00\.000000' \(a date and "
+                                         r"time: set \+\+workload\.source\.time_unit=datetime"):
+        load_trace(p)
+    assert np.allclose(load_trace(p, time_unit="datetime")["arrival_s"], [0.0, 1.0])

@@ -100,7 +100,16 @@ def _arrivals(raw: RawTable, src: str, unit: str, fmt: str | None) -> np.ndarray
                         f"cannot parse timestamp {_show(s.iloc[i])} (format {fmt or 'ISO8601'})")
         ns = t.astype("datetime64[ns]").to_numpy().astype(np.int64)
         return (ns - ns.min()) / 1e9
-    v = _numbers(raw, src, "arrival_s")
+    try:
+        v = _numbers(raw, src, "arrival_s")
+    except TraceError as e:  # a date and time where a number was expected: say which unit
+        first = next((x for x in s if isinstance(x, str) and x.strip()), None)
+        if first is None or pd.isna(pd.to_datetime(first, errors="coerce", utc=True,
+                                                   format="ISO8601")):
+            raise
+        raise TraceError(f"{e} (a date and time: set ++workload.source.time_unit=datetime, "
+                         f"with ++workload.source.time_format=... if it is not ISO 8601)"
+                         ) from None
     _epoch_unit(raw, src, v, unit)
     return (v - v.min()) / TIME_UNITS[unit]
 
