@@ -60,6 +60,7 @@ def main(argv: list[str]) -> None:
     res = {"cube": [row(16, seeds, lb=lb) for lb in CUBE_LBS],
            "transports": [row(8, range(3), lb=lb, transport=tr)
                           for tr in TRANSPORTS for lb in SMALL_LBS]}
+    out_dir.mkdir(parents=True, exist_ok=True)  # (a new folder: the rows were lost at the end)
     (out_dir / "transport_lb.json").write_text(json.dumps(res, indent=1) + "\n")
 
 
