@@ -261,3 +261,21 @@ def test_descent_is_near_optimal_on_random_capacity_programs():
             worst = max(worst, got / want)
         assert sims <= 300
     assert exact >= 97 and worst < 1.06
+
+
+def test_fresh_tokens_are_those_no_cache_could_skip():
+    """The TTFT floor of a prefix-caching candidate over a trace of hash ids counts the prompt
+    tokens of blocks no earlier request had (an unbounded cache computes those), at least one
+    token a request; a request without ids counts its whole prompt."""
+    import pandas as pd
+
+    from wrpsim.plan.estimate import fresh_tokens, trace_stats
+    from wrpsim.workload.prefix import set_block_tokens
+
+    df = pd.DataFrame({"arrival_s": [0.0, 1.0, 2.0, 3.0],
+                       "prompt_tokens": [48, 48, 40, 100], "output_tokens": [5] * 4,
+                       "hash_ids": [[1, 2, 3], [1, 2, 4], [1, 2, 3], None]})
+    df = set_block_tokens(df, 16)
+    assert fresh_tokens(df).tolist() == [48.0, 16.0, 1.0, 100.0]
+    stats = trace_stats(df)
+    assert stats.hashed and stats.fresh[0] == pytest.approx(32.0)

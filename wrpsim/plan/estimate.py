@@ -55,6 +55,9 @@ class TraceStats:
     prompts: tuple = ()
     #: whether requests carry prefix hash ids (a prefix cache can then skip prompt tokens)
     hashed: bool = False
+    #: p50 / p90 / p99 of the prompt tokens a perfect cache could not skip (those of blocks no
+    #: earlier request had: `fresh_tokens`); the prompt percentiles without hash ids
+    fresh: tuple = ()
 
     def beyond(self, context: int, prompts: bool = False) -> int:
         """Requests whose prompt + output (with `prompts`, prompt alone: what a prefill
@@ -78,13 +81,51 @@ def trace_stats(trace) -> TraceStats:
     counts = np.searchsorted(t, t + w, side="left") - np.arange(len(t))
     from wrpsim.plan.traces import closed_loop_clients
 
+    hashed = "hash_ids" in trace.columns and bool(trace["hash_ids"].notna().any())
+    fresh = fresh_tokens(trace) if hashed and len(p) else p
     return TraceStats(len(t), dur, len(t) / dur, max(len(t) / dur, float(counts.max()) / w),
                       float(p.mean()), float(o.mean()), float(np.median(p)),
                       int((p + o).max()), float(np.percentile(p, 90)),
                       float(np.percentile(p, 99)), closed_loop_clients(trace),
                       tuple(np.sort(p + o).astype(np.int64).tolist()),
                       tuple(np.sort(p).astype(np.int64).tolist()),
-                      "hash_ids" in trace.columns and bool(trace["hash_ids"].notna().any()))
+                      hashed, tuple(float(np.percentile(fresh, q)) for q in (50, 90, 99)))
+
+
+def fresh_tokens(trace) -> np.ndarray:
+    """Per request, the prompt tokens no prefix cache can skip: those of its blocks (hash ids)
+    no earlier request had — what even an unbounded cache that kept every block computes —
+    and any tokens beyond its ids; the whole prompt without ids. A lower bound on each
+    request's prefill work, in arrival order."""
+    block = int(trace.attrs.get("hash_block_tokens") or 0)
+    prompts = trace["prompt_tokens"].to_numpy(dtype=np.float64)
+    if block <= 0:
+        return prompts
+    seen: set = set()
+    out = prompts.copy()
+    for k, ids in enumerate(trace["hash_ids"]):
+        if ids is None or not len(ids):
+            continue
+        new = sum(1 for i in ids if i not in seen)
+        seen.update(ids)
+        beyond = max(0.0, prompts[k] - len(ids) * block)
+        out[k] = max(1.0, min(prompts[k], new * block + beyond))
+    return out
+
+
+def caches_prefixes(template) -> bool:
+    """Whether a pool template's instances cache prompt prefixes (its `prefix_cache.enabled`,
+    else its engine's default)."""
+    pc = template.config.get("prefix_cache")
+    if isinstance(pc, dict) and pc.get("enabled") is not None:
+        return bool(pc["enabled"])
+    try:
+        from wrpsim.pool.engines import DEFAULT_ENGINE, get_engine
+
+        return bool(get_engine(str(template.config.get("engine") or DEFAULT_ENGINE))
+                    .prefix_caching)
+    except Exception:  # (named by the run)
+        return False
 
 
 def erlang_c(c: int, a: float) -> float:
@@ -169,11 +210,17 @@ def floors(template, stats: TraceStats, pct: str = "p50") -> dict:
     """Lower bounds on the `pct` (p50, p90, p99) TTFT and TPOT of any fleet of this pool: at no
     load a request's TTFT is its prompt's prefill, which grows with the prompt, so the TTFT
     percentile is at least the prefill of the prompt at that percentile, in one iteration
-    (chunks only add iterations); TPOT at batch 1 after the median prompt."""
+    (chunks only add iterations) — with a prefix cache over a trace of hash ids, of the tokens
+    no cache could skip at that percentile; TPOT at batch 1 after the median prompt."""
     from wrpsim.pool.fleet import build_latency, parse_pool
 
     lat = build_latency(parse_pool(template.name, {**template.config, "count": 1}))
-    prompt = {"p90": stats.prompt_p90, "p99": stats.prompt_p99}.get(pct) or stats.prompt_p50
+    if stats.hashed and stats.fresh and caches_prefixes(template):
+        # a prefix cache skips the blocks it holds: the floor is that of the tokens no cache
+        # could skip (`fresh_tokens`)
+        prompt = dict(zip(("p50", "p90", "p99"), stats.fresh)).get(pct) or stats.fresh[0]
+    else:
+        prompt = {"p90": stats.prompt_p90, "p99": stats.prompt_p99}.get(pct) or stats.prompt_p50
     p, m = max(round(prompt), 1), max(round(stats.prompt_p50), 1)
     return {"ttft": lat.iteration_s(p, p * (p + 1) / 2, 0, 0),
             "tpot": lat.iteration_s(0, 0.0, 1, m), "prompt": p}

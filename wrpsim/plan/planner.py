@@ -127,11 +127,11 @@ def analyse(plan, stats) -> tuple[dict, dict, dict, list, set]:
                         (p.role != "decode") if kind == "ttft" else (p.role != "prefill")):
                     at = estimate.floors(p, stats, pct) if kind == "ttft" else fl
                     floor = at[kind]
-                    if kind == "ttft" and stats.hashed and _caches_prefixes(p):
-                        continue  # (cache hits skip prompt tokens: the floor is no bound)
                     if bound < floor:
+                        fresh = stats.hashed and estimate.caches_prefixes(p)
                         which = ("the median request" if kind == "tpot" or pct == "p50" else
-                                 f"the {pct} prompt ({at['prompt']:,} tokens)")
+                                 f"the {pct} prompt ({at['prompt']:,} tokens"
+                                 + (" no prefix cache could skip" if fresh else "") + ")")
                         notes.append(f"candidate {cand}: {key} target {bound:g} s is below "
                                      f"what one {p.name} instance takes alone for {which} "
                                      f"({floor:.4g} s) — impossible at any count; a faster GPU, "
@@ -158,7 +158,7 @@ def analyse(plan, stats) -> tuple[dict, dict, dict, list, set]:
                              f"need more than {whose} (prompt + output) — dropped at any count "
                              f"(drop_reason context), more than plan.slo.unserved_max "
                              f"({plan.slo.unserved_max:g}) allows; {fix}"
-                             + _looser(over, stats.requests, "or "))
+                             + _looser(over, stats.requests, " or "))
     bad = {n.split(":")[0].removeprefix("candidate ") for n in notes}
     return guesses, rates, info, notes, bad
 
@@ -167,21 +167,6 @@ def _looser(n: int, total: int, lead: str = "; ") -> str:
     """'; unserved_max >= x' when a looser target would take `n` of `total` requests dropped
     (none when all of them are: unserved_max must stay below 1)."""
     return f"{lead}unserved_max >= {n / total:.4f}" if n < total else ""
-
-
-def _caches_prefixes(p) -> bool:
-    """Whether a pool template's instances cache prompt prefixes (its `prefix_cache.enabled`,
-    else its engine's default): cache hits skip prompt tokens, so one instance's time for a
-    whole prompt is no lower bound on TTFT."""
-    pc = p.config.get("prefix_cache")
-    if isinstance(pc, dict) and pc.get("enabled") is not None:
-        return bool(pc["enabled"])
-    try:
-        from wrpsim.pool.engines import DEFAULT_ENGINE, get_engine
-
-        return bool(get_engine(str(p.config.get("engine") or DEFAULT_ENGINE)).prefix_caching)
-    except Exception:  # (named by the run)
-        return False
 
 
 def _context_of(p) -> int:
