@@ -99,6 +99,7 @@ def main(argv: list[str]) -> None:
         points.append(one(name, overrides, patch, quick))
         print(json.dumps(points[-1]), file=sys.stderr)
     command = "python docs/experiments/multicall_study.py" + (" --quick" if quick else "")
+    out.mkdir(parents=True, exist_ok=True)  # (a new folder: the points were lost at the end)
     (out / "multicall_study.json").write_text(
         json.dumps({"command": command, "points": points}, indent=1) + "\n", encoding="utf-8")
     print(table(points))
