@@ -525,3 +525,15 @@ def test_the_plans_router_takes_the_deployment_keys_a_run_takes():
     assert cfg["router"]["view"] == {"kind": "oracle", "interval_s": 1.0, "delay_s": 0.0}
     assert cfg["router"]["replicas"] == 2
     assert cfg["router"]["_target_"] == "wrpsim.router.LeastOutstanding"
+
+
+def test_a_fleet_with_instances_to_spare_is_shrunk_to_the_one_that_is_needed(tmp_path):
+    """A search cut short by its budget stopped at 3 × A100 while its own one-fewer check found
+    2 × A100 meeting the SLO on both traces ('meets the SLO on both traces' beside the
+    'cheapest' fleet): the plan is now the smaller fleet, and says where the search stopped."""
+    cfg = compose_plan("workload.end_s=60", "plan.max_evaluations=1", "plan.report=false")
+    record = run_plan(cfg, tmp_path)
+    assert record["slo_met"]
+    assert "where the search stopped, had instances to spare: fewer met both traces" in record[
+        "message"]
+    assert not any(o["slo_met"] for o in record["one_fewer"])

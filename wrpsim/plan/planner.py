@@ -319,8 +319,15 @@ def verify_plan(ev, plan, best: tuple, feasible: bool, traces: dict) -> dict:
     out["recheck_first_met"] = first.slo_met
     if feasible and not (first.slo_met and ev.evaluate(counts, "full", "final").slo_met):
         counts = verify.repair(ev, plan, counts, ["full", "recheck"], "recheck")
-    out["final"] = counts
     out["added"] = counts != out["after_full"]  # instances added after the recheck failed
+    out["shrunk_from"] = None
+    if feasible and not out["added"] and passes_both(ev, counts):
+        # a fleet with one instance fewer that meets both traces is the better plan (a search
+        # cut short by plan.max_evaluations, or a non-monotone step, can stop above it)
+        smaller = verify.shrink(ev, plan, counts, ["full", "recheck"], "one-fewer")
+        if smaller != counts:
+            out["shrunk_from"], counts = counts, smaller
+    out["final"] = counts
     out["full"] = ev.evaluate(counts, "full", "final", keep=True)
     out["recheck"] = ev.evaluate(counts, "recheck", "recheck", keep=True)
     out["one_fewer"] = verify.one_fewer(ev, counts, ["full", "recheck"]) if feasible else []
@@ -339,6 +346,11 @@ def verify_plan(ev, plan, best: tuple, feasible: bool, traces: dict) -> dict:
     out["sensitivity"] = sens
     out["violations"] = verify.monotonicity_violations(ev)
     return out
+
+
+def passes_both(ev, counts) -> bool:
+    """The SLO met by `counts` on the full trace and on the recheck."""
+    return verify.passes(ev, counts, ["full", "recheck"], "one-fewer")
 
 
 def fleet_yaml(ev, counts) -> str:

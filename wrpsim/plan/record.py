@@ -141,6 +141,9 @@ def _verdict(ev, plan, checks, notes, feasible: bool, slo_met: bool,
         seed_note += (" (the workload draws nothing at random — fixed lengths and arrivals —, "
                       "so the recheck replayed the same requests and adds no evidence)")
     grown = tuple(checks["after_full"]) != tuple(checks["searched"])
+    if checks.get("shrunk_from") is not None:
+        seed_note += (f"; {ev.label(checks['shrunk_from'])}, where the search stopped, had "
+                      f"instances to spare: fewer met both traces")
     if slo_met:
         state = "meets the SLO"
     else:  # which target misses, on which trace (the recheck may have met it)
