@@ -113,21 +113,6 @@ def fresh_tokens(trace) -> np.ndarray:
     return out
 
 
-def caches_prefixes(template) -> bool:
-    """Whether a pool template's instances cache prompt prefixes (its `prefix_cache.enabled`,
-    else its engine's default)."""
-    pc = template.config.get("prefix_cache")
-    if isinstance(pc, dict) and pc.get("enabled") is not None:
-        return bool(pc["enabled"])
-    try:
-        from wrpsim.pool.engines import DEFAULT_ENGINE, get_engine
-
-        return bool(get_engine(str(template.config.get("engine") or DEFAULT_ENGINE))
-                    .prefix_caching)
-    except Exception:  # (named by the run)
-        return False
-
-
 def erlang_c(c: int, a: float) -> float:
     """Probability of waiting in M/M/c with offered load a = λ/μ (1 when a >= c)."""
     if a >= c:
@@ -210,12 +195,15 @@ def floors(template, stats: TraceStats, pct: str = "p50") -> dict:
     """Lower bounds on the `pct` (p50, p90, p99) TTFT and TPOT of any fleet of this pool: at no
     load a request's TTFT is its prompt's prefill, which grows with the prompt, so the TTFT
     percentile is at least the prefill of the prompt at that percentile, in one iteration
-    (chunks only add iterations) — with a prefix cache over a trace of hash ids, of the tokens
-    no cache could skip at that percentile; TPOT at batch 1 after the median prompt."""
+    (chunks only add iterations) — with a prefix cache (the pool's `prefix_cache`, as the run
+    resolves it) over a trace of hash ids, of the tokens no cache could skip at that percentile
+    (`fresh`: True); TPOT at batch 1 after the median prompt."""
     from wrpsim.pool.fleet import build_latency, parse_pool
 
-    lat = build_latency(parse_pool(template.name, {**template.config, "count": 1}))
-    if stats.hashed and stats.fresh and caches_prefixes(template):
+    spec = parse_pool(template.name, {**template.config, "count": 1})
+    lat = build_latency(spec)
+    fresh = bool(stats.hashed and stats.fresh and spec.prefix_cache)
+    if fresh:
         # a prefix cache skips the blocks it holds: the floor is that of the tokens no cache
         # could skip (`fresh_tokens`)
         prompt = dict(zip(("p50", "p90", "p99"), stats.fresh)).get(pct) or stats.fresh[0]
@@ -223,7 +211,7 @@ def floors(template, stats: TraceStats, pct: str = "p50") -> dict:
         prompt = {"p90": stats.prompt_p90, "p99": stats.prompt_p99}.get(pct) or stats.prompt_p50
     p, m = max(round(prompt), 1), max(round(stats.prompt_p50), 1)
     return {"ttft": lat.iteration_s(p, p * (p + 1) / 2, 0, 0),
-            "tpot": lat.iteration_s(0, 0.0, 1, m), "prompt": p}
+            "tpot": lat.iteration_s(0, 0.0, 1, m), "prompt": p, "fresh": fresh}
 
 
 def _wait_target(slo) -> tuple[float | None, bool]:

@@ -128,10 +128,9 @@ def analyse(plan, stats) -> tuple[dict, dict, dict, list, set]:
                     at = estimate.floors(p, stats, pct) if kind == "ttft" else fl
                     floor = at[kind]
                     if bound < floor:
-                        fresh = stats.hashed and estimate.caches_prefixes(p)
                         which = ("the median request" if kind == "tpot" or pct == "p50" else
                                  f"the {pct} prompt ({at['prompt']:,} tokens"
-                                 + (" no prefix cache could skip" if fresh else "") + ")")
+                                 + (" no prefix cache could skip" if at["fresh"] else "") + ")")
                         notes.append(f"candidate {cand}: {key} target {bound:g} s is below "
                                      f"what one {p.name} instance takes alone for {which} "
                                      f"({floor:.4g} s) — impossible at any count; a faster GPU, "

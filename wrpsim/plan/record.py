@@ -130,9 +130,8 @@ def _verdict(ev, plan, checks, notes, feasible: bool, slo_met: bool,
         if searched and notes:
             search = f"of {', '.join(searched)}, {search}"
         why = "; ".join([*notes, *([search] if searched else [])])
-        miss = "undefined" if m is None else f"{-m:.1%}" if key != "attainment_min" else f"{-m:.4f}"
         return (f"no fleet meets the SLO: {why}. Closest fleet found: {label}, which misses "
-                f"{key} by {miss}.")
+                f"{key} by {_miss_text(key, m)}.")
     rc = checks["recheck"]
     seed_note = (f"re-checked with fresh seed {rc.seed}: met" if checks["recheck_first_met"]
                  else f"re-checked with fresh seed {rc.seed}: the searched fleet "
