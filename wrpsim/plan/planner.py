@@ -320,7 +320,8 @@ def verify_plan(ev, plan, best: tuple, feasible: bool, traces: dict) -> dict:
         counts = verify.repair(ev, plan, counts, ["full", "recheck"], "recheck")
     out["added"] = counts != out["after_full"]  # instances added after the recheck failed
     out["shrunk_from"] = None
-    if feasible and not out["added"] and passes_both(ev, counts):
+    if feasible and not out["added"] and verify.passes(ev, counts, ["full", "recheck"],
+                                                        "one-fewer"):
         # a fleet with one instance fewer that meets both traces is the better plan (a search
         # cut short by plan.max_evaluations, or a non-monotone step, can stop above it)
         smaller = verify.shrink(ev, plan, counts, ["full", "recheck"], "one-fewer")
@@ -345,11 +346,6 @@ def verify_plan(ev, plan, best: tuple, feasible: bool, traces: dict) -> dict:
     out["sensitivity"] = sens
     out["violations"] = verify.monotonicity_violations(ev)
     return out
-
-
-def passes_both(ev, counts) -> bool:
-    """The SLO met by `counts` on the full trace and on the recheck."""
-    return verify.passes(ev, counts, ["full", "recheck"], "one-fewer")
 
 
 def fleet_yaml(ev, counts) -> str:
