@@ -55,14 +55,18 @@ def winner(runs) -> str | None:
         bound = min(costs) + COST_TOLERANCE * abs(min(costs))
         done = [(n, s) for n, s in done if s.get("cost_usd") is not None and s["cost_usd"] <= bound]
     inf = float("inf")
-    return min(done, key=lambda ns: (_unanswered(ns[1]),
+    return min(done, key=lambda ns: (unanswered(ns[1]),
                                      inf if ns[1].get("ttft_p99_s") is None
                                      else ns[1]["ttft_p99_s"], _natural(ns[0])))[0]
 
 
-def _unanswered(s: dict) -> int:
-    """Requests of a run's summary that got no answer: dropped, lost, or still running when the
-    run ended (0 when the summary does not say)."""
+def unanswered(summary: dict | None) -> int:
+    """Requests of a run's summary that got no answer: dropped (lost ones among them) or still
+    running when the run ended (`requests_total` − `requests_completed`). Its latency
+    percentiles and CDFs cover only the others: such a run must not win on p99 against one
+    that served them, and the dashboard draws it apart on the cost-vs-p99 plots and leaves it
+    off their Pareto front."""
+    s = summary or {}
     total, done = s.get("requests_total"), s.get("requests_completed")
     return max(0, int(total) - int(done)) if total is not None and done is not None else 0
 

@@ -31,7 +31,15 @@ from pathlib import Path
 from urllib.parse import quote
 
 from wrpsim.report import _template, plotstyle
-from wrpsim.report.choice import RULE, is_number, load_dimension, pareto, trace_sizes, winner
+from wrpsim.report.choice import (
+    RULE,
+    is_number,
+    load_dimension,
+    pareto,
+    trace_sizes,
+    unanswered,
+    winner,
+)
 from wrpsim.report.collect import (
     REQUESTS,
     Run,
@@ -148,14 +156,6 @@ def payload(runs: list[Run], sweep_dir: Path, points: int = 500, bins: int = 200
         "sizes": trace_sizes([r.summary for r in done]),
         "runs": items,
     }
-
-
-def unanswered(summary: dict | None) -> int:
-    """Requests of a completed run that got no answer (dropped or unfinished at the horizon):
-    its latency percentiles and CDFs cover only the others, so a run with any is drawn apart on
-    the cost-vs-p99 plots and left off their Pareto front."""
-    s = summary or {}
-    return sum(int(s.get(k) or 0) for k in ("requests_dropped", "requests_in_flight"))
 
 
 def _num(v) -> bool:
