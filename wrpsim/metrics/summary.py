@@ -225,15 +225,12 @@ def _failure_keys(reasons: tuple[np.ndarray, list], attempts: np.ndarray, ok: np
     }
 
 
-def _kv_sent(instances: pa.Table, col: dict) -> float:
-    """KV bytes sent prefill -> decode: every transfer the prefill instances handed off (a
-    request sent again after its decode instance failed counts each time; one whose KV still
-    waits for a reservation at the horizon not yet, nor the first layers of a layer-wise stream
-    cut short before its prompt was done); from the requests' last sends for a table written
-    before instances counted them."""
-    if "kv_sent_bytes" in instances.column_names:
-        return float(to_numpy(instances.column("kv_sent_bytes")).sum())
-    return float(col["kv_transfer_bytes"].sum())
+def _instances_total(instances: pa.Table, column: str, requests_total):
+    """The sum of an instance-table `column` (what the instances did, lost attempts included),
+    or `requests_total`, the requests' figure, for a table written without that column."""
+    if column in instances.column_names:
+        return to_numpy(instances.column(column)).sum()
+    return requests_total
 
 
 def summarize(requests: pa.Table, instances: pa.Table, duration_s: float, slo: dict,
@@ -273,7 +270,12 @@ def summarize(requests: pa.Table, instances: pa.Table, duration_s: float, slo: d
         "e2e_p99_s": pct(e2e, 99),
         "queue_wait_mean_s": mean(col["queue_wait_s"][done]),
         "tt2t_p50_s": pct(col["tt2t_s"][done], 50), "tt2t_p99_s": pct(col["tt2t_s"][done], 99),
-        "kv_transfer_bytes": _kv_sent(instances, col),
+        # KV bytes sent prefill -> decode: every transfer the prefill instances handed off (a
+        # request sent again after its decode instance failed counts each time; one whose KV
+        # still waits for a reservation at the horizon not yet, nor the first layers of a
+        # layer-wise stream cut short before its prompt was done)
+        "kv_transfer_bytes": float(_instances_total(instances, "kv_sent_bytes",
+                                                    col["kv_transfer_bytes"].sum())),
         "kv_transfer_mean_s": mean(col["kv_transfer_s"][done]),
         "kv_transfer_p99_s": pct(col["kv_transfer_s"][done], 99),
         "kv_wait_mean_s": mean(col["kv_wait_s"][done]),
@@ -284,9 +286,8 @@ def summarize(requests: pa.Table, instances: pa.Table, duration_s: float, slo: d
         "throughput_prompt_tokens_per_s": in_tokens / dur,
         # every preemption the instances made (a lost attempt's too: the requests' column
         # holds each request's last attempt)
-        "preemptions": int(to_numpy(instances.column("preemptions")).sum()
-                           if "preemptions" in instances.column_names
-                           else col["preemptions"].sum()),
+        "preemptions": int(_instances_total(instances, "preemptions",
+                                            col["preemptions"].sum())),
         "prefix_hit_ratio_blocks": _ratio(col["prefix_hit_blocks"], col["prefix_blocks"]),
         "prefix_hit_ratio_tokens": _ratio(col["prefix_hit_tokens"], col["prompt_tokens"])
         if col["prefix_blocks"].sum() > 0 else None,

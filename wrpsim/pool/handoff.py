@@ -68,7 +68,7 @@ class HandoffMixin(FailureMixin):
         self.nic_free_by_group = None  # per attention group, when its NICs are free (`nic_groups`)
         self.gpus: list[int] = []  # fabric GPU ids (network=fluid|packet)
         self.handed_off = 0
-        self.kv_sent_bytes = 0.0  # prefill side: KV bytes of every transfer started here
+        self.kv_sent_bytes = 0.0  # prefill side: KV bytes of every hand-off sent from here
         self.outgoing: dict[int, Seq] = {}  # prefill side, by id(seq): prompt done, KV here
         self.reservations: deque = deque()  # decode side: (seq, prefill instance) to grant
         self.incoming: dict[int, Seq] = {}  # decode side: blocks granted, KV not arrived yet
