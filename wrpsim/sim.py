@@ -279,7 +279,8 @@ class Simulation:
             missing = [m for m in wanted if m not in self.fleet.models]
             if missing:
                 near = same_name(missing[0], self.fleet.models)
-                lost = [i for i, m in enumerate(models) if m in set(missing)]
+                unserved = set(missing)
+                lost = [i for i, m in enumerate(models) if m in unserved]
                 raise ConfigError(
                     f"workload requests model(s) {missing} that no pool serves (workload.model, "
                     f"workload.model_mix or the trace's model column): {len(lost):,} of "

@@ -28,6 +28,7 @@ from wrpsim.pool.modelspec import (
     VISION_FIELDS,
     ModelSpec,
     VisionSpec,
+    divisors,
     read_hf_config,
 )
 from wrpsim.yamlfast import safe_load
@@ -297,10 +298,9 @@ def _model_entry(path: Path, name: str, raw: dict) -> ModelSpec:
         raise ConfigError(f"{path}: entry {name!r}: field 'active_experts' must be <= "
                           f"experts ({experts}), got {vals['active_experts']}")
     if vals["heads"] % vals["kv_heads"]:
-        valid = [d for d in range(1, vals["heads"] + 1) if vals["heads"] % d == 0]
         raise ConfigError(f"{path}: entry {name!r}: field 'kv_heads' must divide heads "
                           f"({vals['heads']}), got {vals['kv_heads']}; valid: "
-                          f"{', '.join(map(str, valid))}")
+                          f"{divisors(vals['heads'])}")
     if experts > 1 and vals.get("dense_layers", 0) >= vals["layers"]:
         raise ConfigError(f"{path}: entry {name!r}: field 'dense_layers' must be below layers "
                           f"({vals['layers']}) for a model with experts, got "

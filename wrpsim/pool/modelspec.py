@@ -589,6 +589,11 @@ CORE_KEYS = ("num_hidden_layers", "hidden_size", "num_attention_heads",
              "tie_word_embeddings", "first_k_dense_replace")
 
 
+def divisors(n: int) -> str:
+    """'1, 2, 3, 4, 6, 8, 12, 24': the KV-head counts `n` attention heads can share."""
+    return ", ".join(str(d) for d in range(1, n + 1) if n % d == 0)
+
+
 def _edits(a: str, b: str) -> int:
     """Levenshtein distance: single-character insertions, deletions and substitutions."""
     row = list(range(len(b) + 1))
@@ -1015,10 +1020,8 @@ def _fields(c: dict) -> dict:
                  # (absent, and no default for the model_type: no limit is enforced)
                  "max_context": _hf_int(c, "max_position_embeddings", 1) or 0}
     if heads % out["kv_heads"]:
-        valid = [d for d in range(1, heads + 1) if heads % d == 0]
         raise ConfigError(f"config.json key 'num_key_value_heads' ({out['kv_heads']}) must "
-                          f"divide num_attention_heads ({heads}); valid: "
-                          f"{', '.join(map(str, valid))}")
+                          f"divide num_attention_heads ({heads}); valid: {divisors(heads)}")
     head_dim = _hf_int(c, "head_dim", 1) or _hf_int(c, "attention_head_dim", 1) \
         or hidden // heads
     experts = (_hf_int(c, "num_experts") or _hf_int(c, "n_routed_experts")
@@ -1036,7 +1039,7 @@ def _fields(c: dict) -> dict:
                           + f" (model_type {mtype or 'not given'}): a dialect wrpsim does not "
                           "read; give the model as wrpsim's own fields (pools/README.md)")
     n_moe = _moe_layer_count(c, layers) if experts > 1 else 0
-    if experts > 1 and n_moe == 0 and not str(c.get("model_type")).startswith("llama4"):
+    if experts > 1 and n_moe == 0 and not mtype.startswith("llama4"):
         raise ConfigError(f"config.json gives {experts} experts but places them in none of its "
                           f"{layers} layers (decoder_sparse_step, mlp_only_layers, "
                           f"moe_layers ...): set the MoE layers, or give a dense model without "
