@@ -117,6 +117,17 @@ BAD = [
     (["workload=closed-loop", "workload.source.random_input_len=1024"],
      r"workload\.source\.random_input_len: unknown key; .*vllm bench serve's random_input_len "
      r"is workload\.source\.prompt_tokens here$"),
+    (["workload=vllm-bench", "workload.source.random_input_len=512"],
+     r"workload\.source\.random_input_len: unknown key; .*vllm bench serve's random_input_len "
+     r"is workload\.source\.lengths\.prompt\.value here$"),
+    (["workload=vllm-bench", "+workload.source.request_rate=16"],
+     r"workload\.source\.request_rate: unknown key 'request_rate'; .*vllm bench serve's "
+     r"request_rate is arrivals\.rate here$"),
+    (["workload=vllm-bench", "workload.source.burstiness=4"],
+     r"burstiness is gamma arrivals of cv 1/sqrt\(burstiness\) \(workload\.source\.arrivals"
+     r"\.process=gamma \+workload\.source\.arrivals\.cv=…\) here$"),
+    (["workload=closed-loop", "workload.source.request_rate=16"],
+     r"request_rate is Poisson arrivals at workload=vllm-bench's workload\.source\.arrivals\.rate"),
     (["workload=closed-loop", "+workload.source.num_prompts=10"],
      r"workload\.source: unknown key\(s\) \['num_prompts'\]; .*vllm bench serve's "
      r"num_prompts is num_requests here$"),

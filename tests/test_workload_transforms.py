@@ -152,6 +152,22 @@ def test_every_workload_yaml_builds_a_canonical_frame(path):
     assert [r.prompt_tokens for r in reqs] == df.prompt_tokens.iloc[:3].tolist()
 
 
+def test_vllm_bench_is_poisson_at_the_rate_with_fixed_lengths():
+    """`vllm bench serve --request-rate R` (burstiness 1): exponential gaps of mean 1/R (the
+    sample mean within 4 standard errors, the coefficient of variation near 1) and every
+    request the --random-input-len / --random-output-len it names."""
+    cfg = _cfg("vllm-bench")
+    cfg["source"]["arrivals"]["rate"] = 16.0
+    cfg["source"]["num_requests"] = 4000
+    cfg["source"]["lengths"]["prompt"]["value"] = 512
+    df = build_workload(cfg, seed=3, base_dir=WORKLOADS)
+    gaps = np.diff(df.arrival_s.to_numpy())
+    assert len(df) == 4000
+    assert abs(gaps.mean() - 1 / 16) < 4 * (1 / 16) / np.sqrt(len(gaps))
+    assert gaps.std() / gaps.mean() == pytest.approx(1.0, abs=0.08)
+    assert set(df.prompt_tokens) == {512} and set(df.output_tokens) == {128}
+
+
 def test_default_workload_is_the_whole_conversation_trace():
     df = build_workload(_cfg("azure-conv-2023"), seed=0, base_dir=WORKLOADS)
     assert len(df) == 19366

@@ -96,7 +96,8 @@ def unknown_key(field: str, key: object, valid) -> ConfigError:
     """The standard error for a key outside `valid` (`field` is the key's full path), listing
     the valid keys with the nearest one suggested."""
     return ConfigError(f"{field}: unknown key {key!r}; valid keys: "
-                       f"{', '.join(str(v) for v in valid)}{did_you_mean(key, valid)}")
+                       f"{', '.join(str(v) for v in valid)}"
+                       f"{vllm_hint(key, valid) or did_you_mean(key, valid)}")
 
 
 #: vLLM's engine arguments (`vllm serve`) and where a pool holds them
@@ -113,16 +114,27 @@ VLLM_BENCH_ARGS = {"random_input_len": "prompt_tokens", "random_output_len": "ou
                    "input_len": "prompt_tokens", "output_len": "output_tokens",
                    "max_concurrency": "concurrency", "num_prompts": "num_requests",
                    "request_rate": "stages"}
+#: the same arguments where workload.source is `kind: synthetic` (workloads/vllm-bench.yaml);
+#: --max-concurrency has no synthetic key (a closed loop: workload=closed-loop), nor --burstiness
+#: (gamma arrivals of cv 1 / sqrt(burstiness): `wrpsim.hydra_errors`)
+VLLM_BENCH_SYNTHETIC = {"random_input_len": "lengths.prompt.value",
+                        "random_output_len": "lengths.output.value",
+                        "input_len": "lengths.prompt.value", "output_len": "lengths.output.value",
+                        "num_prompts": "num_requests", "request_rate": "arrivals.rate"}
 
 
 def vllm_hint(key: str, valid) -> str:
     """'; vLLM's KEY is X here' when `key` is a vLLM argument whose wrpsim key (or its first
     part, or its last) is among `valid`, else ''."""
     name = str(key).replace("-", "_")
-    target = VLLM_ENGINE_ARGS.get(name) or VLLM_BENCH_ARGS.get(name)
+    bench = VLLM_BENCH_SYNTHETIC if "lengths" in valid else VLLM_BENCH_ARGS
+    if name == "burstiness" and "arrivals" in valid:
+        return ("; vllm bench serve's burstiness b is gamma arrivals of cv 1/sqrt(b) here "
+                "(arrivals.process: gamma, arrivals.cv)")
+    target = VLLM_ENGINE_ARGS.get(name) or bench.get(name)
     if not target:
         return ""
-    who = "vllm bench serve's" if name in VLLM_BENCH_ARGS else "vLLM's"
+    who = "vllm bench serve's" if name in bench else "vLLM's"
     parts = target.split(".")
     if parts[0] in valid:
         return f"; {who} {key} is {target} here"

@@ -21,7 +21,14 @@ import re
 import sys
 import traceback
 
-from wrpsim.errors import VLLM_BENCH_ARGS, VLLM_ENGINE_ARGS, WrpsimError, closest, did_you_mean
+from wrpsim.errors import (
+    VLLM_BENCH_ARGS,
+    VLLM_BENCH_SYNTHETIC,
+    VLLM_ENGINE_ARGS,
+    WrpsimError,
+    closest,
+    did_you_mean,
+)
 
 # launcher option -> (module it needs, pip extra of wrpsim that installs it)
 EXTRAS = {
@@ -376,15 +383,36 @@ def _unknown_key(exc, argv: list[str] | None = None, config_name: str = "config"
     if network and network.startswith("; the network options"):  # another option's key
         chosen = _selected_network(argv or [], config_name)
         return f"{full_key}: not a key of network={chosen}{network}"
-    bench = VLLM_BENCH_ARGS.get(leaf.replace("-", "_")) if where == "workload.source" else None
+    bench = _bench_key(leaf, valid) if where == "workload.source" else None
     if network is not None:  # a typo of some network option's key, or none at all
         hint = network
     elif bench:  # a `vllm bench serve` argument: say which source key holds it
-        hint = (f"; vllm bench serve's {leaf} is workload.source.{bench} here"
-                + (" (workload=constant-rate)" if bench == "stages" else ""))
+        hint = f"; vllm bench serve's {leaf} is {bench} here"
     elif not hint and where.startswith(OPEN_SECTIONS):  # keys some kinds take, this file omits
         hint = f" (a key this file leaves out is added with '+': +{full_key}=…)"
     return f"{full_key}: unknown key; valid keys{under}: {', '.join(valid)}{hint}"
+
+
+def _bench_key(leaf: str, valid) -> str | None:
+    """Where a `vllm bench serve` argument `leaf` given under workload.source lives: the
+    closed-loop / constant-rate key, or, for a synthetic source (its keys hold `lengths`), the
+    nested key (`--burstiness` b is gamma arrivals of cv 1/sqrt(b)); None for other names."""
+    name = leaf.replace("-", "_")
+    if "lengths" in valid:
+        key = VLLM_BENCH_SYNTHETIC.get(name)
+        if name == "max_concurrency":
+            return "a closed loop's concurrency (workload=closed-loop)"
+        if name == "burstiness":
+            return ("gamma arrivals of cv 1/sqrt(burstiness) (workload.source.arrivals.process="
+                    "gamma +workload.source.arrivals.cv=…)")
+        return f"workload.source.{key}" if key else None
+    key = VLLM_BENCH_ARGS.get(name)
+    if key is None:
+        return None
+    if key == "stages":
+        return ("Poisson arrivals at workload=vllm-bench's workload.source.arrivals.rate (evenly "
+                "spaced: workload=constant-rate's workload.source.stages)")
+    return f"workload.source.{key}"
 
 
 #: exceptions a sweep launcher raises when a job's worker process died (killed, e.g. out of
