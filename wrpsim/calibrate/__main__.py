@@ -34,7 +34,9 @@ Steps, each optional but at least one:
    its range (`error_pct.on_bound`), a row still 10 x off either way (a unit slip in that row)
    and a fit that moves nothing are warned about; a fit that lowers neither the median nor the
    90th-percentile error is not written (`error_pct.kept`: a rerun into the
-   same `out_dir` refits the engine the last run wrote, and so keeps it); with the simulated
+   same `out_dir` refits the engine the last run wrote, and so keeps it); a fitted
+   `frontend_us` below the engine's `frontend_us_serial` (its queued part) takes that part down
+   with it, written and warned (`error_pct.lowered`); with the simulated
    times still 11 x off the measured at the median, either way (seconds or microseconds
    written as ms), nothing is written and the run stops with one line.
 
@@ -161,18 +163,42 @@ def _engine_yaml(out_dir: Path, name: str, base: str) -> tuple[Path, dict]:
 
 def _write_constants(path: Path, raw: dict, fitted: dict) -> None:
     """Set the `constants:` entries `fitted` in the engine file at `path`, editing their lines
-    in place so the file's comments survive (a rewrite when a key has no line of its own)."""
+    in place so the file's comments survive; a key without a line of its own gets one at the
+    end of the block-style `constants:` mapping (a rewrite only where there is none, e.g. a
+    flow-style `constants: {...}`)."""
     import re
 
     text = path.read_text()
     for k, v in fitted.items():
-        pat = re.compile(rf"^(\s+{re.escape(k)}:)[^\n#]*?(\s*#.*)?$", re.M)
+        pat = re.compile(rf"^([ \t]+{re.escape(k)}:)[^\n#]*?(\s*#.*)?$", re.M)
         text, n = pat.subn(lambda m, v=v: f"{m.group(1)} {v}{m.group(2) or ''}", text, count=1)
         if n == 0:
-            raw.setdefault("constants", {}).update(fitted)
-            path.write_text(yaml.safe_dump(raw, sort_keys=False))
-            return
+            text = _add_constant(text, k, v)
+            if text is None:
+                raw.setdefault("constants", {}).update(fitted)
+                path.write_text(yaml.safe_dump(raw, sort_keys=False))
+                return
     path.write_text(text)
+
+
+def _add_constant(text: str, key: str, value) -> str | None:
+    """`text` (an engine file) with `key: value` added as the last entry of its block-style
+    `constants:` mapping, indented as its entries are; None when it has no such block."""
+    lines = text.splitlines(keepends=True)
+    head = next((i for i, ln in enumerate(lines) if ln.rstrip() == "constants:"), None)
+    if head is None:
+        return None
+    last, indent = head, "  "
+    for i in range(head + 1, len(lines)):
+        ln = lines[i]
+        if ln.strip() and not ln[0].isspace() and not ln.startswith("#"):
+            break  # the next top-level key
+        if ln.strip() and not ln.lstrip().startswith("#"):
+            last, indent = i, ln[:len(ln) - len(ln.lstrip())]
+    if not lines[last].endswith("\n"):
+        lines[last] += "\n"
+    lines.insert(last + 1, f"{indent}{key}: {value}\n")
+    return "".join(lines)
 
 
 def _note_fit(path: Path, cfg: dict, report: dict) -> None:
@@ -264,6 +290,10 @@ def _warn_fit(report: dict, rows_csv: str) -> None:
     if med is not None and med > SUSPECT_MEDIAN_PCT:
         warn(f"calibrate: median error after the fit is {med} % (> {SUSPECT_MEDIAN_PCT:g} %): "
              f"the constants cannot explain these measurements; per-row errors in {rows_csv}")
+    if report.get("lowered"):
+        warn("calibrate: frontend_us_serial, the queued part of frontend_us, is lowered to the "
+             "fitted frontend_us (the engine's was larger); fit=[frontend_us,frontend_us_serial] "
+             "fits both")
     for f in report["on_bound"]:
         if f == "frontend_us_serial":  # its range: 0 to all of frontend_us
             warn(f"calibrate: frontend_us_serial sits at an end of its range, 0 or all of "
