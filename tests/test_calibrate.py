@@ -148,6 +148,20 @@ def _cli(*args, env=None) -> subprocess.CompletedProcess:
                           env={**os.environ, **(env or {})})
 
 
+def _unqueued_engine(out: Path, name: str = "x") -> None:
+    """`out/<name>.yaml`: the shipped vllm-0.24 with no queued front end (frontend_us_serial 0),
+    for made-up rows whose fits this file checks without the server's queue in them."""
+    import re
+
+    from wrpsim.pool.engines import get_engine
+
+    out.mkdir(parents=True, exist_ok=True)
+    text = get_engine("vllm-0.24").path.read_text()
+    text, n = re.subn(r"^(  frontend_us_serial:).*$", r"\1 0", text, flags=re.M)
+    assert n == 1
+    (out / f"{name}.yaml").write_text(text)
+
+
 def test_cli_builds_an_engine_and_fits_it_on_steps(tmp_path):
     from wrpsim.pool.engines import build_latency_model
 
@@ -265,8 +279,19 @@ def test_benchmark_rows_become_closed_loop_cases(tmp_path):
     assert src["prompt_tokens"] == {"dist": "uniform", "low": 819, "high": 1024}
     assert case.measured == {"ttft_mean_s": 0.09, "tpot_mean_s": 0.012}
     assert case.pool["precision"] == "fp8"
-    csv.write_text("model,gpu,tp,concurrency,isl,osl,ttft_ms\nllama3.1-8b,h100-80gb,1,0,1,1,1\n")
+    assert case.pool["scheduler"]["gpu_mem_util"] == 0.9  # vLLM's default
+    csv.write_text("model,gpu,tp,concurrency,isl,osl,ttft_ms,gpu_memory_utilization\n"
+                   "llama3.1-8b,h100-80gb,1,4,128,8,20,0.5\n")
+    (case,) = benchmark_cases(csv)
+    assert case.pool["scheduler"]["gpu_mem_util"] == 0.5
     from wrpsim.errors import ConfigError
+
+    csv.write_text("model,gpu,tp,concurrency,isl,osl,ttft_ms,gpu_memory_utilization\n"
+                   "llama3.1-8b,h100-80gb,1,4,128,8,20,50\n")
+    with pytest.raises(ConfigError, match=r"b.csv: line 2: gpu_memory_utilization must be a "
+                                          r"number in \(0, 1\], got 50"):
+        benchmark_cases(csv)
+    csv.write_text("model,gpu,tp,concurrency,isl,osl,ttft_ms\nllama3.1-8b,h100-80gb,1,0,1,1,1\n")
 
     with pytest.raises(ConfigError, match=r"b.csv: line 2: concurrency must be an integer in "
                                           r"1\.\.65,536, got 0"):
@@ -287,9 +312,19 @@ def test_fitted_constants_keep_the_engine_files_comments(tmp_path):
     assert "# header" in text and "# fitted on X" in text and "# per layer" in text
     assert yaml.safe_load(text)["constants"] == {"layer_overhead_us": 17.5,
                                                  "frontend_us": 20000.0}
-    # a constant without a line of its own: the file is rewritten with it
+    # a constant without a line of its own gets one at the end of the block, comments kept
+    path.write_text(path.read_text() + "# the GPUs\ngpus:\n  h100-80gb: {tables: t}\n")
     _write_constants(path, yaml.safe_load(path.read_text()), {"sampling_passes": 2.0})
-    assert yaml.safe_load(path.read_text())["constants"]["sampling_passes"] == 2.0
+    text = path.read_text()
+    assert "# header" in text and "# fitted on X" in text and "# the GPUs" in text
+    assert "  frontend_us: 20000.0\n  sampling_passes: 2.0\n# the GPUs" in text
+    assert yaml.safe_load(text)["constants"]["sampling_passes"] == 2.0
+    assert yaml.safe_load(text)["gpus"] == {"h100-80gb": {"tables": "t"}}
+    # a flow-style mapping has no line to add to: the file is rewritten
+    path.write_text("kind: kernels\nconstants: {frontend_us: 100}\n")
+    _write_constants(path, yaml.safe_load(path.read_text()), {"sampling_passes": 2.0})
+    assert yaml.safe_load(path.read_text())["constants"] == {"frontend_us": 100,
+                                                             "sampling_passes": 2.0}
 
 
 def test_a_failed_calibration_leaves_a_shipped_engine_untouched(tmp_path):
@@ -539,6 +574,7 @@ def test_a_fit_far_off_or_at_a_bound_is_warned_about(tmp_path):
     and the constants end at the top of their ranges. (At 200 x it is a unit mistake: below.)"""
     csv = tmp_path / "b.csv"
     csv.write_text(BENCH_HEAD + MISTRAL_ROW.format(isl=400, osl=100, ttft=400, tpot=60))
+    _unqueued_engine(tmp_path / "engines")
     r = _cli("engine=x", f"benchmarks={csv}", f"out_dir={tmp_path / 'engines'}",
              "fit=[layer_overhead_us]")
     assert r.returncode == 0, r.stderr
@@ -737,6 +773,7 @@ def test_a_cpu_time_hidden_at_its_start_is_fitted_where_the_rows_see_it(tmp_path
     csv = tmp_path / "b.csv"
     csv.write_text(BENCH_HEAD + "llama3.1-8b,h100-80gb,1,128,128,64,200,30\n"
                    "llama3.1-8b,h100-80gb,1,64,128,64,120,15.5\n")
+    _unqueued_engine(tmp_path / "out")
     r = _cli("engine=x", f"benchmarks={csv}", "fit=[seq_overhead_us]",
              f"out_dir={tmp_path / 'out'}")
     assert r.returncode == 0, r.stderr
@@ -809,3 +846,31 @@ def test_the_reference_gpu_for_missing_operators_shares_the_link_kind():
                    "a10g-24gb": "l40s-48gb", "rtx4090-24gb": "l40s-48gb",
                    "b300-288gb": "b200-180gb"}
     assert _reference(raw, "h100-80gb") == "h200-141gb"  # (itself excluded: the nearest)
+
+
+def test_a_front_end_fitted_below_its_queued_part_takes_the_part_down_with_it(tmp_path):
+    """`frontend_us_serial` is the queued part of `frontend_us`: rows whose TTFTs fit a front
+    end shorter than the engine's queued part (vllm-0.24: 7.2 ms) lower that part to it, as
+    the fit simulated (the 2 ms front end the row was simulated with is found), say so, and
+    write an engine that loads."""
+    from wrpsim.pool.engines import get_engine
+
+    assert get_engine("vllm-0.24").constants.frontend_us_serial > 5000
+    csv = tmp_path / "b.csv"  # one client, simulated with a 2 ms front end, all of it queued
+    csv.write_text(BENCH_HEAD + "mistral-7b-v0.3,h100-80gb,1,1,400,100,14.999,6.6737\n")
+    out_dir = tmp_path / "engines"
+    r = _cli("engine=x", f"benchmarks={csv}", "fit=[frontend_us]", f"out_dir={out_dir}")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    fe = out["fitted"]["frontend_us"]
+    assert fe == pytest.approx(2000, rel=0.01) and out["fitted"]["frontend_us_serial"] == fe
+    assert out["error_pct"]["lowered"] == ["frontend_us_serial"]
+    assert ("calibrate: frontend_us_serial, the queued part of frontend_us, is lowered to the "
+            "fitted frontend_us") in r.stderr
+    written = yaml.safe_load((out_dir / "x.yaml").read_text())["constants"]
+    assert written["frontend_us_serial"] == written["frontend_us"] == fe
+    env = {"WRPSIM_CATALOG": str(tmp_path)}
+    r = subprocess.run([sys.executable, "-m", "wrpsim.perf", "engine=x", "model=mistral-7b-v0.3",
+                        "gpu=h100-80gb", "tp=1"], cwd=ROOT, capture_output=True, text=True,
+                       timeout=300, env={**os.environ, **env})
+    assert r.returncode == 0, r.stderr

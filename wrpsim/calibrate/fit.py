@@ -10,7 +10,8 @@ Two kinds of measurements, each row a measurement of one model on `tp` GPUs of o
   tp, concurrency, isl, osl` and at least one of `ttft_ms`, `tpot_ms`, `itl_ms`, optionally
   `precision`, `kv_dtype`, `ep`, `num_requests` (default 10 x concurrency), `range_ratio`
   (lengths uniform in [ratio x len, len]; default 1: fixed), `max_num_seqs` (default the
-  concurrency), `max_num_batched_tokens` (default 8192); no other columns (a misspelled one is
+  concurrency), `max_num_batched_tokens` (default 8192), `gpu_memory_utilization` (vLLM's
+  `--gpu-memory-utilization`, in (0, 1]; default 0.9); no other columns (a misspelled one is
   refused, not left out). Each row is replayed through the
   simulator (`wrpsim.validate.replay`), so queueing and chunked prefill are part of the fit.
 
@@ -54,7 +55,7 @@ BENCH_METRICS = {"ttft_ms": "ttft_mean_s", "tpot_ms": "tpot_mean_s", "itl_ms": "
 #: so that a misspelled measurement or setting is not silently left out of the fit
 STEP_OPTIONAL = ("precision", "kv_dtype", "prefill_seqs", "prefill_pairs")
 BENCH_OPTIONAL = (*BENCH_METRICS, "precision", "kv_dtype", "ep", "num_requests", "range_ratio",
-                  "max_num_seqs", "max_num_batched_tokens")
+                  "max_num_seqs", "max_num_batched_tokens", "gpu_memory_utilization")
 
 
 def _read_csv(path: str | Path, required: tuple, optional: tuple = ()) -> pd.DataFrame:
@@ -134,6 +135,11 @@ def benchmark_cases(path: str | Path, split: str = "fit") -> Cases:
 
         mns = _int(r, "max_num_seqs", where, default=c, high=MAX_SEQS)
         budget = _int(r, "max_num_batched_tokens", where, default=8192)
+        util = (0.9 if _nan(r.get("gpu_memory_utilization"))
+                else _number(r.get("gpu_memory_utilization")))
+        if util is None or not 0 < util <= 1:
+            raise ConfigError(f"{where}: gpu_memory_utilization must be a number in (0, 1], "
+                              f"got {r.get('gpu_memory_utilization')!r}")
         n_req = _int(r, "num_requests", where, default=10 * c, high=MAX_REQUESTS)
         if n_req < c:
             raise ConfigError(f"{where}: num_requests ({n_req:,}) is below the concurrency "
@@ -144,7 +150,7 @@ def benchmark_cases(path: str | Path, split: str = "fit") -> Cases:
                 "precision": _text(r.get("precision"), "bf16"),
                 "kv_dtype": _text(r.get("kv_dtype"), "auto"),
                 "scheduler": {"policy": "sarathi", "token_budget": max(budget, mns),
-                              "max_seqs": mns, "block_size": 16}}
+                              "max_seqs": mns, "block_size": 16, "gpu_mem_util": util}}
         measured = {v: _positive(r, k, where) / 1e3 for k, v in BENCH_METRICS.items()
                     if k in r and not _nan(r[k])}
         limit = check_pool(where, pool, scheduled=True).model.max_context
@@ -437,8 +443,9 @@ def fit_constants(engine: str, cases=(), steps: pd.DataFrame | None = None,
 
     def entries(values: np.ndarray) -> list[tuple]:
         ov = dict(zip(fields, np.maximum(values, 0.0)))
-        if "frontend_us_serial" in ov:
-            ov["frontend_us_serial"] = min(ov["frontend_us_serial"], serial_top(ov))
+        serial = ov.get("frontend_us_serial", float(eng.constants.frontend_us_serial))
+        if "frontend_us_serial" in ov or serial > serial_top(ov):  # (a part of frontend_us)
+            ov["frontend_us_serial"] = min(serial, serial_top(ov))
         out = case_entries(cases, engine, ov) if cases else []
         return out + (step_entries(steps, engine, ov) if steps is not None else [])
 
@@ -560,6 +567,12 @@ def fit_constants(engine: str, cases=(), steps: pd.DataFrame | None = None,
             on_bound.append("frontend_us_serial")
     report = {"before": _ape(r0), "after": _ape(r1), "evaluations": nfev,
               "not_constrained": fixed, "on_bound": on_bound, "rows": rows}
+    if ("frontend_us" in fitted and "frontend_us_serial" not in fields
+            and eng.constants.frontend_us_serial > fitted["frontend_us"]):
+        # the engine's queued part cannot exceed the front end it is part of: lowered with it
+        # (as `entries` simulated it), and written so
+        fitted["frontend_us_serial"] = fitted["frontend_us"]
+        report["lowered"] = ["frontend_us_serial"]
     if kept:
         report["kept"] = [fields[j] for j in free]
     return fitted, report
