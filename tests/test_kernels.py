@@ -478,7 +478,8 @@ def test_frontend_tokenizes_one_prompt_at_a_time():
     prompt arriving after the queue drained waits only for itself."""
     from wrpsim.pool.frontend import FrontEnd
     lat = build_latency_model("llama3.1-8b", "h100-80gb", 1, engine="vllm-0.24",
-                              overrides={"frontend_us": 15000, "frontend_us_per_token": 2.0})
+                              overrides={"frontend_us": 15000, "frontend_us_per_token": 2.0,
+                                         "frontend_us_serial": 0.0})
     work = lat.frontend_work_s(1000)
     fixed = lat.frontend_s(1000) - work
     assert work == pytest.approx(2e-3) and fixed == pytest.approx(15e-3)
@@ -518,7 +519,8 @@ def test_frontend_slows_under_the_streaming_load_of_running_requests():
     from wrpsim.pool.frontend import RHO_MAX, FrontEnd
     lat = build_latency_model("llama3.1-8b", "h100-80gb", 1, engine="vllm-0.24",
                               overrides={"frontend_us": 15000, "frontend_us_per_token": 2.0,
-                                         "frontend_us_per_stream_token": 100.0})
+                                         "frontend_us_per_stream_token": 100.0,
+                                         "frontend_us_serial": 0.0})
     base = lat.frontend_s(1000)
     assert FrontEnd(lat).delay_s(0.0, 1000) == pytest.approx(base)
     # 5,000 tokens/s x 100 us = half the server

@@ -43,19 +43,27 @@ def test_every_row_is_replayable(oc):
         assert r["source"].startswith("github.com/"), r["case"]
 
 
-def test_a_rate_row_replays_one_constant_rate_stage(oc):
+def test_a_rate_row_replays_its_arrivals(oc):
     """A rate row's overrides make the workload the page ran: `requests` arrivals exactly
-    1 / rate apart."""
+    1 / rate apart (guidellm's constant profile), or, with POISSON (`vllm bench serve
+    --request-rate`), exponential gaps of mean 1 / rate (within 5 standard errors); every
+    request the row's lengths."""
     import numpy as np
 
     from tests.conftest import compose_cfg
     from wrpsim.workload import build_workload
 
-    for row in [r for r in oc.cases() if r["rate"]]:
-        cfg = compose_cfg(*oc._load(row), f"workload.source.prompt_tokens={row['prompt_tokens']}",
-                          f"workload.source.output_tokens={row['output_tokens']}")
-        df = build_workload(cfg["workload"], seed=0)
+    rows = [r for r in oc.cases() if r["rate"]]
+    assert any("POISSON" in r["settings"] for r in rows)
+    for row in rows:
+        df = build_workload(compose_cfg(*oc._load(row))["workload"], seed=0)
         assert len(df) == int(row["requests"]), row["case"]
-        assert np.allclose(np.diff(df.arrival_s.to_numpy()), 1.0 / float(row["rate"]))
+        assert set(df.prompt_tokens) == {int(row["prompt_tokens"])}, row["case"]
+        assert set(df.output_tokens) == {int(row["output_tokens"])}, row["case"]
+        gaps, mean = np.diff(df.arrival_s.to_numpy()), 1.0 / float(row["rate"])
+        if "POISSON" in row["settings"]:
+            assert abs(gaps.mean() - mean) < 5 * mean / np.sqrt(len(gaps)), row["case"]
+        else:
+            assert np.allclose(gaps, mean), row["case"]
     burst = next(r for r in oc.cases() if not r["rate"])
     assert oc._load(burst)[0] == "workload=closed-loop"

@@ -25,7 +25,13 @@ the pages' own TPOT and ITL rows count streamed chunks, most of them 0 ms), and 
 wrpsim's newest calibration (`V24`: vllm-0.24), as a default pool does. Rows with a `rate`
 are constant-rate runs (guidellm `--profile constant`): `requests` at that rate, replayed as
 one constant-rate stage; their throughput is left out where the server kept up (it is then
-the offered load, not a measurement of the server).
+the offered load, not a measurement of the server). The two Qwen3-0.6B runs (one H100, vLLM
+0.19, `--gpu-memory-utilization 0.5`, `vllm bench serve --backend vllm` random 512 in / 128
+out, 500 requests, the mean of three seeds: github.com/ovg-project/kvcached
+`benchmarks/bench_layout/H100_results.md`, its "vanilla" rows) are a burst and a Poisson load
+at 16 requests a second (vllm bench's `--request-rate 16`: `workloads/vllm-bench.yaml`) on
+vllm-0.19; the burst is the run vllm-0.19 / 0.24's `frontend_us_serial` was fitted on
+(`FITTED`: printed, left out of the medians).
 
     python docs/experiments/outside_check.py [WORD ...]
 
@@ -74,6 +80,16 @@ SETTINGS = {
     # pages on a vLLM newer than 0.11 (0.17.1): wrpsim's newest calibration, as a user's
     # default pool takes it
     "V24": [f"{P}engine=vllm-0.24"],
+    # runs on vLLM 0.19 (its calibration: vllm-0.24's tables and constants on H100)
+    "V19": [f"{P}engine=vllm-0.19"],
+    # `--gpu-memory-utilization 0.5`
+    "MEM50": [f"+{P}scheduler.gpu_mem_util=0.5"],
+    # `vllm bench serve --request-rate R` (no --max-concurrency): Poisson arrivals, the row's
+    # `rate`, as vLLM's client sends them (`_load`)
+    "POISSON": [],
+    # a run a shipped constant was fitted on (vllm-0.19 / 0.24's frontend_us_serial): printed,
+    # left out of the medians
+    "FITTED": [],
 }
 
 
@@ -84,28 +100,35 @@ def cases() -> list[dict]:
 
 
 def _load(case: dict) -> list[str]:
-    """The workload overrides of one case: a closed loop of `clients` (a burst: as many as
-    requests), or, where the row gives a `rate`, its `requests` at that constant rate (one
-    stage of requests / rate seconds)."""
+    """The workload overrides of one case, its lengths included: a closed loop of `clients` (a
+    burst: as many as requests), or, where the row gives a `rate`, its `requests` at that
+    constant rate (one stage of requests / rate seconds), or at that rate's Poisson arrivals
+    (setting POISSON: workloads/vllm-bench.yaml)."""
+    if case.get("rate") and "POISSON" in case["settings"].split("+"):
+        return ["workload=vllm-bench", f"workload.source.arrivals.rate={case['rate']}",
+                f"workload.source.num_requests={case['requests']}",
+                f"workload.source.lengths.prompt.value={case['prompt_tokens']}",
+                f"workload.source.lengths.output.value={case['output_tokens']}"]
+    lengths = [f"workload.source.prompt_tokens={case['prompt_tokens']}",
+               f"workload.source.output_tokens={case['output_tokens']}"]
     if case.get("rate"):
         rate = float(case["rate"])
         return ["workload=constant-rate",
                 f"workload.source.stages=[{{rate:{rate},duration_s:"
-                f"{int(case['requests']) / rate}}}]"]
+                f"{int(case['requests']) / rate}}}]", *lengths]
     return ["workload=closed-loop", f"workload.source.concurrency={case['clients']}",
-            f"workload.source.num_requests={case['requests']}"]
+            f"workload.source.num_requests={case['requests']}", *lengths]
 
 
 def simulate(case: dict, out: str) -> dict:
     """wrpsim's summary of one case."""
     names = case["settings"].split("+")
     extra = [o for name in names for o in SETTINGS[name]]
-    engine = [] if "V24" in names else [f"{P}engine=vllm-0.11"]
+    engine = ([] if any(o.startswith(f"{P}engine=") for o in extra)
+              else [f"{P}engine=vllm-0.11"])
     run = subprocess.run(
         [sys.executable, "-m", "wrpsim", "json=true", "sim.progress=false",
          f"hydra.run.dir={out}/{case['case'].replace(' ', '_')}", *_load(case),
-         f"workload.source.prompt_tokens={case['prompt_tokens']}",
-         f"workload.source.output_tokens={case['output_tokens']}",
          f"{P}gpu={case['gpu']}", f"{P}model={case['model']}", f"{P}tp={case['tp']}",
          f"{P}count=1", *engine, *extra],
         capture_output=True, text=True, check=True)
@@ -123,18 +146,22 @@ def main(words: list[str] | None = None) -> None:
             if words and not any(w in case["case"] for w in words):
                 continue
             s = simulate(case, out)
+            fitted = "FITTED" in case["settings"].split("+")
             ttft, tpot = float(case["ttft_ms"]), float(case["tpot_ms"])
             tput = float(case["output_tok_s"]) if case["output_tok_s"] else None
             sim = (s["ttft_mean_s"] * 1e3, s["tpot_mean_s"] * 1e3, s["throughput_tokens_per_s"])
             e = [100 * (sim[0] / ttft - 1), 100 * (sim[1] / tpot - 1)]
-            errs["ttft"].append(e[0])
-            errs["tpot"].append(e[1])
+            if not fitted:
+                errs["ttft"].append(e[0])
+                errs["tpot"].append(e[1])
             t = "–"
             if tput:
                 e.append(100 * (sim[2] / tput - 1))
-                errs["tput"].append(e[2])
+                if not fitted:
+                    errs["tput"].append(e[2])
                 t = f"{tput:,.0f} → {sim[2]:,.0f} ({e[2]:+.0f} %)"
-            print(f"| {case['case']} | {case['source']} | {ttft:,.1f} → {sim[0]:,.1f} "
+            name = case["case"] + (" (fitted on)" if fitted else "")
+            print(f"| {name} | {case['source']} | {ttft:,.1f} → {sim[0]:,.1f} "
                   f"({e[0]:+.0f} %) | {tpot:.2f} → {sim[1]:.2f} ({e[1]:+.0f} %) | {t} |",
                   flush=True)
     for k, v in errs.items():
