@@ -540,6 +540,30 @@ def _tier_stats(inst) -> tuple:
             inst.kv_load_blocks)
 
 
+def with_trace_ids(req_t, trace):
+    """The requests table `req_t` with a last column `trace_request_id` — the replayed trace's
+    own id of each request (its `trace_request_id` column), a router's follow-up call taking
+    its root's (`parent_id` followed back to a row of the trace) — when the trace has ids;
+    `req_t` as it is otherwise."""
+    import pyarrow as pa
+
+    if "trace_request_id" not in trace.columns:
+        return req_t
+    ids = np.asarray(trace["trace_request_id"], dtype=object)
+    rid = req_t.column("request_id").to_numpy()
+    parent = dict(zip(rid.tolist(), req_t.column("parent_id").to_pylist()))
+    n = len(ids)
+
+    def root(i: int) -> int:
+        while i >= n and parent.get(i) is not None:
+            i = parent[i]
+        return i
+
+    col = pa.array([ids[j] if (j := root(i)) < n else None for i in rid.tolist()],
+                   type=pa.string())
+    return req_t.append_column(pa.field("trace_request_id", pa.string()), col)
+
+
 def run(cfg: dict, out_dir: Path | str, trace=None) -> dict:
     """Run one scenario and write its result files into `out_dir`; return the summary.
 
@@ -555,6 +579,7 @@ def run(cfg: dict, out_dir: Path | str, trace=None) -> dict:
     t0 = time.perf_counter()
     sim = Simulation(cfg, trace)
     req_t, inst_t, end = sim.run()
+    req_t = with_trace_ids(req_t, sim.trace)
     out = Path(out_dir)
     with Background() as files:  # (the large tables written while the summary is computed)
         files.start_file(write_parquet, req_t, out / "requests.parquet")

@@ -93,14 +93,18 @@ def mapping_spec(columns: Mapping[str, Any] | None) -> dict[str, str | None]:
             for k in TRACE_COLUMNS if k in columns}
 
 
+#: a file column read as a canonical one without a mapping, besides its own name
+ALIASES = {"trace_request_id": "request_id"}
+
+
 def column_mapping(columns: Mapping[str, Any] | None,
                    found: Sequence[str] = ()) -> dict[str, str]:
     """The canonical name -> file column mapping to read, in `TRACE_COLUMNS` order.
 
     A required column not in `columns` is read from the file column of its own name; so is an
     optional one when the file (whose column names are `found`) has a column of exactly its
-    name that no other key maps. A key mapped to None is not read. `ConfigError` as
-    `mapping_spec`.
+    name, or of its alias (`ALIASES`), that no other key maps. A key mapped to None is not
+    read. `ConfigError` as `mapping_spec`.
     """
     spec = mapping_spec(columns)
     used = {src for src in spec.values() if src is not None}
@@ -109,6 +113,11 @@ def column_mapping(columns: Mapping[str, Any] | None,
     for key in OPTIONAL:
         if key not in spec and key in found and key not in used:
             spec[key] = key
+    # the file's own request ids: a column named request_id too (wrpsim's own request_id, in
+    # requests.parquet, is the request's row in the replayed trace)
+    if ("trace_request_id" not in spec and ALIASES["trace_request_id"] in found
+            and ALIASES["trace_request_id"] not in used):
+        spec["trace_request_id"] = ALIASES["trace_request_id"]
     return {k: spec[k] for k in TRACE_COLUMNS if spec.get(k) is not None}
 
 

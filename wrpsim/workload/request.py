@@ -52,6 +52,9 @@ TRACE_COLUMNS: dict[str, tuple[str, bool]] = {
     # images the prompt carries (0 / no column: none); a vision model turns each into its
     # catalog entry's `vision.tokens_per_image` encoder tokens (wrpsim.pool.vision)
     "images": ("int64", False),
+    # the file's own id of the request (its `trace_request_id` column, else `request_id`, or
+    # `columns: {trace_request_id: ...}`), as text; carried to requests.parquet
+    "trace_request_id": ("object", False),
 }
 
 #: Arrow schema of the canonical form, used when a parsed trace is cached as Parquet.
@@ -76,8 +79,9 @@ TRACE_SCHEMA = pa.schema(
         pa.field("language", pa.string()),
         pa.field("modality", pa.string()),
         pa.field("images", pa.int64()),
+        pa.field("trace_request_id", pa.string()),
     ],
-    metadata={"wrpsim.table": "trace", "wrpsim.version": "2"},
+    metadata={"wrpsim.table": "trace", "wrpsim.version": "3"},
 )
 
 

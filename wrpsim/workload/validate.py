@@ -40,7 +40,7 @@ __all__ = ["FLOAT_COLUMNS", "MODALITIES", "OPTIONAL", "REQUIRED", "TEXT_COLUMNS"
            "canonical_frame", "check_rows", "sort_by_arrival", "validate_columns", "validate_trace"]
 
 TEXT_COLUMNS = ("model", "session_id", "category", "semantic_cluster", "tags", "intent", "pii",
-                "language", "modality")
+                "language", "modality", "trace_request_id")
 #: the values of the `modality` column (the modality detector's labels; None: see `Request`)
 MODALITIES = ("text", "image", "both")
 

@@ -1,0 +1,80 @@
+"""A trace's own request ids reach requests.parquet (`trace_request_id`): read from the file's
+`trace_request_id` or `request_id` column (or a `columns:` mapping), kept through sorting and
+sampling, a router's follow-up calls taking their root request's; no column without ids."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pyarrow.parquet as pq
+
+from tests.conftest import compose_cfg
+from wrpsim.sim import Simulation, with_trace_ids
+from wrpsim.workload.build import build_trace
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _write(path: Path, id_col: str | None, n: int = 40) -> pd.DataFrame:
+    rows = pd.DataFrame({"arrival_s": [(7 * i) % n * 0.25 for i in range(n)],  # unsorted
+                         "prompt_tokens": [100 + 13 * i for i in range(n)],
+                         "output_tokens": [5 + i % 7 for i in range(n)]})
+    if id_col:
+        rows.insert(0, id_col, [f"r{i:03d}" if i % 5 else 1000 + i for i in range(n)])
+    rows.to_csv(path, index=False)
+    return rows
+
+
+def test_ids_are_read_from_request_id_trace_request_id_or_a_mapping(tmp_path):
+    for col, mapping in (("request_id", None), ("trace_request_id", None), ("uid", "uid")):
+        rows = _write(tmp_path / "t.csv", col)
+        src = {"kind": "generic", "path": str(tmp_path / "t.csv")}
+        if mapping:
+            src["columns"] = {"trace_request_id": mapping}
+        t = build_trace({"name": "t", "source": src}, 0).to_frame()
+        want = dict(zip(rows.prompt_tokens, rows[col].astype(str)))
+        assert t.trace_request_id.tolist() == [want[p] for p in t.prompt_tokens], col
+    _write(tmp_path / "t.csv", None)
+    t = build_trace({"name": "t", "source": {"kind": "generic",
+                                             "path": str(tmp_path / "t.csv")}}, 0)
+    assert "trace_request_id" not in t.columns
+
+
+def test_requests_parquet_carries_the_files_ids_after_sampling(tmp_path):
+    rows = _write(tmp_path / "t.csv", "request_id", n=200)
+    out = tmp_path / "run"
+    r = subprocess.run([sys.executable, "-m", "wrpsim", "sim.progress=false", "json=true",
+                        f"hydra.run.dir={out}", "workload.source.kind=generic",
+                        f"workload.source.path={tmp_path / 't.csv'}",
+                        "workload.sample_fraction=0.5"], cwd=tmp_path, capture_output=True,
+                       text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout.strip().splitlines()[-1])["requests_total"] == 100
+    req = pq.read_table(out / "requests.parquet").to_pandas()
+    assert req.columns[-1] == "trace_request_id" and req.trace_request_id.notna().all()
+    assert req.trace_request_id.is_unique
+    src = rows.assign(request_id=rows.request_id.astype(str)).set_index("request_id")
+    assert (src.loc[req.trace_request_id, "prompt_tokens"].to_numpy()
+            == req.prompt_tokens.to_numpy()).all()
+
+
+def test_follow_up_calls_take_their_root_requests_id():
+    cfg = compose_cfg("workload=routellm-mmlu-gsm8k", "pool=two-model-mixtral-gpt4like",
+                      "router=cascade", "workload.max_requests=120")
+    trace = build_trace(cfg["workload"], 0).to_frame()
+    trace["trace_request_id"] = [f"q{i}" for i in range(len(trace))]
+    sim = Simulation(cfg, trace)
+    req, _, _ = sim.run()
+    t = with_trace_ids(req, sim.trace).to_pandas()
+    assert t.trace_request_id.notna().all()
+    follow = t[t.parent_id.notna()]
+    assert len(follow) > 0  # the cascade escalated some
+    by_id = t.set_index("request_id").trace_request_id
+    assert (follow.trace_request_id.to_numpy()
+            == by_id.loc[follow.parent_id.astype(int)].to_numpy()).all()
+    firsts = t[t.parent_id.isna()]
+    assert (firsts.trace_request_id == "q" + firsts.request_id.astype(str)).all()
