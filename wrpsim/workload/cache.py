@@ -12,8 +12,9 @@ transparent: a hit returns the trace (as `TraceColumns`, read without pandas) eq
 and dtypes to the one a fresh parse gives, with the same `attrs`: the frame's
 `hash_block_tokens` is stored in the Parquet schema metadata (key `wrpsim.hash_block_tokens`).
 The canonical schema's version (`TRACE_SCHEMA` metadata `wrpsim.version`; 2 since the optional
-`think_s` column, 3 since `trace_request_id`) is part of the file name's hash and is checked on reading, so a cache written
-under an older schema is never read (it is rebuilt under a new name). The folder keeps the
+`think_s` column, 3 since `trace_request_id`) is part of the file name's hash and is checked on
+reading, so a cache written under an older schema is never read (it is rebuilt under a new
+name). The folder keeps the
 `KEEP` most recently used trace files (`wrpsim.io.prune` after each write; a hit marks its file
 as used): every edit of a trace or new loader parameter makes a new file.
 """
