@@ -824,8 +824,13 @@ def test_a_queued_front_end_at_its_ceiling_is_named(tmp_path):
 
     assert top == pytest.approx(get_engine("vllm-0.24").constants.frontend_us)
     assert out["error_pct"]["on_bound"] == ["frontend_us_serial"]
-    assert "calibrate: frontend_us_serial sits at an end of its range, 0 or all of " \
-           "frontend_us" in r.stderr
+    assert (f"calibrate: frontend_us_serial sits at all of frontend_us ({top:g} us): the data "
+            f"want more of it queued (fit frontend_us too: fit=[frontend_us,frontend_us_serial])"
+            ) in r.stderr
+    r = _cli("engine=x", f"benchmarks={csv}", "fit=[frontend_us,frontend_us_serial]",
+             f"out_dir={tmp_path / 'out2'}")  # already fitting both: no such advice
+    assert r.returncode == 0, r.stderr
+    assert "fit frontend_us too" not in r.stderr
 
 
 def test_the_reference_gpu_for_missing_operators_shares_the_link_kind():
@@ -863,8 +868,8 @@ def test_a_front_end_fitted_below_its_queued_part_takes_the_part_down_with_it(tm
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout.strip().splitlines()[-1])
     fe = out["fitted"]["frontend_us"]
-    assert fe == pytest.approx(2000, rel=0.01) and out["fitted"]["frontend_us_serial"] == fe
-    assert out["error_pct"]["lowered"] == ["frontend_us_serial"]
+    assert fe == pytest.approx(2000, rel=0.01) and "frontend_us_serial" not in out["fitted"]
+    assert out["error_pct"]["lowered"] == {"frontend_us_serial": fe}
     assert ("calibrate: frontend_us_serial, the queued part of frontend_us, is lowered to the "
             "fitted frontend_us") in r.stderr
     written = yaml.safe_load((out_dir / "x.yaml").read_text())["constants"]
@@ -874,3 +879,23 @@ def test_a_front_end_fitted_below_its_queued_part_takes_the_part_down_with_it(tm
                         "gpu=h100-80gb", "tp=1"], cwd=ROOT, capture_output=True, text=True,
                        timeout=300, env={**os.environ, **env})
     assert r.returncode == 0, r.stderr
+
+
+def test_an_empty_required_cell_or_a_repeated_column_is_named(tmp_path):
+    """An empty required cell is named as empty (pandas reads it as NaN: it was 'nan'), a
+    column the header names twice as such (pandas renames the second 'ttft_ms.1')."""
+    from wrpsim.calibrate.fit import benchmark_cases
+    from wrpsim.errors import ConfigError
+
+    csv = tmp_path / "b.csv"
+    csv.write_text(BENCH_HEAD + "qwen3-8b,,1,4,100,10,30,8\n")
+    with pytest.raises(ConfigError, match=r"b\.csv: line 2: gpu is empty \(a required "
+                                          r"column\)$"):
+        benchmark_cases(csv)
+    csv.write_text(BENCH_HEAD + "\nqwen3-8b,h100-80gb,,4,100,10,30,8\n")
+    with pytest.raises(ConfigError, match=r"b\.csv: line 3: tp is empty"):
+        benchmark_cases(csv)
+    csv.write_text(BENCH_HEAD.strip() + ",ttft_ms\nqwen3-8b,h100-80gb,1,4,100,10,30,8,30\n")
+    with pytest.raises(ConfigError, match=r"b\.csv: column 'ttft_ms' appears twice in the "
+                                          r"header$"):
+        benchmark_cases(csv)

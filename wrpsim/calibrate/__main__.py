@@ -281,24 +281,31 @@ def _unit_check(rows: list[dict], rows_csv: str) -> str:
     return ""
 
 
-def _warn_fit(report: dict, rows_csv: str) -> None:
+def _warn_fit(report: dict, rows_csv: str, fitted: dict | None = None,
+              fit_list=()) -> None:
     """One warning line for a fit that is probably wrong: a large median error after it, or a
     constant pinned at an end of its range (the data push it further: a term the model lacks)."""
     from wrpsim.calibrate.fit import BOUNDS
 
+    fitted = fitted or {}
     med = report["after"].get("median_pct")
     if med is not None and med > SUSPECT_MEDIAN_PCT:
         warn(f"calibrate: median error after the fit is {med} % (> {SUSPECT_MEDIAN_PCT:g} %): "
              f"the constants cannot explain these measurements; per-row errors in {rows_csv}")
     if report.get("lowered"):
         warn("calibrate: frontend_us_serial, the queued part of frontend_us, is lowered to the "
-             "fitted frontend_us (the engine's was larger); fit=[frontend_us,frontend_us_serial] "
-             "fits both")
+             "fitted frontend_us (the engine's was larger; error_pct.lowered); "
+             "fit=[frontend_us,frontend_us_serial] fits both")
     for f in report["on_bound"]:
         if f == "frontend_us_serial":  # its range: 0 to all of frontend_us
-            warn(f"calibrate: frontend_us_serial sits at an end of its range, 0 or all of "
-                 f"frontend_us: the data push it beyond (at the top, fit frontend_us too: "
-                 f"fit=[frontend_us,frontend_us_serial]); per-row errors in {rows_csv}")
+            v = fitted.get(f, 0.0)
+            if v <= 0.0:
+                end = "0: the data want less of the front end queued than none"
+            else:
+                end = (f"all of frontend_us ({v:g} us): the data want more of it queued"
+                       + ("" if "frontend_us" in fit_list else
+                          " (fit frontend_us too: fit=[frontend_us,frontend_us_serial])"))
+            warn(f"calibrate: frontend_us_serial sits at {end}; per-row errors in {rows_csv}")
             continue
         warn(f"calibrate: {f} sits on a bound of its range [0, {BOUNDS[f]:g}]: the data push "
              f"it beyond; per-row errors in {rows_csv}")
@@ -493,10 +500,10 @@ def run(cfg: dict[str, Any]) -> dict[str, Any]:
                 path.unlink(missing_ok=True)
                 E.clear_caches()
             raise ConfigError(mistake)
-        _warn_fit(report, result["rows_csv"])
+        _warn_fit(report, result["rows_csv"], fitted, cfg["fit"])
         _warn_nothing(cfg, report, result["rows_csv"])
         if cfg["write"] and fitted:
-            _write_constants(path, raw, fitted)
+            _write_constants(path, raw, {**fitted, **report.get("lowered", {})})
             _note_fit(path, cfg, report)
             E.clear_caches()
     if not cfg["write"] and not cfg["kernels"]:

@@ -7,7 +7,8 @@ Two kinds of measurements, each row a measurement of one model on `tp` GPUs of o
   `prefill_seqs`, `prefill_pairs` (as `LatencyModel.iteration_s`; pairs default to a fresh
   prompt's). The fit compares `iteration_s` with `step_ms` directly (fast).
 - **benchmarks** (`benchmarks=FILE.csv`): closed-loop serving benchmarks, columns `model, gpu,
-  tp, concurrency, isl, osl` and at least one of `ttft_ms`, `tpot_ms`, `itl_ms`, optionally
+  tp, concurrency, isl, osl` and at least one of `ttft_ms`, `tpot_ms` (means), `itl_ms`
+  (the median), optionally
   `precision`, `kv_dtype`, `ep`, `num_requests` (default 10 x concurrency), `range_ratio`
   (lengths uniform in [ratio x len, len]; default 1: fixed), `max_num_seqs` (default the
   concurrency), `max_num_batched_tokens` (default 8192), `gpu_memory_utilization` (vLLM's
@@ -72,6 +73,10 @@ def _read_csv(path: str | Path, required: tuple, optional: tuple = ()) -> pd.Dat
             cells = list(csv.reader(f))
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise ConfigError(f"{path}: cannot read CSV: {exc}") from None
+    head = [c.strip() for c in cells[0]] if cells else []
+    twice = next((c for k, c in enumerate(head) if c in head[:k]), None)
+    if twice is not None:
+        raise ConfigError(f"{path}: column {twice!r} appears twice in the header")
     for i, row in enumerate(cells[1:], start=2):
         if row and len(row) != len(cells[0]):
             raise ConfigError(f"{path}: line {i}: {len(row)} cells, the header has "
@@ -95,6 +100,10 @@ def _read_csv(path: str | Path, required: tuple, optional: tuple = ()) -> pd.Dat
     df = df[~blank].reset_index(drop=True)
     if df.empty:
         raise ConfigError(f"{path}: no rows")
+    for line, (_, row) in zip(lines, df[list(required)].iterrows()):
+        empty = [c for c in required if _nan(row[c])]
+        if empty:  # (pandas reads an empty cell as NaN, which would be named 'nan')
+            raise ConfigError(f"{path}: line {line}: {empty[0]} is empty (a required column)")
     df.attrs["lines"] = lines  # the file's line of each row (header: line 1)
     return df
 
@@ -126,8 +135,10 @@ def benchmark_cases(path: str | Path, split: str = "fit") -> Cases:
         isl, osl = _int(r, "isl", where), _int(r, "osl", where)
         ratio = 1.0 if _nan(r.get("range_ratio")) else _number(r.get("range_ratio"))
         if ratio is None or not 0 < ratio <= 1:
-            raise ConfigError(f"{where}: range_ratio must be a number in (0, 1], "
-                              f"got {r.get('range_ratio')!r}")
+            raise ConfigError(f"{where}: range_ratio must be a number in (0, 1] (lengths "
+                              f"uniform in [ratio x len, len]: 1 fixed; vLLM 0.9+'s "
+                              f"--random-range-ratio r is isl = len (1 + r), ratio = (1 - r) / "
+                              f"(1 + r)), got {r.get('range_ratio')!r}")
         if all(_nan(r.get(k)) for k in BENCH_METRICS):
             raise ConfigError(f"{where}: no measurement: needs at least one of "
                               f"{', '.join(BENCH_METRICS)}")
@@ -570,9 +581,8 @@ def fit_constants(engine: str, cases=(), steps: pd.DataFrame | None = None,
     if ("frontend_us" in fitted and "frontend_us_serial" not in fields
             and eng.constants.frontend_us_serial > fitted["frontend_us"]):
         # the engine's queued part cannot exceed the front end it is part of: lowered with it
-        # (as `entries` simulated it), and written so
-        fitted["frontend_us_serial"] = fitted["frontend_us"]
-        report["lowered"] = ["frontend_us_serial"]
+        # (as `entries` simulated it), and written so (not fitted: its own data may differ)
+        report["lowered"] = {"frontend_us_serial": fitted["frontend_us"]}
     if kept:
         report["kept"] = [fields[j] for j in free]
     return fitted, report
