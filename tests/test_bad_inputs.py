@@ -122,10 +122,31 @@ BAD = [
      r"is workload\.source\.lengths\.prompt\.value here$"),
     (["workload=vllm-bench", "+workload.source.request_rate=16"],
      r"workload\.source\.request_rate: unknown key 'request_rate'; .*vllm bench serve's "
-     r"request_rate is arrivals\.rate here$"),
+     r"request_rate is workload\.source\.arrivals\.rate here$"),
+    (["workload=vllm-bench", "workload.request_rate=12"],
+     r"^wrpsim: error: workload\.request_rate: unknown key; .*vllm bench serve's request_rate "
+     r"is workload\.source\.arrivals\.rate here$"),
+    (["workload=vllm-bench", "+workload.num_prompts=600"],
+     r"^wrpsim: error: workload\.num_prompts: unknown key 'num_prompts'; .*vllm bench serve's "
+     r"num_prompts is workload\.source\.num_requests here$"),
+    (["workload=vllm-bench", "workload.source.arrivals.burstiness=0.5"],
+     r"burstiness is gamma arrivals .*\+workload\.source\.arrivals\.cv=1\.414\) here$"),
+    (["workload=vllm-bench", "+workload.source.arrivals.cv=1.4"],
+     r"^wrpsim: error: workload\.source\.arrivals\.cv: not a key of poisson arrivals \(valid: "
+     r"process, rate\); cv is gamma arrivals' \(workload\.source\.arrivals\.process=gamma\)$"),
+    (["workload=vllm-bench", "workload.source.arrivals.process=gamma"],
+     r"^wrpsim: error: workload\.source\.arrivals\.cv: gamma arrivals need cv, .*"
+     r"--burstiness b: 1/sqrt\(b\)\), e\.g\. \+workload\.source\.arrivals\.cv=2$"),
+    (["workload=vllm-bench", "workload.source.arrivals.rate=inf"],
+     r"^wrpsim: error: workload\.source\.arrivals\.rate: inf \(every request at once, vllm "
+     r"bench serve's --request-rate inf\) is a closed loop with one client per request: "
+     r"workload=closed-loop workload\.source\.concurrency=N workload\.source\.num_requests=N$"),
+    (["workload=closed-loop", "workload.source.request_rate=inf"],
+     r"vllm bench serve's --request-rate inf \(every request at once\) is a closed loop with "
+     r"one client per request: workload=closed-loop"),
     (["workload=vllm-bench", "workload.source.burstiness=4"],
      r"burstiness is gamma arrivals of cv 1/sqrt\(burstiness\) \(workload\.source\.arrivals"
-     r"\.process=gamma \+workload\.source\.arrivals\.cv=…\) here$"),
+     r"\.process=gamma \+workload\.source\.arrivals\.cv=0\.5\) here$"),
     (["workload=closed-loop", "workload.source.request_rate=16"],
      r"request_rate is Poisson arrivals at workload=vllm-bench's workload\.source\.arrivals\.rate"),
     (["workload=closed-loop", "+workload.source.num_prompts=10"],

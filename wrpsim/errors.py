@@ -95,9 +95,10 @@ def unknown_choice(field: str, value: object, choices) -> ConfigError:
 def unknown_key(field: str, key: object, valid) -> ConfigError:
     """The standard error for a key outside `valid` (`field` is the key's full path), listing
     the valid keys with the nearest one suggested."""
+    prefix = str(field).rpartition(".")[0]
     return ConfigError(f"{field}: unknown key {key!r}; valid keys: "
                        f"{', '.join(str(v) for v in valid)}"
-                       f"{vllm_hint(key, valid) or did_you_mean(key, valid)}")
+                       f"{vllm_hint(key, valid, prefix) or did_you_mean(key, valid)}")
 
 
 #: vLLM's engine arguments (`vllm serve`) and where a pool holds them
@@ -123,23 +124,31 @@ VLLM_BENCH_SYNTHETIC = {"random_input_len": "lengths.prompt.value",
                         "num_prompts": "num_requests", "request_rate": "arrivals.rate"}
 
 
-def vllm_hint(key: str, valid) -> str:
+def vllm_hint(key: str, valid, prefix: str = "") -> str:
     """'; vLLM's KEY is X here' when `key` is a vLLM argument whose wrpsim key (or its first
-    part, or its last) is among `valid`, else ''."""
+    part, or its last) is among `valid`, else ''; X is a full path when `prefix` (the path of
+    the mapping `valid` belongs to) is given. An arrivals mapping (`process`, `rate`) takes
+    --request-rate as its rate and --burstiness b as gamma arrivals of cv 1/sqrt(b)."""
     name = str(key).replace("-", "_")
+    at = f"{prefix}." if prefix else ""
     bench = VLLM_BENCH_SYNTHETIC if "lengths" in valid else VLLM_BENCH_ARGS
-    if name == "burstiness" and "arrivals" in valid:
-        return ("; vllm bench serve's burstiness b is gamma arrivals of cv 1/sqrt(b) here "
-                "(arrivals.process: gamma, arrivals.cv)")
+    if "process" in valid and "rate" in valid:  # an arrivals mapping
+        bench = {"request_rate": "rate"}
+        at_arrivals = at
+    else:
+        at_arrivals = f"{at}arrivals."
+    if name == "burstiness" and ("arrivals" in valid or "process" in valid):
+        return (f"; vllm bench serve's burstiness b is gamma arrivals of cv 1/sqrt(b) here "
+                f"({at_arrivals}process: gamma, {at_arrivals}cv)")
     target = VLLM_ENGINE_ARGS.get(name) or bench.get(name)
     if not target:
         return ""
     who = "vllm bench serve's" if name in bench else "vLLM's"
     parts = target.split(".")
     if parts[0] in valid:
-        return f"; {who} {key} is {target} here"
+        return f"; {who} {key} is {at}{target} here"
     if parts[-1] in valid:
-        return f"; {who} {key} is {parts[-1]} here"
+        return f"; {who} {key} is {at}{parts[-1]} here"
     return ""
 
 

@@ -383,14 +383,40 @@ def _unknown_key(exc, argv: list[str] | None = None, config_name: str = "config"
     if network and network.startswith("; the network options"):  # another option's key
         chosen = _selected_network(argv or [], config_name)
         return f"{full_key}: not a key of network={chosen}{network}"
-    bench = _bench_key(leaf, valid) if where == "workload.source" else None
+    bench = None
+    if where == "workload.source":
+        bench = _bench_key(leaf, valid)
+    elif where == "workload" and source is not None:  # given one level up
+        bench = _bench_key(leaf, list(source))
+    elif where == "workload.source.arrivals":
+        bench = _bench_key(leaf, ("lengths", "arrivals"))
+    if bench and leaf.replace("-", "_") == "request_rate":  # inf: every request at once
+        typed = _override(argv or [], full_key)
+        if typed and _number_or_none(typed[1]) == float("inf"):
+            bench = "INF"
+    if bench and "burstiness" in leaf:  # the cv its value makes
+        typed = _override(argv or [], full_key)
+        b = _number_or_none(typed[1]) if typed else None
+        if b is not None and b > 0:
+            bench = bench.replace("cv=…", f"cv={1 / b ** 0.5:.4g}")
     if network is not None:  # a typo of some network option's key, or none at all
         hint = network
+    elif bench == "INF":
+        hint = ("; vllm bench serve's --request-rate inf (every request at once) is a closed "
+                "loop with one client per request: workload=closed-loop "
+                "workload.source.concurrency=N workload.source.num_requests=N")
     elif bench:  # a `vllm bench serve` argument: say which source key holds it
         hint = f"; vllm bench serve's {leaf} is {bench} here"
     elif not hint and where.startswith(OPEN_SECTIONS):  # keys some kinds take, this file omits
         hint = f" (a key this file leaves out is added with '+': +{full_key}=…)"
     return f"{full_key}: unknown key; valid keys{under}: {', '.join(valid)}{hint}"
+
+
+def _number_or_none(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
 
 
 def _bench_key(leaf: str, valid) -> str | None:
@@ -401,7 +427,9 @@ def _bench_key(leaf: str, valid) -> str | None:
     if "lengths" in valid:
         key = VLLM_BENCH_SYNTHETIC.get(name)
         if name == "max_concurrency":
-            return "a closed loop's concurrency (workload=closed-loop)"
+            return ("+workload.source.max_concurrency=… beside a rate (at most that many in "
+                    "flight; with --request-rate inf, a closed loop's concurrency: "
+                    "workload=closed-loop)")
         if name == "burstiness":
             return ("gamma arrivals of cv 1/sqrt(burstiness) (workload.source.arrivals.process="
                     "gamma +workload.source.arrivals.cv=…)")

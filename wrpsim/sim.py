@@ -18,6 +18,7 @@ import numpy as np
 import simpy
 
 from wrpsim.app import OUTPUT_KEYS, resume_gc
+from wrpsim.clientcap import MAX_IN_FLIGHT_ATTR, ClientCap
 from wrpsim.dispatcher import Dispatcher
 from wrpsim.errors import (
     ConfigError,
@@ -264,6 +265,7 @@ class Simulation:
             self.beyond_horizon = int((~keep).sum())
             trace = trace.take(keep)
         self.trace = trace
+        self.client_cap = None  # (`_arrivals`: the client's cap on requests in flight)
         self.env = simpy.Environment()
         self.log = RequestLog()
         hbt = int(trace.attrs.get("hash_block_tokens") or 0) if "hash_ids" in trace.columns else 0
@@ -347,8 +349,14 @@ class Simulation:
                                      self.failures, self.feed, self.service, self.cache)
 
     def _arrivals(self, requests, progress):
-        """Dispatch `requests` at their arrival times, in order (`Arrivals`)."""
-        Arrivals(self.env, requests, self.dispatcher.dispatch, progress)
+        """Dispatch `requests` at their arrival times, in order (`Arrivals`), through the
+        client's cap on requests in flight where the trace has one (`ClientCap`)."""
+        cap = self.trace.attrs.get(MAX_IN_FLIGHT_ATTR)
+        dispatch = self.dispatcher.dispatch
+        if cap is not None:
+            self.client_cap = ClientCap(self.env, self.fleet, self.log, dispatch, int(cap))
+            dispatch = self.client_cap.offer
+        Arrivals(self.env, requests, dispatch, progress)
 
     def _warn_no_prefixes(self, rcfg: dict, hbt: int) -> None:
         """A prefix-scoring router (`needs_prefix_ids`) on a fleet that caches no prefixes or a
@@ -473,6 +481,8 @@ class Simulation:
         if progress:
             progress.close(end)
         self.beyond_horizon += self.sessions.not_sent  # dependent rounds never sent
+        if self.client_cap is not None:  # requests the client still held
+            self.beyond_horizon += self.client_cap.not_sent
         return self.log_remaining(end)
 
     def log_remaining(self, end: float) -> tuple:

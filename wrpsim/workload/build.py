@@ -50,7 +50,7 @@ from importlib import import_module
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from wrpsim.errors import ConfigError, unknown_choice, unknown_key, warn
+from wrpsim.errors import ConfigError, unknown_choice, unknown_key, vllm_hint, warn
 from wrpsim.workload.columns import TraceColumns
 from wrpsim.workload.loaders import GENERATING_KINDS, KINDS, load_columns, source_options
 from wrpsim.workload.prefix import check_block_tokens
@@ -328,6 +328,12 @@ def build_trace(cfg: Mapping[str, Any], seed: int,
         if misplaced_source_key(key, cfg.get("source")):
             raise ConfigError(f"workload.{key}: unknown key {key!r}; valid keys: "
                               f"{', '.join(TOP_KEYS)}; did you mean workload.source.{key}?")
+        source = cfg.get("source")
+        bench = vllm_hint(key, list(source), "workload.source") if isinstance(
+            source, Mapping) else ""  # a `vllm bench serve` argument given one level up
+        if bench:
+            raise ConfigError(f"workload.{key}: unknown key {key!r}; valid keys: "
+                              f"{', '.join(TOP_KEYS)}{bench}")
         raise unknown_key(f"workload.{key}", key, TOP_KEYS)
     base = Path(base_dir) if base_dir is not None else workload_base(cfg.get("name"))
     block = cfg.get("hash_block_tokens")

@@ -6,6 +6,7 @@ Source spec (the `source:` block of a workload YAML with `kind: synthetic`)::
     duration_s: null           # keep arrivals < duration_s
     arrivals: {process: gamma, rate: 10.0, cv: 2.0}   # poisson | gamma | deterministic
     lengths: {kind: cdf, path: cdfs/fleetsim_azure_total_tokens_cdf.json, output_fraction: 0.1}
+    max_concurrency: null      # a client that holds a request while this many are in flight
 
 Arrivals: the first request arrives at 0; inter-arrival gaps are i.i.d. with mean 1/rate:
 exponential (`poisson`), Gamma with shape 1/cv^2 (`gamma`; cv is the coefficient of variation of
@@ -16,6 +17,11 @@ Lengths: `kind: cdf` samples the *total* (prompt + output) tokens T from a fleet
 (output = round(fraction * T), clipped to [1, T - 1]) or by an `output` distribution (clipped to
 [1, T - 1]); prompt = T - output, so the total follows the CDF exactly. `kind: fitted` draws
 `prompt` and `output` independently from fitted distributions (`lengths.draw_dist`).
+
+`max_concurrency` (an integer >= 1; null: none) caps the requests the client has in flight, as
+`vllm bench serve --max-concurrency` beside a `--request-rate` does: a request whose time comes
+while that many are unanswered is sent when one ends (`wrpsim.clientcap`; the trace's
+`attrs["max_in_flight"]`).
 
 Random streams: arrivals from `workload.arrivals`, totals / prompts from `workload.lengths`,
 outputs from `workload.lengths.output`; the same seed gives the same frame.
@@ -29,6 +35,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from wrpsim.clientcap import MAX_IN_FLIGHT_ATTR
 from wrpsim.errors import ConfigError, unknown_choice, unknown_key
 from wrpsim.rng import stream
 from wrpsim.workload.lengths import EmpiricalCDF, check_dist, draw_dist
@@ -43,7 +50,7 @@ LENGTH_KINDS: dict[str, tuple[str, ...]] = {
     "cdf": ("path", "output_fraction", "output"),
     "fitted": ("prompt", "output"),
 }
-SOURCE_KEYS = ("kind", "num_requests", "duration_s", "arrivals", "lengths")
+SOURCE_KEYS = ("kind", "num_requests", "duration_s", "arrivals", "lengths", "max_concurrency")
 MAX_REQUESTS = 50_000_000
 
 
@@ -97,9 +104,24 @@ def arrival_times(spec: Mapping, rng: np.random.Generator, num_requests: int | N
     process = spec.get("process")
     if process not in PROCESSES:
         raise unknown_choice(f"{field}.process", process, PROCESSES)
+    for key in spec:
+        others = [p for p, keys in PROCESSES.items() if key in keys and p != process]
+        if key not in ("process", *PROCESSES[process]) and others:
+            raise ConfigError(f"{field}.{key}: not a key of {process} arrivals (valid: process, "
+                              f"{', '.join(PROCESSES[process])}); {key} is "
+                              f"{' and '.join(others)} arrivals' ({field}.process={others[0]})")
     _check_keys(spec, ("process", *PROCESSES[process]), field)
+    if isinstance(spec.get("rate"), float) and spec["rate"] == np.inf:
+        raise ConfigError(f"{field}.rate: inf (every request at once, vllm bench serve's "
+                          f"--request-rate inf) is a closed loop with one client per request: "
+                          f"workload=closed-loop workload.source.concurrency=N "
+                          f"workload.source.num_requests=N")
     rate = _number(spec, "rate", field, 0.0)
     if process == "gamma":
+        if spec.get("cv") is None:
+            raise ConfigError(f"{field}.cv: gamma arrivals need cv, the coefficient of variation "
+                              f"of their gaps (1: Poisson; vllm bench serve's --burstiness b: "
+                              f"1/sqrt(b)), e.g. +{field}.cv=2")
         _number(spec, "cv", field, 0.0)
     if num_requests is not None:
         t = np.concatenate([[0.0], np.cumsum(_gaps(spec, rng, num_requests - 1))])
@@ -165,4 +187,11 @@ def generate(source: Mapping, seed: int, base_dir: Path, field: str = "source") 
     t = arrival_times(arrivals_spec, stream(seed, "workload.arrivals"), n, dur,
                       f"{field}.arrivals")
     prompt, output = _lengths(source.get("lengths"), seed, len(t), base_dir, f"{field}.lengths")
-    return canonical_frame(t, prompt, output)
+    df = canonical_frame(t, prompt, output)
+    cap = source.get("max_concurrency")
+    if cap is not None:  # the client's cap on requests in flight (`wrpsim.clientcap`)
+        v = _number(source, "max_concurrency", field, 1, strict=False)
+        if not v.is_integer():
+            raise ConfigError(f"{field}.max_concurrency must be an integer, got {v}")
+        df.attrs[MAX_IN_FLIGHT_ATTR] = int(v)
+    return df
