@@ -115,3 +115,27 @@ def test_a_dram_tier_without_a_prefix_cache_is_said_unused():
             parse_pool("h100", {"gpu": "h100-80gb", "model": "llama3.1-8b",
                                 "kv_tiers": {"dram_gib": 100.0}, "prefix_cache": pc})
 
+
+
+def test_promoting_a_prefix_cannot_lose_its_own_later_entries():
+    """Loading a prefix's lower-tier entries allocates HBM blocks, which may evict HBM entries
+    down to DRAM, whose overflow drops its oldest entries: once, a later entry of the same
+    prefix (still in DRAM) on the way, and with no remote tier behind it the run stopped on
+    a lost entry (AttributeError). Every entry is now taken from its tier first."""
+    from wrpsim.pool.kvcache import KVLedger
+    from wrpsim.pool.prefix import PrefixCache
+
+    ledger = KVLedger(block_size=16, capacity_blocks=3)
+    cache = PrefixCache(ledger, 16)
+    cache.dram = TierStore("dram", capacity_blocks=3, bytes_per_s_per_gpu=2.0)
+    cache.block_bytes_per_gpu = 1.0
+    ledger.allocate(3, 0.0)
+    cache.insert(9, 3)  # HBM full of one unpinned entry
+    cache.dram.put(1, 1)
+    cache.dram.put(2, 1)  # the prefix [1, 2] lives in DRAM, 1 the older
+    assert cache.match([1, 2]) == 2
+    seconds, blocks = cache.promote([1, 2], 1.0)
+    assert blocks == 2 and seconds == pytest.approx(2 / 2.0)
+    assert 1 in cache and 2 in cache and ledger.used == 2 and 9 in cache.dram
+    cache.unpin([2, 1])
+    assert ledger.evictable == 2

@@ -85,10 +85,9 @@ class BatchingMixin(SequenceSetMixin):
     def _promote(self, seq: Seq, now: float) -> None:
         """Load the lower-tier blocks of an admitted sequence's prefix into HBM (blocking;
         called when it has some: `seq.promote`)."""
-        cache = self.prefix
-        for hid in seq.promote:
-            self._load_s += cache.promote(hid, now)
-            self.kv_load_blocks += cache._blocks[hid]
+        seconds, blocks = self.prefix.promote(seq.promote, now)
+        self._load_s += seconds
+        self.kv_load_blocks += blocks
         n = len(seq.pinned) + len(seq.promote)
         seq.pinned = seq.req.hash_ids[:n]
         seq.promote = ()

@@ -60,19 +60,27 @@ class PrefixCache:
             return self.dram.blocks(hid)
         return self.remote.blocks(hid)
 
-    def promote(self, hid: int, now: float) -> float:
-        """Load a lower-tier entry into HBM, pinned once; return the load time in seconds."""
-        if self.dram is not None and hid in self.dram:
-            tier = self.dram
-            blocks = tier.take(hid)
-        else:
-            tier = self.remote
-            blocks = tier.peek(hid)
-        self.ledger.allocate(blocks, now)
-        self._blocks[hid] = blocks
-        self._pins[hid] = 1
-        self.size_blocks += blocks
-        return blocks * self.block_bytes_per_gpu / tier.rate
+    def promote(self, ids, now: float) -> tuple[float, int]:
+        """Load lower-tier entries `ids` (found there by `match`, none in HBM) into HBM, each
+        pinned once; return (load time in seconds, blocks loaded). Every entry is taken from
+        its tier before any HBM block is allocated: an allocation evicts HBM entries down to
+        DRAM, whose overflow would otherwise drop a later entry of the same prefix on the
+        way (lost, with no remote tier behind it)."""
+        found = []
+        for hid in ids:
+            if self.dram is not None and hid in self.dram:
+                found.append((hid, self.dram.take(hid), self.dram.rate))
+            else:
+                found.append((hid, self.remote.peek(hid), self.remote.rate))
+        seconds, total = 0.0, 0
+        for hid, blocks, rate in found:
+            self.ledger.allocate(blocks, now)
+            self._blocks[hid] = blocks
+            self._pins[hid] = 1
+            self.size_blocks += blocks
+            seconds += blocks * self.block_bytes_per_gpu / rate
+            total += blocks
+        return seconds, total
 
     def pin(self, ids) -> None:
         """Pin cached entries (they must be present) so they cannot be evicted."""
