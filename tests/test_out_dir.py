@@ -79,11 +79,11 @@ def test_calibrate_never_writes_into_the_package_by_default(tmp_path):
     work.mkdir()
     out = _last_json(_verb("calibrate", "engine=vllm-0.11", f"steps={steps}",
                            "fit=[layer_overhead_us]", cwd=work))
-    f = Path(out["file"])
-    assert f.parts[:2] == ("results", "calibrate") and f.parts[-2:] == ("engines",
-                                                                         "vllm-0.11.yaml")
+    f = Path(out["file"])  # (absolute: WRPSIM_CATALOG=<catalog> works from any folder)
+    assert f.relative_to(work.resolve()).parts[:2] == ("results", "calibrate")
+    assert f.parts[-2:] == ("engines", "vllm-0.11.yaml")
     assert out["catalog"] == str(f.parent.parent)
-    text = (work / f).read_text()
+    text = f.read_text()
     assert "async_scheduling: false" in text  # vllm-0.11's, not base vllm-0.24's
     # with WRPSIM_CATALOG: its engines/ folder; a relative out_dir: from the current directory
     cat = tmp_path / "cat"
@@ -94,6 +94,6 @@ def test_calibrate_never_writes_into_the_package_by_default(tmp_path):
     out = _last_json(_verb("calibrate", "engine=mine", f"steps={steps}",
                            "fit=[layer_overhead_us]", "out_dir=here/engines", cwd=work))
     assert (work / "here" / "engines" / "mine.yaml").is_file()
-    assert out["catalog"] == "here"
+    assert out["catalog"] == str((work / "here").resolve())
     assert sorted(p.name for p in SHIPPED_ENGINES.iterdir()) == before
     assert (SHIPPED_ENGINES / "vllm-0.24.yaml").read_bytes() == shipped

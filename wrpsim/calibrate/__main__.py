@@ -444,9 +444,9 @@ def run(cfg: dict[str, Any]) -> dict[str, Any]:
     out_dir = make_dir(default_out_dir(cfg["out_dir"]), "out_dir")
     E.register_engine_dir(out_dir)
     path, raw = _engine_yaml(out_dir, cfg["engine"], cfg["base"])
-    result: dict[str, Any] = {"engine": cfg["engine"], "file": str(path)}
+    result: dict[str, Any] = {"engine": cfg["engine"], "file": str(path.resolve())}
     if out_dir.name == "engines":
-        result["catalog"] = str(out_dir.parent)  # WRPSIM_CATALOG=<this> finds the engine
+        result["catalog"] = str(out_dir.parent.resolve())  # WRPSIM_CATALOG=<this> finds it
     if cfg["kernels"]:
         from wrpsim.calibrate import aic, llmss
 
