@@ -711,3 +711,25 @@ def test_a_plan_candidate_whose_kv_cannot_hold_its_context_warns_under_its_name(
                       r"max_context \(131,072\).* Set plan\.candidates\.a100\.max_context to "
                       r"at most 18,304"):
         expand_candidate("a100", {"gpu": "a100-80gb", "model": "llama3.1-70b", "tp": 2})
+
+
+def test_an_unknown_engine_says_where_engines_of_ones_own_are_found(tmp_path):
+    """A name no engine has and none nearly spells: perhaps an engine of the user's own, not
+    found because WRPSIM_CATALOG is unset or names another folder; both are said."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    env = {k: v for k, v in os.environ.items() if k != "WRPSIM_CATALOG"}
+    for extra, said in (({}, "(WRPSIM_CATALOG is not set)"),
+                        ({"WRPSIM_CATALOG": str(tmp_path)},
+                         f"(WRPSIM_CATALOG={tmp_path} has none named 'mine')")):
+        r = subprocess.run([sys.executable, "-m", "wrpsim", f"hydra.run.dir={tmp_path}/r",
+                            "pool.pools.h100.engine=mine"], cwd=root, capture_output=True,
+                           text=True, timeout=300, env={**env, **extra})
+        assert r.returncode == 2
+        line = r.stderr.strip().splitlines()[-1]
+        assert line.startswith("wrpsim: error: pool.pools.h100.engine: unknown value 'mine'; "
+                               "valid choices: ")
+        assert line.endswith("; engines of your own (python -m wrpsim.calibrate) are found in "
+                             f"$WRPSIM_CATALOG/engines {said}")

@@ -195,9 +195,15 @@ def test_changing_lengths_does_not_move_arrivals():
       r"source\.arrivals\.process: unknown value 'weibull'; "
       + r"valid choices: deterministic, gamma, poisson"),
      ({"arrivals": {"process": "poisson", "rate": 0}}, r"source\.arrivals\.rate must be > 0"),
-     ({"arrivals": {"process": "gamma", "rate": 1}}, r"source\.arrivals\.cv: a number"),
+     ({"arrivals": {"process": "gamma", "rate": 1}},
+      r"source\.arrivals\.cv: gamma arrivals need cv, the coefficient of variation"),
+     ({"arrivals": {"process": "gamma", "rate": 1, "cv": "x"}},
+      r"source\.arrivals\.cv: a number is required, got 'x'"),
      ({"arrivals": {"process": "poisson", "rate": 1, "cv": 2}},
-      r"source\.arrivals\.cv: unknown key 'cv'; valid keys: process, rate"),
+      r"source\.arrivals\.cv: not a key of poisson arrivals \(valid: process, rate\); cv is "
+      r"gamma arrivals' \(source\.arrivals\.process=gamma\)"),
+     ({"arrivals": {"process": "poisson", "rate": 1, "sigma": 2}},
+      r"source\.arrivals\.sigma: unknown key 'sigma'; valid keys: process, rate"),
      ({"num_requests": None}, r"give num_requests or duration_s"),
      ({"num_requests": 2.5}, r"num_requests must be an integer"),
      ({"lengths": {"kind": "zipf"}}, r"source\.lengths\.kind: .*valid choices: cdf, fitted"),

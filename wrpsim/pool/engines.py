@@ -29,7 +29,14 @@ from pathlib import Path
 
 import yaml
 
-from wrpsim.errors import ConfigError, boolean, check_keys, starts_with_a_file, unknown_choice
+from wrpsim.errors import (
+    ConfigError,
+    boolean,
+    check_keys,
+    did_you_mean,
+    starts_with_a_file,
+    unknown_choice,
+)
 from wrpsim.pool.catalog import CALIBRATION_FIELDS, catalog_path, get_gpu, get_model
 from wrpsim.pool.kernels.model import KV_DTYPES, MAMBA_SSM_DTYPES, PRECISIONS, EngineConstants
 from wrpsim.yamlfast import safe_load
@@ -198,7 +205,16 @@ def get_engine(name: str) -> Engine:
     """The engine `name`; `ConfigError` listing the valid names if unknown."""
     table = engines()
     if name not in table:
-        raise unknown_choice("engine", name, table)
+        err = unknown_choice("engine", name, table)
+        if not did_you_mean(name, table):  # (an engine of one's own not found)
+            import os
+
+            where = os.environ.get("WRPSIM_CATALOG")
+            err = ConfigError(f"{err}; engines of your own (python -m wrpsim.calibrate) are "
+                              f"found in $WRPSIM_CATALOG/engines"
+                              + (f" (WRPSIM_CATALOG={where} has none named {name!r})" if where
+                                 else " (WRPSIM_CATALOG is not set)"))
+        raise err
     return table[name]
 
 
