@@ -899,3 +899,43 @@ def test_an_empty_required_cell_or_a_repeated_column_is_named(tmp_path):
     with pytest.raises(ConfigError, match=r"b\.csv: column 'ttft_ms' appears twice in the "
                                           r"header$"):
         benchmark_cases(csv)
+
+
+def test_a_rate_row_is_vllm_bench_at_that_rate(tmp_path):
+    """A row with request_rate is `vllm bench serve --request-rate`: Poisson arrivals at that
+    rate, concurrency its --max-concurrency (blank: none), 1,000 requests and `vllm serve`'s
+    batch limits for the GPU unless the row says; inf is a closed loop (an error says so)."""
+    from wrpsim.calibrate.fit import benchmark_cases
+    from wrpsim.errors import ConfigError
+    from wrpsim.workload.build import build_trace
+
+    csv = tmp_path / "b.csv"
+    csv.write_text("model,gpu,tp,concurrency,isl,osl,ttft_ms,request_rate,range_ratio\n"
+                   "llama3.1-8b,h100-80gb,1,,700,200,40,12,\n"
+                   "llama3.1-8b,a100-80gb,1,32,700,200,40,12,0.5\n"
+                   "llama3.1-8b,h100-80gb,1,8,700,200,40,,\n")
+    h100, a100, loop = benchmark_cases(csv)
+    src = h100.workload["source"]
+    assert src["kind"] == "synthetic" and src["arrivals"] == {"process": "poisson", "rate": 12}
+    assert src["num_requests"] == 1000 and src["max_concurrency"] is None
+    assert src["lengths"]["prompt"] == {"dist": "constant", "value": 700}
+    assert h100.pool["scheduler"]["max_seqs"] == 1024
+    assert h100.pool["scheduler"]["token_budget"] == 8192
+    assert a100.workload["source"]["max_concurrency"] == 32
+    assert a100.workload["source"]["lengths"]["output"] == {"dist": "uniform", "low": 100,
+                                                           "high": 200}
+    assert (a100.pool["scheduler"]["max_seqs"], a100.pool["scheduler"]["token_budget"]) == (
+        256, 2048)
+    assert loop.workload["source"]["kind"] == "closed_loop"
+    trace = build_trace(h100.workload, 0)
+    assert len(trace) == 1000 and set(trace["prompt_tokens"]) == {700}
+    for bad in ("0", "inf", "fast"):
+        csv.write_text("model,gpu,tp,concurrency,isl,osl,ttft_ms,request_rate\n"
+                       f"llama3.1-8b,h100-80gb,1,,700,200,40,{bad}\n")
+        with pytest.raises(ConfigError, match=r"b\.csv: line 2: request_rate must be a number "
+                                              r"> 0 .*--request-rate inf, every request at "
+                                              r"once, is a closed loop"):
+            benchmark_cases(csv)
+    csv.write_text("model,gpu,tp,concurrency,isl,osl,ttft_ms\nllama3.1-8b,h100-80gb,1,,7,2,4\n")
+    with pytest.raises(ConfigError, match=r"line 2: concurrency is empty"):
+        benchmark_cases(csv)

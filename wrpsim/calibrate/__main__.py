@@ -22,8 +22,9 @@ Steps, each optional but at least one:
    than 1 % of it: seconds or microseconds written as ms, or another GPU's) is refused, naming
    the file, before any table is written.
 2. `steps=CSV` and/or `benchmarks=CSV` and/or `validation=SET`: fit the engine constants named
-   in `fit` on per-step timings, closed-loop benchmarks (`wrpsim.calibrate.fit` documents the
-   columns) or a shipped measured set's fit split (only its cases on `gpu=` when given) and
+   in `fit` on per-step timings, serving benchmarks (closed loops or `vllm bench serve
+   --request-rate` runs; `wrpsim.calibrate.fit` documents the columns) or a shipped measured
+   set's fit split (only its cases on `gpu=` when given) and
    report the median / p90 absolute % error before and after. A constant the data do not
    constrain (moving it does not change any simulated time: `iter_overhead_us` under async
    scheduling, without data-parallel attention) keeps the engine's value and is listed in

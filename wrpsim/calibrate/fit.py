@@ -6,14 +6,17 @@ Two kinds of measurements, each row a measurement of one model on `tp` GPUs of o
   prefill_tokens, decode_seqs, decode_ctx, step_ms` and optionally `precision`, `kv_dtype`,
   `prefill_seqs`, `prefill_pairs` (as `LatencyModel.iteration_s`; pairs default to a fresh
   prompt's). The fit compares `iteration_s` with `step_ms` directly (fast).
-- **benchmarks** (`benchmarks=FILE.csv`): closed-loop serving benchmarks, columns `model, gpu,
-  tp, concurrency, isl, osl` and at least one of `ttft_ms`, `tpot_ms` (means), `itl_ms`
-  (the median), optionally
-  `precision`, `kv_dtype`, `ep`, `num_requests` (default 10 x concurrency), `range_ratio`
-  (lengths uniform in [ratio x len, len]; default 1: fixed), `max_num_seqs` (default the
-  concurrency), `max_num_batched_tokens` (default 8192), `gpu_memory_utilization` (vLLM's
-  `--gpu-memory-utilization`, in (0, 1]; default 0.9); no other columns (a misspelled one is
-  refused, not left out). Each row is replayed through the
+- **benchmarks** (`benchmarks=FILE.csv`): serving benchmarks, columns `model, gpu, tp,
+  concurrency, isl, osl` and at least one of `ttft_ms`, `tpot_ms` (means), `itl_ms` (the
+  median), optionally `precision`, `kv_dtype`, `ep`, `num_requests`, `range_ratio` (lengths
+  uniform in [ratio x len, len]; default 1: fixed), `max_num_seqs`, `max_num_batched_tokens`,
+  `gpu_memory_utilization` (vLLM's `--gpu-memory-utilization`, in (0, 1]; default 0.9),
+  `request_rate`; no other columns (a misspelled one is refused, not left out). A row without
+  `request_rate` is a closed loop of `concurrency` clients (num_requests default 10 x
+  concurrency, max_num_seqs the concurrency, max_num_batched_tokens 8192: InferenceMAX's
+  client and server); one with it is `vllm bench serve --request-rate`: Poisson arrivals at
+  that rate, `concurrency` its `--max-concurrency` (blank: none), num_requests default 1,000
+  and the batch limits `vllm serve`'s defaults for the GPU. Each row is replayed through the
   simulator (`wrpsim.validate.replay`), so queueing and chunked prefill are part of the fit.
 
 The fitted constants (`FIT_FIELDS` by default) minimise the sum over rows and metrics of
@@ -56,7 +59,11 @@ BENCH_METRICS = {"ttft_ms": "ttft_mean_s", "tpot_ms": "tpot_mean_s", "itl_ms": "
 #: so that a misspelled measurement or setting is not silently left out of the fit
 STEP_OPTIONAL = ("precision", "kv_dtype", "prefill_seqs", "prefill_pairs")
 BENCH_OPTIONAL = (*BENCH_METRICS, "precision", "kv_dtype", "ep", "num_requests", "range_ratio",
-                  "max_num_seqs", "max_num_batched_tokens", "gpu_memory_utilization")
+                  "max_num_seqs", "max_num_batched_tokens", "gpu_memory_utilization",
+                  "request_rate")
+#: required columns a row may leave blank where another column is given: a rate row's
+#: concurrency (no --max-concurrency)
+BLANK_WITH = {"concurrency": "request_rate"}
 
 
 def _read_csv(path: str | Path, required: tuple, optional: tuple = ()) -> pd.DataFrame:
@@ -100,8 +107,9 @@ def _read_csv(path: str | Path, required: tuple, optional: tuple = ()) -> pd.Dat
     df = df[~blank].reset_index(drop=True)
     if df.empty:
         raise ConfigError(f"{path}: no rows")
-    for line, (_, row) in zip(lines, df[list(required)].iterrows()):
-        empty = [c for c in required if _nan(row[c])]
+    for line, (_, row) in zip(lines, df.iterrows()):
+        empty = [c for c in required if _nan(row[c])
+                 and (c not in BLANK_WITH or _nan(row.get(BLANK_WITH[c])))]
         if empty:  # (pandas reads an empty cell as NaN, which would be named 'nan')
             raise ConfigError(f"{path}: line {line}: {empty[0]} is empty (a required column)")
     df.attrs["lines"] = lines  # the file's line of each row (header: line 1)
@@ -131,7 +139,14 @@ def benchmark_cases(path: str | Path, split: str = "fit") -> Cases:
     out.left_out = []
     for i, r in rows(df):
         where = f"{path}: line {i}"
-        c = _int(r, "concurrency", where, high=MAX_SEQS, name="concurrency")
+        rate = None if _nan(r.get("request_rate")) else _number(r.get("request_rate"))
+        if not _nan(r.get("request_rate")) and (rate is None or rate <= 0):
+            raise ConfigError(f"{where}: request_rate must be a number > 0 (requests per "
+                              f"second; --request-rate inf, every request at once, is a closed "
+                              f"loop: leave request_rate blank, concurrency = num_requests), "
+                              f"got {r.get('request_rate')!r}")
+        c = (None if rate is not None and _nan(r.get("concurrency"))
+             else _int(r, "concurrency", where, high=MAX_SEQS, name="concurrency"))
         isl, osl = _int(r, "isl", where), _int(r, "osl", where)
         ratio = 1.0 if _nan(r.get("range_ratio")) else _number(r.get("range_ratio"))
         if ratio is None or not 0 < ratio <= 1:
@@ -144,15 +159,21 @@ def benchmark_cases(path: str | Path, split: str = "fit") -> Cases:
                               f"{', '.join(BENCH_METRICS)}")
 
 
-        mns = _int(r, "max_num_seqs", where, default=c, high=MAX_SEQS)
-        budget = _int(r, "max_num_batched_tokens", where, default=8192)
+        if rate is None:  # a closed loop, as InferenceMAX's client and server run it
+            mns_default, budget_default, n_default = c, 8192, 10 * c
+        else:  # vllm bench serve --request-rate against `vllm serve`'s defaults
+            served = _served_defaults(str(r["gpu"]), where)
+            mns_default, budget_default = served["max_seqs"], served["token_budget"]
+            n_default = 1000
+        mns = _int(r, "max_num_seqs", where, default=mns_default, high=MAX_SEQS)
+        budget = _int(r, "max_num_batched_tokens", where, default=budget_default)
         util = (0.9 if _nan(r.get("gpu_memory_utilization"))
                 else _number(r.get("gpu_memory_utilization")))
         if util is None or not 0 < util <= 1:
             raise ConfigError(f"{where}: gpu_memory_utilization must be a number in (0, 1], "
                               f"got {r.get('gpu_memory_utilization')!r}")
-        n_req = _int(r, "num_requests", where, default=10 * c, high=MAX_REQUESTS)
-        if n_req < c:
+        n_req = _int(r, "num_requests", where, default=n_default, high=MAX_REQUESTS)
+        if rate is None and n_req < c:
             raise ConfigError(f"{where}: num_requests ({n_req:,}) is below the concurrency "
                               f"({c:,}): a closed loop of {c:,} clients needs at least as many "
                               f"requests to reach it")
@@ -171,10 +192,18 @@ def benchmark_cases(path: str | Path, split: str = "fit") -> Cases:
             warn(f"{where}: row left out of the fit: {why}")
             out.left_out.append((where, why))
             continue
-        wl = {"name": "benchmark", "source": {
-            "kind": "closed_loop", "concurrency": c,
-            "num_requests": n_req,
-            "prompt_tokens": _lengths(isl, ratio), "output_tokens": _lengths(osl, ratio)}}
+        if rate is None:
+            wl = {"name": "benchmark", "source": {
+                "kind": "closed_loop", "concurrency": c,
+                "num_requests": n_req,
+                "prompt_tokens": _lengths(isl, ratio), "output_tokens": _lengths(osl, ratio)}}
+        else:  # (workloads/vllm-bench.yaml)
+            wl = {"name": "benchmark", "source": {
+                "kind": "synthetic", "num_requests": n_req,
+                "arrivals": {"process": "poisson", "rate": rate},
+                "lengths": {"kind": "fitted", "prompt": _dist(_lengths(isl, ratio)),
+                            "output": _dist(_lengths(osl, ratio))},
+                "max_concurrency": c}}
         out.append(Case("benchmarks", f"{path.name if hasattr(path, 'name') else path}:{i}",
                         pool["gpu"], pool["model"], split, pool, measured, workload=wl,
                         info={"where": where}))
@@ -210,6 +239,24 @@ def check_pool(where: str, pool: dict, scheduled: bool = False):
 def _text(v, default: str) -> str:
     """A text cell, `default` when empty."""
     return default if _nan(v) or v == "" else str(v)
+
+
+def _dist(length: int | dict) -> dict:
+    """A `_lengths` value as a synthetic source's fitted distribution."""
+    return length if isinstance(length, dict) else {"dist": "constant", "value": length}
+
+
+def _served_defaults(gpu: str, where: str) -> dict:
+    """`vllm serve`'s batch limits on catalog GPU `gpu` (`Engine.default_batch`)."""
+    from wrpsim.pool.catalog import get_gpu
+    from wrpsim.pool.engines import DEFAULT_ENGINE, get_engine
+
+    try:
+        spec = get_gpu(gpu)
+    except ConfigError as e:
+        raise ConfigError(f"{where}: gpu: {str(e).partition(': ')[2] or e}") from None
+    engine = get_engine(DEFAULT_ENGINE)
+    return engine.default_batch(spec) or {"token_budget": 8192, "max_seqs": 1024}
 
 
 def _lengths(n: int, ratio: float) -> int | dict:
