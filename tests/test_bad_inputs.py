@@ -130,7 +130,7 @@ BAD = [
      r"^wrpsim: error: workload\.num_prompts: unknown key 'num_prompts'; .*vllm bench serve's "
      r"num_prompts is workload\.source\.num_requests here$"),
     (["workload=vllm-bench", "workload.source.arrivals.burstiness=0.5"],
-     r"burstiness is gamma arrivals .*\+workload\.source\.arrivals\.cv=1\.414\) here$"),
+     r"burstiness is gamma arrivals .*\+\+workload\.source\.arrivals\.cv=1\.414\) here$"),
     (["workload=vllm-bench", "+workload.source.arrivals.cv=1.4"],
      r"^wrpsim: error: workload\.source\.arrivals\.cv: not a key of poisson arrivals \(valid: "
      r"process, rate\); cv is gamma arrivals' \(workload\.source\.arrivals\.process=gamma\)$"),
@@ -141,12 +141,16 @@ BAD = [
      r"^wrpsim: error: workload\.source\.arrivals\.rate: inf \(every request at once, vllm "
      r"bench serve's --request-rate inf\) is a closed loop with one client per request: "
      r"workload=closed-loop workload\.source\.concurrency=N workload\.source\.num_requests=N$"),
+    (["workload=gamma-bursty", "workload.source.random_input_len=100"],
+     r"random_input_len is workload\.source\.lengths\.prompt\.value of workload=vllm-bench, "
+     r"whose lengths are fixed \(this workload draws them from a distribution: "
+     r"workload\.source\.lengths\) here$"),
     (["workload=closed-loop", "workload.source.request_rate=inf"],
      r"vllm bench serve's --request-rate inf \(every request at once\) is a closed loop with "
      r"one client per request: workload=closed-loop"),
     (["workload=vllm-bench", "workload.source.burstiness=4"],
      r"burstiness is gamma arrivals of cv 1/sqrt\(burstiness\) \(workload\.source\.arrivals"
-     r"\.process=gamma \+workload\.source\.arrivals\.cv=0\.5\) here$"),
+     r"\.process=gamma \+\+workload\.source\.arrivals\.cv=0\.5\) here$"),
     (["workload=closed-loop", "workload.source.request_rate=16"],
      r"request_rate is Poisson arrivals at workload=vllm-bench's workload\.source\.arrivals\.rate"),
     (["workload=closed-loop", "+workload.source.num_prompts=10"],

@@ -875,8 +875,19 @@ def test_a_front_end_fitted_below_its_queued_part_takes_the_part_down_with_it(tm
     written = yaml.safe_load((out_dir / "x.yaml").read_text())["constants"]
     assert written["frontend_us_serial"] == written["frontend_us"] == fe
     env = {"WRPSIM_CATALOG": str(tmp_path)}
-    r = subprocess.run([sys.executable, "-m", "wrpsim.perf", "engine=x", "model=mistral-7b-v0.3",
-                        "gpu=h100-80gb", "tp=1"], cwd=ROOT, capture_output=True, text=True,
+    perf = [sys.executable, "-m", "wrpsim.perf", "model=mistral-7b-v0.3", "gpu=h100-80gb", "tp=1"]
+    r = subprocess.run([*perf, "engine=x"], cwd=ROOT, capture_output=True, text=True,
+                       timeout=300, env={**os.environ, **env})
+    assert r.returncode == 0, r.stderr
+    # asked to fit both, one client's rows do not constrain the queued part (nothing queues):
+    # it keeps the engine's value only up to the fitted front end, which it is part of
+    r = _cli("engine=y", f"benchmarks={csv}", "fit=[frontend_us,frontend_us_serial]",
+             f"out_dir={out_dir}")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    assert out["error_pct"]["not_constrained"] == ["frontend_us_serial"]
+    assert out["error_pct"]["lowered"] == {"frontend_us_serial": out["fitted"]["frontend_us"]}
+    r = subprocess.run([*perf, "engine=y"], cwd=ROOT, capture_output=True, text=True,
                        timeout=300, env={**os.environ, **env})
     assert r.returncode == 0, r.stderr
 
@@ -939,3 +950,24 @@ def test_a_rate_row_is_vllm_bench_at_that_rate(tmp_path):
     csv.write_text("model,gpu,tp,concurrency,isl,osl,ttft_ms\nllama3.1-8b,h100-80gb,1,,7,2,4\n")
     with pytest.raises(ConfigError, match=r"line 2: concurrency is empty"):
         benchmark_cases(csv)
+
+
+def test_the_queued_front_ends_bound_warning_names_the_end_it_hit():
+    """A queued part fitted just inside 0 (the least-squares stops inside a bound) is at the
+    bottom, not 'all of frontend_us'; at the top, the advice to fit frontend_us too is given
+    only when it is not fitted already."""
+    from wrpsim.calibrate.__main__ import _warn_fit
+    from wrpsim.errors import WrpsimWarning
+
+    report = {"after": {"median_pct": 5}, "on_bound": ["frontend_us_serial"],
+              "serial_end": "bottom"}
+    with pytest.warns(WrpsimWarning, match=r"frontend_us_serial sits at 0: the data want less"):
+        _warn_fit(report, "x.csv", {"frontend_us_serial": 0.004, "frontend_us": 13000.0},
+                  ["frontend_us", "frontend_us_serial"])
+    report["serial_end"] = "top"
+    with pytest.warns(WrpsimWarning, match=r"sits at all of frontend_us \(13000 us\): the data "
+                                           r"want more of it queued; per-row"):
+        _warn_fit(report, "x.csv", {"frontend_us_serial": 13000.0, "frontend_us": 13000.0},
+                  ["frontend_us", "frontend_us_serial"])
+    with pytest.warns(WrpsimWarning, match=r"queued \(fit frontend_us too"):
+        _warn_fit(report, "x.csv", {"frontend_us_serial": 13000.0}, ["frontend_us_serial"])

@@ -161,7 +161,7 @@ def test_schemas_are_explicit(tmp_path, finished):
     assert schema.field("requests_total").type == pa.int64()
     assert json.loads(schema.metadata[b"wrpsim.swept"]) == ["router", "a.b"]
     req = pq.read_schema(sweep / "requests_all.parquet")
-    assert req.names == ["run", *REQUEST_SCHEMA.names]
+    assert req.names == ["run", *REQUEST_SCHEMA.names, "trace_request_id"]
     assert req.remove_metadata().equals(requests_all_schema().remove_metadata())
 
 

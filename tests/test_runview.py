@@ -445,7 +445,7 @@ def test_the_requests_line_names_those_beyond_the_horizon():
     s = {"requests_total": 191, "requests_completed": 175, "requests_dropped": 0,
          "requests_in_flight": 16, "requests_beyond_horizon": 19175}
     assert ("  requests   191 total, 175 completed, 0 dropped, 16 unfinished; 19,175 more "
-            "arrive after sim.horizon_s (not simulated)") in run_summary(s, {}, "out")
+            "not sent before sim.horizon_s (not simulated)") in run_summary(s, {}, "out")
     assert "horizon" not in run_summary({**s, "requests_beyond_horizon": 0}, {}, "out")
 
 
@@ -486,7 +486,7 @@ def test_a_pool_that_received_no_request_is_named_with_its_model_and_why(monkeyp
     line = idle_pool_warnings({"requests_beyond_horizon": 200, "idle_pools": {
         "b": {"model": "m", "requests_for_model": 0, "dropped_for_model": 0}}})
     assert line == ["pool b (m) received no request: no request for m reached it before "
-                    "sim.horizon_s (200 requests arrive after it, not simulated); its GPUs are "
+                    "sim.horizon_s (200 requests not sent before it, not simulated); its GPUs are "
                     "still in the cost and energy"]
     line = idle_pool_warnings({"idle_pools": {
         "b": {"model": "m", "requests_for_model": 7, "dropped_for_model": 2}}})

@@ -78,3 +78,30 @@ def test_follow_up_calls_take_their_root_requests_id():
             == by_id.loc[follow.parent_id.astype(int)].to_numpy()).all()
     firsts = t[t.parent_id.isna()]
     assert (firsts.trace_request_id == "q" + firsts.request_id.astype(str)).all()
+
+
+def test_ids_survive_a_json_blank_and_a_sweeps_requests_all(tmp_path):
+    """A JSONL id column with a missing id reads as floats: the ids are still written as the
+    integers they were ('1000', not '1000.0'); and a sweep's requests_all.parquet keeps the
+    column (null for a run whose trace has no ids)."""
+    (tmp_path / "t.jsonl").write_text(
+        '{"request_id": 1000, "arrival_s": 0.1, "prompt_tokens": 10, "output_tokens": 2}\n'
+        '{"arrival_s": 0.2, "prompt_tokens": 10, "output_tokens": 2}\n'
+        '{"request_id": 7, "arrival_s": 0.3, "prompt_tokens": 10, "output_tokens": 2}\n')
+    t = build_trace({"name": "t", "source": {"kind": "generic",
+                                             "path": str(tmp_path / "t.jsonl")}}, 0)
+    assert list(t["trace_request_id"]) == ["1000", None, "7"]
+    _write(tmp_path / "t.csv", "request_id", n=30)
+    sweep = tmp_path / "sweep"
+    r = subprocess.run([sys.executable, "-m", "wrpsim", "-m", "sim.progress=false",
+                        f"hydra.sweep.dir={sweep}", "workload.source.kind=generic",
+                        f"workload.source.path={tmp_path / 't.csv'},"
+                        f"{tmp_path / 't.jsonl'}"], cwd=tmp_path, capture_output=True,
+                       text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    r = subprocess.run([sys.executable, "-m", "wrpsim.report", f"sweep_dir={sweep}"], cwd=tmp_path,
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    req = pq.read_table(sweep / "requests_all.parquet").to_pandas()
+    ids = set(req.trace_request_id.dropna())
+    assert {"1000", "7"} <= ids and len(ids) == 31  # (30 in the CSV, its first 1000 too)

@@ -116,8 +116,8 @@ VLLM_BENCH_ARGS = {"random_input_len": "prompt_tokens", "random_output_len": "ou
                    "max_concurrency": "concurrency", "num_prompts": "num_requests",
                    "request_rate": "stages"}
 #: the same arguments where workload.source is `kind: synthetic` (workloads/vllm-bench.yaml);
-#: --max-concurrency has no synthetic key (a closed loop: workload=closed-loop), nor --burstiness
-#: (gamma arrivals of cv 1 / sqrt(burstiness): `wrpsim.hydra_errors`)
+#: --max-concurrency is the source's own max_concurrency (no hint needed) and --burstiness gamma
+#: arrivals of cv 1 / sqrt(burstiness) (`vllm_hint`, `wrpsim.hydra_errors`)
 VLLM_BENCH_SYNTHETIC = {"random_input_len": "lengths.prompt.value",
                         "random_output_len": "lengths.output.value",
                         "input_len": "lengths.prompt.value", "output_len": "lengths.output.value",

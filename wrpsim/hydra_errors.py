@@ -20,6 +20,7 @@ import importlib.util
 import re
 import sys
 import traceback
+from collections.abc import Mapping
 
 from wrpsim.errors import (
     VLLM_BENCH_ARGS,
@@ -385,9 +386,9 @@ def _unknown_key(exc, argv: list[str] | None = None, config_name: str = "config"
         return f"{full_key}: not a key of network={chosen}{network}"
     bench = None
     if where == "workload.source":
-        bench = _bench_key(leaf, valid)
+        bench = _bench_key(leaf, valid, parent)
     elif where == "workload" and source is not None:  # given one level up
-        bench = _bench_key(leaf, list(source))
+        bench = _bench_key(leaf, list(source), source)
     elif where == "workload.source.arrivals":
         bench = _bench_key(leaf, ("lengths", "arrivals"))
     if bench and leaf.replace("-", "_") == "request_rate":  # inf: every request at once
@@ -419,10 +420,12 @@ def _number_or_none(text: str) -> float | None:
         return None
 
 
-def _bench_key(leaf: str, valid) -> str | None:
+def _bench_key(leaf: str, valid, source=None) -> str | None:
     """Where a `vllm bench serve` argument `leaf` given under workload.source lives: the
     closed-loop / constant-rate key, or, for a synthetic source (its keys hold `lengths`), the
-    nested key (`--burstiness` b is gamma arrivals of cv 1/sqrt(b)); None for other names."""
+    nested key (`--burstiness` b is gamma arrivals of cv 1/sqrt(b)); None for other names.
+    A fixed length (--random-input-len) is a `lengths.<side>.value` only where the source's
+    `source` mapping draws that side from `dist: constant`; else `workload=vllm-bench` has it."""
     name = leaf.replace("-", "_")
     if "lengths" in valid:
         key = VLLM_BENCH_SYNTHETIC.get(name)
@@ -432,7 +435,10 @@ def _bench_key(leaf: str, valid) -> str | None:
                     "workload=closed-loop)")
         if name == "burstiness":
             return ("gamma arrivals of cv 1/sqrt(burstiness) (workload.source.arrivals.process="
-                    "gamma +workload.source.arrivals.cv=…)")
+                    "gamma ++workload.source.arrivals.cv=…)")
+        if key and key.startswith("lengths.") and not _fixed_side(source, key.split(".")[1]):
+            return (f"workload.source.{key} of workload=vllm-bench, whose lengths are fixed "
+                    f"(this workload draws them from a distribution: workload.source.lengths)")
         return f"workload.source.{key}" if key else None
     key = VLLM_BENCH_ARGS.get(name)
     if key is None:
@@ -441,6 +447,18 @@ def _bench_key(leaf: str, valid) -> str | None:
         return ("Poisson arrivals at workload=vllm-bench's workload.source.arrivals.rate (evenly "
                 "spaced: workload=constant-rate's workload.source.stages)")
     return f"workload.source.{key}"
+
+
+def _fixed_side(source, side: str) -> bool:
+    """Whether a synthetic source mapping draws its `side` lengths (prompt / output) from a
+    fitted `dist: constant` (so `lengths.<side>.value` sets them); True when not known."""
+    if not isinstance(source, Mapping):
+        return True
+    lengths = source.get("lengths")
+    if not isinstance(lengths, Mapping):
+        return True
+    spec = lengths.get(side) if lengths.get("kind") == "fitted" else None
+    return isinstance(spec, Mapping) and spec.get("dist") == "constant"
 
 
 #: exceptions a sweep launcher raises when a job's worker process died (killed, e.g. out of

@@ -104,7 +104,7 @@ def run_summary(s: dict, cfg: dict, out_dir: str, overrides=()) -> str:
         f"  fleet      {fleet_text(cfg.get('pool') or {})} = {s.get('gpu_count')} "
         f"GPU{'' if s.get('gpu_count') == 1 else 's'}",
         f"  requests   {total:,} total, {done:,} completed, {dropped:,} dropped, "
-        f"{left:,} unfinished" + (f"; {s['requests_beyond_horizon']:,} more arrive after "
+        f"{left:,} unfinished" + (f"; {s['requests_beyond_horizon']:,} more not sent before "
                                   f"sim.horizon_s (not simulated)"
                                   if s.get("requests_beyond_horizon") else ""),
         f"  TTFT       p50 {_t(s.get('ttft_p50_s'))}  p99 {_t(s.get('ttft_p99_s'))}  "

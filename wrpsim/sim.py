@@ -569,8 +569,8 @@ def with_trace_ids(req_t, trace):
             i = parent[i]
         return i
 
-    col = pa.array([ids[j] if (j := root(i)) < n else None for i in rid.tolist()],
-                   type=pa.string())
+    col = pa.array([None if (j := root(i)) >= n or ids[j] is None else str(ids[j])
+                    for i in rid.tolist()], type=pa.string())  # (a frame given as is: text)
     return req_t.append_column(pa.field("trace_request_id", pa.string()), col)
 
 

@@ -75,7 +75,7 @@ def idle_pool_warnings(s: dict) -> list[str]:
         lost = d.get("dropped_for_model") or 0
         if not n and s.get("requests_beyond_horizon"):
             why = (f"no request for {model} reached it before sim.horizon_s "
-                   f"({s['requests_beyond_horizon']:,} requests arrive after it, not "
+                   f"({s['requests_beyond_horizon']:,} requests not sent before it, not "
                    f"simulated)")
         elif not n:  # (`requests.parquet`'s model is the one that served: after routing)
             why = (f"no request went to {model}: the workload asks for none "

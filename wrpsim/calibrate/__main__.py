@@ -300,7 +300,7 @@ def _warn_fit(report: dict, rows_csv: str, fitted: dict | None = None,
     for f in report["on_bound"]:
         if f == "frontend_us_serial":  # its range: 0 to all of frontend_us
             v = fitted.get(f, 0.0)
-            if v <= 0.0:
+            if report.get("serial_end") != "top":
                 end = "0: the data want less of the front end queued than none"
             else:
                 end = (f"all of frontend_us ({v:g} us): the data want more of it queued"

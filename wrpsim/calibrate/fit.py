@@ -101,7 +101,10 @@ def _read_csv(path: str | Path, required: tuple, optional: tuple = ()) -> pd.Dat
                           f"{did_you_mean(unknown[0], valid)}")
     missing = [c for c in required if c not in df.columns]
     if missing:
-        raise ConfigError(f"{path}: missing column(s) {missing}; required: {', '.join(required)}")
+        blank = [f"; a {BLANK_WITH[c]} row may leave {c} empty, but the column must be there"
+                 for c in missing if c in BLANK_WITH and BLANK_WITH[c] in valid]
+        raise ConfigError(f"{path}: missing column(s) {missing}; required: {', '.join(required)}"
+                          + "".join(blank[:1]))
     blank = df.isna().all(axis=1)
     lines = [int(i) + 2 for i in df.index[~blank]]
     df = df[~blank].reset_index(drop=True)
@@ -111,7 +114,10 @@ def _read_csv(path: str | Path, required: tuple, optional: tuple = ()) -> pd.Dat
         empty = [c for c in required if _nan(row[c])
                  and (c not in BLANK_WITH or _nan(row.get(BLANK_WITH[c])))]
         if empty:  # (pandas reads an empty cell as NaN, which would be named 'nan')
-            raise ConfigError(f"{path}: line {line}: {empty[0]} is empty (a required column)")
+            also = (f"; only a {BLANK_WITH[empty[0]]} row may leave it empty"
+                    if empty[0] in BLANK_WITH and BLANK_WITH[empty[0]] in valid else "")
+            raise ConfigError(f"{path}: line {line}: {empty[0]} is empty (a required column"
+                              f"{also})")
     df.attrs["lines"] = lines  # the file's line of each row (header: line 1)
     return df
 
@@ -625,11 +631,16 @@ def fit_constants(engine: str, cases=(), steps: pd.DataFrame | None = None,
             on_bound.append("frontend_us_serial")
     report = {"before": _ape(r0), "after": _ape(r1), "evaluations": nfev,
               "not_constrained": fixed, "on_bound": on_bound, "rows": rows}
-    if ("frontend_us" in fitted and "frontend_us_serial" not in fields
+    if ("frontend_us" in fitted and "frontend_us_serial" not in fitted
             and eng.constants.frontend_us_serial > fitted["frontend_us"]):
-        # the engine's queued part cannot exceed the front end it is part of: lowered with it
-        # (as `entries` simulated it), and written so (not fitted: its own data may differ)
+        # the engine's queued part (not asked for, or not constrained by the data) cannot
+        # exceed the front end it is part of: lowered with it (as `entries` simulated it),
+        # and written so (not fitted: other data may say otherwise)
         report["lowered"] = {"frontend_us_serial": fitted["frontend_us"]}
+    if "frontend_us_serial" in on_bound:  # which end: 0, or all of frontend_us
+        top = serial_top({**base, **fitted})
+        v = fitted.get("frontend_us_serial", 0.0)
+        report["serial_end"] = "top" if top > 0 and v >= top * (1 - ON_BOUND_TOL) else "bottom"
     if kept:
         report["kept"] = [fields[j] for j in free]
     return fitted, report

@@ -210,10 +210,15 @@ def get_engine(name: str) -> Engine:
             import os
 
             where = os.environ.get("WRPSIM_CATALOG")
+            if not where:
+                said = " (WRPSIM_CATALOG is not set)"
+            elif (Path(where).expanduser() / f"{name}.yaml").is_file():
+                said = (f" (WRPSIM_CATALOG={where} is an engines folder itself: set it to "
+                        f"its parent)")
+            else:
+                said = f" (WRPSIM_CATALOG={where} has none named {name!r})"
             err = ConfigError(f"{err}; engines of your own (python -m wrpsim.calibrate) are "
-                              f"found in $WRPSIM_CATALOG/engines"
-                              + (f" (WRPSIM_CATALOG={where} has none named {name!r})" if where
-                                 else " (WRPSIM_CATALOG is not set)"))
+                              f"found in $WRPSIM_CATALOG/engines{said}")
         raise err
     return table[name]
 

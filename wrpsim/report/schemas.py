@@ -16,8 +16,9 @@
    string; anything else as a JSON string; see `infer_type`). Null where a run has no summary.
 
 `requests_all.parquet` — every completed run's `requests.parquet` with a leading `run` column:
-`run: string` followed by the fields of `wrpsim.metrics.records.REQUEST_SCHEMA` (a run's columns
-are cast to it; a missing column is null, an extra one dropped).
+`run: string` followed by the fields of `wrpsim.metrics.records.REQUEST_SCHEMA` and
+`trace_request_id: string` (the trace's own request ids, null for a run whose trace has none;
+a run's columns are cast to it; a missing column is null, an extra one dropped).
 """
 
 from __future__ import annotations
@@ -127,13 +128,19 @@ def results_schema(swept: list[str], summary_fields: list[tuple[str, pa.DataType
     })
 
 
+#: the column a run's requests table ends with when its trace carries its own request ids
+#: (`wrpsim.sim.with_trace_ids`); null for runs whose trace has none
+TRACE_ID = "trace_request_id"
+
+
 def requests_all_schema() -> pa.Schema:
     """The `requests_all.parquet` schema: `run` + the per-request schema of a run."""
     from wrpsim.metrics.records import REQUEST_SCHEMA
 
     meta = dict(REQUEST_SCHEMA.metadata or {})
     meta.update({b"wrpsim.table": b"requests_all", b"wrpsim.version": VERSION.encode()})
-    return pa.schema([pa.field("run", pa.string()), *REQUEST_SCHEMA], metadata=meta)
+    return pa.schema([pa.field("run", pa.string()), *REQUEST_SCHEMA,
+                      pa.field(TRACE_ID, pa.string())], metadata=meta)
 
 
 def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:

@@ -141,6 +141,14 @@ def _text(values: Sequence | np.ndarray) -> list:
     return [None if v is not None and not v.strip() else v for v in out]
 
 
+def _ids(values: Sequence | np.ndarray) -> list:
+    """`_text`, but a whole number read as a float (an id column with a blank cell, which a
+    JSON or Parquet reader turns into floats) is written as the integer it was: 1000, not
+    1000.0, so the ids join back to the file's."""
+    return _text([int(v) if isinstance(v, (float, np.floating)) and np.isfinite(v)
+                  and float(v).is_integer() else v for v in values])
+
+
 def _floats(values: Sequence | np.ndarray) -> np.ndarray:
     """float64 array (None becomes NaN)."""
     return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
@@ -190,6 +198,6 @@ def canonical_columns(
         if name in optional:
             conv = (_hashes if name == "hash_ids" else _maps if name == "outcomes"
                     else _floats if name in FLOAT_COLUMNS else _ints if name == "images"
-                    else _text)
+                    else _ids if name == "trace_request_id" else _text)
             cols[name] = conv(optional[name])
     return TraceColumns(cols, attrs)
