@@ -9,10 +9,9 @@ in flight waits in a FIFO until one ends, and is then sent at once; its `arrival
 row in `requests.parquet`, from which TTFT and end-to-end latency count) becomes that send
 time, as vLLM's client times it.
 
-A round is the request plus the follow-up calls a router makes for it (rows with `parent_id`,
-submitted through `fleet.submit`, which the cap wraps); it ends when none of them is pending,
-checked once every event of that instant has run (so a follow-up submitted at the instant its
-parent ended still counts) — answered or dropped alike, since the client moves on either way.
+A round is the request plus the follow-up calls a router makes for it, tracked as
+`wrpsim.roundtrack` does; it ends when none of them is pending — answered or dropped alike,
+since the client moves on either way.
 Requests still held when a horizon ends the run are never sent: `not_sent` counts them (the
 run's `requests_beyond_horizon`).
 """
@@ -21,27 +20,23 @@ from __future__ import annotations
 
 from collections import deque
 
+from wrpsim.roundtrack import RoundTracker
+
 #: trace attribute: the client's cap on requests in flight (None / absent: no cap)
 MAX_IN_FLIGHT_ATTR = "max_in_flight"
 
 
-class ClientCap:
+class ClientCap(RoundTracker):
     """Holds requests beyond `cap` in flight (module docstring). `offer(req)` is what the
     arrival schedule calls at a request's time; `dispatch(req)` routes one now."""
 
     def __init__(self, env, fleet, log, dispatch, cap: int):
-        self.env = env
+        super().__init__(env, fleet, log)
         self.dispatch = dispatch
         self.cap = cap
         self.in_flight = 0
         self.held: deque = deque()
-        #: round id -> its calls not yet ended
-        self.pending: dict[int, int] = {}
-        self._root: dict[int, int] = {}  # follow-up id -> its round's id
-        log.on_complete.append(self._ended)
-        log.on_dropped.append(self._ended)
-        self._submit = fleet.submit
-        fleet.submit = self._tracked_submit
+        self.attach()
 
     @property
     def not_sent(self) -> int:
@@ -61,27 +56,7 @@ class ClientCap:
         req.arrival_s = self.env.now
         self.dispatch(req)
 
-    def _tracked_submit(self, req, delay_s: float = 0.0) -> None:
-        if req.parent_id is not None:
-            r = self._root.get(req.parent_id, req.parent_id)
-            if r in self.pending:
-                self._root[req.id] = r
-                self.pending[r] += 1
-        self._submit(req, delay_s)
-
-    def _ended(self, req, _record: dict) -> None:
-        r = req.id if req.parent_id is None else self._root.get(req.id)
-        if r is None or r not in self.pending:
-            return
-        self.pending[r] -= 1
-        if self.pending[r] == 0:  # decide once every event of this instant has run
-            ev = self.env.timeout(0)
-            ev.callbacks.append(lambda _e: self._round_ended(r))
-
-    def _round_ended(self, r: int) -> None:
-        if self.pending.get(r) != 0:  # a follow-up was submitted in the same instant
-            return
-        del self.pending[r]
+    def round_ended(self, r: int) -> None:
         self.in_flight -= 1
         if self.held:
             self._send(self.held.popleft())

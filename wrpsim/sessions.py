@@ -11,12 +11,13 @@ driver.
 
 **When a round ends.** A round is its trace request plus the follow-up calls a router makes for
 it (rows with `parent_id`, e.g. cascade escalations or multi-call fan-outs, followed through
-`parent_id` chains). Follow-ups are counted when the router submits them through
-`fleet.submit` (the dispatcher's `view.submit`; the driver wraps it), so they must be submitted
-at the latest in the router's `on_complete` / `on_dropped` of one of the round's calls, or by
-its `route`. The round ends at the simulated instant when none of its calls is pending any more
-(checked once every event of that instant has run, so a follow-up submitted at that instant
-after its parent ended still counts); it is *answered* if at least one of its calls completed.
+`parent_id` chains; `wrpsim.roundtrack`). Follow-ups are counted when the router submits them
+through `fleet.submit` (the dispatcher's `view.submit`; the driver wraps it), so they must be
+submitted at the latest in the router's `on_complete` / `on_dropped` of one of the round's
+calls, or by its `route`. The round ends at the simulated instant when none of its calls is
+pending any more (checked once every event of that instant has run, so a follow-up submitted
+at that instant after its parent ended still counts); it is *answered* if at least one of its
+calls completed.
 
 **Aborted sessions.** A round that ends unanswered (every call dropped: rejected, too large, lost
 to a failure) ends its session: its held successors — the rest of the chain of dependent rounds
@@ -43,6 +44,7 @@ import math
 import numpy as np
 
 from wrpsim.errors import unknown_choice
+from wrpsim.roundtrack import RoundTracker
 from wrpsim.workload.columns import as_columns, present
 from wrpsim.workload.request import iter_requests, to_requests
 
@@ -90,7 +92,7 @@ def replayable(trace, horizon_s: float) -> np.ndarray:
     return keep
 
 
-class SessionDriver:
+class SessionDriver(RoundTracker):
     """Holds the dependent rounds of one simulation and releases them (module docstring).
 
     `requests`: the trace's `Request`s in trace order. `open_loop` is the list of the others,
@@ -106,18 +108,13 @@ class SessionDriver:
     def __init__(self, env, fleet, log, dispatch, requests, on_drop: str = ABORT):
         if on_drop not in ON_DROP:
             raise unknown_choice(f"trace attrs {ON_DROP_ATTR}", on_drop, ON_DROP)
+        super().__init__(env, fleet, log)  # (tracked rounds: those with a held successor)
         self.on_drop = on_drop
-        self.env = env
-        self.fleet = fleet
-        self.log = log
         self.dispatch = dispatch
         self.open_loop = []
         #: predecessor round id -> its held dependent successor
         self.waiting: dict = {}
-        #: tracked round id (one with a held successor) -> its calls not yet ended
-        self.pending: dict[int, int] = {}
         self.answered: set[int] = set()
-        self._root: dict[int, int] = {}  # follow-up id -> the id of its (tracked) round
         #: dependent rounds not yet sent, by id
         self.unsent: dict = {}
         self.aborted = 0
@@ -136,10 +133,7 @@ class SessionDriver:
         #: arrival time of the last open-loop request (0 without any)
         self.last_open_s = self.open_loop[-1].arrival_s if self.open_loop else 0.0
         if self.waiting:
-            log.on_complete.append(self._ended)
-            log.on_dropped.append(self._ended)
-            self._submit = fleet.submit
-            fleet.submit = self._tracked_submit
+            self.attach()
 
     @classmethod
     def for_trace(cls, env, fleet, log, dispatch, trace) -> SessionDriver:
@@ -162,29 +156,11 @@ class SessionDriver:
         """Dependent rounds not sent (yet): at the end of a run, the ones not replayed."""
         return len(self.unsent)
 
-    def _tracked_submit(self, req, delay_s: float = 0.0) -> None:
-        if req.parent_id is not None:
-            r = self._root.get(req.parent_id, req.parent_id)
-            if r in self.pending:
-                self._root[req.id] = r
-                self.pending[r] += 1
-        self._submit(req, delay_s)
-
-    def _ended(self, req, record: dict) -> None:
-        r = req.id if req.parent_id is None else self._root.get(req.id)
-        if r is None or r not in self.pending:
-            return
+    def call_ended(self, r: int, record: dict) -> None:
         if record["status"] == "completed":
             self.answered.add(r)
-        self.pending[r] -= 1
-        if self.pending[r] == 0:  # decide once every event of this instant has run
-            ev = self.env.timeout(0)
-            ev.callbacks.append(lambda _e: self._round_ended(r))
 
-    def _round_ended(self, r: int) -> None:
-        if self.pending.get(r) != 0:  # a follow-up was submitted in the same instant
-            return
-        del self.pending[r]
+    def round_ended(self, r: int) -> None:
         nxt = self.waiting.pop(r)
         if r in self.answered or self.on_drop == CONTINUE:
             self.answered.discard(r)
