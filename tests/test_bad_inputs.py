@@ -115,22 +115,22 @@ BAD = [
      r"pool\.pools\.h100: unknown key\(s\) \['max_num_seqs'\]; valid keys: .*; vLLM's "
      r"max_num_seqs is scheduler\.max_seqs here$"),
     (["workload=closed-loop", "workload.source.random_input_len=1024"],
-     r"workload\.source\.random_input_len: unknown key; .*vllm bench serve's random_input_len "
-     r"is workload\.source\.prompt_tokens here$"),
+     r"workload\.source\.random_input_len: unknown key; .*vllm bench serve's random_input_len: "
+     r"workload\.source\.prompt_tokens$"),
     (["workload=vllm-bench", "workload.source.random_input_len=512"],
-     r"workload\.source\.random_input_len: unknown key; .*vllm bench serve's random_input_len "
-     r"is workload\.source\.lengths\.prompt\.value here$"),
+     r"workload\.source\.random_input_len: unknown key; .*vllm bench serve's random_input_len: "
+     r"workload\.source\.lengths\.prompt\.value$"),
     (["workload=vllm-bench", "+workload.source.request_rate=16"],
      r"workload\.source\.request_rate: unknown key 'request_rate'; .*vllm bench serve's "
      r"request_rate is workload\.source\.arrivals\.rate here$"),
     (["workload=vllm-bench", "workload.request_rate=12"],
-     r"^wrpsim: error: workload\.request_rate: unknown key; .*vllm bench serve's request_rate "
-     r"is workload\.source\.arrivals\.rate here$"),
+     r"^wrpsim: error: workload\.request_rate: unknown key; .*vllm bench serve's request_rate: "
+     r"workload\.source\.arrivals\.rate$"),
     (["workload=vllm-bench", "+workload.num_prompts=600"],
      r"^wrpsim: error: workload\.num_prompts: unknown key 'num_prompts'; .*vllm bench serve's "
      r"num_prompts is workload\.source\.num_requests here$"),
     (["workload=vllm-bench", "workload.source.arrivals.burstiness=0.5"],
-     r"burstiness is gamma arrivals .*\+\+workload\.source\.arrivals\.cv=1\.414\) here$"),
+     r"burstiness: gamma arrivals .*\+\+workload\.source\.arrivals\.cv=1\.414$"),
     (["workload=vllm-bench", "+workload.source.arrivals.cv=1.4"],
      r"^wrpsim: error: workload\.source\.arrivals\.cv: not a key of poisson arrivals \(valid: "
      r"process, rate\); cv is gamma arrivals' \(workload\.source\.arrivals\.process=gamma\)$"),
@@ -142,17 +142,31 @@ BAD = [
      r"bench serve's --request-rate inf\) is a closed loop with one client per request: "
      r"workload=closed-loop workload\.source\.concurrency=N workload\.source\.num_requests=N$"),
     (["workload=gamma-bursty", "workload.source.random_input_len=100"],
-     r"random_input_len is workload\.source\.lengths\.prompt\.value of workload=vllm-bench, "
-     r"whose lengths are fixed \(this workload draws them from a distribution: "
-     r"workload\.source\.lengths\) here$"),
+     r"random_input_len: '\+\+workload\.source\.lengths\.prompt=\{dist: constant, value: 100, "
+     r"mean: null, sigma: null, max: null\}'$"),
+    (["workload=poisson-azure-cdf", "workload.source.random_input_len=100"],
+     r"random_input_len: workload\.source\.lengths\.prompt\.value of workload=vllm-bench, "
+     r"whose lengths are fixed \(this workload draws them otherwise: workload\.source\.lengths\)$"),
+    (["workload.num_prompts=100"],
+     r"^wrpsim: error: workload\.num_prompts: unknown key; .*vllm bench serve's num_prompts: "
+     r"workload\.max_requests \(the trace's first N requests\)$"),
+    (["+workload.source.num_prompts=100"],
+     r"^wrpsim: error: workload\.source\.num_prompts: unknown key 'num_prompts'; .*vllm bench "
+     r"serve's num_prompts: workload\.max_requests \(the trace's first N requests\)$"),
+    (["workload.source.request_rate=3"],
+     r"request_rate: workload\.rate_scale \(the trace's own arrivals, that many times faster\)$"),
+    (["workload.source.max_concurrency=8"],
+     r"max_concurrency: a cap on requests in flight, which a trace does not take"),
+    (["workload=constant-rate", "workload.source.max_concurrency=8"],
+     r"max_concurrency: a cap on requests in flight, which constant-rate stages do not take"),
     (["workload=closed-loop", "workload.source.request_rate=inf"],
      r"vllm bench serve's --request-rate inf \(every request at once\) is a closed loop with "
      r"one client per request: workload=closed-loop"),
     (["workload=vllm-bench", "workload.source.burstiness=4"],
-     r"burstiness is gamma arrivals of cv 1/sqrt\(burstiness\) \(workload\.source\.arrivals"
-     r"\.process=gamma \+\+workload\.source\.arrivals\.cv=0\.5\) here$"),
+     r"burstiness: gamma arrivals of cv 1/sqrt\(burstiness\): workload\.source\.arrivals"
+     r"\.process=gamma \+\+workload\.source\.arrivals\.cv=0\.5$"),
     (["workload=closed-loop", "workload.source.request_rate=16"],
-     r"request_rate is Poisson arrivals at workload=vllm-bench's workload\.source\.arrivals\.rate"),
+     r"request_rate: Poisson arrivals at workload=vllm-bench's workload\.source\.arrivals\.rate"),
     (["workload=closed-loop", "+workload.source.num_prompts=10"],
      r"workload\.source: unknown key\(s\) \['num_prompts'\]; .*vllm bench serve's "
      r"num_prompts is num_requests here$"),

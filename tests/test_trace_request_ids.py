@@ -105,3 +105,32 @@ def test_ids_survive_a_json_blank_and_a_sweeps_requests_all(tmp_path):
     req = pq.read_table(sweep / "requests_all.parquet").to_pandas()
     ids = set(req.trace_request_id.dropna())
     assert {"1000", "7"} <= ids and len(ids) == 31  # (30 in the CSV, its first 1000 too)
+
+
+def test_an_id_column_not_read_is_named_on_every_run(tmp_path, monkeypatch):
+    """A file column named like a request id (`id`, `req_id`, ...) that the trace does not
+    read is named with the mapping that reads it — on every run, the cached parse too (its
+    warnings are kept with it) — and not when the mapping turns the ids off."""
+    import warnings
+
+    from wrpsim.errors import WrpsimWarning
+
+    monkeypatch.setenv("WRPSIM_CACHE", str(tmp_path / "cache"))
+    _write(tmp_path / "t.csv", "req_id", n=10)
+    src = {"kind": "generic", "path": str(tmp_path / "t.csv")}
+    for _ in range(2):  # a parse, then a cache hit
+        with warnings.catch_warnings(record=True) as said:
+            warnings.simplefilter("always")
+            t = build_trace({"name": "t", "source": src}, 0)
+        assert "trace_request_id" not in t.columns
+        assert [str(w.message) for w in said if w.category is WrpsimWarning] == [
+            f"{tmp_path / 't.csv'}: column 'req_id' is not read (did you mean the trace column "
+            f"'trace_request_id'? map it with ++workload.source.columns.trace_request_id=req_id)"]
+    _write(tmp_path / "u.csv", "request_id", n=10)
+    off = {"kind": "generic", "path": str(tmp_path / "u.csv"),
+           "columns": {"trace_request_id": None}}
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        t = build_trace({"name": "t", "source": off}, 0)
+    assert "trace_request_id" not in t.columns
+    assert not [w for w in said if w.category is WrpsimWarning]

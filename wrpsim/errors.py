@@ -124,12 +124,27 @@ VLLM_BENCH_SYNTHETIC = {"random_input_len": "lengths.prompt.value",
                         "num_prompts": "num_requests", "request_rate": "arrivals.rate"}
 
 
+#: what `vllm bench serve`'s arguments are for a trace replay (its own arrivals and lengths)
+TRACE_BENCH = {
+    "num_prompts": "workload.max_requests (the trace's first N requests)",
+    "request_rate": "workload.rate_scale (the trace's own arrivals, that many times faster)",
+    "burstiness": "the trace's own arrivals (a synthetic source's gamma arrivals: cv 1/sqrt(b))",
+    "max_concurrency": ("a cap on requests in flight, which a trace does not take (a kind: "
+                        "synthetic source's max_concurrency, e.g. workload=vllm-bench)"),
+    **{k: ("the trace's own lengths (workload.max_prompt_tokens / max_output_tokens clip them; "
+           "fixed lengths: workload=vllm-bench)")
+       for k in ("random_input_len", "random_output_len", "input_len", "output_len")},
+}
+
+
 def vllm_hint(key: str, valid, prefix: str = "") -> str:
     """'; vLLM's KEY is X here' when `key` is a vLLM argument whose wrpsim key (or its first
     part, or its last) is among `valid`, else ''; X is a full path when `prefix` (the path of
     the mapping `valid` belongs to) is given. An arrivals mapping (`process`, `rate`) takes
     --request-rate as its rate and --burstiness b as gamma arrivals of cv 1/sqrt(b)."""
     name = str(key).replace("-", "_")
+    if "path" in valid and name in TRACE_BENCH:  # a trace's source: its own count and rates
+        return f"; vllm bench serve's {key}: {TRACE_BENCH[name]}"
     at = f"{prefix}." if prefix else ""
     bench = VLLM_BENCH_SYNTHETIC if "lengths" in valid else VLLM_BENCH_ARGS
     if "process" in valid and "rate" in valid:  # an arrivals mapping

@@ -23,6 +23,7 @@ import traceback
 from collections.abc import Mapping
 
 from wrpsim.errors import (
+    TRACE_BENCH,
     VLLM_BENCH_ARGS,
     VLLM_BENCH_SYNTHETIC,
     VLLM_ENGINE_ARGS,
@@ -385,10 +386,12 @@ def _unknown_key(exc, argv: list[str] | None = None, config_name: str = "config"
         chosen = _selected_network(argv or [], config_name)
         return f"{full_key}: not a key of network={chosen}{network}"
     bench = None
+    typed = _override(argv or [], full_key)
+    value = typed[1] if typed else None
     if where == "workload.source":
-        bench = _bench_key(leaf, valid, parent)
+        bench = _bench_key(leaf, valid, parent, value)
     elif where == "workload" and source is not None:  # given one level up
-        bench = _bench_key(leaf, list(source), source)
+        bench = _bench_key(leaf, list(source), source, value)
     elif where == "workload.source.arrivals":
         bench = _bench_key(leaf, ("lengths", "arrivals"))
     if bench and leaf.replace("-", "_") == "request_rate":  # inf: every request at once
@@ -407,7 +410,7 @@ def _unknown_key(exc, argv: list[str] | None = None, config_name: str = "config"
                 "loop with one client per request: workload=closed-loop "
                 "workload.source.concurrency=N workload.source.num_requests=N")
     elif bench:  # a `vllm bench serve` argument: say which source key holds it
-        hint = f"; vllm bench serve's {leaf} is {bench} here"
+        hint = f"; vllm bench serve's {leaf}: {bench}"
     elif not hint and where.startswith(OPEN_SECTIONS):  # keys some kinds take, this file omits
         hint = f" (a key this file leaves out is added with '+': +{full_key}=…)"
     return f"{full_key}: unknown key; valid keys{under}: {', '.join(valid)}{hint}"
@@ -420,13 +423,17 @@ def _number_or_none(text: str) -> float | None:
         return None
 
 
-def _bench_key(leaf: str, valid, source=None) -> str | None:
-    """Where a `vllm bench serve` argument `leaf` given under workload.source lives: the
-    closed-loop / constant-rate key, or, for a synthetic source (its keys hold `lengths`), the
-    nested key (`--burstiness` b is gamma arrivals of cv 1/sqrt(b)); None for other names.
-    A fixed length (--random-input-len) is a `lengths.<side>.value` only where the source's
-    `source` mapping draws that side from `dist: constant`; else `workload=vllm-bench` has it."""
+def _bench_key(leaf: str, valid, source=None, value: str | None = None) -> str | None:
+    """What a `vllm bench serve` argument `leaf` given under workload.source is here: the
+    closed-loop / constant-rate key; for a synthetic source (its keys hold `lengths`) the nested
+    key (`--burstiness` b is gamma arrivals of cv 1/sqrt(b)); for a trace (its keys hold `path`)
+    the transform that does it. A fixed length (--random-input-len) is a `lengths.<side>.value`
+    only where the `source` mapping draws that side from `dist: constant`; else the override
+    that makes it one, with the typed `value`. None for other names."""
     name = leaf.replace("-", "_")
+    n = value if value not in (None, "") else "N"
+    if "path" in valid:  # a trace: its own arrivals, lengths and count
+        return TRACE_BENCH.get(name)
     if "lengths" in valid:
         key = VLLM_BENCH_SYNTHETIC.get(name)
         if name == "max_concurrency":
@@ -434,11 +441,12 @@ def _bench_key(leaf: str, valid, source=None) -> str | None:
                     "flight; with --request-rate inf, a closed loop's concurrency: "
                     "workload=closed-loop)")
         if name == "burstiness":
-            return ("gamma arrivals of cv 1/sqrt(burstiness) (workload.source.arrivals.process="
-                    "gamma ++workload.source.arrivals.cv=…)")
-        if key and key.startswith("lengths.") and not _fixed_side(source, key.split(".")[1]):
-            return (f"workload.source.{key} of workload=vllm-bench, whose lengths are fixed "
-                    f"(this workload draws them from a distribution: workload.source.lengths)")
+            return ("gamma arrivals of cv 1/sqrt(burstiness): workload.source.arrivals.process="
+                    "gamma ++workload.source.arrivals.cv=…")
+        if key and key.startswith("lengths."):
+            side = key.split(".")[1]
+            if not _fixed_side(source, side):
+                return _make_fixed(source, side, n)
         return f"workload.source.{key}" if key else None
     key = VLLM_BENCH_ARGS.get(name)
     if key is None:
@@ -446,7 +454,24 @@ def _bench_key(leaf: str, valid, source=None) -> str | None:
     if key == "stages":
         return ("Poisson arrivals at workload=vllm-bench's workload.source.arrivals.rate (evenly "
                 "spaced: workload=constant-rate's workload.source.stages)")
+    if name == "max_concurrency" and "stages" in valid:
+        return ("a cap on requests in flight, which constant-rate stages do not take (a kind: "
+                "synthetic source's max_concurrency, e.g. workload=vllm-bench)")
     return f"workload.source.{key}"
+
+
+def _make_fixed(source, side: str, n: str) -> str:
+    """The override that makes a synthetic source's `side` lengths a fixed `n` tokens: its
+    fitted distribution replaced (the keys it has besides `dist` set null), or, for lengths
+    drawn otherwise (a CDF), workload=vllm-bench's."""
+    lengths = source.get("lengths") if isinstance(source, Mapping) else None
+    spec = lengths.get(side) if isinstance(lengths, Mapping) else None
+    if not isinstance(lengths, Mapping) or lengths.get("kind") != "fitted" or not isinstance(
+            spec, Mapping):
+        return (f"workload.source.lengths.{side}.value of workload=vllm-bench, whose lengths "
+                f"are fixed (this workload draws them otherwise: workload.source.lengths)")
+    drop = "".join(f", {k}: null" for k in spec if k not in ("dist", "value"))
+    return f"'++workload.source.lengths.{side}={{dist: constant, value: {n}{drop}}}'"
 
 
 def _fixed_side(source, side: str) -> bool:

@@ -23,13 +23,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Mapping
+import warnings as _warnings
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
 
+from wrpsim.errors import WrpsimWarning, warn
 from wrpsim.workload.cachedir import cache_dir
 from wrpsim.workload.columns import REQUIRED, TraceColumns, canonical_columns
 from wrpsim.workload.prefix import ATTR, set_block_tokens
@@ -42,6 +44,7 @@ if TYPE_CHECKING:
 CACHE_FORMAT = 4  # 3: optional columns of canonical name read by default, outcomes; 4: blank
 # text cells are missing values, zoned times in UTC
 _ATTR_KEY = f"wrpsim.{ATTR}".encode()
+_WARN_KEY = b"wrpsim.warnings"  # the parse's warnings, a JSON list of messages
 #: parsed traces kept (the least recently used beyond this are removed after a write)
 KEEP = 128
 
@@ -92,6 +95,8 @@ def read_cached(path: Path) -> TraceColumns | None:
         optional,
     )
     block = (schema.metadata or {}).get(_ATTR_KEY)
+    for message in json.loads(meta.get(_WARN_KEY, b"[]")):  # what the parse said, said again
+        warn(message)
     return set_block_tokens(trace, int(block) if block is not None else None)
 
 
@@ -103,9 +108,10 @@ def _dense(col: pa.ChunkedArray, dtype) -> np.ndarray:
     return np.concatenate(parts) if parts else np.empty(0, dtype=dtype)
 
 
-def write_cached(path: Path, df: pd.DataFrame) -> bool:
-    """Store canonical `df` in `path` atomically; return False (and leave nothing) when it
-    cannot be written or serialised (the run goes on uncached)."""
+def write_cached(path: Path, df: pd.DataFrame, warnings: Sequence[str] = ()) -> bool:
+    """Store canonical `df` in `path` atomically, with the `warnings` its parse gave (each said
+    again on every hit: a near-miss column is not silent from the second run on); return False
+    (and leave nothing) when it cannot be written or serialised (the run goes on uncached)."""
     import pyarrow.parquet as pq
 
     from wrpsim.io import atomic_path
@@ -116,6 +122,8 @@ def write_cached(path: Path, df: pd.DataFrame) -> bool:
             meta = dict(TRACE_SCHEMA.metadata)
             if df.attrs.get(ATTR) is not None:
                 meta[_ATTR_KEY] = str(int(df.attrs[ATTR])).encode()
+            if warnings:
+                meta[_WARN_KEY] = json.dumps(list(warnings)).encode()
             pq.write_table(table.replace_schema_metadata(meta), tmp)
         return True
     except (OSError, pa.ArrowException, TypeError, ValueError):
@@ -134,7 +142,12 @@ def cached(source: Path, params: Mapping,
         if trace is not None:
             touch(path)  # used: `prune` keeps it
             return trace
-    df = build()
-    if path is not None and write_cached(path, df):
+    with _warnings.catch_warnings(record=True) as said:
+        _warnings.simplefilter("always", WrpsimWarning)
+        df = build()
+    for w in said:  # (passed on as they came; WrpsimWarnings kept for the cache)
+        _warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    ours = [str(w.message) for w in said if issubclass(w.category, WrpsimWarning)]
+    if path is not None and write_cached(path, df, ours):
         prune(path.parent, "*.parquet", KEEP)
     return TraceColumns.from_frame(df)

@@ -205,14 +205,25 @@ def _whole(raw: RawTable, src: str, dst: str, v: np.ndarray) -> np.ndarray:
     return v
 
 
-def _warn_near_misses(raw: RawTable, cols: dict) -> None:
+#: file column names that usually hold a request's id (lower case, '-' / ' ' as '_'): not read
+#: unless mapped to `trace_request_id`, which a warning says (`_warn_near_misses`)
+ID_NAMES = ("id", "req_id", "requestid", "request_uuid", "uuid", "rid", "trace_id",
+            "request_key", "record_id")
+
+
+def _warn_near_misses(raw: RawTable, cols: dict, off=()) -> None:
     """A warning for each file column not read whose name nearly spells a trace column that is
-    not read either (`sesion_id`: the run went on without sessions, without a word)."""
-    free = [c for c in TRACE_COLUMNS if c not in cols]
+    not read either (`sesion_id`: the run went on without sessions, without a word), or names
+    a request id (`id`, `req_id`, ...) while the trace reads none; `off`: the trace columns the
+    mapping turns off (`columns: {name: null}`), which no warning offers back."""
+    free = [c for c in TRACE_COLUMNS if c not in cols and c not in off]
     for col in raw.columns:
         if col in cols.values():
             continue
         near = closest(str(col), free)
+        key = str(col).strip().lower().replace("-", "_").replace(" ", "_")
+        if (near is None or near == col) and "trace_request_id" in free and key in ID_NAMES:
+            near = "trace_request_id"
         if near is not None and near != col:
             warn(f"{raw.path}: column {col!r} is not read (did you mean the trace column "
                  f"{near!r}? map it with ++workload.source.columns.{near}={col})")
@@ -255,7 +266,7 @@ def convert(raw: RawTable, columns: Mapping[str, str] | None = None, time_unit: 
     if twice is not None:  # (e.g. prompt_tokens and output_tokens both read 'inp')
         raise TraceError(f"{raw.path}: column {twice[0]} is mapped to {' and '.join(twice[1])}; "
                          f"each trace field reads its own column (workload.source.columns)")
-    _warn_near_misses(raw, cols)
+    _warn_near_misses(raw, cols, {k for k, v in (columns or {}).items() if v is None})
     arrival = _arrivals(raw, cols["arrival_s"], time_unit, time_format)
     prompt = _counts(raw, cols["prompt_tokens"], "prompt_tokens")
     output = _counts(raw, cols["output_tokens"], "output_tokens")
