@@ -971,3 +971,31 @@ def test_the_queued_front_ends_bound_warning_names_the_end_it_hit():
                   ["frontend_us", "frontend_us_serial"])
     with pytest.warns(WrpsimWarning, match=r"queued \(fit frontend_us too"):
         _warn_fit(report, "x.csv", {"frontend_us_serial": 13000.0}, ["frontend_us_serial"])
+
+
+def test_vllm_bench_serves_own_column_names_are_read(tmp_path):
+    """A table with vllm bench serve's names (its arguments and --save-result fields) reads as
+    the columns they name; its other statistics are refused with the ones compared; a name
+    given twice (wrpsim's and vLLM's) is refused."""
+    from wrpsim.calibrate.fit import benchmark_cases
+    from wrpsim.errors import ConfigError
+
+    csv = tmp_path / "b.csv"
+    csv.write_text("model,gpu,tensor_parallel_size,max_concurrency,num_prompts,random_input_len,"
+                   "random_output_len,mean_ttft_ms,mean_tpot_ms,median_itl_ms,request_rate\n"
+                   "llama3.1-8b,h100-80gb,1,,500,512,128,38.9,2.39,2.1,16\n"
+                   "llama3.1-8b,h100-80gb,2,8,80,512,128,30,2.0,,\n")
+    rate, loop = benchmark_cases(csv)
+    assert rate.workload["source"]["num_requests"] == 500
+    assert rate.workload["source"]["lengths"]["prompt"] == {"dist": "constant", "value": 512}
+    assert rate.measured == pytest.approx({"ttft_mean_s": 0.0389, "tpot_mean_s": 0.00239,
+                                           "itl_p50_s": 0.0021})
+    assert loop.pool["tp"] == 2 and loop.workload["source"]["concurrency"] == 8
+    for col, message in (("median_ttft_ms", r"column 'median_ttft_ms': wrpsim compares the mean "
+                                            r"TTFT and TPOT and the median ITL"),
+                         ("concurrency", r"columns 'concurrency' and 'max_concurrency' \(vllm "
+                                         r"bench serve's name for it\) both given")):
+        csv.write_text(f"model,gpu,tp,max_concurrency,isl,osl,ttft_ms,{col}\n"
+                       "llama3.1-8b,h100-80gb,1,4,512,128,30,4\n")
+        with pytest.raises(ConfigError, match=message):
+            benchmark_cases(csv)

@@ -16,7 +16,8 @@ Two kinds of measurements, each row a measurement of one model on `tp` GPUs of o
   concurrency, max_num_seqs the concurrency, max_num_batched_tokens 8192: InferenceMAX's
   client and server); one with it is `vllm bench serve --request-rate`: Poisson arrivals at
   that rate, `concurrency` its `--max-concurrency` (blank: none), num_requests default 1,000
-  and the batch limits `vllm serve`'s defaults for the GPU. Each row is replayed through the
+  and the batch limits `vllm serve`'s defaults for the GPU. vllm bench serve's names of these
+  columns are read as them (`BENCH_ALIASES`). Each row is replayed through the
   simulator (`wrpsim.validate.replay`), so queueing and chunked prefill are part of the fit.
 
 The fitted constants (`FIT_FIELDS` by default) minimise the sum over rows and metrics of
@@ -64,12 +65,23 @@ BENCH_OPTIONAL = (*BENCH_METRICS, "precision", "kv_dtype", "ep", "num_requests",
 #: required columns a row may leave blank where another column is given: a rate row's
 #: concurrency (no --max-concurrency)
 BLANK_WITH = {"concurrency": "request_rate"}
+#: `vllm bench serve`'s names (its arguments and its --save-result fields) of benchmark
+#: columns, read as the column they name
+BENCH_ALIASES = {"max_concurrency": "concurrency", "num_prompts": "num_requests",
+                 "random_input_len": "isl", "random_output_len": "osl", "input_len": "isl",
+                 "output_len": "osl", "mean_ttft_ms": "ttft_ms", "mean_tpot_ms": "tpot_ms",
+                 "median_itl_ms": "itl_ms", "tensor_parallel_size": "tp",
+                 "kv_cache_dtype": "kv_dtype"}
+#: vllm bench serve's other statistics of the compared metrics: refused with what to give
+OTHER_STATS = {f"{stat}_{m}_ms": m for stat in ("median", "p90", "p95", "p99", "std", "mean")
+               for m in ("ttft", "tpot", "itl", "e2el")}
 
 
-def _read_csv(path: str | Path, required: tuple, optional: tuple = ()) -> pd.DataFrame:
+def _read_csv(path: str | Path, required: tuple, optional: tuple = (),
+              aliases: dict | None = None) -> pd.DataFrame:
     """The rows of `path`, which must have the `required` columns and may have the
     `optional` ones, nothing else (`ConfigError` naming the file, the column and the valid
-    ones)."""
+    ones); a column named by one of `aliases` is read as the column it names."""
     import csv
 
     from wrpsim.errors import did_you_mean
@@ -94,6 +106,22 @@ def _read_csv(path: str | Path, required: tuple, optional: tuple = ()) -> pd.Dat
         first = " ".join(str(exc).split())  # (pandas' messages run over several lines)
         raise ConfigError(f"{path}: cannot read CSV: {first}") from None
     valid = (*required, *optional)
+    aliases = aliases or {}
+    for alias, name in aliases.items():
+        if alias in df.columns:
+            if name in df.columns:
+                raise ConfigError(f"{path}: columns {name!r} and {alias!r} (vllm bench serve's "
+                                  f"name for it) both given; keep one")
+            df = df.rename(columns={alias: name})
+    if aliases:
+        other = next((str(c) for c in df.columns if str(c) in OTHER_STATS
+                      and str(c) not in aliases), None)
+        if other is not None:
+            m = OTHER_STATS[other]
+            raise ConfigError(f"{path}: column {other!r}: wrpsim compares the mean TTFT and TPOT "
+                              f"and the median ITL (give mean_ttft_ms / ttft_ms, mean_tpot_ms / "
+                              f"tpot_ms, median_itl_ms / itl_ms)"
+                              + ("; end-to-end latency is not fitted on" if m == "e2el" else ""))
     unknown = [str(c) for c in df.columns if c not in valid]
     if unknown:
         raise ConfigError(f"{path}: unknown column {unknown[0]!r}; required: "
@@ -138,7 +166,7 @@ def benchmark_cases(path: str | Path, split: str = "fit") -> Cases:
     """`wrpsim.validate.sets.Case`s of a benchmarks CSV (see module docstring)."""
     from wrpsim.validate.sets import Case
 
-    df = _read_csv(path, BENCH_COLUMNS, BENCH_OPTIONAL)
+    df = _read_csv(path, BENCH_COLUMNS, BENCH_OPTIONAL, BENCH_ALIASES)
     if not any(c in df.columns for c in BENCH_METRICS):
         raise ConfigError(f"{path}: needs at least one of the columns {', '.join(BENCH_METRICS)}")
     out = Cases()
