@@ -395,12 +395,10 @@ def _unknown_key(exc, argv: list[str] | None = None, config_name: str = "config"
     elif where == "workload.source.arrivals":
         bench = _bench_key(leaf, ("lengths", "arrivals"))
     if bench and leaf.replace("-", "_") == "request_rate":  # inf: every request at once
-        typed = _override(argv or [], full_key)
-        if typed and _number_or_none(typed[1]) == float("inf"):
+        if value is not None and _number_or_none(value) == float("inf"):
             bench = "INF"
     if bench and "burstiness" in leaf:  # the cv its value makes
-        typed = _override(argv or [], full_key)
-        b = _number_or_none(typed[1]) if typed else None
+        b = _number_or_none(value) if value is not None else None
         if b is not None and b > 0:
             bench = bench.replace("cv=…", f"cv={1 / b ** 0.5:.4g}")
     if network is not None:  # a typo of some network option's key, or none at all

@@ -182,17 +182,13 @@ def benchmark_cases(path: str | Path, split: str = "fit") -> Cases:
         c = (None if rate is not None and _nan(r.get("concurrency"))
              else _int(r, "concurrency", where, high=MAX_SEQS, name="concurrency"))
         isl, osl = _int(r, "isl", where), _int(r, "osl", where)
-        ratio = 1.0 if _nan(r.get("range_ratio")) else _number(r.get("range_ratio"))
-        if ratio is None or not 0 < ratio <= 1:
-            raise ConfigError(f"{where}: range_ratio must be a number in (0, 1] (lengths "
-                              f"uniform in [ratio x len, len]: 1 fixed; vLLM 0.9+'s "
-                              f"--random-range-ratio r is isl = len (1 + r), ratio = (1 - r) / "
-                              f"(1 + r)), got {r.get('range_ratio')!r}")
+        ratio = _fraction(r, "range_ratio", where, 1.0,
+                          " (lengths uniform in [ratio x len, len]: 1 fixed; vLLM 0.9+'s "
+                          "--random-range-ratio r is isl = len (1 + r), ratio = (1 - r) / "
+                          "(1 + r))")
         if all(_nan(r.get(k)) for k in BENCH_METRICS):
             raise ConfigError(f"{where}: no measurement: needs at least one of "
                               f"{', '.join(BENCH_METRICS)}")
-
-
         if rate is None:  # a closed loop, as InferenceMAX's client and server run it
             mns_default, budget_default, n_default = c, 8192, 10 * c
         else:  # vllm bench serve --request-rate against `vllm serve`'s defaults
@@ -201,11 +197,7 @@ def benchmark_cases(path: str | Path, split: str = "fit") -> Cases:
             n_default = 1000
         mns = _int(r, "max_num_seqs", where, default=mns_default, high=MAX_SEQS)
         budget = _int(r, "max_num_batched_tokens", where, default=budget_default)
-        util = (0.9 if _nan(r.get("gpu_memory_utilization"))
-                else _number(r.get("gpu_memory_utilization")))
-        if util is None or not 0 < util <= 1:
-            raise ConfigError(f"{where}: gpu_memory_utilization must be a number in (0, 1], "
-                              f"got {r.get('gpu_memory_utilization')!r}")
+        util = _fraction(r, "gpu_memory_utilization", where, 0.9)
         n_req = _int(r, "num_requests", where, default=n_default, high=MAX_REQUESTS)
         if rate is None and n_req < c:
             raise ConfigError(f"{where}: num_requests ({n_req:,}) is below the concurrency "
@@ -273,6 +265,16 @@ def check_pool(where: str, pool: dict, scheduled: bool = False):
 def _text(v, default: str) -> str:
     """A text cell, `default` when empty."""
     return default if _nan(v) or v == "" else str(v)
+
+
+def _fraction(r: dict, key: str, where: str, default: float, explain: str = "") -> float:
+    """Row `r`'s `key` as a number in (0, 1], `default` when blank; `ConfigError` naming
+    `where` and the column otherwise (`explain` follows the range)."""
+    v = default if _nan(r.get(key)) else _number(r.get(key))
+    if v is None or not 0 < v <= 1:
+        raise ConfigError(f"{where}: {key} must be a number in (0, 1]{explain}, got "
+                          f"{r.get(key)!r}")
+    return v
 
 
 def _dist(length: int | dict) -> dict:

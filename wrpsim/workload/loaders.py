@@ -113,11 +113,9 @@ def column_mapping(columns: Mapping[str, Any] | None,
     for key in OPTIONAL:
         if key not in spec and key in found and key not in used:
             spec[key] = key
-    # the file's own request ids: a column named request_id too (wrpsim's own request_id, in
-    # requests.parquet, is the request's row in the replayed trace)
-    if ("trace_request_id" not in spec and ALIASES["trace_request_id"] in found
-            and ALIASES["trace_request_id"] not in used):
-        spec["trace_request_id"] = ALIASES["trace_request_id"]
+    for key, alias in ALIASES.items():  # (request_id: the file's own ids; wrpsim's own
+        if key not in spec and alias in found and alias not in used:  # is a row number)
+            spec[key] = alias
     return {k: spec[k] for k in TRACE_COLUMNS if spec.get(k) is not None}
 
 

@@ -63,6 +63,14 @@ def _number(spec: Mapping, key: str, field: str, low: float, strict: bool = True
     return float(v)
 
 
+def _count(spec: Mapping, key: str, field: str) -> int:
+    """`spec[key]` as an integer >= 1 (`ConfigError` naming `field.key` otherwise)."""
+    v = _number(spec, key, field, 1, strict=False)
+    if not v.is_integer():
+        raise ConfigError(f"{field}.{key} must be an integer, got {v}")
+    return int(v)
+
+
 def count_or_duration(source: Mapping, count_key: str, field: str,
                       what: str = "") -> tuple[int | None, float | None]:
     """(`count_key` as an integer >= 1, `duration_s` > 0) of a generator spec, either None
@@ -71,10 +79,7 @@ def count_or_duration(source: Mapping, count_key: str, field: str,
     if n is None and dur is None:
         raise ConfigError(f"{field}: give {count_key} or duration_s (or both){what}")
     if n is not None:
-        v = _number(source, count_key, field, 1, strict=False)
-        if not v.is_integer():
-            raise ConfigError(f"{field}.{count_key} must be an integer, got {v}")
-        n = int(v)
+        n = _count(source, count_key, field)
     if dur is not None:
         dur = _number(source, "duration_s", field, 0.0)
     return n, dur
@@ -188,10 +193,6 @@ def generate(source: Mapping, seed: int, base_dir: Path, field: str = "source") 
                       f"{field}.arrivals")
     prompt, output = _lengths(source.get("lengths"), seed, len(t), base_dir, f"{field}.lengths")
     df = canonical_frame(t, prompt, output)
-    cap = source.get("max_concurrency")
-    if cap is not None:  # the client's cap on requests in flight (`wrpsim.clientcap`)
-        v = _number(source, "max_concurrency", field, 1, strict=False)
-        if not v.is_integer():
-            raise ConfigError(f"{field}.max_concurrency must be an integer, got {v}")
-        df.attrs[MAX_IN_FLIGHT_ATTR] = int(v)
+    if source.get("max_concurrency") is not None:  # the client's cap (`wrpsim.clientcap`)
+        df.attrs[MAX_IN_FLIGHT_ATTR] = _count(source, "max_concurrency", field)
     return df
