@@ -72,6 +72,10 @@ def test_moe_layers_see_every_token_of_the_instance():
         if lat.atp > 1:
             ar = np.where(Tr <= lat.c.cudagraph_max_tokens, k.allreduce(lat.atp, True)(
                 Tr * m.hidden), k.allreduce(lat.atp, False)(Tr * m.hidden))
+            if lat._fusion_mb() > 0:  # (vLLM's all-reduce + RMSNorm fusion, within a group)
+                e = Tr * m.hidden
+                ar = np.where(e <= lat._fusion_mb() * (1 << 20) / 2,
+                              np.minimum(k.allreduce_fused(lat.atp)(e), ar), ar)
             dense = dense + (lat._layers_total - m.moe_layers) * ar
         np.testing.assert_allclose(lat._linear_curve(T), dense + moe + coll, rtol=1e-12)
 

@@ -83,7 +83,8 @@ def test_the_calibration_label_states_the_sustained_rate():
     mi = build_latency_model("qwen3-14b", "mi300x-192gb", 1).calibration
     assert "; GEMMs at most 880 TFLOP/s (bf16, h100-80gb's sustained share of peak)" in mi
     assert build_latency_model("llama3.1-70b", "h100-80gb", 4, precision="fp8").calibration \
-        .endswith("; GEMMs at most 1,249 TFLOP/s (fp8, sustained at the power limit)")
+        .endswith("; GEMMs at most 1,249 TFLOP/s (fp8, sustained at the power limit); "
+                  "all-reduce fused with RMSNorm up to 2 MiB (FlashInfer)")
     assert "GEMMs at most 666 TFLOP/s (bf16, sustained at the power limit); power shape " \
         "copied from h100-80gb" in build_latency_model("llama3.1-8b", "h200-141gb", 1).calibration
     assert "sustained" not in build_latency_model("llama3.1-8b", "b200-180gb", 1).calibration

@@ -1,7 +1,8 @@
 """Compact kernel timings in NVIDIA AIConfigurator's layout into an engine profile's tables.
 
 Input layout (AIConfigurator `systems/data/<system>/`): `<op>/<framework>/<version>/*.parquet`,
-one table per operator (only the `vllm` and `nccl` frameworks are read), latencies in ms
+one table per operator (only the `vllm` and `nccl` frameworks are read, and `trtllm` for the
+fused all-reduce's kernel), latencies in ms
 measured with CUDA events on one GPU. A version folder that holds only `reuse.yaml` points at
 an older one; the newest folder with the table is used. An optional table with no row of the
 kernels read is not written.
@@ -21,6 +22,11 @@ float32, sizes as int32; names below). Every row is a measurement; nothing is fi
   decode step of `batch` sequences with `ctx` tokens already in their KV cache.
 - `allreduce.parquet`: tp, elements, graph, ms — vLLM's custom all-reduce of `elements` bf16
   values over `tp` GPUs, inside a CUDA graph (`graph` = 1) or eagerly (0).
+- `allreduce_fused.parquet`: tp, elements, ms — the TensorRT-LLM one-/two-shot all-reduce
+  (AIConfigurator's `comm/trtllm/<version>/custom_allreduce_perf`, strategy AUTO, no fusion op)
+  of `elements` bf16 values over `tp` GPUs: the kernels FlashInfer's `trtllm_allreduce_fusion`
+  runs when vLLM fuses the all-reduce with the RMSNorm after it (`fuse_allreduce_rms`; the
+  norm's arithmetic rides in the kernel's epilogue). Written where the folder has that table.
 - `nccl.parquet`: op, tp, elements, ms — NCCL collectives (`all_gather`, `reduce_scatter`,
   `all_reduce`, `alltoall`) of `elements` half-precision values over `tp` GPUs.
 - `moe.parquet`: dtype, hidden, inter, topk, experts, moe_tp, moe_ep, tokens, ms — the fused MoE
@@ -103,6 +109,7 @@ SOURCES = {
     "attn_prefill": ("attention", "context_attention_perf"),
     "attn_decode": ("attention", "generation_attention_perf"),
     "allreduce": ("comm", "custom_allreduce_perf"),
+    "allreduce_fused": ("comm", "custom_allreduce_perf"),
     "nccl": ("comm", "nccl_perf"),
     "moe": ("moe", "moe_perf"),
     "mla_prefill": ("mla", "mla_context_module_perf"),
@@ -133,6 +140,7 @@ COLUMNS = {
     "gemm": ("gemm_dtype", "m", "n", "k", "latency"),
     "attn_prefill": (*_ATTN, "isl"), "attn_decode": (*_ATTN, "step"),
     "allreduce": ("num_gpus", "message_size", "backend", "latency"),
+    "allreduce_fused": ("num_gpus", "message_size", "latency"),
     "nccl": ("nccl_dtype", "op_name", "num_gpus", "message_size", "latency"),
     "moe": ("moe_dtype", "distribution", "hidden_size", "inter_size", "topk", "num_experts",
             "moe_tp_size", "moe_ep_size", "num_tokens", "latency"),
@@ -207,18 +215,31 @@ def check_units(path: Path, gemm: pd.DataFrame, gpu) -> None:
 
 
 def _version_key(name: str) -> tuple:
-    return tuple(int(p) if p.isdigit() else -1 for p in name.replace("-", ".").split("."))
+    """Sort key of a version folder name: its release numbers, then a pre-release (`rc`, `a`,
+    `b`, `dev` and its number) before the release itself (1.3.0rc10 < 1.3.0rc20 < 1.3.0)."""
+    import re
+
+    m = re.match(r"(\d+(?:\.\d+)*)[.-]?(?:(rc|a|b|dev)(\d*))?", name)
+    if m is None:
+        return ((-1,), 0, 0)
+    release = tuple(int(p) for p in m.group(1).split("."))
+    pre = (0, int(m.group(3) or 0)) if m.group(2) else (1, 0)
+    return (release, *pre)
 
 
 #: the framework folders read: the engine's own kernels (`vllm`) and the collectives library
 #: (`nccl`); AIConfigurator's SGLang and TensorRT-LLM tables time other kernels
 FRAMEWORKS = ("vllm", "nccl")
+#: tables read from another framework's folder: the fused all-reduce is TensorRT-LLM's kernel,
+#: which vLLM calls through FlashInfer (AIConfigurator times vLLM's own all-reduce only)
+TABLE_FRAMEWORKS = {"allreduce_fused": ("trtllm",)}
 
 
-def find_table(system_dir: Path, op: str, stem: str) -> Path | None:
+def find_table(system_dir: Path, op: str, stem: str,
+               frameworks: tuple[str, ...] = FRAMEWORKS) -> Path | None:
     """The newest `<op>/<framework>/<version>/<stem>.parquet` under `system_dir` of a framework
-    in `FRAMEWORKS`, or None."""
-    hits = sorted((p for fw in FRAMEWORKS
+    in `frameworks`, or None."""
+    hits = sorted((p for fw in frameworks
                    for p in system_dir.glob(f"{op}/{fw}/*/{stem}.parquet")),
                   key=lambda p: _version_key(p.parent.name))
     return hits[-1] if hits else None
@@ -364,6 +385,12 @@ def _allreduce(df: pd.DataFrame) -> pd.DataFrame:
     return df.groupby(keys, as_index=False)["ms"].median()[[*keys, "ms"]]
 
 
+def _allreduce_fused(df: pd.DataFrame) -> pd.DataFrame:
+    df = df.rename(columns={"num_gpus": "tp", "message_size": "elements", "latency": "ms"})
+    keys = ["tp", "elements"]
+    return df.groupby(keys, as_index=False)["ms"].median()[[*keys, "ms"]]
+
+
 def _nccl(df: pd.DataFrame) -> pd.DataFrame:
     df = df[df["nccl_dtype"] == "half"].rename(columns={"op_name": "op", "num_gpus": "tp",
                                                         "message_size": "elements",
@@ -447,6 +474,7 @@ def _moe(df: pd.DataFrame) -> pd.DataFrame:
 
 _KERNEL_KEYS = {"gemm": ["gemm_dtype"], "attn_prefill": ["kv_cache_dtype", "head_dim"],
                 "attn_decode": ["kv_cache_dtype", "head_dim"], "allreduce": [], "nccl": [],
+                "allreduce_fused": [],
                 "moe": ["moe_variant", "moe_layout"],
                 "mla_prefill": [],  # every backend's rows: see the module docstring
                 "mla_decode": ["kv_cache_dtype", "gemm_type"],
@@ -455,6 +483,74 @@ _KERNEL_KEYS = {"gemm": ["gemm_dtype"], "attn_prefill": ["kv_cache_dtype", "head
                 "dsa_prefill": ["kv_cache_dtype", "gemm_type", "num_heads"],
                 "dsa_decode": ["kv_cache_dtype", "gemm_type", "num_heads"],
                 "gdn_prefill": ["family"]}
+
+
+def read_table(system_dir: Path, name: str, gpu=None) -> tuple[pd.DataFrame, dict] | None:
+    """Table `name` (a key of `SOURCES`) of one AIConfigurator system folder, compacted, and
+    its meta.json entry (source file, version, framework, device, kernel choice, rows); None
+    when the folder has no such table or (an optional one) no row of the kernels read.
+    `ConfigError` as `compact` says."""
+    op, stem = SOURCES[name]
+    path = find_table(system_dir, op, stem, TABLE_FRAMEWORKS.get(name, FRAMEWORKS))
+    if path is None:
+        return None
+    raw = _read(path, name)
+    if name == "gdn_prefill":
+        raw["family"] = gdn_family(raw["kernel_source"])
+    if name in ("dsa_prefill", "dsa_decode"):  # (the kernel choice on the kept model's rows)
+        raw = _dsa_rows(raw)
+    if name == "moe":
+        raw["moe_variant"] = moe_variant(raw["moe_dtype"], raw.get("kernel_source"))
+        raw["moe_layout"] = np.where(raw["moe_ep_size"] > 1, "ep", "tp")
+    raw, kernels = _pick_kernel(raw, _KERNEL_KEYS[name])
+    dropped: dict = {}
+    module: dict = {}
+    if name == "gemm":
+        tab, dropped = _gemm(raw)
+    elif name in ("attn_prefill", "attn_decode"):
+        tab = _attention(raw, name == "attn_decode")
+    elif name == "allreduce":
+        tab = _allreduce(raw)
+    elif name == "allreduce_fused":
+        tab = _allreduce_fused(raw)
+    elif name == "nccl":
+        tab = _nccl(raw)
+    elif name in ("mla_prefill", "mla_decode"):
+        tab, module = _mla(raw, name == "mla_decode")
+    elif name in ("dsa_prefill", "dsa_decode"):
+        tab, module = _dsa(raw, name == "dsa_decode")
+    elif name == "gdn_prefill":
+        tab = _gdn(raw)
+    else:
+        tab = _moe(raw)
+        if gpu is not None:
+            tab, n_cached = replace_cache_resident(tab, gpu)
+            dropped = {"cache_resident_rows": n_cached}
+    if not len(tab):  # (no row of the kernels wrpsim reads)
+        if name in REQUIRED:
+            raise _no_rows(path, name, raw)
+        return None
+    if name == "gemm" and gpu is not None:
+        check_units(path, tab, gpu)
+    for c in tab.columns:
+        if c == "ms":
+            tab[c] = tab[c].astype(np.float32)
+        elif tab[c].dtype.kind in "iuf":
+            tab[c] = tab[c].astype(np.int32)
+    device = str(raw["device"].iloc[0]) if "device" in raw.columns and len(raw) else ""
+    entry = {
+        "file": str(path.relative_to(system_dir)), "version": path.parent.name,
+        "framework": path.parent.parent.name, "device": device, "kernels": kernels,
+        "rows": len(tab)}
+    if name == "gemm":  # the precisions measured (read without the Parquet file)
+        entry["dtypes"] = dtypes_of(tab)
+    if name == "gemm" and dropped:
+        entry["share_slower_than_bf16"] = dropped
+    elif dropped:
+        entry.update(dropped)
+    if module:
+        entry["module"] = module
+    return tab, entry
 
 
 def compact(system_dir: str | Path, out_dir: str | Path, gpu=None) -> dict:
@@ -476,65 +572,10 @@ def compact(system_dir: str | Path, out_dir: str | Path, gpu=None) -> dict:
                               f"AIConfigurator layout)")
     meta: dict = {"source": str(system_dir), "tables": {}}
     tables: dict = {}  # every table read and checked before anything is written
-    for name, (op, stem) in SOURCES.items():
-        path = find_table(system_dir, op, stem)
-        if path is None:
-            continue
-        raw = _read(path, name)
-        if name == "gdn_prefill":
-            raw["family"] = gdn_family(raw["kernel_source"])
-        if name in ("dsa_prefill", "dsa_decode"):  # (the kernel choice on the kept model's rows)
-            raw = _dsa_rows(raw)
-        if name == "moe":
-            raw["moe_variant"] = moe_variant(raw["moe_dtype"], raw.get("kernel_source"))
-            raw["moe_layout"] = np.where(raw["moe_ep_size"] > 1, "ep", "tp")
-        raw, kernels = _pick_kernel(raw, _KERNEL_KEYS[name])
-        dropped: dict = {}
-        module: dict = {}
-        if name == "gemm":
-            tab, dropped = _gemm(raw)
-        elif name in ("attn_prefill", "attn_decode"):
-            tab = _attention(raw, name == "attn_decode")
-        elif name == "allreduce":
-            tab = _allreduce(raw)
-        elif name == "nccl":
-            tab = _nccl(raw)
-        elif name in ("mla_prefill", "mla_decode"):
-            tab, module = _mla(raw, name == "mla_decode")
-        elif name in ("dsa_prefill", "dsa_decode"):
-            tab, module = _dsa(raw, name == "dsa_decode")
-        elif name == "gdn_prefill":
-            tab = _gdn(raw)
-        else:
-            tab = _moe(raw)
-            if gpu is not None:
-                tab, n_cached = replace_cache_resident(tab, gpu)
-                dropped = {"cache_resident_rows": n_cached}
-        if not len(tab):  # (no row of the kernels wrpsim reads)
-            if name in REQUIRED:
-                raise _no_rows(path, name, raw)
-            continue
-        if name == "gemm" and gpu is not None:
-            check_units(path, tab, gpu)
-        for c in tab.columns:
-            if c == "ms":
-                tab[c] = tab[c].astype(np.float32)
-            elif tab[c].dtype.kind in "iuf":
-                tab[c] = tab[c].astype(np.int32)
-        tables[name] = tab
-        device = str(raw["device"].iloc[0]) if "device" in raw.columns and len(raw) else ""
-        meta["tables"][name] = {
-            "file": str(path.relative_to(system_dir)), "version": path.parent.name,
-            "framework": path.parent.parent.name, "device": device, "kernels": kernels,
-            "rows": len(tab)}
-        if name == "gemm":  # the precisions measured (read without the Parquet file)
-            meta["tables"][name]["dtypes"] = dtypes_of(tab)
-        if name == "gemm" and dropped:
-            meta["tables"][name]["share_slower_than_bf16"] = dropped
-        elif dropped:
-            meta["tables"][name].update(dropped)
-        if module:
-            meta["tables"][name]["module"] = module
+    for name in SOURCES:
+        got = read_table(system_dir, name, gpu)
+        if got is not None:
+            tables[name], meta["tables"][name] = got
     out_dir.mkdir(parents=True, exist_ok=True)
     for name, tab in tables.items():
         tab.to_parquet(out_dir / f"{name}.parquet", index=False, compression="zstd")

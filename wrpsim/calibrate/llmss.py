@@ -300,7 +300,7 @@ def compact(profile_dir, out_dir: str | Path, gpu=None) -> dict:
                               f"one engine's tables come from one GPU and engine version")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    for stale in ("moe", "allreduce", "nccl"):  # never keep older ones
+    for stale in ("moe", "allreduce", "allreduce_fused", "nccl"):  # never keep older ones
         (out / f"{stale}.parquet").unlink(missing_ok=True)
     tables = merge_layouts(parts)
     profile = f"LLMServingSim profiler {first['profiler']}, " + "; ".join(

@@ -23,7 +23,7 @@ built here carries a `calibration` label that outputs repeat.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from functools import cache, lru_cache
 from pathlib import Path
 
@@ -143,15 +143,57 @@ def load_engine(path: Path) -> Engine:
         raise unknown_choice(f"{path}: kind", kind, KINDS)
     gpus = raw.get("gpus") or {}
     for g, entry in gpus.items():
-        if not isinstance(entry, dict) or not entry or not set(entry) <= {"tables", "roofline"}:
+        if (not isinstance(entry, dict) or not set(entry) & {"tables", "roofline"}
+                or not set(entry) <= {"tables", "roofline", "allreduce_fusion_mb"}):
             raise ConfigError(f"{path}: gpus.{g} must be {{tables: DIR}}, {{roofline: GPU}} or "
-                              f"{{tables: DIR, roofline: GPU}} (own tables for some operators)")
+                              f"{{tables: DIR, roofline: GPU}} (own tables for some operators), "
+                              f"optionally with allreduce_fusion_mb: {{TP: MiB}}")
+        if "allreduce_fusion_mb" in entry:
+            _fusion_limits(entry["allreduce_fusion_mb"], f"{path}: gpus.{g}.allreduce_fusion_mb")
     return Engine(name=path.stem, kind=kind, description=str(raw.get("description", "")),
                   path=path, constants=_constants(path, raw.get("constants")), gpus=gpus,
                   default_roofline=str(raw.get("default_roofline", "h100-80gb")),
                   prefix_caching=boolean(f"{path}: prefix_caching",
                                          raw.get("prefix_caching", False)),
                   batch_defaults=_batch_defaults(path, raw.get("batch_defaults", "fixed")))
+
+
+def _fusion_limits(v, label: str) -> dict:
+    """An engine's `gpus.<gpu>.allreduce_fusion_mb` ({all-reduce group size: MiB}), checked."""
+    if not isinstance(v, dict) or not v or any(
+            isinstance(k, bool) or not isinstance(k, int) or k < 2
+            or isinstance(m, bool) or not isinstance(m, (int, float)) or m < 0
+            for k, m in v.items()):
+        raise ConfigError(f"{label} must map all-reduce group sizes (integers >= 2) to size "
+                          f"limits in MiB (numbers >= 0), e.g. {{2: 64, 4: 2, 8: 0.5}}; got {v!r}")
+    return v
+
+
+def _fusion(eng: Engine, gpu: str, kernels, consts: EngineConstants, group: int | None,
+            explicit: bool, label: str) -> EngineConstants:
+    """`consts` with vLLM's all-reduce + RMSNorm fusion resolved for an all-reduce group of
+    `group` GPUs (None: it spans servers): on, with its size limit (the pool's
+    `allreduce_fusion_mb`, else the engine's for the GPU and group), where the engine or pool
+    turns it on, the group has 2 or more GPUs on one server's NVLink and the GPU's tables
+    measured the kernel (`Kernels.allreduce_fused`); else off. A pool that turns it on
+    (`explicit`) where the GPU cannot run it gets one line naming the GPUs that can."""
+    if not consts.allreduce_fusion:
+        return consts
+    limits = eng.gpu_entry(gpu).get("allreduce_fusion_mb") or {}
+    limit = consts.allreduce_fusion_mb or limits.get(group, 0.0)
+    measured = (group is not None and group > 1
+                and kernels.measures_fused_allreduce())
+    if measured and limit > 0:
+        return replace(consts, allreduce_fusion=True, allreduce_fusion_mb=float(limit))
+    if explicit and group is not None and group > 1:
+        can = sorted(g for g, e in eng.gpus.items() if e.get("allreduce_fusion_mb"))
+        why = ("its tables do not measure the fused kernel" if not measured else
+               f"the engine gives no size limit for a group of {group}: set "
+               f"allreduce_fusion_mb")
+        raise ConfigError(f"{label}.allreduce_fusion: true, but on {gpu} {why} (vLLM fuses "
+                          f"on Hopper and Blackwell only; engine {eng.name} has it for "
+                          f"{', '.join(can) or 'no GPU'})")
+    return replace(consts, allreduce_fusion=False, allreduce_fusion_mb=0.0)
 
 
 def _batch_defaults(path: Path, v) -> str:
@@ -396,8 +438,6 @@ def _build(model: str, gpu: str, tp: int, engine: str = DEFAULT_ENGINE,
         lat.calibration = f"{labelled_name(eng)}: {lat.gpu.calibration_source}"
         lat.engine = engine
         return lat
-    from dataclasses import replace
-
     from wrpsim.pool.kernels.model import KernelLatency
     from wrpsim.pool.kernels.power import power_model
 
@@ -416,7 +456,12 @@ def _build(model: str, gpu: str, tp: int, engine: str = DEFAULT_ENGINE,
                           f"(the other layers stay BF16); {m.name} is dense, so it would run "
                           f"as bf16: use one of {', '.join(dense)}")
     g = get_gpu(gpu)
-    lat = KernelLatency(m, g, tp, kernels_for(eng, gpu), consts, precision,
+    kernels = kernels_for(eng, gpu)
+    group = (tp // attn_dp if attn_dp >= 1 and tp % attn_dp == 0 else None) \
+        if scaleup is None else None
+    consts = _fusion(eng, gpu, kernels, consts, group,
+                     overrides.get("allreduce_fusion") is True, where)
+    lat = KernelLatency(m, g, tp, kernels, consts, precision,
                         kv_dtype, ep, max_tokens, power_model(g, power_fits()), scaleup, attn_dp)
     lat.calibration = f"{labelled_name(eng)}: {lat.calibration}"
     lat.engine = engine

@@ -165,6 +165,32 @@ GPTOSS_CAPTURE = 2048
 DECODE_ONLY_GRAPHS = {("llama3.1-70b", "b200_sxm")}
 
 
+#: the all-reduce + RMSNorm fusion limits (MiB by TP) InferenceMAX's B200 Llama scripts set
+#: (`enable_fi_allreduce_fusion` and VLLM_FLASHINFER_ALLREDUCE_FUSION_THRESHOLDS_MB in
+#: 70b_fp{8,4}_b200_docker.sh)
+SCRIPT_FUSION_MB = {("llama3.1-70b", "b200_sxm"): {2: 32, 4: 32, 8: 8}}
+#: the first vLLM version whose -O2 fuses the all-reduce with RMSNorm by default, by system
+#: (vllm-project/vllm#34299, 2026-02: SM 9.0 and 10.0; #37755, 2026-03: SM 10.3)
+FUSION_DEFAULT_FROM = {"b300_sxm": (0, 18)}
+FUSION_DEFAULT_SINCE = (0, 16)
+
+
+def _fusion_setting(model: str, system: str, version, tp: int) -> dict:
+    """The row's all-reduce + RMSNorm fusion as its server ran it (`latency` keys): the limit
+    its script sets, else the default of its vLLM version (on from `FUSION_DEFAULT_SINCE`:
+    the engine's own limits), else off (older or unrecorded versions: the rows without one
+    were measured in 2025, before the default)."""
+    limits = SCRIPT_FUSION_MB.get((model, system))
+    if limits is not None:
+        return {"allreduce_fusion": True, "allreduce_fusion_mb": limits.get(tp, 0)}
+    try:
+        v = tuple(int(x) for x in str(version).split(".")[:2])
+    except ValueError:
+        v = (0, 0)
+    return {} if v >= FUSION_DEFAULT_FROM.get(system, FUSION_DEFAULT_SINCE) else {
+        "allreduce_fusion": False}
+
+
 def _capture_size(model: str, system: str, concurrency: int) -> int:
     if model.startswith("gpt-oss"):
         return GPTOSS_CAPTURE
@@ -266,12 +292,16 @@ def silicon_cases(requests_per_client: int = 10,
                 "kv_dtype": kv, "scheduler": {**BIG_GPU_SCHED, "max_seqs": max_seqs},
                 "latency": {"kind": "engine",
                             "cudagraph_max_tokens": _capture_size(model, r.system, c),
-                            "cudagraph_mixed": int((model, r.system) not in DECODE_ONLY_GRAPHS)}}
+                            "cudagraph_mixed": int((model, r.system) not in DECODE_ONLY_GRAPHS),
+                            **_fusion_setting(model, r.system, r.backend_version, tp)}}
         wl = {"name": "silicon", "source": {
             "kind": "closed_loop", "concurrency": c, "num_requests": requests_per_client * c,
             "prompt_tokens": _lengths(int(r.isl), grid),
             "output_tokens": _lengths(int(r.osl), grid)}}
-        fit = gpu == "h100-80gb"
+        # the fit split: the H100 rows (every fitted constant but one), and the B200 Llama FP8
+        # rows, the only ones bar their FP4 twins whose mixed steps run outside CUDA graphs
+        # (`eager_layer_us`, fitted on them alone: docs/validation.md)
+        fit = gpu == "h100-80gb" or ((model, r.system) in DECODE_ONLY_GRAPHS and prec == "fp8")
         out.append(Case(
             "silicon", f"{r.model_path} {r.system} {prec} tp{tp} ep{ep} isl{r.isl} osl{r.osl} "
             f"c{c}", gpu, model, "fit" if fit else "test", pool,

@@ -8,7 +8,10 @@ per decoding sequence) for m sequences. Its GPU time is, per GPU (all terms in s
                    table in the pool's precision; the fused MoE layers from the MoE table
     allreduce(T)   one all-reduce of T x hidden BF16 values after every attention, Mamba and FFN
                    block (tp > 1), from vLLM's custom all-reduce table: in a CUDA graph when
-                   T <= `cudagraph_max_tokens`, eagerly (with its buffer copy) above (NCCL's
+                   T <= `cudagraph_max_tokens`, eagerly (with its buffer copy) above; with
+                   `allreduce_fusion` (vLLM's all-reduce + RMSNorm fusion) one up to its size
+                   limit from the TensorRT-LLM all-reduce table FlashInfer's fused kernel
+                   runs (the norm's traffic stays in stream(T): conservative) (NCCL's
                    all-reduce for tp > 2 on PCIe-only GPUs, where vLLM turns it off); with
                    expert parallelism (ep > 1) an MoE layer instead gathers its tokens and
                    scatters the expert outputs (NCCL all-gather + reduce-scatter of T x hidden)
@@ -155,6 +158,18 @@ class EngineConstants:
     #: iteration then takes its GPU time plus its CPU time, as without async scheduling (the
     #: schedule is still fixed one iteration ahead)
     dp_sync_stalls_async: bool = False
+    #: engine setting, not fitted: vLLM fuses each all-reduce with the RMSNorm after it
+    #: (`pass_config.fuse_allreduce_rms`, FlashInfer's TensorRT-LLM kernel; on by default at
+    #: -O2 since vLLM 0.16 on Hopper and Blackwell with TP > 1, vllm-project/vllm#34299): an
+    #: all-reduce whose bf16 input is at most `allreduce_fusion_mb` MiB runs as that kernel,
+    #: in a CUDA graph or not (`Kernels.allreduce_fused`, its norm in the kernel's epilogue);
+    #: a larger one as vLLM's custom all-reduce. Where the GPU's tables do not measure the
+    #: kernel, or the group spans servers, it is off (`engines._fusion`)
+    allreduce_fusion: bool = False
+    #: its size limit in MiB (vLLM's `fi_allreduce_fusion_max_size_mb`); 0: the engine's
+    #: default for the GPU and the all-reduce group (`gpus.<gpu>.allreduce_fusion_mb`, vLLM's
+    #: FI_ALLREDUCE_FUSION_MAX_SIZE_MB by compute capability and world size)
+    allreduce_fusion_mb: float = 0.0
 
 
 _GRID: list = [np.zeros(0), np.zeros(0)]
@@ -329,6 +344,8 @@ class KernelLatency:
         bound += self._head_dim_note()
         self.calibration = kernels.label + (note(self.dense_dtype) if note else "") + (
             moe_note(self.moe_dtype) if moe_note and model.moe else "") + bound + (
+            f"; all-reduce fused with RMSNorm up to {self._fusion_mb():g} MiB (FlashInfer)"
+            if self.coll_tp > 1 and self._fusion_mb() > 0 else "") + (
             f"; power shape copied from {power.copied_from}"
             if power is not None and power.copied_from else "")
         self.max_tokens = max_tokens
@@ -802,8 +819,26 @@ class KernelLatency:
         k, g, e = self.kernels, self.coll_tp, T * self.model.hidden
         if g > 2 and self.gpu.scaleup == "pcie":
             return layers * k.nccl("all_reduce", g)(e)
-        return layers * np.where(T <= self.c.cudagraph_max_tokens, k.allreduce(g, True)(e),
-                                 k.allreduce(g, False)(e))
+        t = np.where(T <= self.c.cudagraph_max_tokens, k.allreduce(g, True)(e),
+                     k.allreduce(g, False)(e))
+        mb = self._fusion_mb()
+        if mb > 0:
+            # the fused kernel up to vLLM's size limit, which vLLM tuned to where it stops
+            # being the faster (vllm-project/vllm#24248): no slower than the custom all-reduce
+            # there, so that a table whose crossing lies below the limit cannot make a larger
+            # step the faster one
+            limit = mb * 1024 * 1024 / 2.0  # bf16 elements
+            t = np.where(e <= limit, np.minimum(k.allreduce_fused(g)(e), t), t)
+        return layers * t
+
+    def _fusion_mb(self) -> float:
+        """The all-reduce + RMSNorm fusion's size limit in MiB, 0 when it is off: on with a
+        limit (`engines._fusion` resolves the engine's default for the GPU and group) where
+        the GPU's tables measure the fused kernel."""
+        c = self.c
+        if not (c.allreduce_fusion and c.allreduce_fusion_mb > 0):
+            return 0.0
+        return c.allreduce_fusion_mb if self.kernels.measures_fused_allreduce() else 0.0
 
     def _dispatch_s(self, layers: int, g: int, T: np.ndarray) -> np.ndarray:
         """Seconds of `layers` MoE dispatches of T tokens over g GPUs (NCCL all-gather, then

@@ -314,6 +314,18 @@ class Kernels:
             raise ConfigError(f"engine tables {self.dir}: no all-reduce table")
         return _collective_curve(df.where(df["graph"] == int(graph)), tp)
 
+    def allreduce_fused(self, tp: int) -> Curve | None:
+        """Time of TensorRT-LLM's one-/two-shot all-reduce of bf16 elements over `tp` GPUs — the
+        kernel FlashInfer's all-reduce + RMSNorm fusion runs — as a function of the element
+        count; None where the tables did not measure it (`allreduce_fused.parquet`)."""
+        if not self.lists("allreduce_fused"):
+            return None
+        return _collective_curve(self._table("allreduce_fused"), tp)
+
+    def measures_fused_allreduce(self) -> bool:
+        """Whether `allreduce_fused` answers (from meta.json: no Parquet read at build time)."""
+        return self.lists("allreduce_fused")
+
     def nccl(self, op: str, tp: int) -> Curve:
         """Time of an NCCL collective `op` (all_gather, reduce_scatter, ...) of half-precision
         elements over `tp` GPUs as a function of the element count; the custom all-reduce's
@@ -656,6 +668,13 @@ class Transferred:
     def allreduce(self, tp, graph) -> Curve:
         return self._on_own_link(self.ref.allreduce(tp, graph))
 
+    def allreduce_fused(self, tp) -> None:
+        """None: a kernel measured on another GPU says nothing of whether this one runs it."""
+        return None
+
+    def measures_fused_allreduce(self) -> bool:
+        return False
+
     def nccl(self, op, tp) -> Curve:
         return self._on_own_link(self.ref.nccl(op, tp))
 
@@ -817,6 +836,12 @@ class Partial:
 
     def allreduce(self, tp, graph) -> Curve:
         return (self.own if self.own.has("allreduce") else self.ref).allreduce(tp, graph)
+
+    def allreduce_fused(self, tp) -> Curve | None:
+        return self.own.allreduce_fused(tp)
+
+    def measures_fused_allreduce(self) -> bool:
+        return self.own.measures_fused_allreduce()
 
     def nccl(self, op, tp) -> Curve:
         if self.own.has("nccl") or self.own.has("allreduce"):

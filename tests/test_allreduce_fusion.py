@@ -1,0 +1,152 @@
+"""vLLM's all-reduce + RMSNorm fusion (`allreduce_fusion`): the measured TensorRT-LLM kernel up
+to vLLM's size limits, where the engine and GPU run it, and clear errors where they cannot."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from wrpsim.calibrate import aic
+from wrpsim.errors import ConfigError
+from wrpsim.pool.catalog import catalog_path
+from wrpsim.pool.engines import build_latency_model, get_engine, kernels_for, load_engine
+from wrpsim.validate.sets import _fusion_setting
+
+TABLES = catalog_path() / "engines" / "vllm-0.24"
+HIDDEN = 8192  # Llama-3.1-70B
+
+
+def _measured(gpu: str, tp: int, elements: int) -> float:
+    t = pq.read_table(TABLES / gpu / "allreduce_fused.parquet").to_pandas()
+    row = t[(t.tp == tp) & (t.elements == elements)]
+    assert len(row) == 1
+    return float(row.ms.iloc[0]) * 1e-3
+
+
+def _ar(lat, tokens: int) -> float:
+    return float(lat._allreduce_s(1, np.array([float(tokens)]))[0])
+
+
+@pytest.mark.parametrize("gpu", ["h100-80gb", "h200-141gb", "b200-180gb", "b300-288gb"])
+def test_the_fused_kernel_is_measured_on_hopper_and_blackwell(gpu):
+    k = kernels_for(get_engine("vllm-0.24"), gpu)
+    assert k.measures_fused_allreduce()
+    # a measured point comes back as measured (4 tokens of Llama-70B over 8 GPUs)
+    assert k.allreduce_fused(8)(np.array([4.0 * HIDDEN]))[0] == pytest.approx(
+        _measured(gpu, 8, 4 * HIDDEN), rel=1e-6)
+
+
+@pytest.mark.parametrize("gpu", ["a100-80gb", "l40s-48gb", "mi300x-192gb"])
+def test_gpus_without_it_keep_the_custom_all_reduce(gpu):
+    """vLLM fuses on Hopper and Blackwell only; a GPU timed from another's tables (MI300X
+    from H100's) is not taken to run a kernel measured elsewhere."""
+    assert not kernels_for(get_engine("vllm-0.24"), gpu).measures_fused_allreduce()
+    tp = 2 if gpu == "l40s-48gb" else 8
+    lat = build_latency_model("llama3.1-70b", gpu, tp)
+    assert "all-reduce fused" not in lat.calibration
+    off = build_latency_model("llama3.1-70b", gpu, tp, overrides={"allreduce_fusion": False})
+    assert _ar(lat, 4) == _ar(off, 4)
+
+
+def test_a_decode_step_all_reduces_with_the_fused_kernel_up_to_the_limit():
+    """B200, TP 8: vLLM's limit is 1 MiB of bf16 input, 64 tokens of 8,192 values: up to it
+    the all-reduce takes the TensorRT-LLM kernel's measured time, above it vLLM's own."""
+    on = build_latency_model("llama3.1-70b", "b200-180gb", 8, precision="fp8")
+    off = build_latency_model("llama3.1-70b", "b200-180gb", 8, precision="fp8",
+                              overrides={"allreduce_fusion": False})
+    assert on.calibration.endswith("; all-reduce fused with RMSNorm up to 1 MiB (FlashInfer)")
+    assert "all-reduce fused" not in off.calibration
+    custom = off.kernels.allreduce(8, True)
+    assert _ar(off, 4) == pytest.approx(float(custom(np.array([4.0 * HIDDEN]))[0]))
+    assert _ar(on, 4) == pytest.approx(_measured("b200-180gb", 8, 4 * HIDDEN), rel=1e-6)
+    assert _ar(on, 4) < 0.8 * _ar(off, 4)  # 6.0 vs 8.6 us, measured
+    assert _ar(on, 65) == _ar(off, 65)  # 1 MiB + 16 KiB: vLLM's own all-reduce
+    # a whole step: 160 all-reduces (attention and MLP of 80 layers) faster, nothing else
+    b_on = on.breakdown(0, 0, 4, 4 * 1500)
+    b_off = off.breakdown(0, 0, 4, 4 * 1500)
+    assert b_on["all_reduce"] == pytest.approx(160 * _ar(on, 4))
+    assert {k: v for k, v in b_on.items() if k != "all_reduce"} == {
+        k: v for k, v in b_off.items() if k != "all_reduce"}
+
+
+def test_a_pool_sets_the_limit():
+    """`allreduce_fusion_mb` is vLLM's `fi_allreduce_fusion_max_size_mb`: at 0.125 MiB (8
+    tokens of 8,192 values) 8 tokens are fused and 16 not, where the default 1 MiB fuses both;
+    and above the tables' crossing (~64 tokens here) the fused kernel is never taken slower
+    than vLLM's own (InferenceMAX's B200 scripts set 8 MiB at TP 8)."""
+    lat = build_latency_model("llama3.1-70b", "b200-180gb", 8,
+                              overrides={"allreduce_fusion_mb": 0.125})
+    default = build_latency_model("llama3.1-70b", "b200-180gb", 8)
+    off = build_latency_model("llama3.1-70b", "b200-180gb", 8,
+                              overrides={"allreduce_fusion": False})
+    assert "up to 0.125 MiB" in lat.calibration
+    assert _ar(lat, 8) == _ar(default, 8) < _ar(off, 8)
+    assert _ar(lat, 16) == _ar(off, 16) > _ar(default, 16)
+    wide = build_latency_model("llama3.1-70b", "b200-180gb", 8,
+                               overrides={"allreduce_fusion_mb": 8})
+    assert _ar(wide, 512) == _ar(off, 512)  # measured 55 us fused, 39 us vLLM's own
+
+
+def test_fusion_needs_a_group_on_one_gpu_kind_that_runs_it():
+    """TP 1 has no all-reduce (no label, no error); asking for it on a GPU without the kernel
+    is one line naming the field and the GPUs that have it."""
+    assert "all-reduce fused" not in build_latency_model("llama3.1-8b", "h100-80gb", 1).calibration
+    build_latency_model("llama3.1-8b", "a100-80gb", 1, overrides={"allreduce_fusion": True})
+    with pytest.raises(ConfigError) as e:
+        build_latency_model("llama3.1-70b", "a100-80gb", 4, overrides={"allreduce_fusion": True},
+                            where="pool.pools.a.latency")
+    msg = str(e.value)
+    assert "\n" not in msg
+    assert msg.startswith("pool.pools.a.latency.allreduce_fusion: true, but on a100-80gb")
+    assert "b200-180gb, b300-288gb, h100-80gb, h200-141gb" in msg
+
+
+def test_vllm_0_11_does_not_fuse():
+    """The fusion became -O2's default in vLLM 0.16 (vllm-project/vllm#34299)."""
+    lat = build_latency_model("llama3.1-70b", "h100-80gb", 8, engine="vllm-0.11")
+    assert "all-reduce fused" not in lat.calibration
+
+
+def test_an_engine_file_with_bad_limits_is_one_line(tmp_path):
+    base = (catalog_path() / "engines" / "vllm-0.24.yaml").read_text()
+    bad = base.replace("allreduce_fusion_mb: {2: 64, 4: 32, 8: 1}",
+                       "allreduce_fusion_mb: {8: fast}")
+    assert bad != base
+    path = tmp_path / "mine.yaml"
+    path.write_text(bad)
+    with pytest.raises(ConfigError) as e:
+        load_engine(path)
+    assert "\n" not in str(e.value)
+    assert str(e.value).startswith(f"{path}: gpus.b200-180gb.allreduce_fusion_mb must map")
+
+
+def test_the_kernel_table_is_read_from_tensorrt_llm_folders(tmp_path):
+    """AIConfigurator times vLLM's own all-reduce under `comm/vllm/`; the kernel FlashInfer's
+    fusion runs is TensorRT-LLM's, under `comm/trtllm/` (the newest release candidate)."""
+    for version, ms in (("1.3.0rc10", 0.01), ("1.3.0rc20", 0.02), ("1.2.0rc5", 0.03)):
+        d = tmp_path / "comm" / "trtllm" / version
+        d.mkdir(parents=True)
+        rows = pd.DataFrame({"num_gpus": [2, 2], "message_size": [128, 256],
+                             "latency": [ms, ms], "device": ["NVIDIA B200"] * 2})
+        rows.to_parquet(d / "custom_allreduce_perf.parquet")
+    tab, entry = aic.read_table(tmp_path, "allreduce_fused")
+    assert list(tab.columns) == ["tp", "elements", "ms"]
+    assert tab.ms.tolist() == pytest.approx([0.02, 0.02])
+    assert entry["framework"] == "trtllm" and entry["version"] == "1.3.0rc20"
+    assert aic.read_table(tmp_path, "allreduce") is None  # (vLLM's own: not under trtllm)
+
+
+def test_silicon_rows_fuse_as_their_vllm_did():
+    """The script's limits for InferenceMAX's B200 Llama; the default from vLLM 0.16 (B300:
+    0.18); off before and where the version was not recorded (2025 runs)."""
+    assert _fusion_setting("llama3.1-70b", "b200_sxm", float("nan"), 8) == {
+        "allreduce_fusion": True, "allreduce_fusion_mb": 8}
+    assert _fusion_setting("gpt-oss-120b", "h100_sxm", "0.18.0", 2) == {}
+    assert _fusion_setting("kimi-k2.5", "b200_sxm", "0.16.0", 8) == {}
+    assert _fusion_setting("kimi-k2.5", "b200_sxm", "0.15.1", 8) == {"allreduce_fusion": False}
+    assert _fusion_setting("kimi-k2.5", "b300_sxm", "0.17.0", 8) == {"allreduce_fusion": False}
+    assert _fusion_setting("kimi-k2.5", "b300_sxm", "0.19.0", 8) == {}
+    assert _fusion_setting("gpt-oss-120b", "h100_sxm", float("nan"), 2) == {
+        "allreduce_fusion": False}
