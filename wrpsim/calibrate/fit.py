@@ -83,13 +83,15 @@ def _read_csv(path: str | Path, required: tuple, optional: tuple = (),
     `optional` ones, nothing else (`ConfigError` naming the file, the column and the valid
     ones); a column named by one of `aliases` is read as the column it names."""
     import csv
+    import io
 
     from wrpsim.errors import did_you_mean
 
     path = Path(path)
     try:  # every row as many cells as the header (pandas would take a first column as index)
         with path.open(newline="") as f:
-            cells = list(csv.reader(f))
+            text = f.read()  # (read once: the cell check and pandas parse the same text)
+        cells = list(csv.reader(io.StringIO(text, newline="")))
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise ConfigError(f"{path}: cannot read CSV: {exc}") from None
     head = [c.strip() for c in cells[0]] if cells else []
@@ -101,7 +103,8 @@ def _read_csv(path: str | Path, required: tuple, optional: tuple = (),
             raise ConfigError(f"{path}: line {i}: {len(row)} cells, the header has "
                               f"{len(cells[0])}")
     try:  # (blank lines kept as empty rows, so every row keeps its line number in the file)
-        df = pd.read_csv(path, skip_blank_lines=False, index_col=False)
+        df = pd.read_csv(io.StringIO(text, newline=""), skip_blank_lines=False,
+                         index_col=False)
     except (OSError, ValueError) as exc:
         first = " ".join(str(exc).split())  # (pandas' messages run over several lines)
         raise ConfigError(f"{path}: cannot read CSV: {first}") from None
