@@ -12,7 +12,7 @@ from wrpsim.calibrate import aic
 from wrpsim.errors import ConfigError
 from wrpsim.pool.catalog import catalog_path
 from wrpsim.pool.engines import build_latency_model, get_engine, kernels_for, load_engine
-from wrpsim.validate.sets import _fusion_setting
+from wrpsim.validate.sets import _fusion_setting, silicon_cases
 
 TABLES = catalog_path() / "engines" / "vllm-0.24"
 HIDDEN = 8192  # Llama-3.1-70B
@@ -62,13 +62,40 @@ def test_a_decode_step_all_reduces_with_the_fused_kernel_up_to_the_limit():
     assert _ar(off, 4) == pytest.approx(float(custom(np.array([4.0 * HIDDEN]))[0]))
     assert _ar(on, 4) == pytest.approx(_measured("b200-180gb", 8, 4 * HIDDEN), rel=1e-6)
     assert _ar(on, 4) < 0.8 * _ar(off, 4)  # 6.0 vs 8.6 us, measured
-    assert _ar(on, 65) == _ar(off, 65)  # 1 MiB + 16 KiB: vLLM's own all-reduce
     # a whole step: 160 all-reduces (attention and MLP of 80 layers) faster, nothing else
     b_on = on.breakdown(0, 0, 4, 4 * 1500)
     b_off = off.breakdown(0, 0, 4, 4 * 1500)
     assert b_on["all_reduce"] == pytest.approx(160 * _ar(on, 4))
     assert {k: v for k, v in b_on.items() if k != "all_reduce"} == {
         k: v for k, v in b_off.items() if k != "all_reduce"}
+
+
+def test_the_limit_is_mib_of_the_bf16_input():
+    """H100, TP 2: vLLM's limit is 64 MiB, 4,096 tokens of 8,192 bf16 values; 4,096 are fused
+    (the kernel measured faster there), 4,097 are not."""
+    on = build_latency_model("llama3.1-70b", "h100-80gb", 2)
+    off = build_latency_model("llama3.1-70b", "h100-80gb", 2,
+                              overrides={"allreduce_fusion": False})
+    assert "up to 64 MiB" in on.calibration
+    assert _ar(on, 4096) < 0.8 * _ar(off, 4096)
+    assert _ar(on, 4097) == _ar(off, 4097)
+
+
+def test_no_fusion_across_servers_or_for_other_group_sizes():
+    """FlashInfer's fused all-reduce runs on one server's groups of 2, 4 or 8 GPUs: a group
+    spanning servers, or of 16, keeps vLLM's own all-reduce, and asking for it there is one
+    line saying so."""
+    span = build_latency_model("llama3.1-70b", "h100-80gb", 16, scaleup=8)
+    assert "all-reduce fused" not in span.calibration
+    sixteen = build_latency_model("llama3.1-405b", "b200-180gb", 16)
+    assert "all-reduce fused" not in sixteen.calibration
+    with pytest.raises(ConfigError, match=r"^pool\.pools\.a\.latency\.allreduce_fusion: true "
+                       r"asks for vLLM's all-reduce \+ RMSNorm fusion, but the all-reduce group "
+                       r"spans servers"):
+        build_latency_model("llama3.1-70b", "h100-80gb", 16, scaleup=8,
+                            overrides={"allreduce_fusion": True}, where="pool.pools.a.latency")
+    with pytest.raises(ConfigError, match=r"groups of 2, 4, 8 GPUs, this one has 16"):
+        build_latency_model("llama3.1-405b", "b200-180gb", 16, overrides={"allreduce_fusion_mb": 4})
 
 
 def test_a_pool_sets_the_limit():
@@ -99,14 +126,23 @@ def test_fusion_needs_a_group_on_one_gpu_kind_that_runs_it():
                             where="pool.pools.a.latency")
     msg = str(e.value)
     assert "\n" not in msg
-    assert msg.startswith("pool.pools.a.latency.allreduce_fusion: true, but on a100-80gb")
+    assert msg.startswith("pool.pools.a.latency.allreduce_fusion: true asks for vLLM's "
+                          "all-reduce + RMSNorm fusion, but a100-80gb's kernel tables do not")
     assert "b200-180gb, b300-288gb, h100-80gb, h200-141gb" in msg
 
 
-def test_vllm_0_11_does_not_fuse():
-    """The fusion became -O2's default in vLLM 0.16 (vllm-project/vllm#34299)."""
+def test_vllm_0_11_does_not_fuse_unless_asked_with_a_limit():
+    """The fusion became -O2's default in vLLM 0.16 (vllm-project/vllm#34299); under
+    vllm-0.11 a pool gives the limit it ran with (its engine file has none)."""
     lat = build_latency_model("llama3.1-70b", "h100-80gb", 8, engine="vllm-0.11")
     assert "all-reduce fused" not in lat.calibration
+    mine = build_latency_model("llama3.1-70b", "h100-80gb", 8, engine="vllm-0.11",
+                               overrides={"allreduce_fusion_mb": 1})
+    assert "all-reduce fused with RMSNorm up to 1 MiB" in mine.calibration
+    with pytest.raises(ConfigError, match=r"engine vllm-0\.11 gives no size limit for h100-80gb "
+                       r"at a group of 8: give one as allreduce_fusion_mb"):
+        build_latency_model("llama3.1-70b", "h100-80gb", 8, engine="vllm-0.11",
+                            overrides={"allreduce_fusion": True})
 
 
 def test_an_engine_file_with_bad_limits_is_one_line(tmp_path):
@@ -136,6 +172,8 @@ def test_the_kernel_table_is_read_from_tensorrt_llm_folders(tmp_path):
     assert tab.ms.tolist() == pytest.approx([0.02, 0.02])
     assert entry["framework"] == "trtllm" and entry["version"] == "1.3.0rc20"
     assert aic.read_table(tmp_path, "allreduce") is None  # (vLLM's own: not under trtllm)
+    assert sorted(["1.3.0", "1.3.0rc20", "1.3.0rc10", "1.2.0"], key=aic._version_key) == [
+        "1.2.0", "1.3.0rc10", "1.3.0rc20", "1.3.0"]
 
 
 def test_silicon_rows_fuse_as_their_vllm_did():
@@ -150,3 +188,6 @@ def test_silicon_rows_fuse_as_their_vllm_did():
     assert _fusion_setting("kimi-k2.5", "b300_sxm", "0.19.0", 8) == {}
     assert _fusion_setting("gpt-oss-120b", "h100_sxm", float("nan"), 2) == {
         "allreduce_fusion": False}
+    b200 = [c for c in silicon_cases() if c.model == "llama3.1-70b" and c.gpu == "b200-180gb"
+            and c.pool["tp"] == 8]
+    assert b200 and all(c.pool["latency"]["allreduce_fusion_mb"] == 8 for c in b200)

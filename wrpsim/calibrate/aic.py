@@ -22,11 +22,13 @@ float32, sizes as int32; names below). Every row is a measurement; nothing is fi
   decode step of `batch` sequences with `ctx` tokens already in their KV cache.
 - `allreduce.parquet`: tp, elements, graph, ms — vLLM's custom all-reduce of `elements` bf16
   values over `tp` GPUs, inside a CUDA graph (`graph` = 1) or eagerly (0).
-- `allreduce_fused.parquet`: tp, elements, ms — the TensorRT-LLM one-/two-shot all-reduce
-  (AIConfigurator's `comm/trtllm/<version>/custom_allreduce_perf`, strategy AUTO, no fusion op)
-  of `elements` bf16 values over `tp` GPUs: the kernels FlashInfer's `trtllm_allreduce_fusion`
-  runs when vLLM fuses the all-reduce with the RMSNorm after it (`fuse_allreduce_rms`; the
-  norm's arithmetic rides in the kernel's epilogue). Written where the folder has that table.
+- `allreduce_fused.parquet`: tp, elements, ms — TensorRT-LLM's custom all-reduce
+  (AIConfigurator's `comm/trtllm/<version>/custom_allreduce_perf`, bf16 rows, strategy AUTO, no
+  fusion op) of `elements` bf16 values over `tp` GPUs: its one- / two-shot kernels are the ones
+  FlashInfer's `trtllm_allreduce_fusion` runs when vLLM fuses the all-reduce with the RMSNorm
+  after it (`fuse_allreduce_rms`; the norm's arithmetic rides in the kernel's epilogue); at large
+  messages AUTO may time another strategy, which the model never takes where it is slower
+  than vLLM's own. Written where the folder has that table.
 - `nccl.parquet`: op, tp, elements, ms — NCCL collectives (`all_gather`, `reduce_scatter`,
   `all_reduce`, `alltoall`) of `elements` half-precision values over `tp` GPUs.
 - `moe.parquet`: dtype, hidden, inter, topk, experts, moe_tp, moe_ep, tokens, ms — the fused MoE
@@ -386,6 +388,8 @@ def _allreduce(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def _allreduce_fused(df: pd.DataFrame) -> pd.DataFrame:
+    if "allreduce_dtype" in df.columns:  # (the fused all-reduce's input is the bf16 hidden state)
+        df = df[df["allreduce_dtype"] == "bfloat16"]
     df = df.rename(columns={"num_gpus": "tp", "message_size": "elements", "latency": "ms"})
     keys = ["tp", "elements"]
     return df.groupby(keys, as_index=False)["ms"].median()[[*keys, "ms"]]

@@ -23,6 +23,7 @@ built here carries a `calibration` label that outputs repeat.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, fields, replace
 from functools import cache, lru_cache
 from pathlib import Path
@@ -102,7 +103,7 @@ def _constant_value(name: str, v, label: str):
         return v
     if f.type in ("bool", bool):
         return boolean(label, v)
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
         raise ConfigError(f"{label} must be a number >= 0, got {v!r}")
     return int(v) if name in ("cudagraph_max_tokens", "cudagraph_mixed") else v
 
@@ -158,42 +159,70 @@ def load_engine(path: Path) -> Engine:
                   batch_defaults=_batch_defaults(path, raw.get("batch_defaults", "fixed")))
 
 
+#: the all-reduce group sizes FlashInfer's fused all-reduce runs on (vLLM's
+#: FI_SUPPORTED_WORLD_SIZES: any other size keeps vLLM's own all-reduce)
+FUSED_GROUPS = (2, 4, 8)
+
+
 def _fusion_limits(v, label: str) -> dict:
     """An engine's `gpus.<gpu>.allreduce_fusion_mb` ({all-reduce group size: MiB}), checked."""
     if not isinstance(v, dict) or not v or any(
-            isinstance(k, bool) or not isinstance(k, int) or k < 2
-            or isinstance(m, bool) or not isinstance(m, (int, float)) or m < 0
-            for k, m in v.items()):
-        raise ConfigError(f"{label} must map all-reduce group sizes (integers >= 2) to size "
-                          f"limits in MiB (numbers >= 0), e.g. {{2: 64, 4: 2, 8: 0.5}}; got {v!r}")
+            isinstance(k, bool) or k not in FUSED_GROUPS
+            or isinstance(m, bool) or not isinstance(m, (int, float))
+            or not math.isfinite(m) or m < 0 for k, m in v.items()):
+        sizes = ", ".join(map(str, FUSED_GROUPS))
+        raise ConfigError(f"{label} must map all-reduce group sizes ({sizes}: those vLLM "
+                          f"fuses) to size limits in MiB (finite numbers >= 0), e.g. "
+                          f"{{2: 64, 4: 2, 8: 0.5}}; got {v!r}")
     return v
 
 
-def _fusion(eng: Engine, gpu: str, kernels, consts: EngineConstants, group: int | None,
-            explicit: bool, label: str) -> EngineConstants:
+def _fusion(eng: Engine, gpu, kernels, consts: EngineConstants, group: int | None,
+            overrides: dict, label: str) -> EngineConstants:
     """`consts` with vLLM's all-reduce + RMSNorm fusion resolved for an all-reduce group of
-    `group` GPUs (None: it spans servers): on, with its size limit (the pool's
-    `allreduce_fusion_mb`, else the engine's for the GPU and group), where the engine or pool
-    turns it on, the group has 2 or more GPUs on one server's NVLink and the GPU's tables
-    measured the kernel (`Kernels.allreduce_fused`); else off. A pool that turns it on
-    (`explicit`) where the GPU cannot run it gets one line naming the GPUs that can."""
-    if not consts.allreduce_fusion:
+    `group` GPUs of catalog GPU `gpu` (a `GpuSpec`; `group` None: it spans servers): on, with
+    its size limit (the pool's `allreduce_fusion_mb`, else the engine's for the GPU and group),
+    where the engine turns it on or the pool asks for it (`allreduce_fusion: true`, or an
+    `allreduce_fusion_mb` above 0 without `allreduce_fusion: false`), the group is one
+    server's NVLink group of 2, 4 or 8 GPUs (`FUSED_GROUPS`; a PCIe server's groups above 2
+    run NCCL) and the GPU's tables measured the kernel (`Kernels.allreduce_fused`); else off.
+    A pool that asks for it where it cannot run gets one line saying why."""
+    mb = overrides.get("allreduce_fusion_mb") or 0
+    explicit = overrides.get("allreduce_fusion") is True or (
+        mb > 0 and overrides.get("allreduce_fusion") is not False)
+    if not (consts.allreduce_fusion or explicit):
         return consts
-    limits = eng.gpu_entry(gpu).get("allreduce_fusion_mb") or {}
-    limit = consts.allreduce_fusion_mb or limits.get(group, 0.0)
-    measured = (group is not None and group > 1
-                and kernels.measures_fused_allreduce())
-    if measured and limit > 0:
+    off = replace(consts, allreduce_fusion=False, allreduce_fusion_mb=0.0)
+    if group is not None and group < 2:
+        return off  # (no all-reduce)
+    limit = consts.allreduce_fusion_mb or (
+        eng.gpu_entry(gpu.name).get("allreduce_fusion_mb") or {}).get(group, 0.0)
+    measured = kernels.measures_fused_allreduce()
+    if group is None:
+        why = "the all-reduce group spans servers (wrpsim fuses within one server's NVLink)"
+    elif group not in FUSED_GROUPS:
+        why = (f"vLLM fuses all-reduce groups of {', '.join(map(str, FUSED_GROUPS))} GPUs, "
+               f"this one has {group}")
+    elif gpu.scaleup == "pcie" and group > 2:
+        why = f"{gpu.name} has no NVLink: vLLM runs NCCL's all-reduce for {group} GPUs"
+    elif not measured:
+        can = sorted(g for g, e in eng.gpus.items() if e.get("allreduce_fusion_mb")
+                     and kernels_for(eng, g).measures_fused_allreduce())
+        why = (f"{gpu.name}'s kernel tables do not measure the fused kernel (vLLM fuses on "
+               f"Hopper and Blackwell; engine {eng.name} has it for "
+               f"{', '.join(can) or 'no GPU'})")
+    elif limit <= 0:
+        why = (f"engine {eng.name} gives no size limit for {gpu.name} at a group of {group}: "
+               f"give one as allreduce_fusion_mb beside it (vLLM's "
+               f"fi_allreduce_fusion_max_size_mb, MiB)")
+    else:
         return replace(consts, allreduce_fusion=True, allreduce_fusion_mb=float(limit))
-    if explicit and group is not None and group > 1:
-        can = sorted(g for g, e in eng.gpus.items() if e.get("allreduce_fusion_mb"))
-        why = ("its tables do not measure the fused kernel" if not measured else
-               f"the engine gives no size limit for a group of {group}: set "
-               f"allreduce_fusion_mb")
-        raise ConfigError(f"{label}.allreduce_fusion: true, but on {gpu} {why} (vLLM fuses "
-                          f"on Hopper and Blackwell only; engine {eng.name} has it for "
-                          f"{', '.join(can) or 'no GPU'})")
-    return replace(consts, allreduce_fusion=False, allreduce_fusion_mb=0.0)
+    if explicit:
+        asked = ("allreduce_fusion: true" if overrides.get("allreduce_fusion") is True
+                 else f"allreduce_fusion_mb: {mb:g}")
+        raise ConfigError(f"{label}.{asked.split(':')[0]}: {asked.split(': ')[1]} asks for "
+                          f"vLLM's all-reduce + RMSNorm fusion, but {why}")
+    return off
 
 
 def _batch_defaults(path: Path, v) -> str:
@@ -459,8 +488,7 @@ def _build(model: str, gpu: str, tp: int, engine: str = DEFAULT_ENGINE,
     kernels = kernels_for(eng, gpu)
     group = (tp // attn_dp if attn_dp >= 1 and tp % attn_dp == 0 else None) \
         if scaleup is None else None
-    consts = _fusion(eng, gpu, kernels, consts, group,
-                     overrides.get("allreduce_fusion") is True, where)
+    consts = _fusion(eng, g, kernels, consts, group, overrides, where)
     lat = KernelLatency(m, g, tp, kernels, consts, precision,
                         kv_dtype, ep, max_tokens, power_model(g, power_fits()), scaleup, attn_dp)
     lat.calibration = f"{labelled_name(eng)}: {lat.calibration}"
