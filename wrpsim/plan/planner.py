@@ -169,15 +169,16 @@ def _looser(n: int, total: int, lead: str = "; ") -> str:
 
 
 def _context_of(p) -> int:
-    """The context length a pool template's instances enforce: its `max_context`, else its
-    model's (0: none, or a model the catalog does not know, which the run itself refuses)."""
-    if p.config.get("max_context"):
-        return int(p.config["max_context"])
-    try:
-        from wrpsim.pool.catalog import get_model
+    """The context length a pool template's instances enforce: `PoolSpec.max_context` as
+    `parse_pool` reads it (its `max_context`, else its model's, none under a constant latency
+    model); 0 when there is none or the template does not parse (the run itself refuses it,
+    and an estimate must not fail first)."""
+    from wrpsim.errors import ConfigError
+    from wrpsim.pool.fleet import parse_pool
 
-        return int(get_model(str(p.config.get("model"))).max_context or 0)
-    except Exception:  # (named by the run; an estimate must not fail first)
+    try:
+        return int(parse_pool(p.name, {**p.config, "count": 1}).max_context or 0)
+    except ConfigError:
         return 0
 
 
