@@ -537,3 +537,22 @@ def test_a_fleet_with_instances_to_spare_is_shrunk_to_the_one_that_is_needed(tmp
     assert "where the search stopped, had instances to spare: fewer met both traces" in record[
         "message"]
     assert not any(o["slo_met"] for o in record["one_fewer"])
+
+
+def test_a_templates_context_limit_is_the_runs():
+    """The planner's context-drop note uses the limit the run enforces (`parse_pool`): the
+    pool's max_context, else the model's, and none under a constant latency model."""
+    from wrpsim.plan.config import PoolTemplate
+    from wrpsim.plan.planner import _context_of
+
+    base = {"gpu": "h100-80gb", "model": "llama3.1-8b", "tp": 1}
+
+    def ctx(**cfg):
+        return _context_of(PoolTemplate("p", "c", "colocated", {**base, **cfg}, "h100-80gb", 1,
+                                        1.0))
+
+    assert ctx() == 131072
+    assert ctx(max_context=8192) == 8192
+    assert ctx(latency={"kind": "constant", "decode_step_s": 0.02, "prefill_s_fixed": 0.1},
+               kv_blocks=1000) == 0
+    assert ctx(gpu="no-such-gpu") == 0  # (the run refuses it; the estimate does not fail first)
