@@ -66,6 +66,7 @@ MODELS = {
     "nvidia/NVIDIA-Nemotron-Nano-12B-v2": "nemotron-nano-12b-v2",
     "meta-llama/Llama-4-Maverick-17B-128E-Instruct": "llama4-maverick",
     "meta-llama/Llama-4-Maverick-17B-128E-Instruct-FP8": "llama4-maverick",
+    "nvidia/MiniMax-M2.5-NVFP4": "minimax-m2.5",  # (NVIDIA's NVFP4 release of MiniMax's)
 }
 #: release suffixes of a Hugging Face id that leave the architecture as it is
 _RELEASE_SUFFIXES = ("-FP8", "-Instruct", "-Thinking", "-2507", "-0528", "-it", "-hf",
