@@ -236,10 +236,11 @@ def _skipper(skipped: dict[str, int] | None):
 
 
 def silicon_cases(requests_per_client: int = 10,
-                  skipped: dict[str, int] | None = None) -> list[Case]:
-    """Closed-loop cases of the shipped vLLM rows of AIConfigurator's silicon sample. Rows it
-    leaves out are counted in `skipped` (reason -> rows) when given."""
-    df = pd.read_csv(measured_dir() / "silicon_vllm.csv")
+                  skipped: dict[str, int] | None = None, path: Path | None = None) -> list[Case]:
+    """Closed-loop cases of the shipped vLLM rows of AIConfigurator's silicon sample (or of
+    `path`, rows in its layout: `docs/experiments/minimax_check.py`). Rows it leaves out are
+    counted in `skipped` (reason -> rows) when given."""
+    df = pd.read_csv(path if path is not None else measured_dir() / "silicon_vllm.csv")
     keys = ["model_path", "system", "precision", "isl", "osl", "batch_size", "tp_size",
             "moe_tp_size", "moe_ep_size", "attention_dp_size"]
     df = df.drop_duplicates(keys)  # the sample repeats some measurements verbatim
