@@ -93,7 +93,8 @@ BAD = [
      r"GPUs \(tp\), a narrower precision or a GPU with more memory$"),
     (["pool.pools.h100.model=llama3.1-8b", "pool.pools.h100.precision=mxfp4"],
      r"^wrpsim: error: pool\.pools\.h100\.precision: mxfp4 quantises the routed experts only "
-     r".*llama3\.1-8b is dense, so it would run as bf16: use one of bf16, fp4, fp8, fp8_block$"),
+     r".*llama3\.1-8b is dense, so it would run as bf16: use one of bf16, fp4, fp4_attn_bf16, "
+     r"fp8, fp8_block$"),
     (["pool.pools.h100.ep=4"],
      r"^wrpsim: error: pool\.pools\.h100\.ep: not set in this pool's config, so add it with a "
      r"'\+': \+pool\.pools\.h100\.ep=…; keys of a pool: gpu, model, tp, .*attn_dp"),

@@ -11,9 +11,9 @@ replays its rows (`wrpsim.validate.sets.silicon_cases`, the same rows left out: 
 above 128, attention data parallelism) under the default engine, vllm-0.24, with each row's
 server settings from InferenceMAX's script at its measurement date (SemiAnalysisAI/InferenceX
 `benchmarks/single_node/minimaxm2.5_{fp8,fp4}_{h100,h200,b200,b300}.sh`, history read from
-git; `SCRIPTS` below) and the checkpoint's block-FP8 weights (`precision: fp8_block`; NVIDIA's
-NVFP4 release for the `fp4` rows, whose attention layers stay BF16 where wrpsim's `fp4` times
-them in FP4 too: those rows' attention is a little optimistic). Not modelled: the H100
+git; `SCRIPTS` below) and the checkpoint's block-FP8 weights (`precision: fp8_block`; for the
+`fp4` rows NVIDIA's NVFP4 release, which keeps attention in BF16: `fp4_attn_bf16`, as
+`silicon_cases` maps them). Not modelled: the H100
 script's PIECEWISE CUDA graphs (attention launched outside the graph in every step; wrpsim
 times decode steps as whole graphs) — those rows are printed but flagged.
 
@@ -83,6 +83,7 @@ def cases():
     out = []
     for c in silicon_cases(path=CSV):
         _, system, prec, tp, ep, isl, osl, conc = c.name.split(" ")
+        prec = "fp4" if prec.startswith("fp4") else prec  # (the row's: fp4_attn_bf16 is NVFP4)
         key = (system, prec, int(tp[2:]), int(ep[2:]), int(isl[3:]), int(osl[3:]),
                int(conc[1:]))
         s = script_settings(system, prec, dates[key])

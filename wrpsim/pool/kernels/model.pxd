@@ -69,6 +69,7 @@ cdef class KernelLatency:
     cdef public object calibration
     cdef public object coll_tp
     cdef public object dense_dtype
+    cdef public object attn_dtype
     cdef public object engine
     cdef public object ep
     cdef public object gpu

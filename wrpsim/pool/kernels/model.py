@@ -105,7 +105,14 @@ GIB = float(1 << 30)
 PRECISIONS = {"bf16": ("bf16", "bf16"), "fp8": ("fp8", "fp8"),
               "fp8_block": ("fp8_block", "fp8_block"), "fp4": ("fp4", "fp4"),
               "mxfp4": ("bf16", "mxfp4"), "mxfp4_marlin": ("bf16", "mxfp4_marlin"),
-              "mxfp4_mxfp8": ("bf16", "mxfp4_mxfp8"), "int4": ("bf16", "int4")}
+              "mxfp4_mxfp8": ("bf16", "mxfp4_mxfp8"), "int4": ("bf16", "int4"),
+              "fp4_attn_bf16": ("fp4", "fp4")}
+#: precisions whose attention projections keep another dtype than the rest of the dense layers:
+#: NVIDIA's ModelOpt NVFP4 releases of MoE models leave every layer's `self_attn*` out of
+#: NVFP4 (their hf_quant_config.json `exclude_modules`: nvidia/Kimi-K2.5-NVFP4,
+#: MiniMax-M2.5-NVFP4, GLM-5.x-NVFP4; DeepSeek-V3.1-NVFP4 all but o_proj), so those stay BF16
+#: while the experts, shared experts and dense MLPs are NVFP4
+ATTENTION_DTYPES = {"fp4_attn_bf16": "bf16"}
 KV_DTYPES = ("auto", "bf16", "fp8")
 KV_BYTES = {"bf16": 2.0, "fp8": 1.0}
 #: the share of the BF16 peak DeepSeek's FlashMLA sparse prefill kernel reaches: 640 TFLOP/s on
@@ -272,6 +279,7 @@ class KernelLatency:
         "_work_c",
         "adp",
         "atp",
+        "attn_dtype",
         "c",
         "calibration",
         "coll_tp",
@@ -331,6 +339,8 @@ class KernelLatency:
         self.kernels, self.c = kernels, constants
         self.precision, self.kv_dtype = precision, ("bf16" if kv_dtype == "auto" else kv_dtype)
         self.dense_dtype, self.moe_dtype = PRECISIONS[precision]
+        #: the attention projections' GEMM dtype (`ATTENTION_DTYPES`; else the dense one)
+        self.attn_dtype = ATTENTION_DTYPES.get(precision, self.dense_dtype)
         #: what the iteration times (and a power shape fitted on another GPU) rest on
         note, moe_note = getattr(kernels, "gemm_note", None), getattr(kernels, "moe_note", None)
         from wrpsim.pool.kernels.tables import bound_note
@@ -503,10 +513,11 @@ class KernelLatency:
         dense = m.params - experts - embed
         rep = (m.indexer_layers * m.index_params_per_layer
                + m.moe_layers * m.latent_params_per_layer)
+        extra = self.attn_extra_bytes_per_gpu()
         if rep:
             return (self._sharded_weight_bytes(dense - rep, experts, embed)
-                    + rep * rl.WEIGHT_BYTES[self.dense_dtype])
-        return self._sharded_weight_bytes(dense, experts, embed)
+                    + rep * rl.WEIGHT_BYTES[self.dense_dtype] + extra)
+        return self._sharded_weight_bytes(dense, experts, embed) + extra
 
     def _sharded_weight_bytes(self, dense: float, experts: float, embed: float) -> float:
         """`weight_bytes_per_gpu` of weights split over the GPUs (dense, expert, embedding
@@ -521,24 +532,8 @@ class KernelLatency:
     def _gemms(self) -> list[tuple[int, str, int, int]]:
         """(layers, dtype, n, k) of every per-token projection GEMM on one GPU."""
         m, tp, d = self.model, self.atp, self.dense_dtype
-        h, H = m.hidden, m.heads
-        out = []
-        if m.mla:
-            out.extend((m.attn_layers, d, n, k) for n, k in self._mla_projections())
-            if m.dsa:  # the indexer's query, key and head-weight projections (replicated)
-                n_idx = m.indexer_layers
-                out.append((n_idx, d, m.index_heads * m.index_head_dim, m.q_lora_rank or h))
-                out.append((n_idx, d, m.index_head_dim, h))
-                out.append((n_idx, "bf16", m.index_heads, h))
-        else:
-            q = H // tp * (2 if m.attn_gate else 1)  # (a gated attention's gate beside Q)
-            if m.split_attention:  # (Gemma 4: the full layers' own QKV and output shapes)
-                kv = (1 if m.global_k_eq_v else 2) * self.full_kv_heads_per_gpu
-                out.append((m.full_attn_layers, d, (q + kv) * m.full_head_dim, h))
-                out.append((m.full_attn_layers, d, h, H // tp * m.full_head_dim))
-            n = m.sliding_layers if m.split_attention else m.attn_layers
-            out.append((n, d, (q + 2 * self.kv_heads_per_gpu) * m.head_dim, h))
-            out.append((n, d, h, H // tp * m.head_dim))
+        h = m.hidden
+        out = self._attn_gemms()
         g = 2 if m.gated_mlp else 1
         dense_layers = m.dense_layers if m.moe else m.ffn_layers
         width = (m.dense_intermediate or m.intermediate) if m.moe else m.intermediate
@@ -559,6 +554,39 @@ class KernelLatency:
             out.append((m.mamba_layers, d, n_in // tp, h))
             out.append((m.mamba_layers, d, h, d_in // tp))
         return [(n_l, dt, max(1, n), max(1, k)) for n_l, dt, n, k in out if n_l]
+
+    def _attn_gemms(self) -> list[tuple[int, str, int, int]]:
+        """(layers, dtype, n, k) of the attention projections on one GPU (QKV / MLA factors,
+        output, a DSA indexer's), in the attention dtype (`attn_dtype`)."""
+        m, tp, a = self.model, self.atp, self.attn_dtype
+        h, H = m.hidden, m.heads
+        out = []
+        if m.mla:
+            out.extend((m.attn_layers, a, n, k) for n, k in self._mla_projections())
+            if m.dsa:  # the indexer's query, key and head-weight projections (replicated)
+                n_idx = m.indexer_layers
+                out.append((n_idx, a, m.index_heads * m.index_head_dim, m.q_lora_rank or h))
+                out.append((n_idx, a, m.index_head_dim, h))
+                out.append((n_idx, "bf16", m.index_heads, h))
+        else:
+            q = H // tp * (2 if m.attn_gate else 1)  # (a gated attention's gate beside Q)
+            if m.split_attention:  # (Gemma 4: the full layers' own QKV and output shapes)
+                kv = (1 if m.global_k_eq_v else 2) * self.full_kv_heads_per_gpu
+                out.append((m.full_attn_layers, a, (q + kv) * m.full_head_dim, h))
+                out.append((m.full_attn_layers, a, h, H // tp * m.full_head_dim))
+            n = m.sliding_layers if m.split_attention else m.attn_layers
+            out.append((n, a, (q + 2 * self.kv_heads_per_gpu) * m.head_dim, h))
+            out.append((n, a, h, H // tp * m.head_dim))
+        return out
+
+    def attn_extra_bytes_per_gpu(self) -> float:
+        """Bytes the attention projections' weights on one GPU take beyond what the dense
+        precision would give them (0 unless `attn_dtype` differs from `dense_dtype`)."""
+        if self.attn_dtype == self.dense_dtype:
+            return 0.0
+        wb = rl.WEIGHT_BYTES
+        return sum(n_l * n * k * (wb[dt] - wb[self.dense_dtype])
+                   for n_l, dt, n, k in self._attn_gemms() if dt == self.attn_dtype)
 
     def _indexer_costs(self) -> tuple[float, float]:
         """DSA: seconds of the lightning indexer, all its layers (`ModelSpec.indexer_layers`:
@@ -647,7 +675,7 @@ class KernelLatency:
             return False
         heads = m.heads // self.atp
         table = getattr(self.kernels, kind)
-        return all(table(ph, self.kv_dtype, self.dense_dtype, heads) is not None
+        return all(table(ph, self.kv_dtype, self.attn_dtype, heads) is not None
                    for ph in ("prefill", "decode"))
 
     def _dsa_module_applies(self) -> bool:
@@ -676,8 +704,8 @@ class KernelLatency:
         # them, not at the sustained rate the model's own GEMM term runs them at
         loop = short_loop(k)
         out = []
-        dtypes = [self.dense_dtype]
-        if self._fp8_block_floored(self.dense_dtype):  # the module no faster than in BF16
+        dtypes = [self.attn_dtype]
+        if self._fp8_block_floored(self.attn_dtype):  # the module no faster than in BF16
             dtypes.append("bf16")
         m = self.model
         table = getattr(k, kind)

@@ -96,7 +96,8 @@ def work_constants(lat) -> tuple:
             2.0 * (m.active_params - m.embedding_params) / tp,  # FLOPs per token
             2.0 * head,  # LM-head FLOPs per sequence
             attn,  # FLOPs per (query, key) pair
-            dense * wb[lat.dense_dtype] + m.vocab * m.hidden / atp * 2.0,  # read every iteration
+            dense * wb[lat.dense_dtype] + m.vocab * m.hidden / atp * 2.0  # read every iteration
+            + lat.attn_extra_bytes_per_gpu(),
             m.expert_params / tp * wb[lat.moe_dtype],  # bytes of all experts
             1.0 - m.active_experts / m.experts if m.moe else 0.0,
             lat.kv_bytes_per_token_per_gpu / adp,

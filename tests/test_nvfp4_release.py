@@ -1,0 +1,32 @@
+"""NVIDIA's ModelOpt NVFP4 releases of MoE models: precision `fp4_attn_bf16`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from wrpsim.pool.engines import build_latency_model
+from wrpsim.validate.sets import silicon_cases
+
+
+def test_nvidias_nvfp4_moe_releases_keep_attention_in_bf16():
+    """`fp4_attn_bf16`: the attention projections in BF16 (their weights and GEMMs), every
+    other layer as `fp4` — NVIDIA's ModelOpt NVFP4 releases of MoE models exclude `self_attn*`
+    (nvidia/MiniMax-M2.5-NVFP4, Kimi-K2.5-NVFP4); MiniMax-M2.5's NVFP4 rows take it."""
+    from wrpsim.pool.kernels import roofline as rl
+
+    fp4 = build_latency_model("minimax-m2.5", "b200-180gb", 4, precision="fp4")
+    mixed = build_latency_model("minimax-m2.5", "b200-180gb", 4, precision="fp4_attn_bf16")
+    attn = mixed._attn_gemms()
+    assert attn and {dt for _, dt, _, _ in attn} == {"bf16"}
+    assert {dt for _, dt, _, _ in fp4._attn_gemms()} == {"fp4"}
+    params = sum(n_l * n * k for n_l, _, n, k in attn)  # (one GPU's share)
+    assert mixed.weight_bytes_per_gpu == pytest.approx(
+        fp4.weight_bytes_per_gpu + params * (2.0 - rl.WEIGHT_BYTES["fp4"]), rel=1e-12)
+    on, off = mixed.breakdown(0, 0, 16, 16 * 1500), fp4.breakdown(0, 0, 16, 16 * 1500)
+    assert on["gemms"] > off["gemms"] and on["moe_experts"] == off["moe_experts"]
+    path = Path(__file__).parents[1] / "docs" / "experiments" / "minimax_check.csv"
+    if path.is_file():  # (MiniMax-M2.5's rows, an outside check shipped beside its script)
+        case = next(c for c in silicon_cases(path=path) if "fp4" in c.name)
+        assert case.pool["precision"] == "fp4_attn_bf16"
