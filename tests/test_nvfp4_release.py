@@ -21,7 +21,7 @@ def test_nvidias_nvfp4_moe_releases_keep_attention_in_bf16():
     attn = mixed._attn_gemms()
     assert attn and {dt for _, dt, _, _ in attn} == {"bf16"}
     assert {dt for _, dt, _, _ in fp4._attn_gemms()} == {"fp4"}
-    params = sum(n_l * n * k for n_l, _, n, k in attn)  # (one GPU's share)
+    params = sum(n_l * n * k for n_l, _, n, k in attn)  # (one GPU's share; GQA: all sharded)
     assert mixed.weight_bytes_per_gpu == pytest.approx(
         fp4.weight_bytes_per_gpu + params * (2.0 - rl.WEIGHT_BYTES["fp4"]), rel=1e-12)
     on, off = mixed.breakdown(0, 0, 16, 16 * 1500), fp4.breakdown(0, 0, 16, 16 * 1500)
@@ -30,3 +30,18 @@ def test_nvidias_nvfp4_moe_releases_keep_attention_in_bf16():
     if path.is_file():  # (MiniMax-M2.5's rows, an outside check shipped beside its script)
         case = next(c for c in silicon_cases(path=path) if "fp4" in c.name)
         assert case.pool["precision"] == "fp4_attn_bf16"
+        assert case.pool["kv_dtype"] == "fp8"  # (its FP8 KV-cache scales, as plain fp4's)
+
+
+def test_an_mla_models_replicated_down_projection_is_charged_as_the_dense_weights_are():
+    """Kimi-K2.5 (MLA): the fused q / kv down-projection, read whole by every GPU, is charged
+    as its tp-th share, as `weight_bytes_per_gpu` charges it among the dense weights."""
+    from wrpsim.pool.kernels import roofline as rl
+
+    fp4 = build_latency_model("kimi-k2.5", "b200-180gb", 8, precision="fp4")
+    mixed = build_latency_model("kimi-k2.5", "b200-180gb", 8, precision="fp4_attn_bf16")
+    attn = mixed._attn_gemms()
+    (n_l, _, n, k), rest = attn[0], attn[1:]
+    params = n_l * n * k / 8 + sum(a * b * c for a, _, b, c in rest)
+    assert mixed.weight_bytes_per_gpu - fp4.weight_bytes_per_gpu == pytest.approx(
+        params * (2.0 - rl.WEIGHT_BYTES["fp4"]), rel=1e-12)

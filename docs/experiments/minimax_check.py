@@ -6,7 +6,8 @@ newer silicon sample (docs/validation.md, "A model added after the fit: MiniMax-
 whose kernel tables wrpsim ships; the repository's `pools/measured/silicon_vllm.csv` is an
 older sample without them): InferenceMAX closed loops (`vllm bench serve`-style client,
 10 x concurrency requests, lengths uniform in [0.8 L, L]) on H100, H200, B200 and B300,
-measured 2026-03-11 to 04-22 with vLLM 0.17-0.19 images. They are replayed as the silicon set
+measured 2026-03-01 to 04-22 with vLLM 0.16-0.19 and nightly images; a configuration measured
+more than once keeps its first row, as the silicon set does. They are replayed as the silicon set
 replays its rows (`wrpsim.validate.sets.silicon_cases`, the same rows left out: concurrency
 above 128, attention data parallelism) under the default engine, vllm-0.24, with each row's
 server settings from InferenceMAX's script at its measurement date (SemiAnalysisAI/InferenceX
@@ -20,7 +21,8 @@ times decode steps as whole graphs) — those rows are printed but flagged.
     python docs/experiments/minimax_check.py
 
 Prints per GPU, precision and TP the rows, the median signed and absolute TTFT and TPOT
-errors, then the overall medians; about 10 s on 2 cores.
+errors, then the overall medians; about 6 s on 2 cores. A row older than its script's first
+version here (another script ran it) is left out and counted.
 """
 
 from __future__ import annotations
@@ -59,34 +61,41 @@ def _measured(source: str) -> str:
     return m.group(1) if m else ""
 
 
-def script_settings(system: str, precision: str, date: str) -> dict:
-    """The settings of the script version in force at `date` (the first one before it)."""
-    versions = SCRIPTS[(system, precision)]
-    chosen = versions[0][1]
-    for since, s in versions:
+def script_settings(system: str, precision: str, date: str) -> dict | None:
+    """The settings of the script version in force at `date` (the latest one on or before
+    it); None for a row older than the script's first version (another script ran it)."""
+    chosen = None
+    for since, s in SCRIPTS[(system, precision)]:
         if date >= since:
             chosen = s
     return chosen
 
 
-def cases():
-    """The replayable rows as `Case`s with their scripts' settings applied."""
+def cases() -> tuple[list, int]:
+    """The replayable rows as `Case`s with their scripts' settings applied, and the count of
+    rows left out for predating their script."""
     import pandas as pd
 
-    from wrpsim.validate.sets import silicon_cases
+    from wrpsim.validate.sets import SILICON_KEYS, silicon_cases
 
-    rows = pd.read_csv(CSV)
+    rows = pd.read_csv(CSV).drop_duplicates(list(SILICON_KEYS))  # (the rows silicon_cases keeps)
     dates = {}
     for r in rows.itertuples(index=False):
+        date = _measured(str(r.silicon_data_source))
+        if not date:
+            raise SystemExit(f"{CSV}: a row without a measurement date: {r.id}")
         dates[(r.system, r.precision, int(r.tp_size), int(r.moe_ep_size), int(r.isl),
-               int(r.osl), int(r.batch_size))] = _measured(str(r.silicon_data_source))
-    out = []
+               int(r.osl), int(r.batch_size))] = date
+    out, early = [], 0
     for c in silicon_cases(path=CSV):
         _, system, prec, tp, ep, isl, osl, conc = c.name.split(" ")
         prec = "fp4" if prec.startswith("fp4") else prec  # (the row's: fp4_attn_bf16 is NVFP4)
         key = (system, prec, int(tp[2:]), int(ep[2:]), int(isl[3:]), int(osl[3:]),
                int(conc[1:]))
         s = script_settings(system, prec, dates[key])
+        if s is None:
+            early += 1
+            continue
         pool = c.pool
         if pool["precision"] == "fp8":
             pool["precision"] = "fp8_block"  # (the checkpoint's 128 x 128 block FP8)
@@ -103,7 +112,7 @@ def cases():
             "capture", min(2 * sched["max_seqs"], 512))}
         c.info["piecewise"] = bool(s.get("piecewise"))
         out.append(c)
-    return out
+    return out, early
 
 
 def _run(case):
@@ -114,12 +123,13 @@ def _run(case):
 
 
 def main() -> int:
-    todo = cases()
+    todo, early = cases()
     with ProcessPoolExecutor(2) as ex:
         errs = list(ex.map(_run, todo))
     groups: dict = {}
     for c, e in zip(todo, errs):
-        prec, tp, ep = c.name.split(" ")[2:5]
+        tp, ep = c.name.split(" ")[3:5]
+        prec = c.pool["precision"]
         groups.setdefault((c.gpu, prec, tp, ep, c.info["piecewise"]), []).append(e)
     print("| GPU | precision | TP | EP | rows | TTFT signed / abs % | TPOT signed / abs % |")
     print("|---|---|---|---|---|---|---|")
@@ -131,6 +141,8 @@ def main() -> int:
         print(f"| {gpu}{' (PIECEWISE graphs)' if pw else ''} | {prec} | {tp[2:]} | {ep[2:]} | "
               f"{len(es)} | {med(es, 'ttft_mean_s'):+.0f} / {med(es, 'ttft_mean_s', abs):.0f} | "
               f"{med(es, 'tpot_mean_s'):+.0f} / {med(es, 'tpot_mean_s', abs):.0f} |")
+    print(f"{len(todo)} rows replayed; {early} left out, measured before their script's first "
+          f"version (another script ran them)")
     for k in ("ttft_mean_s", "tpot_mean_s"):
         v = [e[k] * 100 for c, e in zip(todo, errs) if k in e and not c.info["piecewise"]]
         print(f"{k.split('_')[0]}: n {len(v)} (PIECEWISE rows left out), median absolute error "

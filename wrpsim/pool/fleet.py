@@ -14,7 +14,8 @@ Config (one YAML per fleet in `pools/`)::
         count: 4
         scheduler: {policy: sarathi, token_budget: 2048, max_seqs: 256}
         engine: vllm-0.24         # serving-engine calibration (pools/catalog/engines/)
-        precision: bf16           # bf16 | fp8 | fp8_block | fp4 | mxfp4[_marlin|_mxfp8] | int4
+        precision: bf16           # bf16 | fp8 | fp8_block | fp4[_attn_bf16] | int4 |
+                                  # mxfp4[_marlin|_mxfp8]
         kv_dtype: auto            # auto (BF16) | bf16 | fp8
         ep: 1                     # expert parallelism: 1, or tp (experts spread over the GPUs)
         attn_dp: 1                # data-parallel attention groups (MoE models): tp GPUs as

@@ -195,9 +195,9 @@ def _fusion_setting(model: str, system: str, version, tp: int) -> dict:
 #: catalog models whose NVFP4 rows ran NVIDIA's ModelOpt release, which leaves `self_attn*`
 #: out of NVFP4 (its hf_quant_config.json / config.json `exclude_modules`, as AIConfigurator
 #: @ 095f58a5 ships them in model_configs/): precision `fp4_attn_bf16`. Kimi-K2.5's release
-#: does so too, but its rows stay `fp4`: with BF16 attention their TPOT goes from +4 to +13 %
-#: (B200) and +4 to +21 % (B300) while TTFT improves 2-3 points — its MLA path in BF16 is not
-#: understood yet (docs/validation.md, "Where wrpsim is wrong": NVFP4 releases)
+#: does so too, but its rows stay `fp4`: with BF16 attention their TPOT goes from +5 to +10 %
+#: signed (B200) and the B300 set's from 4.2 to 12.8 % while TTFT improves 1-2 points — its MLA
+#: path in BF16 is not understood yet (docs/validation.md, "Where wrpsim is wrong")
 NVFP4_ATTN_BF16 = {"minimax-m2.5"}
 
 
@@ -244,15 +244,20 @@ def _skipper(skipped: dict[str, int] | None):
     return skip
 
 
+#: the columns that name one silicon configuration (its repeats are dropped, the first kept)
+SILICON_KEYS = ("model_path", "system", "precision", "isl", "osl", "batch_size", "tp_size",
+                "moe_tp_size", "moe_ep_size", "attention_dp_size")
+
+
 def silicon_cases(requests_per_client: int = 10,
                   skipped: dict[str, int] | None = None, path: Path | None = None) -> list[Case]:
     """Closed-loop cases of the shipped vLLM rows of AIConfigurator's silicon sample (or of
     `path`, rows in its layout: `docs/experiments/minimax_check.py`). Rows it leaves out are
     counted in `skipped` (reason -> rows) when given."""
     df = pd.read_csv(path if path is not None else measured_dir() / "silicon_vllm.csv")
-    keys = ["model_path", "system", "precision", "isl", "osl", "batch_size", "tp_size",
-            "moe_tp_size", "moe_ep_size", "attention_dp_size"]
-    df = df.drop_duplicates(keys)  # the sample repeats some measurements verbatim
+    keys = list(SILICON_KEYS)
+    # the sample repeats some configurations (verbatim, or measured again): the first row kept
+    df = df.drop_duplicates(keys)
     out = []
     skip = _skipper(skipped)
 
@@ -291,11 +296,11 @@ def silicon_cases(requests_per_client: int = 10,
         prec = _precision(model, str(r.gemm_quant_mode), str(r.moe_quant_mode), r.system)
         if model == "qwen3-235b-a22b":
             prec = "fp8_block"  # Qwen's FP8 checkpoints are 128 x 128 block-scaled
-        if prec == "fp4" and model in NVFP4_ATTN_BF16:
-            prec = "fp4_attn_bf16"  # (NVIDIA's NVFP4 release keeps attention in BF16)
         # NVIDIA's ModelOpt FP8 / NVFP4 checkpoints (InferenceMAX's Llama and Kimi) carry FP8
         # KV-cache scales, so vLLM keeps the KV cache in FP8
         kv = "fp8" if prec in ("fp8", "fp4") else "auto"
+        if prec == "fp4" and model in NVFP4_ATTN_BF16:
+            prec = "fp4_attn_bf16"  # (NVIDIA's NVFP4 release keeps attention in BF16)
         if model.startswith("gpt-oss"):
             kv = GPTOSS_KV.get(r.system, "auto")
         c = int(r.batch_size)

@@ -581,12 +581,19 @@ class KernelLatency:
 
     def attn_extra_bytes_per_gpu(self) -> float:
         """Bytes the attention projections' weights on one GPU take beyond what the dense
-        precision would give them (0 unless `attn_dtype` differs from `dense_dtype`)."""
+        precision would give them (0 unless `attn_dtype` differs from `dense_dtype`), by
+        `weight_bytes_per_gpu`'s convention: an MLA layer's fused q / kv down-projection, which
+        every GPU reads whole, is charged as its share of the sharded dense weights; a DSA
+        indexer's replicated projections in full (`rep` there)."""
         if self.attn_dtype == self.dense_dtype:
             return 0.0
-        wb = rl.WEIGHT_BYTES
-        return sum(n_l * n * k * (wb[dt] - wb[self.dense_dtype])
-                   for n_l, dt, n, k in self._attn_gemms() if dt == self.attn_dtype)
+        wb, extra = rl.WEIGHT_BYTES, 0.0
+        for i, (n_l, dt, n, k) in enumerate(self._attn_gemms()):
+            if dt != self.attn_dtype:
+                continue
+            share = n_l * n * k / (self.atp if self.model.mla and i == 0 else 1)
+            extra += share * (wb[dt] - wb[self.dense_dtype])
+        return extra
 
     def _indexer_costs(self) -> tuple[float, float]:
         """DSA: seconds of the lightning indexer, all its layers (`ModelSpec.indexer_layers`:
