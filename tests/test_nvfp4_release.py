@@ -45,3 +45,28 @@ def test_an_mla_models_replicated_down_projection_is_charged_as_the_dense_weight
     params = n_l * n * k / 8 + sum(a * b * c for a, _, b, c in rest)
     assert mixed.weight_bytes_per_gpu - fp4.weight_bytes_per_gpu == pytest.approx(
         params * (2.0 - rl.WEIGHT_BYTES["fp4"]), rel=1e-12)
+
+
+def test_a_qk_norm_over_every_head_all_reduces_its_variance_every_layer():
+    """MiniMax-M2's `qk_norm_type: per_layer` norms Q and K over all heads at once: under TP
+    vLLM all-reduces the (tokens, 2) FP32 variance in every layer (MiniMaxText01RMSNormTP),
+    timed as the custom all-reduce of 4 x tokens bf16 elements; a per-head QK norm (Qwen3)
+    needs none."""
+    import numpy as np
+
+    from wrpsim.pool.catalog import get_model
+    from wrpsim.pool.modelspec import from_hf_config
+
+    assert get_model("minimax-m2.5").qk_norm_allreduce
+    assert not get_model("qwen3-32b").qk_norm_allreduce
+    base = {"num_hidden_layers": 2, "hidden_size": 512, "num_attention_heads": 8,
+            "num_key_value_heads": 8, "intermediate_size": 1024, "vocab_size": 1000}
+    assert from_hf_config({**base, "use_qk_norm": True, "qk_norm_type": "per_layer"})[
+        "qk_norm_allreduce"]
+    assert not from_hf_config({**base, "use_qk_norm": True,
+                               "qk_norm_type": "per_head"}).get("qk_norm_allreduce")
+    lat = build_latency_model("minimax-m2.5", "h200-141gb", 4, precision="fp8_block")
+    T = np.array([4.0, 64.0])
+    small = lat.kernels.allreduce(4, True)(4.0 * T)
+    np.testing.assert_allclose(lat._dense_allreduce_s(10, T) - lat._allreduce_s(10, T),
+                               62 * small, rtol=1e-12)

@@ -96,6 +96,10 @@ class ModelSpec:
     #: gated attention (Qwen3-Next, Qwen3.5 `attn_output_gate`): the query projection also
     #: produces a per-head gate on the attention output, so it is twice as wide
     attn_gate: bool = False
+    #: the QK norm spans every head of the layer (MiniMax-M2 `qk_norm_type: per_layer`): under
+    #: tensor parallelism its RMSNorm's variance is all-reduced across the group in every layer
+    #: (vLLM's MiniMaxText01RMSNormTP: a (tokens, 2) FP32 all-reduce beside the two bf16 ones)
+    qk_norm_allreduce: bool = False
     kv_lora_rank: int = 0
     q_lora_rank: int = 0
     qk_rope_head_dim: int = 0
@@ -416,7 +420,7 @@ def fp8_scaled_bytes(n: int) -> int:
 
 SPEC_FIELDS = tuple(f.name for f in fields(ModelSpec) if f.name != "name")
 BOOL_FIELDS = ("gated_mlp", "tied_embeddings", "chunked_attention", "attn_gate",
-               "global_k_eq_v", "gated_delta")
+               "global_k_eq_v", "gated_delta", "qk_norm_allreduce")
 INT_FIELDS = tuple(f for f in SPEC_FIELDS
                    if f not in (*BOOL_FIELDS, "source", "vision"))
 REQUIRED = ("layers", "hidden", "heads", "kv_heads", "head_dim", "intermediate", "vocab")
@@ -1126,6 +1130,8 @@ def _fields(c: dict) -> dict:
             if shared:
                 out["index_layers"] = shared
     out["head_dim"] = int(head_dim)
+    if _hf_bool(c, "use_qk_norm", False) and str(c.get("qk_norm_type")) == "per_layer":
+        out["qk_norm_allreduce"] = True  # (MiniMax-M2's norm over every head at once)
     if "attention_output_gate" in c:  # (MiniMax-M3's name for it)
         out["attn_gate"] = _hf_bool(c, "attention_output_gate", False)
     else:

@@ -791,7 +791,7 @@ class KernelLatency:
         g = self.coll_tp
         if g > 1:
             ep_layers = m.moe_layers if self.ep > 1 else 0
-            t += self._allreduce_s(self._layers_total - ep_layers, T)
+            t += self._dense_allreduce_s(self._layers_total - ep_layers, T)
             if ep_layers:
                 t += self._dispatch_s(ep_layers, g, T)
         t += self._stream_s(T)
@@ -802,7 +802,7 @@ class KernelLatency:
         GEMMs, the all-reduce inside the group, element-wise traffic."""
         t = self._gemms_s(Tg)
         if self.coll_tp > 1:
-            t += self._allreduce_s(self._layers_total - self.model.moe_layers, Tg)
+            t += self._dense_allreduce_s(self._layers_total - self.model.moe_layers, Tg)
         return t + self._stream_s(Tg)
 
     def _moe_curve(self, T: np.ndarray) -> np.ndarray:
@@ -865,6 +865,21 @@ class KernelLatency:
             limit = mb * 1024 * 1024 / 2.0  # bf16 elements
             t = np.where(e <= limit, np.minimum(k.allreduce_fused(g)(e), t), t)
         return layers * t
+
+    def _dense_allreduce_s(self, layers: int, T: np.ndarray) -> np.ndarray:
+        """`_allreduce_s` of `layers` blocks' outputs, plus, for a model whose QK norm spans
+        every head (`ModelSpec.qk_norm_allreduce`), one all-reduce per attention layer of its
+        norm's variance: T x 2 FP32 values (as 4T bf16 elements of the tables), not fused."""
+        t = self._allreduce_s(layers, T)
+        if self.model.qk_norm_allreduce:
+            k, g, e = self.kernels, self.coll_tp, 4.0 * T
+            if g > 2 and self.gpu.scaleup == "pcie":
+                small = k.nccl("all_reduce", g)(e)
+            else:
+                small = np.where(T <= self.c.cudagraph_max_tokens, k.allreduce(g, True)(e),
+                                 k.allreduce(g, False)(e))
+            t = t + self.model.attn_layers * small
+        return t
 
     def _fusion_mb(self) -> float:
         """The all-reduce + RMSNorm fusion's size limit in MiB, 0 when it is off: on with a
@@ -1323,7 +1338,7 @@ class KernelLatency:
         if m.moe:
             out["moe_experts"] = float(self._moe_layers_s(moe_at)[0])
         if self.coll_tp > 1:
-            out["all_reduce"] = float(self._allreduce_s(dense_ar, b)[0])
+            out["all_reduce"] = float(self._dense_allreduce_s(dense_ar, b)[0])
         if disp[0] and (self.adp > 1 or self.coll_tp > 1):
             out["moe_dispatch"] = float(self._dispatch_s(disp[0], disp[1], moe_at)[0])
         return out
