@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from wrpsim.pool.engines import build_latency_model
@@ -26,11 +24,9 @@ def test_nvidias_nvfp4_moe_releases_keep_attention_in_bf16():
         fp4.weight_bytes_per_gpu + params * (2.0 - rl.WEIGHT_BYTES["fp4"]), rel=1e-12)
     on, off = mixed.breakdown(0, 0, 16, 16 * 1500), fp4.breakdown(0, 0, 16, 16 * 1500)
     assert on["gemms"] > off["gemms"] and on["moe_experts"] == off["moe_experts"]
-    path = Path(__file__).parents[1] / "docs" / "experiments" / "minimax_check.csv"
-    if path.is_file():  # (MiniMax-M2.5's rows, an outside check shipped beside its script)
-        case = next(c for c in silicon_cases(path=path) if "fp4" in c.name)
-        assert case.pool["precision"] == "fp4_attn_bf16"
-        assert case.pool["kv_dtype"] == "fp8"  # (its FP8 KV-cache scales, as plain fp4's)
+    case = next(c for c in silicon_cases() if c.model == "minimax-m2.5" and "fp4" in c.name)
+    assert case.pool["precision"] == "fp4_attn_bf16"
+    assert case.pool["kv_dtype"] == "fp8"  # (its FP8 KV-cache scales, as plain fp4's)
 
 
 def test_an_mla_models_replicated_down_projection_is_charged_as_the_dense_weights_are():

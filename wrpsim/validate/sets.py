@@ -11,7 +11,8 @@ workload config), the measured metrics, and whether it belongs to the calibratio
   InferenceMAX grid (isl, osl in {1024, 8192}) replay InferenceMAX's client: lengths uniform in
   [0.8 x isl, isl] and [0.8 x osl, osl] (`--random-range-ratio 0.8`), 10 x concurrency
   requests, `--max-num-seqs` = concurrency, `--max-num-batched-tokens 8192`; the other rows use
-  fixed lengths and the same request count.
+  fixed lengths and the same request count. MiniMax-M2.5's rows take their own script's flags
+  at their measurement date (`MINIMAX_SCRIPTS`).
 - ``llmservingsim``: five runs from LLMServingSim (four vLLM 0.19, one 0.28;
   `pools/measured/llmservingsim/`, MIT), replayed request by request from their exact arrivals
   and lengths under the engine of their vLLM version (`run_engine`): mean and median TTFT, TPOT
@@ -24,8 +25,8 @@ workload config), the measured metrics, and whether it belongs to the calibratio
 Split: the fit split is ML.ENERGY's chat runs of Llama-3.1-8B, Llama-3.1-70B and Qwen3-30B-A3B
 on H100 and B200 (the vllm-0.11 constants and the H100 / B200 power fits: dense and MoE, so the
 power shape's "busy at all" term is told apart from its bandwidth term) and silicon's H100 rows
-(Llama-3.1-70B FP8 and gpt-oss-120b: the vllm-0.24 constants); every other model, GPU,
-workload and the LLMServingSim runs are test cases.
+(Llama-3.1-70B FP8 and gpt-oss-120b: the vllm-0.24 constants) and B200 Llama-3.1-70B FP8 rows
+(`eager_layer_us`); every other model, GPU, workload and the LLMServingSim runs are test cases.
 """
 
 from __future__ import annotations
@@ -201,6 +202,68 @@ def _fusion_setting(model: str, system: str, version, tp: int) -> dict:
 NVFP4_ATTN_BF16 = {"minimax-m2.5"}
 
 
+#: the models of the silicon set's H100 fit split (the constants were fitted on their rows)
+FIT_MODELS = ("llama3.1-70b", "gpt-oss-120b")
+#: catalog models whose `fp8` rows are their maker's block-FP8 checkpoint (BF16 KV cache)
+BLOCK_FP8_CHECKPOINTS = ("qwen3-235b-a22b", "minimax-m2.5")
+
+#: InferenceMAX's MiniMax-M2.5 vLLM scripts (SemiAnalysisAI/InferenceX
+#: `benchmarks/single_node/minimaxm2.5_{fp8,fp4}_{h100,h200,b200,b300}.sh`, git history):
+#: (system, row precision) -> [(first date, `vllm serve` settings from that date on)]. Unset:
+#: vLLM's batch defaults for the GPU (8,192 tokens, 1,024 sequences), the KV dtype of the
+#: checkpoint, CUDA graphs up to min(2 x max_num_seqs, 512) tokens, gpu_memory_utilization 0.9
+_NEW_BLACKWELL = {"kv_dtype": "fp8", "capture": 2048, "budget": "2isl", "mem": 0.90}
+MINIMAX_SCRIPTS = {
+    # defaults, --gpu-memory-utilization 0.95 (a36346339 .. 0f78cf4eb, 2026-03-01 .. 03-27)
+    ("h200_sxm", "fp8"): [("2026-03-01", {"mem": 0.95})],
+    # --max-num-seqs 256, PIECEWISE graphs (ac0d2a853 .. 0f78cf4eb)
+    ("h100_sxm", "fp8"): [("2026-03-02", {"max_seqs": 256, "piecewise": True})],
+    # --block-size 32, 0.95, Triton MoE (f342df18e); from bddbf4031 (04-03) FP8 KV, capture
+    # 2,048 tokens, --max-num-batched-tokens 2 x ISL, 0.90
+    ("b200_sxm", "fp8"): [("2026-03-11", {"block_size": 32, "mem": 0.95}),
+                          ("2026-04-03", {**_NEW_BLACKWELL, "block_size": 32})],
+    ("b200_sxm", "fp4"): [("2026-04-08", _NEW_BLACKWELL)],  # 79bd988e9
+    ("b300_sxm", "fp8"): [("2026-04-17", {**_NEW_BLACKWELL, "block_size": 32})],  # 340d7854c
+    ("b300_sxm", "fp4"): [("2026-04-17", _NEW_BLACKWELL)],  # 22d0f12f7
+}
+
+
+def _minimax_script(pool: dict, system: str, precision: str, source: str,
+                    isl: int) -> str | None:
+    """Apply to `pool` the settings of the MiniMax-M2.5 script in force when the row was
+    measured (`MINIMAX_SCRIPTS`: the latest version on or before its date); the reason the
+    row is left out, or None."""
+    import re
+
+    m = re.search(r"measured=(\d{4}-\d{2}-\d{2})", source)
+    versions = MINIMAX_SCRIPTS.get((system, precision))
+    if m is None or versions is None:
+        return "MiniMax-M2.5 rows without a measurement date or a known script"
+    s = None
+    for since, settings in versions:
+        if m.group(1) >= since:
+            s = settings
+    if s is None:
+        return "MiniMax-M2.5 rows older than their script's first version (another script)"
+    if s.get("piecewise"):
+        return ("vLLM's PIECEWISE CUDA-graph mode (InferenceMAX's H100 MiniMax-M2.5 script), "
+                "not modelled")
+    if "kv_dtype" in s:
+        pool["kv_dtype"] = s["kv_dtype"]
+    sched = pool["scheduler"]
+    sched["max_seqs"] = s.get("max_seqs", 1024)
+    sched["token_budget"] = 2 * isl if s.get("budget") == "2isl" else 8192
+    if s.get("block_size"):
+        sched["block_size"] = s["block_size"]
+    sched["gpu_mem_util"] = s.get("mem", 0.90)
+    pool["latency"]["cudagraph_max_tokens"] = s.get("capture", min(2 * sched["max_seqs"], 512))
+    return None
+
+
+#: models whose rows take their scripts' per-date settings
+SCRIPT_SETTINGS = {"minimax-m2.5": _minimax_script}
+
+
 def _capture_size(model: str, system: str, concurrency: int) -> int:
     if model.startswith("gpt-oss"):
         return GPTOSS_CAPTURE
@@ -284,8 +347,11 @@ def silicon_cases(requests_per_client: int = 10,
             continue
         tp = int(r.tp_size)
         if not math.isnan(r.attention_dp_size) and r.attention_dp_size > 1:
-            # DP attention x TP 4 over 16 B200s: spans servers, which attn_dp does not
-            skip("attention data parallelism over more than one server")
+            if tp * r.attention_dp_size > 8:  # (DP 4 x TP 4: 16 B200s, beyond one server)
+                skip("attention data parallelism over more than one server")
+            else:  # (wrpsim's attn_dp could; the scripts' DP-attention settings are not read)
+                skip("attention data parallelism within one server (MiniMax-M2.5's DP-attention "
+                     "runs: their script settings not read yet)")
             continue
         moe_tp = r.moe_tp_size if not math.isnan(r.moe_tp_size) else tp
         moe_ep = r.moe_ep_size if not math.isnan(r.moe_ep_size) else 1
@@ -294,11 +360,11 @@ def silicon_cases(requests_per_client: int = 10,
             continue
         ep = int(moe_ep) if moe_ep > 1 else 1
         prec = _precision(model, str(r.gemm_quant_mode), str(r.moe_quant_mode), r.system)
-        if model == "qwen3-235b-a22b":
-            prec = "fp8_block"  # Qwen's FP8 checkpoints are 128 x 128 block-scaled
         # NVIDIA's ModelOpt FP8 / NVFP4 checkpoints (InferenceMAX's Llama and Kimi) carry FP8
         # KV-cache scales, so vLLM keeps the KV cache in FP8
         kv = "fp8" if prec in ("fp8", "fp4") else "auto"
+        if model in BLOCK_FP8_CHECKPOINTS and prec == "fp8":
+            prec, kv = "fp8_block", "auto"  # (the maker's own 128 x 128 block-FP8 weights)
         if prec == "fp4" and model in NVFP4_ATTN_BF16:
             prec = "fp4_attn_bf16"  # (NVIDIA's NVFP4 release keeps attention in BF16)
         if model.startswith("gpt-oss"):
@@ -312,6 +378,13 @@ def silicon_cases(requests_per_client: int = 10,
                             "cudagraph_max_tokens": _capture_size(model, r.system, c),
                             "cudagraph_mixed": int((model, r.system) not in DECODE_ONLY_GRAPHS),
                             **_fusion_setting(model, r.system, r.backend_version, tp)}}
+        script = SCRIPT_SETTINGS.get(model)
+        if script is not None:
+            why = script(pool, str(r.system), str(r.precision), str(r.silicon_data_source),
+                         int(r.isl))
+            if why:
+                skip(why)
+                continue
         wl = {"name": "silicon", "source": {
             "kind": "closed_loop", "concurrency": c, "num_requests": requests_per_client * c,
             "prompt_tokens": _lengths(int(r.isl), grid),
@@ -319,7 +392,8 @@ def silicon_cases(requests_per_client: int = 10,
         # the fit split: the H100 rows (every fitted constant but one), and the B200 Llama FP8
         # rows, the only ones bar their FP4 twins whose mixed steps run outside CUDA graphs
         # (`eager_layer_us`, fitted on them alone: docs/validation.md)
-        fit = gpu == "h100-80gb" or ((model, r.system) in DECODE_ONLY_GRAPHS and prec == "fp8")
+        fit = (gpu == "h100-80gb" and model in FIT_MODELS) or (
+            (model, r.system) in DECODE_ONLY_GRAPHS and prec == "fp8")
         out.append(Case(
             "silicon", f"{r.model_path} {r.system} {prec} tp{tp} ep{ep} isl{r.isl} osl{r.osl} "
             f"c{c}", gpu, model, "fit" if fit else "test", pool,
