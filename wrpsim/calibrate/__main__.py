@@ -455,11 +455,10 @@ def run(cfg: dict[str, Any]) -> dict[str, Any]:
         get_gpu(gpu)
         tables = out_dir / cfg["engine"] / gpu
         entry = {"tables": str(tables.relative_to(out_dir))}
-        old_entry = (raw.get("gpus") or {}).get(gpu) or {}
-        if "allreduce_fusion_mb" in old_entry:  # (vLLM's size limits there, not a measurement)
-            entry["allreduce_fusion_mb"] = old_entry["allreduce_fusion_mb"]
         srcs = cfg["kernels"] if isinstance(cfg["kernels"], list) else [cfg["kernels"]]
         old = (raw.get("gpus") or {}).get(gpu) or {}
+        if "allreduce_fusion_mb" in old:  # (vLLM's size limits there, not a measurement)
+            entry["allreduce_fusion_mb"] = old["allreduce_fusion_mb"]
         kept = _current_tables(path, old)  # (read before the new tables may overwrite them)
         if all(llmss.is_profile(s) for s in srcs):
             meta = llmss.compact(srcs, tables, gpu=get_gpu(gpu))

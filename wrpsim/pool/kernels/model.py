@@ -854,8 +854,7 @@ class KernelLatency:
         k, g, e = self.kernels, self.coll_tp, T * self.model.hidden
         if g > 2 and self.gpu.scaleup == "pcie":
             return layers * k.nccl("all_reduce", g)(e)
-        t = np.where(T <= self.c.cudagraph_max_tokens, k.allreduce(g, True)(e),
-                     k.allreduce(g, False)(e))
+        t = self._unfused_allreduce_s(e, T)
         mb = self._fusion_mb()
         if mb > 0:
             # the fused kernel up to vLLM's size limit, which vLLM tuned to where it stops
@@ -872,14 +871,19 @@ class KernelLatency:
         norm's variance: T x 2 FP32 values (as 4T bf16 elements of the tables), not fused."""
         t = self._allreduce_s(layers, T)
         if self.model.qk_norm_allreduce:
-            k, g, e = self.kernels, self.coll_tp, 4.0 * T
-            if g > 2 and self.gpu.scaleup == "pcie":
-                small = k.nccl("all_reduce", g)(e)
-            else:
-                small = np.where(T <= self.c.cudagraph_max_tokens, k.allreduce(g, True)(e),
-                                 k.allreduce(g, False)(e))
+            e, g = 4.0 * T, self.coll_tp
+            small = (self.kernels.nccl("all_reduce", g)(e)
+                     if g > 2 and self.gpu.scaleup == "pcie" else self._unfused_allreduce_s(e, T))
             t = t + self.model.attn_layers * small
         return t
+
+    def _unfused_allreduce_s(self, e: np.ndarray, T: np.ndarray) -> np.ndarray:
+        """Seconds of one all-reduce of `e` bf16 elements over the group, vLLM's custom one:
+        in a CUDA graph when the step's T tokens are within `cudagraph_max_tokens`, else
+        eagerly."""
+        k, g = self.kernels, self.coll_tp
+        return np.where(T <= self.c.cudagraph_max_tokens, k.allreduce(g, True)(e),
+                        k.allreduce(g, False)(e))
 
     def _fusion_mb(self) -> float:
         """The all-reduce + RMSNorm fusion's size limit in MiB, 0 when it is off: on with a
