@@ -43,6 +43,13 @@ float32, sizes as int32; names below). Every row is a measurement; nothing is fi
   was timed from the L2 cache (the collector repeats one call; the L40S's 96 MB hold one
   token's experts of a small MoE): it is retimed from the nearest valid token count by the
   roofline ratio (`replace_cache_resident`) — the counterpart of the lower envelope.
+- `moe_triton.parquet`: the same layout for vLLM's Triton fused-MoE kernel (`fused_experts`,
+  AIConfigurator's kernel label `vllm_fused_moe`; BF16, FP8 and block-FP8 experts), from the
+  newest version folder that timed it — where the engine's own table times another kernel
+  (vLLM 0.24 on Blackwell: FlashInfer's TensorRT-LLM experts) the Triton kernel is what older
+  engines ran, and what vLLM runs with `VLLM_USE_FLASHINFER_MOE_FP16=0` /
+  `VLLM_USE_FLASHINFER_MOE_FP8=0` and DeepGEMM off (engine constant `moe_triton`). Written
+  where the folder holds such rows.
 - `mla_prefill.parquet` / `mla_decode.parquet`: kv_dtype, gemm, heads, batch, isl | ctx, ms —
   one whole multi-head latent attention module (DeepSeek-V3's: its q / kv down- and
   up-projections in precision `gemm`, norms, RoPE, the KV-cache write, the attention kernels with
@@ -114,6 +121,7 @@ SOURCES = {
     "allreduce_fused": ("comm", "custom_allreduce_perf"),
     "nccl": ("comm", "nccl_perf"),
     "moe": ("moe", "moe_perf"),
+    "moe_triton": ("moe", "moe_perf"),
     "mla_prefill": ("mla", "mla_context_module_perf"),
     "mla_decode": ("mla", "mla_generation_module_perf"),
     "dsa_prefill": ("sparse_attention", "dsa_context_module_perf"),
@@ -138,14 +146,19 @@ _ATTN = ("kv_cache_dtype", "num_heads", "num_key_value_heads", "head_dim", "batc
          "latency")
 _MODULE = ("model", "mla_dtype", "kv_cache_dtype", "gemm_type", "num_heads", "batch_size",
            "isl", "step", "latency")
+_MOE_COLUMNS = ("moe_dtype", "distribution", "hidden_size", "inter_size", "topk",
+                "num_experts", "moe_tp_size", "moe_ep_size", "num_tokens", "latency")
+#: AIConfigurator's kernel label of vLLM's Triton fused-MoE kernel, and the precisions of it
+#: `moe_triton.parquet` keeps (the Triton kernel's own W16A16 / W8A8 paths)
+TRITON_MOE = "vllm_fused_moe"
+TRITON_MOE_DTYPES = ("bf16", "fp8", "fp8_block")
 COLUMNS = {
     "gemm": ("gemm_dtype", "m", "n", "k", "latency"),
     "attn_prefill": (*_ATTN, "isl"), "attn_decode": (*_ATTN, "step"),
     "allreduce": ("num_gpus", "message_size", "backend", "latency"),
     "allreduce_fused": ("num_gpus", "message_size", "latency"),
     "nccl": ("nccl_dtype", "op_name", "num_gpus", "message_size", "latency"),
-    "moe": ("moe_dtype", "distribution", "hidden_size", "inter_size", "topk", "num_experts",
-            "moe_tp_size", "moe_ep_size", "num_tokens", "latency"),
+    "moe": _MOE_COLUMNS, "moe_triton": (*_MOE_COLUMNS, "kernel_source"),
     "mla_prefill": _MODULE, "mla_decode": _MODULE, "dsa_prefill": _MODULE,
     "dsa_decode": _MODULE,
     "gdn_prefill": ("phase", "kernel_source", "num_k_heads", "head_k_dim", "num_v_heads",
@@ -466,6 +479,21 @@ def replace_cache_resident(tab: pd.DataFrame, gpu) -> tuple[pd.DataFrame, int]:
     return tab.drop(columns="_bad"), int(bad.sum())
 
 
+def _triton_moe(system_dir: Path) -> tuple[Path, pd.DataFrame] | None:
+    """The newest vLLM `moe_perf` table under `system_dir` with rows of the Triton fused-MoE
+    kernel (`TRITON_MOE`) in a precision it runs (`TRITON_MOE_DTYPES`), and those rows; None
+    when no version timed it."""
+    paths = sorted(system_dir.glob("moe/vllm/*/moe_perf.parquet"),
+                   key=lambda p: _version_key(p.parent.name))
+    for path in reversed(paths):
+        raw = _read(path, "moe_triton")
+        raw = raw[(raw["kernel_source"] == TRITON_MOE)
+                  & raw["moe_dtype"].map(MOE_DTYPES).isin(TRITON_MOE_DTYPES)]
+        if len(raw):
+            return path, raw
+    return None
+
+
 def _moe(df: pd.DataFrame) -> pd.DataFrame:
     df = df[df["moe_dtype"].isin(MOE_DTYPES) & (df["distribution"] == MOE_DISTRIBUTION)].copy()
     df["dtype"] = df["moe_variant"]  # set by `compact` before the kernel choice
@@ -480,6 +508,7 @@ _KERNEL_KEYS = {"gemm": ["gemm_dtype"], "attn_prefill": ["kv_cache_dtype", "head
                 "attn_decode": ["kv_cache_dtype", "head_dim"], "allreduce": [], "nccl": [],
                 "allreduce_fused": [],
                 "moe": ["moe_variant", "moe_layout"],
+                "moe_triton": ["moe_variant", "moe_layout"],
                 "mla_prefill": [],  # every backend's rows: see the module docstring
                 "mla_decode": ["kv_cache_dtype", "gemm_type"],
                 # (per head count: vLLM runs FlashInfer's sparse MLA at 8 / 16 heads a GPU
@@ -495,15 +524,21 @@ def read_table(system_dir: Path, name: str, gpu=None) -> tuple[pd.DataFrame, dic
     when the folder has no such table or (an optional one) no row of the kernels read.
     `ConfigError` as `compact` says."""
     op, stem = SOURCES[name]
-    path = find_table(system_dir, op, stem, TABLE_FRAMEWORKS.get(name, FRAMEWORKS))
-    if path is None:
-        return None
-    raw = _read(path, name)
+    if name == "moe_triton":
+        got = _triton_moe(system_dir)
+        if got is None:
+            return None
+        path, raw = got
+    else:
+        path = find_table(system_dir, op, stem, TABLE_FRAMEWORKS.get(name, FRAMEWORKS))
+        if path is None:
+            return None
+        raw = _read(path, name)
     if name == "gdn_prefill":
         raw["family"] = gdn_family(raw["kernel_source"])
     if name in ("dsa_prefill", "dsa_decode"):  # (the kernel choice on the kept model's rows)
         raw = _dsa_rows(raw)
-    if name == "moe":
+    if name in ("moe", "moe_triton"):
         raw["moe_variant"] = moe_variant(raw["moe_dtype"], raw.get("kernel_source"))
         raw["moe_layout"] = np.where(raw["moe_ep_size"] > 1, "ep", "tp")
     raw, kernels = _pick_kernel(raw, _KERNEL_KEYS[name])
@@ -525,7 +560,7 @@ def read_table(system_dir: Path, name: str, gpu=None) -> tuple[pd.DataFrame, dic
         tab, module = _dsa(raw, name == "dsa_decode")
     elif name == "gdn_prefill":
         tab = _gdn(raw)
-    else:
+    else:  # (moe, moe_triton)
         tab = _moe(raw)
         if gpu is not None:
             tab, n_cached = replace_cache_resident(tab, gpu)

@@ -294,9 +294,10 @@ def get_engine(name: str) -> Engine:
     return table[name]
 
 
-def kernels_for(engine: Engine, gpu_name: str):
+def kernels_for(engine: Engine, gpu_name: str, moe_table: str = "moe"):
     """The kernel source of `gpu_name` under a kernels engine: its own tables, a reference
-    GPU's moved over by the roofline ratio, or both (`tables.Partial`)."""
+    GPU's moved over by the roofline ratio, or both (`tables.Partial`). `moe_table`: the
+    table of its own that MoE layers are timed from (`moe`, or `moe_triton`: `_moe_kernel`)."""
     from wrpsim.pool.kernels.tables import Partial, Transferred, load_kernels
 
     gpu = get_gpu(gpu_name)
@@ -304,7 +305,10 @@ def kernels_for(engine: Engine, gpu_name: str):
     own = None
     if "tables" in entry:
         d = tables_dir(engine, gpu_name, entry["tables"])
-        own = load_kernels(str(d), gpu, _label(engine, d))
+        label = _label(engine, d)
+        if moe_table != "moe":
+            label += _moe_table_label(d, moe_table)
+        own = load_kernels(str(d), gpu, label, moe_table)
         if "roofline" not in entry:
             return own
     ref = str(entry["roofline"])
@@ -315,6 +319,61 @@ def kernels_for(engine: Engine, gpu_name: str):
     d = tables_dir(engine, ref, ref_entry["tables"])
     moved = Transferred(load_kernels(str(d), get_gpu(ref), _label(engine, d)), gpu)
     return moved if own is None else Partial(own, moved)
+
+
+def _moe_table_label(d: Path, moe_table: str) -> str:
+    """'; MoE layers: Triton fused MoE (vLLM 0.22.0)' from the tables' meta.json."""
+    import json
+
+    try:
+        t = json.loads((d / "meta.json").read_text())["tables"][moe_table]
+        return f"; MoE layers: Triton fused MoE ({t['framework']} {t['version']})"
+    except (OSError, KeyError, ValueError):
+        return f"; MoE layers: {moe_table}"
+
+
+def triton_moe_dtypes(engine: Engine, gpu_name: str) -> set:
+    """The expert precisions `gpu_name`'s own tables under `engine` time vLLM's Triton
+    fused-MoE kernel in (`moe_triton.parquet`, as meta.json lists it; read without the Parquet
+    file); empty where they do not time it."""
+    from wrpsim.pool.kernels.tables import Kernels
+
+    rel = engine.gpu_entry(gpu_name).get("tables")
+    d = find_tables_dir(engine.path, rel) if rel else None
+    if d is None or not (d / "gemm.parquet").is_file():
+        return set()
+    k = Kernels(d, get_gpu(gpu_name), moe_table="moe_triton")
+    return k._measured_in("moe_triton") if k.lists("moe_triton") else set()
+
+
+def _moe_kernel(eng: Engine, gpu_name: str, consts: EngineConstants, model, precision: str,
+                overrides: dict, label: str) -> EngineConstants:
+    """`consts` with `moe_triton` resolved for `model`'s experts in `precision` on catalog GPU
+    `gpu_name`: on where the engine or the pool (`latency: {moe_triton: true}`) asks for
+    vLLM's Triton fused-MoE kernel, the model has routed experts and the GPU's own tables time
+    that kernel in the experts' precision (`triton_moe_dtypes`: BF16, FP8, block FP8 — MXFP4,
+    NVFP4 and INT4 experts run kernels of their own); else off. A pool that asks for it where
+    it cannot apply gets one line saying why."""
+    if not consts.moe_triton:
+        return consts
+    off = replace(consts, moe_triton=False)
+    if not model.moe:
+        return off
+    experts = PRECISIONS[precision][1]
+    got = triton_moe_dtypes(eng, gpu_name)
+    if experts in got:
+        return consts
+    if overrides.get("moe_triton") is not True:
+        return off  # (the engine's own setting: the default kernel where Triton's is not timed)
+    if got:
+        why = (f"its tables time it for {', '.join(sorted(got))} experts, and precision "
+               f"{precision}'s experts are {experts} (a kernel of their own)")
+    else:
+        can = sorted(g for g in eng.gpus if triton_moe_dtypes(eng, g))
+        why = (f"engine {eng.name}'s tables of {gpu_name} do not time it (they do for "
+               f"{', '.join(can) or 'no GPU'})")
+    raise ConfigError(f"{label}.moe_triton: true asks for vLLM's Triton fused-MoE kernel, "
+                      f"but {why}")
 
 
 def find_tables_dir(engine_file: Path, rel) -> Path | None:
@@ -485,7 +544,8 @@ def _build(model: str, gpu: str, tp: int, engine: str = DEFAULT_ENGINE,
                           f"(the other layers stay BF16); {m.name} is dense, so it would run "
                           f"as bf16: use one of {', '.join(dense)}")
     g = get_gpu(gpu)
-    kernels = kernels_for(eng, gpu)
+    consts = _moe_kernel(eng, gpu, consts, m, precision, overrides, where)
+    kernels = kernels_for(eng, gpu, "moe_triton" if consts.moe_triton else "moe")
     group = (tp // attn_dp if attn_dp >= 1 and tp % attn_dp == 0 else None) \
         if scaleup is None else None
     consts = _fusion(eng, g, kernels, consts, group, overrides, where)

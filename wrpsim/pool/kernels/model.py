@@ -177,6 +177,14 @@ class EngineConstants:
     #: default for the GPU and the all-reduce group (`gpus.<gpu>.allreduce_fusion_mb`, vLLM's
     #: FI_ALLREDUCE_FUSION_MAX_SIZE_MB by compute capability and world size)
     allreduce_fusion_mb: float = 0.0
+    #: engine setting, not fitted: MoE layers run vLLM's Triton fused-MoE kernel
+    #: (`fused_experts`) for BF16, FP8 and block-FP8 experts, timed from the GPU's
+    #: `moe_triton` table (`engines._moe_kernel`), not the engine's default kernel. vLLM took
+    #: FlashInfer's BF16 experts on Blackwell in 2026-01 (vllm-project/vllm#32954) and its FP8
+    #: ones behind `VLLM_USE_FLASHINFER_MOE_FP8`, so vLLM 0.11 ran Triton there; a newer vLLM
+    #: runs it with `VLLM_USE_FLASHINFER_MOE_FP16=0` / `VLLM_USE_FLASHINFER_MOE_FP8=0` and
+    #: `VLLM_MOE_USE_DEEP_GEMM=0`
+    moe_triton: bool = False
 
 
 _GRID: list = [np.zeros(0), np.zeros(0)]

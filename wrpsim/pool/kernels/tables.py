@@ -159,12 +159,17 @@ class Kernels:
 
     calibrated = True
 
-    def __init__(self, directory: str | Path, gpu, label: str = "", hbm_floor: bool = True):
+    def __init__(self, directory: str | Path, gpu, label: str = "", hbm_floor: bool = True,
+                 moe_table: str = "moe"):
         self.dir = Path(directory)
         self.gpu = gpu
         #: GEMMs and MoE layers no faster than their HBM roofline (module docstring); False
         #: for `loop_timed`, which answers as a short loop over one kernel measures
         self.hbm_floor = hbm_floor
+        #: the table MoE layers are timed from: `moe` (the engine's own kernel) or
+        #: `moe_triton` (vLLM's Triton fused MoE, engine constant `moe_triton`); a precision
+        #: the chosen table lacks falls back as `moe_source` says, within that table
+        self.moe_table = moe_table
         if not (self.dir / "gemm.parquet").is_file():
             raise ConfigError(f"engine tables: {self.dir} has no gemm.parquet")
         meta = self.dir / "meta.json"
@@ -206,15 +211,34 @@ class Kernels:
         kv = {"bf16": "bfloat16"}.get(kv_dtype, kv_dtype)
         return {int(d) for k, d in keys if k == kv}
 
-    def moe_measured(self) -> set:
-        """The precisions the MoE table measured, from meta.json (its kernels' keys, or the
-        `dtypes` `wrpsim.calibrate` writes); empty when it does not say."""
-        t = (self.meta.get("tables") or {}).get("moe", {})
+    def _measured_in(self, table: str) -> set:
+        """The precisions MoE table `table` measured, from meta.json (its kernels' keys, or
+        the `dtypes` `wrpsim.calibrate` writes); empty when it does not say."""
+        t = (self.meta.get("tables") or {}).get(table, {})
         return {k.split("/")[0] for k in t.get("kernels") or {}} | set(t.get("dtypes") or ())
+
+    def _moe_home(self, dtype: str) -> Kernels:
+        """The tables that time `dtype`'s MoE layers: these, or — where these read the
+        Triton table (`moe_table`) and it lacks `dtype` (MXFP4, NVFP4, INT4: kernels of their
+        own, not Triton's fused MoE) — the same folder's default MoE table."""
+        if self.moe_table == "moe" or dtype in self._measured_in(self.moe_table):
+            return self
+        if "default_moe" not in self._cache:
+            self._cache["default_moe"] = Kernels(self.dir, self.gpu, self.label, self.hbm_floor)
+        return self._cache["default_moe"]
+
+    def moe_measured(self) -> set:
+        """The precisions the MoE tables read measured (`_measured_in`; with the Triton
+        table, its precisions and the default table's); empty when meta.json does not say."""
+        got = self._measured_in(self.moe_table)
+        return got if self.moe_table == "moe" else got | self._measured_in("moe")
 
     def moe_note(self, dtype: str) -> str:
         """As `gemm_note`, for the MoE table: '' when it measured `dtype` (or says nothing of
         its precisions), else which measured precision its layers are timed from instead."""
+        home = self._moe_home(dtype)
+        if home is not self:
+            return home.moe_note(dtype)
         got = self.moe_measured()
         if not got or dtype in got:
             return ""
@@ -512,25 +536,37 @@ class Kernels:
     def moe_shapes(self, dtype: str) -> set | None:
         """The MoE layer shapes (hidden, inter, topk, experts) the GPU's MoE table measured in
         the precision `dtype`'s layers are timed from (`moe_source`); None without a table."""
+        home = self._moe_home(dtype)
+        if home is not self:
+            return home.moe_shapes(dtype)
         key = ("moe_shapes", dtype)
         if key not in self._cache:
-            df = self._table("moe")
+            df = self._table(self.moe_table)
             got = None
             if df is not None and df.rows:
-                df = df.where(df["dtype"] == moe_source(dtype, self.moe_dtypes(), self.gpu))
+                df = df.where(df["dtype"] == moe_source(dtype, self._table_dtypes(), self.gpu))
                 got = {tuple(int(x) for x in r) for r in zip(
                     df["hidden"], df["inter"], df["topk"], df["experts"])}
             self._cache[key] = got
         return self._cache[key]
 
     def moe_dtypes(self) -> set:
-        """The MoE precisions the GPU's MoE table measured (empty without one)."""
+        """The MoE precisions the GPU's MoE tables read measured (empty without one; with the
+        Triton table, its precisions and the default table's)."""
         key = "moe_dtypes"
         if key not in self._cache:
-            df = self._table("moe")
-            self._cache[key] = (set() if df is None or df.rows == 0
-                                else {str(d) for d in np.unique(df["dtype"])})
+            df = self._table(self.moe_table)
+            got = (set() if df is None or df.rows == 0
+                   else {str(d) for d in np.unique(df["dtype"])})
+            if self.moe_table != "moe":
+                got |= self._moe_home("").moe_dtypes()
+            self._cache[key] = got
         return self._cache[key]
+
+    def _table_dtypes(self) -> set:
+        """The precisions of the MoE table read (`moe_table`) alone."""
+        df = self._table(self.moe_table)
+        return set() if df is None or df.rows == 0 else {str(d) for d in np.unique(df["dtype"])}
 
     def moe(self, dtype: str, hidden: int, inter: int, topk: int, experts: int, moe_tp: int,
             moe_ep: int, gated: bool = True, as_measured: bool = False) -> Curve:
@@ -539,6 +575,10 @@ class Kernels:
         `MOE_MAX_TOKENS`, proportional past it). A quantised dtype's points measured slower
         than BF16 are replaced (`_moe_not_slower_than_bf16`) unless `as_measured`. Made once
         per shape (a data-parallel-attention step evaluates it at its own token count)."""
+        home = self._moe_home(dtype)
+        if home is not self:
+            return home.moe(dtype, hidden, inter, topk, experts, moe_tp, moe_ep, gated,
+                            as_measured)
         key = ("moe", dtype, hidden, inter, topk, experts, moe_tp, moe_ep, gated, as_measured)
         if key not in self._cache:
             self._cache[key] = self._moe(dtype, hidden, inter, topk, experts, moe_tp, moe_ep,
@@ -548,11 +588,11 @@ class Kernels:
     def _moe(self, dtype: str, hidden: int, inter: int, topk: int, experts: int, moe_tp: int,
              moe_ep: int, gated: bool, as_measured: bool) -> Curve:
         """`moe`, made."""
-        df = self._table("moe")
+        df = self._table(self.moe_table)
         want = (hidden, inter, topk, experts, moe_tp, moe_ep)
         if df is None or df.rows == 0:
-            raise ConfigError(f"engine tables {self.dir}: no MoE table")
-        src = moe_source(dtype, self.moe_dtypes(), self.gpu)
+            raise ConfigError(f"engine tables {self.dir}: no MoE table ({self.moe_table})")
+        src = moe_source(dtype, self._table_dtypes(), self.gpu)
         df_all, df = df, df.where(df["dtype"] == src)
         cols = ["hidden", "inter", "topk", "experts", "moe_tp", "moe_ep"]
         cfgs = np.unique(np.stack([df[c] for c in cols], axis=1), axis=0).astype(np.float64)
@@ -909,9 +949,10 @@ def _weights(grid: np.ndarray, v: float) -> tuple[int, float]:
 
 
 @cache
-def load_kernels(directory: str, gpu, label: str = "") -> Kernels:
-    """One `Kernels` per (directory, GPU) per process: tables are read once."""
-    return Kernels(directory, gpu, label)
+def load_kernels(directory: str, gpu, label: str = "", moe_table: str = "moe") -> Kernels:
+    """One `Kernels` per (directory, GPU, MoE table) per process: tables are read once per
+    object."""
+    return Kernels(directory, gpu, label, moe_table=moe_table)
 
 
 def sustained(t: np.ndarray, flops, dtype: str, gpu) -> np.ndarray:
@@ -950,7 +991,8 @@ def loop_timed(kernels):
     object per `kernels` (cached)."""
     free = short_loop(kernels)
     if isinstance(free, Kernels):
-        return Kernels(free.dir, free.gpu, free.label, hbm_floor=False)
+        return Kernels(free.dir, free.gpu, free.label, hbm_floor=False,
+                       moe_table=free.moe_table)
     if isinstance(free, Transferred):
         return Transferred(loop_timed(free.ref), free.gpu)
     return Partial(loop_timed(free.own), loop_timed(free.ref))
@@ -967,7 +1009,8 @@ def short_loop(kernels):
     free = (dataclasses.replace(g, bf16_sustained_tflops=0.0, fp8_sustained_tflops=0.0)
             if g.bf16_sustained_tflops or g.fp8_sustained_tflops else g)
     if isinstance(kernels, Kernels):
-        return kernels if free is g else Kernels(kernels.dir, free, kernels.label)
+        return kernels if free is g else Kernels(kernels.dir, free, kernels.label,
+                                                 moe_table=kernels.moe_table)
     if isinstance(kernels, Transferred):
         ref = short_loop(kernels.ref)
         return kernels if ref is kernels.ref and free is g else Transferred(ref, free)
