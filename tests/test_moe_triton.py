@@ -12,6 +12,7 @@ from wrpsim.calibrate import aic
 from wrpsim.errors import ConfigError
 from wrpsim.pool.catalog import catalog_path
 from wrpsim.pool.engines import build_latency_model, get_engine, kernels_for, triton_moe_dtypes
+from wrpsim.validate.sets import silicon_cases
 
 TABLES = catalog_path() / "engines" / "vllm-0.24"
 QWEN235 = (4096, 1536, 8, 128)  # Qwen3-235B-A22B's experts: hidden, inter, top-k, experts
@@ -124,3 +125,16 @@ def test_a_pool_asks_for_it_and_gets_one_line_where_the_gpu_lacks_it():
     a100 = build_latency_model("qwen3-30b-a3b", "a100-80gb", 1, engine="vllm-0.11")
     assert "Triton" not in a100.calibration
 
+
+def test_minimax_rows_of_the_triton_script_run_triton_with_expert_parallelism():
+    """InferenceMAX's B200 MiniMax-M2.5 FP8 script of 2026-03-11 turned FlashInfer's and
+    DeepGEMM's experts off and passed --enable-expert-parallel at every EP size; from
+    2026-04-03 neither."""
+    b200 = [c for c in silicon_cases() if c.model == "minimax-m2.5" and c.gpu == "b200-180gb"
+            and c.pool["precision"] == "fp8_block"]
+    old = [c for c in b200 if c.info["osl"] == 8192]  # (1k / 8k: measured in March only)
+    new = [c for c in b200 if c.pool["kv_dtype"] == "fp8"]  # (FP8 KV: the April script)
+    assert old and new
+    assert all(c.pool["latency"].get("moe_triton") and c.pool["ep"] == c.pool["tp"]
+               for c in old)
+    assert not any(c.pool["latency"].get("moe_triton") for c in new)

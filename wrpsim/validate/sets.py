@@ -218,9 +218,13 @@ MINIMAX_SCRIPTS = {
     ("h200_sxm", "fp8"): [("2026-03-01", {"mem": 0.95})],
     # --max-num-seqs 256, PIECEWISE graphs (ac0d2a853 .. 0f78cf4eb)
     ("h100_sxm", "fp8"): [("2026-03-02", {"max_seqs": 256, "piecewise": True})],
-    # --block-size 32, 0.95, Triton MoE (f342df18e); from bddbf4031 (04-03) FP8 KV, capture
-    # 2,048 tokens, --max-num-batched-tokens 2 x ISL, 0.90
-    ("b200_sxm", "fp8"): [("2026-03-11", {"block_size": 32, "mem": 0.95}),
+    # --block-size 32, 0.95, and (f342df18e .. 626932a11) VLLM_USE_FLASHINFER_MOE_FP8=0 with
+    # VLLM_MOE_USE_DEEP_GEMM=0, which leaves vLLM's Triton fused MoE (`moe_triton`), and
+    # `[ "$EP_SIZE" -ge 1 ]`, which passed --enable-expert-parallel at every EP size (rows
+    # labelled EP 1 ran EP = TP); from bddbf4031 (04-03) FlashInfer's experts again, EP only
+    # above 1, FP8 KV, capture 2,048 tokens, --max-num-batched-tokens 2 x ISL, 0.90
+    ("b200_sxm", "fp8"): [("2026-03-11", {"block_size": 32, "mem": 0.95, "moe_triton": True,
+                                          "ep": "tp"}),
                           ("2026-04-03", {**_NEW_BLACKWELL, "block_size": 32})],
     ("b200_sxm", "fp4"): [("2026-04-08", _NEW_BLACKWELL)],  # 79bd988e9
     ("b300_sxm", "fp8"): [("2026-04-17", {**_NEW_BLACKWELL, "block_size": 32})],  # 340d7854c
@@ -250,6 +254,10 @@ def _minimax_script(pool: dict, system: str, precision: str, source: str,
                 "not modelled")
     if "kv_dtype" in s:
         pool["kv_dtype"] = s["kv_dtype"]
+    if s.get("ep") == "tp":
+        pool["ep"] = pool["tp"]
+    if s.get("moe_triton"):
+        pool["latency"]["moe_triton"] = True
     sched = pool["scheduler"]
     sched["max_seqs"] = s.get("max_seqs", 1024)
     sched["token_budget"] = 2 * isl if s.get("budget") == "2isl" else 8192
