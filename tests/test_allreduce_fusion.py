@@ -191,3 +191,14 @@ def test_silicon_rows_fuse_as_their_vllm_did():
     b200 = [c for c in silicon_cases() if c.model == "llama3.1-70b" and c.gpu == "b200-180gb"
             and c.pool["tp"] == 8]
     assert b200 and all(c.pool["latency"]["allreduce_fusion_mb"] == 8 for c in b200)
+
+
+def test_an_invalid_attn_dp_is_named_even_when_the_fusion_is_asked_for():
+    """The all-reduce group is tp / attn_dp: with an attn_dp that does not divide tp there is
+    none, and the error is about attn_dp, not about the fusion's group spanning servers."""
+    with pytest.raises(ConfigError) as e:
+        build_latency_model("qwen3-30b-a3b", "h100-80gb", 4, attn_dp=3,
+                            overrides={"allreduce_fusion": True},
+                            where="pool.pools.p.latency", prefix="pool.pools.p.")
+    assert str(e.value) == ("pool.pools.p.attn_dp must be an integer >= 1 that divides tp (4), "
+                            "got 3")

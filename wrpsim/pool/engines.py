@@ -546,9 +546,11 @@ def _build(model: str, gpu: str, tp: int, engine: str = DEFAULT_ENGINE,
     g = get_gpu(gpu)
     consts = _moe_kernel(eng, gpu, consts, m, precision, overrides, where)
     kernels = kernels_for(eng, gpu, "moe_triton" if consts.moe_triton else "moe")
-    group = (tp // attn_dp if attn_dp >= 1 and tp % attn_dp == 0 else None) \
-        if scaleup is None else None
-    consts = _fusion(eng, g, kernels, consts, group, overrides, where)
+    # (an attn_dp that does not divide tp is KernelLatency's one-line error, not the fusion's)
+    if not isinstance(attn_dp, bool) and isinstance(attn_dp, int) and attn_dp >= 1 \
+            and isinstance(tp, int) and tp % attn_dp == 0:
+        group = tp // attn_dp if scaleup is None else None
+        consts = _fusion(eng, g, kernels, consts, group, overrides, where)
     lat = KernelLatency(m, g, tp, kernels, consts, precision,
                         kv_dtype, ep, max_tokens, power_model(g, power_fits()), scaleup, attn_dp)
     lat.calibration = f"{labelled_name(eng)}: {lat.calibration}"
