@@ -999,3 +999,38 @@ def test_vllm_bench_serves_own_column_names_are_read(tmp_path):
                        "llama3.1-8b,h100-80gb,1,4,512,128,30,4\n")
         with pytest.raises(ConfigError, match=message):
             benchmark_cases(csv)
+
+
+def test_a_benchmark_row_gives_its_servers_kernels(tmp_path):
+    """Servers of one engine version ran different kernels (a 2025 vLLM did not fuse the
+    all-reduce with the RMSNorm; a script turned FlashInfer's experts off): a row says so in
+    `allreduce_fusion` / `moe_triton`, and its replay runs them; blank: the engine's."""
+    from wrpsim.calibrate.fit import benchmark_cases
+    from wrpsim.errors import ConfigError
+    from wrpsim.validate.replay import case_config
+
+    csv = tmp_path / "b.csv"
+    csv.write_text("model,gpu,tp,concurrency,isl,osl,tpot_ms,allreduce_fusion,moe_triton\n"
+                   "llama3.1-70b,h100-80gb,4,8,1024,128,12,false,\n"
+                   "qwen3-235b-a22b,b200-180gb,4,8,1024,128,20,,true\n"
+                   "llama3.1-70b,h100-80gb,4,8,1024,128,12,,\n")
+    a, b, c = benchmark_cases(csv)
+    assert a.pool["latency"] == {"kind": "engine", "allreduce_fusion": False}
+    assert b.pool["latency"] == {"kind": "engine", "moe_triton": True}
+    assert "latency" not in c.pool
+    # kept under the constants a fit tries
+    lat = case_config(b, None, {"layer_overhead_us": 3.0})["pool"]["pools"]
+    assert next(iter(lat.values()))["latency"] == {
+        "kind": "engine", "moe_triton": True, "layer_overhead_us": 3.0}
+    csv.write_text("model,gpu,tp,concurrency,isl,osl,tpot_ms,moe_triton\n"
+                   "qwen3-235b-a22b,b200-180gb,4,8,1024,128,20,maybe\n")
+    with pytest.raises(ConfigError) as e:
+        benchmark_cases(csv)
+    assert str(e.value) == (f"{csv}: line 2: moe_triton must be true or false (blank: the "
+                            f"engine's setting), got 'maybe'")
+    csv.write_text("model,gpu,tp,concurrency,isl,osl,tpot_ms,moe_triton\n"
+                   "qwen3-30b-a3b,a100-80gb,1,8,1024,128,20,true\n")
+    with pytest.raises(ConfigError, match=r"b.csv: line 2: latency.moe_triton: true asks for "
+                                          r"vLLM's Triton fused-MoE kernel, but engine "
+                                          r"vllm-0.24's tables of a100-80gb do not time it"):
+        benchmark_cases(csv)

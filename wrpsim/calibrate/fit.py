@@ -11,7 +11,9 @@ Two kinds of measurements, each row a measurement of one model on `tp` GPUs of o
   median), optionally `precision`, `kv_dtype`, `ep`, `num_requests`, `range_ratio` (lengths
   uniform in [ratio x len, len]; default 1: fixed), `max_num_seqs`, `max_num_batched_tokens`,
   `gpu_memory_utilization` (vLLM's `--gpu-memory-utilization`, in (0, 1]; default 0.9),
-  `request_rate`; no other columns (a misspelled one is refused, not left out). A row without
+  `request_rate`, and the server's kernels where they differ from the engine's (`BENCH_SETTINGS`:
+  `allreduce_fusion`, `moe_triton`, true / false; blank: the engine's); no other columns (a
+  misspelled one is refused, not left out). A row without
   `request_rate` is a closed loop of `concurrency` clients (num_requests default 10 x
   concurrency, max_num_seqs the concurrency, max_num_batched_tokens 8192: InferenceMAX's
   client and server); one with it is `vllm bench serve --request-rate`: Poisson arrivals at
@@ -59,9 +61,12 @@ BENCH_METRICS = {"ttft_ms": "ttft_mean_s", "tpot_ms": "tpot_mean_s", "itl_ms": "
 #: the optional columns of each kind of file (module docstring); any other column is refused,
 #: so that a misspelled measurement or setting is not silently left out of the fit
 STEP_OPTIONAL = ("precision", "kv_dtype", "prefill_seqs", "prefill_pairs")
+#: engine settings a benchmark row may give for its own server (true / false; blank: the
+#: engine's): the kernels it ran, which differ between servers of one engine version
+BENCH_SETTINGS = ("allreduce_fusion", "moe_triton")
 BENCH_OPTIONAL = (*BENCH_METRICS, "precision", "kv_dtype", "ep", "num_requests", "range_ratio",
                   "max_num_seqs", "max_num_batched_tokens", "gpu_memory_utilization",
-                  "request_rate")
+                  "request_rate", *BENCH_SETTINGS)
 #: required columns a row may leave blank where another column is given: a rate row's
 #: concurrency (no --max-concurrency)
 BLANK_WITH = {"concurrency": "request_rate"}
@@ -212,6 +217,9 @@ def benchmark_cases(path: str | Path, split: str = "fit") -> Cases:
                 "kv_dtype": _text(r.get("kv_dtype"), "auto"),
                 "scheduler": {"policy": "sarathi", "token_budget": max(budget, mns),
                               "max_seqs": mns, "block_size": 16, "gpu_mem_util": util}}
+        settings = {k: _flag(r, k, where) for k in BENCH_SETTINGS if not _nan(r.get(k))}
+        if settings:
+            pool["latency"] = {"kind": "engine", **settings}
         measured = {v: _positive(r, k, where) / 1e3 for k, v in BENCH_METRICS.items()
                     if k in r and not _nan(r[k])}
         limit = check_pool(where, pool, scheduled=True).model.max_context
@@ -263,6 +271,25 @@ def check_pool(where: str, pool: dict, scheduled: bool = False):
                 msg = msg[len(pre):].lstrip(".")
                 break
         raise ConfigError(f"{where}: {msg}") from None
+
+
+#: the spellings of a true / false cell
+_FLAGS = {"true": True, "false": False, "1": True, "0": False, "yes": True, "no": False}
+
+
+def _flag(r: dict, key: str, where: str) -> bool:
+    """Row `r`'s `key` as true or false (`_FLAGS`; pandas' own booleans too); `ConfigError`
+    naming `where` and the column otherwise."""
+    v = r.get(key)
+    if isinstance(v, (bool, np.bool_)):
+        return bool(v)
+    if isinstance(v, (int, float, np.integer, np.floating)) and float(v) in (0.0, 1.0):
+        return bool(v)
+    got = _FLAGS.get(str(v).strip().lower())
+    if got is None:
+        raise ConfigError(f"{where}: {key} must be true or false (blank: the engine's "
+                          f"setting), got {v!r}")
+    return got
 
 
 def _text(v, default: str) -> str:
