@@ -8,10 +8,10 @@ The result is stored as one `.npz` file per key and read back by later processes
 The key is everything the curves are computed from: the kernel source (a GPU's own tables, a
 reference GPU's moved over by the roofline ratio, or both for a `Partial` source; the tables
 directory with the name, size and modification time in ns of every file in it; the GPU specs;
-the label), the model spec, tp, ep, attn_dp, the all-reduce group, precision, KV dtype,
-`max_tokens`, the engine constants, the code (SHA-256 of the sources of `wrpsim/pool/kernels/`
-and of the model and GPU spec modules), the numpy version and the CPU features numpy runs on
-(`cpu_features`). The file name is a hash of the
+the label; the MoE table read), the model spec, tp, ep, attn_dp, the all-reduce group,
+precision, KV dtype, `max_tokens`, the engine constants, the code (SHA-256 of the sources of
+`wrpsim/pool/kernels/` and of the model and GPU spec modules), the numpy version and the CPU
+features numpy runs on (`cpu_features`). The file name is a hash of the
 key and the file holds the whole key, compared on reading: a stale or colliding file is never
 read (a new one is written). A kernel source of another type is not cached (no key). Files are
 written atomically (temporary file, then `os.replace`); a file that cannot be read or written
@@ -111,7 +111,7 @@ def source_key(kernels) -> dict | None:
         return {"kind": "partial", "own": own, "ref": ref, "label": kernels.label}
     if type(kernels) is Kernels:
         return {"kind": "tables", **_tables(kernels.dir), "gpu": repr(kernels.gpu),
-                "label": kernels.label}
+                "label": kernels.label, "moe_table": kernels.moe_table}
     if type(kernels) is Transferred:
         ref = source_key(kernels.ref)
         if ref is None:

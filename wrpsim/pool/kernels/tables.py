@@ -167,8 +167,8 @@ class Kernels:
         #: for `loop_timed`, which answers as a short loop over one kernel measures
         self.hbm_floor = hbm_floor
         #: the table MoE layers are timed from: `moe` (the engine's own kernel) or
-        #: `moe_triton` (vLLM's Triton fused MoE, engine constant `moe_triton`); a precision
-        #: the chosen table lacks falls back as `moe_source` says, within that table
+        #: `moe_triton` (vLLM's Triton fused MoE, engine constant `moe_triton`); precisions
+        #: the Triton table lacks are timed from `moe` (`_moe_home`)
         self.moe_table = moe_table
         if not (self.dir / "gemm.parquet").is_file():
             raise ConfigError(f"engine tables: {self.dir} has no gemm.parquet")
@@ -223,6 +223,10 @@ class Kernels:
         own, not Triton's fused MoE) — the same folder's default MoE table."""
         if self.moe_table == "moe" or dtype in self._measured_in(self.moe_table):
             return self
+        return self._default_moe()
+
+    def _default_moe(self) -> Kernels:
+        """These tables with MoE layers from the folder's default table (`moe`)."""
         if "default_moe" not in self._cache:
             self._cache["default_moe"] = Kernels(self.dir, self.gpu, self.label, self.hbm_floor)
         return self._cache["default_moe"]
@@ -559,7 +563,7 @@ class Kernels:
             got = (set() if df is None or df.rows == 0
                    else {str(d) for d in np.unique(df["dtype"])})
             if self.moe_table != "moe":
-                got |= self._moe_home("").moe_dtypes()
+                got |= self._default_moe().moe_dtypes()
             self._cache[key] = got
         return self._cache[key]
 
