@@ -114,7 +114,7 @@ BAD = [
      r"vLLM's max_model_len is pool\.pools\.h100\.max_context here \(with a '\+' first"),
     (["+pool.pools.h100.max_num_seqs=128"],
      r"pool\.pools\.h100: unknown key\(s\) \['max_num_seqs'\]; valid keys: .*; vLLM's "
-     r"max_num_seqs is scheduler\.max_seqs here$"),
+     r"max_num_seqs is pool\.pools\.h100\.scheduler\.max_seqs here$"),
     (["workload=closed-loop", "workload.source.random_input_len=1024"],
      r"workload\.source\.random_input_len: unknown key; .*vllm bench serve's random_input_len: "
      r"workload\.source\.prompt_tokens$"),
@@ -170,7 +170,7 @@ BAD = [
      r"request_rate: Poisson arrivals at workload=vllm-bench's workload\.source\.arrivals\.rate"),
     (["workload=closed-loop", "+workload.source.num_prompts=10"],
      r"workload\.source: unknown key\(s\) \['num_prompts'\]; .*vllm bench serve's "
-     r"num_prompts is num_requests here$"),
+     r"num_prompts is workload\.source\.num_requests here$"),
     (["pool.pools.h100.scheduler.tokn_budget=3"],
      r"scheduler keys \(those the pool's file leaves out are added with '\+'\): policy, .*; "
      r"did you mean 'token_budget'\?$"),
@@ -752,3 +752,18 @@ def test_an_unknown_engine_says_where_engines_of_ones_own_are_found(tmp_path):
                                "valid choices: ")
         assert line.endswith("; engines of your own (python -m wrpsim.calibrate) are found in "
                              f"$WRPSIM_CATALOG/engines {said}")
+
+
+def test_a_vllm_name_in_a_file_is_answered_with_the_full_path_and_its_note():
+    """A pool file's key spelled as vLLM's engine argument gets the same answer as the
+    override: the full path that holds it, and what the key means where that differs."""
+    from wrpsim.errors import ConfigError, check_keys
+
+    with pytest.raises(ConfigError) as e:
+        check_keys({"data_parallel_size": 2}, ["gpu", "tp", "attn_dp"], "pool.pools.h100")
+    assert str(e.value).endswith(
+        "vLLM's data_parallel_size is pool.pools.h100.attn_dp here with expert-parallel MoE "
+        "(data-parallel attention); replicas of a dense model are the pool's count")
+    with pytest.raises(ConfigError) as e:  # (after a file name: the key path alone)
+        check_keys({"max_num_seqs": 8}, ["max_seqs"], "pools/mine.yaml: scheduler")
+    assert str(e.value).endswith("vLLM's max_num_seqs is scheduler.max_seqs here")

@@ -110,6 +110,10 @@ VLLM_ENGINE_ARGS = {"max_num_batched_tokens": "scheduler.token_budget",
                     "num_gpu_blocks_override": "kv_blocks", "data_parallel_size": "attn_dp",
                     "enable_expert_parallel": "ep", "quantization": "precision",
                     "enable_prefix_caching": "prefix_cache.enabled"}
+#: what a vLLM argument's wrpsim key means beyond the name (said after it, `vllm_hint` and
+#: `wrpsim.hydra_errors`)
+VLLM_NOTES = {"data_parallel_size": " with expert-parallel MoE (data-parallel attention); "
+                                    "replicas of a dense model are the pool's count"}
 #: `vllm bench serve`'s arguments and the closed-loop / constant-rate source keys that hold them
 VLLM_BENCH_ARGS = {"random_input_len": "prompt_tokens", "random_output_len": "output_tokens",
                    "input_len": "prompt_tokens", "output_len": "output_tokens",
@@ -159,11 +163,12 @@ def vllm_hint(key: str, valid, prefix: str = "") -> str:
     if not target:
         return ""
     who = "vllm bench serve's" if name in bench else "vLLM's"
+    note = "" if name in bench else VLLM_NOTES.get(name, "")
     parts = target.split(".")
     if parts[0] in valid:
-        return f"; {who} {key} is {at}{target} here"
+        return f"; {who} {key} is {at}{target} here{note}"
     if parts[-1] in valid:
-        return f"; {who} {key} is {at}{parts[-1]} here"
+        return f"; {who} {key} is {at}{parts[-1]} here{note}"
     return ""
 
 
@@ -173,7 +178,11 @@ def check_keys(mapping, valid, where: str) -> None:
     key that holds it: `vllm_hint`)."""
     bad = sorted(k for k in mapping if k not in valid)
     if bad:
-        hint = vllm_hint(bad[0], valid) or did_you_mean(bad[0], valid)
+        # (the hint names the full path, as a Hydra override's does: `where`'s key path, after
+        # a file name where it starts with one)
+        path = str(where).rpartition(": ")[2]
+        path = path if path and " " not in path else ""
+        hint = vllm_hint(bad[0], valid, path) or did_you_mean(bad[0], valid)
         raise ConfigError(f"{where}: unknown key(s) {bad}; valid keys: {', '.join(valid)}"
                           f"{hint}")
 

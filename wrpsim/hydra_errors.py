@@ -27,6 +27,7 @@ from wrpsim.errors import (
     VLLM_BENCH_ARGS,
     VLLM_BENCH_SYNTHETIC,
     VLLM_ENGINE_ARGS,
+    VLLM_NOTES,
     WrpsimError,
     closest,
     did_you_mean,
@@ -244,11 +245,6 @@ def _source_node(workload) -> dict | None:
     except Exception:  # an explanation must not fail: the caller words it without the hint
         return None
     return plain if isinstance(plain, dict) else None
-
-
-#: what a vLLM argument's wrpsim key means beyond the name (said after it)
-VLLM_NOTES = {"data_parallel_size": " with expert-parallel MoE (data-parallel attention); "
-                                    "replicas of a dense model are the pool's count"}
 
 
 def _vllm_engine_arg(full_key: str, leaf: str, owner: str, what: str) -> str | None:
