@@ -138,3 +138,12 @@ def test_minimax_rows_of_the_triton_script_run_triton_with_expert_parallelism():
     assert all(c.pool["latency"].get("moe_triton") and c.pool["ep"] == c.pool["tp"]
                for c in old)
     assert not any(c.pool["latency"].get("moe_triton") for c in new)
+
+
+def test_minimax_h200_rows_after_the_ep_change_ran_expert_parallel():
+    """InferenceMAX's H200 MiniMax-M2.5 script passed --enable-expert-parallel at every EP
+    size from 2026-03-05 (`-ge 1`): its TP 8 rows (measured 03-28) ran EP 8; its TP 4 rows
+    (03-01, before the change) did not."""
+    h200 = [c for c in silicon_cases() if c.model == "minimax-m2.5" and c.gpu == "h200-141gb"]
+    assert {(c.pool["tp"], c.pool["ep"]) for c in h200} == {(4, 1), (8, 8)}
+    assert not any(c.pool["latency"].get("moe_triton") for c in h200)

@@ -214,8 +214,11 @@ BLOCK_FP8_CHECKPOINTS = ("qwen3-235b-a22b", "minimax-m2.5")
 #: checkpoint, CUDA graphs up to min(2 x max_num_seqs, 512) tokens, gpu_memory_utilization 0.9
 _NEW_BLACKWELL = {"kv_dtype": "fp8", "capture": 2048, "budget": "2isl", "mem": 0.90}
 MINIMAX_SCRIPTS = {
-    # defaults, --gpu-memory-utilization 0.95 (a36346339 .. 0f78cf4eb, 2026-03-01 .. 03-27)
-    ("h200_sxm", "fp8"): [("2026-03-01", {"mem": 0.95})],
+    # defaults, --gpu-memory-utilization 0.95 (a36346339 .. 0f78cf4eb, 2026-03-01 .. 03-27);
+    # from 4db963a28 .. 1fcdea247 (03-05) `[ "$EP_SIZE" -ge 1 ]`, which passed
+    # --enable-expert-parallel at every EP size (rows labelled EP 1 ran EP = TP) until 0949de54e
+    ("h200_sxm", "fp8"): [("2026-03-01", {"mem": 0.95}),
+                          ("2026-03-05", {"mem": 0.95, "ep": "tp"})],
     # --max-num-seqs 256, PIECEWISE graphs (ac0d2a853 .. 0f78cf4eb)
     ("h100_sxm", "fp8"): [("2026-03-02", {"max_seqs": 256, "piecewise": True})],
     # --block-size 32, 0.95, and (f342df18e .. 626932a11) VLLM_USE_FLASHINFER_MOE_FP8=0 with
