@@ -147,3 +147,17 @@ def test_minimax_h200_rows_after_the_ep_change_ran_expert_parallel():
     h200 = [c for c in silicon_cases() if c.model == "minimax-m2.5" and c.gpu == "h200-141gb"]
     assert {(c.pool["tp"], c.pool["ep"]) for c in h200} == {(4, 1), (8, 8)}
     assert not any(c.pool["latency"].get("moe_triton") for c in h200)
+
+
+def test_kimi_rows_ran_tensor_parallel_experts_whatever_their_label():
+    """InferenceMAX's Kimi-K2.5 scripts passed no --enable-expert-parallel before 2026-06-03:
+    rows labelled EP 4 (B200 of 03-11, B300 of 04-03) replay with EP 1."""
+    import pandas as pd
+
+    from wrpsim.validate.sets import measured_dir
+
+    df = pd.read_csv(measured_dir() / "silicon_vllm.csv")
+    kimi = df[df.model_path.str.contains("Kimi") & (df.attention_dp_size.fillna(1) == 1)]
+    assert (kimi.moe_ep_size > 1).any()  # (the labels say EP 4)
+    cases = [c for c in silicon_cases() if c.model == "kimi-k2.5"]
+    assert cases and all(c.pool["ep"] == 1 for c in cases)

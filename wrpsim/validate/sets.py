@@ -196,9 +196,9 @@ def _fusion_setting(model: str, system: str, version, tp: int) -> dict:
 #: catalog models whose NVFP4 rows ran NVIDIA's ModelOpt release, which leaves `self_attn*`
 #: out of NVFP4 (its hf_quant_config.json / config.json `exclude_modules`, as AIConfigurator
 #: @ 095f58a5 ships them in model_configs/): precision `fp4_attn_bf16`. Kimi-K2.5's release
-#: does so too, but its rows stay `fp4`: with BF16 attention their TPOT goes from +5 to +10 %
-#: signed (B200) and the B300 set's from 4.2 to 12.8 % while TTFT improves 1-2 points — its MLA
-#: path in BF16 is not understood yet (docs/validation.md, "Where wrpsim is wrong")
+#: does so too, but its rows stay `fp4`: with BF16 attention Kimi's FP4 rows' TPOT goes from
+#: 5.5 to 7.1 % (B200) and 3.9 to 9.7 % (B300) while TTFT improves 4 points — its MLA path in
+#: BF16 is not understood yet (docs/validation.md, "Where wrpsim is wrong")
 NVFP4_ATTN_BF16 = {"minimax-m2.5"}
 
 
@@ -271,8 +271,16 @@ def _minimax_script(pool: dict, system: str, precision: str, source: str,
     return None
 
 
+def _kimi_script(pool: dict, system: str, precision: str, source: str, isl: int) -> None:
+    """InferenceMAX's NVIDIA Kimi-K2.5 vLLM scripts (`benchmarks/single_node/kimik2.5_{fp4,
+    int4}_{b200,b300,h200}.sh`) pass --enable-expert-parallel only from 2026-06-03
+    (380b685df), after every row here (the last 04-20): the configs' `ep` sets EP_SIZE, which
+    they did not read, so a row labelled EP 4 ran its experts sharded by tensor parallelism."""
+    pool["ep"] = 1
+
+
 #: models whose rows take their scripts' per-date settings
-SCRIPT_SETTINGS = {"minimax-m2.5": _minimax_script}
+SCRIPT_SETTINGS = {"minimax-m2.5": _minimax_script, "kimi-k2.5": _kimi_script}
 
 
 def _capture_size(model: str, system: str, concurrency: int) -> int:
