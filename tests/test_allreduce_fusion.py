@@ -202,3 +202,18 @@ def test_an_invalid_attn_dp_is_named_even_when_the_fusion_is_asked_for():
                             where="pool.pools.p.latency", prefix="pool.pools.p.")
     assert str(e.value) == ("pool.pools.p.attn_dp must be an integer >= 1 that divides tp (4), "
                             "got 3")
+
+
+def test_kimi_rows_fuse_where_their_script_asked_and_their_vllm_could():
+    """InferenceMAX's Kimi-K2.5 scripts pass `fuse_allreduce_rms true` in every version: the
+    B200 INT4 rows of vLLM 0.15.1 fuse (before the default), the B300 rows of 0.17 do not (no
+    SM 10.3 fusion before 0.18), those of 0.19 do."""
+    kimi = [c for c in silicon_cases() if c.model == "kimi-k2.5"]
+    b200_int4 = [c for c in kimi if c.gpu == "b200-180gb" and c.pool["precision"] == "int4"]
+    assert b200_int4 and all("allreduce_fusion" not in c.pool["latency"] for c in b200_int4)
+    b300 = {c.info["vllm"]: c.pool["latency"].get("allreduce_fusion")
+            for c in kimi if c.gpu == "b300-288gb"}
+    assert b300 == {"v0.17.0-cu130": False, "v0.19.0-cu130": None}
+    # its own batch limits: max_num_seqs = the concurrency, 0.90 / 0.95 of the memory
+    assert all(c.pool["scheduler"]["max_seqs"] == c.info["concurrency"] for c in kimi)
+    assert {c.pool["scheduler"]["gpu_mem_util"] for c in b200_int4} == {0.95}

@@ -235,34 +235,58 @@ MINIMAX_SCRIPTS = {
 }
 
 
-def _minimax_script(pool: dict, system: str, precision: str, source: str,
-                    isl: int) -> str | None:
-    """Apply to `pool` the settings of the MiniMax-M2.5 script in force when the row was
-    measured (`MINIMAX_SCRIPTS`: the latest version on or before its date); the reason the
-    row is left out, or None."""
+#: InferenceMAX's NVIDIA Kimi-K2.5 vLLM scripts (`benchmarks/single_node/kimik2.5_{fp4,int4}_
+#: {b200,b300,h200}.sh`, git history), as `MINIMAX_SCRIPTS`: every version runs `--max-num-seqs`
+#: at the concurrency (`"max_seqs": "conc"`) with `fuse_allreduce_rms true` (`"fusion"`: on
+#: wherever the row's vLLM fuses on its GPU: SM 10.3 from 0.18) and passes no
+#: --enable-expert-parallel until 2026-06-03 (380b685df), after every row here: the configs'
+#: `ep` set an EP_SIZE they did not read, so rows labelled EP 4 ran tensor-parallel experts
+_KIMI = {"max_seqs": "conc", "fusion": True, "ep": 1}
+KIMI_SCRIPTS = {
+    ("b200_sxm", "fp4"): [("2026-03-11", {**_KIMI, "mem": 0.90}),  # a58dedd5a
+                          # ba33caeae: FP8 KV, capture 2,048, 2 x ISL batched tokens
+                          ("2026-04-16", {**_KIMI, **_NEW_BLACKWELL})],
+    # (B300's rows of 04-03 predate its own script, d0a7b8f95 of 04-17, whose settings the
+    # B200 script of that time shares)
+    ("b300_sxm", "fp4"): [("2026-04-03", {**_KIMI, "mem": 0.90})],
+    # (and VLLM_USE_FLASHINFER_MOE_INT4=1 on B200: FlashInfer's INT4 experts, which the tables
+    # do not time — Marlin's are)
+    ("b200_sxm", "int4"): [("2026-02-20", {**_KIMI, "mem": 0.95})],  # c4cf9e5aa
+    ("h200_sxm", "int4"): [("2026-03-01", {**_KIMI, "mem": 0.95})],  # 17a56830c
+}
+
+
+def _script(scripts: dict, label: str, pool: dict, system: str, precision: str, source: str,
+            isl: int, version) -> str | None:
+    """Apply to `pool` the settings of the InferenceMAX script in force when the row was
+    measured (`scripts`: `MINIMAX_SCRIPTS` / `KIMI_SCRIPTS`, the latest version on or before
+    its date); the reason the row is left out, or None. `version`: the row's vLLM version."""
     import re
 
     m = re.search(r"measured=(\d{4}-\d{2}-\d{2})", source)
-    versions = MINIMAX_SCRIPTS.get((system, precision))
+    versions = scripts.get((system, precision))
     if m is None or versions is None:
-        return "MiniMax-M2.5 rows without a measurement date or a known script"
+        return f"{label} rows without a measurement date or a known script"
     s = None
     for since, settings in versions:
         if m.group(1) >= since:
             s = settings
     if s is None:
-        return "MiniMax-M2.5 rows older than their script's first version (another script)"
+        return f"{label} rows older than their script's first version (another script)"
     if s.get("piecewise"):
-        return ("vLLM's PIECEWISE CUDA-graph mode (InferenceMAX's H100 MiniMax-M2.5 script), "
+        return (f"vLLM's PIECEWISE CUDA-graph mode (InferenceMAX's H100 {label} script), "
                 "not modelled")
     if "kv_dtype" in s:
         pool["kv_dtype"] = s["kv_dtype"]
-    if s.get("ep") == "tp":
-        pool["ep"] = pool["tp"]
+    if "ep" in s:
+        pool["ep"] = pool["tp"] if s["ep"] == "tp" else s["ep"]
     if s.get("moe_triton"):
         pool["latency"]["moe_triton"] = True
+    if s.get("fusion") and _fusion_runs(system, version):  # (as the engine: on, its limits)
+        pool["latency"].pop("allreduce_fusion", None)
     sched = pool["scheduler"]
-    sched["max_seqs"] = s.get("max_seqs", 1024)
+    if s.get("max_seqs") != "conc":  # (else the concurrency, as the row already has it)
+        sched["max_seqs"] = s.get("max_seqs", 1024)
     sched["token_budget"] = 2 * isl if s.get("budget") == "2isl" else 8192
     if s.get("block_size"):
         sched["block_size"] = s["block_size"]
@@ -271,12 +295,26 @@ def _minimax_script(pool: dict, system: str, precision: str, source: str,
     return None
 
 
-def _kimi_script(pool: dict, system: str, precision: str, source: str, isl: int) -> None:
-    """InferenceMAX's NVIDIA Kimi-K2.5 vLLM scripts (`benchmarks/single_node/kimik2.5_{fp4,
-    int4}_{b200,b300,h200}.sh`) pass --enable-expert-parallel only from 2026-06-03
-    (380b685df), after every row here (the last 04-20): the configs' `ep` sets EP_SIZE, which
-    they did not read, so a row labelled EP 4 ran its experts sharded by tensor parallelism."""
-    pool["ep"] = 1
+def _fusion_runs(system: str, version) -> bool:
+    """Whether a vLLM of `version` fuses the all-reduce with RMSNorm on `system` when asked to
+    (`fuse_allreduce_rms true`): SM 9.0 and 10.0 in every version here, SM 10.3 from the
+    version that made it the default there (`FUSION_DEFAULT_FROM`)."""
+    try:
+        v = tuple(int(x) for x in str(version).split(".")[:2])
+    except ValueError:
+        return False
+    return v >= FUSION_DEFAULT_FROM.get(system, (0, 0))
+
+
+def _minimax_script(pool, system, precision, source, isl, version) -> str | None:
+    """`_script` with `MINIMAX_SCRIPTS`."""
+    return _script(MINIMAX_SCRIPTS, "MiniMax-M2.5", pool, system, precision, source, isl,
+                   version)
+
+
+def _kimi_script(pool, system, precision, source, isl, version) -> str | None:
+    """`_script` with `KIMI_SCRIPTS`."""
+    return _script(KIMI_SCRIPTS, "Kimi-K2.5", pool, system, precision, source, isl, version)
 
 
 #: models whose rows take their scripts' per-date settings
@@ -400,7 +438,7 @@ def silicon_cases(requests_per_client: int = 10,
         script = SCRIPT_SETTINGS.get(model)
         if script is not None:
             why = script(pool, str(r.system), str(r.precision), str(r.silicon_data_source),
-                         int(r.isl))
+                         int(r.isl), r.backend_version)
             if why:
                 skip(why)
                 continue
