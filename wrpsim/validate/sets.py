@@ -11,8 +11,8 @@ workload config), the measured metrics, and whether it belongs to the calibratio
   InferenceMAX grid (isl, osl in {1024, 8192}) replay InferenceMAX's client: lengths uniform in
   [0.8 x isl, isl] and [0.8 x osl, osl] (`--random-range-ratio 0.8`), 10 x concurrency
   requests, `--max-num-seqs` = concurrency, `--max-num-batched-tokens 8192`; the other rows use
-  fixed lengths and the same request count. MiniMax-M2.5's rows take their own script's flags
-  at their measurement date (`MINIMAX_SCRIPTS`).
+  fixed lengths and the same request count. MiniMax-M2.5's and Kimi-K2.5's rows take their own
+  script's flags at their measurement date (`MINIMAX_SCRIPTS`, `KIMI_SCRIPTS`: `_script`).
 - ``llmservingsim``: five runs from LLMServingSim (four vLLM 0.19, one 0.28;
   `pools/measured/llmservingsim/`, MIT), replayed request by request from their exact arrivals
   and lengths under the engine of their vLLM version (`run_engine`): mean and median TTFT, TPOT
