@@ -9,7 +9,7 @@ rest (`wrpsim.validate.sets`: each row with its InferenceMAX script's `vllm serv
 measurement date, `MINIMAX_SCRIPTS`; the maker's block-FP8 weights; NVIDIA's NVFP4 release
 with its attention in BF16, `fp4_attn_bf16`; the H100 script's PIECEWISE CUDA graphs, which
 wrpsim does not model, left out). This script prints that model's rows alone, per GPU,
-precision and TP:
+precision, TP and EP as replayed (the scripts' own, not always the rows' labels):
 
     python docs/experiments/minimax_check.py
 
@@ -44,7 +44,9 @@ def main() -> int:
         errs = list(ex.map(_run, todo))
     groups: dict = {}
     for c, e in zip(todo, errs):
-        tp, ep = c.name.split(" ")[3:5]
+        # (as replayed: the scripts' TP and EP, which for some rows differ from the labels in
+        # the case names, `wrpsim.validate.sets.MINIMAX_SCRIPTS`)
+        tp, ep = f"tp{c.pool['tp']}", f"ep{c.pool['ep']}"
         prec = c.pool["precision"]
         groups.setdefault((c.gpu, prec, tp, ep), []).append(e)
     print("| GPU | precision | TP | EP | rows | TTFT signed / abs % | TPOT signed / abs % |")
