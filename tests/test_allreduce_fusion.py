@@ -211,9 +211,12 @@ def test_kimi_rows_fuse_where_their_script_asked_and_their_vllm_could():
     kimi = [c for c in silicon_cases() if c.model == "kimi-k2.5"]
     b200_int4 = [c for c in kimi if c.gpu == "b200-180gb" and c.pool["precision"] == "int4"]
     assert b200_int4 and all("allreduce_fusion" not in c.pool["latency"] for c in b200_int4)
-    b300 = {c.info["vllm"]: c.pool["latency"].get("allreduce_fusion")
+    b300 = {(c.info["vllm"], c.pool["latency"].get("allreduce_fusion"))
             for c in kimi if c.gpu == "b300-288gb"}
-    assert b300 == {"v0.17.0-cu130": False, "v0.19.0-cu130": None}
-    # its own batch limits: max_num_seqs = the concurrency, 0.90 / 0.95 of the memory
-    assert all(c.pool["scheduler"]["max_seqs"] == c.info["concurrency"] for c in kimi)
+    assert b300 == {("v0.17.0-cu130", False), ("v0.19.0-cu130", None)}
+    # its own memory share (0.95 for INT4, where the silicon set's default is 0.90) and, from
+    # 04-16 on B200, FP8 KV, 2,048-token graphs and 2 x ISL batched tokens
     assert {c.pool["scheduler"]["gpu_mem_util"] for c in b200_int4} == {0.95}
+    new = [c for c in kimi if c.gpu == "b200-180gb" and c.pool["precision"] == "fp4"
+           and c.pool["latency"]["cudagraph_max_tokens"] == 2048]
+    assert new and all(c.pool["scheduler"]["token_budget"] == 2 * c.info["isl"] for c in new)

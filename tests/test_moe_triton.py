@@ -46,6 +46,20 @@ def test_the_table_comes_from_the_newest_version_that_timed_triton(tmp_path):
     assert set(default["dtype"]) == {"fp8_block"}
 
 
+def test_an_older_folder_without_kernel_labels_or_unreadable_holds_none(tmp_path):
+    """The table is optional: a version whose file names no kernel, or is no Parquet, is
+    passed over (the default MoE table reads such a file as before)."""
+    rows = pd.DataFrame(_moe_rows("vllm_fused_moe", "bfloat16", 0.02)).drop(
+        columns="kernel_source")
+    (tmp_path / "moe" / "vllm" / "0.19.0").mkdir(parents=True)
+    rows.to_parquet(tmp_path / "moe" / "vllm" / "0.19.0" / "moe_perf.parquet")
+    (tmp_path / "moe" / "vllm" / "0.12.0").mkdir(parents=True)
+    (tmp_path / "moe" / "vllm" / "0.12.0" / "moe_perf.parquet").write_text("not parquet")
+    assert aic.read_table(tmp_path, "moe_triton") is None
+    tab, _ = aic.read_table(tmp_path, "moe")
+    assert len(tab) == 3
+
+
 def test_no_table_where_no_version_timed_triton(tmp_path):
     d = tmp_path / "moe" / "vllm" / "0.24.0"
     d.mkdir(parents=True)
@@ -161,3 +175,19 @@ def test_kimi_rows_ran_tensor_parallel_experts_whatever_their_label():
     assert (kimi.moe_ep_size > 1).any()  # (the labels say EP 4)
     cases = [c for c in silicon_cases() if c.model == "kimi-k2.5"]
     assert cases and all(c.pool["ep"] == 1 for c in cases)
+
+
+def test_the_triton_source_keeps_its_table_through_its_variants_and_its_cache_key():
+    """`short_loop` / `loop_timed` (held-out checks, the MLA module's parts) time MoE layers
+    from the same table; the model cache tells the two tables apart by the table itself."""
+    from wrpsim.pool.kernels.precomputed import source_key
+    from wrpsim.pool.kernels.tables import loop_timed, short_loop
+
+    e = get_engine("vllm-0.24")
+    tri = kernels_for(e, "b200-180gb", "moe_triton")
+    assert short_loop(tri).moe_table == "moe_triton" == loop_timed(tri).moe_table
+    assert kernels_for(e, "b200-180gb").moe_table == "moe"
+    a = source_key(tri)
+    b = dict(source_key(kernels_for(e, "b200-180gb")), label=a["label"])
+    assert a != b and {k: v for k, v in a.items() if k != "moe_table"} == {
+        k: v for k, v in b.items() if k != "moe_table"}

@@ -45,11 +45,12 @@ float32, sizes as int32; names below). Every row is a measurement; nothing is fi
   roofline ratio (`replace_cache_resident`) — the counterpart of the lower envelope.
 - `moe_triton.parquet`: the same layout for vLLM's Triton fused-MoE kernel (`fused_experts`,
   AIConfigurator's kernel label `vllm_fused_moe`; BF16, FP8 and block-FP8 experts), from the
-  newest version folder that timed it — where the engine's own table times another kernel
-  (vLLM 0.24 on Blackwell: FlashInfer's TensorRT-LLM experts) the Triton kernel is what older
-  engines ran, and what vLLM runs with `VLLM_USE_FLASHINFER_MOE_FP16=0` /
-  `VLLM_USE_FLASHINFER_MOE_FP8=0` and DeepGEMM off (engine constant `moe_triton`). Written
-  where the folder holds such rows.
+  newest version folder with rows of that label (newer collections label Triton otherwise,
+  e.g. H100's `..._triton_tritonexperts` under 0.24, and are not read for this table) — where
+  the engine's own table times another kernel (vLLM 0.24 on Blackwell: FlashInfer's
+  TensorRT-LLM experts) the Triton kernel is what older engines ran, and what vLLM runs with
+  `VLLM_USE_FLASHINFER_MOE_FP16=0` / `VLLM_USE_FLASHINFER_MOE_FP8=0` and DeepGEMM off (engine
+  constant `moe_triton`). Written where the folder holds such rows.
 - `mla_prefill.parquet` / `mla_decode.parquet`: kv_dtype, gemm, heads, batch, isl | ctx, ms —
   one whole multi-head latent attention module (DeepSeek-V3's: its q / kv down- and
   up-projections in precision `gemm`, norms, RoPE, the KV-cache write, the attention kernels with
@@ -158,7 +159,7 @@ COLUMNS = {
     "allreduce": ("num_gpus", "message_size", "backend", "latency"),
     "allreduce_fused": ("num_gpus", "message_size", "latency"),
     "nccl": ("nccl_dtype", "op_name", "num_gpus", "message_size", "latency"),
-    "moe": _MOE_COLUMNS, "moe_triton": (*_MOE_COLUMNS, "kernel_source"),
+    "moe": _MOE_COLUMNS, "moe_triton": _MOE_COLUMNS,
     "mla_prefill": _MODULE, "mla_decode": _MODULE, "dsa_prefill": _MODULE,
     "dsa_decode": _MODULE,
     "gdn_prefill": ("phase", "kernel_source", "num_k_heads", "head_k_dim", "num_v_heads",
@@ -480,15 +481,24 @@ def replace_cache_resident(tab: pd.DataFrame, gpu) -> tuple[pd.DataFrame, int]:
 
 
 def _triton_moe(system_dir: Path) -> tuple[Path, pd.DataFrame] | None:
-    """The newest vLLM `moe_perf` table under `system_dir` with rows of the Triton fused-MoE
-    kernel (`TRITON_MOE`) in a precision it runs (`TRITON_MOE_DTYPES`), and those rows; None
-    when no version timed it."""
+    """The newest vLLM `moe_perf` table under `system_dir` with rows AIConfigurator labels as
+    vLLM's Triton fused-MoE kernel (`TRITON_MOE`; newer collections name the same kernel
+    otherwise, e.g. `..._triton_tritonexperts`, and are not read here) in a precision it runs
+    (`TRITON_MOE_DTYPES`) and the distribution the tables keep, and those rows; None when no
+    version has them. The table is optional: a version whose file has no `kernel_source`
+    column, or cannot be read, holds none (versions tie-broken by name, for a fixed order)."""
     paths = sorted(system_dir.glob("moe/vllm/*/moe_perf.parquet"),
-                   key=lambda p: _version_key(p.parent.name))
+                   key=lambda p: (_version_key(p.parent.name), p.parent.name))
     for path in reversed(paths):
-        raw = _read(path, "moe_triton")
+        try:
+            raw = _read(path, "moe")
+        except ConfigError:
+            continue
+        if "kernel_source" not in raw.columns:
+            continue
         raw = raw[(raw["kernel_source"] == TRITON_MOE)
-                  & raw["moe_dtype"].map(MOE_DTYPES).isin(TRITON_MOE_DTYPES)]
+                  & raw["moe_dtype"].map(MOE_DTYPES).isin(TRITON_MOE_DTYPES)
+                  & (raw["distribution"] == MOE_DISTRIBUTION)]
         if len(raw):
             return path, raw
     return None

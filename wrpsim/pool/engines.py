@@ -322,14 +322,16 @@ def kernels_for(engine: Engine, gpu_name: str, moe_table: str = "moe"):
 
 
 def _moe_table_label(d: Path, moe_table: str) -> str:
-    """'; MoE layers: Triton fused MoE (vLLM 0.22.0)' from the tables' meta.json."""
+    """'; MoE layers: Triton fused MoE (vllm 0.22.0)' from the tables' meta.json (framework and
+    version as it records them); '' where it does not list the table (the default table then
+    times every MoE layer, `Kernels._moe_home`)."""
     import json
 
     try:
         t = json.loads((d / "meta.json").read_text())["tables"][moe_table]
         return f"; MoE layers: Triton fused MoE ({t['framework']} {t['version']})"
-    except (OSError, KeyError, ValueError):
-        return f"; MoE layers: {moe_table}"
+    except (OSError, KeyError, ValueError, TypeError):
+        return ""
 
 
 def triton_moe_dtypes(engine: Engine, gpu_name: str) -> set:
@@ -352,8 +354,9 @@ def _moe_kernel(eng: Engine, gpu_name: str, consts: EngineConstants, model, prec
     `gpu_name`: on where the engine or the pool (`latency: {moe_triton: true}`) asks for
     vLLM's Triton fused-MoE kernel, the model has routed experts and the GPU's own tables time
     that kernel in the experts' precision (`triton_moe_dtypes`: BF16, FP8, block FP8 — MXFP4,
-    NVFP4 and INT4 experts run kernels of their own); else off. A pool that asks for it where
-    it cannot apply gets one line saying why."""
+    NVFP4 and INT4 experts run kernels of their own); else off — silently for a dense model
+    (nothing to run it on, as vLLM ignores the setting there). A pool that asks for it for
+    an MoE model where it cannot apply gets one line saying why."""
     if not consts.moe_triton:
         return consts
     off = replace(consts, moe_triton=False)
@@ -411,7 +414,8 @@ def _label(engine: Engine, d: Path) -> str:
             of += f"; MoE: {moe}"
         carried = {}  # tables kept from the GPU's earlier ones (`python -m wrpsim.calibrate`)
         for name, t in sorted(tables.items()):
-            if t.get("carried_from"):
+            # (the Triton MoE table is named where a model reads it: `_moe_table_label`)
+            if t.get("carried_from") and name != "moe_triton":
                 carried.setdefault(t["carried_from"], []).append(name)
         for folder, names in carried.items():
             of += f"; {', '.join(names)} kept from {folder}"

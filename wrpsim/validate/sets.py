@@ -218,7 +218,8 @@ MINIMAX_SCRIPTS = {
     # from 4db963a28 .. 1fcdea247 (03-05) `[ "$EP_SIZE" -ge 1 ]`, which passed
     # --enable-expert-parallel at every EP size (rows labelled EP 1 ran EP = TP) until 0949de54e
     ("h200_sxm", "fp8"): [("2026-03-01", {"mem": 0.95}),
-                          ("2026-03-05", {"mem": 0.95, "ep": "tp"})],
+                          ("2026-03-05", {"mem": 0.95, "ep": "tp"}),
+                          ("2026-05-05", {"mem": 0.95})],
     # --max-num-seqs 256, PIECEWISE graphs (ac0d2a853 .. 0f78cf4eb)
     ("h100_sxm", "fp8"): [("2026-03-02", {"max_seqs": 256, "piecewise": True})],
     # --block-size 32, 0.95, and (f342df18e .. 626932a11) VLLM_USE_FLASHINFER_MOE_FP8=0 with

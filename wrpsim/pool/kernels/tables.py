@@ -648,7 +648,7 @@ class Kernels:
         slow = y > b16
         if not np.any(slow):
             return y
-        best, measured = b16, self.moe_dtypes()
+        best, measured = b16, self._table_dtypes()  # (this table's kernels, not the other's)
         for alt in MOE_FALLBACK[dtype][1:]:  # the other W8A8 kernels, never BF16
             if alt in measured:
                 best = np.minimum(best, self.moe(alt, *want, gated=gated,
@@ -952,10 +952,14 @@ def _weights(grid: np.ndarray, v: float) -> tuple[int, float]:
     return i, float((v - grid[i]) / (grid[i + 1] - grid[i]))
 
 
-@cache
 def load_kernels(directory: str, gpu, label: str = "", moe_table: str = "moe") -> Kernels:
-    """One `Kernels` per (directory, GPU, MoE table) per process: tables are read once per
-    object."""
+    """One `Kernels` per (directory, GPU, label, MoE table) per process: tables are read once
+    per object (`_load_kernels`, keyed alike however the call passes its arguments)."""
+    return _load_kernels(str(directory), gpu, label, moe_table)
+
+
+@cache
+def _load_kernels(directory: str, gpu, label: str, moe_table: str) -> Kernels:
     return Kernels(directory, gpu, label, moe_table=moe_table)
 
 
