@@ -436,9 +436,9 @@ def test_silicon_rows_left_out_are_counted_with_their_reason():
         "unpublished; not a closed loop at the stated concurrency)",
         "silicon: 47 row(s) left out: concurrency above 128 (request count and max_num_seqs "
         "not recorded)",
-        "silicon: 15 row(s) left out: attention data parallelism within one server "
-        "(MiniMax-M2.5's DP-attention runs: their script settings not read yet)",
-        "silicon: 43 row(s) left out: attention data parallelism over more than one server"])
+        "silicon: 58 row(s) left out: attention data parallelism as labelled (TP x DP GPUs, "
+        "EP = TP x DP), which no configuration of these rows' InferenceMAX scripts ran: what "
+        "they ran is not known"])
 
 
 def test_a_replayed_cases_pool_warning_is_said_as_the_cases():

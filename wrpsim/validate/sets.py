@@ -405,11 +405,13 @@ def silicon_cases(requests_per_client: int = 10,
             continue
         tp = int(r.tp_size)
         if not math.isnan(r.attention_dp_size) and r.attention_dp_size > 1:
-            if tp * r.attention_dp_size > 8:  # (DP 4 x TP 4: 16 B200s, beyond one server)
-                skip("attention data parallelism over more than one server")
-            else:  # (wrpsim's attn_dp could; the scripts' DP-attention settings are not read)
-                skip("attention data parallelism within one server (MiniMax-M2.5's DP-attention "
-                     "runs: their script settings not read yet)")
+            # (the sample's only such rows are MiniMax-M2.5's and Kimi-K2.5's, labelled TP 2 x
+            # DP 2 / TP 4 x DP 4 with EP 4 / 16, at concurrencies whose configurations ran no
+            # data-parallel attention: the Kimi scripts never did, MiniMax's FP8 scripts had
+            # no such mode, its FP4 ones ran DP = TP on TP GPUs only from 256 clients)
+            skip("attention data parallelism as labelled (TP x DP GPUs, EP = TP x DP), which "
+                 "no configuration of these rows' InferenceMAX scripts ran: what they ran is "
+                 "not known")
             continue
         moe_tp = r.moe_tp_size if not math.isnan(r.moe_tp_size) else tp
         moe_ep = r.moe_ep_size if not math.isnan(r.moe_ep_size) else 1
