@@ -255,10 +255,15 @@ def find_table(system_dir: Path, op: str, stem: str,
                frameworks: tuple[str, ...] = FRAMEWORKS) -> Path | None:
     """The newest `<op>/<framework>/<version>/<stem>.parquet` under `system_dir` of a framework
     in `frameworks`, or None."""
-    hits = sorted((p for fw in frameworks
-                   for p in system_dir.glob(f"{op}/{fw}/*/{stem}.parquet")),
-                  key=lambda p: _version_key(p.parent.name))
+    hits = _by_version(p for fw in frameworks
+                       for p in system_dir.glob(f"{op}/{fw}/*/{stem}.parquet"))
     return hits[-1] if hits else None
+
+
+def _by_version(paths) -> list[Path]:
+    """`paths` (`<version>/<file>`) oldest version first (`_version_key`; ties by path, so the
+    order does not depend on the file system's)."""
+    return sorted(paths, key=lambda p: (_version_key(p.parent.name), str(p)))
 
 
 def _pick_kernel(df: pd.DataFrame, by: list[str]) -> tuple[pd.DataFrame, dict]:
@@ -486,10 +491,8 @@ def _triton_moe(system_dir: Path) -> tuple[Path, pd.DataFrame] | None:
     otherwise, e.g. `..._triton_tritonexperts`, and are not read here) in a precision it runs
     (`TRITON_MOE_DTYPES`) and the distribution the tables keep, and those rows; None when no
     version has them. The table is optional: a version whose file has no `kernel_source`
-    column, or cannot be read, holds none (versions tie-broken by name, for a fixed order)."""
-    paths = sorted(system_dir.glob("moe/vllm/*/moe_perf.parquet"),
-                   key=lambda p: (_version_key(p.parent.name), p.parent.name))
-    for path in reversed(paths):
+    column, or cannot be read, holds none."""
+    for path in reversed(_by_version(system_dir.glob("moe/vllm/*/moe_perf.parquet"))):
         try:
             raw = _read(path, "moe")
         except ConfigError:

@@ -39,7 +39,13 @@ from wrpsim.errors import (
     unknown_choice,
 )
 from wrpsim.pool.catalog import CALIBRATION_FIELDS, catalog_path, get_gpu, get_model
-from wrpsim.pool.kernels.model import KV_DTYPES, MAMBA_SSM_DTYPES, PRECISIONS, EngineConstants
+from wrpsim.pool.kernels.model import (
+    KV_DTYPES,
+    MAMBA_SSM_DTYPES,
+    PRECISIONS,
+    EngineConstants,
+    attn_dp_divides,
+)
 from wrpsim.yamlfast import safe_load
 
 DEFAULT_ENGINE = "vllm-0.24"
@@ -345,7 +351,7 @@ def triton_moe_dtypes(engine: Engine, gpu_name: str) -> set:
     if d is None or not (d / "gemm.parquet").is_file():
         return set()
     k = Kernels(d, get_gpu(gpu_name), moe_table="moe_triton")
-    return k._measured_in("moe_triton") if k.lists("moe_triton") else set()
+    return k.measured_in("moe_triton") if k.lists("moe_triton") else set()
 
 
 def _moe_kernel(eng: Engine, gpu_name: str, consts: EngineConstants, model, precision: str,
@@ -551,8 +557,7 @@ def _build(model: str, gpu: str, tp: int, engine: str = DEFAULT_ENGINE,
     consts = _moe_kernel(eng, gpu, consts, m, precision, overrides, where)
     kernels = kernels_for(eng, gpu, "moe_triton" if consts.moe_triton else "moe")
     # (an attn_dp that does not divide tp is KernelLatency's one-line error, not the fusion's)
-    if not isinstance(attn_dp, bool) and isinstance(attn_dp, int) and attn_dp >= 1 \
-            and isinstance(tp, int) and tp % attn_dp == 0:
+    if isinstance(tp, int) and attn_dp_divides(tp, attn_dp):
         group = tp // attn_dp if scaleup is None else None
         consts = _fusion(eng, g, kernels, consts, group, overrides, where)
     lat = KernelLatency(m, g, tp, kernels, consts, precision,

@@ -34,6 +34,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -185,12 +186,18 @@ def _fusion_setting(model: str, system: str, version, tp: int) -> dict:
     limits = SCRIPT_FUSION_MB.get((model, system))
     if limits is not None:
         return {"allreduce_fusion": True, "allreduce_fusion_mb": limits.get(tp, 0)}
-    try:
-        v = tuple(int(x) for x in str(version).split(".")[:2])
-    except ValueError:
-        v = (0, 0)
+    v = _vllm_version(version) or (0, 0)
     return {} if v >= FUSION_DEFAULT_FROM.get(system, FUSION_DEFAULT_SINCE) else {
         "allreduce_fusion": False}
+
+
+def _vllm_version(version) -> tuple[int, int] | None:
+    """(major, minor) of a row's vLLM version ('0.19.0'); None where it is no such number (a
+    nightly build, a blank cell)."""
+    try:
+        return tuple(int(x) for x in str(version).split(".")[:2])
+    except ValueError:
+        return None
 
 
 #: catalog models whose NVFP4 rows ran NVIDIA's ModelOpt release, which leaves `self_attn*`
@@ -300,26 +307,13 @@ def _fusion_runs(system: str, version) -> bool:
     """Whether a vLLM of `version` fuses the all-reduce with RMSNorm on `system` when asked to
     (`fuse_allreduce_rms true`): SM 9.0 and 10.0 in every version here, SM 10.3 from the
     version that made it the default there (`FUSION_DEFAULT_FROM`)."""
-    try:
-        v = tuple(int(x) for x in str(version).split(".")[:2])
-    except ValueError:
-        return False
-    return v >= FUSION_DEFAULT_FROM.get(system, (0, 0))
+    v = _vllm_version(version)
+    return v is not None and v >= FUSION_DEFAULT_FROM.get(system, (0, 0))
 
 
-def _minimax_script(pool, system, precision, source, isl, version) -> str | None:
-    """`_script` with `MINIMAX_SCRIPTS`."""
-    return _script(MINIMAX_SCRIPTS, "MiniMax-M2.5", pool, system, precision, source, isl,
-                   version)
-
-
-def _kimi_script(pool, system, precision, source, isl, version) -> str | None:
-    """`_script` with `KIMI_SCRIPTS`."""
-    return _script(KIMI_SCRIPTS, "Kimi-K2.5", pool, system, precision, source, isl, version)
-
-
-#: models whose rows take their scripts' per-date settings
-SCRIPT_SETTINGS = {"minimax-m2.5": _minimax_script, "kimi-k2.5": _kimi_script}
+#: models whose rows take their scripts' per-date settings (`_script` with their table)
+SCRIPT_SETTINGS = {"minimax-m2.5": partial(_script, MINIMAX_SCRIPTS, "MiniMax-M2.5"),
+                   "kimi-k2.5": partial(_script, KIMI_SCRIPTS, "Kimi-K2.5")}
 
 
 def _capture_size(model: str, system: str, concurrency: int) -> int:

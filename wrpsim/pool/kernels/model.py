@@ -187,6 +187,13 @@ class EngineConstants:
     moe_triton: bool = False
 
 
+def attn_dp_divides(tp: int, attn_dp) -> bool:
+    """Whether `attn_dp` is an integer >= 1 (not a bool) that divides the integer `tp`: the
+    rule `KernelLatency` checks, with its one-line error, and `engines` asks before it."""
+    return (not isinstance(attn_dp, bool) and isinstance(attn_dp, int) and attn_dp >= 1
+            and tp % attn_dp == 0)
+
+
 _GRID: list = [np.zeros(0), np.zeros(0)]
 
 
@@ -312,8 +319,7 @@ class KernelLatency:
                  attn_dp: int = 1):
         if isinstance(tp, bool) or not isinstance(tp, int) or tp < 1:
             raise ConfigError(f"tp must be an integer >= 1 that {model.tp_rule()}; got {tp!r}")
-        if isinstance(attn_dp, bool) or not isinstance(attn_dp, int) or attn_dp < 1 or (
-                tp % attn_dp):
+        if not attn_dp_divides(tp, attn_dp):
             raise ConfigError(f"attn_dp must be an integer >= 1 that divides tp ({tp}), "
                               f"got {attn_dp!r}")
         atp = tp // attn_dp

@@ -211,7 +211,7 @@ class Kernels:
         kv = {"bf16": "bfloat16"}.get(kv_dtype, kv_dtype)
         return {int(d) for k, d in keys if k == kv}
 
-    def _measured_in(self, table: str) -> set:
+    def measured_in(self, table: str) -> set:
         """The precisions MoE table `table` measured, from meta.json (its kernels' keys, or
         the `dtypes` `wrpsim.calibrate` writes); empty when it does not say."""
         t = (self.meta.get("tables") or {}).get(table, {})
@@ -221,7 +221,7 @@ class Kernels:
         """The tables that time `dtype`'s MoE layers: these, or — where these read the
         Triton table (`moe_table`) and it lacks `dtype` (MXFP4, NVFP4, INT4: kernels of their
         own, not Triton's fused MoE) — the same folder's default MoE table."""
-        if self.moe_table == "moe" or dtype in self._measured_in(self.moe_table):
+        if self.moe_table == "moe" or dtype in self.measured_in(self.moe_table):
             return self
         return self._default_moe()
 
@@ -232,10 +232,10 @@ class Kernels:
         return self._cache["default_moe"]
 
     def moe_measured(self) -> set:
-        """The precisions the MoE tables read measured (`_measured_in`; with the Triton
+        """The precisions the MoE tables read measured (`measured_in`; with the Triton
         table, its precisions and the default table's); empty when meta.json does not say."""
-        got = self._measured_in(self.moe_table)
-        return got if self.moe_table == "moe" else got | self._measured_in("moe")
+        got = self.measured_in(self.moe_table)
+        return got if self.moe_table == "moe" else got | self.measured_in("moe")
 
     def moe_note(self, dtype: str) -> str:
         """As `gemm_note`, for the MoE table: '' when it measured `dtype` (or says nothing of
@@ -559,9 +559,7 @@ class Kernels:
         Triton table, its precisions and the default table's)."""
         key = "moe_dtypes"
         if key not in self._cache:
-            df = self._table(self.moe_table)
-            got = (set() if df is None or df.rows == 0
-                   else {str(d) for d in np.unique(df["dtype"])})
+            got = self._table_dtypes()
             if self.moe_table != "moe":
                 got |= self._default_moe().moe_dtypes()
             self._cache[key] = got
