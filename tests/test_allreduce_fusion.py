@@ -12,6 +12,7 @@ from wrpsim.calibrate import aic
 from wrpsim.errors import ConfigError
 from wrpsim.pool.catalog import catalog_path
 from wrpsim.pool.engines import build_latency_model, get_engine, kernels_for, load_engine
+from wrpsim.pool.kernels import operators
 from wrpsim.validate.sets import _fusion_setting, silicon_cases
 
 TABLES = catalog_path() / "engines" / "vllm-0.24"
@@ -26,7 +27,7 @@ def _measured(gpu: str, tp: int, elements: int) -> float:
 
 
 def _ar(lat, tokens: int) -> float:
-    return float(lat._allreduce_s(1, np.array([float(tokens)]))[0])
+    return float(operators.allreduce_s(lat, 1, np.array([float(tokens)]))[0])
 
 
 @pytest.mark.parametrize("gpu", ["h100-80gb", "h200-141gb", "b200-180gb", "b300-288gb"])

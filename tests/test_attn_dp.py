@@ -11,6 +11,7 @@ import pytest
 
 from wrpsim.errors import ConfigError
 from wrpsim.pool.engines import build_latency_model
+from wrpsim.pool.kernels import operators
 
 MODEL, GPU = "qwen3-30b-a3b", "h100-80gb"
 
@@ -67,17 +68,17 @@ def test_moe_layers_see_every_token_of_the_instance():
                            + k.nccl("reduce_scatter", 4)(T * m.hidden))
     for lat in (dp2, dp4):
         Tr = np.ceil(T / lat.adp)
-        dense = sum(n_l * k.gemm(dt, n, kk)(Tr) for n_l, dt, n, kk in lat._gemms())
-        dense = dense + Tr * lat._stream_bytes_per_token() / lat._stream
+        dense = sum(n_l * k.gemm(dt, n, kk)(Tr) for n_l, dt, n, kk in operators.gemms(lat))
+        dense = dense + Tr * operators.stream_bytes_per_token(lat) / lat._stream
         if lat.atp > 1:
             ar = np.where(Tr <= lat.c.cudagraph_max_tokens, k.allreduce(lat.atp, True)(
                 Tr * m.hidden), k.allreduce(lat.atp, False)(Tr * m.hidden))
-            if lat._fusion_mb() > 0:  # (vLLM's all-reduce + RMSNorm fusion, within a group)
+            if operators.fusion_mb(lat) > 0:  # (vLLM's all-reduce + RMSNorm fusion, within a group)
                 e = Tr * m.hidden
-                ar = np.where(e <= lat._fusion_mb() * (1 << 20) / 2,
+                ar = np.where(e <= operators.fusion_mb(lat) * (1 << 20) / 2,
                               np.minimum(k.allreduce_fused(lat.atp)(e), ar), ar)
             dense = dense + (lat._layers_total - m.moe_layers) * ar
-        np.testing.assert_allclose(lat._linear_curve(T), dense + moe + coll, rtol=1e-12)
+        np.testing.assert_allclose(operators.linear_curve(lat, T), dense + moe + coll, rtol=1e-12)
 
 
 def test_decode_runs_equal_stepping_and_times_grow_with_load():
@@ -136,14 +137,15 @@ def test_a_prompt_chunk_stays_on_one_group():
     """A request lives on one data-parallel rank: its prompt chunk goes through one group's
     dense layers whole (not split over the groups), while the MoE layers see every token."""
     lat = _dp(4, 2, 4)
-    one = lat._split_linear(2048, 1, 0)
-    want = lat._group_curve(np.array([2048.0]))[0] + lat._moe_curve(np.array([2048.0]))[0]
+    one = operators.split_linear(lat, 2048, 1, 0)
+    want = (operators.group_curve(lat, np.array([2048.0]))[0]
+            + operators.moe_curve(lat, np.array([2048.0]))[0])
     assert one == pytest.approx(want, rel=1e-12)
     assert one > lat._lin_at(2048)  # the even split would be too fast
     # two chunks: one per group; with 8 decodes besides, 4 on the busiest group
-    two = lat._split_linear(2048, 2, 8)
-    want = (lat._group_curve(np.array([1024.0 + 4]))[0]
-            + lat._moe_curve(np.array([2056.0]))[0])
+    two = operators.split_linear(lat, 2048, 2, 8)
+    want = (operators.group_curve(lat, np.array([1024.0 + 4]))[0]
+            + operators.moe_curve(lat, np.array([2056.0]))[0])
     assert two == pytest.approx(want, rel=1e-12)
 
 

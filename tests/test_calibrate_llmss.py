@@ -15,6 +15,7 @@ import pytest
 
 from wrpsim.calibrate.llmss import compact, is_profile
 from wrpsim.errors import ConfigError
+from wrpsim.pool.kernels import operators
 
 ROOT = Path(__file__).resolve().parents[1]
 ENGINES = ROOT / "pools" / "catalog" / "engines" / "vllm-0.24"
@@ -166,7 +167,7 @@ def test_rtxpro6000_times_moe_layers_and_collectives_from_its_own_tables():
         assert not np.allclose(k.allreduce(2, True)(e), l40s.allreduce(2, True)(e), rtol=0.05)
         lat = KernelLatency(m, get_gpu("rtxpro6000-96gb"), 1, k, get_engine(engine).constants,
                             max_tokens=4096)
-        np.testing.assert_allclose(lat._moe_layers_s(x), m.moe_layers * k.moe(*args)(x))
+        np.testing.assert_allclose(operators.moe_layers_s(lat, x), m.moe_layers * k.moe(*args)(x))
     # vLLM 0.19's custom all-reduce over PCIe is the slower (measured 91 against 30 us)
     ar = {e: float(kernels_for(get_engine(e), "rtxpro6000-96gb").allreduce(2, True)(
         np.array([2.0 ** 19]))[0]) for e in ("vllm-0.19", "vllm-0.24")}

@@ -1,6 +1,6 @@
 """DeepSeek Sparse Attention (DeepSeek-V3.2): what the config.json gives, the KV and weights vLLM
 holds for it, and the iteration time's closed forms — MLA attention capped at `index_topk`
-keys, the lightning indexer's scoring of every key on top (`KernelLatency._indexer_costs`)."""
+keys, the lightning indexer's scoring of every key on top (`attention.indexer_costs`)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import pytest
 from wrpsim.errors import ConfigError
 from wrpsim.pool.catalog import get_gpu, get_model, load_models
 from wrpsim.pool.engines import get_engine, kernels_for
+from wrpsim.pool.kernels import attention, operators
 from wrpsim.pool.kernels import roofline as rl
 from wrpsim.pool.kernels.model import EngineConstants, KernelLatency
 from wrpsim.pool.modelspec import read_hf_config
@@ -83,7 +84,7 @@ def test_indexer_cost_is_its_flops_or_its_bytes(gpu):
     lat = _lat(m, gpu=gpu, tp=1 if gpu == "rtxpro6000-96gb" else 8, kv_dtype="fp8")
     t = float(lat.kernels.gemm("fp8", 8192, 8192)(np.array([8192.0]))[0])
     flops = 2 * 64 * 128 * t / (2 * 8192.0 ** 3)
-    dec, pre = lat._indexer_costs()
+    dec, pre = attention.indexer_costs(lat)
     assert dec == pytest.approx(61 * max(flops, 140 / lat._stream), rel=1e-12)
     assert pre == pytest.approx(61 * max(flops, 8 / lat._stream), rel=1e-12)
     assert 0 < pre <= dec
@@ -145,7 +146,7 @@ def test_uncalibrated_prefill_is_the_sparse_kernel_plus_the_indexer(gpu, tp, hea
     flops = 2 * heads * 1088 / (640 / 989 * lat.gpu.bf16_tflops * 1e12)
     entry = (656 if kv == "fp8" else 1152) / lat._stream
     per = 61 * max(flops, entry)
-    assert lat._sparse_prefill_pair_s() == pytest.approx(per, rel=1e-12)
+    assert attention.sparse_prefill_pair_s(lat) == pytest.approx(per, rel=1e-12)
     slot, pick = (per, 0.0) if kv == "fp8" else (0.0, per)
     assert (lat._dsa_pair, lat._dsa_pick) == (slot, pick)
     for s in (1024, 8192, 32768):
@@ -183,7 +184,7 @@ def test_a_dsa_entry_must_be_mla_with_an_indexer(tmp_path):
 @pytest.mark.parametrize("kv", ["auto", "fp8"])
 def test_measured_module_sets_the_constants(gpu, kv):
     """Where vLLM 0.24's tables measured DeepSeek-V3.2's attention module (FLASHMLA_SPARSE),
-    its indexer and sparse-kernel constants are fitted to it (`KernelLatency._dsa_fit`) and
+    its indexer and sparse-kernel constants are fitted to it (`attention.dsa_fit`) and
     the label says so: prompts of the measured module's growth (projections out) come back
     within 25 % from 8k tokens up, batched or not (B200: 50 %, its rows rising faster than
     the terms past 8k tokens and flat in places), and decode's growth from 2k to 128k cached
@@ -200,7 +201,7 @@ def test_measured_module_sets_the_constants(gpu, kv):
     assert lat._dsa_pair + lat._dsa_pick > 0 and lat._idx_pre > 0 and lat._idx_dec > 0
     grid, gemm = lat.kernels.dsa("prefill", kvd, "fp8_block", 16)
     loop = short_loop(lat.kernels)
-    projs = [*lat._mla_projections(), (64 * 128, 1536), (128, 7168)]
+    projs = [*operators.mla_projections(lat), (64 * 128, 1536), (128, 7168)]
 
     def module(b, s):  # measured, projections out, above the smallest cell
         t = float(np.interp(s, grid.s, grid.row(float(b))))
@@ -253,8 +254,8 @@ def test_shared_indexer_layers_hold_no_indexer():
         assert b.weight_bytes_per_gpu - a.weight_bytes_per_gpu == pytest.approx(
             57 * m.index_params_per_layer * rl.WEIGHT_BYTES["fp8_block"], rel=1e-9)
         # the sparse kernel runs in every layer; only the indexer's share shrinks
-        assert a._sparse_prefill_pair_s() == pytest.approx(b._sparse_prefill_pair_s(),
-                                                           rel=1e-12)
+        assert attention.sparse_prefill_pair_s(a) == pytest.approx(
+            attention.sparse_prefill_pair_s(b), rel=1e-12)
 
 
 @pytest.mark.parametrize("gpu", ["h200-141gb", "rtxpro6000-96gb"])

@@ -14,6 +14,7 @@ import pytest
 from wrpsim.errors import ConfigError
 from wrpsim.pool.catalog import get_gpu, get_model, load_models
 from wrpsim.pool.engines import get_engine, kernels_for
+from wrpsim.pool.kernels import operators
 from wrpsim.pool.kernels.model import EngineConstants, KernelLatency
 from wrpsim.pool.modelspec import read_hf_config
 
@@ -90,8 +91,8 @@ def test_breakdown_and_stream_bytes():
     assert sum(d.values()) == pytest.approx(lat.iteration_s(8192, 8192 * 8193 / 2, 0, 0),
                                             rel=1e-9)
     scan = 30 * 6 * 32 * 128 * 2.0
-    assert lat._stream_bytes_per_token(all_bytes=True) - lat._stream_bytes_per_token(
-        all_bytes=False) >= scan
+    assert (operators.stream_bytes_per_token(lat, all_bytes=True)
+            - operators.stream_bytes_per_token(lat, all_bytes=False)) >= scan
     plain = _lat(dataclasses.replace(m, gated_delta=False))
     assert plain._gdn is None and plain.breakdown(8192, 1.0, 0, 0)["linear_attention"] == 0.0
     assert _lat(get_model("nemotron-nano-9b-v2"), gpu="h100-80gb")._gdn is None

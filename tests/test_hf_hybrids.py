@@ -10,6 +10,7 @@ from __future__ import annotations
 import pytest
 
 from wrpsim.errors import ConfigError
+from wrpsim.pool.kernels import operators
 from wrpsim.pool.modelspec import ModelSpec, read_hf_config
 
 QWEN3_NEXT = {  # Qwen/Qwen3-Next-80B-A3B-Thinking: 80B total, 3B active
@@ -232,12 +233,12 @@ def test_a_latent_moe_runs_its_experts_at_the_latent_width():
         T = np.array([1.0, 64.0, 4096.0])
         moe_tp, moe_ep = (1, tp) if ep > 1 else (tp, 1)
         want = 40 * kernels.moe("bf16", 1024, 2688, 22, 512, moe_tp, moe_ep, False)(T)
-        assert np.allclose(lat._moe_layers_s(T), want, rtol=1e-12)
-        assert ((40, "bf16", 1024, 4096) in lat._gemms()
-                and (40, "bf16", 4096, 1024) in lat._gemms())
+        assert np.allclose(operators.moe_layers_s(lat, T), want, rtol=1e-12)
+        assert ((40, "bf16", 1024, 4096) in operators.gemms(lat)
+                and (40, "bf16", 4096, 1024) in operators.gemms(lat))
         if ep > 1:
             e = T * 1024
-            got = lat._dispatch_s(40, 8, T)
+            got = operators.dispatch_s(lat, 40, 8, T)
             assert np.allclose(got, 40 * (kernels.nccl("all_gather", 8)(e)
                                           + kernels.nccl("reduce_scatter", 8)(e)), rtol=1e-12)
         rep = 40 * m.latent_params_per_layer * rl.WEIGHT_BYTES["bf16"]
@@ -317,7 +318,7 @@ def test_gated_attention_doubles_the_query_projection():
     kernels = kernels_for(get_engine("vllm-0.24"), "h100-80gb")
     for spec, q in ((nxt, 2 * 16 // 2), (plain, 16 // 2)):
         lat = KernelLatency(spec, get_gpu("h100-80gb"), 2, kernels, EngineConstants())
-        assert (12, "bf16", (q + 2 * 1) * 256, 2048) in lat._gemms()
+        assert (12, "bf16", (q + 2 * 1) * 256, 2048) in operators.gemms(lat)
 
 
 HUNYUAN_A13B = {  # tencent/Hunyuan-A13B-Instruct: 80B total, 13B active

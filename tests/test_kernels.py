@@ -14,6 +14,7 @@ from tests.conftest import gpu_yaml
 from wrpsim.errors import ConfigError
 from wrpsim.pool.catalog import catalog_path, get_gpu, get_model, gpus, load_gpus
 from wrpsim.pool.engines import build_latency_model, get_engine, kernels_for
+from wrpsim.pool.kernels import operators
 from wrpsim.pool.kernels import roofline as rl
 from wrpsim.pool.kernels.tables import short_loop
 
@@ -717,11 +718,11 @@ def test_an_engine_whose_block_fp8_layers_run_no_faster_than_bf16():
     k, m = slow.kernels, slow.model
     shape = (m.hidden, m.intermediate, m.active_experts, m.experts, 8, 1, m.gated_mlp)
     want = m.moe_layers * np.maximum(k.moe("fp8_block", *shape)(T), k.moe("bf16", *shape)(T))
-    assert slow._moe_layers_s(T) == pytest.approx(want, rel=1e-12)
-    assert fast._moe_layers_s(T) == pytest.approx(
+    assert operators.moe_layers_s(slow, T) == pytest.approx(want, rel=1e-12)
+    assert operators.moe_layers_s(fast, T) == pytest.approx(
         m.moe_layers * k.moe("fp8_block", *shape)(T), rel=1e-12)
-    assert np.all(slow._gemms_s(T) >= b16._gemms_s(T) * (1 - 1e-12))
-    assert np.all(slow._gemms_s(T) >= fast._gemms_s(T))
+    assert np.all(operators.gemms_s(slow, T) >= operators.gemms_s(b16, T) * (1 - 1e-12))
+    assert np.all(operators.gemms_s(slow, T) >= operators.gemms_s(fast, T))
     for batch in (1, 8, 64, 256):
         assert slow.decode_step_s(batch, 1024) >= b16.decode_step_s(batch, 1024) * (1 - 1e-9)
     assert fast.decode_step_s(8, 1024) < 0.8 * b16.decode_step_s(8, 1024)
@@ -845,10 +846,10 @@ def test_pcie_gpus_all_reduce_with_nccl_beyond_two_gpus():
         e = np.array([4096.0 * 512])
         k = lat.kernels
         want = (k.nccl("all_reduce", tp)(e) if tp > 2 else k.allreduce(tp, True)(e))
-        got = lat._allreduce_s(1, np.array([512.0]))
+        got = operators.allreduce_s(lat, 1, np.array([512.0]))
         assert got == pytest.approx(want, rel=1e-12), tp
     h100 = build_latency_model("llama3.1-8b", "h100-80gb", 8)
-    assert h100._allreduce_s(1, np.array([512.0])) == pytest.approx(
+    assert operators.allreduce_s(h100, 1, np.array([512.0])) == pytest.approx(
         h100.kernels.allreduce(8, True)(np.array([4096.0 * 512])), rel=1e-12)
 
 

@@ -15,6 +15,7 @@ from wrpsim.calibrate import aic
 from wrpsim.errors import ConfigError
 from wrpsim.pool.catalog import catalog_path, get_gpu, get_model
 from wrpsim.pool.engines import build_latency_model, get_engine, kernels_for
+from wrpsim.pool.kernels import attention
 from wrpsim.pool.kernels.model import EngineConstants, KernelLatency
 
 TABLES = catalog_path() / "engines" / "vllm-0.24"
@@ -48,7 +49,7 @@ def test_the_smallest_cell_keeps_the_composed_attention_kernel():
     kernel's minimum) is not added: at batch 1 and the shortest length the attention term is
     the composed one's (attention table), and it never falls below it elsewhere."""
     with_tables = build_latency_model("deepseek-v3", "h200-141gb", 8, precision="fp8_block")
-    _, composed_dec = with_tables._composed_mla_grids()
+    _, composed_dec = attention.composed_mla_grids(with_tables)
     dec = with_tables._dec
     b0, s0 = float(dec.b[0]), float(dec.s[0])
     assert dec.t[0, 0] == pytest.approx(float(np.interp(s0, composed_dec.s,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from wrpsim.pool.engines import build_latency_model
+from wrpsim.pool.kernels import operators
 from wrpsim.validate.sets import silicon_cases
 
 
@@ -16,9 +17,9 @@ def test_nvidias_nvfp4_moe_releases_keep_attention_in_bf16():
 
     fp4 = build_latency_model("minimax-m2.5", "b200-180gb", 4, precision="fp4")
     mixed = build_latency_model("minimax-m2.5", "b200-180gb", 4, precision="fp4_attn_bf16")
-    attn = mixed._attn_gemms()
+    attn = operators.attn_gemms(mixed)
     assert attn and {dt for _, dt, _, _ in attn} == {"bf16"}
-    assert {dt for _, dt, _, _ in fp4._attn_gemms()} == {"fp4"}
+    assert {dt for _, dt, _, _ in operators.attn_gemms(fp4)} == {"fp4"}
     params = sum(n_l * n * k for n_l, _, n, k in attn)  # (one GPU's share; GQA: all sharded)
     assert mixed.weight_bytes_per_gpu == pytest.approx(
         fp4.weight_bytes_per_gpu + params * (2.0 - rl.WEIGHT_BYTES["fp4"]), rel=1e-12)
@@ -36,7 +37,7 @@ def test_an_mla_models_replicated_down_projection_is_charged_as_the_dense_weight
 
     fp4 = build_latency_model("kimi-k2.5", "b200-180gb", 8, precision="fp4")
     mixed = build_latency_model("kimi-k2.5", "b200-180gb", 8, precision="fp4_attn_bf16")
-    attn = mixed._attn_gemms()
+    attn = operators.attn_gemms(mixed)
     (n_l, _, n, k), rest = attn[0], attn[1:]
     params = n_l * n * k / 8 + sum(a * b * c for a, _, b, c in rest)
     assert mixed.weight_bytes_per_gpu - fp4.weight_bytes_per_gpu == pytest.approx(
@@ -64,5 +65,6 @@ def test_a_qk_norm_over_every_head_all_reduces_its_variance_every_layer():
     lat = build_latency_model("minimax-m2.5", "h200-141gb", 4, precision="fp8_block")
     T = np.array([4.0, 64.0])
     small = lat.kernels.allreduce(4, True)(4.0 * T)
-    np.testing.assert_allclose(lat._dense_allreduce_s(10, T) - lat._allreduce_s(10, T),
-                               62 * small, rtol=1e-12)
+    np.testing.assert_allclose(
+        operators.dense_allreduce_s(lat, 10, T) - operators.allreduce_s(lat, 10, T),
+        62 * small, rtol=1e-12)

@@ -47,7 +47,7 @@ from wrpsim.perf import evaluate, parse_args
 from wrpsim.pool import window
 from wrpsim.pool.engines import build_latency_model
 from wrpsim.pool.kernels import power as pw
-from wrpsim.pool.kernels.model import KV_BYTES
+from wrpsim.pool.kernels.roofline import KV_BYTES
 
 GIB = float(1 << 30)
 #: the perf defaults the capacity is computed with (conf/perf.yaml)

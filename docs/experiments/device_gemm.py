@@ -60,6 +60,7 @@ def shapes(dtype: str = "bf16") -> None:
     from wrpsim.errors import ConfigError
     from wrpsim.pool.catalog import models
     from wrpsim.pool.engines import build_latency_model, get_engine, kernels_for
+    from wrpsim.pool.kernels import operators
 
     k = kernels_for(get_engine("vllm-0.24"), "h200-141gb")
     _, ns, ks, _ = k._gemm_cube(dtype)
@@ -71,7 +72,7 @@ def shapes(dtype: str = "bf16") -> None:
                 lat = build_latency_model(name, "h200-141gb", tp, precision=dtype)
             except ConfigError:
                 continue
-            gemms = [(n, kk) for _, dt, n, kk in lat._gemms() if dt == dtype]
+            gemms = [(n, kk) for _, dt, n, kk in operators.gemms(lat) if dt == dtype]
             if dtype == "bf16":
                 gemms.append((-(-lat.model.vocab // lat.atp), lat.model.hidden))  # LM head
             held.update((int(n), int(kk)) for n, kk in gemms

@@ -26,13 +26,13 @@ import numpy as np
 
 from wrpsim.pool.catalog import get_gpu, get_model
 from wrpsim.pool.engines import get_engine, kernels_for
-from wrpsim.pool.kernels.model import (
+from wrpsim.pool.kernels import attention
+from wrpsim.pool.kernels.attention import (
     DSA_FIT_MIN_TOKENS,
-    EngineConstants,
-    KernelLatency,
     dsa_prefill_fit,
     dsa_prefill_terms,
 )
+from wrpsim.pool.kernels.model import EngineConstants, KernelLatency
 
 FIT_BATCHES = (1, 4, 16, 64, 256)
 
@@ -65,7 +65,7 @@ def main() -> None:
                     continue
                 if not lat._dsa_tables:
                     continue
-                pre, _ = lat._mla_module_grids("dsa")
+                pre, _ = attention.mla_module_grids(lat, "dsa")
                 bp, sp = np.meshgrid(pre.b, pre.s, indexing="ij")
                 cells = (np.ones(bp.shape, bool) if pre.measured is None
                          else pre.measured) & (bp * sp >= DSA_FIT_MIN_TOKENS)

@@ -9,7 +9,7 @@ For DeepSeek-V3 on H100, H200 and B200 (engine vllm-0.24) at 16, 64 and 128 head
 8, 2, 1), BF16 KV and FP8-block projections, prints per measured cell the module's time
 (`mla_decode` / `mla_prefill` tables, AIConfigurator) and the composition wrpsim used before
 them — the four projection GEMMs at the cell's tokens plus the attention tables moved to MLA's
-head layout (`KernelLatency._composed_mla_grids`) — and their ratio; then the module's smallest
+head layout (`attention.composed_mla_grids`) — and their ratio; then the module's smallest
 measured time at one head per GPU (batch 1), the fixed part the model does not take. Writes
 nothing.
 """
@@ -24,6 +24,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from wrpsim.pool.engines import build_latency_model
+from wrpsim.pool.kernels import attention, operators
 
 GPUS = ("h100-80gb", "h200-141gb", "b200-180gb")
 DECODE = [(b, s) for b in (1, 8, 32, 128) for s in (1024, 8192)]
@@ -40,10 +41,10 @@ def main() -> None:
             lat = build_latency_model("deepseek-v3", gpu, tp, precision="fp8_block",
                                       kv_dtype="bf16")
             k, heads = lat.kernels, 128 // tp
-            pre_c, dec_c = lat._composed_mla_grids()
+            pre_c, dec_c = attention.composed_mla_grids(lat)
             for phase, cells, comp in (("decode", DECODE, dec_c), ("prefill", PREFILL, pre_c)):
                 grid, gemm = k.mla(phase, "bf16", "fp8_block", heads)
-                curves = [k.gemm(gemm, n, kk) for n, kk in lat._mla_projections()]
+                curves = [k.gemm(gemm, n, kk) for n, kk in operators.mla_projections(lat)]
                 rows = []
                 for b, s in cells:
                     tokens = b if phase == "decode" else b * s

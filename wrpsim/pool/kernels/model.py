@@ -24,20 +24,21 @@ per decoding sequence) for m sequences. Its GPU time is, per GPU (all terms in s
                    sequences, per attention layer, from the attention tables (sliding-window
                    layers see at most `sliding_window` tokens, a DeepSeek Sparse Attention
                    layer its `index_topk` picked keys: as a window of that many, its KV kept
-                   whole); an MLA model of DeepSeek-V3's
-                   latent shape grows over batch and length as the measured MLA module does
-                   (`_mla_module_grids`; the module's RoPE and KV-cache write then leave stream)
+                   whole); an MLA model of DeepSeek-V3's latent shape grows over batch and
+                   length as the measured MLA module does (`attention.mla_module_grids`; the
+                   module's RoPE and KV-cache write then leave stream); the grids are built
+                   once per model (`wrpsim.pool.kernels.attention`)
     indexer        a DSA model's lightning indexer scores every cached key of every query
-                   (`_indexer_costs`: its FLOPs at the FP8 GEMM table's compute-bound rate, its
-                   key cache and FP32 logits at the streaming bandwidth), and its prefill
-                   attention is DeepSeek's sparse kernel over every query's top-k slots (FP8
-                   KV) or picked keys (BF16 KV) (`_sparse_prefill_pair_s`, heads padded as
-                   vLLM pads them); both are counted
-                   in the attention terms of `breakdown`; its projections are in linear(T).
-                   Where the GPU's tables measured DeepSeek-V3.2's attention module (H100,
-                   H200, B200) the indexer's two costs, the sparse kernel's and the decode
-                   grid come from it instead (`_dsa_fit`: least-squares fits of those terms
-                   to the measured module)
+                   (`attention.indexer_costs`: its FLOPs at the FP8 GEMM table's
+                   compute-bound rate, its key cache and FP32 logits at the streaming
+                   bandwidth), and its prefill attention is DeepSeek's sparse kernel over
+                   every query's top-k slots (FP8 KV) or picked keys (BF16 KV)
+                   (`attention.sparse_prefill_pair_s`, heads padded as vLLM pads them); both
+                   are counted in the attention terms of `breakdown`; its projections are in
+                   linear(T). Where the GPU's tables measured DeepSeek-V3.2's attention
+                   module (H100, H200, B200) the indexer's two costs, the sparse kernel's and
+                   the decode grid come from it instead (`attention.dsa_fit`: least-squares
+                   fits of those terms to the measured module)
     linear attn.   a Gated DeltaNet model's (Qwen3-Next, Qwen3.5) prompt chunks: the measured
                    causal convolution and chunked delta rule of that many fresh prompts of
                    their mean length (`_gdn_prefill`, the breakdown's `linear_attention`;
@@ -74,6 +75,13 @@ model's config.json numbers. Per-token terms are precomputed per instance for T 
 `max_tokens` (array lookups in the hot loop); larger T is evaluated from the same curves. The
 precomputed curves are cached across processes (`wrpsim.pool.kernels.precomputed`).
 
+`KernelLatency` holds what runs per iteration (its hot path) and delegates what runs once per
+model, one concept per module of this package: `operators` (the per-token terms: GEMMs, MoE,
+all-reduce, dispatch, element-wise traffic, LM head and sampling), `attention` (the attention
+grids and a DSA or Gated DeltaNet model's constants), `sizes` (KV and weight bytes per GPU,
+KV capacity), `power` (watts from utilisation) and `precomputed` (computing the curves once,
+cached).
+
 The module is compiled with the event loop (`wrpsim._native`): `KernelLatency` is then an
 extension type (`model.pxd`) whose hot methods read its attributes as struct fields and call
 each other as C functions, with the same float operations in the same order (byte-identical
@@ -90,13 +98,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from wrpsim.errors import ConfigError
-from wrpsim.pool.kernels import precomputed
+from wrpsim.pool.kernels import attention, operators, precomputed, sizes
 from wrpsim.pool.kernels import roofline as rl
 from wrpsim.pool.kernels.power import bound_s, work_constants
 from wrpsim.pool.latency import LatencyModel
-from wrpsim.pool.modelspec import fp8_scaled_bytes
 
-GIB = float(1 << 30)
 #: precisions of a pool: GEMM dtype of the dense layers and of the routed experts. The three
 #: MXFP4 entries are one checkpoint (MXFP4 experts, BF16 elsewhere, e.g. gpt-oss) under the
 #: three expert kernels vLLM can run it with: `mxfp4` its default (BF16 activations), and the
@@ -114,10 +120,6 @@ PRECISIONS = {"bf16": ("bf16", "bf16"), "fp8": ("fp8", "fp8"),
 #: while the experts, shared experts and dense MLPs are NVFP4
 ATTENTION_DTYPES = {"fp4_attn_bf16": "bf16"}
 KV_DTYPES = ("auto", "bf16", "fp8")
-KV_BYTES = {"bf16": 2.0, "fp8": 1.0}
-#: the share of the BF16 peak DeepSeek's FlashMLA sparse prefill kernel reaches: 640 TFLOP/s on
-#: an H800 SXM5 (989 dense BF16; deepseek-ai/FlashMLA README, 2025-09-29 release notes)
-SPARSE_MLA_EFFICIENCY = 640.0 / 989.0
 #: bytes per element of a Mamba layer's SSM state by vLLM's `--mamba-ssm-cache-dtype`
 #: (`auto`: the checkpoint's `mamba_ssm_cache_dtype` — `mamba_ssm_dtype` for Qwen3.5 — where
 #: its config.json names one, as vLLM takes it for Nemotron-H and Qwen3.5 — float32 for
@@ -154,7 +156,7 @@ class EngineConstants:
     mamba_ssm_dtype: str = "auto"
     #: engine property, not fitted: its block-FP8 layers (128 x 128 weight scales, activations
     #: quantised per 128-group) run no faster than its BF16 ones, so a `fp8_block` GEMM or MoE
-    #: layer takes the longer of the tables' block-FP8 and BF16 times (`_fp8_block_floor`).
+    #: layer takes the longer of the tables' block-FP8 and BF16 times (`operators.fp8_block_floor`).
     #: vLLM 0.11 ran them through its Triton fused-MoE and block matmul kernels: the same
     #: model measured in both precisions decodes no faster in FP8 (docs/validation.md)
     fp8_block_no_faster_than_bf16: bool = False
@@ -362,14 +364,14 @@ class KernelLatency:
         bound = bound_note(kernels, self.dense_dtype)
         if model.moe and rl.math_on(gpu, self.moe_dtype) != rl.math_on(gpu, self.dense_dtype):
             bound += bound_note(kernels, self.moe_dtype, "MoE layers")
-        if self._fp8_block_floored(self.dense_dtype) or self._fp8_block_floored(
-                self.moe_dtype):
+        if operators.fp8_block_floored(self, self.dense_dtype) or operators.fp8_block_floored(
+                self, self.moe_dtype):
             bound += "; block-FP8 layers no faster than BF16 (engine setting)"
-        bound += self._head_dim_note()
+        bound += attention.head_dim_note(self)
         self.calibration = kernels.label + (note(self.dense_dtype) if note else "") + (
             moe_note(self.moe_dtype) if moe_note and model.moe else "") + bound + (
-            f"; all-reduce fused with RMSNorm up to {self._fusion_mb():g} MiB (FlashInfer)"
-            if self.coll_tp > 1 and self._fusion_mb() > 0 else "") + (
+            f"; all-reduce fused with RMSNorm up to {operators.fusion_mb(self):g} MiB "
+            "(FlashInfer)" if self.coll_tp > 1 and operators.fusion_mb(self) > 0 else "") + (
             f"; power shape copied from {power.copied_from}"
             if power is not None and power.copied_from else "")
         self.max_tokens = max_tokens
@@ -401,13 +403,7 @@ class KernelLatency:
         key = precomputed.model_key(self)
         curves = precomputed.load(key)
         if curves is None:
-            #: attention timed from the measured MLA or DSA module (`_mla_module_grids`);
-            #: decided from the tables on a cache miss (it reads them), else read back with the
-            #: curves (a DSA model's fitted constants, `_dsa_fit`, flagged)
-            self._dsa_tables = self._dsa_module_applies()
-            self._mla_tables = self._dsa_tables or self._mla_module_applies()
-            self._gdn = self._gdn_table()
-            curves = self._precompute()
+            curves = precomputed.compute(self)
             precomputed.store(key, curves)
         self._adopt(curves)
         self._dsa = bool(model.dsa)
@@ -426,55 +422,26 @@ class KernelLatency:
                 if self._gdn is None else "; Gated DeltaNet prefill from its measured kernels"
                 if own else "; Gated DeltaNet prefill from another GPU's measured kernels by "
                 "the BF16-peak ratio")
-        if self._dsa_tables:  # DSA from the measured module (`_dsa_fit`)
+        if self._dsa_tables:  # DSA from the measured module (`attention.dsa_fit`)
             (self._idx_dec, self._idx_pre, self._dsa_pair,
              self._dsa_pick) = (float(v) for v in curves["dsa_c"][1:])
             self.calibration += ("; sparse attention (DSA) from its measured module: indexer "
                                  "and sparse kernels fitted per key, per pair")
         else:
-            self._idx_dec, self._idx_pre = self._indexer_costs()
+            self._idx_dec, self._idx_pre = attention.indexer_costs(self)
             # the sparse kernel's FLOPs per top-k slot (FP8 KV: vLLM gathers and dequantizes
             # all of a query's slots) or per picked key (BF16 KV), as the measured modules
-            # grow (`_dsa_fit`)
-            pair = self._sparse_prefill_pair_s()
+            # grow (`attention.dsa_fit`)
+            pair = attention.sparse_prefill_pair_s(self)
             self._dsa_pair, self._dsa_pick = (pair, 0.0) if self.kv_dtype == "fp8" else (
                 0.0, pair)
             if model.dsa:  # nothing of DeepSeek Sparse Attention measured: how it is timed
                 self.calibration += (
                     f"; sparse attention (DSA), uncalibrated: prefill from FLOPs and bytes at "
-                    f"FlashMLA's published rate, {self._sparse_mla_heads()} heads a GPU, "
+                    f"FlashMLA's published rate, {attention.sparse_mla_heads(self)} heads a GPU, "
                     f"decode as dense MLA over {model.index_topk} keys, indexer by roofline")
         self._dec_rows: dict = {}
         self._run_consts: dict = {}  # batch -> `_decode_run_consts`
-
-    def _head_dim_note(self) -> str:
-        """For the calibration label: the attention head widths of the model (its
-        full-attention layers' own, Gemma 4) that the GPU's attention tables did not measure
-        with this KV dtype, timed from the nearest measured shape by the roofline ratio; ''
-        when all were measured, for MLA (its own tables) or where the tables do not say."""
-        m = self.model
-        get = getattr(self.kernels, "attn_head_dims", None)
-        dims = get(self.kv_dtype) if get is not None and not m.mla else None
-        if dims is None:
-            return ""
-        missing = sorted({m.head_dim, m.full_head_dim} - dims)
-        if not missing:
-            return ""
-        return (f"; attention {', '.join(map(str, missing))} wide ({self.kv_dtype} KV): not "
-                f"measured, the nearest measured shape by the roofline ratio")
-
-    def _moe_shape_measured(self) -> bool:
-        """False when the GPU's own MoE table lacks this model's expert shape (hidden, expert
-        width, top-k, experts) in the precision its layers are timed from, which `Kernels.moe`
-        then takes from the nearest measured shape by the roofline ratio (named in the
-        calibration label); True otherwise, and where the tables do not say (another GPU's
-        moved over, no table: the label says so already). Read on a cache miss (it reads the
-        MoE table), stored with the curves."""
-        m = self.model
-        get = getattr(self.kernels, "moe_shapes", None)
-        shapes = get(self.moe_dtype) if get is not None and m.moe else None
-        return not shapes or (m.expert_hidden, m.intermediate, m.active_experts,
-                              m.experts) in shapes
 
     # ------------------------------------------------------------------ sizes
     @property
@@ -491,536 +458,21 @@ class KernelLatency:
 
     @property
     def kv_bytes_per_token_per_gpu(self) -> float:
-        """KV-cache bytes of one token on each GPU (MLA's latent KV is replicated on every
-        GPU; every attention layer counted, see `ModelSpec.kv_bytes_per_token`; an instance
-        pages sliding-window layers apart, `wrpsim.pool.window`). A DSA model adds its
-        indexer's key cache (`ModelSpec.index_bytes_per_token_layer`, in the layers with an
-        indexer: `ModelSpec.indexer_layers`) and stores an FP8 latent as
-        vLLM's `fp8_ds_mla` does: the latent in FP8 with an FP32 scale per 128 values, its RoPE
-        part in BF16 (656 bytes a layer for DeepSeek-V3.2, against 576)."""
-        m = self.model
-        if m.dsa:
-            if self.kv_dtype == "fp8":
-                per = fp8_scaled_bytes(m.kv_lora_rank) + 2 * m.qk_rope_head_dim
-            else:
-                per = m.kv_elems_per_token_layer() * KV_BYTES[self.kv_dtype]
-            return float(m.attn_layers * per
-                         + m.indexer_layers * m.index_bytes_per_token_layer)
-        if m.split_attention:  # (Gemma 4: the full layers' own heads)
-            slide, full = m.split_kv_elems(self.atp)
-            return (m.sliding_layers * slide + m.full_attn_layers * full
-                    ) * KV_BYTES[self.kv_dtype]
-        per_layer = (m.kv_elems_per_token_layer() if m.mla
-                     else 2 * self.kv_heads_per_gpu * m.head_dim)
-        return m.attn_layers * per_layer * KV_BYTES[self.kv_dtype]
+        """KV-cache bytes of one token on each GPU (`sizes.kv_bytes_per_token_per_gpu`)."""
+        return sizes.kv_bytes_per_token_per_gpu(self)
 
     @property
     def weight_bytes_per_gpu(self) -> float:
-        """Bytes of weights held by each GPU: experts in the expert precision, embeddings and
-        LM head in BF16, everything else in the dense precision, all sharded over `tp` (with
-        `attn_dp`, all but the experts over one group's `tp / attn_dp`). A DSA model's indexer
-        and a latent MoE's projections to and from the experts' width are replicated on every
-        GPU of the group instead (vLLM `ReplicatedLinear`)."""
-        m = self.model
-        experts = m.expert_params
-        embed = m.embedding_params
-        dense = m.params - experts - embed
-        rep = (m.indexer_layers * m.index_params_per_layer
-               + m.moe_layers * m.latent_params_per_layer)
-        extra = self.attn_extra_bytes_per_gpu()
-        if rep:
-            return (self._sharded_weight_bytes(dense - rep, experts, embed)
-                    + rep * rl.WEIGHT_BYTES[self.dense_dtype] + extra)
-        return self._sharded_weight_bytes(dense, experts, embed) + extra
+        """Bytes of weights held by each GPU (`sizes.weight_bytes_per_gpu`)."""
+        return sizes.weight_bytes_per_gpu(self)
 
-    def _sharded_weight_bytes(self, dense: float, experts: float, embed: float) -> float:
-        """`weight_bytes_per_gpu` of weights split over the GPUs (dense, expert, embedding
-        parameters)."""
-        if self.adp > 1:
-            return ((dense * rl.WEIGHT_BYTES[self.dense_dtype] + embed * 2.0) / self.atp
-                    + experts * rl.WEIGHT_BYTES[self.moe_dtype] / self.tp)
-        return (dense * rl.WEIGHT_BYTES[self.dense_dtype]
-                + experts * rl.WEIGHT_BYTES[self.moe_dtype] + embed * 2.0) / self.tp
+    def kv_capacity_blocks(self, block_size: int, gpu_mem_util: float = 0.9,
+                           reserve_gib: float = 3.5, max_seqs: int = 0) -> int:
+        """KV blocks per instance (`sizes.kv_capacity_blocks`: what the GPUs' memory leaves
+        beside the weights, `reserve_gib` and the Mamba state of `max_seqs` sequences)."""
+        return sizes.kv_capacity_blocks(self, block_size, gpu_mem_util, reserve_gib, max_seqs)
 
     # ------------------------------------------------------------------ precomputation
-    def _gemms(self) -> list[tuple[int, str, int, int]]:
-        """(layers, dtype, n, k) of every per-token projection GEMM on one GPU."""
-        m, tp, d = self.model, self.atp, self.dense_dtype
-        h = m.hidden
-        out = self._attn_gemms()
-        g = 2 if m.gated_mlp else 1
-        dense_layers = m.dense_layers if m.moe else m.ffn_layers
-        width = (m.dense_intermediate or m.intermediate) if m.moe else m.intermediate
-        if dense_layers:
-            out.append((dense_layers, d, g * width // tp, h))
-            out.append((dense_layers, d, h, width // tp))
-        if m.moe and m.shared_intermediate:
-            out.append((m.moe_layers, d, g * m.shared_intermediate // tp, h))
-            out.append((m.moe_layers, d, h, m.shared_intermediate // tp))
-        if m.moe:
-            out.append((m.moe_layers, "bf16", m.experts, h))
-        if m.moe_latent:  # the projections to the experts' width and back (replicated)
-            out.append((m.moe_layers, d, m.moe_latent, h))
-            out.append((m.moe_layers, d, h, m.moe_latent))
-        if m.mamba_layers:
-            d_in = m.mamba_heads * m.mamba_head_dim
-            n_in = 2 * d_in + 2 * m.mamba_groups * m.ssm_state + m.mamba_heads
-            out.append((m.mamba_layers, d, n_in // tp, h))
-            out.append((m.mamba_layers, d, h, d_in // tp))
-        return [(n_l, dt, max(1, n), max(1, k)) for n_l, dt, n, k in out if n_l]
-
-    def _attn_gemms(self) -> list[tuple[int, str, int, int]]:
-        """(layers, dtype, n, k) of the attention projections on one GPU (QKV / MLA factors,
-        output, a DSA indexer's), in the attention dtype (`attn_dtype`)."""
-        m, tp, a = self.model, self.atp, self.attn_dtype
-        h, H = m.hidden, m.heads
-        out = []
-        if m.mla:
-            out.extend((m.attn_layers, a, n, k) for n, k in self._mla_projections())
-            if m.dsa:  # the indexer's query, key and head-weight projections (replicated)
-                n_idx = m.indexer_layers
-                out.append((n_idx, a, m.index_heads * m.index_head_dim, m.q_lora_rank or h))
-                out.append((n_idx, a, m.index_head_dim, h))
-                out.append((n_idx, "bf16", m.index_heads, h))
-        else:
-            q = H // tp * (2 if m.attn_gate else 1)  # (a gated attention's gate beside Q)
-            if m.split_attention:  # (Gemma 4: the full layers' own QKV and output shapes)
-                kv = (1 if m.global_k_eq_v else 2) * self.full_kv_heads_per_gpu
-                out.append((m.full_attn_layers, a, (q + kv) * m.full_head_dim, h))
-                out.append((m.full_attn_layers, a, h, H // tp * m.full_head_dim))
-            n = m.sliding_layers if m.split_attention else m.attn_layers
-            out.append((n, a, (q + 2 * self.kv_heads_per_gpu) * m.head_dim, h))
-            out.append((n, a, h, H // tp * m.head_dim))
-        return out
-
-    def attn_extra_bytes_per_gpu(self) -> float:
-        """Bytes the attention projections' weights on one GPU take beyond what the dense
-        precision would give them (0 unless `attn_dtype` differs from `dense_dtype`), by
-        `weight_bytes_per_gpu`'s convention: an MLA layer's fused q / kv down-projection, which
-        every GPU reads whole, is charged as its share of the sharded dense weights; a DSA
-        indexer's replicated projections in full (`rep` there)."""
-        if self.attn_dtype == self.dense_dtype:
-            return 0.0
-        wb, extra = rl.WEIGHT_BYTES, 0.0
-        for i, (n_l, dt, n, k) in enumerate(self._attn_gemms()):
-            if dt != self.attn_dtype:
-                continue
-            share = n_l * n * k / (self.atp if self.model.mla and i == 0 else 1)
-            extra += share * (wb[dt] - wb[self.dense_dtype])
-        return extra
-
-    def _indexer_costs(self) -> tuple[float, float]:
-        """DSA: seconds of the lightning indexer, all its layers (`ModelSpec.indexer_layers`:
-        GLM-5's shared layers reuse the top-k of the layer before), on each GPU (vLLM
-        replicates it over tensor parallelism), per (decoding sequence, cached key) and per
-        prefill (query, key) pair; (0, 0) without DSA.
-
-        Scoring a key is 2 x index_heads x index_head_dim FLOPs (one query's heads against
-        the key, summed over heads in the kernel: DeepGEMM's `fp8_mqa_logits` writes one FP32
-        logit per pair), at the rate the GPU's GEMM table gives a compute-bound GEMM (m = n = k
-        = 8,192) in FP8 where the GPU has FP8 tensor cores, else BF16; the logit is written and
-        read back by the top-k selection (8 bytes); in decode the query also reads the key's
-        cache entry (`ModelSpec.index_bytes_per_token_layer`), once per sequence. Traffic at
-        the streaming bandwidth; each key or pair takes the longer of its compute and its
-        traffic."""
-        m = self.model
-        if not m.dsa:
-            return 0.0, 0.0
-        dt = "fp8" if rl.has_math(self.gpu, "fp8") else "bf16"
-        n = 8192
-        t = float(self.kernels.gemm(dt, n, n)(np.array([float(n)]))[0])
-        flops = 2.0 * m.index_heads * m.index_head_dim * t / rl.gemm_flops(n, n, n)
-        read = (m.index_bytes_per_token_layer + 8.0) / self._stream
-        logits = 8.0 / self._stream
-        layers = m.indexer_layers
-        return layers * max(flops, read), layers * max(flops, logits)
-
-    def _sparse_mla_heads(self) -> int:
-        """Query heads a GPU's sparse MLA kernels compute: its own `heads / tp`, padded to the
-        GPU's `mla_sparse_heads` (vLLM pads to the 64 or 128 FlashMLA's kernels are built for)."""
-        return max(self.model.heads // self.atp, int(self.gpu.mla_sparse_heads))
-
-    def _sparse_prefill_pair_s(self) -> float:
-        """DSA: seconds of the sparse MLA prefill kernel per query's top-k slot (FP8 KV: vLLM
-        gathers and dequantizes all `index_topk` of them for every query, however few keys
-        precede it) or per picked key (BF16 KV), as the measured modules grow (`_dsa_fit`),
-        all attention layers, on each GPU; 0 without DSA.
-
-        DeepSeek's FlashMLA sparse prefill runs MLA's absorbed (MQA) form: every query head
-        against the picked key's latent (kv_lora_rank + rope wide) and latent value
-        (kv_lora_rank), 2 x (2 x kv_lora_rank + rope) FLOPs a head, with the heads of one query
-        as the kernel's rows — padded to the GPU's `mla_sparse_heads` (64 on Hopper, 128 on
-        Blackwell: vLLM pads a GPU's fewer heads), each query reading its own picked keys'
-        cache entries. A pair takes the longer of its FLOPs at 65 % of the GPU's BF16 peak (the
-        640 TFLOP/s FlashMLA's README reports for the kernel on an H800, of 989) and its
-        cache entry at the streaming bandwidth."""
-        m = self.model
-        if not m.dsa:
-            return 0.0
-        flops = 2.0 * self._sparse_mla_heads() * (2 * m.kv_lora_rank + m.qk_rope_head_dim)
-        rate = SPARSE_MLA_EFFICIENCY * rl.peak_flops(self.gpu, "bf16")
-        entry = (self.kv_bytes_per_token_per_gpu
-                 - m.indexer_layers * m.index_bytes_per_token_layer) / m.attn_layers
-        return m.attn_layers * max(flops / rate, entry / self._stream)
-
-    def _mla_projections(self) -> list[tuple[int, int]]:
-        """(n, k) of an MLA layer's projection GEMMs on one GPU: the fused q / kv
-        down-projection, q up-projection, kv up-projection, output projection."""
-        m, tp = self.model, self.atp
-        h, H, qk = m.hidden, m.heads, m.head_dim
-        nope = qk - m.qk_rope_head_dim
-        out = [(m.q_lora_rank + m.kv_lora_rank + m.qk_rope_head_dim, h)]
-        if m.q_lora_rank:
-            out.append((H // tp * qk, m.q_lora_rank))
-        out.append((H // tp * (nope + m.v_head_dim), m.kv_lora_rank))
-        out.append((h, H // tp * m.v_head_dim))
-        return out
-
-    def _mla_module_applies(self, kind: str = "mla") -> bool:
-        """Whether the GPU's MLA (`kind` "mla") or DeepSeek Sparse Attention ("dsa") module
-        tables time this model's attention: an MLA model (a DSA one for "dsa") of the tables'
-        attention shape (`Kernels.mla_module`, `Kernels.dsa_module`), whose heads per GPU
-        were measured."""
-        m = self.model
-        if not m.mla or (kind == "dsa" and not m.dsa):
-            return False
-        shape = getattr(self.kernels, f"{kind}_module", lambda: None)()
-        if not shape:
-            return False
-        own = {"hidden": m.hidden, "q_lora_rank": m.q_lora_rank, "kv_lora_rank": m.kv_lora_rank,
-               "qk_rope_head_dim": m.qk_rope_head_dim,
-               "qk_nope_head_dim": m.head_dim - m.qk_rope_head_dim, "v_head_dim": m.v_head_dim,
-               "index_topk": m.index_topk, "index_heads": m.index_heads,
-               "index_head_dim": m.index_head_dim}
-        if any(own.get(f) != v for f, v in shape.items()):
-            return False
-        heads = m.heads // self.atp
-        table = getattr(self.kernels, kind)
-        return all(table(ph, self.kv_dtype, self.attn_dtype, heads) is not None
-                   for ph in ("prefill", "decode"))
-
-    def _dsa_module_applies(self) -> bool:
-        """`_mla_module_applies` for DeepSeek Sparse Attention's measured module."""
-        return self._mla_module_applies("dsa")
-
-    def _mla_module_grids(self, kind: str = "mla"):
-        """The prefill and decode attention `Grid`s of an MLA model from the measured MLA module
-        (`kind` "dsa": DeepSeek Sparse Attention's, whose projections include the indexer's).
-
-        At each measured cell, the module's time minus its projection GEMMs at the cell's tokens
-        (the linear term times those at T for the whole batch) is the rest of the module: the
-        attention kernels, norms, RoPE and the KV-cache write (in decode the absorbed per-head
-        products stand where the kv up-projection GEMM is subtracted: the same FLOPs).
-        Its growth above the smallest measured cell (batch 1, shortest length) is taken as
-        measured; its fixed part is not: the collector times one module per CUDA-graph launch,
-        so the smallest cell holds a graph launch and every small kernel's minimum duration,
-        which in an engine that runs the whole model in one graph are paid once per iteration
-        or hidden (67 us on H200 but 30 us on B200 at one head). The smallest cell keeps the
-        composed attention kernel's time there (`_composed_mla_grids`), as without the tables,
-        and the per-layer floor (`layer_overhead_us`) stands for the small kernels."""
-        from wrpsim.pool.kernels.tables import Grid, short_loop
-
-        k, heads = self.kernels, self.model.heads // self.atp
-        # the module was timed in short loops: take off its projections as such loops time
-        # them, not at the sustained rate the model's own GEMM term runs them at
-        loop = short_loop(k)
-        out = []
-        dtypes = [self.attn_dtype]
-        if self._fp8_block_floored(self.attn_dtype):  # the module no faster than in BF16
-            dtypes.append("bf16")
-        m = self.model
-        table = getattr(k, kind)
-        extra = []  # (projections in their own precision)
-        if kind == "dsa":  # the indexer's query and key projections in the module's
-            # precision, its per-head weights in BF16 (as `_gemms` times them)
-            extra = [("bf16", m.index_heads, m.hidden)]
-            projs = [*self._mla_projections(), (m.index_heads * m.index_head_dim,
-                                                m.q_lora_rank or m.hidden),
-                     (m.index_head_dim, m.hidden)]
-        else:
-            projs = self._mla_projections()
-        for phase, base in zip(("prefill", "decode"), self._composed_mla_grids()):
-            grid = t = None
-            for dtype in dtypes:
-                g, gemm = table(phase, self.kv_dtype, dtype, heads)
-                curves = [loop.gemm(gemm, n, kk) for n, kk in projs]
-                curves += [loop.gemm(dt, n, kk) for dt, n, kk in extra]
-                tokens = np.outer(g.b, g.s) if phase == "prefill" else np.repeat(
-                    g.b[:, None], len(g.s), axis=1)
-                rest = g.t - sum(c(tokens) for c in curves)
-                b0, s0 = float(g.b[0]), float(g.s[0])
-                floor = float(np.interp(s0, base.s, base.row(b0)))
-                tg = floor + np.maximum(rest - rest[0, 0], 0.0)
-                if grid is None:
-                    grid, t = g, tg
-                else:  # the BF16 module's rest, on the first grid's cells
-                    t = np.maximum(t, np.array([np.interp(grid.s, g.s, Grid(g.b, g.s, tg).row(b))
-                                                for b in grid.b]))
-            t = np.maximum.accumulate(np.maximum.accumulate(t, axis=0), axis=1)
-            out.append(Grid(grid.b, grid.s, t, grid.measured))
-        return tuple(out)
-
-    def _stream_bytes_per_token(self, all_bytes: bool = False) -> float:
-        """Bytes the element-wise kernels move per token of its group (all layers, one GPU);
-        without those the measured MLA module already times (RoPE, KV-cache write) unless
-        `all_bytes` (the power model counts every byte the GPU moves)."""
-        m, tp = self.model, self.atp
-        h = m.hidden
-        norms = self._layers_total * 4 * h * 2.0  # residual add + RMSNorm: read 2h, write 2h
-        if self._mla_tables and not all_bytes:  # RoPE, KV-cache write: in the measured module
-            rope = kv = 0.0
-        elif m.mla:
-            rope = m.attn_layers * (m.heads // tp + 1) * m.qk_rope_head_dim * 2 * 2.0
-        elif m.split_attention:
-            rope = (m.sliding_layers * (m.heads // tp + self.kv_heads_per_gpu) * m.head_dim
-                    + m.full_attn_layers * (m.heads // tp + self.full_kv_heads_per_gpu)
-                    * m.full_head_dim) * 2 * 2.0
-        else:
-            rope = m.attn_layers * (m.heads // tp + self.kv_heads_per_gpu) * m.head_dim * 2 * 2.0
-        if all_bytes or not self._mla_tables:
-            kv = self.kv_bytes_per_token_per_gpu * (1.0 + 2.0 / KV_BYTES[self.kv_dtype])
-        dense_layers = m.dense_layers if m.moe else m.ffn_layers
-        width = (m.dense_intermediate or m.intermediate) if m.moe else m.intermediate
-        act = dense_layers * 3 * width / tp * 2.0
-        if m.moe and m.shared_intermediate:
-            act += m.moe_layers * 3 * m.shared_intermediate / tp * 2.0
-        # (a Gated DeltaNet layer's scan over its prompt tokens is in its measured prefill
-        # kernels where the tables have them, `_gdn_table`; the power model counts its bytes)
-        scan = 0.0 if self._gdn is not None and not all_bytes else (
-            m.mamba_layers * 6 * m.mamba_heads * m.mamba_head_dim / tp * 2.0)
-        return norms + rope + kv + act + scan
-
-    def _linear_curve(self, T: np.ndarray) -> np.ndarray:
-        """Seconds of the per-token terms (GEMMs, MoE, all-reduce, element-wise) at T tokens of
-        the instance (with `attn_dp`, when the tokens are one per sequence: the busiest group's
-        ceil(T / attn_dp) through its dense layers, all T through the MoE layers; a step with
-        prompt chunks is split by `_split_linear`)."""
-        if self.adp > 1:
-            return np.where(T > 0, self._group_curve(np.ceil(T / self.adp))
-                            + self._moe_curve(T), 0.0)
-        m = self.model
-        t = self._gemms_s(T)
-        if m.moe:
-            t += self._moe_layers_s(T)
-        g = self.coll_tp
-        if g > 1:
-            ep_layers = m.moe_layers if self.ep > 1 else 0
-            t += self._dense_allreduce_s(self._layers_total - ep_layers, T)
-            if ep_layers:
-                t += self._dispatch_s(ep_layers, g, T)
-        t += self._stream_s(T)
-        return np.where(T > 0, t, 0.0)
-
-    def _group_curve(self, Tg: np.ndarray) -> np.ndarray:
-        """attn_dp: seconds of one group's dense work at Tg tokens on that group: projection
-        GEMMs, the all-reduce inside the group, element-wise traffic."""
-        t = self._gemms_s(Tg)
-        if self.coll_tp > 1:
-            t += self._dense_allreduce_s(self._layers_total - self.model.moe_layers, Tg)
-        return t + self._stream_s(Tg)
-
-    def _moe_curve(self, T: np.ndarray) -> np.ndarray:
-        """attn_dp: seconds of the MoE layers over all T tokens of the instance on all tp GPUs,
-        the tokens gathered from every group and scattered back."""
-        return (self._moe_layers_s(T)
-                + self._dispatch_s(self.model.moe_layers, self.tp, T))
-
-    def _gemms_s(self, T: np.ndarray) -> np.ndarray:
-        """Seconds of every projection GEMM (`_gemms`) at T tokens."""
-        k = self.kernels
-        t = np.zeros(len(T))
-        for n_l, dt, n, kk in self._gemms():
-            t += n_l * self._fp8_block_floor(dt, k.gemm(dt, n, kk)(T),
-                                             lambda n=n, kk=kk: k.gemm("bf16", n, kk)(T))
-        return t
-
-    def _fp8_block_floor(self, dtype: str, t: np.ndarray, bf16) -> np.ndarray:
-        """`t`, seconds of a layer in `dtype`, no shorter than `bf16()` (the same layer in
-        BF16) where `dtype` is block FP8 and the engine runs such layers no faster than BF16
-        (`EngineConstants.fp8_block_no_faster_than_bf16`)."""
-        if not self._fp8_block_floored(dtype):
-            return t
-        return np.maximum(t, bf16())
-
-    def _fp8_block_floored(self, dtype: str) -> bool:
-        """Whether `dtype` layers are floored at BF16 (`_fp8_block_floor`): block FP8 under an
-        engine that runs it no faster than BF16, on a GPU with FP8 tensor cores (without them
-        vLLM runs FP8 weight-only through Marlin, a kernel the setting says nothing about)."""
-        return (dtype == "fp8_block" and self.c.fp8_block_no_faster_than_bf16
-                and rl.has_math(self.gpu, dtype))
-
-    def _moe_layers_s(self, T: np.ndarray) -> np.ndarray:
-        """Seconds of the fused MoE layers at T tokens (experts spread by `ep` = tp, else
-        sharded by tensor parallelism)."""
-        m = self.model
-        moe_tp, moe_ep = (1, self.tp) if self.ep > 1 else (self.tp, 1)
-        shape = (m.expert_hidden, m.intermediate, m.active_experts, m.experts, moe_tp, moe_ep,
-                 m.gated_mlp)
-        t = self.kernels.moe(self.moe_dtype, *shape)(T)
-        return m.moe_layers * self._fp8_block_floor(
-            self.moe_dtype, t, lambda: self.kernels.moe("bf16", *shape)(T))
-
-    def _allreduce_s(self, layers: int, T: np.ndarray) -> np.ndarray:
-        """Seconds of `layers` all-reduces of T x hidden over the all-reduce group: vLLM's
-        custom all-reduce in a CUDA graph up to `cudagraph_max_tokens`, eagerly above; NCCL's
-        for more than two GPUs without a scale-up fabric (`GpuSpec.scaleup` pcie: vLLM turns
-        its custom all-reduce off there, for it needs every GPU pair linked)."""
-        k, g, e = self.kernels, self.coll_tp, T * self.model.hidden
-        if g > 2 and self.gpu.scaleup == "pcie":
-            return layers * k.nccl("all_reduce", g)(e)
-        t = self._unfused_allreduce_s(e, T)
-        mb = self._fusion_mb()
-        if mb > 0:
-            # the fused kernel up to vLLM's size limit, which vLLM tuned to where it stops
-            # being the faster (vllm-project/vllm#24248): no slower than the custom all-reduce
-            # there, so that a table whose crossing lies below the limit cannot make a larger
-            # step the faster one
-            limit = mb * 1024 * 1024 / 2.0  # bf16 elements
-            t = np.where(e <= limit, np.minimum(k.allreduce_fused(g)(e), t), t)
-        return layers * t
-
-    def _dense_allreduce_s(self, layers: int, T: np.ndarray) -> np.ndarray:
-        """`_allreduce_s` of `layers` blocks' outputs, plus, for a model whose QK norm spans
-        every head (`ModelSpec.qk_norm_allreduce`), one all-reduce per attention layer of its
-        norm's variance: T x 2 FP32 values (as 4T bf16 elements of the tables), not fused."""
-        t = self._allreduce_s(layers, T)
-        if self.model.qk_norm_allreduce:
-            e, g = 4.0 * T, self.coll_tp
-            small = (self.kernels.nccl("all_reduce", g)(e)
-                     if g > 2 and self.gpu.scaleup == "pcie" else self._unfused_allreduce_s(e, T))
-            t = t + self.model.attn_layers * small
-        return t
-
-    def _unfused_allreduce_s(self, e: np.ndarray, T: np.ndarray) -> np.ndarray:
-        """Seconds of one all-reduce of `e` bf16 elements over the group, vLLM's custom one:
-        in a CUDA graph when the step's T tokens are within `cudagraph_max_tokens`, else
-        eagerly."""
-        k, g = self.kernels, self.coll_tp
-        return np.where(T <= self.c.cudagraph_max_tokens, k.allreduce(g, True)(e),
-                        k.allreduce(g, False)(e))
-
-    def _fusion_mb(self) -> float:
-        """The all-reduce + RMSNorm fusion's size limit in MiB, 0 when it is off: on with a
-        limit (`engines._fusion` resolves the engine's default for the GPU and group) where
-        the GPU's tables measure the fused kernel."""
-        c = self.c
-        if not (c.allreduce_fusion and c.allreduce_fusion_mb > 0):
-            return 0.0
-        return c.allreduce_fusion_mb if self.kernels.measures_fused_allreduce() else 0.0
-
-    def _dispatch_s(self, layers: int, g: int, T: np.ndarray) -> np.ndarray:
-        """Seconds of `layers` MoE dispatches of T tokens over g GPUs (NCCL all-gather, then
-        reduce-scatter of the expert outputs, T x the experts' width each: `hidden`, or a
-        latent MoE's `moe_latent`)."""
-        k, e = self.kernels, T * self.model.expert_hidden
-        return layers * (k.nccl("all_gather", g)(e) + k.nccl("reduce_scatter", g)(e))
-
-    def _stream_s(self, T: np.ndarray) -> np.ndarray:
-        """Seconds of the element-wise kernels' traffic at T tokens."""
-        return T * self._stream_bytes_per_token() / self._stream
-
-    def _busy_tokens(self, prefill_tokens: int, pre_seqs: int, decode_seqs: int) -> int:
-        """attn_dp: tokens of the busiest group in a step with prompt chunks. A request lives
-        on one group, so a chunk is never split: that group holds ceil(chunks / attn_dp) of the
-        chunks (their share of the prompt tokens) and ceil(decodes / attn_dp) decodes."""
-        return (-(-prefill_tokens * -(-pre_seqs // self.adp) // pre_seqs)
-                + -(-decode_seqs // self.adp))
-
-    def _split_linear(self, prefill_tokens: int, pre_seqs: int, decode_seqs: int) -> float:
-        """attn_dp: per-token seconds of a step with prompt chunks: the busiest group's dense
-        work (`_busy_tokens`), the MoE work of all tokens."""
-        busy = self._busy_tokens(prefill_tokens, pre_seqs, decode_seqs)
-        x = np.array([float(busy), float(prefill_tokens + decode_seqs)])
-        return float(self._group_curve(x[:1])[0] + self._moe_curve(x[1:])[0])
-
-    def _head_curve(self, M: np.ndarray) -> np.ndarray:
-        """Seconds of LM head and sampling for M sequences (the busiest group's share)."""
-        m = self.model
-        M = M if self.adp == 1 else np.ceil(M / self.adp)
-        t = self.kernels.gemm("bf16", -(-m.vocab // self.atp), m.hidden)(M)
-        t = t + (self.c.sampling_floor_us * 1e-6
-                 + self.c.sampling_passes * M * m.vocab * 4.0 / self._stream)
-        return np.where(M > 0, t, 0.0)
-
-    def _attention_grids(self):
-        """The prefill and decode attention `Grid`s of this instance's head layout (one
-        group's heads with `attn_dp`)."""
-        if self._dsa_tables:
-            return self._mla_module_grids("dsa")
-        if self._mla_tables:
-            return self._mla_module_grids()
-        return self._composed_mla_grids() if self.model.mla else self._mha_grids()
-
-    def _dsa_fit(self, pre, dec):
-        """DeepSeek Sparse Attention's constants from its measured module (`_mla_module_grids`
-        "dsa": per layer, projections out): ([1 (the flag: fitted), indexer seconds per
-        decoding sequence and cached key (pooled over the batches), indexer seconds per prefill
-        (query, key) pair scored, sparse MLA seconds per prefill query's top-k slot, and per
-        (query, picked key) pair], the indexer's over its layers (`ModelSpec.indexer_layers`),
-        the sparse kernel's over all attention layers; per batch of the decode grid the
-        indexer's seconds per cached key of a step, its layers; the decode grid less the
-        indexer's share).
-
-        Decode: past `index_topk` cached keys the sparse kernel reads a fixed 2,048 keys, so
-        a step grows by the indexer alone: its seconds per (sequence, key) are the
-        least-squares slope of the measured growth beyond `index_topk`, per batch of the grid
-        (interpolated between them, `_dec_row`; a small batch's scoring is latency-bound: on an
-        H200 one sequence's step grows many times as much per key as one of 256's); the grid
-        keeps the rest (queried at up to `index_topk` keys, `_decode_attn`;
-        the indexer term adds the whole context's scoring back). Prefill: the measured growth
-        of fresh prompts above the grid's smallest cell (its fixed part is the composed floor,
-        as for MLA), over the cells measured, fitted (least squares: the long prompts, where
-        DSA's time goes, weigh most; non-negative) as a x top-k slots + b x picked pairs
-        (query i picks min(i, `index_topk`) keys, `_window_pairs`) + c x scored pairs (every
-        causal pair). With FP8 KV the measured module takes as long for 256 prompts of 16
-        tokens as for one of 4,096 — vLLM gathers and dequantizes all of a query's slots — so
-        a carries it; with BF16 KV it grows with the picked keys, b. The uncalibrated model
-        takes the same terms from FLOPs and bytes (`_sparse_prefill_pair_s`,
-        `_indexer_costs`). With shared indexers (`ModelSpec.index_layers`, GLM-5) the fitted
-        per-key and per-pair indexer terms count the indexer's layers only; the grid's fixed
-        part, measured on a module whose every layer has an indexer, keeps the indexer's
-        fixed kernels in every layer (no shipped model has both the measured module's shape
-        and shared indexers)."""
-        from wrpsim.pool.kernels.tables import Grid
-
-        m, top = self.model, float(self.model.index_topk)
-        bb, ss = np.meshgrid(dec.b, dec.s, indexing="ij")
-        at_top = np.array([np.interp(top, dec.s, row) for row in dec.t])[:, None]
-        # the measured cells only (a batch of long contexts the collector could not hold is
-        # filled from rooflines)
-        far = (ss > top) & (True if dec.measured is None else dec.measured)
-        x = (bb * (ss - top))[far]
-        slope = max(float(np.sum(x * (dec.t - at_top)[far]) / np.sum(x * x)), 0.0) \
-            if far.any() else 0.0
-        # each batch's own growth per key (a small batch's scoring runs far below the
-        # bandwidth a large one reaches), the pooled per-sequence slope where a row has no
-        # measured cell past the top-k
-        rows = []
-        for i, b in enumerate(dec.b):
-            d = ss[i][far[i]] - top
-            rows.append(max(float(np.sum(d * (dec.t[i] - at_top[i])[far[i]]) / np.sum(d * d)),
-                            0.0) if far[i].any() else slope * float(b))
-        k = np.array(rows)
-        dec = Grid(dec.b, dec.s, np.maximum(dec.t - k[:, None] * ss, 0.0), dec.measured)
-        slot, pick, score = dsa_prefill_fit(pre, top)
-        # the sparse kernel runs in every attention layer, the indexer in its own layers
-        n, n_idx = m.attn_layers, m.indexer_layers
-        return (np.array([1.0, n_idx * slope, n_idx * score, n * slot, n * pick]), n_idx * k,
-                dec)
-
-    def _gdn_table(self):
-        """The measured prefill kernels of one of this model's Gated DeltaNet layers on one
-        GPU (its value and key heads split over the group's `tp / attn_dp` GPUs, as vLLM
-        shards them; `Kernels.gdn_prefill`), or None: not such a model, or no table. Read on
-        a cache miss; stored with the curves (`_gdn`)."""
-        m = self.model
-        if not m.gated_delta or not m.mamba_layers:
-            return None
-        get = getattr(self.kernels, "gdn_prefill", None)
-        if get is None:
-            return None
-        return get(max(1, m.mamba_groups // self.atp), m.ssm_state,
-                   max(1, m.mamba_heads // self.atp), m.mamba_head_dim)
 
     def _gdn_prefill(self, chunks: int, tokens: int) -> float:
         """Seconds of the Gated DeltaNet layers' prefill kernels (all of them) for `chunks`
@@ -1038,82 +490,17 @@ class KernelLatency:
             row = self._gdn_rows[br] = self._gdn.row(float(br)).tolist()
         return self._n_gdn * _len_time(row, self._gdn_sl, tokens / b)
 
-    def _composed_mla_grids(self):
-        """MLA attention from the attention tables: prefill as multi-head attention over the
-        q / k head dimension, decode as the absorbed multi-query form over the latent KV."""
-        m, tp, k = self.model, self.atp, self.kernels
-        pre = k.attn_prefill(self.kv_dtype, m.heads // tp, m.heads // tp, m.head_dim)
-        dec = k.attn_decode(self.kv_dtype, m.heads // tp, 1, m.kv_lora_rank + m.qk_rope_head_dim)
-        return pre, dec
-
-    def _mha_grids(self):
-        """Attention of the model's head layout on one GPU from the attention tables (of its
-        sliding-window layers where the full layers have their own: `_full_grids`)."""
-        m, tp, k = self.model, self.atp, self.kernels
-        pre = k.attn_prefill(self.kv_dtype, m.heads // tp, self.kv_heads_per_gpu, m.head_dim)
-        dec = k.attn_decode(self.kv_dtype, m.heads // tp, self.kv_heads_per_gpu, m.head_dim)
-        return pre, dec
-
-    def _full_grids(self, pre, dec):
-        """The full-attention layers' prefill and decode times (Gemma 4's wider heads and own
-        KV heads: `ModelSpec.split_attention`) from the attention tables, on the batches and
-        lengths of `pre` and `dec` (the other layers' grids) so that one context grid serves
-        both: arrays like `pre.t` and `dec.t` (the table's times at those points, so linear
-        between the other grid's points; grown as `_interp_tail` grows them beyond the table's
-        last length)."""
-        m, tp, k = self.model, self.atp, self.kernels
-        args = (self.kv_dtype, m.heads // tp, self.full_kv_heads_per_gpu, m.full_head_dim)
-        return (_on_grid(k.attn_prefill(*args), pre), _on_grid(k.attn_decode(*args), dec))
-
-    def _precompute(self) -> dict:
-        """What the kernel tables give this instance (`precomputed.FIELDS`): the streaming
-        bandwidth, the per-token curves for T = 0..max_tokens, the attention grids. Cached
-        across processes by `wrpsim.pool.kernels.precomputed`."""
-        from wrpsim.pool.kernels.tables import short_loop
-
-        self._stream = self.kernels.stream_bw()  # (the curves read it)
-        T = np.arange(self.max_tokens + 1, dtype=np.float64)
-        lin, head = self._linear_curve(T), self._head_curve(T)
-        pre, dec = self._attention_grids()
-        dsa_c, dsa_k = np.zeros(5), np.zeros(0)
-        if self._dsa_tables:
-            dsa_c, dsa_k, dec = self._dsa_fit(pre, dec)
-        gdn = self._gdn
-        pre_f, dec_f = (self._full_grids(pre, dec) if self.model.split_attention
-                        else (pre.t, dec.t))
-        # the seconds the sustained-rate bound adds (`tables.sustained`): the power model takes
-        # the GEMMs' compute utilisation over their unbounded time (`power_w`)
-        free, bound = short_loop(self.kernels), self.kernels
-        if free is bound:
-            lin_b = head_b = np.zeros_like(T)
-        else:
-            self.kernels = free
-            try:
-                lin_b = np.maximum(lin - self._linear_curve(T), 0.0)
-                head_b = np.maximum(head - self._head_curve(T), 0.0)
-            finally:
-                self.kernels = bound
-        return {"stream": np.float64(self._stream), "lin": lin, "head": head,
-                "pre_b": pre.b, "pre_s": pre.s, "pre_t": pre.t,
-                "dec_b": dec.b, "dec_s": dec.s, "dec_t": dec.t,
-                "pre_f": pre_f, "dec_f": dec_f, "dsa_c": dsa_c, "dsa_k": dsa_k,
-                "gdn_b": gdn.b if gdn else np.zeros(0), "gdn_s": gdn.s if gdn else np.zeros(0),
-                "gdn_t": gdn.t if gdn else np.zeros((0, 0)),
-                "mla_tables": np.bool_(self._mla_tables), "lin_bound": lin_b,
-                "moe_shape_ok": np.bool_(self._moe_shape_measured()),
-                "head_bound": head_b}
-
     def _adopt(self, c: dict) -> None:
-        """Set the precomputed state from `_precompute`'s result (or its cached copy)."""
+        """Set the precomputed state from `precomputed.compute`'s result (or its cached copy)."""
         from wrpsim.pool.kernels.tables import Grid
 
         self._stream = float(c["stream"])
         self._mla_tables = bool(c["mla_tables"])
         self._dsa_tables = bool(c["dsa_c"][0])
         #: the fitted indexer's seconds per cached key of a decode step, per batch of the
-        #: decode grid (`_dsa_fit`); None: per sequence, `_idx_dec`
+        #: decode grid (`attention.dsa_fit`); None: per sequence, `_idx_dec`
         self._idx_k = c["dsa_k"] if len(c["dsa_k"]) else None
-        # a Gated DeltaNet model's measured prefill kernels (`_gdn_table`), or None
+        # a Gated DeltaNet model's measured prefill kernels (`attention.gdn_table`), or None
         self._gdn = Grid(c["gdn_b"], c["gdn_s"], c["gdn_t"]) if len(c["gdn_b"]) else None
         self._gdn_rows: dict = {}
         self._gdn_sl = self._gdn.s.tolist() if self._gdn is not None else []
@@ -1160,7 +547,7 @@ class KernelLatency:
             r = self._dec.row(b)
             rl = r.tolist()
             idx = self._idx_dec * self._group_seqs(batch)
-            if self._idx_k is not None:  # (the fitted indexer: per batch, `_dsa_fit`)
+            if self._idx_k is not None:  # (the fitted indexer: per batch, `attention.dsa_fit`)
                 from wrpsim.pool.kernels.tables import Grid
 
                 idx = float(Grid(self._dec.b, self._dec.s[:1], self._idx_k[:, None]).row(b)[0])
@@ -1248,12 +635,12 @@ class KernelLatency:
     def _lin_at(self, t: int) -> float:
         if t <= self.max_tokens:
             return self._lin_list[t]
-        return float(self._linear_curve(np.array([float(t)]))[0])
+        return float(operators.linear_curve(self, np.array([float(t)]))[0])
 
     def _head_at(self, m: int) -> float:
         if m <= self.max_tokens:
             return self._head_list[m]
-        return float(self._head_curve(np.array([float(m)]))[0])
+        return float(operators.head_curve(self, np.array([float(m)]))[0])
 
     def gpu_s(self, prefill_tokens: int, prefill_attn: float, decode_seqs: int,
               decode_ctx: int, prefill_seqs: int = 1) -> float:
@@ -1265,7 +652,7 @@ class KernelLatency:
         m = decode_seqs + pre_seqs
         top = self.max_tokens  # (`_lin_at`, `_head_at`, inlined: hot loop)
         if prefill_tokens and self.adp > 1:
-            lin = self._split_linear(prefill_tokens, pre_seqs, decode_seqs)
+            lin = operators.split_linear(self, prefill_tokens, pre_seqs, decode_seqs)
         else:
             lin = self._lin_list[t] if t <= top else self._lin_at(t)
         head = self._head_list[m] if m <= top else self._head_at(m)
@@ -1316,11 +703,11 @@ class KernelLatency:
             return out
         pre_seqs = prefill_seqs if prefill_tokens else 0
         if self.adp > 1 and prefill_tokens:
-            busy = self._busy_tokens(prefill_tokens, pre_seqs, decode_seqs)
+            busy = operators.busy_tokens(self, prefill_tokens, pre_seqs, decode_seqs)
         else:
             busy = -(-t // self.adp)
-        out.update(self._linear_parts(float(busy), float(t)))
-        out["lm_head_sampling"] = float(self._head_curve(np.array([float(decode_seqs
+        out.update(operators.linear_parts(self, float(busy), float(t)))
+        out["lm_head_sampling"] = float(operators.head_curve(self, np.array([float(decode_seqs
                                                                           + pre_seqs)]))[0])
         out["layer_floor"] = self._floor
         if prefill_tokens:
@@ -1340,27 +727,6 @@ class KernelLatency:
         out["cpu"] = (cpu - g if cpu > g else 0.0) if self._async else cpu
         return out
 
-    def _linear_parts(self, busy: float, total: float) -> dict[str, float]:
-        """`_linear_curve`'s terms by operator (see `breakdown`): the dense layers' work at
-        `busy` tokens (the busiest attention group's; all tokens without `attn_dp`), the MoE
-        layers' at `total`."""
-        m, b, a = self.model, np.array([busy]), np.array([total])
-        out = {"gemms": float(self._gemms_s(b)[0]), "elementwise": float(self._stream_s(b)[0])}
-        if self.adp > 1:
-            dense_ar, moe_at, disp = self._layers_total - m.moe_layers, a, (m.moe_layers,
-                                                                             self.tp)
-        else:
-            ep_layers = m.moe_layers if self.ep > 1 else 0
-            dense_ar, moe_at, disp = self._layers_total - ep_layers, b, (ep_layers,
-                                                                          self.coll_tp)
-        if m.moe:
-            out["moe_experts"] = float(self._moe_layers_s(moe_at)[0])
-        if self.coll_tp > 1:
-            out["all_reduce"] = float(self._dense_allreduce_s(dense_ar, b)[0])
-        if disp[0] and (self.adp > 1 or self.coll_tp > 1):
-            out["moe_dispatch"] = float(self._dispatch_s(disp[0], disp[1], moe_at)[0])
-        return out
-
     def decode_run_s(self, batch: int, ctx0: int, n: int) -> np.ndarray:
         """Durations of `n` decode-only iterations (vectorised `iteration_s`)."""
         if batch <= 0 or n <= 0:
@@ -1374,7 +740,6 @@ class KernelLatency:
         if self._async:
             return np.maximum(g, cpu) if cpu > fixed else g
         return g + cpu
-
 
     def decode_run_cum_s(self, batch: int, ctx0: int, n: int) -> np.ndarray:
         """End times of a decode run (`LatencyModel.decode_run_cum_s`). While the context stays
@@ -1604,35 +969,6 @@ class KernelLatency:
     def idle_power_w(self) -> float:
         return self.gpu.idle_w if self._power is None else self._power.idle_w
 
-    # ------------------------------------------------------------------ memory
-    def kv_capacity_blocks(self, block_size: int, gpu_mem_util: float = 0.9,
-                           reserve_gib: float = 3.5, max_seqs: int = 0) -> int:
-        """KV blocks per instance: floor((HBM x util - weights/tp - reserve - Mamba state of
-        `max_seqs` sequences) / (block_size x KV bytes per token per GPU)), times `attn_dp`
-        (each data-parallel group holds its own sequences' KV). `ConfigError` when nothing is
-        left for one block (message gives the sizes in GiB)."""
-        if block_size < 1 or not 0.0 < gpu_mem_util <= 1.0 or reserve_gib < 0:
-            raise ConfigError(f"kv capacity needs block_size >= 1, 0 < gpu_mem_util <= 1 and "
-                              f"reserve_gib >= 0; got {block_size}, {gpu_mem_util}, {reserve_gib}")
-        usable = self.gpu.mem_gib * gpu_mem_util - reserve_gib
-        weights = self.weight_bytes_per_gpu / GIB
-        state = max_seqs * self.mamba_state_bytes / self.tp / GIB
-        per_block = block_size * self.kv_bytes_per_token_per_gpu
-        blocks = math.floor((usable - weights - state) * GIB / per_block)
-        if blocks < 1:
-            from wrpsim.errors import FitError
-
-            raise FitError(
-                f"{self.model.name} needs {weights:.1f} GiB of weights per GPU at tp={self.tp} "
-                f"({self.precision}) on {self.gpu.name} (mem_gib {self.gpu.mem_gib:g} GiB x "
-                f"gpu_mem_util {gpu_mem_util:.2f} - reserve_gib {reserve_gib:g} GiB = "
-                f"{usable:.1f} GiB usable)"
-                + (f" and {state:.1f} GiB of Mamba state for max_seqs = {max_seqs} "
-                   f"sequences" if state else "")
-                + f", leaving no room for one KV block of {block_size} tokens: more GPUs "
-                f"(tp), a narrower precision or a GPU with more memory")
-        return blocks * self.adp
-
 
 LatencyModel.register(KernelLatency)
 
@@ -1662,41 +998,6 @@ def _interp_tail(c, s: np.ndarray, row: np.ndarray):
     if big.any():  # (the method: `np.any`'s dispatch costs 2-3 us a call)
         out = np.where(big, row[-1] * (c + 1.0) / (s[-1] + 1.0), out)
     return out
-
-
-def _on_grid(g, ref) -> np.ndarray:
-    """Grid `g`'s times at `ref`'s batches and lengths (`Grid.row` at each of ref.b, then
-    `_interp_tail` at ref.s): an array shaped like `ref.t`."""
-    return np.array([_interp_tail(ref.s.astype(np.float64), g.s, g.row(float(b)))
-                     for b in ref.b])
-
-
-#: smallest step (prompt tokens) whose measured DSA module growth `_dsa_fit` fits
-DSA_FIT_MIN_TOKENS = 4096
-
-
-def dsa_prefill_terms(b, s, top: float) -> np.ndarray:
-    """The three prefill terms of a DSA layer for `b` fresh prompts of `s` tokens (arrays of
-    one shape): top-k slots, picked keys, scored pairs, stacked on a last axis."""
-    return np.stack([b * s * top, b * np.vectorize(_window_pairs)(s, top),
-                     b * s * (s + 1.0) / 2.0], axis=-1)
-
-
-def dsa_prefill_fit(pre, top: float, use=None) -> np.ndarray:
-    """(seconds per top-k slot, per picked key, per scored pair) of one layer: the
-    non-negative least-squares fit of a measured DSA module's prompt growth (`pre`, a
-    `Grid` of `_mla_module_grids("dsa")`: growth above its smallest cell) over its measured
-    cells of `DSA_FIT_MIN_TOKENS` tokens and more (below, the collector's own launches, 1.5
-    ms at TP 8, hide the GPU's work), and of `use` (a mask like `pre.t`) where given."""
-    from scipy.optimize import nnls
-
-    bp, sp = np.meshgrid(pre.b, pre.s, indexing="ij")
-    ok = np.ones(bp.shape, bool) if pre.measured is None else pre.measured.copy()
-    ok &= bp * sp >= DSA_FIT_MIN_TOKENS
-    if use is not None:
-        ok &= use
-    grow = (pre.t - pre.t[0, 0])[ok]
-    return nnls(dsa_prefill_terms(bp[ok], sp[ok], top), grow)[0]
 
 
 def _len_time(row: list, s_grid: list, s: float) -> float:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from wrpsim.pool.kernels import operators, sizes
 from wrpsim.pool.kernels import roofline as rl
 
 POWER_FIELDS = ("active", "w_compute", "w_memory")
@@ -97,11 +98,11 @@ def work_constants(lat) -> tuple:
             2.0 * head,  # LM-head FLOPs per sequence
             attn,  # FLOPs per (query, key) pair
             dense * wb[lat.dense_dtype] + m.vocab * m.hidden / atp * 2.0  # read every iteration
-            + lat.attn_extra_bytes_per_gpu(),
+            + sizes.attn_extra_bytes_per_gpu(lat),
             m.expert_params / tp * wb[lat.moe_dtype],  # bytes of all experts
             1.0 - m.active_experts / m.experts if m.moe else 0.0,
             lat.kv_bytes_per_token_per_gpu / adp,
-            lat._stream_bytes_per_token(all_bytes=True) / adp,
+            operators.stream_bytes_per_token(lat, all_bytes=True) / adp,
             rl.peak_flops(lat.gpu, lat.dense_dtype), lat.gpu.mem_bw_gbs * 1e9,
             2.0 * getattr(lat, "mamba_state_bytes", 0.0) / tp)  # Mamba state read + written
     return c

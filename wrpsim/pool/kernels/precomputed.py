@@ -2,7 +2,7 @@
 
 Building a kernel latency model reads the GPU's kernel tables (Parquet; pyarrow's conversion to
 numpy imports pandas) and interpolates them into per-token curves and two attention grids
-(`KernelLatency._precompute`): 0.15-0.5 s of a 10-request run, the same in every run of a sweep.
+(`compute`): 0.15-0.5 s of a 10-request run, the same in every run of a sweep.
 The result is stored as one `.npz` file per key and read back by later processes.
 
 The key is everything the curves are computed from: the kernel source (a GPU's own tables, a
@@ -44,7 +44,9 @@ from pathlib import Path
 
 import numpy as np
 
-#: arrays a cache file holds besides the key (`KernelLatency._precompute`'s result)
+from wrpsim.pool.kernels import attention, operators
+
+#: arrays a cache file holds besides the key (`compute`'s result)
 FIELDS = ("stream", "lin", "head", "pre_b", "pre_s", "pre_t", "dec_b", "dec_s", "dec_t",
           "pre_f", "dec_f", "dsa_c", "dsa_k", "gdn_b", "gdn_s", "gdn_t", "mla_tables", "lin_bound",
           "head_bound", "moe_shape_ok")
@@ -178,3 +180,51 @@ def store(key: str | None, arrays: dict) -> bool:
         return False
     prune(path.parent, "*.npz", KEEP)
     return True
+
+
+def compute(lat) -> dict:
+    """What the kernel tables give the latency model `lat` (a `KernelLatency`), as `FIELDS`:
+    the streaming bandwidth, the per-token curves for T = 0..max_tokens
+    (`operators.linear_curve`, `operators.head_curve`) and what the power-limit bound adds to
+    them, the attention grids (`attention.attention_grids`; a DSA model's fitted constants,
+    `attention.dsa_fit`, flagged), a Gated DeltaNet model's prefill table, and whether the
+    MoE table measured the model's expert shape. Computed on a cache miss (it reads the
+    tables), stored by `store`; sets on `lat` what the computation reads (the bandwidth,
+    whether the measured MLA / DSA module times its attention, the GDN table), which
+    `KernelLatency._adopt` then sets again from the result or a cached copy."""
+    from wrpsim.pool.kernels.tables import short_loop
+
+    lat._dsa_tables = attention.dsa_module_applies(lat)
+    lat._mla_tables = lat._dsa_tables or attention.mla_module_applies(lat)
+    lat._gdn = attention.gdn_table(lat)
+    lat._stream = lat.kernels.stream_bw()  # (the curves read it)
+    T = np.arange(lat.max_tokens + 1, dtype=np.float64)
+    lin, head = operators.linear_curve(lat, T), operators.head_curve(lat, T)
+    pre, dec = attention.attention_grids(lat)
+    dsa_c, dsa_k = np.zeros(5), np.zeros(0)
+    if lat._dsa_tables:
+        dsa_c, dsa_k, dec = attention.dsa_fit(lat, pre, dec)
+    gdn = lat._gdn
+    pre_f, dec_f = (attention.full_grids(lat, pre, dec) if lat.model.split_attention
+                    else (pre.t, dec.t))
+    # the seconds the sustained-rate bound adds (`tables.sustained`): the power model takes
+    # the GEMMs' compute utilisation over their unbounded time (`power_w`)
+    free, bound = short_loop(lat.kernels), lat.kernels
+    if free is bound:
+        lin_b = head_b = np.zeros_like(T)
+    else:
+        lat.kernels = free
+        try:
+            lin_b = np.maximum(lin - operators.linear_curve(lat, T), 0.0)
+            head_b = np.maximum(head - operators.head_curve(lat, T), 0.0)
+        finally:
+            lat.kernels = bound
+    return {"stream": np.float64(lat._stream), "lin": lin, "head": head,
+            "pre_b": pre.b, "pre_s": pre.s, "pre_t": pre.t,
+            "dec_b": dec.b, "dec_s": dec.s, "dec_t": dec.t,
+            "pre_f": pre_f, "dec_f": dec_f, "dsa_c": dsa_c, "dsa_k": dsa_k,
+            "gdn_b": gdn.b if gdn else np.zeros(0), "gdn_s": gdn.s if gdn else np.zeros(0),
+            "gdn_t": gdn.t if gdn else np.zeros((0, 0)),
+            "mla_tables": np.bool_(lat._mla_tables), "lin_bound": lin_b,
+            "moe_shape_ok": np.bool_(operators.moe_shape_measured(lat)),
+            "head_bound": head_b}

@@ -17,6 +17,8 @@ import numpy as np
 WEIGHT_BYTES = {"bf16": 2.0, "fp8": 1.0, "fp8_block": 1.0 + 1.0 / 128, "fp4": 0.5625,
                 "mxfp4": 0.53125, "mxfp4_marlin": 0.53125, "mxfp4_mxfp8": 0.53125,
                 "int4": 0.53125}
+#: bytes per KV-cache element by KV dtype (`auto` is BF16)
+KV_BYTES = {"bf16": 2.0, "fp8": 1.0}
 #: bytes per activation element entering the GEMM (quantised activations for W8A8 / W4A4;
 #: MXFP8 carries one 8-bit scale per 32 values)
 ACT_BYTES = {"bf16": 2.0, "fp8": 1.0, "fp8_block": 1.0, "fp4": 0.5625, "mxfp4": 2.0,

@@ -1009,7 +1009,7 @@ def short_loop(kernels):
     """`kernels` without the sustained-rate bound (`sustained`), its reference GPU's included:
     times as the tables' short loops measured them, to compare with other kernel timings made
     the same way (the held-out tables of `wrpsim.validate.kernels`) and to take apart a
-    measured module (`KernelLatency._mla_module_grids`). `kernels` itself where no GPU in it
+    measured module (`attention.mla_module_grids`). `kernels` itself where no GPU in it
     has a sustained rate; one object per `kernels` (cached)."""
     g = kernels.gpu
     free = (dataclasses.replace(g, bf16_sustained_tflops=0.0, fp8_sustained_tflops=0.0)
