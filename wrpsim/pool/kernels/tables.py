@@ -44,9 +44,12 @@ from wrpsim.pool.kernels.monotone import monotone_curve, monotone_grid
 MS = 1e-3
 #: MoE curves reach this many tokens (measured, or past the last measurement by the roofline)
 MOE_MAX_TOKENS = 16384
-#: MoE precisions that quantise activations too (W8A8: GEMMs on FP8 tensor cores), which can
-#: never be slower than BF16 on a path the engine takes (`Kernels._moe_not_slower_than_bf16`)
-W8A8_MOE = ("fp8", "fp8_block")
+#: MoE precisions whose measured points slower than BF16 were timed on a path the engine does
+#: not take (`Kernels._moe_not_slower_than_bf16`): per-tensor FP8 (W8A8). Not block FP8: its
+#: weights run only block-scaled kernels, and the one measured is the one vLLM runs (on
+#: Blackwell FlashInfer's TensorRT-LLM kernel, up to 2 x BF16 at prefill sizes, as
+#: MiniMax-M2.5's FP8 runs there measure; docs/validation.md)
+W8A8_MOE = ("fp8",)
 #: MoE dtypes to time a precision from, in order, when a GPU's table lacks it (then moved over
 #: by the roofline ratio): the closest kernel family first, BF16 last. A GPU whose engine has
 #: no default MXFP4 kernel (Ada, Ampere) runs MXFP4 experts with Marlin.
@@ -633,15 +636,17 @@ class Kernels:
             y, rl.moe_flops(x, hidden, inter, topk, moe_tp, moe_ep, gated), dtype, self.gpu))
 
     def _moe_not_slower_than_bf16(self, x, y, dtype: str, want: tuple, gated: bool):
-        """An FP8 (W8A8) MoE layer reads half the BF16 expert bytes and computes on FP8 tensor
-        cores at twice the BF16 rate, so a token count where its measured time exceeds BF16's
-        was timed on a path the engine does not take there (H100 / H200 per-tensor FP8 experts
-        through FlashInfer's CUTLASS kernel: 2-3.5x the BF16 Triton time). Such a point takes the
-        fastest other measured kernel of its precision family (`MOE_FALLBACK`: block-scaled
-        FP8 for FP8) where that one is faster, else the BF16 time; the curve stays
-        non-decreasing. Points faster than BF16 keep their measurement. Weight-only formats
-        (MXFP4, INT4: W4A16) are exempt: they compute at the BF16 rate after dequantising, so
-        measured times above BF16's in compute-bound prefill are real (gpt-oss on Hopper)."""
+        """A per-tensor FP8 (W8A8) MoE layer reads half the BF16 expert bytes and computes on
+        FP8 tensor cores at twice the BF16 rate, so a token count where its measured time
+        exceeds BF16's was timed on a path the engine does not take there (H100 / H200
+        per-tensor FP8 experts through FlashInfer's CUTLASS kernel: 2-3.5x the BF16 Triton
+        time). Such a point takes the fastest other measured kernel of its precision family
+        (`MOE_FALLBACK`: block-scaled FP8) where that one is faster, else the BF16 time; the
+        curve stays non-decreasing. Points faster than BF16 keep their measurement. Only the
+        dtypes of `W8A8_MOE`: block FP8 keeps its measurement (its weights run only
+        block-scaled kernels), and so do weight-only formats (MXFP4, INT4: W4A16), which
+        compute at the BF16 rate after dequantising, so measured times above BF16's in
+        compute-bound prefill are real (gpt-oss on Hopper)."""
         b16 = self.moe("bf16", *want, gated=gated)(x)
         slow = y > b16
         if not np.any(slow):
