@@ -98,8 +98,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from wrpsim.errors import ConfigError
-from wrpsim.pool.kernels import attention, operators, precomputed, sizes
-from wrpsim.pool.kernels import roofline as rl
+from wrpsim.pool.kernels import attention, label, operators, precomputed, sizes
 from wrpsim.pool.kernels.power import bound_s, work_constants
 from wrpsim.pool.latency import LatencyModel
 
@@ -357,23 +356,6 @@ class KernelLatency:
         self.dense_dtype, self.moe_dtype = PRECISIONS[precision]
         #: the attention projections' GEMM dtype (`ATTENTION_DTYPES`; else the dense one)
         self.attn_dtype = ATTENTION_DTYPES.get(precision, self.dense_dtype)
-        #: what the iteration times (and a power shape fitted on another GPU) rest on
-        note, moe_note = getattr(kernels, "gemm_note", None), getattr(kernels, "moe_note", None)
-        from wrpsim.pool.kernels.tables import bound_note
-
-        bound = bound_note(kernels, self.dense_dtype)
-        if model.moe and rl.math_on(gpu, self.moe_dtype) != rl.math_on(gpu, self.dense_dtype):
-            bound += bound_note(kernels, self.moe_dtype, "MoE layers")
-        if operators.fp8_block_floored(self, self.dense_dtype) or operators.fp8_block_floored(
-                self, self.moe_dtype):
-            bound += "; block-FP8 layers no faster than BF16 (engine setting)"
-        bound += attention.head_dim_note(self)
-        self.calibration = kernels.label + (note(self.dense_dtype) if note else "") + (
-            moe_note(self.moe_dtype) if moe_note and model.moe else "") + bound + (
-            f"; all-reduce fused with RMSNorm up to {operators.fusion_mb(self):g} MiB "
-            "(FlashInfer)" if self.coll_tp > 1 and operators.fusion_mb(self) > 0 else "") + (
-            f"; power shape copied from {power.copied_from}"
-            if power is not None and power.copied_from else "")
         self.max_tokens = max_tokens
         self._power = power
         self._power_c: tuple | None = None  # (power model, its constants): see `power_w`
@@ -396,8 +378,6 @@ class KernelLatency:
         self._async = self.schedule_lag  # (`c.async_scheduling`, read as a struct field)
         if attn_dp > 1 and constants.dp_sync_stalls_async and self._async:
             self._async = False  # (the ranks' per-step sync: GPU + CPU, `EngineConstants`)
-            self.calibration += ("; data-parallel ranks' per-step sync stalls async scheduling "
-                                 "(engine setting)")
         self._cpu0 = constants.iter_overhead_us * 1e-6
         self._cpu_seq = constants.seq_overhead_us * 1e-6 / attn_dp  # each group's own CPU
         key = precomputed.model_key(self)
@@ -407,26 +387,9 @@ class KernelLatency:
             precomputed.store(key, curves)
         self._adopt(curves)
         self._dsa = bool(model.dsa)
-        module_note = getattr(kernels, "module_note", None)
-        if module_note is not None and self._mla_tables:  # (another GPU's module: say so)
-            self.calibration += module_note("dsa" if self._dsa_tables else "mla")
-        if not curves["moe_shape_ok"]:  # (decided on a cache miss: it reads the MoE table)
-            self.calibration += (
-                f"; MoE shape ({model.experts} experts of {model.intermediate}, top "
-                f"{model.active_experts}, hidden {model.expert_hidden}) not measured: the "
-                f"nearest measured shape by the roofline ratio")
-        if model.gated_delta:
-            own = getattr(kernels, "gdn_measured", lambda: False)()
-            self.calibration += (
-                "; Gated DeltaNet prefill as its scan's bytes (no kernel table)"
-                if self._gdn is None else "; Gated DeltaNet prefill from its measured kernels"
-                if own else "; Gated DeltaNet prefill from another GPU's measured kernels by "
-                "the BF16-peak ratio")
         if self._dsa_tables:  # DSA from the measured module (`attention.dsa_fit`)
             (self._idx_dec, self._idx_pre, self._dsa_pair,
              self._dsa_pick) = (float(v) for v in curves["dsa_c"][1:])
-            self.calibration += ("; sparse attention (DSA) from its measured module: indexer "
-                                 "and sparse kernels fitted per key, per pair")
         else:
             self._idx_dec, self._idx_pre = attention.indexer_costs(self)
             # the sparse kernel's FLOPs per top-k slot (FP8 KV: vLLM gathers and dequantizes
@@ -435,13 +398,10 @@ class KernelLatency:
             pair = attention.sparse_prefill_pair_s(self)
             self._dsa_pair, self._dsa_pick = (pair, 0.0) if self.kv_dtype == "fp8" else (
                 0.0, pair)
-            if model.dsa:  # nothing of DeepSeek Sparse Attention measured: how it is timed
-                self.calibration += (
-                    f"; sparse attention (DSA), uncalibrated: prefill from FLOPs and bytes at "
-                    f"FlashMLA's published rate, {attention.sparse_mla_heads(self)} heads a GPU, "
-                    f"decode as dense MLA over {model.index_topk} keys, indexer by roofline")
         self._dec_rows: dict = {}
         self._run_consts: dict = {}  # batch -> `_decode_run_consts`
+        #: what the iteration times (and a power shape fitted on another GPU) rest on
+        self.calibration = label.calibration(self, bool(curves["moe_shape_ok"]))
 
     # ------------------------------------------------------------------ sizes
     @property
