@@ -209,14 +209,15 @@ def dsa_fit(lat, pre, dec):
     Decode: past `index_topk` cached keys the sparse kernel reads a fixed 2,048 keys, so
     a step grows by the indexer alone: its seconds per (sequence, key) are the
     least-squares slope of the measured growth beyond `index_topk`, per batch of the grid
-    (interpolated between them, `_dec_row`; a small batch's scoring is latency-bound: on an
-    H200 one sequence's step grows many times as much per key as one of 256's); the grid
-    keeps the rest (queried at up to `index_topk` keys, `_decode_attn`;
+    (interpolated between them, `KernelLatency._dec_row`; a small batch's scoring is
+    latency-bound: on an H200 one sequence's step grows many times as much per key as one of
+    256's); the grid
+    keeps the rest (queried at up to `index_topk` keys, `KernelLatency._decode_attn`;
     the indexer term adds the whole context's scoring back). Prefill: the measured growth
     of fresh prompts above the grid's smallest cell (its fixed part is the composed floor,
     as for MLA), over the cells measured, fitted (least squares: the long prompts, where
     DSA's time goes, weigh most; non-negative) as a x top-k slots + b x picked pairs
-    (query i picks min(i, `index_topk`) keys, `_window_pairs`) + c x scored pairs (every
+    (query i picks min(i, `index_topk`) keys, `model._window_pairs`) + c x scored pairs (every
     causal pair). With FP8 KV the measured module takes as long for 256 prompts of 16
     tokens as for one of 4,096 — vLLM gathers and dequantizes all of a query's slots — so
     a carries it; with BF16 KV it grows with the picked keys, b. The uncalibrated model

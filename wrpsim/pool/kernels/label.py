@@ -4,11 +4,11 @@ Every output that uses a latency model carries this label (`wrpsim.perf`'s `cali
 run's summary, the planner's report), so a user can tell a measured kernel from a number moved
 over from another GPU or taken from a roofline. In order: the kernel source's own label (its
 tables and their vLLM version, or "uncalibrated: roofline"), what the source says of the pool's
-GEMM and MoE precisions, the GPU's sustained-rate bounds, the engine settings that change
-kernel times (block FP8 no faster than BF16, the all-reduce + RMSNorm fusion, data-parallel
-ranks stalling async scheduling), a power shape copied from another GPU, and what the tables
-lack for this model (another GPU's MLA / DSA module, an unmeasured MoE shape or head width, a
-Gated DeltaNet or DeepSeek Sparse Attention layer timed without its kernels).
+GEMM and MoE precisions, the GPU's sustained-rate bounds, block-FP8 layers floored at BF16 (an
+engine setting), attention head widths the tables did not measure, the all-reduce + RMSNorm
+fusion, a power shape copied from another GPU, data-parallel ranks stalling async scheduling
+(an engine setting), another GPU's MLA / DSA module, an unmeasured MoE shape, and how a Gated
+DeltaNet or DeepSeek Sparse Attention layer is timed.
 """
 
 from __future__ import annotations

@@ -75,12 +75,13 @@ model's config.json numbers. Per-token terms are precomputed per instance for T 
 `max_tokens` (array lookups in the hot loop); larger T is evaluated from the same curves. The
 precomputed curves are cached across processes (`wrpsim.pool.kernels.precomputed`).
 
-`KernelLatency` holds what runs per iteration (its hot path) and delegates what runs once per
-model, one concept per module of this package: `operators` (the per-token terms: GEMMs, MoE,
-all-reduce, dispatch, element-wise traffic, LM head and sampling), `attention` (the attention
-grids and a DSA or Gated DeltaNet model's constants), `sizes` (KV and weight bytes per GPU,
-KV capacity), `power` (watts from utilisation) and `precomputed` (computing the curves once,
-cached).
+`KernelLatency` holds what runs per iteration (its hot path, compiled) and delegates the rest,
+one concept per module of this package, mostly run once per model: `operators` (the per-token
+terms: GEMMs, MoE, all-reduce, dispatch, element-wise traffic, LM head and sampling; also per
+iteration for T beyond `max_tokens` and for a data-parallel-attention step with prompt
+chunks), `attention` (the attention grids and a DSA or Gated DeltaNet model's constants),
+`sizes` (KV and weight bytes per GPU, KV capacity), `power` (watts from utilisation),
+`precomputed` (computing the curves once, cached) and `label` (the calibration label).
 
 The module is compiled with the event loop (`wrpsim._native`): `KernelLatency` is then an
 extension type (`model.pxd`) whose hot methods read its attributes as struct fields and call
@@ -432,24 +433,7 @@ class KernelLatency:
         beside the weights, `reserve_gib` and the Mamba state of `max_seqs` sequences)."""
         return sizes.kv_capacity_blocks(self, block_size, gpu_mem_util, reserve_gib, max_seqs)
 
-    # ------------------------------------------------------------------ precomputation
-
-    def _gdn_prefill(self, chunks: int, tokens: int) -> float:
-        """Seconds of the Gated DeltaNet layers' prefill kernels (all of them) for `chunks`
-        prompt chunks of `tokens` tokens in all, on the busiest group: the measured time of
-        that many fresh prompts of the chunks' mean length (a recurrent layer's prefill does
-        not depend on what is cached before the chunk: it carries a fixed state), linear
-        between the measured lengths and in proportion to the tokens beyond the longest; 0
-        without the table."""
-        if self._gdn is None or tokens <= 0:
-            return 0.0
-        b = chunks if chunks > 1 else 1
-        br = b if self.adp == 1 else -(-b // self.adp)
-        row = self._gdn_rows.get(br)
-        if row is None:
-            row = self._gdn_rows[br] = self._gdn.row(float(br)).tolist()
-        return self._n_gdn * _len_time(row, self._gdn_sl, tokens / b)
-
+    # ------------------------------------------------------------------ precomputed state
     def _adopt(self, c: dict) -> None:
         """Set the precomputed state from `precomputed.compute`'s result (or its cached copy)."""
         from wrpsim.pool.kernels.tables import Grid
@@ -590,6 +574,22 @@ class KernelLatency:
         if self._n_gdn:  # Gated DeltaNet layers: their measured prefill kernels
             total += self._gdn_prefill(seqs, tokens)
         return total
+
+    def _gdn_prefill(self, chunks: int, tokens: int) -> float:
+        """Seconds of the Gated DeltaNet layers' prefill kernels (all of them) for `chunks`
+        prompt chunks of `tokens` tokens in all, on the busiest group: the measured time of
+        that many fresh prompts of the chunks' mean length (a recurrent layer's prefill does
+        not depend on what is cached before the chunk: it carries a fixed state), linear
+        between the measured lengths and in proportion to the tokens beyond the longest; 0
+        without the table."""
+        if self._gdn is None or tokens <= 0:
+            return 0.0
+        b = chunks if chunks > 1 else 1
+        br = b if self.adp == 1 else -(-b // self.adp)
+        row = self._gdn_rows.get(br)
+        if row is None:
+            row = self._gdn_rows[br] = self._gdn.row(float(br)).tolist()
+        return self._n_gdn * _len_time(row, self._gdn_sl, tokens / b)
 
     # ------------------------------------------------------------------ LatencyModel
     def _lin_at(self, t: int) -> float:

@@ -6,9 +6,13 @@ MLPs, the router, Mamba in / out projections, in the pool's precision), the fuse
 tensor-parallel all-reduces (vLLM's custom one in or out of a CUDA graph, fused with RMSNorm,
 NCCL's on PCIe-only servers), expert-parallel dispatch (NCCL all-gather + reduce-scatter), the
 element-wise kernels' traffic, and the LM head with sampling. Functions of a latency model `lat`
-(`wrpsim.pool.kernels.model.KernelLatency`) and an array of token counts, returning seconds per
-GPU; `linear_curve` and `head_curve` are the two curves the model precomputes for T = 0 ..
-`max_tokens` (`wrpsim.pool.kernels.precomputed.compute`) and evaluates beyond. With
+(`wrpsim.pool.kernels.model.KernelLatency`): the `*_s` and `*_curve` ones take an array of
+token counts and return seconds per GPU; the others give what those are made of (GEMM shapes,
+the element-wise bytes per token, the fusion's size limit, whether a layer is floored or a
+shape measured). `linear_curve` and `head_curve` are the two curves the model precomputes for
+T = 0 .. `max_tokens` (`wrpsim.pool.kernels.precomputed.compute`) and evaluates beyond, as
+`KernelLatency._lin_at` / `_head_at` do (and `split_linear` for a data-parallel-attention
+step with prompt chunks, `linear_parts` for `breakdown`). With
 data-parallel attention (`attn_dp` > 1) the dense work is the busiest group's, the MoE work
 all tokens' (`group_curve`, `moe_curve`, `split_linear`). See the model module's docstring
 for what each term stands for.

@@ -1,9 +1,10 @@
-"""What one GPU of a `KernelLatency` instance holds and moves: KV-cache bytes per token,
-weight bytes, the element-wise kernels' bytes per token, and the KV blocks its memory leaves.
+"""What one GPU of a `KernelLatency` instance holds: KV-cache bytes per token, weight bytes,
+and the KV blocks its memory leaves beside them.
 
 Functions of a latency model `lat` (`wrpsim.pool.kernels.model.KernelLatency`: its model
-spec, GPU, tensor-parallel layout, precisions and KV dtype), each a byte count from the model's
-config.json numbers; computed when a model is built, never in the hot loop.
+spec, GPU, tensor-parallel layout, precisions and KV dtype): byte counts from the model's
+config.json numbers, and the block count they leave in the GPU's memory; computed when a model
+or a pool is built, never in the hot loop.
 `KernelLatency.kv_bytes_per_token_per_gpu`, `weight_bytes_per_gpu` and `kv_capacity_blocks`
 are these, as the rest of wrpsim asks for them.
 """

@@ -44,12 +44,15 @@ from wrpsim.pool.kernels.monotone import monotone_curve, monotone_grid
 MS = 1e-3
 #: MoE curves reach this many tokens (measured, or past the last measurement by the roofline)
 MOE_MAX_TOKENS = 16384
-#: MoE precisions whose measured points slower than BF16 were timed on a path the engine does
-#: not take (`Kernels._moe_not_slower_than_bf16`): per-tensor FP8 (W8A8). Not block FP8: its
-#: weights run only block-scaled kernels, and the one measured is the one vLLM runs (on
-#: Blackwell FlashInfer's TensorRT-LLM kernel, up to 2 x BF16 at prefill sizes, as
-#: MiniMax-M2.5's FP8 runs there measure; docs/validation.md)
-W8A8_MOE = ("fp8",)
+#: MoE precisions that quantise activations too (W8A8: GEMMs on FP8 tensor cores), whose
+#: measured points slower than BF16 are replaced (`Kernels._moe_not_slower_than_bf16`)
+W8A8_MOE = ("fp8", "fp8_block")
+#: of those, the ones whose slow points at prefill sizes are kept: past the last token count
+#: where the kernel measured faster than BF16. Block-FP8 weights run only block-scaled
+#: kernels, and at prefill sizes the one measured is what vLLM runs (on Blackwell FlashInfer's
+#: TensorRT-LLM kernel, up to 2 x BF16 there, as MiniMax-M2.5's FP8 runs on B200 / B300
+#: measure; docs/validation.md, "Block-FP8 experts keep their measured time")
+MOE_SLOW_TAIL_KEPT = ("fp8_block",)
 #: MoE dtypes to time a precision from, in order, when a GPU's table lacks it (then moved over
 #: by the roofline ratio): the closest kernel family first, BF16 last. A GPU whose engine has
 #: no default MXFP4 kernel (Ada, Ampere) runs MXFP4 experts with Marlin.
@@ -388,7 +391,7 @@ class Kernels:
         t = np.full((len(b), len(s)), np.nan)
         t[bi, si] = sub["ms"].astype(np.float64) * MS
         roof = rl.attn_decode_roofline if size == "ctx" else rl.attn_prefill_roofline
-        kvb = {"bf16": 2.0, "fp8": 1.0}
+        kvb = rl.KV_BYTES
         bb, ss = np.meshgrid(b, s, indexing="ij")
         r_ref = roof(bb, ss, h, kvh, d, self.gpu, kvb[kv_dtype_src])
         floor = float(np.nanmin(t))
@@ -469,7 +472,7 @@ class Kernels:
                 t = np.full((len(b), len(s)), np.nan)
                 t[bi, si] = df["ms"].astype(np.float64) * MS
                 bb, ss = np.meshgrid(b, s, indexing="ij")
-                kvb = {"bf16": 2.0, "fp8": 1.0}[kv_dtype]
+                kvb = rl.KV_BYTES[kv_dtype]
                 m = self.meta["tables"][name]["module"]
                 if phase == "decode":  # holes filled by the absorbed-MQA attention's roofline
                     roof = rl.attn_decode_roofline(bb, ss, heads, 1, m["kv_lora_rank"]
@@ -577,7 +580,7 @@ class Kernels:
             moe_ep: int, gated: bool = True, as_measured: bool = False) -> Curve:
         """Time of one fused MoE layer as a function of the tokens entering it; beyond the
         largest measured token count, that time moved over by the roofline ratio (up to
-        `MOE_MAX_TOKENS`, proportional past it). A quantised dtype's points measured slower
+        `MOE_MAX_TOKENS`, proportional past it). A `W8A8_MOE` dtype's points measured slower
         than BF16 are replaced (`_moe_not_slower_than_bf16`) unless `as_measured`. Made once
         per shape (a data-parallel-attention step evaluates it at its own token count)."""
         home = self._moe_home(dtype)
@@ -636,19 +639,27 @@ class Kernels:
             y, rl.moe_flops(x, hidden, inter, topk, moe_tp, moe_ep, gated), dtype, self.gpu))
 
     def _moe_not_slower_than_bf16(self, x, y, dtype: str, want: tuple, gated: bool):
-        """A per-tensor FP8 (W8A8) MoE layer reads half the BF16 expert bytes and computes on
-        FP8 tensor cores at twice the BF16 rate, so a token count where its measured time
-        exceeds BF16's was timed on a path the engine does not take there (H100 / H200
-        per-tensor FP8 experts through FlashInfer's CUTLASS kernel: 2-3.5x the BF16 Triton
-        time). Such a point takes the fastest other measured kernel of its precision family
-        (`MOE_FALLBACK`: block-scaled FP8) where that one is faster, else the BF16 time; the
-        curve stays non-decreasing. Points faster than BF16 keep their measurement. Only the
-        dtypes of `W8A8_MOE`: block FP8 keeps its measurement (its weights run only
-        block-scaled kernels), and so do weight-only formats (MXFP4, INT4: W4A16), which
-        compute at the BF16 rate after dequantising, so measured times above BF16's in
-        compute-bound prefill are real (gpt-oss on Hopper)."""
+        """An FP8 (W8A8) MoE layer reads half the BF16 expert bytes and computes on FP8 tensor
+        cores at twice the BF16 rate, so a token count where its measured time exceeds BF16's
+        was timed on a path the engine does not take there (H100 / H200 per-tensor FP8 experts
+        through FlashInfer's CUTLASS kernel: 2-3.5x the BF16 Triton time), or, at a few tokens,
+        with a per-call cost the collector pays and a CUDA graph does not (block-scaled FP8:
+        2x BF16 at one token for DeepSeek-V3 at EP 8 on B200, faster than BF16 from 16). Such
+        a point takes the fastest other measured kernel of its precision family
+        (`MOE_FALLBACK`: block-scaled FP8 for FP8, per-tensor for block) where that one is
+        faster, else the BF16 time; the curve stays non-decreasing. Points faster than BF16
+        keep their measurement, and so does a `MOE_SLOW_TAIL_KEPT` dtype's slow tail: its
+        points past the last token count it measured faster than BF16 (prefill sizes, where
+        block scaling costs compute, and what the engine runs: MiniMax-M2.5's FP8 runs on
+        B200 / B300). Weight-only formats (MXFP4, INT4: W4A16) are exempt: they compute at
+        the BF16 rate after dequantising, so measured times above BF16's in compute-bound
+        prefill are real (gpt-oss on Hopper)."""
         b16 = self.moe("bf16", *want, gated=gated)(x)
         slow = y > b16
+        if dtype in MOE_SLOW_TAIL_KEPT:  # (keep the slow tail past the last faster point)
+            fast = np.flatnonzero(~slow)
+            if len(fast):
+                slow &= np.arange(len(y)) < fast[-1]
         if not np.any(slow):
             return y
         best, measured = b16, self._table_dtypes()  # (this table's kernels, not the other's)
@@ -726,7 +737,7 @@ class Transferred:
         return self._on_own_link(self.ref.nccl(op, tp))
 
     def _grid(self, g: Grid, roof, heads, kv_heads, head_dim, kv_dtype) -> Grid:
-        kvb = {"bf16": 2.0, "fp8": 1.0}[kv_dtype]
+        kvb = rl.KV_BYTES[kv_dtype]
         bb, ss = np.meshgrid(g.b, g.s, indexing="ij")
         return g.scaled(roof(bb, ss, heads, kv_heads, head_dim, self.gpu, kvb)
                         / roof(bb, ss, heads, kv_heads, head_dim, self.ref.gpu, kvb))
@@ -777,7 +788,7 @@ class Transferred:
             return None
         grid, used = got
         m = getattr(self.ref, f"{kind}_module")()
-        kvb = {"bf16": 2.0, "fp8": 1.0}[kv_dtype if kv_dtype in ("bf16", "fp8") else "bf16"]
+        kvb = rl.KV_BYTES[kv_dtype if kv_dtype in rl.KV_BYTES else "bf16"]
         bb, ss = np.meshgrid(grid.b, grid.s, indexing="ij")
         if phase == "decode":
             args = (heads, 1, m["kv_lora_rank"] + m["qk_rope_head_dim"])
