@@ -217,7 +217,7 @@ def test_gemma2s_own_config_json_is_the_shipped_gemma_2_9b(tmp_path, monkeypatch
     ("llama", False, None), ("mistral", False, 42), ("qwen2", False, 0), ("phi3", False, 42),
     (None, False, 42)])  # no model_type: as before (untied, every layer windowed)
 def test_a_config_json_key_left_out_takes_the_hf_class_default(model_type, tied, sliding):
-    from wrpsim.pool.modelspec import from_hf_config
+    from wrpsim.pool.hfconfig import from_hf_config
 
     cfg = {"num_hidden_layers": 42, "hidden_size": 512, "num_attention_heads": 8,
            "vocab_size": 1000, "intermediate_size": 1024, "sliding_window": 4096}
@@ -290,7 +290,7 @@ def test_llama4_scout_from_its_config_json():
     ({"attention_chunk_size": None}, 0, 0),
 ])
 def test_llama4_layer_rules_follow_the_hf_config_class(extra, dense, chunked):
-    from wrpsim.pool.modelspec import read_hf_config
+    from wrpsim.pool.hfconfig import read_hf_config
 
     cfg = {"model_type": "llama4", "text_config": {
         "model_type": "llama4_text", "num_hidden_layers": 48, "hidden_size": 512,
@@ -309,7 +309,7 @@ def test_llama4_layer_rules_follow_the_hf_config_class(extra, dense, chunked):
     ({"interleave_moe_layer_step": 49}, 16384),  # range(48, 48, 49) is empty: the same
 ])
 def test_llama4_without_moe_layers_is_a_dense_model(extra, dense_width):
-    from wrpsim.pool.modelspec import read_hf_config
+    from wrpsim.pool.hfconfig import read_hf_config
 
     cfg = {"model_type": "llama4_text", "num_hidden_layers": 48, "hidden_size": 512,
            "num_attention_heads": 8, "vocab_size": 1000, "intermediate_size": 256, **extra}

@@ -12,10 +12,10 @@ import pytest
 from wrpsim.errors import ConfigError
 from wrpsim.pool.catalog import get_gpu, get_model, load_models
 from wrpsim.pool.engines import get_engine, kernels_for
+from wrpsim.pool.hfconfig import read_hf_config
 from wrpsim.pool.kernels import attention, operators
 from wrpsim.pool.kernels import roofline as rl
 from wrpsim.pool.kernels.model import EngineConstants, KernelLatency
-from wrpsim.pool.modelspec import read_hf_config
 
 #: deepseek-ai/DeepSeek-V3.2-Exp config.json, the keys that shape the model
 V32_CONFIG = {

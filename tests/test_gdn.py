@@ -14,9 +14,9 @@ import pytest
 from wrpsim.errors import ConfigError
 from wrpsim.pool.catalog import get_gpu, get_model, load_models
 from wrpsim.pool.engines import get_engine, kernels_for
+from wrpsim.pool.hfconfig import read_hf_config
 from wrpsim.pool.kernels import operators
 from wrpsim.pool.kernels.model import EngineConstants, KernelLatency
-from wrpsim.pool.modelspec import read_hf_config
 
 RAW = Path(__file__).resolve().parents[2] / "shared/data/measured/aiconfigurator/systems/data"
 

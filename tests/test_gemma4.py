@@ -13,9 +13,10 @@ import pytest
 from wrpsim.pool import window
 from wrpsim.pool.catalog import get_gpu, get_model
 from wrpsim.pool.engines import get_engine, kernels_for
+from wrpsim.pool.hfconfig import read_hf_config
 from wrpsim.pool.kernels.model import EngineConstants, KernelLatency
 from wrpsim.pool.kernels.tables import Grid
-from wrpsim.pool.modelspec import ModelSpec, read_hf_config
+from wrpsim.pool.modelspec import ModelSpec
 
 #: google/gemma-4-31B-it config.json text_config, the keys that shape the model
 G31 = {"model_type": "gemma4_text", "attention_k_eq_v": True, "enable_moe_block": False,

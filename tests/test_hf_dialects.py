@@ -17,7 +17,8 @@ from __future__ import annotations
 import pytest
 
 from wrpsim.errors import ConfigError
-from wrpsim.pool.modelspec import ModelSpec, read_hf_config
+from wrpsim.pool.hfconfig import read_hf_config
+from wrpsim.pool.modelspec import ModelSpec
 
 GPT_NEOX_20B = {  # EleutherAI/gpt-neox-20b: 20.55B, MLP dense_h_to_4h / dense_4h_to_h
     "model_type": "gpt_neox", "hidden_size": 6144, "intermediate_size": 24576,

@@ -10,8 +10,9 @@ from __future__ import annotations
 import pytest
 
 from wrpsim.errors import ConfigError
+from wrpsim.pool.hfconfig import read_hf_config
 from wrpsim.pool.kernels import operators
-from wrpsim.pool.modelspec import ModelSpec, read_hf_config
+from wrpsim.pool.modelspec import ModelSpec
 
 QWEN3_NEXT = {  # Qwen/Qwen3-Next-80B-A3B-Thinking: 80B total, 3B active
     "model_type": "qwen3_next", "hidden_size": 2048, "intermediate_size": 5120,
@@ -255,7 +256,7 @@ def test_dense_layers_width_named_apart_deepseek_v4_refused_and_a_vision_tower_n
     compressed attention would be read as another architecture's, so its config.json is refused
     with one line; a multimodal config.json's `vision_config` is named as not read (the text
     model is what is modelled unless the entry gives a `vision:` block)."""
-    from wrpsim.pool.modelspec import unread_keys
+    from wrpsim.pool.hfconfig import unread_keys
 
     minimax = {"model_type": "minimax_m3", "hidden_size": 6144, "num_hidden_layers": 60,
                "num_attention_heads": 64, "num_key_value_heads": 8, "head_dim": 128,

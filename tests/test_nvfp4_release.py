@@ -52,7 +52,7 @@ def test_a_qk_norm_over_every_head_all_reduces_its_variance_every_layer():
     import numpy as np
 
     from wrpsim.pool.catalog import get_model
-    from wrpsim.pool.modelspec import from_hf_config
+    from wrpsim.pool.hfconfig import from_hf_config
 
     assert get_model("minimax-m2.5").qk_norm_allreduce
     assert not get_model("qwen3-32b").qk_norm_allreduce

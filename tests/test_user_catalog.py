@@ -360,7 +360,7 @@ def test_config_json_keys_wrpsim_does_not_model_are_named(tmp_path, monkeypatch)
 
     from wrpsim.errors import WrpsimWarning
     from wrpsim.pool import catalog
-    from wrpsim.pool.modelspec import unread_keys
+    from wrpsim.pool.hfconfig import unread_keys
 
     nxt = {"model_type": "deepseek_v32", "hidden_size": 7168, "intermediate_size": 18432,
            "moe_intermediate_size": 2048, "num_hidden_layers": 61, "num_attention_heads": 128,

@@ -20,6 +20,7 @@ import yaml
 
 from wrpsim.errors import ConfigError, did_you_mean, unknown_choice, warn, yaml_error
 from wrpsim.paths import catalog_dir, user_catalog
+from wrpsim.pool.hfconfig import divisors, read_hf_config
 from wrpsim.pool.modelspec import (
     BOOL_FIELDS,
     INT_FIELDS,
@@ -28,8 +29,6 @@ from wrpsim.pool.modelspec import (
     VISION_FIELDS,
     ModelSpec,
     VisionSpec,
-    divisors,
-    read_hf_config,
 )
 from wrpsim.yamlfast import safe_load
 

@@ -10,7 +10,8 @@ reference GPU's moved over by the roofline ratio, or both for a `Partial` source
 directory with the name, size and modification time in ns of every file in it; the GPU specs;
 the label; the MoE table read), the model spec, tp, ep, attn_dp, the all-reduce group,
 precision, KV dtype, `max_tokens`, the engine constants, the code (SHA-256 of the sources of
-`wrpsim/pool/kernels/` and of the model and GPU spec modules), the numpy version and the CPU
+`wrpsim/pool/kernels/` and of the model and GPU spec modules, the config.json reader
+included), the numpy version and the CPU
 features numpy runs on (`cpu_features`). The file name is a hash of the
 key and the file holds the whole key, compared on reading: a stale or colliding file is never
 read (a new one is written). A kernel source of another type is not cached (no key). Files are
@@ -71,7 +72,7 @@ def code_version() -> str:
     """SHA-256 of the sources the precomputation runs (kernels package, model and GPU specs)."""
     pool = Path(__file__).resolve().parents[1]
     files = [*sorted(pool.joinpath("kernels").glob("*.py")), pool / "modelspec.py",
-             pool / "catalog.py"]
+             pool / "hfconfig.py", pool / "catalog.py"]
     h = hashlib.sha256()
     for f in files:
         h.update(f.name.encode() + b"\0" + f.read_bytes() + b"\0")
