@@ -13,7 +13,7 @@ from wrpsim.errors import ConfigError
 from wrpsim.pool.catalog import catalog_path
 from wrpsim.pool.engines import build_latency_model, get_engine, kernels_for, load_engine
 from wrpsim.pool.kernels import operators
-from wrpsim.validate.sets import _fusion_setting, silicon_cases
+from wrpsim.validate.silicon import _fusion_setting, silicon_cases
 
 TABLES = catalog_path() / "engines" / "vllm-0.24"
 HIDDEN = 8192  # Llama-3.1-70B

@@ -12,7 +12,7 @@ from wrpsim.calibrate import aic
 from wrpsim.errors import ConfigError
 from wrpsim.pool.catalog import catalog_path
 from wrpsim.pool.engines import build_latency_model, get_engine, kernels_for, triton_moe_dtypes
-from wrpsim.validate.sets import silicon_cases
+from wrpsim.validate.silicon import silicon_cases
 
 TABLES = catalog_path() / "engines" / "vllm-0.24"
 QWEN235 = (4096, 1536, 8, 128)  # Qwen3-235B-A22B's experts: hidden, inter, top-k, experts

@@ -6,7 +6,7 @@ import pytest
 
 from wrpsim.pool.engines import build_latency_model
 from wrpsim.pool.kernels import operators
-from wrpsim.validate.sets import silicon_cases
+from wrpsim.validate.silicon import silicon_cases
 
 
 def test_nvidias_nvfp4_moe_releases_keep_attention_in_bf16():

@@ -11,8 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from wrpsim.validate.llmservingsim import llmservingsim_cases
 from wrpsim.validate.replay import errors, simulate
-from wrpsim.validate.sets import llmservingsim_cases, silicon_cases
+from wrpsim.validate.silicon import silicon_cases
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -126,7 +127,7 @@ def test_llmservingsim_runs_take_their_checkpoints_precision_and_blocks():
     # (the DeepSeek run's 0.28)
     assert ds.pool["engine"] == "vllm-0.24"
     assert {c.pool["engine"] for c in cases.values() if c is not ds} == {"vllm-0.19"}
-    from wrpsim.validate.sets import run_engine
+    from wrpsim.validate.llmservingsim import run_engine
 
     assert (run_engine("0.19.0"), run_engine("v0.19.0-cu130"), run_engine("0.11.1"),
             run_engine("0.28.0"), run_engine(""), run_engine("nightly")) == (
@@ -262,7 +263,7 @@ def test_llmservingsim_tp2_run_with_the_all_reduce_over_pcie():
 def test_mlenergy_dp_attention_runs_are_one_instance_with_attn_dp(tmp_path):
     """A leaderboard run with data-parallel attention (DP 4 x EP 4, TP 1 per rank) is one
     instance of its 4 GPUs with attn_dp 4 and expert parallelism over them."""
-    from wrpsim.validate.sets import mlenergy_cases
+    from wrpsim.validate.mlenergy import mlenergy_cases
 
     cols = ("model_id,task,architecture,weight_precision,total_params_b,activated_params_b,"
             "avg_batch_size,avg_output_len,avg_power_watts,energy_per_request_joules,"
@@ -282,7 +283,7 @@ def test_mlenergy_dp_attention_runs_are_one_instance_with_attn_dp(tmp_path):
 def test_mlenergy_llama4_and_nemotron_12b_rows_become_catalog_cases(tmp_path):
     """ML.ENERGY's Llama-4-Maverick FP8 row (8 GPUs, expert parallel, TP listed as 1) is one
     instance of TP 8 x EP 8 with FP8 weights; Nemotron-Nano-12B-v2's is one BF16 GPU."""
-    from wrpsim.validate.sets import mlenergy_cases
+    from wrpsim.validate.mlenergy import mlenergy_cases
 
     cols = ("model_id,task,architecture,weight_precision,total_params_b,activated_params_b,"
             "avg_batch_size,avg_output_len,avg_power_watts,energy_per_request_joules,"
@@ -308,7 +309,7 @@ def test_mlenergy_rows_of_unseen_models_map_by_source_and_the_rest_are_counted(t
     is counted with its reason, never dropped silently; `python -m wrpsim.validate` prints
     those counts as notes."""
     from wrpsim.validate.__main__ import collect_cases
-    from wrpsim.validate.sets import mlenergy_cases
+    from wrpsim.validate.mlenergy import mlenergy_cases
 
     cols = ("model_id,task,architecture,weight_precision,total_params_b,activated_params_b,"
             "avg_batch_size,avg_output_len,avg_power_watts,energy_per_request_joules,"
@@ -395,7 +396,7 @@ def test_mlenergy_rows_with_empty_cells_are_counted_not_crashed_on(tmp_path):
     """Empty cells of a leaderboard CSV: a row without its model, GPU count, concurrency,
     output length or TP is left out with its reason; a row missing one of its two measured
     values replays the other."""
-    from wrpsim.validate.sets import mlenergy_cases
+    from wrpsim.validate.mlenergy import mlenergy_cases
 
     cols = ("model_id,task,weight_precision,avg_batch_size,avg_output_len,avg_power_watts,"
             "gpu_model,max_num_seqs,median_itl_ms,num_gpus,par_data_parallel,"

@@ -5,7 +5,7 @@ The silicon set (`pools/measured/silicon_vllm.csv`, the vLLM rows of NVIDIA AICo
 `systems/silicon_sample.csv` at ai-dynamo/aiconfigurator @ 095f58a5, Apache-2.0) holds 523
 MiniMax-M2.5 rows: InferenceMAX closed loops on H100, H200, B200 and B300 measured 2026-03-01 to
 04-22 with vLLM 0.16-0.19 and nightly images. `python -m wrpsim.validate` replays them with the
-rest (`wrpsim.validate.sets`: each row with its InferenceMAX script's `vllm serve` flags at its
+rest (`wrpsim.validate.silicon`: each row with its InferenceMAX script's `vllm serve` flags at its
 measurement date, `MINIMAX_SCRIPTS`; the maker's block-FP8 weights; NVIDIA's NVFP4 release
 with its attention in BF16, `fp4_attn_bf16`; the H100 script's PIECEWISE CUDA graphs, which
 wrpsim does not model, left out). This script prints that model's rows alone, per GPU,
@@ -26,7 +26,7 @@ from concurrent.futures import ProcessPoolExecutor
 
 def cases() -> list:
     """The silicon set's MiniMax-M2.5 cases, as `python -m wrpsim.validate` replays them."""
-    from wrpsim.validate.sets import silicon_cases
+    from wrpsim.validate.silicon import silicon_cases
 
     return [c for c in silicon_cases() if c.model == "minimax-m2.5"]
 
@@ -45,7 +45,7 @@ def main() -> int:
     groups: dict = {}
     for c, e in zip(todo, errs):
         # (as replayed: the scripts' TP and EP, which for some rows differ from the labels in
-        # the case names, `wrpsim.validate.sets.MINIMAX_SCRIPTS`)
+        # the case names, `wrpsim.validate.silicon.MINIMAX_SCRIPTS`)
         tp, ep = f"tp{c.pool['tp']}", f"ep{c.pool['ep']}"
         prec = c.pool["precision"]
         groups.setdefault((c.gpu, prec, tp, ep), []).append(e)

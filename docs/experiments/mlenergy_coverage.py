@@ -6,7 +6,7 @@ ML.ENERGY's benchmark configs (`benchmark_configs/<task>/<model>/<GPU>/`: `num_g
 Scout, H200 runs). This script writes, for each configuration, the `llm_configs.csv` row the
 leaderboard would hold for its smallest and largest `max_num_seqs` (measured values are
 placeholders; weight precision from the model's `model_info.json`), turns them into cases with
-`wrpsim.validate.sets.mlenergy_cases` exactly as `python -m wrpsim.validate` would, simulates
+`wrpsim.validate.mlenergy.mlenergy_cases` exactly as `python -m wrpsim.validate` would, simulates
 them and prints one line each: the simulated median ITL and power per GPU, or the one-line
 error. It checks that the replay covers the leaderboard's configurations, not how close it is
 (there is nothing measured to compare).
@@ -83,7 +83,7 @@ def main() -> int:
     if not (root / "benchmark_configs").is_dir():
         print(f"mlenergy_coverage: {root} has no benchmark_configs/", file=sys.stderr)
         return 2
-    from wrpsim.validate.sets import mlenergy_cases
+    from wrpsim.validate.mlenergy import mlenergy_cases
 
     rows = synthetic_rows(root)
     with tempfile.TemporaryDirectory() as tmp:

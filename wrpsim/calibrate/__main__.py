@@ -329,8 +329,8 @@ def _warn_nothing(cfg: dict, report: dict, rows_csv: str) -> None:
 
 
 def _validation_fit_cases(cfg: dict[str, Any]) -> list:
-    """The fit split of the measured set `cfg['validation']` (`wrpsim.validate.sets`), only
-    its cases on `cfg['gpu']` when that is given."""
+    """The fit split of the measured set `cfg['validation']` (`wrpsim.validate`'s set
+    modules), only its cases on `cfg['gpu']` when that is given."""
     from wrpsim.validate.__main__ import collect_cases
 
     cases, notes = collect_cases({"sets": [cfg["validation"]], "split": "fit", "fast": False,

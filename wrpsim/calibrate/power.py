@@ -17,7 +17,7 @@ fits each GPU alone. The A100 (Splitwise profile, a 2023 engine) is always fitte
 
 Sources of (b, u_c, u_m, P) points:
 
-- ML.ENERGY closed-loop runs (`wrpsim.validate.sets.mlenergy_cases`): each case is simulated
+- ML.ENERGY closed-loop runs (`wrpsim.validate.mlenergy.mlenergy_cases`): each case is simulated
   three times with a probe power model that reports b, u_c and u_m as its "power", so the
   utilisations are those of the simulated iterations, averaged over the benchmark's steady
   state as its watts are;
@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     from wrpsim.errors import WrpsimError, boolean
     from wrpsim.pool.catalog import get_gpu
     from wrpsim.validate.__main__ import mlenergy_root
-    from wrpsim.validate.sets import mlenergy_cases
+    from wrpsim.validate.mlenergy import mlenergy_cases
 
     try:
         cfg = apply_flat({"mlenergy_dir": None, "shared": True},

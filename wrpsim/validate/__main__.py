@@ -76,23 +76,25 @@ def mlenergy_root(value) -> Path | None:
 
 def collect_cases(cfg: dict[str, Any]) -> tuple[list, list[str]]:
     """The cases of the chosen sets and split, and notes on sets left out."""
-    from wrpsim.validate import sets as S
+    from wrpsim.validate.llmservingsim import llmservingsim_cases
+    from wrpsim.validate.mlenergy import mlenergy_cases
+    from wrpsim.validate.silicon import silicon_cases
 
     cases, notes = [], []
     for name in cfg["sets"]:
         if name == "silicon":
             skipped: dict[str, int] = {}
-            got = S.silicon_cases(skipped=skipped)
+            got = silicon_cases(skipped=skipped)
             notes += [f"silicon: {n} row(s) left out: {why}" for why, n in skipped.items()]
         elif name == "llmservingsim":
-            got = S.llmservingsim_cases()
+            got = llmservingsim_cases()
         else:
             root = mlenergy_root(cfg["mlenergy_dir"])
             if root is None:
                 notes.append("mlenergy: skipped (its data is not shipped; give mlenergy_dir=)")
                 continue
             skipped: dict[str, int] = {}
-            got = S.mlenergy_cases(root, skipped)
+            got = mlenergy_cases(root, skipped)
             notes += [f"mlenergy: {n} run(s) left out: {why}" for why, n in skipped.items()]
         if cfg["split"] != "all":
             got = [c for c in got if c.split == cfg["split"]]
