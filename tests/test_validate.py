@@ -159,11 +159,25 @@ def test_cli_writes_the_error_table(tmp_path):
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout.strip().splitlines()[-1])
     assert out["cases"] == 5
-    for k in ("cases_csv", "summary_csv", "summary_md", "worst_csv"):
+    for k in ("cases_csv", "summary_csv", "summary_md", "worst_csv", "models_csv", "models_md"):
         assert Path(out[k]).is_file()
     md = (tmp_path / "validation_summary.md").read_text()
     assert md.startswith("| set | gpu | split | cases | ttft_median |")
     assert "| llmservingsim | rtx4090-24gb | test | 1 |" in md
+    # per model: the signed and absolute medians of that model's (case, metric) errors
+    import pandas as pd
+
+    cases = pd.read_csv(out["cases_csv"])
+    models = pd.read_csv(out["models_csv"])
+    assert len(models) == 5  # (each run a model on its GPU)
+    assert models["cases"].sum() == 5
+    row = models[(models.gpu == "rtxpro6000-96gb") & (models.model == "qwen3-32b")].iloc[0]
+    mine = cases[(cases.gpu == row.gpu) & (cases.model == row.model) & (cases.family == "ttft")]
+    assert row.ttft_signed == pytest.approx(mine.error_pct.median())
+    assert row.ttft_median == pytest.approx(mine.error_pct.abs().median())
+    assert "power_signed" not in models  # (no measured power in this set: no empty columns)
+    assert (tmp_path / "validation_models.md").read_text().startswith(
+        "| set | gpu | split | model | cases | ttft_signed | ttft_median |")
     assert set(out["goals_met"]) == {"ttft", "tpot", "itl", "e2e", "power"}
 
 

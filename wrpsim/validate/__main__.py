@@ -7,7 +7,9 @@ vLLM benchmarks, the LLMServingSim vLLM runs) and, when its data is given or fou
 `<time>-1`, `<time>-2`, … when taken: `wrpsim.io.fresh_dir`):
 `validation_cases.csv` (one row per case and metric: measured, simulated, error),
 `validation_summary.csv` / `.md` (per set, GPU and split: cases, median and 90th-percentile
-absolute % error of TTFT, TPOT, ITL, end-to-end latency and power) and `worst.csv`. The summary
+absolute % error of TTFT, TPOT, ITL, end-to-end latency and power), `validation_models.csv` /
+`.md` (the same per catalog model, with the median signed error: which way wrpsim errs for
+that model) and `worst.csv`. The summary
 table is printed, then one `note:` line per set left out and per kind of measured row not
 replayed (with its count and why); the last line of stdout is one JSON object (cases, goals
 met, notes, files). Keys and
@@ -138,7 +140,7 @@ def run_case(args) -> dict:
 def run(cfg: dict[str, Any]) -> dict[str, Any]:
     """Replay the cases, write the tables; return the JSON summary."""
     from wrpsim.io import fresh_dir, make_dir
-    from wrpsim.validate.table import goals_met, long_errors, markdown, summary, worst
+    from wrpsim.validate.table import goals_met, long_errors, markdown, per_model, summary, worst
 
     cases, notes = collect_cases(cfg)
     out = make_dir(cfg["out_dir"], "out_dir") if cfg["out_dir"] else \
@@ -155,10 +157,15 @@ def run(cfg: dict[str, Any]) -> dict[str, Any]:
     tab = summary(errors)
     files = {"cases_csv": out / "validation_cases.csv",
              "summary_csv": out / "validation_summary.csv",
-             "summary_md": out / "validation_summary.md", "worst_csv": out / "worst.csv"}
+             "summary_md": out / "validation_summary.md", "worst_csv": out / "worst.csv",
+             "models_csv": out / "validation_models.csv",
+             "models_md": out / "validation_models.md"}
     errors.to_csv(files["cases_csv"], index=False)
     tab.to_csv(files["summary_csv"], index=False)
     files["summary_md"].write_text(markdown(tab))
+    models = per_model(errors)
+    models.to_csv(files["models_csv"], index=False)
+    files["models_md"].write_text(markdown(models))
     worst(errors).to_csv(files["worst_csv"], index=False)
     print(markdown(tab), end="")
     for n in notes:

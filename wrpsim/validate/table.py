@@ -1,5 +1,6 @@
 """The error table of a validation run: per set, GPU and split, the median and 90th-percentile
-absolute percentage error of each metric family, and the worst cases.
+absolute percentage error of each metric family; the same per model, with the signed median
+(which way wrpsim errs); and the worst cases.
 
 Metric families (a case may measure several members of one family, e.g. mean and median TTFT;
 each member is one error sample): ``ttft`` (time to first token), ``tpot`` (time per output
@@ -49,6 +50,22 @@ def summary(errors: pd.DataFrame, by=("set", "gpu", "split")) -> pd.DataFrame:
         parts.append(f.median().rename(f"{fam}_median"))
         parts.append(f.quantile(0.9).rename(f"{fam}_p90"))
     return pd.concat(parts, axis=1).reset_index()
+
+
+def per_model(errors: pd.DataFrame) -> pd.DataFrame:
+    """Per set, GPU, split and catalog model: cases and, per family, the median signed % error
+    (positive: wrpsim too slow / too high) and the median absolute % error — where wrpsim is
+    wrong for one model, which the per-GPU `summary` pools with the others."""
+    if errors.empty:
+        return pd.DataFrame()
+    keys = ["set", "gpu", "split", "model"]
+    e = errors.assign(abs_pct=errors["error_pct"].abs())
+    parts = [e.groupby(keys)["case"].nunique().rename("cases")]
+    for fam in FAMILIES:
+        f = e[e["family"] == fam].groupby(keys)
+        parts.append(f["error_pct"].median().rename(f"{fam}_signed"))
+        parts.append(f["abs_pct"].median().rename(f"{fam}_median"))
+    return pd.concat(parts, axis=1).reset_index().dropna(axis=1, how="all")
 
 
 def worst(errors: pd.DataFrame, n: int = 10) -> pd.DataFrame:
