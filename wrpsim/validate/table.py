@@ -37,19 +37,24 @@ def long_errors(rows: list[dict]) -> pd.DataFrame:
                                       "measured", "simulated", "error_pct"])
 
 
+def _by_family(errors: pd.DataFrame, keys, stats) -> pd.DataFrame:
+    """Per group of `keys`: cases, then per family each `(suffix, column, statistic)` of
+    `stats` over the family's error samples (column `<family>_<suffix>`)."""
+    e = errors.assign(abs_pct=errors["error_pct"].abs())
+    keys = list(keys)
+    parts = [e.groupby(keys)["case"].nunique().rename("cases")]
+    for fam in FAMILIES:
+        f = e[e["family"] == fam].groupby(keys)
+        parts += [stat(f[col]).rename(f"{fam}_{suffix}") for suffix, col, stat in stats]
+    return pd.concat(parts, axis=1).reset_index()
+
+
 def summary(errors: pd.DataFrame, by=("set", "gpu", "split")) -> pd.DataFrame:
     """Per group: cases and, per family, median and p90 absolute % error."""
     if errors.empty:
         return pd.DataFrame()
-    e = errors.assign(abs_pct=errors["error_pct"].abs())
-    keys = list(by)
-    base = e.groupby(keys)["case"].nunique().rename("cases")
-    parts = [base]
-    for fam in FAMILIES:
-        f = e[e["family"] == fam].groupby(keys)["abs_pct"]
-        parts.append(f.median().rename(f"{fam}_median"))
-        parts.append(f.quantile(0.9).rename(f"{fam}_p90"))
-    return pd.concat(parts, axis=1).reset_index()
+    return _by_family(errors, by, [("median", "abs_pct", lambda g: g.median()),
+                                   ("p90", "abs_pct", lambda g: g.quantile(0.9))])
 
 
 def per_model(errors: pd.DataFrame) -> pd.DataFrame:
@@ -58,14 +63,10 @@ def per_model(errors: pd.DataFrame) -> pd.DataFrame:
     wrong for one model, which the per-GPU `summary` pools with the others."""
     if errors.empty:
         return pd.DataFrame()
-    keys = ["set", "gpu", "split", "model"]
-    e = errors.assign(abs_pct=errors["error_pct"].abs())
-    parts = [e.groupby(keys)["case"].nunique().rename("cases")]
-    for fam in FAMILIES:
-        f = e[e["family"] == fam].groupby(keys)
-        parts.append(f["error_pct"].median().rename(f"{fam}_signed"))
-        parts.append(f["abs_pct"].median().rename(f"{fam}_median"))
-    return pd.concat(parts, axis=1).reset_index().dropna(axis=1, how="all")
+    tab = _by_family(errors, ("set", "gpu", "split", "model"),
+                     [("signed", "error_pct", lambda g: g.median()),
+                      ("median", "abs_pct", lambda g: g.median())])
+    return tab.dropna(axis=1, how="all")
 
 
 def worst(errors: pd.DataFrame, n: int = 10) -> pd.DataFrame:
