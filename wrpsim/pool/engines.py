@@ -46,6 +46,7 @@ from wrpsim.pool.kernels.model import (
     EngineConstants,
     attn_dp_divides,
 )
+from wrpsim.pool.kernels.operators import nccl_only
 from wrpsim.yamlfast import safe_load
 
 DEFAULT_ENGINE = "vllm-0.24"
@@ -209,7 +210,7 @@ def _fusion(eng: Engine, gpu, kernels, consts: EngineConstants, group: int | Non
     elif group not in FUSED_GROUPS:
         why = (f"vLLM fuses all-reduce groups of {', '.join(map(str, FUSED_GROUPS))} GPUs, "
                f"this one has {group}")
-    elif gpu.scaleup == "pcie" and group > 2:
+    elif nccl_only(gpu, group):
         why = f"{gpu.name} has no NVLink: vLLM runs NCCL's all-reduce for {group} GPUs"
     elif not measured:
         can = sorted(g for g, e in eng.gpus.items() if e.get("allreduce_fusion_mb")

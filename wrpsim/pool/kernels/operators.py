@@ -188,7 +188,7 @@ def allreduce_s(lat, layers: int, T: np.ndarray) -> np.ndarray:
     for more than two GPUs without a scale-up fabric (`GpuSpec.scaleup` pcie: vLLM turns
     its custom all-reduce off there, for it needs every GPU pair linked)."""
     k, g, e = lat.kernels, lat.coll_tp, T * lat.model.hidden
-    if g > 2 and lat.gpu.scaleup == "pcie":
+    if nccl_only(lat.gpu, lat.coll_tp):
         return layers * k.nccl("all_reduce", g)(e)
     t = unfused_allreduce_s(lat, e, T)
     mb = fusion_mb(lat)
@@ -202,6 +202,14 @@ def allreduce_s(lat, layers: int, T: np.ndarray) -> np.ndarray:
     return layers * t
 
 
+def nccl_only(gpu, group: int) -> bool:
+    """Whether an all-reduce group of `group` `gpu`s runs NCCL's all-reduce, not vLLM's custom
+    one (nor its fusion with RMSNorm): more than two GPUs without a scale-up fabric
+    (`GpuSpec.scaleup` pcie), where vLLM turns the custom all-reduce off (it needs every GPU
+    pair linked)."""
+    return group > 2 and gpu.scaleup == "pcie"
+
+
 def dense_allreduce_s(lat, layers: int, T: np.ndarray) -> np.ndarray:
     """`allreduce_s` of `layers` blocks' outputs, plus, for a model whose QK norm spans
     every head (`ModelSpec.qk_norm_allreduce`), one all-reduce per attention layer of its
@@ -209,8 +217,8 @@ def dense_allreduce_s(lat, layers: int, T: np.ndarray) -> np.ndarray:
     t = allreduce_s(lat, layers, T)
     if lat.model.qk_norm_allreduce:
         e, g = 4.0 * T, lat.coll_tp
-        small = (lat.kernels.nccl("all_reduce", g)(e)
-                 if g > 2 and lat.gpu.scaleup == "pcie" else unfused_allreduce_s(lat, e, T))
+        small = (lat.kernels.nccl("all_reduce", g)(e) if nccl_only(lat.gpu, lat.coll_tp)
+                 else unfused_allreduce_s(lat, e, T))
         t = t + lat.model.attn_layers * small
     return t
 
