@@ -1,5 +1,5 @@
 """Kernel tables from an LLMServingSim layer profile (`wrpsim.calibrate.llmss`) and a GPU whose
-own tables cover only some operators (`wrpsim.pool.kernels.tables.Partial`)."""
+own tables cover only some operators (`wrpsim.pool.kernels.borrowed.Partial`)."""
 
 from __future__ import annotations
 
@@ -117,7 +117,8 @@ def test_bad_profiles_fail_with_one_line(tmp_path, kind, pattern):
 def test_partial_tables_answer_gemms_themselves_and_moe_from_the_reference():
     from wrpsim.pool.catalog import get_gpu
     from wrpsim.pool.engines import get_engine, kernels_for
-    from wrpsim.pool.kernels.tables import Partial, Transferred, load_kernels
+    from wrpsim.pool.kernels.borrowed import Partial, Transferred
+    from wrpsim.pool.kernels.tables import load_kernels
 
     k = kernels_for(get_engine("vllm-0.24"), "rtx4090-24gb")
     assert isinstance(k, Partial)
@@ -145,8 +146,9 @@ def test_rtxpro6000_times_moe_layers_and_collectives_from_its_own_tables():
     0.19): its MoE layers and PCIe collectives come from there, not from the L40S."""
     from wrpsim.pool.catalog import get_gpu, models
     from wrpsim.pool.engines import get_engine, kernels_for
+    from wrpsim.pool.kernels.borrowed import Transferred
     from wrpsim.pool.kernels.model import KernelLatency
-    from wrpsim.pool.kernels.tables import Kernels, Transferred, load_kernels
+    from wrpsim.pool.kernels.tables import Kernels, load_kernels
 
     m = models()["qwen3-30b-a3b"]
     args = ("bf16", m.hidden, m.intermediate, m.active_experts, m.experts, 1, 1)

@@ -192,7 +192,7 @@ def test_measured_module_sets_the_constants(gpu, kv):
     its decode cost per key comes out alike at TP 8 and TP 4. (Below some 8,000 tokens the
     collector's module time is mostly its own launches, 1.5 ms at TP 8, under which the GPU's
     work hides: those cells are not compared.)"""
-    from wrpsim.pool.kernels.tables import short_loop
+    from wrpsim.pool.kernels.borrowed import short_loop
 
     m = get_model("deepseek-v3.2")
     lat = _lat(m, gpu=gpu, kv_dtype=kv)

@@ -16,7 +16,7 @@ from wrpsim.pool.catalog import catalog_path, get_gpu, get_model, gpus, load_gpu
 from wrpsim.pool.engines import build_latency_model, get_engine, kernels_for
 from wrpsim.pool.kernels import operators
 from wrpsim.pool.kernels import roofline as rl
-from wrpsim.pool.kernels.tables import short_loop
+from wrpsim.pool.kernels.borrowed import short_loop
 
 TABLES = catalog_path() / "engines" / "vllm-0.24"
 
@@ -651,7 +651,8 @@ def test_own_moe_table_answers_only_its_precisions_and_grows_past_its_last_size_
     import pandas as pd
 
     from wrpsim.pool.catalog import get_gpu
-    from wrpsim.pool.kernels.tables import Partial, Transferred, load_kernels
+    from wrpsim.pool.kernels.borrowed import Partial, Transferred
+    from wrpsim.pool.kernels.tables import load_kernels
 
     src = kernels_for(get_engine("vllm-0.24"), "rtxpro6000-96gb").dir
     for name in ("gemm", "attn_decode", "attn_prefill"):
@@ -889,8 +890,8 @@ def test_fp4_on_a_gpu_with_fp4_tensor_cores_but_a_reference_without_them():
     experts moved to FP4's rate and bytes, not its weight-only W4A16 path scaled to FP4's
     rate."""
     from wrpsim.pool.catalog import get_gpu, get_model
+    from wrpsim.pool.kernels.borrowed import Transferred
     from wrpsim.pool.kernels.model import EngineConstants, KernelLatency
-    from wrpsim.pool.kernels.tables import Transferred
 
     l40s = kernels_for(get_engine("vllm-0.24"), "l40s-48gb")
     ref = Transferred(l40s, get_gpu("rtxpro6000-96gb"))

@@ -14,8 +14,9 @@ import pytest
 from wrpsim.pool.catalog import catalog_path, get_gpu, get_model
 from wrpsim.pool.engines import get_engine
 from wrpsim.pool.kernels import precomputed
+from wrpsim.pool.kernels.borrowed import Transferred
 from wrpsim.pool.kernels.model import KernelLatency
-from wrpsim.pool.kernels.tables import Kernels, Transferred
+from wrpsim.pool.kernels.tables import Kernels
 
 TABLES = catalog_path() / "engines" / "vllm-0.24" / "h100-80gb"
 

@@ -180,8 +180,8 @@ def test_kimi_rows_ran_tensor_parallel_experts_whatever_their_label():
 def test_the_triton_source_keeps_its_table_through_its_variants_and_its_cache_key():
     """`short_loop` / `loop_timed` (held-out checks, the MLA module's parts) time MoE layers
     from the same table; the model cache tells the two tables apart by the table itself."""
+    from wrpsim.pool.kernels.borrowed import loop_timed, short_loop
     from wrpsim.pool.kernels.precomputed import source_key
-    from wrpsim.pool.kernels.tables import loop_timed, short_loop
 
     e = get_engine("vllm-0.24")
     tri = kernels_for(e, "b200-180gb", "moe_triton")

@@ -69,8 +69,8 @@ def test_the_roofline_transfer_predicts_a_gpu_it_never_saw():
     prefill within 20 % — the same MLA module (B200's) in both."""
     from wrpsim.pool.catalog import get_gpu, get_model
     from wrpsim.pool.engines import get_engine, kernels_for
+    from wrpsim.pool.kernels.borrowed import Transferred
     from wrpsim.pool.kernels.model import EngineConstants, KernelLatency
-    from wrpsim.pool.kernels.tables import Transferred
 
     eng, gpu = get_engine("vllm-0.24"), get_gpu("b300-288gb")
     own = kernels_for(eng, "b300-288gb")

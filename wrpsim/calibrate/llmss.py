@@ -53,7 +53,7 @@ the leave-one-profile-out check of docs/validation.md).
 
 A profile has no all-reduce or NCCL tables (nor MoE, for a dense model); an engine that names
 such a GPU also names a `roofline:` GPU for what its tables lack
-(`wrpsim.pool.kernels.tables.Partial`).
+(`wrpsim.pool.kernels.borrowed.Partial`).
 """
 
 from __future__ import annotations

@@ -303,9 +303,10 @@ def get_engine(name: str) -> Engine:
 
 def kernels_for(engine: Engine, gpu_name: str, moe_table: str = "moe"):
     """The kernel source of `gpu_name` under a kernels engine: its own tables, a reference
-    GPU's moved over by the roofline ratio, or both (`tables.Partial`). `moe_table`: the
+    GPU's moved over by the roofline ratio, or both (`borrowed.Partial`). `moe_table`: the
     table of its own that MoE layers are timed from (`moe`, or `moe_triton`: `_moe_kernel`)."""
-    from wrpsim.pool.kernels.tables import Partial, Transferred, load_kernels
+    from wrpsim.pool.kernels.borrowed import Partial, Transferred
+    from wrpsim.pool.kernels.tables import load_kernels
 
     gpu = get_gpu(gpu_name)
     entry = engine.gpu_entry(gpu_name)

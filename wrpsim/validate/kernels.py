@@ -31,7 +31,8 @@ from pathlib import Path
 import numpy as np
 
 from wrpsim.paths import catalog_dir
-from wrpsim.pool.kernels.tables import loop_timed, read_cols
+from wrpsim.pool.kernels.borrowed import loop_timed
+from wrpsim.pool.kernels.tables import read_cols
 
 COLUMNS = ("gemm", "gemm_m_le_64", "gemm_m_gt_64", "attn_decode", "attn_prefill")
 

@@ -143,7 +143,8 @@ def mla_module_grids(lat, kind: str = "mla"):
     or hidden (67 us on H200 but 30 us on B200 at one head). The smallest cell keeps the
     composed attention kernel's time there (`composed_mla_grids`), as without the tables,
     and the per-layer floor (`layer_overhead_us`) stands for the small kernels."""
-    from wrpsim.pool.kernels.tables import Grid, short_loop
+    from wrpsim.pool.kernels.borrowed import short_loop
+    from wrpsim.pool.kernels.tables import Grid
 
     k, heads = lat.kernels, lat.model.heads // lat.atp
     # the module was timed in short loops: take off its projections as such loops time

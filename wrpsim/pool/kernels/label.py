@@ -21,7 +21,7 @@ def calibration(lat, moe_shape_measured: bool) -> str:
     """The label of the latency model `lat`, built (its precomputed state adopted);
     `moe_shape_measured`: whether the MoE table measured the model's expert shape
     (`operators.moe_shape_measured`, decided with the cached curves)."""
-    from wrpsim.pool.kernels.tables import bound_note
+    from wrpsim.pool.kernels.borrowed import bound_note
 
     m, k, power = lat.model, lat.kernels, lat._power
     note, moe_note = getattr(k, "gemm_note", None), getattr(k, "moe_note", None)

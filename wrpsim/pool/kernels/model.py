@@ -217,7 +217,7 @@ class KernelLatency:
     type, which cannot derive from that ABC; it defines every method of the contract itself).
 
     Iteration times of `model` on `tp` x `gpu` from `kernels` (a `tables.Kernels` or
-    `tables.Transferred`), with an engine's `constants` (see the module docstring).
+    `borrowed.Transferred`), with an engine's `constants` (see the module docstring).
 
     `precision`: one of `PRECISIONS` (weights and GEMMs); `kv_dtype`: `auto` (BF16), `bf16` or
     `fp8`; `ep`: 1 (experts sharded by tensor parallelism) or `tp` (whole experts distributed

@@ -105,7 +105,8 @@ def _tables(directory: Path) -> dict:
 def source_key(kernels) -> dict | None:
     """The key part of a kernel source: its own tables, or a reference's moved over; None for
     a source of another type (not cached)."""
-    from wrpsim.pool.kernels.tables import Kernels, Partial, Transferred
+    from wrpsim.pool.kernels.borrowed import Partial, Transferred
+    from wrpsim.pool.kernels.tables import Kernels
 
     if type(kernels) is Partial:
         own, ref = source_key(kernels.own), source_key(kernels.ref)
@@ -193,7 +194,7 @@ def compute(lat) -> dict:
     tables), stored by `store`; sets on `lat` what the computation reads (the bandwidth,
     whether the measured MLA / DSA module times its attention, the GDN table), which
     `KernelLatency._adopt` then sets again from the result or a cached copy."""
-    from wrpsim.pool.kernels.tables import short_loop
+    from wrpsim.pool.kernels.borrowed import short_loop
 
     lat._dsa_tables = attention.dsa_module_applies(lat)
     lat._mla_tables = lat._dsa_tables or attention.mla_module_applies(lat)
