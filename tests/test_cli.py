@@ -114,6 +114,42 @@ def test_a_warning_is_kept_in_the_runs_log_file_not_on_stdout(tmp_path, capsys):
     assert (tmp_path / "wrpsim.log").read_text().splitlines() == [line]
 
 
+def test_warnings_worded_after_the_run_are_in_its_log_too(tmp_path):
+    """The lines a run prints after its simulation (a pool that received nothing, requests
+    dropped) are kept in its wrpsim.log like every other warning."""
+    p = wrpsim(tmp_path, "workload=closed-loop", "workload.source.prompt_tokens=200000",
+               "workload.source.num_requests=3", "sim.progress=false")
+    assert p.returncode == 0, p.stderr
+    warned = [ln for ln in p.stderr.splitlines() if ln.startswith("wrpsim: warning: ")]
+    assert any("received no request" in ln for ln in warned)
+    assert any(ln.startswith("wrpsim: warning: no request of 3 completed") for ln in warned)
+    log = (tmp_path / "wrpsim.log").read_text()
+    for line in warned:
+        assert line in log
+
+
+def test_flags_go_in_front_of_the_overrides_whatever_order_they_were_typed_in():
+    from wrpsim.app import flags_first
+
+    assert flags_first(["seed=1", "-m", "seed=1,2"]) == ["-m", "seed=1", "seed=1,2"]
+    assert flags_first(["a=1", "--multirun", "b=2", "--cfg=job"]) == [
+        "--multirun", "--cfg=job", "a=1", "b=2"]
+    assert flags_first(["-m", "a=1"]) == ["-m", "a=1"]  # (as typed when already in front)
+    assert flags_first(["--cfg", "job", "a=1"]) == ["--cfg", "job", "a=1"]
+
+
+def test_a_sweep_flag_after_an_override_runs_the_sweep(tmp_path):
+    """`python -m wrpsim key=v -m seed=1,2` is the sweep a user means, not Hydra's usage page
+    naming a hydra.sweep.dir they never typed."""
+    p = subprocess.run([sys.executable, "-m", "wrpsim", "workload.max_requests=5", "-m",
+                        "seed=1,2", f"hydra.sweep.dir={tmp_path / 'sw'}", "sim.progress=false"],
+                       capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert p.returncode == 0, p.stderr
+    assert "usage:" not in p.stderr
+    assert (tmp_path / "sw" / "0" / "summary.json").is_file()
+    assert (tmp_path / "sw" / "1" / "summary.json").is_file()
+
+
 def test_a_joblib_sweeps_warnings_are_one_line_and_in_each_runs_log(tmp_path):
     """Warnings given in a launcher's worker processes are `wrpsim: warning:` lines too, and
     land in their own run's wrpsim.log."""

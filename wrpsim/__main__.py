@@ -45,7 +45,7 @@ def _job_context() -> tuple[bool, list[str]]:
 def _task(cfg: dict, out_dir: str) -> None:
     from pathlib import Path
 
-    from wrpsim.app import say
+    from wrpsim.app import say, warning_line
     from wrpsim.errors import boolean
     from wrpsim.runview import run_line, run_summary
     from wrpsim.sim import run
@@ -57,13 +57,13 @@ def _task(cfg: dict, out_dir: str) -> None:
     if sweep:
         say(run_line(summary, Path(out_dir).name, overrides), sys.stderr)
         for line in [*idle_pool_warnings(summary), *drop_warnings(summary)]:
-            say(f"wrpsim: warning: run {Path(out_dir).name}: {line}", sys.stderr)
+            warning_line(f"run {Path(out_dir).name}: {line}")
     else:
         say(run_summary(summary, cfg, out_dir, overrides), sys.stderr)
         why = verdict(summary)
         for line in [*idle_pool_warnings(summary), why, *drop_warnings(summary, why)]:
             if line:
-                say(f"wrpsim: warning: {line}", sys.stderr)
+                warning_line(line)
     if as_json:
         say(json_line(summary, out_dir, overrides if sweep else None))
 

@@ -527,6 +527,15 @@ def _to_log_files(line: str) -> None:
             h.handle(record)
 
 
+def warning_line(line: str, prefix: str = "wrpsim") -> None:
+    """Print `<prefix>: warning: <line>` on stderr and write it to the run's `wrpsim.log` (a
+    warning the command itself words, e.g. after the simulation, kept as `show_warnings` keeps
+    a `WrpsimWarning`)."""
+    text = f"{prefix}: warning: {line}"
+    say(text, sys.stderr)
+    _to_log_files(text)
+
+
 def show_warnings() -> None:
     """Show every `WrpsimWarning` as one line `wrpsim: warning: …` on stderr (others as usual)."""
     shown = warnings.showwarning
@@ -535,8 +544,7 @@ def show_warnings() -> None:
 
     def _show(message, category, filename, lineno, file=None, line=None):
         if issubclass(category, WrpsimWarning):
-            say(f"wrpsim: warning: {message}", sys.stderr)
-            _to_log_files(f"wrpsim: warning: {message}")
+            warning_line(str(message))
         else:
             shown(message, category, filename, lineno, file, line)
 
@@ -640,6 +648,20 @@ def group_source(message: str, choices, overrides=()) -> str:
     return ""
 
 
+#: Hydra's command-line flags that take no value: Hydra's parser takes the overrides as one run
+#: of words, so one of these after an override (`seed=1 -m seed=1,2`) left the words after it
+#: unparsed; `flags_first` moves them in front
+_BARE_FLAGS = ("-m", "--multirun", "-r", "--run", "--resolve")
+
+
+def flags_first(argv: list[str]) -> list[str]:
+    """`argv` with Hydra's value-less flags (`-m`, `--multirun`, `--run`, `--resolve`) and
+    `--flag=value` words moved in front of the overrides, order otherwise kept: the same command
+    whatever order the user typed it in."""
+    front = [a for a in argv if a in _BARE_FLAGS or (a.startswith("--") and "=" in a)]
+    return front + [a for a in argv if a not in front]
+
+
 def hydra_entry(task, config_name: str = "config", outputs: tuple[str, ...] = ()):
     """Run `task(cfg_dict, out_dir)` as a Hydra app over `conf/<config_name>.yaml`; `outputs`:
     the names of every file the task may write into `out_dir` (removed before it runs)."""
@@ -662,6 +684,7 @@ def hydra_entry(task, config_name: str = "config", outputs: tuple[str, ...] = ()
     if any(a in ("--help", "-h") for a in sys.argv[1:]):
         print(app_help(config_name), end="")
         return
+    sys.argv[1:] = flags_first(sys.argv[1:])
     missing = missing_extra(sys.argv[1:]) or no_slurm(sys.argv[1:])
     if missing:
         raise user_error(missing)

@@ -24,7 +24,7 @@ PLAN_FILES = ("plan.json", "candidates.parquet", "fleet.yaml", "report.html", "r
 
 
 def _task(cfg: dict, out_dir: str) -> None:
-    from wrpsim.app import say
+    from wrpsim.app import say, warning_line
     from wrpsim.errors import boolean
     from wrpsim.plan.planner import run_plan
     from wrpsim.plan.progress import PlanProgress
@@ -38,7 +38,7 @@ def _task(cfg: dict, out_dir: str) -> None:
     if record["slo_met"]:
         say(f"wrpsim.plan: {record['message']}", sys.stderr)
     else:
-        say(f"wrpsim.plan: warning: {record['message']}", sys.stderr)
+        warning_line(record["message"], "wrpsim.plan")
     files = "plan.json, candidates.parquet, fleet.yaml" + (
         ", report.html and report.md" if (cfg.get("plan") or {}).get("report", True) else "")
     say(f"wrpsim.plan: {files} in {out_dir}", sys.stderr)
