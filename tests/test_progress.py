@@ -28,3 +28,15 @@ def test_a_run_with_progress_forced_prints_to_stderr(capsys):
     cfg["sim"] = {"progress": True}
     Simulation(cfg, make_trace([0.0, 1.0], [10, 10], [2, 2])).run()
     assert "wrpsim: sim t=" in capsys.readouterr().err
+
+
+def test_a_progress_value_other_than_auto_true_false_is_one_clear_error():
+    import pytest
+
+    from wrpsim.errors import ConfigError
+
+    cfg = constant_cfg()
+    cfg["sim"] = {"progress": "maybe"}  # (was taken as true: a progress line in a redirect)
+    with pytest.raises(ConfigError, match=r"^sim.progress must be auto, true or false, got "
+                                          r"'maybe'$"):
+        Simulation(cfg, make_trace([0.0], [10], [2]))

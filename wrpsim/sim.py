@@ -251,7 +251,9 @@ class Simulation:
         simcfg = cfg.get("sim") or {}
         self.horizon_s = number("sim.horizon_s", simcfg.get("horizon_s"), lo=0.0,
                                 strict_lo=True, finite=True, or_null=True)
-        self.progress = simcfg.get("progress", "auto")
+        self.progress = simcfg.get("progress", "auto")  # auto: a line when stderr is a terminal
+        if self.progress != "auto" and not isinstance(self.progress, bool):
+            raise ConfigError(f"sim.progress must be auto, true or false, got {self.progress!r}")
         check_keys(simcfg, ("horizon_s", "progress", "trace"), "sim")
 
         if trace is None:
@@ -626,6 +628,9 @@ def _summary(cfg: dict, sim, req_t, inst_t, end: float, files,
     summary["requests_beyond_horizon"] = sim.beyond_horizon
     if sim.failures is not None:
         summary.update(sim.failures.summary(end))
+    else:  # (the same keys with failures off: a sweep over failures on / off compares them)
+        summary.update({"instance_failures": 0, "instance_downtime_s": 0.0,
+                        "availability": 1.0 if end > 0 else None})
     tasks_t = task_table(req_t, sim.trace)
     files.start_file(write_parquet, tasks_t, out / "tasks.parquet")
     summary.update(task_summary(tasks_t))

@@ -60,7 +60,9 @@ Definitions (all in `summary.json`):
   `cache_quality_lost`, entries, evictions); added by `wrpsim.sim`;
 - failures (`failures` config): `requests_retried` (sent to an instance more than once),
   `requests_lost` (ended unanswered because of an instance failure), `requests_interrupted`
-  (either), `slo_attainment_interrupted` (SLO attainment among those).
+  (either), `slo_attainment_interrupted` (SLO attainment among those); and, added by
+  `wrpsim.sim` (`wrpsim.failures`), `instance_failures`, `instance_downtime_s`, `availability`
+  (the up share of instance-time: 1 with failures off, as are the others 0).
 """
 
 from __future__ import annotations
