@@ -375,16 +375,17 @@ def test_bad_collective_input(args, pattern, tmp_path):
                         f"out_dir={tmp_path}"]))
 
 
-def test_cli_subprocess_bad_group_one_line():
+def test_cli_subprocess_bad_group_one_line(tmp_path):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(
         [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])}
     r = subprocess.run([sys.executable, "-m", "wrpsim.net", "pattern=allreduce_ring",
-                        "group=diagonal"], cwd=ROOT, env=env, capture_output=True, text=True,
-                       timeout=120)
+                        "group=diagonal"], cwd=tmp_path, env=env, capture_output=True,
+                       text=True, timeout=120)
     assert r.returncode == 2 and r.stdout == ""
     assert r.stderr.startswith("wrpsim: error: group: unknown value 'diagonal'; valid choices: "
                                "leaf, pack, spread")
     assert len(r.stderr.strip().splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []  # (its default results/net/<date>/<time> not left)
 
 
 def test_every_kind_runs_on_both_engines(tmp_path):

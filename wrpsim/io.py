@@ -163,11 +163,14 @@ def fresh_dir(root: str, field: str, now: float | None = None) -> Path:
     stamp = time.localtime(time.time() if now is None else now)
     base = Path(root) / time.strftime("%Y-%m-%d/%H-%M-%S", stamp)
     try:
+        made = [p for p in (*reversed(base.parent.parents), base.parent)
+                if str(p) != "." and not p.exists()]
         base.parent.mkdir(parents=True, exist_ok=True)
         for i in range(10_000):
             path = base if i == 0 else base.with_name(f"{base.name}-{i}")
             try:
                 path.mkdir()
+                _MADE[path] = made
                 return path
             except FileExistsError:
                 continue
@@ -176,6 +179,21 @@ def fresh_dir(root: str, field: str, now: float | None = None) -> Path:
                           f"{e.strerror or type(e).__name__}") from None
     raise ConfigError(f"{field}: {str(base)!r} and 9,999 numbered folders beside it exist; "
                       f"give {field}=<folder>")
+
+
+#: `fresh_dir` folder -> the folders above it that its call created (`drop_if_empty`)
+_MADE: dict = {}
+
+
+def drop_if_empty(path: Path) -> None:
+    """Remove `path` (a `fresh_dir` folder) and the folders above it that `fresh_dir` created
+    for it, each only while empty: a command stopped by bad input before writing anything
+    leaves no empty folder behind."""
+    for p in (path, *reversed(_MADE.pop(path, []))):
+        try:
+            p.rmdir()  # (only an empty folder)
+        except OSError:
+            return
 
 
 def write_text(path: Path, text: str) -> None:

@@ -118,7 +118,7 @@ def check_pattern_keys(cfg: dict[str, Any]) -> None:
 
 def run(cfg: dict[str, Any]) -> dict[str, Any]:
     """Run the scenario of a parsed config, write its files; the summary."""
-    from wrpsim.io import fresh_dir, make_dir, write_json
+    from wrpsim.io import drop_if_empty, fresh_dir, make_dir, write_json
     from wrpsim.metrics.records import write_parquet
     from wrpsim.network.collectives import KINDS
     from wrpsim.network.scenario import run_scenario
@@ -131,13 +131,18 @@ def run(cfg: dict[str, Any]) -> dict[str, Any]:
     check_pattern_keys(cfg)
     out = make_dir(cfg["out_dir"], "out_dir") if cfg["out_dir"] else \
         fresh_dir("results/net", "out_dir")
-    if cfg["pattern"] in KINDS:
-        from wrpsim.network.collective_scenario import run_collective
+    try:
+        if cfg["pattern"] in KINDS:
+            from wrpsim.network.collective_scenario import run_collective
 
-        res = run_collective(ncfg, cfg["pattern"], nbytes, seed, cfg["group"], cfg["ranks"],
-                             cfg["alpha_us"], cfg["chunks"])
-    else:
-        res = run_scenario(ncfg, cfg["pattern"], nbytes, seed)
+            res = run_collective(ncfg, cfg["pattern"], nbytes, seed, cfg["group"], cfg["ranks"],
+                                 cfg["alpha_us"], cfg["chunks"])
+        else:
+            res = run_scenario(ncfg, cfg["pattern"], nbytes, seed)
+    except BaseException:
+        if not cfg["out_dir"]:
+            drop_if_empty(out)
+        raise
     write_parquet(res.flows, out / "flows.parquet")
     write_parquet(res.links, out / "links.parquet")
     summary = {**res.summary, "out_dir": str(out)}
