@@ -491,7 +491,7 @@ def _trace_path(tmp_path, name: str, data: bytes):
 
 @pytest.mark.parametrize(("name", "data", "message"), [
     ("dir", None, r"is a directory; give the trace file itself"),
-    ("missing.csv", None, r"missing\.csv: trace file not found"),
+    ("missing.csv", None, r"error: workload\.source\.path: trace file '.*missing\.csv' not found$"),
     ("bin.csv", b"\x7fELF\x02\x01\x01\x00\xd0\xff\xfe" * 50, r"bin\.csv: not a text file"),
     ("bin.jsonl", b"\x00\xc3\x28\xff" * 50, r"bin\.jsonl: not a text file"),
 ], ids=["directory", "missing", "binary-csv", "binary-jsonl"])

@@ -258,7 +258,10 @@ def test_cli_builds_an_engine_and_fits_it_on_steps(tmp_path):
     # a kernels calibration under the 2023 analytical engine's name would replace it
     (("engine=splitwise-2023", "steps=s.csv"),
      "calibrate: engine: splitwise-2023 is a shipped engine of another kind"),
-    (("engine=x", "steps=/nonexistent.csv", "write=false"), "/nonexistent.csv: cannot read CSV"),
+    (("engine=x", "steps=/nonexistent.csv", "write=false"),
+     "calibrate: steps=/nonexistent.csv names no file"),
+    (("engine=x", "benchmarks=/", "write=false"),
+     "calibrate: benchmarks=/ is a folder, not a CSV file"),
 ])
 def test_bad_input_is_one_line(args, pattern, tmp_path):
     r = _cli(*args, f"out_dir={tmp_path}")

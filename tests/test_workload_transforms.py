@@ -229,7 +229,8 @@ def test_builder_missing_trace_file():
                        r"found in .*workloads \(the workload catalog folders\) nor in the "
                        r"current directory"):
         build_workload({"source": {"kind": "azure", "path": "nope.csv"}}, 0, WORKLOADS)
-    with pytest.raises(TraceError, match=r"nope\.csv: trace file not found"):  # absolute
+    with pytest.raises(ConfigError, match=r"^workload\.source\.path: trace file '.*nope\.csv' "
+                       r"not found$"):  # absolute: names its field too
         build_workload({"source": {"kind": "azure", "path": str(WORKLOADS / "nope.csv")}}, 0,
                        WORKLOADS)
 

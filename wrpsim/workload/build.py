@@ -236,6 +236,8 @@ def _source(src: Mapping, seed: int, base: Path, block: int | None) -> tuple[Tra
             raise ConfigError(f"workload.source.path: trace file {str(path)!r} not found in "
                               f"{where} (the workload catalog folders) nor in the current "
                               f"directory {Path.cwd()}")
+    elif not path.exists():
+        raise ConfigError(f"workload.source.path: trace file {raw!r} not found")
     opts = {k: src[k] for k in options if src.get(k) is not None}
     if kind in GENERATING_KINDS and block is not None:
         opts["hash_block_tokens"] = block
