@@ -59,10 +59,11 @@ NUM_BOUNDS = {
 }
 NULLABLE = ("uplink_gbps", "oversubscription", "nvlink_gbps")
 #: the packet engine's limit on one run's data packets, all fabric flows together (a flow of b
-#: bytes is ceil(b / mtu_bytes) of them). The engine simulates about 10^5 packets per wall-clock
-#: second (every packet and its ACK are events, in Python), so 2^25 (33.5 M packets, 128 GiB at
-#: the default 4 KiB MTU) keeps a run to minutes, and UEC's per-packet record of a flow (8 bytes
-#: a packet) under 256 MiB; past it a run took hours or died of MemoryError. The fluid engine's
+#: bytes is ceil(b / mtu_bytes) of them). The engine simulates 1-3 million packets per wall-clock
+#: second compiled, about 10^5 in the pure-Python fallback (every packet and its ACK are
+#: events), so 2^25 (33.5 M packets, 128 GiB at the default 4 KiB MTU) keeps a run to under a
+#: minute compiled and several pure, and UEC's per-packet record of a flow (8 bytes a packet)
+#: under 256 MiB; past it a run could take hours or die of MemoryError. The fluid engine's
 #: cost does not grow with the bytes: it has no such limit.
 MAX_PACKETS = 1 << 25
 _LINK_RE = re.compile(r"\s*(?:leaf\s*(\d+)\s*[-:<>=]+\s*)?spine\s*(\d+)\s*", re.IGNORECASE)
@@ -79,8 +80,9 @@ def check_packets(cfg, flow_bytes, what: str = "the flows") -> None:
     if packets > MAX_PACKETS:
         raise ConfigError(f"flow_bytes / mtu_bytes: {what} are {packets:,} packets at "
                           f"mtu_bytes={mtu}; engine=packet takes at most {MAX_PACKETS:,} (2^25) "
-                          f"per run (about 10^5 a second: minutes): use a smaller flow_bytes, "
-                          f"a larger mtu_bytes, fewer flows, or engine=fluid")
+                          f"per run (1-3 million a second compiled, 10^5 pure: up to minutes): "
+                          f"use a smaller flow_bytes, a larger mtu_bytes, fewer flows, or "
+                          f"engine=fluid")
 
 
 @dataclass(frozen=True, slots=True)
