@@ -44,7 +44,7 @@ from wrpsim.network.paths import Conn
 class CrossTraffic:
     """Couples the window's packet engine with the run's fluid engine (module docstring).
 
-    `fluid`: the `_FluidDriver` (with `engine` and `reshape(add, remove)`); `packet`: the
+    `fluid`: the `drivers.FluidDriver` (with `engine` and `reshape(add, remove)`); `packet`: the
     window's `PacketEngine`."""
 
     def __init__(self, fluid, packet):
