@@ -271,7 +271,7 @@ def test_bad_input_is_one_line(args, pattern, tmp_path):
 
 
 def test_benchmark_rows_become_closed_loop_cases(tmp_path):
-    from wrpsim.calibrate.fit import benchmark_cases
+    from wrpsim.calibrate.measured import benchmark_cases
 
     csv = tmp_path / "b.csv"
     csv.write_text("model,gpu,tp,concurrency,isl,osl,ttft_ms,tpot_ms,range_ratio,precision\n"
@@ -496,7 +496,8 @@ def test_bad_measurement_cells_name_file_line_and_column(tmp_path, head, row, pa
 def test_rows_are_named_by_their_line_in_the_file_blank_lines_counted(tmp_path):
     """A blank line between rows shifted every later row's line number by one (pandas skips
     it), in errors and in the per-row report alike."""
-    from wrpsim.calibrate.fit import read_steps, step_entries
+    from wrpsim.calibrate.fit import step_entries
+    from wrpsim.calibrate.measured import read_steps
 
     csv = tmp_path / "s.csv"
     csv.write_text(STEP_HEAD + "llama3.1-8b,h100-80gb,1,0,8,8000,9\n\n"
@@ -898,7 +899,7 @@ def test_a_front_end_fitted_below_its_queued_part_takes_the_part_down_with_it(tm
 def test_an_empty_required_cell_or_a_repeated_column_is_named(tmp_path):
     """An empty required cell is named as empty (pandas reads it as NaN: it was 'nan'), a
     column the header names twice as such (pandas renames the second 'ttft_ms.1')."""
-    from wrpsim.calibrate.fit import benchmark_cases
+    from wrpsim.calibrate.measured import benchmark_cases
     from wrpsim.errors import ConfigError
 
     csv = tmp_path / "b.csv"
@@ -919,7 +920,7 @@ def test_a_rate_row_is_vllm_bench_at_that_rate(tmp_path):
     """A row with request_rate is `vllm bench serve --request-rate`: Poisson arrivals at that
     rate, concurrency its --max-concurrency (blank: none), 1,000 requests and `vllm serve`'s
     batch limits for the GPU unless the row says; inf is a closed loop (an error says so)."""
-    from wrpsim.calibrate.fit import benchmark_cases
+    from wrpsim.calibrate.measured import benchmark_cases
     from wrpsim.errors import ConfigError
     from wrpsim.workload.build import build_trace
 
@@ -980,7 +981,7 @@ def test_vllm_bench_serves_own_column_names_are_read(tmp_path):
     """A table with vllm bench serve's names (its arguments and --save-result fields) reads as
     the columns they name; its other statistics are refused with the ones compared; a name
     given twice (wrpsim's and vLLM's) is refused."""
-    from wrpsim.calibrate.fit import benchmark_cases
+    from wrpsim.calibrate.measured import benchmark_cases
     from wrpsim.errors import ConfigError
 
     csv = tmp_path / "b.csv"
@@ -1008,7 +1009,7 @@ def test_a_benchmark_row_gives_its_servers_kernels(tmp_path):
     """Servers of one engine version ran different kernels (a 2025 vLLM did not fuse the
     all-reduce with the RMSNorm; a script turned FlashInfer's experts off): a row says so in
     `allreduce_fusion` / `moe_triton`, and its replay runs them; blank: the engine's."""
-    from wrpsim.calibrate.fit import benchmark_cases
+    from wrpsim.calibrate.measured import benchmark_cases
     from wrpsim.errors import ConfigError
     from wrpsim.validate.replay import case_config
 

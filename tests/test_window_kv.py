@@ -202,7 +202,7 @@ def test_calibrate_accepts_a_step_whose_windows_fit():
     tokens of its 8 full layers plus one window (5 x 1,024) a sequence, 827k of its 952k
     room — a memory that, every layer counted per token, holds only 159k: `calibrate` takes
     the row; a step beyond even the paged room is still refused in one line."""
-    from wrpsim.calibrate.fit import _check_step_context
+    from wrpsim.calibrate.measured import _check_step_context
     from wrpsim.errors import ConfigError
 
     lat = build_latency_model("gemma-3-12b", "h100-80gb", 1)

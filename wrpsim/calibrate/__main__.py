@@ -23,7 +23,7 @@ Steps, each optional but at least one:
    the file, before any table is written.
 2. `steps=CSV` and/or `benchmarks=CSV` and/or `validation=SET`: fit the engine constants named
    in `fit` on per-step timings, serving benchmarks (closed loops or `vllm bench serve
-   --request-rate` runs; `wrpsim.calibrate.fit` documents the columns) or a shipped measured
+   --request-rate` runs; `wrpsim.calibrate.measured` documents the columns) or a shipped measured
    set's fit split (only its cases on `gpu=` when given) and
    report the median / p90 absolute % error before and after. A constant the data do not
    constrain (moving it does not change any simulated time: `iter_overhead_us` under async
@@ -436,7 +436,7 @@ def run(cfg: dict[str, Any]) -> dict[str, Any]:
                     else "names no file")
             raise ConfigError(f"calibrate: {key}={cfg[key]} {what}")
     if cfg["steps"] or cfg["benchmarks"] or cfg["validation"]:
-        from wrpsim.calibrate.fit import benchmark_cases, read_steps
+        from wrpsim.calibrate.measured import benchmark_cases, read_steps
 
         steps = read_steps(cfg["steps"]) if cfg["steps"] else None
         cases = benchmark_cases(cfg["benchmarks"]) if cfg["benchmarks"] else []
