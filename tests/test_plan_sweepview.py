@@ -42,7 +42,7 @@ def test_the_plan_sweep_table_names_each_jobs_fleet_or_failure_in_job_order(tmp_
 def test_a_plan_whose_record_is_damaged_is_not_skipped_on_resume(tmp_path):
     """Resume skipped a plan whose plan.json was cut short (its sweep table then called it
     incomplete on every resume); a skipped plan with json=true prints its record."""
-    from wrpsim.app import _json_of_skipped, completed_with, config_digest
+    from wrpsim.jobs import _json_of_skipped, completed_with, config_digest
 
     digest = config_digest({"seed": 0})
     (tmp_path / "_DONE").write_text(json.dumps({"config_sha256": digest,

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from wrpsim.app import completed_with, config_digest
+from wrpsim.jobs import completed_with, config_digest
 
 BASE = ("workload.max_requests=100", "sim.progress=false")
 
@@ -174,7 +174,7 @@ def test_a_rerun_rejected_for_a_bad_value_leaves_the_earlier_results(tmp_path):
 
 
 def test_a_resume_that_only_turns_the_progress_line_off_skips_completed_runs(tmp_path):
-    from wrpsim.app import config_digest
+    from wrpsim.jobs import config_digest
 
     p = multirun(tmp_path, "router=round-robin,random")
     assert p.returncode == 0, p.stderr
@@ -276,7 +276,7 @@ def test_the_inputs_digest_covers_files_any_config_value_names(tmp_path, monkeyp
     one that did not exist before. A relative string is read by those loaders from the
     catalogs (already in the digest), so a same-named file in the working directory is not
     counted; strings that name no file, or no path this machine can expand, change nothing."""
-    from wrpsim.app import inputs_digest
+    from wrpsim.jobs import inputs_digest
 
     rules = tmp_path / "my-rules.yaml"
     rules.write_text("rules: []\n")

@@ -13,7 +13,7 @@ run's output directory (see conf/config.yaml), followed by the completion marker
 In a sweep (`-m`) a failing run writes `error.json` and the sweep goes on; re-running a sweep
 with the same `hydra.sweep.dir=…` skips the runs already completed with the same config and
 inputs (see
-`wrpsim/app.py` and docs/sweeps.md). `python -m wrpsim.report sweep_dir=…` gathers a sweep.
+`wrpsim/jobs.py` and docs/sweeps.md). `python -m wrpsim.report sweep_dir=…` gathers a sweep.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ def _job_context() -> tuple[bool, list[str]]:
     hc = HydraConfig.get()
     shown = list(hc.overrides.task)
     if shown:
-        from wrpsim.app import presentation
+        from wrpsim.jobs import presentation
 
         shown = [o for o in shown if not presentation(o)]
     return hc.mode == RunMode.MULTIRUN, shown

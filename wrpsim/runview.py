@@ -87,7 +87,7 @@ def _kwh(v: float) -> str:
 def _pool_overrides(overrides) -> str:
     """' + N pool overrides' for the command line's overrides of keys under `pool.` (the fleet
     run is then not the pool file's as shipped: the fleet line says what it is), else ''."""
-    from wrpsim.app import split_override
+    from wrpsim.jobs import split_override
 
     n = sum(1 for o in overrides or () if split_override(o)[0].startswith("pool."))
     return f" + {n} pool override{'' if n == 1 else 's'}" if n else ""

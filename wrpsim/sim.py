@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import simpy
 
-from wrpsim.app import OUTPUT_KEYS, resume_gc
+from wrpsim.app import resume_gc
 from wrpsim.clientcap import MAX_IN_FLIGHT_ATTR, ClientCap
 from wrpsim.dispatcher import Dispatcher
 from wrpsim.errors import (
@@ -31,6 +31,7 @@ from wrpsim.errors import (
 )
 from wrpsim.eventloop import Arrivals, run_all
 from wrpsim.io import Background, write_json, write_text
+from wrpsim.jobs import OUTPUT_KEYS
 from wrpsim.metrics.quality import quality_summary
 from wrpsim.metrics.records import RequestLog, instance_table, write_parquet
 from wrpsim.metrics.summary import summarize

@@ -7,7 +7,7 @@ too). The folders of other verbs are not runs and are not entered: a capacity pl
 (`plan.json`, or a Hydra record of the job `wrpsim-plan`) and a network scenario
 (`flows.parquet` and `links.parquet`); `scan` stops with one line when a sweep directory holds
 nothing but such folders. A run's status is decided from the files the Hydra shell
-(`wrpsim/app.py`) writes, never from the mere presence of result files:
+(`wrpsim/jobs.py`) writes, never from the mere presence of result files:
 
 - `completed` — `_DONE` is present and valid, `summary.json` can be read and holds the
   required metrics as numbers (`schemas.summary_problem`), and `requests.parquet` is a Parquet
@@ -29,8 +29,8 @@ from pathlib import Path
 
 import yaml
 
-from wrpsim.app import presentation, split_override
 from wrpsim.errors import ConfigError
+from wrpsim.jobs import presentation, split_override
 
 DONE, ERROR, SUMMARY, REQUESTS = "_DONE", "error.json", "summary.json", "requests.parquet"
 #: the files an interrupted write leaves in a run folder: atomic writes' temporaries
