@@ -262,6 +262,9 @@ def test_cli_builds_an_engine_and_fits_it_on_steps(tmp_path):
      "calibrate: steps=/nonexistent.csv names no file"),
     (("engine=x", "benchmarks=/", "write=false"),
      "calibrate: benchmarks=/ is a folder, not a CSV file"),
+    # an empty steps= is none given (not the current folder): the benchmarks file is the error
+    (("engine=x", "steps=", "benchmarks=/nonexistent.csv", "write=false"),
+     "calibrate: benchmarks=/nonexistent.csv names no file"),
 ])
 def test_bad_input_is_one_line(args, pattern, tmp_path):
     r = _cli(*args, f"out_dir={tmp_path}")

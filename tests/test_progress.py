@@ -40,3 +40,5 @@ def test_a_progress_value_other_than_auto_true_false_is_one_clear_error():
     with pytest.raises(ConfigError, match=r"^sim.progress must be auto, true or false, got "
                                           r"'maybe'$"):
         Simulation(cfg, make_trace([0.0], [10], [2]))
+    cfg["sim"] = {"progress": None}  # (null: off, as before)
+    Simulation(cfg, make_trace([0.0], [10], [2])).run()

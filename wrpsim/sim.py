@@ -253,7 +253,8 @@ class Simulation:
         self.horizon_s = number("sim.horizon_s", simcfg.get("horizon_s"), lo=0.0,
                                 strict_lo=True, finite=True, or_null=True)
         self.progress = simcfg.get("progress", "auto")  # auto: a line when stderr is a terminal
-        if self.progress != "auto" and not isinstance(self.progress, bool):
+        if self.progress is not None and self.progress != "auto" and not isinstance(
+                self.progress, bool):  # (null: off, as false)
             raise ConfigError(f"sim.progress must be auto, true or false, got {self.progress!r}")
         check_keys(simcfg, ("horizon_s", "progress", "trace"), "sim")
 

@@ -430,10 +430,9 @@ def run(cfg: dict[str, Any]) -> dict[str, Any]:
     if cfg["fit"] is not None and not cfg["fit"]:
         raise ConfigError("calibrate: fit must name at least one constant (null: the default "
                           "set), got []")
-    for key in ("steps", "benchmarks"):
-        if cfg[key] is not None and not Path(cfg[key]).expanduser().is_file():
-            what = ("is a folder, not a CSV file" if Path(cfg[key]).expanduser().is_dir()
-                    else "names no file")
+    for key in ("steps", "benchmarks"):  # (empty: none given; the path as the reader opens it)
+        if cfg[key] and not Path(cfg[key]).is_file():
+            what = "is a folder, not a CSV file" if Path(cfg[key]).is_dir() else "names no file"
             raise ConfigError(f"calibrate: {key}={cfg[key]} {what}")
     if cfg["steps"] or cfg["benchmarks"] or cfg["validation"]:
         from wrpsim.calibrate.measured import benchmark_cases, read_steps

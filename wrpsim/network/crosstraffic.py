@@ -27,7 +27,7 @@ pushed while other window connections run). With no window connection running no
 pushed (the ports that changed are remembered and pushed when the next one starts), so fluid
 traffic after the window costs nothing extra. Rates are applied when the engines are driven:
 the packet engine may already have run ahead to the next SimPy event with the old ones
-(`transfer.py`, at most the time to the next scheduled event), and a packet already queued
+(`drivers.py`, at most the time to the next scheduled event), and a packet already queued
 keeps its departure time.
 
 Assumptions. The phantom stands for the packet connection's *share*, not its measured rate: a
