@@ -136,6 +136,13 @@ def test_flags_go_in_front_of_the_overrides_whatever_order_they_were_typed_in():
         "--multirun", "--cfg=job", "a=1", "b=2"]
     assert flags_first(["-m", "a=1"]) == ["-m", "a=1"]  # (as typed when already in front)
     assert flags_first(["--cfg", "job", "a=1"]) == ["--cfg", "job", "a=1"]
+    # a flag's value travels with it; --info's only when it is one of its choices
+    assert flags_first(["seed=1", "--cfg", "job", "seed=2"]) == ["--cfg", "job", "seed=1",
+                                                                  "seed=2"]
+    assert flags_first(["a=1", "-cn", "plan", "-m", "b=2"]) == ["-cn", "plan", "-m", "a=1", "b=2"]
+    assert flags_first(["a=1", "--info", "searchpath"]) == ["--info", "searchpath", "a=1"]
+    assert flags_first(["a=1", "--info", "b=2"]) == ["--info", "a=1", "b=2"]
+    assert flags_first(["seed=-1", "-m"]) == ["-m", "seed=-1"]
 
 
 def test_a_sweep_flag_after_an_override_runs_the_sweep(tmp_path):

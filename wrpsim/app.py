@@ -404,18 +404,36 @@ def group_source(message: str, choices, overrides=()) -> str:
     return ""
 
 
-#: Hydra's command-line flags that take no value: Hydra's parser takes the overrides as one run
-#: of words, so one of these after an override (`seed=1 -m seed=1,2`) left the words after it
-#: unparsed; `flags_first` moves them in front
-_BARE_FLAGS = ("-m", "--multirun", "-r", "--run", "--resolve")
+#: Hydra's command-line flags: Hydra's parser takes the overrides as one run of words, so a flag
+#: after an override (`seed=1 -m seed=1,2`) left the words after it unparsed; `flags_first`
+#: moves the flags (with their values) in front. Value-less ones, ones that take a value, and
+#: `--info`, whose value is optional (one of `_INFO_VALUES`)
+_BARE_FLAGS = ("-m", "--multirun", "-r", "--run", "--resolve", "-h", "--help", "--hydra-help",
+               "--version")
+_VALUE_FLAGS = ("-c", "--cfg", "-p", "--package", "-cp", "--config-path", "-cn",
+                "--config-name", "-cd", "--config-dir", "--experimental-rerun", "-sc",
+                "--shell-completion")
+_INFO_VALUES = ("all", "config", "defaults", "defaults-tree", "plugins", "searchpath")
 
 
 def flags_first(argv: list[str]) -> list[str]:
-    """`argv` with Hydra's value-less flags (`-m`, `--multirun`, `--run`, `--resolve`) and
-    `--flag=value` words moved in front of the overrides, order otherwise kept: the same command
-    whatever order the user typed it in."""
-    front = [a for a in argv if a in _BARE_FLAGS or (a.startswith("--") and "=" in a)]
-    return front + [a for a in argv if a not in front]
+    """`argv` with Hydra's flags (and the value each takes) moved in front of the overrides,
+    order otherwise kept: the same command whatever order the user typed it in."""
+    front, rest, i = [], [], 0
+    while i < len(argv):
+        a = argv[i]
+        n = 1
+        if a in _VALUE_FLAGS and i + 1 < len(argv):
+            n = 2
+        elif a in ("-i", "--info") and i + 1 < len(argv) and argv[i + 1] in _INFO_VALUES:
+            n = 2
+        if a in _BARE_FLAGS or a in _VALUE_FLAGS or a in ("-i", "--info") or (
+                a.startswith("--") and "=" in a):
+            front += argv[i:i + n]
+        else:
+            rest.append(a)
+        i += n
+    return front + rest
 
 
 def hydra_entry(task, config_name: str = "config", outputs: tuple[str, ...] = ()):
