@@ -33,10 +33,11 @@ at 16 requests a second (vllm bench's `--request-rate 16`: `workloads/vllm-bench
 vllm-0.19; the burst is the run vllm-0.19 / 0.24's `frontend_us_serial` was fitted on
 (`FITTED`: printed, left out of the medians).
 
-    python docs/experiments/outside_check.py [WORD ...]
+    python docs/experiments/outside_check.py [--as-gpu GPU] [WORD ...]
 
 With words, only the cases whose name holds one of them (case-sensitive: the names are lower
-case) are run (e.g. `glm rate`).
+case) are run (e.g. `glm rate`). `--as-gpu GPU` replays them on another catalog GPU than their
+page's (a what-if: e.g. `--as-gpu h100-pcie-80gb "14b h100" "32b h100"`).
 """
 
 from __future__ import annotations
@@ -135,8 +136,9 @@ def simulate(case: dict, out: str) -> dict:
     return json.loads(run.stdout.strip().splitlines()[-1])
 
 
-def main(words: list[str] | None = None) -> None:
-    """Print the table and the medians (of the cases named by `words`: all when none)."""
+def main(words: list[str] | None = None, as_gpu: str | None = None) -> None:
+    """Print the table and the medians (of the cases named by `words`: all when none), each
+    case on its page's GPU or on `as_gpu`."""
     errs: dict[str, list] = {"ttft": [], "tpot": [], "tput": []}
     print("| case | source | TTFT ms measured → wrpsim | TPOT ms measured → wrpsim | "
           "output tok/s measured → wrpsim |")
@@ -145,6 +147,8 @@ def main(words: list[str] | None = None) -> None:
         for case in cases():
             if words and not any(w in case["case"] for w in words):
                 continue
+            if as_gpu:
+                case = {**case, "gpu": as_gpu}
             s = simulate(case, out)
             fitted = "FITTED" in case["settings"].split("+")
             ttft, tpot = float(case["ttft_ms"]), float(case["tpot_ms"])
@@ -172,4 +176,12 @@ def main(words: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    args = sys.argv[1:]
+    gpu = None
+    if "--as-gpu" in args:
+        i = args.index("--as-gpu")
+        if i + 1 >= len(args):
+            raise SystemExit("outside_check: --as-gpu needs a catalog GPU name")
+        gpu = args[i + 1]
+        del args[i:i + 2]
+    main(args, gpu)
