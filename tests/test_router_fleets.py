@@ -15,7 +15,8 @@ import pytest
 from tests.conftest import compose_cfg, make_trace
 from wrpsim.errors import ConfigError
 from wrpsim.router import ROUTING_SCHEMA, routing_table
-from wrpsim.sim import Simulation, build_router
+from wrpsim.router.build import build_router
+from wrpsim.sim import Simulation
 
 ROUTERS = sorted(p.stem for p in (Path(__file__).resolve().parents[1] / "routers").glob("*.yaml"))
 SMALL, LARGE = "llama3.1-8b", "llama3.1-70b"

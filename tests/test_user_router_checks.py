@@ -262,7 +262,7 @@ def test_well_typed_settings_pass():
      r"AttributeError: module '{mod}' has no attribute 'X'; its routers: Y"),
 ])
 def test_a_module_that_fails_to_import_says_why(tmp_path, monkeypatch, caplog, source, says):
-    from wrpsim.sim import build_router
+    from wrpsim.router.build import build_router
 
     mod = f"usermod_{abs(hash(source)) % 10**8}"
     (tmp_path / f"{mod}.py").write_text(source)

@@ -72,7 +72,7 @@ def build_inner(spec, field: str = "inner") -> Router:
     if not isinstance(spec, Mapping) or "_target_" not in spec:
         raise ConfigError(f"router.{field} must be a router config with a _target_, a catalog "
                           f"name or null, got {spec!r}")
-    from wrpsim.sim import build_router
+    from wrpsim.router.build import build_router
 
     try:
         return build_router(dict(spec))
