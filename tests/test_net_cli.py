@@ -85,6 +85,27 @@ def test_runs_in_the_same_second_get_their_own_default_folders(tmp_path, monkeyp
     assert fresh_dir("results/net", "out_dir", now).name == f"{stamp}-3"
 
 
+
+def test_drop_if_empty_removes_only_the_empty_folders_fresh_dir_made(tmp_path, monkeypatch):
+    """Bad input found after a default folder was made leaves nothing behind: the folder and
+    the ones above it `fresh_dir` created, each only while empty; a folder that was there
+    before (the user's results/) stays."""
+    from wrpsim.io import drop_if_empty, fresh_dir
+
+    monkeypatch.chdir(tmp_path)
+    out = fresh_dir("results/net", "out_dir")
+    drop_if_empty(out)
+    assert list(tmp_path.iterdir()) == []  # results/, results/net/, the date and time folders
+    (tmp_path / "results").mkdir()
+    out = fresh_dir("results/net", "out_dir")
+    drop_if_empty(out)
+    assert [p.name for p in tmp_path.iterdir()] == ["results"]
+    assert list((tmp_path / "results").iterdir()) == []  # its net/ (made here) went
+    out = fresh_dir("results/net", "out_dir")
+    (out / "summary.json").write_text("{}")  # a command that wrote something keeps it all
+    drop_if_empty(out)
+    assert (out / "summary.json").is_file()
+
 @pytest.mark.parametrize("args, pattern", [
     (["colour=red"], r"unknown key 'colour'; valid keys: ack_bytes, .*lb, .*seed"),
     (["fail_links=1"], r"^net: unknown key 'fail_links'; valid keys: .*; "
