@@ -76,6 +76,9 @@ CASES = [
     ("gemma-2-9b", "rtx4090-24gb", 1, "fp8", "vllm-0.24"),
     ("codegemma-7b", "l40s-48gb", 1, "bf16", "vllm-0.24"),
     ("nemotron-51b-class", "h100-80gb", 2, "bf16", "vllm-0.24"),
+    # the PCIe / NVL H100s (timed from the SXM's tables), at more than two GPUs on PCIe
+    ("qwen3-32b", "h100-pcie-80gb", 4, "fp8", "vllm-0.24"),
+    ("qwen3-30b-a3b", "h100-nvl-94gb", 1, "bf16", "vllm-0.11"),
 ]
 
 #: pools whose one-token GEMM and MoE terms read their weights faster than the HBM allows
