@@ -135,9 +135,9 @@ def fit_constants(engine: str, cases=(), steps: pd.DataFrame | None = None,
     of their range) and `rows`: (row, metric, signed % error before, after, note) of every
     measurement. A fit that lowers neither error figure (`_better`) is not taken: nothing
     is fitted, the report's 'after' is 'before', and `kept` names the constants it would have
-    moved (refitting an earlier fit's result gives that, not a drift)."""
-    from scipy.optimize import least_squares
-
+    moved (refitting an earlier fit's result gives that, not a drift). The stages are
+    `_Fit`'s methods: the residuals, the probe for constants the data see, the bounded
+    least-squares, the report."""
     from wrpsim.pool.engines import get_engine
 
     eng = get_engine(engine)
@@ -146,67 +146,99 @@ def fit_constants(engine: str, cases=(), steps: pd.DataFrame | None = None,
     bad = [f for f in fields if f not in BOUNDS]
     if bad:
         raise ConfigError(f"fit: unknown field(s) {bad}; valid: {', '.join(BOUNDS)}")
-    fields = list(fields)
-    base = {f: float(getattr(eng.constants, f)) for f in fields}
-    x0 = np.array([(start or base).get(f, base[f]) for f in fields], dtype=float)
+    fit = _Fit(eng, engine, cases, steps, list(fields), start)
+    free, seen = fit.probe()
+    x_end, nfev, free = fit.solve(free, seen)
+    return fit.report(x_end, nfev, free)
 
-    def serial_top(values: dict) -> float:
+
+class _Fit:
+    """One fit of engine constants `fields` (`fit_constants`): the residuals at a point (one
+    log ratio per measurement kept at the start) and the stages that use them."""
+
+    def __init__(self, eng, engine: str, cases, steps, fields: list, start: dict | None):
+        self.eng, self.engine, self.cases, self.steps, self.fields = (eng, engine, cases, steps,
+                                                                      fields)
+        self.base = {f: float(getattr(eng.constants, f)) for f in fields}
+        self.x0 = np.array([(start or self.base).get(f, self.base[f]) for f in fields],
+                           dtype=float)
+        self.e0 = self.entries(self.x0)
+        self.keep = [i for i, e in enumerate(self.e0) if e[2] is not None]
+        for row, metric, _, why in (e for e in self.e0 if e[2] is None):
+            warn(f"{row}: {metric} left out of the fit: {why}")
+        if not self.keep:
+            raise ConfigError("calibrate: no usable measurement left to fit (every row was "
+                              "left out: see the warnings)")
+        self.r0 = self.resid(self.x0)
+
+    def serial_top(self, values: dict) -> float:
         """The ceiling of `frontend_us_serial`, the queued part of frontend_us: all of it (as
         `values` have it, else the engine's)."""
-        return values.get("frontend_us", float(eng.constants.frontend_us))
+        return values.get("frontend_us", float(self.eng.constants.frontend_us))
 
-    def entries(values: np.ndarray) -> list[tuple]:
-        ov = dict(zip(fields, np.maximum(values, 0.0)))
-        serial = ov.get("frontend_us_serial", float(eng.constants.frontend_us_serial))
-        if "frontend_us_serial" in ov or serial > serial_top(ov):  # (a part of frontend_us)
-            ov["frontend_us_serial"] = min(serial, serial_top(ov))
-        out = case_entries(cases, engine, ov) if cases else []
-        return out + (step_entries(steps, engine, ov) if steps is not None else [])
+    def entries(self, values: np.ndarray) -> list[tuple]:
+        """`case_entries` and `step_entries` at the constants `values` (negative ones read as
+        0; the queued front end no more than the front end it is part of)."""
+        ov = dict(zip(self.fields, np.maximum(values, 0.0)))
+        serial = ov.get("frontend_us_serial", float(self.eng.constants.frontend_us_serial))
+        if "frontend_us_serial" in ov or serial > self.serial_top(ov):  # (part of frontend_us)
+            ov["frontend_us_serial"] = min(serial, self.serial_top(ov))
+        out = case_entries(self.cases, self.engine, ov) if self.cases else []
+        return out + (step_entries(self.steps, self.engine, ov) if self.steps is not None
+                      else [])
 
-    e0 = entries(x0)
-    keep = [i for i, e in enumerate(e0) if e[2] is not None]
-    for row, metric, _, why in (e for e in e0 if e[2] is None):
-        warn(f"{row}: {metric} left out of the fit: {why}")
-    if not keep:
-        raise ConfigError("calibrate: no usable measurement left to fit (every row was left "
-                          "out: see the warnings)")
-
-    def resid(values: np.ndarray) -> np.ndarray:
-        e = entries(values)
+    def resid(self, values: np.ndarray) -> np.ndarray:
+        """The kept measurements' log ratios at `values`."""
+        e = self.entries(values)
         # a measurement that stops giving a value mid-fit counts as a factor e off
-        return np.array([1.0 if e[i][2] is None else e[i][2] for i in keep])
+        return np.array([1.0 if e[i][2] is None else e[i][2] for i in self.keep])
 
-    r0 = resid(x0)
-
-    def moves(j: int, value: float, at: np.ndarray, r_at: np.ndarray) -> bool:
+    def moves(self, j: int, value: float, at: np.ndarray, r_at: np.ndarray) -> bool:
+        """Whether constant j at `value` (the others at `at`) moves the residuals `r_at`."""
         x = at.copy()
         x[j] = value
-        return bool(np.max(np.abs(resid(x) - r_at)) > SENSITIVITY_TOL)
+        return bool(np.max(np.abs(self.resid(x) - r_at)) > SENSITIVITY_TOL)
 
-    free, seen = [], {}  # seen: field -> a value at which it moves the residuals
-    for j, f in enumerate(fields):
-        step = 0.05 * BOUNDS[f]
-        probe = x0[j] + step if x0[j] + step <= BOUNDS[f] else x0[j] - step
-        if moves(j, probe, x0, r0):
-            free.append(j)
-            seen[j] = probe
-            continue
-        # flat at the start: a CPU time hidden behind the GPU, say, which the data may still
-        # see once it is long enough to show; probe across the range before giving up
-        for frac in PROBE_FRACTIONS:
-            if abs(frac * BOUNDS[f] - x0[j]) > step and moves(j, frac * BOUNDS[f], x0, r0):
+    def probe(self) -> tuple[list, dict]:
+        """(the indices of the constants the data see, {index: a value at which it moves the
+        residuals}): a step of 5 % of its range from the start, else `PROBE_FRACTIONS`."""
+        x0, r0, fields = self.x0, self.r0, self.fields
+        free, seen = [], {}
+        for j, f in enumerate(fields):
+            step = 0.05 * BOUNDS[f]
+            probe = x0[j] + step if x0[j] + step <= BOUNDS[f] else x0[j] - step
+            if self.moves(j, probe, x0, r0):
                 free.append(j)
-                seen[j] = frac * BOUNDS[f]
-                break
-    x_end, nfev = x0.copy(), 0
-    if free:
+                seen[j] = probe
+                continue
+            # flat at the start: a CPU time hidden behind the GPU, say, which the data may
+            # still see once it is long enough to show; probe across the range before giving up
+            for frac in PROBE_FRACTIONS:
+                if abs(frac * BOUNDS[f] - x0[j]) > step and self.moves(j, frac * BOUNDS[f], x0,
+                                                                        r0):
+                    free.append(j)
+                    seen[j] = frac * BOUNDS[f]
+                    break
+        return free, seen
+
+    def solve(self, free: list, seen: dict) -> tuple[np.ndarray, int, list]:
+        """(the constants at the end, evaluations, the constants fitted): bounded least
+        squares of the `free` constants, again from a scan of those it could not move, and
+        a constant fitted into a flat stretch (bounded from above only) given back."""
+        from scipy.optimize import least_squares
+
+        x0, fields = self.x0, self.fields
+        x_end, nfev = x0.copy(), 0
+        if not free:
+            return x_end, nfev, free
+        free = list(free)
         scale = np.array([max(BOUNDS[fields[j]] / 100.0, 1e-3) for j in free])
         hi = np.array([BOUNDS[fields[j]] for j in free]) / scale
 
         def sub(y: np.ndarray) -> np.ndarray:
             x = x0.copy()
             x[free] = np.maximum(y * scale, 0.0)
-            return resid(x)
+            return self.resid(x)
 
         def fit_from(y0: np.ndarray):
             return least_squares(sub, np.clip(y0, 0, hi), bounds=(np.zeros(len(free)), hi),
@@ -246,54 +278,60 @@ def fit_constants(engine: str, cases=(), steps: pd.DataFrame | None = None,
         # a constant fitted into a flat stretch (any smaller value fits as well: the data
         # bound it from above only, as a CPU time hidden behind the GPU) is not constrained:
         # it keeps the engine's value where that fits as well
-        r_end = resid(x_end)
+        r_end = self.resid(x_end)
         for j in list(free):
             down = max(x_end[j] - 0.05 * BOUNDS[fields[j]], 0.0)
-            if down < x_end[j] and not moves(j, down, x_end, r_end) and not moves(
-                    j, base[fields[j]], x_end, r_end):
+            if down < x_end[j] and not self.moves(j, down, x_end, r_end) and not self.moves(
+                    j, self.base[fields[j]], x_end, r_end):
                 free.remove(j)
-    fixed = [fields[j] for j in range(len(fields)) if j not in free]
-    for j, f in enumerate(fields):  # a constant the data do not see keeps the engine's value
-        if j not in free:
-            x_end[j] = base[f]
-    if "frontend_us_serial" in fields:  # as `entries` took it
-        j = fields.index("frontend_us_serial")
-        x_end[j] = min(x_end[j], serial_top(dict(zip(fields, x_end))))
-    fitted = {fields[j]: round(float(x_end[j]), 3) for j in free}
-    e1 = entries(x_end)
-    r1 = np.array([1.0 if e1[i][2] is None else e1[i][2] for i in keep])
-    kept = False
-    if fitted and not _better(r1, r0):  # (a refit of an earlier fit, say: keep what is there)
-        fitted, x_end, e1, r1, kept = {}, x0.copy(), e0, r0, True
-    rows = []
-    for i, (row, metric, before, why) in enumerate(e0):
-        after = e1[i][2] if before is not None else None
-        rows.append({"row": row, "metric": metric, "before_pct": _pct(before),
-                     "after_pct": _pct(after), "note": f"left out: {why}" if why else ""})
-    rows[:0] = [{"row": row, "metric": "", "before_pct": None, "after_pct": None,  # rows the
-                 "note": f"left out: {why}"}  # benchmarks file could not fit, first
-                for row, why in getattr(cases, "left_out", ())]
-    # (within ON_BOUND_TOL of its range: the bounded least-squares stops just inside a bound)
-    on_bound = [f for f, v in fitted.items()
-                if v <= ON_BOUND_TOL * BOUNDS[f] or v >= BOUNDS[f] * (1 - ON_BOUND_TOL)]
-    if "frontend_us_serial" in fitted and "frontend_us_serial" not in on_bound:
-        if fitted["frontend_us_serial"] >= serial_top(fitted) * (1 - ON_BOUND_TOL):
-            on_bound.append("frontend_us_serial")
-    report = {"before": _ape(r0), "after": _ape(r1), "evaluations": nfev,
-              "not_constrained": fixed, "on_bound": on_bound, "rows": rows}
-    if ("frontend_us" in fitted and "frontend_us_serial" not in fitted
-            and eng.constants.frontend_us_serial > fitted["frontend_us"]):
-        # the engine's queued part (not asked for, or not constrained by the data) cannot
-        # exceed the front end it is part of: lowered with it (as `entries` simulated it),
-        # and written so (not fitted: other data may say otherwise)
-        report["lowered"] = {"frontend_us_serial": fitted["frontend_us"]}
-    if "frontend_us_serial" in on_bound:  # which end: 0, or all of frontend_us
-        top = serial_top({**base, **fitted})
-        v = fitted.get("frontend_us_serial", 0.0)
-        report["serial_end"] = "top" if top > 0 and v >= top * (1 - ON_BOUND_TOL) else "bottom"
-    if kept:
-        report["kept"] = [fields[j] for j in free]
-    return fitted, report
+        return x_end, nfev, free
+
+    def report(self, x_end: np.ndarray, nfev: int, free: list) -> tuple[dict, dict]:
+        """(fitted values, report) of `fit_constants` from the end of `solve`."""
+        fields, base, eng, keep = self.fields, self.base, self.eng, self.keep
+        x0, e0, r0 = self.x0, self.e0, self.r0
+        fixed = [fields[j] for j in range(len(fields)) if j not in free]
+        for j, f in enumerate(fields):  # a constant the data do not see keeps the engine's value
+            if j not in free:
+                x_end[j] = base[f]
+        if "frontend_us_serial" in fields:  # as `entries` took it
+            j = fields.index("frontend_us_serial")
+            x_end[j] = min(x_end[j], self.serial_top(dict(zip(fields, x_end))))
+        fitted = {fields[j]: round(float(x_end[j]), 3) for j in free}
+        e1 = self.entries(x_end)
+        r1 = np.array([1.0 if e1[i][2] is None else e1[i][2] for i in keep])
+        kept = False
+        if fitted and not _better(r1, r0):  # (a refit of an earlier fit, say: keep what is there)
+            fitted, x_end, e1, r1, kept = {}, x0.copy(), e0, r0, True
+        rows = []
+        for i, (row, metric, before, why) in enumerate(e0):
+            after = e1[i][2] if before is not None else None
+            rows.append({"row": row, "metric": metric, "before_pct": _pct(before),
+                         "after_pct": _pct(after), "note": f"left out: {why}" if why else ""})
+        rows[:0] = [{"row": row, "metric": "", "before_pct": None, "after_pct": None,  # rows the
+                     "note": f"left out: {why}"}  # benchmarks file could not fit, first
+                    for row, why in getattr(self.cases, "left_out", ())]
+        # (within ON_BOUND_TOL of its range: the bounded least-squares stops just inside a bound)
+        on_bound = [f for f, v in fitted.items()
+                    if v <= ON_BOUND_TOL * BOUNDS[f] or v >= BOUNDS[f] * (1 - ON_BOUND_TOL)]
+        if "frontend_us_serial" in fitted and "frontend_us_serial" not in on_bound:
+            if fitted["frontend_us_serial"] >= self.serial_top(fitted) * (1 - ON_BOUND_TOL):
+                on_bound.append("frontend_us_serial")
+        report = {"before": _ape(r0), "after": _ape(r1), "evaluations": nfev,
+                  "not_constrained": fixed, "on_bound": on_bound, "rows": rows}
+        if ("frontend_us" in fitted and "frontend_us_serial" not in fitted
+                and eng.constants.frontend_us_serial > fitted["frontend_us"]):
+            # the engine's queued part (not asked for, or not constrained by the data) cannot
+            # exceed the front end it is part of: lowered with it (as `entries` simulated it),
+            # and written so (not fitted: other data may say otherwise)
+            report["lowered"] = {"frontend_us_serial": fitted["frontend_us"]}
+        if "frontend_us_serial" in on_bound:  # which end: 0, or all of frontend_us
+            top = self.serial_top({**base, **fitted})
+            v = fitted.get("frontend_us_serial", 0.0)
+            report["serial_end"] = "top" if top > 0 and v >= top * (1 - ON_BOUND_TOL) else "bottom"
+        if kept:
+            report["kept"] = [fields[j] for j in free]
+        return fitted, report
 
 
 def _better(after: np.ndarray, before: np.ndarray) -> bool:
