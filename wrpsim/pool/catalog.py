@@ -89,6 +89,14 @@ class GpuSpec:
     #: `pcie` (no scale-up fabric: vLLM's custom all-reduce then serves at most two GPUs and a
     #: larger tensor-parallel group all-reduces with NCCL)
     scaleup: str = "nvlink"
+    #: GB/s per direction of an NVLink bridge joining the GPUs of a `pcie` server in pairs
+    #: (H100 NVL: 600 GB/s both ways); a group of two then talks over it (0: no bridge)
+    pair_link_gbs: float = 0.0
+
+    def link_for(self, group: int) -> float:
+        """GB/s per direction a collective of `group` GPUs runs over: the pair's bridge for
+        two GPUs where there is one, else the scale-up link (`link_gbs`)."""
+        return self.pair_link_gbs if group == 2 and self.pair_link_gbs else self.link_gbs
 
 
 def catalog_path() -> Path:
@@ -149,7 +157,7 @@ def _check_keys(path: Path, entry: str, raw: dict, allowed: set[str], prefix: st
 _GPU_BASE = ("bf16_tflops", "mem_gib", "mem_bw_gbs", "tdp_w", "idle_w", "link_gbs",
              "price_per_hour_usd")
 _GPU_OPTIONAL = ("fp8_tflops", "fp4_tflops", "bf16_sustained_tflops", "fp8_sustained_tflops",
-                 "mla_sparse_heads")
+                 "mla_sparse_heads", "pair_link_gbs")
 SCALEUPS = ("nvlink", "pcie")
 
 
@@ -203,6 +211,9 @@ def load_gpus(path: Path, known: dict[str, GpuSpec] | None = None) -> dict[str, 
             if sus > peak:
                 raise ConfigError(f"{path}: entry {name!r}: field '{dt}_sustained_tflops' "
                                   f"({sus:g}) must not exceed {dt}_tflops ({peak:g})")
+        if vals.get("pair_link_gbs") and raw.get("scaleup", "nvlink") != "pcie":
+            raise ConfigError(f"{path}: entry {name!r}: field 'pair_link_gbs' is the bridge "
+                              f"joining a PCIe server's GPUs in pairs: it needs scaleup: pcie")
         c = dict(calib[src])
         source = c.pop("source") + ("" if src == name else f" (copied from {src})")
         out[name] = GpuSpec(name=name, calibration_source=source, **vals, **c,

@@ -83,7 +83,8 @@ class AnalyticalLatency(LatencyModel):
         self._m_kvr = kv / (bw * g.eff_kv)
         ring = 2.0 * (tp - 1)
         self._comm0 = 2 * L * ring * g.coll_latency_us * 1e-6
-        self._comm_tok = 2 * L * ring / tp * model.hidden * b / (g.link_gbs * 1e9 * g.eff_link)
+        self._comm_tok = (2 * L * ring / tp * model.hidden * b
+                          / (g.link_for(tp) * 1e9 * g.eff_link))
         self._comm_tok2 = self._comm_tok * model.hidden * b / (g.link_sat_mib * (1 << 20))
         self._t_sat = MAX_MESSAGE_BYTES / (model.hidden * b)
         self._ovh = (g.iter_overhead_us + L * g.layer_overhead_us) * 1e-6

@@ -69,14 +69,15 @@ class Transferred:
                      / rl.gemm_roofline(c.x, n, k, src, self.ref.gpu))
         return Curve(c.x, sustained(c.y, rl.gemm_flops(c.x, n, k), dtype, self.gpu))
 
-    def _on_own_link(self, c: Curve) -> Curve:
-        """A collective's curve on the reference GPU with its bandwidth part (above the
-        smallest message's time) moved to this GPU's link rate."""
+    def _on_own_link(self, c: Curve, tp: int) -> Curve:
+        """A collective's curve of `tp` GPUs on the reference GPU with its bandwidth part
+        (above the smallest message's time) moved to the link rate of this GPU's group of
+        `tp` (`GpuSpec.link_for`: a bridged pair's, else the scale-up link)."""
         lat = c.y[0]
-        return Curve(c.x, lat + (c.y - lat) * self.ref.gpu.link_gbs / self.gpu.link_gbs)
+        return Curve(c.x, lat + (c.y - lat) * self.ref.gpu.link_for(tp) / self.gpu.link_for(tp))
 
     def allreduce(self, tp, graph) -> Curve:
-        return self._on_own_link(self.ref.allreduce(tp, graph))
+        return self._on_own_link(self.ref.allreduce(tp, graph), tp)
 
     def allreduce_fused(self, tp) -> None:
         """None: a kernel measured on another GPU says nothing of whether this one runs it."""
@@ -86,7 +87,7 @@ class Transferred:
         return False
 
     def nccl(self, op, tp) -> Curve:
-        return self._on_own_link(self.ref.nccl(op, tp))
+        return self._on_own_link(self.ref.nccl(op, tp), tp)
 
     def _grid(self, g: Grid, roof, heads, kv_heads, head_dim, kv_dtype) -> Grid:
         kvb = rl.KV_BYTES[kv_dtype]

@@ -136,10 +136,3 @@ def moe_flops(tokens, hidden: int, inter: int, topk: int, moe_tp: int, moe_ep: i
     gated (3 matrices) or plain (2) FFN, 1/moe_ep of the token-expert pairs, 1/moe_tp of each."""
     per_expert = expert_weights(hidden, inter, moe_tp, gated)
     return 2.0 * tokens * topk / moe_ep * per_expert
-
-
-def allreduce_bytes_s(elements, tp: int, link_gbs: float) -> np.ndarray:
-    """Bandwidth term of a ring all-reduce of bf16 `elements` over `tp` GPUs on links of
-    `link_gbs` GB/s per direction: 2 (tp - 1) / tp x bytes / link."""
-    e = np.asarray(elements, dtype=np.float64)
-    return 2.0 * (tp - 1) / tp * e * 2.0 / (link_gbs * 1e9)
