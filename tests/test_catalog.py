@@ -378,14 +378,14 @@ def test_maverick_as_published_loads_through_the_catalog(tmp_path, monkeypatch):
 def test_a_bridged_pair_all_reduces_over_its_bridge_and_a_larger_group_over_pcie():
     """H100 NVL (sold in NVLink-bridged pairs) against H100 PCIe (no bridge): the same
     reference curves (the SXM's), the bandwidth part moved to 300 GB/s for a pair on the NVL
-    and to the 32 GB/s PCIe link otherwise; four GPUs on either run over PCIe."""
+    and to the 64 GB/s PCIe link otherwise; four GPUs on either run over PCIe."""
     from wrpsim.pool.engines import get_engine, kernels_for
 
     nvl = kernels_for(get_engine("vllm-0.24"), "h100-nvl-94gb")
     pcie = kernels_for(get_engine("vllm-0.24"), "h100-pcie-80gb")
-    assert (get_gpu("h100-nvl-94gb").link_for(2), get_gpu("h100-nvl-94gb").link_for(4)) == (300, 32)
-    assert get_gpu("h100-pcie-80gb").link_for(2) == 32
+    assert (get_gpu("h100-nvl-94gb").link_for(2), get_gpu("h100-nvl-94gb").link_for(4)) == (300, 64)
+    assert get_gpu("h100-pcie-80gb").link_for(2) == 64
     big = 64e6  # elements: bandwidth-bound
     a2, b2 = float(nvl.allreduce(2, True)(big)), float(pcie.allreduce(2, True)(big))
-    assert 8.0 < b2 / a2 < 300 / 32 * 1.01  # (the fixed latency is the same on both)
+    assert 4.0 < b2 / a2 < 300 / 64 * 1.01  # (the fixed latency is the same on both)
     assert float(nvl.allreduce(4, True)(big)) == pytest.approx(float(pcie.allreduce(4, True)(big)))

@@ -132,7 +132,10 @@ def simulate(case: dict, out: str) -> dict:
          f"hydra.run.dir={out}/{case['case'].replace(' ', '_')}", *_load(case),
          f"{P}gpu={case['gpu']}", f"{P}model={case['model']}", f"{P}tp={case['tp']}",
          f"{P}count=1", *engine, *extra],
-        capture_output=True, text=True, check=True)
+        capture_output=True, text=True)
+    if run.returncode:  # (wrpsim's own one line: a GPU the model does not fit, say)
+        raise SystemExit(f"outside_check: case {case['case']!r} on {case['gpu']}: "
+                         f"{run.stderr.strip().splitlines()[-1] if run.stderr.strip() else ''}")
     return json.loads(run.stdout.strip().splitlines()[-1])
 
 
@@ -175,13 +178,32 @@ def main(words: list[str] | None = None, as_gpu: str | None = None) -> None:
               f"median signed {statistics.median(v):+.1f} %")
 
 
+def _as_gpu(args: list[str]) -> str | None:
+    """The `--as-gpu GPU` (or `--as-gpu=GPU`) of `args`, removed from them; a name the catalog
+    lacks stops with one line listing its GPUs."""
+    gpu = None
+    for i, a in enumerate(args):
+        if a.startswith("--as-gpu="):
+            gpu = a.split("=", 1)[1]
+            del args[i]
+            break
+        if a == "--as-gpu":
+            if i + 1 >= len(args):
+                raise SystemExit("outside_check: --as-gpu needs a catalog GPU name")
+            gpu = args[i + 1]
+            del args[i:i + 2]
+            break
+    if gpu is not None:
+        from wrpsim.pool.catalog import gpus
+
+        if gpu not in gpus():
+            raise SystemExit(f"outside_check: --as-gpu: unknown GPU {gpu!r}; the catalog's: "
+                             f"{', '.join(sorted(gpus()))}")
+        print(f"what-if: every case below on {gpu}, against its page's measurements")
+    return gpu
+
+
 if __name__ == "__main__":
     args = sys.argv[1:]
-    gpu = None
-    if "--as-gpu" in args:
-        i = args.index("--as-gpu")
-        if i + 1 >= len(args):
-            raise SystemExit("outside_check: --as-gpu needs a catalog GPU name")
-        gpu = args[i + 1]
-        del args[i:i + 2]
+    gpu = _as_gpu(args)
     main(args, gpu)
