@@ -104,6 +104,29 @@ def test_same_server_uses_nvlink_and_self_is_instant():
     assert out["nv"] == 0.0
 
 
+
+@pytest.mark.parametrize("kind", ["fluid", "packet"])
+def test_a_pcie_servers_gpus_copy_over_their_own_link(kind):
+    """GPUs marked as on a PCIe server (`set_server_link`) copy to each other at their link's
+    rate, not `nvlink_gbps`; a copy from such a GPU to an NVLink one runs at the slower end;
+    the fast path (the same GPU lists again) and the first one agree."""
+    f, env = fabric(kind, gpus_per_host=4, hosts_per_leaf=4, nvlink_gbps=3600)
+    f.set_server_link([0, 1], 512)  # PCIe Gen5 x16: 64 GB/s
+    out = {}
+
+    def go(t, src, dst, name):
+        yield env.timeout(t)
+        f.transfer(src, dst, 8 * MIB, lambda now, n=name: out.setdefault(n, now - t))
+
+    for t, src, dst, name in ((0.0, [0], [1], "pcie"), (1.0, [0], [1], "again"),
+                              (2.0, [1], [2], "mixed"), (3.0, [2], [3], "nvlink")):
+        env.process(go(t, src, dst, name))
+    env.run()
+    assert out["pcie"] == pytest.approx(8 * MIB * 8 / 512e9)
+    assert out["again"] == pytest.approx(out["pcie"])
+    assert out["mixed"] == pytest.approx(out["pcie"])
+    assert out["nvlink"] == pytest.approx(8 * MIB * 8 / 3600e9)
+
 @pytest.mark.parametrize("kind", ["fluid", "packet"])
 def test_done_callback_may_start_the_next_transfer(kind):
     """Chained transfers from inside `done`: three back-to-back 1 MiB hops."""

@@ -9,9 +9,10 @@ A transfer of `n = len(src_gpus)` flows starts them together at `env.now` (flow 
 `src_gpus[i]` to `dst_gpus[i]`, `nbytes // n` bytes each, the remainder on the first) and calls
 `done(env.now)` once, when the last byte of the last flow has arrived. Flows between two GPUs of
 one server use the server's scale-up link (`nvlink_gbps`: bytes / rate, no contention; instant
-when null); a flow from a GPU to itself, a zero-byte transfer and every transfer under
-`kind: none` complete at once (through a zero-delay event, never re-entrantly). Other flows cross
-the leaf-spine fabric as connections of the configured load-balancing mode.
+when null; a PCIe server's GPUs their own link instead, `set_server_link`); a flow from a GPU to
+itself, a zero-byte transfer and every transfer under `kind: none` complete at once (through a
+zero-delay event, never re-entrantly). Other flows cross the leaf-spine fabric as connections of
+the configured load-balancing mode.
 
 Engines under SimPy: `wrpsim.network.drivers` (the fluid engine's recomputations and the
 packet engine's picosecond queue, advanced by SimPy's clock).
@@ -86,6 +87,24 @@ class Fabric:
         self.bytes_moved = 0
         self.bytes_by_tag: dict[str, int] = {}
         self._plans: dict[tuple, tuple] = {}  # GPU lists -> `_plan`
+        #: GPU id -> the Gb/s of its server's link where it is not `nvlink_gbps` (a GPU on a
+        #: PCIe server: `set_server_link`); empty for NVLink fleets
+        self._server_gbps: dict[int, float] = {}
+
+    def set_server_link(self, gpus, gbps: float) -> None:
+        """`gpus` talk to the other GPUs of their server at `gbps` Gb/s (a PCIe server's GPUs:
+        their `link_gbs`), not over `nvlink_gbps`; a copy between two GPUs of one server runs at
+        the slower of its two ends."""
+        for g in gpus:
+            self._server_gbps[g] = gbps
+
+    def _server_rate(self, s: int, d: int) -> float | None:
+        """Gb/s of a copy from GPU s to GPU d of one server (None: instantaneous)."""
+        sg = self._server_gbps
+        rs, rd = sg.get(s), sg.get(d)
+        if rs is None and rd is None:
+            return self.cfg.nvlink_gbps
+        return min(r for r in (rs, rd) if r is not None)
 
     def attach(self, env: simpy.Environment) -> None:
         """Bind to the run's SimPy environment (once, before the first transfer)."""
@@ -161,7 +180,7 @@ class Fabric:
                 continue
             left += 1
             if self.topo.server_of[s] == self.topo.server_of[d]:
-                rate = self.cfg.nvlink_gbps
+                rate = self._server_rate(s, d) if self._server_gbps else self.cfg.nvlink_gbps
                 log.flow_parts(fid, x, 1)
                 self._later(0.0 if rate is None else b * 8 / (rate * 1e9), fid)
             else:
@@ -257,7 +276,7 @@ class Fabric:
                 continue
             left += 1
             if kind == _NVLINK:
-                rate = self.cfg.nvlink_gbps
+                rate = self._server_rate(s, d) if self._server_gbps else self.cfg.nvlink_gbps
                 f_live[fid] = x  # (`FlowLog.flow_parts(fid, x, 1)`)
                 self._later(0.0 if rate is None else b * 8 / (rate * 1e9), fid)
                 continue
@@ -347,7 +366,8 @@ class Fabric:
             wake(env, 0, lambda _e: done(env.now))
             return x
         if topo.server_of[src] == topo.server_of[dst]:
-            rate = self.cfg.nvlink_gbps
+            rate = (self._server_rate(src, dst) if self._server_gbps
+                    else self.cfg.nvlink_gbps)
             log.flow_parts(fid, x, 1)
             self._later(0.0 if rate is None else nbytes * 8 / (rate * 1e9), fid)
             log.wait(x, 1, done)

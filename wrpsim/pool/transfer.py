@@ -77,6 +77,13 @@ class KVTransfer:
         gpus = self.fabric.place([(s.name, s.count, s.tp) for s in fleet.specs])
         for inst in fleet.instances:
             inst.gpus = gpus[(inst.pool, inst.index)]
+        from wrpsim.pool.catalog import get_gpu
+
+        for spec in fleet.specs:  # a PCIe server's GPUs copy to each other over PCIe
+            g = get_gpu(spec.gpu)
+            if g.scaleup == "pcie":
+                for i in range(spec.count):
+                    self.fabric.set_server_link(gpus[(spec.name, i)], g.link_gbs * 8)
 
     def _flows(self, src, dst, nbytes: float, done) -> None:
         route = self._routes.get((src, dst))
