@@ -163,8 +163,9 @@ def fresh_dir(root: str, field: str, now: float | None = None) -> Path:
     stamp = time.localtime(time.time() if now is None else now)
     base = Path(root) / time.strftime("%Y-%m-%d/%H-%M-%S", stamp)
     try:
-        made = [p for p in (*reversed(base.parent.parents), base.parent)
-                if str(p) != "." and not p.exists()]
+        # (the date folder always: new, or one `drop_if_empty` leaves where it is not empty)
+        made = [*(p for p in reversed(base.parent.parents) if str(p) != "." and not p.exists()),
+                base.parent]
         base.parent.mkdir(parents=True, exist_ok=True)
         for i in range(10_000):
             path = base if i == 0 else base.with_name(f"{base.name}-{i}")
@@ -186,14 +187,30 @@ _MADE: dict = {}
 
 
 def drop_if_empty(path: Path) -> None:
-    """Remove `path` (a `fresh_dir` folder) and the folders above it that `fresh_dir` created
-    for it, each only while empty: a command stopped by bad input before writing anything
-    leaves no empty folder behind."""
+    """Remove `path` (a `fresh_dir` folder), its date folder and the folders above that
+    `fresh_dir` created for it, each only while empty: a command stopped by bad input before
+    writing anything leaves no empty folder behind."""
     for p in (path, *reversed(_MADE.pop(path, []))):
         try:
             p.rmdir()  # (only an empty folder)
         except OSError:
             return
+
+
+@contextmanager
+def output_dir(given, root: str, field: str = "out_dir"):
+    """The output folder of a command: `given` (made now: `make_dir`), else a fresh default
+    under `root` (`fresh_dir`), which is removed again (`drop_if_empty`) when the block stops
+    with an exception — bad input found late, Ctrl-C — before writing into it."""
+    if given:
+        yield make_dir(given, field)
+        return
+    out = fresh_dir(root, field)
+    try:
+        yield out
+    except BaseException:
+        drop_if_empty(out)
+        raise
 
 
 def write_text(path: Path, text: str) -> None:

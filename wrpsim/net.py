@@ -118,7 +118,7 @@ def check_pattern_keys(cfg: dict[str, Any]) -> None:
 
 def run(cfg: dict[str, Any]) -> dict[str, Any]:
     """Run the scenario of a parsed config, write its files; the summary."""
-    from wrpsim.io import drop_if_empty, fresh_dir, make_dir, write_json
+    from wrpsim.io import output_dir, write_json
     from wrpsim.metrics.records import write_parquet
     from wrpsim.network.collectives import KINDS
     from wrpsim.network.scenario import run_scenario
@@ -129,9 +129,7 @@ def run(cfg: dict[str, Any]) -> dict[str, Any]:
         raise ConfigError(f"net: seed must be an integer >= 0, got {seed!r}")
     nbytes = parse_bytes(cfg["flow_bytes"])
     check_pattern_keys(cfg)
-    out = make_dir(cfg["out_dir"], "out_dir") if cfg["out_dir"] else \
-        fresh_dir("results/net", "out_dir")
-    try:
+    with output_dir(cfg["out_dir"], "results/net") as out:
         if cfg["pattern"] in KINDS:
             from wrpsim.network.collective_scenario import run_collective
 
@@ -139,14 +137,10 @@ def run(cfg: dict[str, Any]) -> dict[str, Any]:
                                  cfg["alpha_us"], cfg["chunks"])
         else:
             res = run_scenario(ncfg, cfg["pattern"], nbytes, seed)
-    except BaseException:
-        if not cfg["out_dir"]:
-            drop_if_empty(out)
-        raise
-    write_parquet(res.flows, out / "flows.parquet")
-    write_parquet(res.links, out / "links.parquet")
-    summary = {**res.summary, "out_dir": str(out)}
-    write_json(out / "summary.json", summary)
+        write_parquet(res.flows, out / "flows.parquet")
+        write_parquet(res.links, out / "links.parquet")
+        summary = {**res.summary, "out_dir": str(out)}
+        write_json(out / "summary.json", summary)
     return summary
 
 

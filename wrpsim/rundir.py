@@ -59,25 +59,14 @@ def claim(conf_yaml: Path, argv: list[str]) -> tuple[str, Path] | None:
         return None
     from wrpsim.io import fresh_dir
 
-    base = Path(raw[:-len(PATTERN)])
-    made = [p for p in (*reversed(base.parents), base) if str(p) != "." and not p.exists()]
-    path = fresh_dir(str(base), f"hydra.{mode}.dir")
-    made.append(path.parent)  # (the date folder: new, or one `release` leaves if not empty)
-    _MADE[path] = [p for p in made if p != Path(".")]
+    path = fresh_dir(raw[:-len(PATTERN)], f"hydra.{mode}.dir")
     return f"hydra.{mode}.dir={path}", path
-
-
-#: claimed folder -> the folders above it that the claim created (`release` removes them too
-#: when they are left empty: a rejected command leaves no results/runs/<date>/ behind)
-_MADE: dict = {}
 
 
 def release(path: Path) -> None:
     """Remove the claimed folder when nothing was written into it, and the empty folders above
-    it that the claim made."""
-    for p in (path, *reversed(_MADE.pop(path, []))):
-        try:
-            p.rmdir()  # (fails, as it should, unless it is empty)
-        except OSError:
-            if p == path:
-                return
+    it that the claim made (a rejected command leaves no results/runs/<date>/ behind:
+    `wrpsim.io.drop_if_empty`)."""
+    from wrpsim.io import drop_if_empty
+
+    drop_if_empty(path)

@@ -139,14 +139,12 @@ def run_case(args) -> dict:
 
 def run(cfg: dict[str, Any]) -> dict[str, Any]:
     """Replay the cases, write the tables; return the JSON summary."""
-    from wrpsim.io import drop_if_empty, fresh_dir, make_dir
+    from wrpsim.io import output_dir
     from wrpsim.validate.table import goals_met, long_errors, markdown, per_model, summary, worst
 
     cases, notes = collect_cases(cfg)
-    out = make_dir(cfg["out_dir"], "out_dir") if cfg["out_dir"] else \
-        fresh_dir("results/validate", "out_dir")
     work = [(c, cfg["engine"]) for c in cases]
-    try:
+    with output_dir(cfg["out_dir"], "results/validate") as out:
         if cfg["jobs"] > 1 and len(work) > 1:
             from concurrent.futures import ProcessPoolExecutor
 
@@ -154,10 +152,6 @@ def run(cfg: dict[str, Any]) -> dict[str, Any]:
                 rows = list(ex.map(run_case, work, chunksize=4))
         else:
             rows = [run_case(w) for w in work]
-    except BaseException:  # (bad input found in a case, Ctrl-C: no empty folder left behind)
-        if not cfg["out_dir"]:
-            drop_if_empty(out)
-        raise
     errors = long_errors(rows)
     tab = summary(errors)
     files = {"cases_csv": out / "validation_cases.csv",
