@@ -230,9 +230,15 @@ class FailureInjector:
                  f"time, and an overloaded fleet drains its queue after it); "
                  f"{self.failures} failed — give sim.horizon_s to draw them over the whole run")
         insts = self.fleet.instances
-        down = sum(i.downtime(end) for i in insts)
-        return {
-            "instance_failures": self.failures,
-            "instance_downtime_s": down,
-            "availability": 1.0 - down / (len(insts) * end) if end > 0 else None,
-        }
+        return failure_summary(self.failures, sum(i.downtime(end) for i in insts), len(insts),
+                               end)
+
+
+def failure_summary(failures: int, down: float, instances: int, end: float) -> dict:
+    """instance_failures, instance_downtime_s, availability (up share of instance-time) of a
+    run that ended at `end`; a run without a failure model reports 0, 0 and 1 (`wrpsim.sim`)."""
+    return {
+        "instance_failures": failures,
+        "instance_downtime_s": down,
+        "availability": 1.0 - down / (instances * end) if end > 0 and instances else None,
+    }

@@ -524,8 +524,9 @@ def _summary(cfg: dict, sim, req_t, inst_t, end: float, files,
     if sim.failures is not None:
         summary.update(sim.failures.summary(end))
     else:  # (the same keys with failures off: a sweep over failures on / off compares them)
-        summary.update({"instance_failures": 0, "instance_downtime_s": 0.0,
-                        "availability": 1.0 if end > 0 else None})
+        from wrpsim.failures import failure_summary
+
+        summary.update(failure_summary(0, 0.0, len(sim.fleet.instances), end))
     tasks_t = task_table(req_t, sim.trace)
     files.start_file(write_parquet, tasks_t, out / "tasks.parquet")
     summary.update(task_summary(tasks_t))
