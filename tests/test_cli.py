@@ -143,6 +143,7 @@ def test_flags_go_in_front_of_the_overrides_whatever_order_they_were_typed_in():
     assert flags_first(["a=1", "--info", "searchpath"]) == ["--info", "searchpath", "a=1"]
     assert flags_first(["a=1", "--info", "b=2"]) == ["--info", "a=1", "b=2"]
     assert flags_first(["seed=-1", "-m"]) == ["-m", "seed=-1"]
+    assert flags_first(["a=1", "-sc", "b=2"]) == ["-sc", "a=1", "b=2"]  # (takes no value)
 
 
 def test_a_sweep_flag_after_an_override_runs_the_sweep(tmp_path):

@@ -48,6 +48,7 @@ from pathlib import Path
 
 from wrpsim.errors import ConfigError, WrpsimError, WrpsimWarning, yaml_error
 from wrpsim.paths import catalog_dir, catalog_dirs, option_file, use_user_modules
+from wrpsim.rundir import MULTIRUN, OTHER_CONFIG
 
 GROUPS = (("workload", "workloads"), ("pool", "pools"), ("router", "routers"))
 
@@ -408,11 +409,9 @@ def group_source(message: str, choices, overrides=()) -> str:
 #: after an override (`seed=1 -m seed=1,2`) left the words after it unparsed; `flags_first`
 #: moves the flags (with their values) in front. Value-less ones, ones that take a value, and
 #: `--info`, whose value is optional (one of `_INFO_VALUES`)
-_BARE_FLAGS = ("-m", "--multirun", "-r", "--run", "--resolve", "-h", "--help", "--hydra-help",
-               "--version")
-_VALUE_FLAGS = ("-c", "--cfg", "-p", "--package", "-cp", "--config-path", "-cn",
-                "--config-name", "-cd", "--config-dir", "--experimental-rerun", "-sc",
-                "--shell-completion")
+_BARE_FLAGS = (*MULTIRUN, "-r", "--run", "--resolve", "-h", "--help", "--hydra-help",
+               "--version", "-sc", "--shell-completion")
+_VALUE_FLAGS = ("-c", "--cfg", "-p", "--package", *OTHER_CONFIG, "--experimental-rerun")
 _INFO_VALUES = ("all", "config", "defaults", "defaults-tree", "plugins", "searchpath")
 
 
