@@ -4,6 +4,7 @@ Hydra app, as a user's `python -m wrpsim …` (a subprocess each would cost ~2 s
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import shutil
@@ -452,7 +453,10 @@ def test_slurm_launcher_off_a_cluster_or_without_the_extra_is_one_line(monkeypat
     code, _, err = run_app(monkeypatch, capsys, tmp_path, "-m", SMALL, "hydra/launcher=slurm")
     assert code == 2
     assert "hydra/launcher" in one_error_line(err)
-    if shutil.which("srun") is None:  # named, with the local stand-in; no empty sweep folder
+    if importlib.util.find_spec("hydra_plugins.hydra_submitit_launcher") is None:
+        # without the extra, the missing extra is named first (README's install has no extras)
+        assert "pip install -e '.[slurm]'" in one_error_line(err)
+    elif shutil.which("srun") is None:  # named, with the local stand-in; no empty sweep folder
         assert one_error_line(err).startswith("wrpsim: error: hydra/launcher=slurm: Slurm's "
                                               "srun is not on PATH")
         assert "hydra/launcher=submitit_local" in err
