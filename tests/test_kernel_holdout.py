@@ -12,7 +12,6 @@ import pytest
 
 from wrpsim.pool.catalog import get_gpu
 from wrpsim.pool.engines import get_engine, kernels_for
-from wrpsim.pool.kernels import roofline as rl
 from wrpsim.validate.kernels import (
     COLUMNS,
     engine_layouts,
@@ -57,11 +56,11 @@ def test_shipped_holdouts_are_other_sources_or_other_shapes(merged):
 #: the leave-one-profile-out figures docs/validation.md publishes: median absolute error % of
 #: GEMMs (all, m <= 64, m > 64), decode and prefill attention
 PUBLISHED = {
-    "Llama-3.1-8B-tp1": (4.3, 3.6, 5.6, 10.1, 2.3),
-    "Llama-3.1-8B-tp2": (5.3, 4.1, 5.6, 16.7, 5.4),
+    "Llama-3.1-8B-tp1": (4.3, 3.6, 5.6, 1.4, 2.3),
+    "Llama-3.1-8B-tp2": (5.3, 4.1, 5.6, 1.6, 5.4),
     "Qwen3-30B-A3B-tp1": (16.6, 53.4, 15.4, 1.6, 2.1),
-    "Qwen3-30B-A3B-tp2": (10.6, 22.2, 9.1, 12.2, 5.7),
-    "Qwen3-32B-tp1": (2.8, 1.5, 3.2, 1.3, 7.4),
+    "Qwen3-30B-A3B-tp2": (10.6, 22.2, 9.1, 1.2, 5.7),
+    "Qwen3-32B-tp1": (2.8, 1.5, 3.2, 3.6, 7.4),
     "Qwen3-32B-tp2": (3.9, 2.6, 4.6, 1.5, 1.7),
 }
 
@@ -72,8 +71,9 @@ def test_rtxpro6000_profiles_predicted_by_the_other_five(name, loo):
     gives the published figures (within 0.5 points). The dense models' GEMMs are within 6 %
     and every prefill-attention column within 8 %; what carries over badly is documented, not
     bounded: Qwen3-30B-A3B's small attention projections (hidden 2,048: n or k below every
-    other profile's) at decode sizes (+53 / -22 %), and decode attention moved to twice or half
-    the KV heads (+10 to +18 %, -12 %)."""
+    other profile's) at decode sizes (+53 / -22 %). Decode attention of a layout the others lack
+    is timed as the same query-heads-per-KV-head layout at the scaled batch: within 4 % (it was
+    +10 to +17 % and -12 % moved by the roofline ratio)."""
     res = loo[name]
     assert res["source"].startswith("casys-kaist/LLMServingSim @ 5daddb2")
     assert res["held_out_of"] == 5
@@ -83,6 +83,7 @@ def test_rtxpro6000_profiles_predicted_by_the_other_five(name, loo):
     if "A3B" not in name:
         assert res["gemm"]["abs_median"] <= 6.0 and abs(res["gemm"]["signed_median"]) <= 3.0
     assert res["attn_prefill"]["abs_median"] <= 8.0
+    assert res["attn_decode"]["abs_median"] <= 4.0
 
 
 def test_leave_one_out_never_times_a_profile_with_its_own_rows(merged, loo):
@@ -166,21 +167,22 @@ def test_h200_fp8_interpolation_shows_no_bias_on_real_projection_sizes():
 
 def test_head_layout_transfer_keeps_the_kernel_latency_floor(merged):
     """Half the heads of a measured layout (Qwen3-30B-A3B at TP 2: 16 / 2 heads; no profile
-    measures 8 / 1): the smallest cell stays at the measured launch floor, the largest
-    (bandwidth-bound) cell moves by the roofline ratio (1/2)."""
+    measures 8 / 1) is the measured layout at half the batch (the same (sequence, KV head)
+    work items): its grid holds the measured times at twice the batches, and below them it
+    stays at the measured launch floor — never faster than the measured kernel's smallest
+    time, never slower than the measured layout at the same batch."""
     k = merged
     own = k.attn_decode("bf16", 16, 2, 128)
     half = k.attn_decode("bf16", 8, 1, 128)
-    assert np.array_equal(own.b, half.b) and np.array_equal(own.s, half.s)
+    assert np.array_equal(half.b, 2 * own.b) and np.array_equal(own.s, half.s)
+    assert np.array_equal(half.t, own.t)
     floor = own.t.min()
-    assert half.t[0, 0] == pytest.approx(floor, rel=1e-12)
-    gpu = get_gpu("rtxpro6000-96gb")
-    b, s = own.b[-1], own.s[-1]
-    r = (rl.attn_decode_roofline(b, s, 8, 1, 128, gpu)
-         / rl.attn_decode_roofline(b, s, 16, 2, 128, gpu))
-    assert r == pytest.approx(0.5)
-    assert half.t[-1, -1] == pytest.approx(floor + (own.t[-1, -1] - floor) * r, rel=1e-12)
-    assert np.all(half.t <= own.t + 1e-15) and np.all(half.t >= floor - 1e-15)
+    for b in (1.0, 2.0, 8.0, 100.0, 256.0):
+        row_half, row_own = half.row(b), own.row(b)
+        assert np.all(row_half >= floor - 1e-15)
+        assert np.all(row_half <= row_own + 1e-15)
+    # one sequence of 8 / 1 is half a sequence of 16 / 2: the first measured row (batch 1)
+    assert np.array_equal(half.row(1.0), own.t[0])
 
 
 def test_h200_power_shape_on_measured_watts():

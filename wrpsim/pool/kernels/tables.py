@@ -378,10 +378,8 @@ class Kernels:
         kv_dtype_src = kv_dtype if np.any(df["kv_dtype"] == kv_dtype) else "bf16"
         df = df.where(df["kv_dtype"] == kv_dtype_src)
         cfgs = np.unique(np.stack([df["heads"], df["kv_heads"], df["head_dim"]], axis=1), axis=0)
-        cfgs = cfgs.astype(np.float64)
-        dist = (np.abs(np.log(cfgs[:, 0] / heads)) + np.abs(np.log(cfgs[:, 1] / kv_heads))
-                + 4 * np.abs(np.log(cfgs[:, 2] / head_dim)))
-        h, kvh, d = (int(v) for v in cfgs[int(np.argmin(dist))])
+        h, kvh, d, per_batch = _attn_layout(cfgs, heads, kv_heads, head_dim,
+                                            same_ratio=size == "ctx")
         sub = df.where((df["heads"] == h) & (df["kv_heads"] == kvh) & (df["head_dim"] == d))
         b, bi = np.unique(sub["batch"], return_inverse=True)
         s, si = np.unique(sub[size], return_inverse=True)
@@ -394,18 +392,23 @@ class Kernels:
         r_ref = roof(bb, ss, h, kvh, d, self.gpu, kvb[kv_dtype_src])
         floor = float(np.nanmin(t))
         t = monotone_grid(_fill(t, r_ref))
-        if (h, kvh, d) != (heads, kv_heads, head_dim) or kv_dtype_src != kv_dtype:
+        # this layout's batches: the measured layout's over `per_batch` (1 but for a layout
+        # timed as the same heads-per-KV-head layout at a multiple of its batch)
+        b = b / per_batch
+        bt = bb / per_batch
+        if (h * per_batch, kvh * per_batch, d) != (heads, kv_heads, head_dim) \
+                or kv_dtype_src != kv_dtype:
             # another head layout: only the work above the kernel's fixed latency (the
             # smallest measured time: launch and one wave, whatever the heads) scales with the
             # roofline ratio
-            r = roof(bb, ss, heads, kv_heads, head_dim, self.gpu, kvb[kv_dtype]) / r_ref
+            r = roof(bt, ss, heads, kv_heads, head_dim, self.gpu, kvb[kv_dtype]) / r_ref
             t = floor + np.maximum(t - floor, 0.0) * r
         if size == "ctx":
             # no faster than reading the KV cache from HBM: the collector re-reads one layer's
             # cache, which stays in L2 where it fits (L40S: up to 1.8 TB/s over its 0.86), but
             # in serving every layer's cache and the weights pass through L2 between two reads
             # of one layer's cache
-            t = np.maximum(t, roof(bb, ss, heads, kv_heads, head_dim, self.gpu, kvb[kv_dtype]))
+            t = np.maximum(t, roof(bt, ss, heads, kv_heads, head_dim, self.gpu, kvb[kv_dtype]))
         grid = Grid(b, s, t)
         self._cache[key] = grid
         return grid
@@ -694,6 +697,37 @@ def _roof_ratio(m: float, n: np.ndarray, k: np.ndarray, dtype: str, gpu) -> np.n
         return np.maximum(flops / rl.peak_flops(gpu, dt), nbytes / bw)
 
     return roof(dtype) / roof("bf16")
+
+
+def _attn_layout(cfgs: np.ndarray, heads: int, kv_heads: int, head_dim: int,
+                 same_ratio: bool = True) -> tuple[int, int, int, float]:
+    """The measured attention layout (heads, KV heads, head width) that times a GPU's
+    (`heads`, `kv_heads`, `head_dim`), and `per_batch`: how many of the measured layout's
+    sequences one sequence of the asked layout counts as. The layout itself where measured;
+    else (with `same_ratio`: decode attention) one with the same head width and the same
+    query heads per KV head, at `per_batch` = kv_heads / its KV heads — a decode kernel's
+    work items are (sequence, KV head) pairs, each streaming its KV head's cache for its
+    group of query heads, so b sequences of k x the KV heads are k x b sequences of the
+    measured layout (the tables bear it out on layouts held out of them, within 2-7 % median
+    where the nearest layout scaled by the roofline ratio is 5-54 % off:
+    docs/experiments/attention_layout_check.py); else the nearest layout in log distance
+    (head width weighted 4 x), `per_batch` 1, which the caller scales by the roofline ratio
+    (prefill attention, whose tables measure up to 64 KV heads, where the held-out check
+    finds neither rule better). `cfgs`: the measured (heads, KV heads, head width) rows."""
+    cfgs = cfgs.astype(np.float64)
+    exact = np.flatnonzero((cfgs[:, 0] == heads) & (cfgs[:, 1] == kv_heads)
+                           & (cfgs[:, 2] == head_dim))
+    if len(exact) == 0 and same_ratio:
+        same = np.flatnonzero((cfgs[:, 2] == head_dim)
+                              & (cfgs[:, 0] * kv_heads == cfgs[:, 1] * heads))
+        if len(same):
+            i = same[int(np.argmin(np.abs(np.log(cfgs[same, 1] / kv_heads))))]
+            h, kvh, d = (int(v) for v in cfgs[i])
+            return h, kvh, d, kv_heads / kvh
+    dist = (np.abs(np.log(cfgs[:, 0] / heads)) + np.abs(np.log(cfgs[:, 1] / kv_heads))
+            + 4 * np.abs(np.log(cfgs[:, 2] / head_dim)))
+    h, kvh, d = (int(v) for v in cfgs[int(np.argmin(dist))])
+    return h, kvh, d, 1.0
 
 
 def _fill(t: np.ndarray, roof: np.ndarray) -> np.ndarray:
