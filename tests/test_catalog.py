@@ -31,11 +31,13 @@ KIB = 1024
 KV_ORACLE = {
     "llama3.1-8b": 128 * KIB, "llama3.1-70b": 320 * KIB, "llama2-70b": 320 * KIB,
     "mixtral-8x7b": 128 * KIB, "bloom-176b": 2 * 70 * 112 * 128 * 2,
+    "llama2-7b": 512 * KIB, "codellama-34b": 192 * KIB,
     "llama3.1-405b": 504 * KIB, "qwen2.5-7b": 56 * KIB,
 }
 # published parameter counts (billions)
 PARAMS_B = {"llama3.1-8b": 8.03, "llama3.1-70b": 70.55, "llama2-70b": 68.98,
-            "mixtral-8x7b": 46.70, "bloom-176b": 176.2, "llama3.1-405b": 405.8, "qwen2.5-7b": 7.62}
+            "mixtral-8x7b": 46.70, "bloom-176b": 176.2, "llama3.1-405b": 405.8, "qwen2.5-7b": 7.62,
+            "llama2-7b": 6.74, "codellama-34b": 33.74}
 
 
 def test_catalog_holds_the_contract_names():
