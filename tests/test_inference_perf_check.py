@@ -74,5 +74,5 @@ def test_a_load_other_than_constant_is_refused(tmp_path):
     run = yaml.safe_load(cfg.read_text())
     run["load"]["type"] = "poisson"
     cfg.write_text(yaml.safe_dump(run))
-    with pytest.raises(SystemExit, match="load.type 'poisson', expected 'constant'"):
+    with pytest.raises(SystemExit, match=r"load\.type 'poisson', expected 'constant'"):
         _module().experiments(tmp_path)
