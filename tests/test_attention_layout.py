@@ -31,6 +31,15 @@ def test_more_kv_heads_than_measured_count_as_more_sequences():
     assert T._attn_layout(CFGS, 16, 16, 256) == (8, 8, 256, 2.0)
 
 
+def test_the_measured_layout_at_or_below_the_kv_heads_is_preferred():
+    # 3 / 3 from 2 / 2 at 1.5 x the batch (inside the measured batches), not 4 / 4 at 0.75 x
+    cfgs = np.array([[2, 2, 128], [4, 4, 128], [8, 8, 128]])
+    assert T._attn_layout(cfgs, 3, 3, 128) == (2, 2, 128, 1.5)
+    assert T._attn_layout(cfgs, 6, 6, 128) == (4, 4, 128, 1.5)
+    # none at or below: the one with the fewest KV heads
+    assert T._attn_layout(cfgs, 1, 1, 128) == (2, 2, 128, 0.5)
+
+
 def test_without_a_same_ratio_layout_or_for_prefill_the_nearest_is_taken():
     # 7 query heads per KV head: none measured
     assert T._attn_layout(CFGS, 28, 4, 128)[3] == 1.0

@@ -181,7 +181,9 @@ def test_head_layout_transfer_keeps_the_kernel_latency_floor(merged):
         row_half, row_own = half.row(b), own.row(b)
         assert np.all(row_half >= floor - 1e-15)
         assert np.all(row_half <= row_own + 1e-15)
-    # one sequence of 8 / 1 is half a sequence of 16 / 2: the first measured row (batch 1)
+    # no layout of 8 query heads to one KV head has fewer KV heads than 16 / 2: one sequence
+    # of 8 / 1 (half a sequence of 16 / 2) lies below the measured batches and is timed as
+    # their first row, one sequence of 16 / 2 — an overestimate by at most that row's work
     assert np.array_equal(half.row(1.0), own.t[0])
 
 

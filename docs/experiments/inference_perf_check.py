@@ -8,20 +8,24 @@ licence, so wrpsim reads it from a copy you make and ships none of it):
     python docs/experiments/inference_perf_check.py /tmp/istrain [WORD ...]
 
 Each experiment folder holds one vLLM server (`exp-config.yaml`: model, TP, max_model_len,
-max_num_batched_tokens, max_num_seqs) loaded by inference-perf (`profile.yaml`: constant-rate
-stages — requests exactly 1/rate apart — of `shared_prefix` requests: a system prompt of
-`system_prompt_len` tokens shared by the users of each of `num_unique_system_prompts`, a
-question, `output_len` tokens out with `ignore_eos`) and its measured figures per stage
-(`results/stage_<i>_lifecycle_metrics.json`). The runs' authors (inference-sim's
-sim-to-real-accuracy-validation, docs/plans/2026-03-04-sim-to-real-accuracy-validation-design.md)
-state: vLLM v0.15.1 on H100, FP16, prefix caching and chunked prefill on, 8 GiB of CPU KV
-offloading. Replayed here on engine vllm-0.19 (the V1 engine with async scheduling, vLLM's
-default since 0.14) with the all-reduce + RMSNorm fusion off (on by default from 0.16) and
-MoE layers as Triton's fused MoE (vLLM's BF16 experts on Hopper), one stage at a time, as a
-constant-rate stage of the stage's duration with its measured mean prompt length (the chat
-template's tokens included) and the configured output length; the system prompts as shared
-prefixes (`prefix_ids: synthetic`, every request sharing one of the
-`num_unique_system_prompts`, drawn uniformly).
+max_num_batched_tokens, max_num_seqs) loaded by inference-perf (`results/config.yaml`, the
+resolved config that ran: constant-rate stages — requests exactly 1/rate apart — of
+`shared_prefix` requests, `num_groups` system prompts of `system_prompt_len` tokens each with
+`num_prompts_per_group` questions, every prompt generated once and sent over and over, and
+`output_len` tokens out with `ignore_eos`; `profile.yaml`'s `num_unique_system_prompts`,
+`num_users_per_system_prompt` and multi-turn keys did not reach the version that ran) and
+its measured figures per stage (`results/stage_<i>_lifecycle_metrics.json`). The runs'
+authors (inference-sim's sim-to-real-accuracy-validation,
+docs/plans/2026-03-04-sim-to-real-accuracy-validation-design.md) state: vLLM v0.15.1 on H100,
+FP16, prefix caching and chunked prefill on, 8 GiB of CPU KV offloading. Replayed here on
+engine vllm-0.19 (the V1 engine with async scheduling, on by default in vLLM since late 2025,
+vllm-project/vllm#27614) with the all-reduce + RMSNorm fusion off (on by default from 0.16)
+and MoE layers as Triton's fused MoE (vLLM's BF16 experts on Hopper), one stage at a time, as
+a constant-rate stage of the stage's duration with its measured mean prompt length (as the
+server tokenized it: the random prompt tokens decoded to text and encoded again) and the
+configured output length; the prompts' reuse as `prefix_ids: synthetic` with every request
+sharing all its full blocks with one of `num_groups x num_prompts_per_group` prompts, drawn
+uniformly (inference-perf cycles through them).
 
 Compared per stage: mean TTFT, mean end-to-end latency and the decode time per output token,
 (mean latency - mean TTFT) / (output_len - 1). inference-perf's own TPOT and ITL count

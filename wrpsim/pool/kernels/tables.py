@@ -393,11 +393,12 @@ class Kernels:
         floor = float(np.nanmin(t))
         t = monotone_grid(_fill(t, r_ref))
         # this layout's batches: the measured layout's over `per_batch` (1 but for a layout
-        # timed as the same heads-per-KV-head layout at a multiple of its batch)
+        # timed as the same heads-per-KV-head layout at a scaled batch, which is then the
+        # same work: no roofline scaling for its heads)
         b = b / per_batch
         bt = bb / per_batch
-        if (h * per_batch, kvh * per_batch, d) != (heads, kv_heads, head_dim) \
-                or kv_dtype_src != kv_dtype:
+        other = per_batch == 1.0 and (h, kvh, d) != (heads, kv_heads, head_dim)
+        if other or kv_dtype_src != kv_dtype:
             # another head layout: only the work above the kernel's fixed latency (the
             # smallest measured time: launch and one wave, whatever the heads) scales with the
             # roofline ratio
@@ -708,12 +709,15 @@ def _attn_layout(cfgs: np.ndarray, heads: int, kv_heads: int, head_dim: int,
     query heads per KV head, at `per_batch` = kv_heads / its KV heads — a decode kernel's
     work items are (sequence, KV head) pairs, each streaming its KV head's cache for its
     group of query heads, so b sequences of k x the KV heads are k x b sequences of the
-    measured layout (the tables bear it out on layouts held out of them, within 2-7 % median
-    where the nearest layout scaled by the roofline ratio is 5-54 % off:
-    docs/experiments/attention_layout_check.py); else the nearest layout in log distance
-    (head width weighted 4 x), `per_batch` 1, which the caller scales by the roofline ratio
-    (prefill attention, whose tables measure up to 64 KV heads, where the held-out check
-    finds neither rule better). `cfgs`: the measured (heads, KV heads, head width) rows."""
+    measured layout (the tables bear it out on layouts held out of them, within 1.5-7.5 %
+    median where the nearest layout scaled by the roofline ratio is 4.7-54 % off:
+    docs/experiments/attention_layout_check.py). Of those, the one with the most KV heads up
+    to `kv_heads` (`per_batch` >= 1: one sequence stays inside the measured batches), else
+    the one with the fewest. Otherwise the nearest layout in log distance (head width
+    weighted 4 x), `per_batch` 1, which the caller scales by the roofline ratio — as for
+    prefill attention, whose tables measure up to 64 KV heads (held out, the per-batch rule
+    is no better there at 2 x the KV heads, better on four GPUs of five at 4 x).
+    `cfgs`: the measured (heads, KV heads, head width) rows."""
     cfgs = cfgs.astype(np.float64)
     exact = np.flatnonzero((cfgs[:, 0] == heads) & (cfgs[:, 1] == kv_heads)
                            & (cfgs[:, 2] == head_dim))
@@ -721,7 +725,10 @@ def _attn_layout(cfgs: np.ndarray, heads: int, kv_heads: int, head_dim: int,
         same = np.flatnonzero((cfgs[:, 2] == head_dim)
                               & (cfgs[:, 0] * kv_heads == cfgs[:, 1] * heads))
         if len(same):
-            i = same[int(np.argmin(np.abs(np.log(cfgs[same, 1] / kv_heads))))]
+            kv = cfgs[same, 1]
+            below = kv <= kv_heads
+            i = (same[int(np.argmax(np.where(below, kv, -np.inf)))] if below.any()
+                 else same[int(np.argmin(kv))])
             h, kvh, d = (int(v) for v in cfgs[i])
             return h, kvh, d, kv_heads / kvh
     dist = (np.abs(np.log(cfgs[:, 0] / heads)) + np.abs(np.log(cfgs[:, 1] / kv_heads))
