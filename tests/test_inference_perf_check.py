@@ -22,8 +22,8 @@ def _module():
 
 def _stage(ok: int, failed: int, prompt: float, ttft: float, e2e: float) -> dict:
     return {"successes": {"count": ok, "prompt_len": {"mean": prompt},
-                          "latency": {"time_to_first_token": {"mean": ttft},
-                                      "request_latency": {"mean": e2e}}},
+                          "latency": {"time_to_first_token": {"mean": ttft, "p90": 1.2 * ttft},
+                                      "request_latency": {"mean": e2e, "p90": 1.1 * e2e}}},
             "failures": {"count": failed}}
 
 
@@ -58,6 +58,8 @@ def test_stages_are_read_with_their_prompt_reuse_and_failures(tmp_path):
     assert first["prompt"] == 571 and first["output"] == 248
     assert first["prompts"] == 100  # 10 system prompts x 10 questions, each sent over and over
     assert first["failed"] == 0.0
+    assert first["ttft_p90"] == pytest.approx(1.2 * 0.0639)
+    assert first["e2e_p90"] == pytest.approx(1.1 * 4.80)
     assert second["failed"] == pytest.approx(1000 / 12000)
     assert second["failed"] > mod.MAX_FAILED  # listed, not compared
 
