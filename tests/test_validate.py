@@ -186,8 +186,10 @@ def test_cli_writes_the_error_table(tmp_path):
                              "silicon, llmservingsim, mlenergy"),
     ("split=train", "validate: split: unknown value 'train'; valid choices: all, fit, test"),
     ("sets=[]", "validate: sets must name at least one of silicon, llmservingsim, mlenergy, "
-                "got []"),
+                "inference_perf, got []"),
     ("mlenergy_dir=/nonexistent", "validate: mlenergy_dir: /nonexistent has no llm_configs.csv"),
+    ("inference_perf_dir=/nonexistent", "validate: inference_perf_dir: /nonexistent holds no "
+                                        "experiment folder"),
     ("engine=vllm-7", "validate: engine: unknown value 'vllm-7'; valid choices: "),
     ("jobs=0", "validate: jobs must be an integer >= 1, got 0"),
 ])

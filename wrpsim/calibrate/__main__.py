@@ -96,10 +96,10 @@ def parse_args(argv: list[str]) -> dict[str, Any]:
         raise ConfigError("calibrate: give kernels=DIR gpu=GPU, steps=CSV, benchmarks=CSV "
                           "and/or validation=SET")
     if cfg["validation"] is not None:
-        from wrpsim.validate.__main__ import SETS, mlenergy_root
+        from wrpsim.validate.__main__ import CALIBRATION_SETS, mlenergy_root
 
-        if cfg["validation"] not in SETS:
-            raise unknown_choice("calibrate: validation", cfg["validation"], SETS)
+        if cfg["validation"] not in CALIBRATION_SETS:
+            raise unknown_choice("calibrate: validation", cfg["validation"], CALIBRATION_SETS)
         try:
             mlenergy_root(cfg["mlenergy_dir"])
         except ConfigError as e:

@@ -1,10 +1,11 @@
 """`python -m wrpsim.validate [key=value ...]`: replay every measured set and tabulate errors.
 
 Replays the measured sets the repository ships (`pools/measured/`: AIConfigurator's silicon
-vLLM benchmarks, the LLMServingSim vLLM runs) and, when its data is given or found, ML.ENERGY
-(see `wrpsim.validate.sets`), each case through the simulator under its engine, and writes into
-`out_dir` (relative to the current directory; default `results/validate/<date>/<time>`, or
-`<time>-1`, `<time>-2`, … when taken: `wrpsim.io.fresh_dir`):
+vLLM benchmarks, the LLMServingSim vLLM runs) and, when their data is given or found, ML.ENERGY
+and the inference-perf runs of inference-sim/training (see `wrpsim.validate.sets`), each case
+through the simulator under its engine, and writes into `out_dir` (relative to the current
+directory; default `results/validate/<date>/<time>`, or `<time>-1`, `<time>-2`, … when taken:
+`wrpsim.io.fresh_dir`):
 `validation_cases.csv` (one row per case and metric: measured, simulated, error),
 `validation_summary.csv` / `.md` (per set, GPU and split: cases, median and 90th-percentile
 absolute % error of TTFT, TPOT, ITL, end-to-end latency and power), `validation_models.csv` /
@@ -24,7 +25,10 @@ from typing import Any
 from wrpsim.cli import apply_flat, load_defaults, verb_main
 from wrpsim.errors import ConfigError, boolean
 
-SETS = ("silicon", "llmservingsim", "mlenergy")
+SETS = ("silicon", "llmservingsim", "mlenergy", "inference_perf")
+#: the sets `wrpsim.calibrate validation=` reads (with a fit split, or the shipped ones): the
+#: inference-perf runs are all test cases, read from a clone calibrate is not given
+CALIBRATION_SETS = ("silicon", "llmservingsim", "mlenergy")
 SPLITS = ("all", "fit", "test")
 
 
@@ -76,6 +80,21 @@ def mlenergy_root(value) -> Path | None:
     return p if (p / "llm_configs.csv").is_file() else None
 
 
+def inference_perf_root(value) -> Path | None:
+    """The inference-perf runs' folder (a clone of github.com/inference-sim/training): `value`,
+    or None when not given; `ConfigError` for a folder without experiment folders."""
+    if not value:
+        return None
+    from wrpsim.validate.inference_perf import experiment_dirs
+
+    p = Path(str(value)).expanduser()
+    if not p.is_dir() or not experiment_dirs(p):
+        raise ConfigError(f"validate: inference_perf_dir: {p} holds no experiment folder "
+                          f"(default_args/<run>/exp-config.yaml: a clone of "
+                          f"github.com/inference-sim/training)")
+    return p
+
+
 def collect_cases(cfg: dict[str, Any]) -> tuple[list, list[str]]:
     """The cases of the chosen sets and split, and notes on sets left out."""
     from wrpsim.validate.llmservingsim import llmservingsim_cases
@@ -90,6 +109,18 @@ def collect_cases(cfg: dict[str, Any]) -> tuple[list, list[str]]:
             notes += [f"silicon: {n} row(s) left out: {why}" for why, n in skipped.items()]
         elif name == "llmservingsim":
             got = llmservingsim_cases()
+        elif name == "inference_perf":
+            from wrpsim.validate.inference_perf import inference_perf_cases
+
+            root = inference_perf_root(cfg.get("inference_perf_dir"))
+            if root is None:
+                notes.append("inference_perf: skipped (its data is not shipped; give "
+                             "inference_perf_dir=, a clone of github.com/inference-sim/training)")
+                continue
+            skipped = {}
+            got = inference_perf_cases(root, skipped)
+            notes += [f"inference_perf: {n} stage(s) left out: {why}"
+                      for why, n in skipped.items()]
         else:
             root = mlenergy_root(cfg["mlenergy_dir"])
             if root is None:

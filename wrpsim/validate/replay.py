@@ -1,11 +1,12 @@
 """Replay one measured `Case` through the simulator and report the same metrics it measured.
 
 The case's pool becomes a one-pool fleet under the chosen engine; the workload is the case's
-trace (replayed request by request) or workload config (closed loop). Metrics, over all
-completed requests: mean / median TTFT, TPOT (`(finish - first token) / (output - 1)`, as the
-benchmarks compute it) and end-to-end latency; the token-weighted median inter-token gap
-(`wrpsim.metrics.itl`); the average power per GPU over the run (busy and idle energy of the
-instances over the run's duration, divided by its GPUs) or, for a case whose benchmark measured
+trace (replayed request by request) or workload config (closed loop, constant rate). Metrics,
+over all completed requests: mean / median TTFT, TPOT (`(finish - first token) / (output -
+1)`, as the benchmarks compute it) and end-to-end latency, the 90th percentile of TTFT and
+latency; the token-weighted median inter-token gap (`wrpsim.metrics.itl`); the average power
+per GPU over the run (busy and idle energy of the instances over the run's duration, divided by
+its GPUs) or, for a case whose benchmark measured
 power over its steady state (`Case.info["steady_state"]`, ML.ENERGY), over the same window:
 from the moment `concurrency` requests have their first token to the moment all but
 `concurrency + 1` have finished (`steady_window`).
@@ -96,7 +97,9 @@ def simulate(case, engine: str | None = None, overrides: dict | None = None,
     out = {"requests": done.num_rows, "sim_s": float(end)}
     if done.num_rows:
         out.update(ttft_mean_s=float(ttft.mean()), ttft_p50_s=float(np.median(ttft)),
-                   e2e_mean_s=float(e2e.mean()), e2e_p50_s=float(np.median(e2e)))
+                   ttft_p90_s=float(np.percentile(ttft, 90)),
+                   e2e_mean_s=float(e2e.mean()), e2e_p50_s=float(np.median(e2e)),
+                   e2e_p90_s=float(np.percentile(e2e, 90)))
     if len(tpot):
         out.update(tpot_mean_s=float(tpot.mean()), tpot_p50_s=float(np.median(tpot)))
     out["itl_p50_s"] = itl.quantile(0.5)

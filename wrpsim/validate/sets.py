@@ -1,7 +1,7 @@
 """The measured sets `wrpsim.validate` replays, each turned into simulation cases: what they
 share (`Case`, the catalog names of the measurements' models and GPUs, vLLM's scheduler
 defaults, `skipper`); each set in its own module (`wrpsim.validate.silicon`,
-`wrpsim.validate.llmservingsim`, `wrpsim.validate.mlenergy`).
+`wrpsim.validate.llmservingsim`, `wrpsim.validate.mlenergy`, `wrpsim.validate.inference_perf`).
 
 A `Case` is one measured run: the fleet it ran on (one pool), the workload (a trace frame or a
 workload config), the measured metrics, and whether it belongs to the calibration's *fit* split
@@ -24,6 +24,10 @@ workload config), the measured metrics, and whether it belongs to the calibratio
   so it is read from `mlenergy_dir` when given and never shipped): closed loop at concurrency
   `max_num_seqs`, output lengths from the model's published distribution, median ITL and
   average power per GPU.
+- ``inference_perf``: the constant-rate inference-perf runs of vLLM 0.15.1 on H100 that BLIS's
+  latency model was fitted on (github.com/inference-sim/training; no licence, read from
+  `inference_perf_dir` when given, never shipped): one case per stage, mean TTFT, time per
+  output token and mean latency; all test cases.
 
 Split: the fit split is ML.ENERGY's chat runs of Llama-3.1-8B, Llama-3.1-70B and Qwen3-30B-A3B
 on H100 and B200 (the vllm-0.11 constants and the H100 / B200 power fits: dense and MoE, so the
