@@ -81,4 +81,11 @@ if __name__ == "__main__":
         raise SystemExit("usage: python docs/experiments/inference_perf_check.py "
                          "TRAINING_CLONE [--latency KEY=VALUE ...] [WORD ...]")
     over, words = _overrides(sys.argv[2:])
-    main(Path(sys.argv[1]), words, over)
+    from wrpsim.errors import ConfigError
+    from wrpsim.validate.__main__ import inference_perf_root
+
+    try:
+        root = inference_perf_root(sys.argv[1])
+    except ConfigError as e:
+        raise SystemExit(f"inference_perf_check: {str(e).split(': ', 1)[1]}") from None
+    main(root, words, over)
