@@ -43,21 +43,18 @@ HELD_KV = 8
 MIN_S = 20e-6
 
 
+#: wrpsim's layout rule, which `check` replaces in turn by the two below
+_attn_layout = T._attn_layout
+
+
 def _nearest(cfgs, heads, kv_heads, head_dim, same_ratio=False):
-    """The `nearest` rule: `_attn_layout` without its same-ratio branch."""
-    c = cfgs.astype(np.float64)
-    dist = (np.abs(np.log(c[:, 0] / heads)) + np.abs(np.log(c[:, 1] / kv_heads))
-            + 4 * np.abs(np.log(c[:, 2] / head_dim)))
-    h, kvh, d = (int(v) for v in c[int(np.argmin(dist))])
-    return h, kvh, d, 1.0
+    """The `nearest` rule, for either table: `_attn_layout` without its same-ratio branch."""
+    return _attn_layout(cfgs, heads, kv_heads, head_dim, same_ratio=False)
 
 
 def _per_batch(cfgs, heads, kv_heads, head_dim, same_ratio=False):
     """The `per-batch` rule, for either table."""
     return _attn_layout(cfgs, heads, kv_heads, head_dim, same_ratio=True)
-
-
-_attn_layout = T._attn_layout
 
 
 def check(gpu: str, table: str, known_kv: int) -> dict:

@@ -97,6 +97,7 @@ def inference_perf_root(value) -> Path | None:
 
 def collect_cases(cfg: dict[str, Any]) -> tuple[list, list[str]]:
     """The cases of the chosen sets and split, and notes on sets left out."""
+    from wrpsim.validate.inference_perf import inference_perf_cases
     from wrpsim.validate.llmservingsim import llmservingsim_cases
     from wrpsim.validate.mlenergy import mlenergy_cases
     from wrpsim.validate.silicon import silicon_cases
@@ -110,8 +111,6 @@ def collect_cases(cfg: dict[str, Any]) -> tuple[list, list[str]]:
         elif name == "llmservingsim":
             got = llmservingsim_cases()
         elif name == "inference_perf":
-            from wrpsim.validate.inference_perf import inference_perf_cases
-
             root = inference_perf_root(cfg.get("inference_perf_dir"))
             if root is None:
                 notes.append("inference_perf: skipped (its data is not shipped; give "

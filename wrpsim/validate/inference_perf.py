@@ -35,6 +35,7 @@ from pathlib import Path
 
 import yaml
 
+from wrpsim.errors import ConfigError
 from wrpsim.validate.sets import Case, catalog_model, skipper
 
 #: vLLM 0.15.1's calibration: the V1 engine with async scheduling (vllm-0.19's constants)
@@ -56,8 +57,6 @@ def experiment_dirs(root: Path) -> list[Path]:
 
 def _read(path: Path):
     """A YAML / JSON file of an experiment folder (one line naming it when it cannot be read)."""
-    from wrpsim.errors import ConfigError
-
     try:
         text = path.read_text()
         return json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
@@ -70,13 +69,13 @@ def inference_perf_cases(root: Path, skipped: dict[str, int] | None = None) -> l
     """One `Case` per stage of every experiment under `root` (module docstring); stages left
     out are counted in `skipped` by reason. A folder missing a field the replay needs stops
     with one line naming the folder and the field (`ConfigError`)."""
-    from wrpsim.errors import ConfigError
-
     skip = skipper(skipped)
     out: list[Case] = []
     for d in experiment_dirs(root):
         try:
             out += _experiment_cases(d, skip)
+        except ConfigError:  # (a file that cannot be read: `_read` named it)
+            raise
         except (KeyError, TypeError, ValueError) as e:
             raise ConfigError(f"validate: inference_perf: {d}: missing or malformed field "
                               f"{e.args[0] if isinstance(e, KeyError) else e} (exp-config.yaml, "
