@@ -12,6 +12,7 @@ import pytest
 from wrpsim.errors import ConfigError
 from wrpsim.pool.engines import build_latency_model
 from wrpsim.pool.kernels import operators
+from wrpsim.pool.kernels.sizes import profile_reserve_gib
 
 MODEL, GPU = "qwen3-30b-a3b", "h100-80gb"
 
@@ -49,7 +50,10 @@ def test_kv_cache_is_one_groups_times_the_groups():
     dense = m.params - m.expert_params - m.embedding_params
     want = (dense * 2.0 + m.embedding_params * 2.0) / 2 + m.expert_params * 2.0 / 4
     assert dp.weight_bytes_per_gpu == pytest.approx(want, rel=1e-12)
-    usable = (dp.gpu.mem_gib * 0.9 - 3.5) * (1 << 30)
+    # each of the 2 groups profiles its share of the 256 sequences and 2,048 tokens
+    assert profile_reserve_gib(dp, 256, 2048) == pytest.approx(profile_reserve_gib(
+        build_latency_model(MODEL, GPU, 2), 128, 1024), rel=1e-12)
+    usable = (dp.gpu.visible_gib * 0.9 - profile_reserve_gib(dp, 256, 2048)) * (1 << 30)
     blocks = math.floor((usable - dp.weight_bytes_per_gpu) / (16 * dp.kv_bytes_per_token_per_gpu))
     assert dp.kv_capacity_blocks(16) == 2 * blocks
 

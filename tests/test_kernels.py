@@ -820,13 +820,15 @@ def test_fp8_on_a_gpu_without_fp8_tensor_cores_is_weight_only(model):
 
 
 def test_no_room_for_kv_names_the_mamba_state_when_that_is_what_fills_the_gpu():
-    """Nemotron-Nano-12B-v2 on one L40S: 22.9 GiB of weights fit in 39.7 usable, but 256
-    sequences' Mamba state (72 MiB each) takes 18 GiB more; the message says so."""
+    """Nemotron-Nano-12B-v2 on one L40S: 22.9 GiB of weights fit in the 40.7 usable (48 GiB x
+    0.9 less the 2.54 GiB vLLM's profile keeps for 512 sequences' sampler), but 512
+    sequences' Mamba state (72 MiB each) takes 36 GiB more; the message says so."""
     lat = build_latency_model("nemotron-nano-12b-v2", "l40s-48gb", 1)
-    with pytest.raises(ConfigError, match=r"39\.7 GiB usable\) and 18\.0 GiB of Mamba state for "
-                                          r"max_seqs = 256 sequences, leaving no room"):
-        lat.kv_capacity_blocks(16, max_seqs=256)
-    assert lat.kv_capacity_blocks(16, max_seqs=64) > 0
+    with pytest.raises(ConfigError, match=r"reserve 2\.54 GiB = 40\.7 GiB usable\) and 36\.0 GiB "
+                                          r"of Mamba state for max_seqs = 512 sequences, "
+                                          r"leaving no room"):
+        lat.kv_capacity_blocks(16, max_seqs=512, sched_seqs=512)
+    assert lat.kv_capacity_blocks(16, max_seqs=64, sched_seqs=64) > 0
 
 
 def test_a_precision_the_gpus_tables_did_not_measure_says_so_in_the_label():

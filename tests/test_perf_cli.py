@@ -13,6 +13,7 @@ import pytest
 
 from wrpsim.perf import evaluate, parse_args
 from wrpsim.pool.engines import build_latency_model
+from wrpsim.pool.kernels.sizes import profile_reserve_gib
 from wrpsim.pool.perf import GIB, AnalyticalLatency
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -47,7 +48,11 @@ def test_contract_example_matches_python_api():
         4 * 512, 0, None, lat.prefill_s(4, 512), 4 * 512 * 513 / 2, 4), rel=1e-12)
     assert out["prefill_power_w"] != pytest.approx(lat.power_w(4 * 512, 0), rel=1e-6)
     assert out["idle_power_w"] == lat.idle_power_w() == 75.0
-    assert out["kv_capacity_tokens"] == 16 * lat.kv_capacity_blocks(16, max_seqs=256)
+    # vLLM's batch defaults on an H100 (1,024 sequences, 8,192 tokens) and the reserve its
+    # start-up profile keeps for them
+    assert (out["max_seqs"], out["token_budget"]) == (1024, 8192)
+    assert out["kv_capacity_tokens"] == 16 * lat.kv_capacity_blocks(16, 0.9, None, 0, 1024, 8192)
+    assert out["reserve_gib"] == pytest.approx(profile_reserve_gib(lat, 1024, 8192), rel=1e-12)
     assert out["weight_gib_per_gpu"] == pytest.approx(lat.weight_bytes_per_gpu / GIB)
     assert out["idle_power_w"] <= out["power_w"] <= out["tdp_w"]
     assert out["params_b"] == out["active_params_b"] == lat.model.params / 1e9

@@ -48,6 +48,7 @@ from wrpsim.pool import window
 from wrpsim.pool.engines import build_latency_model
 from wrpsim.pool.kernels import power as pw
 from wrpsim.pool.kernels.roofline import KV_BYTES
+from wrpsim.pool.kernels.sizes import profile_reserve_gib
 
 GIB = float(1 << 30)
 #: the perf defaults the capacity is computed with (conf/perf.yaml)
@@ -172,12 +173,30 @@ def test_an_output_token_costs_no_more_energy_in_a_larger_batch(model, gpu, tp, 
 
 
 # ----------------------------------------------------------------------------- memory
+def _batch(lat) -> tuple[int, int]:
+    """(max_seqs, token_budget) perf takes where they are left out: `vllm serve`'s batch
+    defaults for the GPU (8,192 tokens and 1,024 sequences from 70 GiB, not on an A100; else
+    2,048 and 256), per data-parallel attention rank; the 2023 engine's scheduler defaults."""
+    if not hasattr(lat, "adp"):
+        return MAX_SEQS, 2048
+    big = lat.gpu.mem_gib >= 70 and not lat.gpu.name.startswith("a100")
+    seqs, tokens = (1024, 8192) if big else (256, 2048)
+    return seqs * lat.adp, tokens * lat.adp
+
+
+def _reserve_gib(lat) -> float:
+    """The GiB a GPU keeps beside weights and KV: vLLM's profiled reserve for perf's batch
+    (`sizes.profile_reserve_gib`), 3.5 under the 2023 engine."""
+    return profile_reserve_gib(lat, *_batch(lat)) if hasattr(lat, "adp") else RESERVE_GIB
+
+
 def _capacity(lat) -> tuple[int, object, int]:
     """(KV blocks as perf computes them, the pool's window or Mamba paging, sequences whose
     Mamba state is reserved up front)."""
     win = window.for_pool(lat, lat.model, BLOCK)
-    reserved = window.reserved_seqs(win, MAX_SEQS)
-    return lat.kv_capacity_blocks(BLOCK, UTIL, RESERVE_GIB, reserved), win, reserved
+    seqs, tokens = _batch(lat)
+    reserved = window.reserved_seqs(win, seqs)
+    return lat.kv_capacity_blocks(BLOCK, UTIL, None, reserved, seqs, tokens), win, reserved
 
 
 @pytest.mark.parametrize("model,gpu,tp,prec,engine", POOLS)
@@ -192,9 +211,11 @@ def test_kv_cache_weights_and_reserve_fill_the_usable_memory(model, gpu, tp, pre
     assert rec["kv_capacity_tokens"] == blocks * BLOCK
     per_block = BLOCK * lat.kv_bytes_per_token_per_gpu
     state = reserved * getattr(lat, "mamba_state_bytes", 0.0) / lat.tp
+    assert rec["reserve_gib"] == pytest.approx(_reserve_gib(lat))
     used = (blocks / getattr(lat, "adp", 1) * per_block + lat.weight_bytes_per_gpu
-            + RESERVE_GIB * GIB + state)
-    usable = lat.gpu.mem_gib * UTIL * GIB
+            + _reserve_gib(lat) * GIB + state)
+    mem = lat.gpu.visible_gib if hasattr(lat, "adp") else lat.gpu.mem_gib
+    usable = mem * UTIL * GIB
     assert used <= usable, f"{_cmd(lat)}: {used / GIB:.3f} GiB used > {usable / GIB:.3f} usable"
     assert usable - used < per_block, (f"{_cmd(lat)}: {(usable - used) / GIB:.3f} GiB left, "
                                        f"more than one block of {per_block / GIB:.4f} GiB")

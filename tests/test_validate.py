@@ -469,7 +469,7 @@ def test_a_replayed_cases_pool_warning_is_said_as_the_cases():
     case = Case("mlenergy", "nemotron c256", "h100-80gb", "nemotron-nano-12b-v2", "test",
                 {"gpu": "h100-80gb", "model": "nemotron-nano-12b-v2", "tp": 1,
                  "latency": {"mamba_ssm_dtype": "fp32"},  # (as ML.ENERGY ran it)
-                 "scheduler": {"policy": "sarathi", "token_budget": 8192, "max_seqs": 256,
+                 "scheduler": {"policy": "sarathi", "token_budget": 8192, "max_seqs": 384,
                                "block_size": 16}},
                 {"ttft_mean_s": 1.0},
                 workload={"name": "w", "source": {"kind": "closed_loop", "concurrency": 2,
@@ -477,5 +477,5 @@ def test_a_replayed_cases_pool_warning_is_said_as_the_cases():
                                                   "output_tokens": 4}})
     with pytest.warns(WrpsimWarning, match=r"^replay of measured case nemotron c256 \(its own "
                                            r"settings\): pool\.pools\.h100-80gb\.scheduler\."
-                                           r"max_seqs \(256\) exceeds"):
+                                           r"max_seqs \(384\) exceeds"):
         simulate(case)

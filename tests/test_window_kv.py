@@ -162,7 +162,7 @@ def test_pools_with_a_kv_connector_keep_every_layer_whole():
             "0.11 turns its hybrid manager off)")
     old = _gemma_cfg(engine="splitwise-2023")
     assert Simulation(old, make_trace([0.0], [10], [2])).fleet.kv_notes["g"] == ""
-    blocks = sim.fleet.instances[1].latency.kv_capacity_blocks(16, 0.9, 3.5, 256)
+    blocks = sim.fleet.instances[1].latency.kv_capacity_blocks(16, 0.9, None, 256, 256, 8192)
     assert sim.fleet.instances[1].kv.capacity == blocks  # every layer, no paging apart
 
 
@@ -180,17 +180,19 @@ def test_a_sequence_longer_than_the_full_layer_room_is_dropped_not_stuck(length)
 
 
 def test_perf_counts_each_sequences_window():
-    """`python -m wrpsim.perf` for Gemma-3-12B on one H100: the cache holds 127,200 tokens of
-    every layer (vLLM's "GPU KV cache size"), yet 87 sequences of 3.5k tokens at once (219
-    full-layer blocks + 325 window blocks each, of 47,700 such blocks): 87 fit, 88 do not;
-    a model without windows holds its blocks over a sequence's whole blocks."""
+    """`python -m wrpsim.perf` for Gemma-3-12B on one H100 (vLLM's defaults there: 1,024
+    sequences, whose sampler profile over its 262k-entry vocabulary keeps 9.8 GiB): the cache
+    holds 108,080 tokens of every layer (vLLM's "GPU KV cache size"), yet 74 sequences of 3.5k
+    tokens at once (219 full-layer blocks + 325 window blocks each, of 40,530 such blocks): 74
+    fit, 75 do not; a model without windows holds its blocks over a sequence's whole blocks."""
     from wrpsim.perf import evaluate, parse_args
 
     args = ["model=gemma-3-12b", "gpu=h100-80gb", "tp=1", "ctx_tokens=3500"]
-    fit = evaluate(parse_args([*args, "batch=87"]))
-    assert (fit["kv_capacity_blocks"], fit["kv_capacity_tokens"]) == (7950, 127200)
-    assert fit["kv_seqs_at_ctx"] == 47700 // (219 + 325) == 87 and fit["kv_fits"]
-    assert not evaluate(parse_args([*args, "batch=88"]))["kv_fits"]
+    fit = evaluate(parse_args([*args, "batch=74"]))
+    assert (fit["kv_capacity_blocks"], fit["kv_capacity_tokens"]) == (6755, 108080)
+    assert fit["reserve_gib"] == pytest.approx(9.766, abs=1e-3)
+    assert fit["kv_seqs_at_ctx"] == 40530 // (219 + 325) == 74 and fit["kv_fits"]
+    assert not evaluate(parse_args([*args, "batch=75"]))["kv_fits"]
     llama = evaluate(parse_args(["model=llama3.1-8b", "tp=1", "ctx_tokens=3500"]))
     assert llama["kv_seqs_at_ctx"] == llama["kv_capacity_blocks"] // 219  # whole blocks
     none = evaluate(parse_args(["model=llama3.1-8b", "tp=1", "ctx_tokens=0"]))

@@ -13,7 +13,10 @@ paged as vLLM pages them, each holding its full-attention layers' KV per token a
 of the others: more than `kv_capacity_tokens` / `ctx_tokens` once `ctx_tokens` exceeds the
 window, `wrpsim.pool.window`; for a Mamba hybrid the capacity is the whole pool, from which
 each of those sequences takes its state as vLLM pages it, and `max_seqs` reserves none;
-`kv_fits`: whether the decode batch of `batch` sequences fits)
+`kv_fits`: whether the decode batch of `batch` sequences fits; the memory beside the weights
+that the cache leaves, `reserve_gib`, is what vLLM's start-up profile keeps for the scheduler's
+`max_seqs` and `token_budget` — the engine's batch defaults for the GPU unless given, as a pool
+takes them — unless `reserve_gib` is given: all three are in the record)
 and weight sizes (`params_b`, `active_params_b`: the model's parameters, all and per token,
 in billions, as read from its config.json; `weight_gib_per_gpu`), the inputs, and
 `calibration`: what the numbers rest on (the engine and its
@@ -80,7 +83,7 @@ def _int(cfg: dict, key: str, low: int) -> int:
 def evaluate(cfg: dict[str, Any]) -> dict[str, Any]:
     """The JSON record for a parsed config (see the module docstring)."""
     from wrpsim.pool.engines import build_latency_model
-    from wrpsim.pool.perf import GIB
+    from wrpsim.pool.perf import GIB, LEGACY_RESERVE_GIB
 
     for k in ("model", "gpu", "engine", "precision", "kv_dtype"):
         if not isinstance(cfg[k], str):
@@ -89,12 +92,14 @@ def evaluate(cfg: dict[str, Any]) -> dict[str, Any]:
     ctx = prompt if cfg["ctx_tokens"] is None else _int(cfg, "ctx_tokens", 0)
     block = _int(cfg, "block_size", 1)
     for k in ("gpu_mem_util", "reserve_gib"):
+        if k == "reserve_gib" and cfg[k] is None:
+            continue
         if isinstance(cfg[k], bool) or not isinstance(cfg[k], (int, float)):
             raise ConfigError(f"perf: {k} must be a number, got {cfg[k]!r}")
     if not 0 < cfg["gpu_mem_util"] <= 1:
         raise ConfigError(f"perf: gpu_mem_util must be in (0, 1], got {cfg['gpu_mem_util']!r}")
-    if cfg["reserve_gib"] < 0:
-        raise ConfigError(f"perf: reserve_gib must be >= 0, got {cfg['reserve_gib']!r}")
+    if cfg["reserve_gib"] is not None and cfg["reserve_gib"] < 0:
+        raise ConfigError(f"perf: reserve_gib must be >= 0 or null, got {cfg['reserve_gib']!r}")
     tp, ep, attn_dp = cfg["tp"], _int(cfg, "ep", 1), _int(cfg, "attn_dp", 1)
     from wrpsim.sanity import GPUS_PER_SERVER
 
@@ -104,7 +109,8 @@ def evaluate(cfg: dict[str, Any]) -> dict[str, Any]:
                           f"so tp must be at most {GPUS_PER_SERVER} (a group across servers "
                           f"runs in a fleet: python -m wrpsim network=fluid "
                           f"network.collectives=true)")
-    max_seqs = _int(cfg, "max_seqs", 1)
+    batch_keys = {k: None if cfg[k] is None else _int(cfg, k, 1)
+                  for k in ("max_seqs", "token_budget")}
     if not isinstance(cfg["breakdown"], bool):
         raise ConfigError(f"perf: breakdown must be true or false, got {cfg['breakdown']!r}")
     try:
@@ -127,10 +133,20 @@ def evaluate(cfg: dict[str, Any]) -> dict[str, Any]:
     from wrpsim.pool import window
 
     win = window.for_pool(lat, lat.model, block)  # (a colocated pool: no KV connector)
+    # a pool's scheduler where it leaves them out: the engine's batch defaults for the GPU
+    from wrpsim.pool.engines import get_engine
+    from wrpsim.pool.kernels.sizes import profile_reserve_gib
+    from wrpsim.pool.scheduler import SchedulerConfig
+
+    sched = {"token_budget": SchedulerConfig.token_budget, "max_seqs": SchedulerConfig.max_seqs}
+    sched.update({k: v * attn_dp for k, v in get_engine(cfg["engine"]).default_batch(
+        lat.gpu).items()})
+    sched.update({k: v for k, v in batch_keys.items() if v is not None})
+    max_seqs, budget = sched["max_seqs"], sched["token_budget"]
+    reserve = None if cfg["reserve_gib"] is None else float(cfg["reserve_gib"])
     try:
-        blocks = lat.kv_capacity_blocks(block, float(cfg["gpu_mem_util"]),
-                                        float(cfg["reserve_gib"]),
-                                        window.reserved_seqs(win, max_seqs))
+        blocks = lat.kv_capacity_blocks(block, float(cfg["gpu_mem_util"]), reserve,
+                                        window.reserved_seqs(win, max_seqs), max_seqs, budget)
     except ConfigError as e:  # the model does not fit: named like perf's other errors
         raise ConfigError(f"perf: {e}") from None
     # sequences of ctx_tokens the cache holds at once, in whole blocks as a colocated
@@ -160,6 +176,12 @@ def evaluate(cfg: dict[str, Any]) -> dict[str, Any]:
                                        batch * prompt * (prompt + 1) / 2.0, batch),
         "idle_power_w": lat.idle_power_w(),
         "tdp_w": lat.gpu.tdp_w,
+        "max_seqs": max_seqs, "token_budget": budget,
+        # GiB per GPU beside the weights that the KV cache leaves: reserve_gib, or vLLM's
+        # profiled activations and non-PyTorch memory for max_seqs / token_budget
+        "reserve_gib": (reserve if reserve is not None
+                        else profile_reserve_gib(lat, max_seqs, budget) if hasattr(lat, "adp")
+                        else LEGACY_RESERVE_GIB),
         "kv_capacity_blocks": blocks,
         "kv_capacity_tokens": blocks * block,
         # the KV the decode step's batch holds (batch x ctx_tokens): above the capacity the

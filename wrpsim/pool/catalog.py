@@ -92,6 +92,15 @@ class GpuSpec:
     #: GB/s per direction of an NVLink bridge joining the GPUs of a `pcie` server in pairs
     #: (H100 NVL: 600 GB/s both ways); a group of two then talks over it (0: no bridge)
     pair_link_gbs: float = 0.0
+    #: GiB of memory the CUDA driver reports (cudaMemGetInfo's total, what vLLM's
+    #: `gpu_memory_utilization` multiplies: the nameplate less what the driver keeps), from a
+    #: logged run (0: not known, `mem_gib` taken)
+    cuda_mem_gib: float = 0.0
+
+    @property
+    def visible_gib(self) -> float:
+        """GiB an engine sizes its memory by: `cuda_mem_gib` where known, else `mem_gib`."""
+        return self.cuda_mem_gib or self.mem_gib
 
     def link_for(self, group: int) -> float:
         """GB/s per direction a collective of `group` GPUs runs over: the pair's bridge for
@@ -157,7 +166,7 @@ def _check_keys(path: Path, entry: str, raw: dict, allowed: set[str], prefix: st
 _GPU_BASE = ("bf16_tflops", "mem_gib", "mem_bw_gbs", "tdp_w", "idle_w", "link_gbs",
              "price_per_hour_usd")
 _GPU_OPTIONAL = ("fp8_tflops", "fp4_tflops", "bf16_sustained_tflops", "fp8_sustained_tflops",
-                 "mla_sparse_heads", "pair_link_gbs")
+                 "mla_sparse_heads", "pair_link_gbs", "cuda_mem_gib")
 SCALEUPS = ("nvlink", "pcie")
 
 
@@ -214,6 +223,10 @@ def load_gpus(path: Path, known: dict[str, GpuSpec] | None = None) -> dict[str, 
         if vals.get("pair_link_gbs") and raw.get("scaleup", "nvlink") != "pcie":
             raise ConfigError(f"{path}: entry {name!r}: field 'pair_link_gbs' is the bridge "
                               f"joining a PCIe server's GPUs in pairs: it needs scaleup: pcie")
+        if vals.get("cuda_mem_gib", 0.0) > vals["mem_gib"]:
+            raise ConfigError(f"{path}: entry {name!r}: field 'cuda_mem_gib' "
+                              f"({vals['cuda_mem_gib']:g}) must not exceed mem_gib "
+                              f"({vals['mem_gib']:g}): the driver reports at most the nameplate")
         c = dict(calib[src])
         source = c.pop("source") + ("" if src == name else f" (copied from {src})")
         out[name] = GpuSpec(name=name, calibration_source=source, **vals, **c,

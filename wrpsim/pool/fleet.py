@@ -261,7 +261,8 @@ def kv_capacity(lat, sched, win=None) -> int:
     (`pool_window`: a model whose sliding-window layers or Mamba state vLLM pages with its
     KV), the ledger blocks in the same memory (a Mamba state then held per sequence)."""
     blocks = lat.kv_capacity_blocks(sched.block_size, sched.gpu_mem_util, sched.reserve_gib,
-                                    window.reserved_seqs(win, sched.max_seqs))
+                                    window.reserved_seqs(win, sched.max_seqs), sched.max_seqs,
+                                    sched.token_budget)
     return win.capacity(blocks) if win is not None else blocks
 
 
@@ -298,11 +299,13 @@ def check_context_fits(spec: PoolSpec, lat, blocks: int, key: str, win=None) -> 
     if getattr(lat, "mamba_state_bytes", 0.0) and not window.pages_state(win):
         s = spec.scheduler
         one = seq_capacity(spec, lat.kv_capacity_blocks(s.block_size, s.gpu_mem_util,
-                                                        s.reserve_gib, 1))
+                                                        s.reserve_gib, 1, s.max_seqs,
+                                                        s.token_budget))
     if one >= spec.max_context:
         return
     warn(f"{key}: by wrpsim's memory estimate (scheduler.gpu_mem_util x GPU memory - "
-         f"weights - scheduler.reserve_gib) its KV cache holds {one:,} tokens for one "
+         f"weights - the activation reserve, scheduler.reserve_gib) its KV cache holds "
+         f"{one:,} tokens for one "
          f"sequence, fewer than its max_context ({spec.max_context:,}); vLLM refuses to "
          f"start a server whose own estimate falls short so, and wrpsim drops the longer "
          f"requests (exceeds_kv_capacity). Set {key}.max_context to at most {one:,} (with "

@@ -32,6 +32,8 @@ from wrpsim.pool.catalog import CALIBRATION_FIELDS, GpuSpec, ModelSpec, get_gpu,
 from wrpsim.pool.latency import LatencyModel
 
 GIB = float(1 << 30)
+#: the activation / runtime reserve per GPU the 2023 model (engine splitwise-2023) takes
+LEGACY_RESERVE_GIB = 3.5
 #: all-reduce slowdown (1 + bytes / link_sat) is not extrapolated past the largest profiled message
 #: (32768 Llama-2-70B tokens x 8192 x 2 B = 512 MiB)
 MAX_MESSAGE_BYTES = float(512 << 20)
@@ -237,14 +239,18 @@ class AnalyticalLatency(LatencyModel):
         return self.gpu.idle_w
 
     def kv_capacity_blocks(
-        self, block_size: int, gpu_mem_util: float = 0.9, reserve_gib: float = 3.5,
-        max_seqs: int = 0,
+        self, block_size: int, gpu_mem_util: float = 0.9, reserve_gib: float | None = None,
+        max_seqs: int = 0, sched_seqs: int = 256, token_budget: int = 2048,
     ) -> int:
         """KV blocks per instance: floor((HBM x util - weights/tp - reserve) /
-        (block_size x kv bytes per token / tp)). `ConfigError` when the weights leave no room
-        for one block (message gives the sizes in GiB) or an argument is out of range.
-        `max_seqs` is accepted for the common signature (this model keeps no per-sequence
-        state)."""
+        (block_size x kv bytes per token / tp)), the nameplate memory and, where `reserve_gib`
+        is None, the 3.5 GiB this 2023 model always took (old results reproduce).
+        `ConfigError` when the weights leave no room for one block (message gives the sizes in
+        GiB) or an argument is out of range. `max_seqs`, `sched_seqs` and `token_budget` are
+        accepted for the common signature (this model keeps no per-sequence state and no
+        profiled reserve)."""
+        if reserve_gib is None:
+            reserve_gib = LEGACY_RESERVE_GIB
         if block_size < 1 or not 0.0 < gpu_mem_util <= 1.0 or reserve_gib < 0:
             raise ConfigError(f"kv capacity needs block_size >= 1, 0 < gpu_mem_util <= 1 and "
                               f"reserve_gib >= 0; got {block_size}, {gpu_mem_util}, {reserve_gib}")

@@ -17,6 +17,7 @@ the most recently admitted running sequence is preempted and later recomputed.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from wrpsim.errors import ConfigError, check_keys, unknown_choice
@@ -37,7 +38,10 @@ class SchedulerConfig:
 
     `token_budget`: max tokens (prefill chunk tokens + one per decoding sequence) per iteration.
     `max_seqs`: max running sequences. `block_size`: tokens per KV block. `gpu_mem_util`: fraction
-    of GPU memory the engine may use; `reserve_gib`: activation/workspace memory per GPU.
+    of GPU memory the engine may use; `reserve_gib`: activation/workspace memory per GPU that
+    the KV cache leaves (None: as vLLM's start-up profile keeps for these `max_seqs` and
+    `token_budget`, `wrpsim.pool.kernels.sizes.profile_reserve_gib`; 3.5 GiB under the 2023
+    engine).
     `watermark`: fraction of KV blocks kept free when admitting new prompts (vLLM's 1 %).
     """
 
@@ -46,7 +50,7 @@ class SchedulerConfig:
     max_seqs: int = 256
     block_size: int = 16
     gpu_mem_util: float = 0.9
-    reserve_gib: float = 3.5
+    reserve_gib: float | None = None
     watermark: float = 0.01
 
     def __post_init__(self):
@@ -65,8 +69,11 @@ class SchedulerConfig:
             )
         if not 0.0 < self.gpu_mem_util <= 1.0:
             raise ConfigError(f"scheduler.gpu_mem_util must be in (0, 1], got {self.gpu_mem_util}")
-        if self.reserve_gib < 0:
-            raise ConfigError(f"scheduler.reserve_gib must be >= 0, got {self.reserve_gib}")
+        r = self.reserve_gib
+        if r is not None and (isinstance(r, bool) or not isinstance(r, (int, float))
+                              or not math.isfinite(r) or r < 0):
+            raise ConfigError(f"scheduler.reserve_gib must be a number >= 0 (GiB) or null "
+                              f"(vLLM's profiled reserve), got {r!r}")
         if not 0.0 <= self.watermark < 1.0:
             raise ConfigError(f"scheduler.watermark must be in [0, 1), got {self.watermark}")
 

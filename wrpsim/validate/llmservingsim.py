@@ -65,7 +65,10 @@ def _dsa_latent_dtype(pool: dict, kv: dict) -> str:
                                   engine=pool.get("engine", "vllm-0.24"),
                                   precision=pool["precision"],
                                   kv_dtype=dtype)
-        got[dtype] = 16 * lat.kv_capacity_blocks(16, util)
+        sched = pool.get("scheduler", {})
+        got[dtype] = 16 * lat.kv_capacity_blocks(16, util, None, 0,
+                                                 sched.get("max_seqs", 256),
+                                                 sched.get("token_budget", 2048))
     measured = float(kv["num_kv_tokens"])
     return min(got, key=lambda d: abs(got[d] - measured))
 

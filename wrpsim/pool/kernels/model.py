@@ -428,10 +428,14 @@ class KernelLatency:
         return sizes.weight_bytes_per_gpu(self)
 
     def kv_capacity_blocks(self, block_size: int, gpu_mem_util: float = 0.9,
-                           reserve_gib: float = 3.5, max_seqs: int = 0) -> int:
+                           reserve_gib: float | None = None, max_seqs: int = 0,
+                           sched_seqs: int = 256, token_budget: int = 2048) -> int:
         """KV blocks per instance (`sizes.kv_capacity_blocks`: what the GPUs' memory leaves
-        beside the weights, `reserve_gib` and the Mamba state of `max_seqs` sequences)."""
-        return sizes.kv_capacity_blocks(self, block_size, gpu_mem_util, reserve_gib, max_seqs)
+        beside the weights, the reserve — `reserve_gib`, or where None vLLM's profiled one for
+        a scheduler of `sched_seqs` sequences and `token_budget` tokens — and the Mamba state
+        of `max_seqs` sequences)."""
+        return sizes.kv_capacity_blocks(self, block_size, gpu_mem_util, reserve_gib, max_seqs,
+                                        sched_seqs, token_budget)
 
     # ------------------------------------------------------------------ precomputed state
     def _adopt(self, c: dict) -> None:

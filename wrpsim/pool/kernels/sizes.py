@@ -92,16 +92,82 @@ def attn_extra_bytes_per_gpu(lat) -> float:
     return extra
 
 
+#: vLLM's start-up memory profile (V1 engine, `gpu_worker.determine_available_memory`): the
+#: KV cache gets the GPU's memory as CUDA reports it x `gpu_memory_utilization`, less the
+#: weights, the peak of PyTorch's allocations during a profiling pass, and the memory
+#: allocated outside PyTorch. The profiling pass is a forward pass of `max_num_batched_tokens`
+#: dummy tokens, then a dummy sampler pass over min(`max_num_seqs`, tokens) rows of logits of
+#: the whole vocabulary with the pass's hidden states still held. Fitted on the vLLM logs of
+#: six H100 servers at vLLM's defaults there (8,192 tokens, 1,024 sequences:
+#: github.com/llm-d/llm-d-benchmark `config_explorer/empirical-vllm-memory-results.md`), where
+#: the sampler pass is the peak: its activation peak less the hidden states (tokens x hidden x
+#: 2 bytes) is 38.25–38.55 bytes per (sequence, vocabulary entry) for vocabularies of 128 k to
+#: 201 k entries and hidden sizes of 1,024 to 8,192 — the float32 logits and the sampler's
+#: copies of them (softmax, top-k / top-p sort values and int64 indices, cumulative sum),
+#: about ten float32 values per logit (docs/validation.md, "KV capacity").
+SAMPLER_BYTES_PER_LOGIT = 38.3
+#: GiB a GPU's vLLM worker allocates outside PyTorch (cuBLAS workspaces, CUDA allocator
+#: overhead) with one GPU: 0.13–0.14 in the same logs
+NON_TORCH_GIB = 0.13
+#: GiB more with tensor parallelism (NCCL and custom all-reduce buffers): 0.55 at TP 2 there
+NON_TORCH_TP_GIB = 0.42
+#: bytes per activation value (BF16 activations, whatever the weights' precision)
+ACT_BYTES = 2.0
+
+
+def forward_peak_values(lat) -> float:
+    """Activation values per token live at once in one layer of the profiling forward pass on
+    one GPU: the residual stream and the normed input (2 x hidden) beside the widest of the
+    attention projections' outputs (query, key and value heads, then the output heads), a
+    dense MLP's gate / up and activation outputs (3 x its intermediate / tp; 2 x without a
+    gate) and a MoE layer's fused-expert buffers (per routed expert: gate / up, activation and
+    down outputs) with its shared expert's."""
+    m, tp = lat.model, lat.atp
+    gate = 3 if m.gated_mlp else 2
+    attn = (m.heads + 2 * m.kv_heads) * m.head_dim / tp
+    dense_i = m.dense_intermediate if m.moe else m.intermediate
+    mlp = gate * dense_i / tp if (not m.moe or m.dense_layers) else 0.0
+    if m.moe:
+        moe = m.active_experts * (gate * m.intermediate / tp + m.hidden)
+        moe += gate * m.shared_intermediate / tp
+        mlp = max(mlp, moe)
+    return 2.0 * m.hidden + max(attn, mlp)
+
+
+def profile_reserve_gib(lat, max_seqs: int, token_budget: int) -> float:
+    """GiB per GPU that vLLM's start-up profile keeps from the KV cache beside the weights, for
+    a scheduler of `max_seqs` sequences and `token_budget` batched tokens (its
+    `max_num_seqs` / `max_num_batched_tokens`; with data-parallel attention each of the
+    `attn_dp` ranks profiles its share): the memory outside PyTorch plus the larger peak of the
+    profiling pass — the forward pass (`forward_peak_values` x tokens) or the sampler pass
+    (`SAMPLER_BYTES_PER_LOGIT` x min(sequences, tokens) x vocabulary, beside the hidden states
+    of the tokens). See `SAMPLER_BYTES_PER_LOGIT` for the sources."""
+    m, adp = lat.model, lat.adp
+    tokens = -(-int(token_budget) // adp)
+    rows = min(-(-int(max_seqs) // adp), tokens)
+    sampler = SAMPLER_BYTES_PER_LOGIT * rows * m.vocab + tokens * m.hidden * ACT_BYTES
+    forward = tokens * forward_peak_values(lat) * ACT_BYTES
+    non_torch = NON_TORCH_GIB + (NON_TORCH_TP_GIB if lat.tp > 1 else 0.0)
+    return non_torch + max(sampler, forward) / GIB
+
+
 def kv_capacity_blocks(lat, block_size: int, gpu_mem_util: float = 0.9,
-                       reserve_gib: float = 3.5, max_seqs: int = 0) -> int:
-    """KV blocks per instance: floor((HBM x util - weights/tp - reserve - Mamba state of
-    `max_seqs` sequences) / (block_size x KV bytes per token per GPU)), times `attn_dp`
-    (each data-parallel group holds its own sequences' KV). `ConfigError` when nothing is
-    left for one block (message gives the sizes in GiB)."""
+                       reserve_gib: float | None = None, max_seqs: int = 0,
+                       sched_seqs: int = 256, token_budget: int = 2048) -> int:
+    """KV blocks per instance: floor((GPU memory x util - weights/tp - reserve - Mamba state
+    of `max_seqs` sequences) / (block_size x KV bytes per token per GPU)), times `attn_dp`
+    (each data-parallel group holds its own sequences' KV). The memory is what CUDA reports
+    (`GpuSpec.visible_gib`); the reserve is `reserve_gib` where given, else vLLM's profiled
+    one for a scheduler of `sched_seqs` sequences and `token_budget` tokens
+    (`profile_reserve_gib`). `FitError` when nothing is left for one block (message gives the
+    sizes in GiB)."""
+    if reserve_gib is None:
+        reserve_gib = profile_reserve_gib(lat, sched_seqs, token_budget)
     if block_size < 1 or not 0.0 < gpu_mem_util <= 1.0 or reserve_gib < 0:
         raise ConfigError(f"kv capacity needs block_size >= 1, 0 < gpu_mem_util <= 1 and "
                           f"reserve_gib >= 0; got {block_size}, {gpu_mem_util}, {reserve_gib}")
-    usable = lat.gpu.mem_gib * gpu_mem_util - reserve_gib
+    mem = lat.gpu.visible_gib
+    usable = mem * gpu_mem_util - reserve_gib
     weights = lat.weight_bytes_per_gpu / GIB
     state = max_seqs * lat.mamba_state_bytes / lat.tp / GIB
     per_block = block_size * lat.kv_bytes_per_token_per_gpu
@@ -111,8 +177,8 @@ def kv_capacity_blocks(lat, block_size: int, gpu_mem_util: float = 0.9,
 
         raise FitError(
             f"{lat.model.name} needs {weights:.1f} GiB of weights per GPU at tp={lat.tp} "
-            f"({lat.precision}) on {lat.gpu.name} (mem_gib {lat.gpu.mem_gib:g} GiB x "
-            f"gpu_mem_util {gpu_mem_util:.2f} - reserve_gib {reserve_gib:g} GiB = "
+            f"({lat.precision}) on {lat.gpu.name} ({mem:g} GiB x "
+            f"gpu_mem_util {gpu_mem_util:.2f} - reserve {reserve_gib:.2f} GiB = "
             f"{usable:.1f} GiB usable)"
             + (f" and {state:.1f} GiB of Mamba state for max_seqs = {max_seqs} "
                f"sequences" if state else "")
