@@ -132,3 +132,57 @@ def test_a_catalog_memory_above_the_nameplate_is_refused(tmp_path):
     with pytest.raises(ConfigError, match=r"entry 'h100-80gb': field 'cuda_mem_gib' \(81\) must "
                                           r"not exceed mem_gib \(80\)"):
         load_gpus(tmp_path / "gpus.yaml")
+
+
+def test_the_forward_pass_is_the_peak_for_a_small_vocabulary_at_a_large_budget():
+    """Mixtral-8x7B on one GPU at 8,192 tokens and 128 sequences: per token the residual and
+    normed input (2 x 4,096) beside its fused-MoE buffers, 2 experts x (gate / up 2 x 14,336 +
+    activation 14,336 + down 4,096), BF16 — 1.56 GiB, over the sampler's 0.21 GiB for its 32 k
+    vocabulary. DeepSeek-V3 at TP 8: the MoE layer's 8 routed experts of 2,048 / 8 and its
+    shared expert outweigh its dense layers' 18,432 / 8 and its attention projections."""
+    from wrpsim.pool.kernels.sizes import NON_TORCH_GIB, forward_peak_values
+
+    mix = build_latency_model("mixtral-8x7b", "h100-80gb", 1)
+    per_token = 2 * 4096 + 2 * (3 * 14336 + 4096)
+    assert forward_peak_values(mix) == per_token
+    assert profile_reserve_gib(mix, 128, 8192) == pytest.approx(
+        NON_TORCH_GIB + 8192 * per_token * 2 / GIB, rel=1e-12)
+    assert SAMPLER_BYTES_PER_LOGIT * 128 * 32000 + 8192 * 4096 * 2 < 8192 * per_token * 2
+    ds = build_latency_model("deepseek-v3", "h200-141gb", 8, precision="fp8_block")
+    moe = 8 * (3 * 2048 / 8 + 7168) + 3 * 2048 / 8
+    assert forward_peak_values(ds) == pytest.approx(2 * 7168 + moe, rel=1e-12)
+    assert moe > 3 * 18432 / 8 and moe > (128 + 2 * 128) * 192 / 8
+
+
+def test_perf_sizes_the_cache_for_the_scheduler_a_pool_would_have():
+    """`python -m wrpsim.perf`: max_seqs / token_budget left out are the engine's batch
+    defaults for the GPU (vLLM's: 1,024 / 8,192 on an H100, 256 / 2,048 on an A100; the
+    scheduler's own under the 2023 engine), per data-parallel attention rank; a defaulted
+    max_seqs is at most the budget; the record's reserve is the one the capacity used; bad
+    values are one line."""
+    from wrpsim.perf import evaluate, parse_args
+
+    def rec(*args):
+        return evaluate(parse_args(["model=llama3.1-8b", "tp=1", *args]))
+
+    h100, a100 = rec(), rec("gpu=a100-80gb")
+    assert (h100["max_seqs"], h100["token_budget"]) == (1024, 8192)
+    assert (a100["max_seqs"], a100["token_budget"]) == (256, 2048)
+    small = rec("token_budget=512")
+    assert (small["max_seqs"], small["token_budget"]) == (512, 512)
+    lat = build_latency_model("llama3.1-8b", "h100-80gb", 1)
+    assert small["reserve_gib"] == pytest.approx(profile_reserve_gib(lat, 512, 512))
+    assert small["kv_capacity_blocks"] == lat.kv_capacity_blocks(16, 0.9, None, 0, 512, 512)
+    assert rec("reserve_gib=2")["kv_capacity_blocks"] == lat.kv_capacity_blocks(16, 0.9, 2.0)
+    old = rec("engine=splitwise-2023")
+    assert (old["max_seqs"], old["token_budget"], old["reserve_gib"]) == (256, 2048, 3.5)
+    dp = evaluate(parse_args(["model=qwen3-30b-a3b", "tp=2", "attn_dp=2"]))
+    assert (dp["max_seqs"], dp["token_budget"]) == (2048, 16384)
+    dp_lat = build_latency_model("qwen3-30b-a3b", "h100-80gb", 2, attn_dp=2)
+    assert dp["reserve_gib"] == pytest.approx(profile_reserve_gib(dp_lat, 2048, 16384))
+    for bad, msg in (("token_budget=abc", r"^perf: token_budget must be an integer in 1\.\."),
+                     ("max_seqs=4096 token_budget=1024",
+                      r"^perf: max_seqs \(4096\) must be <= token_budget \(1024\)"),
+                     ("reserve_gib=inf", r"^perf: reserve_gib must be a finite number")):
+        with pytest.raises(ConfigError, match=msg):
+            rec(*bad.split())

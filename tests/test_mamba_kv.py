@@ -142,7 +142,7 @@ def _cfg(**pool) -> dict:
 
 def test_384_sequences_run_as_many_at_once_as_the_blocks_hold():
     """max_seqs 384 on one H100, which reserving 384 states up front refused (53.2 GiB of
-    state beside 22.9 GiB of weights): 400 chats of 600 + 400 tokens at once run about 252 at
+    state beside 22.9 GiB of weights): 400 chats of 600 + 400 tokens at once run about 257 at
     a time (each 63 + 19 + 410 ledger blocks), never more than the cache holds; every block
     comes back; the outputs say how the state is counted."""
     n = 400

@@ -109,10 +109,11 @@ def _run(cfg, trace, monkeypatch=None, whole=False):
 
 
 def test_a_burst_of_long_chats_fits_as_vllm_pages_it(monkeypatch):
-    """80 chats of 3k + 500 tokens on one H100 (KV room: 7,950 blocks of all 48 layers):
-    counted in full the cache holds 36 of them at a time and preempts; paged as vLLM pages
-    Gemma-3 (the 8 full layers per token, the 40 windows once: 219 + 325 of 47,700 ledger
-    blocks, 87 sequences) all 80 run at once. Every block comes back when they are done."""
+    """80 chats of 3k + 500 tokens on one H100 (KV room at 256 sequences and 8,192 tokens:
+    7,981 blocks of all 48 layers): counted in full the cache holds 36 of them at a time and
+    preempts; paged as vLLM pages Gemma-3 (the 8 full layers per token, the 40 windows once:
+    219 + 325 of 47,886 ledger blocks, 88 sequences) all 80 run at once. Every block comes
+    back when they are done."""
     trace = _burst(80, 3000, 500)
     reqs, inst, sim = _run(_gemma_cfg(), trace)
     assert all(r["status"] == "completed" for r in reqs)

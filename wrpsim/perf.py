@@ -37,6 +37,7 @@ one line on stderr and exits with status 2.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from wrpsim.cli import load_defaults, parse_overrides, verb_main
@@ -80,6 +81,24 @@ def _int(cfg: dict, key: str, low: int) -> int:
     return v
 
 
+def _batch(cfg: dict, lat, attn_dp: int) -> tuple[int, int]:
+    """(max_seqs, token_budget) of the scheduler perf sizes the KV cache for: as a pool's
+    (`fleet.with_batch_defaults`: the engine's batch defaults for the GPU where `max_seqs` /
+    `token_budget` are null, per data-parallel attention rank; a defaulted `max_seqs` at most
+    the budget), checked as a pool's scheduler is."""
+    from wrpsim.pool.engines import get_engine
+    from wrpsim.pool.fleet import with_batch_defaults
+    from wrpsim.pool.scheduler import SchedulerConfig
+
+    given = {k: cfg[k] for k in ("max_seqs", "token_budget") if cfg[k] is not None}
+    d = with_batch_defaults(given, get_engine(cfg["engine"]), lat.gpu, attn_dp)
+    try:
+        s = SchedulerConfig(**d)
+    except ConfigError as e:
+        raise ConfigError(f"perf: {str(e).replace('scheduler.', '')}") from None
+    return s.max_seqs, s.token_budget
+
+
 def evaluate(cfg: dict[str, Any]) -> dict[str, Any]:
     """The JSON record for a parsed config (see the module docstring)."""
     from wrpsim.pool.engines import build_latency_model
@@ -94,8 +113,9 @@ def evaluate(cfg: dict[str, Any]) -> dict[str, Any]:
     for k in ("gpu_mem_util", "reserve_gib"):
         if k == "reserve_gib" and cfg[k] is None:
             continue
-        if isinstance(cfg[k], bool) or not isinstance(cfg[k], (int, float)):
-            raise ConfigError(f"perf: {k} must be a number, got {cfg[k]!r}")
+        if isinstance(cfg[k], bool) or not isinstance(cfg[k], (int, float)) \
+                or not math.isfinite(cfg[k]):
+            raise ConfigError(f"perf: {k} must be a finite number, got {cfg[k]!r}")
     if not 0 < cfg["gpu_mem_util"] <= 1:
         raise ConfigError(f"perf: gpu_mem_util must be in (0, 1], got {cfg['gpu_mem_util']!r}")
     if cfg["reserve_gib"] is not None and cfg["reserve_gib"] < 0:
@@ -109,8 +129,6 @@ def evaluate(cfg: dict[str, Any]) -> dict[str, Any]:
                           f"so tp must be at most {GPUS_PER_SERVER} (a group across servers "
                           f"runs in a fleet: python -m wrpsim network=fluid "
                           f"network.collectives=true)")
-    batch_keys = {k: None if cfg[k] is None else _int(cfg, k, 1)
-                  for k in ("max_seqs", "token_budget")}
     if not isinstance(cfg["breakdown"], bool):
         raise ConfigError(f"perf: breakdown must be true or false, got {cfg['breakdown']!r}")
     try:
@@ -131,18 +149,10 @@ def evaluate(cfg: dict[str, Any]) -> dict[str, Any]:
         raise ConfigError(f"perf: batch must be an integer in 1..{MAX_SEQS:,} (sequences in "
                           f"one iteration), got {batch:,}")
     from wrpsim.pool import window
+    from wrpsim.pool.kernels.sizes import profile_reserve_gib
 
     win = window.for_pool(lat, lat.model, block)  # (a colocated pool: no KV connector)
-    # a pool's scheduler where it leaves them out: the engine's batch defaults for the GPU
-    from wrpsim.pool.engines import get_engine
-    from wrpsim.pool.kernels.sizes import profile_reserve_gib
-    from wrpsim.pool.scheduler import SchedulerConfig
-
-    sched = {"token_budget": SchedulerConfig.token_budget, "max_seqs": SchedulerConfig.max_seqs}
-    sched.update({k: v * attn_dp for k, v in get_engine(cfg["engine"]).default_batch(
-        lat.gpu).items()})
-    sched.update({k: v for k, v in batch_keys.items() if v is not None})
-    max_seqs, budget = sched["max_seqs"], sched["token_budget"]
+    max_seqs, budget = _batch(cfg, lat, attn_dp)
     reserve = None if cfg["reserve_gib"] is None else float(cfg["reserve_gib"])
     try:
         blocks = lat.kv_capacity_blocks(block, float(cfg["gpu_mem_util"]), reserve,

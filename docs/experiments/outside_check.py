@@ -62,15 +62,17 @@ SETTINGS = {
     # GPUStack's tuning step: 16,384 batched tokens
     "FP8_16K": [f"{P}precision=fp8_block", f"{P}scheduler.token_budget=16384",
                 f"{P}scheduler.max_seqs=1024"],
-    # the runs' own memory settings: `--max-model-len 32768`; runs of a 61 GiB model that
-    # served 32k-token prompts on one 80 GB GPU, so with more KV beside the weights than
-    # wrpsim's 3.5 GiB reserve leaves (7.5 GiB, 30,624 tokens)
+    # the runs' own memory settings: `--max-model-len 32768`; servers that started with more
+    # KV beside the weights than wrpsim's profiled reserve leaves — a 61 GiB model serving
+    # 32k-token prompts on one 80 GB GPU (at 1,024 sequences 4.5 GiB, 18,224 tokens), Qwen3-8B
+    # at its 40,960-token context on a 24 GB RTX 4090 (31,872) — so with a smaller reserve
+    # (RSV: 0.25 GiB, the KV for at least 40,960 tokens on the 4090)
     "L32K": [f"+{P}max_context=32768"],
     # vLLM `-tp 1 -dp 8 --enable-expert-parallel`: eight data-parallel attention ranks, each
     # with vLLM's batch defaults, and the experts spread over the eight GPUs
     "DP8EP": [f"{P}scheduler.token_budget={8 * 8192}", f"{P}scheduler.max_seqs={8 * 1024}",
               f"+{P}attn_dp=8", f"+{P}ep=8"],
-    "RSV": [f"+{P}scheduler.reserve_gib=0.5"],
+    "RSV": [f"+{P}scheduler.reserve_gib=0.25"],
     # per-tensor FP8 weights and activations (a static FP8 checkpoint), and an FP8 KV cache
     "FP8T": [f"{P}precision=fp8"],
     "KVFP8": [f"{P}kv_dtype=fp8"],

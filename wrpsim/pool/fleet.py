@@ -176,7 +176,7 @@ def parse_pool(name: str, d: dict) -> PoolSpec:
     return PoolSpec(
         name=name, gpu=d["gpu"], model=d["model"], tp=d.get("tp", 1), count=d.get("count", 1),
         scheduler=SchedulerConfig.from_dict(
-            _with_batch_defaults(d.get("scheduler"), eng, gpu, attn_dp, kind),
+            with_batch_defaults(d.get("scheduler"), eng, gpu, attn_dp, kind),
             f"{where}.scheduler"),
         latency=latency, kv_blocks=kv_blocks, price_per_gpu_hour=gpu.price_per_hour_usd,
         prefix_cache=prefix,
@@ -187,7 +187,7 @@ def parse_pool(name: str, d: dict) -> PoolSpec:
     )
 
 
-def _with_batch_defaults(sched, engine, gpu, attn_dp: int = 1, latency_kind: str = "engine"):
+def with_batch_defaults(sched, engine, gpu, attn_dp: int = 1, latency_kind: str = "engine"):
     """A pool's scheduler mapping with the engine's batch defaults for its GPU where it leaves
     `token_budget` / `max_seqs` out or null (`Engine.default_batch`: `vllm serve`'s for the
     vLLM engines): per data-parallel attention rank, as vLLM gives each rank its own (the

@@ -251,7 +251,7 @@ class AnalyticalLatency(LatencyModel):
         profiled reserve)."""
         if reserve_gib is None:
             reserve_gib = LEGACY_RESERVE_GIB
-        if block_size < 1 or not 0.0 < gpu_mem_util <= 1.0 or reserve_gib < 0:
+        if block_size < 1 or not 0.0 < gpu_mem_util <= 1.0 or not 0 <= reserve_gib < math.inf:
             raise ConfigError(f"kv capacity needs block_size >= 1, 0 < gpu_mem_util <= 1 and "
                               f"reserve_gib >= 0; got {block_size}, {gpu_mem_util}, {reserve_gib}")
         usable = self.gpu.mem_gib * gpu_mem_util - reserve_gib
