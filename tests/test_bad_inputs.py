@@ -564,14 +564,15 @@ def test_fleet_larger_than_the_trace_runs_with_one_warning(monkeypatch, capsys, 
 
 def test_a_pool_whose_kv_cannot_hold_its_context_runs_with_one_warning(monkeypatch, capsys,
                                                                      tmp_path):
-    """Qwen3-32B on one H100: by wrpsim's estimate 61 GiB of weights leave KV for 35,632
-    tokens, fewer than its 40,960-token context; vLLM refuses to start a server whose own
-    estimate falls short so. wrpsim says so once and runs it (longer requests dropped). With
-    the context lowered to what fits, no warning; a Mamba hybrid is checked with one
-    sequence's state, as vLLM checks it, not max_seqs of them (its one warning is that
-    max_seqs 330 exceeds the 304 sequences whose state the cache holds)."""
+    """Qwen3-32B on one H100 at gpu_mem_util 0.9 (vLLM's default before 0.92): by wrpsim's
+    estimate 61 GiB of weights leave KV for 35,632 tokens, fewer than its 40,960-token
+    context; vLLM refuses to start a server whose own estimate falls short so. wrpsim says
+    so once and runs it (longer requests dropped). With the context lowered to what fits, no
+    warning; a Mamba hybrid is checked with one sequence's state, as vLLM checks it, not
+    max_seqs of them (its one warning is that max_seqs 330 exceeds the 315 sequences whose
+    state the cache holds)."""
     args = (SMALL, "pool.pools.h100.tp=1", "pool.pools.h100.model=qwen3-32b",
-            "pool.pools.h100.count=1")
+            "pool.pools.h100.count=1", "+pool.pools.h100.scheduler.gpu_mem_util=0.9")
     code, _, err = run_app(monkeypatch, capsys, tmp_path, *args)
     assert code == 0, err
     warns = [ln for ln in err.splitlines() if ln.startswith("wrpsim: warning:")]
@@ -596,7 +597,7 @@ def test_a_pool_whose_kv_cannot_hold_its_context_runs_with_one_warning(monkeypat
     warns = [ln for ln in err.splitlines() if ln.startswith("wrpsim: warning:")]
     assert code == 0 and len(warns) == 1, err
     assert warns[0].startswith("wrpsim: warning: pool.pools.h100.scheduler.max_seqs (330) "
-                               "exceeds the 304 sequences whose Mamba state"), err
+                               "exceeds the 315 sequences whose Mamba state"), err
 
 
 @pytest.mark.parametrize(("workload", "warns"), [("azure-conv-2023", True),
@@ -731,9 +732,9 @@ def test_a_plan_candidate_whose_kv_cannot_hold_its_context_warns_under_its_name(
     from wrpsim.plan.config import expand_candidate
 
     with pytest.warns(WrpsimWarning, match=r"^plan\.candidates\.a100: by wrpsim's memory "
-                      r"estimate .* holds 29,744 tokens for one sequence, fewer than its "
+                      r"estimate .* holds 40,240 tokens for one sequence, fewer than its "
                       r"max_context \(131,072\).* Set plan\.candidates\.a100\.max_context to "
-                      r"at most 29,744"):
+                      r"at most 40,240"):
         expand_candidate("a100", {"gpu": "a100-80gb", "model": "llama3.1-70b", "tp": 2})
 
 

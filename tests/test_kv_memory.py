@@ -158,24 +158,28 @@ def test_perf_sizes_the_cache_for_the_scheduler_a_pool_would_have():
     """`python -m wrpsim.perf`: max_seqs / token_budget left out are the engine's batch
     defaults for the GPU (vLLM's: 1,024 / 8,192 on an H100, 256 / 2,048 on an A100; the
     scheduler's own under the 2023 engine), per data-parallel attention rank; a defaulted
-    max_seqs is at most the budget; the record's reserve is the one the capacity used; bad
-    values are one line."""
+    max_seqs is at most the budget; gpu_mem_util left out is the engine's (0.92 for vllm-0.24,
+    0.9 for vllm-0.19 and the 2023 engine); the record's reserve is the one the capacity used;
+    bad values are one line."""
     from wrpsim.perf import evaluate, parse_args
 
     def rec(*args):
         return evaluate(parse_args(["model=llama3.1-8b", "tp=1", *args]))
 
     h100, a100 = rec(), rec("gpu=a100-80gb")
-    assert (h100["max_seqs"], h100["token_budget"]) == (1024, 8192)
+    assert (h100["max_seqs"], h100["token_budget"], h100["gpu_mem_util"]) == (1024, 8192, 0.92)
+    assert rec("engine=vllm-0.19")["gpu_mem_util"] == 0.9
+    assert rec("gpu_mem_util=0.8")["gpu_mem_util"] == 0.8
     assert (a100["max_seqs"], a100["token_budget"]) == (256, 2048)
     small = rec("token_budget=512")
     assert (small["max_seqs"], small["token_budget"]) == (512, 512)
     lat = build_latency_model("llama3.1-8b", "h100-80gb", 1)
     assert small["reserve_gib"] == pytest.approx(profile_reserve_gib(lat, 512, 512))
-    assert small["kv_capacity_blocks"] == lat.kv_capacity_blocks(16, 0.9, None, 0, 512, 512)
-    assert rec("reserve_gib=2")["kv_capacity_blocks"] == lat.kv_capacity_blocks(16, 0.9, 2.0)
+    assert small["kv_capacity_blocks"] == lat.kv_capacity_blocks(16, 0.92, None, 0, 512, 512)
+    assert rec("reserve_gib=2")["kv_capacity_blocks"] == lat.kv_capacity_blocks(16, 0.92, 2.0)
     old = rec("engine=splitwise-2023")
-    assert (old["max_seqs"], old["token_budget"], old["reserve_gib"]) == (256, 2048, 3.5)
+    assert (old["max_seqs"], old["token_budget"], old["reserve_gib"], old["gpu_mem_util"]) == \
+        (256, 2048, 3.5, 0.9)
     dp = evaluate(parse_args(["model=qwen3-30b-a3b", "tp=2", "attn_dp=2"]))
     assert (dp["max_seqs"], dp["token_budget"]) == (2048, 16384)
     dp_lat = build_latency_model("qwen3-30b-a3b", "h100-80gb", 2, attn_dp=2)
@@ -186,3 +190,34 @@ def test_perf_sizes_the_cache_for_the_scheduler_a_pool_would_have():
                      ("reserve_gib=inf", r"^perf: reserve_gib must be a finite number")):
         with pytest.raises(ConfigError, match=msg):
             rec(*bad.split())
+
+
+def test_a_pool_takes_its_engines_memory_fraction(tmp_path):
+    """vLLM's `--gpu-memory-utilization` default is 0.92 since vllm-project/vllm#38284 and 0.9
+    before (LLMServingSim's harness, passing none, resolved 0.9 under vLLM 0.19.0 and 0.92 under
+    0.28.0): a pool that leaves `scheduler.gpu_mem_util` out takes its engine's; a value it
+    sets wins; an engine file's bad value is one line."""
+    from wrpsim.pool.engines import get_engine, load_engine
+    from wrpsim.pool.fleet import with_batch_defaults
+
+    metas = {v: json.loads((ROOT / f"pools/measured/llmservingsim/{d}/meta.json").read_text())
+             for v, d in (("0.19", "RTX4090/Llama-3.1-8B"),
+                          ("0.28", "RTXPRO6000/DeepSeek-V3.2-Exp-16L64E"))}
+    assert all("gpu_memory_utilization" not in m["engine_kwargs"] for m in metas.values())
+    assert metas["0.19"]["kv_cache"]["gpu_memory_utilization"] == get_engine(
+        "vllm-0.19").gpu_mem_util == 0.9
+    assert metas["0.28"]["kv_cache"]["gpu_memory_utilization"] == get_engine(
+        "vllm-0.24").gpu_mem_util == 0.92
+    from wrpsim.pool.catalog import get_gpu
+
+    h100 = get_gpu("h100-80gb")
+    assert with_batch_defaults({}, get_engine("vllm-0.24"), h100)["gpu_mem_util"] == 0.92
+    assert with_batch_defaults({}, get_engine("vllm-0.11"), h100)["gpu_mem_util"] == 0.9
+    assert with_batch_defaults({"gpu_mem_util": 0.8}, get_engine("vllm-0.24"),
+                               h100)["gpu_mem_util"] == 0.8
+    bad = tmp_path / "mine.yaml"
+    bad.write_text((ROOT / "pools/catalog/engines/vllm-0.19.yaml").read_text().replace(
+        "gpu_memory_utilization: 0.9\n", "gpu_memory_utilization: 1.5\n"))
+    with pytest.raises(ConfigError, match=r"mine\.yaml: gpu_memory_utilization must be a number "
+                                          r"in \(0, 1\], got 1\.5$"):
+        load_engine(bad)

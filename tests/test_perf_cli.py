@@ -48,10 +48,10 @@ def test_contract_example_matches_python_api():
         4 * 512, 0, None, lat.prefill_s(4, 512), 4 * 512 * 513 / 2, 4), rel=1e-12)
     assert out["prefill_power_w"] != pytest.approx(lat.power_w(4 * 512, 0), rel=1e-6)
     assert out["idle_power_w"] == lat.idle_power_w() == 75.0
-    # vLLM's batch defaults on an H100 (1,024 sequences, 8,192 tokens) and the reserve its
-    # start-up profile keeps for them
-    assert (out["max_seqs"], out["token_budget"]) == (1024, 8192)
-    assert out["kv_capacity_tokens"] == 16 * lat.kv_capacity_blocks(16, 0.9, None, 0, 1024, 8192)
+    # vLLM's batch defaults on an H100 (1,024 sequences, 8,192 tokens), its 0.92 of the memory
+    # and the reserve its start-up profile keeps for them
+    assert (out["max_seqs"], out["token_budget"], out["gpu_mem_util"]) == (1024, 8192, 0.92)
+    assert out["kv_capacity_tokens"] == 16 * lat.kv_capacity_blocks(16, 0.92, None, 0, 1024, 8192)
     assert out["reserve_gib"] == pytest.approx(profile_reserve_gib(lat, 1024, 8192), rel=1e-12)
     assert out["weight_gib_per_gpu"] == pytest.approx(lat.weight_bytes_per_gpu / GIB)
     assert out["idle_power_w"] <= out["power_w"] <= out["tdp_w"]

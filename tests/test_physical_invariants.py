@@ -52,7 +52,7 @@ from wrpsim.pool.kernels.sizes import profile_reserve_gib
 
 GIB = float(1 << 30)
 #: the perf defaults the capacity is computed with (conf/perf.yaml)
-BLOCK, UTIL, RESERVE_GIB, MAX_SEQS = 16, 0.9, 3.5, 256
+BLOCK, RESERVE_GIB, MAX_SEQS = 16, 3.5, 256
 #: energy per token may rise this much with the batch (interpolation between table points)
 ENERGY_TOL = 0.02
 #: decode batches and contexts the power is checked at
@@ -190,13 +190,22 @@ def _reserve_gib(lat) -> float:
     return profile_reserve_gib(lat, *_batch(lat)) if hasattr(lat, "adp") else RESERVE_GIB
 
 
-def _capacity(lat) -> tuple[int, object, int]:
+def _util(engine: str) -> float:
+    """The fraction of memory perf sizes the KV in: the engine's default `gpu_mem_util` (vLLM's
+    `--gpu-memory-utilization` of its version: 0.92 for vllm-0.24, 0.9 before)."""
+    from wrpsim.pool.engines import get_engine
+
+    return get_engine(engine).gpu_mem_util
+
+
+def _capacity(lat, engine: str) -> tuple[int, object, int]:
     """(KV blocks as perf computes them, the pool's window or Mamba paging, sequences whose
     Mamba state is reserved up front)."""
     win = window.for_pool(lat, lat.model, BLOCK)
     seqs, tokens = _batch(lat)
     reserved = window.reserved_seqs(win, seqs)
-    return lat.kv_capacity_blocks(BLOCK, UTIL, None, reserved, seqs, tokens), win, reserved
+    return (lat.kv_capacity_blocks(BLOCK, _util(engine), None, reserved, seqs, tokens), win,
+            reserved)
 
 
 @pytest.mark.parametrize("model,gpu,tp,prec,engine", POOLS)
@@ -205,7 +214,7 @@ def test_kv_cache_weights_and_reserve_fill_the_usable_memory(model, gpu, tp, pre
     block x KV bytes a token, plus its weights, the reserve and any Mamba state reserved up
     front, fit in memory x `gpu_mem_util` — and leave less than one more block free."""
     lat = _lat(model, gpu, tp, prec, engine)
-    blocks, _win, reserved = _capacity(lat)
+    blocks, _win, reserved = _capacity(lat, engine)
     rec = _record(model, gpu, tp, prec, engine)
     assert rec["kv_capacity_blocks"] == blocks
     assert rec["kv_capacity_tokens"] == blocks * BLOCK
@@ -215,7 +224,7 @@ def test_kv_cache_weights_and_reserve_fill_the_usable_memory(model, gpu, tp, pre
     used = (blocks / getattr(lat, "adp", 1) * per_block + lat.weight_bytes_per_gpu
             + _reserve_gib(lat) * GIB + state)
     mem = lat.gpu.visible_gib if hasattr(lat, "adp") else lat.gpu.mem_gib
-    usable = mem * UTIL * GIB
+    usable = mem * _util(engine) * GIB
     assert used <= usable, f"{_cmd(lat)}: {used / GIB:.3f} GiB used > {usable / GIB:.3f} usable"
     assert usable - used < per_block, (f"{_cmd(lat)}: {(usable - used) / GIB:.3f} GiB left, "
                                        f"more than one block of {per_block / GIB:.4f} GiB")
@@ -235,7 +244,7 @@ def test_an_fp8_kv_cache_holds_its_byte_ratio_more_tokens(model, gpu, tp, prec, 
         assert 1.5 < ratio < 2.0, f"{_cmd(lat)}: DSA KV bytes BF16 / FP8 = {ratio:.3f}"
     else:
         assert ratio == 2.0, f"{_cmd(lat)}: KV bytes BF16 / FP8 = {ratio:.3f}"
-    b16, b8 = _capacity(lat)[0], _capacity(lat8)[0]
+    b16, b8 = _capacity(lat, engine)[0], _capacity(lat8, engine)[0]
     adp = getattr(lat, "adp", 1)
     assert math.floor(b16 / adp * ratio) * adp <= b8 <= (b16 / adp + 1) * ratio * adp, (
         f"{_cmd(lat, kv_dtype='fp8')}: {b8} FP8 blocks for {b16} BF16 blocks x {ratio:.3f}")
@@ -297,7 +306,7 @@ def test_fewer_sequences_fit_at_a_longer_context(model, gpu, tp, prec, engine):
     KV memory: each holds at least its full layers' KV of every token, a sliding layer's of
     its window and its Mamba state."""
     lat = _lat(model, gpu, tp, prec, engine)
-    blocks, win, _ = _capacity(lat)
+    blocks, win, _ = _capacity(lat, engine)
     m = lat.model
     top = m.max_context or 131072
     ctxs = {1, BLOCK - 1, BLOCK, BLOCK + 1, *(int(BLOCK * 1.6 ** i) for i in range(30))}

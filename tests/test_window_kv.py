@@ -181,19 +181,20 @@ def test_a_sequence_longer_than_the_full_layer_room_is_dropped_not_stuck(length)
 
 
 def test_perf_counts_each_sequences_window():
-    """`python -m wrpsim.perf` for Gemma-3-12B on one H100 (vLLM's defaults there: 1,024
-    sequences, whose sampler profile over its 262k-entry vocabulary keeps 9.8 GiB): the cache
-    holds 108,080 tokens of every layer (vLLM's "GPU KV cache size"), yet 74 sequences of 3.5k
-    tokens at once (219 full-layer blocks + 325 window blocks each, of 40,530 such blocks): 74
-    fit, 75 do not; a model without windows holds its blocks over a sequence's whole blocks."""
+    """`python -m wrpsim.perf` for Gemma-3-12B on one H100 (vLLM 0.24's defaults there: 0.92 of
+    the memory, 1,024 sequences, whose sampler profile over its 262k-entry vocabulary keeps
+    9.8 GiB): the cache holds 112,400 tokens of every layer (vLLM's "GPU KV cache size"), yet 77
+    sequences of 3.5k tokens at once (219 full-layer blocks + 325 window blocks each, of 42,150
+    such blocks): 77 fit, 78 do not; a model without windows holds its blocks over a sequence's
+    whole blocks."""
     from wrpsim.perf import evaluate, parse_args
 
     args = ["model=gemma-3-12b", "gpu=h100-80gb", "tp=1", "ctx_tokens=3500"]
-    fit = evaluate(parse_args([*args, "batch=74"]))
-    assert (fit["kv_capacity_blocks"], fit["kv_capacity_tokens"]) == (6755, 108080)
+    fit = evaluate(parse_args([*args, "batch=77"]))
+    assert (fit["kv_capacity_blocks"], fit["kv_capacity_tokens"]) == (7025, 112400)
     assert fit["reserve_gib"] == pytest.approx(9.766, abs=1e-3)
-    assert fit["kv_seqs_at_ctx"] == 40530 // (219 + 325) == 74 and fit["kv_fits"]
-    assert not evaluate(parse_args([*args, "batch=75"]))["kv_fits"]
+    assert fit["kv_seqs_at_ctx"] == 42150 // (219 + 325) == 77 and fit["kv_fits"]
+    assert not evaluate(parse_args([*args, "batch=78"]))["kv_fits"]
     llama = evaluate(parse_args(["model=llama3.1-8b", "tp=1", "ctx_tokens=3500"]))
     assert llama["kv_seqs_at_ctx"] == llama["kv_capacity_blocks"] // 219  # whole blocks
     none = evaluate(parse_args(["model=llama3.1-8b", "tp=1", "ctx_tokens=0"]))

@@ -81,22 +81,24 @@ def _int(cfg: dict, key: str, low: int) -> int:
     return v
 
 
-def _batch(cfg: dict, lat, attn_dp: int) -> tuple[int, int]:
-    """(max_seqs, token_budget) of the scheduler perf sizes the KV cache for: as a pool's
-    (`fleet.with_batch_defaults`: the engine's batch defaults for the GPU where `max_seqs` /
-    `token_budget` are null, per data-parallel attention rank; a defaulted `max_seqs` at most
-    the budget), checked as a pool's scheduler is."""
+def _batch(cfg: dict, lat, attn_dp: int) -> tuple[int, int, float]:
+    """(max_seqs, token_budget, gpu_mem_util) of the scheduler perf sizes the KV cache for: as a
+    pool's (`fleet.with_batch_defaults`: the engine's batch defaults for the GPU where
+    `max_seqs` / `token_budget` are null, per data-parallel attention rank, a defaulted
+    `max_seqs` at most the budget; the engine's `gpu_mem_util` where null), checked as a pool's
+    scheduler is."""
     from wrpsim.pool.engines import get_engine
     from wrpsim.pool.fleet import with_batch_defaults
     from wrpsim.pool.scheduler import SchedulerConfig
 
-    given = {k: cfg[k] for k in ("max_seqs", "token_budget") if cfg[k] is not None}
+    given = {k: cfg[k] for k in ("max_seqs", "token_budget", "gpu_mem_util")
+             if cfg[k] is not None}
     d = with_batch_defaults(given, get_engine(cfg["engine"]), lat.gpu, attn_dp)
     try:
         s = SchedulerConfig(**d)
     except ConfigError as e:
         raise ConfigError(f"perf: {str(e).replace('scheduler.', '')}") from None
-    return s.max_seqs, s.token_budget
+    return s.max_seqs, s.token_budget, s.gpu_mem_util
 
 
 def evaluate(cfg: dict[str, Any]) -> dict[str, Any]:
@@ -111,12 +113,12 @@ def evaluate(cfg: dict[str, Any]) -> dict[str, Any]:
     ctx = prompt if cfg["ctx_tokens"] is None else _int(cfg, "ctx_tokens", 0)
     block = _int(cfg, "block_size", 1)
     for k in ("gpu_mem_util", "reserve_gib"):
-        if k == "reserve_gib" and cfg[k] is None:
+        if cfg[k] is None:
             continue
         if isinstance(cfg[k], bool) or not isinstance(cfg[k], (int, float)) \
                 or not math.isfinite(cfg[k]):
             raise ConfigError(f"perf: {k} must be a finite number, got {cfg[k]!r}")
-    if not 0 < cfg["gpu_mem_util"] <= 1:
+    if cfg["gpu_mem_util"] is not None and not 0 < cfg["gpu_mem_util"] <= 1:
         raise ConfigError(f"perf: gpu_mem_util must be in (0, 1], got {cfg['gpu_mem_util']!r}")
     if cfg["reserve_gib"] is not None and cfg["reserve_gib"] < 0:
         raise ConfigError(f"perf: reserve_gib must be >= 0 or null, got {cfg['reserve_gib']!r}")
@@ -152,10 +154,10 @@ def evaluate(cfg: dict[str, Any]) -> dict[str, Any]:
     from wrpsim.pool.kernels.sizes import profile_reserve_gib
 
     win = window.for_pool(lat, lat.model, block)  # (a colocated pool: no KV connector)
-    max_seqs, budget = _batch(cfg, lat, attn_dp)
+    max_seqs, budget, util = _batch(cfg, lat, attn_dp)
     reserve = None if cfg["reserve_gib"] is None else float(cfg["reserve_gib"])
     try:
-        blocks = lat.kv_capacity_blocks(block, float(cfg["gpu_mem_util"]), reserve,
+        blocks = lat.kv_capacity_blocks(block, util, reserve,
                                         window.reserved_seqs(win, max_seqs), max_seqs, budget)
     except ConfigError as e:  # the model does not fit: named like perf's other errors
         raise ConfigError(f"perf: {e}") from None
@@ -186,7 +188,7 @@ def evaluate(cfg: dict[str, Any]) -> dict[str, Any]:
                                        batch * prompt * (prompt + 1) / 2.0, batch),
         "idle_power_w": lat.idle_power_w(),
         "tdp_w": lat.gpu.tdp_w,
-        "max_seqs": max_seqs, "token_budget": budget,
+        "max_seqs": max_seqs, "token_budget": budget, "gpu_mem_util": util,
         # GiB per GPU beside the weights that the KV cache leaves: reserve_gib, or vLLM's
         # profiled activations and non-PyTorch memory for max_seqs / token_budget
         "reserve_gib": (reserve if reserve is not None

@@ -57,12 +57,13 @@ def compose_cfg(*overrides: str) -> dict:
 
 def kv_tokens() -> int:
     """KV capacity (tokens) of one Llama-3.1-70B TP-4 H100 instance as the study's pools run it
-    (the default engine, 2,048 batched tokens, 256 sequences: vLLM's start-up profile's
-    reserve for those, `wrpsim.pool.kernels.sizes.profile_reserve_gib`)."""
-    from wrpsim.pool.engines import build_latency_model
+    (the default engine and its share of the memory, 2,048 batched tokens, 256 sequences:
+    vLLM's start-up profile's reserve for those, `sizes.profile_reserve_gib`)."""
+    from wrpsim.pool.engines import DEFAULT_ENGINE, build_latency_model, get_engine
 
     lat = build_latency_model("llama3.1-70b", "h100-80gb", 4)
-    return lat.kv_capacity_blocks(16, 0.9, None, 0, 256, 2048) * 16
+    util = get_engine(DEFAULT_ENGINE).gpu_mem_util
+    return lat.kv_capacity_blocks(16, util, None, 0, 256, 2048) * 16
 
 
 def _pool(count: int, max_seqs: int) -> dict:

@@ -52,7 +52,7 @@ from wrpsim.yamlfast import safe_load
 DEFAULT_ENGINE = "vllm-0.24"
 KINDS = ("kernels", "analytical")
 ENGINE_KEYS = ("description", "kind", "constants", "gpus", "default_roofline", "fit", "source",
-               "prefix_caching", "batch_defaults")
+               "prefix_caching", "batch_defaults", "gpu_memory_utilization")
 #: `batch_defaults` choices: how a pool that leaves `scheduler.token_budget` / `max_seqs` out
 #: is batched (`Engine.default_batch`)
 BATCH_DEFAULTS = ("fixed", "vllm")
@@ -77,6 +77,10 @@ class Engine:
     #: `vllm`: a pool that leaves scheduler.token_budget / max_seqs out takes `vllm serve`'s
     #: defaults for its GPU (`default_batch`); `fixed`: the SchedulerConfig defaults
     batch_defaults: str = "fixed"
+    #: the fraction of GPU memory the engine sizes its KV cache in by default (vLLM's
+    #: `--gpu-memory-utilization`: 0.9, 0.92 from vllm-project/vllm#38284, 2026-04); a pool
+    #: that leaves `scheduler.gpu_mem_util` out takes it (`wrpsim.pool.fleet.with_batch_defaults`)
+    gpu_mem_util: float = 0.9
 
     def default_batch(self, gpu) -> dict:
         """(token_budget, max_seqs) a pool on catalog GPU `gpu` (a `GpuSpec`) takes when it
@@ -163,7 +167,16 @@ def load_engine(path: Path) -> Engine:
                   default_roofline=str(raw.get("default_roofline", "h100-80gb")),
                   prefix_caching=boolean(f"{path}: prefix_caching",
                                          raw.get("prefix_caching", False)),
-                  batch_defaults=_batch_defaults(path, raw.get("batch_defaults", "fixed")))
+                  batch_defaults=_batch_defaults(path, raw.get("batch_defaults", "fixed")),
+                  gpu_mem_util=_fraction(path, "gpu_memory_utilization",
+                                         raw.get("gpu_memory_utilization", 0.9)))
+
+
+def _fraction(path: Path, key: str, v) -> float:
+    """An engine YAML's fraction in (0, 1], checked (one line naming the field)."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 < v <= 1.0:
+        raise ConfigError(f"{path}: {key} must be a number in (0, 1], got {v!r}")
+    return float(v)
 
 
 #: the all-reduce group sizes FlashInfer's fused all-reduce runs on (vLLM's

@@ -192,9 +192,10 @@ def with_batch_defaults(sched, engine, gpu, attn_dp: int = 1, latency_kind: str 
     `token_budget` / `max_seqs` out or null (`Engine.default_batch`: `vllm serve`'s for the
     vLLM engines): per data-parallel attention rank, as vLLM gives each rank its own (the
     instance schedules all `attn_dp` ranks' sequences), a defaulted `max_seqs` at most the
-    token budget (vLLM takes the smaller); none for a constant latency model (an abstract
-    server keeps the scheduler's own). Anything that is not a mapping is returned as is
-    (refused downstream)."""
+    token budget (vLLM takes the smaller); and the engine's `gpu_mem_util` where the pool leaves
+    that out (`Engine.gpu_mem_util`: vLLM's default `--gpu-memory-utilization` of its version);
+    none for a constant latency model (an abstract server keeps the scheduler's own). Anything
+    that is not a mapping is returned as is (refused downstream)."""
     if sched is not None and not isinstance(sched, dict):
         return sched
     out = {k: v for k, v in (sched or {}).items() if v is not None}
@@ -203,6 +204,7 @@ def with_batch_defaults(sched, engine, gpu, attn_dp: int = 1, latency_kind: str 
     given = set(out)
     for k, v in engine.default_batch(gpu).items():
         out.setdefault(k, v * attn_dp)
+    out.setdefault("gpu_mem_util", engine.gpu_mem_util)
     if "max_seqs" not in given and isinstance(out.get("token_budget"), int) \
             and not isinstance(out.get("token_budget"), bool) and "max_seqs" in out:
         out["max_seqs"] = min(out["max_seqs"], out["token_budget"])
