@@ -569,7 +569,7 @@ def test_a_pool_whose_kv_cannot_hold_its_context_runs_with_one_warning(monkeypat
     context; vLLM refuses to start a server whose own estimate falls short so. wrpsim says
     so once and runs it (longer requests dropped). With the context lowered to what fits, no
     warning; a Mamba hybrid is checked with one sequence's state, as vLLM checks it, not
-    max_seqs of them (its one warning is that max_seqs 330 exceeds the 315 sequences whose
+    max_seqs of them (its one warning is that max_seqs 330 exceeds the 275 sequences whose
     state the cache holds)."""
     args = (SMALL, "pool.pools.h100.tp=1", "pool.pools.h100.model=qwen3-32b",
             "pool.pools.h100.count=1", "+pool.pools.h100.scheduler.gpu_mem_util=0.9")
@@ -597,7 +597,7 @@ def test_a_pool_whose_kv_cannot_hold_its_context_runs_with_one_warning(monkeypat
     warns = [ln for ln in err.splitlines() if ln.startswith("wrpsim: warning:")]
     assert code == 0 and len(warns) == 1, err
     assert warns[0].startswith("wrpsim: warning: pool.pools.h100.scheduler.max_seqs (330) "
-                               "exceeds the 315 sequences whose Mamba state"), err
+                               "exceeds the 275 sequences whose Mamba state"), err
 
 
 @pytest.mark.parametrize(("workload", "warns"), [("azure-conv-2023", True),

@@ -820,11 +820,12 @@ def test_fp8_on_a_gpu_without_fp8_tensor_cores_is_weight_only(model):
 
 
 def test_no_room_for_kv_names_the_mamba_state_when_that_is_what_fills_the_gpu():
-    """Nemotron-Nano-12B-v2 on one L40S: 22.9 GiB of weights fit in the 40.7 usable (48 GiB x
-    0.9 less the 2.54 GiB vLLM's profile keeps for 512 sequences' sampler), but 512
-    sequences' Mamba state (72 MiB each) takes 36 GiB more; the message says so."""
+    """Nemotron-Nano-12B-v2 on one L40S: 22.9 GiB of weights fit in the 37.4 usable (44.39 GiB,
+    as CUDA reports it, x 0.9 less the 2.54 GiB vLLM's profile keeps for 512 sequences'
+    sampler), but 512 sequences' Mamba state (72 MiB each) takes 36 GiB more; the message
+    says so."""
     lat = build_latency_model("nemotron-nano-12b-v2", "l40s-48gb", 1)
-    with pytest.raises(ConfigError, match=r"reserve 2\.54 GiB = 40\.7 GiB usable\) and 36\.0 GiB "
+    with pytest.raises(ConfigError, match=r"reserve 2\.54 GiB = 37\.4 GiB usable\) and 36\.0 GiB "
                                           r"of Mamba state for max_seqs = 512 sequences, "
                                           r"leaving no room"):
         lat.kv_capacity_blocks(16, max_seqs=512, sched_seqs=512)
