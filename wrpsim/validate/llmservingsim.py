@@ -64,7 +64,8 @@ def _dsa_latent_dtype(pool: dict, kv: dict) -> str:
         lat = build_latency_model(pool["model"], pool["gpu"], pool["tp"],
                                   engine=pool.get("engine", "vllm-0.24"),
                                   precision=pool["precision"],
-                                  kv_dtype=dtype)
+                                  kv_dtype=dtype, ep=pool.get("ep", 1),
+                                  attn_dp=pool.get("attn_dp", 1))
         sched = pool.get("scheduler", {})
         got[dtype] = 16 * lat.kv_capacity_blocks(16, util, None, 0,
                                                  sched.get("max_seqs", 256),
