@@ -221,3 +221,26 @@ def test_a_pool_takes_its_engines_memory_fraction(tmp_path):
     with pytest.raises(ConfigError, match=r"mine\.yaml: gpu_memory_utilization must be a number "
                                           r"in \(0, 1\], got 1\.5$"):
         load_engine(bad)
+
+
+def test_replays_keep_the_measured_servers_memory_fraction():
+    """The silicon and ML.ENERGY runs were served by vLLM 0.11-0.18, whose default fraction is
+    0.9 (`BIG_GPU_SCHED`); a replay under `engine=` another engine keeps the fraction of the
+    case's own engine, not the override's: the server's version sets it."""
+    from wrpsim.validate.replay import case_config
+    from wrpsim.validate.sets import BIG_GPU_SCHED, Case
+
+    assert BIG_GPU_SCHED["gpu_mem_util"] == 0.9
+    sched = {"policy": "sarathi", "token_budget": 2048, "max_seqs": 128, "block_size": 16}
+    case = Case("s", "c", "h100-80gb", "llama3.1-8b", "test",
+                {"gpu": "h100-80gb", "model": "llama3.1-8b", "tp": 1, "engine": "vllm-0.19",
+                 "scheduler": sched}, {"ttft_mean_s": 1.0})
+    pool = case_config(case, engine="vllm-0.24")["pool"]["pools"]["h100-80gb"]
+    assert pool["engine"] == "vllm-0.24" and pool["scheduler"]["gpu_mem_util"] == 0.9
+    assert "gpu_mem_util" not in case.pool["scheduler"]  # (the case itself is not changed)
+    own = case_config(case)["pool"]["pools"]["h100-80gb"]
+    assert "gpu_mem_util" not in own["scheduler"]  # (its engine's default applies downstream)
+    set_ = Case("s", "c", "h100-80gb", "llama3.1-8b", "test",
+                {**case.pool, "scheduler": {**sched, "gpu_mem_util": 0.8}}, {"ttft_mean_s": 1})
+    assert case_config(set_, engine="vllm-0.24")["pool"]["pools"]["h100-80gb"][
+        "scheduler"]["gpu_mem_util"] == 0.8

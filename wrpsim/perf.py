@@ -98,7 +98,7 @@ def _batch(cfg: dict, lat, attn_dp: int) -> tuple[int, int, float]:
         s = SchedulerConfig(**d)
     except ConfigError as e:
         raise ConfigError(f"perf: {str(e).replace('scheduler.', '')}") from None
-    return s.max_seqs, s.token_budget, s.gpu_mem_util
+    return s.max_seqs, s.token_budget, float(s.gpu_mem_util)
 
 
 def evaluate(cfg: dict[str, Any]) -> dict[str, Any]:

@@ -4,7 +4,7 @@ Usage: `python routers/studies/token_budget.py [--target 0.99] [--jobs 2] [--out
 (default DIR: docs/experiments)
 
 For each Azure trace (conversation at 4x, code at 2x its recorded rate, chosen so the fleets
-were about ten instances under the older splitwise-2023 latency model; 4-16 on vllm-0.24) and
+were about ten instances under the older splitwise-2023 latency model; 5-16 on vllm-0.24) and
 each KV model, finds the smallest fleet of Llama-3.1-70B TP-4 H100 instances whose SLO
 attainment (TTFT <= 2 s and TPOT <= 0.25 s; the code trace's long prompts keep its p99 TPOT
 near 0.14 s at the sizes found, 0.21 s under splitwise-2023, under chunked prefill)
@@ -33,7 +33,7 @@ import json
 from pathlib import Path
 
 WORKLOADS = {"azure-conv-2023": 4096, "azure-code-2023": 4096}  # trace -> boundary B
-#: rates scaled so the fleets were about ten instances under splitwise-2023 (4-16 on vllm-0.24)
+#: rates scaled so the fleets were about ten instances under splitwise-2023 (5-16 on vllm-0.24)
 RATE_SCALE = {"azure-conv-2023": 4.0, "azure-code-2023": 2.0}
 SLO = ("slo.ttft_s=2.0", "slo.tpot_s=0.25")
 #: KV models: max context W of the homogeneous and long instances (None: paged, no slot cap)

@@ -10,7 +10,8 @@ Two kinds of measurements, each row a measurement of one model on `tp` GPUs of o
   concurrency, isl, osl` and at least one of `ttft_ms`, `tpot_ms` (means), `itl_ms` (the
   median), optionally `precision`, `kv_dtype`, `ep`, `num_requests`, `range_ratio` (lengths
   uniform in [ratio x len, len]; default 1: fixed), `max_num_seqs`, `max_num_batched_tokens`,
-  `gpu_memory_utilization` (vLLM's `--gpu-memory-utilization`, in (0, 1]; default 0.9),
+  `gpu_memory_utilization` (vLLM's `--gpu-memory-utilization`, in (0, 1]; default 0.9, vLLM's
+  own before it became 0.92 with vllm-project/vllm#38284 — give it for a newer server's),
   `request_rate`, and the server's kernels where they differ from the engine's (`BENCH_SETTINGS`:
   `allreduce_fusion`, `moe_triton`, true / false; blank: the engine's); no other columns (a
   misspelled one is refused, not left out). A row without

@@ -173,7 +173,10 @@ def load_engine(path: Path) -> Engine:
 
 
 def _fraction(path: Path, key: str, v) -> float:
-    """An engine YAML's fraction in (0, 1], checked (one line naming the field)."""
+    """An engine YAML's fraction in (0, 1], checked (one line naming the field); null: 0.9,
+    as left out."""
+    if v is None:
+        return 0.9
     if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 < v <= 1.0:
         raise ConfigError(f"{path}: {key} must be a number in (0, 1], got {v!r}")
     return float(v)

@@ -27,9 +27,18 @@ ROUTERS = {"round-robin": "wrpsim.router.RoundRobin",
 
 
 def case_config(case, engine: str | None = None, overrides: dict | None = None) -> dict:
-    """The plain run config of `case` (one pool named after the GPU)."""
+    """The plain run config of `case` (one pool named after the GPU). With `engine` (every
+    case under one engine), the memory fraction stays the measured server's: its own engine's
+    `gpu_mem_util` where the case leaves it out (a server's version sets it, not the
+    calibration)."""
     pool = {k: v for k, v in case.pool.items() if v is not None}
     if engine:
+        sched = pool.get("scheduler")
+        if isinstance(sched, dict) and sched.get("gpu_mem_util") is None:
+            from wrpsim.pool.engines import DEFAULT_ENGINE, get_engine
+
+            own = get_engine(pool.get("engine") or DEFAULT_ENGINE).gpu_mem_util
+            pool["scheduler"] = {**sched, "gpu_mem_util": own}
         pool["engine"] = engine
     if overrides:  # on top of the case's own engine settings (`Case.pool["latency"]`)
         pool["latency"] = {"kind": "engine", **(pool.get("latency") or {}), **overrides}

@@ -121,8 +121,11 @@ SYSTEMS = {"h100_sxm": "h100-80gb", "h200_sxm": "h200-141gb", "b200_sxm": "b200-
            "b300_sxm": "b300-288gb",
            "H100": "h100-80gb", "H200": "h200-141gb", "B200": "b200-180gb",
            "RTX4090": "rtx4090-24gb", "RTXPRO6000": "rtxpro6000-96gb"}
-#: vLLM's scheduler defaults for online serving on GPUs with >= 70 GiB (V1 engine)
-BIG_GPU_SCHED = {"policy": "sarathi", "token_budget": 8192, "max_seqs": 1024, "block_size": 16}
+#: vLLM's scheduler defaults for online serving on GPUs with >= 70 GiB (V1 engine), and the
+#: `--gpu-memory-utilization` default (0.9) of the versions the silicon and ML.ENERGY runs were
+#: served with (0.11-0.18: before vllm-project/vllm#38284 made it 0.92)
+BIG_GPU_SCHED = {"policy": "sarathi", "token_budget": 8192, "max_seqs": 1024, "block_size": 16,
+                 "gpu_mem_util": 0.9}
 METRICS = ("ttft", "tpot", "itl", "e2e", "power")
 
 
