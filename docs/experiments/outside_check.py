@@ -78,6 +78,9 @@ SETTINGS = {
     "KVFP8": [f"{P}kv_dtype=fp8"],
     # `--gpu-memory-utilization 0.85`
     "MEM85": [f"+{P}scheduler.gpu_mem_util=0.85"],
+    # vLLM 0.17's `--gpu-memory-utilization` default, for a run replayed under vllm-0.24 (whose
+    # default is 0.92, from vllm-project/vllm#38284)
+    "MEM90": [f"+{P}scheduler.gpu_mem_util=0.9"],
     # `--enable-expert-parallel` beside `-tp 8`
     "EP8": [f"+{P}ep=8"],
     # pages on a vLLM newer than 0.11 (0.17.1): wrpsim's newest calibration, as a user's
