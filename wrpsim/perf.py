@@ -104,7 +104,7 @@ def _batch(cfg: dict, lat, attn_dp: int) -> tuple[int, int, float]:
 def evaluate(cfg: dict[str, Any]) -> dict[str, Any]:
     """The JSON record for a parsed config (see the module docstring)."""
     from wrpsim.pool.engines import build_latency_model
-    from wrpsim.pool.perf import GIB, LEGACY_RESERVE_GIB
+    from wrpsim.pool.perf import GIB
 
     for k in ("model", "gpu", "engine", "precision", "kv_dtype"):
         if not isinstance(cfg[k], str):
@@ -151,7 +151,6 @@ def evaluate(cfg: dict[str, Any]) -> dict[str, Any]:
         raise ConfigError(f"perf: batch must be an integer in 1..{MAX_SEQS:,} (sequences in "
                           f"one iteration), got {batch:,}")
     from wrpsim.pool import window
-    from wrpsim.pool.kernels.sizes import profile_reserve_gib
 
     win = window.for_pool(lat, lat.model, block)  # (a colocated pool: no KV connector)
     max_seqs, budget, util = _batch(cfg, lat, attn_dp)
@@ -191,9 +190,7 @@ def evaluate(cfg: dict[str, Any]) -> dict[str, Any]:
         "max_seqs": max_seqs, "token_budget": budget, "gpu_mem_util": util,
         # GiB per GPU beside the weights that the KV cache leaves: reserve_gib, or vLLM's
         # profiled activations and non-PyTorch memory for max_seqs / token_budget
-        "reserve_gib": (reserve if reserve is not None
-                        else profile_reserve_gib(lat, max_seqs, budget) if hasattr(lat, "adp")
-                        else LEGACY_RESERVE_GIB),
+        "reserve_gib": reserve if reserve is not None else lat.reserve_gib(max_seqs, budget),
         "kv_capacity_blocks": blocks,
         "kv_capacity_tokens": blocks * block,
         # the KV the decode step's batch holds (batch x ctx_tokens): above the capacity the

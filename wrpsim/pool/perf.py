@@ -238,6 +238,12 @@ class AnalyticalLatency(LatencyModel):
         """Idle power of one GPU (catalog `idle_w`)."""
         return self.gpu.idle_w
 
+    def reserve_gib(self, sched_seqs: int = 256, token_budget: int = 2048) -> float:
+        """GiB per GPU the KV cache leaves beside the weights unless a pool sets its own: the
+        fixed 3.5 GiB this 2023 model always took, whatever the scheduler (the arguments are
+        the common signature's, `KernelLatency.reserve_gib`)."""
+        return LEGACY_RESERVE_GIB
+
     def kv_capacity_blocks(
         self, block_size: int, gpu_mem_util: float = 0.9, reserve_gib: float | None = None,
         max_seqs: int = 0, sched_seqs: int = 256, token_budget: int = 2048,
@@ -250,7 +256,7 @@ class AnalyticalLatency(LatencyModel):
         accepted for the common signature (this model keeps no per-sequence state and no
         profiled reserve)."""
         if reserve_gib is None:
-            reserve_gib = LEGACY_RESERVE_GIB
+            reserve_gib = self.reserve_gib(sched_seqs, token_budget)
         if block_size < 1 or not 0.0 < gpu_mem_util <= 1.0 or not 0 <= reserve_gib < math.inf:
             raise ConfigError(f"kv capacity needs block_size >= 1, 0 < gpu_mem_util <= 1 and "
                               f"reserve_gib >= 0; got {block_size}, {gpu_mem_util}, {reserve_gib}")

@@ -427,6 +427,12 @@ class KernelLatency:
         """Bytes of weights held by each GPU (`sizes.weight_bytes_per_gpu`)."""
         return sizes.weight_bytes_per_gpu(self)
 
+    def reserve_gib(self, sched_seqs: int, token_budget: int) -> float:
+        """GiB per GPU the KV cache leaves beside the weights unless a pool sets its own: vLLM's
+        profiled reserve for a scheduler of `sched_seqs` sequences and `token_budget` tokens
+        (`sizes.profile_reserve_gib`)."""
+        return sizes.profile_reserve_gib(self, sched_seqs, token_budget)
+
     def kv_capacity_blocks(self, block_size: int, gpu_mem_util: float = 0.9,
                            reserve_gib: float | None = None, max_seqs: int = 0,
                            sched_seqs: int = 256, token_budget: int = 2048) -> int:

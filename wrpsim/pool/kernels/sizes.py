@@ -162,7 +162,7 @@ def kv_capacity_blocks(lat, block_size: int, gpu_mem_util: float = 0.9,
     (`profile_reserve_gib`). `FitError` when nothing is left for one block (message gives the
     sizes in GiB)."""
     if reserve_gib is None:
-        reserve_gib = profile_reserve_gib(lat, sched_seqs, token_budget)
+        reserve_gib = lat.reserve_gib(sched_seqs, token_budget)
     if block_size < 1 or not 0.0 < gpu_mem_util <= 1.0 or not 0 <= reserve_gib < math.inf:
         raise ConfigError(f"kv capacity needs block_size >= 1, 0 < gpu_mem_util <= 1 and "
                           f"reserve_gib >= 0; got {block_size}, {gpu_mem_util}, {reserve_gib}")
