@@ -169,14 +169,14 @@ def load_engine(path: Path) -> Engine:
                                          raw.get("prefix_caching", False)),
                   batch_defaults=_batch_defaults(path, raw.get("batch_defaults", "fixed")),
                   gpu_mem_util=_fraction(path, "gpu_memory_utilization",
-                                         raw.get("gpu_memory_utilization", 0.9)))
+                                         raw.get("gpu_memory_utilization")))
 
 
 def _fraction(path: Path, key: str, v) -> float:
-    """An engine YAML's fraction in (0, 1], checked (one line naming the field); null: 0.9,
-    as left out."""
+    """An engine YAML's fraction in (0, 1], checked (one line naming the field); left out or
+    null: `Engine.gpu_mem_util`'s default."""
     if v is None:
-        return 0.9
+        return Engine.gpu_mem_util
     if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 < v <= 1.0:
         raise ConfigError(f"{path}: {key} must be a number in (0, 1], got {v!r}")
     return float(v)
