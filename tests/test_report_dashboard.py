@@ -426,6 +426,38 @@ def test_a_sweep_whose_every_run_failed_lists_them_in_the_winner_box(tmp_path, b
     assert dev.errors() == []
 
 
+def test_a_sweep_over_a_gpu_without_kernel_tables_says_uncalibrated_everywhere(tmp_path,
+                                                                               browser):
+    """A planner comparing GPUs in a sweep sees which runs are roofline estimates: the line each
+    run prints, the closing table's note and winner line, and the dashboard's table row and
+    winner box ("uncalibrated: roofline", as a single run's summary says it)."""
+    sweep = tmp_path / "sweep"
+    p = subprocess.run([sys.executable, "-m", "wrpsim", "-m", f"hydra.sweep.dir={sweep}",
+                        "sim.progress=false", "workload.max_requests=200",
+                        "pool.pools.h100.gpu=mi300x-192gb,h100-80gb"],
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    err = p.stderr.splitlines()
+    run0 = next(x for x in err if x.startswith("wrpsim: run    0 "))
+    run1 = next(x for x in err if x.startswith("wrpsim: run    1 "))
+    assert run0.endswith("| uncalibrated: roofline (h100)") and "uncalibrated" not in run1
+    assert "  run 0: uncalibrated: roofline (h100): no kernel measurements for that GPU" in \
+        p.stderr
+    best = next(x for x in err if x.startswith("best SLO attainment"))
+    won = best.split(": run ")[1].split(" ")[0]  # whichever wins, its line says what it is
+    assert ("uncalibrated: roofline (h100)" in best) == (won == "0")
+    dev = open_dashboard(browser, sweep)
+    data = dev.js("JSON.parse(document.getElementById('wrpsim-data').textContent)")
+    assert {r["run"]: r["uncalibrated"] for r in data["runs"]} == {"0": ["h100"], "1": []}
+    cells = dev.js("[...document.querySelectorAll('#runs tbody tr td:first-child')]"
+                   ".map(td => td.textContent)")
+    assert any(c.startswith("0") and "(uncalibrated: roofline: h100)" in c for c in cells)
+    assert not any(c.startswith("1") and "uncalibrated" in c for c in cells)
+    box = dev.js("document.getElementById('winner').textContent")
+    assert ("Uncalibrated: roofline for pool(s) h100" in box) == (won == "0")
+    assert dev.errors() == []
+
+
 def test_runs_with_no_or_one_completed_request_and_a_single_cost_are_drawn(tmp_path, browser):
     """Edge cases of the views: a completed run none of whose requests completed (the horizon
     cut them off) is named in the Pareto and CDF legends instead of vanishing; a run with one

@@ -91,7 +91,7 @@ def test_user_catalog_entries_join_the_shipped_ones(tmp_path, monkeypatch):
     try:
         g, ship = catalog.get_gpu("h100-capped"), catalog.get_gpu("h100-80gb")
         assert g.tdp_w == 500 and g.eff_mem == ship.eff_mem  # calibration copied from shipped
-        assert "copied from h100-80gb" in g.calibration_source
+        assert g.calibration_source.startswith("uncalibrated: roofline (the 2023 fit of h100-80gb")
         assert catalog.get_model("my-8b").kv_heads == 8
         assert catalog.get_model("llama3.1-8b").layers == 32  # shipped entries stay
     finally:

@@ -206,10 +206,7 @@ def _extra_lines(s: dict, cfg: dict) -> list[str]:
         out.append("  note       constant iteration time (a measurement fleet): latencies, SLO, "
                    "cost and energy above are not a serving estimate")
     labels = (s.get("calibration") or {}).items()
-    # a whole GPU without measurements says so first ("<engine>: uncalibrated: roofline"); a
-    # GPU measured but for some operators names them in a later clause
-    rough = sorted(name for name, label in labels
-                   if "uncalibrated" in str(label).split(";")[0])
+    rough = uncalibrated_pools(s)
     partly = sorted(name for name, label in labels
                     if name not in rough and "uncalibrated" in str(label))
     pools = (cfg.get("pool") or {}).get("pools") or {}
@@ -226,6 +223,21 @@ def _extra_lines(s: dict, cfg: dict) -> list[str]:
                    f"measurements on that GPU and are timed by roofline (summary.json: "
                    f"calibration)")
     return out
+
+
+def uncalibrated_pools(s: dict | None) -> list[str]:
+    """The pools of summary `s` whose GPU has no kernel measurements at all: a whole GPU
+    without measurements says so first in its label ("<engine>: uncalibrated: roofline"); a
+    GPU measured but for some operators names them in a later clause (not counted here)."""
+    return sorted(name for name, label in ((s or {}).get("calibration") or {}).items()
+                  if "uncalibrated" in str(label).split(";")[0])
+
+
+def rough_note(s: dict | None) -> str:
+    """'uncalibrated: roofline (pool, ...)' for a run with such pools (`uncalibrated_pools`),
+    else ''."""
+    rough = uncalibrated_pools(s)
+    return f"uncalibrated: roofline ({', '.join(rough)})" if rough else ""
 
 
 #: the summary shows a `route` line when routing is at least this share of the mean TTFT
@@ -249,7 +261,8 @@ def run_line(s: dict, name: str, overrides) -> str:
             f"{_t(s.get('tpot_p99_s')):>9} | SLO {_pct(s.get('slo_attainment')):>7} | "
             f"QoE {_qoe(s):>5} | ${s.get('cost_usd', 0):>11,.2f} | "
             f"{_kwh(s.get('energy_kwh') or 0):>9} kWh | "
-            f"{s.get('gpu_count', 0):>5} GPUs | {' '.join(overrides)}")
+            f"{s.get('gpu_count', 0):>5} GPUs | {' '.join(overrides)}"
+            + (f" | {note}" if (note := rough_note(s)) else ""))
 
 
 def sweep_line(s: dict | None, name: str, overrides, status: str = "completed",
@@ -318,12 +331,19 @@ def sweep_table(sweep_dir: Path | str, jobs: list[str] | None = None) -> str:
         status = f"failed (see {r.name}/error.json)" if r.status == "failed" else r.status
         shown = [o for o in r.overrides if split_override(o)[0] in varying]
         lines.append(sweep_line(r.summary, r.name, shown, status, width, qoe))
+    rough = [(r.name, note) for r in runs if (note := rough_note(r.summary))]
+    if rough:
+        lines.append("  " + "; ".join(f"run {n}: {note}" for n, note in rough)
+                     + ": no kernel measurements for that GPU, its times are roofline estimates "
+                     "(summary.json: calibration)")
     name = winner([(r.name, r.summary) for r in runs if r.status == "completed"])
     if name is not None:
         best = next(r for r in runs if r.name == name)
         shown = [o for o in best.overrides if split_override(o)[0] in varying]
+        note = rough_note(best.summary)
         lines.append(f"{RULE}: run {best.name} "
-                     f"({' '.join(shown) or 'the only configuration'}). Dashboard: "
+                     f"({' '.join(shown) or 'the only configuration'}"
+                     f"{'; ' + note if note else ''}). Dashboard: "
                      f"python -m wrpsim.report {shlex.quote(f'sweep_dir={sweep_dir}')}")
         load = load_dimension(runs, sorted(varying))
         sizes = trace_sizes([r.summary for r in runs if r.status == "completed"])

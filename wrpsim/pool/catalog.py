@@ -228,7 +228,9 @@ def load_gpus(path: Path, known: dict[str, GpuSpec] | None = None) -> dict[str, 
                               f"({vals['cuda_mem_gib']:g}) must not exceed mem_gib "
                               f"({vals['mem_gib']:g}): the driver reports at most the nameplate")
         c = dict(calib[src])
-        source = c.pop("source") + ("" if src == name else f" (copied from {src})")
+        source = c.pop("source")
+        if src != name:  # another GPU's 2023 fit on this GPU's peaks: not fitted on it
+            source = f"uncalibrated: roofline (the 2023 fit of {src}: {source})"
         out[name] = GpuSpec(name=name, calibration_source=source, **vals, **c,
                             scaleup=str(raw.get("scaleup", "nvlink")))
     return out

@@ -254,7 +254,9 @@ function table(runs) {
     const tr = el('tr', null, r.status === 'completed' ? (r.run === WIN ? 'winner' : '') :
       r.status);
     const short = tag(r) === '#' + r.run ? '' : ' (' + tag(r) + ')';
-    tr.appendChild(el('td', r.run + short + (r.run === WIN ? ' ★ winner' : ''), 'txt'));
+    tr.appendChild(el('td', r.run + short + (r.run === WIN ? ' ★ winner' : '') +
+      ((r.uncalibrated || []).length ? ' (uncalibrated: roofline: ' +
+        r.uncalibrated.join(', ') + ')' : ''), 'txt'));
     tr.appendChild(el('td', r.status, 'txt'));
     DATA.dims.forEach((d) => tr.appendChild(el('td', r.params[d.key], 'txt')));
     DATA.metrics.forEach((m) => tr.appendChild(el('td', fmt((r.summary || {})[m]))));
@@ -280,6 +282,9 @@ function winner() {
     (typeof s.cost_usd === 'number' ? '$' + s.cost_usd.toFixed(2) : 'n/a') +
     ' total over the trace · p99 TTFT ' + secs(s.ttft_p99_s) + ' · p99 TPOT ' +
     secs(s.tpot_p99_s) + ' · ' + fmt(s.gpu_count) + ' GPUs'));
+  if ((w.uncalibrated || []).length) box.appendChild(el('div', 'Uncalibrated: roofline for ' +
+    'pool(s) ' + w.uncalibrated.join(', ') + ': no kernel measurements for that GPU, so this ' +
+    'run\'s times are roofline estimates (summary.json: calibration).', 'why'));
   box.appendChild(el('div', 'Rule: ' + w.rule + '; over the ' + w.among +
     ' completed runs' + (w.excluded.length ? '; not considered (not completed): ' +
     w.excluded.join(', ') : '') + '.', 'why'));

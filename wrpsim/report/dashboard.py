@@ -49,6 +49,7 @@ from wrpsim.report.collect import (
     varying_keys,
 )
 from wrpsim.report.views import run_view
+from wrpsim.runview import uncalibrated_pools
 
 DASHBOARD = "dashboard.html"
 METRICS = ("requests_total", "ttft_p99_s", "tpot_p99_s", "e2e_p99_s", "slo_attainment",
@@ -136,7 +137,7 @@ def payload(runs: list[Run], sweep_dir: Path, points: int = 500, bins: int = 200
         items.append({
             "run": r.name, "status": r.status, "params": r.params, "summary": _clean(r.summary),
             "error": f"{err.get('exception_type')}: {err.get('message')}" if r.error else None,
-            "reason": r.reason, "view": view,
+            "reason": r.reason, "view": view, "uncalibrated": uncalibrated_pools(r.summary),
         })
     done = [r for r in runs if r.status == "completed"]
     lossy = {r.name: n for r in done if (n := unanswered(r.summary))}
@@ -173,6 +174,7 @@ def _winner(runs: list[Run], dims: list[str]) -> dict | None:
     return {"run": name, "rule": RULE,
             "overrides": varying or [o for o in best.overrides if not presentation(o)],
             "summary": {k: _clean(best.summary).get(k) for k in keys},
+            "uncalibrated": uncalibrated_pools(best.summary),
             "among": sum(r.status == "completed" for r in runs),
             "excluded": [f"{r.name} ({r.status}: {r.reason})" if r.reason else
                          f"{r.name} ({r.status})" for r in runs if r.status != "completed"]}
