@@ -337,6 +337,41 @@ BAD = [
      r"_target_, n_jobs, .*; did you mean 'n_jobs'\?$"),
     (["-m", "hydra.launcher._target_=hydra_plugins.nomod.X"],
      r"the sweep launcher \(hydra/launcher\) cannot start: RuntimeError: Unknown plugin class"),
+    # a scalar where a section belongs (were tracebacks)
+    (["slo=2"], r"^wrpsim: error: slo must be a mapping with keys ttft_s, tpot_s, got 2$"),
+    (["sim=1"], r"^wrpsim: error: sim must be a mapping with keys horizon_s, progress, trace, "
+                r"got 1$"),
+    (["pool.pools.h100.scheduler=3"],
+     r"^wrpsim: error: pool\.pools\.h100\.scheduler must be a mapping of scheduler settings"),
+    (["+pool.pools.h100.latency=3"],
+     r"^wrpsim: error: pool\.pools\.h100\.latency must be a mapping of latency settings"),
+    # a list where one name belongs: what a sweep is for (was a traceback)
+    (["pool.pools.h100.gpu=[h100-80gb,h200-141gb]"],
+     r"^wrpsim: error: pool\.pools\.h100\.gpu must be a name, got \['h100-80gb', "
+     r"'h200-141gb'\]; to compare several, sweep them: python -m wrpsim -m "
+     r"pool\.pools\.h100\.gpu=h100-80gb,h200-141gb$"),
+    (["pool.pools.h100.precision=[fp8,bf16]"],
+     r"^wrpsim: error: pool\.pools\.h100\.precision must be a name"),
+    (["pool.pools.h100.engine={a: 1}"],
+     r"^wrpsim: error: pool\.pools\.h100\.engine must be a name, got \{'a': 1\}$"),
+    (["pool=h100-llama70b-disagg", "pool.pools.prefill.kv_transfer=layerwise"],
+     r"kv_transfer must be a mapping with keys mode, got 'layerwise'; did you mean "
+     r"pool\.pools\.prefill\.kv_transfer\.mode=layerwise\?$"),
+    # NaN / inf were accepted: free KV transfers, a router scoring on NaN
+    *[(["pool=h100-llama70b-disagg", "network=nic", f"network.nic_gbps={v}"],
+       rf"^wrpsim: error: network\.nic_gbps must be a finite number > 0\.0, got {v}$")
+      for v in ("nan", "inf")],
+    *[(["workload.prefix_ids=synthetic", "router=prefix-aware", f"router.{k}=nan"],
+       rf"^wrpsim: error: router\.{k} must be a finite number >= ")
+      for k in ("load_weight", "prefix_weight", "balance_abs_threshold")],
+    # prefix_reuse parameterises the synthetic ids only: without them it did nothing, silently
+    (["workload.prefix_reuse={share: 0.9, tokens: 1024, prefixes: 1}"],
+     r"^wrpsim: error: workload\.prefix_reuse applies only with prefix_ids: synthetic .*"
+     r"prefix_ids is null"),
+    (["workload.rate_scale=inf"], r"workload\.rate_scale: a finite number is required, got inf"),
+    # a router class misspelt: the package's routers are listed and the nearest suggested
+    (["router._target_=wrpsim.router.RuleRoutr"],
+     r"its routers: .*RuleRouter.*; did you mean 'RuleRouter'\?$"),
 ]
 
 
@@ -552,6 +587,23 @@ def test_bad_trace_content_is_one_line_with_the_file_line(monkeypatch, capsys, t
     assert re.search(message, one_error_line(err)), err
 
 
+def test_a_generic_file_under_the_azure_default_is_told_to_say_generic(monkeypatch, capsys,
+                                                                      tmp_path):
+    """A file with wrpsim's own column names read as the default kind (azure): mapping its
+    columns one by one, as the generic hint said, then failed on Azure's timestamp format."""
+    path = tmp_path / "ok.csv"
+    path.write_text(f"{H}\n0,100,10\n1,200,20\n")
+    code, _, err = run_app(monkeypatch, capsys, tmp_path, f"workload.source.path={path}")
+    assert code == 2
+    assert one_error_line(err).endswith(
+        "its columns are wrpsim's own trace fields ('arrival_s', 'prompt_tokens', "
+        "'output_tokens'): read it with workload.source.kind=generic (arrivals in seconds; "
+        "workload.source.time_unit for ms / us)")
+    code, _, err = run_app(monkeypatch, capsys, tmp_path, f"workload.source.path={path}",
+                           "workload.source.kind=generic")
+    assert code == 0, err
+
+
 def test_fleet_larger_than_the_trace_runs_with_one_warning(monkeypatch, capsys, tmp_path):
     code, _, err = run_app(monkeypatch, capsys, tmp_path, SMALL, "pool.pools.h100.count=11",
                            "pool.pools.h100.tp=1", "pool.pools.h100.model=llama3.1-8b")
@@ -631,6 +683,26 @@ def test_plan_rejects_a_fractional_seed(monkeypatch, capsys, tmp_path):
     code, _, err = run_app(monkeypatch, capsys, tmp_path, SMALL, "seed=2.5", module="wrpsim.plan")
     assert code == 2
     assert one_error_line(err) == "wrpsim: error: seed must be an integer >= 0, got 2.5"
+
+
+@pytest.mark.parametrize(("arg", "message"), [
+    ("slo=2", "slo must be a mapping (conf/config.yaml), got 2"),
+    ("sim=1", "sim must be a mapping (conf/config.yaml), got 1"),
+    ("plan=1", "plan must be a mapping (conf/plan.yaml), got 1"),
+    ("plan.candidates.h100.scheduler=3", "plan.candidates.h100.scheduler must be a mapping of "
+                                         "scheduler settings (pools/README.md), got 3"),
+    ("plan.candidates.h100.gpu=[h100-80gb]", "plan.candidates.h100.gpu must be a name, got "
+                                             "['h100-80gb']; a plan compares choices as "
+                                             "candidates: one entry under plan.candidates for "
+                                             "each"),
+])
+def test_plan_sections_and_names_of_the_wrong_type_are_one_line(monkeypatch, capsys, tmp_path,
+                                                                 arg, message):
+    """A scalar where the plan's section belongs, a list where one name belongs (tracebacks
+    before)."""
+    code, _, err = run_app(monkeypatch, capsys, tmp_path, SMALL, arg, module="wrpsim.plan")
+    assert code == 2
+    assert one_error_line(err) == f"wrpsim: error: {message}"
 
 
 def test_plan_has_no_pool_group_and_says_so(monkeypatch, capsys, tmp_path):

@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from wrpsim.calibrate.aic import compact
-from wrpsim.errors import ConfigError
+from wrpsim.errors import ConfigError, WrpsimWarning
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ROOT / "pools" / "catalog" / "engines" / "vllm-0.24" / "h100-80gb"
@@ -524,6 +524,22 @@ def test_bad_calibrate_arguments(tmp_path, args, pattern):
 
     with pytest.raises(ConfigError, match=pattern):
         cal.run(cal.parse_args(["engine=x", *args, f"out_dir={tmp_path / 'out'}"]))
+
+
+def test_a_misspelt_base_is_refused_and_an_unused_one_said_when_the_engine_exists(tmp_path):
+    """Refitting an engine that exists starts from its own tables: a misspelt `base` was
+    ignored there silently; now it is refused, and a valid base other than the default that
+    goes unused is said (the default is what a user who gave none has)."""
+    from wrpsim.calibrate import __main__ as cal
+
+    bench = f"benchmarks={ROOT / 'docs/examples/calibrate_benchmarks.csv'}"
+    with pytest.raises(ConfigError, match=r"^base: unknown value 'bogus'; valid choices: "):
+        cal.run(cal.parse_args(["engine=vllm-0.19", "base=bogus", bench, "write=false",
+                                f"out_dir={tmp_path / 'out'}"]))
+    with pytest.warns(WrpsimWarning, match=r"calibrate: base=vllm-0\.11 is not used: engine "
+                                           r"vllm-0\.19 exists \(in the catalog\) and is "
+                                           r"refitted from its own tables and constants"):
+        cal._engine_yaml(tmp_path, "vllm-0.19", "vllm-0.11")
 
 
 MISTRAL_ROW = "mistral-7b-v0.3,h100-80gb,1,4,{isl},{osl},{ttft},{tpot}\n"

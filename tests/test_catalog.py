@@ -260,6 +260,36 @@ def test_a_bad_config_json_value_is_one_line_naming_model_and_key(tmp_path, monk
                             f"got {value!r}")
 
 
+def test_a_misspelt_model_type_is_refused_or_its_missing_context_said(tmp_path):
+    """Hugging Face's model types are lowercase registry keys: 'Llama' is a typo, refused with
+    the right one. A type wrpsim has no defaults for ('llamaa') loses the family's defaults, so
+    a file without max_position_embeddings would run without a context limit: said (once, when
+    the model is used), with the nearest known type."""
+    import json
+
+    from wrpsim.pool import catalog
+
+    base = {"num_hidden_layers": 2, "hidden_size": 64, "num_attention_heads": 4,
+            "vocab_size": 100, "intermediate_size": 128}
+    p = tmp_path / "models.yaml"
+    p.write_text(f"m:\n  hf_config: {json.dumps({**base, 'model_type': 'Llama'})}\n")
+    with pytest.raises(ConfigError, match=r"entry 'm': config\.json model_type 'Llama' is not a "
+                                          r"Hugging Face model type \(they are lowercase\); "
+                                          r"did you mean 'llama'\?$"):
+        load_models(p)
+    p.write_text(f"m:\n  hf_config: {json.dumps({**base, 'model_type': 'llamaa'})}\n")
+    assert load_models(p)["m"].max_context == 0
+    msg = catalog.NO_CONTEXT.pop("m")
+    assert msg.endswith("config.json gives no max_position_embeddings and model_type 'llamaa' "
+                        "has no default wrpsim knows, so no context limit is enforced for it "
+                        "(add max_context: N to the entry); did you mean 'llama'?")
+    # its own max_context, or the family's default, and nothing is said
+    for extra in ({"model_type": "llamaa", "max_position_embeddings": 4096},
+                  {"model_type": "llama"}):
+        p.write_text(f"m:\n  hf_config: {json.dumps({**base, **extra})}\n")
+        assert load_models(p)["m"].max_context in (4096, 2048) and "m" not in catalog.NO_CONTEXT
+
+
 def test_llama4_maverick_from_its_config_json():
     """Llama 4 (interleaved MoE, one shared expert, chunked attention) from config.json keys:
     Meta publishes Maverick as 400B total / 17B active; every other layer of 48 is MoE, and

@@ -179,6 +179,8 @@ def test_every_catalog_gpu_and_model_runs_and_labels_its_calibration():
     (["precision=mxfp4"], r"perf: precision: mxfp4 quantises the routed experts only"),
     (["gpu_mem_util=2"], r"perf: gpu_mem_util must be in \(0, 1\], got 2"),
     (["tp=16"], r"perf: tp=16 spans more than one 8-GPU server"),
+    (["tp=[1,2]"], r"perf: tp must be an integer >= 1, got \[1, 2\]$"),  # (was a traceback)
+    (["latency=3"], r"perf: latency takes one field at a time, latency\.<field>=value"),
 ])
 def test_errors_exit_2_with_one_line(args, pattern, capsys):
     from wrpsim.perf import main

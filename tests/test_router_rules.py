@@ -139,6 +139,11 @@ def test_decision_latency_counts_in_ttft():
     ([], {"s": {"type": "context", "min_tokens": "4K"}}, r"signal 's' field min_tokens: a "
                                                           r"number is required"),
     ([], {"s": {"type": "complexity", "min": 0.9, "max": 0.1}}, r"signal 's' field max"),
+    # bounds outside the fact's range could never be met: a decision that never fires
+    ([], {"s": {"type": "complexity", "min": 7}}, r"signal 's' field min: complexity lies in "
+                                                  r"\[0, 1\] \(or a level: low, medium, high\)"),
+    ([], {"s": {"type": "context", "min_tokens": -5}}, r"signal 's' field min_tokens: a "
+                                                       r"prompt-token count >= 0 is required"),
     ([], {"s": {"type": "category", "values": []}}, r"signal 's' field values"),
     ([], {"s": {"type": "category", "values": ["a"], "min": 1}}, r"signal 's' field min: "
                                                                    r"unknown for type category"),

@@ -479,3 +479,14 @@ def test_a_replayed_cases_pool_warning_is_said_as_the_cases():
                                            r"settings\): pool\.pools\.h100-80gb\.scheduler\."
                                            r"max_seqs \(384\) exceeds"):
         simulate(case)
+
+
+def test_sets_with_no_case_to_replay_are_an_error_not_an_empty_table(tmp_path):
+    """`sets=[inference_perf]` without its clone replayed nothing and exited 0 with "(no
+    cases)": a CI job asking for a set it does not have must fail, naming why."""
+    from wrpsim.errors import ConfigError
+    from wrpsim.validate.__main__ import parse_args, run
+
+    with pytest.raises(ConfigError, match=r"^validate: no case to replay: inference_perf: "
+                                          r"skipped \(its data is not shipped"):
+        run(parse_args(["sets=[inference_perf]", f"out_dir={tmp_path}"]))

@@ -198,7 +198,7 @@ def test_changing_lengths_does_not_move_arrivals():
      ({"arrivals": {"process": "gamma", "rate": 1}},
       r"source\.arrivals\.cv: gamma arrivals need cv, the coefficient of variation"),
      ({"arrivals": {"process": "gamma", "rate": 1, "cv": "x"}},
-      r"source\.arrivals\.cv: a number is required, got 'x'"),
+      r"source\.arrivals\.cv: a finite number is required, got 'x'"),
      ({"arrivals": {"process": "poisson", "rate": 1, "cv": 2}},
       r"source\.arrivals\.cv: not a key of poisson arrivals \(valid: process, rate\); cv is "
       r"gamma arrivals' \(source\.arrivals\.process=gamma\)"),

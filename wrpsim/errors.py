@@ -198,6 +198,19 @@ def keyed_mapping(value, valid, where: str) -> dict:
     return value
 
 
+def single_name(where: str, value, several: str | None = None):
+    """`value` unchanged when it is a name (a string); otherwise the standard error — a list
+    here is usually an attempt to compare several, which a sweep does (`-m where=a,b`), or
+    what `several` says instead."""
+    if not isinstance(value, str):
+        hint = ""
+        if isinstance(value, (list, tuple)) and value:
+            hint = "; " + (several or f"to compare several, sweep them: python -m wrpsim -m "
+                                      f"{where}={','.join(map(str, value))}")
+        raise ConfigError(f"{where} must be a name, got {value!r}{hint}")
+    return value
+
+
 def boolean(where: str, value, default: bool | None = None) -> bool:
     """`value` as a bool (None: `default`, when one is given), else the standard 'must be true
     or false' error: a string such as 'off' or 'maybe' is not taken as true."""

@@ -67,6 +67,10 @@ def parse_args(argv: list[str]) -> dict[str, Any]:
             cfg["latency"][sub] = value
         elif key in cfg and key != "latency":
             cfg[key] = value
+        elif key == "latency":
+            raise ConfigError(f"perf: latency takes one field at a time, latency.<field>=value "
+                              f"(e.g. latency.layer_overhead_us=12), got latency={value!r}; "
+                              f"fields: {', '.join(valid_sub)}")
         else:
             valid = sorted([k for k in cfg if k != "latency"] + ["latency.<field>"])
             raise ConfigError(f"perf: unknown key {key!r}; valid keys: {', '.join(valid)}")
@@ -122,10 +126,10 @@ def evaluate(cfg: dict[str, Any]) -> dict[str, Any]:
         raise ConfigError(f"perf: gpu_mem_util must be in (0, 1], got {cfg['gpu_mem_util']!r}")
     if cfg["reserve_gib"] is not None and cfg["reserve_gib"] < 0:
         raise ConfigError(f"perf: reserve_gib must be >= 0 or null, got {cfg['reserve_gib']!r}")
-    tp, ep, attn_dp = cfg["tp"], _int(cfg, "ep", 1), _int(cfg, "attn_dp", 1)
+    tp, ep, attn_dp = _int(cfg, "tp", 1), _int(cfg, "ep", 1), _int(cfg, "attn_dp", 1)
     from wrpsim.sanity import GPUS_PER_SERVER
 
-    if isinstance(tp, int) and not isinstance(tp, bool) and tp > GPUS_PER_SERVER:
+    if tp > GPUS_PER_SERVER:
         raise ConfigError(f"perf: tp={tp} spans more than one {GPUS_PER_SERVER}-GPU server; "
                           f"perf models tensor parallelism inside one server's scale-up link, "
                           f"so tp must be at most {GPUS_PER_SERVER} (a group across servers "

@@ -24,6 +24,7 @@ from wrpsim.errors import (
     ConfigError,
     boolean,
     check_keys,
+    keyed_mapping,
     number,
     same_name,
     unknown_choice,
@@ -111,7 +112,8 @@ def build_fleet(env, pcfg: dict, sink, hash_block_tokens: int = 0, transfer=None
         check_keys(pcfg, valid, "pool")
     pools = _require(pcfg, "pools") if isinstance(pcfg, dict) else None
     if not isinstance(pools, dict) or not pools:
-        raise ConfigError("pool.pools must be a mapping of pool name -> pool settings")
+        raise ConfigError("pool.pools must be a mapping of pool name -> pool settings"
+                          + (" with at least one pool" if isinstance(pools, dict) else ""))
     specs = [parse_pool(name, d) for name, d in pools.items()]
     spanning = transfer is not None and getattr(transfer, "collectives", None) is not None
     fabric = getattr(transfer, "fabric", None) if transfer is not None else None
@@ -135,21 +137,19 @@ class Simulation:
         self.cfg = cfg
         self.seed = run_seed(cfg.get("seed", 0))
         self.net = dict(cfg.get("network") or {"kind": "none"})
-        self.slo = dict(_require(cfg, "slo"))
-        check_keys(self.slo, ("ttft_s", "tpot_s"), "slo")
+        self.slo = dict(keyed_mapping(_require(cfg, "slo"), ("ttft_s", "tpot_s"), "slo"))
         for k in ("ttft_s", "tpot_s"):  # (NaN compares false with everything: refused too)
             number(f"slo.{k}", self.slo.get(k), lo=0.0, strict_lo=True)
         self.qoe = parse_qoe(cfg.get("qoe", {}))  # absent: the defaults; null: off
         # facility / IT energy: a finite number >= 1 (nan or inf gave null energy and cost)
         self.pue = number("pue", cfg.get("pue", 1.0), lo=1.0, finite=True)
-        simcfg = cfg.get("sim") or {}
+        simcfg = keyed_mapping(cfg.get("sim"), ("horizon_s", "progress", "trace"), "sim")
         self.horizon_s = number("sim.horizon_s", simcfg.get("horizon_s"), lo=0.0,
                                 strict_lo=True, finite=True, or_null=True)
         self.progress = simcfg.get("progress", "auto")  # auto: a line when stderr is a terminal
         if self.progress is not None and self.progress != "auto" and not isinstance(
                 self.progress, bool):  # (null: off, as false)
             raise ConfigError(f"sim.progress must be auto, true or false, got {self.progress!r}")
-        check_keys(simcfg, ("horizon_s", "progress", "trace"), "sim")
 
         if trace is None:
             from wrpsim.workload.build import build_trace

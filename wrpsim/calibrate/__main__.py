@@ -132,17 +132,23 @@ def _engine_yaml(out_dir: Path, name: str, base: str) -> tuple[Path, dict]:
     from wrpsim.pool import engines as E
     from wrpsim.pool.engines import get_engine
 
-    path = out_dir / f"{name}.yaml"
-    if path.is_file():
-        return path, yaml.safe_load(path.read_text()) or {}
-    if name in E.engines() and E.engines()[name].kind == "kernels":
-        base = name  # refit an existing engine: start from its own tables and constants
-    try:
+    try:  # a misspelt base is an error even where it is not used
         b = get_engine(base)
     except ConfigError as e:  # the field is `base` here, not a pool's `engine`
         raise ConfigError(f"base: {str(e).split(': ', 1)[-1]}") from None
     if b.kind != "kernels":
         raise ConfigError(f"calibrate: base engine {base!r} is not a kernels engine")
+    path = out_dir / f"{name}.yaml"
+    existing = path.is_file() or (name in E.engines() and E.engines()[name].kind == "kernels")
+    if existing and base not in (name, E.DEFAULT_ENGINE):
+        warn(f"calibrate: base={base} is not used: engine {name} exists "
+             f"({path if path.is_file() else 'in the catalog'}) and is refitted from its own "
+             f"tables and constants")
+    if path.is_file():
+        return path, yaml.safe_load(path.read_text()) or {}
+    if existing:
+        base = name  # refit an existing engine: start from its own tables and constants
+        b = get_engine(base)
     raw = yaml.safe_load(b.path.read_text()) or {}
     rel = {}
     shipped = E.engines_dir().resolve()

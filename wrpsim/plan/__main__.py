@@ -30,7 +30,8 @@ def _task(cfg: dict, out_dir: str) -> None:
     from wrpsim.plan.progress import PlanProgress
 
     as_json = boolean("json", cfg.pop("json", False))
-    progress = PlanProgress(str((cfg.get("plan") or {}).get("objective", "cost")))
+    plan = cfg.get("plan")
+    progress = PlanProgress(str((plan if isinstance(plan, dict) else {}).get("objective", "cost")))
     try:
         record = run_plan(cfg, out_dir, progress=progress)
     finally:

@@ -24,7 +24,16 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from wrpsim.errors import ConfigError, FitError, boolean, check_keys, under, unknown_choice, warn
+from wrpsim.errors import (
+    ConfigError,
+    FitError,
+    boolean,
+    check_keys,
+    single_name,
+    under,
+    unknown_choice,
+    warn,
+)
 from wrpsim.plan.slo import SLOTargets
 
 PLAN_KEYS = ("candidates", "slo", "objective", "max_instances", "mix", "pd_ratios",
@@ -114,6 +123,8 @@ def _check_pool(where: str, name: str, cfg: dict) -> PoolTemplate:
     for key, get in (("gpu", get_gpu), ("model", get_model)):
         if not cfg.get(key):
             raise ConfigError(f"{where}.{key} is required")
+        single_name(f"{where}.{key}", cfg[key], "a plan compares choices as candidates: one "
+                    "entry under plan.candidates for each")
         try:
             get(cfg[key])
         except ConfigError as e:

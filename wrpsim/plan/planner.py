@@ -243,6 +243,10 @@ def run_plan(cfg: dict, out_dir: Path | str, trace=None, progress=None) -> dict:
     if unknown:
         raise ConfigError(f"unknown top-level key(s) {unknown}; valid: "
                           f"{', '.join(k for k in PLAN_TOP_KEYS if k != 'hydra')}")
+    for key in ("slo", "sim", "plan"):  # a scalar where a section belongs (slo=2)
+        if cfg.get(key) is not None and not isinstance(cfg[key], dict):
+            raise ConfigError(f"{key} must be a mapping (conf/"
+                              f"{'plan' if key == 'plan' else 'config'}.yaml), got {cfg[key]!r}")
     if (cfg.get("sim") or {}).get("horizon_s") is not None:
         # every fleet would leave the requests arriving near the horizon unfinished, so the
         # unserved target would fail for every fleet and blame its size

@@ -20,7 +20,7 @@ import yaml
 
 from wrpsim.errors import ConfigError, did_you_mean, unknown_choice, warn, yaml_error
 from wrpsim.paths import catalog_dir, user_catalog
-from wrpsim.pool.hfconfig import divisors, read_hf_config
+from wrpsim.pool.hfconfig import HF_DEFAULTS, divisors, read_hf_config
 from wrpsim.pool.modelspec import (
     BOOL_FIELDS,
     INT_FIELDS,
@@ -269,6 +269,14 @@ def _hf_entry(path: Path, name: str, raw: dict) -> dict:
         raise ConfigError(f"{path}: entry {name!r}: {exc}") from None
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{path}: entry {name!r}: bad config.json value: {exc}") from None
+    if not fields.get("max_context") and "max_context" not in extra:
+        mtype = str({**cfg, **(cfg.get("text_config") or {})}.get("model_type") or "")
+        near = did_you_mean(mtype, HF_DEFAULTS) if mtype not in HF_DEFAULTS else ""
+        NO_CONTEXT[name] = (f"{path}: entry {name!r}: config.json gives no "
+                            f"max_position_embeddings and model_type "
+                            f"{mtype or '(not given)'!r} has no default wrpsim knows, so no "
+                            f"context limit is enforced for it (add max_context: N to the "
+                            f"entry){near}")
     if unread:  # said when the model is first used (`get_model`), not for every entry loaded
         quant = ("; weights are sized by the pool's precision (default bf16), not by the "
                  "checkpoint's quantization_config: set precision= to its format"
@@ -281,6 +289,8 @@ def _hf_entry(path: Path, name: str, raw: dict) -> dict:
 
 #: model name -> the warning about its unread config.json keys, until `get_model` says it once
 UNREAD: dict[str, str] = {}
+#: model name -> the warning that its config.json sets no context limit, said the same way
+NO_CONTEXT: dict[str, str] = {}
 #: the user's refused entries already named (by a warning, or by the error of asking for one)
 _SAID: set = set()
 
@@ -447,6 +457,8 @@ def get_model(name: str) -> ModelSpec:
         raise unknown_choice("model", name, table)
     if name in UNREAD:
         warn(UNREAD.pop(name))
+    if name in NO_CONTEXT:
+        warn(NO_CONTEXT.pop(name))
     return table[name]
 
 

@@ -33,7 +33,16 @@ from __future__ import annotations
 import weakref
 from dataclasses import dataclass
 
-from wrpsim.errors import ConfigError, boolean, check_keys, number, under, unknown_choice, warn
+from wrpsim.errors import (
+    ConfigError,
+    boolean,
+    check_keys,
+    number,
+    single_name,
+    under,
+    unknown_choice,
+    warn,
+)
 from wrpsim.pool import window
 from wrpsim.pool.catalog import get_gpu, get_model
 from wrpsim.pool.constant import ConstantLatency
@@ -90,6 +99,14 @@ def parse_pool(name: str, d: dict) -> PoolSpec:
     for key in ("gpu", "model"):
         if not d.get(key):
             raise ConfigError(f"{where}.{key} is required")
+        single_name(f"{where}.{key}", d[key])
+    for key in ("engine", "precision", "kv_dtype"):
+        if d.get(key) is not None:
+            single_name(f"{where}.{key}", d[key])
+    for key in ("scheduler", "latency"):  # a scalar where a section belongs
+        if d.get(key) is not None and not isinstance(d[key], dict):
+            raise ConfigError(f"{where}.{key} must be a mapping of {key} settings "
+                              f"(pools/README.md), got {d[key]!r}")
     try:
         gpu = get_gpu(d["gpu"])
         model = get_model(d["model"])
@@ -155,7 +172,12 @@ def parse_pool(name: str, d: dict) -> PoolSpec:
     if role not in ROLES:
         raise unknown_choice(f"{where}.role", role, ROLES)
     kt = d.get("kv_transfer") or {}
-    bad = sorted(k for k in kt if k not in KV_TRANSFER_KEYS) if isinstance(kt, dict) else [kt]
+    if not isinstance(kt, dict):
+        raise ConfigError(f"{where}.kv_transfer must be a mapping with keys "
+                          f"{', '.join(KV_TRANSFER_KEYS)}, got {kt!r}"
+                          + (f"; did you mean {where}.kv_transfer.mode={kt}?"
+                             if kt in MODES else ""))
+    bad = sorted(k for k in kt if k not in KV_TRANSFER_KEYS)
     if bad:
         raise ConfigError(f"{where}.kv_transfer: unknown key(s) {bad}; valid keys: "
                           f"{', '.join(KV_TRANSFER_KEYS)}")

@@ -13,7 +13,7 @@ it cannot read or a key that looks like a misspelt shape key.
 
 from __future__ import annotations
 
-from wrpsim.errors import ConfigError
+from wrpsim.errors import ConfigError, did_you_mean
 
 
 def _pattern_counts(pattern, layers: int, key: str = "hybrid_override_pattern"
@@ -577,6 +577,9 @@ def _fields(c: dict) -> dict:
                           "uniform layers cannot hold; give the model as wrpsim's own fields "
                           "(pools/README.md) with its average widths")
     mtype = str(c.get("model_type") or "")
+    if mtype != mtype.lower():  # Hugging Face's model types are lowercase registry keys
+        raise ConfigError(f"config.json model_type {mtype!r} is not a Hugging Face model type "
+                          f"(they are lowercase){did_you_mean(mtype.lower(), HF_DEFAULTS)}")
     if mtype in ENCODER_TYPES:
         raise ConfigError(f"config.json describes a model_type {mtype!r}, not a decoder-only "
                           f"language model (an encoder, encoder-decoder or vision / speech "

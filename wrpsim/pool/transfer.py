@@ -28,7 +28,7 @@ when both have.
 
 from __future__ import annotations
 
-from wrpsim.errors import ConfigError, unknown_choice
+from wrpsim.errors import number, unknown_choice
 from wrpsim.pool.wakeup import wake
 
 MODES = ("layerwise", "serialized")
@@ -57,8 +57,8 @@ class KVTransfer:
             kind = "fabric"
         elif kind not in LINK_KINDS:
             raise unknown_choice("network.kind", kind, LINK_KINDS + FABRIC_KINDS)
-        if kind == "nic" and (not isinstance(nic_gbps, (int, float)) or nic_gbps <= 0):
-            raise ConfigError(f"network.nic_gbps must be a number > 0, got {nic_gbps!r}")
+        if kind == "nic":  # (NaN compares false, inf would make transfers free: both refused)
+            number("network.nic_gbps", nic_gbps, lo=0.0, strict_lo=True, finite=True)
         self.env = env
         self.kind = kind
         self.byte_rate = (nic_gbps or 0) * 1e9 / 8  # bytes/s per NIC

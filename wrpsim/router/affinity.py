@@ -18,13 +18,13 @@ unless that instance is overloaded.
 
 from __future__ import annotations
 
-from wrpsim.errors import ConfigError
+from wrpsim.errors import ConfigError, number
 from wrpsim.router.base import Router
 
 
 def _check(name: str, value, lo: float = 0.0) -> None:
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or value < lo:
-        raise ConfigError(f"router.{name} must be a number >= {lo}, got {value!r}")
+    """A finite number >= `lo` (NaN compares false with every bound: refused too)."""
+    number(f"router.{name}", value, lo=lo, finite=True)
 
 
 class PrefixAware(Router):

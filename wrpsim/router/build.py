@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import sys
 
-from wrpsim.errors import ConfigError, check_keys
+from wrpsim.errors import ConfigError, check_keys, did_you_mean
 from wrpsim.router.checked import check_user_params
 
 DEPLOYMENT_KEYS = ("view", "replicas", "service", "cache")
@@ -82,10 +82,20 @@ def _instantiation_error(target: str, exc: BaseException) -> str:
     if isinstance(cause, AttributeError) and mod is not None:
         from wrpsim.router.base import Router
 
-        found = sorted(k for k, v in vars(mod).items() if isinstance(v, type)
-                       and issubclass(v, Router) and v.__module__ == module)
+        # (a package such as wrpsim.router re-exports its modules' routers, loaded on first
+        # use: `dir` lists them, `getattr` loads them — this is the error path)
+        found = []
+        for k in dir(mod):
+            try:
+                v = getattr(mod, k)
+            except (ImportError, AttributeError):
+                continue
+            if (isinstance(v, type) and issubclass(v, Router) and v is not Router
+                    and (v.__module__ == module or v.__module__.startswith(module + "."))):
+                found.append(k)
         if found:
-            text += f"; its routers: {', '.join(found)}"
+            name = target.rpartition(".")[2]
+            text += f"; its routers: {', '.join(found)}{did_you_mean(name, found)}"
     return f"router: cannot load {target!r}: {text}"
 
 

@@ -91,10 +91,18 @@ class RuleSet:
 
 
 def _bound(where: str, key: str, v: Any, levels: bool) -> float:
+    """A complexity bound (`levels`: a number in [0, 1] or a level name) or a prompt-token
+    bound (a finite number >= 0): a bound outside the fact's range could never be met."""
     if levels and isinstance(v, str) and v in LEVELS:
         return LEVELS[v]
     if not isinstance(v, (int, float)) or isinstance(v, bool) or v != v:
         raise ConfigError(f"{where} field {key}: a number is required, got {v!r}")
+    if levels and not 0.0 <= v <= 1.0:
+        raise ConfigError(f"{where} field {key}: complexity lies in [0, 1] (or a level: "
+                          f"{', '.join(LEVELS)}), got {v!r}")
+    if not levels and not 0.0 <= v < float("inf"):
+        raise ConfigError(f"{where} field {key}: a prompt-token count >= 0 is required, "
+                          f"got {v!r}")
     return float(v)
 
 

@@ -173,6 +173,10 @@ def run(cfg: dict[str, Any]) -> dict[str, Any]:
     from wrpsim.validate.table import goals_met, long_errors, markdown, per_model, summary, worst
 
     cases, notes = collect_cases(cfg)
+    if not cases:  # every chosen set lacks its data or was filtered empty: nothing was checked
+        raise ConfigError("validate: no case to replay: "
+                          + ("; ".join(n for n in notes if "skipped" in n or "left out" in n)
+                             or f"sets={list(cfg['sets'])} with split={cfg['split']} hold none"))
     work = [(c, cfg["engine"]) for c in cases]
     with output_dir(cfg["out_dir"], "results/validate") as out:
         if cfg["jobs"] > 1 and len(work) > 1:

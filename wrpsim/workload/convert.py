@@ -256,6 +256,11 @@ def convert(raw: RawTable, columns: Mapping[str, str] | None = None, time_unit: 
                     if len(raw.columns) == 1 and ch in str(next(iter(raw.columns)))), None)
         hint = (f"; the header looks separated by {sep}, and CSV traces are read "
                 f"comma-separated" if sep else "")
+        if all(dst in raw.columns for dst in REQUIRED):  # wrpsim's own names: a generic file
+            raise TraceError(f"{raw.path}: missing column(s) {', '.join(missing)}; its columns "
+                             f"are wrpsim's own trace fields ({found}): read it with "
+                             f"workload.source.kind=generic (arrivals in seconds; "
+                             f"workload.source.time_unit for ms / us)")
         raise TraceError(f"{raw.path}: missing column(s) {', '.join(missing)}; "
                          f"columns found: {found} (name the file's column: "
                          f"++workload.source.columns.{key}=<column>){hint}")

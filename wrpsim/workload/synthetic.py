@@ -57,7 +57,7 @@ MAX_REQUESTS = 50_000_000
 def _number(spec: Mapping, key: str, field: str, low: float, strict: bool = True) -> float:
     v = spec.get(key)
     if not isinstance(v, (int, float)) or isinstance(v, bool) or not np.isfinite(v):
-        raise ConfigError(f"{field}.{key}: a number is required, got {v!r}")
+        raise ConfigError(f"{field}.{key}: a finite number is required, got {v!r}")
     if v < low or (strict and v == low):
         raise ConfigError(f"{field}.{key} must be {'>' if strict else '>='} {low}, got {v}")
     return float(v)

@@ -66,7 +66,7 @@ TRANSFORM_KEYS = ("hash_block_tokens", "prefix_ids", "prefix_reuse", "start_s", 
 
 def _num(value: Any, field: str, low: float, strict: bool) -> float:
     if not isinstance(value, (int, float)) or isinstance(value, bool) or not np.isfinite(value):
-        raise ConfigError(f"{field}: a number is required, got {value!r}")
+        raise ConfigError(f"{field}: a finite number is required, got {value!r}")
     if value < low or (strict and value == low):
         raise ConfigError(f"{field} must be {'>' if strict else '>='} {low}, got {value}")
     return float(value)
@@ -210,6 +210,11 @@ def apply_transforms(trace: TraceColumns, opts: Mapping[str, Any], seed: int,
         from wrpsim.workload.reuse import reuse_params
 
         reuse_params(o["prefix_reuse"])
+        if o["prefix_ids"] != "synthetic":  # it parameterises the synthetic ids only
+            raise ConfigError(f"prefix_reuse applies only with prefix_ids: synthetic (it sets the "
+                              f"synthetic prefix model); prefix_ids is "
+                              f"{'null' if o['prefix_ids'] is None else o['prefix_ids']}: set "
+                              f"prefix_ids: synthetic, or leave prefix_reuse null")
     if o["prefix_ids"] is not None:
         from wrpsim.workload.reuse import apply_prefix_ids
 
