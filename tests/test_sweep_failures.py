@@ -40,6 +40,18 @@ def test_a_user_error_in_a_sweep_is_recorded_and_the_sweep_goes_on(tmp_path):
     assert (tmp_path / "1" / "summary.json").is_file()
 
 
+def test_a_sweep_whose_every_run_failed_exits_2_after_its_table(tmp_path):
+    """Every run refused on bad input: the sweep used to exit 0, which a script or CI job could
+    not tell from success. The table still shows each run; the last line says all failed."""
+    p = multirun(tmp_path, "pool.pools.h100.count=abc,xyz")
+    assert p.returncode == 2, p.stderr
+    lines = p.stderr.strip().splitlines()
+    assert lines[-1] == (f"wrpsim: error: every run of the sweep {tmp_path} failed (each one's "
+                         f"error is above and in its error.json)")
+    assert sum("failed (see " in ln for ln in lines) == 2
+    assert "Traceback" not in p.stderr
+
+
 def test_a_changed_config_is_rerun_not_skipped(tmp_path):
     assert multirun(tmp_path, "router=round-robin,random").returncode == 0
     same = multirun(tmp_path, "router=round-robin,random")

@@ -501,6 +501,12 @@ def hydra_entry(task, config_name: str = "config", outputs: tuple[str, ...] = ()
         # plain overrides (`hydra.mode=RUN`, `key=10`, `key=some/path`) without ANTLR
         with single_composition(GROUPS), omegaconf_libyaml(), simple_overrides():
             _hydra_main(app, config_name)
+        from wrpsim.runview import ALL_FAILED
+
+        failed, ALL_FAILED[0] = ALL_FAILED[0], None
+        if failed is not None:  # nothing to report: an error, as a single failed run is
+            raise user_error(f"every run of the sweep {failed} failed (each one's error is "
+                             f"above and in its error.json)")
     finally:
         resume_gc()  # (a run resumed it before its loop; a failed or help-only one did not)
         if claimed is not None:

@@ -397,18 +397,29 @@ def sweep_jobs(config, loader) -> list[str] | None:
         return None
 
 
+#: the last sweep of this process in which every job failed (its folder), else None: the app
+#: then exits with status 2 after the closing table (`wrpsim.app.hydra_entry`), as a single run
+#: that fails on bad input does; a sweep with any completed run exits 0
+ALL_FAILED: list = [None]
+
+
 class SweepView(Callback):
     """Hydra callback: the closing table when a `-m` sweep ends — of this sweep's jobs only, not
     of folders an earlier sweep left in the same directory."""
 
     def on_multirun_end(self, config, **kwargs) -> None:
-        """Print the closing table."""
+        """Print the closing table; note a sweep none of whose jobs completed (`ALL_FAILED`)."""
         jobs = sweep_jobs(config, kwargs.get("loader"))
+        ALL_FAILED[0] = None
         if no_run(config, jobs):
             return
         table = sweep_table(config.hydra.sweep.dir, jobs)
         if table:
             _say(table)
+        sweep = Path(str(config.hydra.sweep.dir))
+        if jobs and all((sweep / j / "error.json").is_file() and not (sweep / j / "_DONE").exists()
+                        for j in jobs):
+            ALL_FAILED[0] = str(sweep)
 
 
 def no_run(config, jobs) -> bool:
