@@ -845,3 +845,115 @@ def test_a_vllm_name_in_a_file_is_answered_with_the_full_path_and_its_note():
     with pytest.raises(ConfigError) as e:  # (after a file name: the key path alone)
         check_keys({"max_num_seqs": 8}, ["max_seqs"], "pools/mine.yaml: scheduler")
     assert str(e.value).endswith("vLLM's max_num_seqs is scheduler.max_seqs here")
+
+
+OUT_H = "prompt_id,benchmark,category,prompt_chars,correct_small,correct_large"
+ROUTELLM = ("workload=routellm-mmlu-gsm8k", "pool=two-model-mixtral-gpt4like")
+
+
+@pytest.mark.parametrize(("name", "text", "message"), [
+    ("yes.csv", f"{OUT_H}\n0,mmlu,x,100,yes,True\n",
+     r"yes\.csv\): line 2: correct_small must be a number in \[0, 1\] \(or true / false\), "
+     r"got 'yes'$"),
+    ("two.csv", f"{OUT_H}\n0,mmlu,x,100,1,0\n1,mmlu,x,100,2,2\n",
+     r"two\.csv\): line 3: correct_small must be a number in \[0, 1\] .*got 2$"),
+    ("chars.csv", f"{OUT_H}\n0,mmlu,x,-5,1,0\n", r"line 2: prompt_chars must be a number >= 0"),
+    ("empty.csv", f"{OUT_H}\n", r"empty\.csv\): the file holds no rows$"),
+], ids=["text-score", "score-2", "negative-chars", "no-rows"])
+def test_a_bad_outcomes_file_is_one_line_naming_its_line(monkeypatch, capsys, tmp_path, name,
+                                                         text, message):
+    """Outcome scores were read with float(): text was a traceback, a score of 2 a quality of
+    2.0, a header without rows a ZeroDivisionError."""
+    path = tmp_path / name
+    path.write_text(text)
+    code, _, err = run_app(monkeypatch, capsys, tmp_path, SMALL, *ROUTELLM,
+                           "router=routellm-threshold", f"workload.outcomes.path={path}")
+    assert code == 2
+    assert re.search(message, one_error_line(err)), err
+
+
+@pytest.mark.parametrize(("name", "text", "message"), [
+    ("level.yaml", "models:\n  llama3.1-8b: {prose: high}\n",
+     r"level\.yaml: accuracy of llama3\.1-8b on prose must be a number in \[0, 1\], got 'high'$"),
+    ("list.yaml", "- a\n- b\n", r"list\.yaml: an accuracy file must be a mapping with keys "
+                                r"models, default, got a list$"),
+    ("typo.yaml", "model:\n  llama3.1-8b: {prose: 0.5}\n",
+     r"typo\.yaml: unknown key\(s\) \['model'\]; valid keys: models, default; did you mean "
+     r"'models'\?$"),
+    ("bad.yaml", "models: [a\n", r"bad\.yaml:2:1: invalid YAML"),
+    ("text.csv", "category,llama3.1-8b\nprose,abc\n",
+     r"text\.csv: accuracy of llama3\.1-8b on prose must be a number in \[0, 1\], got 'abc'$"),
+], ids=["level-name", "top-list", "key-typo", "yaml-syntax", "csv-text"])
+def test_a_bad_accuracy_file_is_one_line(monkeypatch, capsys, tmp_path, name, text, message):
+    """Tracebacks (float('high'), a list's .get, YAML's scanner) or, for `model:`, a run that
+    used no accuracy at all and said nothing."""
+    path = tmp_path / name
+    path.write_text(text)
+    code, _, err = run_app(monkeypatch, capsys, tmp_path, SMALL, "workload=azure-conv-tasks",
+                           "pool=mixed-a100-h100", f"workload.accuracy={path}")
+    assert code == 2
+    assert re.search(message, one_error_line(err)), err
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["-m", "pool.pools.h100.count=range(1,3,0)"],
+     r"pool\.pools\.h100\.count=range\(1,3,0\): a sweep's range\(\) step must not be 0"),
+    (["-m", "workload.rate_scale=interval(1,4)"],
+     r"interval\(\.\.\.\) sweeps need an optimising sweeper; the basic sweeper takes a comma "
+     r"list"),
+    (["-m", "router=round-robin,"],
+     r"bad override 'router=round-robin,': a sweep list has no empty item: drop the trailing "
+     r"comma$"),
+    ([*ROUTELLM, "router=cascade", "router.models=[gpt4-class,gpt4-class]"],
+     r"router\.models: gpt4-class listed more than once"),
+    ([*ROUTELLM, "router=routellm-threshold", "router.predictor.noise_sd=inf"],
+     r"router\.predictor\.noise_sd must be a finite number >= 0\.0, got inf$"),
+    ([*ROUTELLM, "router=cascade", "router.predictor.skill=inf"],
+     r"router\.predictor\.skill must be a finite number"),
+    (["failures=scheduled", "+failures.pools=[nope]"],
+     r"failures\.pools applies to random crashes only, which failures\.mtbf_s turns on"),
+    (["failures=scheduled", "+failures.mttr_s=5"], r"failures\.mttr_s applies to random"),
+], ids=["range-step-0", "interval", "trailing-comma", "cascade-twice", "noise-inf", "skill-inf",
+        "pools-no-mtbf", "mttr-no-mtbf"])
+def test_more_bad_settings_are_one_line(monkeypatch, capsys, tmp_path, args, message):
+    """A traceback (a range step of 0), Hydra's raw sweeper text (interval), or a run that
+    accepted nonsense: a cascade escalating to the model that just answered, an infinite
+    predictor setting (NaN scores), random-crash keys without random crashes."""
+    code, _, err = run_app(monkeypatch, capsys, tmp_path, SMALL, *args)
+    assert code == 2
+    assert re.search(message, one_error_line(err)), err
+
+
+def test_settings_that_would_do_nothing_are_said(monkeypatch, capsys, tmp_path):
+    """A category misspelt in the cache's per-category settings or a rule file matched nothing
+    in silence (a category merely absent from this workload is not said: those settings are
+    written for many); collectives on a fabric with no group spanning servers put nothing on
+    it."""
+    import warnings
+
+    def warned(*args):
+        with warnings.catch_warnings(record=True) as w:
+            warnings.simplefilter("always")
+            code, _, err = run_app(monkeypatch, capsys, tmp_path, SMALL, *args)
+        assert code == 0, err
+        return [str(x.message) for x in w if isinstance(x.message, WrpsimWarning)] + [
+            ln for ln in err.splitlines() if ln.startswith("wrpsim: warning:")]
+
+    said = warned("workload=azure-conv-tasks", "pool=mixed-a100-h100", "router.cache.enabled=true",
+                  "router.cache.hit_rate={default: 0.0, cod: 0.9, math_word_problems: 0.5}")
+    assert any("router.cache.hit_rate names category no request of the workload has: cod; "
+               "its categories: code, mixed, prose, rag; did you mean 'code'?" in s
+               for s in said), said
+    assert not any("math_word_problems" in s for s in said)
+    rules = tmp_path / "r.yaml"
+    from wrpsim.router.config import routers_dir
+    rules.write_text((routers_dir() / "rules" / "semantic-default.yaml").read_text()
+                     .replace("values: [code]", "values: [cod]"))
+    said = warned("router=semantic-rules", f"router.rules={rules}", "pool=mixed-a100-h100",
+                  "workload=semantic-router-sample")
+    assert any("router.rules: signal 'code' values names category no request of the workload "
+               "has: cod" in s for s in said), said
+    assert not any("math_word_problems" in s for s in said)  # absent here, not a typo
+    said = warned("network=fluid", "network.collectives=true")
+    assert any("network.collectives=true: no pool's tp exceeds a server's 8 GPUs" in s
+               for s in said), said

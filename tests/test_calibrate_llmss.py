@@ -114,6 +114,41 @@ def test_bad_profiles_fail_with_one_line(tmp_path, kind, pattern):
         compact(src, tmp_path / "out")
 
 
+@pytest.mark.parametrize("edit, pattern", [
+    (lambda d: (d / "tp1" / "per_sequence.csv").unlink(),
+     r"tp1/per_sequence\.csv: file not found \(a layer profile's tp<N> folder holds dense\.csv, "
+     r"per_sequence\.csv, attention\.csv\)$"),
+    (lambda d: _rewrite(d / "tp1" / "dense.csv", "time_us", "t_us"),
+     r"tp1/dense\.csv: missing column\(s\) \['time_us'\]; found \['layer', 'tokens', 't_us'\]$"),
+    (lambda d: (d / "tp1" / "attention.csv").write_text(""),
+     r"tp1/attention\.csv: cannot read it as CSV: No columns to parse from file$"),
+    (lambda d: _time(d, "abc"),
+     r"tp1/dense\.csv: line 2: time_us must be a number > 0, got 'abc'$"),
+    (lambda d: _time(d, "-5"), r"tp1/dense\.csv: line 2: time_us must be a number > 0, got -5$"),
+    (lambda d: _time(d, "nan"), r"tp1/dense\.csv: line 2: time_us must be a number > 0, got nan$"),
+], ids=["no-file", "no-column", "empty", "text", "negative", "nan"])
+def test_a_broken_profile_file_is_one_line_naming_file_and_line(tmp_path, edit, pattern):
+    """A missing file or column, an empty file were tracebacks; a negative or NaN time was
+    compacted into the engine's tables (a GEMM of -0.005 ms), where the AIConfigurator reader
+    refuses them."""
+    src = _profile(tmp_path)
+    edit(src)
+    with pytest.raises(ConfigError, match=pattern):
+        compact(src, tmp_path / "out")
+
+
+def _rewrite(path: Path, old: str, new: str) -> None:
+    path.write_text(path.read_text().replace(old, new, 1))
+
+
+def _time(src: Path, value: str) -> None:
+    """The first data row of tp1/dense.csv with its time replaced by `value`."""
+    path = src / "tp1" / "dense.csv"
+    lines = path.read_text().splitlines()
+    lines[1] = ",".join([*lines[1].split(",")[:-1], value])
+    path.write_text("\n".join(lines) + "\n")
+
+
 def test_partial_tables_answer_gemms_themselves_and_moe_from_the_reference():
     from wrpsim.pool.catalog import get_gpu
     from wrpsim.pool.engines import get_engine, kernels_for

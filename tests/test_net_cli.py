@@ -146,6 +146,11 @@ def test_drop_if_empty_removes_only_the_empty_folders_fresh_dir_made(tmp_path, m
      r"^net: leaves x hosts_per_leaf = 100,000,000 endpoints; at most 262,144$"),
     (["leaves=2048", "hosts_per_leaf=2", "spines=1024"],
      r"^net: leaves x spines = 2,097,152 leaf-spine links; at most 1,048,576$"),
+    # a packet-engine key under the fluid engine changed nothing, silently
+    (["engine=fluid", "transport=dctcp"],
+     r"^transport applies to the packet engine \(engine=packet\); the fluid engine models "
+     r"flows, not packets, and would ignore it"),
+    (["mtu_bytes=1500"], r"^mtu_bytes applies to the packet engine"),
 ])
 def test_bad_input_one_line_status_2(args, pattern, tmp_path):
     with pytest.raises(ConfigError, match=pattern):

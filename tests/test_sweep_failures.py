@@ -50,6 +50,15 @@ def test_a_sweep_whose_every_run_failed_exits_2_after_its_table(tmp_path):
                          f"error is above and in its error.json)")
     assert sum("failed (see " in ln for ln in lines) == 2
     assert "Traceback" not in p.stderr
+    # its report has nothing to tabulate: it says so (the JSON line's not_completed says why)
+    r = subprocess.run([sys.executable, "-m", "wrpsim.report", f"sweep_dir={tmp_path}"],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.strip() == (f"wrpsim: warning: report: no run under {tmp_path} completed "
+                                f"(2 failed, 0 incomplete or unreadable): the tables hold no "
+                                f"results; not_completed in the JSON line says why each is left "
+                                f"out")
+    assert json.loads(r.stdout.strip().splitlines()[-1])["completed"] == 0
 
 
 def test_a_changed_config_is_rerun_not_skipped(tmp_path):

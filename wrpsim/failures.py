@@ -88,6 +88,12 @@ class FailureInjector:
                               "outages, failures=scheduled) or failures.mtbf_s (random crashes, "
                               "failures=random); failures=none runs without failures")
         self._random_until = last_arrival_s if mtbf is not None else None
+        if mtbf is None:  # (the random crashes' keys, given without them, would do nothing)
+            idle = [k for k in ("mttr_s", "pools") if cfg.get(k) is not None]
+            if idle:
+                raise ConfigError(f"failures.{idle[0]} applies to random crashes only, which "
+                                  f"failures.mtbf_s turns on (failures=random); scheduled "
+                                  f"outages name their pool and down_s in failures.events")
         if mtbf is not None:
             mttr = number("failures.mttr_s", cfg.get("mttr_s", 600.0), 0, strict_lo=True,
                           finite=True)

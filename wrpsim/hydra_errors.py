@@ -578,6 +578,12 @@ def explain(exc: BaseException, argv: list[str] | None = None,
         return _missing_config(exc)
     if isinstance(exc, OverrideParseException):
         override = getattr(exc, "override", "")
+        if override and "mismatched input '<EOF>'" in _first(exc):
+            # the value ends where the grammar wants more: a trailing comma or an open bracket
+            hint = ("a sweep list has no empty item: drop the trailing comma"
+                    if override.rstrip().endswith(",") else
+                    "the value is cut short (an unclosed bracket or quote?)")
+            return f"bad override {override!r}: {hint}"
         return f"bad override {override!r}: {_first(exc)}" if override else _first(exc)
     if isinstance(exc, ConfigCompositionException):
         line = _unknown_key(exc, argv, config_name)
@@ -603,6 +609,9 @@ def explain(exc: BaseException, argv: list[str] | None = None,
                     f"++{key}=… to set it whether or not it is there")
         return f"{_first(exc)}{cause}"
     if isinstance(exc, HydraException):
+        if "does not support sweep type : INTERVAL_SWEEP" in str(exc):
+            return ("interval(...) sweeps need an optimising sweeper; the basic sweeper takes a "
+                    "comma list (a,b,c), range(start, stop, step) or choice(a,b,c)")
         return _first(exc)
     if isinstance(exc, ValueError) and str(exc).startswith("Only one of --run, --multirun"):
         flags = [a for a in argv if a in ("-m", "--multirun", "-c", "--cfg", "-i", "--info",
@@ -617,6 +626,10 @@ def explain(exc: BaseException, argv: list[str] | None = None,
         return line
     if isinstance(exc, WrpsimError):  # a launcher's own check (hydra_plugins/wrpsim_ray_launcher)
         return str(exc)
+    if isinstance(exc, ValueError) and str(exc) == "range() arg 3 must not be zero":
+        swept = [a for a in argv if "range(" in a]  # (Hydra's sweep parser builds the range)
+        return (f"{swept[0] if swept else 'range(...)'}: a sweep's range() step must not be 0; "
+                f"range(start, stop, step) with step >= 1, or a comma list (a,b,c)")
     line = _output_dir(exc)
     if line:
         return line

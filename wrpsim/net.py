@@ -66,6 +66,13 @@ def parse_bytes(v, field: str = "flow_bytes") -> int:
     return n
 
 
+#: keys only the packet engine reads (docs/network.md "Transports"; `entropies`: the values a
+#: sprayed packet connection chooses among)
+PACKET_ONLY = ("transport", "mtu_bytes", "header_bytes", "buffer_bytes", "buffer_bdp",
+               "window_packets", "window_bdp", "reorder_window", "ecn_bdp", "dctcp_g", "rto_us",
+               "ack_bytes", "entropies")
+
+
 def parse_args(argv: list[str]) -> dict[str, Any]:
     """conf/net.yaml with the `key=value` overrides of `argv` applied (Hydra's grammar)."""
     return apply_flat(_defaults(), argv, "net")
@@ -83,11 +90,19 @@ def net_config(cfg: dict[str, Any]):
 
         raise unknown_choice("engine", cfg["engine"], ("fluid", "packet"))
     try:
-        return NetConfig.from_dict(fabric, where="net")
+        net = NetConfig.from_dict(fabric, where="net")
     except ConfigError as e:  # name the key as typed here (lb=, link_gbps=), not net.<key>
         msg = re.sub(r"(?<![\w.])net\.host_gbps\b", "link_gbps", str(e))
         msg = re.sub(r"(?<![\w.])net\.kind\b", "engine", msg)
         raise ConfigError(re.sub(r"(?<![\w.])net\.(?=\w)", "", msg)) from None
+    if cfg["engine"] == "fluid":  # a packet-engine key set here would change nothing: refused
+        defaults = _defaults()
+        moved = [k for k in PACKET_ONLY if k in cfg and cfg[k] != defaults.get(k)]
+        if moved:
+            raise ConfigError(f"{moved[0]} applies to the packet engine (engine=packet); the "
+                              f"fluid engine models flows, not packets, and would ignore it "
+                              f"(packet-engine keys: {', '.join(PACKET_ONLY)})")
+    return net
 
 
 def check_pattern_keys(cfg: dict[str, Any]) -> None:

@@ -38,7 +38,7 @@ from wrpsim.metrics.records import RequestLog, instance_table, write_parquet
 from wrpsim.metrics.summary import summarize
 from wrpsim.metrics.tasks import task_summary, task_table
 from wrpsim.pool.fleet import Fleet, parse_pool
-from wrpsim.pool.spanning import parse_collectives
+from wrpsim.pool.spanning import parse_collectives, spans
 from wrpsim.pool.transfer import FABRIC_KINDS, KVTransfer
 from wrpsim.progress import Progress
 from wrpsim.rng import stream
@@ -119,6 +119,10 @@ def build_fleet(env, pcfg: dict, sink, hash_block_tokens: int = 0, transfer=None
     fabric = getattr(transfer, "fabric", None) if transfer is not None else None
     check_pool_sizes(specs, transfer.fabric.cfg.gpus_per_host if spanning else None,
                      fabric.cfg.gpus_per_host if fabric is not None else None)
+    if spanning and not any(spans(s.tp, transfer.fabric.cfg.gpus_per_host) for s in specs):
+        warn(f"network.collectives=true: no pool's tp exceeds a server's "
+             f"{transfer.fabric.cfg.gpus_per_host} GPUs, so no collective crosses the fabric "
+             f"(every group's all-reduces stay on its server's GPU link)")
     check_fleet_vs_trace(specs, requests)
     return Fleet(env, specs, sink, pcfg.get("default_model"), hash_block_tokens, transfer,
                  pcfg.get("remote_kv"))
@@ -212,7 +216,8 @@ class Simulation:
                  f"pool=two-model-mixtral-gpt4like)")
         named = getattr(self.router, "named_categories", None)
         if named is not None:
-            self._warn_unknown_categories(named())
+            self._warn_unknown_categories(
+                named(), typos_only=getattr(self.router, "categories_may_be_absent", False))
         if hbt:
             self._warn_image_prefixes()
         self.cache = None
@@ -225,7 +230,10 @@ class Simulation:
                                   "semantic_cluster column, which this workload has no value "
                                   "in (0 hits would follow; docs/routers.md, 'The semantic "
                                   "cache', shows a trace with one); valid choices: curve")
-        if cache_spec is not None:
+        if cache_spec is not None:  # (its per-category settings, reusable across workloads)
+            self._warn_unknown_categories(
+                {f"cache.{k}": set(getattr(cache_spec, k)[1]) for k in
+                 ("hit_rate", "threshold", "false_hit")}, typos_only=True)
             qoe = None if self.qoe is None else (self.qoe["ttft_s"], self.qoe["tokens_per_s"])
             self.cache = SemanticCache(cache_spec, stream(self.seed, "router.cache"), qoe)
         self.tracer = None
@@ -317,18 +325,22 @@ class Simulation:
                  f"session to keep on one instance, so it routes every request to the least "
                  f"outstanding one (use a trace that has them, e.g. workload=chat-sessions)")
 
-    def _warn_unknown_categories(self, named: dict) -> None:
+    def _warn_unknown_categories(self, named: dict, typos_only: bool = False) -> None:
         """One warning per router field naming categories no request of the trace has (a typo
         would match nothing, silently): the names, the trace's categories, the nearest one.
-        Nothing for a trace without categories (every request's is then None)."""
-        from wrpsim.errors import did_you_mean
+        Nothing for a trace without categories (every request's is then None). `typos_only`:
+        for settings written for many workloads (a rule file, the cache's per-category
+        values), where a category absent from this one is normal: only names close to one of
+        its categories (`closest`: 'cod' for 'code') are said."""
+        from wrpsim.errors import closest, did_you_mean
 
         col = self.trace["category"] if "category" in self.trace.columns else []
         have = {str(c) for c in col if c is not None and c == c}
         if not have:
             return
         for field, cats in named.items():
-            unknown = sorted(str(c) for c in cats if str(c) not in have)
+            unknown = sorted(str(c) for c in cats if str(c) not in have
+                             and (not typos_only or closest(str(c), have) is not None))
             if unknown:
                 shown = sorted(have)
                 warn(f"router.{field} names categor{'y' if len(unknown) == 1 else 'ies'} no "

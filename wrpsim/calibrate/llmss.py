@@ -149,7 +149,7 @@ def moe_rows(profile_dir: str | Path, gpu=None) -> tuple[pd.DataFrame, dict]:
     if not model.moe or not path.is_file():
         raise ConfigError(f"kernels: {src}: no MoE block profile (tp1/moe.csv of a "
                           f"mixture-of-experts model)")
-    raw = pd.read_csv(path)
+    raw = read_profile_csv(path)
     h, inter, k, e = model.hidden, model.intermediate, model.active_experts, model.experts
     dropped = 0
     if gpu is not None:
@@ -178,6 +178,47 @@ def moe_rows(profile_dir: str | Path, gpu=None) -> tuple[pd.DataFrame, dict]:
     return rows, info
 
 
+#: the columns each profile file must hold (module docstring); `time_us` a number > 0, the
+#: others numbers >= 0 but for `layer` (an operator's name)
+PROFILE_COLUMNS = {"dense.csv": ("layer", "tokens", "time_us"),
+                   "per_sequence.csv": ("layer", "sequences", "time_us"),
+                   "attention.csv": ("prefill_chunk", "kv_prefill", "n_decode", "kv_decode",
+                                     "time_us"),
+                   "moe.csv": ("tokens", "activated_experts", "time_us")}
+
+
+def read_profile_csv(path: Path) -> pd.DataFrame:
+    """One profile file (`PROFILE_COLUMNS`), checked: a missing, empty or malformed file, a
+    missing column or a cell that is not a finite number (a time not > 0) is one line naming
+    the file and the row (as the AIConfigurator tables' reader does)."""
+    cols = PROFILE_COLUMNS[path.name]
+    if not path.is_file():
+        raise ConfigError(f"kernels: {path}: file not found (a layer profile's tp<N> folder "
+                          f"holds {', '.join(c for c in PROFILE_COLUMNS if c != 'moe.csv')})")
+    try:
+        raw = pd.read_csv(path)
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"kernels: {path}: cannot read it as CSV: "
+                          f"{' '.join(str(exc).split())}") from None
+    missing = [c for c in cols if c not in raw.columns]
+    if missing:
+        raise ConfigError(f"kernels: {path}: missing column(s) {missing}; found "
+                          f"{list(raw.columns)}")
+    for c in cols:
+        if c == "layer":
+            continue
+        num = pd.to_numeric(raw[c], errors="coerce").astype(np.float64)
+        bad = ~np.isfinite(num) | ((num <= 0) if c == "time_us" else (num < 0))
+        if bad.any():
+            i = int(np.flatnonzero(bad.to_numpy())[0])
+            rule = "a number > 0" if c == "time_us" else "a number >= 0"
+            got = raw[c].iloc[i]
+            got = repr(got) if isinstance(got, str) else f"{got:g}"
+            raise ConfigError(f"kernels: {path}: line {i + 2}: {c} must be {rule}, got {got}")
+        raw[c] = num
+    return raw
+
+
 def _layouts(path: Path) -> tuple[Path, list[int]]:
     """(profile folder, its TP degrees to read) of `path`: a profile (every `tp<N>` with a
     `dense.csv`) or one `tp<N>` folder of a profile (that TP only)."""
@@ -192,8 +233,8 @@ def _layout_tables(src: Path, tp: int, model, dtype: str) -> dict[str, pd.DataFr
     """The GEMM, prefill- and decode-attention rows of one profile at one TP degree (a
     "layout": one model's shapes on one GPU of TP `tp`), in the tables' columns."""
     d = src / f"tp{tp}"
-    dense = pd.read_csv(d / "dense.csv")
-    per_seq = pd.read_csv(d / "per_sequence.csv").rename(columns={"sequences": "tokens"})
+    dense = read_profile_csv(d / "dense.csv")
+    per_seq = read_profile_csv(d / "per_sequence.csv").rename(columns={"sequences": "tokens"})
     gemm = []
     for layer, (n, k) in _gemm_shapes(model, tp).items():
         if model.moe and layer in ("gate_up_proj", "down_proj"):
@@ -202,7 +243,7 @@ def _layout_tables(src: Path, tp: int, model, dtype: str) -> dict[str, pd.DataFr
         rows = rows[rows["layer"] == layer]
         gemm.append(pd.DataFrame({"dtype": dtype, "m": rows["tokens"], "n": n, "k": k,
                                   "ms": rows["time_us"] / 1e3}))
-    att = pd.read_csv(d / "attention.csv")
+    att = read_profile_csv(d / "attention.csv")
     heads, kvh = model.heads // tp, max(1, model.kv_heads // tp)
     head = {"kv_dtype": "bf16", "heads": heads, "kv_heads": kvh, "head_dim": model.head_dim,
             "window": 0}

@@ -66,6 +66,12 @@ def build(cfg: dict[str, Any]) -> dict[str, Any]:
 
         write_json(Path(files["manifest"]), manifest(runs, sweep, files))
     counts = {s: sum(r.status == s for r in runs) for s in ("completed", "failed", "incomplete")}
+    if runs and not counts["completed"]:  # a dashboard of nothing: say why, once
+        from wrpsim.errors import warn
+
+        warn(f"report: no run under {sweep} completed ({counts['failed']} failed, "
+             f"{counts['incomplete']} incomplete or unreadable): the tables hold no results; "
+             f"not_completed in the JSON line says why each is left out")
     return {"runs": len(runs), **counts, **files,
             "not_completed": {r.name: (r.error or {}).get("message") or r.reason
                               for r in runs if r.status != "completed"}}

@@ -61,6 +61,10 @@ class CascadeRouter(ModelRouter):
         """Resolve the cascade's models (cheapest first by default)."""
         super().bind(fleet, rng)
         chain = served("models", self.models, fleet)
+        twice = sorted({m for m in chain if chain.count(m) > 1})
+        if twice:  # escalating to the model that just answered buys nothing but a second call
+            raise ConfigError(f"router.models: {', '.join(twice)} listed more than once; a "
+                              f"cascade escalates to a different model at each step")
         self._chain = chain if self.models is not None else self.book.by_cost(chain)
         if len(self._chain) < 2:
             raise ConfigError(f"router.models: a cascade needs at least two models; got "

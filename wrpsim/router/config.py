@@ -25,9 +25,10 @@ def plain(value: Any) -> Any:
 
 
 def number(field: str, value: Any, lo: float | None = None, hi: float | None = None,
-           strict_lo: bool = False) -> float:
-    """`value` as a float within the bounds, else `ConfigError` naming `router.<field>`."""
-    return _number(f"router.{field}", value, lo, hi, strict_lo)
+           strict_lo: bool = False, finite: bool = False) -> float:
+    """`value` as a float within the bounds (finite too when `finite`), else `ConfigError`
+    naming `router.<field>`."""
+    return _number(f"router.{field}", value, lo, hi, strict_lo, finite)
 
 
 def routers_dir() -> Path:

@@ -64,8 +64,9 @@ class QualityPredictor:
             raise unknown_choice("router.predictor.kind", self.kind, KINDS)
         t = spec.get("table")
         self.table = read_accuracy(router_path("predictor.table", t)) if t else {}
-        self.skill = number("predictor.skill", spec.get("skill", 0.0), 0.0)
-        self.noise = number("predictor.noise_sd", spec.get("noise_sd", 0.0), 0.0)
+        # (logit-scale: an infinite skill or noise makes the predicted score NaN or 0 / 1)
+        self.skill = number("predictor.skill", spec.get("skill", 0.0), 0.0, finite=True)
+        self.noise = number("predictor.noise_sd", spec.get("noise_sd", 0.0), 0.0, finite=True)
         self.default = number("predictor.default", spec.get("default", 0.5), 0.0, 1.0)
         self._prior: dict[tuple, float] = {}
         self.learned = None

@@ -57,9 +57,22 @@ class RuleRouter(ModelRouter):
         super().__init__(**common)
         raw, self.source = load_rules(rules)
         self.ruleset = rs = parse_ruleset(raw, self.source)
+        #: category / domain signal -> the categories it names (`named_categories`)
+        self._category_signals = {
+            str(n): {str(v) for v in spec.get("values") or []}
+            for n, spec in ((raw.get("signals") or {}) if isinstance(raw, dict) else {}).items()
+            if isinstance(spec, dict) and spec.get("type") in ("category", "domain")}
         self.rules, self.default, self._first = rs.decisions, rs.default, rs.first
         self._detectors = rs.detectors
         self.signal_time_s = rs.signal_time_s
+
+    #: a rule file is written for many workloads: a category this one lacks is normal, and
+    #: only a name close to one of its categories is said (`Simulation._warn_unknown_categories`)
+    categories_may_be_absent = True
+
+    def named_categories(self) -> dict:
+        """{rules signal: the categories it names} (`Router.named_categories`)."""
+        return {f"rules: signal {n!r} values": v for n, v in self._category_signals.items()}
 
     def bind(self, fleet, rng):
         """Resolve every decision's target against the fleet (error names the decision)."""

@@ -71,15 +71,31 @@ def read_accuracy(path: str | Path) -> dict[str, dict[str, float]]:
     acc}}``. Accuracies must lie in [0, 1].
     """
     path = Path(path)
-    table: dict[str, dict[str, float]] = {}
+    table: dict[str, dict[str, Any]] = {}
     if path.suffix in (".yaml", ".yml"):
         import yaml
 
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        for model, cats in (raw.get("models") or {}).items():
-            table[str(model)] = {str(c): float(a) for c, a in (cats or {}).items()}
-        for model, acc in (raw.get("default") or {}).items():
-            table.setdefault(str(model), {})["*"] = float(acc)
+        from wrpsim.errors import check_keys, yaml_error
+
+        try:
+            raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(yaml_error(path, exc)) from None
+        if not isinstance(raw, Mapping):
+            raise ConfigError(f"{path}: an accuracy file must be a mapping with keys models, "
+                              f"default, got a {type(raw).__name__}")
+        check_keys(raw, ("models", "default"), str(path))
+        models, default = raw.get("models") or {}, raw.get("default") or {}
+        if not isinstance(models, Mapping) or not isinstance(default, Mapping):
+            raise ConfigError(f"{path}: models must map model -> {{category: accuracy}} and "
+                              f"default model -> accuracy")
+        for model, cats in models.items():
+            if not isinstance(cats or {}, Mapping):
+                raise ConfigError(f"{path}: models.{model} must map category -> accuracy, "
+                                  f"got {cats!r}")
+            table[str(model)] = {str(c): a for c, a in (cats or {}).items()}
+        for model, acc in default.items():
+            table.setdefault(str(model), {})["*"] = acc
     else:
         df = pd.read_csv(path)
         key = "category" if "category" in df.columns else "domain"
@@ -88,12 +104,15 @@ def read_accuracy(path: str | Path) -> dict[str, dict[str, float]]:
         for col in df.columns:
             if col in (key, "n"):
                 continue
-            table[str(col)] = dict(zip(df[key].astype(str), df[col].astype(float)))
+            num = pd.to_numeric(df[col], errors="coerce")
+            table[str(col)] = {c: (float(v) if np.isfinite(v) else raw_v) for c, v, raw_v
+                               in zip(df[key].astype(str), num, df[col])}
     for model, cats in table.items():
         for cat, acc in cats.items():
             if not in_unit(acc):
-                raise ConfigError(f"{path}: accuracy of {model} on {cat} must be in [0, 1], "
-                                  f"got {acc}")
+                raise ConfigError(f"{path}: accuracy of {model} on {cat} must be a number in "
+                                  f"[0, 1], got {acc!r}")
+            cats[cat] = float(acc)
     return table
 
 
@@ -133,6 +152,12 @@ def join_outcomes(df: pd.DataFrame, spec: Mapping, rng: np.random.Generator,
         if col not in src.columns:
             raise ConfigError(f"outcomes.path: column {col} missing; found "
                               f"{', '.join(src.columns)}")
+    where = f"outcomes.path ({spec.get('path')})"
+    if src.empty:
+        raise ConfigError(f"{where}: the file holds no rows")
+    _check_column(src, "prompt_chars", where, lo=0.0, hi=None)
+    for k in models:  # a score per prompt: 0 / 1 (or true / false), or a fraction in between
+        _check_column(src, f"correct_{k}", where, lo=0.0, hi=1.0)
     ratio = float(spec.get("chars_per_token", 4.0))
     overhead = int(spec.get("prompt_overhead_tokens", 0))
     if ratio <= 0 or overhead < 0:
@@ -162,6 +187,25 @@ def join_outcomes(df: pd.DataFrame, spec: Mapping, rng: np.random.Generator,
     out["outcomes"] = pd.Series([{k: float(v[i]) for k, v in cols.items()} for i in range(n)],
                                 dtype=object)
     return out
+
+
+def _check_column(src: pd.DataFrame, col: str, where: str, lo: float, hi: float | None) -> None:
+    """Every cell of `col` a finite number in [lo, hi] (true / false read as 1 / 0), else one
+    line naming the file's line (the header is line 1)."""
+    vals = src[col]
+    if vals.dtype == bool:
+        vals = vals.astype(np.float64)
+    elif not pd.api.types.is_numeric_dtype(vals):  # 'True' / 'False' beside numbers: text
+        vals = vals.map(lambda v: {"true": 1.0, "false": 0.0}.get(str(v).strip().lower(), v))
+    num = pd.to_numeric(vals, errors="coerce").astype(np.float64)
+    bad = ~np.isfinite(num) | (num < lo) | ((num > hi) if hi is not None else False)
+    if bad.any():
+        i = int(np.flatnonzero(bad.to_numpy())[0])
+        rule = f"in [{lo:g}, {hi:g}] (or true / false)" if hi is not None else f">= {lo:g}"
+        got = src[col].iloc[i]
+        got = repr(got) if isinstance(got, str) else f"{got}"
+        raise ConfigError(f"{where}: line {i + 2}: {col} must be a number {rule}, got {got}")
+    src[col] = num
 
 
 def _outputs(rows: pd.DataFrame, spec: Any, rng: np.random.Generator) -> np.ndarray:
