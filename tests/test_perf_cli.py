@@ -98,45 +98,51 @@ def test_overrides_in_process():
         64 * (3 - default) * 1e-6, rel=1e-9)
 
 
-def test_every_catalog_gpu_and_model_runs_and_labels_its_calibration():
-    from wrpsim.pool.catalog import gpus, models
+def _catalog_gpus() -> list[str]:
+    from wrpsim.pool.catalog import gpus
 
-    for g in gpus():
-        for m in models():
-            lat = None
-            for tp in (1, 2, 4, 8):
-                try:
-                    lat = build_latency_model(m, g, tp)
-                    lat.kv_capacity_blocks(16)
-                    break
-                except Exception:  # too large for this GPU at this tp: try more GPUs
-                    lat = None
-            if lat is None:
-                continue
-            assert lat.decode_step_s(8, 1000) > 0 and lat.prefill_s(1, 1000) > 0
-            label = lat.calibration
-            # DSA: from DeepSeek-V3.2's measured module where the tables have it
-            dsa = ("; sparse attention (DSA) from its measured module" if lat._dsa_tables
-                   else "; sparse attention (DSA), uncalibrated: ")
-            assert (dsa in label) == lat.model.dsa, label
-            if lat._dsa_tables:  # (where the tables measured its heads and KV dtype, or moved
-                # over from such a GPU's)
-                assert g in ("h100-80gb", "h200-141gb", "b200-180gb", "b300-288gb") or (
-                    "uncalibrated: roofline" in label), (g, label)
-            label = label.replace(dsa, "; ")
-            own = ("h100-80gb", "h200-141gb", "b200-180gb", "l40s-48gb", "a100-80gb",
-                   "rtxpro6000-96gb")
-            if g in own:
-                assert "kernels: vllm" in label and "uncalibrated" not in label, (g, label)
-            elif g == "b300-288gb":  # own tables; the MLA module the B200's
-                assert label.startswith("vllm-0.24: kernels: vllm 0.24.0 (NVIDIA B300") and (
-                    ("uncalibrated" in label) == ("MLA modules: uncalibrated: roofline" in label)
-                    == bool(lat._mla_tables and not lat._dsa_tables)), label
-            elif g == "rtx4090-24gb":  # own GEMMs / attention, L40S rest
-                assert label.startswith("vllm-0.24: kernels: vllm 0.19.0") and (
-                    "LLMServingSim" in label and "uncalibrated: roofline" in label), label
-            else:
-                assert "uncalibrated: roofline" in label, (g, label)
+    return sorted(gpus())
+
+
+@pytest.mark.parametrize("g", _catalog_gpus())  # (one test per GPU: spread over the workers)
+def test_every_catalog_gpu_and_model_runs_and_labels_its_calibration(g):
+    from wrpsim.pool.catalog import models
+
+    for m in models():
+        lat = None
+        for tp in (1, 2, 4, 8):
+            try:
+                lat = build_latency_model(m, g, tp)
+                lat.kv_capacity_blocks(16)
+                break
+            except Exception:  # too large for this GPU at this tp: try more GPUs
+                lat = None
+        if lat is None:
+            continue
+        assert lat.decode_step_s(8, 1000) > 0 and lat.prefill_s(1, 1000) > 0
+        label = lat.calibration
+        # DSA: from DeepSeek-V3.2's measured module where the tables have it
+        dsa = ("; sparse attention (DSA) from its measured module" if lat._dsa_tables
+               else "; sparse attention (DSA), uncalibrated: ")
+        assert (dsa in label) == lat.model.dsa, label
+        if lat._dsa_tables:  # (where the tables measured its heads and KV dtype, or moved
+            # over from such a GPU's)
+            assert g in ("h100-80gb", "h200-141gb", "b200-180gb", "b300-288gb") or (
+                "uncalibrated: roofline" in label), (g, label)
+        label = label.replace(dsa, "; ")
+        own = ("h100-80gb", "h200-141gb", "b200-180gb", "l40s-48gb", "a100-80gb",
+               "rtxpro6000-96gb")
+        if g in own:
+            assert "kernels: vllm" in label and "uncalibrated" not in label, (g, label)
+        elif g == "b300-288gb":  # own tables; the MLA module the B200's
+            assert label.startswith("vllm-0.24: kernels: vllm 0.24.0 (NVIDIA B300") and (
+                ("uncalibrated" in label) == ("MLA modules: uncalibrated: roofline" in label)
+                == bool(lat._mla_tables and not lat._dsa_tables)), label
+        elif g == "rtx4090-24gb":  # own GEMMs / attention, L40S rest
+            assert label.startswith("vllm-0.24: kernels: vllm 0.19.0") and (
+                "LLMServingSim" in label and "uncalibrated: roofline" in label), label
+        else:
+            assert "uncalibrated: roofline" in label, (g, label)
 
 
 @pytest.mark.parametrize("args, pattern", [
