@@ -364,10 +364,6 @@ BAD = [
     *[(["workload.prefix_ids=synthetic", "router=prefix-aware", f"router.{k}=nan"],
        rf"^wrpsim: error: router\.{k} must be a finite number >= ")
       for k in ("load_weight", "prefix_weight", "balance_abs_threshold")],
-    # prefix_reuse parameterises the synthetic ids only: without them it did nothing, silently
-    (["workload.prefix_reuse={share: 0.9, tokens: 1024, prefixes: 1}"],
-     r"^wrpsim: error: workload\.prefix_reuse applies only with prefix_ids: synthetic .*"
-     r"prefix_ids is null"),
     (["workload.rate_scale=inf"], r"workload\.rate_scale: a finite number is required, got inf"),
     # a router class misspelt: the package's routers are listed and the nearest suggested
     (["router._target_=wrpsim.router.RuleRoutr"],
@@ -895,6 +891,30 @@ def test_a_bad_accuracy_file_is_one_line(monkeypatch, capsys, tmp_path, name, te
     assert re.search(message, one_error_line(err)), err
 
 
+def test_accuracy_numbers_yaml_reads_as_text_are_numbers(tmp_path):
+    """'0.7' quoted and 5e-1 (text to PyYAML) are accuracies, as float() read them before the
+    checks were added; a level name is not."""
+    from wrpsim.workload.outcomes import read_accuracy
+
+    path = tmp_path / "a.yaml"
+    path.write_text("models:\n  m1: {code: '0.7', prose: 5e-1}\ndefault: {m1: '1'}\n")
+    assert read_accuracy(path) == {"m1": {"code": 0.7, "prose": 0.5, "*": 1.0}}
+
+
+def test_an_outcomes_line_is_the_files_even_after_its_split_is_taken(monkeypatch, capsys,
+                                                                     tmp_path):
+    """The line named is the file's, not the row's place among the split's rows."""
+    path = tmp_path / "o.csv"
+    path.write_text(f"{OUT_H},split\n0,mmlu,x,100,1,0,train\n1,mmlu,x,100,1,0,test\n"
+                    f"2,mmlu,x,100,1,0,train\n3,mmlu,x,100,2,0,test\n")
+    code, _, err = run_app(monkeypatch, capsys, tmp_path, SMALL, *ROUTELLM,
+                           "router=routellm-threshold", f"workload.outcomes.path={path}",
+                           "+workload.outcomes.split=test")
+    assert code == 2
+    assert re.search(r"o\.csv\): line 5: correct_small must be a number in \[0, 1\]",
+                     one_error_line(err)), err
+
+
 @pytest.mark.parametrize(("args", "message"), [
     (["-m", "pool.pools.h100.count=range(1,3,0)"],
      r"pool\.pools\.h100\.count=range\(1,3,0\): a sweep's range\(\) step must not be 0"),
@@ -913,8 +933,11 @@ def test_a_bad_accuracy_file_is_one_line(monkeypatch, capsys, tmp_path, name, te
     (["failures=scheduled", "+failures.pools=[nope]"],
      r"failures\.pools applies to random crashes only, which failures\.mtbf_s turns on"),
     (["failures=scheduled", "+failures.mttr_s=5"], r"failures\.mttr_s applies to random"),
+    (["failures=random", "failures.mtbf_s=null", "failures.pools=[h100]",
+      "+failures.events=[{pool: h100, instance: 0, at_s: 60, down_s: 30}]"],
+     r"failures\.pools applies to random crashes only"),
 ], ids=["range-step-0", "interval", "trailing-comma", "cascade-twice", "noise-inf", "skill-inf",
-        "pools-no-mtbf", "mttr-no-mtbf"])
+        "pools-no-mtbf", "mttr-no-mtbf", "pools-random-off"])
 def test_more_bad_settings_are_one_line(monkeypatch, capsys, tmp_path, args, message):
     """A traceback (a range step of 0), Hydra's raw sweeper text (interval), or a run that
     accepted nonsense: a cascade escalating to the model that just answered, an infinite
@@ -922,6 +945,16 @@ def test_more_bad_settings_are_one_line(monkeypatch, capsys, tmp_path, args, mes
     code, _, err = run_app(monkeypatch, capsys, tmp_path, SMALL, *args)
     assert code == 2
     assert re.search(message, one_error_line(err)), err
+
+
+def test_scheduled_outages_on_the_random_option_with_its_defaults_run(monkeypatch, capsys,
+                                                                     tmp_path):
+    """docs/failures.md's schema as written: events, mtbf_s null and random.yaml's defaults
+    (mttr_s 600, pools null) — random crashes off, scheduled outages on."""
+    code, _, err = run_app(monkeypatch, capsys, tmp_path, SMALL, "failures=random",
+                           "failures.mtbf_s=null",
+                           "+failures.events=[{pool: h100, instance: 0, at_s: 1, down_s: 30}]")
+    assert code == 0, err
 
 
 def test_settings_that_would_do_nothing_are_said(monkeypatch, capsys, tmp_path):
@@ -954,6 +987,16 @@ def test_settings_that_would_do_nothing_are_said(monkeypatch, capsys, tmp_path):
     assert any("router.rules: signal 'code' values names category no request of the workload "
                "has: cod" in s for s in said), said
     assert not any("math_word_problems" in s for s in said)  # absent here, not a typo
+    # prefix_reuse parameterises the synthetic ids only: a warning, as a sweep over
+    # prefix_ids=null,synthetic keeps it set for both
+    said = warned("workload.prefix_reuse={share: 0.9, tokens: 1024, prefixes: 1}")
+    assert any("workload.prefix_reuse applies only with prefix_ids: synthetic (it sets the "
+               "synthetic prefix model); prefix_ids is null, so it is not used" in s
+               for s in said), said
+    # a subject merely missing from a small sample is not a slip of a similar one
+    said = warned("router=semantic-rules", "router.rules=rules/routellm-two-model.yaml",
+                  *ROUTELLM, "workload.max_requests=100")
+    assert not any("names category" in s for s in said), said
     said = warned("network=fluid", "network.collectives=true")
     assert any("network.collectives=true: no pool's tp exceeds a server's 8 GPUs" in s
                for s in said), said

@@ -277,6 +277,10 @@ def test_a_misspelt_model_type_is_refused_or_its_missing_context_said(tmp_path):
                                           r"Hugging Face model type \(they are lowercase\); "
                                           r"did you mean 'llama'\?$"):
         load_models(p)
+    # a type of its own in capitals (remote code: Falcon's "RefinedWebModel") is not refused
+    p.write_text(f"m:\n  hf_config: {json.dumps({**base, 'model_type': 'Yi'})}\n")
+    assert load_models(p)["m"].layers == 2
+    catalog.NO_CONTEXT.pop("m", None)
     p.write_text(f"m:\n  hf_config: {json.dumps({**base, 'model_type': 'llamaa'})}\n")
     assert load_models(p)["m"].max_context == 0
     msg = catalog.NO_CONTEXT.pop("m")

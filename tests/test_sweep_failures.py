@@ -61,6 +61,16 @@ def test_a_sweep_whose_every_run_failed_exits_2_after_its_table(tmp_path):
     assert json.loads(r.stdout.strip().splitlines()[-1])["completed"] == 0
 
 
+def test_a_plan_sweep_whose_every_plan_failed_exits_2(tmp_path):
+    """The plan's sweeps share the app's entry: a sweep of plans that all failed exits 2 too."""
+    cmd = [sys.executable, "-m", "wrpsim.plan", "-m", f"hydra.sweep.dir={tmp_path}",
+           "workload.max_requests=20", "plan.objective=foo,bar"]
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 2, p.stderr
+    assert p.stderr.strip().splitlines()[-1].startswith(
+        f"wrpsim: error: every run of the sweep {tmp_path} failed")
+
+
 def test_a_changed_config_is_rerun_not_skipped(tmp_path):
     assert multirun(tmp_path, "router=round-robin,random").returncode == 0
     same = multirun(tmp_path, "router=round-robin,random")

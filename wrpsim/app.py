@@ -499,10 +499,11 @@ def hydra_entry(task, config_name: str = "config", outputs: tuple[str, ...] = ()
     try:
         # Hydra composes once, not twice (`wrpsim.hydra_mode`), its YAML parsed by libyaml, the
         # plain overrides (`hydra.mode=RUN`, `key=10`, `key=some/path`) without ANTLR
-        with single_composition(GROUPS), omegaconf_libyaml(), simple_overrides():
-            _hydra_main(app, config_name)
         from wrpsim.runview import ALL_FAILED
 
+        ALL_FAILED[0] = None  # (set by a sweep's closing callback: `runview.note_all_failed`)
+        with single_composition(GROUPS), omegaconf_libyaml(), simple_overrides():
+            _hydra_main(app, config_name)
         failed, ALL_FAILED[0] = ALL_FAILED[0], None
         if failed is not None:  # nothing to report: an error, as a single failed run is
             raise user_error(f"every run of the sweep {failed} failed (each one's error is "

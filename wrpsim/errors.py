@@ -79,6 +79,27 @@ def same_name(name: str, models) -> str | None:
     return hits[0] if len(hits) == 1 else None
 
 
+def slip_of(name: str, valid) -> str | None:
+    """The one of `valid` that `name` is a slip of — the same but for case and punctuation
+    (`same_name`), or one or two characters inserted, dropped or changed — else None: stricter
+    than `closest`, for names that may be missing, not misspelt."""
+    same = same_name(name, valid)
+    if same is not None:
+        return same
+    near = [v for v in valid if abs(len(v) - len(name)) <= 2 and edit_distance(name, v) <= 2]
+    return near[0] if len(near) == 1 else None
+
+
+def edit_distance(a: str, b: str) -> int:
+    """Levenshtein distance: single-character insertions, deletions and substitutions."""
+    row = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        prev, row[0] = row[0], i
+        for j, cb in enumerate(b, 1):
+            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (ca != cb))
+    return row[-1]
+
+
 def did_you_mean(name: str, valid) -> str:
     """'; did you mean 'x'?' for the valid name closest to `name` (`closest`), or ''."""
     near = closest(name, valid)

@@ -88,8 +88,10 @@ class FailureInjector:
                               "outages, failures=scheduled) or failures.mtbf_s (random crashes, "
                               "failures=random); failures=none runs without failures")
         self._random_until = last_arrival_s if mtbf is not None else None
-        if mtbf is None:  # (the random crashes' keys, given without them, would do nothing)
-            idle = [k for k in ("mttr_s", "pools") if cfg.get(k) is not None]
+        if mtbf is None:  # (the random crashes' keys, set without them, would do nothing; the
+            # defaults of conf/failures/random.yaml, mttr_s 600 and pools null, are not "set")
+            idle = [k for k, default in (("mttr_s", 600), ("pools", None))
+                    if cfg.get(k) is not None and cfg.get(k) != default]
             if idle:
                 raise ConfigError(f"failures.{idle[0]} applies to random crashes only, which "
                                   f"failures.mtbf_s turns on (failures=random); scheduled "

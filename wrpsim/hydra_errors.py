@@ -578,12 +578,9 @@ def explain(exc: BaseException, argv: list[str] | None = None,
         return _missing_config(exc)
     if isinstance(exc, OverrideParseException):
         override = getattr(exc, "override", "")
-        if override and "mismatched input '<EOF>'" in _first(exc):
-            # the value ends where the grammar wants more: a trailing comma or an open bracket
-            hint = ("a sweep list has no empty item: drop the trailing comma"
-                    if override.rstrip().endswith(",") else
-                    "the value is cut short (an unclosed bracket or quote?)")
-            return f"bad override {override!r}: {hint}"
+        if override.rstrip().endswith(",") and "mismatched input '<EOF>'" in _first(exc):
+            return (f"bad override {override!r}: a sweep list has no empty item: drop the "
+                    f"trailing comma")
         return f"bad override {override!r}: {_first(exc)}" if override else _first(exc)
     if isinstance(exc, ConfigCompositionException):
         line = _unknown_key(exc, argv, config_name)

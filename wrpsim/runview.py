@@ -410,16 +410,21 @@ class SweepView(Callback):
     def on_multirun_end(self, config, **kwargs) -> None:
         """Print the closing table; note a sweep none of whose jobs completed (`ALL_FAILED`)."""
         jobs = sweep_jobs(config, kwargs.get("loader"))
-        ALL_FAILED[0] = None
         if no_run(config, jobs):
             return
         table = sweep_table(config.hydra.sweep.dir, jobs)
         if table:
             _say(table)
-        sweep = Path(str(config.hydra.sweep.dir))
-        if jobs and all((sweep / j / "error.json").is_file() and not (sweep / j / "_DONE").exists()
-                        for j in jobs):
-            ALL_FAILED[0] = str(sweep)
+        note_all_failed(config.hydra.sweep.dir, jobs)
+
+
+def note_all_failed(sweep_dir, jobs) -> None:
+    """Set `ALL_FAILED` when every one of the sweep's `jobs` (its run folders) failed: an
+    `error.json` and no `_DONE` in each (the run and plan sweeps' closing callbacks)."""
+    sweep = Path(str(sweep_dir))
+    if jobs and all((sweep / j / "error.json").is_file() and not (sweep / j / "_DONE").exists()
+                    for j in jobs):
+        ALL_FAILED[0] = str(sweep)
 
 
 def no_run(config, jobs) -> bool:

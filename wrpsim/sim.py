@@ -331,8 +331,9 @@ class Simulation:
         Nothing for a trace without categories (every request's is then None). `typos_only`:
         for settings written for many workloads (a rule file, the cache's per-category
         values), where a category absent from this one is normal: only names close to one of
-        its categories (`closest`: 'cod' for 'code') are said."""
-        from wrpsim.errors import closest, did_you_mean
+        its categories are said: the same but for case and punctuation, or one or two
+        characters off ('cod' for 'code'; MMLU subjects sharing words are not)."""
+        from wrpsim.errors import did_you_mean, slip_of
 
         col = self.trace["category"] if "category" in self.trace.columns else []
         have = {str(c) for c in col if c is not None and c == c}
@@ -340,7 +341,7 @@ class Simulation:
             return
         for field, cats in named.items():
             unknown = sorted(str(c) for c in cats if str(c) not in have
-                             and (not typos_only or closest(str(c), have) is not None))
+                             and (not typos_only or slip_of(str(c), have) is not None))
             if unknown:
                 shown = sorted(have)
                 warn(f"router.{field} names categor{'y' if len(unknown) == 1 else 'ies'} no "

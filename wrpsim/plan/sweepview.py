@@ -52,7 +52,7 @@ class PlanSweepView(Callback):
     """Hydra callback: the closing table when a `python -m wrpsim.plan -m` sweep ends."""
 
     def on_multirun_end(self, config, **kwargs) -> None:
-        from wrpsim.runview import no_run, sweep_jobs
+        from wrpsim.runview import no_run, note_all_failed, sweep_jobs
 
         jobs = sweep_jobs(config, kwargs.get("loader"))
         if no_run(config, jobs):
@@ -61,3 +61,4 @@ class PlanSweepView(Callback):
         if table:
             sys.stderr.write(table + "\n")
             sys.stderr.flush()
+        note_all_failed(config.hydra.sweep.dir, jobs)  # (the app then exits 2)

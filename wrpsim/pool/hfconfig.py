@@ -13,7 +13,7 @@ it cannot read or a key that looks like a misspelt shape key.
 
 from __future__ import annotations
 
-from wrpsim.errors import ConfigError, did_you_mean
+from wrpsim.errors import ConfigError, edit_distance
 
 
 def _pattern_counts(pattern, layers: int, key: str = "hybrid_override_pattern"
@@ -188,16 +188,6 @@ def divisors(n: int) -> str:
     return ", ".join(str(d) for d in range(1, n + 1) if n % d == 0)
 
 
-def _edits(a: str, b: str) -> int:
-    """Levenshtein distance: single-character insertions, deletions and substitutions."""
-    row = list(range(len(b) + 1))
-    for i, ca in enumerate(a, 1):
-        prev, row[0] = row[0], i
-        for j, cb in enumerate(b, 1):
-            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (ca != cb))
-    return row[-1]
-
-
 def misspelt(merged: dict, seen) -> tuple[str, str] | None:
     """(key the file gives, the `CORE_KEYS` key it nearly spells) for the first config.json key
     that wrpsim did not read (not in `seen`) within two typed characters of a core key the
@@ -207,7 +197,7 @@ def misspelt(merged: dict, seen) -> tuple[str, str] | None:
     not misspellings.)"""
     absent = [k for k in CORE_KEYS if k not in merged]
     for k in sorted(x for x in merged if isinstance(x, str) and x not in seen):
-        near = [a for a in absent if abs(len(a) - len(k)) <= 2 and _edits(k, a) <= 2]
+        near = [a for a in absent if abs(len(a) - len(k)) <= 2 and edit_distance(k, a) <= 2]
         if near:
             return k, near[0]
     return None
@@ -577,9 +567,10 @@ def _fields(c: dict) -> dict:
                           "uniform layers cannot hold; give the model as wrpsim's own fields "
                           "(pools/README.md) with its average widths")
     mtype = str(c.get("model_type") or "")
-    if mtype != mtype.lower():  # Hugging Face's model types are lowercase registry keys
+    if mtype != mtype.lower() and mtype.lower() in HF_DEFAULTS:  # a known type, miscased
+        # (a remote-code model may have a type of its own in capitals: "RefinedWebModel")
         raise ConfigError(f"config.json model_type {mtype!r} is not a Hugging Face model type "
-                          f"(they are lowercase){did_you_mean(mtype.lower(), HF_DEFAULTS)}")
+                          f"(they are lowercase); did you mean {mtype.lower()!r}?")
     if mtype in ENCODER_TYPES:
         raise ConfigError(f"config.json describes a model_type {mtype!r}, not a decoder-only "
                           f"language model (an encoder, encoder-decoder or vision / speech "

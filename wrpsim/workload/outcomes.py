@@ -109,6 +109,11 @@ def read_accuracy(path: str | Path) -> dict[str, dict[str, float]]:
                                in zip(df[key].astype(str), num, df[col])}
     for model, cats in table.items():
         for cat, acc in cats.items():
+            if isinstance(acc, str):  # YAML reads '0.7' quoted, or 5e-1, as text
+                try:
+                    acc = float(acc)
+                except ValueError:
+                    pass
             if not in_unit(acc):
                 raise ConfigError(f"{path}: accuracy of {model} on {cat} must be a number in "
                                   f"[0, 1], got {acc!r}")
@@ -144,7 +149,7 @@ def join_outcomes(df: pd.DataFrame, spec: Mapping, rng: np.random.Generator,
         values = sorted(src["split"].astype(str).unique())
         if str(split) not in values:
             raise unknown_choice("outcomes.split", split, values)
-        src = src[src["split"].astype(str) == str(split)].reset_index(drop=True)
+        src = src[src["split"].astype(str) == str(split)]  # (its index: the file's rows)
     models = spec.get("models")
     if not isinstance(models, Mapping) or not models:
         raise ConfigError("outcomes.models: map each correct_<key> column to a model name")
@@ -153,11 +158,13 @@ def join_outcomes(df: pd.DataFrame, spec: Mapping, rng: np.random.Generator,
             raise ConfigError(f"outcomes.path: column {col} missing; found "
                               f"{', '.join(src.columns)}")
     where = f"outcomes.path ({spec.get('path')})"
+    file_rows = src.index.to_numpy()  # (0-based data rows of the file, before the split filter)
+    src = src.reset_index(drop=True)
     if src.empty:
         raise ConfigError(f"{where}: the file holds no rows")
-    _check_column(src, "prompt_chars", where, lo=0.0, hi=None)
+    _check_column(src, "prompt_chars", where, file_rows, lo=0.0, hi=None)
     for k in models:  # a score per prompt: 0 / 1 (or true / false), or a fraction in between
-        _check_column(src, f"correct_{k}", where, lo=0.0, hi=1.0)
+        _check_column(src, f"correct_{k}", where, file_rows, lo=0.0, hi=1.0)
     ratio = float(spec.get("chars_per_token", 4.0))
     overhead = int(spec.get("prompt_overhead_tokens", 0))
     if ratio <= 0 or overhead < 0:
@@ -189,9 +196,11 @@ def join_outcomes(df: pd.DataFrame, spec: Mapping, rng: np.random.Generator,
     return out
 
 
-def _check_column(src: pd.DataFrame, col: str, where: str, lo: float, hi: float | None) -> None:
+def _check_column(src: pd.DataFrame, col: str, where: str, file_rows: np.ndarray, lo: float,
+                  hi: float | None) -> None:
     """Every cell of `col` a finite number in [lo, hi] (true / false read as 1 / 0), else one
-    line naming the file's line (the header is line 1)."""
+    line naming the file's line (`file_rows`: each row's 0-based data row in the file; the
+    header is line 1)."""
     vals = src[col]
     if vals.dtype == bool:
         vals = vals.astype(np.float64)
@@ -204,7 +213,8 @@ def _check_column(src: pd.DataFrame, col: str, where: str, lo: float, hi: float 
         rule = f"in [{lo:g}, {hi:g}] (or true / false)" if hi is not None else f">= {lo:g}"
         got = src[col].iloc[i]
         got = repr(got) if isinstance(got, str) else f"{got}"
-        raise ConfigError(f"{where}: line {i + 2}: {col} must be a number {rule}, got {got}")
+        raise ConfigError(f"{where}: line {int(file_rows[i]) + 2}: {col} must be a number "
+                          f"{rule}, got {got}")
     src[col] = num
 
 

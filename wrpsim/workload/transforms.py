@@ -47,7 +47,7 @@ from typing import Any
 
 import numpy as np
 
-from wrpsim.errors import ConfigError
+from wrpsim.errors import ConfigError, warn
 from wrpsim.rng import stream
 from wrpsim.workload.columns import TraceColumns, columnwise, present
 from wrpsim.workload.prefix import (
@@ -210,11 +210,11 @@ def apply_transforms(trace: TraceColumns, opts: Mapping[str, Any], seed: int,
         from wrpsim.workload.reuse import reuse_params
 
         reuse_params(o["prefix_reuse"])
-        if o["prefix_ids"] != "synthetic":  # it parameterises the synthetic ids only
-            raise ConfigError(f"prefix_reuse applies only with prefix_ids: synthetic (it sets the "
-                              f"synthetic prefix model); prefix_ids is "
-                              f"{'null' if o['prefix_ids'] is None else o['prefix_ids']}: set "
-                              f"prefix_ids: synthetic, or leave prefix_reuse null")
+        if o["prefix_ids"] != "synthetic":  # it parameterises the synthetic ids only (a
+            # warning, not an error: a sweep over prefix_ids=null,synthetic keeps it set)
+            warn(f"workload.prefix_reuse applies only with prefix_ids: synthetic (it sets the "
+                 f"synthetic prefix model); prefix_ids is "
+                 f"{'null' if o['prefix_ids'] is None else o['prefix_ids']}, so it is not used")
     if o["prefix_ids"] is not None:
         from wrpsim.workload.reuse import apply_prefix_ids
 
