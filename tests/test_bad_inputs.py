@@ -997,6 +997,11 @@ def test_settings_that_would_do_nothing_are_said(monkeypatch, capsys, tmp_path):
     said = warned("router=semantic-rules", "router.rules=rules/routellm-two-model.yaml",
                   *ROUTELLM, "workload.max_requests=100")
     assert not any("names category" in s for s in said), said
+    said = warned("workload=closed-loop", "workload.source.concurrency=64",
+                  "workload.source.num_requests=10")
+    assert any("workload.source.num_requests (10) is below workload.source.concurrency (64): "
+               "only 10 clients ever send, one request each (a burst of 10)" in s
+               for s in said), said
     said = warned("network=fluid", "network.collectives=true")
     assert any("network.collectives=true: no pool's tp exceeds a server's 8 GPUs" in s
                for s in said), said

@@ -36,7 +36,7 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from wrpsim.errors import ConfigError, check_keys, number
+from wrpsim.errors import ConfigError, check_keys, number, warn
 from wrpsim.rng import stream
 from wrpsim.sessions import CONTINUE, ON_DROP_ATTR
 from wrpsim.workload.lengths import MAX_TOKENS, token_counts
@@ -78,6 +78,9 @@ def generate_closed_loop(source: Mapping, seed: int, field: str = "source") -> p
     check_keys(source, SOURCE_KEYS, field)
     c = count(source, "concurrency", field)
     n = count(source, "num_requests", field)
+    if n < c:  # a burst of n is a closed loop of n clients: the rest never send
+        warn(f"{field}.num_requests ({n:,}) is below {field}.concurrency ({c:,}): only {n:,} "
+             f"clients ever send, one request each (a burst of {n:,})")
     think = number(f"{field}.think_s", source.get("think_s", 0.0), 0, finite=True, or_null=True)
     think = 0.0 if think is None else think
     prompt, output = lengths(source, seed, n, field)
