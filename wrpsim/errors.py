@@ -86,8 +86,13 @@ def slip_of(name: str, valid) -> str | None:
     same = same_name(name, valid)
     if same is not None:
         return same
-    near = [v for v in valid if abs(len(v) - len(name)) <= 2 and edit_distance(name, v) <= 2]
+    near = [v for v in valid if near_miss(name, v)]
     return near[0] if len(near) == 1 else None
+
+
+def near_miss(a: str, b: str) -> bool:
+    """Whether `a` is within two typed characters of `b` (inserted, dropped or changed)."""
+    return abs(len(a) - len(b)) <= 2 and edit_distance(a, b) <= 2
 
 
 def edit_distance(a: str, b: str) -> int:

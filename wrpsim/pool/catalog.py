@@ -20,7 +20,7 @@ import yaml
 
 from wrpsim.errors import ConfigError, did_you_mean, unknown_choice, warn, yaml_error
 from wrpsim.paths import catalog_dir, user_catalog
-from wrpsim.pool.hfconfig import HF_DEFAULTS, divisors, read_hf_config
+from wrpsim.pool.hfconfig import HF_DEFAULTS, divisors, model_type, read_hf_config
 from wrpsim.pool.modelspec import (
     BOOL_FIELDS,
     INT_FIELDS,
@@ -270,7 +270,7 @@ def _hf_entry(path: Path, name: str, raw: dict) -> dict:
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{path}: entry {name!r}: bad config.json value: {exc}") from None
     if not fields.get("max_context") and "max_context" not in extra:
-        mtype = str({**cfg, **(cfg.get("text_config") or {})}.get("model_type") or "")
+        mtype = model_type(cfg)
         near = did_you_mean(mtype, HF_DEFAULTS) if mtype not in HF_DEFAULTS else ""
         NO_CONTEXT[name] = (f"{path}: entry {name!r}: config.json gives no "
                             f"max_position_embeddings and model_type "

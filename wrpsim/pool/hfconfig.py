@@ -13,7 +13,7 @@ it cannot read or a key that looks like a misspelt shape key.
 
 from __future__ import annotations
 
-from wrpsim.errors import ConfigError, edit_distance
+from wrpsim.errors import ConfigError, near_miss
 
 
 def _pattern_counts(pattern, layers: int, key: str = "hybrid_override_pattern"
@@ -197,7 +197,7 @@ def misspelt(merged: dict, seen) -> tuple[str, str] | None:
     not misspellings.)"""
     absent = [k for k in CORE_KEYS if k not in merged]
     for k in sorted(x for x in merged if isinstance(x, str) and x not in seen):
-        near = [a for a in absent if abs(len(a) - len(k)) <= 2 and edit_distance(k, a) <= 2]
+        near = [a for a in absent if near_miss(k, a)]
         if near:
             return k, near[0]
     return None
@@ -375,6 +375,11 @@ def from_hf_config(cfg: dict) -> dict:
     (`linear_attn_config`), per-layer widths
     (`block_configs`), a purely recurrent stack, unknown `layer_types` kinds."""
     return _fields(_with_defaults(_merged(cfg)))
+
+
+def model_type(cfg: dict) -> str:
+    """The config.json's `model_type` (its text config's, for a multimodal model), or ''."""
+    return str(_merged(cfg).get("model_type") or "")
 
 
 def _merged(cfg: dict) -> dict:

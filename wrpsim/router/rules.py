@@ -57,11 +57,6 @@ class RuleRouter(ModelRouter):
         super().__init__(**common)
         raw, self.source = load_rules(rules)
         self.ruleset = rs = parse_ruleset(raw, self.source)
-        #: category / domain signal -> the categories it names (`named_categories`)
-        self._category_signals = {
-            str(n): {str(v) for v in spec.get("values") or []}
-            for n, spec in ((raw.get("signals") or {}) if isinstance(raw, dict) else {}).items()
-            if isinstance(spec, dict) and spec.get("type") in ("category", "domain")}
         self.rules, self.default, self._first = rs.decisions, rs.default, rs.first
         self._detectors = rs.detectors
         self.signal_time_s = rs.signal_time_s
@@ -72,7 +67,7 @@ class RuleRouter(ModelRouter):
 
     def named_categories(self) -> dict:
         """{rules signal: the categories it names} (`Router.named_categories`)."""
-        return {f"rules: signal {n!r} values": v for n, v in self._category_signals.items()}
+        return {f"rules: signal {n!r} values": v for n, v in self.ruleset.categories.items()}
 
     def bind(self, fleet, rng):
         """Resolve every decision's target against the fleet (error names the decision)."""

@@ -45,6 +45,7 @@ A signal whose fact is unknown for a request (no category, no complexity) is fal
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -88,6 +89,8 @@ class RuleSet:
     used: tuple[str, ...]
     signal_time_s: float
     evaluation: str
+    #: category / domain signal -> the categories it names (`RuleRouter.named_categories`)
+    categories: dict = dataclasses.field(default_factory=dict)
 
 
 def _bound(where: str, key: str, v: Any, levels: bool) -> float:
@@ -281,5 +284,8 @@ def parse_ruleset(raw: Any, source: str) -> RuleSet:
     cost = (max(lat, default=0.0) if ev == "parallel" else sum(lat))
     idx = [(int(signals[n][2:-1]), n) for n in names if signals[n].startswith("S[")]
     detectors = tuple((i, n, dets[i]) for i, n in idx)
+    # (a category signal's expression is "(cat in V<i>)", V<i> its set in `consts`: `_expr`)
+    cats = {n: consts[e[len("(cat in "):-1]] for n, e in signals.items()
+            if e.startswith("(cat in ")}
     return RuleSet(out, default, compile_rules(out, consts), detectors, len(dets), tuple(names),
-                   float(cost), ev)
+                   float(cost), ev, cats)
