@@ -89,6 +89,18 @@ def test_collective_rejects_bad_values():
 
 
 # ------------------------------------------------------------------ groups
+def test_a_collective_given_to_the_flow_scenario_is_sent_to_run_collective():
+    """run_scenario runs flow patterns; a collective's name there says where it runs instead
+    of calling itself unknown (it is among the valid choices of `python -m wrpsim.net`)."""
+    from wrpsim.network.scenario import run_scenario
+
+    cfg = NetConfig.from_dict({"kind": "fluid", "leaves": 2, "hosts_per_leaf": 2, "spines": 2})
+    with pytest.raises(ConfigError, match=r"^pattern=allreduce_tree is a collective: run it "
+                       r"with wrpsim.network.collective_scenario.run_collective; flow patterns: "
+                       r"permutation, all_to_all, ring_allreduce$"):
+        run_scenario(cfg, "allreduce_tree", 1 << 20, 0)
+
+
 def test_groups():
     topo = LeafSpine(cfg(gpus_per_host=2))
     assert group_endpoints(topo, "spread", 10) == [0, 2, 4, 6, 8, 10, 12, 14, 1, 3]

@@ -10,6 +10,7 @@ state (its attributes are set by `FluidEngine.__init__`; module docstring of `fl
 
 from __future__ import annotations
 
+import bisect
 import heapq
 
 import numpy as np
@@ -150,22 +151,20 @@ class RateMixin:
         """Rates of every connection `comp` (= all, sorted) by `maxmin_rates`, and the rate
         through every port they use or that was busy (port rates summed in entry order, as
         np.bincount sums them)."""
-        conns = self._conns
         e_idx, e_port, e_coef = self._entries()
-        r = maxmin_rates(len(comp), e_idx, e_port, e_coef, self.cap).tolist()
-        pr: dict[int, float] = {}
-        for c, rc in zip(comp, r):
-            st = conns[c]
-            if c < 0:  # a phantom carries nothing
-                for p in st[0]:
-                    pr.setdefault(p, 0.0)
-                continue
-            for p, a in zip(st[0], st[1]):
-                pr[p] = pr.get(p, 0.0) + a * rc
+        rates = maxmin_rates(len(comp), e_idx, e_port, e_coef, self.cap)
+        w = e_coef * rates[e_idx]
+        ph = bisect.bisect_left(comp, 0)  # phantoms (ids < 0) sort first and carry nothing
+        if ph:
+            w[e_idx < ph] = 0.0
+        sums = np.bincount(e_port, weights=w)  # (in entry order, one addition at a time)
+        ports, first = np.unique(e_port, return_index=True)
+        ports = ports[np.argsort(first, kind="stable")]  # each port where it first appears
+        pr = dict(zip(ports.tolist(), sums[ports].tolist()))
         for p in self._busy:
             if p not in pr:
                 pr[p] = 0.0
-        return r, pr
+        return rates.tolist(), pr
 
     def _lone_rates(self, comp: list[int]) -> tuple[list[float], dict[int, float]]:
         """Rates of connections `comp` no two of which share a port: each gets its tightest
@@ -247,8 +246,21 @@ class RateMixin:
                 busy.discard(p)
         if self.watch is not None:
             self.watch.update(pr)
+        if len(heap) > 4 * len(conns) + 1024 and not self._bat:
+            self._compact_heap()
         if len(steps) >= self._trim_at:
             self._trim()
+
+    def _compact_heap(self) -> None:
+        """Keep only the valid heap entries: (st[5], c) of every running connection with a
+        finish (every assignment of a finish pushes it, so each is on the heap; the stale ones
+        are those of earlier rates). A large component pushes an entry per connection at each
+        recomputation, and popping the stale ones one by one cost more than the rating (4,096
+        subflows: 1.3 M pops for 424 completions). Valid entries pop in the same (finish, id)
+        order as before, so results are unchanged; called with no bundle on the heap."""
+        heap = [(st[5], c) for c, st in self._conns.items() if c >= 0 and st[5] != INF]
+        heapq.heapify(heap)
+        self._heap = heap
 
     def _rate_fresh(self, comp: list[int]) -> None:
         """`_apply(comp, *self._lone_rates(comp))` for connections `comp` that were all added

@@ -62,4 +62,8 @@ def flows(topo: LeafSpine, pattern: str, flow_bytes: int, seed: int) -> list[tup
                 if len(order) > 1]
     from wrpsim.network.collectives import KINDS
 
+    if pattern in KINDS:  # (`python -m wrpsim.net` sends these to the collective scenario)
+        raise ConfigError(f"pattern={pattern} is a collective: run it with "
+                          f"wrpsim.network.collective_scenario.run_collective; flow patterns: "
+                          f"{', '.join(PATTERNS)}")
     raise unknown_choice("pattern", pattern, PATTERNS + KINDS)
