@@ -198,6 +198,9 @@ BAD = [
     (["failures=random", "failures.pools=[]"],
      r"^wrpsim: error: failures\.pools must be a non-empty list of pool names or null \(every "
      r"pool\), got \[\]; valid choices: h100$"),
+    (["pool=short-long-context", "failures=scheduled"],  # (the example event's pool: h100)
+     r"^wrpsim: error: failures\.events\[0\]\.pool: unknown value 'h100'; valid choices: long, "
+     r"short \(set it with failures\.events\.0\.pool=NAME\)$"),
     (["failures=scheduled", "failures.events=[]"],
      r"^wrpsim: error: failures: nothing would fail: give failures\.events"),
     (["failures=random", "failures.mtbf_s=null"], r"^wrpsim: error: failures: nothing would fail"),

@@ -107,7 +107,11 @@ class FailureInjector:
     def _instance(self, where: str, pool, index):
         pools = self.fleet.pools
         if pool not in pools:
-            raise unknown_choice(f"{where}.pool", pool, sorted(pools))
+            err = unknown_choice(f"{where}.pool", pool, sorted(pools))
+            # (failures=scheduled's example event names the default fleet's pool `h100`)
+            k = where.rpartition("[")[2].rstrip("]")
+            hint = f" (set it with failures.events.{k}.pool=NAME)" if k.isdigit() else ""
+            raise ConfigError(f"{err}{hint}")
         n = len(pools[pool])
         if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < n:
             raise ConfigError(f"{where}.instance must be an integer in [0, {n - 1}] "
