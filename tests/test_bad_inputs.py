@@ -198,6 +198,19 @@ BAD = [
     (["failures=random", "failures.pools=[]"],
      r"^wrpsim: error: failures\.pools must be a non-empty list of pool names or null \(every "
      r"pool\), got \[\]; valid choices: h100$"),
+    # an empty name is no name (it stood for the default); a mapping where a name belongs
+    (["pool.pools.h100.kv_dtype=''"],
+     r"^wrpsim: error: pool\.pools\.h100\.kv_dtype: unknown value ''; valid choices: auto, "
+     r"bf16, fp8$"),
+    (["pool.pools.h100.engine=''"], r"^wrpsim: error: pool\.pools\.h100\.engine: unknown value ''"),
+    (["router.service.signal={a: 1}"],
+     r"^wrpsim: error: router\.service\.signal: unknown value \{'a': 1\}; valid choices: "
+     r"cpu_classifier, "),
+    # an integer beyond int64 (numpy's isfinite cannot take it)
+    (["workload.start_s=999999999999999999999"],
+     r"^wrpsim: error: workload azure-conv-2023: no request left after the transforms"),
+    (["workload.start_s=" + "9" * 400],
+     r"^wrpsim: error: workload\.start_s: a finite number is required, got 9{400}$"),
     (["pool=short-long-context", "failures=scheduled"],  # (the example event's pool: h100)
      r"^wrpsim: error: failures\.events\[0\]\.pool: unknown value 'h100'; valid choices: long, "
      r"short \(set it with failures\.events\.0\.pool=NAME\)$"),

@@ -257,6 +257,17 @@ def integer(where: str, value, lo: int | None = None) -> int:
     return int(value)
 
 
+def finite_number(value) -> bool:
+    """True for an int or float (not a bool) of finite value; an integer too large for a
+    float (YAML reads 400 digits as one) is not finite, and none raises."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
+
+
 def number(where: str, value, lo: float | None = None, hi: float | None = None,
            strict_lo: bool = False, finite: bool = False, or_null: bool = False) -> float | None:
     """`value` as a float within the bounds (`lo` exclusive when `strict_lo`; finite when
@@ -265,8 +276,8 @@ def number(where: str, value, lo: float | None = None, hi: float | None = None,
     if value is None and or_null:
         return None
     ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if ok and finite:
-        ok = math.isfinite(value)
+    if ok and (finite or isinstance(value, int)):  # (an int beyond a float's range: not one)
+        ok = finite_number(value)
     if ok and lo is not None:
         ok = value > lo if strict_lo else value >= lo
     if ok and hi is not None:

@@ -115,15 +115,15 @@ def parse_pool(name: str, d: dict) -> PoolSpec:
     from wrpsim.pool.engines import DEFAULT_ENGINE, get_engine
     from wrpsim.pool.kernels.model import KV_DTYPES, PRECISIONS
 
-    engine = d.get("engine") or DEFAULT_ENGINE
+    engine = DEFAULT_ENGINE if d.get("engine") is None else d["engine"]  # ("" is no name)
     try:
         eng = get_engine(engine)
     except ConfigError as e:
         raise ConfigError(under(where, str(e))) from None
-    precision = d.get("precision") or "bf16"
+    precision = "bf16" if d.get("precision") is None else d["precision"]
     if precision not in PRECISIONS:
         raise unknown_choice(f"{where}.precision", precision, PRECISIONS)
-    kv_dtype = d.get("kv_dtype") or "auto"
+    kv_dtype = "auto" if d.get("kv_dtype") is None else d["kv_dtype"]
     if kv_dtype not in KV_DTYPES:
         raise unknown_choice(f"{where}.kv_dtype", kv_dtype, KV_DTYPES)
     for key, default in (("tp", 1), ("count", 1), ("ep", 1), ("attn_dp", 1)):

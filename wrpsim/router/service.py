@@ -68,7 +68,7 @@ class ServiceSpec:
             raise ConfigError(f"router.replicas must be an integer >= 1, got {replicas!r}")
         service = keyed_mapping(service, SERVICE_KEYS, "router.service")
         signal = service.get("signal", "none")
-        if signal not in SIGNALS:
+        if not isinstance(signal, str) or signal not in SIGNALS:
             raise unknown_choice("router.service.signal", signal, SIGNALS)
         t = number("router.service.time_s", service.get("time_s"), 0.0, finite=True,
                    or_null=True)

@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from wrpsim.errors import ConfigError, unknown_choice
+from wrpsim.errors import ConfigError, finite_number, unknown_choice
 from wrpsim.rng import stream
 from wrpsim.workload.prefix import IdMinter, n_blocks, set_block_tokens
 from wrpsim.workload.request import TRACE_COLUMNS
@@ -66,7 +66,7 @@ def reuse_params(spec: Mapping[str, Any] | None, field: str = "prefix_reuse") ->
         if v is None:
             continue
         low, high = _LIMITS[key]
-        ok = isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v)
+        ok = finite_number(v)
         ok = ok and v >= low and (high is None or v <= high)
         if key in _INTEGERS:
             ok = ok and float(v).is_integer()

@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 
 from wrpsim.clientcap import MAX_IN_FLIGHT_ATTR
-from wrpsim.errors import ConfigError, unknown_choice, unknown_key
+from wrpsim.errors import ConfigError, finite_number, unknown_choice, unknown_key
 from wrpsim.rng import stream
 from wrpsim.workload.lengths import EmpiricalCDF, check_dist, draw_dist
 from wrpsim.workload.validate import canonical_frame
@@ -56,7 +56,7 @@ MAX_REQUESTS = 50_000_000
 
 def _number(spec: Mapping, key: str, field: str, low: float, strict: bool = True) -> float:
     v = spec.get(key)
-    if not isinstance(v, (int, float)) or isinstance(v, bool) or not np.isfinite(v):
+    if not finite_number(v):
         raise ConfigError(f"{field}.{key}: a finite number is required, got {v!r}")
     if v < low or (strict and v == low):
         raise ConfigError(f"{field}.{key} must be {'>' if strict else '>='} {low}, got {v}")

@@ -47,7 +47,7 @@ from typing import Any
 
 import numpy as np
 
-from wrpsim.errors import ConfigError, warn
+from wrpsim.errors import ConfigError, finite_number, warn
 from wrpsim.rng import stream
 from wrpsim.workload.columns import TraceColumns, columnwise, present
 from wrpsim.workload.prefix import (
@@ -65,7 +65,7 @@ TRANSFORM_KEYS = ("hash_block_tokens", "prefix_ids", "prefix_reuse", "start_s", 
 
 
 def _num(value: Any, field: str, low: float, strict: bool) -> float:
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or not np.isfinite(value):
+    if not finite_number(value):
         raise ConfigError(f"{field}: a finite number is required, got {value!r}")
     if value < low or (strict and value == low):
         raise ConfigError(f"{field} must be {'>' if strict else '>='} {low}, got {value}")
