@@ -128,6 +128,12 @@ def test_drop_if_empty_removes_only_the_empty_folders_fresh_dir_made(tmp_path, m
     (["engine=packet", "buffer_bdp=0.001"], r"^buffer_bdp must give every switch port a buffer "
                                             r"of at least one packet"),
     (["leaves=1"], r"pattern=permutation needs leaves >= 2"),
+    # a load balancer's own key under another lb (subflows=8 alone ran plain ECMP)
+    (["subflows=8"], r"^subflows applies only to lb=ecmp_subflows; with lb=ecmp it changes "
+                     r"nothing \(set lb=ecmp_subflows too, or leave subflows out\)$"),
+    (["engine=packet", "lb=spray", "reps_buffer=4"], r"^reps_buffer applies only to lb=reps; "),
+    # how a packet is sprayed: the fluid engine splits a sprayed flow evenly
+    (["lb=spray", "spray=random"], r"^spray applies to the packet engine \(engine=packet\)"),
     (["seed=abc"], r"seed must be an integer"),
     (["seed=-1"], r"^net: seed must be an integer >= 0, got -1$"),
     (["flow_bytes=1.5"], r"^flow_bytes must be a whole number of bytes like 4194304 or a size "

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import warnings
+
 import pytest
 import simpy
 
 from tests.conftest import fabric_transfers
-from wrpsim.errors import ConfigError
+from wrpsim.errors import ConfigError, WrpsimWarning
 from wrpsim.network.transfer import build_fabric
 
 MIB = 1 << 20
@@ -364,3 +366,18 @@ def test_transfer_on_a_route_is_transfer():
     g, _ = fabric("packet", gpus_per_host=1)
     g.transfer([0, 1], [2, 3], MIB, lambda t: None)
     assert g.route([0, 1], [2, 3]) is None
+
+
+def test_a_load_balancers_key_under_another_lb_is_a_warning_in_a_fleet_run():
+    """`network.subflows=8` with lb=ecmp would run plain ECMP: the fleet's fabric says so (a
+    warning, not an error: a sweep over lb and subflows runs every pair); the lb that reads
+    it, or the default value, says nothing."""
+    with pytest.warns(WrpsimWarning) as said:
+        build_fabric({"kind": "fluid", **SMALL, "subflows": 8}, seed=0)
+    assert [str(w.message) for w in said] == [
+        "network.subflows applies only to lb=ecmp_subflows; with lb=ecmp it changes nothing "
+        "(set network.lb=ecmp_subflows too, or leave subflows out)"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        build_fabric({"kind": "fluid", **SMALL, "subflows": 8, "lb": "ecmp_subflows"}, seed=0)
+        build_fabric({"kind": "packet", **SMALL, "subflows": 4, "spray": "round_robin"}, seed=0)

@@ -67,10 +67,11 @@ def parse_bytes(v, field: str = "flow_bytes") -> int:
 
 
 #: keys only the packet engine reads (docs/network.md "Transports"; `entropies`: the values a
-#: sprayed packet connection chooses among)
+#: sprayed packet connection chooses among, `spray` / `reps_buffer` / `flowlet_gap_us` how it
+#: chooses: the fluid engine splits a sprayed flow evenly over the spines)
 PACKET_ONLY = ("transport", "mtu_bytes", "header_bytes", "buffer_bytes", "buffer_bdp",
                "window_packets", "window_bdp", "reorder_window", "ecn_bdp", "dctcp_g", "rto_us",
-               "ack_bytes", "entropies")
+               "ack_bytes", "entropies", "spray", "reps_buffer", "flowlet_gap_us")
 
 
 def parse_args(argv: list[str]) -> dict[str, Any]:
@@ -95,6 +96,11 @@ def net_config(cfg: dict[str, Any]):
         msg = re.sub(r"(?<![\w.])net\.host_gbps\b", "link_gbps", str(e))
         msg = re.sub(r"(?<![\w.])net\.kind\b", "engine", msg)
         raise ConfigError(re.sub(r"(?<![\w.])net\.(?=\w)", "", msg)) from None
+    from wrpsim.network.config import unread_lb_key
+
+    unread = unread_lb_key(net, where="")
+    if unread:
+        raise ConfigError(unread)
     if cfg["engine"] == "fluid":  # a packet-engine key set here would change nothing: refused
         defaults = _defaults()
         moved = [k for k in PACKET_ONLY if k in cfg and cfg[k] != defaults.get(k)]

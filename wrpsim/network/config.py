@@ -36,6 +36,9 @@ SPRAYED = ("spray", "reps", "bitmap", "flowlet")  # per-packet choice among entr
 SPRAY_MODES = ("round_robin", "random")
 PLACEMENTS = ("pack", "spread")
 TRANSPORTS = ("uec", "dctcp", "roce")
+#: load-balancing keys and the `lb` modes that read them (every other mode ignores them)
+LB_KEYS = {"subflows": ("ecmp_subflows",), "spray": ("spray",), "reps_buffer": ("reps",),
+           "flowlet_gap_us": ("flowlet",)}
 MAX_ENTROPIES = 65536
 MAX_ENDPOINTS = 1 << 18  # leaves x hosts_per_leaf: 262,144 NIC ports (the largest AI fabrics)
 MAX_LEAF_SPINE_LINKS = 1 << 20  # leaves x spines
@@ -334,3 +337,16 @@ def _check_rates(where: str, cfg: NetConfig) -> None:
                           f"one packet (mtu_bytes + header_bytes = {packet} bytes): >= "
                           f"{packet / bdp:.3g} here (BDP {bdp:.0f} bytes at {rate / 1e9:g} Gb/s), "
                           f"got {cfg.buffer_bdp!r}")
+
+
+def unread_lb_key(cfg: NetConfig, where: str = "network") -> str | None:
+    """A message for the first load-balancing key (`LB_KEYS`) set away from its default under
+    an `lb` that does not read it (`subflows=8` with lb=ecmp runs ECMP as if it were 4), else
+    None."""
+    pre = f"{where}." if where else ""
+    for key, modes in LB_KEYS.items():
+        if getattr(cfg, key) != NetConfig.__dataclass_fields__[key].default and \
+                cfg.lb not in modes:
+            return (f"{pre}{key} applies only to lb={modes[0]}; with lb={cfg.lb} it changes "
+                    f"nothing (set {pre}lb={modes[0]} too, or leave {key} out)")
+    return None

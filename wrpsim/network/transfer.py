@@ -39,10 +39,10 @@ from itertools import repeat
 
 import simpy
 
-from wrpsim.errors import ConfigError
+from wrpsim.errors import ConfigError, warn
 from wrpsim.metrics.summary import pct
 from wrpsim.network import FLEET_KEYS
-from wrpsim.network.config import NetConfig
+from wrpsim.network.config import NetConfig, unread_lb_key
 from wrpsim.network.crosstraffic import CrossTraffic
 from wrpsim.network.drivers import FluidDriver, PacketDriver
 from wrpsim.network.flowlog import NAN, FlowLog, nans
@@ -59,7 +59,11 @@ def build_fabric(cfg: dict | None, seed: int) -> Fabric:
     the fleet's keys `FLEET_KEYS` are not the fabric's and are left out)."""
     if cfg is not None:
         cfg = {k: v for k, v in cfg.items() if k not in FLEET_KEYS}
-    return Fabric(NetConfig.from_dict(cfg), seed)
+    net = NetConfig.from_dict(cfg)
+    unread = unread_lb_key(net) if net.kind != "none" else None
+    if unread:  # (a warning: a sweep over lb and subflows together runs every pair)
+        warn(unread)
+    return Fabric(net, seed)
 
 
 _SELF, _NVLINK, _LEAF, _SPINE = range(4)  # a flow of `Fabric._plan`
