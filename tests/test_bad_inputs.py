@@ -198,6 +198,12 @@ BAD = [
     (["failures=random", "failures.pools=[]"],
      r"^wrpsim: error: failures\.pools must be a non-empty list of pool names or null \(every "
      r"pool\), got \[\]; valid choices: h100$"),
+    # a config group given a number, a boolean or null (Hydra raised a ValueError)
+    (["failures=1"], r"^wrpsim: error: failures=1: a config group takes the name of one of its "
+                     r"options; valid choices: none, random, scheduled$"),
+    (["network=inf"], r"^wrpsim: error: network=inf: a config group takes the name of one of "
+                      r"its options; valid choices: fluid, nic, none, packet$"),
+    (["router=null"], r"^wrpsim: error: router=null: a config group takes .*round-robin, "),
     # an empty name is no name (it stood for the default); a mapping where a name belongs
     (["pool.pools.h100.kv_dtype=''"],
      r"^wrpsim: error: pool\.pools\.h100\.kv_dtype: unknown value ''; valid choices: auto, "

@@ -219,6 +219,36 @@ def _options_lacking(group: str, where: str, leaf: str, argv: list[str]) -> list
         return []
 
 
+def _group_options(group: str) -> list[str]:
+    """The option names of config group `group` (its YAML files), [] when unknown."""
+    try:
+        from wrpsim.app import GROUPS
+        from wrpsim.paths import catalog_dir, catalog_dirs
+
+        dirname = dict(GROUPS).get(group)
+        dirs = catalog_dirs(dirname) if dirname else [catalog_dir("conf") / group]
+        return sorted({p.stem for d in dirs if d.is_dir() for p in d.glob("*.yaml")})
+    except Exception:  # an explanation must not fail: the caller words it without the names
+        return []
+
+
+def _scalar_group(argv: list[str], config_name: str) -> str:
+    """The line for a config group given a number, a boolean or null (`pool=1`: Hydra's
+    "Config group override must be a string or a list")."""
+    literal = re.compile(r"[+-]?(\d[\d_]*(\.\d*)?([eE][+-]?\d+)?|\.\d+([eE][+-]?\d+)?|inf|nan)"
+                         r"|true|false|null", re.IGNORECASE)
+    for arg in argv:
+        key, eq, value = arg.partition("=")
+        key = key.lstrip("+~")
+        if eq and "." not in key and literal.fullmatch(value.strip()):
+            options = _group_options(key)
+            if options:
+                return (f"{key}={value}: a config group takes the name of one of its options; "
+                        f"valid choices: {', '.join(options)}")
+    return ("a config group was given a number, true / false or null; it takes the name of "
+            "one of its options (--help lists the groups)")
+
+
 def _default_option(group: str, config_name: str) -> str | None:
     """The option conf/<config_name>.yaml's defaults list picks for `group`, else None."""
     try:
@@ -623,6 +653,8 @@ def explain(exc: BaseException, argv: list[str] | None = None,
         return line
     if isinstance(exc, WrpsimError):  # a launcher's own check (hydra_plugins/wrpsim_ray_launcher)
         return str(exc)
+    if isinstance(exc, ValueError) and str(exc).startswith("Config group override must be"):
+        return _scalar_group(argv, config_name)
     if isinstance(exc, ValueError) and str(exc) == "range() arg 3 must not be zero":
         swept = [a for a in argv if "range(" in a]  # (Hydra's sweep parser builds the range)
         return (f"{swept[0] if swept else 'range(...)'}: a sweep's range() step must not be 0; "
