@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from wrpsim.errors import ConfigError
+from wrpsim.validate.__main__ import parse_args
 from wrpsim.validate.llmservingsim import llmservingsim_cases
 from wrpsim.validate.replay import errors, simulate
 from wrpsim.validate.silicon import silicon_cases
@@ -179,6 +181,13 @@ def test_cli_writes_the_error_table(tmp_path):
     assert (tmp_path / "validation_models.md").read_text().startswith(
         "| set | gpu | split | model | cases | ttft_signed | ttft_median |")
     assert set(out["goals_met"]) == {"ttft", "tpot", "itl", "e2e", "power"}
+
+
+@pytest.mark.parametrize("arg", ["sets=1", "sets=true", "sets=1.5"])
+def test_sets_given_a_number_is_one_error(arg):
+    with pytest.raises(ConfigError, match=r"^validate: sets must be a name or a list of names "
+                       r"of silicon, llmservingsim, mlenergy, inference_perf, got "):
+        parse_args([arg])
 
 
 @pytest.mark.parametrize("arg, pattern", [
@@ -484,8 +493,7 @@ def test_a_replayed_cases_pool_warning_is_said_as_the_cases():
 def test_sets_with_no_case_to_replay_are_an_error_not_an_empty_table(tmp_path):
     """`sets=[inference_perf]` without its clone replayed nothing and exited 0 with "(no
     cases)": a CI job asking for a set it does not have must fail, naming why."""
-    from wrpsim.errors import ConfigError
-    from wrpsim.validate.__main__ import parse_args, run
+    from wrpsim.validate.__main__ import run
 
     with pytest.raises(ConfigError, match=r"^validate: no case to replay: inference_perf: "
                                           r"skipped \(its data is not shipped"):

@@ -41,6 +41,9 @@ def parse_args(argv: list[str]) -> dict[str, Any]:
     """conf/validate.yaml with the overrides of `argv` applied, checked."""
     cfg = apply_flat(_defaults(), argv, "validate")
     sets = cfg["sets"]
+    if sets is not None and not isinstance(sets, (str, list, tuple)):
+        raise ConfigError(f"validate: sets must be a name or a list of names of "
+                          f"{', '.join(SETS)}, got {sets!r}")
     sets = [sets] if isinstance(sets, str) else list(sets or [])
     bad = [s for s in sets if s not in SETS]
     if not sets:
