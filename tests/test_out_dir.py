@@ -97,3 +97,15 @@ def test_calibrate_never_writes_into_the_package_by_default(tmp_path):
     assert out["catalog"] == str((work / "here").resolve())
     assert sorted(p.name for p in SHIPPED_ENGINES.iterdir()) == before
     assert (SHIPPED_ENGINES / "vllm-0.24.yaml").read_bytes() == shipped
+
+
+@pytest.mark.parametrize("given", [2024, 0.5, float("inf"), ["a"], {"a": 1}])
+def test_an_out_dir_that_is_no_path_is_one_line(given):
+    """Hydra reads `out_dir=2024` as a number and `out_dir=[a]` as a list: one line saying to
+    quote it (pathlib raised a TypeError), and nothing is created."""
+    from wrpsim.errors import ConfigError
+    from wrpsim.io import make_dir
+
+    with pytest.raises(ConfigError, match=r"^out_dir must be a folder path, got .*; quote a "
+                       r"name Hydra reads as a number or a list, quotes and all: \"out_dir='"):
+        make_dir(given, "out_dir")

@@ -200,7 +200,7 @@ def test_sets_given_a_number_is_one_error(arg):
     ("inference_perf_dir=/nonexistent", "validate: inference_perf_dir: /nonexistent holds no "
                                         "experiment folder"),
     ("engine=vllm-7", "validate: engine: unknown value 'vllm-7'; valid choices: "),
-    ("jobs=0", "validate: jobs must be an integer >= 1, got 0"),
+    ("jobs=0", "validate: jobs must be an integer in [1, 256] (worker processes), got 0"),
 ])
 def test_bad_input_is_one_line(arg, pattern):
     r = _cli(arg)

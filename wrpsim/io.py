@@ -140,6 +140,10 @@ def make_dir(path: Path | str, field: str) -> Path:
     end of the run."""
     from wrpsim.errors import ConfigError
 
+    if not isinstance(path, (str, os.PathLike)):  # (Hydra reads out_dir=2024 as a number)
+        shown = f"'{path}'" if isinstance(path, (int, float)) else "'DIR'"
+        raise ConfigError(f"{field} must be a folder path, got {path!r}; quote a name Hydra "
+                          f"reads as a number or a list, quotes and all: \"{field}={shown}\"")
     path = Path(path)
     try:
         path.mkdir(parents=True, exist_ok=True)

@@ -30,6 +30,9 @@ SETS = ("silicon", "llmservingsim", "mlenergy", "inference_perf")
 #: inference-perf runs are all test cases, read from a clone calibrate is not given
 CALIBRATION_SETS = ("silicon", "llmservingsim", "mlenergy")
 SPLITS = ("all", "fit", "test")
+#: most worker processes `jobs` may start (each replays whole cases; more than the machine's
+#: cores only queue)
+MAX_JOBS = 256
 
 
 def _defaults() -> dict[str, Any]:
@@ -57,8 +60,10 @@ def parse_args(argv: list[str]) -> dict[str, Any]:
         raise ConfigError(f"validate: split: unknown value {cfg['split']!r}; valid choices: "
                           f"{', '.join(SPLITS)}")
     boolean("validate: fast", cfg["fast"])
-    if isinstance(cfg["jobs"], bool) or not isinstance(cfg["jobs"], int) or cfg["jobs"] < 1:
-        raise ConfigError(f"validate: jobs must be an integer >= 1, got {cfg['jobs']!r}")
+    if isinstance(cfg["jobs"], bool) or not isinstance(cfg["jobs"], int) or \
+            not 1 <= cfg["jobs"] <= MAX_JOBS:
+        raise ConfigError(f"validate: jobs must be an integer in [1, {MAX_JOBS}] (worker "
+                          f"processes), got {cfg['jobs']!r}")
     if cfg["engine"] is not None:
         from wrpsim.pool.engines import get_engine
 
