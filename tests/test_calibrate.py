@@ -518,6 +518,11 @@ def test_rows_are_named_by_their_line_in_the_file_blank_lines_counted(tmp_path):
     (["steps=s.csv", "fit=[]"], r"calibrate: fit must name at least one constant"),
     (["base=nope", f"benchmarks={ROOT / 'docs/examples/calibrate_benchmarks.csv'}"],
      r"^base: unknown value 'nope'; valid choices: "),
+    # values Hydra reads as numbers, lists or mappings (TypeErrors before)
+    (["steps=s.csv", "fit=3"], r"^calibrate: fit must be a field name or a list of them "
+                               r"\(iter_overhead_us, .*\), got 3$"),
+    (["base={}", f"benchmarks={ROOT / 'docs/examples/calibrate_benchmarks.csv'}"],
+     r"^base: unknown value \{\}; valid choices: "),
 ])
 def test_bad_calibrate_arguments(tmp_path, args, pattern):
     from wrpsim.calibrate import __main__ as cal
@@ -1064,3 +1069,14 @@ def test_a_benchmark_row_gives_its_servers_kernels(tmp_path):
         f"{csv}: line 2: latency.moe_triton: true asks for vLLM's Triton fused-MoE kernel, but "
         f"engine vllm-0.24's tables of a100-80gb do not time it")
     assert "\n" not in str(e.value)
+
+
+def test_an_out_dir_read_as_true_names_no_folder_true(tmp_path, monkeypatch):
+    """`out_dir=true` made a folder named 'True' (calibrate took str() of any value)."""
+    from wrpsim.calibrate import __main__ as cal
+
+    monkeypatch.chdir(tmp_path)
+    bench = f"benchmarks={ROOT / 'docs/examples/calibrate_benchmarks.csv'}"
+    with pytest.raises(ConfigError, match=r"^out_dir must be a folder path, got True; "):
+        cal.run(cal.parse_args(["engine=x", bench, "out_dir=true"]))
+    assert list(tmp_path.iterdir()) == []

@@ -134,17 +134,26 @@ def touch(path: Path | str) -> None:
         pass
 
 
+def path_value(value, field: str) -> Path:
+    """`value` (a str or path) as a Path; else a `ConfigError`: Hydra reads `out_dir=2024` as a
+    number and `out_dir=[a]` as a list, which pathlib refuses with a TypeError (or a bool's
+    str() would name a folder 'True')."""
+    if not isinstance(value, (str, os.PathLike)):
+        from wrpsim.errors import ConfigError
+
+        shown = f"'{value}'" if isinstance(value, (int, float)) else "'DIR'"
+        raise ConfigError(f"{field} must be a folder path, got {value!r}; quote a name Hydra "
+                          f"reads as a number or a list, quotes and all: \"{field}={shown}\"")
+    return Path(value)
+
+
 def make_dir(path: Path | str, field: str) -> Path:
     """Create the output folder `path` (and its parents) now, before any work is done; a folder
     that cannot be created is a `ConfigError` naming `field` (one line), not a traceback at the
     end of the run."""
     from wrpsim.errors import ConfigError
 
-    if not isinstance(path, (str, os.PathLike)):  # (Hydra reads out_dir=2024 as a number)
-        shown = f"'{path}'" if isinstance(path, (int, float)) else "'DIR'"
-        raise ConfigError(f"{field} must be a folder path, got {path!r}; quote a name Hydra "
-                          f"reads as a number or a list, quotes and all: \"{field}={shown}\"")
-    path = Path(path)
+    path = path_value(path, field)
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as e:

@@ -116,6 +116,9 @@ def parse_args(argv: list[str]) -> dict[str, Any]:
                               f"validation= only; a steps or benchmarks file names each row's "
                               f"gpu in its own column")
     fit = cfg["fit"]
+    if fit is not None and not isinstance(fit, (str, list, tuple)):
+        raise ConfigError(f"calibrate: fit must be a field name or a list of them "
+                          f"({', '.join(BOUNDS)}), got {fit!r}")
     fit = list(FIT_FIELDS) if fit is None else ([fit] if isinstance(fit, str) else list(fit))
     bad = [f for f in fit if f not in BOUNDS]
     if bad:
@@ -360,7 +363,9 @@ def default_out_dir(out_dir: Any) -> Path:
     from wrpsim.paths import user_catalog
 
     if out_dir:
-        return Path(str(out_dir)).expanduser()
+        from wrpsim.io import path_value
+
+        return path_value(out_dir, "out_dir").expanduser()
     cat = user_catalog()
     if cat is not None:
         return cat / "engines"

@@ -298,9 +298,9 @@ def engines() -> dict[str, Engine]:
 def get_engine(name: str) -> Engine:
     """The engine `name`; `ConfigError` listing the valid names if unknown."""
     table = engines()
-    if name not in table:
+    if not isinstance(name, str) or name not in table:
         err = unknown_choice("engine", name, table)
-        if not did_you_mean(name, table):  # (an engine of one's own not found)
+        if isinstance(name, str) and not did_you_mean(name, table):  # (one's own not found)
             import os
 
             where = os.environ.get("WRPSIM_CATALOG")
