@@ -198,6 +198,9 @@ BAD = [
     (["failures=random", "failures.pools=[]"],
      r"^wrpsim: error: failures\.pools must be a non-empty list of pool names or null \(every "
      r"pool\), got \[\]; valid choices: h100$"),
+    (["workload=routellm-mmlu-gsm8k", "workload.outcomes.models.small=[1,2]"],
+     r"^wrpsim: error: workload\.outcomes\.models\.small: a model name \(catalog name\), got "
+     r"\[1, 2\]$"),
     # a config group given a number, a boolean or null (Hydra raised a ValueError)
     (["failures=1"], r"^wrpsim: error: failures=1: a config group takes the name of one of its "
                      r"options; valid choices: none, random, scheduled$"),

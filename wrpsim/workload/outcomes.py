@@ -153,6 +153,9 @@ def join_outcomes(df: pd.DataFrame, spec: Mapping, rng: np.random.Generator,
     models = spec.get("models")
     if not isinstance(models, Mapping) or not models:
         raise ConfigError("outcomes.models: map each correct_<key> column to a model name")
+    for k, mod in models.items():
+        if not isinstance(mod, str) or not mod.strip():
+            raise ConfigError(f"outcomes.models.{k}: a model name (catalog name), got {mod!r}")
     for col in ("category", "prompt_chars", *(f"correct_{k}" for k in models)):
         if col not in src.columns:
             raise ConfigError(f"outcomes.path: column {col} missing; found "
