@@ -201,6 +201,20 @@ BAD = [
     (["workload=routellm-mmlu-gsm8k", "workload.outcomes.models.small=[1,2]"],
      r"^wrpsim: error: workload\.outcomes\.models\.small: a model name \(catalog name\), got "
      r"\[1, 2\]$"),
+    # a list where a name or number belongs: unhashable, it raised a TypeError
+    (["workload=vllm-bench", "workload.source.arrivals.process=[]"],
+     r"^wrpsim: error: workload\.source\.arrivals\.process: unknown value \[\]; valid choices: "
+     r"deterministic, gamma, poisson$"),
+    (["workload=vllm-bench", "workload.source.lengths.kind=[]"],
+     r"^wrpsim: error: workload\.source\.lengths\.kind: unknown value \[\]; valid choices: "
+     r"cdf, fitted$"),
+    (["workload=chat-sessions", "workload.source.new_tokens.dist=[]"],
+     r"^wrpsim: error: workload\.source\.new_tokens\.dist: unknown value \[\]; valid choices: "),
+    (["+pool.pools.h100.latency={layer_overhead_us: [1]}"],
+     r"^wrpsim: error: pool\.pools\.h100\.latency\.layer_overhead_us must be a number >= 0, "
+     r"got \[1\]$"),
+    (["router=carrot-utility", "pool=two-model-mixtral-gpt4like", "workload=routellm-mmlu-gsm8k",
+      "router.service.signal=[]"], r"^wrpsim: error: router\.service\.signal: unknown value "),
     # a config group given a number, a boolean or null (Hydra raised a ValueError)
     (["failures=1"], r"^wrpsim: error: failures=1: a config group takes the name of one of its "
                      r"options; valid choices: none, random, scheduled$"),

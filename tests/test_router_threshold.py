@@ -77,6 +77,10 @@ def test_predictor_prior_skill_and_win_rate(routellm_requests):
     mean = lambda xs: np.mean([sk.predict(x, "gpt4-class", x.category, rng) for x in xs])  # noqa: E731
     assert mean(right) > mean(wrong) + 0.3
     assert win_rate(0.9, 0.6) == pytest.approx(0.65)
+    # a near-perfect predictor: its score is the replayed outcome (exp overflowed at 1e12)
+    big = QualityPredictor({"table": TABLE, "skill": 1e12})
+    assert [big.predict(x, "gpt4-class", x.category, rng) for x in right[:3] + wrong[:3]] == \
+        [1.0] * 3 + [0.0] * 3
 
 
 def test_utility_router_trades_quality_for_cost_with_lambda():

@@ -120,7 +120,7 @@ def parse_args(argv: list[str]) -> dict[str, Any]:
         raise ConfigError(f"calibrate: fit must be a field name or a list of them "
                           f"({', '.join(BOUNDS)}), got {fit!r}")
     fit = list(FIT_FIELDS) if fit is None else ([fit] if isinstance(fit, str) else list(fit))
-    bad = [f for f in fit if f not in BOUNDS]
+    bad = [f for f in fit if not isinstance(f, str) or f not in BOUNDS]
     if bad:
         raise ConfigError(f"calibrate: fit: unknown field(s) {bad}; valid: {', '.join(BOUNDS)}")
     twice = sorted({f for f in fit if fit.count(f) > 1})

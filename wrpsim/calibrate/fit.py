@@ -143,7 +143,7 @@ def fit_constants(engine: str, cases=(), steps: pd.DataFrame | None = None,
     eng = get_engine(engine)
     if eng.kind != "kernels":
         raise ConfigError(f"engine {engine}: only kernels engines have constants to fit")
-    bad = [f for f in fields if f not in BOUNDS]
+    bad = [f for f in fields if not isinstance(f, str) or f not in BOUNDS]
     if bad:
         raise ConfigError(f"fit: unknown field(s) {bad}; valid: {', '.join(BOUNDS)}")
     fit = _Fit(eng, engine, cases, steps, list(fields), start)

@@ -109,7 +109,7 @@ def _constant_value(name: str, v, label: str):
     one-line error (`<file>: constants.<name>` or `pool.pools.<p>.latency.<name>`)."""
     f = _FIELDS[name]
     if name == "mamba_ssm_dtype":
-        if v not in MAMBA_SSM_DTYPES:
+        if not isinstance(v, str) or v not in MAMBA_SSM_DTYPES:
             raise unknown_choice(label, v, MAMBA_SSM_DTYPES)
         return v
     if f.type in ("bool", bool):
@@ -477,6 +477,11 @@ def build_latency_model(model: str, gpu: str, tp: int, engine: str = DEFAULT_ENG
     a sweep share them and their precomputed tables). `scaleup`: GPUs per server of a group
     that spans servers (`wrpsim.pool.spanning`; kernels engines only). `attn_dp`: data-parallel
     attention groups (`KernelLatency`; kernels engines only)."""
+    for k, v in (overrides or {}).items():  # (a list or mapping cannot key the cache)
+        if isinstance(v, (list, dict)):
+            if k in _FIELDS:
+                _constant_value(k, v, f"{where}.{k}")
+            raise ConfigError(f"{where}.{k}: a number, true / false or a name, got {v!r}")
     key = tuple(sorted((overrides or {}).items()))
     try:
         return _cached(model, gpu, tp, engine, precision, kv_dtype, ep, key, max_tokens, scaleup,

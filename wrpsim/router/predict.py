@@ -120,6 +120,8 @@ class QualityPredictor:
                 z += self.skill * (2.0 * y - 1.0)
         if self.noise:
             z += self.noise * float(rng.standard_normal())
+        if z < -700.0:  # (exp(-z) would overflow: a large skill on a wrong answer; ~e^z)
+            return math.exp(z)
         return 1.0 / (1.0 + math.exp(-z))
 
 

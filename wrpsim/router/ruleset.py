@@ -114,7 +114,7 @@ def _signal(where: str, spec: Any, consts: dict, dets: list) -> tuple[str, float
     detector into `dets` (read as `S[i]`)."""
     if not isinstance(spec, dict):
         raise ConfigError(f"{where}: expected a mapping with a type, got {spec!r}")
-    if spec.get("type") not in SIGNAL_KEYS:
+    if not isinstance(spec.get("type"), str) or spec["type"] not in SIGNAL_KEYS:
         raise ConfigError(f"{where} field type: unknown signal type {spec.get('type')!r}; "
                           f"valid types: {', '.join(sorted(SIGNAL_KEYS))}")
     kind = spec["type"]

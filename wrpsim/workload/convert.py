@@ -239,7 +239,7 @@ def convert(raw: RawTable, columns: Mapping[str, str] | None = None, time_unit: 
     `hash_block_tokens` (the block size of the file's hash ids) becomes the frame's attribute
     when it has a `hash_ids` column.
     """
-    if time_unit not in TIME_UNITS:
+    if not isinstance(time_unit, str) or time_unit not in TIME_UNITS:
         raise unknown_choice("time_unit", time_unit, TIME_UNITS)
     cols = column_mapping(columns, tuple(raw.columns))
     if "hash_ids" in cols and hash_block_tokens is None:

@@ -122,7 +122,7 @@ def check_dist(spec: Mapping, field: str) -> dict:
         raise ConfigError(f"{field}: {how}a fitted distribution needs dist, one of "
                           f"{', '.join(DISTS)} (e.g. {{dist: lognormal, mean: 512, sigma: 1.0}}),"
                           f" got {spec!r}")
-    if name not in DISTS:
+    if not isinstance(name, str) or name not in DISTS:
         raise unknown_choice(f"{field}.dist", name, DISTS)
     allowed = ("dist", "max", *DISTS[name])
     for key in list(spec):

@@ -121,7 +121,7 @@ def column_mapping(columns: Mapping[str, Any] | None,
 
 def loader_params(kind: str, **opts: Any) -> dict[str, Any]:
     """Resolve a columnar `kind` and options to the full parameter set (preset defaults + opts)."""
-    if kind not in PRESETS:
+    if not isinstance(kind, str) or kind not in PRESETS:
         raise unknown_choice("kind", kind, KINDS)
     for key in opts:
         if key not in LOADER_OPTIONS:
@@ -135,7 +135,7 @@ def loader_params(kind: str, **opts: Any) -> dict[str, Any]:
     params.update(given)
     if params.get("format") is not None and params["format"] not in FORMATS:
         raise unknown_choice("format", params["format"], FORMATS)
-    if params["time_unit"] not in TIME_UNITS:
+    if not isinstance(params["time_unit"], str) or params["time_unit"] not in TIME_UNITS:
         raise unknown_choice("time_unit", params["time_unit"], TIME_UNITS)
     params["columns"] = mapping_spec(params.get("columns"))
     if params.get("hash_block_tokens") is not None:

@@ -107,7 +107,7 @@ def arrival_times(spec: Mapping, rng: np.random.Generator, num_requests: int | N
     if not isinstance(spec, Mapping):
         raise ConfigError(f"{field}: expected a mapping like {{process: poisson, rate: 10}}")
     process = spec.get("process")
-    if process not in PROCESSES:
+    if not isinstance(process, str) or process not in PROCESSES:
         raise unknown_choice(f"{field}.process", process, PROCESSES)
     for key in spec:
         others = [p for p, keys in PROCESSES.items() if key in keys and p != process]
@@ -148,7 +148,7 @@ def _lengths(spec: Mapping, seed: int, n: int, base_dir: Path,
     if not isinstance(spec, Mapping):
         raise ConfigError(f"{field}: expected a mapping with kind: cdf | fitted")
     kind = spec.get("kind")
-    if kind not in LENGTH_KINDS:
+    if not isinstance(kind, str) or kind not in LENGTH_KINDS:
         raise unknown_choice(f"{field}.kind", kind, LENGTH_KINDS)
     _check_keys(spec, ("kind", *LENGTH_KINDS[kind]), field)
     rng, rng_out = stream(seed, "workload.lengths"), stream(seed, "workload.lengths.output")
