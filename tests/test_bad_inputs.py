@@ -215,6 +215,9 @@ BAD = [
      r"got \[1\]$"),
     (["router=carrot-utility", "pool=two-model-mixtral-gpt4like", "workload=routellm-mmlu-gsm8k",
       "router.service.signal=[]"], r"^wrpsim: error: router\.service\.signal: unknown value "),
+    # a decision of 1e21 s: the view's 1 s scrapes would tick through all of it
+    (["router.service.time_s=1e21"], r"^wrpsim: error: router\.service\.time_s must be a "
+                                     r"finite number >= 0\.0 and <= 3600\.0 or null, got 1e\+21$"),
     # a config group given a number, a boolean or null (Hydra raised a ValueError)
     (["failures=1"], r"^wrpsim: error: failures=1: a config group takes the name of one of its "
                      r"options; valid choices: none, random, scheduled$"),

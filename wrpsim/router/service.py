@@ -50,6 +50,8 @@ from wrpsim.errors import ConfigError, keyed_mapping, number, unknown_choice
 SIGNALS = {"none": 0.0, "cpu_rule": 50e-6, "cpu_classifier": 0.030, "gpu_classifier": 0.020,
            "embedding": 0.010, "llm": 0.300, "rules": None}
 SERVICE_KEYS = ("signal", "time_s")
+#: longest decision `time_s` may give, seconds
+MAX_DECISION_S = 3600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,8 +72,10 @@ class ServiceSpec:
         signal = service.get("signal", "none")
         if not isinstance(signal, str) or signal not in SIGNALS:
             raise unknown_choice("router.service.signal", signal, SIGNALS)
-        t = number("router.service.time_s", service.get("time_s"), 0.0, finite=True,
-                   or_null=True)
+        # (at most an hour a decision: the view's scrapes tick through the whole run, so a
+        # 1e21-second decision would take as many steps)
+        t = number("router.service.time_s", service.get("time_s"), 0.0, hi=MAX_DECISION_S,
+                   finite=True, or_null=True)
         if signal == "rules" and t is not None:
             raise ConfigError("router.service: give signal: rules (the rule file's signal "
                               "latencies) or time_s, not both")
