@@ -24,7 +24,11 @@ would without the feed.
 
 from __future__ import annotations
 
+import math
 from collections import deque
+from heapq import heappush
+
+from simpy.events import NORMAL, Event
 
 from wrpsim.pool.fleet import Candidates
 from wrpsim.router.prefixindex import PrefixIndex
@@ -38,6 +42,19 @@ def _reading(inst) -> tuple:
         return 0, 0, 0, 0.0, 0
     return (inst.outstanding, inst.num_waiting, inst.num_running, inst.kv_used_frac,
             _waiting_tokens(inst))
+
+
+def _first_tick_from(t: float, dt: float, until: float) -> float:
+    """The first of the ticks t, t + dt, (t + dt) + dt, … at or after `until`, by the same
+    additions; past a million ticks, by one multiplication to within a tick, then additions
+    (a gap that long was a million scrapes before)."""
+    if (until - t) > 1e6 * dt:
+        t += max(0.0, math.floor((until - t) / dt) - 1.0) * dt
+    while t < until:
+        if t + dt == t:  # (a clock past 2^53 ticks cannot tell them apart: at `until`)
+            return until
+        t += dt
+    return t
 
 
 def _waiting_tokens(inst) -> int:
@@ -146,8 +163,22 @@ class ViewFeed:
         self.view.health_changed()
 
     def _scraper(self):
+        """Scrape at t = interval_s, 2·interval_s, … (each tick one addition after the last, as
+        SimPy's timeouts add them). Without `delay_s`, ticks before the next other event are
+        skipped: nothing changes until then, so they would read what the last one read (the
+        readings are the fleet's state, not the time) — a sparse workload or a long router
+        decision otherwise stepped through every second of its idle stretches."""
+        env, dt = self.env, self.spec.interval_s
+        queue = env._queue
+        skip = self.spec.delay_s == 0  # (a delayed scrape is published later: each counts)
         while True:
-            yield self.env.timeout(self.spec.interval_s)
+            t = env._now + dt
+            if skip and queue and queue[0][0] > t:
+                t = _first_tick_from(t, dt, queue[0][0])
+            ev = Event(env)
+            ev._ok, ev._value = True, None
+            heappush(queue, (t, NORMAL, next(env._eid), ev))  # (a timeout due at exactly t)
+            yield ev
             self._scrape()
 
     def _scrape(self) -> None:
