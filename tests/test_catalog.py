@@ -162,7 +162,9 @@ def test_model_yaml_validation(tmp_path):
     assert load_models(p)["m"].kv_bytes_per_token == 2 * 2 * 2 * 16 * 2
     for bad, field in ((good.replace("  heads: 4\n", ""), "heads"),
                        (good.replace("vocab: 100", "vocab: 0"), "vocab"),
-                       (good + "  experts: 2\n  active_experts: 3\n", "active_experts")):
+                       (good + "  experts: 2\n  active_experts: 3\n", "active_experts"),
+                       # a count too large for a C integer (the kernel model overflowed)
+                       (good.replace("layers: 2", "layers: 1000000000000000000000"), "layers")):
         p.write_text(bad)
         with pytest.raises(ConfigError, match=rf"models\.yaml: entry 'm'.*'{field}'"):
             load_models(p)

@@ -171,6 +171,10 @@ def _without(cfg: dict, key: str) -> dict:
     # experts placed in no layer
     ({**V2_LITE, "model_type": "qwen2_moe", "decoder_sparse_step": 100},
      r"gives \d+ experts but places them in none of its 27 layers"),
+    # found by fuzzing: a count too large for a C integer (a traceback), a number for a name
+    ({**LLAMA_3B, "num_hidden_layers": 10**21},
+     r"'num_hidden_layers' must be an integer >= 1 and at most 2\^40, got 10{21}"),
+    ({**LLAMA_3B, "model_type": -0.5}, r"'model_type' must be a name \(a string\), got -0\.5"),
     # not a decoder-only LLM
     ({"model_type": "bert", "hidden_size": 768, "intermediate_size": 3072,
       "num_attention_heads": 12, "num_hidden_layers": 12, "vocab_size": 30522},

@@ -9,7 +9,6 @@ values (used for GPUs without measurements). See pools/README.md for the figures
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass
 from functools import cache
@@ -18,9 +17,9 @@ from typing import Any
 
 import yaml
 
-from wrpsim.errors import ConfigError, did_you_mean, unknown_choice, warn, yaml_error
+from wrpsim.errors import ConfigError, did_you_mean, finite_number, unknown_choice, warn, yaml_error
 from wrpsim.paths import catalog_dir, user_catalog
-from wrpsim.pool.hfconfig import HF_DEFAULTS, divisors, model_type, read_hf_config
+from wrpsim.pool.hfconfig import HF_DEFAULTS, MAX_HF_INT, divisors, model_type, read_hf_config
 from wrpsim.pool.modelspec import (
     BOOL_FIELDS,
     INT_FIELDS,
@@ -144,13 +143,15 @@ def _num(path: Path, entry: str, key: str, raw: dict, *, integer: bool, zero_ok:
     v = raw[key]
     if isinstance(v, str) and _EXPONENT.match(v.strip()):  # YAML 1.1 reads 1e-3 as a string
         v = float(v)
-    if (isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v)
-            or (integer and v != int(v))):
+    if (not finite_number(v) or (integer and v != int(v))):
         kind = "an integer" if integer else "a finite number"
         raise ConfigError(f"{path}: entry {entry!r}: field {label!r} must be {kind}, got {v!r}")
     if v < 0 or (v == 0 and not zero_ok):
         bound = ">= 0" if zero_ok else "> 0"
         raise ConfigError(f"{path}: entry {entry!r}: field {label!r} must be {bound}, got {v!r}")
+    if integer and v > MAX_HF_INT:  # (a count no model or GPU has: C integers overflow)
+        raise ConfigError(f"{path}: entry {entry!r}: field {label!r} must be at most 2^40, "
+                          f"got {v!r}")
     return int(v) if integer else float(v)
 
 

@@ -217,6 +217,10 @@ def _slip_error(merged: dict, seen) -> ConfigError | None:
 _SSM_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
 
 
+#: largest integer a config.json count may take (layers, widths, vocabulary, context)
+MAX_HF_INT = 1 << 40
+
+
 def _hf_int(c: dict, key: str, lo: int = 0) -> int | None:
     """config.json key `key` as an integer >= `lo`, None when absent or null; `ConfigError`
     naming the key otherwise (32.9 is not truncated, "thirty" not guessed). A list of one
@@ -233,6 +237,9 @@ def _hf_int(c: dict, key: str, lo: int = 0) -> int | None:
         v = v[0]
     if isinstance(v, bool) or not isinstance(v, int) or v < lo:
         raise ConfigError(f"config.json key {key!r} must be an integer >= {lo}, got {v!r}")
+    if v > MAX_HF_INT:  # (a count no model has; a range over it overflows)
+        raise ConfigError(f"config.json key {key!r} must be an integer >= {lo} and at most "
+                          f"2^40, got {v!r}")
     return v
 
 
@@ -378,8 +385,12 @@ def from_hf_config(cfg: dict) -> dict:
 
 
 def model_type(cfg: dict) -> str:
-    """The config.json's `model_type` (its text config's, for a multimodal model), or ''."""
-    return str(_merged(cfg).get("model_type") or "")
+    """The config.json's `model_type` (its text config's, for a multimodal model), or '';
+    `ConfigError` for one that is not a name."""
+    v = _merged(cfg).get("model_type")
+    if v is not None and not isinstance(v, str):
+        raise ConfigError(f"config.json key 'model_type' must be a name (a string), got {v!r}")
+    return v or ""
 
 
 def _merged(cfg: dict) -> dict:
@@ -571,7 +582,7 @@ def _fields(c: dict) -> dict:
                           "('block_configs', DeciLM / Nemotron NAS models), which wrpsim's "
                           "uniform layers cannot hold; give the model as wrpsim's own fields "
                           "(pools/README.md) with its average widths")
-    mtype = str(c.get("model_type") or "")
+    mtype = model_type(c)  # (a name, checked)
     if mtype != mtype.lower() and mtype.lower() in HF_DEFAULTS:  # a known type, miscased
         # (a remote-code model may have a type of its own in capitals: "RefinedWebModel")
         raise ConfigError(f"config.json model_type {mtype!r} is not a Hugging Face model type "
@@ -785,7 +796,10 @@ def _fields(c: dict) -> dict:
                    ssm_state=_hf_req(c, "ssm_state_size"),
                    mamba_groups=_hf_int(c, "n_groups") or _hf_int(c, "mamba_num_groups") or 1,
                    conv_kernel=_hf_int(c, "conv_kernel") or 4)
-        act = str(c.get("mlp_hidden_act", "silu"))
+        act = c.get("mlp_hidden_act", "silu")
+        if not isinstance(act, str):
+            raise ConfigError(f"config.json key 'mlp_hidden_act' must be an activation's name "
+                              f"(relu2, silu ...), got {act!r}")
         out["gated_mlp"] = act not in ("relu2", "gelu")
     else:
         out.update(_recurrent_layers(c, layers, hidden))
