@@ -34,9 +34,10 @@ BAD = [
                  r"command line into the config's, so qoe keeps its keys \(ttft_s, tokens_per_s, "
                  r"target\); remove an entry with ~qoe\.NAME \(e\.g\. ~qoe\.ttft_s\)$"),
     # an infinite or NaN horizon ran, wrote null costs, then died formatting them
-    *[([f"sim.horizon_s={v}"], rf"sim\.horizon_s must be a finite number > 0\.0 or null, "
-                              rf"got {shown}$")
-      for v, shown in (("inf", "inf"), ("nan", "nan"), ("abc", "'abc'"), ("0", "0"))],
+    *[([f"sim.horizon_s={v}"], rf"sim\.horizon_s must be a finite number > 0\.0 and <= "
+                              rf"100000000\.0 or null, got {shown}$")
+      for v, shown in (("inf", "inf"), ("nan", "nan"), ("abc", "'abc'"), ("0", "0"),
+                       ("1e12", "1000000000000\\.0"))],
     (["+slo.ttf_s=1"], r"slo: unknown key\(s\) \['ttf_s'\]; valid keys: ttft_s, tpot_s; "
                        r"did you mean 'ttft_s'\?"),
     (["slo.ttf_s=1"], r"slo\.ttf_s: unknown key; valid keys under slo: ttft_s, tpot_s; "
@@ -198,6 +199,19 @@ BAD = [
     (["failures=random", "failures.pools=[]"],
      r"^wrpsim: error: failures\.pools must be a non-empty list of pool names or null \(every "
      r"pool\), got \[\]; valid choices: h100$"),
+    # sizes past what a run can hold (found by fuzzing: OverflowError, MemoryError, ValueError)
+    (["router.replicas=999999999999999999999"],
+     r"^wrpsim: error: router\.replicas must be an integer in \[1, 100,000\], got 9{21}$"),
+    (["workload=vllm-bench", "workload.source.num_requests=1000000000000"],
+     r"^wrpsim: error: workload\.source\.num_requests must be at most 50,000,000, got "
+     r"1,000,000,000,000$"),
+    (["router=output-length-aware", "router.output_predictor.sigma=inf"],
+     r"^wrpsim: error: router\.output_predictor\.sigma must be a number >= 0\.0 and <= 10\.0"),
+    (["workload=routellm-mmlu-gsm8k", "workload.start_s=99999"],
+     r"^wrpsim: error: workload routellm-mmlu-gsm8k: no request left after the transforms"),
+    (["workload=routellm-mmlu-gsm8k", "workload.outcomes.chars_per_token=null"],
+     r"^wrpsim: error: workload\.outcomes\.chars_per_token must be a finite number > 0\.0, "
+     r"got None$"),
     (["workload=routellm-mmlu-gsm8k", "workload.outcomes.models.small=[1,2]"],
      r"^wrpsim: error: workload\.outcomes\.models\.small: a model name \(catalog name\), got "
      r"\[1, 2\]$"),

@@ -111,7 +111,7 @@ def test_serialization_and_bdp():
     ({"reorder_window": 0}, r"network\.reorder_window must be an integer >= 1"),
     ({"flowlet_gap_us": -1}, r"network\.flowlet_gap_us must be a finite number in \[0, "),
     ({"rail_optimized": "yes"}, r"rail_optimized must be true or false"),
-    ({"dctcp_g": 2}, r"dctcp_g must be in \(0, 1\]"),
+    ({"dctcp_g": 2}, r"dctcp_g must be a number in \(0, 1\]"),
     ({"colour": 1}, r"network: unknown key\(s\) \['colour'\]; valid keys: kind, leaves"),
 ])
 def test_bad_config_one_line_message(kw, pattern):

@@ -63,6 +63,8 @@ def _require(cfg: dict, key: str):
 
 
 QOE_KEYS = ("ttft_s", "tokens_per_s", "target")
+#: longest `sim.horizon_s`, seconds (about 3.2 years)
+MAX_HORIZON_S = 1e8
 
 
 def parse_qoe(q) -> dict | None:
@@ -148,8 +150,10 @@ class Simulation:
         # facility / IT energy: a finite number >= 1 (nan or inf gave null energy and cost)
         self.pue = number("pue", cfg.get("pue", 1.0), lo=1.0, finite=True)
         simcfg = keyed_mapping(cfg.get("sim"), ("horizon_s", "progress", "trace"), "sim")
+        # (at most ~3 years: a run steps through its horizon's failures and scrapes, so 1e12 s
+        # of random outages never ended)
         self.horizon_s = number("sim.horizon_s", simcfg.get("horizon_s"), lo=0.0,
-                                strict_lo=True, finite=True, or_null=True)
+                                hi=MAX_HORIZON_S, strict_lo=True, finite=True, or_null=True)
         self.progress = simcfg.get("progress", "auto")  # auto: a line when stderr is a terminal
         if self.progress is not None and self.progress != "auto" and not isinstance(
                 self.progress, bool):  # (null: off, as false)

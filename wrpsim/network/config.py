@@ -19,7 +19,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from wrpsim.errors import ConfigError, boolean, check_keys, unknown_choice
+from wrpsim.errors import ConfigError, boolean, check_keys, finite_number, unknown_choice
 from wrpsim.network import VALUE_KINDS
 from wrpsim.network.rates import (
     MAX_GBPS,
@@ -185,8 +185,8 @@ class NetConfig:
             v = getattr(self, name)
             if v is not None or name not in NULLABLE:
                 _check_num(where, name, v, lo, hi, strict, unit)
-        if not 0 < self.dctcp_g <= 1:
-            raise ConfigError(f"{where}.dctcp_g must be in (0, 1], got {self.dctcp_g!r}")
+        if not finite_number(self.dctcp_g) or not 0 < self.dctcp_g <= 1:
+            raise ConfigError(f"{where}.dctcp_g must be a number in (0, 1], got {self.dctcp_g!r}")
         for name in ("rail_optimized", "salted"):
             boolean(f"{where}.{name}", getattr(self, name))
         if self.uplink_gbps is not None and self.oversubscription is not None:

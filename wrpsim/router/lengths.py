@@ -48,7 +48,8 @@ class OutputPredictor:
         self.kind = spec["kind"]
         check_keys(spec, KEYS, "router.output_predictor")
         self.value = number("output_predictor.value", spec.get("value", 256), 1.0)
-        self.sigma = number("output_predictor.sigma", spec.get("sigma", 0.5), 0.0)
+        # (a log-normal error: exp of an infinite sigma has no length)
+        self.sigma = number("output_predictor.sigma", spec.get("sigma", 0.5), 0.0, hi=10.0)
 
     def check(self, view) -> None:
         """The oracle needs the oracle view: else `ConfigError` naming both fields."""

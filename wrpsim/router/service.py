@@ -50,6 +50,8 @@ from wrpsim.errors import ConfigError, keyed_mapping, number, unknown_choice
 SIGNALS = {"none": 0.0, "cpu_rule": 50e-6, "cpu_classifier": 0.030, "gpu_classifier": 0.020,
            "embedding": 0.010, "llm": 0.300, "rules": None}
 SERVICE_KEYS = ("signal", "time_s")
+#: most router replicas (each a server of the FIFO queue)
+MAX_REPLICAS = 100_000
 #: longest decision `time_s` may give, seconds
 MAX_DECISION_S = 3600.0
 
@@ -66,8 +68,10 @@ class ServiceSpec:
     def parse(cls, replicas, service) -> ServiceSpec:
         """Validate the two keys (None: the defaults)."""
         replicas = 1 if replicas is None else replicas
-        if isinstance(replicas, bool) or not isinstance(replicas, int) or replicas < 1:
-            raise ConfigError(f"router.replicas must be an integer >= 1, got {replicas!r}")
+        if isinstance(replicas, bool) or not isinstance(replicas, int) or \
+                not 1 <= replicas <= MAX_REPLICAS:
+            raise ConfigError(f"router.replicas must be an integer in [1, {MAX_REPLICAS:,}], "
+                              f"got {replicas!r}")
         service = keyed_mapping(service, SERVICE_KEYS, "router.service")
         signal = service.get("signal", "none")
         if not isinstance(signal, str) or signal not in SIGNALS:

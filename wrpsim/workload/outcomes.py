@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from wrpsim.errors import ConfigError, unknown_choice
+from wrpsim.errors import ConfigError, integer, number, unknown_choice
 from wrpsim.workload.lengths import draw_dist
 
 OUTCOME_KEYS = ("path", "models", "chars_per_token", "prompt_overhead_tokens", "prompt", "output",
@@ -168,14 +168,16 @@ def join_outcomes(df: pd.DataFrame, spec: Mapping, rng: np.random.Generator,
     _check_column(src, "prompt_chars", where, file_rows, lo=0.0, hi=None)
     for k in models:  # a score per prompt: 0 / 1 (or true / false), or a fraction in between
         _check_column(src, f"correct_{k}", where, file_rows, lo=0.0, hi=1.0)
-    ratio = float(spec.get("chars_per_token", 4.0))
-    overhead = int(spec.get("prompt_overhead_tokens", 0))
-    if ratio <= 0 or overhead < 0:
-        raise ConfigError("outcomes: chars_per_token must be > 0, prompt_overhead_tokens >= 0")
+    ratio = number("outcomes.chars_per_token", spec.get("chars_per_token", 4.0), 0.0,
+                   strict_lo=True, finite=True)
+    overhead = integer("outcomes.prompt_overhead_tokens", spec.get("prompt_overhead_tokens", 0),
+                       0)
     order = spec.get("order", "shuffle")
     if order not in ("shuffle", "file"):
         raise unknown_choice("outcomes.order", order, ("file", "shuffle"))
     n, m = len(df), len(src)
+    if n == 0:  # (no request left after the time window: `build_trace` says so)
+        return df
     if order == "file":
         idx = np.arange(n) % m
     else:

@@ -80,6 +80,8 @@ def count_or_duration(source: Mapping, count_key: str, field: str,
         raise ConfigError(f"{field}: give {count_key} or duration_s (or both){what}")
     if n is not None:
         n = _count(source, count_key, field)
+        if n > MAX_REQUESTS:  # (1e12 requests asked numpy for terabytes)
+            raise ConfigError(f"{field}.{count_key} must be at most {MAX_REQUESTS:,}, got {n:,}")
     if dur is not None:
         dur = _number(source, "duration_s", field, 0.0)
     return n, dur

@@ -58,6 +58,7 @@ from wrpsim.workload.prefix import (
     truncate_ids,
 )
 
+INT64_MAX = int(np.iinfo(np.int64).max)
 TRANSFORM_KEYS = ("hash_block_tokens", "prefix_ids", "prefix_reuse", "start_s", "end_s",
                   "sample_fraction", "max_requests", "rate_scale", "max_prompt_tokens",
                   "max_output_tokens", "model", "model_mix", "outcomes", "categories", "accuracy",
@@ -130,7 +131,7 @@ def clip_tokens(trace: TraceColumns, max_prompt_tokens: int | None = None,
     out = trace
     for col, bound in (("prompt_tokens", max_prompt_tokens), ("output_tokens", max_output_tokens)):
         if bound is not None:
-            b = _int(bound, f"max_{col}", 1)
+            b = min(_int(bound, f"max_{col}", 1), INT64_MAX)  # (a larger bound clips nothing)
             out = out.with_columns({col: np.minimum(out[col], b).astype(np.int64)})
     if max_prompt_tokens is not None:
         out = truncate_ids(out)
