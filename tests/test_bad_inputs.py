@@ -209,6 +209,9 @@ BAD = [
      r"^wrpsim: error: router\.output_predictor\.sigma must be a number >= 0\.0 and <= 10\.0"),
     (["workload=routellm-mmlu-gsm8k", "workload.start_s=99999"],
      r"^wrpsim: error: workload routellm-mmlu-gsm8k: no request left after the transforms"),
+    (["workload=chat-sessions", "workload.source.system.prefixes=999999999999999999999"],
+     r"^wrpsim: error: workload\.source\.system\.prefixes must be an integer in \[1, "
+     r"10,000,000\], got 9{21}$"),
     (["workload=routellm-mmlu-gsm8k", "workload.outcomes.chars_per_token=null"],
      r"^wrpsim: error: workload\.outcomes\.chars_per_token must be a finite number > 0\.0, "
      r"got None$"),

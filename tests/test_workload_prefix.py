@@ -277,7 +277,7 @@ def test_synthetic_reuse_is_deterministic_and_seeded():
 @pytest.mark.parametrize(("reuse", "match"), [
     ({"shar": 0.5}, r"prefix_reuse\.shar: unknown value .*valid choices: continue_prob"),
     ({"share": 1.5}, r"prefix_reuse\.share must be a number in \[0\.0, 1\.0\]"),
-    ({"tokens": 10.5}, r"prefix_reuse\.tokens must be an integer >= 1"),
+    ({"tokens": 10.5}, r"prefix_reuse\.tokens must be an integer in \[1, 10,000,000\]"),
     ("lots", r"prefix_reuse: expected a mapping")])
 def test_reuse_parameter_errors(reuse, match):
     with pytest.raises(ConfigError, match=match):

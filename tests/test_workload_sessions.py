@@ -297,7 +297,7 @@ def test_sessions_source_errors():
     with pytest.raises(ConfigError, match=r"workload\.source\.output\.value must be an integer"):
         build_workload({"source": {**base, "output": {"dist": "constant", "value": 12.5}}}, 0)
     with pytest.raises(ConfigError, match=r"workload\.source\.system\.prefixes must be an "
-                       r"integer >= 1"):
+                       r"integer in \[1, 10,000,000\]"):
         build_workload({"source": {**base, "system": {"tokens": 64, "prefixes": 0}}}, 0)
     # a prompt whose prefix hash ids could not fit in memory is one line, not an hour of id
     # minting and an out-of-memory crash

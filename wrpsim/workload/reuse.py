@@ -48,8 +48,11 @@ REUSE_DEFAULTS: dict[str, float | int] = {
     "share": 0.5, "tokens": 1024, "prefixes": 8, "zipf_s": 1.0, "continue_prob": 0.0,
     "continue_window": 16,
 }
+#: (low, high) of each key; the counts' highs are far past any workload (a prefix count of
+#: 1e21 asked numpy for that many Zipf weights)
 _LIMITS = {"share": (0.0, 1.0), "continue_prob": (0.0, 1.0), "zipf_s": (0.0, None),
-           "tokens": (1, None), "prefixes": (1, None), "continue_window": (1, None)}
+           "tokens": (1, 10_000_000), "prefixes": (1, 10_000_000),
+           "continue_window": (1, 10_000_000)}
 _INTEGERS = ("tokens", "prefixes", "continue_window")
 
 
@@ -71,7 +74,7 @@ def reuse_params(spec: Mapping[str, Any] | None, field: str = "prefix_reuse") ->
         if key in _INTEGERS:
             ok = ok and float(v).is_integer()
         if not ok:
-            rng = f"in [{low}, {high}]" if high is not None else f">= {low}"
+            rng = f"in [{low}, {high:,}]" if high is not None else f">= {low}"
             kind = "an integer" if key in _INTEGERS else "a number"
             raise ConfigError(f"{field}.{key} must be {kind} {rng}, got {v!r}")
         out[key] = int(v) if key in _INTEGERS else float(v)
