@@ -100,8 +100,8 @@ def test_explicit_service_time_overrides_the_signal():
 
 
 @pytest.mark.parametrize(("key", "value", "message"), [
-    ("replicas", 0, r"router\.replicas must be an integer >= 1, got 0"),
-    ("replicas", 1.5, r"router\.replicas must be an integer >= 1, got 1\.5"),
+    ("replicas", 0, r"router\.replicas must be an integer in \[1, 100,000\], got 0"),
+    ("replicas", 1.5, r"router\.replicas must be an integer in \[1, 100,000\], got 1\.5"),
     ("service", {"signal": "telepathy"},
      r"router\.service\.signal: unknown value 'telepathy'; valid choices: cpu_classifier, "
      r"cpu_rule, embedding, gpu_classifier, llm, none"),
