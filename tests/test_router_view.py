@@ -439,19 +439,22 @@ def test_a_router_that_never_draws_gets_no_random_stream():
     assert a[0].to_pandas().equals(b[0].to_pandas())
 
 
-@pytest.mark.parametrize("interval", [1.0, 0.07])
-def test_scrapes_skip_idle_stretches_and_change_nothing(monkeypatch, interval):
-    """Ticks before the next other event read what the last one read (the fleet's state, not
-    the time), so the scraper skips them: the same tables, bit for bit, as a tick each, on a
-    sparse workload (1 % of the trace's rate) at a dyadic and a non-dyadic interval; and a
-    run whose requests come hours apart ends at once instead of stepping through them."""
+@pytest.mark.parametrize("interval, delay", [(1.0, 0.0), (0.07, 0.0), (0.3, 0.45)])
+def test_scrapes_skip_idle_stretches_and_change_nothing(monkeypatch, interval, delay):
+    """A decision reads the last scrape published by its time, so the ticks before the last
+    one before the next event (less `delay_s`) are never read and the scraper skips them: the
+    same tables, bit for bit, as a tick each, on a sparse workload (1 % of the trace's rate)
+    at a dyadic and a non-dyadic interval and with a delayed view, under least-kv (whose
+    reading grows during a decode run: the time matters, not only the state); and a run
+    whose requests come hours apart ends at once instead of stepping through them."""
     from wrpsim.router import feed
     from wrpsim.sim import Simulation
 
-    cfg = compose_cfg("router=least-outstanding", "workload.rate_scale=0.01",
-                      "workload.max_requests=120", f"router.view.interval_s={interval}")
+    cfg = compose_cfg("router=least-kv", "workload.rate_scale=0.01",
+                      "workload.max_requests=120", f"router.view.interval_s={interval}",
+                      f"router.view.delay_s={delay}")
     skipped = []
-    first_tick = feed._first_tick_from
+    first_tick = feed._last_tick_before
 
     def counted(t, dt, until):
         skipped.append(until - t)
@@ -459,12 +462,12 @@ def test_scrapes_skip_idle_stretches_and_change_nothing(monkeypatch, interval):
 
     runs = []
     for fn in (counted, lambda t, dt, until: t):  # (the second: one tick every interval)
-        monkeypatch.setattr(feed, "_first_tick_from", fn)
+        monkeypatch.setattr(feed, "_last_tick_before", fn)
         req, inst, _ = Simulation(cfg).run()
         runs.append((req.to_pandas(), inst.to_pandas()))
     assert len(skipped) > 50 and max(skipped) > 100 * interval
     assert runs[0][0].equals(runs[1][0]) and runs[0][1].equals(runs[1][1])  # (values, dtypes)
-    monkeypatch.setattr(feed, "_first_tick_from", first_tick)
+    monkeypatch.setattr(feed, "_last_tick_before", first_tick)
     sparse = compose_cfg("router=least-outstanding", "workload.rate_scale=1e-9",
                          "workload.max_requests=5")
     req = Simulation(sparse).run()[0].to_pandas()

@@ -44,15 +44,15 @@ def _reading(inst) -> tuple:
             _waiting_tokens(inst))
 
 
-def _first_tick_from(t: float, dt: float, until: float) -> float:
-    """The first of the ticks t, t + dt, (t + dt) + dt, … at or after `until`, by the same
-    additions; past a million ticks, by one multiplication to within a tick, then additions
-    (a gap that long was a million scrapes before)."""
+def _last_tick_before(t: float, dt: float, until: float) -> float:
+    """The last of the ticks t, t + dt, (t + dt) + dt, … before `until` (t itself when none
+    is), by the same additions; past a million ticks, by one multiplication to within a tick,
+    then additions (a gap that long was a million scrapes before)."""
     if (until - t) > 1e6 * dt:
-        t += max(0.0, math.floor((until - t) / dt) - 1.0) * dt
-    while t < until:
-        if t + dt == t:  # (a clock past 2^53 ticks cannot tell them apart: at `until`)
-            return until
+        t += max(0.0, math.floor((until - t) / dt) - 2.0) * dt
+    while t + dt < until:
+        if t + dt == t:  # (a clock past 2^53 ticks cannot tell them apart)
+            break
         t += dt
     return t
 
@@ -164,17 +164,18 @@ class ViewFeed:
 
     def _scraper(self):
         """Scrape at t = interval_s, 2·interval_s, … (each tick one addition after the last, as
-        SimPy's timeouts add them). Without `delay_s`, ticks before the next other event are
-        skipped: nothing changes until then, so they would read what the last one read (the
-        readings are the fleet's state, not the time) — a sparse workload or a long router
-        decision otherwise stepped through every second of its idle stretches."""
-        env, dt = self.env, self.spec.interval_s
+        SimPy's timeouts add them), skipping the ticks nobody would see: a decision happens at
+        an event, at the earliest the next one on the heap (T), and reads the last scrape
+        published by then — the last tick at or before T - `delay_s`, so every tick before the
+        last one before T - `delay_s` is superseded before anyone reads it (a reading depends
+        on the time too: a decode run's KV grows step by step). A sparse workload or a long
+        router decision otherwise stepped through every second of its idle stretches."""
+        env, dt, delay = self.env, self.spec.interval_s, self.spec.delay_s
         queue = env._queue
-        skip = self.spec.delay_s == 0  # (a delayed scrape is published later: each counts)
         while True:
             t = env._now + dt
-            if skip and queue and queue[0][0] > t:
-                t = _first_tick_from(t, dt, queue[0][0])
+            if queue and t + dt < queue[0][0] - delay:
+                t = _last_tick_before(t, dt, queue[0][0] - delay)
             ev = Event(env)
             ev._ok, ev._value = True, None
             heappush(queue, (t, NORMAL, next(env._eid), ev))  # (a timeout due at exactly t)
