@@ -212,6 +212,12 @@ BAD = [
     (["workload=chat-sessions", "workload.source.system.prefixes=999999999999999999999"],
      r"^wrpsim: error: workload\.source\.system\.prefixes must be an integer in \[1, "
      r"10,000,000\], got 9{21}$"),
+    (["pool.pools.h100.prefix_cache.capacity_blocks=true"],
+     r"^wrpsim: error: pool\.pools\.h100\.prefix_cache\.capacity_blocks must be null or an "
+     r"integer >= 0, got True$"),
+    (["router=output-length-aware", "router.output_predictor.kind=constant",
+      "router.output_predictor.value=inf"],
+     r"^wrpsim: error: router\.output_predictor\.value must be a finite number >= 1\.0, got inf$"),
     (["workload=routellm-mmlu-gsm8k", "workload.outcomes.chars_per_token=null"],
      r"^wrpsim: error: workload\.outcomes\.chars_per_token must be a finite number > 0\.0, "
      r"got None$"),

@@ -158,14 +158,15 @@ def parse_pool(name: str, d: dict) -> PoolSpec:
     # model's context length binds it only when max_context says so
     max_ctx = max_ctx or (0 if kind == "constant" else model.max_context)
     kv_blocks = d.get("kv_blocks")
-    if kv_blocks is not None and (not isinstance(kv_blocks, int) or kv_blocks < 1):
+    if kv_blocks is not None and (not isinstance(kv_blocks, int) or isinstance(kv_blocks, bool)
+                                  or kv_blocks < 1):
         raise ConfigError(f"{where}.kv_blocks must be null or an integer >= 1, got {kv_blocks!r}")
     pc = d.get("prefix_cache") or {}
     if not isinstance(pc, dict) or sorted(k for k in pc if k not in PREFIX_KEYS):
         raise ConfigError(f"{where}.prefix_cache must be a mapping with keys "
                           f"{', '.join(PREFIX_KEYS)}; got {pc!r}")
     cap = pc.get("capacity_blocks")
-    if cap is not None and (not isinstance(cap, int) or cap < 0):
+    if cap is not None and (not isinstance(cap, int) or isinstance(cap, bool) or cap < 0):
         raise ConfigError(f"{where}.prefix_cache.capacity_blocks must be null or an integer >= 0,"
                           f" got {cap!r}")
     role = d.get("role", "both")

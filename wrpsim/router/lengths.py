@@ -47,7 +47,7 @@ class OutputPredictor:
             raise unknown_choice("router.output_predictor.kind", spec.get("kind"), KINDS)
         self.kind = spec["kind"]
         check_keys(spec, KEYS, "router.output_predictor")
-        self.value = number("output_predictor.value", spec.get("value", 256), 1.0)
+        self.value = number("output_predictor.value", spec.get("value", 256), 1.0, finite=True)
         # (a log-normal error: exp of an infinite sigma has no length)
         self.sigma = number("output_predictor.sigma", spec.get("sigma", 0.5), 0.0, hi=10.0)
 
