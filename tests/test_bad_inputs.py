@@ -212,6 +212,8 @@ BAD = [
     (["workload=chat-sessions", "workload.source.system.prefixes=999999999999999999999"],
      r"^wrpsim: error: workload\.source\.system\.prefixes must be an integer in \[1, "
      r"10,000,000\], got 9{21}$"),
+    (["router=power-of-d", "router.d=true"],
+     r"^wrpsim: error: router\.d must be an integer >= 1, got True$"),
     (["pool.pools.h100.prefix_cache.capacity_blocks=true"],
      r"^wrpsim: error: pool\.pools\.h100\.prefix_cache\.capacity_blocks must be null or an "
      r"integer >= 0, got True$"),

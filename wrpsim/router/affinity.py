@@ -85,7 +85,8 @@ class SessionAffinity(Router):
     needs_session_ids = True
 
     def __init__(self, max_outstanding: int = 64):
-        if not isinstance(max_outstanding, int) or max_outstanding < 1:
+        if not isinstance(max_outstanding, int) or isinstance(max_outstanding, bool) or \
+                max_outstanding < 1:
             raise ConfigError(f"router.max_outstanding must be an integer >= 1, "
                               f"got {max_outstanding!r}")
         self.max_outstanding = max_outstanding

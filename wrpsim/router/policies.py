@@ -78,7 +78,7 @@ class PowerOfD(Router):
     name = "power_of_d"
 
     def __init__(self, d: int = 2):
-        if not isinstance(d, int) or d < 1:
+        if not isinstance(d, int) or isinstance(d, bool) or d < 1:
             raise ConfigError(f"router.d must be an integer >= 1, got {d!r}")
         self.d = d
 
