@@ -118,6 +118,14 @@ def unknown_choice(field: str, value: object, choices) -> ConfigError:
     return ConfigError(f"{field}: unknown value {value!r}; valid choices: {valid}{hint}")
 
 
+def choice(field: str, value, choices):
+    """`value` when it is a name among `choices`, else `unknown_choice`'s error (a list or a
+    mapping from YAML is no name: testing it against a dict of choices raised a TypeError)."""
+    if not isinstance(value, str) or value not in choices:
+        raise unknown_choice(field, value, choices)
+    return value
+
+
 def unknown_key(field: str, key: object, valid) -> ConfigError:
     """The standard error for a key outside `valid` (`field` is the key's full path), listing
     the valid keys with the nearest one suggested."""

@@ -34,6 +34,7 @@ from wrpsim.errors import (
     ConfigError,
     boolean,
     check_keys,
+    choice,
     did_you_mean,
     starts_with_a_file,
     unknown_choice,
@@ -109,9 +110,7 @@ def _constant_value(name: str, v, label: str):
     one-line error (`<file>: constants.<name>` or `pool.pools.<p>.latency.<name>`)."""
     f = _FIELDS[name]
     if name == "mamba_ssm_dtype":
-        if not isinstance(v, str) or v not in MAMBA_SSM_DTYPES:
-            raise unknown_choice(label, v, MAMBA_SSM_DTYPES)
-        return v
+        return choice(label, v, MAMBA_SSM_DTYPES)
     if f.type in ("bool", bool):
         return boolean(label, v)
     if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:

@@ -45,7 +45,7 @@ from __future__ import annotations
 import heapq
 from dataclasses import dataclass
 
-from wrpsim.errors import ConfigError, keyed_mapping, number, unknown_choice
+from wrpsim.errors import ConfigError, choice, keyed_mapping, number
 
 SIGNALS = {"none": 0.0, "cpu_rule": 50e-6, "cpu_classifier": 0.030, "gpu_classifier": 0.020,
            "embedding": 0.010, "llm": 0.300, "rules": None}
@@ -74,8 +74,7 @@ class ServiceSpec:
                               f"got {replicas!r}")
         service = keyed_mapping(service, SERVICE_KEYS, "router.service")
         signal = service.get("signal", "none")
-        if not isinstance(signal, str) or signal not in SIGNALS:
-            raise unknown_choice("router.service.signal", signal, SIGNALS)
+        choice("router.service.signal", signal, SIGNALS)
         # (at most an hour a decision: the view's scrapes tick through the whole run, so a
         # 1e21-second decision would take as many steps)
         t = number("router.service.time_s", service.get("time_s"), 0.0, hi=MAX_DECISION_S,

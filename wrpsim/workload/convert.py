@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from wrpsim.errors import TraceError, closest, unknown_choice, warn
+from wrpsim.errors import TraceError, choice, closest, warn
 from wrpsim.workload.columns import TRACE_COLUMNS, canonical_columns
 from wrpsim.workload.lengths import MAX_TOKENS
 from wrpsim.workload.loaders import TIME_UNITS, column_mapping
@@ -239,8 +239,7 @@ def convert(raw: RawTable, columns: Mapping[str, str] | None = None, time_unit: 
     `hash_block_tokens` (the block size of the file's hash ids) becomes the frame's attribute
     when it has a `hash_ids` column.
     """
-    if not isinstance(time_unit, str) or time_unit not in TIME_UNITS:
-        raise unknown_choice("time_unit", time_unit, TIME_UNITS)
+    choice("time_unit", time_unit, TIME_UNITS)
     cols = column_mapping(columns, tuple(raw.columns))
     if "hash_ids" in cols and hash_block_tokens is None:
         raise TraceError(f"{raw.path}: column {cols['hash_ids']} (hash_ids) found: give "

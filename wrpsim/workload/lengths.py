@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from wrpsim.errors import ConfigError, TraceError, unknown_choice
+from wrpsim.errors import ConfigError, TraceError, choice
 
 DISTS: dict[str, tuple[str, ...]] = {
     "constant": ("value",),
@@ -122,8 +122,7 @@ def check_dist(spec: Mapping, field: str) -> dict:
         raise ConfigError(f"{field}: {how}a fitted distribution needs dist, one of "
                           f"{', '.join(DISTS)} (e.g. {{dist: lognormal, mean: 512, sigma: 1.0}}),"
                           f" got {spec!r}")
-    if not isinstance(name, str) or name not in DISTS:
-        raise unknown_choice(f"{field}.dist", name, DISTS)
+    choice(f"{field}.dist", name, DISTS)
     allowed = ("dist", "max", *DISTS[name])
     for key in list(spec):
         if key not in allowed:

@@ -23,7 +23,7 @@ from importlib import import_module
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from wrpsim.errors import ConfigError, boolean, unknown_choice, unknown_key
+from wrpsim.errors import ConfigError, boolean, choice, unknown_choice, unknown_key
 from wrpsim.workload.columns import OPTIONAL, REQUIRED, TraceColumns
 from wrpsim.workload.files import FORMATS, require_file
 from wrpsim.workload.prefix import check_block_tokens
@@ -135,8 +135,7 @@ def loader_params(kind: str, **opts: Any) -> dict[str, Any]:
     params.update(given)
     if params.get("format") is not None and params["format"] not in FORMATS:
         raise unknown_choice("format", params["format"], FORMATS)
-    if not isinstance(params["time_unit"], str) or params["time_unit"] not in TIME_UNITS:
-        raise unknown_choice("time_unit", params["time_unit"], TIME_UNITS)
+    choice("time_unit", params["time_unit"], TIME_UNITS)
     params["columns"] = mapping_spec(params.get("columns"))
     if params.get("hash_block_tokens") is not None:
         params["hash_block_tokens"] = check_block_tokens(params["hash_block_tokens"],

@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 
 from wrpsim.clientcap import MAX_IN_FLIGHT_ATTR
-from wrpsim.errors import ConfigError, finite_number, unknown_choice, unknown_key
+from wrpsim.errors import ConfigError, choice, finite_number, unknown_key
 from wrpsim.rng import stream
 from wrpsim.workload.lengths import EmpiricalCDF, check_dist, draw_dist
 from wrpsim.workload.validate import canonical_frame
@@ -109,8 +109,7 @@ def arrival_times(spec: Mapping, rng: np.random.Generator, num_requests: int | N
     if not isinstance(spec, Mapping):
         raise ConfigError(f"{field}: expected a mapping like {{process: poisson, rate: 10}}")
     process = spec.get("process")
-    if not isinstance(process, str) or process not in PROCESSES:
-        raise unknown_choice(f"{field}.process", process, PROCESSES)
+    choice(f"{field}.process", process, PROCESSES)
     for key in spec:
         others = [p for p, keys in PROCESSES.items() if key in keys and p != process]
         if key not in ("process", *PROCESSES[process]) and others:
@@ -150,8 +149,7 @@ def _lengths(spec: Mapping, seed: int, n: int, base_dir: Path,
     if not isinstance(spec, Mapping):
         raise ConfigError(f"{field}: expected a mapping with kind: cdf | fitted")
     kind = spec.get("kind")
-    if not isinstance(kind, str) or kind not in LENGTH_KINDS:
-        raise unknown_choice(f"{field}.kind", kind, LENGTH_KINDS)
+    choice(f"{field}.kind", kind, LENGTH_KINDS)
     _check_keys(spec, ("kind", *LENGTH_KINDS[kind]), field)
     rng, rng_out = stream(seed, "workload.lengths"), stream(seed, "workload.lengths.output")
     if kind == "fitted":
