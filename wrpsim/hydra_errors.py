@@ -199,11 +199,9 @@ def _options_lacking(group: str, where: str, leaf: str, argv: list[str]) -> list
     try:
         import yaml
 
-        from wrpsim.app import GROUPS
-        from wrpsim.paths import catalog_dir, catalog_dirs, option_file
+        from wrpsim.paths import option_file
 
-        dirname = dict(GROUPS).get(group)
-        dirs = catalog_dirs(dirname) if dirname else [catalog_dir("conf") / group]
+        dirs = _group_dirs(group)
         out = []
         for name in sel[1].strip().split(","):
             path = option_file(dirs, name)
@@ -219,15 +217,20 @@ def _options_lacking(group: str, where: str, leaf: str, argv: list[str]) -> list
         return []
 
 
+def _group_dirs(group: str) -> list:
+    """The folders of config group `group`'s options: a catalog's (workloads/, pools/,
+    routers/, the user's too) or conf/<group>/."""
+    from wrpsim.app import GROUPS
+    from wrpsim.paths import catalog_dir, catalog_dirs
+
+    dirname = dict(GROUPS).get(group)
+    return catalog_dirs(dirname) if dirname else [catalog_dir("conf") / group]
+
+
 def _group_options(group: str) -> list[str]:
     """The option names of config group `group` (its YAML files), [] when unknown."""
     try:
-        from wrpsim.app import GROUPS
-        from wrpsim.paths import catalog_dir, catalog_dirs
-
-        dirname = dict(GROUPS).get(group)
-        dirs = catalog_dirs(dirname) if dirname else [catalog_dir("conf") / group]
-        return sorted({p.stem for d in dirs if d.is_dir() for p in d.glob("*.yaml")})
+        return sorted({p.stem for d in _group_dirs(group) if d.is_dir() for p in d.glob("*.yaml")})
     except Exception:  # an explanation must not fail: the caller words it without the names
         return []
 

@@ -18,7 +18,7 @@ unless that instance is overloaded.
 
 from __future__ import annotations
 
-from wrpsim.errors import ConfigError, number
+from wrpsim.errors import integer, number
 from wrpsim.router.base import Router
 
 
@@ -85,11 +85,7 @@ class SessionAffinity(Router):
     needs_session_ids = True
 
     def __init__(self, max_outstanding: int = 64):
-        if not isinstance(max_outstanding, int) or isinstance(max_outstanding, bool) or \
-                max_outstanding < 1:
-            raise ConfigError(f"router.max_outstanding must be an integer >= 1, "
-                              f"got {max_outstanding!r}")
-        self.max_outstanding = max_outstanding
+        self.max_outstanding = integer("router.max_outstanding", max_outstanding, 1)
 
     def bind(self, fleet, rng):
         """See `Router.bind`."""

@@ -7,7 +7,7 @@ balance across pools). Ties are broken by that order, which keeps runs determini
 
 from __future__ import annotations
 
-from wrpsim.errors import ConfigError
+from wrpsim.errors import integer
 from wrpsim.router.base import Router
 
 
@@ -78,9 +78,7 @@ class PowerOfD(Router):
     name = "power_of_d"
 
     def __init__(self, d: int = 2):
-        if not isinstance(d, int) or isinstance(d, bool) or d < 1:
-            raise ConfigError(f"router.d must be an integer >= 1, got {d!r}")
-        self.d = d
+        self.d = integer("router.d", d, 1)
 
     def choose(self, request, cands):
         """Power of d choices."""
