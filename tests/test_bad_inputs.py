@@ -34,8 +34,8 @@ BAD = [
                  r"command line into the config's, so qoe keeps its keys \(ttft_s, tokens_per_s, "
                  r"target\); remove an entry with ~qoe\.NAME \(e\.g\. ~qoe\.ttft_s\)$"),
     # an infinite or NaN horizon ran, wrote null costs, then died formatting them
-    *[([f"sim.horizon_s={v}"], rf"sim\.horizon_s must be a finite number > 0\.0 and <= "
-                              rf"100000000\.0 or null, got {shown}$")
+    *[([f"sim.horizon_s={v}"], rf"sim\.horizon_s must be a finite number > 0 and <= "
+                              rf"100000000 or null, got {shown}$")
       for v, shown in (("inf", "inf"), ("nan", "nan"), ("abc", "'abc'"), ("0", "0"),
                        ("1e12", "1000000000000\\.0"))],
     (["+slo.ttf_s=1"], r"slo: unknown key\(s\) \['ttf_s'\]; valid keys: ttft_s, tpot_s; "
@@ -206,7 +206,7 @@ BAD = [
      r"^wrpsim: error: workload\.source\.num_requests must be at most 50,000,000, got "
      r"1,000,000,000,000$"),
     (["router=output-length-aware", "router.output_predictor.sigma=inf"],
-     r"^wrpsim: error: router\.output_predictor\.sigma must be a number >= 0\.0 and <= 10\.0"),
+     r"^wrpsim: error: router\.output_predictor\.sigma must be a number >= 0 and <= 10"),
     (["workload=routellm-mmlu-gsm8k", "workload.start_s=99999"],
      r"^wrpsim: error: workload routellm-mmlu-gsm8k: no request left after the transforms"),
     (["workload=chat-sessions", "workload.source.system.prefixes=999999999999999999999"],
@@ -219,9 +219,9 @@ BAD = [
      r"integer >= 0, got True$"),
     (["router=output-length-aware", "router.output_predictor.kind=constant",
       "router.output_predictor.value=inf"],
-     r"^wrpsim: error: router\.output_predictor\.value must be a finite number >= 1\.0, got inf$"),
+     r"^wrpsim: error: router\.output_predictor\.value must be a finite number >= 1, got inf$"),
     (["workload=routellm-mmlu-gsm8k", "workload.outcomes.chars_per_token=null"],
-     r"^wrpsim: error: workload\.outcomes\.chars_per_token must be a finite number > 0\.0, "
+     r"^wrpsim: error: workload\.outcomes\.chars_per_token must be a finite number > 0, "
      r"got None$"),
     (["workload=routellm-mmlu-gsm8k", "workload.outcomes.models.small=[1,2]"],
      r"^wrpsim: error: workload\.outcomes\.models\.small: a model name \(catalog name\), got "
@@ -242,7 +242,7 @@ BAD = [
       "router.service.signal=[]"], r"^wrpsim: error: router\.service\.signal: unknown value "),
     # a decision of 1e21 s: the view's 1 s scrapes would tick through all of it
     (["router.service.time_s=1e21"], r"^wrpsim: error: router\.service\.time_s must be a "
-                                     r"finite number >= 0\.0 and <= 3600\.0 or null, got 1e\+21$"),
+                                     r"finite number >= 0 and <= 3600 or null, got 1e\+21$"),
     # a config group given a number, a boolean or null (Hydra raised a ValueError)
     (["failures=1"], r"^wrpsim: error: failures=1: a config group takes the name of one of its "
                      r"options; valid choices: none, random, scheduled$"),
@@ -326,11 +326,11 @@ BAD = [
     (["router=token-budget", "pool=short-long-context", "router.boundary_tokens=10.5"],
      r"^wrpsim: error: router\.boundary_tokens must be an integer >= 1, got 10\.5$"),
     # pue: nan or inf gave null energy in summary.json and a crash printing it; 'true' ran as 1
-    (["pue=nan"], r"^wrpsim: error: pue must be a finite number >= 1\.0, got nan$"),
-    (["pue=inf"], r"^wrpsim: error: pue must be a finite number >= 1\.0, got inf$"),
-    (["pue=abc"], r"^wrpsim: error: pue must be a finite number >= 1\.0, got 'abc'$"),
-    (["pue=true"], r"^wrpsim: error: pue must be a finite number >= 1\.0, got True$"),
-    (["pue=0.9"], r"^wrpsim: error: pue must be a finite number >= 1\.0, got 0\.9$"),
+    (["pue=nan"], r"^wrpsim: error: pue must be a finite number >= 1, got nan$"),
+    (["pue=inf"], r"^wrpsim: error: pue must be a finite number >= 1, got inf$"),
+    (["pue=abc"], r"^wrpsim: error: pue must be a finite number >= 1, got 'abc'$"),
+    (["pue=true"], r"^wrpsim: error: pue must be a finite number >= 1, got True$"),
+    (["pue=0.9"], r"^wrpsim: error: pue must be a finite number >= 1, got 0\.9$"),
     # KV tiers: nan / inf sizes were a ValueError traceback, a zero bandwidth a ZeroDivisionError
     (["+pool.pools.h100.kv_tiers.dram_gib=nan"],
      r"^wrpsim: error: pool\.pools\.h100\.kv_tiers\.dram_gib must be a finite number >= 0, "
@@ -343,7 +343,7 @@ BAD = [
      r"^wrpsim: error: pool\.remote_kv\.capacity_gib must be a finite number >= 0, got nan$"),
     (["+pool.remote_kv.nic_gbps=0"],
      r"^wrpsim: error: pool\.remote_kv\.nic_gbps must be a finite number > 0, got 0$"),
-    (["workload.rate_scale=-1"], r"^wrpsim: error: workload\.rate_scale must be > 0\.0, got -1$"),
+    (["workload.rate_scale=-1"], r"^wrpsim: error: workload\.rate_scale must be > 0, got -1$"),
     (["workload.prefix_ids=zz"], r"^wrpsim: error: workload\.prefix_ids: unknown value 'zz'"),
     (["pool.pools.h100.model=nope"], r"^wrpsim: error: pool\.pools\.h100\.model: unknown value "
                                      r"'nope'; valid choices: "),
@@ -426,7 +426,7 @@ BAD = [
      r"pool\.pools\.prefill\.kv_transfer\.mode=layerwise\?$"),
     # NaN / inf were accepted: free KV transfers, a router scoring on NaN
     *[(["pool=h100-llama70b-disagg", "network=nic", f"network.nic_gbps={v}"],
-       rf"^wrpsim: error: network\.nic_gbps must be a finite number > 0\.0, got {v}$")
+       rf"^wrpsim: error: network\.nic_gbps must be a finite number > 0, got {v}$")
       for v in ("nan", "inf")],
     *[(["workload.prefix_ids=synthetic", "router=prefix-aware", f"router.{k}=nan"],
        rf"^wrpsim: error: router\.{k} must be a finite number >= ")
@@ -994,7 +994,7 @@ def test_an_outcomes_line_is_the_files_even_after_its_split_is_taken(monkeypatch
     ([*ROUTELLM, "router=cascade", "router.models=[gpt4-class,gpt4-class]"],
      r"router\.models: gpt4-class listed more than once"),
     ([*ROUTELLM, "router=routellm-threshold", "router.predictor.noise_sd=inf"],
-     r"router\.predictor\.noise_sd must be a finite number >= 0\.0, got inf$"),
+     r"router\.predictor\.noise_sd must be a finite number >= 0, got inf$"),
     ([*ROUTELLM, "router=cascade", "router.predictor.skill=inf"],
      r"router\.predictor\.skill must be a finite number"),
     (["failures=scheduled", "+failures.pools=[nope]"],

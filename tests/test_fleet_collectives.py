@@ -147,7 +147,7 @@ def test_same_seed_same_bytes(tmp_path):
     ({**NET, "collectives": "yes"}, 16, r"network.collectives must be true or false"),
     ({**NET, "collective_alpha_us": -1}, 16, r"network.collective_alpha_us"),
     ({**NET, "collective_alpha_us": float("inf")}, 16,
-     r"network.collective_alpha_us must be a finite number >= 0 and <= 1000000000.0, got inf"),
+     r"network.collective_alpha_us must be a finite number >= 0 and <= 1000000000, got inf"),
     ({**NET, "host_gbps": float("inf")}, 16, r"network.host_gbps must be a finite number in "),
 ])
 def test_bad_configs_name_the_key(net, tp, match):

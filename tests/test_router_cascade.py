@@ -88,5 +88,5 @@ def test_unknown_outcomes_fall_back_to_the_prior_and_bad_config_is_named():
     assert sum(r["parent_id"] is not None for r in req.to_pylist()) == 2
     with pytest.raises(ConfigError, match=r"router\.verifier: unknown key\(s\) \['recall'\]"):
         Simulation(two_model_cfg(_cascade(verifier={"recall": 1.0})), trace)
-    with pytest.raises(ConfigError, match=r"router\.verifier\.tpr must be a number >= 0\.0"):
+    with pytest.raises(ConfigError, match=r"router\.verifier\.tpr must be a number >= 0"):
         Simulation(two_model_cfg(_cascade(verifier={"tpr": 2})), trace)

@@ -246,12 +246,12 @@ BAD = [
     (["router.cache.eviction=lfu"],
      r"router\.cache\.eviction: unknown value 'lfu'; valid choices: fifo, lru"),
     (["router.cache.capacity=0"], r"router\.cache\.capacity must be an integer >= 1"),
-    (["router.cache.hit_rate=1.5"], r"router\.cache\.hit_rate must be a number >= 0\.0 and "
-                                    r"<= 1\.0, got 1\.5"),
+    (["router.cache.hit_rate=1.5"], r"router\.cache\.hit_rate must be a number >= 0 and "
+                                    r"<= 1, got 1\.5"),
     (["router.cache.threshold={default:0.8,code:2}"],
-     r"router\.cache\.threshold\.code must be a number >= 0\.0 and <= 1\.0 or null, got 2"),
-    (["router.cache.lookup_s=-1"], r"router\.cache\.lookup_s must be a finite number >= 0\.0"),
-    (["router.cache.ttl_s=0"], r"router\.cache\.ttl_s must be a number > 0\.0 or null"),
+     r"router\.cache\.threshold\.code must be a number >= 0 and <= 1 or null, got 2"),
+    (["router.cache.lookup_s=-1"], r"router\.cache\.lookup_s must be a finite number >= 0"),
+    (["router.cache.ttl_s=0"], r"router\.cache\.ttl_s must be a number > 0 or null"),
     (["router.cache.enabled=maybe"], r"router\.cache\.enabled must be true or false"),
     (["+router.cache.size=3"], r"router\.cache: unknown key\(s\) \['size'\]; valid keys: "
                                r"enabled, hit_model, .*lookup_s"),

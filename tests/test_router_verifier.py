@@ -123,11 +123,11 @@ def test_summary_json_reports_the_measured_rates(tmp_path):
     ({"kind": "judge"}, r"router\.verifier\.kind: unknown value 'judge'; valid choices: "
                         r"confidence, oracle-rates"),
     ({"kind": "confidence", "threshold": 1.5},
-     r"router\.verifier\.threshold must be a number >= 0\.0 and <= 1\.0, got 1\.5"),
+     r"router\.verifier\.threshold must be a number >= 0 and <= 1, got 1\.5"),
     ({"kind": "confidence", "threshold": -0.1}, r"router\.verifier\.threshold must be"),
     ({"kind": "confidence", "tpr": 0.9}, r"router\.verifier: tpr not read with kind: confidence"),
     ({"threshold": 0.5}, r"router\.verifier: threshold not read with kind: oracle-rates"),
-    ({"kind": "confidence", "skill": -1}, r"router\.verifier\.skill must be a number >= 0\.0"),
+    ({"kind": "confidence", "skill": -1}, r"router\.verifier\.skill must be a number >= 0"),
     ({"kind": "confidence", "predictor": {"kind": "oracle"}},
      r"router\.predictor\.kind: oracle needs router\.view\.kind: oracle"),
 ])
@@ -144,7 +144,7 @@ def test_cli_reports_a_bad_threshold_in_one_line(tmp_path):
                        capture_output=True, text=True, cwd=tmp_path, timeout=300)
     assert p.returncode == 2 and "Traceback" not in p.stderr
     assert p.stderr.strip() == ("wrpsim: error: router.verifier.threshold must be a number "
-                                ">= 0.0 and <= 1.0, got 2")
+                                ">= 0 and <= 1, got 2")
 
 
 def test_an_oracle_predictor_in_the_verifier_is_labelled_an_upper_bound():

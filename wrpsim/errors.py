@@ -276,6 +276,11 @@ def finite_number(value) -> bool:
         return False
 
 
+def bound_text(x) -> str:
+    """A bound as a user wrote it: 1e8 as 100000000, 0.0 as 0, 0.5 as 0.5."""
+    return str(int(x)) if isinstance(x, float) and x.is_integer() and abs(x) < 1e16 else str(x)
+
+
 def number(where: str, value, lo: float | None = None, hi: float | None = None,
            strict_lo: bool = False, finite: bool = False, or_null: bool = False) -> float | None:
     """`value` as a float within the bounds (`lo` exclusive when `strict_lo`; finite when
@@ -293,9 +298,9 @@ def number(where: str, value, lo: float | None = None, hi: float | None = None,
     if not ok:
         bounds = []
         if lo is not None:
-            bounds.append(f"{'>' if strict_lo else '>='} {lo}")
+            bounds.append(f"{'>' if strict_lo else '>='} {bound_text(lo)}")
         if hi is not None:
-            bounds.append(f"<= {hi}")
+            bounds.append(f"<= {bound_text(hi)}")
         rule = f" {' and '.join(bounds)}" if bounds else ""
         kind = "a finite number" if finite else "a number"
         raise ConfigError(f"{where} must be {kind}{rule}{' or null' if or_null else ''}, "

@@ -47,7 +47,7 @@ from typing import Any
 
 import numpy as np
 
-from wrpsim.errors import ConfigError, finite_number, warn
+from wrpsim.errors import ConfigError, bound_text, finite_number, warn
 from wrpsim.rng import stream
 from wrpsim.workload.columns import TraceColumns, columnwise, present
 from wrpsim.workload.prefix import (
@@ -69,7 +69,8 @@ def _num(value: Any, field: str, low: float, strict: bool) -> float:
     if not finite_number(value):
         raise ConfigError(f"{field}: a finite number is required, got {value!r}")
     if value < low or (strict and value == low):
-        raise ConfigError(f"{field} must be {'>' if strict else '>='} {low}, got {value}")
+        raise ConfigError(f"{field} must be {'>' if strict else '>='} {bound_text(low)}, "
+                          f"got {value}")
     return float(value)
 
 
