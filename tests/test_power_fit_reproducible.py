@@ -1,0 +1,62 @@
+"""The shipped power shapes are what their documented command fits.
+
+`pools/catalog/power.yaml` says its H100 / B200 shape comes from `python -m
+wrpsim.calibrate.power` on ML.ENERGY's fit split and the A100's from the Splitwise profile. A
+change to the latency model moves the utilisations the fit sees, so the shape can drift from
+what the command prints (it did, unnoticed, when the B200's GEMMs were held to its sustained
+rate). The A100 half runs everywhere (the profile is shipped); the ML.ENERGY half needs its
+data (not shipped: `../shared/data/measured/mlenergy`) and is skipped without it.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from wrpsim.calibrate import power as cpower
+from wrpsim.paths import catalog_root
+from wrpsim.pool.catalog import get_gpu
+from wrpsim.pool.kernels.power import POWER_FIELDS, load_power
+from wrpsim.validate.__main__ import mlenergy_root
+
+SHIPPED = load_power(catalog_root() / "pools" / "catalog" / "power.yaml")
+
+
+def _printed_shapes(out: str) -> dict[str, dict[str, float]]:
+    """{gpu: {field: value}} from `calibrate.power`'s YAML-like output."""
+    shapes: dict[str, dict[str, float]] = {}
+    gpu = None
+    for line in out.splitlines():
+        m = re.match(r"^([\w.-]+):$", line)
+        if m:
+            gpu = m.group(1)
+            shapes[gpu] = {}
+            continue
+        m = re.match(r"^  (\w+): ([0-9.]+)$", line)
+        if m and gpu is not None:
+            shapes[gpu][m.group(1)] = float(m.group(2))
+    return shapes
+
+
+def _assert_matches(gpu: str, printed: dict[str, float]) -> None:
+    for k in POWER_FIELDS:
+        assert printed[k] == pytest.approx(SHIPPED[gpu][k], abs=5e-4), (
+            f"{gpu}.{k}: power.yaml has {SHIPPED[gpu][k]}, the fit gives {printed[k]}: refit "
+            "(python -m wrpsim.calibrate.power) and update power.yaml and docs/validation.md")
+
+
+def test_a100_shape_is_the_splitwise_fit():
+    g = get_gpu("a100-80gb")
+    shape, err = cpower.fit_shared([(g.idle_w, g.tdp_w, p) for p in cpower.splitwise_points()])
+    _assert_matches("a100-80gb", shape)
+    assert err["n"] == 30
+
+
+@pytest.mark.skipif(mlenergy_root(None) is None,
+                    reason="ML.ENERGY data not here (../shared/data/measured/mlenergy)")
+def test_h100_b200_shape_is_the_mlenergy_fit(capsys):
+    assert cpower.main([]) == 0
+    shapes = _printed_shapes(capsys.readouterr().out)
+    for gpu in ("h100-80gb", "b200-180gb", "a100-80gb"):
+        _assert_matches(gpu, shapes[gpu])
