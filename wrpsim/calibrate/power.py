@@ -10,10 +10,11 @@ The GPUs measured by ML.ENERGY (H100, B200) share one shape by default (`shared=
 three numbers are fractions of each GPU's own idle-to-TDP span, i.e. how much of its power
 headroom a GPU spends when its silicon is busy, computing or streaming, which need not depend
 on the generation. Fitted jointly (one least-squares problem over both GPUs' runs, each row
-scaled by its own span) it predicts the held-out runs better than a shape per GPU (median
-power error on ML.ENERGY's test split: H100 8.8 against 12.7 %, B200 13.1 against 13.6 %;
-docs/validation.md), because three numbers fitted on 31 noisy B200 runs overfit. `shared=false`
-fits each GPU alone. The A100 (Splitwise profile, a 2023 engine) is always fitted alone.
+scaled by its own span) it predicted the held-out runs better than a shape per GPU when it was
+chosen (median power error on ML.ENERGY's test split: H100 8.8 against 12.7 %, B200 13.1
+against 13.6 %), because three numbers fitted on 31 noisy B200 runs overfit; on 2026-12-07 the
+two are close (shared: H100 9.3, B200 15.4 %; per GPU: 9.7, 15.2 %; docs/validation.md), and
+the shared shape, fewer numbers, is kept. `shared=false` fits each GPU alone. The A100 (Splitwise profile, a 2023 engine) is always fitted alone.
 
 Sources of (b, u_c, u_m, P) points:
 
