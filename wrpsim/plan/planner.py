@@ -43,6 +43,9 @@ from wrpsim.plan.traces import (
 )
 from wrpsim.sanity import run_seed
 
+#: the largest seed candidates.parquet's 64-bit seed column holds
+MAX_SEED = 2**63 - 1
+
 PLAN_TOP_KEYS = ("workload", "router", "network", "seed", "slo", "pue", "sim", "plan",
                  "experiment", "json", "hydra")  # json: a printing flag, not used here
 BASE_KEYS = ("router", "network", "slo", "pue", "sim")
@@ -257,6 +260,10 @@ def run_plan(cfg: dict, out_dir: Path | str, trace=None, progress=None) -> dict:
     plan = parse_plan(cfg.get("plan"))
     _warn_unused_thresholds(cfg, plan)
     seed = run_seed(cfg.get("seed", 0))
+    if seed > MAX_SEED - 1:  # (the recheck's default seed, seed + 1, must fit too)
+        raise ConfigError(f"seed must be an integer in [0, {MAX_SEED - 1}] for a plan "
+                          f"(candidates.parquet holds the seeds as 64-bit integers; the "
+                          f"recheck's default is seed + 1), got {seed!r}")
     base = {k: cfg[k] for k in BASE_KEYS if k in cfg}
     base["sim"] = {**(cfg.get("sim") or {}), "progress": False}
     traces = build_traces(cfg, plan, seed, trace)
