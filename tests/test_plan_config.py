@@ -94,6 +94,11 @@ def test_plan_config_composes_with_the_run_groups_and_no_pool():
     (["plan.recheck_seed=9223372036854775808"],
      r"^plan\.recheck_seed must be an integer in \[0, 9223372036854775807\], got "
      r"9223372036854775808$"),
+    # an infinite per-request threshold was simulated through the whole search and then
+    # stopped writing plan.json (which records it) with a ValueError traceback
+    (["slo.ttft_s=inf"], r"^slo\.ttft_s must be a finite number > 0, got inf$"),
+    (["slo.tpot_s=inf", "plan.slo.attainment_min=0.9"],
+     r"^slo\.tpot_s must be a finite number > 0, got inf$"),
     # the two sides of a disaggregated candidate must hold one KV element type: refused before
     # any simulation, under the plan's own key (the engine would name pool.pools.h100-decode)
     (["plan.candidates.h100.role=disaggregated", "+plan.candidates.h100.prefill={kv_dtype: fp8}"],

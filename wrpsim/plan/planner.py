@@ -26,7 +26,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from wrpsim.errors import ConfigError
+from wrpsim.errors import ConfigError, number
 from wrpsim.plan import estimate, verify
 from wrpsim.plan.config import parse_plan
 from wrpsim.plan.evaluate import Evaluator, TraceRun
@@ -257,6 +257,10 @@ def run_plan(cfg: dict, out_dir: Path | str, trace=None, progress=None) -> dict:
                           "traces (requests cut off by a horizon count as unserved for every "
                           "fleet); shorten the workload with workload.max_requests or "
                           "workload.end_s, or the search with plan.search_window_s")
+    slo = cfg.get("slo") or {}
+    for k in ("ttft_s", "tpot_s"):  # (plan.json records them: inf stopped its writing)
+        if k in slo:
+            number(f"slo.{k}", slo[k], lo=0.0, strict_lo=True, finite=True)
     plan = parse_plan(cfg.get("plan"))
     _warn_unused_thresholds(cfg, plan)
     seed = run_seed(cfg.get("seed", 0))
