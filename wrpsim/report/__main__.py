@@ -20,6 +20,11 @@ from typing import Any
 from wrpsim.cli import apply_flat, load_defaults, verb_main
 from wrpsim.errors import ConfigError, boolean
 
+#: most instants of a run's requests-in-system curve (`time_bins`): each is an array element
+#: for every run, in memory and in the page (10**21 raised numpy's ValueError, 10**10 would
+#: have asked for 80 GB)
+MAX_TIME_BINS = 100_000
+
 
 def _defaults() -> dict[str, Any]:
     """The defaults of conf/report.yaml."""
@@ -36,6 +41,10 @@ def parse_args(argv: list[str]) -> dict[str, Any]:
     for k in ("cdf_points", "time_bins"):
         if isinstance(cfg[k], bool) or not isinstance(cfg[k], int) or cfg[k] < 2:
             raise ConfigError(f"report: {k} must be an integer >= 2, got {cfg[k]!r}")
+    if cfg["time_bins"] > MAX_TIME_BINS:  # (that many instants are computed for every run)
+        raise ConfigError(f"report: time_bins must be an integer in [2, {MAX_TIME_BINS:,}] "
+                          f"(instants of each run's requests-in-system curve), got "
+                          f"{cfg['time_bins']!r}")
     return cfg
 
 
