@@ -360,11 +360,10 @@ def default_out_dir(out_dir: Any) -> Path:
     docstring): `$WRPSIM_CATALOG/engines`, else `results/calibrate/<date>/<time>/engines`."""
     import time
 
+    from wrpsim.io import not_given, path_value
     from wrpsim.paths import user_catalog
 
-    if out_dir:
-        from wrpsim.io import path_value
-
+    if not not_given(out_dir):  # (out_dir=0, [] or {} is refused, not the default)
         return path_value(out_dir, "out_dir").expanduser()
     cat = user_catalog()
     if cat is not None:

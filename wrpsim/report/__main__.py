@@ -33,9 +33,16 @@ def _defaults() -> dict[str, Any]:
 
 def parse_args(argv: list[str]) -> dict[str, Any]:
     """conf/report.yaml with the `key=value` overrides of `argv` applied (Hydra's grammar)."""
+    from wrpsim.io import not_given, path_value
+
     cfg = apply_flat(_defaults(), argv, "report")
-    if not cfg["sweep_dir"]:
+    if not_given(cfg["sweep_dir"]):
         raise ConfigError("report: sweep_dir is required (python -m wrpsim.report sweep_dir=DIR)")
+    # (a number, list or mapping is refused: str() of it named a folder '[1, 2]' or 'True',
+    # and out_dir=0, [] or {} wrote into the sweep)
+    path_value(cfg["sweep_dir"], "sweep_dir")
+    if not not_given(cfg["out_dir"]):
+        path_value(cfg["out_dir"], "out_dir")
     for k in ("dashboard", "requests"):
         boolean(f"report: {k}", cfg[k])
     for k in ("cdf_points", "time_bins"):
@@ -53,8 +60,8 @@ def build(cfg: dict[str, Any]) -> dict[str, Any]:
     from wrpsim.report.collect import scan
     from wrpsim.report.dataset import write_dataset
 
-    sweep = Path(str(cfg["sweep_dir"]))
-    out = Path(str(cfg["out_dir"])) if cfg["out_dir"] else sweep
+    sweep = Path(cfg["sweep_dir"])
+    out = Path(cfg["out_dir"]) if cfg["out_dir"] else sweep
     if cfg["out_dir"]:  # before any work, as the other verbs do
         from wrpsim.io import make_dir
 
