@@ -157,7 +157,9 @@ def _engine_yaml(out_dir: Path, name: str, base: str) -> tuple[Path, dict]:
     shipped = E.engines_dir().resolve()
     for g, e in (raw.get("gpus") or {}).items():  # keep pointing at the base's tables
         if "tables" in e:
-            d = (b.path.parent / e["tables"]).resolve()
+            # (found as the engine finds them: a calibration of your own names the shipped
+            # tables it builds on from the shipped engines folder, not from its own)
+            d = (E.find_tables_dir(b.path, e["tables"]) or b.path.parent / e["tables"]).resolve()
             # the shipped tables by their name under the shipped engines folder (the engine
             # finds them there from wherever its folder is moved or shared: `kernels_for`);
             # a user's own, relative to the new file
