@@ -523,6 +523,17 @@ def test_rows_are_named_by_their_line_in_the_file_blank_lines_counted(tmp_path):
                                r"\(iter_overhead_us, .*\), got 3$"),
     (["base={}", f"benchmarks={ROOT / 'docs/examples/calibrate_benchmarks.csv'}"],
      r"^base: unknown value \{\}; valid choices: "),
+    # a number, true or a list of numbers as kernels= (with gpu=) was a TypeError traceback;
+    # kernels=0 or [] was taken as none given (tests/test_fuzz_verbs.py)
+    (["gpu=h100-80gb", "kernels=5"], r"^calibrate: kernels must be a folder \(AIConfigurator's "
+                                     r"systems/data/<gpu>, or an LLMServingSim profile\) or a "
+                                     r"list of LLMServingSim profile folders, got 5$"),
+    (["gpu=h100-80gb", "kernels=[1,2]"], r"^calibrate: kernels must be a folder .*got \[1, 2\]$"),
+    (["gpu=h100-80gb", "kernels=true"], r"^calibrate: kernels must be a folder .*got True$"),
+    (["gpu=h100-80gb", "kernels={a: 1}"],
+     r"^calibrate: kernels must be a folder .*got \{'a': 1\}$"),
+    (["steps=s.csv", "kernels=0"], r"^calibrate: kernels must be a folder .*got 0$"),
+    (["steps=s.csv", "kernels=[]"], r"^calibrate: kernels must be a folder .*got \[\]$"),
 ])
 def test_bad_calibrate_arguments(tmp_path, args, pattern):
     from wrpsim.calibrate import __main__ as cal

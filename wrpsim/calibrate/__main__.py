@@ -92,6 +92,13 @@ def parse_args(argv: list[str]) -> dict[str, Any]:
         raise ConfigError(f"calibrate: engine: {name} is a shipped engine of another kind (it "
                           f"reproduces older results); give your calibration a name of its own, "
                           f"e.g. engine=my-vllm")
+    kernels = cfg["kernels"]
+    if kernels is not None and kernels != "":  # (a number, true or a mapping: TypeErrors)
+        srcs = kernels if isinstance(kernels, list) else [kernels]
+        if not srcs or not all(isinstance(s, str) and s for s in srcs):
+            raise ConfigError(f"calibrate: kernels must be a folder (AIConfigurator's "
+                              f"systems/data/<gpu>, or an LLMServingSim profile) or a list of "
+                              f"LLMServingSim profile folders, got {kernels!r}")
     if not (cfg["kernels"] or cfg["steps"] or cfg["benchmarks"] or cfg["validation"]):
         raise ConfigError("calibrate: give kernels=DIR gpu=GPU, steps=CSV, benchmarks=CSV "
                           "and/or validation=SET")
