@@ -534,6 +534,8 @@ def test_rows_are_named_by_their_line_in_the_file_blank_lines_counted(tmp_path):
      r"^calibrate: kernels must be a folder .*got \{'a': 1\}$"),
     (["steps=s.csv", "kernels=0"], r"^calibrate: kernels must be a folder .*got 0$"),
     (["steps=s.csv", "kernels=[]"], r"^calibrate: kernels must be a folder .*got \[\]$"),
+    # 0, [] or {} was taken as null (the default folder next to the checkout)
+    (["validation=mlenergy", "mlenergy_dir=0"], r"^mlenergy_dir must be a folder path, got 0; "),
 ])
 def test_bad_calibrate_arguments(tmp_path, args, pattern):
     from wrpsim.calibrate import __main__ as cal

@@ -102,6 +102,10 @@ def parse_args(argv: list[str]) -> dict[str, Any]:
     if not (cfg["kernels"] or cfg["steps"] or cfg["benchmarks"] or cfg["validation"]):
         raise ConfigError("calibrate: give kernels=DIR gpu=GPU, steps=CSV, benchmarks=CSV "
                           "and/or validation=SET")
+    from wrpsim.io import not_given, path_value
+
+    if not not_given(cfg["mlenergy_dir"]):  # (0, [] or {} was taken as null)
+        path_value(cfg["mlenergy_dir"], "mlenergy_dir")
     if cfg["validation"] is not None:
         from wrpsim.validate.__main__ import CALIBRATION_SETS, mlenergy_root
 
