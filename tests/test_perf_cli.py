@@ -159,7 +159,16 @@ def test_every_catalog_gpu_and_model_runs_and_labels_its_calibration(g):
     (["latency.async_scheduling=often"], r"perf: latency\.async_scheduling must be true or "
                                          r"false, got 'often'"),
     (["engine=splitwise-2023", "latency.eff_compute=abc"],
-     r"perf: latency\.eff_compute must be a number >= 0, got 'abc'"),
+     r"perf: latency\.eff_compute must be a finite number > 0, got 'abc'"),
+    # the analytical engine's fields as gpus.yaml's calibration takes them: eff_compute=0 was
+    # a ZeroDivisionError, nan and inf printed NaN / Infinity in the JSON line
+    # (tests/test_fuzz_verbs.py); overheads may be 0
+    (["engine=splitwise-2023", "latency.eff_compute=0"],
+     r"perf: latency\.eff_compute must be a finite number > 0, got 0$"),
+    (["engine=splitwise-2023", "latency.eff_link=nan"],
+     r"perf: latency\.eff_link must be a finite number > 0, got nan$"),
+    (["engine=splitwise-2023", "latency.coll_latency_us=inf"],
+     r"perf: latency\.coll_latency_us must be a finite number >= 0, got inf$"),
     (["engine=vllm-9"], r"perf: engine: unknown value 'vllm-9'; valid choices: splitwise-2023, "),
     (["precision=fp9"],
      r"perf: precision: unknown value 'fp9'; valid choices: bf16, fp4, fp4_attn_bf16, fp8"),

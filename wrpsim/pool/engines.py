@@ -37,6 +37,7 @@ from wrpsim.errors import (
     choice,
     did_you_mean,
     integer,
+    number,
     starts_with_a_file,
     unknown_choice,
 )
@@ -549,9 +550,11 @@ def _build(model: str, gpu: str, tp: int, engine: str = DEFAULT_ENGINE,
             raise ConfigError(f"{prefix}engine: {engine} (the analytical 2023 model) knows only "
                               f"precision bf16, kv_dtype auto, ep 1 and attn_dp 1")
         check_keys(overrides, CALIBRATION_FIELDS, where)
-        for k, v in overrides.items():
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
-                raise ConfigError(f"{where}.{k} must be a number >= 0, got {v!r}")
+        from wrpsim.pool.catalog import _ZERO_OK
+
+        for k, v in overrides.items():  # (as gpus.yaml's calibration: eff_compute=0 was a
+            # ZeroDivisionError, nan and inf printed NaN and Infinity in perf's JSON line)
+            number(f"{where}.{k}", v, lo=0.0, strict_lo=k not in _ZERO_OK, finite=True)
         from wrpsim.pool.perf import AnalyticalLatency
 
         m = get_model(model)
