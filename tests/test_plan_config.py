@@ -99,6 +99,9 @@ def test_plan_config_composes_with_the_run_groups_and_no_pool():
     (["slo.ttft_s=inf"], r"^slo\.ttft_s must be a finite number > 0, got inf$"),
     (["slo.tpot_s=inf", "plan.slo.attainment_min=0.9"],
      r"^slo\.tpot_s must be a finite number > 0, got inf$"),
+    # the planner sets sim.progress off for its simulations: any value passed unread
+    (["sim.progress=abc"], r"^sim\.progress must be true or false, got 'abc'$"),
+    (["sim.progress=[]"], r"^sim\.progress must be true or false, got \[\]$"),
     # the two sides of a disaggregated candidate must hold one KV element type: refused before
     # any simulation, under the plan's own key (the engine would name pool.pools.h100-decode)
     (["plan.candidates.h100.role=disaggregated", "+plan.candidates.h100.prefill={kv_dtype: fp8}"],

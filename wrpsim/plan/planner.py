@@ -26,7 +26,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from wrpsim.errors import ConfigError, number
+from wrpsim.errors import ConfigError, boolean, number
 from wrpsim.plan import estimate, verify
 from wrpsim.plan.config import parse_plan
 from wrpsim.plan.evaluate import Evaluator, TraceRun
@@ -269,6 +269,8 @@ def run_plan(cfg: dict, out_dir: Path | str, trace=None, progress=None) -> dict:
                           f"(candidates.parquet holds the seeds as 64-bit integers; the "
                           f"recheck's default is seed + 1), got {seed!r}")
     base = {k: cfg[k] for k in BASE_KEYS if k in cfg}
+    # (the planner shows its own progress; a value other than true / false passed unread)
+    boolean("sim.progress", (cfg.get("sim") or {}).get("progress", False))
     base["sim"] = {**(cfg.get("sim") or {}), "progress": False}
     traces = build_traces(cfg, plan, seed, trace)
     stats = estimate.trace_stats(traces["search"].frame)
