@@ -523,6 +523,19 @@ def test_rows_are_named_by_their_line_in_the_file_blank_lines_counted(tmp_path):
                                r"\(iter_overhead_us, .*\), got 3$"),
     (["base={}", f"benchmarks={ROOT / 'docs/examples/calibrate_benchmarks.csv'}"],
      r"^base: unknown value \{\}; valid choices: "),
+    # a number, true or a list of numbers as kernels= (with gpu=) was a TypeError traceback;
+    # kernels=0 or [] was taken as none given (tests/test_fuzz_verbs.py)
+    (["gpu=h100-80gb", "kernels=5"], r"^calibrate: kernels must be a folder \(AIConfigurator's "
+                                     r"systems/data/<gpu>, or an LLMServingSim profile\) or a "
+                                     r"list of LLMServingSim profile folders, got 5$"),
+    (["gpu=h100-80gb", "kernels=[1,2]"], r"^calibrate: kernels must be a folder .*got \[1, 2\]$"),
+    (["gpu=h100-80gb", "kernels=true"], r"^calibrate: kernels must be a folder .*got True$"),
+    (["gpu=h100-80gb", "kernels={a: 1}"],
+     r"^calibrate: kernels must be a folder .*got \{'a': 1\}$"),
+    (["steps=s.csv", "kernels=0"], r"^calibrate: kernels must be a folder .*got 0$"),
+    (["steps=s.csv", "kernels=[]"], r"^calibrate: kernels must be a folder .*got \[\]$"),
+    # 0, [] or {} was taken as null (the default folder next to the checkout)
+    (["validation=mlenergy", "mlenergy_dir=0"], r"^mlenergy_dir must be a folder path, got 0; "),
 ])
 def test_bad_calibrate_arguments(tmp_path, args, pattern):
     from wrpsim.calibrate import __main__ as cal
@@ -1080,3 +1093,28 @@ def test_an_out_dir_read_as_true_names_no_folder_true(tmp_path, monkeypatch):
     with pytest.raises(ConfigError, match=r"^out_dir must be a folder path, got True; "):
         cal.run(cal.parse_args(["engine=x", bench, "out_dir=true"]))
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_engine_refitted_into_another_folder_still_finds_the_shipped_tables(tmp_path,
+                                                                               monkeypatch):
+    """A calibration names the shipped tables it builds on from the shipped engines folder
+    (`tables: vllm-0.24/h100-80gb`). Refitting it from the catalog it lives in into another
+    out_dir read that entry as relative to its own folder and wrote
+    `../../a/engines/vllm-0.24/h100-80gb`, which holds nothing: the refit, and every run of the
+    new engine, stopped with 'no folder' (found while fuzzing the verbs)."""
+    from wrpsim.calibrate import __main__ as cal
+    from wrpsim.pool import engines as E
+
+    monkeypatch.setattr(E, "_EXTRA_DIRS", [])  # (out_dir's engines are found in this process)
+    E.clear_caches()
+    steps = tmp_path / "steps.csv"
+    steps.write_text(STEP_HEAD + "llama3.1-8b,h100-80gb,1,0,8,5600,9\n"
+                     "llama3.1-8b,h100-80gb,1,512,0,0,30\n")
+    try:
+        for where in ("a", "b"):  # (a's engine is in the catalog when b's refit starts)
+            cal.run(cal.parse_args(["engine=mine", f"steps={steps}", "fit=[layer_overhead_us]",
+                                    f"out_dir={tmp_path / where / 'engines'}"]))
+        text = (tmp_path / "b" / "engines" / "mine.yaml").read_text()
+        assert "tables: vllm-0.24/h100-80gb" in text and "../" not in text
+    finally:
+        E.clear_caches()

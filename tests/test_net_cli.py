@@ -157,6 +157,12 @@ def test_drop_if_empty_removes_only_the_empty_folders_fresh_dir_made(tmp_path, m
      r"^transport applies to the packet engine \(engine=packet\); the fluid engine models "
      r"flows, not packets, and would ignore it"),
     (["mtu_bytes=1500"], r"^mtu_bytes applies to the packet engine"),
+    # true and false compare equal to the defaults 1 and 0.0: they passed as 'not set' where
+    # the pattern does not read the key (tests/test_fuzz_verbs.py)
+    (["chunks=true"], r"^chunks applies only to pattern allreduce_tree; got chunks=True with "
+                      r"pattern=permutation$"),
+    (["alpha_us=false"], r"^alpha_us applies only to the collective patterns .*; got "
+                         r"alpha_us=False with pattern=permutation$"),
 ])
 def test_bad_input_one_line_status_2(args, pattern, tmp_path):
     with pytest.raises(ConfigError, match=pattern):

@@ -109,3 +109,38 @@ def test_an_out_dir_that_is_no_path_is_one_line(given):
     with pytest.raises(ConfigError, match=r"^out_dir must be a folder path, got .*; quote a "
                        r"name Hydra reads as a number or a list, quotes and all: \"out_dir='"):
         make_dir(given, "out_dir")
+
+
+@pytest.mark.parametrize("given", ["0", "[]", "{}", "false"])
+@pytest.mark.parametrize(("verb", "args"), [
+    ("net", ["leaves=2", "hosts_per_leaf=2", "spines=2"]),
+    ("validate", ["sets=[llmservingsim]", "fast=true"]),
+    ("calibrate", ["engine=x", f"benchmarks={ROOT / 'docs/examples/calibrate_benchmarks.csv'}",
+                   "fit=[layer_overhead_us]", "write=false"]),
+    ("report", ["sweep_dir=."]),
+])
+def test_an_out_dir_hydra_reads_as_a_false_value_is_refused_not_the_default(
+        verb, args, given, tmp_path, monkeypatch, capsys):
+    """`out_dir=0` (Hydra's number 0), `[]`, `{}` or `false` is no folder: one line, as for
+    `out_dir=2024`; these wrote into the default folder (report: into the sweep) as if out_dir
+    were null, and report named a folder '[1, 2]' or 'True' after any other value
+    (tests/test_fuzz_verbs.py). Nothing is written."""
+    from importlib import import_module
+
+    main = import_module(f"wrpsim.{verb}" if verb == "net" else f"wrpsim.{verb}.__main__").main
+    monkeypatch.chdir(tmp_path)
+    assert main([*args, f"out_dir={given}"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("wrpsim: error: out_dir must be a folder path, got ") \
+        and err.count("\n") == 1, err
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("given", ["0", "[1,2]", "true", "{a: 1}"])
+def test_a_sweep_dir_that_is_no_path_is_one_line(given, tmp_path, monkeypatch, capsys):
+    from wrpsim.report.__main__ import main
+
+    monkeypatch.chdir(tmp_path)
+    assert main([f"sweep_dir={given}"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("wrpsim: error: sweep_dir must be a folder path, got "), err

@@ -159,7 +159,16 @@ def test_every_catalog_gpu_and_model_runs_and_labels_its_calibration(g):
     (["latency.async_scheduling=often"], r"perf: latency\.async_scheduling must be true or "
                                          r"false, got 'often'"),
     (["engine=splitwise-2023", "latency.eff_compute=abc"],
-     r"perf: latency\.eff_compute must be a number >= 0, got 'abc'"),
+     r"perf: latency\.eff_compute must be a finite number > 0, got 'abc'"),
+    # the analytical engine's fields as gpus.yaml's calibration takes them: eff_compute=0 was
+    # a ZeroDivisionError, nan and inf printed NaN / Infinity in the JSON line
+    # (tests/test_fuzz_verbs.py); overheads may be 0
+    (["engine=splitwise-2023", "latency.eff_compute=0"],
+     r"perf: latency\.eff_compute must be a finite number > 0, got 0$"),
+    (["engine=splitwise-2023", "latency.eff_link=nan"],
+     r"perf: latency\.eff_link must be a finite number > 0, got nan$"),
+    (["engine=splitwise-2023", "latency.coll_latency_us=inf"],
+     r"perf: latency\.coll_latency_us must be a finite number >= 0, got inf$"),
     (["engine=vllm-9"], r"perf: engine: unknown value 'vllm-9'; valid choices: splitwise-2023, "),
     (["precision=fp9"],
      r"perf: precision: unknown value 'fp9'; valid choices: bf16, fp4, fp4_attn_bf16, fp8"),
@@ -187,6 +196,14 @@ def test_every_catalog_gpu_and_model_runs_and_labels_its_calibration(g):
     (["tp=16"], r"perf: tp=16 spans more than one 8-GPU server"),
     (["tp=[1,2]"], r"perf: tp must be an integer >= 1, got \[1, 2\]$"),  # (was a traceback)
     (["latency=3"], r"perf: latency takes one field at a time, latency\.<field>=value"),
+    # a fraction of a token count was truncated (0.5 -> 0), a mode other than 0 or 1 taken as
+    # one of them (tests/test_fuzz_verbs.py)
+    (["latency.cudagraph_max_tokens=0.5"],
+     r"perf: latency\.cudagraph_max_tokens must be an integer >= 0, got 0\.5$"),
+    (["latency.cudagraph_mixed=1e12"], r"perf: latency\.cudagraph_mixed must be 1 \(iterations "
+                                       r"with prompt chunks graphed too.* or 0 "
+                                       r"\(FULL_DECODE_ONLY\), got 1000000000000\.0$"),
+    (["latency.cudagraph_mixed=0.5"], r"perf: latency\.cudagraph_mixed must be 1 .* got 0\.5$"),
 ])
 def test_errors_exit_2_with_one_line(args, pattern, capsys):
     from wrpsim.perf import main

@@ -86,6 +86,22 @@ def test_plan_config_composes_with_the_run_groups_and_no_pool():
      r"plan\.slo\.tpot_p99_s=null$"),
     (["plan.load_sensitivity=1e-7"],
      r"^plan\.load_sensitivity must be 0 \(none\) or a number in \[0\.01, 1\), got 1e-07$"),
+    # a seed past 64 bits was simulated and then stopped writing candidates.parquet with an
+    # OverflowError (tests/test_fuzz_verbs.py); seed 2**63 - 1 left its recheck, seed + 1, none
+    (["seed=999999999999999999999"],
+     r"^seed must be an integer in \[0, 9223372036854775806\] for a plan \(candidates\.parquet"),
+    (["seed=9223372036854775807"], r"^seed must be an integer in \[0, 9223372036854775806\]"),
+    (["plan.recheck_seed=9223372036854775808"],
+     r"^plan\.recheck_seed must be an integer in \[0, 9223372036854775807\], got "
+     r"9223372036854775808$"),
+    # an infinite per-request threshold was simulated through the whole search and then
+    # stopped writing plan.json (which records it) with a ValueError traceback
+    (["slo.ttft_s=inf"], r"^slo\.ttft_s must be a finite number > 0, got inf$"),
+    (["slo.tpot_s=inf", "plan.slo.attainment_min=0.9"],
+     r"^slo\.tpot_s must be a finite number > 0, got inf$"),
+    # the planner sets sim.progress off for its simulations: any value passed unread
+    (["sim.progress=abc"], r"^sim\.progress must be true or false, got 'abc'$"),
+    (["sim.progress=[]"], r"^sim\.progress must be true or false, got \[\]$"),
     # the two sides of a disaggregated candidate must hold one KV element type: refused before
     # any simulation, under the plan's own key (the engine would name pool.pools.h100-decode)
     (["plan.candidates.h100.role=disaggregated", "+plan.candidates.h100.prefill={kv_dtype: fp8}"],

@@ -176,6 +176,9 @@ def test_json_for_script_cannot_close_the_script_element():
     (["sweep_dir=/nonexistent/x"], r"is not a directory"),
     (["sweep_dir=.", "colour=red"], r"unknown key 'colour'; valid keys: cdf_points"),
     (["sweep_dir=.", "cdf_points=1"], r"cdf_points must be an integer >= 2"),
+    # 10**21 instants stopped the dashboard with numpy's ValueError (tests/test_fuzz_verbs.py)
+    (["sweep_dir=.", "time_bins=999999999999999999999"],
+     r"time_bins must be an integer in \[2, 100,000\]"),
 ])
 def test_report_bad_input_is_one_line_and_status_2(tmp_path, args, message):
     import re

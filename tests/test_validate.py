@@ -183,6 +183,16 @@ def test_cli_writes_the_error_table(tmp_path):
     assert set(out["goals_met"]) == {"ttft", "tpot", "itl", "e2e", "power"}
 
 
+@pytest.mark.parametrize("arg", ["mlenergy_dir=0", "mlenergy_dir=[]", "inference_perf_dir={}",
+                                 "inference_perf_dir=5"])
+def test_a_data_folder_given_a_number_list_or_mapping_is_one_error(arg):
+    """0, [] or {} was taken as null (the default folder, or the set skipped), another number
+    as a folder of that name (tests/test_fuzz_verbs.py)."""
+    key = arg.split("=")[0]
+    with pytest.raises(ConfigError, match=rf"^{key} must be a folder path, got "):
+        parse_args(["sets=[llmservingsim]", arg])
+
+
 @pytest.mark.parametrize("arg", ["sets=1", "sets=true", "sets=1.5"])
 def test_sets_given_a_number_is_one_error(arg):
     with pytest.raises(ConfigError, match=r"^validate: sets must be a name or a list of names "

@@ -210,12 +210,20 @@ def drop_if_empty(path: Path) -> None:
             return
 
 
+def not_given(value) -> bool:
+    """Whether an optional path key holds no path: None or '' (a false number, list or mapping
+    is a value to refuse, not a default: `path_value`)."""
+    return value is None or (isinstance(value, str) and value == "")
+
+
 @contextmanager
 def output_dir(given, root: str, field: str = "out_dir"):
-    """The output folder of a command: `given` (made now: `make_dir`), else a fresh default
-    under `root` (`fresh_dir`), which is removed again (`drop_if_empty`) when the block stops
-    with an exception — bad input found late, Ctrl-C — before writing into it."""
-    if given:
+    """The output folder of a command: `given` (made now: `make_dir`), else — `given` None
+    or '' — a fresh default under `root` (`fresh_dir`), which is removed again
+    (`drop_if_empty`) when the block stops with an exception — bad input found late, Ctrl-C —
+    before writing into it. Any other value is a path or `path_value`'s error: `out_dir=0`
+    (Hydra's number 0), `[]` or `{}` wrote into the default folder."""
+    if not not_given(given):
         yield make_dir(given, field)
         return
     out = fresh_dir(root, field)

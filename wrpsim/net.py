@@ -103,12 +103,18 @@ def net_config(cfg: dict[str, Any]):
         raise ConfigError(unread)
     if cfg["engine"] == "fluid":  # a packet-engine key set here would change nothing: refused
         defaults = _defaults()
-        moved = [k for k in PACKET_ONLY if k in cfg and cfg[k] != defaults.get(k)]
+        moved = [k for k in PACKET_ONLY if k in cfg and changed(cfg[k], defaults.get(k))]
         if moved:
             raise ConfigError(f"{moved[0]} applies to the packet engine (engine=packet); the "
                               f"fluid engine models flows, not packets, and would ignore it "
                               f"(packet-engine keys: {', '.join(PACKET_ONLY)})")
     return net
+
+
+def changed(value, default) -> bool:
+    """Whether a key was set away from its default: true or false is never the default 1 or
+    0 (they compare equal in Python: chunks=true passed as 'not set')."""
+    return value != default or isinstance(value, bool) != isinstance(default, bool)
 
 
 def check_pattern_keys(cfg: dict[str, Any]) -> None:
@@ -127,11 +133,11 @@ def check_pattern_keys(cfg: dict[str, Any]) -> None:
         raise unknown_choice("pattern", pattern, PATTERNS + KINDS)
     takes = {"group": KINDS, "ranks": KINDS, "alpha_us": KINDS, "chunks": ("allreduce_tree",)}
     for key, patterns in takes.items():
-        if cfg[key] != default[key] and pattern not in patterns:
+        if changed(cfg[key], default[key]) and pattern not in patterns:
             which = "the collective patterns" if patterns == KINDS else "pattern"
             raise ConfigError(f"{key} applies only to {which} {', '.join(patterns)}; got "
                               f"{key}={cfg[key]!r} with pattern={pattern}")
-    if isinstance(group, (list, tuple)) and cfg["ranks"] != default["ranks"]:
+    if isinstance(group, (list, tuple)) and changed(cfg["ranks"], default["ranks"]):
         raise ConfigError(f"ranks applies only to group=spread, leaf or pack (a list of "
                           f"endpoints is the group's ranks); got ranks={cfg['ranks']!r} with "
                           f"group={list(group)}")

@@ -92,9 +92,20 @@ def parse_args(argv: list[str]) -> dict[str, Any]:
         raise ConfigError(f"calibrate: engine: {name} is a shipped engine of another kind (it "
                           f"reproduces older results); give your calibration a name of its own, "
                           f"e.g. engine=my-vllm")
+    kernels = cfg["kernels"]
+    if kernels is not None and kernels != "":  # (a number, true or a mapping: TypeErrors)
+        srcs = kernels if isinstance(kernels, list) else [kernels]
+        if not srcs or not all(isinstance(s, str) and s for s in srcs):
+            raise ConfigError(f"calibrate: kernels must be a folder (AIConfigurator's "
+                              f"systems/data/<gpu>, or an LLMServingSim profile) or a list of "
+                              f"LLMServingSim profile folders, got {kernels!r}")
     if not (cfg["kernels"] or cfg["steps"] or cfg["benchmarks"] or cfg["validation"]):
         raise ConfigError("calibrate: give kernels=DIR gpu=GPU, steps=CSV, benchmarks=CSV "
                           "and/or validation=SET")
+    from wrpsim.io import not_given, path_value
+
+    if not not_given(cfg["mlenergy_dir"]):  # (0, [] or {} was taken as null)
+        path_value(cfg["mlenergy_dir"], "mlenergy_dir")
     if cfg["validation"] is not None:
         from wrpsim.validate.__main__ import CALIBRATION_SETS, mlenergy_root
 
@@ -157,7 +168,9 @@ def _engine_yaml(out_dir: Path, name: str, base: str) -> tuple[Path, dict]:
     shipped = E.engines_dir().resolve()
     for g, e in (raw.get("gpus") or {}).items():  # keep pointing at the base's tables
         if "tables" in e:
-            d = (b.path.parent / e["tables"]).resolve()
+            # (found as the engine finds them: a calibration of your own names the shipped
+            # tables it builds on from the shipped engines folder, not from its own)
+            d = (E.find_tables_dir(b.path, e["tables"]) or b.path.parent / e["tables"]).resolve()
             # the shipped tables by their name under the shipped engines folder (the engine
             # finds them there from wherever its folder is moved or shared: `kernels_for`);
             # a user's own, relative to the new file
@@ -360,11 +373,10 @@ def default_out_dir(out_dir: Any) -> Path:
     docstring): `$WRPSIM_CATALOG/engines`, else `results/calibrate/<date>/<time>/engines`."""
     import time
 
+    from wrpsim.io import not_given, path_value
     from wrpsim.paths import user_catalog
 
-    if out_dir:
-        from wrpsim.io import path_value
-
+    if not not_given(out_dir):  # (out_dir=0, [] or {} is refused, not the default)
         return path_value(out_dir, "out_dir").expanduser()
     cat = user_catalog()
     if cat is not None:

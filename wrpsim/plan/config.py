@@ -80,10 +80,12 @@ class PlanConfig:
     unfit: tuple[tuple[str, str], ...] = ()
 
 
-def _int(d: dict, key: str, low: int, default=None) -> int:
+def _int(d: dict, key: str, low: int, default=None, high: int | None = None) -> int:
     v = d.get(key, default)
     if isinstance(v, bool) or not isinstance(v, int) or v < low:
         raise ConfigError(f"plan.{key} must be an integer >= {low}, got {v!r}")
+    if high is not None and v > high:
+        raise ConfigError(f"plan.{key} must be an integer in [{low}, {high}], got {v!r}")
     return v
 
 
@@ -243,7 +245,8 @@ def parse_plan(d) -> PlanConfig:
         slo=SLOTargets.parse(d.get("slo")), objective=objective,
         max_instances=_int(d, "max_instances", 1, 32), mix=mix,
         pd_ratios=tuple(dict.fromkeys(parse_ratio(r) for r in ratios)),
-        recheck_seed=None if d.get("recheck_seed") is None else _int(d, "recheck_seed", 0),
+        recheck_seed=(None if d.get("recheck_seed") is None  # (candidates.parquet: int64)
+                      else _int(d, "recheck_seed", 0, high=2**63 - 1)),
         recheck_shuffle_window_s=_opt_pos(d, "recheck_shuffle_window_s", 1e-3),
         load_sensitivity=float(sens), search_window_s=_opt_pos(d, "search_window_s"),
         max_evaluations=_int(d, "max_evaluations", 1, 300), report=report,

@@ -26,7 +26,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from wrpsim.errors import ConfigError
+from wrpsim.errors import ConfigError, boolean, number
 from wrpsim.plan import estimate, verify
 from wrpsim.plan.config import parse_plan
 from wrpsim.plan.evaluate import Evaluator, TraceRun
@@ -42,6 +42,9 @@ from wrpsim.plan.traces import (
     shuffle_within,
 )
 from wrpsim.sanity import run_seed
+
+#: the largest seed candidates.parquet's 64-bit seed column holds
+MAX_SEED = 2**63 - 1
 
 PLAN_TOP_KEYS = ("workload", "router", "network", "seed", "slo", "pue", "sim", "plan",
                  "experiment", "json", "hydra")  # json: a printing flag, not used here
@@ -254,10 +257,20 @@ def run_plan(cfg: dict, out_dir: Path | str, trace=None, progress=None) -> dict:
                           "traces (requests cut off by a horizon count as unserved for every "
                           "fleet); shorten the workload with workload.max_requests or "
                           "workload.end_s, or the search with plan.search_window_s")
+    slo = cfg.get("slo") or {}
+    for k in ("ttft_s", "tpot_s"):  # (plan.json records them: inf stopped its writing)
+        if k in slo:
+            number(f"slo.{k}", slo[k], lo=0.0, strict_lo=True, finite=True)
     plan = parse_plan(cfg.get("plan"))
     _warn_unused_thresholds(cfg, plan)
     seed = run_seed(cfg.get("seed", 0))
+    if seed > MAX_SEED - 1:  # (the recheck's default seed, seed + 1, must fit too)
+        raise ConfigError(f"seed must be an integer in [0, {MAX_SEED - 1}] for a plan "
+                          f"(candidates.parquet holds the seeds as 64-bit integers; the "
+                          f"recheck's default is seed + 1), got {seed!r}")
     base = {k: cfg[k] for k in BASE_KEYS if k in cfg}
+    # (the planner shows its own progress; a value other than true / false passed unread)
+    boolean("sim.progress", (cfg.get("sim") or {}).get("progress", False))
     base["sim"] = {**(cfg.get("sim") or {}), "progress": False}
     traces = build_traces(cfg, plan, seed, trace)
     stats = estimate.trace_stats(traces["search"].frame)

@@ -36,6 +36,8 @@ from wrpsim.errors import (
     check_keys,
     choice,
     did_you_mean,
+    integer,
+    number,
     starts_with_a_file,
     unknown_choice,
 )
@@ -113,9 +115,16 @@ def _constant_value(name: str, v, label: str):
         return choice(label, v, MAMBA_SSM_DTYPES)
     if f.type in ("bool", bool):
         return boolean(label, v)
+    if name == "cudagraph_max_tokens":  # (a token count: 0.5 was truncated to 0, silently)
+        return integer(label, v, 0)
+    if name == "cudagraph_mixed":  # (a mode: 0.5 was taken as 0 and 1e12 as 1)
+        if isinstance(v, bool) or v not in (0, 1):
+            raise ConfigError(f"{label} must be 1 (iterations with prompt chunks graphed too: "
+                              f"vLLM's FULL_AND_PIECEWISE) or 0 (FULL_DECODE_ONLY), got {v!r}")
+        return int(v)
     if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
         raise ConfigError(f"{label} must be a number >= 0, got {v!r}")
-    return int(v) if name in ("cudagraph_max_tokens", "cudagraph_mixed") else v
+    return v
 
 
 _FIELDS = {f.name: f for f in fields(EngineConstants)}
@@ -541,9 +550,11 @@ def _build(model: str, gpu: str, tp: int, engine: str = DEFAULT_ENGINE,
             raise ConfigError(f"{prefix}engine: {engine} (the analytical 2023 model) knows only "
                               f"precision bf16, kv_dtype auto, ep 1 and attn_dp 1")
         check_keys(overrides, CALIBRATION_FIELDS, where)
-        for k, v in overrides.items():
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
-                raise ConfigError(f"{where}.{k} must be a number >= 0, got {v!r}")
+        from wrpsim.pool.catalog import _ZERO_OK
+
+        for k, v in overrides.items():  # (as gpus.yaml's calibration: eff_compute=0 was a
+            # ZeroDivisionError, nan and inf printed NaN and Infinity in perf's JSON line)
+            number(f"{where}.{k}", v, lo=0.0, strict_lo=k not in _ZERO_OK, finite=True)
         from wrpsim.pool.perf import AnalyticalLatency
 
         m = get_model(model)

@@ -20,6 +20,11 @@ from typing import Any
 from wrpsim.cli import apply_flat, load_defaults, verb_main
 from wrpsim.errors import ConfigError, boolean
 
+#: most instants of a run's requests-in-system curve (`time_bins`): each is an array element
+#: for every run, in memory and in the page (10**21 raised numpy's ValueError, 10**10 would
+#: have asked for 80 GB)
+MAX_TIME_BINS = 100_000
+
 
 def _defaults() -> dict[str, Any]:
     """The defaults of conf/report.yaml."""
@@ -28,14 +33,25 @@ def _defaults() -> dict[str, Any]:
 
 def parse_args(argv: list[str]) -> dict[str, Any]:
     """conf/report.yaml with the `key=value` overrides of `argv` applied (Hydra's grammar)."""
+    from wrpsim.io import not_given, path_value
+
     cfg = apply_flat(_defaults(), argv, "report")
-    if not cfg["sweep_dir"]:
+    if not_given(cfg["sweep_dir"]):
         raise ConfigError("report: sweep_dir is required (python -m wrpsim.report sweep_dir=DIR)")
+    # (a number, list or mapping is refused: str() of it named a folder '[1, 2]' or 'True',
+    # and out_dir=0, [] or {} wrote into the sweep)
+    path_value(cfg["sweep_dir"], "sweep_dir")
+    if not not_given(cfg["out_dir"]):
+        path_value(cfg["out_dir"], "out_dir")
     for k in ("dashboard", "requests"):
         boolean(f"report: {k}", cfg[k])
     for k in ("cdf_points", "time_bins"):
         if isinstance(cfg[k], bool) or not isinstance(cfg[k], int) or cfg[k] < 2:
             raise ConfigError(f"report: {k} must be an integer >= 2, got {cfg[k]!r}")
+    if cfg["time_bins"] > MAX_TIME_BINS:  # (that many instants are computed for every run)
+        raise ConfigError(f"report: time_bins must be an integer in [2, {MAX_TIME_BINS:,}] "
+                          f"(instants of each run's requests-in-system curve), got "
+                          f"{cfg['time_bins']!r}")
     return cfg
 
 
@@ -44,8 +60,8 @@ def build(cfg: dict[str, Any]) -> dict[str, Any]:
     from wrpsim.report.collect import scan
     from wrpsim.report.dataset import write_dataset
 
-    sweep = Path(str(cfg["sweep_dir"]))
-    out = Path(str(cfg["out_dir"])) if cfg["out_dir"] else sweep
+    sweep = Path(cfg["sweep_dir"])
+    out = Path(cfg["out_dir"]) if cfg["out_dir"] else sweep
     if cfg["out_dir"]:  # before any work, as the other verbs do
         from wrpsim.io import make_dir
 

@@ -60,6 +60,11 @@ def parse_args(argv: list[str]) -> dict[str, Any]:
         raise ConfigError(f"validate: split: unknown value {cfg['split']!r}; valid choices: "
                           f"{', '.join(SPLITS)}")
     boolean("validate: fast", cfg["fast"])
+    from wrpsim.io import not_given, path_value
+
+    for k in ("mlenergy_dir", "inference_perf_dir"):  # (0, [] or {} was taken as null)
+        if not not_given(cfg[k]):
+            path_value(cfg[k], k)
     if isinstance(cfg["jobs"], bool) or not isinstance(cfg["jobs"], int) or \
             not 1 <= cfg["jobs"] <= MAX_JOBS:
         raise ConfigError(f"validate: jobs must be an integer in [1, {MAX_JOBS}] (worker "
