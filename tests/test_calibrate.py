@@ -536,6 +536,11 @@ def test_rows_are_named_by_their_line_in_the_file_blank_lines_counted(tmp_path):
     (["steps=s.csv", "kernels=[]"], r"^calibrate: kernels must be a folder .*got \[\]$"),
     # 0, [] or {} was taken as null (the default folder next to the checkout)
     (["validation=mlenergy", "mlenergy_dir=0"], r"^mlenergy_dir must be a folder path, got 0; "),
+    # a folder nothing reads was silently ignored
+    (["validation=silicon", "mlenergy_dir=/tmp"],
+     r"^calibrate: mlenergy_dir is read by validation=mlenergy only$"),
+    (["steps=s.csv", "mlenergy_dir=/tmp"],
+     r"^calibrate: mlenergy_dir is read by validation=mlenergy only$"),
 ])
 def test_bad_calibrate_arguments(tmp_path, args, pattern):
     from wrpsim.calibrate import __main__ as cal

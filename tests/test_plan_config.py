@@ -78,6 +78,8 @@ def test_plan_config_composes_with_the_run_groups_and_no_pool():
      r"^plan\.recheck_shuffle_window_s must be null or a finite number >= 0\.001, got nan$"),
     # a window of 1e-300 s overflowed into one window of the whole trace; a load sensitivity
     # of 1e-7 made 1 - x and 1 + x the same trace's tag
+    (["plan.search_window_s=1e-300"],
+     r"^plan\.search_window_s must be null or a finite number >= 1, got 1e-300$"),
     (["plan.recheck_shuffle_window_s=1e-300"],
      r"^plan\.recheck_shuffle_window_s must be null or a finite number >= 0\.001, got 1e-300$"),
     # one output token a request: TPOT is undefined for every fleet ("misses by undefined")

@@ -508,3 +508,16 @@ def test_sets_with_no_case_to_replay_are_an_error_not_an_empty_table(tmp_path):
     with pytest.raises(ConfigError, match=r"^validate: no case to replay: inference_perf: "
                                           r"skipped \(its data is not shipped"):
         run(parse_args(["sets=[inference_perf]", f"out_dir={tmp_path}"]))
+
+
+@pytest.mark.parametrize("args, key, reader", [
+    (["sets=[llmservingsim]", "mlenergy_dir=/tmp"], "mlenergy_dir", "mlenergy"),
+    (["sets=[silicon,mlenergy]", "inference_perf_dir=/tmp"], "inference_perf_dir",
+     "inference_perf"),
+])
+def test_a_data_folder_no_chosen_set_reads_is_one_error(args, key, reader):
+    """It was silently ignored: a user who meant to add the set got a table without it."""
+    with pytest.raises(ConfigError, match=rf"^validate: {key} is read by the {reader} set "
+                                          rf"only, which sets=\[.*\] leaves out; add it to "
+                                          rf"sets or drop {key}$"):
+        parse_args(args)

@@ -106,6 +106,8 @@ def parse_args(argv: list[str]) -> dict[str, Any]:
 
     if not not_given(cfg["mlenergy_dir"]):  # (0, [] or {} was taken as null)
         path_value(cfg["mlenergy_dir"], "mlenergy_dir")
+        if cfg["validation"] != "mlenergy":  # (it was silently ignored)
+            raise ConfigError("calibrate: mlenergy_dir is read by validation=mlenergy only")
     if cfg["validation"] is not None:
         from wrpsim.validate.__main__ import CALIBRATION_SETS, mlenergy_root
 

@@ -14,7 +14,8 @@ scaled by its own span) it predicted the held-out runs better than a shape per G
 chosen (median power error on ML.ENERGY's test split: H100 8.8 against 12.7 %, B200 13.1
 against 13.6 %), because three numbers fitted on 31 noisy B200 runs overfit; on 2026-12-07 the
 two are close (shared: H100 9.3, B200 15.4 %; per GPU: 9.7, 15.2 %; docs/validation.md), and
-the shared shape, fewer numbers, is kept. `shared=false` fits each GPU alone. The A100 (Splitwise profile, a 2023 engine) is always fitted alone.
+the shared shape, fewer numbers, is kept. `shared=false` fits each GPU alone. The A100
+(Splitwise profile, a 2023 engine) is always fitted alone.
 
 Sources of (b, u_c, u_m, P) points:
 

@@ -248,7 +248,9 @@ def parse_plan(d) -> PlanConfig:
         recheck_seed=(None if d.get("recheck_seed") is None  # (candidates.parquet: int64)
                       else _int(d, "recheck_seed", 0, high=2**63 - 1)),
         recheck_shuffle_window_s=_opt_pos(d, "recheck_shuffle_window_s", 1e-3),
-        load_sensitivity=float(sens), search_window_s=_opt_pos(d, "search_window_s"),
+        load_sensitivity=float(sens),
+        # (a window of 1e-300 s searched on one request; the full-trace checks then corrected it)
+        search_window_s=_opt_pos(d, "search_window_s", 1.0),
         max_evaluations=_int(d, "max_evaluations", 1, 300), report=report,
         unfit=tuple(unfit),
     )
