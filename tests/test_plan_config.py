@@ -101,9 +101,10 @@ def test_plan_config_composes_with_the_run_groups_and_no_pool():
     (["slo.ttft_s=inf"], r"^slo\.ttft_s must be a finite number > 0, got inf$"),
     (["slo.tpot_s=inf", "plan.slo.attainment_min=0.9"],
      r"^slo\.tpot_s must be a finite number > 0, got inf$"),
-    # the planner sets sim.progress off for its simulations: any value passed unread
-    (["sim.progress=abc"], r"^sim\.progress must be true or false, got 'abc'$"),
-    (["sim.progress=[]"], r"^sim\.progress must be true or false, got \[\]$"),
+    # the planner sets sim.progress off for its simulations: any value passed unread (auto
+    # and null, which the simulator takes, run: below)
+    (["sim.progress=abc"], r"^sim\.progress must be auto, true or false, got 'abc'$"),
+    (["sim.progress=[]"], r"^sim\.progress must be auto, true or false, got \[\]$"),
     # the two sides of a disaggregated candidate must hold one KV element type: refused before
     # any simulation, under the plan's own key (the engine would name pool.pools.h100-decode)
     (["plan.candidates.h100.role=disaggregated", "+plan.candidates.h100.prefill={kv_dtype: fp8}"],
@@ -114,6 +115,21 @@ def test_bad_plan_configs_name_the_field(overrides, message):
     cfg = compose_plan(*SMALL, *overrides)
     with pytest.raises(ConfigError, match=message):
         run_plan(cfg, "/nonexistent-never-written")
+
+
+@pytest.mark.parametrize("overrides", [
+    ("sim.progress=auto",), ("sim.progress=null",),  # (the simulator's values: unread here)
+    # the largest 64-bit seed fits candidates.parquet when the recheck's seed is given (only
+    # its default, seed + 1, would not)
+    ("seed=9223372036854775807", "plan.recheck_seed=0"),
+])
+def test_values_the_run_takes_are_not_refused_by_the_plan(overrides, tmp_path):
+    cfg = compose_plan("workload.max_requests=40", "plan.load_sensitivity=0", "plan.report=false",
+                       "plan.max_instances=4", "plan.max_evaluations=12", *overrides)
+    record = run_plan(cfg, tmp_path)
+    assert record["slo_met"]
+    seeds = pq.read_table(tmp_path / "candidates.parquet").column("seed").to_pylist()
+    assert max(seeds) == (9223372036854775807 if "plan.recheck_seed=0" in overrides else 1)
 
 
 def test_bad_config_on_the_command_line_is_one_line_and_status_2(tmp_path):

@@ -67,6 +67,14 @@ QOE_KEYS = ("ttft_s", "tokens_per_s", "target")
 MAX_HORIZON_S = 1e8
 
 
+def progress_setting(value):
+    """`sim.progress` checked: auto, true, false or null (off, as false); else the one-line
+    error (`python -m wrpsim.plan`, which turns it off for its simulations, checks it too)."""
+    if value is not None and value != "auto" and not isinstance(value, bool):
+        raise ConfigError(f"sim.progress must be auto, true or false, got {value!r}")
+    return value
+
+
 def parse_qoe(q) -> dict | None:
     """The `qoe` config (expected TTFT, reading pace, attainment target: finite numbers > 0,
     the target <= 1), or None (off). An infinite TTFT or pace would make every stream "on
@@ -154,10 +162,8 @@ class Simulation:
         # of random outages never ended)
         self.horizon_s = number("sim.horizon_s", simcfg.get("horizon_s"), lo=0.0,
                                 hi=MAX_HORIZON_S, strict_lo=True, finite=True, or_null=True)
-        self.progress = simcfg.get("progress", "auto")  # auto: a line when stderr is a terminal
-        if self.progress is not None and self.progress != "auto" and not isinstance(
-                self.progress, bool):  # (null: off, as false)
-            raise ConfigError(f"sim.progress must be auto, true or false, got {self.progress!r}")
+        # auto: a line when stderr is a terminal
+        self.progress = progress_setting(simcfg.get("progress", "auto"))
 
         if trace is None:
             from wrpsim.workload.build import build_trace

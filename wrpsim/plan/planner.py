@@ -26,7 +26,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from wrpsim.errors import ConfigError, boolean, number
+from wrpsim.errors import ConfigError, number
 from wrpsim.plan import estimate, verify
 from wrpsim.plan.config import parse_plan
 from wrpsim.plan.evaluate import Evaluator, TraceRun
@@ -264,13 +264,20 @@ def run_plan(cfg: dict, out_dir: Path | str, trace=None, progress=None) -> dict:
     plan = parse_plan(cfg.get("plan"))
     _warn_unused_thresholds(cfg, plan)
     seed = run_seed(cfg.get("seed", 0))
-    if seed > MAX_SEED - 1:  # (the recheck's default seed, seed + 1, must fit too)
+    if plan.recheck_seed is None and seed > MAX_SEED - 1:  # (the recheck's seed + 1 too)
         raise ConfigError(f"seed must be an integer in [0, {MAX_SEED - 1}] for a plan "
                           f"(candidates.parquet holds the seeds as 64-bit integers; the "
                           f"recheck's default is seed + 1), got {seed!r}")
+    if seed > MAX_SEED:
+        raise ConfigError(f"seed must be an integer in [0, {MAX_SEED}] for a plan "
+                          f"(candidates.parquet holds the seeds as 64-bit integers), got "
+                          f"{seed!r}")
     base = {k: cfg[k] for k in BASE_KEYS if k in cfg}
-    # (the planner shows its own progress; a value other than true / false passed unread)
-    boolean("sim.progress", (cfg.get("sim") or {}).get("progress", False))
+    # (the planner shows its own progress; a value the simulator refuses passed unread, while
+    # auto and null, which it takes, stay valid here too)
+    from wrpsim.sim import progress_setting
+
+    progress_setting((cfg.get("sim") or {}).get("progress", False))
     base["sim"] = {**(cfg.get("sim") or {}), "progress": False}
     traces = build_traces(cfg, plan, seed, trace)
     stats = estimate.trace_stats(traces["search"].frame)
