@@ -60,3 +60,12 @@ def test_h100_b200_shape_is_the_mlenergy_fit(capsys):
     shapes = _printed_shapes(capsys.readouterr().out)
     for gpu in ("h100-80gb", "b200-180gb", "a100-80gb"):
         _assert_matches(gpu, shapes[gpu])
+
+
+@pytest.mark.parametrize("given", ["0", "[]", "{}", "false"])
+def test_an_mlenergy_dir_that_is_no_path_is_one_error_line(given, capsys):
+    """As in validate and calibrate: 0, [] or {} was taken as null (the default folder)."""
+    assert cpower.main([f"mlenergy_dir={given}"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("wrpsim: error: mlenergy_dir must be a folder path, got ") \
+        and err.count("\n") == 1, err
