@@ -137,3 +137,29 @@ def run_app(monkeypatch, capsys, tmp_path, *args, module="wrpsim"):
         code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
     out, err = capsys.readouterr()
     return code, out, err
+
+
+def made_up_engine_steps(path, steps=((0, 1), (0, 16), (0, 128), (512, 8), (2048, 0)),
+                         layer_overhead_us: float = 30.0):
+    """A calibrate steps CSV at `path` (returned): Llama-3.1-8B on one H100 timed by the
+    shipped engine with its layer floor set to `layer_overhead_us` — a made-up engine whose
+    constant a fit must find; `steps` are (prefill tokens, decode sequences of 700 tokens)."""
+    from wrpsim.pool.engines import build_latency_model
+
+    truth = build_latency_model("llama3.1-8b", "h100-80gb", 1,
+                                overrides={"layer_overhead_us": layer_overhead_us})
+    rows = [{"model": "llama3.1-8b", "gpu": "h100-80gb", "tp": 1, "prefill_tokens": p,
+             "decode_seqs": b, "decode_ctx": b * 700,
+             "step_ms": truth.iteration_s(p, p * (p + 1) / 2, b, b * 700) * 1e3}
+            for p, b in steps]
+    pd.DataFrame(rows).to_csv(path, index=False)
+    return path
+
+
+def set_path(cfg: dict, path: tuple, value) -> dict:
+    """`cfg` with the nested key `path` (a tuple of keys) set to `value` (in place)."""
+    node = cfg
+    for k in path[:-1]:
+        node = node[k]
+    node[path[-1]] = value
+    return cfg

@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from tests.conftest import made_up_engine_steps
 from wrpsim.calibrate.aic import compact
 from wrpsim.errors import ConfigError, WrpsimWarning
 
@@ -163,17 +164,8 @@ def _unqueued_engine(out: Path, name: str = "x") -> None:
 
 
 def test_cli_builds_an_engine_and_fits_it_on_steps(tmp_path):
-    from wrpsim.pool.engines import build_latency_model
-
     # step timings of a made-up engine: the shipped one with a 30 us layer floor
-    truth = build_latency_model("llama3.1-8b", "h100-80gb", 1,
-                                overrides={"layer_overhead_us": 30.0})
-    rows = [{"model": "llama3.1-8b", "gpu": "h100-80gb", "tp": 1, "prefill_tokens": p,
-             "decode_seqs": b, "decode_ctx": b * 700,
-             "step_ms": truth.iteration_s(p, p * (p + 1) / 2, b, b * 700) * 1e3}
-            for p, b in ((0, 1), (0, 16), (0, 128), (512, 8), (2048, 0))]
-    steps = tmp_path / "steps.csv"
-    pd.DataFrame(rows).to_csv(steps, index=False)
+    steps = made_up_engine_steps(tmp_path / "steps.csv")
     cat = tmp_path / "catalog"
     # 1. an engine based on vllm-0.24 refitted on the steps recovers the 30 us
     r = _cli("engine=fitted", f"steps={steps}", "fit=[layer_overhead_us]",
@@ -713,15 +705,7 @@ def test_a_gpu_calibrated_from_gemm_and_attention_tables_borrows_the_rest(tmp_pa
 def test_a_fit_records_what_it_was_fitted_on_in_the_engine_file(tmp_path):
     """The engine file said only 'calibrated with python -m wrpsim.calibrate (base …)': no data
     file, no error; its comments survive the note."""
-    from wrpsim.pool.engines import build_latency_model
-
-    truth = build_latency_model("llama3.1-8b", "h100-80gb", 1,
-                                overrides={"layer_overhead_us": 30.0})
-    rows = [{"model": "llama3.1-8b", "gpu": "h100-80gb", "tp": 1, "prefill_tokens": 0,
-             "decode_seqs": b, "decode_ctx": b * 700,
-             "step_ms": truth.iteration_s(0, 0.0, b, b * 700) * 1e3} for b in (1, 16, 128)]
-    steps = tmp_path / "steps.csv"
-    pd.DataFrame(rows).to_csv(steps, index=False)
+    steps = made_up_engine_steps(tmp_path / "steps.csv", ((0, 1), (0, 16), (0, 128)))
     out = tmp_path / "cat" / "engines"
     r = _cli("engine=fitted", f"steps={steps}", "fit=[layer_overhead_us]", f"out_dir={out}")
     assert r.returncode == 0, r.stderr

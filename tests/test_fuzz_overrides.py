@@ -19,7 +19,7 @@ import signal
 import pytest
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
-from tests.conftest import compose_cfg
+from tests.conftest import compose_cfg, set_path
 from wrpsim.errors import WrpsimError
 
 #: scenarios whose resolved configs give the keys (each run small: 12 requests)
@@ -83,21 +83,25 @@ def test_a_bad_value_anywhere_runs_or_is_one_wrpsim_error(tmp_path):
 def _run_cases(tmp_path, run) -> int:
     raised = 0
     for i, (base, typed, path, value) in enumerate(_cases()):
-        cfg = copy.deepcopy(base)
-        node = cfg
-        for k in path[:-1]:
-            node = node[k]
-        node[path[-1]] = value
+        cfg = set_path(copy.deepcopy(base), path, value)
         cfg["workload"]["max_requests"] = 12
-        signal.setitimer(signal.ITIMER_REAL, LIMIT_S)
-        try:
-            run(cfg, str(tmp_path / str(i)))
-        except WrpsimError:
+        if run_or_refuse(" ".join(typed), run, cfg, str(tmp_path / str(i))) is not None:
             raised += 1
-        except _RanTooLong:
-            pytest.fail(f"{' '.join(typed)}: still running after {LIMIT_S} s")
-        except Exception as exc:  # (the point: nothing else may escape)
-            pytest.fail(f"{' '.join(typed)}: {type(exc).__name__}: {exc}")
-        finally:
-            signal.setitimer(signal.ITIMER_REAL, 0)
     return raised
+
+
+def run_or_refuse(label: str, fn, *args) -> WrpsimError | None:
+    """`fn(*args)` within `LIMIT_S` (the SIGALRM handler `_alarm` installed): None when it
+    returns, the `WrpsimError` it raised; the test fails on a hang or any other exception."""
+    signal.setitimer(signal.ITIMER_REAL, LIMIT_S)
+    try:
+        fn(*args)
+    except WrpsimError as exc:
+        return exc
+    except _RanTooLong:
+        pytest.fail(f"{label}: still running after {LIMIT_S} s")
+    except Exception as exc:  # (the point: nothing else may escape)
+        pytest.fail(f"{label}: {type(exc).__name__}: {exc}")
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+    return None
