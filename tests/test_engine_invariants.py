@@ -20,17 +20,25 @@ def scenarios(draw):
     prompts = draw(st.lists(st.integers(1, 300), min_size=n, max_size=n))
     outputs = draw(st.lists(st.integers(1, 120), min_size=n, max_size=n))
     block = draw(st.sampled_from([1, 4, 16]))
-    need = max(p + o for p, o in zip(prompts, outputs))
     prefix = draw(st.booleans())
     hbt = block * draw(st.sampled_from([1, 2, 4]))
-    # prefix ids drawn from a few shared chains: requests share leading blocks
+    # prefix ids drawn from a few shared chains: requests share leading blocks; with
+    # `repeats`, some requests repeat an earlier one's prompt (ids and length), often while it
+    # still runs: its blocks are shared as soon as they are computed
     chains = [[1000 * c + j for j in range(64)] for c in range(3)]
+    repeats = draw(st.booleans())
     ids = []
-    for p in prompts:
+    for i, p in enumerate(prompts):
+        if repeats and i and draw(st.booleans()):
+            k = draw(st.integers(0, i - 1))
+            prompts[i] = prompts[k]
+            ids.append(list(ids[k]))
+            continue
         chain = chains[draw(st.integers(0, 2))]
         cut = draw(st.integers(0, -(-p // hbt)))
         tail = [10**6 + len(ids) * 100 + j for j in range(-(-p // hbt) - cut)]
         ids.append(chain[:cut] + tail)
+    need = max(p + o for p, o in zip(prompts, outputs))
     kv_blocks = draw(st.integers(-(-need // block), 4 * -(-need // block) + 2))
     max_seqs = draw(st.integers(1, 16))
     budget = draw(st.integers(max_seqs, 512))

@@ -46,6 +46,50 @@ def test_eviction_keeps_prefix_heads_longest():
     assert cache.size_blocks <= 2
 
 
+@pytest.mark.parametrize(("policy", "peak"), [
+    # 64 prompt blocks once; request 0's own: its 199 decode tokens (13 blocks); request 1's:
+    # its last prompt block (its own copy: request 0 cached id 163 first) plus 99 decode tokens
+    # by the time request 0 ends (8 blocks), or (orca) its whole life reserved (14 blocks)
+    ("sarathi", 64 + 13 + 8),
+    ("orca", 64 + 13 + 14),
+])
+def test_a_prompt_is_shared_once_computed_while_its_owner_still_decodes(policy, peak):
+    # request 1 arrives at 1 s, while request 0 (same 1,024-token prompt, 64 ids of 16
+    # tokens) decodes until 2 s: it finds all 64 ids cached and computes only the last block's
+    # 16 tokens (one token is always computed) — it used to find none and hold its own copy
+    cfg = constant_cfg(step_s=0.01, policy=policy, prefix_cache={"enabled": True})
+    ids = list(range(100, 164))
+    trace = make_trace([0, 1.0], [1024, 1024], [200, 200], hash_ids=[ids, ids])
+    trace.attrs["hash_block_tokens"] = 16
+    sim = Simulation(cfg, trace)
+    req, inst, _ = sim.run()
+    assert req.column("prefix_hit_blocks").to_pylist() == [0, 64]
+    assert req.column("prefix_hit_tokens").to_pylist() == [0, 1008]
+    assert req.column("finish_s").to_pylist()[0] > 1.0 + 0.02  # (request 0 still decoding)
+    assert inst.column("prefill_tokens").to_pylist() == [1024 + 16]
+    assert inst.column("kv_peak_blocks").to_pylist() == [peak]
+    kv, cache = sim.fleet.instances[0].kv, sim.fleet.instances[0].prefix
+    assert kv.used == kv.evictable == cache.size_blocks == 64  # the prompt, cached once
+
+
+def test_a_preempted_sequence_unpins_the_blocks_it_shared_and_finds_them_again():
+    # 16 blocks for two 64-token prompts (4 ids each) of 100 output tokens: request 1 is
+    # preempted while decoding, its prompt's 4 blocks already entries it pins; preempting it
+    # unpins them (evictable, not freed twice) and its recompute finds them: it recomputes only
+    # its generated tokens
+    cfg = constant_cfg(step_s=0.01, kv_blocks=16, prefix_cache={"enabled": True})
+    trace = make_trace([0, 0], [64, 64], [100, 100], hash_ids=[[1, 2, 3, 4], [5, 6, 7, 8]])
+    trace.attrs["hash_block_tokens"] = 16
+    sim = Simulation(cfg, trace)
+    req, inst, _ = sim.run()
+    assert req.column("status").to_pylist() == ["completed"] * 2
+    assert req.column("preemptions").to_pylist() == [0, 1]
+    assert 128 < inst.column("prefill_tokens")[0].as_py() <= 128 + 100
+    kv, cache = sim.fleet.instances[0].kv, sim.fleet.instances[0].prefix
+    assert kv.used == kv.evictable == cache.size_blocks == 8
+    assert sorted(cache._blocks) == [1, 2, 3, 4, 5, 6, 7, 8]
+
+
 def _direct_hit_ratio(path: Path) -> float:
     """Longest prefix of each request's ids seen in any earlier request, over all ids."""
     seen: set[int] = set()

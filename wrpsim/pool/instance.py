@@ -583,6 +583,8 @@ class Instance(BatchingMixin):
                 seq.cost_usd += gpu_s * price / 3600.0
                 seq.done += c
                 seq.blocks += nb
+                if self.prefix is not None and seq.req.hash_ids:
+                    self._share_computed(seq, now)  # its full prompt blocks become shareable
                 if seq.done == seq.target:
                     self.prefilling.remove(seq)
                     seq.gen += 1

@@ -104,6 +104,45 @@ class SequenceSetMixin(HandoffMixin):
         self.kv.allocate(win, now)
         seq.win = win
 
+    def _share_computed(self, seq: Seq, now: float) -> None:
+        """A prompt chunk of `seq` has just been computed: its prompt's full hash blocks now
+        computed (block j holds prompt tokens [j·hb, (j + 1)·hb), whole and inside the prompt)
+        that no cache entry holds yet become entries pinned by `seq`, as vLLM V1's
+        `cache_full_blocks` and SGLang's radix cache share them while their owner still runs.
+        Their KV blocks move from the sequence's own (`seq.blocks`) to the cache (the ledger's
+        used blocks are unchanged) and `seq.shared` grows by their tokens, so every later block
+        count (`_add_decoder`, the next chunk, `_release`) sees them as pinned entries. `pinned`
+        grows contiguously from its length: an id cached meanwhile by another sequence stops
+        it (those blocks stay the sequence's own; `_release` frees them). The prompt's last
+        partial block, which decode tokens fill, stays its own (`_release` makes it an entry
+        when it leaves)."""
+        cache = self.prefix
+        ids = seq.req.hash_ids
+        hb = cache.block_tokens
+        end = seq.done
+        if end > seq.req.prompt_tokens:  # (a recomputed sequence's generated tokens)
+            end = seq.req.prompt_tokens
+        n = end // hb
+        if n > len(ids):
+            n = len(ids)
+        j = len(seq.pinned)
+        if j >= n:
+            return
+        new = []
+        while j < n and ids[j] not in cache:
+            new.append(ids[j])
+            j += 1
+        if not new:
+            return
+        per = hb // self.sched.block_size  # (hb is a multiple of it: `Fleet`)
+        for hid in new:
+            cache.insert(hid, per)
+        cache.pin(new)
+        seq.pinned = (*seq.pinned, *new)
+        seq.shared += len(new) * hb
+        seq.blocks -= len(new) * per
+        cache.trim(now)
+
     def _release(self, seq: Seq, held: int, computed: int, now: float) -> None:
         """Free a leaving sequence's `held` own blocks and its window blocks; with a prefix
         cache, the blocks of its first `computed` prompt tokens become cache entries instead,
