@@ -322,9 +322,10 @@ def test_scrapes_do_not_prolong_the_run():
 
 
 def test_the_router_remembers_the_prefixes_it_sent():
-    """The engine caches a prompt only when it finishes; the router's own index knows at once
-    where it sent a prefix, so the second request follows the first (the oracle, reading the
-    engine's still-empty cache, spreads them)."""
+    """The engine caches a prompt's blocks only once a prefill iteration has computed them;
+    the router's own index knows at once where it sent a prefix, so the second request, sent
+    before the first's prefill has ended, follows the first (the oracle, reading the engine's
+    still-empty cache, spreads them)."""
     trace = make_trace([0.0, 0.01], [64, 64], [50, 50], hash_ids=[[1, 2, 3, 4], [1, 2, 3, 4]])
     trace.attrs["hash_block_tokens"] = 16
     got = {}

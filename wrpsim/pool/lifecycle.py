@@ -5,7 +5,9 @@ counter (see `sequence.py`) with a heap of finish steps, so a decode run of any 
 O(log n) per finishing sequence. The heap holds exactly one entry per decoding sequence: a
 preempted decoder's entry is taken out when it is preempted (O(n), rare), so the hot path reads
 the heap's top without checking it. Leaving sequences return their blocks through `_release`,
-which turns prompt blocks into prefix-cache entries when the instance has a cache; it also
+which turns prompt blocks into prefix-cache entries when the instance has a cache (full
+prompt blocks become entries earlier, as soon as a prefill chunk computes them:
+`_share_computed`); it also
 frees the blocks a model's sliding-window layers or Mamba state hold from admission on
 (`_hold_window`, `wrpsim.pool.window`), which never become cache entries. The
 hand-off of a prompt from a prefill to a decode instance is in `handoff.py`.

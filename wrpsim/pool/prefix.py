@@ -1,11 +1,14 @@
 """Per-instance block-hash prefix cache sharing the instance's KV blocks (vLLM/SGLang style).
 
 A request's `hash_ids` name its prompt's prefix blocks of `block_tokens` tokens each (the last
-may be partial); equal leading ids mean equal leading content. When a sequence finishes or is
-preempted, the KV blocks holding its prompt become cache entries (one per id) instead of being
-freed. A later sequence whose leading ids are cached *pins* those entries and skips their
-prefill. Entries nobody pins are evictable, least recently used first, whenever the instance
-needs blocks (or the cache exceeds `capacity_blocks`).
+may be partial); equal leading ids mean equal leading content. A sequence's full prompt blocks
+become cache entries (one per id), pinned by it, as soon as a prefill chunk has computed them
+(`SequenceSetMixin._share_computed`, as vLLM V1's `cache_full_blocks`); when it finishes or is
+preempted its pins are undone and the rest of its prompt's blocks (the last, partial one, and
+any it could not share) become entries instead of being freed (`_release`). A later sequence
+whose leading ids are cached — also while their first holder still runs — *pins* those entries
+and skips their prefill. Entries nobody pins are evictable, least recently used first,
+whenever the instance needs blocks (or the cache exceeds `capacity_blocks`).
 
 Accounting: entry blocks are part of the ledger's `used` blocks; the ledger's `evictable` counts
 the blocks of unpinned entries, so `available = free + evictable`. With lower tiers
