@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections import Counter
 
 import numpy as np
 import pytest
@@ -71,12 +72,45 @@ def scenarios(draw):
     return cfg, trace
 
 
-def run(cfg, trace, step_mode=False):
+def watch_prefix_pins(sim) -> list:
+    """Check after every event that each instance's ledger stays within [0, capacity], that
+    its evictable blocks are exactly its unpinned cache entries', and that every pin of its
+    prefix cache belongs to a sequence there (running, or done and handing its KV off) whose
+    `shared` tokens are its pinned entries (a prompt's blocks shared as soon as computed move
+    from the sequence to the cache: none lost, none counted twice). Returns [events checked]."""
+    seen = [0]
+    env = sim.env
+    step = env.step
+
+    def stepped():
+        step()
+        seen[0] += 1
+        for inst in sim.fleet.instances:
+            kv, cache = inst.kv, inst.prefix
+            assert 0 <= kv.evictable <= kv.used <= kv.capacity, inst.name
+            if cache is None:
+                continue
+            assert kv.evictable == sum(cache._blocks[h] for h in cache._lru), inst.name
+            seqs = [*inst.running.values(), *inst.outgoing.values()]
+            pins = Counter(h for seq in seqs for h in seq.pinned)
+            assert pins == Counter(cache._pins), inst.name
+            for seq in seqs:
+                assert seq.shared == len(seq.pinned) * cache.block_tokens, seq.req.id
+                assert tuple(seq.pinned) == tuple(seq.req.hash_ids[:len(seq.pinned)])
+                assert seq.blocks >= 0
+
+    env.step = stepped
+    return seen
+
+
+def run(cfg, trace, step_mode=False, watch=False):
     sim = Simulation(cfg, trace)
     if step_mode:
         for inst in sim.fleet.instances:
             inst.max_run_steps = 1
+    seen = watch_prefix_pins(sim) if watch else None
     req, inst, end = sim.run()
+    assert seen is None or seen[0] > 0
     return sim, req.to_pylist(), inst.to_pylist(), end
 
 
@@ -85,7 +119,7 @@ def run(cfg, trace, step_mode=False):
 @given(scenarios())
 def test_invariants(sc):
     cfg, trace = sc
-    sim, rows, insts, end = run(cfg, trace)
+    sim, rows, insts, end = run(cfg, trace, watch=True)
     assert len(rows) == len(trace)
     for r in rows:
         assert r["status"] == "completed"  # capacity fits every request: all complete
