@@ -390,6 +390,28 @@ def test_a_transfer_that_outlives_its_prefill_instance_leaves_no_pin_behind():
     assert dec.role == "decode" and dec.prefix.size_blocks == 8
     assert_drained(sim)
 
+def test_a_prompt_whose_kv_is_on_the_wire_is_shared_on_its_prefill_instance():
+    """Request 1 arrives while request 0's KV (the same 128-token prompt, 8 ids) still crosses a
+    0.1 Gb/s NIC: request 0 made its 8 full blocks cache entries when its prefill computed them,
+    so request 1 finds them and computes only its last block; the prefill instance holds the
+    prompt once plus request 1's own copy of that block (before, request 0's entries appeared
+    only when its transfer ended: no hit, 16 blocks)."""
+    cfg = disagg(nic_gbps=0.1, router="RoundRobin")
+    for p in cfg["pool"]["pools"].values():
+        p["prefix_cache"] = {"enabled": True, "capacity_blocks": None}
+    ids = list(range(1, 9))
+    trace = make_trace([0.0, 0.5], [128, 128], [20, 20], hash_ids=[ids, ids])
+    trace.attrs["hash_block_tokens"] = 16
+    sim, rows, _ = run(cfg, trace)
+    assert rows[0]["first_token_s"] > 0.5  # (request 0's KV still on its way at 0.5 s)
+    assert [r["prefix_hit_blocks"] for r in rows] == [0, 8]
+    assert [r["prefix_hit_tokens"] for r in rows] == [0, 112]
+    pre = sim.fleet.instances[0]
+    assert pre.role == "prefill" and pre.prefill_tokens == 128 + 16
+    assert pre.kv.peak == 8 + 1 and pre.prefix.size_blocks == 8
+    assert_drained(sim)
+
+
 def test_queued_reservations_die_with_the_decode_instance():
     """Two prompts complete in one iteration; the small decode instance grants the first and
     queues the second. It fails during that iteration: both reservations are forgotten and
