@@ -103,6 +103,61 @@ def test_shipped_closed_loop_yaml():
         == min(40, cfg["concurrency"])
 
 
+def test_repeats_send_the_list_again_with_the_same_prompts_and_ids():
+    """`repeats: R`: request i repeats listed prompt i mod U (U = n / R) — its length and its
+    prefix ids —, each output its own draw; R = 1 is the frame without the key (no ids)."""
+    prompt = {"dist": "lognormal", "mean": 300, "sigma": 0.5, "max": 2000}
+    output = {"dist": "geometric", "mean": 20}
+    df = build_workload(_closed(4, 12, prompt, output, repeats=3), 5, WORKLOADS)
+    u = 4
+    p = df.prompt_tokens.to_numpy()
+    np.testing.assert_array_equal(p, np.tile(p[:u], 3))
+    np.testing.assert_array_equal(p[:u], draw_dist(prompt, stream(5, "workload.lengths"), u))
+    np.testing.assert_array_equal(df.output_tokens,
+                                  draw_dist(output, stream(5, "workload.lengths.output"), 12))
+    ids = df.hash_ids.tolist()
+    assert all(ids[i] == ids[i % u] for i in range(12))
+    assert [len(x) for x in ids[:u]] == [-(-int(n) // 16) for n in p[:u]]  # one id a 16 tokens
+    assert len({x[0] for x in ids[:u]}) == u  # the listed prompts share nothing
+    assert df.attrs["hash_block_tokens"] == 16
+    plain = build_workload(_closed(4, 12, prompt, output), 5, WORKLOADS)
+    pd.testing.assert_frame_equal(build_workload(_closed(4, 12, prompt, output, repeats=1), 5,
+                                                 WORKLOADS), plain)
+    assert "hash_ids" not in plain.columns
+
+
+@pytest.mark.parametrize("extra, pattern", [
+    ({"repeats": 5}, r"^workload\.source\.repeats \(5\) must divide "
+                     r"workload\.source\.num_requests \(12\)"),
+    ({"repeats": 0}, r"^workload\.source\.repeats must be an integer >= 1"),
+    ({"repeats": 1.5}, r"^workload\.source\.repeats must be an integer >= 1"),
+])
+def test_bad_repeats_are_one_error(extra, pattern):
+    with pytest.raises(ConfigError, match=pattern):
+        build_workload(_closed(4, 12, **extra), 0, WORKLOADS)
+
+
+def test_repeats_refuse_synthetic_prefix_ids():
+    wl = {**_closed(4, 12, repeats=2), "prefix_ids": "synthetic"}
+    with pytest.raises(ConfigError, match=r"prefix_ids: synthetic would replace the ids that "
+                                          r"source\.repeats gives"):
+        build_workload(wl, 0, WORKLOADS)
+
+
+def test_a_repeated_prompt_is_served_from_the_prefix_cache():
+    """On one instance with a prefix cache every repeat of a 512-token prompt skips its full
+    blocks (it was computed before the repeat is admitted: the list's first pass comes first)."""
+    cfg = compose_cfg("workload=closed-loop", "workload.source.concurrency=4",
+                      "workload.source.num_requests=16", "workload.source.repeats=2",
+                      "workload.source.prompt_tokens=512", "workload.source.output_tokens=8",
+                      "pool.pools.h100.count=1", "pool.pools.h100.prefix_cache.enabled=true")
+    trace = build_workload(cfg["workload"], 0, WORKLOADS)
+    req = Simulation(cfg, trace).run()[0].to_pandas().sort_values("request_id")
+    hits = req.prefix_hit_tokens.to_numpy()
+    assert (hits[:8] == 0).all() and (hits[8:] == 496).all()  # 31 of 32 blocks: one token is
+    # always computed
+
+
 # --- closed loop: the simulation --------------------------------------------------------------
 
 

@@ -9,6 +9,8 @@ Source spec (the `source:` block of a workload YAML)::
     prompt_tokens: 1024        # an integer, or a distribution {dist: lognormal, mean: ..., ...}
     output_tokens: 128         # the same forms (`lengths.token_counts`)
     think_s: 0.0               # optional (>= 0, default 0): pause before a client's next request
+    repeats: 1                 # optional (integer >= 1 dividing num_requests): the request list
+                               # is num_requests / repeats requests sent repeats times
 
 Semantics: each of the `concurrency` clients sends its first request at t = 0 and its next one
 `think_s` after its previous one has ended — answered or dropped — until `num_requests` have
@@ -24,9 +26,18 @@ carries `attrs["session_on_drop"] = "continue"`, so a dropped request does not e
 Lengths are drawn in request order: prompts from the stream `workload.lengths`, outputs from
 `workload.lengths.output`; the same seed gives the same frame.
 
+`repeats` R > 1 sends a list of U = num_requests / R requests R times over, in order, as
+ML.ENERGY's client does with `num_request_repeats`: request i repeats the prompt of request
+i mod U — the same tokens, so it carries that request's prefix-block `hash_ids` (fresh ids per
+listed prompt, `DEFAULT_BLOCK_TOKENS` tokens a block) and an engine's prefix cache can share
+and skip it — while its output length is its own draw (a sampled answer differs from one send
+to the next). U prompt lengths are drawn, then n outputs; with R = 1 the frame is the one
+without `repeats` (no ids).
+
 The arrival-time transforms mean nothing here (every `arrival_s` is 0), and per-session prefix
 ids would chain unrelated requests of a client: `check_transforms` rejects `start_s`, `end_s`,
-`rate_scale` other than 1 and `prefix_ids: session`.
+`rate_scale` other than 1 and `prefix_ids: session` (and `synthetic` with `repeats`, whose ids
+it would replace).
 """
 
 from __future__ import annotations
@@ -40,11 +51,12 @@ from wrpsim.errors import ConfigError, check_keys, number, warn
 from wrpsim.rng import stream
 from wrpsim.sessions import CONTINUE, ON_DROP_ATTR
 from wrpsim.workload.lengths import MAX_TOKENS, token_counts
+from wrpsim.workload.prefix import DEFAULT_BLOCK_TOKENS, IdMinter, n_blocks, set_block_tokens
 from wrpsim.workload.synthetic import MAX_REQUESTS
 from wrpsim.workload.validate import canonical_frame
 
 SOURCE_KEYS = ("kind", "concurrency", "num_requests", "prompt_tokens", "output_tokens",
-               "think_s")
+               "think_s", "repeats")
 
 
 def count(source: Mapping, key: str, field: str, hi: int = MAX_REQUESTS) -> int:
@@ -56,16 +68,18 @@ def count(source: Mapping, key: str, field: str, hi: int = MAX_REQUESTS) -> int:
     return int(v)
 
 
-def lengths(source: Mapping, seed: int, n: int, field: str) -> tuple[np.ndarray, np.ndarray]:
+def lengths(source: Mapping, seed: int, n: int, field: str,
+            prompts: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(prompt, output) token counts of `n` requests from `source`'s `prompt_tokens` and
-    `output_tokens` length specs (streams `workload.lengths`, `workload.lengths.output`)."""
+    `output_tokens` length specs (streams `workload.lengths`, `workload.lengths.output`);
+    `prompts` (default `n`) prompt lengths are drawn."""
     for key in ("prompt_tokens", "output_tokens"):
         if source.get(key) is None:
             raise ConfigError(f"{field}.{key} is required: an integer in [1, {MAX_TOKENS}] "
                               "(2^53 - 1) or a distribution like {dist: lognormal, mean: 512, "
                               "sigma: 1.0}")
-    return (token_counts(source["prompt_tokens"], stream(seed, "workload.lengths"), n,
-                         f"{field}.prompt_tokens"),
+    return (token_counts(source["prompt_tokens"], stream(seed, "workload.lengths"),
+                         n if prompts is None else prompts, f"{field}.prompt_tokens"),
             token_counts(source["output_tokens"], stream(seed, "workload.lengths.output"), n,
                          f"{field}.output_tokens"))
 
@@ -83,8 +97,22 @@ def generate_closed_loop(source: Mapping, seed: int, field: str = "source") -> p
              f"clients ever send, one request each (a burst of {n:,})")
     think = number(f"{field}.think_s", source.get("think_s", 0.0), 0, finite=True, or_null=True)
     think = 0.0 if think is None else think
-    prompt, output = lengths(source, seed, n, field)
-    df = canonical_frame(np.zeros(n), prompt, output, deal(n, c, think))
+    reps = 1 if source.get("repeats") is None else count(source, "repeats", field)
+    if n % reps:
+        raise ConfigError(f"{field}.repeats ({reps:,}) must divide {field}.num_requests "
+                          f"({n:,}): the list of num_requests / repeats requests is sent "
+                          "repeats times")
+    unique = n // reps
+    prompt, output = lengths(source, seed, n, field, unique)
+    optional = deal(n, c, think)
+    if reps > 1:  # request i repeats listed prompt i mod U: its tokens, so its ids
+        minter = IdMinter()
+        ids = [minter.fresh(n_blocks(p, DEFAULT_BLOCK_TOKENS)) for p in prompt.tolist()]
+        prompt = np.tile(prompt, reps)
+        optional["hash_ids"] = [ids[i % unique] for i in range(n)]
+    df = canonical_frame(np.zeros(n), prompt, output, optional)
+    if reps > 1:
+        set_block_tokens(df, DEFAULT_BLOCK_TOKENS)
     df.attrs[ON_DROP_ATTR] = CONTINUE
     return df
 
@@ -110,6 +138,11 @@ def check_transforms(cfg: Mapping, field: str = "workload") -> None:
         raise ConfigError(f"{field}.rate_scale: a closed_loop source sends as fast as it is "
                           f"answered, so only 1 or null is valid, got {scale!r}; change "
                           "source.concurrency or source.think_s instead")
+    reps = (cfg.get("source") or {}).get("repeats")
+    if cfg.get("prefix_ids") == "synthetic" and reps not in (None, 1):
+        raise ConfigError(f"{field}.prefix_ids: synthetic would replace the ids that "
+                          f"source.repeats gives the repeated prompts; use null with repeats "
+                          f"({reps!r})")
     if cfg.get("prefix_ids") == "session":
         raise ConfigError(f"{field}.prefix_ids: session would chain a client's unrelated "
                           "requests into one growing context; valid choices for a closed_loop "
