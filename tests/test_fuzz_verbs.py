@@ -33,8 +33,8 @@ from tests.conftest import made_up_engine_steps, set_path
 from tests.test_fuzz_overrides import LIMIT_S, VALUES, _alarm, _leaves, _RanTooLong, run_or_refuse
 
 #: the verbs with `main(argv)` and the cases each gets (plan's: `PLAN_CASES`)
-CASES = {"perf": 400, "net": 500, "validate": 120, "report": 100, "calibrate": 150}
-PLAN_CASES = 500
+CASES = {"perf": 250, "net": 300, "validate": 120, "report": 100, "calibrate": 100}
+PLAN_CASES = 300
 #: VALUES and a few more: a negative infinity, a denormal, a list of a name
 MORE = (*VALUES, "-inf", "1e-300", "[abc]")
 
