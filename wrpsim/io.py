@@ -216,6 +216,11 @@ def not_given(value) -> bool:
     return value is None or (isinstance(value, str) and value == "")
 
 
+def optional_path(value, field: str) -> Path | None:
+    """An optional path key: None when `not_given`, else `path_value` (its path or its error)."""
+    return None if not_given(value) else path_value(value, field)
+
+
 @contextmanager
 def output_dir(given, root: str, field: str = "out_dir"):
     """The output folder of a command: `given` (made now: `make_dir`), else — `given` None

@@ -102,12 +102,12 @@ def parse_args(argv: list[str]) -> dict[str, Any]:
     if not (cfg["kernels"] or cfg["steps"] or cfg["benchmarks"] or cfg["validation"]):
         raise ConfigError("calibrate: give kernels=DIR gpu=GPU, steps=CSV, benchmarks=CSV "
                           "and/or validation=SET")
-    from wrpsim.io import not_given, path_value
+    from wrpsim.io import optional_path
 
-    if not not_given(cfg["mlenergy_dir"]):  # (0, [] or {} was taken as null)
-        path_value(cfg["mlenergy_dir"], "mlenergy_dir")
-        if cfg["validation"] != "mlenergy":  # (it was silently ignored)
-            raise ConfigError("calibrate: mlenergy_dir is read by validation=mlenergy only")
+    # (0, [] or {} was taken as null; a folder without validation=mlenergy silently ignored)
+    if (optional_path(cfg["mlenergy_dir"], "mlenergy_dir") is not None
+            and cfg["validation"] != "mlenergy"):
+        raise ConfigError("calibrate: mlenergy_dir is read by validation=mlenergy only")
     if cfg["validation"] is not None:
         from wrpsim.validate.__main__ import CALIBRATION_SETS, mlenergy_root
 
@@ -375,11 +375,12 @@ def default_out_dir(out_dir: Any) -> Path:
     docstring): `$WRPSIM_CATALOG/engines`, else `results/calibrate/<date>/<time>/engines`."""
     import time
 
-    from wrpsim.io import not_given, path_value
+    from wrpsim.io import optional_path
     from wrpsim.paths import user_catalog
 
-    if not not_given(out_dir):  # (out_dir=0, [] or {} is refused, not the default)
-        return path_value(out_dir, "out_dir").expanduser()
+    given = optional_path(out_dir, "out_dir")  # (out_dir=0, [] or {} is refused, not the default)
+    if given is not None:
+        return given.expanduser()
     cat = user_catalog()
     if cat is not None:
         return cat / "engines"

@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from wrpsim.cli import apply_flat
     from wrpsim.errors import WrpsimError, boolean
-    from wrpsim.io import not_given, path_value
+    from wrpsim.io import optional_path
     from wrpsim.pool.catalog import get_gpu
     from wrpsim.validate.__main__ import mlenergy_root
     from wrpsim.validate.mlenergy import mlenergy_cases
@@ -111,8 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         cfg = apply_flat({"mlenergy_dir": None, "shared": True},
                          sys.argv[1:] if argv is None else argv, "calibrate.power")
         boolean("calibrate.power: shared", cfg["shared"])
-        if not not_given(cfg["mlenergy_dir"]):  # (0, [] or {} was taken as null, as in validate)
-            path_value(cfg["mlenergy_dir"], "mlenergy_dir")
+        optional_path(cfg["mlenergy_dir"], "mlenergy_dir")  # (0, [] or {} was taken as null)
         root = mlenergy_root(cfg["mlenergy_dir"])
         points: dict[str, list] = {"a100-80gb": splitwise_points()}
         if root is not None:

@@ -264,13 +264,11 @@ def run_plan(cfg: dict, out_dir: Path | str, trace=None, progress=None) -> dict:
     plan = parse_plan(cfg.get("plan"))
     _warn_unused_thresholds(cfg, plan)
     seed = run_seed(cfg.get("seed", 0))
-    if plan.recheck_seed is None and seed > MAX_SEED - 1:  # (the recheck's seed + 1 too)
-        raise ConfigError(f"seed must be an integer in [0, {MAX_SEED - 1}] for a plan "
-                          f"(candidates.parquet holds the seeds as 64-bit integers; the "
-                          f"recheck's default is seed + 1), got {seed!r}")
-    if seed > MAX_SEED:
-        raise ConfigError(f"seed must be an integer in [0, {MAX_SEED}] for a plan "
-                          f"(candidates.parquet holds the seeds as 64-bit integers), got "
+    top = MAX_SEED if plan.recheck_seed is not None else MAX_SEED - 1  # (the recheck's seed + 1)
+    if seed > top:
+        why = "" if plan.recheck_seed is not None else "; the recheck's default is seed + 1"
+        raise ConfigError(f"seed must be an integer in [0, {top}] for a plan "
+                          f"(candidates.parquet holds the seeds as 64-bit integers{why}), got "
                           f"{seed!r}")
     base = {k: cfg[k] for k in BASE_KEYS if k in cfg}
     # (the planner shows its own progress; a value the simulator refuses passed unread, while

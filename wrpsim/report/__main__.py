@@ -33,7 +33,7 @@ def _defaults() -> dict[str, Any]:
 
 def parse_args(argv: list[str]) -> dict[str, Any]:
     """conf/report.yaml with the `key=value` overrides of `argv` applied (Hydra's grammar)."""
-    from wrpsim.io import not_given, path_value
+    from wrpsim.io import not_given, optional_path, path_value
 
     cfg = apply_flat(_defaults(), argv, "report")
     if not_given(cfg["sweep_dir"]):
@@ -41,8 +41,7 @@ def parse_args(argv: list[str]) -> dict[str, Any]:
     # (a number, list or mapping is refused: str() of it named a folder '[1, 2]' or 'True',
     # and out_dir=0, [] or {} wrote into the sweep)
     path_value(cfg["sweep_dir"], "sweep_dir")
-    if not not_given(cfg["out_dir"]):
-        path_value(cfg["out_dir"], "out_dir")
+    optional_path(cfg["out_dir"], "out_dir")
     for k in ("dashboard", "requests"):
         boolean(f"report: {k}", cfg[k])
     for k in ("cdf_points", "time_bins"):

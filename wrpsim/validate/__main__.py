@@ -60,14 +60,13 @@ def parse_args(argv: list[str]) -> dict[str, Any]:
         raise ConfigError(f"validate: split: unknown value {cfg['split']!r}; valid choices: "
                           f"{', '.join(SPLITS)}")
     boolean("validate: fast", cfg["fast"])
-    from wrpsim.io import not_given, path_value
+    from wrpsim.io import optional_path
 
     for k, reader in (("mlenergy_dir", "mlenergy"), ("inference_perf_dir", "inference_perf")):
-        if not not_given(cfg[k]):  # (0, [] or {} was taken as null)
-            path_value(cfg[k], k)
-            if reader not in sets:  # (a folder no chosen set reads was silently ignored)
-                raise ConfigError(f"validate: {k} is read by the {reader} set only, which "
-                                  f"sets={sets} leaves out; add it to sets or drop {k}")
+        # (0, [] or {} was taken as null; a folder no chosen set reads was silently ignored)
+        if optional_path(cfg[k], k) is not None and reader not in sets:
+            raise ConfigError(f"validate: {k} is read by the {reader} set only, which "
+                              f"sets={sets} leaves out; add it to sets or drop {k}")
     if isinstance(cfg["jobs"], bool) or not isinstance(cfg["jobs"], int) or \
             not 1 <= cfg["jobs"] <= MAX_JOBS:
         raise ConfigError(f"validate: jobs must be an integer in [1, {MAX_JOBS}] (worker "
