@@ -109,7 +109,7 @@ def generate_closed_loop(source: Mapping, seed: int, field: str = "source") -> p
         minter = IdMinter()
         ids = [minter.fresh(n_blocks(p, DEFAULT_BLOCK_TOKENS)) for p in prompt.tolist()]
         prompt = np.tile(prompt, reps)
-        optional["hash_ids"] = [ids[i % unique] for i in range(n)]
+        optional["hash_ids"] = ids * reps
     df = canonical_frame(np.zeros(n), prompt, output, optional)
     if reps > 1:
         set_block_tokens(df, DEFAULT_BLOCK_TOKENS)
