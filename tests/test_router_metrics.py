@@ -173,3 +173,9 @@ def test_hull_is_nondecreasing_concave_and_dominates_the_points(pts):
             assert curve_at(hull, c) >= q - 1e-9
     a = aiq(cs, qs)
     assert 0.0 <= a <= max(qs) + 1e-9
+
+
+def test_aiq_over_a_subnormal_cost_range_is_the_quality_it_holds():
+    """Hypothesis found it: 0.75 over costs [0, 5e-324] came out as 1.0 (a quality times a
+    subnormal width rounds up; each interval's share of the range is taken first now)."""
+    assert aiq([0.0, 5e-324], [0.75, 0.0]) == 0.75
