@@ -315,6 +315,40 @@ def test_mlenergy_dp_attention_runs_are_one_instance_with_attn_dp(tmp_path):
     assert cases[0].name.endswith(" dp4") and cases[0].measured["power_w"] == 3500 / 4
 
 
+def test_mlenergy_runs_send_their_request_list_as_often_as_the_sweep_says(tmp_path):
+    """ML.ENERGY's client sends a task's request list `num_request_repeats` times (the
+    configuration's sweeps.yaml entry whose max_num_seqs and num_gpus match, else the task's
+    sweep_defaults): the replay is a closed loop of that list repeated, so the repeats are the
+    same prompts (`source.repeats`, prefix-cache hits); without the config files, one pass of
+    the task's published list."""
+    from wrpsim.validate.mlenergy import mlenergy_cases
+
+    cols = ("model_id,task,architecture,weight_precision,total_params_b,activated_params_b,"
+            "avg_batch_size,avg_output_len,avg_power_watts,energy_per_request_joules,"
+            "energy_per_token_joules,gpu_model,max_num_seqs,median_itl_ms,num_gpus,"
+            "output_throughput_tokens_per_sec,p90_itl_ms,p95_itl_ms,p99_itl_ms,"
+            "par_data_parallel,par_expert_parallel,par_notes,par_tensor_parallel")
+    row = ("meta-llama/Llama-3.1-8B-Instruct,lm-arena-chat,dense,bfloat16,8,8,{c},500,600,1,1,"
+           "H100,{c},10,1,100,12,12,13,1,1,,1")
+    (tmp_path / "llm_configs.csv").write_text(
+        "\n".join([cols, row.format(c=64), row.format(c=128), row.format(c=256)]) + "\n")
+    bench = tmp_path / "benchmark_configs" / "lm-arena-chat"
+    runs = bench / "meta-llama" / "Llama-3.1-8B-Instruct" / "H100"
+    runs.mkdir(parents=True)
+    (bench / "benchmark.yaml").write_text(
+        "workload_defaults: {num_requests: 100}\n"
+        "sweep_defaults:\n  - {max_num_seqs: [64, 128], num_request_repeats: [2]}\n")
+    (runs / "sweeps.yaml").write_text(
+        "sweep:\n  - {max_num_seqs: [128], num_gpus: [1], num_request_repeats: [3]}\n")
+    srcs = [c.workload["source"] for c in mlenergy_cases(tmp_path)]
+    assert [(s["num_requests"], s["repeats"]) for s in srcs] == [(200, 2), (300, 3), (100, 1)]
+    for d in (runs, bench):
+        for f in d.glob("*.yaml"):
+            f.unlink()
+    srcs = [c.workload["source"] for c in mlenergy_cases(tmp_path)]
+    assert {(s["num_requests"], s["repeats"]) for s in srcs} == {(1024, 1)}
+
+
 def test_mlenergy_llama4_and_nemotron_12b_rows_become_catalog_cases(tmp_path):
     """ML.ENERGY's Llama-4-Maverick FP8 row (8 GPUs, expert parallel, TP listed as 1) is one
     instance of TP 8 x EP 8 with FP8 weights; Nemotron-Nano-12B-v2's is one BF16 GPU."""

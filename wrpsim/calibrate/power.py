@@ -12,9 +12,10 @@ headroom a GPU spends when its silicon is busy, computing or streaming, which ne
 on the generation. Fitted jointly (one least-squares problem over both GPUs' runs, each row
 scaled by its own span) it predicted the held-out runs better than a shape per GPU when it was
 chosen (median power error on ML.ENERGY's test split: H100 8.8 against 12.7 %, B200 13.1
-against 13.6 %), because three numbers fitted on 31 noisy B200 runs overfit; on 2026-12-07 the
-two are close (shared: H100 9.3, B200 15.4 %; per GPU: 9.7, 15.2 %; docs/validation.md), and
-the shared shape, fewer numbers, is kept. `shared=false` fits each GPU alone. The A100
+against 13.6 %), because three numbers fitted on 31 noisy B200 runs overfit; on 2026-12-07,
+with each run's repeats replayed as the same prompts, the shared shape is better on H100 and a
+little worse on B200 (shared: H100 9.4, B200 14.8 %; per GPU: 10.5, 14.2 %; docs/validation.md),
+and the shared shape, fewer numbers, is kept. `shared=false` fits each GPU alone. The A100
 (Splitwise profile, a 2023 engine) is always fitted alone.
 
 Sources of (b, u_c, u_m, P) points:

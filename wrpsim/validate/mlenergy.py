@@ -94,9 +94,10 @@ def _mlenergy_settings(root: Path, task: str, model_id: str, gpu_model: str) -> 
 
 
 def _mlenergy_requests(root: Path, task: str, model_id: str, gpu_model: str, mns: int,
-                       n_gpu: int) -> int:
-    """Requests of one ML.ENERGY run: the task's `num_requests` times the configuration's
-    `num_request_repeats` (the benchmark sends the task's request list that many times), read
+                       n_gpu: int) -> tuple[int, int]:
+    """(requests in the task's list, repeats) of one ML.ENERGY run: the task's `num_requests`
+    and the configuration's `num_request_repeats` (the benchmark sends the list that many
+    times, the repeats hitting the prefix cache), read
     from `benchmark_configs/<task>/benchmark.yaml` (`sweep_defaults`) and the model's
     `<model>/<GPU>/sweeps.yaml` (`sweep`: the first entry whose `max_num_seqs`, and
     `num_gpus` if it names any, match) when the data folder has them; 1 repeat otherwise."""
@@ -117,8 +118,8 @@ def _mlenergy_requests(root: Path, task: str, model_id: str, gpu_model: str, mns
     entries += list(bench.get("sweep_defaults") or [])
     for e in entries:
         if mns in (e.get("max_num_seqs") or []) and n_gpu in (e.get("num_gpus") or [n_gpu]):
-            return n * int((e.get("num_request_repeats") or [1])[0])
-    return n
+            return n, int((e.get("num_request_repeats") or [1])[0])
+    return n, 1
 
 
 def _cell(r, key: str) -> float | None:
@@ -199,7 +200,7 @@ def mlenergy_cases(root: str | Path, skipped: dict[str, int] | None = None) -> l
             continue
         mns = int(_cell(r, "max_num_seqs"))
         hist = _output_dist(root / "models", r.model_id, r.task, r.gpu_model, mns)
-        n_req = _mlenergy_requests(root, r.task, r.model_id, r.gpu_model, mns, n_gpu)
+        n_req, reps = _mlenergy_requests(root, r.task, r.model_id, r.gpu_model, mns, n_gpu)
         engine = MLENERGY_ENGINE
         out_spec: dict | int = round(r.avg_output_len)
         if hist is not None:
@@ -221,7 +222,8 @@ def mlenergy_cases(root: str | Path, skipped: dict[str, int] | None = None) -> l
         if engine_keys:
             pool["latency"] = {"kind": "engine", **engine_keys}
         wl = {"name": "mlenergy", "source": {
-            "kind": "closed_loop", "concurrency": mns, "num_requests": n_req,
+            "kind": "closed_loop", "concurrency": mns, "num_requests": n_req * reps,
+            "repeats": reps,
             "prompt_tokens": MLENERGY_PROMPTS[r.task], "output_tokens": out_spec}}
         fit = r.model_id in MLENERGY_FIT and r.task == "lm-arena-chat"
         name = f"{r.model_id} {r.task} {r.gpu_model}x{n_gpu} {prec} c{mns}" + (
