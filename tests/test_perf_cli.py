@@ -156,6 +156,12 @@ def test_every_catalog_gpu_and_model_runs_and_labels_its_calibration(g):
     (["latency.layer_overhed_us=3"], r"seq_overhead_us; did you mean 'layer_overhead_us'\?$"),
     (["latency.iter_overhead_us=-3"], r"perf: latency\.iter_overhead_us must be a number >= 0, "
                                       r"got -3"),
+    # no engine's CPU time is 10^15 s (1e21 us ran, each iteration lasting eons)
+    (["latency.iter_overhead_us=1e21"], r"perf: latency\.iter_overhead_us must be at most "
+                                        r"10,000,000 \(µs: 10 s\), got 1e\+21$"),
+    (["latency.frontend_us_per_token=2e7"], r"frontend_us_per_token must be at most 10,000,000"),
+    (["latency.allreduce_fusion_mb=1e9"], r"allreduce_fusion_mb must be at most 1,048,576 "
+                                          r"\(MiB: 1 TiB\)"),
     (["latency.async_scheduling=often"], r"perf: latency\.async_scheduling must be true or "
                                          r"false, got 'often'"),
     (["engine=splitwise-2023", "latency.eff_compute=abc"],

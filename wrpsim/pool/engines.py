@@ -124,7 +124,18 @@ def _constant_value(name: str, v, label: str):
         return int(v)
     if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
         raise ConfigError(f"{label} must be a number >= 0, got {v!r}")
+    unit = "us" if "_us" in name else name[name.rfind("_") + 1:]
+    top, why = _CONSTANT_MAX.get(unit, (None, ""))
+    if top is not None and v > top:
+        raise ConfigError(f"{label} must be at most {top:,} ({why}), got {v!r}")
     return v
+
+
+#: upper bounds of the numeric engine constants by their unit (`_us` in the name: µs), beyond
+#: which a value is no engine's: a CPU time per iteration, layer, sequence, request or token
+#: of more than 10 s, a sampler pass count over a thousand, a fusion size limit over 1 TiB
+_CONSTANT_MAX = {"us": (10_000_000, "µs: 10 s"), "passes": (1_000, "passes over the logits"),
+                 "mb": (1 << 20, "MiB: 1 TiB")}
 
 
 _FIELDS = {f.name: f for f in fields(EngineConstants)}
