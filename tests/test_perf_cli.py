@@ -198,7 +198,9 @@ def test_every_catalog_gpu_and_model_runs_and_labels_its_calibration(g):
     (["ctx_tokens=5000", "batch=4"], r"perf: ctx_tokens \(5,000\) exceeds llama2-70b's context"),
     (["batch=100000000"], r"perf: batch must be an integer in 1\.\.65,536"),
     (["precision=mxfp4"], r"perf: precision: mxfp4 quantises the routed experts only"),
-    (["gpu_mem_util=2"], r"perf: gpu_mem_util must be in \(0, 1\], got 2"),
+    (["gpu_mem_util=2"], r"perf: gpu_mem_util must be a finite number > 0 and <= 1 or null, "
+                         r"got 2"),
+    (["reserve_gib=-1"], r"perf: reserve_gib must be a finite number >= 0 or null, got -1$"),
     (["tp=16"], r"perf: tp=16 spans more than one 8-GPU server"),
     (["tp=[1,2]"], r"perf: tp must be an integer >= 1, got \[1, 2\]$"),  # (was a traceback)
     (["latency=3"], r"perf: latency takes one field at a time, latency\.<field>=value"),

@@ -37,11 +37,10 @@ one line on stderr and exits with status 2.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from wrpsim.cli import load_defaults, parse_overrides, verb_main
-from wrpsim.errors import ConfigError, did_you_mean
+from wrpsim.errors import ConfigError, did_you_mean, number
 
 
 def _defaults() -> dict[str, Any]:
@@ -116,16 +115,9 @@ def evaluate(cfg: dict[str, Any]) -> dict[str, Any]:
     batch, prompt = _int(cfg, "batch", 1), _int(cfg, "prompt_tokens", 1)
     ctx = prompt if cfg["ctx_tokens"] is None else _int(cfg, "ctx_tokens", 0)
     block = _int(cfg, "block_size", 1)
-    for k in ("gpu_mem_util", "reserve_gib"):
-        if cfg[k] is None:
-            continue
-        if isinstance(cfg[k], bool) or not isinstance(cfg[k], (int, float)) \
-                or not math.isfinite(cfg[k]):
-            raise ConfigError(f"perf: {k} must be a finite number, got {cfg[k]!r}")
-    if cfg["gpu_mem_util"] is not None and not 0 < cfg["gpu_mem_util"] <= 1:
-        raise ConfigError(f"perf: gpu_mem_util must be in (0, 1], got {cfg['gpu_mem_util']!r}")
-    if cfg["reserve_gib"] is not None and cfg["reserve_gib"] < 0:
-        raise ConfigError(f"perf: reserve_gib must be >= 0 or null, got {cfg['reserve_gib']!r}")
+    number("perf: gpu_mem_util", cfg["gpu_mem_util"], 0.0, 1.0, strict_lo=True, finite=True,
+           or_null=True)
+    number("perf: reserve_gib", cfg["reserve_gib"], 0.0, finite=True, or_null=True)
     tp, ep, attn_dp = _int(cfg, "tp", 1), _int(cfg, "ep", 1), _int(cfg, "attn_dp", 1)
     from wrpsim.sanity import GPUS_PER_SERVER
 

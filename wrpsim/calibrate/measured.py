@@ -302,14 +302,14 @@ def _dist(length: int | dict) -> dict:
 def _served_defaults(gpu: str, where: str) -> dict:
     """`vllm serve`'s batch limits on catalog GPU `gpu` (`Engine.default_batch`)."""
     from wrpsim.pool.catalog import get_gpu
-    from wrpsim.pool.engines import DEFAULT_ENGINE, get_engine
+    from wrpsim.pool.engines import DEFAULT_ENGINE, VLLM_BATCH_BIG, get_engine
 
     try:
         spec = get_gpu(gpu)
     except ConfigError as e:
         raise ConfigError(f"{where}: gpu: {str(e).partition(': ')[2] or e}") from None
     engine = get_engine(DEFAULT_ENGINE)
-    return engine.default_batch(spec) or {"token_budget": 8192, "max_seqs": 1024}
+    return engine.default_batch(spec) or dict(VLLM_BATCH_BIG)
 
 
 def _lengths(n: int, ratio: float) -> int | dict:

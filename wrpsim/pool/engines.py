@@ -59,6 +59,10 @@ ENGINE_KEYS = ("description", "kind", "constants", "gpus", "default_roofline", "
 #: `batch_defaults` choices: how a pool that leaves `scheduler.token_budget` / `max_seqs` out
 #: is batched (`Engine.default_batch`)
 BATCH_DEFAULTS = ("fixed", "vllm")
+#: `vllm serve`'s batch limits (EngineArgs.get_batch_defaults, OpenAI API server): the first on
+#: a GPU of at least 70 GiB that is not an A100, the second on the others (`Engine.default_batch`)
+VLLM_BATCH_BIG = {"token_budget": 8192, "max_seqs": 1024}
+VLLM_BATCH_SMALL = {"token_budget": 2048, "max_seqs": 256}
 CONSTANT_FIELDS = tuple(f.name for f in fields(EngineConstants))
 
 
@@ -94,8 +98,7 @@ class Engine:
         if self.batch_defaults != "vllm":
             return {}
         big = gpu.mem_gib >= 70 and not gpu.name.startswith("a100")
-        return {"token_budget": 8192, "max_seqs": 1024} if big else {
-            "token_budget": 2048, "max_seqs": 256}
+        return dict(VLLM_BATCH_BIG if big else VLLM_BATCH_SMALL)
 
     def gpu_entry(self, gpu: str) -> dict:
         """`{'tables': dir}`, `{'roofline': ref_gpu}` or both (own tables for the operators

@@ -44,6 +44,7 @@ from pathlib import Path
 import pandas as pd
 
 from wrpsim.paths import catalog_dir
+from wrpsim.pool.engines import VLLM_BATCH_BIG
 
 #: Hugging Face model ids of the measurements -> catalog names, where the catalog entry's
 #: `source` does not already say it (`catalog_model`)
@@ -124,8 +125,7 @@ SYSTEMS = {"h100_sxm": "h100-80gb", "h200_sxm": "h200-141gb", "b200_sxm": "b200-
 #: vLLM's scheduler defaults for online serving on GPUs with >= 70 GiB (V1 engine), and the
 #: `--gpu-memory-utilization` default (0.9) of the versions the silicon and ML.ENERGY runs were
 #: served with (0.11-0.18: before vllm-project/vllm#38284 made it 0.92)
-BIG_GPU_SCHED = {"policy": "sarathi", "token_budget": 8192, "max_seqs": 1024, "block_size": 16,
-                 "gpu_mem_util": 0.9}
+BIG_GPU_SCHED = {"policy": "sarathi", **VLLM_BATCH_BIG, "block_size": 16, "gpu_mem_util": 0.9}
 METRICS = ("ttft", "tpot", "itl", "e2e", "power")
 
 

@@ -169,8 +169,8 @@ def _script(scripts: dict, label: str, pool: dict, system: str, precision: str, 
         pool["latency"].pop("allreduce_fusion", None)
     sched = pool["scheduler"]
     if s.get("max_seqs") != "conc":  # (else the concurrency, as the row already has it)
-        sched["max_seqs"] = s.get("max_seqs", 1024)
-    sched["token_budget"] = 2 * isl if s.get("budget") == "2isl" else 8192
+        sched["max_seqs"] = s.get("max_seqs", BIG_GPU_SCHED["max_seqs"])
+    sched["token_budget"] = 2 * isl if s.get("budget") == "2isl" else BIG_GPU_SCHED["token_budget"]
     if s.get("block_size"):
         sched["block_size"] = s["block_size"]
     sched["gpu_mem_util"] = s.get("mem", 0.90)
@@ -291,7 +291,7 @@ def silicon_cases(requests_per_client: int = 10,
             kv = GPTOSS_KV.get(r.system, "auto")
         c = int(r.batch_size)
         grid = r.isl in INFERENCEMAX_LENGTHS and r.osl in INFERENCEMAX_LENGTHS
-        max_seqs = c if grid else 1024
+        max_seqs = c if grid else BIG_GPU_SCHED["max_seqs"]
         pool = {"gpu": gpu, "model": model, "tp": tp, "ep": ep, "count": 1, "precision": prec,
                 "kv_dtype": kv, "scheduler": {**BIG_GPU_SCHED, "max_seqs": max_seqs},
                 "latency": {"kind": "engine",
