@@ -236,8 +236,8 @@ BAD = [
     (["workload=chat-sessions", "workload.source.new_tokens.dist=[]"],
      r"^wrpsim: error: workload\.source\.new_tokens\.dist: unknown value \[\]; valid choices: "),
     (["+pool.pools.h100.latency={layer_overhead_us: [1]}"],
-     r"^wrpsim: error: pool\.pools\.h100\.latency\.layer_overhead_us must be a number >= 0, "
-     r"got \[1\]$"),
+     r"^wrpsim: error: pool\.pools\.h100\.latency\.layer_overhead_us must be a finite number "
+     r">= 0 and <= 10000000, got \[1\]$"),
     (["router=carrot-utility", "pool=two-model-mixtral-gpt4like", "workload=routellm-mmlu-gsm8k",
       "router.service.signal=[]"], r"^wrpsim: error: router\.service\.signal: unknown value "),
     # a decision of 1e21 s: the view's 1 s scrapes would tick through all of it

@@ -154,14 +154,20 @@ def test_every_catalog_gpu_and_model_runs_and_labels_its_calibration(g):
     (["batch=0"], r"batch must be an integer >= 1, got 0"),
     (["latency.eff_magic=1"], r"unknown key 'latency.eff_magic'; valid latency.\* keys"),
     (["latency.layer_overhed_us=3"], r"seq_overhead_us; did you mean 'layer_overhead_us'\?$"),
-    (["latency.iter_overhead_us=-3"], r"perf: latency\.iter_overhead_us must be a number >= 0, "
-                                      r"got -3"),
-    # no engine's CPU time is 10^15 s (1e21 us ran, each iteration lasting eons)
-    (["latency.iter_overhead_us=1e21"], r"perf: latency\.iter_overhead_us must be at most "
-                                        r"10,000,000 \(µs: 10 s\), got 1e\+21$"),
-    (["latency.frontend_us_per_token=2e7"], r"frontend_us_per_token must be at most 10,000,000"),
-    (["latency.allreduce_fusion_mb=1e9"], r"allreduce_fusion_mb must be at most 1,048,576 "
-                                          r"\(MiB: 1 TiB\)"),
+    (["latency.iter_overhead_us=-3"], r"perf: latency\.iter_overhead_us must be a finite "
+                                      r"number >= 0 and <= 10000000, got -3"),
+    # no engine's CPU time is 10^15 s (1e21 us ran, each iteration lasting eons); an integer
+    # too large for a float was an OverflowError's traceback
+    (["latency.iter_overhead_us=1e21"], r"perf: latency\.iter_overhead_us must be a finite "
+                                        r"number >= 0 and <= 10000000, got 1e\+21$"),
+    (["latency.iter_overhead_us=1" + "0" * 400], r"iter_overhead_us must be a finite number "
+                                                 r">= 0 and <= 10000000, got 10{400}$"),
+    (["latency.frontend_us_per_token=2e7"], r"frontend_us_per_token must be a finite number "
+                                            r">= 0 and <= 10000000"),
+    (["latency.allreduce_fusion_mb=1e9"], r"allreduce_fusion_mb must be a finite number >= 0 "
+                                          r"and <= 1048576, got"),
+    (["latency.cudagraph_max_tokens=2000000"], r"cudagraph_max_tokens must be an integer >= 0 "
+                                               r"and <= 1,048,576, got 2000000$"),
     (["latency.async_scheduling=often"], r"perf: latency\.async_scheduling must be true or "
                                          r"false, got 'often'"),
     (["engine=splitwise-2023", "latency.eff_compute=abc"],
@@ -233,3 +239,25 @@ def test_kv_fits_says_whether_the_decode_batch_fits():
     cap = small["kv_capacity_tokens"]
     big = evaluate(parse_args([f"batch={cap // 4000 + 1}", "ctx_tokens=4000"]))
     assert big["kv_tokens_needed"] > cap and not big["kv_fits"]
+
+
+def test_every_numeric_engine_constant_has_an_upper_bound():
+    """`engines.CONSTANT_MAX` bounds every numeric field of `EngineConstants` (a new field
+    without a bound would accept any size silently), and every shipped engine's constants
+    and per-GPU fusion limits lie within them."""
+    from dataclasses import fields
+
+    from wrpsim.pool import engines
+    from wrpsim.pool.kernels.model import EngineConstants
+
+    numeric = {f.name for f in fields(EngineConstants)
+               if f.type in ("float", "int", float, int)}
+    assert numeric - {"cudagraph_mixed"} == set(engines.CONSTANT_MAX)  # (that one: a mode, 0 / 1)
+    for path in sorted(engines.engines_dir().glob("*.yaml")):
+        eng = engines.get_engine(path.stem)
+        c = eng.constants
+        for name, top in engines.CONSTANT_MAX.items():
+            assert 0 <= getattr(c, name) <= top, (path.name, name)
+        for g in eng.gpus.values():
+            for mb in (g.get("allreduce_fusion_mb") or {}).values():
+                assert 0 <= mb <= engines.CONSTANT_MAX["allreduce_fusion_mb"], path.name

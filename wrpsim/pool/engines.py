@@ -23,7 +23,6 @@ built here carries a `calibration` label that outputs repeat.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field, fields, replace
 from functools import cache, lru_cache
 from pathlib import Path
@@ -36,6 +35,7 @@ from wrpsim.errors import (
     check_keys,
     choice,
     did_you_mean,
+    finite_number,
     integer,
     number,
     starts_with_a_file,
@@ -119,26 +119,32 @@ def _constant_value(name: str, v, label: str):
     if f.type in ("bool", bool):
         return boolean(label, v)
     if name == "cudagraph_max_tokens":  # (a token count: 0.5 was truncated to 0, silently)
-        return integer(label, v, 0)
+        n = integer(label, v, 0)
+        if n > CONSTANT_MAX[name]:
+            raise ConfigError(f"{label} must be an integer >= 0 and <= "
+                              f"{CONSTANT_MAX[name]:,}, got {v!r}")
+        return n
     if name == "cudagraph_mixed":  # (a mode: 0.5 was taken as 0 and 1e12 as 1)
         if isinstance(v, bool) or v not in (0, 1):
             raise ConfigError(f"{label} must be 1 (iterations with prompt chunks graphed too: "
                               f"vLLM's FULL_AND_PIECEWISE) or 0 (FULL_DECODE_ONLY), got {v!r}")
         return int(v)
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
-        raise ConfigError(f"{label} must be a number >= 0, got {v!r}")
-    unit = "us" if "_us" in name else name[name.rfind("_") + 1:]
-    top, why = _CONSTANT_MAX.get(unit, (None, ""))
-    if top is not None and v > top:
-        raise ConfigError(f"{label} must be at most {top:,} ({why}), got {v!r}")
+    number(label, v, 0.0, CONSTANT_MAX[name], finite=True)  # (an int too large for a float too)
     return v
 
 
-#: upper bounds of the numeric engine constants by their unit (`_us` in the name: µs), beyond
-#: which a value is no engine's: a CPU time per iteration, layer, sequence, request or token
-#: of more than 10 s, a sampler pass count over a thousand, a fusion size limit over 1 TiB
-_CONSTANT_MAX = {"us": (10_000_000, "µs: 10 s"), "passes": (1_000, "passes over the logits"),
-                 "mb": (1 << 20, "MiB: 1 TiB")}
+#: the largest value of each numeric engine constant, beyond which it is no engine's: a time
+#: in µs (CPU per iteration, sequence, layer, request or token; the sampler's GPU floor) of
+#: more than 10 s, a sampler pass count over a thousand, a fusion size limit over 1 TiB, a
+#: CUDA-graph capture size over 2^20 tokens (`tests/test_perf_cli.py` checks every numeric
+#: field of `EngineConstants` has one)
+_US_MAX = 10_000_000
+CONSTANT_MAX = {"iter_overhead_us": _US_MAX, "seq_overhead_us": _US_MAX,
+                "layer_overhead_us": _US_MAX, "frontend_us": _US_MAX,
+                "frontend_us_per_token": _US_MAX, "sampling_floor_us": _US_MAX,
+                "eager_layer_us": _US_MAX, "frontend_us_per_stream_token": _US_MAX,
+                "frontend_us_serial": _US_MAX, "sampling_passes": 1_000,
+                "allreduce_fusion_mb": 1 << 20, "cudagraph_max_tokens": 1 << 20}
 
 
 _FIELDS = {f.name: f for f in fields(EngineConstants)}
@@ -211,13 +217,13 @@ FUSED_GROUPS = (2, 4, 8)
 
 def _fusion_limits(v, label: str) -> dict:
     """An engine's `gpus.<gpu>.allreduce_fusion_mb` ({all-reduce group size: MiB}), checked."""
+    top = CONSTANT_MAX["allreduce_fusion_mb"]
     if not isinstance(v, dict) or not v or any(
-            isinstance(k, bool) or k not in FUSED_GROUPS
-            or isinstance(m, bool) or not isinstance(m, (int, float))
-            or not math.isfinite(m) or m < 0 for k, m in v.items()):
+            isinstance(k, bool) or k not in FUSED_GROUPS or not finite_number(m)
+            or not 0 <= m <= top for k, m in v.items()):
         sizes = ", ".join(map(str, FUSED_GROUPS))
         raise ConfigError(f"{label} must map all-reduce group sizes ({sizes}: those vLLM "
-                          f"fuses) to size limits in MiB (finite numbers >= 0), e.g. "
+                          f"fuses) to size limits in MiB (numbers >= 0 and <= {top:,}), e.g. "
                           f"{{2: 64, 4: 2, 8: 0.5}}; got {v!r}")
     return v
 
