@@ -213,7 +213,8 @@ def test_every_catalog_gpu_and_model_runs_and_labels_its_calibration(g):
     # a fraction of a token count was truncated (0.5 -> 0), a mode other than 0 or 1 taken as
     # one of them (tests/test_fuzz_verbs.py)
     (["latency.cudagraph_max_tokens=0.5"],
-     r"perf: latency\.cudagraph_max_tokens must be an integer >= 0, got 0\.5$"),
+     r"perf: latency\.cudagraph_max_tokens must be an integer >= 0 and <= 1,048,576, "
+     r"got 0\.5$"),
     (["latency.cudagraph_mixed=1e12"], r"perf: latency\.cudagraph_mixed must be 1 \(iterations "
                                        r"with prompt chunks graphed too.* or 0 "
                                        r"\(FULL_DECODE_ONLY\), got 1000000000000\.0$"),

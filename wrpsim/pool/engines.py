@@ -36,7 +36,6 @@ from wrpsim.errors import (
     choice,
     did_you_mean,
     finite_number,
-    integer,
     number,
     starts_with_a_file,
     unknown_choice,
@@ -119,11 +118,10 @@ def _constant_value(name: str, v, label: str):
     if f.type in ("bool", bool):
         return boolean(label, v)
     if name == "cudagraph_max_tokens":  # (a token count: 0.5 was truncated to 0, silently)
-        n = integer(label, v, 0)
-        if n > CONSTANT_MAX[name]:
+        if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= CONSTANT_MAX[name]:
             raise ConfigError(f"{label} must be an integer >= 0 and <= "
                               f"{CONSTANT_MAX[name]:,}, got {v!r}")
-        return n
+        return v
     if name == "cudagraph_mixed":  # (a mode: 0.5 was taken as 0 and 1e12 as 1)
         if isinstance(v, bool) or v not in (0, 1):
             raise ConfigError(f"{label} must be 1 (iterations with prompt chunks graphed too: "
