@@ -276,6 +276,18 @@ def finite_number(value) -> bool:
         return False
 
 
+def finite_or_none(v) -> float | None:
+    """`v` (a table cell: a number or its text) as a finite float, or None where it is
+    missing, NaN, infinite, text that is no number, or a bool."""
+    if v is None or isinstance(v, bool):
+        return None
+    try:
+        x = float(v)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return x if math.isfinite(x) else None
+
+
 def bound_text(x) -> str:
     """A bound as a user wrote it: 1e8 as 100000000, 0.0 as 0, 0.5 as 0.5."""
     return str(int(x)) if isinstance(x, float) and x.is_integer() and abs(x) < 1e16 else str(x)

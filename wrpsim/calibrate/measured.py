@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from wrpsim.errors import ConfigError, warn
+from wrpsim.errors import ConfigError, finite_or_none, warn
 from wrpsim.pool import window
 
 STEP_COLUMNS = ("model", "gpu", "tp", "prefill_tokens", "decode_seqs", "decode_ctx", "step_ms")
@@ -165,7 +165,7 @@ def benchmark_cases(path: str | Path, split: str = "fit") -> Cases:
     out.left_out = []
     for i, r in rows(df):
         where = f"{path}: line {i}"
-        rate = None if is_blank(r.get("request_rate")) else _number(r.get("request_rate"))
+        rate = None if is_blank(r.get("request_rate")) else finite_or_none(r.get("request_rate"))
         if not is_blank(r.get("request_rate")) and (rate is None or rate <= 0):
             raise ConfigError(f"{where}: request_rate must be a number > 0 (requests per "
                               f"second; --request-rate inf, every request at once, is a closed "
@@ -287,7 +287,7 @@ def text_or(v, default: str) -> str:
 def _fraction(r: dict, key: str, where: str, default: float, explain: str = "") -> float:
     """Row `r`'s `key` as a number in (0, 1], `default` when blank; `ConfigError` naming
     `where` and the column otherwise (`explain` follows the range)."""
-    v = default if is_blank(r.get(key)) else _number(r.get(key))
+    v = default if is_blank(r.get(key)) else finite_or_none(r.get(key))
     if v is None or not 0 < v <= 1:
         raise ConfigError(f"{where}: {key} must be a number in (0, 1]{explain}, got "
                           f"{r.get(key)!r}")
@@ -322,17 +322,6 @@ def is_blank(v) -> bool:
     return v is None or (isinstance(v, float) and math.isnan(v))
 
 
-def _number(v) -> float | None:
-    """`v` as a finite float, or None (missing, text, NaN or infinite)."""
-    if is_blank(v) or isinstance(v, bool):
-        return None
-    try:
-        x = float(v)
-    except (TypeError, ValueError):
-        return None
-    return x if math.isfinite(x) else None
-
-
 #: the largest concurrency / max_num_seqs and num_requests a benchmark row may name (the
 #: scheduler's and the closed-loop workload's own limits)
 MAX_SEQS, MAX_REQUESTS = 65_536, 50_000_000
@@ -345,7 +334,7 @@ def _int(r: dict, key: str, where: str, low: int = 1, default: int | None = None
     v = r.get(key)
     if default is not None and (is_blank(v) or v == ""):
         return default
-    x = _number(v)
+    x = finite_or_none(v)
     if x is None or x != int(x) or int(x) < low or (high is not None and int(x) > high):
         span = f">= {low:,}" if high is None else f"in {low:,}..{high:,}"
         raise ConfigError(f"{where}: {name or key} must be an integer {span}, got {v!r}")
@@ -354,7 +343,7 @@ def _int(r: dict, key: str, where: str, low: int = 1, default: int | None = None
 
 def _positive(r: dict, key: str, where: str) -> float:
     """Column `key` of row `r` as a number > 0 (a measured time); `ConfigError` otherwise."""
-    x = _number(r.get(key))
+    x = finite_or_none(r.get(key))
     if x is None or x <= 0:
         raise ConfigError(f"{where}: {key} must be a number > 0, got {r.get(key)!r}")
     return x

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from wrpsim.errors import finite_or_none
 from wrpsim.validate.sets import BIG_GPU_SCHED, SYSTEMS, Case, catalog_model, skipper
 
 #: assumed prompt lengths of the ML.ENERGY tasks (their input lengths are not published):
@@ -124,12 +125,7 @@ def _mlenergy_requests(root: Path, task: str, model_id: str, gpu_model: str, mns
 
 def _cell(r, key: str) -> float | None:
     """A number column of llm_configs.csv; None where the row leaves it empty."""
-    v = getattr(r, key, None)
-    try:
-        v = float(v)
-    except (TypeError, ValueError):
-        return None
-    return v if math.isfinite(v) else None
+    return finite_or_none(getattr(r, key, None))
 
 
 def mlenergy_cases(root: str | Path, skipped: dict[str, int] | None = None) -> list[Case]:
