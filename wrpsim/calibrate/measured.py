@@ -165,7 +165,7 @@ def benchmark_cases(path: str | Path, split: str = "fit") -> Cases:
     out.left_out = []
     for i, r in rows(df):
         where = f"{path}: line {i}"
-        rate = None if is_blank(r.get("request_rate")) else finite_or_none(r.get("request_rate"))
+        rate = finite_or_none(r.get("request_rate"))  # (None when blank)
         if not is_blank(r.get("request_rate")) and (rate is None or rate <= 0):
             raise ConfigError(f"{where}: request_rate must be a number > 0 (requests per "
                               f"second; --request-rate inf, every request at once, is a closed "
