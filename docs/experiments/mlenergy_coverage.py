@@ -31,7 +31,8 @@ DEFAULT = Path(__file__).resolve().parents[2].parent / "shared/data/measured/mle
 
 def synthetic_rows(root: Path) -> pd.DataFrame:
     """One llm_configs.csv row per (task, model, GPU, GPU count, smallest / largest
-    max_num_seqs) configuration that `benchmark_configs` publishes; output length from the
+    max_num_seqs swept on that GPU count) configuration that `benchmark_configs` publishes;
+    output length from the
     measured rows of the same task (median) where the model has none."""
     measured = pd.read_csv(root / "llm_configs.csv")
     out_len = measured.groupby("task")["avg_output_len"].median().to_dict()
@@ -42,13 +43,16 @@ def synthetic_rows(root: Path) -> pd.DataFrame:
         task, model_id, gpu = d.parts[-4], "/".join(d.parts[-3:-1]), d.parts[-1]
         cfg = yaml.safe_load((d / "monolithic.config.yaml").read_text()) or {}
         sweep = (yaml.safe_load((d / "sweeps.yaml").read_text()) or {}).get("sweep") or []
-        seqs = sorted({m for e in sweep for m in e.get("max_num_seqs") or []})
         own = measured[(measured.model_id == model_id) & (measured.task == task)]
         length = float(own.avg_output_len.median()) if len(own) else out_len.get(task, 500)
         info = d.parent / "model_info.json"
         prec = (json.loads(info.read_text()).get("weight_precision", "bfloat16")
                 if info.is_file() else "bfloat16")
         for n_gpu in (int(x) for x in (d / "num_gpus.txt").read_text().split()):
+            # a sweep entry with `num_gpus` runs on those GPU counts only, one without on each
+            # count of num_gpus.txt
+            seqs = sorted({m for e in sweep if n_gpu in (e.get("num_gpus") or [n_gpu])
+                           for m in e.get("max_num_seqs") or []})
             dp = int(cfg.get("data-parallel-size", 1))
             ep = n_gpu if cfg.get("enable-expert-parallel") else 1
             tp = 1 if dp > 1 else n_gpu
