@@ -522,3 +522,42 @@ def test_a_user_catalog_file_that_is_not_yaml_is_one_line(tmp_path):
     assert len(errors) == 1, r.stderr
     assert re.match(rf"wrpsim: error: .*{re.escape(str(tmp_path / 'models.yaml'))}:\d+:\d+: "
                     r"invalid YAML: ", errors[0]), errors[0]
+
+
+def test_one_broken_engine_file_leaves_the_others_running(tmp_path):
+    """A typo in one engine file of a user's catalog stopped every run, whatever engine it
+    named, with that file's error; invalid YAML was three lines. Now such a file is left out
+    with one warning, the other engines run, naming it is its one line — also one meant to
+    replace a shipped engine — and a kernels engine without tables for the GPU says what it
+    lacks."""
+    eng = tmp_path / "engines"
+    eng.mkdir()
+    (eng / "typo.yaml").write_text("kind: kernels\nconstants: {allreduce_fusoin: true}\n")
+    (eng / "bad-yaml.yaml").write_text("kind: kernels\nconstants: {frontend_us: [1,\n")
+    (eng / "vllm-0.19.yaml").write_text("kind: kernels\nbatch_defaults: sometimes\n")
+    (eng / "bare.yaml").write_text("kind: kernels\nconstants: {frontend_us: 5}\n")
+    env = {**os.environ, "WRPSIM_CATALOG": str(tmp_path)}
+
+    def perf(engine):
+        return subprocess.run([sys.executable, "-m", "wrpsim.perf", "model=llama3.1-8b",
+                               "gpu=h100-80gb", "tp=1", f"engine={engine}"],
+                              capture_output=True, text=True, env=env, cwd=tmp_path,
+                              timeout=120)
+
+    ok = perf("vllm-0.24")
+    assert ok.returncode == 0, ok.stderr
+    warned = [ln for ln in ok.stderr.splitlines() if "engine file left out" in ln]
+    assert len(warned) == 3, ok.stderr
+    assert f"{eng / 'bad-yaml.yaml'}:3:1: invalid YAML: " in warned[0]
+    assert "allreduce_fusoin" in warned[1] and "batch_defaults" in warned[2]
+    for name, why in (("typo", "allreduce_fusoin"), ("bad-yaml", "invalid YAML"),
+                      ("vllm-0.19", "batch_defaults"),
+                      ("bare", "no gpus.h100-80gb entry, and default_roofline 'h100-80gb' has "
+                               "no kernel tables in this engine (GPUs with tables: none)")):
+        bad = perf(name)
+        assert bad.returncode == 2 and bad.stdout == "", bad.stderr
+        lines = bad.stderr.strip().splitlines()
+        errors = [ln for ln in lines if ln.startswith("wrpsim: error:")]
+        assert len(errors) == 1 and why in errors[0], bad.stderr
+        if name != "bare":  # said once, by its error, not also as a warning
+            assert sum(f"{name}.yaml" in ln for ln in lines) == 1, bad.stderr

@@ -39,6 +39,8 @@ from wrpsim.errors import (
     number,
     starts_with_a_file,
     unknown_choice,
+    warn,
+    yaml_error,
 )
 from wrpsim.pool.catalog import CALIBRATION_FIELDS, catalog_path, get_gpu, get_model
 from wrpsim.pool.kernels.model import (
@@ -171,7 +173,9 @@ def load_engine(path: Path) -> Engine:
     """Parse and validate one engine YAML."""
     try:
         raw = safe_load(path.read_text()) or {}
-    except (OSError, yaml.YAMLError) as exc:
+    except yaml.YAMLError as exc:
+        raise ConfigError(yaml_error(path, exc)) from None
+    except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read engine: {exc}") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping")
@@ -311,19 +315,44 @@ def engine_dirs() -> list[Path]:
     return dirs + _EXTRA_DIRS
 
 
+#: name -> why the engine file of that name in a user's folder was left out (`engines`)
+BROKEN: dict[str, str] = {}
+_SAID: set = set()
+
+
 @cache
 def engines() -> dict[str, Engine]:
-    """Every engine of the catalog by name."""
+    """Every engine of the catalog by name. A user's engine file (`$WRPSIM_CATALOG/engines`,
+    a calibrate `out_dir`) that is not valid is left out (`BROKEN`): the other engines still
+    run, naming it is that one line (`get_engine`), and the others' runs warn of it once; a
+    shipped one that is not valid is an error whatever is run."""
     out = {}
+    BROKEN.clear()  # (`_SAID` is kept: a reload, `register_engine_dir`, does not warn again)
+    shipped = engines_dir()
     for d in engine_dirs():
         for p in sorted(d.glob("*.yaml")):
-            out[p.stem] = load_engine(p)
+            try:
+                out[p.stem] = load_engine(p)
+                BROKEN.pop(p.stem, None)
+            except ConfigError as e:
+                if d == shipped:
+                    raise
+                out.pop(p.stem, None)  # (not the engine of that name it was meant to replace)
+                BROKEN[p.stem] = str(e)
     return out
 
 
 def get_engine(name: str) -> Engine:
-    """The engine `name`; `ConfigError` listing the valid names if unknown."""
+    """The engine `name`; `ConfigError` listing the valid names if unknown, or the one line
+    saying why a user's engine file of that name was left out (`BROKEN`)."""
     table = engines()
+    if isinstance(name, str) and name in BROKEN:
+        _SAID.add(name)  # (its error says it: not also as a warning)
+        raise ConfigError(BROKEN[name])
+    for other, why in BROKEN.items():  # the others, once each
+        if other not in _SAID:
+            _SAID.add(other)
+            warn(f"{why} (engine file left out of the catalog; the others are loaded)")
     if not isinstance(name, str) or name not in table:
         err = unknown_choice("engine", name, table)
         if isinstance(name, str) and not did_you_mean(name, table):  # (one's own not found)
@@ -364,8 +393,17 @@ def kernels_for(engine: Engine, gpu_name: str, moe_table: str = "moe"):
     ref = str(entry["roofline"])
     ref_entry = engine.gpus.get(ref, {})
     if "tables" not in ref_entry:
+        with_tables = sorted(g for g, e in engine.gpus.items() if "tables" in e)
+        if gpu_name not in engine.gpus:  # (the default reference: the file lacks the GPUs)
+            raise ConfigError(
+                f"{engine.path}: no gpus.{gpu_name} entry, and default_roofline {ref!r} has no "
+                f"kernel tables in this engine (GPUs with tables: "
+                f"{', '.join(with_tables) or 'none'}); a kernels engine lists its GPUs' "
+                f"tables under gpus: (python -m wrpsim.calibrate engine=NAME writes one from "
+                f"base=vllm-0.24's)")
         raise ConfigError(f"{engine.path}: gpus.{gpu_name}.roofline names {ref!r}, which has "
-                          f"no kernel tables")
+                          f"no kernel tables (GPUs with tables: "
+                          f"{', '.join(with_tables) or 'none'})")
     d = tables_dir(engine, ref, ref_entry["tables"])
     moved = Transferred(load_kernels(str(d), get_gpu(ref), _label(engine, d)), gpu)
     return moved if own is None else Partial(own, moved)
