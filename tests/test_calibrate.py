@@ -232,9 +232,12 @@ def test_cli_builds_an_engine_and_fits_it_on_steps(tmp_path):
                                           "valid choices: llmservingsim, mlenergy, silicon"),
     (("engine=x", "validation=silicn"), "valid choices: llmservingsim, mlenergy, silicon; did "
                                         "you mean 'silicon'?"),
-    (("engine=../../evil", "steps=s.csv"), "calibrate: engine must be a plain name, the engine "
-                                           "file's without its folder or .yaml"),
+    (("engine=../../evil", "steps=s.csv"), "calibrate: engine must be a plain name of letters, "
+                                           "digits, '.', '_' and '-' (the engine file's, "
+                                           "without its folder or .yaml"),
     (("engine=my.yaml", "steps=s.csv"), "calibrate: engine must be a plain name"),
+    # (a space would need quoting wherever the name is given back: engine:, overrides, errors)
+    (("engine=my vllm", "steps=s.csv"), "calibrate: engine must be a plain name"),
     (("engine=x", "steps=s.csv", "fit=[layer_overhead_us,layer_overhead_us]"),
      "calibrate: fit names layer_overhead_us more than once"),
     (("engine=x", "validation=mlenergy", "mlenergy_dir=/nonexistent"),
@@ -441,6 +444,13 @@ STEP_HEAD = "model,gpu,tp,prefill_tokens,decode_seqs,decode_ctx,step_ms\n"
      r"line 2: ttft_ms must be a number > 0, got -80\.5"),
     (BENCH_HEAD, "llama3.1-8b,h100-80gb,1,4,1024,128,,",
      r"line 2: no measurement: needs at least one of ttft_ms, tpot_ms, itl_ms"),
+    # only an empty cell is "not measured": pandas read 'nan', 'N/A', 'NULL' ... as empty too,
+    # so the row was fitted on its TPOT alone without a word (and a required one was "empty")
+    (BENCH_HEAD, "llama3.1-8b,h100-80gb,1,4,1024,128,nan,12",
+     r"line 2: ttft_ms must be a number > 0, got 'nan'"),
+    (BENCH_HEAD, "llama3.1-8b,h100-80gb,1,4,N/A,128,90,12",
+     r"line 2: isl must be an integer >= 1, got 'N/A'"),
+    (STEP_HEAD, "llama3.1-8b,h100-80gb,1,512,0,0,NULL", r"line 2: step_ms must be a number > 0"),
     (STEP_HEAD, "llama3.1-8b,h100-80gb,1,abc,0,0,10",
      r"line 2: prefill_tokens must be an integer >= 0, got 'abc'"),
     (STEP_HEAD, "llama3.1-8b,h100-80gb,1,-512,0,0,10",
@@ -1107,3 +1117,33 @@ def test_an_engine_refitted_into_another_folder_still_finds_the_shipped_tables(t
         assert "tables: vllm-0.24/h100-80gb" in text and "../" not in text
     finally:
         E.clear_caches()
+
+
+def test_rows_whose_kernels_are_estimated_are_named_once_per_kind(tmp_path):
+    """Rows on a GPU without kernel tables (MI300X: "uncalibrated: roofline") or in a precision
+    its tables lack (FP8 GEMMs on an A100) were fitted without a word, the constants (CPU and
+    launch floors) absorbing the estimate's error; each kind is now named once with its first
+    line and the count of the others, as `wrpsim.perf` labels them. Measured rows are not."""
+    csv = tmp_path / "b.csv"
+    csv.write_text("model,gpu,tp,concurrency,isl,osl,ttft_ms,tpot_ms,precision\n"
+                   "llama3.1-8b,mi300x-192gb,1,1,1024,128,30,7.6,bf16\n"
+                   "llama3.1-8b,mi300x-192gb,1,4,1024,128,40,8.6,bf16\n"
+                   "llama3.1-8b,a100-80gb,1,4,1024,128,40,8.6,fp8\n"
+                   "llama3.1-8b,h100-80gb,1,4,1024,128,40,8.6,fp8\n")
+    r = _cli("engine=x", f"benchmarks={csv}", "fit=[layer_overhead_us]", "write=false",
+             f"out_dir={tmp_path / 'out' / 'engines'}")
+    assert r.returncode == 0, r.stderr
+    said = [ln for ln in r.stderr.splitlines() if "estimated, not measured" in ln]
+    assert said == [
+        f"wrpsim: warning: {csv}: line 2 (and 1 more row(s) alike): mi300x-192gb bf16 kernels "
+        f"are estimated, not measured, under engine x (uncalibrated: roofline (efficiencies of "
+        f"kernels: vllm 0.24.0 (NVIDIA H100 80GB HBM3))): fitted on them, the constants (CPU "
+        f"and launch floors) absorb the estimate's error; time the kernels first "
+        f"(kernels=DIR gpu=mi300x-192gb)",
+        f"wrpsim: warning: {csv}: line 4: a100-80gb fp8 kernels are estimated, not measured, "
+        f"under engine x (fp8 GEMMs: uncalibrated, the bf16 table by the roofline ratio): "
+        f"fitted on them, the constants (CPU and launch floors) absorb the estimate's error; "
+        f"time the kernels first (kernels=DIR gpu=a100-80gb)"], r.stderr
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    # (both paths absolute, as `file` was already: rows_csv was given as out_dir was)
+    assert Path(out["rows_csv"]).is_absolute() and Path(out["file"]).is_absolute()

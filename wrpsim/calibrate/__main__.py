@@ -63,6 +63,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -80,10 +81,12 @@ def parse_args(argv: list[str]) -> dict[str, Any]:
     name = cfg["engine"]
     if not isinstance(name, str) or not name:
         raise ConfigError("calibrate: engine=NAME is required (a file name, e.g. my-vllm)")
-    if "/" in name or "\\" in name or name.startswith(".") or name.endswith(".yaml"):
-        raise ConfigError(f"calibrate: engine must be a plain name, the engine file's without "
-                          f"its folder or .yaml (e.g. my-vllm; out_dir says where), got "
-                          f"{name!r}")
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name) or name.endswith(".yaml"):
+        # (a space, a quote or a path separator would need quoting wherever the name is
+        # given back: a pool's engine:, an override, the valid choices of an error)
+        raise ConfigError(f"calibrate: engine must be a plain name of letters, digits, '.', "
+                          f"'_' and '-' (the engine file's, without its folder or .yaml: e.g. "
+                          f"my-vllm; out_dir says where), got {name!r}")
     from wrpsim.pool import engines as E
 
     shipped = E.engines_dir() / f"{name}.yaml"
@@ -161,6 +164,7 @@ def _engine_yaml(out_dir: Path, name: str, base: str) -> tuple[Path, dict]:
              f"({path if path.is_file() else 'in the catalog'}) and is refitted from its own "
              f"tables and constants")
     if path.is_file():
+        E.load_engine(path)  # (one line naming the file where it is not a valid engine)
         return path, yaml.safe_load(path.read_text()) or {}
     if existing:
         base = name  # refit an existing engine: start from its own tables and constants
@@ -352,6 +356,47 @@ def _warn_nothing(cfg: dict, report: dict, rows_csv: str) -> None:
              f"show only in steps longer than the GPU's)")
 
 
+def _warn_estimated(engine: str, cases: list, steps) -> None:
+    """One warning per kind of row (GPU, precision) whose kernel times `engine` estimates
+    rather than measures — a GPU without tables ("uncalibrated: roofline"), a precision its
+    tables lack (an FP4 GEMM on an H100, FP8 on an A100): its calibration label says so, as
+    `wrpsim.perf` prints it. The constants describe CPU and launch floors; fitted on such rows
+    they absorb the estimate's error instead, which the kernels (`kernels=`) should take."""
+    from wrpsim.pool.engines import build_latency_model
+
+    keys: dict[tuple, list[str]] = {}
+    for c in cases:
+        p = c.pool
+        key = (c.model, c.gpu, int(p.get("tp", 1)), str(p.get("precision", "bf16")),
+               str(p.get("kv_dtype", "auto")), int(p.get("ep", 1)), int(p.get("attn_dp", 1)))
+        keys.setdefault(key, []).append(str(c.info.get("where", c.name)))
+    if steps is not None:
+        path = steps.attrs.get("path", "steps")
+        for line, (_, r) in zip(steps.attrs["lines"], steps.iterrows()):
+            prec, kvd = r.get("precision"), r.get("kv_dtype")
+            key = (str(r["model"]), str(r["gpu"]), int(r["tp"]),
+                   "bf16" if prec is None or prec != prec or prec == "" else str(prec),
+                   "auto" if kvd is None or kvd != kvd or kvd == "" else str(kvd), 1, 1)
+            keys.setdefault(key, []).append(f"{path}: line {line}")
+    said: dict[tuple, list[str]] = {}
+    for (model, gpu, tp, prec, kvd, ep, dp), wheres in keys.items():
+        try:
+            lat = build_latency_model(model, gpu, tp, engine, precision=prec, kv_dtype=kvd,
+                                      ep=ep, attn_dp=dp)
+        except ConfigError:  # (the fit names the row)
+            continue
+        label = str(getattr(lat, "calibration", "")).split(": ", 1)[-1]  # (less the engine)
+        parts = [t.strip() for t in label.split(";") if "uncalibrated" in t]
+        if parts:
+            said.setdefault((gpu, prec, "; ".join(parts)), []).extend(wheres)
+    for (gpu, prec, what), wheres in said.items():
+        more = f" (and {len(wheres) - 1} more row(s) alike)" if len(wheres) > 1 else ""
+        warn(f"{wheres[0]}{more}: {gpu} {prec} kernels are estimated, not measured, under "
+             f"engine {engine} ({what}): fitted on them, the constants (CPU "
+             f"and launch floors) absorb the estimate's error; time the kernels first "
+             f"(kernels=DIR gpu={gpu})")
+
+
 def _validation_fit_cases(cfg: dict[str, Any]) -> list:
     """The fit split of the measured set `cfg['validation']` (`wrpsim.validate`'s set
     modules), only its cases on `cfg['gpu']` when that is given."""
@@ -523,10 +568,11 @@ def run(cfg: dict[str, Any]) -> dict[str, Any]:
     if cfg["steps"] or cfg["benchmarks"] or cfg["validation"]:
         from wrpsim.calibrate.fit import fit_constants
 
+        _warn_estimated(cfg["engine"], cases, steps)
         fitted, report = fit_constants(cfg["engine"], cases, steps, cfg["fit"])
         rows = report.pop("rows")
         result["fitted"], result["error_pct"] = fitted, report
-        result["rows_csv"] = str(_write_rows(path, rows))
+        result["rows_csv"] = str(_write_rows(path, rows).resolve())
         mistake = _unit_check(rows, result["rows_csv"])
         if mistake:
             if created and not cfg["kernels"]:  # (the engine file this run made)

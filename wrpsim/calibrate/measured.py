@@ -23,7 +23,9 @@ Two kinds of measurements, each row a measurement of one model on `tp` GPUs of o
   columns are read as them (`BENCH_ALIASES`). Each row is replayed through the
   simulator (`wrpsim.validate.replay`), so queueing and chunked prefill are part of the fit.
 
-Rows are checked as they are
+Only an empty cell is "not given": text such as `nan`, `N/A` or `NULL` is refused as no number
+(pandas would read it as empty, and a measurement so written was left out of the fit without a
+word). Rows are checked as they are
 read (`check_pool`; steps also against the model's context and the GPUs' memory); a benchmark
 row beyond the model's context is left out with a warning naming its line.
 """
@@ -92,8 +94,10 @@ def _read_csv(path: str | Path, required: tuple, optional: tuple = (),
             raise ConfigError(f"{path}: line {i}: {len(row)} cells, the header has "
                               f"{len(cells[0])}")
     try:  # (blank lines kept as empty rows, so every row keeps its line number in the file)
+        # only an empty cell is "not given": pandas would also read 'nan', 'N/A', 'NULL',
+        # 'None' ... as one, so that a measurement written so was silently left out
         df = pd.read_csv(io.StringIO(text, newline=""), skip_blank_lines=False,
-                         index_col=False)
+                         index_col=False, keep_default_na=False, na_values=[""])
     except (OSError, ValueError) as exc:
         first = " ".join(str(exc).split())  # (pandas' messages run over several lines)
         raise ConfigError(f"{path}: cannot read CSV: {first}") from None
@@ -253,7 +257,7 @@ def check_pool(where: str, pool: dict, scheduled: bool = False):
         return lat
     except ConfigError as e:
         msg = str(e)
-        for pre in (f"pool.pools.{name}.", f"pool.pools.{name}"):
+        for pre in (f"pool.pools.{name}.", f"pool.pools.{name}: ", f"pool.pools.{name}"):
             if msg.startswith(pre):
                 msg = msg[len(pre):].lstrip(".")
                 break
