@@ -980,12 +980,12 @@ def test_a_rate_row_is_vllm_bench_at_that_rate(tmp_path):
     assert loop.workload["source"]["kind"] == "closed_loop"
     trace = build_trace(h100.workload, 0)
     assert len(trace) == 1000 and set(trace["prompt_tokens"]) == {700}
-    for bad in ("0", "inf", "fast"):
+    for bad in ("0", "-inf", "fast"):
         csv.write_text("model,gpu,tp,concurrency,isl,osl,ttft_ms,request_rate\n"
                        f"llama3.1-8b,h100-80gb,1,,700,200,40,{bad}\n")
         with pytest.raises(ConfigError, match=r"b\.csv: line 2: request_rate must be a number "
-                                              r"> 0 .*--request-rate inf, every request at "
-                                              r"once, is a closed loop"):
+                                              r"> 0 \(requests per second\) or inf \(every "
+                                              r"request at once: a closed loop"):
             benchmark_cases(csv)
     csv.write_text("model,gpu,tp,concurrency,isl,osl,ttft_ms\nllama3.1-8b,h100-80gb,1,,7,2,4\n")
     with pytest.raises(ConfigError, match=r"line 2: concurrency is empty"):
@@ -1032,13 +1032,53 @@ def test_vllm_bench_serves_own_column_names_are_read(tmp_path):
                                            "itl_p50_s": 0.0021})
     assert loop.pool["tp"] == 2 and loop.workload["source"]["concurrency"] == 8
     for col, message in (("median_ttft_ms", r"column 'median_ttft_ms': wrpsim compares the mean "
-                                            r"TTFT and TPOT and the median ITL"),
+                                            r"TTFT and TPOT and the median ITL: give ttft_ms "
+                                            r"\(vllm bench serve's mean_ttft_ms\) too"),
                          ("concurrency", r"columns 'concurrency' and 'max_concurrency' \(vllm "
                                          r"bench serve's name for it\) both given")):
-        csv.write_text(f"model,gpu,tp,max_concurrency,isl,osl,ttft_ms,{col}\n"
+        csv.write_text(f"model,gpu,tp,max_concurrency,isl,osl,tpot_ms,{col}\n"
                        "llama3.1-8b,h100-80gb,1,4,512,128,30,4\n")
         with pytest.raises(ConfigError, match=message):
             benchmark_cases(csv)
+
+
+def test_a_vllm_bench_results_table_pastes_whole(tmp_path):
+    """vllm bench serve's --save-result fields, flattened into a table, with the server's GPU,
+    TP and the lengths it was asked for beside them: its labels, totals, throughputs and other
+    statistics are read past (each was refused, one at a time), its Hugging Face model_id names
+    the catalog model, and --request-rate inf (what it records for a burst) is a closed loop of
+    max_concurrency clients, or of every request without one. Without gpu / tp / isl / osl,
+    the error says the results do not record them."""
+    from wrpsim.calibrate.measured import benchmark_cases
+    from wrpsim.errors import ConfigError
+
+    head = ("date,endpoint_type,label,model_id,tokenizer_id,num_prompts,request_rate,burstiness,"
+            "max_concurrency,duration,completed,failed,total_input_tokens,total_output_tokens,"
+            "request_throughput,request_goodput,output_throughput,total_token_throughput,"
+            "max_output_tokens_per_s,max_concurrent_requests,mean_ttft_ms,median_ttft_ms,"
+            "std_ttft_ms,p99_ttft_ms,mean_tpot_ms,median_tpot_ms,std_tpot_ms,p99_tpot_ms,"
+            "mean_itl_ms,median_itl_ms,std_itl_ms,p99.9_itl_ms,mean_e2el_ms,median_e2el_ms,"
+            "std_e2el_ms,p99_e2el_ms")
+    run = ("20261207-101010,openai,openai,meta-llama/Llama-3.1-8B-Instruct,"
+           "meta-llama/Llama-3.1-8B-Instruct,{n},inf,1.0,{c},60.1,200,0,204800,25600,3.3,,426,"
+           "3833,500,16,45.2,44.0,5.0,60.0,9.1,9.0,0.5,10.2,9.0,8.8,2.0,15.0,1200,1190,50,1300")
+    csv = tmp_path / "b.csv"
+    csv.write_text(f"{head},gpu,tp,isl,osl\n" + run.format(n=200, c=16) + ",h100-80gb,1,1024,128\n"
+                   + run.format(n=100, c="") + ",h100-80gb,1,1024,128\n")
+    capped, burst = benchmark_cases(csv)
+    assert capped.model == "llama3.1-8b" and capped.pool["model"] == "llama3.1-8b"
+    assert capped.workload["source"]["kind"] == "closed_loop"
+    assert (capped.workload["source"]["concurrency"], capped.workload["source"]["num_requests"]
+            ) == (16, 200)
+    assert (burst.workload["source"]["concurrency"], burst.workload["source"]["num_requests"]
+            ) == (100, 100)
+    assert capped.measured == pytest.approx({"ttft_mean_s": 0.0452, "tpot_mean_s": 0.0091,
+                                             "itl_p50_s": 0.0088})
+    csv.write_text(f"{head}\n" + run.format(n=200, c=16) + "\n")
+    with pytest.raises(ConfigError, match=r"missing column\(s\) \['gpu', 'tp', 'isl', 'osl'\]; "
+                                          r".*; vllm bench serve's results do not record the "
+                                          r"server's GPU and tensor parallelism or the lengths"):
+        benchmark_cases(csv)
 
 
 def test_a_benchmark_row_gives_its_servers_kernels(tmp_path):

@@ -19,9 +19,13 @@ Two kinds of measurements, each row a measurement of one model on `tp` GPUs of o
   concurrency, max_num_seqs the concurrency, max_num_batched_tokens 8192: InferenceMAX's
   client and server); one with it is `vllm bench serve --request-rate`: Poisson arrivals at
   that rate, `concurrency` its `--max-concurrency` (blank: none), num_requests default 1,000
-  and the batch limits `vllm serve`'s defaults for the GPU. vllm bench serve's names of these
-  columns are read as them (`BENCH_ALIASES`). Each row is replayed through the
-  simulator (`wrpsim.validate.replay`), so queueing and chunked prefill are part of the fit.
+  and the batch limits `vllm serve`'s defaults for the GPU; `inf` is a burst: a closed loop of
+  `concurrency` clients, or of `num_requests` without one. vllm bench serve's names of these
+  columns are read as them (`BENCH_ALIASES`; its `model_id`, a Hugging Face id, as the catalog
+  model whose `source` it is), and its other `--save-result` fields are read past
+  (`VLLM_BENCH_INFO`, `_STAT`), so that its results flattened into a table paste whole. Each
+  row is replayed through the simulator (`wrpsim.validate.replay`), so queueing and chunked
+  prefill are part of the fit.
 
 Only an empty cell is "not given": text such as `nan`, `N/A` or `NULL` is refused as no number
 (pandas would read it as empty, and a measurement so written was left out of the fit without a
@@ -33,6 +37,7 @@ row beyond the model's context is left out with a warning naming its line.
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -62,10 +67,21 @@ BENCH_ALIASES = {"max_concurrency": "concurrency", "num_prompts": "num_requests"
                  "random_input_len": "isl", "random_output_len": "osl", "input_len": "isl",
                  "output_len": "osl", "mean_ttft_ms": "ttft_ms", "mean_tpot_ms": "tpot_ms",
                  "median_itl_ms": "itl_ms", "tensor_parallel_size": "tp",
-                 "kv_cache_dtype": "kv_dtype"}
-#: vllm bench serve's other statistics of the compared metrics: refused with what to give
-OTHER_STATS = {f"{stat}_{m}_ms": m for stat in ("median", "p90", "p95", "p99", "std", "mean")
-               for m in ("ttft", "tpot", "itl", "e2el")}
+                 "kv_cache_dtype": "kv_dtype", "model_id": "model"}
+#: `vllm bench serve --save-result` fields that describe a run but are neither compared nor
+#: needed (labels, totals, throughputs; `model_id` where `model` is given): read past, so that
+#: its results table can be pasted whole with `model` (or its `model_id`), `gpu`, `tp` and the
+#: lengths it was asked for beside it
+VLLM_BENCH_INFO = ("date", "endpoint_type", "backend", "label", "tokenizer_id", "burstiness",
+                   "duration", "completed", "failed", "total_input_tokens",
+                   "total_output_tokens", "request_throughput", "request_goodput",
+                   "output_throughput", "total_token_throughput", "max_output_tokens_per_s",
+                   "max_concurrent_requests")
+#: vllm bench serve's statistics of its latency metrics (mean, median, std, percentiles):
+#: those of a metric wrpsim compares are read past where the compared one is given (the mean
+#: TTFT / TPOT, the median ITL), refused naming it where not; end-to-end latency is not fitted
+_STAT = re.compile(r"(mean|median|std|p\d+(?:\.\d+)?)_(ttft|tpot|itl|e2el)_ms")
+_COMPARED = {"ttft": "ttft_ms", "tpot": "tpot_ms", "itl": "itl_ms"}
 
 
 def _read_csv(path: str | Path, required: tuple, optional: tuple = (),
@@ -103,21 +119,28 @@ def _read_csv(path: str | Path, required: tuple, optional: tuple = (),
         raise ConfigError(f"{path}: cannot read CSV: {first}") from None
     valid = (*required, *optional)
     aliases = aliases or {}
+    if aliases and "model" in df.columns and "model_id" in df.columns:
+        df = df.drop(columns=["model_id"])  # (the catalog name given beside vLLM's id)
     for alias, name in aliases.items():
         if alias in df.columns:
             if name in df.columns:
                 raise ConfigError(f"{path}: columns {name!r} and {alias!r} (vllm bench serve's "
                                   f"name for it) both given; keep one")
             df = df.rename(columns={alias: name})
-    if aliases:
-        other = next((str(c) for c in df.columns if str(c) in OTHER_STATS
-                      and str(c) not in aliases), None)
-        if other is not None:
-            m = OTHER_STATS[other]
-            raise ConfigError(f"{path}: column {other!r}: wrpsim compares the mean TTFT and TPOT "
-                              f"and the median ITL (give mean_ttft_ms / ttft_ms, mean_tpot_ms / "
-                              f"tpot_ms, median_itl_ms / itl_ms)"
-                              + ("; end-to-end latency is not fitted on" if m == "e2el" else ""))
+    if aliases:  # (a benchmarks file: vllm bench serve's other result fields)
+        past = [c for c in df.columns if str(c) in VLLM_BENCH_INFO]
+        for c in df.columns:
+            m = _STAT.fullmatch(str(c))
+            if m is None or str(c) in valid:
+                continue
+            metric = m.group(2)
+            if metric != "e2el" and _COMPARED[metric] not in df.columns:
+                raise ConfigError(f"{path}: column {c!r}: wrpsim compares the mean TTFT and "
+                                  f"TPOT and the median ITL: give {_COMPARED[metric]} (vllm "
+                                  f"bench serve's {_vllm_name(_COMPARED[metric])}) too; the "
+                                  f"other statistics are read past")
+            past.append(c)
+        df = df.drop(columns=past)
     unknown = [str(c) for c in df.columns if c not in valid]
     if unknown:
         raise ConfigError(f"{path}: unknown column {unknown[0]!r}; required: "
@@ -127,6 +150,10 @@ def _read_csv(path: str | Path, required: tuple, optional: tuple = (),
     if missing:
         blank = [f"; a {BLANK_WITH[c]} row may leave {c} empty, but the column must be there"
                  for c in missing if c in BLANK_WITH and BLANK_WITH[c] in valid]
+        if aliases and {"gpu", "tp", "isl", "osl"} & set(missing):
+            blank.append("; vllm bench serve's results do not record the server's GPU and "
+                         "tensor parallelism or the lengths it asked for: add gpu, tp and isl / "
+                         "osl (its --random-input-len / --random-output-len) beside them")
         raise ConfigError(f"{path}: missing column(s) {missing}; required: {', '.join(required)}"
                           + "".join(blank[:1]))
     blank = df.isna().all(axis=1)
@@ -144,6 +171,12 @@ def _read_csv(path: str | Path, required: tuple, optional: tuple = (),
                               f"{also})")
     df.attrs["lines"] = lines  # the file's line of each row (header: line 1)
     return df
+
+
+def _vllm_name(column: str) -> str:
+    """vllm bench serve's name of a benchmarks column (`BENCH_ALIASES`)."""
+    return next((a for a, c in BENCH_ALIASES.items() if c == column and a.endswith("_ms")),
+                column)
 
 
 def rows(df: pd.DataFrame):
@@ -170,11 +203,17 @@ def benchmark_cases(path: str | Path, split: str = "fit") -> Cases:
     for i, r in rows(df):
         where = f"{path}: line {i}"
         rate = finite_or_none(r.get("request_rate"))  # (None when blank)
-        if not is_blank(r.get("request_rate")) and (rate is None or rate <= 0):
+        burst = str(r.get("request_rate")).strip().lower() in ("inf", "infinity")
+        if burst:  # (vllm bench serve's --request-rate inf: every request at once)
+            if is_blank(r.get("concurrency")):  # (no --max-concurrency: all of them)
+                r["concurrency"] = _int(r, "num_requests", where, high=MAX_REQUESTS,
+                                        name="num_requests (a burst, request_rate inf, "
+                                             "without a concurrency runs them all at once)")
+        elif not is_blank(r.get("request_rate")) and (rate is None or rate <= 0):
             raise ConfigError(f"{where}: request_rate must be a number > 0 (requests per "
-                              f"second; --request-rate inf, every request at once, is a closed "
-                              f"loop: leave request_rate blank, concurrency = num_requests), "
-                              f"got {r.get('request_rate')!r}")
+                              f"second) or inf (every request at once: a closed loop of "
+                              f"concurrency clients, or of num_requests without one), got "
+                              f"{r.get('request_rate')!r}")
         c = (None if rate is not None and is_blank(r.get("concurrency"))
              else _int(r, "concurrency", where, high=MAX_SEQS, name="concurrency"))
         isl, osl = _int(r, "isl", where), _int(r, "osl", where)
@@ -199,8 +238,8 @@ def benchmark_cases(path: str | Path, split: str = "fit") -> Cases:
             raise ConfigError(f"{where}: num_requests ({n_req:,}) is below the concurrency "
                               f"({c:,}): a closed loop of {c:,} clients needs at least as many "
                               f"requests to reach it")
-        pool = {"gpu": str(r["gpu"]), "model": str(r["model"]), "tp": _int(r, "tp", where),
-                "ep": _int(r, "ep", where, default=1), "count": 1,
+        pool = {"gpu": str(r["gpu"]), "model": _model_name(r["model"]),
+                "tp": _int(r, "tp", where), "ep": _int(r, "ep", where, default=1), "count": 1,
                 "precision": text_or(r.get("precision"), "bf16"),
                 "kv_dtype": text_or(r.get("kv_dtype"), "auto"),
                 "scheduler": {"policy": "sarathi", "token_budget": max(budget, mns),
@@ -236,6 +275,20 @@ def benchmark_cases(path: str | Path, split: str = "fit") -> Cases:
                         pool["gpu"], pool["model"], split, pool, measured, workload=wl,
                         info={"where": where}))
     return out
+
+
+def _model_name(cell) -> str:
+    """A row's model as a catalog name: the name itself, or the catalog entry a Hugging Face
+    id names (vllm bench serve's `model_id`, e.g. meta-llama/Llama-3.1-8B-Instruct:
+    `wrpsim.validate.sets.catalog_model`); an unknown one as given (its error lists the
+    catalog's)."""
+    from wrpsim.pool.catalog import models
+    from wrpsim.validate.sets import catalog_model
+
+    name = str(cell).strip()
+    if name in models():
+        return name
+    return catalog_model(name) or name
 
 
 def check_pool(where: str, pool: dict, scheduled: bool = False):
