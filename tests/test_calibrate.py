@@ -1187,3 +1187,28 @@ def test_rows_whose_kernels_are_estimated_are_named_once_per_kind(tmp_path):
     out = json.loads(r.stdout.strip().splitlines()[-1])
     # (both paths absolute, as `file` was already: rows_csv was given as out_dir was)
     assert Path(out["rows_csv"]).is_absolute() and Path(out["file"]).is_absolute()
+
+
+def test_a_constant_the_rows_do_not_pin_is_reported_with_its_spread(tmp_path):
+    """A simulated benchmark's TTFT moves in steps with the front end (a request arriving just
+    before or after an iteration starts), so three closed loops of one server leave
+    `frontend_us` free over a wide range: the report gives each fitted constant's `spread`
+    (the values of 0, 0.5 x, 1 x, 2 x the fit that fit the rows as well) and a warning names a
+    wide one; the per-layer floor, which every decode step sees, is pinned."""
+    from wrpsim.calibrate.__main__ import _warn_fit
+    from wrpsim.calibrate.fit import fit_constants
+    from wrpsim.calibrate.measured import benchmark_cases
+    from wrpsim.errors import WrpsimWarning
+
+    csv = tmp_path / "b.csv"
+    rows = (ROOT / "docs/examples/calibrate_benchmarks.csv").read_text().splitlines()[:4]
+    csv.write_text("\n".join(rows) + "\n")
+    fitted, report = fit_constants("vllm-0.24", benchmark_cases(csv), None,
+                                   ["layer_overhead_us", "frontend_us"])
+    v = fitted["frontend_us"]
+    assert report["spread"]["layer_overhead_us"] == [fitted["layer_overhead_us"]] * 2
+    assert report["spread"]["frontend_us"] == [0.0, pytest.approx(2 * v, abs=1e-3)]
+    with pytest.warns(WrpsimWarning, match=rf"frontend_us is not pinned by these rows: any "
+                                           rf"value from 0 to {2 * v:.6g} fits them as well as "
+                                           rf"the fitted {v:g} \(error_pct\.spread"):
+        _warn_fit(report, "x.fit.csv", fitted, ["layer_overhead_us", "frontend_us"])

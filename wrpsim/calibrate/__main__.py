@@ -35,7 +35,9 @@ Steps, each optional but at least one:
    its range (`error_pct.on_bound`), a row still 10 x off either way (a unit slip in that row)
    and a fit that moves nothing are warned about; a fit that lowers neither the median nor the
    90th-percentile error is not written (`error_pct.kept`: a rerun into the
-   same `out_dir` refits the engine the last run wrote, and so keeps it); a fitted
+   same `out_dir` refits the engine the last run wrote, and keeps it unless it finds a better
+   point); each fitted constant's `error_pct.spread` (the values of 0, 0.5 x, 1 x and 2 x
+   it that fit the rows as well) is reported, and a wide one warned about (not pinned); a fitted
    `frontend_us` below the engine's `frontend_us_serial` (its queued part) takes that part down
    with it, written and warned (`error_pct.lowered`); with the simulated
    times still 11 x off the measured at the median, either way (seconds or microseconds
@@ -314,7 +316,7 @@ def _warn_fit(report: dict, rows_csv: str, fitted: dict | None = None,
               fit_list=()) -> None:
     """One warning line for a fit that is probably wrong: a large median error after it, or a
     constant pinned at an end of its range (the data push it further: a term the model lacks)."""
-    from wrpsim.calibrate.fit import BOUNDS
+    from wrpsim.calibrate.fit import AS_WELL_PTS, BOUNDS
 
     fitted = fitted or {}
     med = report["after"].get("median_pct")
@@ -338,6 +340,15 @@ def _warn_fit(report: dict, rows_csv: str, fitted: dict | None = None,
             continue
         warn(f"calibrate: {f} sits on a bound of its range [0, {BOUNDS[f]:g}]: the data push "
              f"it beyond; per-row errors in {rows_csv}")
+    for f, (lo, hi) in (report.get("spread") or {}).items():
+        if f in report["on_bound"] or fitted.get(f) is None:
+            continue
+        v = fitted[f]
+        if hi > lo and (lo <= v / 2 or hi >= min(2 * v, BOUNDS[f])):
+            warn(f"calibrate: {f} is not pinned by these rows: any value from {lo:g} to "
+                 f"{hi:g} fits them as well as the fitted {v:g} (error_pct.spread: median "
+                 f"within {AS_WELL_PTS:g} points); rows at other loads or lengths would pin "
+                 f"it")
 
 
 def _warn_nothing(cfg: dict, report: dict, rows_csv: str) -> None:

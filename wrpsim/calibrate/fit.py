@@ -7,7 +7,8 @@ The fitted constants (`FIT_FIELDS` by default) minimise the sum over rows and me
 a robust loss (`LOSS`) of log(simulated / measured) with non-negative bounds; the report
 gives the median and 90th-percentile absolute percentage error before and after the fit, the
 constants the data do not constrain (kept at the engine's values), those ending on a bound,
-and every row's signed error before and after (`fit_constants`).
+how far each fitted one can move without fitting the rows worse (`spread`), and every row's
+signed error before and after (`fit_constants`).
 """
 
 from __future__ import annotations
@@ -51,6 +52,15 @@ SCAN_FRACTIONS = (0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.4, 0.7, 1.0)
 IMPROVEMENT = 0.005
 #: a fitted constant this close to an end of its range (a fraction of the range) is on it
 ON_BOUND_TOL = 1e-4
+#: where a fitted constant is tried again, the others held (multiples of its fitted value,
+#: and 0 where half of it fits as well): the values among them that fit the rows as well
+#: (`AS_WELL_PTS`) are its `spread` in the report — a simulated benchmark's TTFT moves in
+#: steps with a front-end constant (a request arriving just before or just after an
+#: iteration starts), so a few rows can leave a constant unpinned over a wide range
+SPREAD_FACTORS = (0.5, 2.0)
+#: "fits as well": the median absolute % error within this many points of the fit's, and the
+#: 90th percentile within twice that
+AS_WELL_PTS = 0.5
 
 
 def _with(y: np.ndarray, k: int, v: float, hi: np.ndarray) -> np.ndarray:
@@ -331,7 +341,42 @@ class _Fit:
             report["serial_end"] = "top" if top > 0 and v >= top * (1 - ON_BOUND_TOL) else "bottom"
         if kept:
             report["kept"] = [fields[j] for j in free]
+        elif fitted:
+            report["spread"], n = self.spread(x_end, free, _ape(r1))
+            report["evaluations"] += n
         return fitted, report
+
+    def spread(self, x_end: np.ndarray, free: list, at: dict) -> tuple[dict, int]:
+        """({constant: [lo, hi]}, evaluations): the least and greatest of its fitted value
+        and the values `SPREAD_FACTORS` x it (and 0 where half of it fits as well), the others
+        held, that fit the rows as well as the fit (`AS_WELL_PTS`): a wide one says the data
+        do not pin the constant."""
+        out, n = {}, 0
+        for j in free:
+            f, v = self.fields[j], float(x_end[j])
+            ok = [v]
+            for factor in SPREAD_FACTORS:
+                w = min(v * factor, BOUNDS[f])
+                if w == v:
+                    continue
+                n += 1
+                if self._as_well(x_end, j, w, at):
+                    ok.append(w)
+                    if factor < 1 and v > 0:
+                        n += 1
+                        if self._as_well(x_end, j, 0.0, at):
+                            ok.append(0.0)
+            out[f] = [round(min(ok), 3), round(max(ok), 3)]
+        return out, n
+
+    def _as_well(self, x_end: np.ndarray, j: int, value: float, at: dict) -> bool:
+        """Whether constant j at `value` (the others at `x_end`) fits the rows as well as the
+        error figures `at` (`AS_WELL_PTS`)."""
+        x = x_end.copy()
+        x[j] = value
+        e = _ape(self.resid(x))
+        return (e["median_pct"] <= at["median_pct"] + AS_WELL_PTS
+                and e["p90_pct"] <= at["p90_pct"] + 2 * AS_WELL_PTS)
 
 
 def _better(after: np.ndarray, before: np.ndarray) -> bool:
