@@ -236,8 +236,6 @@ def _note_fit(path: Path, cfg: dict, report: dict) -> None:
     """Say in the engine file's `description` what its constants were last fitted on and how
     well (the data files or set, the rows, the median error before and after), so that the
     file records its own provenance; the line is replaced in place, comments kept."""
-    import re
-
     data = ", ".join(f"{k}={cfg[k]}" for k in ("steps", "benchmarks", "validation") if cfg[k])
     b, a = report.get("before") or {}, report.get("after") or {}
     text = path.read_text()
