@@ -276,6 +276,19 @@ BAD = [
      r"^wrpsim: error: workload\.source\.time_unit: unknown key; valid keys under "
      r"workload\.source: kind, path \(a key this file leaves out is added with '\+': "
      r"\+workload\.source\.time_unit=…\)$"),
+    # a key no source of that kind takes: not a '+' the source then refuses
+    (["workload=constant-rate", "workload.source.rate=3"],
+     r"^wrpsim: error: workload\.source\.rate: unknown key; valid keys under workload\.source: "
+     r"kind, stages, prompt_tokens, output_tokens; a constant_rate source takes no other key$"),
+    # a length distribution replaced by a mapping with other keys: Hydra merges it into the
+    # file's and refuses the new keys; the documented null recipe alone led here
+    (["workload=vllm-bench",
+      "workload.source.lengths.prompt={dist: uniform, low: 10, high: 300}"],
+     r"^wrpsim: error: workload\.source\.lengths\.prompt\.(low|high): unknown key; valid keys "
+     r"under workload\.source\.lengths\.prompt: dist, value; a distribution given as a mapping "
+     r"is merged into the workload's own, so it adds no keys: write it with '\+\+' and each key "
+     r"it drops as null, e\.g\. '\+\+workload\.source\.lengths\.prompt=\{dist: uniform, low: 10, "
+     r"high: 300, value: null\}'$"),
     # a network key of other options: they are named, not a '+' the selected kind refuses;
     # with a '+' anyway the kind's line lists every key it takes (collectives' too)
     # (only fluid: the packet option lists packet_window only to refuse any window)
@@ -459,6 +472,26 @@ def test_the_network_key_hint_gives_a_command_that_runs(monkeypatch, capsys, tmp
     (tmp_path / "b").mkdir()
     code, _, err = run_app(monkeypatch, capsys, tmp_path / "b", SMALL, pool, *example)
     assert code == 0, err
+
+
+def test_the_length_distribution_hint_gives_an_override_that_runs(monkeypatch, capsys,
+                                                                   tmp_path):
+    """workloads/README.md's recipe (the old keys as null) could not add a key the workload's
+    own distribution lacks; the error's '++' mapping does, and the run draws from it."""
+    base = ["workload=vllm-bench", "workload.source.num_requests=40"]
+    code, _, err = run_app(monkeypatch, capsys, tmp_path, SMALL, *base,
+                           "workload.source.lengths.prompt={dist: uniform, low: 10, high: 300}")
+    assert code == 2
+    fix = re.search(r"e\.g\. '([^']*)'$", one_error_line(err)).group(1)
+    assert fix.startswith("++workload.source.lengths.prompt={dist: uniform, ")
+    (tmp_path / "b").mkdir()
+    code, _, err = run_app(monkeypatch, capsys, tmp_path / "b", SMALL, *base, fix)
+    assert code == 0, err
+    import pyarrow.parquet as pq
+
+    prompts = pq.read_table(tmp_path / "b" / "run" / "requests.parquet").column(
+        "prompt_tokens").to_pylist()
+    assert 10 <= min(prompts) and max(prompts) <= 300 and len(set(prompts)) > 5
 
 
 @pytest.mark.parametrize("module", ["wrpsim", "wrpsim.plan"])

@@ -438,9 +438,52 @@ def _unknown_key(exc, argv: list[str] | None = None, config_name: str = "config"
                 "workload.source.concurrency=N workload.source.num_requests=N")
     elif bench:  # a `vllm bench serve` argument: say which source key holds it
         hint = f"; vllm bench serve's {leaf}: {bench}"
+    elif where.endswith((".lengths.prompt", ".lengths.output")):
+        # a mapping replacing a length distribution is merged into the file's, whose keys
+        # Hydra holds fixed: one that adds keys needs '++' (and the old keys it drops, null)
+        hint = (f"{hint}; a distribution given as a mapping is merged into the workload's own, "
+                f"so it adds no keys: write it with '++' and each key it drops as null, e.g. "
+                f"'++{where}={_with_nulls(_override(argv or [], where), valid)}'")
+    elif not hint and where == "workload.source" and _kind_lacks(parent, leaf):
+        from wrpsim.workload.build import source_keys
+
+        kind, keys = parent.get("kind"), source_keys(parent.get("kind"))
+        hint = (f"; a {kind} source takes no other key" if set(keys) <= set(valid)
+                else f"; a {kind} source takes {', '.join(keys)}")
     elif not hint and where.startswith(OPEN_SECTIONS):  # keys some kinds take, this file omits
         hint = f" (a key this file leaves out is added with '+': +{full_key}=…)"
     return f"{full_key}: unknown key; valid keys{under}: {', '.join(valid)}{hint}"
+
+
+def _with_nulls(typed: tuple[str, str] | None, old_keys) -> str:
+    """The distribution mapping the command line gave (`typed`: as typed, value), else an
+    example, with each key of the workload's own (`old_keys`) it leaves out given as null."""
+    import yaml
+
+    given = None
+    if typed is not None:
+        try:
+            given = yaml.safe_load(typed[1])
+        except yaml.YAMLError:
+            given = None
+    if not isinstance(given, dict):
+        given = {"dist": "lognormal", "mean": 3000, "sigma": 0.6}
+    items = [f"{k}: {v}" for k, v in given.items()]
+    items += [f"{k}: null" for k in old_keys if k not in given and k not in ("dist", "max")]
+    return "{" + ", ".join(items) + "}"
+
+
+def _kind_lacks(source, leaf: str) -> bool:
+    """Whether `leaf` is a key no `workload.source` of that source's kind takes (so '+'
+    would not help: the source refuses it)."""
+    from collections.abc import Mapping
+
+    from wrpsim.workload.build import source_keys
+
+    if not isinstance(source, Mapping):
+        return False
+    keys = source_keys(source.get("kind"))
+    return bool(keys) and leaf not in keys
 
 
 def _number_or_none(text: str) -> float | None:

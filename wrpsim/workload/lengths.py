@@ -131,7 +131,8 @@ def check_dist(spec: Mapping, field: str) -> dict:
                 continue
             raise ConfigError(f"{field}.{key}: unknown key; valid keys for dist {name}: "
                               f"{', '.join(allowed)} (a mapping given on the command line is "
-                              f"merged into the workload's own: add {key}: null to drop it)")
+                              f"merged into the workload's own: add {key}: null to drop it, "
+                              f"and write the override with '++' where it adds keys)")
     for key in (*DISTS[name], "max"):
         v = spec.get(key)
         if key == "max" and v is None:
