@@ -637,6 +637,14 @@ class Kernels:
         if not as_measured and src == dtype and dtype in W8A8_MOE and np.any(
                 df_all["dtype"] == "bf16"):
             y = self._moe_not_slower_than_bf16(x, y, dtype, want, gated)
+        elif not as_measured and src != dtype and src in W8A8_MOE:
+            # timed from a W8A8 table's points (MXFP4 weights with MXFP8 activations, FP4 on a
+            # GPU whose tables lack it): no slower than that precision's own layer as its
+            # correction above times it, moved by the same roofline ratio as the points
+            # (Hopper's raw per-tensor FP8 points, 2-3.5 x BF16, made mxfp4_mxfp8 2-2.5 x BF16)
+            y = np.minimum(y, self.moe(src, *want, gated=gated)(x) * (
+                rl.moe_roofline(x, *want, dtype, self.gpu, gated)
+                / rl.moe_roofline(x, *want, src, self.gpu, gated)))
         return Curve(x, sustained(
             y, rl.moe_flops(x, hidden, inter, topk, moe_tp, moe_ep, gated), dtype, self.gpu))
 
