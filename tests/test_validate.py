@@ -204,6 +204,8 @@ def test_sets_given_a_number_is_one_error(arg):
     ("sets=[silicon,bogus]", "validate: sets: unknown value(s) ['bogus']; valid choices: "
                              "silicon, llmservingsim, mlenergy"),
     ("split=train", "validate: split: unknown value 'train'; valid choices: all, fit, test"),
+    # (each of its cases was replayed and counted twice: the p90s moved, n did not)
+    ("sets=[silicon,llmservingsim,silicon]", "validate: sets names silicon more than once"),
     ("sets=[]", "validate: sets must name at least one of silicon, llmservingsim, mlenergy, "
                 "inference_perf, got []"),
     ("mlenergy_dir=/nonexistent", "validate: mlenergy_dir: /nonexistent has no llm_configs.csv"),

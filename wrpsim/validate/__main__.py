@@ -55,6 +55,9 @@ def parse_args(argv: list[str]) -> dict[str, Any]:
     if bad:
         raise ConfigError(f"validate: sets: unknown value(s) {bad or sets}; valid choices: "
                           f"{', '.join(SETS)}")
+    twice = sorted({s for s in sets if sets.count(s) > 1})
+    if twice:  # (each of its cases was replayed and counted twice)
+        raise ConfigError(f"validate: sets names {', '.join(twice)} more than once")
     cfg["sets"] = sets
     if cfg["split"] not in SPLITS:
         raise ConfigError(f"validate: split: unknown value {cfg['split']!r}; valid choices: "
