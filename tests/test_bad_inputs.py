@@ -279,7 +279,8 @@ BAD = [
     # a key no source of that kind takes: not a '+' the source then refuses
     (["workload=constant-rate", "workload.source.rate=3"],
      r"^wrpsim: error: workload\.source\.rate: unknown key; valid keys under workload\.source: "
-     r"kind, stages, prompt_tokens, output_tokens; a constant_rate source takes no other key$"),
+     r"kind, stages, spacing, prompt_tokens, output_tokens; a constant_rate source takes no "
+     r"other key$"),
     # a length distribution replaced by a mapping with other keys: Hydra merges it into the
     # file's and refuses the new keys; the documented null recipe alone led here
     (["workload=vllm-bench",

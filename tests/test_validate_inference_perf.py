@@ -57,7 +57,7 @@ def test_stages_become_cases_with_their_prompt_reuse_and_overloads_are_left_out(
     assert c.pool["latency"]["allreduce_fusion"] is False
     src = c.workload["source"]
     assert src == {"kind": "constant_rate", "stages": [{"rate": 8.0, "duration_s": 600.0}],
-                   "prompt_tokens": 571, "output_tokens": 248}
+                   "spacing": "inference_perf", "prompt_tokens": 571, "output_tokens": 248}
     # 10 system prompts x 10 questions, each sent over and over: whole prompts are reused
     assert c.workload["prefix_ids"] == "synthetic"
     assert c.workload["prefix_reuse"] == {"share": 1.0, "tokens": 571, "prefixes": 100,

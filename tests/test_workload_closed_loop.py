@@ -303,12 +303,43 @@ def test_closed_loop_workload_runs_from_the_cli(tmp_path):
 
 
 def test_constant_rate_arrivals_are_exactly_spaced_stage_after_stage():
-    df = build_workload(_rate([{"rate": 4, "duration_s": 2}, {"rate": 0.5, "duration_s": 5},
-                               {"rate": 10, "duration_s": 0.35}]), 0, WORKLOADS)
+    wl = _rate([{"rate": 4, "duration_s": 2}, {"rate": 0.5, "duration_s": 5},
+                {"rate": 10, "duration_s": 0.35}])
+    wl["source"]["spacing"] = "even"
+    df = build_workload(wl, 0, WORKLOADS)
     want = np.concatenate([np.arange(8) / 4, 2 + np.arange(3) / 0.5, 7 + np.arange(4) / 10])
     np.testing.assert_array_equal(df.arrival_s.to_numpy(), want)
     assert (df.prompt_tokens == 10).all() and "session_id" not in df.columns
     assert [stage_count(0.1, 30), stage_count(3, 1), stage_count(0.3, 1)] == [3, 3, 1]
+
+
+def test_constant_rate_stages_space_requests_as_inference_perf_does():
+    """inference-perf's ConstantLoadTimer (the default spacing): int(rate x duration)
+    requests a stage, exponential gaps scaled to sum to the stage's duration — so the last
+    request of a stage is at its end, the first one gap after its start, the gaps' coefficient
+    of variation about 1 (a Poisson process at the stage's mean rate), not even spacing; seeded
+    by the run's workload.arrivals stream. A stage it would run empty is an error."""
+    wl = _rate([{"rate": 20, "duration_s": 100}, {"rate": 2.5, "duration_s": 1}])
+    df = build_workload(wl, 0, WORKLOADS)
+    t = df.arrival_s.to_numpy()
+    assert len(t) == 2000 + int(2.5 * 1) == 2002  # (even spacing: ceil, 2,003)
+    assert [stage_count(2.5, 1, "inference_perf"), stage_count(2.3, 10, "inference_perf")] == [
+        2, int(2.3 * 10)]  # (Python's truncation of the float product: 22, as inference-perf)
+    assert np.all(np.diff(t) > 0) and 0 < t[0] < 0.5
+    assert t[1999] == pytest.approx(100.0, abs=1e-9) and t[-1] == pytest.approx(101.0, abs=1e-9)
+    gaps = np.diff(np.concatenate([[0.0], t[:2000]]))
+    assert gaps.mean() == pytest.approx(0.05, rel=1e-9)
+    assert 0.9 < gaps.std() / gaps.mean() < 1.1
+    np.testing.assert_array_equal(build_workload(wl, 0, WORKLOADS).arrival_s, df.arrival_s)
+    assert not np.array_equal(build_workload(wl, 1, WORKLOADS).arrival_s.to_numpy(), t)
+    with pytest.raises(ConfigError, match=r"workload\.source\.stages\[0\]: rate x duration_s = "
+                                          r"0\.5 < 1: inference-perf sends int\(rate x "
+                                          r"duration_s\) = 0 requests"):
+        build_workload(_rate([{"rate": 0.5, "duration_s": 1}]), 0, WORKLOADS)
+    wl["source"]["spacing"] = "poisson"
+    with pytest.raises(ConfigError, match=r"workload\.source\.spacing: unknown value 'poisson'; "
+                                          r"valid choices: even, inference_perf"):
+        build_workload(wl, 0, WORKLOADS)
 
 
 def test_constant_rate_requests_arrive_at_their_times_in_the_simulation():
@@ -325,7 +356,9 @@ def test_constant_rate_requests_arrive_at_their_times_in_the_simulation():
 def test_shipped_constant_rate_yaml():
     df = load_workload("constant-rate", 0, WORKLOADS)
     assert len(df) == 2 * 60 + 4 * 60 + 8 * 60
-    assert np.diff(df.arrival_s.to_numpy()[:120]) == pytest.approx(0.5)
+    t = df.arrival_s.to_numpy()
+    assert t[119] == pytest.approx(60.0) and t[359] == pytest.approx(120.0)
+    assert np.diff(t[:120]).std() > 0.2  # (inference-perf's gaps, not 0.5 s apart)
 
 
 # --- bad input --------------------------------------------------------------------------------
@@ -441,7 +474,7 @@ def test_constant_rate_unknown_key_and_bad_kind():
     wl = _rate([{"rate": 1, "duration_s": 1}])
     wl["source"]["concurrency"] = 4
     with pytest.raises(ConfigError, match=r"workload\.source: unknown key\(s\) \['concurrency'\]; "
-                                          r"valid keys: kind, stages, prompt_tokens"):
+                                          r"valid keys: kind, stages, spacing, prompt_tokens"):
         build_workload(wl, 0, WORKLOADS)
     wl = _closed()
     wl["source"]["kind"] = "closed-loop"

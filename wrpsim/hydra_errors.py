@@ -523,7 +523,8 @@ def _bench_key(leaf: str, valid, source=None, value: str | None = None) -> str |
         return None
     if key == "stages":
         return ("Poisson arrivals at workload=vllm-bench's workload.source.arrivals.rate (evenly "
-                "spaced: workload=constant-rate's workload.source.stages)")
+                "spaced: workload=constant-rate's workload.source.stages with "
+                "workload.source.spacing=even)")
     if name == "max_concurrency" and "stages" in valid:
         return ("a cap on requests in flight, which constant-rate stages do not take (a kind: "
                 "synthetic source's max_concurrency, e.g. workload=vllm-bench)")

@@ -23,8 +23,8 @@ replayed as that many clients) and a fixed output length; their TPOT column is t
 latency less the mean TTFT over the output tokens after the first (exact for fixed lengths;
 the pages' own TPOT and ITL rows count streamed chunks, most of them 0 ms), and they run on
 wrpsim's newest calibration (`V24`: vllm-0.24), as a default pool does. Rows with a `rate`
-are constant-rate runs (guidellm `--profile constant`): `requests` at that rate, replayed as
-one constant-rate stage; their throughput is left out where the server kept up (it is then
+are constant-rate runs (guidellm `--profile constant`): `requests` at that rate, 1 / rate apart,
+replayed as one constant-rate stage with `spacing: even`; their throughput is left out where the server kept up (it is then
 the offered load, not a measurement of the server). The two Qwen3-0.6B runs (one H100, vLLM
 0.19, `--gpu-memory-utilization 0.5`, `vllm bench serve --backend vllm` random 512 in / 128
 out, 500 requests, the mean of three seeds: github.com/ovg-project/kvcached
@@ -119,7 +119,8 @@ def _load(case: dict) -> list[str]:
                f"workload.source.output_tokens={case['output_tokens']}"]
     if case.get("rate"):
         rate = float(case["rate"])
-        return ["workload=constant-rate",
+        # (guidellm's constant profile sends them evenly spaced, 1 / rate apart)
+        return ["workload=constant-rate", "workload.source.spacing=even",
                 f"workload.source.stages=[{{rate:{rate},duration_s:"
                 f"{int(case['requests']) / rate}}}]", *lengths]
     return ["workload=closed-loop", f"workload.source.concurrency={case['clients']}",

@@ -5,10 +5,12 @@ The runs are the ones BLIS's latency model was fitted on (github.com/inference-s
 `default_args/`); that repository states no licence, so the set is read from a clone given as
 `inference_perf_dir` and never shipped. Each experiment folder holds one vLLM server
 (`exp-config.yaml`: model, TP, max_model_len, max_num_batched_tokens, max_num_seqs) and the
-inference-perf config that ran (`results/config.yaml`: constant-rate stages — requests exactly
-1/rate apart — of `shared_prefix` requests, `num_groups` system prompts each with
-`num_prompts_per_group` questions, every prompt generated once and sent over and over, and
-`output_len` tokens out with `ignore_eos`), with the measured figures per stage
+inference-perf config that ran (`results/config.yaml`: constant-rate stages — int(rate x
+duration) requests, their gaps exponential scaled to fill the stage, inference-perf's
+`ConstantLoadTimer`, as `kind: constant_rate` replays it by default — of `shared_prefix`
+requests, `num_groups` system prompts each with `num_prompts_per_group` questions, every prompt
+generated once and sent over and over, and `output_len` tokens out with `ignore_eos`), with the
+measured figures per stage
 (`results/stage_<i>_lifecycle_metrics.json`). The runs' authors state vLLM v0.15.1 on H100
 SXM, FP16, prefix caching and chunked prefill on (inference-sim/sim-to-real-accuracy-validation,
 docs/plans/2026-03-04-sim-to-real-accuracy-validation-design.md).
@@ -131,7 +133,7 @@ def _experiment_cases(d: Path, skip) -> list[Case]:
                 "latency": dict(IP_LATENCY)}
         wl = {"name": "inference-perf", "source": {
             "kind": "constant_rate", "stages": [{"rate": rate, "duration_s": duration}],
-            "prompt_tokens": prompt, "output_tokens": out_len},
+            "spacing": "inference_perf", "prompt_tokens": prompt, "output_tokens": out_len},
             "prefix_ids": "synthetic",
             "prefix_reuse": {"share": 1.0, "tokens": prompt, "prefixes": prompts,
                              "zipf_s": 0.0}}
