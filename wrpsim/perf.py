@@ -40,7 +40,7 @@ from __future__ import annotations
 from typing import Any
 
 from wrpsim.cli import load_defaults, parse_overrides, verb_main
-from wrpsim.errors import ConfigError, did_you_mean, number
+from wrpsim.errors import ConfigError, did_you_mean, number, vllm_hint
 
 
 def _defaults() -> dict[str, Any]:
@@ -72,7 +72,8 @@ def parse_args(argv: list[str]) -> dict[str, Any]:
                               f"fields: {', '.join(valid_sub)}")
         else:
             valid = sorted([k for k in cfg if k != "latency"] + ["latency.<field>"])
-            raise ConfigError(f"perf: unknown key {key!r}; valid keys: {', '.join(valid)}")
+            hint = vllm_hint(key, valid) or did_you_mean(key, valid)
+            raise ConfigError(f"perf: unknown key {key!r}; valid keys: {', '.join(valid)}{hint}")
     return cfg
 
 
