@@ -276,9 +276,6 @@ BAD = [
      r"^wrpsim: error: workload\.source\.time_unit: unknown key; valid keys under "
      r"workload\.source: kind, path \(a key this file leaves out is added with '\+': "
      r"\+workload\.source\.time_unit=…\)$"),
-    # a key given twice: Hydra applied both and the last silently won
-    (["seed=1", "seed=2"], r"^wrpsim: error: seed given more than once \(seed=1, seed=2\); give "
-                           r"it once \(a sweep over several values: seed=a,b with -m\)$"),
     # a key no source of that kind takes: not a '+' the source then refuses
     (["workload=constant-rate", "workload.source.rate=3"],
      r"^wrpsim: error: workload\.source\.rate: unknown key; valid keys under workload\.source: "

@@ -415,30 +415,6 @@ _VALUE_FLAGS = ("-c", "--cfg", "-p", "--package", *OTHER_CONFIG, "--experimental
 _INFO_VALUES = ("all", "config", "defaults", "defaults-tree", "plugins", "searchpath")
 
 
-def given_twice(argv: list[str]) -> str | None:
-    """One line when an override names a key an earlier one named (`seed=1 seed=2`: Hydra
-    applies both and the last silently wins; a sweep's values go in one override, `seed=1,2`),
-    else None. Hydra's own flags and their values are not overrides."""
-    seen: dict[str, str] = {}
-    skip = False
-    for a in argv:
-        if skip:
-            skip = False
-            continue
-        if a.startswith("-"):
-            skip = a in _VALUE_FLAGS
-            continue
-        key, eq, _ = a.partition("=")
-        key = key.lstrip("+~")
-        if not eq or not key:
-            continue
-        if key in seen:
-            return (f"{key} given more than once ({seen[key]}, {a}); give it once (a sweep "
-                    f"over several values: {key}=a,b with -m)")
-        seen[key] = a
-    return None
-
-
 def flags_first(argv: list[str]) -> list[str]:
     """`argv` with Hydra's flags (and the value each takes) moved in front of the overrides,
     order otherwise kept: the same command whatever order the user typed it in."""
@@ -483,8 +459,7 @@ def hydra_entry(task, config_name: str = "config", outputs: tuple[str, ...] = ()
         print(app_help(config_name), end="")
         return
     sys.argv[1:] = flags_first(sys.argv[1:])
-    missing = (missing_extra(sys.argv[1:]) or no_slurm(sys.argv[1:])
-               or given_twice(sys.argv[1:]))
+    missing = missing_extra(sys.argv[1:]) or no_slurm(sys.argv[1:])
     if missing:
         raise user_error(missing)
 
