@@ -63,12 +63,6 @@ def parse_overrides(argv: list[str], verb: str) -> list[tuple[str, Any]]:
         overrides = OverridesParser.create().parse_overrides(list(argv))
     except HydraException as exc:
         raise ConfigError(f"{verb}: bad override: {str(exc).splitlines()[0]}") from None
-    keys = [o.key_or_group for o in overrides]
-    twice = next((k for i, k in enumerate(keys) if k in keys[:i]), None)
-    if twice is not None:  # (the last one silently won: tp=4 tp=8 ran at TP 8)
-        given = [a for a in argv if a.partition("=")[0].lstrip("+~") == twice]
-        raise ConfigError(f"{verb}: {twice} given more than once ({', '.join(given)}); give it "
-                          f"once")
     return [(o.key_or_group, o.value()) for o in overrides]
 
 
