@@ -169,8 +169,8 @@ def _miss_text(key: str, m) -> str:
 
 
 def _same_requests(ev) -> bool:
-    """Whether the recheck's trace holds exactly the full trace's requests (a constant-rate or
-    fixed-length closed-loop workload: a fresh seed changes nothing)."""
+    """Whether the recheck's trace holds exactly the full trace's requests (evenly spaced
+    constant-rate stages or a fixed-length closed loop: a fresh seed changes nothing)."""
     full, re = ev.traces.get("full"), ev.traces.get("recheck")
     try:
         return full is not None and re is not None and full.frame.equals(re.frame)
