@@ -24,10 +24,11 @@ latency less the mean TTFT over the output tokens after the first (exact for fix
 the pages' own TPOT and ITL rows count streamed chunks, most of them 0 ms), and they run on
 wrpsim's newest calibration (`V24`: vllm-0.24), as a default pool does. Rows with a `rate`
 are constant-rate runs (guidellm `--profile constant`): `requests` at that rate, 1 / rate apart,
-replayed as one constant-rate stage with `spacing: even`; their throughput is left out where the server kept up (it is then
-the offered load, not a measurement of the server). The two Qwen3-0.6B runs (one H100, vLLM
-0.19, `--gpu-memory-utilization 0.5`, `vllm bench serve --backend vllm` random 512 in / 128
-out, 500 requests, the mean of three seeds: github.com/ovg-project/kvcached
+replayed as one constant-rate stage with `spacing: even`; their throughput is left out where the
+server kept up (it is then the offered load, not a measurement of the server). The two
+Qwen3-0.6B runs (one H100, vLLM 0.19, `--gpu-memory-utilization 0.5`, `vllm bench serve
+--backend vllm` random 512 in / 128 out, 500 requests, the mean of three seeds: github.com/ovg-
+project/kvcached
 `benchmarks/bench_layout/H100_results.md`, its "vanilla" rows) are a burst and a Poisson load
 at 16 requests a second (vllm bench's `--request-rate 16`: `workloads/vllm-bench.yaml`) on
 vllm-0.19; the burst is the run vllm-0.19 / 0.24's `frontend_us_serial` was fitted on
