@@ -27,12 +27,11 @@ are constant-rate runs (guidellm `--profile constant`): `requests` at that rate,
 replayed as one constant-rate stage with `spacing: even`; their throughput is left out where the
 server kept up (it is then the offered load, not a measurement of the server). The two
 Qwen3-0.6B runs (one H100, vLLM 0.19, `--gpu-memory-utilization 0.5`, `vllm bench serve
---backend vllm` random 512 in / 128 out, 500 requests, the mean of three seeds: github.com/ovg-
-project/kvcached
-`benchmarks/bench_layout/H100_results.md`, its "vanilla" rows) are a burst and a Poisson load
-at 16 requests a second (vllm bench's `--request-rate 16`: `workloads/vllm-bench.yaml`) on
-vllm-0.19; the burst is the run vllm-0.19 / 0.24's `frontend_us_serial` was fitted on
-(`FITTED`: printed, left out of the medians).
+--backend vllm` random 512 in / 128 out, 500 requests, the mean of three seeds:
+github.com/ovg-project/kvcached `benchmarks/bench_layout/H100_results.md`, its "vanilla" rows)
+are a burst and a Poisson load at 16 requests a second (vllm bench's `--request-rate 16`:
+`workloads/vllm-bench.yaml`) on vllm-0.19; the burst is the run vllm-0.19 / 0.24's
+`frontend_us_serial` was fitted on (`FITTED`: printed, left out of the medians).
 
     python docs/experiments/outside_check.py [--as-gpu GPU] [WORD ...]
 
