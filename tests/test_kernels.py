@@ -333,10 +333,10 @@ def test_precisions_change_weights_kv_and_speed():
 
 
 def test_mxfp4_expert_kernels_are_timed_from_their_own_measurements():
-    """gpt-oss's MXFP4 experts under the three kernels vLLM can pick (calibrate.aic): same
-    weights; at prefill sizes Marlin (Hopper) is slower than the default Triton kernel, MXFP8
-    activations (B200) are faster than BF16 ones, and a GPU whose table has only Marlin (L40S)
-    times the default precision from it."""
+    """gpt-oss's MXFP4 experts under the three kernels vLLM can pick (calibrate.aic): the same
+    weights, padded to each kernel's multiples; at prefill sizes Marlin (Hopper) is slower
+    than the default Triton kernel, MXFP8 activations (B200) are faster than BF16 ones, and a
+    GPU whose table has only Marlin (L40S) times the default precision from it."""
     m = get_model("gpt-oss-120b")
     t = {}  # (gpu, precision) -> MoE layer seconds at 4 and at 8192 tokens, moe_tp 2
     for gpu, prec in [("h100-80gb", "mxfp4"), ("h100-80gb", "mxfp4_marlin"),
@@ -351,7 +351,9 @@ def test_mxfp4_expert_kernels_are_timed_from_their_own_measurements():
     assert b_f8[1] < 0.5 * b_bf[1]
     a = build_latency_model("gpt-oss-120b", "h100-80gb", 2, precision="mxfp4")
     b = build_latency_model("gpt-oss-120b", "h100-80gb", 2, precision="mxfp4_marlin")
-    assert a.weight_bytes_per_gpu == b.weight_bytes_per_gpu
+    # the same 4-bit weights, which Marlin pads to larger multiples than Triton
+    # (test_mxfp4_experts_are_padded_as_vllms_kernel_allocates_them)
+    assert a.weight_bytes_per_gpu < b.weight_bytes_per_gpu < 1.15 * a.weight_bytes_per_gpu
     lk = kernels_for(get_engine("vllm-0.24"), "l40s-48gb")
     args = (m.hidden, m.intermediate, m.active_experts, m.experts, 1, 1)
     assert float(lk.moe("mxfp4", *args)(512.0)) == float(lk.moe("mxfp4_marlin", *args)(512.0))
@@ -376,6 +378,40 @@ def test_eager_iterations_are_bound_by_the_cpu_launching_every_layer():
     assert np.allclose(run, base.decode_run_s(128, 128 * 500, 5))
     big = lat.iteration_s(8192, 8192 * 8193 / 2, 0, 0)  # GPU-bound: the floor does not bind
     assert big == base.iteration_s(8192, 8192 * 8193 / 2, 0, 0) > floor
+
+
+def test_mxfp4_experts_are_padded_as_vllms_kernel_allocates_them():
+    """vLLM pads each MXFP4 expert's per-GPU intermediate and hidden widths to its kernel's
+    multiples (mxfp4.py `create_weights`): FlashInfer on B200 256 / 256 (gpt-oss's 2,880 ->
+    3,072, and at TP 8 each GPU's 360 -> 512), Triton on Hopper 64 / none, Marlin 128 / 256.
+    Computed here from config.json numbers: 36 layers x 128 experts x 3 matrices x 0.53125 B
+    per weight (MXFP4 with its E8M0 scale per 32), the rest BF16."""
+    from wrpsim.pool.kernels import sizes
+    from wrpsim.pool.kernels.sizes import GIB
+
+    m = get_model("gpt-oss-120b")
+    rest = (m.params - m.expert_params) * 2.0  # (BF16: attention, router, embeddings)
+
+    def experts_gib(inter: int, hidden: int, tp: int) -> float:
+        return 36 * 128 * 3 * inter * hidden * 0.53125 / tp / GIB
+
+    def gib(gpu: str, tp: int, precision: str = "mxfp4", ep: int = 1) -> float:
+        return build_latency_model("gpt-oss-120b", gpu, tp, precision=precision,
+                                   ep=ep).weight_bytes_per_gpu / GIB
+
+    assert gib("b200-180gb", 1) == pytest.approx(rest / GIB + experts_gib(3072, 3072, 1))
+    assert gib("b200-180gb", 8) == pytest.approx(rest / 8 / GIB + experts_gib(512, 3072, 1))
+    # with expert parallelism each GPU holds whole experts: 2,880 -> 3,072 again
+    assert gib("b200-180gb", 8, ep=8) == pytest.approx(
+        rest / 8 / GIB + experts_gib(3072, 3072, 8))
+    assert gib("h100-80gb", 1) == pytest.approx(rest / GIB + experts_gib(2880, 2880, 1))
+    assert gib("h100-80gb", 8) == pytest.approx(rest / 8 / GIB + experts_gib(384, 2880, 1))
+    assert gib("a100-80gb", 1) == pytest.approx(rest / GIB + experts_gib(2944, 3072, 1))
+    assert gib("h200-141gb", 1, "mxfp4_marlin") == pytest.approx(
+        rest / GIB + experts_gib(2944, 3072, 1))
+    # other precisions and dense models are not padded
+    lat = build_latency_model("qwen3-30b-a3b", "b200-180gb", 1, precision="fp8")
+    assert sizes.mxfp4_pad(lat) == 1.0
 
 
 def test_architectures_size_their_kv_and_weights():

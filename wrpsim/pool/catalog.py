@@ -95,6 +95,14 @@ class GpuSpec:
     #: `gpu_memory_utilization` multiplies: the nameplate less what the driver keeps), from a
     #: logged run (0: not known, `mem_gib` taken)
     cuda_mem_gib: float = 0.0
+    #: the multiples vLLM's default MXFP4 MoE backend on this GPU pads each expert's
+    #: intermediate width (per GPU) and hidden width up to when it allocates them
+    #: (`vllm/model_executor/layers/quantization/mxfp4.py`, `Mxfp4MoEMethod.create_weights`):
+    #: Marlin's 128 / 256 where neither Triton's nor FlashInfer's MXFP4 kernels run (the
+    #: default), Triton's 64 / none (1) on Hopper, FlashInfer's 256 / 256 on B200 / B300
+    #: (`sizes.mxfp4_pad`; precisions `mxfp4_marlin` and `mxfp4_mxfp8` pad as their kernels do)
+    mxfp4_pad_inter: float = 128.0
+    mxfp4_pad_hidden: float = 256.0
 
     @property
     def visible_gib(self) -> float:
@@ -167,7 +175,8 @@ def _check_keys(path: Path, entry: str, raw: dict, allowed: set[str], prefix: st
 _GPU_BASE = ("bf16_tflops", "mem_gib", "mem_bw_gbs", "tdp_w", "idle_w", "link_gbs",
              "price_per_hour_usd")
 _GPU_OPTIONAL = ("fp8_tflops", "fp4_tflops", "bf16_sustained_tflops", "fp8_sustained_tflops",
-                 "mla_sparse_heads", "pair_link_gbs", "cuda_mem_gib")
+                 "mla_sparse_heads", "pair_link_gbs", "cuda_mem_gib", "mxfp4_pad_inter",
+                 "mxfp4_pad_hidden")
 SCALEUPS = ("nvlink", "pcie")
 
 

@@ -46,16 +46,45 @@ def kv_bytes_per_token_per_gpu(lat) -> float:
     return m.attn_layers * per_layer * rl.KV_BYTES[lat.kv_dtype]
 
 
-def weight_bytes_per_gpu(lat) -> float:
-    """Bytes of weights held by each GPU: experts in the expert precision, embeddings and
-    LM head in BF16, everything else in the dense precision, all sharded over `tp` (with
-    `attn_dp`, all but the experts over one group's `tp / attn_dp`). A DSA model's indexer
-    and a latent MoE's projections to and from the experts' width are replicated on every
-    GPU of the group instead (vLLM `ReplicatedLinear`)."""
+#: (intermediate, hidden) multiples vLLM pads MXFP4 experts to under the kernels the
+#: precisions name (`Mxfp4MoEMethod.create_weights`): Marlin's (VLLM_MXFP4_USE_MARLIN=1) and
+#: FlashInfer's TensorRT-LLM MXFP8-activation kernel's (Blackwell); `mxfp4` is the GPU's default
+#: backend (`GpuSpec.mxfp4_pad_inter` / `mxfp4_pad_hidden`)
+MXFP4_PADS = {"mxfp4_marlin": (128, 256), "mxfp4_mxfp8": (256, 256)}
+
+
+def mxfp4_pad(lat) -> float:
+    """The factor by which vLLM's padding of MXFP4 experts to its kernel's multiples
+    (`MXFP4_PADS`, the GPU's default for `mxfp4`) enlarges the routed experts' weights on one
+    GPU: (round_up(I_gpu, a_i) x round_up(H, a_h)) / (I_gpu x H), I_gpu the intermediate
+    width one GPU holds of an expert (I / tp without expert parallelism, I with it). gpt-oss's
+    2,880 pads to 3,072 on B200: 1.14 at TP 1, 1.48 at TP 8 (360 of each expert's width a GPU
+    → 512); 1 for other precisions."""
+    if lat.moe_dtype not in ("mxfp4", "mxfp4_marlin", "mxfp4_mxfp8") or not lat.model.moe:
+        return 1.0
+    a_i, a_h = MXFP4_PADS.get(lat.moe_dtype, (lat.gpu.mxfp4_pad_inter,
+                                               lat.gpu.mxfp4_pad_hidden))
     m = lat.model
-    experts = m.expert_params
+    inter = m.intermediate / (1 if lat.ep > 1 else lat.tp)
+    hidden = m.expert_hidden
+
+    def up(x: float, a: float) -> float:
+        return math.ceil(x / a) * a if a > 1 else x
+
+    return up(inter, a_i) * up(hidden, a_h) / (inter * hidden)
+
+
+def weight_bytes_per_gpu(lat) -> float:
+    """Bytes of weights held by each GPU: experts in the expert precision (MXFP4 experts
+    padded as vLLM's kernel pads them: `mxfp4_pad`), embeddings and LM head in BF16,
+    everything else in the dense precision, all sharded over `tp` (with `attn_dp`, all but
+    the experts over one group's `tp / attn_dp`). A DSA model's indexer and a latent MoE's
+    projections to and from the experts' width are replicated on every GPU of the group
+    instead (vLLM `ReplicatedLinear`)."""
+    m = lat.model
     embed = m.embedding_params
-    dense = m.params - experts - embed
+    dense = m.params - m.expert_params - embed
+    experts = m.expert_params * mxfp4_pad(lat)
     rep = (m.indexer_layers * m.index_params_per_layer
            + m.moe_layers * m.latent_params_per_layer)
     extra = attn_extra_bytes_per_gpu(lat)
