@@ -390,14 +390,15 @@ def test_mxfp4_experts_are_padded_as_vllms_kernel_allocates_them():
     from wrpsim.pool.kernels.sizes import GIB
 
     m = get_model("gpt-oss-120b")
-    rest = (m.params - m.expert_params) * 2.0  # (BF16: attention, router, embeddings)
+    router = 36 * 2880 * 128 * 2.0  # (replicated on every GPU, BF16)
+    rest = (m.params - m.expert_params) * 2.0 - router  # (BF16: attention, embeddings)
 
     def experts_gib(inter: int, hidden: int, tp: int) -> float:
         return 36 * 128 * 3 * inter * hidden * 0.53125 / tp / GIB
 
     def gib(gpu: str, tp: int, precision: str = "mxfp4", ep: int = 1) -> float:
-        return build_latency_model("gpt-oss-120b", gpu, tp, precision=precision,
-                                   ep=ep).weight_bytes_per_gpu / GIB
+        return (build_latency_model("gpt-oss-120b", gpu, tp, precision=precision,
+                                    ep=ep).weight_bytes_per_gpu - router) / GIB
 
     assert gib("b200-180gb", 1) == pytest.approx(rest / GIB + experts_gib(3072, 3072, 1))
     assert gib("b200-180gb", 8) == pytest.approx(rest / 8 / GIB + experts_gib(512, 3072, 1))

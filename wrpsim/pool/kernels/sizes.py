@@ -78,20 +78,31 @@ def weight_bytes_per_gpu(lat) -> float:
     """Bytes of weights held by each GPU: experts in the expert precision (MXFP4 experts
     padded as vLLM's kernel pads them: `mxfp4_pad`), embeddings and LM head in BF16,
     everything else in the dense precision, all sharded over `tp` (with `attn_dp`, all but
-    the experts over one group's `tp / attn_dp`). A DSA model's indexer and a latent MoE's
-    projections to and from the experts' width are replicated on every GPU of the group
-    instead (vLLM `ReplicatedLinear`)."""
+    the experts over one group's `tp / attn_dp`). Replicated on every GPU of the group instead
+    (vLLM `ReplicatedLinear`, or a linear layer built with `disable_tp`): a DSA model's
+    indexer, a latent MoE's projections to and from the experts' width, an MLA layer's fused
+    q / kv down-projection (`mla_replicated_params`), all in the dense precision, and an MoE
+    layer's router, in BF16 (unquantized)."""
     m = lat.model
     embed = m.embedding_params
-    dense = m.params - m.expert_params - embed
+    router = m.moe_layers * m.hidden * m.experts if m.moe else 0
+    dense = m.params - m.expert_params - embed - router
     experts = m.expert_params * mxfp4_pad(lat)
     rep = (m.indexer_layers * m.index_params_per_layer
-           + m.moe_layers * m.latent_params_per_layer)
-    extra = attn_extra_bytes_per_gpu(lat)
-    if rep:
-        return (sharded_weight_bytes(lat, dense - rep, experts, embed)
-                + rep * rl.WEIGHT_BYTES[lat.dense_dtype] + extra)
-    return sharded_weight_bytes(lat, dense, experts, embed) + extra
+           + m.moe_layers * m.latent_params_per_layer + mla_replicated_params(m))
+    return (sharded_weight_bytes(lat, dense - rep, experts, embed)
+            + rep * rl.WEIGHT_BYTES[lat.dense_dtype] + router * 2.0
+            + attn_extra_bytes_per_gpu(lat))
+
+
+def mla_replicated_params(m) -> int:
+    """An MLA model's fused q / kv down-projections (hidden -> q_lora_rank + kv_lora_rank +
+    qk_rope_head_dim, every attention layer), which vLLM's DeepSeek layers build with
+    `disable_tp` — every GPU holds and reads them whole (0.92 B weights of DeepSeek-V3); 0
+    for other models."""
+    if not m.mla:
+        return 0
+    return m.attn_layers * (m.q_lora_rank + m.kv_lora_rank + m.qk_rope_head_dim) * m.hidden
 
 
 def sharded_weight_bytes(lat, dense: float, experts: float, embed: float) -> float:
@@ -106,18 +117,16 @@ def sharded_weight_bytes(lat, dense: float, experts: float, embed: float) -> flo
 
 def attn_extra_bytes_per_gpu(lat) -> float:
     """Bytes the attention projections' weights on one GPU take beyond what the dense
-    precision would give them (0 unless `attn_dtype` differs from `dense_dtype`), by
-    `weight_bytes_per_gpu`'s convention: an MLA layer's fused q / kv down-projection, which
-    every GPU reads whole, is charged as its share of the sharded dense weights; a DSA
-    indexer's replicated projections in full (`rep` there)."""
+    precision would give them (0 unless `attn_dtype` differs from `dense_dtype`): each
+    projection as one GPU holds it (`operators.attn_gemms`: an MLA layer's fused q / kv
+    down-projection and a DSA indexer's projections whole, replicated as
+    `weight_bytes_per_gpu` charges them)."""
     if lat.attn_dtype == lat.dense_dtype:
         return 0.0
     wb, extra = rl.WEIGHT_BYTES, 0.0
-    for i, (n_l, dt, n, k) in enumerate(operators.attn_gemms(lat)):
-        if dt != lat.attn_dtype:
-            continue
-        share = n_l * n * k / (lat.atp if lat.model.mla and i == 0 else 1)
-        extra += share * (wb[dt] - wb[lat.dense_dtype])
+    for n_l, dt, n, k in operators.attn_gemms(lat):
+        if dt == lat.attn_dtype:
+            extra += n_l * n * k * (wb[dt] - wb[lat.dense_dtype])
     return extra
 
 
