@@ -242,9 +242,11 @@ def test_a_latent_moe_runs_its_experts_at_the_latent_width():
             got = operators.dispatch_s(lat, 40, 8, T)
             assert np.allclose(got, 40 * (kernels.nccl("all_gather", 8)(e)
                                           + kernels.nccl("reduce_scatter", 8)(e)), rtol=1e-12)
-        rep = 40 * m.latent_params_per_layer * rl.WEIGHT_BYTES["bf16"]
+        # replicated on every GPU: the latent projections and the router (BF16)
+        router = m.moe_layers * m.hidden * m.experts
+        rep = (40 * m.latent_params_per_layer + router) * rl.WEIGHT_BYTES["bf16"]
         dense = (m.params - m.expert_params - m.embedding_params
-                 - 40 * m.latent_params_per_layer)
+                 - 40 * m.latent_params_per_layer - router)
         assert lat.weight_bytes_per_gpu == pytest.approx(
             (dense * 2.0 + m.embedding_params * 2.0 + m.expert_params * 2.0) / tp + rep,
             rel=1e-12)

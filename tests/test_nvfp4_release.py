@@ -30,16 +30,20 @@ def test_nvidias_nvfp4_moe_releases_keep_attention_in_bf16():
     assert case.pool["kv_dtype"] == "fp8"  # (its FP8 KV-cache scales, as plain fp4's)
 
 
-def test_an_mla_models_replicated_down_projection_is_charged_as_the_dense_weights_are():
-    """Kimi-K2.5 (MLA): the fused q / kv down-projection, read whole by every GPU, is charged
-    as its tp-th share, as `weight_bytes_per_gpu` charges it among the dense weights."""
+def test_an_mla_models_replicated_down_projection_is_charged_whole_on_every_gpu():
+    """Kimi-K2.5 (MLA): the fused q / kv down-projection, which vLLM builds whole on every GPU
+    (`disable_tp`), is charged whole in its precision on each (until 2026-12-07 as its tp-th
+    share of the dense weights: 1.1 GiB less a GPU at TP 8 in BF16), the other attention
+    projections as their shares."""
     from wrpsim.pool.kernels import roofline as rl
+    from wrpsim.pool.kernels.sizes import mla_replicated_params
 
     fp4 = build_latency_model("kimi-k2.5", "b200-180gb", 8, precision="fp4")
     mixed = build_latency_model("kimi-k2.5", "b200-180gb", 8, precision="fp4_attn_bf16")
     attn = operators.attn_gemms(mixed)
     (n_l, _, n, k), rest = attn[0], attn[1:]
-    params = n_l * n * k / 8 + sum(a * b * c for a, _, b, c in rest)
+    assert n_l * n * k == mla_replicated_params(mixed.model)
+    params = n_l * n * k + sum(a * b * c for a, _, b, c in rest)
     assert mixed.weight_bytes_per_gpu - fp4.weight_bytes_per_gpu == pytest.approx(
         params * (2.0 - rl.WEIGHT_BYTES["fp4"]), rel=1e-12)
 
