@@ -43,12 +43,15 @@ def test_attention_and_head_are_the_busiest_groups_share(tp, attn_dp):
 
 def test_kv_cache_is_one_groups_times_the_groups():
     """A group's GPUs hold that group's sequences: per GPU, KV of tp / attn_dp sharding, and
-    weights of the group's dense shard plus 1 / tp of the experts."""
+    weights of the group's dense shard plus 1 / tp of the experts (and every MoE router
+    whole, BF16, as vLLM replicates it)."""
     dp, group = _dp(4, 2, 4), build_latency_model(MODEL, GPU, 2)
     m = dp.model
     assert dp.kv_bytes_per_token_per_gpu == group.kv_bytes_per_token_per_gpu
-    dense = m.params - m.expert_params - m.embedding_params
-    want = (dense * 2.0 + m.embedding_params * 2.0) / 2 + m.expert_params * 2.0 / 4
+    router = m.moe_layers * m.hidden * m.experts
+    dense = m.params - m.expert_params - m.embedding_params - router
+    want = ((dense * 2.0 + m.embedding_params * 2.0) / 2 + m.expert_params * 2.0 / 4
+            + router * 2.0)
     assert dp.weight_bytes_per_gpu == pytest.approx(want, rel=1e-12)
     # each of the 2 groups profiles its share of the 256 sequences and 2,048 tokens
     assert profile_reserve_gib(dp, 256, 2048) == pytest.approx(profile_reserve_gib(
