@@ -974,3 +974,14 @@ def test_fp4_on_a_gpu_with_fp4_tensor_cores_but_a_reference_without_them():
     lat = KernelLatency(spec, gpu, 1, ref, EngineConstants(), precision="fp4")
     fp8 = KernelLatency(spec, gpu, 1, ref, EngineConstants(), precision="fp8")
     assert lat.prefill_s(64, 512) < fp8.prefill_s(64, 512)
+
+
+def test_int4_experts_carry_a_bf16_scale_per_group_of_32():
+    """Kimi-K2 / K2.5 ship INT4 experts as compressed-tensors `pack-quantized` (symmetric,
+    group 32) with a BF16 scale per group: 4 + 16 / 32 = 4.5 bits a weight (0.53125 B, an
+    8-bit scale's, until 2026-12-07: 3.7 GiB too little a GPU of eight H200s)."""
+    m = get_model("kimi-k2.5")
+    bf = build_latency_model("kimi-k2.5", "h200-141gb", 8, precision="bf16")
+    i4 = build_latency_model("kimi-k2.5", "h200-141gb", 8, precision="int4")
+    assert bf.weight_bytes_per_gpu - i4.weight_bytes_per_gpu == pytest.approx(
+        m.expert_params * (2.0 - 4.5 / 8) / 8, rel=1e-12)
