@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import numpy as np
 
-#: bytes per weight element by GEMM precision, scales included: NVFP4 an FP8 scale per 16
-#: (0.5625), MXFP4 an E8M0 scale per 32 (0.53125), INT4 as Kimi-K2 / K2.5 ship it
+#: bytes per weight element by GEMM precision, scales included: block FP8 an FP32 scale per
+#: 128 x 128 block (DeepSeek-V3's `weight_scale_inv`, [out / 128, in / 128] float32:
+#: 1 + 4 / 16384; 1 + 1 / 128, a scale per 128 weights, until 2026-12-07), NVFP4 an FP8 scale
+#: per 16 (0.5625), MXFP4 an E8M0 scale per 32 (0.53125), INT4 as Kimi-K2 / K2.5 ship it
 #: (compressed-tensors `pack-quantized`, symmetric, group 32, a BF16 scale per group: 4.5 bits,
 #: 0.5625; an 8-bit scale's 0.53125 until 2026-12-07)
-WEIGHT_BYTES = {"bf16": 2.0, "fp8": 1.0, "fp8_block": 1.0 + 1.0 / 128, "fp4": 0.5625,
+WEIGHT_BYTES = {"bf16": 2.0, "fp8": 1.0, "fp8_block": 1.0 + 4.0 / 16384, "fp4": 0.5625,
                 "mxfp4": 0.53125, "mxfp4_marlin": 0.53125, "mxfp4_mxfp8": 0.53125,
                 "int4": 0.5625}
 #: bytes per KV-cache element by KV dtype (`auto` is BF16)
