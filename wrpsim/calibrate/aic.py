@@ -453,8 +453,8 @@ def replace_cache_resident(tab: pd.DataFrame, gpu) -> tuple[pd.DataFrame, int]:
 
     Why: a collector times the same call over and over, so a layer whose weights fit in the
     GPU's L2 cache (the experts of one token on an L40S, 96 MB) is timed from the cache; in a
-    model the other layers' weights evict them. Only the L40S tables have such rows (54 at one
-    token, one at two; the other GPUs' rows are all >= 1.2 x their floor). The counterpart of
+    model the other layers' weights evict them. Only the L40S tables have such rows (54, almost
+    all at one token; the other GPUs' rows are all >= 1.2 x their floor). The counterpart of
     the lower envelope, which removes rows too slow for their size."""
     from wrpsim.pool.kernels import roofline as rl
 
