@@ -197,7 +197,10 @@ def evaluate(cfg: dict[str, Any]) -> dict[str, Any]:
         "kv_seqs_at_ctx": seqs,
         "block_size": block,
         # the model's size as wrpsim reads it (from its config.json): a check that a new
-        # model's numbers came out right (the publisher's count; a vision tower not included)
+        # model's numbers came out right (a publisher's total, a vision tower not included);
+        # active: the weights one token goes through, its routed experts only, the input
+        # embedding and LM head included — publishers differ there (gpt-oss-120b: 5.71 B here,
+        # OpenAI's 5.13 B leaves the input embedding out)
         "params_b": lat.model.params / 1e9,
         "active_params_b": lat.model.active_params / 1e9,
         "weight_gib_per_gpu": lat.weight_bytes_per_gpu / GIB,
