@@ -371,6 +371,7 @@ def _warn_estimated(engine: str, cases: list, steps) -> None:
     tables lack (an FP4 GEMM on an H100, FP8 on an A100): its calibration label says so, as
     `wrpsim.perf` prints it. The constants describe CPU and launch floors; fitted on such rows
     they absorb the estimate's error instead, which the kernels (`kernels=`) should take."""
+    from wrpsim.calibrate.measured import rows, text_or
     from wrpsim.pool.engines import build_latency_model
 
     keys: dict[tuple, list[str]] = {}
@@ -381,11 +382,9 @@ def _warn_estimated(engine: str, cases: list, steps) -> None:
         keys.setdefault(key, []).append(str(c.info.get("where", c.name)))
     if steps is not None:
         path = steps.attrs.get("path", "steps")
-        for line, (_, r) in zip(steps.attrs["lines"], steps.iterrows()):
-            prec, kvd = r.get("precision"), r.get("kv_dtype")
+        for line, r in rows(steps):  # (as `read_steps` built each row's pool)
             key = (str(r["model"]), str(r["gpu"]), int(r["tp"]),
-                   "bf16" if prec is None or prec != prec or prec == "" else str(prec),
-                   "auto" if kvd is None or kvd != kvd or kvd == "" else str(kvd), 1, 1)
+                   text_or(r.get("precision"), "bf16"), text_or(r.get("kv_dtype"), "auto"), 1, 1)
             keys.setdefault(key, []).append(f"{path}: line {line}")
     said: dict[tuple, list[str]] = {}
     for (model, gpu, tp, prec, kvd, ep, dp), wheres in keys.items():
