@@ -845,6 +845,22 @@ def test_a_constant_the_steps_only_cap_from_above_is_not_reported_fitted(start):
     assert report["after"]["median_pct"] == 0.0
 
 
+def test_a_fit_keeps_only_the_latency_models_of_its_current_point():
+    """Every point of a fit builds its models anew (other constants), so those of earlier
+    points are forgotten, not kept by the hundred: an ML.ENERGY fit grew to 24 GiB and was
+    killed."""
+    from wrpsim.calibrate.fit import fit_constants
+    from wrpsim.pool.engines import _cached, build_latency_model
+
+    steps = pd.DataFrame([{"model": m, "gpu": "h100-80gb", "tp": 1, "prefill_tokens": 0,
+                           "decode_seqs": 64, "decode_ctx": 64_000, "step_ms": ms}
+                          for m, ms in (("llama3.1-8b", 9.0), ("qwen3-8b", 9.5))])
+    build_latency_model("llama3.1-8b", "h100-80gb", 1, "vllm-0.24")
+    _, report = fit_constants("vllm-0.24", steps=steps, fields=["layer_overhead_us"])
+    assert report["evaluations"] > 3
+    assert _cached.cache_info().currsize <= 2  # the last point's two models
+
+
 def test_a_queued_front_end_at_its_ceiling_is_named(tmp_path):
     """`frontend_us_serial` is the part of `frontend_us` queued in the API server: bursts of
     hundreds of tiny requests measured far slower than any split of the shipped 13.7 ms can

@@ -188,7 +188,11 @@ class _Fit:
 
     def entries(self, values: np.ndarray) -> list[tuple]:
         """`case_entries` and `step_entries` at the constants `values` (negative ones read as
-        0; the queued front end no more than the front end it is part of)."""
+        0; the queued front end no more than the front end it is part of). The latency models
+        of earlier points are forgotten first: built for other constants, never used again."""
+        from wrpsim.pool.engines import forget_models
+
+        forget_models()
         ov = dict(zip(self.fields, np.maximum(values, 0.0)))
         serial = ov.get("frontend_us_serial", float(self.eng.constants.frontend_us_serial))
         if "frontend_us_serial" in ov or serial > self.serial_top(ov):  # (part of frontend_us)

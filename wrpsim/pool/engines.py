@@ -578,6 +578,13 @@ def _cached(model, gpu, tp, engine, precision, kv_dtype, ep, overrides, max_toke
 def clear_caches() -> None:
     """Forget loaded engines and built models (after an engine file changed on disk)."""
     engines.cache_clear()
+    forget_models()
+
+
+def forget_models() -> None:
+    """Forget the built latency models (`build_latency_model`'s cache), e.g. between a fit's
+    points, whose constants differ each time, so none is built twice: each holds its
+    precomputed curves (tens of MB), and the 256 the cache keeps filled 24 GiB."""
     _cached.cache_clear()
 
 
