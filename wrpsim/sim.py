@@ -138,6 +138,10 @@ def build_fleet(env, pcfg: dict, sink, hash_block_tokens: int = 0, transfer=None
                  pcfg.get("remote_kv"))
 
 
+#: simulations run in this process (`Simulation.run`: a later one collects before freezing)
+_RUNS = 0
+
+
 class Simulation:
     """One replay of a workload through a router onto a fleet (see module docstring)."""
 
@@ -369,11 +373,19 @@ class Simulation:
         the console entry paused for start-up (`wrpsim.app.pause_gc`) is resumed first. (The
         young generation keeps CPython's threshold: at 50,000 the ~80 young collections of a
         default run, ~12 ms, did not happen at all, but a million-request run took 2-3 % longer,
-        its older generations collected in larger, cache-unfriendly batches.)"""
+        its older generations collected in larger, cache-unfriendly batches.) A run after the
+        first in one process (a fit, a validation, a plan's search) collects first: an earlier
+        run's simulation, garbage by now, would be frozen with the rest, and unfrozen objects
+        join the oldest generation without counting toward its next collection, so run after run
+        none came and ~13 MB a run of an ML.ENERGY replay stayed (24 GiB in a fit)."""
+        global _RUNS
         resume_gc()
         freeze = not gc.get_freeze_count()
         if freeze:
+            if _RUNS:
+                gc.collect()
             gc.freeze()
+        _RUNS += 1
         try:
             return self._run()
         finally:

@@ -1,0 +1,35 @@
+"""Simulations run one after another in one process (a fit, a validation, a plan's search)
+leave nothing behind: `Simulation.run` freezes the objects that exist before it, so an earlier
+run's simulation must be collected first or it is kept for good."""
+
+from __future__ import annotations
+
+import gc
+import weakref
+from pathlib import Path
+
+from tests.conftest import constant_cfg
+from wrpsim.sim import Simulation
+from wrpsim.workload import build_workload
+
+WORKLOADS = Path(__file__).resolve().parents[1] / "workloads"
+
+
+def _run_once() -> weakref.ref:
+    wl = {"name": "t", "source": {"kind": "closed_loop", "concurrency": 4, "num_requests": 40,
+                                  "prompt_tokens": 64, "output_tokens": 8}}
+    sim = Simulation(constant_cfg(), build_workload(wl, 0, WORKLOADS))
+    sim.run()
+    return weakref.ref(sim.env)  # (the environment is in cycles with the fleet's processes)
+
+
+def test_an_earlier_simulation_is_collected_by_the_next_run():
+    was = gc.isenabled()
+    gc.enable()
+    try:
+        first = _run_once()  # (garbage once the call returned, in cycles)
+        _run_once()
+        assert first() is None, "the first simulation outlived the second run"
+    finally:
+        if not was:
+            gc.disable()
