@@ -23,7 +23,7 @@ from tests.conftest import compose_cfg, constant_cfg
 from wrpsim.errors import ConfigError
 from wrpsim.metrics.tasks import task_table
 from wrpsim.rng import stream
-from wrpsim.sessions import ON_DROP_ATTR, SessionDriver
+from wrpsim.sessions import CLIENTS_ATTR, ON_DROP_ATTR, SessionDriver
 from wrpsim.sim import Simulation, run
 from wrpsim.workload import build_workload, draw_dist, load_workload
 from wrpsim.workload.constant_rate import stage_count
@@ -189,12 +189,15 @@ def test_closed_loop_never_has_more_than_concurrency_requests_in_the_system():
     order = np.lexsort((step, times))  # a finish before a send at the same instant
     in_system = np.cumsum(step[order])
     assert in_system.max() == 5 and in_system.min() >= 0
-    # every client: first request at 0, each next one think_s after the previous one ended
-    r["client"] = trace.session_id.to_numpy()[r.index]
-    for _, g in r.groupby("client"):
+    # every client (the session that sent it): first request at 0, each next one think_s
+    # after the previous one ended
+    for _, g in r.groupby("session_id"):
         assert g.arrival_s.iloc[0] == 0.0
         np.testing.assert_allclose(g.arrival_s.to_numpy()[1:], _ended(g)[:-1] + 0.02,
                                    rtol=0, atol=1e-12)
+    # one list behind the clients: request c + j is sent think_s after the j-th end of all
+    ends = np.sort(_ended(r))[:120 - 5]
+    np.testing.assert_allclose(r.arrival_s.to_numpy()[5:], ends + 0.02, rtol=0, atol=1e-12)
     # finite-run Little's law: Σ client run times = Σ e2e + Σ think pauses
     tasks = task_table(req, trace).to_pandas()
     assert len(tasks) == 5 and (tasks.status == "completed").all()
@@ -209,13 +212,13 @@ def test_a_dropped_request_does_not_end_its_client():
     assert len(r) == 24 and set(r.status) == {"completed", "dropped"}
     assert set(r.drop_reason.dropna()) == {"exceeds_kv_capacity"}  # no session_aborted
     assert sim.sessions.aborted == 0
-    r["client"] = trace.session_id.to_numpy()[r.index]
-    for _, g in r.groupby("client"):
+    for _, g in r.groupby("session_id"):
         np.testing.assert_allclose(g.arrival_s.to_numpy()[1:], _ended(g)[:-1] + 0.1,
                                    rtol=0, atol=1e-12)
     # a client with a dropped request is a failed task, as a session with an unanswered round
     tasks = task_table(req, trace).to_pandas().set_index("task_id")
-    assert tasks.rounds.tolist() == [12, 12] and tasks.requests.tolist() == [12, 12]
+    assert tasks.rounds.sum() == 24 and (tasks.requests == tasks.rounds).all()
+    assert tasks.rounds.tolist() == r.groupby("session_id").size().tolist()
     assert tasks.dropped.sum() == (r.status == "dropped").sum()
     assert ((tasks.status == "failed") == (tasks.dropped > 0)).all()
 
@@ -234,8 +237,7 @@ def test_a_dropped_row_says_when_it_was_dropped_and_its_client_resumes_think_s_l
     assert (drop.finish_s > drop.arrival_s).all()
     latencies = drop[["queue_wait_s", "ttft_s", "tpot_s", "e2e_s", "first_token_s"]]
     assert latencies.isna().to_numpy().all()
-    for k in range(4):
-        g = r[r.request_id % 4 == k]
+    for _, g in r.groupby("session_id"):
         np.testing.assert_allclose(g.arrival_s.to_numpy()[1:], g.finish_s.to_numpy()[:-1] + 0.5,
                                    rtol=0, atol=1e-9)
 
@@ -243,12 +245,15 @@ def test_a_dropped_row_says_when_it_was_dropped_and_its_client_resumes_think_s_l
 def test_agent_sessions_still_abort_on_an_unanswered_round():
     wl = _closed(2, 24, {"dist": "uniform", "low": 10, "high": 100}, 3, think_s=0.1)
     trace = build_workload(wl, 0, WORKLOADS)
-    trace.attrs.pop(ON_DROP_ATTR)  # the default: abort
+    trace.attrs.pop(ON_DROP_ATTR)  # the defaults: abort, each session its own rounds
+    trace.attrs.pop(CLIENTS_ATTR)
     sim = Simulation(constant_cfg(step_s=STEP, kv_blocks=4), trace)
     r = sim.run()[0].to_pandas()
     assert len(r) == 24 and "session_aborted" in set(r.drop_reason.dropna())
     with pytest.raises(ConfigError, match=r"session_on_drop.*valid choices: abort, continue"):
         SessionDriver(sim.env, sim.fleet, sim.log, None, [], on_drop="retry")
+    with pytest.raises(ConfigError, match=r"session_clients.*valid choices: own, shared"):
+        SessionDriver(sim.env, sim.fleet, sim.log, None, [], clients="pool")
 
 
 def test_closed_loop_with_a_horizon_stops_sending():

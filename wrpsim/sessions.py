@@ -29,6 +29,18 @@ closed-loop benchmark clients of `wrpsim.workload.closed_loop`, whose requests a
 instead sends the next round `think_s` after an unanswered one ended, as after an answer; the
 default ``abort`` is the behaviour above.
 
+**Shared clients.** A trace whose `attrs["session_clients"]` (`CLIENTS_ATTR`) is ``shared`` — the
+closed-loop benchmark clients — has one list of dependent rounds for all its sessions, as a
+benchmark client's request list behind a semaphore of `concurrency` slots (`vllm bench serve
+--max-concurrency`, ML.ENERGY's client: every request a task waiting for a slot, in list
+order): when any round ends, the first dependent round not yet sent goes next, `think_s` after,
+whatever session the trace dealt it to, and takes the session of the round that ended (its
+`session_id` in `requests.parquet`, and its task in `tasks.parquet`). So
+every slot stays busy until the list runs out, where fixed per-session lists would leave the
+slots whose rounds ended early idle while others still hold several. A shared client goes on
+after an unanswered round whatever `session_on_drop` says. The default ``own``: each session
+sends its own rounds in order, as above.
+
 **Horizon.** With `sim.horizon_s`, `replayable` decides which rows take part: open-loop rows
 arriving before the horizon, and dependent rounds whose predecessor takes part (their recorded
 `arrival_s` does not matter). Dependent rounds not yet sent when the run ends (their predecessor
@@ -40,6 +52,7 @@ rows past the horizon) and leave their task `in_flight` in `tasks.parquet`.
 from __future__ import annotations
 
 import math
+from collections import deque
 
 import numpy as np
 
@@ -53,6 +66,10 @@ ABORTED = "session_aborted"
 ON_DROP_ATTR = "session_on_drop"
 ABORT, CONTINUE = "abort", "continue"
 ON_DROP = (ABORT, CONTINUE)
+#: trace attribute: who sends a dependent round (CLIENTS choices; module docstring)
+CLIENTS_ATTR = "session_clients"
+OWN, SHARED = "own", "shared"
+CLIENTS = (OWN, SHARED)
 
 
 def dependent_mask(trace) -> np.ndarray:
@@ -102,12 +119,16 @@ class SessionDriver(RoundTracker):
     Subscribes to `log.on_complete` / `log.on_dropped` (after the router, which the dispatcher
     subscribed first) and wraps `fleet.submit` only when the trace has dependent rounds.
     `on_drop` (``abort`` | ``continue``, the trace's `attrs[ON_DROP_ATTR]`): what an unanswered
-    round does to the rest of its session.
+    round does to the rest of its session; `clients` (``own`` | ``shared``, the trace's
+    `attrs[CLIENTS_ATTR]`): whether each session sends its own rounds or all share one list.
     """
 
-    def __init__(self, env, fleet, log, dispatch, requests, on_drop: str = ABORT):
+    def __init__(self, env, fleet, log, dispatch, requests, on_drop: str = ABORT,
+                 clients: str = OWN):
         if on_drop not in ON_DROP:
             raise unknown_choice(f"trace attrs {ON_DROP_ATTR}", on_drop, ON_DROP)
+        if clients not in CLIENTS:
+            raise unknown_choice(f"trace attrs {CLIENTS_ATTR}", clients, CLIENTS)
         super().__init__(env, fleet, log)  # (tracked rounds: those with a held successor)
         self.on_drop = on_drop
         self.dispatch = dispatch
@@ -118,21 +139,31 @@ class SessionDriver(RoundTracker):
         #: dependent rounds not yet sent, by id
         self.unsent: dict = {}
         self.aborted = 0
+        #: shared clients: the dependent rounds in trace order; the session of each tracked
+        #: round (id -> session)
+        self.shared = deque() if clients == SHARED else None
+        self.client_of: dict = {}
         last: dict = {}
         for req in requests:
             s = req.session_id
             prev = last.get(s) if s is not None else None
             if prev is not None and req.think_s is not None and not math.isnan(req.think_s):
-                self.waiting[prev.id] = req
-                self.pending[prev.id] = 1
+                if self.shared is not None:
+                    self.shared.append(req)
+                else:
+                    self.waiting[prev.id] = req
+                    self.pending[prev.id] = 1
                 self.unsent[req.id] = req
             else:
                 self.open_loop.append(req)
+                if self.shared is not None and s is not None:
+                    self.pending[req.id] = 1
+                    self.client_of[req.id] = s
             if s is not None:
                 last[s] = req
         #: arrival time of the last open-loop request (0 without any)
         self.last_open_s = self.open_loop[-1].arrival_s if self.open_loop else 0.0
-        if self.waiting:
+        if self.waiting or self.shared:
             self.attach()
 
     @classmethod
@@ -143,9 +174,10 @@ class SessionDriver(RoundTracker):
         time as they are dispatched instead of all of them up front (a million-request trace's
         `Request`s are ~300 MB)."""
         on_drop = trace.attrs.get(ON_DROP_ATTR, ABORT)
+        clients = trace.attrs.get(CLIENTS_ATTR, OWN)
         if dependent_mask(trace).any():
-            return cls(env, fleet, log, dispatch, to_requests(trace), on_drop)
-        driver = cls(env, fleet, log, dispatch, (), on_drop)
+            return cls(env, fleet, log, dispatch, to_requests(trace), on_drop, clients)
+        driver = cls(env, fleet, log, dispatch, (), on_drop, clients)
         driver.open_loop = iter_requests(trace)
         arrival = trace["arrival_s"]
         driver.last_open_s = float(arrival[-1]) if len(arrival) else 0.0
@@ -161,6 +193,9 @@ class SessionDriver(RoundTracker):
             self.answered.add(r)
 
     def round_ended(self, r: int) -> None:
+        if self.shared is not None:
+            self._next_shared(r)
+            return
         nxt = self.waiting.pop(r)
         if r in self.answered or self.on_drop == CONTINUE:
             self.answered.discard(r)
@@ -180,6 +215,21 @@ class SessionDriver(RoundTracker):
             q.arrival_s = self.env.now
             self.aborted += 1
             self.log.dropped(q, self.fleet.model_of(q), ABORTED, self.env.now)
+
+    def _next_shared(self, r: int) -> None:
+        """Round `r` of a shared client ended: the list's next round goes, as its session."""
+        client = self.client_of.pop(r)
+        self.answered.discard(r)
+        if not self.shared:
+            return
+        nxt = self.shared.popleft()
+        nxt.session_id = self.client_of[nxt.id] = client
+        self.pending[nxt.id] = 1
+        if nxt.think_s > 0:
+            ev = self.env.timeout(nxt.think_s)
+            ev.callbacks.append(lambda _e: self._send(nxt))
+        else:
+            self._send(nxt)
 
     def _send(self, req) -> None:
         del self.unsent[req.id]

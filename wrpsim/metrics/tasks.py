@@ -48,7 +48,7 @@ import pyarrow as pa
 
 from wrpsim.arrowcols import table, to_numpy
 from wrpsim.metrics.summary import equals, json_ready, masks, mean, pct
-from wrpsim.sessions import dependent_mask
+from wrpsim.sessions import CLIENTS_ATTR, SHARED, dependent_mask
 from wrpsim.workload.columns import as_columns, present
 
 TASK_SCHEMA = pa.schema(
@@ -99,12 +99,19 @@ def _factorize(values) -> tuple[np.ndarray, int]:
 def task_table(requests: pa.Table, trace) -> pa.Table:
     """The tasks of a run (module docstring) from its requests table and the replayed trace
     (a canonical `TraceColumns` or DataFrame; row i = request id i; its `session_id` and
-    `think_s` columns are used when present)."""
+    `think_s` columns are used when present). In a shared client pool (`wrpsim.sessions`,
+    `attrs["session_clients"]` ``shared``) a sent row belongs to the client that sent it, its
+    `session_id` in `requests`; an unsent row to the one the trace dealt it to."""
     trace = as_columns(trace)
     n = len(trace)
     sessions = "session_id" in trace.columns
-    session = (np.asarray(trace["session_id"], dtype=object) if sessions
+    session = (np.array(trace["session_id"], dtype=object) if sessions
                else np.full(n, None, dtype=object))
+    if sessions and trace.attrs.get(CLIENTS_ATTR) == SHARED:
+        rid = to_numpy(requests.column("request_id"))
+        own = np.flatnonzero(rid < n)
+        sent = np.array(requests.column("session_id").to_pylist(), dtype=object)
+        session[rid[own]] = sent[own]
     think = np.where(dependent_mask(trace), np.asarray(trace["think_s"], dtype=np.float64)
                      if "think_s" in trace.columns else 0.0, 0.0)
     # task of each trace row: sessions by first appearance, other rows one task each

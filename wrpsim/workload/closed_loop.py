@@ -14,14 +14,19 @@ Source spec (the `source:` block of a workload YAML)::
 
 Semantics: each of the `concurrency` clients sends its first request at t = 0 and its next one
 `think_s` after its previous one has ended — answered or dropped — until `num_requests` have
-been sent in all. The frame is a trace of closed-loop sessions replayed by
-`wrpsim.sessions.SessionDriver`: request i belongs to client i mod c (session id
-``client-<k>``; client k sends requests k, k + c, k + 2c, ...), every row has `arrival_s` 0 (a
-client's first request is sent then; the others' send times are decided by the simulation and
-recorded in `requests.parquet`) and the rows after a client's first carry `think_s`. The frame
-carries `attrs["session_on_drop"] = "continue"`, so a dropped request does not end its client
-(an agent session, by contrast, is aborted by an unanswered round). Each client is one task
-(`kind: session`) of `tasks.parquet`.
+been sent in all; the requests go in list order to whichever client is free first, as the
+benchmarks send them (`vllm bench serve --max-concurrency` and ML.ENERGY's client: every
+request a task waiting on one semaphore of `concurrency` slots), so every client stays busy
+until the list runs out. The frame is a trace of closed-loop sessions replayed by
+`wrpsim.sessions.SessionDriver`: request i is dealt to client i mod c (session id
+``client-<k>``), every row has `arrival_s` 0 (a client's first request is sent then; the
+others' send times are decided by the simulation and recorded in `requests.parquet`) and the
+rows after a client's first carry `think_s`. The frame carries `attrs["session_clients"] =
+"shared"`, so the driver sends request c, c + 1, ... as clients come free, each as the client
+that sent it (its `session_id` in `requests.parquet` and `tasks.parquet`; the dealing only
+decides the first c), and `attrs["session_on_drop"] = "continue"`, so a dropped request does
+not end its client (an agent session, by contrast, is aborted by an unanswered round). Each
+client is one task (`kind: session`) of `tasks.parquet`.
 
 Lengths are drawn in request order: prompts from the stream `workload.lengths`, outputs from
 `workload.lengths.output`; the same seed gives the same frame.
@@ -49,7 +54,7 @@ import pandas as pd
 
 from wrpsim.errors import ConfigError, check_keys, number, warn
 from wrpsim.rng import stream
-from wrpsim.sessions import CONTINUE, ON_DROP_ATTR
+from wrpsim.sessions import CLIENTS_ATTR, CONTINUE, ON_DROP_ATTR, SHARED
 from wrpsim.workload.lengths import MAX_TOKENS, token_counts
 from wrpsim.workload.prefix import DEFAULT_BLOCK_TOKENS, IdMinter, n_blocks, set_block_tokens
 from wrpsim.workload.synthetic import MAX_REQUESTS
@@ -114,6 +119,7 @@ def generate_closed_loop(source: Mapping, seed: int, field: str = "source") -> p
     if reps > 1:
         set_block_tokens(df, DEFAULT_BLOCK_TOKENS)
     df.attrs[ON_DROP_ATTR] = CONTINUE
+    df.attrs[CLIENTS_ATTR] = SHARED
     return df
 
 
