@@ -106,3 +106,23 @@ def test_the_fleet_table_names_each_pools_precision():
     head, rows = fleet_table({"fleet": [row, {**row, "precision": "bf16", "kv_dtype": "auto"}]})
     col = head.index("precision")
     assert [r[col] for r in rows] == ["fp8, KV fp8", "bf16"]
+
+
+def test_the_star_is_called_the_best_fleet_by_the_plans_objective():
+    """Under plan.objective=energy the reports said the star was "the cheapest fleet meeting
+    every target" (a user walk-through: azure-code-2023 plan.objective=energy): it is the
+    lowest-energy one, and with no fleet meeting the SLO it is the closest found."""
+    from wrpsim.plan.page import _notes
+    from wrpsim.plan.report import star_text
+
+    assert star_text({"slo_met": True, "objective": "cost"}) == \
+        "the cheapest fleet meeting every target"
+    assert star_text({"slo_met": True, "objective": "energy"}) == \
+        "the lowest-energy fleet meeting every target"
+    assert star_text({"slo_met": True, "objective": "gpus"}) == \
+        "the fewest-GPU fleet meeting every target"
+    assert "cheapest" not in star_text({"slo_met": False, "objective": "cost"})
+    r = {"slo_met": True, "objective": "energy", "slo_thresholds": {"ttft_s": 2, "tpot_s": 0.1},
+         "slo_targets": {"ttft_p99_s": 2}}
+    assert "Star: the recommendation, the lowest-energy fleet meeting every target." in \
+        _notes(r)["pareto-ttft"]

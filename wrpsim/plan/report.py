@@ -143,6 +143,16 @@ def recheck_sentence(r: dict) -> str:
                    "instance could be added within plan.max_instances).")
 
 
+def star_text(r: dict) -> str:
+    """What the star on the Pareto plots marks, by the plan's objective (report.md and .html):
+    the recommendation is the cheapest fleet meeting every target only under `cost`."""
+    if not r["slo_met"]:
+        return "the closest fleet found (none met every target)"
+    best = {"cost": "cheapest", "energy": "lowest-energy", "gpus": "fewest-GPU"}.get(
+        r.get("objective"), "best")
+    return f"the {best} fleet meeting every target"
+
+
 def why_tables(data: dict) -> dict[str, tuple[list[str], list[list[str]]]]:
     """The tables that say why this fleet: name -> (head, rows), every cell a string."""
     r = data["record"]
@@ -288,7 +298,7 @@ def markdown(data: dict) -> str:
     for key, name in (("ttft_p99", "TTFT"), ("tpot_p99", "TPOT")):
         lines += [f"## Pareto front: cost vs p99 {name} (search trace)", "",
                   f"Fleets no cheaper (or equally priced) fleet beats on p99 {name}; ★ marks "
-                  "the recommendation, which is the cheapest fleet meeting *every* target.", ""]
+                  f"the recommendation, which is {star_text(r).replace('every', '*every*')}.", ""]
         lines += _table(["fleet", "USD/h", "p99 TTFT (s)", "p99 TPOT (s)", "meets SLO"],
                         [[c["fleet"] + (" ★" if c["chosen"] else ""), f"{c['cost']:.2f}",
                           _f(c["ttft_p99"]), _f(c["tpot_p99"]), _f(c["met"])]
