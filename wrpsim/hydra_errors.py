@@ -639,6 +639,17 @@ def _output_dir(exc: BaseException) -> str | None:
             f"{exc.filename!r}: {reason}")
 
 
+def tilde_hint(override: str) -> str:
+    """A hint for an override whose value holds a `~` that Hydra's grammar refused (a lexer
+    error that names no cause): a shell that leaves `~/x` after `=` unexpanded — zsh does,
+    bash does not — passes it as typed. '' for any other override."""
+    value = override.partition("=")[2]
+    if not (value.startswith("~") or "~/" in value):  # (a home folder, not a typo'd name)
+        return ""
+    return ("; Hydra's override grammar takes no '~' in a value (the shell left it "
+            "unexpanded, as zsh does after '='): write $HOME or the absolute path instead")
+
+
 def explain(exc: BaseException, argv: list[str] | None = None,
             config_name: str = "config") -> str | None:
     """One line for a command-line problem Hydra raised (see module docstring), else None.
@@ -658,7 +669,8 @@ def explain(exc: BaseException, argv: list[str] | None = None,
         if override.rstrip().endswith(",") and "mismatched input '<EOF>'" in _first(exc):
             return (f"bad override {override!r}: a sweep list has no empty item: drop the "
                     f"trailing comma")
-        return f"bad override {override!r}: {_first(exc)}" if override else _first(exc)
+        return (f"bad override {override!r}: {_first(exc)}{tilde_hint(override)}" if override
+                else _first(exc))
     if isinstance(exc, ConfigCompositionException):
         line = _unknown_key(exc, argv, config_name)
         if line:
