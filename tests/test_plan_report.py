@@ -126,3 +126,27 @@ def test_the_star_is_called_the_best_fleet_by_the_plans_objective():
          "slo_targets": {"ttft_p99_s": 2}}
     assert "Star: the recommendation, the lowest-energy fleet meeting every target." in \
         _notes(r)["pareto-ttft"]
+
+
+def test_fleet_yaml_writes_each_pool_out_in_full_without_yaml_anchors():
+    """A disaggregated plan's fleet.yaml wrote the decode pool's scheduler as `*id001`, an
+    alias of the prefill pool's `&id001` block (both sides share one mapping): a planner
+    editing the prefill side's batch settings changed the decode side's too (a user
+    walk-through). Each pool is now written out in full."""
+    from types import SimpleNamespace
+
+    import yaml
+
+    from wrpsim.plan.planner import fleet_yaml
+
+    sched = {"policy": "sarathi", "token_budget": 2048}
+    pools = {"h100-prefill": {"gpu": "h100-80gb", "scheduler": sched, "role": "prefill",
+                              "count": 1},
+             "h100-decode": {"gpu": "h100-80gb", "scheduler": sched, "role": "decode",
+                             "count": 1}}
+    ev = SimpleNamespace(fleet_pools=lambda counts: pools, label=lambda counts: "1 + 1")
+    text = fleet_yaml(ev, (1, 1))
+    assert "&id" not in text and "*id" not in text, text
+    back = yaml.safe_load(text)["pools"]
+    assert back["h100-decode"]["scheduler"] == sched
+    assert back["h100-decode"]["scheduler"] is not back["h100-prefill"]["scheduler"]
