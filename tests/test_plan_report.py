@@ -150,3 +150,17 @@ def test_fleet_yaml_writes_each_pool_out_in_full_without_yaml_anchors():
     back = yaml.safe_load(text)["pools"]
     assert back["h100-decode"]["scheduler"] == sched
     assert back["h100-decode"]["scheduler"] is not back["h100-prefill"]["scheduler"]
+
+
+def test_report_md_does_not_tell_a_round_robin_plan_to_replay_with_least_outstanding(
+        tmp_path):
+    """A plan made with router=round-robin said to replay its fleet "with the same `router=`
+    (e.g. `router=least-outstanding`)" (a user walk-through): the example named the default,
+    not the plan's router. It now says to give the plan's own router= option."""
+    record = run_plan(compose_plan("workload.max_requests=300", "router=round-robin",
+                                   "plan.load_sensitivity=0"), tmp_path)
+    assert record["router"].endswith("RoundRobin")
+    md = (tmp_path / "report.md").read_text(encoding="utf-8")
+    assert "e.g. `router=least-outstanding`" not in md
+    assert "with the plan's `router=` option (`router=least-outstanding` when it was given " \
+           "none)" in md

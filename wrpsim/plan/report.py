@@ -260,8 +260,9 @@ def markdown(data: dict) -> str:
         lines += [f"Routed by `{r['router']}`, the plan's `router=` (default least-outstanding, "
                   f"where `python -m wrpsim` defaults to round-robin). To replay this fleet: copy "
                   f"`fleet.yaml` (next to this report) to `<catalog>/pools/plan.yaml` and run "
-                  f"`WRPSIM_CATALOG=<catalog> python -m wrpsim pool=plan` with the same "
-                  f"`router=` (e.g. `router=least-outstanding`) and every other run setting "
+                  f"`WRPSIM_CATALOG=<catalog> python -m wrpsim pool=plan` with the plan's "
+                  f"`router=` option (`router=least-outstanding` when it was given none) and "
+                  f"every other run setting "
                   f"given to `wrpsim.plan` — the plan's command line less its `plan.*` keys: "
                   f"`workload=…` and its overrides, `slo.ttft_s` / `slo.tpot_s` (SLO "
                   f"attainment counts requests within them), `seed`, `network=…`, `pue`.", ""]
