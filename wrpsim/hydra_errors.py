@@ -676,9 +676,16 @@ def explain(exc: BaseException, argv: list[str] | None = None,
         if line:
             return line
         group = re.match(r"Could not override '([^']+)'\. No match in the defaults list", str(exc))
-        if group:
-            return (f"{group[1]}: not a config group of this command (--help lists its groups; "
-                    f"an optional one is added as +{group[1]}=NAME)")
+        if group:  # (the '+' hint only where it helps: `+failures=…` or `+pool=…` on a plan
+            # composed, then the plan refused it as no key of its own)
+            name = group[1]
+            if name == "experiment":  # the one optional group (`wrpsim.app.app_help`)
+                tail = f"; an optional one is added as +{name}=NAME"
+            elif name == "pool" and config_name == "plan":
+                tail = "; a plan's pools are plan.candidates, pool templates without count"
+            else:
+                tail = ""
+            return f"{name}: not a config group of this command (--help lists its groups{tail})"
         cause = f": {_first(exc.__cause__)}" if exc.__cause__ is not None else ""
         kinds = re.match(r"Error merging override ([^=]+)=(.*): Cannot merge \w+Config with "
                          r"\w+Config", f"{_first(exc)}{cause}")
