@@ -807,8 +807,25 @@ def test_plan_has_no_pool_group_and_says_so(monkeypatch, capsys, tmp_path):
                            module="wrpsim.plan")
     assert code == 2
     assert one_error_line(err) == ("wrpsim: error: pool: not a config group of this command "
-                                   "(--help lists its groups; an optional one is added as "
-                                   "+pool=NAME)")
+                                   "(--help lists its groups; a plan's pools are "
+                                   "plan.candidates, pool templates without count)")
+
+
+@pytest.mark.parametrize(("module", "arg", "hint"), [
+    ("wrpsim.plan", "failures=random", ""),
+    ("wrpsim", "experiment=smoke", "; an optional one is added as +experiment=NAME"),
+])
+def test_a_group_the_command_lacks_is_hinted_with_a_plus_only_where_that_works(
+        monkeypatch, capsys, tmp_path, module, arg, hint):
+    """`python -m wrpsim.plan failures=random` said "an optional one is added as
+    +failures=NAME", and `+failures=random` then failed as an unknown top-level key (so did
+    `+pool=` on a plan; a user walk-through): the '+' hint is kept for the optional group,
+    experiment, alone."""
+    code, _, err = run_app(monkeypatch, capsys, tmp_path, SMALL, arg, module=module)
+    assert code == 2
+    group = arg.split("=")[0]
+    assert one_error_line(err) == (f"wrpsim: error: {group}: not a config group of this "
+                                   f"command (--help lists its groups{hint})")
 
 
 def test_plan_candidates_cleared_with_an_empty_mapping_is_refused(monkeypatch, capsys,

@@ -1228,3 +1228,19 @@ def test_a_constant_the_rows_do_not_pin_is_reported_with_its_spread(tmp_path):
                                            rf"value from 0 to {2 * v:.6g} fits them as well as "
                                            rf"the fitted {v:g} \(error_pct\.spread"):
         _warn_fit(report, "x.fit.csv", fitted, ["layer_overhead_us", "frontend_us"])
+
+
+def test_a_kept_fit_of_a_new_engine_does_not_say_nothing_was_written(tmp_path):
+    """A first calibration of a new engine whose fit beat nothing warned "they are kept,
+    nothing written" while it had written the engine file (the JSON line's `file`, a copy of
+    `base`; a user walk-through with docs/examples/calibrate_benchmarks.csv): it now says the
+    new file holds the base engine's constants unchanged."""
+    out = tmp_path / "engines"
+    r = _cli("engine=fresh", f"benchmarks={ROOT / 'docs/examples/calibrate_benchmarks.csv'}",
+             "fit=[layer_overhead_us]", f"out_dir={out}")
+    assert r.returncode == 0, r.stderr
+    said = json.loads(r.stdout.strip().splitlines()[-1])
+    assert said["fitted"] == {} and said["error_pct"]["kept"] == ["layer_overhead_us"]
+    assert Path(said["file"]).is_file()
+    assert "nothing written" not in r.stderr
+    assert "the new engine file holds vllm-0.24's constants unchanged" in r.stderr, r.stderr

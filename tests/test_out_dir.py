@@ -144,3 +144,39 @@ def test_a_sweep_dir_that_is_no_path_is_one_line(given, tmp_path, monkeypatch, c
     assert main([f"sweep_dir={given}"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("wrpsim: error: sweep_dir must be a folder path, got "), err
+
+
+def test_a_home_relative_out_dir_and_sweep_dir_are_expanded(tmp_path, monkeypatch, capsys):
+    """`out_dir='~/x'` (a `~` the shell left, quoted for Hydra) made a folder named `~` in the
+    current directory, then pyarrow, which expands `~`, wrote into `$HOME/x`: a traceback (a
+    user walk-through, wrpsim.report and wrpsim.net); `sweep_dir='~/s'` was 'not a
+    directory'. Both are expanded, as calibrate's out_dir and every input path already were."""
+    from wrpsim.net import main as net
+    from wrpsim.report.__main__ import main as report
+
+    home, work = tmp_path / "home", tmp_path / "work"
+    sweep = home / "sweep" / "0"
+    sweep.mkdir(parents=True)
+    work.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(work)
+    assert net(["leaves=2", "hosts_per_leaf=2", "spines=2", "out_dir='~/net'"]) == 0
+    assert (home / "net" / "summary.json").is_file()
+    (sweep / "error.json").write_text(json.dumps({"status": "failed", "message": "m"}))
+    assert report(["sweep_dir='~/sweep'", "out_dir='~/rep'", "dashboard=false"]) == 0, \
+        capsys.readouterr().err
+    assert (home / "rep" / "results.parquet").is_file()
+    assert list(work.iterdir()) == []  # no folder named '~'
+
+
+def test_an_unexpanded_tilde_names_its_cause(monkeypatch, capsys):
+    """zsh leaves `out_dir=~/x` as typed, and Hydra's grammar refuses a `~` in a value with a
+    bare 'LexerNoViableAltException': the line says why and what to write instead."""
+    from wrpsim.net import main as net
+
+    assert net(["out_dir=~/x"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "takes no '~' in a value" in err and "$HOME" in err, err
+    from wrpsim.hydra_errors import tilde_hint
+
+    assert tilde_hint("hydra.run.dir=~/runs/a") and not tilde_hint("router=round~robin")

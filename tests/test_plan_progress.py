@@ -86,3 +86,36 @@ def test_an_energy_objective_shows_the_best_fleets_energy_first():
     PlanProgress("energy", stream, redraw=False)(evaluator, ev)
     out = stream.getvalue()
     assert "best so far: 2 x h200 (3.491 kWh, $24.00/h, 4 GPUs)" in out, out
+
+
+def test_a_redrawn_line_that_wrapped_is_cleared_from_its_first_row(monkeypatch):
+    """On a terminal narrower than the progress line (~190 characters: most are), `\\r\\033[K`
+    cleared only the last row the line wrapped onto, so every simulation left the rows above
+    it on screen (a user walk-through, 80 columns): the redraw goes back to the line's first
+    row and clears from there."""
+    from types import SimpleNamespace
+
+    import wrpsim.plan.progress as mod
+
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    monkeypatch.setattr(mod.PlanProgress, "_columns", lambda self: 80, raising=False)
+    ev = SimpleNamespace(trace="search", slo_met=True, counts=(2,), phase="x", summary={})
+    evaluator = SimpleNamespace(objective=lambda e, o: (1,), label=lambda c: "2 x h200",
+                                cost=lambda c: 24.0, gpus=lambda c: 4, stage="mixing", spent=1,
+                                budget=300)
+    stream = Tty()
+    progress = mod.PlanProgress("cost", stream)
+    progress(evaluator, ev)
+    first = stream.getvalue()
+    assert first.startswith("\r\033[J")  # nothing above it yet
+    line = first.removeprefix("\r\033[J")
+    assert len(line) > 80  # wraps at 80 columns (a real one is ~190 characters)
+    rows = (len(line) - 1) // 80
+    progress(evaluator, ev)
+    second = stream.getvalue()[len(first):]
+    assert second.startswith(f"\r\033[{rows}A\033[J"), repr(second[:12])
+    progress.close()
+    assert stream.getvalue().endswith("\n")

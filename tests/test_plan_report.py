@@ -106,3 +106,61 @@ def test_the_fleet_table_names_each_pools_precision():
     head, rows = fleet_table({"fleet": [row, {**row, "precision": "bf16", "kv_dtype": "auto"}]})
     col = head.index("precision")
     assert [r[col] for r in rows] == ["fp8, KV fp8", "bf16"]
+
+
+def test_the_star_is_called_the_best_fleet_by_the_plans_objective():
+    """Under plan.objective=energy the reports said the star was "the cheapest fleet meeting
+    every target" (a user walk-through: azure-code-2023 plan.objective=energy): it is the
+    lowest-energy one, and with no fleet meeting the SLO it is the closest found."""
+    from wrpsim.plan.page import _notes
+    from wrpsim.plan.report import star_text
+
+    assert star_text({"slo_met": True, "objective": "cost"}) == \
+        "the cheapest fleet meeting every target"
+    assert star_text({"slo_met": True, "objective": "energy"}) == \
+        "the lowest-energy fleet meeting every target"
+    assert star_text({"slo_met": True, "objective": "gpus"}) == \
+        "the fewest-GPU fleet meeting every target"
+    assert "cheapest" not in star_text({"slo_met": False, "objective": "cost"})
+    r = {"slo_met": True, "objective": "energy", "slo_thresholds": {"ttft_s": 2, "tpot_s": 0.1},
+         "slo_targets": {"ttft_p99_s": 2}}
+    assert "Star: the recommendation, the lowest-energy fleet meeting every target." in \
+        _notes(r)["pareto-ttft"]
+
+
+def test_fleet_yaml_writes_each_pool_out_in_full_without_yaml_anchors():
+    """A disaggregated plan's fleet.yaml wrote the decode pool's scheduler as `*id001`, an
+    alias of the prefill pool's `&id001` block (both sides share one mapping): a planner
+    editing the prefill side's batch settings changed the decode side's too (a user
+    walk-through). Each pool is now written out in full."""
+    from types import SimpleNamespace
+
+    import yaml
+
+    from wrpsim.plan.planner import fleet_yaml
+
+    sched = {"policy": "sarathi", "token_budget": 2048}
+    pools = {"h100-prefill": {"gpu": "h100-80gb", "scheduler": sched, "role": "prefill",
+                              "count": 1},
+             "h100-decode": {"gpu": "h100-80gb", "scheduler": sched, "role": "decode",
+                             "count": 1}}
+    ev = SimpleNamespace(fleet_pools=lambda counts: pools, label=lambda counts: "1 + 1")
+    text = fleet_yaml(ev, (1, 1))
+    assert "&id" not in text and "*id" not in text, text
+    back = yaml.safe_load(text)["pools"]
+    assert back["h100-decode"]["scheduler"] == sched
+    assert back["h100-decode"]["scheduler"] is not back["h100-prefill"]["scheduler"]
+
+
+def test_report_md_does_not_tell_a_round_robin_plan_to_replay_with_least_outstanding(
+        tmp_path):
+    """A plan made with router=round-robin said to replay its fleet "with the same `router=`
+    (e.g. `router=least-outstanding`)" (a user walk-through): the example named the default,
+    not the plan's router. It now says to give the plan's own router= option."""
+    record = run_plan(compose_plan("workload.max_requests=300", "router=round-robin",
+                                   "plan.load_sensitivity=0"), tmp_path)
+    assert record["router"].endswith("RoundRobin")
+    md = (tmp_path / "report.md").read_text(encoding="utf-8")
+    assert "e.g. `router=least-outstanding`" not in md
+    assert "with the plan's `router=` option (`router=least-outstanding` when it was given " \
+           "none)" in md

@@ -62,7 +62,10 @@ def parse_overrides(argv: list[str], verb: str) -> list[tuple[str, Any]]:
     try:
         overrides = OverridesParser.create().parse_overrides(list(argv))
     except HydraException as exc:
-        raise ConfigError(f"{verb}: bad override: {str(exc).splitlines()[0]}") from None
+        from wrpsim.hydra_errors import tilde_hint
+
+        hint = next((h for h in map(tilde_hint, argv) if h), "")
+        raise ConfigError(f"{verb}: bad override: {str(exc).splitlines()[0]}{hint}") from None
     return [(o.key_or_group, o.value()) for o in overrides]
 
 

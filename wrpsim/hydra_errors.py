@@ -639,6 +639,17 @@ def _output_dir(exc: BaseException) -> str | None:
             f"{exc.filename!r}: {reason}")
 
 
+def tilde_hint(override: str) -> str:
+    """A hint for an override whose value holds a `~` that Hydra's grammar refused (a lexer
+    error that names no cause): a shell that leaves `~/x` after `=` unexpanded — zsh does,
+    bash does not — passes it as typed. '' for any other override."""
+    value = override.partition("=")[2]
+    if not (value.startswith("~") or "~/" in value):  # (a home folder, not a typo'd name)
+        return ""
+    return ("; Hydra's override grammar takes no '~' in a value (the shell left it "
+            "unexpanded, as zsh does after '='): write $HOME or the absolute path instead")
+
+
 def explain(exc: BaseException, argv: list[str] | None = None,
             config_name: str = "config") -> str | None:
     """One line for a command-line problem Hydra raised (see module docstring), else None.
@@ -658,15 +669,23 @@ def explain(exc: BaseException, argv: list[str] | None = None,
         if override.rstrip().endswith(",") and "mismatched input '<EOF>'" in _first(exc):
             return (f"bad override {override!r}: a sweep list has no empty item: drop the "
                     f"trailing comma")
-        return f"bad override {override!r}: {_first(exc)}" if override else _first(exc)
+        return (f"bad override {override!r}: {_first(exc)}{tilde_hint(override)}" if override
+                else _first(exc))
     if isinstance(exc, ConfigCompositionException):
         line = _unknown_key(exc, argv, config_name)
         if line:
             return line
         group = re.match(r"Could not override '([^']+)'\. No match in the defaults list", str(exc))
-        if group:
-            return (f"{group[1]}: not a config group of this command (--help lists its groups; "
-                    f"an optional one is added as +{group[1]}=NAME)")
+        if group:  # (the '+' hint only where it helps: `+failures=…` or `+pool=…` on a plan
+            # composed, then the plan refused it as no key of its own)
+            name = group[1]
+            if name == "experiment":  # the one optional group (`wrpsim.app.app_help`)
+                tail = f"; an optional one is added as +{name}=NAME"
+            elif name == "pool" and config_name == "plan":
+                tail = "; a plan's pools are plan.candidates, pool templates without count"
+            else:
+                tail = ""
+            return f"{name}: not a config group of this command (--help lists its groups{tail})"
         cause = f": {_first(exc.__cause__)}" if exc.__cause__ is not None else ""
         kinds = re.match(r"Error merging override ([^=]+)=(.*): Cannot merge \w+Config with "
                          r"\w+Config", f"{_first(exc)}{cause}")

@@ -135,7 +135,9 @@ def touch(path: Path | str) -> None:
 
 
 def path_value(value, field: str) -> Path:
-    """`value` (a str or path) as a Path; else a `ConfigError`: Hydra reads `out_dir=2024` as a
+    """`value` (a str or path) as a Path, a leading `~` expanded as every other path key of
+    wrpsim expands it (`out_dir='~/x'` made a folder named `~` here and then wrote into
+    `$HOME/x`, which pyarrow expands); else a `ConfigError`: Hydra reads `out_dir=2024` as a
     number and `out_dir=[a]` as a list, which pathlib refuses with a TypeError (or a bool's
     str() would name a folder 'True')."""
     if not isinstance(value, (str, os.PathLike)):
@@ -144,7 +146,10 @@ def path_value(value, field: str) -> Path:
         shown = f"'{value}'" if isinstance(value, (int, float)) else "'DIR'"
         raise ConfigError(f"{field} must be a folder path, got {value!r}; quote a name Hydra "
                           f"reads as a number or a list, quotes and all: \"{field}={shown}\"")
-    return Path(value)
+    try:
+        return Path(value).expanduser()
+    except RuntimeError:  # (~nosuchuser: a folder of that name, as the shell leaves it)
+        return Path(value)
 
 
 def make_dir(path: Path | str, field: str) -> Path:

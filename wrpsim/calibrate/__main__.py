@@ -349,15 +349,18 @@ def _warn_fit(report: dict, rows_csv: str, fitted: dict | None = None,
                  f"it")
 
 
-def _warn_nothing(cfg: dict, report: dict, rows_csv: str) -> None:
+def _warn_nothing(cfg: dict, report: dict, rows_csv: str, created: bool = False) -> None:
     """A warning when the fit moves no constant: none of those asked for changes any
-    simulated time of the data, or the fit found no values better than the engine's."""
+    simulated time of the data, or the fit found no values better than the engine's
+    (`created`: this run made the engine file, from `base`, so something was written)."""
     if report.get("kept"):
         b = report["before"]
+        kept = (f"they are kept: the new engine file holds {cfg['base']}'s constants unchanged"
+                if created else "they are kept, nothing written")
         warn(f"calibrate: the fit found no values of {', '.join(report['kept'])} with a lower "
              f"median or 90th-percentile error than the engine's own ({b.get('median_pct')} / "
-             f"{b.get('p90_pct')} %): they are kept, nothing written (a rerun refits the "
-             f"engine the last run wrote); per-row errors in {rows_csv}")
+             f"{b.get('p90_pct')} %): {kept} (a rerun refits the engine the last run wrote); "
+             f"per-row errors in {rows_csv}")
     elif report["not_constrained"] and len(report["not_constrained"]) == len(cfg["fit"]):
         warn(f"calibrate: none of fit=[{','.join(cfg['fit'])}] moves any simulated time of "
              f"these measurements, so nothing is fitted (the front-end constants need "
@@ -588,7 +591,7 @@ def run(cfg: dict[str, Any]) -> dict[str, Any]:
                 E.clear_caches()
             raise ConfigError(mistake)
         _warn_fit(report, result["rows_csv"], fitted, cfg["fit"])
-        _warn_nothing(cfg, report, result["rows_csv"])
+        _warn_nothing(cfg, report, result["rows_csv"], created=created)
         if cfg["write"] and fitted:
             _write_constants(path, raw, {**fitted, **report.get("lowered", {})})
             _note_fit(path, cfg, report)

@@ -176,7 +176,7 @@ document.body.dataset.plots = String(drawn);
 
 def _notes(r: dict) -> dict[str, str]:
     """The line under each plot: what its marks mean, with the run's thresholds."""
-    from wrpsim.plan.report import UTIL_NOTE
+    from wrpsim.plan.report import UTIL_NOTE, star_text
 
     th, tg = r["slo_thresholds"], r["slo_targets"]
 
@@ -185,8 +185,8 @@ def _notes(r: dict) -> dict[str, str]:
 
     return {
         "pareto-ttft": f"Dashed red: the p99 TTFT target ({sec(tg.get('ttft_p99_s'))}). Line: "
-                       "Pareto front (no cheaper fleet is faster). Star: the recommendation, the "
-                       "cheapest fleet meeting every target.",
+                       f"Pareto front (no cheaper fleet is faster). Star: the recommendation, "
+                       f"{star_text(r)}.",
         "pareto-tpot": f"Dashed red: the p99 TPOT target ({sec(tg.get('tpot_p99_s'))}). Line: "
                        "Pareto front. Star: the recommendation.",
         "sensitivity": "Lines below the dashed 1.0 meet their target. Bars: what the "

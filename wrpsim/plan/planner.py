@@ -384,7 +384,11 @@ def fleet_yaml(ev, counts) -> str:
             "# with the plan's router= and every other run setting of the plan's command\n"
             "# line but its plan.* keys: workload, slo.ttft_s / slo.tpot_s, seed, network\n"
             "# (report.md).\n")
-    return head + yaml.safe_dump({"name": "plan", "pools": pools}, sort_keys=False)
+    class Plain(yaml.SafeDumper):  # no &id001 / *id001: the two sides of a disaggregated
+        def ignore_aliases(self, data):  # candidate share one scheduler mapping, and a
+            return True  # planner editing one side's anchored block would edit both
+
+    return head + yaml.dump({"name": "plan", "pools": pools}, Dumper=Plain, sort_keys=False)
 
 
 def write_outputs(out: Path, ev, plan, record: dict, checks: dict, timing: dict) -> dict:

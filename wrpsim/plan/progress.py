@@ -9,12 +9,15 @@ best-effort come on top), the fleet just simulated, on which trace (`full (= sea
 search ran on the full trace) and whether it met the SLO — `(again, to keep its request
 tables)` when a fleet already judged is simulated once more for the report's plots —, the best
 fleet so far (met the SLO on the search trace; lowest objective) and the elapsed wall time.
-On a terminal the line is redrawn in place; elsewhere (a log, a pipe) each simulation gets its
-own line. Contract: it only reads the evaluator, never changes the plan's result.
+On a terminal the line is redrawn in place, the rows it wrapped onto included (it is wider than
+most terminals); elsewhere (a log, a pipe) each simulation gets its own line. Contract: it only
+reads the evaluator, never changes the plan's result.
 """
 
 from __future__ import annotations
 
+import os
+import shutil
 import sys
 import time
 
@@ -30,6 +33,14 @@ class PlanProgress:
         self.count = 0
         self.best = None  # (objective key, Evaluation)
         self._open = False
+        self._rows = 0  # rows below the first that the redrawn line wrapped onto
+
+    def _columns(self) -> int:
+        """The terminal's width (of the stream's own terminal where it has one)."""
+        try:
+            return max(os.get_terminal_size(self.stream.fileno()).columns, 1)
+        except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation is both
+            return max(shutil.get_terminal_size().columns, 1)
 
     def __call__(self, evaluator, ev) -> None:
         """Record one finished simulation `ev` of `evaluator` and print its line."""
@@ -55,7 +66,11 @@ class PlanProgress:
                 f"{trace}{again}: {'meets' if ev.slo_met else 'misses'} the SLO | best so far: "
                 f"{best} | {time.perf_counter() - self.t0:,.0f} s")
         if self.redraw:
-            self.stream.write(f"\r\033[K{line}")
+            # back to the first row of the previous line, clear from there, draw: `\r\033[K`
+            # alone cleared only its last row, and a wrapped line left the others on screen
+            up = f"\033[{self._rows}A" if self._rows else ""
+            self.stream.write(f"\r{up}\033[J{line}")
+            self._rows = (len(line) - 1) // self._columns()
             self._open = True
         else:
             self.stream.write(line + "\n")
@@ -67,3 +82,4 @@ class PlanProgress:
             self.stream.write("\n")
             self.stream.flush()
             self._open = False
+            self._rows = 0

@@ -143,6 +143,16 @@ def recheck_sentence(r: dict) -> str:
                    "instance could be added within plan.max_instances).")
 
 
+def star_text(r: dict) -> str:
+    """What the star on the Pareto plots marks, by the plan's objective (report.md and .html):
+    the recommendation is the cheapest fleet meeting every target only under `cost`."""
+    if not r["slo_met"]:
+        return "the closest fleet found (none met every target)"
+    best = {"cost": "cheapest", "energy": "lowest-energy", "gpus": "fewest-GPU"}.get(
+        r.get("objective"), "best")
+    return f"the {best} fleet meeting every target"
+
+
 def why_tables(data: dict) -> dict[str, tuple[list[str], list[list[str]]]]:
     """The tables that say why this fleet: name -> (head, rows), every cell a string."""
     r = data["record"]
@@ -250,8 +260,9 @@ def markdown(data: dict) -> str:
         lines += [f"Routed by `{r['router']}`, the plan's `router=` (default least-outstanding, "
                   f"where `python -m wrpsim` defaults to round-robin). To replay this fleet: copy "
                   f"`fleet.yaml` (next to this report) to `<catalog>/pools/plan.yaml` and run "
-                  f"`WRPSIM_CATALOG=<catalog> python -m wrpsim pool=plan` with the same "
-                  f"`router=` (e.g. `router=least-outstanding`) and every other run setting "
+                  f"`WRPSIM_CATALOG=<catalog> python -m wrpsim pool=plan` with the plan's "
+                  f"`router=` option (`router=least-outstanding` when it was given none) and "
+                  f"every other run setting "
                   f"given to `wrpsim.plan` — the plan's command line less its `plan.*` keys: "
                   f"`workload=…` and its overrides, `slo.ttft_s` / `slo.tpot_s` (SLO "
                   f"attainment counts requests within them), `seed`, `network=…`, `pue`.", ""]
@@ -288,7 +299,7 @@ def markdown(data: dict) -> str:
     for key, name in (("ttft_p99", "TTFT"), ("tpot_p99", "TPOT")):
         lines += [f"## Pareto front: cost vs p99 {name} (search trace)", "",
                   f"Fleets no cheaper (or equally priced) fleet beats on p99 {name}; ★ marks "
-                  "the recommendation, which is the cheapest fleet meeting *every* target.", ""]
+                  f"the recommendation, which is {star_text(r).replace('every', '*every*')}.", ""]
         lines += _table(["fleet", "USD/h", "p99 TTFT (s)", "p99 TPOT (s)", "meets SLO"],
                         [[c["fleet"] + (" ★" if c["chosen"] else ""), f"{c['cost']:.2f}",
                           _f(c["ttft_p99"]), _f(c["tpot_p99"]), _f(c["met"])]

@@ -56,11 +56,12 @@ def parse_args(argv: list[str]) -> dict[str, Any]:
 
 def build(cfg: dict[str, Any]) -> dict[str, Any]:
     """Write the dataset (and dashboard) for a parsed config; return the JSON summary."""
+    from wrpsim.io import optional_path, path_value
     from wrpsim.report.collect import scan
     from wrpsim.report.dataset import write_dataset
 
-    sweep = Path(cfg["sweep_dir"])
-    out = Path(cfg["out_dir"]) if cfg["out_dir"] else sweep
+    sweep = path_value(cfg["sweep_dir"], "sweep_dir")  # (~ expanded)
+    out = optional_path(cfg["out_dir"], "out_dir") or sweep
     if cfg["out_dir"]:  # before any work, as the other verbs do
         from wrpsim.io import make_dir
 
