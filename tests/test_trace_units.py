@@ -123,3 +123,28 @@ def test_dates_where_seconds_are_expected_name_time_unit_datetime(tmp_path):
                                          r"time: set \+\+workload\.source\.time_unit=datetime"):
         load_trace(p)
     assert np.allclose(load_trace(p, time_unit="datetime")["arrival_s"], [0.0, 1.0])
+
+
+def test_a_bad_or_unused_time_format_is_one_line(tmp_path):
+    """A strptime format pandas cannot compile, or one that is no string, was a traceback, and
+    one given without time_unit datetime was ignored without a word (the numbers were read)."""
+    from wrpsim.errors import ConfigError
+
+    p = tmp_path / "dt.csv"
+    p.write_text("arrival_s,prompt_tokens,output_tokens\n2024-05-01 12:00:00,5,10\n"
+                 "2024-05-01 12:00:01,5,10\n")
+    with pytest.raises(ConfigError, match=r"^time_format: 'Q' is a bad directive in format "
+                                          r"'%Q'$"):
+        load_trace(p, cache=False, time_unit="datetime", time_format="%Q")
+    with pytest.raises(ConfigError, match=r"^time_format must be a strptime format .*got 123$"):
+        load_trace(p, cache=False, time_unit="datetime", time_format=123)
+    with pytest.raises(ConfigError, match=r"^time_format applies only to time_unit datetime; got "
+                                          r"time_format='%Y' with time_unit s"):
+        load_trace(_trace(tmp_path / "s.csv", [0.0, 1.0]), cache=False, time_format="%Y")
+    df = load_trace(p, cache=False, time_unit="datetime", time_format="%Y-%m-%d %H:%M:%S")
+    assert np.allclose(df["arrival_s"], [0.0, 1.0])
+    # the azure preset's own format is not the user's: another time_unit is still refused as
+    # numbers, not as an unused time_format
+    with pytest.raises(TraceError, match=r"not a number"):
+        load_trace(ROOT / "workloads/traces/azure_conv_2023.csv", kind="azure", cache=False,
+                   time_unit="s")

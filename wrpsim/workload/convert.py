@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from wrpsim.errors import TraceError, choice, closest, warn
+from wrpsim.errors import ConfigError, TraceError, choice, closest, warn
 from wrpsim.workload.columns import TRACE_COLUMNS, canonical_columns
 from wrpsim.workload.lengths import MAX_TOKENS
 from wrpsim.workload.loaders import TIME_UNITS, column_mapping
@@ -89,8 +89,11 @@ def _arrivals(raw: RawTable, src: str, unit: str, fmt: str | None) -> np.ndarray
             t = s
         else:
             # utc: a zone-qualified time (…Z, +02:00) is moved to UTC, a plain one read as UTC
-            t = pd.to_datetime(s.astype(object), format=fmt or "ISO8601", errors="coerce",
-                               utc=True)
+            try:
+                t = pd.to_datetime(s.astype(object), format=fmt or "ISO8601", errors="coerce",
+                                   utc=True)
+            except ValueError as e:  # a format pandas cannot compile ('%Q': a bad directive)
+                raise ConfigError(f"time_format: {e}") from None
         if getattr(t.dtype, "tz", None) is not None:
             t = t.dt.tz_convert("UTC").dt.tz_localize(None)
         bad = np.flatnonzero(t.isna().to_numpy())

@@ -136,6 +136,15 @@ def loader_params(kind: str, **opts: Any) -> dict[str, Any]:
     if params.get("format") is not None and params["format"] not in FORMATS:
         raise unknown_choice("format", params["format"], FORMATS)
     choice("time_unit", params["time_unit"], TIME_UNITS)
+    fmt = given.get("time_format")
+    if fmt is not None:
+        if not isinstance(fmt, str) or not fmt.strip():
+            raise ConfigError(f"time_format must be a strptime format such as "
+                              f"'%d/%m/%Y %H:%M:%S', got {fmt!r}")
+        if params["time_unit"] != "datetime":  # (it would be ignored: numbers are read)
+            raise ConfigError(f"time_format applies only to time_unit datetime; got "
+                              f"time_format={fmt!r} with time_unit {params['time_unit']} "
+                              f"(set time_unit datetime too, or leave time_format out)")
     params["columns"] = mapping_spec(params.get("columns"))
     if params.get("hash_block_tokens") is not None:
         params["hash_block_tokens"] = check_block_tokens(params["hash_block_tokens"],
