@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -148,3 +149,16 @@ def test_a_bad_or_unused_time_format_is_one_line(tmp_path):
     with pytest.raises(TraceError, match=r"not a number"):
         load_trace(ROOT / "workloads/traces/azure_conv_2023.csv", kind="azure", cache=False,
                    time_unit="s")
+
+
+def test_columns_that_are_no_mapping_is_one_line(tmp_path):
+    """`++workload.source.columns=abc` (or a list) was a ValueError traceback from dict()."""
+    from wrpsim.errors import ConfigError
+
+    p = _trace(tmp_path / "t.csv", [0.0, 1.0])
+    for bad in ("abc", ["a", "b"]):
+        got = re.escape(repr(bad))
+        with pytest.raises(ConfigError, match=r"^columns must be a mapping \{canonical name: "
+                                              r"file column\}.*got " + got):
+            load_trace(p, cache=False, columns=bad)
+    assert len(load_trace(p, cache=False, columns={"arrival_s": "arrival_s"})) == 2

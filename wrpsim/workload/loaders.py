@@ -82,6 +82,9 @@ def source_options(kind: str) -> tuple[str, ...]:
 def mapping_spec(columns: Mapping[str, Any] | None) -> dict[str, str | None]:
     """`columns:` as given, checked: canonical name -> file column, or None (do not read that
     column); `ConfigError` for a key that is no canonical column or a required one set null."""
+    if columns is not None and not isinstance(columns, Mapping):
+        raise ConfigError(f"columns must be a mapping {{canonical name: file column}}, e.g. "
+                          f"{{arrival_s: ts, prompt_tokens: in}}, got {columns!r}")
     columns = dict(columns or {})
     for key, src in columns.items():
         if key not in TRACE_COLUMNS:
