@@ -76,6 +76,13 @@ BAD = [
     (["network=fluid", "network.kind=fluidd"],
      r"^wrpsim: error: network\.kind: unknown value 'fluidd'; valid choices: fluid, nic, none, "
      r"packet; did you mean 'fluid'\?$"),
+    # network.kind=nic / none on another group's file named a key the user never set
+    # (collective_alpha_us, or nic_gbps "got None"): the line says to pick the group
+    *[(args, rf"^wrpsim: error: network\.kind={k}: the other keys of this network config are "
+             rf"another network's; choose the network with its config group, network={k} ")
+      for args, k in ((["network=fluid", "network.kind=nic"], "nic"),
+                      (["network=packet", "network.kind=none"], "none"),
+                      (["network.kind=nic"], "nic"))],
     (["network=fluid", "network.gpus_per_host=2"],
      r"^wrpsim: error: pool\.pools\.h100\.tp=4 spans servers of 2 GPUs \(network\."
      r"gpus_per_host\) whose collectives are not simulated"),
