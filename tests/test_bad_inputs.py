@@ -1113,3 +1113,18 @@ def test_settings_that_would_do_nothing_are_said(monkeypatch, capsys, tmp_path):
     said = warned("network=fluid", "network.collectives=true")
     assert any("network.collectives=true: no pool's tp exceeds a server's 8 GPUs" in s
                for s in said), said
+
+
+def test_the_pool_override_examples_of_pools_readme_run(monkeypatch, capsys, tmp_path):
+    """pools/README.md's "Every field can be overridden" examples, on the default fleet they
+    name: `pool.pools.h100.latency.layer_overhead_us=10` was given without its '+', and the
+    default fleet's file has no latency key, so a user copying it got an error."""
+    text = (Path(__file__).resolve().parents[1] / "pools" / "README.md").read_text()
+    para = re.search(r"Every field can be overridden on the command line: (.*?)\n\n", text,
+                     re.S).group(1)
+    examples = re.findall(r"`([+~]*pool\.pools\.h100\.[^`]+)`", para)
+    assert len(examples) >= 5, para
+    for k, arg in enumerate(examples):
+        (tmp_path / str(k)).mkdir()
+        code, _, err = run_app(monkeypatch, capsys, tmp_path / str(k), SMALL, arg)
+        assert code == 0, (arg, err)
