@@ -1128,3 +1128,26 @@ def test_the_pool_override_examples_of_pools_readme_run(monkeypatch, capsys, tmp
         (tmp_path / str(k)).mkdir()
         code, _, err = run_app(monkeypatch, capsys, tmp_path / str(k), SMALL, arg)
         assert code == 0, (arg, err)
+
+
+@pytest.mark.parametrize("args", [["--foo"], ["--jobs", "2"],
+                                  # a mapping the shell split at its space
+                                  ["workload.model_mix={llama3.1-70b:", "-1}"]])
+def test_an_unknown_option_is_one_line_not_hydras_usage_page(monkeypatch, capsys, tmp_path,
+                                                             args):
+    """`python -m wrpsim --foo` printed Hydra's eight-line usage and `__main__.py: error:
+    unrecognized arguments`."""
+    code, _, err = run_app(monkeypatch, capsys, tmp_path, SMALL, *args)
+    assert code == 2
+    line = one_error_line(err)
+    flag = next(a for a in args if a.startswith("-"))
+    assert line.startswith(f"wrpsim: error: unknown option {flag!r}; ")
+    assert "arguments are key=value overrides" in line and "usage:" not in err
+
+
+def test_hydras_own_flags_are_not_unknown_options():
+    from wrpsim.app import unknown_flag
+
+    assert unknown_flag(["-m", "seed=1,2", "--cfg", "job", "-cn", "config", "--info",
+                         "defaults", "--cfg=job", "--resolve", "~pool.pools.decode"]) is None
+    assert unknown_flag(["seed=1", "--jobs", "2"]) == "--jobs"
