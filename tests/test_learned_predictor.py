@@ -180,6 +180,8 @@ def test_a_predictor_that_names_none_of_the_served_models_is_warned_about():
     assert "router.predictor.default (0.5)" in msg
     assert not warned(learned, ["llama3.1-8b", "gpt4-class"])  # one named: no warning
     table = {"table": "data/llmrouter_category_accuracy.csv"}
-    (msg,) = warned(table, ["mixtral-8x7b"])
+    (msg,) = warned(table, ["mixtral-8x7b", "gpt4-class"])
     assert msg.startswith("router.predictor.table names none of the served models")
-    assert not warned(table, ["qwen2.5-7b"]) and not warned({}, ["mixtral-8x7b"])
+    assert not warned(table, ["qwen2.5-7b", "gpt4-class"])
+    assert not warned({}, ["mixtral-8x7b", "gpt4-class"])
+    assert not warned(table, ["llama3.1-70b"])  # one model served: there is no choice

@@ -91,7 +91,7 @@ class QualityPredictor:
     def check(self, view) -> None:
         """The oracle needs the oracle view: else `ConfigError` naming both fields. A table or
         learned model that names none of the served models is warned about (every model would
-        be predicted `default`: quality would play no part in the choice)."""
+        be predicted `default`: quality would play no part in the choice) when there is a choice."""
         if self.kind == "oracle" and view.kind != "oracle":
             raise ConfigError("router.predictor.kind: oracle needs router.view.kind: oracle (an "
                               f"upper-bound study); with router.view.kind: {view.kind} use "
@@ -99,7 +99,8 @@ class QualityPredictor:
         field, known = (("model", self.learned.glob) if self.learned is not None else
                         ("table", self.table))
         served = list(getattr(view, "models", ()) or ())
-        if known and served and not any(m in known for m in served):
+        if known and len(served) > 1 and not any(m in known for m in served):  # (one model:
+            # no choice to make)
             warn(f"router.predictor.{field} names none of the served models "
                  f"({', '.join(served)}; it names {', '.join(sorted(known))}): each is "
                  f"predicted router.predictor.default ({self.default:g}) for every request, so "
