@@ -170,7 +170,9 @@ def test_a_predictor_that_names_none_of_the_served_models_is_warned_about():
     def warned(spec, models):
         with warnings.catch_warnings(record=True) as got:
             warnings.simplefilter("always")
-            QualityPredictor(spec).check(SimpleNamespace(kind="scrape", models=models))
+            q = QualityPredictor(spec)
+            q.check(SimpleNamespace(kind="scrape", models=models))
+            q.warn_unnamed(models)
         return [str(w.message) for w in got if issubclass(w.category, WrpsimWarning)]
 
     learned = {"kind": "learned", "model": "data/llmrouter_predictor.json"}

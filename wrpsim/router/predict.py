@@ -89,18 +89,20 @@ class QualityPredictor:
         return p
 
     def check(self, view) -> None:
-        """The oracle needs the oracle view: else `ConfigError` naming both fields. A table or
-        learned model that names none of the served models is warned about (every model would
-        be predicted `default`: quality would play no part in the choice) when there is a choice."""
+        """The oracle needs the oracle view: else `ConfigError` naming both fields."""
         if self.kind == "oracle" and view.kind != "oracle":
             raise ConfigError("router.predictor.kind: oracle needs router.view.kind: oracle (an "
                               f"upper-bound study); with router.view.kind: {view.kind} use "
                               "kind: model")
+
+    def warn_unnamed(self, models) -> None:
+        """Warn when the table or learned model names none of `models` (two or more: the
+        choice a router whose choice rests on q̂ makes among them), every one of which would
+        be predicted `default` on every request: quality would play no part in the choice."""
         field, known = (("model", self.learned.glob) if self.learned is not None else
                         ("table", self.table))
-        served = list(getattr(view, "models", ()) or ())
-        if known and len(served) > 1 and not any(m in known for m in served):  # (one model:
-            # no choice to make)
+        served = list(models or ())
+        if known and len(served) > 1 and not any(m in known for m in served):
             warn(f"router.predictor.{field} names none of the served models "
                  f"({', '.join(served)}; it names {', '.join(sorted(known))}): each is "
                  f"predicted router.predictor.default ({self.default:g}) for every request, so "
