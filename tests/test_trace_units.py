@@ -162,3 +162,21 @@ def test_columns_that_are_no_mapping_is_one_line(tmp_path):
                                               r"file column\}.*got " + got):
             load_trace(p, cache=False, columns=bad)
     assert len(load_trace(p, cache=False, columns={"arrival_s": "arrival_s"})) == 2
+
+
+def test_a_missing_optional_preset_column_says_it_can_be_left_unread(tmp_path):
+    """A Mooncake-format file of one's own without hash_ids was told only to name the file's
+    column, which it does not have; the line now also gives the '=null' that runs it."""
+    p = tmp_path / "m.jsonl"
+    p.write_text('{"timestamp": 0, "input_length": 600, "output_length": 5}\n')
+    with pytest.raises(TraceError, match=r"missing column\(s\) hash_ids \(for hash_ids\); .*"
+                       r"\+\+workload\.source\.columns\.hash_ids=<column>, or read none with "
+                       r"\+\+workload\.source\.columns\.hash_ids=null\)$"):
+        load_trace(p, kind="mooncake", cache=False)
+    assert len(load_trace(p, kind="mooncake", cache=False, columns={"hash_ids": None})) == 1
+    # a required column has no such way out
+    q = tmp_path / "t.csv"
+    q.write_text("t,p,o\n0,5,10\n")
+    with pytest.raises(TraceError, match=r"columns\.prompt_tokens=<column>\)$"):
+        load_trace(q, cache=False, columns={"arrival_s": "t", "prompt_tokens": "nope",
+                                            "output_tokens": "o"})

@@ -263,9 +263,11 @@ def convert(raw: RawTable, columns: Mapping[str, str] | None = None, time_unit: 
                              f"are wrpsim's own trace fields ({found}): read it with "
                              f"workload.source.kind=generic (arrivals in seconds; "
                              f"workload.source.time_unit for ms / us)")
+        skip = (f", or read none with ++workload.source.columns.{key}=null"
+                if key not in REQUIRED else "")  # (an optional one a preset maps: mooncake's ids)
         raise TraceError(f"{raw.path}: missing column(s) {', '.join(missing)}; "
                          f"columns found: {found} (name the file's column: "
-                         f"++workload.source.columns.{key}=<column>){hint}")
+                         f"++workload.source.columns.{key}=<column>{skip}){hint}")
     shared = {}
     for dst, src in cols.items():
         shared.setdefault(src, []).append(dst)
