@@ -180,3 +180,15 @@ def test_a_missing_optional_preset_column_says_it_can_be_left_unread(tmp_path):
     with pytest.raises(TraceError, match=r"columns\.prompt_tokens=<column>\)$"):
         load_trace(q, cache=False, columns={"arrival_s": "t", "prompt_tokens": "nope",
                                             "output_tokens": "o"})
+
+
+def test_a_bad_mapping_under_kind_generic_is_not_told_to_use_kind_generic(tmp_path):
+    """A generic file with wrpsim's own names and a mistyped mapping was told to 'read it with
+    workload.source.kind=generic', which it already was; that hint stays for other presets."""
+    p = tmp_path / "g.csv"
+    p.write_text("arrival_s,prompt_tokens,output_tokens,in_len\n0,10,5,7\n")
+    with pytest.raises(TraceError, match=r"missing column\(s\) in_lenn \(for prompt_tokens\); "
+                       r"columns found: .*columns\.prompt_tokens=<column>\)$"):
+        load_trace(p, cache=False, columns={"prompt_tokens": "in_lenn"})
+    with pytest.raises(TraceError, match=r"read it with workload\.source\.kind=generic"):
+        load_trace(p, kind="azure", cache=False)

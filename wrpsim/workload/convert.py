@@ -233,14 +233,16 @@ def _warn_near_misses(raw: RawTable, cols: dict, off=()) -> None:
 
 
 def convert(raw: RawTable, columns: Mapping[str, str] | None = None, time_unit: str = "s",
-            time_format: str | None = None, hash_block_tokens: int | None = None) -> pd.DataFrame:
+            time_format: str | None = None, hash_block_tokens: int | None = None,
+            kind: str = "generic") -> pd.DataFrame:
     """Map a `RawTable` to the canonical frame.
 
     `columns` maps canonical names to the file's column names (required ones default to their
     own name); `time_unit` is the unit of the arrival column: s, ms, us, or datetime (text parsed
     with `time_format`, strptime syntax, default ISO 8601; nanosecond precision is kept).
     `hash_block_tokens` (the block size of the file's hash ids) becomes the frame's attribute
-    when it has a `hash_ids` column.
+    when it has a `hash_ids` column. `kind`: the loader preset whose names `columns` holds
+    (a file with wrpsim's own names under another preset is told to say generic).
     """
     choice("time_unit", time_unit, TIME_UNITS)
     cols = column_mapping(columns, tuple(raw.columns))
@@ -258,7 +260,8 @@ def convert(raw: RawTable, columns: Mapping[str, str] | None = None, time_unit: 
                     if len(raw.columns) == 1 and ch in str(next(iter(raw.columns)))), None)
         hint = (f"; the header looks separated by {sep}, and CSV traces are read "
                 f"comma-separated" if sep else "")
-        if all(dst in raw.columns for dst in REQUIRED):  # wrpsim's own names: a generic file
+        if kind != "generic" and all(dst in raw.columns for dst in REQUIRED):  # wrpsim's own
+            # names under another preset: a generic file
             raise TraceError(f"{raw.path}: missing column(s) {', '.join(missing)}; its columns "
                              f"are wrpsim's own trace fields ({found}): read it with "
                              f"workload.source.kind=generic (arrivals in seconds; "

@@ -180,7 +180,7 @@ def load_columns(path: str | Path, kind: str = "generic", **opts: Any) -> TraceC
 
         raw = read_table(path, params.get("format"))
         return convert(raw, params["columns"], params["time_unit"], params.get("time_format"),
-                       params.get("hash_block_tokens"))
+                       params.get("hash_block_tokens"), kind=kind)
 
     if not use_cache:
         return TraceColumns.from_frame(build())
