@@ -76,6 +76,13 @@ BAD = [
     (["network=fluid", "network.kind=fluidd"],
      r"^wrpsim: error: network\.kind: unknown value 'fluidd'; valid choices: fluid, nic, none, "
      r"packet; did you mean 'fluid'\?$"),
+    # network.kind=nic / none on another group's file named a key the user never set
+    # (collective_alpha_us, or nic_gbps "got None"): the line says to pick the group
+    *[(args, rf"^wrpsim: error: network\.kind={k}: the other keys of this network config are "
+             rf"another network's; choose the network with its config group, network={k} ")
+      for args, k in ((["network=fluid", "network.kind=nic"], "nic"),
+                      (["network=packet", "network.kind=none"], "none"),
+                      (["network.kind=nic"], "nic"))],
     (["network=fluid", "network.gpus_per_host=2"],
      r"^wrpsim: error: pool\.pools\.h100\.tp=4 spans servers of 2 GPUs \(network\."
      r"gpus_per_host\) whose collectives are not simulated"),
@@ -1123,3 +1130,41 @@ def test_settings_that_would_do_nothing_are_said(monkeypatch, capsys, tmp_path):
     said = warned("network=fluid", "network.collectives=true")
     assert any("network.collectives=true: no pool's tp exceeds a server's 8 GPUs" in s
                for s in said), said
+
+
+def test_the_pool_override_examples_of_pools_readme_run(monkeypatch, capsys, tmp_path):
+    """pools/README.md's "Every field can be overridden" examples, on the default fleet they
+    name: `pool.pools.h100.latency.layer_overhead_us=10` was given without its '+', and the
+    default fleet's file has no latency key, so a user copying it got an error."""
+    text = (Path(__file__).resolve().parents[1] / "pools" / "README.md").read_text()
+    para = re.search(r"Every field can be overridden on the command line: (.*?)\n\n", text,
+                     re.S).group(1)
+    examples = re.findall(r"`([+~]*pool\.pools\.h100\.[^`]+)`", para)
+    assert len(examples) >= 5, para
+    for k, arg in enumerate(examples):
+        (tmp_path / str(k)).mkdir()
+        code, _, err = run_app(monkeypatch, capsys, tmp_path / str(k), SMALL, arg)
+        assert code == 0, (arg, err)
+
+
+@pytest.mark.parametrize("args", [["--foo"], ["--jobs", "2"],
+                                  # a mapping the shell split at its space
+                                  ["workload.model_mix={llama3.1-70b:", "-1}"]])
+def test_an_unknown_option_is_one_line_not_hydras_usage_page(monkeypatch, capsys, tmp_path,
+                                                             args):
+    """`python -m wrpsim --foo` printed Hydra's eight-line usage and `__main__.py: error:
+    unrecognized arguments`."""
+    code, _, err = run_app(monkeypatch, capsys, tmp_path, SMALL, *args)
+    assert code == 2
+    line = one_error_line(err)
+    flag = next(a for a in args if a.startswith("-"))
+    assert line.startswith(f"wrpsim: error: unknown option {flag!r}; ")
+    assert "arguments are key=value overrides" in line and "usage:" not in err
+
+
+def test_hydras_own_flags_are_not_unknown_options():
+    from wrpsim.app import unknown_flag
+
+    assert unknown_flag(["-m", "seed=1,2", "--cfg", "job", "-cn", "config", "--info",
+                         "defaults", "--cfg=job", "--resolve", "~pool.pools.decode"]) is None
+    assert unknown_flag(["seed=1", "--jobs", "2"]) == "--jobs"

@@ -359,3 +359,28 @@ def test_the_summarys_preemptions_count_those_of_lost_attempts_too(tmp_path):
     inst = pq.read_table(tmp_path / "instances.parquet").to_pandas()
     req = pq.read_table(tmp_path / "requests.parquet").to_pandas()
     assert s["preemptions"] == inst.preemptions.sum() > req.preemptions.sum()
+
+
+def test_a_policys_unread_key_set_away_from_its_default_is_warned_about():
+    """`failures.policy=reroute failures.retry_delay_s=10` (or max_retries under drop) ran as
+    if the key were not there, without a word; a warning says it changes nothing."""
+    import warnings
+
+    from wrpsim.errors import WrpsimWarning
+
+    def said(**failures):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            simulate({"events": OUTAGE, **failures})
+        return [str(w.message) for w in caught if issubclass(w.category, WrpsimWarning)]
+
+    assert said(policy="reroute", retry_delay_s=10.0) == [
+        "failures.retry_delay_s=10.0 applies only to failures.policy=retry (the client's "
+        "back-off); with policy reroute it changes nothing"]
+    assert said(policy="drop", max_retries=5) == [
+        "failures.max_retries=5 changes nothing with failures.policy=drop (every interrupted "
+        "request is dropped); it applies to retry and reroute"]
+    # the keys a policy reads, and the defaults of conf/failures/*.yaml, say nothing
+    assert not said(policy="retry", retry_delay_s=10.0, max_retries=5)
+    assert not said(policy="reroute", retry_delay_s=1.0, max_retries=5)
+    assert not said(policy="drop", retry_delay_s=1.0, max_retries=3)

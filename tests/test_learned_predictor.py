@@ -158,3 +158,32 @@ def test_bad_split_is_one_line():
     with pytest.raises(ConfigError, match=r"outcomes\.split.*test.*train") as e:
         join_outcomes(df, spec, np.random.default_rng(0), ROOT / "routers" / "data")
     assert "\n" not in str(e.value)
+
+
+def test_a_predictor_that_names_none_of_the_served_models_is_warned_about():
+    """learned-utility on the RouteLLM two-model fleet predicted 0.5 for both models on every
+    request (its file names six other models) and chose on cost alone, without a word."""
+    import warnings
+
+    from wrpsim.errors import WrpsimWarning
+
+    def warned(spec, models):
+        with warnings.catch_warnings(record=True) as got:
+            warnings.simplefilter("always")
+            q = QualityPredictor(spec)
+            q.check(SimpleNamespace(kind="scrape", models=models))
+            q.warn_unnamed(models)
+        return [str(w.message) for w in got if issubclass(w.category, WrpsimWarning)]
+
+    learned = {"kind": "learned", "model": "data/llmrouter_predictor.json"}
+    (msg,) = warned(learned, ["mixtral-8x7b", "gpt4-class"])
+    assert msg.startswith("router.predictor.model names none of the served models "
+                          "(mixtral-8x7b, gpt4-class; it names ")
+    assert "router.predictor.default (0.5)" in msg
+    assert not warned(learned, ["llama3.1-8b", "gpt4-class"])  # one named: no warning
+    table = {"table": "data/llmrouter_category_accuracy.csv"}
+    (msg,) = warned(table, ["mixtral-8x7b", "gpt4-class"])
+    assert msg.startswith("router.predictor.table names none of the served models")
+    assert not warned(table, ["qwen2.5-7b", "gpt4-class"])
+    assert not warned({}, ["mixtral-8x7b", "gpt4-class"])
+    assert not warned(table, ["llama3.1-70b"])  # one model served: there is no choice

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -123,3 +124,71 @@ def test_dates_where_seconds_are_expected_name_time_unit_datetime(tmp_path):
                                          r"time: set \+\+workload\.source\.time_unit=datetime"):
         load_trace(p)
     assert np.allclose(load_trace(p, time_unit="datetime")["arrival_s"], [0.0, 1.0])
+
+
+def test_a_bad_or_unused_time_format_is_one_line(tmp_path):
+    """A strptime format pandas cannot compile, or one that is no string, was a traceback, and
+    one given without time_unit datetime was ignored without a word (the numbers were read)."""
+    from wrpsim.errors import ConfigError
+
+    p = tmp_path / "dt.csv"
+    p.write_text("arrival_s,prompt_tokens,output_tokens\n2024-05-01 12:00:00,5,10\n"
+                 "2024-05-01 12:00:01,5,10\n")
+    with pytest.raises(ConfigError, match=r"^time_format: 'Q' is a bad directive in format "
+                                          r"'%Q'$"):
+        load_trace(p, cache=False, time_unit="datetime", time_format="%Q")
+    with pytest.raises(ConfigError, match=r"^time_format must be a strptime format .*got 123$"):
+        load_trace(p, cache=False, time_unit="datetime", time_format=123)
+    with pytest.raises(ConfigError, match=r"^time_format applies only to time_unit datetime; got "
+                                          r"time_format='%Y' with time_unit s"):
+        load_trace(_trace(tmp_path / "s.csv", [0.0, 1.0]), cache=False, time_format="%Y")
+    df = load_trace(p, cache=False, time_unit="datetime", time_format="%Y-%m-%d %H:%M:%S")
+    assert np.allclose(df["arrival_s"], [0.0, 1.0])
+    # the azure preset's own format is not the user's: another time_unit is still refused as
+    # numbers, not as an unused time_format
+    with pytest.raises(TraceError, match=r"not a number"):
+        load_trace(ROOT / "workloads/traces/azure_conv_2023.csv", kind="azure", cache=False,
+                   time_unit="s")
+
+
+def test_columns_that_are_no_mapping_is_one_line(tmp_path):
+    """`++workload.source.columns=abc` (or a list) was a ValueError traceback from dict()."""
+    from wrpsim.errors import ConfigError
+
+    p = _trace(tmp_path / "t.csv", [0.0, 1.0])
+    for bad in ("abc", ["a", "b"]):
+        got = re.escape(repr(bad))
+        with pytest.raises(ConfigError, match=r"^columns must be a mapping \{canonical name: "
+                                              r"file column\}.*got " + got):
+            load_trace(p, cache=False, columns=bad)
+    assert len(load_trace(p, cache=False, columns={"arrival_s": "arrival_s"})) == 2
+
+
+def test_a_missing_optional_preset_column_says_it_can_be_left_unread(tmp_path):
+    """A Mooncake-format file of one's own without hash_ids was told only to name the file's
+    column, which it does not have; the line now also gives the '=null' that runs it."""
+    p = tmp_path / "m.jsonl"
+    p.write_text('{"timestamp": 0, "input_length": 600, "output_length": 5}\n')
+    with pytest.raises(TraceError, match=r"missing column\(s\) hash_ids \(for hash_ids\); .*"
+                       r"\+\+workload\.source\.columns\.hash_ids=<column>, or read none with "
+                       r"\+\+workload\.source\.columns\.hash_ids=null\)$"):
+        load_trace(p, kind="mooncake", cache=False)
+    assert len(load_trace(p, kind="mooncake", cache=False, columns={"hash_ids": None})) == 1
+    # a required column has no such way out
+    q = tmp_path / "t.csv"
+    q.write_text("t,p,o\n0,5,10\n")
+    with pytest.raises(TraceError, match=r"columns\.prompt_tokens=<column>\)$"):
+        load_trace(q, cache=False, columns={"arrival_s": "t", "prompt_tokens": "nope",
+                                            "output_tokens": "o"})
+
+
+def test_a_bad_mapping_under_kind_generic_is_not_told_to_use_kind_generic(tmp_path):
+    """A generic file with wrpsim's own names and a mistyped mapping was told to 'read it with
+    workload.source.kind=generic', which it already was; that hint stays for other presets."""
+    p = tmp_path / "g.csv"
+    p.write_text("arrival_s,prompt_tokens,output_tokens,in_len\n0,10,5,7\n")
+    with pytest.raises(TraceError, match=r"missing column\(s\) in_lenn \(for prompt_tokens\); "
+                       r"columns found: .*columns\.prompt_tokens=<column>\)$"):
+        load_trace(p, cache=False, columns={"prompt_tokens": "in_lenn"})
+    with pytest.raises(TraceError, match=r"read it with workload\.source\.kind=generic"):
+        load_trace(p, kind="azure", cache=False)

@@ -234,3 +234,25 @@ def test_arrivals_invariants(process, rate, cv, n, seed):
     t = arrival_times(spec, stream(seed, "workload.arrivals"), num_requests=n)
     assert len(t) == n and t[0] == 0.0
     assert np.all(np.diff(t) >= 0) and np.all(np.isfinite(t))
+
+
+def test_a_relative_cdf_path_is_also_looked_for_in_the_current_directory(tmp_path,
+                                                                          monkeypatch):
+    """`workload.source.lengths.path=my_cdf.json` with the file in the current directory was
+    looked for only in the workload's folder ("CDF file not found"), where a trace's relative
+    `path` falls back to the current directory."""
+    (tmp_path / "my_cdf.json").write_text(json.dumps([[10, 0.0], [100, 1.0]]))
+    monkeypatch.chdir(tmp_path)
+    src = _source(num_requests=50,
+                  lengths={"kind": "cdf", "path": "my_cdf.json", "output_fraction": 0.1})
+    df = generate(src, seed=0, base_dir=WORKLOADS)
+    total = df["prompt_tokens"] + df["output_tokens"]
+    assert len(df) == 50 and total.between(10, 100).all()
+    # the workload's own folder still comes first
+    shipped = _source(num_requests=50)
+    pd.testing.assert_frame_equal(generate(shipped, seed=0, base_dir=WORKLOADS),
+                                  generate(shipped, seed=0, base_dir=WORKLOADS))
+    src["lengths"]["path"] = "nope.json"
+    with pytest.raises(ConfigError, match=r"lengths\.path: CDF file 'nope\.json' not found in "
+                                          r".* nor in the current directory"):
+        generate(src, seed=0, base_dir=WORKLOADS)

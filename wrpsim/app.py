@@ -435,6 +435,24 @@ def flags_first(argv: list[str]) -> list[str]:
     return front + rest
 
 
+def unknown_flag(argv: list[str]) -> str | None:
+    """The first word of `argv` that looks like an option (a leading '-') but is none of
+    Hydra's flags, nor the value one takes; None if there is none. Hydra's parser answered it
+    with its eight-line usage (a mapping split by the shell, `{a: -1}`, gives such a word)."""
+    i = 0
+    while i < len(argv):
+        a = argv[i]
+        if a in _VALUE_FLAGS or (a in ("-i", "--info") and i + 1 < len(argv)
+                                 and argv[i + 1] in _INFO_VALUES):
+            i += 2
+            continue
+        if a.startswith("-") and a not in _BARE_FLAGS and a not in ("-i", "--info") and not (
+                a.startswith("--") and "=" in a):
+            return a
+        i += 1
+    return None
+
+
 def hydra_entry(task, config_name: str = "config", outputs: tuple[str, ...] = ()):
     """Run `task(cfg_dict, out_dir)` as a Hydra app over `conf/<config_name>.yaml`; `outputs`:
     the names of every file the task may write into `out_dir` (removed before it runs)."""
@@ -458,6 +476,12 @@ def hydra_entry(task, config_name: str = "config", outputs: tuple[str, ...] = ()
     if any(a in ("--help", "-h") for a in sys.argv[1:]):
         print(app_help(config_name), end="")
         return
+    flag = unknown_flag(sys.argv[1:])
+    if flag is not None:
+        prog = "wrpsim" if config_name == "config" else f"wrpsim.{config_name}"
+        raise user_error(f"unknown option {flag!r}; arguments are key=value overrides (quote a "
+                         f"value with spaces: 'key={{a: 1, b: 2}}') and Hydra's flags (python "
+                         f"-m {prog} --help)")
     sys.argv[1:] = flags_first(sys.argv[1:])
     missing = missing_extra(sys.argv[1:]) or no_slurm(sys.argv[1:])
     if missing:

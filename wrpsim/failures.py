@@ -35,7 +35,7 @@ then still completes.
 
 from __future__ import annotations
 
-from wrpsim.errors import ConfigError, check_keys, number, unknown_choice
+from wrpsim.errors import ConfigError, check_keys, number, unknown_choice, warn
 from wrpsim.rng import stream
 
 KEYS = ("policy", "retry_delay_s", "max_retries", "events", "mtbf_s", "mttr_s", "pools")
@@ -60,6 +60,15 @@ class FailureInjector:
         if isinstance(mr, bool) or not isinstance(mr, int) or mr < 0:
             raise ConfigError(f"failures.max_retries must be an integer >= 0, got {mr!r}")
         self.max_retries = mr
+        # a policy's unread key set away from its default would change nothing (a warning, not
+        # an error: a sweep over policy and retry_delay_s runs every pair)
+        if self.policy != "retry" and self.retry_delay_s != 1.0:
+            warn(f"failures.retry_delay_s={cfg.get('retry_delay_s')} applies only to "
+                 f"failures.policy=retry (the client's back-off); with policy {self.policy} it "
+                 f"changes nothing")
+        if self.policy == "drop" and mr != 3:
+            warn(f"failures.max_retries={mr} changes nothing with failures.policy=drop (every "
+                 f"interrupted request is dropped); it applies to retry and reroute")
         self.resend = None  # the dispatcher's submit(request, delay_s): set by the dispatcher
         #: callable(request) told first when an attempt is lost (the dispatcher's, under the
         #: oracle view: `ViewFeed.decode_done`), or None

@@ -99,6 +99,13 @@ def build_transfer(env, net: dict, seed: int = 0) -> KVTransfer:
     kind = net.get("kind", "none")
     if kind not in ("nic", "none", *FABRIC_KINDS):  # (named before any key that needs a kind)
         raise unknown_choice("network.kind", kind, ("nic", "none", *FABRIC_KINDS))
+    if (kind in ("none", "nic") and "leaves" in net) or (
+            kind == "nic" and "nic_gbps" not in net and "leaves" not in net):
+        # `network.kind=nic` on another group's file: its keys are not nic's (or nic_gbps is
+        # missing), which named a key the user never set (collective_alpha_us, nic_gbps)
+        raise ConfigError(f"network.kind={kind}: the other keys of this network config are "
+                          f"another network's; choose the network with its config group, "
+                          f"network={kind} (network.kind only switches fluid <-> packet)")
     net, coll = parse_collectives(net)
     if kind in FABRIC_KINDS:
         from wrpsim.network.transfer import build_fabric

@@ -36,7 +36,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from wrpsim.errors import ConfigError, check_keys, unknown_choice
+from wrpsim.errors import ConfigError, check_keys, unknown_choice, warn
 from wrpsim.router.config import number, plain, router_path
 from wrpsim.router.learned import LearnedModel
 from wrpsim.router.requestview import ground_truth
@@ -94,6 +94,19 @@ class QualityPredictor:
             raise ConfigError("router.predictor.kind: oracle needs router.view.kind: oracle (an "
                               f"upper-bound study); with router.view.kind: {view.kind} use "
                               "kind: model")
+
+    def warn_unnamed(self, models) -> None:
+        """Warn when the table or learned model names none of `models` (two or more: the
+        choice a router whose choice rests on q̂ makes among them), every one of which would
+        be predicted `default` on every request: quality would play no part in the choice."""
+        field, known = (("model", self.learned.glob) if self.learned is not None else
+                        ("table", self.table))
+        served = list(models or ())
+        if known and len(served) > 1 and not any(m in known for m in served):
+            warn(f"router.predictor.{field} names none of the served models "
+                 f"({', '.join(served)}; it names {', '.join(sorted(known))}): each is "
+                 f"predicted router.predictor.default ({self.default:g}) for every request, so "
+                 f"predicted quality plays no part in the choice")
 
     def replayed(self, request) -> bool:
         """True when `request` carries replayed per-model outcomes (what the oracle reads; the

@@ -57,6 +57,7 @@ class ThresholdRouter(ModelRouter):
         if self._strong == self._weak:
             raise ConfigError(f"router: strong and weak are the same model ({self._strong}); "
                               "the fleet must serve two models")
+        self.predictor.warn_unnamed([self._weak, self._strong])
         self.routed = {"strong": 0, "weak": 0}
 
     def score(self, request, category) -> float:

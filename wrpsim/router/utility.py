@@ -42,6 +42,7 @@ class UtilityRouter(ModelRouter):
         super().bind(fleet, rng)
         self._models = served("models", self.models, fleet)
         self._prices = [self.book.models[m] for m in self._models]
+        self.predictor.warn_unnamed(self._models)
 
     def select(self, request, view, category, complexity):
         """The model of highest utility (first listed on ties)."""

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from wrpsim.errors import TraceError, choice, closest, warn
+from wrpsim.errors import ConfigError, TraceError, choice, closest, warn
 from wrpsim.workload.columns import TRACE_COLUMNS, canonical_columns
 from wrpsim.workload.lengths import MAX_TOKENS
 from wrpsim.workload.loaders import TIME_UNITS, column_mapping
@@ -89,8 +89,11 @@ def _arrivals(raw: RawTable, src: str, unit: str, fmt: str | None) -> np.ndarray
             t = s
         else:
             # utc: a zone-qualified time (…Z, +02:00) is moved to UTC, a plain one read as UTC
-            t = pd.to_datetime(s.astype(object), format=fmt or "ISO8601", errors="coerce",
-                               utc=True)
+            try:
+                t = pd.to_datetime(s.astype(object), format=fmt or "ISO8601", errors="coerce",
+                                   utc=True)
+            except ValueError as e:  # a format pandas cannot compile ('%Q': a bad directive)
+                raise ConfigError(f"time_format: {e}") from None
         if getattr(t.dtype, "tz", None) is not None:
             t = t.dt.tz_convert("UTC").dt.tz_localize(None)
         bad = np.flatnonzero(t.isna().to_numpy())
@@ -230,14 +233,16 @@ def _warn_near_misses(raw: RawTable, cols: dict, off=()) -> None:
 
 
 def convert(raw: RawTable, columns: Mapping[str, str] | None = None, time_unit: str = "s",
-            time_format: str | None = None, hash_block_tokens: int | None = None) -> pd.DataFrame:
+            time_format: str | None = None, hash_block_tokens: int | None = None,
+            kind: str = "generic") -> pd.DataFrame:
     """Map a `RawTable` to the canonical frame.
 
     `columns` maps canonical names to the file's column names (required ones default to their
     own name); `time_unit` is the unit of the arrival column: s, ms, us, or datetime (text parsed
     with `time_format`, strptime syntax, default ISO 8601; nanosecond precision is kept).
     `hash_block_tokens` (the block size of the file's hash ids) becomes the frame's attribute
-    when it has a `hash_ids` column.
+    when it has a `hash_ids` column. `kind`: the loader preset whose names `columns` holds
+    (a file with wrpsim's own names under another preset is told to say generic).
     """
     choice("time_unit", time_unit, TIME_UNITS)
     cols = column_mapping(columns, tuple(raw.columns))
@@ -255,14 +260,17 @@ def convert(raw: RawTable, columns: Mapping[str, str] | None = None, time_unit: 
                     if len(raw.columns) == 1 and ch in str(next(iter(raw.columns)))), None)
         hint = (f"; the header looks separated by {sep}, and CSV traces are read "
                 f"comma-separated" if sep else "")
-        if all(dst in raw.columns for dst in REQUIRED):  # wrpsim's own names: a generic file
+        if kind != "generic" and all(dst in raw.columns for dst in REQUIRED):  # wrpsim's own
+            # names under another preset: a generic file
             raise TraceError(f"{raw.path}: missing column(s) {', '.join(missing)}; its columns "
                              f"are wrpsim's own trace fields ({found}): read it with "
                              f"workload.source.kind=generic (arrivals in seconds; "
                              f"workload.source.time_unit for ms / us)")
+        skip = (f", or read none with ++workload.source.columns.{key}=null"
+                if key not in REQUIRED else "")  # (an optional one a preset maps: mooncake's ids)
         raise TraceError(f"{raw.path}: missing column(s) {', '.join(missing)}; "
                          f"columns found: {found} (name the file's column: "
-                         f"++workload.source.columns.{key}=<column>){hint}")
+                         f"++workload.source.columns.{key}=<column>{skip}){hint}")
     shared = {}
     for dst, src in cols.items():
         shared.setdefault(src, []).append(dst)

@@ -82,6 +82,9 @@ def source_options(kind: str) -> tuple[str, ...]:
 def mapping_spec(columns: Mapping[str, Any] | None) -> dict[str, str | None]:
     """`columns:` as given, checked: canonical name -> file column, or None (do not read that
     column); `ConfigError` for a key that is no canonical column or a required one set null."""
+    if columns is not None and not isinstance(columns, Mapping):
+        raise ConfigError(f"columns must be a mapping {{canonical name: file column}}, e.g. "
+                          f"{{arrival_s: ts, prompt_tokens: in}}, got {columns!r}")
     columns = dict(columns or {})
     for key, src in columns.items():
         if key not in TRACE_COLUMNS:
@@ -136,6 +139,15 @@ def loader_params(kind: str, **opts: Any) -> dict[str, Any]:
     if params.get("format") is not None and params["format"] not in FORMATS:
         raise unknown_choice("format", params["format"], FORMATS)
     choice("time_unit", params["time_unit"], TIME_UNITS)
+    fmt = given.get("time_format")
+    if fmt is not None:
+        if not isinstance(fmt, str) or not fmt.strip():
+            raise ConfigError(f"time_format must be a strptime format such as "
+                              f"'%d/%m/%Y %H:%M:%S', got {fmt!r}")
+        if params["time_unit"] != "datetime":  # (it would be ignored: numbers are read)
+            raise ConfigError(f"time_format applies only to time_unit datetime; got "
+                              f"time_format={fmt!r} with time_unit {params['time_unit']} "
+                              f"(set time_unit datetime too, or leave time_format out)")
     params["columns"] = mapping_spec(params.get("columns"))
     if params.get("hash_block_tokens") is not None:
         params["hash_block_tokens"] = check_block_tokens(params["hash_block_tokens"],
@@ -168,7 +180,7 @@ def load_columns(path: str | Path, kind: str = "generic", **opts: Any) -> TraceC
 
         raw = read_table(path, params.get("format"))
         return convert(raw, params["columns"], params["time_unit"], params.get("time_format"),
-                       params.get("hash_block_tokens"))
+                       params.get("hash_block_tokens"), kind=kind)
 
     if not use_cache:
         return TraceColumns.from_frame(build())
