@@ -222,6 +222,16 @@ def test_packet_runs_too_large_are_one_line(args, packets):
     assert len(r.stderr.strip().splitlines()) == 1
 
 
+def test_fluid_runs_of_too_many_flows_are_one_line():
+    """The fluid engine refuses more than 2^18 fabric flows (an all-to-all of 4,096 hosts,
+    16.7 M flows, filled 24 GiB and was killed) before it rates them, naming the pattern."""
+    r = cli("pattern=all_to_all", "leaves=32", "hosts_per_leaf=32", "spines=2")
+    assert r.returncode == 2 and r.stdout == ""
+    assert r.stderr.startswith("wrpsim: error: pattern: the 1,047,552 fabric flows of "
+                               "all_to_all are more than engine=fluid takes in one run (262,144")
+    assert len(r.stderr.strip().splitlines()) == 1
+
+
 def test_the_packet_limit_counts_every_fabric_flow():
     """2^25 packets in all: 4 flows of 2^23 packets fit, 4 of 2^23 + 1 do not; the fluid
     engine has no packet limit."""

@@ -5,7 +5,8 @@
 
 Arguments are Hydra overrides (`key=value`) of conf/net.yaml: the traffic `pattern`, the
 `engine` (fluid | packet), `flow_bytes` (an integer or a size such as 4MiB or 1TiB, at most
-1 PiB; with the packet engine at most `MAX_PACKETS` packets per run, `wrpsim.network.config`),
+1 PiB; with the packet engine at most `MAX_PACKETS` packets per run, with the fluid engine at most
+`MAX_FLUID_FLOWS` fabric flows, `wrpsim.network.config`),
 `seed`, `out_dir`,
 the collective keys (`group`, `ranks`, `alpha_us`, `chunks`: patterns allreduce_ring,
 allreduce_tree, allgather, reducescatter, alltoall, where `flow_bytes` is the buffer S per rank;

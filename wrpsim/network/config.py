@@ -67,8 +67,14 @@ NULLABLE = ("uplink_gbps", "oversubscription", "nvlink_gbps")
 #: events), so 2^25 (33.5 M packets, 128 GiB at the default 4 KiB MTU) keeps a run to under a
 #: minute compiled and several pure, and UEC's per-packet record of a flow (8 bytes a packet)
 #: under 256 MiB; past it a run could take hours or die of MemoryError. The fluid engine's
-#: cost does not grow with the bytes: it has no such limit.
+#: cost does not grow with the bytes but with the flows: `MAX_FLUID_FLOWS`.
 MAX_PACKETS = 1 << 25
+#: the fluid engine's limit on one run's fabric flows: its max-min rates are recomputed over the
+#: flows sharing links at every start and finish, so its time grows faster than the flow count
+#: (an all-to-all of 256 hosts, 65,280 flows, took about 2 minutes on 2 cores) and its memory
+#: with it (~1.4 KiB a flow: the 16.7 M flows of an all-to-all of 4,096 hosts filled 24 GiB and
+#: were killed). 2^18 is four times that all-to-all
+MAX_FLUID_FLOWS = 1 << 18
 _LINK_RE = re.compile(r"\s*(?:leaf\s*(\d+)\s*[-:<>=]+\s*)?spine\s*(\d+)\s*", re.IGNORECASE)
 
 
@@ -86,6 +92,17 @@ def check_packets(cfg, flow_bytes, what: str = "the flows") -> None:
                           f"per run (1-3 million a second compiled, 10^5 pure: up to minutes): "
                           f"use a smaller flow_bytes, a larger mtu_bytes, fewer flows, or "
                           f"engine=fluid")
+
+
+def check_flows(cfg, flows: int, what: str = "the flows") -> None:
+    """`ConfigError` (one line) when the fluid engine of `cfg` would rate more than
+    `MAX_FLUID_FLOWS` fabric flows at once; nothing for the packet engine (`check_packets`)."""
+    if cfg.kind == "fluid" and flows > MAX_FLUID_FLOWS:
+        raise ConfigError(f"pattern: {what} are more than engine=fluid takes in one run "
+                          f"({MAX_FLUID_FLOWS:,}, 2^18: its rates are recomputed over every "
+                          f"flow sharing a link at each start and finish, hours and tens of GiB "
+                          f"beyond it): use fewer hosts (leaves, hosts_per_leaf) or a pattern "
+                          f"with fewer flows (permutation, ring_allreduce)")
 
 
 @dataclass(frozen=True, slots=True)

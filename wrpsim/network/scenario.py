@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
-from wrpsim.network.config import NetConfig, check_packets
+from wrpsim.network.config import NetConfig, check_flows, check_packets
 from wrpsim.network.fluid import FluidEngine
 from wrpsim.network.packet import PacketEngine
 from wrpsim.network.paths import LoadBalancer, ideal_cct_s, offered_bytes
@@ -58,6 +58,7 @@ def run_scenario(cfg: NetConfig, pattern: str, flow_bytes: int, seed: int) -> Sc
     flows = pattern_flows(topo, pattern, flow_bytes, seed)
     nvlink_s = nvlink_times(topo, flows)
     net = [i for i, (s, d, _) in enumerate(flows) if topo.server_of[s] != topo.server_of[d]]
+    check_flows(cfg, len(net), f"the {len(net):,} fabric flows of {pattern}")
     check_packets(cfg, (flows[i][2] for i in net), f"the {len(net):,} fabric flows of {pattern}")
     conns = [c._replace(flow=net[c.flow])  # index into `flows`, not into the fabric's subset
              for c in LoadBalancer(topo, seed).connections([flows[i] for i in net])]
