@@ -10,6 +10,7 @@ tools call it directly.
 from __future__ import annotations
 
 import gc
+import resource
 import sys
 import time
 from pathlib import Path
@@ -145,8 +146,10 @@ def build_fleet(env, pcfg: dict, sink, hash_block_tokens: int = 0, transfer=None
                  pcfg.get("remote_kv"))
 
 
-#: simulations run in this process (`Simulation.run`: a later one collects before freezing)
-_RUNS = 0
+#: `Simulation.run` collects before it freezes once the process's peak memory (KiB) has grown
+#: by this much since the last collection (or the first run)
+COLLECT_GROWTH_KIB = 256 * 1024
+_PEAK_AT_COLLECT: int | None = None
 
 
 class Simulation:
@@ -380,19 +383,26 @@ class Simulation:
         the console entry paused for start-up (`wrpsim.app.pause_gc`) is resumed first. (The
         young generation keeps CPython's threshold: at 50,000 the ~80 young collections of a
         default run, ~12 ms, did not happen at all, but a million-request run took 2-3 % longer,
-        its older generations collected in larger, cache-unfriendly batches.) A run after the
-        first in one process (a fit, a validation, a plan's search) collects first: an earlier
-        run's simulation, garbage by now, would be frozen with the rest, and unfrozen objects
-        join the oldest generation without counting toward its next collection, so run after run
-        none came and ~13 MB a run of an ML.ENERGY replay stayed (24 GiB in a fit)."""
-        global _RUNS
+        its older generations collected in larger, cache-unfriendly batches.) In a process that
+        runs one simulation after another (a fit, a validation, a plan's search, a test session)
+        an earlier run's simulation, garbage by now, is frozen with the rest, and unfrozen
+        objects join the oldest generation without counting toward its next collection, so
+        run after run none came (~13 MB a run of an ML.ENERGY replay stayed: 24 GiB in a fit):
+        a run whose process's peak memory has grown by `COLLECT_GROWTH_KIB` since the last
+        collection collects first. The garbage kept is then bounded by that, and a full pass
+        is paid only as memory grows, not every run (a test session's passes took minutes when
+        every run collected)."""
+        global _PEAK_AT_COLLECT
         resume_gc()
         freeze = not gc.get_freeze_count()
         if freeze:
-            if _RUNS:
+            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+            if _PEAK_AT_COLLECT is None:  # (the first run: nothing earlier to collect)
+                _PEAK_AT_COLLECT = peak
+            elif peak > _PEAK_AT_COLLECT + COLLECT_GROWTH_KIB:
                 gc.collect()
+                _PEAK_AT_COLLECT = peak
             gc.freeze()
-        _RUNS += 1
         try:
             return self._run()
         finally:
