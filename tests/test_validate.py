@@ -251,7 +251,7 @@ def test_steady_window_is_the_benchmarks_and_power_is_averaged_over_it():
     pool = {"gpu": "h100-80gb", "model": "llama3.1-8b", "tp": 1, "count": 1,
             "engine": "vllm-0.11", "scheduler": {"policy": "sarathi", "token_budget": 8192,
                                                   "max_seqs": 16, "block_size": 16}}
-    wl = {"name": "t", "source": {"kind": "closed_loop", "concurrency": 16, "num_requests": 96,
+    wl = {"name": "t", "source": {"kind": "closed_loop", "concurrency": 16, "num_requests": 32,
                                    "prompt_tokens": 500, "output_tokens": {
                                        "dist": "lognormal", "mean": 300, "sigma": 1.0,
                                        "max": 3000}}}
