@@ -390,8 +390,8 @@ class Simulation:
         run after run none came (~13 MB a run of an ML.ENERGY replay stayed: 24 GiB in a fit):
         a run whose process's peak memory has grown by `COLLECT_GROWTH_KIB` since the last
         collection collects first. The garbage kept is then bounded by that, and a full pass
-        is paid only as memory grows, not every run (a test session's passes took minutes when
-        every run collected)."""
+        is paid only as memory grows, not before every run (a pass over all of a large
+        process's objects, a test worker's, each time)."""
         global _PEAK_AT_COLLECT
         resume_gc()
         freeze = not gc.get_freeze_count()
