@@ -234,6 +234,24 @@ def test_power_log_integrates_busy_stretches_and_idle_over_a_window():
     assert PowerLog().energy_j(0.0, 2.0, 70.0) == pytest.approx(140.0)
 
 
+def test_a_power_probe_does_not_outlive_its_run():
+    """`simulate(power_probe=...)` (the power fit's probe points) puts a probe power model on
+    the process's shared latency models for its run only: a later run reports watts again (it
+    reported the probe's fractions, ~0.67 "W", in any test run after the power fit's)."""
+    from wrpsim.validate.sets import Case
+
+    pool = {"gpu": "h100-80gb", "model": "llama3.1-8b", "tp": 1, "count": 1,
+            "engine": "vllm-0.11", "scheduler": {"policy": "sarathi", "token_budget": 8192,
+                                                  "max_seqs": 8, "block_size": 16}}
+    wl = {"name": "t", "source": {"kind": "closed_loop", "concurrency": 8, "num_requests": 16,
+                                   "prompt_tokens": 200, "output_tokens": 50}}
+    case = Case("t", "t", "h100-80gb", "llama3.1-8b", "test", pool, {"power_w": 1.0},
+                workload=wl, info={"concurrency": 8})
+    watts = simulate(case)["power_w"]
+    assert simulate(case, power_probe=(1.0, 0.0, 0.0))["power_w"] <= 1.0
+    assert simulate(case)["power_w"] == watts > 100
+
+
 def test_steady_window_is_the_benchmarks_and_power_is_averaged_over_it():
     """ML.ENERGY's steady state: from the c-th first token to the (N - c - 1)-th finish; a
     closed loop's power over it is at least its whole-run average (the ramp-down, with fewer

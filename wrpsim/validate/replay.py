@@ -80,9 +80,22 @@ def simulate(case, engine: str | None = None, overrides: dict | None = None,
 
     with _as_case_warnings(case):
         sim = Simulation(case_config(case, engine, overrides), trace=case.trace)
-    if power_probe is not None:
-        for lat in sim.fleet.latency.values():
-            lat._power = PowerModel(0.0, 1.0, *power_probe, source="probe")
+    if power_probe is None:
+        return _simulate(case, sim)
+    # the latency models are shared by every simulation of the process (`build_latency_model`'s
+    # cache): the probe is put back after the run, or later runs would report probe "watts"
+    kept = {id(lat): (lat, lat._power) for lat in sim.fleet.latency.values()}
+    for lat, _ in kept.values():
+        lat._power = PowerModel(0.0, 1.0, *power_probe, source="probe")
+    try:
+        return _simulate(case, sim)
+    finally:
+        for lat, power in kept.values():
+            lat._power = power
+
+
+def _simulate(case, sim) -> dict:
+    """`simulate`'s run of `sim` (built for `case`) and its metrics."""
     logs, plogs = [], []
     steady = bool(case.info.get("steady_state"))
     for inst in sim.fleet.instances:
