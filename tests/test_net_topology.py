@@ -97,8 +97,12 @@ def test_serialization_and_bdp():
                             r">= 0\.00998 here \(BDP 416896 bytes at 400 Gb/s\), got 0\.001$"),
     ({"uplink_gbps": 100, "oversubscription": 2}, r"give uplink_gbps or oversubscription"),
     ({"gpus_per_host": 8, "leaves": 4, "rail_optimized": True},
-     r"leaves must be a multiple of gpus_per_host \(8\)"),
-    ({"gpus_per_host": 3, "hosts_per_leaf": 4}, r"hosts_per_leaf must be a multiple"),
+     r"leaves must be a multiple of gpus_per_host \(8\) when rail_optimized \(one leaf per "
+     r"rail\), got 4; or network\.rail_optimized=false$"),
+    ({"gpus_per_host": 3, "hosts_per_leaf": 4}, r"hosts_per_leaf must be a multiple of "
+                                                r"gpus_per_host \(3\) unless rail_optimized "
+                                                r"\(whole servers under a leaf\), got 4; or "
+                                                r"network\.gpus_per_host=1$"),
     ({"spray": "zigzag"}, r"network\.spray: unknown value 'zigzag'; valid choices: random, "
                           r"round_robin"),
     ({"placement": "random"}, r"valid choices: pack, spread"),

@@ -214,10 +214,12 @@ class NetConfig:
         g = self.gpus_per_host
         if self.rail_optimized and self.leaves % g:
             raise ConfigError(f"{where}.leaves must be a multiple of gpus_per_host ({g}) when "
-                              f"rail_optimized, got {self.leaves}")
+                              f"rail_optimized (one leaf per rail), got {self.leaves}; or "
+                              f"{where}.rail_optimized=false")
         if not self.rail_optimized and self.hosts_per_leaf % g:
             raise ConfigError(f"{where}.hosts_per_leaf must be a multiple of gpus_per_host ({g}) "
-                              f"unless rail_optimized, got {self.hosts_per_leaf}")
+                              f"unless rail_optimized (whole servers under a leaf), got "
+                              f"{self.hosts_per_leaf}; or {where}.gpus_per_host=1")
         self.link_faults(where)
 
     def link_faults(self, where: str = "network") -> dict[tuple[int, int, str], float]:
