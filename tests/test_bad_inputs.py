@@ -1112,6 +1112,11 @@ def test_settings_that_would_do_nothing_are_said(monkeypatch, capsys, tmp_path):
     assert any("router.rules: signal 'code' values names category no request of the workload "
                "has: cod" in s for s in said), said
     assert not any("math_word_problems" in s for s in said)  # absent here, not a typo
+    # power-of-d sampling at least every instance of a model is least-outstanding
+    said = warned("router=power-of-d", "router.d=99")
+    assert any("router.d=99 is at least the instances of any model (4): power-of-d then takes "
+               "the least outstanding of them all" in s for s in said), said
+    assert not any("router.d" in s for s in warned("router=power-of-d"))
     # prefix_reuse parameterises the synthetic ids only: a warning, as a sweep over
     # prefix_ids=null,synthetic keeps it set for both
     said = warned("workload.prefix_reuse={share: 0.9, tokens: 1024, prefixes: 1}")

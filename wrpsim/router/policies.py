@@ -7,7 +7,7 @@ balance across pools). Ties are broken by that order, which keeps runs determini
 
 from __future__ import annotations
 
-from wrpsim.errors import integer
+from wrpsim.errors import integer, warn
 from wrpsim.router.base import Router
 
 
@@ -79,6 +79,17 @@ class PowerOfD(Router):
 
     def __init__(self, d: int = 2):
         self.d = integer("router.d", d, 1)
+
+    def bind(self, fleet, rng):
+        """See `Router.bind`; a `d` no model's instances exceed samples them all, which is
+        `least-outstanding` (the samples' draws aside): said once."""
+        super().bind(fleet, rng)
+        counts = [sum(1 for i in fleet.instances if i.model == m) for m in fleet.models]
+        most = max(counts, default=0)
+        if most > 1 and self.d >= most:
+            warn(f"router.d={self.d} is at least the instances of any model ({most}): "
+                 f"power-of-d then takes the least outstanding of them all, as "
+                 f"router=least-outstanding does; d below {most} samples")
 
     def choose(self, request, cands):
         """Power of d choices."""
