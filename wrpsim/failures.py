@@ -39,6 +39,8 @@ from wrpsim.errors import ConfigError, check_keys, number, unknown_choice, warn
 from wrpsim.rng import stream
 
 KEYS = ("policy", "retry_delay_s", "max_retries", "events", "mtbf_s", "mttr_s", "pools")
+#: defaults of the retry policy's keys (conf/failures/*.yaml give the same)
+RETRY_DELAY_S, MAX_RETRIES = 1.0, 3
 EVENT_KEYS = ("pool", "instance", "at_s", "down_s")
 POLICIES = ("drop", "reroute", "retry")
 
@@ -54,19 +56,19 @@ class FailureInjector:
         self.policy = cfg.get("policy", "retry")
         if self.policy not in POLICIES:
             raise unknown_choice("failures.policy", self.policy, POLICIES)
-        self.retry_delay_s = number("failures.retry_delay_s", cfg.get("retry_delay_s", 1.0), 0,
-                                    finite=True)
-        mr = cfg.get("max_retries", 3)
+        self.retry_delay_s = number("failures.retry_delay_s",
+                                    cfg.get("retry_delay_s", RETRY_DELAY_S), 0, finite=True)
+        mr = cfg.get("max_retries", MAX_RETRIES)
         if isinstance(mr, bool) or not isinstance(mr, int) or mr < 0:
             raise ConfigError(f"failures.max_retries must be an integer >= 0, got {mr!r}")
         self.max_retries = mr
         # a policy's unread key set away from its default would change nothing (a warning, not
         # an error: a sweep over policy and retry_delay_s runs every pair)
-        if self.policy != "retry" and self.retry_delay_s != 1.0:
+        if self.policy != "retry" and self.retry_delay_s != RETRY_DELAY_S:
             warn(f"failures.retry_delay_s={cfg.get('retry_delay_s')} applies only to "
                  f"failures.policy=retry (the client's back-off); with policy {self.policy} it "
                  f"changes nothing")
-        if self.policy == "drop" and mr != 3:
+        if self.policy == "drop" and mr != MAX_RETRIES:
             warn(f"failures.max_retries={mr} changes nothing with failures.policy=drop (every "
                  f"interrupted request is dropped); it applies to retry and reroute")
         self.resend = None  # the dispatcher's submit(request, delay_s): set by the dispatcher

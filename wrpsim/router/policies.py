@@ -7,6 +7,8 @@ balance across pools). Ties are broken by that order, which keeps runs determini
 
 from __future__ import annotations
 
+from collections import Counter
+
 from wrpsim.errors import integer, warn
 from wrpsim.router.base import Router
 
@@ -84,8 +86,7 @@ class PowerOfD(Router):
         """See `Router.bind`; a `d` no model's instances exceed samples them all, which is
         `least-outstanding` (the samples' draws aside): said once."""
         super().bind(fleet, rng)
-        counts = [sum(1 for i in fleet.instances if i.model == m) for m in fleet.models]
-        most = max(counts, default=0)
+        most = max(Counter(i.model for i in fleet.instances).values(), default=0)
         if most > 1 and self.d >= most:
             warn(f"router.d={self.d} is at least the instances of any model ({most}): "
                  f"power-of-d then takes the least outstanding of them all, as "
