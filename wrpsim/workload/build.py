@@ -184,6 +184,39 @@ def misplaced_source_key(key: Any, source: Any) -> bool:
     return key in source_keys(kind)
 
 
+def resolve_data_path(raw: str, field: str, noun: str, folders: list[Path],
+                      folders_are: str, short: str) -> Path:
+    """The file a workload names (a trace, a length CDF): an absolute path (or `~`) as given;
+    `./x` or `../x` in the current directory only (`Path` drops a leading ./, so the text is
+    tested); another relative path in the first of `folders` that holds it (a workload's own
+    folder first: the shipped files), else in the current directory (a user's `...=my.csv`),
+    with a warning when both hold one (`short` names the folders there). `ConfigError` naming
+    `field`, the `noun` and where it was looked for (`folders_are` says what the folders are)
+    when none does."""
+    path = Path(raw).expanduser()
+    if raw.startswith(("./", "../", ".\\", "..\\")):
+        if not path.exists():
+            raise ConfigError(f"{field}: {noun} {raw!r} not found in the current directory "
+                              f"{Path.cwd()}")
+        return path.resolve()
+    if path.is_absolute():
+        if not path.exists():
+            raise ConfigError(f"{field}: {noun} {raw!r} not found")
+        return path
+    found = next((f / path for f in folders if (f / path).exists()), None)
+    if found is not None:
+        if path.exists() and not path.resolve().samefile(found):
+            warn(f"{field}: {raw!r} is both {found} ({short}, used) and "
+                 f"{path.resolve()} (current directory); write ./{raw} for the current "
+                 f"directory's file")
+        return found
+    if path.exists():
+        return path.resolve()
+    where = " nor in ".join(str(f) for f in folders)
+    raise ConfigError(f"{field}: {noun} {str(path)!r} not found in {where} ({folders_are}) nor "
+                      f"in the current directory {Path.cwd()}")
+
+
 def _source(src: Mapping, seed: int, base: Path, block: int | None) -> tuple[TraceColumns, str]:
     """The trace of `workload.source` and the name errors give it."""
     if not isinstance(src, Mapping):
@@ -208,36 +241,9 @@ def _source(src: Mapping, seed: int, base: Path, block: int | None) -> tuple[Tra
             raise unknown_key(f"workload.source.{key}", key, allowed)
     if not src.get("path"):
         raise ConfigError(f"workload.source.path: a trace file is required for kind {kind}")
-    raw = str(src["path"])
-    path = Path(raw).expanduser()
-    if raw.startswith(("./", "../", ".\\", "..\\")):
-        # explicitly the current directory's (`Path` drops a leading ./, so test the text)
-        if not path.exists():
-            raise ConfigError(f"workload.source.path: trace file {raw!r} not found in the "
-                              f"current directory {Path.cwd()}")
-        path = path.resolve()
-    elif not path.is_absolute():
-        # relative to the workload YAML's folder (the shipped traces); a file there wins, then
-        # one in another catalog folder (the user's first: a workload whose `name` was
-        # overridden is no longer found by it), else one in the current directory (a user's
-        # `workload.source.path=my.csv`)
-        folders = [base, *(f for f in reversed(catalog_folders()) if f != base)]
-        found = next((f / path for f in folders if (f / path).exists()), None)
-        if found is not None:
-            if path.exists() and not path.resolve().samefile(found):
-                warn(f"workload.source.path: {raw!r} is both {found} (workload catalog, used) "
-                     f"and {path.resolve()} (current directory); write ./{raw} for the "
-                     f"current directory's file")
-            path = found
-        elif path.exists():
-            path = path.resolve()
-        else:
-            where = " nor in ".join(str(f) for f in folders)
-            raise ConfigError(f"workload.source.path: trace file {str(path)!r} not found in "
-                              f"{where} (the workload catalog folders) nor in the current "
-                              f"directory {Path.cwd()}")
-    elif not path.exists():
-        raise ConfigError(f"workload.source.path: trace file {raw!r} not found")
+    base_first = [base, *(f for f in reversed(catalog_folders()) if f != base)]
+    path = resolve_data_path(str(src["path"]), "workload.source.path", "trace file", base_first,
+                             "the workload catalog folders", "workload catalog")
     opts = {k: src[k] for k in options if src.get(k) is not None}
     if kind in GENERATING_KINDS and block is not None:
         opts["hash_block_tokens"] = block

@@ -162,14 +162,11 @@ def _lengths(spec: Mapping, seed: int, n: int, base_dir: Path,
     has_frac, has_out = spec.get("output_fraction") is not None, spec.get("output") is not None
     if has_frac == has_out:
         raise ConfigError(f"{field}: give exactly one of output_fraction or output for kind cdf")
-    path = Path(spec["path"]).expanduser()
-    if not path.is_absolute():  # the workload's folder, else the current directory (as a
-        here = base_dir / path  # trace's path: a user's `...lengths.path=my_cdf.json`)
-        if not here.exists() and not path.exists():
-            raise ConfigError(f"{field}.path: CDF file {str(path)!r} not found in {base_dir} "
-                              f"(the workload's folder) nor in the current directory "
-                              f"{Path.cwd()}")
-        path = here if here.exists() else path.resolve()
+    from wrpsim.workload.build import resolve_data_path
+
+    # the workload's folder, else the current directory, as a trace's path
+    path = resolve_data_path(str(spec["path"]), f"{field}.path", "CDF file", [Path(base_dir)],
+                             "the workload's folder", "the workload's folder")
     total = np.maximum(EmpiricalCDF.from_file(path).sample(rng, n), 2)
     if has_frac:
         frac = _number(spec, "output_fraction", field, 0.0)
