@@ -159,8 +159,39 @@ def test_report_md_does_not_tell_a_round_robin_plan_to_replay_with_least_outstan
     not the plan's router. It now says to give the plan's own router= option."""
     record = run_plan(compose_plan("workload.max_requests=300", "router=round-robin",
                                    "plan.load_sensitivity=0"), tmp_path)
-    assert record["router"].endswith("RoundRobin")
+    assert record["router"] == "round-robin"
+    assert record["router_class"] == "wrpsim.router.RoundRobin"
     md = (tmp_path / "report.md").read_text(encoding="utf-8")
     assert "e.g. `router=least-outstanding`" not in md
-    assert "with the plan's `router=` option (`router=least-outstanding` when it was given " \
-           "none)" in md
+    assert "Routed by `router=round-robin`, the plan's router" in md
+    assert "python -m wrpsim pool=plan router=round-robin` with every other run setting" in md
+
+
+def test_report_names_the_router_option_typed_not_its_class_path(tmp_path):
+    """report.md said "Routed by `wrpsim.router.LeastOutstanding`" (a walkthrough): a class
+    path, where the user typed router=least-outstanding. The command line's option is named,
+    even where several options share the class (bandit-*: Hydra's choice says which)."""
+    from tests.test_plan_config import plan_cli
+
+    p = plan_cli(tmp_path, "workload.max_requests=300", "plan.load_sensitivity=0",
+                 "router=bandit-ucb1")
+    assert p.returncode == 0, p.stderr
+    md = (tmp_path / "report.md").read_text(encoding="utf-8")
+    assert "Routed by `router=bandit-ucb1`" in md and "wrpsim.router." not in md
+    assert "python -m wrpsim pool=plan router=bandit-ucb1`" in md
+
+
+def test_router_option_without_hydra_matches_the_catalog_and_falls_back_to_the_class():
+    """Without Hydra's choice (a plan run from Python) the option is the one whose file the
+    router keeps (the bandit, ensemble and rule routers share a class); a router no option
+    matches keeps its class path, and a choice that names another class is not believed."""
+    from wrpsim.plan.record import router_option
+
+    for name in ("bandit-ucb1", "bandit-thompson", "ensemble-vote", "cascade-abort",
+                 "semantic-multi-signal", "least-outstanding"):
+        assert router_option(compose_plan(f"router={name}")["router"]) == name
+    rcfg = compose_plan("router=bandit-ucb1")["router"]
+    assert router_option(rcfg, "bandit-thompson") == "bandit-thompson"  # (the command line's)
+    assert router_option({**rcfg, "_target_": "mine.Router"}, "bandit-ucb1") == "mine.Router"
+    assert router_option({"_target_": "wrpsim.router.BanditRouter"}) == \
+        "wrpsim.router.BanditRouter"  # (three options, none kept: no guess)

@@ -24,6 +24,8 @@ PLAN_FILES = ("plan.json", "candidates.parquet", "fleet.yaml", "report.html", "r
 
 
 def _task(cfg: dict, out_dir: str) -> None:
+    from hydra.core.hydra_config import HydraConfig
+
     from wrpsim.app import say, warning_line
     from wrpsim.errors import boolean
     from wrpsim.plan.planner import run_plan
@@ -33,7 +35,9 @@ def _task(cfg: dict, out_dir: str) -> None:
     plan = cfg.get("plan")
     progress = PlanProgress(str((plan if isinstance(plan, dict) else {}).get("objective", "cost")))
     try:
-        record = run_plan(cfg, out_dir, progress=progress)
+        choice = HydraConfig.get().runtime.choices.get("router") \
+            if HydraConfig.initialized() else None
+        record = run_plan(cfg, out_dir, progress=progress, router_choice=choice)
     finally:
         progress.close()
     if record["slo_met"]:

@@ -236,8 +236,10 @@ def _warn_unused_thresholds(cfg: dict, plan) -> None:
              f"plan.slo.attainment_min to use the thresholds")
 
 
-def run_plan(cfg: dict, out_dir: Path | str, trace=None, progress=None) -> dict:
-    """Plan, write the result files into `out_dir`, return plan.json's content."""
+def run_plan(cfg: dict, out_dir: Path | str, trace=None, progress=None,
+             router_choice: str | None = None) -> dict:
+    """Plan, write the result files into `out_dir`, return plan.json's content;
+    `router_choice`: the `router=` option Hydra composed (plan.json names the router by it)."""
     t_start = time.perf_counter()
     if "pool" in cfg:
         raise ConfigError("plan: the pool group is replaced by plan.candidates "
@@ -322,7 +324,8 @@ def run_plan(cfg: dict, out_dir: Path | str, trace=None, progress=None) -> dict:
     ev.stage = "checks"
     checks = verify_plan(ev, plan, best, feasible, traces)
     timing["verify_s"] = time.perf_counter() - t0
-    record = plan_record(ev, plan, cfg, checks, search, info, notes, traces, feasible)
+    record = plan_record(ev, plan, cfg, checks, search, info, notes, traces, feasible,
+                         router_choice)
     timing["total_s"] = time.perf_counter() - t_start
     timing["simulations"] = len(ev.rows) + ev.reruns
     write_outputs(Path(out_dir), ev, plan, record, checks, timing)

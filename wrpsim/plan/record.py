@@ -23,7 +23,9 @@ Keys (all figures of the recommended fleet on the full trace with the run's seed
   repeated only to keep a fleet's request tables for the report), `found` (some fleet met the
   SLO on the search trace), whether the budget sufficed, the traces, phase-1 results per
   candidate and P:D ratio (`same_as`: an earlier ratio that rounded to the same fleet), the
-  analytical estimates, monotonicity violations, impossible candidates).
+  analytical estimates, monotonicity violations, impossible candidates);
+- `router`: the `router=` option the plan simulated, as typed (`least-outstanding`; its class
+  path when no option of the catalog matches it), `router_class` its class path (`_target_`).
 
 No wall-clock time or path is recorded, so the same config and seed give a byte-identical file.
 """
@@ -179,8 +181,9 @@ def _same_requests(ev) -> bool:
 
 
 def plan_record(ev, plan, cfg: dict, checks: dict, search, info: dict, notes: list,
-                traces: dict, feasible: bool) -> dict:
-    """The plan.json mapping (module docstring)."""
+                traces: dict, feasible: bool, router_choice: str | None = None) -> dict:
+    """The plan.json mapping (module docstring); `router_choice`: the command line's
+    `router=` option (`router_option`)."""
     counts, full, rc = checks["final"], checks["full"], checks["recheck"]
     s = full.summary
     slo_met = feasible and full.slo_met and rc.slo_met
@@ -253,5 +256,47 @@ def plan_record(ev, plan, cfg: dict, checks: dict, search, info: dict, notes: li
         },
         "seed": full.seed,
         "workload": str((cfg.get("workload") or {}).get("name", "")),
-        "router": str((cfg.get("router") or {}).get("_target_", "")),
+        "router": router_option(cfg.get("router"), router_choice),
+        "router_class": str((cfg.get("router") or {}).get("_target_", "")),
     }
+
+
+#: a router's deployment keys, which every router takes (conf/config.yaml's `router:`)
+DEPLOYMENT = ("view", "replicas", "service", "cache")
+
+
+def router_option(rcfg, choice: str | None = None) -> str:
+    """The `router=` option a plan simulated, as the user types it (`least-outstanding`, a
+    routers/*.yaml file's stem): `choice` (Hydra's, from the command line) when its file names
+    the run's router class; else the one option of that class (several: the one whose every
+    key the run's router keeps); else the class path (`_target_`), which names no option."""
+    import yaml
+
+    from wrpsim.paths import catalog_dirs, option_file
+
+    rcfg = rcfg if isinstance(rcfg, dict) else {}
+    target = str(rcfg.get("_target_", ""))
+    try:
+        folders = catalog_dirs("routers")
+        names = sorted({p.stem for d in folders if d.is_dir() for p in d.glob("*.yaml")})
+        options = {n: yaml.safe_load(option_file(folders, n).read_text("utf-8")) for n in names}
+    except Exception:  # (an unreadable catalog: the class path, as before)
+        return target
+    same = {n: o for n, o in options.items() if isinstance(o, dict) and o.get("_target_") == target}
+    if choice in same:
+        return str(choice)
+    if len(same) > 1:  # (its deployment, which conf/plan.yaml may set, names no option)
+        same = {n: o for n, o in same.items()
+                if _kept({k: v for k, v in o.items() if k not in DEPLOYMENT}, rcfg)}
+    return next(iter(same)) if len(same) == 1 else target
+
+
+def _kept(option: dict, rcfg: dict) -> bool:
+    """Whether every key of a router option's file has the same value in the run's router."""
+    for k, v in option.items():
+        if isinstance(v, dict) and isinstance(rcfg.get(k), dict):
+            if not _kept(v, rcfg[k]):
+                return False
+        elif k not in rcfg or rcfg[k] != v:
+            return False
+    return True

@@ -257,12 +257,20 @@ def markdown(data: dict) -> str:
              ""]
     lines += _table(*fleet_table(r))
     if r.get("router"):
-        lines += [f"Routed by `{r['router']}`, the plan's `router=` (default least-outstanding, "
-                  f"where `python -m wrpsim` defaults to round-robin). To replay this fleet: copy "
-                  f"`fleet.yaml` (next to this report) to `<catalog>/pools/plan.yaml` and run "
-                  f"`WRPSIM_CATALOG=<catalog> python -m wrpsim pool=plan` with the plan's "
-                  f"`router=` option (`router=least-outstanding` when it was given none) and "
-                  f"every other run setting "
+        # (an option's name when one matched, else the class path: `record.router_option`)
+        if r["router"] != r.get("router_class", r["router"]):
+            routed = (f"Routed by `router={r['router']}`, the plan's router (its default is "
+                      f"least-outstanding")
+            replay = (f"`WRPSIM_CATALOG=<catalog> python -m wrpsim pool=plan "
+                      f"router={r['router']}` with")
+        else:
+            routed = (f"Routed by `{r['router']}`, the plan's `router=` (default "
+                      f"least-outstanding")
+            replay = ("`WRPSIM_CATALOG=<catalog> python -m wrpsim pool=plan` with the plan's "
+                      "`router=` option and")
+        lines += [f"{routed}, where `python -m wrpsim` defaults to round-robin). To replay this "
+                  f"fleet: copy `fleet.yaml` (next to this report) to "
+                  f"`<catalog>/pools/plan.yaml` and run {replay} every other run setting "
                   f"given to `wrpsim.plan` — the plan's command line less its `plan.*` keys: "
                   f"`workload=…` and its overrides, `slo.ttft_s` / `slo.tpot_s` (SLO "
                   f"attainment counts requests within them), `seed`, `network=…`, `pue`.", ""]
