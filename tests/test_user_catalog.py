@@ -193,6 +193,47 @@ def test_a_user_workload_keeps_its_trace_when_its_name_is_overridden(tmp_path, m
         build_workload(cfg, 0)
 
 
+def test_a_workload_yaml_whose_name_is_not_its_stem_is_warned_about_in_one_line(tmp_path):
+    """A user who copied azure-conv-2023.yaml to mine.yaml and left its `name:` ran silently
+    under the label 'azure-conv-2023' (a walkthrough): `name` labels the results and finds
+    the relative paths, the stem is what `workload=` takes. One warning line names the file,
+    its name: and its stem; `workload.name=` on the command line (a run's own label) is none."""
+    wl = tmp_path / "cat" / "workloads"
+    (wl / "traces").mkdir(parents=True)
+    (wl / "traces" / "mine.csv").write_text("arrival_s,prompt_tokens,output_tokens\n"
+                                            "0,100,5\n2,200,6\n", encoding="utf-8")
+    (wl / "mine.yaml").write_text("name: azure-conv-2023\nsource:\n  kind: generic\n"
+                                  "  path: traces/mine.csv\n", encoding="utf-8")
+    env = {**os.environ, "WRPSIM_CATALOG": str(tmp_path / "cat"), "WRPSIM_CACHE": "off"}
+
+    def run(*args):
+        r = subprocess.run([sys.executable, "-m", "wrpsim", "workload=mine", *args,
+                            f"hydra.run.dir={tmp_path / 'run'}"], cwd=tmp_path, env=env,
+                           capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, r.stderr
+        return [ln for ln in r.stderr.splitlines() if ln.startswith("wrpsim: warning:")]
+
+    lines = [ln for ln in run() if "file stem" in ln]
+    assert len(lines) == 1, lines
+    assert f"{wl / 'mine.yaml'}: name: 'azure-conv-2023' is not the file stem 'mine'" in lines[0]
+    assert lines[0].endswith("set name: mine in the file")
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text(encoding="utf-8"))
+    assert summary["workload"].startswith("azure-conv-2023")  # (what the warning says)
+    assert not [ln for ln in run("workload.name=mine") if "file stem" in ln]
+
+
+def test_load_workload_warns_of_a_name_that_is_not_the_stem(tmp_path):
+    from wrpsim.errors import WrpsimWarning
+    from wrpsim.workload import load_workload
+
+    (tmp_path / "a.csv").write_text("arrival_s,prompt_tokens,output_tokens\n0,100,5\n",
+                                    encoding="utf-8")
+    (tmp_path / "b.yaml").write_text("source: {kind: generic, path: a.csv}\n", encoding="utf-8")
+    with pytest.warns(WrpsimWarning, match=r"b\.yaml: has no name:, so a run of workload=b is "
+                      r"labelled '' in its results; set name: b in the file"):
+        load_workload("b", base_dir=tmp_path)
+
+
 _GPU = gpu_yaml()
 
 

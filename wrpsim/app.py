@@ -495,6 +495,10 @@ def hydra_entry(task, config_name: str = "config", outputs: tuple[str, ...] = ()
         noop = empty_mapping_override(cfg, overrides)
         if noop:
             raise user_error(noop)
+        if hc.runtime.choices.get("workload"):  # (a YAML whose name: is not its stem)
+            from wrpsim.workload.build import warn_name_not_stem
+
+            warn_name_not_stem(hc.runtime.choices["workload"], overrides)
         if hc.mode == RunMode.MULTIRUN:
             sweep_job(task, cfg, out_dir, overrides, outputs)
             return

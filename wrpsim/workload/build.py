@@ -108,6 +108,44 @@ def workload_file(name: Any) -> Path | None:
     return option_file(catalog_folders(), name)
 
 
+def name_not_stem(path: Path, declared: Any) -> str | None:
+    """The warning for a workload YAML at `path` whose `name:` (`declared`) is not its file stem,
+    the option a user types (`workload=<stem>`), else None: a run is labelled by `name`
+    (`workload_label`: summary.json, report and sweep tables) and its relative paths are looked
+    up beside the YAML that `name` names (`workload_base`), so a copied YAML whose `name:` was
+    left as the original's ran as that workload's under its label."""
+    stem = Path(path).stem
+    if declared == stem:
+        return None
+    if declared is None:
+        return (f"{path}: has no name:, so a run of workload={stem} is labelled '' in its "
+                f"results; set name: {stem} in the file")
+    other = workload_file(declared)
+    beside = (f" and looks its relative paths up beside {other} first" if other is not None
+              and other != Path(path) else "")
+    return (f"{path}: name: {declared!r} is not the file stem {stem!r}: a run of "
+            f"workload={stem} is labelled {declared!r} in its results{beside}; set name: "
+            f"{stem} in the file")
+
+
+def warn_name_not_stem(option: Any, overrides=()) -> None:
+    """Warn (`name_not_stem`) when catalog workload `option`'s YAML has another `name:`, unless
+    the command line's `overrides` name the run (`workload.name=`, a one-off run's label)."""
+    path = workload_file(option)
+    if path is None or any(
+            str(o).lstrip("+~").startswith("workload.name=") for o in overrides):
+        return
+    from wrpsim.yamlfast import omegaconf_load
+
+    try:
+        node = omegaconf_load(path)
+    except Exception:  # (an unreadable YAML is reported where it is composed)
+        return
+    message = name_not_stem(path, node.get("name") if isinstance(node, dict) else None)
+    if message:
+        warn(message)
+
+
 def workload_base(name: Any) -> Path:
     """The folder relative paths of workload `name` resolve against: that of its catalog YAML
     (`workload_file`), else the shipped `workloads/`."""
@@ -396,5 +434,8 @@ def load_workload(name: str, seed: int = 0, base_dir: str | Path | None = None,
         raise unknown_choice("workload", name, names)
     base = Path(base_dir) if base_dir is not None else workload_base(name)
     cfg = OmegaConf.to_container(OmegaConf.load(base / f"{name}.yaml"), resolve=True)
+    odd = name_not_stem(base / f"{name}.yaml", cfg.get("name"))
+    if odd:
+        warn(odd)
     cfg.update(overrides)
     return build_workload(cfg, seed, base)
