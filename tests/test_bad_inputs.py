@@ -756,6 +756,25 @@ def test_a_pool_whose_kv_cannot_hold_its_context_runs_with_one_warning(monkeypat
                                "exceeds the 275 sequences whose Mamba state"), err
 
 
+@pytest.mark.parametrize(("args", "warns"), [
+    (["network=nic", "network.kind=none"], "400"), (["network=none", "+network.nic_gbps=100"],
+                                                     "100"),
+    (["network=none"], None), (["network=nic"], None),
+    (["network=nic", "network.kind=none", "network.nic_gbps=null"], None)])
+def test_a_nic_bandwidth_under_network_kind_none_runs_with_one_warning(monkeypatch, capsys,
+                                                                       tmp_path, args, warns):
+    """`network=nic network.kind=none` ran silently without the nic group's nic_gbps (a
+    walkthrough): kind none moves KV in no time. A NIC bandwidth set where it is unread says
+    so in one line; none set (network=none), or one that is read (network=nic), says nothing."""
+    code, _, err = run_app(monkeypatch, capsys, tmp_path, SMALL, *args)
+    assert code == 0, err
+    got = [ln for ln in err.splitlines() if ln.startswith("wrpsim: warning:")]
+    assert got == ([
+        f"wrpsim: warning: network.nic_gbps={warns} changes nothing with network.kind=none (KV "
+        f"transfers take no time); for NICs of that bandwidth choose network=nic without "
+        f"network.kind=none"] if warns else []), err
+
+
 @pytest.mark.parametrize(("workload", "warns"), [("azure-conv-2023", True),
                                                ("chat-sessions", False)])
 def test_session_affinity_without_session_ids_runs_with_one_warning(monkeypatch, capsys,

@@ -117,6 +117,12 @@ def build_transfer(env, net: dict, seed: int = 0) -> KVTransfer:
     if kind in ("none", "nic"):
         # (the collectives' switch, taken out above, is valid too: listed so the line is whole)
         check_keys(net, ("kind", "nic_gbps", "collectives"), f"network (kind {kind})")
+        if kind == "none" and net.get("nic_gbps") is not None:
+            # (`network=nic network.kind=none`: the nic group's bandwidth, unread; a warning, as
+            # the failures' unread keys are: the run is network=none's)
+            warn(f"network.nic_gbps={net['nic_gbps']} changes nothing with network.kind=none "
+                 f"(KV transfers take no time); for NICs of that bandwidth choose network=nic "
+                 f"without network.kind=none")
         return KVTransfer(env, kind, net.get("nic_gbps"))
     raise unknown_choice("network.kind", kind, ("nic", "none", *FABRIC_KINDS))
 
