@@ -256,6 +256,12 @@ BAD = [
     (["network=inf"], r"^wrpsim: error: network=inf: a config group takes the name of one of "
                       r"its options; valid choices: fluid, nic, none, packet$"),
     (["router=null"], r"^wrpsim: error: router=null: a config group takes .*round-robin, "),
+    # an override with no key (`=5`) was taken for a config group named '': its "options" were
+    # the root config files (calibrate, config, net, ...), and `~=5` a traceback
+    *[(args, rf"^wrpsim: error: malformed override '{re.escape(args[-1])}': key=value "
+             rf"expected, and it has no key before the '=' \(python -m wrpsim --help lists the "
+             rf"keys\)$")
+      for args in (["=5"], ["="], ["+=5"], ["~=5"], ["-m", "=5,6"])],
     # an empty name is no name (it stood for the default); a mapping where a name belongs
     (["pool.pools.h100.kv_dtype=''"],
      r"^wrpsim: error: pool\.pools\.h100\.kv_dtype: unknown value ''; valid choices: auto, "

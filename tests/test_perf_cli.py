@@ -200,6 +200,10 @@ def test_every_catalog_gpu_and_model_runs_and_labels_its_calibration(g):
     (["model=llama3.1-70b", "gpu=a10g-24gb", "tp=2"], r"perf: llama3.1-70b needs 65.7 GiB of "
                                                       r"weights per GPU"),
     (["tp=[1"], r"bad override"),
+    # an override with no key (`=5`): "unknown key ''" and every key listed
+    (["tp=1", "=5"], r"^wrpsim: error: perf: malformed override '=5': key=value expected, and "
+                     r"it has no key before the '=' \(python -m wrpsim\.perf --help lists the "
+                     r"keys\)$"),
     # a sweep flag was a parser's "LexerNoViableAltException: -m"
     (["-m", "tp=1,2"], r"perf: unknown option '-m' \(it runs one configuration: no -m / "
                        r"--multirun sweep; loop in the shell\); arguments are key=value"),

@@ -453,6 +453,24 @@ def unknown_flag(argv: list[str]) -> str | None:
     return None
 
 
+def keyless_override(argv: list[str]) -> str | None:
+    """The first override of `argv` with no key before its '=' (`=5`, `+=5`, `~=5`), past
+    Hydra's flags and the values they take; None if there is none. Hydra read it as a config
+    group named '': its options were the root config files, and `~=5` a traceback."""
+    i = 0
+    while i < len(argv):
+        a = argv[i]
+        if a in _VALUE_FLAGS or (a in ("-i", "--info") and i + 1 < len(argv)
+                                 and argv[i + 1] in _INFO_VALUES):
+            i += 2
+            continue
+        key, eq, _ = a.partition("=")
+        if eq and not a.startswith("-") and not key.lstrip("+~"):
+            return a
+        i += 1
+    return None
+
+
 def hydra_entry(task, config_name: str = "config", outputs: tuple[str, ...] = ()):
     """Run `task(cfg_dict, out_dir)` as a Hydra app over `conf/<config_name>.yaml`; `outputs`:
     the names of every file the task may write into `out_dir` (removed before it runs)."""
@@ -482,6 +500,11 @@ def hydra_entry(task, config_name: str = "config", outputs: tuple[str, ...] = ()
         raise user_error(f"unknown option {flag!r}; arguments are key=value overrides (quote a "
                          f"value with spaces: 'key={{a: 1, b: 2}}') and Hydra's flags (python "
                          f"-m {prog} --help)")
+    keyless = keyless_override(sys.argv[1:])
+    if keyless is not None:
+        prog = "wrpsim" if config_name == "config" else f"wrpsim.{config_name}"
+        raise user_error(f"malformed override {keyless!r}: key=value expected, and it has no "
+                         f"key before the '=' (python -m {prog} --help lists the keys)")
     sys.argv[1:] = flags_first(sys.argv[1:])
     missing = missing_extra(sys.argv[1:]) or no_slurm(sys.argv[1:])
     if missing:

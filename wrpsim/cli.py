@@ -50,6 +50,11 @@ def parse_overrides(argv: list[str], verb: str) -> list[tuple[str, Any]]:
             if flags[0] in ("-m", "--multirun") else ""
         raise ConfigError(f"{verb}: unknown option {flags[0]!r}{sweep}; arguments are "
                           f"key=value (python -m wrpsim.{verb} --help)")
+    keyless = next((a for a in argv if "=" in a and not a.partition("=")[0].lstrip("+~")), None)
+    if keyless is not None:  # (`=5`: Hydra's parser takes it for a key '')
+        raise ConfigError(f"{verb}: malformed override {keyless!r}: key=value expected, and it "
+                          f"has no key before the '=' (python -m wrpsim.{verb} --help lists the "
+                          f"keys)")
     bare = next((a for a in argv if "=" not in a), None)
     if bare is not None:  # (a path or a name given alone: say which key takes it)
         from pathlib import Path

@@ -243,7 +243,7 @@ def _scalar_group(argv: list[str], config_name: str) -> str:
     for arg in argv:
         key, eq, value = arg.partition("=")
         key = key.lstrip("+~")
-        if eq and "." not in key and literal.fullmatch(value.strip()):
+        if eq and key and "." not in key and literal.fullmatch(value.strip()):
             options = _group_options(key)
             if options:
                 return (f"{key}={value}: a config group takes the name of one of its options; "
