@@ -77,6 +77,20 @@ def parse_args(argv: list[str]) -> dict[str, Any]:
     return cfg
 
 
+def _one_server(message: str, model: str) -> str:
+    """`message` with `model`'s tp rule as perf takes it, one server's values: the larger
+    groups it lists run across servers only in a fleet (`python -m wrpsim`'s
+    network.collectives, no key of perf's; a tp above a server is refused above)."""
+    from wrpsim.errors import WrpsimError
+    from wrpsim.pool.catalog import get_model
+
+    try:
+        spec = get_model(model)
+    except WrpsimError:
+        return message
+    return message.replace(spec.tp_rule(), spec.tp_rule(across=False))
+
+
 def _int(cfg: dict, key: str, low: int) -> int:
     """`cfg[key]` checked to be an integer >= `low`."""
     v = cfg[key]
@@ -135,7 +149,7 @@ def evaluate(cfg: dict[str, Any]) -> dict[str, Any]:
                                   cfg["kv_dtype"], ep, cfg["latency"], where="perf: latency",
                                   prefix="perf: ", attn_dp=attn_dp)
     except ConfigError as e:
-        msg = str(e)
+        msg = _one_server(str(e), cfg["model"])
         raise ConfigError(msg if msg.startswith("perf") else f"perf: {msg}") from None
     limit = lat.model.max_context
     for key, v in (("prompt_tokens", prompt), ("ctx_tokens", ctx)):
