@@ -58,3 +58,36 @@ def test_an_unused_claim_is_released(tmp_path, monkeypatch):
     rundir.release(path)
     assert (path / "summary.json").is_file()
     assert isinstance(path, Path)
+
+
+def test_a_sweep_hydra_refused_leaves_no_folder_of_only_multirun_yaml(tmp_path, monkeypatch,
+                                                                     capsys):
+    """`-m router=nope,round-robin`: Hydra's launcher writes multirun.yaml into the sweep's
+    folder, then refuses the first job's config — which left a folder holding only that file
+    (a walkthrough). A failed sweep's claimed folder with nothing else is removed; one whose
+    runs wrote anything, or a command that did not fail, keeps it."""
+    import sys
+
+    import pytest
+
+    from wrpsim.__main__ import main
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", ["wrpsim", "-m", "router=nope,round-robin",
+                                      "workload.max_requests=5"])
+    with pytest.raises(SystemExit) as e:
+        main()
+    assert e.value.code == 2
+    assert "router: unknown value 'nope'" in capsys.readouterr().err
+    assert not (tmp_path / "results").exists()
+    _, path = rundir.claim(CONF / "config.yaml", ["-m", "seed=1,2"])
+    (path / "multirun.yaml").write_text("hydra: {}\n")
+    rundir.release(path)  # (not failed: kept)
+    assert (path / "multirun.yaml").is_file()
+    (path / "0").mkdir()
+    rundir.release(path, failed=True)  # (a run's folder: kept)
+    assert (path / "multirun.yaml").is_file()
+    _, path = rundir.claim(CONF / "config.yaml", ["-m", "seed=1,2"])
+    (path / "multirun.yaml").write_text("hydra: {}\n")
+    rundir.release(path, failed=True)
+    assert not path.exists()

@@ -561,5 +561,5 @@ def hydra_entry(task, config_name: str = "config", outputs: tuple[str, ...] = ()
                              f"above and in its error.json)")
     finally:
         resume_gc()  # (a run resumed it before its loop; a failed or help-only one did not)
-        if claimed is not None:
-            rundir.release(claimed[1])
+        if claimed is not None:  # (failed: an exception, a user error's exit, is propagating)
+            rundir.release(claimed[1], failed=sys.exc_info()[0] is not None)

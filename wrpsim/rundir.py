@@ -9,7 +9,7 @@ wrote into one folder and the later one's files replaced the earlier one's witho
 prints (`--help`, `--cfg`, `--info`), loads another primary config (`-cd`, `-cn`, `-cp`) or adds
 a config group (`+experiment=x`, which may set the folder) is left alone; so is a config whose
 folder is not that pattern. `release` removes a claimed folder the command left empty
-(rejected before it ran).
+(rejected before it ran; a rejected sweep's with only its `multirun.yaml` too).
 """
 
 from __future__ import annotations
@@ -63,10 +63,19 @@ def claim(conf_yaml: Path, argv: list[str]) -> tuple[str, Path] | None:
     return f"hydra.{mode}.dir={path}", path
 
 
-def release(path: Path) -> None:
+def release(path: Path, failed: bool = False) -> None:
     """Remove the claimed folder when nothing was written into it, and the empty folders above
     it that the claim made (a rejected command leaves no results/runs/<date>/ behind:
-    `wrpsim.io.drop_if_empty`)."""
+    `wrpsim.io.drop_if_empty`). A `failed` sweep's folder that holds only Hydra's
+    `multirun.yaml` counts as empty: the launcher writes it before composing the first job,
+    which Hydra then refused (`router=nope,round-robin`), so no run started."""
     from wrpsim.io import drop_if_empty
 
+    if failed:
+        try:
+            if [p.name for p in path.iterdir()] == ["multirun.yaml"] and (
+                    path / "multirun.yaml").is_file():
+                (path / "multirun.yaml").unlink()
+        except OSError:
+            pass
     drop_if_empty(path)
