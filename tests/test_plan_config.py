@@ -591,3 +591,18 @@ def test_a_templates_context_limit_is_the_runs():
     assert ctx(latency={"kind": "constant", "decode_step_s": 0.02, "prefill_s_fixed": 0.1},
                kv_blocks=1000) == 0
     assert ctx(gpu="no-such-gpu") == 0  # (the run refuses it; the estimate does not fail first)
+
+
+def test_a_router_files_own_deployment_is_kept_in_a_plan():
+    """conf/plan.yaml's router deployment (service.signal: none) is a default, as in
+    conf/config.yaml: it listed `_self_` after the router group, so a plan simulated
+    semantic-multi-signal without the signal cost its file sets (service.signal: rules)."""
+    from tests.conftest import compose_cfg
+
+    cfg = compose_plan("router=semantic-multi-signal")
+    assert cfg["router"]["service"]["signal"] == "rules"
+    assert cfg["router"]["service"] == compose_cfg(
+        "router=semantic-multi-signal")["router"]["service"]
+    assert compose_plan()["router"]["service"]["signal"] == "none"
+    assert compose_plan("router.service.signal=cpu_rule")["router"]["service"]["signal"] \
+        == "cpu_rule"
