@@ -606,3 +606,16 @@ def test_a_router_files_own_deployment_is_kept_in_a_plan():
     assert compose_plan()["router"]["service"]["signal"] == "none"
     assert compose_plan("router.service.signal=cpu_rule")["router"]["service"]["signal"] \
         == "cpu_rule"
+
+
+def test_a_setting_that_changes_nothing_is_warned_once_per_plan_not_muted(tmp_path):
+    """Every simulation of a plan builds the same settings: their warnings (here the NIC
+    bandwidth that network.kind=none ignores) were muted with the fleet-larger-than-trace one;
+    now each is one line per plan, and that one stays muted."""
+    p = plan_cli(tmp_path, "workload.max_requests=200", "network=nic", "network.kind=none")
+    assert p.returncode == 0, p.stderr
+    lines = [ln for ln in p.stderr.splitlines() if ln.startswith("wrpsim: warning:")]
+    assert len(lines) == 1 and "network.nic_gbps=400 changes nothing" in lines[0], p.stderr
+    (tmp_path / "b").mkdir()
+    p = plan_cli(tmp_path / "b", "workload.max_requests=3")
+    assert p.returncode == 0 and "wrpsim: warning:" not in p.stderr, p.stderr

@@ -61,6 +61,11 @@ def check_pool_sizes(specs, server_gpus: int | None = None,
                 f"network.collectives=true)")
 
 
+#: how the warning on a fleet larger than its trace begins (the planner mutes it: its candidates
+#: are fleets of every size)
+FLEET_VS_TRACE = "the fleet has"
+
+
 def check_fleet_vs_trace(specs, requests: int) -> None:
     """Stop on a fleet too large to build; warn on one larger than the trace (module doc)."""
     instances = sum(s.count for s in specs)
@@ -71,6 +76,6 @@ def check_fleet_vs_trace(specs, requests: int) -> None:
     if requests and instances > requests:
         gpus = sum(s.count * s.tp for s in specs)
         noun = "request" if requests == 1 else "requests"
-        warn(f"the fleet has {instances:,} instances ({gpus:,} GPUs) for {requests:,} {noun}: "
+        warn(f"{FLEET_VS_TRACE} {instances:,} instances ({gpus:,} GPUs) for {requests:,} {noun}: "
              f"most instances stay idle, and cost and energy count every one of them "
              f"(python -m wrpsim.plan finds the smallest fleet that meets the SLO)")

@@ -72,6 +72,7 @@ class Evaluator:
         self.requested = ""  # the trace tag the last evaluate() asked for (before `alias`)
         self.rerun = False  # whether the last simulation was such a repeat
         self._fabric = None  # the run's fabric, built on the first placement check
+        self.warned: set[str] = set()  # warnings of building a simulation, issued once each
 
     def label(self, counts) -> str:
         """Human-readable fleet, e.g. '2 × h100 + 1 × h200'."""
@@ -184,16 +185,26 @@ class Evaluator:
 
     def simulate(self, counts: tuple, run: TraceRun) -> tuple[dict, tuple]:
         """One simulation of the fleet on a trace: (summary, (requests, instances) tables).
-        A fleet larger than the trace is a candidate like any other here: its warning is muted."""
+        A fleet larger than the trace is a candidate like any other here: its warning is muted;
+        every other warning of building a simulation (a setting that changes nothing, ...) is
+        the same for every fleet and is issued once per plan (`warned`)."""
         import warnings
 
         from wrpsim.errors import WrpsimWarning
         from wrpsim.metrics.summary import summarize
+        from wrpsim.sanity import FLEET_VS_TRACE
         from wrpsim.sim import Simulation
 
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", WrpsimWarning)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", WrpsimWarning)
             sim = Simulation(self.run_config(counts, run.seed), run.frame)
+        for w in caught:
+            text = str(w.message)
+            if not issubclass(w.category, WrpsimWarning):
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+            elif not text.startswith(FLEET_VS_TRACE) and text not in self.warned:
+                self.warned.add(text)
+                warnings.warn(w.message, stacklevel=2)
         req, inst, end = sim.run()
         return summarize(req, inst, end, sim.slo, sim.pue), (req, inst)
 
