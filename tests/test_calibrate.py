@@ -149,6 +149,23 @@ def _cli(*args, env=None) -> subprocess.CompletedProcess:
                           env={**os.environ, **(env or {})})
 
 
+@pytest.fixture
+def cli_here(capsys, monkeypatch):
+    """`_cli` run in this process (`python -m wrpsim.calibrate`'s own `main`, from the
+    checkout): for input the command refuses before it fits anything, where a new interpreter
+    per case cost a second each; a traceback fails the test as it would the command."""
+    from wrpsim.calibrate.__main__ import main
+
+    def run(*args) -> subprocess.CompletedProcess:
+        monkeypatch.chdir(ROOT)
+        capsys.readouterr()
+        code = main(list(args))
+        out, err = capsys.readouterr()
+        return subprocess.CompletedProcess(["wrpsim.calibrate", *args], code, out, err)
+
+    return run
+
+
 def _unqueued_engine(out: Path, name: str = "x") -> None:
     """`out/<name>.yaml`: the shipped vllm-0.24 with no queued front end (frontend_us_serial 0),
     for made-up rows whose fits this file checks without the server's queue in them."""
@@ -261,8 +278,8 @@ def test_cli_builds_an_engine_and_fits_it_on_steps(tmp_path):
     (("engine=x", "steps=", "benchmarks=/nonexistent.csv", "write=false"),
      "calibrate: benchmarks=/nonexistent.csv names no file"),
 ])
-def test_bad_input_is_one_line(args, pattern, tmp_path):
-    r = _cli(*args, f"out_dir={tmp_path}")
+def test_bad_input_is_one_line(args, pattern, tmp_path, cli_here):
+    r = cli_here(*args, f"out_dir={tmp_path}")
     assert r.returncode == 2 and r.stdout == ""
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and pattern in lines[0], r.stderr
@@ -662,11 +679,12 @@ def test_a_fit_far_off_or_at_a_bound_is_warned_about(tmp_path):
      "decode_ctx + prefill_tokens (8,388,608 KV tokens) exceeds the KV cache mistral-7b-v0.3 "
      "can have on tp=1 x h100-80gb ("),
 ])
-def test_a_bad_row_names_file_line_and_column_not_a_pool_path(tmp_path, head, row, message):
+def test_a_bad_row_names_file_line_and_column_not_a_pool_path(tmp_path, head, row, message,
+                                                              cli_here):
     csv = tmp_path / "m.csv"
     csv.write_text(head + row + "\n")
     key = "steps" if head.startswith(STEP_HEAD[:-1]) else "benchmarks"
-    r = _cli("engine=x", f"{key}={csv}", f"out_dir={tmp_path / 'out'}")
+    r = cli_here("engine=x", f"{key}={csv}", f"out_dir={tmp_path / 'out'}")
     assert r.returncode == 2 and r.stdout == ""
     (line,) = r.stderr.splitlines()
     assert line.startswith(f"wrpsim: error: {csv}: line 2: {message}"), line
