@@ -148,17 +148,23 @@ def test_a_user_gpu_copying_an_unknown_calibration_names_it(tmp_path):
         load_gpus(f, known=gpus())
 
 
+def _user_workload(tmp_path, stem: str, name: str) -> None:
+    """A user catalog at `tmp_path`/cat with workloads/`stem`.yaml (`name:` `name`) replaying
+    workloads/traces/mine.csv, two requests given relative to the YAML."""
+    wl = tmp_path / "cat" / "workloads"
+    (wl / "traces").mkdir(parents=True)
+    (wl / "traces" / "mine.csv").write_text("arrival_s,prompt_tokens,output_tokens\n"
+                                            "0,100,5\n2,200,6\n", encoding="utf-8")
+    (wl / f"{stem}.yaml").write_text(f"name: {name}\nsource:\n  kind: generic\n"
+                                     "  path: traces/mine.csv\n", encoding="utf-8")
+
+
 def test_a_user_workload_path_is_relative_to_its_yaml_and_load_workload_finds_it(tmp_path,
                                                                                  monkeypatch):
     from wrpsim.workload import load_workload
     from wrpsim.workload.build import list_workloads, workload_label
 
-    wl = tmp_path / "cat" / "workloads"
-    (wl / "traces").mkdir(parents=True)
-    (wl / "traces" / "mine.csv").write_text("arrival_s,prompt_tokens,output_tokens\n"
-                                            "0,100,5\n2,200,6\n", encoding="utf-8")
-    (wl / "my-trace.yaml").write_text("name: my-trace\nsource:\n  kind: generic\n"
-                                      "  path: traces/mine.csv\n", encoding="utf-8")
+    _user_workload(tmp_path, "my-trace", "my-trace")
     monkeypatch.setenv("WRPSIM_CATALOG", str(tmp_path / "cat"))
     monkeypatch.setenv("WRPSIM_CACHE", "off")
     assert "my-trace" in list_workloads() and "azure-conv-2023" in list_workloads()
@@ -198,12 +204,8 @@ def test_a_workload_yaml_whose_name_is_not_its_stem_is_warned_about_in_one_line(
     under the label 'azure-conv-2023' (a walkthrough): `name` labels the results and finds
     the relative paths, the stem is what `workload=` takes. One warning line names the file,
     its name: and its stem; `workload.name=` on the command line (a run's own label) is none."""
+    _user_workload(tmp_path, "mine", "azure-conv-2023")
     wl = tmp_path / "cat" / "workloads"
-    (wl / "traces").mkdir(parents=True)
-    (wl / "traces" / "mine.csv").write_text("arrival_s,prompt_tokens,output_tokens\n"
-                                            "0,100,5\n2,200,6\n", encoding="utf-8")
-    (wl / "mine.yaml").write_text("name: azure-conv-2023\nsource:\n  kind: generic\n"
-                                  "  path: traces/mine.csv\n", encoding="utf-8")
     env = {**os.environ, "WRPSIM_CATALOG": str(tmp_path / "cat"), "WRPSIM_CACHE": "off"}
 
     def run(*args):

@@ -435,10 +435,9 @@ def flags_first(argv: list[str]) -> list[str]:
     return front + rest
 
 
-def unknown_flag(argv: list[str]) -> str | None:
-    """The first word of `argv` that looks like an option (a leading '-') but is none of
-    Hydra's flags, nor the value one takes; None if there is none. Hydra's parser answered it
-    with its eight-line usage (a mapping split by the shell, `{a: -1}`, gives such a word)."""
+def _words(argv: list[str]):
+    """The words of `argv` past Hydra's flags that take a value and their values (`-cn NAME`,
+    `-i job`): overrides and the other flags, in order."""
     i = 0
     while i < len(argv):
         a = argv[i]
@@ -446,29 +445,24 @@ def unknown_flag(argv: list[str]) -> str | None:
                                  and argv[i + 1] in _INFO_VALUES):
             i += 2
             continue
-        if a.startswith("-") and a not in _BARE_FLAGS and a not in ("-i", "--info") and not (
-                a.startswith("--") and "=" in a):
-            return a
+        yield a
         i += 1
-    return None
+
+
+def unknown_flag(argv: list[str]) -> str | None:
+    """The first word of `argv` that looks like an option (a leading '-') but is none of
+    Hydra's flags, nor the value one takes; None if there is none. Hydra's parser answered it
+    with its eight-line usage (a mapping split by the shell, `{a: -1}`, gives such a word)."""
+    return next((a for a in _words(argv) if a.startswith("-") and a not in _BARE_FLAGS
+                 and a not in ("-i", "--info") and not (a.startswith("--") and "=" in a)), None)
 
 
 def keyless_override(argv: list[str]) -> str | None:
     """The first override of `argv` with no key before its '=' (`=5`, `+=5`, `~=5`), past
     Hydra's flags and the values they take; None if there is none. Hydra read it as a config
     group named '': its options were the root config files, and `~=5` a traceback."""
-    i = 0
-    while i < len(argv):
-        a = argv[i]
-        if a in _VALUE_FLAGS or (a in ("-i", "--info") and i + 1 < len(argv)
-                                 and argv[i + 1] in _INFO_VALUES):
-            i += 2
-            continue
-        key, eq, _ = a.partition("=")
-        if eq and not a.startswith("-") and not key.lstrip("+~"):
-            return a
-        i += 1
-    return None
+    return next((a for a in _words(argv) if "=" in a and not a.startswith("-")
+                 and not a.partition("=")[0].lstrip("+~")), None)
 
 
 def hydra_entry(task, config_name: str = "config", outputs: tuple[str, ...] = ()):
