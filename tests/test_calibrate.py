@@ -1266,3 +1266,29 @@ def test_a_kept_fit_of_a_new_engine_does_not_say_nothing_was_written(tmp_path):
     assert Path(said["file"]).is_file()
     assert "nothing written" not in r.stderr
     assert "the new engine file holds vllm-0.24's constants unchanged" in r.stderr, r.stderr
+
+
+@pytest.mark.slow
+def test_the_documented_worked_example_gives_the_documented_figures(tmp_path):
+    """docs/validation.md's worked example, run as written (from the checkout, into a folder
+    of one's own), gives the JSON it shows and the two warnings it names — the front end on a
+    bound, its queued part lowered — and no 'not pinned' one: README's comment on the same
+    command said calibrate warns "any value from 0 to the fitted one fits them as well",
+    which it no longer does (a user walk-through; 15 s on 2 cores)."""
+    out = tmp_path / "mycat" / "engines"
+    r = _cli("engine=my-vllm", "benchmarks=docs/examples/calibrate_benchmarks.csv",
+             "fit=[layer_overhead_us,frontend_us]", f"out_dir={out}")
+    assert r.returncode == 0, r.stderr
+    got = json.loads(r.stdout.strip().splitlines()[-1])
+    assert got["catalog"] == str(tmp_path / "mycat")
+    assert got["fitted"] == {"layer_overhead_us": 14.436, "frontend_us": 1.035}
+    err = got["error_pct"]
+    assert (err["before"]["median_pct"], err["after"]["median_pct"]) == (11.6, 4.7)
+    assert err["on_bound"] == ["frontend_us"] and err["lowered"] == {"frontend_us_serial": 1.035}
+    assert "frontend_us sits on a bound of its range" in r.stderr
+    assert "frontend_us_serial, the queued part of frontend_us, is lowered" in r.stderr
+    assert "not pinned" not in r.stderr
+    doc = (ROOT / "docs" / "validation.md").read_text()
+    assert '"fitted": {"layer_overhead_us": 14.436, "frontend_us": 1.035}' in doc
+    readme = (ROOT / "README.md").read_text()
+    assert "the front end is pushed to 0 (calibrate warns: it sits on a bound" in readme
