@@ -515,6 +515,29 @@ def test_bad_measurement_cells_name_file_line_and_column(tmp_path, head, row, pa
         cal.run(cal.parse_args(["engine=x", f"{key}={csv}", f"out_dir={tmp_path / 'out'}"]))
 
 
+@pytest.mark.parametrize("text, pattern", [
+    # pandas' "No columns to parse from file" was all an empty file got
+    ("", r"m\.csv: empty file: a header line of column names comes first \(required: model, "
+         r"gpu, tp, concurrency, isl, osl\)$"),
+    ("\n\n", r"m\.csv: empty file: "),
+    # a spreadsheet saved with ';' (or a tab) read as one column named 'model;gpu;...'
+    (BENCH_HEAD.replace(",", ";") + "llama3.1-8b;h100-80gb;1;4;1024;128;90;12\n",
+     r"m\.csv: the header is one column, 'model;gpu;tp;.*': the file is separated by ';', not "
+     r"commas; save it as comma-separated \(required: "),
+    (BENCH_HEAD.replace(",", "\t") + "llama3.1-8b\th100-80gb\t1\t4\t1024\t128\t90\t12\n",
+     r"separated by '\\t', not commas"),
+])
+def test_an_empty_or_not_comma_separated_file_says_so(tmp_path, text, pattern):
+    """A user walk-through: an empty benchmarks file and a semicolon-separated one each got a
+    message that did not say what was wrong with the file."""
+    from wrpsim.calibrate import __main__ as cal
+
+    csv = tmp_path / "m.csv"
+    csv.write_text(text)
+    with pytest.raises(ConfigError, match=pattern):
+        cal.run(cal.parse_args(["engine=x", f"benchmarks={csv}", f"out_dir={tmp_path / 'o'}"]))
+
+
 def test_rows_are_named_by_their_line_in_the_file_blank_lines_counted(tmp_path):
     """A blank line between rows shifted every later row's line number by one (pandas skips
     it), in errors and in the per-row report alike."""
