@@ -538,6 +538,19 @@ def test_an_empty_or_not_comma_separated_file_says_so(tmp_path, text, pattern):
         cal.run(cal.parse_args(["engine=x", f"benchmarks={csv}", f"out_dir={tmp_path / 'o'}"]))
 
 
+def test_a_relative_csv_path_that_names_no_file_says_where_it_was_looked_for(tmp_path,
+                                                                               cli_here):
+    """docs' worked example names `benchmarks=docs/examples/...` relative to the checkout:
+    run from anywhere else it said only 'names no file'. It now names the folder a relative
+    path is read from (cli_here runs from the checkout)."""
+    r = cli_here("engine=x", "benchmarks=examples/calibrate_benchmarks.csv",
+                 f"out_dir={tmp_path}")
+    assert r.returncode == 2
+    assert r.stderr.strip() == (
+        f"wrpsim: error: calibrate: benchmarks=examples/calibrate_benchmarks.csv names no file "
+        f"(a relative path is read from the current directory, {ROOT})")
+
+
 def test_rows_are_named_by_their_line_in_the_file_blank_lines_counted(tmp_path):
     """A blank line between rows shifted every later row's line number by one (pandas skips
     it), in errors and in the per-row report alike."""
