@@ -515,6 +515,42 @@ def test_bad_measurement_cells_name_file_line_and_column(tmp_path, head, row, pa
         cal.run(cal.parse_args(["engine=x", f"{key}={csv}", f"out_dir={tmp_path / 'out'}"]))
 
 
+@pytest.mark.parametrize("text, pattern", [
+    # pandas' "No columns to parse from file" was all an empty file got
+    ("", r"m\.csv: empty file: a header line of column names comes first \(required: model, "
+         r"gpu, tp, concurrency, isl, osl\)$"),
+    ("\n\n", r"m\.csv: empty file: "),
+    # a spreadsheet saved with ';' (or a tab) read as one column named 'model;gpu;...'
+    (BENCH_HEAD.replace(",", ";") + "llama3.1-8b;h100-80gb;1;4;1024;128;90;12\n",
+     r"m\.csv: the header is one column, 'model;gpu;tp;.*': the file is separated by ';', not "
+     r"commas; save it as comma-separated \(required: "),
+    (BENCH_HEAD.replace(",", "\t") + "llama3.1-8b\th100-80gb\t1\t4\t1024\t128\t90\t12\n",
+     r"separated by '\\t', not commas"),
+])
+def test_an_empty_or_not_comma_separated_file_says_so(tmp_path, text, pattern):
+    """A user walk-through: an empty benchmarks file and a semicolon-separated one each got a
+    message that did not say what was wrong with the file."""
+    from wrpsim.calibrate import __main__ as cal
+
+    csv = tmp_path / "m.csv"
+    csv.write_text(text)
+    with pytest.raises(ConfigError, match=pattern):
+        cal.run(cal.parse_args(["engine=x", f"benchmarks={csv}", f"out_dir={tmp_path / 'o'}"]))
+
+
+def test_a_relative_csv_path_that_names_no_file_says_where_it_was_looked_for(tmp_path,
+                                                                               cli_here):
+    """docs' worked example names `benchmarks=docs/examples/...` relative to the checkout:
+    run from anywhere else it said only 'names no file'. It now names the folder a relative
+    path is read from (cli_here runs from the checkout)."""
+    r = cli_here("engine=x", "benchmarks=examples/calibrate_benchmarks.csv",
+                 f"out_dir={tmp_path}")
+    assert r.returncode == 2
+    assert r.stderr.strip() == (
+        f"wrpsim: error: calibrate: benchmarks=examples/calibrate_benchmarks.csv names no file "
+        f"(a relative path is read from the current directory, {ROOT})")
+
+
 def test_rows_are_named_by_their_line_in_the_file_blank_lines_counted(tmp_path):
     """A blank line between rows shifted every later row's line number by one (pandas skips
     it), in errors and in the per-row report alike."""
@@ -1266,3 +1302,29 @@ def test_a_kept_fit_of_a_new_engine_does_not_say_nothing_was_written(tmp_path):
     assert Path(said["file"]).is_file()
     assert "nothing written" not in r.stderr
     assert "the new engine file holds vllm-0.24's constants unchanged" in r.stderr, r.stderr
+
+
+@pytest.mark.slow
+def test_the_documented_worked_example_gives_the_documented_figures(tmp_path):
+    """docs/validation.md's worked example, run as written (from the checkout, into a folder
+    of one's own), gives the JSON it shows and the two warnings it names — the front end on a
+    bound, its queued part lowered — and no 'not pinned' one: README's comment on the same
+    command said calibrate warns "any value from 0 to the fitted one fits them as well",
+    which it no longer does (a user walk-through; 15 s on 2 cores)."""
+    out = tmp_path / "mycat" / "engines"
+    r = _cli("engine=my-vllm", "benchmarks=docs/examples/calibrate_benchmarks.csv",
+             "fit=[layer_overhead_us,frontend_us]", f"out_dir={out}")
+    assert r.returncode == 0, r.stderr
+    got = json.loads(r.stdout.strip().splitlines()[-1])
+    assert got["catalog"] == str(tmp_path / "mycat")
+    assert got["fitted"] == {"layer_overhead_us": 14.436, "frontend_us": 1.035}
+    err = got["error_pct"]
+    assert (err["before"]["median_pct"], err["after"]["median_pct"]) == (11.6, 4.7)
+    assert err["on_bound"] == ["frontend_us"] and err["lowered"] == {"frontend_us_serial": 1.035}
+    assert "frontend_us sits on a bound of its range" in r.stderr
+    assert "frontend_us_serial, the queued part of frontend_us, is lowered" in r.stderr
+    assert "not pinned" not in r.stderr
+    doc = (ROOT / "docs" / "validation.md").read_text()
+    assert '"fitted": {"layer_overhead_us": 14.436, "frontend_us": 1.035}' in doc
+    readme = (ROOT / "README.md").read_text()
+    assert "the front end is pushed to 0 (calibrate warns: it sits on a bound" in readme

@@ -922,6 +922,23 @@ def test_a_precision_the_gpus_tables_did_not_measure_says_so_in_the_label():
             "qwen3-30b-a3b", "rtxpro6000-96gb", 1, precision=prec).calibration
 
 
+def test_a_kv_dtype_the_gpus_attention_tables_did_not_measure_says_so_in_the_label():
+    """The A100's attention tables hold BF16 KV only: an FP8 KV cache's attention is timed
+    from those rows by the roofline ratio (`Kernels._attn`), and its label said nothing of it
+    (`wrpsim.perf gpu=a100-80gb kv_dtype=fp8`, a user walk-through). It now says so, as for
+    an unmeasured GEMM precision; the H100's tables measured FP8 KV (nothing to say), and a
+    GPU moved over from another's tables reads the reference's."""
+    note = "; fp8 KV attention: not measured, the bf16 KV rows by the roofline ratio"
+    a100 = build_latency_model("llama3.1-8b", "a100-80gb", 1, kv_dtype="fp8")
+    assert note in a100.calibration
+    assert note not in build_latency_model("llama3.1-8b", "a100-80gb", 1).calibration
+    assert "KV attention" not in build_latency_model("llama3.1-8b", "h100-80gb", 1,
+                                                     kv_dtype="fp8").calibration
+    assert a100.kernels.attn_kv_dtypes() == {"bf16"}
+    assert build_latency_model("llama3.1-8b", "h100-80gb", 1).kernels.attn_kv_dtypes() == {
+        "bf16", "fp8"}
+
+
 @pytest.mark.parametrize("gpu", ["h100-80gb", "h200-141gb", "l40s-48gb"])
 def test_fp4_on_a_gpu_without_fp4_tensor_cores_runs_weight_only(gpu):
     """vLLM runs FP4 checkpoints on Hopper and Ada weight-only (Marlin W4A16, BF16 math). FP4

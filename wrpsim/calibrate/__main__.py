@@ -515,6 +515,8 @@ def run(cfg: dict[str, Any]) -> dict[str, Any]:
     for key in ("steps", "benchmarks"):  # (empty: none given; the path as the reader opens it)
         if cfg[key] and not Path(cfg[key]).is_file():
             what = "is a folder, not a CSV file" if Path(cfg[key]).is_dir() else "names no file"
+            if not Path(cfg[key]).is_absolute() and not Path(cfg[key]).is_dir():
+                what += f" (a relative path is read from the current directory, {Path.cwd()})"
             raise ConfigError(f"calibrate: {key}={cfg[key]} {what}")
     if cfg["steps"] or cfg["benchmarks"] or cfg["validation"]:
         from wrpsim.calibrate.measured import benchmark_cases, read_steps

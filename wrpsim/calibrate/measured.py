@@ -101,6 +101,9 @@ def _read_csv(path: str | Path, required: tuple, optional: tuple = (),
         cells = list(csv.reader(io.StringIO(text, newline="")))
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise ConfigError(f"{path}: cannot read CSV: {exc}") from None
+    if not any(any(c.strip() for c in row) for row in cells):  # (pandas: "No columns to parse")
+        raise ConfigError(f"{path}: empty file: a header line of column names comes first "
+                          f"(required: {', '.join(required)})")
     head = [c.strip() for c in cells[0]] if cells else []
     twice = next((c for k, c in enumerate(head) if c in head[:k]), None)
     if twice is not None:
@@ -142,6 +145,12 @@ def _read_csv(path: str | Path, required: tuple, optional: tuple = (),
             past.append(c)
         df = df.drop(columns=past)
     unknown = [str(c) for c in df.columns if c not in valid]
+    sep = next((d for d in (";", "\t", "|") if len(df.columns) == 1 and unknown
+                and d in unknown[0]), None)
+    if sep is not None:  # (one header cell holding every name: another delimiter)
+        raise ConfigError(f"{path}: the header is one column, {unknown[0]!r}: the file is "
+                          f"separated by {sep!r}, not commas; save it as comma-separated "
+                          f"(required: {', '.join(required)})")
     if unknown:
         raise ConfigError(f"{path}: unknown column {unknown[0]!r}; required: "
                           f"{', '.join(required)}; optional: {', '.join(optional)}"

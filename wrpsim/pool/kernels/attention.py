@@ -26,11 +26,17 @@ DSA_FIT_MIN_TOKENS = 4096
 
 
 def head_dim_note(lat) -> str:
-    """For the calibration label: the attention head widths of the model (its
-    full-attention layers' own, Gemma 4) that the GPU's attention tables did not measure
-    with this KV dtype, timed from the nearest measured shape by the roofline ratio; ''
-    when all were measured, for MLA (its own tables) or where the tables do not say."""
+    """For the calibration label: a KV dtype the GPU's attention tables did not measure at
+    all (its attention timed from their BF16 KV rows by the roofline ratio, `Kernels._attn`),
+    else the attention head widths of the model (its full-attention layers' own, Gemma 4)
+    that they did not measure with this KV dtype, timed from the nearest measured shape by
+    the roofline ratio; '' when all were measured, for MLA (its own tables) or where the
+    tables do not say."""
     m = lat.model
+    kvs = getattr(lat.kernels, "attn_kv_dtypes", lambda: None)()
+    if kvs is not None and not m.mla and lat.kv_dtype not in kvs:  # (the tables' BF16 rows)
+        return (f"; {lat.kv_dtype} KV attention: not measured, the bf16 KV rows by the "
+                f"roofline ratio")
     get = getattr(lat.kernels, "attn_head_dims", None)
     dims = get(lat.kv_dtype) if get is not None and not m.mla else None
     if dims is None:

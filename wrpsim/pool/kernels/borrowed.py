@@ -123,6 +123,9 @@ class Transferred:
     def attn_head_dims(self, kv_dtype: str) -> set | None:
         return self.ref.attn_head_dims(kv_dtype)
 
+    def attn_kv_dtypes(self) -> set | None:
+        return self.ref.attn_kv_dtypes()
+
     def dsa_module(self) -> dict | None:
         return self.ref.dsa_module()
 
@@ -232,6 +235,9 @@ class Partial:
 
     def attn_head_dims(self, kv_dtype: str) -> set | None:
         return self.own.attn_head_dims(kv_dtype)
+
+    def attn_kv_dtypes(self) -> set | None:
+        return self.own.attn_kv_dtypes()
 
     def moe_shapes(self, dtype: str) -> set | None:
         return self.own.moe_shapes(dtype) if self.own.moe_measured() & {dtype} else None

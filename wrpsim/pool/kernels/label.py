@@ -5,10 +5,10 @@ run's summary, the planner's report), so a user can tell a measured kernel from 
 over from another GPU or taken from a roofline. In order: the kernel source's own label (its
 tables and their vLLM version, or "uncalibrated: roofline"), what the source says of the pool's
 GEMM and MoE precisions, the GPU's sustained-rate bounds, block-FP8 layers floored at BF16 (an
-engine setting), attention head widths the tables did not measure, the all-reduce + RMSNorm
-fusion, a power shape copied from another GPU, data-parallel ranks stalling async scheduling
-(an engine setting), another GPU's MLA / DSA module, an unmeasured MoE shape, and how a Gated
-DeltaNet or DeepSeek Sparse Attention layer is timed.
+engine setting), a KV dtype or attention head widths the tables did not measure, the
+all-reduce + RMSNorm fusion, a power shape copied from another GPU, data-parallel ranks
+stalling async scheduling (an engine setting), another GPU's MLA / DSA module, an unmeasured
+MoE shape, and how a Gated DeltaNet or DeepSeek Sparse Attention layer is timed.
 """
 
 from __future__ import annotations

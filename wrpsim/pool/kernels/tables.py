@@ -215,6 +215,18 @@ class Kernels:
         kv = {"bf16": "bfloat16"}.get(kv_dtype, kv_dtype)
         return {int(d) for k, d in keys if k == kv}
 
+    def attn_kv_dtypes(self) -> set | None:
+        """The KV dtypes both attention tables measured (`bf16`, `fp8`), from meta.json (their
+        kernels' `<kv>` or `<kv>/<head_dim>` keys); None when it does not say."""
+        out = None
+        for name in ("attn_prefill", "attn_decode"):
+            keys = ((self.meta.get("tables") or {}).get(name) or {}).get("kernels") or {}
+            if not keys:
+                return None
+            got = {{"bfloat16": "bf16"}.get(k.split("/")[0], k.split("/")[0]) for k in keys}
+            out = got if out is None else out & got
+        return out
+
     def measured_in(self, table: str) -> set:
         """The precisions MoE table `table` measured, from meta.json (its kernels' keys, or
         the `dtypes` `wrpsim.calibrate` writes); empty when it does not say."""
