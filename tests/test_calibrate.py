@@ -1328,3 +1328,31 @@ def test_the_documented_worked_example_gives_the_documented_figures(tmp_path):
     assert '"fitted": {"layer_overhead_us": 14.436, "frontend_us": 1.035}' in doc
     readme = (ROOT / "README.md").read_text()
     assert "the front end is pushed to 0 (calibrate warns: it sits on a bound" in readme
+
+
+def test_a_fit_redraws_one_progress_line_on_a_terminal_and_nothing_elsewhere(tmp_path,
+                                                                            monkeypatch):
+    """A fit on a validation set's runs took minutes with nothing on the screen (a
+    walkthrough stopped one at 100 s, thinking it hung): on a terminal one line is redrawn
+    after every point simulated and cleared at the end; piped, stderr is as before."""
+    import io
+
+    from wrpsim.calibrate.fit import Progress, fit_constants
+    from wrpsim.calibrate.measured import read_steps
+
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    steps = read_steps(made_up_engine_steps(tmp_path / "steps.csv"))
+    tty = Tty()
+    monkeypatch.setattr(sys, "stderr", tty)
+    _, report = fit_constants("vllm-0.24", [], steps, ["layer_overhead_us"])
+    text = tty.getvalue()
+    points = text.count("\rwrpsim.calibrate: fit point ")
+    assert points >= report["evaluations"] > 0, text
+    assert "(5 measured runs or steps replayed each)" in text and text.endswith("\r\033[K")
+    piped = Progress(5, stream=io.StringIO())
+    piped.point()
+    piped.close()
+    assert piped.stream.getvalue() == ""

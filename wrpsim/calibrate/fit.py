@@ -14,6 +14,8 @@ signed error before and after (`fit_constants`).
 from __future__ import annotations
 
 import math
+import sys
+import time
 from dataclasses import replace
 
 import numpy as np
@@ -156,22 +158,55 @@ def fit_constants(engine: str, cases=(), steps: pd.DataFrame | None = None,
     bad = [f for f in fields if not isinstance(f, str) or f not in BOUNDS]
     if bad:
         raise ConfigError(f"fit: unknown field(s) {bad}; valid: {', '.join(BOUNDS)}")
-    fit = _Fit(eng, engine, cases, steps, list(fields), start)
-    free, seen = fit.probe()
-    x_end, nfev, free = fit.solve(free, seen)
-    return fit.report(x_end, nfev, free)
+    progress = Progress(len(cases or ()) + (0 if steps is None else len(steps)))
+    try:
+        fit = _Fit(eng, engine, cases, steps, list(fields), start, progress)
+        free, seen = fit.probe()
+        x_end, nfev, free = fit.solve(free, seen)
+        return fit.report(x_end, nfev, free)
+    finally:
+        progress.close()
+
+
+class Progress:
+    """One redrawn line on a terminal's stderr while a fit replays its measurements (a fit on
+    a validation set's runs takes minutes with nothing else to show): the points simulated
+    so far, the measurements each replays and the seconds spent. Nothing when stderr is not
+    a terminal (a pipe, a log file, a test), so the command's output is unchanged there."""
+
+    def __init__(self, measurements: int, stream=None):
+        self.stream = stream or sys.stderr
+        self.on = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.measurements, self.points, self.t0 = measurements, 0, time.perf_counter()
+
+    def point(self) -> None:
+        """One more point of the fit simulated: redraw the line."""
+        self.points += 1
+        if self.on:
+            self.stream.write(f"\rwrpsim.calibrate: fit point {self.points} simulated "
+                              f"({self.measurements} measured runs or steps replayed each), "
+                              f"{time.perf_counter() - self.t0:,.0f} s\033[K")
+            self.stream.flush()
+
+    def close(self) -> None:
+        """Clear the line (the warnings and the JSON line follow)."""
+        if self.on and self.points:
+            self.stream.write("\r\033[K")
+            self.stream.flush()
 
 
 class _Fit:
     """One fit of engine constants `fields` (`fit_constants`): the residuals at a point (one
     log ratio per measurement kept at the start) and the stages that use them."""
 
-    def __init__(self, eng, engine: str, cases, steps, fields: list, start: dict | None):
+    def __init__(self, eng, engine: str, cases, steps, fields: list, start: dict | None,
+                 progress: Progress):
         self.eng, self.engine, self.cases, self.steps, self.fields = (eng, engine, cases, steps,
                                                                       fields)
         self.base = {f: float(getattr(eng.constants, f)) for f in fields}
         self.x0 = np.array([(start or self.base).get(f, self.base[f]) for f in fields],
                            dtype=float)
+        self.progress = progress  # (its line redrawn after every point simulated)
         self.e0 = self.entries(self.x0)
         self.keep = [i for i, e in enumerate(self.e0) if e[2] is not None]
         for row, metric, _, why in (e for e in self.e0 if e[2] is None):
@@ -198,8 +233,9 @@ class _Fit:
         if "frontend_us_serial" in ov or serial > self.serial_top(ov):  # (part of frontend_us)
             ov["frontend_us_serial"] = min(serial, self.serial_top(ov))
         out = case_entries(self.cases, self.engine, ov) if self.cases else []
-        return out + (step_entries(self.steps, self.engine, ov) if self.steps is not None
-                      else [])
+        out += step_entries(self.steps, self.engine, ov) if self.steps is not None else []
+        self.progress.point()
+        return out
 
     def resid(self, values: np.ndarray) -> np.ndarray:
         """The kept measurements' log ratios at `values`."""
