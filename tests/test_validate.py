@@ -282,6 +282,31 @@ def test_steady_window_is_the_benchmarks_and_power_is_averaged_over_it():
     assert 0 < steady["steady_s"] < steady["sim_s"]
     assert whole["power_w"] < steady["power_w"] <= g.tdp_w
     assert steady["itl_p50_s"] == whole["itl_p50_s"]  # ITL is over all tokens either way
+    # the sequences it ran over the window: all 16 clients' requests, less the moments between
+    # one finishing and the next being admitted (a server's num_requests_running)
+    assert 14.0 < steady["batch_avg"] <= 16.0 and "batch_avg" not in whole
+
+
+def test_running_average_and_the_batch_diagnostic_rows():
+    """`running_avg`: the time-average of admitted, unfinished requests over a window (exact:
+    overlaps, not samples); `batch_rows`: one row per case whose benchmark published its
+    average batch and whose replay has a steady window, none for the others."""
+    import pyarrow as pa
+
+    from wrpsim.validate.__main__ import batch_rows
+    from wrpsim.validate.replay import running_avg
+
+    done = pa.table({"arrival_s": [0.0, 0.0, 1.0], "queue_wait_s": [0.0, 1.0, 0.0],
+                     "finish_s": [4.0, 3.0, 2.0]})
+    assert running_avg(done, 0.0, 4.0) == (4 + 2 + 1) / 4
+    assert running_avg(done, 1.0, 2.0) == 3.0
+    row = {"set": "mlenergy", "gpu": "g", "model": "m", "split": "test", "name": "c"}
+    rows = [{**row, "avg_batch": 10.0, "simulated": {"batch_avg": 8.0}},
+            {**row, "avg_batch": float("nan"), "simulated": {"batch_avg": 8.0}},
+            {**row, "avg_batch": None, "simulated": {}}]
+    assert batch_rows(rows) == [{"set": "mlenergy", "gpu": "g", "model": "m", "split": "test",
+                                 "case": "c", "measured_batch": 10.0, "simulated_batch": 8.0,
+                                 "ratio": 0.8}]
 
 
 def test_llmservingsim_dp_ep_run_is_one_instance_with_data_parallel_attention():

@@ -10,7 +10,9 @@ directory; default `results/validate/<date>/<time>`, or `<time>-1`, `<time>-2`, 
 `validation_summary.csv` / `.md` (per set, GPU and split: cases, median and 90th-percentile
 absolute % error of TTFT, TPOT, ITL, end-to-end latency and power), `validation_models.csv` /
 `.md` (the same per catalog model, with the median signed error: which way wrpsim errs for
-that model) and `worst.csv`. The summary
+that model), `worst.csv` and, for cases whose benchmark published its average batch
+(ML.ENERGY), `validation_batches.csv` (that batch against the sequences the replay ran on
+average over the same steady window: `batch_rows`). The summary
 table is printed, then one `note:` line per set left out and per kind of measured row not
 replayed (with its count and why); the last line of stdout is one JSON object (cases, goals
 met, notes, files). Keys and
@@ -182,7 +184,24 @@ def run_case(args) -> dict:
     sim = simulate(case, engine)
     return {"set": case.set, "name": case.name, "gpu": case.gpu, "model": case.model,
             "split": case.split, "measured": case.measured, "simulated": sim,
-            "calibration": sim.get("calibration", "")}
+            "calibration": sim.get("calibration", ""),
+            "avg_batch": case.info.get("avg_batch")}
+
+
+def batch_rows(rows: list[dict]) -> list[dict]:
+    """Per case whose benchmark published its average batch (ML.ENERGY's `avg_batch_size`
+    over its steady state): that and the sequences the replay ran on average over the same
+    window (`replay.running_avg`). Not an error metric of the table: a diagnostic of why a
+    case's ITL is off — a replay running fewer sequences (its KV cache holds less, say) than
+    the server did decodes faster for that reason alone."""
+    out = []
+    for r in rows:
+        meas, sim = r.get("avg_batch"), r["simulated"].get("batch_avg")
+        if meas is not None and sim is not None and meas == meas and meas > 0:
+            out.append({"set": r["set"], "gpu": r["gpu"], "model": r["model"],
+                        "split": r["split"], "case": r["name"], "measured_batch": meas,
+                        "simulated_batch": sim, "ratio": sim / meas})
+    return out
 
 
 def run(cfg: dict[str, Any]) -> dict[str, Any]:
@@ -218,6 +237,12 @@ def run(cfg: dict[str, Any]) -> dict[str, Any]:
     models.to_csv(files["models_csv"], index=False)
     files["models_md"].write_text(markdown(models))
     worst(errors).to_csv(files["worst_csv"], index=False)
+    batches = batch_rows(rows)
+    if batches:
+        import pandas as pd
+
+        files["batches_csv"] = out / "validation_batches.csv"
+        pd.DataFrame(batches).to_csv(files["batches_csv"], index=False)
     print(markdown(tab), end="")
     for n in notes:
         print(f"note: {n}")

@@ -132,9 +132,22 @@ def _simulate(case, sim) -> dict:
         joules = sum(log.energy_j(a, b, idle) for log, idle in plogs)
         out["power_w"] = joules / (b - a) / gpus
         out["steady_s"] = b - a
+        out["batch_avg"] = running_avg(done, a, b)
     out["calibration"] = sim.fleet.latency[case.gpu].calibration \
         if hasattr(sim.fleet.latency[case.gpu], "calibration") else ""
     return out
+
+
+def running_avg(done, a: float, b: float) -> float:
+    """Time-averaged number of the completed requests `done` running over [a, b]: admitted
+    into a batch (arrival + queue wait) and not yet finished — what a server's
+    `num_requests_running` averages to over that window (ML.ENERGY's `avg_batch_size`); a
+    request preempted and readmitted counts from its first admission."""
+    admit = (done.column("arrival_s").to_numpy()
+             + np.nan_to_num(done.column("queue_wait_s").to_numpy()))
+    fin = done.column("finish_s").to_numpy()
+    overlap = np.clip(np.minimum(fin, b) - np.maximum(admit, a), 0.0, None)
+    return float(overlap.sum() / (b - a))
 
 
 def steady_window(done, concurrency: int) -> tuple[float, float] | None:
