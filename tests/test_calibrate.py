@@ -1352,7 +1352,9 @@ def test_a_fit_redraws_one_progress_line_on_a_terminal_and_nothing_elsewhere(tmp
     points = text.count("\rwrpsim.calibrate: fit point ")
     assert points >= report["evaluations"] > 0, text
     assert "(5 measured runs or steps replayed each)" in text and text.endswith("\r\033[K")
+    # cleared before each point, so a replay's warning starts on a line of its own
+    assert text.count("\r\033[K") == points
     piped = Progress(5, stream=io.StringIO())
     piped.point()
-    piped.close()
+    piped.clear()
     assert piped.stream.getvalue() == ""

@@ -165,7 +165,7 @@ def fit_constants(engine: str, cases=(), steps: pd.DataFrame | None = None,
         x_end, nfev, free = fit.solve(free, seen)
         return fit.report(x_end, nfev, free)
     finally:
-        progress.close()
+        progress.clear()
 
 
 class Progress:
@@ -178,21 +178,25 @@ class Progress:
         self.stream = stream or sys.stderr
         self.on = bool(getattr(self.stream, "isatty", lambda: False)())
         self.measurements, self.points, self.t0 = measurements, 0, time.perf_counter()
+        self.drawn = False
 
     def point(self) -> None:
-        """One more point of the fit simulated: redraw the line."""
+        """One more point of the fit simulated: draw the line."""
         self.points += 1
         if self.on:
             self.stream.write(f"\rwrpsim.calibrate: fit point {self.points} simulated "
                               f"({self.measurements} measured runs or steps replayed each), "
                               f"{time.perf_counter() - self.t0:,.0f} s\033[K")
             self.stream.flush()
+            self.drawn = True
 
-    def close(self) -> None:
-        """Clear the line (the warnings and the JSON line follow)."""
-        if self.on and self.points:
+    def clear(self) -> None:
+        """Clear a drawn line, so that a warning printed next starts on a clean line (called
+        before each point is simulated, before the fit's own warnings and at the end)."""
+        if self.drawn:
             self.stream.write("\r\033[K")
             self.stream.flush()
+            self.drawn = False
 
 
 class _Fit:
@@ -209,6 +213,7 @@ class _Fit:
         self.progress = progress  # (its line redrawn after every point simulated)
         self.e0 = self.entries(self.x0)
         self.keep = [i for i, e in enumerate(self.e0) if e[2] is not None]
+        self.progress.clear()
         for row, metric, _, why in (e for e in self.e0 if e[2] is None):
             warn(f"{row}: {metric} left out of the fit: {why}")
         if not self.keep:
@@ -227,6 +232,7 @@ class _Fit:
         of earlier points are forgotten first: built for other constants, never used again."""
         from wrpsim.pool.engines import forget_models
 
+        self.progress.clear()  # (a replay's warnings print on a line of their own)
         forget_models()
         ov = dict(zip(self.fields, np.maximum(values, 0.0)))
         serial = ov.get("frontend_us_serial", float(self.eng.constants.frontend_us_serial))
