@@ -293,7 +293,7 @@ def test_running_average_and_the_batch_diagnostic_rows():
     average batch and whose replay has a steady window, none for the others."""
     import pyarrow as pa
 
-    from wrpsim.validate.__main__ import batch_rows
+    from wrpsim.validate.__main__ import batch_notes, batch_rows
     from wrpsim.validate.replay import running_avg
 
     done = pa.table({"arrival_s": [0.0, 0.0, 1.0], "queue_wait_s": [0.0, 1.0, 0.0],
@@ -304,9 +304,14 @@ def test_running_average_and_the_batch_diagnostic_rows():
     rows = [{**row, "avg_batch": 10.0, "simulated": {"batch_avg": 8.0}},
             {**row, "avg_batch": float("nan"), "simulated": {"batch_avg": 8.0}},
             {**row, "avg_batch": None, "simulated": {}}]
-    assert batch_rows(rows) == [{"set": "mlenergy", "gpu": "g", "model": "m", "split": "test",
-                                 "case": "c", "measured_batch": 10.0, "simulated_batch": 8.0,
-                                 "ratio": 0.8}]
+    got = batch_rows(rows)
+    assert got == [{"set": "mlenergy", "gpu": "g", "model": "m", "split": "test", "case": "c",
+                    "measured_batch": 10.0, "simulated_batch": 8.0, "ratio": 0.8}]
+    assert batch_notes([*got, {**got[0], "ratio": 0.99}]) == [
+        "mlenergy: 1 of 2 replays ran fewer sequences at once than their server (below 0.95 "
+        "of its published average batch; validation_batches.csv): their ITL is short for "
+        "that reason"]
+    assert batch_notes([{**got[0], "ratio": 0.96}]) == []
 
 
 def test_llmservingsim_dp_ep_run_is_one_instance_with_data_parallel_attention():
