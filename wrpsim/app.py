@@ -458,11 +458,11 @@ def unknown_flag(argv: list[str]) -> str | None:
 
 
 def keyless_override(argv: list[str]) -> str | None:
-    """The first override of `argv` with no key before its '=' (`=5`, `+=5`, `~=5`), past
-    Hydra's flags and the values they take; None if there is none. Hydra read it as a config
-    group named '': its options were the root config files, and `~=5` a traceback."""
-    return next((a for a in _words(argv) if "=" in a and not a.startswith("-")
-                 and not a.partition("=")[0].lstrip("+~")), None)
+    """The first override of `argv` with no key before its '=' (`wrpsim.cli.keyless`), past
+    Hydra's flags and the values they take; None if there is none."""
+    from wrpsim.cli import keyless
+
+    return next((a for a in _words(argv) if not a.startswith("-") and keyless(a)), None)
 
 
 def hydra_entry(task, config_name: str = "config", outputs: tuple[str, ...] = ()):
@@ -488,17 +488,17 @@ def hydra_entry(task, config_name: str = "config", outputs: tuple[str, ...] = ()
     if any(a in ("--help", "-h") for a in sys.argv[1:]):
         print(app_help(config_name), end="")
         return
+    prog = "wrpsim" if config_name == "config" else f"wrpsim.{config_name}"
     flag = unknown_flag(sys.argv[1:])
     if flag is not None:
-        prog = "wrpsim" if config_name == "config" else f"wrpsim.{config_name}"
         raise user_error(f"unknown option {flag!r}; arguments are key=value overrides (quote a "
                          f"value with spaces: 'key={{a: 1, b: 2}}') and Hydra's flags (python "
                          f"-m {prog} --help)")
     keyless = keyless_override(sys.argv[1:])
     if keyless is not None:
-        prog = "wrpsim" if config_name == "config" else f"wrpsim.{config_name}"
-        raise user_error(f"malformed override {keyless!r}: key=value expected, and it has no "
-                         f"key before the '=' (python -m {prog} --help lists the keys)")
+        from wrpsim.cli import keyless_message
+
+        raise user_error(keyless_message(keyless, prog))
     sys.argv[1:] = flags_first(sys.argv[1:])
     missing = missing_extra(sys.argv[1:]) or no_slurm(sys.argv[1:])
     if missing:

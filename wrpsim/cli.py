@@ -39,6 +39,19 @@ def load_defaults(verb: str) -> dict[str, Any]:
     return yaml.safe_load(defaults_path(verb).read_text(encoding="utf-8")) or {}
 
 
+def keyless(arg: str) -> bool:
+    """Whether override `arg` has no key before its '=' (`=5`, `+=5`, `~=5`): Hydra's parser
+    takes it for a key or config group named '' (its options the root config files; `~=5` a
+    traceback)."""
+    return "=" in arg and not arg.partition("=")[0].lstrip("+~")
+
+
+def keyless_message(arg: str, prog: str) -> str:
+    """The error for a `keyless` override `arg` of `python -m <prog>`."""
+    return (f"malformed override {arg!r}: key=value expected, and it has no key before the '=' "
+            f"(python -m {prog} --help lists the keys)")
+
+
 def parse_overrides(argv: list[str], verb: str) -> list[tuple[str, Any]]:
     """(key, value) pairs of `key=value` arguments; `ConfigError` for a malformed one."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -50,11 +63,9 @@ def parse_overrides(argv: list[str], verb: str) -> list[tuple[str, Any]]:
             if flags[0] in ("-m", "--multirun") else ""
         raise ConfigError(f"{verb}: unknown option {flags[0]!r}{sweep}; arguments are "
                           f"key=value (python -m wrpsim.{verb} --help)")
-    keyless = next((a for a in argv if "=" in a and not a.partition("=")[0].lstrip("+~")), None)
-    if keyless is not None:  # (`=5`: Hydra's parser takes it for a key '')
-        raise ConfigError(f"{verb}: malformed override {keyless!r}: key=value expected, and it "
-                          f"has no key before the '=' (python -m wrpsim.{verb} --help lists the "
-                          f"keys)")
+    bad = next((a for a in argv if keyless(a)), None)
+    if bad is not None:
+        raise ConfigError(f"{verb}: {keyless_message(bad, f'wrpsim.{verb}')}")
     bare = next((a for a in argv if "=" not in a), None)
     if bare is not None:  # (a path or a name given alone: say which key takes it)
         from pathlib import Path
