@@ -513,10 +513,11 @@ def run(cfg: dict[str, Any]) -> dict[str, Any]:
         raise ConfigError("calibrate: fit must name at least one constant (null: the default "
                           "set), got []")
     for key in ("steps", "benchmarks"):  # (empty: none given; the path as the reader opens it)
-        if cfg[key] and not Path(cfg[key]).is_file():
-            what = "is a folder, not a CSV file" if Path(cfg[key]).is_dir() else "names no file"
-            if not Path(cfg[key]).is_absolute() and not Path(cfg[key]).is_dir():
-                what += f" (a relative path is read from the current directory, {Path.cwd()})"
+        given = Path(cfg[key]) if cfg[key] else None
+        if given is not None and not given.is_file():
+            what = "is a folder, not a CSV file" if given.is_dir() else "names no file" + (
+                "" if given.is_absolute() else
+                f" (a relative path is read from the current directory, {Path.cwd()})")
             raise ConfigError(f"calibrate: {key}={cfg[key]} {what}")
     if cfg["steps"] or cfg["benchmarks"] or cfg["validation"]:
         from wrpsim.calibrate.measured import benchmark_cases, read_steps

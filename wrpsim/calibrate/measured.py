@@ -45,6 +45,7 @@ import pandas as pd
 
 from wrpsim.errors import ConfigError, finite_or_none, warn
 from wrpsim.pool import window
+from wrpsim.workload.readers import other_delimiter
 
 STEP_COLUMNS = ("model", "gpu", "tp", "prefill_tokens", "decode_seqs", "decode_ctx", "step_ms")
 BENCH_COLUMNS = ("model", "gpu", "tp", "concurrency", "isl", "osl")
@@ -145,11 +146,10 @@ def _read_csv(path: str | Path, required: tuple, optional: tuple = (),
             past.append(c)
         df = df.drop(columns=past)
     unknown = [str(c) for c in df.columns if c not in valid]
-    sep = next((d for d in (";", "\t", "|") if len(df.columns) == 1 and unknown
-                and d in unknown[0]), None)
+    sep = other_delimiter(df.columns) if unknown else None
     if sep is not None:  # (one header cell holding every name: another delimiter)
         raise ConfigError(f"{path}: the header is one column, {unknown[0]!r}: the file is "
-                          f"separated by {sep!r}, not commas; save it as comma-separated "
+                          f"separated by {sep[1]!r}, not commas; save it as comma-separated "
                           f"(required: {', '.join(required)})")
     if unknown:
         raise ConfigError(f"{path}: unknown column {unknown[0]!r}; required: "

@@ -259,10 +259,10 @@ class ModelSpec:
         choices = self.tp_choices()
         one = [t for t in choices if t <= GPUS_PER_SERVER]
         more = [t for t in choices if t > GPUS_PER_SERVER and across]
-        across = (f" ({', '.join(map(str, more))} only as a group across servers, with its "
-                  f"collectives on a fabric: network.collectives=true)" if more else "")
+        spanning = (f" ({', '.join(map(str, more))} only as a group across servers, with its "
+                    f"collectives on a fabric: network.collectives=true)" if more else "")
         return (f"divides the attention heads of {self.name} ({self.heads}){kv}; valid: "
-                f"{', '.join(map(str, one))}{across}")
+                f"{', '.join(map(str, one))}{spanning}")
 
     # ------------------------------------------------------------------ parameters
     @property

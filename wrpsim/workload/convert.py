@@ -20,7 +20,7 @@ from wrpsim.workload.lengths import MAX_TOKENS
 from wrpsim.workload.loaders import TIME_UNITS, column_mapping
 from wrpsim.workload.outcomes import in_unit
 from wrpsim.workload.prefix import set_block_tokens
-from wrpsim.workload.readers import RawTable
+from wrpsim.workload.readers import RawTable, other_delimiter
 from wrpsim.workload.validate import FLOAT_COLUMNS, REQUIRED, check_rows, sort_by_arrival
 
 
@@ -256,9 +256,8 @@ def convert(raw: RawTable, columns: Mapping[str, str] | None = None, time_unit: 
     if missing:
         key = next(dst for dst, src in cols.items() if src not in raw.columns)
         found = ", ".join(repr(c) for c in raw.columns)
-        sep = next((n for n, ch in (("tabs", "\t"), ("semicolons", ";"), ("|", "|"))
-                    if len(raw.columns) == 1 and ch in str(next(iter(raw.columns)))), None)
-        hint = (f"; the header looks separated by {sep}, and CSV traces are read "
+        sep = other_delimiter(raw.columns)
+        hint = (f"; the header looks separated by {sep[0]}, and CSV traces are read "
                 f"comma-separated" if sep else "")
         if kind != "generic" and all(dst in raw.columns for dst in REQUIRED):  # wrpsim's own
             # names under another preset: a generic file

@@ -20,8 +20,21 @@ import pyarrow as pa
 from wrpsim.errors import TraceError
 from wrpsim.workload.files import FORMATS, detect_format, not_text, require_file
 
-__all__ = ["FORMATS", "RawTable", "detect_format", "not_text", "read_records", "read_table",
-           "require_file"]
+__all__ = ["FORMATS", "RawTable", "detect_format", "not_text", "other_delimiter", "read_records",
+           "read_table", "require_file"]
+
+#: the delimiters a spreadsheet's export may use instead of commas: (name for messages, char)
+OTHER_DELIMITERS = (("tabs", "\t"), ("semicolons", ";"), ("|", "|"))
+
+
+def other_delimiter(columns) -> tuple[str, str] | None:
+    """(name, char) of the delimiter (`OTHER_DELIMITERS`) a file read comma-separated holds in
+    its header when that header read as one column — a file separated otherwise —, else None."""
+    names = [str(c) for c in columns]
+    if len(names) != 1:
+        return None
+    return next(((n, ch) for n, ch in OTHER_DELIMITERS if ch in names[0]), None)
+
 
 @dataclass
 class RawTable:
