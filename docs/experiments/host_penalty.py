@@ -32,14 +32,30 @@ VOCAB = 151_936
 MAX_MODEL_LEN = 20_480
 
 
-def _best(fn, repeats: int = 3) -> float:
-    """Seconds of the fastest of `repeats` calls of `fn`."""
+def _best(fn, *args, repeats: int = 3) -> float:
+    """Seconds of the fastest of `repeats` calls of `fn(*args)`."""
     best = float("inf")
     for _ in range(repeats):
         t0 = time.perf_counter()
-        fn()
+        fn(*args)
         best = min(best, time.perf_counter() - t0)
     return best
+
+
+def padded_full(m: int, width: int) -> np.ndarray:
+    """The pad-filled output array and its pinned copy, without the list rows."""
+    return np.full((m, width), VOCAB, dtype=np.int64).copy()
+
+
+def strided_copy(out: np.ndarray, tokens: np.ndarray) -> None:
+    """The prompt rows' strided int32 -> int64 copy, without the per-request padding."""
+    out[:] = tokens[:, :out.shape[1]]
+
+
+def list_rows(target: np.ndarray, rows: list[list[int]]) -> None:
+    """Each Python list copied into its row."""
+    for i, row in enumerate(rows):
+        target[i, :len(row)] = row
 
 
 def prompt_tensor(tokens: np.ndarray, n_prompt: np.ndarray) -> np.ndarray:
@@ -69,31 +85,23 @@ def main() -> None:
         total = np.minimum(rng.lognormal(np.log(500) - 0.5, 1.0, m), 4096)
         outputs = [[int(v) for v in rng.integers(0, VOCAB, size=int(n))]
                    for n in rng.uniform(0, 1, m) * total]
-        tp = _best(lambda: prompt_tensor(tokens, n_prompt))
-        to = _best(lambda: output_tensor(outputs))
+        tp = _best(prompt_tensor, tokens, n_prompt)
+        to = _best(output_tensor, outputs)
         ep = m * int(n_prompt.max())
         eo = m * max(map(len, outputs))
         print(f"m={m:5d}  prompts {tp * 1e3:7.2f} ms ({ep / 1e6:5.1f} M elements, "
               f"{tp / ep * 1e9:4.2f} ns each, {tp / m * 1e6:6.2f} us a sequence)  outputs "
               f"{to * 1e3:7.2f} ms ({eo / 1e6:5.1f} M padded, {to / m * 1e6:6.2f} us a sequence)")
     for m, width in ((512, 4096), (2048, 4096), (2048, 16_000)):
-        full = _best(lambda: np.full((m, width), VOCAB, dtype=np.int64).copy())
+        full = _best(padded_full, m, width)
         tokens = rng.integers(0, VOCAB, size=(m, MAX_MODEL_LEN), dtype=np.int32)
-        out = np.empty((m, width), dtype=np.int64)
-
-        def copy():
-            out[:] = tokens[:, :width]
-        strided = _best(copy)
+        strided = _best(strided_copy, np.empty((m, width), dtype=np.int64), tokens)
         print(f"m={m:5d} x {width:6d}: padded output element {full / (m * width) * 1e9:4.2f} ns, "
               f"prompt element {strided / (m * width) * 1e9:4.2f} ns")
     rows = [[int(v) for v in rng.integers(0, VOCAB, size=n)]
             for n in rng.integers(1, 2000, size=1024)]
     target = np.full((1024, 2000), VOCAB, dtype=np.int64)
-
-    def convert():
-        for i, row in enumerate(rows):
-            target[i, :len(row)] = row
-    listed = _best(convert, 5)
+    listed = _best(list_rows, target, rows, repeats=5)
     print(f"listed output token: {listed / sum(map(len, rows)) * 1e9:.1f} ns")
 
 
