@@ -96,6 +96,11 @@ def test_compact_maps_the_profile_onto_the_models_shapes(tmp_path):
         np.testing.assert_allclose(m["ms"], m["ms_ref"], rtol=1e-5)  # the 3x spike is gone
     dec = pd.read_parquet(out / "attn_decode.parquet")
     assert set(dec["heads"]) == {32} and set(dec["kv_heads"]) == {8}
+    # the attention tables say which KV dtype they measured (a BF16 profile: BF16 KV), so
+    # that an FP8 KV cache timed from them is named in the label; GEMMs name no kernel
+    for name in ("attn_prefill", "attn_decode"):
+        assert list(meta["tables"][name]["kernels"]) == ["bfloat16"], name
+    assert meta["tables"]["gemm"]["kernels"] == {}
 
 
 @pytest.mark.parametrize("kind, pattern", [

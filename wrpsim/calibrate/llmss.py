@@ -355,7 +355,8 @@ def compact(profile_dir, out_dir: str | Path, gpu=None) -> dict:
                               Path(i["source"]).name == f"tp{tp}" else
                               Path(i["source"]) / f"tp{tp}")} for i in infos for tp in i["tps"]]
     for name, df in tables.items():
-        result["tables"][name] = {**info, "file": f"tp*/{_FILES[name]}", "rows": len(df)}
+        result["tables"][name] = {**info, "file": f"tp*/{_FILES[name]}", "rows": len(df),
+                                  "kernels": attention_kernels(df)}
         if name == "gemm":  # the precisions measured (read without the Parquet file)
             result["tables"][name]["dtypes"] = dtypes_of(df)
         if len(layouts) > 1:
@@ -416,7 +417,8 @@ def merge(table_dirs, out_dir: str | Path) -> dict:
     for name, df in tables.items():
         info = next(m["tables"][name] for m in metas if name in m["tables"])
         result["tables"][name] = {**{k: info[k] for k in ("device", "framework", "version",
-                                                          "kernels", "file")},
+                                                          "file")},
+                                  "kernels": attention_kernels(df),
                                   "profile": "; ".join(x["profile"] for x in layouts),
                                   "rows": len(df), "layouts": layouts}
         if name == "gemm":
@@ -431,3 +433,14 @@ def merge(table_dirs, out_dir: str | Path) -> dict:
 
 _FILES = {"gemm": "dense.csv + per_sequence.csv", "attn_prefill": "attention.csv",
           "attn_decode": "attention.csv"}
+
+
+def attention_kernels(df: pd.DataFrame) -> dict:
+    """meta.json's `kernels` of a compacted table: for an attention table, one key per KV
+    dtype its rows measured (AIConfigurator's spelling, `bfloat16` / `fp8`), so that
+    `Kernels.attn_kv_dtypes` can tell an FP8 KV cache timed from BF16 rows (the calibration
+    label says so); empty for the others (a layer profile names no kernel)."""
+    if "kv_dtype" not in df.columns:
+        return {}
+    return {{"bf16": "bfloat16"}.get(k, k): "vLLM's attention backend (layer profile)"
+            for k in sorted(set(df["kv_dtype"].astype(str)))}
