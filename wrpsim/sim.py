@@ -618,6 +618,7 @@ def _summary(cfg: dict, sim, req_t, inst_t, end: float, files,
     if network is not None:
         summary.update(network_headline(network))
         _warn_empty_window(network, end)
+    _warn_past_validated_batch(inst_t, sim.fleet)
     return summary, network
 
 
@@ -650,6 +651,36 @@ def config_yaml(clean: dict) -> str:
     from omegaconf import OmegaConf
 
     return OmegaConf.to_yaml(OmegaConf.create(clean))
+
+
+#: the most sequences a step that wrpsim's decode times are validated at for every engine:
+#: above it, only vLLM 0.11's (ML.ENERGY's runs at 768-4,096 clients) were measured, and there
+#: wrpsim's ITL came out about a fifth short (docs/validation.md, "Steps of more than 512
+#: sequences")
+VALIDATED_BATCH = 512
+
+
+def _warn_past_validated_batch(inst_t, fleet) -> None:
+    """A pool of a kernel-table engine whose iterations ran more than `VALIDATED_BATCH`
+    decoding sequences on average (its instances' decode tokens over their iterations) is
+    warned about, once per pool: its decode times there are likely optimistic."""
+    from wrpsim.pool.engines import get_engine
+
+    pools = inst_t.column("pool").to_pylist()
+    dec = inst_t.column("decode_tokens").to_pylist()
+    its = inst_t.column("iterations").to_pylist()
+    for spec in fleet.specs:
+        kind = spec.latency.get("kind", "engine")
+        if kind != "engine" or get_engine(spec.engine).kind != "kernels":
+            continue
+        n = sum(i for p, i in zip(pools, its) if p == spec.name)
+        d = sum(x for p, x in zip(pools, dec) if p == spec.name)
+        if n and d / n > VALIDATED_BATCH:
+            warn(f"pool {spec.name}: its iterations ran {d / n:,.0f} decoding sequences on "
+                 f"average; above {VALIDATED_BATCH} a step wrpsim's decode times are measured "
+                 f"against vLLM 0.11 alone (ML.ENERGY), where they came out about a fifth "
+                 f"shorter than the server's (docs/validation.md, \"Steps of more than "
+                 f"{VALIDATED_BATCH} sequences\"): read ITL and throughput there as optimistic")
 
 
 def _warn_empty_window(net: dict, end: float) -> None:
