@@ -32,7 +32,9 @@ per-layer floor, CPU ... for the kernel-table engines; `linear`, `collectives`, 
 Arguments are Hydra overrides (`key=value`) of conf/perf.yaml; `latency.<field>=value`
 overrides an engine constant (a calibrated GPU field under `splitwise-2023`). Bad input — also
 a `prompt_tokens` or `ctx_tokens` beyond the model's context, or `batch` above 65,536 — prints
-one line on stderr and exits with status 2.
+one line on stderr and exits with status 2. A `batch` above 512 (`sanity.VALIDATED_BATCH`)
+under a kernel-table engine adds one warning line on stderr: beyond it wrpsim's decode times
+were measured against one engine only, and came out about a fifth short there.
 """
 
 from __future__ import annotations
@@ -161,6 +163,11 @@ def evaluate(cfg: dict[str, Any]) -> dict[str, Any]:
     if batch > MAX_SEQS:
         raise ConfigError(f"perf: batch must be an integer in 1..{MAX_SEQS:,} (sequences in "
                           f"one iteration), got {batch:,}")
+    if hasattr(lat, "c"):  # (kernel-table engines: where the finding was measured)
+        from wrpsim.sanity import past_validated_batch
+
+        past_validated_batch(batch, f"perf: batch={batch}: a decode step of {batch:,} "
+                                    f"sequences")
     from wrpsim.pool import window
 
     win = window.for_pool(lat, lat.model, block)  # (a colocated pool: no KV connector)

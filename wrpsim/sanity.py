@@ -15,6 +15,9 @@ Contracts:
   than the trace has requests (most instances never see a request; cost and energy still count
   every one of them), and a `ConfigError` when the instances could not even be built in
   reasonable memory (more than `MAX_INSTANCES`).
+- `past_validated_batch(batch, lead)`: a `WrpsimWarning` when decode steps of `batch`
+  sequences (a pool's mean over its iterations, or `wrpsim.perf`'s `batch`) exceed
+  `VALIDATED_BATCH`, the most that wrpsim's decode times are validated at for every engine.
 """
 
 from __future__ import annotations
@@ -23,6 +26,22 @@ from wrpsim.errors import ConfigError, integer, warn
 
 GPUS_PER_SERVER = 8  # HGX / OAM servers of every GPU in the shipped catalog
 MAX_INSTANCES = 100_000
+#: the most sequences a step at which wrpsim's decode times are validated for every engine:
+#: above it only vLLM 0.11's were measured (ML.ENERGY's runs at 768-4,096 clients), and there
+#: wrpsim's ITL came out about a fifth short (docs/validation.md, "Steps of more than 512
+#: sequences")
+VALIDATED_BATCH = 512
+
+
+def past_validated_batch(batch: float, lead: str) -> None:
+    """Warn, after `lead` (what ran decode steps of `batch` sequences, that number in it),
+    that steps beyond `VALIDATED_BATCH` sequences are where the one engine measured came out
+    optimistic; nothing at or below it."""
+    if batch > VALIDATED_BATCH:
+        warn(f"{lead}; above {VALIDATED_BATCH} a step wrpsim's decode times are measured "
+             f"against vLLM 0.11 alone (ML.ENERGY), where they came out about a fifth shorter "
+             f"than the server's (docs/validation.md, \"Steps of more than {VALIDATED_BATCH} "
+             f"sequences\"): read ITL and throughput there as optimistic")
 
 
 def run_seed(value, where: str = "seed") -> int:

@@ -653,18 +653,13 @@ def config_yaml(clean: dict) -> str:
     return OmegaConf.to_yaml(OmegaConf.create(clean))
 
 
-#: the most sequences a step that wrpsim's decode times are validated at for every engine:
-#: above it, only vLLM 0.11's (ML.ENERGY's runs at 768-4,096 clients) were measured, and there
-#: wrpsim's ITL came out about a fifth short (docs/validation.md, "Steps of more than 512
-#: sequences")
-VALIDATED_BATCH = 512
-
-
 def _warn_past_validated_batch(inst_t, fleet) -> None:
-    """A pool of a kernel-table engine whose iterations ran more than `VALIDATED_BATCH`
-    decoding sequences on average (its instances' decode tokens over their iterations) is
-    warned about, once per pool: its decode times there are likely optimistic."""
+    """A pool of a kernel-table engine whose iterations ran more than
+    `sanity.VALIDATED_BATCH` decoding sequences on average (its instances' decode tokens over
+    their iterations) is warned about, once per pool: its decode times there are likely
+    optimistic (`sanity.past_validated_batch`)."""
     from wrpsim.pool.engines import get_engine
+    from wrpsim.sanity import past_validated_batch
 
     pools = inst_t.column("pool").to_pylist()
     dec = inst_t.column("decode_tokens").to_pylist()
@@ -674,13 +669,10 @@ def _warn_past_validated_batch(inst_t, fleet) -> None:
         if kind != "engine" or get_engine(spec.engine).kind != "kernels":
             continue
         n = sum(i for p, i in zip(pools, its) if p == spec.name)
-        d = sum(x for p, x in zip(pools, dec) if p == spec.name)
-        if n and d / n > VALIDATED_BATCH:
-            warn(f"pool {spec.name}: its iterations ran {d / n:,.0f} decoding sequences on "
-                 f"average; above {VALIDATED_BATCH} a step wrpsim's decode times are measured "
-                 f"against vLLM 0.11 alone (ML.ENERGY), where they came out about a fifth "
-                 f"shorter than the server's (docs/validation.md, \"Steps of more than "
-                 f"{VALIDATED_BATCH} sequences\"): read ITL and throughput there as optimistic")
+        if n:
+            d = sum(x for p, x in zip(pools, dec) if p == spec.name)
+            past_validated_batch(d / n, f"pool {spec.name}: its iterations ran {d / n:,.0f} "
+                                        f"decoding sequences on average")
 
 
 def _warn_empty_window(net: dict, end: float) -> None:
