@@ -619,3 +619,28 @@ def test_a_setting_that_changes_nothing_is_warned_once_per_plan_not_muted(tmp_pa
     (tmp_path / "b").mkdir()
     p = plan_cli(tmp_path / "b", "workload.max_requests=3")
     assert p.returncode == 0 and "wrpsim: warning:" not in p.stderr, p.stderr
+
+
+def test_a_plan_whose_fleet_runs_past_512_sequences_a_step_says_so(tmp_path):
+    """A planned fleet whose pool averages more than 512 decoding sequences an iteration on the
+    full trace is warned about once, as a run is (its decode times there likely optimistic:
+    docs/validation.md); with more instances sharing the load, it is not."""
+    import warnings
+
+    from wrpsim.errors import WrpsimWarning
+
+    load = ("workload=closed-loop", "workload.source.concurrency=1024",
+            "workload.source.num_requests=2048", "workload.source.prompt_tokens=32",
+            "workload.source.output_tokens=512", "plan.candidates.h100.scheduler.max_seqs=1024",
+            "~plan.candidates.a100", "~plan.candidates.h200", "plan.report=false",
+            "plan.load_sensitivity=0")
+    cfg = compose_plan(*load, "plan.slo.ttft_p99_s=1000", "plan.slo.tpot_p99_s=1")
+    with pytest.warns(WrpsimWarning, match=r"plan: the planned fleet's pool h100: its "
+                                           r"iterations ran 8\d\d decoding sequences") as got:
+        record = run_plan(cfg, tmp_path / "one")
+    assert record["slo_met"] and sum("above 512 a step" in str(w.message) for w in got) == 1
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        more = run_plan(compose_plan(*load, "plan.slo.tpot_p99_s=0.05"), tmp_path / "more")
+    assert more["slo_met"] and more["counts"] == {"h100": 4}  # ~256 sequences each
+    assert not any("above 512 a step" in str(w.message) for w in seen)

@@ -618,7 +618,7 @@ def _summary(cfg: dict, sim, req_t, inst_t, end: float, files,
     if network is not None:
         summary.update(network_headline(network))
         _warn_empty_window(network, end)
-    _warn_past_validated_batch(inst_t, sim.fleet)
+    warn_past_validated_batch(inst_t, sim.fleet.specs)
     return summary, network
 
 
@@ -653,10 +653,11 @@ def config_yaml(clean: dict) -> str:
     return OmegaConf.to_yaml(OmegaConf.create(clean))
 
 
-def _warn_past_validated_batch(inst_t, fleet) -> None:
-    """A pool of a kernel-table engine whose iterations ran more than
-    `sanity.VALIDATED_BATCH` decoding sequences on average (its instances' decode tokens over
-    their iterations) is warned about, once per pool: its decode times there are likely
+def warn_past_validated_batch(inst_t, specs, who: str = "pool") -> None:
+    """Each pool of `specs` (`PoolSpec`s) under a kernel-table engine whose iterations in the
+    instance table `inst_t` ran more than `sanity.VALIDATED_BATCH` decoding sequences on
+    average (its instances' decode tokens over their iterations) is warned about, once, the
+    message starting with `who` and the pool's name: its decode times there are likely
     optimistic (`sanity.past_validated_batch`)."""
     from wrpsim.pool.engines import get_engine
     from wrpsim.sanity import past_validated_batch
@@ -664,14 +665,14 @@ def _warn_past_validated_batch(inst_t, fleet) -> None:
     pools = inst_t.column("pool").to_pylist()
     dec = inst_t.column("decode_tokens").to_pylist()
     its = inst_t.column("iterations").to_pylist()
-    for spec in fleet.specs:
+    for spec in specs:
         kind = spec.latency.get("kind", "engine")
         if kind != "engine" or get_engine(spec.engine).kind != "kernels":
             continue
         n = sum(i for p, i in zip(pools, its) if p == spec.name)
         if n:
             d = sum(x for p, x in zip(pools, dec) if p == spec.name)
-            past_validated_batch(d / n, f"pool {spec.name}: its iterations ran {d / n:,.0f} "
+            past_validated_batch(d / n, f"{who} {spec.name}: its iterations ran {d / n:,.0f} "
                                         f"decoding sequences on average")
 
 
