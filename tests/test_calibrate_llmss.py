@@ -293,6 +293,9 @@ def test_merging_the_shipped_profiles_keeps_every_measurement(tmp_path):
         assert (m["_merge"] == "both").all(), name
         np.testing.assert_allclose(m["ms"], m["ms_layouts"], rtol=1e-6)
         assert {x["source"] for x in meta["tables"][name]["layouts"]} == sources, name
+        # the merged attention tables still say which KV dtype they measured (BF16 profiles)
+        assert list(meta["tables"][name]["kernels"]) == (
+            [] if name == "gemm" else ["bfloat16"]), name
     dec = pd.read_parquet(tmp_path / "merged" / "attn_decode.parquet")
     assert sorted(set(zip(dec["heads"], dec["kv_heads"]))) == [(16, 2), (16, 4), (32, 4),
                                                                 (32, 8), (64, 8)]

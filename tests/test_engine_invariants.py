@@ -137,6 +137,10 @@ def test_invariants(sc):
             assert dram.used <= dram.capacity
             assert not any(h in dram for h in inst.prefix._blocks)  # one tier per instance
         assert row["kv_peak_blocks"] <= row["kv_capacity_blocks"]
+        # a decode iteration is an iteration, and decodes at least one sequence
+        assert row["decode_iterations"] <= row["iterations"]
+        assert row["decode_iterations"] <= row["decode_tokens"] <= (
+            row["decode_iterations"] * inst.sched.max_seqs)
         assert 0.0 <= row["utilization"] <= 1.0 + 1e-12
         assert row["energy_j"] >= inst.latency.idle_power_w() * inst.tp * end - 1e-9
     served = sum(o for o in trace["output_tokens"])

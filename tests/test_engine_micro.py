@@ -30,6 +30,9 @@ def test_sarathi_arrival_joins_running_decode_at_iteration_boundary():
     assert inst[0]["busy_s"] == pytest.approx(0.06)
     assert inst[0]["decode_tokens"] == 4 + 2
     assert inst[0]["prefill_tokens"] == 20
+    # six iterations, five with a decoding sequence: all but r0's prefill (r1's prefill runs
+    # beside r0's third decode step); r0 and r1 decode together once
+    assert (inst[0]["iterations"], inst[0]["decode_iterations"]) == (6, 5)
 
 
 def test_schedule_lag_admits_an_arrival_into_the_iteration_after_next():

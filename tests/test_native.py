@@ -45,6 +45,7 @@ C_TYPED = {
                         "_load_s": "double", "step": "long long", "n_dec": "long long",
                         "_n": "long long", "_token": "long long", "iterations": "long long",
                         "decode_tokens": "long long", "prefill_tokens": "long long",
+                        "decode_iterations": "long long",
                         "_in_system": "long long", "_dec_in_iter": "long long",
                         "_pre_tokens": "long long", "_kind": "long long",
                         "_ctx_const": "long long", "tp": "long long", "busy": "bint",

@@ -163,11 +163,6 @@ def evaluate(cfg: dict[str, Any]) -> dict[str, Any]:
     if batch > MAX_SEQS:
         raise ConfigError(f"perf: batch must be an integer in 1..{MAX_SEQS:,} (sequences in "
                           f"one iteration), got {batch:,}")
-    if hasattr(lat, "c"):  # (kernel-table engines: where the finding was measured)
-        from wrpsim.sanity import past_validated_batch
-
-        past_validated_batch(batch, f"perf: batch={batch}: a decode step of {batch:,} "
-                                    f"sequences")
     from wrpsim.pool import window
 
     win = window.for_pool(lat, lat.model, block)  # (a colocated pool: no KV connector)
@@ -185,6 +180,13 @@ def evaluate(cfg: dict[str, Any]) -> dict[str, Any]:
         seqs = blocks // -(-ctx // block)
         if win is not None:  # each sequence's window or Mamba state beside its own blocks
             seqs = win.capacity(blocks) // win.seq_blocks(ctx)
+    from wrpsim.sanity import kernel_timed, past_validated_batch
+
+    if kernel_timed(cfg["engine"]):  # (its tables are what the warning is about)
+        rank = -(-batch // attn_dp)  # (each data-parallel attention rank steps its share)
+        per = f" ({rank:,} per data-parallel attention rank)" if attn_dp > 1 else ""
+        past_validated_batch(rank, f"perf: batch={batch}: a decode step of {batch:,} "
+                                   f"sequences{per}")
     decode_s = lat.decode_step_s(batch, ctx)
     # over the step as a run charges it (`Instance` passes the step's duration: with async
     # scheduling a step the CPU outlasts keeps the GPU waiting part of it)

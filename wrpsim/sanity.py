@@ -15,9 +15,10 @@ Contracts:
   than the trace has requests (most instances never see a request; cost and energy still count
   every one of them), and a `ConfigError` when the instances could not even be built in
   reasonable memory (more than `MAX_INSTANCES`).
-- `past_validated_batch(batch, lead)`: a `WrpsimWarning` when decode steps of `batch`
-  sequences (a pool's mean over its iterations, or `wrpsim.perf`'s `batch`) exceed
-  `VALIDATED_BATCH`, the most that wrpsim's decode times are validated at for every engine.
+- `past_validated_batch(seqs, lead)`: a `WrpsimWarning` when decode steps of `seqs` sequences
+  per engine rank (a run's or a plan's busiest instance, on average over its decode steps;
+  `wrpsim.perf`'s `batch`) exceed `VALIDATED_BATCH`, the most that wrpsim's decode times are
+  validated at for every engine; `kernel_timed(engine, kind)` says which pools it concerns.
 """
 
 from __future__ import annotations
@@ -33,15 +34,24 @@ MAX_INSTANCES = 100_000
 VALIDATED_BATCH = 512
 
 
-def past_validated_batch(batch: float, lead: str) -> None:
-    """Warn, after `lead` (what ran decode steps of `batch` sequences, that number in it),
-    that steps beyond `VALIDATED_BATCH` sequences are where the one engine measured came out
-    optimistic; nothing at or below it."""
-    if batch > VALIDATED_BATCH:
-        warn(f"{lead}; above {VALIDATED_BATCH} a step wrpsim's decode times are measured "
-             f"against vLLM 0.11 alone (ML.ENERGY), where they came out about a fifth shorter "
-             f"than the server's (docs/validation.md, \"Steps of more than {VALIDATED_BATCH} "
-             f"sequences\"): read ITL and throughput there as optimistic")
+def kernel_timed(engine: str, latency_kind: str = "engine") -> bool:
+    """Whether a pool of `engine` with latency `kind` is timed from kernel tables — the
+    engines whose decode times `VALIDATED_BATCH` is about (not a constant-latency pool, not the
+    2023 roofline `splitwise-2023`)."""
+    from wrpsim.pool.engines import get_engine
+
+    return latency_kind == "engine" and get_engine(engine).kind == "kernels"
+
+
+def past_validated_batch(seqs: int, lead: str) -> None:
+    """One warning when a decode step of `seqs` sequences (per engine rank) is beyond
+    `VALIDATED_BATCH`, where the one engine measured came out optimistic; `lead` opens the
+    message and says what ran that batch. Nothing at or below it."""
+    if seqs > VALIDATED_BATCH:
+        warn(f"{lead}; above {VALIDATED_BATCH} sequences a step wrpsim's decode times are "
+             f"measured against vLLM 0.11 alone (ML.ENERGY), where they came out about a "
+             f"fifth shorter than the server's (docs/validation.md, \"Steps of more than "
+             f"{VALIDATED_BATCH} sequences\"): read ITL and throughput there as optimistic")
 
 
 def run_seed(value, where: str = "seed") -> int:

@@ -459,8 +459,8 @@ class Simulation:
             rows.append((
                 inst.pool, inst.index, spec.gpu, spec.model, inst.tp, inst.busy_s,
                 inst.busy_s / end if end > 0 else 0.0, _budget_use(inst),
-                inst.iterations, inst.prefill_tokens,
-                inst.decode_tokens, inst.completed, inst.handed_off, inst.kv_sent_bytes,
+                inst.iterations, inst.prefill_tokens, inst.decode_tokens,
+                inst.decode_iterations, inst.completed, inst.handed_off, inst.kv_sent_bytes,
                 inst.preemptions, cap,
                 inst.kv.peak,
                 inst.kv.occupancy_integral(end) / (cap * end) if end > 0 else 0.0,
@@ -654,26 +654,29 @@ def config_yaml(clean: dict) -> str:
 
 
 def warn_past_validated_batch(inst_t, specs, who: str = "pool") -> None:
-    """Each pool of `specs` (`PoolSpec`s) under a kernel-table engine whose iterations in the
-    instance table `inst_t` ran more than `sanity.VALIDATED_BATCH` decoding sequences on
-    average (its instances' decode tokens over their iterations) is warned about, once, the
-    message starting with `who` and the pool's name: its decode times there are likely
-    optimistic (`sanity.past_validated_batch`)."""
-    from wrpsim.pool.engines import get_engine
-    from wrpsim.sanity import past_validated_batch
+    """One warning per pool of `specs` (`PoolSpec`s) timed from kernel tables
+    (`sanity.kernel_timed`) whose busiest instance in the instance table `inst_t` ran more
+    than `sanity.VALIDATED_BATCH` decoding sequences a step on average over its decode steps
+    (`decode_tokens / decode_iterations`: prefill-only iterations do not dilute it) per engine
+    rank (an instance of `attn_dp` data-parallel attention ranks steps ceil(that / attn_dp)
+    each); the message starts with `who` and the pool's name: its decode times there are
+    likely optimistic (`sanity.past_validated_batch`)."""
+    from wrpsim.sanity import kernel_timed, past_validated_batch
 
-    pools = inst_t.column("pool").to_pylist()
-    dec = inst_t.column("decode_tokens").to_pylist()
-    its = inst_t.column("iterations").to_pylist()
+    rows = zip(inst_t.column("pool").to_pylist(), inst_t.column("decode_tokens").to_pylist(),
+               inst_t.column("decode_iterations").to_pylist())
+    busiest: dict[str, float] = {}
+    for pool, tokens, steps in rows:
+        if steps:
+            busiest[pool] = max(busiest.get(pool, 0.0), tokens / steps)
     for spec in specs:
-        kind = spec.latency.get("kind", "engine")
-        if kind != "engine" or get_engine(spec.engine).kind != "kernels":
+        mean = busiest.get(spec.name)
+        if mean is None or not kernel_timed(spec.engine, spec.latency.get("kind", "engine")):
             continue
-        n = sum(i for p, i in zip(pools, its) if p == spec.name)
-        if n:
-            d = sum(x for p, x in zip(pools, dec) if p == spec.name)
-            past_validated_batch(d / n, f"{who} {spec.name}: its iterations ran {d / n:,.0f} "
-                                        f"decoding sequences on average")
+        rank = -(-round(mean) // spec.attn_dp)
+        per = (f" ({rank:,} per data-parallel attention rank)" if spec.attn_dp > 1 else "")
+        past_validated_batch(rank, f"{who} {spec.name}: its busiest instance ran {mean:,.0f} "
+                                   f"decoding sequences a step on average{per}")
 
 
 def _warn_empty_window(net: dict, end: float) -> None:

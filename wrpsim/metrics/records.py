@@ -94,6 +94,9 @@ INSTANCE_SCHEMA = pa.schema(
         ("iterations", pa.int64()),
         ("prefill_tokens", pa.int64()),
         ("decode_tokens", pa.int64()),
+        # iterations with at least one decoding sequence: decode_tokens / decode_iterations is
+        # the mean decode batch
+        ("decode_iterations", pa.int64()),
         ("requests_completed", pa.int64()),
         ("requests_handed_off", pa.int64()),  # prompts sent on to a decode instance
         # KV bytes of every transfer this (prefill) instance handed off, retries after a

@@ -324,7 +324,7 @@ def run_plan(cfg: dict, out_dir: Path | str, trace=None, progress=None,
     ev.stage = "checks"
     checks = verify_plan(ev, plan, best, feasible, traces)
     timing["verify_s"] = time.perf_counter() - t0
-    warn_planned_batch(ev, checks)
+    warn_planned_batch(ev, checks, feasible)
     record = plan_record(ev, plan, cfg, checks, search, info, notes, traces, feasible,
                          router_choice)
     timing["total_s"] = time.perf_counter() - t_start
@@ -375,18 +375,26 @@ def verify_plan(ev, plan, best: tuple, feasible: bool, traces: dict) -> dict:
     return out
 
 
-def warn_planned_batch(ev, checks: dict) -> None:
-    """The planned fleet's pools whose iterations on the full trace ran more than
-    `sanity.VALIDATED_BATCH` decoding sequences on average are warned about, as a run's are
-    (`wrpsim.sim.warn_past_validated_batch`): the plan may rest on optimistic decode times."""
+def warn_planned_batch(ev, checks: dict, feasible: bool) -> None:
+    """The planned (or, without a feasible plan, the closest) fleet's pools whose busiest
+    instance on the full trace ran more than `sanity.VALIDATED_BATCH` decoding sequences a step
+    are warned about, as a run's are (`wrpsim.sim.warn_past_validated_batch`): the plan may
+    rest on optimistic decode times. The pools are parsed again for their specs with their
+    own warnings muted (the plan showed each once already)."""
+    import warnings
+
+    from wrpsim.errors import WrpsimWarning
     from wrpsim.pool.fleet import parse_pool
     from wrpsim.sim import warn_past_validated_batch
 
     full = checks["full"]
     if not full.tables:
         return
-    specs = [parse_pool(name, cfg) for name, cfg in ev.fleet_pools(checks["final"]).items()]
-    warn_past_validated_batch(full.tables[1], specs, "plan: the planned fleet's pool")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", WrpsimWarning)
+        specs = [parse_pool(name, cfg) for name, cfg in ev.fleet_pools(checks["final"]).items()]
+    which = "planned" if feasible else "closest"
+    warn_past_validated_batch(full.tables[1], specs, f"plan: the {which} fleet's pool")
 
 
 def fleet_yaml(ev, counts) -> str:

@@ -52,6 +52,7 @@ cdef class AccountingMixin:
     cdef public bint busy
     cdef public double busy_s
     cdef public object completed
+    cdef public long long decode_iterations
     cdef public long long decode_tokens
     cdef public object down
     cdef public object down_s

@@ -48,6 +48,7 @@ class AccountingMixin:
         self.busy_s += dur
         self.energy_j += joules
         self.iterations += n
+        self.decode_iterations += n
         self.decode_tokens += n * nd
         self._c_cum += dur / nd
         self._e_cum += joules / nd

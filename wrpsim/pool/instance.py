@@ -56,10 +56,10 @@ class Instance(BatchingMixin):
     __slots__ = ("__dict__", "_c_cum", "_chunks", "_ctx_const", "_cum", "_cutoff", "_dec_in_iter",
                  "_dur", "_e_cum", "_end_fn", "_fresh", "_heap", "_in_area", "_in_system", "_in_t",
                  "_kick", "_kind", "_lag", "_load_s", "_mh", "_mi", "_n", "_power", "_pre_tokens",
-                 "_pushes", "_qbase", "_qs", "_qt", "_slice", "_t0", "_token", "_watermark",
-                 "_win", "_wk", "busy", "busy_s", "completed", "decode_tokens", "down", "down_s",
-                 "down_since", "encode_s", "energy_j", "env", "epoch", "failures", "frontend",
-                 "gpus", "handed_off", "incoming", "index", "iterations", "itl", "kv",
+                 "_pushes", "_qbase", "_qs", "_qt", "_slice", "_t0", "_token", "_watermark", "_win",
+                 "_wk", "busy", "busy_s", "completed", "decode_iterations", "decode_tokens", "down",
+                 "down_s", "down_since", "encode_s", "energy_j", "env", "epoch", "failures",
+                 "frontend", "gpus", "handed_off", "incoming", "index", "iterations", "itl", "kv",
                  "kv_bytes_per_token", "kv_load_blocks", "kv_mode", "kv_sent_bytes", "latency",
                  "layers", "lost_handler", "max_context", "max_run_steps", "model", "n_dec",
                  "n_ready", "name", "nic_free_by_group", "on_received", "outgoing", "pool",
@@ -129,6 +129,7 @@ class Instance(BatchingMixin):
         self.iterations = 0
         self.prefill_tokens = 0
         self.decode_tokens = 0
+        self.decode_iterations = 0  # iterations with at least one decoding sequence
         self.preemptions = 0
         self.completed = 0
         self._init_handoff()  # disaggregation: role, KV transfer, reservations
@@ -572,6 +573,7 @@ class Instance(BatchingMixin):
                     self._log_steps(1, now)
                 self.step += 1
                 self.decode_tokens += nd
+                self.decode_iterations += 1
                 if self._heap[0][0] <= self.step:
                     self._pop_finished(now)  # (someone finishes; else skip the call)
             price = self.price_per_gpu_hour
