@@ -621,6 +621,23 @@ def test_a_setting_that_changes_nothing_is_warned_once_per_plan_not_muted(tmp_pa
     assert p.returncode == 0 and "wrpsim: warning:" not in p.stderr, p.stderr
 
 
+def test_a_candidates_own_warning_is_one_line_per_plan(tmp_path):
+    """A candidate setting that changes nothing (a host-DRAM KV tier without a prefix cache)
+    is warned about when the plan is read; the estimates, checks and simulations that parse
+    the candidate again said it six more times, and now do not."""
+    import warnings
+
+    cfg = compose_plan("workload.max_requests=200", "~plan.candidates.a100",
+                       "~plan.candidates.h200", "plan.load_sensitivity=0", "plan.report=false",
+                       "+plan.candidates.h100.kv_tiers.dram_gib=10",
+                       "+plan.candidates.h100.prefix_cache.enabled=false")
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        run_plan(cfg, tmp_path)
+    dram = [w for w in seen if "kv_tiers.dram_gib" in str(w.message)]
+    assert len(dram) == 1, [str(w.message) for w in seen]
+
+
 def test_a_plan_whose_fleet_runs_past_512_sequences_a_step_says_so(tmp_path):
     """A planned fleet whose pool averages more than 512 decoding sequences an iteration on the
     full trace is warned about once, as a run is (its decode times there likely optimistic:

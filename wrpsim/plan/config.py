@@ -110,6 +110,19 @@ def parse_ratio(text) -> tuple[int, int]:
     return int(m[1]), int(m[2])
 
 
+def quiet_pool(name: str, cfg: dict):
+    """`parse_pool(name, cfg with count 1)` with its warnings muted: the estimates and checks
+    that parse a candidate again after `parse_plan` did (which showed each warning once)."""
+    import warnings
+
+    from wrpsim.errors import WrpsimWarning
+    from wrpsim.pool.fleet import parse_pool
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", WrpsimWarning)
+        return parse_pool(name, {**cfg, "count": 1})
+
+
 def _check_pool(where: str, name: str, cfg: dict) -> PoolTemplate:
     """Validate one expanded pool with the engine's parser; errors renamed to `where`."""
     from wrpsim.pool.catalog import get_gpu, get_model

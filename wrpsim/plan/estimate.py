@@ -159,9 +159,10 @@ class Capacity:
 
 def capacity(template, stats: TraceStats, tpot_target: float | None) -> Capacity:
     """The `Capacity` of one instance of a `PoolTemplate` under the trace's mean request."""
-    from wrpsim.pool.fleet import build_latency, kv_capacity, parse_pool, pool_window
+    from wrpsim.plan.config import quiet_pool
+    from wrpsim.pool.fleet import build_latency, kv_capacity, pool_window
 
-    spec = parse_pool(template.name, {**template.config, "count": 1})
+    spec = quiet_pool(template.name, template.config)
     lat = build_latency(spec)
     s = spec.scheduler
     win = pool_window(spec, lat)
@@ -198,9 +199,10 @@ def floors(template, stats: TraceStats, pct: str = "p50") -> dict:
     (chunks only add iterations) — with a prefix cache (the pool's `prefix_cache`, as the run
     resolves it) over a trace of hash ids, of the tokens no cache could skip at that percentile
     (`fresh`: True); TPOT at batch 1 after the median prompt."""
-    from wrpsim.pool.fleet import build_latency, parse_pool
+    from wrpsim.plan.config import quiet_pool
+    from wrpsim.pool.fleet import build_latency
 
-    spec = parse_pool(template.name, {**template.config, "count": 1})
+    spec = quiet_pool(template.name, template.config)
     lat = build_latency(spec)
     fresh = bool(stats.hashed and stats.fresh and spec.prefix_cache)
     if fresh:

@@ -177,10 +177,10 @@ def _context_of(p) -> int:
     model); 0 when there is none or the template does not parse (the run itself refuses it,
     and an estimate must not fail first)."""
     from wrpsim.errors import ConfigError
-    from wrpsim.pool.fleet import parse_pool
+    from wrpsim.plan.config import quiet_pool
 
     try:
-        return int(parse_pool(p.name, {**p.config, "count": 1}).max_context or 0)
+        return int(quiet_pool(p.name, p.config).max_context or 0)
     except ConfigError:
         return 0
 
@@ -263,7 +263,7 @@ def run_plan(cfg: dict, out_dir: Path | str, trace=None, progress=None,
     for k in ("ttft_s", "tpot_s"):  # (plan.json records them: inf stopped its writing)
         if k in slo:
             number(f"slo.{k}", slo[k], lo=0.0, strict_lo=True, finite=True)
-    plan = parse_plan(cfg.get("plan"))
+    shown, plan = _shown(parse_plan, cfg.get("plan"))  # (simulations do not repeat them)
     _warn_unused_thresholds(cfg, plan)
     seed = run_seed(cfg.get("seed", 0))
     top = MAX_SEED if plan.recheck_seed is not None else MAX_SEED - 1  # (the recheck's seed + 1)
@@ -297,6 +297,7 @@ def run_plan(cfg: dict, out_dir: Path | str, trace=None, progress=None,
 
     ok_cands = tuple(c for c in plan.candidates if c not in bad)
     ev = Evaluator(base, plan.pools, plan.slo, traces, plan.max_evaluations)
+    ev.warned.update(shown)
     ev.on_eval = progress  # e.g. wrpsim.plan.progress.PlanProgress (the CLI's)
     if traces["search"].frame is traces["full"].frame:
         ev.alias["full"] = "search"
@@ -331,6 +332,27 @@ def run_plan(cfg: dict, out_dir: Path | str, trace=None, progress=None,
     timing["simulations"] = len(ev.rows) + ev.reruns
     write_outputs(Path(out_dir), ev, plan, record, checks, timing)
     return record
+
+
+def _shown(fn, *args) -> tuple[list, object]:
+    """(the texts of the `WrpsimWarning`s `fn(*args)` issued, its result); the warnings are
+    issued as before. The evaluator, whose simulations parse the same pools again, shows each
+    of its own only once per plan (`Evaluator.warned`); these count as shown."""
+    import warnings
+
+    from wrpsim.errors import WrpsimWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", WrpsimWarning)
+        out = fn(*args)
+    texts = []
+    for w in caught:
+        if issubclass(w.category, WrpsimWarning):
+            texts.append(str(w.message))
+            warnings.warn(w.message, stacklevel=3)
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return texts, out
 
 
 def verify_plan(ev, plan, best: tuple, feasible: bool, traces: dict) -> dict:
@@ -381,18 +403,13 @@ def warn_planned_batch(ev, checks: dict, feasible: bool) -> None:
     are warned about, as a run's are (`wrpsim.sim.warn_past_validated_batch`): the plan may
     rest on optimistic decode times. The pools are parsed again for their specs with their
     own warnings muted (the plan showed each once already)."""
-    import warnings
-
-    from wrpsim.errors import WrpsimWarning
-    from wrpsim.pool.fleet import parse_pool
+    from wrpsim.plan.config import quiet_pool
     from wrpsim.sim import warn_past_validated_batch
 
     full = checks["full"]
     if not full.tables:
         return
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", WrpsimWarning)
-        specs = [parse_pool(name, cfg) for name, cfg in ev.fleet_pools(checks["final"]).items()]
+    specs = [quiet_pool(name, cfg) for name, cfg in ev.fleet_pools(checks["final"]).items()]
     which = "planned" if feasible else "closest"
     warn_past_validated_batch(full.tables[1], specs, f"plan: the {which} fleet's pool")
 
