@@ -42,6 +42,8 @@ def test_a_run_prints_a_short_summary_on_stderr_and_nothing_on_stdout(monkeypatc
     assert s["mean_token_budget_use"] == pytest.approx(
         sum(i["token_budget_use"] for i in inst) / len(inst))
     assert s["mean_kv_use"] == pytest.approx(sum(i["kv_mean_util"] for i in inst) / len(inst))
+    assert s["mean_decode_batch"] == pytest.approx(
+        sum(i["decode_tokens"] / i["decode_iterations"] for i in inst) / len(inst))
 
 
 def test_json_true_prints_the_summary_json_on_stdout_and_does_not_change_results(

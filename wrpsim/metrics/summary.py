@@ -35,6 +35,9 @@ Definitions (all in `summary.json`):
   `mean_token_budget_use` — tokens per iteration (prefill chunk tokens + one per decoding
   sequence) over the scheduler's `token_budget` (the compute headroom of a batch);
   `mean_kv_use` — the time-average share of KV-cache blocks held (the memory headroom);
+  `mean_decode_batch` — decoding sequences per decode iteration (`decode_tokens /
+  decode_iterations`), over the instances that decoded (None when none did): above 512 a
+  step wrpsim's decode times are likely optimistic (`wrpsim.sanity.VALIDATED_BATCH`);
 - `busy_cost_usd` / `busy_gpu_hours`: the GPU time requests kept busy (Σ of the per-request
   `cost_usd` / `gpu_s`; the rest of `cost_usd` paid for idle capacity);
 - `kv_transfer_mean_s` / `kv_transfer_p99_s`: exposed KV transfer of disaggregated requests
@@ -113,6 +116,17 @@ def _col_mean(table: pa.Table, name: str) -> float | None:
     if not len(table) or name not in table.column_names:
         return None
     return float(np.mean(to_numpy(table.column(name))))
+
+
+def _decode_batch(table: pa.Table) -> float | None:
+    """Mean over the instances that decoded of their decoding sequences per decode iteration
+    (None when none did, or the table has no `decode_iterations`)."""
+    if not len(table) or "decode_iterations" not in table.column_names:
+        return None
+    steps = to_numpy(table.column("decode_iterations")).astype(np.float64)
+    tokens = to_numpy(table.column("decode_tokens")).astype(np.float64)
+    ok = steps > 0
+    return float(np.mean(tokens[ok] / steps[ok])) if ok.any() else None
 
 
 def json_ready(d: dict) -> dict:
@@ -307,6 +321,7 @@ def summarize(requests: pa.Table, instances: pa.Table, duration_s: float, slo: d
         if len(gpus) else None,
         "mean_token_budget_use": _col_mean(instances, "token_budget_use"),
         "mean_kv_use": _col_mean(instances, "kv_mean_util"),
+        "mean_decode_batch": _decode_batch(instances),
         "busy_cost_usd": float(col["cost_usd"].sum()),
         "busy_gpu_hours": float(col["gpu_s"].sum()) / 3600.0,
         "idle_pools": idle_pools(requests, instances, dropped),

@@ -49,7 +49,8 @@ _FLOAT = (
     "queue_wait_mean_s", "slo_ttft_s", "slo_tpot_s", "slo_attainment", "goodput_rps",
     "throughput_tokens_per_s", "throughput_prompt_tokens_per_s", "duration_s", "gpu_hours",
     "cost_usd", "cost_per_hour_usd", "pue", "energy_it_kwh", "energy_kwh", "tokens_per_joule",
-    "mean_utilization", "mean_token_budget_use", "mean_kv_use", "sim_wall_s",
+    "mean_utilization", "mean_token_budget_use", "mean_kv_use", "mean_decode_batch",
+    "sim_wall_s",
     "prefix_hit_ratio_blocks", "prefix_hit_ratio_tokens",
     "qoe_mean", "qoe_p10", "qoe_attainment", "qoe_target", "qoe_ttft_s", "qoe_tokens_per_s",
 )
