@@ -36,7 +36,7 @@ METRICS = ("ttft_p50_s", "ttft_p90_s", "ttft_p99_s", "tpot_p50_s", "tpot_p90_s",
            "e2e_p50_s", "e2e_p99_s", "queue_wait_mean_s", "ttft_mean_s", "slo_attainment",
            "unserved_frac", "requests_total", "requests_completed", "throughput_tokens_per_s",
            "throughput_prompt_tokens_per_s", "duration_s", "energy_kwh", "mean_utilization",
-           "mean_token_budget_use", "mean_kv_use")
+           "mean_token_budget_use", "mean_kv_use", "mean_decode_batch")
 
 
 def metrics(summary: dict) -> dict:
