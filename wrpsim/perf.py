@@ -183,10 +183,8 @@ def evaluate(cfg: dict[str, Any]) -> dict[str, Any]:
     from wrpsim.sanity import kernel_timed, past_validated_batch
 
     if kernel_timed(cfg["engine"]):  # (its tables are what the warning is about)
-        rank = -(-batch // attn_dp)  # (each data-parallel attention rank steps its share)
-        per = f" ({rank:,} per data-parallel attention rank)" if attn_dp > 1 else ""
-        past_validated_batch(rank, f"perf: batch={batch}: a decode step of {batch:,} "
-                                   f"sequences{per}")
+        past_validated_batch(batch, attn_dp, f"perf: batch={batch}: a decode step of "
+                                             f"{batch:,} sequences")
     decode_s = lat.decode_step_s(batch, ctx)
     # over the step as a run charges it (`Instance` passes the step's duration: with async
     # scheduling a step the CPU outlasts keeps the GPU waiting part of it)

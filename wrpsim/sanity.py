@@ -15,10 +15,12 @@ Contracts:
   than the trace has requests (most instances never see a request; cost and energy still count
   every one of them), and a `ConfigError` when the instances could not even be built in
   reasonable memory (more than `MAX_INSTANCES`).
-- `past_validated_batch(seqs, lead)`: a `WrpsimWarning` when decode steps of `seqs` sequences
-  per engine rank (a run's or a plan's busiest instance, on average over its decode steps;
-  `wrpsim.perf`'s `batch`) exceed `VALIDATED_BATCH`, the most that wrpsim's decode times are
-  validated at for every engine; `kernel_timed(engine, kind)` says which pools it concerns.
+- `past_validated_batch(seqs, attn_dp, lead)`: a `WrpsimWarning` when decode steps of `seqs`
+  sequences (`wrpsim.perf`'s `batch`) exceed `VALIDATED_BATCH` per data-parallel attention
+  rank, the most that wrpsim's decode times are validated at for every engine;
+  `warn_past_validated_batch(inst_t, specs, who)` the same for each pool of a run's or a plan's
+  instance table, judged on its busiest instance's mean over its decode steps;
+  `kernel_timed(engine, kind)` says which pools they concern.
 """
 
 from __future__ import annotations
@@ -43,15 +45,40 @@ def kernel_timed(engine: str, latency_kind: str = "engine") -> bool:
     return latency_kind == "engine" and get_engine(engine).kind == "kernels"
 
 
-def past_validated_batch(seqs: int, lead: str) -> None:
-    """One warning when a decode step of `seqs` sequences (per engine rank) is beyond
-    `VALIDATED_BATCH`, where the one engine measured came out optimistic; `lead` opens the
-    message and says what ran that batch. Nothing at or below it."""
-    if seqs > VALIDATED_BATCH:
+def past_validated_batch(seqs: int, attn_dp: int, lead: str) -> None:
+    """One warning when a decode step of `seqs` sequences — each of `attn_dp` data-parallel
+    attention ranks stepping ceil(seqs / attn_dp) — is beyond `VALIDATED_BATCH` per rank,
+    where the one engine measured came out optimistic; `lead` opens the message and says what
+    ran that batch (the per-rank share follows it). Nothing at or below it."""
+    rank = -(-seqs // attn_dp)
+    if rank > VALIDATED_BATCH:
+        if attn_dp > 1:
+            lead += f" ({rank:,} per data-parallel attention rank)"
         warn(f"{lead}; above {VALIDATED_BATCH} sequences a step wrpsim's decode times are "
              f"measured against vLLM 0.11 alone (ML.ENERGY), where they came out about a "
              f"fifth shorter than the server's (docs/validation.md, \"Steps of more than "
              f"{VALIDATED_BATCH} sequences\"): read ITL and throughput there as optimistic")
+
+
+def warn_past_validated_batch(inst_t, specs, who: str = "pool") -> None:
+    """One warning per pool of `specs` (`PoolSpec`s) timed from kernel tables (`kernel_timed`)
+    whose busiest instance in the instance table `inst_t` ran more than `VALIDATED_BATCH`
+    decoding sequences a step on average over its decode steps (`decode_tokens /
+    decode_iterations`: prefill-only iterations do not dilute it) per data-parallel attention
+    rank; the message starts with `who` and the pool's name: its decode times there are
+    likely optimistic (`past_validated_batch`)."""
+    rows = zip(inst_t.column("pool").to_pylist(), inst_t.column("decode_tokens").to_pylist(),
+               inst_t.column("decode_iterations").to_pylist())
+    busiest: dict[str, float] = {}
+    for pool, tokens, steps in rows:
+        if steps:
+            busiest[pool] = max(busiest.get(pool, 0.0), tokens / steps)
+    for spec in specs:
+        mean = busiest.get(spec.name)
+        if mean is None or not kernel_timed(spec.engine, spec.latency.get("kind", "engine")):
+            continue
+        past_validated_batch(round(mean), spec.attn_dp, f"{who} {spec.name}: its busiest "
+                             f"instance ran {mean:,.0f} decoding sequences a step on average")
 
 
 def run_seed(value, where: str = "seed") -> int:

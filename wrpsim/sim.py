@@ -618,6 +618,8 @@ def _summary(cfg: dict, sim, req_t, inst_t, end: float, files,
     if network is not None:
         summary.update(network_headline(network))
         _warn_empty_window(network, end)
+    from wrpsim.sanity import warn_past_validated_batch
+
     warn_past_validated_batch(inst_t, sim.fleet.specs)
     return summary, network
 
@@ -651,32 +653,6 @@ def config_yaml(clean: dict) -> str:
     from omegaconf import OmegaConf
 
     return OmegaConf.to_yaml(OmegaConf.create(clean))
-
-
-def warn_past_validated_batch(inst_t, specs, who: str = "pool") -> None:
-    """One warning per pool of `specs` (`PoolSpec`s) timed from kernel tables
-    (`sanity.kernel_timed`) whose busiest instance in the instance table `inst_t` ran more
-    than `sanity.VALIDATED_BATCH` decoding sequences a step on average over its decode steps
-    (`decode_tokens / decode_iterations`: prefill-only iterations do not dilute it) per engine
-    rank (an instance of `attn_dp` data-parallel attention ranks steps ceil(that / attn_dp)
-    each); the message starts with `who` and the pool's name: its decode times there are
-    likely optimistic (`sanity.past_validated_batch`)."""
-    from wrpsim.sanity import kernel_timed, past_validated_batch
-
-    rows = zip(inst_t.column("pool").to_pylist(), inst_t.column("decode_tokens").to_pylist(),
-               inst_t.column("decode_iterations").to_pylist())
-    busiest: dict[str, float] = {}
-    for pool, tokens, steps in rows:
-        if steps:
-            busiest[pool] = max(busiest.get(pool, 0.0), tokens / steps)
-    for spec in specs:
-        mean = busiest.get(spec.name)
-        if mean is None or not kernel_timed(spec.engine, spec.latency.get("kind", "engine")):
-            continue
-        rank = -(-round(mean) // spec.attn_dp)
-        per = (f" ({rank:,} per data-parallel attention rank)" if spec.attn_dp > 1 else "")
-        past_validated_batch(rank, f"{who} {spec.name}: its busiest instance ran {mean:,.0f} "
-                                   f"decoding sequences a step on average{per}")
 
 
 def _warn_empty_window(net: dict, end: float) -> None:

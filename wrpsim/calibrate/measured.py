@@ -105,7 +105,7 @@ def _read_csv(path: str | Path, required: tuple, optional: tuple = (),
     if not any(any(c.strip() for c in row) for row in cells):  # (pandas: "No columns to parse")
         raise ConfigError(f"{path}: empty file: a header line of column names comes first "
                           f"(required: {', '.join(required)})")
-    head = [c.strip() for c in cells[0]] if cells else []
+    head = [c.strip() for c in cells[0]]
     twice = next((c for k, c in enumerate(head) if c in head[:k]), None)
     if twice is not None:
         raise ConfigError(f"{path}: column {twice!r} appears twice in the header")

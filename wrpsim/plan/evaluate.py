@@ -47,6 +47,23 @@ class Evaluation:
     tables: tuple = field(default=(), repr=False, compare=False)
 
 
+def reissue(caught, shown: set, skip: str | None = None) -> None:
+    """Issue again the warnings `caught` while they were recorded: any other category as it
+    was; each `WrpsimWarning` once per plan — not when its text is in `shown` (to which it is
+    added) or starts with `skip`."""
+    import warnings
+
+    from wrpsim.errors import WrpsimWarning
+
+    for w in caught:
+        text = str(w.message)
+        if not issubclass(w.category, WrpsimWarning):
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        elif not (skip and text.startswith(skip)) and text not in shown:
+            shown.add(text)
+            warnings.warn(w.message, stacklevel=3)
+
+
 class BudgetExhausted(Exception):
     """Raised by `Evaluator.evaluate` in a search phase when `max_evaluations` is reached."""
 
@@ -198,13 +215,7 @@ class Evaluator:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", WrpsimWarning)
             sim = Simulation(self.run_config(counts, run.seed), run.frame)
-        for w in caught:
-            text = str(w.message)
-            if not issubclass(w.category, WrpsimWarning):
-                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-            elif not text.startswith(FLEET_VS_TRACE) and text not in self.warned:
-                self.warned.add(text)
-                warnings.warn(w.message, stacklevel=2)
+        reissue(caught, self.warned, FLEET_VS_TRACE)
         req, inst, end = sim.run()
         return summarize(req, inst, end, sim.slo, sim.pue), (req, inst)
 

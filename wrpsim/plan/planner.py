@@ -334,25 +334,22 @@ def run_plan(cfg: dict, out_dir: Path | str, trace=None, progress=None,
     return record
 
 
-def _shown(fn, *args) -> tuple[list, object]:
+def _shown(fn, *args) -> tuple[set, object]:
     """(the texts of the `WrpsimWarning`s `fn(*args)` issued, its result); the warnings are
-    issued as before. The evaluator, whose simulations parse the same pools again, shows each
-    of its own only once per plan (`Evaluator.warned`); these count as shown."""
+    issued as before (`evaluate.reissue`). The evaluator, whose simulations parse the same
+    pools again, shows each of its own only once per plan (`Evaluator.warned`); these count
+    as shown."""
     import warnings
 
     from wrpsim.errors import WrpsimWarning
+    from wrpsim.plan.evaluate import reissue
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", WrpsimWarning)
         out = fn(*args)
-    texts = []
-    for w in caught:
-        if issubclass(w.category, WrpsimWarning):
-            texts.append(str(w.message))
-            warnings.warn(w.message, stacklevel=3)
-        else:
-            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-    return texts, out
+    shown: set = set()
+    reissue(caught, shown)
+    return shown, out
 
 
 def verify_plan(ev, plan, best: tuple, feasible: bool, traces: dict) -> dict:
@@ -400,11 +397,11 @@ def verify_plan(ev, plan, best: tuple, feasible: bool, traces: dict) -> dict:
 def warn_planned_batch(ev, checks: dict, feasible: bool) -> None:
     """The planned (or, without a feasible plan, the closest) fleet's pools whose busiest
     instance on the full trace ran more than `sanity.VALIDATED_BATCH` decoding sequences a step
-    are warned about, as a run's are (`wrpsim.sim.warn_past_validated_batch`): the plan may
+    are warned about, as a run's are (`sanity.warn_past_validated_batch`): the plan may
     rest on optimistic decode times. The pools are parsed again for their specs with their
     own warnings muted (the plan showed each once already)."""
     from wrpsim.plan.config import quiet_pool
-    from wrpsim.sim import warn_past_validated_batch
+    from wrpsim.sanity import warn_past_validated_batch
 
     full = checks["full"]
     if not full.tables:
