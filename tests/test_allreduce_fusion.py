@@ -129,7 +129,7 @@ def test_fusion_needs_a_group_on_one_gpu_kind_that_runs_it():
     assert "\n" not in msg
     assert msg.startswith("pool.pools.a.latency.allreduce_fusion: true asks for vLLM's "
                           "all-reduce + RMSNorm fusion, but a100-80gb's kernel tables do not")
-    assert "b200-180gb, b300-288gb, h100-80gb, h200-141gb" in msg
+    assert "b200-180gb, b300-288gb, gb200-186gb, h100-80gb, h200-141gb" in msg
 
 
 def test_vllm_0_11_does_not_fuse_unless_asked_with_a_limit():

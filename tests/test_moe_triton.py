@@ -134,7 +134,7 @@ def test_a_pool_asks_for_it_and_gets_one_line_where_the_gpu_lacks_it():
                             where="pool.pools.p.latency")
     msg = str(e.value)
     assert "\n" not in msg and msg.startswith("pool.pools.p.latency.moe_triton: true")
-    assert "b200-180gb, b300-288gb, h100-80gb, h200-141gb" in msg
+    assert "b200-180gb, b300-288gb, gb200-186gb, h100-80gb, h200-141gb" in msg
     # the engine's own setting on such a GPU: the default kernel, silently
     a100 = build_latency_model("qwen3-30b-a3b", "a100-80gb", 1, engine="vllm-0.11")
     assert "Triton" not in a100.calibration

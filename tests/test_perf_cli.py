@@ -127,7 +127,8 @@ def test_every_catalog_gpu_and_model_runs_and_labels_its_calibration(g):
         assert (dsa in label) == lat.model.dsa, label
         if lat._dsa_tables:  # (where the tables measured its heads and KV dtype, or moved
             # over from such a GPU's)
-            assert g in ("h100-80gb", "h200-141gb", "b200-180gb", "b300-288gb") or (
+            assert g in ("h100-80gb", "h200-141gb", "b200-180gb", "b300-288gb",
+                         "gb200-186gb") or (
                 "uncalibrated: roofline" in label), (g, label)
         label = label.replace(dsa, "; ")
         own = ("h100-80gb", "h200-141gb", "b200-180gb", "l40s-48gb", "a100-80gb",
@@ -138,6 +139,9 @@ def test_every_catalog_gpu_and_model_runs_and_labels_its_calibration(g):
             assert label.startswith("vllm-0.24: kernels: vllm 0.24.0 (NVIDIA B300") and (
                 ("uncalibrated" in label) == ("MLA modules: uncalibrated: roofline" in label)
                 == bool(lat._mla_tables and not lat._dsa_tables)), label
+        elif g == "gb200-186gb":  # a GB200 NVL72's GPU: the B200's silicon, its tables
+            assert "kernels: vllm 0.24.0 (NVIDIA B200)" in label and (
+                ("uncalibrated" in label) == bool(lat.model.dsa and not lat._dsa_tables)), label
         elif g == "rtx4090-24gb":  # own GEMMs / attention, L40S rest
             assert label.startswith("vllm-0.24: kernels: vllm 0.19.0") and (
                 "LLMServingSim" in label and "uncalibrated: roofline" in label), label

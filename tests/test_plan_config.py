@@ -137,7 +137,8 @@ def test_bad_config_on_the_command_line_is_one_line_and_status_2(tmp_path):
     assert p.returncode == 2
     assert p.stderr.strip().splitlines() == [
         "wrpsim: error: plan.candidates.a100.gpu: unknown value 'a100-81gb'; valid choices: "
-        "a100-80gb, a10g-24gb, b200-180gb, b300-288gb, h100-80gb, h100-nvl-94gb, h100-pcie-80gb, "
+        "a100-80gb, a10g-24gb, b200-180gb, b300-288gb, gb200-186gb, h100-80gb, h100-nvl-94gb, "
+        "h100-pcie-80gb, "
         "h200-141gb, l4-24gb, l40s-48gb, mi300x-192gb, rtx4090-24gb, rtxpro6000-96gb; did you mean "
         "'a100-80gb'?"]
     assert not (tmp_path / "plan.json").exists()
