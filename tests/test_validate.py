@@ -196,18 +196,18 @@ def test_a_data_folder_given_a_number_list_or_mapping_is_one_error(arg):
 @pytest.mark.parametrize("arg", ["sets=1", "sets=true", "sets=1.5"])
 def test_sets_given_a_number_is_one_error(arg):
     with pytest.raises(ConfigError, match=r"^validate: sets must be a name or a list of names "
-                       r"of silicon, llmservingsim, mlenergy, inference_perf, got "):
+                       r"of silicon, silicon_disagg, llmservingsim, mlenergy, inference_perf, got "):
         parse_args([arg])
 
 
 @pytest.mark.parametrize("arg, pattern", [
     ("sets=[silicon,bogus]", "validate: sets: unknown value(s) ['bogus']; valid choices: "
-                             "silicon, llmservingsim, mlenergy"),
+                             "silicon, silicon_disagg, llmservingsim, mlenergy"),
     ("split=train", "validate: split: unknown value 'train'; valid choices: all, fit, test"),
     # (each of its cases was replayed and counted twice: the p90s moved, n did not)
     ("sets=[silicon,llmservingsim,silicon]", "validate: sets names silicon more than once"),
-    ("sets=[]", "validate: sets must name at least one of silicon, llmservingsim, mlenergy, "
-                "inference_perf, got []"),
+    ("sets=[]", "validate: sets must name at least one of silicon, silicon_disagg, llmservingsim, "
+                "mlenergy, inference_perf, got []"),
     ("mlenergy_dir=/nonexistent", "validate: mlenergy_dir: /nonexistent has no llm_configs.csv"),
     ("inference_perf_dir=/nonexistent", "validate: inference_perf_dir: /nonexistent holds no "
                                         "experiment folder"),
@@ -605,3 +605,28 @@ def test_a_data_folder_no_chosen_set_reads_is_one_error(args, key, reader):
                                           rf"only, which sets=\[.*\] leaves out; add it to "
                                           rf"sets or drop {key}$"):
         parse_args(args)
+
+
+def test_disaggregated_cases_follow_their_recipes():
+    """The silicon sample's disaggregated vLLM rows become two-pool fleets set as the Dynamo
+    recipes ran them (wrpsim.validate.disagg.RECIPES); the 16-GPU decode workers are counted
+    as left out, with the reason."""
+    from wrpsim.validate.disagg import disagg_cases
+
+    skipped: dict[str, int] = {}
+    cases = disagg_cases(skipped=skipped)
+    assert len(cases) == 11 and sum(skipped.values()) == 3
+    assert "16 GPUs" in next(iter(skipped))
+    assert {c.split for c in cases} == {"fit", "test"}
+    assert all((c.split == "fit") == (c.info["isl"] == 1024) for c in cases)
+    c = next(c for c in cases if c.info["isl"] == 8192 and c.info["concurrency"] == 128)
+    pre, dec = c.pools["prefill"], c.pools["decode"]
+    assert (pre["role"], pre["tp"], pre["attn_dp"], pre["ep"], pre["count"]) == (
+        "prefill", 4, 4, 4, 1)
+    assert pre["scheduler"]["max_seqs"] == 4 * 64 and pre["kv_transfer"] == {"mode": "serialized"}
+    assert pre["latency"]["cudagraph_max_tokens"] == 0  # --enforce-eager
+    assert (dec["role"], dec["tp"], dec["ep"], dec["count"]) == ("decode", 4, 4, 4)
+    assert "attn_dp" not in dec and dec["scheduler"]["max_seqs"] == 16
+    assert c.workload["source"]["concurrency"] == 128  # 32 per decode worker x 4
+    assert c.network == {"kind": "nic", "nic_gbps": 400.0}
+

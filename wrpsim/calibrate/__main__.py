@@ -379,10 +379,11 @@ def _warn_estimated(engine: str, cases: list, steps) -> None:
 
     keys: dict[tuple, list[str]] = {}
     for c in cases:
-        p = c.pool
-        key = (c.model, c.gpu, int(p.get("tp", 1)), str(p.get("precision", "bf16")),
-               str(p.get("kv_dtype", "auto")), int(p.get("ep", 1)), int(p.get("attn_dp", 1)))
-        keys.setdefault(key, []).append(str(c.info.get("where", c.name)))
+        for p in (c.pools or {"": c.pool}).values():
+            key = (c.model, c.gpu, int(p.get("tp", 1)), str(p.get("precision", "bf16")),
+                   str(p.get("kv_dtype", "auto")), int(p.get("ep", 1)),
+                   int(p.get("attn_dp", 1)))
+            keys.setdefault(key, []).append(str(c.info.get("where", c.name)))
     if steps is not None:
         path = steps.attrs.get("path", "steps")
         for line, r in rows(steps):  # (as `read_steps` built each row's pool)

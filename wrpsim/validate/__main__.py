@@ -28,10 +28,10 @@ from typing import Any
 from wrpsim.cli import apply_flat, load_defaults, verb_main
 from wrpsim.errors import ConfigError, boolean
 
-SETS = ("silicon", "llmservingsim", "mlenergy", "inference_perf")
+SETS = ("silicon", "silicon_disagg", "llmservingsim", "mlenergy", "inference_perf")
 #: the sets `wrpsim.calibrate validation=` reads (with a fit split, or the shipped ones): the
 #: inference-perf runs are all test cases, read from a clone calibrate is not given
-CALIBRATION_SETS = ("silicon", "llmservingsim", "mlenergy")
+CALIBRATION_SETS = ("silicon", "silicon_disagg", "llmservingsim", "mlenergy")
 SPLITS = ("all", "fit", "test")
 #: most worker processes `jobs` may start (each replays whole cases; more than the machine's
 #: cores only queue)
@@ -118,6 +118,7 @@ def inference_perf_root(value) -> Path | None:
 
 def collect_cases(cfg: dict[str, Any]) -> tuple[list, list[str]]:
     """The cases of the chosen sets and split, and notes on sets left out."""
+    from wrpsim.validate.disagg import disagg_cases
     from wrpsim.validate.inference_perf import inference_perf_cases
     from wrpsim.validate.llmservingsim import llmservingsim_cases
     from wrpsim.validate.mlenergy import mlenergy_cases
@@ -125,10 +126,10 @@ def collect_cases(cfg: dict[str, Any]) -> tuple[list, list[str]]:
 
     cases, notes = [], []
     for name in cfg["sets"]:
-        if name == "silicon":
+        if name in ("silicon", "silicon_disagg"):
             skipped: dict[str, int] = {}
-            got = silicon_cases(skipped=skipped)
-            notes += [f"silicon: {n} row(s) left out: {why}" for why, n in skipped.items()]
+            got = (silicon_cases if name == "silicon" else disagg_cases)(skipped=skipped)
+            notes += [f"{name}: {n} row(s) left out: {why}" for why, n in skipped.items()]
         elif name == "llmservingsim":
             got = llmservingsim_cases()
         elif name == "inference_perf":
@@ -159,14 +160,15 @@ def collect_cases(cfg: dict[str, Any]) -> tuple[list, list[str]]:
             if get_engine(str(cfg["engine"])).kind == "analytical":
                 from wrpsim.pool.catalog import get_model
 
-                def mha(c) -> bool:  # no Mamba or latent attention: every layer MHA
-                    m = get_model(c.pool["model"])
-                    return not (m.mamba_layers or m.mla)
+                def plain(p: dict) -> bool:  # BF16, no EP / DP, every layer MHA, no settings
+                    m = get_model(p["model"])
+                    return (p.get("precision", "bf16") == "bf16"
+                            and p.get("kv_dtype", "auto") in ("auto", "bf16")
+                            and p.get("ep", 1) == 1 and p.get("attn_dp", 1) == 1
+                            and "latency" not in p and not (m.mamba_layers or m.mla))
 
-                keep = [c for c in got if c.pool.get("precision", "bf16") == "bf16"
-                        and c.pool.get("kv_dtype", "auto") in ("auto", "bf16")
-                        and c.pool.get("ep", 1) == 1 and c.pool.get("attn_dp", 1) == 1
-                        and "latency" not in c.pool and mha(c)]
+                keep = [c for c in got
+                        if all(plain(p) for p in (c.pools or {"": c.pool}).values())]
                 if len(keep) < len(got):
                     notes.append(f"{name}: {len(got) - len(keep)} cases left out (engine "
                                  f"{cfg['engine']} models only BF16 weights and KV, ep 1, "

@@ -27,11 +27,28 @@ ROUTERS = {"round-robin": "wrpsim.router.RoundRobin",
 
 
 def case_config(case, engine: str | None = None, overrides: dict | None = None) -> dict:
-    """The plain run config of `case` (one pool named after the GPU). With `engine` (every
+    """The plain run config of `case` (one pool named after the GPU, or its `pools`). With
+    `engine` (every
     case under one engine), the memory fraction stays the measured server's: its own engine's
     `gpu_mem_util` where the case leaves it out (a server's version sets it, not the
     calibration)."""
-    pool = {k: v for k, v in case.pool.items() if v is not None}
+    pools = {n: _pool_config(p, engine, overrides)
+             for n, p in (case.pools or {case.gpu: case.pool}).items()}
+    out = {
+        "workload": case.workload or {"name": case.set},
+        "pool": {"name": case.name, "pools": pools},
+        "router": {"_target_": ROUTERS[case.router]},
+        "seed": 0, "slo": {"ttft_s": 1e9, "tpot_s": 1e9}, "qoe": None, "pue": 1.0,
+        "sim": {"progress": False},
+    }
+    if case.network is not None:
+        out["network"] = case.network
+    return out
+
+
+def _pool_config(pool: dict, engine: str | None, overrides: dict | None) -> dict:
+    """One pool of `case_config` (its docstring says what `engine` keeps)."""
+    pool = {k: v for k, v in pool.items() if v is not None}
     if engine:
         sched = pool.get("scheduler")
         if isinstance(sched, dict) and sched.get("gpu_mem_util") is None:
@@ -42,13 +59,7 @@ def case_config(case, engine: str | None = None, overrides: dict | None = None) 
         pool["engine"] = engine
     if overrides:  # on top of the case's own engine settings (`Case.pool["latency"]`)
         pool["latency"] = {"kind": "engine", **(pool.get("latency") or {}), **overrides}
-    return {
-        "workload": case.workload or {"name": case.set},
-        "pool": {"name": case.name, "pools": {case.gpu: pool}},
-        "router": {"_target_": ROUTERS[case.router]},
-        "seed": 0, "slo": {"ttft_s": 1e9, "tpot_s": 1e9}, "qoe": None, "pue": 1.0,
-        "sim": {"progress": False},
-    }
+    return pool
 
 
 @contextmanager
@@ -133,8 +144,8 @@ def _simulate(case, sim) -> dict:
         out["power_w"] = joules / (b - a) / gpus
         out["steady_s"] = b - a
         out["batch_avg"] = running_avg(done, a, b)
-    out["calibration"] = sim.fleet.latency[case.gpu].calibration \
-        if hasattr(sim.fleet.latency[case.gpu], "calibration") else ""
+    lat = sim.fleet.latency[next(iter(case.pools or {case.gpu: None}))]
+    out["calibration"] = getattr(lat, "calibration", "")
     return out
 
 

@@ -119,7 +119,7 @@ def catalog_model(hf_id: str) -> str | None:
 
 
 SYSTEMS = {"h100_sxm": "h100-80gb", "h200_sxm": "h200-141gb", "b200_sxm": "b200-180gb",
-           "b300_sxm": "b300-288gb",
+           "b300_sxm": "b300-288gb", "gb200": "gb200-186gb",
            "H100": "h100-80gb", "H200": "h200-141gb", "B200": "b200-180gb",
            "RTX4090": "rtx4090-24gb", "RTXPRO6000": "rtxpro6000-96gb"}
 #: vLLM's scheduler defaults for online serving on GPUs with >= 70 GiB (V1 engine), and the
@@ -132,7 +132,10 @@ METRICS = ("ttft", "tpot", "itl", "e2e", "power")
 @dataclass
 class Case:
     """One measured run to replay (see module docstring). `measured` maps metric keys
-    (`ttft_mean_s`, `tpot_p50_s`, `itl_p50_s`, `power_w`, ...) to measured values."""
+    (`ttft_mean_s`, `tpot_p50_s`, `itl_p50_s`, `power_w`, ...) to measured values. `pools`
+    (name -> pool config) replaces the one pool `pool` for a fleet of several (a
+    disaggregated server: `wrpsim.validate.disagg`), `network` the run's network config
+    (default: none)."""
 
     set: str
     name: str
@@ -147,6 +150,8 @@ class Case:
     router: str = "round-robin"
     notes: str = ""
     info: dict = field(default_factory=dict)
+    pools: dict | None = None
+    network: dict | None = None
 
 
 def measured_dir() -> Path:
