@@ -43,7 +43,10 @@ def test_serialized_transfer_exposes_all_bytes_over_bandwidth(nic_gbps):
     xfer = 4096 * KV_8B / (nic_gbps * 1e9 / 8)
     assert r["kv_transfer_bytes"] == 4096 * KV_8B
     assert r["kv_transfer_s"] == pytest.approx(xfer, rel=1e-9)
-    assert r["ttft_s"] == pytest.approx(0.08 + xfer, rel=1e-9)  # TTFT includes the transfer
+    # the first token is the decode instance's: its first step with the sequence, once the KV
+    # has arrived (TTFT includes the transfer); it then decodes every output token
+    assert r["ttft_s"] == pytest.approx(0.08 + xfer + 0.01, rel=1e-9)
+    assert r["e2e_s"] == pytest.approx(0.08 + xfer + 3 * 0.01, rel=1e-9)
     assert r["pool"] == "dec" and r["prefill_pool"] == "pre"
 
 
@@ -77,8 +80,8 @@ def test_transfers_of_one_prefill_instance_queue_on_its_nic():
     a, b = req.to_pylist()
     xfer = 4096 * KV_8B / 12.5e9
     # prefills at [0, .08] and [.08, .16]; the first transfer occupies the NIC until .08 + X
-    assert a["first_token_s"] == pytest.approx(0.08 + xfer)
-    assert b["first_token_s"] == pytest.approx(max(0.16, 0.08 + xfer) + xfer)
+    assert a["first_token_s"] == pytest.approx(0.08 + xfer + 0.01)
+    assert b["first_token_s"] == pytest.approx(max(0.16, 0.08 + xfer) + xfer + 0.01)
 
 
 def test_transfers_of_two_prefill_instances_into_one_decode_instance_queue_on_its_nic():
@@ -91,15 +94,15 @@ def test_transfers_of_two_prefill_instances_into_one_decode_instance_queue_on_it
     a, b = sorted(req.to_pylist(), key=lambda r: r["first_token_s"])
     xfer = 4096 * KV_8B / 12.5e9
     assert a["prefill_instance"] != b["prefill_instance"]
-    assert a["first_token_s"] == pytest.approx(0.08 + xfer)
-    assert b["first_token_s"] == pytest.approx(0.08 + 2 * xfer)
+    assert a["first_token_s"] == pytest.approx(0.08 + xfer + 0.01)
+    assert b["first_token_s"] == pytest.approx(0.08 + 2 * xfer + 0.01)
 
 
 def test_infinite_bandwidth_network_none_makes_the_transfer_free():
     r, insts, sim = one(disagg_cfg(network={"kind": "none"}))
     assert r["kv_transfer_s"] == 0.0
-    assert r["ttft_s"] == pytest.approx(0.08)
-    assert r["tt2t_s"] == pytest.approx(0.09)
+    assert r["ttft_s"] == pytest.approx(0.09)  # the decode instance's first step
+    assert r["tt2t_s"] == pytest.approx(0.10)
     by = {row["pool"]: row for row in insts}
     assert by["pre"]["requests_handed_off"] == 1 and by["dec"]["requests_completed"] == 1
     assert by["pre"]["decode_tokens"] == 0 and by["dec"]["prefill_tokens"] == 0
@@ -295,9 +298,63 @@ def test_attention_groups_of_a_decode_instance_receive_on_their_own_nics(attn_dp
     assert a["prefill_instance"] != b["prefill_instance"]
     assert a["kv_transfer_bytes"] == b["kv_transfer_bytes"] > 0
     xfer = a["kv_transfer_bytes"] / (10e9 / 8)  # over one NIC (one GPU of a group)
+    # (a serialized hand-off starts after the engine's orchestration, `handover_us`)
+    handover = sim.fleet.latency["pre"].handover_s()
+    assert handover > 0
     if attn_dp == 2:  # side by side, one NIC each
-        assert a["kv_transfer_s"] == pytest.approx(xfer, rel=1e-9)
+        assert a["kv_transfer_s"] == pytest.approx(handover + xfer, rel=1e-9)
         assert b["first_token_s"] == pytest.approx(a["first_token_s"], rel=1e-12)
     else:  # one after the other, each over the prefill GPU's one NIC (the narrower end)
-        assert a["kv_transfer_s"] == pytest.approx(xfer, rel=1e-9)
+        assert a["kv_transfer_s"] == pytest.approx(handover + xfer, rel=1e-9)
         assert b["first_token_s"] == pytest.approx(a["first_token_s"] + xfer, rel=1e-9)
+
+
+def test_a_handed_off_sequence_gets_its_first_token_when_the_decode_batch_takes_it():
+    """The decode side's batch is full (`max_seqs` 1): B's KV arrives at .16 while A decodes
+    until .28, and B waits there for its place. The user sees B's first token only after the
+    decode instance's first step with it (.29), as a vLLM decode engine samples it — not when
+    its KV arrived — so B's TPOT is the step time, not the step time plus the wait."""
+    cfg = disagg_cfg("serialized", max_seqs=1, network={"kind": "none"})
+    sim = Simulation(cfg, make_trace([0.0, 0.0], [4096, 4096], [20, 5]))
+    req, _, _ = sim.run()
+    a, b = sorted(req.to_pylist(), key=lambda r: r["first_token_s"])
+    assert a["first_token_s"] == pytest.approx(0.09)  # prefill .08, then its first step
+    assert a["finish_s"] == pytest.approx(0.08 + 20 * 0.01)  # 20 steps: every output token
+    assert b["kv_transfer_s"] == 0.0  # arrived at .16, the end of its prefill
+    assert b["first_token_s"] == pytest.approx(0.28 + 0.01)
+    assert b["tpot_s"] == pytest.approx(0.01)
+    assert b["tt2t_s"] == pytest.approx(0.30)
+
+
+@pytest.mark.parametrize("mode", ["serialized", "layerwise"])
+def test_a_serialized_hand_off_waits_for_the_engines_orchestration(mode):
+    """A kernel-table engine's `handover_us` (here set by the pool) delays a serialized
+    hand-off's pull by exactly that much — the KV stays on the prefill instance meanwhile —
+    and a layer-wise one not at all (its push is arranged before the prompt ends)."""
+    def pool(role):
+        return {"gpu": "h100-80gb", "model": "llama3.1-8b", "tp": 1, "count": 1, "role": role,
+                "latency": {"kind": "engine", "handover_us": 50_000.0},
+                **({"kv_transfer": {"mode": mode}} if role == "prefill" else {})}
+
+    cfg = {"seed": 0, "slo": {"ttft_s": 10.0, "tpot_s": 1.0}, "pue": 1.0,
+           "network": {"kind": "none"},
+           "pool": {"pools": {"pre": pool("prefill"), "dec": pool("decode")}},
+           "router": {"_target_": "wrpsim.router.LeastOutstanding"}}
+    sim = Simulation(cfg, make_trace([0.0], [2048], [4]))
+    assert sim.fleet.latency["pre"].handover_s() == pytest.approx(0.05, rel=1e-12)
+    pre = next(i for i in sim.fleet.instances if i.role == "prefill")
+    held = []  # (time, KV blocks the prefill instance holds) while its hand-off is pending
+
+    def watch():
+        while sim.env.now < 1.0:
+            if pre.outgoing:
+                held.append((sim.env.now, pre.kv.used))
+            yield sim.env.timeout(0.001)
+
+    sim.env.process(watch())
+    r = sim.run()[0].to_pylist()[0]
+    assert r["status"] == "completed"
+    assert r["kv_transfer_s"] == pytest.approx(0.05 if mode == "serialized" else 0.0, abs=1e-12)
+    assert r["kv_wait_s"] == pytest.approx(r["kv_transfer_s"], abs=1e-12)  # (prompt done -> grant)
+    if mode == "serialized":  # the prompt's KV stays on the prefill instance until the pull
+        assert held[-1][0] - held[0][0] >= 0.048 and all(used > 0 for _, used in held)

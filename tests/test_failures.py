@@ -137,14 +137,15 @@ def test_requests_cut_off_and_then_dropped_for_no_healthy_instance_count_as_lost
     assert s["slo_attainment_interrupted"] == 0.0
 
 
-def _retried_until_up_or_dropped(cfg: dict, events: list) -> None:
+def _retried_until_up_or_dropped(cfg: dict, events: list, first_s: float = 0.1) -> None:
     """One request at 1 s while its only candidate is down from 0.5 to 2.5 s: under `retry`
-    (every 1 s) it is served at the third try, under `drop` dropped as having no candidate."""
+    (every 1 s) it is served at the third try (its first token `first_s` later), under `drop`
+    dropped as having no candidate."""
     cfg["failures"] = {"policy": "retry", "retry_delay_s": 1.0, "max_retries": 5,
                        "events": events}
     row = Simulation(cfg, make_trace([1.0], [10], [5])).run()[0].to_pylist()[0]
     assert row["status"] == "completed" and row["attempts"] == 1
-    assert row["first_token_s"] == pytest.approx(3.0 + 0.1)  # tries at 1, 2, 3 s; up at 2.5 s
+    assert row["first_token_s"] == pytest.approx(3.0 + first_s)  # tries at 1, 2, 3 s; up at 2.5
     cfg["failures"] = {"policy": "drop", "events": events}
     row = Simulation(cfg, make_trace([1.0], [10], [5])).run()[0].to_pylist()[0]
     assert row["status"] == "dropped" and row["drop_reason"] == "no_healthy_instance"
@@ -164,7 +165,8 @@ def test_a_disaggregated_request_waits_while_every_decode_instance_is_down():
     cfg["pool"]["pools"]["pre"] = {**pool, "role": "prefill"}
     cfg["pool"]["pools"]["dec"] = {**pool, "role": "decode"}
     events = [{"pool": "dec", "instance": 0, "at_s": 0.5, "down_s": 2.0}]
-    _retried_until_up_or_dropped(cfg, events)
+    # (the prefill step, then the decode instance's first step gives the first token)
+    _retried_until_up_or_dropped(cfg, events, first_s=0.2)
 
 
 def test_random_failures_are_deterministic_and_conserve_requests(tmp_path):

@@ -630,3 +630,18 @@ def test_disaggregated_cases_follow_their_recipes():
     assert c.workload["source"]["concurrency"] == 128  # 32 per decode worker x 4
     assert c.network == {"kind": "nic", "nic_gbps": 400.0}
 
+
+def test_disaggregated_held_out_prompts_within_goals():
+    """Kimi-K2.5 NVFP4 disaggregated on GB200 (Dynamo + vLLM 0.18): the 8k-token rows, which
+    `handover_us` was not fitted on, median |error| of mean TTFT <= 15 % and TPOT <= 10 %;
+    the 128-client row, whose decode workers (16 sequences each) keep half the clients
+    waiting, has its first tokens after that wait (measured 11.6 s) — not at the KV's
+    arrival, which gave 1 s."""
+    from wrpsim.validate.disagg import disagg_cases
+
+    cases = [c for c in disagg_cases() if c.split == "test"]
+    assert len(cases) == 5
+    assert _median_abs(cases, "ttft_mean_s") <= 15.0
+    assert _median_abs(cases, "tpot_mean_s") <= 10.0
+    wait = next(c for c in cases if c.info["concurrency"] == 128)
+    assert abs(errors(wait, simulate(wait))["ttft_mean_s"]) <= 0.25

@@ -32,7 +32,7 @@ FIT_FIELDS = ("iter_overhead_us", "seq_overhead_us", "layer_overhead_us", "front
 BOUNDS = {"iter_overhead_us": 20000.0, "seq_overhead_us": 500.0, "layer_overhead_us": 200.0,
           "frontend_us": 200000.0, "frontend_us_per_token": 50.0, "sampling_passes": 50.0,
           "eager_layer_us": 2000.0, "frontend_us_per_stream_token": 1000.0,
-          "frontend_us_serial": 200000.0}
+          "frontend_us_serial": 200000.0, "handover_us": 2000000.0}
 #: robust loss of the fit: Cauchy on log(simulated / measured) with a 5 % scale, so a few rows
 #: far off (a case the model misses) do not pull the constants away from the bulk of the rows
 LOSS, F_SCALE = "cauchy", 0.05

@@ -134,8 +134,8 @@ def _second_and_transfer(seq) -> tuple:
         return tt2t, None, None, 0.0, NAN, NAN
     pool, _, idx = seq.prefill_inst.rpartition("/")
     exposed = wait = NAN
-    if seq.first_token_s is not None and seq.prefill_end_s is not None:
-        exposed = seq.first_token_s - seq.prefill_end_s
+    if seq.arrived_s is not None and seq.prefill_end_s is not None:
+        exposed = seq.arrived_s - seq.prefill_end_s
     if seq.grant_s is not None and seq.prefill_end_s is not None:
         wait = max(0.0, seq.grant_s - seq.prefill_end_s)
     return tt2t, pool, int(idx), float(seq.xfer_bytes), exposed, wait

@@ -124,7 +124,8 @@ class AccountingMixin:
         mh.append(h)
 
     def _token_out(self, seq: Seq, now: float) -> None:
-        """A prefill (or a KV arrival) just delivered the sequence's token number `seq.gen`."""
+        """A prefill just delivered the sequence's token number `seq.gen` (a KV arrival: 0, no
+        token yet; the meter starts)."""
         m = seq.qoe
         if m is None:
             m = seq.qoe = QoEMeter(seq.req.arrival_s, self.qoe[0], self.qoe[1],

@@ -143,7 +143,7 @@ CONSTANT_MAX = {"iter_overhead_us": _US_MAX, "seq_overhead_us": _US_MAX,
                 "layer_overhead_us": _US_MAX, "frontend_us": _US_MAX,
                 "frontend_us_per_token": _US_MAX, "sampling_floor_us": _US_MAX,
                 "eager_layer_us": _US_MAX, "frontend_us_per_stream_token": _US_MAX,
-                "frontend_us_serial": _US_MAX, "sampling_passes": 1_000,
+                "frontend_us_serial": _US_MAX, "handover_us": _US_MAX, "sampling_passes": 1_000,
                 "allreduce_fusion_mb": 1 << 20, "cudagraph_max_tokens": 1 << 20}
 
 

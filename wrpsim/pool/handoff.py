@@ -5,8 +5,10 @@ the decode instance or both — never by neither — as with vLLM's disaggregate
 Mooncake and DistServe:
 
 1. **Reservation.** When the transfer could first start — when the iteration that completes
-   the prompt is planned (``layerwise``: bytes leave as layers are computed) or when it ends
-   (``serialized``) — the prefill instance asks the sequence's decode instance to reserve
+   the prompt is planned (``layerwise``: bytes leave as layers are computed) or, after the
+   engine's orchestration (`LatencyModel.handover_s`: the prefill engine's answer, the
+   router's second dispatch, the decode engine's scheduling of the pull), once it has ended
+   (``serialized``, as vLLM's NixlConnector pulls) — the prefill instance asks the sequence's decode instance to reserve
    blocks for the whole KV it will send plus the slot of its first decode step (`reserve`; an
    ``orca`` decode instance reserves the sequence's whole life, as at a colocated admission).
 2. **Grant, FCFS.** The decode instance grants reservations in the order they were asked,
@@ -25,6 +27,12 @@ Mooncake and DistServe:
    blocks when the last byte has left; the decode instance holds them already (`incoming`)
    and `receive`s the sequence into `waiting` with them, where it waits to join the decode
    batch (`BatchingMixin._admit_ready`) without allocating again.
+5. **First token.** The user's first token is the decode instance's: as vLLM's disaggregated
+   KV connectors (NixlConnector, P2P NCCL, LMCache) run it, the token the prefill instance
+   sampled is dropped and the decode engine computes the prompt's last position again and
+   samples every output token, the first at the end of its first step with the sequence
+   (`Instance._second_tokens`). So TTFT includes the transfer and any wait for a place in
+   the decode batch (`max_seqs`), and TPOT is the decode instance's steps alone.
 
 The exposed transfer of a request (`kv_transfer_s`: prompt done -> KV arrived) includes the
 wait for the reservation (`kv_wait_s`: prompt done -> blocks granted, 0 when they were granted
@@ -47,6 +55,7 @@ from collections import deque
 
 from wrpsim.pool.failure import FailureMixin
 from wrpsim.pool.sequence import WAITING, Seq
+from wrpsim.pool.wakeup import wake
 
 # Seq.xfer: where a hand-off stands
 NONE, ASKED, GRANTED, STREAMING, SENT = 0, 1, 2, 3, 4
@@ -107,7 +116,9 @@ class HandoffMixin(FailureMixin):
 
     def _handoff(self, seq: Seq, now: float) -> None:
         """Prompt done on this prefill instance: send the KV cache once the decode instance
-        has reserved its blocks (at once if it has)."""
+        has reserved its blocks (at once if it has). A `serialized` hand-off first waits the
+        engine's orchestration (`LatencyModel.handover_s`: the decode engine learns of the
+        request and pulls its KV only then), the KV held here meanwhile."""
         del self.running[seq.req.id]
         self.handed_off += 1
         seq.prefill_inst = self.name
@@ -116,7 +127,25 @@ class HandoffMixin(FailureMixin):
         self.outgoing[id(seq)] = seq
         if seq.xfer == STREAMING:
             self._send(seq, now, self.kv_mode, self._t0)
-        elif seq.xfer == GRANTED or (seq.xfer == NONE and self._ask(seq, now)):
+            return
+        delay = (self.latency.handover_s()
+                 if seq.xfer == NONE and self.kv_mode == "serialized" else 0.0)
+        if delay > 0.0:
+            wake(self.env, delay, self._pull_later, (self.epoch, seq))
+        else:
+            self._pull(seq, now)
+
+    def _pull_later(self, ev) -> None:
+        """The orchestration of `seq`'s hand-off is over: the decode engine pulls (unless this
+        instance failed meanwhile, which lost the sequence)."""
+        epoch, seq = ev.value
+        if epoch == self.epoch and self.outgoing.get(id(seq)) is seq:
+            self._pull(seq, self.env.now)
+
+    def _pull(self, seq: Seq, now: float) -> None:
+        """Send `seq`'s KV once its decode instance has reserved the blocks (at once if it
+        has or can); forget the hand-off if that instance is down."""
+        if seq.xfer == GRANTED or (seq.xfer == NONE and self._ask(seq, now)):
             self._send(seq, now, "serialized", now)
         elif seq.xfer == NONE:  # its decode instance is down
             self._drop_handoff(seq, now)
@@ -215,9 +244,14 @@ class HandoffMixin(FailureMixin):
         seq.handoff = None
         seq.blocks = seq.dst_blocks
         seq.shared = 0
-        seq.first_token_s = now  # the decode instance streams the first token to the user
+        seq.arrived_s = now
+        # the token the prefill instance sampled is not the user's: as vLLM's disaggregated
+        # connectors run it, the decode engine computes the prompt's last position again and
+        # samples every output token, the first one at the end of its first step with the
+        # sequence (`_second_tokens`), which may wait here for a place in the batch
+        seq.gen = 0
         if self.qoe is not None:
-            self._token_out(seq, now)
+            self._token_out(seq, now)  # (token 0: the meter starts)
         self.waiting.append(seq)
         self.n_ready += 1
         self._count(+1)

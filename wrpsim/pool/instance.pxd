@@ -49,7 +49,7 @@ cdef class Instance(BatchingMixin):
     cpdef _on_end(self, ev)
 
     @cython.locals(seq=Seq)
-    cpdef _second_tokens(self, t)
+    cpdef _second_tokens(self, t, t2=*)
 
     @cython.locals(kv=KVLedger, preempted=bint, admit=bint, bs=Py_ssize_t,
                    step1=Py_ssize_t, lagged=bint)

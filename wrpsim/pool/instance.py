@@ -455,21 +455,41 @@ class Instance(BatchingMixin):
                 dur = a * n + b * (n * (n - 1) / 2.0)  # `_lin_end(a, b, n - 1)`, inlined
         self._kind = _DECODE_RUN
         self._dec_in_iter = nd
-        if self._fresh:  # (the end of the run's first step, as `_end_at(0)` will give it)
-            first = dur if cum is None else (
-                cum[0] * 1 + cum[1] * 0.0 if type(cum) is tuple else float(cum[0]))
-            self._second_tokens(now + first)
+        if self._fresh:  # (the ends of the run's first two steps, as `_end_at` will give them)
+            if cum is None:
+                self._second_tokens(now + dur)
+            elif type(cum) is tuple:
+                self._second_tokens(now + (cum[0] * 1 + cum[1] * 0.0),
+                                    now + _lin_end(cum[0], cum[1], 1))
+            else:
+                self._second_tokens(now + float(cum[0]), now + float(cum[1]))
         # power at the run's middle context (it changes little within a run)
         power = lat.decode_power_w(nd, ctx + (nd * (n - 1)) // 2, dur / n)
         self._begin(now, dur, n, cum, power)  # (a method: `SpanningInstance` replaces it)
         return True
 
-    def _second_tokens(self, t: float) -> None:
-        """New decoders produce their second token at the end of the coming iteration `t`."""
-        for seq in self._fresh:
+    def _second_tokens(self, t: float, t2=None) -> None:
+        """New decoders produce their second token at the end of the coming iteration `t`; a
+        handed-off one (`HandoffMixin.receive`: no token yet) its first there and its second at
+        `t2`, the end of the step after it (None: that step is not planned yet; the next
+        iteration's start gives it)."""
+        fresh = self._fresh
+        later = None
+        for seq in fresh:
             if seq.state == DECODE and seq.second_token_s is None:
-                seq.second_token_s = t
-        self._fresh.clear()
+                if seq.first_token_s is not None:
+                    seq.second_token_s = t
+                    continue
+                seq.first_token_s = t
+                if t2 is not None:
+                    seq.second_token_s = t2
+                elif later is None:
+                    later = [seq]
+                else:
+                    later.append(seq)
+        fresh.clear()
+        if later is not None:
+            fresh.extend(later)
 
     def _begin(self, now, dur, n, cum, power_w) -> None:
         """Start the stretch of `n` iterations planned at `now` (`now` is the clock's time):

@@ -124,6 +124,12 @@ class LatencyModel(abc.ABC):
         front end handles a new request (`wrpsim.pool.frontend`). Default 0."""
         return 0.0
 
+    def handover_s(self) -> float:
+        """Seconds from a prompt's end on a prefill instance of this engine until the decode
+        engine pulls its KV in a `serialized` hand-off, spent outside the GPUs' steps (the
+        engine's and the router's orchestration: `EngineConstants.handover_us`). Default 0."""
+        return 0.0
+
     @abc.abstractmethod
     def idle_power_w(self) -> float:
         """Power of one GPU of the instance while it holds the model but runs no iteration."""

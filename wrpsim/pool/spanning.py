@@ -136,8 +136,9 @@ class SpanningInstance(Instance):
         `tokens` tokens: C × tokens × hidden × 2 / G."""
         return self.collectives * tokens * self.hidden * 2 // self.server_gpus
 
-    def _second_tokens(self, t: float) -> None:
-        """The second token comes at the iteration's end, known only when it ends."""
+    def _second_tokens(self, t: float, t2=None) -> None:
+        """The second token (a handed-off sequence's first: `Instance._second_tokens`) comes at
+        the iteration's end, known only when it ends."""
         self._second = [s for s in self._fresh if s.state == DECODE and s.second_token_s is None]
         self._fresh.clear()
 
@@ -194,7 +195,11 @@ class SpanningInstance(Instance):
             if self.iteration_log is not None:
                 self.iteration_log.append((self._t0, self._compute, coll, self._tokens))
             for seq in self._second:
-                seq.second_token_s = now
+                if seq.first_token_s is None:  # its second token: the next iteration's end
+                    seq.first_token_s = now
+                    self._fresh.append(seq)
+                else:
+                    seq.second_token_s = now
             self._second = []
             if self.tracer is not None:
                 prefill = self._tokens - self._dec_in_iter

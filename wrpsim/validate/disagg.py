@@ -16,7 +16,8 @@ The sample's labels and the recipes differ on the prefill worker (labelled TP 4 
 data-parallel attention; the recipe runs `--data-parallel-size 4 --tensor-parallel-size 1
 --enable-expert-parallel`, as InferenceMAX's config says, `dp-attn: true`) and on the large
 decode worker (labelled TP 16 x EP 16; the recipe runs DP 16 x EP 16): the recipe is replayed.
-Fit split: the 1k-token rows (`FIT_ISL`); the 8k-token rows are the test split.
+The engines' `handover_us` (a serialized hand-off's orchestration outside the GPUs' steps) is
+fitted on the 1k-token rows (split `fit`: `FIT_ISL`); the 8k-token rows are the test split.
 """
 
 from __future__ import annotations
@@ -55,7 +56,8 @@ PREFILL_DP = 4
 #: the scale-out link a hand-off crosses (GB200 compute trays: one 400 Gb/s ConnectX-7 per GPU)
 NIC_GBPS = 400.0
 SCHED = {"policy": "sarathi", "block_size": 64, "gpu_mem_util": 0.9}
-#: the fit split: the 1k-token prompts; the 8k-token ones are the test split
+#: the fit split: the 1k-token prompts (the engines' `handover_us` is fitted on them); the
+#: 8k-token ones are the test split
 FIT_ISL = (1024,)
 
 

@@ -132,6 +132,7 @@ cdef class KernelLatency:
     cpdef frontend_work_s(self, prompt_tokens)
 
     cpdef frontend_stream_s(self)
+    cpdef handover_s(self)
 
     @cython.locals(t_tok=cython.longlong, seqs=cython.longlong, c=tuple, lin=cython.double,
                    head=cython.double, attn=cython.double, fixed=cython.double,

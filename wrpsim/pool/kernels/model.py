@@ -151,6 +151,13 @@ class EngineConstants:
     #: request validation, chat template), done one request at a time in its one process and
     #: so queued behind the requests ahead (`wrpsim.pool.frontend`); at most `frontend_us`
     frontend_us_serial: float = 0.0
+    #: a disaggregated hand-off's orchestration (`HandoffMixin._handoff`): the seconds x 1e6
+    #: from a prompt's end on its prefill instance until its decode engine pulls the KV, spent
+    #: outside the GPUs' steps — the prefill engine's answer through the router, the router's
+    #: second dispatch, the decode engine's scheduling of the pull at its step boundaries and
+    #: the connector's notifications (vLLM's NixlConnector pulls after the prompt); fitted
+    #: (`serialized` hand-offs only: a layer-wise push is arranged before the prompt ends)
+    handover_us: float = 0.0
     #: engine setting, not fitted: the dtype of the Mamba SSM state (`MAMBA_SSM_DTYPES`);
     #: it sets the state's memory and the bytes every decode step reads and writes
     mamba_ssm_dtype: str = "auto"
@@ -843,6 +850,10 @@ class KernelLatency:
     def frontend_stream_s(self) -> float:
         """API-server seconds per output token streamed (`LatencyModel.frontend_stream_s`)."""
         return self.c.frontend_us_per_stream_token * 1e-6
+
+    def handover_s(self) -> float:
+        """A serialized hand-off's orchestration (`LatencyModel.handover_s`)."""
+        return self.c.handover_us * 1e-6
 
     def prefill_s(self, batch: int, prompt_tokens: int) -> float:
         """One prefill iteration of `batch` prompts of `prompt_tokens` each (no chunking)."""
