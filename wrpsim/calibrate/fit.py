@@ -90,9 +90,12 @@ def case_entries(cases, engine: str, overrides: dict) -> list[tuple]:
             sim = simulate(case, engine, overrides)
         except ConfigError as e:  # (a row's own setting its engine cannot run: name the row)
             msg = str(e)
-            pre = f"pool.pools.{case.pool.get('gpu')}."
-            raise ConfigError(f"{row}: {msg[len(pre):] if msg.startswith(pre) else msg}") \
-                from None
+            for name in (case.pools or {case.pool.get("gpu"): None}):
+                pre = f"pool.pools.{name}."
+                if msg.startswith(pre):
+                    msg = msg[len(pre):] if case.pools is None else f"{name}: {msg[len(pre):]}"
+                    break
+            raise ConfigError(f"{row}: {msg}") from None
         for k, v in case.measured.items():
             if k == "power_w":  # the constants are times; power has its own fit
                 continue

@@ -125,11 +125,13 @@ INSTANCE_SCHEMA = pa.schema(
 NAN = math.nan
 
 
-def _second_and_transfer(seq) -> tuple:
+def _second_and_transfer(seq, now: float = math.inf) -> tuple:
     """tt2t_s, prefill pool, prefill index, KV bytes sent, exposed transfer seconds, seconds
-    waited for the decode instance's reservation."""
+    waited for the decode instance's reservation (a second token planned after `now`, the
+    end of a run cut short, not counted)."""
     r = seq.req
-    tt2t = NAN if seq.second_token_s is None else seq.second_token_s - r.arrival_s
+    second = seq.second_token_s
+    tt2t = NAN if second is None or second > now else second - r.arrival_s
     if seq.prefill_inst is None:
         return tt2t, None, None, 0.0, NAN, NAN
     pool, _, idx = seq.prefill_inst.rpartition("/")
@@ -137,7 +139,9 @@ def _second_and_transfer(seq) -> tuple:
     if seq.arrived_s is not None and seq.prefill_end_s is not None:
         exposed = seq.arrived_s - seq.prefill_end_s
     if seq.grant_s is not None and seq.prefill_end_s is not None:
-        wait = max(0.0, seq.grant_s - seq.prefill_end_s)
+        # from the prompt's end, or the later ask (a serialized pull's, after the orchestration)
+        asked = seq.prefill_end_s if seq.ask_s is None else max(seq.ask_s, seq.prefill_end_s)
+        wait = max(0.0, seq.grant_s - asked)
     return tt2t, pool, int(idx), float(seq.xfer_bytes), exposed, wait
 
 
@@ -272,7 +276,11 @@ class RequestLog:
         `attempts` are the sends before (0 for a request never sent)."""
         r = seq.req
         self.open.pop(r.id, None)
+        # (a token of the step in progress, planned to come after the horizon, has not come)
+        now = math.inf if inst is None else inst.env.now
         first = seq.first_token_s
+        if first is not None and first > now:
+            first = None
         pool, index = (None, None) if inst is None else (inst.pool, inst.index)
         self.rows.append((
             r.id, r.parent_id, r.arrival_s, r.model if inst is None else inst.model, pool, index,
@@ -280,7 +288,7 @@ class RequestLog:
             r.output_tokens, NAN if seq.admit_s is None else max(0.0, seq.admit_s - r.arrival_s),
             NAN if first is None else first - r.arrival_s, NAN, NAN,
             NAN if first is None else first, NAN, seq.preemptions, len(r.hash_ids or ()),
-            seq.hit_blocks, seq.hit_tokens, *_second_and_transfer(seq), "in_flight", None,
+            seq.hit_blocks, seq.hit_tokens, *_second_and_transfer(seq, now), "in_flight", None,
             *self._spent(seq, r.id), NAN, self._attempts(r.id) - (0 if sent else 1),
             self.route_s.pop(r.id, NAN), r.session_id,
         ))

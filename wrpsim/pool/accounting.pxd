@@ -26,6 +26,7 @@ cdef class AccountingMixin:
     cdef public double _e_cum
     cdef public object _end_fn
     cdef public object _fresh
+    cdef public object _late
     cdef public object _heap
     cdef public double _in_area
     cdef public long long _in_system

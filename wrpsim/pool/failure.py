@@ -52,6 +52,7 @@ class FailureMixin(AccountingMixin):
         self.prefilling.clear()
         self._heap.clear()
         self._fresh.clear()
+        self._late = None
         self._chunks = []
         self._load_s = 0.0
         self.n_dec = 0

@@ -8,9 +8,10 @@ Mooncake and DistServe:
    the prompt is planned (``layerwise``: bytes leave as layers are computed) or, after the
    engine's orchestration (`LatencyModel.handover_s`: the prefill engine's answer, the
    router's second dispatch, the decode engine's scheduling of the pull), once it has ended
-   (``serialized``, as vLLM's NixlConnector pulls) — the prefill instance asks the sequence's decode instance to reserve
-   blocks for the whole KV it will send plus the slot of its first decode step (`reserve`; an
-   ``orca`` decode instance reserves the sequence's whole life, as at a colocated admission).
+   (``serialized``, as vLLM's NixlConnector pulls) — the prefill instance asks the sequence's
+   decode instance to reserve blocks for the whole KV it will send plus the slot of its first
+   decode step (`reserve`; an ``orca`` decode instance reserves the sequence's whole life, as
+   at a colocated admission).
 2. **Grant, FCFS.** The decode instance grants reservations in the order they were asked,
    like admissions: from the blocks its running batch's planned iterations leave, keeping the
    watermark free while it holds anything, and none while a sequence it preempted waits to be
@@ -34,9 +35,10 @@ Mooncake and DistServe:
    (`Instance._second_tokens`). So TTFT includes the transfer and any wait for a place in
    the decode batch (`max_seqs`), and TPOT is the decode instance's steps alone.
 
-The exposed transfer of a request (`kv_transfer_s`: prompt done -> KV arrived) includes the
-wait for the reservation (`kv_wait_s`: prompt done -> blocks granted, 0 when they were granted
-before the prompt was done).
+The exposed transfer of a request (`kv_transfer_s`: prompt done -> KV arrived) includes a
+serialized pull's orchestration and the wait for the reservation (`kv_wait_s`: from the prompt's
+end, or the later ask, to the blocks' grant; 0 when they were granted at once or before the
+prompt was done).
 
 Failures (`wrpsim.pool.failure`): a prefill instance that fails loses the sequences it holds —
 queued, prefilling, or done and waiting for a reservation — and withdraws their reservations
@@ -112,6 +114,7 @@ class HandoffMixin(FailureMixin):
         if dst.down:
             return False  # asked again when the prompt is done
         seq.xfer = ASKED
+        seq.ask_s = now
         return dst.reserve(seq, self, now)
 
     def _handoff(self, seq: Seq, now: float) -> None:

@@ -55,17 +55,18 @@ class Instance(BatchingMixin):
     # tests and tools add or replace: an instance's method patched by a test, a log.)
     __slots__ = ("__dict__", "_c_cum", "_chunks", "_ctx_const", "_cum", "_cutoff", "_dec_in_iter",
                  "_dur", "_e_cum", "_end_fn", "_fresh", "_heap", "_in_area", "_in_system", "_in_t",
-                 "_kick", "_kind", "_lag", "_load_s", "_mh", "_mi", "_n", "_power", "_pre_tokens",
-                 "_pushes", "_qbase", "_qs", "_qt", "_slice", "_t0", "_token", "_watermark", "_win",
-                 "_wk", "busy", "busy_s", "completed", "decode_iterations", "decode_tokens", "down",
-                 "down_s", "down_since", "encode_s", "energy_j", "env", "epoch", "failures",
-                 "frontend", "gpus", "handed_off", "incoming", "index", "iterations", "itl", "kv",
-                 "kv_bytes_per_token", "kv_load_blocks", "kv_mode", "kv_sent_bytes", "latency",
-                 "layers", "lost_handler", "max_context", "max_run_steps", "model", "n_dec",
-                 "n_ready", "name", "nic_free_by_group", "on_received", "outgoing", "pool",
-                 "power_log", "preemptions", "prefill_tokens", "prefilling", "prefix",
-                 "price_per_gpu_hour", "qoe", "reservations", "role", "running", "sched", "sink",
-                 "state_bytes_per_seq", "step", "tp", "tracer", "transfer", "waiting")
+                 "_kick", "_kind", "_lag", "_late", "_load_s", "_mh", "_mi", "_n", "_power",
+                 "_pre_tokens", "_pushes", "_qbase", "_qs", "_qt", "_slice", "_t0", "_token",
+                 "_watermark", "_win", "_wk", "busy", "busy_s", "completed", "decode_iterations",
+                 "decode_tokens", "down", "down_s", "down_since", "encode_s", "energy_j", "env",
+                 "epoch", "failures", "frontend", "gpus", "handed_off", "incoming", "index",
+                 "iterations", "itl", "kv", "kv_bytes_per_token", "kv_load_blocks", "kv_mode",
+                 "kv_sent_bytes", "latency", "layers", "lost_handler", "max_context",
+                 "max_run_steps", "model", "n_dec", "n_ready", "name", "nic_free_by_group",
+                 "on_received", "outgoing", "pool", "power_log", "preemptions", "prefill_tokens",
+                 "prefilling", "prefix", "price_per_gpu_hour", "qoe", "reservations", "role",
+                 "running", "sched", "sink", "state_bytes_per_seq", "step", "tp", "tracer",
+                 "transfer", "waiting")
     #: the default of `max_run_steps` (the longest decode-only run planned as one event; 1
     #: steps every iteration: tests compare both), set per instance at construction
     _default_run_steps: int = 1 << 62
@@ -138,6 +139,9 @@ class Instance(BatchingMixin):
         self.itl = None  # a wrpsim.metrics.itl.ItlLog when inter-token gaps are recorded
         self.power_log = None  # a wrpsim.metrics.powerlog.PowerLog when power is logged
         self._fresh: list[Seq] = []  # new decoders whose second-token time is not known yet
+        # handed-off decoders whose second token was given the end of the running stretch's
+        # second step (`_second_tokens`): taken back if the stretch is cut before it (`_truncate`)
+        self._late = None
         self._load_s = 0.0  # lower-tier KV loads to add to the iteration being planned
         self.encode_s: dict[int, float] = {}  # vision-encoder s by request (wrpsim.pool.vision)
         self.kv_load_blocks = 0
@@ -317,6 +321,11 @@ class Instance(BatchingMixin):
         now = self.env._now
         k = self._done_steps(now) + extra
         if k + 1 < self._n:
+            if k == 0 and self._late is not None:  # (their second step will not be this one)
+                for seq in self._late:
+                    seq.second_token_s = None
+                    self._fresh.append(seq)
+                self._late = None
             end = self._end_at(k)
             if self._slice is not None:  # traced: the slice recorded at the start ends earlier
                 self._trace_cut(k + 1)
@@ -343,6 +352,7 @@ class Instance(BatchingMixin):
         kv = self.kv
         preempted = False
         self._cutoff = cutoff
+        self._late = None  # (the last stretch's second steps all ran)
         while True:
             admit = not (preempted and self.running)  # no new prompts in a step that preempted
             if admit and self.n_ready:
@@ -475,21 +485,25 @@ class Instance(BatchingMixin):
         iteration's start gives it)."""
         fresh = self._fresh
         later = None
+        self._late = None
         for seq in fresh:
             if seq.state == DECODE and seq.second_token_s is None:
                 if seq.first_token_s is not None:
                     seq.second_token_s = t
                     continue
                 seq.first_token_s = t
-                if t2 is not None:
-                    seq.second_token_s = t2
-                elif later is None:
+                if later is None:
                     later = [seq]
                 else:
                     later.append(seq)
         fresh.clear()
         if later is not None:
-            fresh.extend(later)
+            if t2 is None:
+                fresh.extend(later)
+            else:  # (unless the stretch is cut after its first step: `_truncate`)
+                for seq in later:
+                    seq.second_token_s = t2
+                self._late = later
 
     def _begin(self, now, dur, n, cum, power_w) -> None:
         """Start the stretch of `n` iterations planned at `now` (`now` is the clock's time):
@@ -615,6 +629,8 @@ class Instance(BatchingMixin):
                         continue
                     if seq.first_token_s is None:
                         seq.first_token_s = now
+                    elif seq.second_token_s is None:  # (a handed-off sequence preempted
+                        seq.second_token_s = now  # between its first and second decode step)
                     if self.qoe is not None:
                         self._token_out(seq, now)
                     if seq.gen >= seq.req.output_tokens:

@@ -6,6 +6,7 @@
 cdef class Seq:
     cdef public object admit_s
     cdef public object arrived_s
+    cdef public object ask_s
     cdef public object blocks
     cdef public double c0
     cdef public double cost_usd

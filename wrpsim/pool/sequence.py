@@ -22,6 +22,7 @@ class Seq:
     __slots__ = (
         "admit_s",
         "arrived_s",
+        "ask_s",
         "blocks",
         "c0",
         "cost_usd",
@@ -90,6 +91,7 @@ class Seq:
         self.prefill_inst: str | None = None  # "pool/index" of the prefill instance, if any
         self.prefill_end_s: float | None = None
         self.arrived_s: float | None = None  # when its KV arrived here from its prefill inst.
+        self.ask_s: float | None = None  # when its decode instance was asked for the blocks
         self.xfer_bytes = 0.0
         # attributed resources (see Instance._charge) and the streaming-QoE meter
         self.gpu_s = 0.0
