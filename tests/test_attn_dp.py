@@ -233,3 +233,32 @@ def test_the_ranks_per_step_sync_stalls_async_scheduling_where_the_engine_says_s
             dp.power_w(0, n, ctx, dp.iteration_s(0, 0.0, n, ctx)), rel=1e-9)
         assert lat.decode_power_w(n, ctx, lat.iteration_s(0, 0.0, n, ctx)) == pytest.approx(
             dp.decode_power_w(n, ctx, dp.iteration_s(0, 0.0, n, ctx)), rel=1e-9)
+
+
+def test_an_all_to_all_backend_moves_each_token_to_its_experts_gpus_only():
+    """`moe_all2all` (vLLM's `--all2all-backend` DeepEP / pplx / FlashInfer): each of the g
+    GPUs sends its T / g tokens to the d = g (1 - (1 - 1/g)^k) GPUs its top-k experts lie on
+    and takes the outputs back — two all-to-alls of T / g x d x hidden elements, from the NCCL
+    all-to-all table — instead of every token gathered on every GPU; only with data-parallel
+    attention (a TP-attention group's tokens are already on every GPU), and the label says so."""
+    assert operators.all2all_ranks(16, 8) == pytest.approx(16 * (1 - (15 / 16) ** 8))
+    assert operators.all2all_ranks(1, 8) == 1.0 and operators.all2all_ranks(8, 1) == 1.0
+    a2a = build_latency_model(MODEL, GPU, 8, ep=8, attn_dp=8, overrides={"moe_all2all": True})
+    gather = build_latency_model(MODEL, GPU, 8, ep=8, attn_dp=8)
+    m, T = a2a.model, np.array([64.0, 512.0, 4096.0])
+    d = operators.all2all_ranks(8, m.active_experts)
+    want = m.moe_layers * 2.0 * a2a.kernels.nccl("alltoall", 8)(T / 8 * d * m.expert_hidden)
+    assert operators.dispatch_s(a2a, m.moe_layers, 8, T) == pytest.approx(want, rel=1e-12)
+    e = T * m.expert_hidden
+    assert operators.dispatch_s(gather, m.moe_layers, 8, T) == pytest.approx(
+        m.moe_layers * (gather.kernels.nccl("all_gather", 8)(e)
+                        + gather.kernels.nccl("reduce_scatter", 8)(e)), rel=1e-12)
+    assert (operators.dispatch_s(a2a, m.moe_layers, 8, T)
+            < operators.dispatch_s(gather, m.moe_layers, 8, T)).all()
+    assert a2a.decode_step_s(512, 1000) < gather.decode_step_s(512, 1000)
+    assert "MoE tokens moved all-to-all" in a2a.calibration
+    assert "all-to-all" not in gather.calibration
+    tp_attn = build_latency_model(MODEL, GPU, 8, ep=8, overrides={"moe_all2all": True})
+    plain = build_latency_model(MODEL, GPU, 8, ep=8)
+    assert tp_attn.decode_step_s(64, 1000) == plain.decode_step_s(64, 1000)
+    assert "all-to-all" not in tp_attn.calibration

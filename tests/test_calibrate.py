@@ -247,8 +247,8 @@ def test_cli_builds_an_engine_and_fits_it_on_steps(tmp_path):
                     "validation=SET"),
     (("engine=x", "validation=imagenet"), "calibrate: validation: unknown value 'imagenet'; "
                                           "valid choices: llmservingsim, mlenergy, silicon"),
-    (("engine=x", "validation=silicn"), "valid choices: llmservingsim, mlenergy, silicon, silicon_disagg; did "
-                                        "you mean 'silicon'?"),
+    (("engine=x", "validation=silicn"), "valid choices: llmservingsim, mlenergy, silicon, "
+                                        "silicon_disagg; did you mean 'silicon'?"),
     (("engine=../../evil", "steps=s.csv"), "calibrate: engine must be a plain name of letters, "
                                            "digits, '.', '_' and '-' (the engine file's, "
                                            "without its folder or .yaml"),

@@ -147,6 +147,9 @@ def test_gpu_yaml_loads_and_copies_calibration(tmp_path):
     (("  link_gbs: 32\n", "  link_gbs: 32\n  pair_link_gbs: 300\n"), "pair_link_gbs"),
     (("  link_gbs: 32\n", "  link_gbs: 32\n  scaleup: pcie\n  pair_link_gbs: -3\n"),
      "pair_link_gbs"),
+    # an NVLink domain is a whole number of GPUs
+    (("  link_gbs: 32\n", "  link_gbs: 32\n  scaleup_gpus: 8.5\n"), "scaleup_gpus"),
+    (("  link_gbs: 32\n", "  link_gbs: 32\n  scaleup_gpus: 0\n"), "scaleup_gpus"),
 ])
 def test_gpu_yaml_validation_names_file_entry_field(tmp_path, edit, field):
     path = _gpu_yaml(tmp_path, BASE.replace(*edit, 1))

@@ -177,3 +177,30 @@ def test_end_to_end_tp16_on_two_servers_reports_collective_bytes(tmp_path):
     assert s["requests_completed"] == 60
     assert s["network_collective_bytes"] == s["network_bytes"] > 0
     assert s["network_kv_bytes"] == 0
+
+
+def test_a_rack_scale_nvlink_domain_holds_groups_larger_than_a_server():
+    """A GB200 NVL72 GPU's scale-up domain is 72 GPUs (`scaleup_gpus`): a 16-GPU group runs
+    on NVLink, also beside a fabric with collectives on (it never spans it), and one larger
+    than the rack is refused in one line naming the domain; an HGX GPU keeps 8."""
+    def pool(gpu, tp):
+        return {"gpu": gpu, "model": "kimi-k2.5", "tp": tp, "ep": tp, "attn_dp": tp,
+                "count": 1, "precision": "fp4", "kv_dtype": "fp8"}
+
+    trace = make_trace([0.0, 0.1], [700, 1500], [12, 8])
+    for net in ({"kind": "none"}, NET):
+        cfg = {"seed": 0, "slo": {"ttft_s": 10.0, "tpot_s": 1.0}, "pue": 1.0, "network": net,
+               "pool": {"pools": {"p": pool("gb200-186gb", 16)}},
+               "router": {"_target_": "wrpsim.router.RoundRobin"}}
+        sim = Simulation(cfg, trace)
+        assert not any(isinstance(i, SpanningInstance) for i in sim.fleet.instances)
+        assert set(sim.run()[0].column("status").to_pylist()) == {"completed"}
+    cfg["network"] = {"kind": "none"}
+    cfg["pool"]["pools"]["p"] = {**pool("gb200-186gb", 96),
+                                 "scheduler": {"max_seqs": 1024, "token_budget": 8192}}
+    with pytest.raises(ConfigError, match=r"^pool\.pools\.p\.tp=96 spans more than one 72-GPU "
+                                          r"NVLink domain of gb200-186gb; .*at most 72"):
+        Simulation(cfg, trace)
+    cfg["pool"]["pools"]["p"] = pool("b200-180gb", 16)
+    with pytest.raises(ConfigError, match=r"tp=16 spans more than one 8-GPU server of b200"):
+        Simulation(cfg, trace)

@@ -228,6 +228,9 @@ def test_every_catalog_gpu_and_model_runs_and_labels_its_calibration(g):
                          r"got 2"),
     (["reserve_gib=-1"], r"perf: reserve_gib must be a finite number >= 0 or null, got -1$"),
     (["tp=16"], r"perf: tp=16 spans more than one 8-GPU server"),
+    # a GB200 NVL72 rack's NVLink domain: 72 GPUs (tp 16 runs: tests/test_fleet_collectives.py)
+    (["model=kimi-k2.5", "gpu=gb200-186gb", "tp=96"],
+     r"perf: tp=96 spans more than one 72-GPU NVLink domain"),
     (["tp=[1,2]"], r"perf: tp must be an integer >= 1, got \[1, 2\]$"),  # (was a traceback)
     (["latency=3"], r"perf: latency takes one field at a time, latency\.<field>=value"),
     # a fraction of a token count was truncated (0.5 -> 0), a mode other than 0 or 1 taken as

@@ -136,14 +136,20 @@ def evaluate(cfg: dict[str, Any]) -> dict[str, Any]:
            or_null=True)
     number("perf: reserve_gib", cfg["reserve_gib"], 0.0, finite=True, or_null=True)
     tp, ep, attn_dp = _int(cfg, "tp", 1), _int(cfg, "ep", 1), _int(cfg, "attn_dp", 1)
-    from wrpsim.sanity import GPUS_PER_SERVER
+    from wrpsim.sanity import GPUS_PER_SERVER, scaleup_gpus
 
-    if tp > GPUS_PER_SERVER:
-        raise ConfigError(f"perf: tp={tp} spans more than one {GPUS_PER_SERVER}-GPU server; "
-                          f"perf models tensor parallelism inside one server's scale-up link, "
-                          f"so tp must be at most {GPUS_PER_SERVER} (a group across servers "
-                          f"runs in a fleet: python -m wrpsim network=fluid "
-                          f"network.collectives=true)")
+    domain = GPUS_PER_SERVER
+    if isinstance(cfg["gpu"], str):
+        try:
+            domain = scaleup_gpus(cfg["gpu"])
+        except ConfigError:
+            pass  # (an unknown GPU: build_latency_model names it, with the choices)
+    if tp > domain:
+        what = "server" if domain == GPUS_PER_SERVER else "NVLink domain"
+        raise ConfigError(f"perf: tp={tp} spans more than one {domain}-GPU {what}; perf models "
+                          f"tensor parallelism inside one scale-up link, so tp must be at most "
+                          f"{domain} (a group across servers runs in a fleet: python -m wrpsim "
+                          f"network=fluid network.collectives=true)")
     if not isinstance(cfg["breakdown"], bool):
         raise ConfigError(f"perf: breakdown must be true or false, got {cfg['breakdown']!r}")
     try:

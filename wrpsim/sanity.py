@@ -5,9 +5,10 @@ Contracts:
 - `run_seed(value)`: the run seed as an int >= 0; `ConfigError` for anything else (`seed=abc`,
   `seed=1.5`, `seed=true`, `seed=-1`), never a silent truncation.
 - `check_pool_sizes(specs, server_gpus)`: `ConfigError` for a pool whose tensor-parallel group
-  is larger than one server (`GPUS_PER_SERVER` GPUs): the latency model times TP collectives
-  over the GPUs' scale-up link (NVLink / Infinity Fabric inside a server), so a larger group
-  would be timed as if it had a scale-up domain no shipped server has. Such a group is valid
+  is larger than its GPU's scale-up domain (`GpuSpec.scaleup_gpus`: one server's
+  `GPUS_PER_SERVER` GPUs, or a GB200 NVL72 rack's 72): the latency model times TP collectives
+  over the GPUs' scale-up link (NVLink / Infinity Fabric), so a larger group would be timed as
+  if it had a scale-up domain its GPUs do not have. Such a group is valid
   only when its inter-server collectives run on a fabric (`network.collectives: true` with
   `network=fluid|packet`; `server_gpus` is then the fabric's `gpus_per_host` and the group must
   be whole servers of it: `wrpsim.pool.spanning`).
@@ -94,6 +95,9 @@ def check_pool_sizes(specs, server_gpus: int | None = None,
     (`network.collectives` off); a group larger than that would span its servers with its
     all-reduces timed as if on one server's scale-up link, so it is refused too."""
     for s in specs:
+        domain = scaleup_gpus(s.gpu)
+        if s.tp <= domain and domain > GPUS_PER_SERVER:
+            continue  # (a rack-scale NVLink domain: the group's collectives stay on it)
         if (server_gpus is None and fabric_gpus is not None
                 and fabric_gpus < s.tp <= GPUS_PER_SERVER):
             raise ConfigError(
@@ -108,13 +112,20 @@ def check_pool_sizes(specs, server_gpus: int | None = None,
                     f"(network.gpus_per_host) but is not a multiple of {server_gpus}; a group "
                     f"spanning servers takes whole servers")
             continue
-        if s.tp > GPUS_PER_SERVER:
+        if s.tp > domain:
             raise ConfigError(
-                f"pool.pools.{s.name}.tp={s.tp} spans more than one {GPUS_PER_SERVER}-GPU "
-                f"server; wrpsim models tensor parallelism inside one server's scale-up link, "
-                f"so tp must be at most {GPUS_PER_SERVER} (for more capacity, add instances; "
-                f"for a group across servers, put its collectives on a fabric: network=fluid "
-                f"network.collectives=true)")
+                f"pool.pools.{s.name}.tp={s.tp} spans more than one {domain}-GPU "
+                f"{'server' if domain == GPUS_PER_SERVER else 'NVLink domain'} of {s.gpu}; "
+                f"wrpsim models tensor parallelism inside one scale-up link, so tp must be at "
+                f"most {domain} (for more capacity, add instances; for a group across servers, "
+                f"put its collectives on a fabric: network=fluid network.collectives=true)")
+
+
+def scaleup_gpus(gpu: str) -> int:
+    """GPUs one scale-up domain of catalog GPU `gpu` joins (`GpuSpec.scaleup_gpus`)."""
+    from wrpsim.pool.catalog import get_gpu
+
+    return get_gpu(gpu).scaleup_gpus
 
 
 #: how the warning on a fleet larger than its trace begins (the planner mutes it: its candidates

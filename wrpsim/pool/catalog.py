@@ -103,6 +103,11 @@ class GpuSpec:
     #: (`sizes.mxfp4_pad`; precisions `mxfp4_marlin` and `mxfp4_mxfp8` pad as their kernels do)
     mxfp4_pad_inter: float = 128.0
     mxfp4_pad_hidden: float = 256.0
+    #: GPUs one scale-up domain joins at `link_gbs` each (NVLink through NVSwitch): 8 in an
+    #: HGX / OAM server (`wrpsim.sanity.GPUS_PER_SERVER`), 72 in a GB200 NVL72 rack. A
+    #: tensor- or expert-parallel group of at most this many runs on that link; a larger
+    #: one spans servers (its collectives on a fabric: `network.collectives`)
+    scaleup_gpus: int = 8
 
     @property
     def visible_gib(self) -> float:
@@ -176,7 +181,7 @@ _GPU_BASE = ("bf16_tflops", "mem_gib", "mem_bw_gbs", "tdp_w", "idle_w", "link_gb
              "price_per_hour_usd")
 _GPU_OPTIONAL = ("fp8_tflops", "fp4_tflops", "bf16_sustained_tflops", "fp8_sustained_tflops",
                  "mla_sparse_heads", "pair_link_gbs", "cuda_mem_gib", "mxfp4_pad_inter",
-                 "mxfp4_pad_hidden")
+                 "mxfp4_pad_hidden", "scaleup_gpus")
 SCALEUPS = ("nvlink", "pcie")
 
 
@@ -233,6 +238,12 @@ def load_gpus(path: Path, known: dict[str, GpuSpec] | None = None) -> dict[str, 
         if vals.get("pair_link_gbs") and raw.get("scaleup", "nvlink") != "pcie":
             raise ConfigError(f"{path}: entry {name!r}: field 'pair_link_gbs' is the bridge "
                               f"joining a PCIe server's GPUs in pairs: it needs scaleup: pcie")
+        if "scaleup_gpus" in vals:  # (a GPU count: 8, not 8.5 or 0)
+            n = vals["scaleup_gpus"]
+            if n != int(n) or not 1 <= n <= 576:
+                raise ConfigError(f"{path}: entry {name!r}: field 'scaleup_gpus' must be a whole "
+                                  f"number of GPUs from 1 to 576, got {raw['scaleup_gpus']!r}")
+            vals["scaleup_gpus"] = int(n)
         if vals.get("cuda_mem_gib", 0.0) > vals["mem_gib"]:
             raise ConfigError(f"{path}: entry {name!r}: field 'cuda_mem_gib' "
                               f"({vals['cuda_mem_gib']:g}) must not exceed mem_gib "

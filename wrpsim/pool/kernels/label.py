@@ -40,6 +40,8 @@ def calibration(lat, moe_shape_measured: bool) -> str:
         if power is not None and power.copied_from else "")
     if lat.adp > 1 and lat.c.dp_sync_stalls_async and lat.schedule_lag:
         out += "; data-parallel ranks' per-step sync stalls async scheduling (engine setting)"
+    if lat.adp > 1 and m.moe and lat.c.moe_all2all:
+        out += "; MoE tokens moved all-to-all (engine setting)"
     module_note = getattr(k, "module_note", None)
     if module_note is not None and lat._mla_tables:  # (another GPU's module: say so)
         out += module_note("dsa" if lat._dsa_tables else "mla")

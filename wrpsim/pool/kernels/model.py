@@ -194,6 +194,12 @@ class EngineConstants:
     #: runs it with `VLLM_USE_FLASHINFER_MOE_FP16=0` / `VLLM_USE_FLASHINFER_MOE_FP8=0` and
     #: `VLLM_MOE_USE_DEEP_GEMM=0`
     moe_triton: bool = False
+    #: engine setting, not fitted: with data-parallel attention (`attn_dp` > 1) the MoE
+    #: layers move each token only to the GPUs that hold its experts and back, point to point
+    #: (vLLM's `--all2all-backend` deepep_*, pplx or flashinfer_*; SGLang's DeepEP), timed from
+    #: the NCCL all-to-all table (`operators.dispatch_s`), instead of gathering every token on
+    #: every GPU and reduce-scattering the outputs (vLLM's default, allgather_reducescatter)
+    moe_all2all: bool = False
 
 
 def attn_dp_divides(tp: int, attn_dp) -> bool:

@@ -245,9 +245,23 @@ def fusion_mb(lat) -> float:
 def dispatch_s(lat, layers: int, g: int, T: np.ndarray) -> np.ndarray:
     """Seconds of `layers` MoE dispatches of T tokens over g GPUs (NCCL all-gather, then
     reduce-scatter of the expert outputs, T x the experts' width each: `hidden`, or a
-    latent MoE's `moe_latent`)."""
-    k, e = lat.kernels, T * lat.model.expert_hidden
+    latent MoE's `moe_latent`). With data-parallel attention and an all-to-all backend
+    (`EngineConstants.moe_all2all`) each GPU instead sends its T / g tokens to the GPUs
+    holding their top-k experts and takes their outputs back: two all-to-alls of
+    T / g x d x width elements a GPU, d = g (1 - (1 - 1/g)^k) the distinct GPUs a token's k
+    experts lie on under uniform routing (`all2all_ranks`)."""
+    k, m = lat.kernels, lat.model
+    if lat.c.moe_all2all and lat.adp > 1:
+        e = T / g * all2all_ranks(g, m.active_experts) * m.expert_hidden
+        return layers * 2.0 * k.nccl("alltoall", g)(e)
+    e = T * m.expert_hidden
     return layers * (k.nccl("all_gather", g)(e) + k.nccl("reduce_scatter", g)(e))
+
+
+def all2all_ranks(g: int, topk: int) -> float:
+    """Expected distinct GPUs among g holding a token's `topk` experts, experts spread evenly
+    and routed uniformly: g (1 - (1 - 1/g)^topk) (a token sends one copy to each)."""
+    return g * (1.0 - (1.0 - 1.0 / g) ** topk)
 
 
 def stream_bytes_per_token(lat, all_bytes: bool = False) -> float:
