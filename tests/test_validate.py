@@ -638,10 +638,9 @@ def test_disaggregated_cases_follow_their_recipes():
 
 
 def test_disaggregated_held_out_rows_within_goals():
-    """Kimi-K2.5 NVFP4 disaggregated on GB200 (Dynamo + vLLM 0.18): the 8k-token rows and the
-    16-GPU decode worker's at 256 clients (its 512 and 1,024 left to `python -m wrpsim.validate
-    sets=[silicon_disagg]`: 4 s more here), which `handover_us` was not fitted on, median
-    |error| of mean TTFT <= 15 % and TPOT <= 10 %;
+    """Kimi-K2.5 NVFP4 disaggregated on GB200 (Dynamo + vLLM 0.18): the test split — the
+    8k-token rows and the 16-GPU decode worker's —, which `handover_us` was not fitted on,
+    median |error| of mean TTFT <= 15 % and TPOT <= 10 %;
     the 128-client row, whose decode workers (16 sequences each) keep half the clients
     waiting, has its first tokens after that wait (measured 11.6 s) — not at the KV's
     arrival, which gave 1 s."""
@@ -649,8 +648,6 @@ def test_disaggregated_held_out_rows_within_goals():
 
     cases = [c for c in disagg_cases() if c.split == "test"]
     assert len(cases) == 8
-    cases = [c for c in cases if c.info["concurrency"] <= 256]
-    assert len(cases) == 6
     assert _median_abs(cases, "ttft_mean_s") <= 15.0
     assert _median_abs(cases, "tpot_mean_s") <= 10.0
     wait = next(c for c in cases if c.info["concurrency"] == 128)

@@ -12,11 +12,15 @@ per decoding sequence) for m sequences. Its GPU time is, per GPU (all terms in s
                    `allreduce_fusion` (vLLM's all-reduce + RMSNorm fusion) one up to its size
                    limit from the TensorRT-LLM all-reduce table FlashInfer's fused kernel
                    runs (the norm's traffic stays in stream(T): conservative) (NCCL's
-                   all-reduce for tp > 2 on PCIe-only GPUs, where vLLM turns it off); with
-                   expert parallelism (ep > 1) an MoE layer instead gathers its tokens and
-                   scatters the expert outputs (NCCL all-gather + reduce-scatter of T x hidden)
-                   — over the GPUs of one server when the group spans servers (the
-                   inter-server part then crosses the fabric: `wrpsim.pool.spanning`)
+                   all-reduce for tp > 2 on PCIe-only GPUs, where vLLM turns it off). With
+                   expert parallelism (ep > 1) and tensor-parallel attention the tokens are
+                   on every GPU already and each GPU's experts' outputs are all-reduced like
+                   any block's (vLLM's FusedMoE: no dispatch without data parallelism); with
+                   data-parallel attention (`attn_dp`) an MoE layer gathers its tokens and
+                   scatters the expert outputs (NCCL all-gather + reduce-scatter of T x
+                   hidden), or moves them all-to-all (`moe_all2all`) — over the GPUs of one
+                   server when the group spans servers (the inter-server part then crosses
+                   the fabric: `wrpsim.pool.spanning`)
     stream(T)      the element-wise kernels (residual + RMSNorm, RoPE, KV-cache write,
                    activation, SSM scan) move bytes_per_token x T bytes at the GPU's measured
                    streaming bandwidth (`Kernels.stream_bw`)

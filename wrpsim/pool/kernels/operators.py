@@ -117,12 +117,8 @@ def linear_curve(lat, T: np.ndarray) -> np.ndarray:
     t = gemms_s(lat, T)
     if m.moe:
         t += moe_layers_s(lat, T)
-    g = lat.coll_tp
-    if g > 1:
-        ep_layers = m.moe_layers if lat.ep > 1 else 0
-        t += dense_allreduce_s(lat, lat._layers_total - ep_layers, T)
-        if ep_layers:
-            t += dispatch_s(lat, ep_layers, g, T)
+    if lat.coll_tp > 1:  # (expert-parallel or not, the MoE output is all-reduced like any)
+        t += dense_allreduce_s(lat, lat._layers_total, T)
     t += stream_s(lat, T)
     return np.where(T > 0, t, 0.0)
 
@@ -335,10 +331,8 @@ def linear_parts(lat, busy: float, total: float) -> dict[str, float]:
     if lat.adp > 1:
         dense_ar, moe_at, disp = lat._layers_total - m.moe_layers, a, (m.moe_layers,
                                                                          lat.tp)
-    else:
-        ep_layers = m.moe_layers if lat.ep > 1 else 0
-        dense_ar, moe_at, disp = lat._layers_total - ep_layers, b, (ep_layers,
-                                                                      lat.coll_tp)
+    else:  # (expert-parallel or not, the MoE output is all-reduced like any block's)
+        dense_ar, moe_at, disp = lat._layers_total, b, (0, lat.coll_tp)
     if m.moe:
         out["moe_experts"] = float(moe_layers_s(lat, moe_at)[0])
     if lat.coll_tp > 1:
