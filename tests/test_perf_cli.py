@@ -231,6 +231,11 @@ def test_every_catalog_gpu_and_model_runs_and_labels_its_calibration(g):
     # a GB200 NVL72 rack's NVLink domain: 72 GPUs (tp 16 runs: tests/test_fleet_collectives.py)
     (["model=kimi-k2.5", "gpu=gb200-186gb", "tp=96"],
      r"perf: tp=96 spans more than one 72-GPU NVLink domain"),
+    # ... whose valid tp values reach that domain (an 8-GPU server's stop at 8)
+    (["model=kimi-k2.5", "gpu=gb200-186gb", "tp=3"],
+     r"divides the attention heads of kimi-k2\.5 \(64\); valid: 1, 2, 4, 8, 16, 32, 64; got 3$"),
+    (["model=kimi-k2.5", "gpu=b200-180gb", "tp=3"],
+     r"divides the attention heads of kimi-k2\.5 \(64\); valid: 1, 2, 4, 8; got 3$"),
     (["tp=[1,2]"], r"perf: tp must be an integer >= 1, got \[1, 2\]$"),  # (was a traceback)
     (["latency=3"], r"perf: latency takes one field at a time, latency\.<field>=value"),
     # a fraction of a token count was truncated (0.5 -> 0), a mode other than 0 or 1 taken as

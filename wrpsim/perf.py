@@ -79,10 +79,11 @@ def parse_args(argv: list[str]) -> dict[str, Any]:
     return cfg
 
 
-def _one_server(message: str, model: str) -> str:
-    """`message` with `model`'s tp rule as perf takes it, one server's values: the larger
-    groups it lists run across servers only in a fleet (`python -m wrpsim`'s
-    network.collectives, no key of perf's; a tp above a server is refused above)."""
+def _one_server(message: str, model: str, gpu=None) -> str:
+    """`message` with `model`'s tp rule as perf takes it, one scale-up domain's values (one
+    server's; a GB200 NVL72 rack's on `gpu` gb200-186gb): the larger groups it lists run
+    across servers only in a fleet (`python -m wrpsim`'s network.collectives, no key of
+    perf's; a tp above the domain is refused above)."""
     from wrpsim.errors import WrpsimError
     from wrpsim.pool.catalog import get_model
 
@@ -90,7 +91,13 @@ def _one_server(message: str, model: str) -> str:
         spec = get_model(model)
     except WrpsimError:
         return message
-    return message.replace(spec.tp_rule(), spec.tp_rule(across=False))
+    domain = None
+    if isinstance(gpu, str):
+        from wrpsim.pool.catalog import gpus
+
+        domain = getattr(gpus().get(gpu), "scaleup_gpus", None)
+    return message.replace(spec.tp_rule(domain=domain),
+                           spec.tp_rule(across=False, domain=domain))
 
 
 def _int(cfg: dict, key: str, low: int) -> int:
@@ -157,7 +164,7 @@ def evaluate(cfg: dict[str, Any]) -> dict[str, Any]:
                                   cfg["kv_dtype"], ep, cfg["latency"], where="perf: latency",
                                   prefix="perf: ", attn_dp=attn_dp)
     except ConfigError as e:
-        msg = _one_server(str(e), cfg["model"])
+        msg = _one_server(str(e), cfg["model"], cfg["gpu"])
         raise ConfigError(msg if msg.startswith("perf") else f"perf: {msg}") from None
     limit = lat.model.max_context
     for key, v in (("prompt_tokens", prompt), ("ctx_tokens", ctx)):

@@ -248,17 +248,19 @@ class ModelSpec:
         """Every tensor-parallel degree `fits_tp` accepts (divisors of the attention heads)."""
         return [t for t in range(1, self.heads + 1) if self.fits_tp(t)]
 
-    def tp_rule(self, across: bool = True) -> str:
+    def tp_rule(self, across: bool = True, domain: int | None = None) -> str:
         """The tp rule of this model in words, with its valid values (for error messages);
-        `across` False: a server's only (`python -m wrpsim.perf`, which has no fabric and no
-        network.collectives to run a larger group on)."""
+        `across` False: one scale-up domain's only (`python -m wrpsim.perf`, which has no
+        fabric and no network.collectives to run a larger group on); `domain`: the GPUs of
+        the GPU's scale-up domain (`GpuSpec.scaleup_gpus`; default one 8-GPU server)."""
         from wrpsim.sanity import GPUS_PER_SERVER  # (a larger group spans servers)
 
+        domain = GPUS_PER_SERVER if domain is None else domain
         kv = "" if self.mla or self.kv_heads == self.heads else (
             f" and splits or replicates its {self.kv_heads} KV heads evenly")
         choices = self.tp_choices()
-        one = [t for t in choices if t <= GPUS_PER_SERVER]
-        more = [t for t in choices if t > GPUS_PER_SERVER and across]
+        one = [t for t in choices if t <= domain]
+        more = [t for t in choices if t > domain and across]
         spanning = (f" ({', '.join(map(str, more))} only as a group across servers, with its "
                     f"collectives on a fabric: network.collectives=true)" if more else "")
         return (f"divides the attention heads of {self.name} ({self.heads}){kv}; valid: "

@@ -53,7 +53,8 @@ class AnalyticalLatency(LatencyModel):
 
     def __init__(self, model: ModelSpec, gpu: GpuSpec, tp: int = 1, **overrides: float) -> None:
         if isinstance(tp, bool) or not isinstance(tp, int) or not model.fits_tp(tp):
-            raise ConfigError(f"tp must be an integer >= 1 that {model.tp_rule()}; got {tp!r}")
+            raise ConfigError(f"tp must be an integer >= 1 that "
+                              f"{model.tp_rule(domain=gpu.scaleup_gpus)}; got {tp!r}")
         bad = sorted(set(overrides) - set(CALIBRATION_FIELDS))
         if bad:
             raise ConfigError(f"unknown latency override {bad[0]!r}; valid: "

@@ -336,17 +336,17 @@ class KernelLatency:
                  precision: str = "bf16", kv_dtype: str = "auto", ep: int = 1,
                  max_tokens: int = 16384, power=None, scaleup: int | None = None,
                  attn_dp: int = 1):
+        rule = model.tp_rule(domain=gpu.scaleup_gpus)
         if isinstance(tp, bool) or not isinstance(tp, int) or tp < 1:
-            raise ConfigError(f"tp must be an integer >= 1 that {model.tp_rule()}; got {tp!r}")
+            raise ConfigError(f"tp must be an integer >= 1 that {rule}; got {tp!r}")
         if not attn_dp_divides(tp, attn_dp):
             raise ConfigError(f"attn_dp must be an integer >= 1 that divides tp ({tp}), "
                               f"got {attn_dp!r}")
         atp = tp // attn_dp
         if not model.fits_tp(atp):
             if attn_dp == 1:
-                raise ConfigError(f"tp must be an integer >= 1 that {model.tp_rule()}; "
-                                  f"got {tp!r}")
-            raise ConfigError(f"tp / attn_dp ({atp}) must be a value that {model.tp_rule()}")
+                raise ConfigError(f"tp must be an integer >= 1 that {rule}; got {tp!r}")
+            raise ConfigError(f"tp / attn_dp ({atp}) must be a value that {rule}")
         if attn_dp > 1 and not model.moe:
             raise ConfigError(f"attn_dp > 1 needs a mixture-of-experts model; {model.name} is "
                               f"dense: run data-parallel replicas as separate instances (count)")
