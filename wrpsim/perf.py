@@ -79,9 +79,9 @@ def parse_args(argv: list[str]) -> dict[str, Any]:
     return cfg
 
 
-def _one_server(message: str, model: str, gpu=None) -> str:
-    """`message` with `model`'s tp rule as perf takes it, one scale-up domain's values (one
-    server's; a GB200 NVL72 rack's on `gpu` gb200-186gb): the larger groups it lists run
+def _one_server(message: str, model: str, domain: int) -> str:
+    """`message` with `model`'s tp rule as perf takes it, one scale-up domain's values (of
+    `domain` GPUs: a server's, or a GB200 NVL72 rack's): the larger groups it lists run
     across servers only in a fleet (`python -m wrpsim`'s network.collectives, no key of
     perf's; a tp above the domain is refused above)."""
     from wrpsim.errors import WrpsimError
@@ -91,11 +91,6 @@ def _one_server(message: str, model: str, gpu=None) -> str:
         spec = get_model(model)
     except WrpsimError:
         return message
-    domain = None
-    if isinstance(gpu, str):
-        from wrpsim.pool.catalog import gpus
-
-        domain = getattr(gpus().get(gpu), "scaleup_gpus", None)
     return message.replace(spec.tp_rule(domain=domain),
                            spec.tp_rule(across=False, domain=domain))
 
@@ -143,7 +138,7 @@ def evaluate(cfg: dict[str, Any]) -> dict[str, Any]:
            or_null=True)
     number("perf: reserve_gib", cfg["reserve_gib"], 0.0, finite=True, or_null=True)
     tp, ep, attn_dp = _int(cfg, "tp", 1), _int(cfg, "ep", 1), _int(cfg, "attn_dp", 1)
-    from wrpsim.sanity import GPUS_PER_SERVER, scaleup_gpus
+    from wrpsim.sanity import GPUS_PER_SERVER, domain_words, scaleup_gpus
 
     domain = GPUS_PER_SERVER
     if isinstance(cfg["gpu"], str):
@@ -152,11 +147,10 @@ def evaluate(cfg: dict[str, Any]) -> dict[str, Any]:
         except ConfigError:
             pass  # (an unknown GPU: build_latency_model names it, with the choices)
     if tp > domain:
-        what = "server" if domain == GPUS_PER_SERVER else "NVLink domain"
-        raise ConfigError(f"perf: tp={tp} spans more than one {domain}-GPU {what}; perf models "
-                          f"tensor parallelism inside one scale-up link, so tp must be at most "
-                          f"{domain} (a group across servers runs in a fleet: python -m wrpsim "
-                          f"network=fluid network.collectives=true)")
+        raise ConfigError(f"perf: tp={tp} spans more than one {domain_words(domain)}; perf "
+                          f"models tensor parallelism inside one scale-up link, so tp must be "
+                          f"at most {domain} (a group across servers runs in a fleet: python -m "
+                          f"wrpsim network=fluid network.collectives=true)")
     if not isinstance(cfg["breakdown"], bool):
         raise ConfigError(f"perf: breakdown must be true or false, got {cfg['breakdown']!r}")
     try:
@@ -164,7 +158,7 @@ def evaluate(cfg: dict[str, Any]) -> dict[str, Any]:
                                   cfg["kv_dtype"], ep, cfg["latency"], where="perf: latency",
                                   prefix="perf: ", attn_dp=attn_dp)
     except ConfigError as e:
-        msg = _one_server(str(e), cfg["model"], cfg["gpu"])
+        msg = _one_server(str(e), cfg["model"], domain)
         raise ConfigError(msg if msg.startswith("perf") else f"perf: {msg}") from None
     limit = lat.model.max_context
     for key, v in (("prompt_tokens", prompt), ("ctx_tokens", ctx)):

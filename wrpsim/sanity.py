@@ -96,7 +96,7 @@ def check_pool_sizes(specs, server_gpus: int | None = None,
     all-reduces timed as if on one server's scale-up link, so it is refused too."""
     for s in specs:
         domain = scaleup_gpus(s.gpu)
-        if s.tp <= domain and domain > GPUS_PER_SERVER:
+        if in_rack(s.tp, domain):
             continue  # (a rack-scale NVLink domain: the group's collectives stay on it)
         if (server_gpus is None and fabric_gpus is not None
                 and fabric_gpus < s.tp <= GPUS_PER_SERVER):
@@ -114,11 +114,11 @@ def check_pool_sizes(specs, server_gpus: int | None = None,
             continue
         if s.tp > domain:
             raise ConfigError(
-                f"pool.pools.{s.name}.tp={s.tp} spans more than one {domain}-GPU "
-                f"{'server' if domain == GPUS_PER_SERVER else 'NVLink domain'} of {s.gpu}; "
-                f"wrpsim models tensor parallelism inside one scale-up link, so tp must be at "
-                f"most {domain} (for more capacity, add instances; for a group across servers, "
-                f"put its collectives on a fabric: network=fluid network.collectives=true)")
+                f"pool.pools.{s.name}.tp={s.tp} spans more than one {domain_words(domain)} of "
+                f"{s.gpu}; wrpsim models tensor parallelism inside one scale-up link, so tp must "
+                f"be at most {domain} (for more capacity, add instances; for a group across "
+                f"servers, put its collectives on a fabric: network=fluid "
+                f"network.collectives=true)")
 
 
 def scaleup_gpus(gpu: str) -> int:
@@ -126,6 +126,18 @@ def scaleup_gpus(gpu: str) -> int:
     from wrpsim.pool.catalog import get_gpu
 
     return get_gpu(gpu).scaleup_gpus
+
+
+def in_rack(tp: int, domain: int) -> bool:
+    """Whether a group of `tp` GPUs whose scale-up domain joins `domain` GPUs stays on a
+    rack-scale NVLink domain (larger than one server: a GB200 NVL72's), and so never spans
+    servers over a fabric."""
+    return GPUS_PER_SERVER < domain and tp <= domain
+
+
+def domain_words(domain: int) -> str:
+    """'8-GPU server', or for another domain size '72-GPU NVLink domain' (error messages)."""
+    return f"{domain}-GPU {'server' if domain == GPUS_PER_SERVER else 'NVLink domain'}"
 
 
 #: how the warning on a fleet larger than its trace begins (the planner mutes it: its candidates

@@ -49,7 +49,7 @@ from wrpsim.router.checked import is_user_router
 from wrpsim.router.feed import ViewFeed
 from wrpsim.router.semcache import CacheSpec, SemanticCache
 from wrpsim.router.service import RouterService
-from wrpsim.sanity import check_fleet_vs_trace, check_pool_sizes, run_seed
+from wrpsim.sanity import check_fleet_vs_trace, check_pool_sizes, run_seed, scaleup_gpus
 from wrpsim.sessions import SessionDriver, replayable
 from wrpsim.workload.columns import as_columns, present
 
@@ -143,7 +143,8 @@ def build_fleet(env, pcfg: dict, sink, hash_block_tokens: int = 0, transfer=None
     fabric = getattr(transfer, "fabric", None) if transfer is not None else None
     check_pool_sizes(specs, transfer.fabric.cfg.gpus_per_host if spanning else None,
                      fabric.cfg.gpus_per_host if fabric is not None else None)
-    if spanning and not any(spans(s.tp, transfer.fabric.cfg.gpus_per_host) for s in specs):
+    if spanning and not any(spans(s.tp, transfer.fabric.cfg.gpus_per_host, scaleup_gpus(s.gpu))
+                            for s in specs):
         warn(f"network.collectives=true: no pool's tp exceeds a server's "
              f"{transfer.fabric.cfg.gpus_per_host} GPUs, so no collective crosses the fabric "
              f"(every group's all-reduces stay on its server's GPU link)")

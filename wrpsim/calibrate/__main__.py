@@ -379,7 +379,7 @@ def _warn_estimated(engine: str, cases: list, steps) -> None:
 
     keys: dict[tuple, list[str]] = {}
     for c in cases:
-        for p in (c.pools or {"": c.pool}).values():
+        for p in c.pool_configs.values():
             key = (c.model, c.gpu, int(p.get("tp", 1)), str(p.get("precision", "bf16")),
                    str(p.get("kv_dtype", "auto")), int(p.get("ep", 1)),
                    int(p.get("attn_dp", 1)))

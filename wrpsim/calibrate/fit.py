@@ -90,7 +90,7 @@ def case_entries(cases, engine: str, overrides: dict) -> list[tuple]:
             sim = simulate(case, engine, overrides)
         except ConfigError as e:  # (a row's own setting its engine cannot run: name the row)
             msg = str(e)
-            for name in (case.pools or {case.pool.get("gpu"): None}):
+            for name in case.pool_configs:
                 pre = f"pool.pools.{name}."
                 if msg.startswith(pre):
                     msg = msg[len(pre):] if case.pools is None else f"{name}: {msg[len(pre):]}"

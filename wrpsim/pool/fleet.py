@@ -467,8 +467,7 @@ class Fleet:
         coll = getattr(self.transfer, "collectives", None)
         server = self.transfer.fabric.cfg.gpus_per_host if coll is not None else None
         for spec in specs:
-            # (a group inside a rack-scale NVLink domain never crosses the fabric)
-            span = spans(spec.tp, server) and spec.tp > get_gpu(spec.gpu).scaleup_gpus
+            span = spans(spec.tp, server, get_gpu(spec.gpu).scaleup_gpus)
             lat = build_latency(spec, server if span else None)
             win = pool_window(spec, lat, bool(remote.get("capacity_gib")))
             blocks = spec.kv_blocks

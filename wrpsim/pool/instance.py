@@ -484,8 +484,7 @@ class Instance(BatchingMixin):
         `t2`, the end of the step after it (None: that step is not planned yet; the next
         iteration's start gives it)."""
         fresh = self._fresh
-        later = None
-        self._late = None
+        later = None  # (`_plan` cleared `_late` before planning this stretch)
         for seq in fresh:
             if seq.state == DECODE and seq.second_token_s is None:
                 if seq.first_token_s is not None:

@@ -54,6 +54,7 @@ from wrpsim.network import FLEET_KEYS, VALUE_KINDS
 from wrpsim.pool.instance import _MIXED, Instance
 from wrpsim.pool.sequence import DECODE
 from wrpsim.pool.wakeup import wake
+from wrpsim.sanity import GPUS_PER_SERVER, in_rack
 
 #: keys of the `network` config that belong to fleet runs' collectives, not to the fabric
 COLLECTIVE_KEYS = FLEET_KEYS
@@ -91,10 +92,11 @@ def parse_collectives(net: dict) -> tuple[dict, CollectiveSpec | None]:
     return rest, CollectiveSpec(alpha * 1e-6)
 
 
-def spans(tp: int, server_gpus: int | None) -> bool:
+def spans(tp: int, server_gpus: int | None, domain: int = GPUS_PER_SERVER) -> bool:
     """True when a group of `tp` GPUs is larger than one server of `server_gpus` (None: no
-    spanning groups in this run)."""
-    return server_gpus is not None and tp > server_gpus
+    spanning groups in this run), unless its GPUs' scale-up domain of `domain` GPUs is a
+    rack's that holds it (`sanity.in_rack`)."""
+    return server_gpus is not None and tp > server_gpus and not in_rack(tp, domain)
 
 
 class SpanningInstance(Instance):

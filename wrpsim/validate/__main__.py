@@ -167,8 +167,7 @@ def collect_cases(cfg: dict[str, Any]) -> tuple[list, list[str]]:
                             and p.get("ep", 1) == 1 and p.get("attn_dp", 1) == 1
                             and "latency" not in p and not (m.mamba_layers or m.mla))
 
-                keep = [c for c in got
-                        if all(plain(p) for p in (c.pools or {"": c.pool}).values())]
+                keep = [c for c in got if all(map(plain, c.pool_configs.values()))]
                 if len(keep) < len(got):
                     notes.append(f"{name}: {len(got) - len(keep)} cases left out (engine "
                                  f"{cfg['engine']} models only BF16 weights and KV, ep 1, "

@@ -27,13 +27,11 @@ ROUTERS = {"round-robin": "wrpsim.router.RoundRobin",
 
 
 def case_config(case, engine: str | None = None, overrides: dict | None = None) -> dict:
-    """The plain run config of `case` (one pool named after the GPU, or its `pools`). With
-    `engine` (every
-    case under one engine), the memory fraction stays the measured server's: its own engine's
+    """The plain run config of `case` (its `Case.pool_configs`). With `engine` (every case
+    under one engine), the memory fraction stays the measured server's: its own engine's
     `gpu_mem_util` where the case leaves it out (a server's version sets it, not the
     calibration)."""
-    pools = {n: _pool_config(p, engine, overrides)
-             for n, p in (case.pools or {case.gpu: case.pool}).items()}
+    pools = {n: _pool_config(p, engine, overrides) for n, p in case.pool_configs.items()}
     out = {
         "workload": case.workload or {"name": case.set},
         "pool": {"name": case.name, "pools": pools},
@@ -144,7 +142,7 @@ def _simulate(case, sim) -> dict:
         out["power_w"] = joules / (b - a) / gpus
         out["steady_s"] = b - a
         out["batch_avg"] = running_avg(done, a, b)
-    lat = sim.fleet.latency[next(iter(case.pools or {case.gpu: None}))]
+    lat = sim.fleet.latency[next(iter(case.pool_configs))]
     out["calibration"] = getattr(lat, "calibration", "")
     return out
 

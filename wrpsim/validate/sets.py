@@ -153,6 +153,12 @@ class Case:
     pools: dict | None = None
     network: dict | None = None
 
+    @property
+    def pool_configs(self) -> dict:
+        """Pool name -> pool config of the replay: `pools`, or the one pool named after the
+        GPU."""
+        return self.pools or {self.gpu: self.pool}
+
 
 def measured_dir() -> Path:
     return catalog_dir("pools") / "measured"

@@ -328,15 +328,14 @@ def linear_parts(lat, busy: float, total: float) -> dict[str, float]:
     layers' at `total`."""
     m, b, a = lat.model, np.array([busy]), np.array([total])
     out = {"gemms": float(gemms_s(lat, b)[0]), "elementwise": float(stream_s(lat, b)[0])}
-    if lat.adp > 1:
-        dense_ar, moe_at, disp = lat._layers_total - m.moe_layers, a, (m.moe_layers,
-                                                                         lat.tp)
-    else:  # (expert-parallel or not, the MoE output is all-reduced like any block's)
-        dense_ar, moe_at, disp = lat._layers_total, b, (0, lat.coll_tp)
+    # (tensor-parallel attention, expert-parallel or not: the MoE output is all-reduced like
+    # any block's; data-parallel attention: the MoE layers' tokens are dispatched instead)
+    dp = lat.adp > 1
+    dense_ar, moe_at = (lat._layers_total - m.moe_layers, a) if dp else (lat._layers_total, b)
     if m.moe:
         out["moe_experts"] = float(moe_layers_s(lat, moe_at)[0])
     if lat.coll_tp > 1:
         out["all_reduce"] = float(dense_allreduce_s(lat, dense_ar, b)[0])
-    if disp[0] and (lat.adp > 1 or lat.coll_tp > 1):
-        out["moe_dispatch"] = float(dispatch_s(lat, disp[0], disp[1], moe_at)[0])
+    if dp and m.moe_layers:
+        out["moe_dispatch"] = float(dispatch_s(lat, m.moe_layers, lat.tp, a)[0])
     return out
