@@ -42,6 +42,8 @@ from wrpsim.pool.kernels.monotone import monotone_curve, monotone_grid
 MS = 1e-3
 #: MoE curves reach this many tokens (measured, or past the last measurement by the roofline)
 MOE_MAX_TOKENS = 16384
+#: the MoE table's columns that name a layer's layout (besides its precision)
+MOE_LAYOUT = ("hidden", "inter", "topk", "experts", "moe_tp", "moe_ep")
 #: MoE precisions that quantise activations too (W8A8: GEMMs on FP8 tensor cores), whose
 #: measured points slower than BF16 are replaced (`Kernels._moe_not_slower_than_bf16`)
 W8A8_MOE = ("fp8", "fp8_block")
@@ -384,12 +386,8 @@ class Kernels:
         key = (name, kv_dtype, heads, kv_heads, head_dim)
         if key in self._cache:
             return self._cache[key]
-        df = self._table(name)
         size = "ctx" if name == "attn_decode" else "isl"
-        df = df.where(df["window"] == 0)
-        kv_dtype_src = kv_dtype if np.any(df["kv_dtype"] == kv_dtype) else "bf16"
-        df = df.where(df["kv_dtype"] == kv_dtype_src)
-        cfgs = np.unique(np.stack([df["heads"], df["kv_heads"], df["head_dim"]], axis=1), axis=0)
+        kv_dtype_src, df, cfgs = self._attn_rows(name, kv_dtype)
         h, kvh, d, per_batch = _attn_layout(cfgs, heads, kv_heads, head_dim,
                                             same_ratio=size == "ctx")
         sub = df.where((df["heads"] == h) & (df["kv_heads"] == kvh) & (df["head_dim"] == d))
@@ -425,6 +423,21 @@ class Kernels:
         grid = Grid(b, s, t)
         self._cache[key] = grid
         return grid
+
+    def _attn_rows(self, name: str, kv_dtype: str) -> tuple[str, Cols, np.ndarray]:
+        """(the KV dtype the attention table `name` is read in — `kv_dtype` where it measured
+        it, else BF16 —, its rows without a sliding window in that dtype, their distinct
+        (heads, KV heads, head dim) layouts): the same for every model of the GPU, read once."""
+        key = ("attn_rows", name, kv_dtype)
+        if key not in self._cache:
+            df = self._table(name)
+            df = df.where(df["window"] == 0)
+            src = kv_dtype if np.any(df["kv_dtype"] == kv_dtype) else "bf16"
+            df = df.where(df["kv_dtype"] == src)
+            cfgs = np.unique(np.stack([df["heads"], df["kv_heads"], df["head_dim"]], axis=1),
+                             axis=0)
+            self._cache[key] = (src, df, cfgs)
+        return self._cache[key]
 
     def attn_prefill(self, kv_dtype: str, heads: int, kv_heads: int, head_dim: int) -> Grid:
         """Prefill attention time over (batch, prompt length) for one GPU's head layout."""
@@ -587,8 +600,12 @@ class Kernels:
 
     def _table_dtypes(self) -> set:
         """The precisions of the MoE table read (`moe_table`) alone."""
-        df = self._table(self.moe_table)
-        return set() if df is None or df.rows == 0 else {str(d) for d in np.unique(df["dtype"])}
+        key = ("table_dtypes", self.moe_table)
+        if key not in self._cache:
+            df = self._table(self.moe_table)
+            self._cache[key] = (set() if df is None or df.rows == 0
+                                else {str(d) for d in np.unique(df["dtype"])})
+        return set(self._cache[key])
 
     def moe(self, dtype: str, hidden: int, inter: int, topk: int, experts: int, moe_tp: int,
             moe_ep: int, gated: bool = True, as_measured: bool = False) -> Curve:
@@ -615,9 +632,9 @@ class Kernels:
         if df is None or df.rows == 0:
             raise ConfigError(f"engine tables {self.dir}: no MoE table ({self.moe_table})")
         src = moe_source(dtype, self._table_dtypes(), self.gpu)
-        df_all, df = df, df.where(df["dtype"] == src)
-        cols = ["hidden", "inter", "topk", "experts", "moe_tp", "moe_ep"]
-        cfgs = np.unique(np.stack([df[c] for c in cols], axis=1), axis=0).astype(np.float64)
+        df_all = df
+        df, cfgs = self._moe_rows(src)
+        cols = MOE_LAYOUT
         w = np.array(want, dtype=np.float64)
         dist = np.abs(np.log(cfgs / w)).sum(axis=1)
         ref = cfgs[int(np.argmin(dist))]
@@ -659,6 +676,17 @@ class Kernels:
                 / rl.moe_roofline(x, *want, src, self.gpu, gated)))
         return Curve(x, sustained(
             y, rl.moe_flops(x, hidden, inter, topk, moe_tp, moe_ep, gated), dtype, self.gpu))
+
+    def _moe_rows(self, src: str) -> tuple[Cols, np.ndarray]:
+        """(the MoE table's rows in precision `src`, their distinct `MOE_LAYOUT`s as floats):
+        the same for every model of the GPU, read once."""
+        key = ("moe_rows", self.moe_table, src)
+        if key not in self._cache:
+            df = self._table(self.moe_table)
+            df = df.where(df["dtype"] == src)
+            cfgs = np.unique(np.stack([df[c] for c in MOE_LAYOUT], axis=1), axis=0)
+            self._cache[key] = (df, cfgs.astype(np.float64))
+        return self._cache[key]
 
     def _moe_not_slower_than_bf16(self, x, y, dtype: str, want: tuple, gated: bool):
         """An FP8 (W8A8) MoE layer reads half the BF16 expert bytes and computes on FP8 tensor
