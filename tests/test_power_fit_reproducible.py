@@ -53,7 +53,7 @@ def test_a100_shape_is_the_splitwise_fit():
     assert err["n"] == 30
 
 
-@pytest.mark.slow  # (20–50 s by machine: it replays the 73 fit-split runs three times)
+@pytest.mark.slow  # (15–35 s by machine: it replays the 73 fit-split runs twice)
 @pytest.mark.skipif(mlenergy_root(None) is None,
                     reason="ML.ENERGY data not here (../shared/data/measured/mlenergy)")
 def test_h100_b200_shape_is_the_mlenergy_fit(capsys):

@@ -253,6 +253,28 @@ def test_a_power_probe_does_not_outlive_its_run():
     assert simulate(case)["power_w"] == watts > 100
 
 
+@pytest.mark.parametrize("steady", [False, True])
+def test_the_busy_fraction_is_what_a_busy_only_power_probe_reports(steady):
+    """`busy_frac` (the power fit's b, taken from a run that probes another term) equals the
+    "watts" of a probe that draws 1 W per GPU while busy and 0 W idle, over the whole run and
+    over the benchmark's steady state; and a probe changes no timing."""
+    from wrpsim.validate.sets import Case
+
+    pool = {"gpu": "h100-80gb", "model": "llama3.1-8b", "tp": 2, "count": 2,
+            "engine": "vllm-0.24", "scheduler": {"policy": "sarathi", "token_budget": 2048,
+                                                  "max_seqs": 8, "block_size": 16}}
+    wl = {"name": "t", "source": {"kind": "closed_loop", "concurrency": 12, "num_requests": 60,
+                                   "prompt_tokens": 700, "output_tokens": 40}}
+    case = Case("t", "t", "h100-80gb", "llama3.1-8b", "test", pool, {"power_w": 1.0},
+                workload=wl, info={"concurrency": 12, "steady_state": steady})
+    busy = simulate(case, power_probe=(1.0, 0.0, 0.0))
+    other = simulate(case, power_probe=(0.0, 1.0, 0.0))
+    assert 0.3 < busy["power_w"] < 1.0
+    assert other["busy_frac"] == pytest.approx(busy["power_w"], rel=1e-12)
+    assert other["ttft_mean_s"] == busy["ttft_mean_s"] and other["sim_s"] == busy["sim_s"]
+    assert ("steady_s" in other) == steady
+
+
 def test_steady_window_is_the_benchmarks_and_power_is_averaged_over_it():
     """ML.ENERGY's steady state: from the c-th first token to the (N - c - 1)-th finish; a
     closed loop's power over it is at least its whole-run average (the ramp-down, with fewer

@@ -21,9 +21,9 @@ and the shared shape, fewer numbers, is kept. `shared=false` fits each GPU alone
 Sources of (b, u_c, u_m, P) points:
 
 - ML.ENERGY closed-loop runs (`wrpsim.validate.mlenergy.mlenergy_cases`): each case is simulated
-  three times with a probe power model that reports b, u_c and u_m as its "power", so the
-  utilisations are those of the simulated iterations, averaged over the benchmark's steady
-  state as its watts are;
+  twice with a probe power model that reports u_c, then u_m, as its "power" (b is the busy
+  share of the same window), so the utilisations are those of the simulated iterations,
+  averaged over the benchmark's steady state as its watts are;
 - the Splitwise profile (A100, `pools/catalog/profiles/splitwise_llama2_70b.csv`): each run is a
   prefill of its measured duration and decode steps of theirs; the utilisations are the work
   of those iterations (`iteration_work`) over the measured times.
@@ -39,11 +39,13 @@ from wrpsim.pool.kernels.power import POWER_FIELDS, utilisation
 def probe_points(case, engine: str | None = None) -> tuple[float, float, float]:
     """(busy fraction, mean u_compute, mean u_memory) per GPU of `case`'s simulation, averaged
     over the window its benchmark measured power on (`wrpsim.validate.replay.simulate`: the
-    steady state for ML.ENERGY, else the whole run)."""
+    steady state for ML.ENERGY, else the whole run). Two runs: the power model does not steer
+    the iterations, so both runs are the same and the first's busy fraction is the second's."""
     from wrpsim.validate.replay import simulate
 
-    return tuple(simulate(case, engine, power_probe=unit)["power_w"]
-                 for unit in ((1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0)))
+    c = simulate(case, engine, power_probe=(0.0, 1.0, 0.0))
+    m = simulate(case, engine, power_probe=(0.0, 0.0, 1.0))
+    return c["busy_frac"], c["power_w"], m["power_w"]
 
 
 def splitwise_points(gpu: str = "a100-80gb") -> list[tuple[float, float, float, float]]:

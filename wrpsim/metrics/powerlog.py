@@ -25,6 +25,13 @@ class PowerLog:
         if t1 > t0:
             self._rows.append((t0, t1, watts))
 
+    def busy_s(self, a: float, b: float) -> float:
+        """Seconds of [a, b] the instance was busy (its stretches' overlap with it)."""
+        if b <= a or not self._rows:
+            return 0.0
+        r = np.asarray(self._rows)
+        return float(np.clip(np.minimum(r[:, 1], b) - np.maximum(r[:, 0], a), 0.0, None).sum())
+
     def energy_j(self, a: float, b: float, idle_w: float) -> float:
         """Joules over [a, b]: the busy stretches' overlap with it at their power, the rest
         of it at `idle_w` (all the instance's GPUs together)."""

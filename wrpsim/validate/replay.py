@@ -79,7 +79,9 @@ def _as_case_warnings(case):
 
 def simulate(case, engine: str | None = None, overrides: dict | None = None,
              power_probe: tuple | None = None) -> dict:
-    """Simulated metrics of `case` (keys as `Case.measured`, plus `requests`, `sim_s`).
+    """Simulated metrics of `case` (keys as `Case.measured`, plus `requests`, `sim_s`, and
+    `busy_frac`: the share of its GPUs' time over the power window they were running
+    iterations, the busy fraction of the power model).
 
     `power_probe`: fields (active, w_compute, w_memory) of a power model with idle 0 W and a
     1 W span put in place of every instance's (`wrpsim.calibrate.power`), so `power_w`
@@ -112,7 +114,7 @@ def _simulate(case, sim) -> dict:
         logs.append(inst.itl)
         if steady:
             inst.power_log = PowerLog()
-            plogs.append((inst.power_log, inst.latency.idle_power_w() * inst.tp))
+            plogs.append((inst.power_log, inst.latency.idle_power_w() * inst.tp, inst.tp))
     req, inst_t, end = sim.run()
     done = req.filter(np.asarray(req.column("status").to_numpy(zero_copy_only=False))
                       == "completed")
@@ -135,11 +137,14 @@ def _simulate(case, sim) -> dict:
         out.update(tpot_mean_s=float(tpot.mean()), tpot_p50_s=float(np.median(tpot)))
     out["itl_p50_s"] = itl.quantile(0.5)
     out["power_w"] = energy / end / gpus if end > 0 and gpus else float("nan")
+    out["busy_frac"] = (sum(inst.busy_s * inst.tp for inst in sim.fleet.instances) / end / gpus
+                        if end > 0 and gpus else float("nan"))
     window = steady_window(done, int(case.info.get("concurrency", 0))) if steady else None
     if window is not None and gpus:
         a, b = window
-        joules = sum(log.energy_j(a, b, idle) for log, idle in plogs)
+        joules = sum(log.energy_j(a, b, idle) for log, idle, _ in plogs)
         out["power_w"] = joules / (b - a) / gpus
+        out["busy_frac"] = sum(log.busy_s(a, b) * tp for log, _, tp in plogs) / (b - a) / gpus
         out["steady_s"] = b - a
         out["batch_avg"] = running_avg(done, a, b)
     lat = sim.fleet.latency[next(iter(case.pool_configs))]
