@@ -222,6 +222,40 @@ def test_bad_input_is_one_line(arg, pattern):
     assert len(lines) == 1 and pattern in lines[0], r.stderr
 
 
+def test_itl_quantiles_are_the_token_weighted_quantiles_of_every_gap():
+    """ItlLog keeps runs as their cumulative end times: its quantiles are those of the gaps
+    (a run's first from its start) weighted by the sequences that got a token, ties and
+    single iterations included, as the direct definition gives them."""
+    from wrpsim.metrics.itl import ItlLog
+
+    rng = np.random.default_rng(1)
+    log, gaps, weights = ItlLog(), [], []
+    for _ in range(300):
+        seqs = int(rng.integers(1, 9))
+        if rng.random() < 0.3:
+            d = round(float(rng.random()), 2)  # (rounded: many ties)
+            log.add(d, seqs)
+            gaps.append([d])
+            weights.append([seqs])
+        else:
+            n = int(rng.integers(1, 6))
+            cum = np.cumsum(np.round(rng.random(n + 2), 2))
+            log.add_run(cum, 0.0, n, seqs)
+            gaps.append(np.diff(cum[:n], prepend=0.0))
+            weights.append([seqs] * n)
+    log.add(1.0, 0)  # (no sequence: no sample)
+    d, w = np.concatenate(gaps), np.concatenate(weights).astype(float)
+    order = np.argsort(d, kind="stable")
+    cw = np.cumsum(w[order])
+    for q in (0.0, 0.1, 0.5, 0.9, 0.99, 1.0):
+        assert log.quantile(q) == d[order][np.searchsorted(cw, q * cw[-1])], q
+    assert log.tokens == w.sum()
+    merged = ItlLog()
+    merged.merge(log)
+    assert merged.quantile(0.5) == log.quantile(0.5)
+    assert np.isnan(ItlLog().quantile(0.5))
+
+
 def test_power_log_integrates_busy_stretches_and_idle_over_a_window():
     """Energy over [a, b] = each busy stretch's overlap x its watts + the rest at idle."""
     from wrpsim.metrics.powerlog import PowerLog
