@@ -33,10 +33,12 @@ def defaults_path(verb: str) -> Path:
 
 
 def load_defaults(verb: str) -> dict[str, Any]:
-    """The defaults of `verb` (`conf/<verb>.yaml`) as a plain mapping."""
-    import yaml
+    """The defaults of `verb` (`conf/<verb>.yaml`) as a plain mapping (a fresh copy, parsed
+    by libyaml and cached while the file is unchanged: `wrpsim.yamlfast.omegaconf_load`, whose
+    YAML 1.2 floats are what Hydra reads the same file as)."""
+    from wrpsim.yamlfast import omegaconf_load
 
-    return yaml.safe_load(defaults_path(verb).read_text(encoding="utf-8")) or {}
+    return omegaconf_load(defaults_path(verb)) or {}
 
 
 def keyless(arg: str) -> bool:
