@@ -267,6 +267,11 @@ def test_cli_builds_an_engine_and_fits_it_on_steps(tmp_path):
     (("engine=x", "benchmarks=b.csv", "gpu=h100-80gb"),
      "calibrate: gpu=h100-80gb is read by kernels= and validation= only"),
     (("engine=x", "steps=s.csv", "fit=[warp]"), "calibrate: fit: unknown field(s) ['warp']"),
+    (("engine=x", "steps=s.csv", "fit=[layer_overhed_us]"),
+     "frontend_us_serial, handover_us; did you mean 'layer_overhead_us'?"),
+    # the kernels folder's errors said as calibrate's, as its other errors are
+    (("engine=x", "kernels=/nonexistent", "gpu=h100-80gb"),
+     "calibrate: kernels: /nonexistent is not a directory"),
     # a kernels calibration under the 2023 analytical engine's name would replace it
     (("engine=splitwise-2023", "steps=s.csv"),
      "calibrate: engine: splitwise-2023 is a shipped engine of another kind"),
@@ -572,12 +577,12 @@ def test_rows_are_named_by_their_line_in_the_file_blank_lines_counted(tmp_path):
     (["benchmarks=[a.csv,b.csv]"], r"calibrate: benchmarks must be the path of one CSV file"),
     (["steps=s.csv", "fit=[]"], r"calibrate: fit must name at least one constant"),
     (["base=nope", f"benchmarks={ROOT / 'docs/examples/calibrate_benchmarks.csv'}"],
-     r"^base: unknown value 'nope'; valid choices: "),
+     r"^calibrate: base: unknown value 'nope'; valid choices: "),
     # values Hydra reads as numbers, lists or mappings (TypeErrors before)
     (["steps=s.csv", "fit=3"], r"^calibrate: fit must be a field name or a list of them "
                                r"\(iter_overhead_us, .*\), got 3$"),
     (["base={}", f"benchmarks={ROOT / 'docs/examples/calibrate_benchmarks.csv'}"],
-     r"^base: unknown value \{\}; valid choices: "),
+     r"^calibrate: base: unknown value \{\}; valid choices: "),
     # a number, true or a list of numbers as kernels= (with gpu=) was a TypeError traceback;
     # kernels=0 or [] was taken as none given (tests/test_fuzz_verbs.py)
     (["gpu=h100-80gb", "kernels=5"], r"^calibrate: kernels must be a folder \(AIConfigurator's "
@@ -611,7 +616,8 @@ def test_a_misspelt_base_is_refused_and_an_unused_one_said_when_the_engine_exist
     from wrpsim.calibrate import __main__ as cal
 
     bench = f"benchmarks={ROOT / 'docs/examples/calibrate_benchmarks.csv'}"
-    with pytest.raises(ConfigError, match=r"^base: unknown value 'bogus'; valid choices: "):
+    with pytest.raises(ConfigError,
+                       match=r"^calibrate: base: unknown value 'bogus'; valid choices: "):
         cal.run(cal.parse_args(["engine=vllm-0.19", "base=bogus", bench, "write=false",
                                 f"out_dir={tmp_path / 'out'}"]))
     with pytest.warns(WrpsimWarning, match=r"calibrate: base=vllm-0\.11 is not used: engine "
@@ -1358,3 +1364,17 @@ def test_a_fit_redraws_one_progress_line_on_a_terminal_and_nothing_elsewhere(tmp
     piped.point()
     piped.clear()
     assert piped.stream.getvalue() == ""
+
+
+def test_a_case_warning_is_said_once_per_fit_not_once_per_point(tmp_path):
+    """A fit replays each row at every point it tries (26 here): a warning about the row's
+    pool was printed 26 times (a walkthrough found it), now once."""
+    csv = tmp_path / "b.csv"
+    csv.write_text("model,gpu,tp,precision,kv_dtype,concurrency,isl,osl,ttft_ms,tpot_ms\n"
+                   "llama3.1-8b,l4-24gb,1,bf16,auto,4,512,64,200,70\n")
+    r = _cli("engine=x", f"benchmarks={csv}", "fit=[layer_overhead_us]",
+             f"out_dir={tmp_path / 'o'}")
+    assert r.returncode == 0, r.stderr
+    said = [ln for ln in r.stderr.splitlines() if "replay of measured case" in ln]
+    assert len(said) == 1 and "b.csv:2 (its own settings)" in said[0] and \
+        "its KV cache holds" in said[0], r.stderr

@@ -205,6 +205,11 @@ def test_sets_given_a_number_is_one_error(arg):
     ("sets=[silicon,bogus]", "validate: sets: unknown value(s) ['bogus']; valid choices: "
                              "silicon, silicon_disagg, llmservingsim, mlenergy"),
     ("split=train", "validate: split: unknown value 'train'; valid choices: all, fit, test"),
+    # a near miss names the choice meant, as the run's own errors do
+    ("sets=[silicn]", "validate: sets: unknown value(s) ['silicn']; valid choices: silicon, "
+                      "silicon_disagg, llmservingsim, mlenergy, inference_perf; did you mean "
+                      "'silicon'?"),
+    ("split=tst", "valid choices: all, fit, test; did you mean 'test'?"),
     # (each of its cases was replayed and counted twice: the p90s moved, n did not)
     ("sets=[silicon,llmservingsim,silicon]", "validate: sets names silicon more than once"),
     ("sets=[]", "validate: sets must name at least one of silicon, silicon_disagg, llmservingsim, "

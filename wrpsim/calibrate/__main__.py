@@ -72,7 +72,7 @@ from typing import Any
 import yaml
 
 from wrpsim.cli import apply_flat, load_defaults, verb_main
-from wrpsim.errors import ConfigError, boolean, unknown_choice, warn
+from wrpsim.errors import ConfigError, boolean, did_you_mean, unknown_choice, warn
 
 
 def parse_args(argv: list[str]) -> dict[str, Any]:
@@ -140,13 +140,24 @@ def parse_args(argv: list[str]) -> dict[str, Any]:
     fit = list(FIT_FIELDS) if fit is None else ([fit] if isinstance(fit, str) else list(fit))
     bad = [f for f in fit if not isinstance(f, str) or f not in BOUNDS]
     if bad:
-        raise ConfigError(f"calibrate: fit: unknown field(s) {bad}; valid: {', '.join(BOUNDS)}")
+        hint = did_you_mean(bad[0], BOUNDS) if isinstance(bad[0], str) else ""
+        raise ConfigError(f"calibrate: fit: unknown field(s) {bad}; valid: "
+                          f"{', '.join(BOUNDS)}{hint}")
     twice = sorted({f for f in fit if fit.count(f) > 1})
     if twice:
         raise ConfigError(f"calibrate: fit names {', '.join(twice)} more than once")
     cfg["fit"] = fit
     boolean("calibrate: write", cfg["write"])
     return cfg
+
+
+def _as_calibrate(fn, *args, **kwargs):
+    """`fn(*args, **kwargs)`, its errors said as calibrate's ('calibrate: kernels: ...', as
+    calibrate's other errors start)."""
+    try:
+        return fn(*args, **kwargs)
+    except ConfigError as e:
+        raise ConfigError(f"calibrate: {e}") from None
 
 
 def _engine_yaml(out_dir: Path, name: str, base: str) -> tuple[Path, dict]:
@@ -156,7 +167,7 @@ def _engine_yaml(out_dir: Path, name: str, base: str) -> tuple[Path, dict]:
     try:  # a misspelt base is an error even where it is not used
         b = get_engine(base)
     except ConfigError as e:  # the field is `base` here, not a pool's `engine`
-        raise ConfigError(f"base: {str(e).split(': ', 1)[-1]}") from None
+        raise ConfigError(f"calibrate: base: {str(e).split(': ', 1)[-1]}") from None
     if b.kind != "kernels":
         raise ConfigError(f"calibrate: base engine {base!r} is not a kernels engine")
     path = out_dir / f"{name}.yaml"
@@ -551,12 +562,12 @@ def run(cfg: dict[str, Any]) -> dict[str, Any]:
             entry["allreduce_fusion_mb"] = old["allreduce_fusion_mb"]
         kept = _current_tables(path, old)  # (read before the new tables may overwrite them)
         if all(llmss.is_profile(s) for s in srcs):
-            meta = llmss.compact(srcs, tables, gpu=get_gpu(gpu))
+            meta = _as_calibrate(llmss.compact, srcs, tables, gpu=get_gpu(gpu))
             _carry_over(tables, meta, kept)
             if old.get("roofline") or not {"allreduce", "moe"} <= set(meta["tables"]):
                 entry["roofline"] = _reference(raw, gpu)
         elif len(srcs) == 1:
-            meta = aic.compact(srcs[0], tables, gpu=get_gpu(gpu))
+            meta = _as_calibrate(aic.compact, srcs[0], tables, gpu=get_gpu(gpu))
             _carry_over(tables, meta, kept)
             if old.get("roofline"):  # (the engine's reference for what the tables lack, kept)
                 entry["roofline"] = str(old["roofline"])

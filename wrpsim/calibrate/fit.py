@@ -161,12 +161,15 @@ def fit_constants(engine: str, cases=(), steps: pd.DataFrame | None = None,
     bad = [f for f in fields if not isinstance(f, str) or f not in BOUNDS]
     if bad:
         raise ConfigError(f"fit: unknown field(s) {bad}; valid: {', '.join(BOUNDS)}")
+    from wrpsim.validate.replay import case_warnings_once
+
     progress = Progress(len(cases or ()) + (0 if steps is None else len(steps)))
     try:
-        fit = _Fit(eng, engine, cases, steps, list(fields), start, progress)
-        free, seen = fit.probe()
-        x_end, nfev, free = fit.solve(free, seen)
-        return fit.report(x_end, nfev, free)
+        with case_warnings_once():  # (each case is replayed at every point tried)
+            fit = _Fit(eng, engine, cases, steps, list(fields), start, progress)
+            free, seen = fit.probe()
+            x_end, nfev, free = fit.solve(free, seen)
+            return fit.report(x_end, nfev, free)
     finally:
         progress.clear()
 

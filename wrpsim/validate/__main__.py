@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from wrpsim.cli import apply_flat, load_defaults, verb_main
-from wrpsim.errors import ConfigError, boolean
+from wrpsim.errors import ConfigError, boolean, did_you_mean
 
 SETS = ("silicon", "silicon_disagg", "llmservingsim", "mlenergy", "inference_perf")
 #: the sets `wrpsim.calibrate validation=` reads (with a fit split, or the shipped ones): the
@@ -56,15 +56,17 @@ def parse_args(argv: list[str]) -> dict[str, Any]:
         raise ConfigError(f"validate: sets must name at least one of {', '.join(SETS)}, "
                           f"got {cfg['sets']!r}")
     if bad:
-        raise ConfigError(f"validate: sets: unknown value(s) {bad or sets}; valid choices: "
-                          f"{', '.join(SETS)}")
+        hint = did_you_mean(bad[0], SETS) if isinstance(bad[0], str) else ""
+        raise ConfigError(f"validate: sets: unknown value(s) {bad}; valid choices: "
+                          f"{', '.join(SETS)}{hint}")
     twice = sorted({s for s in sets if sets.count(s) > 1})
     if twice:  # (each of its cases was replayed and counted twice)
         raise ConfigError(f"validate: sets names {', '.join(twice)} more than once")
     cfg["sets"] = sets
     if cfg["split"] not in SPLITS:
+        hint = did_you_mean(cfg["split"], SPLITS) if isinstance(cfg["split"], str) else ""
         raise ConfigError(f"validate: split: unknown value {cfg['split']!r}; valid choices: "
-                          f"{', '.join(SPLITS)}")
+                          f"{', '.join(SPLITS)}{hint}")
     boolean("validate: fast", cfg["fast"])
     from wrpsim.io import optional_path
 

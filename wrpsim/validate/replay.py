@@ -60,11 +60,27 @@ def _pool_config(pool: dict, engine: str | None, overrides: dict | None) -> dict
     return pool
 
 
+#: inside `case_warnings_once`: the case warnings already said (None: say every one)
+_said: set | None = None
+
+
+@contextmanager
+def case_warnings_once():
+    """A block (a fit that replays each case many times) in which each case warning
+    (`_as_case_warnings`) is said once, not once per replay."""
+    global _said
+    outer, _said = _said, set() if _said is None else _said
+    try:
+        yield
+    finally:
+        _said = outer
+
+
 @contextmanager
 def _as_case_warnings(case):
     """Warnings about a replayed case's pool (its `pool.pools.<gpu>` is the case's, set as the
     measured run was, not the user's) said as the case's: 'replay of measured case NAME (its
-    own settings): …'."""
+    own settings): …' (once per block of `case_warnings_once`)."""
     from wrpsim.errors import WrpsimWarning, warn
 
     with warnings.catch_warnings(record=True) as caught:
@@ -72,7 +88,12 @@ def _as_case_warnings(case):
         yield
     for w in caught:
         if issubclass(w.category, WrpsimWarning):
-            warn(f"replay of measured case {case.name} (its own settings): {w.message}")
+            text = f"replay of measured case {case.name} (its own settings): {w.message}"
+            if _said is not None:
+                if text in _said:
+                    continue
+                _said.add(text)
+            warn(text)
         else:
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
 
