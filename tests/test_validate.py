@@ -227,6 +227,39 @@ def test_bad_input_is_one_line(arg, pattern):
     assert len(lines) == 1 and pattern in lines[0], r.stderr
 
 
+def test_a_case_warning_is_said_once_per_fit_and_a_context_warning_never():
+    """Inside `case_warnings_once` (a fit, which replays every case at each point it tries) a
+    case's warning is said once, not once per replay; outside it, every time. A pool's
+    `ContextWarning` is never said of a measured run's replay (its server started)."""
+    import warnings
+
+    from wrpsim.errors import ContextWarning, WrpsimWarning, warn
+    from wrpsim.validate.replay import _as_case_warnings, case_warnings_once
+
+    class Case:
+        name = "row 2"
+
+    def replay():
+        with _as_case_warnings(Case()):
+            warn("pool.pools.x: something odd")
+            warn("pool.pools.x: no room for max_context", ContextWarning)
+
+    def said(block) -> list[str]:
+        with warnings.catch_warnings(record=True) as got:
+            warnings.simplefilter("always")
+            block()
+        return [str(w.message) for w in got if issubclass(w.category, WrpsimWarning)]
+
+    def fit():
+        with case_warnings_once():
+            for _ in range(5):
+                replay()
+
+    assert said(fit) == ["replay of measured case row 2 (its own settings): "
+                         "pool.pools.x: something odd"]
+    assert len(said(lambda: [replay() for _ in range(3)])) == 3
+
+
 def test_itl_quantiles_are_the_token_weighted_quantiles_of_every_gap():
     """ItlLog keeps runs as their cumulative end times: its quantiles are those of the gaps
     (a run's first from its start) weighted by the sequences that got a token, ties and

@@ -36,9 +36,17 @@ class WrpsimWarning(UserWarning):
     `wrpsim: warning: …` on stderr."""
 
 
-def warn(message: str) -> None:
-    """Issue a `WrpsimWarning` (the pure core never prints; the CLI shows it as one line)."""
-    warnings.warn(WrpsimWarning(message), stacklevel=2)
+class ContextWarning(WrpsimWarning):
+    """A pool whose KV cache, by wrpsim's memory estimate, cannot hold one sequence of its
+    `max_context` (`wrpsim.pool.fleet.check_context_fits`). Not said of a measured run's replay
+    (`wrpsim.validate.replay`): that server started, so its own context fitted its cache, and
+    the replay's requests are the ones it served."""
+
+
+def warn(message: str, category: type = WrpsimWarning) -> None:
+    """Issue a `WrpsimWarning` (or a subclass, `category`; the pure core never prints; the CLI
+    shows it as one line)."""
+    warnings.warn(category(message), stacklevel=2)
 
 
 def under(where: str, message: str) -> str:

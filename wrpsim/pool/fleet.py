@@ -35,6 +35,7 @@ from dataclasses import dataclass
 
 from wrpsim.errors import (
     ConfigError,
+    ContextWarning,
     boolean,
     check_keys,
     number,
@@ -336,7 +337,7 @@ def check_context_fits(spec: PoolSpec, lat, blocks: int, key: str, win=None) -> 
          f"requests (exceeds_kv_capacity). Set {key}.max_context to at most {one:,} (with "
          f"a '+' where the pool's file leaves it out), or give the KV room "
          f"(scheduler.gpu_mem_util / reserve_gib{' / max_seqs' if one != cap else ''}, tp, "
-         f"kv_dtype)")
+         f"kv_dtype)", ContextWarning)
 
 
 def check_mamba_pool(spec: PoolSpec, lat, blocks: int, key: str, win=None) -> None:

@@ -81,12 +81,14 @@ def _as_case_warnings(case):
     """Warnings about a replayed case's pool (its `pool.pools.<gpu>` is the case's, set as the
     measured run was, not the user's) said as the case's: 'replay of measured case NAME (its
     own settings): …' (once per block of `case_warnings_once`)."""
-    from wrpsim.errors import WrpsimWarning, warn
+    from wrpsim.errors import ContextWarning, WrpsimWarning, warn
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", WrpsimWarning)
         yield
     for w in caught:
+        if issubclass(w.category, ContextWarning):
+            continue  # (the measured server started: its own context fitted its cache)
         if issubclass(w.category, WrpsimWarning):
             text = f"replay of measured case {case.name} (its own settings): {w.message}"
             if _said is not None:
