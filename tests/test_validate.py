@@ -307,19 +307,26 @@ def test_power_log_integrates_busy_stretches_and_idle_over_a_window():
     assert PowerLog().energy_j(0.0, 2.0, 70.0) == pytest.approx(140.0)
 
 
+def _closed_loop_case(tp: int, count: int, engine: str, budget: int, clients: int,
+                      requests: int, prompt: int, output: int, **info):
+    """A power case of Llama-3.1-8B on H100s: `clients` closed-loop clients of fixed lengths."""
+    from wrpsim.validate.sets import Case
+
+    pool = {"gpu": "h100-80gb", "model": "llama3.1-8b", "tp": tp, "count": count,
+            "engine": engine, "scheduler": {"policy": "sarathi", "token_budget": budget,
+                                             "max_seqs": 8, "block_size": 16}}
+    wl = {"name": "t", "source": {"kind": "closed_loop", "concurrency": clients,
+                                   "num_requests": requests, "prompt_tokens": prompt,
+                                   "output_tokens": output}}
+    return Case("t", "t", "h100-80gb", "llama3.1-8b", "test", pool, {"power_w": 1.0},
+                workload=wl, info={"concurrency": clients, **info})
+
+
 def test_a_power_probe_does_not_outlive_its_run():
     """`simulate(power_probe=...)` (the power fit's probe points) puts a probe power model on
     the process's shared latency models for its run only: a later run reports watts again (it
     reported the probe's fractions, ~0.67 "W", in any test run after the power fit's)."""
-    from wrpsim.validate.sets import Case
-
-    pool = {"gpu": "h100-80gb", "model": "llama3.1-8b", "tp": 1, "count": 1,
-            "engine": "vllm-0.11", "scheduler": {"policy": "sarathi", "token_budget": 8192,
-                                                  "max_seqs": 8, "block_size": 16}}
-    wl = {"name": "t", "source": {"kind": "closed_loop", "concurrency": 8, "num_requests": 16,
-                                   "prompt_tokens": 200, "output_tokens": 50}}
-    case = Case("t", "t", "h100-80gb", "llama3.1-8b", "test", pool, {"power_w": 1.0},
-                workload=wl, info={"concurrency": 8})
+    case = _closed_loop_case(1, 1, "vllm-0.11", 8192, 8, 16, 200, 50)
     watts = simulate(case)["power_w"]
     assert simulate(case, power_probe=(1.0, 0.0, 0.0))["power_w"] <= 1.0
     assert simulate(case)["power_w"] == watts > 100
@@ -330,15 +337,7 @@ def test_the_busy_fraction_is_what_a_busy_only_power_probe_reports(steady):
     """`busy_frac` (the power fit's b, taken from a run that probes another term) equals the
     "watts" of a probe that draws 1 W per GPU while busy and 0 W idle, over the whole run and
     over the benchmark's steady state; and a probe changes no timing."""
-    from wrpsim.validate.sets import Case
-
-    pool = {"gpu": "h100-80gb", "model": "llama3.1-8b", "tp": 2, "count": 2,
-            "engine": "vllm-0.24", "scheduler": {"policy": "sarathi", "token_budget": 2048,
-                                                  "max_seqs": 8, "block_size": 16}}
-    wl = {"name": "t", "source": {"kind": "closed_loop", "concurrency": 12, "num_requests": 60,
-                                   "prompt_tokens": 700, "output_tokens": 40}}
-    case = Case("t", "t", "h100-80gb", "llama3.1-8b", "test", pool, {"power_w": 1.0},
-                workload=wl, info={"concurrency": 12, "steady_state": steady})
+    case = _closed_loop_case(2, 2, "vllm-0.24", 2048, 12, 60, 700, 40, steady_state=steady)
     busy = simulate(case, power_probe=(1.0, 0.0, 0.0))
     other = simulate(case, power_probe=(0.0, 1.0, 0.0))
     assert 0.3 < busy["power_w"] < 1.0
