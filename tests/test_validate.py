@@ -745,3 +745,52 @@ def test_disaggregated_held_out_rows_within_goals():
     assert _median_abs(cases, "tpot_mean_s") <= 10.0
     wait = next(c for c in cases if c.info["concurrency"] == 128)
     assert abs(errors(wait, simulate(wait))["ttft_mean_s"]) <= 0.25
+
+
+def test_a_silicon_sample_of_ones_own_is_replayed_for_its_vllm_rows_only(tmp_path):
+    """`silicon_csv=`: a file in AIConfigurator's silicon_sample.csv layout, as upstream ships
+    it (vLLM, SGLang and TensorRT-LLM rows, aggregated and disaggregated): its vLLM rows are
+    the cases (an SGLang row was replayed as vLLM's before), the others named in the notes."""
+    import pandas as pd
+
+    from wrpsim.validate.__main__ import collect_cases
+    from wrpsim.validate.sets import measured_dir
+
+    ours = pd.read_csv(measured_dir() / "silicon_vllm.csv")
+    ours = ours[ours["model_path"].str.contains("Llama-3.1-70B")
+                & (ours["system"] == "h200_sxm")].head(3)
+    other = ours.assign(backend="sglang")
+    disagg = pd.read_csv(measured_dir() / "silicon_vllm_disagg.csv").head(2)
+    path = tmp_path / "sample.csv"
+    pd.concat([ours, other, disagg]).to_csv(path, index=False)
+    cfg = parse_args([f"silicon_csv={path}", "sets=[silicon,silicon_disagg]"])
+    cases, notes = collect_cases(cfg)
+    assert sorted(c.set for c in cases) == ["silicon"] * 3 + ["silicon_disagg"] * 2
+    assert ("silicon: 3 row(s) left out: backend sglang rows (wrpsim's engines are vLLM's)"
+            in notes)
+    assert "silicon_disagg: 3 row(s) left out: aggregated rows (the silicon set's)" in notes
+    # a file of aggregated rows only: the disaggregated set has nothing, and says why
+    only = tmp_path / "agg.csv"
+    ours.to_csv(only, index=False)
+    cases, notes = collect_cases(parse_args([f"silicon_csv={only}"]))
+    assert {c.set for c in cases} >= {"silicon"} and not [c for c in cases
+                                                          if c.set == "silicon_disagg"]
+    assert any(n.startswith("silicon_disagg: 3 row(s) left out: no disaggregated layout")
+               for n in notes), notes
+
+
+@pytest.mark.parametrize("make, args, message", [
+    (None, [], "validate: silicon_csv: {d}/none.csv names no file"),
+    ("id,model_path\n1,x\n", [], "validate: silicon_csv: {d}/bad.csv: missing column(s) "
+                                 "['backend', 'backend_version', 'silicon_data_source'"),
+    ("id,backend\n1,vllm\n", ["sets=[mlenergy]"],
+     "validate: silicon_csv is read by the silicon and silicon_disagg sets only, which "
+     "sets=['mlenergy'] leaves out"),
+])
+def test_a_bad_silicon_csv_is_one_line(tmp_path, make, args, message):
+    name = "none.csv" if make is None else "bad.csv"
+    if make is not None:
+        (tmp_path / name).write_text(make)
+    with pytest.raises(ConfigError) as e:
+        parse_args([f"silicon_csv={tmp_path / name}", *args])
+    assert str(e.value).startswith(message.format(d=tmp_path)) and "\n" not in str(e.value)

@@ -75,6 +75,12 @@ def parse_args(argv: list[str]) -> dict[str, Any]:
         if optional_path(cfg[k], k) is not None and reader not in sets:
             raise ConfigError(f"validate: {k} is read by the {reader} set only, which "
                               f"sets={sets} leaves out; add it to sets or drop {k}")
+    csv = optional_path(cfg.get("silicon_csv"), "silicon_csv")
+    if csv is not None:
+        if not {"silicon", "silicon_disagg"} & set(sets):
+            raise ConfigError(f"validate: silicon_csv is read by the silicon and silicon_disagg "
+                              f"sets only, which sets={sets} leaves out")
+        cfg["silicon_csv"] = str(silicon_csv(csv))
     if isinstance(cfg["jobs"], bool) or not isinstance(cfg["jobs"], int) or \
             not 1 <= cfg["jobs"] <= MAX_JOBS:
         raise ConfigError(f"validate: jobs must be an integer in [1, {MAX_JOBS}] (worker "
@@ -87,6 +93,33 @@ def parse_args(argv: list[str]) -> dict[str, Any]:
         except ConfigError as e:  # (as the keys above: "validate: engine: ...")
             raise ConfigError(f"validate: {e}") from None
     return cfg
+
+
+#: the columns of AIConfigurator's silicon_sample.csv that the silicon set reads (the
+#: disaggregated set reads its decode_* / prefill_* columns too, where the file has them)
+SILICON_COLUMNS = ("backend", "backend_version", "silicon_data_source", "model_path", "system",
+                   "precision", "isl", "osl", "gemm_quant_mode", "moe_quant_mode",
+                   "batch_size", "tp_size", "attention_dp_size", "moe_tp_size", "moe_ep_size",
+                   "silicon_ttft_ms", "silicon_tpot_ms")
+
+
+def silicon_csv(value) -> Path:
+    """`value`, a CSV in the layout of AIConfigurator's silicon_sample.csv (at least
+    `SILICON_COLUMNS`); `ConfigError` naming the file and what is wrong otherwise."""
+    import pandas as pd
+
+    p = Path(str(value)).expanduser()
+    if not p.is_file():
+        raise ConfigError(f"validate: silicon_csv: {p} names no file")
+    try:
+        head = pd.read_csv(p, nrows=1)
+    except (ValueError, OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"validate: silicon_csv: {p}: not a CSV file ({e})") from None
+    missing = [c for c in SILICON_COLUMNS if c not in head.columns]
+    if missing:
+        raise ConfigError(f"validate: silicon_csv: {p}: missing column(s) {missing} of "
+                          f"AIConfigurator's silicon_sample.csv")
+    return p
 
 
 def mlenergy_root(value) -> Path | None:
@@ -130,7 +163,9 @@ def collect_cases(cfg: dict[str, Any]) -> tuple[list, list[str]]:
     for name in cfg["sets"]:
         if name in ("silicon", "silicon_disagg"):
             skipped: dict[str, int] = {}
-            got = (silicon_cases if name == "silicon" else disagg_cases)(skipped=skipped)
+            path = Path(cfg["silicon_csv"]) if cfg.get("silicon_csv") else None
+            got = (silicon_cases if name == "silicon" else disagg_cases)(skipped=skipped,
+                                                                          path=path)
             notes += [f"{name}: {n} row(s) left out: {why}" for why, n in skipped.items()]
         elif name == "llmservingsim":
             got = llmservingsim_cases()

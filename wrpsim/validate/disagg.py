@@ -33,7 +33,14 @@ from pathlib import Path
 import pandas as pd
 
 from wrpsim.sanity import scaleup_gpus
-from wrpsim.validate.sets import SYSTEMS, Case, catalog_model, measured_dir, skipper
+from wrpsim.validate.sets import (
+    SYSTEMS,
+    Case,
+    catalog_model,
+    is_vllm,
+    measured_dir,
+    skipper,
+)
 
 #: the vLLM serve settings of the recipes (NVIDIA/srt-slurm @ 8294e64e, branch
 #: sa-submission-q2-2026, recipes/vllm/kimi-k2.5/{1k1k,8k1k}/disagg-gb200-*.yaml), per
@@ -84,6 +91,11 @@ def _pool(gpu: str, model: str, role: str, gpus: int, dp: int, count: int, max_s
     return pool
 
 
+#: the columns a disaggregated row needs besides the aggregated set's
+DISAGG_COLUMNS = ("mode", "prefill_num_workers", "decode_batch_size", "decode_num_workers",
+                  "decode_tp_size")
+
+
 def disagg_cases(requests_per_client: int = 10, skipped: dict[str, int] | None = None,
                  path: Path | None = None) -> list[Case]:
     """Closed-loop cases of the shipped disaggregated vLLM rows (module docstring); rows
@@ -91,7 +103,18 @@ def disagg_cases(requests_per_client: int = 10, skipped: dict[str, int] | None =
     df = pd.read_csv(path if path is not None else measured_dir() / "silicon_vllm_disagg.csv")
     skip = skipper(skipped)
     out = []
+    lacking = [c for c in DISAGG_COLUMNS if c not in df.columns]
+    if lacking:  # (a file of aggregated rows: `validate silicon_csv=`)
+        if skipped is not None and len(df):
+            skipped[f"no disaggregated layout (the file lacks {', '.join(lacking)})"] = len(df)
+        return out
     for r in df.itertuples(index=False):
+        if not is_vllm(r):
+            skip(f"backend {r.backend} rows (wrpsim's engines are vLLM's)")
+            continue
+        if str(getattr(r, "mode", "disagg")) != "disagg" or not r.decode_num_workers > 0:
+            skip("aggregated rows (the silicon set's)")
+            continue
         model = catalog_model(r.model_path)
         gpu = SYSTEMS.get(r.system)
         workers, per = int(r.decode_num_workers), int(r.decode_tp_size)

@@ -118,6 +118,13 @@ def catalog_model(hf_id: str) -> str | None:
     return loose[0] if len(loose) == 1 else None
 
 
+def is_vllm(row) -> bool:
+    """Whether a row of AIConfigurator's silicon sample (its layout: a `backend` column of
+    vllm, sglang or trtllm) was measured on vLLM; a file without the column is taken as
+    vLLM's (the shipped ones hold its vLLM rows only)."""
+    return str(getattr(row, "backend", "vllm")).strip().lower() == "vllm"
+
+
 SYSTEMS = {"h100_sxm": "h100-80gb", "h200_sxm": "h200-141gb", "b200_sxm": "b200-180gb",
            "b300_sxm": "b300-288gb", "gb200": "gb200-186gb",
            "H100": "h100-80gb", "H200": "h200-141gb", "B200": "b200-180gb",

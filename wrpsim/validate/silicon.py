@@ -22,7 +22,15 @@ from pathlib import Path
 
 import pandas as pd
 
-from wrpsim.validate.sets import BIG_GPU_SCHED, SYSTEMS, Case, catalog_model, measured_dir, skipper
+from wrpsim.validate.sets import (
+    BIG_GPU_SCHED,
+    SYSTEMS,
+    Case,
+    catalog_model,
+    is_vllm,
+    measured_dir,
+    skipper,
+)
 
 #: the MXFP4 expert kernel InferenceMAX's gpt-oss vLLM scripts select per system
 #: (SemiAnalysisAI/InferenceX benchmarks/gptoss_fp4_{h100,h200,b200}.sh: Hopper exports
@@ -236,11 +244,16 @@ def silicon_cases(requests_per_client: int = 10,
     `path`, rows in its layout: `docs/experiments/minimax_check.py`). Rows it leaves out are
     counted in `skipped` (reason -> rows) when given."""
     df = pd.read_csv(path if path is not None else measured_dir() / "silicon_vllm.csv")
+    skip = skipper(skipped)
+    if "backend" in df.columns:  # (upstream's sample: SGLang and TensorRT-LLM rows too)
+        vllm = [is_vllm(r) for r in df.itertuples(index=False)]
+        for r in df[[not v for v in vllm]].itertuples(index=False):
+            skip(f"backend {r.backend} rows (wrpsim's engines are vLLM's)")
+        df = df[vllm]
     keys = list(SILICON_KEYS)
     # the sample repeats some configurations (verbatim, or measured again): the first row kept
     df = df.drop_duplicates(keys)
     out = []
-    skip = skipper(skipped)
 
     for r in df.itertuples(index=False):
         model = catalog_model(r.model_path)
