@@ -282,6 +282,7 @@ def test_itl_quantiles_are_the_token_weighted_quantiles_of_every_gap():
             gaps.append(np.diff(cum[:n], prepend=0.0))
             weights.append([seqs] * n)
     log.add(1.0, 0)  # (no sequence: no sample)
+    log.add_run(np.array([]), 0.0, 3, 2)  # (no end times: no sample)
     d, w = np.concatenate(gaps), np.concatenate(weights).astype(float)
     order = np.argsort(d, kind="stable")
     cw = np.cumsum(w[order])

@@ -39,12 +39,14 @@ from wrpsim.pool.kernels.power import POWER_FIELDS, utilisation
 def probe_points(case, engine: str | None = None) -> tuple[float, float, float]:
     """(busy fraction, mean u_compute, mean u_memory) per GPU of `case`'s simulation, averaged
     over the window its benchmark measured power on (`wrpsim.validate.replay.simulate`: the
-    steady state for ML.ENERGY, else the whole run). Two runs: the power model does not steer
-    the iterations, so both runs are the same and the first's busy fraction is the second's."""
-    from wrpsim.validate.replay import simulate
+    steady state for ML.ENERGY, else the whole run). Two runs: the power model steers nothing
+    in these single-pool replays (only a router that reads power would), so both runs are the
+    same and the first's busy fraction is the second's."""
+    from wrpsim.validate.replay import case_warnings_once, simulate
 
-    c = simulate(case, engine, power_probe=(0.0, 1.0, 0.0))
-    m = simulate(case, engine, power_probe=(0.0, 0.0, 1.0))
+    with case_warnings_once():
+        c = simulate(case, engine, power_probe=(0.0, 1.0, 0.0))
+        m = simulate(case, engine, power_probe=(0.0, 0.0, 1.0))
     return c["busy_frac"], c["power_w"], m["power_w"]
 
 

@@ -37,8 +37,10 @@ class ItlLog:
         if cum is None:
             self.add(total_s, seqs)
             return
-        self._cums.append(np.array(cum[:n], dtype=np.float64))
-        self._cum_w.append(float(seqs))
+        ends = np.array(cum[:n], dtype=np.float64)
+        if len(ends):
+            self._cums.append(ends)
+            self._cum_w.append(float(seqs))
 
     def merge(self, other: ItlLog) -> None:
         self._one_d += other._one_d
