@@ -33,14 +33,7 @@ from pathlib import Path
 import pandas as pd
 
 from wrpsim.sanity import scaleup_gpus
-from wrpsim.validate.sets import (
-    SYSTEMS,
-    Case,
-    catalog_model,
-    is_vllm,
-    measured_dir,
-    skipper,
-)
+from wrpsim.validate.sets import SYSTEMS, Case, catalog_model, is_vllm, measured_dir, skipper
 
 #: the vLLM serve settings of the recipes (NVIDIA/srt-slurm @ 8294e64e, branch
 #: sa-submission-q2-2026, recipes/vllm/kimi-k2.5/{1k1k,8k1k}/disagg-gb200-*.yaml), per
