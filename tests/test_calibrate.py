@@ -269,6 +269,10 @@ def test_cli_builds_an_engine_and_fits_it_on_steps(tmp_path):
     (("engine=x", "steps=s.csv", "fit=[warp]"), "calibrate: fit: unknown field(s) ['warp']"),
     (("engine=x", "steps=s.csv", "fit=[layer_overhed_us]"),
      "frontend_us_serial, handover_us; did you mean 'layer_overhead_us'?"),
+    (("engine=x", "validation=mlenergy", "silicon_csv=/tmp/x.csv"),
+     "calibrate: silicon_csv is read by validation=silicon or silicon_disagg only"),
+    (("engine=x", "validation=silicon", "silicon_csv=/nonexistent.csv"),
+     "calibrate: silicon_csv: /nonexistent.csv names no file"),
     # the kernels folder's errors said as calibrate's, as its other errors are
     (("engine=x", "kernels=/nonexistent", "gpu=h100-80gb"),
      "calibrate: kernels: /nonexistent is not a directory"),
@@ -1379,3 +1383,23 @@ def test_a_measured_run_whose_model_context_exceeds_the_kv_is_replayed_without_a
              f"out_dir={tmp_path / 'o'}")
     assert r.returncode == 0, r.stderr
     assert "replay of measured case" not in r.stderr and "max_context" not in r.stderr, r.stderr
+
+
+def test_a_fit_on_a_silicon_sample_of_ones_own(tmp_path):
+    """`validation=silicon silicon_csv=FILE`: the fit split of another copy of the silicon
+    sample (here three H100 rows of the shipped one and an SGLang twin of one, which is not
+    replayed) is what the constants are fitted on."""
+    import pandas as pd
+
+    from wrpsim.validate.sets import measured_dir
+
+    rows = pd.read_csv(measured_dir() / "silicon_vllm.csv")
+    rows = rows[rows["model_path"].str.contains("Llama-3.1-70B") & (rows["system"] == "h100_sxm")
+                & (rows["batch_size"] == 4)].head(3)
+    path = tmp_path / "mine.csv"
+    pd.concat([rows, rows.head(1).assign(backend="sglang")]).to_csv(path, index=False)
+    r = _cli("engine=x", "validation=silicon", f"silicon_csv={path}",
+             "fit=[layer_overhead_us]", "write=false", f"out_dir={tmp_path / 'o'}")
+    assert r.returncode == 0, r.stderr
+    got = json.loads(r.stdout.strip().splitlines()[-1])
+    assert got["error_pct"]["before"]["n"] == 6  # (three rows, TTFT and TPOT each)

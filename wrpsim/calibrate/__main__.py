@@ -113,6 +113,16 @@ def parse_args(argv: list[str]) -> dict[str, Any]:
     if (optional_path(cfg["mlenergy_dir"], "mlenergy_dir") is not None
             and cfg["validation"] != "mlenergy"):
         raise ConfigError("calibrate: mlenergy_dir is read by validation=mlenergy only")
+    if optional_path(cfg.get("silicon_csv"), "silicon_csv") is not None:
+        if cfg["validation"] not in ("silicon", "silicon_disagg"):
+            raise ConfigError("calibrate: silicon_csv is read by validation=silicon or "
+                              "silicon_disagg only")
+        from wrpsim.validate.__main__ import silicon_csv
+
+        try:
+            cfg["silicon_csv"] = str(silicon_csv(cfg["silicon_csv"]))
+        except ConfigError as e:  # (said as calibrate's)
+            raise ConfigError(str(e).replace("validate:", "calibrate:", 1)) from None
     if cfg["validation"] is not None:
         from wrpsim.validate.__main__ import CALIBRATION_SETS, mlenergy_root
 
@@ -426,7 +436,8 @@ def _validation_fit_cases(cfg: dict[str, Any]) -> list:
     from wrpsim.validate.__main__ import collect_cases
 
     cases, notes = collect_cases({"sets": [cfg["validation"]], "split": "fit", "fast": False,
-                                  "engine": None, "mlenergy_dir": cfg["mlenergy_dir"]})
+                                  "engine": None, "mlenergy_dir": cfg["mlenergy_dir"],
+                                  "silicon_csv": cfg.get("silicon_csv")})
     # why the set gave nothing, not the rows every run of it leaves out ("... left out: why")
     notes = [n for n in notes if " left out: " not in n]
     if cfg["gpu"]:
