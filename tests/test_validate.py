@@ -780,10 +780,22 @@ def test_a_silicon_sample_of_ones_own_is_replayed_for_its_vllm_rows_only(tmp_pat
                for n in notes), notes
 
 
+def test_a_silicon_csv_needs_the_columns_of_the_sets_that_read_it(tmp_path):
+    """A file of disaggregated rows (the shipped one's layout, no aggregated columns) is
+    enough for `sets=[silicon_disagg]`, not for the silicon set, which names what it lacks."""
+    from wrpsim.validate.sets import measured_dir
+
+    path = measured_dir() / "silicon_vllm_disagg.csv"
+    cfg = parse_args([f"silicon_csv={path}", "sets=[silicon_disagg]"])
+    assert cfg["silicon_csv"] == str(path)
+    with pytest.raises(ConfigError, match=r"missing column\(s\) \['batch_size', 'tp_size'"):
+        parse_args([f"silicon_csv={path}"])
+
+
 @pytest.mark.parametrize("make, args, message", [
     (None, [], "validate: silicon_csv: {d}/none.csv names no file"),
     ("id,model_path\n1,x\n", [], "validate: silicon_csv: {d}/bad.csv: missing column(s) "
-                                 "['backend', 'backend_version', 'silicon_data_source'"),
+                                 "['backend', 'system', 'precision', 'isl'"),
     ("id,backend\n1,vllm\n", ["sets=[mlenergy]"],
      "validate: silicon_csv is read by the silicon and silicon_disagg sets only, which "
      "sets=['mlenergy'] leaves out"),

@@ -120,7 +120,7 @@ def parse_args(argv: list[str]) -> dict[str, Any]:
         from wrpsim.validate.__main__ import silicon_csv
 
         try:
-            cfg["silicon_csv"] = str(silicon_csv(cfg["silicon_csv"]))
+            cfg["silicon_csv"] = str(silicon_csv(cfg["silicon_csv"], [cfg["validation"]]))
         except ConfigError as e:  # (said as calibrate's)
             raise ConfigError(str(e).replace("validate:", "calibrate:", 1)) from None
     if cfg["validation"] is not None:

@@ -80,7 +80,7 @@ def parse_args(argv: list[str]) -> dict[str, Any]:
         if not {"silicon", "silicon_disagg"} & set(sets):
             raise ConfigError(f"validate: silicon_csv is read by the silicon and silicon_disagg "
                               f"sets only, which sets={sets} leaves out")
-        cfg["silicon_csv"] = str(silicon_csv(csv))
+        cfg["silicon_csv"] = str(silicon_csv(csv, sets))
     if isinstance(cfg["jobs"], bool) or not isinstance(cfg["jobs"], int) or \
             not 1 <= cfg["jobs"] <= MAX_JOBS:
         raise ConfigError(f"validate: jobs must be an integer in [1, {MAX_JOBS}] (worker "
@@ -95,18 +95,22 @@ def parse_args(argv: list[str]) -> dict[str, Any]:
     return cfg
 
 
-#: the columns of AIConfigurator's silicon_sample.csv that the silicon set reads (the
-#: disaggregated set reads its decode_* / prefill_* columns too, where the file has them)
-SILICON_COLUMNS = ("backend", "backend_version", "silicon_data_source", "model_path", "system",
-                   "precision", "isl", "osl", "gemm_quant_mode", "moe_quant_mode",
-                   "batch_size", "tp_size", "attention_dp_size", "moe_tp_size", "moe_ep_size",
+#: the columns of AIConfigurator's silicon_sample.csv that both silicon sets read, the
+#: aggregated set's own, and the disaggregated set's (`wrpsim.validate.disagg.DISAGG_COLUMNS`)
+SILICON_COLUMNS = ("backend", "model_path", "system", "precision", "isl", "osl",
                    "silicon_ttft_ms", "silicon_tpot_ms")
+AGGREGATED_COLUMNS = ("backend_version", "silicon_data_source", "gemm_quant_mode",
+                      "moe_quant_mode", "batch_size", "tp_size", "attention_dp_size",
+                      "moe_tp_size", "moe_ep_size")
 
 
-def silicon_csv(value) -> Path:
-    """`value`, a CSV in the layout of AIConfigurator's silicon_sample.csv (at least
-    `SILICON_COLUMNS`); `ConfigError` naming the file and what is wrong otherwise."""
+def silicon_csv(value, sets=("silicon",)) -> Path:
+    """`value`, a CSV in the layout of AIConfigurator's silicon_sample.csv with the columns
+    the chosen `sets` read (the aggregated set's where `silicon` is among them, else the
+    disaggregated set's); `ConfigError` naming the file and what is wrong otherwise."""
     import pandas as pd
+
+    from wrpsim.validate.disagg import DISAGG_COLUMNS
 
     p = Path(str(value)).expanduser()
     if not p.is_file():
@@ -115,7 +119,8 @@ def silicon_csv(value) -> Path:
         head = pd.read_csv(p, nrows=1)
     except (ValueError, OSError, UnicodeDecodeError) as e:
         raise ConfigError(f"validate: silicon_csv: {p}: not a CSV file ({e})") from None
-    missing = [c for c in SILICON_COLUMNS if c not in head.columns]
+    need = SILICON_COLUMNS + (AGGREGATED_COLUMNS if "silicon" in sets else DISAGG_COLUMNS)
+    missing = [c for c in need if c not in head.columns]
     if missing:
         raise ConfigError(f"validate: silicon_csv: {p}: missing column(s) {missing} of "
                           f"AIConfigurator's silicon_sample.csv")
@@ -306,8 +311,9 @@ def run(cfg: dict[str, Any]) -> dict[str, Any]:
     for n in notes:
         print(f"note: {n}")
     calib = sorted({r["calibration"] for r in rows if r["calibration"]})
+    given = {"silicon_csv": cfg["silicon_csv"]} if cfg.get("silicon_csv") else {}
     return {"cases": len(rows), "goals_met": goals_met(tab), "notes": notes,
-            "calibrations": calib, **{k: str(v) for k, v in files.items()}}
+            "calibrations": calib, **given, **{k: str(v) for k, v in files.items()}}
 
 
 def main(argv: list[str] | None = None) -> int:
