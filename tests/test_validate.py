@@ -731,6 +731,7 @@ def test_disaggregated_cases_follow_their_recipes():
     assert c.network == {"kind": "nic", "nic_gbps": 400.0}
 
 
+@pytest.mark.slow  # (8–14 s: it replays the 8 held-out disaggregated runs)
 def test_disaggregated_held_out_rows_within_goals():
     """Kimi-K2.5 NVFP4 disaggregated on GB200 (Dynamo + vLLM 0.18): the test split — the
     8k-token rows and the 16-GPU decode worker's —, which `handover_us` was not fitted on,
