@@ -17,13 +17,6 @@ def pytest_configure(config):
     os.environ.pop("WRPSIM_CATALOG", None)
 
 
-def pytest_collection_modifyitems(session, config, items):
-    """Tests marked `slow` (5-45 s each) run first, the rest in collection order: with one
-    pytest-xdist worker per core the suite takes as long as its busiest worker, and a long test
-    collected late (the power fit's, in test_power_...) ran alone at the end (longest first is
-    the classic remedy). The sort is stable, so every worker collects the same order."""
-    items.sort(key=lambda item: 0 if item.get_closest_marker("slow") else 1)
-
 
 def gpu_yaml(name: str = "x", **fields) -> str:
     """The smallest valid entry of a user's gpus.yaml, as YAML text: `fields` replace or add
