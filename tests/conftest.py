@@ -17,7 +17,6 @@ def pytest_configure(config):
     os.environ.pop("WRPSIM_CATALOG", None)
 
 
-
 def gpu_yaml(name: str = "x", **fields) -> str:
     """The smallest valid entry of a user's gpus.yaml, as YAML text: `fields` replace or add
     to its numbers; its calibration copies the H100's."""
