@@ -105,7 +105,7 @@ def disagg_cases(requests_per_client: int = 10, skipped: dict[str, int] | None =
         if not is_vllm(r):
             skip(f"backend {r.backend} rows (wrpsim's engines are vLLM's)")
             continue
-        if str(getattr(r, "mode", "disagg")) != "disagg" or not r.decode_num_workers > 0:
+        if str(r.mode) != "disagg" or not r.decode_num_workers > 0:
             skip("aggregated rows (the silicon set's)")
             continue
         model = catalog_model(r.model_path)

@@ -634,12 +634,11 @@ class Kernels:
         src = moe_source(dtype, self._table_dtypes(), self.gpu)
         df_all = df
         df, cfgs = self._moe_rows(src)
-        cols = MOE_LAYOUT
         w = np.array(want, dtype=np.float64)
         dist = np.abs(np.log(cfgs / w)).sum(axis=1)
         ref = cfgs[int(np.argmin(dist))]
         sel = np.ones(df.rows, dtype=bool)
-        for c, v in zip(cols, ref):
+        for c, v in zip(MOE_LAYOUT, ref):
             sel &= df[c] == v
         sub = df.where(sel)
         order = np.argsort(sub["tokens"], kind="stable")
