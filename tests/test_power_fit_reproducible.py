@@ -70,3 +70,9 @@ def test_an_mlenergy_dir_that_is_no_path_is_one_error_line(given, capsys):
     err = capsys.readouterr().err
     assert err.startswith("wrpsim: error: mlenergy_dir must be a folder path, got ") \
         and err.count("\n") == 1, err
+
+
+def test_a_folder_without_the_leaderboard_is_one_line_said_as_this_commands(tmp_path, capsys):
+    assert cpower.main([f"mlenergy_dir={tmp_path}"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"wrpsim: error: calibrate.power: mlenergy_dir: {tmp_path} has no llm_configs.csv"

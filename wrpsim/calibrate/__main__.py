@@ -119,19 +119,14 @@ def parse_args(argv: list[str]) -> dict[str, Any]:
                               "silicon_disagg only")
         from wrpsim.validate.__main__ import silicon_csv
 
-        try:
-            cfg["silicon_csv"] = str(silicon_csv(cfg["silicon_csv"], [cfg["validation"]]))
-        except ConfigError as e:  # (said as calibrate's)
-            raise ConfigError(str(e).replace("validate:", "calibrate:", 1)) from None
+        cfg["silicon_csv"] = str(silicon_csv(cfg["silicon_csv"], [cfg["validation"]],
+                                             "calibrate"))
     if cfg["validation"] is not None:
         from wrpsim.validate.__main__ import CALIBRATION_SETS, mlenergy_root
 
         if cfg["validation"] not in CALIBRATION_SETS:
             raise unknown_choice("calibrate: validation", cfg["validation"], CALIBRATION_SETS)
-        try:
-            mlenergy_root(cfg["mlenergy_dir"])
-        except ConfigError as e:
-            raise ConfigError(str(e).replace("validate:", "calibrate:", 1)) from None
+        mlenergy_root(cfg["mlenergy_dir"], "calibrate")
     if cfg["kernels"] and not cfg["gpu"]:
         raise ConfigError("calibrate: kernels=DIR needs gpu=GPU (a GPU catalog name)")
     if cfg["gpu"] is not None:

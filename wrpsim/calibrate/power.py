@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
                          sys.argv[1:] if argv is None else argv, "calibrate.power")
         boolean("calibrate.power: shared", cfg["shared"])
         optional_path(cfg["mlenergy_dir"], "mlenergy_dir")  # (0, [] or {} was taken as null)
-        root = mlenergy_root(cfg["mlenergy_dir"])
+        root = mlenergy_root(cfg["mlenergy_dir"], "calibrate.power")
         points: dict[str, list] = {"a100-80gb": splitwise_points()}
         if root is not None:
             for case in mlenergy_cases(root):

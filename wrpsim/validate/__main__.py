@@ -104,36 +104,38 @@ AGGREGATED_COLUMNS = ("backend_version", "silicon_data_source", "gemm_quant_mode
                       "moe_tp_size", "moe_ep_size")
 
 
-def silicon_csv(value, sets=("silicon",)) -> Path:
+def silicon_csv(value, sets=("silicon",), verb: str = "validate") -> Path:
     """`value`, a CSV in the layout of AIConfigurator's silicon_sample.csv with the columns
     the chosen `sets` read (the aggregated set's where `silicon` is among them, else the
-    disaggregated set's); `ConfigError` naming the file and what is wrong otherwise."""
+    disaggregated set's); `ConfigError` naming the file and what is wrong otherwise, said as
+    `verb`'s (the command the user ran)."""
     import pandas as pd
 
     from wrpsim.validate.disagg import DISAGG_COLUMNS
 
     p = Path(str(value)).expanduser()
     if not p.is_file():
-        raise ConfigError(f"validate: silicon_csv: {p} names no file")
+        raise ConfigError(f"{verb}: silicon_csv: {p} names no file")
     try:
         head = pd.read_csv(p, nrows=1)
     except (ValueError, OSError, UnicodeDecodeError) as e:
-        raise ConfigError(f"validate: silicon_csv: {p}: not a CSV file ({e})") from None
+        raise ConfigError(f"{verb}: silicon_csv: {p}: not a CSV file ({e})") from None
     need = SILICON_COLUMNS + (AGGREGATED_COLUMNS if "silicon" in sets else DISAGG_COLUMNS)
     missing = [c for c in need if c not in head.columns]
     if missing:
-        raise ConfigError(f"validate: silicon_csv: {p}: missing column(s) {missing} of "
+        raise ConfigError(f"{verb}: silicon_csv: {p}: missing column(s) {missing} of "
                           f"AIConfigurator's silicon_sample.csv")
     return p
 
 
-def mlenergy_root(value) -> Path | None:
+def mlenergy_root(value, verb: str = "validate") -> Path | None:
     """The ML.ENERGY data folder: `value`, or ../shared/data/measured/mlenergy next to the
-    checkout when it exists; `ConfigError` for a given folder without llm_configs.csv."""
+    checkout when it exists; `ConfigError` for a given folder without llm_configs.csv, said
+    as `verb`'s (the command the user ran)."""
     if value:
         p = Path(str(value)).expanduser()
         if not (p / "llm_configs.csv").is_file():
-            raise ConfigError(f"validate: mlenergy_dir: {p} has no llm_configs.csv")
+            raise ConfigError(f"{verb}: mlenergy_dir: {p} has no llm_configs.csv")
         return p
     from wrpsim.paths import catalog_root
 

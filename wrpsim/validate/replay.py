@@ -159,11 +159,12 @@ def _simulate(case, sim) -> dict:
     if len(tpot):
         out.update(tpot_mean_s=float(tpot.mean()), tpot_p50_s=float(np.median(tpot)))
     out["itl_p50_s"] = itl.quantile(0.5)
-    out["power_w"] = energy / end / gpus if end > 0 and gpus else float("nan")
-    out["busy_frac"] = (sum(inst.busy_s * inst.tp for inst in sim.fleet.instances) / end / gpus
-                        if end > 0 and gpus else float("nan"))
     window = steady_window(done, int(case.info.get("concurrency", 0))) if steady else None
-    if window is not None and gpus:
+    if window is None or not gpus:  # (the whole run's)
+        out["power_w"] = energy / end / gpus if end > 0 and gpus else float("nan")
+        out["busy_frac"] = (sum(inst.busy_s * inst.tp for inst in sim.fleet.instances) / end
+                            / gpus if end > 0 and gpus else float("nan"))
+    else:
         a, b = window
         joules = sum(log.energy_j(a, b, idle) for log, idle, _ in plogs)
         out["power_w"] = joules / (b - a) / gpus
