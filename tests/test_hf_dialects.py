@@ -219,3 +219,72 @@ def test_gemma2s_repeated_window_key_is_read_not_reported():
     with pytest.raises(ConfigError, match=r"'sliding_window' \(4096\) and 'sliding_window_size' "
                                           r"\(2048\) disagree"):
         read_hf_config({**g, "sliding_window_size": 2048})
+
+
+QWEN25_3B = {  # Qwen/Qwen2.5-3B-Instruct: 3.09B, tied, 32,768 positions, window off
+    "model_type": "qwen2", "hidden_size": 2048, "intermediate_size": 11008,
+    "num_attention_heads": 16, "num_key_value_heads": 2, "num_hidden_layers": 36,
+    "vocab_size": 151936, "tie_word_embeddings": True, "max_position_embeddings": 32768,
+    "sliding_window": 32768, "use_sliding_window": False, "max_window_layers": 36}
+YARN4 = {"type": "yarn", "factor": 4.0, "original_max_position_embeddings": 32768}
+
+
+@pytest.mark.parametrize("cfg, context", [
+    (QWEN25_3B, 32768),
+    # Qwen's model cards: add YaRN (factor 4) for 131,072 tokens; vLLM serves that long
+    ({**QWEN25_3B, "rope_scaling": YARN4}, 131072),
+    ({**QWEN25_3B, "rope_scaling": {**YARN4, "type": None, "rope_type": "yarn"}}, 131072),
+    # YaRN scales its original length, not max_position_embeddings (gpt-oss: 4,096 x 32)
+    ({**QWEN25_3B, "max_position_embeddings": 131072,
+      "rope_scaling": {"rope_type": "yarn", "factor": 32.0,
+                       "original_max_position_embeddings": 4096}}, 131072),
+    # linear / dynamic scale max_position_embeddings; "default" has no factor
+    ({**QWEN25_3B, "rope_scaling": {"type": "linear", "factor": 2}}, 65536),
+    ({**QWEN25_3B, "rope_scaling": {"rope_type": "dynamic", "factor": 1.5}}, 49152),
+    ({**QWEN25_3B, "rope_scaling": {"rope_type": "default"}}, 32768),
+    # Llama 3.1's and LongRoPE's max_position_embeddings is the scaled length already
+    ({**LLAMA_3B, "rope_scaling": {"rope_type": "llama3", "factor": 32.0,
+                                   "original_max_position_embeddings": 8192}}, 131072),
+    ({**LLAMA_3B, "rope_scaling": {"type": "longrope", "long_factor": [1.0],
+                                   "short_factor": [1.0]}}, 131072),
+    # transformers 5: one rope_parameters per layer type
+    ({**QWEN25_3B, "rope_parameters": {"full_attention": {"rope_type": "default"},
+                                       "sliding_attention": YARN4}}, 131072),
+])
+def test_the_context_is_vllms_derived_length_with_rope_scaling(cfg, context):
+    """The longest prompt is the length vLLM derives from config.json (`_get_and_verify_max_len`):
+    a YaRN-scaled Qwen2.5 was refused beyond its 32,768 positions (review of 2026-12-07)."""
+    assert read_hf_config(cfg)[0]["max_context"] == context
+
+
+def test_gemma3s_length_is_taken_as_already_scaled():
+    g = {"model_type": "gemma3_text", "hidden_size": 3840, "intermediate_size": 15360,
+         "num_attention_heads": 16, "num_key_value_heads": 8, "num_hidden_layers": 48,
+         "head_dim": 256, "vocab_size": 262208, "max_position_embeddings": 131072,
+         "rope_scaling": {"rope_type": "linear", "factor": 8.0}}
+    assert read_hf_config(g)[0]["max_context"] == 131072
+
+
+@pytest.mark.parametrize("rope, message", [
+    ({"type": "yarn", "factor": "four"}, r"'rope_scaling': 'factor' must be a number > 0"),
+    ({"type": "linear", "factor": 0}, r"'rope_scaling': 'factor' must be a number > 0, got 0"),
+    ({**YARN4, "original_max_position_embeddings": 0.5},
+     r"'original_max_position_embeddings' must be an integer >= 1, got 0\.5"),
+    ("yarn", r"'rope_scaling' must be a mapping"),
+])
+def test_a_nonsense_rope_scaling_is_refused_by_key(rope, message):
+    with pytest.raises(ConfigError, match=message):
+        read_hf_config({**QWEN25_3B, "rope_scaling": rope})
+
+
+def test_a_window_on_some_qwen_layers_only_is_refused_as_vllm_refuses_it():
+    """Qwen2's config slides layers from `max_window_layers` on; vLLM's Qwen2 model refuses a
+    window on some layers only and windows every layer otherwise. wrpsim windowed every layer
+    whatever `max_window_layers` said (review of 2026-12-07)."""
+    on = {**QWEN25_3B, "use_sliding_window": True, "sliding_window": 4096}
+    with pytest.raises(ConfigError, match=r"'max_window_layers' \(28\) put a sliding window on "
+                                          r"some of the 36 layers only, which vLLM refuses"):
+        read_hf_config({**on, "max_window_layers": 28})
+    f, _ = read_hf_config(on)  # (max_window_layers 36: vLLM windows all 36)
+    assert (f["sliding_window"], f["sliding_layers"]) == (4096, 36)
+    assert "sliding_window" not in read_hf_config(QWEN25_3B)[0]

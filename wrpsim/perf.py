@@ -18,7 +18,8 @@ that the cache leaves, `reserve_gib`, is what vLLM's start-up profile keeps for 
 `max_seqs` and `token_budget` — the engine's batch defaults for the GPU unless given, as a pool
 takes them — unless `reserve_gib` is given: all three are in the record)
 and weight sizes (`params_b`, `active_params_b`: the model's parameters, all and per token,
-in billions, as read from its config.json; `weight_gib_per_gpu`), the inputs, and
+in billions, as read from its config.json, both counting the embedding and LM head matrices,
+which model cards' "activated" counts often leave out; `weight_gib_per_gpu`), the inputs, and
 `calibration`: what the numbers rest on (the engine and its
 kernel tables, or "uncalibrated: roofline" for a GPU without measurements). `engine=`,
 `precision=`, `kv_dtype=`, `ep=` and `attn_dp=` choose the engine calibration and the pool

@@ -251,6 +251,48 @@ def _hf_req(c: dict, key: str) -> int:
     return v
 
 
+#: RoPE scalings whose factor vLLM does not multiply into the context: the configs of models
+#: that use them already give the scaled length in max_position_embeddings
+ROPE_UNSCALED = ("su", "longrope", "llama3")
+
+
+def _context(c: dict, mtype: str) -> int:
+    """The longest sequence vLLM serves the model at by default (0: none given), as its
+    `_get_and_verify_max_len` derives it: `max_position_embeddings`, times `rope_scaling`'s
+    (or transformers 5's `rope_parameters`', one per layer type) `factor` for every type but
+    longrope / su / llama3 — for YaRN times its `original_max_position_embeddings` instead —
+    except for Gemma 3, whose length is already the scaled one. `ConfigError` naming the key
+    for a scaling that is not a mapping or a factor that is not a number > 0."""
+    base = _hf_int(c, "max_position_embeddings", 1) or 0
+    key = "rope_scaling" if c.get("rope_scaling") is not None else "rope_parameters"
+    rope = c.get(key)
+    if not base or rope is None or "gemma3" in mtype:
+        return base
+    if not isinstance(rope, dict):
+        raise ConfigError(f"config.json key {key!r} must be a mapping (rope_type, factor, ...), "
+                          f"got {rope!r}")
+    flat = "rope_type" in rope or "type" in rope or not all(
+        isinstance(v, dict) for v in rope.values())
+    factor = 1.0
+    for rp in [rope] if flat else list(rope.values()):
+        if str(rp.get("rope_type", rp.get("type", "default"))) in ROPE_UNSCALED:
+            continue
+        f = rp.get("factor", factor)
+        if isinstance(f, bool) or not isinstance(f, (int, float)) or not f > 0:
+            raise ConfigError(f"config.json key {key!r}: 'factor' must be a number > 0, got "
+                              f"{f!r}")
+        factor = float(f)
+        if str(rp.get("rope_type", rp.get("type"))) == "yarn":
+            orig = rp.get("original_max_position_embeddings")
+            if orig is not None:
+                if isinstance(orig, bool) or not isinstance(orig, int) or orig < 1:
+                    raise ConfigError(f"config.json key {key!r}: "
+                                      f"'original_max_position_embeddings' must be an integer "
+                                      f">= 1, got {orig!r}")
+                base = orig
+    return int(base * factor)
+
+
 def _hf_bool(c: dict, key: str, default: bool) -> bool:
     v = c.get(key, default)
     if not isinstance(v, bool):
@@ -295,7 +337,7 @@ IGNORED = {"attention_dropout", "attention_bias", "hidden_act", "hidden_dropout"
            "hidden_size_per_head", "residual_in_fp32", "layernorm_epsilon", "use_mamba_kernels",
            "attention_in_multiplier", "topk_group", "n_group", "scoring_func", "topk_method",
            "routed_scaling_factor", "moe_router_enable_expert_bias", "layer_norm_epsilon",
-           "embedding_multiplier", "dense_act_fn", "max_window_layers", "no_rope_layers",
+           "embedding_multiplier", "dense_act_fn", "no_rope_layers",
            "attn_scale", "attn_temperature_tuning", "floor_scale", "hidden_activation",
            "mamba_chunk_size", "chunk_size", "mamba_conv_bias", "mamba_proj_bias",
            "use_conv_bias", "mamba_hidden_act", "lm_head_bias", "attention_out_multiplier",
@@ -622,7 +664,7 @@ def _fields(c: dict) -> dict:
                  "vocab": _hf_req(c, "vocab_size"),
                  "tied_embeddings": _hf_bool(c, "tie_word_embeddings", False),
                  # (absent, and no default for the model_type: no limit is enforced)
-                 "max_context": _hf_int(c, "max_position_embeddings", 1) or 0}
+                 "max_context": _context(c, mtype)}
     if heads % out["kv_heads"]:
         raise ConfigError(f"config.json key 'num_key_value_heads' ({out['kv_heads']}) must "
                           f"divide num_attention_heads ({heads}); valid: {divisors(heads)}")
@@ -742,6 +784,17 @@ def _fields(c: dict) -> dict:
         raise ConfigError(f"config.json keys 'sliding_window' ({window}) and "
                           f"'sliding_window_size' ({alias}) disagree")
     use_window = _hf_bool(c, "use_sliding_window", True)
+    first_windowed = _hf_int(c, "max_window_layers")
+    if window and use_window and first_windowed is not None and first_windowed < layers \
+            and not c.get("layer_types"):
+        # (Qwen2's rule slides layers from max_window_layers on; vLLM's Qwen2 model refuses
+        # a window on some layers only — "Sliding window for some but all layers is not
+        # supported" — and windows every layer otherwise)
+        raise ConfigError(f"config.json keys 'use_sliding_window' (true) and "
+                          f"'max_window_layers' ({first_windowed}) put a sliding window on some "
+                          f"of the {layers} layers only, which vLLM refuses to serve; valid: "
+                          f"use_sliding_window false (as published Qwen configs have it), or "
+                          f"max_window_layers {layers} (every layer windowed, as vLLM runs it)")
     if window and use_window:
         if c.get("layer_types"):
             n = sum(1 for t in c["layer_types"] if "sliding" in str(t))

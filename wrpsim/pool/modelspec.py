@@ -354,7 +354,9 @@ class ModelSpec:
 
     @property
     def active_params(self) -> int:
-        """Parameters one token goes through (routed experts only)."""
+        """Parameters one token goes through (routed experts only), the input embedding and
+        LM head matrices counted as `params` counts them (model cards' "activated" figures
+        often leave the embeddings out: DeepSeek-V2-Lite's 2.4 B is 2.66 B here)."""
         return (self.attn_params + self._ffn_params(self.active_experts)
                 + self.mamba_layers * self.mamba_params_per_layer + self.embedding_params)
 
