@@ -663,3 +663,22 @@ def test_a_plan_whose_fleet_runs_past_512_sequences_a_step_says_so(tmp_path):
         more = run_plan(compose_plan(*load, "plan.slo.tpot_p99_s=0.05"), tmp_path / "more")
     assert more["slo_met"] and more["counts"] == {"h100": 4}  # ~256 sequences each
     assert not any("above 512 sequences a step" in str(w.message) for w in seen)
+
+
+def test_a_candidates_kv_too_small_for_its_context_is_said_once_under_its_plan_key(tmp_path):
+    """Qwen3-32B on one H100 at gpu_mem_util 0.9 holds KV for fewer tokens than its context:
+    the plan said so under `plan.candidates.h100`, then every fleet it simulated said it again
+    under `pool.pools.h100` — a key a plan refuses (review of 2026-12-07). Once, under the
+    plan's key."""
+    import warnings
+
+    cfg = compose_plan("workload.max_requests=100", "~plan.candidates.a100",
+                       "~plan.candidates.h200", "plan.load_sensitivity=0", "plan.report=false",
+                       "plan.candidates.h100.model=qwen3-32b", "plan.candidates.h100.tp=1",
+                       "+plan.candidates.h100.scheduler.gpu_mem_util=0.9")
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        run_plan(cfg, tmp_path)
+    said = [str(w.message) for w in seen if "fewer than its max_context" in str(w.message)]
+    assert len(said) == 1 and said[0].startswith("plan.candidates.h100: "), said
+    assert "Set plan.candidates.h100.max_context to at most" in said[0]

@@ -202,12 +202,14 @@ class Evaluator:
 
     def simulate(self, counts: tuple, run: TraceRun) -> tuple[dict, tuple]:
         """One simulation of the fleet on a trace: (summary, (requests, instances) tables).
-        A fleet larger than the trace is a candidate like any other here: its warning is muted;
-        every other warning of building a simulation (a setting that changes nothing, ...) is
-        the same for every fleet and is issued once per plan (`warned`)."""
+        A fleet larger than the trace is a candidate like any other here: its warning is muted,
+        and so is a pool's KV too small for its context, which the plan has said for each
+        candidate under its `plan.candidates` key (the fleet's names `pool.pools.<name>`, a key
+        a plan replaces); every other warning of building a simulation (a setting that changes
+        nothing, ...) is the same for every fleet and is issued once per plan (`warned`)."""
         import warnings
 
-        from wrpsim.errors import WrpsimWarning
+        from wrpsim.errors import ContextWarning, WrpsimWarning
         from wrpsim.metrics.summary import summarize
         from wrpsim.sanity import FLEET_VS_TRACE
         from wrpsim.sim import Simulation
@@ -215,7 +217,8 @@ class Evaluator:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", WrpsimWarning)
             sim = Simulation(self.run_config(counts, run.seed), run.frame)
-        reissue(caught, self.warned, FLEET_VS_TRACE)
+        reissue([w for w in caught if not issubclass(w.category, ContextWarning)],
+                self.warned, FLEET_VS_TRACE)
         req, inst, end = sim.run()
         return summarize(req, inst, end, sim.slo, sim.pue), (req, inst)
 
