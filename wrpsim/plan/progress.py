@@ -52,7 +52,8 @@ class PlanProgress:
         best = "none yet"
         if self.best is not None:
             b = self.best[1].counts
-            figures = [f"${evaluator.cost(b):,.2f}/h", f"{evaluator.gpus(b)} GPUs"]
+            g = evaluator.gpus(b)
+            figures = [f"${evaluator.cost(b):,.2f}/h", f"{g} GPU{'s' * (g != 1)}"]
             if self.objective == "energy":  # what it was chosen on, first
                 figures.insert(0, f"{self.best[1].summary.get('energy_kwh') or 0:,.4g} kWh")
             best = f"{evaluator.label(b)} ({', '.join(figures)})"

@@ -118,7 +118,8 @@ def _verdict(ev, plan, checks, notes, feasible: bool, slo_met: bool,
     kwh = full.summary.get("energy_kwh")
     energy = ("" if plan.objective != "energy" or kwh is None
               else f", {kwh:.4g} kWh over the trace")
-    label = f"{ev.label(counts)} (${ev.cost(counts):.2f}/h, {ev.gpus(counts)} GPUs{energy})"
+    g = ev.gpus(counts)
+    label = f"{ev.label(counts)} (${ev.cost(counts):.2f}/h, {g} GPU{'s' * (g != 1)}{energy})"
     if not feasible:
         key, m = plan.slo.worst(full.margins) if full.margins else ("?", None)
         impossible = {n.split(":")[0].removeprefix("candidate ") for n in notes}
