@@ -459,6 +459,16 @@ BAD = [
        rf"^wrpsim: error: router\.{k} must be a finite number >= ")
       for k in ("load_weight", "prefix_weight", "balance_abs_threshold")],
     (["workload.rate_scale=inf"], r"workload\.rate_scale: a finite number is required, got inf"),
+    # a pool key or workload transform the file leaves out: every key listed, the nearest with
+    # the '+' it needs (the pool's error listed its file's keys only, the workload's
+    # suggested adding the typo itself with '+': new-user walkthrough, 2026-12-07)
+    (["pool.pools.h100.max_contxt=5"],
+     r"keys of a pool \(those its file leaves out are added with '\+'\): gpu, .*, max_context; "
+     r"did you mean \+pool\.pools\.h100\.max_context=…\? \(a key the config leaves out is "
+     r"added with '\+'\)$"),
+    (["workload.rate_scal=2"], r"; did you mean 'rate_scale'\?$"),
+    (["workload.outcome=x"], r"and, added with '\+' \(this file leaves them out\): outcomes, "
+                             r".*; did you mean \+workload\.outcomes=…\?"),
     # a router class misspelt: the package's routers are listed and the nearest suggested
     (["router._target_=wrpsim.router.RuleRoutr"],
      r"its routers: .*RuleRouter.*; did you mean 'RuleRouter'\?$"),

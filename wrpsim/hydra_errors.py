@@ -337,9 +337,9 @@ def _unknown_key(exc, argv: list[str] | None = None, config_name: str = "config"
         vllm = _vllm_engine_arg(full_key, leaf, where, "candidate" if plan else "pool")
         if vllm:  # a vLLM engine argument's name: say where wrpsim holds it
             return vllm
-        if plan:
-            return (f"{full_key}: unknown key; keys of a candidate (those its config leaves out "
-                    f"are added with '+'): {', '.join(keys)}{did_you_mean(leaf, keys)}")
+        return (f"{full_key}: unknown key; keys of a {'candidate' if plan else 'pool'} (those "
+                f"its {'config' if plan else 'file'} leaves out are added with '+'): "
+                f"{', '.join(keys)}{_near(leaf, where, keys, valid)}")
     if re.fullmatch(r"(pool\.pools|plan\.candidates)\.[^.]+\.scheduler", where):
         return _scheduler_key(full_key, leaf)
     if where == "plan.slo":  # targets conf/plan.yaml leaves out are added with '+'
@@ -396,7 +396,8 @@ def _unknown_key(exc, argv: list[str] | None = None, config_name: str = "config"
                 f"write +{full_key}={{gpu: …, model: …, tp: …"
                 f"{', count: …' if what == 'pool' else ''}}}"
                 f"{f' (or did you mean {typo!r}?)' if typo else ''}")
-    hint = did_you_mean(leaf, valid)
+    # (a workload's nearest key is sought among all it takes: below)
+    hint = "" if where == "workload" else did_you_mean(leaf, valid)
     if not where and leaf in OUTPUT_DIR_KEYS and config_name in ("config", "plan"):
         # (the verbs without Hydra take out_dir=; a run's folder is Hydra's)
         made = "plans" if config_name == "plan" else "runs"
@@ -450,9 +451,26 @@ def _unknown_key(exc, argv: list[str] | None = None, config_name: str = "config"
         kind, keys = parent.get("kind"), source_keys(parent.get("kind"))
         hint = (f"; a {kind} source takes no other key" if set(keys) <= set(valid)
                 else f"; a {kind} source takes {', '.join(keys)}")
+    elif not hint and where == "workload":  # the transforms a workload's file leaves out
+        from wrpsim.workload.build import TOP_KEYS
+
+        other = [k for k in TOP_KEYS if k not in valid]
+        hint = (f"; and, added with '+' (this file leaves them out): {', '.join(other)}"
+                if other else "") + _near(leaf, where, TOP_KEYS, valid)
     elif not hint and where.startswith(OPEN_SECTIONS):  # keys some kinds take, this file omits
         hint = f" (a key this file leaves out is added with '+': +{full_key}=…)"
     return f"{full_key}: unknown key; valid keys{under}: {', '.join(valid)}{hint}"
+
+
+def _near(leaf: str, where: str, keys, present) -> str:
+    """'; did you mean …?' for the key of `keys` closest to the unknown `leaf` under `where`:
+    as itself where the config has it (`present`), as '+where.key=…' where it must be added."""
+    near = closest(leaf, keys)
+    if near is None:
+        return ""
+    if near in present:
+        return f"; did you mean {near!r}?"
+    return f"; did you mean +{where}.{near}=…? (a key the config leaves out is added with '+')"
 
 
 def _with_nulls(typed: tuple[str, str] | None, old_keys) -> str:
