@@ -58,6 +58,20 @@ def test_report_files_are_self_contained_and_escape_names(planned):
         assert 0.0 < record["metrics"][metric] <= 1.0, metric
 
 
+def test_the_plan_prices_a_thousand_requests_as_a_runs_summary_does(planned):
+    """A planner asks what a thousand requests cost; plan.json gave cost per hour and per
+    million tokens only (new-user walkthrough, 2026-12-07). The fleet's hours over the trace
+    per thousand of its 500 requests, as summary.json's provisioned figure counts it."""
+    out, record = planned
+    want = record["cost_per_hour_usd"] * record["metrics"]["duration_s"] / 3600 / 500 * 1000
+    assert record["provisioned_cost_per_1k_requests_usd"] == pytest.approx(want, rel=1e-12)
+    md = (out / "report.md").read_text(encoding="utf-8")
+    assert (f"| cost per 1,000 requests, the fleet over the trace (USD) | "
+            f"{want:.4g} |") in md
+    assert "USD per 1,000 requests (the fleet over the trace)" in (
+        out / "report.html").read_text(encoding="utf-8")
+
+
 def test_report_renders_every_plot_without_errors(planned, browser):  # noqa: F811
     out, record = planned
     dev = browser

@@ -243,6 +243,8 @@ def render(data: dict, plotly_js: str | None = None) -> str:
     fig = [["USD per hour (fleet, provisioned)", f"{r['cost_per_hour_usd']:.2f}"],
            ["USD per million output tokens", _num(r["cost_per_million_output_tokens_usd"])],
            ["USD per million tokens (prompt + output)", _num(r["cost_per_million_tokens_usd"])],
+           ["USD per 1,000 requests (the fleet over the trace)",
+            _num(r["provisioned_cost_per_1k_requests_usd"])],
            ["energy, total over the trace (kWh, facility)", _num(r["energy_kwh"])],
            ["energy per hour (kWh, facility)", _num(r["energy_kwh_per_hour"])],
            ["GPUs / instances", f"{r['gpu_count']} / {r['instance_count']}"]]

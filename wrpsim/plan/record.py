@@ -9,7 +9,9 @@ Keys (all figures of the recommended fleet on the full trace with the run's seed
   `counts` (pool -> count, every planned pool), `uncalibrated` (the planned pools, recommended
   or compared, whose latencies are a roofline estimate);
 - `cost_per_hour_usd`, `cost_per_million_output_tokens_usd`, `cost_per_million_tokens_usd`
-  (prompt + output), `energy_kwh` (facility energy over the replayed trace), `energy_kwh_per_hour`,
+  (prompt + output), `provisioned_cost_per_1k_requests_usd` (the fleet's hours over the trace
+  per thousand of its requests, as a run's summary.json counts it), `energy_kwh` (facility
+  energy over the replayed trace), `energy_kwh_per_hour`,
   `gpu_count`, `instance_count`;
 - `slo_targets`, `slo_margins` (see `wrpsim.plan.slo`), `metrics` (latency percentiles,
   attainment, throughput, duration);
@@ -226,6 +228,9 @@ def plan_record(ev, plan, cfg: dict, checks: dict, search, info: dict, notes: li
         "cost_per_hour_usd": cost,
         "cost_per_million_output_tokens_usd": per_million(cost, tok),
         "cost_per_million_tokens_usd": per_million(cost, (tok or 0.0) + ptok),
+        "provisioned_cost_per_1k_requests_usd": (
+            cost * dur_h / len(traces["full"].frame) * 1000.0 if len(traces["full"].frame)
+            else None),
         "energy_kwh": s.get("energy_kwh"),
         "energy_kwh_per_hour": (s.get("energy_kwh") or 0.0) / dur_h if dur_h else None,
         "gpu_count": ev.gpus(counts),

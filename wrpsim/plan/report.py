@@ -279,6 +279,8 @@ def markdown(data: dict) -> str:
         ["cost per hour (USD)", _f(r["cost_per_hour_usd"], ".2f")],
         ["cost per million output tokens (USD)", _f(r["cost_per_million_output_tokens_usd"])],
         ["cost per million tokens, prompt + output (USD)", _f(r["cost_per_million_tokens_usd"])],
+        ["cost per 1,000 requests, the fleet over the trace (USD)",
+         _f(r["provisioned_cost_per_1k_requests_usd"])],
         ["energy over the trace (kWh, facility)", _f(r["energy_kwh"])],
         ["energy per hour (kWh)", _f(r["energy_kwh_per_hour"])],
         ["GPUs / instances", f"{r['gpu_count']} / {r['instance_count']}"]])
