@@ -221,6 +221,21 @@ def test_hostile_strings_never_reach_the_page_unescaped(dashboard):
     assert text.count("<script") == text.count("</script>") == 3
 
 
+def test_the_page_holds_no_clock_time_so_the_same_runs_give_the_same_bytes(dashboard):
+    """The page said when it was generated, so a report of the same runs differed from one
+    second to the next (new-user walkthrough, 2026-12-07); rendered again, it is the same."""
+    import re
+
+    from wrpsim.report.__main__ import main
+
+    text = Path(dashboard["dashboard"]).read_text(encoding="utf-8")
+    assert not re.search(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}", text.split("<script>")[0])
+    sweep = Path(dashboard["dashboard"]).parent
+    time.sleep(1.1)  # (a clock in the page would now read differently)
+    assert main([f"sweep_dir={sweep}"]) == 0
+    assert Path(dashboard["dashboard"]).read_text(encoding="utf-8") == text
+
+
 @pytest.fixture()
 def browser(tmp_path):
     if CHROMIUM is None:

@@ -23,7 +23,6 @@ the page either through `html.escape` (static parts) or inside the JSON data blo
 
 from __future__ import annotations
 
-import datetime as dt
 import html
 import json
 import os
@@ -193,8 +192,8 @@ def render(data: dict, links: list[tuple[str, str]], plotly_js: str | None = Non
     counts = {s: sum(r["status"] == s for r in data["runs"])
               for s in ("completed", "failed", "incomplete")}
     subtitle = (f"{len(data['runs'])} runs: {counts['completed']} completed, {counts['failed']} "
-                f"failed, {counts['incomplete']} incomplete · generated "
-                f"{dt.datetime.now().isoformat(timespec='seconds')} by wrpsim.report")
+                f"failed, {counts['incomplete']} incomplete · made by wrpsim.report (no clock "
+                f"time: the same runs give the same page)")
     if links:
         items = "".join(f'<li><a href="{html.escape(href, quote=True)}">{html.escape(text)}</a>'
                         "</li>" for href, text in links)
