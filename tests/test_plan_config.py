@@ -682,3 +682,24 @@ def test_a_candidates_kv_too_small_for_its_context_is_said_once_under_its_plan_k
     said = [str(w.message) for w in seen if "fewer than its max_context" in str(w.message)]
     assert len(said) == 1 and said[0].startswith("plan.candidates.h100: "), said
     assert "Set plan.candidates.h100.max_context to at most" in said[0]
+
+
+def test_each_pool_says_its_batching_so_a_candidate_added_without_a_scheduler_is_seen(
+        tmp_path):
+    """A candidate added with '+' and no `scheduler` takes its engine's batch defaults (vLLM's
+    8,192 tokens and 1,024 sequences on a B200), where the shipped candidates set 2,048 and
+    256; the report did not show it (new-user walkthrough, 2026-12-07). Each pool's batching
+    is in plan.json's fleet rows and the report's fleet table."""
+    from wrpsim.plan.config import parse_plan
+    from wrpsim.plan.report import fleet_table
+
+    cfg = compose_plan("+plan.candidates.b200.gpu=b200-180gb",
+                       "+plan.candidates.b200.model=llama3.1-70b", "+plan.candidates.b200.tp=2")
+    got = {p.name: p.batching for p in parse_plan(cfg["plan"]).pools}
+    assert got["b200"] == "sarathi, 8,192 tokens, 1,024 sequences"
+    assert got["h100"] == got["a100"] == "sarathi, 2,048 tokens, 256 sequences"
+    head, rows = fleet_table({"fleet": [{"pool": "b200", "gpu": "b200-180gb", "tp": 2,
+                                          "role": "both", "count": 1, "gpus": 2,
+                                          "cost_per_hour_usd": 16.0, "batching": got["b200"],
+                                          "calibration": "vllm-0.24: kernels"}]})
+    assert rows[0][head.index("batching")] == got["b200"]

@@ -56,6 +56,8 @@ class PoolTemplate:
     price_per_hour_usd: float  # for the whole instance (tp GPUs)
     calibration: str = ""  # what its iteration times rest on ("uncalibrated: roofline ..." when
     # its GPU has no kernel measurements), as summary.json's `calibration`
+    batching: str = ""  # its scheduler as parsed, defaults filled in ("sarathi, 2,048 tokens,
+    # 256 sequences": a candidate without `scheduler` takes its engine's batch defaults)
 
 
 @dataclass(frozen=True)
@@ -160,9 +162,11 @@ def _check_pool(where: str, name: str, cfg: dict) -> PoolTemplate:
         if not text.startswith("plan.candidates"):  # e.g. the weights-per-GPU check: name it
             text = f"{where}: {text}"
         raise type(e)(text) from None  # (a FitError stays one: `parse_plan`)
+    sch = spec.scheduler
     return PoolTemplate(name, "", spec.role, cfg, spec.gpu, spec.tp,
                         spec.price_per_gpu_hour * spec.tp,
-                        str(getattr(lat, "calibration", "constant latency")))
+                        str(getattr(lat, "calibration", "constant latency")),
+                        f"{sch.policy}, {sch.token_budget:,} tokens, {sch.max_seqs:,} sequences")
 
 
 def expand_candidate(name: str, raw) -> list[PoolTemplate]:
@@ -183,7 +187,7 @@ def expand_candidate(name: str, raw) -> list[PoolTemplate]:
             raise ConfigError(f"{where}.{bad[0]} is only valid with role: disaggregated")
         t = _check_pool(where, name, dict(raw))
         return [PoolTemplate(name, name, "both", t.config, t.gpu, t.tp, t.price_per_hour_usd,
-                             t.calibration)]
+                             t.calibration, t.batching)]
     if role != "disaggregated":
         raise unknown_choice(f"{where}.role", role, ("both", "disaggregated"))
     base = {k: v for k, v in raw.items() if k not in ("role", *SIDES)}
@@ -197,7 +201,7 @@ def expand_candidate(name: str, raw) -> list[PoolTemplate]:
             cfg.pop("kv_transfer", None)  # (the prefill side sends: its key alone)
         t = _check_pool(f"{where}.{side}" if side in raw else where, f"{name}-{side}", cfg)
         out.append(PoolTemplate(f"{name}-{side}", name, side, cfg, t.gpu, t.tp,
-                                t.price_per_hour_usd, t.calibration))
+                                t.price_per_hour_usd, t.calibration, t.batching))
     from wrpsim.pool.fleet import kv_width, same_kv_width
 
     have = {t.role: t.config.get("kv_dtype", "auto") for t in out}

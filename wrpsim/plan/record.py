@@ -5,7 +5,8 @@ Keys (all figures of the recommended fleet on the full trace with the run's seed
 - `slo_met` (met on the full trace *and* on the fresh-seed recheck), `message` (one sentence);
 - `fleet` (one entry per pool with count > 0: pool, candidate, gpu, model, tp, role, count,
   gpus, cost_per_hour_usd, calibration — "uncalibrated: roofline …" for a GPU without kernel
-  measurements, as in a run's summary.json, and then `message` says so), `fleet_label`,
+  measurements, as in a run's summary.json, and then `message` says so —, batching: its
+  scheduler policy, token budget and sequences, defaults filled in), `fleet_label`,
   `counts` (pool -> count, every planned pool), `uncalibrated` (the planned pools, recommended
   or compared, whose latencies are a roofline estimate);
 - `cost_per_hour_usd`, `cost_per_million_output_tokens_usd`, `cost_per_million_tokens_usd`
@@ -59,7 +60,8 @@ def fleet_rows(ev, counts) -> list[dict]:
              "tp": p.tp, "role": p.role, "count": n, "gpus": n * p.tp,
              "precision": p.config.get("precision") or "bf16",
              "kv_dtype": p.config.get("kv_dtype") or "auto",
-             "cost_per_hour_usd": n * p.price_per_hour_usd, "calibration": p.calibration}
+             "cost_per_hour_usd": n * p.price_per_hour_usd, "calibration": p.calibration,
+             "batching": p.batching}
             for p, n in zip(ev.pools, counts) if n]
 
 

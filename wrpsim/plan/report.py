@@ -205,9 +205,11 @@ def timings(calibration: str) -> str:
 
 def fleet_table(r: dict) -> tuple[list[str], list[list]]:
     """The recommended (or closest) fleet, one row per pool, with what its timings rest on."""
-    return (["pool", "GPU", "TP", "precision", "role", "instances", "GPUs", "USD/h", "timings"],
+    return (["pool", "GPU", "TP", "precision", "role", "instances", "GPUs", "USD/h", "batching",
+             "timings"],
             [[f["pool"], f["gpu"], f["tp"], precision_text(f), f["role"], f["count"], f["gpus"],
-              f"{f['cost_per_hour_usd']:.2f}", timings(f.get("calibration", ""))]
+              f"{f['cost_per_hour_usd']:.2f}", f.get("batching", ""),
+              timings(f.get("calibration", ""))]
              for f in r["fleet"]])
 
 
