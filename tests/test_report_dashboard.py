@@ -221,6 +221,17 @@ def test_hostile_strings_never_reach_the_page_unescaped(dashboard):
     assert text.count("<script") == text.count("</script>") == 3
 
 
+def test_a_report_written_elsewhere_does_not_link_the_sweeps_earlier_page(dashboard,
+                                                                           tmp_path):
+    """With out_dir= elsewhere, the sweep's own earlier dashboard.html was listed among its
+    reports, as if it were a plan's (new-user walkthrough, 2026-12-07)."""
+    from wrpsim.report.dashboard import report_links
+
+    sweep = Path(dashboard["dashboard"]).parent
+    assert (sweep / "dashboard.html").is_file()
+    assert not any(text == "dashboard.html" for _, text in report_links(sweep, tmp_path))
+
+
 def test_the_page_holds_no_clock_time_so_the_same_runs_give_the_same_bytes(dashboard):
     """The page said when it was generated, so a report of the same runs differed from one
     second to the next (new-user walkthrough, 2026-12-07); rendered again, it is the same."""

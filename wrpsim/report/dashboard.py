@@ -104,11 +104,12 @@ def json_for_script(obj) -> str:
 
 
 def report_links(sweep_dir: Path, out_dir: Path) -> list[tuple[str, str]]:
-    """(relative href, shown text) of every HTML file under the sweep dir but our own page."""
-    own = (out_dir / DASHBOARD).resolve()
+    """(relative href, shown text) of every HTML file under the sweep dir but our own page and
+    an earlier one of this sweep (`out_dir` elsewhere: its stale twin at the sweep's root)."""
+    skip = {(out_dir / DASHBOARD).resolve(), (sweep_dir / DASHBOARD).resolve()}
     found = []
     for p in sorted(sweep_dir.rglob("*.html")):
-        if p.resolve() == own or any(part.startswith(".") for part in p.parts[-3:]):
+        if p.resolve() in skip or any(part.startswith(".") for part in p.parts[-3:]):
             continue
         rel = os.path.relpath(p.resolve(), out_dir.resolve())
         found.append((quote(Path(rel).as_posix()), p.relative_to(sweep_dir).as_posix()))
