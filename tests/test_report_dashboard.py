@@ -538,3 +538,22 @@ def test_long_run_names_and_many_runs_keep_every_plot_usable(tmp_path, browser):
     ticks = dev.js("document.getElementById('plot-cost').data[0].x")
     assert sorted(ticks) == sorted(f"#{i}…" for i in range(1, 9))
     check_layout(dev)
+
+
+def test_costs_within_a_few_percent_are_not_spread_over_the_whole_axis(tmp_path, browser):
+    """Two routers on one fleet cost within cents of each other; the Pareto plots' cost axis
+    spanned those cents (62.6828–62.6836 USD), drawing a front across what the winner rule
+    calls a tie (new-user walkthrough, 2026-12-07). It spans at least 4 % of the cost."""
+    sweep = tmp_path / "sweep"
+    p = subprocess.run([sys.executable, "-m", "wrpsim", "-m", f"hydra.sweep.dir={sweep}",
+                        "sim.progress=false", "workload.max_requests=200",
+                        "router=round-robin,least-outstanding"],
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    costs = [json.loads((sweep / r / "summary.json").read_text())["cost_usd"] for r in "01"]
+    assert abs(costs[0] - costs[1]) < 0.04 * max(costs)
+    dev = open_dashboard(browser, sweep)
+    for key in ("ttft", "tpot"):
+        lo, hi = dev.js(f"document.getElementById('plot-pareto-{key}')._fullLayout.xaxis.range")
+        assert hi - lo >= 0.04 * max(costs) - 1e-9 and lo <= min(costs) and hi >= max(costs)
+    assert dev.errors() == []

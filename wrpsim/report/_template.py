@@ -134,12 +134,16 @@ function cdf(key, name, sloKey, runs) {
      shapes: slo.flatMap((v) => vline(v))}, names(traces)), CONFIG);
 }
 // a cost axis never shows negative dollars; one cost alone (a single run, or runs of one
-// fleet) spans 0 to a quarter past it instead of Plotly's ±1 around the point
+// fleet) spans 0 to a quarter past it instead of Plotly's ±1 around the point; costs within
+// a few per cent of each other (the winner rule's ties are within 1 %) span at least 4 % of
+// the highest, so that cents do not look like a front
 function costAxis(runs) {
   const c = runs.map((r) => r.summary.cost_usd);
   const lo = Math.min(...c), hi = Math.max(...c);
-  if (hi - lo > 1e-9 * hi) return {rangemode: 'nonnegative'};
-  return {range: [0, hi > 0 ? 1.25 * hi : 1]};
+  if (hi - lo <= 1e-9 * hi) return {range: [0, hi > 0 ? 1.25 * hi : 1]};
+  if (hi - lo >= 0.04 * hi) return {rangemode: 'nonnegative'};
+  const mid = (lo + hi) / 2;
+  return {range: [Math.max(0, mid - 0.02 * hi), mid + 0.02 * hi]};
 }
 function pareto(key, name, sloKey, shown) {
   const id = 'pareto-' + key;
