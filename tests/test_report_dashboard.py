@@ -214,6 +214,13 @@ def _expected_winner(results: str) -> str:
     return min(rows, key=lambda r: (r["ttft_p99_s"], int(r["run"])))["run"]
 
 
+def sweep_of(sweep: Path, *overrides: str) -> subprocess.CompletedProcess:
+    """`python -m wrpsim -m` into `sweep` with the progress line off and `overrides`."""
+    return subprocess.run([sys.executable, "-m", "wrpsim", "-m", f"hydra.sweep.dir={sweep}",
+                           "sim.progress=false", *overrides],
+                          capture_output=True, text=True, timeout=300)
+
+
 def test_hostile_strings_never_reach_the_page_unescaped(dashboard):
     text = Path(dashboard["dashboard"]).read_text(encoding="utf-8")
     assert dashboard["completed"] == 4 and dashboard["failed"] == 4
@@ -439,10 +446,7 @@ def test_a_sweep_whose_every_run_failed_lists_them_in_the_winner_box(tmp_path, b
     """No completed run: the box says there is no winner and names the runs that failed (the
     docs promise the box lists what it left out)."""
     sweep = tmp_path / "sweep"
-    p = subprocess.run([sys.executable, "-m", "wrpsim", "-m", f"hydra.sweep.dir={sweep}",
-                        "sim.progress=false", "workload.max_requests=20",
-                        "pool.pools.h100.gpu=a10g-24gb,l4-24gb"],
-                       capture_output=True, text=True, timeout=300)
+    p = sweep_of(sweep, "workload.max_requests=20", "pool.pools.h100.gpu=a10g-24gb,l4-24gb")
     assert (sweep / "0" / "error.json").is_file() and (sweep / "1" / "error.json").is_file(), \
         p.stderr
     dev = open_dashboard(browser, sweep)
@@ -458,10 +462,7 @@ def test_a_sweep_over_a_gpu_without_kernel_tables_says_uncalibrated_everywhere(t
     run prints, the closing table's note and winner line, and the dashboard's table row and
     winner box ("uncalibrated: roofline", as a single run's summary says it)."""
     sweep = tmp_path / "sweep"
-    p = subprocess.run([sys.executable, "-m", "wrpsim", "-m", f"hydra.sweep.dir={sweep}",
-                        "sim.progress=false", "workload.max_requests=200",
-                        "pool.pools.h100.gpu=mi300x-192gb,h100-80gb"],
-                       capture_output=True, text=True, timeout=300)
+    p = sweep_of(sweep, "workload.max_requests=200", "pool.pools.h100.gpu=mi300x-192gb,h100-80gb")
     assert p.returncode == 0, p.stderr
     err = p.stderr.splitlines()
     run0 = next(x for x in err if x.startswith("wrpsim: run    0 "))
@@ -490,9 +491,7 @@ def test_runs_with_no_or_one_completed_request_and_a_single_cost_are_drawn(tmp_p
     completed request shows its one CDF point as a marker (a line through one point draws
     nothing); and a cost axis with one cost spans 0 to past it, never negative dollars."""
     sweep = tmp_path / "sweep"
-    p = subprocess.run([sys.executable, "-m", "wrpsim", "-m", f"hydra.sweep.dir={sweep}",
-                        "sim.progress=false", "workload.max_requests=1",
-                        "sim.horizon_s=0.01,1000"], capture_output=True, text=True, timeout=300)
+    p = sweep_of(sweep, "workload.max_requests=1", "sim.horizon_s=0.01,1000")
     assert p.returncode == 0, p.stderr
     s0 = json.loads((sweep / "0" / "summary.json").read_text())
     s1 = json.loads((sweep / "1" / "summary.json").read_text())
@@ -545,10 +544,7 @@ def test_costs_within_a_few_percent_are_not_spread_over_the_whole_axis(tmp_path,
     spanned those cents (62.6828–62.6836 USD), drawing a front across what the winner rule
     calls a tie (new-user walkthrough, 2026-12-07). It spans at least 4 % of the cost."""
     sweep = tmp_path / "sweep"
-    p = subprocess.run([sys.executable, "-m", "wrpsim", "-m", f"hydra.sweep.dir={sweep}",
-                        "sim.progress=false", "workload.max_requests=200",
-                        "router=round-robin,least-outstanding"],
-                       capture_output=True, text=True, timeout=300)
+    p = sweep_of(sweep, "workload.max_requests=200", "router=round-robin,least-outstanding")
     assert p.returncode == 0, p.stderr
     costs = [json.loads((sweep / r / "summary.json").read_text())["cost_usd"] for r in "01"]
     assert abs(costs[0] - costs[1]) < 0.04 * max(costs)
