@@ -464,11 +464,17 @@ BAD = [
     # suggested adding the typo itself with '+': new-user walkthrough, 2026-12-07)
     (["pool.pools.h100.max_contxt=5"],
      r"keys of a pool \(those its file leaves out are added with '\+'\): gpu, .*, max_context; "
-     r"did you mean \+pool\.pools\.h100\.max_context=…\? \(a key the config leaves out is "
+     r"did you mean \+pool\.pools\.h100\.max_context=5\? \(a key the config leaves out is "
      r"added with '\+'\)$"),
     (["workload.rate_scal=2"], r"; did you mean 'rate_scale'\?$"),
     (["workload.outcome=x"], r"and, added with '\+' \(this file leaves them out\): outcomes, "
-                             r".*; did you mean \+workload\.outcomes=…\?"),
+                             r".*; did you mean \+workload\.outcomes=x\?"),
+    (["workload.outcomes=x"], r"^wrpsim: error: workload\.outcomes: not set in this workload's "
+                              r"file, so add it with a '\+': \+workload\.outcomes=x$"),
+    (["pool.pools.h100.prefix_cach.enabled=true"],
+     r"did you mean 'prefix_cache'\?$"),
+    (["pool.pools.h100.kv_tier.dram_gib=8"],
+     r"did you mean \+pool\.pools\.h100\.kv_tiers\.dram_gib=8\?"),
     # a router class misspelt: the package's routers are listed and the nearest suggested
     (["router._target_=wrpsim.router.RuleRoutr"],
      r"its routers: .*RuleRouter.*; did you mean 'RuleRouter'\?$"),

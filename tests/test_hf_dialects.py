@@ -250,11 +250,44 @@ YARN4 = {"type": "yarn", "factor": 4.0, "original_max_position_embeddings": 3276
     # transformers 5: one rope_parameters per layer type
     ({**QWEN25_3B, "rope_parameters": {"full_attention": {"rope_type": "default"},
                                        "sliding_attention": YARN4}}, 131072),
+    # a null factor is 1 (vLLM warns and takes 1.0); a null rope_type leaves `type` to say it
+    ({**QWEN25_3B, "rope_scaling": {"rope_type": "linear", "factor": None}}, 32768),
+    ({**QWEN25_3B, "rope_scaling": {**YARN4, "rope_type": None,
+                                    "original_max_position_embeddings": 8192}}, 32768),
+    # YaRN without max_position_embeddings: its own original length, scaled
+    ({**_without(QWEN25_3B, "max_position_embeddings"), "model_type": "x-unknown",
+      "rope_scaling": YARN4}, 131072),
 ])
 def test_the_context_is_vllms_derived_length_with_rope_scaling(cfg, context):
     """The longest prompt is the length vLLM derives from config.json (`_get_and_verify_max_len`):
     a YaRN-scaled Qwen2.5 was refused beyond its 32,768 positions (review of 2026-12-07)."""
     assert read_hf_config(cfg)[0]["max_context"] == context
+
+
+def test_a_longrope_model_is_served_at_its_original_length_unless_told_otherwise(tmp_path,
+                                                                                monkeypatch):
+    """vLLM serves a LongRoPE model (Phi-3 / 3.5 / 4-mini) at its top-level
+    `original_max_position_embeddings` when `--max-model-len` is not given, and accepts up to
+    max_position_embeddings (review of 2026-12-07): a pool without max_context drops a longer
+    prompt; one with max_context up to 131,072 serves it."""
+    import json
+
+    from wrpsim.pool.fleet import parse_pool
+
+    phi = {"model_type": "phi3", "hidden_size": 3072, "intermediate_size": 8192,
+           "num_attention_heads": 24, "num_key_value_heads": 8, "num_hidden_layers": 32,
+           "vocab_size": 200064, "tie_word_embeddings": True,
+           "max_position_embeddings": 131072, "original_max_position_embeddings": 4096,
+           "rope_scaling": {"type": "longrope", "long_factor": [1.0], "short_factor": [1.0]}}
+    f, _ = read_hf_config(phi)
+    assert (f["max_context"], f["default_context"]) == (131072, 4096)
+    (tmp_path / "models.yaml").write_text(f"phi-4-mini:\n  hf_config: {json.dumps(phi)}\n")
+    monkeypatch.setenv("WRPSIM_CATALOG", str(tmp_path))
+    pool = {"gpu": "h100-80gb", "model": "phi-4-mini", "tp": 1, "count": 1}
+    assert parse_pool("p", pool).max_context == 4096
+    assert parse_pool("p", {**pool, "max_context": 131072}).max_context == 131072
+    with pytest.raises(ConfigError, match=r"max_context \(131073\) exceeds phi-4-mini's maximum"):
+        parse_pool("p", {**pool, "max_context": 131073})
 
 
 def test_gemma3s_length_is_taken_as_already_scaled():
@@ -266,8 +299,12 @@ def test_gemma3s_length_is_taken_as_already_scaled():
 
 
 @pytest.mark.parametrize("rope, message", [
-    ({"type": "yarn", "factor": "four"}, r"'rope_scaling': 'factor' must be a number > 0"),
-    ({"type": "linear", "factor": 0}, r"'rope_scaling': 'factor' must be a number > 0, got 0"),
+    ({"type": "yarn", "factor": "four"}, r"'rope_scaling': 'factor' must be a finite number > 0"),
+    ({"type": "linear", "factor": 0}, r"'factor' must be a finite number > 0, got 0$"),
+    # (JSON's Infinity, YAML's .inf: a traceback in int())
+    ({"type": "linear", "factor": float("inf")}, r"'factor' must be a finite number > 0, got inf"),
+    ({"type": "yarn", "rope_type": "linear", "factor": 2},
+     r"'rope_scaling': 'rope_type' \('linear'\) and 'type' \('yarn'\) disagree"),
     ({**YARN4, "original_max_position_embeddings": 0.5},
      r"'original_max_position_embeddings' must be an integer >= 1, got 0\.5"),
     ("yarn", r"'rope_scaling' must be a mapping"),
@@ -278,47 +315,19 @@ def test_a_nonsense_rope_scaling_is_refused_by_key(rope, message):
 
 
 def test_a_window_on_some_qwen_layers_only_is_refused_as_vllm_refuses_it():
-    """Qwen2's config slides layers from `max_window_layers` on; vLLM's Qwen2 model refuses a
-    window on some layers only and windows every layer otherwise. wrpsim windowed every layer
-    whatever `max_window_layers` said (review of 2026-12-07)."""
+    """Qwen's config classes slide the layers from `max_window_layers` on (transformers'
+    `layer_types`, which vLLM's models read): 0 windows every layer, the layer count none;
+    vLLM's Qwen2 model refuses a window on some layers only. wrpsim windowed every layer
+    whatever `max_window_layers` said (reviews of 2026-12-07)."""
     on = {**QWEN25_3B, "use_sliding_window": True, "sliding_window": 4096}
     with pytest.raises(ConfigError, match=r"'max_window_layers' \(28\) put a sliding window on "
-                                          r"some of the 36 layers only, which vLLM refuses"):
+                                          r"the layers from 28 on, some of the 36 layers only, "
+                                          r"which vLLM refuses"):
         read_hf_config({**on, "max_window_layers": 28})
-    f, _ = read_hf_config(on)  # (max_window_layers 36: vLLM windows all 36)
+    f, _ = read_hf_config({**on, "max_window_layers": 0})
     assert (f["sliding_window"], f["sliding_layers"]) == (4096, 36)
+    assert "sliding_window" not in read_hf_config(on)[0]  # (max_window_layers 36: none)
     assert "sliding_window" not in read_hf_config(QWEN25_3B)[0]
-
-
-OLMOE_1B_7B = {  # allenai/OLMoE-1B-7B-0924: 6.92B, 64 experts of 1,024, top 8
-    "model_type": "olmoe", "hidden_size": 2048, "intermediate_size": 1024,
-    "max_position_embeddings": 4096, "num_attention_heads": 16, "num_experts": 64,
-    "num_experts_per_tok": 8, "num_hidden_layers": 16, "num_key_value_heads": 16,
-    "tie_word_embeddings": False, "vocab_size": 50304}
-GRANITE_31_3B_MOE = {  # ibm-granite/granite-3.1-3b-a800m: 3.30B, 40 experts of 512, top 8
-    "model_type": "granitemoe", "hidden_size": 1536, "intermediate_size": 512,
-    "max_position_embeddings": 131072, "num_attention_heads": 24, "num_experts_per_tok": 8,
-    "num_hidden_layers": 32, "num_key_value_heads": 8, "num_local_experts": 40,
-    "tie_word_embeddings": True, "vocab_size": 49155}
-QWEN2_57B_A14B = {  # Qwen/Qwen2-57B-A14B: 57.41B, 64 experts of 2,560, top 8, shared 20,480
-    "model_type": "qwen2_moe", "decoder_sparse_step": 1, "hidden_size": 3584,
-    "intermediate_size": 18944, "max_position_embeddings": 131072, "max_window_layers": 28,
-    "moe_intermediate_size": 2560, "num_attention_heads": 28, "num_experts": 64,
-    "num_experts_per_tok": 8, "num_hidden_layers": 28, "num_key_value_heads": 4,
-    "shared_expert_intermediate_size": 20480, "sliding_window": 131072,
-    "tie_word_embeddings": False, "use_sliding_window": False, "vocab_size": 151936}
-
-
-@pytest.mark.parametrize("cfg, total, kv_bytes", [
-    (OLMOE_1B_7B, 6.919e9, 16 * 16 * 128 * 2 * 2),
-    (GRANITE_31_3B_MOE, 3.299e9, 32 * 8 * 64 * 2 * 2),
-    (QWEN2_57B_A14B, 57.409e9, 28 * 4 * 128 * 2 * 2),
-], ids=["olmoe", "granite-3.1-moe", "qwen2-57b-a14b"])
-def test_moe_configs_nobody_fitted_on_load_their_published_size(cfg, total, kv_bytes):
-    """Three MoE dialects outside the catalog against their published parameter counts
-    (safetensors totals) and the KV bytes a token takes in BF16 (layers x KV heads x head dim
-    x K and V x 2 B), from a review of 2026-12-07 that checked 16 such models by hand."""
-    m = _spec(cfg)
-    assert m.params == pytest.approx(total, rel=0.001)
-    assert m.layers * m.kv_heads * m.head_dim * 2 * 2 == kv_bytes
-    assert m.kv_bytes_per_token == kv_bytes
+    # another type's max_window_layers is not Qwen's rule
+    f, _ = read_hf_config({**on, "model_type": "mistral", "max_window_layers": 28})
+    assert f["sliding_layers"] == 36

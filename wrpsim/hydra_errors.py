@@ -339,7 +339,7 @@ def _unknown_key(exc, argv: list[str] | None = None, config_name: str = "config"
             return vllm
         return (f"{full_key}: unknown key; keys of a {'candidate' if plan else 'pool'} (those "
                 f"its {'config' if plan else 'file'} leaves out are added with '+'): "
-                f"{', '.join(keys)}{_near(leaf, where, keys, valid)}")
+                f"{', '.join(keys)}{_near(leaf, where, keys, valid, argv)}")
     if re.fullmatch(r"(pool\.pools|plan\.candidates)\.[^.]+\.scheduler", where):
         return _scheduler_key(full_key, leaf)
     if where == "plan.slo":  # targets conf/plan.yaml leaves out are added with '+'
@@ -455,22 +455,32 @@ def _unknown_key(exc, argv: list[str] | None = None, config_name: str = "config"
         from wrpsim.workload.build import TOP_KEYS
 
         other = [k for k in TOP_KEYS if k not in valid]
+        if leaf in other:  # a key the workload's file leaves out: Hydra wants a '+'
+            typed = _override(argv or [], full_key)
+            return (f"{full_key}: not set in this workload's file, so add it with a '+': "
+                    f"+{full_key}={typed[1] if typed else '…'}")
         hint = (f"; and, added with '+' (this file leaves them out): {', '.join(other)}"
-                if other else "") + _near(leaf, where, TOP_KEYS, valid)
+                if other else "") + _near(leaf, where, TOP_KEYS, valid, argv)
     elif not hint and where.startswith(OPEN_SECTIONS):  # keys some kinds take, this file omits
         hint = f" (a key this file leaves out is added with '+': +{full_key}=…)"
     return f"{full_key}: unknown key; valid keys{under}: {', '.join(valid)}{hint}"
 
 
-def _near(leaf: str, where: str, keys, present) -> str:
+def _near(leaf: str, where: str, keys, present, argv=None) -> str:
     """'; did you mean …?' for the key of `keys` closest to the unknown `leaf` under `where`:
-    as itself where the config has it (`present`), as '+where.key=…' where it must be added."""
+    as itself where the config has it (`present`), as '+where.key…=value' where it must be
+    added — with the rest of the key and the value the command line typed (`argv`:
+    `prefil.gpu=x` is `+….prefill.gpu=x`)."""
     near = closest(leaf, keys)
     if near is None:
         return ""
     if near in present:
         return f"; did you mean {near!r}?"
-    return f"; did you mean +{where}.{near}=…? (a key the config leaves out is added with '+')"
+    typed = next(((k.lstrip("+~"), v) for k, eq, v in (a.partition("=") for a in argv or [])
+                  if eq and (k.lstrip("+~") + ".").startswith(f"{where}.{leaf}.")), None)
+    rest, value = (typed[0][len(f"{where}.{leaf}"):], typed[1]) if typed else ("", "…")
+    return (f"; did you mean +{where}.{near}{rest}={value}? (a key the config leaves out is "
+            f"added with '+')")
 
 
 def _with_nulls(typed: tuple[str, str] | None, old_keys) -> str:

@@ -361,6 +361,10 @@ def _model_entry(path: Path, name: str, raw: dict) -> ModelSpec:
         raise ConfigError(f"{path}: entry {name!r}: field 'dense_layers' must be below layers "
                           f"({vals['layers']}) for a model with experts, got "
                           f"{vals['dense_layers']}")
+    if vals.get("default_context", 0) and vals.get("max_context", 0) \
+            and vals["default_context"] > vals["max_context"]:
+        raise ConfigError(f"{path}: entry {name!r}: field 'default_context' must be <= "
+                          f"max_context ({vals['max_context']}), got {vals['default_context']}")
     if vals.get("dense_layers", 0) > vals["layers"]:
         raise ConfigError(f"{path}: entry {name!r}: field 'dense_layers' must be <= layers "
                           f"({vals['layers']}), got {vals['dense_layers']}")

@@ -20,8 +20,10 @@ Config (one YAML per fleet in `pools/`)::
         ep: 1                     # expert parallelism: 1, or tp (experts spread over the GPUs)
         attn_dp: 1                # data-parallel attention groups (MoE models): tp GPUs as
                                   # attn_dp groups of tp / attn_dp for attention, all tp for MoE
-        max_context: null         # vLLM's max_model_len (default: the model's max_context;
-                                  # no limit with a constant latency model)
+        max_context: null         # vLLM's max_model_len (default: what vLLM serves without
+                                  # --max-model-len, the model's max_context — a LongRoPE
+                                  # model's original length —; none with a constant latency
+                                  # model)
         latency: {kind: engine}   # or {kind: constant, decode_step_s: 0.02, ...}; other keys
                                   # override engine constants, e.g. {iter_overhead_us: 500}
         kv_blocks: null           # override the computed KV capacity (blocks)
@@ -157,7 +159,8 @@ def parse_pool(name: str, d: dict) -> PoolSpec:
         raise unknown_choice(f"{where}.latency.kind", kind, LATENCY_KINDS)
     # a constant-latency pool is an abstract server (queueing oracles, measurement fleets): the
     # model's context length binds it only when max_context says so
-    max_ctx = max_ctx or (0 if kind == "constant" else model.max_context)
+    max_ctx = max_ctx or (0 if kind == "constant"
+                          else model.default_context or model.max_context)
     kv_blocks = d.get("kv_blocks")
     if kv_blocks is not None and (not isinstance(kv_blocks, int) or isinstance(kv_blocks, bool)
                                   or kv_blocks < 1):

@@ -13,6 +13,8 @@ it cannot read or a key that looks like a misspelt shape key.
 
 from __future__ import annotations
 
+import math
+
 from wrpsim.errors import ConfigError, near_miss
 
 
@@ -256,33 +258,45 @@ def _hf_req(c: dict, key: str) -> int:
 ROPE_UNSCALED = ("su", "longrope", "llama3")
 
 
-def _context(c: dict, mtype: str) -> int:
-    """The longest sequence vLLM serves the model at by default (0: none given), as its
-    `_get_and_verify_max_len` derives it: `max_position_embeddings`, times `rope_scaling`'s
-    (or transformers 5's `rope_parameters`', one per layer type) `factor` for every type but
-    longrope / su / llama3 — for YaRN times its `original_max_position_embeddings` instead —
-    except for Gemma 3, whose length is already the scaled one. `ConfigError` naming the key
-    for a scaling that is not a mapping or a factor that is not a number > 0."""
+def _context(c: dict, mtype: str) -> tuple[int, int]:
+    """(the longest sequence vLLM accepts for the model — `--max-model-len` at most —, the one
+    it serves at when not given one: 0 where it is the first), both 0 when the config gives
+    no length, as vLLM's `_get_and_verify_max_len` derives them: `max_position_embeddings`,
+    times the RoPE scaling's `factor` (`rope_parameters`, one per layer type in transformers 5,
+    else `rope_scaling`; a null factor is 1, as vLLM takes it) for every type but longrope /
+    su / llama3, whose configs give the scaled length already — for YaRN times its
+    `original_max_position_embeddings` instead —, and not for Gemma 3, whose length is the
+    scaled one; a LongRoPE model is served at its top-level `original_max_position_embeddings`
+    unless told otherwise. `ConfigError` naming the key for a scaling that is not a mapping, a
+    `type` and `rope_type` that disagree, or a factor that is not a finite number > 0."""
     base = _hf_int(c, "max_position_embeddings", 1) or 0
-    key = "rope_scaling" if c.get("rope_scaling") is not None else "rope_parameters"
+    key = "rope_parameters" if c.get("rope_parameters") is not None else "rope_scaling"
     rope = c.get(key)
-    if not base or rope is None or "gemma3" in mtype:
-        return base
+    if rope is None or "gemma3" in mtype:
+        return base, 0
     if not isinstance(rope, dict):
         raise ConfigError(f"config.json key {key!r} must be a mapping (rope_type, factor, ...), "
                           f"got {rope!r}")
-    flat = "rope_type" in rope or "type" in rope or not all(
+    flat = "rope_type" in rope or "type" in rope or not rope or not all(
         isinstance(v, dict) for v in rope.values())
-    factor = 1.0
+    factor, longrope = 1.0, False
     for rp in [rope] if flat else list(rope.values()):
-        if str(rp.get("rope_type", rp.get("type", "default"))) in ROPE_UNSCALED:
+        a, b = rp.get("rope_type"), rp.get("type")
+        if a is not None and b is not None and a != b:
+            raise ConfigError(f"config.json key {key!r}: 'rope_type' ({a!r}) and 'type' "
+                              f"({b!r}) disagree")
+        rtype = str(a or b or "default")
+        longrope = longrope or rtype == "longrope"
+        if rtype in ROPE_UNSCALED:
             continue
-        f = rp.get("factor", factor)
-        if isinstance(f, bool) or not isinstance(f, (int, float)) or not f > 0:
-            raise ConfigError(f"config.json key {key!r}: 'factor' must be a number > 0, got "
-                              f"{f!r}")
-        factor = float(f)
-        if str(rp.get("rope_type", rp.get("type"))) == "yarn":
+        f = rp.get("factor")
+        if f is not None:
+            if isinstance(f, bool) or not isinstance(f, (int, float)) or not math.isfinite(f) \
+                    or not f > 0:
+                raise ConfigError(f"config.json key {key!r}: 'factor' must be a finite number "
+                                  f"> 0, got {f!r}")
+            factor = float(f)
+        if rtype == "yarn":
             orig = rp.get("original_max_position_embeddings")
             if orig is not None:
                 if isinstance(orig, bool) or not isinstance(orig, int) or orig < 1:
@@ -290,7 +304,9 @@ def _context(c: dict, mtype: str) -> int:
                                       f"'original_max_position_embeddings' must be an integer "
                                       f">= 1, got {orig!r}")
                 base = orig
-    return int(base * factor)
+    most = int(base * factor)
+    served = _hf_int(c, "original_max_position_embeddings", 1) if longrope else None
+    return most, (served if served and most and served < most else 0)
 
 
 def _hf_bool(c: dict, key: str, default: bool) -> bool:
@@ -659,12 +675,15 @@ def _fields(c: dict) -> dict:
         layers = _hf_req(c, "num_hidden_layers")
     hidden = _hf_req(c, "hidden_size")
     heads = _hf_req(c, "num_attention_heads")
+    most, served = _context(c, mtype)
     out: dict = {"layers": layers, "hidden": hidden, "heads": heads,
                  "kv_heads": _hf_int(c, "num_key_value_heads", 1) or heads,
                  "vocab": _hf_req(c, "vocab_size"),
                  "tied_embeddings": _hf_bool(c, "tie_word_embeddings", False),
                  # (absent, and no default for the model_type: no limit is enforced)
-                 "max_context": _context(c, mtype)}
+                 "max_context": most}
+    if served:  # (a LongRoPE model: vLLM serves its original length unless told otherwise)
+        out["default_context"] = served
     if heads % out["kv_heads"]:
         raise ConfigError(f"config.json key 'num_key_value_heads' ({out['kv_heads']}) must "
                           f"divide num_attention_heads ({heads}); valid: {divisors(heads)}")
@@ -785,16 +804,20 @@ def _fields(c: dict) -> dict:
                           f"'sliding_window_size' ({alias}) disagree")
     use_window = _hf_bool(c, "use_sliding_window", True)
     first_windowed = _hf_int(c, "max_window_layers")
-    if window and use_window and first_windowed is not None and first_windowed < layers \
+    if window and use_window and first_windowed is not None and mtype.startswith("qwen") \
             and not c.get("layer_types"):
-        # (Qwen2's rule slides layers from max_window_layers on; vLLM's Qwen2 model refuses
-        # a window on some layers only — "Sliding window for some but all layers is not
-        # supported" — and windows every layer otherwise)
-        raise ConfigError(f"config.json keys 'use_sliding_window' (true) and "
-                          f"'max_window_layers' ({first_windowed}) put a sliding window on some "
-                          f"of the {layers} layers only, which vLLM refuses to serve; valid: "
-                          f"use_sliding_window false (as published Qwen configs have it), or "
-                          f"max_window_layers {layers} (every layer windowed, as vLLM runs it)")
+        # Qwen's config classes slide the layers from max_window_layers on (transformers'
+        # `layer_types`, which vLLM's models read); vLLM's Qwen2 model refuses a window on some
+        # layers only ("Sliding window for some but all layers is not supported")
+        if 0 < first_windowed < layers:
+            raise ConfigError(f"config.json keys 'use_sliding_window' (true) and "
+                              f"'max_window_layers' ({first_windowed}) put a sliding window on "
+                              f"the layers from {first_windowed} on, some of the {layers} layers "
+                              f"only, which vLLM refuses to serve; valid: max_window_layers 0 "
+                              f"(every layer windowed), {layers} (none), or use_sliding_window "
+                              f"false (as published Qwen configs have it)")
+        if first_windowed >= layers:
+            window = None
     if window and use_window:
         if c.get("layer_types"):
             n = sum(1 for t in c["layer_types"] if "sliding" in str(t))

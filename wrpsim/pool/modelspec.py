@@ -72,6 +72,9 @@ class ModelSpec:
     gated_mlp: bool = True
     tied_embeddings: bool = False
     max_context: int = 0
+    #: the context vLLM serves the model at when a pool sets none (`--max-model-len` unset):
+    #: 0 for max_context; a LongRoPE model's original length (Phi-3 / 3.5 / 4: 4,096 of 131,072)
+    default_context: int = 0
     dense_intermediate: int = 0
     dense_layers: int = 0
     shared_intermediate: int = 0

@@ -193,8 +193,7 @@ def render(data: dict, links: list[tuple[str, str]], plotly_js: str | None = Non
     counts = {s: sum(r["status"] == s for r in data["runs"])
               for s in ("completed", "failed", "incomplete")}
     subtitle = (f"{len(data['runs'])} runs: {counts['completed']} completed, {counts['failed']} "
-                f"failed, {counts['incomplete']} incomplete · made by wrpsim.report (no clock "
-                f"time: the same runs give the same page)")
+                f"failed, {counts['incomplete']} incomplete · made by wrpsim.report")
     if links:
         items = "".join(f'<li><a href="{html.escape(href, quote=True)}">{html.escape(text)}</a>'
                         "</li>" for href, text in links)
