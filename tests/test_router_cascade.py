@@ -18,7 +18,9 @@ def _cascade(**kw):
 def _run(cfg, trace):
     sim = Simulation(cfg, trace)
     req, inst, end = sim.run()
-    return sim, req, quality_summary(req, inst, sim.trace, sim.fleet.specs, 1.0, end)
+    return sim, req, quality_summary(req, inst, sim.trace, sim.fleet.specs, 1.0, end,
+                                     judged=sim.router.judged_quality
+                                     if hasattr(sim.router, "judged_quality") else None)
 
 
 def test_perfect_verifier_escalates_exactly_the_wrong_cheap_answers():
@@ -90,3 +92,47 @@ def test_unknown_outcomes_fall_back_to_the_prior_and_bad_config_is_named():
         Simulation(two_model_cfg(_cascade(verifier={"recall": 1.0})), trace)
     with pytest.raises(ConfigError, match=r"router\.verifier\.tpr must be a number >= 0"):
         Simulation(two_model_cfg(_cascade(verifier={"tpr": 2})), trace)
+
+
+def _expected_accuracy_trace(n, y_small, y_large):
+    """`n` requests whose outcomes are expected accuracies (a category's), not 0 / 1."""
+    out = [{SMALL: y_small, LARGE: y_large}] * n
+    return make_trace([0.05 * i for i in range(n)], [64] * n, [8] * n, outcomes=out)
+
+
+@pytest.mark.parametrize(("tpr", "fpr"), [(1.0, 0.0), (0.8, 0.1), (0.5, 0.5)])
+def test_a_verdict_on_an_expected_accuracy_scores_what_it_tells(tpr, fpr):
+    """Outcomes that are expected accuracies (0.7: right 70 % of the time): the verifier is
+    told a draw at 0.7, and the answer it keeps scores its expected correctness given the
+    verdict. Before, an accepted answer scored 0.7 whatever the draw said — a perfect verifier
+    scored y² + (1 − y)·y_large, below a default one (new-user walkthrough, 2026-12-07). In
+    expectation quality = y(1 − fpr) + P(reject)·y_large, and the measured rates are the
+    configured ones."""
+    from wrpsim.router.verifier import posterior
+
+    y, yl, n = 0.7, 0.9, 400
+    sim, _, q = _run(two_model_cfg(_cascade(verifier={"tpr": tpr, "fpr": fpr})),
+                     _expected_accuracy_trace(n, y, yl))
+    rejected = sim.router.escalated
+    want = ((n - rejected) * posterior(y, True, tpr, fpr) + rejected * yl) / n
+    assert q["quality"] == pytest.approx(want)  # (the draws' own mix, exactly)
+    p_reject = y * fpr + (1 - y) * tpr
+    assert rejected / n == pytest.approx(p_reject, abs=4 * (p_reject * (1 - p_reject) / n) ** .5)
+    assert q["quality"] == pytest.approx(y * (1 - fpr) + p_reject * yl, abs=0.03)
+    f = sim.router.summary_figures()
+    if tpr == 1.0 and fpr == 0.0:  # told the truth: every kept answer right, none sent on
+        assert q["quality"] == pytest.approx(y + (1 - y) * yl, abs=0.03)
+        assert f["verifier_false_accept_rate"] == 0.0 == f["verifier_false_reject_rate"]
+    else:
+        assert f["verifier_false_accept_rate"] == pytest.approx(1 - tpr, abs=0.08)
+        assert f["verifier_false_reject_rate"] == pytest.approx(fpr, abs=0.08)
+
+
+def test_a_zero_or_one_outcome_is_its_own_posterior():
+    from wrpsim.router.verifier import posterior
+
+    for accepted in (True, False):
+        for tpr, fpr in ((0.8, 0.1), (1.0, 0.0), (0.0, 1.0)):
+            assert posterior(1.0, accepted, tpr, fpr) == 1.0
+            assert posterior(0.0, accepted, tpr, fpr) == 0.0
+    assert posterior(0.5, True, 0.8, 0.1) == pytest.approx(0.45 / (0.45 + 0.1))

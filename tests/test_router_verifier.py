@@ -119,6 +119,20 @@ def test_summary_json_reports_the_measured_rates(tmp_path):
     assert on_disk["verifier_kind"] == "confidence"
 
 
+def test_a_run_scores_a_perfect_verifiers_cascade_on_category_accuracies(tmp_path):
+    """semantic-router-sample's outcomes are category accuracies: a cascade whose verifier is
+    told the truth scored below one with the default error rates (0.7266 / 0.7292) and
+    measured false accept and reject rates of 0.64 / 0.28 (new-user walkthrough, 2026-12-07).
+    Its summary.json now scores the kept answers by what the verdict told."""
+    from wrpsim.sim import run
+
+    base = ("workload=semantic-router-sample", "pool=mixed-a100-h100", "router=cascade")
+    perfect = run(compose_cfg(*base, "router.verifier.tpr=1.0", "router.verifier.fpr=0.0"),
+                  tmp_path / "perfect")
+    rates = run(compose_cfg(*base), tmp_path / "rates")
+    assert perfect["verifier_false_accept_rate"] == 0.0 == perfect["verifier_false_reject_rate"]
+    share = perfect["model_share"]["llama3.1-70b"]  # (escalated: the 8B's wrong answers)
+    assert perfect["quality"] > rates["quality"] > 0.8 > share
 @pytest.mark.parametrize(("verifier", "message"), [
     ({"kind": "judge"}, r"router\.verifier\.kind: unknown value 'judge'; valid choices: "
                         r"confidence, oracle-rates"),

@@ -578,7 +578,8 @@ def _summary(cfg: dict, sim, req_t, inst_t, end: float, files,
     if sim.cache is not None and sim.cache.answers:  # false hits score 0
         answers = {**(answers or {}), **sim.cache.answers}
     summary.update(quality_summary(req_t, inst_t, sim.trace, sim.fleet.specs, sim.pue, end,
-                                   answers=answers))
+                                   answers=answers,
+                                   judged=getattr(sim.router, "judged_quality", None)))
     summary["requests_beyond_horizon"] = sim.beyond_horizon
     if sim.failures is not None:
         summary.update(sim.failures.summary(end))

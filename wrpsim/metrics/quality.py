@@ -219,18 +219,22 @@ def _token_cost_columns(req: pa.Table, prices: dict) -> float:
 
 def quality_summary(requests_table: pa.Table, instances_table: pa.Table, trace_or_requests,
                     fleet_specs=None, pue: float = 1.0, duration_s: float | None = None,
-                    answers=None) -> dict:
+                    answers=None, judged=None) -> dict:
     """Routing-study metrics of one run (see the module docstring for the definitions).
 
     `trace_or_requests`: the replayed canonical trace frame (row i = request id i) or the list
     of `Request`s (None: no quality figures). `fleet_specs`: the fleet's `PoolSpec`s (for the
     token-priced cost; None leaves it out). `pue`: facility / IT energy. `duration_s`: the
-    run's simulated duration (for the provisioned cost; None leaves it out). `answers`: a
+    run's simulated duration (for the provisioned cost; None leaves it out). `judged`: {call
+    id: (model, expected correctness)} of answers a verifier's verdict told about (a
+    cascade's `judged_quality`), each scoring its chain where it is the final answer in place
+    of outcomes[model]. `answers`: a
     multi-call router's answers (None: the final-call rule everywhere).
     """
     finals, n_orig, calls, parent_of, arrival_of = _final_answers(requests_table)
     over = _by_root(answers, parent_of) if answers is not None else {}
     outcomes = _outcomes(trace_or_requests)
+    told = _by_root(judged, parent_of) if judged else {}
     scored, answered = [], []
     for rid, o in outcomes.items():
         a = over.get(rid)
@@ -246,6 +250,9 @@ def quality_summary(requests_table: pa.Table, instances_table: pa.Table, trace_o
             scored.append(0.0)
             continue
         c = o.get(f[0])
+        j = told.get(rid)
+        if j is not None and j[0] == f[0] and c is not None:
+            c = j[1]
         if c is not None:
             scored.append(float(c))
             answered.append(float(c))

@@ -74,6 +74,7 @@ class CascadeRouter(ModelRouter):
         self.verifier.check(fleet)
         self._stage: dict[int, int] = {}
         self._seen: dict[int, object] = {}  # request id -> the category the router saw
+        self._rejected: set[int] = set()  # calls whose answer the verifier sent on
         self.escalated = 0
         self.aborted = 0
 
@@ -106,6 +107,7 @@ class CascadeRouter(ModelRouter):
             return
         accepted, _ = self.verifier.judge(request, self._chain[stage], seen, self.rng)
         if not accepted:
+            self._rejected.add(request.id)
             nxt = self.fleet.follow_up(request, model=self._chain[stage + 1])
             self._stage[nxt.id] = stage + 1
             self.escalated += 1
@@ -115,6 +117,14 @@ class CascadeRouter(ModelRouter):
         """Forget a lost attempt (nothing to verify)."""
         self._stage.pop(request.id, None)
         self._seen.pop(request.id, None)
+
+    @property
+    def judged_quality(self) -> dict:
+        """{call id: (model, expected correctness)} of the accepted answers whose verdict
+        changed what is known of them (`Verifier.posterior_of`): the quality the user keeps
+        (`wrpsim.metrics.quality.quality_summary(judged=...)`)."""
+        return {rid: (m, q) for (rid, m), q in self.verifier.judged().items()
+                if rid not in self._rejected}
 
     def summary_figures(self) -> dict:
         """The verifier's measured figures and the cascade's counts, for `summary.json`."""

@@ -34,7 +34,9 @@ else it calls the affordable candidate of highest net(m). A model already asked 
 again: its replayed answer would be the same (one outcome per (prompt, model), as at
 temperature 0). The verifier is not consulted where nothing is left to decide (one answer and a
 stop by 1 or 2). **The answer** is the best-judged one (highest confidence, the later on ties;
-the only one when a single round ran): its quality is that model's replayed outcome, it finishes
+the only one when a single round ran): its quality is that model's replayed outcome (an
+expected accuracy judged by an oracle-rates verifier: its posterior given the verdict,
+`Verifier.posterior_of`), it finishes
 when the last round finishes; a lost round fails the task (as a chain). Its cost never exceeds
 max(`budget_usd`, round 0's cost) on the price book (`token_cost_per_1k_requests_usd`'s axis).
 
@@ -121,7 +123,9 @@ class RoundRouter(_MultiCall):
         n = len(st.asked)
         self.rounds[n] = self.rounds.get(n, 0) + 1
         model = st.asked[-1] if st.best is None else st.best[2]
-        self._resolve(task, outcome(task.root, model), finish, "answered")
+        told = self.verifier.posterior_of(task.root, model)
+        self._resolve(task, outcome(task.root, model) if told is None else told, finish,
+                      "answered")
 
     def completed(self, task, index, model, request, record):
         """Round `index` answered: judge it where a decision remains; stop or call the next."""

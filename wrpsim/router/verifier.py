@@ -5,9 +5,15 @@ each answer after its call completes. `Verifier(spec, default_predictor)` reads 
 `router.verifier` mapping; `kind` picks the model of that judgement:
 
 - `oracle-rates` (the cascade's behaviour before verifiers had kinds; its default): the
-  verifier is *told* the answer's correctness — the replayed outcome y, or a Bernoulli draw at
-  the predictor's prior where y is unknown — and rejects a wrong answer with probability `tpr`,
-  a right one with `fpr`. Its error rates are inputs.
+  verifier is *told* the answer's correctness — the replayed outcome y, a Bernoulli draw at
+  y where y is an expected accuracy in (0, 1), or a draw at the predictor's prior where y is
+  unknown — and rejects a wrong answer with probability `tpr`, a right one with `fpr`. Its
+  error rates are inputs. With y in (0, 1) the verdict tells about the answer: its expected
+  correctness given the verdict is the posterior (`posterior_of`), accepted y(1 − fpr) /
+  (y(1 − fpr) + (1 − y)(1 − tpr)), rejected y·fpr / (y·fpr + (1 − y)·tpr) — what the
+  answer the router keeps scores, and what the measured rates weigh it by (a perfect verifier
+  passes the right share of a 0.7-accurate model's answers, not 70 % of any; y of 0 or 1 is
+  its own posterior).
 - `confidence`: the verifier computes a confidence that the answer is right and accepts it iff
   the confidence ≥ `threshold`:
 
@@ -23,9 +29,10 @@ each answer after its call completes. `Verifier(spec, default_predictor)` reads 
   **outputs**: every judged answer with a known outcome is logged and measured against it.
 
 Measured (`figures()`, into `summary.json` by the run), with y ∈ [0, 1] the answer's replayed
-score weighting "right" (y) against "wrong" (1 − y): `verifier_false_accept_rate` = Σ accepted
-· (1 − y) / Σ (1 − y) — the share of wrong answers let through (1 − tpr); and
-`verifier_false_reject_rate` = Σ rejected · y / Σ y — the share of right answers sent on (fpr);
+score (oracle-rates: its posterior given the verdict) weighting "right" (y) against "wrong"
+(1 − y): `verifier_false_accept_rate` = Σ accepted · (1 − y) / Σ (1 − y) — the share of wrong
+answers let through (1 − tpr); and `verifier_false_reject_rate` = Σ rejected · y / Σ y — the
+share of right answers sent on (fpr);
 `verifier_checks` (answers judged), `verifier_reject_rate` (their share rejected),
 `verifier_confidence_mean` (confidence kind). Draws come only from the router's stream:
 `oracle-rates` two uniforms per judgement (as before), `confidence` one normal when `noise_sd`
@@ -84,6 +91,7 @@ class Verifier:
         self._wrong = self._wrong_accepted = 0.0  # Σ (1 − y), Σ accepted · (1 − y)
         self._right = self._right_rejected = 0.0  # Σ y, Σ rejected · y
         self._conf_sum = 0.0
+        self._posterior: dict = {}  # (request id, model) -> expected correctness, verdict known
 
     def check(self, view) -> None:
         """Validate the predictor against the view (an oracle predictor needs the oracle view)."""
@@ -108,6 +116,9 @@ class Verifier:
             wrong = rng.random() >= p
             accepted = not rng.random() < (self.tpr if wrong else self.fpr)
             conf = math.nan
+            if y is not None and 0.0 < y < 1.0:  # the verdict's news about the answer
+                y = posterior(y, accepted, self.tpr, self.fpr)
+                self._posterior[(request.id, model)] = y
         else:
             conf = self.confidence(request, model, category, rng)
             accepted = conf >= self.threshold
@@ -122,6 +133,17 @@ class Verifier:
             else:
                 self._right_rejected += y
         return accepted, conf
+
+    def posterior_of(self, request, model: str) -> float | None:
+        """The expected correctness of `model`'s answer to `request` given the verdict on it,
+        where that verdict changed what is known (oracle-rates, an expected accuracy in
+        (0, 1)); None otherwise (its replayed outcome stands)."""
+        return self._posterior.get((request.id, model))
+
+    def judged(self) -> dict:
+        """{(request id, model): posterior} of the answers whose verdict changed their expected
+        correctness (`posterior_of`)."""
+        return dict(self._posterior)
 
     def figures(self) -> dict:
         """The measured judgement figures (see the module docstring); None where undefined."""
@@ -139,6 +161,15 @@ class Verifier:
             out["verifier_threshold"] = self.threshold
             out["verifier_confidence_mean"] = self._conf_sum / n if n else None
         return out
+
+
+def posterior(y: float, accepted: bool, tpr: float, fpr: float) -> float:
+    """P(right | verdict) of an answer right with probability `y`, judged by a verifier that
+    rejects a wrong answer with probability `tpr` and a right one with `fpr` (`y` itself where
+    the verdict has probability 0)."""
+    right = y * ((1.0 - fpr) if accepted else fpr)
+    wrong = (1.0 - y) * ((1.0 - tpr) if accepted else tpr)
+    return right / (right + wrong) if right + wrong > 0.0 else y
 
 
 def _score(request, model: str) -> float | None:
