@@ -44,6 +44,27 @@ def test_ids_are_read_from_request_id_trace_request_id_or_a_mapping(tmp_path):
     assert "trace_request_id" not in t.columns
 
 
+def test_rows_that_repeat_an_id_are_said_once_naming_the_first_pair(tmp_path):
+    """A file whose ids repeat was read silently, though trace_request_id is how results join
+    back to its rows (new-user walkthrough, 2026-12-07): one warning names the count and the
+    first repeated id's two lines; unique ids say nothing."""
+    import warnings
+
+    rows = _write(tmp_path / "t.csv", "request_id")
+    rows["request_id"] = [f"s{i % 10}" for i in range(len(rows))]  # each id 4 times
+    rows.to_csv(tmp_path / "d.csv", index=False)
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        build_trace({"name": "t", "source": {"kind": "generic",
+                                             "path": str(tmp_path / "d.csv")}}, 0)
+        build_trace({"name": "t", "source": {"kind": "generic",
+                                             "path": str(tmp_path / "t.csv")}}, 0)
+    rep = [str(w.message) for w in said if "repeat an id" in str(w.message)]
+    assert rep == [f"{tmp_path / 'd.csv'}: column request_id (trace_request_id): 30 row(s) repeat "
+                   f"an id of an earlier row (first 's0': line 2 and line 12); requests.parquet's "
+                   f"trace_request_id then joins back to several rows"], rep
+
+
 def test_requests_parquet_carries_the_files_ids_after_sampling(tmp_path):
     rows = _write(tmp_path / "t.csv", "request_id", n=200)
     out = tmp_path / "run"

@@ -304,4 +304,27 @@ def convert(raw: RawTable, columns: Mapping[str, str] | None = None, time_unit: 
     trace = set_block_tokens(canonical_columns(arrival, prompt, output, optional), block)
     check_rows(trace, str(raw.path), raw.where, ordered=False,  # file lines, before sorting
                columns=cols)
+    if "trace_request_id" in trace.columns:
+        _warn_repeated_ids(raw, cols["trace_request_id"], trace["trace_request_id"])
     return set_block_tokens(sort_by_arrival(trace.to_frame()), block)
+
+
+def _warn_repeated_ids(raw: RawTable, src: str, ids) -> None:
+    """One warning where rows share a request id: requests.parquet's `trace_request_id`, the
+    join back to the file's rows, then names several (the first repeat and the count said)."""
+    first: dict = {}
+    repeats, example = 0, None
+    for i, v in enumerate(ids):
+        if v is None:
+            continue
+        if v in first:
+            repeats += 1
+            if example is None:
+                example = (v, first[v], i)
+        else:
+            first[v] = i
+    if repeats:
+        v, a, b = example
+        warn(f"{raw.path}: column {src} (trace_request_id): {repeats:,} row(s) repeat an id of "
+             f"an earlier row (first {v!r}: {raw.where(a)} and {raw.where(b)}); "
+             f"requests.parquet's trace_request_id then joins back to several rows")
