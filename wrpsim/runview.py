@@ -190,9 +190,9 @@ def _extra_lines(s: dict, cfg: dict) -> list[str]:
             line += f"; busiest link {_pct(s['network_max_link_utilization'])} used"
         out.append(line + ")")
     if s.get("instance_failures"):
-        n = s["instance_failures"]
+        n, hit = s["instance_failures"], s.get("requests_interrupted") or 0
         line = (f"  failures   {n:,} instance failure{'' if n == 1 else 's'}, availability "
-                f"{_pct(s.get('availability'))}; {s.get('requests_interrupted') or 0:,} requests "
+                f"{_pct(s.get('availability'))}; {hit:,} request{'' if hit == 1 else 's'} "
                 f"interrupted ({s.get('requests_retried') or 0:,} retried)")
         if s.get("slo_attainment_interrupted") is not None:
             line += f", {_pct(s['slo_attainment_interrupted'])} of them within the SLO"
