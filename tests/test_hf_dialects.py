@@ -272,6 +272,7 @@ def test_a_longrope_model_is_served_at_its_original_length_unless_told_otherwise
     prompt; one with max_context up to 131,072 serves it."""
     import json
 
+    from wrpsim.pool import catalog
     from wrpsim.pool.fleet import parse_pool
 
     phi = {"model_type": "phi3", "hidden_size": 3072, "intermediate_size": 8192,
@@ -283,11 +284,17 @@ def test_a_longrope_model_is_served_at_its_original_length_unless_told_otherwise
     assert (f["max_context"], f["default_context"]) == (131072, 4096)
     (tmp_path / "models.yaml").write_text(f"phi-4-mini:\n  hf_config: {json.dumps(phi)}\n")
     monkeypatch.setenv("WRPSIM_CATALOG", str(tmp_path))
-    pool = {"gpu": "h100-80gb", "model": "phi-4-mini", "tp": 1, "count": 1}
-    assert parse_pool("p", pool).max_context == 4096
-    assert parse_pool("p", {**pool, "max_context": 131072}).max_context == 131072
-    with pytest.raises(ConfigError, match=r"max_context \(131073\) exceeds phi-4-mini's maximum"):
-        parse_pool("p", {**pool, "max_context": 131073})
+    catalog.models.cache_clear()  # (a worker may have read the shipped catalog already)
+    try:
+        pool = {"gpu": "h100-80gb", "model": "phi-4-mini", "tp": 1, "count": 1}
+        assert parse_pool("p", pool).max_context == 4096
+        assert parse_pool("p", {**pool, "max_context": 131072}).max_context == 131072
+        with pytest.raises(ConfigError, match=r"max_context \(131073\) exceeds phi-4-mini's "
+                                              r"maximum"):
+            parse_pool("p", {**pool, "max_context": 131073})
+    finally:
+        monkeypatch.delenv("WRPSIM_CATALOG")
+        catalog.models.cache_clear()
 
 
 def test_gemma3s_length_is_taken_as_already_scaled():
