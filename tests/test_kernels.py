@@ -1006,3 +1006,55 @@ def test_int4_experts_carry_a_bf16_scale_per_group_of_32():
     i4 = build_latency_model("kimi-k2.5", "h200-141gb", 8, precision="int4")
     assert bf.weight_bytes_per_gpu - i4.weight_bytes_per_gpu == pytest.approx(
         m.expert_params * (2.0 - 4.5 / 8) / 8, rel=1e-12)
+
+
+def _moved_gpus():
+    """Catalog GPUs whose collectives vllm-0.24 moves over from another GPU's tables."""
+    from wrpsim.pool.kernels.borrowed import Partial, Transferred
+
+    eng = get_engine("vllm-0.24")
+    out = []
+    for g in sorted(gpus()):
+        try:
+            k = kernels_for(eng, g)
+        except ConfigError:
+            continue
+        moved = k if isinstance(k, Transferred) else (
+            k.ref if isinstance(k, Partial) and not k.own.has("allreduce") else None)
+        if moved is not None:
+            out.append((g, moved))
+    return out
+
+
+@pytest.mark.parametrize("tp", [2, 4, 8])
+def test_collectives_moved_to_another_link_keep_eager_above_graph_and_grow_with_bytes(tp):
+    """A GPU without collective tables times them from another GPU's, moved to its own link.
+    The move stretched each curve above its own first point, so an eager all-reduce (first
+    point: launch time) came out faster than the CUDA-graph one past a few hundred KB — a PCIe
+    H100's decode step got 11 % faster from 512 to 513 sequences, where vLLM leaves the graph
+    — and NCCL's small-message protocol step grew seven-fold on a 64 GB/s link (physical
+    probe, 2026-12-07). Now the bytes' extra time on the slower link is added: eager stays at
+    or above graph, every curve grows with the message, and a message's extra time is what
+    its bytes need on the link (within the reference's link share)."""
+    moved = _moved_gpus()
+    assert {"h100-pcie-80gb", "h100-nvl-94gb", "a10g-24gb"} <= {g for g, _ in moved}
+    for g, k in moved:
+        graph, eager = k.allreduce(tp, True), k.allreduce(tp, False)
+        gap = eager(graph.x) - graph.y  # the launch time eager adds; where the reference's
+        ref_gap = k.ref.allreduce(tp, False)(graph.x) - k.ref.allreduce(tp, True)(graph.x)
+        assert np.all(gap >= np.minimum(ref_gap, 0.0) - 1e-12), g  # eager is not below graph
+        for c in (graph, eager, k.nccl("all_gather", tp), k.nccl("reduce_scatter", tp)):
+            assert np.all(np.diff(c.y) >= 0), g
+        ref = k.ref.allreduce(tp, True)
+        slower = get_gpu(g).link_for(tp) < k.ref.gpu.link_for(tp)
+        extra = graph.y - ref(graph.x)
+        assert np.all(extra >= -1e-15) if slower else np.all(extra <= 1e-15), g
+        x = graph.x[-1]  # the largest message: at least its bytes at the new link's rate
+        assert graph.y[-1] >= 2 * (tp - 1) / tp * 2 * x / (get_gpu(g).link_for(tp) * 1e9) \
+            or not slower, g
+
+
+def test_a_pcie_h100_step_does_not_get_faster_past_the_cuda_graph():
+    lat = build_latency_model("llama3.1-8b", "h100-pcie-80gb", 2)
+    steps = [lat.decode_step_s(b, b * 128) for b in (511, 512, 513, 520)]
+    assert steps == sorted(steps)
