@@ -333,8 +333,13 @@ class Kernels:
                 raise ConfigError(f"engine tables {self.dir}: no bf16 GEMM rows")
             src = gemm_source(dtype, self._gemm_cube("fp8") is not None, self.gpu)
             base = self.gemm(src, n, k)
-            return base.scaled(rl.gemm_roofline(base.x, n, k, dtype, self.gpu)
-                               / rl.gemm_roofline(base.x, n, k, src, self.gpu))
+            # (moved by the roofline ratio, then held to the sustained rate of the math it
+            # computes in: an FP4 weight-only GEMM on Hopper runs at the BF16 rate, and the
+            # ratio of its memory-bound rooflines took it below that — an H100 faster than an
+            # H200 at a compute-bound step)
+            y = base.y * (rl.gemm_roofline(base.x, n, k, dtype, self.gpu)
+                          / rl.gemm_roofline(base.x, n, k, src, self.gpu))
+            return Curve(base.x, sustained(y, rl.gemm_flops(base.x, n, k), dtype, self.gpu))
         ms, ns, ks, lc = cube
         nq, kq = min(max(n, ns[0]), ns[-1]), min(max(k, ks[0]), ks[-1])
         j, wn = _weights(np.log(ns), np.log(nq))
