@@ -338,3 +338,37 @@ def test_a_window_on_some_qwen_layers_only_is_refused_as_vllm_refuses_it():
     # another type's max_window_layers is not Qwen's rule
     f, _ = read_hf_config({**on, "model_type": "mistral", "max_window_layers": 28})
     assert f["sliding_layers"] == 36
+
+
+OLMOE_1B_7B = {  # allenai/OLMoE-1B-7B-0924: 6.92B, 64 experts of 1,024, top 8
+    "model_type": "olmoe", "hidden_size": 2048, "intermediate_size": 1024,
+    "max_position_embeddings": 4096, "num_attention_heads": 16, "num_experts": 64,
+    "num_experts_per_tok": 8, "num_hidden_layers": 16, "num_key_value_heads": 16,
+    "tie_word_embeddings": False, "vocab_size": 50304}
+GRANITE_31_3B_MOE = {  # ibm-granite/granite-3.1-3b-a800m: 3.30B, 40 experts of 512, top 8
+    "model_type": "granitemoe", "hidden_size": 1536, "intermediate_size": 512,
+    "max_position_embeddings": 131072, "num_attention_heads": 24, "num_experts_per_tok": 8,
+    "num_hidden_layers": 32, "num_key_value_heads": 8, "num_local_experts": 40,
+    "tie_word_embeddings": True, "vocab_size": 49155}
+QWEN2_57B_A14B = {  # Qwen/Qwen2-57B-A14B: 57.41B, 64 experts of 2,560, top 8, shared 20,480
+    "model_type": "qwen2_moe", "decoder_sparse_step": 1, "hidden_size": 3584,
+    "intermediate_size": 18944, "max_position_embeddings": 131072, "max_window_layers": 28,
+    "moe_intermediate_size": 2560, "num_attention_heads": 28, "num_experts": 64,
+    "num_experts_per_tok": 8, "num_hidden_layers": 28, "num_key_value_heads": 4,
+    "shared_expert_intermediate_size": 20480, "sliding_window": 131072,
+    "tie_word_embeddings": False, "use_sliding_window": False, "vocab_size": 151936}
+
+
+@pytest.mark.parametrize("cfg, total, kv_bytes", [
+    (OLMOE_1B_7B, 6.919e9, 16 * 16 * 128 * 2 * 2),
+    (GRANITE_31_3B_MOE, 3.299e9, 32 * 8 * 64 * 2 * 2),
+    (QWEN2_57B_A14B, 57.409e9, 28 * 4 * 128 * 2 * 2),
+], ids=["olmoe", "granite-3.1-moe", "qwen2-57b-a14b"])
+def test_moe_configs_nobody_fitted_on_load_their_published_size(cfg, total, kv_bytes):
+    """Three MoE dialects outside the catalog against their published parameter counts
+    (safetensors totals) and the KV bytes a token takes in BF16 (layers x KV heads x head dim
+    x K and V x 2 B), from a review of 2026-12-07 that checked 16 such models by hand."""
+    m = _spec(cfg)
+    assert m.params == pytest.approx(total, rel=0.001)
+    assert m.layers * m.kv_heads * m.head_dim * 2 * 2 == kv_bytes
+    assert m.kv_bytes_per_token == kv_bytes

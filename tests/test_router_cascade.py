@@ -136,3 +136,30 @@ def test_a_zero_or_one_outcome_is_its_own_posterior():
             assert posterior(1.0, accepted, tpr, fpr) == 1.0
             assert posterior(0.0, accepted, tpr, fpr) == 0.0
     assert posterior(0.5, True, 0.8, 0.1) == pytest.approx(0.45 / (0.45 + 0.1))
+
+
+def test_a_rejected_answer_kept_because_its_escalation_was_lost_scores_its_posterior():
+    """A rejected cheap answer whose escalation was lost (the large pool down, requests
+    dropped) is the answer the user keeps: it scores its expected correctness given the
+    rejection, as an accepted one does given its acceptance (it scored its prior y: 0.849
+    against 0.705; diff review, 2026-12-07). Behind a guard the same (the guard did not hand
+    the inner cascade's verdicts or figures on)."""
+    from wrpsim.router.verifier import posterior
+
+    y, yl, n = 0.7, 0.9, 400
+    trace = _expected_accuracy_trace(n, y, yl)
+    cfg = two_model_cfg(_cascade(verifier={"tpr": 0.8, "fpr": 0.1}))
+    cfg["failures"] = {"policy": "drop", "events": [{"pool": "large", "instance": 0,
+                                                      "at_s": 0.0, "down_s": None}]}
+    sim, _, q = _run(cfg, trace)
+    esc = sim.router.escalated
+    assert esc > 0
+    want = ((n - esc) * posterior(y, True, 0.8, 0.1) + esc * posterior(y, False, 0.8, 0.1)) / n
+    assert q["quality"] == pytest.approx(want)
+    guarded = {"_target_": "wrpsim.router.GuardedRouter", "_recursive_": False,
+               "inner": _cascade(verifier={"tpr": 0.8, "fpr": 0.1}), "guard_model": SMALL}
+    sim, _, q = _run(two_model_cfg(guarded), trace)
+    esc = sim.router.inner.escalated
+    assert q["quality"] == pytest.approx(
+        ((n - esc) * posterior(y, True, 0.8, 0.1) + esc * yl) / n)
+    assert sim.router.summary_figures()["cascade_escalated"] == esc

@@ -74,7 +74,6 @@ class CascadeRouter(ModelRouter):
         self.verifier.check(fleet)
         self._stage: dict[int, int] = {}
         self._seen: dict[int, object] = {}  # request id -> the category the router saw
-        self._rejected: set[int] = set()  # calls whose answer the verifier sent on
         self.escalated = 0
         self.aborted = 0
 
@@ -107,7 +106,6 @@ class CascadeRouter(ModelRouter):
             return
         accepted, _ = self.verifier.judge(request, self._chain[stage], seen, self.rng)
         if not accepted:
-            self._rejected.add(request.id)
             nxt = self.fleet.follow_up(request, model=self._chain[stage + 1])
             self._stage[nxt.id] = stage + 1
             self.escalated += 1
@@ -120,11 +118,12 @@ class CascadeRouter(ModelRouter):
 
     @property
     def judged_quality(self) -> dict:
-        """{call id: (model, expected correctness)} of the accepted answers whose verdict
-        changed what is known of them (`Verifier.posterior_of`): the quality the user keeps
-        (`wrpsim.metrics.quality.quality_summary(judged=...)`)."""
-        return {rid: (m, q) for (rid, m), q in self.verifier.judged().items()
-                if rid not in self._rejected}
+        """{call id: (model, expected correctness)} of the answers whose verdict changed what
+        is known of them (`Verifier.posterior_of`), accepted or rejected: the quality the user
+        keeps where that call's answer is the chain's final one — an accepted answer, or a
+        rejected one whose escalation was lost (`wrpsim.metrics.quality.quality_summary(
+        judged=...)`: the deepest judged call of a chain, where its model answered last)."""
+        return {rid: (m, q) for (rid, m), q in self.verifier.judged().items()}
 
     def summary_figures(self) -> dict:
         """The verifier's measured figures and the cascade's counts, for `summary.json`."""

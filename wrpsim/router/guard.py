@@ -149,6 +149,15 @@ class GuardedRouter(ModelRouter):
         inner = getattr(self.inner, "answers", None)
         return {**(inner or {}), **self._answers}
 
+    @property
+    def judged_quality(self) -> dict | None:
+        """The inner router's verdict-told answer qualities (a cascade's), if it keeps any."""
+        return getattr(self.inner, "judged_quality", None)
+
+    def summary_figures(self) -> dict:
+        """The inner router's own figures (a cascade's verifier rates and counts)."""
+        return self.inner.summary_figures()
+
     def verdict(self, category) -> str:
         """pass, block, divert or out_of_domain for the category the guard reads."""
         if category in self.block:

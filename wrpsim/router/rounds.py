@@ -123,7 +123,10 @@ class RoundRouter(_MultiCall):
         n = len(st.asked)
         self.rounds[n] = self.rounds.get(n, 0) + 1
         model = st.asked[-1] if st.best is None else st.best[2]
-        told = self.verifier.posterior_of(task.root, model)
+        told = None
+        for m in st.asked:  # (the task's verdicts are no longer needed once it is resolved)
+            v = self.verifier.forget(task.root, m)
+            told = v if m == model else told
         self._resolve(task, outcome(task.root, model) if told is None else told, finish,
                       "answered")
 

@@ -140,6 +140,10 @@ class Verifier:
         (0, 1)); None otherwise (its replayed outcome stands)."""
         return self._posterior.get((request.id, model))
 
+    def forget(self, request, model: str) -> float | None:
+        """`posterior_of`, dropping the entry (a router that resolves its answer at once)."""
+        return self._posterior.pop((request.id, model), None)
+
     def judged(self) -> dict:
         """{(request id, model): posterior} of the answers whose verdict changed their expected
         correctness (`posterior_of`)."""
