@@ -471,6 +471,9 @@ BAD = [
                              r".*; did you mean \+workload\.outcomes=x\?"),
     (["workload.outcomes=x"], r"^wrpsim: error: workload\.outcomes: not set in this workload's "
                               r"file, so add it with a '\+': \+workload\.outcomes=x$"),
+    (["workload.accuracy.default=0.5"],
+     r"^wrpsim: error: workload\.accuracy: not set in this workload's file, so add it with a "
+     r"'\+': \+workload\.accuracy\.default=0\.5$"),
     (["pool.pools.h100.prefix_cach.enabled=true"],
      r"did you mean 'prefix_cache'\?$"),
     (["pool.pools.h100.kv_tier.dram_gib=8"],

@@ -297,6 +297,34 @@ def test_a_longrope_model_is_served_at_its_original_length_unless_told_otherwise
         catalog.models.cache_clear()
 
 
+def test_phi3s_legacy_su_scaling_is_longrope_and_an_entrys_own_context_bounds_the_default(
+        tmp_path, monkeypatch):
+    """vLLM renames Phi-3's legacy `su` RoPE type to longrope, so such a model is served at its
+    original length too; a catalog entry that sets its own, smaller max_context keeps the
+    derived default within it (it was refused, naming default_context, a field the entry never
+    wrote; diff review, 2026-12-07)."""
+    import json
+
+    from wrpsim.pool import catalog
+
+    phi = {"model_type": "phi3", "hidden_size": 3072, "intermediate_size": 8192,
+           "num_attention_heads": 32, "num_key_value_heads": 32, "num_hidden_layers": 32,
+           "vocab_size": 32064, "max_position_embeddings": 131072,
+           "original_max_position_embeddings": 4096, "rope_scaling": {"type": "su"}}
+    f, _ = read_hf_config(phi)
+    assert (f["max_context"], f["default_context"]) == (131072, 4096)
+    (tmp_path / "models.yaml").write_text(
+        f"phi-small:\n  hf_config: {json.dumps(phi)}\n  max_context: 2048\n")
+    monkeypatch.setenv("WRPSIM_CATALOG", str(tmp_path))
+    catalog.models.cache_clear()
+    try:
+        m = catalog.get_model("phi-small")
+        assert (m.max_context, m.default_context) == (2048, 2048)
+    finally:
+        monkeypatch.delenv("WRPSIM_CATALOG")
+        catalog.models.cache_clear()
+
+
 def test_gemma3s_length_is_taken_as_already_scaled():
     g = {"model_type": "gemma3_text", "hidden_size": 3840, "intermediate_size": 15360,
          "num_attention_heads": 16, "num_key_value_heads": 8, "num_hidden_layers": 48,

@@ -456,9 +456,9 @@ def _unknown_key(exc, argv: list[str] | None = None, config_name: str = "config"
 
         other = [k for k in TOP_KEYS if k not in valid]
         if leaf in other:  # a key the workload's file leaves out: Hydra wants a '+'
-            typed = _override(argv or [], full_key)
+            rest, value = _typed(argv, where, leaf)
             return (f"{full_key}: not set in this workload's file, so add it with a '+': "
-                    f"+{full_key}={typed[1] if typed else '…'}")
+                    f"+{full_key}{rest}={value}")
         hint = (f"; and, added with '+' (this file leaves them out): {', '.join(other)}"
                 if other else "") + _near(leaf, where, TOP_KEYS, valid, argv)
     elif not hint and where.startswith(OPEN_SECTIONS):  # keys some kinds take, this file omits
@@ -476,11 +476,20 @@ def _near(leaf: str, where: str, keys, present, argv=None) -> str:
         return ""
     if near in present:
         return f"; did you mean {near!r}?"
-    typed = next(((k.lstrip("+~"), v) for k, eq, v in (a.partition("=") for a in argv or [])
-                  if eq and (k.lstrip("+~") + ".").startswith(f"{where}.{leaf}.")), None)
-    rest, value = (typed[0][len(f"{where}.{leaf}"):], typed[1]) if typed else ("", "…")
+    rest, value = _typed(argv, where, leaf)
     return (f"; did you mean +{where}.{near}{rest}={value}? (a key the config leaves out is "
             f"added with '+')")
+
+
+def _typed(argv, where: str, leaf: str) -> tuple[str, str]:
+    """(the rest of the key below `where.leaf`, the value) of the command line's override that
+    names that key or one under it (`accuracy.default=0.5`: '.default', '0.5'); ('', '…')
+    where none does."""
+    key = f"{where}.{leaf}"
+    for k, eq, v in (a.partition("=") for a in argv or []):
+        if eq and (k.lstrip("+~") + ".").startswith(key + "."):
+            return k.lstrip("+~")[len(key):], v
+    return "", "…"
 
 
 def _with_nulls(typed: tuple[str, str] | None, old_keys) -> str:

@@ -281,6 +281,12 @@ def _hf_entry(path: Path, name: str, raw: dict) -> dict:
         raise ConfigError(f"{path}: entry {name!r}: field 'hf_config' must be a mapping")
     try:
         fields, unread = read_hf_config(cfg)
+        if "max_context" in extra and "default_context" not in extra \
+                and fields.get("default_context"):
+            # (an entry that sets its own context: the derived default within it)
+            m = extra["max_context"]
+            if isinstance(m, int) and not isinstance(m, bool) and m >= 1:
+                fields["default_context"] = min(fields["default_context"], m)
         fields = {**fields, **extra}
         if "vision" in extra:  # the entry describes the vision tower itself
             unread = [k for k in unread if k != "vision_config"]

@@ -286,7 +286,7 @@ def _context(c: dict, mtype: str) -> tuple[int, int]:
             raise ConfigError(f"config.json key {key!r}: 'rope_type' ({a!r}) and 'type' "
                               f"({b!r}) disagree")
         rtype = str(a or b or "default")
-        longrope = longrope or rtype == "longrope"
+        longrope = longrope or rtype in ("longrope", "su")  # (vLLM renames Phi-3's su)
         if rtype in ROPE_UNSCALED:
             continue
         f = rp.get("factor")

@@ -41,8 +41,9 @@ from wrpsim.workload.validate import arrow_schema
 if TYPE_CHECKING:
     import pandas as pd
 
-CACHE_FORMAT = 4  # 3: optional columns of canonical name read by default, outcomes; 4: blank
-# text cells are missing values, zoned times in UTC
+CACHE_FORMAT = 5  # 3: optional columns of canonical name read by default, outcomes; 4: blank
+# text cells are missing values, zoned times in UTC; 5: repeated request ids warned (a trace
+# cached before would replay without the warning)
 _ATTR_KEY = f"wrpsim.{ATTR}".encode()
 _WARN_KEY = b"wrpsim.warnings"  # the parse's warnings, a JSON list of messages
 #: parsed traces kept (the least recently used beyond this are removed after a write)
