@@ -313,6 +313,10 @@ def test_phi3s_legacy_su_scaling_is_longrope_and_an_entrys_own_context_bounds_th
            "original_max_position_embeddings": 4096, "rope_scaling": {"type": "su"}}
     f, _ = read_hf_config(phi)
     assert (f["max_context"], f["default_context"]) == (131072, 4096)
+    t5 = {k: v for k, v in phi.items() if k not in ("rope_scaling",
+                                                    "original_max_position_embeddings")}
+    t5["rope_parameters"] = {"rope_type": "longrope", "original_max_position_embeddings": 4096}
+    assert read_hf_config(t5)[0]["default_context"] == 4096  # (transformers 5 keeps it there)
     (tmp_path / "models.yaml").write_text(
         f"phi-small:\n  hf_config: {json.dumps(phi)}\n  max_context: 2048\n")
     monkeypatch.setenv("WRPSIM_CATALOG", str(tmp_path))

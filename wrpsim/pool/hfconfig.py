@@ -279,7 +279,7 @@ def _context(c: dict, mtype: str) -> tuple[int, int]:
                           f"got {rope!r}")
     flat = "rope_type" in rope or "type" in rope or not rope or not all(
         isinstance(v, dict) for v in rope.values())
-    factor, longrope = 1.0, False
+    factor, longrope, lr_orig = 1.0, False, None
     for rp in [rope] if flat else list(rope.values()):
         a, b = rp.get("rope_type"), rp.get("type")
         if a is not None and b is not None and a != b:
@@ -288,6 +288,8 @@ def _context(c: dict, mtype: str) -> tuple[int, int]:
         rtype = str(a or b or "default")
         longrope = longrope or rtype in ("longrope", "su")  # (vLLM renames Phi-3's su)
         if rtype in ROPE_UNSCALED:
+            if rtype != "llama3" and isinstance(rp.get("original_max_position_embeddings"), int):
+                lr_orig = rp["original_max_position_embeddings"]  # (transformers 5 keeps it here)
             continue
         f = rp.get("factor")
         if f is not None:
@@ -305,7 +307,7 @@ def _context(c: dict, mtype: str) -> tuple[int, int]:
                                       f">= 1, got {orig!r}")
                 base = orig
     most = int(base * factor)
-    served = _hf_int(c, "original_max_position_embeddings", 1) if longrope else None
+    served = (_hf_int(c, "original_max_position_embeddings", 1) or lr_orig) if longrope else None
     return most, (served if served and most and served < most else 0)
 
 
