@@ -347,6 +347,10 @@ def test_gemma3s_length_is_taken_as_already_scaled():
     ({**YARN4, "original_max_position_embeddings": 0.5},
      r"'original_max_position_embeddings' must be an integer >= 1, got 0\.5"),
     ("yarn", r"'rope_scaling' must be a mapping"),
+    ({"rope_type": "longrope", "original_max_position_embeddings": -5},
+     r"'rope_scaling': 'original_max_position_embeddings' must be an integer >= 1, got -5"),
+    ({"rope_type": "longrope", "original_max_position_embeddings": True},
+     r"'original_max_position_embeddings' must be an integer >= 1, got True"),
 ])
 def test_a_nonsense_rope_scaling_is_refused_by_key(rope, message):
     with pytest.raises(ConfigError, match=message):

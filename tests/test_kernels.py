@@ -1054,6 +1054,20 @@ def test_collectives_moved_to_another_link_keep_eager_above_graph_and_grow_with_
             or not slower, g
 
 
+def test_a_moved_collective_takes_longer_on_more_gpus_of_a_slower_link():
+    """A ring over more GPUs sends more of the message through each GPU's link; moved with a
+    link share per group size, 8 PCIe H100s all-reduced 16.8M elements in 990 µs and 4 in
+    1,039 (the SXM's 8-GPU share is its NVSwitch's in-network reduction; diff review,
+    2026-12-07). One share for every size: the time grows with the group."""
+    for g in ("h100-pcie-80gb", "h100-nvl-94gb"):
+        k = kernels_for(get_engine("vllm-0.24"), g)
+        x = np.array([2.1e6, 16.8e6, 67e6])
+        for four, eight in ((k.nccl("all_reduce", 4), k.nccl("all_reduce", 8)),
+                            (k.allreduce(4, True), k.allreduce(8, True)),
+                            (k.nccl("all_gather", 4), k.nccl("all_gather", 8))):
+            assert np.all(four(x) <= eight(x)), g
+
+
 def test_a_pcie_h100_step_does_not_get_faster_past_the_cuda_graph():
     lat = build_latency_model("llama3.1-8b", "h100-pcie-80gb", 2)
     steps = [lat.decode_step_s(b, b * 128) for b in (511, 512, 513, 520)]

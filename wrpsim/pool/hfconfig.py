@@ -288,8 +288,8 @@ def _context(c: dict, mtype: str) -> tuple[int, int]:
         rtype = str(a or b or "default")
         longrope = longrope or rtype in ("longrope", "su")  # (vLLM renames Phi-3's su)
         if rtype in ROPE_UNSCALED:
-            if rtype != "llama3" and isinstance(rp.get("original_max_position_embeddings"), int):
-                lr_orig = rp["original_max_position_embeddings"]  # (transformers 5 keeps it here)
+            if rtype != "llama3":  # (transformers 5 keeps LongRoPE's original length here)
+                lr_orig = _original_length(rp, key) or lr_orig
             continue
         f = rp.get("factor")
         if f is not None:
@@ -299,16 +299,22 @@ def _context(c: dict, mtype: str) -> tuple[int, int]:
                                   f"> 0, got {f!r}")
             factor = float(f)
         if rtype == "yarn":
-            orig = rp.get("original_max_position_embeddings")
-            if orig is not None:
-                if isinstance(orig, bool) or not isinstance(orig, int) or orig < 1:
-                    raise ConfigError(f"config.json key {key!r}: "
-                                      f"'original_max_position_embeddings' must be an integer "
-                                      f">= 1, got {orig!r}")
-                base = orig
+            base = _original_length(rp, key) or base
     most = int(base * factor)
     served = (_hf_int(c, "original_max_position_embeddings", 1) or lr_orig) if longrope else None
     return most, (served if served and most and served < most else 0)
+
+
+def _original_length(rp: dict, key: str) -> int | None:
+    """A RoPE scaling's `original_max_position_embeddings` (None when absent); `ConfigError`
+    naming `key` for anything but an integer >= 1."""
+    orig = rp.get("original_max_position_embeddings")
+    if orig is None:
+        return None
+    if isinstance(orig, bool) or not isinstance(orig, int) or orig < 1:
+        raise ConfigError(f"config.json key {key!r}: 'original_max_position_embeddings' must "
+                          f"be an integer >= 1, got {orig!r}")
+    return orig
 
 
 def _hf_bool(c: dict, key: str, default: bool) -> bool:

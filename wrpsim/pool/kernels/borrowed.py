@@ -21,6 +21,9 @@ import numpy as np
 from wrpsim.pool.kernels import roofline as rl
 from wrpsim.pool.kernels.tables import Curve, Grid, Kernels, sustained
 
+#: the group sizes whose link share a moved collective takes the smallest of (`_on_own_link`)
+SHARE_GROUPS = (2, 4, 8)
+
 
 class Transferred:
     """Answers for `gpu` (no kernel tables) from `ref`'s tables, each time multiplied by the
@@ -69,24 +72,31 @@ class Transferred:
                      / rl.gemm_roofline(c.x, n, k, src, self.ref.gpu))
         return Curve(c.x, sustained(c.y, rl.gemm_flops(c.x, n, k), dtype, self.gpu))
 
-    def _on_own_link(self, c: Curve, tp: int, passes: float, rate: Curve | None = None
-                     ) -> Curve:
+    def _on_own_link(self, c: Curve, tp: int, passes: float, rates) -> Curve:
         """A collective's curve of `tp` GPUs on the reference GPU moved to the link of this
         GPU's group of `tp` (`GpuSpec.link_for`: a bridged pair's, else the scale-up link):
         the reference's time plus the time its bytes take longer (or shorter) on this link —
         each GPU sends `passes` x (tp - 1) / tp of the message's 2-byte elements (a ring
         all-reduce 2, an all-gather or reduce-scatter 1) — at the share of its link the
-        reference reached on its largest message (`rate`'s curve: the CUDA-graph all-reduce's
-        for both all-reduce curves, so the eager one, which adds only launch time, stays the
-        slower). The latency and protocol steps the reference measured are kept as measured,
-        not stretched with the bytes (a stretched eager all-reduce of a 2 MiB message came
-        out faster than the graph one, 74 against 117 µs on a PCIe H100); no message crosses
-        faster than its bytes at this link's rate."""
+        reference reached on its largest message, the smallest over its group sizes (`rates`:
+        that collective's curves at 2, 4 and 8 GPUs; the CUDA-graph all-reduce's for both
+        all-reduce curves, so the eager one, which adds only launch time, stays the slower):
+        one share for every size, as an NVSwitch's in-network reduction, which lifts the
+        reference's 8-GPU share to its nominal rate, is no property of the new link (a share
+        per size made 8 PCIe GPUs all-reduce faster than 4). The latency and protocol steps the
+        reference measured are kept as measured, not stretched with the bytes (a stretched
+        eager all-reduce of a 2 MiB message came out faster than the graph one, 74 against
+        117 µs on a PCIe H100); no message crosses faster than its bytes at this link's
+        rate."""
+        def share_of(r: Curve, g: int) -> float:
+            span = float(r.y[-1] - r.y[0])
+            w = passes * (g - 1) / g * 2.0
+            return min(1.0, w * float(r.x[-1]) / (self.ref.gpu.link_for(g) * 1e9) / span) \
+                if span > 0 else 1.0
+
+        share = min(share_of(r, g) for g, r in rates)
         wire = passes * (tp - 1) / tp * 2.0  # bytes each GPU sends per element
         bw_ref = self.ref.gpu.link_for(tp) * 1e9
-        r = c if rate is None else rate
-        span = float(r.y[-1] - r.y[0])
-        share = min(1.0, wire * float(r.x[-1]) / bw_ref / span) if span > 0 else 1.0
         bw = self.gpu.link_for(tp) * 1e9
         extra = wire * c.x * (1.0 / bw - 1.0 / bw_ref) / share
         # (and never faster than its bytes cross this link: a reference that beat its own
@@ -96,7 +106,7 @@ class Transferred:
 
     def allreduce(self, tp, graph) -> Curve:
         return self._on_own_link(self.ref.allreduce(tp, graph), tp, 2.0,
-                                 self.ref.allreduce(tp, True))
+                                 [(g, self.ref.allreduce(g, True)) for g in SHARE_GROUPS])
 
     def allreduce_fused(self, tp) -> None:
         """None: a kernel measured on another GPU says nothing of whether this one runs it."""
@@ -106,7 +116,8 @@ class Transferred:
         return False
 
     def nccl(self, op, tp) -> Curve:
-        return self._on_own_link(self.ref.nccl(op, tp), tp, 2.0 if op == "all_reduce" else 1.0)
+        return self._on_own_link(self.ref.nccl(op, tp), tp, 2.0 if op == "all_reduce" else 1.0,
+                                 [(g, self.ref.nccl(op, g)) for g in SHARE_GROUPS])
 
     def _grid(self, g: Grid, roof, heads, kv_heads, head_dim, kv_dtype) -> Grid:
         kvb = rl.KV_BYTES[kv_dtype]
