@@ -170,7 +170,9 @@ class RoundRouter(_MultiCall):
 
     def lost(self, task, index, model, request, record):
         """A lost round fails the task."""
-        self._state.pop(task.root.id, None)
+        st = self._state.pop(task.root.id, None)
+        for m in (st.asked if st is not None else ()):  # (its verdicts no longer needed)
+            self.verifier.forget(task.root, m)
         self._resolve(task, None, NAN, "failed")
 
     def summary_figures(self) -> dict:
