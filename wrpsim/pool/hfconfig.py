@@ -266,7 +266,8 @@ def _context(c: dict, mtype: str) -> tuple[int, int]:
     else `rope_scaling`; a null factor is 1, as vLLM takes it) for every type but longrope /
     su / llama3, whose configs give the scaled length already — for YaRN times its
     `original_max_position_embeddings` instead —, and not for Gemma 3, whose length is the
-    scaled one; a LongRoPE model is served at its top-level `original_max_position_embeddings`
+    scaled one; a LongRoPE model (Phi-3's legacy `su` too) is served at its
+    `original_max_position_embeddings` — top-level, else in its scaling (transformers 5) —
     unless told otherwise. `ConfigError` naming the key for a scaling that is not a mapping, a
     `type` and `rope_type` that disagree, or a factor that is not a finite number > 0."""
     base = _hf_int(c, "max_position_embeddings", 1) or 0

@@ -123,12 +123,14 @@ class RoundRouter(_MultiCall):
         n = len(st.asked)
         self.rounds[n] = self.rounds.get(n, 0) + 1
         model = st.asked[-1] if st.best is None else st.best[2]
-        told = None
-        for m in st.asked:  # (the task's verdicts are no longer needed once it is resolved)
-            v = self.verifier.forget(task.root, m)
-            told = v if m == model else told
+        told = self._forget_verdicts(task, st).get(model)
         self._resolve(task, outcome(task.root, model) if told is None else told, finish,
                       "answered")
+
+    def _forget_verdicts(self, task, st: _State) -> dict:
+        """{model: its answer's posterior or None} of the task's judged rounds, dropped from
+        the verifier (a resolved task needs them no more)."""
+        return {m: self.verifier.forget(task.root, m) for m in st.asked}
 
     def completed(self, task, index, model, request, record):
         """Round `index` answered: judge it where a decision remains; stop or call the next."""
@@ -171,8 +173,8 @@ class RoundRouter(_MultiCall):
     def lost(self, task, index, model, request, record):
         """A lost round fails the task."""
         st = self._state.pop(task.root.id, None)
-        for m in (st.asked if st is not None else ()):  # (its verdicts no longer needed)
-            self.verifier.forget(task.root, m)
+        if st is not None:
+            self._forget_verdicts(task, st)
         self._resolve(task, None, NAN, "failed")
 
     def summary_figures(self) -> dict:
